@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -220,6 +221,7 @@ class KafkaHandle:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     host: str = HOST
     stop_seconds: float | None = None
+    owns_data_dir: bool = False  # True when start() made a temp dir; stop() then removes it
 
     @property
     def bootstrap(self) -> str:
@@ -243,13 +245,23 @@ class KafkaHandle:
         return _pid_alive(self.pid)
 
     def log_tail(self, lines: int = 60) -> str:
+        """First ERROR/FATAL lines (the cause; shutdown noise follows it) plus the log tails."""
+        errors = [
+            line
+            for line in _tail(self.log_path, 5000).splitlines()
+            if "] ERROR " in line or "] FATAL " in line or line.startswith("Caused by:")
+        ][:15]
         return (
+            "--- errors ---\n" + "\n".join(errors) + "\n"
             f"--- {self.log_path} ---\n{_tail(self.log_path, lines)}\n"
             f"--- {self.stdout_path} ---\n{_tail(self.stdout_path, lines)}"
         )
 
-    def stop(self, timeout: float = 30.0) -> float:
-        """SIGTERM (clean shutdown), wait up to `timeout` s, then SIGKILL. Returns seconds taken."""
+    def stop(self, timeout: float = 30.0, remove_data: bool | None = None) -> float:
+        """SIGTERM (clean shutdown), wait up to `timeout` s, then SIGKILL. Returns seconds taken.
+
+        remove_data: delete data_dir afterwards; by default only a temp dir start() created.
+        """
         t0 = time.monotonic()
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
@@ -263,6 +275,8 @@ class KafkaHandle:
                 self.process.wait(timeout=5)  # reap, so no zombie lingers
         if self.stop_seconds is None:
             self.stop_seconds = time.monotonic() - t0
+        if (self.owns_data_dir if remove_data is None else remove_data) and not self.alive():
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         return self.stop_seconds
 
     def _wait_gone(self, timeout: float) -> bool:
@@ -346,6 +360,8 @@ def _jvm_args(home: Path, libs: Path, logs: Path, heap: str) -> list[str]:
         "-XX:InitiatingHeapOccupancyPercent=35",
         "-XX:+ExplicitGCInvokesConcurrent",
         "-Djava.awt.headless=true",
+        # Let Kafka log its whole shutdown: log4j's own hook would stop the appender early.
+        "-Dlog4j2.shutdownHookEnabled=false",
         f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={logs}",
         "-cp",
@@ -369,7 +385,11 @@ def _format_storage(
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"kafka StorageTool format failed:\n{proc.stdout}\n{proc.stderr}")
+        raise StartupError(f"kafka StorageTool format failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+class StartupError(RuntimeError):
+    """The broker exited or never answered; the message carries its errors and log tail."""
 
 
 def start(
@@ -384,25 +404,55 @@ def start(
 ) -> KafkaHandle:
     """Format (if needed) and launch a single-node KRaft broker; wait until it serves requests.
 
-    port=0 picks a free port. data_dir=None uses a fresh temp dir; an existing, already
+    port=0 picks a free port (retried with new ports if another process grabs it first).
+    data_dir=None uses a fresh temp dir, removed again by stop(); an existing, already
     formatted data_dir is reused (restart). extra_props override/add server properties,
     e.g. {"log.flush.interval.messages": 1}. detach=True keeps the broker running after this
     Python process exits (used by the CLI); otherwise it is stopped at interpreter exit and
-    killed if the launching thread dies.
+    SIGTERMed by the kernel if the launching thread dies.
     """
     t0 = time.monotonic()
     libs = fetch(version)
+    owns_dir = data_dir is None
+    ddir = Path(tempfile.mkdtemp(prefix="kafka-ref-")) if data_dir is None else Path(data_dir)
+    ddir = ddir.resolve()
+    attempts = 3 if port == 0 else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            handle = _launch(
+                libs, ddir, port or free_port(), extra_props or {}, version, timeout, heap, detach
+            )
+        except StartupError:
+            # Only a lost race for an auto-picked port is worth another try.
+            log = _tail(ddir / "logs" / "server.log", 5000)
+            if attempt == attempts or "Address already in use" not in log:
+                raise
+            continue
+        handle.owns_data_dir = owns_dir
+        handle.start_seconds = time.monotonic() - t0
+        (ddir / STATE_FILE).write_text(json.dumps(handle.state(), indent=1))
+        return handle
+    raise AssertionError("unreachable")
+
+
+def _launch(
+    libs: Path,
+    ddir: Path,
+    port: int,
+    extra_props: Mapping[str, object],
+    version: str,
+    timeout: float,
+    heap: str,
+    detach: bool,
+) -> KafkaHandle:
     home = kafka_home(version)
-    port = port or free_port()
     controller_port = free_port()
     while controller_port == port:
         controller_port = free_port()
-    ddir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="kafka-ref-"))
-    ddir = ddir.resolve()
     logs = ddir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     props_file = ddir / "server.properties"
-    props = _server_properties(ddir, port, controller_port, extra_props or {})
+    props = _server_properties(ddir, port, controller_port, extra_props)
     props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     # Reuse an existing store (restart); formatting it again would fail on the cluster id.
@@ -434,21 +484,18 @@ def start(
         atexit.register(handle.stop)
 
     deadline = time.monotonic() + timeout
-    while True:
+    while not probe(HOST, port, timeout=2.0):
         if not handle.alive():
-            raise RuntimeError(
+            handle.stop()  # reap
+            raise StartupError(
                 f"Kafka exited with code {proc.returncode} during startup\n{handle.log_tail()}"
             )
-        if probe(HOST, port, timeout=2.0):
-            break
         if time.monotonic() > deadline:
             handle.stop(timeout=10)
-            raise TimeoutError(
+            raise StartupError(
                 f"Kafka did not answer on {HOST}:{port} within {timeout}s\n{handle.log_tail()}"
             )
         time.sleep(0.25)
-    handle.start_seconds = time.monotonic() - t0
-    (ddir / STATE_FILE).write_text(json.dumps(handle.state(), indent=1))
     return handle
 
 
