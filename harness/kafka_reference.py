@@ -83,7 +83,10 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     libs = copy_dependencies(home, kafka_deps(version))
     conf = home / "log4j2.properties"
     if not conf.exists() or conf.read_text() != LOG4J2_PROPERTIES:
-        conf.write_text(LOG4J2_PROPERTIES)
+        # Atomic replace: a broker starting in parallel must never read a truncated file.
+        tmp = conf.with_name(f".log4j2.properties.{os.getpid()}")
+        tmp.write_text(LOG4J2_PROPERTIES)
+        tmp.replace(conf)
     return libs
 
 

@@ -77,19 +77,23 @@ def librdkafka_version(argv_prefix: list[str]) -> str | None:
     return m.group(1) if m else None
 
 
-@functools.lru_cache(maxsize=1)
 def kcat_command() -> list[str]:
     """argv prefix that runs kcat, with the wheel's newer librdkafka when it loads correctly.
 
     Falls back to plain kcat (Debian's librdkafka) if the bundled library is missing or kcat
-    does not start with it.
+    does not start with it. Set CONTEXTPLANE_KCAT_PLAIN=1 to force plain kcat.
     """
+    return list(_kcat_command(bool(os.environ.get("CONTEXTPLANE_KCAT_PLAIN"))))
+
+
+@functools.lru_cache(maxsize=2)
+def _kcat_command(plain_only: bool) -> tuple[str, ...]:
     kcat = kcat_binary()
-    if os.environ.get("CONTEXTPLANE_KCAT_PLAIN"):
-        return [kcat]
+    if plain_only:
+        return (kcat,)
     lib = bundled_librdkafka()
     if lib is None:
-        return [kcat]
+        return (kcat,)
     ld_path = str(_soname_dir(lib))
     if os.environ.get("LD_LIBRARY_PATH"):
         ld_path += os.pathsep + os.environ["LD_LIBRARY_PATH"]
@@ -98,8 +102,8 @@ def kcat_command() -> list[str]:
     newer = librdkafka_version(cmd)
     # Only use it if kcat really picked up a different (the bundled) library.
     if newer and newer != plain:
-        return cmd
-    return [kcat]
+        return tuple(cmd)
+    return (kcat,)
 
 
 def main() -> int:

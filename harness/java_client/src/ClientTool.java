@@ -12,7 +12,7 @@
 //           [--batch-size BYTES] [--timeout-ms MS] [--config k=v,...]
 //   consume --bootstrap H:P --topic T [--group G] --count N [--timeout-ms X]
 //           [--isolation-level read_uncommitted|read_committed] [--offset-reset earliest|latest]
-//           [--summary-only true] [--config k=v,...]
+//           [--group-protocol classic|consumer] [--summary-only true] [--config k=v,...]
 //   admin --bootstrap H:P create-topic T PARTITIONS [REPLICATION] [--config k=v,...]
 //   admin --bootstrap H:P delete-topic T | list-topics | describe-topic T | describe-cluster
 //   admin --bootstrap H:P list-offsets T | describe-group G | list-groups
