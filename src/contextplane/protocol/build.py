@@ -50,6 +50,11 @@ def _convert(kafka_type: str | None, value: Any) -> Any:
         if isinstance(value, datetime.timedelta):
             return value
         return datetime.timedelta(milliseconds=value)
+    if kafka_type == "datetime_i64" and isinstance(value, int):
+        # Kafka writes -1 for "no timestamp"; kio models that as None.
+        if value < 0:
+            return None
+        return datetime.datetime.fromtimestamp(value / 1000, datetime.UTC)
     if kafka_type == "uuid" and isinstance(value, bytes):
         return uuid.UUID(bytes=value)
     return value
@@ -59,7 +64,7 @@ def build(cls: type, values: dict[str, Any] | None = None, /, **kwargs: Any) -> 
     """Instantiate `cls` from `values`, dropping keys this version does not have."""
     source = dict(values or {}, **kwargs)
     args: dict[str, Any] = {}
-    for name, kafka_type, nested, is_tuple, optional in _field_plan(cls):
+    for name, kafka_type, nested, is_tuple, _optional in _field_plan(cls):
         if name not in source:
             continue
         value = source[name]

@@ -1,0 +1,75 @@
+"""Topic configuration names and defaults, as Kafka documents them.
+
+Only configs the broker honours or can honestly report are accepted; an unknown name is
+INVALID_CONFIG, as in Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from contextplane.settings import Settings
+
+
+def _int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _choice(*options: str) -> Callable[[str], bool]:
+    return lambda value: value in options
+
+
+# name -> (validator, default from broker settings or a constant)
+TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]] = {
+    "cleanup.policy": (
+        _choice("delete", "compact", "compact,delete", "delete,compact"),
+        lambda s: "delete",
+    ),
+    "retention.ms": (_int, lambda s: str(s.retention_ms)),
+    "retention.bytes": (_int, lambda s: str(s.retention_bytes)),
+    "segment.bytes": (_int, lambda s: str(s.upload_bytes)),
+    "segment.ms": (_int, lambda s: str(7 * 24 * 3600 * 1000)),
+    "max.message.bytes": (_int, lambda s: str(s.message_max_bytes)),
+    "min.insync.replicas": (_int, lambda s: "1"),
+    "compression.type": (
+        _choice("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+        lambda s: "producer",
+    ),
+    "message.timestamp.type": (_choice("CreateTime"), lambda s: "CreateTime"),
+    "delete.retention.ms": (_int, lambda s: "86400000"),
+    "min.compaction.lag.ms": (_int, lambda s: "0"),
+    "max.compaction.lag.ms": (_int, lambda s: "9223372036854775807"),
+    "min.cleanable.dirty.ratio": (lambda v: True, lambda s: "0.5"),
+    "file.delete.delay.ms": (_int, lambda s: "60000"),
+    "flush.messages": (_int, lambda s: "1"),
+    "flush.ms": (_int, lambda s: "0"),
+    "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),
+    "message.timestamp.before.max.ms": (_int, lambda s: "9223372036854775807"),
+    "message.timestamp.after.max.ms": (_int, lambda s: "9223372036854775807"),
+}
+
+BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
+    "num.partitions": lambda s: str(s.num_partitions),
+    "default.replication.factor": lambda s: str(s.default_replication_factor),
+    "auto.create.topics.enable": lambda s: str(s.auto_create_topics_enable).lower(),
+    "log.retention.ms": lambda s: str(s.retention_ms),
+    "log.retention.bytes": lambda s: str(s.retention_bytes),
+    "message.max.bytes": lambda s: str(s.message_max_bytes),
+    "socket.request.max.bytes": lambda s: str(s.socket_request_max_bytes),
+    "group.initial.rebalance.delay.ms": lambda s: str(s.group_initial_rebalance_delay_ms),
+    "node.id": lambda s: str(s.node_id),
+}
+
+
+def invalid_topic_config(name: str, value: str | None) -> str | None:
+    """An error message if `name=value` is not a valid topic config, else None."""
+    spec = TOPIC_CONFIGS.get(name)
+    if spec is None:
+        return f"Unknown topic config name: {name}"
+    if value is None or not spec[0](value):
+        return f"Invalid value {value} for configuration {name}"
+    return None

@@ -1,0 +1,122 @@
+"""CreateTopics, DeleteTopics, CreatePartitions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from contextplane.broker.router import RequestContext
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+
+
+async def create_topics(ctx: RequestContext, request: Any) -> Any:
+    topics_manager = ctx.broker.topics
+    results = []
+    seen: dict[str, int] = {}
+    for topic in request.topics:
+        seen[topic.name] = seen.get(topic.name, 0) + 1
+    for topic in request.topics:
+        entry: dict[str, Any] = {
+            "name": topic.name,
+            "topic_id": uuid.UUID(int=0),
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "topic_config_error_code": ErrorCode.none,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": None,
+        }
+        results.append(entry)
+        try:
+            if seen[topic.name] > 1:
+                raise KafkaError(ErrorCode.invalid_request, "Duplicate topic name in the request.")
+            if topic.assignments and topic.num_partitions != -1:
+                raise KafkaError(
+                    ErrorCode.invalid_request,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set.",
+                )
+            partitions = topic.num_partitions
+            if topic.assignments:
+                partitions = len(topic.assignments)
+            configs = {c.name: c.value for c in topic.configs}
+            count, clean = topics_manager.check_create(
+                topic.name, partitions, topic.replication_factor, configs
+            )
+            entry.update(num_partitions=count, replication_factor=1)
+            if not request.validate_only:
+                record = topics_manager.create(topic.name, count, clean)
+                entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+        except KafkaError as exc:
+            entry.update(error_code=exc.code, error_message=exc.message)
+    return ctx.response(throttle_time=0, topics=results)
+
+
+async def delete_topics(ctx: RequestContext, request: Any) -> Any:
+    results = []
+    if ctx.api_version >= 6:
+        wanted = [(t.name, t.topic_id) for t in request.topics]
+    else:
+        wanted = [(name, None) for name in request.topic_names]
+    for name, topic_id in wanted:
+        entry: dict[str, Any] = {
+            "name": name,
+            "topic_id": topic_id or uuid.UUID(int=0),
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+        try:
+            if name is None and topic_id is not None:
+                record = ctx.broker.topics.by_id(topic_id.bytes)
+                if record is None:
+                    raise KafkaError(ErrorCode.unknown_topic_id)
+                name = entry["name"] = record.name
+            if name is None:
+                raise KafkaError(ErrorCode.invalid_request, "neither name nor id given")
+            record = ctx.broker.topics.topics().get(name)
+            if record is not None:
+                entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+            await ctx.broker.topics.delete(name)
+        except KafkaError as exc:
+            entry.update(error_code=exc.code, error_message=exc.message)
+        results.append(entry)
+    return ctx.response(throttle_time=0, responses=results)
+
+
+async def create_partitions(ctx: RequestContext, request: Any) -> Any:
+    results = []
+    for topic in request.topics:
+        entry: dict[str, Any] = {
+            "name": topic.name,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+        try:
+            record = ctx.broker.topics.topics().get(topic.name)
+            if record is None:
+                raise KafkaError(
+                    ErrorCode.unknown_topic_or_partition,
+                    f"The topic '{topic.name}' does not exist.",
+                )
+            if topic.count < record.partitions:
+                raise KafkaError(
+                    ErrorCode.invalid_partitions,
+                    f"Topic currently has {record.partitions} partitions, which is higher than "
+                    f"the requested {topic.count}.",
+                )
+            if topic.count == record.partitions:
+                raise KafkaError(
+                    ErrorCode.invalid_partitions,
+                    f"Topic already has {record.partitions} partitions.",
+                )
+            if (
+                topic.assignments is not None
+                and len(topic.assignments) != topic.count - record.partitions
+            ):
+                raise KafkaError(ErrorCode.invalid_replica_assignment, "Assignment count mismatch.")
+            if not request.validate_only:
+                ctx.broker.topics.add_partitions(topic.name, topic.count)
+        except KafkaError as exc:
+            entry.update(error_code=exc.code, error_message=exc.message)
+        results.append(entry)
+    return ctx.response(throttle_time=0, results=results)

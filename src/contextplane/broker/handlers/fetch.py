@@ -1,0 +1,146 @@
+"""Fetch: read up to the high watermark; long-poll on max_wait / min_bytes.
+
+No incremental fetch sessions (KIP-227): the response's session id is always 0, which
+tells clients to send full fetch requests, as a broker with sessions disabled does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from contextplane import limits
+from contextplane.broker.router import RequestContext
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.storage.partition import PartitionLog
+
+
+def _resolve(ctx: RequestContext, topic: Any) -> tuple[str | None, Any]:
+    """(topic name or None, topic id) of one requested topic."""
+    topic_id = getattr(topic, "topic_id", None)
+    name = getattr(topic, "topic", None)
+    if name is None and topic_id is not None:
+        record = ctx.broker.topics.by_id(topic_id.bytes)
+        return (record.name if record else None), topic_id
+    return name, topic_id
+
+
+def _check_epoch(partition: PartitionLog, current_leader_epoch: int) -> None:
+    if current_leader_epoch < 0 or current_leader_epoch == partition.leader_epoch:
+        return
+    if current_leader_epoch < partition.leader_epoch:
+        raise KafkaError(ErrorCode.fenced_leader_epoch)
+    raise KafkaError(ErrorCode.unknown_leader_epoch)
+
+
+async def fetch(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    wait_ms = min(max(int(request.max_wait.total_seconds() * 1000), 0), limits.FETCH_WAIT_MS_MAX)
+    targets: list[tuple[dict[str, Any], PartitionLog | None, Any]] = []
+    topics: list[dict[str, Any]] = []
+    for topic in request.topics:
+        name, topic_id = _resolve(ctx, topic)
+        partitions: list[dict[str, Any]] = []
+        for wanted in topic.partitions:
+            entry: dict[str, Any] = {
+                "partition_index": wanted.partition,
+                "error_code": ErrorCode.none,
+                "high_watermark": -1,
+                "last_stable_offset": -1,
+                "log_start_offset": -1,
+                "aborted_transactions": None,
+                "preferred_read_replica": -1,
+                "records": b"",
+            }
+            partitions.append(entry)
+            partition = None
+            if name is None:
+                entry["error_code"] = ErrorCode.unknown_topic_id
+            else:
+                try:
+                    partition = broker.partition(name, wanted.partition)
+                    _check_epoch(partition, wanted.current_leader_epoch)
+                except KafkaError as exc:
+                    entry["error_code"] = exc.code
+                    partition = None
+            targets.append((entry, partition, wanted))
+        topics.append(
+            {
+                "topic": name or "",
+                "topic_id": topic_id or uuid.UUID(int=0),
+                "partitions": partitions,
+            }
+        )
+
+    total = await _read_all(ctx, request, targets)
+    if total >= request.min_bytes or wait_ms == 0 or _has_error(targets):
+        return _response(ctx, topics)
+
+    async def long_poll() -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        amount = total
+        while amount < request.min_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            waiters = [p.waiter() for _, p, _ in targets if p is not None]
+            if not waiters:
+                break
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            amount = await _read_all(ctx, request, targets)
+        return _response(ctx, topics)
+
+    return long_poll()
+
+
+def _has_error(targets: list[tuple[dict[str, Any], PartitionLog | None, Any]]) -> bool:
+    return any(entry["error_code"] != ErrorCode.none for entry, _, _ in targets)
+
+
+async def _read_all(
+    ctx: RequestContext,
+    request: Any,
+    targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+) -> int:
+    storage = ctx.broker.storage
+    budget = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    total = 0
+    for entry, partition, wanted in targets:
+        if partition is None:
+            continue
+        entry["records"] = b""
+        if partition.deleted:
+            entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            continue
+        bytes_max = min(wanted.partition_max_bytes, max(budget - total, 0))
+        try:
+            chunks = await storage.read(partition, wanted.fetch_offset, max(bytes_max, 1))
+        except KafkaError as exc:
+            entry["error_code"] = exc.code
+            chunks = []
+        if chunks and bytes_max <= 0 and total > 0:
+            chunks = []  # the request's byte budget is spent; only the first gets one over
+        data = b"".join(chunks)
+        total += len(data)
+        entry["records"] = data
+        entry["high_watermark"] = partition.high_watermark
+        entry["last_stable_offset"] = partition.high_watermark
+        entry["log_start_offset"] = partition.log_start_offset
+        if request.isolation_level == 1:
+            entry["aborted_transactions"] = []
+    return total
+
+
+def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
+    return ctx.response(
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        session_id=0,
+        responses=topics,
+        node_endpoints=[],
+    )

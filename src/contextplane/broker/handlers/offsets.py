@@ -1,0 +1,103 @@
+"""ListOffsets and DeleteRecords."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.broker.handlers.fetch import _check_epoch
+from contextplane.broker.router import RequestContext
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.record_scan import record_timestamps
+from contextplane.protocol.records import iter_batch_headers
+from contextplane.storage.partition import PartitionLog
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+async def list_offsets(ctx: RequestContext, request: Any) -> Any:
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            entry: dict[str, Any] = {
+                "partition_index": wanted.partition_index,
+                "error_code": ErrorCode.none,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": -1,
+            }
+            try:
+                partition = ctx.broker.partition(topic.name, wanted.partition_index)
+                _check_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
+                offset, timestamp = await _lookup(ctx, partition, wanted.timestamp)
+                entry.update(
+                    offset=offset, timestamp=timestamp, leader_epoch=partition.leader_epoch
+                )
+            except KafkaError as exc:
+                entry["error_code"] = exc.code
+            partitions.append(entry)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return ctx.response(throttle_time=0, topics=topics)
+
+
+async def _lookup(ctx: RequestContext, partition: PartitionLog, target: int) -> tuple[int, int]:
+    if target == LATEST:
+        return partition.high_watermark, -1
+    if target in (EARLIEST, EARLIEST_LOCAL):
+        return partition.log_start_offset, -1
+    if target == LATEST_TIERED:
+        return partition.object_end_offset, -1
+    if target < 0 and target != MAX_TIMESTAMP:
+        raise KafkaError(ErrorCode.invalid_request, f"timestamp {target} is not valid")
+    best: tuple[int, int] = (-1, -1)
+    for chunk in await ctx.broker.storage.batches_for_lookup(partition):
+        view = memoryview(chunk)
+        position = 0
+        for header in iter_batch_headers(chunk):
+            size = header.total_bytes
+            last = header.base_offset + header.last_offset_delta
+            if last < partition.log_start_offset or header.is_control:
+                position += size
+                continue
+            if target == MAX_TIMESTAMP:
+                if header.max_timestamp > best[1]:
+                    for offset, timestamp in record_timestamps(
+                        bytes(view[position : position + size])
+                    ):
+                        if timestamp > best[1] and offset >= partition.log_start_offset:
+                            best = (offset, timestamp)
+            elif header.max_timestamp >= target:
+                for offset, timestamp in record_timestamps(bytes(view[position : position + size])):
+                    if timestamp >= target and offset >= partition.log_start_offset:
+                        return offset, timestamp
+            position += size
+    return best
+
+
+async def delete_records(ctx: RequestContext, request: Any) -> Any:
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for wanted in topic.partitions:
+            entry: dict[str, Any] = {
+                "partition_index": wanted.partition_index,
+                "low_watermark": -1,
+                "error_code": ErrorCode.none,
+            }
+            try:
+                partition = ctx.broker.partition(topic.name, wanted.partition_index)
+                offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
+                if offset < 0 or offset > partition.high_watermark:
+                    raise KafkaError(ErrorCode.offset_out_of_range)
+                await ctx.broker.storage.advance_log_start(partition, offset)
+                entry["low_watermark"] = partition.log_start_offset
+            except KafkaError as exc:
+                entry["error_code"] = exc.code
+            partitions.append(entry)
+        topics.append({"name": topic.name, "partitions": partitions})
+    return ctx.response(throttle_time=0, topics=topics)

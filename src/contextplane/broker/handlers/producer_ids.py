@@ -1,0 +1,22 @@
+"""InitProducerId for idempotent producers (transactional ids are not supported yet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.broker.router import RequestContext
+from contextplane.protocol.error_codes import ErrorCode
+
+
+async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
+    if request.transactional_id is not None:
+        return ctx.response(
+            throttle_time=0,
+            error_code=ErrorCode.transactional_id_authorization_failed,
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+    producer_id = ctx.broker.metadata.next_counter("producer_id")
+    return ctx.response(
+        throttle_time=0, error_code=ErrorCode.none, producer_id=producer_id, producer_epoch=0
+    )

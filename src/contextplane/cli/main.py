@@ -1,0 +1,92 @@
+"""`contextplane` command line: `contextplane up` runs the embedded broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from contextplane.settings import SettingsError, load_settings
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="contextplane")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the broker on the embedded default (SQLite + files)")
+    up.add_argument("--config", type=Path, help="a properties file with Kafka-style names")
+    up.add_argument("--data-dir", help="where metadata, WAL and objects live (default ./data)")
+    up.add_argument("--host", help="listener address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="listener port (default 9092)")
+    up.add_argument("--object-store", help="file://..., memory://, or s3://bucket?endpoint=...")
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any setting, e.g. num.partitions=4",
+    )
+    up.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"contextplane: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        overrides[name] = value
+    for name, value in (
+        ("data.dir", args.data_dir),
+        ("listener.host", args.host),
+        ("listener.port", args.port),
+        ("object.store.url", args.object_store),
+    ):
+        if value is not None:
+            overrides[name] = str(value)
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except (SettingsError, OSError) as exc:
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(_run(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(settings: object) -> None:
+    from contextplane.broker.app import Broker
+
+    broker = Broker(settings)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)  # type: ignore[attr-defined]
+    await stop.wait()
+    logging.getLogger("contextplane").info("shutting down")
+    await broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Errors the broker raises internally.
+
+* KafkaError — an operating error with a Kafka error code; handlers put the code in the
+  response. It never closes the connection.
+* ProtocolError — the peer sent bytes that cannot be a Kafka request; the connection is
+  closed, as Kafka closes it.
+* FencedError (a KafkaError) — this broker's epoch for a partition is behind the one in
+  the metadata store; another owner took over.
+"""
+
+from __future__ import annotations
+
+from contextplane.protocol.error_codes import ErrorCode
+
+
+class KafkaError(Exception):
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message or code.name
+
+
+class ProtocolError(Exception):
+    """Malformed frame: the connection must be closed."""
+
+
+class FencedError(KafkaError):
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.fenced_leader_epoch, message)

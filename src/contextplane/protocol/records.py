@@ -1,0 +1,140 @@
+"""RecordBatch (magic v2) headers: parse, validate, stamp offsets. Never re-encodes.
+
+Only the 61-byte batch header is read on the hot path. The CRC32C covers the bytes from
+`attributes` to the end of the batch, so the broker can stamp `baseOffset` and
+`partitionLeaderEpoch` in place without recomputing it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import crc32c
+
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+
+BATCH_HEADER_BYTES = 61
+# Offset of `magic`; everything before it (offset, length, epoch) is outside the CRC.
+_LENGTH_PREFIX_BYTES = 12
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_CRC_START = 21
+
+COMPRESSION_MASK = 0x07
+TIMESTAMP_TYPE_BIT = 0x08
+TRANSACTIONAL_BIT = 0x10
+CONTROL_BIT = 0x20
+COMPRESSION_CODECS_MAX = 4  # none, gzip, snappy, lz4, zstd
+
+
+@dataclass(slots=True)
+class BatchHeader:
+    """The fields of one batch header that the broker acts on."""
+
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.batch_length + _LENGTH_PREFIX_BYTES
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_BIT)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_BIT)
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def last_sequence(self) -> int:
+        if self.base_sequence < 0:
+            return -1
+        return (self.base_sequence + self.last_offset_delta) % (2**31)
+
+
+def parse_header(data: bytes | memoryview, position: int = 0) -> BatchHeader:
+    return BatchHeader(*_HEADER.unpack_from(data, position))
+
+
+def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, memoryview]]:
+    """Split a produce payload into validated batches.
+
+    Raises KafkaError with Kafka's own code for each kind of bad input: a truncated or
+    malformed batch or a bad magic or CRC is CORRUPT_MESSAGE, a batch over
+    `message.max.bytes` is MESSAGE_TOO_LARGE.
+    """
+    view = memoryview(data)
+    batches: list[tuple[BatchHeader, memoryview]] = []
+    position = 0
+    end = len(view)
+    if end == 0:
+        raise KafkaError(ErrorCode.invalid_record, "empty record set")
+    while position < end:
+        if end - position < BATCH_HEADER_BYTES:
+            raise KafkaError(ErrorCode.corrupt_message, "truncated record batch header")
+        header = parse_header(view, position)
+        if header.magic != 2:
+            raise KafkaError(
+                ErrorCode.unsupported_for_message_format
+                if header.magic in (0, 1)
+                else ErrorCode.corrupt_message,
+                f"record batch magic {header.magic} is not supported",
+            )
+        size = header.total_bytes
+        if header.batch_length < BATCH_HEADER_BYTES - _LENGTH_PREFIX_BYTES or position + size > end:
+            raise KafkaError(ErrorCode.corrupt_message, "record batch length is inconsistent")
+        if size > batch_bytes_max:
+            raise KafkaError(
+                ErrorCode.message_too_large,
+                f"record batch of {size} bytes exceeds message.max.bytes={batch_bytes_max}",
+            )
+        batch = view[position : position + size]
+        if crc32c.crc32c(batch[_CRC_START:]) != header.crc:
+            raise KafkaError(ErrorCode.corrupt_message, "record batch CRC mismatch")
+        if header.compression > COMPRESSION_CODECS_MAX:
+            raise KafkaError(
+                ErrorCode.unsupported_compression_type,
+                f"compression codec {header.compression} is unknown",
+            )
+        if header.records_count != header.last_offset_delta + 1 or header.records_count <= 0:
+            raise KafkaError(ErrorCode.corrupt_message, "record count and offset delta disagree")
+        batches.append((header, batch))
+        position += size
+    return batches
+
+
+def stamp(batch: memoryview, base_offset: int, leader_epoch: int) -> bytes:
+    """Copy of `batch` with broker-assigned base offset and leader epoch (CRC unchanged)."""
+    out = bytearray(batch)
+    struct.pack_into(">q", out, 0, base_offset)
+    struct.pack_into(">i", out, 12, leader_epoch)
+    return bytes(out)
+
+
+def iter_batch_headers(data: bytes | memoryview) -> list[BatchHeader]:
+    """Headers of already-validated, concatenated batches (from the log or an object)."""
+    view = memoryview(data)
+    headers = []
+    position = 0
+    while position + BATCH_HEADER_BYTES <= len(view):
+        header = parse_header(view, position)
+        headers.append(header)
+        position += header.total_bytes
+    return headers

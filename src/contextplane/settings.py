@@ -1,0 +1,148 @@
+"""Broker settings: plain data, read from a properties file and the environment.
+
+Kafka's own names are used where Kafka has one (`num.partitions`, `retention.ms`, ...).
+Precedence: defaults < file < environment (`CONTEXTPLANE_` + the name upper-cased with
+dots as underscores, e.g. CONTEXTPLANE_NUM_PARTITIONS) < explicit overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contextplane import limits
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    node_id: int = 1
+    # "file://" (under data_dir/objects), "memory://", or "s3://bucket?endpoint=..."
+    object_store_url: str = ""
+    metadata_url: str = ""
+    num_partitions: int = 1
+    default_replication_factor: int = 1
+    auto_create_topics_enable: bool = True
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_bytes: int = -1
+    message_max_bytes: int = limits.MESSAGE_BYTES_MAX
+    socket_request_max_bytes: int = limits.SOCKET_REQUEST_BYTES_MAX
+    group_initial_rebalance_delay_ms: int = 3000
+    # Upload bounds: the segment.bytes / segment.ms analogue of a multi-partition object.
+    upload_bytes: int = limits.UPLOAD_BYTES_MAX
+    upload_interval_ms: int = limits.UPLOAD_INTERVAL_MS
+    wal_fsync: bool = True
+    log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
+    retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    @property
+    def resolved_object_store_url(self) -> str:
+        return self.object_store_url or (self.data_dir / "objects").resolve().as_uri()
+
+    @property
+    def resolved_metadata_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+
+# Kafka property name -> Settings attribute.
+_NAMES = {
+    "data.dir": "data_dir",
+    "log.dirs": "data_dir",
+    "listener.host": "host",
+    "listener.port": "port",
+    "advertised.host": "advertised_host",
+    "advertised.port": "advertised_port",
+    "node.id": "node_id",
+    "object.store.url": "object_store_url",
+    "metadata.url": "metadata_url",
+    "num.partitions": "num_partitions",
+    "default.replication.factor": "default_replication_factor",
+    "auto.create.topics.enable": "auto_create_topics_enable",
+    "retention.ms": "retention_ms",
+    "log.retention.ms": "retention_ms",
+    "retention.bytes": "retention_bytes",
+    "log.retention.bytes": "retention_bytes",
+    "message.max.bytes": "message_max_bytes",
+    "socket.request.max.bytes": "socket_request_max_bytes",
+    "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
+    "upload.bytes": "upload_bytes",
+    "segment.bytes": "upload_bytes",
+    "upload.interval.ms": "upload_interval_ms",
+    "segment.ms": "upload_interval_ms",
+    "wal.fsync": "wal_fsync",
+    "log.cache.bytes": "log_cache_bytes",
+    "log.retention.check.interval.ms": "retention_check_interval_ms",
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _coerce(attr: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[attr]
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if kind == "Path":
+            return Path(raw)
+        if kind == "bool":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+        if kind in ("int", "int | None"):
+            return int(raw)
+    except ValueError:
+        raise SettingsError(f"setting {attr!r}: {raw!r} is not a valid {kind}") from None
+    return raw
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    values = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep < 0:
+            raise SettingsError(f"line {number}: expected name=value, got {line!r}")
+        values[line[:sep].strip()] = line[sep + 1 :].strip()
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        raw.update(parse_properties(config_file.read_text()))
+    env = os.environ if environ is None else environ
+    for name in _NAMES:
+        key = "CONTEXTPLANE_" + name.upper().replace(".", "_")
+        if key in env:
+            raw[name] = env[key]
+    raw.update(overrides or {})
+    values: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    attrs = {f.name for f in dataclasses.fields(Settings)}
+    for name, value in raw.items():
+        attr = _NAMES.get(name, name if name in attrs else None)
+        if attr is None:
+            extra[name] = str(value)
+            continue
+        values[attr] = _coerce(attr, value)
+    return Settings(**values, extra=extra)

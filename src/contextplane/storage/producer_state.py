@@ -1,0 +1,123 @@
+"""Idempotent producer state per partition: the one place sequence numbers are checked.
+
+Kafka keeps, per producer id, the epoch and the metadata of the last five batches; a
+retried batch that matches one of them is a duplicate and gets its original offsets back,
+a batch that does not continue the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER, and a batch
+from an older epoch is fenced with INVALID_PRODUCER_EPOCH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contextplane import limits
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.records import BatchHeader
+
+_SEQUENCE_MODULUS = 2**31
+
+
+@dataclass(slots=True)
+class BatchMetadata:
+    first_sequence: int
+    last_sequence: int
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    epoch: int
+    batches: list[BatchMetadata] = field(default_factory=list)
+
+    @property
+    def last_sequence(self) -> int:
+        return self.batches[-1].last_sequence if self.batches else -1
+
+
+class ProducerStateTable:
+    def __init__(self) -> None:
+        self.producers: dict[int, ProducerEntry] = {}
+
+    def check_sequence(self, header: BatchHeader) -> BatchMetadata | None:
+        """Return the earlier batch if `header` is a duplicate; raise if it is invalid."""
+        if header.producer_id < 0:
+            return None
+        entry = self.producers.get(header.producer_id)
+        if entry is None:
+            if header.base_sequence != 0:
+                raise KafkaError(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"producer {header.producer_id} is unknown and sequence "
+                    f"{header.base_sequence} is not 0",
+                )
+            return None
+        if header.producer_epoch < entry.epoch:
+            raise KafkaError(
+                ErrorCode.invalid_producer_epoch,
+                f"producer epoch {header.producer_epoch} is older than {entry.epoch}",
+            )
+        if header.producer_epoch > entry.epoch:
+            if header.base_sequence != 0:
+                raise KafkaError(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"new epoch {header.producer_epoch} must start at sequence 0",
+                )
+            return None
+        for batch in entry.batches:
+            if (
+                batch.first_sequence == header.base_sequence
+                and batch.last_sequence == header.last_sequence
+            ):
+                return batch
+        expected = (entry.last_sequence + 1) % _SEQUENCE_MODULUS
+        if header.base_sequence != expected:
+            raise KafkaError(
+                ErrorCode.out_of_order_sequence_number,
+                f"expected sequence {expected}, got {header.base_sequence}",
+            )
+        return None
+
+    def record(self, header: BatchHeader, base_offset: int) -> None:
+        if header.producer_id < 0:
+            return
+        entry = self.producers.get(header.producer_id)
+        if entry is None or header.producer_epoch > entry.epoch:
+            entry = ProducerEntry(header.producer_epoch)
+            self.producers[header.producer_id] = entry
+        entry.batches.append(
+            BatchMetadata(
+                header.base_sequence,
+                header.last_sequence,
+                base_offset,
+                base_offset + header.last_offset_delta,
+                header.max_timestamp,
+            )
+        )
+        del entry.batches[: -limits.PRODUCER_BATCHES_RETAINED]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            str(pid): [e.epoch, [list(vars_of(b)) for b in e.batches]]
+            for pid, e in self.producers.items()
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> ProducerStateTable:
+        table = cls()
+        for pid, (epoch, batches) in data.items():
+            table.producers[int(pid)] = ProducerEntry(epoch, [BatchMetadata(*b) for b in batches])
+        return table
+
+
+def vars_of(batch: BatchMetadata) -> tuple[int, int, int, int, int]:
+    return (
+        batch.first_sequence,
+        batch.last_sequence,
+        batch.base_offset,
+        batch.last_offset,
+        batch.max_timestamp,
+    )
