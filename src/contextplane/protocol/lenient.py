@@ -16,7 +16,9 @@ reader only where the input is not a valid encoding:
   anything is allocated (Kafka's own check; the native reader pre-allocates the length
   and aborts the process on a huge one).
 
-Every malformed or truncated input raises `LenientDecodeError`, a ValueError.
+Every malformed or truncated input raises `LenientDecodeError`: a ValueError, and also a
+ProtocolError, because bytes this reader rejects cannot be a Kafka request and the
+connection must be closed whichever of the two the caller catches.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from kio.serial._introspect import (
     is_optional,
 )
 from kio.serial.errors import SerialError
+
+from contextplane.errors import ProtocolError
 
 __all__ = ["ArrayLengthError", "LenientDecodeError", "read_entity_lenient"]
 
@@ -76,7 +80,7 @@ _FIXED_SIZES = {
 }
 
 
-class LenientDecodeError(ValueError):
+class LenientDecodeError(ProtocolError, ValueError):
     """The bytes are truncated or are not a valid encoding of the entity."""
 
     # Set once the innermost entity has prefixed its name and byte position.

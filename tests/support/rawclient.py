@@ -1,0 +1,139 @@
+"""A minimal blocking Kafka client for protocol-level tests: any request, any version,
+and raw bytes when a test needs to send something no real client would."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import time
+from typing import Any
+
+import crc32c
+from kio.serial import entity_reader, entity_writer
+
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import request_schema, response_schema
+
+
+class RawClient:
+    def __init__(self, bootstrap: str, client_id: str = "raw-test") -> None:
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.client_id = client_id.encode()
+        self.correlation_id = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def frame(self, api_key: int, version: int, body: Any) -> bytes:
+        schema = request_schema(api_key, version)
+        self.correlation_id += 1
+        header = struct.pack(">hhih", api_key, version, self.correlation_id, len(self.client_id))
+        header += self.client_id
+        if schema.__flexible__:
+            header += b"\x00"
+        buffer = io.BytesIO()
+        entity_writer(schema)(buffer, body)
+        payload = header + buffer.getvalue()
+        return struct.pack(">i", len(payload)) + payload
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_frame(self) -> bytes:
+        size = struct.unpack(">i", self._read_exact(4))[0]
+        return self._read_exact(size)
+
+    def _read_exact(self, count: int) -> bytes:
+        chunks = []
+        while count:
+            chunk = self.sock.recv(count)
+            if not chunk:
+                raise ConnectionError("connection closed by the broker")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+    def request(self, api_key: int, version: int, **fields: Any) -> Any:
+        body = build(request_schema(api_key, version), fields)
+        self.send_raw(self.frame(api_key, version, body))
+        return self.read_response(api_key, version)
+
+    def read_response(self, api_key: int, version: int) -> Any:
+        frame = self.read_frame()
+        schema = response_schema(api_key, version)
+        position = 4  # correlation id
+        if schema.__flexible__ and api_key != 18:
+            position += 1  # empty tagged fields of response header v1
+        body, _ = entity_reader(schema)(frame, position)
+        return body
+
+    def closed_by_broker(self, timeout_s: float = 5.0) -> bool:
+        self.sock.settimeout(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if self.sock.recv(65536) == b"":
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except TimeoutError:
+            return False
+        return False
+
+
+def _varint(value: int) -> bytes:
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def record_batch(
+    values: list[bytes | None],
+    *,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    timestamp_ms: int = 1_700_000_000_000,
+    keys: list[bytes | None] | None = None,
+) -> bytes:
+    """An uncompressed magic-v2 RecordBatch with a correct CRC32C."""
+    records = bytearray()
+    for index, value in enumerate(values):
+        key = keys[index] if keys else None
+        body = bytearray(b"\x00")  # attributes
+        body += _varint(index)  # timestamp delta
+        body += _varint(index)  # offset delta
+        body += _varint(-1) if key is None else _varint(len(key)) + key
+        body += _varint(-1) if value is None else _varint(len(value)) + value
+        body += _varint(0)  # headers
+        records += _varint(len(body)) + body
+    count = len(values)
+    after_crc = struct.pack(
+        ">hiqqqhii",
+        0,
+        count - 1,
+        timestamp_ms,
+        timestamp_ms + count - 1,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        count,
+    ) + bytes(records)
+    crc = crc32c.crc32c(after_crc)
+    batch_length = 4 + 1 + 4 + len(after_crc)  # epoch + magic + crc + rest
+    return struct.pack(">qiibI", 0, batch_length, -1, 2, crc) + after_crc
