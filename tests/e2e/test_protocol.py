@@ -1,0 +1,243 @@
+"""Protocol-level behaviour with a raw client: versions, bad input, idempotence, admin errors.
+
+Each case checks the exact Kafka error code, and that the broker keeps serving (and keeps
+earlier acknowledged data) afterwards.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from kio.schema.errors import ErrorCode
+
+from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient, record_batch
+
+PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
+API_VERSIONS, CREATE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 21, 22
+
+
+def create(client: RawClient, name: str, partitions: int = 1, **configs: str):
+    response = client.request(
+        CREATE_TOPICS,
+        7,
+        topics=[
+            {
+                "name": name,
+                "num_partitions": partitions,
+                "replication_factor": -1,
+                "assignments": [],
+                "configs": [{"name": k.replace("_", "."), "value": v} for k, v in configs.items()],
+            }
+        ],
+        timeout=5000,
+        validate_only=False,
+    )
+    return response.topics[0]
+
+
+def produce(client: RawClient, topic: str, batch: bytes, partition: int = 0, acks: int = -1):
+    response = client.request(
+        PRODUCE,
+        9,
+        transactional_id=None,
+        acks=acks,
+        timeout=5000,
+        topic_data=[{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
+    )
+    return response.responses[0].partition_responses[0]
+
+
+def fetch(client: RawClient, topic: str, offset: int, partition: int = 0):
+    response = client.request(
+        FETCH,
+        12,
+        replica_id=-1,
+        max_wait=0,
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": partition,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": offset,
+                        "last_fetched_epoch": -1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 20,
+                    }
+                ],
+            }
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
+    return response.responses[0].partitions[0]
+
+
+@pytest.fixture
+def client(shared_broker: BrokerProcess):
+    with RawClient(shared_broker.bootstrap) as raw:
+        yield raw
+
+
+def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> None:
+    response = client.request(
+        API_VERSIONS, 3, client_software_name="t", client_software_version="1"
+    )
+    keys = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    assert response.error_code == ErrorCode.none
+    assert keys[PRODUCE] == (3, 11) and keys[FETCH][0] == 4
+    assert 24 not in keys and 26 not in keys  # transactions stay unadvertised
+
+
+def test_unknown_api_versions_version_gets_v0_error_with_list(client: RawClient) -> None:
+    frame = struct.pack(">hhih", API_VERSIONS, 99, 7, 1) + b"x"
+    client.send_raw(struct.pack(">i", len(frame)) + frame)
+    body = client.read_frame()
+    correlation, error = struct.unpack_from(">ih", body, 0)
+    assert (correlation, error) == (7, ErrorCode.unsupported_version.value)
+
+
+def test_unknown_api_key_closes_connection(client: RawClient) -> None:
+    frame = struct.pack(">hhih", 9999, 0, 1, 0)
+    client.send_raw(struct.pack(">i", len(frame)) + frame)
+    assert client.closed_by_broker()
+
+
+def test_truncated_frame_closes_connection_and_broker_keeps_serving(
+    shared_broker: BrokerProcess, client: RawClient
+) -> None:
+    frame = struct.pack(">hhih", METADATA, 12, 1, 0) + b"\x00\x05"  # body cut short
+    client.send_raw(struct.pack(">i", len(frame)) + frame)
+    assert client.closed_by_broker()
+    with RawClient(shared_broker.bootstrap) as fresh:
+        response = fresh.request(API_VERSIONS, 0)
+        assert response.error_code == ErrorCode.none
+
+
+def test_oversized_frame_closes_connection(client: RawClient) -> None:
+    client.send_raw(struct.pack(">i", 200 * 1024 * 1024))  # over socket.request.max.bytes
+    assert client.closed_by_broker()
+
+
+def test_bad_crc_magic_and_size_get_kafka_codes_and_lose_nothing(client: RawClient) -> None:
+    assert create(client, "badinput").error_code == ErrorCode.none
+    good = record_batch([b"kept"])
+    assert produce(client, "badinput", good).error_code == ErrorCode.none
+    corrupt = bytearray(good)
+    corrupt[-1] ^= 0xFF
+    assert produce(client, "badinput", bytes(corrupt)).error_code == ErrorCode.corrupt_message
+    bad_magic = bytearray(good)
+    bad_magic[16] = 7
+    assert produce(client, "badinput", bytes(bad_magic)).error_code == ErrorCode.corrupt_message
+    truncated = good[:40]
+    assert produce(client, "badinput", truncated).error_code == ErrorCode.corrupt_message
+    huge = record_batch([b"x" * (1_100_000)])
+    assert produce(client, "badinput", huge).error_code == ErrorCode.message_too_large
+    assert produce(client, "no-such-topic", good).error_code == (
+        ErrorCode.unknown_topic_or_partition
+    )
+    assert produce(client, "badinput", good, partition=5).error_code == (
+        ErrorCode.unknown_topic_or_partition
+    )
+    assert produce(client, "badinput", good, acks=2).error_code == ErrorCode.invalid_required_acks
+    result = fetch(client, "badinput", 0)
+    assert result.error_code == ErrorCode.none and result.high_watermark == 1
+    assert b"kept" in result.records
+
+
+def test_fetch_out_of_range_and_unknown_topic(client: RawClient) -> None:
+    create(client, "ranges")
+    produce(client, "ranges", record_batch([b"a", b"b"]))
+    assert fetch(client, "ranges", 3).error_code == ErrorCode.offset_out_of_range
+    assert fetch(client, "ranges", 2).records in (b"", None)
+    assert fetch(client, "nope", 0).error_code == ErrorCode.unknown_topic_or_partition
+
+
+def test_invalid_topic_names_and_partition_counts(client: RawClient) -> None:
+    assert create(client, "bad name!").error_code == ErrorCode.invalid_topic_exception
+    assert create(client, "x" * 250).error_code == ErrorCode.invalid_topic_exception
+    assert create(client, "zero", 0).error_code == ErrorCode.invalid_partitions
+    assert create(client, "dupe").error_code == ErrorCode.none
+    assert create(client, "dupe").error_code == ErrorCode.topic_already_exists
+    assert (
+        create(client, "cfg", 1, **{"retention.ms": "abc"}).error_code == ErrorCode.invalid_config
+    )
+    assert (
+        create(client, "cfg", 1, **{"no.such.config": "1"}).error_code == ErrorCode.invalid_config
+    )
+
+
+def test_idempotent_retry_is_deduplicated_gap_rejected_old_epoch_fenced(client: RawClient) -> None:
+    create(client, "idem")
+    pid = client.request(
+        INIT_PRODUCER_ID,
+        4,
+        transactional_id=None,
+        transaction_timeout=60000,
+        producer_id=-1,
+        producer_epoch=-1,
+    )
+    assert pid.error_code == ErrorCode.none
+    producer = {"producer_id": pid.producer_id, "producer_epoch": pid.producer_epoch}
+    first = record_batch([b"a", b"b"], base_sequence=0, **producer)
+    assert produce(client, "idem", first).base_offset == 0
+    assert (
+        produce(client, "idem", record_batch([b"c"], base_sequence=2, **producer)).base_offset == 2
+    )
+    retried = produce(client, "idem", first)  # a retry of an already written batch
+    assert (retried.error_code, retried.base_offset) == (ErrorCode.none, 0)
+    gap = produce(client, "idem", record_batch([b"d"], base_sequence=9, **producer))
+    assert gap.error_code == ErrorCode.out_of_order_sequence_number
+    newer = {"producer_id": pid.producer_id, "producer_epoch": pid.producer_epoch + 1}
+    assert produce(client, "idem", record_batch([b"e"], base_sequence=0, **newer)).base_offset == 3
+    stale = produce(client, "idem", record_batch([b"f"], base_sequence=3, **producer))
+    assert stale.error_code == ErrorCode.invalid_producer_epoch
+    assert fetch(client, "idem", 0).high_watermark == 4
+
+
+def test_list_offsets_by_time_and_delete_records(client: RawClient) -> None:
+    create(client, "times")
+    for base in (1000, 2000, 3000):
+        produce(client, "times", record_batch([b"x", b"y"], timestamp_ms=base))
+
+    def lookup(timestamp: int):
+        response = client.request(
+            LIST_OFFSETS,
+            7,
+            replica_id=-1,
+            isolation_level=0,
+            topics=[
+                {
+                    "name": "times",
+                    "partitions": [
+                        {"partition_index": 0, "current_leader_epoch": -1, "timestamp": timestamp}
+                    ],
+                }
+            ],
+        )
+        entry = response.topics[0].partitions[0]
+        return entry.offset, entry.timestamp
+
+    assert lookup(-2)[0] == 0
+    assert lookup(-1)[0] == 6
+    assert lookup(2001) == (3, 2001)
+    assert lookup(2500) == (4, 3000)
+    assert lookup(-3) == (5, 3001)
+    assert lookup(9999) == (-1, -1)
+    response = client.request(
+        DELETE_RECORDS,
+        2,
+        timeout=5000,
+        topics=[{"name": "times", "partitions": [{"partition_index": 0, "offset": 3}]}],
+    )
+    assert response.topics[0].partitions[0].low_watermark == 3
+    assert lookup(-2)[0] == 3
+    assert fetch(client, "times", 1).error_code == ErrorCode.offset_out_of_range
