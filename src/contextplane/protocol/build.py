@@ -28,13 +28,15 @@ def _field_plan(cls: type) -> tuple[tuple[str, str | None, type | None, bool, bo
     plan = []
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
+        optional = False
+        if get_origin(hint) in (UnionType, Union):  # Optional[tuple[...]] or Optional[X]
+            optional = True
+            hint = next(a for a in get_args(hint) if a is not NoneType)
         is_tuple = get_origin(hint) is tuple
         inner = get_args(hint)[0] if is_tuple else hint
-        optional = False
         if get_origin(inner) in (UnionType, Union):
-            args = [a for a in get_args(inner) if a is not NoneType]
             optional = True
-            inner = args[0]
+            inner = next(a for a in get_args(inner) if a is not NoneType)
         nested = inner if dataclasses.is_dataclass(inner) else None
         plan.append((field.name, field.metadata.get("kafka_type"), nested, is_tuple, optional))
     return tuple(plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -43,13 +44,34 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
             count, clean = topics_manager.check_create(
                 topic.name, partitions, topic.replication_factor, configs
             )
-            entry.update(num_partitions=count, replication_factor=1)
+            entry.update(
+                num_partitions=count,
+                replication_factor=1,
+                configs=_created_configs(ctx, clean),
+            )
             if not request.validate_only:
                 record = topics_manager.create(topic.name, count, clean)
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
     return ctx.response(throttle_time=0, topics=results)
+
+
+def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict[str, Any]]:
+    """The new topic's effective configs, as Kafka returns them from CreateTopics v5+."""
+    configs = []
+    for name, (_, default) in sorted(TOPIC_CONFIGS.items()):
+        given = name in explicit
+        configs.append(
+            {
+                "name": name,
+                "value": explicit[name] if given else default(ctx.broker.settings),
+                "read_only": False,
+                "config_source": 1 if given else 5,  # TOPIC_CONFIG / DEFAULT_CONFIG
+                "is_sensitive": False,
+            }
+        )
+    return configs
 
 
 async def delete_topics(ctx: RequestContext, request: Any) -> Any:
