@@ -12,6 +12,7 @@ broker trims its WAL only after an object is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -92,10 +93,9 @@ class ObjectStore:
         return data
 
     async def delete(self, key: str) -> None:
-        try:
+        # Deleting an absent object is not an error: retention may race a topic deletion.
+        with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)  # type: ignore[arg-type]
-        except FileNotFoundError:
-            pass
         self.deletes += 1
 
     async def list_keys(self, prefix: str = "") -> list[str]:
