@@ -1,0 +1,72 @@
+"""`contextplane up`: starts, stops cleanly on Ctrl-C, names bad configuration."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from tests.support.broker import BrokerProcess
+
+
+def test_ctrl_c_stops_cleanly_and_restart_replays_nothing(tmp_path: Path) -> None:
+    # Uploads only at shutdown: the restart replays nothing only if the stop uploaded.
+    broker = BrokerProcess(tmp_path / "data", settings={"upload.interval.ms": "600000"}).start()
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for i in range(100):
+        producer.produce("cli", value=str(i).encode())
+    assert producer.flush(10) == 0
+    assert broker.process is not None
+    broker.process.send_signal(signal.SIGINT)
+    assert broker.process.wait(30) == 0
+    # A clean stop uploads everything, so the next start has no WAL tail to replay.
+    broker.start()
+    broker.stop()
+    assert "replayed" not in broker.log_tail(200)
+
+
+def test_bad_setting_is_named(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "contextplane.cli.main",
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--set",
+            "num.partitions=lots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "num_partitions" in result.stderr and "lots" in result.stderr
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    first = BrokerProcess(tmp_path / "one").start()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contextplane.cli.main",
+                "up",
+                "--data-dir",
+                str(tmp_path / "two"),
+                "--port",
+                str(first.port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        assert "address already in use" in result.stderr
+    finally:
+        first.stop()
