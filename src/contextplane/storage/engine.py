@@ -340,10 +340,9 @@ class StorageEngine:
     def _trim_wal(self) -> None:
         position = self.wal.end_position
         for partition in self._by_stream.values():
-            for batch in partition.cache:
-                if not batch.uploaded:
-                    position = min(position, batch.wal_position)
-                    break
+            index = partition.first_unuploaded_index()
+            if index < len(partition.cache):
+                position = min(position, partition.cache[index].wal_position)
         self.wal.trim(position)
 
     def _evict_cache(self) -> None:

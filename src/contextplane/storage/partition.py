@@ -75,6 +75,16 @@ class PartitionLog:
             total += len(batch.data)
         return chunks
 
+    def first_unuploaded_index(self) -> int:
+        """Uploaded batches are always a prefix of the cache (uploads go in offset order)."""
+        return bisect.bisect_left(self.cache, self.object_end_offset, key=lambda b: b.base_offset)
+
     def pending_upload(self) -> list[CachedBatch]:
         """Durable batches not yet in an object, in offset order."""
-        return [b for b in self.cache if not b.uploaded and b.end_offset <= self.high_watermark]
+        pending = []
+        for index in range(self.first_unuploaded_index(), len(self.cache)):
+            batch = self.cache[index]
+            if batch.end_offset > self.high_watermark:
+                break
+            pending.append(batch)
+        return pending

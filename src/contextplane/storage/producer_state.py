@@ -88,6 +88,8 @@ class ProducerStateTable:
         if entry is None or header.producer_epoch > entry.epoch:
             entry = ProducerEntry(header.producer_epoch)
             self.producers[header.producer_id] = entry
+        elif entry.batches and base_offset <= entry.batches[-1].base_offset:
+            return  # WAL replay of a batch the snapshot already holds
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
