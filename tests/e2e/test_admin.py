@@ -1,0 +1,139 @@
+"""Topic and config administration through confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from tests.support.broker import BrokerProcess
+
+
+@pytest.fixture
+def admin(shared_broker: BrokerProcess) -> AdminClient:
+    return AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+
+
+def error_name(future) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(KafkaException) as info:
+        future.result(10)
+    return info.value.args[0].name()
+
+
+def describe(admin: AdminClient, topic: str) -> dict[str, str]:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(10)
+    return {name: entry.value for name, entry in entries.items()}
+
+
+def test_create_with_exact_partitions_and_configs(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-a", 5, config={"retention.ms": "12345"})])[
+        "admin-a"
+    ].result(10)
+    metadata = admin.list_topics("admin-a", timeout=10)
+    assert len(metadata.topics["admin-a"].partitions) == 5
+    configs = describe(admin, "admin-a")
+    assert configs["retention.ms"] == "12345"
+    assert configs["cleanup.policy"] == "delete"
+
+
+def test_validate_only_creates_nothing(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-dry", 2)], validate_only=True)["admin-dry"].result(10)
+    assert "admin-dry" not in admin.list_topics(timeout=10).topics
+
+
+def test_create_errors(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-twice", 1)])["admin-twice"].result(10)
+    assert error_name(admin.create_topics([NewTopic("admin-twice", 1)])["admin-twice"]) == (
+        "TOPIC_ALREADY_EXISTS"
+    )
+    assert error_name(admin.create_topics([NewTopic("admin-rf", 1, 3)])["admin-rf"]) == (
+        "INVALID_REPLICATION_FACTOR"
+    )
+    bad = NewTopic("admin-cfg", 1, config={"retention.ms": "soon"})
+    assert error_name(admin.create_topics([bad])["admin-cfg"]) == "INVALID_CONFIG"
+
+
+def test_create_partitions(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-grow", 2)])["admin-grow"].result(10)
+    admin.create_partitions([NewPartitions("admin-grow", 6)])["admin-grow"].result(10)
+    assert len(admin.list_topics("admin-grow", timeout=10).topics["admin-grow"].partitions) == 6
+    shrink = admin.create_partitions([NewPartitions("admin-grow", 3)])["admin-grow"]
+    assert error_name(shrink) == "INVALID_PARTITIONS"
+    missing = admin.create_partitions([NewPartitions("admin-none", 3)])["admin-none"]
+    assert error_name(missing) == "UNKNOWN_TOPIC_OR_PART"
+
+
+def test_delete_topic_removes_data(admin: AdminClient, shared_broker: BrokerProcess) -> None:
+    admin.create_topics([NewTopic("admin-gone", 1)])["admin-gone"].result(10)
+    producer = Producer({"bootstrap.servers": shared_broker.bootstrap, "acks": "all"})
+    producer.produce("admin-gone", value=b"x")
+    assert producer.flush(10) == 0
+    admin.delete_topics(["admin-gone"])["admin-gone"].result(10)
+    assert "admin-gone" not in admin.list_topics(timeout=10).topics
+    assert error_name(admin.delete_topics(["admin-gone"])["admin-gone"]) == (
+        "UNKNOWN_TOPIC_OR_PART"
+    )
+
+
+def test_alter_and_incremental_alter_configs(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-cfgs", 1)])["admin-cfgs"].result(10)
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        "admin-cfgs",
+        incremental_configs=[
+            ConfigEntry("retention.bytes", "1000000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(10)
+    assert describe(admin, "admin-cfgs")["retention.bytes"] == "1000000"
+    delete = ConfigResource(
+        ResourceType.TOPIC,
+        "admin-cfgs",
+        incremental_configs=[
+            ConfigEntry("retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE)
+        ],
+    )
+    admin.incremental_alter_configs([delete])[delete].result(10)
+    assert describe(admin, "admin-cfgs")["retention.bytes"] == "-1"
+    bad = ConfigResource(
+        ResourceType.TOPIC,
+        "admin-cfgs",
+        incremental_configs=[
+            ConfigEntry("nonsense.key", "1", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    with pytest.raises(KafkaException):
+        admin.incremental_alter_configs([bad])[bad].result(10)
+
+
+def test_describe_cluster_and_broker_configs(
+    admin: AdminClient, shared_broker: BrokerProcess
+) -> None:
+    cluster = admin.describe_cluster().result(10)
+    assert [(n.id, n.host, n.port) for n in cluster.nodes] == [(1, "127.0.0.1", shared_broker.port)]
+    assert cluster.controller.id == 1
+    resource = ConfigResource(ResourceType.BROKER, "1")
+    entries = admin.describe_configs([resource])[resource].result(10)
+    assert entries["num.partitions"].value == "1"
+
+
+def test_delete_records_moves_low_watermark(
+    admin: AdminClient, shared_broker: BrokerProcess
+) -> None:
+    admin.create_topics([NewTopic("admin-trunc", 1)])["admin-trunc"].result(10)
+    producer = Producer({"bootstrap.servers": shared_broker.bootstrap, "acks": "all"})
+    for i in range(10):
+        producer.produce("admin-trunc", value=str(i).encode())
+    assert producer.flush(10) == 0
+    result = admin.delete_records([TopicPartition("admin-trunc", 0, 4)])
+    deleted = list(result.values())[0].result(10)
+    assert deleted.low_watermark == 4
