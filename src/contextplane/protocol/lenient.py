@@ -95,7 +95,9 @@ class ArrayLengthError(LenientDecodeError):
         self.length = length
 
 
-def read_entity_lenient(schema: type, data: bytes, position: int = 0) -> tuple[Any, int]:
+def read_entity_lenient(
+    schema: type, data: bytes | bytearray | memoryview, position: int = 0
+) -> tuple[Any, int]:
     """Read one `schema` entity from `data` at `position`.
 
     Returns ``(entity, end_position)`` -- the absolute position after the entity, not the
