@@ -1,0 +1,313 @@
+"""Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+
+Thin: each handler turns the versioned request into plain values, asks the group
+coordinator (`ctx.broker.groups`), and builds the versioned response. JoinGroup and
+SyncGroup may have to wait for other members; they return an awaitable then, so the
+connection keeps handling requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from contextplane.broker.router import RequestContext
+from contextplane.coordinators.group import OffsetCommitEntry
+from contextplane.coordinators.group_state import JoinRequest, SyncRequest
+from contextplane.protocol.error_codes import ErrorCode
+
+GROUP_KEY_TYPE = 0
+TRANSACTION_KEY_TYPE = 1
+SHARE_KEY_TYPE = 2
+
+# Kafka's bitfield of the operations a principal may perform on a group when no
+# authorizer is configured: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+_OPERATIONS_NOT_REQUESTED = -(2**31)
+
+_ERROR_MESSAGES = {
+    ErrorCode.coordinator_not_available: "The coordinator is not available.",
+    ErrorCode.invalid_request: "The coordinator key type is not supported by this broker.",
+}
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, datetime.timedelta):
+        return int(value / datetime.timedelta(milliseconds=1))
+    return int(value)
+
+
+def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, Any]], Any]) -> Any:
+    """The response now if the coordinator already answered, else an awaitable of it."""
+    if future.done():
+        return build(future.result())
+    out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done(f: asyncio.Future[dict[str, Any]]) -> None:
+        if out.done():
+            return
+        try:
+            out.set_result(build(f.result()))
+        except Exception as exc:  # noqa: BLE001 - surfaced by the response writer
+            out.set_exception(exc)
+
+    future.add_done_callback(done)
+    return out
+
+
+def _client_host(ctx: RequestContext) -> str:
+    host = ctx.peer.rsplit(":", 1)[0] if ":" in ctx.peer else ctx.peer
+    return "/" + host
+
+
+# -- FindCoordinator -----------------------------------------------------------------
+
+
+def _coordinator(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, str, int]:
+    if key_type == GROUP_KEY_TYPE:
+        settings = ctx.broker.settings
+        host, port = settings.advertised
+        if not port:
+            port = getattr(ctx.broker, "bound_port", port)
+        return ErrorCode.none, settings.node_id, host, port
+    if key_type == TRANSACTION_KEY_TYPE:
+        # Transactions are not implemented.
+        return ErrorCode.coordinator_not_available, -1, "", -1
+    return ErrorCode.invalid_request, -1, "", -1
+
+
+async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
+    key_type = getattr(request, "key_type", GROUP_KEY_TYPE)
+    if ctx.api_version >= 4:
+        coordinators = []
+        for key in request.coordinator_keys:
+            code, node_id, host, port = _coordinator(ctx, key_type)
+            coordinators.append(
+                {
+                    "key": key,
+                    "node_id": node_id,
+                    "host": host,
+                    "port": port,
+                    "error_code": code,
+                    "error_message": None,
+                }
+            )
+        return ctx.response(throttle_time=0, coordinators=coordinators)
+    code, node_id, host, port = _coordinator(ctx, key_type)
+    return ctx.response(
+        throttle_time=0,
+        error_code=code,
+        error_message=_ERROR_MESSAGES.get(code, code.name.upper()),
+        node_id=node_id,
+        host=host,
+        port=port,
+    )
+
+
+# -- membership ----------------------------------------------------------------------
+
+
+async def join_group(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    session_timeout_ms = _ms(request.session_timeout)
+    rebalance_timeout_ms = _ms(request.rebalance_timeout) if version >= 1 else session_timeout_ms
+    join = JoinRequest(
+        group_id=request.group_id,
+        member_id=request.member_id,
+        protocol_type=request.protocol_type,
+        protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
+        session_timeout_ms=session_timeout_ms,
+        rebalance_timeout_ms=rebalance_timeout_ms,
+        group_instance_id=getattr(request, "group_instance_id", None),
+        client_id=ctx.header.client_id or "",
+        client_host=_client_host(ctx),
+        api_version=version,
+        reason=getattr(request, "reason", None),
+    )
+
+    def build(result: dict[str, Any]) -> Any:
+        values = dict(result)
+        name = values.get("protocol_name")
+        if version < 7 and name is None:
+            values["protocol_name"] = ""
+        elif version >= 7 and name == "":
+            values["protocol_name"] = None
+        return ctx.response(values, throttle_time=0)
+
+    return _later(ctx.broker.groups.join_group(join), build)
+
+
+async def sync_group(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    protocol_type = getattr(request, "protocol_type", None)
+    protocol_name = getattr(request, "protocol_name", None)
+
+    def build(result: dict[str, Any]) -> Any:
+        return ctx.response(result, throttle_time=0)
+
+    if version >= 5 and (protocol_type is None or protocol_name is None):
+        # From v5 both fields are mandatory.
+        return build(
+            {
+                "error_code": ErrorCode.inconsistent_group_protocol,
+                "protocol_type": None,
+                "protocol_name": None,
+                "assignment": b"",
+            }
+        )
+    sync = SyncRequest(
+        group_id=request.group_id,
+        generation_id=request.generation_id,
+        member_id=request.member_id,
+        assignments={a.member_id: bytes(a.assignment) for a in request.assignments},
+        group_instance_id=getattr(request, "group_instance_id", None),
+        protocol_type=protocol_type,
+        protocol_name=protocol_name,
+    )
+    return _later(ctx.broker.groups.sync_group(sync), build)
+
+
+async def heartbeat(ctx: RequestContext, request: Any) -> Any:
+    code = ctx.broker.groups.heartbeat(
+        request.group_id,
+        request.member_id,
+        request.generation_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return ctx.response(throttle_time=0, error_code=code)
+
+
+async def leave_group(ctx: RequestContext, request: Any) -> Any:
+    if ctx.api_version >= 3:
+        members = [(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        members = [(request.member_id, None)]
+    top, responses = ctx.broker.groups.leave_group(request.group_id, members)
+    if ctx.api_version < 3:
+        # Single-member versions carry the member's error at the top level.
+        if top == ErrorCode.none:
+            top = next(
+                (r["error_code"] for r in responses if r["error_code"] != ErrorCode.none),
+                ErrorCode.none,
+            )
+        return ctx.response(throttle_time=0, error_code=top)
+    return ctx.response(throttle_time=0, error_code=top, members=responses)
+
+
+# -- offsets -------------------------------------------------------------------------
+
+
+async def offset_commit(ctx: RequestContext, request: Any) -> Any:
+    topics = ctx.broker.topics.topics()
+    results: dict[str, list[dict[str, Any]]] = {}
+    entries: list[OffsetCommitEntry] = []
+    slots: list[dict[str, Any]] = []
+    for topic in request.topics:
+        out = results.setdefault(topic.name, [])
+        record = topics.get(topic.name)
+        for partition in topic.partitions:
+            slot = {"partition_index": partition.partition_index, "error_code": ErrorCode.none}
+            out.append(slot)
+            if record is None or not 0 <= partition.partition_index < record.partitions:
+                slot["error_code"] = ErrorCode.unknown_topic_or_partition
+                continue
+            entries.append(
+                OffsetCommitEntry(
+                    topic=topic.name,
+                    partition=partition.partition_index,
+                    offset=partition.committed_offset,
+                    leader_epoch=getattr(partition, "committed_leader_epoch", -1),
+                    metadata=partition.committed_metadata,
+                )
+            )
+            slots.append(slot)
+    if entries:
+        codes = ctx.broker.groups.commit_offsets(
+            request.group_id,
+            request.member_id,
+            getattr(request, "group_instance_id", None),
+            request.generation_id_or_member_epoch,
+            ctx.api_version,
+            entries,
+        )
+        for slot, code in zip(slots, codes, strict=True):
+            slot["error_code"] = code
+    return ctx.response(
+        throttle_time=0,
+        topics=[{"name": name, "partitions": parts} for name, parts in results.items()],
+    )
+
+
+def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> tuple[ErrorCode, list[Any]]:
+    wanted = None
+    if topics is not None:
+        wanted = [(t.name, list(t.partition_indexes)) for t in topics]
+    return ctx.broker.groups.fetch_offsets(group_id, wanted)
+
+
+async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
+    version = ctx.api_version
+    if version >= 8:
+        groups = []
+        for group in request.groups:
+            code, topics = _fetch_group(ctx, group.group_id, group.topics)
+            groups.append({"group_id": group.group_id, "topics": topics, "error_code": code})
+        return ctx.response(throttle_time=0, groups=groups)
+    code, topics = _fetch_group(ctx, request.group_id, request.topics)
+    if version < 2 and code != ErrorCode.none:
+        # No top-level error before v2: it goes on every partition.
+        for topic in topics:
+            for partition in topic["partitions"]:
+                partition.update(committed_offset=-1, metadata="", error_code=code)
+    return ctx.response(throttle_time=0, topics=topics, error_code=code)
+
+
+async def offset_delete(ctx: RequestContext, request: Any) -> Any:
+    topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    code, results = ctx.broker.groups.delete_offsets(request.group_id, topics)
+    return ctx.response(throttle_time=0, error_code=code, topics=results)
+
+
+# -- group administration ------------------------------------------------------------
+
+
+async def list_groups(ctx: RequestContext, request: Any) -> Any:
+    code, groups = ctx.broker.groups.list_groups(
+        getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
+    )
+    return ctx.response(throttle_time=0, error_code=code, groups=groups)
+
+
+async def describe_groups(ctx: RequestContext, request: Any) -> Any:
+    include_operations = getattr(request, "include_authorized_operations", False)
+    groups = ctx.broker.groups.describe_groups(request.groups)
+    for group in groups:
+        group["authorized_operations"] = (
+            _GROUP_OPERATIONS
+            if include_operations and group["error_code"] == ErrorCode.none
+            else _OPERATIONS_NOT_REQUESTED
+        )
+    return ctx.response(throttle_time=0, groups=groups)
+
+
+async def delete_groups(ctx: RequestContext, request: Any) -> Any:
+    results = ctx.broker.groups.delete_groups(request.groups_names)
+    return ctx.response(throttle_time=0, results=results)
+
+
+ROUTES: list[tuple[int, int, int, Any]] = [
+    (8, 2, 9, offset_commit),
+    (9, 1, 9, offset_fetch),
+    (10, 0, 6, find_coordinator),
+    (11, 0, 9, join_group),
+    (12, 0, 4, heartbeat),
+    (13, 0, 5, leave_group),
+    (14, 0, 5, sync_group),
+    (15, 0, 5, describe_groups),
+    (16, 0, 5, list_groups),
+    (42, 0, 2, delete_groups),
+    (47, 0, 0, offset_delete),
+]

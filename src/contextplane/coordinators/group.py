@@ -1,0 +1,346 @@
+"""The group coordinator: the async shell around `GroupStateMachine`.
+
+It owns what the pure machine does not: one asyncio task that fires the machine's timers
+when they are due, asyncio futures for parked JoinGroup / SyncGroup requests, and the
+committed offsets, which live in the metadata store so that they survive a restart.
+Group membership is in memory only (as in Kafka, a restarted coordinator's members
+rejoin); a group known only from its committed offsets is loaded as Empty on start.
+
+Every method runs on the event loop thread and never awaits in the middle of a state
+change, so the machine needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from contextplane.coordinators.group_state import (
+    CoordinatorConfig,
+    GroupStateMachine,
+    JoinRequest,
+    SyncRequest,
+    join_error,
+    sync_error,
+)
+from contextplane.protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from contextplane.broker.app import Broker
+
+log = logging.getLogger(__name__)
+
+# Kafka's offset.metadata.max.bytes default.
+OFFSET_METADATA_BYTES_MAX = 4096
+# Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
+# committed offsets are forgotten.
+GROUP_CLEANUP_INTERVAL_MS = 600_000
+
+
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+@dataclass(slots=True)
+class OffsetCommitEntry:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+
+
+class GroupCoordinator:
+    def __init__(
+        self,
+        broker: Broker,
+        now_ms: Callable[[], int] | None = None,
+        wall_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self._broker = broker
+        self._store = broker.metadata
+        self._now_ms = now_ms or _monotonic_ms
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        settings = broker.settings
+        self.state = GroupStateMachine(
+            self._now_ms,
+            CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
+        )
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._active = False
+        self._next_cleanup_ms = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for group_id in self._store.groups_with_offsets():
+            self.state.load_empty_group(group_id)
+        self._wake = asyncio.Event()
+        self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
+        self._active = True
+        self._task = asyncio.create_task(self._run_timers(), name="group-coordinator-timers")
+
+    async def stop(self) -> None:
+        self._active = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.state.shutdown(ErrorCode.not_coordinator)
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def _kick(self) -> None:
+        """Let the timer task recompute its next deadline after a state change."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run_timers(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                self.state.fire_due_timers()
+                if self._now_ms() >= self._next_cleanup_ms:
+                    self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
+                    self.cleanup_groups()
+            except Exception:
+                log.exception("group coordinator timer failed")
+            deadline = self.state.next_deadline()
+            deadline = (
+                self._next_cleanup_ms if deadline is None else min(deadline, self._next_cleanup_ms)
+            )
+            self._wake.clear()
+            delay_s = max(0.0, (deadline - self._now_ms()) / 1000)
+            if delay_s == 0:
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
+
+    def cleanup_groups(self) -> list[str]:
+        """Forget Empty groups that have no committed offsets (Kafka's periodic group
+        metadata cleanup)."""
+        candidates = self.state.removable_empty_groups()
+        if not candidates:
+            return []
+        with_offsets = set(self._store.groups_with_offsets())
+        removed = [g for g in candidates if g not in with_offsets]
+        for group_id in removed:
+            self.state.remove_group(group_id)
+        if removed:
+            log.info("removed %d empty groups without offsets", len(removed))
+        return removed
+
+    def _waiter(self) -> tuple[asyncio.Future[dict[str, Any]], Callable[[dict[str, Any]], None]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def complete(response: dict[str, Any]) -> None:
+            if not future.done():
+                future.set_result(response)
+
+        return future, complete
+
+    # -- membership ---------------------------------------------------------------------
+
+    def join_group(self, request: JoinRequest) -> asyncio.Future[dict[str, Any]]:
+        future, waiter = self._waiter()
+        if not self._active:
+            waiter(join_error(request.member_id, ErrorCode.coordinator_not_available))
+            return future
+        self.state.join(request, waiter)
+        self._kick()
+        return future
+
+    def sync_group(self, request: SyncRequest) -> asyncio.Future[dict[str, Any]]:
+        future, waiter = self._waiter()
+        if not self._active:
+            waiter(sync_error(ErrorCode.coordinator_not_available))
+            return future
+        self.state.sync(request, waiter)
+        self._kick()
+        return future
+
+    def heartbeat(
+        self, group_id: str, member_id: str, generation_id: int, group_instance_id: str | None
+    ) -> ErrorCode:
+        if not self._active:
+            return ErrorCode.coordinator_not_available
+        code = self.state.heartbeat(group_id, member_id, generation_id, group_instance_id)
+        self._kick()
+        return code
+
+    def leave_group(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[ErrorCode, list[dict[str, Any]]]:
+        if not self._active:
+            return ErrorCode.coordinator_not_available, []
+        result = self.state.leave(group_id, members)
+        self._kick()
+        return result
+
+    # -- offsets ------------------------------------------------------------------------
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        api_version: int,
+        entries: list[OffsetCommitEntry],
+    ) -> list[ErrorCode]:
+        """One error code per entry, in order."""
+        if not self._active:
+            return [ErrorCode.coordinator_not_available] * len(entries)
+        error = self.state.validate_offset_commit(
+            group_id, member_id, group_instance_id, generation_id, api_version
+        )
+        self._kick()
+        if error is not None:
+            return [error] * len(entries)
+        codes: list[ErrorCode] = []
+        rows = []
+        for entry in entries:
+            metadata = entry.metadata
+            if metadata is not None and len(metadata) > OFFSET_METADATA_BYTES_MAX:
+                codes.append(ErrorCode.offset_metadata_too_large)
+                continue
+            codes.append(ErrorCode.none)
+            rows.append(
+                (entry.topic, entry.partition, entry.offset, entry.leader_epoch, metadata or "")
+            )
+        if rows:
+            try:
+                self._store.commit_offsets(group_id, rows, self._wall_ms())
+            except sqlite3.Error:
+                log.exception("committing offsets of group %s failed", group_id)
+                return [
+                    ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes
+                ]
+        return codes
+
+    def fetch_offsets(
+        self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
+    ) -> tuple[ErrorCode, list[dict[str, Any]]]:
+        """(group error, topics) with partitions as OffsetFetch response dicts. `topics`
+        None means every committed offset of the group. Unknown partitions get -1."""
+        if not self._active:
+            return ErrorCode.coordinator_not_available, []
+        committed = self._store.fetch_offsets(group_id)
+        result: list[dict[str, Any]] = []
+        if topics is None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in sorted(committed):
+                by_topic.setdefault(topic, []).append(partition)
+            wanted: Iterable[tuple[str, Iterable[int]]] = by_topic.items()
+        else:
+            wanted = topics
+        for topic, partitions in wanted:
+            entries = []
+            for partition in partitions:
+                found = committed.get((topic, partition))
+                entries.append(
+                    {
+                        "partition_index": partition,
+                        "committed_offset": -1 if found is None else found.offset,
+                        "committed_leader_epoch": -1 if found is None else found.leader_epoch,
+                        "metadata": "" if found is None else (found.metadata or ""),
+                        "error_code": ErrorCode.none,
+                    }
+                )
+            result.append({"name": topic, "partitions": entries})
+        return ErrorCode.none, result
+
+    def delete_offsets(
+        self, group_id: str, topics: list[tuple[str, list[int]]]
+    ) -> tuple[ErrorCode, list[dict[str, Any]]]:
+        """OffsetDelete: (top-level error, per-topic partition results)."""
+        if not self._active:
+            return ErrorCode.coordinator_not_available, []
+        if not group_id:
+            return ErrorCode.invalid_group_id, []
+        error = self.state.validate_offset_delete(group_id)
+        if error is not None:
+            return error, []
+        results = []
+        doomed: list[tuple[str, int]] = []
+        for topic, partitions in topics:
+            subscribed = self.state.is_subscribed_to_topic(group_id, topic)
+            code = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
+            if not subscribed:
+                doomed.extend((topic, p) for p in partitions)
+            results.append(
+                {
+                    "name": topic,
+                    "partitions": [{"partition_index": p, "error_code": code} for p in partitions],
+                }
+            )
+        if doomed:
+            self._store.delete_offsets(group_id, doomed)
+        return ErrorCode.none, results
+
+    def on_topic_deleted(self, topic: str) -> None:
+        """Drop the committed offsets of a deleted topic from every group (Kafka's
+        onPartitionsDeleted)."""
+        for group_id in self._store.groups_with_offsets():
+            doomed = [key for key in self._store.fetch_offsets(group_id) if key[0] == topic]
+            if doomed:
+                self._store.delete_offsets(group_id, doomed)
+
+    # -- groups -------------------------------------------------------------------------
+
+    def list_groups(
+        self, states_filter: Iterable[str] = (), types_filter: Iterable[str] = ()
+    ) -> tuple[ErrorCode, list[dict[str, Any]]]:
+        if not self._active:
+            return ErrorCode.coordinator_not_available, []
+        return ErrorCode.none, self.state.list_groups(states_filter, types_filter)
+
+    def describe_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+        results = []
+        for group_id in group_ids:
+            if not self._active:
+                results.append(
+                    {
+                        "error_code": ErrorCode.coordinator_not_available,
+                        "group_id": group_id,
+                        "group_state": "",
+                        "protocol_type": "",
+                        "protocol_data": "",
+                        "members": [],
+                    }
+                )
+                continue
+            results.append(self.state.describe_group(group_id))
+        return results
+
+    def delete_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+        results = []
+        seen: set[str] = set()
+        for group_id in group_ids:
+            if group_id in seen:
+                continue
+            seen.add(group_id)
+            if not self._active:
+                code = ErrorCode.coordinator_not_available
+            else:
+                has_offsets = bool(self._store.fetch_offsets(group_id))
+                error = self.state.validate_delete_group(group_id, has_offsets)
+                code = ErrorCode.none if error is None else error
+                if error is None:
+                    self._store.delete_offsets(group_id, None)
+                    self.state.remove_group(group_id)
+                    log.info("group %s deleted", group_id)
+            results.append({"group_id": group_id, "error_code": code})
+        self._kick()
+        return results
