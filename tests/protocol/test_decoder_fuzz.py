@@ -241,16 +241,12 @@ def _join_group_v9_body(protocols: bytes) -> bytes:
 
 
 @needs_fork
-@pytest.mark.xfail(
-    strict=True,
-    reason="kio 0.6.5's native reader pre-allocates a declared array length (2**35-2, "
-    "2**32-1) and aborts the process on the failed allocation; decode_request does not "
-    "guard it",
-)
+# kio 0.6.5's native reader pre-allocates a declared array length and aborts the process
+# on a huge one; decode_request therefore reads untrusted frames with the lenient reader.
 @pytest.mark.parametrize("length", [b"\xff\xff\xff\xff\x7f", b"\x80\x80\x80\x80\x10"])
 def test_huge_array_length_does_not_abort_the_process(length: bytes) -> None:
     frame = frame_for(JOIN_GROUP_V9, _join_group_v9_body(length))
-    assert assert_only_allowed(frame) == "allowed: ProtocolError"
+    assert assert_only_allowed(frame) in ("allowed: ProtocolError", "allowed: ArrayLengthError")
 
 
 def test_malformed_body_after_unknown_tag_is_a_protocol_error() -> None:

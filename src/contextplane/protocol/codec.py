@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_writer
 
 from contextplane.errors import ProtocolError
+from contextplane.protocol.lenient import read_entity_lenient
 
 API_VERSIONS_KEY = 18
 _HEADER_FIXED = struct.Struct(">hhi")
@@ -24,28 +25,42 @@ _INT32 = struct.Struct(">i")
 
 
 class FrameBuffer:
-    """Accumulates bytes and yields size-prefixed frames (without the size prefix)."""
+    """Accumulates bytes and yields size-prefixed frames (without the size prefix).
+
+    Consumed bytes are dropped lazily (once they are most of the buffer), so a burst of
+    pipelined frames costs one compaction, not one memmove per frame.
+    """
 
     def __init__(self, frame_bytes_max: int) -> None:
         self._buffer = bytearray()
+        self._start = 0
         self._frame_bytes_max = frame_bytes_max
 
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
 
     def next_frame(self) -> bytes | None:
-        if len(self._buffer) < 4:
+        available = len(self._buffer) - self._start
+        if available < 4:
+            self._compact()
             return None
-        (size,) = _INT32.unpack_from(self._buffer, 0)
+        (size,) = _INT32.unpack_from(self._buffer, self._start)
         if size < 0 or size > self._frame_bytes_max:
             raise ProtocolError(
                 f"frame of {size} bytes exceeds socket.request.max.bytes={self._frame_bytes_max}"
             )
-        if len(self._buffer) < 4 + size:
+        if available < 4 + size:
+            self._compact()
             return None
-        frame = bytes(self._buffer[4 : 4 + size])
-        del self._buffer[: 4 + size]
+        begin = self._start + 4
+        frame = bytes(memoryview(self._buffer)[begin : begin + size])
+        self._start = begin + size
         return frame
+
+    def _compact(self) -> None:
+        if self._start:
+            del self._buffer[: self._start]
+            self._start = 0
 
 
 @dataclass(slots=True)
@@ -78,11 +93,6 @@ def request_schema(api_key: int, api_version: int) -> Any:
 @functools.cache
 def response_schema(api_key: int, api_version: int) -> Any:
     return load_response_schema(api_key, api_version)
-
-
-@functools.cache
-def _reader(schema: Any) -> Any:
-    return entity_reader(schema)
 
 
 @functools.cache
@@ -147,14 +157,18 @@ def decode_request(frame: bytes) -> Request:
 
 
 def decode_body(schema: Any, frame: bytes, position: int) -> Any:
-    try:
-        body, size = _reader(schema)(frame, position)
-    except KeyError:
-        # An unknown tagged field (a newer client): parse again, skipping unknown tags.
-        from contextplane.protocol.lenient import read_entity_lenient
+    """Decode a request body from untrusted bytes.
 
-        body, size = read_entity_lenient(schema, frame, position)
-    except Exception as exc:  # the native reader raises several types for bad bytes
+    kio's native reader pre-allocates whatever array length a frame declares and aborts
+    the whole process when that allocation fails, so untrusted frames go through the
+    lenient reader, which rejects lengths that cannot fit in the frame (and skips unknown
+    tagged fields, as KIP-482 requires).
+    """
+    try:
+        body, _end = read_entity_lenient(schema, frame, position)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is a malformed frame
         raise ProtocolError(f"malformed {schema.__name__}: {exc}") from exc
     return body
 
