@@ -137,6 +137,11 @@ def test_bad_crc_magic_and_size_get_kafka_codes_and_lose_nothing(client: RawClie
     bad_magic = bytearray(good)
     bad_magic[16] = 7
     assert produce(client, "badinput", bytes(bad_magic)).error_code == ErrorCode.corrupt_message
+    legacy = bytearray(good)
+    legacy[16] = 1
+    assert produce(client, "badinput", bytes(legacy)).error_code == ErrorCode.invalid_record
+    two = produce(client, "badinput", good + good)
+    assert two.error_code == ErrorCode.invalid_record  # one batch per partition (v3+)
     truncated = good[:40]
     assert produce(client, "badinput", truncated).error_code == ErrorCode.corrupt_message
     huge = record_batch([b"x" * (1_100_000)])

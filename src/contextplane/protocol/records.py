@@ -77,8 +77,8 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
     """Split a produce payload into validated batches.
 
     Raises KafkaError with Kafka's own code for each kind of bad input: a truncated or
-    malformed batch or a bad magic or CRC is CORRUPT_MESSAGE, a batch over
-    `message.max.bytes` is MESSAGE_TOO_LARGE.
+    malformed batch, an unknown magic or a bad CRC is CORRUPT_MESSAGE, a legacy (v0/v1)
+    batch is INVALID_RECORD, a batch over `message.max.bytes` is MESSAGE_TOO_LARGE.
     """
     view = memoryview(data)
     batches: list[tuple[BatchHeader, memoryview]] = []
@@ -91,10 +91,10 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
             raise KafkaError(ErrorCode.corrupt_message, "truncated record batch header")
         header = parse_header(view, position)
         if header.magic != 2:
+            # Kafka: produce v3+ must carry magic v2 (INVALID_RECORD); any other value
+            # is not a record batch at all (CORRUPT_MESSAGE).
             raise KafkaError(
-                ErrorCode.unsupported_for_message_format
-                if header.magic in (0, 1)
-                else ErrorCode.corrupt_message,
+                ErrorCode.invalid_record if header.magic in (0, 1) else ErrorCode.corrupt_message,
                 f"record batch magic {header.magic} is not supported",
             )
         size = header.total_bytes

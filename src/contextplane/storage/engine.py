@@ -154,8 +154,8 @@ class StorageEngine:
         for header, _ in headers:
             duplicate = partition.producers.check_sequence(header)
             if duplicate is not None:
-                if len(headers) != 1:
-                    raise KafkaError(ErrorCode.invalid_request, "duplicate inside a multi-batch")
+                if len(headers) != 1:  # the produce handler admits one batch per partition
+                    raise KafkaError(ErrorCode.invalid_record, "duplicate inside a multi-batch")
                 return AppendResult(
                     duplicate.base_offset,
                     -1,

@@ -46,6 +46,12 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                     int(config_max) if config_max else broker.settings.message_max_bytes
                 )
                 batches = split_batches(data.records or b"", batch_bytes_max)
+                if len(batches) != 1:
+                    raise KafkaError(
+                        ErrorCode.invalid_record,
+                        "Produce requests are only allowed to contain exactly one record "
+                        "batch per partition",
+                    )
                 result = broker.storage.append(partition, batches)
             except KafkaError as exc:
                 if exc.code != ErrorCode.unknown_topic_or_partition:
