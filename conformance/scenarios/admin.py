@@ -1,0 +1,337 @@
+"""Topic and config administration, including the error cases clients rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance import wire
+from conformance.scenarios import Ctx, scenario
+from conformance.wire import BROKER_RESOURCE, TOPIC_RESOURCE, err
+
+# Topic configs whose values and sources are compared (the full list differs by design).
+WATCHED_CONFIGS = [
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "compression.type",
+]
+
+
+def _configs(entries: Any, names: list[str]) -> dict[str, Any]:
+    out = {}
+    for entry in entries or ():
+        if entry.name in names:
+            out[entry.name] = {
+                "value": entry.value,
+                "read_only": entry.read_only,
+                "source": int(entry.config_source),
+                "sensitive": entry.is_sensitive,
+            }
+    return dict(sorted(out.items()))
+
+
+@scenario()
+def api_versions(ctx: Ctx) -> None:
+    """ApiVersions v3 and v0: error code and the advertised (min, max) per API key."""
+    client = ctx.raw()
+    seen = {}
+    for version in (0, 3):
+        response = wire.api_versions(client, version)
+        ctx.record(f"v{version}.error", err(response.error_code))
+        seen[version] = {
+            str(k.api_key): f"{int(k.min_version)}..{int(k.max_version)}"
+            for k in sorted(response.api_keys, key=lambda k: k.api_key)
+        }
+    ctx.record("apis", seen[3])
+    ctx.record("v0_lists_the_same", seen[0] == seen[3])
+
+
+@scenario()
+def api_versions_unsupported(ctx: Ctx) -> None:
+    """ApiVersions at a version the broker does not know: UNSUPPORTED_VERSION in v0 form."""
+    import struct
+
+    client = ctx.raw()
+    frame = struct.pack(">hhih", wire.API_VERSIONS, 99, 4242, 4) + b"conf" + b"\x00\x00"
+    client.send_raw(struct.pack(">i", len(frame)) + frame)
+    body = client.read_frame()
+    correlation, error = struct.unpack_from(">ih", body, 0)
+    (count,) = struct.unpack_from(">i", body, 6)
+    ctx.record("correlation_echoed", correlation == 4242)
+    ctx.record("error", err(error))
+    versions = {}
+    for i in range(count):
+        key, low, high = struct.unpack_from(">hhh", body, 10 + 6 * i)
+        versions[key] = (low, high)
+    ctx.record("lists_api_versions", 18 in versions)
+    ctx.record("api_versions_range", list(versions.get(18, ())))
+
+
+@scenario()
+def metadata_shape(ctx: Ctx) -> None:
+    """Metadata v12 for a 3-partition topic: brokers, controller, partitions, leaders, ids."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "md-shape", 3).error_code))
+    ctx.check(wire.wait_for_topic(client, "md-shape", 3), "topic has leaders")
+    response = wire.metadata(client, ["md-shape"])
+    brokers = [
+        {
+            "node": ctx.ident("node", b.node_id),
+            "host": b.host,
+            "port_is_listener": f"{b.host}:{b.port}" == ctx.bootstrap,
+            "rack": b.rack,
+        }
+        for b in response.brokers
+    ]
+    ctx.record("brokers", brokers)
+    ctx.record("cluster_id_set", bool(response.cluster_id))
+    ctx.record("controller", ctx.ident("node", response.controller_id))
+    topic = response.topics[0]
+    ctx.record("topic.error", err(topic.error_code))
+    ctx.record("topic.name", topic.name)
+    ctx.record("topic.is_internal", topic.is_internal)
+    ctx.record("topic.id_set", str(topic.topic_id) != "00000000-0000-0000-0000-000000000000")
+    ctx.record(
+        "partitions",
+        [
+            {
+                "index": p.partition_index,
+                "error": err(p.error_code),
+                "leader": ctx.ident("node", p.leader_id),
+                "leader_epoch_non_negative": p.leader_epoch >= 0,
+                "replicas": [ctx.ident("node", r) for r in p.replica_nodes],
+                "isr": [ctx.ident("node", r) for r in p.isr_nodes],
+                "offline": list(p.offline_replicas),
+            }
+            for p in sorted(topic.partitions, key=lambda p: p.partition_index)
+        ],
+    )
+    again = wire.metadata(client, ["md-shape"])
+    ctx.record("topic_id_stable", again.topics[0].topic_id == topic.topic_id)
+    # All-topics metadata lists the new topic (internal topics are not compared).
+    everything = wire.metadata(client, None)
+    ctx.record(
+        "all_topics_contains_it", "md-shape" in {t.name for t in everything.topics}
+    )
+    ctx.record(
+        "all_topics_non_internal",
+        sorted(t.name for t in everything.topics if not t.is_internal and t.name.startswith("md-")),
+    )
+
+
+@scenario()
+def metadata_unknown_topic(ctx: Ctx) -> None:
+    """Metadata for an unknown topic without and with auto-creation; an invalid name."""
+    client = ctx.raw()
+    response = wire.metadata(client, ["md-unknown"], auto_create=False)
+    ctx.record("no_auto_create.error", err(response.topics[0].error_code))
+    ctx.record("no_auto_create.partitions", len(response.topics[0].partitions))
+    response = wire.metadata(client, ["md-auto"], auto_create=True)
+    ctx.record("auto_create.first_error", err(response.topics[0].error_code))
+    ctx.check(wire.wait_for_topic(client, "md-auto", 1), "auto-created topic has a leader")
+    response = wire.metadata(client, ["md-auto"], auto_create=False)
+    ctx.record("auto_create.later_error", err(response.topics[0].error_code))
+    ctx.record("auto_create.partitions", len(response.topics[0].partitions))
+    response = wire.metadata(client, ["bad name!"], auto_create=True)
+    ctx.record("invalid_name.error", err(response.topics[0].error_code))
+
+
+@scenario()
+def create_topics_errors(ctx: Ctx) -> None:
+    """CreateTopics: success, existing topic, bad partition counts, replication, names,
+    unknown and invalid configs, validate-only, and a batch that mixes them."""
+    client = ctx.raw()
+
+    def one(step: str, **topic: Any) -> None:
+        response = wire.create_topics(client, [topic], validate_only=topic.pop("validate", False))
+        result = response.topics[0]
+        ctx.record(
+            step,
+            {
+                "error": err(result.error_code),
+                "has_message": bool(result.error_message),
+                "partitions": result.num_partitions,
+                "replication_factor": result.replication_factor,
+            },
+        )
+
+    one("ok", name="ct-ok", partitions=3)
+    one("existing", name="ct-ok", partitions=3)
+    one("zero_partitions", name="ct-zero", partitions=0)
+    one("negative_partitions", name="ct-neg", partitions=-5)
+    one("default_partitions", name="ct-default", partitions=-1)
+    one("replication_3", name="ct-rf3", partitions=1, replication_factor=3)
+    one("replication_0", name="ct-rf0", partitions=1, replication_factor=0)
+    one("invalid_name", name="bad name!", partitions=1)
+    one("dot_name", name="..", partitions=1)
+    one("long_name", name="t" * 250, partitions=1)
+    one("empty_name", name="", partitions=1)
+    one("unknown_config", name="ct-cfg1", partitions=1, configs={"no.such.config": "1"})
+    one("invalid_config_value", name="ct-cfg2", partitions=1, configs={"retention.ms": "abc"})
+    one(
+        "invalid_enum_value",
+        name="ct-cfg3",
+        partitions=1,
+        configs={"cleanup.policy": "shred"},
+    )
+    one("valid_config", name="ct-cfg4", partitions=1, configs={"retention.ms": "3600000"})
+    one("validate_only", name="ct-validate", partitions=2, validate=True)
+    one("validate_only_existing", name="ct-ok", partitions=2, validate=True)
+    md = wire.metadata(client, ["ct-validate", "ct-zero", "ct-cfg1", "ct-cfg4"])
+    ctx.record("not_created_by_failures", {t.name: err(t.error_code) for t in md.topics})
+    # A batch: one good, one duplicate of the good one in the same request.
+    response = wire.create_topics(
+        client,
+        [{"name": "ct-batch", "partitions": 1}, {"name": "ct-ok", "partitions": 1}],
+    )
+    ctx.record("batch", {t.name: err(t.error_code) for t in response.topics})
+    response = wire.create_topics(
+        client,
+        [{"name": "ct-dup", "partitions": 1}, {"name": "ct-dup", "partitions": 1}],
+    )
+    ctx.record("duplicate_in_request", sorted(err(t.error_code) for t in response.topics))
+
+
+@scenario()
+def create_topics_returns_configs(ctx: Ctx) -> None:
+    """CreateTopics v5+ returns the new topic's configs (values, sources, read-only flag)."""
+    client = ctx.raw()
+    response = wire.create_topics(
+        client,
+        [{"name": "ct-configs", "partitions": 2, "configs": {"retention.ms": "86400000"}}],
+    )
+    result = response.topics[0]
+    ctx.record("error", err(result.error_code))
+    ctx.record("configs", _configs(result.configs, WATCHED_CONFIGS))
+    ctx.record("config_count_nonzero", bool(result.configs))
+    ctx.record("topic_id_set", str(result.topic_id) != "00000000-0000-0000-0000-000000000000")
+
+
+@scenario()
+def delete_topics(ctx: Ctx) -> None:
+    """DeleteTopics: existing, unknown, then the topic is gone and can be created again."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "dt-one", 2).error_code))
+    ctx.check(wire.wait_for_topic(client, "dt-one", 2), "topic ready")
+    wire.produce(client, "dt-one", wire.encode_batch([b"a", b"b"]))
+    response = wire.delete_topics(client, ["dt-one", "dt-unknown"])
+    ctx.record(
+        "delete",
+        {r.name: err(r.error_code) for r in response.responses},
+    )
+    md = wire.metadata(client, ["dt-one"])
+    ctx.record("metadata_after", err(md.topics[0].error_code))
+    created = wire.create_topic(client, "dt-one", 1)
+    ctx.record("recreate", err(created.error_code))
+    ctx.check(wire.wait_for_topic(client, "dt-one", 1), "recreated topic ready")
+    part = wire.fetch_one(client, "dt-one", 0)
+    ctx.record("recreated_is_empty", {"error": err(part.error_code), "hw": part.high_watermark})
+
+
+@scenario()
+def create_partitions(ctx: Ctx) -> None:
+    """CreatePartitions: grow, validate-only, same count, shrink, unknown topic."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "cp-grow", 1).error_code))
+    ctx.check(wire.wait_for_topic(client, "cp-grow", 1), "topic ready")
+    for step, count, validate in [
+        ("validate_only_3", 3, True),
+        ("grow_to_3", 3, False),
+        ("same_count", 3, False),
+        ("shrink_to_2", 2, False),
+        ("zero", 0, False),
+    ]:
+        result = wire.create_partitions(client, "cp-grow", count, validate)
+        ctx.record(step, {"error": err(result.error_code), "has_message": bool(result.error_message)})
+    ctx.check(wire.wait_for_topic(client, "cp-grow", 3), "three partitions have leaders")
+    md = wire.metadata(client, ["cp-grow"])
+    ctx.record("partitions_after", sorted(p.partition_index for p in md.topics[0].partitions))
+    result = wire.create_partitions(client, "cp-unknown", 4)
+    ctx.record("unknown_topic", err(result.error_code))
+    part = wire.produce(client, "cp-grow", wire.encode_batch([b"x"]), partition=2)
+    ctx.record("produce_to_new_partition", {"error": err(part.error_code), "offset": part.base_offset})
+
+
+@scenario()
+def describe_configs(ctx: Ctx) -> None:
+    """DescribeConfigs: a topic with an override (value and source), selected keys,
+    an unknown topic, an unknown key, and the broker resource."""
+    client = ctx.raw()
+    created = wire.create_topic(client, "dc-topic", 1, retention_ms="7200000")
+    ctx.record("create", err(created.error_code))
+    result = wire.describe_configs(client, TOPIC_RESOURCE, "dc-topic")
+    ctx.record("topic.error", err(result.error_code))
+    ctx.record("topic.configs", _configs(result.configs, WATCHED_CONFIGS))
+    result = wire.describe_configs(client, TOPIC_RESOURCE, "dc-topic", ["retention.ms"])
+    ctx.record("selected.names", sorted(c.name for c in result.configs))
+    result = wire.describe_configs(client, TOPIC_RESOURCE, "dc-topic", ["no.such.config"])
+    ctx.record(
+        "unknown_key", {"error": err(result.error_code), "names": [c.name for c in result.configs]}
+    )
+    result = wire.describe_configs(client, TOPIC_RESOURCE, "dc-unknown")
+    ctx.record("unknown_topic.error", err(result.error_code))
+    md = wire.metadata(client, None)
+    node = md.brokers[0].node_id
+    result = wire.describe_configs(client, BROKER_RESOURCE, str(node), ["num.partitions"])
+    ctx.record(
+        "broker.num_partitions",
+        {
+            "error": err(result.error_code),
+            "configs": {c.name: c.value for c in result.configs},
+        },
+    )
+    result = wire.describe_configs(client, BROKER_RESOURCE, "999", ["num.partitions"])
+    ctx.record("other_broker.error", err(result.error_code))
+
+
+@scenario()
+def alter_configs(ctx: Ctx) -> None:
+    """AlterConfigs (legacy, whole set) and IncrementalAlterConfigs: SET, DELETE, APPEND,
+    SUBTRACT, unknown names, invalid values, unknown topic, validate-only."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "ac-topic", 1).error_code))
+
+    def current() -> dict[str, Any]:
+        result = wire.describe_configs(client, TOPIC_RESOURCE, "ac-topic")
+        return {
+            name: value["value"]
+            for name, value in _configs(result.configs, WATCHED_CONFIGS).items()
+            if value["source"] == 1  # DYNAMIC_TOPIC_CONFIG: the overrides
+        }
+
+    result = wire.alter_configs(client, "ac-topic", {"retention.ms": "1000000"})
+    ctx.record("legacy.set", err(result.error_code))
+    ctx.record("legacy.after_set", current())
+    result = wire.alter_configs(client, "ac-topic", {"max.message.bytes": "2000000"})
+    ctx.record("legacy.replace", err(result.error_code))
+    ctx.record("legacy.after_replace", current())
+    result = wire.alter_configs(client, "ac-topic", {"no.such.config": "1"})
+    ctx.record("legacy.unknown", err(result.error_code))
+    result = wire.alter_configs(client, "ac-topic", {"retention.ms": "soon"})
+    ctx.record("legacy.invalid", err(result.error_code))
+    result = wire.alter_configs(client, "ac-unknown", {"retention.ms": "1"})
+    ctx.record("legacy.unknown_topic", err(result.error_code))
+    result = wire.alter_configs(client, "ac-topic", {"retention.ms": "5"}, validate_only=True)
+    ctx.record("legacy.validate_only", err(result.error_code))
+    ctx.record("legacy.after_validate_only", current())
+
+    steps = [
+        ("incr.set", [("retention.ms", 0, "3000000")]),
+        ("incr.set_second", [("retention.bytes", 0, "1048576")]),
+        ("incr.delete", [("retention.bytes", 1, None)]),
+        ("incr.append", [("cleanup.policy", 2, "compact")]),
+        ("incr.subtract", [("cleanup.policy", 3, "delete")]),
+        ("incr.append_non_list", [("retention.ms", 2, "5")]),
+        ("incr.unknown", [("no.such.config", 0, "1")]),
+        ("incr.invalid", [("retention.ms", 0, "-5x")]),
+        ("incr.delete_unset", [("segment.ms", 1, None)]),
+        ("incr.bad_operation", [("retention.ms", 9, "1")]),
+    ]
+    for step, ops in steps:
+        result = wire.incremental_alter_configs(client, "ac-topic", ops)
+        ctx.record(step, err(result.error_code))
+        ctx.record(f"{step}.after", current())
+    result = wire.incremental_alter_configs(client, "ac-unknown", [("retention.ms", 0, "1")])
+    ctx.record("incr.unknown_topic", err(result.error_code))
