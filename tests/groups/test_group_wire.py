@@ -1,0 +1,515 @@
+"""Group APIs over the wire, version by version, with a raw client against a broker
+subprocess."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kio.schema.errors import ErrorCode
+
+from tests.groups.support import Broker, Wire, subscription
+
+FIND_COORDINATOR, JOIN, HEARTBEAT, LEAVE, SYNC = 10, 11, 12, 13, 14
+OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE, LIST, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
+CREATE_TOPICS, API_VERSIONS = 19, 18
+
+SESSION_MS = 6000
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    process = Broker(tmp_path_factory.mktemp("wire") / "broker").start()
+    try:
+        with Wire(process.port) as wire:
+            response = wire.call(
+                CREATE_TOPICS,
+                7,
+                topics=[
+                    {"name": name, "num_partitions": 3, "replication_factor": 1}
+                    for name in ("orders", "users")
+                ],
+                timeout=10_000,
+            )
+            assert all(t.error_code == ErrorCode.none for t in response.topics)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def wire(broker: Broker) -> Iterator[Wire]:
+    with Wire(broker.port) as connection:
+        yield connection
+
+
+def join(wire: Wire, group: str, member_id: str = "", version: int = 9, **extra: object):
+    fields = {
+        "group_id": group,
+        "session_timeout": SESSION_MS,
+        "rebalance_timeout": 10_000,
+        "member_id": member_id,
+        "protocol_type": "consumer",
+        "protocols": [{"name": "range", "metadata": subscription("orders")}],
+    }
+    fields.update(extra)
+    return wire.call(JOIN, version, **fields)
+
+
+def join_stable(wire: Wire, group: str) -> tuple[str, int]:
+    first = join(wire, group)
+    assert first.error_code == ErrorCode.member_id_required
+    response = join(wire, group, first.member_id)
+    assert response.error_code == ErrorCode.none
+    sync = wire.call(
+        SYNC,
+        5,
+        group_id=group,
+        generation_id=response.generation_id,
+        member_id=response.member_id,
+        protocol_type="consumer",
+        protocol_name="range",
+        assignments=[{"member_id": response.member_id, "assignment": b"plan"}],
+    )
+    assert sync.error_code == ErrorCode.none and sync.assignment == b"plan"
+    return response.member_id, response.generation_id
+
+
+def test_api_versions_advertise_group_apis(wire: Wire) -> None:
+    response = wire.call(API_VERSIONS, 3, client_software_name="t", client_software_version="1")
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+    assert ranges[FIND_COORDINATOR] == (0, 6)
+    assert ranges[JOIN] == (0, 9)
+    assert ranges[SYNC] == (0, 5)
+    assert ranges[HEARTBEAT] == (0, 4)
+    assert ranges[LEAVE] == (0, 5)
+    assert ranges[OFFSET_COMMIT] == (2, 9)
+    assert ranges[OFFSET_FETCH] == (1, 9)
+    assert ranges[LIST] == (0, 5)
+    assert ranges[DESCRIBE] == (0, 5)
+    assert ranges[DELETE_GROUPS] == (0, 2)
+    assert ranges[OFFSET_DELETE] == (0, 0)
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3])
+def test_find_coordinator_single_key(broker: Broker, wire: Wire, version: int) -> None:
+    response = wire.call(FIND_COORDINATOR, version, key="g", key_type=0)
+    assert response.error_code == ErrorCode.none
+    assert (response.host, response.port, response.node_id) == ("127.0.0.1", broker.port, 1)
+    if version >= 1:
+        txn = wire.call(FIND_COORDINATOR, version, key="t", key_type=1)
+        assert txn.error_code == ErrorCode.coordinator_not_available
+        assert txn.node_id == -1
+
+
+@pytest.mark.parametrize("version", [4, 5, 6])
+def test_find_coordinator_batched(broker: Broker, wire: Wire, version: int) -> None:
+    response = wire.call(FIND_COORDINATOR, version, key_type=0, coordinator_keys=["a", "b"])
+    assert [(c.key, c.error_code, c.port) for c in response.coordinators] == [
+        ("a", ErrorCode.none, broker.port),
+        ("b", ErrorCode.none, broker.port),
+    ]
+    txn = wire.call(FIND_COORDINATOR, version, key_type=1, coordinator_keys=["t"])
+    assert txn.coordinators[0].error_code == ErrorCode.coordinator_not_available
+
+
+def test_join_sync_heartbeat_leave_v9(wire: Wire) -> None:
+    member_id, generation = join_stable(wire, "wire-basic")
+    ok = wire.call(
+        HEARTBEAT, 4, group_id="wire-basic", generation_id=generation, member_id=member_id
+    )
+    assert ok.error_code == ErrorCode.none
+    stale = wire.call(
+        HEARTBEAT, 4, group_id="wire-basic", generation_id=generation + 5, member_id=member_id
+    )
+    assert stale.error_code == ErrorCode.illegal_generation
+    leave = wire.call(
+        LEAVE,
+        5,
+        group_id="wire-basic",
+        members=[{"member_id": member_id}, {"member_id": "ghost"}],
+    )
+    assert [m.error_code for m in leave.members] == [
+        ErrorCode.none,
+        ErrorCode.unknown_member_id,
+    ]
+    gone = wire.call(
+        HEARTBEAT, 4, group_id="wire-basic", generation_id=generation, member_id=member_id
+    )
+    assert gone.error_code == ErrorCode.unknown_member_id
+
+
+def test_join_v0_and_leave_v0(wire: Wire) -> None:
+    response = join(wire, "wire-v0", version=0)
+    assert response.error_code == ErrorCode.none  # no MEMBER_ID_REQUIRED before v4
+    assert response.member_id.startswith("wire-test-")
+    assert response.leader == response.member_id
+    assert len(response.members) == 1
+    leave = wire.call(LEAVE, 0, group_id="wire-v0", member_id=response.member_id)
+    assert leave.error_code == ErrorCode.none
+    again = wire.call(LEAVE, 0, group_id="wire-v0", member_id=response.member_id)
+    assert again.error_code == ErrorCode.unknown_member_id
+
+
+def test_join_errors(wire: Wire) -> None:
+    assert join(wire, "wire-err", session_timeout=1000).error_code == (
+        ErrorCode.invalid_session_timeout
+    )
+    assert join(wire, "").error_code == ErrorCode.invalid_group_id
+    assert join(wire, "wire-err", "bogus").error_code == ErrorCode.unknown_member_id
+    assert join(wire, "wire-err", protocols=[]).error_code == (
+        ErrorCode.inconsistent_group_protocol
+    )
+
+
+def test_sync_v5_requires_protocol_fields(wire: Wire) -> None:
+    member_id, generation = join_stable(wire, "wire-sync5")
+    response = wire.call(
+        SYNC, 5, group_id="wire-sync5", generation_id=generation, member_id=member_id
+    )
+    assert response.error_code == ErrorCode.inconsistent_group_protocol
+
+
+def test_parked_join_does_not_block_the_connection_order(broker: Broker) -> None:
+    """Two members on two connections; the second member's join completes the first's."""
+    with Wire(broker.port) as first, Wire(broker.port) as second:
+        a, generation = join_stable(first, "wire-park")
+        pending = join(second, "wire-park")
+        assert pending.error_code == ErrorCode.member_id_required
+        second.send(
+            JOIN,
+            9,
+            group_id="wire-park",
+            session_timeout=SESSION_MS,
+            rebalance_timeout=10_000,
+            member_id=pending.member_id,
+            protocol_type="consumer",
+            protocols=[{"name": "range", "metadata": subscription("orders")}],
+        )
+        time.sleep(0.2)
+        hb = first.call(HEARTBEAT, 4, group_id="wire-park", generation_id=generation, member_id=a)
+        assert hb.error_code == ErrorCode.rebalance_in_progress
+        rejoin = join(first, "wire-park", a)
+        parked = second.receive()
+        assert rejoin.generation_id == parked.generation_id == generation + 1
+        assert {m.member_id for m in rejoin.members} == {a, parked.member_id}
+        assert parked.members == ()
+
+
+def test_static_member_replacement_over_the_wire(broker: Broker) -> None:
+    with Wire(broker.port) as wire:
+        first = join(wire, "wire-static", group_instance_id="pod-0")
+        assert first.error_code == ErrorCode.none
+        old_id, generation = first.member_id, first.generation_id
+        wire.call(
+            SYNC,
+            5,
+            group_id="wire-static",
+            generation_id=generation,
+            member_id=old_id,
+            group_instance_id="pod-0",
+            protocol_type="consumer",
+            protocol_name="range",
+            assignments=[{"member_id": old_id, "assignment": b"p0"}],
+        )
+        again = join(wire, "wire-static", group_instance_id="pod-0")
+        assert again.member_id != old_id and again.generation_id == generation
+        assert again.skip_assignment is True  # it is the leader; v9 lets it skip
+        fenced = wire.call(
+            HEARTBEAT,
+            4,
+            group_id="wire-static",
+            generation_id=generation,
+            member_id=old_id,
+            group_instance_id="pod-0",
+        )
+        assert fenced.error_code == ErrorCode.fenced_instance_id
+        leave = wire.call(
+            LEAVE,
+            5,
+            group_id="wire-static",
+            members=[{"member_id": "", "group_instance_id": "pod-0"}],
+        )
+        assert leave.members[0].error_code == ErrorCode.none
+
+
+@pytest.mark.parametrize("version", [2, 5, 7, 8, 9])
+def test_offset_commit_and_fetch_versions(wire: Wire, version: int) -> None:
+    group = f"wire-offsets-v{version}"
+    partition = {"partition_index": 1, "committed_offset": 42, "committed_metadata": "m"}
+    if version >= 6:
+        partition["committed_leader_epoch"] = 3
+    commit = wire.call(
+        OFFSET_COMMIT,
+        version,
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        topics=[
+            {"name": "orders", "partitions": [partition]},
+            {
+                "name": "missing-topic",
+                "partitions": [{"partition_index": 0, "committed_offset": 1}],
+            },
+            {"name": "users", "partitions": [{"partition_index": 9, "committed_offset": 1}]},
+        ],
+    )
+    codes = {(t.name, p.partition_index): p.error_code for t in commit.topics for p in t.partitions}
+    assert codes == {
+        ("orders", 1): ErrorCode.none,
+        ("missing-topic", 0): ErrorCode.unknown_topic_or_partition,
+        ("users", 9): ErrorCode.unknown_topic_or_partition,
+    }
+    fetch_version = min(version, 7)
+    fetch = wire.call(
+        OFFSET_FETCH,
+        fetch_version,
+        group_id=group,
+        topics=[{"name": "orders", "partition_indexes": [0, 1]}],
+    )
+    found = {p.partition_index: p for p in fetch.topics[0].partitions}
+    assert found[0].committed_offset == -1
+    assert found[1].committed_offset == 42 and found[1].metadata == "m"
+    if version >= 6:
+        assert found[1].committed_leader_epoch == 3
+
+
+def test_offset_fetch_v8_batched_and_all_topics(wire: Wire) -> None:
+    wire.call(
+        OFFSET_COMMIT,
+        9,
+        group_id="wire-batch-a",
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        topics=[{"name": "users", "partitions": [{"partition_index": 2, "committed_offset": 7}]}],
+    )
+    response = wire.call(
+        OFFSET_FETCH,
+        9,
+        groups=[
+            {"group_id": "wire-batch-a", "topics": None},
+            {
+                "group_id": "wire-batch-none",
+                "topics": [{"name": "users", "partition_indexes": [2]}],
+            },
+        ],
+        require_stable=True,
+    )
+    a, none = response.groups
+    assert [
+        (t.name, [(p.partition_index, p.committed_offset) for p in t.partitions]) for t in a.topics
+    ] == [("users", [(2, 7)])]
+    assert none.topics[0].partitions[0].committed_offset == -1
+    assert none.error_code == ErrorCode.none
+
+
+def test_member_commits_are_checked(wire: Wire) -> None:
+    member_id, generation = join_stable(wire, "wire-member-commit")
+
+    def commit(generation_id: int, member: str, version: int = 9) -> ErrorCode:
+        response = wire.call(
+            OFFSET_COMMIT,
+            version,
+            group_id="wire-member-commit",
+            generation_id_or_member_epoch=generation_id,
+            member_id=member,
+            topics=[
+                {"name": "orders", "partitions": [{"partition_index": 0, "committed_offset": 5}]}
+            ],
+        )
+        return response.topics[0].partitions[0].error_code
+
+    assert commit(generation, member_id) == ErrorCode.none
+    assert commit(generation + 1, member_id) == ErrorCode.illegal_generation
+    assert commit(generation, "ghost") == ErrorCode.unknown_member_id
+    assert commit(-1, "") == ErrorCode.unknown_member_id  # a non-member on an active group
+    wire.call(LEAVE, 5, group_id="wire-member-commit", members=[{"member_id": member_id}])
+    assert commit(-1, "") == ErrorCode.none  # Empty now: admin commits are allowed
+
+
+def test_list_describe_delete(wire: Wire) -> None:
+    member_id, _ = join_stable(wire, "wire-admin-live")
+    wire.call(
+        OFFSET_COMMIT,
+        9,
+        group_id="wire-admin-empty",
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        topics=[{"name": "orders", "partitions": [{"partition_index": 0, "committed_offset": 1}]}],
+    )
+    listed = {g.group_id: g for g in wire.call(LIST, 5).groups}
+    assert listed["wire-admin-live"].group_state == "Stable"
+    assert listed["wire-admin-live"].protocol_type == "consumer"
+    assert listed["wire-admin-empty"].group_state == "Empty"
+    assert listed["wire-admin-empty"].group_type == "classic"
+    stable = {g.group_id for g in wire.call(LIST, 4, states_filter=["Stable"]).groups}
+    assert "wire-admin-live" in stable and "wire-admin-empty" not in stable
+    assert {g.group_id for g in wire.call(LIST, 0).groups} >= {
+        "wire-admin-live",
+        "wire-admin-empty",
+    }
+
+    described = wire.call(
+        DESCRIBE,
+        5,
+        groups=["wire-admin-live", "wire-admin-empty", "wire-admin-nope"],
+        include_authorized_operations=True,
+    ).groups
+    live, empty, nope = described
+    assert live.group_state == "Stable" and live.protocol_data == "range"
+    assert [m.member_id for m in live.members] == [member_id]
+    assert live.members[0].member_assignment == b"plan"
+    assert live.members[0].client_id == "wire-test"
+    assert live.authorized_operations > 0
+    assert empty.group_state == "Empty" and empty.members == ()
+    assert nope.group_state == "Dead" and nope.error_code == ErrorCode.none
+    old = wire.call(DESCRIBE, 0, groups=["wire-admin-live"]).groups[0]
+    assert old.group_state == "Stable"
+
+    deleted = wire.call(
+        DELETE_GROUPS, 2, groups_names=["wire-admin-live", "wire-admin-empty", "wire-admin-nope"]
+    )
+    assert [(r.group_id, r.error_code) for r in deleted.results] == [
+        ("wire-admin-live", ErrorCode.non_empty_group),
+        ("wire-admin-empty", ErrorCode.none),
+        ("wire-admin-nope", ErrorCode.group_id_not_found),
+    ]
+    fetch = wire.call(OFFSET_FETCH, 9, groups=[{"group_id": "wire-admin-empty", "topics": None}])
+    assert fetch.groups[0].topics == ()
+    assert "wire-admin-empty" not in {g.group_id for g in wire.call(LIST, 5).groups}
+
+
+def test_offset_delete(wire: Wire) -> None:
+    member_id, generation = join_stable(wire, "wire-odel")  # subscribed to "orders"
+    wire.call(
+        OFFSET_COMMIT,
+        9,
+        group_id="wire-odel",
+        generation_id_or_member_epoch=generation,
+        member_id=member_id,
+        topics=[
+            {"name": "orders", "partitions": [{"partition_index": 0, "committed_offset": 3}]},
+            {"name": "users", "partitions": [{"partition_index": 0, "committed_offset": 4}]},
+        ],
+    )
+    response = wire.call(
+        OFFSET_DELETE,
+        0,
+        group_id="wire-odel",
+        topics=[
+            {"name": "orders", "partitions": [{"partition_index": 0}]},
+            {"name": "users", "partitions": [{"partition_index": 0}]},
+        ],
+    )
+    assert response.error_code == ErrorCode.none
+    codes = {t.name: t.partitions[0].error_code for t in response.topics}
+    assert codes == {"orders": ErrorCode.group_subscribed_to_topic, "users": ErrorCode.none}
+    fetch = wire.call(OFFSET_FETCH, 9, groups=[{"group_id": "wire-odel", "topics": None}])
+    assert [t.name for t in fetch.groups[0].topics] == ["orders"]
+    missing = wire.call(OFFSET_DELETE, 0, group_id="wire-odel-nope", topics=[])
+    assert missing.error_code == ErrorCode.group_id_not_found
+
+
+def test_session_expiry_over_the_wire(broker: Broker) -> None:
+    """A member that stops heartbeating is removed after its session timeout."""
+    with Wire(broker.port) as a_wire, Wire(broker.port) as b_wire:
+        a, generation = join_stable(a_wire, "wire-expiry")
+        pending = join(b_wire, "wire-expiry")
+        b_wire.send(
+            JOIN,
+            9,
+            group_id="wire-expiry",
+            session_timeout=SESSION_MS,
+            rebalance_timeout=10_000,
+            member_id=pending.member_id,
+            protocol_type="consumer",
+            protocols=[{"name": "range", "metadata": subscription("orders")}],
+        )
+        joined_a = join(a_wire, "wire-expiry", a)
+        joined_b = b_wire.receive()
+        assert joined_a.generation_id == joined_b.generation_id == generation + 1
+        for connection, member in ((a_wire, a), (b_wire, joined_b.member_id)):
+            connection.call(
+                SYNC,
+                5,
+                group_id="wire-expiry",
+                generation_id=generation + 1,
+                member_id=member,
+                protocol_type="consumer",
+                protocol_name="range",
+                assignments=[],
+            )
+        # b goes silent; a keeps heartbeating until it is told to rebalance.
+        deadline = time.monotonic() + SESSION_MS / 1000 + 5
+        code = ErrorCode.none
+        while time.monotonic() < deadline and code == ErrorCode.none:
+            time.sleep(0.5)
+            code = a_wire.call(
+                HEARTBEAT, 4, group_id="wire-expiry", generation_id=generation + 1, member_id=a
+            ).error_code
+        assert code == ErrorCode.rebalance_in_progress
+        rejoined = join(a_wire, "wire-expiry", a)
+        assert rejoined.generation_id == generation + 2
+        assert [m.member_id for m in rejoined.members] == [a]
+
+
+def test_restart_keeps_offsets_and_lists_group_empty(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "restart").start()
+    try:
+        with Wire(broker.port) as wire:
+            wire.call(
+                CREATE_TOPICS,
+                7,
+                topics=[{"name": "events", "num_partitions": 2, "replication_factor": 1}],
+                timeout=10_000,
+            )
+            member_id, generation = join_stable(wire, "wire-restart")
+            commit = wire.call(
+                OFFSET_COMMIT,
+                9,
+                group_id="wire-restart",
+                generation_id_or_member_epoch=generation,
+                member_id=member_id,
+                topics=[
+                    {
+                        "name": "events",
+                        "partitions": [
+                            {
+                                "partition_index": 0,
+                                "committed_offset": 11,
+                                "committed_metadata": "x",
+                            },
+                            {"partition_index": 1, "committed_offset": 22},
+                        ],
+                    }
+                ],
+            )
+            assert all(p.error_code == ErrorCode.none for p in commit.topics[0].partitions)
+        broker.stop()
+        broker.start()
+        with Wire(broker.port) as wire:
+            fetch = wire.call(
+                OFFSET_FETCH, 7, group_id="wire-restart", topics=None, require_stable=True
+            )
+            assert {
+                (p.partition_index, p.committed_offset, p.metadata)
+                for p in fetch.topics[0].partitions
+            } == {
+                (0, 11, "x"),
+                (1, 22, ""),
+            }
+            listed = {g.group_id: g.group_state for g in wire.call(LIST, 5).groups}
+            assert listed == {"wire-restart": "Empty"}
+            described = wire.call(
+                DESCRIBE, 5, groups=["wire-restart"], include_authorized_operations=False
+            )
+            assert described.groups[0].group_state == "Empty"
+            # The old member is gone; a heartbeat says so.
+            hb = wire.call(
+                HEARTBEAT, 4, group_id="wire-restart", generation_id=generation, member_id=member_id
+            )
+            assert hb.error_code == ErrorCode.unknown_member_id
+    finally:
+        broker.stop()
