@@ -314,7 +314,12 @@ class StorageEngine:
                 for e in index
             ],
             {p.stream_id: p.leader_epoch for p, _ in chunks},
-            {p.stream_id: p.producers.snapshot() for p, _ in chunks},
+            # Producer state as of each range's end: a later batch may not be durable yet
+            # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
+            {
+                p.stream_id: p.producers.snapshot(e.end_offset)
+                for (p, _), e in zip(chunks, index, strict=True)
+            },
         )
         for (partition, batches), entry in zip(chunks, index, strict=True):
             for batch in batches:

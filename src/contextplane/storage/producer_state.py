@@ -101,9 +101,21 @@ class ProducerStateTable:
         )
         del entry.batches[: -limits.PRODUCER_BATCHES_RETAINED]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, end_offset: int | None = None) -> dict[str, Any]:
+        """The table as JSON-able data; with `end_offset`, only batches below it.
+
+        An upload commits the snapshot as of its objects' end: batches past it are only
+        in the WAL (maybe not even durable yet), and WAL replay records them again.
+        """
         return {
-            str(pid): [e.epoch, [list(vars_of(b)) for b in e.batches]]
+            str(pid): [
+                e.epoch,
+                [
+                    list(vars_of(b))
+                    for b in e.batches
+                    if end_offset is None or b.last_offset < end_offset
+                ],
+            ]
             for pid, e in self.producers.items()
         }
 
