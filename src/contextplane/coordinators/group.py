@@ -76,6 +76,8 @@ class GroupCoordinator:
         self._task: asyncio.Task[None] | None = None
         self._active = False
         self._next_cleanup_ms = 0
+        # The deadline the timer task sleeps until, or None while it is not sleeping.
+        self._sleeping_until: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -101,8 +103,12 @@ class GroupCoordinator:
         return self._active
 
     def _kick(self) -> None:
-        """Let the timer task recompute its next deadline after a state change."""
-        if self._wake is not None:
+        """Wake the timer task if a state change scheduled a timer earlier than the one it
+        sleeps until (most changes, e.g. heartbeats, only push deadlines later)."""
+        if self._wake is None or self._sleeping_until is None:
+            return
+        deadline = self.state.next_deadline()
+        if deadline is not None and deadline < self._sleeping_until:
             self._wake.set()
 
     async def _run_timers(self) -> None:
@@ -124,8 +130,12 @@ class GroupCoordinator:
             if delay_s == 0:
                 await asyncio.sleep(0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay_s)
+            self._sleeping_until = deadline
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay_s)
+            finally:
+                self._sleeping_until = None
 
     def cleanup_groups(self) -> list[str]:
         """Forget Empty groups that have no committed offsets (Kafka's periodic group

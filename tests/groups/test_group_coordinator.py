@@ -1,0 +1,164 @@
+"""The async shell: timers on a real event loop, offsets in the metadata store, restart,
+cleanup and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
+from contextplane.coordinators.group_state import JoinRequest
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings import load_settings
+
+
+def make_broker(tmp_path: Path, delay_ms: int) -> Any:
+    settings = load_settings(
+        environ={},
+        overrides={"data.dir": str(tmp_path), "group.initial.rebalance.delay.ms": str(delay_ms)},
+    )
+    store = MetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
+    return SimpleNamespace(settings=settings, metadata=store)
+
+
+def join_request(member_id: str = "", group: str = "g") -> JoinRequest:
+    return JoinRequest(
+        group_id=group,
+        member_id=member_id,
+        protocol_type="consumer",
+        protocols=[("range", b"")],
+        session_timeout_ms=6000,
+        rebalance_timeout_ms=5000,
+        client_id="c",
+    )
+
+
+async def join_member(coordinator: GroupCoordinator, group: str = "g") -> asyncio.Future[Any]:
+    first = await coordinator.join_group(join_request(group=group))
+    assert first["error_code"] == ErrorCode.member_id_required
+    return coordinator.join_group(join_request(first["member_id"], group))
+
+
+def test_initial_rebalance_delay_on_the_event_loop(tmp_path: Path) -> None:
+    async def main() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 400))
+        await coordinator.start()
+        try:
+            started = time.monotonic()
+            a = await join_member(coordinator)
+            await asyncio.sleep(0.2)
+            assert not a.done()
+            b = await join_member(coordinator)  # extends the delay by another 400 ms
+            await asyncio.sleep(0.3)
+            assert not a.done() and not b.done()
+            ra, rb = await asyncio.wait_for(asyncio.gather(a, b), 5)
+            elapsed = time.monotonic() - started
+            assert 0.55 < elapsed < 2.0, elapsed
+            assert ra["generation_id"] == rb["generation_id"] == 1
+            assert len(ra["members"]) == 2
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
+
+
+def test_zero_delay_join_completes_promptly(tmp_path: Path) -> None:
+    async def main() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        await coordinator.start()
+        try:
+            started = time.monotonic()
+            response = await asyncio.wait_for(await join_member(coordinator), 5)
+            assert response["error_code"] == ErrorCode.none
+            assert time.monotonic() - started < 0.5
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
+
+
+def test_offsets_persist_and_group_reloads_as_empty(tmp_path: Path) -> None:
+    async def first_life() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        await coordinator.start()
+        codes = coordinator.commit_offsets(
+            "kept",
+            "",
+            None,
+            -1,
+            9,
+            [
+                OffsetCommitEntry("t", 0, 10, 2, "meta"),
+                OffsetCommitEntry("t", 1, 20, -1, None),
+                OffsetCommitEntry("t", 2, 30, -1, "x" * 5000),
+            ],
+        )
+        assert codes == [ErrorCode.none, ErrorCode.none, ErrorCode.offset_metadata_too_large]
+        await coordinator.stop()
+        coordinator._store.close()
+
+    async def second_life() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        await coordinator.start()
+        try:
+            _, groups = coordinator.list_groups()
+            assert groups == [
+                {
+                    "group_id": "kept",
+                    "protocol_type": "",
+                    "group_state": "Empty",
+                    "group_type": "classic",
+                }
+            ]
+            code, topics = coordinator.fetch_offsets("kept", [("t", [0, 1, 2])])
+            assert code == ErrorCode.none
+            assert [
+                (p["partition_index"], p["committed_offset"], p["committed_leader_epoch"])
+                for p in topics[0]["partitions"]
+            ] == [(0, 10, 2), (1, 20, -1), (2, -1, -1)]
+            assert topics[0]["partitions"][0]["metadata"] == "meta"
+            assert coordinator.describe_groups(["kept"])[0]["group_state"] == "Empty"
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
+
+
+def test_cleanup_forgets_empty_groups_without_offsets(tmp_path: Path) -> None:
+    async def main() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        await coordinator.start()
+        try:
+            response = await asyncio.wait_for(await join_member(coordinator, "transient"), 5)
+            coordinator.leave_group("transient", [(response["member_id"], None)])
+            coordinator.commit_offsets(
+                "simple", "", None, -1, 9, [OffsetCommitEntry("t", 0, 1, -1, None)]
+            )
+            states = {g["group_id"]: g["group_state"] for g in coordinator.list_groups()[1]}
+            assert states == {"transient": "Empty", "simple": "Empty"}
+            assert coordinator.cleanup_groups() == ["transient"]
+            assert [g["group_id"] for g in coordinator.list_groups()[1]] == ["simple"]
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
+
+
+def test_stop_answers_parked_joins(tmp_path: Path) -> None:
+    async def main() -> None:
+        coordinator = GroupCoordinator(make_broker(tmp_path, 60_000))
+        await coordinator.start()
+        parked = await join_member(coordinator)
+        await asyncio.sleep(0.05)
+        assert not parked.done()
+        await coordinator.stop()
+        assert parked.result()["error_code"] == ErrorCode.not_coordinator
+        after = await coordinator.join_group(join_request())
+        assert after["error_code"] == ErrorCode.coordinator_not_available
+
+    asyncio.run(main())
