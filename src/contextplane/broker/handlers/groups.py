@@ -30,7 +30,11 @@ _OPERATIONS_NOT_REQUESTED = -(2**31)
 
 _ERROR_MESSAGES = {
     ErrorCode.coordinator_not_available: "The coordinator is not available.",
-    ErrorCode.invalid_request: "The coordinator key type is not supported by this broker.",
+    ErrorCode.invalid_request: (
+        "This most likely occurs because of a request being malformed by the client library "
+        "or the message was sent to an incompatible broker. See the broker logs for more "
+        "details."
+    ),
 }
 
 
@@ -92,7 +96,7 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
                     "host": host,
                     "port": port,
                     "error_code": code,
-                    "error_message": None,
+                    "error_message": "",  # Kafka leaves the (nullable) field at its default
                 }
             )
         return ctx.response(throttle_time=0, coordinators=coordinators)
