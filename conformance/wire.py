@@ -95,6 +95,7 @@ def encode_batch(
     transactional: bool = False,
     magic: int = 2,
     corrupt_crc: bool = False,
+    garble_payload: bool = False,
 ) -> bytes:
     """A RecordBatch v2 exactly as a producer sends it (base offset 0, CRC32C)."""
     recs = [r if isinstance(r, Rec) else Rec(r) for r in records]
@@ -119,9 +120,14 @@ def encode_batch(
     elif codec == 2:
         payload = _xerial_snappy(payload)
     elif codec == 3:
-        payload = bytes(cramjam.lz4.compress(payload))
+        # Independent blocks, no content checksum: the LZ4 frame Kafka's Java reader takes.
+        lz4 = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
+        lz4.compress(payload)
+        payload = bytes(lz4.finish())
     elif codec == 4:
         payload = bytes(cramjam.zstd.compress(payload))
+    if garble_payload:
+        payload = payload[:8] + bytes(b ^ 0x5A for b in payload[8:])
     attributes = codec | (0x10 if transactional else 0)
     after_crc = (
         struct.pack(
@@ -201,17 +207,14 @@ def decode_batches(data: bytes | None) -> list[FetchedBatch]:
         (attrs, last_delta, base_ts, max_ts, pid, pepoch, bseq, count) = struct.unpack_from(
             ">hiqqqhii", after_crc, 0
         )
-        payload = after_crc[36:]
+        payload = after_crc[40:]
         codec = attrs & 7
-        if codec == 1:
-            payload = gzip.decompress(payload)
-        elif codec == 2:
-            payload = _unsnappy(payload)
-        elif codec == 3:
-            payload = bytes(cramjam.lz4.decompress(payload))
-        elif codec == 4:
-            payload = bytes(cramjam.zstd.decompress(payload))
-        records = []
+        records: list[dict[str, Any]] = []
+        try:
+            payload = _decompress(codec, payload)
+        except Exception as exc:  # noqa: BLE001 - a broker may store what does not decode
+            records.append({"undecodable": type(exc).__name__})
+            count = 0
         rpos = 0
         for _ in range(count):
             size, rpos = _read_varint(payload, rpos)
@@ -254,6 +257,18 @@ def decode_batches(data: bytes | None) -> list[FetchedBatch]:
         )
         pos = end
     return out
+
+
+def _decompress(codec: int, payload: bytes) -> bytes:
+    if codec == 1:
+        return gzip.decompress(payload)
+    if codec == 2:
+        return _unsnappy(payload)
+    if codec == 3:
+        return bytes(cramjam.lz4.decompress(payload))
+    if codec == 4:
+        return bytes(cramjam.zstd.decompress(payload))
+    return payload
 
 
 def _read_bytes(data: bytes, pos: int) -> tuple[bytes | None, int]:
@@ -343,7 +358,12 @@ def create_topic(client: RawClient, name: str, partitions: int = 1, **configs: s
 
 
 def wait_for_topic(client: RawClient, name: str, partitions: int, timeout: float = 15.0) -> bool:
-    """Metadata until every partition of `name` has a leader (Kafka propagates asynchronously)."""
+    """Wait until every partition of `name` has a leader that serves it.
+
+    Kafka publishes leaders in Metadata before the replica manager serves the partition
+    (NOT_LEADER_OR_FOLLOWER for a moment), so a ListOffsets per partition must succeed too,
+    as a client's retries would make it.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = metadata(client, [name])
@@ -352,6 +372,7 @@ def wait_for_topic(client: RawClient, name: str, partitions: int, timeout: float
             topic.error_code == 0
             and len(topic.partitions) == partitions
             and all(p.leader_id >= 0 and p.error_code == 0 for p in topic.partitions)
+            and all(list_offsets(client, name, -1, i).error_code == 0 for i in range(partitions))
         ):
             return True
         time.sleep(0.1)
@@ -491,13 +512,15 @@ def init_producer_id(
     transactional_id: str | None = None,
     version: int = 4,
 ) -> Any:
-    return client.request(
-        INIT_PRODUCER_ID,
-        version,
-        transactional_id=transactional_id,
-        transaction_timeout=60000,
-        producer_id=producer_id,
-        producer_epoch=producer_epoch,
+    return retry_coordinator(
+        lambda: client.request(
+            INIT_PRODUCER_ID,
+            version,
+            transactional_id=transactional_id,
+            transaction_timeout=60000,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+        )
     )
 
 
@@ -579,11 +602,30 @@ def create_partitions(
 # --- groups (classic protocol) --------------------------------------------------------------
 
 
-def find_coordinator(client: RawClient, key: str, key_type: int = 0, version: int = 4) -> Any:
-    response = client.request(
-        FIND_COORDINATOR, version, key=key, key_type=key_type, coordinator_keys=[key]
-    )
-    return response.coordinators[0] if version >= 4 else response
+# Errors a client retries after a backoff (Kafka answers them while its internal
+# __consumer_offsets / __transaction_state topics are still being created).
+RETRIABLE_COORDINATOR = {14, 15, 16}  # load in progress, not available, not coordinator
+
+
+def retry_coordinator(call: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if response.error_code not in RETRIABLE_COORDINATOR or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def find_coordinator(
+    client: RawClient, key: str, key_type: int = 0, version: int = 4, retry_for: float = 20.0
+) -> Any:
+    def call() -> Any:
+        response = client.request(
+            FIND_COORDINATOR, version, key=key, key_type=key_type, coordinator_keys=[key]
+        )
+        return response.coordinators[0] if version >= 4 else response
+
+    return retry_coordinator(call, retry_for)
 
 
 def join_group(

@@ -261,6 +261,7 @@ def describe_configs(ctx: Ctx) -> None:
     client = ctx.raw()
     created = wire.create_topic(client, "dc-topic", 1, retention_ms="7200000")
     ctx.record("create", err(created.error_code))
+    ctx.check(wire.wait_for_topic(client, "dc-topic", 1), "topic ready")
     result = wire.describe_configs(client, TOPIC_RESOURCE, "dc-topic")
     ctx.record("topic.error", err(result.error_code))
     ctx.record("topic.configs", _configs(result.configs, WATCHED_CONFIGS))
@@ -292,6 +293,7 @@ def alter_configs(ctx: Ctx) -> None:
     SUBTRACT, unknown names, invalid values, unknown topic, validate-only."""
     client = ctx.raw()
     ctx.record("create", err(wire.create_topic(client, "ac-topic", 1).error_code))
+    ctx.check(wire.wait_for_topic(client, "ac-topic", 1), "topic ready")
 
     def current() -> dict[str, Any]:
         result = wire.describe_configs(client, TOPIC_RESOURCE, "ac-topic")

@@ -1,0 +1,228 @@
+"""The conformance gate: one command, one table.
+
+    python -m conformance.run            # quick: the CI subset
+    python -m conformance.run --full     # everything (documented run, ~1 h on 2 cores)
+    python -m conformance.run --suite differential --suite librdkafka
+    python -m conformance.run --suite librdkafka --only 0001_multiobj
+
+Suites:
+  differential  the scenario corpus (conformance/scenarios) against Apache Kafka 4.x and
+                contextplane; differences not in conformance/differences.md are counted.
+                quick: scenarios marked quick; full: all.
+  librdkafka    librdkafka's integration tests (Debian source package)
+  kafka_python  kafka-python's integration tests (PyPI sdist)
+  franz_go      franz-go's kgo integration tests (Go module proxy)
+                quick: the allowlisted tests only (enough to catch regressions);
+                full: every test, to find newly passing ones for the allowlist.
+
+Exit status 1 when an allowlisted test or conforming scenario regressed, or a suite with
+an allowlist could not run; 0 otherwise. Results go to --out (default
+$CONTEXTPLANE_CACHE/conformance/last): summary.json, differential.txt/json, per suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from conformance import differential
+from conformance.suites import SUITES, SuiteResult, run_suite
+from harness import kafka_reference
+from tests.support.broker import BrokerProcess
+
+ALL = ["differential", *SUITES]
+# Wall-clock budget per suite (seconds): a hung suite must not eat CI's 90 minutes.
+BUDGET = {
+    "quick": {"librdkafka": 420, "kafka_python": 300, "franz_go": 420},
+    "full": {"librdkafka": 2400, "kafka_python": 1500, "franz_go": 1800},
+}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def implied_kafka_version(bootstrap: str) -> str:
+    """The Apache Kafka release a client infers from the broker's ApiVersions (kafka-python's
+    table), as 'X.Y.0'."""
+    host, port = bootstrap.rsplit(":", 1)
+    versions = kafka_reference.api_versions(host, int(port))
+    try:
+        from kafka.protocol.broker_version_data import infer_broker_version_from_api_versions
+
+        inferred = infer_broker_version_from_api_versions(versions)
+    except Exception:  # noqa: BLE001 - fall back to the Produce ceiling alone
+        produce_max = versions.get(0, (0, 0))[1]
+        inferred = {13: (4, 1), 12: (4, 0), 11: (3, 8), 10: (3, 7), 9: (2, 8)}.get(
+            produce_max, (2, 8)
+        )
+    parts = list(inferred) + [0] * (3 - len(inferred))
+    return ".".join(str(p) for p in parts[:3])
+
+
+@contextlib.contextmanager
+def contextplane_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[str, str]]:
+    root = Path(tempfile.mkdtemp(prefix="conformance-suite-"))
+    process = BrokerProcess(root / "broker", settings=dict(settings)).start()
+    try:
+        yield process.bootstrap, implied_kafka_version(process.bootstrap)
+    finally:
+        try:
+            process.stop(timeout_s=60)
+        finally:
+            keep.mkdir(parents=True, exist_ok=True)
+            if process.log_path and process.log_path.exists():
+                shutil.copy(process.log_path, keep / "contextplane-broker.log")
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
+    from conformance import brokers
+
+    scenarios = differential.select(quick=not full, patterns=patterns)
+    log(f"differential: {len(scenarios)} scenarios; starting Apache Kafka and contextplane")
+    started = time.monotonic()
+    with brokers.kafka() as kafka, brokers.contextplane(keep=out / "differential") as ours:
+        log(
+            f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
+            f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
+        )
+        report = differential.run(scenarios, kafka.bootstrap, ours.bootstrap, log=log)
+    report.seconds = time.monotonic() - started
+    path = differential.write_report(report, out)
+    log(f"differential: every difference in {path}")
+    return report
+
+
+def table(results: list[SuiteResult], report: Any, mode: str) -> str:
+    rows = [
+        f"Conformance gate ({mode}) — contextplane vs real clients and Apache Kafka "
+        f"{kafka_reference.KAFKA_VERSION}",
+        "",
+        f"{'suite':<34} {'passed / total':>15} {'failed':>7} {'skipped':>8} "
+        f"{'regressed':>10} {'new':>5} {'time':>7}",
+        "-" * 92,
+    ]
+    for r in results:
+        if r.error:
+            rows.append(f"{r.label:<34} {'-':>15}  {r.error[:60]}")
+            continue
+        scope = "" if r.ran_all else " (allowlisted)"
+        rows.append(
+            f"{r.label + scope:<34} {f'{r.passed} / {r.total}':>15} {r.failed:>7} "
+            f"{r.skipped:>8} {len(r.regressions):>10} {len(r.newly_passing):>5} "
+            f"{r.seconds:>6.0f}s"
+        )
+    if report is not None:
+        conforming = len(report.conforming)
+        rows.append(
+            f"{'differential vs Kafka (scenarios)':<34} "
+            f"{f'{conforming} / {len(report.results)}':>15} "
+            f"{len(report.results) - conforming:>7} {'':>8} {len(report.regressions):>10} "
+            f"{len(report.newly_conforming):>5} {report.seconds:>6.0f}s"
+        )
+        rows.append(
+            f"{'  differences (unexplained)':<34} {len(report.unexplained):>15}"
+            f"   + {len(report.differences) - len(report.unexplained)} deliberate "
+            "(conformance/differences.md)"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.run", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the CI subset (default)")
+    mode.add_argument("--full", action="store_true", help="every scenario and every test")
+    parser.add_argument("--suite", action="append", choices=ALL, help="run only these (repeat)")
+    parser.add_argument("--only", action="append", help="suite test ids to run (repeat)")
+    parser.add_argument("--scenario", action="append", help="differential scenario globs")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    args = parser.parse_args(argv)
+    full = bool(args.full)
+    mode_name = "full" if full else "quick"
+    suites = args.suite or ALL
+    cache = Path(os.environ.get("CONTEXTPLANE_CACHE", Path.home() / ".cache" / "contextplane"))
+    out = args.out or cache / "conformance" / "last"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    started = time.monotonic()
+
+    report = None
+    if "differential" in suites:
+        report = run_differential(full, args.scenario, out)
+    results: list[SuiteResult] = []
+    for name in SUITES:
+        if name not in suites:
+            continue
+        log(f"== {name}")
+        result = run_suite(
+            name,
+            lambda settings, name=name: contextplane_broker(settings, out / name),
+            full=full,
+            only=args.only,
+            log=log,
+            budget_s=BUDGET[mode_name][name],
+        )
+        results.append(result)
+        (out / name).mkdir(parents=True, exist_ok=True)
+        (out / name / "result.json").write_text(json.dumps(result.to_json(), indent=1))
+
+    log("")
+    log(table(results, report, mode_name))
+    log("")
+    failing = []
+    for r in results:
+        if r.error and r.allowlist:
+            failing.append(f"{r.name}: could not run ({r.error})")
+        for test in r.regressions if not r.error else []:
+            failing.append(f"{r.name}: allowlisted test {test} did not pass ({r.outcomes.get(test, 'not run')})")
+        if r.newly_passing:
+            log(f"{r.name}: newly passing, add to conformance/suites/{r.name}/tests.allow:")
+            for test in r.newly_passing:
+                log(f"    {test}")
+    if report is not None:
+        for name in report.regressions:
+            failing.append(f"differential: scenario {name} no longer matches Kafka")
+        if report.newly_conforming:
+            log("differential: now conforming, add to conformance/differential.allow:")
+            for name in report.newly_conforming:
+                log(f"    {name}")
+    summary = {
+        "mode": mode_name,
+        "seconds": round(time.monotonic() - started, 1),
+        "suites": [r.to_json() for r in results],
+        "differential": None
+        if report is None
+        else {
+            "scenarios": len(report.results),
+            "conforming": len(report.conforming),
+            "unexplained_differences": len(report.unexplained),
+            "deliberate_differences": len(report.differences) - len(report.unexplained),
+            "regressions": report.regressions,
+        },
+        "failing": failing,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    for line in failing:
+        log(f"REGRESSION {line}")
+    log(f"results in {out} ({time.monotonic() - started:.0f}s)")
+    if failing:
+        log(f"conformance gate: FAIL ({len(failing)} regressions)")
+        return 1
+    log("conformance gate: PASS (no allowlisted test or conforming scenario regressed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Real client test suites run against contextplane, each with an allowlist that only grows.
+
+A suite module (conformance/suites/<name>/suite.py) provides:
+
+    NAME: str                      # table label
+    BROKER_SETTINGS: dict          # contextplane settings the suite's fixtures expect
+    prepare(log) -> object         # fetch/build the suite (cached); raises SuiteUnavailable
+    run(prepared, bootstrap, kafka_version, tests, log, deadline) -> dict[test, Outcome]
+
+`tests` is the list to run (None: every test the suite has). The allowlist
+(`tests.allow` beside suite.py, one test id per line, '#' comments) names tests that pass
+against contextplane: one of them failing (or not reported at all) is a regression and
+fails the gate; a passing test not listed is reported as newly passing so the list can
+grow. The quick (CI) run executes only the allowlisted tests; the full run executes all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SUITES = ["librdkafka", "kafka_python", "franz_go"]
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+
+
+class SuiteUnavailable(RuntimeError):
+    """The suite could not be fetched or built here (the message says why)."""
+
+
+def load(name: str) -> Any:
+    return importlib.import_module(f"conformance.suites.{name}.suite")
+
+
+def allowlist_path(name: str) -> Path:
+    return HERE / name / "tests.allow"
+
+
+def read_allowlist(name: str) -> list[str]:
+    path = allowlist_path(name)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        item = line.split("#", 1)[0].strip()
+        if item:
+            out.append(item)
+    return out
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    label: str
+    outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
+    allowlist: list[str] = field(default_factory=list)
+    ran_all: bool = False  # full run (every test) rather than the allowlisted subset
+    error: str | None = None  # the suite could not run at all
+    seconds: float = 0.0
+    kafka_version: str = ""
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.outcomes.values() if s == state)
+
+    @property
+    def passed(self) -> int:
+        return self.count(PASSED)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAILED)
+
+    @property
+    def skipped(self) -> int:
+        return self.count(SKIPPED)
+
+    @property
+    def total(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def regressions(self) -> list[str]:
+        """Allowlisted tests that did not pass (failed, skipped or missing)."""
+        return [t for t in self.allowlist if self.outcomes.get(t) != PASSED]
+
+    @property
+    def newly_passing(self) -> list[str]:
+        allowed = set(self.allowlist)
+        return sorted(t for t, s in self.outcomes.items() if s == PASSED and t not in allowed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "total": self.total,
+            "ran_all": self.ran_all,
+            "error": self.error,
+            "seconds": round(self.seconds, 1),
+            "kafka_version": self.kafka_version,
+            "regressions": self.regressions,
+            "newly_passing": self.newly_passing,
+            "outcomes": dict(sorted(self.outcomes.items())),
+        }
+
+
+def run_suite(
+    name: str,
+    bootstrap_for: Any,
+    *,
+    full: bool,
+    only: list[str] | None,
+    log: Any,
+    budget_s: float,
+) -> SuiteResult:
+    """Prepare the suite, start a broker with its settings (`bootstrap_for(settings)` is a
+    context manager yielding (bootstrap, kafka_version)), run the selected tests."""
+    module = load(name)
+    allow = read_allowlist(name)
+    result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
+    started = time.monotonic()
+    try:
+        prepared = module.prepare(log)
+    except SuiteUnavailable as exc:
+        result.error = f"unavailable: {exc}"
+        result.seconds = time.monotonic() - started
+        return result
+    if only:
+        tests: list[str] | None = only
+    elif full:
+        tests = None
+    else:
+        tests = allow
+    if tests is not None and not tests:
+        result.seconds = time.monotonic() - started
+        return result
+    with bootstrap_for(module.BROKER_SETTINGS) as (bootstrap, kafka_version):
+        result.kafka_version = kafka_version
+        try:
+            result.outcomes = module.run(
+                prepared,
+                bootstrap,
+                kafka_version,
+                tests,
+                log,
+                time.monotonic() + budget_s,
+            )
+        except SuiteUnavailable as exc:
+            result.error = f"unavailable: {exc}"
+    result.seconds = time.monotonic() - started
+    return result

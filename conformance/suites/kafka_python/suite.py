@@ -1,0 +1,150 @@
+"""kafka-python's integration tests (test/integration in its PyPI sdist) against
+contextplane as an external broker (KAFKA_URI).
+
+The sdist is fetched with `pip download --no-binary :all:` into the cache and run in a
+suite venv (kafka-python from PyPI at the same version, pytest, pytest-timeout,
+pytest-mock). The sdist lacks test/__init__.py and test/service.py: small stand-ins from
+stubs/ are copied in. KAFKA_VERSION is the version contextplane's ApiVersions imply;
+KAFKA_ROOT points at an existing empty directory (the fixtures only check it exists).
+Test ids are pytest node ids relative to the sdist root, e.g.
+`test/integration/test_producer_integration.py::test_end_to_end[gzip]`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+
+VERSION = "3.0.12"  # the kafka-python the project's tests use (pyproject.toml [test])
+NAME = f"kafka-python {VERSION} (PyPI sdist)"
+HERE = Path(__file__).resolve().parent
+BROKER_SETTINGS = {
+    "group.initial.rebalance.delay.ms": "0",
+    "num.partitions": "4",  # the fixtures' topics have 4 partitions; auto-created ones too
+}
+SUITE_PACKAGES = [f"kafka-python=={VERSION}", "pytest", "pytest-timeout", "pytest-mock"]
+PER_TEST_TIMEOUT = 120
+
+
+def _cache() -> Path:
+    root = Path(os.environ.get("CONTEXTPLANE_CACHE", Path.home() / ".cache" / "contextplane"))
+    return root / f"kafka-python-{VERSION}-suite"
+
+
+def prepare(log) -> Path:  # noqa: ANN001
+    """Download the sdist and set up the suite venv (cached); returns the sdist root."""
+    cache = _cache()
+    src = cache / f"kafka_python-{VERSION}"
+    venv = cache / "venv"
+    marker = cache / ".ready"
+    if marker.exists() and (src / "test" / "integration").is_dir():
+        return src
+    log(f"kafka-python: pip download sdist {VERSION} and create the suite venv")
+    cache.mkdir(parents=True, exist_ok=True)
+    download = cache / "download"
+    download.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--no-binary", ":all:", f"kafka-python=={VERSION}", "-d", str(download),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    archives = sorted(download.glob("kafka*python-*.tar.gz"))
+    if proc.returncode != 0 or not archives:
+        raise SuiteUnavailable(f"pip download failed: {proc.stderr[-600:]}")
+    shutil.rmtree(src, ignore_errors=True)
+    with tarfile.open(archives[-1]) as tar:
+        tar.extractall(cache, filter="data")
+    extracted = next(p for p in cache.iterdir() if p.is_dir() and p.name.lower().startswith("kafka") and p.name.endswith(VERSION))
+    if extracted != src:
+        extracted.rename(src)
+    for stub in ("__init__.py", "service.py"):
+        target = src / "test" / stub
+        if not target.exists():
+            shutil.copy(HERE / "stubs" / stub, target)
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *SUITE_PACKAGES],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SuiteUnavailable(f"pip install failed: {proc.stderr[-600:]}")
+    marker.touch()
+    return src
+
+
+def _node_id(case: ET.Element) -> str:
+    classname = case.get("classname", "")
+    name = case.get("name", "")
+    module = classname.replace(".", "/") + ".py"
+    return f"{module}::{name}"
+
+
+def run(
+    src: Path,
+    bootstrap: str,
+    kafka_version: str,
+    tests: list[str] | None,
+    log,  # noqa: ANN001
+    deadline: float,
+) -> dict[str, str]:
+    python = _cache() / "venv" / "bin" / "python"
+    work = Path(tempfile.mkdtemp(prefix="conformance-kpy-"))
+    (work / "kafka-root").mkdir()
+    junit = work / "junit.xml"
+    major_minor = ".".join(kafka_version.split(".")[:2])
+    env = dict(
+        os.environ,
+        KAFKA_VERSION=major_minor,
+        KAFKA_URI=f"PLAINTEXT://{bootstrap}",
+        KAFKA_ROOT=str(work / "kafka-root"),
+        PYTHONPATH=str(src),
+    )
+    selection = ["test/integration"] if tests is None else list(tests)
+    log(f"kafka-python: {'all' if tests is None else len(selection)} tests, KAFKA_VERSION={major_minor}")
+    budget = max(60, int(deadline - time.monotonic()))
+    cmd = [
+        str(python), "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+        "-o", "log_level=WARNING", f"--timeout={PER_TEST_TIMEOUT}",
+        "--timeout-method=thread", "-q", "-rN", f"--junitxml={junit}",
+        "--ignore=test/integration/test_sasl_integration.py",
+        "--ignore=test/integration/test_ssl_integration.py",
+        *selection,
+    ]  # fmt: skip
+    with (work / "pytest.log").open("w") as out:
+        try:
+            subprocess.run(
+                cmd, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT,
+                timeout=budget, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            log(f"kafka-python: stopped after {budget}s budget")
+    log(f"kafka-python: pytest output in {work / 'pytest.log'}")
+    outcomes: dict[str, str] = {}
+    if not junit.exists():
+        return {t: FAILED for t in (tests or [])}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        node = _node_id(case)
+        if case.find("skipped") is not None:
+            state = SKIPPED
+        elif case.find("failure") is not None or case.find("error") is not None:
+            state = FAILED
+        else:
+            state = PASSED
+        # A teardown error after a pass shows as a second entry: failure wins.
+        if outcomes.get(node) != FAILED:
+            outcomes[node] = state
+    for node, state in sorted(outcomes.items()):
+        log(f"  kafka-python {node:<90} {state}")
+    return outcomes

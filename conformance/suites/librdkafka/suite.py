@@ -1,0 +1,125 @@
+"""librdkafka's own integration tests (tests/test-runner), built from Debian's source
+package (`apt-get source librdkafka`, see prepare.sh), run against contextplane.
+
+Test ids are the runner's names, e.g. `0001_multiobj`. Tests that need no broker
+(`-L`: local-only) and socket-emulation tests (`-E`: sockem) are excluded; `-Q` selects
+librdkafka's quick mode. TEST_KAFKA_VERSION is the version the broker's ApiVersions imply.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+
+NAME = "librdkafka (Debian src)"
+HERE = Path(__file__).resolve().parent
+BROKER_SETTINGS = {
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "true",
+}
+PARALLEL = 2
+_LINE = re.compile(r"=+ Test (\S+) (PASSED|FAILED|SKIPPED)")
+_DECL = re.compile(r"_TEST\((\d{4}_\w+),\s*([^,)\n]*)")
+
+
+def prepare(log) -> Path:  # noqa: ANN001
+    """Fetch and build (cached); returns the source directory."""
+    log("librdkafka: apt-get source + build (cached after the first time, ~4 min)")
+    proc = subprocess.run(
+        ["bash", str(HERE / "prepare.sh")], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SuiteUnavailable(f"prepare.sh failed: {(proc.stderr or proc.stdout)[-800:]}")
+    src = Path(proc.stdout.strip().splitlines()[-1])
+    if not (src / "tests" / "test-runner").exists():
+        raise SuiteUnavailable(f"no test-runner in {src}")
+    return src
+
+
+def eligible_tests(src: Path) -> list[str]:
+    """Every test the runner declares, less local-only, sockem and manual ones."""
+    text = (src / "tests" / "test.c").read_text()
+    out = []
+    for name, flags in _DECL.findall(text):
+        if any(f in flags for f in ("TEST_F_LOCAL", "TEST_F_SOCKEM", "TEST_F_MANUAL")):
+            continue
+        out.append(name)
+    return out
+
+
+def run(
+    src: Path,
+    bootstrap: str,
+    kafka_version: str,
+    tests: list[str] | None,
+    log,  # noqa: ANN001
+    deadline: float,
+) -> dict[str, str]:
+    tests_dir = src / "tests"
+    selected = eligible_tests(src) if tests is None else list(tests)
+    numbers = sorted({t.split("_", 1)[0] for t in selected})
+    work = Path(tempfile.mkdtemp(prefix="conformance-rdk-"))
+    conf = work / "test.conf"
+    conf.write_text(
+        f"bootstrap.servers={bootstrap}\n"
+        "test.timeout.multiplier=2\n"
+        "test.topic.random=true\n"
+    )
+    env = dict(
+        os.environ,
+        TESTS=",".join(numbers),
+        TEST_KAFKA_VERSION=kafka_version,
+        RDKAFKA_TEST_CONF=str(conf),
+        TEST_REPORT=str(work / "report.json"),
+        LD_LIBRARY_PATH=f"{src / 'src'}:{src / 'src-cpp'}",
+    )
+    env.pop("CI", None)  # the runner's CI mode raises parallelism to 3; we pin it
+    log(f"librdkafka: {len(numbers)} tests, TEST_KAFKA_VERSION={kafka_version}, -p{PARALLEL}")
+    outcomes: dict[str, str] = {}
+    started: set[str] = set()
+    out_path = work / "runner.log"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(
+            ["./test-runner", "-L", "-E", "-Q", f"-p{PARALLEL}"],
+            cwd=tests_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        timed_out = False
+        for line in proc.stdout:
+            out.write(line)
+            match = _LINE.search(line)
+            if match:
+                name, state = match[1], match[2]
+                outcomes[name] = {"PASSED": PASSED, "FAILED": FAILED, "SKIPPED": SKIPPED}[state]
+                log(f"  librdkafka {name:<40} {outcomes[name]}")
+            elif "================= Running test " in line:
+                started.add(line.split("Running test ", 1)[1].split()[0])
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+        if timed_out:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for name in started - set(outcomes):
+        outcomes[name] = FAILED  # still running when the budget ran out (or crashed)
+    # Selected tests the runner never reported (a crash of the whole runner) count as failed.
+    by_number = {n.split("_", 1)[0]: n for n in selected}
+    reported_numbers = {n.split("_", 1)[0] for n in outcomes}
+    for number, name in by_number.items():
+        if number not in reported_numbers:
+            outcomes[name] = FAILED
+    log(f"librdkafka: runner output in {out_path}")
+    return {k: v for k, v in outcomes.items() if k.split("_", 1)[0] in by_number}
