@@ -292,3 +292,52 @@ def test_committed_offsets_survive_restart(tmp_path: Path) -> None:
             fresh.close()
     finally:
         broker.stop()
+
+
+def test_aiokafka_consumer_group(broker: Broker) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as ATopicPartition
+
+    topic = create_topic(broker.bootstrap, partitions=3)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    produce(broker.bootstrap, topic, 30, partitions=3)
+
+    async def main() -> None:
+        members = [
+            AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=broker.bootstrap,
+                group_id=group,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=300,
+            )
+            for _ in range(2)
+        ]
+        for c in members:
+            await c.start()
+        seen: set[tuple[int, int]] = set()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for c in members:
+                    batches = await c.getmany(timeout_ms=50)
+                    for tp, records in batches.items():
+                        seen.update((tp.partition, r.offset) for r in records)
+                sets = [{tp.partition for tp in c.assignment()} for c in members]
+                flat = sorted(p for s in sets for p in s)
+                if len(seen) == 30 and flat == [0, 1, 2] and all(sets):
+                    break
+            assert len(seen) == 30 and all(sets), sets
+            for c in members:
+                await c.commit()
+            committed = {p: await members[0].committed(ATopicPartition(topic, p)) for p in range(3)}
+            assert committed == {0: 10, 1: 10, 2: 10}
+        finally:
+            for c in members:
+                await c.stop()
+
+    asyncio.run(main())
