@@ -41,7 +41,9 @@ def kafka(extra: dict[str, str] | None = None) -> Iterator[Running]:
 
 
 @contextlib.contextmanager
-def contextplane(extra: dict[str, str] | None = None, keep: Path | None = None) -> Iterator[Running]:
+def contextplane(
+    extra: dict[str, str] | None = None, keep: Path | None = None
+) -> Iterator[Running]:
     settings = dict(COMMON, **(extra or {}))
     root = Path(tempfile.mkdtemp(prefix="conformance-cp-"))
     process = BrokerProcess(root / "broker", settings=settings).start()

@@ -205,7 +205,9 @@ def run(
             ref = pool.submit(run_scenario, sc, kafka_bootstrap, "kafka")
             ours = pool.submit(run_scenario, sc, contextplane_bootstrap, "contextplane")
             k_obs, c_obs = ref.result(), ours.result()
-            result = ScenarioResult(sc.name, k_obs, c_obs, compare(sc.name, k_obs, c_obs, deliberate))
+            result = ScenarioResult(
+                sc.name, k_obs, c_obs, compare(sc.name, k_obs, c_obs, deliberate)
+            )
             results.append(result)
             status = "ok" if result.conforms else f"{len(result.unexplained)} diff"
             if result.broken:
@@ -222,9 +224,7 @@ def run(
 def select(quick: bool, patterns: list[str] | None = None) -> list[Scenario]:
     scenarios = list(load_all().values())
     if patterns:
-        scenarios = [
-            s for s in scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)
-        ]
+        scenarios = [s for s in scenarios if any(fnmatch.fnmatchcase(s.name, p) for p in patterns)]
     if quick:
         scenarios = [s for s in scenarios if s.quick]
     return scenarios

@@ -139,7 +139,9 @@ def table(results: list[SuiteResult], report: Any, mode: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance.run", description=__doc__.split("\n\n")[0]
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="the CI subset (default)")
     mode.add_argument("--full", action="store_true", help="every scenario and every test")
@@ -186,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         if r.error and r.allowlist:
             failing.append(f"{r.name}: could not run ({r.error})")
         for test in r.regressions if not r.error else []:
-            failing.append(f"{r.name}: allowlisted test {test} did not pass ({r.outcomes.get(test, 'not run')})")
+            failing.append(
+                f"{r.name}: allowlisted test {test} did not pass "
+                f"({r.outcomes.get(test, 'not run')})"
+            )
         if r.newly_passing:
             log(f"{r.name}: newly passing, add to conformance/suites/{r.name}/tests.allow:")
             for test in r.newly_passing:

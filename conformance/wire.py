@@ -311,7 +311,9 @@ def metadata(
     return client.request(
         METADATA,
         version,
-        topics=None if topics is None else [{"name": t, "topic_id": uuid.UUID(int=0)} for t in topics],
+        topics=None
+        if topics is None
+        else [{"name": t, "topic_id": uuid.UUID(int=0)} for t in topics],
         allow_auto_topic_creation=auto_create,
         include_cluster_authorized_operations=False,
         include_topic_authorized_operations=False,
@@ -332,9 +334,7 @@ def create_topics(
                 "num_partitions": topic.get("partitions", 1),
                 "replication_factor": topic.get("replication_factor", -1),
                 "assignments": topic.get("assignments", []),
-                "configs": [
-                    {"name": k, "value": v} for k, v in topic.get("configs", {}).items()
-                ],
+                "configs": [{"name": k, "value": v} for k, v in topic.get("configs", {}).items()],
             }
         )
     return client.request(
@@ -403,9 +403,7 @@ def produce(
         "transactional_id": transactional_id,
         "acks": acks,
         "timeout": 10000,
-        "topic_data": [
-            {"name": topic, "partition_data": [{"index": partition, "records": batch}]}
-        ],
+        "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
     }
     if acks == 0:
         send_no_response(client, PRODUCE, version, **fields)
@@ -576,9 +574,7 @@ def incremental_alter_configs(
             {
                 "resource_type": resource_type,
                 "resource_name": topic,
-                "configs": [
-                    {"name": n, "config_operation": op, "value": v} for n, op, v in ops
-                ],
+                "configs": [{"name": n, "config_operation": op, "value": v} for n, op, v in ops],
             }
         ],
         validate_only=validate_only,
@@ -649,9 +645,7 @@ def join_group(
         member_id=member_id,
         group_instance_id=instance_id,
         protocol_type=protocol_type,
-        protocols=[
-            {"name": n, "metadata": m} for n, m in (protocols or [("range", b"\x00\x01")])
-        ],
+        protocols=[{"name": n, "metadata": m} for n, m in (protocols or [("range", b"\x00\x01")])],
         reason=None,
     )
 
@@ -677,9 +671,7 @@ def sync_group(
         group_instance_id=instance_id,
         protocol_type=protocol_type,
         protocol_name=protocol_name,
-        assignments=[
-            {"member_id": m, "assignment": a} for m, a in (assignments or {}).items()
-        ],
+        assignments=[{"member_id": m, "assignment": a} for m, a in (assignments or {}).items()],
     )
 
 
@@ -709,9 +701,7 @@ def leave_group(
         version,
         group_id=group,
         member_id="",
-        members=[
-            {"member_id": m, "group_instance_id": i, "reason": None} for m, i in members
-        ],
+        members=[{"member_id": m, "group_instance_id": i, "reason": None} for m, i in members],
     )
 
 

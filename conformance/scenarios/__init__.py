@@ -13,6 +13,7 @@ Scenarios marked `quick=True` form the CI subset.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import time
@@ -76,10 +77,8 @@ class Ctx:
 
     def close(self) -> None:
         for client in self._clients:
-            try:
+            with contextlib.suppress(Exception):  # best effort at scenario end
                 client.close()
-            except Exception:  # noqa: BLE001, S110 - best effort at scenario end
-                pass
         self._clients.clear()
 
     # -- observations -------------------------------------------------------------------

@@ -112,9 +112,7 @@ def metadata_shape(ctx: Ctx) -> None:
     ctx.record("topic_id_stable", again.topics[0].topic_id == topic.topic_id)
     # All-topics metadata lists the new topic (internal topics are not compared).
     everything = wire.metadata(client, None)
-    ctx.record(
-        "all_topics_contains_it", "md-shape" in {t.name for t in everything.topics}
-    )
+    ctx.record("all_topics_contains_it", "md-shape" in {t.name for t in everything.topics})
     ctx.record(
         "all_topics_non_internal",
         sorted(t.name for t in everything.topics if not t.is_internal and t.name.startswith("md-")),
@@ -244,14 +242,18 @@ def create_partitions(ctx: Ctx) -> None:
         ("zero", 0, False),
     ]:
         result = wire.create_partitions(client, "cp-grow", count, validate)
-        ctx.record(step, {"error": err(result.error_code), "has_message": bool(result.error_message)})
+        ctx.record(
+            step, {"error": err(result.error_code), "has_message": bool(result.error_message)}
+        )
     ctx.check(wire.wait_for_topic(client, "cp-grow", 3), "three partitions have leaders")
     md = wire.metadata(client, ["cp-grow"])
     ctx.record("partitions_after", sorted(p.partition_index for p in md.topics[0].partitions))
     result = wire.create_partitions(client, "cp-unknown", 4)
     ctx.record("unknown_topic", err(result.error_code))
     part = wire.produce(client, "cp-grow", wire.encode_batch([b"x"]), partition=2)
-    ctx.record("produce_to_new_partition", {"error": err(part.error_code), "offset": part.base_offset})
+    ctx.record(
+        "produce_to_new_partition", {"error": err(part.error_code), "offset": part.base_offset}
+    )
 
 
 @scenario()

@@ -139,7 +139,9 @@ def unsupported_versions(ctx: Ctx) -> None:
             client.sock.settimeout(3.0)
             frame = client.read_frame()
             correlation, error = struct.unpack_from(">ih", frame, 0)
-            ctx.record(step, {"answered": True, "error_head": err(error) if correlation == 77 else None})
+            ctx.record(
+                step, {"answered": True, "error_head": err(error) if correlation == 77 else None}
+            )
         except (ConnectionError, OSError) as exc:
             ctx.record(step, f"closed ({'timeout' if isinstance(exc, TimeoutError) else 'eof'})")
     client = ctx.raw()

@@ -129,7 +129,10 @@ def idempotent_producer(ctx: Ctx) -> None:
     _wait_topic(ctx, "cl-idem", 3)
     records = [{"key": f"k{i}", "value": f"v{i}", "partition": i % 3} for i in range(30)]
     reports = _produce(
-        ctx, "cl-idem", records, **{"enable.idempotence": True, "linger.ms": 5, "batch.num.messages": 4}
+        ctx,
+        "cl-idem",
+        records,
+        **{"enable.idempotence": True, "linger.ms": 5, "batch.num.messages": 4},
     )
     ctx.record("errors", sorted({r[0] for r in reports if r[0]} or {"none"}))
     ctx.record(
@@ -235,9 +238,7 @@ def group_subscribe_commit(ctx: Ctx) -> None:
     groups = admin.list_consumer_groups().result(10)
     ctx.record(
         "listed",
-        sorted(
-            (g.group_id, str(g.state)) for g in groups.valid if g.group_id == "cl-group-g"
-        ),
+        sorted((g.group_id, str(g.state)) for g in groups.valid if g.group_id == "cl-group-g"),
     )
     described = admin.describe_consumer_groups(["cl-group-g"])["cl-group-g"].result(10)
     ctx.record(
@@ -255,9 +256,9 @@ def group_subscribe_commit(ctx: Ctx) -> None:
         a.poll(0.2)
     ctx.record("after_leave_assignment", sorted(tp.partition for tp in a.assignment()))
     a.close()
-    offsets = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions("cl-group-g")]
-    )["cl-group-g"].result(10)
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("cl-group-g")])[
+        "cl-group-g"
+    ].result(10)
     ctx.record(
         "admin_offsets",
         sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions),
@@ -285,11 +286,16 @@ def offsets_for_times_and_delete_records(ctx: Ctx) -> None:
         timeout=10,
     )
     ctx.record("for_times", [(tp.offset, _error_name(tp.error)) for tp in looked_up])
-    ctx.record("watermarks", list(consumer.get_watermark_offsets(TopicPartition("cl-times", 0), timeout=10)))
+    ctx.record(
+        "watermarks",
+        list(consumer.get_watermark_offsets(TopicPartition("cl-times", 0), timeout=10)),
+    )
     futures = admin.delete_records([TopicPartition("cl-times", 0, 3)])
     try:
         result = list(futures.values())[0].result(15)
-        ctx.record("delete_records", getattr(result, "low_watermark", getattr(result, "offset", None)))
+        ctx.record(
+            "delete_records", getattr(result, "low_watermark", getattr(result, "offset", None))
+        )
     except KafkaException as exc:
         ctx.record("delete_records", exc.args[0].name())
     ctx.record(

@@ -157,15 +157,21 @@ def single_member_lifecycle(ctx: Ctx) -> None:
         "leave",
         {
             "error": err(left.error_code),
-            "members": [(ctx.ident("member", m.member_id), err(m.error_code)) for m in left.members],
+            "members": [
+                (ctx.ident("member", m.member_id), err(m.error_code)) for m in left.members
+            ],
         },
     )
     ctx.record("describe_empty", _described(ctx, client, "grp-life"))
-    ctx.record("fetch_after_leave", _offsets(wire.offset_fetch(client, "grp-life", {"grp-life": [0]})))
+    ctx.record(
+        "fetch_after_leave", _offsets(wire.offset_fetch(client, "grp-life", {"grp-life": [0]}))
+    )
     deleted = wire.delete_groups(client, ["grp-life", "grp-never-existed"])
     ctx.record("delete", sorted((r.group_id, err(r.error_code)) for r in deleted.results))
     ctx.record("describe_deleted", _described(ctx, client, "grp-life"))
-    ctx.record("fetch_after_delete", _offsets(wire.offset_fetch(client, "grp-life", {"grp-life": [0]})))
+    ctx.record(
+        "fetch_after_delete", _offsets(wire.offset_fetch(client, "grp-life", {"grp-life": [0]}))
+    )
 
 
 def _offsets(response: Any) -> dict[str, Any]:
@@ -217,14 +223,29 @@ def rebalance_two_members(ctx: Ctx) -> None:
             leader, "grp-reb", gen2, leader_id, {leader_id: b"p0", follower_id: b"p1"}
         )
         fsync = follower_sync.result(30)
-    ctx.record("leader.sync", {"error": err(leader_sync.error_code), "assignment": bytes(leader_sync.assignment).decode()})
-    ctx.record("follower.sync", {"error": err(fsync.error_code), "assignment": bytes(fsync.assignment).decode()})
+    ctx.record(
+        "leader.sync",
+        {
+            "error": err(leader_sync.error_code),
+            "assignment": bytes(leader_sync.assignment).decode(),
+        },
+    )
+    ctx.record(
+        "follower.sync",
+        {"error": err(fsync.error_code), "assignment": bytes(fsync.assignment).decode()},
+    )
     ctx.record("a.heartbeat", err(wire.heartbeat(a, "grp-reb", gen2, a_id).error_code))
-    ctx.record("a.heartbeat_old_generation", err(wire.heartbeat(a, "grp-reb", gen, a_id).error_code))
-    ctx.record("heartbeat_unknown_member", err(wire.heartbeat(a, "grp-reb", gen2, "nobody").error_code))
+    ctx.record(
+        "a.heartbeat_old_generation", err(wire.heartbeat(a, "grp-reb", gen, a_id).error_code)
+    )
+    ctx.record(
+        "heartbeat_unknown_member", err(wire.heartbeat(a, "grp-reb", gen2, "nobody").error_code)
+    )
     commit = wire.offset_commit(a, "grp-reb", {("grp-reb", 0): 1}, generation=gen, member_id=a_id)
     ctx.record("commit_old_generation", err(commit.topics[0].partitions[0].error_code))
-    commit = wire.offset_commit(a, "grp-reb", {("grp-reb", 0): 1}, generation=gen2, member_id="nobody")
+    commit = wire.offset_commit(
+        a, "grp-reb", {("grp-reb", 0): 1}, generation=gen2, member_id="nobody"
+    )
     ctx.record("commit_unknown_member", err(commit.topics[0].partitions[0].error_code))
     commit = wire.offset_commit(a, "grp-reb", {("grp-reb", 0): 1})
     ctx.record("commit_simple_on_active_group", err(commit.topics[0].partitions[0].error_code))
@@ -290,11 +311,17 @@ def session_expiry(ctx: Ctx) -> None:
     ctx.record("join", _joined(ctx, first, joined))
     ctx.check(joined.error_code == 0, "joined")
     member, gen = joined.member_id, joined.generation_id
-    ctx.record("sync", err(wire.sync_group(client, "grp-expiry", gen, member, {member: b"x"}).error_code))
+    ctx.record(
+        "sync", err(wire.sync_group(client, "grp-expiry", gen, member, {member: b"x"}).error_code)
+    )
     time.sleep(3)
-    ctx.record("heartbeat_in_time", err(wire.heartbeat(client, "grp-expiry", gen, member).error_code))
+    ctx.record(
+        "heartbeat_in_time", err(wire.heartbeat(client, "grp-expiry", gen, member).error_code)
+    )
     time.sleep(9)
-    ctx.record("heartbeat_after_expiry", err(wire.heartbeat(client, "grp-expiry", gen, member).error_code))
+    ctx.record(
+        "heartbeat_after_expiry", err(wire.heartbeat(client, "grp-expiry", gen, member).error_code)
+    )
     ctx.record("describe", _described(ctx, client, "grp-expiry"))
 
 
@@ -329,7 +356,10 @@ def join_errors(ctx: Ctx) -> None:
     )
     ctx.record(
         "leave_unknown_member",
-        [err(m.error_code) for m in wire.leave_group(client, "grp-errors-2", [("nobody", None)]).members],
+        [
+            err(m.error_code)
+            for m in wire.leave_group(client, "grp-errors-2", [("nobody", None)]).members
+        ],
     )
     ctx.record("describe_unknown", _described(ctx, client, "grp-none"))
     deleted = wire.delete_groups(client, ["grp-none"])
@@ -344,7 +374,10 @@ def offsets_standalone(ctx: Ctx) -> None:
     client = ctx.raw()
     _topic(ctx, client, "grp-standalone", 3)
     commit = wire.offset_commit(
-        client, "grp-simple", {("grp-standalone", 0): 10, ("grp-standalone", 2): 3}, metadata_text=None
+        client,
+        "grp-simple",
+        {("grp-standalone", 0): 10, ("grp-standalone", 2): 3},
+        metadata_text=None,
     )
     ctx.record(
         "commit",
@@ -370,14 +403,27 @@ def offsets_standalone(ctx: Ctx) -> None:
     ctx.record("fetch_unknown_group", _offsets(fetched))
     ctx.record("fetch_all", _offsets(wire.offset_fetch(client, "grp-simple", None)))
     v1 = client.request(
-        wire.OFFSET_FETCH, 1, group_id="grp-simple", topics=[{"name": "grp-standalone", "partition_indexes": [0]}]
+        wire.OFFSET_FETCH,
+        1,
+        group_id="grp-simple",
+        topics=[{"name": "grp-standalone", "partition_indexes": [0]}],
     )
-    ctx.record("fetch_v1", [(p.partition_index, p.committed_offset, err(p.error_code)) for t in v1.topics for p in t.partitions])
+    ctx.record(
+        "fetch_v1",
+        [
+            (p.partition_index, p.committed_offset, err(p.error_code))
+            for t in v1.topics
+            for p in t.partitions
+        ],
+    )
     v8 = client.request(
         wire.OFFSET_FETCH,
         8,
         groups=[
-            {"group_id": "grp-simple", "topics": [{"name": "grp-standalone", "partition_indexes": [0, 2]}]},
+            {
+                "group_id": "grp-simple",
+                "topics": [{"name": "grp-standalone", "partition_indexes": [0, 2]}],
+            },
             {"group_id": "grp-unknown-group", "topics": None},
         ],
         require_stable=False,
@@ -388,7 +434,11 @@ def offsets_standalone(ctx: Ctx) -> None:
             (
                 g.group_id,
                 err(g.error_code),
-                tuple((t.name, p.partition_index, p.committed_offset) for t in g.topics for p in t.partitions),
+                tuple(
+                    (t.name, p.partition_index, p.committed_offset)
+                    for t in g.topics
+                    for p in t.partitions
+                ),
             )
             for g in v8.groups
         ),
@@ -396,12 +446,19 @@ def offsets_standalone(ctx: Ctx) -> None:
     listed = wire.list_groups(client)
     ctx.record(
         "listed",
-        [(g.group_id, g.protocol_type, g.group_state) for g in listed.groups if g.group_id == "grp-simple"],
+        [
+            (g.group_id, g.protocol_type, g.group_state)
+            for g in listed.groups
+            if g.group_id == "grp-simple"
+        ],
     )
     ctx.record("describe", _described(ctx, client, "grp-simple"))
     deleted = wire.delete_groups(client, ["grp-simple"])
     ctx.record("delete", err(deleted.results[0].error_code))
-    ctx.record("fetch_after_delete", _offsets(wire.offset_fetch(client, "grp-simple", {"grp-standalone": [0]})))
+    ctx.record(
+        "fetch_after_delete",
+        _offsets(wire.offset_fetch(client, "grp-simple", {"grp-standalone": [0]})),
+    )
 
 
 @scenario(quick=False)
@@ -421,5 +478,3 @@ def rebalance_timeout_drops_silent_member(ctx: Ctx) -> None:
     ctx.record("b.join_waited_for_rebalance_timeout", 2.0 <= took <= 15.0)
     hb = wire.heartbeat(a, "grp-rebto", joined_a.generation_id, a_id)
     ctx.record("a.heartbeat_after", err(hb.error_code))
-
-

@@ -55,7 +55,10 @@ def list_offsets_by_time(ctx: Ctx) -> None:
     )
     ctx.record("unknown_partition", err(wire.list_offsets(client, "lo-time", LATEST, 4).error_code))
     ctx.record("unknown_topic", err(wire.list_offsets(client, "lo-missing", LATEST).error_code))
-    ctx.record("read_committed.latest", _listed(wire.list_offsets(client, "lo-time", LATEST, isolation_level=1)))
+    ctx.record(
+        "read_committed.latest",
+        _listed(wire.list_offsets(client, "lo-time", LATEST, isolation_level=1)),
+    )
 
 
 @scenario()
@@ -70,7 +73,9 @@ def delete_records(ctx: Ctx) -> None:
     part = wire.delete_records(client, "dr-topic", 3)
     ctx.record("delete_to_3", {"error": err(part.error_code), "low_watermark": part.low_watermark})
     fetched = wire.fetch_one(client, "dr-topic", 1)
-    ctx.record("fetch_below", {"error": err(fetched.error_code), "log_start": fetched.log_start_offset})
+    ctx.record(
+        "fetch_below", {"error": err(fetched.error_code), "log_start": fetched.log_start_offset}
+    )
     fetched = wire.fetch_one(client, "dr-topic", 3)
     batches = wire.decode_batches(fetched.records)
     ctx.record(
@@ -86,19 +91,36 @@ def delete_records(ctx: Ctx) -> None:
     )
     ctx.record("earliest_after", _listed(wire.list_offsets(client, "dr-topic", EARLIEST)))
     part = wire.delete_records(client, "dr-topic", 2)
-    ctx.record("delete_backwards", {"error": err(part.error_code), "low_watermark": part.low_watermark})
+    ctx.record(
+        "delete_backwards", {"error": err(part.error_code), "low_watermark": part.low_watermark}
+    )
     part = wire.delete_records(client, "dr-topic", 100)
-    ctx.record("delete_beyond_hw", {"error": err(part.error_code), "low_watermark": part.low_watermark})
+    ctx.record(
+        "delete_beyond_hw", {"error": err(part.error_code), "low_watermark": part.low_watermark}
+    )
     part = wire.delete_records(client, "dr-topic", -1)
     ctx.record("delete_to_hw", {"error": err(part.error_code), "low_watermark": part.low_watermark})
     ctx.record("earliest_after_all", _listed(wire.list_offsets(client, "dr-topic", EARLIEST)))
     ctx.record("latest_after_all", _listed(wire.list_offsets(client, "dr-topic", LATEST)))
     part = wire.produce(client, "dr-topic", wire.encode_batch([b"after"]))
-    ctx.record("produce_after", {"error": err(part.error_code), "base_offset": part.base_offset, "log_start": part.log_start_offset})
+    ctx.record(
+        "produce_after",
+        {
+            "error": err(part.error_code),
+            "base_offset": part.base_offset,
+            "log_start": part.log_start_offset,
+        },
+    )
     part = wire.delete_records(client, "dr-topic", 0, partition=1)
-    ctx.record("delete_0_empty_partition", {"error": err(part.error_code), "low_watermark": part.low_watermark})
+    ctx.record(
+        "delete_0_empty_partition",
+        {"error": err(part.error_code), "low_watermark": part.low_watermark},
+    )
     part = wire.delete_records(client, "dr-topic", 1, partition=1)
-    ctx.record("delete_1_empty_partition", {"error": err(part.error_code), "low_watermark": part.low_watermark})
+    ctx.record(
+        "delete_1_empty_partition",
+        {"error": err(part.error_code), "low_watermark": part.low_watermark},
+    )
     part = wire.delete_records(client, "dr-topic", 0, partition=5)
     ctx.record("unknown_partition", err(part.error_code))
     part = wire.delete_records(client, "dr-missing", 0)

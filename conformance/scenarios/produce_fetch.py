@@ -27,7 +27,9 @@ def _produced(part: Any, ctx: Ctx, known: tuple[int, ...] = ()) -> dict[str, Any
         if isinstance(part.log_append_time, int)
         else _lat(ctx, part.log_append_time),
         "log_start_offset": part.log_start_offset,
-        "record_errors": [(r.batch_index, bool(r.batch_index_error_message)) for r in part.record_errors],
+        "record_errors": [
+            (r.batch_index, bool(r.batch_index_error_message)) for r in part.record_errors
+        ],
     }
 
 
@@ -107,9 +109,7 @@ def timestamps(ctx: Ctx) -> None:
     part = wire.produce(client, "pf-ts-create", wire.encode_batch(recs))
     ctx.record("create_time.produce", _produced(part, ctx))
     known = (T0, T0 + 100, T0 + 500)
-    ctx.record(
-        "create_time.fetch", _fetched(wire.fetch_one(client, "pf-ts-create", 0), ctx, known)
-    )
+    ctx.record("create_time.fetch", _fetched(wire.fetch_one(client, "pf-ts-create", 0), ctx, known))
     ctx.record(
         "log_append.create",
         err(
@@ -178,9 +178,7 @@ def compression(ctx: Ctx) -> None:
     )
     ctx.record("gzip_topic.produce", _produced(part, ctx))
     fetched = wire.fetch_one(client, "pf-gzip-topic", 0)
-    ctx.record(
-        "gzip_topic.codecs", [b.codec for b in wire.decode_batches(fetched.records)]
-    )
+    ctx.record("gzip_topic.codecs", [b.codec for b in wire.decode_batches(fetched.records)])
     ctx.record(
         "gzip_topic.values",
         [r["value"] for b in wire.decode_batches(fetched.records) for r in b.records],

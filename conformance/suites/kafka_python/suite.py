@@ -65,7 +65,11 @@ def prepare(log) -> Path:  # noqa: ANN001
     shutil.rmtree(src, ignore_errors=True)
     with tarfile.open(archives[-1]) as tar:
         tar.extractall(cache, filter="data")
-    extracted = next(p for p in cache.iterdir() if p.is_dir() and p.name.lower().startswith("kafka") and p.name.endswith(VERSION))
+    extracted = next(
+        p
+        for p in cache.iterdir()
+        if p.is_dir() and p.name.lower().startswith("kafka") and p.name.endswith(VERSION)
+    )
     if extracted != src:
         extracted.rename(src)
     for stub in ("__init__.py", "service.py"):
@@ -112,7 +116,10 @@ def run(
         PYTHONPATH=str(src),
     )
     selection = ["test/integration"] if tests is None else list(tests)
-    log(f"kafka-python: {'all' if tests is None else len(selection)} tests, KAFKA_VERSION={major_minor}")
+    log(
+        f"kafka-python: {'all' if tests is None else len(selection)} tests, "
+        f"KAFKA_VERSION={major_minor}"
+    )
     budget = max(60, int(deadline - time.monotonic()))
     cmd = [
         str(python), "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",

@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 BROKER_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
     "auto.create.topics.enable": "true",
+    # librdkafka's own test cluster (tests/scenarios/default.json): auto-create, 4 partitions
+    "num.partitions": "4",
 }
 PARALLEL = 2
 _LINE = re.compile(r"=+ Test (\S+) (PASSED|FAILED|SKIPPED)")
@@ -68,9 +70,7 @@ def run(
     work = Path(tempfile.mkdtemp(prefix="conformance-rdk-"))
     conf = work / "test.conf"
     conf.write_text(
-        f"bootstrap.servers={bootstrap}\n"
-        "test.timeout.multiplier=2\n"
-        "test.topic.random=true\n"
+        f"bootstrap.servers={bootstrap}\ntest.timeout.multiplier=2\ntest.topic.random=true\n"
     )
     env = dict(
         os.environ,
