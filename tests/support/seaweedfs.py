@@ -214,6 +214,11 @@ class SeaweedFS:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+        # The gRPC sockets are not configurable: /tmp/seaweedfs-<component>-grpc-<port>.sock.
+        # weed usually removes them, but not always; these ports were ours.
+        for port in self.ports.values():
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                path.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -231,9 +236,25 @@ class _PortRace(RuntimeError):
     pass
 
 
+_shared: SeaweedFS | None = None
+_users = 0
+
+
 @pytest.fixture(scope="session", name="seaweedfs")
 def seaweedfs_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    """One SeaweedFS server for the test session; tests use distinct prefixes (`url_for`)."""
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs") / "data")
-    with server:
-        yield server
+    """One SeaweedFS server for the test session; tests use distinct prefixes (`url_for`).
+
+    Each module that imports this fixture gets its own fixture definition, so the server
+    is shared through a module global and stopped when the last user is torn down.
+    """
+    global _shared, _users
+    if _shared is None:
+        _shared = SeaweedFS(tmp_path_factory.mktemp("seaweedfs") / "data").start()
+    _users += 1
+    try:
+        yield _shared
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared.stop()
+            _shared = None
