@@ -15,7 +15,9 @@ T0 = 1_700_000_000_000
 
 
 def _setup(ctx: Ctx, client: Any, topic: str, partitions: int = 1, **configs: str) -> None:
-    ctx.record("create", err(wire.create_topic(client, topic, partitions, **configs).error_code))
+    created = err(wire.create_topic(client, topic, partitions, **configs).error_code)
+    ctx.record("create", created)
+    ctx.check(created == "none", f"{topic} created")
     ctx.check(wire.wait_for_topic(client, topic, partitions), f"{topic} has leaders")
 
 
@@ -101,8 +103,8 @@ def offsets_and_ranges(ctx: Ctx) -> None:
 
 @scenario()
 def timestamps(ctx: Ctx) -> None:
-    """CreateTime keeps the producer's timestamps; LogAppendTime topics stamp broker time
-    in the produce response and in the fetched batch."""
+    """CreateTime keeps the producer's timestamps (out of order within a batch, far in
+    the past)."""
     client = ctx.raw()
     _setup(ctx, client, "pf-ts-create")
     recs = [Rec(b"a", timestamp=T0), Rec(b"b", timestamp=T0 + 500), Rec(b"c", timestamp=T0 + 100)]
@@ -110,21 +112,26 @@ def timestamps(ctx: Ctx) -> None:
     ctx.record("create_time.produce", _produced(part, ctx))
     known = (T0, T0 + 100, T0 + 500)
     ctx.record("create_time.fetch", _fetched(wire.fetch_one(client, "pf-ts-create", 0), ctx, known))
-    ctx.record(
-        "log_append.create",
-        err(
-            wire.create_topic(
-                client, "pf-ts-append", 1, message_timestamp_type="LogAppendTime"
-            ).error_code
-        ),
-    )
-    ctx.check(wire.wait_for_topic(client, "pf-ts-append", 1), "topic ready")
-    part = wire.produce(client, "pf-ts-append", wire.encode_batch(recs))
-    ctx.record("log_append.produce", _produced(part, ctx))
-    ctx.record("log_append.fetch", _fetched(wire.fetch_one(client, "pf-ts-append", 0), ctx))
     # A timestamp far from broker time with the default (unlimited) allowed difference.
     old = wire.produce(client, "pf-ts-create", wire.encode_batch([Rec(b"old", timestamp=1)]))
     ctx.record("very_old_timestamp", err(old.error_code))
+
+
+@scenario()
+def log_append_time(ctx: Ctx) -> None:
+    """A topic with message.timestamp.type=LogAppendTime: broker time in the produce
+    response and in the fetched batch (timestamp type bit, max timestamp)."""
+    client = ctx.raw()
+    recs = [Rec(b"a", timestamp=T0), Rec(b"b", timestamp=T0 + 500)]
+    _setup(ctx, client, "pf-ts-append", message_timestamp_type="LogAppendTime")
+    part = wire.produce(client, "pf-ts-append", wire.encode_batch(recs))
+    ctx.record("produce", _produced(part, ctx))
+    ctx.record("fetch", _fetched(wire.fetch_one(client, "pf-ts-append", 0), ctx))
+    configs = wire.describe_configs(client, wire.TOPIC_RESOURCE, "pf-ts-append")
+    ctx.record(
+        "config",
+        [c.value for c in configs.configs if c.name == "message.timestamp.type"],
+    )
 
 
 @scenario()
