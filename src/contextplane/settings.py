@@ -39,6 +39,7 @@ class Settings:
     upload_bytes: int = limits.UPLOAD_BYTES_MAX
     upload_interval_ms: int = limits.UPLOAD_INTERVAL_MS
     wal_fsync: bool = True
+    wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
     retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS
     extra: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ _NAMES = {
     "upload.interval.ms": "upload_interval_ms",
     "segment.ms": "upload_interval_ms",
     "wal.fsync": "wal_fsync",
+    "wal.segment.bytes": "wal_segment_bytes",
     "log.cache.bytes": "log_cache_bytes",
     "log.retention.check.interval.ms": "retention_check_interval_ms",
 }

@@ -7,6 +7,7 @@ earlier acknowledged data) afterwards.
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 from kio.schema.errors import ErrorCode
@@ -246,3 +247,30 @@ def test_list_offsets_by_time_and_delete_records(client: RawClient) -> None:
     assert response.topics[0].partitions[0].low_watermark == 3
     assert lookup(-2)[0] == 3
     assert fetch(client, "times", 1).error_code == ErrorCode.offset_out_of_range
+
+
+def test_missing_object_fails_only_its_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    broker = BrokerProcess(
+        tmp_path / "b", settings={"upload.interval.ms": "50", "log.cache.bytes": "1"}
+    ).start()
+    try:
+        objects = broker.data_dir / "objects"
+        with RawClient(broker.bootstrap) as raw:
+            create(raw, "split", 2)
+            produce(raw, "split", record_batch([b"first"]), partition=0)
+            deadline = time.monotonic() + 10
+            while not list(objects.rglob("*.obj")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            first = set(objects.rglob("*.obj"))
+            produce(raw, "split", record_batch([b"second"]), partition=1)
+            while set(objects.rglob("*.obj")) == first and time.monotonic() < deadline:
+                time.sleep(0.05)
+        broker.restart()  # empty caches: reads must go to the objects
+        for path in first:
+            path.unlink()
+        with RawClient(broker.bootstrap) as raw:
+            assert fetch(raw, "split", 0, partition=0).error_code == ErrorCode.kafka_storage_error
+            healthy = fetch(raw, "split", 0, partition=1)
+            assert healthy.error_code == ErrorCode.none and b"second" in healthy.records
+    finally:
+        broker.stop()

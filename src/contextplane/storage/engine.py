@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from contextplane import limits
 from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore, RangeRecord
 from contextplane.protocol.error_codes import ErrorCode
@@ -44,7 +45,9 @@ class StorageEngine:
         self.metadata = metadata
         self.objects = ObjectStore(settings.resolved_object_store_url)
         self.wal = WriteAheadLog(
-            settings.data_dir / "wal", segment_bytes=64 * 1024 * 1024, fsync=settings.wal_fsync
+            settings.data_dir / "wal",
+            segment_bytes=settings.wal_segment_bytes,
+            fsync=settings.wal_fsync,
         )
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         self._by_stream: dict[int, PartitionLog] = {}
@@ -247,7 +250,7 @@ class StorageEngine:
         )
         self._block_cache[key] = data
         self._block_cache_bytes += len(data)
-        while self._block_cache_bytes > 128 * 1024 * 1024 and len(self._block_cache) > 1:
+        while self._block_cache_bytes > limits.BLOCK_CACHE_BYTES_MAX and len(self._block_cache) > 1:
             _, evicted = self._block_cache.popitem(last=False)
             self._block_cache_bytes -= len(evicted)
         return data

@@ -18,7 +18,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import obstore
+from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore, MemoryStore, S3Store
+
+
+class ObjectStoreError(OSError):
+    """Any failure of the object store (outage, missing object, denied request)."""
 
 
 class ObjectStore:
@@ -59,7 +64,10 @@ class ObjectStore:
         self.bytes_got = 0
 
     async def put(self, key: str, data: bytes) -> None:
-        await obstore.put_async(self._store, key, data)  # type: ignore[arg-type]
+        try:
+            await obstore.put_async(self._store, key, data)  # type: ignore[arg-type]
+        except (ObstoreError, OSError) as exc:
+            raise ObjectStoreError(f"put {key}: {exc}") from exc
         self.puts += 1
         self.bytes_put += len(data)
         if self._local_root is not None:
@@ -80,7 +88,10 @@ class ObjectStore:
             os.close(fd)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
-        data = await obstore.get_range_async(self._store, key, start=start, end=end)  # type: ignore[arg-type]
+        try:
+            data = await obstore.get_range_async(self._store, key, start=start, end=end)  # type: ignore[arg-type]
+        except (ObstoreError, OSError) as exc:
+            raise ObjectStoreError(f"get {key} [{start}, {end}): {exc}") from exc
         self.gets += 1
         self.bytes_got += end - start
         return bytes(data)

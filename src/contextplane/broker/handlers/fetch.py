@@ -7,6 +7,7 @@ tells clients to send full fetch requests, as a broker with sessions disabled do
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -15,6 +16,8 @@ from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.partition import PartitionLog
+
+log = logging.getLogger(__name__)
 
 
 def _resolve(ctx: RequestContext, topic: Any) -> tuple[str | None, Any]:
@@ -122,6 +125,12 @@ async def _read_all(
             chunks = await storage.read(partition, wanted.fetch_offset, max(bytes_max, 1))
         except KafkaError as exc:
             entry["error_code"] = exc.code
+            chunks = []
+        except OSError as exc:  # an object store outage fails this partition only, as in Kafka
+            log.warning(
+                "fetch %s-%d: object read failed: %s", partition.topic, partition.partition, exc
+            )
+            entry["error_code"] = ErrorCode.kafka_storage_error
             chunks = []
         if chunks and bytes_max <= 0 and total > 0:
             chunks = []  # the request's byte budget is spent; only the first gets one over

@@ -40,6 +40,8 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
                 )
             except KafkaError as exc:
                 entry["error_code"] = exc.code
+            except OSError:  # the object store failed: this partition only
+                entry["error_code"] = ErrorCode.kafka_storage_error
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
     return ctx.response(throttle_time=0, topics=topics)
