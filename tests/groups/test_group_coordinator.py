@@ -44,20 +44,22 @@ async def join_member(coordinator: GroupCoordinator, group: str = "g") -> asynci
 
 
 def test_initial_rebalance_delay_on_the_event_loop(tmp_path: Path) -> None:
+    delay_s = 0.5
+
     async def main() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 400))
+        coordinator = GroupCoordinator(make_broker(tmp_path, int(delay_s * 1000)))
         await coordinator.start()
         try:
             started = time.monotonic()
             a = await join_member(coordinator)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(delay_s / 4)
             assert not a.done()
-            b = await join_member(coordinator)  # extends the delay by another 400 ms
-            await asyncio.sleep(0.3)
-            assert not a.done() and not b.done()
-            ra, rb = await asyncio.wait_for(asyncio.gather(a, b), 5)
+            # A second member within the delay extends it by another delay.
+            b = await join_member(coordinator)
+            ra, rb = await asyncio.wait_for(asyncio.gather(a, b), 10)
             elapsed = time.monotonic() - started
-            assert 0.55 < elapsed < 2.0, elapsed
+            # Lateness under load only makes this longer; the lower bound is exact.
+            assert elapsed >= 2 * delay_s - 0.05, elapsed
             assert ra["generation_id"] == rb["generation_id"] == 1
             assert len(ra["members"]) == 2
         finally:
@@ -74,7 +76,7 @@ def test_zero_delay_join_completes_promptly(tmp_path: Path) -> None:
             started = time.monotonic()
             response = await asyncio.wait_for(await join_member(coordinator), 5)
             assert response["error_code"] == ErrorCode.none
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 3
         finally:
             await coordinator.stop()
 

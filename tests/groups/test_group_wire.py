@@ -220,9 +220,15 @@ def test_parked_join_does_not_block_the_connection_order(broker: Broker) -> None
             protocol_type="consumer",
             protocols=[{"name": "range", "metadata": subscription("orders")}],
         )
-        time.sleep(0.2)
-        hb = first.call(HEARTBEAT, 4, group_id="wire-park", generation_id=generation, member_id=a)
-        assert hb.error_code == ErrorCode.rebalance_in_progress
+        # The parked join has started a rebalance once the broker has read it.
+        deadline = time.monotonic() + 10
+        code = ErrorCode.none
+        while code == ErrorCode.none and time.monotonic() < deadline:
+            time.sleep(0.05)
+            code = first.call(
+                HEARTBEAT, 4, group_id="wire-park", generation_id=generation, member_id=a
+            ).error_code
+        assert code == ErrorCode.rebalance_in_progress
         rejoin = join(first, "wire-park", a)
         parked = second.receive()
         assert rejoin.generation_id == parked.generation_id == generation + 1
