@@ -137,3 +137,19 @@ def test_delete_records_moves_low_watermark(
     result = admin.delete_records([TopicPartition("admin-trunc", 0, 4)])
     deleted = list(result.values())[0].result(10)
     assert deleted.low_watermark == 4
+
+
+def test_deleting_a_topic_drops_its_committed_offsets(
+    admin: AdminClient, shared_broker: BrokerProcess
+) -> None:
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
+
+    admin.create_topics([NewTopic("admin-reborn", 1)])["admin-reborn"].result(10)
+    consumer = Consumer({"bootstrap.servers": shared_broker.bootstrap, "group.id": "reborn-g"})
+    consumer.commit(offsets=[TopicPartition("admin-reborn", 0, 42)], asynchronous=False)
+    consumer.close()
+    admin.delete_topics(["admin-reborn"])["admin-reborn"].result(10)
+    admin.create_topics([NewTopic("admin-reborn", 1)])["admin-reborn"].result(10)
+    request = ConsumerGroupTopicPartitions("reborn-g", [TopicPartition("admin-reborn", 0)])
+    result = admin.list_consumer_group_offsets([request])["reborn-g"].result(10)
+    assert [tp.offset for tp in result.topic_partitions] == [-1001]  # OFFSET_INVALID: none

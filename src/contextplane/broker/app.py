@@ -88,6 +88,14 @@ class Broker:
         self.router = Router(self, build_routes())
         self.groups: Any = None
         self._server: asyncio.Server | None = None
+        self.bound_port = settings.port
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """What Metadata and FindCoordinator tell clients: the advertised listener, or
+        the port actually bound when the listener asked for any free port (0)."""
+        host, port = self.settings.advertised
+        return host, port or self.bound_port
 
     def partition(self, topic: str, index: int) -> PartitionLog:
         partition = self.storage.partitions.get((topic, index))

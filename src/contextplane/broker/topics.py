@@ -104,6 +104,8 @@ class TopicManager:
         self._broker.storage.drop_topic(name)
         orphans = self._broker.metadata.delete_topic(name)
         self._cache = None
+        if self._broker.groups is not None:
+            self._broker.groups.on_topic_deleted(name)  # Kafka's onPartitionsDeleted
         await self._broker.storage.delete_orphans(orphans)
 
     def add_partitions(self, name: str, count: int) -> None:

@@ -24,7 +24,7 @@ async def api_versions(ctx: RequestContext, request: Any) -> Any:
 
 
 def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
-    host, port = ctx.broker.settings.advertised
+    host, port = ctx.broker.advertised
     return [{"node_id": ctx.broker.settings.node_id, "host": host, "port": port, "rack": None}]
 
 
@@ -111,7 +111,7 @@ def _topic_entry(ctx: RequestContext, name: str, auto_create: bool = False) -> d
 
 
 async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
-    host, port = ctx.broker.settings.advertised
+    host, port = ctx.broker.advertised
     return ctx.response(
         throttle_time=0,
         error_code=ErrorCode.none,

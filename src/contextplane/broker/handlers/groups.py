@@ -72,11 +72,8 @@ def _client_host(ctx: RequestContext) -> str:
 
 def _coordinator(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, str, int]:
     if key_type == GROUP_KEY_TYPE:
-        settings = ctx.broker.settings
-        host, port = settings.advertised
-        if not port:
-            port = getattr(ctx.broker, "bound_port", port)
-        return ErrorCode.none, settings.node_id, host, port
+        host, port = ctx.broker.advertised
+        return ErrorCode.none, ctx.broker.settings.node_id, host, port
     if key_type == TRANSACTION_KEY_TYPE:
         # Transactions are not implemented.
         return ErrorCode.coordinator_not_available, -1, "", -1
