@@ -27,6 +27,11 @@ NAME = f"franz-go kgo {VERSION}"
 BROKER_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
 }
+# One broker: replication factor 1 (the tests default to 3, for franz-go's 3-broker CI).
+TEST_RF = 1
+# The ETL tests push 500,000 records by default; 20,000 keeps a run within minutes on
+# 2 cores while still exercising batching, rebalances and commits.
+TEST_RECORDS = 20000
 _MARKERS = ("newTestClient", "testClientOpts", "getSeedBrokers", "tmpTopic", "KGO_SEEDS")
 _FUNC = re.compile(r"^func (?:\([^)]*\) )?(\w+)\(", re.M)
 
@@ -106,7 +111,13 @@ def run(
     binary = _cache() / "kgo.test"
     budget = max(60, int(deadline - time.monotonic()))
     work = Path(tempfile.mkdtemp(prefix="conformance-kgo-"))
-    env = dict(_go_env(), KGO_SEEDS=bootstrap, KGO_LOG_LEVEL="none")
+    env = dict(
+        _go_env(),
+        KGO_SEEDS=bootstrap,
+        KGO_LOG_LEVEL="none",
+        KGO_TEST_RF=str(TEST_RF),
+        KGO_TEST_RECORDS=str(TEST_RECORDS),
+    )
     pattern = "^(" + "|".join(re.escape(t) for t in selected) + ")$"
     log(f"franz-go: {len(selected)} integration tests against {bootstrap}")
     cmd = [

@@ -31,7 +31,13 @@ BROKER_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
     "num.partitions": "4",  # the fixtures' topics have 4 partitions; auto-created ones too
 }
-SUITE_PACKAGES = [f"kafka-python=={VERSION}", "pytest", "pytest-timeout", "pytest-mock"]
+# With the codec extras, so the lz4/snappy/zstd parametrisations run instead of skipping.
+SUITE_PACKAGES = [
+    f"kafka-python[crc32c,lz4,snappy,zstd]=={VERSION}",
+    "pytest",
+    "pytest-timeout",
+    "pytest-mock",
+]
 PER_TEST_TIMEOUT = 120
 
 
@@ -46,7 +52,8 @@ def prepare(log) -> Path:  # noqa: ANN001
     src = cache / f"kafka_python-{VERSION}"
     venv = cache / "venv"
     marker = cache / ".ready"
-    if marker.exists() and (src / "test" / "integration").is_dir():
+    wanted = "\n".join(SUITE_PACKAGES)
+    if marker.exists() and marker.read_text() == wanted and (src / "test" / "integration").is_dir():
         return src
     log(f"kafka-python: pip download sdist {VERSION} and create the suite venv")
     cache.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,7 @@ def prepare(log) -> Path:  # noqa: ANN001
     )  # fmt: skip
     if proc.returncode != 0:
         raise SuiteUnavailable(f"pip install failed: {proc.stderr[-600:]}")
-    marker.touch()
+    marker.write_text(wanted)
     return src
 
 
