@@ -85,6 +85,20 @@ def contextplane_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[
             shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def kafka_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[str, str]]:
+    """Apache Kafka with the suite's settings: to triage a failure (does it fail on Kafka
+    too?), never part of the gate's numbers."""
+    handle = kafka_reference.start(extra_props=dict(settings))
+    try:
+        yield handle.bootstrap, implied_kafka_version(handle.bootstrap)
+    finally:
+        keep.mkdir(parents=True, exist_ok=True)
+        if handle.log_path.exists():
+            shutil.copy(handle.log_path, keep / "kafka-server.log")
+        handle.stop()
+
+
 def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
     from conformance import brokers
 
@@ -149,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="suite test ids to run (repeat)")
     parser.add_argument("--scenario", action="append", help="differential scenario globs")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--against",
+        choices=["contextplane", "kafka"],
+        default="contextplane",
+        help="broker for the client suites; 'kafka' runs them against Apache Kafka to "
+        "triage failures (not a gate result)",
+    )
     args = parser.parse_args(argv)
     full = bool(args.full)
     mode_name = "full" if full else "quick"
@@ -168,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         if name not in suites:
             continue
         log(f"== {name}")
+        broker = kafka_broker if args.against == "kafka" else contextplane_broker
         result = run_suite(
             name,
-            lambda settings, name=name: contextplane_broker(settings, out / name),
+            lambda settings, name=name, broker=broker: broker(settings, out / name),
             full=full,
             only=args.only,
             log=log,
@@ -180,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         (out / name).mkdir(parents=True, exist_ok=True)
         (out / name / "result.json").write_text(json.dumps(result.to_json(), indent=1))
 
+    if args.against == "kafka":
+        for r in results:
+            r.label += " [vs Apache Kafka]"
     log("")
     log(table(results, report, mode_name))
     log("")
@@ -219,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         "failing": failing,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.against == "kafka":
+        log("(suites ran against Apache Kafka for triage: not a gate result)")
+        failing = []
     for line in failing:
         log(f"REGRESSION {line}")
     log(f"results in {out} ({time.monotonic() - started:.0f}s)")

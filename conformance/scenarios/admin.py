@@ -285,6 +285,13 @@ def describe_configs(ctx: Ctx) -> None:
             "configs": {c.name: c.value for c in result.configs},
         },
     )
+    result = wire.describe_configs(
+        client, BROKER_RESOURCE, str(node), ["advertised.listeners", "listeners"]
+    )
+    ctx.record(
+        "broker.listeners_present",
+        {"error": err(result.error_code), "names": sorted(c.name for c in result.configs)},
+    )
     result = wire.describe_configs(client, BROKER_RESOURCE, "999", ["num.partitions"])
     ctx.record("other_broker.error", err(result.error_code))
 
@@ -332,6 +339,7 @@ def alter_configs(ctx: Ctx) -> None:
         ("incr.invalid", [("retention.ms", 0, "-5x")]),
         ("incr.delete_unset", [("segment.ms", 1, None)]),
         ("incr.bad_operation", [("retention.ms", 9, "1")]),
+        ("incr.deprecated_message_format_version", [("message.format.version", 0, "0.10.0")]),
     ]
     for step, ops in steps:
         result = wire.incremental_alter_configs(client, "ac-topic", ops)
