@@ -478,3 +478,27 @@ def rebalance_timeout_drops_silent_member(ctx: Ctx) -> None:
     ctx.record("b.join_waited_for_rebalance_timeout", 2.0 <= took <= 15.0)
     hb = wire.heartbeat(a, "grp-rebto", joined_a.generation_id, a_id)
     ctx.record("a.heartbeat_after", err(hb.error_code))
+
+
+@scenario()
+def internal_offsets_topic(ctx: Ctx) -> None:
+    """After a group commits, all-topics Metadata lists __consumer_offsets as internal
+    (clients such as franz-go's regex consumer expect to see and skip it)."""
+    client = ctx.raw()
+    _topic(ctx, client, "grp-internal", 1)
+    ctx.record("coordinator", err(wire.find_coordinator(client, "grp-internal-g").error_code))
+    deadline = time.monotonic() + 20
+    while True:  # a client retries while Kafka's offsets topic is still being created
+        commit = wire.offset_commit(client, "grp-internal-g", {("grp-internal", 0): 1})
+        code = commit.topics[0].partitions[0].error_code
+        if code not in wire.RETRIABLE_COORDINATOR or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ctx.record("commit", err(code))
+    topics = {t.name: t for t in wire.metadata(client, None).topics}
+    internal = topics.get("__consumer_offsets")
+    ctx.record("listed", internal is not None)
+    ctx.record("is_internal", None if internal is None else internal.is_internal)
+    named = wire.metadata(client, ["__consumer_offsets"]).topics[0]
+    ctx.record("by_name.error", err(named.error_code))
+    ctx.record("by_name.is_internal", named.is_internal)
