@@ -1,0 +1,596 @@
+"""Run every workload against every target given; write results.json and results.md.
+
+    .venv/bin/python -m bench.run                       # standard profile, all targets
+    .venv/bin/python -m bench.run --quick               # small data, every workload
+    .venv/bin/python -m bench.run --profile smoke --targets contextplane-file
+    .venv/bin/python -m bench.run --targets contextplane-file,kafka --out /tmp/bench-out
+
+See bench/README.md for what each workload does and how each figure is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import limits as limits_mod
+from bench import report, workloads
+from bench.profiler import Profiler
+from bench.profiles import GIB, MIB, PROFILES, Profile
+from bench.stats import spread
+from bench.targets import TARGETS, Instance, Target
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Phases each target takes part in. Kafka with flush=1 differs from Kafka only in the
+# produce path, so it runs the produce workloads (its catch-up / restart / memory would
+# repeat Kafka's at the cost of minutes).
+PHASES: dict[str, tuple[str, ...]] = {
+    "contextplane-file": ("produce", "retained", "partitions"),
+    "contextplane-s3": ("produce", "retained", "partitions"),
+    "kafka": ("produce", "retained", "partitions"),
+    "kafka-flush1": ("produce",),
+    "tansu": ("produce", "retained", "partitions"),
+}
+WRITE_REQUESTS = ("PUT", "PUT_PART", "POST_CREATE_MULTIPART", "POST_COMPLETE_MULTIPART", "POST")
+SKIPPED = "runs the produce workloads only: it is Kafka with a different flush policy"
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        self.fh = path.open("a")
+        self.t0 = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        line = f"[{time.monotonic() - self.t0:7.1f}s] {message}"
+        print(line, flush=True)
+        self.fh.write(line + "\n")
+        self.fh.flush()
+
+
+def _rm(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop(instance: Instance | None, log: Log) -> None:
+    if instance is None:
+        return
+    try:
+        instance.stop()
+    except Exception as exc:  # noqa: BLE001 - a broker that hangs on stop is killed
+        log(f"  stop failed ({exc}); killing")
+        with _suppress():
+            pid = instance.pid
+            if pid:
+                os.kill(pid, 9)
+
+
+class _suppress:  # noqa: N801 - tiny context manager
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+# -- phases ------------------------------------------------------------------------------
+
+
+def phase_produce(
+    targets: list[Target],
+    prof: Profile,
+    values: list[bytes],
+    outs: dict[str, dict[str, Any]],
+    ctx: dict[str, Any],
+) -> None:
+    """Throughput and latency for every target, interleaved: run i of every target before
+    run i + 1 of any, in a rotating order, so load from other work on the machine is
+    spread over all targets rather than landing on one."""
+    log: Log = ctx["log"]
+    insts: dict[str, Instance] = {}
+    try:
+        for target in targets:
+            out = outs[target.name]
+            try:
+                inst = target.instance("produce").start()
+                insts[target.name] = inst
+                created = workloads.create_topic(inst.bootstrap, "tput", prof.partitions, 60)
+                if created["error"]:
+                    raise RuntimeError(f"create topic: {created['error']}")
+                if created["partitions_seen"] != prof.partitions:
+                    out["notes"].append(
+                        f"asked for {prof.partitions} partitions, Metadata shows "
+                        f"{created['partitions_seen']}"
+                    )
+                for i in range(prof.latency_runs):
+                    workloads.create_topic(inst.bootstrap, f"lat-{i}", prof.partitions, 60)
+                workloads.produce_bulk(inst.bootstrap, "tput", prof.partitions, values, seconds=1)
+                log(f"{target.name}: started for the produce workloads")
+            except Exception as exc:  # noqa: BLE001 - reported; the other targets go on
+                log(f"{target.name}: produce setup failed: {traceback.format_exc()}")
+                for key in PHASE_RESULT_KEYS["produce"]:
+                    out["errors"][key] = f"failed: {type(exc).__name__}: {exc}"
+                if target.name in insts:
+                    _stop(insts.pop(target.name), log)
+        names = list(insts)
+        tput: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        for i in range(prof.throughput_runs):
+            for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
+                res = workloads.produce_bulk(
+                    insts[name].bootstrap,
+                    "tput",
+                    prof.partitions,
+                    values,
+                    seconds=prof.throughput_seconds,
+                )
+                log(
+                    f"  {name} throughput run {i + 1}: {res['MBps']:.1f} MB/s "
+                    f"({res['msgs_per_s']:.0f} msg/s, failed {res['failed']}, "
+                    f"client cpu {res['client_cpu']:.2f})"
+                )
+                tput[name].append(res)
+        for name in names:
+            runs = tput[name]
+            outs[name]["throughput"] = {
+                "MBps": spread([r["MBps"] for r in runs]),
+                "msgs_per_s": spread([r["msgs_per_s"] for r in runs]),
+                "client_cpu": spread([r["client_cpu"] for r in runs]),
+                "runs": [{k: v for k, v in r.items() if k != "per_partition"} for r in runs],
+            }
+        if ctx["profile_broker"]:
+            for name in names:
+                inst = insts[name]
+                if not name.startswith("contextplane") or not inst.pid:
+                    continue
+                seconds = max(prof.throughput_seconds, 3.0)
+                profiler = Profiler(inst.pid, ctx["out"] / f"pyspy-{name}-produce.txt", seconds)
+                res = workloads.produce_bulk(
+                    inst.bootstrap, "tput", prof.partitions, values, seconds=seconds
+                )
+                summary = profiler.finish()
+                summary["MBps_while_profiled"] = res["MBps"]
+                outs[name].setdefault("profiles", {})["produce"] = summary
+                log(f"  {name} profiled produce run: {res['MBps']:.1f} MB/s")
+        lat: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        for i in range(prof.latency_runs):
+            for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
+                res = workloads.latency_run(
+                    insts[name].bootstrap,
+                    f"lat-{i}",
+                    prof.partitions,
+                    values,
+                    prof.latency_rate,
+                    prof.latency_seconds,
+                )
+                log(
+                    f"  {name} latency run {i + 1}: produce p99 {res['produce']['p99_ms']:.2f} ms,"
+                    f" e2e p99 {res['end_to_end']['p99_ms']:.2f} ms "
+                    f"({res['produce']['count']}/{res['end_to_end']['count']} samples)"
+                )
+                lat[name].append(res)
+        for name in names:
+            runs = lat[name]
+            latency: dict[str, Any] = {
+                kind: {
+                    key: spread([r[kind][key] for r in runs])
+                    for key in ("p50_ms", "p99_ms", "p999_ms", "max_ms")
+                }
+                for kind in ("produce", "end_to_end")
+            }
+            latency["runs"] = runs
+            outs[name]["latency"] = latency
+            insts[name].sample_rss()
+            outs[name]["produce_phase_peak_rss_MB"] = insts[name].peak_rss_kb / 1024
+    finally:
+        for inst in insts.values():
+            _stop(inst, log)
+            _rm(inst.directory)
+
+
+def _load(
+    inst: Instance, topic: str, prof: Profile, values: list[bytes], have: int, want: int
+) -> dict[str, Any]:
+    if want <= have:
+        return {"messages": 0, "bytes": 0, "seconds": 0.0, "MBps": 0.0, "failed": 0}
+    res = workloads.produce_bulk(
+        inst.bootstrap, topic, prof.partitions, values, total_bytes=want - have
+    )
+    if res["failed"]:
+        raise RuntimeError(f"load failed for {res['failed']} messages: {res['first_error']}")
+    return res
+
+
+def _space_for(directory: Path, wanted: int, log: Log) -> int:
+    free = shutil.disk_usage(directory).free
+    # contextplane holds the WAL and the objects briefly; SeaweedFS keeps its own copy.
+    budget = int(free / 2.5)
+    if wanted > budget:
+        log(f"  only {free / GIB:.1f} GiB free: scaling {wanted / GIB:.1f} GiB down")
+        return max(budget // MIB * MIB, 64 * MIB)
+    return wanted
+
+
+def phase_retained(
+    target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
+) -> None:
+    log: Log = ctx["log"]
+    size = len(values[0])
+    large = _space_for(target.root, prof.restart_large_bytes, log)
+    if large != prof.restart_large_bytes:
+        out["notes"].append(
+            f"restart 'large' scaled to {large / GIB:.2f} GiB for lack of disk space"
+        )
+    small = min(prof.restart_small_bytes, large)
+    catchup = min(prof.catchup_bytes, large)
+    inst = target.instance("retained").start()
+    restart: dict[str, Any] = {}
+    out["restart"] = restart
+    try:
+        bs = inst.bootstrap
+        for topic in ("retained", "live"):
+            created = workloads.create_topic(bs, topic, prof.partitions, 60)
+            if created["error"]:
+                raise RuntimeError(f"create topic {topic}: {created['error']}")
+        loads = []
+        have = 0
+        loads.append(_load(inst, "retained", prof, values, have, small))
+        have = small
+        log(f"  loaded {have / GIB:.2f} GiB at {loads[-1]['MBps']:.1f} MB/s")
+        if target.keeps_data_across_restart:
+            restart["small"] = workloads.time_to_serving(inst, "retained", values[0])
+            restart["small"]["retained_bytes"] = have
+            log(f"  restart with {have / GIB:.2f} GiB: {restart['small']}")
+        loads.append(_load(inst, "retained", prof, values, have, catchup))
+        have = max(have, catchup)
+        messages = sum(r["messages"] for r in loads) + (
+            1 if target.keeps_data_across_restart else 0  # the restart probe's message
+        )
+        if target.keeps_data_across_restart:
+            # A restart empties contextplane's log cache; eviction empties the page cache.
+            restart["catchup"] = workloads.time_to_serving(inst, "retained", values[0])
+            restart["catchup"]["retained_bytes"] = have
+            messages += 1
+            evicted = inst.evict_page_cache()
+            log(f"  restarted, evicted {evicted / GIB:.2f} GiB from the page cache")
+        else:
+            out["notes"].append(
+                "catch-up reads from the broker's memory: memory:// is its only storage engine"
+            )
+        profiler = None
+        if ctx["profile_broker"] and target.kind == "contextplane" and inst.pid:
+            expected_s = max(3.0, have / (150 * 1e6))
+            profiler = Profiler(
+                inst.pid, ctx["out"] / f"pyspy-{target.name}-catchup.txt", expected_s
+            )
+        res = workloads.catchup_run(
+            bs,
+            "retained",
+            prof.partitions,
+            messages,
+            "live",
+            values,
+            prof.latency_rate,
+            prof.catchup_before_seconds,
+            timeout=max(120.0, have / (5 * 1e6)),
+        )
+        if profiler is not None:
+            out.setdefault("profiles", {})["catchup"] = profiler.finish()
+        res["retained_bytes"] = have
+        out["catchup"] = res
+        log(
+            f"  catch-up {res['read']['bytes'] / GIB:.2f} GiB at {res['MBps']:.1f} MB/s "
+            f"(complete={res['read']['complete']}); producer p99 "
+            f"{res['producer_before']['p99_ms']:.2f} → {res['producer_during']['p99_ms']:.2f} ms"
+        )
+        if target.keeps_data_across_restart:
+            loads.append(_load(inst, "retained", prof, values, have, large))
+            have = max(have, large)
+            log(f"  loaded to {have / GIB:.2f} GiB at {loads[-1]['MBps']:.1f} MB/s")
+            restart["large"] = workloads.time_to_serving(inst, "retained", values[0])
+            restart["large"]["retained_bytes"] = have
+            log(f"  restart with {have / GIB:.2f} GiB: {restart['large']}")
+        else:
+            reason = "memory:// storage engine keeps nothing across a restart"
+            restart["small"] = {"na": reason}
+            restart["large"] = {"na": reason}
+        load_bytes = sum(r["bytes"] for r in loads)
+        load_seconds = sum(r["seconds"] for r in loads)
+        counts = inst.object_counts()
+        out["retained"] = {
+            "bytes": load_bytes,
+            "load_MBps": load_bytes / load_seconds / 1e6 if load_seconds else None,
+            "message_bytes": size,
+            "object_counts": counts,
+            "puts_per_gib": (counts["PUT"] / (load_bytes / GIB))
+            if counts and "PUT" in counts and load_bytes
+            else None,
+        }
+        inst.sample_rss()
+        out["retained"]["peak_rss_MB"] = inst.peak_rss_kb / 1024
+    finally:
+        _stop(inst, log)
+        _rm(inst.directory)
+
+
+def phase_partitions(
+    target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
+) -> None:
+    log: Log = ctx["log"]
+    results: dict[str, Any] = {}
+    out["partitions"] = results
+    for count in prof.partition_counts:
+        key = str(count)
+        if count > 1000 and not target.has_object_store:
+            results[key] = {"na": "object requests only (no object store); RSS asked at ≤1,000"}
+            continue
+        inst = target.instance(f"p{count}", count_objects=True).start()
+        entry: dict[str, Any] = {"partitions": count, "counting": inst.object_counting}
+        results[key] = entry
+        killed = False
+        try:
+            bs = inst.bootstrap
+            created = workloads.create_topic(bs, "parts", count, prof.partitions_create_timeout)
+            entry["create_s"] = created["seconds"]
+            entry["partitions_seen"] = created["partitions_seen"]
+            if created["error"] or created["partitions_seen"] < count:
+                reason = (
+                    f"CreateTopics with {count:,} partitions not ready in "
+                    f"{prof.partitions_create_timeout:.0f} s ({created['error']}; Metadata "
+                    f"shows {created['partitions_seen']})"
+                )
+                entry["na"] = reason
+                entry.pop("create_s")
+                log(f"  {count} partitions: {reason}")
+                if target.kind == "contextplane" and inst.pid:
+                    os.kill(inst.pid, 9)  # its event loop may be stuck creating partitions
+                    killed = True
+                continue
+            before = inst.object_counts() or {}
+            load = workloads.produce_bulk(
+                bs, "parts", count, values, total_bytes=prof.partitions_bytes
+            )
+            entry["load"] = {k: v for k, v in load.items() if k != "per_partition"}
+            expected = load["messages"]
+            if target.has_object_store:
+                # A clean stop uploads what is pending; the restart reads cold from objects.
+                inst.stop()
+                ingested = inst.object_counts() or {}
+                inst.start()
+                after_start = inst.object_counts() or {}
+            else:
+                ingested = after_start = {}
+            read = workloads.consume_all(bs, "parts", count, expected, timeout=600)
+            entry["read"] = read
+            after_read = inst.object_counts() or {}
+            inst.sample_rss()
+            entry["peak_rss_MB"] = inst.peak_rss_kb / 1024
+            gib_in = load["bytes"] / GIB
+            gib_out = read["bytes"] / GIB
+            if target.has_object_store:
+                # Every write-class request: a multipart upload is several requests.
+                puts = sum(
+                    ingested.get(k, 0) - before.get(k, 0) for k in WRITE_REQUESTS if k in ingested
+                )
+                entry["puts"] = puts
+                entry["objects_written"] = sum(
+                    ingested.get(k, 0) - before.get(k, 0)
+                    for k in ("PUT", "POST_COMPLETE_MULTIPART")
+                )
+                entry["puts_per_gib"] = puts / gib_in if gib_in else None
+                if inst.object_counting.startswith("HTTP"):
+                    gets = sum(
+                        after_read.get(k, 0) - after_start.get(k, 0) for k in ("GET", "GET_RANGE")
+                    )
+                    entry["gets"] = gets
+                    entry["gets_per_gib"] = gets / gib_out if gib_out else None
+                    entry["startup_requests"] = {
+                        k: after_start.get(k, 0) - ingested.get(k, 0)
+                        for k in after_start
+                        if not k.endswith("_bytes")
+                    }
+                else:
+                    entry["gets_per_gib"] = {"na": "file:// GETs are not counted (see s3://)"}
+                entry["object_counts"] = after_read
+            else:
+                entry["puts_per_gib"] = {"na": inst.object_counting}
+                entry["gets_per_gib"] = {"na": inst.object_counting}
+            log(
+                f"  {count} partitions: create {entry['create_s']:.1f} s, load "
+                f"{load['MBps']:.1f} MB/s, read {read['MBps']:.1f} MB/s, PUT/GiB "
+                f"{entry.get('puts_per_gib')}, GET/GiB {entry.get('gets_per_gib')}, "
+                f"peak RSS {entry['peak_rss_MB']:.0f} MB"
+            )
+        except Exception as exc:  # noqa: BLE001 - one partition count failing is reported
+            entry["na"] = f"failed: {type(exc).__name__}: {exc}"
+            log(f"  {count} partitions failed: {traceback.format_exc()}")
+        finally:
+            if not killed:
+                _stop(inst, log)
+            _rm(inst.directory)
+
+
+PHASE_FUNCS = {
+    "retained": phase_retained,
+    "partitions": phase_partitions,
+}
+PHASE_RESULT_KEYS = {
+    "produce": ("throughput", "latency"),
+    "retained": ("catchup", "restart", "retained"),
+    "partitions": ("partitions",),
+}
+
+
+def new_result(target: Target) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "label": target.label,
+        **target.describe(),
+        "notes": [],
+        "na": {},
+        "errors": {},
+        "seconds": {},
+    }
+    for phase, keys in PHASE_RESULT_KEYS.items():
+        if phase not in PHASES[target.name]:
+            for key in keys:
+                out["na"][key] = "not run: " + SKIPPED
+    if target.name == "tansu":
+        out["notes"].append(
+            "ListOffsets high watermarks are unreliable on Tansu: consumers start from explicit "
+            "offsets and completion is counted by delivered messages, not by watermarks"
+        )
+    return out
+
+
+def run_target_phases(
+    target: Target, prof: Profile, out: dict[str, Any], ctx: dict[str, Any]
+) -> None:
+    """The per-target phases (retained data, partition counts), one target at a time."""
+    log: Log = ctx["log"]
+    for phase in ("retained", "partitions"):
+        if phase not in PHASES[target.name]:
+            continue
+        log(f"{target.name}: {phase}")
+        t0 = time.monotonic()
+        try:
+            PHASE_FUNCS[phase](target, prof, ctx["values"], out, ctx)
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the error is reported
+            log(f"{target.name}: {phase} failed: {traceback.format_exc()}")
+            for key in PHASE_RESULT_KEYS[phase]:
+                out["errors"].setdefault(key, f"failed: {type(exc).__name__}: {exc}")
+        out["seconds"][phase] = time.monotonic() - t0
+
+
+def _parse_targets(items: list[str]) -> list[str]:
+    names: list[str] = []
+    for item in items:
+        for name in item.replace(",", " ").split():
+            if name == "all":
+                names.extend(TARGETS)
+            elif name == "contextplane":
+                names.extend(["contextplane-file", "contextplane-s3"])
+            elif name not in TARGETS:
+                raise SystemExit(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
+            else:
+                names.append(name)
+    return list(dict.fromkeys(names)) or list(TARGETS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the quick profile (smoke run)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None)
+    parser.add_argument(
+        "--targets",
+        nargs="*",
+        default=[],
+        help=f"any of {', '.join(TARGETS)} (comma or space separated; default all)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument("--tmp", type=Path, default=None, help="where brokers keep data")
+    parser.add_argument(
+        "--profile-broker",
+        action="store_true",
+        help="sample contextplane with py-spy during an extra throughput run and the catch-up",
+    )
+    args = parser.parse_args(argv)
+    prof = PROFILES[args.profile or ("quick" if args.quick else "standard")]
+    names = _parse_targets(args.targets)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = (args.out or ROOT / "bench" / "results" / f"{stamp}-{prof.name}").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="cp-bench-", dir=args.tmp))
+    log = Log(out_dir / "run.log")
+    t_start = time.monotonic()
+    results: dict[str, Any] = {
+        "meta": {
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "host": f"{platform.node()} ({os.cpu_count()} cores, "
+            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GIB:.0f} GiB)",
+            "python": sys.version.split()[0],
+            "client": "librdkafka (confluent-kafka "
+            f"{workloads.ck.version()[0]}, librdkafka {workloads.ck.libversion()[0]}) "
+            "for every target",
+            "targets": names,
+            "tmp": str(tmp),
+            "disk_free_GiB": shutil.disk_usage(tmp).free / GIB,
+        },
+        "profile": prof.as_dict(),
+        "limits": None,
+        "targets": {},
+        "notes": [
+            "Object requests: s3:// counted per HTTP request by bench/s3proxy.py in front of "
+            "SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
+            "and their POSTs); file:// PUTs = object files created (GETs are not countable "
+            "there). One PUT per 8 MiB upload would be 128 per GiB.",
+            "Peak RSS = VmHWM of the broker process (JVM for Kafka; SeaweedFS not included).",
+            "Restart = SIGTERM (clean stop), then process start → first acknowledged produce "
+            "and first fetched retained record (the later of the two). Kafka's figure "
+            "includes JVM start and the harness's 0.25 s readiness poll.",
+        ],
+    }
+    ctx = {
+        "log": log,
+        "out": out_dir,
+        "profile_broker": args.profile_broker,
+        "values": workloads.make_values(prof.message_bytes),
+    }
+    log(f"profile {prof.name}, targets {names}, out {out_dir}, tmp {tmp}")
+    try:
+        log("limits")
+        results["limits"] = limits_mod.measure(
+            tmp / "limits", prof.limit_write_bytes, prof.limit_fsyncs, prof.limit_tcp_bytes
+        )
+        results["limits"]["puts_per_gib_floor"] = GIB / (8 * MIB)
+        log(f"  {json.dumps(results['limits'])}")
+        _rm(tmp / "limits")
+        targets = {name: Target(name, tmp / name) for name in names}
+        for name, target in targets.items():
+            results["targets"][name] = new_result(target)
+        try:
+            producers = [t for n, t in targets.items() if "produce" in PHASES[n]]
+            log(f"produce workloads, interleaved: {[t.name for t in producers]}")
+            t0 = time.monotonic()
+            phase_produce(producers, prof, ctx["values"], results["targets"], ctx)
+            for target in producers:
+                results["targets"][target.name]["seconds"]["produce (all targets)"] = (
+                    time.monotonic() - t0
+                )
+            _write(out_dir, results, t_start)
+            for name, target in targets.items():
+                try:
+                    run_target_phases(target, prof, results["targets"][name], ctx)
+                finally:
+                    target.close()
+                    _rm(target.root)
+                _write(out_dir, results, t_start)
+        finally:
+            for target in targets.values():
+                target.close()
+    finally:
+        _rm(tmp)
+        results["meta"]["runtime_s"] = time.monotonic() - t_start
+        _write(out_dir, results, t_start)
+    log(f"done in {results['meta']['runtime_s']:.0f} s; results in {out_dir}")
+    print(report.markdown(results))
+    return 0
+
+
+def _write(out_dir: Path, results: dict[str, Any], t_start: float) -> None:
+    results["meta"]["runtime_s"] = time.monotonic() - t_start
+    results["evaluation"] = report.evaluate(results)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / "results.md").write_text(report.markdown(results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Smoke test: the benchmark harness runs end to end (tiniest profile, contextplane only).
+
+Benchmarks are never judged here: only that `python -m bench.run` finishes and writes a
+JSON result and a Markdown table with the expected keys.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--profile",
+            "smoke",
+            "--targets",
+            "contextplane-file",
+            "--out",
+            str(out),
+            "--tmp",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert seconds < 60, f"smoke profile took {seconds:.0f} s"
+
+    results = json.loads((out / "results.json").read_text())
+    assert {"meta", "profile", "limits", "targets", "evaluation", "notes"} <= results.keys()
+    assert results["profile"]["name"] == "smoke"
+    limits = results["limits"]
+    for key in (
+        "seq_write_fdatasync_MBps",
+        "seq_read_uncached_MBps",
+        "fdatasync_64kib",
+        "loopback_tcp_MBps",
+    ):
+        assert key in limits
+    target = results["targets"]["contextplane-file"]
+    assert not target["errors"], target["errors"]
+    assert target["throughput"]["MBps"]["median"] > 0
+    assert target["latency"]["produce"]["p99_ms"]["median"] > 0
+    assert target["latency"]["end_to_end"]["p99_ms"]["median"] > 0
+    assert target["catchup"]["read"]["complete"]
+    assert target["restart"]["small"]["serving_s"] > 0
+    assert target["restart"]["large"]["serving_s"] > 0
+    for count in ("8", "100"):
+        assert target["partitions"][count]["puts_per_gib"] > 0
+        assert target["partitions"][count]["peak_rss_MB"] > 0
+    metrics = [row["metric"] for row in results["evaluation"]["rows"]]
+    assert any(m.startswith("Produce throughput") for m in metrics)
+    assert any(m.startswith("Restart") for m in metrics)
+
+    table = (out / "results.md").read_text()
+    assert "| Metric | Goal (contextplane) | contextplane file://" in table
+    assert "Physical limits" in table
+    assert "Produce throughput" in table and "End-to-end latency" in table
+    # Temporary broker data is removed after the run.
+    assert not list(tmp_path.glob("cp-bench-*"))
