@@ -174,10 +174,8 @@ def run(
     for name in started - set(outcomes):
         outcomes[name] = FAILED  # still running when the budget ran out (or crashed)
     # Selected tests the runner never reported (a crash of the whole runner) count as failed.
-    by_number = {n.split("_", 1)[0]: n for n in selected}
-    reported_numbers = {n.split("_", 1)[0] for n in outcomes}
-    for number, name in by_number.items():
-        if number not in reported_numbers:
-            outcomes[name] = FAILED
+    for name in selected:
+        outcomes.setdefault(name, FAILED)
     log(f"librdkafka: runner output in {out_path}")
-    return {k: v for k, v in outcomes.items() if k.split("_", 1)[0] in by_number}
+    wanted = set(selected)
+    return {k: v for k, v in outcomes.items() if k in wanted}
