@@ -122,30 +122,30 @@ def table(results: list[SuiteResult], report: Any, mode: str) -> str:
         f"Conformance gate ({mode}) — contextplane vs real clients and Apache Kafka "
         f"{kafka_reference.KAFKA_VERSION}",
         "",
-        f"{'suite':<34} {'passed / total':>15} {'failed':>7} {'skipped':>8} "
+        f"{'suite':<46} {'passed / total':>15} {'failed':>7} {'skipped':>8} "
         f"{'regressed':>10} {'new':>5} {'time':>7}",
-        "-" * 92,
+        "-" * 104,
     ]
     for r in results:
         if r.error:
-            rows.append(f"{r.label:<34} {'-':>15}  {r.error[:60]}")
+            rows.append(f"{r.label:<46} {'-':>15}  {r.error[:60]}")
             continue
-        scope = "" if r.ran_all else " (allowlisted)"
+        scope = "" if r.scope == "all" else f" ({r.scope})"
         rows.append(
-            f"{r.label + scope:<34} {f'{r.passed} / {r.total}':>15} {r.failed:>7} "
+            f"{r.label + scope:<46} {f'{r.passed} / {r.total}':>15} {r.failed:>7} "
             f"{r.skipped:>8} {len(r.regressions):>10} {len(r.newly_passing):>5} "
             f"{r.seconds:>6.0f}s"
         )
     if report is not None:
         conforming = len(report.conforming)
         rows.append(
-            f"{'differential vs Kafka (scenarios)':<34} "
+            f"{'differential vs Kafka (scenarios)':<46} "
             f"{f'{conforming} / {len(report.results)}':>15} "
             f"{len(report.results) - conforming:>7} {'':>8} {len(report.regressions):>10} "
             f"{len(report.newly_conforming):>5} {report.seconds:>6.0f}s"
         )
         rows.append(
-            f"{'  differences (unexplained)':<34} {len(report.unexplained):>15}"
+            f"{'  differences (unexplained)':<46} {len(report.unexplained):>15}"
             f"   + {len(report.differences) - len(report.unexplained)} deliberate "
             "(conformance/differences.md)"
         )

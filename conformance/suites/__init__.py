@@ -59,6 +59,7 @@ class SuiteResult:
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
     allowlist: list[str] = field(default_factory=list)
     ran_all: bool = False  # full run (every test) rather than the allowlisted subset
+    scope: str = "allowlisted"  # "all", "allowlisted" or "selected" (--only)
     error: str | None = None  # the suite could not run at all
     seconds: float = 0.0
     kafka_version: str = ""
@@ -123,6 +124,7 @@ def run_suite(
     module = load(name)
     allow = read_allowlist(name)
     result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
+    result.scope = "selected" if only else ("all" if full else "allowlisted")
     started = time.monotonic()
     try:
         prepared = module.prepare(log)
