@@ -153,3 +153,16 @@ def test_deleting_a_topic_drops_its_committed_offsets(
     request = ConsumerGroupTopicPartitions("reborn-g", [TopicPartition("admin-reborn", 0)])
     result = admin.list_consumer_group_offsets([request])["reborn-g"].result(10)
     assert [tp.offset for tp in result.topic_partitions] == [-1001]  # OFFSET_INVALID: none
+
+
+def test_incremental_append_starts_from_the_default(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-append", 1)])["admin-append"].result(10)
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        "admin-append",
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(10)
+    assert describe(admin, "admin-append")["cleanup.policy"] == "delete,compact"

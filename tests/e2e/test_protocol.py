@@ -12,6 +12,8 @@ import time
 import pytest
 from kio.schema.errors import ErrorCode
 
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import request_schema
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
 
@@ -144,7 +146,7 @@ def test_bad_crc_magic_and_size_get_kafka_codes_and_lose_nothing(client: RawClie
     two = produce(client, "badinput", good + good)
     assert two.error_code == ErrorCode.invalid_record  # one batch per partition (v3+)
     truncated = good[:40]
-    assert produce(client, "badinput", truncated).error_code == ErrorCode.corrupt_message
+    assert produce(client, "badinput", truncated).error_code == ErrorCode.invalid_record
     huge = record_batch([b"x" * (1_100_000)])
     assert produce(client, "badinput", huge).error_code == ErrorCode.message_too_large
     assert produce(client, "no-such-topic", good).error_code == (
@@ -274,3 +276,127 @@ def test_missing_object_fails_only_its_partition(tmp_path) -> None:  # type: ign
             assert healthy.error_code == ErrorCode.none and b"second" in healthy.records
     finally:
         broker.stop()
+
+
+def _compressed_batch(codec: int, payload: bytes) -> bytes:
+    """A batch whose attributes name `codec` but whose payload is `payload`, CRC valid."""
+    import crc32c
+
+    plain = record_batch([b"x"])
+    after_crc = bytearray(plain[21:61]) + payload
+    struct.pack_into(">h", after_crc, 0, codec)
+    crc = crc32c.crc32c(bytes(after_crc))
+    return struct.pack(">qiibI", 0, 9 + len(after_crc), -1, 2, crc) + bytes(after_crc)
+
+
+def test_unreadable_compressed_payload_is_rejected(client: RawClient) -> None:
+    create(client, "badzip")
+    for codec in (1, 4):  # gzip, zstd
+        response = produce(client, "badzip", _compressed_batch(codec, b"not compressed at all"))
+        assert response.error_code == ErrorCode.unknown_server_error
+    assert fetch(client, "badzip", 0).high_watermark == 0
+
+
+def test_first_batch_of_an_unknown_producer_is_accepted_at_any_sequence(
+    client: RawClient,
+) -> None:
+    create(client, "lateproducer")
+    batch = record_batch([b"a"], producer_id=999_999, producer_epoch=0, base_sequence=7)
+    assert produce(client, "lateproducer", batch).error_code == ErrorCode.none
+    gap = record_batch([b"b"], producer_id=999_999, producer_epoch=0, base_sequence=9)
+    assert produce(client, "lateproducer", gap).error_code == (
+        ErrorCode.out_of_order_sequence_number
+    )
+
+
+def test_rejected_acks_zero_produce_closes_the_connection(client: RawClient) -> None:
+    body = client.frame(
+        PRODUCE,
+        9,
+        build(
+            request_schema(PRODUCE, 9),
+            transactional_id=None,
+            acks=0,
+            timeout=5000,
+            topic_data=[
+                {
+                    "name": "no-such-topic-acks0",
+                    "partition_data": [{"index": 0, "records": record_batch([b"x"])}],
+                }
+            ],
+        ),
+    )
+    client.send_raw(body)
+    assert client.closed_by_broker()
+
+
+def test_only_the_first_partition_may_exceed_fetch_limits(client: RawClient) -> None:
+    create(client, "kip74", 2)
+    for partition in (0, 1):
+        produce(client, "kip74", record_batch([b"x" * 100]), partition=partition)
+    response = client.request(
+        FETCH,
+        12,
+        replica_id=-1,
+        max_wait=0,
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            {
+                "topic": "kip74",
+                "partitions": [
+                    {
+                        "partition": p,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": 0,
+                        "last_fetched_epoch": -1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1,
+                    }
+                    for p in (0, 1)
+                ],
+            }
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
+    first, second = response.responses[0].partitions
+    assert len(first.records or b"") > 100 and not second.records
+
+
+def test_log_append_time_topic_stamps_broker_time(client: RawClient) -> None:
+    created = create(client, "appendtime", 1, **{"message.timestamp.type": "LogAppendTime"})
+    assert created.error_code == ErrorCode.none
+    before = int(time.time() * 1000)
+    response = produce(client, "appendtime", record_batch([b"a", b"b"], timestamp_ms=1000))
+    assert response.error_code == ErrorCode.none
+    stamped = int(response.log_append_time.timestamp() * 1000)
+    assert before - 1000 <= stamped <= int(time.time() * 1000) + 1000
+    records = fetch(client, "appendtime", 0).records
+    attributes, max_timestamp = struct.unpack_from(">hxxxxxxxxxxxxq", records, 21)
+    assert attributes & 0x08 and max_timestamp == stamped
+
+
+def test_duplicate_topic_in_one_create_request_gets_one_answer(client: RawClient) -> None:
+    response = client.request(
+        CREATE_TOPICS,
+        7,
+        topics=[
+            {
+                "name": "twice-in-one",
+                "num_partitions": 1,
+                "replication_factor": -1,
+                "assignments": [],
+                "configs": [],
+            }
+        ]
+        * 2,
+        timeout=5000,
+        validate_only=False,
+    )
+    assert [(t.name, t.error_code) for t in response.topics] == [
+        ("twice-in-one", ErrorCode.invalid_request)
+    ]

@@ -375,7 +375,7 @@ def test_truncated_batches(batches: list[bytes], data: st.DataObject) -> None:
     whole = b"".join(batches)
     boundaries = {sum(len(b) for b in batches[:i]) for i in range(len(batches) + 1)}
     length = data.draw(st.integers(1, len(whole) - 1).filter(lambda n: n not in boundaries))
-    expect_kafka_error(whole[:length], 2**31, ErrorCode.corrupt_message)
+    expect_kafka_error(whole[:length], 2**31, ErrorCode.invalid_record)
 
 
 def test_empty_record_set() -> None:
@@ -389,7 +389,7 @@ def test_unknown_compression_and_count_mismatch() -> None:
     bad_count = bytearray(build_batch(b"x", records_count=3))
     struct.pack_into(">i", bad_count, 57, 2)  # records_count no longer last delta + 1
     struct.pack_into(">I", bad_count, 17, crc32c.crc32c(bytes(bad_count[21:])))
-    expect_kafka_error(bytes(bad_count), 1024, ErrorCode.corrupt_message)
+    expect_kafka_error(bytes(bad_count), 1024, ErrorCode.invalid_record)
 
 
 def test_header_is_sixty_one_bytes() -> None:

@@ -39,7 +39,7 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
         _choice("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
         lambda s: "producer",
     ),
-    "message.timestamp.type": (_choice("CreateTime"), lambda s: "CreateTime"),
+    "message.timestamp.type": (_choice("CreateTime", "LogAppendTime"), lambda s: "CreateTime"),
     "delete.retention.ms": (_int, lambda s: "86400000"),
     "min.compaction.lag.ms": (_int, lambda s: "0"),
     "max.compaction.lag.ms": (_int, lambda s: "9223372036854775807"),
@@ -62,6 +62,8 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "socket.request.max.bytes": lambda s: str(s.socket_request_max_bytes),
     "group.initial.rebalance.delay.ms": lambda s: str(s.group_initial_rebalance_delay_ms),
     "node.id": lambda s: str(s.node_id),
+    "listeners": lambda s: f"PLAINTEXT://{s.host}:{s.port}",
+    "advertised.listeners": lambda s: "PLAINTEXT://{}:{}".format(*s.advertised),
 }
 
 

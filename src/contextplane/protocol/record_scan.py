@@ -72,3 +72,18 @@ def record_timestamps(batch: bytes) -> Iterator[tuple[int, int]]:
         offset_delta, position = _varint(body, position)
         yield header.base_offset + offset_delta, header.base_timestamp + timestamp_delta
         position = end
+
+
+def check_payload(header: BatchHeader, batch: bytes | memoryview) -> None:
+    """Raise ValueError if a compressed batch's payload does not decompress.
+
+    The CRC only proves the bytes arrived as sent; a producer bug can still send a payload
+    no consumer can read. Kafka decompresses on produce and rejects such a batch; this
+    does the same (decompression runs in C; records are not parsed).
+    """
+    if header.compression == 0:
+        return
+    try:
+        decompress(header.compression, bytes(batch[BATCH_HEADER_BYTES : header.total_bytes]))
+    except Exception as exc:  # noqa: BLE001 - every codec raises its own error type
+        raise ValueError(f"compressed record batch payload is unreadable: {exc}") from exc

@@ -77,8 +77,9 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
     """Split a produce payload into validated batches.
 
     Raises KafkaError with Kafka's own code for each kind of bad input: a truncated or
-    malformed batch, an unknown magic or a bad CRC is CORRUPT_MESSAGE, a legacy (v0/v1)
-    batch is INVALID_RECORD, a batch over `message.max.bytes` is MESSAGE_TOO_LARGE.
+    malformed batch (truncated, inconsistent length or record count) or a legacy (v0/v1)
+    batch is INVALID_RECORD, an unknown magic or a bad CRC is CORRUPT_MESSAGE, a batch
+    over `message.max.bytes` is MESSAGE_TOO_LARGE — the codes Apache Kafka 4.4 returns.
     """
     view = memoryview(data)
     batches: list[tuple[BatchHeader, memoryview]] = []
@@ -88,7 +89,7 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
         raise KafkaError(ErrorCode.invalid_record, "empty record set")
     while position < end:
         if end - position < BATCH_HEADER_BYTES:
-            raise KafkaError(ErrorCode.corrupt_message, "truncated record batch header")
+            raise KafkaError(ErrorCode.invalid_record, "truncated record batch header")
         header = parse_header(view, position)
         if header.magic != 2:
             # Kafka: produce v3+ must carry magic v2 (INVALID_RECORD); any other value
@@ -99,7 +100,7 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
             )
         size = header.total_bytes
         if header.batch_length < BATCH_HEADER_BYTES - _LENGTH_PREFIX_BYTES or position + size > end:
-            raise KafkaError(ErrorCode.corrupt_message, "record batch length is inconsistent")
+            raise KafkaError(ErrorCode.invalid_record, "record batch length is inconsistent")
         if size > batch_bytes_max:
             raise KafkaError(
                 ErrorCode.message_too_large,
@@ -114,17 +115,29 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
                 f"compression codec {header.compression} is unknown",
             )
         if header.records_count != header.last_offset_delta + 1 or header.records_count <= 0:
-            raise KafkaError(ErrorCode.corrupt_message, "record count and offset delta disagree")
+            raise KafkaError(ErrorCode.invalid_record, "record count and offset delta disagree")
         batches.append((header, batch))
         position += size
     return batches
 
 
-def stamp(batch: memoryview, base_offset: int, leader_epoch: int) -> bytes:
-    """Copy of `batch` with broker-assigned base offset and leader epoch (CRC unchanged)."""
+def stamp(
+    batch: memoryview, base_offset: int, leader_epoch: int, log_append_time_ms: int | None = None
+) -> bytes:
+    """Copy of `batch` with broker-assigned base offset and leader epoch.
+
+    Both lie outside the CRC, so the CRC stays as the producer computed it, except for a
+    LogAppendTime topic: then the timestamp-type bit and maxTimestamp are set to the
+    broker's clock and the CRC is recomputed, as Kafka's LogValidator does.
+    """
     out = bytearray(batch)
     struct.pack_into(">q", out, 0, base_offset)
     struct.pack_into(">i", out, 12, leader_epoch)
+    if log_append_time_ms is not None:
+        (attributes,) = struct.unpack_from(">h", out, 21)
+        struct.pack_into(">h", out, 21, attributes | TIMESTAMP_TYPE_BIT)
+        struct.pack_into(">q", out, 35, log_append_time_ms)
+        struct.pack_into(">I", out, 17, crc32c.crc32c(memoryview(out)[_CRC_START:]))
     return bytes(out)
 
 

@@ -150,7 +150,10 @@ class StorageEngine:
     # -- produce -----------------------------------------------------------------------
 
     def append(
-        self, partition: PartitionLog, batches: Iterable[tuple[BatchHeader, memoryview]]
+        self,
+        partition: PartitionLog,
+        batches: Iterable[tuple[BatchHeader, memoryview]],
+        log_append_time_ms: int | None = None,
     ) -> AppendResult:
         """Assign offsets to validated batches and queue them for the WAL."""
         headers = list(batches)
@@ -172,10 +175,13 @@ class StorageEngine:
         durable: asyncio.Future[None] | None = None
         for header, batch in headers:
             base = partition.next_offset
-            data = stamp(batch, base, partition.leader_epoch)
+            data = stamp(batch, base, partition.leader_epoch, log_append_time_ms)
             end = base + header.last_offset_delta + 1
             position, durable = self.wal.append(partition.stream_id, base, data)
-            partition.cache.append(CachedBatch(base, end, header.max_timestamp, data, position))
+            max_timestamp = (
+                header.max_timestamp if log_append_time_ms is None else log_append_time_ms
+            )
+            partition.cache.append(CachedBatch(base, end, max_timestamp, data, position))
             partition.producers.record(header, base)
             partition.next_offset = end
             self._cache_bytes += len(data)
@@ -187,7 +193,9 @@ class StorageEngine:
             self._oldest_pending_ms = time.monotonic() * 1000
         if self._pending_bytes >= self.settings.upload_bytes:
             self._upload_wakeup.set()
-        return AppendResult(first_offset, -1, durable)
+        return AppendResult(
+            first_offset, -1 if log_append_time_ms is None else log_append_time_ms, durable
+        )
 
     def _durable_at(self, partition: PartitionLog, end_offset: int) -> asyncio.Future[None] | None:
         if partition.high_watermark >= end_offset:
@@ -200,8 +208,11 @@ class StorageEngine:
 
     # -- fetch -------------------------------------------------------------------------
 
-    async def read(self, partition: PartitionLog, offset: int, bytes_max: int) -> list[bytes]:
-        """Whole batches from `offset` up to the high watermark; at least one if any."""
+    async def read(
+        self, partition: PartitionLog, offset: int, bytes_max: int, allow_oversize: bool = True
+    ) -> list[bytes]:
+        """Whole batches from `offset` up to the high watermark, within `bytes_max`; with
+        `allow_oversize`, the first batch is returned even if it alone is larger."""
         if offset < partition.log_start_offset or offset > partition.high_watermark:
             raise KafkaError(
                 ErrorCode.offset_out_of_range,
@@ -210,13 +221,13 @@ class StorageEngine:
             )
         if offset == partition.high_watermark:
             return []
-        cached = partition.cached_from(offset, bytes_max)
+        cached = partition.cached_from(offset, bytes_max, allow_oversize)
         if cached is not None:
             return cached
-        return await self._read_objects(partition, offset, bytes_max)
+        return await self._read_objects(partition, offset, bytes_max, allow_oversize)
 
     async def _read_objects(
-        self, partition: PartitionLog, offset: int, bytes_max: int
+        self, partition: PartitionLog, offset: int, bytes_max: int, allow_oversize: bool
     ) -> list[bytes]:
         chunks: list[bytes] = []
         total = 0
@@ -230,7 +241,7 @@ class StorageEngine:
                 size = header.total_bytes
                 end = header.base_offset + header.last_offset_delta + 1
                 if end > offset:
-                    if chunks and total + size > bytes_max:
+                    if (chunks or not allow_oversize) and total + size > bytes_max:
                         return chunks
                     chunks.append(bytes(view[position : position + size]))
                     total += size

@@ -58,7 +58,9 @@ class PartitionLog:
         self._waiters.append(future)
         return future
 
-    def cached_from(self, offset: int, bytes_max: int) -> list[bytes] | None:
+    def cached_from(
+        self, offset: int, bytes_max: int, allow_oversize: bool = True
+    ) -> list[bytes] | None:
         """Durable cached batches containing `offset` onwards, or None if not cached."""
         if not self.cache or offset < self.cache[0].base_offset:
             return None
@@ -69,7 +71,7 @@ class PartitionLog:
             batch = self.cache[index]
             if batch.base_offset >= self.high_watermark:
                 break
-            if chunks and total + len(batch.data) > bytes_max:
+            if (chunks or not allow_oversize) and total + len(batch.data) > bytes_max:
                 break
             chunks.append(batch.data)
             total += len(batch.data)

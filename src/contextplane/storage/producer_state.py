@@ -2,8 +2,9 @@
 
 Kafka keeps, per producer id, the epoch and the metadata of the last five batches; a
 retried batch that matches one of them is a duplicate and gets its original offsets back,
-a batch that does not continue the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER, and a batch
-from an older epoch is fenced with INVALID_PRODUCER_EPOCH.
+a batch that does not continue the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER, a new epoch
+must start at sequence 0, and a batch from an older epoch is fenced with
+INVALID_PRODUCER_EPOCH. A producer id with no state is accepted at any sequence.
 """
 
 from __future__ import annotations
@@ -48,12 +49,8 @@ class ProducerStateTable:
             return None
         entry = self.producers.get(header.producer_id)
         if entry is None:
-            if header.base_sequence != 0:
-                raise KafkaError(
-                    ErrorCode.out_of_order_sequence_number,
-                    f"producer {header.producer_id} is unknown and sequence "
-                    f"{header.base_sequence} is not 0",
-                )
+            # Kafka accepts the first batch of a producer it has no state for at any
+            # sequence (its state may have expired or been trimmed with the log).
             return None
         if header.producer_epoch < entry.epoch:
             raise KafkaError(

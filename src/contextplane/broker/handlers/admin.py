@@ -17,7 +17,11 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
     seen: dict[str, int] = {}
     for topic in request.topics:
         seen[topic.name] = seen.get(topic.name, 0) + 1
+    reported: set[str] = set()
     for topic in request.topics:
+        if topic.name in reported:
+            continue  # Kafka answers a name repeated in one request once
+        reported.add(topic.name)
         entry: dict[str, Any] = {
             "name": topic.name,
             "topic_id": uuid.UUID(int=0),

@@ -135,6 +135,8 @@ async def alter_configs(ctx: RequestContext, request: Any) -> Any:
 
 
 async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
+    settings = ctx.broker.settings
+
     def apply(current: dict[str, str], changes: Any) -> dict[str, str]:
         for change in changes:
             if change.config_operation == SET:
@@ -142,7 +144,11 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
             elif change.config_operation == DELETE:
                 current.pop(change.name, None)
             elif change.config_operation in (APPEND, SUBTRACT):
-                items = [v for v in current.get(change.name, "").split(",") if v]
+                # A list config's effective value, default included, is what Kafka
+                # appends to or subtracts from.
+                spec = TOPIC_CONFIGS.get(change.name)
+                base = current.get(change.name, spec[1](settings) if spec else "")
+                items = [v for v in base.split(",") if v]
                 value = change.value or ""
                 if change.config_operation == APPEND and value not in items:
                     items.append(value)

@@ -110,6 +110,11 @@ async def _read_all(
     request: Any,
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
 ) -> int:
+    """Read every partition within the limits; returns the bytes read.
+
+    KIP-74: only the first batch of the first non-empty partition may exceed
+    `partition_max_bytes` / `max_bytes` (so a consumer always progresses).
+    """
     storage = ctx.broker.storage
     budget = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
     total = 0
@@ -120,20 +125,21 @@ async def _read_all(
         if partition.deleted:
             entry["error_code"] = ErrorCode.unknown_topic_or_partition
             continue
-        bytes_max = min(wanted.partition_max_bytes, max(budget - total, 0))
+        bytes_max = max(min(wanted.partition_max_bytes, budget - total), 0)
         try:
-            chunks = await storage.read(partition, wanted.fetch_offset, max(bytes_max, 1))
+            chunks = await storage.read(
+                partition, wanted.fetch_offset, bytes_max, allow_oversize=total == 0
+            )
         except KafkaError as exc:
-            entry["error_code"] = exc.code
-            chunks = []
+            # Kafka reports -1 watermarks with a partition error.
+            entry.update(error_code=exc.code, high_watermark=-1, log_start_offset=-1)
+            continue
         except OSError as exc:  # an object store outage fails this partition only, as in Kafka
             log.warning(
                 "fetch %s-%d: object read failed: %s", partition.topic, partition.partition, exc
             )
-            entry["error_code"] = ErrorCode.kafka_storage_error
-            chunks = []
-        if chunks and bytes_max <= 0 and total > 0:
-            chunks = []  # the request's byte budget is spent; only the first gets one over
+            entry.update(error_code=ErrorCode.kafka_storage_error, high_watermark=-1)
+            continue
         data = b"".join(chunks)
         total += len(data)
         entry["records"] = data

@@ -1,4 +1,4 @@
-"""Produce: validate each partition's batches, append, answer once all are durable."""
+"""Produce: validate each partition's batch, append, answer once all are durable."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ import logging
 from typing import Any
 
 from contextplane.broker.router import RequestContext
-from contextplane.errors import KafkaError
+from contextplane.errors import KafkaError, ProtocolError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.records import split_batches
+from contextplane.protocol.record_scan import check_payload
+from contextplane.protocol.records import BatchHeader, split_batches
+from contextplane.storage.engine import AppendResult
 
 log = logging.getLogger(__name__)
 
 
 async def produce(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
-    if request.acks not in (-1, 0, 1):
-        error: KafkaError | None = KafkaError(ErrorCode.invalid_required_acks)
-    elif request.transactional_id is not None:
-        error = KafkaError(ErrorCode.invalid_txn_state, "transactions are not supported yet")
-    else:
-        error = None
+    request_error = _request_error(request)
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     topics = []
+    failed = False
     for topic in request.topic_data:
         partitions = []
         for data in topic.partition_data:
@@ -38,21 +35,9 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             }
             partitions.append(entry)
             try:
-                if error is not None:
-                    raise error
-                partition = broker.partition(topic.name, data.index)
-                config_max = broker.topics.topics()[topic.name].configs.get("max.message.bytes")
-                batch_bytes_max = (
-                    int(config_max) if config_max else broker.settings.message_max_bytes
-                )
-                batches = split_batches(data.records or b"", batch_bytes_max)
-                if len(batches) != 1:
-                    raise KafkaError(
-                        ErrorCode.invalid_record,
-                        "Produce requests are only allowed to contain exactly one record "
-                        "batch per partition",
-                    )
-                result = broker.storage.append(partition, batches)
+                if request_error is not None:
+                    raise request_error
+                result = _append(ctx, topic.name, data.index, data.records or b"")
             except KafkaError as exc:
                 if exc.code != ErrorCode.unknown_topic_or_partition:
                     log.info(
@@ -62,19 +47,26 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                         ctx.peer,
                         exc.message,
                     )
-                entry["error_code"] = exc.code
-                entry["error_message"] = exc.message
+                entry.update(error_code=exc.code, error_message=exc.message)
+                failed = True
                 continue
             except OSError as exc:
-                entry["error_code"] = ErrorCode.kafka_storage_error
-                entry["error_message"] = str(exc)
+                entry.update(error_code=ErrorCode.kafka_storage_error, error_message=str(exc))
+                failed = True
                 continue
             entry["base_offset"] = result.base_offset
-            entry["log_start_offset"] = partition.log_start_offset
+            entry["log_append_time"] = result.log_append_time
+            entry["log_start_offset"] = ctx.broker.partition(
+                topic.name, data.index
+            ).log_start_offset
             if result.durable is not None:
                 pending.append((entry, result.durable))
         topics.append({"name": topic.name, "partition_responses": partitions})
     if request.acks == 0:
+        if failed:
+            # acks=0 has no response; closing the connection is Kafka's only way to tell
+            # the producer that something it sent was rejected.
+            raise ProtocolError("acks=0 produce rejected; closing the connection as Kafka does")
         return None
 
     async def respond() -> Any:
@@ -82,11 +74,40 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             try:
                 await durable
             except OSError as exc:
-                entry["error_code"] = ErrorCode.kafka_storage_error
-                entry["error_message"] = str(exc)
-                entry["base_offset"] = -1
+                entry.update(
+                    error_code=ErrorCode.kafka_storage_error, error_message=str(exc), base_offset=-1
+                )
         return ctx.response(throttle_time=0, responses=topics, node_endpoints=[])
 
     if not pending:
         return await respond()
     return respond()
+
+
+def _request_error(request: Any) -> KafkaError | None:
+    if request.acks not in (-1, 0, 1):
+        return KafkaError(ErrorCode.invalid_required_acks)
+    if request.transactional_id is not None:
+        return KafkaError(ErrorCode.invalid_txn_state, "transactions are not supported yet")
+    return None
+
+
+def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> AppendResult:
+    broker = ctx.broker
+    partition = broker.partition(topic, index)
+    configs = broker.topics.topics()[topic].configs
+    batch_bytes_max = int(configs.get("max.message.bytes", broker.settings.message_max_bytes))
+    batches = split_batches(records, batch_bytes_max)
+    if len(batches) != 1:
+        raise KafkaError(
+            ErrorCode.invalid_record,
+            "Produce requests are only allowed to contain exactly one record batch per partition",
+        )
+    header: BatchHeader = batches[0][0]
+    try:
+        check_payload(header, batches[0][1])
+    except ValueError as exc:
+        # What Apache Kafka 4.4 answers when a compressed payload cannot be read.
+        raise KafkaError(ErrorCode.unknown_server_error, str(exc)) from None
+    append_time = ctx.now_ms() if configs.get("message.timestamp.type") == "LogAppendTime" else None
+    return broker.storage.append(partition, batches, append_time)
