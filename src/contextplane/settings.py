@@ -35,7 +35,10 @@ class Settings:
     message_max_bytes: int = limits.MESSAGE_BYTES_MAX
     socket_request_max_bytes: int = limits.SOCKET_REQUEST_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
-    # Upload bounds: the segment.bytes / segment.ms analogue of a multi-partition object.
+    # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.
+    segment_bytes: int = 1024 * 1024 * 1024
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    # Upload bounds of a multi-partition object (time or size, whichever comes first).
     upload_bytes: int = limits.UPLOAD_BYTES_MAX
     upload_interval_ms: int = limits.UPLOAD_INTERVAL_MS
     wal_fsync: bool = True
@@ -79,9 +82,9 @@ _NAMES = {
     "socket.request.max.bytes": "socket_request_max_bytes",
     "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
     "upload.bytes": "upload_bytes",
-    "segment.bytes": "upload_bytes",
+    "log.segment.bytes": "segment_bytes",
     "upload.interval.ms": "upload_interval_ms",
-    "segment.ms": "upload_interval_ms",
+    "log.roll.ms": "segment_ms",
     "wal.fsync": "wal_fsync",
     "wal.segment.bytes": "wal_segment_bytes",
     "log.cache.bytes": "log_cache_bytes",

@@ -50,13 +50,14 @@ def test_time_retention_deletes_old_objects_and_keeps_the_rest(tmp_path: Path) -
     ).start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        admin.create_topics([NewTopic("aged", 1, config={"retention.ms": str(DAY_MS)})])[
-            "aged"
-        ].result(10)
+        # segment.ms=1: every uploaded object closes its own segment.
+        aged = NewTopic("aged", 1, config={"retention.ms": str(DAY_MS), "segment.ms": "1"})
+        admin.create_topics([aged])["aged"].result(10)
         now = int(time.time() * 1000)
         produce(broker.bootstrap, "aged", [b"old-%d" % i for i in range(100)], now - 3 * DAY_MS)
         wait_for(lambda: len(object_files(broker)) >= 1)
         old_objects = object_files(broker)
+        time.sleep(0.05)  # the next upload is a later segment
         produce(broker.bootstrap, "aged", [b"new-%d" % i for i in range(50)], now)
         wait_for(lambda: earliest(broker.bootstrap, "aged") == 100)
         wait_for(lambda: not (old_objects & object_files(broker)))
@@ -76,9 +77,8 @@ def test_size_retention_keeps_the_newest_bytes(tmp_path: Path) -> None:
     ).start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        admin.create_topics([NewTopic("sized", 1, config={"retention.bytes": "30000"})])[
-            "sized"
-        ].result(10)
+        sized = NewTopic("sized", 1, config={"retention.bytes": "30000", "segment.ms": "1"})
+        admin.create_topics([sized])["sized"].result(10)
         now = int(time.time() * 1000)
         for round_ in range(6):  # six objects of ~10 KB each
             produce(broker.bootstrap, "sized", [bytes([round_]) * 1000] * 10, now)
@@ -95,5 +95,27 @@ def test_size_retention_keeps_the_newest_bytes(tmp_path: Path) -> None:
         assert (
             sum(len(m.value()) for m in remaining) >= 20000
         )  # never below retention.bytes - one object
+    finally:
+        broker.stop()
+
+
+def test_active_segment_is_kept_even_with_old_timestamps(tmp_path: Path) -> None:
+    """As in Kafka, fresh records with an old CreateTime stay until their segment rolls."""
+    broker = BrokerProcess(
+        tmp_path / "broker",
+        settings={"upload.interval.ms": "50", "log.retention.check.interval.ms": "100"},
+    ).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("history", 1, config={"retention.ms": str(DAY_MS)})])[
+            "history"
+        ].result(10)
+        now = int(time.time() * 1000)
+        for round_ in range(3):
+            produce(broker.bootstrap, "history", [b"%d" % round_] * 10, now - 30 * DAY_MS)
+            wait_for(lambda r=round_: len(object_files(broker)) >= r + 1)
+        time.sleep(1.0)  # several retention passes
+        assert earliest(broker.bootstrap, "history") == 0
+        assert len(consume_all(broker.bootstrap, "history", 1, 30)) == 30
     finally:
         broker.stop()

@@ -31,8 +31,9 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     ),
     "retention.ms": (_int, lambda s: str(s.retention_ms)),
     "retention.bytes": (_int, lambda s: str(s.retention_bytes)),
-    "segment.bytes": (_int, lambda s: str(s.upload_bytes)),
-    "segment.ms": (_int, lambda s: str(7 * 24 * 3600 * 1000)),
+    # Kafka 4's floor for segment.bytes is 1 MiB.
+    "segment.bytes": (lambda v: _int(v) and int(v) >= 1024 * 1024, lambda s: str(s.segment_bytes)),
+    "segment.ms": (lambda v: _int(v) and int(v) >= 1, lambda s: str(s.segment_ms)),
     "max.message.bytes": (_int, lambda s: str(s.message_max_bytes)),
     "min.insync.replicas": (_int, lambda s: "1"),
     "compression.type": (

@@ -94,6 +94,7 @@ class RangeRecord:
     position: int
     size: int
     max_timestamp: int
+    created_ms: int = 0  # when its object was committed (segment rolling by time)
 
 
 @dataclass(slots=True)
@@ -277,7 +278,8 @@ class MetadataStore:
     def ranges(self, stream_id: int, from_offset: int = 0) -> list[RangeRecord]:
         rows = self._db.execute(
             "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
-            " r.max_timestamp FROM ranges r JOIN objects o ON o.object_id = r.object_id"
+            " r.max_timestamp, o.created_ms FROM ranges r"
+            " JOIN objects o ON o.object_id = r.object_id"
             " WHERE r.stream_id=? AND r.end_offset > ? ORDER BY r.base_offset",
             (stream_id, from_offset),
         ).fetchall()

@@ -27,6 +27,7 @@ from contextplane.storage.object_format import StreamChunk, build_object, object
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.partition import CachedBatch, PartitionLog
 from contextplane.storage.producer_state import ProducerStateTable
+from contextplane.storage.retention import retention_start
 from contextplane.storage.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -319,10 +320,11 @@ class StorageEngine:
         self._object_sequence = self.metadata.next_counter("object_sequence")
         key = object_key(self.settings.node_id, self._object_sequence)
         await self.objects.put(key, data)
+        created_ms = int(time.time() * 1000)
         self.metadata.commit_object(
             key,
             len(data),
-            int(time.time() * 1000),
+            created_ms,
             [
                 (e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp)
                 for e in index
@@ -349,6 +351,7 @@ class StorageEngine:
                     entry.position,
                     entry.size,
                     entry.max_timestamp,
+                    created_ms,
                 )
             )
         self._oldest_pending_ms = time.monotonic() * 1000 if self._pending_bytes else None
@@ -392,22 +395,15 @@ class StorageEngine:
         topics = {t.name: t.configs for t in self.metadata.topics()}
         for partition in list(self._by_stream.values()):
             configs = topics.get(partition.topic, {})
-            retention_ms = int(configs.get("retention.ms", self.settings.retention_ms))
-            retention_bytes = int(configs.get("retention.bytes", self.settings.retention_bytes))
-            new_start = partition.log_start_offset
-            if retention_ms >= 0:
-                for record in partition.ranges:
-                    if record.max_timestamp >= now_ms - retention_ms:
-                        break
-                    new_start = max(new_start, record.end_offset)
-            if retention_bytes >= 0:
-                total = sum(r.size for r in partition.ranges)
-                for record in partition.ranges:
-                    if total - record.size < retention_bytes:
-                        break
-                    total -= record.size
-                    new_start = max(new_start, record.end_offset)
-            if new_start > partition.log_start_offset:
+            new_start = retention_start(
+                partition.ranges,
+                now_ms,
+                retention_ms=int(configs.get("retention.ms", self.settings.retention_ms)),
+                retention_bytes=int(configs.get("retention.bytes", self.settings.retention_bytes)),
+                segment_bytes=int(configs.get("segment.bytes", self.settings.segment_bytes)),
+                segment_ms=int(configs.get("segment.ms", self.settings.segment_ms)),
+            )
+            if new_start is not None and new_start > partition.log_start_offset:
                 await self.advance_log_start(partition, new_start)
 
     async def advance_log_start(self, partition: PartitionLog, offset: int) -> None:

@@ -1,0 +1,64 @@
+"""Which retained data retention may delete: pure functions over a partition's ranges.
+
+Kafka deletes whole *closed* segments: a segment whose largest timestamp is older than
+`retention.ms`, or the oldest segments while the log minus that segment is still at least
+`retention.bytes`. The active (newest) segment is never deleted, so records produced just
+now with an old CreateTime stay until their segment rolls.
+
+Here a partition's data is a list of ranges, one per uploaded object. Segments are
+derived from them the way Kafka rolls on append: a range starts a new segment when the
+current one would exceed `segment.bytes`, or when the current segment's first upload is
+`segment.ms` older than this range's upload. The last segment is the active one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contextplane.metadata.store import RangeRecord
+
+
+def segments(
+    ranges: Sequence[RangeRecord], segment_bytes: int, segment_ms: int
+) -> list[list[RangeRecord]]:
+    result: list[list[RangeRecord]] = []
+    size = 0
+    for record in ranges:
+        if result:
+            current = result[-1]
+            rolls = (
+                size + record.size > segment_bytes
+                or record.created_ms - current[0].created_ms >= segment_ms
+            )
+            if not rolls:
+                current.append(record)
+                size += record.size
+                continue
+        result.append([record])
+        size = record.size
+    return result
+
+
+def retention_start(
+    ranges: Sequence[RangeRecord],
+    now_ms: int,
+    retention_ms: int,
+    retention_bytes: int,
+    segment_bytes: int,
+    segment_ms: int,
+) -> int | None:
+    """The new log start offset retention asks for, or None to keep everything."""
+    closed = segments(ranges, segment_bytes, segment_ms)[:-1]
+    total = sum(r.size for r in ranges)
+    new_start: int | None = None
+    for segment in closed:
+        expired = (
+            retention_ms >= 0 and max(r.max_timestamp for r in segment) < now_ms - retention_ms
+        )
+        size = sum(r.size for r in segment)
+        oversize = retention_bytes >= 0 and total - size >= retention_bytes
+        if not (expired or oversize):
+            break
+        total -= size
+        new_start = segment[-1].end_offset
+    return new_start
