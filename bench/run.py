@@ -126,6 +126,7 @@ def phase_produce(
         tput: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for i in range(prof.throughput_runs):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
+                cpu0 = insts[name].cpu_seconds()
                 res = workloads.produce_bulk(
                     insts[name].bootstrap,
                     "tput",
@@ -133,10 +134,14 @@ def phase_produce(
                     values,
                     seconds=prof.throughput_seconds,
                 )
+                cpu1 = insts[name].cpu_seconds()
+                res["broker_cpu"] = (cpu1[0] - cpu0[0]) / res["seconds"]
+                res["store_cpu"] = (cpu1[1] - cpu0[1]) / res["seconds"]
                 log(
                     f"  {name} throughput run {i + 1}: {res['MBps']:.1f} MB/s "
-                    f"({res['msgs_per_s']:.0f} msg/s, failed {res['failed']}, "
-                    f"client cpu {res['client_cpu']:.2f})"
+                    f"({res['msgs_per_s']:.0f} msg/s, failed {res['failed']}, cores used: "
+                    f"client {res['client_cpu']:.2f}, broker {res['broker_cpu']:.2f}, "
+                    f"store {res['store_cpu']:.2f})"
                 )
                 tput[name].append(res)
         for name in names:
@@ -145,6 +150,8 @@ def phase_produce(
                 "MBps": spread([r["MBps"] for r in runs]),
                 "msgs_per_s": spread([r["msgs_per_s"] for r in runs]),
                 "client_cpu": spread([r["client_cpu"] for r in runs]),
+                "broker_cpu": spread([r["broker_cpu"] for r in runs]),
+                "store_cpu": spread([r["store_cpu"] for r in runs]),
                 "runs": [{k: v for k, v in r.items() if k != "per_partition"} for r in runs],
             }
         if ctx["profile_broker"]:
@@ -220,6 +227,33 @@ def _space_for(directory: Path, wanted: int, log: Log) -> int:
     return wanted
 
 
+def _store_get_rate(target: Target, inst: Instance, count: int = 20) -> dict[str, Any]:
+    """The store's own speed for the broker's access pattern: 4 MiB ranged GETs of the
+    retained objects, one at a time, through obstore (as the broker issues them)."""
+    import obstore
+
+    seaweed: Any = target.seaweed
+    prefix = getattr(inst, "prefix", "")
+    keys = [k for k in seaweed.list_keys(prefix) if not k.endswith("/")][:count]
+    store = seaweed.store(prefix)  # keys are listed relative to the prefix
+    samples = []
+    total = 0
+    t0 = time.monotonic()
+    for key in keys:
+        t1 = time.monotonic()
+        data = obstore.get_range(store, key, start=0, length=4 * MIB)
+        samples.append((time.monotonic() - t1) * 1000)
+        total += len(bytes(data))
+    seconds = time.monotonic() - t0
+    samples.sort()
+    return {
+        "gets": len(keys),
+        "MBps": total / seconds / 1e6 if seconds else None,
+        "p50_ms": samples[len(samples) // 2] if samples else None,
+        "max_ms": samples[-1] if samples else None,
+    }
+
+
 def phase_retained(
     target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
 ) -> None:
@@ -262,11 +296,21 @@ def phase_retained(
             messages += 1
             evicted = inst.evict_page_cache()
             log(f"  restarted, evicted {evicted / GIB:.2f} GiB from the page cache")
+            if target.name == "contextplane-s3":
+                try:
+                    out["store_get"] = _store_get_rate(target, inst)
+                except Exception as exc:  # noqa: BLE001 - a side measurement only
+                    out["errors"]["store_get"] = f"failed: {type(exc).__name__}: {exc}"
+                    out["store_get"] = None
+                log(f"  SeaweedFS ranged GETs, one at a time: {out['store_get']}")
+                inst.evict_page_cache()
         else:
             out["notes"].append(
                 "catch-up reads from the broker's memory: memory:// is its only storage engine"
             )
         profiler = None
+        cpu0 = inst.cpu_seconds()
+        t_read = time.monotonic()
         if ctx["profile_broker"] and target.kind == "contextplane" and inst.pid:
             expected_s = max(3.0, have / (150 * 1e6))
             profiler = Profiler(
@@ -285,11 +329,16 @@ def phase_retained(
         )
         if profiler is not None:
             out.setdefault("profiles", {})["catchup"] = profiler.finish()
+        cpu1 = inst.cpu_seconds()
+        elapsed = time.monotonic() - t_read
+        res["broker_cpu"] = (cpu1[0] - cpu0[0]) / elapsed
+        res["store_cpu"] = (cpu1[1] - cpu0[1]) / elapsed
         res["retained_bytes"] = have
         out["catchup"] = res
         log(
             f"  catch-up {res['read']['bytes'] / GIB:.2f} GiB at {res['MBps']:.1f} MB/s "
-            f"(complete={res['read']['complete']}); producer p99 "
+            f"(complete={res['read']['complete']}, cores: broker {res['broker_cpu']:.2f}, "
+            f"store {res['store_cpu']:.2f}); producer p99 "
             f"{res['producer_before']['p99_ms']:.2f} → {res['producer_during']['p99_ms']:.2f} ms"
         )
         if target.keeps_data_across_restart:

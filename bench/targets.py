@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -57,6 +58,17 @@ def peak_rss_kb(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process (all its threads), in seconds; 0 if unknown."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _die_with_parent() -> None:
@@ -102,6 +114,14 @@ class Instance:
         self._start()
         return self
 
+    def store_pid(self) -> int | None:
+        """The object store's process (SeaweedFS), when it runs on this machine."""
+        return None
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds (user + system) used so far by the broker and by the store."""
+        return cpu_seconds(self.pid), cpu_seconds(self.store_pid())
+
     def sample_rss(self) -> int:
         pid = self.pid
         if pid:
@@ -131,6 +151,7 @@ class ContextplaneInstance(Instance):
 
         self.name = f"contextplane-{store}"
         self.store = store
+        self.prefix = prefix
         self.seaweed = seaweed
         self.proxy = proxy
         url = None
@@ -164,6 +185,10 @@ class ContextplaneInstance(Instance):
 
     def _stop(self) -> None:
         self.broker.stop(timeout_s=300)
+
+    def store_pid(self) -> int | None:
+        proc = getattr(self.seaweed, "process", None)
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def data_roots(self) -> list[Path]:
         roots = [self.directory]

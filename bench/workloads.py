@@ -407,9 +407,17 @@ def time_to_serving(
     The clients are made once the port accepts connections, so librdkafka's reconnect
     backoff does not count against the broker.
     """
+    t_stop = time.monotonic()
     instance.stop()
+    stop_s = time.monotonic() - t_stop
     host, port = instance.bootstrap.rsplit(":", 1)
-    result: dict[str, Any] = {"listen_s": None, "produce_s": None, "fetch_s": None, "error": None}
+    result: dict[str, Any] = {
+        "stop_s": stop_s,  # clean shutdown (contextplane uploads what is pending)
+        "listen_s": None,
+        "produce_s": None,
+        "fetch_s": None,
+        "error": None,
+    }
     done = threading.Event()
     t0 = time.monotonic()
 
