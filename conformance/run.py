@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if report is not None:
         for name in report.regressions:
             failing.append(f"differential: scenario {name} no longer matches Kafka")
+        for row in report.unused_rows(differential.load_deliberate()):
+            log(f"differences.md row matched nothing (remove it?): {row.scenario} {row.path}")
         if report.newly_conforming:
             log("differential: now conforming, add to conformance/differential.allow:")
             for name in report.newly_conforming:

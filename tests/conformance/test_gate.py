@@ -9,8 +9,6 @@ is documented in the README and not part of CI: `python -m conformance.run --ful
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,22 +33,18 @@ def test_differential_scenarios_still_match_kafka(tmp_path: Path) -> None:
     assert differential.load_deliberate(), "conformance/differences.md lost its table"
 
 
-@contextlib.contextmanager
-def _broker(tmp_path: Path, name: str):  # noqa: ANN202
-    def factory(settings: dict[str, str]) -> Iterator[tuple[str, str]]:
-        return run.contextplane_broker(settings, tmp_path / name)
-
-    yield factory
-
-
 @pytest.mark.parametrize("suite", ["librdkafka", "kafka_python", "franz_go"])
 def test_allowlisted_client_tests_still_pass(tmp_path: Path, suite: str) -> None:
     if not read_allowlist(suite):
         pytest.skip(f"conformance/suites/{suite}/tests.allow is empty")
-    with _broker(tmp_path, suite) as factory:
-        result = run_suite(
-            suite, factory, full=False, only=None, log=print, budget_s=run.BUDGET["quick"][suite]
-        )
+    result = run_suite(
+        suite,
+        lambda settings: run.contextplane_broker(settings, tmp_path / suite),
+        full=False,
+        only=None,
+        log=print,
+        budget_s=run.BUDGET["quick"][suite],
+    )
     print(run.table([result], None, "quick"))
     assert result.error is None, f"{suite} could not run: {result.error}"
     assert not result.regressions, f"allowlisted {suite} tests that did not pass: " + ", ".join(
