@@ -117,7 +117,6 @@ class MetadataStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        self._tx_depth = 0
 
     def close(self) -> None:
         self._db.close()

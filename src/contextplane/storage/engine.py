@@ -58,7 +58,6 @@ class StorageEngine:
         self._cache_bytes = 0
         self._block_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._block_cache_bytes = 0
-        self._object_sequence = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -66,7 +65,6 @@ class StorageEngine:
 
     async def open(self) -> None:
         """Load partitions, claim leadership, replay the WAL tail past committed objects."""
-        self._object_sequence = self.metadata.next_counter("object_sequence", 0)
         for record in self.metadata.partitions():
             self._open_partition(record.stream_id)
         replayed = 0
@@ -317,8 +315,8 @@ class StorageEngine:
             for p, batches in chunks
         ]
         data, index = build_object(stream_chunks)
-        self._object_sequence = self.metadata.next_counter("object_sequence")
-        key = object_key(self.settings.node_id, self._object_sequence)
+        # A durable counter: a key is never reused, even for an upload that failed.
+        key = object_key(self.settings.node_id, self.metadata.next_counter("object_sequence"))
         await self.objects.put(key, data)
         created_ms = int(time.time() * 1000)
         self.metadata.commit_object(
