@@ -19,9 +19,10 @@ from contextplane.protocol.codec import request_schema, response_schema
 class RawClient:
     def __init__(self, bootstrap: str, client_id: str = "raw-test") -> None:
         host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.client_id = client_id.encode()
         self.correlation_id = 0
+        self._pending: list[tuple[int, int, int]] = []
 
     def close(self) -> None:
         self.sock.close()
@@ -61,19 +62,31 @@ class RawClient:
             count -= len(chunk)
         return b"".join(chunks)
 
-    def request(self, api_key: int, version: int, **fields: Any) -> Any:
+    def send(self, api_key: int, version: int, **fields: Any) -> None:
+        """Send one request without waiting: several may be pipelined, then `receive`d."""
         body = build(request_schema(api_key, version), fields)
         self.send_raw(self.frame(api_key, version, body))
-        return self.read_response(api_key, version)
+        self._pending.append((self.correlation_id, api_key, version))
 
-    def read_response(self, api_key: int, version: int) -> Any:
+    def receive(self) -> Any:
+        """The response to the oldest request sent and not yet received."""
+        correlation_id, api_key, version = self._pending.pop(0)
         frame = self.read_frame()
+        (got,) = struct.unpack_from(">i", frame, 0)
+        assert got == correlation_id, (got, correlation_id)
         schema = response_schema(api_key, version)
-        position = 4  # correlation id
-        if schema.__flexible__ and api_key != 18:
-            position += 1  # empty tagged fields of response header v1
+        position = 4
+        if schema.__flexible__ and api_key != 18:  # ApiVersions keeps header v0
+            assert frame[position] == 0  # no tagged fields in the response header
+            position += 1
         body, _ = entity_reader(schema)(frame, position)
         return body
+
+    def request(self, api_key: int, version: int, **fields: Any) -> Any:
+        self.send(api_key, version, **fields)
+        return self.receive()
+
+    call = request
 
     def closed_by_broker(self, timeout_s: float = 5.0) -> bool:
         self.sock.settimeout(timeout_s)
