@@ -40,6 +40,7 @@ class Difference:
     kafka: Any
     contextplane: Any
     reason: str | None = None  # set when deliberate
+    row: Deliberate | None = None  # the differences.md row that explains it
 
     def line(self) -> str:
         tag = "deliberate" if self.reason else "DIFF"
@@ -99,11 +100,11 @@ class DifferentialReport:
         """Rows of differences.md whose scenario ran but matched no difference: contextplane
         may now match Kafka there, so the row should go."""
         ran = [r.name for r in self.results]
-        used = {d.reason for d in self.differences if d.reason}
+        used = {d.row for d in self.differences if d.row is not None}
         return [
             row
             for row in rows
-            if any(fnmatch.fnmatchcase(n, row.scenario) for n in ran) and row.reason not in used
+            if any(fnmatch.fnmatchcase(n, row.scenario) for n in ran) and row not in used
         ]
 
     @property
@@ -117,7 +118,9 @@ class DifferentialReport:
             "conforming": self.conforming,
             "regressions": self.regressions,
             "newly_conforming": self.newly_conforming,
-            "differences": [d.__dict__ for d in self.differences],
+            "differences": [
+                {k: v for k, v in d.__dict__.items() if k != "row"} for d in self.differences
+            ],
             "observations": {
                 r.name: {"kafka": r.kafka, "contextplane": r.contextplane} for r in self.results
             },
@@ -159,7 +162,7 @@ def load_allowlist(path: Path = ALLOW_FILE) -> set[str]:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaves of nested dicts/lists as {'a.b[0].c': leaf}. Keys starting with '!' other
+    """Leaves of nested dicts/lists as {'a.b.0.c': leaf}. Keys starting with '!' other
     than '!stopped' are run information (timings, traces) and are not compared."""
     out: dict[str, Any] = {}
     if isinstance(value, dict):
@@ -174,7 +177,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         if not value:
             out[prefix] = []
         for index, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}[{index}]"))
+            # Indices as ".N", not "[N]": paths are matched with fnmatch in
+            # differences.md, where "[...]" is a character class.
+            out.update(flatten(item, f"{prefix}.{index}" if prefix else str(index)))
     else:
         out[prefix] = value
     return out
@@ -190,12 +195,12 @@ def compare(
         a, b = left.get(path, _MISSING), right.get(path, _MISSING)
         if a == b:
             continue
-        reason = None
+        match = None
         for row in deliberate:
             if fnmatch.fnmatchcase(name, row.scenario) and fnmatch.fnmatchcase(path, row.path):
-                reason = row.reason
+                match = row
                 break
-        diffs.append(Difference(name, path, a, b, reason))
+        diffs.append(Difference(name, path, a, b, match and match.reason, match))
     return diffs
 
 
