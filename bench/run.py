@@ -394,9 +394,10 @@ def phase_partitions(
             if created["error"] or created["partitions_seen"] < count:
                 reason = (
                     f"CreateTopics with {count:,} partitions not ready in "
-                    f"{prof.partitions_create_timeout:.0f} s ({created['error']}; Metadata "
-                    f"shows {created['partitions_seen']})"
+                    f"{prof.partitions_create_timeout:.0f} s (Metadata shows "
+                    f"{created['partitions_seen']})"
                 )
+                entry["create_error"] = created["error"]
                 entry["na"] = reason
                 entry.pop("create_s")
                 log(f"  {count} partitions: {reason}")
