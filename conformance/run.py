@@ -1,7 +1,7 @@
 """The conformance gate: one command, one table.
 
     python -m conformance.run            # quick: the CI subset
-    python -m conformance.run --full     # everything (documented run, ~1 h on 2 cores)
+    python -m conformance.run --full     # everything (documented run, ~11 min on 2 cores)
     python -m conformance.run --suite differential --suite librdkafka
     python -m conformance.run --suite librdkafka --only 0001_multiobj
 
