@@ -214,17 +214,19 @@ class MetadataStore:
         rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
         return [PartitionRecord(*r[:6], json.loads(r[6])) for r in rows]
 
-    def claim_leadership(self, stream_id: int, node_id: int, seen_epoch: int) -> int:
-        """Become leader with epoch `seen_epoch + 1`; fails if someone else moved first."""
+    def claim_leadership(self, claims: dict[int, int], node_id: int) -> dict[int, int]:
+        """Become leader of each stream with epoch `seen + 1` (claims: stream -> seen
+        epoch), all in one transaction; fails if any epoch moved since it was read."""
         with self._transaction():
-            updated = self._db.execute(
-                "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1 "
-                "WHERE stream_id=? AND leader_epoch=?",
-                (node_id, stream_id, seen_epoch),
-            ).rowcount
-            if updated != 1:
-                raise FencedError(f"stream {stream_id}: epoch moved past {seen_epoch}")
-            return seen_epoch + 1
+            for stream_id, seen_epoch in claims.items():
+                updated = self._db.execute(
+                    "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1 "
+                    "WHERE stream_id=? AND leader_epoch=?",
+                    (node_id, stream_id, seen_epoch),
+                ).rowcount
+                if updated != 1:
+                    raise FencedError(f"stream {stream_id}: epoch moved past {seen_epoch}")
+        return {stream_id: seen + 1 for stream_id, seen in claims.items()}
 
     def end_offset(self, stream_id: int) -> int | None:
         row = self._db.execute(
@@ -273,6 +275,18 @@ class MetadataStore:
                     "UPDATE partitions SET producer_state=? WHERE stream_id=?",
                     (json.dumps(state), stream_id),
                 )
+
+    def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
+        """Every stream's ranges in offset order, in one query (broker start)."""
+        rows = self._db.execute(
+            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
+            " r.max_timestamp, o.created_ms FROM ranges r"
+            " JOIN objects o ON o.object_id = r.object_id ORDER BY r.stream_id, r.base_offset"
+        ).fetchall()
+        result: dict[int, list[RangeRecord]] = {}
+        for row in rows:
+            result.setdefault(row[0], []).append(RangeRecord(*row))
+        return result
 
     def ranges(self, stream_id: int, from_offset: int = 0) -> list[RangeRecord]:
         rows = self._db.execute(

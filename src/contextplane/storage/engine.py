@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from contextplane import limits
 from contextplane.errors import KafkaError
-from contextplane.metadata.store import MetadataStore, RangeRecord
+from contextplane.metadata.store import MetadataStore, PartitionRecord, RangeRecord
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader, iter_batch_headers, parse_header, stamp
 from contextplane.settings import Settings
@@ -56,7 +56,7 @@ class StorageEngine:
         self._pending_bytes = 0
         self._oldest_pending_ms: float | None = None
         self._cache_bytes = 0
-        self._block_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._block_cache: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self._block_cache_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -65,8 +65,7 @@ class StorageEngine:
 
     async def open(self) -> None:
         """Load partitions, claim leadership, replay the WAL tail past committed objects."""
-        for record in self.metadata.partitions():
-            self._open_partition(record.stream_id)
+        self._open_partitions(self.metadata.partitions(), self.metadata.ranges_by_stream())
         replayed = 0
         for entry in self.wal.recover():
             partition = self._by_stream.get(entry.stream_id)
@@ -92,34 +91,39 @@ class StorageEngine:
             asyncio.create_task(self._retention_loop(), name="retention"),
         ]
 
-    def _open_partition(self, stream_id: int) -> PartitionLog:
-        record = next(p for p in self.metadata.partitions() if p.stream_id == stream_id)
-        epoch = self.metadata.claim_leadership(
-            stream_id, self.settings.node_id, record.leader_epoch
+    def _open_partitions(
+        self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]
+    ) -> None:
+        """Claim leadership of `records` (one metadata transaction) and load their state."""
+        epochs = self.metadata.claim_leadership(
+            {r.stream_id: r.leader_epoch for r in records}, self.settings.node_id
         )
-        ranges = self.metadata.ranges(stream_id)
-        object_end = max([r.end_offset for r in ranges], default=record.log_start_offset)
-        object_end = max(object_end, record.log_start_offset)
-        partition = PartitionLog(
-            stream_id=stream_id,
-            topic=record.topic,
-            partition=record.partition,
-            leader_epoch=epoch,
-            log_start_offset=record.log_start_offset,
-            next_offset=object_end,
-            high_watermark=object_end,
-            object_end_offset=object_end,
-            ranges=ranges,
-            producers=ProducerStateTable.from_snapshot(record.producer_state),
-        )
-        self.partitions[(record.topic, record.partition)] = partition
-        self._by_stream[stream_id] = partition
-        return partition
+        for record in records:
+            stream_ranges = ranges.get(record.stream_id, [])
+            object_end = max([r.end_offset for r in stream_ranges] + [record.log_start_offset])
+            partition = PartitionLog(
+                stream_id=record.stream_id,
+                topic=record.topic,
+                partition=record.partition,
+                leader_epoch=epochs[record.stream_id],
+                log_start_offset=record.log_start_offset,
+                next_offset=object_end,
+                high_watermark=object_end,
+                object_end_offset=object_end,
+                ranges=stream_ranges,
+                producers=ProducerStateTable.from_snapshot(record.producer_state),
+            )
+            self.partitions[(record.topic, record.partition)] = partition
+            self._by_stream[record.stream_id] = partition
 
     def open_new_partitions(self, topic: str) -> None:
-        for record in self.metadata.partitions(topic):
-            if (topic, record.partition) not in self.partitions:
-                self._open_partition(record.stream_id)
+        """Open a new topic's (or new partitions') logs; they have no data yet."""
+        records = [
+            r
+            for r in self.metadata.partitions(topic)
+            if (topic, r.partition) not in self.partitions
+        ]
+        self._open_partitions(records, {})
 
     def drop_topic(self, topic: str) -> None:
         for key in [k for k in self.partitions if k[0] == topic]:
@@ -209,7 +213,7 @@ class StorageEngine:
 
     async def read(
         self, partition: PartitionLog, offset: int, bytes_max: int, allow_oversize: bool = True
-    ) -> list[bytes]:
+    ) -> list[bytes | memoryview]:
         """Whole batches from `offset` up to the high watermark, within `bytes_max`; with
         `allow_oversize`, the first batch is returned even if it alone is larger."""
         if offset < partition.log_start_offset or offset > partition.high_watermark:
@@ -227,7 +231,7 @@ class StorageEngine:
 
     async def _read_objects(
         self, partition: PartitionLog, offset: int, bytes_max: int, allow_oversize: bool
-    ) -> list[bytes]:
+    ) -> list[bytes | memoryview]:
         chunks: list[bytes] = []
         total = 0
         for record in partition.ranges:
@@ -242,14 +246,14 @@ class StorageEngine:
                 if end > offset:
                     if (chunks or not allow_oversize) and total + size > bytes_max:
                         return chunks
-                    chunks.append(bytes(view[position : position + size]))
+                    chunks.append(view[position : position + size])
                     total += size
                 position += size
             if total >= bytes_max:
                 break
         return chunks
 
-    async def _read_range(self, record: RangeRecord) -> bytes:
+    async def _read_range(self, record: RangeRecord) -> memoryview:
         key = (record.object_key, record.position)
         data = self._block_cache.get(key)
         if data is not None:
@@ -265,9 +269,9 @@ class StorageEngine:
             self._block_cache_bytes -= len(evicted)
         return data
 
-    async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes]:
+    async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:
         """Every retained batch, oldest first (timestamp lookups; not a hot path)."""
-        result: list[bytes] = []
+        result: list[bytes | memoryview] = []
         for record in partition.ranges:
             result.append(await self._read_range(record))
         result.extend(
