@@ -229,20 +229,12 @@ class KafkaInstance(Instance):
     def _start(self) -> None:
         from harness import kafka_reference
 
-        for attempt in range(3):
-            try:
-                self.handle = kafka_reference.start(
-                    port=self.port,
-                    data_dir=self.directory / "kafka",
-                    extra_props=self.props,
-                    timeout=300,
-                )
-                break
-            except kafka_reference.StartupError as exc:
-                # The harness's random cluster id sometimes starts with "-", which the
-                # StorageTool's argument parser takes for an option; a new id works.
-                if "expected one argument" not in str(exc) or attempt == 2:
-                    raise
+        self.handle = kafka_reference.start(
+            port=self.port,
+            data_dir=self.directory / "kafka",
+            extra_props=self.props,
+            timeout=300,
+        )
         self.port = self.handle.port  # type: ignore[attr-defined]
 
     def _stop(self) -> None:

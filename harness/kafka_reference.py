@@ -381,8 +381,8 @@ def _format_storage(
     cmd = _jvm_args(home, libs, logs, "256m") + [
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cluster_id,
+        # One argument: an id that starts with "-" must not be read as an option.
+        f"--cluster-id={cluster_id}",
         "-c",
         str(props_file),
     ]
