@@ -768,3 +768,17 @@ def list_groups(client: RawClient, version: int = 4) -> Any:
 
 def delete_groups(client: RawClient, groups: list[str], version: int = 2) -> Any:
     return client.request(DELETE_GROUPS, version, groups_names=groups)
+
+
+def wait_changed(read: Any, before: dict[str, Any], timeout_s: float = 2.0) -> dict[str, Any]:
+    """Read until the configs differ from `before` (or the timeout passes).
+
+    Apache Kafka applies a config change to the broker's metadata image asynchronously
+    after answering; a DescribeConfigs right after can still show the old value.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        after = read()
+        if after != before or time.monotonic() >= deadline:
+            return after
+        time.sleep(0.05)

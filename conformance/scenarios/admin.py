@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from conformance import wire
@@ -298,20 +297,6 @@ def describe_configs(ctx: Ctx) -> None:
 
 
 @scenario()
-def _changed(read: Any, before: dict[str, Any], timeout_s: float = 2.0) -> dict[str, Any]:
-    """Read until the configs differ from `before` (or the timeout passes).
-
-    Apache Kafka applies a config change to the broker's metadata image asynchronously
-    after answering; a DescribeConfigs right after can still show the old value.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        after = read()
-        if after != before or time.monotonic() >= deadline:
-            return after
-        time.sleep(0.05)
-
-
 def alter_configs(ctx: Ctx) -> None:
     """AlterConfigs (legacy, whole set) and IncrementalAlterConfigs: SET, DELETE, APPEND,
     SUBTRACT, unknown names, invalid values, unknown topic, validate-only."""
@@ -330,11 +315,11 @@ def alter_configs(ctx: Ctx) -> None:
     before = current()
     result = wire.alter_configs(client, "ac-topic", {"retention.ms": "1000000"})
     ctx.record("legacy.set", err(result.error_code))
-    before = _changed(current, before)
+    before = wire.wait_changed(current, before)
     ctx.record("legacy.after_set", before)
     result = wire.alter_configs(client, "ac-topic", {"max.message.bytes": "2000000"})
     ctx.record("legacy.replace", err(result.error_code))
-    ctx.record("legacy.after_replace", _changed(current, before))
+    ctx.record("legacy.after_replace", wire.wait_changed(current, before))
     result = wire.alter_configs(client, "ac-topic", {"no.such.config": "1"})
     ctx.record("legacy.unknown", err(result.error_code))
     result = wire.alter_configs(client, "ac-topic", {"retention.ms": "soon"})
@@ -363,7 +348,7 @@ def alter_configs(ctx: Ctx) -> None:
         result = wire.incremental_alter_configs(client, "ac-topic", ops)
         ctx.record(step, err(result.error_code))
         changed = err(result.error_code) == "none"
-        state = _changed(current, state) if changed else current()
+        state = wire.wait_changed(current, state) if changed else current()
         ctx.record(f"{step}.after", state)
     result = wire.incremental_alter_configs(client, "ac-unknown", [("retention.ms", 0, "1")])
     ctx.record("incr.unknown_topic", err(result.error_code))
