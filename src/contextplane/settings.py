@@ -93,7 +93,7 @@ _NAMES = {
 
 
 class SettingsError(ValueError):
-    pass
+    """A setting's value or the config file's syntax is invalid; the message names it."""
 
 
 def _coerce(attr: str, raw: Any) -> Any:

@@ -52,7 +52,9 @@ def produce(client: RawClient, topic: str, batch: bytes, partition: int = 0, ack
     return response.responses[0].partition_responses[0]
 
 
-def fetch(client: RawClient, topic: str, offset: int, partition: int = 0):
+def fetch_partitions(
+    client: RawClient, topic: str, offsets: dict[int, int], partition_max_bytes: int = 1 << 20
+):
     response = client.request(
         FETCH,
         12,
@@ -68,20 +70,25 @@ def fetch(client: RawClient, topic: str, offset: int, partition: int = 0):
                 "topic": topic,
                 "partitions": [
                     {
-                        "partition": partition,
+                        "partition": p,
                         "current_leader_epoch": -1,
-                        "fetch_offset": offset,
+                        "fetch_offset": o,
                         "last_fetched_epoch": -1,
                         "log_start_offset": -1,
-                        "partition_max_bytes": 1 << 20,
+                        "partition_max_bytes": partition_max_bytes,
                     }
+                    for p, o in offsets.items()
                 ],
             }
         ],
         forgotten_topics_data=[],
         rack_id="",
     )
-    return response.responses[0].partitions[0]
+    return response.responses[0].partitions
+
+
+def fetch(client: RawClient, topic: str, offset: int, partition: int = 0):
+    return fetch_partitions(client, topic, {partition: offset})[0]
 
 
 @pytest.fixture
@@ -334,36 +341,7 @@ def test_only_the_first_partition_may_exceed_fetch_limits(client: RawClient) -> 
     create(client, "kip74", 2)
     for partition in (0, 1):
         produce(client, "kip74", record_batch([b"x" * 100]), partition=partition)
-    response = client.request(
-        FETCH,
-        12,
-        replica_id=-1,
-        max_wait=0,
-        min_bytes=0,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            {
-                "topic": "kip74",
-                "partitions": [
-                    {
-                        "partition": p,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": 0,
-                        "last_fetched_epoch": -1,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": 1,
-                    }
-                    for p in (0, 1)
-                ],
-            }
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
-    first, second = response.responses[0].partitions
+    first, second = fetch_partitions(client, "kip74", {0: 0, 1: 0}, partition_max_bytes=1)
     assert len(first.records or b"") > 100 and not second.records
 
 

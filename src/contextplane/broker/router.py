@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from contextplane.errors import ProtocolError
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import (
     API_VERSIONS_KEY,
@@ -60,8 +61,6 @@ class Router:
         header = request.header
         route = self.routes.get(header.api_key)
         if route is None or not route.min_version <= header.api_version <= route.max_version:
-            from contextplane.errors import ProtocolError
-
             raise ProtocolError(
                 f"api key {header.api_key} version {header.api_version} is not supported"
             )

@@ -67,7 +67,7 @@ _VALID_PREVIOUS: dict[GroupState, frozenset[GroupState]] = {
 
 
 class InvalidTransition(RuntimeError):
-    pass
+    """A programmer error: the machine was asked for a transition its state forbids."""
 
 
 # -- requests ------------------------------------------------------------------------

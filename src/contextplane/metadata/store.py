@@ -228,12 +228,6 @@ class MetadataStore:
                     raise FencedError(f"stream {stream_id}: epoch moved past {seen_epoch}")
         return {stream_id: seen + 1 for stream_id, seen in claims.items()}
 
-    def end_offset(self, stream_id: int) -> int | None:
-        row = self._db.execute(
-            "SELECT MAX(end_offset) FROM ranges WHERE stream_id=?", (stream_id,)
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
     # -- objects -----------------------------------------------------------------------
 
     def commit_object(
@@ -288,16 +282,6 @@ class MetadataStore:
             result.setdefault(row[0], []).append(RangeRecord(*row))
         return result
 
-    def ranges(self, stream_id: int, from_offset: int = 0) -> list[RangeRecord]:
-        rows = self._db.execute(
-            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
-            " r.max_timestamp, o.created_ms FROM ranges r"
-            " JOIN objects o ON o.object_id = r.object_id"
-            " WHERE r.stream_id=? AND r.end_offset > ? ORDER BY r.base_offset",
-            (stream_id, from_offset),
-        ).fetchall()
-        return [RangeRecord(*r) for r in rows]
-
     def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
         """Move the log start offset forward (never back); drop ranges wholly below it.
 
@@ -320,9 +304,6 @@ class MetadataStore:
         ).fetchall()
         self._db.executemany("DELETE FROM objects WHERE object_id=?", [(r[0],) for r in rows])
         return [r[1] for r in rows]
-
-    def object_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM objects").fetchone()[0])
 
     # -- group offsets -----------------------------------------------------------------
 

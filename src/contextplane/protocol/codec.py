@@ -186,9 +186,3 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: A
     frame = buffer.getbuffer()
     _INT32.pack_into(frame, 0, len(frame) - 4)
     return bytes(frame)
-
-
-def encode_raw_response(correlation_id: int, flexible_header: bool, payload: bytes) -> list[bytes]:
-    """Frame around an already-encoded payload (the hand-written hot responses)."""
-    header = _INT32.pack(correlation_id) + (b"\x00" if flexible_header else b"")
-    return [_INT32.pack(len(header) + len(payload)) + header, payload]

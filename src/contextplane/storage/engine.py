@@ -412,12 +412,12 @@ class StorageEngine:
         """DeleteRecords and retention: move the log start; delete unreferenced objects."""
         partition.log_start_offset = max(partition.log_start_offset, offset)
         partition.ranges = [r for r in partition.ranges if r.end_offset > offset]
-        orphans = self.metadata.advance_log_start(partition.stream_id, offset)
-        for key in orphans:
-            await self.objects.delete(key)
-        for cached_key in [k for k in self._block_cache if k[0] in orphans]:
-            self._block_cache_bytes -= len(self._block_cache.pop(cached_key))
+        await self.delete_orphans(self.metadata.advance_log_start(partition.stream_id, offset))
 
     async def delete_orphans(self, keys: list[str]) -> None:
+        """Delete objects no range references any more, and their cached blocks."""
         for key in keys:
             await self.objects.delete(key)
+        doomed = set(keys)
+        for cached_key in [k for k in self._block_cache if k[0] in doomed]:
+            self._block_cache_bytes -= len(self._block_cache.pop(cached_key))

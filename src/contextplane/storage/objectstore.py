@@ -98,21 +98,8 @@ class ObjectStore:
         self.bytes_got += end - start
         return memoryview(data)
 
-    async def get(self, key: str) -> bytes:
-        result = await obstore.get_async(self._store, key)  # type: ignore[arg-type]
-        data = bytes(await result.bytes_async())
-        self.gets += 1
-        self.bytes_got += len(data)
-        return data
-
     async def delete(self, key: str) -> None:
         # Deleting an absent object is not an error: retention may race a topic deletion.
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)  # type: ignore[arg-type]
         self.deletes += 1
-
-    async def list_keys(self, prefix: str = "") -> list[str]:
-        keys: list[str] = []
-        async for chunk in obstore.list(self._store, prefix or None):  # type: ignore[arg-type]
-            keys.extend(item["path"] for item in chunk)
-        return keys

@@ -30,7 +30,8 @@ def _resolve(ctx: RequestContext, topic: Any) -> tuple[str | None, Any]:
     return name, topic_id
 
 
-def _check_epoch(partition: PartitionLog, current_leader_epoch: int) -> None:
+def check_leader_epoch(partition: PartitionLog, current_leader_epoch: int) -> None:
+    """A client's epoch behind ours is FENCED_LEADER_EPOCH, ahead is UNKNOWN_LEADER_EPOCH."""
     if current_leader_epoch < 0 or current_leader_epoch == partition.leader_epoch:
         return
     if current_leader_epoch < partition.leader_epoch:
@@ -64,7 +65,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
             else:
                 try:
                     partition = broker.partition(name, wanted.partition)
-                    _check_epoch(partition, wanted.current_leader_epoch)
+                    check_leader_epoch(partition, wanted.current_leader_epoch)
                 except KafkaError as exc:
                     entry["error_code"] = exc.code
                     partition = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contextplane.broker.handlers.fetch import _check_epoch
+from contextplane.broker.handlers.fetch import check_leader_epoch
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -33,7 +33,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
             }
             try:
                 partition = ctx.broker.partition(topic.name, wanted.partition_index)
-                _check_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
+                check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 offset, timestamp = await _lookup(ctx, partition, wanted.timestamp)
                 entry.update(
                     offset=offset, timestamp=timestamp, leader_epoch=partition.leader_epoch

@@ -12,6 +12,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import check_payload
 from contextplane.protocol.records import BatchHeader, split_batches
 from contextplane.storage.engine import AppendResult
+from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             try:
                 if request_error is not None:
                     raise request_error
-                result = _append(ctx, topic.name, data.index, data.records or b"")
+                partition = ctx.broker.partition(topic.name, data.index)
+                result = _append(ctx, partition, data.records or b"")
             except KafkaError as exc:
                 if exc.code != ErrorCode.unknown_topic_or_partition:
                     log.info(
@@ -92,10 +94,9 @@ def _request_error(request: Any) -> KafkaError | None:
     return None
 
 
-def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> AppendResult:
+def _append(ctx: RequestContext, partition: PartitionLog, records: bytes) -> AppendResult:
     broker = ctx.broker
-    partition = broker.partition(topic, index)
-    configs = broker.topics.topics()[topic].configs
+    configs = broker.topics.topics()[partition.topic].configs
     batch_bytes_max = int(configs.get("max.message.bytes", broker.settings.message_max_bytes))
     batches = split_batches(records, batch_bytes_max)
     if len(batches) != 1:
