@@ -6,7 +6,7 @@ set -euo pipefail
 CACHE=${CONTEXTPLANE_CACHE:-$HOME/.cache/contextplane}
 ROOT="$CACHE/librdkafka-src"
 mkdir -p "$ROOT"
-src=$(find "$ROOT" -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
+src=$(find "$ROOT" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
 if [ -n "$src" ] && [ -x "$src/tests/test-runner" ] && [ -f "$src/.contextplane-built" ]; then
     echo "$src"
     exit 0
@@ -38,7 +38,7 @@ if [ -z "$src" ]; then
         $SUDO apt-get update -qq
         (cd "$ROOT" && apt-get source librdkafka >"$ROOT/apt-source.log" 2>&1)
     }
-    src=$(find "$ROOT" -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
+    src=$(find "$ROOT" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
 fi
 if [ -z "$src" ]; then
     echo "apt-get source librdkafka unpacked nothing; see $ROOT/apt-source.log" >&2
