@@ -65,7 +65,8 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
             else:
                 try:
                     partition = broker.partition(name, wanted.partition)
-                    check_leader_epoch(partition, wanted.current_leader_epoch)
+                    # current_leader_epoch exists from Fetch v9 (KIP-320); older is -1.
+                    check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 except KafkaError as exc:
                     entry["error_code"] = exc.code
                     partition = None

@@ -1,0 +1,286 @@
+"""Every advertised API at every advertised version answers a well-formed request.
+
+The broker derives ApiVersions from its route table, so whatever it advertises a client may
+send. For each advertised (api key, version) this sends one well-formed request (the same
+values for every version; `build` keeps the fields each version has) and checks that the
+broker answers it on the same connection, with no UNKNOWN_SERVER_ERROR anywhere in the
+response, and keeps the connection open. An API advertised without an entry here fails the
+test, so a new route cannot skip the sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kio.schema.errors import ErrorCode
+
+from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient, record_batch
+
+TOPIC = "sweep"
+GROUP = "sweep-group"
+MiB = 1024 * 1024
+
+
+def _topic_partition(**extra: Any) -> dict[str, Any]:
+    return {"partition_index": 0, "partition": 0, **extra}
+
+
+def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]:
+    """A well-formed request per API key, written once for every version."""
+    created = f"sweep-created-v{version}"
+    return {
+        0: {  # Produce (acks=1: acks=0 has no response to check)
+            "transactional_id": None,
+            "acks": 1,
+            "timeout": 5000,
+            "topic_data": [
+                {"name": TOPIC, "partition_data": [{"index": 0, "records": record_batch([b"v"])}]}
+            ],
+        },
+        1: {  # Fetch
+            "replica_id": -1,
+            "max_wait": 0,
+            "min_bytes": 1,
+            "max_bytes": MiB,
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": TOPIC,
+                    "topic_id": topic_id,
+                    "partitions": [
+                        {
+                            "partition": 0,
+                            "current_leader_epoch": -1,
+                            "fetch_offset": 0,
+                            "last_fetched_epoch": -1,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": MiB,
+                        }
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        },
+        2: {  # ListOffsets
+            "replica_id": -1,
+            "isolation_level": 0,
+            "topics": [
+                {
+                    "name": TOPIC,
+                    "partitions": [_topic_partition(current_leader_epoch=-1, timestamp=-1)],
+                }
+            ],
+        },
+        3: {  # Metadata
+            "topics": [{"name": TOPIC, "topic_id": uuid.UUID(int=0)}],
+            "allow_auto_topic_creation": False,
+            "include_cluster_authorized_operations": True,
+            "include_topic_authorized_operations": True,
+        },
+        8: {  # OffsetCommit (a simple consumer: no generation)
+            "group_id": GROUP,
+            "generation_id_or_member_epoch": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "retention_time_ms": -1,
+            "topics": [
+                {
+                    "name": TOPIC,
+                    "partitions": [
+                        _topic_partition(
+                            committed_offset=0, committed_leader_epoch=-1, committed_metadata=""
+                        )
+                    ],
+                }
+            ],
+        },
+        9: {  # OffsetFetch (v8+ batches groups)
+            "group_id": GROUP,
+            "topics": [{"name": TOPIC, "partition_indexes": [0]}],
+            "groups": [{"group_id": GROUP, "topics": [{"name": TOPIC, "partition_indexes": [0]}]}],
+            "require_stable": False,
+        },
+        10: {"key": GROUP, "key_type": 0, "coordinator_keys": [GROUP]},  # FindCoordinator
+        11: {  # JoinGroup (v4+: answers MEMBER_ID_REQUIRED at once)
+            "group_id": f"sweep-join-v{version}",
+            "session_timeout_ms": 10000,
+            "rebalance_timeout_ms": 10000,
+            "member_id": "",
+            "group_instance_id": None,
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}],
+            "reason": "sweep",
+        },
+        12: {"group_id": GROUP, "generation_id": 1, "member_id": "m"},  # Heartbeat
+        13: {  # LeaveGroup
+            "group_id": GROUP,
+            "member_id": "m",
+            "members": [{"member_id": "m", "group_instance_id": None, "reason": "sweep"}],
+        },
+        14: {  # SyncGroup
+            "group_id": GROUP,
+            "generation_id": 1,
+            "member_id": "m",
+            "group_instance_id": None,
+            "protocol_type": "consumer",
+            "protocol_name": "range",
+            "assignments": [],
+        },
+        15: {"groups": [GROUP], "include_authorized_operations": True},  # DescribeGroups
+        16: {"states_filter": [], "types_filter": []},  # ListGroups
+        18: {"client_software_name": "sweep", "client_software_version": "1.0"},
+        19: {  # CreateTopics
+            "topics": [
+                {
+                    "name": created,
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [{"name": "retention.ms", "value": "3600000"}],
+                }
+            ],
+            "timeout": 5000,
+            "validate_only": False,
+        },
+        20: {  # DeleteTopics (v6 names topics by name or id)
+            "topic_names": [f"sweep-absent-v{version}"],
+            "topics": [{"name": f"sweep-absent-v{version}", "topic_id": uuid.UUID(int=0)}],
+            "timeout": 5000,
+        },
+        21: {  # DeleteRecords
+            "topics": [{"name": TOPIC, "partitions": [_topic_partition(offset=0)]}],
+            "timeout": 5000,
+        },
+        22: {  # InitProducerId (idempotent producer)
+            "transactional_id": None,
+            "transaction_timeout_ms": 60000,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        },
+        32: {  # DescribeConfigs
+            "resources": [{"resource_type": 2, "resource_name": TOPIC, "configuration_keys": None}],
+            "include_synonyms": True,
+            "include_documentation": True,
+        },
+        33: {  # AlterConfigs (validate only)
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": TOPIC,
+                    "configs": [{"name": "retention.ms", "value": "604800000"}],
+                }
+            ],
+            "validate_only": True,
+        },
+        37: {  # CreatePartitions (validate only)
+            "topics": [{"name": TOPIC, "count": 2, "assignments": None}],
+            "timeout": 5000,
+            "validate_only": True,
+        },
+        42: {"groups_names": ["sweep-absent-group"]},  # DeleteGroups
+        44: {  # IncrementalAlterConfigs (validate only)
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": TOPIC,
+                    "configs": [
+                        {"name": "retention.ms", "config_operation": 0, "value": "604800000"}
+                    ],
+                }
+            ],
+            "validate_only": True,
+        },
+        47: {  # OffsetDelete
+            "group_id": GROUP,
+            "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}],
+        },
+        60: {  # DescribeCluster
+            "include_cluster_authorized_operations": True,
+            "endpoint_type": 1,
+            "include_fenced_brokers": False,
+        },
+    }
+
+
+def _error_codes(value: Any) -> Iterator[tuple[str, ErrorCode]]:
+    """Every (path, error code) in a decoded response entity."""
+    if dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            item = getattr(value, field.name)
+            if isinstance(item, ErrorCode):
+                yield field.name, item
+            else:
+                for path, code in _error_codes(item):
+                    yield f"{field.name}.{path}", code
+    elif isinstance(value, tuple):
+        for index, item in enumerate(value):
+            for path, code in _error_codes(item):
+                yield f"[{index}].{path}", code
+
+
+@pytest.fixture(scope="module")
+def sweep_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    data = tmp_path_factory.mktemp("sweep") / "broker"
+    process = BrokerProcess(data, settings={"group.initial.rebalance.delay.ms": "0"}).start()
+    yield process
+    process.stop()
+
+
+def _advertised(client: RawClient) -> list[tuple[int, int, int]]:
+    response = client.request(18, 3, client_software_name="sweep", client_software_version="1")
+    return [(k.api_key, k.min_version, k.max_version) for k in response.api_keys]
+
+
+def test_every_advertised_api_version_answers_a_well_formed_request(
+    sweep_broker: BrokerProcess,
+) -> None:
+    with RawClient(sweep_broker.bootstrap, client_id="sweep") as client:
+        created = client.request(
+            19,
+            7,
+            topics=[
+                {
+                    "name": TOPIC,
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [],
+                }
+            ],
+            timeout=5000,
+            validate_only=False,
+        )
+        assert created.topics[0].error_code == ErrorCode.none
+        topic_id = created.topics[0].topic_id
+        advertised = _advertised(client)
+        known = requests_for(0, topic_id)
+        missing = [key for key, _, _ in advertised if key not in known]
+        assert not missing, f"advertised API keys without a sweep request: {missing}"
+
+        failures: list[str] = []
+        for api_key, low, high in advertised:
+            for version in range(low, high + 1):
+                values = requests_for(version, topic_id)[api_key]
+                try:
+                    response = client.request(api_key, version, **values)
+                except (ConnectionError, OSError) as exc:
+                    failures.append(f"api {api_key} v{version}: connection lost ({exc})")
+                    client = RawClient(sweep_broker.bootstrap, client_id="sweep")
+                    continue
+                unknown = [
+                    p for p, c in _error_codes(response) if c == ErrorCode.unknown_server_error
+                ]
+                if unknown:
+                    failures.append(f"api {api_key} v{version}: UNKNOWN_SERVER_ERROR at {unknown}")
+        # The connection that carried the whole sweep still serves.
+        assert _advertised(client) == advertised
+        client.close()
+    assert not failures, "\n".join(failures)
