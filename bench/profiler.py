@@ -18,19 +18,11 @@ RATE_HZ = 100
 
 
 def py_spy() -> str | None:
+    """py-spy from the `bench` extra (installed by `scripts/setup test`), or None."""
     candidate = Path(sys.executable).parent / "py-spy"
     if candidate.exists():
         return str(candidate)
-    found = shutil.which("py-spy")
-    if found:
-        return found
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True, timeout=300
-        )
-    except (subprocess.SubprocessError, OSError):
-        return None
-    return str(candidate) if candidate.exists() else shutil.which("py-spy")
+    return shutil.which("py-spy")
 
 
 class Profiler:
@@ -41,7 +33,7 @@ class Profiler:
         self.process: subprocess.Popen[bytes] | None = None
         exe = py_spy()
         if exe is None:
-            self.error = "py-spy not available"
+            self.error = "py-spy not available: pip install -e '.[bench]'"
             return
         out.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed in finish()

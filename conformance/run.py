@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from typing import Any
 from conformance import differential
 from conformance.suites import SUITES, SuiteResult, run_suite
 from harness import kafka_reference
+from harness.cache import cache_root
 from tests.support.broker import BrokerProcess
 
 ALL = ["differential", *SUITES]
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     full = bool(args.full)
     mode_name = "full" if full else "quick"
     suites = args.suite or ALL
-    cache = Path(os.environ.get("CONTEXTPLANE_CACHE", Path.home() / ".cache" / "contextplane"))
-    out = args.out or cache / "conformance" / "last"
+    out = args.out or cache_root() / "conformance" / "last"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""Shared helpers: the cache location, the Java tools, and Maven dependency fetching."""
+"""Shared helpers: the Java tools and Maven dependency fetching (into the cache's own
+Maven repository, never ~/.m2)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from harness.cache import cache_root, maven_repo, tail
+
+__all__ = ["cache_root", "copy_dependencies", "file_lock", "java_tool", "libs_complete"]
+
 # Pinned so the result does not depend on whatever Maven's super-POM defaults to.
 DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 MARKER = ".complete.json"
-
-
-def cache_root() -> Path:
-    """Root of everything the harness downloads or builds (kept out of the repository)."""
-    env = os.environ.get("CONTEXTPLANE_CACHE")
-    root = Path(env) if env else Path.home() / ".cache" / "contextplane"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def java_tool(name: str = "java") -> str:
@@ -99,6 +96,12 @@ def libs_complete(libs: Path, deps: Sequence[str]) -> bool:
     return bool(jars) and all((libs / jar).is_file() for jar in jars)
 
 
+def _maven_cause(output: str) -> str:
+    """Maven's error lines without the help boilerplate it prints after them."""
+    cause = output.split("To see the full stack trace")[0]
+    return tail(cause.replace("[ERROR] \n", ""))
+
+
 def copy_dependencies(work_dir: Path, deps: Sequence[str], timeout: float = 1200.0) -> Path:
     """Resolve `deps` (group:artifact:version) and their runtime closure into work_dir/libs.
 
@@ -125,14 +128,23 @@ def copy_dependencies(work_dir: Path, deps: Sequence[str], timeout: float = 1200
             "-q",
             "-f",
             str(pom),
+            f"-Dmaven.repo.local={maven_repo()}",
+            "-Dstyle.color=never",
             "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"fetching {', '.join(deps)} from Maven Central took over {timeout:.0f} s"
+            ) from None
         if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr)[-4000:]
-            raise RuntimeError(f"mvn failed ({proc.returncode}) for {list(deps)}:\n{tail}")
+            raise RuntimeError(
+                f"could not fetch {', '.join(deps)} from Maven Central (mvn exit"
+                f" {proc.returncode}):\n{_maven_cause(proc.stdout + proc.stderr)}"
+            )
         jars = sorted(p.name for p in staging.glob("*.jar"))
         if not jars:
             raise RuntimeError(f"mvn resolved no jars for {list(deps)}")

@@ -2,7 +2,8 @@
 # Installs what the reference harnesses need and pre-fetches their Maven artifacts.
 # Idempotent and fast when everything is present: apt runs only for missing tools, and the
 # Python fetch/build steps skip work when their caches (~/.cache/contextplane or
-# $CONTEXTPLANE_CACHE) are complete.
+# $CONTEXTPLANE_CACHE) are complete. A failing step names itself and shows the tail of its
+# output.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,12 +17,22 @@ command -v javac >/dev/null 2>&1 || [ -x "${JAVA_HOME:-/nonexistent}/bin/javac" 
   || need+=(openjdk-17-jdk-headless)
 
 if [ "${#need[@]}" -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install.sh: ${need[*]} missing and no apt-get to install them with" >&2
+    exit 1
+  fi
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "install.sh: installing ${need[*]}" >&2
+  log="$(mktemp)"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if ! { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${need[@]}"; } \
+      >"$log" 2>&1; then
+    echo "install.sh: apt-get could not install ${need[*]}:" >&2
+    tail -n 15 "$log" | sed 's/^/    /' >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 PY="${PYTHON:-$REPO/.venv/bin/python}"

@@ -231,7 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`build` compiles and prints the classes dir; anything else is passed to the tool."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["build"]:
-        print(build())
+        try:
+            print(build())
+        except RuntimeError as exc:  # what could not be fetched or compiled, and why
+            print(f"Java client: {exc}", file=sys.stderr)
+            return 1
         return 0
     proc = subprocess.run(command(args), check=False)
     return proc.returncode

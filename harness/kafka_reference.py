@@ -548,7 +548,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "fetch":
-        print(fetch(args.version))
+        try:
+            print(fetch(args.version))
+        except RuntimeError as exc:  # what could not be fetched, and why
+            print(f"Apache Kafka {args.version}: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.cmd == "start":
         handle = start(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    t0 = time.monotonic()
     proc = subprocess.run(
         [
             sys.executable,
@@ -38,9 +36,7 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
-    seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert seconds < 60, f"smoke profile took {seconds:.0f} s"
 
     results = json.loads((out / "results.json").read_text())
     assert {"meta", "profile", "limits", "targets", "evaluation", "notes"} <= results.keys()
@@ -74,3 +70,16 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     assert "Produce throughput" in table and "End-to-end latency" in table
     # Temporary broker data is removed after the run.
     assert not list(tmp_path.glob("cp-bench-*"))
+
+
+def test_bench_peers_come_from_the_bench_extra() -> None:
+    """Tansu and py-spy are pinned in pyproject's `bench` extra, which the README's test
+    command installs: the benchmark never installs anything unpinned at run time."""
+    from bench.profiler import py_spy
+    from bench.targets import tansu_binary
+
+    version = subprocess.run(
+        [tansu_binary(), "--version"], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert version.stdout.startswith("tansu ")
+    assert py_spy() is not None

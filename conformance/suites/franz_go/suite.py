@@ -11,7 +11,6 @@ are left out of the totals. Test ids are Go test names, e.g. `TestGroupETL`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from harness.cache import cache_root, go_env, tail
 
 MODULE = "github.com/twmb/franz-go"
 VERSION = "v1.22.3"  # newest the package lists show accepted by go 1.26
@@ -38,14 +38,7 @@ _FUNC = re.compile(r"^func (?:\([^)]*\) )?(\w+)\(", re.M)
 
 
 def _cache() -> Path:
-    root = Path(os.environ.get("CONTEXTPLANE_CACHE", Path.home() / ".cache" / "contextplane"))
-    return root / f"franz-go-{VERSION}"
-
-
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-mod=mod")
-    return env
+    return cache_root() / f"franz-go-{VERSION}"
 
 
 def prepare(log) -> Path:  # noqa: ANN001
@@ -60,10 +53,16 @@ def prepare(log) -> Path:  # noqa: ANN001
     log(f"franz-go: go mod download {MODULE}@{VERSION} and build the kgo tests (~2 min)")
     proc = subprocess.run(
         ["go", "mod", "download", "-json", f"{MODULE}@{VERSION}"],
-        capture_output=True, text=True, check=False, env=_go_env(), cwd=tempfile.gettempdir(),
+        capture_output=True, text=True, check=False, env=go_env(), cwd=tempfile.gettempdir(),
     )  # fmt: skip
     if proc.returncode != 0:
-        raise SuiteUnavailable(f"go mod download failed: {(proc.stderr or proc.stdout)[-600:]}")
+        try:  # -json reports the cause in the module's "Error" field
+            cause = json.loads(proc.stdout)["Error"]
+        except (ValueError, KeyError, TypeError):
+            cause = tail(proc.stderr or proc.stdout)
+        raise SuiteUnavailable(
+            f"could not download {MODULE}@{VERSION} from the Go module proxy:\n{cause}"
+        )
     module_dir = Path(json.loads(proc.stdout)["Dir"])
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(module_dir, src)
@@ -71,10 +70,12 @@ def prepare(log) -> Path:  # noqa: ANN001
         path.chmod(0o755 if path.is_dir() else 0o644)
     proc = subprocess.run(
         ["go", "test", "-c", "-o", str(binary), "./pkg/kgo"],
-        capture_output=True, text=True, check=False, env=_go_env(), cwd=src,
+        capture_output=True, text=True, check=False, env=go_env(), cwd=src,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise SuiteUnavailable(f"go test -c failed: {(proc.stderr or proc.stdout)[-800:]}")
+        raise SuiteUnavailable(
+            f"could not build the kgo tests (go test -c):\n{tail(proc.stderr or proc.stdout)}"
+        )
     return src
 
 
@@ -144,7 +145,7 @@ def run(
     binary = _cache() / "kgo.test"
     logs = Path(tempfile.mkdtemp(prefix="conformance-kgo-"))
     env = dict(
-        _go_env(),
+        go_env(),
         KGO_SEEDS=bootstrap,
         KGO_LOG_LEVEL="none",
         KGO_TEST_RF=str(TEST_RF),

@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from harness.cache import cache_root, tail
 
 VERSION = "3.0.12"  # the kafka-python the project's tests use (pyproject.toml [test])
 NAME = f"kafka-python {VERSION} (PyPI sdist)"
@@ -42,8 +43,7 @@ PER_TEST_TIMEOUT = 120
 
 
 def _cache() -> Path:
-    root = Path(os.environ.get("CONTEXTPLANE_CACHE", Path.home() / ".cache" / "contextplane"))
-    return root / f"kafka-python-{VERSION}-suite"
+    return cache_root() / f"kafka-python-{VERSION}-suite"
 
 
 def prepare(log) -> Path:  # noqa: ANN001
@@ -68,17 +68,23 @@ def prepare(log) -> Path:  # noqa: ANN001
     )  # fmt: skip
     archives = sorted(download.glob("kafka*python-*.tar.gz"))
     if proc.returncode != 0 or not archives:
-        raise SuiteUnavailable(f"pip download failed: {proc.stderr[-600:]}")
-    shutil.rmtree(src, ignore_errors=True)
+        raise SuiteUnavailable(
+            f"could not download the kafka-python {VERSION} sdist from PyPI:\n"
+            + tail(proc.stderr or proc.stdout or "pip download produced no archive")
+        )
+    # Unpack into an empty staging directory: its one top-level entry is the source,
+    # whatever the sdist calls it (never a sibling left by an earlier run).
+    staging = cache / "unpack"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     with tarfile.open(archives[-1]) as tar:
-        tar.extractall(cache, filter="data")
-    extracted = next(
-        p
-        for p in cache.iterdir()
-        if p.is_dir() and p.name.lower().startswith("kafka") and p.name.endswith(VERSION)
-    )
-    if extracted != src:
-        extracted.rename(src)
+        tar.extractall(staging, filter="data")
+    top = [p for p in staging.iterdir() if p.is_dir()]
+    if len(top) != 1 or not (top[0] / "test" / "integration").is_dir():
+        raise SuiteUnavailable(f"{archives[-1].name} does not hold one source tree with tests")
+    shutil.rmtree(src, ignore_errors=True)
+    top[0].rename(src)
+    staging.rmdir()
     for stub in ("__init__.py", "service.py"):
         target = src / "test" / stub
         if not target.exists():
@@ -90,7 +96,9 @@ def prepare(log) -> Path:  # noqa: ANN001
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise SuiteUnavailable(f"pip install failed: {proc.stderr[-600:]}")
+        raise SuiteUnavailable(
+            f"could not install the suite's packages from PyPI:\n{tail(proc.stderr)}"
+        )
     marker.write_text(wanted)
     return src
 

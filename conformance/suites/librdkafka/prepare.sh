@@ -2,17 +2,45 @@
 # Fetch librdkafka's source package from Debian (apt-get source; adds a deb-src entry if
 # none is configured) and build the library and its test runner, into the cache dir.
 # Idempotent: a finished build is reused. Prints the source directory on its last line.
+# Every step logs to a file in the cache; a failing step prints one line naming it and the
+# tail of its log on stderr, and exits 1.
 set -euo pipefail
 CACHE=${CONTEXTPLANE_CACHE:-$HOME/.cache/contextplane}
 ROOT="$CACHE/librdkafka-src"
 mkdir -p "$ROOT"
-src=$(find "$ROOT" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
+
+# The unpacked source is a directory *inside* ROOT (never ROOT itself, whose name also
+# starts with librdkafka-).
+source_dir() {
+    find "$ROOT" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1
+}
+
+# step NAME LOG COMMAND...: run COMMAND with its output in LOG; on failure say which step.
+step() {
+    local name=$1 log=$2
+    shift 2
+    if ! "$@" >"$log" 2>&1; then
+        {
+            echo "librdkafka: $name failed (full log: $log):"
+            tail -n 15 "$log" | sed 's/^/    /'
+        } >&2
+        exit 1
+    fi
+}
+
+src=$(source_dir)
 if [ -n "$src" ] && [ -x "$src/tests/test-runner" ] && [ -f "$src/.contextplane-built" ]; then
     echo "$src"
     exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+for tool in apt-get dpkg; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "librdkafka: $tool not found: the suite is built from Debian's source package" >&2
+        exit 1
+    }
+done
 if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     # The same archive as the binary packages, source side (Debian's deb822 format).
     base=/etc/apt/sources.list.d/debian.sources
@@ -23,32 +51,36 @@ if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sou
         grep -E '^deb ' /etc/apt/sources.list | sed -e 's/^deb /deb-src /' \
             | $SUDO tee /etc/apt/sources.list.d/contextplane-deb-src.list >/dev/null
     fi
-    $SUDO apt-get update -qq
+    step "apt-get update (after adding a deb-src entry)" "$ROOT/apt-update.log" \
+        $SUDO apt-get update
 fi
 need=""
 for pkg in dpkg-dev build-essential python3 zlib1g-dev libzstd-dev liblz4-dev libssl-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
-    $SUDO apt-get install -y -qq $need >/dev/null
+    step "apt-get install of the build dependencies ($need )" "$ROOT/apt-install.log" \
+        env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y $need
 fi
 if [ -z "$src" ]; then
     # A stale package list may name a version the archive no longer has: update once.
-    (cd "$ROOT" && apt-get source librdkafka >"$ROOT/apt-source.log" 2>&1) || {
-        $SUDO apt-get update -qq
-        (cd "$ROOT" && apt-get source librdkafka >"$ROOT/apt-source.log" 2>&1)
-    }
-    src=$(find "$ROOT" -mindepth 1 -maxdepth 1 -type d -name 'librdkafka-*' | sort | tail -n1)
+    if ! (cd "$ROOT" && apt-get source librdkafka) >"$ROOT/apt-source.log" 2>&1; then
+        step "apt-get update (before retrying apt-get source)" "$ROOT/apt-update.log" \
+            $SUDO apt-get update
+        step "apt-get source librdkafka" "$ROOT/apt-source.log" \
+            bash -c 'cd "$1" && apt-get source librdkafka' _ "$ROOT"
+    fi
+    src=$(source_dir)
 fi
 if [ -z "$src" ]; then
-    echo "apt-get source librdkafka unpacked nothing; see $ROOT/apt-source.log" >&2
+    echo "librdkafka: apt-get source librdkafka unpacked nothing (log: $ROOT/apt-source.log)" >&2
     exit 1
 fi
 cd "$src"
 if [ ! -f Makefile.config ]; then
-    ./configure --no-download >"$ROOT/configure.log" 2>&1
+    step "./configure" "$ROOT/configure.log" ./configure --no-download
 fi
-make -j"$(nproc)" libs >"$ROOT/make-libs.log" 2>&1
-make -C tests -j"$(nproc)" build >"$ROOT/make-tests.log" 2>&1
+step "make libs" "$ROOT/make-libs.log" make -j"$(nproc)" libs
+step "make -C tests build" "$ROOT/make-tests.log" make -C tests -j"$(nproc)" build
 touch .contextplane-built
 echo "$src"

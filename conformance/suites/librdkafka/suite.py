@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from harness.cache import tail
 
 NAME = "librdkafka (Debian src)"
 HERE = Path(__file__).resolve().parent
@@ -41,24 +42,31 @@ def prepare(log) -> Path:  # noqa: ANN001
         ["bash", str(HERE / "prepare.sh")], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise SuiteUnavailable(f"prepare.sh failed: {(proc.stderr or proc.stdout)[-800:]}")
+        raise SuiteUnavailable(tail(proc.stderr or proc.stdout or "prepare.sh failed silently"))
     src = Path(proc.stdout.strip().splitlines()[-1])
     if not (src / "tests" / "test-runner").exists():
         raise SuiteUnavailable(f"no test-runner in {src}")
     return src
 
 
+def fetch_kafka_tools() -> Path:
+    """Apache Kafka's tools jars (TopicCommand) from Maven Central, cached; the libs dir."""
+    from harness._maven import cache_root, copy_dependencies
+    from harness.kafka_reference import KAFKA_VERSION
+
+    return copy_dependencies(
+        cache_root() / f"kafka-tools-{KAFKA_VERSION}",
+        [f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}"],
+    )
+
+
 def kafka_cli(work: Path) -> Path | None:
     """A KAFKA_PATH whose bin/kafka-topics.sh is Apache Kafka's own TopicCommand (from
     Maven Central, cached), as tests 0052/0077 expect from a trivup cluster."""
-    from harness._maven import cache_root, copy_dependencies, java_tool
-    from harness.kafka_reference import KAFKA_VERSION
+    from harness._maven import java_tool
 
     try:
-        libs = copy_dependencies(
-            cache_root() / f"kafka-tools-{KAFKA_VERSION}",
-            [f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}"],
-        )
+        libs = fetch_kafka_tools()
     except Exception:  # noqa: BLE001 - the two tests that need it then fail, visibly
         return None
     script = work / "kafka" / "bin" / "kafka-topics.sh"
