@@ -9,10 +9,28 @@ UPLOAD_BYTES_MAX = 8 * 1024 * 1024
 UPLOAD_INTERVAL_MS = 250
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
 WAL_SEGMENT_BYTES = 64 * 1024 * 1024
-# Log cache budget: uploaded batches beyond it are evicted (un-uploaded ones never are).
+# Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).
 LOG_CACHE_BYTES_MAX = 256 * 1024 * 1024
-# Block cache for catch-up reads from objects.
-BLOCK_CACHE_BYTES_MAX = 128 * 1024 * 1024
+# Storage under pressure (full disk, unreachable object store).
+# One budget for the log cache, block cache and in-flight uploads and reads; AutoMQ's
+# default block cache + WAL cache on a 2-core broker is of this order.
+MEMORY_BUDGET_BYTES = 512 * 1024 * 1024
+# Un-uploaded WAL bytes after which produce is refused (throttled from half of it).
+WAL_BACKLOG_BYTES = 2 * 1024 * 1024 * 1024
+# Produce is throttled from this fraction of the WAL backlog or memory bound, up to
+# PRODUCE_THROTTLE_MS_MAX at the bound (Kafka's quotas throttle by up to a quota window).
+THROTTLE_START_FRACTION = 0.5
+PRODUCE_THROTTLE_MS_MAX = 1_000
+# Disk space held back for metadata commits (SQLite's -wal and -shm files) on a full disk.
+METADATA_RESERVED_BYTES = 16 * 1024 * 1024
+# While the disk is full, free space is checked at most this often.
+DISK_RECHECK_MS = 200
+# One object store request, retries included (obstore's default allows 3 minutes of
+# retries); a read of an unreachable store fails with KAFKA_STORAGE_ERROR after this,
+# well inside a client's 30 s request.timeout.ms.
+OBJECT_STORE_REQUEST_TIMEOUT_MS = 10_000
+# A clean stop uploads what it can for this long, then leaves the rest in the WAL.
+SHUTDOWN_TIMEOUT_MS = 15_000
 # Kafka's fetch.max.wait.ms upper bound a client may ask for is its request timeout; cap it.
 FETCH_WAIT_MS_MAX = 30_000
 # Idempotent producers: Kafka keeps the last 5 batches per producer for duplicate detection.

@@ -45,6 +45,13 @@ class Settings:
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
     retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS
+    # Storage under pressure: memory and WAL backlog bounds, metadata disk reserve,
+    # object store request bound, shutdown deadline.
+    memory_budget_bytes: int = limits.MEMORY_BUDGET_BYTES
+    wal_backlog_bytes: int = limits.WAL_BACKLOG_BYTES
+    metadata_reserved_bytes: int = limits.METADATA_RESERVED_BYTES
+    object_store_request_timeout_ms: int = limits.OBJECT_STORE_REQUEST_TIMEOUT_MS
+    shutdown_timeout_ms: int = limits.SHUTDOWN_TIMEOUT_MS
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +96,12 @@ _NAMES = {
     "wal.segment.bytes": "wal_segment_bytes",
     "log.cache.bytes": "log_cache_bytes",
     "log.retention.check.interval.ms": "retention_check_interval_ms",
+    # storage under pressure
+    "memory.budget.bytes": "memory_budget_bytes",
+    "wal.backlog.bytes": "wal_backlog_bytes",
+    "metadata.reserved.bytes": "metadata_reserved_bytes",
+    "object.store.request.timeout.ms": "object_store_request_timeout_ms",
+    "shutdown.timeout.ms": "shutdown_timeout_ms",
 }
 
 

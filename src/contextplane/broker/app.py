@@ -20,10 +20,12 @@ from contextplane.broker.router import Route, Router
 from contextplane.broker.server import serve
 from contextplane.broker.topics import TopicManager
 from contextplane.errors import KafkaError
+from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
+from contextplane.storage.admission import free_bytes
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.partition import PartitionLog
 
@@ -81,7 +83,16 @@ class Broker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.metadata = MetadataStore(settings.resolved_metadata_url)
+        reserve = SpaceReserve(
+            settings.data_dir / "metadata.reserve", settings.metadata_reserved_bytes
+        )
+        if free_bytes(settings.data_dir) < 2 * reserve.size_bytes:
+            # A (nearly) full disk: the metadata store needs room to open and commit
+            # leadership now, before anything else can free space.
+            reserve.release()
+        else:
+            reserve.ensure()
+        self.metadata = MetadataStore(settings.resolved_metadata_url, reserve)
         self.cluster_id = self.metadata.cluster_id()
         self.storage = StorageEngine(settings, self.metadata)
         self.topics = TopicManager(self)
@@ -126,6 +137,8 @@ class Broker:
         self.bound_port = port
 
     async def stop(self) -> None:
+        """Stop listening, stop the coordinators, then close storage (which uploads for at
+        most `shutdown.timeout.ms` and leaves the rest in the WAL)."""
         if self._server is not None:
             self._server.close()
         if self.groups is not None:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from contextplane.settings import SettingsError, load_settings
 
+# Time beyond shutdown.timeout.ms for everything but the final upload.
+_SHUTDOWN_SLACK_S = 5.0
+
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="contextplane")
@@ -85,7 +88,14 @@ async def _run(settings: object) -> None:
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)  # type: ignore[attr-defined]
     await stop.wait()
     logging.getLogger("contextplane").info("shutting down")
-    await broker.stop()
+    # Storage close is bounded by shutdown.timeout.ms; the slack covers the rest.
+    deadline_s = settings.shutdown_timeout_ms / 1000 + _SHUTDOWN_SLACK_S  # type: ignore[attr-defined]
+    try:
+        await asyncio.wait_for(broker.stop(), deadline_s)
+    except TimeoutError:
+        logging.getLogger("contextplane").warning(
+            "shutdown did not finish within %.0f s; exiting (the WAL keeps the data)", deadline_s
+        )
 
 
 if __name__ == "__main__":

@@ -4,19 +4,32 @@ offsets and producer state. SQLite for the embedded default.
 Every statement that changes what readers may rely on runs in one transaction, and the
 partition leader epoch is checked inside the same transaction that commits an object
 (`commit_object`), so a fenced broker can never publish data.
+
+A write that fails for lack of disk space releases the space reserve (metadata/reserve.py)
+and runs once more, so uploads can always commit and drain a full disk.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from contextplane.errors import FencedError, KafkaError
+from contextplane.metadata.reserve import SpaceReserve
 from contextplane.protocol.error_codes import ErrorCode
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+# SQLite's primary result codes for a failed write: the disk is full, or an I/O error
+# (creating or growing the -shm file on a full disk reports SQLITE_IOERR_SHMSIZE).
+_OUT_OF_SPACE_CODES = (13, 10)  # SQLITE_FULL, SQLITE_IOERR
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -104,19 +117,50 @@ class CommittedOffset:
     metadata: str | None
 
 
+def _out_of_space(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _OUT_OF_SPACE_CODES
+
+
+def _uses_reserve(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run a write once more in the reserved space if it failed for lack of disk."""
+
+    @functools.wraps(method)
+    def wrapper(self: MetadataStore, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not _out_of_space(exc) or self.reserve is None or not self.reserve.release():
+                raise
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MetadataStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reserve: SpaceReserve | None = None) -> None:
         if not url.startswith("sqlite:///"):
             raise ValueError(f"metadata store URL {url!r}: only sqlite:/// is implemented")
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # WAL journal + synchronous=FULL: a committed transaction survives power loss,
-        # which the broker relies on before it trims its own write-ahead log.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self.reserve = reserve
+        self._path = path
+        self._db = self._connect()
+
+    @_uses_reserve
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL journal + synchronous=FULL: a committed transaction survives power loss,
+            # which the broker relies on before it trims its own write-ahead log.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -126,6 +170,7 @@ class MetadataStore:
 
     # -- cluster -----------------------------------------------------------------------
 
+    @_uses_reserve
     def cluster_id(self) -> str:
         with self._transaction():
             row = self._db.execute("SELECT value FROM cluster WHERE key='cluster_id'").fetchone()
@@ -135,6 +180,7 @@ class MetadataStore:
             self._db.execute("INSERT INTO cluster VALUES ('cluster_id', ?)", (value,))
             return value
 
+    @_uses_reserve
     def next_counter(self, name: str, count: int = 1) -> int:
         """Allocate `count` values of a durable counter; returns the first."""
         with self._transaction():
@@ -148,6 +194,7 @@ class MetadataStore:
 
     # -- topics ------------------------------------------------------------------------
 
+    @_uses_reserve
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         with self._transaction():
             exists = self._db.execute("SELECT 1 FROM topics WHERE name=?", (name,)).fetchone()
@@ -171,6 +218,7 @@ class MetadataStore:
         ).fetchall()
         return [TopicRecord(r[0], r[1], r[3], json.loads(r[2])) for r in rows]
 
+    @_uses_reserve
     def delete_topic(self, name: str) -> list[str]:
         """Delete a topic and its ranges; returns object keys no range points at any more."""
         with self._transaction():
@@ -184,6 +232,7 @@ class MetadataStore:
             self._db.execute("DELETE FROM topics WHERE name=?", (name,))
             return self._delete_orphan_objects()
 
+    @_uses_reserve
     def add_partitions(self, name: str, total: int) -> None:
         with self._transaction():
             (current,) = self._db.execute(
@@ -194,6 +243,7 @@ class MetadataStore:
                 [(name, p) for p in range(current, total)],
             )
 
+    @_uses_reserve
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         with self._transaction():
             self._db.execute(
@@ -214,6 +264,7 @@ class MetadataStore:
         rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
         return [PartitionRecord(*r[:6], json.loads(r[6])) for r in rows]
 
+    @_uses_reserve
     def claim_leadership(self, claims: dict[int, int], node_id: int) -> dict[int, int]:
         """Become leader of each stream with epoch `seen + 1` (claims: stream -> seen
         epoch), all in one transaction; fails if any epoch moved since it was read."""
@@ -230,6 +281,7 @@ class MetadataStore:
 
     # -- objects -----------------------------------------------------------------------
 
+    @_uses_reserve
     def commit_object(
         self,
         key: str,
@@ -282,6 +334,7 @@ class MetadataStore:
             result.setdefault(row[0], []).append(RangeRecord(*row))
         return result
 
+    @_uses_reserve
     def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
         """Move the log start offset forward (never back); drop ranges wholly below it.
 
@@ -307,6 +360,7 @@ class MetadataStore:
 
     # -- group offsets -----------------------------------------------------------------
 
+    @_uses_reserve
     def commit_offsets(
         self, group_id: str, offsets: list[tuple[str, int, int, int, str | None]], now_ms: int
     ) -> None:
@@ -328,6 +382,7 @@ class MetadataStore:
         ).fetchall()
         return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4]) for r in rows}
 
+    @_uses_reserve
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
         with self._transaction():
             if partitions is None:
@@ -359,6 +414,11 @@ class _Transaction:
         if not self._outer:
             return
         if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        elif self._db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
             self._db.execute("ROLLBACK")

@@ -1,34 +1,45 @@
 """The storage engine: produce → WAL → log cache → ack; upload → objects → trim.
 
 `append()` validates nothing (the caller did) and assigns offsets synchronously; the
-returned future completes when the batch is durable in the WAL. A background uploader
-gathers every partition's durable batches into one object (bounded by `upload_bytes` and
-`upload_interval_ms`), commits the object's ranges to the metadata store, then trims the
-WAL. `read()` serves the log cache first and falls back to ranged object reads.
+returned future completes when the batch is durable in the WAL. If the WAL write fails,
+the batch and every later one are taken back (offsets stay dense, producer state is
+rolled back) and their producers get KAFKA_STORAGE_ERROR. The uploader (uploader.py)
+puts the oldest durable batches into objects of at most `upload.bytes`, commits them to
+the metadata store, then trims the WAL. `read()` serves the log cache (or the WAL, for
+batches whose bytes left memory) and falls back to ranged object reads. Memory is held
+to one budget (memory.py); produce is throttled and refused as the WAL backlog or the
+budget nears its bound, or while the disk is full (admission.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from contextplane import limits
 from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore, PartitionRecord, RangeRecord
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader, iter_batch_headers, parse_header, stamp
 from contextplane.settings import Settings
-from contextplane.storage.object_format import StreamChunk, build_object, object_key
+from contextplane.storage.admission import Admission, DiskFullGate, admit, free_bytes
+from contextplane.storage.memory import MemoryBudget, ResidentBatches
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.partition import CachedBatch, PartitionLog
 from contextplane.storage.producer_state import ProducerStateTable
 from contextplane.storage.retention import retention_start
-from contextplane.storage.wal import WriteAheadLog
+from contextplane.storage.uploader import Uploader
+from contextplane.storage.wal import (
+    BATCH_OFFSET_IN_ENTRY,
+    WalWriteError,
+    WriteAheadLog,
+    close_pieces,
+    read_spans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +55,39 @@ class StorageEngine:
     def __init__(self, settings: Settings, metadata: MetadataStore) -> None:
         self.settings = settings
         self.metadata = metadata
-        self.objects = ObjectStore(settings.resolved_object_store_url)
+        self.objects = ObjectStore(
+            settings.resolved_object_store_url, settings.object_store_request_timeout_ms
+        )
         self.wal = WriteAheadLog(
             settings.data_dir / "wal",
             segment_bytes=settings.wal_segment_bytes,
             fsync=settings.wal_fsync,
+            on_failure=self._take_back_failed_writes,
+        )
+        self.budget = MemoryBudget(settings.memory_budget_bytes, settings.log_cache_bytes)
+        self._resident = ResidentBatches(self.budget)
+        reserve = metadata.reserve
+        self.disk_gate = DiskFullGate(
+            2 * (reserve.size_bytes if reserve else 0) + settings.message_max_bytes,
+            self._free_bytes_for_appends,
         )
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         self._by_stream: dict[int, PartitionLog] = {}
-        self._upload_wakeup = asyncio.Event()
-        self._pending_bytes = 0
-        self._oldest_pending_ms: float | None = None
-        self._cache_bytes = 0
+        self.upload_wakeup = asyncio.Event()
+        self.pending_bytes = 0  # un-uploaded bytes (the WAL backlog)
         self._block_cache: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
-        self._block_cache_bytes = 0
+        self.uploader = Uploader(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Load partitions, claim leadership, replay the WAL tail past committed objects."""
+        """Load partitions, claim leadership, replay the WAL tail past committed objects.
+
+        Replay keeps only what the memory budget allows in memory; older batches are
+        read back from the WAL when uploaded or fetched.
+        """
         self._open_partitions(self.metadata.partitions(), self.metadata.ranges_by_stream())
         replayed = 0
         for entry in self.wal.recover():
@@ -73,21 +96,28 @@ class StorageEngine:
                 continue  # deleted topic, or already in an object
             header = parse_header(entry.batch)
             end = entry.base_offset + header.last_offset_delta + 1
-            partition.cache.append(
+            self._cache(
+                partition,
                 CachedBatch(
-                    entry.base_offset, end, header.max_timestamp, entry.batch, entry.position
-                )
+                    entry.base_offset,
+                    end,
+                    header.max_timestamp,
+                    entry.batch,
+                    entry.position,
+                    len(entry.batch),
+                ),
             )
             partition.producers.record(header, entry.base_offset)
-            partition.next_offset = partition.high_watermark = end
-            self._cache_bytes += len(entry.batch)
-            self._pending_bytes += len(entry.batch)
+            partition.next_offset = end
+            partition.advance_high_watermark(end)
             replayed += 1
         if replayed:
-            self._oldest_pending_ms = time.monotonic() * 1000
             log.info("replayed %d WAL entries past the last committed object", replayed)
+        if self._free_bytes_for_appends() < self.disk_gate.headroom_bytes:
+            self.disk_gate.disk_full()
+            log.warning("starting on a full disk: produce is refused until space returns")
         self._tasks = [
-            asyncio.create_task(self._upload_loop(), name="uploader"),
+            asyncio.create_task(self.uploader.run(), name="uploader"),
             asyncio.create_task(self._retention_loop(), name="retention"),
         ]
 
@@ -125,32 +155,50 @@ class StorageEngine:
         ]
         self._open_partitions(records, {})
 
+    def live_partitions(self) -> list[PartitionLog]:
+        return list(self._by_stream.values())
+
     def drop_topic(self, topic: str) -> None:
         for key in [k for k in self.partitions if k[0] == topic]:
             partition = self.partitions.pop(key)
             self._by_stream.pop(partition.stream_id, None)
             partition.deleted = True
-            for batch in partition.cache:
-                self._cache_bytes -= len(batch.data)
-                if not batch.uploaded:
-                    self._pending_bytes -= len(batch.data)
+            self._forget(partition.cache)
             partition.cache.clear()
             partition.notify()
 
     async def close(self) -> None:
-        """Stop background work after one last upload, so a clean restart replays nothing."""
+        """Stop background work, then upload what `shutdown.timeout.ms` allows; whatever
+        is left stays in the WAL and is uploaded after the next start."""
         self._closing = True
-        self._upload_wakeup.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        deadline_s = self.settings.shutdown_timeout_ms / 1000
         try:
-            await self.upload_once()
-        except Exception:  # noqa: BLE001 - the WAL still holds the data
-            log.exception("final upload failed; the WAL keeps the data for the next start")
+            await asyncio.wait_for(self.uploader.drain(), deadline_s)
+        except TimeoutError:
+            log.warning(
+                "shutdown: %d un-uploaded bytes stay in the WAL for the next start"
+                " (shutdown.timeout.ms=%d)",
+                self.pending_bytes,
+                self.settings.shutdown_timeout_ms,
+            )
         self.wal.close()
 
     # -- produce -----------------------------------------------------------------------
+
+    def admission(self) -> Admission:
+        """Whether a produce request may append now, and how long to throttle it."""
+        refusal = self.disk_gate.refusal()
+        if refusal is not None:
+            return Admission(0, refusal)
+        return admit(
+            self.pending_bytes,
+            self.settings.wal_backlog_bytes,
+            self.budget.pinned_bytes,
+            self.budget.total_bytes,
+        )
 
     def append(
         self,
@@ -174,6 +222,9 @@ class StorageEngine:
                 raise KafkaError(
                     ErrorCode.invalid_txn_state, "transactional produce is not supported yet"
                 )
+        refusal = self.disk_gate.refusal()
+        if refusal is not None:
+            raise KafkaError(ErrorCode.kafka_storage_error, refusal)
         first_offset = partition.next_offset
         durable: asyncio.Future[None] | None = None
         for header, batch in headers:
@@ -184,21 +235,57 @@ class StorageEngine:
             max_timestamp = (
                 header.max_timestamp if log_append_time_ms is None else log_append_time_ms
             )
-            partition.cache.append(CachedBatch(base, end, max_timestamp, data, position))
+            self._cache(partition, CachedBatch(base, end, max_timestamp, data, position, len(data)))
             partition.producers.record(header, base)
             partition.next_offset = end
-            self._cache_bytes += len(data)
-            self._pending_bytes += len(data)
             durable.add_done_callback(
                 lambda f, p=partition, e=end: None if f.exception() else p.advance_high_watermark(e)
             )
-        if self._oldest_pending_ms is None:
-            self._oldest_pending_ms = time.monotonic() * 1000
-        if self._pending_bytes >= self.settings.upload_bytes:
-            self._upload_wakeup.set()
+        if self.pending_bytes >= self.settings.upload_bytes:
+            self.upload_wakeup.set()
         return AppendResult(
             first_offset, -1 if log_append_time_ms is None else log_append_time_ms, durable
         )
+
+    def _cache(self, partition: PartitionLog, batch: CachedBatch) -> None:
+        partition.cache.append(batch)
+        self._resident.add(partition, batch)
+        self.budget.cached_batches += 1
+        self.pending_bytes += batch.size
+        for owner in self._resident.evict():
+            self.forget_uploaded(owner)
+
+    def forget_uploaded(self, partition: PartitionLog) -> None:
+        self.budget.cached_batches -= partition.drop_uploaded_records()
+
+    def _forget(self, batches: Iterable[CachedBatch]) -> None:
+        for batch in batches:
+            self._resident.drop(batch)
+            self.budget.cached_batches -= 1
+            if not batch.uploaded:
+                self.pending_bytes -= batch.size
+
+    def _take_back_failed_writes(self, position: int, error: BaseException) -> None:
+        """The WAL could not make anything from `position` on durable: take those batches
+        back, so offsets stay dense and idempotent retries are appended again."""
+        for partition in self._by_stream.values():
+            self._forget(partition.truncate_from_wal_position(position))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            self.disk_gate.disk_full()
+
+    def _free_bytes_for_appends(self) -> int:
+        """Free space the WAL may use: none until the metadata reserve is back."""
+        reserve = self.metadata.reserve
+        if reserve is not None and not reserve.present:
+            return 0
+        return free_bytes(self.wal.directory)
+
+    def ensure_metadata_reserve(self) -> None:
+        reserve = self.metadata.reserve
+        if reserve is None or reserve.present:
+            return
+        if free_bytes(self.wal.directory) >= 2 * reserve.size_bytes:
+            reserve.ensure()
 
     def _durable_at(self, partition: PartitionLog, end_offset: int) -> asyncio.Future[None] | None:
         if partition.high_watermark >= end_offset:
@@ -206,7 +293,12 @@ class StorageEngine:
         return asyncio.ensure_future(self._wait_durable(partition, end_offset))
 
     async def _wait_durable(self, partition: PartitionLog, end_offset: int) -> None:
+        """A retried batch waits for its original; if batches were taken back meanwhile
+        (the original's write may have failed) the retry fails too, retriably."""
+        truncations = partition.truncations
         while partition.high_watermark < end_offset and not partition.deleted:
+            if partition.truncations != truncations:
+                raise WalWriteError("the first attempt of this batch was not written; retry")
             await partition.waiter()
 
     # -- fetch -------------------------------------------------------------------------
@@ -226,13 +318,38 @@ class StorageEngine:
             return []
         cached = partition.cached_from(offset, bytes_max, allow_oversize)
         if cached is not None:
-            return cached
+            return await self.batch_bytes(cached)
         return await self._read_objects(partition, offset, bytes_max, allow_oversize)
+
+    async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
+        """Each batch's bytes: from memory, or read back from the WAL."""
+        found: list[bytes | memoryview | None] = [b.data for b in batches]
+        missing = [i for i, data in enumerate(found) if data is None]
+        if not missing:
+            return found  # type: ignore[return-value]
+        # Open the segments now, before any await: a trim cannot take them away then.
+        spans: list[list[tuple[int, int, int]]] = []
+        handed_over = False  # read_spans closes the files once it has them
+        try:
+            for i in missing:
+                start = batches[i].wal_position + BATCH_OFFSET_IN_ENTRY
+                spans.append(self.wal.open_span(start, start + batches[i].size))
+            async with self.budget.reserve(sum(batches[i].size for i in missing)):
+                reading = asyncio.get_running_loop().run_in_executor(None, read_spans, spans)
+                handed_over = True
+                read = await reading
+        finally:
+            if not handed_over:
+                for span in spans:
+                    close_pieces(span)
+        for i, data in zip(missing, read, strict=True):
+            found[i] = data
+        return found  # type: ignore[return-value]
 
     async def _read_objects(
         self, partition: PartitionLog, offset: int, bytes_max: int, allow_oversize: bool
     ) -> list[bytes | memoryview]:
-        chunks: list[bytes] = []
+        chunks: list[bytes | memoryview] = []
         total = 0
         for record in partition.ranges:
             if record.end_offset <= offset:
@@ -259,14 +376,18 @@ class StorageEngine:
         if data is not None:
             self._block_cache.move_to_end(key)
             return data
-        data = await self.objects.get_range(
-            record.object_key, record.position, record.position + record.size
-        )
+        async with self.budget.reserve(record.size):
+            data = await self.objects.get_range(
+                record.object_key, record.position, record.position + record.size
+            )
         self._block_cache[key] = data
-        self._block_cache_bytes += len(data)
-        while self._block_cache_bytes > limits.BLOCK_CACHE_BYTES_MAX and len(self._block_cache) > 1:
+        self.budget.block_cache_bytes += len(data)
+        while (
+            self.budget.block_cache_bytes > self.budget.block_cache_limit
+            and len(self._block_cache) > 1
+        ):
             _, evicted = self._block_cache.popitem(last=False)
-            self._block_cache_bytes -= len(evicted)
+            self.budget.block_cache_bytes -= len(evicted)
         return data
 
     async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:
@@ -274,112 +395,29 @@ class StorageEngine:
         result: list[bytes | memoryview] = []
         for record in partition.ranges:
             result.append(await self._read_range(record))
-        result.extend(
-            b.data
+        tail = [
+            b
             for b in partition.cache
             if b.base_offset >= partition.object_end_offset
             and b.end_offset <= partition.high_watermark
-        )
+        ]
+        result.extend(await self.batch_bytes(tail))
         return result
 
     # -- upload ------------------------------------------------------------------------
 
-    async def _upload_loop(self) -> None:
-        interval_s = self.settings.upload_interval_ms / 1000
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._upload_wakeup.wait(), interval_s)
-            self._upload_wakeup.clear()
-            try:
-                await self.upload_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep the WAL; retry on the next tick
-                log.exception("object upload failed; will retry")
-                await asyncio.sleep(interval_s)
-
     async def upload_once(self) -> int:
-        """Upload every partition's durable, not-yet-uploaded batches as one object."""
-        chunks: list[tuple[PartitionLog, list[CachedBatch]]] = []
-        for partition in list(self._by_stream.values()):
-            pending = partition.pending_upload()
-            if pending:
-                chunks.append((partition, pending))
-        if not chunks:
-            self._oldest_pending_ms = None
-            return 0
-        stream_chunks = [
-            StreamChunk(
-                p.stream_id,
-                batches[0].base_offset,
-                batches[-1].end_offset,
-                max(b.max_timestamp for b in batches),
-                [b.data for b in batches],
-            )
-            for p, batches in chunks
-        ]
-        data, index = build_object(stream_chunks)
-        # A durable counter: a key is never reused, even for an upload that failed.
-        key = object_key(self.settings.node_id, self.metadata.next_counter("object_sequence"))
-        await self.objects.put(key, data)
-        created_ms = int(time.time() * 1000)
-        self.metadata.commit_object(
-            key,
-            len(data),
-            created_ms,
-            [
-                (e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp)
-                for e in index
-            ],
-            {p.stream_id: p.leader_epoch for p, _ in chunks},
-            # Producer state as of each range's end: a later batch may not be durable yet
-            # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
-            {
-                p.stream_id: p.producers.snapshot(e.end_offset)
-                for (p, _), e in zip(chunks, index, strict=True)
-            },
-        )
-        for (partition, batches), entry in zip(chunks, index, strict=True):
-            for batch in batches:
-                batch.uploaded = True
-                self._pending_bytes -= len(batch.data)
-            partition.object_end_offset = entry.end_offset
-            partition.ranges.append(
-                RangeRecord(
-                    entry.stream_id,
-                    entry.base_offset,
-                    entry.end_offset,
-                    key,
-                    entry.position,
-                    entry.size,
-                    entry.max_timestamp,
-                    created_ms,
-                )
-            )
-        self._oldest_pending_ms = time.monotonic() * 1000 if self._pending_bytes else None
-        self._trim_wal()
-        self._evict_cache()
-        return len(data)
+        """Upload one object of the oldest pending batches (at most `upload.bytes`)."""
+        return await self.uploader.upload_once()
 
-    def _trim_wal(self) -> None:
+    def trim_wal(self) -> None:
+        """Delete WAL segments that hold nothing un-uploaded."""
         position = self.wal.end_position
         for partition in self._by_stream.values():
-            index = partition.first_unuploaded_index()
-            if index < len(partition.cache):
-                position = min(position, partition.cache[index].wal_position)
-        self.wal.trim(position)
-
-    def _evict_cache(self) -> None:
-        if self._cache_bytes <= self.settings.log_cache_bytes:
-            return
-        for partition in self._by_stream.values():
-            drop = 0
-            for batch in partition.cache:
-                if not batch.uploaded or self._cache_bytes <= self.settings.log_cache_bytes // 2:
-                    break
-                self._cache_bytes -= len(batch.data)
-                drop += 1
-            del partition.cache[:drop]
+            first = partition.first_unuploaded_position()
+            if first is not None:
+                position = min(position, first)
+        self.wal.trim(position, reclaim_active=self.disk_gate.full)
 
     # -- retention and log start -------------------------------------------------------
 
@@ -420,4 +458,4 @@ class StorageEngine:
             await self.objects.delete(key)
         doomed = set(keys)
         for cached_key in [k for k in self._block_cache if k[0] in doomed]:
-            self._block_cache_bytes -= len(self._block_cache.pop(cached_key))
+            self.budget.block_cache_bytes -= len(self._block_cache.pop(cached_key))

@@ -7,6 +7,10 @@ are unsigned (SeaweedFS on loopback accepts that).
 obstore's LocalStore writes a temporary file and renames it without fsync, so for
 `file://` this module fsyncs the object and its directory before `put` returns: the
 broker trims its WAL only after an object is durable.
+
+Every request is bounded by `request_timeout_ms`, retries included (obstore's own default
+retries for up to 3 minutes): against an unreachable store a read fails with
+ObjectStoreError in bounded time, and the caller answers KAFKA_STORAGE_ERROR.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Awaitable
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore, MemoryStore, S3Store
+
+_T = TypeVar("_T")
 
 
 class ObjectStoreError(OSError):
@@ -27,8 +36,9 @@ class ObjectStoreError(OSError):
 
 
 class ObjectStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, request_timeout_ms: int = 10_000) -> None:
         self.url = url
+        self._timeout_s = request_timeout_ms / 1000
         parsed = urlparse(url)
         self._local_root: Path | None = None
         if parsed.scheme == "file":
@@ -42,14 +52,27 @@ class ObjectStore:
             endpoint = options.pop("endpoint", None)
             region = options.pop("region", "us-east-1")
             has_credentials = "AWS_ACCESS_KEY_ID" in os.environ
-            client_options = (
-                {"allow_http": True} if endpoint and endpoint.startswith("http:") else {}
-            )
+            timeout = timedelta(milliseconds=request_timeout_ms)
+            client_options: dict[str, object] = {
+                "timeout": timeout,
+                "connect_timeout": min(timeout, timedelta(seconds=5)),
+            }
+            if endpoint and endpoint.startswith("http:"):
+                client_options["allow_http"] = True
             self._store = S3Store(
                 parsed.netloc,
                 endpoint=endpoint,
                 region=region,
-                client_options=client_options,
+                client_options=client_options,  # type: ignore[arg-type]
+                retry_config={
+                    "max_retries": 3,
+                    "retry_timeout": timeout,
+                    "backoff": {
+                        "init_backoff": timedelta(milliseconds=100),
+                        "max_backoff": timedelta(seconds=2),
+                        "base": 2,
+                    },
+                },
                 skip_signature=not has_credentials,
                 prefix=parsed.path.strip("/") or None,
             )
@@ -63,12 +86,20 @@ class ObjectStore:
         self.bytes_put = 0
         self.bytes_got = 0
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def _bounded(self, what: str, operation: Awaitable[_T]) -> _T:
         try:
-            # One PUT per object: multipart would cost a request per 5 MiB part.
-            await obstore.put_async(self._store, key, data, use_multipart=False)  # type: ignore[arg-type]
+            return await asyncio.wait_for(operation, self._timeout_s)
+        except TimeoutError:
+            raise ObjectStoreError(
+                f"{what}: no answer from the object store within {self._timeout_s:g} s"
+            ) from None
         except (ObstoreError, OSError) as exc:
-            raise ObjectStoreError(f"put {key}: {exc}") from exc
+            raise ObjectStoreError(f"{what}: {exc}") from exc
+
+    async def put(self, key: str, data: bytes) -> None:
+        # One PUT per object: multipart would cost a request per 5 MiB part.
+        put = obstore.put_async(self._store, key, data, use_multipart=False)  # type: ignore[arg-type]
+        await self._bounded(f"put {key}", put)
         self.puts += 1
         self.bytes_put += len(data)
         if self._local_root is not None:
@@ -90,16 +121,17 @@ class ObjectStore:
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         """Bytes [start, end) of an object, as a view of obstore's buffer (no copy)."""
-        try:
-            data = await obstore.get_range_async(self._store, key, start=start, end=end)  # type: ignore[arg-type]
-        except (ObstoreError, OSError) as exc:
-            raise ObjectStoreError(f"get {key} [{start}, {end}): {exc}") from exc
+        get = obstore.get_range_async(self._store, key, start=start, end=end)  # type: ignore[arg-type]
+        data = await self._bounded(f"get {key} [{start}, {end})", get)
         self.gets += 1
         self.bytes_got += end - start
         return memoryview(data)
 
     async def delete(self, key: str) -> None:
         # Deleting an absent object is not an error: retention may race a topic deletion.
+        await self._bounded(f"delete {key}", self._delete_if_present(key))
+        self.deletes += 1
+
+    async def _delete_if_present(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, key)  # type: ignore[arg-type]
-        self.deletes += 1

@@ -4,12 +4,18 @@ Offsets are assigned here, synchronously, so batches are ordered by the event lo
 high watermark moves only when a batch is durable in the WAL, and fetches never see past
 it. `ranges` mirrors the metadata store's object index for this partition, so a catch-up
 fetch needs no metadata query.
+
+`cache` lists every batch not yet in an object (and recently uploaded ones). A batch's
+bytes may have been dropped from memory (`data is None`) to keep within the memory
+budget: the WAL still holds them at `wal_position`, and readers and the uploader read
+them back from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from contextplane.metadata.store import RangeRecord
@@ -21,8 +27,9 @@ class CachedBatch:
     base_offset: int
     end_offset: int  # exclusive
     max_timestamp: int
-    data: bytes
+    data: bytes | None  # None: only in the WAL (or, once uploaded, in an object)
     wal_position: int
+    size: int
     uploaded: bool = False
 
 
@@ -41,11 +48,29 @@ class PartitionLog:
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     deleted: bool = False
+    # Bumped whenever batches past the high watermark are taken back (a failed write).
+    truncations: int = 0
 
     def advance_high_watermark(self, end_offset: int) -> None:
         if end_offset > self.high_watermark:
             self.high_watermark = end_offset
+            self.producers.commit(end_offset)
             self.notify()
+
+    def truncate_from_wal_position(self, position: int) -> list[CachedBatch]:
+        """Take back every batch written at or after WAL `position` (its write failed):
+        the next batch gets the first failed batch's offsets, as after a failed log
+        append in Kafka. Returns the batches removed."""
+        index = bisect.bisect_left(self.cache, position, key=lambda b: b.wal_position)
+        removed = self.cache[index:]
+        if not removed:
+            return []
+        del self.cache[index:]
+        self.next_offset = removed[0].base_offset
+        self.producers.rollback(removed[0].base_offset)
+        self.truncations += 1
+        self.notify()
+        return removed
 
     def notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -60,33 +85,53 @@ class PartitionLog:
 
     def cached_from(
         self, offset: int, bytes_max: int, allow_oversize: bool = True
-    ) -> list[bytes] | None:
-        """Durable cached batches containing `offset` onwards, or None if not cached."""
+    ) -> list[CachedBatch] | None:
+        """Durable cached batches containing `offset` onwards, or None if an object must
+        be read (the offset is below the cache, or its uploaded batch left memory)."""
         if not self.cache or offset < self.cache[0].base_offset:
             return None
-        chunks: list[bytes] = []
+        found: list[CachedBatch] = []
         total = 0
         start = bisect.bisect_right(self.cache, offset, key=lambda b: b.end_offset)
         for index in range(start, len(self.cache)):
             batch = self.cache[index]
             if batch.base_offset >= self.high_watermark:
                 break
-            if (chunks or not allow_oversize) and total + len(batch.data) > bytes_max:
+            if batch.data is None and batch.uploaded:
+                if not found:
+                    return None
                 break
-            chunks.append(batch.data)
-            total += len(batch.data)
-        return chunks
+            if (found or not allow_oversize) and total + batch.size > bytes_max:
+                break
+            found.append(batch)
+            total += batch.size
+        return found
 
     def first_unuploaded_index(self) -> int:
         """Uploaded batches are always a prefix of the cache (uploads go in offset order)."""
         return bisect.bisect_left(self.cache, self.object_end_offset, key=lambda b: b.base_offset)
 
-    def pending_upload(self) -> list[CachedBatch]:
+    def pending_upload(self) -> Iterator[CachedBatch]:
         """Durable batches not yet in an object, in offset order."""
-        pending = []
-        for index in range(self.first_unuploaded_index(), len(self.cache)):
-            batch = self.cache[index]
+        cache = self.cache
+        for index in range(self.first_unuploaded_index(), len(cache)):
+            batch = cache[index]
             if batch.end_offset > self.high_watermark:
+                return
+            yield batch
+
+    def first_unuploaded_position(self) -> int | None:
+        """WAL position of the oldest batch not yet in an object (None: all uploaded)."""
+        index = self.first_unuploaded_index()
+        return self.cache[index].wal_position if index < len(self.cache) else None
+
+    def drop_uploaded_records(self) -> int:
+        """Forget uploaded batches whose bytes left memory (objects serve them now);
+        returns how many records were dropped."""
+        drop = 0
+        for batch in self.cache:
+            if not batch.uploaded or batch.data is not None:
                 break
-            pending.append(batch)
-        return pending
+            drop += 1
+        del self.cache[:drop]
+        return drop

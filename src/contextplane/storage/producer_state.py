@@ -5,10 +5,17 @@ retried batch that matches one of them is a duplicate and gets its original offs
 a batch that does not continue the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER, a new epoch
 must start at sequence 0, and a batch from an older epoch is fenced with
 INVALID_PRODUCER_EPOCH. A producer id with no state is accepted at any sequence.
+
+A batch is recorded when its offsets are assigned, before it is durable. If its WAL write
+fails, `rollback` restores each producer's state as it was before the first failed batch
+(an undo entry per recorded batch, dropped once `commit` says the batch is durable), so
+the producer's retry is appended again rather than "deduplicated" onto offsets that were
+never written.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +46,17 @@ class ProducerEntry:
         return self.batches[-1].last_sequence if self.batches else -1
 
 
+@dataclass(slots=True)
+class _Undo:
+    base_offset: int
+    producer_id: int
+    prior: ProducerEntry | None  # a copy of the entry before this batch, None if new
+
+
 class ProducerStateTable:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self._undo: deque[_Undo] = deque()
 
     def check_sequence(self, header: BatchHeader) -> BatchMetadata | None:
         """Return the earlier batch if `header` is a duplicate; raise if it is invalid."""
@@ -82,11 +97,18 @@ class ProducerStateTable:
         if header.producer_id < 0:
             return
         entry = self.producers.get(header.producer_id)
+        if entry is not None and entry.batches and base_offset <= entry.batches[-1].base_offset:
+            return  # WAL replay of a batch the snapshot already holds
+        self._undo.append(
+            _Undo(
+                base_offset,
+                header.producer_id,
+                None if entry is None else ProducerEntry(entry.epoch, list(entry.batches)),
+            )
+        )
         if entry is None or header.producer_epoch > entry.epoch:
             entry = ProducerEntry(header.producer_epoch)
             self.producers[header.producer_id] = entry
-        elif entry.batches and base_offset <= entry.batches[-1].base_offset:
-            return  # WAL replay of a batch the snapshot already holds
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
@@ -97,6 +119,22 @@ class ProducerStateTable:
             )
         )
         del entry.batches[: -limits.PRODUCER_BATCHES_RETAINED]
+
+    def commit(self, end_offset: int) -> None:
+        """Batches below `end_offset` are durable: they can no longer be rolled back."""
+        undo = self._undo
+        while undo and undo[0].base_offset < end_offset:
+            undo.popleft()
+
+    def rollback(self, offset: int) -> None:
+        """Forget every batch recorded at or after `offset` (its write failed)."""
+        undo = self._undo
+        while undo and undo[-1].base_offset >= offset:
+            step = undo.pop()
+            if step.prior is None:
+                self.producers.pop(step.producer_id, None)
+            else:
+                self.producers[step.producer_id] = step.prior
 
     def snapshot(self, end_offset: int | None = None) -> dict[str, Any]:
         """The table as JSON-able data; with `end_offset`, only batches below it.

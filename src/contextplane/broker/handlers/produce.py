@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 async def produce(ctx: RequestContext, request: Any) -> Any:
     request_error = _request_error(request)
+    # Storage back-pressure (WAL backlog, memory budget, full disk): throttle or refuse.
+    admission = ctx.broker.storage.admission()
+    if request_error is None and admission.refusal is not None:
+        request_error = KafkaError(ErrorCode.kafka_storage_error, admission.refusal)
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     topics = []
     failed = False
@@ -79,9 +83,15 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                 entry.update(
                     error_code=ErrorCode.kafka_storage_error, error_message=str(exc), base_offset=-1
                 )
-        return ctx.response(throttle_time=0, responses=topics, node_endpoints=[])
+        if admission.throttle_ms:
+            # Delayed as well as reported (as Kafka did before KIP-219), so a client that
+            # ignores throttle_time_ms is slowed all the same.
+            await asyncio.sleep(admission.throttle_ms / 1000)
+        return ctx.response(
+            throttle_time=admission.throttle_ms, responses=topics, node_endpoints=[]
+        )
 
-    if not pending:
+    if not pending and not admission.throttle_ms:
         return await respond()
     return respond()
 

@@ -1,0 +1,165 @@
+"""The uploader: durable, not-yet-uploaded batches → one object at a time → metadata →
+WAL trim.
+
+Each object takes the oldest un-uploaded batches in WAL order, across partitions, up to
+`upload.bytes` (a single larger batch goes alone), so after an outage the backlog goes up
+as a series of bounded objects and the WAL can be trimmed from its head as they land.
+Batches whose bytes left memory are read back from the WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from contextplane.metadata.store import RangeRecord
+from contextplane.storage.object_format import StreamChunk, build_object, object_key
+from contextplane.storage.partition import CachedBatch, PartitionLog
+
+if TYPE_CHECKING:
+    from contextplane.storage.engine import StorageEngine
+
+log = logging.getLogger(__name__)
+
+# Back-off between failed uploads grows to this (an outage is retried, not hammered).
+_RETRY_BACKOFF_MAX_S = 5.0
+
+
+def select_for_upload(
+    partitions: Iterable[PartitionLog], upload_bytes: int
+) -> list[tuple[PartitionLog, list[CachedBatch]]]:
+    """The oldest durable un-uploaded batches (by WAL position) up to `upload_bytes` in
+    all, at least one; each partition's share is a prefix of its pending batches."""
+
+    def keyed(index: int, partition: PartitionLog) -> Iterator[tuple[int, int, CachedBatch]]:
+        for batch in partition.pending_upload():
+            yield batch.wal_position, index, batch
+
+    ordered = list(partitions)
+    chosen: dict[int, list[CachedBatch]] = {}
+    total = 0
+    for _, index, batch in heapq.merge(*(keyed(i, p) for i, p in enumerate(ordered))):
+        if total and total + batch.size > upload_bytes:
+            break
+        chosen.setdefault(index, []).append(batch)
+        total += batch.size
+    return [(ordered[i], batches) for i, batches in sorted(chosen.items())]
+
+
+class Uploader:
+    def __init__(self, engine: StorageEngine) -> None:
+        self._engine = engine
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Upload on every interval or wake-up, back to back while a backlog remains."""
+        engine = self._engine
+        interval_s = engine.settings.upload_interval_ms / 1000
+        while True:
+            if engine.pending_bytes < engine.settings.upload_bytes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(engine.upload_wakeup.wait(), interval_s)
+            engine.upload_wakeup.clear()
+            engine.ensure_metadata_reserve()
+            try:
+                await self.upload_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off
+                self.failures += 1
+                backoff = min(interval_s * 2**self.failures, _RETRY_BACKOFF_MAX_S)
+                log.warning(
+                    "object upload failed (%d in a row; %d bytes wait in the WAL): %s",
+                    self.failures,
+                    engine.pending_bytes,
+                    exc,
+                )
+                await asyncio.sleep(backoff)
+            else:
+                self.failures = 0
+
+    async def drain(self) -> None:
+        """Upload until nothing durable is pending (a clean stop); retries failures."""
+        interval_s = self._engine.settings.upload_interval_ms / 1000
+        while True:
+            try:
+                if not await self.upload_once():
+                    return
+            except Exception as exc:  # noqa: BLE001 - the WAL keeps the data
+                log.warning("final upload failed, retrying: %s", exc)
+                await asyncio.sleep(interval_s)
+
+    async def upload_once(self) -> int:
+        """Upload one object of the oldest pending batches; returns its size (0: none)."""
+        engine = self._engine
+        chunks = select_for_upload(engine.live_partitions(), engine.settings.upload_bytes)
+        if not chunks:
+            return 0
+        size = sum(b.size for _, batches in chunks for b in batches)
+        # The batches read back and the object built from them.
+        async with engine.budget.reserve(2 * size):
+            stream_chunks = []
+            for partition, batches in chunks:
+                data = await engine.batch_bytes(batches)
+                stream_chunks.append(
+                    StreamChunk(
+                        partition.stream_id,
+                        batches[0].base_offset,
+                        batches[-1].end_offset,
+                        max(b.max_timestamp for b in batches),
+                        data,
+                    )
+                )
+            data, index = build_object(stream_chunks)
+            del stream_chunks
+            # A durable counter: a key is never reused, even for an upload that failed.
+            key = object_key(
+                engine.settings.node_id, engine.metadata.next_counter("object_sequence")
+            )
+            await engine.objects.put(key, data)
+            object_size = len(data)
+            del data
+        created_ms = int(time.time() * 1000)
+        engine.metadata.commit_object(
+            key,
+            object_size,
+            created_ms,
+            [
+                (e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp)
+                for e in index
+            ],
+            {p.stream_id: p.leader_epoch for p, _ in chunks},
+            # Producer state as of each range's end: a later batch may not be durable yet
+            # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
+            {
+                p.stream_id: p.producers.snapshot(e.end_offset)
+                for (p, _), e in zip(chunks, index, strict=True)
+            },
+        )
+        for (partition, batches), entry in zip(chunks, index, strict=True):
+            if partition.deleted:
+                continue  # its bytes were already forgotten with the topic
+            for batch in batches:
+                batch.uploaded = True
+            engine.pending_bytes -= sum(b.size for b in batches)
+            partition.object_end_offset = entry.end_offset
+            partition.ranges.append(
+                RangeRecord(
+                    entry.stream_id,
+                    entry.base_offset,
+                    entry.end_offset,
+                    key,
+                    entry.position,
+                    entry.size,
+                    entry.max_timestamp,
+                    created_ms,
+                )
+            )
+            engine.forget_uploaded(partition)
+        engine.trim_wal()
+        return object_size
