@@ -35,6 +35,7 @@ from contextplane.storage.retention import retention_start
 from contextplane.storage.uploader import Uploader
 from contextplane.storage.wal import (
     BATCH_OFFSET_IN_ENTRY,
+    FileOps,
     WalWriteError,
     WriteAheadLog,
     close_pieces,
@@ -52,20 +53,28 @@ class AppendResult:
 
 
 class StorageEngine:
-    def __init__(self, settings: Settings, metadata: MetadataStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        wal_files: FileOps | None = None,
+        objects: ObjectStore | None = None,
+    ) -> None:
         self.settings = settings
         self.metadata = metadata
-        self.objects = ObjectStore(
+        self.objects = objects or ObjectStore(
             settings.resolved_object_store_url, settings.object_store_request_timeout_ms
         )
         self.wal = WriteAheadLog(
             settings.data_dir / "wal",
             segment_bytes=settings.wal_segment_bytes,
             fsync=settings.wal_fsync,
+            files=wal_files,
             on_failure=self._take_back_failed_writes,
         )
         self.budget = MemoryBudget(settings.memory_budget_bytes, settings.log_cache_bytes)
         self._resident = ResidentBatches(self.budget)
+        self.budget.on_shrink = self._evict
         reserve = metadata.reserve
         self.disk_gate = DiskFullGate(
             2 * (reserve.size_bytes if reserve else 0) + settings.message_max_bytes,
@@ -252,6 +261,9 @@ class StorageEngine:
         self._resident.add(partition, batch)
         self.budget.cached_batches += 1
         self.pending_bytes += batch.size
+        self._evict()
+
+    def _evict(self) -> None:
         for owner in self._resident.evict():
             self.forget_uploaded(owner)
 
@@ -388,6 +400,7 @@ class StorageEngine:
         ):
             _, evicted = self._block_cache.popitem(last=False)
             self.budget.block_cache_bytes -= len(evicted)
+        self._evict()
         return data
 
     async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,6 +33,8 @@ class MemoryBudget:
         self.block_cache_bytes = 0
         self.in_flight_bytes = 0
         self._in_flight_changed = asyncio.Condition()
+        # Called whenever the log cache's room shrinks (the owner evicts then).
+        self.on_shrink: Callable[[], None] = lambda: None
 
     @property
     def pinned_bytes(self) -> int:
@@ -67,6 +69,7 @@ class MemoryBudget:
                 )
             )
             self.in_flight_bytes += size
+        self.on_shrink()
         try:
             yield
         finally:

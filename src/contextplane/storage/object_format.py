@@ -38,6 +38,12 @@ class StreamChunk:
     batches: list[bytes]
 
 
+def index_bytes_max(streams: int) -> int:
+    """An upper bound on the index and footer of an object with `streams` streams (a
+    msgpack array header, then six integers of at most 9 bytes each per entry)."""
+    return _FOOTER.size + 5 + streams * (1 + 6 * 9)
+
+
 def build_object(chunks: list[StreamChunk]) -> tuple[bytes, list[IndexEntry]]:
     parts: list[bytes] = []
     index: list[IndexEntry] = []

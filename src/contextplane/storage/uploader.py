@@ -18,7 +18,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from contextplane.metadata.store import RangeRecord
-from contextplane.storage.object_format import StreamChunk, build_object, object_key
+from contextplane.storage.object_format import (
+    StreamChunk,
+    build_object,
+    index_bytes_max,
+    object_key,
+)
 from contextplane.storage.partition import CachedBatch, PartitionLog
 
 if TYPE_CHECKING:
@@ -33,8 +38,9 @@ _RETRY_BACKOFF_MAX_S = 5.0
 def select_for_upload(
     partitions: Iterable[PartitionLog], upload_bytes: int
 ) -> list[tuple[PartitionLog, list[CachedBatch]]]:
-    """The oldest durable un-uploaded batches (by WAL position) up to `upload_bytes` in
-    all, at least one; each partition's share is a prefix of its pending batches."""
+    """The oldest durable un-uploaded batches (by WAL position) whose object, index
+    included, fits in `upload_bytes` (at least one batch); each partition's share is a
+    prefix of its pending batches."""
 
     def keyed(index: int, partition: PartitionLog) -> Iterator[tuple[int, int, CachedBatch]]:
         for batch in partition.pending_upload():
@@ -44,7 +50,8 @@ def select_for_upload(
     chosen: dict[int, list[CachedBatch]] = {}
     total = 0
     for _, index, batch in heapq.merge(*(keyed(i, p) for i, p in enumerate(ordered))):
-        if total and total + batch.size > upload_bytes:
+        streams = len(chosen) + (index not in chosen)
+        if total and total + batch.size + index_bytes_max(streams) > upload_bytes:
             break
         chosen.setdefault(index, []).append(batch)
         total += batch.size

@@ -38,7 +38,7 @@ _SEGMENT_SUFFIX = ".wal"
 # Bytes before a record batch inside an entry (its position + this = the batch's first byte).
 BATCH_OFFSET_IN_ENTRY = _ENTRY_HEADER.size + _PAYLOAD_HEADER.size
 # Recovery reads segments in chunks of this size, so replay never holds a whole segment.
-_RECOVERY_CHUNK_BYTES = 4 * 1024 * 1024
+RECOVERY_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class WalWriteError(OSError):
@@ -112,7 +112,7 @@ class WriteAheadLog:
     def _segment_path(self, base: int) -> Path:
         return self._directory / f"{base:020d}{_SEGMENT_SUFFIX}"
 
-    def recover(self) -> Iterator[WalEntry]:
+    def recover(self, chunk_bytes: int = RECOVERY_CHUNK_BYTES) -> Iterator[WalEntry]:
         """Yield every intact entry, truncate a torn tail, and open the log for appends.
 
         Segments are read in bounded chunks: replaying a large backlog never holds more
@@ -124,7 +124,7 @@ class WriteAheadLog:
             path = self._segment_path(base)
             size = path.stat().st_size
             valid = 0
-            for entry in _read_segment(path, base):
+            for entry in _read_segment(path, base, chunk_bytes):
                 valid = entry.end_position - base
                 yield entry
             end = base + valid
@@ -357,14 +357,14 @@ def close_pieces(pieces: list[tuple[int, int, int]]) -> None:
             os.close(fd)
 
 
-def _read_segment(path: Path, base: int) -> Iterator[WalEntry]:
+def _read_segment(path: Path, base: int, chunk_bytes: int) -> Iterator[WalEntry]:
     """Intact entries of one segment, read in bounded chunks; stops at the first torn
     or corrupt entry."""
     with open(path, "rb", buffering=0) as handle:
         buffer = b""
         consumed = 0  # file offset of buffer[0]
         while True:
-            chunk = handle.read(_RECOVERY_CHUNK_BYTES)
+            chunk = handle.read(chunk_bytes)
             if chunk:
                 buffer = buffer + chunk if buffer else chunk
             position = 0

@@ -1,0 +1,107 @@
+"""An object store outage against the engine: memory stays within the budget (batches
+waiting for upload are read back from the WAL), produce is throttled then refused, and
+afterwards the backlog goes up in objects no larger than upload.bytes, losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.records import iter_batch_headers, split_batches
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.objectstore import ObjectStore, ObjectStoreError
+from tests.support.rawclient import record_batch
+
+KIB = 1024
+
+
+class SwitchableStore(ObjectStore):
+    """An in-memory object store that can be made unreachable; records PUT sizes."""
+
+    def __init__(self) -> None:
+        super().__init__("memory://")
+        self.reachable = True
+        self.put_sizes: list[int] = []
+
+    async def put(self, key: str, data: bytes) -> None:
+        if not self.reachable:
+            raise ObjectStoreError(f"put {key}: connection refused")
+        self.put_sizes.append(len(data))
+        await super().put(key, data)
+
+    async def get_range(self, key: str, start: int, end: int) -> memoryview:
+        if not self.reachable:
+            raise ObjectStoreError(f"get {key}: connection refused")
+        return await super().get_range(key, start, end)
+
+
+def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        upload_bytes=256 * KIB,
+        upload_interval_ms=20,
+        memory_budget_bytes=2048 * KIB,
+        wal_backlog_bytes=8192 * KIB,
+    )
+    metadata = MetadataStore(settings.resolved_metadata_url)
+    metadata.create_topic("t", 2, {})
+    store = SwitchableStore()
+
+    async def run() -> None:
+        engine = StorageEngine(settings, metadata, objects=store)
+        await engine.open()
+        store.reachable = False
+        sent: list[bytes] = []
+        throttled = refusal = None
+        while refusal is None:
+            admission = engine.admission()
+            if admission.refusal is not None:
+                refusal = admission.refusal
+                break
+            if admission.throttle_ms and throttled is None:
+                throttled = engine.pending_bytes
+            value = b"%08d" % len(sent) + b"v" * (16 * KIB)
+            data = record_batch([value])
+            partition = engine.partitions[("t", len(sent) % 2)]
+            await engine.append(partition, split_batches(data, 1 << 20)).durable
+            sent.append(value)
+            budget = engine.budget
+            assert budget.log_cache_bytes <= budget.log_cache_limit
+            assert budget.used_bytes <= budget.total_bytes
+        assert throttled is not None and throttled >= settings.wal_backlog_bytes // 2
+        assert "wal.backlog.bytes" in refusal
+        assert engine.pending_bytes >= settings.wal_backlog_bytes
+        assert store.put_sizes == []
+
+        async def everything() -> list[bytes]:
+            values = []
+            for index in range(2):
+                partition = engine.partitions[("t", index)]
+                chunks = await engine.read(partition, 0, 1 << 30)
+                for chunk in chunks:
+                    data = bytes(chunk)
+                    position = 0
+                    for header in iter_batch_headers(data):
+                        record = data[position : position + header.total_bytes]
+                        values.append(record[-(16 * KIB + 8) - 1 : -1])
+                        position += header.total_bytes
+            return sorted(values)
+
+        assert await everything() == sorted(sent)  # served from the WAL during the outage
+        store.reachable = True
+        deadline = time.monotonic() + 30
+        while engine.pending_bytes:
+            assert time.monotonic() < deadline, f"{engine.pending_bytes} bytes never uploaded"
+            await asyncio.sleep(0.02)
+        assert len(store.put_sizes) > 20
+        assert max(store.put_sizes) <= settings.upload_bytes
+        assert engine.admission().refusal is None
+        assert await everything() == sorted(sent)  # now from objects
+        await engine.close()
+
+    asyncio.run(run())
