@@ -122,19 +122,26 @@ class SeaweedFS:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self, timeout_s: float = 60.0, attempts: int = 3) -> SeaweedFS:
-        """Start `weed mini`; retry with fresh ports if one was taken in the meantime."""
+    def start(
+        self, timeout_s: float = 60.0, attempts: int = 3, keep_ports: bool = False
+    ) -> SeaweedFS:
+        """Start `weed mini`; retry with fresh ports if one was taken in the meantime.
+
+        With `keep_ports` (a restart after `kill`), the previous ports are used again, so
+        a broker configured with the old endpoint finds the store back.
+        """
         error: Exception | None = None
         for _ in range(attempts):
             try:
-                return self._start_once(timeout_s)
+                return self._start_once(timeout_s, keep_ports and bool(self.ports))
             except _PortRace as exc:
                 error = exc
         raise RuntimeError(f"weed mini did not start after {attempts} attempts: {error}")
 
-    def _start_once(self, timeout_s: float) -> SeaweedFS:
+    def _start_once(self, timeout_s: float, keep_ports: bool = False) -> SeaweedFS:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        if not keep_ports:
+            self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
         # Unix sockets must have short paths (108 bytes); weed defaults them to
         # /tmp/seaweedfs-*-PORT.sock and leaves some behind, so give each run its own dir.
         self._socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))
@@ -197,6 +204,23 @@ class SeaweedFS:
         if bytes(obstore.get(store, key).bytes()) != payload:
             raise RuntimeError("probe object read back different bytes")
         obstore.delete(store, key)
+
+    def freeze(self) -> None:
+        """SIGSTOP every weed process: requests connect, then hang unanswered."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL (even while frozen); `start(keep_ports=True)` brings it back."""
+        process, self.process = self.process, None
+        if process is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self._cleanup_sockets()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM, then SIGKILL if weed does not exit in time."""

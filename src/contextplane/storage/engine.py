@@ -88,6 +88,7 @@ class StorageEngine:
         self.uploader = Uploader(self)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._refusing = False  # for logging each refusal episode once
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -201,13 +202,22 @@ class StorageEngine:
         """Whether a produce request may append now, and how long to throttle it."""
         refusal = self.disk_gate.refusal()
         if refusal is not None:
-            return Admission(0, refusal)
-        return admit(
-            self.pending_bytes,
-            self.settings.wal_backlog_bytes,
-            self.budget.pinned_bytes,
-            self.budget.total_bytes,
-        )
+            admission = Admission(0, refusal)
+        else:
+            admission = admit(
+                self.pending_bytes,
+                self.settings.wal_backlog_bytes,
+                self.budget.pinned_bytes,
+                self.budget.total_bytes,
+            )
+        refusing = admission.refusal is not None
+        if refusing != self._refusing:
+            self._refusing = refusing
+            if refusing:
+                log.warning("refusing produce: %s", admission.refusal)
+            else:
+                log.info("produce accepted again")
+        return admission
 
     def append(
         self,

@@ -67,14 +67,18 @@ class Uploader:
         """Upload on every interval or wake-up, back to back while a backlog remains."""
         engine = self._engine
         interval_s = engine.settings.upload_interval_ms / 1000
+        uploaded = 0
         while True:
-            if engine.pending_bytes < engine.settings.upload_bytes:
+            # Back to back while a full object's worth is waiting (catching up after an
+            # outage); otherwise on the interval or when append wakes us.
+            if not uploaded or engine.pending_bytes < engine.settings.upload_bytes:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(engine.upload_wakeup.wait(), interval_s)
             engine.upload_wakeup.clear()
             engine.ensure_metadata_reserve()
+            uploaded = 0
             try:
-                await self.upload_once()
+                uploaded = await self.upload_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off

@@ -45,7 +45,11 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                 partition = ctx.broker.partition(topic.name, data.index)
                 result = _append(ctx, partition, data.records or b"")
             except KafkaError as exc:
-                if exc.code != ErrorCode.unknown_topic_or_partition:
+                # Storage refusals are logged once per episode by the storage engine.
+                if exc.code not in (
+                    ErrorCode.unknown_topic_or_partition,
+                    ErrorCode.kafka_storage_error,
+                ):
                     log.info(
                         "produce to %s-%d from %s rejected: %s",
                         topic.name,

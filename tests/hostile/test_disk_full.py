@@ -1,0 +1,192 @@
+"""A full disk under the broker's data directory (a small tmpfs).
+
+Produce gets KAFKA_STORAGE_ERROR, an idempotent librdkafka producer rides it out without
+a fatal error, reads keep working, produce works again once space is freed (no
+restart), the broker starts on a full disk and serves reads, and every acknowledged
+record is read back exactly once at its offset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.protocol.error_codes import ErrorCode
+from tests.e2e.test_protocol import produce as raw_produce
+from tests.hostile.support import (
+    MIB,
+    assert_acknowledged_exactly_once,
+    fill_disk,
+    read_partitions,
+    tmpfs,
+)
+from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient, record_batch
+
+TOPIC = "diskfull"
+PARTITIONS = 2
+
+
+@dataclass
+class TrackedProducer:
+    """An idempotent producer that records acknowledgements and fatal errors."""
+
+    bootstrap: str
+    acked: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    failed: dict[bytes, str] = field(default_factory=dict)
+    fatal: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "message.timeout.ms": 120_000,
+                "retry.backoff.ms": 100,
+                "retry.backoff.max.ms": 500,
+                "error_cb": self._on_error,
+            }
+        )
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self.fatal.append(error.str())
+
+    def _on_delivery(self, error: KafkaError | None, message: object) -> None:
+        key = message.key()  # type: ignore[attr-defined]
+        if error is None:
+            self.acked[key] = (message.partition(), message.offset())  # type: ignore[attr-defined]
+        else:
+            self.failed[key] = error.str()
+
+    def send(self, prefix: str, count: int, value_bytes: int = 2000) -> None:
+        for i in range(count):
+            key = f"{prefix}-{i}".encode()
+            while True:
+                try:
+                    self.producer.produce(
+                        TOPIC, key=key, value=b"v" * value_bytes, on_delivery=self._on_delivery
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            self.producer.poll(0)
+
+    def flush(self, timeout_s: float) -> int:
+        return self.producer.flush(timeout_s)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """The broker's data directory on a 48 MiB tmpfs (its log file stays outside)."""
+    with tmpfs(tmp_path / "broker", 48 * MIB) as path:
+        yield path
+
+
+def storage_error_from_raw_produce(bootstrap: str, attempts: int = 50) -> tuple[int, str | None]:
+    """Produce 256 KiB batches until one fails (a page-cache write may still fit)."""
+    with RawClient(bootstrap) as client:
+        for _ in range(attempts):
+            result = raw_produce(client, TOPIC, record_batch([b"r" * 256 * 1024]))
+            if result.error_code != ErrorCode.none:
+                return result.error_code, result.error_message
+    return ErrorCode.none, None
+
+
+def stop_quietly(broker: BrokerProcess) -> None:
+    """Stop in a `finally` without hiding the test's own failure."""
+    try:
+        broker.stop()
+    except RuntimeError as exc:
+        print(f"broker stop: {exc}")
+
+
+def wait_until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    broker = BrokerProcess(
+        small_disk,
+        # Objects live elsewhere: uploads are what lets the WAL drain off a full disk.
+        object_store=(tmp_path / "objects").resolve().as_uri(),
+        settings={
+            "upload.interval.ms": "100",
+            "upload.bytes": str(256 * 1024),
+            "wal.segment.bytes": str(1 * MIB),
+            "metadata.reserved.bytes": str(2 * MIB),
+        },
+    ).start()
+    producer: TrackedProducer | None = None
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, PARTITIONS)])[TOPIC].result(15)
+        producer = TrackedProducer(broker.bootstrap)
+        producer.send("before", 2000)
+        assert producer.flush(30) == 0
+        assert len(producer.acked) == 2000
+
+        filler = fill_disk(small_disk)
+        code, message = storage_error_from_raw_produce(broker.bootstrap)
+        print(f"\n[disk full] raw produce: error {code} ({message})")
+        assert code == ErrorCode.kafka_storage_error, (code, message)
+
+        # The idempotent producer keeps going while the disk is full ...
+        producer.send("during", 2000)
+        producer.producer.poll(2)
+        # ... reads are served meanwhile ...
+        logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)
+        assert sum(len(r) for r in logs.values()) >= 2000
+        assert not producer.fatal, producer.fatal
+
+        filler.unlink()  # space comes back: produce must resume without a restart
+        freed_at = time.monotonic()
+        assert producer.flush(90) == 0, f"{len(producer.producer)} messages never answered"
+        print(
+            f"[disk full] after freeing space: {len(producer.acked)} acked,"
+            f" {len(producer.failed)} failed, all answered in {time.monotonic() - freed_at:.1f}s"
+        )
+        assert not producer.fatal, producer.fatal
+        assert not producer.failed, list(producer.failed.items())[:3]
+        assert len(producer.acked) == 4000
+        assert_acknowledged_exactly_once(
+            read_partitions(broker.bootstrap, TOPIC, PARTITIONS), producer.acked
+        )
+        del producer
+        producer = None
+
+        # A restart on a full disk: the broker starts, serves reads, refuses produce.
+        broker.stop()
+        filler = fill_disk(small_disk)
+        started = time.monotonic()
+        broker.start(timeout_s=60)
+        print(f"[disk full] started on a full disk in {time.monotonic() - started:.1f}s")
+        code, message = storage_error_from_raw_produce(broker.bootstrap, attempts=1)
+        assert code == ErrorCode.kafka_storage_error, (code, message)
+        logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)
+        assert sum(len(r) for r in logs.values()) >= 4000
+        filler.unlink()
+        wait_until(
+            lambda: (
+                storage_error_from_raw_produce(broker.bootstrap, attempts=1)[0] == ErrorCode.none
+            ),
+            30,
+            "produce to resume after space came back",
+        )
+    finally:
+        if producer is not None:
+            producer.flush(0)
+        stop_quietly(broker)
