@@ -64,12 +64,14 @@ def test_resident_batches_evict_oldest_first_within_the_budget() -> None:
         total_bytes=4000 + 10 * CACHED_BATCH_OVERHEAD_BYTES, log_cache_cap_bytes=1 << 30
     )
     resident = ResidentBatches(budget)
-    partition = object()
+    partition = partition_with(1, [])  # owners are partitions: not hashable
     batches = [cached(i, 1000, i * 1000) for i in range(10)]
-    for batch in batches:
+    for index, batch in enumerate(batches):
+        batch.uploaded = index < 5
         budget.cached_batches += 1
         resident.add(partition, batch)
-        resident.evict()
+        owners = resident.evict()
+        assert owners in ([], [partition])
         assert budget.log_cache_bytes <= budget.log_cache_limit
     # The records are pinned; the log cache gets the rest: the 4 newest batches stay.
     assert [b.data is not None for b in batches] == [False] * 6 + [True] * 4

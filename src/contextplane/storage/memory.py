@@ -99,19 +99,19 @@ class ResidentBatches:
             batch.data = None
             self._budget.log_cache_bytes -= batch.size
 
-    def evict(self) -> set[Any]:
+    def evict(self) -> list[Any]:
         """Drop the oldest bytes until the log cache fits its limit; returns the owners
         of evicted batches that were already uploaded (their records can go too)."""
         budget = self._budget
-        owners: set[Any] = set()
+        owners: dict[int, Any] = {}  # by identity: owners need not be hashable
         while self._queue and budget.log_cache_bytes > budget.log_cache_limit:
             owner, batch = self._queue.popleft()
             if batch.data is None:
                 continue
             self.drop(batch)
             if batch.uploaded:
-                owners.add(owner)
-        return owners
+                owners[id(owner)] = owner
+        return list(owners.values())
 
     def clear(self) -> None:
         for _, batch in self._queue:
