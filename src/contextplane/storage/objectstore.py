@@ -10,7 +10,9 @@ broker trims its WAL only after an object is durable.
 
 Every request is bounded by `request_timeout_ms`, retries included (obstore's own default
 retries for up to 3 minutes): against an unreachable store a read fails with
-ObjectStoreError in bounded time, and the caller answers KAFKA_STORAGE_ERROR.
+ObjectStoreError in bounded time, and the caller answers KAFKA_STORAGE_ERROR. After a
+read timed out, reads fail at once for a short while, so a fetch of many partitions
+that all need the store answers within one bound rather than one per partition.
 """
 
 from __future__ import annotations
@@ -34,11 +36,18 @@ _T = TypeVar("_T")
 class ObjectStoreError(OSError):
     """Any failure of the object store (outage, missing object, denied request)."""
 
+    timed_out = False
+
+
+# After a read timed out, further reads fail at once for this long.
+_READS_FAIL_FAST_S = 1.0
+
 
 class ObjectStore:
     def __init__(self, url: str, request_timeout_ms: int = 10_000) -> None:
         self.url = url
         self._timeout_s = request_timeout_ms / 1000
+        self._reads_fail_until = 0.0
         parsed = urlparse(url)
         self._local_root: Path | None = None
         if parsed.scheme == "file":
@@ -90,9 +99,11 @@ class ObjectStore:
         try:
             return await asyncio.wait_for(operation, self._timeout_s)
         except TimeoutError:
-            raise ObjectStoreError(
+            error = ObjectStoreError(
                 f"{what}: no answer from the object store within {self._timeout_s:g} s"
-            ) from None
+            )
+            error.timed_out = True
+            raise error from None
         except (ObstoreError, OSError) as exc:
             raise ObjectStoreError(f"{what}: {exc}") from exc
 
@@ -121,8 +132,17 @@ class ObjectStore:
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         """Bytes [start, end) of an object, as a view of obstore's buffer (no copy)."""
+        what = f"get {key} [{start}, {end})"
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._reads_fail_until:
+            raise ObjectStoreError(f"{what}: the object store did not answer a read just now")
         get = obstore.get_range_async(self._store, key, start=start, end=end)  # type: ignore[arg-type]
-        data = await self._bounded(f"get {key} [{start}, {end})", get)
+        try:
+            data = await self._bounded(what, get)
+        except ObjectStoreError as exc:
+            if exc.timed_out:
+                self._reads_fail_until = loop.time() + _READS_FAIL_FAST_S
+            raise
         self.gets += 1
         self.bytes_got += end - start
         return memoryview(data)
