@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
@@ -31,24 +31,30 @@ def tmpfs(path: Path, size_bytes: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def fill_disk(directory: Path) -> Path:
-    """Write a file until the file system is full (ENOSPC); returns it."""
+def fill_disk(directory: Path, between: Callable[[], None] | None = None) -> Path:
+    """Write a file until the file system is full (ENOSPC even for one byte); returns
+    it. `between` runs after every full-size block (to keep producing while the disk
+    fills up). Blocks shrink near the end and grow back when the broker frees space
+    (WAL segments trimmed after an upload), so a moving target is filled quickly."""
     filler = directory / f"filler-{uuid.uuid4().hex[:8]}"
-    block = b"\0" * (256 * 1024)
+    largest = 256 * 1024
+    zeros = b"\0" * largest
+    size = largest
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         while True:
             try:
-                written = os.write(fd, block)
+                written = os.write(fd, zeros[:size])
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-                if len(block) == 1:
+                if size == 1:
                     break
-                block = block[: len(block) // 2]
+                size //= 2
                 continue
-            if written < len(block):
-                block = block[: max(1, len(block) // 2)]
+            if written == size == largest and between is not None:
+                between()
+            size = min(size * 2, largest) if written == size else max(1, size // 2)
     finally:
         os.close(fd)
     return filler

@@ -31,6 +31,7 @@ from tests.support.rawclient import RawClient, record_batch
 
 TOPIC = "diskfull"
 PARTITIONS = 2
+PROBE = "probe"  # raw produce probes write here, apart from the tracked records
 
 
 @dataclass
@@ -95,7 +96,7 @@ def storage_error_from_raw_produce(bootstrap: str, attempts: int = 50) -> tuple[
     """Produce 256 KiB batches until one fails (a page-cache write may still fit)."""
     with RawClient(bootstrap) as client:
         for _ in range(attempts):
-            result = raw_produce(client, TOPIC, record_batch([b"r" * 256 * 1024]))
+            result = raw_produce(client, PROBE, record_batch([b"r" * 256 * 1024]))
             if result.error_code != ErrorCode.none:
                 return result.error_code, result.error_message
     return ErrorCode.none, None
@@ -133,20 +134,27 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
     producer: TrackedProducer | None = None
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        admin.create_topics([NewTopic(TOPIC, PARTITIONS)])[TOPIC].result(15)
+        for name, count in ((TOPIC, PARTITIONS), (PROBE, 1)):
+            admin.create_topics([NewTopic(name, count)])[name].result(15)
         producer = TrackedProducer(broker.bootstrap)
         producer.send("before", 2000)
         assert producer.flush(30) == 0
         assert len(producer.acked) == 2000
 
-        filler = fill_disk(small_disk)
+        # The disk fills up under the idempotent producer: some of its batches fail in
+        # the WAL write itself, and their retries must be written again, not deduplicated.
+        sent = [0]
+
+        def keep_producing() -> None:
+            producer.send(f"filling{sent[0]}", 20)
+            sent[0] += 1
+
+        filler = fill_disk(small_disk, between=keep_producing)
+        producer.send("during", 2000)
+        producer.producer.poll(2)
         code, message = storage_error_from_raw_produce(broker.bootstrap)
         print(f"\n[disk full] raw produce: error {code} ({message})")
         assert code == ErrorCode.kafka_storage_error, (code, message)
-
-        # The idempotent producer keeps going while the disk is full ...
-        producer.send("during", 2000)
-        producer.producer.poll(2)
         # ... reads are served meanwhile ...
         logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)
         assert sum(len(r) for r in logs.values()) >= 2000
@@ -161,7 +169,7 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
         )
         assert not producer.fatal, producer.fatal
         assert not producer.failed, list(producer.failed.items())[:3]
-        assert len(producer.acked) == 4000
+        assert len(producer.acked) == 4000 + 20 * sent[0]
         assert_acknowledged_exactly_once(
             read_partitions(broker.bootstrap, TOPIC, PARTITIONS), producer.acked
         )
@@ -177,7 +185,7 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
         code, message = storage_error_from_raw_produce(broker.bootstrap, attempts=1)
         assert code == ErrorCode.kafka_storage_error, (code, message)
         logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)
-        assert sum(len(r) for r in logs.values()) >= 4000
+        assert sum(len(r) for r in logs.values()) >= 4000 + 20 * sent[0]
         filler.unlink()
         wait_until(
             lambda: (

@@ -46,7 +46,7 @@ def test_disk_full_gate_rechecks_at_most_every_interval_and_reopens_with_headroo
     assert gate.refusal() is not None
     free[0] = 9 * MIB
     now[0] += limits.DISK_RECHECK_MS / 1000
-    assert "9437184 bytes free" in (gate.refusal() or "")
+    assert "9437184 bytes usable" in (gate.refusal() or "")
     free[0] = 20 * MIB
     assert gate.refusal() is not None  # not rechecked yet: no statvfs per request
     assert checks[0] == 1

@@ -102,6 +102,6 @@ class DiskFullGate:
                 self.full = False
                 return None
         return (
-            f"disk full: the write-ahead log's file system has {self._free_seen} bytes free,"
-            f" appends resume at {self.headroom_bytes}; retry later"
+            f"disk full: {self._free_seen} bytes usable by the write-ahead log, appends"
+            f" resume at {self.headroom_bytes}; retry later"
         )
