@@ -31,6 +31,20 @@ DISK_RECHECK_MS = 200
 OBJECT_STORE_REQUEST_TIMEOUT_MS = 10_000
 # A clean stop uploads what it can for this long, then leaves the rest in the WAL.
 SHUTDOWN_TIMEOUT_MS = 15_000
+# message.max.decompression.ratio: a batch's records may decompress to at most this many
+# times the topic's max.message.bytes (Apache Tika's and Apache POI's zip-bomb guards
+# both refuse archives that expand more than 100:1).
+MESSAGE_DECOMPRESSION_RATIO_MAX = 100
+# Record errors (KIP-467) named in one Produce response; the rest are counted in its
+# message. Kafka names all; clients fail the unnamed records of the batch anyway.
+RECORD_ERRORS_LISTED_MAX = 1_000
+# Threads that decompress and walk the records of large or compressed produced batches.
+RECORD_VALIDATION_THREADS = 2
+# A batch of at most this many records is walked on the event loop (about a millisecond
+# of work: handing it to a thread would cost more), decompressing at most this many
+# bytes; a larger or more expanding batch is walked in the pool.
+RECORD_VALIDATION_INLINE_RECORDS = 1_000
+RECORD_VALIDATION_INLINE_BYTES = 1024 * 1024
 # Kafka's fetch.max.wait.ms upper bound a client may ask for is its request timeout; cap it.
 FETCH_WAIT_MS_MAX = 30_000
 # Idempotent producers: Kafka keeps the last 5 batches per producer for duplicate detection.

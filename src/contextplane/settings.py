@@ -33,6 +33,8 @@ class Settings:
     retention_ms: int = 7 * 24 * 3600 * 1000
     retention_bytes: int = -1
     message_max_bytes: int = limits.MESSAGE_BYTES_MAX
+    # A batch's records may decompress to at most this many times max.message.bytes.
+    message_max_decompression_ratio: int = limits.MESSAGE_DECOMPRESSION_RATIO_MAX
     socket_request_max_bytes: int = limits.SOCKET_REQUEST_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.
@@ -86,6 +88,7 @@ _NAMES = {
     "retention.bytes": "retention_bytes",
     "log.retention.bytes": "retention_bytes",
     "message.max.bytes": "message_max_bytes",
+    "message.max.decompression.ratio": "message_max_decompression_ratio",
     "socket.request.max.bytes": "socket_request_max_bytes",
     "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
     "upload.bytes": "upload_bytes",

@@ -19,6 +19,10 @@ def _int(value: str) -> bool:
     return True
 
 
+def _non_negative(value: str) -> bool:
+    return _int(value) and int(value) >= 0
+
+
 def _choice(*options: str) -> Callable[[str], bool]:
     return lambda value: value in options
 
@@ -49,8 +53,9 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     "flush.messages": (_int, lambda s: "1"),
     "flush.ms": (_int, lambda s: "0"),
     "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),
-    "message.timestamp.before.max.ms": (_int, lambda s: "9223372036854775807"),
-    "message.timestamp.after.max.ms": (_int, lambda s: "9223372036854775807"),
+    # Enforced per record on produce. Kafka 4's defaults: any age, at most an hour ahead.
+    "message.timestamp.before.max.ms": (_non_negative, lambda s: "9223372036854775807"),
+    "message.timestamp.after.max.ms": (_non_negative, lambda s: "3600000"),
 }
 
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {

@@ -1,20 +1,56 @@
-"""Produce: validate each partition's batch, append, answer once all are durable."""
+"""Produce: validate each partition's batch, append, answer once all are durable.
+
+Three steps per request: the batch header and CRC of every partition (synchronous,
+`records.split_batches`); the records inside (`record_validation`), on the event loop
+for small batches and in a small thread pool for large or compressed ones, so that a
+decompression bomb never stalls other connections; then the appends, in request order.
+The server handles a connection's requests one at a time, so awaiting the pool keeps
+the order of a connection's produce requests (and of idempotent sequences).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
+from contextplane import limits
+from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.record_scan import check_payload
+from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, split_batches
-from contextplane.storage.engine import AppendResult
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _validation_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(
+            max_workers=limits.RECORD_VALIDATION_THREADS, thread_name_prefix="record-validation"
+        )
+    return _pool
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One partition's batch on its way from the request to the log."""
+
+    topic: str
+    entry: dict[str, Any]  # its partition response
+    partition: PartitionLog
+    header: BatchHeader
+    batch: memoryview
+    policy: RecordPolicy
+    append_time: bool
+    error: KafkaError | None = field(default=None)
 
 
 async def produce(ctx: RequestContext, request: Any) -> Any:
@@ -23,8 +59,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     admission = ctx.broker.storage.admission()
     if request_error is None and admission.refusal is not None:
         request_error = KafkaError(ErrorCode.kafka_storage_error, admission.refusal)
-    pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     topics = []
+    batches: list[_Batch] = []
     failed = False
     for topic in request.topic_data:
         partitions = []
@@ -43,35 +79,16 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                 if request_error is not None:
                     raise request_error
                 partition = ctx.broker.partition(topic.name, data.index)
-                result = _append(ctx, partition, data.records or b"")
+                batches.append(_checked_batch(ctx, topic.name, entry, partition, data.records))
             except KafkaError as exc:
-                # Storage refusals are logged once per episode by the storage engine.
-                if exc.code not in (
-                    ErrorCode.unknown_topic_or_partition,
-                    ErrorCode.kafka_storage_error,
-                ):
-                    log.info(
-                        "produce to %s-%d from %s rejected: %s",
-                        topic.name,
-                        data.index,
-                        ctx.peer,
-                        exc.message,
-                    )
-                entry.update(error_code=exc.code, error_message=exc.message)
+                _reject(ctx, topic.name, entry, exc)
                 failed = True
-                continue
-            except OSError as exc:
-                entry.update(error_code=ErrorCode.kafka_storage_error, error_message=str(exc))
-                failed = True
-                continue
-            entry["base_offset"] = result.base_offset
-            entry["log_append_time"] = result.log_append_time
-            entry["log_start_offset"] = ctx.broker.partition(
-                topic.name, data.index
-            ).log_start_offset
-            if result.durable is not None:
-                pending.append((entry, result.durable))
         topics.append({"name": topic.name, "partition_responses": partitions})
+    await _validate_records(batches, ctx.now_ms())
+    pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+    for item in batches:
+        if _append(ctx, item, pending) is not None:
+            failed = True
     if request.acks == 0:
         if failed:
             # acks=0 has no response; closing the connection is Kafka's only way to tell
@@ -108,21 +125,131 @@ def _request_error(request: Any) -> KafkaError | None:
     return None
 
 
-def _append(ctx: RequestContext, partition: PartitionLog, records: bytes) -> AppendResult:
-    broker = ctx.broker
-    configs = broker.topics.topics()[partition.topic].configs
-    batch_bytes_max = int(configs.get("max.message.bytes", broker.settings.message_max_bytes))
-    batches = split_batches(records, batch_bytes_max)
+def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaError) -> None:
+    # Storage refusals are logged once per episode by the storage engine.
+    if exc.code not in (ErrorCode.unknown_topic_or_partition, ErrorCode.kafka_storage_error):
+        log.info("produce to %s-%d from %s rejected: %s", topic, entry["index"], ctx.peer, exc)
+    entry.update(error_code=exc.code, error_message=exc.message)
+    if isinstance(exc, RecordErrors):
+        entry["record_errors"] = [
+            {"batch_index": index, "batch_index_error_message": message}
+            for index, message in exc.record_errors
+        ]
+
+
+def _topic_config(ctx: RequestContext, configs: dict[str, str], name: str) -> str:
+    value = configs.get(name)
+    return value if value is not None else TOPIC_CONFIGS[name][1](ctx.broker.settings)
+
+
+def _checked_batch(
+    ctx: RequestContext,
+    topic: str,
+    entry: dict[str, Any],
+    partition: PartitionLog,
+    records: bytes | None,
+) -> _Batch:
+    """The partition's one batch with its header and CRC checked (records not yet)."""
+    configs = ctx.broker.topics.topics()[topic].configs
+    batch_bytes_max = int(_topic_config(ctx, configs, "max.message.bytes"))
+    batches = split_batches(records or b"", batch_bytes_max)
     if len(batches) != 1:
         raise KafkaError(
             ErrorCode.invalid_record,
             "Produce requests are only allowed to contain exactly one record batch per partition",
         )
-    header: BatchHeader = batches[0][0]
+    header, batch = batches[0]
+    append_time = _topic_config(ctx, configs, "message.timestamp.type") == "LogAppendTime"
+    ratio = ctx.broker.settings.message_max_decompression_ratio
+    policy = RecordPolicy(
+        topic_partition=f"{topic}-{entry['index']}",
+        compacted="compact" in _topic_config(ctx, configs, "cleanup.policy"),
+        log_append_time=append_time,
+        timestamp_before_max_ms=int(_topic_config(ctx, configs, "message.timestamp.before.max.ms")),
+        timestamp_after_max_ms=int(_topic_config(ctx, configs, "message.timestamp.after.max.ms")),
+        decompressed_bytes_max=batch_bytes_max * ratio,
+    )
+    return _Batch(topic, entry, partition, header, batch, policy, append_time)
+
+
+async def _validate_records(batches: list[_Batch], now_ms: int) -> None:
+    """Walk every batch's records; small ones here, the others in the pool (one job)."""
+    deferred = [item for item in batches if not _validated_inline(item, now_ms)]
+    if deferred:
+        await asyncio.get_running_loop().run_in_executor(
+            _validation_pool(), _validate_all, deferred, now_ms
+        )
+
+
+def _validated_inline(item: _Batch, now_ms: int) -> bool:
+    """Validate `item` here if that is cheap; False if it must go to the pool.
+
+    The walk costs per record, decompression per byte: a batch with few records is
+    walked here, a compressed one only up to a small decompressed size (a bomb is
+    handed to the pool after that much, and walked there from the start).
+    """
+    if item.header.records_count > limits.RECORD_VALIDATION_INLINE_RECORDS:
+        return False
+    policy = item.policy
+    if item.header.compression:
+        inline_bytes = min(policy.decompressed_bytes_max, limits.RECORD_VALIDATION_INLINE_BYTES)
+        if inline_bytes < policy.decompressed_bytes_max:
+            policy = _with_limit(policy, inline_bytes)
     try:
-        check_payload(header, batches[0][1])
-    except ValueError as exc:
-        # What Apache Kafka 4.4 answers when a compressed payload cannot be read.
-        raise KafkaError(ErrorCode.unknown_server_error, str(exc)) from None
-    append_time = ctx.now_ms() if configs.get("message.timestamp.type") == "LogAppendTime" else None
-    return broker.storage.append(partition, batches, append_time)
+        validate_records(item.header, item.batch, policy, now_ms)
+    except KafkaError as exc:
+        if exc.code == ErrorCode.message_too_large and policy is not item.policy:
+            return False
+        item.error = exc
+    return True
+
+
+def _with_limit(policy: RecordPolicy, decompressed_bytes_max: int) -> RecordPolicy:
+    return RecordPolicy(
+        policy.topic_partition,
+        policy.compacted,
+        policy.log_append_time,
+        policy.timestamp_before_max_ms,
+        policy.timestamp_after_max_ms,
+        decompressed_bytes_max,
+    )
+
+
+def _validate_all(batches: list[_Batch], now_ms: int) -> None:
+    for item in batches:
+        try:
+            validate_records(item.header, item.batch, item.policy, now_ms)
+        except KafkaError as exc:
+            item.error = exc
+
+
+def _append(
+    ctx: RequestContext,
+    item: _Batch,
+    pending: list[tuple[dict[str, Any], asyncio.Future[None]]],
+) -> KafkaError | OSError | None:
+    """Append a validated batch (or record its error); the error, if any."""
+    entry = item.entry
+    try:
+        if item.error is not None:
+            raise item.error
+        # The partition may have gone while the records were walked in the pool.
+        if ctx.broker.partition(item.topic, entry["index"]) is not item.partition:
+            raise KafkaError(
+                ErrorCode.unknown_topic_or_partition,
+                "This server does not host this topic-partition.",
+            )
+        append_time = ctx.now_ms() if item.append_time else None
+        result = ctx.broker.storage.append(item.partition, [(item.header, item.batch)], append_time)
+    except KafkaError as exc:
+        _reject(ctx, item.topic, entry, exc)
+        return exc
+    except OSError as exc:
+        entry.update(error_code=ErrorCode.kafka_storage_error, error_message=str(exc))
+        return exc
+    entry["base_offset"] = result.base_offset
+    entry["log_append_time"] = result.log_append_time
+    entry["log_start_offset"] = item.partition.log_start_offset
+    if result.durable is not None:
+        pending.append((entry, result.durable))
+    return None

@@ -1,0 +1,263 @@
+"""Bounded, streaming decompression of a record batch's payload, for every Kafka codec.
+
+`decompressed_chunks` yields the decompressed bytes in pieces of at most `chunk_bytes`
+and raises `DecompressedTooLarge` as soon as the output would pass `limit`: a 30 KB
+zstd payload that expands to gigabytes costs at most `limit` bytes of output (and one
+codec block of working memory) before it is refused. Nothing is allocated from a size
+the payload declares before that size is checked against the limit.
+
+The formats are those Kafka's own readers accept (clients' `compress` package):
+
+* gzip: RFC 1952 members, one after another; bytes after the last member that do not
+  start another member are ignored, as `java.util.zip.GZIPInputStream` ignores them.
+* snappy: xerial framing (magic, version, then length-prefixed raw blocks) as the Java
+  client writes it, or one raw snappy block as librdkafka may send; each raw block's
+  uncompressed length (its varint preamble) is checked before it is decompressed.
+* lz4: the LZ4 frame format with independent blocks, as `Lz4BlockInputStream` reads it
+  (header checksum verified; block and content checksums are not: the batch CRC32C
+  already covers the payload). Bytes after the end mark are ignored, as Kafka does.
+* zstd: one or more frames; the decoder's window is capped (`window_log_max`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+
+import cramjam
+
+try:  # Python 3.14+: the standard library's zstd module
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:  # earlier Pythons: its backport, the same API
+    from backports import zstd  # type: ignore[no-redef]
+
+# Output granularity: the validator walks records one chunk at a time.
+CHUNK_BYTES = 256 * 1024
+
+NONE, GZIP, SNAPPY, LZ4, ZSTD = 0, 1, 2, 3, 4
+
+
+class DecompressionError(Exception):
+    """The payload is not a valid stream of its codec (Kafka: 'Failed to decompress')."""
+
+
+class DecompressedTooLarge(Exception):
+    """The payload decompresses to more than the limit."""
+
+
+def decompressed_chunks(
+    codec: int, payload: bytes | memoryview, limit: int, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """The decompressed payload, in non-empty pieces of at most `chunk_bytes` bytes."""
+    reader = _READERS.get(codec)
+    if reader is None:
+        raise DecompressionError(f"unknown compression codec {codec}")
+    produced = 0
+    try:
+        for piece in reader(memoryview(payload), limit, chunk_bytes):
+            produced += len(piece)
+            if produced > limit:
+                raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
+            if piece:
+                yield piece
+    except (zlib.error, zstd.ZstdError, cramjam.DecompressionError, struct.error) as exc:
+        raise DecompressionError(str(exc)) from None
+
+
+# -- gzip ----------------------------------------------------------------------------------
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Input is fed in slices so that `unconsumed_tail` (a copy) stays small.
+_INPUT_SLICE_BYTES = 64 * 1024
+
+
+def _gzip(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    position = 0
+    while True:  # one decompressor per member
+        decompressor = zlib.decompressobj(wbits=31)  # the gzip container only, as Java's
+        data = b""
+        while not decompressor.eof:
+            if not data and position < len(payload):
+                data = payload[position : position + _INPUT_SLICE_BYTES]
+                position += len(data)
+            piece = decompressor.decompress(data, min(chunk_bytes, limit + 1))
+            data = decompressor.unconsumed_tail
+            if not piece and not data and position >= len(payload) and not decompressor.eof:
+                raise DecompressionError("gzip stream is truncated")
+            yield piece
+        # What follows the member in the last input slice starts the next one (if any).
+        position -= len(decompressor.unused_data)
+        if bytes(payload[position : position + 2]) != _GZIP_MAGIC:
+            return
+
+
+# -- snappy --------------------------------------------------------------------------------
+
+_XERIAL_MAGIC = b"\x82SNAPPY\x00"
+_XERIAL_HEADER_BYTES = 16  # magic (8), version (4), compatible version (4)
+
+
+def _snappy_raw_block(block: memoryview, budget: int) -> bytes:
+    size = cramjam.snappy.decompress_raw_len(block)
+    if size > budget:
+        raise DecompressedTooLarge(f"snappy block declares {size} bytes, over the limit")
+    out = bytearray(size)
+    written = cramjam.snappy.decompress_raw_into(block, out)
+    if written != size:
+        raise DecompressionError("snappy block is shorter than its preamble declares")
+    return bytes(out)
+
+
+def _snappy(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    if bytes(payload[: len(_XERIAL_MAGIC)]) != _XERIAL_MAGIC:
+        yield from _slices(_snappy_raw_block(payload, limit + 1), chunk_bytes)
+        return
+    if len(payload) < _XERIAL_HEADER_BYTES:
+        raise DecompressionError("xerial snappy header is truncated")
+    position = _XERIAL_HEADER_BYTES
+    produced = 0
+    while position < len(payload):
+        if position + 4 > len(payload):
+            raise DecompressionError("xerial snappy block length is truncated")
+        (size,) = struct.unpack_from(">i", payload, position)
+        position += 4
+        if size < 0 or position + size > len(payload):
+            raise DecompressionError("xerial snappy block is truncated")
+        block = _snappy_raw_block(payload[position : position + size], limit + 1 - produced)
+        position += size
+        produced += len(block)
+        yield from _slices(block, chunk_bytes)
+
+
+# -- lz4 -----------------------------------------------------------------------------------
+
+_LZ4_MAGIC = 0x184D2204
+_LZ4_UNCOMPRESSED_BIT = 0x80000000
+
+
+def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    if len(payload) < 7:
+        raise DecompressionError("lz4 frame header is truncated")
+    if struct.unpack_from("<I", payload, 0)[0] != _LZ4_MAGIC:
+        raise DecompressionError("lz4 frame magic is wrong")
+    flg, bd = payload[4], payload[5]
+    # Kafka's Lz4BlockInputStream: version 1, independent blocks, no dictionary id.
+    if flg & 0x03 or not flg & 0x20 or flg >> 6 != 1:
+        raise DecompressionError(f"lz4 frame flags {flg:#x} are not supported")
+    if bd & 0x8F or not 4 <= (bd >> 4) & 7 <= 7:
+        raise DecompressionError(f"lz4 block descriptor {bd:#x} is invalid")
+    block_max = 1 << (2 * ((bd >> 4) & 7) + 8)
+    block_checksum = bool(flg & 0x10)
+    position = 6 + (8 if flg & 0x08 else 0)
+    if position >= len(payload):
+        raise DecompressionError("lz4 frame header is truncated")
+    if payload[position] != (xxh32(bytes(payload[4:position])) >> 8) & 0xFF:
+        raise DecompressionError("lz4 frame descriptor checksum mismatch")
+    position += 1
+    out = bytearray(block_max)
+    produced = 0
+    while True:
+        if position + 4 > len(payload):
+            raise DecompressionError("lz4 stream ended prematurely")
+        (size,) = struct.unpack_from("<I", payload, position)
+        position += 4
+        if size == 0:  # end mark; a content checksum may follow, unchecked as in Kafka
+            return
+        stored = bool(size & _LZ4_UNCOMPRESSED_BIT)
+        size &= ~_LZ4_UNCOMPRESSED_BIT
+        if size > block_max or position + size > len(payload):
+            raise DecompressionError("lz4 block size is invalid")
+        block = payload[position : position + size]
+        position += size + (4 if block_checksum else 0)
+        if stored:
+            data = bytes(block)
+        else:
+            written = cramjam.lz4.decompress_block_into(block, out, output_len=block_max)
+            data = bytes(memoryview(out)[:written])
+        produced += len(data)
+        if produced > limit:
+            raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
+        yield from _slices(data, chunk_bytes)
+
+
+_P1, _P2, _P3, _P4, _P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
+_M32 = 0xFFFFFFFF
+
+
+def _rotl(value: int, bits: int) -> int:
+    return ((value << bits) | (value >> (32 - bits))) & _M32
+
+
+def xxh32(data: bytes, seed: int = 0) -> int:
+    """XXH32, for the LZ4 frame descriptor checksum (a few bytes; pure Python is enough)."""
+    length = len(data)
+    position = 0
+    if length >= 16:
+        lanes = [(seed + _P1 + _P2) & _M32, (seed + _P2) & _M32, seed, (seed - _P1) & _M32]
+        while position + 16 <= length:
+            for lane in range(4):
+                (word,) = struct.unpack_from("<I", data, position)
+                lanes[lane] = (_rotl((lanes[lane] + word * _P2) & _M32, 13) * _P1) & _M32
+                position += 4
+        digest = _rotl(lanes[0], 1) + _rotl(lanes[1], 7) + _rotl(lanes[2], 12)
+        digest = (digest + _rotl(lanes[3], 18)) & _M32
+    else:
+        digest = (seed + _P5) & _M32
+    digest = (digest + length) & _M32
+    while position + 4 <= length:
+        (word,) = struct.unpack_from("<I", data, position)
+        digest = (_rotl((digest + word * _P3) & _M32, 17) * _P4) & _M32
+        position += 4
+    while position < length:
+        digest = (_rotl((digest + data[position] * _P5) & _M32, 11) * _P1) & _M32
+        position += 1
+    digest = ((digest ^ (digest >> 15)) * _P2) & _M32
+    digest = ((digest ^ (digest >> 13)) * _P3) & _M32
+    return digest ^ (digest >> 16)
+
+
+# -- zstd ----------------------------------------------------------------------------------
+
+# The largest window a frame may ask for: zstd's own default limit (128 MiB), which is
+# also what zstd-jni in Kafka accepts, lowered towards the output limit but never below
+# 8 MiB (the window zstd level 19 streams declare). Window memory is only touched as
+# output is produced, and output stops at the limit.
+_ZSTD_WINDOW_LOG_MAX = 27
+_ZSTD_WINDOW_LOG_FLOOR = 23
+
+
+def _zstd(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    window_log = max(_ZSTD_WINDOW_LOG_FLOOR, min(_ZSTD_WINDOW_LOG_MAX, limit.bit_length()))
+    options = {zstd.DecompressionParameter.window_log_max: window_log}
+    data: bytes | memoryview = payload
+    while True:  # one decompressor per frame; zstd-jni also reads frame after frame
+        decompressor = zstd.ZstdDecompressor(options=options)
+        while not decompressor.eof:
+            piece = decompressor.decompress(data, min(chunk_bytes, limit + 1))
+            data = b""
+            if not piece and decompressor.needs_input:
+                raise DecompressionError("zstd frame is truncated")
+            yield piece
+        data = decompressor.unused_data
+        if not data:
+            return
+
+
+# -- no compression ------------------------------------------------------------------------
+
+
+def _none(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    yield from _slices(bytes(payload), chunk_bytes)
+
+
+def _slices(data: bytes, chunk_bytes: int) -> Iterator[bytes]:
+    if len(data) <= chunk_bytes:
+        yield data
+        return
+    view = memoryview(data)
+    for start in range(0, len(data), chunk_bytes):
+        yield bytes(view[start : start + chunk_bytes])
+
+
+_READERS = {NONE: _none, GZIP: _gzip, SNAPPY: _snappy, LZ4: _lz4, ZSTD: _zstd}

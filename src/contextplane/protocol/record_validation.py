@@ -1,0 +1,583 @@
+"""Record-level validation of a produced batch, as Kafka's LogValidator does it.
+
+The batch header and CRC are checked by `records.split_batches`; this walks the records
+inside (decompressing with a bound, `decompress.py`) and rejects, with Kafka's codes:
+
+* a payload that does not decompress: UNKNOWN_SERVER_ERROR (what Kafka 4.4 answers);
+* records that decompress to more than the bound: MESSAGE_TOO_LARGE;
+* record framing that does not add up (DefaultRecordBatch / DefaultRecord): fewer
+  records than the header counts, bytes left over after the last one, a record whose
+  declared length differs from what its fields take, a negative header count or header
+  key length, a varint that is too long: INVALID_RECORD;
+* offset deltas other than 0..n-1 in order: INVALID_RECORD (Kafka rewrites such a
+  compressed batch; contextplane never re-encodes, so it refuses it);
+* per-record errors (KIP-467), which name each offending record (`RecordErrors`): no
+  key on a compacted topic (INVALID_RECORD), a CreateTime timestamp outside
+  `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`, or the
+  LogAppendTime bit set by a producer on a LogAppendTime topic (INVALID_TIMESTAMP).
+
+Complete records are walked by `_walk`, a flat loop over one buffer (the hot path); a
+record that straddles two decompressed chunks is read by `_Stream`, which skips key and
+value bytes without keeping them, so memory stays at about two chunks whatever the
+records' sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from contextplane.errors import KafkaError
+from contextplane.limits import RECORD_ERRORS_LISTED_MAX
+from contextplane.protocol.decompress import (
+    CHUNK_BYTES,
+    DecompressedTooLarge,
+    DecompressionError,
+    decompressed_chunks,
+)
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.records import BATCH_HEADER_BYTES, TIMESTAMP_TYPE_BIT, BatchHeader
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+NO_TIMESTAMP = -1
+# Reading a stored batch skips key and value bytes, so memory stays at a chunk whatever
+# this is; it only bounds the work of one read.
+_STORED_BATCH_BYTES_MAX = 1 << 40
+
+PREMATURE_EOF = "Incorrect declared batch size, premature EOF reached"
+RECORDS_REMAINING = "Incorrect declared batch size, records still remaining in file"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPolicy:
+    """What a topic asks of each record (its configs, as LogValidator reads them)."""
+
+    topic_partition: str  # "topic-index", as Kafka's messages name it
+    compacted: bool
+    log_append_time: bool
+    timestamp_before_max_ms: int
+    timestamp_after_max_ms: int
+    decompressed_bytes_max: int
+
+
+class RecordErrors(KafkaError):
+    """A batch rejected for the records it names: (batch index, message) each."""
+
+    def __init__(self, code: ErrorCode, message: str, record_errors: list[tuple[int, str]]) -> None:
+        super().__init__(code, message)
+        self.record_errors = record_errors
+
+
+class _Malformed(Exception):
+    """Record framing is invalid (INVALID_RECORD)."""
+
+
+# A one-byte varint's zigzag-decoded value, by byte.
+_ZIGZAG = tuple((b >> 1) ^ -(b & 1) for b in range(128))
+
+
+def _varint(buf: bytes, position: int) -> tuple[int, int]:
+    """A zigzag int32 of up to five bytes, as Kafka's ByteUtils.readVarint reads it."""
+    value = 0
+    for shift in (0, 7, 14, 21, 28):
+        byte = buf[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            value &= 0xFFFFFFFF
+            return (value >> 1) ^ -(value & 1), position
+    raise _Malformed("Varint is too long")
+
+
+def _varlong(buf: bytes, position: int) -> tuple[int, int]:
+    """A zigzag int64 of up to ten bytes (ByteUtils.readVarlong)."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = buf[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            value &= 0xFFFFFFFFFFFFFFFF
+            return (value >> 1) ^ -(value & 1), position
+    raise _Malformed("Varlong is too long")
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Where a walk stands: records read, and what the record checks need of them."""
+
+    index: int = 0
+    ts_low: int = _INT64_MAX  # smallest and largest timestamp delta seen
+    ts_high: int = _INT64_MIN
+    keyless: int = 0  # records with a null key
+
+
+def _walk(buf: bytes, position: int, count: int, walk: _Walk) -> int:
+    """Read every complete record of `buf` from `position`, up to `count` in all.
+
+    Returns the position after the last complete record; stops early at a record that
+    does not end inside `buf` (the caller knows whether more bytes can follow). This is
+    the hot path of every produce: one- and two-byte varints (nearly all of them) are
+    decoded inline.
+    """
+    zigzag = _ZIGZAG
+    index = walk.index
+    ts_low = walk.ts_low
+    ts_high = walk.ts_high
+    keyless = walk.keyless
+    end = len(buf)
+    start = position
+    record_end = -1
+    try:
+        while index < count:
+            start = position
+            record_end = -1  # an IndexError before the length is known: incomplete
+            byte = buf[position]
+            if byte < 0x80:
+                length = zigzag[byte]
+                position += 1
+            elif buf[position + 1] < 0x80:
+                length = (byte & 0x7F) | (buf[position + 1] << 7)
+                length = (length >> 1) ^ -(length & 1)
+                position += 2
+            else:
+                length, position = _varint(buf, position)
+            record_end = position + length
+            if record_end > end:
+                break
+            if length <= 0:
+                raise _Malformed(f"Invalid record size {length}")
+            position += 1  # attributes (unused in v2)
+            byte = buf[position]
+            if byte < 0x80:
+                delta = zigzag[byte]
+                position += 1
+            elif buf[position + 1] < 0x80:
+                delta = (byte & 0x7F) | (buf[position + 1] << 7)
+                delta = (delta >> 1) ^ -(delta & 1)
+                position += 2
+            else:
+                delta, position = _varlong(buf, position)
+            if delta < ts_low:
+                ts_low = delta
+            if delta > ts_high:
+                ts_high = delta
+            byte = buf[position]
+            if byte < 0x80:
+                offset_delta = zigzag[byte]
+                position += 1
+            elif buf[position + 1] < 0x80:
+                offset_delta = (byte & 0x7F) | (buf[position + 1] << 7)
+                offset_delta = (offset_delta >> 1) ^ -(offset_delta & 1)
+                position += 2
+            else:
+                offset_delta, position = _varint(buf, position)
+            if offset_delta != index:
+                raise _Malformed(
+                    f"Record {index} has offset delta {offset_delta}; expected {index}"
+                )
+            byte = buf[position]  # key length
+            if byte < 0x80:
+                size = zigzag[byte]
+                position += 1
+            elif buf[position + 1] < 0x80:
+                size = (byte & 0x7F) | (buf[position + 1] << 7)
+                size = (size >> 1) ^ -(size & 1)
+                position += 2
+            else:
+                size, position = _varint(buf, position)
+            if size > 0:
+                position += size
+            elif size < 0:
+                keyless += 1
+            byte = buf[position]  # value length
+            if byte < 0x80:
+                size = zigzag[byte]
+                position += 1
+            elif buf[position + 1] < 0x80:
+                size = (byte & 0x7F) | (buf[position + 1] << 7)
+                size = (size >> 1) ^ -(size & 1)
+                position += 2
+            else:
+                size, position = _varint(buf, position)
+            if size > 0:
+                position += size
+            byte = buf[position]  # header count
+            if byte == 0:
+                position += 1
+            else:
+                headers, position = _varint(buf, position)
+                position = _skip_headers(buf, position, headers, record_end)
+            if position != record_end:
+                raise _Malformed(_size_mismatch(length, position - record_end + length))
+            index += 1
+        else:
+            start = position
+    except IndexError:
+        if record_end >= 0:  # a complete record whose fields run past its end
+            raise _Malformed("Found invalid record structure") from None
+    walk.index = index
+    walk.ts_low = ts_low
+    walk.ts_high = ts_high
+    walk.keyless = keyless
+    return start
+
+
+def _skip_headers(buf: bytes, position: int, headers: int, record_end: int) -> int:
+    if headers < 0:
+        raise _Malformed(f"Found invalid number of record headers {headers}")
+    if headers > record_end - position:
+        raise _Malformed(f"Found invalid number of record headers. {headers} is too large")
+    for _ in range(headers):
+        size, position = _varint(buf, position)
+        if size < 0:
+            raise _Malformed(f"Invalid negative header key size {size}")
+        position += size
+        size, position = _varint(buf, position)
+        if size > 0:
+            position += size
+    return position
+
+
+def _size_mismatch(declared: int, read: int) -> str:
+    return (
+        f"Invalid record size: expected to read {declared} bytes in record payload, "
+        f"but instead read {read}"
+    )
+
+
+@dataclass(slots=True)
+class _Record:
+    """One record's fields, as the detailed pass needs them."""
+
+    timestamp_delta: int
+    offset_delta: int
+    key_size: int
+    value_size: int
+
+
+class _Stream:
+    """Decompressed chunks read as one stream: the current chunk, a position in it, and
+    reads that move on to the next chunk (for a record that straddles two). Key, value
+    and header bytes are skipped, never kept."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.buf = b""
+        self.position = 0
+        self._consumed_before = 0  # bytes of the chunks before `buf`
+
+    @property
+    def consumed(self) -> int:
+        return self._consumed_before + self.position
+
+    def next_chunk(self) -> bool:
+        """Move past the (fully read) current chunk; False at the end of the stream."""
+        self._consumed_before += len(self.buf)
+        self.buf = next(self._chunks, b"")
+        self.position = 0
+        return bool(self.buf)
+
+    def at_end(self) -> bool:
+        """True if nothing follows; False if more bytes (however many) do."""
+        if self.position < len(self.buf):
+            return False
+        try:
+            return not self.next_chunk()
+        except DecompressedTooLarge:
+            return False
+
+    def _byte(self) -> int:
+        if self.position >= len(self.buf) and not self.next_chunk():
+            raise _Malformed(PREMATURE_EOF)
+        byte = self.buf[self.position]
+        self.position += 1
+        return byte
+
+    def _unsigned(self, max_bytes: int) -> int:
+        value = 0
+        for shift in range(0, 7 * max_bytes, 7):
+            byte = self._byte()
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+        raise _Malformed("Varint is too long")
+
+    def varint(self) -> int:
+        value = self._unsigned(5) & 0xFFFFFFFF
+        return (value >> 1) ^ -(value & 1)
+
+    def varlong(self) -> int:
+        value = self._unsigned(10) & 0xFFFFFFFFFFFFFFFF
+        return (value >> 1) ^ -(value & 1)
+
+    def skip(self, count: int) -> None:
+        while count > 0:
+            if self.position >= len(self.buf) and not self.next_chunk():
+                raise _Malformed(PREMATURE_EOF)
+            taken = min(count, len(self.buf) - self.position)
+            self.position += taken
+            count -= taken
+
+    def record(self) -> _Record:
+        """Read one record; its fields must fill exactly its declared length."""
+        length = self.varint()
+        if length <= 0:
+            raise _Malformed(f"Invalid record size {length}")
+        start = self.consumed
+        end = start + length
+
+        def skip_within(count: int) -> None:
+            if self.consumed + count > end:
+                raise _Malformed(_size_mismatch(length, self.consumed + count - start))
+            self.skip(count)
+
+        skip_within(1)  # attributes
+        timestamp_delta = self.varlong()
+        offset_delta = self.varint()
+        key_size = self.varint()
+        skip_within(max(key_size, 0))
+        value_size = self.varint()
+        skip_within(max(value_size, 0))
+        headers = self.varint()
+        if headers < 0:
+            raise _Malformed(f"Found invalid number of record headers {headers}")
+        if headers > end - self.consumed:
+            raise _Malformed(f"Found invalid number of record headers. {headers} is too large")
+        for _ in range(headers):
+            size = self.varint()
+            if size < 0:
+                raise _Malformed(f"Invalid negative header key size {size}")
+            skip_within(size)
+            skip_within(max(self.varint(), 0))
+        if self.consumed != end:
+            raise _Malformed(_size_mismatch(length, self.consumed - start))
+        return _Record(timestamp_delta, offset_delta, key_size, value_size)
+
+
+# -- the batch -----------------------------------------------------------------------------
+
+
+def validate_records(
+    header: BatchHeader,
+    batch: bytes | memoryview,
+    policy: RecordPolicy,
+    now_ms: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> None:
+    """Raise KafkaError (or RecordErrors) if the batch's records are not acceptable."""
+    walk = _Walk()
+    try:
+        try:
+            if header.compression == 0:
+                _walk_whole(bytes(batch), header.records_count, walk)
+            else:
+                stream = _stream(header, batch, policy, chunk_bytes)
+                _walk_stream(stream, header.records_count, walk)
+        except _Malformed as exc:
+            raise KafkaError(
+                ErrorCode.invalid_record, f"{exc} in topic partition {policy.topic_partition}"
+            ) from None
+    except DecompressionError as exc:
+        raise KafkaError(
+            ErrorCode.unknown_server_error,
+            f"Failed to decompress record stream in topic partition "
+            f"{policy.topic_partition}: {exc}",
+        ) from None
+    except DecompressedTooLarge as exc:
+        raise KafkaError(
+            ErrorCode.message_too_large, f"{exc} in topic partition {policy.topic_partition}"
+        ) from None
+    if (policy.compacted and walk.keyless) or not _timestamps_surely_valid(
+        header, policy, now_ms, walk
+    ):
+        rejection = _record_errors(header, batch, policy, now_ms, chunk_bytes)
+        if rejection is not None:
+            raise rejection
+
+
+def _stream(
+    header: BatchHeader, batch: bytes | memoryview, policy: RecordPolicy, chunk_bytes: int
+) -> _Stream:
+    payload = memoryview(batch)[BATCH_HEADER_BYTES:]
+    return _Stream(
+        decompressed_chunks(header.compression, payload, policy.decompressed_bytes_max, chunk_bytes)
+    )
+
+
+def _walk_whole(buf: bytes, count: int, walk: _Walk) -> None:
+    position = _walk(buf, BATCH_HEADER_BYTES, count, walk)
+    if walk.index < count:
+        raise _Malformed(PREMATURE_EOF)
+    if position != len(buf):
+        raise _Malformed(RECORDS_REMAINING)
+
+
+def _walk_stream(stream: _Stream, count: int, walk: _Walk) -> None:
+    while walk.index < count:
+        if stream.position >= len(stream.buf) and not stream.next_chunk():
+            raise _Malformed(PREMATURE_EOF)
+        stream.position = _walk(stream.buf, stream.position, count, walk)
+        if walk.index < count and stream.position < len(stream.buf):
+            _count_straddling(stream.record(), walk)
+    if not stream.at_end():
+        raise _Malformed(RECORDS_REMAINING)
+
+
+def _count_straddling(record: _Record, walk: _Walk) -> None:
+    """What `_walk` does for a record it reads itself, for one read by `_Stream`."""
+    if record.offset_delta != walk.index:
+        raise _Malformed(
+            f"Record {walk.index} has offset delta {record.offset_delta}; expected {walk.index}"
+        )
+    walk.ts_low = min(walk.ts_low, record.timestamp_delta)
+    walk.ts_high = max(walk.ts_high, record.timestamp_delta)
+    if record.key_size < 0:
+        walk.keyless += 1
+    walk.index += 1
+
+
+# -- record errors (KIP-467) ---------------------------------------------------------------
+
+
+def _wrap64(value: int) -> int:
+    """Java long arithmetic."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def _timestamps_surely_valid(
+    header: BatchHeader, policy: RecordPolicy, now_ms: int, walk: _Walk
+) -> bool:
+    """True when no record can fail the timestamp checks; False means: look closer."""
+    log_append_time_batch = bool(header.attributes & TIMESTAMP_TYPE_BIT)
+    if policy.log_append_time:
+        return not log_append_time_batch
+    before, after = policy.timestamp_before_max_ms, policy.timestamp_after_max_ms
+    if before < 0 or after < 0:
+        return False
+    if log_append_time_batch:
+        low = high = header.max_timestamp
+    else:
+        low, high = header.base_timestamp + walk.ts_low, header.base_timestamp + walk.ts_high
+    return (
+        low >= _INT64_MIN
+        and high <= _INT64_MAX
+        and now_ms - before <= low
+        and high <= now_ms + after
+    )
+
+
+def _record_errors(
+    header: BatchHeader,
+    batch: bytes | memoryview,
+    policy: RecordPolicy,
+    now_ms: int,
+    chunk_bytes: int,
+) -> RecordErrors | None:
+    """The batch's rejection if any record fails LogValidator.validateRecord's checks.
+
+    The batch was walked once already, so its framing is known to be sound. Every
+    offending record counts; the first RECORD_ERRORS_LISTED_MAX are named.
+    """
+    if header.compression == 0:
+        stream = _Stream(iter([bytes(memoryview(batch)[BATCH_HEADER_BYTES:])]))
+    else:
+        stream = _stream(header, batch, policy, chunk_bytes)
+    log_append_time_batch = bool(header.attributes & TIMESTAMP_TYPE_BIT)
+    listed: list[tuple[int, str]] = []
+    total = 0
+    invalid_timestamp = False
+    for index in range(header.records_count):
+        record = stream.record()
+        message = _key_error(record, policy)
+        if message is None:
+            message = _timestamp_error(record, header, log_append_time_batch, policy, now_ms)
+            invalid_timestamp = invalid_timestamp or message is not None
+        if message is not None:
+            total += 1
+            if len(listed) < RECORD_ERRORS_LISTED_MAX:
+                listed.append((index, message))
+    if not total:
+        return None
+    if invalid_timestamp:
+        return RecordErrors(
+            ErrorCode.invalid_timestamp,
+            "One or more records have been rejected due to invalid timestamp",
+            listed,
+        )
+    shown = ", ".join(
+        f"RecordError(batchIndex={index}, message='{message}')" for index, message in listed[:3]
+    )
+    return RecordErrors(
+        ErrorCode.invalid_record,
+        f"One or more records have been rejected due to {total} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]",
+        listed,
+    )
+
+
+def _key_error(record: _Record, policy: RecordPolicy) -> str | None:
+    if policy.compacted and record.key_size < 0:
+        return (
+            "Compacted topic cannot accept message without key in topic partition "
+            f"{policy.topic_partition}."
+        )
+    return None
+
+
+def _timestamp_error(
+    record: _Record,
+    header: BatchHeader,
+    log_append_time_batch: bool,
+    policy: RecordPolicy,
+    now_ms: int,
+) -> str | None:
+    if log_append_time_batch:
+        timestamp = header.max_timestamp
+    else:
+        timestamp = _wrap64(header.base_timestamp + record.timestamp_delta)
+    offset = _wrap64(header.base_offset + record.offset_delta)
+    if not policy.log_append_time and timestamp != NO_TIMESTAMP:
+        difference = _wrap64(now_ms - timestamp)
+        if (
+            difference > policy.timestamp_before_max_ms
+            or _wrap64(-difference) > policy.timestamp_after_max_ms
+        ):
+            low = _wrap64(now_ms - policy.timestamp_before_max_ms)
+            high = _wrap64(now_ms + policy.timestamp_after_max_ms)
+            return (
+                f"Timestamp {timestamp} of message with offset {offset} is out of range. "
+                f"The timestamp should be within [{low}, {high}]"
+            )
+    elif log_append_time_batch:
+        # Kafka reads a compressed batch's records without their key and value.
+        compressed = header.compression != 0
+        key = 0 if compressed else max(record.key_size, 0)
+        value = 0 if compressed else max(record.value_size, 0)
+        return (
+            f"Invalid timestamp type in message DefaultRecord(offset={offset}, "
+            f"timestamp={timestamp}, key={key} bytes, value={value} bytes). "
+            "Producer should not set timestamp type to LogAppendTime."
+        )
+    return None
+
+
+# -- reading stored batches ----------------------------------------------------------------
+
+
+def read_records(header: BatchHeader, batch: bytes | memoryview) -> Iterator[tuple[int, int]]:
+    """(offset delta, timestamp delta) of each record of a stored batch, streamed.
+
+    A batch in the log passed validation when it was produced (or was written before
+    validation existed): reading stops quietly at the first record that does not parse.
+    """
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    chunks = decompressed_chunks(header.compression, payload, _STORED_BATCH_BYTES_MAX)
+    stream = _Stream(chunks)
+    try:
+        for _ in range(header.records_count):
+            record = stream.record()
+            yield record.offset_delta, record.timestamp_delta
+    except (_Malformed, DecompressionError, DecompressedTooLarge):
+        return
