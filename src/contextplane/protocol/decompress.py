@@ -16,7 +16,8 @@ The formats are those Kafka's own readers accept (clients' `compress` package):
 * lz4: the LZ4 frame format with independent blocks, as `Lz4BlockInputStream` reads it
   (header checksum verified; block and content checksums are not: the batch CRC32C
   already covers the payload). Bytes after the end mark are ignored, as Kafka does.
-* zstd: one or more frames; the decoder's window is capped (`window_log_max`).
+* zstd: one or more frames (no bytes at all: an empty stream, as zstd-jni reads it);
+  the decoder's window is capped (`window_log_max`).
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ _ZSTD_WINDOW_LOG_FLOOR = 23
 
 
 def _zstd(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
+    if not payload:  # zstd-jni reads no input as an empty stream (no error)
+        return
     window_log = max(_ZSTD_WINDOW_LOG_FLOOR, min(_ZSTD_WINDOW_LOG_MAX, limit.bit_length()))
     options = {zstd.DecompressionParameter.window_log_max: window_log}
     data: bytes | memoryview = payload

@@ -521,7 +521,7 @@ def _key_error(record: _Record, policy: RecordPolicy) -> str | None:
     if policy.compacted and record.key_size < 0:
         return (
             "Compacted topic cannot accept message without key in topic partition "
-            f"{policy.topic_partition}."
+            f"{policy.topic_partition}"
         )
     return None
 
@@ -551,13 +551,13 @@ def _timestamp_error(
                 f"The timestamp should be within [{low}, {high}]"
             )
     elif log_append_time_batch:
-        # Kafka reads a compressed batch's records without their key and value.
-        compressed = header.compression != 0
-        key = 0 if compressed else max(record.key_size, 0)
-        value = 0 if compressed else max(record.value_size, 0)
+        if header.compression:  # Kafka reads these records without key and value
+            kind, key, value = "PartialDefaultRecord", record.key_size, record.value_size
+        else:
+            kind, key, value = "DefaultRecord", max(record.key_size, 0), max(record.value_size, 0)
         return (
-            f"Invalid timestamp type in message DefaultRecord(offset={offset}, "
-            f"timestamp={timestamp}, key={key} bytes, value={value} bytes). "
+            f"Invalid timestamp type in message {kind}(offset={offset}, timestamp={timestamp}, "
+            f"key={key} bytes, value={value} bytes). "
             "Producer should not set timestamp type to LogAppendTime."
         )
     return None
