@@ -1,19 +1,34 @@
-"""Helpers for fault tests against a real broker process: a small tmpfs, a disk filler,
-the broker's memory figures, and reading a topic back against the acknowledgements."""
+"""Helpers for adversarial tests against a real broker process.
+
+Storage faults: a small tmpfs, a disk filler, the broker's memory figures, and reading
+a topic back against the acknowledgements.
+
+Hostile produce requests (bombs, poison pills): what every such test checks around the
+bytes it sends: the broker stays up, another connection is answered within a liveness
+bound the whole time, its memory stays under a bound, nothing acknowledged is lost, and
+a real consumer reads every valid record past the rejected ones."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import struct
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import crc32c
 from confluent_kafka import Consumer, TopicPartition
+
+from conformance import wire
+from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient
 
 MIB = 1024 * 1024
 
@@ -115,3 +130,181 @@ def assert_acknowledged_exactly_once(
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:3]}"
     moved = [k for k in acked if located[k] != acked[k]]
     assert not moved, f"{len(moved)} records not at their acknowledged offset: {moved[:3]}"
+
+
+# Liveness bounds, not performance claims: a broker that answers at all answers far
+# sooner; the code before bounded validation stalled for seconds or died.
+PROBE_ANSWER_S = 5.0
+# Growth of the broker's peak RSS (VmHWM) over one test. Decompression is streamed, so
+# a bomb costs a few chunks and codec buffers per validation thread, never its size.
+RSS_GROWTH_MAX_MIB = 192
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM over from the current RSS (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def create_topic(client: RawClient, topic: str, **configs: str) -> None:
+    result = wire.create_topic(client, topic, 1, **configs)
+    assert result.error_code == 0, result
+    assert wire.wait_for_topic(client, topic, 1)
+
+
+def produce(client: RawClient, topic: str, batch: bytes) -> tuple[int, int]:
+    """(error code, base offset) of one batch to partition 0."""
+    part = wire.produce(client, topic, batch)
+    return int(part.error_code), int(part.base_offset)
+
+
+def batch_around(payload: bytes, count: int, codec: int, timestamp_ms: int | None = None) -> bytes:
+    """A v2 batch with a valid CRC around an already-compressed `payload`."""
+    timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    after_crc = (
+        struct.pack(">hiqqqhii", codec, count - 1, timestamp, timestamp, -1, -1, -1, count)
+        + payload
+    )
+    head = struct.pack(">qiib", 0, 4 + 1 + 4 + len(after_crc), -1, 2)
+    return head + struct.pack(">I", crc32c.crc32c(after_crc)) + after_crc
+
+
+@dataclass
+class Probe:
+    """Another client, asking the broker something the whole time: ApiVersions and a
+    small lz4 produce, alternately, each timed."""
+
+    broker: BrokerProcess
+    topic: str
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    peak_rss_kib: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        pid = self.broker.process.pid  # type: ignore[union-attr]
+        client = RawClient(self.broker.bootstrap, "probe")
+        client.sock.settimeout(PROBE_ANSWER_S * 4)
+        try:
+            turn = 0
+            while not self._stop.is_set():
+                started = time.monotonic()
+                if turn % 2:
+                    batch = wire.encode_batch([b"probe"], compression="lz4")
+                    error, _ = produce(client, self.topic, batch)
+                    if error:
+                        self.failures.append(f"probe produce answered error {error}")
+                else:
+                    wire.api_versions(client)
+                self.latencies.append(time.monotonic() - started)
+                self.peak_rss_kib = max(self.peak_rss_kib, proc_status_kib(pid, "VmRSS"))
+                turn += 1
+                self._stop.wait(0.02)
+        except Exception as exc:  # noqa: BLE001 - any failure of the probe is the finding
+            self.failures.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            client.close()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Probe]:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(PROBE_ANSWER_S * 5)
+
+
+def consume_values(bootstrap: str, topic: str, expected: int, timeout_s: float = 30) -> list:
+    """Values of partition 0 from offset 0 as confluent-kafka (librdkafka) reads them,
+    until `expected` arrive or the deadline passes; errors it reports fail the test."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"hostile-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values: list = []
+    errors: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None:
+                    errors.append(message.error())
+                else:
+                    values.append(message.value())
+    finally:
+        consumer.close()
+    assert not errors, errors
+    return values
+
+
+def hostile_round(
+    broker: BrokerProcess,
+    topic: str,
+    attacks: list[tuple[str, bytes, set[int]]],
+    *,
+    connections: int = 1,
+) -> Probe:
+    """Good records, then each attack (name, batch, acceptable error codes) sent from
+    `connections` connections at once with good records in between, while a probe runs.
+
+    Asserts everything the module docstring lists; returns the probe for more checks.
+    """
+    assert broker.process is not None
+    pid = broker.process.pid
+    client = RawClient(broker.bootstrap, "hostile")
+    create_topic(client, topic)
+    probe_topic = f"{topic}-probe"
+    create_topic(client, probe_topic)
+    expected = [b"before"]
+    assert produce(client, topic, wire.encode_batch(expected))[0] == 0
+    reset_peak_rss(pid)
+    start_kib = proc_status_kib(pid, "VmRSS")
+    probe = Probe(broker, probe_topic)
+    with probe.running():
+        for name, batch, codes in attacks:
+            answers = _send_from(broker, topic, batch, connections)
+            for answer in answers:
+                assert answer in codes, f"{name}: answered {answer}, expected one of {codes}"
+            good = f"after {name}".encode()
+            assert produce(client, topic, wire.encode_batch([good]))[0] == 0, name
+            expected.append(good)
+    client.close()
+    assert broker.process.poll() is None, f"broker died:\n{broker.log_tail()}"
+    assert not probe.failures, probe.failures
+    assert probe.latencies, "the probe never got an answer"
+    assert max(probe.latencies) < PROBE_ANSWER_S, f"probe waited {max(probe.latencies):.2f}s"
+    growth_mib = (proc_status_kib(pid, "VmHWM") - start_kib) / 1024
+    assert growth_mib < RSS_GROWTH_MAX_MIB, f"peak RSS grew by {growth_mib:.0f} MiB"
+    assert consume_values(broker.bootstrap, topic, len(expected)) == expected
+    return probe
+
+
+def _send_from(broker: BrokerProcess, topic: str, batch: bytes, connections: int) -> list[int]:
+    """Send `batch` from several connections at once; each one's error code (or -999 if
+    the broker closed that connection)."""
+    answers: list[int] = []
+
+    def send() -> None:
+        with RawClient(broker.bootstrap, "attacker") as client:
+            client.sock.settimeout(120)
+            try:
+                answers.append(produce(client, topic, batch)[0])
+            except (ConnectionError, OSError):
+                answers.append(-999)
+
+    threads = [threading.Thread(target=send) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    return answers
+
+
+Attack = tuple[str, bytes, set[int]]
+BatchFactory = Callable[[], bytes]

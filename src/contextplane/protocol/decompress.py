@@ -99,8 +99,14 @@ _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER_BYTES = 16  # magic (8), version (4), compatible version (4)
 
 
+# Snappy's densest element, a 3-byte copy, yields 64 bytes: no valid block expands more.
+_SNAPPY_EXPANSION_MAX = 22
+
+
 def _snappy_raw_block(block: memoryview, budget: int) -> bytes:
     size = cramjam.snappy.decompress_raw_len(block)
+    if size > _SNAPPY_EXPANSION_MAX * len(block):
+        raise DecompressionError(f"snappy block of {len(block)} bytes declares {size}")
     if size > budget:
         raise DecompressedTooLarge(f"snappy block declares {size} bytes, over the limit")
     out = bytearray(size)
