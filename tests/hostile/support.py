@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import os
 import struct
 import subprocess
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cramjam
 import crc32c
 from confluent_kafka import Consumer, TopicPartition
 
@@ -166,6 +168,21 @@ def batch_around(payload: bytes, count: int, codec: int, timestamp_ms: int | Non
     )
     head = struct.pack(">qiib", 0, 4 + 1 + 4 + len(after_crc), -1, 2)
     return head + struct.pack(">I", crc32c.crc32c(after_crc)) + after_crc
+
+
+def compress(codec: str, payload: bytes) -> bytes:
+    """`payload` compressed as real clients frame it (xerial snappy, LZ4 frame)."""
+    if codec == "gzip":
+        return gzip.compress(payload)
+    if codec == "snappy":
+        return wire._xerial_snappy(payload)
+    if codec == "lz4":
+        compressor = cramjam.lz4.Compressor(content_checksum=False, block_linked=False)
+        compressor.compress(payload)
+        return bytes(compressor.finish())
+    if codec == "zstd":
+        return bytes(cramjam.zstd.compress(payload))
+    return payload
 
 
 @dataclass
