@@ -162,7 +162,9 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
     if payload[position] != (xxh32(bytes(payload[4:position])) >> 8) & 0xFF:
         raise DecompressionError("lz4 frame descriptor checksum mismatch")
     position += 1
-    out = bytearray(block_max)
+    # Never more output room than the limit leaves: a block that does not fit is refused
+    # as too large (it may also be corrupt; the batch is refused either way).
+    out = bytearray(min(block_max, limit + 1))
     produced = 0
     while True:
         if position + 4 > len(payload):
@@ -177,10 +179,22 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
             raise DecompressionError("lz4 block size is invalid")
         block = payload[position : position + size]
         position += size + (4 if block_checksum else 0)
+        room = min(len(out), limit + 1 - produced)
         if stored:
+            if size > room:
+                raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
             data = bytes(block)
         else:
-            written = cramjam.lz4.decompress_block_into(block, out, output_len=block_max)
+            try:
+                written = cramjam.lz4.decompress_block_into(
+                    block, memoryview(out)[:room], output_len=room
+                )
+            except cramjam.DecompressionError:
+                if room < block_max:
+                    raise DecompressedTooLarge(
+                        f"records decompress to more than {limit} bytes"
+                    ) from None
+                raise
             data = bytes(memoryview(out)[:written])
         produced += len(data)
         if produced > limit:
