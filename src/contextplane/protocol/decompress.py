@@ -103,7 +103,7 @@ _XERIAL_HEADER_BYTES = 16  # magic (8), version (4), compatible version (4)
 _SNAPPY_EXPANSION_MAX = 22
 
 
-def _snappy_raw_block(block: memoryview, budget: int) -> bytes:
+def _snappy_raw_block(block: memoryview, budget: int) -> bytearray:
     size = cramjam.snappy.decompress_raw_len(block)
     if size > _SNAPPY_EXPANSION_MAX * len(block):
         raise DecompressionError(f"snappy block of {len(block)} bytes declares {size}")
@@ -113,7 +113,7 @@ def _snappy_raw_block(block: memoryview, budget: int) -> bytes:
     written = cramjam.snappy.decompress_raw_into(block, out)
     if written != size:
         raise DecompressionError("snappy block is shorter than its preamble declares")
-    return bytes(out)
+    return out
 
 
 def _snappy(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
@@ -274,8 +274,9 @@ def _none(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
     yield from _slices(bytes(payload), chunk_bytes)
 
 
-def _slices(data: bytes, chunk_bytes: int) -> Iterator[bytes]:
-    if len(data) <= chunk_bytes:
+def _slices(data: bytes | bytearray, chunk_bytes: int) -> Iterator[bytes]:
+    """`data` in pieces of at most `chunk_bytes` (copies of a chunk each, never of all)."""
+    if len(data) <= chunk_bytes and isinstance(data, bytes):
         yield data
         return
     view = memoryview(data)
