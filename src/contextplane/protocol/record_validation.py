@@ -113,13 +113,13 @@ class _Walk:
     keyless: int = 0  # records with a null key
 
 
-def _walk(buf: bytes, position: int, count: int, walk: _Walk) -> int:
+def _walk_python(buf: bytes, position: int, count: int, walk: _Walk) -> int:
     """Read every complete record of `buf` from `position`, up to `count` in all.
 
     Returns the position after the last complete record; stops early at a record that
     does not end inside `buf` (the caller knows whether more bytes can follow). This is
     the hot path of every produce: one- and two-byte varints (nearly all of them) are
-    decoded inline.
+    decoded inline. `_record_walk.c` is the same loop in C, used when it was built.
     """
     zigzag = _ZIGZAG
     index = walk.index
@@ -208,7 +208,8 @@ def _walk(buf: bytes, position: int, count: int, walk: _Walk) -> int:
                 position += 1
             else:
                 headers, position = _varint(buf, position)
-                position = _skip_headers(buf, position, headers, record_end)
+                if headers:
+                    position = _skip_headers(buf, position, headers, record_end)
             if position != record_end:
                 raise _Malformed(_size_mismatch(length, position - record_end + length))
             index += 1
@@ -222,6 +223,43 @@ def _walk(buf: bytes, position: int, count: int, walk: _Walk) -> int:
     walk.ts_high = ts_high
     walk.keyless = keyless
     return start
+
+
+def _walk_native(buf: bytes, position: int, count: int, walk: _Walk) -> int:
+    """`_walk_python` in C (`_record_walk.c`): the same stops, errors and messages."""
+    index, stop, ts_low, ts_high, keyless, error, a, b = _record_walk.walk(
+        buf, position, count, walk.index
+    )
+    if error:
+        raise _Malformed(_native_error_message(error, a, b))
+    walk.index = index
+    walk.ts_low = min(walk.ts_low, ts_low)
+    walk.ts_high = max(walk.ts_high, ts_high)
+    walk.keyless += keyless
+    return int(stop)
+
+
+def _native_error_message(error: int, a: int, b: int) -> str:
+    messages = {
+        1: lambda: "Found invalid record structure",
+        2: lambda: "Varint is too long",
+        3: lambda: "Varlong is too long",
+        4: lambda: f"Invalid record size {a}",
+        5: lambda: f"Record {a} has offset delta {b}; expected {a}",
+        6: lambda: f"Found invalid number of record headers {a}",
+        7: lambda: f"Found invalid number of record headers. {a} is too large",
+        8: lambda: f"Invalid negative header key size {a}",
+        9: lambda: _size_mismatch(a, b),
+    }
+    return messages[error]()
+
+
+try:
+    from contextplane.protocol import _record_walk  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler
+    _record_walk = None
+
+_walk = _walk_native if _record_walk is not None else _walk_python
 
 
 def _skip_headers(buf: bytes, position: int, headers: int, record_end: int) -> int:
@@ -278,6 +316,26 @@ class _Stream:
         self.buf = next(self._chunks, b"")
         self.position = 0
         return bool(self.buf)
+
+    def join_next_chunk(self) -> bool:
+        """Make the rest of this chunk and the next one the buffer; False at the end."""
+        rest = self.buf[self.position :]
+        self._consumed_before += self.position
+        self.buf = rest
+        self.position = 0
+        following = next(self._chunks, b"")
+        if not following:
+            return False
+        self.buf = rest + following
+        return True
+
+    def straddling_length(self) -> int:
+        """The declared length of the record at the position (0 if that is cut too)."""
+        try:
+            length, _ = _varint(self.buf, self.position)
+        except IndexError:
+            return 0
+        return length
 
     def at_end(self) -> bool:
         """True if nothing follows; False if more bytes (however many) do."""
@@ -343,7 +401,7 @@ class _Stream:
         headers = self.varint()
         if headers < 0:
             raise _Malformed(f"Found invalid number of record headers {headers}")
-        if headers > end - self.consumed:
+        if headers and headers > end - self.consumed:
             raise _Malformed(f"Found invalid number of record headers. {headers} is too large")
         for _ in range(headers):
             size = self.varint()
@@ -374,7 +432,7 @@ def validate_records(
                 _walk_whole(bytes(batch), header.records_count, walk)
             else:
                 stream = _stream(header, batch, policy, chunk_bytes)
-                _walk_stream(stream, header.records_count, walk)
+                _walk_stream(stream, header.records_count, walk, chunk_bytes)
         except _Malformed as exc:
             raise KafkaError(
                 ErrorCode.invalid_record, f"{exc} in topic partition {policy.topic_partition}"
@@ -414,12 +472,19 @@ def _walk_whole(buf: bytes, count: int, walk: _Walk) -> None:
         raise _Malformed(RECORDS_REMAINING)
 
 
-def _walk_stream(stream: _Stream, count: int, walk: _Walk) -> None:
+def _walk_stream(stream: _Stream, count: int, walk: _Walk, chunk_bytes: int) -> None:
     while walk.index < count:
         if stream.position >= len(stream.buf) and not stream.next_chunk():
             raise _Malformed(PREMATURE_EOF)
         stream.position = _walk(stream.buf, stream.position, count, walk)
-        if walk.index < count and stream.position < len(stream.buf):
+        if walk.index >= count or stream.position >= len(stream.buf):
+            continue
+        # A record straddles this chunk and the next: a small one is joined to the next
+        # chunk and walked there, a large one is read without keeping its bytes.
+        if stream.straddling_length() <= chunk_bytes:
+            if not stream.join_next_chunk():
+                raise _Malformed(PREMATURE_EOF)
+        else:
             _count_straddling(stream.record(), walk)
     if not stream.at_end():
         raise _Malformed(RECORDS_REMAINING)
