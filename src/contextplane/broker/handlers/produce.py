@@ -5,7 +5,8 @@ Three steps per request: the batch header and CRC of every partition (synchronou
 for small batches and in a small thread pool for large or compressed ones, so that a
 decompression bomb never stalls other connections; then the appends, in request order.
 The server handles a connection's requests one at a time, so awaiting the pool keeps
-the order of a connection's produce requests (and of idempotent sequences).
+the order of a connection's produce requests (and of idempotent sequences), and the
+pool's queue holds at most one job per connection.
 """
 
 from __future__ import annotations
