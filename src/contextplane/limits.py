@@ -52,6 +52,30 @@ PRODUCER_BATCHES_RETAINED = 5
 # Kafka's group.min/max.session.timeout.ms defaults.
 GROUP_SESSION_TIMEOUT_MS_MIN = 6_000
 GROUP_SESSION_TIMEOUT_MS_MAX = 1_800_000
+# Kafka's connections.max.idle.ms default (10 minutes).
+CONNECTIONS_IDLE_MS_MAX = 600_000
+# Kafka's max.connections and max.connections.per.ip default (Int.MaxValue: no limit).
+CONNECTIONS_MAX = 2**31 - 1
+# Kafka's queued.max.request.bytes default is -1 (unbounded); here one largest frame
+# (socket.request.max.bytes), so a few unfinished frames cannot take the broker's memory.
+QUEUED_REQUEST_BYTES_MAX = SOCKET_REQUEST_BYTES_MAX
+# A frame must arrive within this long of its first byte (request.receive.timeout.ms).
+# librdkafka's socket.timeout.ms (the Java clients' request.timeout.ms is 30 s): a client
+# whose request has not been sent by then has given up on it.
+REQUEST_RECEIVE_TIMEOUT_MS = 60_000
+# Every connection may hold this many bytes of requests whatever queued.max.request.bytes
+# says, so ApiVersions, heartbeats and small Metadata requests are still read while large
+# frames have taken the broker-wide budget.
+REQUEST_BYTES_PER_CONNECTION_FREE = 16 * 1024
+# Largest read from one socket at a time (asyncio's own read size).
+SOCKET_READ_BYTES_MAX = 256 * 1024
+# Responses a connection may have queued (computed or pending) before it stops taking
+# more requests off its input. Kafka handles one request per connection at a time; this
+# keeps pipelined produce requests sharing a WAL sync.
+RESPONSES_QUEUED_MAX = 16
+# Descriptors kept free for the WAL, SQLite, object files and S3 connections: accepted
+# connections are capped at RLIMIT_NOFILE minus this.
+DESCRIPTORS_RESERVED = 256
 # Retention checks run at Kafka's log.retention.check.interval.ms default / 60 (5 s).
 RETENTION_CHECK_INTERVAL_MS = 5_000
 

@@ -54,11 +54,24 @@ class Settings:
     metadata_reserved_bytes: int = limits.METADATA_RESERVED_BYTES
     object_store_request_timeout_ms: int = limits.OBJECT_STORE_REQUEST_TIMEOUT_MS
     shutdown_timeout_ms: int = limits.SHUTDOWN_TIMEOUT_MS
+    # Connections and request buffering (Kafka's names and, but for the request bytes
+    # bound and the receive deadline, Kafka's defaults).
+    connections_max_idle_ms: int = limits.CONNECTIONS_IDLE_MS_MAX
+    max_connections: int = limits.CONNECTIONS_MAX
+    max_connections_per_ip: int = limits.CONNECTIONS_MAX
+    # "host:count,host:count", as Kafka's max.connections.per.ip.overrides.
+    max_connections_per_ip_overrides: str = ""
+    queued_max_request_bytes: int = limits.QUEUED_REQUEST_BYTES_MAX
+    request_receive_timeout_ms: int = limits.REQUEST_RECEIVE_TIMEOUT_MS
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    @property
+    def connections_per_ip_overrides(self) -> dict[str, int]:
+        return parse_connection_overrides(self.max_connections_per_ip_overrides)
 
     @property
     def resolved_object_store_url(self) -> str:
@@ -105,6 +118,12 @@ _NAMES = {
     "metadata.reserved.bytes": "metadata_reserved_bytes",
     "object.store.request.timeout.ms": "object_store_request_timeout_ms",
     "shutdown.timeout.ms": "shutdown_timeout_ms",
+    "connections.max.idle.ms": "connections_max_idle_ms",
+    "max.connections": "max_connections",
+    "max.connections.per.ip": "max_connections_per_ip",
+    "max.connections.per.ip.overrides": "max_connections_per_ip_overrides",
+    "queued.max.request.bytes": "queued_max_request_bytes",
+    "request.receive.timeout.ms": "request_receive_timeout_ms",
 }
 
 
@@ -128,6 +147,50 @@ def _coerce(attr: str, raw: Any) -> Any:
     except ValueError:
         raise SettingsError(f"setting {attr!r}: {raw!r} is not a valid {kind}") from None
     return raw
+
+
+def parse_connection_overrides(text: str) -> dict[str, int]:
+    """Kafka's max.connections.per.ip.overrides: "host:count,host:count" (the count
+    follows the last colon, so IPv6 addresses need no brackets)."""
+    overrides: dict[str, int] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, count = item.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        try:
+            value = int(count)
+        except ValueError:
+            value = -1
+        if not sep or not host or value < 0:
+            raise SettingsError(
+                f"max.connections.per.ip.overrides: {item!r} is not host:count "
+                "(a count of 0 or more)"
+            )
+        overrides[host] = value
+    return overrides
+
+
+def _check(settings: Settings) -> Settings:
+    """Ranges Kafka checks at start-up, so a typo fails loudly instead of refusing clients."""
+    for name, value, low in (
+        ("connections.max.idle.ms", settings.connections_max_idle_ms, 1),
+        ("max.connections", settings.max_connections, 0),
+        ("max.connections.per.ip", settings.max_connections_per_ip, 0),
+        ("request.receive.timeout.ms", settings.request_receive_timeout_ms, 1),
+    ):
+        if value < low:
+            raise SettingsError(f"{name}: {value} is below the minimum of {low}")
+    if settings.queued_max_request_bytes == 0 or settings.queued_max_request_bytes < -1:
+        raise SettingsError("queued.max.request.bytes: must be -1 (no bound) or positive")
+    overrides = settings.connections_per_ip_overrides
+    if settings.max_connections_per_ip == 0 and not overrides:
+        raise SettingsError(
+            "max.connections.per.ip can be set to zero only if "
+            "max.connections.per.ip.overrides property is set."
+        )
+    return settings
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -166,4 +229,4 @@ def load_settings(
             extra[name] = str(value)
             continue
         values[attr] = _coerce(attr, value)
-    return Settings(**values, extra=extra)
+    return _check(Settings(**values, extra=extra))

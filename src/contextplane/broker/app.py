@@ -3,7 +3,6 @@ listener. `build_routes` is the whole list of Kafka APIs this broker answers."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,7 +16,7 @@ from contextplane.broker.handlers import (
     producer_ids,
 )
 from contextplane.broker.router import Route, Router
-from contextplane.broker.server import serve
+from contextplane.broker.server import Listener, serve
 from contextplane.broker.topics import TopicManager
 from contextplane.errors import KafkaError
 from contextplane.metadata.reserve import SpaceReserve
@@ -98,7 +97,7 @@ class Broker:
         self.topics = TopicManager(self)
         self.router = Router(self, build_routes())
         self.groups: Any = None
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self.bound_port = settings.port
 
     @property
@@ -126,21 +125,16 @@ class Broker:
         if GroupCoordinator is not None:
             self.groups = GroupCoordinator(self)
             await self.groups.start()
-        self._server = await serve(
-            self.router,
-            self.settings.host,
-            self.settings.port,
-            self.settings.socket_request_max_bytes,
-        )
-        port = self._server.sockets[0].getsockname()[1]
+        self._listener = await serve(self.router, self.settings)
+        port = self._listener.port
         log.info("contextplane broker listening on %s:%d", self.settings.host, port)
         self.bound_port = port
 
     async def stop(self) -> None:
         """Stop listening, stop the coordinators, then close storage (which uploads for at
         most `shutdown.timeout.ms` and leaves the rest in the WAL)."""
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         if self.groups is not None:
             await self.groups.stop()
         await self.storage.close()

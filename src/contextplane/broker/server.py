@@ -1,85 +1,395 @@
-"""The only asyncio networking code for Kafka: one Protocol instance per connection.
+"""The only asyncio networking code for Kafka: the listener, and one Protocol instance per
+connection.
 
 Requests on a connection are handled one at a time, in order, as Kafka does. A handler
 may return an awaitable instead of a response: its waiting part (a WAL sync, a long-poll
 fetch, a group join) then runs while the next request is handled, and responses are
 still written in request order. This keeps per-connection produce ordering while many
 pipelined produce requests share one group commit.
+
+Nothing a client does can hold the broker's memory or its attention for long:
+- connections are counted and refused in one place (`connections.ConnectionQuotas`);
+- a frame is read only once `connections.RequestMemory` (queued.max.request.bytes) has
+  admitted it, and only as its bytes arrive;
+- a frame must arrive within request.receive.timeout.ms of its first byte, and a
+  connection with nothing in progress is closed after connections.max.idle.ms;
+- a connection yields to the others after every request, has a bounded number of
+  responses queued, and writes the next response only once the client has read enough
+  of the previous ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
+import resource
+import socket
 from collections import deque
 from typing import Any
 
+from contextplane import limits
+from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.router import Router
 from contextplane.errors import ProtocolError
+from contextplane.logsafe import escape
 from contextplane.protocol.codec import (
     FrameBuffer,
     UnsupportedVersion,
     decode_request,
     encode_response,
 )
+from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Bytes of queued responses after which the connection stops reading (back-pressure).
 _WRITE_HIGH_WATER_BYTES = 8 * 1024 * 1024
+# Kafka's socket.listen.backlog.size is 50; asyncio's default is 100.
+_LISTEN_BACKLOG = 100
+# After accept() fails for lack of descriptors or memory, wait this long before trying
+# again (asyncio's own listener does the same).
+_ACCEPT_RETRY_DELAY_S = 1.0
+# Rejections per address are logged at most this often, with their count.
+_REJECTION_LOG_INTERVAL_S = 10.0
+# Pause reasons: the broker's request budget is spent / the client reads too slowly.
+_PAUSED_FOR_MEMORY = "memory"
+_PAUSED_FOR_WRITES = "writes"
+# Counted with every frame on top of its size: the objects that hold it, so a flood of
+# tiny pipelined frames is bounded by queued.max.request.bytes too.
+_FRAME_OVERHEAD_BYTES = 128
 
 
-class KafkaConnection(asyncio.Protocol):
-    def __init__(self, router: Router, frame_bytes_max: int) -> None:
-        self._router = router
-        self._frames = FrameBuffer(frame_bytes_max)
+def connection_limit(max_connections: int) -> int:
+    """max.connections, capped so accepted sockets leave descriptors for the broker's
+    own files (WAL, SQLite, objects, S3 connections)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    budget = max(1, soft - limits.DESCRIPTORS_RESERVED)
+    if budget < max_connections:
+        log.info(
+            "accepting at most %d connections: RLIMIT_NOFILE is %d and %d descriptors are "
+            "kept for the broker's files (max.connections=%d)",
+            budget,
+            soft,
+            limits.DESCRIPTORS_RESERVED,
+            max_connections,
+        )
+    return min(max_connections, budget)
+
+
+class Listener:
+    """Accepts connections within the quotas and closes idle and stalled ones."""
+
+    def __init__(self, router: Router, settings: Settings) -> None:
+        self.router = router
+        self.frame_bytes_max = settings.socket_request_max_bytes
+        self.idle_s = settings.connections_max_idle_ms / 1000
+        self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
+        self.quotas = ConnectionQuotas(
+            connection_limit(settings.max_connections),
+            settings.max_connections_per_ip,
+            settings.connections_per_ip_overrides,
+        )
+        self.memory = RequestMemory(settings.queued_max_request_bytes)
+        # One read buffer for every connection: each read is copied out of it at once.
+        self.read_buffer = bytearray(limits.SOCKET_READ_BYTES_MAX)
+        self.connections: set[KafkaConnection] = set()
+        self._sockets: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._slot_freed = asyncio.Event()
+        self._rejected: dict[str, int] = {}
+        self._rejections_logged_at = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self._sockets[0].getsockname()[1])
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and self._sockets:  # one free port for every address
+                    address = (address[0], self.port, *address[2:])
+                sock.bind(address)
+                sock.listen(_LISTEN_BACKLOG)
+                sock.setblocking(False)
+            except OSError:
+                sock.close()
+                self.close()
+                raise
+            self._sockets.append(sock)
+        self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
+        self._tasks.append(asyncio.create_task(self._expire_loop()))
+
+    def close(self) -> None:
+        """Stop listening (established connections are left to the process's end)."""
+        for task in self._tasks:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+
+    async def _accept_loop(self, listening: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.quotas.slot_available():
+                # Kafka's max.connections: stop accepting; new connections wait in the
+                # listen backlog until one closes.
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                sock, address = await loop.sock_accept(listening)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accepting a connection failed: %s; retrying", exc)
+                    await asyncio.sleep(_ACCEPT_RETRY_DELAY_S)
+                continue
+            host = str(address[0])
+            if not self.quotas.admit(host):
+                sock.close()
+                self._log_rejection(host)
+                continue
+            connection = KafkaConnection(self, host)
+            try:
+                await loop.connect_accepted_socket(lambda c=connection: c, sock)
+            except OSError:
+                sock.close()
+                if not connection.counted:
+                    self.quotas.release(host)
+
+    def _log_rejection(self, host: str) -> None:
+        """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""
+        self._rejected[host] = self._rejected.get(host, 0) + 1
+        self._flush_rejections(asyncio.get_running_loop().time())
+
+    def _flush_rejections(self, now: float) -> None:
+        if not self._rejected or now - self._rejections_logged_at < _REJECTION_LOG_INTERVAL_S:
+            return
+        self._rejections_logged_at = now
+        for address, count in self._rejected.items():
+            log.warning(
+                "refused %d connection(s) from %s: the address already has its maximum of %d "
+                "(max.connections.per.ip)",
+                count,
+                address,
+                self.quotas.limit_for(address),
+            )
+        self._rejected.clear()
+
+    def connection_opened(self, connection: KafkaConnection) -> None:
+        self.connections.add(connection)
+
+    def connection_closed(self, connection: KafkaConnection) -> None:
+        self.connections.discard(connection)
+        self.quotas.release(connection.host)
+        self._slot_freed.set()
+
+    async def _expire_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, max(0.01, min(self.idle_s, self.receive_timeout_s) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in list(self.connections):
+                connection.check_deadlines(now)
+            self._flush_rejections(now)
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
+    def __init__(self, listener: Listener, host: str) -> None:
+        self._listener = listener
+        self._router = listener.router
+        self._memory = listener.memory
+        self.host = host
+        self.counted = False  # the listener's quota is released in connection_lost
+        self._frames = FrameBuffer(listener.frame_bytes_max)
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
         self._peer = "?"
-        self._inbox: deque[bytes] = deque()
+        # Admitted, complete frames with the bytes counted for them, not yet handled.
+        self._inbox: deque[tuple[bytes, int]] = deque()
         self._inbox_event = asyncio.Event()
-        self._responses: asyncio.Queue[Any] = asyncio.Queue()
+        self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        # Request memory counted for this connection; the declared size of the partial
+        # frame once it is admitted.
+        self._reserved = 0
+        self._partial_admitted: int | None = None
+        self._memory_wait: object | None = None
+        self._paused: set[str] = set()
+        self._last_activity = self._loop.time()
+        self._frame_started: float | None = None
+        self._handling = False
+        self._awaiting_result = False
+
+    # -- asyncio callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self.counted = True
+        self._listener.connection_opened(self)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
             asyncio.create_task(self._write_loop()),
         ]
 
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._frames.receive_data(data)
-            while (frame := self._frames.next_frame()) is not None:
-                self._inbox.append(frame)
-        except ProtocolError as exc:
-            self._abort(str(exc))
-            return
-        self._inbox_event.set()
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._listener.read_buffer)[: self._read_size()]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._last_activity = self._loop.time()
+        self._frames.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
+        self._take_frames()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         for task in self._tasks:
             task.cancel()
+        if self._memory_wait is not None:
+            self._memory.cancel(self._memory_wait)
+            self._memory_wait = None
+        self._inbox.clear()
+        if self._reserved:
+            reserved, self._reserved = self._reserved, 0
+            self._memory.release(reserved)
+        if self.counted:
+            self._listener.connection_closed(self)
 
     def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
+        self._writable.clear()
+        self._pause(_PAUSED_FOR_WRITES)
 
     def resume_writing(self) -> None:
-        if self._transport is not None:
+        self._last_activity = self._loop.time()
+        self._writable.set()
+        self._resume(_PAUSED_FOR_WRITES)
+
+    # -- reading: admission, frames, deadlines ------------------------------------------
+
+    def _read_size(self) -> int:
+        """Read no further than the admitted frame, plus a little of the next one (its
+        size prefix must arrive before it can be admitted)."""
+        free = limits.REQUEST_BYTES_PER_CONNECTION_FREE
+        size = free
+        if self._partial_admitted is not None:
+            size = max(free, 4 + self._partial_admitted - self._frames.pending_bytes)
+        return min(size, len(self._listener.read_buffer))
+
+    def _take_frames(self) -> None:
+        """Admit and cut every frame the buffer holds; stop reading at one that has to
+        wait for request memory."""
+        completed = False
+        try:
+            while (size := self._frames.pending_size()) is not None:
+                if self._partial_admitted is None and not self._admit(size):
+                    break
+                frame = self._frames.next_frame()
+                if frame is None:
+                    break
+                self._inbox.append((frame, size + _FRAME_OVERHEAD_BYTES))
+                self._partial_admitted = None
+                completed = True
+        except ProtocolError as exc:
+            self._abort(str(exc))
+            return
+        if self._frames.pending_bytes == 0:
+            self._frame_started = None
+        elif completed or self._frame_started is None:
+            self._frame_started = self._loop.time()
+        if completed:
+            self._inbox_event.set()
+
+    def _admit(self, size: int) -> bool:
+        cost = size + _FRAME_OVERHEAD_BYTES
+        free = self._reserved + cost <= limits.REQUEST_BYTES_PER_CONNECTION_FREE
+        if self._memory.reserve(cost, force=free):
+            self._reserved += cost
+            self._partial_admitted = size
+            return True
+        self._memory_wait = self._memory.wait(cost, lambda: self._memory_granted(size, cost))
+        self._pause(_PAUSED_FOR_MEMORY)
+        return False
+
+    def _memory_granted(self, size: int, cost: int) -> None:
+        # Called from another connection's release: continue on the next loop turn.
+        self._memory_wait = None
+        self._reserved += cost
+        self._partial_admitted = size
+        self._loop.call_soon(self._continue_after_memory)
+
+    def _continue_after_memory(self) -> None:
+        if self._closed:
+            return
+        self._take_frames()
+        self._resume(_PAUSED_FOR_MEMORY)
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self._transport is not None:
+            self._transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._paused:
+            return
+        self._paused.discard(reason)
+        if not self._paused and self._transport is not None and not self._closed:
+            if self._frame_started is not None:
+                self._frame_started = self._loop.time()  # not the client's delay
             self._transport.resume_reading()
 
+    def _release(self, cost: int) -> None:
+        cost = min(cost, self._reserved)  # nothing once connection_lost released it all
+        if cost > 0:
+            self._reserved -= cost
+            self._memory.release(cost)
+
+    def check_deadlines(self, now: float) -> None:
+        """Close the connection if a frame is arriving too slowly or nothing has happened
+        on it for connections.max.idle.ms (Kafka's idle expiry; requests the broker is
+        still working on do not count as idle)."""
+        if self._closed or self._transport is None:
+            return
+        listener = self._listener
+        reading = not self._paused
+        if (
+            reading
+            and self._frame_started is not None
+            and now - self._frame_started > listener.receive_timeout_s
+        ):
+            self._abort(
+                f"request frame not received within request.receive.timeout.ms="
+                f"{int(listener.receive_timeout_s * 1000)}"
+            )
+            return
+        # Waiting on the broker (a handler, a parked JoinGroup or long-poll fetch, request
+        # memory) is not idleness; waiting on a client that does not read is.
+        busy = self._handling or self._awaiting_result or _PAUSED_FOR_MEMORY in self._paused
+        if not busy and now - self._last_activity > listener.idle_s:
+            log.debug("closing idle connection from %s", self._peer)
+            self._closed = True
+            self._transport.abort()
+
     def _abort(self, reason: str) -> None:
-        log.warning("closing connection from %s: %s", self._peer, reason)
+        log.warning("closing connection from %s: %s", self._peer, escape(reason))
         self._closed = True
         if self._transport is not None:
             self._transport.abort()
+
+    # -- handling and writing ------------------------------------------------------------
 
     async def _handle_loop(self) -> None:
         while not self._closed:
@@ -87,34 +397,48 @@ class KafkaConnection(asyncio.Protocol):
                 self._inbox_event.clear()
                 await self._inbox_event.wait()
                 continue
-            frame = self._inbox.popleft()
+            frame, size = self._inbox.popleft()
+            self._handling = True
             try:
-                request = decode_request(frame)
-            except UnsupportedVersion as exc:
-                response = self._router.unsupported_version(exc.header)
-                if response is None:
-                    self._abort(str(exc))
-                    return
-                await self._responses.put(response)
-                continue
-            except ProtocolError as exc:
+                item = await self._handle(frame)
+            finally:
+                self._handling = False
+                self._last_activity = self._loop.time()
+                del frame
+                self._release(size)
+            if item is not None:
+                await self._responses.put(item)
+            # One connection's pipelined requests must not keep the others waiting.
+            await asyncio.sleep(0)
+
+    async def _handle(self, frame: bytes) -> Any:
+        """The response queue item for one frame: encoded bytes, (header, result), or
+        None (no response, or the connection was closed)."""
+        try:
+            request = decode_request(frame)
+        except UnsupportedVersion as exc:
+            response = self._router.unsupported_version(exc.header)
+            if response is None:
                 self._abort(str(exc))
-                return
-            header = request.header
-            try:
-                result = await self._router.dispatch(request, self._peer)
-            except ProtocolError as exc:
-                self._abort(str(exc))
-                return
-            except Exception:
-                log.exception(
-                    "api key %d v%d from %s failed", header.api_key, header.api_version, self._peer
-                )
-                self._abort("internal error")
-                return
-            if result is None:  # acks=0 produce: no response at all
-                continue
-            await self._responses.put((header, result))
+            return response
+        except ProtocolError as exc:
+            self._abort(str(exc))
+            return None
+        header = request.header
+        try:
+            result = await self._router.dispatch(request, self._peer)
+        except ProtocolError as exc:
+            self._abort(str(exc))
+            return None
+        except Exception:
+            log.exception(
+                "api key %d v%d from %s failed", header.api_key, header.api_version, self._peer
+            )
+            self._abort("internal error")
+            return None
+        if result is None:  # acks=0 produce: no response at all
+            return None
+        return (header, result)
 
     async def _write_loop(self) -> None:
         try:
@@ -129,30 +453,38 @@ class KafkaConnection(asyncio.Protocol):
         while not self._closed:
             item = await self._responses.get()
             if isinstance(item, bytes):
-                self._write(item)
+                await self._write([item])
                 continue
             header, result = item
-            try:
-                body = await result if inspect.isawaitable(result) else result
-            except Exception:
-                log.exception("api key %d from %s failed", header.api_key, self._peer)
-                self._abort("internal error")
-                return
+            if inspect.isawaitable(result):
+                self._awaiting_result = True
+                try:
+                    body = await result
+                except Exception:
+                    log.exception("api key %d from %s failed", header.api_key, self._peer)
+                    self._abort("internal error")
+                    return
+                finally:
+                    self._awaiting_result = False
+            else:
+                body = result
             if isinstance(body, list):  # pre-encoded frame parts
-                for part in body:
-                    self._write(part)
+                await self._write(body)
                 continue
-            self._write(
-                encode_response(header.api_key, header.api_version, header.correlation_id, body)
+            await self._write(
+                [encode_response(header.api_key, header.api_version, header.correlation_id, body)]
             )
 
-    def _write(self, data: bytes) -> None:
+    async def _write(self, parts: list[bytes]) -> None:
+        # Only once the client has read the earlier responses: a connection cannot pile
+        # up response bytes in its transport.
+        await self._writable.wait()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+            self._last_activity = self._loop.time()
+            self._transport.writelines(parts)
 
 
-async def serve(router: Router, host: str, port: int, frame_bytes_max: int) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: KafkaConnection(router, frame_bytes_max), host, port, reuse_address=True
-    )
+async def serve(router: Router, settings: Settings) -> Listener:
+    listener = Listener(router, settings)
+    await listener.start(settings.host, settings.port)
+    return listener

@@ -37,6 +37,13 @@ class TopicManager:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._cache: dict[str, TopicRecord] | None = None
+        # Bumped on every change to the topic table (create, delete, partitions, configs),
+        # for caches derived from it (Metadata responses).
+        self.generation = 0
+
+    def _changed(self) -> None:
+        self._cache = None
+        self.generation += 1
 
     def topics(self) -> dict[str, TopicRecord]:
         if self._cache is None:
@@ -80,7 +87,7 @@ class TopicManager:
 
     def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         record = self._broker.metadata.create_topic(name, partitions, configs)
-        self._cache = None
+        self._changed()
         self._broker.storage.open_new_partitions(name)
         return record
 
@@ -103,16 +110,16 @@ class TopicManager:
             )
         self._broker.storage.drop_topic(name)
         orphans = self._broker.metadata.delete_topic(name)
-        self._cache = None
+        self._changed()
         if self._broker.groups is not None:
             self._broker.groups.on_topic_deleted(name)  # Kafka's onPartitionsDeleted
         await self._broker.storage.delete_orphans(orphans)
 
     def add_partitions(self, name: str, count: int) -> None:
         self._broker.metadata.add_partitions(name, count)
-        self._cache = None
+        self._changed()
         self._broker.storage.open_new_partitions(name)
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
         self._broker.metadata.set_topic_configs(name, configs)
-        self._cache = None
+        self._changed()

@@ -7,14 +7,18 @@ response entity into the bytes of a frame.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
 from kio.serial import entity_writer
+from kio.serial._serialize import get_field_tag, get_field_writer
+from kio.serial.writers import write_compact_array_length
 
 from contextplane.errors import ProtocolError
 from contextplane.protocol.lenient import read_entity_lenient
@@ -27,8 +31,10 @@ _INT32 = struct.Struct(">i")
 class FrameBuffer:
     """Accumulates bytes and yields size-prefixed frames (without the size prefix).
 
-    Consumed bytes are dropped lazily (once they are most of the buffer), so a burst of
-    pipelined frames costs one compaction, not one memmove per frame.
+    The buffer grows only as bytes arrive: a declared length is checked against
+    socket.request.max.bytes but never allocated up front. Consumed bytes are dropped
+    lazily (once they are most of the buffer), so a burst of pipelined frames costs one
+    compaction, not one memmove per frame; an emptied buffer gives its memory back.
     """
 
     def __init__(self, frame_bytes_max: int) -> None:
@@ -36,25 +42,38 @@ class FrameBuffer:
         self._start = 0
         self._frame_bytes_max = frame_bytes_max
 
-    def receive_data(self, data: bytes) -> None:
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes received and not yet returned in a frame, size prefixes included."""
+        return len(self._buffer) - self._start
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
 
-    def next_frame(self) -> bytes | None:
-        available = len(self._buffer) - self._start
-        if available < 4:
-            self._compact()
+    def pending_size(self) -> int | None:
+        """The declared size of the next frame, once its 4-byte prefix has arrived.
+
+        ProtocolError if it is negative or above socket.request.max.bytes."""
+        if self.pending_bytes < 4:
             return None
         (size,) = _INT32.unpack_from(self._buffer, self._start)
         if size < 0 or size > self._frame_bytes_max:
             raise ProtocolError(
                 f"frame of {size} bytes exceeds socket.request.max.bytes={self._frame_bytes_max}"
             )
-        if available < 4 + size:
+        return size
+
+    def next_frame(self) -> bytes | None:
+        size = self.pending_size()
+        if size is None or self.pending_bytes < 4 + size:
             self._compact()
             return None
         begin = self._start + 4
         frame = bytes(memoryview(self._buffer)[begin : begin + size])
         self._start = begin + size
+        if self._start == len(self._buffer):
+            self._buffer = bytearray()
+            self._start = 0
         return frame
 
     def _compact(self) -> None:
@@ -173,16 +192,75 @@ def decode_body(schema: Any, frame: bytes, position: int) -> Any:
     return body
 
 
-def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytes:
-    """Frame bytes for `body`: size, response header, payload."""
-    schema = type(body)
+def _response_head(api_key: int, schema: Any, correlation_id: int) -> io.BytesIO:
+    """A buffer holding a placeholder size and the response header."""
     buffer = io.BytesIO()
     buffer.write(b"\x00\x00\x00\x00")
     buffer.write(_INT32.pack(correlation_id))
     # ApiVersions responses always use header v0 so that any client can read them.
     if schema.__flexible__ and api_key != API_VERSIONS_KEY:
         buffer.write(b"\x00")
+    return buffer
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytes:
+    """Frame bytes for `body`: size, response header, payload."""
+    schema = type(body)
+    buffer = _response_head(api_key, schema, correlation_id)
     _writer(schema)(buffer, body)
     frame = buffer.getbuffer()
     _INT32.pack_into(frame, 0, len(frame) - 4)
     return bytes(frame)
+
+
+def encode_entity(entity: Any) -> bytes:
+    """The bytes kio writes for one entity, e.g. one element of a response array."""
+    buffer = io.BytesIO()
+    _writer(type(entity))(buffer, entity)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _field_writers(schema: Any) -> tuple[tuple[str, Callable[[Any, Any], None]], ...]:
+    fields = dataclasses.fields(schema)
+    if any(get_field_tag(f) is not None for f in fields):
+        raise NotImplementedError(f"{schema.__name__} has tagged fields")
+    return tuple(
+        (f.name, get_field_writer(f, schema.__flexible__, is_request_header=False, is_tag=False))
+        for f in fields
+    )
+
+
+def encode_response_with_array(
+    api_key: int,
+    correlation_id: int,
+    body: Any,
+    array_field: str,
+    items: bytes,
+    count: int,
+) -> list[bytes]:
+    """Frame parts for `body` whose `array_field` holds `count` elements already encoded
+    (`items`, each element as `encode_entity` writes it); the field's value in `body` is
+    ignored. Byte for byte what `encode_response` writes, without re-encoding the array:
+    large responses (Metadata) are assembled from cached parts."""
+    schema = type(body)
+    head = _response_head(api_key, schema, correlation_id)
+    tail = io.BytesIO()
+    buffer = head
+    for name, write in _field_writers(schema):
+        if name != array_field:
+            write(buffer, getattr(body, name))
+            continue
+        if schema.__flexible__:
+            write_compact_array_length(buffer, count)
+        else:
+            buffer.write(_INT32.pack(count))
+        buffer = tail
+    if buffer is head:
+        raise ValueError(f"{schema.__name__} has no field {array_field!r}")
+    if schema.__flexible__:
+        tail.write(b"\x00")  # no tagged fields
+    parts = [head.getvalue(), items, tail.getvalue()]
+    size = sum(len(part) for part in parts) - 4
+    parts[0] = _INT32.pack(size) + parts[0][4:]
+    return parts

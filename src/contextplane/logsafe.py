@@ -1,0 +1,94 @@
+"""Safe logs: every client-supplied string is escaped, and administrative changes go
+through one audit function.
+
+A client chooses topic names, group ids, member ids, client ids, config values and more;
+written raw, a newline in one of them forges a log line and an escape sequence rewrites a
+terminal. `escape` makes any string one printable line; `audit` writes one line per
+administrative change in one format, naming the client and its address (an authorizer's
+principal joins them there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from contextplane.protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from contextplane.broker.router import RequestContext
+
+audit_log = logging.getLogger("contextplane.audit")
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
+
+
+def _escape_char(char: str, quote: bool) -> str:
+    if char in _SHORT_ESCAPES and (quote or char != '"'):
+        return _SHORT_ESCAPES[char]
+    if char.isprintable() or char == '"':
+        return char
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def escape(value: object, quote: bool = False) -> str:
+    """`value` as one line of printable text: backslash, control and other non-printable
+    characters (line and paragraph separators included) become backslash escapes, so
+    the text cannot end a log line or carry terminal escapes. With `quote`, the result is
+    wrapped in double quotes (inner ones escaped), for key="value" fields.
+    None is `None`."""
+    text = "None" if value is None else str(value)
+    if text.isprintable() and "\\" not in text and not (quote and '"' in text):
+        escaped = text
+    else:
+        escaped = "".join(_escape_char(char, quote) for char in text)
+    return f'"{escaped}"' if quote else escaped
+
+
+def escape_controls(text: str) -> str:
+    """Only the characters that break a line or drive a terminal, for a whole formatted
+    message (a backstop: call sites escape client strings with `escape`)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape_char(char, False) for char in text)
+
+
+class EscapingFormatter(logging.Formatter):
+    """Escapes control characters in every message: whatever a call site forgot to escape
+    cannot forge a line. Tracebacks, added after the message, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
+def audit(
+    ctx: RequestContext,
+    operation: str,
+    resource: str,
+    name: object,
+    error: int = ErrorCode.none,
+    details: Mapping[str, object] | None = None,
+) -> None:
+    """One line for one administrative change (or refused attempt at one):
+
+        audit <operation> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
+        peer=<address> [key="value" ...]
+
+    `operation` is e.g. "create", `resource` e.g. "topic"; every client-supplied value is
+    quoted and escaped."""
+    try:
+        result = ErrorCode(error).name.upper()
+    except ValueError:
+        result = str(int(error))
+    fields = [
+        f"audit {operation} {resource}={escape(name, quote=True)} result={result}",
+        f"client_id={escape(ctx.header.client_id, quote=True)} peer={escape(ctx.peer)}",
+    ]
+    for key, value in (details or {}).items():
+        fields.append(f"{key}={escape(value, quote=True)}")
+    audit_log.info(" ".join(fields))
