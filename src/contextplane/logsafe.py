@@ -49,6 +49,13 @@ def escape(value: object, quote: bool = False) -> str:
     return f'"{escaped}"' if quote else escaped
 
 
+def escape_all(values: object) -> str:
+    """Several client strings (member ids, ...) as one comma-separated, escaped list."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        return escape(values)
+    return ", ".join(escape(value) for value in values)
+
+
 def escape_controls(text: str) -> str:
     """Only the characters that break a line or drive a terminal, for a whole formatted
     message (a backstop: call sites escape client strings with `escape`)."""
@@ -68,27 +75,29 @@ class EscapingFormatter(logging.Formatter):
 
 def audit(
     ctx: RequestContext,
-    operation: str,
+    api: str,
     resource: str,
     name: object,
     error: int = ErrorCode.none,
     details: Mapping[str, object] | None = None,
 ) -> None:
-    """One line for one administrative change (or refused attempt at one):
+    """One line for one administrative change (or a refused attempt at one):
 
-        audit <operation> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
-        peer=<address> [key="value" ...]
+        audit <Api> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
+        peer=<host:port> [key=value ...]
 
-    `operation` is e.g. "create", `resource` e.g. "topic"; every client-supplied value is
-    quoted and escaped."""
+    `api` is the Kafka API (CreateTopics, DeleteGroups, ...), `resource` what it changed
+    (topic, partition, group); every string value is quoted and escaped, numbers are not.
+    """
     try:
         result = ErrorCode(error).name.upper()
     except ValueError:
         result = str(int(error))
     fields = [
-        f"audit {operation} {resource}={escape(name, quote=True)} result={result}",
+        f"audit {api} {resource}={escape(name, quote=True)} result={result}",
         f"client_id={escape(ctx.header.client_id, quote=True)} peer={escape(ctx.peer)}",
     ]
     for key, value in (details or {}).items():
-        fields.append(f"{key}={escape(value, quote=True)}")
+        text = str(value) if isinstance(value, int) else escape(value, quote=True)
+        fields.append(f"{key}={text}")
     audit_log.info(" ".join(fields))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ class BrokerProcess:
     object_store: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # RLIMIT_NOFILE of the broker process (its descriptor budget), when a test sets one.
+    open_files_max: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -52,7 +55,11 @@ class BrokerProcess:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-broker.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            preexec_fn=self._limit_open_files if self.open_files_max else None,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -64,6 +71,10 @@ class BrokerProcess:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"broker did not listen within {timeout_s}s:\n{self.log_tail()}")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files_max is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files_max, self.open_files_max))
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:

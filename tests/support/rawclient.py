@@ -17,9 +17,14 @@ from contextplane.protocol.codec import request_schema, response_schema
 
 
 class RawClient:
-    def __init__(self, bootstrap: str, client_id: str = "raw-test") -> None:
+    def __init__(
+        self, bootstrap: str, client_id: str = "raw-test", source: str | None = None
+    ) -> None:
+        """`source`: the local address to connect from (any of 127.0.0.0/8 on Linux)."""
         host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock = socket.create_connection(
+            (host, int(port)), timeout=30, source_address=(source, 0) if source else None
+        )
         self.client_id = client_id.encode()
         self.correlation_id = 0
         self._pending: list[tuple[int, int, int]] = []

@@ -42,3 +42,40 @@ def test_defaults_are_the_embedded_layout() -> None:
     assert settings.resolved_object_store_url == "file:///srv/cp/objects"
     assert settings.resolved_metadata_url == "sqlite:////srv/cp/metadata.db"
     assert settings.advertised == ("127.0.0.1", 9092)
+
+
+def test_connection_settings_use_kafka_names_and_formats() -> None:
+    settings = load_settings(
+        environ={"CONTEXTPLANE_MAX_CONNECTIONS_PER_IP": "7"},
+        overrides={
+            "connections.max.idle.ms": "5000",
+            "max.connections": "100",
+            "max.connections.per.ip.overrides": "10.0.0.1:3, host-a:0,[::1]:2",
+            "queued.max.request.bytes": "-1",
+            "request.receive.timeout.ms": "2000",
+        },
+    )
+    assert settings.connections_max_idle_ms == 5000
+    assert settings.max_connections == 100
+    assert settings.max_connections_per_ip == 7
+    assert settings.connections_per_ip_overrides == {"10.0.0.1": 3, "host-a": 0, "::1": 2}
+    assert settings.queued_max_request_bytes == -1
+    assert settings.request_receive_timeout_ms == 2000
+    defaults = load_settings(environ={})
+    assert defaults.connections_max_idle_ms == 600_000  # Kafka's default
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("max.connections.per.ip.overrides", "10.0.0.1", "host:count"),
+        ("max.connections.per.ip.overrides", "10.0.0.1:-1", "host:count"),
+        ("max.connections.per.ip.overrides", "10.0.0.1:x", "host:count"),
+        ("max.connections.per.ip", "0", "only if max.connections.per.ip.overrides"),
+        ("queued.max.request.bytes", "0", "queued.max.request.bytes"),
+        ("connections.max.idle.ms", "0", "connections.max.idle.ms"),
+    ],
+)
+def test_bad_connection_settings_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ={}, overrides={name: value})

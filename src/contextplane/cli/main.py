@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from contextplane.logsafe import EscapingFormatter
 from contextplane.settings import SettingsError, load_settings
 
 # Time beyond shutdown.timeout.ms for everything but the final upload.
@@ -37,9 +38,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    # Control characters in any message are escaped: no client string can forge a line.
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     overrides: dict[str, str] = {}
     for item in args.set:
         name, sep, value = item.partition("=")

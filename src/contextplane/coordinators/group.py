@@ -29,6 +29,7 @@ from contextplane.coordinators.group_state import (
     join_error,
     sync_error,
 )
+from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class GroupCoordinator:
             try:
                 self._store.commit_offsets(group_id, rows, self._wall_ms())
             except sqlite3.Error:
-                log.exception("committing offsets of group %s failed", group_id)
+                log.exception("committing offsets of group %s failed", escape(group_id))
                 return [
                     ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes
                 ]
@@ -349,8 +350,7 @@ class GroupCoordinator:
                 code = ErrorCode.none if error is None else error
                 if error is None:
                     self._store.delete_offsets(group_id, None)
-                    self.state.remove_group(group_id)
-                    log.info("group %s deleted", group_id)
+                    self.state.remove_group(group_id)  # audited by the DeleteGroups handler
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contextplane import limits
+from contextplane.logsafe import escape, escape_all
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -274,9 +275,9 @@ class Group:
                 log.info(
                     "group %s: leader %s failed to join before the rebalance timeout; member "
                     "%s is the new leader",
-                    self.group_id,
-                    self.leader_id,
-                    member.member_id,
+                    escape(self.group_id),
+                    escape(self.leader_id),
+                    escape(member.member_id),
                 )
                 self.leader_id = member.member_id
                 return True
@@ -337,10 +338,10 @@ class Group:
             if existing != member_id:
                 log.info(
                     "group %s: member %s for static member %s is fenced by %s",
-                    self.group_id,
-                    member_id,
-                    instance_id,
-                    existing,
+                    escape(self.group_id),
+                    escape(member_id),
+                    escape(instance_id),
+                    escape(existing),
                 )
                 return ErrorCode.fenced_instance_id
         if member_id not in self.members:
@@ -385,8 +386,8 @@ class Group:
             if parsed is None:
                 log.warning(
                     "group %s: cannot parse the consumer protocol subscription of %s",
-                    self.group_id,
-                    member.member_id,
+                    escape(self.group_id),
+                    escape(member.member_id),
                 )
                 return None
             topics.update(parsed)
@@ -686,10 +687,10 @@ class GroupStateMachine:
                 log.info(
                     "group %s: static member %s rejoins with an unknown member id in state "
                     "%s; replacing member %s",
-                    group.group_id,
-                    request.group_instance_id,
+                    escape(group.group_id),
+                    escape(request.group_instance_id),
                     group.state.value,
-                    existing,
+                    escape(existing),
                 )
                 self._update_static_member(group, request, existing, new_id, waiter)
             else:
@@ -748,8 +749,8 @@ class GroupStateMachine:
         else:
             log.warning(
                 "group %s: member %s rejoins in unexpected state %s",
-                group.group_id,
-                member_id,
+                escape(group.group_id),
+                escape(member_id),
                 group.state.value,
             )
             waiter(join_error(member_id, ErrorCode.unknown_member_id))
@@ -814,9 +815,9 @@ class GroupStateMachine:
                 # the old one's assignment.
                 log.info(
                     "group %s: static member %s rejoined as %s without a rebalance",
-                    group.group_id,
-                    request.group_instance_id,
-                    new_id,
+                    escape(group.group_id),
+                    escape(request.group_instance_id),
+                    escape(new_id),
                 )
                 if request.api_version >= 9:
                     is_leader = group.is_leader(new_id)
@@ -872,9 +873,9 @@ class GroupStateMachine:
         group.transition_to(GroupState.PREPARING_REBALANCE, self.now_ms())
         log.info(
             "group %s: preparing to rebalance (old generation %d): %s",
-            group.group_id,
+            escape(group.group_id),
             group.generation_id,
-            reason,
+            escape(reason),
         )
         if not initial:
             self._maybe_complete_join_else_schedule(group)
@@ -933,23 +934,31 @@ class GroupStateMachine:
             group.remove(member_id)
             self.timers.cancel(_heartbeat_key(group.group_id, member_id))
         if failed:
-            log.info("group %s: removed members that did not rejoin: %s", group.group_id, failed)
+            log.info(
+                "group %s: removed members that did not rejoin: %s",
+                escape(group.group_id),
+                escape_all(failed),
+            )
         if not group.maybe_elect_new_joined_leader() and group.members:
             # Nobody rejoined: wait another rebalance timeout for session expiry to clear
             # the non-responsive members.
-            log.warning("group %s: no member rejoined; extending the join phase", group.group_id)
+            log.warning(
+                "group %s: no member rejoined; extending the join phase", escape(group.group_id)
+            )
             self._schedule_join_deadline(group)
             return
         group.init_next_generation(self.now_ms())
         if group.is_in(GroupState.EMPTY):
-            log.info("group %s generation %d is now empty", group.group_id, group.generation_id)
+            log.info(
+                "group %s generation %d is now empty", escape(group.group_id), group.generation_id
+            )
             return
         log.info(
             "group %s: generation %d stabilising with %d members (protocol %s)",
-            group.group_id,
+            escape(group.group_id),
             group.generation_id,
             len(group.members),
-            group.protocol_name,
+            escape(group.protocol_name),
         )
         for member in list(group.members.values()):
             response = group.join_response(
@@ -1000,7 +1009,11 @@ class GroupStateMachine:
         for member_id in missing:
             group.remove(member_id)
             self.timers.cancel(_heartbeat_key(group_id, member_id))
-        log.info("group %s: removed members that did not send SyncGroup: %s", group_id, missing)
+        log.info(
+            "group %s: removed members that did not send SyncGroup: %s",
+            escape(group_id),
+            escape_all(missing),
+        )
         self._prepare_rebalance(group, "members did not sync in time")
 
     def _expire_heartbeat(self, group_id: str, member_id: str) -> None:
@@ -1008,7 +1021,7 @@ class GroupStateMachine:
         if group is None or group.is_in(GroupState.DEAD):
             return
         if member_id in group.pending_join:
-            log.info("group %s: pending member %s expired", group_id, member_id)
+            log.info("group %s: pending member %s expired", escape(group_id), escape(member_id))
             group.remove(member_id)
             if group.is_in(GroupState.PREPARING_REBALANCE) and group.has_all_members_joined():
                 self._complete_join(group)
@@ -1016,7 +1029,9 @@ class GroupStateMachine:
         member = group.members.get(member_id)
         if member is None or member.has_satisfied_heartbeat():
             return
-        log.info("group %s: member %s session expired; removing it", group_id, member_id)
+        log.info(
+            "group %s: member %s session expired; removing it", escape(group_id), escape(member_id)
+        )
         self._remove_member_and_update(group, member, "session timeout")
 
     def _remove_member_and_update(self, group: Group, member: Member, reason: str) -> None:
@@ -1052,8 +1067,8 @@ class GroupStateMachine:
             if group.is_leader(request.member_id):
                 log.info(
                     "group %s: assignment received from leader %s for generation %d",
-                    group.group_id,
-                    request.member_id,
+                    escape(group.group_id),
+                    escape(request.member_id),
                     group.generation_id,
                 )
                 for m in group.members.values():
@@ -1165,7 +1180,7 @@ class GroupStateMachine:
                 left.append(member_id)
             responses.append(_leave_entry(member_id, instance_id, ErrorCode.none))
         if left:
-            log.info("group %s: members left: %s", group_id, left)
+            log.info("group %s: members left: %s", escape(group_id), escape_all(left))
             if group.is_in(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
                 self._maybe_prepare_rebalance_or_complete_join(group, "members left the group")
             elif group.is_in(GroupState.PREPARING_REBALANCE):

@@ -8,6 +8,7 @@ from typing import Any
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
+from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 
@@ -58,6 +59,18 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+        if not request.validate_only:
+            audit(
+                ctx,
+                "CreateTopics",
+                "topic",
+                topic.name,
+                entry["error_code"],
+                {
+                    "partitions": topic.num_partitions,
+                    "configs": ",".join(f"{c.name}={c.value}" for c in topic.configs),
+                },
+            )
     return ctx.response(throttle_time=0, topics=results)
 
 
@@ -105,6 +118,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Any:
             await ctx.broker.topics.delete(name)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+        audit(ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"])
         results.append(entry)
     return ctx.response(throttle_time=0, responses=results)
 
@@ -144,5 +158,14 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
                 ctx.broker.topics.add_partitions(topic.name, topic.count)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+        if not request.validate_only:
+            audit(
+                ctx,
+                "CreatePartitions",
+                "topic",
+                topic.name,
+                entry["error_code"],
+                {"count": topic.count},
+            )
         results.append(entry)
     return ctx.response(throttle_time=0, results=results)

@@ -156,7 +156,7 @@ def _resolve(ctx: RequestContext, wanted: Any, auto_create: bool) -> TopicRecord
     if record is None and auto_create:
         record = topics.auto_create(name)
         if record is not None:
-            audit(ctx, "create", "topic", name, details={"auto": "true"})
+            audit(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
     if record is None:
         return {
             "error_code": ErrorCode.unknown_topic_or_partition,

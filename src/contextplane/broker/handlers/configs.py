@@ -7,6 +7,7 @@ from typing import Any
 from contextplane.broker.configs import BROKER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
+from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 TOPIC = 2
@@ -17,6 +18,8 @@ SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
 # IncrementalAlterConfigs operations
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+_OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
+_RESOURCE_NAMES = {TOPIC: "topic", BROKER: "broker"}
 
 
 def _config_type(name: str) -> int:
@@ -106,7 +109,7 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     return dict(record.configs)
 
 
-def _alter(ctx: RequestContext, request: Any, apply: Any) -> Any:
+def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Any:
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -125,13 +128,28 @@ def _alter(ctx: RequestContext, request: Any, apply: Any) -> Any:
                 ctx.broker.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+        if not request.validate_only:
+            audit(
+                ctx,
+                api,
+                _RESOURCE_NAMES.get(resource.resource_type, str(resource.resource_type)),
+                resource.resource_name,
+                entry["error_code"],
+                {"configs": describe(resource.configs)},
+            )
         results.append(entry)
     return ctx.response(throttle_time=0, responses=results)
 
 
 async def alter_configs(ctx: RequestContext, request: Any) -> Any:
     # AlterConfigs replaces the whole set of a resource's configs.
-    return _alter(ctx, request, lambda current, configs: {c.name: c.value for c in configs})
+    return _alter(
+        ctx,
+        request,
+        lambda current, configs: {c.name: c.value for c in configs},
+        "AlterConfigs",
+        lambda configs: ",".join(f"{c.name}={c.value}" for c in configs),
+    )
 
 
 async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
@@ -159,4 +177,10 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
                 raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
         return current
 
-    return _alter(ctx, request, apply)
+    def describe(changes: Any) -> str:
+        return ",".join(
+            f"{_OPERATION_NAMES.get(c.config_operation, c.config_operation)} {c.name}={c.value}"
+            for c in changes
+        )
+
+    return _alter(ctx, request, apply, "IncrementalAlterConfigs", describe)

@@ -17,6 +17,7 @@ from typing import Any
 from contextplane.broker.router import RequestContext
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import JoinRequest, SyncRequest
+from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 GROUP_KEY_TYPE = 0
@@ -269,6 +270,8 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
 async def offset_delete(ctx: RequestContext, request: Any) -> Any:
     topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
     code, results = ctx.broker.groups.delete_offsets(request.group_id, topics)
+    partitions = ",".join(f"{name}-{index}" for name, indexes in topics for index in indexes)
+    audit(ctx, "OffsetDelete", "group", request.group_id, code, {"partitions": partitions})
     return ctx.response(throttle_time=0, error_code=code, topics=results)
 
 
@@ -296,6 +299,8 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Any:
 
 async def delete_groups(ctx: RequestContext, request: Any) -> Any:
     results = ctx.broker.groups.delete_groups(request.groups_names)
+    for result in results:
+        audit(ctx, "DeleteGroups", "group", result["group_id"], result["error_code"])
     return ctx.response(throttle_time=0, results=results)
 
 

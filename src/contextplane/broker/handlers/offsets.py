@@ -7,6 +7,7 @@ from typing import Any
 from contextplane.broker.handlers.fetch import check_leader_epoch
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
+from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
 from contextplane.protocol.records import iter_batch_headers
@@ -100,6 +101,14 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
                 entry["low_watermark"] = partition.log_start_offset
             except KafkaError as exc:
                 entry["error_code"] = exc.code
+            audit(
+                ctx,
+                "DeleteRecords",
+                "partition",
+                f"{topic.name}-{wanted.partition_index}",
+                entry["error_code"],
+                {"offset": wanted.offset, "low_watermark": entry["low_watermark"]},
+            )
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
     return ctx.response(throttle_time=0, topics=topics)

@@ -1,0 +1,76 @@
+"""What adversarial tests observe from outside a broker process: its memory, sockets and
+listen queue, and raw connections from chosen loopback addresses."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tests.support.rawclient import RawClient
+
+T = TypeVar("T")
+
+API_VERSIONS = 18
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}")
+        time.sleep(0.05)
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A /proc/<pid>/status figure in KiB (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0])
+    raise KeyError(field)
+
+
+def descriptors(pid: int) -> tuple[int, int]:
+    """(open descriptors, of which sockets) of a process."""
+    total = sockets = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        total += 1
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                sockets += 1
+        except OSError:
+            pass
+    return total, sockets
+
+
+def listen_queue(port: int) -> int:
+    """Connections waiting in the kernel's accept queue of the listener on `port`."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == "0A":  # LISTEN
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"no listener on port {port}")
+
+
+def api_versions(client: RawClient, timeout_s: float = 30.0) -> float:
+    """Round trip of one ApiVersions request, in seconds."""
+    client.sock.settimeout(timeout_s)
+    started = time.monotonic()
+    response = client.request(
+        API_VERSIONS, 3, client_software_name="probe", client_software_version="1"
+    )
+    assert response.error_code == 0
+    return time.monotonic() - started
+
+
+def frame_header(size: int) -> bytes:
+    return struct.pack(">i", size)

@@ -1,0 +1,85 @@
+"""FrameBuffer grows only as bytes arrive; responses assembled from pre-encoded array
+elements are byte for byte kio's encoding."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+
+from contextplane.errors import ProtocolError
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import (
+    FrameBuffer,
+    encode_entity,
+    encode_response,
+    encode_response_with_array,
+    response_schema,
+)
+from contextplane.protocol.error_codes import ErrorCode
+
+
+def test_frame_buffer_does_not_allocate_a_declared_size() -> None:
+    frames = FrameBuffer(100 * 1024 * 1024)
+    frames.receive_data(struct.pack(">i", 100 * 1024 * 1024) + b"abc")
+    assert frames.pending_size() == 100 * 1024 * 1024
+    assert frames.next_frame() is None
+    assert frames.pending_bytes == 7
+    assert len(frames._buffer) < 1024  # noqa: SLF001 - the point of the test
+
+
+def test_frame_buffer_cuts_pipelined_frames_and_rejects_oversize() -> None:
+    frames = FrameBuffer(10)
+    frames.receive_data(struct.pack(">i", 2) + b"ab" + struct.pack(">i", 3) + b"c")
+    assert frames.next_frame() == b"ab"
+    assert frames.next_frame() is None
+    frames.receive_data(memoryview(b"de"))
+    assert frames.next_frame() == b"cde"
+    assert frames.pending_bytes == 0 and frames.pending_size() is None
+    frames.receive_data(struct.pack(">i", 11))
+    with pytest.raises(ProtocolError, match="socket.request.max.bytes"):
+        frames.pending_size()
+
+
+def _metadata(version: int, topics: int) -> object:
+    return build(
+        response_schema(3, version),
+        throttle_time=0,
+        brokers=[{"node_id": 1, "host": "h", "port": 9092, "rack": None}],
+        cluster_id="c",
+        controller_id=1,
+        cluster_authorized_operations=-2147483648,
+        topics=[
+            {
+                "error_code": ErrorCode.none,
+                "name": f"t{i}",
+                "topic_id": uuid.UUID(int=i + 1),
+                "is_internal": False,
+                "topic_authorized_operations": -2147483648,
+                "partitions": [
+                    {
+                        "error_code": ErrorCode.none,
+                        "partition_index": p,
+                        "leader_id": 1,
+                        "leader_epoch": 3,
+                        "replica_nodes": [1],
+                        "isr_nodes": [1],
+                        "offline_replicas": [],
+                    }
+                    for p in range(3)
+                ],
+            }
+            for i in range(topics)
+        ],
+    )
+
+
+@pytest.mark.parametrize("version", range(13))
+@pytest.mark.parametrize("topics", [0, 1, 3])
+def test_response_with_pre_encoded_array_equals_kio(version: int, topics: int) -> None:
+    body = _metadata(version, topics)
+    whole = encode_response(3, version, 77, body)
+    items = b"".join(encode_entity(t) for t in body.topics)  # type: ignore[attr-defined]
+    parts = encode_response_with_array(3, 77, body, "topics", items, topics)
+    assert b"".join(parts) == whole
