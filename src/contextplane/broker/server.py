@@ -69,7 +69,7 @@ def connection_limit(max_connections: int) -> int:
         return max_connections
     budget = max(1, soft - limits.DESCRIPTORS_RESERVED)
     if budget < max_connections:
-        log.info(
+        log.debug(
             "accepting at most %d connections: RLIMIT_NOFILE is %d and %d descriptors are "
             "kept for the broker's files (max.connections=%d)",
             budget,
@@ -121,10 +121,15 @@ class Listener:
                 sock.bind(address)
                 sock.listen(_LISTEN_BACKLOG)
                 sock.setblocking(False)
-            except OSError:
+            except OSError as exc:
                 sock.close()
                 self.close()
-                raise
+                # asyncio's wording, which operators and tests know
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(exc.strerror or str(exc)).lower()}",
+                ) from None
             self._sockets.append(sock)
         self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
         self._tasks.append(asyncio.create_task(self._expire_loop()))
@@ -334,8 +339,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _continue_after_memory(self) -> None:
         if self._closed:
             return
-        self._take_frames()
         self._resume(_PAUSED_FOR_MEMORY)
+        self._take_frames()  # may pause again, for the frame after this one
 
     def _pause(self, reason: str) -> None:
         if not self._paused and self._transport is not None:
