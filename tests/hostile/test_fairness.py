@@ -98,7 +98,7 @@ def test_probe_is_answered_while_others_loop_full_metadata(big_broker: BrokerPro
     assert not failures, failures
     # Before the change the median probe waited seconds behind the Metadata encoding.
     assert sorted(latencies)[len(latencies) // 2] < 0.5, latencies
-    assert max(latencies) < 2.0, latencies
+    assert max(latencies) < 3.0, latencies
 
 
 def _partition_counts(client: RawClient) -> dict[str, int]:

@@ -132,3 +132,43 @@ def test_trickled_frame_is_dropped_after_the_receive_deadline(tmp_path: Path) ->
             api_versions(probe)
     finally:
         broker.stop()
+
+
+def test_large_requests_from_many_connections_all_complete_within_a_small_budget(
+    tmp_path: Path,
+) -> None:
+    """Frames wait for request memory in turn and never for each other (no deadlock):
+    four connections pipelining 900 KB produce requests through a 1 MiB budget."""
+    broker = BrokerProcess(
+        tmp_path / "broker", settings={"queued.max.request.bytes": str(MIB)}
+    ).start()
+    try:
+        with RawClient(broker.bootstrap) as admin:
+            admin.request(
+                CREATE_TOPICS,
+                7,
+                topics=[{"name": "t", "num_partitions": 4, "replication_factor": -1}],
+                timeout=5000,
+                validate_only=False,
+            )
+        clients = [RawClient(broker.bootstrap) for _ in range(4)]
+        batch = record_batch([b"v" * 900_000])
+        for index, client in enumerate(clients):
+            for _ in range(3):
+                client.send(
+                    PRODUCE,
+                    9,
+                    transactional_id=None,
+                    acks=-1,
+                    timeout=5000,
+                    topic_data=[
+                        {"name": "t", "partition_data": [{"index": index, "records": batch}]}
+                    ],
+                )
+        for client in clients:
+            for _ in range(3):
+                response = client.receive()
+                assert response.responses[0].partition_responses[0].error_code == 0
+            client.close()
+    finally:
+        broker.stop()

@@ -165,7 +165,9 @@ class Listener:
             connection = KafkaConnection(self, host)
             try:
                 await loop.connect_accepted_socket(lambda c=connection: c, sock)
-            except OSError:
+            except Exception as exc:  # noqa: BLE001 - one connection, not the listener
+                if not isinstance(exc, OSError):
+                    log.exception("setting up the connection from %s failed", host)
                 sock.close()
                 if not connection.counted:
                     self.quotas.release(host)
@@ -300,6 +302,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         completed = False
         try:
             while (size := self._frames.pending_size()) is not None:
+                if self._memory_wait is not None:  # already waiting to be admitted
+                    break
                 if self._partial_admitted is None and not self._admit(size):
                     break
                 frame = self._frames.next_frame()
