@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -122,6 +123,7 @@ def main() -> None:
     finally:
         for broker in brokers.values():
             broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:
