@@ -7,19 +7,28 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.hostile.observe import api_versions, frame_header, status_kib, wait_until
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import request_schema
+from tests.hostile.observe import (
+    api_versions,
+    descriptors,
+    frame_header,
+    status_kib,
+    wait_until,
+)
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
 
 MIB = 1024 * 1024
-PRODUCE, CREATE_TOPICS = 0, 19
+PRODUCE, FETCH, CREATE_TOPICS = 0, 1, 19
 
 
 def _push_until_stalled(socks: list[socket.socket], remaining: list[int]) -> int:
-    """Send to every socket as much as the broker reads, until it has read nothing more
-    for a second (or everything is sent); returns the bytes sent."""
-    chunk = b"\0" * MIB
+    """Send zeros to every socket as long as the broker reads them, until it has read
+    nothing more for a second or everything is sent; returns the bytes sent."""
+    chunk = memoryview(b"\0" * MIB)
     sent = 0
     last_progress = time.monotonic()
     deadline = last_progress + 60
@@ -172,3 +181,95 @@ def test_large_requests_from_many_connections_all_complete_within_a_small_budget
             client.close()
     finally:
         broker.stop()
+
+
+def test_a_client_that_does_not_read_cannot_pile_up_responses(tmp_path: Path) -> None:
+    """Small requests with large responses, pipelined by a client that never reads: the
+    broker keeps at most 64 responses queued and writes only up to the transport's
+    high-water mark, and closes the connection once it is idle."""
+    broker = BrokerProcess(tmp_path / "broker", settings={"connections.max.idle.ms": "2000"})
+    broker.start()
+    try:
+        assert broker.process is not None
+        pid = broker.process.pid
+        with RawClient(broker.bootstrap) as client:
+            _create_topic(client, "t")
+            produced = _produce(client, record_batch([b"v" * 900_000]))
+            assert produced.error_code == 0
+            fetch = client.frame(FETCH, 12, _fetch_body())
+        baseline_sockets = descriptors(pid)[1]
+        start_kib = status_kib(pid, "VmRSS")
+        greedy = socket.create_connection(("127.0.0.1", broker.port))
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        greedy.sendall(fetch * 400)  # 40 KB of requests for 360 MB of responses
+        rss: list[int] = []
+
+        def settled() -> bool:
+            rss.append(status_kib(pid, "VmRSS"))
+            return len(rss) > 20 and abs(rss[-1] - rss[-21]) < 1024
+
+        wait_until(settled, 60, "the broker stops growing")
+        grown_mib = (status_kib(pid, "VmHWM") - start_kib) / 1024
+        # Unbounded, the broker answered all 400 fetches into its write buffer.
+        assert grown_mib < 150, f"broker grew by {grown_mib:.0f} MiB"
+        wait_until(
+            lambda: descriptors(pid)[1] <= baseline_sockets, 20, "the stuck connection is closed"
+        )
+        greedy.close()
+        with RawClient(broker.bootstrap) as probe:
+            api_versions(probe)
+    finally:
+        broker.stop()
+
+
+def _create_topic(client: RawClient, name: str, partitions: int = 1) -> None:
+    created = client.request(
+        CREATE_TOPICS,
+        7,
+        topics=[{"name": name, "num_partitions": partitions, "replication_factor": -1}],
+        timeout=5000,
+        validate_only=False,
+    )
+    assert created.topics[0].error_code == 0
+
+
+def _produce(client: RawClient, batch: bytes, partition: int = 0) -> Any:
+    response = client.request(
+        PRODUCE,
+        9,
+        transactional_id=None,
+        acks=-1,
+        timeout=5000,
+        topic_data=[{"name": "t", "partition_data": [{"index": partition, "records": batch}]}],
+    )
+    return response.responses[0].partition_responses[0]
+
+
+def _fetch_body() -> Any:
+    return build(
+        request_schema(FETCH, 12),
+        replica_id=-1,
+        max_wait=0,
+        min_bytes=0,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            {
+                "topic": "t",
+                "partitions": [
+                    {
+                        "partition": 0,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": 0,
+                        "last_fetched_epoch": -1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 20,
+                    }
+                ],
+            }
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
