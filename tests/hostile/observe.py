@@ -1,5 +1,5 @@
-"""What adversarial tests observe from outside a broker process: its memory, sockets and
-listen queue, and raw connections from chosen loopback addresses."""
+"""What the connection tests observe from outside a broker process: its descriptors and
+listen queue, and the round trip of a probe (its memory: `support.proc_status_kib`)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s}s: {what}")
         time.sleep(0.05)
-
-
-def status_kib(pid: int, field: str) -> int:
-    """A /proc/<pid>/status figure in KiB (VmRSS, VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            return int(value.split()[0])
-    raise KeyError(field)
 
 
 def descriptors(pid: int) -> tuple[int, int]:

@@ -15,9 +15,9 @@ from tests.hostile.observe import (
     api_versions,
     descriptors,
     frame_header,
-    status_kib,
     wait_until,
 )
+from tests.hostile.support import proc_status_kib
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
 
@@ -76,7 +76,7 @@ def test_unfinished_large_frames_keep_memory_bounded(tmp_path: Path) -> None:
                 validate_only=False,
             )
             assert created.topics[0].error_code == 0
-        start_kib = status_kib(pid, "VmRSS")
+        start_kib = proc_status_kib(pid, "VmRSS")
         size = 100 * MIB
         for _ in range(8):
             sock = socket.create_connection(("127.0.0.1", broker.port))
@@ -84,7 +84,7 @@ def test_unfinished_large_frames_keep_memory_bounded(tmp_path: Path) -> None:
             sock.send(frame_header(size))
             attackers.append(sock)
         _push_until_stalled(attackers, [size - 1] * len(attackers))
-        grown_mib = (status_kib(pid, "VmHWM") - start_kib) / 1024
+        grown_mib = (proc_status_kib(pid, "VmHWM") - start_kib) / 1024
         # 8 unfinished frames took 800 MB before queued.max.request.bytes: one is admitted.
         assert grown_mib < 300, f"broker grew by {grown_mib:.0f} MiB"
         with RawClient(broker.bootstrap) as probe:
@@ -198,18 +198,18 @@ def test_a_client_that_does_not_read_cannot_pile_up_responses(tmp_path: Path) ->
             assert produced.error_code == 0
             fetch = client.frame(FETCH, 12, _fetch_body())
         baseline_sockets = descriptors(pid)[1]
-        start_kib = status_kib(pid, "VmRSS")
+        start_kib = proc_status_kib(pid, "VmRSS")
         greedy = socket.create_connection(("127.0.0.1", broker.port))
         greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         greedy.sendall(fetch * 400)  # 40 KB of requests for 360 MB of responses
         rss: list[int] = []
 
         def settled() -> bool:
-            rss.append(status_kib(pid, "VmRSS"))
+            rss.append(proc_status_kib(pid, "VmRSS"))
             return len(rss) > 20 and abs(rss[-1] - rss[-21]) < 1024
 
         wait_until(settled, 60, "the broker stops growing")
-        grown_mib = (status_kib(pid, "VmHWM") - start_kib) / 1024
+        grown_mib = (proc_status_kib(pid, "VmHWM") - start_kib) / 1024
         # Unbounded, the broker answered all 400 fetches into its write buffer.
         assert grown_mib < 150, f"broker grew by {grown_mib:.0f} MiB"
         wait_until(
