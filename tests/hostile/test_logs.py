@@ -10,7 +10,8 @@ from tests.hostile.observe import wait_until
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
 
-OFFSET_COMMIT, JOIN_GROUP, LEAVE_GROUP, CREATE_TOPICS, DELETE_TOPICS = 8, 11, 13, 19, 20
+PRODUCE, OFFSET_COMMIT, JOIN_GROUP, LEAVE_GROUP = 0, 8, 11, 13
+CREATE_TOPICS, DELETE_TOPICS = 19, 20
 DELETE_RECORDS, ALTER_CONFIGS, CREATE_PARTITIONS = 21, 33, 37
 DELETE_GROUPS, INCREMENTAL_ALTER_CONFIGS, OFFSET_DELETE = 42, 44, 47
 TOPIC_RESOURCE = 2
@@ -119,6 +120,15 @@ def _administer(client: RawClient) -> None:
     assert records.topics[0].partitions[0].error_code == 0
     dropped = client.request(DELETE_TOPICS, 6, topics=[{"name": "audited"}], timeout_ms=5000)
     assert dropped.responses[0].error_code == 0
+    refused_produce = client.request(
+        PRODUCE,
+        9,
+        transactional_id=None,
+        acks=5,
+        timeout=5000,
+        topic_data=[{"name": BAD_TOPIC, "partition_data": [{"index": 0, "records": b""}]}],
+    )
+    assert refused_produce.responses[0].partition_responses[0].error_code == 21  # acks
 
 
 def test_client_strings_are_escaped_and_admin_changes_audited(tmp_path: Path) -> None:
@@ -166,5 +176,6 @@ def test_client_strings_are_escaped_and_admin_changes_audited(tmp_path: Path) ->
         assert not any(line.startswith("2099") for line in log.splitlines()), log
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]", log), log
         assert "retention.ms=1\\n" + FORGED in log  # the refused config value, escaped
+        assert "produce to " + BAD_TOPIC_LOGGED + "-0" in log  # a refused produce, escaped
     finally:
         broker.stop()

@@ -21,6 +21,7 @@ from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError, ProtocolError
+from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, split_batches
@@ -129,7 +130,13 @@ def _request_error(request: Any) -> KafkaError | None:
 def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaError) -> None:
     # Storage refusals are logged once per episode by the storage engine.
     if exc.code not in (ErrorCode.unknown_topic_or_partition, ErrorCode.kafka_storage_error):
-        log.info("produce to %s-%d from %s rejected: %s", topic, entry["index"], ctx.peer, exc)
+        log.info(
+            "produce to %s-%d from %s rejected: %s",
+            escape(topic),
+            entry["index"],
+            ctx.peer,
+            escape(exc),
+        )
     entry.update(error_code=exc.code, error_message=exc.message)
     if isinstance(exc, RecordErrors):
         entry["record_errors"] = [
