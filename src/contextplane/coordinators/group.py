@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     GroupStateMachine,
@@ -30,10 +29,9 @@ from contextplane.coordinators.group_state import (
     sync_error,
 )
 from contextplane.logsafe import escape
+from contextplane.metadata.records import OffsetRow
+from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
-
-if TYPE_CHECKING:
-    from contextplane.broker.app import Broker
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +40,6 @@ OFFSET_METADATA_BYTES_MAX = 4096
 # Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
 # committed offsets are forgotten.
 GROUP_CLEANUP_INTERVAL_MS = 600_000
-
-
-def _monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
 
 
 @dataclass(slots=True)
@@ -60,19 +54,15 @@ class OffsetCommitEntry:
 class GroupCoordinator:
     def __init__(
         self,
-        broker: Broker,
-        now_ms: Callable[[], int] | None = None,
-        wall_ms: Callable[[], int] | None = None,
+        store: MetadataStore,
+        config: CoordinatorConfig,
+        clock: Clock | None = None,
     ) -> None:
-        self._broker = broker
-        self._store = broker.metadata
-        self._now_ms = now_ms or _monotonic_ms
-        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
-        settings = broker.settings
-        self.state = GroupStateMachine(
-            self._now_ms,
-            CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
-        )
+        self._store = store
+        clock = clock or SystemClock()
+        self._now_ms = clock.monotonic_ms
+        self._wall_ms = clock.wall_ms
+        self.state = GroupStateMachine(self._now_ms, config)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._active = False
@@ -83,7 +73,7 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        for group_id in self._store.groups_with_offsets():
+        for group_id in await self._store.groups_with_offsets():
             self.state.load_empty_group(group_id)
         self._wake = asyncio.Event()
         self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
@@ -119,7 +109,7 @@ class GroupCoordinator:
                 self.state.fire_due_timers()
                 if self._now_ms() >= self._next_cleanup_ms:
                     self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
-                    self.cleanup_groups()
+                    await self.cleanup_groups()
             except Exception:
                 log.exception("group coordinator timer failed")
             deadline = self.state.next_deadline()
@@ -138,13 +128,13 @@ class GroupCoordinator:
             finally:
                 self._sleeping_until = None
 
-    def cleanup_groups(self) -> list[str]:
+    async def cleanup_groups(self) -> list[str]:
         """Forget Empty groups that have no committed offsets (Kafka's periodic group
         metadata cleanup)."""
         candidates = self.state.removable_empty_groups()
         if not candidates:
             return []
-        with_offsets = set(self._store.groups_with_offsets())
+        with_offsets = set(await self._store.groups_with_offsets())
         removed = [g for g in candidates if g not in with_offsets]
         for group_id in removed:
             self.state.remove_group(group_id)
@@ -201,7 +191,7 @@ class GroupCoordinator:
 
     # -- offsets ------------------------------------------------------------------------
 
-    def commit_offsets(
+    async def commit_offsets(
         self,
         group_id: str,
         member_id: str,
@@ -228,26 +218,27 @@ class GroupCoordinator:
                 continue
             codes.append(ErrorCode.none)
             rows.append(
-                (entry.topic, entry.partition, entry.offset, entry.leader_epoch, metadata or "")
-            )
+                OffsetRow(entry.topic, entry.partition, entry.offset, entry.leader_epoch,
+                          metadata or "")
+            )  # fmt: skip
         if rows:
             try:
-                self._store.commit_offsets(group_id, rows, self._wall_ms())
-            except sqlite3.Error:
+                await self._store.commit_offsets(group_id, rows, self._wall_ms())
+            except Exception:  # noqa: BLE001 - the store failed: retriable for the client
                 log.exception("committing offsets of group %s failed", escape(group_id))
                 return [
                     ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes
                 ]
         return codes
 
-    def fetch_offsets(
+    async def fetch_offsets(
         self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         """(group error, topics) with partitions as OffsetFetch response dicts. `topics`
         None means every committed offset of the group. Unknown partitions get -1."""
         if not self._active:
             return ErrorCode.coordinator_not_available, []
-        committed = self._store.fetch_offsets(group_id)
+        committed = await self._store.fetch_offsets(group_id)
         result: list[dict[str, Any]] = []
         if topics is None:
             by_topic: dict[str, list[int]] = {}
@@ -272,7 +263,7 @@ class GroupCoordinator:
             result.append({"name": topic, "partitions": entries})
         return ErrorCode.none, result
 
-    def delete_offsets(
+    async def delete_offsets(
         self, group_id: str, topics: list[tuple[str, list[int]]]
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         """OffsetDelete: (top-level error, per-topic partition results)."""
@@ -297,16 +288,13 @@ class GroupCoordinator:
                 }
             )
         if doomed:
-            self._store.delete_offsets(group_id, doomed)
+            await self._store.delete_offsets(group_id, doomed)
         return ErrorCode.none, results
 
-    def on_topic_deleted(self, topic: str) -> None:
+    async def on_topic_deleted(self, topic: str) -> None:
         """Drop the committed offsets of a deleted topic from every group (Kafka's
         onPartitionsDeleted)."""
-        for group_id in self._store.groups_with_offsets():
-            doomed = [key for key in self._store.fetch_offsets(group_id) if key[0] == topic]
-            if doomed:
-                self._store.delete_offsets(group_id, doomed)
+        await self._store.delete_topic_offsets(topic)
 
     # -- groups -------------------------------------------------------------------------
 
@@ -335,7 +323,7 @@ class GroupCoordinator:
             results.append(self.state.describe_group(group_id))
         return results
 
-    def delete_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+    async def delete_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         results = []
         seen: set[str] = set()
         for group_id in group_ids:
@@ -345,12 +333,13 @@ class GroupCoordinator:
             if not self._active:
                 code = ErrorCode.coordinator_not_available
             else:
-                has_offsets = bool(self._store.fetch_offsets(group_id))
+                has_offsets = bool(await self._store.fetch_offsets(group_id))
                 error = self.state.validate_delete_group(group_id, has_offsets)
                 code = ErrorCode.none if error is None else error
                 if error is None:
-                    self._store.delete_offsets(group_id, None)
+                    # Out of the state machine before the await: nobody can join it now.
                     self.state.remove_group(group_id)  # audited by the DeleteGroups handler
+                    await self._store.delete_offsets(group_id, None)
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results

@@ -16,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from contextplane.clock import Clock, SystemClock
+from contextplane.cluster.assignment import Assignment, EveryPartition
+from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
-from contextplane.metadata.store import MetadataStore, PartitionRecord, RangeRecord
+from contextplane.metadata.records import PartitionRecord, RangeRecord
+from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader, iter_batch_headers, parse_header, stamp
 from contextplane.settings import Settings
@@ -59,9 +62,17 @@ class StorageEngine:
         metadata: MetadataStore,
         wal_files: FileOps | None = None,
         objects: ObjectStore | None = None,
+        clock: Clock | None = None,
+        assignment: Assignment | None = None,
+        topic_configs: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
         self.settings = settings
         self.metadata = metadata
+        self.clock = clock or SystemClock()
+        self._assignment = assignment or EveryPartition()
+        # A topic's configs (retention reads them); the broker's topic manager provides them.
+        self._topic_configs = topic_configs or (lambda topic: {})
+        self.leadership = Leadership(metadata, settings.node_id, self._release)
         self.objects = objects or ObjectStore(
             settings.resolved_object_store_url, settings.object_store_request_timeout_ms
         )
@@ -86,6 +97,7 @@ class StorageEngine:
         self.pending_bytes = 0  # un-uploaded bytes (the WAL backlog)
         self._block_cache: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self.uploader = Uploader(self)
+        self._released: set[tuple[str, int]] = set()  # partitions fenced away from us
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._refusing = False  # for logging each refusal episode once
@@ -98,7 +110,8 @@ class StorageEngine:
         Replay keeps only what the memory budget allows in memory; older batches are
         read back from the WAL when uploaded or fetched.
         """
-        self._open_partitions(self.metadata.partitions(), self.metadata.ranges_by_stream())
+        records = [r for r in await self.metadata.partitions() if self._assignment.leads(r)]
+        await self._open_partitions(records, await self.metadata.ranges_by_stream())
         replayed = 0
         for entry in self.wal.recover():
             partition = self._by_stream.get(entry.stream_id)
@@ -131,14 +144,15 @@ class StorageEngine:
             asyncio.create_task(self._retention_loop(), name="retention"),
         ]
 
-    def _open_partitions(
+    async def _open_partitions(
         self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]
     ) -> None:
-        """Claim leadership of `records` (one metadata transaction) and load their state."""
-        epochs = self.metadata.claim_leadership(
-            {r.stream_id: r.leader_epoch for r in records}, self.settings.node_id
-        )
+        """Claim leadership of `records` (one metadata transaction) and load the state of
+        those claimed."""
+        epochs = await self.leadership.claim(records)
         for record in records:
+            if record.stream_id not in epochs:
+                continue
             stream_ranges = ranges.get(record.stream_id, [])
             object_end = max([r.end_offset for r in stream_ranges] + [record.log_start_offset])
             partition = PartitionLog(
@@ -156,26 +170,53 @@ class StorageEngine:
             self.partitions[(record.topic, record.partition)] = partition
             self._by_stream[record.stream_id] = partition
 
-    def open_new_partitions(self, topic: str) -> None:
+    async def open_new_partitions(self, topic: str) -> None:
         """Open a new topic's (or new partitions') logs; they have no data yet."""
         records = [
             r
-            for r in self.metadata.partitions(topic)
-            if (topic, r.partition) not in self.partitions
+            for r in await self.metadata.partitions(topic)
+            if (topic, r.partition) not in self.partitions and self._assignment.leads(r)
         ]
-        self._open_partitions(records, {})
+        await self._open_partitions(records, {})
+
+    def partition(self, topic: str, index: int) -> PartitionLog:
+        """The partition this broker leads; Kafka's errors for one it does not."""
+        partition = self.partitions.get((topic, index))
+        if partition is not None:
+            return partition
+        if (topic, index) in self._released:
+            raise NotLeader(f"This broker no longer leads {topic}-{index}.")
+        raise KafkaError(
+            ErrorCode.unknown_topic_or_partition,
+            "This server does not host this topic-partition.",
+        )
 
     def live_partitions(self) -> list[PartitionLog]:
         return list(self._by_stream.values())
 
     def drop_topic(self, topic: str) -> None:
         for key in [k for k in self.partitions if k[0] == topic]:
-            partition = self.partitions.pop(key)
-            self._by_stream.pop(partition.stream_id, None)
-            partition.deleted = True
-            self._forget(partition.cache)
-            partition.cache.clear()
-            partition.notify()
+            partition = self.partitions[key]
+            self.leadership.forget(partition.stream_id)
+            self._close_partition(partition)
+        self._released = {k for k in self._released if k[0] != topic}
+
+    def _release(self, stream_id: int) -> None:
+        """Leadership released the partition (fenced): stop serving and acknowledging it;
+        its un-uploaded WAL data belongs to the new leader now."""
+        partition = self._by_stream.get(stream_id)
+        if partition is not None:
+            self._released.add((partition.topic, partition.partition))
+            partition.released = True
+            self._close_partition(partition)
+
+    def _close_partition(self, partition: PartitionLog) -> None:
+        self.partitions.pop((partition.topic, partition.partition), None)
+        self._by_stream.pop(partition.stream_id, None)
+        partition.deleted = True
+        self._forget(partition.cache)
+        partition.cache.clear()
+        partition.notify()
 
     async def close(self) -> None:
         """Stop background work, then upload what `shutdown.timeout.ms` allows; whatever
@@ -448,16 +489,15 @@ class StorageEngine:
         while not self._closing:
             await asyncio.sleep(self.settings.retention_check_interval_ms / 1000)
             try:
-                await self.enforce_retention(int(time.time() * 1000))
+                await self.enforce_retention(self.clock.wall_ms())
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
                 log.exception("retention pass failed")
 
     async def enforce_retention(self, now_ms: int) -> None:
-        topics = {t.name: t.configs for t in self.metadata.topics()}
         for partition in list(self._by_stream.values()):
-            configs = topics.get(partition.topic, {})
+            configs = self._topic_configs(partition.topic)
             new_start = retention_start(
                 partition.ranges,
                 now_ms,
@@ -473,7 +513,8 @@ class StorageEngine:
         """DeleteRecords and retention: move the log start; delete unreferenced objects."""
         partition.log_start_offset = max(partition.log_start_offset, offset)
         partition.ranges = [r for r in partition.ranges if r.end_offset > offset]
-        await self.delete_orphans(self.metadata.advance_log_start(partition.stream_id, offset))
+        orphans = await self.metadata.advance_log_start(partition.stream_id, offset)
+        await self.delete_orphans(orphans)
 
     async def delete_orphans(self, keys: list[str]) -> None:
         """Delete objects no range references any more, and their cached blocks."""

@@ -47,7 +47,8 @@ class PartitionLog:
     cache: list[CachedBatch] = field(default_factory=list)
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    deleted: bool = False
+    deleted: bool = False  # no longer served here: its topic was deleted, or it was released
+    released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
 

@@ -13,11 +13,10 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from contextplane.metadata.store import RangeRecord
+from contextplane.metadata.records import ObjectCommit, RangeCommit, RangeRecord
 from contextplane.storage.object_format import (
     StreamChunk,
     build_object,
@@ -129,32 +128,39 @@ class Uploader:
             data, index = build_object(stream_chunks)
             del stream_chunks
             # A durable counter: a key is never reused, even for an upload that failed.
-            key = object_key(
-                engine.settings.node_id, engine.metadata.next_counter("object_sequence")
-            )
+            sequence = await engine.metadata.next_counter("object_sequence")
+            key = object_key(engine.settings.node_id, sequence)
             await engine.objects.put(key, data)
             object_size = len(data)
             del data
-        created_ms = int(time.time() * 1000)
-        engine.metadata.commit_object(
-            key,
-            object_size,
-            created_ms,
-            [
-                (e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp)
+        created_ms = engine.clock.wall_ms()
+        commit = ObjectCommit(
+            key=key,
+            size=object_size,
+            created_ms=created_ms,
+            ranges=[
+                RangeCommit(
+                    e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp
+                )
                 for e in index
             ],
-            {p.stream_id: p.leader_epoch for p, _ in chunks},
+            epochs={p.stream_id: p.leader_epoch for p, _ in chunks},
             # Producer state as of each range's end: a later batch may not be durable yet
             # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
-            {
+            producer_states={
                 p.stream_id: p.producers.snapshot(e.end_offset)
                 for (p, _), e in zip(chunks, index, strict=True)
             },
         )
+        outcome = await engine.metadata.commit_object(commit)
+        # Fenced partitions are released here: they stop acknowledging, and their ranges
+        # stay out of the index (the new leader uploads that data).
+        engine.leadership.check_commit(outcome)
+        if not outcome.object_published:
+            await engine.delete_orphans([key])
         for (partition, batches), entry in zip(chunks, index, strict=True):
-            if partition.deleted:
-                continue  # its bytes were already forgotten with the topic
+            if partition.deleted or partition.stream_id not in outcome.committed:
+                continue  # its bytes were forgotten with the topic or the leadership
             for batch in batches:
                 batch.uploaded = True
             engine.pending_bytes -= sum(b.size for b in batches)

@@ -1,0 +1,112 @@
+"""Partition leadership and fencing, in one place.
+
+A partition has one leader at a time, fenced by its leader epoch in the metadata store.
+This module is the only one that claims leadership, compares epochs and decides what a
+difference means:
+
+* behind the stored epoch: another broker took the partition over. This broker stops
+  acknowledging writes to it and releases it (`on_release`): an operating condition,
+  answered to clients as NOT_LEADER_OR_FOLLOWER.
+* ahead of the stored epoch: impossible, since epochs only grow and only through
+  `claim`; a programmer error, asserted.
+
+The storage engine asks `check_commit` about every object commit (the store checks each
+partition's epoch in the commit's transaction and leaves mismatching partitions out), so
+one fenced partition never stalls the others that share its object.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from contextplane.errors import KafkaError
+from contextplane.metadata.records import CommitOutcome, PartitionRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+class NotLeader(KafkaError):
+    """This broker does not lead the partition (it never did, or it was fenced)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.not_leader_or_follower, message)
+
+
+def is_fenced(stream_id: int, local_epoch: int, stored_epoch: int) -> bool:
+    """The epoch rule: behind the stored epoch is fenced; ahead of it cannot happen."""
+    assert local_epoch <= stored_epoch, (
+        f"stream {stream_id}: local leader epoch {local_epoch} is ahead of the stored"
+        f" {stored_epoch}; epochs only grow through Leadership.claim"
+    )
+    return local_epoch < stored_epoch
+
+
+class Leadership:
+    def __init__(
+        self, metadata: MetadataStore, node_id: int, on_release: Callable[[int], None]
+    ) -> None:
+        self._metadata = metadata
+        self._node_id = node_id
+        self._on_release = on_release
+        self._epochs: dict[int, int] = {}  # stream -> the epoch this broker leads it at
+        self.released: set[int] = set()  # fenced streams: not led any more
+
+    def epoch(self, stream_id: int) -> int:
+        return self._epochs[stream_id]
+
+    def leads(self, stream_id: int) -> bool:
+        return stream_id in self._epochs
+
+    async def claim(self, records: Iterable[PartitionRecord]) -> dict[int, int]:
+        """Lead each partition at its stored epoch + 1, in one metadata transaction.
+
+        Returns the epoch of each partition claimed; a partition whose epoch moved since
+        `records` were read (another broker claimed it meanwhile) is not led.
+        """
+        wanted = {r.stream_id: r.leader_epoch for r in records}
+        if not wanted:
+            return {}
+        outcome = await self._metadata.claim_leadership(wanted, self._node_id)
+        for stream_id, stored in outcome.moved.items():
+            log.warning(
+                "stream %d: not claimed, its epoch moved to %d since it was read",
+                stream_id,
+                stored,
+            )
+        self._epochs.update(outcome.claimed)
+        self.released.difference_update(outcome.claimed)
+        return outcome.claimed
+
+    def check_commit(self, outcome: CommitOutcome) -> list[int]:
+        """Apply the epoch rule to an object commit's outcome; release (and return) every
+        partition found fenced."""
+        fenced = [
+            stream_id
+            for stream_id, stored in outcome.epoch_mismatch.items()
+            if is_fenced(stream_id, self._epochs[stream_id], stored)
+        ]
+        for stream_id in fenced:
+            log.warning(
+                "stream %d fenced: leader epoch %d is behind the stored %d; releasing it",
+                stream_id,
+                self._epochs[stream_id],
+                outcome.epoch_mismatch[stream_id],
+            )
+            self.release(stream_id)
+        for stream_id in outcome.deleted:
+            self.forget(stream_id)
+        return fenced
+
+    def release(self, stream_id: int) -> None:
+        """Stop leading a partition (fenced, or moved away by the assignment)."""
+        if self._epochs.pop(stream_id, None) is not None:
+            self.released.add(stream_id)
+            self._on_release(stream_id)
+
+    def forget(self, stream_id: int) -> None:
+        """A deleted partition: nothing to lead, nothing to release."""
+        self._epochs.pop(stream_id, None)
+        self.released.discard(stream_id)

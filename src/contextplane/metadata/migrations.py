@@ -1,0 +1,57 @@
+"""Numbered schema migrations, one directory of SQL files per engine.
+
+`sql/<engine>/NNNN-description.sql` are applied in order, each once; the engine records
+applied versions in its `schema_migrations` table. Numbers start at 1 and have no gaps,
+and a database that has applied a version this build does not know is refused (it was
+written by a newer broker).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+_NAME = re.compile(r"^(\d{4})-([a-z0-9-]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+class MigrationError(RuntimeError):
+    """The migrations on disk or in the database are inconsistent (the message says how)."""
+
+
+def migrations(engine: str) -> list[Migration]:
+    """Every migration of `engine`, in version order."""
+    directory = resources.files("contextplane.metadata") / "sql" / engine
+    found: list[Migration] = []
+    for entry in directory.iterdir():
+        match = _NAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"{engine} migration {entry.name!r} is not NNNN-name.sql")
+        found.append(Migration(int(match[1]), match[2], entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"{engine} migrations skip from {expected - 1} to {migration.version}"
+            )
+    return found
+
+
+def pending(engine: str, applied: set[int]) -> list[Migration]:
+    """The migrations a database that has applied `applied` still needs."""
+    known = migrations(engine)
+    newest = known[-1].version if known else 0
+    unknown = sorted(v for v in applied if v > newest)
+    if unknown:
+        raise MigrationError(
+            f"the metadata store has schema version {unknown[-1]}; this broker knows up to"
+            f" {newest}: it was written by a newer broker"
+        )
+    return [m for m in known if m.version not in applied]

@@ -1,0 +1,108 @@
+"""What the metadata store holds, as the rest of the broker sees it: plain records, the
+same for every engine (SQLite today, PostgreSQL for a cluster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class TopicRecord:
+    name: str
+    topic_id: bytes
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PartitionRecord:
+    stream_id: int
+    topic: str
+    partition: int
+    leader_node: int
+    leader_epoch: int
+    log_start_offset: int
+    producer_state: dict[str, Any]
+
+
+@dataclass(slots=True)
+class RangeRecord:
+    """One partition's contiguous batches inside one object."""
+
+    stream_id: int
+    base_offset: int
+    end_offset: int  # exclusive
+    object_key: str
+    position: int
+    size: int
+    max_timestamp: int
+    created_ms: int = 0  # when its object was committed (segment rolling by time)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeCommit:
+    """A range of an object being committed (its key and time are the object's)."""
+
+    stream_id: int
+    base_offset: int
+    end_offset: int
+    position: int
+    size: int
+    max_timestamp: int
+
+
+@dataclass(slots=True)
+class ObjectCommit:
+    """Everything one upload publishes, in one transaction."""
+
+    key: str
+    size: int
+    created_ms: int
+    ranges: list[RangeCommit]
+    # The committing broker's leader epoch per stream, checked in the same transaction.
+    epochs: dict[int, int]
+    # Producer state as of each stream's last committed range.
+    producer_states: dict[int, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class CommitOutcome:
+    """What `commit_object` published: streams whose stored epoch differed from the
+    committer's are left out (stream -> stored epoch), the rest committed. The caller's
+    leadership decides what a difference means (storage/leadership.py)."""
+
+    committed: set[int]
+    epoch_mismatch: dict[int, int]
+    deleted: set[int]  # streams whose topic was deleted while the data was in flight
+
+    @property
+    def object_published(self) -> bool:
+        return bool(self.committed)
+
+
+@dataclass(slots=True)
+class ClaimOutcome:
+    """Streams claimed (stream -> new epoch) and streams whose epoch had moved since it
+    was read (stream -> stored epoch)."""
+
+    claimed: dict[int, int]
+    moved: dict[int, int]
+
+
+@dataclass(slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetRow:
+    """One committed offset of a group."""
+
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None

@@ -1,0 +1,473 @@
+"""The SQLite engine of the metadata store (the embedded default).
+
+`SqliteEngine` is synchronous: plain SQL on one connection, every change readers rely on
+in one transaction (`BEGIN IMMEDIATE`), WAL journal with `synchronous=FULL` so that a
+committed transaction survives power loss (the broker trims its own write-ahead log only
+after a commit). `SqliteMetadataStore` is the async `MetadataStore` over it: each call
+runs on the store's one worker thread, so nothing fsyncs on the event loop and calls are
+serialised as SQLite wants.
+
+A write that fails for lack of disk space releases the space reserve (reserve.py) and runs
+once more, so uploads can always commit and drain a full disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from contextplane.errors import KafkaError
+from contextplane.metadata import migrations
+from contextplane.metadata.records import (
+    ClaimOutcome,
+    CommitOutcome,
+    CommittedOffset,
+    ObjectCommit,
+    OffsetRow,
+    PartitionRecord,
+    RangeRecord,
+    TopicRecord,
+)
+from contextplane.metadata.reserve import SpaceReserve
+from contextplane.metadata.runner import Runner, ThreadRunner
+from contextplane.protocol.error_codes import ErrorCode
+
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+ENGINE = "sqlite"
+# SQLite's primary result codes for a failed write: the disk is full, or an I/O error
+# (creating or growing the -shm file on a full disk reports SQLITE_IOERR_SHMSIZE).
+_OUT_OF_SPACE_CODES = (13, 10)  # SQLITE_FULL, SQLITE_IOERR
+
+
+def _out_of_space(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _OUT_OF_SPACE_CODES
+
+
+def _uses_reserve(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a write once more in the reserved space if it failed for lack of disk."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        engine = args[0]
+        assert isinstance(engine, SqliteEngine)
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not _out_of_space(exc) or engine.reserve is None or not engine.reserve.release():
+                raise
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+class SqliteEngine:
+    def __init__(self, path: str, reserve: SpaceReserve | None = None) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.reserve = reserve
+        self._path = path
+        self._db = self._connect()
+
+    @_uses_reserve
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- cluster -----------------------------------------------------------------------
+
+    @_uses_reserve
+    def cluster_id(self) -> str:
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM cluster WHERE key='cluster_id'").fetchone()
+            if row:
+                return str(row[0])
+            value = uuid.uuid4().hex[:22]
+            self._db.execute("INSERT INTO cluster VALUES ('cluster_id', ?)", (value,))
+            return value
+
+    @_uses_reserve
+    def next_counter(self, name: str, count: int = 1) -> int:
+        """Allocate `count` values of a durable counter; returns the first."""
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+            first = row[0] if row else 0
+            self._db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=?",
+                (name, first + count, first + count),
+            )
+            return int(first)
+
+    # -- topics ------------------------------------------------------------------------
+
+    @_uses_reserve
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+        with self._transaction():
+            exists = self._db.execute("SELECT 1 FROM topics WHERE name=?", (name,)).fetchone()
+            if exists:
+                raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+            topic_id = uuid.uuid4().bytes
+            self._db.execute(
+                "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)",
+                (name, topic_id, json.dumps(configs)),
+            )
+            self._db.executemany(
+                "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+                [(name, p) for p in range(partitions)],
+            )
+        return TopicRecord(name, topic_id, partitions, configs)
+
+    def topics(self) -> list[TopicRecord]:
+        rows = self._db.execute(
+            "SELECT t.name, t.topic_id, t.configs, COUNT(p.partition) FROM topics t "
+            "LEFT JOIN partitions p ON p.topic = t.name GROUP BY t.name ORDER BY t.name"
+        ).fetchall()
+        return [TopicRecord(r[0], r[1], r[3], json.loads(r[2])) for r in rows]
+
+    @_uses_reserve
+    def delete_topic(self, name: str) -> list[str]:
+        """Delete a topic and its ranges; returns object keys no range points at any more."""
+        with self._transaction():
+            streams = [
+                r[0]
+                for r in self._db.execute("SELECT stream_id FROM partitions WHERE topic=?", (name,))
+            ]
+            for stream_id in streams:
+                self._db.execute("DELETE FROM ranges WHERE stream_id=?", (stream_id,))
+            self._db.execute("DELETE FROM partitions WHERE topic=?", (name,))
+            self._db.execute("DELETE FROM topics WHERE name=?", (name,))
+            return self._delete_orphan_objects()
+
+    @_uses_reserve
+    def add_partitions(self, name: str, total: int) -> None:
+        with self._transaction():
+            (current,) = self._db.execute(
+                "SELECT COUNT(*) FROM partitions WHERE topic=?", (name,)
+            ).fetchone()
+            self._db.executemany(
+                "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+                [(name, p) for p in range(current, total)],
+            )
+
+    @_uses_reserve
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE topics SET configs=? WHERE name=?", (json.dumps(configs), name)
+            )
+
+    # -- partitions --------------------------------------------------------------------
+
+    def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
+        query = (
+            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset,"
+            " producer_state FROM partitions"
+        )
+        args: tuple[Any, ...] = ()
+        if topic is not None:
+            query += " WHERE topic=?"
+            args = (topic,)
+        rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
+        return [PartitionRecord(*r[:6], json.loads(r[6])) for r in rows]
+
+    @_uses_reserve
+    def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+        """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen), in one
+        transaction; a stream whose epoch moved since it was read is not claimed."""
+        claimed: dict[int, int] = {}
+        moved: dict[int, int] = {}
+        with self._transaction():
+            for stream_id, seen_epoch in claims.items():
+                updated = self._db.execute(
+                    "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1 "
+                    "WHERE stream_id=? AND leader_epoch=?",
+                    (node_id, stream_id, seen_epoch),
+                ).rowcount
+                if updated == 1:
+                    claimed[stream_id] = seen_epoch + 1
+                    continue
+                row = self._db.execute(
+                    "SELECT leader_epoch FROM partitions WHERE stream_id=?", (stream_id,)
+                ).fetchone()
+                if row is not None:
+                    moved[stream_id] = int(row[0])
+        return ClaimOutcome(claimed, moved)
+
+    # -- objects -----------------------------------------------------------------------
+
+    @_uses_reserve
+    def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
+        """Publish an uploaded object: its ranges become readable atomically, for every
+        stream whose stored leader epoch is still the committer's (checked in the same
+        transaction); the other streams' ranges are left out."""
+        outcome = CommitOutcome(committed=set(), epoch_mismatch={}, deleted=set())
+        with self._transaction():
+            for stream_id, epoch in commit.epochs.items():
+                row = self._db.execute(
+                    "SELECT leader_epoch FROM partitions WHERE stream_id=?", (stream_id,)
+                ).fetchone()
+                if row is None:
+                    outcome.deleted.add(stream_id)
+                elif row[0] != epoch:
+                    outcome.epoch_mismatch[stream_id] = int(row[0])
+                else:
+                    outcome.committed.add(stream_id)
+            if not outcome.committed:
+                return outcome
+            cursor = self._db.execute(
+                "INSERT INTO objects (key, size, created_ms) VALUES (?, ?, ?)",
+                (commit.key, commit.size, commit.created_ms),
+            )
+            object_id = cursor.lastrowid
+            self._db.executemany(
+                "INSERT INTO ranges (stream_id, base_offset, end_offset, object_id, position,"
+                " size, max_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.stream_id, r.base_offset, r.end_offset, object_id, r.position, r.size,
+                     r.max_timestamp)
+                    for r in commit.ranges
+                    if r.stream_id in outcome.committed
+                ],
+            )  # fmt: skip
+            self._db.executemany(
+                "UPDATE partitions SET producer_state=? WHERE stream_id=?",
+                [
+                    (json.dumps(state), stream_id)
+                    for stream_id, state in commit.producer_states.items()
+                    if stream_id in outcome.committed
+                ],
+            )
+        return outcome
+
+    def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
+        """Every stream's ranges in offset order, in one query (broker start)."""
+        rows = self._db.execute(
+            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
+            " r.max_timestamp, o.created_ms FROM ranges r"
+            " JOIN objects o ON o.object_id = r.object_id ORDER BY r.stream_id, r.base_offset"
+        ).fetchall()
+        result: dict[int, list[RangeRecord]] = {}
+        for row in rows:
+            result.setdefault(row[0], []).append(RangeRecord(*row))
+        return result
+
+    @_uses_reserve
+    def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
+        """Move the log start offset forward (never back); drop ranges wholly below it.
+
+        Returns the keys of objects that no range references any more.
+        """
+        with self._transaction():
+            self._db.execute(
+                "UPDATE partitions SET log_start_offset=MAX(log_start_offset, ?) WHERE stream_id=?",
+                (offset, stream_id),
+            )
+            self._db.execute(
+                "DELETE FROM ranges WHERE stream_id=? AND end_offset <= ?", (stream_id, offset)
+            )
+            return self._delete_orphan_objects()
+
+    def _delete_orphan_objects(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT object_id, key FROM objects WHERE object_id NOT IN"
+            " (SELECT DISTINCT object_id FROM ranges)"
+        ).fetchall()
+        self._db.executemany("DELETE FROM objects WHERE object_id=?", [(r[0],) for r in rows])
+        return [r[1] for r in rows]
+
+    # -- group offsets -----------------------------------------------------------------
+
+    @_uses_reserve
+    def commit_offsets(self, group_id: str, rows: Iterable[OffsetRow], now_ms: int) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (group_id, topic, partition) DO UPDATE SET committed_offset=excluded."
+                "committed_offset, leader_epoch=excluded.leader_epoch,"
+                " metadata=excluded.metadata, commit_ms=excluded.commit_ms",
+                [
+                    (group_id, r.topic, r.partition, r.offset, r.leader_epoch, r.metadata, now_ms)
+                    for r in rows
+                ],
+            )
+
+    def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        rows = self._db.execute(
+            "SELECT topic, partition, committed_offset, leader_epoch, metadata"
+            " FROM group_offsets WHERE group_id=?",
+            (group_id,),
+        ).fetchall()
+        return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4]) for r in rows}
+
+    @_uses_reserve
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
+        with self._transaction():
+            if partitions is None:
+                self._db.execute("DELETE FROM group_offsets WHERE group_id=?", (group_id,))
+            else:
+                self._db.executemany(
+                    "DELETE FROM group_offsets WHERE group_id=? AND topic=? AND partition=?",
+                    [(group_id, t, p) for t, p in partitions],
+                )
+
+    @_uses_reserve
+    def delete_topic_offsets(self, topic: str) -> None:
+        """Every group's committed offsets of a deleted topic (Kafka's onPartitionsDeleted)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM group_offsets WHERE topic=?", (topic,))
+
+    def groups_with_offsets(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT group_id FROM group_offsets").fetchall()
+        return [r[0] for r in rows]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+    )
+    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+    for migration in migrations.pending(ENGINE, applied):
+        with _Transaction(db):
+            for statement in _statements(migration.sql):
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+            )
+        log.info("metadata schema migrated to version %d (%s)", migration.version, migration.name)
+
+
+def _statements(sql: str) -> list[str]:
+    """A migration's statements (executescript would commit the surrounding transaction)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._outer = False
+
+    def __enter__(self) -> None:
+        self._outer = not self._db.in_transaction
+        if self._outer:
+            self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._outer:
+            return
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        elif self._db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+            self._db.execute("ROLLBACK")
+
+
+class SqliteMetadataStore:
+    """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
+
+    def __init__(
+        self, path: str, reserve: SpaceReserve | None = None, runner: Runner | None = None
+    ) -> None:
+        self._runner = runner or ThreadRunner("metadata")
+        self._engine: SqliteEngine | None = None
+        self._path = path
+        self.reserve = reserve
+
+    async def open(self) -> None:
+        self._engine = await self._runner.run(SqliteEngine, self._path, self.reserve)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._runner.run(self._engine.close)
+            self._engine = None
+        self._runner.close()
+
+    async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await self._runner.run(method, *args, **kwargs)
+
+    @property
+    def engine(self) -> SqliteEngine:
+        assert self._engine is not None, "the metadata store is not open"
+        return self._engine
+
+    async def cluster_id(self) -> str:
+        return await self._call(self.engine.cluster_id)
+
+    async def next_counter(self, name: str, count: int = 1) -> int:
+        return await self._call(self.engine.next_counter, name, count)
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str]
+    ) -> TopicRecord:
+        return await self._call(self.engine.create_topic, name, partitions, configs)
+
+    async def topics(self) -> list[TopicRecord]:
+        return await self._call(self.engine.topics)
+
+    async def delete_topic(self, name: str) -> list[str]:
+        return await self._call(self.engine.delete_topic, name)
+
+    async def add_partitions(self, name: str, total: int) -> None:
+        await self._call(self.engine.add_partitions, name, total)
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        await self._call(self.engine.set_topic_configs, name, configs)
+
+    async def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
+        return await self._call(self.engine.partitions, topic)
+
+    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+        return await self._call(self.engine.claim_leadership, claims, node_id)
+
+    async def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
+        return await self._call(self.engine.commit_object, commit)
+
+    async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
+        return await self._call(self.engine.ranges_by_stream)
+
+    async def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
+        return await self._call(self.engine.advance_log_start, stream_id, offset)
+
+    async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None:
+        await self._call(self.engine.commit_offsets, group_id, rows, now_ms)
+
+    async def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        return await self._call(self.engine.fetch_offsets, group_id)
+
+    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
+        await self._call(self.engine.delete_offsets, group_id, partitions)
+
+    async def delete_topic_offsets(self, topic: str) -> None:
+        await self._call(self.engine.delete_topic_offsets, topic)
+
+    async def groups_with_offsets(self) -> list[str]:
+        return await self._call(self.engine.groups_with_offsets)
