@@ -1,5 +1,5 @@
-"""Safe logs: every client-supplied string is escaped, and administrative changes go
-through one audit function.
+"""Safe logs: every client-supplied string is escaped (administrative changes are
+written by security/audit.py with the same escaping).
 
 A client chooses topic names, group ids, member ids, client ids, config values and more;
 written raw, a newline in one of them forges a log line and an escape sequence rewrites a
@@ -11,15 +11,6 @@ principal joins them there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
-from contextplane.protocol.error_codes import ErrorCode
-
-if TYPE_CHECKING:
-    from contextplane.broker.router import RequestContext
-
-audit_log = logging.getLogger("contextplane.audit")
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
 
@@ -71,33 +62,3 @@ class EscapingFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
-
-
-def audit(
-    ctx: RequestContext,
-    api: str,
-    resource: str,
-    name: object,
-    error: int = ErrorCode.none,
-    details: Mapping[str, object] | None = None,
-) -> None:
-    """One line for one administrative change (or a refused attempt at one):
-
-        audit <Api> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
-        peer=<host:port> [key=value ...]
-
-    `api` is the Kafka API (CreateTopics, DeleteGroups, ...), `resource` what it changed
-    (topic, partition, group); every string value is quoted and escaped, numbers are not.
-    """
-    try:
-        result = ErrorCode(error).name.upper()
-    except ValueError:
-        result = str(int(error))
-    fields = [
-        f"audit {api} {resource}={escape(name, quote=True)} result={result}",
-        f"client_id={escape(ctx.header.client_id, quote=True)} peer={escape(ctx.peer)}",
-    ]
-    for key, value in (details or {}).items():
-        text = str(value) if isinstance(value, int) else escape(value, quote=True)
-        fields.append(f"{key}={text}")
-    audit_log.info(" ".join(fields))

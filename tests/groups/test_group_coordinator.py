@@ -6,23 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
-from contextplane.coordinators.group_state import JoinRequest
-from contextplane.metadata.store import MetadataStore
+from contextplane.coordinators.group_state import CoordinatorConfig, JoinRequest
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.settings import load_settings
+from contextplane.settings import Settings
+from tests.support.metadata import open_store
 
 
-def make_broker(tmp_path: Path, delay_ms: int) -> Any:
-    settings = load_settings(
-        environ={},
-        overrides={"data.dir": str(tmp_path), "group.initial.rebalance.delay.ms": str(delay_ms)},
-    )
-    store = MetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}")
-    return SimpleNamespace(settings=settings, metadata=store)
+async def make_coordinator(tmp_path: Path, delay_ms: int) -> GroupCoordinator:
+    store = await open_store(Settings(data_dir=tmp_path))
+    return GroupCoordinator(store, CoordinatorConfig(initial_rebalance_delay_ms=delay_ms))
 
 
 def join_request(member_id: str = "", group: str = "g") -> JoinRequest:
@@ -47,7 +42,7 @@ def test_initial_rebalance_delay_on_the_event_loop(tmp_path: Path) -> None:
     delay_s = 0.5
 
     async def main() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, int(delay_s * 1000)))
+        coordinator = await make_coordinator(tmp_path, int(delay_s * 1000))
         await coordinator.start()
         try:
             started = time.monotonic()
@@ -70,7 +65,7 @@ def test_initial_rebalance_delay_on_the_event_loop(tmp_path: Path) -> None:
 
 def test_zero_delay_join_completes_promptly(tmp_path: Path) -> None:
     async def main() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
         try:
             started = time.monotonic()
@@ -85,9 +80,9 @@ def test_zero_delay_join_completes_promptly(tmp_path: Path) -> None:
 
 def test_offsets_persist_and_group_reloads_as_empty(tmp_path: Path) -> None:
     async def first_life() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
-        codes = coordinator.commit_offsets(
+        codes = await coordinator.commit_offsets(
             "kept",
             "",
             None,
@@ -101,10 +96,10 @@ def test_offsets_persist_and_group_reloads_as_empty(tmp_path: Path) -> None:
         )
         assert codes == [ErrorCode.none, ErrorCode.none, ErrorCode.offset_metadata_too_large]
         await coordinator.stop()
-        coordinator._store.close()
+        await coordinator._store.close()
 
     async def second_life() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
         try:
             _, groups = coordinator.list_groups()
@@ -116,7 +111,7 @@ def test_offsets_persist_and_group_reloads_as_empty(tmp_path: Path) -> None:
                     "group_type": "classic",
                 }
             ]
-            code, topics = coordinator.fetch_offsets("kept", [("t", [0, 1, 2])])
+            code, topics = await coordinator.fetch_offsets("kept", [("t", [0, 1, 2])])
             assert code == ErrorCode.none
             assert [
                 (p["partition_index"], p["committed_offset"], p["committed_leader_epoch"])
@@ -133,17 +128,17 @@ def test_offsets_persist_and_group_reloads_as_empty(tmp_path: Path) -> None:
 
 def test_cleanup_forgets_empty_groups_without_offsets(tmp_path: Path) -> None:
     async def main() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 0))
+        coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
         try:
             response = await asyncio.wait_for(await join_member(coordinator, "transient"), 5)
             coordinator.leave_group("transient", [(response["member_id"], None)])
-            coordinator.commit_offsets(
+            await coordinator.commit_offsets(
                 "simple", "", None, -1, 9, [OffsetCommitEntry("t", 0, 1, -1, None)]
             )
             states = {g["group_id"]: g["group_state"] for g in coordinator.list_groups()[1]}
             assert states == {"transient": "Empty", "simple": "Empty"}
-            assert coordinator.cleanup_groups() == ["transient"]
+            assert await coordinator.cleanup_groups() == ["transient"]
             assert [g["group_id"] for g in coordinator.list_groups()[1]] == ["simple"]
         finally:
             await coordinator.stop()
@@ -153,7 +148,7 @@ def test_cleanup_forgets_empty_groups_without_offsets(tmp_path: Path) -> None:
 
 def test_stop_answers_parked_joins(tmp_path: Path) -> None:
     async def main() -> None:
-        coordinator = GroupCoordinator(make_broker(tmp_path, 60_000))
+        coordinator = await make_coordinator(tmp_path, 60_000)
         await coordinator.start()
         parked = await join_member(coordinator)
         await asyncio.sleep(0.05)

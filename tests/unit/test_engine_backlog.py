@@ -8,11 +8,11 @@ import asyncio
 import time
 from pathlib import Path
 
-from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.records import iter_batch_headers, split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.objectstore import ObjectStore, ObjectStoreError
+from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 
 KIB = 1024
@@ -48,11 +48,10 @@ def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
         memory_budget_bytes=2048 * KIB,
         wal_backlog_bytes=8192 * KIB,
     )
-    metadata = MetadataStore(settings.resolved_metadata_url)
-    metadata.create_topic("t", 2, {})
     store = SwitchableStore()
 
     async def run() -> None:
+        metadata = await open_store(settings, {"t": 2})
         engine = StorageEngine(settings, metadata, objects=store)
         await engine.open()
         store.reachable = False

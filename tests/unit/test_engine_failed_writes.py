@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from contextplane.errors import KafkaError
-from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.wal import WalWriteError
+from tests.support.metadata import open_store
 from tests.unit.test_engine_recovery import batch
 from tests.unit.test_wal_failures import FlakyDisk
 
@@ -34,10 +34,9 @@ class FailingDisk(FlakyDisk):
         return super().write(fd, data)
 
 
-def engine_on(tmp_path: Path, disk: FlakyDisk) -> StorageEngine:
+async def engine_on(tmp_path: Path, disk: FlakyDisk) -> StorageEngine:
     settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000)
-    metadata = MetadataStore(settings.resolved_metadata_url)
-    metadata.create_topic("t", 1, {})
+    metadata = await open_store(settings, {"t": 1})
     return StorageEngine(settings, metadata, wal_files=disk)
 
 
@@ -52,7 +51,7 @@ def test_failed_batches_are_taken_back_and_retries_reuse_their_offsets(tmp_path:
     disk = FailingDisk(errno.EIO)
 
     async def run() -> list[tuple[int, int]]:
-        engine = engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, disk)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
@@ -83,7 +82,7 @@ def test_retry_waiting_on_a_failed_original_is_answered(tmp_path: Path) -> None:
     disk = FailingDisk(errno.EIO)
 
     async def run() -> None:
-        engine = engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, disk)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
@@ -108,7 +107,7 @@ def test_disk_full_refuses_appends_until_space_is_back(tmp_path: Path) -> None:
     disk = FailingDisk(errno.ENOSPC)
 
     async def run() -> None:
-        engine = engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, disk)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         disk.full = True

@@ -6,10 +6,10 @@ import asyncio
 import threading
 from pathlib import Path
 
-from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.records import split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 
 
@@ -20,10 +20,9 @@ def batch(producer_id: int, first_sequence: int, count: int, fill: bytes) -> lis
     return split_batches(data, 1 << 20)
 
 
-def open_engine(data_dir: Path) -> tuple[StorageEngine, MetadataStore]:
+async def open_engine(data_dir: Path) -> StorageEngine:
     settings = Settings(data_dir=data_dir, upload_interval_ms=3_600_000)
-    metadata = MetadataStore(settings.resolved_metadata_url)
-    return StorageEngine(settings, metadata), metadata
+    return StorageEngine(settings, await open_store(settings, {"t": 1}))
 
 
 def test_retry_of_a_batch_lost_in_a_crash_is_written_again_not_deduplicated(
@@ -34,8 +33,7 @@ def test_retry_of_a_batch_lost_in_a_crash_is_written_again_not_deduplicated(
     now holds another producer's data."""
 
     async def first_life() -> None:
-        engine, metadata = open_engine(tmp_path)
-        metadata.create_topic("t", 1, {})
+        engine = await open_engine(tmp_path)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
@@ -46,7 +44,7 @@ def test_retry_of_a_batch_lost_in_a_crash_is_written_again_not_deduplicated(
         stalled.set()  # ... and the process dies here
 
     async def second_life() -> list[tuple[int, int]]:
-        engine, _ = open_engine(tmp_path)
+        engine = await open_engine(tmp_path)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         other = engine.append(partition, batch(2, 0, 10, b"C"))

@@ -7,23 +7,27 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kio.serial import entity_writer
 
-from contextplane.broker.router import RequestContext, Route, Router
+from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.pipeline import Pipeline, Route
 from contextplane.broker.server import Listener
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.authorizer import AllowEverything
+from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 
 API_VERSIONS = 18
 
 
-async def _api_versions(ctx: RequestContext, request: Any) -> Any:
-    return ctx.response(error_code=ErrorCode.none, api_keys=[], throttle_time=0)
+async def _api_versions(ctx: RequestContext, request: Any) -> Reply:
+    return ctx.reply(error_code=ErrorCode.none, api_keys=[], throttle_time=0)
 
 
 def _request(correlation_id: int) -> bytes:
@@ -47,7 +51,9 @@ async def _wait_for(condition: Any, what: str) -> None:
 
 async def _scenario() -> None:
     settings = Settings(queued_max_request_bytes=1024 * 1024)
-    listener = Listener(Router(None, [Route(API_VERSIONS, 0, 4, _api_versions)]), settings)  # type: ignore[arg-type]
+    services = SimpleNamespace(authorizer=AllowEverything(), quotas=NoQuotas())
+    pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _api_versions)])  # type: ignore[arg-type]
+    listener = Listener(pipeline, settings)
     await listener.start("127.0.0.1", 0)
     try:
         opened = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(6)]

@@ -1,42 +1,58 @@
-"""Assemble a broker from its settings: metadata store, storage engine, topics, router,
-listener. `build_routes` is the whole list of Kafka APIs this broker answers."""
+"""Assemble a broker from its settings, in order: metadata store → storage engine → topics
+→ group coordinator → services → request pipeline → listener. `ROUTES` is the whole list
+of Kafka APIs this broker answers (ApiVersions is computed from it)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.handlers import (
     admin,
     cluster,
     configs,
     fetch,
+    groups,
     offsets,
     produce,
     producer_ids,
 )
-from contextplane.broker.router import Route, Router
+from contextplane.broker.metadata_cache import MetadataCache
+from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.server import Listener, serve
 from contextplane.broker.topics import TopicManager
-from contextplane.errors import KafkaError
+from contextplane.clock import Clock, SystemClock
+from contextplane.coordinators.group import GroupCoordinator
+from contextplane.coordinators.group_state import CoordinatorConfig
+from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.metadata.reserve import SpaceReserve
-from contextplane.metadata.store import MetadataStore
+from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.codec import request_schema
-from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.audit import AuditLog
+from contextplane.security.authorizer import AllowEverything
+from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.engine import StorageEngine
-from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
 
 # (api key, lowest version, highest version, handler). The floors are those Kafka 4.x
 # keeps (KIP-896); the ceilings are the versions whose semantics are implemented.
-_ROUTES: list[tuple[int, int, int, Any]] = [
+ROUTES: list[tuple[int, int, int, Handler]] = [
     (0, 3, 11, produce.produce),
     (1, 4, 16, fetch.fetch),
     (2, 1, 8, offsets.list_offsets),
     (3, 0, 12, cluster.metadata),
+    (8, 2, 9, groups.offset_commit),
+    (9, 1, 9, groups.offset_fetch),
+    (10, 0, 6, groups.find_coordinator),
+    (11, 0, 9, groups.join_group),
+    (12, 0, 4, groups.heartbeat),
+    (13, 0, 5, groups.leave_group),
+    (14, 0, 5, groups.sync_group),
+    (15, 0, 5, groups.describe_groups),
+    (16, 0, 5, groups.list_groups),
     (18, 0, 4, cluster.api_versions),
     (19, 2, 7, admin.create_topics),
     (20, 1, 6, admin.delete_topics),
@@ -45,7 +61,9 @@ _ROUTES: list[tuple[int, int, int, Any]] = [
     (32, 1, 4, configs.describe_configs),
     (33, 0, 2, configs.alter_configs),
     (37, 0, 3, admin.create_partitions),
+    (42, 0, 2, groups.delete_groups),
     (44, 0, 1, configs.incremental_alter_configs),
+    (47, 0, 0, groups.offset_delete),
     (60, 0, 1, cluster.describe_cluster),
 ]
 
@@ -64,78 +82,104 @@ def _schema_range(api_key: int, low: int, high: int) -> tuple[int, int]:
 
 
 def build_routes() -> list[Route]:
-    table = list(_ROUTES)
-    try:
-        from contextplane.broker.handlers import groups
-    except ImportError:
-        groups = None  # type: ignore[assignment]
-    if groups is not None:
-        table.extend(groups.ROUTES)
     routes = []
-    for api_key, low, high, handler in table:
+    for api_key, low, high, handler in ROUTES:
         low, high = _schema_range(api_key, low, high)
         routes.append(Route(api_key, low, high, handler))
     return routes
 
 
+def _metadata_reserve(settings: Settings) -> SpaceReserve:
+    reserve = SpaceReserve(settings.data_dir / "metadata.reserve", settings.metadata_reserved_bytes)
+    if free_bytes(settings.data_dir) < 2 * reserve.size_bytes:
+        # A (nearly) full disk: the metadata store needs room to open and commit
+        # leadership now, before anything else can free space.
+        reserve.release()
+    else:
+        reserve.ensure()
+    return reserve
+
+
 class Broker:
-    def __init__(self, settings: Settings) -> None:
+    """One broker process's components. `start` assembles and opens them in order;
+    `stop` closes them in reverse."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        metadata: MetadataStore | None = None,
+    ) -> None:
         self.settings = settings
+        self.clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        reserve = SpaceReserve(
-            settings.data_dir / "metadata.reserve", settings.metadata_reserved_bytes
+        self.metadata = metadata or open_metadata_store(
+            settings.resolved_metadata_url, _metadata_reserve(settings)
         )
-        if free_bytes(settings.data_dir) < 2 * reserve.size_bytes:
-            # A (nearly) full disk: the metadata store needs room to open and commit
-            # leadership now, before anything else can free space.
-            reserve.release()
-        else:
-            reserve.ensure()
-        self.metadata = MetadataStore(settings.resolved_metadata_url, reserve)
-        self.cluster_id = self.metadata.cluster_id()
-        self.storage = StorageEngine(settings, self.metadata)
-        self.topics = TopicManager(self)
-        self.router = Router(self, build_routes())
-        self.groups: Any = None
+        self.storage: StorageEngine | None = None
+        self.groups: GroupCoordinator | None = None
+        self.pipeline: Pipeline | None = None
         self._listener: Listener | None = None
         self.bound_port = settings.port
 
-    @property
     def advertised(self) -> tuple[str, int]:
         """What Metadata and FindCoordinator tell clients: the advertised listener, or
         the port actually bound when the listener asked for any free port (0)."""
         host, port = self.settings.advertised
         return host, port or self.bound_port
 
-    def partition(self, topic: str, index: int) -> PartitionLog:
-        partition = self.storage.partitions.get((topic, index))
-        if partition is None:
-            raise KafkaError(
-                ErrorCode.unknown_topic_or_partition,
-                "This server does not host this topic-partition.",
-            )
-        return partition
-
     async def start(self) -> None:
-        await self.storage.open()
-        try:
-            from contextplane.coordinators.group import GroupCoordinator
-        except ImportError:
-            GroupCoordinator = None  # type: ignore[assignment,misc]  # noqa: N806
-        if GroupCoordinator is not None:
-            self.groups = GroupCoordinator(self)
-            await self.groups.start()
-        self._listener = await serve(self.router, self.settings)
-        port = self._listener.port
-        log.info("contextplane broker listening on %s:%d", self.settings.host, port)
-        self.bound_port = port
+        settings = self.settings
+        await self.metadata.open()
+        cluster_id = await self.metadata.cluster_id()
+        topics: TopicManager | None = None
+        self.storage = storage = StorageEngine(
+            settings,
+            self.metadata,
+            clock=self.clock,
+            topic_configs=lambda name: topics.configs(name) if topics is not None else {},
+        )
+        topics = TopicManager(self.metadata, storage, settings)
+        await topics.load()
+        await storage.open()
+        self.groups = groups = GroupCoordinator(
+            self.metadata,
+            CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
+            self.clock,
+        )
+        await groups.start()
+        topics.on_deleted.append(groups.on_topic_deleted)
+        routes = build_routes()
+        services = Services(
+            settings=settings,
+            clock=self.clock,
+            log=storage,
+            topics=topics,
+            groups=groups,
+            producer_ids=ProducerIds(self.metadata),
+            cluster=ClusterView(
+                cluster_id=cluster_id,
+                node_id=settings.node_id,
+                advertised=self.advertised,
+                api_versions=lambda: pipeline.api_versions(),
+            ),
+            metadata_cache=MetadataCache(topics, storage, settings.node_id),
+            authorizer=AllowEverything(),
+            quotas=NoQuotas(),
+            audit=AuditLog(),
+        )
+        self.pipeline = pipeline = Pipeline(services, routes)
+        self._listener = await serve(pipeline, settings)
+        self.bound_port = self._listener.port
+        log.info("contextplane broker listening on %s:%d", settings.host, self.bound_port)
 
     async def stop(self) -> None:
         """Stop listening, stop the coordinators, then close storage (which uploads for at
-        most `shutdown.timeout.ms` and leaves the rest in the WAL)."""
+        most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
         if self._listener is not None:
             self._listener.close()
         if self.groups is not None:
             await self.groups.stop()
-        await self.storage.close()
-        self.metadata.close()
+        if self.storage is not None:
+            await self.storage.close()
+        await self.metadata.close()

@@ -31,7 +31,8 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
-from contextplane.broker.router import Router
+from contextplane.broker.context import ConnectionInfo
+from contextplane.broker.pipeline import Pipeline
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.codec import (
@@ -83,8 +84,8 @@ def connection_limit(max_connections: int) -> int:
 class Listener:
     """Accepts connections within the quotas and closes idle and stalled ones."""
 
-    def __init__(self, router: Router, settings: Settings) -> None:
-        self.router = router
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self.pipeline = pipeline
         self.frame_bytes_max = settings.socket_request_max_bytes
         self.idle_s = settings.connections_max_idle_ms / 1000
         self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
@@ -213,7 +214,7 @@ class Listener:
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, listener: Listener, host: str) -> None:
         self._listener = listener
-        self._router = listener.router
+        self._pipeline = listener.pipeline
         self._memory = listener.memory
         self.host = host
         self.counted = False  # the listener's quota is released in connection_lost
@@ -221,6 +222,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._peer = "?"
+        self._info = ConnectionInfo(self._peer)
         # Admitted, complete frames with the bytes counted for them, not yet handled.
         self._inbox: deque[tuple[bytes, int]] = deque()
         self._inbox_event = asyncio.Event()
@@ -248,6 +250,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._listener.connection_opened(self)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._info = ConnectionInfo(self._peer)
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
@@ -426,7 +429,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             request = decode_request(frame)
         except UnsupportedVersion as exc:
-            response = self._router.unsupported_version(exc.header)
+            response = self._pipeline.unsupported_version(exc.header)
             if response is None:
                 self._abort(str(exc))
             return response
@@ -435,7 +438,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return None
         header = request.header
         try:
-            result = await self._router.dispatch(request, self._peer)
+            reply = await self._pipeline.dispatch(request, self._info)
         except ProtocolError as exc:
             self._abort(str(exc))
             return None
@@ -445,9 +448,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             self._abort("internal error")
             return None
-        if result is None:  # acks=0 produce: no response at all
+        if reply.silent:  # acks=0 produce: no response at all
             return None
-        return (header, result)
+        return (header, reply.body if reply.later is None else reply.later)
 
     async def _write_loop(self) -> None:
         try:
@@ -493,7 +496,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._transport.writelines(parts)
 
 
-async def serve(router: Router, settings: Settings) -> Listener:
-    listener = Listener(router, settings)
+async def serve(pipeline: Pipeline, settings: Settings) -> Listener:
+    listener = Listener(pipeline, settings)
     await listener.start(settings.host, settings.port)
     return listener

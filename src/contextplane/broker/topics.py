@@ -1,17 +1,22 @@
-"""Topic lifecycle: the one place topic names, partition counts and configs are checked."""
+"""Topic lifecycle: the one place topic names, partition counts and configs are checked.
+
+The topic table is held in memory (loaded at start, changed only through this manager
+after each metadata write), so the hot paths read it without touching the store.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from contextplane.broker.configs import invalid_topic_config
 from contextplane.errors import KafkaError
-from contextplane.metadata.store import TopicRecord
+from contextplane.metadata.records import TopicRecord
+from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
-
-if TYPE_CHECKING:
-    from contextplane.broker.app import Broker
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
 
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _NAME_LENGTH_MAX = 249  # Kafka's Topic.MAX_NAME_LENGTH
@@ -34,32 +39,45 @@ def validate_topic_name(name: str) -> None:
 
 
 class TopicManager:
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-        self._cache: dict[str, TopicRecord] | None = None
+    def __init__(self, metadata: MetadataStore, log: StorageEngine, settings: Settings) -> None:
+        self._metadata = metadata
+        self._log = log
+        self._settings = settings
+        self._topics: dict[str, TopicRecord] = {}
+        # Called with a deleted topic's name (the group coordinator drops its offsets).
+        self.on_deleted: list[Callable[[str], Awaitable[None]]] = []
         # Bumped on every change to the topic table (create, delete, partitions, configs),
         # for caches derived from it (Metadata responses).
         self.generation = 0
 
-    def _changed(self) -> None:
-        self._cache = None
+    async def load(self) -> None:
+        self._set({t.name: t for t in await self._metadata.topics()})
+
+    def _set(self, topics: dict[str, TopicRecord]) -> None:
+        self._topics = topics
         self.generation += 1
 
+    def _put(self, record: TopicRecord) -> None:
+        self._set({**self._topics, record.name: record})
+
     def topics(self) -> dict[str, TopicRecord]:
-        if self._cache is None:
-            self._cache = {t.name: t for t in self._broker.metadata.topics()}
-        return self._cache
+        return self._topics
+
+    def configs(self, name: str) -> dict[str, str]:
+        """A topic's explicit configs ({} for an unknown topic)."""
+        record = self._topics.get(name)
+        return record.configs if record is not None else {}
 
     def by_id(self, topic_id: bytes) -> TopicRecord | None:
-        return next((t for t in self.topics().values() if t.topic_id == topic_id), None)
+        return next((t for t in self._topics.values() if t.topic_id == topic_id), None)
 
     def check_create(
         self, name: str, partitions: int, replication_factor: int, configs: dict[str, str | None]
     ) -> tuple[int, dict[str, str]]:
         validate_topic_name(name)
-        if name in self.topics():
+        if name in self._topics:
             raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
-        settings = self._broker.settings
+        settings = self._settings
         if partitions == -1:
             partitions = settings.num_partitions
         if partitions <= 0:
@@ -85,41 +103,53 @@ class TopicManager:
                 raise KafkaError(ErrorCode.invalid_config, problem)
         return partitions, {k: v for k, v in configs.items() if v is not None}
 
-    def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
-        record = self._broker.metadata.create_topic(name, partitions, configs)
-        self._changed()
-        self._broker.storage.open_new_partitions(name)
+    async def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+        record = await self._metadata.create_topic(name, partitions, configs)
+        self._put(record)
+        await self._log.open_new_partitions(name)
         return record
 
-    def auto_create(self, name: str) -> TopicRecord | None:
-        settings = self._broker.settings
-        if not settings.auto_create_topics_enable:
+    async def auto_create(self, name: str) -> TopicRecord | None:
+        if not self._settings.auto_create_topics_enable:
             return None
         try:
             validate_topic_name(name)
         except KafkaError:
             return None
-        existing = self.topics().get(name)
-        return existing or self.create(name, settings.num_partitions, {})
+        existing = self._topics.get(name)
+        if existing is not None:
+            return existing
+        try:
+            return await self.create(name, self._settings.num_partitions, {})
+        except KafkaError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                raise
+            # Another connection created it while this one waited for the store.
+            await self.load()
+            return self._topics.get(name)
 
     async def delete(self, name: str) -> None:
-        if name not in self.topics():
+        if name not in self._topics:
             raise KafkaError(
                 ErrorCode.unknown_topic_or_partition,
                 "This server does not host this topic-partition.",
             )
-        self._broker.storage.drop_topic(name)
-        orphans = self._broker.metadata.delete_topic(name)
-        self._changed()
-        if self._broker.groups is not None:
-            self._broker.groups.on_topic_deleted(name)  # Kafka's onPartitionsDeleted
-        await self._broker.storage.delete_orphans(orphans)
+        self._log.drop_topic(name)
+        self._set({k: v for k, v in self._topics.items() if k != name})
+        orphans = await self._metadata.delete_topic(name)
+        for callback in self.on_deleted:
+            await callback(name)  # Kafka's onPartitionsDeleted
+        await self._log.delete_orphans(orphans)
 
-    def add_partitions(self, name: str, count: int) -> None:
-        self._broker.metadata.add_partitions(name, count)
-        self._changed()
-        self._broker.storage.open_new_partitions(name)
+    async def add_partitions(self, name: str, count: int) -> None:
+        await self._metadata.add_partitions(name, count)
+        record = self._topics.get(name)
+        if record is not None:
+            self._put(dataclasses.replace(record, partitions=count))
+        await self._log.open_new_partitions(name)
 
-    def set_configs(self, name: str, configs: dict[str, str]) -> None:
-        self._broker.metadata.set_topic_configs(name, configs)
-        self._changed()
+    async def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        await self._metadata.set_topic_configs(name, configs)
+        record = self._topics.get(name)
+        if record is not None:
+            self._put(dataclasses.replace(record, configs=dict(configs)))

@@ -53,6 +53,8 @@ class Leadership:
         self._on_release = on_release
         self._epochs: dict[int, int] = {}  # stream -> the epoch this broker leads it at
         self.released: set[int] = set()  # fenced streams: not led any more
+        # Bumped whenever what this broker leads changes (caches of Metadata answers).
+        self.generation = 0
 
     def epoch(self, stream_id: int) -> int:
         return self._epochs[stream_id]
@@ -78,6 +80,7 @@ class Leadership:
             )
         self._epochs.update(outcome.claimed)
         self.released.difference_update(outcome.claimed)
+        self.generation += 1
         return outcome.claimed
 
     def check_commit(self, outcome: CommitOutcome) -> list[int]:
@@ -104,9 +107,11 @@ class Leadership:
         """Stop leading a partition (fenced, or moved away by the assignment)."""
         if self._epochs.pop(stream_id, None) is not None:
             self.released.add(stream_id)
+            self.generation += 1
             self._on_release(stream_id)
 
     def forget(self, stream_id: int) -> None:
         """A deleted partition: nothing to lead, nothing to release."""
         self._epochs.pop(stream_id, None)
         self.released.discard(stream_id)
+        self.generation += 1

@@ -303,8 +303,11 @@ class StorageEngine:
             )
         if self.pending_bytes >= self.settings.upload_bytes:
             self.upload_wakeup.set()
+        assert durable is not None
         return AppendResult(
-            first_offset, -1 if log_append_time_ms is None else log_append_time_ms, durable
+            first_offset,
+            -1 if log_append_time_ms is None else log_append_time_ms,
+            _acknowledgement(partition, durable),
         )
 
     def _cache(self, partition: PartitionLog, batch: CachedBatch) -> None:
@@ -363,6 +366,8 @@ class StorageEngine:
             if partition.truncations != truncations:
                 raise WalWriteError("the first attempt of this batch was not written; retry")
             await partition.waiter()
+        if partition.released:
+            raise NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
 
     # -- fetch -------------------------------------------------------------------------
 
@@ -523,3 +528,27 @@ class StorageEngine:
         doomed = set(keys)
         for cached_key in [k for k in self._block_cache if k[0] in doomed]:
             self.budget.block_cache_bytes -= len(self._block_cache.pop(cached_key))
+
+
+def _acknowledgement(
+    partition: PartitionLog, durable: asyncio.Future[None]
+) -> asyncio.Future[None]:
+    """Resolved when the batch may be acknowledged: durable in the WAL, and the partition
+    still led here (a fenced partition stops acknowledging at once)."""
+    acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(written: asyncio.Future[None]) -> None:
+        if acked.done():
+            return
+        error = written.exception()
+        if error is not None:
+            acked.set_exception(error)
+        elif partition.released:
+            acked.set_exception(
+                NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
+            )
+        else:
+            acked.set_result(None)
+
+    durable.add_done_callback(settle)
+    return acked

@@ -6,14 +6,13 @@ import uuid
 from typing import Any
 
 from contextplane.broker.configs import TOPIC_CONFIGS
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
-from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 
-async def create_topics(ctx: RequestContext, request: Any) -> Any:
-    topics_manager = ctx.broker.topics
+async def create_topics(ctx: RequestContext, request: Any) -> Reply:
+    topics_manager = ctx.topics
     results = []
     seen: dict[str, int] = {}
     for topic in request.topics:
@@ -55,12 +54,12 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
                 configs=_created_configs(ctx, clean),
             )
             if not request.validate_only:
-                record = topics_manager.create(topic.name, count, clean)
+                record = await topics_manager.create(topic.name, count, clean)
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
         if not request.validate_only:
-            audit(
+            ctx.audit.record(
                 ctx,
                 "CreateTopics",
                 "topic",
@@ -71,7 +70,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
                     "configs": ",".join(f"{c.name}={c.value}" for c in topic.configs),
                 },
             )
-    return ctx.response(throttle_time=0, topics=results)
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)
 
 
 def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict[str, Any]]:
@@ -82,7 +81,7 @@ def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict
         configs.append(
             {
                 "name": name,
-                "value": explicit[name] if given else default(ctx.broker.settings),
+                "value": explicit[name] if given else default(ctx.settings),
                 "read_only": False,
                 "config_source": 1 if given else 5,  # TOPIC_CONFIG / DEFAULT_CONFIG
                 "is_sensitive": False,
@@ -91,7 +90,7 @@ def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict
     return configs
 
 
-async def delete_topics(ctx: RequestContext, request: Any) -> Any:
+async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
     results = []
     if ctx.api_version >= 6:
         wanted = [(t.name, t.topic_id) for t in request.topics]
@@ -106,24 +105,26 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Any:
         }
         try:
             if name is None and topic_id is not None:
-                record = ctx.broker.topics.by_id(topic_id.bytes)
+                record = ctx.topics.by_id(topic_id.bytes)
                 if record is None:
                     raise KafkaError(ErrorCode.unknown_topic_id)
                 name = entry["name"] = record.name
             if name is None:
                 raise KafkaError(ErrorCode.invalid_request, "neither name nor id given")
-            record = ctx.broker.topics.topics().get(name)
+            record = ctx.topics.topics().get(name)
             if record is not None:
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
-            await ctx.broker.topics.delete(name)
+            await ctx.topics.delete(name)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
-        audit(ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"])
+        ctx.audit.record(
+            ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"]
+        )
         results.append(entry)
-    return ctx.response(throttle_time=0, responses=results)
+    return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
 
-async def create_partitions(ctx: RequestContext, request: Any) -> Any:
+async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
     results = []
     for topic in request.topics:
         entry: dict[str, Any] = {
@@ -132,7 +133,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
             "error_message": None,
         }
         try:
-            record = ctx.broker.topics.topics().get(topic.name)
+            record = ctx.topics.topics().get(topic.name)
             if record is None:
                 raise KafkaError(
                     ErrorCode.unknown_topic_or_partition,
@@ -155,11 +156,11 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
             ):
                 raise KafkaError(ErrorCode.invalid_replica_assignment, "Assignment count mismatch.")
             if not request.validate_only:
-                ctx.broker.topics.add_partitions(topic.name, topic.count)
+                await ctx.topics.add_partitions(topic.name, topic.count)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
         if not request.validate_only:
-            audit(
+            ctx.audit.record(
                 ctx,
                 "CreatePartitions",
                 "topic",
@@ -168,4 +169,4 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
                 {"count": topic.count},
             )
         results.append(entry)
-    return ctx.response(throttle_time=0, results=results)
+    return ctx.reply(throttle_time=ctx.throttle_ms, results=results)

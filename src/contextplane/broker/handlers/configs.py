@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from contextplane.broker.configs import BROKER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
-from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 TOPIC = 2
@@ -31,8 +30,7 @@ def _config_type(name: str) -> int:
     return 2
 
 
-async def describe_configs(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -44,7 +42,7 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Any:
         }
         keys = set(resource.configuration_keys) if resource.configuration_keys else None
         if resource.resource_type == TOPIC:
-            record = broker.topics.topics().get(resource.resource_name)
+            record = ctx.topics.topics().get(resource.resource_name)
             if record is None:
                 entry.update(
                     error_code=ErrorCode.unknown_topic_or_partition,
@@ -58,20 +56,18 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Any:
                     entry["configs"].append(
                         _config(
                             name,
-                            record.configs[name] if explicit else default(broker.settings),
+                            record.configs[name] if explicit else default(ctx.settings),
                             SOURCE_TOPIC if explicit else SOURCE_DEFAULT,
                         )
                     )
         elif resource.resource_type == BROKER:
-            if resource.resource_name not in ("", str(broker.settings.node_id)):
+            if resource.resource_name not in ("", str(ctx.cluster.node_id)):
                 entry.update(error_code=ErrorCode.invalid_request, error_message="Unknown broker")
             else:
                 for name, value in sorted(BROKER_CONFIGS.items()):
                     if keys is None or name in keys:
                         entry["configs"].append(
-                            _config(
-                                name, value(broker.settings), SOURCE_STATIC_BROKER, read_only=True
-                            )
+                            _config(name, value(ctx.settings), SOURCE_STATIC_BROKER, read_only=True)
                         )
         else:
             entry.update(
@@ -79,7 +75,7 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Any:
                 error_message=f"Unsupported resource type {resource.resource_type}",
             )
         results.append(entry)
-    return ctx.response(throttle_time=0, results=results)
+    return ctx.reply(throttle_time=ctx.throttle_ms, results=results)
 
 
 def _config(name: str, value: str, source: int, read_only: bool = False) -> dict[str, Any]:
@@ -101,7 +97,7 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
         raise KafkaError(
             ErrorCode.invalid_request, "Only topic configs can be altered on this broker"
         )
-    record = ctx.broker.topics.topics().get(resource.resource_name)
+    record = ctx.topics.topics().get(resource.resource_name)
     if record is None:
         raise KafkaError(
             ErrorCode.unknown_topic_or_partition, f"Topic {resource.resource_name} does not exist"
@@ -109,7 +105,7 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     return dict(record.configs)
 
 
-def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Any:
+async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Reply:
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -125,11 +121,11 @@ def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: An
                 if problem:
                     raise KafkaError(ErrorCode.invalid_config, problem)
             if not request.validate_only:
-                ctx.broker.topics.set_configs(resource.resource_name, configs)
+                await ctx.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
         if not request.validate_only:
-            audit(
+            ctx.audit.record(
                 ctx,
                 api,
                 _RESOURCE_NAMES.get(resource.resource_type, str(resource.resource_type)),
@@ -138,12 +134,12 @@ def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: An
                 {"configs": describe(resource.configs)},
             )
         results.append(entry)
-    return ctx.response(throttle_time=0, responses=results)
+    return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
 
-async def alter_configs(ctx: RequestContext, request: Any) -> Any:
+async def alter_configs(ctx: RequestContext, request: Any) -> Reply:
     # AlterConfigs replaces the whole set of a resource's configs.
-    return _alter(
+    return await _alter(
         ctx,
         request,
         lambda current, configs: {c.name: c.value for c in configs},
@@ -152,8 +148,8 @@ async def alter_configs(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
-    settings = ctx.broker.settings
+async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Reply:
+    settings = ctx.settings
 
     def apply(current: dict[str, str], changes: Any) -> dict[str, str]:
         for change in changes:
@@ -183,4 +179,4 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Any:
             for c in changes
         )
 
-    return _alter(ctx, request, apply, "IncrementalAlterConfigs", describe)
+    return await _alter(ctx, request, apply, "IncrementalAlterConfigs", describe)

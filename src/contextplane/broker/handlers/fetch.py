@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from contextplane import limits
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.partition import PartitionLog
@@ -25,7 +25,7 @@ def _resolve(ctx: RequestContext, topic: Any) -> tuple[str | None, Any]:
     topic_id = getattr(topic, "topic_id", None)
     name = getattr(topic, "topic", None)
     if name is None and topic_id is not None:
-        record = ctx.broker.topics.by_id(topic_id.bytes)
+        record = ctx.topics.by_id(topic_id.bytes)
         return (record.name if record else None), topic_id
     return name, topic_id
 
@@ -39,8 +39,7 @@ def check_leader_epoch(partition: PartitionLog, current_leader_epoch: int) -> No
     raise KafkaError(ErrorCode.unknown_leader_epoch)
 
 
-async def fetch(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.broker
+async def fetch(ctx: RequestContext, request: Any) -> Reply:
     wait_ms = min(max(int(request.max_wait.total_seconds() * 1000), 0), limits.FETCH_WAIT_MS_MAX)
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]] = []
     topics: list[dict[str, Any]] = []
@@ -64,7 +63,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
                 entry["error_code"] = ErrorCode.unknown_topic_id
             else:
                 try:
-                    partition = broker.partition(name, wanted.partition)
+                    partition = ctx.log.partition(name, wanted.partition)
                     # current_leader_epoch exists from Fetch v9 (KIP-320); older is -1.
                     check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 except KafkaError as exc:
@@ -81,7 +80,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
 
     total = await _read_all(ctx, request, targets)
     if total >= request.min_bytes or wait_ms == 0 or _has_error(targets):
-        return _response(ctx, topics)
+        return Reply(body=_response(ctx, topics))
 
     async def long_poll() -> Any:
         loop = asyncio.get_running_loop()
@@ -100,7 +99,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
             amount = await _read_all(ctx, request, targets)
         return _response(ctx, topics)
 
-    return long_poll()
+    return later(long_poll())
 
 
 def _has_error(targets: list[tuple[dict[str, Any], PartitionLog | None, Any]]) -> bool:
@@ -117,15 +116,19 @@ async def _read_all(
     KIP-74: only the first batch of the first non-empty partition may exceed
     `partition_max_bytes` / `max_bytes` (so a consumer always progresses).
     """
-    storage = ctx.broker.storage
+    storage = ctx.log
     budget = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
     total = 0
     for entry, partition, wanted in targets:
         if partition is None:
             continue
         entry["records"] = b""
-        if partition.deleted:
-            entry["error_code"] = ErrorCode.unknown_topic_or_partition
+        if partition.deleted:  # deleted or fenced during a long poll
+            entry["error_code"] = (
+                ErrorCode.not_leader_or_follower
+                if partition.released
+                else ErrorCode.unknown_topic_or_partition
+            )
             continue
         bytes_max = max(min(wanted.partition_max_bytes, budget - total), 0)
         try:
@@ -155,7 +158,7 @@ async def _read_all(
 
 def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
     return ctx.response(
-        throttle_time=0,
+        throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
         session_id=0,
         responses=topics,

@@ -2,7 +2,7 @@
 OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
 
 Thin: each handler turns the versioned request into plain values, asks the group
-coordinator (`ctx.broker.groups`), and builds the versioned response. JoinGroup and
+coordinator (`ctx.groups`), and builds the versioned response. JoinGroup and
 SyncGroup may have to wait for other members; they return an awaitable then, so the
 connection keeps handling requests meanwhile.
 """
@@ -14,10 +14,9 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import JoinRequest, SyncRequest
-from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 
 GROUP_KEY_TYPE = 0
@@ -45,10 +44,10 @@ def _ms(value: Any) -> int:
     return int(value)
 
 
-def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, Any]], Any]) -> Any:
+def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, Any]], Any]) -> Reply:
     """The response now if the coordinator already answered, else an awaitable of it."""
     if future.done():
-        return build(future.result())
+        return Reply(body=build(future.result()))
     out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     def done(f: asyncio.Future[dict[str, Any]]) -> None:
@@ -60,7 +59,7 @@ def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, An
             out.set_exception(exc)
 
     future.add_done_callback(done)
-    return out
+    return later(out)
 
 
 def _client_host(ctx: RequestContext) -> str:
@@ -73,15 +72,15 @@ def _client_host(ctx: RequestContext) -> str:
 
 def _coordinator(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, str, int]:
     if key_type == GROUP_KEY_TYPE:
-        host, port = ctx.broker.advertised
-        return ErrorCode.none, ctx.broker.settings.node_id, host, port
+        host, port = ctx.cluster.advertised()
+        return ErrorCode.none, ctx.cluster.node_id, host, port
     if key_type == TRANSACTION_KEY_TYPE:
         # Transactions are not implemented.
         return ErrorCode.coordinator_not_available, -1, "", -1
     return ErrorCode.invalid_request, -1, "", -1
 
 
-async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
+async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
     key_type = getattr(request, "key_type", GROUP_KEY_TYPE)
     if ctx.api_version >= 4:
         coordinators = []
@@ -97,10 +96,10 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
                     "error_message": "",  # Kafka leaves the (nullable) field at its default
                 }
             )
-        return ctx.response(throttle_time=0, coordinators=coordinators)
+        return ctx.reply(throttle_time=ctx.throttle_ms, coordinators=coordinators)
     code, node_id, host, port = _coordinator(ctx, key_type)
-    return ctx.response(
-        throttle_time=0,
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
         error_code=code,
         error_message=_ERROR_MESSAGES.get(code, code.name.upper()),
         node_id=node_id,
@@ -112,7 +111,7 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
 # -- membership ----------------------------------------------------------------------
 
 
-async def join_group(ctx: RequestContext, request: Any) -> Any:
+async def join_group(ctx: RequestContext, request: Any) -> Reply:
     version = ctx.api_version
     session_timeout_ms = _ms(request.session_timeout)
     rebalance_timeout_ms = _ms(request.rebalance_timeout) if version >= 1 else session_timeout_ms
@@ -139,10 +138,10 @@ async def join_group(ctx: RequestContext, request: Any) -> Any:
             values["protocol_name"] = None
         return ctx.response(values, throttle_time=0)
 
-    return _later(ctx.broker.groups.join_group(join), build)
+    return _later(ctx.groups.join_group(join), build)
 
 
-async def sync_group(ctx: RequestContext, request: Any) -> Any:
+async def sync_group(ctx: RequestContext, request: Any) -> Reply:
     version = ctx.api_version
     protocol_type = getattr(request, "protocol_type", None)
     protocol_name = getattr(request, "protocol_name", None)
@@ -152,14 +151,13 @@ async def sync_group(ctx: RequestContext, request: Any) -> Any:
 
     if version >= 5 and (protocol_type is None or protocol_name is None):
         # From v5 both fields are mandatory.
-        return build(
-            {
-                "error_code": ErrorCode.inconsistent_group_protocol,
-                "protocol_type": None,
-                "protocol_name": None,
-                "assignment": b"",
-            }
-        )
+        refused = {
+            "error_code": ErrorCode.inconsistent_group_protocol,
+            "protocol_type": None,
+            "protocol_name": None,
+            "assignment": b"",
+        }
+        return Reply(body=build(refused))
     sync = SyncRequest(
         group_id=request.group_id,
         generation_id=request.generation_id,
@@ -169,25 +167,25 @@ async def sync_group(ctx: RequestContext, request: Any) -> Any:
         protocol_type=protocol_type,
         protocol_name=protocol_name,
     )
-    return _later(ctx.broker.groups.sync_group(sync), build)
+    return _later(ctx.groups.sync_group(sync), build)
 
 
-async def heartbeat(ctx: RequestContext, request: Any) -> Any:
-    code = ctx.broker.groups.heartbeat(
+async def heartbeat(ctx: RequestContext, request: Any) -> Reply:
+    code = ctx.groups.heartbeat(
         request.group_id,
         request.member_id,
         request.generation_id,
         getattr(request, "group_instance_id", None),
     )
-    return ctx.response(throttle_time=0, error_code=code)
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code)
 
 
-async def leave_group(ctx: RequestContext, request: Any) -> Any:
+async def leave_group(ctx: RequestContext, request: Any) -> Reply:
     if ctx.api_version >= 3:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
         members = [(request.member_id, None)]
-    top, responses = ctx.broker.groups.leave_group(request.group_id, members)
+    top, responses = ctx.groups.leave_group(request.group_id, members)
     if ctx.api_version < 3:
         # Single-member versions carry the member's error at the top level.
         if top == ErrorCode.none:
@@ -195,15 +193,15 @@ async def leave_group(ctx: RequestContext, request: Any) -> Any:
                 (r["error_code"] for r in responses if r["error_code"] != ErrorCode.none),
                 ErrorCode.none,
             )
-        return ctx.response(throttle_time=0, error_code=top)
-    return ctx.response(throttle_time=0, error_code=top, members=responses)
+        return ctx.reply(throttle_time=ctx.throttle_ms, error_code=top)
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=top, members=responses)
 
 
 # -- offsets -------------------------------------------------------------------------
 
 
-async def offset_commit(ctx: RequestContext, request: Any) -> Any:
-    topics = ctx.broker.topics.topics()
+async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
+    topics = ctx.topics.topics()
     results: dict[str, list[dict[str, Any]]] = {}
     entries: list[OffsetCommitEntry] = []
     slots: list[dict[str, Any]] = []
@@ -227,7 +225,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
             )
             slots.append(slot)
     if entries:
-        codes = ctx.broker.groups.commit_offsets(
+        codes = await ctx.groups.commit_offsets(
             request.group_id,
             request.member_id,
             getattr(request, "group_instance_id", None),
@@ -237,83 +235,72 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
         )
         for slot, code in zip(slots, codes, strict=True):
             slot["error_code"] = code
-    return ctx.response(
-        throttle_time=0,
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
         topics=[{"name": name, "partitions": parts} for name, parts in results.items()],
     )
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, topics: Any) -> tuple[ErrorCode, list[Any]]:
+async def _fetch_group(
+    ctx: RequestContext, group_id: str, topics: Any
+) -> tuple[ErrorCode, list[Any]]:
     wanted = None
     if topics is not None:
         wanted = [(t.name, list(t.partition_indexes)) for t in topics]
-    return ctx.broker.groups.fetch_offsets(group_id, wanted)
+    return await ctx.groups.fetch_offsets(group_id, wanted)
 
 
-async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
+async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
     version = ctx.api_version
     if version >= 8:
         groups = []
         for group in request.groups:
-            code, topics = _fetch_group(ctx, group.group_id, group.topics)
+            code, topics = await _fetch_group(ctx, group.group_id, group.topics)
             groups.append({"group_id": group.group_id, "topics": topics, "error_code": code})
-        return ctx.response(throttle_time=0, groups=groups)
-    code, topics = _fetch_group(ctx, request.group_id, request.topics)
+        return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
+    code, topics = await _fetch_group(ctx, request.group_id, request.topics)
     if version < 2 and code != ErrorCode.none:
         # No top-level error before v2: it goes on every partition.
         for topic in topics:
             for partition in topic["partitions"]:
                 partition.update(committed_offset=-1, metadata="", error_code=code)
-    return ctx.response(throttle_time=0, topics=topics, error_code=code)
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=topics, error_code=code)
 
 
-async def offset_delete(ctx: RequestContext, request: Any) -> Any:
+async def offset_delete(ctx: RequestContext, request: Any) -> Reply:
     topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
-    code, results = ctx.broker.groups.delete_offsets(request.group_id, topics)
+    code, results = await ctx.groups.delete_offsets(request.group_id, topics)
     partitions = ",".join(f"{name}-{index}" for name, indexes in topics for index in indexes)
-    audit(ctx, "OffsetDelete", "group", request.group_id, code, {"partitions": partitions})
-    return ctx.response(throttle_time=0, error_code=code, topics=results)
+    ctx.audit.record(
+        ctx, "OffsetDelete", "group", request.group_id, code, {"partitions": partitions}
+    )
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code, topics=results)
 
 
 # -- group administration ------------------------------------------------------------
 
 
-async def list_groups(ctx: RequestContext, request: Any) -> Any:
-    code, groups = ctx.broker.groups.list_groups(
+async def list_groups(ctx: RequestContext, request: Any) -> Reply:
+    code, groups = ctx.groups.list_groups(
         getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
     )
-    return ctx.response(throttle_time=0, error_code=code, groups=groups)
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code, groups=groups)
 
 
-async def describe_groups(ctx: RequestContext, request: Any) -> Any:
+async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     include_operations = getattr(request, "include_authorized_operations", False)
-    groups = ctx.broker.groups.describe_groups(request.groups)
+    groups = ctx.groups.describe_groups(request.groups)
     for group in groups:
         group["authorized_operations"] = (
             _GROUP_OPERATIONS
             if include_operations and group["error_code"] == ErrorCode.none
             else _OPERATIONS_NOT_REQUESTED
         )
-    return ctx.response(throttle_time=0, groups=groups)
+    return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
 
 
-async def delete_groups(ctx: RequestContext, request: Any) -> Any:
-    results = ctx.broker.groups.delete_groups(request.groups_names)
+async def delete_groups(ctx: RequestContext, request: Any) -> Reply:
+    results = await ctx.groups.delete_groups(request.groups_names)
     for result in results:
-        audit(ctx, "DeleteGroups", "group", result["group_id"], result["error_code"])
-    return ctx.response(throttle_time=0, results=results)
-
-
-ROUTES: list[tuple[int, int, int, Any]] = [
-    (8, 2, 9, offset_commit),
-    (9, 1, 9, offset_fetch),
-    (10, 0, 6, find_coordinator),
-    (11, 0, 9, join_group),
-    (12, 0, 4, heartbeat),
-    (13, 0, 5, leave_group),
-    (14, 0, 5, sync_group),
-    (15, 0, 5, describe_groups),
-    (16, 0, 5, list_groups),
-    (42, 0, 2, delete_groups),
-    (47, 0, 0, offset_delete),
-]
+        ctx.audit.record(ctx, "DeleteGroups", "group", result["group_id"], result["error_code"])
+    return ctx.reply(throttle_time=ctx.throttle_ms, results=results)

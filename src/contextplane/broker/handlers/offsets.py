@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.fetch import check_leader_epoch
-from contextplane.broker.router import RequestContext
 from contextplane.errors import KafkaError
-from contextplane.logsafe import audit
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
 from contextplane.protocol.records import iter_batch_headers
@@ -20,7 +19,7 @@ EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
 
 
-async def list_offsets(ctx: RequestContext, request: Any) -> Any:
+async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
     topics = []
     for topic in request.topics:
         partitions = []
@@ -33,7 +32,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
                 "leader_epoch": -1,
             }
             try:
-                partition = ctx.broker.partition(topic.name, wanted.partition_index)
+                partition = ctx.log.partition(topic.name, wanted.partition_index)
                 check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 offset, timestamp = await _lookup(ctx, partition, wanted.timestamp)
                 entry.update(
@@ -45,7 +44,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
                 entry["error_code"] = ErrorCode.kafka_storage_error
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
-    return ctx.response(throttle_time=0, topics=topics)
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=topics)
 
 
 async def _lookup(ctx: RequestContext, partition: PartitionLog, target: int) -> tuple[int, int]:
@@ -58,7 +57,7 @@ async def _lookup(ctx: RequestContext, partition: PartitionLog, target: int) -> 
     if target < 0 and target != MAX_TIMESTAMP:
         raise KafkaError(ErrorCode.invalid_request, f"timestamp {target} is not valid")
     best: tuple[int, int] = (-1, -1)
-    for chunk in await ctx.broker.storage.batches_for_lookup(partition):
+    for chunk in await ctx.log.batches_for_lookup(partition):
         view = memoryview(chunk)
         position = 0
         for header in iter_batch_headers(chunk):
@@ -82,7 +81,7 @@ async def _lookup(ctx: RequestContext, partition: PartitionLog, target: int) -> 
     return best
 
 
-async def delete_records(ctx: RequestContext, request: Any) -> Any:
+async def delete_records(ctx: RequestContext, request: Any) -> Reply:
     topics = []
     for topic in request.topics:
         partitions = []
@@ -93,15 +92,15 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.none,
             }
             try:
-                partition = ctx.broker.partition(topic.name, wanted.partition_index)
+                partition = ctx.log.partition(topic.name, wanted.partition_index)
                 offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
                 if offset < 0 or offset > partition.high_watermark:
                     raise KafkaError(ErrorCode.offset_out_of_range)
-                await ctx.broker.storage.advance_log_start(partition, offset)
+                await ctx.log.advance_log_start(partition, offset)
                 entry["low_watermark"] = partition.log_start_offset
             except KafkaError as exc:
                 entry["error_code"] = exc.code
-            audit(
+            ctx.audit.record(
                 ctx,
                 "DeleteRecords",
                 "partition",
@@ -111,4 +110,4 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
             )
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
-    return ctx.response(throttle_time=0, topics=topics)
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=topics)

@@ -19,7 +19,7 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
@@ -55,10 +55,10 @@ class _Batch:
     error: KafkaError | None = field(default=None)
 
 
-async def produce(ctx: RequestContext, request: Any) -> Any:
+async def produce(ctx: RequestContext, request: Any) -> Reply:
     request_error = _request_error(request)
     # Storage back-pressure (WAL backlog, memory budget, full disk): throttle or refuse.
-    admission = ctx.broker.storage.admission()
+    admission = ctx.log.admission()
     if request_error is None and admission.refusal is not None:
         request_error = KafkaError(ErrorCode.kafka_storage_error, admission.refusal)
     topics = []
@@ -80,7 +80,7 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             try:
                 if request_error is not None:
                     raise request_error
-                partition = ctx.broker.partition(topic.name, data.index)
+                partition = ctx.log.partition(topic.name, data.index)
                 batches.append(_checked_batch(ctx, topic.name, entry, partition, data.records))
             except KafkaError as exc:
                 _reject(ctx, topic.name, entry, exc)
@@ -96,12 +96,14 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             # acks=0 has no response; closing the connection is Kafka's only way to tell
             # the producer that something it sent was rejected.
             raise ProtocolError("acks=0 produce rejected; closing the connection as Kafka does")
-        return None
+        return NO_RESPONSE
 
     async def respond() -> Any:
         for entry, durable in pending:
             try:
                 await durable
+            except KafkaError as exc:  # fenced while the write was in flight
+                entry.update(error_code=exc.code, error_message=exc.message, base_offset=-1)
             except OSError as exc:
                 entry.update(
                     error_code=ErrorCode.kafka_storage_error, error_message=str(exc), base_offset=-1
@@ -115,8 +117,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
         )
 
     if not pending and not admission.throttle_ms:
-        return await respond()
-    return respond()
+        return Reply(body=await respond())
+    return later(respond())
 
 
 def _request_error(request: Any) -> KafkaError | None:
@@ -147,7 +149,7 @@ def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaEr
 
 def _topic_config(ctx: RequestContext, configs: dict[str, str], name: str) -> str:
     value = configs.get(name)
-    return value if value is not None else TOPIC_CONFIGS[name][1](ctx.broker.settings)
+    return value if value is not None else TOPIC_CONFIGS[name][1](ctx.settings)
 
 
 def _checked_batch(
@@ -158,7 +160,7 @@ def _checked_batch(
     records: bytes | None,
 ) -> _Batch:
     """The partition's one batch with its header and CRC checked (records not yet)."""
-    configs = ctx.broker.topics.topics()[topic].configs
+    configs = ctx.topics.topics()[topic].configs
     batch_bytes_max = int(_topic_config(ctx, configs, "max.message.bytes"))
     batches = split_batches(records or b"", batch_bytes_max)
     if len(batches) != 1:
@@ -168,7 +170,7 @@ def _checked_batch(
         )
     header, batch = batches[0]
     append_time = _topic_config(ctx, configs, "message.timestamp.type") == "LogAppendTime"
-    ratio = ctx.broker.settings.message_max_decompression_ratio
+    ratio = ctx.settings.message_max_decompression_ratio
     policy = RecordPolicy(
         topic_partition=f"{topic}-{entry['index']}",
         compacted="compact" in _topic_config(ctx, configs, "cleanup.policy"),
@@ -242,13 +244,13 @@ def _append(
         if item.error is not None:
             raise item.error
         # The partition may have gone while the records were walked in the pool.
-        if ctx.broker.partition(item.topic, entry["index"]) is not item.partition:
+        if ctx.log.partition(item.topic, entry["index"]) is not item.partition:
             raise KafkaError(
                 ErrorCode.unknown_topic_or_partition,
                 "This server does not host this topic-partition.",
             )
         append_time = ctx.now_ms() if item.append_time else None
-        result = ctx.broker.storage.append(item.partition, [(item.header, item.batch)], append_time)
+        result = ctx.log.append(item.partition, [(item.header, item.batch)], append_time)
     except KafkaError as exc:
         _reject(ctx, item.topic, entry, exc)
         return exc

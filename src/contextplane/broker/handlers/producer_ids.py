@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from contextplane.broker.router import RequestContext
+from contextplane.broker.context import Reply, RequestContext
 from contextplane.protocol.error_codes import ErrorCode
 
 
-async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
+async def init_producer_id(ctx: RequestContext, request: Any) -> Reply:
     if request.transactional_id is not None:
-        return ctx.response(
-            throttle_time=0,
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
             error_code=ErrorCode.transactional_id_authorization_failed,
             producer_id=-1,
             producer_epoch=-1,
         )
-    producer_id = ctx.broker.metadata.next_counter("producer_id")
-    return ctx.response(
-        throttle_time=0, error_code=ErrorCode.none, producer_id=producer_id, producer_epoch=0
+    producer_id = await ctx.producer_ids.allocate()
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=ErrorCode.none,
+        producer_id=producer_id,
+        producer_epoch=0,
     )

@@ -1,0 +1,162 @@
+"""What a request handler is given: typed services, the request header, the connection.
+
+Handlers reach the broker only through these: `ctx.log` (partitions, append, read),
+`ctx.topics`, `ctx.groups`, `ctx.producer_ids`, `ctx.cluster` (ids and endpoints),
+`ctx.clock`, `ctx.settings`, and the security components (`ctx.authorizer`, `ctx.audit`).
+The connection says who is asking (`ctx.principal`) and on which listener. A handler
+returns a `Reply`: its response now, or an awaitable of it (the waiting part of a
+produce, a long-poll fetch or a group join runs while the connection handles its next
+request), or no response at all (acks=0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from contextplane.clock import Clock
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import RequestHeader, response_schema
+from contextplane.security.principal import ANONYMOUS, Principal
+from contextplane.settings import Settings
+
+if TYPE_CHECKING:
+    from contextplane.broker.metadata_cache import MetadataCache
+    from contextplane.broker.topics import TopicManager
+    from contextplane.coordinators.group import GroupCoordinator
+    from contextplane.coordinators.producer_ids import ProducerIds
+    from contextplane.security.audit import AuditLog
+    from contextplane.security.authorizer import Authorizer
+    from contextplane.security.quotas import Quotas
+    from contextplane.storage.engine import StorageEngine
+
+
+@dataclass(slots=True)
+class ClusterView:
+    """What this broker tells clients about the cluster."""
+
+    cluster_id: str
+    node_id: int
+    advertised: Callable[[], tuple[str, int]]  # host, port of this broker's listener
+    api_versions: Callable[[], list[dict[str, int]]]  # ApiVersions' list, from the routes
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything handlers may use, assembled once by `broker/app.py`."""
+
+    settings: Settings
+    clock: Clock
+    log: StorageEngine
+    topics: TopicManager
+    groups: GroupCoordinator
+    producer_ids: ProducerIds
+    cluster: ClusterView
+    metadata_cache: MetadataCache
+    authorizer: Authorizer
+    quotas: Quotas
+    audit: AuditLog
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """Who is on the other end of a connection, and where they came in."""
+
+    peer: str  # host:port
+    listener: str = "PLAINTEXT"
+    principal: Principal = ANONYMOUS
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's result: exactly one of `body` (answer now), `later` (an awaitable of
+    the body, awaited while the connection handles its next request) or neither (no
+    response, as for acks=0 produce)."""
+
+    body: Any = None
+    later: Awaitable[Any] | None = None
+
+    @property
+    def silent(self) -> bool:
+        return self.body is None and self.later is None
+
+
+NO_RESPONSE = Reply()
+
+
+@dataclass(slots=True)
+class RequestContext:
+    services: Services
+    header: RequestHeader
+    connection: ConnectionInfo
+    throttle_ms: int = 0  # the quota stage's throttle for this request
+
+    # -- the services, by name ----------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    @property
+    def log(self) -> StorageEngine:
+        return self.services.log
+
+    @property
+    def topics(self) -> TopicManager:
+        return self.services.topics
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        return self.services.groups
+
+    @property
+    def producer_ids(self) -> ProducerIds:
+        return self.services.producer_ids
+
+    @property
+    def cluster(self) -> ClusterView:
+        return self.services.cluster
+
+    @property
+    def authorizer(self) -> Authorizer:
+        return self.services.authorizer
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.services.audit
+
+    # -- the request and its connection -------------------------------------------------
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+    @property
+    def peer(self) -> str:
+        return self.connection.peer
+
+    @property
+    def principal(self) -> Principal:
+        return self.connection.principal
+
+    def now_ms(self) -> int:
+        return self.services.clock.wall_ms()
+
+    def response(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """This request's response entity, built from plain values for its version."""
+        schema = response_schema(self.header.api_key, self.header.api_version)
+        return build(schema, values, **kwargs)
+
+    def reply(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Reply:
+        """The response, now."""
+        return Reply(body=self.response(values, **kwargs))
+
+
+def later(awaitable: Awaitable[Any]) -> Reply:
+    """The response, once `awaitable` gives it."""
+    return Reply(later=awaitable)

@@ -1,0 +1,111 @@
+"""Encoded Metadata topic entries, per API version.
+
+With many partitions the topic entries are nearly the whole Metadata response, and
+building and encoding them per request kept every other connection waiting. An entry is
+made from the topic's name, id, partition count and this broker's leadership of its
+partitions, so it is kept until one of those changes (the topic table's and the
+leadership's generations say when); the list of every topic is re-joined whenever the
+topic table changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from contextplane.broker.topics import TopicManager
+from contextplane.metadata.records import TopicRecord
+from contextplane.protocol.codec import encode_entity
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.storage.engine import StorageEngine
+
+_OPERATIONS_NOT_REQUESTED = -(2**31)
+
+
+class MetadataCache:
+    def __init__(self, topics: TopicManager, log: StorageEngine, node_id: int) -> None:
+        self._topics = topics
+        self._log = log
+        self._node_id = node_id
+        self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
+        self._all: dict[int, tuple[bytes, int]] = {}
+        self._generation: tuple[int, int] = (-1, -1)
+
+    def topic(self, version: int, build: Callable[..., Any], record: TopicRecord) -> bytes:
+        """One topic's encoded entry; `build(topics=[...])` makes this version's response."""
+        self._sync()
+        if not self._holds(version, record):
+            self._encode(version, build, [record])
+        return self._entries[(version, record.name)][1]
+
+    def all_topics(self, version: int, build: Callable[..., Any]) -> tuple[bytes, int]:
+        """Every topic's entry, joined, and how many there are."""
+        self._sync()
+        cached = self._all.get(version)
+        if cached is None:
+            records = list(self._topics.topics().values())
+            missing = [r for r in records if not self._holds(version, r)]
+            if missing:
+                self._encode(version, build, missing)
+            blob = b"".join(self._entries[(version, r.name)][1] for r in records)
+            cached = self._all[version] = (blob, len(records))
+        return cached
+
+    def _sync(self) -> None:
+        generation = (self._topics.generation, self._log.leadership.generation)
+        if generation == self._generation:
+            return
+        leadership_changed = generation[1] != self._generation[1]
+        self._generation = generation
+        self._all.clear()
+        if leadership_changed:
+            self._entries.clear()
+            return
+        current = self._topics.topics()
+        for key, (identity, _) in list(self._entries.items()):
+            record = current.get(key[1])
+            if record is None or _identity(record) != identity:
+                del self._entries[key]
+
+    def _holds(self, version: int, record: TopicRecord) -> bool:
+        cached = self._entries.get((version, record.name))
+        return cached is not None and cached[0] == _identity(record)
+
+    def _encode(self, version: int, build: Callable[..., Any], records: list[TopicRecord]) -> None:
+        built = build(topics=[self._topic_entry(r) for r in records]).topics
+        for record, entity in zip(records, built, strict=True):
+            self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
+
+    def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
+        node = self._node_id
+        partitions = []
+        for index in range(record.partitions):
+            partition = self._log.partitions.get((record.name, index))
+            led = partition is not None
+            partitions.append(
+                {
+                    # A partition this broker does not lead (fenced away, not yet
+                    # opened) has no leader it can name.
+                    "error_code": ErrorCode.none if led else ErrorCode.leader_not_available,
+                    "partition_index": index,
+                    "leader_id": node if led else -1,
+                    "leader_epoch": partition.leader_epoch if partition is not None else -1,
+                    "replica_nodes": [node],
+                    "isr_nodes": [node] if led else [],
+                    "offline_replicas": [],
+                }
+            )
+        return {
+            "error_code": ErrorCode.none,
+            "name": record.name,
+            "topic_id": uuid.UUID(bytes=record.topic_id),
+            "is_internal": False,
+            "partitions": partitions,
+            "topic_authorized_operations": _OPERATIONS_NOT_REQUESTED,
+        }
+
+
+def _identity(record: TopicRecord) -> tuple[bytes, int]:
+    """What a topic's Metadata entry is made from, besides its name and leadership."""
+    return record.topic_id, record.partitions

@@ -1,0 +1,107 @@
+"""The request pipeline: every request goes through the same ordered stages.
+
+    route → authentication state → authorize → quota → handle → audit
+
+* route: the API key and version must be in the route table (else the connection is
+  closed, as Kafka closes it; ApiVersions of an unknown version is answered in v0 form by
+  the server before it gets here).
+* authentication state: the connection must have completed what its listener requires
+  (SASL) before it may call anything but the authentication APIs.
+* authorize: APIs that need a cluster-level permission are refused here, in the
+  response's top-level error (CLUSTER_AUTHORIZATION_FAILED); the resources a request
+  names are authorized by its handler, per resource, with `ctx.authorizer` (Kafka's
+  AuthHelper shape).
+* quota: how long the client is to be throttled (`ctx.throttle_ms`), reported by the
+  handler in throttle_time_ms together with its own (storage back-pressure on produce).
+* handle: the route's handler, which returns a `Reply`.
+* audit: administrative changes are recorded by their handlers through `ctx.audit`
+  (only they know each resource's result); every request is logged at DEBUG here.
+
+The security work plugs SASL, ACLs and quotas into these stages without touching handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, Services
+from contextplane.errors import ProtocolError
+from contextplane.logsafe import escape
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import (
+    API_VERSIONS_KEY,
+    Request,
+    RequestHeader,
+    encode_response,
+    response_schema,
+)
+from contextplane.protocol.error_codes import ErrorCode
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[RequestContext, Any], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    api_key: int
+    min_version: int
+    max_version: int
+    handler: Handler
+
+
+class Pipeline:
+    def __init__(self, services: Services, routes: list[Route]) -> None:
+        self.services = services
+        self.routes = {r.api_key: r for r in routes}
+
+    def api_versions(self) -> list[dict[str, int]]:
+        """What ApiVersions advertises: exactly the routes, nothing more."""
+        return [
+            {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}
+            for r in sorted(self.routes.values(), key=lambda r: r.api_key)
+        ]
+
+    async def dispatch(self, request: Request, connection: ConnectionInfo) -> Reply:
+        header = request.header
+        route = self.routes.get(header.api_key)
+        if route is None or not route.min_version <= header.api_version <= route.max_version:
+            raise ProtocolError(
+                f"api key {header.api_key} version {header.api_version} is not supported"
+            )
+        ctx = RequestContext(self.services, header, connection)
+        # Authentication state: every listener is PLAINTEXT today (nothing to complete).
+        host = connection.peer.rsplit(":", 1)[0]
+        if not self.services.authorizer.authorize_api(connection.principal, host, header.api_key):
+            # Kafka answers an API-level refusal in the response's top-level error.
+            return ctx.reply(error_code=ErrorCode.cluster_authorization_failed, throttle_time=0)
+        ctx.throttle_ms = self.services.quotas.throttle_ms(
+            connection.principal, header.client_id, header.api_key
+        )
+        reply = await route.handler(ctx, request.body)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "api key %d v%d correlation %d client %s from %s by %s",
+                header.api_key,
+                header.api_version,
+                header.correlation_id,
+                escape(header.client_id),
+                connection.peer,
+                connection.principal,
+            )
+        return reply
+
+    def unsupported_version(self, header: RequestHeader) -> bytes | None:
+        """Kafka answers an ApiVersions request of an unknown version in v0 format with
+        UNSUPPORTED_VERSION and its version list; anything else closes the connection."""
+        if header.api_key != API_VERSIONS_KEY:
+            return None
+        body = build(
+            response_schema(API_VERSIONS_KEY, 0),
+            error_code=ErrorCode.unsupported_version,
+            api_keys=self.api_versions(),
+        )
+        return encode_response(API_VERSIONS_KEY, 0, header.correlation_id, body)

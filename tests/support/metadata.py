@@ -1,0 +1,19 @@
+"""A metadata store for tests that drive components directly: SQLite in the test's data
+directory, its calls run inline (no worker thread)."""
+
+from __future__ import annotations
+
+from contextplane.metadata.runner import InlineRunner
+from contextplane.metadata.store import MetadataStore, open_metadata_store
+from contextplane.settings import Settings
+
+
+async def open_store(settings: Settings, topics: dict[str, int] | None = None) -> MetadataStore:
+    """The store of `settings`, opened, with `topics` (name -> partitions) created."""
+    store = open_metadata_store(settings.resolved_metadata_url, runner=InlineRunner())
+    await store.open()
+    existing = {t.name for t in await store.topics()}
+    for name, partitions in (topics or {}).items():
+        if name not in existing:
+            await store.create_topic(name, partitions, {})
+    return store

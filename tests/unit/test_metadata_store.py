@@ -1,0 +1,98 @@
+"""The metadata store: numbered migrations, and the SQLite engine behind the async
+interface (calls run on its worker thread, never on the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from contextplane.metadata import migrations
+from contextplane.metadata.migrations import MigrationError
+from contextplane.metadata.records import ObjectCommit, RangeCommit
+from contextplane.metadata.sqlite import SqliteEngine
+from contextplane.metadata.store import open_metadata_store
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    found = migrations.migrations("sqlite")
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    assert migrations.pending("sqlite", {m.version for m in found}) == []
+
+
+def test_a_new_database_records_every_migration(tmp_path: Path) -> None:
+    SqliteEngine(str(tmp_path / "m.db")).close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    assert applied == [m.version for m in migrations.migrations("sqlite")]
+
+
+def test_a_database_from_before_migrations_opens_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(migrations.migrations("sqlite")[0].sql)
+        db.execute("INSERT INTO cluster VALUES ('cluster_id', 'kept')")
+    engine = SqliteEngine(str(path))
+    assert engine.cluster_id() == "kept"
+    engine.close()
+
+
+def test_a_database_written_by_a_newer_broker_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteEngine(str(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_migrations VALUES (999, 'from-the-future')")
+    with pytest.raises(MigrationError, match="newer broker"):
+        SqliteEngine(str(path))
+
+
+def test_calls_run_off_the_event_loop_thread(tmp_path: Path) -> None:
+    async def run() -> set[str]:
+        store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+        await store.open()
+        seen: set[str] = set()
+        engine = store.engine  # type: ignore[attr-defined]
+        original = engine.next_counter
+
+        def spy(name: str, count: int = 1) -> int:
+            seen.add(threading.current_thread().name)
+            return original(name, count)
+
+        engine.next_counter = spy
+        assert await store.next_counter("x") == 0
+        assert await store.next_counter("x") == 1
+        await store.close()
+        return seen
+
+    threads = asyncio.run(run())
+    assert threads and threading.main_thread().name not in threads
+
+
+def test_an_object_commit_leaves_out_only_the_partitions_whose_epoch_moved(
+    tmp_path: Path,
+) -> None:
+    engine = SqliteEngine(str(tmp_path / "m.db"))
+    engine.create_topic("t", 2, {})
+    first, second = engine.partitions("t")
+    claimed = engine.claim_leadership({first.stream_id: 0, second.stream_id: 0}, 1).claimed
+    engine.claim_leadership({first.stream_id: claimed[first.stream_id]}, 2)  # another broker
+    outcome = engine.commit_object(
+        ObjectCommit(
+            key="k",
+            size=20,
+            created_ms=1,
+            ranges=[
+                RangeCommit(first.stream_id, 0, 5, 0, 10, 1),
+                RangeCommit(second.stream_id, 0, 5, 10, 10, 1),
+            ],
+            epochs=claimed,
+            producer_states={first.stream_id: {}, second.stream_id: {}},
+        )
+    )
+    assert outcome.committed == {second.stream_id}
+    assert outcome.epoch_mismatch == {first.stream_id: claimed[first.stream_id] + 1}
+    assert set(engine.ranges_by_stream()) == {second.stream_id}
+    engine.close()
