@@ -9,17 +9,21 @@
 * Decompressed output never passes the bound, and what is allocated stays near it.
 * Record-level errors (keys on compacted topics, timestamp windows) name exactly the
   records a reference of LogValidator's rules names.
-* The C walk (`_record_walk.c`) and the Python walk agree on every buffer: the same
-  stop, the same figures, the same error message. The properties above run with both.
+* The record walk compiled by mypyc and the same module interpreted agree on every
+  buffer: the same stop, the same figures, the same error message. The properties above
+  run with both. The compiled walk must be there (a silent fallback would cost the hot
+  path ~60x) unless CONTEXTPLANE_ALLOW_INTERPRETED=1 says running interpreted is meant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import os
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -29,7 +33,7 @@ from hypothesis import strategies as st
 from conformance import wire
 from conformance.wire import Rec
 from contextplane.errors import KafkaError
-from contextplane.protocol import record_validation
+from contextplane.protocol import record_validation, record_walk
 from contextplane.protocol.decompress import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_validation import (
@@ -62,27 +66,47 @@ ALLOWED = {
 }
 
 
-WALKS = ["native", "python"]
+WALKS = ["compiled", "interpreted"]
+INTERPRETED_OK = os.environ.get("CONTEXTPLANE_ALLOW_INTERPRETED") == "1"
+NOT_COMPILED = (
+    "protocol/record_walk.py runs interpreted: its compiled copy is missing or was built "
+    "from another version of it (`pip install -e .` compiles it). Set "
+    "CONTEXTPLANE_ALLOW_INTERPRETED=1 where running interpreted is intended."
+)
+
+
+def walk_module(impl: str) -> ModuleType:
+    """The interpreted module, or its compiled copy (failing without it, unless running
+    interpreted is intended: then the test is skipped)."""
+    if impl == "interpreted":
+        return record_walk
+    if record_validation.walker is record_walk:
+        if INTERPRETED_OK:
+            pytest.skip("CONTEXTPLANE_ALLOW_INTERPRETED=1: no compiled walk to compare")
+        pytest.fail(NOT_COMPILED)
+    return record_validation.walker
 
 
 @contextlib.contextmanager
 def walking_with(impl: str) -> Iterator[None]:
-    """Validate with the C walk or the Python one for the duration."""
-    saved = record_validation._walk
-    record_validation._walk = (
-        record_validation._walk_native if impl == "native" else record_validation._walk_python
-    )
+    """Validate with the compiled walk or the interpreted one for the duration."""
+    saved = record_validation.walker
+    record_validation.walker = walk_module(impl)
     try:
         yield
     finally:
-        record_validation._walk = saved
+        record_validation.walker = saved
 
 
-def test_the_c_walk_is_built() -> None:
+def test_the_record_walk_is_compiled() -> None:
     # Optional in setup.py (a machine without a C compiler still installs), but the
-    # project's machines have one: a silent fallback would cost ~20x on the hot path.
-    assert record_validation._record_walk is not None
-    assert record_validation._walk is record_validation._walk_native
+    # project's machines have one: a silent fallback would cost ~60x on the hot path.
+    if INTERPRETED_OK:
+        pytest.skip("CONTEXTPLANE_ALLOW_INTERPRETED=1: running interpreted is intended")
+    compiled = record_validation.walker
+    assert compiled is not record_walk, NOT_COMPILED
+    assert compiled.__file__ is not None
+    assert compiled.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 def policy(limit: int = 1 << 30, **overrides: object) -> RecordPolicy:
@@ -362,49 +386,80 @@ def test_record_errors_name_exactly_the_offending_records(
     assert [index for index, _ in caught.value.record_errors] == [i for i, _ in expected]
 
 
-# -- the C walk against the Python walk ----------------------------------------------------
+# -- the compiled walk against the interpreted one -------------------------------------
 
 
 def _walk_result(impl: str, buf: bytes, position: int, count: int, index: int) -> object:
-    walk = record_validation._Walk(index=index)
-    function = (
-        record_validation._walk_native if impl == "native" else record_validation._walk_python
-    )
-    try:
-        stop = function(buf, position, count, walk)
-    except record_validation._Malformed as exc:
-        return ("error", str(exc))
-    return (stop, walk.index, walk.ts_low, walk.ts_high, walk.keyless)
+    module = walk_module(impl)
+    state = module.WalkState(index)
+    stop = module.walk(buf, position, count, state)
+    return (stop, state.index, state.ts_low, state.ts_high, state.keyless, state.error)
 
 
 @settings(FUZZ, max_examples=300 * _SCALE)
 @given(data=st.data(), records=records_st)
-def test_c_and_python_walks_agree(data: st.DataObject, records: list[Record]) -> None:
+def test_compiled_and_interpreted_walks_agree(data: st.DataObject, records: list[Record]) -> None:
     valid = encode(records, "none")[BATCH_HEADER_BYTES:]
     buf = data.draw(st.one_of(st.just(valid), mutated(valid), st.binary(max_size=120)), label="buf")
     position = data.draw(st.integers(0, len(buf)), label="position")
     index = data.draw(st.integers(0, 3), label="index")
     count = index + data.draw(st.integers(0, len(records) + 2), label="more")
-    assert _walk_result("native", buf, position, count, index) == _walk_result(
-        "python", buf, position, count, index
+    assert _walk_result("compiled", buf, position, count, index) == _walk_result(
+        "interpreted", buf, position, count, index
     )
 
 
+STRUCTURE = "Found invalid record structure"
+
+
 @pytest.mark.parametrize(
-    "buf",
+    ("buf", "error"),
     [
-        b"",
-        b"\x80",  # a cut length
-        b"\xff\xff\xff\xff\xff\x01",  # a length over five bytes
-        b"\x02\x00",  # attributes only
-        b"\x0e\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00",  # varlong over ten bytes
-        b"\x10\x00\x00\x00\x01\x01\x02\x03\x00",  # a header count past the record
-        b"\x10\x00\x00\x00\x01\x01\x02\x01\x01",  # a negative header key length
-        b"\x7e\x00\x00\x00\x01\xfe\xff\xff\xff\x0f",  # a value length of 2**31 - 1
+        (b"", ""),  # nothing yet
+        (b"\x80", ""),  # a cut length: the record is not complete yet
+        (b"\xff\xff\xff\xff\xff\x01", "Varint is too long"),  # a length over five bytes
+        (b"\x02\x00", STRUCTURE),  # attributes only
+        (b"\x0e\x00" + b"\xff" * 10 + b"\x00", "Varlong is too long"),
+        (b"\x00", "Invalid record size 0"),
+        (b"\x01", "Invalid record size -1"),
+        (b"\x0c\x00\x00\x02\x01\x01\x00", "Record 0 has offset delta 1; expected 0"),
+        (b"\x0c\x00\x00\x00\x01\x01\x01", "Found invalid number of record headers -1"),
+        (
+            b"\x0c\x00\x00\x00\x01\x01\x06",
+            "Found invalid number of record headers. 3 is too large",
+        ),
+        (b"\x10\x00\x00\x00\x01\x01\x02\x01\x00", "Invalid negative header key size -1"),
+        (b"\x12\x00\x00\x00\x01\xfe\xff\xff\xff\x0f", STRUCTURE),  # a value of 2**31 - 1
         # Found by the fuzzer above: a header count of 0 in two bytes, past the record.
-        b"\x08\x00\x00\x00\x01\x01\x80\x00",
+        (
+            b"\x08\x00\x00\x00\x01\x01\x80\x00",
+            "Invalid record size: expected to read 4 bytes in record payload, but instead read 7",
+        ),
     ],
 )
-def test_c_and_python_walks_agree_on_edges(buf: bytes) -> None:
+def test_compiled_and_interpreted_walks_agree_on_errors(buf: bytes, error: str) -> None:
     for count in (1, 2):
-        assert _walk_result("native", buf, 0, count, 0) == _walk_result("python", buf, 0, count, 0)
+        compiled = _walk_result("compiled", buf, 0, count, 0)
+        assert compiled == _walk_result("interpreted", buf, 0, count, 0)
+        assert compiled[-1] == error  # type: ignore[index]
+
+
+LONG_MIN = -(2**63)
+
+
+@pytest.mark.parametrize(
+    ("buf", "figures"),
+    [
+        # timestamp deltas of the largest and the smallest varlong (ten bytes each)
+        (b"\x1e\x00\xfe" + b"\xff" * 8 + b"\x01\x00\x01\x01\x00", (LONG_MAX, LONG_MAX, 1)),
+        (b"\x1e\x00" + b"\xff" * 9 + b"\x01\x00\x01\x01\x00", (LONG_MIN, LONG_MIN, 1)),
+        (b"\x14\x00\x00\x00\x01\xff\xff\xff\xff\x0f\x00", (0, 0, 1)),  # value of -2**31
+        (b"\x16\x00\x06\x00\x02k\x01\x02\x02k\x02v", (3, 3, 0)),  # a key and a header
+    ],
+)
+def test_compiled_and_interpreted_walks_agree_on_edge_records(
+    buf: bytes, figures: tuple[int, int, int]
+) -> None:
+    compiled = _walk_result("compiled", buf, 0, 1, 0)
+    assert compiled == _walk_result("interpreted", buf, 0, 1, 0)
+    assert compiled == (len(buf), 1, *figures, "")

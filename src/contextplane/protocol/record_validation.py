@@ -17,8 +17,9 @@ inside (decompressing with a bound, `decompress.py`) and rejects, with Kafka's c
   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`, or the
   LogAppendTime bit set by a producer on a LogAppendTime topic (INVALID_TIMESTAMP).
 
-Complete records are walked by `_walk`, a flat loop over one buffer (the hot path; in
-C when `_record_walk.c` was built, else in Python). A small record that straddles two
+Complete records are walked by `record_walk.walk`, a flat loop over one buffer (the hot
+path: compiled by mypyc when the package was built, see `compiled.py`, else interpreted).
+An uncompressed batch is walked in place. A small record that straddles two
 decompressed chunks is joined to the next chunk; a large one is read by `_Stream`, which
 skips key and value bytes without keeping them. Memory stays at about two chunks
 whatever the records' sizes (a raw snappy block, which cannot be read in parts, costs
@@ -30,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from contextplane.compiled import compiled_or_interpreted
 from contextplane.errors import KafkaError
 from contextplane.limits import RECORD_ERRORS_LISTED_MAX
+from contextplane.protocol import record_walk
 from contextplane.protocol.decompress import (
     CHUNK_BYTES,
     DecompressedTooLarge,
@@ -39,10 +42,11 @@ from contextplane.protocol.decompress import (
     decompressed_chunks,
 )
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.record_walk import WalkState, size_mismatch
 from contextplane.protocol.records import BATCH_HEADER_BYTES, TIMESTAMP_TYPE_BIT, BatchHeader
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+_INT64_MIN = record_walk.INT64_MIN
+_INT64_MAX = record_walk.INT64_MAX
 NO_TIMESTAMP = -1
 # Reading a stored batch skips key and value bytes, so memory stays at a chunk whatever
 # this is; it only bounds the work of one read.
@@ -76,10 +80,6 @@ class _Malformed(Exception):
     """Record framing is invalid (INVALID_RECORD)."""
 
 
-# A one-byte varint's zigzag-decoded value, by byte.
-_ZIGZAG = tuple((b >> 1) ^ -(b & 1) for b in range(128))
-
-
 def _varint(buf: bytes, position: int) -> tuple[int, int]:
     """A zigzag int32 of up to five bytes, as Kafka's ByteUtils.readVarint reads it."""
     value = 0
@@ -93,199 +93,20 @@ def _varint(buf: bytes, position: int) -> tuple[int, int]:
     raise _Malformed("Varint is too long")
 
 
-def _varlong(buf: bytes, position: int) -> tuple[int, int]:
-    """A zigzag int64 of up to ten bytes (ByteUtils.readVarlong)."""
-    value = 0
-    for shift in range(0, 70, 7):
-        byte = buf[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            value &= 0xFFFFFFFFFFFFFFFF
-            return (value >> 1) ^ -(value & 1), position
-    raise _Malformed("Varlong is too long")
+# The walk itself: the compiled copy of record_walk.py if it is built and current.
+walker = compiled_or_interpreted(record_walk)
 
 
-@dataclass(slots=True)
-class _Walk:
-    """Where a walk stands: records read, and what the record checks need of them."""
-
-    index: int = 0
-    ts_low: int = _INT64_MAX  # smallest and largest timestamp delta seen
-    ts_high: int = _INT64_MIN
-    keyless: int = 0  # records with a null key
-
-
-def _walk_python(buf: bytes, position: int, count: int, walk: _Walk) -> int:
+def _walk(buf: bytes, position: int, count: int, walk: WalkState) -> int:
     """Read every complete record of `buf` from `position`, up to `count` in all.
 
     Returns the position after the last complete record; stops early at a record that
-    does not end inside `buf` (the caller knows whether more bytes can follow). This is
-    the hot path of every produce: one- and two-byte varints (nearly all of them) are
-    decoded inline. `_record_walk.c` is the same loop in C, used when it was built.
+    does not end inside `buf` (the caller knows whether more bytes can follow).
     """
-    zigzag = _ZIGZAG
-    index = walk.index
-    ts_low = walk.ts_low
-    ts_high = walk.ts_high
-    keyless = walk.keyless
-    end = len(buf)
-    start = position
-    record_end = -1
-    try:
-        while index < count:
-            start = position
-            record_end = -1  # an IndexError before the length is known: incomplete
-            byte = buf[position]
-            if byte < 0x80:
-                length = zigzag[byte]
-                position += 1
-            elif buf[position + 1] < 0x80:
-                length = (byte & 0x7F) | (buf[position + 1] << 7)
-                length = (length >> 1) ^ -(length & 1)
-                position += 2
-            else:
-                length, position = _varint(buf, position)
-            record_end = position + length
-            if record_end > end:
-                break
-            if length <= 0:
-                raise _Malformed(f"Invalid record size {length}")
-            position += 1  # attributes (unused in v2)
-            byte = buf[position]
-            if byte < 0x80:
-                delta = zigzag[byte]
-                position += 1
-            elif buf[position + 1] < 0x80:
-                delta = (byte & 0x7F) | (buf[position + 1] << 7)
-                delta = (delta >> 1) ^ -(delta & 1)
-                position += 2
-            else:
-                delta, position = _varlong(buf, position)
-            if delta < ts_low:
-                ts_low = delta
-            if delta > ts_high:
-                ts_high = delta
-            byte = buf[position]
-            if byte < 0x80:
-                offset_delta = zigzag[byte]
-                position += 1
-            elif buf[position + 1] < 0x80:
-                offset_delta = (byte & 0x7F) | (buf[position + 1] << 7)
-                offset_delta = (offset_delta >> 1) ^ -(offset_delta & 1)
-                position += 2
-            else:
-                offset_delta, position = _varint(buf, position)
-            if offset_delta != index:
-                raise _Malformed(
-                    f"Record {index} has offset delta {offset_delta}; expected {index}"
-                )
-            byte = buf[position]  # key length
-            if byte < 0x80:
-                size = zigzag[byte]
-                position += 1
-            elif buf[position + 1] < 0x80:
-                size = (byte & 0x7F) | (buf[position + 1] << 7)
-                size = (size >> 1) ^ -(size & 1)
-                position += 2
-            else:
-                size, position = _varint(buf, position)
-            if size > 0:
-                position += size
-            elif size < 0:
-                keyless += 1
-            byte = buf[position]  # value length
-            if byte < 0x80:
-                size = zigzag[byte]
-                position += 1
-            elif buf[position + 1] < 0x80:
-                size = (byte & 0x7F) | (buf[position + 1] << 7)
-                size = (size >> 1) ^ -(size & 1)
-                position += 2
-            else:
-                size, position = _varint(buf, position)
-            if size > 0:
-                position += size
-            byte = buf[position]  # header count
-            if byte == 0:
-                position += 1
-            else:
-                headers, position = _varint(buf, position)
-                if headers:
-                    position = _skip_headers(buf, position, headers, record_end)
-            if position != record_end:
-                raise _Malformed(_size_mismatch(length, position - record_end + length))
-            index += 1
-        else:
-            start = position
-    except IndexError:
-        if record_end >= 0:  # a complete record whose fields run past its end
-            raise _Malformed("Found invalid record structure") from None
-    walk.index = index
-    walk.ts_low = ts_low
-    walk.ts_high = ts_high
-    walk.keyless = keyless
-    return start
-
-
-def _walk_native(buf: bytes | memoryview, position: int, count: int, walk: _Walk) -> int:
-    """`_walk_python` in C (`_record_walk.c`): the same stops, errors and messages."""
-    index, stop, ts_low, ts_high, keyless, error, a, b = _record_walk.walk(
-        buf, position, count, walk.index
-    )
-    if error:
-        raise _Malformed(_native_error_message(error, a, b))
-    walk.index = index
-    walk.ts_low = min(walk.ts_low, ts_low)
-    walk.ts_high = max(walk.ts_high, ts_high)
-    walk.keyless += keyless
-    return int(stop)
-
-
-def _native_error_message(error: int, a: int, b: int) -> str:
-    messages = {
-        1: lambda: "Found invalid record structure",
-        2: lambda: "Varint is too long",
-        3: lambda: "Varlong is too long",
-        4: lambda: f"Invalid record size {a}",
-        5: lambda: f"Record {a} has offset delta {b}; expected {a}",
-        6: lambda: f"Found invalid number of record headers {a}",
-        7: lambda: f"Found invalid number of record headers. {a} is too large",
-        8: lambda: f"Invalid negative header key size {a}",
-        9: lambda: _size_mismatch(a, b),
-    }
-    return messages[error]()
-
-
-try:
-    from contextplane.protocol import _record_walk  # type: ignore[attr-defined]
-except ImportError:  # built without a C compiler
-    _record_walk = None
-
-_walk = _walk_native if _record_walk is not None else _walk_python
-
-
-def _skip_headers(buf: bytes, position: int, headers: int, record_end: int) -> int:
-    if headers < 0:
-        raise _Malformed(f"Found invalid number of record headers {headers}")
-    if headers > record_end - position:
-        raise _Malformed(f"Found invalid number of record headers. {headers} is too large")
-    for _ in range(headers):
-        size, position = _varint(buf, position)
-        if size < 0:
-            raise _Malformed(f"Invalid negative header key size {size}")
-        position += size
-        size, position = _varint(buf, position)
-        if size > 0:
-            position += size
-    return position
-
-
-def _size_mismatch(declared: int, read: int) -> str:
-    return (
-        f"Invalid record size: expected to read {declared} bytes in record payload, "
-        f"but instead read {read}"
-    )
+    stop = walker.walk(buf, position, count, walk)
+    if walk.error:
+        raise _Malformed(walk.error)
+    return stop
 
 
 @dataclass(slots=True)
@@ -391,7 +212,7 @@ class _Stream:
 
         def skip_within(count: int) -> None:
             if self.consumed + count > end:
-                raise _Malformed(_size_mismatch(length, self.consumed + count - start))
+                raise _Malformed(size_mismatch(length, self.consumed + count - start))
             self.skip(count)
 
         skip_within(1)  # attributes
@@ -413,7 +234,7 @@ class _Stream:
             skip_within(size)
             skip_within(max(self.varint(), 0))
         if self.consumed != end:
-            raise _Malformed(_size_mismatch(length, self.consumed - start))
+            raise _Malformed(size_mismatch(length, self.consumed - start))
         return _Record(timestamp_delta, offset_delta, key_size, value_size)
 
 
@@ -428,13 +249,11 @@ def validate_records(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> None:
     """Raise KafkaError (or RecordErrors) if the batch's records are not acceptable."""
-    walk = _Walk()
+    walk = walker.WalkState()
     try:
         try:
             if header.compression == 0:
-                # The C walk reads the request's bytes in place; Python indexes bytes faster.
-                buf = batch if _walk is _walk_native else bytes(batch)
-                _walk_whole(buf, header.records_count, walk)
+                _walk_whole(_as_bytes(batch), header.records_count, walk)
             else:
                 stream = _stream(header, batch, policy, chunk_bytes)
                 _walk_stream(stream, header.records_count, walk, chunk_bytes)
@@ -469,7 +288,18 @@ def _stream(
     )
 
 
-def _walk_whole(buf: bytes | memoryview, count: int, walk: _Walk) -> None:
+def _as_bytes(batch: bytes | memoryview) -> bytes:
+    """The batch as bytes: a produce request's one batch per partition is a view of all
+    of a bytes object, read in place (a copy of 1 MB costs several walks of it)."""
+    if isinstance(batch, bytes):
+        return batch
+    base = batch.obj
+    if isinstance(base, bytes) and batch.contiguous and batch.nbytes == len(base):
+        return base
+    return bytes(batch)
+
+
+def _walk_whole(buf: bytes, count: int, walk: WalkState) -> None:
     position = _walk(buf, BATCH_HEADER_BYTES, count, walk)
     if walk.index < count:
         raise _Malformed(PREMATURE_EOF)
@@ -477,7 +307,7 @@ def _walk_whole(buf: bytes | memoryview, count: int, walk: _Walk) -> None:
         raise _Malformed(RECORDS_REMAINING)
 
 
-def _walk_stream(stream: _Stream, count: int, walk: _Walk, chunk_bytes: int) -> None:
+def _walk_stream(stream: _Stream, count: int, walk: WalkState, chunk_bytes: int) -> None:
     while walk.index < count:
         if stream.position >= len(stream.buf) and not stream.next_chunk():
             raise _Malformed(PREMATURE_EOF)
@@ -495,7 +325,7 @@ def _walk_stream(stream: _Stream, count: int, walk: _Walk, chunk_bytes: int) -> 
         raise _Malformed(RECORDS_REMAINING)
 
 
-def _count_straddling(record: _Record, walk: _Walk) -> None:
+def _count_straddling(record: _Record, walk: WalkState) -> None:
     """What `_walk` does for a record it reads itself, for one read by `_Stream`."""
     if record.offset_delta != walk.index:
         raise _Malformed(
@@ -517,7 +347,7 @@ def _wrap64(value: int) -> int:
 
 
 def _timestamps_surely_valid(
-    header: BatchHeader, policy: RecordPolicy, now_ms: int, walk: _Walk
+    header: BatchHeader, policy: RecordPolicy, now_ms: int, walk: WalkState
 ) -> bool:
     """True when no record can fail the timestamp checks; False means: look closer."""
     log_append_time_batch = bool(header.attributes & TIMESTAMP_TYPE_BIT)
