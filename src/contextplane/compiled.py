@@ -53,5 +53,5 @@ def compiled_or_interpreted(module: ModuleType) -> ModuleType:
             source,
         )
     else:
-        _log.warning("%s runs interpreted: it was not compiled (no C compiler at build)", source)
+        _log.warning("%s runs interpreted: it was not compiled (no C compiler or mypyc)", source)
     return module
