@@ -437,11 +437,11 @@ STRUCTURE = "Found invalid record structure"
         ),
     ],
 )
-def test_compiled_and_interpreted_walks_agree_on_errors(buf: bytes, error: str) -> None:
+def test_both_walks_give_kafkas_framing_errors(buf: bytes, error: str) -> None:
     for count in (1, 2):
-        compiled = _walk_result("compiled", buf, 0, count, 0)
-        assert compiled == _walk_result("interpreted", buf, 0, count, 0)
-        assert compiled[-1] == error  # type: ignore[index]
+        interpreted = _walk_result("interpreted", buf, 0, count, 0)
+        assert interpreted[-1] == error  # type: ignore[index]
+        assert _walk_result("compiled", buf, 0, count, 0) == interpreted
 
 
 LONG_MIN = -(2**63)
@@ -457,9 +457,7 @@ LONG_MIN = -(2**63)
         (b"\x16\x00\x06\x00\x02k\x01\x02\x02k\x02v", (3, 3, 0)),  # a key and a header
     ],
 )
-def test_compiled_and_interpreted_walks_agree_on_edge_records(
-    buf: bytes, figures: tuple[int, int, int]
-) -> None:
-    compiled = _walk_result("compiled", buf, 0, 1, 0)
-    assert compiled == _walk_result("interpreted", buf, 0, 1, 0)
-    assert compiled == (len(buf), 1, *figures, "")
+def test_both_walks_read_edge_records(buf: bytes, figures: tuple[int, int, int]) -> None:
+    interpreted = _walk_result("interpreted", buf, 0, 1, 0)
+    assert interpreted == (len(buf), 1, *figures, "")
+    assert _walk_result("compiled", buf, 0, 1, 0) == interpreted
