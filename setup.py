@@ -5,7 +5,8 @@ the extension `contextplane.protocol._record_walk_mypyc_<hash of its source>`, f
 of the source under that name in build/. `contextplane/compiled.py` uses the extension
 only while the source on disk still has that hash, so an edited module never runs as its
 stale compiled copy. Without a C compiler (or without mypy, when build isolation is off)
-the build goes on and the module runs interpreted. An in-place build (`pip install -e .`)
+the build goes on and the module runs interpreted; a type error in the module fails the
+build (mypyc compiles only what type-checks). An in-place build (`pip install -e .`)
 removes the compiled copies of older sources.
 """
 
