@@ -7,8 +7,8 @@ only while the source on disk still has that hash, so an edited module never run
 stale compiled copy. Without a C compiler (or without mypy, when build isolation is off)
 the build goes on and the module runs interpreted; a type error in the module fails the
 build (mypyc compiles only what type-checks; mypy names the copy in build/mypyc-src,
-whose lines are the source's). An in-place build (`pip install -e .`)
-removes the compiled copies of older sources.
+whose lines are the source's). An in-place build (`pip install -e .`) removes the
+compiled copies of older sources.
 """
 
 from __future__ import annotations
