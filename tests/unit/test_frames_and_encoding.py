@@ -1,4 +1,4 @@
-"""FrameBuffer grows only as bytes arrive; responses assembled from pre-encoded array
+"""FrameBuffer grows only as bytes arrive and returns only admitted frames; responses assembled from pre-encoded array
 elements are byte for byte kio's encoding."""
 
 from __future__ import annotations
@@ -23,23 +23,54 @@ from contextplane.protocol.error_codes import ErrorCode
 def test_frame_buffer_does_not_allocate_a_declared_size() -> None:
     frames = FrameBuffer(100 * 1024 * 1024)
     frames.receive_data(struct.pack(">i", 100 * 1024 * 1024) + b"abc")
-    assert frames.pending_size() == 100 * 1024 * 1024
+    assert frames.next_frame_size() == 100 * 1024 * 1024
+    frames.admit_frame()
     assert frames.next_frame() is None
     assert frames.pending_bytes == 7
+    assert frames.missing_bytes == 100 * 1024 * 1024 - 3
     assert len(frames._buffer) < 1024  # noqa: SLF001 - the point of the test
 
 
 def test_frame_buffer_cuts_pipelined_frames_and_rejects_oversize() -> None:
     frames = FrameBuffer(10)
     frames.receive_data(struct.pack(">i", 2) + b"ab" + struct.pack(">i", 3) + b"c")
+    assert frames.next_frame() is None  # nothing admitted yet
+    assert frames.admit_frame() == 2
     assert frames.next_frame() == b"ab"
+    assert frames.admit_frame() == 3
     assert frames.next_frame() is None
+    assert frames.incomplete_bytes == 5
     frames.receive_data(memoryview(b"de"))
     assert frames.next_frame() == b"cde"
-    assert frames.pending_bytes == 0 and frames.pending_size() is None
+    assert frames.pending_bytes == 0 and frames.next_frame_size() is None
     frames.receive_data(struct.pack(">i", 11))
     with pytest.raises(ProtocolError, match="socket.request.max.bytes"):
-        frames.pending_size()
+        frames.next_frame_size()
+
+
+def test_frame_buffer_admits_frames_behind_ones_not_yet_returned() -> None:
+    """Admission runs ahead of the reader: every frame is admitted as its size prefix
+    arrives, whether or not the frames before it have been taken."""
+    frames = FrameBuffer(100)
+    data = b"".join(struct.pack(">i", 1) + bytes([i]) for i in range(3))
+    frames.receive_data(data)
+    assert [frames.admit_frame() for _ in range(3)] == [1, 1, 1]
+    assert frames.next_frame_size() is None
+    assert frames.frames_ready == 3 and frames.frames_completed == 3
+    assert [frames.next_frame() for _ in range(4)] == [b"\x00", b"\x01", b"\x02", None]
+
+
+def test_frame_buffer_drops_returned_bytes_while_frames_keep_coming() -> None:
+    """A client that pipelines without pause never empties the buffer; what was already
+    returned must still be dropped, or the buffer grows with every frame ever sent."""
+    frames = FrameBuffer(1024)
+    frame = struct.pack(">i", 100) + b"x" * 100
+    frames.receive_data(frame)
+    for _ in range(10_000):
+        frames.receive_data(frame)
+        frames.admit_frame()
+        assert frames.next_frame() == b"x" * 100
+        assert len(frames._buffer) <= 4 * len(frame)  # noqa: SLF001 - the point of the test
 
 
 def _metadata(version: int, topics: int) -> object:

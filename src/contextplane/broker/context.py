@@ -12,12 +12,13 @@ request), or no response at all (acks=0).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.clock import Clock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
+from contextplane.protocol.connection_state import ConnectionState
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.settings import Settings
 
@@ -61,11 +62,14 @@ class Services:
 
 @dataclass(slots=True)
 class ConnectionInfo:
-    """Who is on the other end of a connection, and where they came in."""
+    """Who is on the other end of a connection, where they came in, and how far the
+    connection is through what its listener requires (`state`: SASL handlers report
+    their verdicts to it; the pipeline asks it whether a request may be handled)."""
 
     peer: str  # host:port
     listener: str = "PLAINTEXT"
     principal: Principal = ANONYMOUS
+    state: ConnectionState = field(default_factory=ConnectionState)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@
   closed, as Kafka closes it; ApiVersions of an unknown version is answered in v0 form by
   the server before it gets here).
 * authentication state: the connection must have completed what its listener requires
-  (SASL) before it may call anything but the authentication APIs.
+  (SASL) before it may call anything but the authentication APIs: the connection's
+  state (`protocol/connection_state.py`) takes the request or closes the connection.
 * authorize: APIs that need a cluster-level permission are refused here, in the
   response's top-level error (CLUSTER_AUTHORIZATION_FAILED); the resources a request
   names are authorized by its handler, per resource, with `ctx.authorizer` (Kafka's
@@ -31,13 +32,7 @@ from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, S
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.build import build
-from contextplane.protocol.codec import (
-    API_VERSIONS_KEY,
-    Request,
-    RequestHeader,
-    encode_response,
-    response_schema,
-)
+from contextplane.protocol.codec import API_VERSIONS_KEY, Request, RequestHeader, response_schema
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -72,8 +67,9 @@ class Pipeline:
             raise ProtocolError(
                 f"api key {header.api_key} version {header.api_version} is not supported"
             )
+        # Authentication state: ProtocolError (close) for a request this state refuses.
+        connection.state.process_request(header.api_key)
         ctx = RequestContext(self.services, header, connection)
-        # Authentication state: every listener is PLAINTEXT today (nothing to complete).
         host = connection.peer.rsplit(":", 1)[0]
         if not self.services.authorizer.authorize_api(connection.principal, host, header.api_key):
             # Kafka answers an API-level refusal in the response's top-level error.
@@ -94,14 +90,15 @@ class Pipeline:
             )
         return reply
 
-    def unsupported_version(self, header: RequestHeader) -> bytes | None:
-        """Kafka answers an ApiVersions request of an unknown version in v0 format with
-        UNSUPPORTED_VERSION and its version list; anything else closes the connection."""
-        if header.api_key != API_VERSIONS_KEY:
+    def unsupported_version(self, header: RequestHeader, connection: ConnectionInfo) -> Any:
+        """Kafka answers an ApiVersions request of an unknown version with a v0 response
+        (UNSUPPORTED_VERSION and its version list) wherever the connection's state takes
+        ApiVersions, without moving that state; None for anything else: the connection
+        is closed."""
+        if header.api_key != API_VERSIONS_KEY or not connection.state.allows(header.api_key):
             return None
-        body = build(
+        return build(
             response_schema(API_VERSIONS_KEY, 0),
             error_code=ErrorCode.unsupported_version,
             api_keys=self.api_versions(),
         )
-        return encode_response(API_VERSIONS_KEY, 0, header.correlation_id, body)

@@ -35,12 +35,9 @@ from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.pipeline import Pipeline
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
-from contextplane.protocol.codec import (
-    FrameBuffer,
-    UnsupportedVersion,
-    decode_request,
-    encode_response,
-)
+from contextplane.protocol.codec import Request
+from contextplane.protocol.connection import NEED_DATA, ServerConnection, UnsupportedRequest
+from contextplane.protocol.connection_state import State
 from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +54,7 @@ _REJECTION_LOG_INTERVAL_S = 10.0
 # Pause reasons: the broker's request budget is spent / the client reads too slowly.
 _PAUSED_FOR_MEMORY = "memory"
 _PAUSED_FOR_WRITES = "writes"
+_PAUSED_FOR_CLOSE = "close"  # a handler's verdict closes the connection: read no more
 # Counted with every frame on top of its size: the objects that hold it, so a flood of
 # tiny pipelined frames is bounded by queued.max.request.bytes too.
 _FRAME_OVERHEAD_BYTES = 128
@@ -84,8 +82,12 @@ def connection_limit(max_connections: int) -> int:
 class Listener:
     """Accepts connections within the quotas and closes idle and stalled ones."""
 
-    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(
+        self, pipeline: Pipeline, settings: Settings, security_protocol: str = "PLAINTEXT"
+    ) -> None:
         self.pipeline = pipeline
+        # PLAINTEXT connections start ready; SASL ones go through the handshake first.
+        self.security_protocol = security_protocol
         self.frame_bytes_max = settings.socket_request_max_bytes
         self.idle_s = settings.connections_max_idle_ms / 1000
         self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
@@ -211,36 +213,45 @@ class Listener:
             self._flush_rejections(now)
 
 
+# Put on a connection's response queue after the last response it owes: close once it
+# is written (the failure response of a SASL exchange, as Kafka sends it).
+_CLOSE_AFTER_WRITES = object()
+
+
 class KafkaConnection(asyncio.BufferedProtocol):
+    """The I/O around one `ServerConnection`: reads only as far as request memory admits,
+    hands requests to the pipeline in order, writes responses in order."""
+
     def __init__(self, listener: Listener, host: str) -> None:
         self._listener = listener
         self._pipeline = listener.pipeline
         self._memory = listener.memory
         self.host = host
         self.counted = False  # the listener's quota is released in connection_lost
-        self._frames = FrameBuffer(listener.frame_bytes_max)
+        self._conn = ServerConnection(listener.frame_bytes_max, listener.security_protocol)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._peer = "?"
-        self._info = ConnectionInfo(self._peer)
-        # Admitted, complete frames with the bytes counted for them, not yet handled.
-        self._inbox: deque[tuple[bytes, int]] = deque()
-        self._inbox_event = asyncio.Event()
+        self._info = ConnectionInfo(self._peer, state=self._conn.state)
+        # Request memory counted for each admitted frame not yet handled, oldest first.
+        self._frame_costs: deque[int] = deque()
+        self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
         self._writable = asyncio.Event()
         self._writable.set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
-        # Request memory counted for this connection; the declared size of the partial
-        # frame once it is admitted.
+        # Request memory counted for this connection.
         self._reserved = 0
-        self._partial_admitted: int | None = None
         self._memory_wait: object | None = None
         self._paused: set[str] = set()
         self._last_activity = self._loop.time()
         self._frame_started: float | None = None
         self._handling = False
         self._awaiting_result = False
+
+    @property
+    def _closed(self) -> bool:
+        return self._conn.closing
 
     # -- asyncio callbacks -----------------------------------------------------------
 
@@ -250,7 +261,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._listener.connection_opened(self)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._info = ConnectionInfo(self._peer)
+        self._info = ConnectionInfo(self._peer, state=self._conn.state)
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
@@ -262,17 +273,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_activity = self._loop.time()
-        self._frames.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
-        self._take_frames()
+        self._conn.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
+        self._admit_frames()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        self._conn.connection_lost()
         for task in self._tasks:
             task.cancel()
         if self._memory_wait is not None:
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
-        self._inbox.clear()
+        self._frame_costs.clear()
         if self._reserved:
             reserved, self._reserved = self._reserved, 0
             self._memory.release(reserved)
@@ -291,63 +302,59 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # -- reading: admission, frames, deadlines ------------------------------------------
 
     def _read_size(self) -> int:
-        """Read no further than the admitted frame, plus a little of the next one (its
+        """Read no further than the admitted frames, plus a little of the next one (its
         size prefix must arrive before it can be admitted)."""
-        free = limits.REQUEST_BYTES_PER_CONNECTION_FREE
-        size = free
-        if self._partial_admitted is not None:
-            size = max(free, 4 + self._partial_admitted - self._frames.pending_bytes)
+        size = limits.REQUEST_BYTES_PER_CONNECTION_FREE
+        missing = self._conn.missing_bytes
+        if missing:
+            size = max(size, 4 + missing)
         return min(size, len(self._listener.read_buffer))
 
-    def _take_frames(self) -> None:
-        """Admit and cut every frame the buffer holds; stop reading at one that has to
-        wait for request memory."""
-        completed = False
+    def _admit_frames(self) -> None:
+        """Admit every frame whose size prefix has arrived; stop reading at one that has
+        to wait for request memory."""
+        conn = self._conn
+        completed = conn.frames_completed
         try:
-            while (size := self._frames.pending_size()) is not None:
-                if self._memory_wait is not None:  # already waiting to be admitted
+            while self._memory_wait is None and (size := conn.next_frame_size()) is not None:
+                if not self._admit(size):
                     break
-                if self._partial_admitted is None and not self._admit(size):
-                    break
-                frame = self._frames.next_frame()
-                if frame is None:
-                    break
-                self._inbox.append((frame, size + _FRAME_OVERHEAD_BYTES))
-                self._partial_admitted = None
-                completed = True
         except ProtocolError as exc:
             self._abort(str(exc))
             return
-        if self._frames.pending_bytes == 0:
+        if conn.incomplete_bytes == 0:
             self._frame_started = None
-        elif completed or self._frame_started is None:
+        elif conn.frames_completed != completed or self._frame_started is None:
             self._frame_started = self._loop.time()
-        if completed:
-            self._inbox_event.set()
+        if conn.frames_ready:
+            self._frames_ready.set()
 
     def _admit(self, size: int) -> bool:
         cost = size + _FRAME_OVERHEAD_BYTES
         free = self._reserved + cost <= limits.REQUEST_BYTES_PER_CONNECTION_FREE
         if self._memory.reserve(cost, force=free):
-            self._reserved += cost
-            self._partial_admitted = size
+            self._admitted(cost)
             return True
-        self._memory_wait = self._memory.wait(cost, lambda: self._memory_granted(size, cost))
+        self._memory_wait = self._memory.wait(cost, lambda: self._memory_granted(cost))
         self._pause(_PAUSED_FOR_MEMORY)
         return False
 
-    def _memory_granted(self, size: int, cost: int) -> None:
+    def _admitted(self, cost: int) -> None:
+        self._reserved += cost
+        self._frame_costs.append(cost)
+        self._conn.admit_frame()
+
+    def _memory_granted(self, cost: int) -> None:
         # Called from another connection's release: continue on the next loop turn.
         self._memory_wait = None
-        self._reserved += cost
-        self._partial_admitted = size
+        self._admitted(cost)
         self._loop.call_soon(self._continue_after_memory)
 
     def _continue_after_memory(self) -> None:
         if self._closed:
             return
         self._resume(_PAUSED_FOR_MEMORY)
-        self._take_frames()  # may pause again, for the frame after this one
+        self._admit_frames()  # may pause again, for the frame after this one
 
     def _pause(self, reason: str) -> None:
         if not self._paused and self._transport is not None:
@@ -373,7 +380,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         """Close the connection if a frame is arriving too slowly or nothing has happened
         on it for connections.max.idle.ms (Kafka's idle expiry; requests the broker is
         still working on do not count as idle)."""
-        if self._closed or self._transport is None:
+        if self._transport is None or self._conn.state.state is State.CLOSED:
             return
         listener = self._listener
         reading = not self._paused
@@ -392,53 +399,66 @@ class KafkaConnection(asyncio.BufferedProtocol):
         busy = self._handling or self._awaiting_result or _PAUSED_FOR_MEMORY in self._paused
         if not busy and now - self._last_activity > listener.idle_s:
             log.debug("closing idle connection from %s", self._peer)
-            self._closed = True
+            self._conn.close()
             self._transport.abort()
 
     def _abort(self, reason: str) -> None:
         log.warning("closing connection from %s: %s", self._peer, escape(reason))
-        self._closed = True
+        self._conn.close()
         if self._transport is not None:
             self._transport.abort()
 
     # -- handling and writing ------------------------------------------------------------
 
     async def _handle_loop(self) -> None:
-        while not self._closed:
-            if not self._inbox:
-                self._inbox_event.clear()
-                await self._inbox_event.wait()
+        conn = self._conn
+        while True:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                self._abort(str(exc))
+                return
+            if event is NEED_DATA:
+                self._frames_ready.clear()
+                await self._frames_ready.wait()
                 continue
-            frame, size = self._inbox.popleft()
+            if not isinstance(event, Request | UnsupportedRequest):  # NO_MORE_REQUESTS
+                return
+            cost = self._frame_costs.popleft()
             self._handling = True
             try:
-                item = await self._handle(frame)
+                item = await self._handle(event)
             finally:
                 self._handling = False
                 self._last_activity = self._loop.time()
-                del frame
-                self._release(size)
+                del event
+                self._release(cost)
             if item is not None:
                 await self._responses.put(item)
+            if conn.closing:
+                if not self._transport_closing():
+                    # A handler's verdict closes the connection (a failed SASL
+                    # exchange): write the responses owed, then close.
+                    self._pause(_PAUSED_FOR_CLOSE)
+                    await self._responses.put(_CLOSE_AFTER_WRITES)
+                return
             # One connection's pipelined requests must not keep the others waiting.
             await asyncio.sleep(0)
 
-    async def _handle(self, frame: bytes) -> Any:
-        """The response queue item for one frame: encoded bytes, (header, result), or
-        None (no response, or the connection was closed)."""
+    def _transport_closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    async def _handle(self, event: Request | UnsupportedRequest) -> Any:
+        """The response queue item for one request: (header, body or awaitable of it),
+        or None (no response, or the connection was closed)."""
+        header = event.header
+        if isinstance(event, UnsupportedRequest):
+            body = self._pipeline.unsupported_version(header, self._info)
+            if body is None:
+                self._abort(f"api key {header.api_key} version {header.api_version} is unknown")
+            return None if body is None else (header, body)
         try:
-            request = decode_request(frame)
-        except UnsupportedVersion as exc:
-            response = self._pipeline.unsupported_version(exc.header)
-            if response is None:
-                self._abort(str(exc))
-            return response
-        except ProtocolError as exc:
-            self._abort(str(exc))
-            return None
-        header = request.header
-        try:
-            reply = await self._pipeline.dispatch(request, self._info)
+            reply = await self._pipeline.dispatch(event, self._info)
         except ProtocolError as exc:
             self._abort(str(exc))
             return None
@@ -449,6 +469,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort("internal error")
             return None
         if reply.silent:  # acks=0 produce: no response at all
+            self._conn.send_nothing(header)
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -462,11 +483,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort("internal error")
 
     async def _write_responses(self) -> None:
-        while not self._closed:
+        while True:
             item = await self._responses.get()
-            if isinstance(item, bytes):
-                await self._write([item])
-                continue
+            if item is _CLOSE_AFTER_WRITES:
+                await self._writable.wait()
+                if self._transport is not None:
+                    self._transport.close()  # once the buffered responses are sent
+                return
             header, result = item
             if inspect.isawaitable(result):
                 self._awaiting_result = True
@@ -481,11 +504,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 body = result
             if isinstance(body, list):  # pre-encoded frame parts
-                await self._write(body)
-                continue
-            await self._write(
-                [encode_response(header.api_key, header.api_version, header.correlation_id, body)]
-            )
+                await self._write(self._conn.send_encoded(header, body))
+            else:
+                await self._write([self._conn.send_response(header, body)])
 
     async def _write(self, parts: list[bytes]) -> None:
         # Only once the client has read the earlier responses: a connection cannot pile

@@ -1,8 +1,9 @@
 """Kafka frames to requests and responses to frames: sans-I/O, never imports asyncio.
 
-`FrameBuffer.receive_data()` stores bytes and `next_frame()` returns one complete frame
-or None. `decode_request()` turns a frame into a `Request`; `encode_response()` turns a
-response entity into the bytes of a frame.
+`FrameBuffer` cuts size-prefixed frames out of the bytes received (each admitted before
+it is read); `decode_request()` turns a frame into a `Request`; `encode_response()` turns
+a response entity into the bytes of a frame. `protocol/connection.py` ties them to a
+connection's state.
 """
 
 from __future__ import annotations
@@ -29,57 +30,122 @@ _INT32 = struct.Struct(">i")
 
 
 class FrameBuffer:
-    """Accumulates bytes and yields size-prefixed frames (without the size prefix).
+    """Accumulates bytes and cuts size-prefixed frames (returned without the prefix).
+
+    A frame is returned only once it has been *admitted*: the broker admits each frame
+    against its request memory (queued.max.request.bytes) when the frame's size prefix
+    arrives, before its bytes do. `next_frame_size()` is the declared size of the first
+    frame not yet admitted, `admit_frame()` admits it, and `next_frame()` returns the
+    oldest admitted frame once all its bytes are here. Only the last admitted frame can
+    be incomplete: the next frame's prefix follows its last byte.
 
     The buffer grows only as bytes arrive: a declared length is checked against
-    socket.request.max.bytes but never allocated up front. Consumed bytes are dropped
-    lazily (once they are most of the buffer), so a burst of pipelined frames costs one
-    compaction, not one memmove per frame; an emptied buffer gives its memory back.
+    socket.request.max.bytes but never allocated up front. Returned frames' bytes are
+    dropped once they are at least half of the buffer (amortised: a burst of pipelined
+    frames is not moved once per frame); an emptied buffer gives its memory back.
     """
+
+    __slots__ = (
+        "_buffer",
+        "_start",
+        "_admitted_end",
+        "_partial_start",
+        "_ready",
+        "_frame_bytes_max",
+        "frames_completed",
+    )
 
     def __init__(self, frame_bytes_max: int) -> None:
         self._buffer = bytearray()
-        self._start = 0
+        self._start = 0  # first byte (size prefix) of the oldest frame not returned
+        self._admitted_end = 0  # just past the last admitted frame
+        self._partial_start: int | None = None  # the admitted frame still arriving
+        self._ready = 0  # admitted frames fully received, not yet returned
         self._frame_bytes_max = frame_bytes_max
+        self.frames_completed = 0  # admitted frames fully received, ever
 
     @property
     def pending_bytes(self) -> int:
         """Bytes received and not yet returned in a frame, size prefixes included."""
         return len(self._buffer) - self._start
 
+    @property
+    def frames_ready(self) -> int:
+        """Admitted frames whose bytes have all arrived, not yet returned."""
+        return self._ready
+
+    @property
+    def missing_bytes(self) -> int:
+        """Bytes of the admitted frames that have not arrived yet."""
+        return max(0, self._admitted_end - len(self._buffer))
+
+    @property
+    def incomplete_bytes(self) -> int:
+        """Bytes received of a frame that is not complete and admitted: the admitted
+        frame still arriving, or whatever follows the admitted frames."""
+        if self._partial_start is not None:
+            return len(self._buffer) - self._partial_start
+        return len(self._buffer) - self._admitted_end
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
+        if self._partial_start is not None and self._admitted_end <= len(self._buffer):
+            self._partial_start = None
+            self._ready += 1
+            self.frames_completed += 1
 
-    def pending_size(self) -> int | None:
-        """The declared size of the next frame, once its 4-byte prefix has arrived.
+    def next_frame_size(self) -> int | None:
+        """The declared size of the first frame not yet admitted, once its 4-byte prefix
+        has arrived.
 
         ProtocolError if it is negative or above socket.request.max.bytes."""
-        if self.pending_bytes < 4:
+        position = self._admitted_end
+        if len(self._buffer) - position < 4:
             return None
-        (size,) = _INT32.unpack_from(self._buffer, self._start)
+        (size,) = _INT32.unpack_from(self._buffer, position)
         if size < 0 or size > self._frame_bytes_max:
             raise ProtocolError(
                 f"frame of {size} bytes exceeds socket.request.max.bytes={self._frame_bytes_max}"
             )
         return size
 
+    def admit_frame(self) -> int:
+        """Admit the frame `next_frame_size()` reports; returns its size."""
+        size = self.next_frame_size()
+        if size is None:
+            raise ValueError("no frame size to admit yet")
+        begin = self._admitted_end
+        self._admitted_end = begin + 4 + size
+        if self._admitted_end <= len(self._buffer):
+            self._ready += 1
+            self.frames_completed += 1
+        else:
+            self._partial_start = begin
+        return size
+
     def next_frame(self) -> bytes | None:
-        size = self.pending_size()
-        if size is None or self.pending_bytes < 4 + size:
-            self._compact()
+        """The oldest admitted frame, once complete; None until then."""
+        if not self._ready:
             return None
         begin = self._start + 4
+        (size,) = _INT32.unpack_from(self._buffer, self._start)
         frame = bytes(memoryview(self._buffer)[begin : begin + size])
+        self._ready -= 1
         self._start = begin + size
         if self._start == len(self._buffer):
             self._buffer = bytearray()
+            self._admitted_end = 0
             self._start = 0
+        elif self._start >= len(self._buffer) - self._start:
+            self._compact()
         return frame
 
     def _compact(self) -> None:
-        if self._start:
-            del self._buffer[: self._start]
-            self._start = 0
+        del self._buffer[: self._start]
+        self._admitted_end -= self._start
+        if self._partial_start is not None:
+            self._partial_start -= self._start
+        self._start = 0
 
 
 @dataclass(slots=True)
