@@ -1,5 +1,5 @@
-"""FrameBuffer grows only as bytes arrive and returns only admitted frames; responses assembled from pre-encoded array
-elements are byte for byte kio's encoding."""
+"""FrameBuffer grows only as bytes arrive and returns only admitted frames; responses
+assembled from pre-encoded array elements are byte for byte kio's encoding."""
 
 from __future__ import annotations
 

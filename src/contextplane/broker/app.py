@@ -122,6 +122,10 @@ class Broker:
         self._listener: Listener | None = None
         self.bound_port = settings.port
 
+    def _api_versions(self) -> list[dict[str, int]]:
+        assert self.pipeline is not None, "ApiVersions is answered only once the pipeline runs"
+        return self.pipeline.api_versions()
+
     def advertised(self) -> tuple[str, int]:
         """What Metadata and FindCoordinator tell clients: the advertised listener, or
         the port actually bound when the listener asked for any free port (0)."""
@@ -161,7 +165,7 @@ class Broker:
                 cluster_id=cluster_id,
                 node_id=settings.node_id,
                 advertised=self.advertised,
-                api_versions=lambda: pipeline.api_versions(),
+                api_versions=lambda: self._api_versions(),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id),
             authorizer=AllowEverything(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import inspect
 import logging
 import resource
@@ -167,7 +168,7 @@ class Listener:
                 continue
             connection = KafkaConnection(self, host)
             try:
-                await loop.connect_accepted_socket(lambda c=connection: c, sock)
+                await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
             except Exception as exc:  # noqa: BLE001 - one connection, not the listener
                 if not isinstance(exc, OSError):
                     log.exception("setting up the connection from %s failed", host)
@@ -521,3 +522,8 @@ async def serve(pipeline: Pipeline, settings: Settings) -> Listener:
     listener = Listener(pipeline, settings)
     await listener.start(settings.host, settings.port)
     return listener
+
+
+def _same(connection: KafkaConnection) -> KafkaConnection:
+    """The protocol factory of an accepted socket: the connection already made for it."""
+    return connection

@@ -25,7 +25,7 @@ _PRIMITIVES: dict[str, Any] = {"int8": i8, "int16": i16, "int32": i32, "int64": 
 def _field_plan(cls: type) -> tuple[tuple[str, str | None, type | None, bool, bool], ...]:
     """(name, kafka_type, nested entity type, is_tuple, optional) per field of `cls`."""
     hints = typing.get_type_hints(cls)
-    plan = []
+    plan: list[tuple[str, str | None, type | None, bool, bool]] = []
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
         optional = False
@@ -37,7 +37,7 @@ def _field_plan(cls: type) -> tuple[tuple[str, str | None, type | None, bool, bo
         if get_origin(inner) in (UnionType, Union):
             optional = True
             inner = next(a for a in get_args(inner) if a is not NoneType)
-        nested = inner if dataclasses.is_dataclass(inner) else None
+        nested = inner if isinstance(inner, type) and dataclasses.is_dataclass(inner) else None
         plan.append((field.name, field.metadata.get("kafka_type"), nested, is_tuple, optional))
     return tuple(plan)
 

@@ -271,7 +271,7 @@ def _response_head(api_key: int, schema: Any, correlation_id: int) -> io.BytesIO
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytes:
     """Frame bytes for `body`: size, response header, payload."""
-    schema = type(body)
+    schema: Any = type(body)
     buffer = _response_head(api_key, schema, correlation_id)
     _writer(schema)(buffer, body)
     frame = buffer.getbuffer()
@@ -282,7 +282,8 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: A
 def encode_entity(entity: Any) -> bytes:
     """The bytes kio writes for one entity, e.g. one element of a response array."""
     buffer = io.BytesIO()
-    _writer(type(entity))(buffer, entity)
+    entity_type: Any = type(entity)
+    _writer(entity_type)(buffer, entity)
     return buffer.getvalue()
 
 
@@ -309,7 +310,7 @@ def encode_response_with_array(
     (`items`, each element as `encode_entity` writes it); the field's value in `body` is
     ignored. Byte for byte what `encode_response` writes, without re-encoding the array:
     large responses (Metadata) are assembled from cached parts."""
-    schema = type(body)
+    schema: Any = type(body)
     head = _response_head(api_key, schema, correlation_id)
     tail = io.BytesIO()
     buffer = head

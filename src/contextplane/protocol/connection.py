@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from contextplane import limits
 from contextplane.errors import ProtocolError
@@ -68,7 +68,7 @@ class UnsupportedRequest:
     header: RequestHeader
 
 
-ConnectionEvent = Request | UnsupportedRequest | _Sentinel
+ConnectionEvent: TypeAlias = Request | UnsupportedRequest | _Sentinel
 
 
 class ServerConnection:

@@ -87,7 +87,7 @@ def _gzip(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
     position = 0
     while True:  # one decompressor per member
         decompressor = zlib.decompressobj(wbits=31)  # the gzip container only, as Java's
-        data = b""
+        data: bytes | memoryview = b""
         while not decompressor.eof:
             if not data and position < len(payload):
                 data = payload[position : position + _INPUT_SLICE_BYTES]

@@ -152,7 +152,7 @@ def _array_reader(item: FieldReader, item_min: int, flexible: bool, nullable: bo
                 f"array of {length} elements cannot fit in {remaining} remaining bytes",
                 length,
             )
-        items = []
+        items: list[Any] = []
         append = items.append
         for _ in range(length):
             value, position = item(data, position)
@@ -169,7 +169,7 @@ class _EntityPlan:
         self.entity_type = entity_type
         self.name = entity_type.__name__
         self.nullable = nullable
-        self.flexible: bool = entity_type.__flexible__
+        self.flexible: bool = entity_type.__flexible__  # type: ignore[attr-defined]
         # RequestHeader.client_id is always a legacy nullable string (kio and Kafka).
         is_request_header = self.name == "RequestHeader"
         self.fields: list[tuple[str, FieldReader]] = []

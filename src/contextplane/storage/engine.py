@@ -298,9 +298,7 @@ class StorageEngine:
             self._cache(partition, CachedBatch(base, end, max_timestamp, data, position, len(data)))
             partition.producers.record(header, base)
             partition.next_offset = end
-            durable.add_done_callback(
-                lambda f, p=partition, e=end: None if f.exception() else p.advance_high_watermark(e)
-            )
+            durable.add_done_callback(_advance_when_durable(partition, end))
         if self.pending_bytes >= self.settings.upload_bytes:
             self.upload_wakeup.set()
         assert durable is not None
@@ -552,3 +550,16 @@ def _acknowledgement(
 
     durable.add_done_callback(settle)
     return acked
+
+
+def _advance_when_durable(
+    partition: PartitionLog, end: int
+) -> Callable[[asyncio.Future[None]], None]:
+    """The high watermark moves to `end` once the batch's WAL write is durable (not on a
+    failed write)."""
+
+    def advance(durable: asyncio.Future[None]) -> None:
+        if not durable.exception():
+            partition.advance_high_watermark(end)
+
+    return advance
