@@ -15,11 +15,16 @@ Workloads, each on one fresh connection to an idle broker:
   (the broker bounds what it reads by queued.max.request.bytes), MB of record batches per
   second; `produce_per_s` is the same in requests.
 
+Beside each throughput, the broker's CPU time per request over the same workload
+(`*_cpu_us`, user + system of all its threads, from /proc): on a shared machine the wall
+clock measures the other work as much as the broker, its CPU time much less so.
+
 Each `--tree` runs a broker from that source tree (PYTHONPATH), all started before the
 first round; the rounds alternate between the trees (run i of every tree before run
 i + 1 of any, order rotating), so load from other work on the machine falls on every tree
 alike. Prints one JSON line per round, then the median per tree and, with two or more
-trees, each tree's ratio to the first (above 1: faster than the first).
+trees, each tree's ratio to the first (throughput: above 1 is faster than the first;
+CPU per request: below 1 is cheaper).
 """
 
 from __future__ import annotations
@@ -54,7 +59,16 @@ SMALL_REQUESTS = 10_000
 PRODUCE_REQUESTS = 300
 RECORDS_PER_BATCH = 100
 VALUE_BYTES = 1024
-METRICS = ("api_versions_per_s", "metadata_per_s", "produce_mb_per_s", "produce_per_s")
+METRICS = (
+    "api_versions_per_s",
+    "metadata_per_s",
+    "produce_mb_per_s",
+    "produce_per_s",
+    "api_versions_cpu_us",
+    "metadata_cpu_us",
+    "produce_cpu_us",
+)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -168,18 +182,39 @@ def create_topic(bootstrap: str) -> None:
             raise RuntimeError(f"topic not created: {response}")
 
 
-def measure(bootstrap: str, sizes: Sizes) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def _timed(pid: int, work: Callable[[], float]) -> tuple[float, float]:
+    """(wall seconds `work` reports, broker CPU seconds meanwhile)."""
+    before = cpu_seconds(pid)
+    elapsed = work()
+    return elapsed, cpu_seconds(pid) - before
+
+
+def measure(bootstrap: str, pid: int, sizes: Sizes) -> dict[str, float]:
+    """One round of every workload. Throughput is wall-clock and suffers from whatever
+    else runs on the machine; the broker's CPU time per request (`*_cpu_us`, from
+    /proc, 10 ms ticks) much less so."""
     small = sizes.small_requests
-    api_versions_s = pipeline(bootstrap, api_versions_frames(small))
-    metadata_s = pipeline(bootstrap, metadata_frames(small))
+    api_versions = api_versions_frames(small)
+    api_versions_s, api_versions_cpu = _timed(pid, lambda: pipeline(bootstrap, api_versions))
+    metadata = metadata_frames(small)
+    metadata_s, metadata_cpu = _timed(pid, lambda: pipeline(bootstrap, metadata))
     produce = produce_frames(sizes.produce_requests, sizes.records_per_batch)
-    produce_s = pipeline(bootstrap, produce, _produce_ok)
+    produce_s, produce_cpu = _timed(pid, lambda: pipeline(bootstrap, produce, _produce_ok))
     batch_bytes = sizes.produce_requests * len(produce[0])  # frames: batch plus ~60 bytes
     return {
         "api_versions_per_s": round(small / api_versions_s, 1),
         "metadata_per_s": round(small / metadata_s, 1),
         "produce_mb_per_s": round(batch_bytes / produce_s / 1e6, 2),
         "produce_per_s": round(sizes.produce_requests / produce_s, 1),
+        "api_versions_cpu_us": round(1e6 * api_versions_cpu / small, 1),
+        "metadata_cpu_us": round(1e6 * metadata_cpu / small, 1),
+        "produce_cpu_us": round(1e6 * produce_cpu / sizes.produce_requests, 1),
     }
 
 
@@ -211,7 +246,9 @@ def run(
         names = list(trees)
         for round_ in range(rounds):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                result = measure(brokers[name].bootstrap, sizes)
+                broker = brokers[name]
+                assert broker.process is not None
+                result = measure(broker.bootstrap, broker.process.pid, sizes)
                 results[name].append(result)
                 print(json.dumps({"tree": name, "round": round_, **result}), flush=True)
     finally:

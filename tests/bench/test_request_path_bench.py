@@ -15,7 +15,9 @@ def test_the_micro_benchmark_runs_every_workload_on_one_connection(tmp_path: Pat
     results = request_path.run({"current": str(SRC)}, rounds=1, sizes=sizes, root=tmp_path)
     ((figures,),) = results.values()
     assert set(figures) == set(request_path.METRICS)
-    assert all(value > 0 for value in figures.values())
+    # CPU time comes in 10 ms ticks: a tiny workload may cost none of them.
+    assert all(figures[m] > 0 for m in request_path.METRICS if m.endswith("_per_s"))
+    assert all(figures[m] >= 0 for m in request_path.METRICS if m.endswith("_cpu_us"))
 
 
 def test_the_summary_is_the_median_and_the_ratio_to_the_first_tree() -> None:
