@@ -1,19 +1,36 @@
-"""Broker settings: plain data, read from a properties file and the environment.
+"""Broker settings: plain data, read from a properties file, the environment and overrides.
 
-Kafka's own names are used where Kafka has one (`num.partitions`, `retention.ms`, ...).
+Every setting is a row of `settings_table.SETTINGS` (Kafka's name where Kafka has one).
 Precedence: defaults < file < environment (`CONTEXTPLANE_` + the name upper-cased with
-dots as underscores, e.g. CONTEXTPLANE_NUM_PARTITIONS) < explicit overrides.
+dots as underscores, e.g. CONTEXTPLANE_NUM_PARTITIONS) < explicit overrides (`--set`).
+Within one source, when several names set one field, Kafka's order decides
+(`log.retention.ms` over `log.retention.minutes` over `log.retention.hours`).
+
+A name that is not in the table is an error naming the closest known one, unless it is a
+Kafka broker setting in `settings_table.IGNORED` (`zookeeper.*`, `num.network.threads`,
+...): those have no effect here, are accepted so that Kafka's server.properties files keep
+working, and are reported once at start.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contextplane import limits
+from contextplane.settings_table import (
+    ENV_PREFIX,
+    IGNORED,
+    SETTINGS,
+    TOOL_VARIABLES,
+    UNSUPPORTED,
+    Setting,
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,8 @@ class Settings:
     max_connections_per_ip_overrides: str = ""
     queued_max_request_bytes: int = limits.QUEUED_REQUEST_BYTES_MAX
     request_receive_timeout_ms: int = limits.REQUEST_RECEIVE_TIMEOUT_MS
-    extra: dict[str, str] = field(default_factory=dict)
+    # Kafka settings given that have no effect here: name -> why (reported at start).
+    ignored: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -82,71 +100,106 @@ class Settings:
         return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
 
 
-# Kafka property name -> Settings attribute.
-_NAMES = {
-    "data.dir": "data_dir",
-    "log.dirs": "data_dir",
-    "listener.host": "host",
-    "listener.port": "port",
-    "advertised.host": "advertised_host",
-    "advertised.port": "advertised_port",
-    "node.id": "node_id",
-    "object.store.url": "object_store_url",
-    "metadata.url": "metadata_url",
-    "num.partitions": "num_partitions",
-    "default.replication.factor": "default_replication_factor",
-    "auto.create.topics.enable": "auto_create_topics_enable",
-    "retention.ms": "retention_ms",
-    "log.retention.ms": "retention_ms",
-    "retention.bytes": "retention_bytes",
-    "log.retention.bytes": "retention_bytes",
-    "message.max.bytes": "message_max_bytes",
-    "message.max.decompression.ratio": "message_max_decompression_ratio",
-    "socket.request.max.bytes": "socket_request_max_bytes",
-    "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
-    "upload.bytes": "upload_bytes",
-    "log.segment.bytes": "segment_bytes",
-    "upload.interval.ms": "upload_interval_ms",
-    "log.roll.ms": "segment_ms",
-    "wal.fsync": "wal_fsync",
-    "wal.segment.bytes": "wal_segment_bytes",
-    "log.cache.bytes": "log_cache_bytes",
-    "log.retention.check.interval.ms": "retention_check_interval_ms",
-    # storage under pressure
-    "memory.budget.bytes": "memory_budget_bytes",
-    "wal.backlog.bytes": "wal_backlog_bytes",
-    "metadata.reserved.bytes": "metadata_reserved_bytes",
-    "object.store.request.timeout.ms": "object_store_request_timeout_ms",
-    "shutdown.timeout.ms": "shutdown_timeout_ms",
-    "connections.max.idle.ms": "connections_max_idle_ms",
-    "max.connections": "max_connections",
-    "max.connections.per.ip": "max_connections_per_ip",
-    "max.connections.per.ip.overrides": "max_connections_per_ip_overrides",
-    "queued.max.request.bytes": "queued_max_request_bytes",
-    "request.receive.timeout.ms": "request_receive_timeout_ms",
-}
-
-
 class SettingsError(ValueError):
-    """A setting's value or the config file's syntax is invalid; the message names it."""
+    """A setting's name or value, or the config file's syntax, is invalid; the message
+    names it."""
 
 
-def _coerce(attr: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in dataclasses.fields(Settings)}[attr]
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper().replace(".", "_")
+
+
+# Every accepted name -> (precedence within one source, its row).
+_BY_NAME: dict[str, tuple[int, Setting]] = {
+    name: (rank, setting)
+    for rank, (name, setting) in enumerate(
+        (name, setting) for setting in SETTINGS for name in setting.names
+    )
+}
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+
+
+def ignored_reason(name: str, value: object) -> str | None:
+    """Why a Kafka setting has no effect here, or None when it is not one; raises when it
+    must not be ignored (a security setting, or a value that would change behaviour)."""
+    for unsupported in UNSUPPORTED:
+        if unsupported.matches(name):
+            raise SettingsError(f"setting {name!r} is not supported: {unsupported.reason}")
+    for ignored in IGNORED:
+        if ignored.matches(name):
+            if ignored.accepts and str(value).strip().lower() not in ignored.accepts:
+                raise SettingsError(
+                    f"setting {name}={value} is not supported: {ignored.reason} "
+                    f"(accepted: {', '.join(ignored.accepts)})"
+                )
+            return f"no effect: {ignored.reason}"
+    return None
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def _unknown(name: str, origin: str) -> SettingsError:
+    known = list(_BY_NAME) + [i.pattern for i in IGNORED if not i.pattern.endswith("*")]
+    message = f"unknown setting {name!r}"
+    suggestion = _closest(name, known)
+    if suggestion is not None:
+        message += f"; did you mean {suggestion!r}?"
+    else:
+        message += " (the settings are listed in README.md)"
+    return SettingsError(message if origin == "--set" else f"{origin}: {message}")
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Settings given as CONTEXTPLANE_<NAME> variables; an unknown one is an error."""
+    by_env = {env_name(name): name for name in _BY_NAME}
+    by_env.update({env_name(i.pattern): i.pattern for i in IGNORED if "*" not in i.pattern})
+    found: dict[str, str] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in TOOL_VARIABLES:
+            continue
+        name = by_env.get(key)
+        if name is None:
+            prefixes = [env_name(i.pattern[:-1]) for i in IGNORED if i.pattern.endswith("*")]
+            if any(key.startswith(prefix) for prefix in prefixes):
+                name = key.removeprefix(ENV_PREFIX).lower().replace("_", ".")
+            else:
+                message = f"unknown setting in the environment: {key}"
+                suggestion = _closest(key, list(by_env))
+                if suggestion is not None:
+                    message += f"; did you mean {suggestion}?"
+                raise SettingsError(message)
+        found[name] = value
+    return found
+
+
+def _coerce(setting: Setting, name: str, raw: Any) -> Any:
+    kind = _FIELD_TYPES[setting.attr]
     if not isinstance(raw, str):
-        return raw
-    try:
-        if kind == "Path":
-            return Path(raw)
-        if kind == "bool":
-            if raw.lower() not in ("true", "false"):
-                raise ValueError(raw)
-            return raw.lower() == "true"
-        if kind in ("int", "int | None"):
-            return int(raw)
-    except ValueError:
-        raise SettingsError(f"setting {attr!r}: {raw!r} is not a valid {kind}") from None
-    return raw
+        value: Any = raw
+    else:
+        text = raw.strip()
+        if kind == "Path" and "," in text:
+            raise SettingsError(f"setting {name!r}: {raw!r}: this broker uses one directory")
+        try:
+            if kind == "Path":
+                value = Path(text)
+            elif kind == "bool":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                value = text.lower() == "true"
+            elif kind in ("int", "int | None"):
+                value = int(text)
+            else:
+                value = text
+        except ValueError:
+            readable = {"bool": "boolean (true or false)", "int | None": "int"}.get(kind, kind)
+            raise SettingsError(f"setting {name!r}: {raw!r} is not a valid {readable}") from None
+    if setting.scale != 1 and isinstance(value, int):
+        value = -1 if value < 0 else value * setting.scale
+    return value
 
 
 def parse_connection_overrides(text: str) -> dict[str, int]:
@@ -211,22 +264,28 @@ def load_settings(
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    raw: dict[str, Any] = {}
+    sources: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
-        raw.update(parse_properties(config_file.read_text()))
-    env = os.environ if environ is None else environ
-    for name in _NAMES:
-        key = "CONTEXTPLANE_" + name.upper().replace(".", "_")
-        if key in env:
-            raw[name] = env[key]
-    raw.update(overrides or {})
+        sources.append((str(config_file), parse_properties(config_file.read_text())))
+    environment = _from_environment(os.environ if environ is None else environ)
+    sources.append(("the environment", environment))
+    sources.append(("--set", dict(overrides or {})))
     values: dict[str, Any] = {}
-    extra: dict[str, str] = {}
-    attrs = {f.name for f in dataclasses.fields(Settings)}
-    for name, value in raw.items():
-        attr = _NAMES.get(name, name if name in attrs else None)
-        if attr is None:
-            extra[name] = str(value)
-            continue
-        values[attr] = _coerce(attr, value)
-    return _check(Settings(**values, extra=extra))
+    ignored: dict[str, str] = {}
+    for origin, given in sources:
+        chosen: dict[str, tuple[int, Setting, str, Any]] = {}
+        for name, value in given.items():
+            known = _BY_NAME.get(name)
+            if known is None:
+                reason = ignored_reason(name, value)
+                if reason is None:
+                    raise _unknown(name, origin)
+                ignored[name] = reason
+                continue
+            rank, setting = known
+            current = chosen.get(setting.attr)
+            if current is None or rank < current[0]:
+                chosen[setting.attr] = (rank, setting, name, value)
+        for attr, (_, setting, name, value) in chosen.items():
+            values[attr] = _coerce(setting, name, value)
+    return _check(Settings(**values, ignored=ignored))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from contextplane.logsafe import EscapingFormatter
-from contextplane.settings import SettingsError, load_settings
+from contextplane.settings import Settings, SettingsError, load_settings
 
 # Time beyond shutdown.timeout.ms for everything but the final upload.
 _SHUTDOWN_SLACK_S = 5.0
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         overrides[name] = value
     for name, value in (
-        ("data.dir", args.data_dir),
+        ("log.dirs", args.data_dir),
         ("listener.host", args.host),
         ("listener.port", args.port),
         ("object.store.url", args.object_store),
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, OSError) as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
+    report_ignored(settings)
     try:
         import uvloop
 
@@ -78,20 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _run(settings: object) -> None:
+def report_ignored(settings: Settings) -> None:
+    """Kafka settings given that have no effect here: each named once, at start."""
+    for name, reason in settings.ignored.items():
+        logging.getLogger("contextplane").warning("setting %s ignored (%s)", name, reason)
+
+
+async def _run(settings: Settings) -> None:
     from contextplane.broker.app import Broker
 
-    broker = Broker(settings)  # type: ignore[arg-type]
+    broker = Broker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
-    print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)  # type: ignore[attr-defined]
+    print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
     await stop.wait()
     logging.getLogger("contextplane").info("shutting down")
     # Storage close is bounded by shutdown.timeout.ms; the slack covers the rest.
-    deadline_s = settings.shutdown_timeout_ms / 1000 + _SHUTDOWN_SLACK_S  # type: ignore[attr-defined]
+    deadline_s = settings.shutdown_timeout_ms / 1000 + _SHUTDOWN_SLACK_S
     try:
         await asyncio.wait_for(broker.stop(), deadline_s)
     except TimeoutError:

@@ -1,0 +1,382 @@
+"""The table of every broker setting, and of the Kafka broker settings that have no effect here.
+
+`SETTINGS` names each setting (Kafka's name where Kafka has one), the `Settings` field it
+sets, its unit and its meaning; type and default are the field's. The README's settings
+table is rendered from it (`python -m contextplane.settings_doc --update-readme README.md`),
+and a test fails when the two disagree. `IGNORED` lists Kafka broker settings accepted with
+no effect, so Kafka's server.properties files keep working; `UNSUPPORTED` lists those that
+are refused because ignoring them would change what a client may do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENV_PREFIX = "CONTEXTPLANE_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table. Its type and default are those of the field."""
+
+    name: str  # Kafka's name where Kafka has one
+    attr: str  # the Settings field it sets
+    unit: str
+    meaning: str
+    aliases: tuple[str, ...] = ()  # also accepted, after `name` in precedence
+    # A given value is multiplied by this (log.retention.hours sets retention_ms); a
+    # negative one stays -1 (no limit), as Kafka converts it.
+    scale: int = 1
+    # The README's default when the field's own default needs words (derived values).
+    default_text: str | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "log.dirs",
+        "data_dir",
+        "",
+        "the one data directory: metadata, WAL and `file://` objects",
+        aliases=("log.dir", "data.dir"),
+        default_text="`./data`",
+    ),
+    Setting("listener.host", "host", "", "the address the listener binds"),
+    Setting("listener.port", "port", "", "the listener's port (0: any free port)"),
+    Setting(
+        "advertised.host",
+        "advertised_host",
+        "",
+        "the host Metadata and FindCoordinator tell clients",
+        default_text="`listener.host`",
+    ),
+    Setting(
+        "advertised.port",
+        "advertised_port",
+        "",
+        "the port Metadata and FindCoordinator tell clients",
+        default_text="the bound port",
+    ),
+    Setting("node.id", "node_id", "", "this broker's id", aliases=("broker.id",)),
+    Setting(
+        "object.store.url",
+        "object_store_url",
+        "",
+        "`file://`, `memory://` (tests) or `s3://bucket?endpoint=...&region=...`",
+        default_text="`file://<log.dirs>/objects`",
+    ),
+    Setting(
+        "metadata.url",
+        "metadata_url",
+        "",
+        "the metadata store",
+        default_text="`sqlite:///<log.dirs>/metadata.db`",
+    ),
+    Setting(
+        "num.partitions",
+        "num_partitions",
+        "",
+        "partitions of an auto-created topic, or of CreateTopics with -1",
+    ),
+    Setting(
+        "default.replication.factor",
+        "default_replication_factor",
+        "",
+        "replication factor of CreateTopics with -1 (durability comes from the WAL and "
+        "object storage: only 1 is possible)",
+    ),
+    Setting(
+        "auto.create.topics.enable",
+        "auto_create_topics_enable",
+        "",
+        "Metadata for an unknown topic creates it",
+    ),
+    Setting(
+        "log.retention.ms",
+        "retention_ms",
+        "ms",
+        "delete closed segments whose newest record is older than this (topic "
+        "`retention.ms` overrides); -1: no limit",
+        aliases=("retention.ms",),
+    ),
+    Setting(
+        "log.retention.minutes",
+        "retention_ms",
+        "minutes",
+        "`log.retention.ms` in minutes, when that is not given",
+        scale=60_000,
+        default_text="unset",
+    ),
+    Setting(
+        "log.retention.hours",
+        "retention_ms",
+        "hours",
+        "`log.retention.ms` in hours, when neither that nor `log.retention.minutes` is given",
+        scale=3_600_000,
+    ),
+    Setting(
+        "log.retention.bytes",
+        "retention_bytes",
+        "bytes",
+        "keep at most this many bytes per partition (topic `retention.bytes` overrides); "
+        "-1: no limit",
+        aliases=("retention.bytes",),
+    ),
+    Setting(
+        "log.retention.check.interval.ms",
+        "retention_check_interval_ms",
+        "ms",
+        "how often retention runs (Kafka's default is 300000)",
+    ),
+    Setting(
+        "log.segment.bytes",
+        "segment_bytes",
+        "bytes",
+        "segment size for retention (topic `segment.bytes` overrides): only closed segments "
+        "are deleted, as in Kafka",
+    ),
+    Setting(
+        "log.roll.ms",
+        "segment_ms",
+        "ms",
+        "segment age for retention (topic `segment.ms` overrides)",
+    ),
+    Setting(
+        "log.roll.hours",
+        "segment_ms",
+        "hours",
+        "`log.roll.ms` in hours, when that is not given",
+        scale=3_600_000,
+    ),
+    Setting(
+        "message.max.bytes",
+        "message_max_bytes",
+        "bytes",
+        "largest record batch (topic `max.message.bytes` overrides)",
+    ),
+    Setting(
+        "message.max.decompression.ratio",
+        "message_max_decompression_ratio",
+        "",
+        "a compressed batch whose records decompress to more than this many times the "
+        "topic's `max.message.bytes` is refused (MESSAGE_TOO_LARGE); decompression stops there",
+    ),
+    Setting(
+        "socket.request.max.bytes",
+        "socket_request_max_bytes",
+        "bytes",
+        "largest request frame; larger ones close the connection",
+    ),
+    Setting(
+        "group.initial.rebalance.delay.ms",
+        "group_initial_rebalance_delay_ms",
+        "ms",
+        "wait for more members before the first rebalance of a group",
+    ),
+    Setting(
+        "upload.bytes",
+        "upload_bytes",
+        "bytes",
+        "upload a multi-partition object at this many pending bytes",
+    ),
+    Setting("upload.interval.ms", "upload_interval_ms", "ms", "... or after this long"),
+    Setting(
+        "wal.fsync",
+        "wal_fsync",
+        "",
+        "fdatasync the WAL before acknowledging (turn off only for experiments)",
+    ),
+    Setting(
+        "wal.segment.bytes",
+        "wal_segment_bytes",
+        "bytes",
+        "a WAL segment is rolled at this size; segments are deleted once uploaded",
+    ),
+    Setting(
+        "memory.budget.bytes",
+        "memory_budget_bytes",
+        "bytes",
+        "one budget for the log cache, block cache and in-flight uploads and reads; batches "
+        "waiting for upload may leave memory (the WAL has them)",
+    ),
+    Setting(
+        "log.cache.bytes",
+        "log_cache_bytes",
+        "bytes",
+        "cap on the log cache inside the memory budget",
+    ),
+    Setting(
+        "wal.backlog.bytes",
+        "wal_backlog_bytes",
+        "bytes",
+        "un-uploaded WAL bytes at which produce is refused (KAFKA_STORAGE_ERROR, retriable); "
+        "from half of it (or of the memory budget) produce is throttled (`throttle_time_ms`, "
+        "up to 1 s)",
+    ),
+    Setting(
+        "metadata.reserved.bytes",
+        "metadata_reserved_bytes",
+        "bytes",
+        "disk space kept for metadata commits, released when the disk is full so uploads can "
+        "drain the WAL",
+    ),
+    Setting(
+        "object.store.request.timeout.ms",
+        "object_store_request_timeout_ms",
+        "ms",
+        "bound on one object store request, retries included; a read of an unreachable store "
+        "then answers KAFKA_STORAGE_ERROR",
+    ),
+    Setting(
+        "shutdown.timeout.ms",
+        "shutdown_timeout_ms",
+        "ms",
+        "a clean stop uploads for at most this long; the rest stays in the WAL for the next start",
+    ),
+    Setting(
+        "connections.max.idle.ms",
+        "connections_max_idle_ms",
+        "ms",
+        "close a connection with nothing in progress after this long (Kafka's)",
+    ),
+    Setting(
+        "max.connections",
+        "max_connections",
+        "",
+        "connections open at once; at the limit new ones wait in the listen backlog, as in "
+        "Kafka (also capped at `RLIMIT_NOFILE` − 256, so the broker keeps descriptors for "
+        "its own files)",
+    ),
+    Setting(
+        "max.connections.per.ip",
+        "max_connections_per_ip",
+        "",
+        "connections per client address; an extra one is closed at once",
+    ),
+    Setting(
+        "max.connections.per.ip.overrides",
+        "max_connections_per_ip_overrides",
+        "",
+        "per-address limits, `host:count,host:count`",
+        default_text="empty",
+    ),
+    Setting(
+        "queued.max.request.bytes",
+        "queued_max_request_bytes",
+        "bytes",
+        "bytes of requests read but not yet handled, unfinished frames included; when "
+        "reached, no new frame is read until they drain (Kafka's default is -1, unbounded: "
+        "here one largest frame)",
+    ),
+    Setting(
+        "request.receive.timeout.ms",
+        "request_receive_timeout_ms",
+        "ms",
+        "a frame must arrive within this long of its first byte, or the connection is closed "
+        "(librdkafka's `socket.timeout.ms`: a client has given up on a request by then)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class KafkaSetting:
+    """A Kafka broker setting (or a family of them) that this broker does not implement,
+    and why."""
+
+    pattern: str  # a name, or a prefix ending in "*"
+    reason: str
+    # Values that have no effect, when only some do (any other is an error); empty: any.
+    accepts: tuple[str, ...] = ()
+
+    def matches(self, name: str) -> bool:
+        if self.pattern.endswith("*"):
+            return name.startswith(self.pattern[:-1])
+        return name == self.pattern
+
+
+_ONE_NODE = "one broker, no controller quorum; leadership is in the metadata store"
+_NO_INTERNAL_TOPICS = (
+    "no internal topics; group offsets and producer state are in the metadata store"
+)
+_ONE_LOOP = "one asyncio event loop serves every connection"
+_ONE_LISTENER = (
+    "one PLAINTEXT listener, set by listener.host and listener.port "
+    "(advertised.host and advertised.port for what clients are told)"
+)
+_NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
+
+IGNORED: tuple[KafkaSetting, ...] = (
+    KafkaSetting("zookeeper.*", "no ZooKeeper; metadata is in the metadata store"),
+    KafkaSetting("process.roles", _ONE_NODE),
+    KafkaSetting("controller.*", _ONE_NODE),
+    KafkaSetting("inter.broker.listener.name", _ONE_NODE),
+    KafkaSetting("security.inter.broker.protocol", _ONE_NODE, accepts=("plaintext",)),
+    KafkaSetting("broker.rack", _ONE_NODE),
+    KafkaSetting("auto.leader.rebalance.enable", _ONE_NODE),
+    KafkaSetting("metadata.log.*", "metadata is in the metadata store"),
+    KafkaSetting("listeners", _ONE_LISTENER),
+    KafkaSetting("advertised.listeners", _ONE_LISTENER),
+    KafkaSetting("listener.security.protocol.map", _ONE_LISTENER),
+    KafkaSetting("num.network.threads", _ONE_LOOP),
+    KafkaSetting("num.io.threads", _ONE_LOOP),
+    KafkaSetting("background.threads", _ONE_LOOP),
+    KafkaSetting("num.recovery.threads.per.data.dir", "recovery replays the WAL tail once"),
+    KafkaSetting("socket.send.buffer.bytes", "the operating system's socket buffers are used"),
+    KafkaSetting(
+        "socket.receive.buffer.bytes",
+        "the operating system's socket buffers are used",
+    ),
+    KafkaSetting(
+        "log.flush.*",
+        "every batch is fdatasynced to the WAL before it is acknowledged (wal.fsync)",
+    ),
+    KafkaSetting("log.cleaner.*", "compaction of keys (cleanup.policy=compact) is not built yet"),
+    KafkaSetting("log.index.*", "no per-partition segment files; each object has its own index"),
+    KafkaSetting("log.preallocate", "no per-partition segment files"),
+    KafkaSetting("log.segment.delete.delay.ms", "no per-partition segment files"),
+    KafkaSetting("log.roll.jitter.*", "segments follow uploaded objects"),
+    KafkaSetting("offsets.topic.*", _NO_INTERNAL_TOPICS),
+    KafkaSetting("transaction.state.log.*", _NO_INTERNAL_TOPICS),
+    KafkaSetting("share.coordinator.state.topic.*", _NO_INTERNAL_TOPICS),
+    KafkaSetting(
+        "offsets.retention.minutes",
+        "committed offsets are kept until their group or topic is deleted",
+    ),
+    KafkaSetting("replica.*", _NO_REPLICAS),
+    KafkaSetting("num.replica.fetchers", _NO_REPLICAS),
+    KafkaSetting("min.insync.replicas", _NO_REPLICAS),
+    KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),
+    KafkaSetting(
+        "controlled.shutdown.*",
+        "one broker; a clean stop uploads for at most shutdown.timeout.ms",
+    ),
+    KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
+)
+
+# Kafka settings that would change what a client may do if they were honoured: refused,
+# never ignored.
+_NO_ACLS = "ACLs are not supported yet (every principal may do anything)"
+UNSUPPORTED: tuple[KafkaSetting, ...] = (
+    KafkaSetting("ssl.*", "TLS is not supported yet"),
+    KafkaSetting("sasl.*", "SASL is not supported yet"),
+    KafkaSetting("listener.name.*", "per-listener security is not supported yet"),
+    KafkaSetting("authorizer.class.name", _NO_ACLS),
+    KafkaSetting("super.users", _NO_ACLS),
+)
+
+# Variables with the CONTEXTPLANE_ prefix that configure tools and tests, not the broker.
+TOOL_VARIABLES = frozenset(
+    ENV_PREFIX + name
+    for name in (
+        "CACHE",
+        "FUZZ_SCALE",
+        "FUZZ_SHRINK",
+        "GROUPS_REFERENCE",
+        "KAFKA_CLIENTS_VERSION",
+        "KAFKA_VERSION",
+        "KCAT_PLAIN",
+    )
+)
