@@ -1,0 +1,35 @@
+"""The test command: a selection that collects nothing fails instead of passing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "pytest"), "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_no_tests_collected_is_a_failure() -> None:
+    # pytest itself exits 5 here; the command turns that into a failure.
+    result = run_pytest("-m", "slow and not slow", "tests/test_test_command.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pytest collected no tests: failing" in result.stderr
+
+
+def test_the_quick_subset_leaves_out_the_slow_tests() -> None:
+    # test_crash.py's kill -9 scenarios are all marked slow.
+    crash, here = "tests/e2e/test_crash.py", "tests/test_test_command.py"
+    result = run_pytest("-m", "not slow", "--collect-only", crash, here)
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected and all(line.startswith(here) for line in collected), collected
+    assert "deselected" in result.stdout.splitlines()[-1]
