@@ -16,6 +16,7 @@ from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 API_VERSIONS, CREATE_TOPICS, DELETE_RECORDS, INIT_PRODUCER_ID = 18, 19, 21, 22
@@ -267,13 +268,9 @@ def test_missing_object_fails_only_its_partition(tmp_path) -> None:  # type: ign
         with RawClient(broker.bootstrap) as raw:
             create(raw, "split", 2)
             produce(raw, "split", record_batch([b"first"]), partition=0)
-            deadline = time.monotonic() + 10
-            while not list(objects.rglob("*.obj")) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            first = set(objects.rglob("*.obj"))
+            first = wait_until(lambda: set(objects.rglob("*.obj")), 10, "the first upload")
             produce(raw, "split", record_batch([b"second"]), partition=1)
-            while set(objects.rglob("*.obj")) == first and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: set(objects.rglob("*.obj")) != first, 10, "the second upload")
         broker.restart()  # empty caches: reads must go to the objects
         for path in first:
             path.unlink()

@@ -12,21 +12,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.e2e.test_produce_fetch import consume_all
 from tests.support.broker import BrokerProcess
+from tests.support.wait import wait_until
 
 DAY_MS = 24 * 3600 * 1000
 
 
 def object_files(broker: BrokerProcess) -> set[Path]:
     return set((broker.data_dir / "objects").rglob("*.obj"))
-
-
-def wait_for(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def earliest(bootstrap: str, topic: str) -> int:
@@ -69,12 +61,15 @@ def test_time_retention_deletes_old_objects_and_keeps_the_rest(
     create(broker.bootstrap, "aged", **{"retention.ms": str(DAY_MS), "segment.ms": "1"})
     now = int(time.time() * 1000)
     produce(broker.bootstrap, "aged", [b"old-%d" % i for i in range(100)], now - 3 * DAY_MS)
-    wait_for(lambda: len(object_files(broker)) >= 1)
+    wait_until(lambda: object_files(broker), 20, "the old records are uploaded")
     old_objects = object_files(broker)
-    time.sleep(0.05)  # the next upload is a later segment
+    # segment.ms=1 compares the uploads' wall-clock times: the next upload must come at
+    # least a millisecond later to start a new segment, and no event outside the broker
+    # says when the first one's time was taken.
+    time.sleep(0.05)
     produce(broker.bootstrap, "aged", [b"new-%d" % i for i in range(50)], now)
-    wait_for(lambda: earliest(broker.bootstrap, "aged") == 100)
-    wait_for(lambda: not (old_objects & object_files(broker)))
+    wait_until(lambda: earliest(broker.bootstrap, "aged") == 100, 20, "the log start moves")
+    wait_until(lambda: not (old_objects & object_files(broker)), 20, "old objects deleted")
     remaining = consume_all(broker.bootstrap, "aged", 1, 50)
     assert [m.value() for m in remaining] == [b"new-%d" % i for i in range(50)]
     assert [m.offset() for m in remaining] == list(range(100, 150))
@@ -88,12 +83,14 @@ def test_size_retention_keeps_the_newest_bytes(retaining_broker: BrokerProcess) 
     now = int(time.time() * 1000)
     for round_ in range(6):  # six objects of ~10 KB each
         produce(broker.bootstrap, "sized", [bytes([round_]) * 1000] * 10, now)
-        wait_for(
+        wait_until(
             lambda r=round_: (
                 len(object_files(broker)) >= r + 1 or earliest(broker.bootstrap, "sized") > 0
-            )
+            ),
+            20,
+            f"round {round_} is uploaded",
         )
-    wait_for(lambda: earliest(broker.bootstrap, "sized") >= 30)
+    wait_until(lambda: earliest(broker.bootstrap, "sized") >= 30, 20, "the log start moves")
     start = earliest(broker.bootstrap, "sized")
     remaining = consume_all(broker.bootstrap, "sized", 1, 60 - start)
     assert [m.offset() for m in remaining] == list(range(start, 60))
@@ -111,7 +108,26 @@ def test_active_segment_is_kept_even_with_old_timestamps(
     now = int(time.time() * 1000)
     for round_ in range(3):
         produce(broker.bootstrap, "history", [b"%d" % round_] * 10, now - 30 * DAY_MS)
-        wait_for(lambda r=round_: len(object_files(broker)) >= r + 1)
-    time.sleep(1.0)  # several retention passes
+        wait_until(
+            lambda r=round_: len(object_files(broker)) >= r + 1, 20, f"round {round_} uploaded"
+        )
+    # Retention has run over "history" once it has deleted old records of a topic produced
+    # after it: each round of "control" is uploaded on its own, and once two uploads are a
+    # millisecond apart (segment.ms=1) the older one is a closed, expired segment.
+    create(broker.bootstrap, "control", **{"retention.ms": str(DAY_MS), "segment.ms": "1"})
+
+    def control_trimmed() -> bool:
+        if earliest(broker.bootstrap, "control") > 0:
+            return True
+        uploaded = len(object_files(broker))
+        produce(broker.bootstrap, "control", [b"old"] * 10, now - 30 * DAY_MS)
+        wait_until(
+            lambda: len(object_files(broker)) > uploaded or earliest(broker.bootstrap, "control"),
+            20,
+            "a control round is uploaded",
+        )
+        return False
+
+    wait_until(control_trimmed, 30, "retention deletes the control topic's old records")
     assert earliest(broker.bootstrap, "history") == 0
     assert len(consume_all(broker.bootstrap, "history", 1, 30)) == 30

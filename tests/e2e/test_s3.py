@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
 from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401 - fixture
+from tests.support.wait import wait_until
 
 PARTITIONS = 4
 ROUNDS = 8
@@ -112,6 +113,7 @@ def test_objects_on_s3_serve_reads_before_and_after_restart(
 
         total = ROUNDS * PER_ROUND
         for round_ in range(ROUNDS):
+            uploaded = len(_object_keys(seaweedfs, prefix))
             for i in range(round_ * PER_ROUND, (round_ + 1) * PER_ROUND):
                 producer.produce(
                     topic,
@@ -121,7 +123,12 @@ def test_objects_on_s3_serve_reads_before_and_after_restart(
                     on_delivery=on_delivery,
                 )
             assert producer.flush(30) == 0
-            time.sleep(0.15)  # let an upload happen between rounds: several objects
+            # Each round in objects of its own: the reads below cross several objects.
+            wait_until(
+                lambda n=uploaded: len(_object_keys(seaweedfs, prefix)) > n,
+                30,
+                f"round {round_} is uploaded",
+            )
         assert not errors, errors[:5]
         assert len(delivered) == total
 
@@ -137,13 +144,12 @@ def test_objects_on_s3_serve_reads_before_and_after_restart(
 
         # Every byte produced must reach the bucket (objects carry batches plus an index).
         payload_bytes = sum(len(k) + len(v) for log in expected.values() for k, v in log.values())
-        deadline = time.monotonic() + 30
-        while True:
+
+        def covering() -> list[tuple[str, int]] | None:
             objects = _object_keys(seaweedfs, prefix)
-            if sum(size for _, size in objects) >= payload_bytes:
-                break
-            assert time.monotonic() < deadline, f"objects never covered the data: {objects}"
-            time.sleep(0.2)
+            return objects if sum(size for _, size in objects) >= payload_bytes else None
+
+        objects = wait_until(covering, 30, "objects cover every byte produced")
         assert len(objects) >= 2, objects
         assert all(key.startswith("objects/") and key.endswith(".obj") for key, _ in objects)
 

@@ -6,27 +6,11 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from tests.support.rawclient import RawClient
 
-T = TypeVar("T")
-
 API_VERSIONS = 18
-
-
-def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s}s: {what}")
-        time.sleep(0.05)
 
 
 def descriptors(pid: int) -> tuple[int, int]:

@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.hostile.observe import api_versions, descriptors, listen_queue, wait_until
+from tests.hostile.observe import api_versions, descriptors, listen_queue
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
 
 JOIN_GROUP, DELETE_GROUPS = 11, 42
 

@@ -28,6 +28,7 @@ from tests.hostile.support import (
 )
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 TOPIC = "diskfull"
 PARTITIONS = 2
@@ -108,13 +109,6 @@ def stop_quietly(broker: BrokerProcess) -> None:
         broker.stop()
     except RuntimeError as exc:
         print(f"broker stop: {exc}")
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.hostile.observe import wait_until
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
 
 PRODUCE, OFFSET_COMMIT, JOIN_GROUP, LEAVE_GROUP = 0, 8, 11, 13
 CREATE_TOPICS, DELETE_TOPICS = 19, 20

@@ -36,6 +36,7 @@ from tests.hostile.support import (
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
 from tests.support.seaweedfs import SeaweedFS
+from tests.support.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,6 @@ def object_sizes(store: SeaweedFS, prefix: str) -> list[int]:
     for chunk in obstore.list(store.store(prefix)):
         sizes.extend(int(item["size"]) for item in chunk)
     return sizes
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class AckingProducer:

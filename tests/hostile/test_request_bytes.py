@@ -15,11 +15,11 @@ from tests.hostile.observe import (
     api_versions,
     descriptors,
     frame_header,
-    wait_until,
 )
 from tests.hostile.support import proc_status_kib
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 MIB = 1024 * 1024
 PRODUCE, FETCH, CREATE_TOPICS = 0, 1, 19

@@ -22,6 +22,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.authorizer import AllowEverything
 from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
+from tests.support.wait import wait_until_async
 
 API_VERSIONS = 18
 
@@ -39,14 +40,6 @@ def _request(correlation_id: int) -> bytes:
     header = struct.pack(">hhih", API_VERSIONS, 3, correlation_id, 1) + b"c" + b"\x00"
     payload = header + body.getvalue()
     return struct.pack(">i", len(payload)) + payload
-
-
-async def _wait_for(condition: Any, what: str) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(what)
 
 
 async def _scenario() -> None:
@@ -67,10 +60,12 @@ async def _scenario() -> None:
             assert struct.unpack_from(">i", frame)[0] == i
         # An unfinished frame takes the budget; the next ones wait for it.
         writers[1].write(struct.pack(">i", 2 * 1024 * 1024) + b"\0" * 500_000)
-        await _wait_for(lambda: listener.memory.used >= 2 * 1024 * 1024, "first admitted")
+        await wait_until_async(
+            lambda: listener.memory.used >= 2 * 1024 * 1024, 10, "first admitted"
+        )
         for writer in writers[2:4]:
             writer.write(struct.pack(">i", 300_000) + b"\0" * 1000)
-        await _wait_for(lambda: listener.memory.waiting == 2, "two frames wait")
+        await wait_until_async(lambda: listener.memory.waiting == 2, 10, "two frames wait")
         # A small request still passes on a connection's free allowance.
         writers[4].write(_request(7))
         size = struct.unpack(">i", await readers[4].readexactly(4))[0]
@@ -78,12 +73,12 @@ async def _scenario() -> None:
         # A frame that is waiting, and the frame that holds the budget, go away.
         writers[2].close()
         writers[1].close()
-        await _wait_for(lambda: listener.memory.waiting == 0, "the last waiter admitted")
+        await wait_until_async(lambda: listener.memory.waiting == 0, 10, "the last waiter admitted")
         assert listener.quotas.total == 4
         for writer in writers[3:]:
             writer.close()
         writers[0].close()
-        await _wait_for(lambda: not listener.connections, "every connection closed")
+        await wait_until_async(lambda: not listener.connections, 10, "every connection closed")
         assert listener.memory.used == 0
         assert listener.quotas.total == 0
     finally:
