@@ -5,23 +5,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
+
+# Brokers run inside the test process (tests/support/inprocess.py). A test that needs a
+# process of its own (kill -9, signals, its log file, its descriptors or memory) starts a
+# tests.support.broker.BrokerProcess itself.
+FAST_JOINS = {"group.initial.rebalance.delay.ms": "0"}
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+def broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     """A fresh broker per test, with fast group joins."""
-    process = BrokerProcess(
-        tmp_path / "broker", settings={"group.initial.rebalance.delay.ms": "0"}
-    ).start()
-    yield process
-    process.stop()
+    running = InProcessBroker(tmp_path / "broker", settings=dict(FAST_JOINS)).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
-def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
     """One broker for a whole module of tests that use distinct topics."""
     data = tmp_path_factory.mktemp("shared") / "broker"
-    process = BrokerProcess(data, settings={"group.initial.rebalance.delay.ms": "0"}).start()
-    yield process
-    process.stop()
+    running = InProcessBroker(data, settings=dict(FAST_JOINS)).start()
+    yield running
+    running.stop()

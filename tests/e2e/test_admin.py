@@ -14,11 +14,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 
 
 @pytest.fixture
-def admin(shared_broker: BrokerProcess) -> AdminClient:
+def admin(shared_broker: InProcessBroker) -> AdminClient:
     return AdminClient({"bootstrap.servers": shared_broker.bootstrap})
 
 
@@ -72,7 +72,7 @@ def test_create_partitions(admin: AdminClient) -> None:
     assert error_name(missing) == "UNKNOWN_TOPIC_OR_PART"
 
 
-def test_delete_topic_removes_data(admin: AdminClient, shared_broker: BrokerProcess) -> None:
+def test_delete_topic_removes_data(admin: AdminClient, shared_broker: InProcessBroker) -> None:
     admin.create_topics([NewTopic("admin-gone", 1)])["admin-gone"].result(10)
     producer = Producer({"bootstrap.servers": shared_broker.bootstrap, "acks": "all"})
     producer.produce("admin-gone", value=b"x")
@@ -116,7 +116,7 @@ def test_alter_and_incremental_alter_configs(admin: AdminClient) -> None:
 
 
 def test_describe_cluster_and_broker_configs(
-    admin: AdminClient, shared_broker: BrokerProcess
+    admin: AdminClient, shared_broker: InProcessBroker
 ) -> None:
     cluster = admin.describe_cluster().result(10)
     assert [(n.id, n.host, n.port) for n in cluster.nodes] == [(1, "127.0.0.1", shared_broker.port)]
@@ -127,7 +127,7 @@ def test_describe_cluster_and_broker_configs(
 
 
 def test_delete_records_moves_low_watermark(
-    admin: AdminClient, shared_broker: BrokerProcess
+    admin: AdminClient, shared_broker: InProcessBroker
 ) -> None:
     admin.create_topics([NewTopic("admin-trunc", 1)])["admin-trunc"].result(10)
     producer = Producer({"bootstrap.servers": shared_broker.bootstrap, "acks": "all"})
@@ -140,7 +140,7 @@ def test_delete_records_moves_low_watermark(
 
 
 def test_deleting_a_topic_drops_its_committed_offsets(
-    admin: AdminClient, shared_broker: BrokerProcess
+    admin: AdminClient, shared_broker: InProcessBroker
 ) -> None:
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 
 
 def test_ctrl_c_stops_cleanly_and_restart_replays_nothing(tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ def test_misspelt_setting_is_refused_with_the_closest_name(tmp_path: Path) -> No
 
 
 def test_port_in_use_is_reported(tmp_path: Path) -> None:
-    first = BrokerProcess(tmp_path / "one").start()
+    first = InProcessBroker(tmp_path / "one").start()
     try:
         result = subprocess.run(
             [

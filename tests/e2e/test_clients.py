@@ -13,13 +13,13 @@ from kafka.admin import NewTopic
 
 from harness import java_client
 from harness.kcat import kcat_command
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 
 COUNT = 1000
 
 
 @pytest.fixture(scope="module")
-def java_topic(shared_broker: BrokerProcess) -> list[list[object]]:
+def java_topic(shared_broker: InProcessBroker) -> list[list[object]]:
     """A 3-partition topic filled by the Java producer (acks=all, idempotent, lz4)."""
     bs = shared_broker.bootstrap
     java_client.run(["admin", "--bootstrap", bs, "create-topic", "java", "3"], 90, check=True)
@@ -51,7 +51,7 @@ def java_topic(shared_broker: BrokerProcess) -> list[list[object]]:
 
 
 def test_java_admin_describes_cluster_and_topics(
-    shared_broker: BrokerProcess, java_topic: list[list[object]]
+    shared_broker: InProcessBroker, java_topic: list[list[object]]
 ) -> None:
     bs = shared_broker.bootstrap
     cluster = java_client.run(["admin", "--bootstrap", bs, "describe-cluster"], 60, check=True)
@@ -65,7 +65,7 @@ def test_java_admin_describes_cluster_and_topics(
 
 
 def test_java_consumer_group_reads_everything_once(
-    shared_broker: BrokerProcess, java_topic: list[list[object]]
+    shared_broker: InProcessBroker, java_topic: list[list[object]]
 ) -> None:
     bs = shared_broker.bootstrap
     consumed = java_client.run(
@@ -99,7 +99,7 @@ def test_java_consumer_group_reads_everything_once(
 
 
 def test_kcat_lists_broker_and_consumes(
-    shared_broker: BrokerProcess, java_topic: list[list[object]]
+    shared_broker: InProcessBroker, java_topic: list[list[object]]
 ) -> None:
     cmd = kcat_command()
     listing = subprocess.run(
@@ -122,7 +122,7 @@ def test_kcat_lists_broker_and_consumes(
     assert rows == {(str(p), str(o), k) for p, o, k in java_topic}
 
 
-def test_kcat_produces(shared_broker: BrokerProcess) -> None:
+def test_kcat_produces(shared_broker: InProcessBroker) -> None:
     cmd = kcat_command()
     lines = "".join(f"key{i}:value{i}\n" for i in range(50))
     subprocess.run(
@@ -142,7 +142,7 @@ def test_kcat_produces(shared_broker: BrokerProcess) -> None:
     assert out == [f"key{i}=value{i}" for i in range(50)]
 
 
-def test_kafka_python_round_trip(shared_broker: BrokerProcess) -> None:
+def test_kafka_python_round_trip(shared_broker: InProcessBroker) -> None:
     bs = shared_broker.bootstrap
     admin = kafka.KafkaAdminClient(bootstrap_servers=bs)
     admin.create_topics([NewTopic("kafka-python", 2, 1)])
@@ -174,7 +174,7 @@ def test_kafka_python_round_trip(shared_broker: BrokerProcess) -> None:
     assert all(r.headers == [("n", r.value[1:])] for r in records)
 
 
-def test_aiokafka_round_trip(shared_broker: BrokerProcess) -> None:
+def test_aiokafka_round_trip(shared_broker: InProcessBroker) -> None:
     bs = shared_broker.bootstrap
 
     async def run() -> list[aiokafka.ConsumerRecord]:

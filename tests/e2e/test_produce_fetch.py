@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, **configs: str) -> None:
@@ -44,7 +44,7 @@ def consume_all(
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_round_trip_keeps_keys_headers_timestamps_and_null_values(
-    shared_broker: BrokerProcess, codec: str
+    shared_broker: InProcessBroker, codec: str
 ) -> None:
     topic = f"roundtrip-{codec}"
     create_topic(shared_broker.bootstrap, topic, 3)
@@ -85,7 +85,7 @@ def test_round_trip_keeps_keys_headers_timestamps_and_null_values(
             assert message.timestamp()[1] == timestamp
 
 
-def test_per_key_order_is_kept_across_partitions(shared_broker: BrokerProcess) -> None:
+def test_per_key_order_is_kept_across_partitions(shared_broker: InProcessBroker) -> None:
     topic = "ordering"
     create_topic(shared_broker.bootstrap, topic, 4)
     producer = Producer(
@@ -105,7 +105,7 @@ def test_per_key_order_is_kept_across_partitions(shared_broker: BrokerProcess) -
         last[key] = value
 
 
-def test_large_messages_and_fetch_limits(shared_broker: BrokerProcess) -> None:
+def test_large_messages_and_fetch_limits(shared_broker: InProcessBroker) -> None:
     topic = "large"
     create_topic(shared_broker.bootstrap, topic, 1)
     producer = Producer({"bootstrap.servers": shared_broker.bootstrap, "acks": "all"})
@@ -135,7 +135,7 @@ def test_large_messages_and_fetch_limits(shared_broker: BrokerProcess) -> None:
     assert got == [payload] * 5
 
 
-def test_fetch_long_poll_returns_when_data_arrives(shared_broker: BrokerProcess) -> None:
+def test_fetch_long_poll_returns_when_data_arrives(shared_broker: InProcessBroker) -> None:
     topic = "longpoll"
     create_topic(shared_broker.bootstrap, topic, 1)
     consumer = Consumer(
@@ -159,7 +159,7 @@ def test_fetch_long_poll_returns_when_data_arrives(shared_broker: BrokerProcess)
     assert message is not None and message.value() == b"wake-up"
 
 
-def test_acks_zero_and_one_are_accepted(shared_broker: BrokerProcess) -> None:
+def test_acks_zero_and_one_are_accepted(shared_broker: InProcessBroker) -> None:
     topic = "acks"
     create_topic(shared_broker.bootstrap, topic, 1)
     for acks in ("0", "1"):
@@ -173,7 +173,7 @@ def test_acks_zero_and_one_are_accepted(shared_broker: BrokerProcess) -> None:
     )
 
 
-def test_restart_keeps_data_and_offsets(broker: BrokerProcess) -> None:
+def test_restart_keeps_data_and_offsets(broker: InProcessBroker) -> None:
     create_topic(broker.bootstrap, "durable", 2)
     producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
     for i in range(1000):

@@ -14,7 +14,7 @@ from kio.schema.errors import ErrorCode
 
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient, record_batch
 from tests.support.wait import wait_until
 
@@ -93,7 +93,7 @@ def fetch(client: RawClient, topic: str, offset: int, partition: int = 0):
 
 
 @pytest.fixture
-def client(shared_broker: BrokerProcess):
+def client(shared_broker: InProcessBroker):
     with RawClient(shared_broker.bootstrap) as raw:
         yield raw
 
@@ -123,7 +123,7 @@ def test_unknown_api_key_closes_connection(client: RawClient) -> None:
 
 
 def test_truncated_frame_closes_connection_and_broker_keeps_serving(
-    shared_broker: BrokerProcess, client: RawClient
+    shared_broker: InProcessBroker, client: RawClient
 ) -> None:
     frame = struct.pack(">hhih", METADATA, 12, 1, 0) + b"\x00\x05"  # body cut short
     client.send_raw(struct.pack(">i", len(frame)) + frame)
@@ -260,7 +260,7 @@ def test_list_offsets_by_time_and_delete_records(client: RawClient) -> None:
 
 
 def test_missing_object_fails_only_its_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    broker = BrokerProcess(
+    broker = InProcessBroker(
         tmp_path / "b", settings={"upload.interval.ms": "50", "log.cache.bytes": "1"}
     ).start()
     try:

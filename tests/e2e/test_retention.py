@@ -11,13 +11,13 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.e2e.test_produce_fetch import consume_all
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
 DAY_MS = 24 * 3600 * 1000
 
 
-def object_files(broker: BrokerProcess) -> set[Path]:
+def object_files(broker: InProcessBroker) -> set[Path]:
     return set((broker.data_dir / "objects").rglob("*.obj"))
 
 
@@ -38,9 +38,9 @@ def produce(bootstrap: str, topic: str, values: list[bytes], timestamp_ms: int) 
 
 
 @pytest.fixture
-def retaining_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+def retaining_broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     """Uploads every 50 ms and checks retention every 100 ms, so a test sees it act."""
-    broker = BrokerProcess(
+    broker = InProcessBroker(
         tmp_path / "broker",
         settings={"upload.interval.ms": "50", "log.retention.check.interval.ms": "100"},
     ).start()
@@ -54,7 +54,7 @@ def create(bootstrap: str, topic: str, **configs: str) -> None:
 
 
 def test_time_retention_deletes_old_objects_and_keeps_the_rest(
-    retaining_broker: BrokerProcess,
+    retaining_broker: InProcessBroker,
 ) -> None:
     broker = retaining_broker
     # segment.ms=1: every uploaded object closes its own segment.
@@ -77,7 +77,7 @@ def test_time_retention_deletes_old_objects_and_keeps_the_rest(
     assert earliest(broker.bootstrap, "aged") == 100
 
 
-def test_size_retention_keeps_the_newest_bytes(retaining_broker: BrokerProcess) -> None:
+def test_size_retention_keeps_the_newest_bytes(retaining_broker: InProcessBroker) -> None:
     broker = retaining_broker
     create(broker.bootstrap, "sized", **{"retention.bytes": "30000", "segment.ms": "1"})
     now = int(time.time() * 1000)
@@ -100,7 +100,7 @@ def test_size_retention_keeps_the_newest_bytes(retaining_broker: BrokerProcess) 
 
 
 def test_active_segment_is_kept_even_with_old_timestamps(
-    retaining_broker: BrokerProcess,
+    retaining_broker: InProcessBroker,
 ) -> None:
     """As in Kafka, fresh records with an old CreateTime stay until their segment rolls."""
     broker = retaining_broker

@@ -15,7 +15,7 @@ import obstore
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401 - fixture
 from tests.support.wait import wait_until
 
@@ -80,7 +80,7 @@ def test_objects_on_s3_serve_reads_before_and_after_restart(
     tmp_path: Path,
 ) -> None:
     prefix = f"s3-roundtrip-{uuid.uuid4().hex[:8]}"
-    broker = BrokerProcess(
+    broker = InProcessBroker(
         tmp_path / "broker",
         object_store=seaweedfs.url_for(prefix),
         settings={

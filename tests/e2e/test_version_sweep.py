@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient, record_batch
 
 TOPIC = "sweep"
@@ -227,9 +227,9 @@ def _error_codes(value: Any) -> Iterator[tuple[str, ErrorCode]]:
 
 
 @pytest.fixture(scope="module")
-def sweep_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def sweep_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
     data = tmp_path_factory.mktemp("sweep") / "broker"
-    process = BrokerProcess(data, settings={"group.initial.rebalance.delay.ms": "0"}).start()
+    process = InProcessBroker(data, settings={"group.initial.rebalance.delay.ms": "0"}).start()
     yield process
     process.stop()
 
@@ -240,7 +240,7 @@ def _advertised(client: RawClient) -> list[tuple[int, int, int]]:
 
 
 def test_every_advertised_api_version_answers_a_well_formed_request(
-    sweep_broker: BrokerProcess,
+    sweep_broker: InProcessBroker,
 ) -> None:
     with RawClient(sweep_broker.bootstrap, client_id="sweep") as client:
         created = client.request(

@@ -1,5 +1,5 @@
-"""Helpers for the group integration tests: a broker subprocess and a raw Kafka wire
-client (kio entities over a blocking socket)."""
+"""Helpers for the group integration tests: a broker and a raw Kafka wire client (kio
+entities over a blocking socket)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.broker import BrokerProcess
+from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
 
 
-class Broker(BrokerProcess):
-    """`contextplane up` in a subprocess whose groups form without the initial delay."""
+class Broker(InProcessBroker):
+    """A broker (in the test process) whose groups form without the initial delay."""
 
     def __init__(self, data_dir: Path, settings: dict[str, str] | None = None) -> None:
         super().__init__(
