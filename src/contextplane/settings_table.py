@@ -371,6 +371,7 @@ UNSUPPORTED: tuple[KafkaSetting, ...] = (
 TOOL_VARIABLES = frozenset(
     ENV_PREFIX + name
     for name in (
+        "ALLOW_INTERPRETED",
         "CACHE",
         "FUZZ_SCALE",
         "FUZZ_SHRINK",
