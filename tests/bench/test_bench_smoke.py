@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a minute and more: the whole benchmark harness end to end
 def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(

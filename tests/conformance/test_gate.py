@@ -16,6 +16,10 @@ import pytest
 from conformance import differential, run
 from conformance.suites import read_allowlist, run_suite
 
+# Minutes each (Apache Kafka and the client suites against the broker): CI runs them; the
+# quick subset (-m "not slow") leaves them to `python -m conformance.run`.
+pytestmark = pytest.mark.slow
+
 
 def _report(lines: list[str]) -> str:
     return "\n".join(lines)

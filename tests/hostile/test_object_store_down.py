@@ -108,6 +108,7 @@ def stop_quietly(broker: BrokerProcess) -> None:
         print(f"broker stop: {exc}")
 
 
+@pytest.mark.slow  # about a minute: a backlog past the budget, then its upload
 def test_backlog_past_the_budget_is_throttled_refused_and_uploaded_in_bounded_objects(
     store: SeaweedFS, tmp_path: Path
 ) -> None:
@@ -283,6 +284,7 @@ def test_sigterm_with_a_frozen_store_exits_in_time_and_the_next_start_loses_noth
         stop_quietly(broker)
 
 
+@pytest.mark.slow  # a WAL backlog larger than the memory budget, written then replayed
 def test_restart_with_a_large_wal_backlog_replays_in_bounded_memory(tmp_path: Path) -> None:
     objects = (tmp_path / "objects").resolve().as_uri()
     budget = 64 * MIB

@@ -22,6 +22,10 @@ if str(_REPO) not in sys.path:
 from harness import java_client, kafka_reference  # noqa: E402
 from harness.kcat import kcat_command, librdkafka_version  # noqa: E402
 
+# Apache Kafka's JVM starts for the module (half a minute and more): CI runs it, the quick
+# subset (-m "not slow") does not.
+pytestmark = pytest.mark.slow
+
 TOPIC = "reference-roundtrip"
 PARTITIONS = 3
 COUNT = 1000
