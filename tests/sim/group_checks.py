@@ -33,6 +33,8 @@ from contextplane.protocol.error_codes import ErrorCode
 # Instance ids the simulation hands out start with this; client ids never do.
 STATIC_PREFIX = "s"
 TRACE_TAIL = 40
+# States in which a group has a generation that its members were told about.
+_FORMED = (GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
 
 
 class Violation(AssertionError):
@@ -305,6 +307,8 @@ class GroupChecker:
                     f"group {group_id} went back from generation {last} to {group.generation_id}"
                 )
             self._last_generation[group_id] = group.generation_id
+            if group.state in _FORMED:
+                self._check_formed(group_id, group)
             for member_id in (*group.members, *sorted(group.pending_join)):
                 present.add(member_id)
                 if member_id in self._gone:
@@ -314,6 +318,25 @@ class GroupChecker:
             del self._seen[member_id]
             self._gone.add(member_id)
         self._check_joined(machine)
+
+    def _check_formed(self, group_id: str, group: Group) -> None:
+        """A group in CompletingRebalance or Stable has exactly the members and the leader
+        that its generation's JoinGroup responses announced."""
+        generation = group.generation_id
+        record = self._generations.get(group_id, {}).get(generation)
+        if record is None or record.members is None:
+            raise Violation(f"group {group_id} is in generation {generation}, which nobody joined")
+        members = frozenset(identity(m) for m in group.members)
+        if members != record.members:
+            raise Violation(
+                f"group {group_id} generation {generation} has members {sorted(members)}; its "
+                f"leader was given {sorted(record.members)}"
+            )
+        if group.leader_id is None or identity(group.leader_id) != record.leader:
+            raise Violation(
+                f"group {group_id} generation {generation} is led by {group.leader_id}; its "
+                f"members were told {record.leader}"
+            )
 
     def _check_joined(self, machine: GroupStateMachine) -> None:
         """Whoever got a generation's JoinGroup response is in its leader's member list,

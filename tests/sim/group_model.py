@@ -103,27 +103,32 @@ class GroupSimulation:
         # How often each answer and event happened (to show what the run reached).
         self.seen: Counter[str] = Counter()
         self._step = 0
+        # Every member id the machine has handed out, in order (a dict keeps the order).
+        self._handed_out: dict[str, None] = {}
         self._names = itertools.count(1)
         self._instances = itertools.count(1)
-        self._operations: list[Callable[[], None]] = [
-            self._op_next_move,
-            self._op_join,
-            self._op_sync,
-            self._op_heartbeat,
-            self._op_commit,
-            self._op_leave,
-            self._op_admin_leave,
-            self._op_replace_static,
-            self._op_new_client,
-            self._op_restart,
-            self._op_change_subscription,
-            self._op_advance_a_little,
-            self._op_advance_a_lot,
-            self._op_delete_group,
-            self._op_cleanup,
-            self._op_bad_request,
+        # (weight, operation): how often each random operation is picked.
+        weighted: list[tuple[float, Callable[[], None]]] = [
+            (12, self._op_next_move),
+            (5, self._op_join),
+            (4, self._op_sync),
+            (4, self._op_heartbeat),
+            (3, self._op_commit),
+            (1, self._op_leave),
+            (0.5, self._op_admin_leave),
+            (1, self._op_replace_static),
+            (1, self._op_new_client),
+            (1, self._op_restart),
+            (0.5, self._op_change_subscription),
+            (7, self._op_advance_a_little),
+            (1.5, self._op_advance_a_lot),
+            (0.3, self._op_delete_group),
+            (0.3, self._op_cleanup),
+            (0.3, self._op_bad_request),
+            (1, self._op_stale_request),
         ]
-        self._weights = [12, 5, 4, 4, 3, 1, 0.5, 1, 1, 1, 0.5, 7, 1.5, 0.3, 0.3, 0.3]
+        self._weights = [weight for weight, _ in weighted]
+        self._operations = [operation for _, operation in weighted]
 
     # -- the run ------------------------------------------------------------------------
 
@@ -225,6 +230,9 @@ class GroupSimulation:
             record.answers.append(response)
             self._log(f"  -> {record.label} {_describe(kind, response)}")
             self.seen[f"{kind}:{_code(response)}"] += 1
+            member_id = response.get("member_id")
+            if member_id and member_id not in self._handed_out:
+                self._handed_out[member_id] = None
             if response["error_code"] is ErrorCode.none and response.get("members"):
                 self.seen["generation formed"] += 1
             if isinstance(request, JoinRequest):
@@ -267,27 +275,33 @@ class GroupSimulation:
         ):
             self.seen["static member kept its assignment without a rebalance"] += 1
 
-    def _sync(self, client: Client, generation: int, own: bool = True) -> None:
+    def _sync(
+        self, client: Client, generation: int, own: bool = True, member_id: str | None = None
+    ) -> None:
         rng = self.rng
+        member_id = client.member_id if member_id is None else member_id
         assignments: dict[str, bytes] = {}
         if client.leader and not client.skip_assignment:
-            for member_id in client.members:
+            for assignee in client.members:
                 nonce = rng.randrange(1_000_000)
-                assignments[member_id] = f"{generation}/{member_id}/{nonce}".encode()
+                assignments[assignee] = f"{generation}/{assignee}/{nonce}".encode()
         elif rng.random() < 0.1:
-            assignments = {client.member_id: b"from a follower, to be ignored"}
+            assignments = {member_id: b"from a follower, to be ignored"}
+        protocol_name = client.protocol_name if rng.random() < 0.7 else None
+        if rng.random() < 0.03:
+            protocol_name = "bogus"
         request = SyncRequest(
             group_id=client.group_id,
             generation_id=generation,
-            member_id=client.member_id,
+            member_id=member_id,
             assignments=assignments,
             group_instance_id=client.instance_id,
             protocol_type=client.protocol_type if rng.random() < 0.7 else None,
-            protocol_name=client.protocol_name if rng.random() < 0.7 else None,
+            protocol_name=protocol_name,
         )
         waiter = self._request("sync", client, request, own)
         self._log(
-            f"{client.name} SyncGroup {client.group_id} member '{client.member_id}' gen "
+            f"{client.name} SyncGroup {client.group_id} member '{member_id}' gen "
             f"{generation} ({len(assignments)} assignments)"
         )
         self.checker.sync_in_flight = request
@@ -296,14 +310,16 @@ class GroupSimulation:
         finally:
             self.checker.sync_in_flight = None
 
-    def _heartbeat(self, client: Client, generation: int) -> None:
-        group_id, member_id = client.group_id, client.member_id
+    def _heartbeat(self, client: Client, generation: int, member_id: str | None = None) -> None:
+        own = member_id is None or member_id == client.member_id
+        group_id = client.group_id
+        member_id = client.member_id if member_id is None else member_id
         view = GroupView.of(self.machine.group(group_id))
         code = self.machine.heartbeat(group_id, member_id, generation, client.instance_id)
         self._log(f"{client.name} Heartbeat member '{member_id}' gen {generation} -> {code.name}")
         self.seen[f"heartbeat:{code.name}"] += 1
         self.checker.on_heartbeat(view, group_id, member_id, generation, client.instance_id, code)
-        if generation == client.generation:
+        if own and generation == client.generation:
             client.on_heartbeat_answer(code)
 
     def _generation_of(self, client: Client) -> int:
@@ -328,6 +344,23 @@ class GroupSimulation:
             self._join(client, f"ghost-{self.rng.randrange(1000)}", own=False)
         else:
             self._join(client, client.member_id)
+
+    def _op_stale_request(self) -> None:
+        """A request with a member id the client does not hold: an id that was handed out
+        earlier in this run (perhaps to another client, perhaps long gone)."""
+        client = self._pick_client()
+        if client is None or not self._handed_out:
+            return
+        member_id = self.rng.choice(list(self._handed_out))
+        if member_id == client.member_id:
+            return
+        kind = self.rng.randrange(3)
+        if kind == 0:
+            self._join(client, member_id, own=False)
+        elif kind == 1:
+            self._sync(client, self._generation_of(client), own=False, member_id=member_id)
+        else:
+            self._heartbeat(client, self._generation_of(client), member_id=member_id)
 
     def _op_sync(self) -> None:
         client = self._pick_client()
