@@ -28,6 +28,8 @@ PROTOCOL_CHOICES: tuple[tuple[str, ...], ...] = (
 # What a client offers after a restart that follows INCONSISTENT_GROUP_PROTOCOL.
 FALLBACK_PROTOCOLS = ("range", "roundrobin", "sticky")
 VALID_SESSION_MS = 10_000
+SESSION_CHOICES_MS = (6_000, VALID_SESSION_MS, 30_000)
+REBALANCE_CHOICES_MS = (6_000, 20_000, 60_000)
 
 
 def subscription(topics: tuple[str, ...]) -> bytes:
