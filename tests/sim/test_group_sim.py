@@ -1,17 +1,20 @@
 """Deterministic simulation of the classic group state machine (`coordinators/group_state/`).
 
 Each seed drives the pure machine with random clients and virtual time (tests/sim/
-group_model.py) and checks, from outside the machine, after every step (group_checks.py):
-the machine's invariants; generations never go back; one leader and one member list per
-generation; every successful SyncGroup carries what that generation's leader assigned;
-Heartbeat and OffsetCommit answers follow Kafka's rules; a member id that left never
-succeeds again; no waiter is answered twice; once the groups settle and at the end, none
-is left unanswered. The canaries prove that the checkers catch a broken machine.
+group_model.py, group_operations.py) and checks, from outside the machine, after every
+step (group_checks.py): the machine's invariants; generations never go back; one leader
+and one member list per generation; every successful SyncGroup carries what that
+generation's leader assigned; Heartbeat and OffsetCommit answers follow Kafka's rules; a
+member id that left never succeeds again; no waiter is answered twice. Then the clients
+behave: the groups must settle with every request answered, and stay in their generation
+while the members keep their sessions alive. The canaries prove that the checkers catch a
+broken machine.
 
 Run:
-    pytest tests/sim/test_group_sim.py -q                # seeds 0..GROUP_SIM_SEEDS-1
-    SEED=1234 pytest tests/sim/test_group_sim.py -q      # one seed
-    GROUP_SIM_SEEDS=100000 pytest tests/sim/test_group_sim.py -q -k simulation  # a soak
+    pytest tests/sim/test_group_sim.py -q            # seeds 0..1999 (GROUP_SIM_SEEDS)
+    SEED=1234 pytest tests/sim/test_group_sim.py -q  # one seed
+    # a longer soak:
+    GROUP_SIM_SEEDS=100000 pytest tests/sim/test_group_sim.py -q -k test_group_simulation
 
 A failure names its seed, the broken rule and the tail of the seed's trace.
 """
