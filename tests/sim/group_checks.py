@@ -155,7 +155,7 @@ class Generation:
 class GroupChecker:
     """Checks every response as it arrives and the groups after every step."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_ms: int) -> None:
         self._generations: dict[str, dict[int, Generation]] = {}
         self._last_generation: dict[str, int] = {}
         # member id -> group id, for ids seen in a group (as member or pending member).
@@ -166,6 +166,11 @@ class GroupChecker:
         self._last_member_generation: dict[str, int] = {}
         # The SyncGroup being handled now (responses may arrive inside its call).
         self.sync_in_flight: SyncRequest | None = None
+        # The time while the machine runs its timers (None: a request is being handled).
+        self.timers_at_ms: int | None = None
+        # Per group: a time at which it was not in a join phase (its phase began later).
+        self._calm_since: dict[str, int] = {}
+        self._last_step_ms = start_ms
 
     # -- groups come and go -------------------------------------------------------------
 
@@ -183,10 +188,22 @@ class GroupChecker:
 
     # -- responses ----------------------------------------------------------------------
 
-    def on_join_response(self, request: JoinRequest, response: dict[str, Any]) -> None:
+    def on_join_response(
+        self, request: JoinRequest, response: dict[str, Any], new_member_timeout_ms: int
+    ) -> None:
         error = response["error_code"]
         if not isinstance(error, ErrorCode):
             raise Violation(f"JoinGroup answered with a non-error code {error!r}")
+        if error is ErrorCode.unknown_member_id and self.timers_at_ms is not None:
+            # A member waiting for its JoinGroup response cannot heartbeat: only a new
+            # member's wait is bounded, by the new member timeout, counted from its
+            # arrival in this join phase.
+            calm = self._calm_since.get(request.group_id, self._last_step_ms)
+            if self.timers_at_ms - calm < new_member_timeout_ms:
+                raise Violation(
+                    f"a waiting JoinGroup of {request.member_id or 'a new member'} was expired "
+                    f"by a timer, at most {self.timers_at_ms - calm} ms into the join phase"
+                )
         if error is not ErrorCode.none:
             if response["generation_id"] != -1 or response["members"]:
                 raise Violation(f"JoinGroup error {error.name} carries a generation or members")
@@ -227,6 +244,11 @@ class GroupChecker:
         error = response["error_code"]
         if not isinstance(error, ErrorCode):
             raise Violation(f"SyncGroup answered with a non-error code {error!r}")
+        if error is ErrorCode.unknown_member_id and self.timers_at_ms is not None:
+            raise Violation(
+                f"a waiting SyncGroup of {request.member_id} was expired by a timer: a member "
+                "waiting for its assignment cannot heartbeat"
+            )
         if error is not ErrorCode.none:
             if response["assignment"]:
                 raise Violation(f"SyncGroup error {error.name} carries an assignment")
@@ -295,10 +317,11 @@ class GroupChecker:
 
     # -- after every step ---------------------------------------------------------------
 
-    def after_step(self, machine: GroupStateMachine) -> None:
+    def after_step(self, machine: GroupStateMachine, now_ms: int) -> None:
         broken = check_invariants(machine.groups, machine.timers)
         if broken:
             raise Violation("machine invariant broken: " + "; ".join(broken))
+        self._note_join_phases(machine, now_ms)
         present: set[str] = set()
         for group_id, group in machine.groups.items():
             last = self._last_generation.get(group_id, 0)
@@ -318,6 +341,18 @@ class GroupChecker:
             del self._seen[member_id]
             self._gone.add(member_id)
         self._check_joined(machine)
+
+    def _note_join_phases(self, machine: GroupStateMachine, now_ms: int) -> None:
+        """When each group was last seen outside a join phase. A group first seen in one
+        was created after the previous step."""
+        calm = {}
+        for group_id, group in machine.groups.items():
+            if group.state is not GroupState.PREPARING_REBALANCE:
+                calm[group_id] = now_ms
+            else:
+                calm[group_id] = self._calm_since.get(group_id, self._last_step_ms)
+        self._calm_since = calm
+        self._last_step_ms = now_ms
 
     def _check_formed(self, group_id: str, group: Group) -> None:
         """A group in CompletingRebalance or Stable has exactly the members and the leader

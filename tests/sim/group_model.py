@@ -96,7 +96,7 @@ class GroupSimulation:
             member_id_suffix=lambda: f"m{next(suffixes)}",
         )
         self.machine = machine_factory(self.clock, self.config)
-        self.checker = GroupChecker()
+        self.checker = GroupChecker(START_MS)
         self.steps = rng.randint(STEPS_MIN, STEPS_MAX) if steps is None else steps
         self.group_ids = [f"g{n}" for n in range(rng.choice((1, 1, 2)))]
         self.clients: list[Client] = []
@@ -145,7 +145,7 @@ class GroupSimulation:
         self.trace.append(f"{self._step:>4} t={self.clock.now - START_MS:>8} {text}")
 
     def _after_step(self) -> None:
-        self.checker.after_step(self.machine)
+        self.checker.after_step(self.machine, self.clock.now)
 
     # -- clients ------------------------------------------------------------------------
 
@@ -215,7 +215,9 @@ class GroupSimulation:
             if response["error_code"] is ErrorCode.none and response.get("members"):
                 self.seen["generation formed"] += 1
             if isinstance(request, JoinRequest):
-                self.checker.on_join_response(request, response)
+                self.checker.on_join_response(
+                    request, response, self.config.new_member_join_timeout_ms
+                )
                 if client.last_join is record:
                     client.on_join_answer(response)
             else:
@@ -340,7 +342,11 @@ class GroupSimulation:
             if deadline is None or deadline > target:
                 break
             self.clock.now = max(self.clock.now, deadline)
-            fired = self.machine.fire_due_timers()
+            self.checker.timers_at_ms = self.clock.now
+            try:
+                fired = self.machine.fire_due_timers()
+            finally:
+                self.checker.timers_at_ms = None
             self.log(f"{fired} timer(s) fired")
             self._after_step()
         self.clock.now = target

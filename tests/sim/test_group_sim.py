@@ -35,6 +35,7 @@ from contextplane.coordinators.group_state import (
     Group,
     GroupState,
     GroupStateMachine,
+    Member,
     SyncRequest,
     Waiter,
     sync_error,
@@ -188,6 +189,11 @@ def _drop_parked_syncs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Rebalance, "reset_and_propagate_assignment", reset_and_propagate_assignment)
 
 
+def _expire_waiting_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member parked in JoinGroup or SyncGroup (it cannot heartbeat) loses its session."""
+    monkeypatch.setattr(Member, "has_satisfied_heartbeat", lambda member: False)
+
+
 def _no_patch(monkeypatch: pytest.MonkeyPatch) -> None:
     pass
 
@@ -199,6 +205,7 @@ CANARIES: dict[str, Canary] = {
     "skips-a-generation-bump": (GroupStateMachine, _skip_generation_bump, "generation"),
     "drops-parked-syncs": (GroupStateMachine, _drop_parked_syncs, "never answered"),
     "hides-rebalances-from-heartbeats": (HidesRebalances, _no_patch, "Kafka's rules say"),
+    "expires-waiting-members": (GroupStateMachine, _expire_waiting_members, "expired by a timer"),
 }
 
 
