@@ -5,10 +5,11 @@ group_model.py, group_operations.py) and checks, from outside the machine, after
 step (group_checks.py): the machine's invariants; generations never go back; one leader
 and one member list per generation; every successful SyncGroup carries what that
 generation's leader assigned; Heartbeat and OffsetCommit answers follow Kafka's rules; a
-member id that left never succeeds again; no waiter is answered twice. Then the clients
-behave: the groups must settle with every request answered, and stay in their generation
-while the members keep their sessions alive. The canaries prove that the checkers catch a
-broken machine.
+member id that left never succeeds again; a waiting member is not expired (only a new
+member's JoinGroup, after the new member timeout); no waiter is answered twice. Then the
+clients behave: the groups must settle with every request answered, and stay in their
+generation while the members keep their sessions alive. The canaries prove that the
+checkers catch a broken machine.
 
 Run:
     pytest tests/sim/test_group_sim.py -q            # seeds 0..1999 (GROUP_SIM_SEEDS)
