@@ -168,9 +168,15 @@ class GroupChecker:
         self.sync_in_flight: SyncRequest | None = None
         # The time while the machine runs its timers (None: a request is being handled).
         self.timers_at_ms: int | None = None
-        # Per group: a time at which it was not in a join phase (its phase began later).
-        self._calm_since: dict[str, int] = {}
+        # Steps are numbered; per group, the last step (and its time) after which it was
+        # not in a join phase: its current join phase began later.
+        self._step = 0
+        self._calm: dict[str, tuple[int, int]] = {}
         self._last_step_ms = start_ms
+        # member id -> the first step after which it was a member.
+        self._member_since: dict[str, int] = {}
+        # Member ids whose session a heartbeat or an offset commit restarted.
+        self._restarted: set[str] = set()
 
     # -- groups come and go -------------------------------------------------------------
 
@@ -195,15 +201,7 @@ class GroupChecker:
         if not isinstance(error, ErrorCode):
             raise Violation(f"JoinGroup answered with a non-error code {error!r}")
         if error is ErrorCode.unknown_member_id and self.timers_at_ms is not None:
-            # A member waiting for its JoinGroup response cannot heartbeat: only a new
-            # member's wait is bounded, by the new member timeout, counted from its
-            # arrival in this join phase.
-            calm = self._calm_since.get(request.group_id, self._last_step_ms)
-            if self.timers_at_ms - calm < new_member_timeout_ms:
-                raise Violation(
-                    f"a waiting JoinGroup of {request.member_id or 'a new member'} was expired "
-                    f"by a timer, at most {self.timers_at_ms - calm} ms into the join phase"
-                )
+            self._check_join_expiry(request, self.timers_at_ms, new_member_timeout_ms)
         if error is not ErrorCode.none:
             if response["generation_id"] != -1 or response["members"]:
                 raise Violation(f"JoinGroup error {error.name} carries a generation or members")
@@ -239,6 +237,20 @@ class GroupChecker:
                 raise Violation(f"generation {generation}'s member list repeats a member")
             self._same(record, "members", listed, f"generation {generation}'s members")
         self._joined.append((request.group_id, generation, member_id))
+
+    def _check_join_expiry(self, request: JoinRequest, now_ms: int, timeout_ms: int) -> None:
+        """A member waiting for its JoinGroup response cannot heartbeat, so it does not
+        expire, unless it is new in this join phase: then it is bounded by the new member
+        timeout, or by its session once a heartbeat or commit restarted that."""
+        calm_step, calm_ms = self._calm.get(request.group_id, (self._step, self._last_step_ms))
+        member_id = request.member_id
+        new = not member_id or self._member_since.get(member_id, self._step + 1) > calm_step
+        if new and (now_ms - calm_ms >= timeout_ms or member_id in self._restarted):
+            return
+        raise Violation(
+            f"a waiting JoinGroup of {'a new member' if new else member_id} was expired by a "
+            f"timer, at most {now_ms - calm_ms} ms into the join phase"
+        )
 
     def on_sync_response(self, request: SyncRequest, response: dict[str, Any]) -> None:
         error = response["error_code"]
@@ -297,6 +309,8 @@ class GroupChecker:
         expected = expected_heartbeat(view, group_id, member_id, generation, instance_id)
         if answer is not expected:
             raise Violation(f"Heartbeat answered {answer.name}, Kafka's rules say {expected.name}")
+        if answer in (ErrorCode.none, ErrorCode.rebalance_in_progress):
+            self._restarted.add(member_id)
         if answer is ErrorCode.none:
             self._check_not_gone("Heartbeat", member_id)
 
@@ -314,6 +328,8 @@ class GroupChecker:
             said = "accepted" if answer is None else answer.name
             rule = "accept" if expected is None else expected.name
             raise Violation(f"OffsetCommit validation {said}, Kafka's rules say {rule}")
+        if answer is None and member_id:
+            self._restarted.add(member_id)
 
     # -- after every step ---------------------------------------------------------------
 
@@ -343,15 +359,18 @@ class GroupChecker:
         self._check_joined(machine)
 
     def _note_join_phases(self, machine: GroupStateMachine, now_ms: int) -> None:
-        """When each group was last seen outside a join phase. A group first seen in one
-        was created after the previous step."""
+        """When each group was last seen outside a join phase (a group first seen in one
+        was created after the previous step), and since when each member is one."""
+        self._step += 1
         calm = {}
         for group_id, group in machine.groups.items():
             if group.state is not GroupState.PREPARING_REBALANCE:
-                calm[group_id] = now_ms
+                calm[group_id] = (self._step, now_ms)
             else:
-                calm[group_id] = self._calm_since.get(group_id, self._last_step_ms)
-        self._calm_since = calm
+                calm[group_id] = self._calm.get(group_id, (self._step - 1, self._last_step_ms))
+            for member_id in group.members:
+                self._member_since.setdefault(member_id, self._step)
+        self._calm = calm
         self._last_step_ms = now_ms
 
     def _check_formed(self, group_id: str, group: Group) -> None:
