@@ -86,6 +86,8 @@ class Client:
     stopped: bool = False
     last_join: Request | None = None
     last_sync: Request | None = None
+    # When a well-behaved client sends its next heartbeat (a third of its session on).
+    next_heartbeat_ms: int = 0
 
     @property
     def active(self) -> bool:

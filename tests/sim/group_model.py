@@ -62,8 +62,6 @@ STEPS_MIN, STEPS_MAX = 20, 160
 CLIENTS_PER_GROUP_MAX = 6
 # Rounds of well-behaved clients (one heartbeat interval each) before a group must settle.
 SETTLE_ROUNDS_MAX = 1_000
-# How often settled clients heartbeat (below the smallest session timeout they may have).
-STABLE_HEARTBEAT_INTERVAL_MS = 2_000
 # Timer batches after every client left before every timer must have run out.
 QUIESCE_BATCHES_MAX = 2_000
 
@@ -298,6 +296,8 @@ class GroupSimulation:
         view = GroupView.of(self.machine.group(group_id))
         code = self.machine.heartbeat(group_id, member_id, generation, client.instance_id)
         self.log(f"{client.name} Heartbeat member '{member_id}' gen {generation} -> {code.name}")
+        if own:
+            client.next_heartbeat_ms = self.clock.now + client.session_ms // 3
         self.seen[f"heartbeat:{code.name}"] += 1
         self.checker.on_heartbeat(view, group_id, member_id, generation, client.instance_id, code)
         if own and generation == client.generation:
@@ -362,8 +362,8 @@ class GroupSimulation:
             if self._settled():
                 break
             for client in [c for c in self.clients if c.active]:
-                self.natural_action(client)
-                self._after_step()
+                if self.natural_action(client, heartbeat_when_due=True):
+                    self._after_step()
             self.advance(1_000)
         else:
             waiting = [
@@ -393,8 +393,8 @@ class GroupSimulation:
         self._stay_settled(sorted(settled))
 
     def _stay_settled(self, group_ids: list[str]) -> None:
-        """Members that heartbeat (or commit offsets) in time keep their generation: for
-        longer than any session timeout, nothing changes."""
+        """Members that heartbeat (or commit offsets) every third of their session keep
+        their generation: for longer than any session timeout, nothing changes."""
         before = {
             g: (self.machine.groups[g].generation_id, set(self.machine.groups[g].members))
             for g in group_ids
@@ -405,14 +405,18 @@ class GroupSimulation:
         end = self.clock.now + max(c.session_ms for c in running) + 1
         while self.clock.now < end:
             for client in running:
+                if self.clock.now < client.next_heartbeat_ms:
+                    continue
                 if self.rng.random() < 0.3:
                     self.commit(
                         client.group_id, client.member_id, client.instance_id, client.generation
                     )
+                    client.next_heartbeat_ms = self.clock.now + client.session_ms // 3
                 else:
                     self.heartbeat(client, client.generation)
                 self._after_step()
-            self.advance(STABLE_HEARTBEAT_INTERVAL_MS)
+            due = min(c.next_heartbeat_ms for c in running)
+            self.advance(max(1, min(due, end) - self.clock.now))
             for group_id, (generation, members) in before.items():
                 group = self.machine.group(group_id)
                 if (
@@ -445,15 +449,22 @@ class GroupSimulation:
                     return False
         return True
 
-    def natural_action(self, client: Client) -> None:
+    def natural_action(self, client: Client, heartbeat_when_due: bool = False) -> bool:
+        """What a Kafka consumer does next (True if it sent something): rejoin, sync, or
+        heartbeat (if `heartbeat_when_due`, only once a third of its session passed)."""
         if client.waiting():
-            return
+            return False
         if client.needs_join:
             self.join(client, client.member_id)
         elif client.needs_sync:
             self.sync(client, client.generation)
-        elif client.member_id:
+        elif client.member_id and (
+            not heartbeat_when_due or self.clock.now >= client.next_heartbeat_ms
+        ):
             self.heartbeat(client, client.generation)
+        else:
+            return False
+        return True
 
     def _quiesce(self) -> None:
         self.log("quiesce: every client goes away")
