@@ -28,7 +28,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -43,7 +42,7 @@ from contextplane.coordinators.group_state import (
 )
 from contextplane.coordinators.group_state.rebalance import Rebalance
 from contextplane.protocol.error_codes import ErrorCode
-from tests.sim.group_model import GroupSimulation, first_failure, run_seed
+from tests.sim.group_model import GroupSimulation, MachineFactory, first_failure, run_seed
 
 DEFAULT_SEEDS = 2_000
 CHUNK = 100
@@ -199,7 +198,8 @@ def _no_patch(monkeypatch: pytest.MonkeyPatch) -> None:
     pass
 
 
-Canary = tuple[Callable[..., Any], Callable[[pytest.MonkeyPatch], None], str]
+# (the machine, a patch that breaks it, words the checkers' complaint must contain)
+Canary = tuple[MachineFactory, Callable[[pytest.MonkeyPatch], None], str]
 
 CANARIES: dict[str, Canary] = {
     "answers-a-waiter-twice": (AnswersSyncTwice, _no_patch, "answered twice"),
