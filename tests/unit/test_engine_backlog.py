@@ -11,31 +11,12 @@ from pathlib import Path
 from contextplane.protocol.records import iter_batch_headers, split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
-from contextplane.storage.objectstore import ObjectStore, ObjectStoreError
+from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.objectstore import BoundedObjectStore
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 
 KIB = 1024
-
-
-class SwitchableStore(ObjectStore):
-    """An in-memory object store that can be made unreachable; records PUT sizes."""
-
-    def __init__(self) -> None:
-        super().__init__("memory://")
-        self.reachable = True
-        self.put_sizes: list[int] = []
-
-    async def put(self, key: str, data: bytes) -> None:
-        if not self.reachable:
-            raise ObjectStoreError(f"put {key}: connection refused")
-        self.put_sizes.append(len(data))
-        await super().put(key, data)
-
-    async def get_range(self, key: str, start: int, end: int) -> memoryview:
-        if not self.reachable:
-            raise ObjectStoreError(f"get {key}: connection refused")
-        return await super().get_range(key, start, end)
 
 
 def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
@@ -48,13 +29,14 @@ def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
         memory_budget_bytes=2048 * KIB,
         wal_backlog_bytes=8192 * KIB,
     )
-    store = SwitchableStore()
+    store = MemoryObjectStore()
 
     async def run() -> None:
         metadata = await open_store(settings, {"t": 2})
-        engine = StorageEngine(settings, metadata, objects=store)
+        objects = BoundedObjectStore(store, settings.object_store_request_timeout_ms)
+        engine = StorageEngine(settings, metadata, objects=objects)
         await engine.open()
-        store.reachable = False
+        store.failing = {"put", "get"}
         sent: list[bytes] = []
         throttled = refusal = None
         while refusal is None:
@@ -92,7 +74,7 @@ def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
             return sorted(values)
 
         assert await everything() == sorted(sent)  # served from the WAL during the outage
-        store.reachable = True
+        store.failing = set()
         deadline = time.monotonic() + 30
         while engine.pending_bytes:
             assert time.monotonic() < deadline, f"{engine.pending_bytes} bytes never uploaded"

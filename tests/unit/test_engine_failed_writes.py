@@ -7,37 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import time
 from pathlib import Path
 
 import pytest
 
+from contextplane import limits
+from contextplane.clock import ManualClock
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.wal import WalWriteError
 from tests.support.metadata import open_store
 from tests.unit.test_engine_recovery import batch
-from tests.unit.test_wal_failures import FlakyDisk
 
 
-class FailingDisk(FlakyDisk):
-    def __init__(self, code: int) -> None:
-        super().__init__()
-        self.code = code
-
-    def write(self, fd: int, data: memoryview) -> int:
-        if self.full:
-            raise OSError(self.code, "injected")
-        return super().write(fd, data)
-
-
-async def engine_on(tmp_path: Path, disk: FlakyDisk) -> StorageEngine:
+async def engine_on(
+    tmp_path: Path, wal: MemoryWal, clock: ManualClock | None = None
+) -> StorageEngine:
     settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000)
     metadata = await open_store(settings, {"t": 1})
-    return StorageEngine(settings, metadata, wal_files=disk)
+    return StorageEngine(settings, metadata, wal=wal, clock=clock)
 
 
 async def offsets_in(engine: StorageEngine) -> list[tuple[int, int]]:
@@ -48,21 +40,21 @@ async def offsets_in(engine: StorageEngine) -> list[tuple[int, int]]:
 
 
 def test_failed_batches_are_taken_back_and_retries_reuse_their_offsets(tmp_path: Path) -> None:
-    disk = FailingDisk(errno.EIO)
+    wal = MemoryWal()
 
     async def run() -> list[tuple[int, int]]:
-        engine = await engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, wal)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
-        disk.full = True
+        wal.write_error = OSError(errno.EIO, "injected")
         first = engine.append(partition, batch(1, 10, 10, b"B"))
         second = engine.append(partition, batch(2, 0, 5, b"C"))
         for result in (first, second):
             with pytest.raises(WalWriteError):
                 await result.durable
         assert (partition.next_offset, partition.high_watermark) == (10, 10)
-        disk.full = False
+        wal.write_error = None
         retry = engine.append(partition, batch(1, 10, 10, b"B"))
         assert retry.durable is not None, "the failed batch was treated as a duplicate"
         await retry.durable
@@ -79,14 +71,14 @@ def test_failed_batches_are_taken_back_and_retries_reuse_their_offsets(tmp_path:
 
 
 def test_retry_waiting_on_a_failed_original_is_answered(tmp_path: Path) -> None:
-    disk = FailingDisk(errno.EIO)
+    wal = MemoryWal()
 
     async def run() -> None:
-        engine = await engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, wal)
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
-        disk.full = True
+        wal.sync_error = OSError(errno.EIO, "injected")
         original = engine.append(partition, batch(1, 10, 10, b"B"))
         retry = engine.append(partition, batch(1, 10, 10, b"B"))  # in flight: a duplicate
         assert retry.durable is not None
@@ -94,7 +86,7 @@ def test_retry_waiting_on_a_failed_original_is_answered(tmp_path: Path) -> None:
             await original.durable
         with pytest.raises(WalWriteError):
             await asyncio.wait_for(retry.durable, 5)
-        disk.full = False
+        wal.sync_error = None
         again = engine.append(partition, batch(1, 10, 10, b"B"))
         await again.durable
         assert again.base_offset == 10
@@ -104,13 +96,14 @@ def test_retry_waiting_on_a_failed_original_is_answered(tmp_path: Path) -> None:
 
 
 def test_disk_full_refuses_appends_until_space_is_back(tmp_path: Path) -> None:
-    disk = FailingDisk(errno.ENOSPC)
+    wal = MemoryWal()
+    clock = ManualClock()
 
     async def run() -> None:
-        engine = await engine_on(tmp_path, disk)
+        engine = await engine_on(tmp_path, wal, clock)
         await engine.open()
         partition = engine.partitions[("t", 0)]
-        disk.full = True
+        wal.medium.capacity_bytes = wal.medium.used_bytes + 10  # the disk is full
         with pytest.raises(WalWriteError):
             await engine.append(partition, batch(-1, -1, 3, b"x")).durable
         refusal = engine.admission().refusal
@@ -118,11 +111,10 @@ def test_disk_full_refuses_appends_until_space_is_back(tmp_path: Path) -> None:
         with pytest.raises(KafkaError) as refused:
             engine.append(partition, batch(-1, -1, 3, b"x"))
         assert refused.value.code == ErrorCode.kafka_storage_error
-        disk.full = False  # this file system has room: the gate reopens at its next check
-        deadline = time.monotonic() + 5
-        while engine.admission().refusal is not None:
-            assert time.monotonic() < deadline, "appends never resumed"
-            await asyncio.sleep(0.05)
+        wal.medium.capacity_bytes = 1 << 30  # space came back: the gate reopens at its next check
+        assert engine.admission().refusal is not None
+        clock.advance(limits.DISK_RECHECK_MS)
+        assert engine.admission().refusal is None
         await engine.append(partition, batch(-1, -1, 3, b"y")).durable
         assert partition.high_watermark == 3
         await engine.close()

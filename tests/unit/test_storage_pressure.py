@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from contextplane import limits
+from contextplane.clock import ManualClock
 from contextplane.protocol.records import parse_header
 from contextplane.storage.admission import DiskFullGate, admit
 from contextplane.storage.memory import CACHED_BATCH_OVERHEAD_BYTES, MemoryBudget, ResidentBatches
@@ -32,7 +33,7 @@ def test_admission_throttles_then_refuses_naming_the_bound() -> None:
 
 
 def test_disk_full_gate_rechecks_at_most_every_interval_and_reopens_with_headroom() -> None:
-    now = [0.0]
+    clock = ManualClock()
     free = [0]
     checks = [0]
 
@@ -40,17 +41,17 @@ def test_disk_full_gate_rechecks_at_most_every_interval_and_reopens_with_headroo
         checks[0] += 1
         return free[0]
 
-    gate = DiskFullGate(10 * MIB, free_bytes, clock=lambda: now[0])
+    gate = DiskFullGate(10 * MIB, free_bytes, clock)
     assert gate.refusal() is None
     gate.disk_full()
     assert gate.refusal() is not None
     free[0] = 9 * MIB
-    now[0] += limits.DISK_RECHECK_MS / 1000
+    clock.advance(limits.DISK_RECHECK_MS)
     assert "9437184 bytes usable" in (gate.refusal() or "")
     free[0] = 20 * MIB
     assert gate.refusal() is not None  # not rechecked yet: no statvfs per request
     assert checks[0] == 1
-    now[0] += limits.DISK_RECHECK_MS / 1000
+    clock.advance(limits.DISK_RECHECK_MS)
     assert gate.refusal() is None
     assert not gate.full
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from contextplane.storage.wal import WriteAheadLog
+from contextplane.storage.file_wal import FileWal
 
 
-def open_wal(path: Path, segment_bytes: int = 1 << 20) -> tuple[WriteAheadLog, list]:
-    wal = WriteAheadLog(path, segment_bytes)
+def open_wal(path: Path, segment_bytes: int = 1 << 20) -> tuple[FileWal, list]:
+    wal = FileWal(path, segment_bytes)
     entries = list(wal.recover())
     return wal, entries
 
 
 def test_concurrent_appends_share_syncs(tmp_path: Path) -> None:
-    async def run() -> WriteAheadLog:
+    async def run() -> FileWal:
         wal, _ = open_wal(tmp_path)
         futures = [wal.append(1, i, b"x" * 100)[1] for i in range(500)]
         await asyncio.gather(*futures)
@@ -72,7 +72,7 @@ def test_corrupt_entry_stops_recovery(tmp_path: Path) -> None:
 
 
 def test_segments_roll_and_trim_removes_only_uploaded_ones(tmp_path: Path) -> None:
-    async def write() -> WriteAheadLog:
+    async def write() -> FileWal:
         wal, _ = open_wal(tmp_path, segment_bytes=1000)
         for i in range(40):
             await wal.append(1, i, b"z" * 100)[1]

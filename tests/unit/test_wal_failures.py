@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.storage.wal import FileOps, WalWriteError, WriteAheadLog
+from contextplane.storage.file_wal import FileOps, FileWal
+from contextplane.storage.wal import WalWriteError
 
 
 class FlakyDisk(FileOps):
@@ -39,7 +40,7 @@ def test_failed_write_fails_every_pending_append_and_the_log_recovers(tmp_path: 
     failures: list[int] = []
 
     async def run() -> None:
-        wal = WriteAheadLog(tmp_path, 1 << 20, files=disk)
+        wal = FileWal(tmp_path, 1 << 20, files=disk)
         wal.on_failure = lambda position, exc: failures.append(position)
         list(wal.recover())
         for i in range(3):
@@ -60,7 +61,7 @@ def test_failed_write_fails_every_pending_append_and_the_log_recovers(tmp_path: 
         wal.close()
 
     asyncio.run(run())
-    wal = WriteAheadLog(tmp_path, 1 << 20)
+    wal = FileWal(tmp_path, 1 << 20)
     entries = list(wal.recover())
     assert [(e.base_offset, e.batch) for e in entries] == [
         (0, b"good-0"),
@@ -76,7 +77,7 @@ def test_failed_sync_is_cut_back_too(tmp_path: Path) -> None:
     disk = FlakyDisk()
 
     async def run() -> None:
-        wal = WriteAheadLog(tmp_path, 1 << 20, files=disk)
+        wal = FileWal(tmp_path, 1 << 20, files=disk)
         list(wal.recover())
         await wal.append(1, 0, b"kept")[1]
         disk.fail_sync = True
@@ -87,15 +88,15 @@ def test_failed_sync_is_cut_back_too(tmp_path: Path) -> None:
         wal.close()
 
     asyncio.run(run())
-    entries = list(WriteAheadLog(tmp_path, 1 << 20).recover())
+    entries = list(FileWal(tmp_path, 1 << 20).recover())
     assert [e.batch for e in entries] == [b"kept", b"written"]
 
 
 def test_read_back_by_position_across_segments(tmp_path: Path) -> None:
-    from contextplane.storage.wal import BATCH_OFFSET_IN_ENTRY, read_spans
+    from contextplane.storage.file_wal import BATCH_OFFSET_IN_ENTRY, read_spans
 
     async def run() -> None:
-        wal = WriteAheadLog(tmp_path, 300)
+        wal = FileWal(tmp_path, 300)
         list(wal.recover())
         positions = []
         for i in range(20):
@@ -120,12 +121,12 @@ def test_recovery_reads_segments_in_bounded_chunks(tmp_path: Path) -> None:
     """Entries larger than the read chunk and entries straddling chunks are recovered."""
 
     async def write() -> None:
-        wal = WriteAheadLog(tmp_path, 1 << 20)
+        wal = FileWal(tmp_path, 1 << 20)
         list(wal.recover())
         for i in range(30):
             await wal.append(2, i, bytes([i]) * (i * 7 % 150))[1]
         wal.close()
 
     asyncio.run(write())
-    entries = list(WriteAheadLog(tmp_path, 1 << 20).recover(chunk_bytes=64))
+    entries = list(FileWal(tmp_path, 1 << 20).recover(chunk_bytes=64))
     assert [e.batch for e in entries] == [bytes([i]) * (i * 7 % 150) for i in range(30)]

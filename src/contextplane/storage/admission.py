@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from contextplane import limits
+from contextplane.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,7 @@ def admit(
 
 
 def free_bytes(directory: Path) -> int:
+    """Space available to this process on `directory`'s file system."""
     stats = os.statvfs(directory)
     return stats.f_bavail * stats.f_frsize
 
@@ -70,30 +71,27 @@ class DiskFullGate:
     """Refuses appends while the WAL's disk is full; reopens when space comes back."""
 
     def __init__(
-        self,
-        headroom_bytes: int,
-        free: Callable[[], int],
-        clock: Callable[[], float] = time.monotonic,
+        self, headroom_bytes: int, free: Callable[[], int], clock: Clock | None = None
     ) -> None:
         self.headroom_bytes = headroom_bytes
         self._free = free
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self.full = False
-        self._checked_at = -math.inf
+        self._checked_at_ms = -math.inf
         self._free_seen = 0
 
     def disk_full(self) -> None:
         """The WAL hit ENOSPC: refuse appends until space is back."""
         self.full = True
-        self._checked_at = self._clock()
+        self._checked_at_ms = self._clock.monotonic_ms()
         self._free_seen = 0
 
     def refusal(self) -> str | None:
         if not self.full:
             return None
-        now = self._clock()
-        if now - self._checked_at >= limits.DISK_RECHECK_MS / 1000:
-            self._checked_at = now
+        now_ms = self._clock.monotonic_ms()
+        if now_ms - self._checked_at_ms >= limits.DISK_RECHECK_MS:
+            self._checked_at_ms = now_ms
             try:
                 self._free_seen = self._free()
             except OSError:

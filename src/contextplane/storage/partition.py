@@ -2,8 +2,8 @@
 
 Offsets are assigned here, synchronously, so batches are ordered by the event loop. The
 high watermark moves only when a batch is durable in the WAL, and fetches never see past
-it. `ranges` mirrors the metadata store's object index for this partition, so a catch-up
-fetch needs no metadata query.
+it. `ranges` mirrors the metadata store's object index for this partition
+(object_index.py), so a catch-up fetch needs no metadata query.
 
 `cache` lists every batch not yet in an object (and recently uploaded ones). A batch's
 bytes may have been dropped from memory (`data is None`) to keep within the memory
@@ -18,7 +18,7 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from contextplane.metadata.store import RangeRecord
+from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.producer_state import ProducerStateTable
 
 
@@ -43,7 +43,7 @@ class PartitionLog:
     next_offset: int
     high_watermark: int
     object_end_offset: int
-    ranges: list[RangeRecord] = field(default_factory=list)
+    ranges: ObjectRanges = field(default_factory=ObjectRanges)
     cache: list[CachedBatch] = field(default_factory=list)
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
@@ -51,6 +51,16 @@ class PartitionLog:
     released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The end of what a read_committed consumer may see (Kafka's LSO): the first
+        offset of the oldest open transaction, or the high watermark when none is open.
+        Transactions are not accepted yet, so it is the high watermark; transactional
+        produce will hold it at its first offset until the COMMIT or ABORT marker is
+        durable, and the aborted-transaction index (what a read_committed fetch returns
+        in `aborted_transactions`) will sit beside it."""
+        return self.high_watermark
 
     def advance_high_watermark(self, end_offset: int) -> None:
         if end_offset > self.high_watermark:
@@ -85,18 +95,21 @@ class PartitionLog:
         return future
 
     def cached_from(
-        self, offset: int, bytes_max: int, allow_oversize: bool = True
+        self, offset: int, bytes_max: int, allow_oversize: bool = True, end: int | None = None
     ) -> list[CachedBatch] | None:
         """Durable cached batches containing `offset` onwards, or None if an object must
-        be read (the offset is below the cache, or its uploaded batch left memory)."""
+        be read (the offset is below the cache, or its uploaded batch left memory). Stops
+        at `end` (the high watermark by default)."""
         if not self.cache or offset < self.cache[0].base_offset:
             return None
+        if end is None:
+            end = self.high_watermark
         found: list[CachedBatch] = []
         total = 0
         start = bisect.bisect_right(self.cache, offset, key=lambda b: b.end_offset)
         for index in range(start, len(self.cache)):
             batch = self.cache[index]
-            if batch.base_offset >= self.high_watermark:
+            if batch.base_offset >= end:
                 break
             if batch.data is None and batch.uploaded:
                 if not found:

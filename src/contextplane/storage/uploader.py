@@ -13,20 +13,22 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
+from contextplane.clock import Clock
+from contextplane.cluster.leadership import Leadership
 from contextplane.metadata.records import ObjectCommit, RangeCommit, RangeRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.settings import Settings
+from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_format import (
     StreamChunk,
     build_object,
     index_bytes_max,
     object_key,
 )
+from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.partition import CachedBatch, PartitionLog
-
-if TYPE_CHECKING:
-    from contextplane.storage.engine import StorageEngine
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +60,48 @@ def select_for_upload(
 
 
 class Uploader:
-    def __init__(self, engine: StorageEngine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        objects: ObjectStore,
+        clock: Clock,
+        log_cache: LogCache,
+        leadership: Leadership,
+        partitions: Callable[[], Iterable[PartitionLog]],
+        delete_orphans: Callable[[list[str]], Awaitable[None]],
+        before_upload: Callable[[], None],
+        after_upload: Callable[[], None],
+    ) -> None:
+        """`partitions` lists the live ones; `before_upload` runs before each attempt
+        (the metadata reserve comes back), `after_upload` after each object (WAL trim)."""
+        self._settings = settings
+        self._metadata = metadata
+        self._objects = objects
+        self._clock = clock
+        self._log_cache = log_cache
+        self._leadership = leadership
+        self._partitions = partitions
+        self._delete_orphans = delete_orphans
+        self._before_upload = before_upload
+        self._after_upload = after_upload
+        self.wakeup = asyncio.Event()
         self.failures = 0
 
     async def run(self) -> None:
         """Upload on every interval or wake-up, back to back while a backlog remains."""
-        engine = self._engine
-        interval_s = engine.settings.upload_interval_ms / 1000
+        interval_s = self._settings.upload_interval_ms / 1000
+        upload_bytes = self._settings.upload_bytes
+        log_cache = self._log_cache
         uploaded = 0
         while True:
             # Back to back while a full object's worth is waiting (catching up after an
             # outage); otherwise on the interval or when append wakes us.
-            if not uploaded or engine.pending_bytes < engine.settings.upload_bytes:
+            if not uploaded or log_cache.pending_bytes < upload_bytes:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(engine.upload_wakeup.wait(), interval_s)
-            engine.upload_wakeup.clear()
-            engine.ensure_metadata_reserve()
+                    await asyncio.wait_for(self.wakeup.wait(), interval_s)
+            self.wakeup.clear()
+            self._before_upload()
             uploaded = 0
             try:
                 uploaded = await self.upload_once()
@@ -86,7 +113,7 @@ class Uploader:
                 log.warning(
                     "object upload failed (%d in a row; %d bytes wait in the WAL): %s",
                     self.failures,
-                    engine.pending_bytes,
+                    log_cache.pending_bytes,
                     exc,
                 )
                 await asyncio.sleep(backoff)
@@ -95,7 +122,7 @@ class Uploader:
 
     async def drain(self) -> None:
         """Upload until nothing durable is pending (a clean stop); retries failures."""
-        interval_s = self._engine.settings.upload_interval_ms / 1000
+        interval_s = self._settings.upload_interval_ms / 1000
         while True:
             try:
                 if not await self.upload_once():
@@ -106,16 +133,16 @@ class Uploader:
 
     async def upload_once(self) -> int:
         """Upload one object of the oldest pending batches; returns its size (0: none)."""
-        engine = self._engine
-        chunks = select_for_upload(engine.live_partitions(), engine.settings.upload_bytes)
+        settings, log_cache = self._settings, self._log_cache
+        chunks = select_for_upload(self._partitions(), settings.upload_bytes)
         if not chunks:
             return 0
         size = sum(b.size for _, batches in chunks for b in batches)
         # The batches read back and the object built from them.
-        async with engine.budget.reserve(2 * size):
+        async with log_cache.budget.reserve(2 * size):
             stream_chunks = []
             for partition, batches in chunks:
-                data = await engine.batch_bytes(batches)
+                data = await log_cache.batch_bytes(batches)
                 stream_chunks.append(
                     StreamChunk(
                         partition.stream_id,
@@ -128,12 +155,12 @@ class Uploader:
             data, index = build_object(stream_chunks)
             del stream_chunks
             # A durable counter: a key is never reused, even for an upload that failed.
-            sequence = await engine.metadata.next_counter("object_sequence")
-            key = object_key(engine.settings.node_id, sequence)
-            await engine.objects.put(key, data)
+            sequence = await self._metadata.next_counter("object_sequence")
+            key = object_key(settings.node_id, sequence)
+            await self._objects.put(key, data)
             object_size = len(data)
             del data
-        created_ms = engine.clock.wall_ms()
+        created_ms = self._clock.wall_ms()
         commit = ObjectCommit(
             key=key,
             size=object_size,
@@ -152,18 +179,15 @@ class Uploader:
                 for (p, _), e in zip(chunks, index, strict=True)
             },
         )
-        outcome = await engine.metadata.commit_object(commit)
+        outcome = await self._metadata.commit_object(commit)
         # Fenced partitions are released here: they stop acknowledging, and their ranges
         # stay out of the index (the new leader uploads that data).
-        engine.leadership.check_commit(outcome)
+        self._leadership.check_commit(outcome)
         if not outcome.object_published:
-            await engine.delete_orphans([key])
+            await self._delete_orphans([key])
         for (partition, batches), entry in zip(chunks, index, strict=True):
             if partition.deleted or partition.stream_id not in outcome.committed:
                 continue  # its bytes were forgotten with the topic or the leadership
-            for batch in batches:
-                batch.uploaded = True
-            engine.pending_bytes -= sum(b.size for b in batches)
             partition.object_end_offset = entry.end_offset
             partition.ranges.append(
                 RangeRecord(
@@ -177,6 +201,6 @@ class Uploader:
                     created_ms,
                 )
             )
-            engine.forget_uploaded(partition)
-        engine.trim_wal()
+            log_cache.mark_uploaded(partition, batches)
+        self._after_upload()
         return object_size

@@ -133,7 +133,11 @@ async def _read_all(
         bytes_max = max(min(wanted.partition_max_bytes, budget - total), 0)
         try:
             chunks = await storage.read(
-                partition, wanted.fetch_offset, bytes_max, allow_oversize=total == 0
+                partition,
+                wanted.fetch_offset,
+                bytes_max,
+                allow_oversize=total == 0,
+                isolation_level=request.isolation_level,
             )
         except KafkaError as exc:
             # Kafka reports -1 watermarks with a partition error.
@@ -149,7 +153,7 @@ async def _read_all(
         total += len(data)
         entry["records"] = data
         entry["high_watermark"] = partition.high_watermark
-        entry["last_stable_offset"] = partition.high_watermark
+        entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
         if request.isolation_level == 1:
             entry["aborted_transactions"] = []

@@ -34,7 +34,9 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
             try:
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
-                offset, timestamp = await _lookup(ctx, partition, wanted.timestamp)
+                offset, timestamp = await _lookup(
+                    ctx, partition, wanted.timestamp, getattr(request, "isolation_level", 0)
+                )
                 entry.update(
                     offset=offset, timestamp=timestamp, leader_epoch=partition.leader_epoch
                 )
@@ -47,9 +49,12 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
     return ctx.reply(throttle_time=ctx.throttle_ms, topics=topics)
 
 
-async def _lookup(ctx: RequestContext, partition: PartitionLog, target: int) -> tuple[int, int]:
-    if target == LATEST:
-        return partition.high_watermark, -1
+async def _lookup(
+    ctx: RequestContext, partition: PartitionLog, target: int, isolation_level: int
+) -> tuple[int, int]:
+    if target == LATEST:  # read_committed (isolation level 1) sees up to the LSO
+        end = partition.last_stable_offset if isolation_level == 1 else partition.high_watermark
+        return end, -1
     if target in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
     if target == LATEST_TIERED:

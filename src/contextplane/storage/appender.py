@@ -1,0 +1,167 @@
+"""Appends: the idempotent producer check, offsets, the WAL queue, the log cache, and the
+acknowledgement.
+
+`append` validates nothing (the produce handler did) and runs synchronously on the event
+loop, so offsets are assigned in the order batches arrive: each batch is stamped with its
+base offset and the leader epoch, queued on the WAL and put in the log cache (not yet
+visible). Its future resolves once the WAL says it is durable; then the high watermark
+moves past it, in offset order.
+
+If the WAL write fails, `take_back` removes the failed batch and every later one (offsets
+stay dense, producer state is rolled back), so the producers' retries are appended again
+at the same offsets rather than "deduplicated" onto offsets never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from contextplane.cluster.leadership import NotLeader
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.records import BatchHeader, stamp
+from contextplane.storage.admission import DiskFullGate
+from contextplane.storage.log_cache import LogCache
+from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.wal import WalWriteError, WriteAheadLog
+
+
+@dataclass(slots=True)
+class AppendResult:
+    base_offset: int
+    log_append_time: int
+    durable: asyncio.Future[None] | None  # None: nothing new was written (a duplicate)
+
+
+class Appender:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        log_cache: LogCache,
+        disk_gate: DiskFullGate,
+        upload_bytes: int,
+        wake_uploader: Callable[[], None],
+    ) -> None:
+        self._wal = wal
+        self._log_cache = log_cache
+        self._disk_gate = disk_gate
+        self._upload_bytes = upload_bytes
+        self._wake_uploader = wake_uploader
+
+    def append(
+        self,
+        partition: PartitionLog,
+        batches: Iterable[tuple[BatchHeader, memoryview]],
+        log_append_time_ms: int | None = None,
+    ) -> AppendResult:
+        """Assign offsets to validated batches and queue them for the WAL."""
+        headers = list(batches)
+        for header, _ in headers:
+            duplicate = partition.producers.check_sequence(header)
+            if duplicate is not None:
+                if len(headers) != 1:  # the produce handler admits one batch per partition
+                    raise KafkaError(ErrorCode.invalid_record, "duplicate inside a multi-batch")
+                return AppendResult(
+                    duplicate.base_offset,
+                    -1,
+                    _durable_at(partition, duplicate.last_offset + 1),
+                )
+            if header.is_transactional or header.is_control:
+                raise KafkaError(
+                    ErrorCode.invalid_txn_state, "transactional produce is not supported yet"
+                )
+        refusal = self._disk_gate.refusal()
+        if refusal is not None:
+            raise KafkaError(ErrorCode.kafka_storage_error, refusal)
+        first_offset = partition.next_offset
+        durable: asyncio.Future[None] | None = None
+        log_cache = self._log_cache
+        for header, batch in headers:
+            base = partition.next_offset
+            data = stamp(batch, base, partition.leader_epoch, log_append_time_ms)
+            end = base + header.last_offset_delta + 1
+            position, durable = self._wal.append(partition.stream_id, base, data)
+            max_timestamp = (
+                header.max_timestamp if log_append_time_ms is None else log_append_time_ms
+            )
+            log_cache.add(
+                partition, CachedBatch(base, end, max_timestamp, data, position, len(data))
+            )
+            partition.producers.record(header, base)
+            partition.next_offset = end
+            durable.add_done_callback(_advance_when_durable(partition, end))
+        if log_cache.pending_bytes >= self._upload_bytes:
+            self._wake_uploader()
+        assert durable is not None
+        return AppendResult(
+            first_offset,
+            -1 if log_append_time_ms is None else log_append_time_ms,
+            _acknowledgement(partition, durable),
+        )
+
+    def take_back(
+        self, partitions: Iterable[PartitionLog], position: int, error: BaseException
+    ) -> None:
+        """The WAL could not make anything from `position` on durable: take those batches
+        back, so offsets stay dense and idempotent retries are appended again."""
+        self._log_cache.take_back_from(partitions, position)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            self._disk_gate.disk_full()
+
+
+def _advance_when_durable(
+    partition: PartitionLog, end: int
+) -> Callable[[asyncio.Future[None]], None]:
+    """The high watermark moves to `end` once the batch's WAL write is durable (not on a
+    failed write)."""
+
+    def advance(durable: asyncio.Future[None]) -> None:
+        if not durable.exception():
+            partition.advance_high_watermark(end)
+
+    return advance
+
+
+def _durable_at(partition: PartitionLog, end_offset: int) -> asyncio.Future[None] | None:
+    if partition.high_watermark >= end_offset:
+        return None
+    return asyncio.ensure_future(_wait_durable(partition, end_offset))
+
+
+async def _wait_durable(partition: PartitionLog, end_offset: int) -> None:
+    """A retried batch waits for its original; if batches were taken back meanwhile (the
+    original's write may have failed) the retry fails too, retriably."""
+    truncations = partition.truncations
+    while partition.high_watermark < end_offset and not partition.deleted:
+        if partition.truncations != truncations:
+            raise WalWriteError("the first attempt of this batch was not written; retry")
+        await partition.waiter()
+    if partition.released:
+        raise NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
+
+
+def _acknowledgement(
+    partition: PartitionLog, durable: asyncio.Future[None]
+) -> asyncio.Future[None]:
+    """Resolved when the batch may be acknowledged: durable in the WAL, and the partition
+    still led here (a fenced partition stops acknowledging at once)."""
+    acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(written: asyncio.Future[None]) -> None:
+        if acked.done():
+            return
+        error = written.exception()
+        if error is not None:
+            acked.set_exception(error)
+        elif partition.released:
+            acked.set_exception(
+                NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
+            )
+        else:
+            acked.set_result(None)
+
+    durable.add_done_callback(settle)
+    return acked

@@ -1,0 +1,62 @@
+"""A partition's object index in memory: its uploaded ranges, found by offset.
+
+The metadata store is the source of truth (rebuilt from it at start); this copy lets a
+catch-up fetch find its object without a metadata query. Ranges are kept in offset order
+with their end offsets beside them, so the range holding an offset is a bisection, not a
+scan of every object the partition ever uploaded.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+from typing import overload
+
+from contextplane.metadata.records import RangeRecord
+
+
+class ObjectRanges(Sequence[RangeRecord]):
+    __slots__ = ("_records", "_ends")
+
+    def __init__(self, records: Iterable[RangeRecord] = ()) -> None:
+        self._records: list[RangeRecord] = []
+        self._ends: list[int] = []  # end offsets (exclusive), ascending
+        for record in records:
+            self.append(record)
+
+    def append(self, record: RangeRecord) -> None:
+        """Add the newest range (uploads go in offset order)."""
+        assert not self._ends or record.base_offset >= self._ends[-1], (
+            f"range [{record.base_offset}, {record.end_offset}) overlaps the index"
+            f" ending at {self._ends[-1]}"
+        )
+        self._records.append(record)
+        self._ends.append(record.end_offset)
+
+    def from_offset(self, offset: int) -> Iterator[RangeRecord]:
+        """The ranges holding `offset` and every later one, in offset order."""
+        records = self._records
+        for index in range(bisect.bisect_right(self._ends, offset), len(records)):
+            yield records[index]
+
+    def drop_below(self, offset: int) -> None:
+        """Forget the ranges wholly below `offset` (the log start moved past them)."""
+        index = bisect.bisect_right(self._ends, offset)
+        del self._records[:index]
+        del self._ends[:index]
+
+    @overload
+    def __getitem__(self, index: int) -> RangeRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RangeRecord]: ...
+    def __getitem__(self, index: int | slice) -> RangeRecord | Sequence[RangeRecord]:
+        return self._records[index]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[RangeRecord]:
+        return iter(self._records)
+
+    def __repr__(self) -> str:
+        return f"ObjectRanges({self._records!r})"
