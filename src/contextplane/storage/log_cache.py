@@ -63,8 +63,12 @@ class LogCache:
         for partition in partitions:
             self.forget(partition.truncate_from_wal_position(position))
 
-    async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
-        """Each batch's bytes: from memory, or read back from the WAL."""
+    async def batch_bytes(
+        self, batches: list[CachedBatch], reserved: bool = False
+    ) -> list[bytes | memoryview]:
+        """Each batch's bytes: from memory, or read back from the WAL (within the memory
+        budget's in-flight share, unless the caller `reserved` it already: a second
+        reservation nested in the first could wait for the first forever)."""
         found: list[bytes | memoryview | None] = [b.data for b in batches]
         missing = [i for i, data in enumerate(found) if data is None]
         if not missing:
@@ -74,8 +78,11 @@ class LogCache:
             [(batches[i].wal_position, batches[i].size) for i in missing]
         )
         try:
-            async with self.budget.reserve(sum(batches[i].size for i in missing)):
+            if reserved:
                 read = await pinned.read()
+            else:
+                async with self.budget.reserve(sum(batches[i].size for i in missing)):
+                    read = await pinned.read()
         finally:
             pinned.close()
         for i, data in zip(missing, read, strict=True):

@@ -34,7 +34,9 @@ class ObjectRanges(Sequence[RangeRecord]):
         self._ends.append(record.end_offset)
 
     def from_offset(self, offset: int) -> Iterator[RangeRecord]:
-        """The ranges holding `offset` and every later one, in offset order."""
+        """The ranges holding `offset` and every later one, in offset order (as they
+        were when the iteration began: a reader awaits between ranges, and `drop_below`
+        then replaces the lists rather than shifting them under it)."""
         records = self._records
         for index in range(bisect.bisect_right(self._ends, offset), len(records)):
             yield records[index]
@@ -42,8 +44,9 @@ class ObjectRanges(Sequence[RangeRecord]):
     def drop_below(self, offset: int) -> None:
         """Forget the ranges wholly below `offset` (the log start moved past them)."""
         index = bisect.bisect_right(self._ends, offset)
-        del self._records[:index]
-        del self._ends[:index]
+        if index:
+            self._records = self._records[index:]
+            self._ends = self._ends[index:]
 
     @overload
     def __getitem__(self, index: int) -> RangeRecord: ...

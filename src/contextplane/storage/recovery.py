@@ -2,7 +2,8 @@
 the log cache, producer state and offsets.
 
 Entries below a partition's committed object end are already in objects (the WAL is
-trimmed only after a commit, so some may remain); entries of streams no longer led here
+trimmed only after a commit, so some may remain), or below its log start; a batch that
+the log start cuts in two is replayed whole. Entries of streams no longer led here
 (a deleted topic) are skipped. Replay keeps only what the memory budget allows in memory;
 older batches are read back from the WAL when uploaded or fetched.
 """
@@ -25,10 +26,21 @@ def replay(
     replayed = 0
     for entry in entries:
         partition = partitions.get(entry.stream_id)
-        if partition is None or entry.base_offset < partition.object_end_offset:
-            continue  # deleted topic, or already in an object
+        if partition is None:
+            continue  # a deleted topic
         header = parse_header(entry.batch)
         end = entry.base_offset + header.last_offset_delta + 1
+        if end <= partition.object_end_offset:
+            # Already in an object (the snapshot holds its producer state: recording it
+            # again is a no-op), or wholly below the log start: DeleteRecords does not
+            # make the producer forget its sequence, so its state is kept.
+            partition.producers.record(header, entry.base_offset)
+            continue
+        if entry.base_offset < partition.object_end_offset:
+            # The log start (DeleteRecords) cut this batch before it was uploaded: its
+            # offsets from the log start on are still the log's, and it goes to an object
+            # whole, as it would have without the restart.
+            partition.object_end_offset = entry.base_offset
         log_cache.add(
             partition,
             CachedBatch(

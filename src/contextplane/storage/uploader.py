@@ -87,6 +87,8 @@ class Uploader:
         self._after_upload = after_upload
         self.wakeup = asyncio.Event()
         self.failures = 0
+        # One upload at a time: two would pick the same pending batches.
+        self._uploading = asyncio.Lock()
 
     async def run(self) -> None:
         """Upload on every interval or wake-up, back to back while a backlog remains."""
@@ -133,6 +135,10 @@ class Uploader:
 
     async def upload_once(self) -> int:
         """Upload one object of the oldest pending batches; returns its size (0: none)."""
+        async with self._uploading:
+            return await self._upload_once()
+
+    async def _upload_once(self) -> int:
         settings, log_cache = self._settings, self._log_cache
         chunks = select_for_upload(self._partitions(), settings.upload_bytes)
         if not chunks:
@@ -142,7 +148,7 @@ class Uploader:
         async with log_cache.budget.reserve(2 * size):
             stream_chunks = []
             for partition, batches in chunks:
-                data = await log_cache.batch_bytes(batches)
+                data = await log_cache.batch_bytes(batches, reserved=True)
                 stream_chunks.append(
                     StreamChunk(
                         partition.stream_id,

@@ -1,0 +1,1 @@
+"""A deterministic simulation of the storage engine (see workload.py)."""
