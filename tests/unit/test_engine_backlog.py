@@ -12,6 +12,7 @@ from contextplane.protocol.records import iter_batch_headers, split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.objectstore import BoundedObjectStore
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
@@ -86,3 +87,36 @@ def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
         await engine.close()
 
     asyncio.run(run())
+
+
+def test_upload_of_evicted_batches_finishes_on_a_small_memory_budget(tmp_path: Path) -> None:
+    """The uploader reserves in-flight memory for the object, then reads evicted batches
+    back from the WAL: that read must not wait for a second reservation, which (with a
+    budget under four objects' worth) would wait for the first forever."""
+
+    async def scenario() -> int:
+        settings = Settings(
+            data_dir=tmp_path,
+            upload_interval_ms=3_600_000,
+            upload_bytes=256_000,
+            log_cache_bytes=0,  # every batch's bytes leave memory at once
+            memory_budget_bytes=200_000,
+        )
+        metadata = await open_store(settings, {"t": 1})
+        engine = StorageEngine(
+            settings,
+            metadata,
+            wal=MemoryWal(),
+            objects=BoundedObjectStore(MemoryObjectStore(), 5_000),
+        )
+        await engine.open()
+        partition = engine.partitions[("t", 0)]
+        for _ in range(20):
+            await engine.append(
+                partition, split_batches(record_batch([b"x" * 3_000]), 1 << 20)
+            ).durable
+        size = await asyncio.wait_for(engine.upload_once(), 5)  # a liveness bound
+        await engine.close()
+        return size
+
+    assert asyncio.run(scenario()) > 60_000

@@ -2,10 +2,11 @@
 the log cache, producer state and offsets.
 
 Entries below a partition's committed object end are already in objects (the WAL is
-trimmed only after a commit, so some may remain), or below its log start; a batch that
-the log start cuts in two is replayed whole. Entries of streams no longer led here
-(a deleted topic) are skipped. Replay keeps only what the memory budget allows in memory;
-older batches are read back from the WAL when uploaded or fetched.
+trimmed only after a commit, so some may remain); entries between that end and the log
+start (DeleteRecords cut them off before their upload) are replayed whole. Entries of
+streams no longer led here (a deleted topic) are skipped. Replay keeps only what the
+memory budget allows in memory; older batches are read back from the WAL when uploaded
+or fetched.
 """
 
 from __future__ import annotations
@@ -24,22 +25,26 @@ def replay(
     """Replay `entries` (the WAL's durable entries, oldest first) into `partitions` (by
     stream id); returns how many were replayed."""
     replayed = 0
+    # Where each partition's committed objects end: below that the snapshot committed
+    # with the objects holds the producer state. Between it and the log start lie
+    # batches DeleteRecords cut off before they were uploaded: they are replayed and go
+    # to an object as they would have without the restart, so their producer state is
+    # committed with it (the WAL is trimmed after that, and would take it away).
+    uploaded_end = {
+        stream_id: p.ranges[-1].end_offset if len(p.ranges) else -1
+        for stream_id, p in partitions.items()
+    }
     for entry in entries:
         partition = partitions.get(entry.stream_id)
         if partition is None:
             continue  # a deleted topic
         header = parse_header(entry.batch)
         end = entry.base_offset + header.last_offset_delta + 1
-        if end <= partition.object_end_offset:
-            # Already in an object (the snapshot holds its producer state: recording it
-            # again is a no-op), or wholly below the log start: DeleteRecords does not
-            # make the producer forget its sequence, so its state is kept.
-            partition.producers.record(header, entry.base_offset)
-            continue
+        if end <= uploaded_end[entry.stream_id] or (
+            partition.cache and entry.base_offset < partition.cache[-1].end_offset
+        ):
+            continue  # in an object already (or replayed already)
         if entry.base_offset < partition.object_end_offset:
-            # The log start (DeleteRecords) cut this batch before it was uploaded: its
-            # offsets from the log start on are still the log's, and it goes to an object
-            # whole, as it would have without the restart.
             partition.object_end_offset = entry.base_offset
         log_cache.add(
             partition,
@@ -53,7 +58,7 @@ def replay(
             ),
         )
         partition.producers.record(header, entry.base_offset)
-        partition.next_offset = end
+        partition.next_offset = max(partition.next_offset, end)
         partition.advance_high_watermark(end)
         replayed += 1
     return replayed

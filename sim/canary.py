@@ -1,0 +1,24 @@
+"""Deliberately broken engine variants: the checkers must catch each of them.
+
+A checker that passes every seed proves nothing until it has failed on a broken engine;
+each variant here breaks one guarantee the way a plausible bug would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from contextplane.storage.memory_wal import MemoryWal
+
+
+class AckBeforeSyncWal(MemoryWal):
+    """Says an entry is durable as soon as it is queued, before it is written or synced
+    (as a WAL with fsync forgotten would): appends are acknowledged and become visible
+    before they can survive a crash."""
+
+    def append(
+        self, stream_id: int, base_offset: int, batch: bytes
+    ) -> tuple[int, asyncio.Future[None]]:
+        position, durable = super().append(stream_id, base_offset, batch)
+        durable.set_result(None)
+        return position, durable
