@@ -2,7 +2,7 @@
 canary that the checkers must catch.
 
 `SEED=n pytest tests/sim` runs seed n alone (and prints its trace on failure);
-the quick suite runs 300 seeds, the slow sweep (CI) 3000 more (`SIM_SEEDS=n` changes
+the quick suite runs 100 seeds, the slow sweep (CI) 3000 more (`SIM_SEEDS=n` changes
 that).
 """
 
@@ -22,7 +22,7 @@ from sim.workload import Result, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNKS = 10
-QUICK_SEEDS = 300  # every run of the quick suite
+QUICK_SEEDS = 100  # every run of the quick suite
 SWEEP_SEEDS = int(os.environ.get("SIM_SEEDS", "3000"))  # CI (slow): seeds past the quick ones
 ONE_SEED = os.environ.get("SEED")
 
