@@ -94,3 +94,14 @@ def _uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def many_headers(count: int) -> bytes:
+    """A zstd batch of one record with `count` empty headers (key "", value null): a few
+    KB on the wire, 2 bytes a header decompressed, far under the decompression bound,
+    so only the cost of reading each header matters."""
+    headers = wire._varint(count) + (wire._varint(0) + wire._varint(-1)) * count
+    fields = b"\x00" + wire._varint(0) + wire._varint(0) + wire._varint(-1)
+    fields += wire._varint(-1) + headers
+    record = wire._varint(len(fields)) + fields
+    return batch_around(bytes(cramjam.zstd.compress(record)), 1, ZSTD)

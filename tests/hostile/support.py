@@ -285,7 +285,7 @@ def hostile_round(
     probe = Probe(broker, probe_topic)
     with probe.running():
         for name, batch, codes in attacks:
-            answers = _send_from(broker, topic, batch, connections)
+            answers = send_from(broker, topic, batch, connections)
             for answer in answers:
                 assert answer in codes, f"{name}: answered {answer}, expected one of {codes}"
             good = f"after {name}".encode()
@@ -302,7 +302,7 @@ def hostile_round(
     return probe
 
 
-def _send_from(broker: BrokerProcess, topic: str, batch: bytes, connections: int) -> list[int]:
+def send_from(broker: BrokerProcess, topic: str, batch: bytes, connections: int) -> list[int]:
     """Send `batch` from several connections at once; each one's error code (or -999 if
     the broker closed that connection)."""
     answers: list[int] = []

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import pytest
 
+from conformance import wire
 from contextplane.protocol.decompress import GZIP, LZ4, SNAPPY, ZSTD
 from contextplane.protocol.error_codes import ErrorCode
 from tests.hostile import bombs
 from tests.hostile.bombs import MIB
-from tests.hostile.support import hostile_round
+from tests.hostile.support import (
+    PROBE_ANSWER_S,
+    Probe,
+    create_topic,
+    hostile_round,
+    produce,
+    send_from,
+)
 from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient
 
 GIB = 1024 * MIB
 INVALID_RECORD = {int(ErrorCode.invalid_record)}
@@ -67,3 +76,25 @@ def test_snappy_blocks_are_checked_before_they_are_decompressed(
         ],
         connections=2,
     )
+
+
+def test_a_record_of_millions_of_headers_is_read_at_compiled_speed(
+    hostile_broker: BrokerProcess,
+) -> None:
+    # One record of 4,000,000 empty headers (about 1 KB of zstd, 8 MB decompressed), from
+    # three connections: it straddles decompression chunks, and read header by header in
+    # Python it held the validation pool and the GIL for minutes. It is a valid record
+    # (Kafka accepts it), so it is accepted; the probe on another connection and a
+    # following produce are answered meanwhile.
+    client = RawClient(hostile_broker.bootstrap, "hostile")
+    create_topic(client, "bombs-headers")
+    create_topic(client, "bombs-headers-probe")
+    probe = Probe(hostile_broker, "bombs-headers-probe")
+    with probe.running():
+        answers = send_from(hostile_broker, "bombs-headers", bombs.many_headers(4_000_000), 3)
+        assert produce(client, "bombs-headers", wire.encode_batch([b"after"]))[0] == 0
+    client.close()
+    assert answers == [0, 0, 0], answers
+    assert not probe.failures, probe.failures
+    assert probe.latencies, "the probe never got an answer"
+    assert max(probe.latencies) < PROBE_ANSWER_S, f"probe waited {max(probe.latencies):.2f}s"

@@ -192,3 +192,57 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
         if producer is not None:
             producer.flush(0)
         stop_quietly(broker)
+
+
+def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # The disk fills while the broker runs, so it gives its metadata reserve back; after
+    # the stop something else takes the space that frees. The start has nothing left to
+    # release (SQLite could not even open its database: disk I/O error at journal_mode).
+    broker = BrokerProcess(
+        small_disk,
+        object_store=(tmp_path / "objects").resolve().as_uri(),
+        settings={
+            "upload.interval.ms": "100",
+            "upload.bytes": str(256 * 1024),
+            "wal.segment.bytes": str(1 * MIB),
+            "metadata.reserved.bytes": str(2 * MIB),
+        },
+    ).start()
+    reserve = small_disk / "metadata.reserve"
+    fillers: list[Path] = []
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        for name, count in ((TOPIC, PARTITIONS), (PROBE, 1)):
+            admin.create_topics([NewTopic(name, count)])[name].result(15)
+        producer = TrackedProducer(broker.bootstrap)
+        producer.send("before", 1000)
+        assert producer.flush(30) == 0
+        assert len(producer.acked) == 1000
+        del producer
+
+        fillers.append(fill_disk(small_disk))
+        assert storage_error_from_raw_produce(broker.bootstrap)[0] == ErrorCode.kafka_storage_error
+        wait_until(lambda: not reserve.exists(), 30, "the broker to release its reserve")
+        broker.stop()
+        fillers.append(fill_disk(small_disk))  # what the stop freed is taken too
+
+        broker.start(timeout_s=60)
+        logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)  # Metadata, ListOffsets
+        assert sum(len(records) for records in logs.values()) >= 1000
+        code, message = storage_error_from_raw_produce(broker.bootstrap, attempts=1)
+        assert code == ErrorCode.kafka_storage_error, (code, message)
+        assert message is not None and "disk" in message.lower(), message
+
+        for filler in fillers:
+            filler.unlink()
+        wait_until(
+            lambda: (
+                storage_error_from_raw_produce(broker.bootstrap, attempts=1)[0] == ErrorCode.none
+            ),
+            30,
+            "produce to resume after space came back",
+        )
+    finally:
+        stop_quietly(broker)

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+_SMALLEST_HELD_BYTES = 64 * 1024  # below this a partial reserve is not worth a file
 
 
 class SpaceReserve:
@@ -62,3 +63,26 @@ class SpaceReserve:
         self.path.unlink(missing_ok=True)
         log.warning("disk full: released %d reserved bytes for the metadata store", self.size_bytes)
         return True
+
+    def hold_what_fits(self) -> int:
+        """Allocate as much of a missing reserve as the disk has room for (a stop frees
+        SQLite's files on a full disk: this keeps that space); the bytes held."""
+        if self.size_bytes <= 0 or self.present:
+            return 0
+        size = self.size_bytes
+        while size >= _SMALLEST_HELD_BYTES:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.ftruncate(fd, 0)
+                    os.posix_fallocate(fd, 0, size)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                size //= 2
+                continue
+            log.info("kept %d bytes of the metadata space reserve across the stop", size)
+            return size
+        self.path.unlink(missing_ok=True)
+        return 0

@@ -13,12 +13,13 @@ once more, so uploads can always commit and drain a full disk.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -45,6 +46,7 @@ ENGINE = "sqlite"
 # SQLite's primary result codes for a failed write: the disk is full, or an I/O error
 # (creating or growing the -shm file on a full disk reports SQLITE_IOERR_SHMSIZE).
 _OUT_OF_SPACE_CODES = (13, 10)  # SQLITE_FULL, SQLITE_IOERR
+SPACE_RETRY_S = 1.0  # how often a start on a full disk tries again
 
 
 def _out_of_space(exc: sqlite3.Error) -> bool:
@@ -79,8 +81,31 @@ class SqliteEngine:
 
     @_uses_reserve
     def _connect(self) -> sqlite3.Connection:
+        try:
+            return self._open(exclusive=False)
+        except sqlite3.OperationalError as exc:
+            if not _out_of_space(exc) or self._path == ":memory:":
+                raise
+            if self.reserve is not None and self.reserve.present:
+                raise  # the reserve is released and the open retried (_uses_reserve)
+            # A disk that was full when the broker stopped: nothing left to release, and
+            # no room for the shared-memory index (-shm) WAL mode opens with. In exclusive
+            # locking mode the index lives in this process's memory, so the store opens
+            # and reads (writes fail, retriably, until space returns); other processes
+            # cannot read the database until the broker restarts.
+            log.warning(
+                "metadata store %s: no disk space for its shared-memory index (%s); "
+                "opened in exclusive locking mode until the next restart",
+                self._path,
+                exc,
+            )
+            return self._open(exclusive=True)
+
+    def _open(self, exclusive: bool) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
+            if exclusive:
+                db.execute("PRAGMA locking_mode=EXCLUSIVE")  # before the first WAL access
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -403,12 +428,45 @@ class SqliteMetadataStore:
         self.reserve = reserve
 
     async def open(self) -> None:
-        self._engine = await self._runner.run(SqliteEngine, self._path, self.reserve)
+        self._engine = await self._until_space(
+            "open", lambda: self._runner.run(SqliteEngine, self._path, self.reserve)
+        )
+
+    async def _until_space(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """`attempt`, retried until the disk has room for it; a start that cannot go on
+        for lack of space says so once (no traceback, no exit)."""
+        waiting = False
+        while True:
+            try:
+                result = await attempt()
+            except sqlite3.OperationalError as exc:
+                if not _out_of_space(exc):
+                    raise
+                if not waiting:
+                    log.error(
+                        "metadata store %s cannot %s: the disk is full (%s); retrying "
+                        "every %.0f s until space returns",
+                        self._path,
+                        what,
+                        exc,
+                        SPACE_RETRY_S,
+                    )
+                    waiting = True
+                await asyncio.sleep(SPACE_RETRY_S)
+                continue
+            if waiting:
+                log.info("metadata store %s: %s done, disk space returned", self._path, what)
+            return result
 
     async def close(self) -> None:
         if self._engine is not None:
             await self._runner.run(self._engine.close)
             self._engine = None
+            if self.reserve is not None and not self.reserve.present:
+                # Closing deleted SQLite's -wal and -shm files: hold that space for the
+                # next start (it needs room to open and to claim leadership), rather than
+                # leave it to whatever else fills the disk meanwhile.
+                await self._runner.run(self.reserve.hold_what_fits)
         self._runner.close()
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -446,7 +504,11 @@ class SqliteMetadataStore:
         return await self._call(self.engine.partitions, topic)
 
     async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
-        return await self._call(self.engine.claim_leadership, claims, node_id)
+        # A start leads nothing before this commits: wait for space rather than fail.
+        return await self._until_space(
+            "claim leadership",
+            lambda: self._call(self.engine.claim_leadership, claims, node_id),
+        )
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
         return await self._call(self.engine.commit_object, commit)

@@ -227,12 +227,18 @@ class _Stream:
             raise _Malformed(f"Found invalid number of record headers {headers}")
         if headers and headers > end - self.consumed:
             raise _Malformed(f"Found invalid number of record headers. {headers} is too large")
-        for _ in range(headers):
-            size = self.varint()
-            if size < 0:
-                raise _Malformed(f"Invalid negative header key size {size}")
-            skip_within(size)
-            skip_within(max(self.varint(), 0))
+        while headers:
+            # The headers whole in this chunk in one compiled loop; one cut by the
+            # chunk's end (or malformed) here, which moves to the next chunk (or raises).
+            limit = self.position + end - self.consumed
+            self.position, headers = walker.skip_header_run(self.buf, self.position, limit, headers)
+            if headers:
+                size = self.varint()
+                if size < 0:
+                    raise _Malformed(f"Invalid negative header key size {size}")
+                skip_within(size)
+                skip_within(max(self.varint(), 0))
+                headers -= 1
         if self.consumed != end:
             raise _Malformed(size_mismatch(length, self.consumed - start))
         return _Record(timestamp_delta, offset_delta, key_size, value_size)

@@ -212,6 +212,37 @@ def _skip_headers(buf: bytes, position: i64, record_end: i64) -> i64:
     return position
 
 
+def skip_header_run(buf: bytes, position: i64, limit: i64, headers: i64) -> tuple[i64, i64]:
+    """Past as many of a record's next `headers` headers as lie whole before `limit`
+    (at most `len(buf)`): (position after them, headers left).
+
+    Stops before a header that runs past `limit`, or whose key size is negative or whose
+    varint is too long: the caller reads that one header itself (across chunks, or to
+    report it), so a record read in parts costs a compiled loop per chunk, not an
+    interpreted step per header.
+    """
+    if limit > len(buf):
+        limit = len(buf)
+    start: i64 = position
+    size: i64 = 0
+    try:
+        while headers > 0:
+            size, position = _varint(buf, position)
+            if size < 0:
+                break
+            position += size
+            size, position = _varint(buf, position)
+            if size > 0:
+                position += size
+            if position > limit:
+                break
+            headers -= 1
+            start = position
+    except (IndexError, _Invalid):
+        pass
+    return start, headers
+
+
 def size_mismatch(declared: int, read: int) -> str:
     """Kafka's message for a record whose fields do not fill its declared length."""
     return (
