@@ -229,6 +229,10 @@ def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
         fillers.append(fill_disk(small_disk))  # what the stop freed is taken too
 
         broker.start(timeout_s=60)
+        assert broker.log_path is not None
+        for line in broker.log_path.read_text(errors="replace").splitlines():
+            if "contextplane.metadata" in line:
+                print(f"[full at stop] {line}")
         logs = read_partitions(broker.bootstrap, TOPIC, PARTITIONS)  # Metadata, ListOffsets
         assert sum(len(records) for records in logs.values()) >= 1000
         code, message = storage_error_from_raw_produce(broker.bootstrap, attempts=1)

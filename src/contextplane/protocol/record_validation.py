@@ -19,11 +19,18 @@ inside (decompressing with a bound, `decompress.py`) and rejects, with Kafka's c
 
 Complete records are walked by `record_walk.walk`, a flat loop over one buffer (the hot
 path: compiled by mypyc when the package was built, see `compiled.py`, else interpreted).
-An uncompressed batch is walked in place. A small record that straddles two
-decompressed chunks is joined to the next chunk; a large one is read by `_Stream`, which
-skips key and value bytes without keeping them. Memory stays at about two chunks
-whatever the records' sizes (a raw snappy block, which cannot be read in parts, costs
-its declared size, checked first against the bound).
+An uncompressed batch of up to 2 MiB is walked in place. A small record that straddles
+two decompressed chunks is joined to the next chunk; a large one is read by `_Stream`,
+which skips key and value bytes without keeping them and skips the headers that lie
+whole in a chunk in one compiled loop (`record_walk.skip_header_run`). Memory stays at
+about two chunks whatever the records' sizes (a raw snappy block, which cannot be read in
+parts, costs its declared size, checked first against the bound).
+
+Work is bounded per byte whatever the framing: no record costs Python-level steps per
+header, and the record errors (KIP-467) are searched for by the compiled
+`record_walk.find_record_error`, Python looking only at the offending records it names.
+Each compiled call covers at most a chunk or so (the GIL is held during it), so a
+thread of the validation pool never keeps the event loop waiting for long.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from contextplane.protocol.decompress import (
     decompressed_chunks,
 )
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.record_walk import WalkState, size_mismatch
+from contextplane.protocol.record_walk import ErrorScan, WalkState, size_mismatch
 from contextplane.protocol.records import BATCH_HEADER_BYTES, TIMESTAMP_TYPE_BIT, BatchHeader
 
 _INT64_MIN = record_walk.INT64_MIN
@@ -51,6 +58,12 @@ NO_TIMESTAMP = -1
 # Reading a stored batch skips key and value bytes, so memory stays at a chunk whatever
 # this is; it only bounds the work of one read.
 _STORED_BATCH_BYTES_MAX = 1 << 40
+
+# An uncompressed batch up to this size is walked in place, in one call of the compiled
+# walk, which holds the GIL throughout (about 20-40 ms for 1 MiB of the densest records,
+# empty headers); a larger one (a topic's max.message.bytes raised) is walked chunk by
+# chunk like a decompressed one, so the event loop gets the GIL between chunks.
+WALKED_WHOLE_BYTES_MAX = 2 * 1024 * 1024
 
 PREMATURE_EOF = "Incorrect declared batch size, premature EOF reached"
 RECORDS_REMAINING = "Incorrect declared batch size, records still remaining in file"
@@ -258,7 +271,7 @@ def validate_records(
     walk = walker.WalkState()
     try:
         try:
-            if header.compression == 0:
+            if header.compression == 0 and len(batch) <= WALKED_WHOLE_BYTES_MAX:
                 _walk_whole(_as_bytes(batch), header.records_count, walk)
             else:
                 stream = _stream(header, batch, policy, chunk_bytes)
@@ -280,7 +293,7 @@ def validate_records(
     if (policy.compacted and walk.keyless) or not _timestamps_surely_valid(
         header, policy, now_ms, walk
     ):
-        rejection = _record_errors(header, batch, policy, now_ms, chunk_bytes)
+        rejection = _record_errors(header, batch, policy, now_ms, chunk_bytes, walk.keyless)
         if rejection is not None:
             raise rejection
 
@@ -380,32 +393,50 @@ def _record_errors(
     policy: RecordPolicy,
     now_ms: int,
     chunk_bytes: int,
+    keyless: int,
 ) -> RecordErrors | None:
     """The batch's rejection if any record fails LogValidator.validateRecord's checks.
 
-    The batch was walked once already, so its framing is known to be sound. Every
-    offending record counts; the first RECORD_ERRORS_LISTED_MAX are named.
+    The batch was walked once already (`keyless` records without a key), so its framing
+    is known to be sound. Every offending record counts; the first
+    RECORD_ERRORS_LISTED_MAX are named. The records are searched by the compiled
+    `find_record_error`; Python looks only at the offending records it names, and stops
+    once enough are named and the answer no longer depends on the rest.
     """
-    if header.compression == 0:
-        stream = _Stream(iter([bytes(memoryview(batch)[BATCH_HEADER_BYTES:])]))
-    else:
-        stream = _stream(header, batch, policy, chunk_bytes)
+    stream = _stream(header, batch, policy, chunk_bytes)
     log_append_time_batch = bool(header.attributes & TIMESTAMP_TYPE_BIT)
+    valid_low, valid_high = _surely_valid_deltas(header, policy, now_ms)
+    scan = walker.ErrorScan(
+        policy.compacted,
+        _timestamp_rule(header, policy, now_ms),
+        header.base_timestamp,
+        now_ms,
+        policy.timestamp_before_max_ms,
+        policy.timestamp_after_max_ms,
+        valid_low,
+        valid_high,
+    )
+    count = header.records_count
     listed: list[tuple[int, str]] = []
-    total = 0
     invalid_timestamp = False
-    for index in range(header.records_count):
-        record = stream.record()
+    while scan.index < count and not (
+        invalid_timestamp and len(listed) >= RECORD_ERRORS_LISTED_MAX
+    ):
+        record = _next_record_error(stream, scan, count, chunk_bytes)
+        if record is None:
+            continue
         message = _key_error(record, policy)
         if message is None:
             message = _timestamp_error(record, header, log_append_time_batch, policy, now_ms)
             invalid_timestamp = invalid_timestamp or message is not None
-        if message is not None:
-            total += 1
-            if len(listed) < RECORD_ERRORS_LISTED_MAX:
-                listed.append((index, message))
-    if not total:
+        if message is not None and len(listed) < RECORD_ERRORS_LISTED_MAX:
+            listed.append((record.offset_delta, message))
+        if len(listed) >= RECORD_ERRORS_LISTED_MAX:
+            # The rest of the key errors are `keyless` (counted): look for a timestamp one.
+            scan.stop_at_key_errors = False
+    if not listed:
         return None
+    total = keyless if policy.compacted else len(listed)
     if invalid_timestamp:
         return RecordErrors(
             ErrorCode.invalid_timestamp,
@@ -421,6 +452,56 @@ def _record_errors(
         f"and only showing the first three errors at most: [{shown}]",
         listed,
     )
+
+
+def _next_record_error(
+    stream: _Stream, scan: ErrorScan, count: int, chunk_bytes: int
+) -> _Record | None:
+    """Read on to the next offending record (None if this chunk had none)."""
+    if stream.position >= len(stream.buf) and not stream.next_chunk():
+        raise _Malformed(PREMATURE_EOF)
+    stream.position = walker.find_record_error(stream.buf, stream.position, count, scan)
+    if scan.found != record_walk.NO_ERROR:
+        return _Record(scan.timestamp_delta, scan.index - 1, scan.key_size, scan.value_size)
+    if scan.index >= count or stream.position >= len(stream.buf):
+        return None
+    # A record straddles this chunk and the next: as in _walk_stream.
+    if stream.straddling_length() <= chunk_bytes:
+        if not stream.join_next_chunk():
+            raise _Malformed(PREMATURE_EOF)
+        return None
+    record = stream.record()
+    scan.index += 1
+    if walker.classify(scan, record.key_size, record.timestamp_delta) == record_walk.NO_ERROR:
+        return None
+    return record
+
+
+def _timestamp_rule(header: BatchHeader, policy: RecordPolicy, now_ms: int) -> int:
+    """What the timestamp check comes to for this batch's records (record_walk's
+    TIMESTAMPS_*): a LogAppendTime batch has one timestamp for all of them."""
+    if not header.attributes & TIMESTAMP_TYPE_BIT:
+        return (
+            record_walk.TIMESTAMPS_PASS
+            if policy.log_append_time
+            else record_walk.TIMESTAMPS_CHECKED
+        )
+    any_record = _Record(0, 0, 0, 0)
+    if _timestamp_error(any_record, header, True, policy, now_ms) is None:
+        return record_walk.TIMESTAMPS_PASS
+    return record_walk.TIMESTAMPS_FAIL
+
+
+def _surely_valid_deltas(header: BatchHeader, policy: RecordPolicy, now_ms: int) -> tuple[int, int]:
+    """The timestamp deltas whose timestamp is within the bounds without any wrapping of
+    Java longs (an empty range, low > high, if there are none)."""
+    before, after = policy.timestamp_before_max_ms, policy.timestamp_after_max_ms
+    if before < 0 or after < 0:
+        return 1, 0
+    low = max(now_ms - before, _INT64_MIN) - header.base_timestamp
+    high = min(now_ms + after, _INT64_MAX) - header.base_timestamp
+    low, high = max(low, _INT64_MIN), min(high, _INT64_MAX)
+    return (low, high) if low <= high else (1, 0)
 
 
 def _key_error(record: _Record, policy: RecordPolicy) -> str | None:

@@ -243,6 +243,120 @@ def skip_header_run(buf: bytes, position: i64, limit: i64, headers: i64) -> tupl
     return start, headers
 
 
+# What LogValidator's timestamp check comes to for the records of one batch, as
+# record_validation decides it from the batch and the topic: no record fails it, every
+# record fails it (the batch's one LogAppendTime timestamp), or each record is checked.
+TIMESTAMPS_PASS: Final = 0
+TIMESTAMPS_FAIL: Final = 1
+TIMESTAMPS_CHECKED: Final = 2
+# Why the error scan stopped at a record.
+NO_ERROR: Final = 0
+KEY_ERROR: Final = 1
+TIMESTAMP_ERROR: Final = 2
+
+
+class ErrorScan:
+    """A search for the records LogValidator rejects one by one (KIP-467): the rules,
+    where the search stands, and the fields of the record it stopped at."""
+
+    def __init__(
+        self,
+        compacted: bool,
+        timestamps: i64,
+        base_timestamp: int,
+        now_ms: int,
+        before_max_ms: int,
+        after_max_ms: int,
+        valid_low: i64,
+        valid_high: i64,
+    ) -> None:
+        self.compacted = compacted  # a record without a key fails
+        self.stop_at_key_errors = compacted  # False once the caller has listed enough
+        self.timestamps: i64 = timestamps
+        # Kafka's exact (wrapping long) arithmetic, on ints: only for deltas outside
+        # [valid_low, valid_high], the ones that surely pass.
+        self.base_timestamp = base_timestamp
+        self.now_ms = now_ms
+        self.before_max_ms = before_max_ms
+        self.after_max_ms = after_max_ms
+        self.valid_low: i64 = valid_low
+        self.valid_high: i64 = valid_high
+        self.index: i64 = 0  # records read
+        self.found: i64 = NO_ERROR  # the last record read fails (KEY_ERROR, ...)
+        self.timestamp_delta: i64 = 0
+        self.key_size: i64 = 0
+        self.value_size: i64 = 0
+
+
+def find_record_error(buf: bytes, position: i64, count: i64, scan: ErrorScan) -> i64:
+    """Read the complete records of `buf` from `position` until one fails a record check
+    (`scan.found`, its fields in `scan`) or `count` have been read in all; the position
+    after the last record read.
+
+    The batch's framing was checked by `walk` already: a record that does not end inside
+    `buf` stops the scan before it, for the caller to read across chunks.
+    """
+    index: i64 = scan.index
+    start: i64 = position
+    length: i64 = 0
+    record_end: i64 = 0
+    delta: i64 = 0
+    offset_delta: i64 = 0
+    key_size: i64 = 0
+    value_size: i64 = 0
+    found: i64 = NO_ERROR
+    try:
+        while index < count:
+            length, position = _varint(buf, start)
+            record_end = position + length
+            if length <= 0 or record_end > len(buf):
+                break
+            delta, position = _varlong(buf, position + 1)  # past the attributes
+            offset_delta, position = _varint(buf, position)
+            key_size, position = _varint(buf, position)
+            if key_size > 0:
+                position += key_size
+            value_size, position = _varint(buf, position)
+            index += 1
+            start = record_end  # headers: framing was checked already
+            found = classify(scan, key_size, delta)
+            if found != NO_ERROR:
+                break
+    except (IndexError, _Invalid):
+        found = NO_ERROR
+    scan.index = index
+    scan.found = found
+    scan.timestamp_delta = delta
+    scan.key_size = key_size
+    scan.value_size = value_size
+    return start
+
+
+def classify(scan: ErrorScan, key_size: i64, timestamp_delta: i64) -> i64:
+    """Whether a record fails a check the scan stops at (NO_ERROR if it passes)."""
+    if scan.compacted and key_size < 0:
+        return KEY_ERROR if scan.stop_at_key_errors else NO_ERROR
+    if scan.timestamps == TIMESTAMPS_FAIL:
+        return TIMESTAMP_ERROR
+    surely_valid = scan.valid_low <= timestamp_delta <= scan.valid_high
+    if scan.timestamps == TIMESTAMPS_CHECKED and not surely_valid:
+        return TIMESTAMP_ERROR if _timestamp_out_of_range(scan, timestamp_delta) else NO_ERROR
+    return NO_ERROR
+
+
+def _timestamp_out_of_range(scan: ErrorScan, timestamp_delta: i64) -> bool:
+    """LogValidator's CreateTime bounds check, in Java long arithmetic."""
+    timestamp = _wrap64(scan.base_timestamp + timestamp_delta)
+    if timestamp == -1:  # RecordBatch.NO_TIMESTAMP is not checked
+        return False
+    difference = _wrap64(scan.now_ms - timestamp)
+    return difference > scan.before_max_ms or _wrap64(-difference) > scan.after_max_ms
+
+
+def _wrap64(value: int) -> int:
+    return (value + 2**63) % 2**64 - 2**63
+
+
 def size_mismatch(declared: int, read: int) -> str:
     """Kafka's message for a record whose fields do not fill its declared length."""
     return (
