@@ -221,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
         "metadata_reserved_bytes",
         "bytes",
         "disk space kept for metadata commits, released when the disk is full so uploads can "
-        "drain the WAL",
+        "drain the WAL (what is free at a stop is kept for the next start)",
     ),
     Setting(
         "object.store.request.timeout.ms",

@@ -9,6 +9,11 @@ deleted and the write retried in the space it held. It is allocated again once t
 disk has room, and produce stays refused until it is (see storage/admission.py), so the
 WAL cannot take the space back first.
 
+A disk that is still full when the broker stops would leave the next start nothing to
+release: so a stop allocates what it can of a missing reserve (`hold_what_fits`) from the
+space free at that moment (SQLite's files just closed, WAL segments trimmed while
+produce was refused), before anything else on the volume takes it.
+
 (Pre-growing SQLite's own files was the alternative; it does not survive a restart:
 SQLite deletes the -wal file when the last connection closes, and the next start has to
 create it again.)

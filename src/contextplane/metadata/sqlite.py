@@ -8,7 +8,10 @@ runs on the store's one worker thread, so nothing fsyncs on the event loop and c
 serialised as SQLite wants.
 
 A write that fails for lack of disk space releases the space reserve (reserve.py) and runs
-once more, so uploads can always commit and drain a full disk.
+once more, so uploads can always commit and drain a full disk. On a disk with no room
+even for the shared-memory index (-shm) the database opens in exclusive locking mode;
+an open or a leadership claim that cannot proceed for lack of space is retried until
+space returns, after one log line.
 """
 
 from __future__ import annotations
