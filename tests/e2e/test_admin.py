@@ -166,3 +166,50 @@ def test_incremental_append_starts_from_the_default(admin: AdminClient) -> None:
     )
     admin.incremental_alter_configs([resource])[resource].result(10)
     assert describe(admin, "admin-append")["cleanup.policy"] == "delete,compact"
+
+
+def incremental(
+    admin: AdminClient, topic: str, *changes: tuple[str, str, AlterConfigOpType]
+) -> None:
+    entries = [ConfigEntry(n, v, incremental_operation=op) for n, v, op in changes]
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(10)
+
+
+def test_subtracting_the_last_list_item_leaves_an_empty_list(admin: AdminClient) -> None:
+    """Kafka 4.4 accepts a LIST config emptied by SUBTRACT and describes it as ''."""
+    admin.create_topics([NewTopic("admin-empty-list", 1)])["admin-empty-list"].result(10)
+    incremental(admin, "admin-empty-list", ("cleanup.policy", "delete", AlterConfigOpType.SUBTRACT))
+    assert describe(admin, "admin-empty-list")["cleanup.policy"] == ""
+    incremental(admin, "admin-empty-list", ("cleanup.policy", "compact", AlterConfigOpType.APPEND))
+    assert describe(admin, "admin-empty-list")["cleanup.policy"] == "compact"
+    # SET normalises as Kafka does: items trimmed, repeats dropped; "" is the empty list.
+    incremental(
+        admin, "admin-empty-list", ("cleanup.policy", " delete, delete", AlterConfigOpType.SET)
+    )
+    assert describe(admin, "admin-empty-list")["cleanup.policy"] == "delete"
+    incremental(admin, "admin-empty-list", ("cleanup.policy", "", AlterConfigOpType.SET))
+    assert describe(admin, "admin-empty-list")["cleanup.policy"] == ""
+
+
+def test_list_operations_refused_as_kafka_refuses_them(admin: AdminClient) -> None:
+    admin.create_topics([NewTopic("admin-list-errors", 1)])["admin-list-errors"].result(10)
+
+    def refused(*changes: tuple[str, str, AlterConfigOpType]) -> str:
+        entries = [ConfigEntry(n, v, incremental_operation=op) for n, v, op in changes]
+        resource = ConfigResource(
+            ResourceType.TOPIC, "admin-list-errors", incremental_configs=entries
+        )
+        return error_name(admin.incremental_alter_configs([resource])[resource])
+
+    assert refused(("retention.ms", "5", AlterConfigOpType.SUBTRACT)) == "INVALID_CONFIG"
+    assert refused(("cleanup.policy", "delete,", AlterConfigOpType.SET)) == "INVALID_CONFIG"
+    assert refused(("cleanup.policy", "", AlterConfigOpType.APPEND)) == "INVALID_CONFIG"
+    assert refused(("cleanup.policy", "foo", AlterConfigOpType.APPEND)) == "INVALID_CONFIG"
+    assert describe(admin, "admin-list-errors")["cleanup.policy"] == "delete"
+
+
+def test_topic_created_with_an_empty_cleanup_policy(admin: AdminClient) -> None:
+    topic = NewTopic("admin-no-policy", 1, config={"cleanup.policy": ""})
+    admin.create_topics([topic])["admin-no-policy"].result(10)
+    assert describe(admin, "admin-no-policy")["cleanup.policy"] == ""

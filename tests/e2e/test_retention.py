@@ -31,10 +31,20 @@ def earliest(bootstrap: str, topic: str) -> int:
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], timestamp_ms: int) -> None:
+    failures: list[object] = []
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     for value in values:
-        producer.produce(topic, value=value, partition=0, timestamp=timestamp_ms)
+        # Keyed, so compacted topics take them too.
+        producer.produce(
+            topic,
+            key=value,
+            value=value,
+            partition=0,
+            timestamp=timestamp_ms,
+            on_delivery=lambda error, _: failures.append(error) if error else None,
+        )
     assert producer.flush(10) == 0
+    assert not failures
 
 
 @pytest.fixture
@@ -131,3 +141,29 @@ def test_active_segment_is_kept_even_with_old_timestamps(
     wait_until(control_trimmed, 30, "retention deletes the control topic's old records")
     assert earliest(broker.bootstrap, "history") == 0
     assert len(consume_all(broker.bootstrap, "history", 1, 30)) == 30
+
+
+@pytest.mark.parametrize("policy", ["", "compact"])
+def test_no_delete_policy_means_no_time_retention(
+    retaining_broker: InProcessBroker, policy: str
+) -> None:
+    """Kafka deletes old segments only when cleanup.policy lists `delete`: an empty policy
+    is infinite retention, a compact-only one is never deleted by age."""
+    broker = retaining_broker
+    old = int(time.time() * 1000) - 3 * DAY_MS
+    kept = {"retention.ms": str(DAY_MS), "segment.ms": "1", "cleanup.policy": policy}
+    create(broker.bootstrap, "kept", **kept)
+    produce(broker.bootstrap, "kept", [b"old-%d" % i for i in range(10)], old)
+    wait_until(lambda: object_files(broker), 20, "the old records are uploaded")
+    time.sleep(0.05)  # the next upload is a later segment (segment.ms=1, wall clock)
+    produce(broker.bootstrap, "kept", [b"new"], int(time.time() * 1000))
+    wait_until(lambda: len(object_files(broker)) >= 2, 20, "the new record is uploaded")
+    # A control topic with the default policy: once retention has moved its log start,
+    # the same pass has also looked at "kept".
+    create(broker.bootstrap, "control", **{"retention.ms": str(DAY_MS), "segment.ms": "1"})
+    produce(broker.bootstrap, "control", [b"old"], old)
+    wait_until(lambda: len(object_files(broker)) >= 3, 20, "the control's old record is uploaded")
+    time.sleep(0.05)
+    produce(broker.bootstrap, "control", [b"new"], int(time.time() * 1000))
+    wait_until(lambda: earliest(broker.bootstrap, "control") == 1, 20, "control trimmed")
+    assert earliest(broker.bootstrap, "kept") == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.handlers import (
     admin,
@@ -141,7 +142,9 @@ class Broker:
             settings,
             self.metadata,
             clock=self.clock,
-            topic_configs=lambda name: topics.configs(name) if topics is not None else {},
+            topic_configs=lambda name: retention_configs(
+                topics.configs(name) if topics is not None else {}
+            ),
         )
         topics = TopicManager(self.metadata, storage, settings)
         await topics.load()

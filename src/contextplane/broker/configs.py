@@ -6,8 +6,10 @@ INVALID_CONFIG, as in Kafka.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 
 
@@ -29,10 +31,8 @@ def _choice(*options: str) -> Callable[[str], bool]:
 
 # name -> (validator, default from broker settings or a constant)
 TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]] = {
-    "cleanup.policy": (
-        _choice("delete", "compact", "compact,delete", "delete,compact"),
-        lambda s: "delete",
-    ),
+    # A LIST: each item is checked against LIST_CONFIGS; the empty list is valid.
+    "cleanup.policy": (lambda v: True, lambda s: "delete"),
     "retention.ms": (_int, lambda s: str(s.retention_ms)),
     "retention.bytes": (_int, lambda s: str(s.retention_bytes)),
     # Kafka 4's floor for segment.bytes is 1 MiB.
@@ -73,11 +73,59 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
 }
 
 
-def invalid_topic_config(name: str, value: str | None) -> str | None:
-    """An error message if `name=value` is not a valid topic config, else None."""
+# Kafka's LIST-typed topic configs this broker accepts, with the items each may hold.
+LIST_CONFIGS: dict[str, tuple[str, ...]] = {"cleanup.policy": ("compact", "delete")}
+
+
+def list_items(value: str) -> list[str]:
+    """A LIST config's items as Kafka parses them: comma-separated, trimmed; "" is []."""
+    return [item.strip() for item in value.split(",")] if value.strip() else []
+
+
+def checked_topic_config(name: str, value: str | None) -> str:
+    """`value` as stored and described (trimmed; a list without repeats), or KafkaError
+    INVALID_CONFIG with Kafka's message."""
     spec = TOPIC_CONFIGS.get(name)
     if spec is None:
-        return f"Unknown topic config name: {name}"
-    if value is None or not spec[0](value):
-        return f"Invalid value {value} for configuration {name}"
+        raise KafkaError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
+    if value is None:
+        raise KafkaError(ErrorCode.invalid_config, f"Invalid value None for configuration {name}")
+    allowed = LIST_CONFIGS.get(name)
+    if allowed is None:
+        if not spec[0](value.strip()):
+            raise KafkaError(
+                ErrorCode.invalid_config, f"Invalid value {value} for configuration {name}"
+            )
+        return value.strip()
+    items = list_items(value)
+    if "" in items:
+        raise KafkaError(
+            ErrorCode.invalid_config, f"Configuration '{name}' values must not be empty."
+        )
+    for item in items:
+        if item not in allowed:
+            raise KafkaError(
+                ErrorCode.invalid_config,
+                f"Invalid value {item} for configuration {name}: "
+                f"String must be one of: {', '.join(allowed)}",
+            )
+    return ",".join(dict.fromkeys(items))
+
+
+def invalid_topic_config(name: str, value: str | None) -> str | None:
+    """An error message if `name=value` is not a valid topic config, else None."""
+    try:
+        checked_topic_config(name, value)
+    except KafkaError as exc:
+        return exc.message
     return None
+
+
+def retention_configs(configs: Mapping[str, str]) -> dict[str, str]:
+    """A topic's configs as time and size retention read them. Kafka deletes old segments
+    only when `cleanup.policy` lists `delete`: a compact-only topic is never deleted by
+    age or size, and an empty policy means infinite retention (TopicConfig's doc)."""
+    policy = configs.get("cleanup.policy", "delete")
+    if "delete" in list_items(policy):
+        return dict(configs)
+    return {**configs, "retention.ms": "-1", "retention.bytes": "-1"}

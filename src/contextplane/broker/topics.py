@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 
-from contextplane.broker.configs import invalid_topic_config
+from contextplane.broker.configs import checked_topic_config
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.metadata.store import MetadataStore
@@ -97,11 +97,7 @@ class TopicManager:
                 "replication factor of 1 is the most this broker offers (durability comes from "
                 "the WAL and object storage).",
             )
-        for key, value in configs.items():
-            problem = invalid_topic_config(key, value)
-            if problem:
-                raise KafkaError(ErrorCode.invalid_config, problem)
-        return partitions, {k: v for k, v in configs.items() if v is not None}
+        return partitions, {key: checked_topic_config(key, value) for key, value in configs.items()}
 
     async def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         record = await self._metadata.create_topic(name, partitions, configs)

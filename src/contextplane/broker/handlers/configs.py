@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from contextplane.broker.configs import BROKER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
+from contextplane.broker.configs import (
+    BROKER_CONFIGS,
+    LIST_CONFIGS,
+    TOPIC_CONFIGS,
+    checked_topic_config,
+    list_items,
+)
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -25,7 +31,7 @@ def _config_type(name: str) -> int:
     # ConfigType: 1 BOOLEAN, 2 STRING, 3 INT, 4 SHORT, 5 LONG, 7 LIST
     if name.endswith((".ms", ".bytes", ".messages")):
         return 5
-    if name in ("cleanup.policy",):
+    if name in LIST_CONFIGS:
         return 7
     return 2
 
@@ -116,10 +122,7 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
         }
         try:
             configs = apply(_check_topic(ctx, resource), resource.configs)
-            for name, value in configs.items():
-                problem = invalid_topic_config(name, value)
-                if problem:
-                    raise KafkaError(ErrorCode.invalid_config, problem)
+            configs = {name: checked_topic_config(name, value) for name, value in configs.items()}
             if not request.validate_only:
                 await ctx.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
@@ -152,25 +155,23 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Reply:
     settings = ctx.settings
 
     def apply(current: dict[str, str], changes: Any) -> dict[str, str]:
+        names = [change.name for change in changes]
+        if len(set(names)) != len(names):
+            raise KafkaError(ErrorCode.invalid_request, "Error due to duplicate config keys")
         for change in changes:
-            if change.config_operation == SET:
-                current[change.name] = change.value
-            elif change.config_operation == DELETE:
-                current.pop(change.name, None)
-            elif change.config_operation in (APPEND, SUBTRACT):
-                # A list config's effective value, default included, is what Kafka
-                # appends to or subtracts from.
-                spec = TOPIC_CONFIGS.get(change.name)
-                base = current.get(change.name, spec[1](settings) if spec else "")
-                items = [v for v in base.split(",") if v]
-                value = change.value or ""
-                if change.config_operation == APPEND and value not in items:
-                    items.append(value)
-                elif change.config_operation == SUBTRACT and value in items:
-                    items.remove(value)
-                current[change.name] = ",".join(items)
-            else:
+            operation = change.config_operation
+            if operation not in _OPERATION_NAMES:
                 raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
+            if operation != DELETE and change.value is None:
+                raise KafkaError(
+                    ErrorCode.invalid_request, f"Null value not supported for : {change.name}"
+                )
+            if operation == SET:
+                current[change.name] = change.value
+            elif operation == DELETE:
+                current.pop(change.name, None)
+            else:
+                current[change.name] = _append_or_subtract(current, change, settings)
         return current
 
     def describe(changes: Any) -> str:
@@ -180,3 +181,31 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Reply:
         )
 
     return await _alter(ctx, request, apply, "IncrementalAlterConfigs", describe)
+
+
+def _append_or_subtract(current: dict[str, str], change: Any, settings: Any) -> str:
+    """A LIST config after APPEND or SUBTRACT, as Kafka's ConfigAdminManager computes it:
+    from the effective value (the default when unset), items added once or all removed.
+    Removing the last item leaves the empty list, which is a valid value."""
+    operation = _OPERATION_NAMES[change.config_operation]
+    spec = TOPIC_CONFIGS.get(change.name)
+    if spec is None:
+        raise KafkaError(ErrorCode.invalid_config, f"Unknown topic config name: {change.name}")
+    if change.name not in LIST_CONFIGS:
+        raise KafkaError(
+            ErrorCode.invalid_config,
+            f"Can't {operation} to key {change.name} because its type is not LIST.",
+        )
+    items = list_items(current.get(change.name, spec[1](settings)))
+    if change.config_operation == APPEND:
+        # Kafka joins the appended text on: an empty item in it is an empty list value.
+        added = [item.strip() for item in change.value.split(",")]
+        if "" in added:
+            raise KafkaError(
+                ErrorCode.invalid_config, f"Configuration '{change.name}' values must not be empty."
+            )
+        items += [item for item in added if item not in items]
+    else:
+        removed = set(list_items(change.value))
+        items = [item for item in items if item not in removed]
+    return ",".join(items)
