@@ -207,6 +207,18 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "endpoint_type": 1,
             "include_fenced_brokers": False,
         },
+        68: {  # ConsumerGroupHeartbeat (answered UNSUPPORTED_VERSION: classic protocol only)
+            "group_id": GROUP + "-848",
+            "member_id": str(uuid.uuid4()),
+            "member_epoch": 0,
+            "instance_id": None,
+            "rack_id": None,
+            "rebalance_timeout": 30000,
+            "subscribed_topic_names": [TOPIC],
+            "subscribed_topic_regex": None,
+            "server_assignor": None,
+            "topic_partitions": [],
+        },
     }
 
 

@@ -21,6 +21,7 @@ from tests.groups.support import Broker, Wire, subscription
 
 FIND_COORDINATOR, JOIN, HEARTBEAT, LEAVE, SYNC = 10, 11, 12, 13, 14
 OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE, LIST, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
+CONSUMER_GROUP_HEARTBEAT = 68
 CREATE_TOPICS, API_VERSIONS = 19, 18
 
 SESSION_MS = 6000
@@ -120,6 +121,28 @@ def test_api_versions_advertise_group_apis(wire: Wire) -> None:
     assert ranges[DESCRIBE] == (0, 5)
     assert ranges[DELETE_GROUPS] == (0, 2)
     assert ranges[OFFSET_DELETE] == (0, 0)
+    assert ranges[CONSUMER_GROUP_HEARTBEAT] == (0, 1)  # answered UNSUPPORTED_VERSION
+
+
+@contextplane_only
+@pytest.mark.parametrize("version", [0, 1])
+def test_consumer_group_heartbeat_is_unsupported(wire: Wire, version: int) -> None:
+    """As Kafka 4.4 with only the classic protocol enabled answers every member."""
+    response = wire.call(
+        CONSUMER_GROUP_HEARTBEAT,
+        version,
+        group_id="kip848",
+        member_id="m-1",
+        member_epoch=0,
+        instance_id=None,
+        rack_id=None,
+        rebalance_timeout=300000,
+        subscribed_topic_names=["t"],
+        server_assignor=None,
+        topic_partitions=[],
+    )
+    assert response.error_code == ErrorCode.unsupported_version
+    assert (response.member_id, response.member_epoch, response.assignment) == (None, 0, None)
 
 
 @pytest.mark.parametrize("version", [0, 1, 2, 3])
@@ -128,9 +151,11 @@ def test_find_coordinator_single_key(broker: Broker, wire: Wire, version: int) -
     assert response.error_code == ErrorCode.none
     assert (response.host, response.port, response.node_id) == ("127.0.0.1", broker.port, 1)
     if version >= 1 and not REFERENCE:  # Kafka has a transaction coordinator
+        # No transaction coordinator: refused for good, so clients fail instead of waiting.
         txn = wire.call(FIND_COORDINATOR, version, key="t", key_type=1)
-        assert txn.error_code == ErrorCode.coordinator_not_available
+        assert txn.error_code == ErrorCode.transactional_id_authorization_failed
         assert txn.node_id == -1
+        assert "not supported" in txn.error_message
 
 
 @pytest.mark.parametrize("version", [4, 5, 6])
@@ -142,7 +167,7 @@ def test_find_coordinator_batched(broker: Broker, wire: Wire, version: int) -> N
     ]
     if not REFERENCE:  # Kafka has a transaction coordinator
         txn = wire.call(FIND_COORDINATOR, version, key_type=1, coordinator_keys=["t"])
-        assert txn.coordinators[0].error_code == ErrorCode.coordinator_not_available
+        assert txn.coordinators[0].error_code == ErrorCode.transactional_id_authorization_failed
     share = wire.call(FIND_COORDINATOR, version, key_type=2, coordinator_keys=["s"])
     assert share.coordinators[0].error_code == ErrorCode.invalid_request
 

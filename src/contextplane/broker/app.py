@@ -66,6 +66,7 @@ ROUTES: list[tuple[int, int, int, Handler]] = [
     (44, 0, 1, configs.incremental_alter_configs),
     (47, 0, 0, groups.offset_delete),
     (60, 0, 1, cluster.describe_cluster),
+    (68, 0, 1, groups.consumer_group_heartbeat),
 ]
 
 

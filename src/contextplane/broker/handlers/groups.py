@@ -28,8 +28,12 @@ SHARE_KEY_TYPE = 2
 _GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 
+_NO_TRANSACTIONS = ErrorCode.transactional_id_authorization_failed
 _ERROR_MESSAGES = {
     ErrorCode.coordinator_not_available: "The coordinator is not available.",
+    ErrorCode.transactional_id_authorization_failed: (
+        "Transactions are not supported by this broker: it has no transaction coordinator."
+    ),
     ErrorCode.invalid_request: (
         "This most likely occurs because of a request being malformed by the client library "
         "or the message was sent to an incompatible broker. See the broker logs for more "
@@ -75,8 +79,13 @@ def _coordinator(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, st
         host, port = ctx.cluster.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
     if key_type == TRANSACTION_KEY_TYPE:
-        # Transactions are not implemented.
-        return ErrorCode.coordinator_not_available, -1, "", -1
+        # No transaction coordinator yet. COORDINATOR_NOT_AVAILABLE is retriable, so
+        # transactional clients would wait out their timeout; this is Kafka's answer for a
+        # transactional id the client may not use, which librdkafka and the Java client
+        # (TransactionManager) treat as fatal at once. InitProducerId gives the same.
+        return ErrorCode.transactional_id_authorization_failed, -1, "", -1
+    # Share groups (key type 2) are not built: Kafka answers INVALID_REQUEST when its share
+    # coordinator is absent.
     return ErrorCode.invalid_request, -1, "", -1
 
 
@@ -93,7 +102,9 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
                     "host": host,
                     "port": port,
                     "error_code": code,
-                    "error_message": "",  # Kafka leaves the (nullable) field at its default
+                    # Kafka leaves the field at its default; the refused transaction
+                    # says why (clients that print it, print it).
+                    "error_message": _ERROR_MESSAGES[code] if code == _NO_TRANSACTIONS else "",
                 }
             )
         return ctx.reply(throttle_time=ctx.throttle_ms, coordinators=coordinators)
@@ -105,6 +116,26 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
         node_id=node_id,
         host=host,
         port=port,
+    )
+
+
+# -- the consumer group protocol (KIP-848) --------------------------------------------
+
+
+async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
+    """Only the classic protocol is implemented. Kafka 4.4 with the consumer protocol
+    disabled (`group.coordinator.rebalance.protocols=classic`) advertises this API and
+    answers UNSUPPORTED_VERSION, which librdkafka and the Java consumer report as a fatal
+    error naming the protocol; not advertising it leaves librdkafka looking for a
+    coordinator forever."""
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=ErrorCode.unsupported_version,
+        error_message=None,
+        member_id=None,
+        member_epoch=0,
+        heartbeat_interval=0,
+        assignment=None,
     )
 
 
