@@ -24,8 +24,12 @@ def produce(bootstrap: str, start: int, count: int) -> None:
 
 def test_produce_continues_while_the_object_store_is_frozen(tmp_path: Path) -> None:
     store = SeaweedFS(tmp_path / "weed").start()
+    # The clean stop below must upload everything, however busy the machine: the default
+    # shutdown deadline would leave the rest in the WAL, which this test moves aside.
     broker = BrokerProcess(
-        tmp_path / "broker", object_store=store.url, settings={"upload.interval.ms": "50"}
+        tmp_path / "broker",
+        object_store=store.url,
+        settings={"upload.interval.ms": "50", "shutdown.timeout.ms": "300000"},
     ).start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
@@ -41,7 +45,7 @@ def test_produce_continues_while_the_object_store_is_frozen(tmp_path: Path) -> N
             assert time.monotonic() - started < 30
         finally:
             os.killpg(store.process.pid, signal.SIGCONT)
-        broker.stop()  # a clean stop uploads whatever the outage held back
+        broker.stop(timeout_s=300)  # a clean stop uploads whatever the outage held back
         moved = broker.data_dir / "wal"
         moved.rename(broker.data_dir / "wal-aside")  # so reads must come from objects
         broker.start()
