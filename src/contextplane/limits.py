@@ -84,3 +84,14 @@ RETENTION_CHECK_INTERVAL_MS = 5_000
 assert MESSAGE_BYTES_MAX <= SOCKET_REQUEST_BYTES_MAX
 # The WAL must be able to hold at least one full upload window.
 assert WAL_SEGMENT_BYTES >= UPLOAD_BYTES_MAX
+# Partitions one CreateTopics may create, or one CreatePartitions add, in total (Kafka's
+# controller: ReplicationControlManager.MAX_PARTITIONS_PER_BATCH); above it every topic
+# of the request gets POLICY_VIOLATION. The same bound holds for the topics one Metadata
+# request auto-creates (Kafka sends them to its controller as one CreateTopics).
+PARTITIONS_PER_REQUEST_MAX = 10_000
+# Metadata records one request may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP:
+# a topic record, a record per partition and per explicit config); more is POLICY_VIOLATION.
+RECORDS_PER_REQUEST_MAX = 10_000
+# Kafka's broker fetch.max.bytes default (55 MiB): the most one Fetch response carries,
+# whatever the request's max_bytes (still at least one batch, KIP-74).
+FETCH_BYTES_MAX = 57_671_680

@@ -53,6 +53,8 @@ class Settings:
     # A batch's records may decompress to at most this many times max.message.bytes.
     message_max_decompression_ratio: int = limits.MESSAGE_DECOMPRESSION_RATIO_MAX
     socket_request_max_bytes: int = limits.SOCKET_REQUEST_BYTES_MAX
+    # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
+    fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.
     segment_bytes: int = 1024 * 1024 * 1024
@@ -232,6 +234,7 @@ def _check(settings: Settings) -> Settings:
         ("max.connections", settings.max_connections, 0),
         ("max.connections.per.ip", settings.max_connections_per_ip, 0),
         ("request.receive.timeout.ms", settings.request_receive_timeout_ms, 1),
+        ("fetch.max.bytes", settings.fetch_max_bytes, 0),
     ):
         if value < low:
             raise SettingsError(f"{name}: {value} is below the minimum of {low}")

@@ -171,6 +171,13 @@ SETTINGS: tuple[Setting, ...] = (
         "largest request frame; larger ones close the connection",
     ),
     Setting(
+        "fetch.max.bytes",
+        "fetch_max_bytes",
+        "bytes",
+        "most bytes of record batches in one Fetch response, whatever the request's "
+        "max_bytes asks (still at least one batch, so a consumer progresses)",
+    ),
+    Setting(
         "group.initial.rebalance.delay.ms",
         "group_initial_rebalance_delay_ms",
         "ms",

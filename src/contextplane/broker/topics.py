@@ -7,9 +7,11 @@ after each metadata write), so the hot paths read it without touching the store.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Awaitable, Callable
 
+from contextplane import limits
 from contextplane.broker.configs import checked_topic_config
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
@@ -17,6 +19,8 @@ from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+
+log = logging.getLogger(__name__)
 
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _NAME_LENGTH_MAX = 249  # Kafka's Topic.MAX_NAME_LENGTH
@@ -105,24 +109,44 @@ class TopicManager:
         await self._log.open_new_partitions(name)
         return record
 
-    async def auto_create(self, name: str) -> TopicRecord | None:
+    async def auto_create_many(self, names: list[str]) -> dict[str, TopicRecord]:
+        """Auto-create the valid, unknown topics of `names` in one metadata transaction;
+        returns every one of `names` that exists afterwards.
+
+        One request creates at most what Kafka's controller accepts in one CreateTopics
+        (PARTITIONS_PER_REQUEST_MAX partitions, RECORDS_PER_REQUEST_MAX records); asked
+        for more, it creates none of them, as Kafka does.
+        """
         if not self._settings.auto_create_topics_enable:
-            return None
-        try:
-            validate_topic_name(name)
-        except KafkaError:
-            return None
-        existing = self._topics.get(name)
-        if existing is not None:
-            return existing
-        try:
-            return await self.create(name, self._settings.num_partitions, {})
-        except KafkaError as exc:
-            if exc.code != ErrorCode.topic_already_exists:
-                raise
-            # Another connection created it while this one waited for the store.
-            await self.load()
-            return self._topics.get(name)
+            return {}
+        wanted = []
+        for name in dict.fromkeys(names):
+            try:
+                validate_topic_name(name)
+            except KafkaError:
+                continue
+            if name not in self._topics:
+                wanted.append(name)
+        partitions = self._settings.num_partitions
+        if wanted:
+            if (
+                len(wanted) * partitions > limits.PARTITIONS_PER_REQUEST_MAX
+                or len(wanted) * (1 + partitions) > limits.RECORDS_PER_REQUEST_MAX
+            ):
+                log.warning(
+                    "auto-creation of %d topics (%d partitions each) refused: more than one "
+                    "request may create",
+                    len(wanted),
+                    partitions,
+                )
+            else:
+                created = await self._metadata.create_topics(wanted, partitions, {})
+                if len(created) < len(wanted):
+                    await self.load()  # another connection created some meanwhile
+                self._set({**self._topics, **{r.name: r for r in created}})
+                for record in created:
+                    await self._log.open_new_partitions(record.name)
+        return {name: self._topics[name] for name in names if name in self._topics}
 
     async def delete(self, name: str) -> None:
         if name not in self._topics:

@@ -167,6 +167,29 @@ class SqliteEngine:
             )
         return TopicRecord(name, topic_id, partitions, configs)
 
+    @_uses_reserve
+    def create_topics(
+        self, names: list[str], partitions: int, configs: dict[str, str]
+    ) -> list[TopicRecord]:
+        """Create those of `names` that do not exist yet, all in one transaction."""
+        created = []
+        with self._transaction():
+            for name in dict.fromkeys(names):
+                exists = self._db.execute("SELECT 1 FROM topics WHERE name=?", (name,)).fetchone()
+                if exists:
+                    continue
+                topic_id = uuid.uuid4().bytes
+                self._db.execute(
+                    "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)",
+                    (name, topic_id, json.dumps(configs)),
+                )
+                self._db.executemany(
+                    "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+                    [(name, p) for p in range(partitions)],
+                )
+                created.append(TopicRecord(name, topic_id, partitions, configs))
+        return created
+
     def topics(self) -> list[TopicRecord]:
         rows = self._db.execute(
             "SELECT t.name, t.topic_id, t.configs, COUNT(p.partition) FROM topics t "
@@ -490,6 +513,11 @@ class SqliteMetadataStore:
         self, name: str, partitions: int, configs: dict[str, str]
     ) -> TopicRecord:
         return await self._call(self.engine.create_topic, name, partitions, configs)
+
+    async def create_topics(
+        self, names: list[str], partitions: int, configs: dict[str, str]
+    ) -> list[TopicRecord]:
+        return await self._call(self.engine.create_topics, names, partitions, configs)
 
     async def topics(self) -> list[TopicRecord]:
         return await self._call(self.engine.topics)

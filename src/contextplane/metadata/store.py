@@ -41,6 +41,12 @@ class MetadataStore(Protocol):
     async def create_topic(
         self, name: str, partitions: int, configs: dict[str, str]
     ) -> TopicRecord: ...
+    async def create_topics(
+        self, names: list[str], partitions: int, configs: dict[str, str]
+    ) -> list[TopicRecord]:
+        """Create the topics of `names` that do not exist yet, in one transaction."""
+        ...
+
     async def topics(self) -> list[TopicRecord]: ...
     async def delete_topic(self, name: str) -> list[str]:
         """Delete a topic and its ranges; the keys of objects no range references now."""

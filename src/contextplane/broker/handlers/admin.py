@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
@@ -13,10 +14,12 @@ from contextplane.protocol.error_codes import ErrorCode
 
 async def create_topics(ctx: RequestContext, request: Any) -> Reply:
     topics_manager = ctx.topics
-    results = []
     seen: dict[str, int] = {}
     for topic in request.topics:
         seen[topic.name] = seen.get(topic.name, 0) + 1
+    # Validate every topic first: Kafka's controller refuses the whole request when it
+    # would create too many partitions or records, validate_only or not.
+    planned: list[tuple[Any, dict[str, Any], tuple[int, dict[str, str]] | None]] = []
     reported: set[str] = set()
     for topic in request.topics:
         if topic.name in reported:
@@ -32,7 +35,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
             "replication_factor": -1,
             "configs": None,
         }
-        results.append(entry)
+        checked = None
         try:
             if seen[topic.name] > 1:
                 raise KafkaError(ErrorCode.invalid_request, "Duplicate topic name in the request.")
@@ -45,19 +48,41 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
             if topic.assignments:
                 partitions = len(topic.assignments)
             configs = {c.name: c.value for c in topic.configs}
-            count, clean = topics_manager.check_create(
+            checked = topics_manager.check_create(
                 topic.name, partitions, topic.replication_factor, configs
             )
+        except KafkaError as exc:
+            entry.update(error_code=exc.code, error_message=exc.message)
+        planned.append((topic, entry, checked))
+    unique = [topic for topic, _, _ in planned if seen[topic.name] == 1]
+    refusal = request_bound_refusal(
+        unique, [checked for _, _, checked in planned if checked is not None], ctx
+    )
+    results = []
+    for topic, entry, checked in planned:
+        results.append(entry)
+        if refusal is not None and seen[topic.name] == 1:
+            entry.update(error_code=refusal.code, error_message=refusal.message)
+            checked = None
+        if checked is not None:
+            count, clean = checked
             entry.update(
                 num_partitions=count,
                 replication_factor=1,
                 configs=_created_configs(ctx, clean),
             )
             if not request.validate_only:
-                record = await topics_manager.create(topic.name, count, clean)
-                entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
-        except KafkaError as exc:
-            entry.update(error_code=exc.code, error_message=exc.message)
+                try:
+                    record = await topics_manager.create(topic.name, count, clean)
+                    entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+                except KafkaError as exc:
+                    entry.update(
+                        error_code=exc.code,
+                        error_message=exc.message,
+                        num_partitions=-1,
+                        replication_factor=-1,
+                        configs=None,
+                    )
         if not request.validate_only:
             ctx.audit.record(
                 ctx,
@@ -71,6 +96,35 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
                 },
             )
     return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)
+
+
+def request_bound_refusal(
+    requested: list[Any], valid: list[tuple[int, dict[str, str]]], ctx: RequestContext
+) -> KafkaError | None:
+    """Kafka's controller bounds on one CreateTopics, in its order and words.
+
+    First the partitions the request asks for (each distinct topic's count, the default
+    for -1, its assignments' length), whether or not the topic is valid; then the metadata
+    records the valid topics would write (a topic record, one per partition and per config).
+    """
+    asked = 0
+    for topic in requested:
+        if topic.assignments:
+            asked += len(topic.assignments)
+        elif topic.num_partitions == -1:
+            asked += ctx.settings.num_partitions
+        elif topic.num_partitions > 0:
+            asked += topic.num_partitions
+    if asked > limits.PARTITIONS_PER_REQUEST_MAX:
+        return KafkaError(
+            ErrorCode.policy_violation, "Excessively large number of partitions per request."
+        )
+    records = sum(1 + count + len(configs) for count, configs in valid)
+    if records > limits.RECORDS_PER_REQUEST_MAX:
+        return KafkaError(
+            ErrorCode.policy_violation, "Unable to perform excessively large batch operation."
+        )
+    return None
 
 
 def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict[str, Any]]:
@@ -126,6 +180,26 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
 
 async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
     results = []
+    existing = ctx.topics.topics()
+    added = sum(
+        max(topic.count - existing[topic.name].partitions, 0)
+        for topic in request.topics
+        if topic.name in existing
+    )
+    if added > limits.PARTITIONS_PER_REQUEST_MAX:
+        # Kafka's controller refuses the whole request (validate_only too).
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            results=[
+                {
+                    "name": topic.name,
+                    "error_code": ErrorCode.policy_violation,
+                    "error_message": "Excessively large number of additional partitions per "
+                    "request.",
+                }
+                for topic in request.topics
+            ],
+        )
     for topic in request.topics:
         entry: dict[str, Any] = {
             "name": topic.name,

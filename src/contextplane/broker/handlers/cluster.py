@@ -41,8 +41,10 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         items, count = cache.all_topics(ctx.api_version, ctx.response)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
-        # Auto-creation first: it changes the topic table the cached entries come from.
-        resolved = [await _resolve(ctx, wanted, auto_create) for wanted in requested]
+        if auto_create:
+            # Auto-creation first: it changes the topic table the cached entries come from.
+            await _auto_create(ctx, requested)
+        resolved = [_resolve(ctx, wanted) for wanted in requested]
         errors = iter(ctx.response(topics=[r for r in resolved if isinstance(r, dict)]).topics)
         items = b"".join(
             encode_entity(next(errors))
@@ -67,9 +69,20 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
-async def _resolve(
-    ctx: RequestContext, wanted: Any, auto_create: bool
-) -> TopicRecord | dict[str, Any]:
+async def _auto_create(ctx: RequestContext, requested: Any) -> None:
+    """Create the unknown topics a Metadata request names, all at once (Kafka's broker
+    sends them to its controller as one CreateTopics)."""
+    known = ctx.topics.topics()
+    unknown = [
+        w.name for w in requested if getattr(w, "name", None) is not None and w.name not in known
+    ]
+    if not unknown:
+        return
+    for name in await ctx.topics.auto_create_many(unknown):
+        ctx.audit.record(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
+
+
+def _resolve(ctx: RequestContext, wanted: Any) -> TopicRecord | dict[str, Any]:
     """The topic a Metadata request names (by name or id), or its error entry."""
     topics = ctx.topics
     name = getattr(wanted, "name", None)
@@ -89,10 +102,6 @@ async def _resolve(
     except KafkaError as exc:
         return {"error_code": exc.code, "name": name, "partitions": [], "is_internal": False}
     record = topics.topics().get(name)
-    if record is None and auto_create:
-        record = await topics.auto_create(name)
-        if record is not None:
-            ctx.audit.record(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
     if record is None:
         return {
             "error_code": ErrorCode.unknown_topic_or_partition,

@@ -30,6 +30,27 @@ def _resolve(ctx: RequestContext, topic: Any) -> tuple[str | None, Any]:
     return name, topic_id
 
 
+def _distinct_partitions(
+    ctx: RequestContext, topics: Any
+) -> list[tuple[str | None, Any, list[Any]]]:
+    """(name, topic id, partition entries) per topic, one entry per topic-partition.
+
+    Kafka builds a Fetch request's partitions into a map keyed by topic-partition: a
+    partition listed more than once is read once, with its last entry, at the place of
+    its first.
+    """
+    latest: dict[tuple[Any, int], tuple[str | None, Any, Any]] = {}
+    for topic in topics:
+        name, topic_id = _resolve(ctx, topic)
+        key = name if name is not None else topic_id
+        for wanted in topic.partitions:
+            latest[(key, wanted.partition)] = (name, topic_id, wanted)
+    grouped: dict[Any, tuple[str | None, Any, list[Any]]] = {}
+    for (key, _), (name, topic_id, wanted) in latest.items():
+        grouped.setdefault(key, (name, topic_id, []))[2].append(wanted)
+    return list(grouped.values())
+
+
 def check_leader_epoch(partition: PartitionLog, current_leader_epoch: int) -> None:
     """A client's epoch behind ours is FENCED_LEADER_EPOCH, ahead is UNKNOWN_LEADER_EPOCH."""
     if current_leader_epoch < 0 or current_leader_epoch == partition.leader_epoch:
@@ -43,10 +64,9 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
     wait_ms = min(max(int(request.max_wait.total_seconds() * 1000), 0), limits.FETCH_WAIT_MS_MAX)
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]] = []
     topics: list[dict[str, Any]] = []
-    for topic in request.topics:
-        name, topic_id = _resolve(ctx, topic)
+    for name, topic_id, wanted_partitions in _distinct_partitions(ctx, request.topics):
         partitions: list[dict[str, Any]] = []
-        for wanted in topic.partitions:
+        for wanted in wanted_partitions:
             entry: dict[str, Any] = {
                 "partition_index": wanted.partition,
                 "error_code": ErrorCode.none,
@@ -114,10 +134,14 @@ async def _read_all(
     """Read every partition within the limits; returns the bytes read.
 
     KIP-74: only the first batch of the first non-empty partition may exceed
-    `partition_max_bytes` / `max_bytes` (so a consumer always progresses).
+    `partition_max_bytes` / `max_bytes` / `fetch.max.bytes` (so a consumer always
+    progresses).
     """
     storage = ctx.log
-    budget = request.max_bytes if ctx.api_version >= 3 else 2**31 - 1
+    # Kafka: min(request max_bytes, broker fetch.max.bytes); before v3 only the latter.
+    budget = ctx.settings.fetch_max_bytes
+    if ctx.api_version >= 3:
+        budget = min(request.max_bytes, budget)
     total = 0
     for entry, partition, wanted in targets:
         if partition is None:

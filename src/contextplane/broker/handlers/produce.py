@@ -64,9 +64,9 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     topics = []
     batches: list[_Batch] = []
     failed = False
-    for topic in request.topic_data:
+    for name, partition_data in distinct_partitions(request.topic_data):
         partitions = []
-        for data in topic.partition_data:
+        for data in partition_data:
             entry: dict[str, Any] = {
                 "index": data.index,
                 "error_code": ErrorCode.none,
@@ -80,12 +80,12 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             try:
                 if request_error is not None:
                     raise request_error
-                partition = ctx.log.partition(topic.name, data.index)
-                batches.append(_checked_batch(ctx, topic.name, entry, partition, data.records))
+                partition = ctx.log.partition(name, data.index)
+                batches.append(_checked_batch(ctx, name, entry, partition, data.records))
             except KafkaError as exc:
-                _reject(ctx, topic.name, entry, exc)
+                _reject(ctx, name, entry, exc)
                 failed = True
-        topics.append({"name": topic.name, "partition_responses": partitions})
+        topics.append({"name": name, "partition_responses": partitions})
     await _validate_records(batches, ctx.now_ms())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
@@ -119,6 +119,22 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
     return later(respond())
+
+
+def distinct_partitions(topic_data: Any) -> list[tuple[str, list[Any]]]:
+    """A request's partition entries, one per topic-partition, grouped by topic.
+
+    Kafka collects a Produce request into a map keyed by topic-partition: a partition
+    listed more than once is appended once, with its last entry, and answered once.
+    """
+    latest: dict[tuple[str, int], Any] = {}
+    for topic in topic_data:
+        for data in topic.partition_data:
+            latest[(topic.name, data.index)] = data
+    grouped: dict[str, list[Any]] = {}
+    for (name, _), data in latest.items():
+        grouped.setdefault(name, []).append(data)
+    return list(grouped.items())
 
 
 def _request_error(request: Any) -> KafkaError | None:
