@@ -352,3 +352,33 @@ def alter_configs(ctx: Ctx) -> None:
         ctx.record(f"{step}.after", state)
     result = wire.incremental_alter_configs(client, "ac-unknown", [("retention.ms", 0, "1")])
     ctx.record("incr.unknown_topic", err(result.error_code))
+
+
+@scenario()
+def partitions_per_request_bounds(ctx: Ctx) -> None:
+    """The controller's per-request bounds (all validate-only): CreateTopics past 10,000
+    partitions in all, or past 10,000 metadata records (10,000 partitions plus the topic's
+    record), refuses every topic; CreatePartitions adding 10,000 passes, 10,001 does not."""
+    client = ctx.raw()
+
+    def answers(topics: list[dict[str, Any]]) -> list[Any]:
+        response = wire.create_topics(client, topics, validate_only=True)
+        return [(t.name, err(t.error_code), t.error_message) for t in response.topics]
+
+    ctx.record(
+        "int32_max_and_a_valid_topic",
+        answers(
+            [{"name": "bound-a", "partitions": 2**31 - 1}, {"name": "bound-b", "partitions": 1}]
+        ),
+    )
+    ctx.record(
+        "split_10001",
+        answers([{"name": "bound-a", "partitions": 10_000}, {"name": "bound-b", "partitions": 1}]),
+    )
+    ctx.record("one_topic_10000", answers([{"name": "bound-a", "partitions": 10_000}]))
+    ctx.record("one_topic_9999", answers([{"name": "bound-a", "partitions": 9_999}]))
+    ctx.record("create", err(wire.create_topic(client, "bound-grow", 1).error_code))
+    ctx.check(wire.wait_for_topic(client, "bound-grow", 1), "topic ready")
+    for step, count in [("add_10000", 10_001), ("add_10001", 10_002), ("int32_max", 2**31 - 1)]:
+        result = wire.create_partitions(client, "bound-grow", count, validate_only=True)
+        ctx.record(step, (err(result.error_code), result.error_message))

@@ -337,3 +337,48 @@ def multi_partition_produce(ctx: Ctx) -> None:
             for p in t.partition_responses
         ),
     )
+
+
+@scenario()
+def partition_listed_twice(ctx: Ctx) -> None:
+    """A partition listed more than once in one request: Produce appends it once (its last
+    entry) and answers it once; Fetch reads it once (its last entry) at its first place."""
+    client = ctx.raw()
+    _setup(ctx, client, "pf-twice", partitions=2)
+    batches = [wire.encode_batch([Rec(b"v%d" % i)], timestamp=T0) for i in range(3)]
+    response = client.request(
+        wire.PRODUCE,
+        9,
+        transactional_id=None,
+        acks=-1,
+        timeout=10000,
+        topic_data=[
+            {
+                "name": "pf-twice",
+                "partition_data": [{"index": 0, "records": b} for b in batches],
+            }
+        ],
+    )
+    ctx.record(
+        "produce",
+        [
+            (t.name, p.index, err(p.error_code), p.base_offset)
+            for t in response.responses
+            for p in t.partition_responses
+        ],
+    )
+    ctx.record("end_offset", wire.list_offsets(client, "pf-twice", -1, 0).offset)
+    second = wire.produce(client, "pf-twice", batches[0])
+    ctx.record("next_produce", _produced(second, ctx))
+    fetched = wire.fetch(client, [("pf-twice", 0, 1), ("pf-twice", 1, 0), ("pf-twice", 0, 0)])
+    ctx.record(
+        "fetch",
+        [
+            (t.topic, p.partition_index, err(p.error_code))
+            + tuple(b.base_offset for b in wire.decode_batches(p.records))
+            for t in fetched.responses
+            for p in t.partitions
+        ],
+    )
+    values = wire.decode_batches(wire.fetch_one(client, "pf-twice", 0).records)
+    ctx.record("values", [r["value"] for b in values for r in b.records])

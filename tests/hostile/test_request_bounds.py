@@ -110,9 +110,10 @@ def test_create_partitions_is_bounded_per_request(broker: BrokerProcess) -> None
         assert _create_partitions(client, [(a, 10_002)], True) == [
             (POLICY_VIOLATION, TOO_MANY_ADDED)
         ]
-        assert _create_partitions(client, [(a, 5_001), (b, 5_002)], True) == [
-            (POLICY_VIOLATION, TOO_MANY_ADDED)
-        ] * 2
+        assert (
+            _create_partitions(client, [(a, 5_001), (b, 5_002)], True)
+            == [(POLICY_VIOLATION, TOO_MANY_ADDED)] * 2
+        )
         before = _rss_kib(broker)
         assert _create_partitions(client, [(a, INT32_MAX)], False) == [
             (POLICY_VIOLATION, TOO_MANY_ADDED)
@@ -155,7 +156,14 @@ def test_fetch_response_is_capped_by_fetch_max_bytes_and_lists_a_partition_once(
             for _ in range(2):
                 part = wire.produce(client, topic, wire.encode_batch([value]), partition=index)
                 assert part.error_code == 0
-        # Every partition listed 10 times, max_bytes and partition_max_bytes at 2^31-1.
+        # Each partition once, max_bytes and partition_max_bytes at 2^31-1: fetch.max.bytes
+        # caps the response (one 150 KiB batch of partition 0; KIP-74's first batch).
+        once = wire.fetch(
+            client, [(topic, i, 0, INT32_MAX) for i in range(partitions)], max_bytes=INT32_MAX
+        )
+        read = [len(wire.decode_batches(p.records)) for t in once.responses for p in t.partitions]
+        assert read == [1, 0, 0, 0]
+        # Every partition listed 10 times: each answered once, the same cap.
         wanted = [(topic, i, 0, INT32_MAX) for _ in range(10) for i in range(partitions)]
         response = wire.fetch(client, wanted, max_bytes=INT32_MAX)
         entries = [p for t in response.responses for p in t.partitions]

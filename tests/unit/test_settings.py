@@ -261,3 +261,10 @@ def test_every_contextplane_variable_in_the_repository_is_a_setting_or_a_tool_va
     assert not unknown, f"add to settings_table.TOOL_VARIABLES: {unknown}"
     env = {v: "x" for v in TOOL_VARIABLES}
     assert load_settings(environ=env).ignored == {}
+
+
+def test_fetch_max_bytes_is_kafkas_broker_setting() -> None:
+    assert load_settings(environ={}).fetch_max_bytes == 57_671_680  # Kafka's 55 MiB
+    assert load_settings(environ={}, overrides={"fetch.max.bytes": "1024"}).fetch_max_bytes == 1024
+    with pytest.raises(SettingsError, match="fetch.max.bytes"):
+        load_settings(environ={}, overrides={"fetch.max.bytes": "-1"})
