@@ -33,8 +33,11 @@ METADATA, API_VERSIONS, CREATE_TOPICS = 3, 18, 19
 def _load_topics(bootstrap: str, topics: int, partitions: int) -> None:
     with RawClient(bootstrap) as client:
         client.sock.settimeout(600)
-        for first in range(0, topics, 10):
-            names = [f"t{i}" for i in range(first, min(topics, first + 10))]
+        # One CreateTopics may write at most 10,000 metadata records (Kafka's bound): a
+        # topic record and one per partition.
+        per_request = max(1, 10_000 // (partitions + 1))
+        for first in range(0, topics, per_request):
+            names = [f"t{i}" for i in range(first, min(topics, first + per_request))]
             response = client.request(
                 CREATE_TOPICS,
                 7,
