@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka as ck
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from bench.stats import latency_summary
 
@@ -80,25 +80,36 @@ def consumer_config(bootstrap: str) -> dict[str, Any]:
 # -- topics ------------------------------------------------------------------------------
 
 
+PARTITIONS_PER_REQUEST = 10_000
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int, timeout: float) -> dict[str, Any]:
     """CreateTopics, then wait until Metadata shows the topic. Returns seconds and the
     partition count the broker reports (Tansu may report a different one)."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **_QUIET})
     t0 = time.monotonic()
-    futures = admin.create_topics(
-        [NewTopic(topic, partitions, 1)],
-        operation_timeout=timeout,
-        request_timeout=timeout,
-    )
+    # One request may create at most 10,000 partitions with their topic's record (Kafka's
+    # controller bound): a larger topic is created, then grown 10,000 at a time.
+    counts = [min(partitions, PARTITIONS_PER_REQUEST - 1)]
+    while counts[-1] < partitions:
+        counts.append(min(partitions, counts[-1] + PARTITIONS_PER_REQUEST))
     error = None
-    for future in futures.values():
-        try:
-            future.result(timeout=timeout + 5)
-        except ck.KafkaException as exc:
-            if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
-                error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a timeout is reported, not raised
-            error = f"{type(exc).__name__}: {exc}"
+    for index, count in enumerate(counts):
+        options = {"operation_timeout": timeout, "request_timeout": timeout}
+        if index == 0:
+            futures = admin.create_topics([NewTopic(topic, count, 1)], **options)
+        else:
+            futures = admin.create_partitions([NewPartitions(topic, count)], **options)
+        for future in futures.values():
+            try:
+                future.result(timeout=timeout + 5)
+            except ck.KafkaException as exc:
+                if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                    error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a timeout is reported, not raised
+                error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            break
     seen = 0
     deadline = t0 + timeout
     while time.monotonic() < deadline and error is None:
