@@ -274,16 +274,19 @@ SETTINGS: tuple[Setting, ...] = (
         "queued.max.request.bytes",
         "queued_max_request_bytes",
         "bytes",
-        "bytes of requests read but not yet handled, unfinished frames included; when "
-        "reached, no new frame is read until they drain (Kafka's default is -1, unbounded: "
-        "here one largest frame)",
+        "bytes of requests read but not yet handled, unfinished frames included, counted as "
+        "they arrive (a declared frame size takes nothing until its bytes do); when reached, "
+        "connections past their 16 KiB free allowance read in turn as it drains, and one "
+        "frame at a time may finish past it (Kafka's default is -1, unbounded: here one "
+        "largest frame)",
     ),
     Setting(
         "request.receive.timeout.ms",
         "request_receive_timeout_ms",
         "ms",
-        "a frame must arrive within this long of its first byte, or the connection is closed "
-        "(librdkafka's `socket.timeout.ms`: a client has given up on a request by then)",
+        "a frame must arrive within this long of its first byte, waits for request memory "
+        "included, or the connection is closed (librdkafka's `socket.timeout.ms`: a client "
+        "has given up on a request by then)",
     ),
 )
 

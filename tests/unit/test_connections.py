@@ -45,28 +45,44 @@ def test_ipv4_mapped_peers_count_as_ipv4() -> None:
     assert not quotas.admit("::ffff:127.0.0.1")
 
 
-def test_memory_admits_while_any_budget_is_left_then_queues_in_order() -> None:
+def test_memory_is_counted_as_read_and_waiters_are_woken_in_order() -> None:
     memory = RequestMemory(100)
-    assert memory.reserve(60)
-    assert memory.reserve(60)  # non-strict: one frame may pass the bound
-    assert not memory.reserve(1)
+    memory.take(60)
+    memory.take(60)  # read past the budget: counted, no room left
+    assert memory.room == -20
     granted: list[str] = []
-    memory.wait(50, lambda: granted.append("first"))
-    second = memory.wait(10, lambda: granted.append("second"))
-    memory.wait(10, lambda: granted.append("third"))
+    memory.wait("a", False, lambda: granted.append("a"))
+    second = memory.wait("b", False, lambda: granted.append("b"))
+    memory.wait("c", False, lambda: granted.append("c"))
     memory.cancel(second)
-    assert not memory.reserve(1), "a newcomer does not overtake the waiting frames"
-    assert memory.reserve(1, force=True)  # a connection's free allowance
-    memory.release(60)  # 61 used: the first waiter is admitted, and that spends the rest
-    assert granted == ["first"] and memory.used == 111
+    assert memory.waiting == 2 and not granted
+    memory.release(30)  # room again: the first waiter is woken
+    assert granted == ["a"] and memory.waiting == 1
     memory.release(1)
-    assert granted == ["first"]
-    memory.release(60)  # the cancelled waiter is skipped
-    assert granted == ["first", "third"]
-    assert memory.used == 60
+    assert granted == ["a", "c"], "the cancelled waiter is skipped"
+    assert memory.waiting == 0 and memory.used == 89
+
+
+def test_frames_half_read_when_the_budget_runs_out_never_wait_on_each_other() -> None:
+    """Two 60-byte frames against a 100-byte budget: one finishes on the overdraft, then
+    the other (not both at once past the bound)."""
+    memory = RequestMemory(100)
+    memory.take(50)
+    memory.take(50)
+    granted: list[str] = []
+    memory.wait("a", True, lambda: granted.append("a"))
+    assert granted == ["a"] and memory.overdraft == "a"
+    memory.wait("b", True, lambda: granted.append("b"))
+    assert granted == ["a"], "one overdraft at a time"
+    memory.take(10)  # a's frame arrives whole
+    memory.end_overdraft("b")  # not the holder: nothing changes
+    assert memory.overdraft == "a"
+    memory.release(60)  # a's frame handled
+    memory.end_overdraft("a")
+    assert granted == ["a", "b"] and memory.overdraft is None  # room: b reads normally
 
 
 def test_unbounded_memory() -> None:
     memory = RequestMemory(-1)
-    assert memory.reserve(10**12)
-    assert memory.available()
+    memory.take(10**12)
+    assert memory.room > 0

@@ -87,68 +87,109 @@ class ConnectionQuotas:
 
 @dataclass(eq=False)
 class _Waiter:
-    size: int
+    owner: object
     granted: Callable[[], None]
+    # The connection has a frame half read: it may need the overdraft to finish it.
+    frame_unfinished: bool
     cancelled: bool = field(default=False)
 
 
 class RequestMemory:
     """queued.max.request.bytes: bytes of requests read but not yet handled, broker-wide.
 
-    A frame is admitted when its size prefix has arrived, and its declared size is
-    counted from then until it has been handled. Like Kafka's (non-strict) memory pool,
-    a frame is admitted while any budget is left, so the bound can be passed by one frame
-    of at most socket.request.max.bytes; an admitted frame is read to its end, so two
-    half-read large frames never wait on each other. A frame that cannot be admitted
-    waits in line (first come, first admitted) while its connection stops reading.
-    A budget below zero means no bound (Kafka's -1).
+    Memory is earned by bytes a client actually sends: a connection counts the bytes it
+    reads (and a small overhead per frame) until their request has been handled, and
+    reads only while the budget has room (`room`), the bytes of one read at a time, so a
+    declared frame size takes nothing until its bytes arrive. A slow sender therefore
+    holds only what it sent, and whoever else sends is read meanwhile.
+
+    When the budget is spent, a connection that wants to read more waits in line (first
+    come, first woken) while it stops reading; released memory wakes waiters in order, and
+    a woken connection reads once before it queues again behind the others (round robin).
+    So that frames half read when the budget runs out never wait on each other, one
+    connection at a time holds the *overdraft*: it may read its unfinished frame to its
+    end whatever the budget, until that frame has been handled. The bound can thus be
+    passed by one frame of at most socket.request.max.bytes, as Kafka's non-strict memory
+    pool passes it. A budget below zero means no bound (Kafka's -1).
     """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.used = 0
+        self.overdraft: object | None = None  # the connection finishing a frame past the budget
         self._waiters: deque[_Waiter] = deque()
+        self._waiting = 0
+        # Waiters woken per release: about one read each fills the room.
+        self.wake_bytes = 256 * 1024
 
-    def available(self) -> bool:
-        return self.budget < 0 or self.used < self.budget
+    @property
+    def room(self) -> int:
+        """Bytes that may still be read before the budget is spent."""
+        if self.budget < 0:
+            return 1 << 62
+        return self.budget - self.used
 
-    def reserve(self, size: int, force: bool = False) -> bool:
-        """Admit a frame of `size` bytes now if the budget allows (or `force`)."""
-        self._drop_cancelled()
-        if not force and (self._waiters or not self.available()):
-            return False
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def take(self, size: int) -> None:
+        """Count `size` bytes read (they are already in memory)."""
         self.used += size
-        return True
-
-    def wait(self, size: int, granted: Callable[[], None]) -> object:
-        """Queue a frame that `reserve` refused; `granted` is called once it is admitted
-        (its size already counted). Returns a handle for `cancel`."""
-        waiter = _Waiter(size, granted)
-        self._waiters.append(waiter)
-        return waiter
-
-    def cancel(self, handle: object) -> None:
-        assert isinstance(handle, _Waiter)
-        handle.cancelled = True
-        self._drop_cancelled()
-
-    def _drop_cancelled(self) -> None:
-        while self._waiters and self._waiters[0].cancelled:
-            self._waiters.popleft()
+        if self._waiting and self.overdraft is None and self.room <= 0:
+            self._progress()
 
     def release(self, size: int) -> None:
         self.used -= size
         assert self.used >= 0, self.used
-        self._admit_waiters()
+        if self._waiting:
+            self._progress()
 
-    def _admit_waiters(self) -> None:
-        while self._waiters and self.available():
-            waiter = self._waiters.popleft()
-            if waiter.cancelled:
-                continue
-            self.used += waiter.size
-            waiter.granted()
+    def wait(self, owner: object, frame_unfinished: bool, granted: Callable[[], None]) -> object:
+        """Queue a connection that may not read now; `granted` is called (from another
+        connection's release, or from here) once it may read again: for one read, or as
+        the overdraft holder. Returns a handle for `cancel`."""
+        waiter = _Waiter(owner, granted, frame_unfinished)
+        self._waiters.append(waiter)
+        self._waiting += 1
+        self._progress()
+        return waiter
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.cancelled)
+    def cancel(self, handle: object) -> None:
+        assert isinstance(handle, _Waiter)
+        if not handle.cancelled:
+            handle.cancelled = True
+            self._waiting -= 1
+        while self._waiters and self._waiters[0].cancelled:
+            self._waiters.popleft()
+
+    def end_overdraft(self, owner: object) -> None:
+        """The overdraft holder's frame has been handled (or it is gone)."""
+        if self.overdraft is owner:
+            self.overdraft = None
+            self._progress()
+
+    def _grant(self, waiter: _Waiter) -> None:
+        waiter.cancelled = True
+        self._waiting -= 1
+        waiter.granted()
+
+    def _progress(self) -> None:
+        room = self.room
+        if room > 0:
+            wake = max(1, -(-room // self.wake_bytes))
+            while wake and self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.cancelled:
+                    self._grant(waiter)
+                    wake -= 1
+        elif self.overdraft is None:
+            # Everyone who holds the budget may be waiting to finish a frame: let the
+            # first of them finish past the budget, so the frames never wait on each other.
+            for waiter in self._waiters:
+                if not waiter.cancelled and waiter.frame_unfinished:
+                    self.overdraft = waiter.owner
+                    self._grant(waiter)
+                    break
+        while self._waiters and self._waiters[0].cancelled:
+            self._waiters.popleft()

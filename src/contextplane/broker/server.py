@@ -9,9 +9,11 @@ pipelined produce requests share one group commit.
 
 Nothing a client does can hold the broker's memory or its attention for long:
 - connections are counted and refused in one place (`connections.ConnectionQuotas`);
-- a frame is read only once `connections.RequestMemory` (queued.max.request.bytes) has
-  admitted it, and only as its bytes arrive;
-- a frame must arrive within request.receive.timeout.ms of its first byte, and a
+- request bytes are counted in `connections.RequestMemory` (queued.max.request.bytes)
+  as they arrive, and a connection reads only while it has room there: memory is
+  earned by bytes sent, never by a declared frame size;
+- a frame must arrive within request.receive.timeout.ms of its first byte (a wait for
+  request memory counts: the frame holds memory meanwhile), and a
   connection with nothing in progress is closed after connections.max.idle.ms;
 - a connection yields to the others after every request, has a bounded number of
   responses queued, and writes the next response only once the client has read enough
@@ -56,6 +58,8 @@ _REJECTION_LOG_INTERVAL_S = 10.0
 _PAUSED_FOR_MEMORY = "memory"
 _PAUSED_FOR_WRITES = "writes"
 _PAUSED_FOR_CLOSE = "close"  # a handler's verdict closes the connection: read no more
+# A connection's wait for request memory, while the memory decides on it.
+_WAIT_PENDING = object()
 # Counted with every frame on top of its size: the objects that hold it, so a flood of
 # tiny pipelined frames is bounded by queued.max.request.bytes too.
 _FRAME_OVERHEAD_BYTES = 128
@@ -244,6 +248,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # Request memory counted for this connection.
         self._reserved = 0
         self._memory_wait: object | None = None
+        self._woken = False  # request memory woke this connection: it may read once
+        self._frames_admitted = 0
+        self._frames_released = 0
+        # Holding the overdraft: the number (counting from 1) of the frame it finishes.
+        self._overdraft_frame: int | None = None
         self._paused: set[str] = set()
         self._last_activity = self._loop.time()
         self._frame_started: float | None = None
@@ -275,6 +284,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self._last_activity = self._loop.time()
         self._conn.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
+        self._reserved += nbytes
+        self._memory.take(nbytes)
         self._admit_frames()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -285,6 +296,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
+        self._memory.end_overdraft(self)
         if self._reserved:
             reserved, self._reserved = self._reserved, 0
             self._memory.release(reserved)
@@ -302,24 +314,36 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # -- reading: admission, frames, deadlines ------------------------------------------
 
+    def _allowance(self) -> int:
+        """Bytes this connection may read now: what is left of its free allowance, the
+        room in request memory when it is its turn, or the rest of its unfinished frame
+        when it holds the overdraft."""
+        allowance = limits.REQUEST_BYTES_PER_CONNECTION_FREE - self._reserved
+        memory = self._memory
+        if self._woken or not memory.waiting:
+            allowance = max(allowance, memory.room)
+        frame = self._overdraft_frame
+        if frame is not None and self._conn.frames_completed < frame:
+            allowance = max(allowance, self._conn.missing_bytes)
+        return allowance
+
     def _read_size(self) -> int:
-        """Read no further than the admitted frames, plus a little of the next one (its
-        size prefix must arrive before it can be admitted)."""
-        size = limits.REQUEST_BYTES_PER_CONNECTION_FREE
-        missing = self._conn.missing_bytes
-        if missing:
-            size = max(size, 4 + missing)
-        return min(size, len(self._listener.read_buffer))
+        # At least one byte: asyncio needs a buffer, and a paused connection reads nothing.
+        return max(1, min(self._allowance(), len(self._listener.read_buffer)))
 
     def _admit_frames(self) -> None:
-        """Admit every frame whose size prefix has arrived; stop reading at one that has
-        to wait for request memory."""
+        """Admit every frame whose size prefix has arrived (its bytes are counted as they
+        arrive); stop reading when request memory has no room for this connection."""
         conn = self._conn
         completed = conn.frames_completed
         try:
-            while self._memory_wait is None and (size := conn.next_frame_size()) is not None:
-                if not self._admit(size):
-                    break
+            while (size := conn.next_frame_size()) is not None:
+                cost = 4 + size + _FRAME_OVERHEAD_BYTES
+                conn.admit_frame()
+                self._frames_admitted += 1
+                self._frame_costs.append(cost)
+                self._reserved += _FRAME_OVERHEAD_BYTES
+                self._memory.take(_FRAME_OVERHEAD_BYTES)
         except ProtocolError as exc:
             self._abort(str(exc))
             return
@@ -329,33 +353,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._frame_started = self._loop.time()
         if conn.frames_ready:
             self._frames_ready.set()
+        self._woken = False
+        if self._memory_wait is None and self._allowance() <= 0:
+            self._pause(_PAUSED_FOR_MEMORY)
+            self._memory_wait = _WAIT_PENDING
+            handle = self._memory.wait(self, conn.missing_bytes > 0, self._memory_granted)
+            if self._memory_wait is _WAIT_PENDING:  # not granted at once
+                self._memory_wait = handle
 
-    def _admit(self, size: int) -> bool:
-        cost = size + _FRAME_OVERHEAD_BYTES
-        free = self._reserved + cost <= limits.REQUEST_BYTES_PER_CONNECTION_FREE
-        if self._memory.reserve(cost, force=free):
-            self._admitted(cost)
-            return True
-        self._memory_wait = self._memory.wait(cost, lambda: self._memory_granted(cost))
-        self._pause(_PAUSED_FOR_MEMORY)
-        return False
-
-    def _admitted(self, cost: int) -> None:
-        self._reserved += cost
-        self._frame_costs.append(cost)
-        self._conn.admit_frame()
-
-    def _memory_granted(self, cost: int) -> None:
-        # Called from another connection's release: continue on the next loop turn.
+    def _memory_granted(self) -> None:
+        # Called from another connection's release (or this one's own wait): continue on
+        # the next loop turn.
         self._memory_wait = None
-        self._admitted(cost)
+        self._woken = True
+        if self._memory.overdraft is self and self._overdraft_frame is None:
+            # For the unfinished frame, the newest admitted: held until it is handled.
+            self._overdraft_frame = self._frames_admitted
         self._loop.call_soon(self._continue_after_memory)
 
     def _continue_after_memory(self) -> None:
         if self._closed:
             return
         self._resume(_PAUSED_FOR_MEMORY)
-        self._admit_frames()  # may pause again, for the frame after this one
 
     def _pause(self, reason: str) -> None:
         if not self._paused and self._transport is not None:
@@ -366,9 +385,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if reason not in self._paused:
             return
         self._paused.discard(reason)
+        if reason == _PAUSED_FOR_WRITES and self._frame_started is not None:
+            # Not the client's delay. A wait for request memory is not forgiven: a frame
+            # holds memory while it waits, so it must still arrive in time.
+            self._frame_started = self._loop.time()
         if not self._paused and self._transport is not None and not self._closed:
-            if self._frame_started is not None:
-                self._frame_started = self._loop.time()  # not the client's delay
             self._transport.resume_reading()
 
     def _release(self, cost: int) -> None:
@@ -384,7 +405,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._transport is None or self._conn.state.state is State.CLOSED:
             return
         listener = self._listener
-        reading = not self._paused
+        reading = _PAUSED_FOR_WRITES not in self._paused and _PAUSED_FOR_CLOSE not in self._paused
         if (
             reading
             and self._frame_started is not None
@@ -434,6 +455,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._last_activity = self._loop.time()
                 del event
                 self._release(cost)
+                self._frames_released += 1
+                if self._overdraft_frame is not None and (
+                    self._frames_released >= self._overdraft_frame
+                ):
+                    self._overdraft_frame = None
+                    self._memory.end_overdraft(self)
             if item is not None:
                 await self._responses.put(item)
             if conn.closing:
