@@ -67,6 +67,14 @@ REQUEST_RECEIVE_TIMEOUT_MS = 60_000
 # says, so ApiVersions, heartbeats and small Metadata requests are still read while large
 # frames have taken the broker-wide budget.
 REQUEST_BYTES_PER_CONNECTION_FREE = 16 * 1024
+# Requests with at least this many entries (topics, partitions, resources) have their
+# responses built in a worker thread, and frames of at least OFF_LOOP_FRAME_BYTES_MIN
+# (produce: OFF_LOOP_PRODUCE_FRAME_BYTES_MIN, mostly record bytes, cheap to decode) are
+# decoded and answered there, so the event loop keeps serving the other connections
+# (Kafka: handler threads). Below them the thread hop would cost more than the work.
+OFF_LOOP_ITEMS_MIN = 1000
+OFF_LOOP_FRAME_BYTES_MIN = 64 * 1024
+OFF_LOOP_PRODUCE_FRAME_BYTES_MIN = 1024 * 1024
 # Largest read from one socket at a time (asyncio's own read size).
 SOCKET_READ_BYTES_MAX = 256 * 1024
 # Responses a connection may have queued (computed or pending) before it stops taking

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from contextplane.broker.loopshare import is_large, off_loop
 from contextplane.clock import Clock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
@@ -159,6 +160,11 @@ class RequestContext:
     def reply(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Reply:
         """The response, now."""
         return Reply(body=self.response(values, **kwargs))
+
+    async def large_reply(self, items: int, **kwargs: Any) -> Reply:
+        """The response to a request of `items` entries: built in a worker thread when
+        there are many, so the event loop serves the other connections meanwhile."""
+        return Reply(body=await off_loop(is_large(items), self.response, None, **kwargs))
 
 
 def later(awaitable: Awaitable[Any]) -> Reply:

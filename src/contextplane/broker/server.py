@@ -35,11 +35,17 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import ConnectionInfo
+from contextplane.broker.loopshare import off_loop
 from contextplane.broker.pipeline import Pipeline
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
-from contextplane.protocol.codec import Request
-from contextplane.protocol.connection import NEED_DATA, ServerConnection, UnsupportedRequest
+from contextplane.protocol.codec import Request, encode_response
+from contextplane.protocol.connection import (
+    NEED_DATA,
+    ServerConnection,
+    UnsupportedRequest,
+    decode_frame,
+)
 from contextplane.protocol.connection_state import State
 from contextplane.settings import Settings
 
@@ -63,6 +69,16 @@ _WAIT_PENDING = object()
 # Counted with every frame on top of its size: the objects that hold it, so a flood of
 # tiny pipelined frames is bounded by queued.max.request.bytes too.
 _FRAME_OVERHEAD_BYTES = 128
+_PRODUCE_KEY = 0
+
+
+def _decoded_off_loop(frame: bytes) -> bool:
+    """Whether a frame is large enough to be decoded, and answered, in a worker thread
+    (see `loopshare`): produce frames are mostly record bytes, cheap to decode."""
+    if len(frame) < limits.OFF_LOOP_FRAME_BYTES_MIN:
+        return False
+    produce = frame[0] == 0 and frame[1] == _PRODUCE_KEY
+    return not produce or len(frame) >= limits.OFF_LOOP_PRODUCE_FRAME_BYTES_MIN
 
 
 def connection_limit(max_connections: int) -> int:
@@ -435,17 +451,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle_loop(self) -> None:
         conn = self._conn
         while True:
-            try:
-                event = conn.next_event()
-            except ProtocolError as exc:
-                self._abort(str(exc))
-                return
-            if event is NEED_DATA:
+            frame = conn.next_frame()
+            if frame is NEED_DATA:
                 self._frames_ready.clear()
                 await self._frames_ready.wait()
                 continue
-            if not isinstance(event, Request | UnsupportedRequest):  # NO_MORE_REQUESTS
+            if not isinstance(frame, bytes):  # NO_MORE_REQUESTS
                 return
+            large = _decoded_off_loop(frame)
+            try:
+                event = conn.owe(await off_loop(large, decode_frame, frame))
+            except ProtocolError as exc:
+                self._abort(str(exc))
+                return
+            del frame
             cost = self._frame_costs.popleft()
             self._handling = True
             try:
@@ -462,7 +481,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self._overdraft_frame = None
                     self._memory.end_overdraft(self)
             if item is not None:
-                await self._responses.put(item)
+                await self._responses.put((*item, large))
             if conn.closing:
                 if not self._transport_closing():
                     # A handler's verdict closes the connection (a failed SASL
@@ -518,7 +537,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._transport is not None:
                     self._transport.close()  # once the buffered responses are sent
                 return
-            header, result = item
+            header, result, large = item
             if inspect.isawaitable(result):
                 self._awaiting_result = True
                 try:
@@ -533,6 +552,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 body = result
             if isinstance(body, list):  # pre-encoded frame parts
                 await self._write(self._conn.send_encoded(header, body))
+            elif large:
+                # Encoded in a worker thread, in its turn (responses stay in order).
+                self._conn.send_encoded(header, [])
+                frame = await asyncio.to_thread(
+                    encode_response,
+                    header.api_key,
+                    header.api_version,
+                    header.correlation_id,
+                    body,
+                )
+                await self._write([frame])
             else:
                 await self._write([self._conn.send_response(header, body)])
 

@@ -71,6 +71,14 @@ class UnsupportedRequest:
 ConnectionEvent: TypeAlias = Request | UnsupportedRequest | _Sentinel
 
 
+def decode_frame(frame: bytes) -> Request | UnsupportedRequest:
+    """A frame's request (pure: may run in any thread); ProtocolError if malformed."""
+    try:
+        return decode_request(frame)
+    except UnsupportedVersion as exc:
+        return UnsupportedRequest(exc.header)
+
+
 class ServerConnection:
     """A connection's frames, requests and state, with no I/O."""
 
@@ -134,21 +142,29 @@ class ServerConnection:
         """The next request, decoded; NEED_DATA until an admitted frame is whole;
         NO_MORE_REQUESTS once the connection is closing. A malformed frame raises
         ProtocolError and the connection is then closing."""
-        if self.state.closing:
-            return NO_MORE_REQUESTS
-        frame = self._frames.next_frame()
-        if frame is None:
-            return NEED_DATA
+        frame = self.next_frame()
+        if not isinstance(frame, bytes):
+            return frame
         try:
-            request = decode_request(frame)
-        except UnsupportedVersion as exc:
-            self._owed.append(exc.header)
-            return UnsupportedRequest(exc.header)
+            event = decode_frame(frame)
         except ProtocolError:
             self.state.process_event(Event.CLOSE)
             raise
-        self._owed.append(request.header)
-        return request
+        return self.owe(event)
+
+    def next_frame(self) -> bytes | _Sentinel:
+        """The next whole admitted frame, undecoded (for a caller that decodes it
+        elsewhere, then hands it to `accept`); NEED_DATA or NO_MORE_REQUESTS."""
+        if self.state.closing:
+            return NO_MORE_REQUESTS
+        frame = self._frames.next_frame()
+        return NEED_DATA if frame is None else frame
+
+    def owe(self, event: Request | UnsupportedRequest) -> Request | UnsupportedRequest:
+        """Take a request decoded from `next_frame`'s frame (`decode_frame`; a
+        ProtocolError from it must `close` the connection): a response is owed for it."""
+        self._owed.append(event.header)
+        return event
 
     # -- writing -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.loopshare import LoopShare, is_large, off_loop
 from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
@@ -44,14 +45,22 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         if auto_create:
             # Auto-creation first: it changes the topic table the cached entries come from.
             await _auto_create(ctx, requested)
-        resolved = [_resolve(ctx, wanted) for wanted in requested]
-        errors = iter(ctx.response(topics=[r for r in resolved if isinstance(r, dict)]).topics)
-        items = b"".join(
-            encode_entity(next(errors))
-            if isinstance(r, dict)
-            else cache.topic(ctx.api_version, ctx.response, r)
-            for r in resolved
-        )
+        share = LoopShare()
+        resolved = []
+        for wanted in requested:
+            await share()
+            resolved.append(_resolve(ctx, wanted))
+        failed = [r for r in resolved if isinstance(r, dict)]
+        errors = iter(await off_loop(is_large(len(failed)), _encoded_errors, ctx, failed))
+        parts = []
+        for r in resolved:
+            await share()
+            parts.append(
+                next(errors)
+                if isinstance(r, dict)
+                else cache.topic(ctx.api_version, ctx.response, r)
+            )
+        items = b"".join(parts)
         count = len(resolved)
     outer = ctx.response(
         throttle_time=ctx.throttle_ms,
@@ -80,6 +89,11 @@ async def _auto_create(ctx: RequestContext, requested: Any) -> None:
         return
     for name in await ctx.topics.auto_create_many(unknown):
         ctx.audit.record(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
+
+
+def _encoded_errors(ctx: RequestContext, failed: list[dict[str, Any]]) -> list[bytes]:
+    """The encoded entries of the topics a Metadata request names in vain (pure)."""
+    return [encode_entity(entry) for entry in ctx.response(topics=failed).topics]
 
 
 def _resolve(ctx: RequestContext, wanted: Any) -> TopicRecord | dict[str, Any]:

@@ -12,6 +12,7 @@ from contextplane.broker.configs import (
     list_items,
 )
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.loopshare import LoopShare
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -38,7 +39,9 @@ def _config_type(name: str) -> int:
 
 async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
     results = []
+    share = LoopShare()
     for resource in request.resources:
+        await share()
         entry: dict[str, Any] = {
             "error_code": ErrorCode.none,
             "error_message": None,
@@ -81,7 +84,7 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                 error_message=f"Unsupported resource type {resource.resource_type}",
             )
         results.append(entry)
-    return ctx.reply(throttle_time=ctx.throttle_ms, results=results)
+    return await ctx.large_reply(len(results), throttle_time=ctx.throttle_ms, results=results)
 
 
 def _config(name: str, value: str, source: int, read_only: bool = False) -> dict[str, Any]:

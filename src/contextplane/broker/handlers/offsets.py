@@ -6,6 +6,7 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.fetch import check_leader_epoch
+from contextplane.broker.loopshare import LoopShare
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
@@ -21,9 +22,13 @@ LATEST_TIERED = -5
 
 async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
     topics = []
+    count = 0
+    share = LoopShare()
     for topic in request.topics:
         partitions = []
         for wanted in topic.partitions:
+            await share()
+            count += 1
             entry: dict[str, Any] = {
                 "partition_index": wanted.partition_index,
                 "error_code": ErrorCode.none,
@@ -46,7 +51,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
                 entry["error_code"] = ErrorCode.kafka_storage_error
             partitions.append(entry)
         topics.append({"name": topic.name, "partitions": partitions})
-    return ctx.reply(throttle_time=ctx.throttle_ms, topics=topics)
+    return await ctx.large_reply(count, throttle_time=ctx.throttle_ms, topics=topics)
 
 
 async def _lookup(

@@ -20,6 +20,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.loopshare import LoopShare
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
@@ -64,9 +65,13 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     topics = []
     batches: list[_Batch] = []
     failed = False
+    share = LoopShare()
+    entries = 0
     for name, partition_data in distinct_partitions(request.topic_data):
         partitions = []
         for data in partition_data:
+            await share()
+            entries += 1
             entry: dict[str, Any] = {
                 "index": data.index,
                 "error_code": ErrorCode.none,
@@ -89,6 +94,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     await _validate_records(batches, ctx.now_ms())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
+        await share()
         if _append(ctx, item, pending) is not None:
             failed = True
     if request.acks == 0:
@@ -112,9 +118,10 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             # Delayed as well as reported (as Kafka did before KIP-219), so a client that
             # ignores throttle_time_ms is slowed all the same.
             await asyncio.sleep(admission.throttle_ms / 1000)
-        return ctx.response(
-            throttle_time=admission.throttle_ms, responses=topics, node_endpoints=[]
+        reply = await ctx.large_reply(
+            entries, throttle_time=admission.throttle_ms, responses=topics, node_endpoints=[]
         )
+        return reply.body
 
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
