@@ -108,6 +108,20 @@ def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> Non
     assert 24 not in keys and 26 not in keys  # transactions stay unadvertised
 
 
+def test_api_versions_answers_each_version_alike_with_its_own_correlation_id(
+    client: RawClient,
+) -> None:
+    """The response is encoded once per version and reused: each request still gets its
+    own correlation id, and every version lists the same APIs."""
+    listings = set()
+    for version in (0, 1, 2, 3, 4, 3, 0):
+        fields = {"client_software_name": "t", "client_software_version": "1"}
+        response = client.request(API_VERSIONS, version, **(fields if version >= 3 else {}))
+        assert response.error_code == ErrorCode.none
+        listings.add(tuple((k.api_key, k.min_version, k.max_version) for k in response.api_keys))
+    assert len(listings) == 1
+
+
 def test_unknown_api_versions_version_gets_v0_error_with_list(client: RawClient) -> None:
     frame = struct.pack(">hhih", API_VERSIONS, 99, 7, 1) + b"x"
     client.send_raw(struct.pack(">i", len(frame)) + frame)

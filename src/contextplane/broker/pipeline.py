@@ -52,13 +52,19 @@ class Pipeline:
     def __init__(self, services: Services, routes: list[Route]) -> None:
         self.services = services
         self.routes = {r.api_key: r for r in routes}
+        self._advertised: tuple[tuple[Route, ...], list[dict[str, int]]] | None = None
 
     def api_versions(self) -> list[dict[str, int]]:
-        """What ApiVersions advertises: exactly the routes, nothing more."""
-        return [
-            {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}
-            for r in sorted(self.routes.values(), key=lambda r: r.api_key)
-        ]
+        """What ApiVersions advertises: exactly the routes, nothing more (one list, the
+        same object every time while the routes stay the same: its encoding is cached)."""
+        routes = tuple(self.routes.values())
+        if self._advertised is None or self._advertised[0] != routes:
+            listed = [
+                {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}
+                for r in sorted(routes, key=lambda r: r.api_key)
+            ]
+            self._advertised = (routes, listed)
+        return self._advertised[1]
 
     async def dispatch(self, request: Request, connection: ConnectionInfo) -> Reply:
         header = request.header

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from typing import Any
 
@@ -10,22 +11,37 @@ from contextplane.broker.loopshare import LoopShare, is_large, off_loop
 from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
-from contextplane.protocol.codec import encode_entity, encode_response_with_array
+from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
 from contextplane.protocol.error_codes import ErrorCode
 
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 
 
+# ApiVersions' unthrottled response frames, per version: (the advertised list they were
+# encoded from, the frame with correlation id 0). Every client asks on every connection.
+_api_versions_frames: dict[int, tuple[list[dict[str, int]], bytes]] = {}
+_CORRELATION = struct.Struct(">i")
+
+
 async def api_versions(ctx: RequestContext, request: Any) -> Reply:
-    return ctx.reply(
-        error_code=ErrorCode.none,
-        api_keys=ctx.cluster.api_versions(),
-        throttle_time=ctx.throttle_ms,
-        supported_features=[],
-        finalized_features_epoch=-1,
-        finalized_features=[],
-        zk_migration_ready=False,
-    )
+    advertised = ctx.cluster.api_versions()
+    cached = _api_versions_frames.get(ctx.api_version) if not ctx.throttle_ms else None
+    if cached is None or cached[0] is not advertised:
+        body = ctx.response(
+            error_code=ErrorCode.none,
+            api_keys=advertised,
+            throttle_time=ctx.throttle_ms,
+            supported_features=[],
+            finalized_features_epoch=-1,
+            finalized_features=[],
+            zk_migration_ready=False,
+        )
+        cached = (advertised, encode_response(ctx.header.api_key, ctx.api_version, 0, body))
+        if not ctx.throttle_ms:
+            _api_versions_frames[ctx.api_version] = cached
+    frame = bytearray(cached[1])
+    _CORRELATION.pack_into(frame, 4, ctx.header.correlation_id)  # after the size
+    return Reply(body=[bytes(frame)])  # pre-encoded frame parts
 
 
 def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
