@@ -11,11 +11,12 @@ request), or no response at all (acks=0).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from contextplane.broker.loopshare import is_large, off_loop
+from contextplane.broker.loopshare import is_large
 from contextplane.clock import Clock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
@@ -164,7 +165,9 @@ class RequestContext:
     async def large_reply(self, items: int, **kwargs: Any) -> Reply:
         """The response to a request of `items` entries: built in a worker thread when
         there are many, so the event loop serves the other connections meanwhile."""
-        return Reply(body=await off_loop(is_large(items), self.response, None, **kwargs))
+        if not is_large(items):
+            return Reply(body=self.response(None, **kwargs))
+        return Reply(body=await asyncio.to_thread(self.response, None, **kwargs))
 
 
 def later(awaitable: Awaitable[Any]) -> Reply:

@@ -35,7 +35,6 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import ConnectionInfo
-from contextplane.broker.loopshare import off_loop
 from contextplane.broker.pipeline import Pipeline
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
@@ -460,7 +459,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             large = _decoded_off_loop(frame)
             try:
-                event = conn.owe(await off_loop(large, decode_frame, frame))
+                decoded = (
+                    await asyncio.to_thread(decode_frame, frame) if large else decode_frame(frame)
+                )
+                event = conn.owe(decoded)
             except ProtocolError as exc:
                 self._abort(str(exc))
                 return

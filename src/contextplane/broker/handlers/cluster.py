@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import uuid
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
-from contextplane.broker.loopshare import LoopShare, is_large, off_loop
+from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
@@ -64,13 +65,19 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         share = LoopShare()
         resolved = []
         for wanted in requested:
-            await share()
+            if share.due():
+                await asyncio.sleep(0)
             resolved.append(_resolve(ctx, wanted))
         failed = [r for r in resolved if isinstance(r, dict)]
-        errors = iter(await off_loop(is_large(len(failed)), _encoded_errors, ctx, failed))
+        if is_large(len(failed)):
+            encoded = await asyncio.to_thread(_encoded_errors, ctx, failed)
+        else:
+            encoded = _encoded_errors(ctx, failed)
+        errors = iter(encoded)
         parts = []
         for r in resolved:
-            await share()
+            if share.due():
+                await asyncio.sleep(0)
             parts.append(
                 next(errors)
                 if isinstance(r, dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from contextplane.broker.configs import (
@@ -41,7 +42,8 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
     results = []
     share = LoopShare()
     for resource in request.resources:
-        await share()
+        if share.due():
+            await asyncio.sleep(0)
         entry: dict[str, Any] = {
             "error_code": ErrorCode.none,
             "error_message": None,
