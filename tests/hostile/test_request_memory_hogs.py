@@ -11,10 +11,11 @@ from pathlib import Path
 
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
-from tests.hostile.observe import api_versions, frame_header, wait_until
+from tests.hostile.observe import api_versions, frame_header
 from tests.hostile.support import create_topic
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 MIB = 1024 * 1024
 PRODUCE = 0

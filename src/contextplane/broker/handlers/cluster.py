@@ -69,9 +69,10 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
                 await asyncio.sleep(0)
             resolved.append(_resolve(ctx, wanted))
         failed = [r for r in resolved if isinstance(r, dict)]
+        encoded: list[bytes] = []
         if is_large(len(failed)):
             encoded = await asyncio.to_thread(_encoded_errors, ctx, failed)
-        else:
+        elif failed:  # (building even an empty response costs more than the lookups)
             encoded = _encoded_errors(ctx, failed)
         errors = iter(encoded)
         parts = []
@@ -85,14 +86,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
             )
         items = b"".join(parts)
         count = len(resolved)
-    outer = ctx.response(
-        throttle_time=ctx.throttle_ms,
-        brokers=_broker_entries(ctx),
-        cluster_id=ctx.cluster.cluster_id,
-        controller_id=ctx.cluster.node_id,
-        topics=[],
-        cluster_authorized_operations=_OPERATIONS_NOT_REQUESTED,
-    )
+    outer = _metadata_outer(ctx)
     # Pre-encoded frame parts: the cached topic entries are spliced in as bytes.
     return Reply(
         body=encode_response_with_array(
@@ -112,6 +106,29 @@ async def _auto_create(ctx: RequestContext, requested: Any) -> None:
         return
     for name in await ctx.topics.auto_create_many(unknown):
         ctx.audit.record(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
+
+
+# Metadata's response without its topics, unthrottled, per (version, advertised address,
+# cluster id, node id): the same for every request, and frozen.
+_metadata_outers: dict[tuple[int, tuple[str, int], str, int], Any] = {}
+
+
+def _metadata_outer(ctx: RequestContext) -> Any:
+    cluster = ctx.cluster
+    key = (ctx.api_version, cluster.advertised(), cluster.cluster_id, cluster.node_id)
+    outer = _metadata_outers.get(key) if not ctx.throttle_ms else None
+    if outer is None:
+        outer = ctx.response(
+            throttle_time=ctx.throttle_ms,
+            brokers=_broker_entries(ctx),
+            cluster_id=cluster.cluster_id,
+            controller_id=cluster.node_id,
+            topics=[],
+            cluster_authorized_operations=_OPERATIONS_NOT_REQUESTED,
+        )
+        if not ctx.throttle_ms and len(_metadata_outers) < 64:
+            _metadata_outers[key] = outer
+    return outer
 
 
 def _encoded_errors(ctx: RequestContext, failed: list[dict[str, Any]]) -> list[bytes]:
