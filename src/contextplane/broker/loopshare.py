@@ -11,7 +11,7 @@ building and encoding a large response: `is_large`) runs in a worker thread inst
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 from contextplane import limits
 
@@ -21,15 +21,17 @@ _SLICE_S = 0.005
 
 class LoopShare:
     """In a long loop, once per item: `if share.due(): await asyncio.sleep(0)`. Due once
-    the loop has been held for a slice (a clock read per item otherwise, no coroutine)."""
+    the loop has been held for a slice, by the loop's own clock (one read per item, no
+    coroutine)."""
 
-    __slots__ = ("_until",)
+    __slots__ = ("_clock", "_until")
 
     def __init__(self) -> None:
-        self._until = time.monotonic() + _SLICE_S
+        self._clock = asyncio.get_running_loop().time
+        self._until = self._clock() + _SLICE_S
 
     def due(self) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         if now < self._until:
             return False
         self._until = now + _SLICE_S
