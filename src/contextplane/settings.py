@@ -2,7 +2,9 @@
 
 Every setting is a row of `settings_table.SETTINGS` (Kafka's name where Kafka has one).
 Precedence: defaults < file < environment (`CONTEXTPLANE_` + the name upper-cased with
-dots as underscores, e.g. CONTEXTPLANE_NUM_PARTITIONS) < explicit overrides (`--set`).
+dots as underscores, e.g. CONTEXTPLANE_NUM_PARTITIONS) < the command line (`--set` and
+the flags `--data-dir`, `--host`, `--port`, `--object-store`, which must agree when both
+name one setting). Every int setting's range is in the table, checked for every source.
 Within one source, when several names set one field, Kafka's order decides
 (`log.retention.ms` over `log.retention.minutes` over `log.retention.hours`).
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contextplane import limits
+from contextplane import limits, listener_settings
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -145,6 +147,7 @@ def _closest(name: str, candidates: list[str]) -> str | None:
 
 def _unknown(name: str, origin: str) -> SettingsError:
     known = list(_BY_NAME) + [i.pattern for i in IGNORED if not i.pattern.endswith("*")]
+    known += listener_settings.NAMES
     message = f"unknown setting {name!r}"
     suggestion = _closest(name, known)
     if suggestion is not None:
@@ -158,6 +161,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """Settings given as CONTEXTPLANE_<NAME> variables; an unknown one is an error."""
     by_env = {env_name(name): name for name in _BY_NAME}
     by_env.update({env_name(i.pattern): i.pattern for i in IGNORED if "*" not in i.pattern})
+    by_env.update({env_name(name): name for name in listener_settings.NAMES})
     found: dict[str, str] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key in TOOL_VARIABLES:
@@ -199,9 +203,18 @@ def _coerce(setting: Setting, name: str, raw: Any) -> Any:
         except ValueError:
             readable = {"bool": "boolean (true or false)", "int | None": "int"}.get(kind, kind)
             raise SettingsError(f"setting {name!r}: {raw!r} is not a valid {readable}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        _check_range(setting, name, value)
     if setting.scale != 1 and isinstance(value, int):
         value = -1 if value < 0 else value * setting.scale
     return value
+
+
+def _check_range(setting: Setting, name: str, value: int) -> None:
+    low, high = setting.low, setting.high
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{low}, {high}]" if high is not None else f"{low} or more"
+        raise SettingsError(f"setting {name!r}: {value} is out of range: {bounds}")
 
 
 def parse_connection_overrides(text: str) -> dict[str, int]:
@@ -228,17 +241,8 @@ def parse_connection_overrides(text: str) -> dict[str, int]:
 
 
 def _check(settings: Settings) -> Settings:
-    """Ranges Kafka checks at start-up, so a typo fails loudly instead of refusing clients."""
-    for name, value, low in (
-        ("connections.max.idle.ms", settings.connections_max_idle_ms, 1),
-        ("max.connections", settings.max_connections, 0),
-        ("max.connections.per.ip", settings.max_connections_per_ip, 0),
-        ("request.receive.timeout.ms", settings.request_receive_timeout_ms, 1),
-        ("fetch.max.bytes", settings.fetch_max_bytes, 0),
-    ):
-        if value < low:
-            raise SettingsError(f"{name}: {value} is below the minimum of {low}")
-    if settings.queued_max_request_bytes == 0 or settings.queued_max_request_bytes < -1:
+    """Checks across settings, beyond each one's range in the table."""
+    if settings.queued_max_request_bytes == 0:
         raise SettingsError("queued.max.request.bytes: must be -1 (no bound) or positive")
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
@@ -249,46 +253,210 @@ def _check(settings: Settings) -> Settings:
     return settings
 
 
-def parse_properties(text: str) -> dict[str, str]:
-    values = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _unescape(text: str, number: int) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "\\" or i + 1 == len(text):
+            out.append(char)
+            i += 1
+            continue
+        escaped = text[i + 1]
+        if escaped == "u":
+            digits = text[i + 2 : i + 6]
+            if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise SettingsError(f"line {number}: malformed \\uxxxx escape")
+            out.append(chr(int(digits, 16)))
+            i += 6
+            continue
+        out.append(_ESCAPES.get(escaped, escaped))
+        i += 2
+    return "".join(out)
+
+
+def _ends_in_continuation(line: str) -> bool:
+    """An odd number of trailing backslashes continues the line (Java's rule)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
+def properties_lines(text: str) -> list[tuple[int, str, str]]:
+    """(line number, name, value) of each entry, by java.util.Properties' rules: `=`, `:`
+    or whitespace ends the name; `#` and `!` start comments; a trailing `\\` continues
+    the line; escapes as in Java."""
+    entries: list[tuple[int, str, str]] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        number = index + 1
+        line = lines[index].lstrip(" \t\f")
+        index += 1
         if not line or line.startswith(("#", "!")):
             continue
-        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
-        if sep < 0:
-            raise SettingsError(f"line {number}: expected name=value, got {line!r}")
-        values[line[:sep].strip()] = line[sep + 1 :].strip()
-    return values
+        while _ends_in_continuation(line) and index < len(lines):
+            line = line[:-1] + lines[index].lstrip(" \t\f")
+            index += 1
+        if _ends_in_continuation(line):
+            line = line[:-1]
+        end = 0
+        while end < len(line) and line[end] not in "=: \t\f":
+            end += 2 if line[end] == "\\" else 1
+        name = line[:end]
+        rest = line[end:].lstrip(" \t\f")
+        if rest[:1] in ("=", ":"):
+            rest = rest[1:].lstrip(" \t\f")
+        entries.append((number, _unescape(name, number), _unescape(rest, number).rstrip()))
+    return entries
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    return {name: value for _, name, value in properties_lines(text)}
+
+
+def _read_config(path: Path) -> list[tuple[str, str, str]]:
+    """(origin, name, value) of each entry of a properties file; origin is file:line."""
+    resolved = path.expanduser().resolve()
+    try:
+        text = resolved.read_text()
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {resolved}") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {resolved}: {exc.strerror}") from None
+    try:
+        return [(f"{path}:{n}", name, value) for n, name, value in properties_lines(text)]
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
 
 
 def load_settings(
     config_file: Path | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    flags: dict[str, tuple[str, str]] | None = None,
 ) -> Settings:
-    sources: list[tuple[str, dict[str, Any]]] = []
+    """Defaults < file < environment < command line. The command line is `overrides`
+    (`--set`) and `flags` (flag -> (setting, value), e.g. "--port" -> ("listener.port",
+    "9093")); a flag and `--set` that set one setting to different values are an error."""
+    sources: list[tuple[str, list[tuple[str, str, Any]]]] = []
     if config_file is not None:
-        sources.append((str(config_file), parse_properties(config_file.read_text())))
+        sources.append((str(config_file), _read_config(config_file)))
     environment = _from_environment(os.environ if environ is None else environ)
-    sources.append(("the environment", environment))
-    sources.append(("--set", dict(overrides or {})))
+    sources.append(("the environment", [(env_name(n), n, v) for n, v in environment.items()]))
+    command_line = [("--set", name, value) for name, value in (overrides or {}).items()]
+    command_line += [(flag, name, value) for flag, (name, value) in (flags or {}).items()]
+    sources.append(("the command line", command_line))
     values: dict[str, Any] = {}
+    # attr -> how it was given, for messages: "listener.port (--port)".
+    given_as: dict[str, str] = {}
     ignored: dict[str, str] = {}
-    for origin, given in sources:
-        chosen: dict[str, tuple[int, Setting, str, Any]] = {}
-        for name, value in given.items():
+    listeners: dict[str, str] = {}
+    for origin, entries in sources:
+        chosen: dict[str, tuple[int, Setting, str, str, Any]] = {}
+        for where, name, value in entries:
             known = _BY_NAME.get(name)
             if known is None:
-                reason = ignored_reason(name, value)
+                if name in listener_settings.NAMES:
+                    listeners[name] = str(value)
+                    continue
+                try:
+                    reason = ignored_reason(name, value)
+                except SettingsError as exc:
+                    raise _located(exc, where, origin) from None
                 if reason is None:
-                    raise _unknown(name, origin)
+                    raise _unknown(name, where if origin != "the command line" else "--set")
                 ignored[name] = reason
                 continue
             rank, setting = known
             current = chosen.get(setting.attr)
+            if current is not None and origin == "the command line" and current[3] != where:
+                _same_on_command_line(setting, current, (rank, setting, name, where, value))
             if current is None or rank < current[0]:
-                chosen[setting.attr] = (rank, setting, name, value)
-        for attr, (_, setting, name, value) in chosen.items():
-            values[attr] = _coerce(setting, name, value)
+                chosen[setting.attr] = (rank, setting, name, where, value)
+        for attr, (_, setting, name, where, value) in chosen.items():
+            try:
+                values[attr] = _coerce(setting, name, value)
+            except SettingsError as exc:
+                raise _located(exc, where, origin) from None
+            given_as[attr] = name if where in ("--set", name) else f"{name} ({where})"
+    try:
+        found = listener_settings.read(listeners, _controller_names(sources))
+    except listener_settings.ListenerError as exc:
+        raise SettingsError(str(exc)) from None
+    _apply_listeners(found, listeners, values, given_as)
+    ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
     return _check(Settings(**values, ignored=ignored))
+
+
+def _located(exc: SettingsError, where: str, origin: str) -> SettingsError:
+    """A file's error names the file and line; others name themselves already."""
+    if origin in ("the environment", "the command line"):
+        return exc
+    return SettingsError(f"{where}: {exc}")
+
+
+def _same_on_command_line(
+    setting: Setting,
+    first: tuple[int, Setting, str, str, Any],
+    second: tuple[int, Setting, str, str, Any],
+) -> None:
+    """A flag and --set (or two names of one setting) on one command line must agree."""
+    a = _coerce(setting, first[2], first[4])
+    b = _coerce(setting, second[2], second[4])
+    if a != b:
+        raise SettingsError(
+            f"{_spelt(first)} and {_spelt(second)} disagree: give {setting.name} once"
+        )
+
+
+def _spelt(entry: tuple[int, Setting, str, str, Any]) -> str:
+    _, _, name, where, value = entry
+    return f"--set {name}={value}" if where == "--set" else f"{where} {value}"
+
+
+def _controller_names(sources: list[tuple[str, list[tuple[str, str, Any]]]]) -> str | None:
+    found = None
+    for _, entries in sources:
+        for _, name, value in entries:
+            if name == "controller.listener.names":
+                found = str(value)
+    return found
+
+
+def _apply_listeners(
+    found: listener_settings.Listeners,
+    given: dict[str, str],
+    values: dict[str, Any],
+    given_as: dict[str, str],
+) -> None:
+    """A PLAINTEXT listener from `listeners`/`advertised.listeners` sets host and port;
+    it must agree with listener.host/port (advertised.host/port) when those are given."""
+    for setting, endpoint, host_attr, port_attr in (
+        ("listeners", found.bind, "host", "port"),
+        ("advertised.listeners", found.advertised, "advertised_host", "advertised_port"),
+    ):
+        if endpoint is None:
+            continue
+        text = f"{setting}={given[setting]}"
+        if port_attr in given_as and values[port_attr] != endpoint.port:
+            raise SettingsError(
+                f"{text} asks for port {endpoint.port} but {given_as[port_attr]} is "
+                f"{values[port_attr]}: give one of them"
+            )
+        values[port_attr] = endpoint.port
+        if not endpoint.host:
+            continue  # Kafka's "every interface": listener.host (loopback by default) stays
+        if host_attr in given_as:
+            if values[host_attr] != endpoint.host:
+                raise SettingsError(
+                    f"{text} asks for host {endpoint.host} but {given_as[host_attr]} is "
+                    f"{values[host_attr]}: give one of them"
+                )
+        elif setting == "listeners" and not listener_settings.is_loopback(endpoint.host):
+            raise SettingsError(
+                f"{text} would listen on {endpoint.host}, beyond loopback, without TLS or "
+                f"SASL: set listener.host={endpoint.host} (or --host) as well to allow it"
+            )
+        values[host_attr] = endpoint.host

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contextplane import listener_settings
 from contextplane.settings import Settings
-from contextplane.settings_table import IGNORED, SETTINGS, UNSUPPORTED, Setting
+from contextplane.settings_table import IGNORED, INT_MAX, SETTINGS, UNSUPPORTED, Setting
 
 BEGIN = "<!-- settings table: python -m contextplane.settings_doc --update-readme README.md -->"
 END = "<!-- end of settings table -->"
@@ -58,12 +59,21 @@ def default_text(setting: Setting) -> str:
     return f"`{value}`"
 
 
+def range_text(setting: Setting) -> str:
+    if setting.low is None:
+        return ""
+    if setting.high is None:
+        return f"≥ {setting.low}"
+    high = "2³¹−1" if setting.high == INT_MAX else str(setting.high)
+    return f"{setting.low}–{high}"
+
+
 def render() -> str:
     lines = [
         BEGIN,
         "",
-        "| setting | type | default | unit | meaning |",
-        "|---|---|---|---|---|",
+        "| setting | type | default | range | unit | meaning |",
+        "|---|---|---|---|---|---|",
     ]
     for setting in SETTINGS:
         names = f"`{setting.name}`"
@@ -71,7 +81,8 @@ def render() -> str:
             names += " (also " + ", ".join(f"`{alias}`" for alias in setting.aliases) + ")"
         kind = _TYPES[_FIELD_TYPES[setting.attr]]
         lines.append(
-            f"| {names} | {kind} | {default_text(setting)} | {setting.unit} | {setting.meaning} |"
+            f"| {names} | {kind} | {default_text(setting)} | {range_text(setting)} "
+            f"| {setting.unit} | {setting.meaning} |"
         )
     lines += [
         "",
@@ -82,6 +93,14 @@ def render() -> str:
         "| Kafka setting | here |",
         "|---|---|",
     ]
+    listeners = ", ".join(f"`{name}`" for name in listener_settings.NAMES)
+    lines.append(
+        f"| {listeners} | one `PLAINTEXT://host:port` listener sets `listener.port` (and a "
+        "loopback host `listener.host`; an empty host keeps it), one advertised one "
+        "`advertised.host`/`advertised.port`; a conflict with those settings, a host beyond "
+        "loopback not also given as `listener.host`, and any SSL, SASL_PLAINTEXT or SASL_SSL "
+        f"listener are refused ({listener_settings.NOT_SUPPORTED}) |"
+    )
     for ignored in IGNORED:
         accepts = f" (only `{'`, `'.join(ignored.accepts)}`)" if ignored.accepts else ""
         lines.append(f"| `{ignored.pattern}`{accepts} | no effect: {ignored.reason} |")

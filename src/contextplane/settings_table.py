@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ENV_PREFIX = "CONTEXTPLANE_"
+# Kafka's int settings stop at Java's Integer.MAX_VALUE.
+INT_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class Setting:
     scale: int = 1
     # The README's default when the field's own default needs words (derived values).
     default_text: str | None = None
+    # Accepted range of an int setting, as given (before `scale`), checked for every source.
+    low: int | None = None
+    high: int | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -45,7 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="`./data`",
     ),
     Setting("listener.host", "host", "", "the address the listener binds"),
-    Setting("listener.port", "port", "", "the listener's port (0: any free port)"),
+    Setting(
+        "listener.port", "port", "", "the listener's port (0: any free port)", low=0, high=65535
+    ),
     Setting(
         "advertised.host",
         "advertised_host",
@@ -59,8 +66,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "the port Metadata and FindCoordinator tell clients",
         default_text="the bound port",
+        low=1,
+        high=65535,
     ),
-    Setting("node.id", "node_id", "", "this broker's id", aliases=("broker.id",)),
+    Setting(
+        "node.id", "node_id", "", "this broker's id", aliases=("broker.id",), low=0, high=INT_MAX
+    ),
     Setting(
         "object.store.url",
         "object_store_url",
@@ -80,6 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
         "num_partitions",
         "",
         "partitions of an auto-created topic, or of CreateTopics with -1",
+        low=1,
+        high=INT_MAX,
     ),
     Setting(
         "default.replication.factor",
@@ -87,6 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "replication factor of CreateTopics with -1 (durability comes from the WAL and "
         "object storage: only 1 is possible)",
+        low=1,
+        high=1,
     ),
     Setting(
         "auto.create.topics.enable",
@@ -101,6 +116,7 @@ SETTINGS: tuple[Setting, ...] = (
         "delete closed segments whose newest record is older than this (topic "
         "`retention.ms` overrides); -1: no limit",
         aliases=("retention.ms",),
+        low=-1,
     ),
     Setting(
         "log.retention.minutes",
@@ -109,6 +125,8 @@ SETTINGS: tuple[Setting, ...] = (
         "`log.retention.ms` in minutes, when that is not given",
         scale=60_000,
         default_text="unset",
+        low=-1,
+        high=INT_MAX,
     ),
     Setting(
         "log.retention.hours",
@@ -116,6 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
         "hours",
         "`log.retention.ms` in hours, when neither that nor `log.retention.minutes` is given",
         scale=3_600_000,
+        low=-1,
+        high=INT_MAX,
     ),
     Setting(
         "log.retention.bytes",
@@ -124,12 +144,14 @@ SETTINGS: tuple[Setting, ...] = (
         "keep at most this many bytes per partition (topic `retention.bytes` overrides); "
         "-1: no limit",
         aliases=("retention.bytes",),
+        low=-1,
     ),
     Setting(
         "log.retention.check.interval.ms",
         "retention_check_interval_ms",
         "ms",
         "how often retention runs (Kafka's default is 300000)",
+        low=1,
     ),
     Setting(
         "log.segment.bytes",
@@ -137,12 +159,15 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes",
         "segment size for retention (topic `segment.bytes` overrides): only closed segments "
         "are deleted, as in Kafka",
+        low=1,
+        high=INT_MAX,
     ),
     Setting(
         "log.roll.ms",
         "segment_ms",
         "ms",
         "segment age for retention (topic `segment.ms` overrides)",
+        low=1,
     ),
     Setting(
         "log.roll.hours",
@@ -150,12 +175,16 @@ SETTINGS: tuple[Setting, ...] = (
         "hours",
         "`log.roll.ms` in hours, when that is not given",
         scale=3_600_000,
+        low=1,
+        high=INT_MAX,
     ),
     Setting(
         "message.max.bytes",
         "message_max_bytes",
         "bytes",
         "largest record batch (topic `max.message.bytes` overrides)",
+        low=0,
+        high=INT_MAX,
     ),
     Setting(
         "message.max.decompression.ratio",
@@ -163,12 +192,15 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "a compressed batch whose records decompress to more than this many times the "
         "topic's `max.message.bytes` is refused (MESSAGE_TOO_LARGE); decompression stops there",
+        low=1,
     ),
     Setting(
         "socket.request.max.bytes",
         "socket_request_max_bytes",
         "bytes",
         "largest request frame; larger ones close the connection",
+        low=1,
+        high=INT_MAX,
     ),
     Setting(
         "fetch.max.bytes",
@@ -176,20 +208,25 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes",
         "most bytes of record batches in one Fetch response, whatever the request's "
         "max_bytes asks (still at least one batch, so a consumer progresses)",
+        low=0,
+        high=INT_MAX,
     ),
     Setting(
         "group.initial.rebalance.delay.ms",
         "group_initial_rebalance_delay_ms",
         "ms",
         "wait for more members before the first rebalance of a group",
+        low=0,
+        high=INT_MAX,
     ),
     Setting(
         "upload.bytes",
         "upload_bytes",
         "bytes",
         "upload a multi-partition object at this many pending bytes",
+        low=1,
     ),
-    Setting("upload.interval.ms", "upload_interval_ms", "ms", "... or after this long"),
+    Setting("upload.interval.ms", "upload_interval_ms", "ms", "... or after this long", low=1),
     Setting(
         "wal.fsync",
         "wal_fsync",
@@ -201,6 +238,7 @@ SETTINGS: tuple[Setting, ...] = (
         "wal_segment_bytes",
         "bytes",
         "a WAL segment is rolled at this size; segments are deleted once uploaded",
+        low=1,
     ),
     Setting(
         "memory.budget.bytes",
@@ -208,12 +246,14 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes",
         "one budget for the log cache, block cache and in-flight uploads and reads; batches "
         "waiting for upload may leave memory (the WAL has them)",
+        low=1,
     ),
     Setting(
         "log.cache.bytes",
         "log_cache_bytes",
         "bytes",
         "cap on the log cache inside the memory budget",
+        low=0,
     ),
     Setting(
         "wal.backlog.bytes",
@@ -222,6 +262,7 @@ SETTINGS: tuple[Setting, ...] = (
         "un-uploaded WAL bytes at which produce is refused (KAFKA_STORAGE_ERROR, retriable); "
         "from half of it (or of the memory budget) produce is throttled (`throttle_time_ms`, "
         "up to 1 s)",
+        low=1,
     ),
     Setting(
         "metadata.reserved.bytes",
@@ -229,6 +270,7 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes",
         "disk space kept for metadata commits, released when the disk is full so uploads can "
         "drain the WAL (what is free at a stop is kept for the next start)",
+        low=0,
     ),
     Setting(
         "object.store.request.timeout.ms",
@@ -236,18 +278,21 @@ SETTINGS: tuple[Setting, ...] = (
         "ms",
         "bound on one object store request, retries included; a read of an unreachable store "
         "then answers KAFKA_STORAGE_ERROR",
+        low=1,
     ),
     Setting(
         "shutdown.timeout.ms",
         "shutdown_timeout_ms",
         "ms",
         "a clean stop uploads for at most this long; the rest stays in the WAL for the next start",
+        low=0,
     ),
     Setting(
         "connections.max.idle.ms",
         "connections_max_idle_ms",
         "ms",
         "close a connection with nothing in progress after this long (Kafka's)",
+        low=1,
     ),
     Setting(
         "max.connections",
@@ -256,12 +301,16 @@ SETTINGS: tuple[Setting, ...] = (
         "connections open at once; at the limit new ones wait in the listen backlog, as in "
         "Kafka (also capped at `RLIMIT_NOFILE` − 256, so the broker keeps descriptors for "
         "its own files)",
+        low=0,
+        high=INT_MAX,
     ),
     Setting(
         "max.connections.per.ip",
         "max_connections_per_ip",
         "",
         "connections per client address; an extra one is closed at once",
+        low=0,
+        high=INT_MAX,
     ),
     Setting(
         "max.connections.per.ip.overrides",
@@ -279,6 +328,7 @@ SETTINGS: tuple[Setting, ...] = (
         "connections past their 16 KiB free allowance read in turn as it drains, and one "
         "frame at a time may finish past it (Kafka's default is -1, unbounded: here one "
         "largest frame)",
+        low=-1,
     ),
     Setting(
         "request.receive.timeout.ms",
@@ -287,6 +337,8 @@ SETTINGS: tuple[Setting, ...] = (
         "a frame must arrive within this long of its first byte, waits for request memory "
         "included, or the connection is closed (librdkafka's `socket.timeout.ms`: a client "
         "has given up on a request by then)",
+        low=1,
+        high=INT_MAX,
     ),
 )
 
@@ -312,24 +364,15 @@ _NO_INTERNAL_TOPICS = (
     "no internal topics; group offsets and producer state are in the metadata store"
 )
 _ONE_LOOP = "one asyncio event loop serves every connection"
-_ONE_LISTENER = (
-    "one PLAINTEXT listener, set by listener.host and listener.port "
-    "(advertised.host and advertised.port for what clients are told)"
-)
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
 
 IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("zookeeper.*", "no ZooKeeper; metadata is in the metadata store"),
     KafkaSetting("process.roles", _ONE_NODE),
     KafkaSetting("controller.*", _ONE_NODE),
-    KafkaSetting("inter.broker.listener.name", _ONE_NODE),
-    KafkaSetting("security.inter.broker.protocol", _ONE_NODE, accepts=("plaintext",)),
     KafkaSetting("broker.rack", _ONE_NODE),
     KafkaSetting("auto.leader.rebalance.enable", _ONE_NODE),
     KafkaSetting("metadata.log.*", "metadata is in the metadata store"),
-    KafkaSetting("listeners", _ONE_LISTENER),
-    KafkaSetting("advertised.listeners", _ONE_LISTENER),
-    KafkaSetting("listener.security.protocol.map", _ONE_LISTENER),
     KafkaSetting("num.network.threads", _ONE_LOOP),
     KafkaSetting("num.io.threads", _ONE_LOOP),
     KafkaSetting("background.threads", _ONE_LOOP),
@@ -389,5 +432,6 @@ TOOL_VARIABLES = frozenset(
         "KAFKA_CLIENTS_VERSION",
         "KAFKA_VERSION",
         "KCAT_PLAIN",
+        "LOG_LEVEL",
     )
 )

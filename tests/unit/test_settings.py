@@ -39,8 +39,8 @@ def test_bad_values_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="auto.create.topics.enable"):
         load_settings(environ={}, overrides={"auto.create.topics.enable": "maybe"})
     bad = tmp_path / "bad.properties"
-    bad.write_text("just words\n")
-    with pytest.raises(SettingsError, match="line 1"):
+    bad.write_text("# a comment\nnum.partitions=many\n")
+    with pytest.raises(SettingsError, match=r"bad.properties:2: setting 'num.partitions'"):
         load_settings(bad, environ={})
 
 
@@ -94,7 +94,7 @@ def test_an_unknown_setting_names_the_closest_known_one(tmp_path: Path) -> None:
     assert str(info.value) == "unknown setting 'num.partiton'; did you mean 'num.partitions'?"
     config = tmp_path / "broker.properties"
     config.write_text("log.retention.hour=24\n")
-    with pytest.raises(SettingsError, match=r"broker.properties: unknown setting "):
+    with pytest.raises(SettingsError, match=r"broker.properties:\d+: unknown setting "):
         load_settings(config, environ={})
     with pytest.raises(SettingsError, match="did you mean 'log.retention.hours'"):
         load_settings(config, environ={})
@@ -155,12 +155,13 @@ def test_a_kafka_server_properties_file_works_and_its_unused_settings_are_listed
     assert settings.retention_bytes == 1073741824
     assert settings.retention_check_interval_ms == 300000
     assert settings.group_initial_rebalance_delay_ms == 0
+    # The one PLAINTEXT listener is honoured: its port, and the advertised host and port.
+    assert (settings.host, settings.port) == ("127.0.0.1", 9092)
+    assert settings.advertised == ("localhost", 9092)
     assert set(settings.ignored) == {
         "process.roles",
         "controller.quorum.bootstrap.servers",
-        "listeners",
         "inter.broker.listener.name",
-        "advertised.listeners",
         "controller.listener.names",
         "listener.security.protocol.map",
         "num.network.threads",
@@ -210,7 +211,7 @@ def test_kafka_orders_retention_ms_over_minutes_over_hours(tmp_path: Path) -> No
         ("sasl.enabled.mechanisms", "PLAIN", "SASL is not supported"),
         ("authorizer.class.name", "kafka.security.Authorizer", "ACLs are not supported"),
         ("delete.topic.enable", "false", "topics can always be deleted"),
-        ("security.inter.broker.protocol", "SSL", "accepted: plaintext"),
+        ("security.inter.broker.protocol", "SSL", "TLS/SASL listeners are not supported yet"),
         ("log.dirs", "/a,/b", "one directory"),
     ],
 )
@@ -268,3 +269,199 @@ def test_fetch_max_bytes_is_kafkas_broker_setting() -> None:
     assert load_settings(environ={}, overrides={"fetch.max.bytes": "1024"}).fetch_max_bytes == 1024
     with pytest.raises(SettingsError, match="fetch.max.bytes"):
         load_settings(environ={}, overrides={"fetch.max.bytes": "-1"})
+
+
+def _set(**given: str) -> Settings:
+    return load_settings(environ={}, overrides={k.replace("_", "."): v for k, v in given.items()})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("listeners", "SASL_PLAINTEXT://:9092"),
+        ("listeners", "SSL://127.0.0.1:9093"),
+        ("listeners", "CLIENT://:9092"),  # a name the map does not know
+        ("advertised.listeners", "SSL://broker:9093"),
+        ("listener.security.protocol.map", "PLAINTEXT:SASL_SSL"),
+        ("security.inter.broker.protocol", "SASL_SSL"),
+        ("inter.broker.listener.name", "SSL"),
+    ],
+)
+def test_listeners_asking_for_tls_or_sasl_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=r"TLS/SASL listeners are not supported yet|not in"):
+        load_settings(environ={}, overrides={name: value})
+    with pytest.raises(SettingsError, match=rf"{name}"):
+        load_settings(environ={env_name(name): value})
+
+
+def test_a_plaintext_listener_is_refused_when_a_named_protocol_is_secure() -> None:
+    with pytest.raises(SettingsError, match="TLS/SASL listeners are not supported yet"):
+        load_settings(
+            environ={},
+            overrides={
+                "listeners": "CLIENT://:9092",
+                "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT",
+            },
+        )
+    # A map that also names secure protocols is fine while every listener used is PLAINTEXT.
+    settings = load_settings(
+        environ={},
+        overrides={
+            "listeners": "CLIENT://:9095",
+            "listener.security.protocol.map": "CLIENT:PLAINTEXT,SSL:SSL",
+        },
+    )
+    assert settings.port == 9095
+
+
+def test_one_plaintext_listener_sets_host_and_port() -> None:
+    # An empty host keeps listener.host (loopback), where Kafka would bind every interface.
+    kafka_style = _set(listeners="PLAINTEXT://:19097")
+    assert (kafka_style.host, kafka_style.port) == ("127.0.0.1", 19097)
+    local = _set(listeners="PLAINTEXT://localhost:19098")
+    assert (local.host, local.port) == ("localhost", 19098)
+    advertised = _set(advertised_listeners="PLAINTEXT://broker.example:29092")
+    assert advertised.advertised == ("broker.example", 29092)
+    # Beyond loopback only when listener.host says so too.
+    with pytest.raises(SettingsError, match="beyond loopback.*listener.host=0.0.0.0"):
+        _set(listeners="PLAINTEXT://0.0.0.0:9092")
+    everywhere = _set(listeners="PLAINTEXT://0.0.0.0:9092", listener_host="0.0.0.0")
+    assert (everywhere.host, everywhere.port) == ("0.0.0.0", 9092)
+    with pytest.raises(SettingsError, match="one PLAINTEXT listener"):
+        _set(
+            listeners="PLAINTEXT://:9092,OTHER://:9093",
+            listener_security_protocol_map="PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+        )
+
+
+def test_a_listener_that_disagrees_with_listener_port_names_both(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"listeners=PLAINTEXT://:19097 asks for port 19097 but listener.port"
+    ):
+        _set(listeners="PLAINTEXT://:19097", listener_port="19098")
+    with pytest.raises(SettingsError, match=r"listener.port \(--port\) is 19099"):
+        load_settings(
+            environ={},
+            overrides={"listeners": "PLAINTEXT://:19097"},
+            flags={"--port": ("listener.port", "19099")},
+        )
+    with pytest.raises(SettingsError, match=r"advertised.port .* is 1"):
+        load_settings(
+            environ={"CONTEXTPLANE_ADVERTISED_PORT": "1"},
+            overrides={"advertised.listeners": "PLAINTEXT://b:2"},
+        )
+    assert _set(listeners="PLAINTEXT://:19097", listener_port="19097").port == 19097
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bounds"),
+    [
+        ("listener.port", "99999", r"\[0, 65535\]"),
+        ("listener.port", "-1", r"\[0, 65535\]"),
+        ("advertised.port", "70000", r"\[1, 65535\]"),
+        ("advertised.port", "0", r"\[1, 65535\]"),
+        ("num.partitions", "-3", r"\[1, 2147483647\]"),
+        ("num.partitions", "0", r"\[1, 2147483647\]"),
+        ("default.replication.factor", "0", r"\[1, 1\]"),
+        ("log.segment.bytes", "0", r"\[1, 2147483647\]"),
+        ("message.max.bytes", "-5", r"\[0, 2147483647\]"),
+        ("log.retention.hours", "-2", r"\[-1, 2147483647\]"),
+        ("upload.interval.ms", "0", "1 or more"),
+        ("node.id", "-1", r"\[0, 2147483647\]"),
+    ],
+)
+def test_every_int_setting_is_range_checked_in_every_source(
+    tmp_path: Path, name: str, value: str, bounds: str
+) -> None:
+    message = rf"setting '{name}': {value} is out of range: {bounds}"
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ={}, overrides={name: value})
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ={env_name(name): value})
+    config = tmp_path / "broker.properties"
+    config.write_text(f"{name}={value}\n")
+    with pytest.raises(SettingsError, match=rf"broker.properties:1: {message}"):
+        load_settings(config, environ={})
+
+
+def test_every_int_setting_has_a_range() -> None:
+    int_fields = {f.name for f in dataclasses.fields(Settings) if "int" in str(f.type)}
+    for setting in SETTINGS:
+        if setting.attr in int_fields:
+            assert setting.low is not None, setting.name
+        # Every default is inside its range.
+        default = getattr(Settings(), setting.attr)
+        if setting.low is not None and default is not None and setting.scale == 1:
+            assert setting.low <= default <= (setting.high or default), setting.name
+
+
+def test_the_command_line_beats_the_environment_and_flags_must_agree_with_set(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "broker.properties"
+    config.write_text("listener.port=19100\nlog.dirs=/from/file\n")
+    environ = {"CONTEXTPLANE_LISTENER_PORT": "19120"}
+    assert load_settings(config, environ={}).port == 19100
+    assert load_settings(config, environ=environ).port == 19120
+    flags = {"--port": ("listener.port", "19121"), "--data-dir": ("log.dirs", "/from/flag")}
+    chosen = load_settings(config, environ=environ, flags=flags)
+    assert (chosen.port, chosen.data_dir) == (19121, Path("/from/flag"))
+    assert (
+        load_settings(config, environ=environ, overrides={"listener.port": "19122"}).port == 19122
+    )
+    with pytest.raises(SettingsError, match=r"--set listener.port=19094 and --port 19093 disagree"):
+        load_settings(
+            environ={},
+            overrides={"listener.port": "19094"},
+            flags={"--port": ("listener.port", "19093")},
+        )
+    with pytest.raises(SettingsError, match=r"--set log.dirs=B and --data-dir A disagree"):
+        load_settings(
+            environ={}, overrides={"log.dirs": "B"}, flags={"--data-dir": ("log.dirs", "A")}
+        )
+    same = load_settings(
+        environ={},
+        overrides={"listener.port": "19093"},
+        flags={"--port": ("listener.port", "19093")},
+    )
+    assert same.port == 19093
+
+
+def test_properties_files_follow_javas_rules(tmp_path: Path) -> None:
+    config = tmp_path / "broker.properties"
+    config.write_text(
+        "num.partitions 4\n"
+        "   ! a comment\n"
+        "  # another\n"
+        "log.retention.ms:1000\n"
+        "message.max.bytes\t= 2048\n"
+        "max.connections.per.ip.overrides = 10.0.0.1:3,\\\n"
+        "    10.0.0.2:4\n"
+        "log.dirs=/srv/with\\ space\n"
+        "node.id=\\u0037\n"
+    )
+    settings = load_settings(config, environ={})
+    assert settings.num_partitions == 4
+    assert settings.retention_ms == 1000
+    assert settings.message_max_bytes == 2048
+    assert settings.connections_per_ip_overrides == {"10.0.0.1": 3, "10.0.0.2": 4}
+    assert settings.data_dir == Path("/srv/with space")
+    assert settings.node_id == 7
+    bad = tmp_path / "bad.properties"
+    bad.write_text("num.partitions=1\nnode.id=\\u00zz\n")
+    with pytest.raises(SettingsError, match=r"bad.properties: line 2: malformed \\uxxxx"):
+        load_settings(bad, environ={})
+
+
+def test_a_missing_config_file_names_the_resolved_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        SettingsError, match=f"config file not found: {tmp_path}/nonexist.properties"
+    ):
+        load_settings(Path("nonexist.properties"), environ={})
+
+
+def test_log_level_is_a_tool_variable_not_a_setting() -> None:
+    assert load_settings(environ={"CONTEXTPLANE_LOG_LEVEL": "debug"}).ignored == {}

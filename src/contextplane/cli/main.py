@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -32,7 +33,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="any setting, e.g. num.partitions=4",
     )
-    up.add_argument("--log-level", default="INFO")
+    up.add_argument(
+        "--log-level",
+        default=os.environ.get("CONTEXTPLANE_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default: $CONTEXTPLANE_LOG_LEVEL, else INFO)",
+    )
     return parser.parse_args(argv)
 
 
@@ -49,16 +54,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"contextplane: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
             return 2
         overrides[name] = value
-    for name, value in (
-        ("log.dirs", args.data_dir),
-        ("listener.host", args.host),
-        ("listener.port", args.port),
-        ("object.store.url", args.object_store),
-    ):
-        if value is not None:
-            overrides[name] = str(value)
+    # A flag is the command line's, as --set is: the two must agree when both are given.
+    flags = {
+        flag: (name, str(value))
+        for flag, name, value in (
+            ("--data-dir", "log.dirs", args.data_dir),
+            ("--host", "listener.host", args.host),
+            ("--port", "listener.port", args.port),
+            ("--object-store", "object.store.url", args.object_store),
+        )
+        if value is not None
+    }
     try:
-        settings = load_settings(args.config, overrides=overrides)
+        settings = load_settings(args.config, overrides=overrides, flags=flags)
     except (SettingsError, OSError) as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
