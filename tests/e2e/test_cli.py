@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ def test_ctrl_c_stops_cleanly_and_restart_replays_nothing(tmp_path: Path) -> Non
     for i in range(100):
         producer.produce("cli", value=str(i).encode())
     assert producer.flush(10) == 0
+    producer.close()  # not left reconnecting to the stopped broker
     assert broker.process is not None
     assert broker.log_tail(200).count("setting zookeeper.connect ignored (no effect: ") == 1
     broker.process.send_signal(signal.SIGINT)
@@ -32,12 +35,16 @@ def test_ctrl_c_stops_cleanly_and_restart_replays_nothing(tmp_path: Path) -> Non
     assert "replayed" not in broker.log_tail(200)
 
 
-def up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def up(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir", str(tmp_path), *args],
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=cwd,
     )
 
 
@@ -80,3 +87,71 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
         assert "address already in use" in result.stderr
     finally:
         first.stop()
+
+
+def test_a_sasl_listener_is_refused_not_served_in_plaintext(tmp_path: Path) -> None:
+    config = tmp_path / "server.properties"
+    config.write_text("listeners=SASL_PLAINTEXT://:9092\n")
+    result = up(tmp_path, "--config", str(config))
+    assert result.returncode == 2
+    assert "TLS/SASL listeners are not supported yet" in result.stderr
+
+
+def test_out_of_range_and_conflicting_ports_are_refused(tmp_path: Path) -> None:
+    result = up(tmp_path, "--port", "99999")
+    assert result.returncode == 2
+    assert "setting 'listener.port': 99999 is out of range: [0, 65535]" in result.stderr
+    result = up(tmp_path, "--set", "num.partitions=-3")
+    assert result.returncode == 2
+    assert "setting 'num.partitions': -3 is out of range" in result.stderr
+    result = up(tmp_path, "--port", "19093", "--set", "listener.port=19094")
+    assert result.returncode == 2
+    assert "--set listener.port=19094 and --port 19093 disagree" in result.stderr
+
+
+def test_a_missing_config_file_names_the_path_it_looked_at(tmp_path: Path) -> None:
+    result = up(tmp_path, "--config", "nonexist.properties", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"config file not found: {tmp_path}/nonexist.properties" in result.stderr
+
+
+def test_scripts_up_sets_up_once_and_keeps_the_callers_directory(tmp_path: Path) -> None:
+    """scripts/up in a copy of the repository whose scripts/setup and contextplane only
+    record that they ran, and where."""
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "up", clone / "scripts" / "up")
+    for name in ("pyproject.toml", "setup.py", "src/contextplane/protocol/record_walk.py"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_text("# " + name + "\n")
+    log = tmp_path / "calls"
+    setup = clone / "scripts" / "setup"
+    setup.write_text(
+        "#!/bin/sh\nset -e\necho setup >> " + str(log) + "\n"
+        'cd "$(dirname "$0")/.."\nmkdir -p .venv/bin\n'
+        'printf \'#!/bin/sh\\necho "contextplane $(pwd) $*" >> ' + str(log) + "\\n' "
+        "> .venv/bin/contextplane\nchmod +x .venv/bin/contextplane\n"
+    )
+    setup.chmod(0o755)
+    caller = tmp_path / "elsewhere"
+    caller.mkdir()
+
+    def run() -> None:
+        subprocess.run(
+            [str(clone / "scripts" / "up"), "--config", "broker.properties"],
+            cwd=caller,
+            check=True,
+            timeout=30,
+            env={**os.environ, "PATH": os.environ["PATH"]},
+        )
+
+    run()
+    run()
+    assert log.read_text().splitlines() == [
+        "setup",
+        f"contextplane {caller} up --config broker.properties",
+        f"contextplane {caller} up --config broker.properties",
+    ]
+    (clone / "pyproject.toml").write_text("# changed\n")
+    run()
+    assert log.read_text().splitlines().count("setup") == 2

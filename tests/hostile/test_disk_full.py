@@ -62,6 +62,11 @@ class TrackedProducer:
         if error.fatal():
             self.fatal.append(error.str())
 
+    def close(self) -> None:
+        """Its callbacks are bound methods, a reference cycle: without this the producer
+        outlives the test and reconnects to the stopped broker in later tests' output."""
+        self.producer.close()
+
     def _on_delivery(self, error: KafkaError | None, message: object) -> None:
         key = message.key()  # type: ignore[attr-defined]
         if error is None:
@@ -167,7 +172,7 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
         assert_acknowledged_exactly_once(
             read_partitions(broker.bootstrap, TOPIC, PARTITIONS), producer.acked
         )
-        del producer
+        producer.close()
         producer = None
 
         # A restart on a full disk: the broker starts, serves reads, refuses produce.
@@ -190,7 +195,7 @@ def test_full_disk_refuses_produce_keeps_reads_and_recovers_without_restart(
         )
     finally:
         if producer is not None:
-            producer.flush(0)
+            producer.close()
         stop_quietly(broker)
 
 

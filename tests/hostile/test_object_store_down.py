@@ -80,6 +80,11 @@ class AckingProducer:
         if error.fatal():
             self.fatal.append(error.str())
 
+    def close(self) -> None:
+        """Its callbacks are bound methods, a reference cycle: without this the producer
+        outlives the test and reconnects to the stopped broker in later tests' output."""
+        self.producer.close()
+
     def _on_throttle(self, event: object) -> None:
         self.throttle_ms.append(int(event.throttle_time * 1000))  # type: ignore[attr-defined]
 
@@ -127,6 +132,7 @@ def test_backlog_past_the_budget_is_throttled_refused_and_uploaded_in_bounded_ob
     ).start()
     assert broker.process is not None
     weed_killed = False
+    producer: AckingProducer | None = None
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         for name, count in (("backlog", 3), ("probe", 1)):
@@ -190,6 +196,8 @@ def test_backlog_past_the_budget_is_throttled_refused_and_uploaded_in_bounded_ob
             read_partitions(broker.bootstrap, "backlog", 3, timeout_s=120), producer.acked
         )
     finally:
+        if producer is not None:
+            producer.close()
         if weed_killed:
             store.start(keep_ports=True)
         elif store.process is not None:
@@ -256,6 +264,7 @@ def test_sigterm_with_a_frozen_store_exits_in_time_and_the_next_start_loses_noth
         },
     ).start()
     thawed = threading.Event()
+    producer: AckingProducer | None = None
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.create_topics([NewTopic("shutdown", 2)])["shutdown"].result(15)
@@ -279,6 +288,8 @@ def test_sigterm_with_a_frozen_store_exits_in_time_and_the_next_start_loses_noth
             read_partitions(broker.bootstrap, "shutdown", 2), producer.acked
         )
     finally:
+        if producer is not None:
+            producer.close()
         if not thawed.is_set():
             store.thaw()
         stop_quietly(broker)
@@ -295,6 +306,7 @@ def test_restart_with_a_large_wal_backlog_replays_in_bounded_memory(tmp_path: Pa
         # Nothing is uploaded: the whole backlog stays in the WAL.
         settings={**common, "upload.interval.ms": "3600000", "upload.bytes": str(2**40)},
     ).start()
+    producer: AckingProducer | None = None
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         admin.create_topics([NewTopic("replay", 3)])["replay"].result(15)
@@ -333,5 +345,7 @@ def test_restart_with_a_large_wal_backlog_replays_in_bounded_memory(tmp_path: Pa
             read_partitions(broker.bootstrap, "replay", 3, timeout_s=120), producer.acked
         )
     finally:
+        if producer is not None:
+            producer.close()
         stop_quietly(broker)
         shutil.rmtree(tmp_path / "objects", ignore_errors=True)
