@@ -100,7 +100,8 @@ def _protocol(setting: str, name: str, mapping: dict[str, str]) -> str:
             f"{setting}: listener name {name} is not in listener.security.protocol.map"
         )
     if protocol != "PLAINTEXT":
-        raise ListenerError(f"{setting}: {name} is {protocol}: {NOT_SUPPORTED}")
+        what = f"a {protocol} listener" if name == protocol else f"listener {name} is {protocol}"
+        raise ListenerError(f"{setting}: {what}: {NOT_SUPPORTED}")
     return protocol
 
 
@@ -145,5 +146,5 @@ def read(given: dict[str, str], controller_names: str | None) -> Listeners:
         if advertised is not None and advertised.port == 0:
             raise ListenerError("advertised.listeners: port 0 cannot be advertised")
     if "listener.security.protocol.map" in given:
-        unused["listener.security.protocol.map"] = "checked: every listener used is PLAINTEXT"
+        unused["listener.security.protocol.map"] = "every listener used was checked to be PLAINTEXT"
     return Listeners(bind, advertised, unused)
