@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -142,7 +141,6 @@ def test_scripts_up_sets_up_once_and_keeps_the_callers_directory(tmp_path: Path)
             cwd=caller,
             check=True,
             timeout=30,
-            env={**os.environ, "PATH": os.environ["PATH"]},
         )
 
     run()
