@@ -76,10 +76,6 @@ class Pipeline:
         # Authentication state: ProtocolError (close) for a request this state refuses.
         connection.state.process_request(header.api_key)
         ctx = RequestContext(self.services, header, connection)
-        host = connection.peer.rsplit(":", 1)[0]
-        if not self.services.authorizer.authorize_api(connection.principal, host, header.api_key):
-            # Kafka answers an API-level refusal in the response's top-level error.
-            return ctx.reply(error_code=ErrorCode.cluster_authorization_failed, throttle_time=0)
         ctx.throttle_ms = self.services.quotas.throttle_ms(
             connection.principal, header.client_id, header.api_key
         )

@@ -1,10 +1,11 @@
-"""Authorization, asked in one place per request and per resource.
+"""Authorization: the interface the request pipeline asks, once per request.
 
-The request pipeline asks `authorize_api` before the handler runs (APIs that need a
-cluster-level permission, e.g. DescribeCluster); handlers ask `authorize` for the resources
-a request names, in one call per batch of resources, and answer each refused resource
-with Kafka's per-resource error (Kafka's AuthHelper shape). With no authorizer configured
-Kafka allows everything, and so does `AllowEverything`, the default.
+Each route declares the actions its request needs (`broker/authorization.py`); the
+pipeline's authorize stage asks `authorize` for all of them in one call and hands the
+verdicts to the handler, which answers each refused resource with Kafka's error (Kafka's
+AuthHelper shape). With no authorizer configured Kafka allows everything, and so does
+`AllowEverything`, the default; `enabled` is False for it, so the ACL APIs answer
+SECURITY_DISABLED as Kafka's do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from contextplane.security.acls import Operation, ResourceType
 from contextplane.security.principal import Principal
 
 
@@ -20,26 +22,34 @@ from contextplane.security.principal import Principal
 class Action:
     """One thing a principal wants to do: an operation on a named resource."""
 
-    operation: str  # Kafka's AclOperation name: READ, WRITE, CREATE, DESCRIBE, ...
-    resource_type: str  # TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID, ...
+    operation: Operation
+    resource_type: ResourceType
     name: str
 
 
 class Authorizer(Protocol):
+    enabled: bool
+
     def authorize(self, principal: Principal, host: str, actions: Sequence[Action]) -> list[bool]:
         """One answer per action, in order."""
         ...
 
-    def authorize_api(self, principal: Principal, host: str, api_key: int) -> bool:
-        """May this principal call this API at all (before its resources are looked at)?"""
+    def allowed_on_any(
+        self, principal: Principal, host: str, operation: Operation, resource_type: ResourceType
+    ) -> bool:
+        """May the principal do `operation` on at least one resource of this type?"""
         ...
 
 
 class AllowEverything:
     """Kafka's behaviour when no authorizer is configured."""
 
+    enabled = False
+
     def authorize(self, principal: Principal, host: str, actions: Sequence[Action]) -> list[bool]:
         return [True] * len(actions)
 
-    def authorize_api(self, principal: Principal, host: str, api_key: int) -> bool:
+    def allowed_on_any(
+        self, principal: Principal, host: str, operation: Operation, resource_type: ResourceType
+    ) -> bool:
         return True
