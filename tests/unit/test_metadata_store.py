@@ -12,7 +12,7 @@ import pytest
 
 from contextplane.metadata import migrations
 from contextplane.metadata.migrations import MigrationError
-from contextplane.metadata.records import ObjectCommit, RangeCommit
+from contextplane.metadata.records import AclRecord, ObjectCommit, RangeCommit
 from contextplane.metadata.sqlite import SqliteEngine
 from contextplane.metadata.store import open_metadata_store
 
@@ -95,4 +95,39 @@ def test_an_object_commit_leaves_out_only_the_partitions_whose_epoch_moved(
     assert outcome.committed == {second.stream_id}
     assert outcome.epoch_mismatch == {first.stream_id: claimed[first.stream_id] + 1}
     assert set(engine.ranges_by_stream()) == {second.stream_id}
+    engine.close()
+
+
+def test_acls_are_stored_once_deleted_and_survive_reopening(tmp_path: Path) -> None:
+    read = AclRecord(2, "orders", 3, "User:alice", "*", 3, 3)
+    deny = AclRecord(2, "ord", 4, "User:*", "10.0.0.1", 2, 2)
+
+    async def run() -> None:
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+        store = open_metadata_store(url)
+        await store.open()
+        assert await store.acls() == []
+        await store.create_acls([read, deny, read])
+        await store.create_acls([read])
+        await store.close()
+        store = open_metadata_store(url)
+        await store.open()
+        assert sorted(await store.acls(), key=str) == sorted([read, deny], key=str)
+        await store.delete_acls([deny, AclRecord(2, "never", 3, "User:x", "*", 3, 3)])
+        assert await store.acls() == [read]
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_version_1_database_gains_the_acl_table(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(migrations.migrations("sqlite")[0].sql)
+        db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO schema_migrations VALUES (1, 'initial')")
+    engine = SqliteEngine(str(path))
+    assert engine.acls() == []
     engine.close()

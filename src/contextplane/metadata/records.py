@@ -106,3 +106,17 @@ class OffsetRow:
     offset: int
     leader_epoch: int
     metadata: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AclRecord:
+    """One ACL binding as stored: Kafka's codes for the resource type, pattern type,
+    operation and permission (`security/acls.py` names them)."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int

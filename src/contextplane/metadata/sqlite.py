@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from contextplane.errors import KafkaError
-from contextplane.metadata import migrations
+from contextplane.metadata import migrations, sqlite_acls
 from contextplane.metadata.records import (
+    AclRecord,
     ClaimOutcome,
     CommitOutcome,
     CommittedOffset,
@@ -393,6 +394,21 @@ class SqliteEngine:
         rows = self._db.execute("SELECT DISTINCT group_id FROM group_offsets").fetchall()
         return [r[0] for r in rows]
 
+    # -- ACLs --------------------------------------------------------------------------
+
+    def acls(self) -> list[AclRecord]:
+        return sqlite_acls.load(self._db)
+
+    @_uses_reserve
+    def create_acls(self, records: Iterable[AclRecord]) -> None:
+        with self._transaction():
+            sqlite_acls.insert(self._db, records)
+
+    @_uses_reserve
+    def delete_acls(self, records: Iterable[AclRecord]) -> None:
+        with self._transaction():
+            sqlite_acls.delete(self._db, records)
+
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute(
@@ -564,3 +580,12 @@ class SqliteMetadataStore:
 
     async def groups_with_offsets(self) -> list[str]:
         return await self._call(self.engine.groups_with_offsets)
+
+    async def acls(self) -> list[AclRecord]:
+        return await self._call(self.engine.acls)
+
+    async def create_acls(self, records: list[AclRecord]) -> None:
+        await self._call(self.engine.create_acls, records)
+
+    async def delete_acls(self, records: list[AclRecord]) -> None:
+        await self._call(self.engine.delete_acls, records)

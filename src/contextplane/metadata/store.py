@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from contextplane.metadata.records import (
+    AclRecord,
     ClaimOutcome,
     CommitOutcome,
     CommittedOffset,
@@ -73,6 +74,13 @@ class MetadataStore(Protocol):
     ) -> None: ...
     async def delete_topic_offsets(self, topic: str) -> None: ...
     async def groups_with_offsets(self) -> list[str]: ...
+
+    async def acls(self) -> list[AclRecord]: ...
+    async def create_acls(self, records: list[AclRecord]) -> None:
+        """Store ACL bindings (one transaction; a binding already stored stays once)."""
+        ...
+
+    async def delete_acls(self, records: list[AclRecord]) -> None: ...
 
 
 def open_metadata_store(
