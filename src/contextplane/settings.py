@@ -84,6 +84,10 @@ class Settings:
     max_connections_per_ip_overrides: str = ""
     queued_max_request_bytes: int = limits.QUEUED_REQUEST_BYTES_MAX
     request_receive_timeout_ms: int = limits.REQUEST_RECEIVE_TIMEOUT_MS
+    # Authorization (Kafka's names and defaults): empty = no authorizer, allow everything.
+    authorizer_class_name: str = ""
+    super_users: str = ""  # "User:admin;User:ops"
+    allow_everyone_if_no_acl_found: bool = False
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -240,10 +244,19 @@ def parse_connection_overrides(text: str) -> dict[str, int]:
     return overrides
 
 
+# The authorizer.class.name values this broker implements.
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
 def _check(settings: Settings) -> Settings:
     """Checks across settings, beyond each one's range in the table."""
     if settings.queued_max_request_bytes == 0:
         raise SettingsError("queued.max.request.bytes: must be -1 (no bound) or positive")
+    if settings.authorizer_class_name not in ("", STANDARD_AUTHORIZER):
+        raise SettingsError(
+            f"authorizer.class.name: {settings.authorizer_class_name!r} is not available;"
+            f" use {STANDARD_AUTHORIZER} or leave it empty"
+        )
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         raise SettingsError(

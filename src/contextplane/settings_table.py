@@ -340,6 +340,28 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
         high=INT_MAX,
     ),
+    Setting(
+        "authorizer.class.name",
+        "authorizer_class_name",
+        "",
+        "`org.apache.kafka.metadata.authorizer.StandardAuthorizer` enforces Kafka ACLs "
+        "(CreateAcls / DescribeAcls / DeleteAcls, kept in the metadata store); empty allows "
+        "everything and the ACL APIs answer SECURITY_DISABLED, as Kafka does",
+        default_text="empty (no authorizer)",
+    ),
+    Setting(
+        "super.users",
+        "super_users",
+        "",
+        "principals allowed everything, separated by semicolons (`User:admin;User:ops`)",
+        default_text="empty (none)",
+    ),
+    Setting(
+        "allow.everyone.if.no.acl.found",
+        "allow_everyone_if_no_acl_found",
+        "",
+        "with the authorizer on, a resource no ACL applies to is open to everyone",
+    ),
 )
 
 
@@ -411,13 +433,10 @@ IGNORED: tuple[KafkaSetting, ...] = (
 
 # Kafka settings that would change what a client may do if they were honoured: refused,
 # never ignored.
-_NO_ACLS = "ACLs are not supported yet (every principal may do anything)"
 UNSUPPORTED: tuple[KafkaSetting, ...] = (
     KafkaSetting("ssl.*", "TLS is not supported yet"),
     KafkaSetting("sasl.*", "SASL is not supported yet"),
     KafkaSetting("listener.name.*", "per-listener security is not supported yet"),
-    KafkaSetting("authorizer.class.name", _NO_ACLS),
-    KafkaSetting("super.users", _NO_ACLS),
 )
 
 # Variables with the CONTEXTPLANE_ prefix that configure tools and tests, not the broker.

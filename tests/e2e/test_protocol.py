@@ -106,6 +106,8 @@ def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> Non
     assert response.error_code == ErrorCode.none
     assert keys[PRODUCE] == (3, 11) and keys[FETCH][0] == 4
     assert 24 not in keys and 26 not in keys  # transactions stay unadvertised
+    # The ACL APIs, at the versions Kafka 4.4 keeps (KIP-896 removed v0).
+    assert keys[29] == keys[30] == keys[31] == (1, 3)
 
 
 def test_api_versions_answers_each_version_alike_with_its_own_correlation_id(

@@ -209,7 +209,7 @@ def test_kafka_orders_retention_ms_over_minutes_over_hours(tmp_path: Path) -> No
     [
         ("ssl.keystore.location", "/etc/broker.jks", "TLS is not supported"),
         ("sasl.enabled.mechanisms", "PLAIN", "SASL is not supported"),
-        ("authorizer.class.name", "kafka.security.Authorizer", "ACLs are not supported"),
+        ("authorizer.class.name", "kafka.security.Authorizer", "StandardAuthorizer or leave"),
         ("delete.topic.enable", "false", "topics can always be deleted"),
         ("security.inter.broker.protocol", "SSL", "TLS/SASL listeners are not supported yet"),
         ("log.dirs", "/a,/b", "one directory"),
@@ -465,3 +465,21 @@ def test_a_missing_config_file_names_the_resolved_path(
 
 def test_log_level_is_a_tool_variable_not_a_setting() -> None:
     assert load_settings(environ={"CONTEXTPLANE_LOG_LEVEL": "debug"}).ignored == {}
+
+
+def test_authorizer_settings_use_kafka_names_and_defaults() -> None:
+    defaults = load_settings(environ={})
+    assert defaults.authorizer_class_name == ""
+    assert defaults.super_users == ""
+    assert defaults.allow_everyone_if_no_acl_found is False
+    settings = load_settings(
+        environ={},
+        overrides={
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:admin;User:ops",
+            "allow.everyone.if.no.acl.found": "true",
+        },
+    )
+    assert settings.authorizer_class_name.endswith("StandardAuthorizer")
+    assert settings.super_users == "User:admin;User:ops"
+    assert settings.allow_everyone_if_no_acl_found is True

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 
+from contextplane.broker import authorization as authz
+from contextplane.broker.authorization import NeedsOf, Refusal
 from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.handlers import (
+    acls,
     admin,
     cluster,
     configs,
@@ -29,8 +32,9 @@ from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.codec import request_schema
+from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
+from contextplane.security.authorizer import AllowEverything, Authorizer
 from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
@@ -38,35 +42,40 @@ from contextplane.storage.engine import StorageEngine
 
 log = logging.getLogger(__name__)
 
-# (api key, lowest version, highest version, handler). The floors are those Kafka 4.x
-# keeps (KIP-896); the ceilings are the versions whose semantics are implemented.
-ROUTES: list[tuple[int, int, int, Handler]] = [
-    (0, 3, 11, produce.produce),
-    (1, 4, 16, fetch.fetch),
-    (2, 1, 8, offsets.list_offsets),
-    (3, 0, 12, cluster.metadata),
-    (8, 2, 9, groups.offset_commit),
-    (9, 1, 9, groups.offset_fetch),
-    (10, 0, 6, groups.find_coordinator),
-    (11, 0, 9, groups.join_group),
-    (12, 0, 4, groups.heartbeat),
-    (13, 0, 5, groups.leave_group),
-    (14, 0, 5, groups.sync_group),
-    (15, 0, 5, groups.describe_groups),
-    (16, 0, 5, groups.list_groups),
-    (18, 0, 4, cluster.api_versions),
-    (19, 2, 7, admin.create_topics),
-    (20, 1, 6, admin.delete_topics),
-    (21, 0, 2, offsets.delete_records),
-    (22, 0, 5, producer_ids.init_producer_id),
-    (32, 1, 4, configs.describe_configs),
-    (33, 0, 2, configs.alter_configs),
-    (37, 0, 3, admin.create_partitions),
-    (42, 0, 2, groups.delete_groups),
-    (44, 0, 1, configs.incremental_alter_configs),
-    (47, 0, 0, groups.offset_delete),
-    (60, 0, 1, cluster.describe_cluster),
-    (68, 0, 1, groups.consumer_group_heartbeat),
+# (api key, lowest version, highest version, handler, what it needs authorized, how a
+# refused gate is answered). The floors are those Kafka 4.x keeps (KIP-896); the
+# ceilings are the versions whose semantics are implemented. The authorization column
+# follows Kafka's KafkaApis (broker/authorization.py).
+ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
+    (0, 3, 11, produce.produce, authz.produce, authz.refuse_produce),
+    (1, 4, 16, fetch.fetch, authz.fetch, authz.refuse_top_level),
+    (2, 1, 8, offsets.list_offsets, authz.list_offsets, authz.refuse_top_level),
+    (3, 0, 12, cluster.metadata, authz.metadata, authz.refuse_top_level),
+    (8, 2, 9, groups.offset_commit, authz.offset_commit, authz.refuse_offset_commit),
+    (9, 1, 9, groups.offset_fetch, authz.offset_fetch, authz.refuse_top_level),
+    (10, 0, 6, groups.find_coordinator, authz.find_coordinator, authz.refuse_top_level),
+    (11, 0, 9, groups.join_group, authz.group_member, authz.refuse_top_level),
+    (12, 0, 4, groups.heartbeat, authz.group_member, authz.refuse_top_level),
+    (13, 0, 5, groups.leave_group, authz.group_member, authz.refuse_top_level),
+    (14, 0, 5, groups.sync_group, authz.group_member, authz.refuse_top_level),
+    (15, 0, 5, groups.describe_groups, authz.describe_groups, authz.refuse_top_level),
+    (16, 0, 5, groups.list_groups, authz.list_groups, authz.refuse_top_level),
+    (18, 0, 4, cluster.api_versions, authz.nothing, authz.refuse_top_level),
+    (19, 2, 7, admin.create_topics, authz.create_topics, authz.refuse_top_level),
+    (20, 1, 6, admin.delete_topics, authz.delete_topics, authz.refuse_top_level),
+    (21, 0, 2, offsets.delete_records, authz.delete_records, authz.refuse_top_level),
+    (22, 0, 5, producer_ids.init_producer_id, authz.init_producer_id, authz.refuse_producer_id),
+    (29, 1, 3, acls.describe_acls, authz.describe_acls, authz.refuse_top_level),
+    (30, 1, 3, acls.create_acls, authz.alter_acls, authz.refuse_create_acls),
+    (31, 1, 3, acls.delete_acls, authz.alter_acls, authz.refuse_delete_acls),
+    (32, 1, 4, configs.describe_configs, authz.describe_configs, authz.refuse_top_level),
+    (33, 0, 2, configs.alter_configs, authz.alter_configs, authz.refuse_top_level),
+    (37, 0, 3, admin.create_partitions, authz.create_partitions, authz.refuse_top_level),
+    (42, 0, 2, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
+    (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
+    (47, 0, 0, groups.offset_delete, authz.offset_delete, authz.refuse_top_level),
+    (60, 0, 1, cluster.describe_cluster, authz.nothing, authz.refuse_top_level),
+    (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
 ]
 
 
@@ -85,9 +94,9 @@ def _schema_range(api_key: int, low: int, high: int) -> tuple[int, int]:
 
 def build_routes() -> list[Route]:
     routes = []
-    for api_key, low, high, handler in ROUTES:
+    for api_key, low, high, handler, needs, refuse in ROUTES:
         low, high = _schema_range(api_key, low, high)
-        routes.append(Route(api_key, low, high, handler))
+        routes.append(Route(api_key, low, high, handler, needs, refuse))
     return routes
 
 
@@ -158,6 +167,16 @@ class Broker:
         await groups.start()
         topics.on_deleted.append(groups.on_topic_deleted)
         routes = build_routes()
+        acl_admin: AclAdmin | None = None
+        authorizer: Authorizer = AllowEverything()
+        if settings.authorizer_class_name:
+            acl_admin = await AclAdmin.load(self.metadata, settings)
+            authorizer = acl_admin.authorizer
+            log.info(
+                "authorizer %s: %d ACLs loaded",
+                settings.authorizer_class_name,
+                len(authorizer.acls),
+            )
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -172,9 +191,10 @@ class Broker:
                 api_versions=lambda: self._api_versions(),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id),
-            authorizer=AllowEverything(),
+            authorizer=authorizer,
             quotas=NoQuotas(),
             audit=AuditLog(),
+            acls=acl_admin,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listener = await serve(pipeline, settings)

@@ -2,7 +2,9 @@
 
 Handlers reach the broker only through these: `ctx.log` (partitions, append, read),
 `ctx.topics`, `ctx.groups`, `ctx.producer_ids`, `ctx.cluster` (ids and endpoints),
-`ctx.clock`, `ctx.settings`, and the security components (`ctx.authorizer`, `ctx.audit`).
+`ctx.clock`, `ctx.settings`, and the security components (`ctx.authorizer`, `ctx.audit`,
+`ctx.services.acls`). The authorize stage's verdicts on what the route declared it needs
+are `ctx.denied(type, name)` (answer that resource with Kafka's error) and `ctx.allowed`.
 The connection says who is asking (`ctx.principal`) and on which listener. A handler
 returns a `Reply`: its response now, or an awaitable of it (the waiting part of a
 produce, a long-poll fetch or a group join runs while the connection handles its next
@@ -21,6 +23,8 @@ from contextplane.clock import Clock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
 from contextplane.protocol.connection_state import ConnectionState
+from contextplane.security.acls import Operation, ResourceType
+from contextplane.security.authorizer import Action
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.settings import Settings
 
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from contextplane.broker.topics import TopicManager
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
+    from contextplane.security.acl_admin import AclAdmin
     from contextplane.security.audit import AuditLog
     from contextplane.security.authorizer import Authorizer
     from contextplane.security.quotas import Quotas
@@ -60,6 +65,7 @@ class Services:
     authorizer: Authorizer
     quotas: Quotas
     audit: AuditLog
+    acls: AclAdmin | None = None  # CreateAcls / DescribeAcls / DeleteAcls; None: no authorizer
 
 
 @dataclass(slots=True)
@@ -97,6 +103,11 @@ class RequestContext:
     header: RequestHeader
     connection: ConnectionInfo
     throttle_ms: int = 0  # the quota stage's throttle for this request
+    # The authorize stage's verdicts: every decision made for this request, and the
+    # resources a declared need was refused on (empty with no authorizer).
+    verdicts: dict[Action, bool] = field(default_factory=dict)
+    refused: set[tuple[ResourceType, str]] = field(default_factory=set)
+    refused_actions: set[Action] = field(default_factory=set)
 
     # -- the services, by name ----------------------------------------------------------
 
@@ -149,6 +160,28 @@ class RequestContext:
     @property
     def principal(self) -> Principal:
         return self.connection.principal
+
+    @property
+    def client_host(self) -> str:
+        """The client's address without its port (what an ACL's host names)."""
+        return self.connection.peer.rsplit(":", 1)[0]
+
+    # -- the authorize stage's verdicts -------------------------------------------------
+
+    def denied(
+        self, resource_type: ResourceType, name: str, operation: Operation | None = None
+    ) -> bool:
+        """Was a need the route declared on this resource (for `operation`, if given)
+        refused? The handler answers it with Kafka's error for its type."""
+        if (resource_type, name) not in self.refused:
+            return False
+        if operation is None:
+            return True
+        return Action(operation, resource_type, name) in self.refused_actions
+
+    def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
+        """A decision the route asked for quietly (for filtering); True with no authorizer."""
+        return self.verdicts.get(Action(operation, resource_type, name), True)
 
     def now_ms(self) -> int:
         return self.services.clock.wall_ms()

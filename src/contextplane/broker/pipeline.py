@@ -8,17 +8,18 @@
 * authentication state: the connection must have completed what its listener requires
   (SASL) before it may call anything but the authentication APIs: the connection's
   state (`protocol/connection_state.py`) takes the request or closes the connection.
-* authorize: APIs that need a cluster-level permission are refused here, in the
-  response's top-level error (CLUSTER_AUTHORIZATION_FAILED); the resources a request
-  names are authorized by its handler, per resource, with `ctx.authorizer` (Kafka's
-  AuthHelper shape).
+* authorize: the one place the authorizer is asked. Each route declares what its
+  request needs (`broker/authorization.py`); every action is decided in one call. A
+  refused gate answers the whole request here (e.g. CLUSTER_AUTHORIZATION_FAILED for
+  CreateAcls); per-resource verdicts go to the handler (`ctx.denied`), which answers
+  Kafka's error for that resource. Every refused need is audited (principal, operation,
+  resource). With no authorizer nothing is asked.
 * quota: how long the client is to be throttled (`ctx.throttle_ms`), reported by the
   handler in throttle_time_ms together with its own (storage back-pressure on produce).
 * handle: the route's handler, which returns a `Reply`.
 * audit: administrative changes are recorded by their handlers through `ctx.audit`
-  (only they know each resource's result); every request is logged at DEBUG here.
-
-The security work plugs SASL, ACLs and quotas into these stages without touching handlers.
+  (only they know each resource's result), denials by the authorize stage; every
+  request is logged at DEBUG here.
 """
 
 from __future__ import annotations
@@ -28,12 +29,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from contextplane.broker.authorization import (
+    Needs,
+    NeedsOf,
+    Refusal,
+    denial_error,
+    nothing,
+    refuse_top_level,
+)
 from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, Services
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.build import build
-from contextplane.protocol.codec import API_VERSIONS_KEY, Request, RequestHeader, response_schema
+from contextplane.protocol.codec import (
+    API_VERSIONS_KEY,
+    Request,
+    RequestHeader,
+    api_name,
+    response_schema,
+)
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.authorizer import Action
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +62,8 @@ class Route:
     min_version: int
     max_version: int
     handler: Handler
+    needs: NeedsOf = nothing  # what its request needs authorized
+    refuse: Refusal = refuse_top_level  # its answer when a gate is refused
 
 
 class Pipeline:
@@ -76,6 +94,10 @@ class Pipeline:
         # Authentication state: ProtocolError (close) for a request this state refuses.
         connection.state.process_request(header.api_key)
         ctx = RequestContext(self.services, header, connection)
+        if self.services.authorizer.enabled:
+            refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
+            if refused_gate is not None:
+                return route.refuse(ctx, request.body, refused_gate)
         ctx.throttle_ms = self.services.quotas.throttle_ms(
             connection.principal, header.client_id, header.api_key
         )
@@ -91,6 +113,49 @@ class Pipeline:
                 connection.principal,
             )
         return reply
+
+    def _authorize(self, ctx: RequestContext, needs: Needs) -> ErrorCode | None:
+        """Decide every action the request needs in one call; the gate's error if the
+        whole request is refused, else None with the verdicts on `ctx`."""
+        actions: dict[Action, None] = {}
+        gate = needs.gate
+        if gate is not None:
+            actions.update(dict.fromkeys(gate.any_of))
+        for need in needs.resources:
+            actions[need.action] = None
+            if need.unless is not None:
+                actions[need.unless] = None
+        actions.update(dict.fromkeys(needs.quiet))
+        authorizer = self.services.authorizer
+        principal = ctx.principal
+        host = ctx.client_host
+        asked = list(actions)
+        answers = authorizer.authorize(principal, host, asked)
+        ctx.verdicts = verdicts = dict(zip(asked, answers, strict=True))
+        if gate is not None and not any(verdicts[a] for a in gate.any_of):
+            by_type = gate.any_of_type
+            if by_type is None or not authorizer.allowed_on_any(principal, host, *by_type):
+                self._audit_denial(ctx, gate.any_of[0], gate.error)
+                return gate.error
+        for need in needs.resources:
+            action = need.action
+            if verdicts[action] or (need.unless is not None and verdicts[need.unless]):
+                continue
+            ctx.refused.add((action.resource_type, action.name))
+            ctx.refused_actions.add(action)
+            self._audit_denial(ctx, action, denial_error(action.resource_type))
+        return None
+
+    @staticmethod
+    def _audit_denial(ctx: RequestContext, action: Action, error: ErrorCode) -> None:
+        ctx.audit.record(
+            ctx,
+            api_name(ctx.header.api_key),
+            action.resource_type.name.lower(),
+            action.name,
+            error,
+            {"operation": action.operation.name},
+        )
 
     def unsupported_version(self, header: RequestHeader, connection: ConnectionInfo) -> Any:
         """Kafka answers an ApiVersions request of an unknown version with a v0 response

@@ -181,6 +181,17 @@ def response_schema(api_key: int, api_version: int) -> Any:
 
 
 @functools.cache
+def api_name(api_key: int) -> str:
+    """Kafka's name of an API (Produce, CreateAcls, ...), for log and audit lines."""
+    for version in range(20):
+        try:
+            return str(request_schema(api_key, version).__name__).removesuffix("Request")
+        except (UnknownAPIKey, UnknownEntity):
+            continue
+    return f"ApiKey{api_key}"
+
+
+@functools.cache
 def _writer(schema: Any) -> Any:
     return entity_writer(schema)
 
