@@ -39,19 +39,6 @@ GROUP = ResourceType.GROUP
 CLUSTER = ResourceType.CLUSTER
 TXN = ResourceType.TRANSACTIONAL_ID
 
-_DENIAL_ERRORS = {
-    TOPIC: ErrorCode.topic_authorization_failed,
-    GROUP: ErrorCode.group_authorization_failed,
-    CLUSTER: ErrorCode.cluster_authorization_failed,
-    TXN: ErrorCode.transactional_id_authorization_failed,
-}
-
-
-def denial_error(resource_type: ResourceType) -> ErrorCode:
-    """Kafka's error for a resource of this type the principal may not use."""
-    return _DENIAL_ERRORS[resource_type]
-
-
 Refusal = Callable[["RequestContext", Any, ErrorCode], "Reply"]
 
 
@@ -154,7 +141,9 @@ def metadata(ctx: RequestContext, request: Any) -> Needs:
             name = record.name if record is not None else None
         names.append(name)
     needs = _each(Op.DESCRIBE, TOPIC, names)
-    if getattr(request, "allow_auto_topic_creation", True):
+    if getattr(request, "allow_auto_topic_creation", True) and (
+        ctx.settings.auto_create_topics_enable
+    ):
         # Auto-creation needs CREATE on the cluster or on the topic.
         for name in dict.fromkeys(n for n in names if n is not None and n not in existing):
             needs.resources.append(Need(Action(Op.CREATE, TOPIC, name), unless=_cluster(Op.CREATE)))
@@ -208,8 +197,14 @@ def offset_delete(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
+_GROUP_OPERATIONS = (Op.READ, Op.DELETE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS)
+
+
 def describe_groups(ctx: RequestContext, request: Any) -> Needs:
-    return _each(Op.DESCRIBE, GROUP, request.groups)
+    needs = _each(Op.DESCRIBE, GROUP, request.groups)
+    if getattr(request, "include_authorized_operations", False):
+        needs.quiet = [Action(op, GROUP, g) for g in request.groups for op in _GROUP_OPERATIONS]
+    return needs
 
 
 def list_groups(ctx: RequestContext, request: Any) -> Needs:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
 from contextplane.clock import Clock
+from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
 from contextplane.protocol.connection_state import ConnectionState
-from contextplane.security.acls import Operation, ResourceType
+from contextplane.security.acls import Operation, ResourceType, denial_error, denial_message
 from contextplane.security.authorizer import Action
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.settings import Settings
@@ -178,6 +179,13 @@ class RequestContext:
         if operation is None:
             return True
         return Action(operation, resource_type, name) in self.refused_actions
+
+    def require(
+        self, resource_type: ResourceType, name: str, operation: Operation | None = None
+    ) -> None:
+        """Raise Kafka's authorization error for this resource if `denied`."""
+        if self.denied(resource_type, name, operation):
+            raise KafkaError(denial_error(resource_type), denial_message(resource_type))
 
     def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
         """A decision the route asked for quietly (for filtering); True with no authorizer."""

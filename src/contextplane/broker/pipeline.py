@@ -33,7 +33,6 @@ from contextplane.broker.authorization import (
     Needs,
     NeedsOf,
     Refusal,
-    denial_error,
     nothing,
     refuse_top_level,
 )
@@ -49,6 +48,7 @@ from contextplane.protocol.codec import (
     response_schema,
 )
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import denial_error
 from contextplane.security.authorizer import Action
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from contextplane.protocol.error_codes import ErrorCode
+
 WILDCARD_RESOURCE = "*"
 WILDCARD_HOST = "*"
 WILDCARD_PRINCIPAL = "User:*"
@@ -218,3 +220,27 @@ class AclFilter:
 def parse_super_users(value: str) -> frozenset[str]:
     """Kafka's `super.users`: principals separated by semicolons."""
     return frozenset(p.strip() for p in value.split(";") if p.strip())
+
+
+# Kafka's error for a resource of each type the principal may not use, and its message
+# (Errors.java).
+_DENIALS = {
+    ResourceType.TOPIC: (ErrorCode.topic_authorization_failed, "Topic authorization failed."),
+    ResourceType.GROUP: (ErrorCode.group_authorization_failed, "Group authorization failed."),
+    ResourceType.CLUSTER: (
+        ErrorCode.cluster_authorization_failed,
+        "Cluster authorization failed.",
+    ),
+    ResourceType.TRANSACTIONAL_ID: (
+        ErrorCode.transactional_id_authorization_failed,
+        "Transactional Id authorization failed.",
+    ),
+}
+
+
+def denial_error(resource_type: ResourceType) -> ErrorCode:
+    return _DENIALS[resource_type][0]
+
+
+def denial_message(resource_type: ResourceType) -> str:
+    return _DENIALS[resource_type][1]

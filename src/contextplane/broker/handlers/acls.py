@@ -28,7 +28,7 @@ async def create_acls(ctx: RequestContext, request: Any) -> Reply:
             for _ in request.creations
         ]
         return ctx.reply(throttle_time=ctx.throttle_ms, results=results)
-    results = []
+    outcomes: list[tuple[AclBinding, dict[str, Any]]] = []
     valid: list[AclBinding] = []
     for creation in request.creations:
         binding = AclBinding.from_wire(
@@ -46,11 +46,11 @@ async def create_acls(ctx: RequestContext, request: Any) -> Reply:
             valid.append(binding)
         except InvalidAcl as exc:
             entry.update(error_code=ErrorCode.invalid_request, error_message=str(exc))
-        results.append((binding, entry))
+        outcomes.append((binding, entry))
     await admin.create(valid)
-    for binding, entry in results:
+    for binding, entry in outcomes:
         ctx.audit.record(ctx, "CreateAcls", "acl", _describe(binding), entry["error_code"])
-    return ctx.reply(throttle_time=ctx.throttle_ms, results=[entry for _, entry in results])
+    return ctx.reply(throttle_time=ctx.throttle_ms, results=[entry for _, entry in outcomes])
 
 
 async def describe_acls(ctx: RequestContext, request: Any) -> Reply:

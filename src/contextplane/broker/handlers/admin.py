@@ -10,6 +10,7 @@ from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import Operation, ResourceType
 
 
 async def create_topics(ctx: RequestContext, request: Any) -> Reply:
@@ -39,6 +40,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
         try:
             if seen[topic.name] > 1:
                 raise KafkaError(ErrorCode.invalid_request, "Duplicate topic name in the request.")
+            if ctx.denied(ResourceType.TOPIC, topic.name):
+                raise KafkaError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             if topic.assignments and topic.num_partitions != -1:
                 raise KafkaError(
                     ErrorCode.invalid_request,
@@ -54,23 +57,30 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
         planned.append((topic, entry, checked))
-    unique = [topic for topic, _, _ in planned if seen[topic.name] == 1]
+    # Kafka sends the controller only the distinct topics the principal may create: the
+    # bounds count those, and a refused topic keeps TOPIC_AUTHORIZATION_FAILED.
+    bounded = {
+        topic.name
+        for topic, entry, _ in planned
+        if seen[topic.name] == 1 and entry["error_code"] != ErrorCode.topic_authorization_failed
+    }
+    unique = [topic for topic, _, _ in planned if topic.name in bounded]
     refusal = request_bound_refusal(
         unique, [checked for _, _, checked in planned if checked is not None], ctx
     )
     results = []
     for topic, entry, checked in planned:
         results.append(entry)
-        if refusal is not None and seen[topic.name] == 1:
+        if refusal is not None and topic.name in bounded:
             entry.update(error_code=refusal.code, error_message=refusal.message)
             checked = None
         if checked is not None:
             count, clean = checked
-            entry.update(
-                num_partitions=count,
-                replication_factor=1,
-                configs=_created_configs(ctx, clean),
-            )
+            entry.update(num_partitions=count, replication_factor=1)
+            if ctx.allowed(Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, topic.name):
+                entry["configs"] = _created_configs(ctx, clean)
+            else:  # the new topic's configs are shown only to who may describe them
+                entry["topic_config_error_code"] = ErrorCode.topic_authorization_failed
             if not request.validate_only:
                 try:
                     record = await topics_manager.create(topic.name, count, clean)
@@ -165,6 +175,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
                 name = entry["name"] = record.name
             if name is None:
                 raise KafkaError(ErrorCode.invalid_request, "neither name nor id given")
+            ctx.require(ResourceType.TOPIC, name)
             record = ctx.topics.topics().get(name)
             if record is not None:
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
@@ -207,6 +218,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
             "error_message": None,
         }
         try:
+            ctx.require(ResourceType.TOPIC, topic.name)
             record = ctx.topics.topics().get(topic.name)
             if record is None:
                 raise KafkaError(

@@ -14,6 +14,11 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import Operation, ResourceType
+
+TOPIC = ResourceType.TOPIC
+DESCRIBE = Operation.DESCRIBE
+CREATE = Operation.CREATE
 
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 
@@ -56,18 +61,23 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         requested = None  # v0: an empty list means all topics
     cache = ctx.services.metadata_cache
     if requested is None:
-        items, count = cache.all_topics(ctx.api_version, ctx.response)
+        items, count = await _all_topics(ctx)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
         if auto_create:
             # Auto-creation first: it changes the topic table the cached entries come from.
             await _auto_create(ctx, requested)
         share = LoopShare()
-        resolved = []
+        ranked = []
         for wanted in requested:
             if share.due():
                 await asyncio.sleep(0)
-            resolved.append(_resolve(ctx, wanted))
+            ranked.append(_resolve(ctx, wanted, auto_create))
+        if any(rank for rank, _ in ranked):
+            # Kafka lists refused topics last: those refused CREATE, then those refused
+            # DESCRIBE.
+            ranked.sort(key=lambda pair: pair[0])
+        resolved = [entry for _, entry in ranked]
         failed = [r for r in resolved if isinstance(r, dict)]
         encoded: list[bytes] = []
         if is_large(len(failed)):
@@ -95,12 +105,42 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
+async def _all_topics(ctx: RequestContext) -> tuple[bytes, int]:
+    """The encoded entries of every topic the principal may describe, and their count."""
+    cache = ctx.services.metadata_cache
+    if not ctx.verdicts:  # no authorizer (or no topic): every topic, from the cache
+        return cache.all_topics(ctx.api_version, ctx.response)
+    records = ctx.topics.topics()
+    share = LoopShare()
+    describable = []
+    for name, record in records.items():
+        if share.due():
+            await asyncio.sleep(0)
+        if ctx.allowed(DESCRIBE, TOPIC, name):
+            describable.append(record)
+    if len(describable) == len(records):
+        return cache.all_topics(ctx.api_version, ctx.response)
+    # The topics the principal may not describe are left out, as Kafka does.
+    parts = []
+    for record in describable:
+        if share.due():
+            await asyncio.sleep(0)
+        parts.append(cache.topic(ctx.api_version, ctx.response, record))
+    return b"".join(parts), len(describable)
+
+
 async def _auto_create(ctx: RequestContext, requested: Any) -> None:
     """Create the unknown topics a Metadata request names, all at once (Kafka's broker
     sends them to its controller as one CreateTopics)."""
     known = ctx.topics.topics()
+    # Only the topics the principal may describe and create (on the cluster or the topic).
     unknown = [
-        w.name for w in requested if getattr(w, "name", None) is not None and w.name not in known
+        w.name
+        for w in requested
+        if getattr(w, "name", None) is not None
+        and w.name not in known
+        and not ctx.denied(TOPIC, w.name, DESCRIBE)
+        and not ctx.denied(TOPIC, w.name, CREATE)
     ]
     if not unknown:
         return
@@ -136,35 +176,55 @@ def _encoded_errors(ctx: RequestContext, failed: list[dict[str, Any]]) -> list[b
     return [encode_entity(entry) for entry in ctx.response(topics=failed).topics]
 
 
-def _resolve(ctx: RequestContext, wanted: Any) -> TopicRecord | dict[str, Any]:
-    """The topic a Metadata request names (by name or id), or its error entry."""
+def _refused(name: str | None, topic_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {
+        "error_code": ErrorCode.topic_authorization_failed,
+        "name": name,
+        "topic_id": topic_id or uuid.UUID(int=0),
+        "partitions": [],
+        "is_internal": False,
+    }
+
+
+def _resolve(
+    ctx: RequestContext, wanted: Any, auto_create: bool
+) -> tuple[int, TopicRecord | dict[str, Any]]:
+    """The topic a Metadata request names (by name or id), or its error entry, ranked
+    0, or 1 when refused CREATE, 2 when refused DESCRIBE."""
     topics = ctx.topics
     name = getattr(wanted, "name", None)
     topic_id = getattr(wanted, "topic_id", None)
     if name is None and topic_id is not None and topic_id.int != 0:
         record = topics.by_id(topic_id.bytes)
         if record is None:
-            return {
+            return 0, {
                 "error_code": ErrorCode.unknown_topic_id,
                 "name": None,
                 "topic_id": topic_id,
                 "partitions": [],
             }
-        return record
+        if ctx.denied(TOPIC, record.name, DESCRIBE):
+            return 2, _refused(None, topic_id)  # topic ids are not secret, names are
+        return 0, record
+    if name is not None and ctx.denied(TOPIC, name, DESCRIBE):
+        return 2, _refused(name)  # whether it exists is not disclosed
     try:
         validate_topic_name(name)
     except KafkaError as exc:
-        return {"error_code": exc.code, "name": name, "partitions": [], "is_internal": False}
+        return 0, {"error_code": exc.code, "name": name, "partitions": [], "is_internal": False}
     record = topics.topics().get(name)
+    creatable = auto_create and ctx.settings.auto_create_topics_enable
+    if record is None and creatable and ctx.denied(TOPIC, name, CREATE):
+        return 1, _refused(name)
     if record is None:
-        return {
+        return 0, {
             "error_code": ErrorCode.unknown_topic_or_partition,
             "name": name,
             "topic_id": uuid.UUID(int=0),
             "partitions": [],
             "is_internal": False,
         }
-    return record
+    return 0, record
 
 
 async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:

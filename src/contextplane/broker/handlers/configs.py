@@ -16,6 +16,7 @@ from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.loopshare import LoopShare
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import CLUSTER_NAME, ResourceType, denial_error, denial_message
 
 TOPIC = 2
 BROKER = 4
@@ -27,6 +28,8 @@ SOURCE_DEFAULT = 5
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
 _RESOURCE_NAMES = {TOPIC: "topic", BROKER: "broker"}
+# Config resources and the ACL resource Kafka authorizes them on.
+_ACL_RESOURCES = {TOPIC: ResourceType.TOPIC, BROKER: ResourceType.CLUSTER}
 
 
 def _config_type(name: str) -> int:
@@ -52,7 +55,10 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
             "configs": [],
         }
         keys = set(resource.configuration_keys) if resource.configuration_keys else None
-        if resource.resource_type == TOPIC:
+        refusal = _refusal(ctx, resource)
+        if refusal is not None:
+            entry.update(error_code=refusal.code, error_message=refusal.message)
+        elif resource.resource_type == TOPIC:
             record = ctx.topics.topics().get(resource.resource_name)
             if record is None:
                 entry.update(
@@ -87,6 +93,17 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
             )
         results.append(entry)
     return await ctx.large_reply(len(results), throttle_time=ctx.throttle_ms, results=results)
+
+
+def _refusal(ctx: RequestContext, resource: Any) -> KafkaError | None:
+    """The authorization error for a config resource the principal may not use."""
+    kind = _ACL_RESOURCES.get(resource.resource_type)
+    if kind is None:
+        return None
+    name = resource.resource_name if kind == ResourceType.TOPIC else CLUSTER_NAME
+    if not ctx.denied(kind, name):
+        return None
+    return KafkaError(denial_error(kind), denial_message(kind))
 
 
 def _config(name: str, value: str, source: int, read_only: bool = False) -> dict[str, Any]:
@@ -126,6 +143,9 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             "resource_name": resource.resource_name,
         }
         try:
+            refusal = _refusal(ctx, resource)
+            if refusal is not None:
+                raise refusal
             configs = apply(_check_topic(ctx, resource), resource.configs)
             configs = {name: checked_topic_config(name, value) for name, value in configs.items()}
             if not request.validate_only:

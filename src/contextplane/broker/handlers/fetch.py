@@ -15,6 +15,7 @@ from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             partition = None
             if name is None:
                 entry["error_code"] = ErrorCode.unknown_topic_id
+            elif ctx.denied(ResourceType.TOPIC, name):
+                entry["error_code"] = ErrorCode.topic_authorization_failed
             else:
                 try:
                     partition = ctx.log.partition(name, wanted.partition)

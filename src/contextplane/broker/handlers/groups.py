@@ -18,14 +18,24 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType, denial_error
 
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
 SHARE_KEY_TYPE = 2
+_KEY_RESOURCES = {
+    GROUP_KEY_TYPE: ResourceType.GROUP,
+    TRANSACTION_KEY_TYPE: ResourceType.TRANSACTIONAL_ID,
+}
 
-# Kafka's bitfield of the operations a principal may perform on a group when no
-# authorizer is configured: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-_GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+# The operations Kafka reports in a group's authorized_operations bitfield.
+GROUP_OPERATIONS = (
+    Operation.READ,
+    Operation.DELETE,
+    Operation.DESCRIBE,
+    Operation.DESCRIBE_CONFIGS,
+    Operation.ALTER_CONFIGS,
+)
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 
 _NO_TRANSACTIONS = ErrorCode.transactional_id_authorization_failed
@@ -74,7 +84,10 @@ def _client_host(ctx: RequestContext) -> str:
 # -- FindCoordinator -----------------------------------------------------------------
 
 
-def _coordinator(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, str, int]:
+def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, int, str, int]:
+    resource = _KEY_RESOURCES.get(key_type)
+    if resource is not None and ctx.denied(resource, key):
+        return denial_error(resource), -1, "", -1
     if key_type == GROUP_KEY_TYPE:
         host, port = ctx.cluster.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
@@ -94,7 +107,7 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
     if ctx.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:
-            code, node_id, host, port = _coordinator(ctx, key_type)
+            code, node_id, host, port = _coordinator(ctx, key_type, key)
             coordinators.append(
                 {
                     "key": key,
@@ -108,7 +121,7 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
                 }
             )
         return ctx.reply(throttle_time=ctx.throttle_ms, coordinators=coordinators)
-    code, node_id, host, port = _coordinator(ctx, key_type)
+    code, node_id, host, port = _coordinator(ctx, key_type, request.key)
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=code,
@@ -239,9 +252,13 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
     for topic in request.topics:
         out = results.setdefault(topic.name, [])
         record = topics.get(topic.name)
+        refused = ctx.denied(ResourceType.TOPIC, topic.name)
         for partition in topic.partitions:
             slot = {"partition_index": partition.partition_index, "error_code": ErrorCode.none}
             out.append(slot)
+            if refused:
+                slot["error_code"] = ErrorCode.topic_authorization_failed
+                continue
             if record is None or not 0 <= partition.partition_index < record.partitions:
                 slot["error_code"] = ErrorCode.unknown_topic_or_partition
                 continue
@@ -275,10 +292,34 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
 async def _fetch_group(
     ctx: RequestContext, group_id: str, topics: Any
 ) -> tuple[ErrorCode, list[Any]]:
+    if ctx.denied(ResourceType.GROUP, group_id):
+        return ErrorCode.group_authorization_failed, []
     wanted = None
+    refused: list[Any] = []
     if topics is not None:
-        wanted = [(t.name, list(t.partition_indexes)) for t in topics]
-    return await ctx.groups.fetch_offsets(group_id, wanted)
+        wanted = []
+        for t in topics:
+            if ctx.denied(ResourceType.TOPIC, t.name):
+                refused.append(t)
+            else:
+                wanted.append((t.name, list(t.partition_indexes)))
+    code, found = await ctx.groups.fetch_offsets(group_id, wanted)
+    if topics is None:  # all topics: the ones the principal may not describe are left out
+        found = [t for t in found if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t["name"])]
+    # Kafka lists the refused topics' partitions after the others.
+    for t in refused:
+        partitions = [
+            {
+                "partition_index": index,
+                "committed_offset": -1,
+                "committed_leader_epoch": -1,
+                "metadata": "",
+                "error_code": ErrorCode.topic_authorization_failed,
+            }
+            for index in t.partition_indexes
+        ]
+        found.append({"name": t.name, "partitions": partitions})
+    return code, found
 
 
 async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
@@ -299,8 +340,24 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
 
 
 async def offset_delete(ctx: RequestContext, request: Any) -> Reply:
-    topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    topics = [
+        (t.name, [p.partition_index for p in t.partitions])
+        for t in request.topics
+        if not ctx.denied(ResourceType.TOPIC, t.name)
+    ]
     code, results = await ctx.groups.delete_offsets(request.group_id, topics)
+    for t in request.topics if code == ErrorCode.none else ():
+        if ctx.denied(ResourceType.TOPIC, t.name):
+            error = ErrorCode.topic_authorization_failed
+            results.append(
+                {
+                    "name": t.name,
+                    "partitions": [
+                        {"partition_index": p.partition_index, "error_code": error}
+                        for p in t.partitions
+                    ],
+                }
+            )
     partitions = ",".join(f"{name}-{index}" for name, indexes in topics for index in indexes)
     ctx.audit.record(
         ctx, "OffsetDelete", "group", request.group_id, code, {"partitions": partitions}
@@ -315,23 +372,51 @@ async def list_groups(ctx: RequestContext, request: Any) -> Reply:
     code, groups = ctx.groups.list_groups(
         getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
     )
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        # Without DESCRIBE on the cluster: the groups the principal may describe.
+        groups = [
+            g for g in groups if ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, g["group_id"])
+        ]
     return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code, groups=groups)
 
 
 async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     include_operations = getattr(request, "include_authorized_operations", False)
-    groups = ctx.groups.describe_groups(request.groups)
+    refused = [g for g in request.groups if ctx.denied(ResourceType.GROUP, g)]
+    groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused])
     for group in groups:
         group["authorized_operations"] = (
-            _GROUP_OPERATIONS
+            _group_operations(ctx, group["group_id"])
             if include_operations and group["error_code"] == ErrorCode.none
             else _OPERATIONS_NOT_REQUESTED
+        )
+    # Kafka lists the refused groups after the others.
+    for group_id in refused:
+        groups.append(
+            {
+                "group_id": group_id,
+                "error_code": ErrorCode.group_authorization_failed,
+                "group_state": "",
+                "protocol_type": "",
+                "protocol_data": "",
+                "members": [],
+                "authorized_operations": _OPERATIONS_NOT_REQUESTED,
+            }
         )
     return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
 
 
+def _group_operations(ctx: RequestContext, group_id: str) -> int:
+    """Kafka's bitfield of the group operations the principal may perform."""
+    return sum(1 << op for op in GROUP_OPERATIONS if ctx.allowed(op, ResourceType.GROUP, group_id))
+
+
 async def delete_groups(ctx: RequestContext, request: Any) -> Reply:
-    results = await ctx.groups.delete_groups(request.groups_names)
+    refused = [g for g in request.groups_names if ctx.denied(ResourceType.GROUP, g)]
+    allowed = [g for g in request.groups_names if g not in refused]
+    results = await ctx.groups.delete_groups(allowed) if allowed else []
+    error = ErrorCode.group_authorization_failed
+    results.extend({"group_id": g, "error_code": error} for g in refused)
     for result in results:
         ctx.audit.record(ctx, "DeleteGroups", "group", result["group_id"], result["error_code"])
     return ctx.reply(throttle_time=ctx.throttle_ms, results=results)

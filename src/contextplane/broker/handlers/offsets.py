@@ -12,6 +12,7 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
 from contextplane.protocol.records import iter_batch_headers
+from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 
 LATEST = -1
@@ -39,6 +40,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
                 "leader_epoch": -1,
             }
             try:
+                ctx.require(ResourceType.TOPIC, topic.name)
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 offset, timestamp = await _lookup(
@@ -104,6 +106,7 @@ async def delete_records(ctx: RequestContext, request: Any) -> Reply:
                 "error_code": ErrorCode.none,
             }
             try:
+                ctx.require(ResourceType.TOPIC, topic.name)
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
                 if offset < 0 or offset > partition.high_watermark:

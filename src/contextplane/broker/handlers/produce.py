@@ -26,9 +26,12 @@ from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, split_batches
+from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
+
+TOPIC = ResourceType.TOPIC
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -86,6 +89,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             try:
                 if request_error is not None:
                     raise request_error
+                ctx.require(TOPIC, name)
                 partition = ctx.log.partition(name, data.index)
                 batches.append(_checked_batch(ctx, name, entry, partition, data.records))
             except KafkaError as exc:
@@ -156,7 +160,12 @@ def _request_error(request: Any) -> KafkaError | None:
 
 def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaError) -> None:
     # Storage refusals are logged once per episode by the storage engine.
-    if exc.code not in (ErrorCode.unknown_topic_or_partition, ErrorCode.kafka_storage_error):
+    # Authorization denials are audited by the pipeline.
+    if exc.code not in (
+        ErrorCode.unknown_topic_or_partition,
+        ErrorCode.kafka_storage_error,
+        ErrorCode.topic_authorization_failed,
+    ):
         log.info(
             "produce to %s-%d from %s rejected: %s",
             escape(topic),
