@@ -105,12 +105,27 @@ def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
     scenarios = differential.select(quick=not full, patterns=patterns)
     log(f"differential: {len(scenarios)} scenarios; starting Apache Kafka and contextplane")
     started = time.monotonic()
-    with brokers.kafka() as kafka, brokers.contextplane(keep=out / "differential") as ours:
-        log(
-            f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
-            f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
-        )
-        report = differential.run(scenarios, kafka.bootstrap, ours.bootstrap, log=log)
+    # Scenarios that need the same broker settings share one pair of brokers.
+    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+    for sc in scenarios:
+        groups.setdefault(sc.settings, []).append(sc)
+    report = None
+    for number, (settings, group) in enumerate(groups.items()):
+        extra = dict(settings)
+        keep = out / "differential" / (f"settings-{number}" if settings else "")
+        with brokers.kafka(extra) as kafka, brokers.contextplane(extra, keep=keep) as ours:
+            log(
+                f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
+                f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
+                + (f", settings {extra}" if extra else "")
+            )
+            part = differential.run(group, kafka.bootstrap, ours.bootstrap, log=log)
+        if report is None:
+            report = part
+        else:
+            report.results.extend(part.results)
+    if report is None:
+        report = differential.run([], "", "", log=log)
     report.seconds = time.monotonic() - started
     path = differential.write_report(report, out)
     log(f"differential: every difference in {path}")

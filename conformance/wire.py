@@ -782,3 +782,69 @@ def wait_changed(read: Any, before: dict[str, Any], timeout_s: float = 2.0) -> d
         if after != before or time.monotonic() >= deadline:
             return after
         time.sleep(0.05)
+
+
+# --- ACLs (codes: ResourceType TOPIC 2, GROUP 3, CLUSTER 4, TRANSACTIONAL_ID 5; PatternType
+# ANY 1, MATCH 2, LITERAL 3, PREFIXED 4; AclOperation ANY 1, ALL 2, READ 3, WRITE 4, CREATE 5,
+# DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+# IDEMPOTENT_WRITE 12; permission ANY 1, DENY 2, ALLOW 3) -----------------------------------
+
+DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
+
+
+@dataclass(frozen=True)
+class Acl:
+    resource_type: int
+    name: str
+    pattern_type: int = 3
+    principal: str = "User:ANONYMOUS"
+    host: str = "*"
+    operation: int = 2
+    permission: int = 3
+
+
+def create_acls(client: RawClient, acls: list[Acl], version: int = 3) -> Any:
+    return client.request(
+        CREATE_ACLS,
+        version,
+        creations=[
+            {
+                "resource_type": a.resource_type,
+                "resource_name": a.name,
+                "resource_pattern_type": a.pattern_type,
+                "principal": a.principal,
+                "host": a.host,
+                "operation": a.operation,
+                "permission_type": a.permission,
+            }
+            for a in acls
+        ],
+    )
+
+
+def acl_filter(
+    resource_type: int = 1,
+    name: str | None = None,
+    pattern_type: int = 1,
+    principal: str | None = None,
+    host: str | None = None,
+    operation: int = 1,
+    permission: int = 1,
+) -> dict[str, Any]:
+    return {
+        "resource_type_filter": resource_type,
+        "resource_name_filter": name,
+        "pattern_type_filter": pattern_type,
+        "principal_filter": principal,
+        "host_filter": host,
+        "operation": operation,
+        "permission_type": permission,
+    }
+
+
+def describe_acls(client: RawClient, version: int = 3, **filter_fields: Any) -> Any:
+    return client.request(DESCRIBE_ACLS, version, **acl_filter(**filter_fields))
+
+
+def delete_acls(client: RawClient, filters: list[dict[str, Any]], version: int = 3) -> Any:
+    return client.request(DELETE_ACLS, version, filters=filters)

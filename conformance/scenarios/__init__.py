@@ -8,7 +8,9 @@ member ids, topic ids, node ids, ports, broker clocks) goes through `ctx.ident()
 type is recorded under that step and the scenario stops there (the missing steps are
 then differences too).
 
-Scenarios marked `quick=True` form the CI subset.
+Scenarios marked `quick=True` form the CI subset. A scenario that needs brokers started
+with particular settings (e.g. the ACL scenarios: an authorizer) names them in
+`settings`; both brokers get them, and scenarios sharing settings share a pair of brokers.
 """
 
 from __future__ import annotations
@@ -34,16 +36,26 @@ class Scenario:
     fn: ScenarioFn
     quick: bool
     doc: str
+    settings: tuple[tuple[str, str], ...] = ()  # broker settings both brokers start with
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(quick: bool = True) -> Callable[[ScenarioFn], ScenarioFn]:
+def scenario(
+    quick: bool = True, settings: dict[str, str] | None = None
+) -> Callable[[ScenarioFn], ScenarioFn]:
     def register(fn: ScenarioFn) -> ScenarioFn:
         area = fn.__module__.rsplit(".", 1)[-1]
         name = f"{area}.{fn.__name__}"
-        SCENARIOS[name] = Scenario(name, area, fn, quick, (fn.__doc__ or "").strip())
+        SCENARIOS[name] = Scenario(
+            name,
+            area,
+            fn,
+            quick,
+            (fn.__doc__ or "").strip(),
+            tuple(sorted((settings or {}).items())),
+        )
         return fn
 
     return register

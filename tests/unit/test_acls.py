@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
     AclBinding,
     AclFilter,
@@ -164,20 +165,26 @@ def test_allowed_on_any_topic_as_kafka_authorize_by_resource_type() -> None:
 
 def test_binding_validation_is_kafkas() -> None:
     acl().validate()
-    with pytest.raises(InvalidAcl, match="resourceType"):
-        acl(resource_type=ResourceType.ANY).validate()
-    with pytest.raises(InvalidAcl, match="patternType"):
-        acl(pattern=PatternType.MATCH).validate()
-    with pytest.raises(InvalidAcl, match="operation"):
-        acl(op=Op.ANY).validate()
-    with pytest.raises(InvalidAcl, match="permissionType"):
-        acl(permission=Permission.ANY).validate()
-    with pytest.raises(InvalidAcl, match="empty"):
-        acl(name="").validate()
-    with pytest.raises(InvalidAcl, match="CLUSTER"):
-        acl(name="c", resource_type=ResourceType.CLUSTER).validate()
-    with pytest.raises(InvalidAcl, match="principalType"):
-        acl(principal="alice").validate()
+    unbuildable = [
+        acl(resource_type=ResourceType.ANY),
+        acl(resource_type=ResourceType.UNKNOWN),
+        acl(pattern=PatternType.MATCH),
+        acl(op=Op.ANY),
+        acl(permission=Permission.ANY),
+    ]
+    for binding in unbuildable:
+        with pytest.raises(InvalidAcl) as info:
+            binding.validate()
+        assert info.value.code == ErrorCode.unknown_server_error and info.value.message is None
+    for binding, message in (
+        (acl(name=""), "Invalid empty resource name"),
+        (acl(name="c", resource_type=ResourceType.CLUSTER), "only valid name for the CLUSTER"),
+        (acl(principal="alice"), "Could not parse principal from `alice`"),
+        (acl(principal=":alice"), "Invalid empty principal"),
+    ):
+        with pytest.raises(InvalidAcl, match=message) as info:
+            binding.validate()
+        assert info.value.code == ErrorCode.invalid_request
     acl(name="kafka-cluster", resource_type=ResourceType.CLUSTER).validate()
     # Unknown codes on the wire become UNKNOWN, as Kafka's fromCode does.
     assert AclBinding.from_wire(99, "x", 3, "User:a", "*", 3, 3).resource_type == 0

@@ -242,7 +242,11 @@ def delete_topics(ctx: RequestContext, request: Any) -> Needs:
             names.append(name)
     else:
         names = list(request.topic_names)
-    return _each(Op.DELETE, TOPIC, names)
+    # DELETE on the cluster deletes any topic (Kafka's ControllerApis.deleteTopics).
+    seen = dict.fromkeys(n for n in names if n is not None)
+    return Needs(
+        resources=[Need(Action(Op.DELETE, TOPIC, n), unless=_cluster(Op.DELETE)) for n in seen]
+    )
 
 
 def create_partitions(ctx: RequestContext, request: Any) -> Needs:

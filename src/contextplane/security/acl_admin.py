@@ -69,12 +69,12 @@ class AclAdmin:
         return self.authorizer.acls.matching(acl_filter)
 
     async def delete(self, filters: Sequence[AclFilter]) -> list[list[AclBinding]]:
-        """The bindings each filter deleted; a binding two filters match is deleted (and
-        reported) once, by the first, as Kafka's AclControlManager does."""
+        """The bindings each filter matched, all deleted in one transaction; a binding two
+        filters match is reported under both, as Kafka reports it."""
         taken: set[AclBinding] = set()
         results: list[list[AclBinding]] = []
         for acl_filter in filters:
-            matched = [b for b in self.authorizer.acls.matching(acl_filter) if b not in taken]
+            matched = self.authorizer.acls.matching(acl_filter)
             taken.update(matched)
             results.append(matched)
         if taken:

@@ -76,7 +76,12 @@ IMPLIED_BY: dict[Operation, frozenset[Operation]] = {
 
 
 class InvalidAcl(ValueError):
-    """A binding or filter Kafka refuses (INVALID_REQUEST); the message is Kafka's."""
+    """A binding Kafka refuses, with Kafka's error code and message."""
+
+    def __init__(self, message: str | None, code: ErrorCode = ErrorCode.invalid_request) -> None:
+        super().__init__(message or code.name)
+        self.message = message
+        self.code = code
 
 
 def _code(enum: type[IntEnum], value: int) -> IntEnum:
@@ -119,26 +124,28 @@ class AclBinding:
         )
 
     def validate(self) -> None:
-        """Kafka's checks of a new ACL (AclControlManager.validateNewAcl, AclApis)."""
-        if self.resource_type in (ResourceType.UNKNOWN, ResourceType.ANY):
-            raise InvalidAcl(f"Invalid resourceType {self.resource_type.name}")
-        if self.pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED):
-            raise InvalidAcl(f"Invalid patternType {self.pattern_type.name}")
-        if self.operation in (Operation.UNKNOWN, Operation.ANY):
-            raise InvalidAcl(f"Invalid operation {self.operation.name}")
-        if self.permission not in (Permission.ALLOW, Permission.DENY):
-            raise InvalidAcl(f"Invalid permissionType {self.permission.name}")
+        """Kafka 4.4's checks of a new ACL, with its errors: a type, pattern, operation
+        or permission that cannot be a binding (ANY, MATCH, UNKNOWN) fails the binding's
+        construction (UNKNOWN_SERVER_ERROR, no message); the rest are INVALID_REQUEST."""
+        if (
+            self.resource_type in (ResourceType.UNKNOWN, ResourceType.ANY)
+            or self.pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED)
+            or self.operation in (Operation.UNKNOWN, Operation.ANY)
+            or self.permission not in (Permission.ALLOW, Permission.DENY)
+        ):
+            raise InvalidAcl(None, ErrorCode.unknown_server_error)
         if not self.name:
-            raise InvalidAcl("Resource name should not be empty")
+            raise InvalidAcl("Invalid empty resource name")
         if self.resource_type == ResourceType.CLUSTER and self.name != CLUSTER_NAME:
             raise InvalidAcl(f"The only valid name for the CLUSTER resource is {CLUSTER_NAME}")
-        if not self.principal:
-            raise InvalidAcl("Invalid empty principal")
         kind, sep, _ = self.principal.partition(":")
-        if not sep or not kind:
+        if not sep:
             raise InvalidAcl(
-                f"Expected a string in format principalType:principalName but got {self.principal}"
+                f"Could not parse principal from `{self.principal}` (no colon is present"
+                " separating the principal type from the principal name)"
             )
+        if not kind:
+            raise InvalidAcl("Invalid empty principal")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ async def create_acls(ctx: RequestContext, request: Any) -> Reply:
             binding.validate()
             valid.append(binding)
         except InvalidAcl as exc:
-            entry.update(error_code=ErrorCode.invalid_request, error_message=str(exc))
+            entry.update(error_code=exc.code, error_message=exc.message)
         outcomes.append((binding, entry))
     await admin.create(valid)
     for binding, entry in outcomes:

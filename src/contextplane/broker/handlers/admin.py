@@ -105,6 +105,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
                     "configs": ",".join(f"{c.name}={c.value}" for c in topic.configs),
                 },
             )
+    # Kafka lists the topics refused for authorization after the others.
+    results.sort(key=lambda e: e["error_code"] == ErrorCode.topic_authorization_failed)
     return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)
 
 
@@ -245,6 +247,8 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 await ctx.topics.add_partitions(topic.name, topic.count)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+            if exc.code == ErrorCode.topic_authorization_failed:
+                entry["error_message"] = None  # as Kafka's controller answers it
         if not request.validate_only:
             ctx.audit.record(
                 ctx,
@@ -255,4 +259,6 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 {"count": topic.count},
             )
         results.append(entry)
+    # Kafka lists the topics refused for authorization first.
+    results.sort(key=lambda e: e["error_code"] != ErrorCode.topic_authorization_failed)
     return ctx.reply(throttle_time=ctx.throttle_ms, results=results)

@@ -1,0 +1,461 @@
+"""Kafka ACLs with the StandardAuthorizer, on a PLAINTEXT listener (every client is
+User:ANONYMOUS): the ACL APIs, and what each API answers when ACLs allow or deny it.
+
+Both brokers run with `authorizer.class.name` = StandardAuthorizer and
+`allow.everyone.if.no.acl.found=true`: the reference broker's own controller connection
+is PLAINTEXT (ANONYMOUS) too and needs CLUSTER_ACTION, so a resource with no ACL stays
+open; a resource gets closed to ANONYMOUS by giving an ACL to someone else (User:alice),
+which is the `allow.everyone.if.no.acl.found=false` situation for that resource. Every
+cluster ACL a scenario adds keeps ALLOW CLUSTER_ACTION and ALTER for ANONYMOUS.
+
+Kafka applies an ACL change to the broker's authorizer asynchronously; each change is
+followed by DescribeAcls until the broker shows it, as a client would wait. Every
+scenario deletes its ACLs at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conformance import wire
+from conformance.scenarios import Ctx, scenario
+from conformance.wire import Acl, acl_filter, err
+from tests.support.rawclient import RawClient
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+OPEN = {"authorizer.class.name": STANDARD_AUTHORIZER, "allow.everyone.if.no.acl.found": "true"}
+SUPER = {
+    "authorizer.class.name": STANDARD_AUTHORIZER,
+    "super.users": "User:admin;User:ANONYMOUS",
+}
+
+TOPIC, GROUP, CLUSTER, TXN = 2, 3, 4, 5
+ANY, MATCH, LITERAL, PREFIXED = 1, 2, 3, 4
+ALL, READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 2, 3, 4, 5, 6, 7, 8
+CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 9, 10, 11, 12
+DENY, ALLOW = 2, 3
+ALICE = "User:alice"
+CLUSTER_NAME = "kafka-cluster"
+# What ANONYMOUS keeps on the cluster whenever a scenario adds cluster ACLs.
+CLUSTER_KEEP = [
+    Acl(CLUSTER, CLUSTER_NAME, operation=CLUSTER_ACTION),
+    Acl(CLUSTER, CLUSTER_NAME, operation=ALTER),
+]
+
+
+def _binding(resource: Any, acl: Any) -> str:
+    return (
+        f"{int(resource.resource_type)}:{int(resource.pattern_type)}:{resource.resource_name}"
+        f" {acl.principal}@{acl.host} op={int(acl.operation)} perm={int(acl.permission_type)}"
+    )
+
+
+def described(client: RawClient, **filter_fields: Any) -> list[str] | str:
+    """DescribeAcls' bindings as sorted strings (Kafka's order is a hash map's), or the
+    error name."""
+    response = wire.describe_acls(client, **filter_fields)
+    if response.error_code:
+        return err(response.error_code)
+    return sorted(_binding(r, a) for r in response.resources for a in r.acls)
+
+
+def _count(client: RawClient) -> int:
+    found = described(client)
+    return len(found) if isinstance(found, list) else -1
+
+
+def _settle(client: RawClient, expected: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _count(client) == expected:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _text(acl: Acl) -> str:
+    return (
+        f"{acl.resource_type}:{acl.pattern_type}:{acl.name}"
+        f" {acl.principal}@{acl.host} op={acl.operation} perm={acl.permission}"
+    )
+
+
+def grant(
+    ctx: Ctx,
+    client: RawClient,
+    step: str,
+    acls: list[Acl],
+    visible: Callable[[], bool] | None = None,
+) -> None:
+    """Create ACLs and wait until the broker enforces them (DescribeAcls shows them all,
+    or `visible` holds when DescribeAcls itself is what they refuse)."""
+    before = described(client)
+    response = wire.create_acls(client, acls)
+    ctx.record(step, [err(r.error_code) for r in response.results])
+    created = {_text(a) for a, r in zip(acls, response.results, strict=True) if r.error_code == 0}
+    expected = len(set(before) | created) if isinstance(before, list) else -1
+    ready = visible or (lambda: _count(client) == expected)
+    deadline = time.monotonic() + 15.0
+    while not ready():
+        ctx.check(time.monotonic() < deadline, f"{step}: ACLs in force")
+        time.sleep(0.05)
+
+
+def revoke(client: RawClient) -> None:
+    """Delete every ACL and wait until the broker shows none (the scenario's cleanup)."""
+    wire.delete_acls(client, [acl_filter()])
+    _settle(client, 0)
+
+
+def _deleted(response: Any) -> list[Any]:
+    return [
+        (err(r.error_code), sorted(_binding(m, m) for m in r.matching_acls))
+        for r in response.filter_results
+    ]
+
+
+def _topic(ctx: Ctx, client: RawClient, name: str, partitions: int = 1) -> None:
+    wire.create_topic(client, name, partitions)
+    ctx.check(wire.wait_for_topic(client, name, partitions), f"topic {name} ready")
+
+
+def _produce(client: RawClient, topic: str) -> str:
+    return err(wire.produce(client, topic, wire.encode_batch([b"v"])).error_code)
+
+
+def _fetch(client: RawClient, topic: str) -> str:
+    return err(wire.fetch_one(client, topic, 0).error_code)
+
+
+def _metadata(client: RawClient, topics: list[str] | None, auto_create: bool = False) -> Any:
+    response = wire.metadata(client, topics, auto_create=auto_create)
+    return [(t.name, err(t.error_code)) for t in response.topics]
+
+
+# -- the ACL APIs ------------------------------------------------------------------------
+
+
+@scenario(quick=False, settings=OPEN)
+def api_round_trip(ctx: Ctx) -> None:
+    """CreateAcls (valid and invalid bindings), DescribeAcls with ANY / MATCH / LITERAL /
+    PREFIXED / principal / operation filters, DeleteAcls with several filters."""
+    client = ctx.raw()
+    try:
+        ctx.record("empty", described(client))
+        grant(
+            ctx,
+            client,
+            "create",
+            [
+                Acl(TOPIC, "acl-rt-orders", operation=READ, principal=ALICE),
+                Acl(TOPIC, "acl-rt-", PREFIXED, operation=WRITE, permission=DENY),
+                Acl(TOPIC, "*", operation=DESCRIBE, principal="User:*", host="10.0.0.1"),
+                Acl(GROUP, "acl-rt-group", operation=ALL),
+                Acl(TXN, "acl-rt-txn", operation=WRITE, principal=ALICE),
+                Acl(TOPIC, "acl-rt-orders", operation=READ, principal=ALICE),  # again
+            ],
+        )
+        invalid = {
+            "resource_type_any": Acl(ANY, "x"),
+            "pattern_match": Acl(TOPIC, "x", MATCH),
+            "operation_any": Acl(TOPIC, "x", operation=ANY),
+            "permission_any": Acl(TOPIC, "x", permission=ANY),
+            "empty_name": Acl(TOPIC, ""),
+            "cluster_name": Acl(CLUSTER, "not-the-cluster"),
+            "principal_without_type": Acl(TOPIC, "x", principal="alice"),
+        }
+        for case, acl in invalid.items():
+            result = wire.create_acls(client, [acl]).results[0]
+            ctx.record(f"invalid.{case}", (err(result.error_code), result.error_message))
+        ctx.record("all", described(client))
+        ctx.record("match_orders", described(client, name="acl-rt-orders", pattern_type=MATCH))
+        ctx.record("literal_orders", described(client, name="acl-rt-orders", pattern_type=LITERAL))
+        ctx.record("prefixed", described(client, pattern_type=PREFIXED))
+        ctx.record("any_name", described(client, name="acl-rt-", pattern_type=ANY))
+        ctx.record("alice", described(client, principal=ALICE))
+        ctx.record("groups", described(client, resource_type=GROUP))
+        ctx.record("deny", described(client, permission=DENY))
+        ctx.record("read", described(client, operation=READ))
+        ctx.record("host", described(client, host="10.0.0.1"))
+        deleted = wire.delete_acls(
+            client,
+            [
+                acl_filter(resource_type=TOPIC, name="acl-rt-orders", pattern_type=MATCH),
+                acl_filter(principal=ALICE),  # alice's topic ACL went with the first filter
+                acl_filter(resource_type=GROUP, name="nothing-here"),
+            ],
+        )
+        ctx.record("deleted", _deleted(deleted))
+        ctx.check(_settle(client, 1), "deletions visible")
+        ctx.record("left", described(client))
+    finally:
+        revoke(client)
+
+
+# -- topics ------------------------------------------------------------------------------
+
+
+@scenario(quick=False, settings=OPEN)
+def topic_closed_then_opened(ctx: Ctx) -> None:
+    """A topic with an ACL for someone else only: every topic API refuses ANONYMOUS
+    (TOPIC_AUTHORIZATION_FAILED), Metadata of all topics hides it. Then WRITE (which
+    implies DESCRIBE but not READ), READ, and a DENY from the client's host."""
+    client = ctx.raw()
+    name = "acl-topic-a"
+    _topic(ctx, client, name)
+    ctx.record("produce_open", _produce(client, name))
+    try:
+        grant(
+            ctx,
+            client,
+            "close",
+            [*CLUSTER_KEEP, Acl(TOPIC, name, operation=READ, principal=ALICE)],
+        )
+        ctx.record("produce", _produce(client, name))
+        ctx.record("fetch", _fetch(client, name))
+        ctx.record("list_offsets", err(wire.list_offsets(client, name, -1).error_code))
+        ctx.record("metadata", _metadata(client, [name]))
+        ctx.record("metadata_all_lists_it", name in dict(_metadata(client, None)))
+        ctx.record("delete_records", err(wire.delete_records(client, name, 0).error_code))
+        configs = wire.describe_configs(client, wire.TOPIC_RESOURCE, name)
+        ctx.record("describe_configs", err(configs.error_code))
+        partitions = wire.create_partitions(client, name, 2)
+        ctx.record("create_partitions", err(partitions.error_code))
+        deleted = wire.delete_topics(client, [name])
+        ctx.record("delete_topics", err(deleted.responses[0].error_code))
+
+        grant(ctx, client, "allow_write", [Acl(TOPIC, name, operation=WRITE)])
+        ctx.record("write.produce", _produce(client, name))
+        ctx.record("write.fetch", _fetch(client, name))
+        ctx.record("write.list_offsets", err(wire.list_offsets(client, name, -1).error_code))
+        ctx.record("write.metadata", _metadata(client, [name]))
+        configs = wire.describe_configs(client, wire.TOPIC_RESOURCE, name)
+        ctx.record("write.describe_configs", err(configs.error_code))
+
+        grant(ctx, client, "allow_read", [Acl(TOPIC, name, operation=READ)])
+        ctx.record("read.fetch", _fetch(client, name))
+
+        grant(
+            ctx,
+            client,
+            "deny_host",
+            [Acl(TOPIC, name, operation=WRITE, host="127.0.0.1", permission=DENY)],
+        )
+        ctx.record("deny.produce", _produce(client, name))
+        ctx.record("deny.fetch", _fetch(client, name))
+    finally:
+        revoke(client)
+
+
+@scenario(quick=False, settings=OPEN)
+def prefixed_and_wildcard(ctx: Ctx) -> None:
+    """A PREFIXED ALLOW, a LITERAL `*` DENY for another operation, `User:*` principals;
+    DENY wins over ALLOW; ALL grants everything; Metadata of all topics lists only the
+    describable ones."""
+    client = ctx.raw()
+    names = ["acl-pre-one", "acl-pre-two", "acl-other"]
+    for name in names:
+        _topic(ctx, client, name)
+    try:
+        grant(
+            ctx,
+            client,
+            "acls",
+            [
+                Acl(TOPIC, "acl-pre-", PREFIXED, operation=WRITE, principal="User:*"),
+                Acl(TOPIC, "*", operation=DELETE, permission=DENY),
+                Acl(TOPIC, "acl-pre-two", operation=WRITE, permission=DENY),
+            ],
+        )
+        ctx.record("produce", {n: _produce(client, n) for n in names})
+        ctx.record("fetch", {n: _fetch(client, n) for n in names})
+        listed = dict(_metadata(client, None))
+        ctx.record("metadata_all", {n: n in listed for n in names})
+        ctx.record("delete_records", err(wire.delete_records(client, "acl-other", 0).error_code))
+        grant(ctx, client, "all", [Acl(TOPIC, "acl-other", operation=ALL)])
+        ctx.record("all.produce", _produce(client, "acl-other"))
+        ctx.record("all.fetch", _fetch(client, "acl-other"))
+        ctx.record(
+            "all.delete_records", err(wire.delete_records(client, "acl-other", 0).error_code)
+        )
+    finally:
+        revoke(client)
+        wire.delete_topics(client, names)
+
+
+@scenario(quick=False, settings=OPEN)
+def create_and_auto_create(ctx: Ctx) -> None:
+    """CreateTopics needs CREATE on the cluster or the topic; Metadata auto-creation too
+    (and DESCRIBE on the topic to see it at all)."""
+    client = ctx.raw()
+    try:
+        grant(
+            ctx,
+            client,
+            "acls",
+            [
+                *CLUSTER_KEEP,
+                Acl(TOPIC, "acl-auto-described", operation=DESCRIBE),
+                Acl(TOPIC, "acl-auto-created", operation=DESCRIBE),
+                Acl(TOPIC, "acl-auto-created", operation=CREATE),
+                Acl(TOPIC, "acl-create-", PREFIXED, operation=CREATE, principal=ALICE),
+            ],
+        )
+        ctx.record(
+            "auto_create",
+            _metadata(
+                client,
+                ["acl-auto-described", "acl-auto-created", "acl-create-hidden"],
+                auto_create=True,
+            ),
+        )
+        created = wire.create_topics(
+            client, [{"name": "acl-create-refused"}, {"name": "acl-free-topic"}]
+        )
+        ctx.record(
+            "create_topics",
+            [(t.name, err(t.error_code), t.error_message) for t in created.topics],
+        )
+    finally:
+        revoke(client)
+        wire.delete_topics(client, ["acl-auto-created", "acl-free-topic"])
+
+
+# -- groups ------------------------------------------------------------------------------
+
+
+@scenario(quick=False, settings=OPEN)
+def group_closed_then_opened(ctx: Ctx) -> None:
+    """A group with an ACL for someone else only: FindCoordinator, JoinGroup,
+    OffsetCommit, OffsetFetch, DescribeGroups, DeleteGroups answer
+    GROUP_AUTHORIZATION_FAILED; ListGroups leaves it out. READ on the group then allows
+    committing (with READ on the topic) and fetching offsets, not deleting."""
+    client = ctx.raw()
+    topic, group = "acl-group-topic", "acl-group-g"
+    _topic(ctx, client, topic)
+    wire.find_coordinator(client, group)
+    deadline = time.monotonic() + 20.0
+    while True:  # Kafka's offsets topic may still be loading
+        commit = wire.offset_commit(client, group, {(topic, 0): 0})
+        code = commit.topics[0].partitions[0].error_code
+        if code not in wire.RETRIABLE_COORDINATOR or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    ctx.record("commit_open", err(code))
+    try:
+        grant(ctx, client, "close", [Acl(GROUP, group, operation=READ, principal=ALICE)])
+        ctx.record("find_coordinator", err(wire.find_coordinator(client, group).error_code))
+        ctx.record("join", err(wire.join_group(client, group).error_code))
+        commit = wire.offset_commit(client, group, {(topic, 0): 1})
+        ctx.record("commit", err(commit.topics[0].partitions[0].error_code))
+        ctx.record("offset_fetch", err(wire.offset_fetch(client, group, {topic: [0]}).error_code))
+        described_groups = wire.describe_groups(client, [group])
+        ctx.record("describe", err(described_groups.groups[0].error_code))
+        listed = [g.group_id for g in wire.list_groups(client).groups]
+        ctx.record("listed", group in listed)
+        ctx.record("delete", err(wire.delete_groups(client, [group]).results[0].error_code))
+
+        grant(
+            ctx,
+            client,
+            "allow_read",
+            [
+                Acl(GROUP, group, operation=READ),
+                Acl(TOPIC, topic, operation=DESCRIBE, principal=ALICE),
+            ],
+        )
+        commit = wire.offset_commit(client, group, {(topic, 0): 1})
+        ctx.record("read.commit_topic_closed", err(commit.topics[0].partitions[0].error_code))
+        fetched = wire.offset_fetch(client, group, {topic: [0]})
+        ctx.record(
+            "read.offset_fetch_topic_closed",
+            (
+                err(fetched.error_code),
+                [err(p.error_code) for t in fetched.topics for p in t.partitions],
+            ),
+        )
+        all_fetched = wire.offset_fetch(client, group, None)
+        ctx.record("read.offset_fetch_all", [t.name for t in all_fetched.topics])
+        grant(ctx, client, "allow_topic", [Acl(TOPIC, topic, operation=READ)])
+        commit = wire.offset_commit(client, group, {(topic, 0): 1})
+        ctx.record("read.commit", err(commit.topics[0].partitions[0].error_code))
+        fetched = wire.offset_fetch(client, group, {topic: [0]})
+        ctx.record(
+            "read.offset_fetch",
+            [
+                (err(p.error_code), int(p.committed_offset))
+                for t in fetched.topics
+                for p in t.partitions
+            ],
+        )
+        ctx.record("read.find_coordinator", err(wire.find_coordinator(client, group).error_code))
+        ctx.record("read.describe", err(wire.describe_groups(client, [group]).groups[0].error_code))
+        ctx.record("read.delete", err(wire.delete_groups(client, [group]).results[0].error_code))
+    finally:
+        revoke(client)
+        wire.delete_groups(client, [group])
+
+
+# -- the cluster -------------------------------------------------------------------------
+
+
+@scenario(quick=False, settings=OPEN)
+def cluster_operations(ctx: Ctx) -> None:
+    """Cluster ACLs: DESCRIBE denied refuses DescribeAcls and ListGroups falls back to
+    the groups one may describe; DESCRIBE_CONFIGS on the broker; InitProducerId needs
+    IDEMPOTENT_WRITE on the cluster or WRITE on some topic."""
+    client = ctx.raw()
+    try:
+        grant(ctx, client, "keep", CLUSTER_KEEP)
+        ctx.record("describe_acls_via_alter", described(client, resource_type=CLUSTER))
+        broker_configs = wire.describe_configs(client, wire.BROKER_RESOURCE, "1")
+        ctx.record("broker_configs", err(broker_configs.error_code))
+        ctx.record("init_producer_id", err(wire.init_producer_id(client).error_code))
+        grant(
+            ctx,
+            client,
+            "deny_describe",
+            [Acl(CLUSTER, CLUSTER_NAME, operation=DESCRIBE, permission=DENY)],
+            visible=lambda: described(client) == "cluster_authorization_failed",
+        )
+        # DescribeAcls is refused now, so the change is checked by its effect.
+        ctx.record("describe_acls", described(client))
+        deleted = wire.delete_acls(
+            client, [acl_filter(resource_type=CLUSTER, operation=DESCRIBE, permission=DENY)]
+        )
+        ctx.record("undeny", _deleted(deleted))
+        ctx.check(_settle(client, 2), "undeny visible")
+        grant(ctx, client, "topics_for_alice", [Acl(TOPIC, "*", operation=ALL, principal=ALICE)])
+        ctx.record("init_producer_id_no_write", err(wire.init_producer_id(client).error_code))
+        grant(ctx, client, "one_topic", [Acl(TOPIC, "acl-some-topic", operation=WRITE)])
+        ctx.record("init_producer_id_some_write", err(wire.init_producer_id(client).error_code))
+        grant(ctx, client, "idempotent", [Acl(CLUSTER, CLUSTER_NAME, operation=IDEMPOTENT_WRITE)])
+        ctx.record("init_producer_id_idempotent", err(wire.init_producer_id(client).error_code))
+    finally:
+        revoke(client)
+
+
+# -- super users --------------------------------------------------------------------------
+
+
+@scenario(quick=False, settings=SUPER)
+def super_user_ignores_deny(ctx: Ctx) -> None:
+    """`super.users` (semicolon-separated) names ANONYMOUS: a DENY ALL for everyone and
+    allow.everyone.if.no.acl.found=false change nothing for it."""
+    client = ctx.raw()
+    name = "acl-super-topic"
+    _topic(ctx, client, name)
+    try:
+        grant(
+            ctx,
+            client,
+            "deny_all",
+            [Acl(TOPIC, "*", operation=ALL, principal="User:*", permission=DENY)],
+        )
+        ctx.record("produce", _produce(client, name))
+        ctx.record("fetch", _fetch(client, name))
+        ctx.record("metadata", _metadata(client, [name]))
+    finally:
+        revoke(client)

@@ -1,0 +1,209 @@
+"""Kafka ACLs through real clients: confluent-kafka's admin ACL calls, a producer and a
+consumer refused and then allowed, ACLs kept across a restart, denials audited, and
+SECURITY_DISABLED without an authorizer. Every client is User:ANONYMOUS (PLAINTEXT)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from tests.support.broker import BrokerProcess
+
+AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    # ANONYMOUS may manage ACLs until an ACL names the cluster.
+    "allow.everyone.if.no.acl.found": "true",
+    "group.initial.rebalance.delay.ms": "0",
+}
+ANONYMOUS = "User:ANONYMOUS"
+EVERY_ACL = AclBindingFilter(
+    ResourceType.ANY,
+    None,
+    ResourcePatternType.ANY,
+    None,
+    None,
+    AclOperation.ANY,
+    AclPermissionType.ANY,
+)
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(tmp_path / "broker", settings=AUTHORIZER).start()
+    yield process
+    process.stop()
+
+
+def topic_acl(
+    name: str,
+    operation: AclOperation,
+    principal: str = ANONYMOUS,
+    permission: AclPermissionType = AclPermissionType.ALLOW,
+    pattern: ResourcePatternType = ResourcePatternType.LITERAL,
+    resource: ResourceType = ResourceType.TOPIC,
+) -> AclBinding:
+    return AclBinding(resource, name, pattern, principal, "*", operation, permission)
+
+
+def create(admin: AdminClient, *acls: AclBinding) -> None:
+    for future in admin.create_acls(list(acls)).values():
+        future.result(10)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def produce_error(bootstrap: str, topic: str) -> KafkaError | None:
+    """The delivery error of one record (None if it was written)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 10000})
+    outcome: list[KafkaError | None] = []
+    producer.produce(topic, b"value", on_delivery=lambda error, _: outcome.append(error))
+    producer.flush(15)
+    assert outcome, "no delivery report"
+    return outcome[0]
+
+
+def test_admin_creates_describes_and_deletes_acls_that_survive_restart(
+    secured: BrokerProcess,
+) -> None:
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    read = topic_acl("orders", AclOperation.READ, "User:alice")
+    deny = topic_acl(
+        "pay", AclOperation.WRITE, "User:*", AclPermissionType.DENY, ResourcePatternType.PREFIXED
+    )
+    group = topic_acl("billing", AclOperation.ALL, resource=ResourceType.GROUP)
+    create(admin, read, deny, group)
+    assert set(admin.describe_acls(EVERY_ACL).result(10)) == {read, deny, group}
+    matching = AclBindingFilter(
+        ResourceType.TOPIC,
+        "payments",
+        ResourcePatternType.MATCH,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    assert admin.describe_acls(matching).result(10) == [deny]
+
+    secured.restart()
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    assert set(admin.describe_acls(EVERY_ACL).result(10)) == {read, deny, group}
+    by_alice = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        "User:alice",
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    assert admin.delete_acls([by_alice])[by_alice].result(10) == [read]
+    secured.restart()
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    assert set(admin.describe_acls(EVERY_ACL).result(10)) == {deny, group}
+
+
+def test_producer_and_consumer_refused_then_allowed(secured: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    admin.create_topics([NewTopic("orders", 1)])["orders"].result(10)
+    # An ACL for someone else closes the topic to ANONYMOUS: refused at Metadata.
+    create(admin, topic_acl("orders", AclOperation.ALL, "User:alice"))
+    error = produce_error(secured.bootstrap, "orders")
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # DESCRIBE only: the producer finds the topic and is refused at Produce.
+    create(admin, topic_acl("orders", AclOperation.DESCRIBE))
+    error = produce_error(secured.bootstrap, "orders")
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    create(admin, topic_acl("orders", AclOperation.WRITE))
+    assert produce_error(secured.bootstrap, "orders") is None
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": secured.bootstrap,
+            "group.id": "readers",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe(["orders"])
+        refused: list[int] = []
+        consumed: list[bytes] = []
+
+        def poll() -> bool:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is not None:
+                refused.append(message.error().code())
+            elif message is not None:
+                consumed.append(message.value())
+            return bool(refused)
+
+        wait_for(poll, "the consumer's authorization error")
+        assert KafkaError.TOPIC_AUTHORIZATION_FAILED in refused
+        create(admin, topic_acl("orders", AclOperation.READ))
+        refused.clear()
+        wait_for(lambda: poll() or bool(consumed), "the record to be consumed")
+        assert not refused
+        assert consumed == [b"value"]
+    finally:
+        consumer.close()
+
+    log = secured.log_path.read_text() if secured.log_path else ""
+    for api, operation in (("Metadata", "DESCRIBE"), ("Produce", "WRITE"), ("Fetch", "READ")):
+        assert (
+            f'audit {api} topic="orders" result=TOPIC_AUTHORIZATION_FAILED client_id="rdkafka"'
+        ) in log
+        assert f'principal="User:ANONYMOUS" operation="{operation}"' in log
+
+
+def test_metadata_hides_topics_and_auto_creates_only_with_create(secured: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    admin.create_topics([NewTopic("visible", 1), NewTopic("hidden", 1)])["hidden"].result(10)
+    wait_for(lambda: "hidden" in admin.list_topics(timeout=10).topics, "the topics")
+    create(admin, topic_acl("hidden", AclOperation.ALL, "User:alice"))
+    topics = admin.list_topics(timeout=10).topics
+    assert "visible" in topics and "hidden" not in topics
+    # Auto-creation: an ACL on the cluster (librdkafka calls it BROKER) that grants
+    # ANONYMOUS ALTER only: CREATE on the cluster is refused from now on.
+    create(
+        admin,
+        topic_acl("kafka-cluster", AclOperation.ALTER, resource=ResourceType.BROKER),
+        topic_acl("auto-", AclOperation.DESCRIBE, pattern=ResourcePatternType.PREFIXED),
+    )
+    assert produce_error(secured.bootstrap, "auto-refused") is not None
+    assert "auto-refused" not in admin.list_topics(timeout=10).topics
+    create(admin, topic_acl("auto-", AclOperation.ALL, pattern=ResourcePatternType.PREFIXED))
+    assert produce_error(secured.bootstrap, "auto-made") is None
+
+
+def test_without_authorizer_acl_apis_answer_security_disabled(
+    shared_broker: BrokerProcess,
+) -> None:
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    binding = topic_acl("orders", AclOperation.READ)
+    with pytest.raises(KafkaException) as info:
+        admin.create_acls([binding])[binding].result(10)
+    assert info.value.args[0].code() == KafkaError.SECURITY_DISABLED
+    with pytest.raises(KafkaException) as info:
+        admin.delete_acls([EVERY_ACL])[EVERY_ACL].result(10)
+    assert info.value.args[0].code() == KafkaError.SECURITY_DISABLED
