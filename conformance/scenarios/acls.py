@@ -137,7 +137,7 @@ def _metadata(client: RawClient, topics: list[str] | None, auto_create: bool = F
 # -- the ACL APIs ------------------------------------------------------------------------
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def api_round_trip(ctx: Ctx) -> None:
     """CreateAcls (valid and invalid bindings), DescribeAcls with ANY / MATCH / LITERAL /
     PREFIXED / principal / operation filters, DeleteAcls with several filters."""
@@ -197,7 +197,7 @@ def api_round_trip(ctx: Ctx) -> None:
 # -- topics ------------------------------------------------------------------------------
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def topic_closed_then_opened(ctx: Ctx) -> None:
     """A topic with an ACL for someone else only: every topic API refuses ANONYMOUS
     (TOPIC_AUTHORIZATION_FAILED), Metadata of all topics hides it. Then WRITE (which
@@ -249,7 +249,7 @@ def topic_closed_then_opened(ctx: Ctx) -> None:
         revoke(client)
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def prefixed_and_wildcard(ctx: Ctx) -> None:
     """A PREFIXED ALLOW, a LITERAL `*` DENY for another operation, `User:*` principals;
     DENY wins over ALLOW; ALL grants everything; Metadata of all topics lists only the
@@ -285,7 +285,7 @@ def prefixed_and_wildcard(ctx: Ctx) -> None:
         wire.delete_topics(client, names)
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def create_and_auto_create(ctx: Ctx) -> None:
     """CreateTopics needs CREATE on the cluster or the topic; Metadata auto-creation too
     (and DESCRIBE on the topic to see it at all)."""
@@ -326,7 +326,7 @@ def create_and_auto_create(ctx: Ctx) -> None:
 # -- groups ------------------------------------------------------------------------------
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def group_closed_then_opened(ctx: Ctx) -> None:
     """A group with an ACL for someone else only: FindCoordinator, JoinGroup,
     OffsetCommit, OffsetFetch, DescribeGroups, DeleteGroups answer
@@ -401,7 +401,7 @@ def group_closed_then_opened(ctx: Ctx) -> None:
 # -- the cluster -------------------------------------------------------------------------
 
 
-@scenario(quick=False, settings=OPEN)
+@scenario(settings=OPEN)
 def cluster_operations(ctx: Ctx) -> None:
     """Cluster ACLs: DESCRIBE denied refuses DescribeAcls and ListGroups falls back to
     the groups one may describe; DESCRIBE_CONFIGS on the broker; InitProducerId needs
@@ -459,3 +459,103 @@ def super_user_ignores_deny(ctx: Ctx) -> None:
         ctx.record("metadata", _metadata(client, [name]))
     finally:
         revoke(client)
+
+
+# -- whole-request refusals and their response shapes ------------------------------------
+
+
+@scenario(settings=OPEN)
+def group_requests_refused(ctx: Ctx) -> None:
+    """JoinGroup, SyncGroup, Heartbeat, LeaveGroup and OffsetDelete refused for the
+    group (the whole response), DescribeGroups' authorized operations, and the
+    transactional id checks of FindCoordinator and InitProducerId."""
+    client = ctx.raw()
+    topic, group, other = "acl-member-topic", "acl-member-g", "acl-member-open"
+    _topic(ctx, client, topic)
+    wire.find_coordinator(client, other)
+    try:
+        grant(
+            ctx,
+            client,
+            "acls",
+            [
+                Acl(GROUP, group, operation=READ, principal=ALICE),
+                Acl(GROUP, other, operation=READ),
+                Acl(GROUP, other, operation=DESCRIBE_CONFIGS),
+                Acl(TXN, "acl-txn", operation=WRITE, principal=ALICE),
+            ],
+        )
+        joined = wire.join_group(client, group)
+        ctx.record(
+            "join",
+            {
+                "error": err(joined.error_code),
+                "generation": int(joined.generation_id),
+                "protocol_name": joined.protocol_name,
+                "leader": joined.leader,
+                "member_id": joined.member_id,
+                "members": len(joined.members),
+            },
+        )
+        synced = wire.sync_group(client, group, 1, "m")
+        ctx.record(
+            "sync",
+            (err(synced.error_code), synced.protocol_type, synced.protocol_name, synced.assignment),
+        )
+        ctx.record("heartbeat", err(wire.heartbeat(client, group, 1, "m").error_code))
+        left = wire.leave_group(client, group, [("m", None)])
+        ctx.record("leave", (err(left.error_code), len(left.members)))
+        deleted = client.request(
+            47,
+            0,
+            group_id=group,
+            topics=[{"name": topic, "partitions": [{"partition_index": 0}]}],
+        )
+        ctx.record("offset_delete", (err(deleted.error_code), len(deleted.topics)))
+        described_groups = client.request(
+            wire.DESCRIBE_GROUPS, 5, groups=[other], include_authorized_operations=True
+        )
+        ctx.record(
+            "describe_operations",
+            [(err(g.error_code), int(g.authorized_operations)) for g in described_groups.groups],
+        )
+        ctx.record("txn_coordinator", err(wire.find_coordinator(client, "acl-txn", 1).error_code))
+        refused = wire.init_producer_id(client, transactional_id="acl-txn")
+        ctx.record(
+            "txn_init",
+            (err(refused.error_code), int(refused.producer_id), int(refused.producer_epoch)),
+        )
+    finally:
+        revoke(client)
+
+
+@scenario(settings=OPEN)
+def configs_refused(ctx: Ctx) -> None:
+    """AlterConfigs and IncrementalAlterConfigs need ALTER_CONFIGS on the topic (or the
+    cluster for a broker); DescribeConfigs DESCRIBE_CONFIGS, which ALTER_CONFIGS implies."""
+    client = ctx.raw()
+    name = "acl-configs-topic"
+    _topic(ctx, client, name)
+    try:
+        grant(
+            ctx,
+            client,
+            "acls",
+            [*CLUSTER_KEEP, Acl(TOPIC, name, operation=DESCRIBE_CONFIGS)],
+        )
+        altered = wire.alter_configs(client, name, {"retention.ms": "1000"})
+        ctx.record("alter", (err(altered.error_code), altered.error_message))
+        altered = wire.incremental_alter_configs(client, name, [("retention.ms", 0, "1000")])
+        ctx.record("incremental", (err(altered.error_code), altered.error_message))
+        described_configs = wire.describe_configs(client, wire.TOPIC_RESOURCE, name)
+        ctx.record("describe", err(described_configs.error_code))
+        broker = wire.incremental_alter_configs(
+            client, "1", [("log.cleaner.threads", 0, "2")], resource_type=wire.BROKER_RESOURCE
+        )
+        ctx.record("broker", (err(broker.error_code), broker.error_message))
+        grant(ctx, client, "alter_configs", [Acl(TOPIC, name, operation=ALTER_CONFIGS)])
+        altered = wire.incremental_alter_configs(client, name, [("retention.ms", 0, "1000")])
+        ctx.record("allowed.incremental", err(altered.error_code))
+    finally:
+        revoke(client)
+        wire.delete_topics(client, [name])

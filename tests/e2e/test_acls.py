@@ -207,3 +207,42 @@ def test_without_authorizer_acl_apis_answer_security_disabled(
     with pytest.raises(KafkaException) as info:
         admin.delete_acls([EVERY_ACL])[EVERY_ACL].result(10)
     assert info.value.args[0].code() == KafkaError.SECURITY_DISABLED
+
+
+def test_kafka_acls_tool_adds_lists_and_removes(secured: BrokerProcess) -> None:
+    """Apache Kafka's own AclCommand (kafka-acls.sh) from the harness jars."""
+    import shutil
+    import subprocess
+
+    from conformance.suites.librdkafka.suite import fetch_kafka_tools
+
+    java = shutil.which("java")
+    assert java is not None, "java is installed by harness/install.sh"
+    libs = fetch_kafka_tools()
+
+    def kafka_acls(*args: str) -> str:
+        result = subprocess.run(
+            [java, "-cp", f"{libs}/*", "org.apache.kafka.tools.AclCommand"]
+            + ["--bootstrap-server", secured.bootstrap, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    kafka_acls(
+        "--add", "--allow-principal", "User:alice", "--operation", "Read",
+        "--topic", "orders", "--group", "billing",
+    )  # fmt: skip
+    kafka_acls(
+        "--add", "--deny-principal", "User:bob", "--operation", "All",
+        "--topic", "pay", "--resource-pattern-type", "prefixed",
+    )  # fmt: skip
+    listed = kafka_acls("--list")
+    assert "ResourcePattern(resourceType=TOPIC, name=orders, patternType=LITERAL)" in listed
+    assert "ResourcePattern(resourceType=GROUP, name=billing, patternType=LITERAL)" in listed
+    assert "(principal=User:bob, host=*, operation=ALL, permissionType=DENY)" in listed
+    kafka_acls("--remove", "--force", "--topic", "orders")
+    listed = kafka_acls("--list")
+    assert "name=orders" not in listed and "name=billing" in listed and "name=pay" in listed

@@ -152,6 +152,8 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
                 await ctx.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
+            if exc.code == ErrorCode.cluster_authorization_failed:
+                entry["error_message"] = None  # Kafka answers a broker resource without one
         if not request.validate_only:
             ctx.audit.record(
                 ctx,
@@ -162,6 +164,9 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
                 {"configs": describe(resource.configs)},
             )
         results.append(entry)
+    # Kafka's controller answers the resources refused for authorization first.
+    refused = (ErrorCode.topic_authorization_failed, ErrorCode.cluster_authorization_failed)
+    results.sort(key=lambda e: e["error_code"] not in refused)
     return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
 
