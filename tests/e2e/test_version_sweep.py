@@ -202,6 +202,41 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "group_id": GROUP,
             "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}],
         },
+        29: {  # DescribeAcls: every binding
+            "resource_type_filter": 1,
+            "resource_name_filter": None,
+            "pattern_type_filter": 1,
+            "principal_filter": None,
+            "host_filter": None,
+            "operation": 1,
+            "permission_type": 1,
+        },
+        30: {  # CreateAcls
+            "creations": [
+                {
+                    "resource_type": 2,
+                    "resource_name": TOPIC,
+                    "resource_pattern_type": 3,
+                    "principal": "User:ANONYMOUS",
+                    "host": "*",
+                    "operation": 2,
+                    "permission_type": 3,
+                }
+            ]
+        },
+        31: {  # DeleteAcls: a binding nobody created
+            "filters": [
+                {
+                    "resource_type_filter": 2,
+                    "resource_name_filter": "sweep-never",
+                    "pattern_type_filter": 3,
+                    "principal_filter": None,
+                    "host_filter": None,
+                    "operation": 1,
+                    "permission_type": 1,
+                }
+            ]
+        },
         60: {  # DescribeCluster
             "include_cluster_authorized_operations": True,
             "endpoint_type": 1,
@@ -238,10 +273,24 @@ def _error_codes(value: Any) -> Iterator[tuple[str, ErrorCode]]:
                 yield f"[{index}].{path}", code
 
 
-@pytest.fixture(scope="module")
-def sweep_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
+# Without an authorizer, and with Kafka's StandardAuthorizer (every route's declaration of
+# what it needs is then evaluated for every version of its request).
+AUTHORIZERS = {
+    "no-authorizer": {},
+    "standard-authorizer": {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+    },
+}
+
+
+@pytest.fixture(scope="module", params=list(AUTHORIZERS))
+def sweep_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessBroker]:
     data = tmp_path_factory.mktemp("sweep") / "broker"
-    process = InProcessBroker(data, settings={"group.initial.rebalance.delay.ms": "0"}).start()
+    settings = {"group.initial.rebalance.delay.ms": "0", **AUTHORIZERS[request.param]}
+    process = InProcessBroker(data, settings=settings).start()
     yield process
     process.stop()
 

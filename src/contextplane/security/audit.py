@@ -1,4 +1,5 @@
-"""The security audit: one line per administrative change, or refused attempt at one.
+"""The security audit: one line per administrative change, refused attempt at one, or
+authorization denial (from the pipeline's authorize stage, with the operation).
 
     audit <Api> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
     peer=<host:port> principal="User:alice" [key=value ...]
