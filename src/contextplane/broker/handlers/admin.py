@@ -194,9 +194,13 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
 async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
     results = []
     existing = ctx.topics.topics()
+    # Kafka's controller sees only the topics the principal may alter: the bound counts
+    # those, and a refused topic keeps TOPIC_AUTHORIZATION_FAILED (listed first).
+    refused = [t for t in request.topics if ctx.denied(ResourceType.TOPIC, t.name)]
+    allowed = [t for t in request.topics if not ctx.denied(ResourceType.TOPIC, t.name)]
     added = sum(
         max(topic.count - existing[topic.name].partitions, 0)
-        for topic in request.topics
+        for topic in allowed
         if topic.name in existing
     )
     if added > limits.PARTITIONS_PER_REQUEST_MAX:
@@ -206,11 +210,19 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
             results=[
                 {
                     "name": topic.name,
+                    "error_code": ErrorCode.topic_authorization_failed,
+                    "error_message": None,
+                }
+                for topic in refused
+            ]
+            + [
+                {
+                    "name": topic.name,
                     "error_code": ErrorCode.policy_violation,
                     "error_message": "Excessively large number of additional partitions per "
                     "request.",
                 }
-                for topic in request.topics
+                for topic in allowed
             ],
         )
     for topic in request.topics:
