@@ -257,6 +257,13 @@ def _check(settings: Settings) -> Settings:
             f"authorizer.class.name: {settings.authorizer_class_name!r} is not available;"
             f" use {STANDARD_AUTHORIZER} or leave it empty"
         )
+    for principal in settings.super_users.split(";"):
+        # Kafka parses each one as principalType:principalName, or refuses to start.
+        if principal.strip() and ":" not in principal:
+            raise SettingsError(
+                f"super.users: {principal.strip()!r} is not principalType:principalName"
+                " (e.g. User:admin; principals separated by semicolons)"
+            )
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         raise SettingsError(

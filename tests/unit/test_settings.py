@@ -483,3 +483,21 @@ def test_authorizer_settings_use_kafka_names_and_defaults() -> None:
     assert settings.authorizer_class_name.endswith("StandardAuthorizer")
     assert settings.super_users == "User:admin;User:ops"
     assert settings.allow_everyone_if_no_acl_found is True
+
+
+@pytest.mark.parametrize("value", ["admin", "User:alice;ops", ";;bob"])
+def test_super_users_must_be_principals(value: str) -> None:
+    # Kafka parses each entry as principalType:principalName and refuses to start otherwise.
+    with pytest.raises(SettingsError, match="super.users: .* is not principalType:principalName"):
+        load_settings(environ={}, overrides={"super.users": value})
+    with pytest.raises(SettingsError, match="super.users"):
+        load_settings(environ={env_name("super.users"): value})
+    assert load_settings(environ={}, overrides={"super.users": " User:a ; User:b ;"}).super_users
+
+
+def test_authorizer_class_name_must_be_the_standard_authorizer() -> None:
+    with pytest.raises(SettingsError, match="authorizer.class.name: .*StandardAuthorizer"):
+        load_settings(environ={}, overrides={"authorizer.class.name": "kafka.security.Other"})
+    for value in ("", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"):
+        settings = load_settings(environ={}, overrides={"authorizer.class.name": value})
+        assert settings.authorizer_class_name == value
