@@ -323,6 +323,57 @@ def create_and_auto_create(ctx: Ctx) -> None:
         wire.delete_topics(client, ["acl-auto-created", "acl-free-topic"])
 
 
+@scenario(settings=OPEN)
+def request_bounds_count_authorized_topics(ctx: Ctx) -> None:
+    """Kafka's controller sees only the topics the principal may create or alter: a
+    refused topic asking for more partitions than one request may create is answered
+    TOPIC_AUTHORIZATION_FAILED and does not refuse the others (CreateTopics,
+    CreatePartitions)."""
+    client = ctx.raw()
+    try:
+        _topic(ctx, client, "acl-bound-open")
+        _topic(ctx, client, "acl-bound-closed")
+        grant(
+            ctx,
+            client,
+            "acls",
+            [
+                *CLUSTER_KEEP,
+                Acl(TOPIC, "acl-bound-closed", operation=ALL, principal=ALICE),
+                Acl(TOPIC, "acl-bound-refused", operation=ALL, principal=ALICE),
+            ],
+        )
+        created = wire.create_topics(
+            client,
+            [
+                {"name": "acl-bound-refused", "partitions": 10_001},
+                {"name": "acl-bound-new", "partitions": 1},
+            ],
+            validate_only=True,
+        )
+        ctx.record(
+            "create_topics",
+            [(t.name, err(t.error_code), t.error_message) for t in created.topics],
+        )
+        grown = client.request(
+            wire.CREATE_PARTITIONS,
+            3,
+            topics=[
+                {"name": "acl-bound-closed", "count": 10_002, "assignments": None},
+                {"name": "acl-bound-open", "count": 2, "assignments": None},
+            ],
+            timeout=10000,
+            validate_only=True,
+        )
+        ctx.record(
+            "create_partitions",
+            [(r.name, err(r.error_code), r.error_message) for r in grown.results],
+        )
+    finally:
+        revoke(client)
+        wire.delete_topics(client, ["acl-bound-open", "acl-bound-closed"])
+
+
 # -- groups ------------------------------------------------------------------------------
 
 
