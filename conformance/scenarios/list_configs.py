@@ -96,3 +96,58 @@ def normalisation_and_errors(ctx: Ctx) -> None:
             ),
         ],
     )
+
+
+def _config(client: Any, topic: str, name: str) -> dict[str, Any]:
+    result = wire.describe_configs(client, TOPIC_RESOURCE, topic, [name])
+    entry = next(c for c in result.configs if c.name == name)
+    return {"value": entry.value, "source": int(entry.config_source)}
+
+
+@scenario()
+def throttled_replicas(ctx: Ctx) -> None:
+    """`leader.replication.throttled.replicas` and `follower.replication.throttled.replicas`:
+    LIST configs whose items are `partition:broker` pairs or the single wildcard `*`;
+    described with their empty default, set, appended to, subtracted from and refused as
+    Kafka 4.4 does."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "lc-throttled", 2).error_code))
+    ctx.check(wire.wait_for_topic(client, "lc-throttled", 2), "topic ready")
+    for name in (
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    ):
+        ctx.record(f"{name}.default", _config(client, "lc-throttled", name))
+        state = _config(client, "lc-throttled", name)
+        for step, op, value in [
+            ("set_wildcard", SET, "*"),
+            ("set_pairs", SET, "0:1, 1:1"),
+            ("append_pair", APPEND, "1:2"),
+            ("append_present", APPEND, "0:1"),
+            ("subtract_pair", SUBTRACT, "0:1"),
+            ("set_trailing_empty", SET, "0:1,"),
+            ("set_inner_empty", SET, "0:1,,1:1"),
+            ("set_repeated", SET, "0:1,0:1"),
+            ("append_empty", APPEND, ""),
+            ("set_wildcard_comma", SET, "*,"),
+            ("set_wildcard_and_pair", SET, "*,0:1"),
+            ("set_bad_pair", SET, "0-1"),
+            ("set_letters", SET, "a:b"),
+            ("set_overflow", SET, "99999999999:1"),
+            ("append_wildcard", APPEND, "*"),
+            ("subtract_all", SUBTRACT, "1:1,1:2,0:1"),
+            ("set_empty", SET, ""),
+        ]:
+            result = wire.incremental_alter_configs(client, "lc-throttled", [(name, op, value)])
+            ctx.record(f"{name}.{step}", err(result.error_code))
+            if err(result.error_code) == "none" and step != "append_present":
+                state = wire.wait_changed(
+                    lambda name=name: _config(client, "lc-throttled", name), state
+                )
+            else:
+                state = _config(client, "lc-throttled", name)
+            ctx.record(f"{name}.{step}.after", state)
+    created = wire.create_topic(
+        client, "lc-throttled-born", 1, leader_replication_throttled_replicas="0:1"
+    )
+    ctx.record("create_with", err(created.error_code))

@@ -6,7 +6,9 @@ INVALID_CONFIG, as in Kafka.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -56,6 +58,10 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     # Enforced per record on produce. Kafka 4's defaults: any age, at most an hour ahead.
     "message.timestamp.before.max.ms": (_non_negative, lambda s: "9223372036854775807"),
     "message.timestamp.after.max.ms": (_non_negative, lambda s: "3600000"),
+    # LISTs of partition:broker pairs (or `*`) that Kafka throttles during reassignment;
+    # one broker never reassigns, so they are stored and described only.
+    "leader.replication.throttled.replicas": (lambda v: True, lambda s: ""),
+    "follower.replication.throttled.replicas": (lambda v: True, lambda s: ""),
 }
 
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
@@ -73,43 +79,83 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
 }
 
 
-# Kafka's LIST-typed topic configs this broker accepts, with the items each may hold.
-LIST_CONFIGS: dict[str, tuple[str, ...]] = {"cleanup.policy": ("compact", "delete")}
+@dataclass(frozen=True)
+class ListConfig:
+    """How Kafka parses and validates one LIST-typed topic config."""
+
+    # The error message for the parsed items, or None when they are valid.
+    invalid: Callable[[str, list[str]], str | None]
+    # cleanup.policy's validator refuses empty items and its value drops repeats; the
+    # throttled-replica lists keep both, as Kafka stores them.
+    empty_items: bool = False
+
+
+def _one_of(*allowed: str) -> Callable[[str, list[str]], str | None]:
+    def invalid(name: str, items: list[str]) -> str | None:
+        for item in items:
+            if item not in allowed:
+                return (
+                    f"Invalid value {item} for configuration {name}: "
+                    f"String must be one of: {', '.join(allowed)}"
+                )
+        return None
+
+    return invalid
+
+
+_REPLICA = re.compile(r"([0-9]+:[0-9]+)?")
+
+
+def _replica_list(name: str, items: list[str]) -> str | None:
+    """Kafka's ThrottledReplicaListValidator: the literal `*`, or `partition:broker` items
+    (empty items pass, as Kafka's pattern makes the pair optional)."""
+    if "".join(items) == "*" or all(_REPLICA.fullmatch(item) for item in items):
+        return None
+    return (
+        f"Invalid value {','.join(items)} for configuration {name}: {name} must be the "
+        "literal '*' or a list of replicas in the following format: "
+        "[partitionId]:[brokerId],[partitionId]:[brokerId],..."
+    )
+
+
+# Kafka's LIST-typed topic configs.
+LIST_CONFIGS: dict[str, ListConfig] = {
+    "cleanup.policy": ListConfig(_one_of("compact", "delete")),
+    "leader.replication.throttled.replicas": ListConfig(_replica_list, empty_items=True),
+    "follower.replication.throttled.replicas": ListConfig(_replica_list, empty_items=True),
+}
 
 
 def list_items(value: str) -> list[str]:
-    """A LIST config's items as Kafka parses them: comma-separated, trimmed; "" is []."""
+    """A LIST config's items as Kafka parses them: comma-separated, trimmed, empty items
+    kept; "" is []."""
     return [item.strip() for item in value.split(",")] if value.strip() else []
 
 
 def checked_topic_config(name: str, value: str | None) -> str:
-    """`value` as stored and described (trimmed; a list without repeats), or KafkaError
-    INVALID_CONFIG with Kafka's message."""
+    """`value` as stored and described (trimmed; cleanup.policy without repeats), or
+    KafkaError INVALID_CONFIG with Kafka's message."""
     spec = TOPIC_CONFIGS.get(name)
     if spec is None:
         raise KafkaError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
     if value is None:
         raise KafkaError(ErrorCode.invalid_config, f"Invalid value None for configuration {name}")
-    allowed = LIST_CONFIGS.get(name)
-    if allowed is None:
+    list_config = LIST_CONFIGS.get(name)
+    if list_config is None:
         if not spec[0](value.strip()):
             raise KafkaError(
                 ErrorCode.invalid_config, f"Invalid value {value} for configuration {name}"
             )
         return value.strip()
     items = list_items(value)
-    if "" in items:
+    if "" in items and not list_config.empty_items:
         raise KafkaError(
             ErrorCode.invalid_config, f"Configuration '{name}' values must not be empty."
         )
-    for item in items:
-        if item not in allowed:
-            raise KafkaError(
-                ErrorCode.invalid_config,
-                f"Invalid value {item} for configuration {name}: "
-                f"String must be one of: {', '.join(allowed)}",
-            )
-    return ",".join(dict.fromkeys(items))
+    message = list_config.invalid(name, items)
+    if message is not None:
+        raise KafkaError(ErrorCode.invalid_config, message)
+    return ",".join(items if list_config.empty_items else dict.fromkeys(items))
 
 
 def invalid_topic_config(name: str, value: str | None) -> str | None:

@@ -230,7 +230,7 @@ def _append_or_subtract(current: dict[str, str], change: Any, settings: Any) -> 
     if change.config_operation == APPEND:
         # Kafka joins the appended text on: an empty item in it is an empty list value.
         added = [item.strip() for item in change.value.split(",")]
-        if "" in added:
+        if "" in added and not LIST_CONFIGS[change.name].empty_items:
             raise KafkaError(
                 ErrorCode.invalid_config, f"Configuration '{change.name}' values must not be empty."
             )
