@@ -103,3 +103,13 @@ RECORDS_PER_REQUEST_MAX = 10_000
 # Kafka's broker fetch.max.bytes default (55 MiB): the most one Fetch response carries,
 # whatever the request's max_bytes (still at least one batch, KIP-74).
 FETCH_BYTES_MAX = 57_671_680
+# Client quotas (Kafka's quota.window.num and quota.window.size.seconds defaults): a
+# quota's rate is measured over this many sampled windows of this many seconds.
+QUOTA_WINDOW_NUM = 11
+QUOTA_WINDOW_SIZE_SECONDS = 1
+# A quota entity's rate sensors are dropped after this long unused (Kafka:
+# ClientQuotaManager's InactiveSensorExpirationTimeSeconds, one hour) ...
+QUOTA_SENSOR_IDLE_MS = 3_600_000
+# ... and at most this many are kept (the least recently used go first), so a client
+# inventing client ids cannot grow the broker's memory.
+QUOTA_SENSORS_MAX = 10_000

@@ -88,6 +88,9 @@ class Settings:
     authorizer_class_name: str = ""
     super_users: str = ""  # "User:admin;User:ops"
     allow_everyone_if_no_acl_found: bool = False
+    # Client quotas: rates are measured over quota.window.num windows of this many seconds.
+    quota_window_num: int = limits.QUOTA_WINDOW_NUM
+    quota_window_size_seconds: int = limits.QUOTA_WINDOW_SIZE_SECONDS
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

@@ -362,6 +362,24 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "with the authorizer on, a resource no ACL applies to is open to everyone",
     ),
+    # Kafka's names, defaults and ranges (QuotaConfig: at least 1 each).
+    Setting(
+        "quota.window.num",
+        "quota_window_num",
+        "",
+        "client quotas (producer_byte_rate, consumer_byte_rate, request_percentage) measure "
+        "a client's rate over this many windows",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
+        "quota.window.size.seconds",
+        "quota_window_size_seconds",
+        "seconds",
+        "the length of one quota window; a throttle for request_percentage is at most one",
+        low=1,
+        high=INT_MAX,
+    ),
 )
 
 

@@ -237,6 +237,19 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
                 }
             ]
         },
+        48: {  # DescribeClientQuotas: every entity with a user
+            "components": [{"entity_type": "user", "match_type": 2, "match": None}],
+            "strict": False,
+        },
+        49: {  # AlterClientQuotas: validated only
+            "entries": [
+                {
+                    "entity": [{"entity_type": "client-id", "entity_name": "sweep"}],
+                    "ops": [{"key": "producer_byte_rate", "value": 1048576.0, "remove": False}],
+                }
+            ],
+            "validate_only": True,
+        },
         60: {  # DescribeCluster
             "include_cluster_authorized_operations": True,
             "endpoint_type": 1,

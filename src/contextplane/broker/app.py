@@ -20,6 +20,7 @@ from contextplane.broker.handlers import (
     offsets,
     produce,
     producer_ids,
+    quotas,
 )
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.pipeline import Handler, Pipeline, Route
@@ -35,7 +36,8 @@ from contextplane.protocol.codec import request_schema
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
 from contextplane.security.authorizer import AllowEverything, Authorizer
-from contextplane.security.quotas import NoQuotas
+from contextplane.security.client_quotas import ClientQuotas
+from contextplane.security.quota_admin import QuotaAdmin
 from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.engine import StorageEngine
@@ -74,6 +76,15 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (42, 0, 2, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
     (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
     (47, 0, 0, groups.offset_delete, authz.offset_delete, authz.refuse_top_level),
+    (48, 0, 1, quotas.describe_client_quotas, authz.describe_client_quotas, authz.refuse_top_level),
+    (
+        49,
+        0,
+        1,
+        quotas.alter_client_quotas,
+        authz.alter_client_quotas,
+        authz.refuse_alter_client_quotas,
+    ),
     (60, 0, 1, cluster.describe_cluster, authz.nothing, authz.refuse_top_level),
     (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
 ]
@@ -177,6 +188,10 @@ class Broker:
                 settings.authorizer_class_name,
                 len(authorizer.acls),
             )
+        client_quotas = ClientQuotas(
+            self.clock, settings.quota_window_num, settings.quota_window_size_seconds
+        )
+        quota_admin = await QuotaAdmin.load(self.metadata, client_quotas)
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -192,9 +207,10 @@ class Broker:
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id),
             authorizer=authorizer,
-            quotas=NoQuotas(),
+            quotas=client_quotas,
             audit=AuditLog(),
             acls=acl_admin,
+            quota_admin=quota_admin,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listener = await serve(pipeline, settings)

@@ -308,6 +308,18 @@ def describe_acls(ctx: RequestContext, request: Any) -> Needs:
     return Needs(gate=Gate((_cluster(Op.DESCRIBE),), ErrorCode.cluster_authorization_failed))
 
 
+def describe_client_quotas(ctx: RequestContext, request: Any) -> Needs:
+    """DescribeClientQuotas: DESCRIBE_CONFIGS on the cluster (Kafka's KafkaApis)."""
+    return Needs(
+        gate=Gate((_cluster(Op.DESCRIBE_CONFIGS),), ErrorCode.cluster_authorization_failed)
+    )
+
+
+def alter_client_quotas(ctx: RequestContext, request: Any) -> Needs:
+    """AlterClientQuotas: ALTER_CONFIGS on the cluster (Kafka's ControllerApis)."""
+    return Needs(gate=Gate((_cluster(Op.ALTER_CONFIGS),), ErrorCode.cluster_authorization_failed))
+
+
 # -- whole-request refusals whose response has no top-level error ----------------------
 
 
@@ -363,3 +375,18 @@ def refuse_delete_acls(ctx: RequestContext, request: Any, error: ErrorCode) -> R
         {"error_code": error, "error_message": None, "matching_acls": []} for _ in request.filters
     ]
     return ctx.reply(throttle_time=ctx.throttle_ms, filter_results=results)
+
+
+def refuse_alter_client_quotas(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    """Every entry gets the error, as Kafka's AlterClientQuotasRequest.getErrorResponse."""
+    entries = [
+        {
+            "error_code": error,
+            "error_message": None,
+            "entity": [
+                {"entity_type": e.entity_type, "entity_name": e.entity_name} for e in entry.entity
+            ],
+        }
+        for entry in request.entries
+    ]
+    return ctx.reply(throttle_time=ctx.throttle_ms, entries=entries)

@@ -3,8 +3,9 @@
 Handlers reach the broker only through these: `ctx.log` (partitions, append, read),
 `ctx.topics`, `ctx.groups`, `ctx.producer_ids`, `ctx.cluster` (ids and endpoints),
 `ctx.clock`, `ctx.settings`, and the security components (`ctx.authorizer`, `ctx.audit`,
-`ctx.services.acls`). The authorize stage's verdicts on what the route declared it needs
-are `ctx.denied(type, name)` (answer that resource with Kafka's error) and `ctx.allowed`.
+`ctx.services.acls`, `ctx.services.quota_admin`). The authorize stage's verdicts on
+what the route declared it needs are `ctx.denied(type, name)` (answer that resource with
+Kafka's error) and `ctx.allowed`; a quota throttle is added with `ctx.throttle(ms)`.
 The connection says who is asking (`ctx.principal`) and on which listener. A handler
 returns a `Reply`: its response now, or an awaitable of it (the waiting part of a
 produce, a long-poll fetch or a group join runs while the connection handles its next
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
+from contextplane.broker.throttle import ConnectionThrottle
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from contextplane.security.acl_admin import AclAdmin
     from contextplane.security.audit import AuditLog
     from contextplane.security.authorizer import Authorizer
+    from contextplane.security.quota_admin import QuotaAdmin
     from contextplane.security.quotas import Quotas
     from contextplane.storage.engine import StorageEngine
 
@@ -67,6 +70,7 @@ class Services:
     quotas: Quotas
     audit: AuditLog
     acls: AclAdmin | None = None  # CreateAcls / DescribeAcls / DeleteAcls; None: no authorizer
+    quota_admin: QuotaAdmin | None = None  # AlterClientQuotas / DescribeClientQuotas
 
 
 @dataclass(slots=True)
@@ -79,6 +83,8 @@ class ConnectionInfo:
     listener: str = "PLAINTEXT"
     principal: Principal = ANONYMOUS
     state: ConnectionState = field(default_factory=ConnectionState)
+    # The mute owed once the next response is written (quota throttles, KIP-219).
+    throttle: ConnectionThrottle = field(default_factory=ConnectionThrottle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +199,15 @@ class RequestContext:
 
     def now_ms(self) -> int:
         return self.services.clock.wall_ms()
+
+    def throttle(self, ms: int) -> int:
+        """Throttle this request for a quota (at least `ms`): its response reports it and
+        the connection is muted that long once the response is sent. The request's
+        throttle so far."""
+        if ms > self.throttle_ms:
+            self.throttle_ms = ms
+            self.connection.throttle.owe(ms)
+        return self.throttle_ms
 
     def response(self, values: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """This request's response entity, built from plain values for its version."""

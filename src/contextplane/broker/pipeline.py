@@ -14,8 +14,11 @@
   CreateAcls); per-resource verdicts go to the handler (`ctx.denied`), which answers
   Kafka's error for that resource. Every refused need is audited (principal, operation,
   resource). With no authorizer nothing is asked.
-* quota: how long the client is to be throttled (`ctx.throttle_ms`), reported by the
-  handler in throttle_time_ms together with its own (storage back-pressure on produce).
+* quota: how long the client is to be throttled for request_percentage
+  (`ctx.throttle_ms`; Produce and Fetch add their byte-rate quotas with `ctx.throttle`),
+  reported by the handler in throttle_time_ms together with its own (storage
+  back-pressure on produce); the connection is muted that long once the response is
+  sent (`broker/throttle.py`). The handler's time is then counted against the quota.
 * handle: the route's handler, which returns a `Reply`.
 * audit: administrative changes are recorded by their handlers through `ctx.audit`
   (only they know each resource's result), denials by the authorize stage; every
@@ -37,6 +40,7 @@ from contextplane.broker.authorization import (
     refuse_top_level,
 )
 from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, Services
+from contextplane.clock import elapsed_ns
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.build import build
@@ -98,10 +102,11 @@ class Pipeline:
             refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
             if refused_gate is not None:
                 return route.refuse(ctx, request.body, refused_gate)
-        ctx.throttle_ms = self.services.quotas.throttle_ms(
-            connection.principal, header.client_id, header.api_key
-        )
+        quotas = self.services.quotas
+        ctx.throttle(quotas.throttle_ms(connection.principal, header.client_id, header.api_key))
+        started = elapsed_ns()
         reply = await route.handler(ctx, request.body)
+        quotas.handled(connection.principal, header.client_id, elapsed_ns() - started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "api key %d v%d correlation %d client %s from %s by %s",

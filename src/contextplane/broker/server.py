@@ -36,6 +36,7 @@ from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.pipeline import Pipeline
+from contextplane.broker.throttle import Mute
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.codec import Request, encode_response
@@ -63,6 +64,7 @@ _REJECTION_LOG_INTERVAL_S = 10.0
 _PAUSED_FOR_MEMORY = "memory"
 _PAUSED_FOR_WRITES = "writes"
 _PAUSED_FOR_CLOSE = "close"  # a handler's verdict closes the connection: read no more
+_PAUSED_FOR_THROTTLE = "throttle"  # muted after a quota-throttled response (KIP-219)
 # A connection's wait for request memory, while the memory decides on it.
 _WAIT_PENDING = object()
 # Counted with every frame on top of its size: the objects that hold it, so a flood of
@@ -273,6 +275,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_started: float | None = None
         self._handling = False
         self._awaiting_result = False
+        self._mute = Mute(
+            lambda: self._pause(_PAUSED_FOR_THROTTLE), lambda: self._resume(_PAUSED_FOR_THROTTLE)
+        )
 
     @property
     def _closed(self) -> bool:
@@ -311,6 +316,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
+        self._mute.close()
         self._memory.end_overdraft(self)
         if self._reserved:
             reserved, self._reserved = self._reserved, 0
@@ -400,7 +406,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if reason not in self._paused:
             return
         self._paused.discard(reason)
-        if reason == _PAUSED_FOR_WRITES and self._frame_started is not None:
+        if reason != _PAUSED_FOR_MEMORY and self._frame_started is not None:
             # Not the client's delay. A wait for request memory is not forgiven: a frame
             # holds memory while it waits, so it must still arrive in time.
             self._frame_started = self._loop.time()
@@ -420,7 +426,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._transport is None or self._conn.state.state is State.CLOSED:
             return
         listener = self._listener
-        reading = _PAUSED_FOR_WRITES not in self._paused and _PAUSED_FOR_CLOSE not in self._paused
+        reading = not self._paused - {_PAUSED_FOR_MEMORY}
         if (
             reading
             and self._frame_started is not None
@@ -450,6 +456,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle_loop(self) -> None:
         conn = self._conn
         while True:
+            await self._mute.wait()
             frame = conn.next_frame()
             if frame is NEED_DATA:
                 self._frames_ready.clear()
@@ -517,8 +524,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             self._abort("internal error")
             return None
-        if reply.silent:  # acks=0 produce: no response at all
+        if reply.silent:  # acks=0 produce: no response at all (a throttle mutes at once)
             self._conn.send_nothing(header)
+            self._mute.start(self._info.throttle.take())
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -567,6 +575,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 await self._write([frame])
             else:
                 await self._write([self._conn.send_response(header, body)])
+            self._mute.start(self._info.throttle.take())  # KIP-219: respond, then mute
 
     async def _write(self, parts: list[bytes]) -> None:
         # Only once the client has read the earlier responses: a connection cannot pile

@@ -120,3 +120,14 @@ class AclRecord:
     host: str
     operation: int
     permission: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientQuotaRecord:
+    """One client quota value as stored: its entity's (type, name) pairs sorted by type
+    (name None: the type's default), the quota key, and its value (None in a change:
+    remove the key)."""
+
+    entity: tuple[tuple[str, str | None], ...]
+    key: str
+    value: float | None

@@ -41,6 +41,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
+from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _uses_reserve(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqliteEngine:
+class SqliteEngine(QuotaRows):
     def __init__(self, path: str, reserve: SpaceReserve | None = None) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -409,6 +410,8 @@ class SqliteEngine:
         with self._transaction():
             sqlite_acls.delete(self._db, records)
 
+    alter_client_quotas = _uses_reserve(QuotaRows.alter_client_quotas)
+
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute(
@@ -458,7 +461,7 @@ class _Transaction:
             self._db.execute("ROLLBACK")
 
 
-class SqliteMetadataStore:
+class SqliteMetadataStore(QuotaCalls):
     """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
 
     def __init__(

@@ -1,5 +1,5 @@
 """The metadata store interface: topics, partitions (leader + epoch), the object index,
-group offsets, producer state and counters.
+group offsets, producer state, counters, ACLs and client quotas.
 
 Every method is async and runs off the event loop (an engine does its blocking work on
 its own thread). Engines keep two invariants: every change readers rely on is one
@@ -16,6 +16,7 @@ from typing import Protocol
 from contextplane.metadata.records import (
     AclRecord,
     ClaimOutcome,
+    ClientQuotaRecord,
     CommitOutcome,
     CommittedOffset,
     ObjectCommit,
@@ -81,6 +82,11 @@ class MetadataStore(Protocol):
         ...
 
     async def delete_acls(self, records: list[AclRecord]) -> None: ...
+
+    async def client_quotas(self) -> list[ClientQuotaRecord]: ...
+    async def alter_client_quotas(self, changes: list[ClientQuotaRecord]) -> None:
+        """Set (value) or remove (value None) client quota keys, in one transaction."""
+        ...
 
 
 def open_metadata_store(

@@ -145,6 +145,10 @@ async def _read_all(
     budget = ctx.settings.fetch_max_bytes
     if ctx.api_version >= 3:
         budget = min(request.max_bytes, budget)
+    # Kafka: at most one quota window of consumer_byte_rate per response.
+    window_bytes = ctx.services.quotas.fetch_bytes_max(ctx.principal, ctx.header.client_id)
+    if window_bytes is not None:
+        budget = min(budget, window_bytes)
     total = 0
     for entry, partition, wanted in targets:
         if partition is None:
@@ -188,6 +192,14 @@ async def _read_all(
 
 
 def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
+    size = sum(len(p["records"] or b"") for t in topics for p in t["partitions"])
+    if size:
+        quota_ms = ctx.services.quotas.fetch_throttle_ms(ctx.principal, ctx.header.client_id, size)
+        if quota_ms:
+            # Kafka answers a fetch over consumer_byte_rate with no data at all (its bytes
+            # are not counted) and mutes the connection for the throttle.
+            ctx.throttle(quota_ms)
+            topics = []
     return ctx.response(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,

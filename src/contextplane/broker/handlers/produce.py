@@ -65,6 +65,12 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     admission = ctx.log.admission()
     if request_error is None and admission.refusal is not None:
         request_error = KafkaError(ErrorCode.kafka_storage_error, admission.refusal)
+    # producer_byte_rate counts the request's record bytes (Kafka: the request's size).
+    quota_ms = ctx.throttle(
+        ctx.services.quotas.produce_throttle_ms(
+            ctx.principal, ctx.header.client_id, _record_bytes(request.topic_data)
+        )
+    )
     topics = []
     batches: list[_Batch] = []
     failed = False
@@ -125,13 +131,20 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             # ignores throttle_time_ms is slowed all the same.
             await asyncio.sleep(admission.throttle_ms / 1000)
         reply = await ctx.large_reply(
-            entries, throttle_time=admission.throttle_ms, responses=topics, node_endpoints=[]
+            entries,
+            throttle_time=max(admission.throttle_ms, quota_ms),
+            responses=topics,
+            node_endpoints=[],
         )
         return reply.body
 
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
     return later(respond())
+
+
+def _record_bytes(topic_data: Any) -> int:
+    return sum(len(p.records or b"") for t in topic_data for p in t.partition_data)
 
 
 def distinct_partitions(topic_data: Any) -> list[tuple[str, list[Any]]]:
