@@ -231,7 +231,8 @@ def test_the_table_has_every_field_once() -> None:
         assert not any(k.matches(name) for k in IGNORED + UNSUPPORTED), name
         assert re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)+", name), name
     for setting in SETTINGS:
-        assert setting.meaning and setting.unit in ("", "ms", "bytes", "seconds", "minutes", "hours")
+        units = ("", "ms", "bytes", "seconds", "minutes", "hours")
+        assert setting.meaning and setting.unit in units
 
 
 def test_the_readme_table_is_the_settings_table() -> None:

@@ -76,7 +76,14 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (42, 0, 2, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
     (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
     (47, 0, 0, groups.offset_delete, authz.offset_delete, authz.refuse_top_level),
-    (48, 0, 1, quotas.describe_client_quotas, authz.describe_client_quotas, authz.refuse_top_level),
+    (
+        48,
+        0,
+        1,
+        quotas.describe_client_quotas,
+        authz.describe_client_quotas,
+        authz.refuse_describe_client_quotas,
+    ),
     (
         49,
         0,

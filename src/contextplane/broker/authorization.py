@@ -377,12 +377,25 @@ def refuse_delete_acls(ctx: RequestContext, request: Any, error: ErrorCode) -> R
     return ctx.reply(throttle_time=ctx.throttle_ms, filter_results=results)
 
 
+# The message of each error's exception as Kafka builds it with no message of its own.
+_DEFAULT_MESSAGES = {ErrorCode.cluster_authorization_failed: "Cluster authorization failed."}
+
+
+def refuse_describe_client_quotas(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=error,
+        error_message=None,  # Kafka sends no message here, unlike AlterClientQuotas
+        entries=None,
+    )
+
+
 def refuse_alter_client_quotas(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
     """Every entry gets the error, as Kafka's AlterClientQuotasRequest.getErrorResponse."""
     entries = [
         {
             "error_code": error,
-            "error_message": None,
+            "error_message": _DEFAULT_MESSAGES.get(error),
             "entity": [
                 {"entity_type": e.entity_type, "entity_name": e.entity_name} for e in entry.entity
             ],

@@ -47,6 +47,12 @@ def entity_text(entity: Entity) -> str:
     return ", ".join(f"{t}={'<default>' if n is None else n}" for t, n in entity)
 
 
+def _java_text(entity: Entity) -> str:
+    """Kafka's ClientQuotaEntity.toString (its map iterates client-id before user)."""
+    entries = ", ".join(f"{t}={'null' if n is None else n}" for t, n in entity)
+    return f"ClientQuotaEntity(entries={{{entries}}})"
+
+
 class QuotaError(Exception):
     """A refused alteration or filter: Kafka's error code and message."""
 
@@ -109,7 +115,7 @@ def apply(
             else:
                 ops[key] = value
         if duplicate_key or entity in results:
-            results[entity] = _invalid(f"Ignoring duplicate entity {entity_text(entity)}")
+            results[entity] = _invalid(f"Ignoring duplicate entity {_java_text(entity)}")
             continue
         try:
             validate_entity(entity)
