@@ -456,7 +456,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _handle_loop(self) -> None:
         conn = self._conn
         while True:
-            await self._mute.wait()
+            if self._mute.muted:
+                await self._mute.wait()
             frame = conn.next_frame()
             if frame is NEED_DATA:
                 self._frames_ready.clear()
@@ -526,7 +527,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return None
         if reply.silent:  # acks=0 produce: no response at all (a throttle mutes at once)
             self._conn.send_nothing(header)
-            self._mute.start(self._info.throttle.take())
+            self._mute.after_response(self._info.throttle)
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -575,7 +576,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 await self._write([frame])
             else:
                 await self._write([self._conn.send_response(header, body)])
-            self._mute.start(self._info.throttle.take())  # KIP-219: respond, then mute
+            self._mute.after_response(self._info.throttle)
 
     async def _write(self, parts: list[bytes]) -> None:
         # Only once the client has read the earlier responses: a connection cannot pile

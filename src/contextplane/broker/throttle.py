@@ -62,8 +62,17 @@ class Mute:
         self._unmuted.set()
         self._resume()
 
+    @property
+    def muted(self) -> bool:
+        return self._timer is not None
+
     async def wait(self) -> None:
         await self._unmuted.wait()
+
+    def after_response(self, throttle: ConnectionThrottle) -> None:
+        """KIP-219: once a response is written, mute for what the connection owes."""
+        if throttle.owed_ms:
+            self.start(throttle.take())
 
     def close(self) -> None:
         if self._timer is not None:
