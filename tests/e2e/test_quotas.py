@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conformance import wire
 from tests.support.inprocess import InProcessBroker
@@ -164,6 +164,53 @@ def test_a_producer_over_its_quota_is_throttled_to_about_it_and_told(
     free_rate = free.run("quota-topic", 3.0)
     assert free.throttle_max_ms == 0
     assert free_rate > rate, (free_rate, rate)
+
+
+def test_a_consumer_over_its_quota_is_throttled_to_about_it_and_told(
+    quota_broker: InProcessBroker,
+) -> None:
+    bootstrap = quota_broker.bootstrap
+    loader = Producer(
+        {"bootstrap.servers": bootstrap, "client.id": "loader", "batch.size": 100_000}
+    )
+    for _ in range(400):
+        loader.produce("read-topic", b"r" * 10_000)  # 4 MB
+    assert loader.flush(30) == 0
+    # 4 MB to read at 200 kB/s: unthrottled, it would all come in well under a second.
+    set_quota(bootstrap, [("client-id", "reader")], "consumer_byte_rate", 200_000)
+    throttle_max_ms = 0
+
+    def stats(text: str) -> None:
+        nonlocal throttle_max_ms
+        for broker in json.loads(text).get("brokers", {}).values():
+            throttle_max_ms = max(throttle_max_ms, int(broker["throttle"]["max"]))
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": "reader",
+            "group.id": "readers",
+            "enable.auto.commit": False,
+            "statistics.interval.ms": 200,
+            "stats_cb": stats,
+        }
+    )
+    consumer.assign([TopicPartition("read-topic", 0, 0)])
+    received = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 4.0:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                received += len(message.value())
+        elapsed = time.monotonic() - started
+        consumer.poll(0.5)  # a last statistics report
+    finally:
+        consumer.close()
+    rate = received / elapsed
+    # Liveness-style bound: a generous multiple of the quota, not a performance claim.
+    assert 0 < rate <= 3 * 200_000, f"{rate:.0f} B/s read under a 200 kB/s quota"
+    assert throttle_max_ms > 0, "throttle_time_ms never reached the consumer"
 
 
 def test_a_client_ignoring_throttle_time_is_muted(quota_broker: InProcessBroker) -> None:

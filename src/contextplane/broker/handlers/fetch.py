@@ -101,15 +101,18 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             }
         )
 
+    # Kafka: min_bytes at most what the client's consumer_byte_rate lets one fetch carry.
+    window_bytes = ctx.services.quotas.fetch_bytes_max(ctx.principal, ctx.header.client_id)
+    min_bytes = request.min_bytes if window_bytes is None else min(request.min_bytes, window_bytes)
     total = await _read_all(ctx, request, targets)
-    if total >= request.min_bytes or wait_ms == 0 or _has_error(targets):
+    if total >= min_bytes or wait_ms == 0 or _has_error(targets):
         return Reply(body=_response(ctx, topics))
 
     async def long_poll() -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_ms / 1000
         amount = total
-        while amount < request.min_bytes:
+        while amount < min_bytes:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
