@@ -1,14 +1,22 @@
-"""Kafka's listener settings, read so that none that matters is silently ignored.
+"""Kafka's listener settings: which listeners the broker serves, with Kafka's validation.
 
-`listeners`, `advertised.listeners`, `listener.security.protocol.map`,
-`security.inter.broker.protocol` and `inter.broker.listener.name` may only describe what
-this broker serves: one PLAINTEXT listener. Anything asking for SSL, SASL_PLAINTEXT or
-SASL_SSL is refused (an operator who believes SASL is on must not get an open broker).
-One PLAINTEXT listener `PLAINTEXT://host:port` sets the port, as in Kafka; its host too
-when that is loopback or agrees with `listener.host`. An empty host keeps `listener.host`
-(loopback by default), where Kafka would bind every interface: listening beyond loopback
-needs `listener.host` (`--host`). Listeners named in `controller.listener.names` have no
-effect (one broker, no controller quorum).
+`listeners` (`NAME://host:port`, several separated by commas), `advertised.listeners`
+(what Metadata, FindCoordinator and DescribeCluster tell a client that came in on that
+listener; by default the listener itself), `listener.security.protocol.map`
+(`NAME:PROTOCOL`; by default each protocol's name maps to itself),
+`inter.broker.listener.name` and `security.inter.broker.protocol` (checked, then reported
+as unused: one broker has no inter-broker traffic). Listeners named in
+`controller.listener.names` are not served (no controller quorum).
+
+Kafka's checks and messages: each listener a different name and (port 0 aside) a
+different port, every name in the protocol map, advertised names a subset of the
+listeners, no advertised 0.0.0.0, at most one of the two inter-broker settings.
+
+Beyond Kafka, the safe default: an empty host binds `listener.host` (loopback unless
+given), where Kafka would bind every interface; a listener without TLS (PLAINTEXT,
+SASL_PLAINTEXT) beyond loopback needs `allow.plaintext.non.loopback=true`; a SASL
+listener needs SASL support (`sasl_available`), so that an operator who asks for
+authentication never gets an open door.
 """
 
 from __future__ import annotations
@@ -23,31 +31,71 @@ NAMES = (
     "security.inter.broker.protocol",
     "inter.broker.listener.name",
 )
-NOT_SUPPORTED = "TLS/SASL listeners are not supported yet"
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 # Kafka's default listener.security.protocol.map: each protocol's name maps to itself.
 _DEFAULT_MAP = {protocol: protocol for protocol in PROTOCOLS}
+SASL_NOT_AVAILABLE = "SASL is not supported yet (a SASL listener would accept anyone)"
+TLS_NOT_AVAILABLE = "TLS listeners are not supported yet"
+ALLOW_NON_LOOPBACK = "allow.plaintext.non.loopback"
+
+
+def sasl_available() -> bool:
+    """Whether this broker can authenticate SASL clients; until it can, a SASL_PLAINTEXT
+    or SASL_SSL listener is refused at start."""
+    return False
+
+
+def tls_available() -> bool:
+    """Whether this broker can serve SSL and SASL_SSL listeners."""
+    return False
 
 
 class ListenerError(ValueError):
-    """A listener setting asks for something this broker does not serve."""
+    """A listener setting is invalid or asks for something this broker does not serve."""
 
 
 @dataclass(frozen=True)
 class Endpoint:
     name: str
-    host: str  # empty: Kafka's "every interface"
+    host: str  # empty: Kafka's "every interface" (here: listener.host)
     port: int
 
 
 @dataclass(frozen=True)
-class Listeners:
-    """What the listener settings ask for: the one client listener and the advertised one."""
+class ListenerSpec:
+    """One listener the broker serves: where it binds and what it tells its clients."""
 
-    bind: Endpoint | None
-    advertised: Endpoint | None
+    name: str  # upper case, as Kafka normalises listener names
+    security_protocol: str
+    host: str
+    port: int  # 0: any free port
+    advertised_host: str | None = None  # None: the bind host
+    advertised_port: int | None = None  # None: the bound port
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in TLS_PROTOCOLS
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol in SASL_PROTOCOLS
+
+    def url(self) -> str:
+        return f"{self.name}://{_bracketed(self.host)}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """What the listener settings ask for: the client listeners (in the order given) with
+    their protocols, and each one's advertised endpoint."""
+
+    binds: tuple[tuple[Endpoint, str], ...]  # (endpoint, security protocol)
+    advertised: dict[str, Endpoint]
     # Given names that are only checked, never used: name -> why.
     unused: dict[str, str]
+    explicit: bool  # `listeners` was given (else Kafka's default PLAINTEXT://:9092)
 
 
 def is_loopback(host: str) -> bool:
@@ -59,6 +107,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _protocol_map(text: str | None) -> dict[str, str]:
     if text is None:
         return dict(_DEFAULT_MAP)
@@ -66,57 +118,62 @@ def _protocol_map(text: str | None) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, protocol = item.partition(":")
         protocol = protocol.strip().upper()
-        if not sep or not name.strip() or protocol not in PROTOCOLS:
+        if not sep or not name.strip():
             raise ListenerError(
                 f"listener.security.protocol.map: {item!r} is not NAME:PROTOCOL "
                 f"(a protocol of {', '.join(PROTOCOLS)})"
+            )
+        if protocol not in PROTOCOLS:
+            raise ListenerError(
+                f"listener.security.protocol.map: {item!r}: no security protocol {protocol!r}"
+                f" (one of {', '.join(PROTOCOLS)})"
+            )
+        if name.strip().upper() in mapping:
+            raise ListenerError(
+                f"listener.security.protocol.map: {name.strip()} is mapped more than once"
             )
         mapping[name.strip().upper()] = protocol
     return mapping
 
 
-def _endpoints(setting: str, text: str) -> list[Endpoint]:
+def _endpoints(setting: str, text: str, mapping: dict[str, str]) -> list[Endpoint]:
     endpoints = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, address = item.partition("://")
         host, colon, port_text = address.rpartition(":")
         if not sep or not colon or not name:
-            raise ListenerError(f"{setting}: {item!r} is not NAME://host:port")
+            raise ListenerError(
+                f"Error creating broker listeners from '{text}': Unable to parse {item} "
+                "to a broker endpoint (NAME://host:port)"
+            )
         try:
             port = int(port_text)
         except ValueError:
             raise ListenerError(f"{setting}: {item!r}: {port_text!r} is not a port") from None
         if not 0 <= port <= 65535:
             raise ListenerError(f"{setting}: {item!r}: port {port} is not in [0, 65535]")
+        if name.upper() not in mapping:
+            raise ListenerError(
+                f"Error creating broker listeners from '{text}': "
+                f"No security protocol defined for listener {name.upper()}"
+            )
         host = host.removeprefix("[").removesuffix("]")
         endpoints.append(Endpoint(name.upper(), host, port))
+    names = [e.name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise ListenerError(f"Each listener must have a different name, listeners: {text}")
+    ports = [e.port for e in endpoints if e.port != 0]
+    if setting == "listeners" and len(set(ports)) != len(ports):
+        raise ListenerError(f"Each listener must have a different port, listeners: {text}")
     return endpoints
 
 
-def _protocol(setting: str, name: str, mapping: dict[str, str]) -> str:
-    protocol = mapping.get(name)
-    if protocol is None:
-        raise ListenerError(
-            f"{setting}: listener name {name} is not in listener.security.protocol.map"
-        )
-    if protocol != "PLAINTEXT":
-        what = f"a {protocol} listener" if name == protocol else f"listener {name} is {protocol}"
-        raise ListenerError(f"{setting}: {what}: {NOT_SUPPORTED}")
-    return protocol
-
-
-def _client_endpoint(
-    setting: str, text: str, controllers: set[str], mapping: dict[str, str]
-) -> Endpoint | None:
-    chosen = []
-    for endpoint in _endpoints(setting, text):
-        if endpoint.name in controllers:
-            continue
-        _protocol(setting, endpoint.name, mapping)
-        chosen.append(endpoint)
-    if len(chosen) > 1:
-        raise ListenerError(f"{setting}={text}: this broker has one PLAINTEXT listener")
-    return chosen[0] if chosen else None
+def _check_serveable(setting: str, name: str, protocol: str) -> None:
+    what = f"a {protocol} listener" if name == protocol else f"listener {name} is {protocol}"
+    if protocol in SASL_PROTOCOLS and not sasl_available():
+        raise ListenerError(f"{setting}: {what}: {SASL_NOT_AVAILABLE}")
+    if protocol in TLS_PROTOCOLS and not tls_available():
+        raise ListenerError(f"{setting}: {what}: {TLS_NOT_AVAILABLE}")
 
 
 def read(given: dict[str, str], controller_names: str | None) -> Listeners:
@@ -124,27 +181,72 @@ def read(given: dict[str, str], controller_names: str | None) -> Listeners:
     controllers = {n.strip().upper() for n in (controller_names or "").split(",") if n.strip()}
     mapping = _protocol_map(given.get("listener.security.protocol.map"))
     unused: dict[str, str] = {}
-    inter = given.get("security.inter.broker.protocol")
-    if inter is not None:
-        if inter.strip().upper() != "PLAINTEXT":
-            raise ListenerError(f"security.inter.broker.protocol={inter}: {NOT_SUPPORTED}")
-        unused["security.inter.broker.protocol"] = "one broker, no inter-broker traffic"
-    inter_name = given.get("inter.broker.listener.name")
-    if inter_name is not None:
-        _protocol("inter.broker.listener.name", inter_name.strip().upper(), mapping)
-        unused["inter.broker.listener.name"] = "one broker, no inter-broker traffic"
-    bind = advertised = None
     if "listeners" in given:
-        bind = _client_endpoint("listeners", given["listeners"], controllers, mapping)
+        every = _endpoints("listeners", given["listeners"], mapping)
     else:
-        # Kafka's default listener is PLAINTEXT://:9092: its name must still mean PLAINTEXT.
-        _protocol("listener.security.protocol.map", "PLAINTEXT", mapping)
+        # Kafka's default listener is PLAINTEXT://:9092, whatever its name maps to.
+        every = [Endpoint("PLAINTEXT", "", 9092)]
+        if "PLAINTEXT" not in mapping:
+            raise ListenerError(
+                "Error creating broker listeners from 'PLAINTEXT://:9092': "
+                "No security protocol defined for listener PLAINTEXT"
+            )
+    client = [e for e in every if e.name not in controllers]
+    source = "listeners" if "listeners" in given else "listener.security.protocol.map"
+    for endpoint in client:
+        _check_serveable(source, endpoint.name, mapping[endpoint.name])
+    listener_names = [e.name for e in every]
+    advertised: dict[str, Endpoint] = {}
     if "advertised.listeners" in given:
-        advertised = _client_endpoint(
-            "advertised.listeners", given["advertised.listeners"], controllers, mapping
+        text = given["advertised.listeners"]
+        for endpoint in _endpoints("advertised.listeners", text, mapping):
+            if endpoint.name not in listener_names:
+                raise ListenerError(
+                    "advertised.listeners listener names must be equal to or a subset of the "
+                    f"ones defined in listeners. Found {endpoint.name}. The valid options "
+                    f"based on the current configuration are {','.join(listener_names)}"
+                )
+            if endpoint.host == "0.0.0.0":
+                raise ListenerError(
+                    "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. "
+                    "Use a routable IP address."
+                )
+            if endpoint.port == 0 and endpoint.name not in controllers:
+                raise ListenerError(
+                    f"advertised.listeners: {endpoint.name}: port 0 cannot be advertised"
+                )
+            advertised[endpoint.name] = endpoint
+    _inter_broker(given, mapping, listener_names, unused)
+    binds = tuple((e, mapping[e.name]) for e in client)
+    return Listeners(binds, advertised, unused, explicit="listeners" in given)
+
+
+def _inter_broker(
+    given: dict[str, str], mapping: dict[str, str], names: list[str], unused: dict[str, str]
+) -> None:
+    inter = given.get("security.inter.broker.protocol")
+    inter_name = given.get("inter.broker.listener.name")
+    if inter is not None and inter_name is not None:
+        raise ListenerError(
+            "Only one of inter.broker.listener.name and security.inter.broker.protocol "
+            "should be set."
         )
-        if advertised is not None and advertised.port == 0:
-            raise ListenerError("advertised.listeners: port 0 cannot be advertised")
-    if "listener.security.protocol.map" in given:
-        unused["listener.security.protocol.map"] = "every listener used was checked to be PLAINTEXT"
-    return Listeners(bind, advertised, unused)
+    if inter is not None:
+        protocol = inter.strip().upper()
+        if protocol not in PROTOCOLS:
+            raise ListenerError(
+                f"security.inter.broker.protocol: no security protocol {inter.strip()!r}"
+                f" (one of {', '.join(PROTOCOLS)})"
+            )
+        inter_name = protocol
+        setting = "security.inter.broker.protocol"
+    else:
+        setting = "inter.broker.listener.name"
+    if inter_name is None:
+        return
+    if inter_name.strip().upper() not in names:
+        raise ListenerError(
+            f"{setting} must name a listener defined in advertised.listeners. The valid "
+            f"options based on currently configured listeners are {','.join(names)}"
+        )
+    unused[setting] = "one broker, no inter-broker traffic"

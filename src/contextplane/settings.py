@@ -91,12 +91,33 @@ class Settings:
     # Client quotas: rates are measured over quota.window.num windows of this many seconds.
     quota_window_num: int = limits.QUOTA_WINDOW_NUM
     quota_window_size_seconds: int = limits.QUOTA_WINDOW_SIZE_SECONDS
+    # A listener without TLS (PLAINTEXT, SASL_PLAINTEXT) may bind beyond loopback.
+    allow_plaintext_non_loopback: bool = False
+    # The listeners served, from `listeners` and the settings around it (empty: one
+    # PLAINTEXT listener on host:port). Derived, not a setting of its own.
+    listener_specs: tuple[listener_settings.ListenerSpec, ...] = ()
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    @property
+    def listeners(self) -> tuple[listener_settings.ListenerSpec, ...]:
+        """Every listener served, the first being the one `host`/`port` describe."""
+        if self.listener_specs:
+            return self.listener_specs
+        return (
+            listener_settings.ListenerSpec(
+                "PLAINTEXT",
+                "PLAINTEXT",
+                self.host,
+                self.port,
+                self.advertised_host,
+                self.advertised_port,
+            ),
+        )
 
     @property
     def connections_per_ip_overrides(self) -> dict[str, int]:
@@ -109,6 +130,10 @@ class Settings:
     @property
     def resolved_metadata_url(self) -> str:
         return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+
+# Settings fields that are not settings of their own: derived from others.
+DERIVED_FIELDS = frozenset({"ignored", "listener_specs"})
 
 
 class SettingsError(ValueError):
@@ -408,7 +433,7 @@ def load_settings(
         found = listener_settings.read(listeners, _controller_names(sources))
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
-    _apply_listeners(found, listeners, values, given_as)
+    values["listener_specs"] = _apply_listeners(found, listeners, values, given_as)
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
     return _check(Settings(**values, ignored=ignored))
 
@@ -453,33 +478,88 @@ def _apply_listeners(
     given: dict[str, str],
     values: dict[str, Any],
     given_as: dict[str, str],
+) -> tuple[listener_settings.ListenerSpec, ...]:
+    """The listeners to serve. The first one is the one listener.host/port (--host,
+    --port) and advertised.host/port describe: given with `listeners`, they must agree
+    with it. An empty host binds listener.host."""
+    if not found.binds:
+        raise SettingsError(
+            f"listeners={given.get('listeners', '')}: no listener for clients (every one is "
+            "in controller.listener.names)"
+        )
+    first, _ = found.binds[0]
+    if found.explicit:
+        _agree("listeners", given, first, values, given_as, "host", "port")
+    advertised_first = found.advertised.get(first.name)
+    if advertised_first is not None:
+        _agree(
+            "advertised.listeners",
+            given,
+            advertised_first,
+            values,
+            given_as,
+            "advertised_host",
+            "advertised_port",
+        )
+    default_host = values.get("host", Settings.host)
+    specs = []
+    for index, (endpoint, protocol) in enumerate(found.binds):
+        if index == 0:
+            host = default_host
+            port = values.get("port", Settings.port)
+            advertised_host = values.get("advertised_host")
+            advertised_port = values.get("advertised_port")
+        else:
+            host = endpoint.host or default_host
+            port = endpoint.port
+            other = found.advertised.get(endpoint.name)
+            advertised_host = (other.host or None) if other is not None else None
+            advertised_port = other.port if other is not None else None
+        spec = listener_settings.ListenerSpec(
+            endpoint.name, protocol, host, port, advertised_host, advertised_port
+        )
+        _check_exposure(spec, values)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _agree(
+    setting: str,
+    given: dict[str, str],
+    endpoint: listener_settings.Endpoint,
+    values: dict[str, Any],
+    given_as: dict[str, str],
+    host_attr: str,
+    port_attr: str,
 ) -> None:
-    """A PLAINTEXT listener from `listeners`/`advertised.listeners` sets host and port;
-    it must agree with listener.host/port (advertised.host/port) when those are given."""
-    for setting, endpoint, host_attr, port_attr in (
-        ("listeners", found.bind, "host", "port"),
-        ("advertised.listeners", found.advertised, "advertised_host", "advertised_port"),
-    ):
-        if endpoint is None:
-            continue
-        text = f"{setting}={given[setting]}"
-        if port_attr in given_as and values[port_attr] != endpoint.port:
-            raise SettingsError(
-                f"{text} asks for port {endpoint.port} but {given_as[port_attr]} is "
-                f"{values[port_attr]}: give one of them"
-            )
-        values[port_attr] = endpoint.port
-        if not endpoint.host:
-            continue  # Kafka's "every interface": listener.host (loopback by default) stays
-        if host_attr in given_as:
-            if values[host_attr] != endpoint.host:
-                raise SettingsError(
-                    f"{text} asks for host {endpoint.host} but {given_as[host_attr]} is "
-                    f"{values[host_attr]}: give one of them"
-                )
-        elif setting == "listeners" and not listener_settings.is_loopback(endpoint.host):
-            raise SettingsError(
-                f"{text} would listen on {endpoint.host}, beyond loopback, without TLS or "
-                f"SASL: set listener.host={endpoint.host} (or --host) as well to allow it"
-            )
-        values[host_attr] = endpoint.host
+    """The first listener of `listeners` (`advertised.listeners`) sets listener.host/port
+    (advertised.host/port); when those are given too, they must be the same."""
+    text = f"{setting}={given[setting]}"
+    if port_attr in given_as and values[port_attr] != endpoint.port:
+        raise SettingsError(
+            f"{text} asks for port {endpoint.port} but {given_as[port_attr]} is "
+            f"{values[port_attr]}: give one of them"
+        )
+    values[port_attr] = endpoint.port
+    if not endpoint.host:
+        return  # Kafka's "every interface": listener.host (loopback by default) stays
+    if host_attr in given_as and values[host_attr] != endpoint.host:
+        raise SettingsError(
+            f"{text} asks for host {endpoint.host} but {given_as[host_attr]} is "
+            f"{values[host_attr]}: give one of them"
+        )
+    values[host_attr] = endpoint.host
+
+
+def _check_exposure(spec: listener_settings.ListenerSpec, values: dict[str, Any]) -> None:
+    """A listener without TLS beyond loopback only when the operator says so."""
+    if spec.tls or listener_settings.is_loopback(spec.host):
+        return
+    if values.get("allow_plaintext_non_loopback", False):
+        return
+    where = spec.host or "every interface"
+    raise SettingsError(
+        f"listener {spec.name} ({spec.security_protocol}) would listen on {where}, beyond "
+        f"loopback, without TLS: use an SSL or SASL_SSL listener, or set "
+        f"{listener_settings.ALLOW_NON_LOOPBACK}=true to allow it"
+    )

@@ -95,11 +95,13 @@ def render() -> str:
     ]
     listeners = ", ".join(f"`{name}`" for name in listener_settings.NAMES)
     lines.append(
-        f"| {listeners} | one `PLAINTEXT://host:port` listener sets `listener.port` (and a "
-        "loopback host `listener.host`; an empty host keeps it), one advertised one "
-        "`advertised.host`/`advertised.port`; a conflict with those settings, a host beyond "
-        "loopback not also given as `listener.host`, and any SSL, SASL_PLAINTEXT or SASL_SSL "
-        f"listener are refused ({listener_settings.NOT_SUPPORTED}) |"
+        f"| {listeners} | Kafka's meaning and checks: several listeners, each served, "
+        "custom names through `listener.security.protocol.map`; Metadata, FindCoordinator "
+        "and DescribeCluster answer with the advertised endpoint of the listener the client "
+        "came in on; the first listener is the one `listener.host`/`listener.port` (`--host`, "
+        "`--port`) and `advertised.host`/`advertised.port` describe, and must agree with; an "
+        "empty host binds `listener.host`; the inter-broker settings are checked (they must "
+        "name a listener) and have no effect (one broker) |"
     )
     for ignored in IGNORED:
         accepts = f" (only `{'`, `'.join(ignored.accepts)}`)" if ignored.accepts else ""

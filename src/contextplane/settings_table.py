@@ -357,6 +357,14 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="empty (none)",
     ),
     Setting(
+        "allow.plaintext.non.loopback",
+        "allow_plaintext_non_loopback",
+        "",
+        "a listener without TLS (PLAINTEXT, SASL_PLAINTEXT) may bind an address beyond "
+        "loopback (`--host`, `listener.host`, `listeners`); off, such a listener refuses to "
+        "start, so that data and credentials never cross a network in clear by accident",
+    ),
+    Setting(
         "allow.everyone.if.no.acl.found",
         "allow_everyone_if_no_acl_found",
         "",

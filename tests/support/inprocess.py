@@ -88,6 +88,11 @@ class InProcessBroker:
         self.port = self.broker.bound_port
         return self
 
+    def listener_port(self, name: str) -> int:
+        """The port the named listener bound (several listeners: `listeners=...`)."""
+        assert self.broker is not None, "not started"
+        return self.broker.bound_ports[name]
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """A clean stop, as on SIGTERM: storage uploads what it can, then closes."""
         if self.broker is None:

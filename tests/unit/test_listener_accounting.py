@@ -14,8 +14,8 @@ import pytest
 from kio.serial import entity_writer
 
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.listener import Listener
 from contextplane.broker.pipeline import Pipeline, Route
-from contextplane.broker.server import Listener
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode

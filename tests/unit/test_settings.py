@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.settings import Settings, SettingsError, env_name, load_settings
+from contextplane.settings import (
+    DERIVED_FIELDS,
+    Settings,
+    SettingsError,
+    env_name,
+    load_settings,
+)
 from contextplane.settings_doc import readme_block, render
 from contextplane.settings_table import IGNORED, SETTINGS, TOOL_VARIABLES, UNSUPPORTED
 
@@ -163,7 +169,6 @@ def test_a_kafka_server_properties_file_works_and_its_unused_settings_are_listed
         "controller.quorum.bootstrap.servers",
         "inter.broker.listener.name",
         "controller.listener.names",
-        "listener.security.protocol.map",
         "num.network.threads",
         "num.io.threads",
         "socket.send.buffer.bytes",
@@ -211,7 +216,7 @@ def test_kafka_orders_retention_ms_over_minutes_over_hours(tmp_path: Path) -> No
         ("sasl.enabled.mechanisms", "PLAIN", "SASL is not supported"),
         ("authorizer.class.name", "kafka.security.Authorizer", "StandardAuthorizer or leave"),
         ("delete.topic.enable", "false", "topics can always be deleted"),
-        ("security.inter.broker.protocol", "SSL", "TLS/SASL listeners are not supported yet"),
+        ("security.inter.broker.protocol", "SSL", "must name a listener"),
         ("log.dirs", "/a,/b", "one directory"),
     ],
 )
@@ -223,7 +228,7 @@ def test_settings_that_would_change_behaviour_are_refused(
 
 
 def test_the_table_has_every_field_once() -> None:
-    fields = {f.name for f in dataclasses.fields(Settings)} - {"ignored"}
+    fields = {f.name for f in dataclasses.fields(Settings)} - DERIVED_FIELDS
     assert {s.attr for s in SETTINGS} == fields
     names = [name for setting in SETTINGS for name in setting.names]
     assert len(names) == len(set(names))
@@ -289,14 +294,17 @@ def _set(**given: str) -> Settings:
     ],
 )
 def test_listeners_asking_for_tls_or_sasl_are_refused(name: str, value: str) -> None:
-    with pytest.raises(SettingsError, match=r"TLS/SASL listeners are not supported yet|not in"):
+    with pytest.raises(
+        SettingsError,
+        match=r"not supported yet|No security protocol|must name a listener|subset of the ones",
+    ):
         load_settings(environ={}, overrides={name: value})
     with pytest.raises(SettingsError, match=rf"{name}"):
         load_settings(environ={env_name(name): value})
 
 
 def test_a_plaintext_listener_is_refused_when_a_named_protocol_is_secure() -> None:
-    with pytest.raises(SettingsError, match="TLS/SASL listeners are not supported yet"):
+    with pytest.raises(SettingsError, match="SASL is not supported yet"):
         load_settings(
             environ={},
             overrides={
@@ -323,16 +331,16 @@ def test_one_plaintext_listener_sets_host_and_port() -> None:
     assert (local.host, local.port) == ("localhost", 19098)
     advertised = _set(advertised_listeners="PLAINTEXT://broker.example:29092")
     assert advertised.advertised == ("broker.example", 29092)
-    # Beyond loopback only when listener.host says so too.
-    with pytest.raises(SettingsError, match="beyond loopback.*listener.host=0.0.0.0"):
+    # Beyond loopback without TLS only when allow.plaintext.non.loopback says so.
+    with pytest.raises(SettingsError, match="beyond loopback.*allow.plaintext.non.loopback"):
         _set(listeners="PLAINTEXT://0.0.0.0:9092")
-    everywhere = _set(listeners="PLAINTEXT://0.0.0.0:9092", listener_host="0.0.0.0")
+    everywhere = _set(listeners="PLAINTEXT://0.0.0.0:9092", allow_plaintext_non_loopback="true")
     assert (everywhere.host, everywhere.port) == ("0.0.0.0", 9092)
-    with pytest.raises(SettingsError, match="one PLAINTEXT listener"):
-        _set(
-            listeners="PLAINTEXT://:9092,OTHER://:9093",
-            listener_security_protocol_map="PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
-        )
+    several = _set(
+        listeners="PLAINTEXT://:9092,OTHER://:9093",
+        listener_security_protocol_map="PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+    )
+    assert [(s.name, s.port) for s in several.listeners] == [("PLAINTEXT", 9092), ("OTHER", 9093)]
 
 
 def test_a_listener_that_disagrees_with_listener_port_names_both(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from contextplane.broker.handlers import (
     producer_ids,
     quotas,
 )
+from contextplane.broker.listener import BrokerListeners, serve
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.pipeline import Handler, Pipeline, Route
-from contextplane.broker.server import Listener, serve
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group import GroupCoordinator
@@ -148,18 +148,23 @@ class Broker:
         self.storage: StorageEngine | None = None
         self.groups: GroupCoordinator | None = None
         self.pipeline: Pipeline | None = None
-        self._listener: Listener | None = None
-        self.bound_port = settings.port
+        self._listeners: BrokerListeners | None = None
+        self.bound_port = settings.port  # the first listener's
+        self.bound_ports: dict[str, int] = {}  # listener name -> port bound
 
     def _api_versions(self) -> list[dict[str, int]]:
         assert self.pipeline is not None, "ApiVersions is answered only once the pipeline runs"
         return self.pipeline.api_versions()
 
-    def advertised(self) -> tuple[str, int]:
-        """What Metadata and FindCoordinator tell clients: the advertised listener, or
-        the port actually bound when the listener asked for any free port (0)."""
-        host, port = self.settings.advertised
-        return host, port or self.bound_port
+    def advertised(self, listener: str) -> tuple[str, int]:
+        """What Metadata, FindCoordinator and DescribeCluster tell a client that came in
+        on `listener`: its advertised endpoint, or the port actually bound when it asked
+        for any free port (0)."""
+        for spec in self.settings.listeners:
+            if spec.name == listener:
+                port = spec.advertised_port or self.bound_ports.get(spec.name, spec.port)
+                return spec.advertised_host or spec.host, port
+        raise KeyError(f"no listener {listener}")
 
     async def start(self) -> None:
         settings = self.settings
@@ -220,15 +225,18 @@ class Broker:
             quota_admin=quota_admin,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
-        self._listener = await serve(pipeline, settings)
-        self.bound_port = self._listener.port
+        self._listeners = listeners = await serve(pipeline, settings)
+        self.bound_ports = {
+            spec.name: listeners.bound_port(spec.name) for spec in settings.listeners
+        }
+        self.bound_port = self.bound_ports[settings.listeners[0].name]
         log.info("contextplane broker listening on %s:%d", settings.host, self.bound_port)
 
     async def stop(self) -> None:
         """Stop listening, stop the coordinators, then close storage (which uploads for at
         most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
-        if self._listener is not None:
-            self._listener.close()
+        if self._listeners is not None:
+            self._listeners.close()
         if self.groups is not None:
             await self.groups.stop()
         if self.storage is not None:

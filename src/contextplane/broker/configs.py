@@ -74,8 +74,11 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "socket.request.max.bytes": lambda s: str(s.socket_request_max_bytes),
     "group.initial.rebalance.delay.ms": lambda s: str(s.group_initial_rebalance_delay_ms),
     "node.id": lambda s: str(s.node_id),
-    "listeners": lambda s: f"PLAINTEXT://{s.host}:{s.port}",
-    "advertised.listeners": lambda s: "PLAINTEXT://{}:{}".format(*s.advertised),
+    "listeners": lambda s: ",".join(spec.url() for spec in s.listeners),
+    "advertised.listeners": lambda s: ",".join(
+        f"{spec.name}://{spec.advertised_host or spec.host}:{spec.advertised_port or spec.port}"
+        for spec in s.listeners
+    ),
 }
 
 

@@ -50,7 +50,8 @@ class ClusterView:
 
     cluster_id: str
     node_id: int
-    advertised: Callable[[], tuple[str, int]]  # host, port of this broker's listener
+    # The host and port this broker tells a client that came in on the named listener.
+    advertised: Callable[[str], tuple[str, int]]
     api_versions: Callable[[], list[dict[str, int]]]  # ApiVersions' list, from the routes
 
 
@@ -80,7 +81,8 @@ class ConnectionInfo:
     their verdicts to it; the pipeline asks it whether a request may be handled)."""
 
     peer: str  # host:port
-    listener: str = "PLAINTEXT"
+    listener: str = "PLAINTEXT"  # the listener's name (listeners=NAME://host:port)
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     principal: Principal = ANONYMOUS
     state: ConnectionState = field(default_factory=ConnectionState)
     # The mute owed once the next response is written (quota throttles, KIP-219).
@@ -167,6 +169,11 @@ class RequestContext:
     @property
     def principal(self) -> Principal:
         return self.connection.principal
+
+    def advertised(self) -> tuple[str, int]:
+        """This broker's endpoint as the client knows it: the advertised endpoint of the
+        listener the request came in on."""
+        return self.services.cluster.advertised(self.connection.listener)
 
     @property
     def client_host(self) -> str:

@@ -1,5 +1,5 @@
-"""The only asyncio networking code for Kafka: the listener, and one Protocol instance per
-connection.
+"""One asyncio Protocol instance per Kafka connection (the listeners that accept them are
+`broker/listener.py`).
 
 Requests on a connection are handled one at a time, in order, as Kafka does. A handler
 may return an awaitable instead of a response: its waiting part (a WAL sync, a long-poll
@@ -23,19 +23,13 @@ Nothing a client does can hold the broker's memory or its attention for long:
 from __future__ import annotations
 
 import asyncio
-import errno
-import functools
 import inspect
 import logging
-import resource
-import socket
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contextplane import limits
-from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import ConnectionInfo
-from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.throttle import Mute
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
@@ -47,19 +41,14 @@ from contextplane.protocol.connection import (
     decode_frame,
 )
 from contextplane.protocol.connection_state import State
-from contextplane.settings import Settings
+
+if TYPE_CHECKING:
+    from contextplane.broker.listener import Listener
 
 log = logging.getLogger(__name__)
 
 # Bytes of queued responses after which the connection stops reading (back-pressure).
 _WRITE_HIGH_WATER_BYTES = 8 * 1024 * 1024
-# Kafka's socket.listen.backlog.size is 50; asyncio's default is 100.
-_LISTEN_BACKLOG = 100
-# After accept() fails for lack of descriptors or memory, wait this long before trying
-# again (asyncio's own listener does the same).
-_ACCEPT_RETRY_DELAY_S = 1.0
-# Rejections per address are logged at most this often, with their count.
-_REJECTION_LOG_INTERVAL_S = 10.0
 # Pause reasons: the broker's request budget is spent / the client reads too slowly.
 _PAUSED_FOR_MEMORY = "memory"
 _PAUSED_FOR_WRITES = "writes"
@@ -82,159 +71,6 @@ def _decoded_off_loop(frame: bytes) -> bool:
     return not produce or len(frame) >= limits.OFF_LOOP_PRODUCE_FRAME_BYTES_MIN
 
 
-def connection_limit(max_connections: int) -> int:
-    """max.connections, capped so accepted sockets leave descriptors for the broker's
-    own files (WAL, SQLite, objects, S3 connections)."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return max_connections
-    budget = max(1, soft - limits.DESCRIPTORS_RESERVED)
-    if budget < max_connections:
-        log.debug(
-            "accepting at most %d connections: RLIMIT_NOFILE is %d and %d descriptors are "
-            "kept for the broker's files (max.connections=%d)",
-            budget,
-            soft,
-            limits.DESCRIPTORS_RESERVED,
-            max_connections,
-        )
-    return min(max_connections, budget)
-
-
-class Listener:
-    """Accepts connections within the quotas and closes idle and stalled ones."""
-
-    def __init__(
-        self, pipeline: Pipeline, settings: Settings, security_protocol: str = "PLAINTEXT"
-    ) -> None:
-        self.pipeline = pipeline
-        # PLAINTEXT connections start ready; SASL ones go through the handshake first.
-        self.security_protocol = security_protocol
-        self.frame_bytes_max = settings.socket_request_max_bytes
-        self.idle_s = settings.connections_max_idle_ms / 1000
-        self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
-        self.quotas = ConnectionQuotas(
-            connection_limit(settings.max_connections),
-            settings.max_connections_per_ip,
-            settings.connections_per_ip_overrides,
-        )
-        self.memory = RequestMemory(settings.queued_max_request_bytes)
-        # One read buffer for every connection: each read is copied out of it at once.
-        self.read_buffer = bytearray(limits.SOCKET_READ_BYTES_MAX)
-        self.connections: set[KafkaConnection] = set()
-        self._sockets: list[socket.socket] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._slot_freed = asyncio.Event()
-        self._rejected: dict[str, int] = {}
-        self._rejections_logged_at = 0.0
-
-    @property
-    def port(self) -> int:
-        return int(self._sockets[0].getsockname()[1])
-
-    async def start(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if port == 0 and self._sockets:  # one free port for every address
-                    address = (address[0], self.port, *address[2:])
-                sock.bind(address)
-                sock.listen(_LISTEN_BACKLOG)
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                self.close()
-                # asyncio's wording, which operators and tests know
-                raise OSError(
-                    exc.errno,
-                    f"error while attempting to bind on address {address!r}: "
-                    f"{(exc.strerror or str(exc)).lower()}",
-                ) from None
-            self._sockets.append(sock)
-        self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
-        self._tasks.append(asyncio.create_task(self._expire_loop()))
-
-    def close(self) -> None:
-        """Stop listening (established connections are left to the process's end)."""
-        for task in self._tasks:
-            task.cancel()
-        for sock in self._sockets:
-            sock.close()
-
-    async def _accept_loop(self, listening: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self.quotas.slot_available():
-                # Kafka's max.connections: stop accepting; new connections wait in the
-                # listen backlog until one closes.
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            try:
-                sock, address = await loop.sock_accept(listening)
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accepting a connection failed: %s; retrying", exc)
-                    await asyncio.sleep(_ACCEPT_RETRY_DELAY_S)
-                continue
-            host = str(address[0])
-            if not self.quotas.admit(host):
-                sock.close()
-                self._log_rejection(host)
-                continue
-            connection = KafkaConnection(self, host)
-            try:
-                await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
-            except Exception as exc:  # noqa: BLE001 - one connection, not the listener
-                if not isinstance(exc, OSError):
-                    log.exception("setting up the connection from %s failed", host)
-                sock.close()
-                if not connection.counted:
-                    self.quotas.release(host)
-
-    def _log_rejection(self, host: str) -> None:
-        """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""
-        self._rejected[host] = self._rejected.get(host, 0) + 1
-        self._flush_rejections(asyncio.get_running_loop().time())
-
-    def _flush_rejections(self, now: float) -> None:
-        if not self._rejected or now - self._rejections_logged_at < _REJECTION_LOG_INTERVAL_S:
-            return
-        self._rejections_logged_at = now
-        for address, count in self._rejected.items():
-            log.warning(
-                "refused %d connection(s) from %s: the address already has its maximum of %d "
-                "(max.connections.per.ip)",
-                count,
-                address,
-                self.quotas.limit_for(address),
-            )
-        self._rejected.clear()
-
-    def connection_opened(self, connection: KafkaConnection) -> None:
-        self.connections.add(connection)
-
-    def connection_closed(self, connection: KafkaConnection) -> None:
-        self.connections.discard(connection)
-        self.quotas.release(connection.host)
-        self._slot_freed.set()
-
-    async def _expire_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = min(1.0, max(0.01, min(self.idle_s, self.receive_timeout_s) / 4))
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for connection in list(self.connections):
-                connection.check_deadlines(now)
-            self._flush_rejections(now)
-
-
 # Put on a connection's response queue after the last response it owes: close once it
 # is written (the failure response of a SASL exchange, as Kafka sends it).
 _CLOSE_AFTER_WRITES = object()
@@ -254,7 +90,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._peer = "?"
-        self._info = ConnectionInfo(self._peer, state=self._conn.state)
+        self._info = self._connection_info()
         # Request memory counted for each admitted frame not yet handled, oldest first.
         self._frame_costs: deque[int] = deque()
         self._frames_ready = asyncio.Event()
@@ -283,6 +119,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _closed(self) -> bool:
         return self._conn.closing
 
+    def _connection_info(self) -> ConnectionInfo:
+        listener = self._listener
+        return ConnectionInfo(
+            self._peer,
+            listener=listener.name,
+            security_protocol=listener.security_protocol,
+            state=self._conn.state,
+        )
+
     # -- asyncio callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -291,7 +136,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._listener.connection_opened(self)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self._info = ConnectionInfo(self._peer, state=self._conn.state)
+        self._info = self._connection_info()
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
@@ -585,14 +430,3 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._transport is not None and not self._transport.is_closing():
             self._last_activity = self._loop.time()
             self._transport.writelines(parts)
-
-
-async def serve(pipeline: Pipeline, settings: Settings) -> Listener:
-    listener = Listener(pipeline, settings)
-    await listener.start(settings.host, settings.port)
-    return listener
-
-
-def _same(connection: KafkaConnection) -> KafkaConnection:
-    """The protocol factory of an accepted socket: the connection already made for it."""
-    return connection

@@ -51,7 +51,7 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
 
 
 def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
-    host, port = ctx.cluster.advertised()
+    host, port = ctx.advertised()
     return [{"node_id": ctx.cluster.node_id, "host": host, "port": port, "rack": None}]
 
 
@@ -155,7 +155,7 @@ _metadata_outers: dict[tuple[int, tuple[str, int], str, int], Any] = {}
 
 def _metadata_outer(ctx: RequestContext) -> Any:
     cluster = ctx.cluster
-    key = (ctx.api_version, cluster.advertised(), cluster.cluster_id, cluster.node_id)
+    key = (ctx.api_version, ctx.advertised(), cluster.cluster_id, cluster.node_id)
     outer = _metadata_outers.get(key) if not ctx.throttle_ms else None
     if outer is None:
         outer = ctx.response(
@@ -228,7 +228,7 @@ def _resolve(
 
 
 async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
-    host, port = ctx.cluster.advertised()
+    host, port = ctx.advertised()
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,

@@ -89,7 +89,7 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
     if key_type == GROUP_KEY_TYPE:
-        host, port = ctx.cluster.advertised()
+        host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
     if key_type == TRANSACTION_KEY_TYPE:
         # No transaction coordinator yet. COORDINATOR_NOT_AVAILABLE is retriable, so

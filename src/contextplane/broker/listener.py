@@ -1,0 +1,269 @@
+"""The broker's listeners: one accept loop per listener (`listeners=NAME://host:port,...`),
+each connection tagged with the listener it came in on.
+
+The limits are the broker's, shared by every listener as in Kafka: `max.connections`
+and `max.connections.per.ip` count connections on all listeners together, and
+`queued.max.request.bytes` is one budget for every connection's request bytes. When
+`max.connections` is reached every listener stops accepting (new connections wait in the
+listen backlog) until a connection closes on any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import resource
+import socket
+from dataclasses import dataclass, field
+
+from contextplane import limits
+from contextplane.broker.connections import ConnectionQuotas, RequestMemory
+from contextplane.broker.pipeline import Pipeline
+from contextplane.broker.server import KafkaConnection
+from contextplane.listener_settings import ListenerSpec
+from contextplane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Kafka's socket.listen.backlog.size is 50; asyncio's default is 100.
+_LISTEN_BACKLOG = 100
+# After accept() fails for lack of descriptors or memory, wait this long before trying
+# again (asyncio's own listener does the same).
+_ACCEPT_RETRY_DELAY_S = 1.0
+# Rejections per address are logged at most this often, with their count.
+_REJECTION_LOG_INTERVAL_S = 10.0
+_DEFAULT_SPEC = ListenerSpec("PLAINTEXT", "PLAINTEXT", "127.0.0.1", 0)
+
+
+def connection_limit(max_connections: int) -> int:
+    """max.connections, capped so accepted sockets leave descriptors for the broker's
+    own files (WAL, SQLite, objects, S3 connections)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    budget = max(1, soft - limits.DESCRIPTORS_RESERVED)
+    if budget < max_connections:
+        log.debug(
+            "accepting at most %d connections: RLIMIT_NOFILE is %d and %d descriptors are "
+            "kept for the broker's files (max.connections=%d)",
+            budget,
+            soft,
+            limits.DESCRIPTORS_RESERVED,
+            max_connections,
+        )
+    return min(max_connections, budget)
+
+
+@dataclass
+class SharedLimits:
+    """What every listener of one broker shares: the connection quotas, the request
+    memory, the read buffer (each read is copied out of it at once) and the signal that
+    a connection slot was freed."""
+
+    quotas: ConnectionQuotas
+    memory: RequestMemory
+    read_buffer: bytearray = field(default_factory=lambda: bytearray(limits.SOCKET_READ_BYTES_MAX))
+    slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SharedLimits:
+        quotas = ConnectionQuotas(
+            connection_limit(settings.max_connections),
+            settings.max_connections_per_ip,
+            settings.connections_per_ip_overrides,
+        )
+        return cls(quotas, RequestMemory(settings.queued_max_request_bytes))
+
+
+class Listener:
+    """One listener: accepts connections within the shared quotas and closes idle and
+    stalled ones."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: Settings,
+        spec: ListenerSpec = _DEFAULT_SPEC,
+        shared: SharedLimits | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.spec = spec
+        self.name = spec.name
+        # PLAINTEXT and SSL connections start ready; SASL ones go through the handshake.
+        self.security_protocol = spec.security_protocol
+        self.frame_bytes_max = settings.socket_request_max_bytes
+        self.idle_s = settings.connections_max_idle_ms / 1000
+        self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
+        shared = shared or SharedLimits.from_settings(settings)
+        self.shared = shared
+        self.quotas = shared.quotas
+        self.memory = shared.memory
+        self.read_buffer = shared.read_buffer
+        self.connections: set[KafkaConnection] = set()
+        self._sockets: list[socket.socket] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rejected: dict[str, int] = {}
+        self._rejections_logged_at = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self._sockets[0].getsockname()[1])
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and self._sockets:  # one free port for every address
+                    address = (address[0], self.port, *address[2:])
+                sock.bind(address)
+                sock.listen(_LISTEN_BACKLOG)
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                self.close()
+                # asyncio's wording, which operators and tests know
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(exc.strerror or str(exc)).lower()}",
+                ) from None
+            self._sockets.append(sock)
+        self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
+        self._tasks.append(asyncio.create_task(self._expire_loop()))
+
+    def close(self) -> None:
+        """Stop listening (established connections are left to the process's end)."""
+        for task in self._tasks:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+
+    async def _accept_loop(self, listening: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        slot_freed = self.shared.slot_freed
+        while True:
+            if not self.quotas.slot_available():
+                # Kafka's max.connections: stop accepting; new connections wait in the
+                # listen backlog until one closes.
+                slot_freed.clear()
+                await slot_freed.wait()
+                continue
+            try:
+                sock, address = await loop.sock_accept(listening)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accepting a connection failed: %s; retrying", exc)
+                    await asyncio.sleep(_ACCEPT_RETRY_DELAY_S)
+                continue
+            host = str(address[0])
+            if not self.quotas.admit(host):
+                sock.close()
+                self._log_rejection(host)
+                continue
+            await self._set_up(sock, host)
+
+    async def _set_up(self, sock: socket.socket, host: str) -> None:
+        """Make the connection of an accepted socket."""
+        loop = asyncio.get_running_loop()
+        connection = KafkaConnection(self, host)
+        try:
+            await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
+        except Exception as exc:  # noqa: BLE001 - one connection, not the listener
+            if not isinstance(exc, OSError):
+                log.exception("setting up the connection from %s failed", host)
+            sock.close()
+            if not connection.counted:
+                self.quotas.release(host)
+
+    def _log_rejection(self, host: str) -> None:
+        """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""
+        self._rejected[host] = self._rejected.get(host, 0) + 1
+        self._flush_rejections(asyncio.get_running_loop().time())
+
+    def _flush_rejections(self, now: float) -> None:
+        if not self._rejected or now - self._rejections_logged_at < _REJECTION_LOG_INTERVAL_S:
+            return
+        self._rejections_logged_at = now
+        for address, count in self._rejected.items():
+            log.warning(
+                "refused %d connection(s) from %s: the address already has its maximum of %d "
+                "(max.connections.per.ip)",
+                count,
+                address,
+                self.quotas.limit_for(address),
+            )
+        self._rejected.clear()
+
+    def connection_opened(self, connection: KafkaConnection) -> None:
+        self.connections.add(connection)
+
+    def connection_closed(self, connection: KafkaConnection) -> None:
+        self.connections.discard(connection)
+        self.quotas.release(connection.host)
+        self.shared.slot_freed.set()
+
+    async def _expire_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = min(1.0, max(0.01, min(self.idle_s, self.receive_timeout_s) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in list(self.connections):
+                connection.check_deadlines(now)
+            self._flush_rejections(now)
+
+
+class BrokerListeners:
+    """Every listener of one broker, started in the order `listeners` names them."""
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        shared = SharedLimits.from_settings(settings)
+        self.listeners = [Listener(pipeline, settings, spec, shared) for spec in settings.listeners]
+
+    async def start(self) -> None:
+        started: list[Listener] = []
+        try:
+            for listener in self.listeners:
+                await listener.start(listener.spec.host, listener.spec.port)
+                started.append(listener)
+        except BaseException:
+            for listener in started:
+                listener.close()
+            raise
+
+    def bound_port(self, name: str) -> int:
+        """The port the named listener bound (the one asked for, or a free one for 0)."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener.port
+        raise KeyError(name)
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+
+
+async def serve(pipeline: Pipeline, settings: Settings) -> BrokerListeners:
+    listeners = BrokerListeners(pipeline, settings)
+    await listeners.start()
+    for listener in listeners.listeners:
+        log.info(
+            "listener %s (%s) on %s:%d",
+            listener.name,
+            listener.security_protocol,
+            listener.spec.host,
+            listener.port,
+        )
+    return listeners
+
+
+def _same(connection: KafkaConnection) -> KafkaConnection:
+    """The protocol factory of an accepted socket: the connection already made for it."""
+    return connection
