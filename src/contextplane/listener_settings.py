@@ -12,6 +12,10 @@ Kafka's checks and messages: each listener a different name and (port 0 aside) a
 different port, every name in the protocol map, advertised names a subset of the
 listeners, no advertised 0.0.0.0, at most one of the two inter-broker settings.
 
+`read` checks the settings; `resolve` turns them into the listeners to serve, the first
+being the one `listener.host`/`listener.port` describe; `check_listener_ssl` checks that
+each `listener.name.<listener>.ssl.*` names a TLS listener.
+
 Beyond Kafka, the safe default: an empty host binds `listener.host` (loopback unless
 given), where Kafka would bind every interface; a listener without TLS (PLAINTEXT,
 SASL_PLAINTEXT) beyond loopback needs `allow.plaintext.non.loopback=true`; a SASL
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 NAMES = (
     "listeners",
@@ -37,18 +42,12 @@ TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 # Kafka's default listener.security.protocol.map: each protocol's name maps to itself.
 _DEFAULT_MAP = {protocol: protocol for protocol in PROTOCOLS}
 SASL_NOT_AVAILABLE = "SASL is not supported yet (a SASL listener would accept anyone)"
-TLS_NOT_AVAILABLE = "TLS listeners are not supported yet"
 ALLOW_NON_LOOPBACK = "allow.plaintext.non.loopback"
 
 
 def sasl_available() -> bool:
     """Whether this broker can authenticate SASL clients; until it can, a SASL_PLAINTEXT
     or SASL_SSL listener is refused at start."""
-    return False
-
-
-def tls_available() -> bool:
-    """Whether this broker can serve SSL and SASL_SSL listeners."""
     return False
 
 
@@ -172,8 +171,6 @@ def _check_serveable(setting: str, name: str, protocol: str) -> None:
     what = f"a {protocol} listener" if name == protocol else f"listener {name} is {protocol}"
     if protocol in SASL_PROTOCOLS and not sasl_available():
         raise ListenerError(f"{setting}: {what}: {SASL_NOT_AVAILABLE}")
-    if protocol in TLS_PROTOCOLS and not tls_available():
-        raise ListenerError(f"{setting}: {what}: {TLS_NOT_AVAILABLE}")
 
 
 def read(given: dict[str, str], controller_names: str | None) -> Listeners:
@@ -250,3 +247,120 @@ def _inter_broker(
             f"options based on currently configured listeners are {','.join(names)}"
         )
     unused[setting] = "one broker, no inter-broker traffic"
+
+
+def listener_ssl_name(name: str, ssl_names: frozenset[str]) -> tuple[str, str] | None:
+    """(listener, ssl setting) of `listener.name.<listener>.ssl.*`, else None."""
+    if not name.startswith("listener.name."):
+        return None
+    listener, _, rest = name.removeprefix("listener.name.").partition(".")
+    if not listener or rest not in ssl_names:
+        return None
+    return listener.upper(), rest
+
+
+def check_listener_ssl(
+    given: dict[str, dict[str, str]], specs: tuple[ListenerSpec, ...]
+) -> dict[str, dict[str, str]]:
+    """Per-listener TLS settings must name a TLS listener (Kafka ignores others: here a
+    misspelt listener name must not leave the intended one on the global settings)."""
+    tls = {spec.name for spec in specs if spec.tls}
+    for listener, names in given.items():
+        if listener not in tls:
+            name = f"listener.name.{listener.lower()}.{next(iter(names))}"
+            raise ListenerError(
+                f"{name}: no SSL or SASL_SSL listener is named {listener} "
+                f"(TLS listeners: {', '.join(sorted(tls)) or 'none'})"
+            )
+    return given
+
+
+def resolve(
+    found: Listeners,
+    given: dict[str, str],
+    values: dict[str, Any],
+    given_as: dict[str, str],
+    defaults: tuple[str, int],
+) -> tuple[ListenerSpec, ...]:
+    """The listeners to serve. The first one is the one listener.host/port (--host,
+    --port) and advertised.host/port describe: given with `listeners`, they must agree
+    with it. An empty host binds listener.host."""
+    if not found.binds:
+        raise ListenerError(
+            f"listeners={given.get('listeners', '')}: no listener for clients (every one is "
+            "in controller.listener.names)"
+        )
+    first, _ = found.binds[0]
+    if found.explicit:
+        _agree("listeners", given, first, values, given_as, "host", "port")
+    advertised_first = found.advertised.get(first.name)
+    if advertised_first is not None:
+        _agree(
+            "advertised.listeners",
+            given,
+            advertised_first,
+            values,
+            given_as,
+            "advertised_host",
+            "advertised_port",
+        )
+    default_host = values.get("host", defaults[0])
+    specs = []
+    for index, (endpoint, protocol) in enumerate(found.binds):
+        if index == 0:
+            host = default_host
+            port = values.get("port", defaults[1])
+            advertised_host = values.get("advertised_host")
+            advertised_port = values.get("advertised_port")
+        else:
+            host = endpoint.host or default_host
+            port = endpoint.port
+            other = found.advertised.get(endpoint.name)
+            advertised_host = (other.host or None) if other is not None else None
+            advertised_port = other.port if other is not None else None
+        spec = ListenerSpec(endpoint.name, protocol, host, port, advertised_host, advertised_port)
+        _check_exposure(spec, values)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _agree(
+    setting: str,
+    given: dict[str, str],
+    endpoint: Endpoint,
+    values: dict[str, Any],
+    given_as: dict[str, str],
+    host_attr: str,
+    port_attr: str,
+) -> None:
+    """The first listener of `listeners` (`advertised.listeners`) sets listener.host/port
+    (advertised.host/port); when those are given too, they must be the same."""
+    text = f"{setting}={given[setting]}"
+    if port_attr in given_as and values[port_attr] != endpoint.port:
+        raise ListenerError(
+            f"{text} asks for port {endpoint.port} but {given_as[port_attr]} is "
+            f"{values[port_attr]}: give one of them"
+        )
+    values[port_attr] = endpoint.port
+    if not endpoint.host:
+        return  # Kafka's "every interface": listener.host (loopback by default) stays
+    if host_attr in given_as and values[host_attr] != endpoint.host:
+        raise ListenerError(
+            f"{text} asks for host {endpoint.host} but {given_as[host_attr]} is "
+            f"{values[host_attr]}: give one of them"
+        )
+    values[host_attr] = endpoint.host
+
+
+def _check_exposure(spec: ListenerSpec, values: dict[str, Any]) -> None:
+    """A listener without TLS beyond loopback only when the operator says so."""
+    if spec.tls or is_loopback(spec.host):
+        return
+    if values.get("allow_plaintext_non_loopback", False):
+        return
+    where = spec.host or "every interface"
+    raise ListenerError(
+        f"listener {spec.name} ({spec.security_protocol}) would listen on {where}, beyond "
+        f"loopback, without TLS: use an SSL or SASL_SSL listener, or set "
+        f"{ALLOW_NON_LOOPBACK}=true to allow it"
+    )

@@ -91,6 +91,24 @@ class Settings:
     # Client quotas: rates are measured over quota.window.num windows of this many seconds.
     quota_window_num: int = limits.QUOTA_WINDOW_NUM
     quota_window_size_seconds: int = limits.QUOTA_WINDOW_SIZE_SECONDS
+    # TLS of SSL and SASL_SSL listeners (Kafka's names; `listener.name.<listener>.ssl.*`
+    # overrides any of them for one listener: `listener_ssl`).
+    ssl_keystore_type: str = "PEM"
+    ssl_keystore_location: str = ""
+    ssl_keystore_password: str = ""
+    ssl_key_password: str = ""
+    ssl_keystore_certificate_chain: str = ""
+    ssl_keystore_key: str = ""
+    ssl_truststore_type: str = "PEM"
+    ssl_truststore_location: str = ""
+    ssl_truststore_password: str = ""
+    ssl_truststore_certificates: str = ""
+    ssl_enabled_protocols: str = "TLSv1.2,TLSv1.3"
+    ssl_protocol: str = "TLSv1.3"
+    ssl_client_auth: str = "none"
+    ssl_principal_mapping_rules: str = "DEFAULT"
+    # listener name -> {ssl setting name -> value}, from listener.name.<name>.ssl.*
+    listener_ssl: dict[str, dict[str, str]] = field(default_factory=dict)
     # A listener without TLS (PLAINTEXT, SASL_PLAINTEXT) may bind beyond loopback.
     allow_plaintext_non_loopback: bool = False
     # The listeners served, from `listeners` and the settings around it (empty: one
@@ -132,8 +150,10 @@ class Settings:
         return self.metadata_url or f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
 
 
+# Kafka's ssl.* settings, each of which listener.name.<listener>.ssl.* may override.
+_SSL_NAMES = frozenset(s.name for s in SETTINGS if s.name.startswith("ssl."))
 # Settings fields that are not settings of their own: derived from others.
-DERIVED_FIELDS = frozenset({"ignored", "listener_specs"})
+DERIVED_FIELDS = frozenset({"ignored", "listener_specs", "listener_ssl"})
 
 
 class SettingsError(ValueError):
@@ -401,6 +421,7 @@ def load_settings(
     given_as: dict[str, str] = {}
     ignored: dict[str, str] = {}
     listeners: dict[str, str] = {}
+    listener_ssl: dict[str, dict[str, str]] = {}
     for origin, entries in sources:
         chosen: dict[str, tuple[int, Setting, str, str, Any]] = {}
         for where, name, value in entries:
@@ -408,6 +429,11 @@ def load_settings(
             if known is None:
                 if name in listener_settings.NAMES:
                     listeners[name] = str(value)
+                    continue
+                per_listener = listener_settings.listener_ssl_name(name, _SSL_NAMES)
+                if per_listener is not None:
+                    listener, ssl_name = per_listener
+                    listener_ssl.setdefault(listener, {})[ssl_name] = str(value)
                     continue
                 try:
                     reason = ignored_reason(name, value)
@@ -431,9 +457,14 @@ def load_settings(
             given_as[attr] = name if where in ("--set", name) else f"{name} ({where})"
     try:
         found = listener_settings.read(listeners, _controller_names(sources))
+        values["listener_specs"] = listener_settings.resolve(
+            found, listeners, values, given_as, (Settings.host, Settings.port)
+        )
+        values["listener_ssl"] = listener_settings.check_listener_ssl(
+            listener_ssl, values["listener_specs"]
+        )
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
-    values["listener_specs"] = _apply_listeners(found, listeners, values, given_as)
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
     return _check(Settings(**values, ignored=ignored))
 
@@ -471,95 +502,3 @@ def _controller_names(sources: list[tuple[str, list[tuple[str, str, Any]]]]) -> 
             if name == "controller.listener.names":
                 found = str(value)
     return found
-
-
-def _apply_listeners(
-    found: listener_settings.Listeners,
-    given: dict[str, str],
-    values: dict[str, Any],
-    given_as: dict[str, str],
-) -> tuple[listener_settings.ListenerSpec, ...]:
-    """The listeners to serve. The first one is the one listener.host/port (--host,
-    --port) and advertised.host/port describe: given with `listeners`, they must agree
-    with it. An empty host binds listener.host."""
-    if not found.binds:
-        raise SettingsError(
-            f"listeners={given.get('listeners', '')}: no listener for clients (every one is "
-            "in controller.listener.names)"
-        )
-    first, _ = found.binds[0]
-    if found.explicit:
-        _agree("listeners", given, first, values, given_as, "host", "port")
-    advertised_first = found.advertised.get(first.name)
-    if advertised_first is not None:
-        _agree(
-            "advertised.listeners",
-            given,
-            advertised_first,
-            values,
-            given_as,
-            "advertised_host",
-            "advertised_port",
-        )
-    default_host = values.get("host", Settings.host)
-    specs = []
-    for index, (endpoint, protocol) in enumerate(found.binds):
-        if index == 0:
-            host = default_host
-            port = values.get("port", Settings.port)
-            advertised_host = values.get("advertised_host")
-            advertised_port = values.get("advertised_port")
-        else:
-            host = endpoint.host or default_host
-            port = endpoint.port
-            other = found.advertised.get(endpoint.name)
-            advertised_host = (other.host or None) if other is not None else None
-            advertised_port = other.port if other is not None else None
-        spec = listener_settings.ListenerSpec(
-            endpoint.name, protocol, host, port, advertised_host, advertised_port
-        )
-        _check_exposure(spec, values)
-        specs.append(spec)
-    return tuple(specs)
-
-
-def _agree(
-    setting: str,
-    given: dict[str, str],
-    endpoint: listener_settings.Endpoint,
-    values: dict[str, Any],
-    given_as: dict[str, str],
-    host_attr: str,
-    port_attr: str,
-) -> None:
-    """The first listener of `listeners` (`advertised.listeners`) sets listener.host/port
-    (advertised.host/port); when those are given too, they must be the same."""
-    text = f"{setting}={given[setting]}"
-    if port_attr in given_as and values[port_attr] != endpoint.port:
-        raise SettingsError(
-            f"{text} asks for port {endpoint.port} but {given_as[port_attr]} is "
-            f"{values[port_attr]}: give one of them"
-        )
-    values[port_attr] = endpoint.port
-    if not endpoint.host:
-        return  # Kafka's "every interface": listener.host (loopback by default) stays
-    if host_attr in given_as and values[host_attr] != endpoint.host:
-        raise SettingsError(
-            f"{text} asks for host {endpoint.host} but {given_as[host_attr]} is "
-            f"{values[host_attr]}: give one of them"
-        )
-    values[host_attr] = endpoint.host
-
-
-def _check_exposure(spec: listener_settings.ListenerSpec, values: dict[str, Any]) -> None:
-    """A listener without TLS beyond loopback only when the operator says so."""
-    if spec.tls or listener_settings.is_loopback(spec.host):
-        return
-    if values.get("allow_plaintext_non_loopback", False):
-        return
-    where = spec.host or "every interface"
-    raise SettingsError(
-        f"listener {spec.name} ({spec.security_protocol}) would listen on {where}, beyond "
-        f"loopback, without TLS: use an SSL or SASL_SSL listener, or set "
-        f"{listener_settings.ALLOW_NON_LOOPBACK}=true to allow it"
-    )

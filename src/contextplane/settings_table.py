@@ -357,6 +357,108 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="empty (none)",
     ),
     Setting(
+        "ssl.keystore.type",
+        "ssl_keystore_type",
+        "",
+        "`PEM` (Kafka's default, JKS, and PKCS12 are refused: `openssl pkcs12 -nodes` "
+        "converts a PKCS12 keystore to PEM)",
+    ),
+    Setting(
+        "ssl.keystore.location",
+        "ssl_keystore_location",
+        "",
+        "the PEM file of an SSL or SASL_SSL listener: its private key (PKCS#8, encrypted "
+        "with `ssl.key.password` or not) and certificate chain; a changed file is used for "
+        "new connections",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.password",
+        "ssl_keystore_password",
+        "",
+        "a keystore's password: not used with PEM (as in Kafka, where a PEM key's password "
+        "is `ssl.key.password`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.key.password",
+        "ssl_key_password",
+        "",
+        "the password of the keystore's encrypted private key",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.certificate.chain",
+        "ssl_keystore_certificate_chain",
+        "",
+        "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.key",
+        "ssl_keystore_key",
+        "",
+        "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.truststore.type",
+        "ssl_truststore_type",
+        "",
+        "`PEM` (JKS and PKCS12 are refused)",
+    ),
+    Setting(
+        "ssl.truststore.location",
+        "ssl_truststore_location",
+        "",
+        "PEM file of the certificate authorities that client certificates must chain to "
+        "(`ssl.client.auth`); a changed file is used for new connections",
+        default_text="empty (the system's CAs)",
+    ),
+    Setting(
+        "ssl.truststore.password",
+        "ssl_truststore_password",
+        "",
+        "a truststore's password: not used with PEM",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.truststore.certificates",
+        "ssl_truststore_certificates",
+        "",
+        "trusted certificates in PEM, inline (instead of `ssl.truststore.location`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.enabled.protocols",
+        "ssl_enabled_protocols",
+        "",
+        "TLS versions a listener accepts: `TLSv1.2`, `TLSv1.3` (older ones are refused)",
+    ),
+    Setting(
+        "ssl.protocol",
+        "ssl_protocol",
+        "",
+        "`TLSv1.3`, `TLSv1.2` or `TLS`: accepted for Kafka's files; `ssl.enabled.protocols` "
+        "decides",
+    ),
+    Setting(
+        "ssl.client.auth",
+        "ssl_client_auth",
+        "",
+        "`required`: a client must present a certificate the truststore trusts; "
+        "`requested`: it may (one it presents must be trusted); `none`: not asked. With a "
+        "certificate on an SSL listener the client is `User:<subject>` (mapped by "
+        "`ssl.principal.mapping.rules`), without one `User:ANONYMOUS`",
+    ),
+    Setting(
+        "ssl.principal.mapping.rules",
+        "ssl_principal_mapping_rules",
+        "",
+        "Kafka's rules from a certificate subject to a principal name: "
+        "`RULE:pattern/replacement/[LU]` and `DEFAULT`, separated by commas",
+    ),
+    Setting(
         "allow.plaintext.non.loopback",
         "allow_plaintext_non_loopback",
         "",
@@ -400,8 +502,12 @@ class KafkaSetting:
     reason: str
     # Values that have no effect, when only some do (any other is an error); empty: any.
     accepts: tuple[str, ...] = ()
+    # Names the pattern leaves out: settings of the table above.
+    unless: frozenset[str] = frozenset()
 
     def matches(self, name: str) -> bool:
+        if name in self.unless:
+            return False
         if self.pattern.endswith("*"):
             return name.startswith(self.pattern[:-1])
         return name == self.pattern
@@ -455,14 +561,25 @@ IGNORED: tuple[KafkaSetting, ...] = (
         "one broker; a clean stop uploads for at most shutdown.timeout.ms",
     ),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
+    KafkaSetting(
+        "ssl.endpoint.identification.algorithm",
+        "one broker opens no TLS connections of its own (no inter-broker traffic)",
+    ),
 )
 
 # Kafka settings that would change what a client may do if they were honoured: refused,
 # never ignored.
 UNSUPPORTED: tuple[KafkaSetting, ...] = (
-    KafkaSetting("ssl.*", "TLS is not supported yet"),
+    KafkaSetting(
+        "ssl.*",
+        "this TLS setting is not supported (see the ssl.* settings above)",
+        unless=frozenset(s.name for s in SETTINGS if s.name.startswith("ssl.")),
+    ),
     KafkaSetting("sasl.*", "SASL is not supported yet"),
-    KafkaSetting("listener.name.*", "per-listener security is not supported yet"),
+    KafkaSetting(
+        "listener.name.*",
+        "of Kafka's per-listener settings only `listener.name.<listener>.ssl.*` is supported",
+    ),
 )
 
 # Variables with the CONTEXTPLANE_ prefix that configure tools and tests, not the broker.

@@ -212,7 +212,8 @@ def test_kafka_orders_retention_ms_over_minutes_over_hours(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("ssl.keystore.location", "/etc/broker.jks", "TLS is not supported"),
+        ("ssl.cipher.suites", "TLS_AES_128_GCM_SHA256", "this TLS setting is not supported"),
+        ("listener.name.ssl.max.connections", "3", "only `listener.name.<listener>.ssl"),
         ("sasl.enabled.mechanisms", "PLAIN", "SASL is not supported"),
         ("authorizer.class.name", "kafka.security.Authorizer", "StandardAuthorizer or leave"),
         ("delete.topic.enable", "false", "topics can always be deleted"),
@@ -285,15 +286,14 @@ def _set(**given: str) -> Settings:
     ("name", "value"),
     [
         ("listeners", "SASL_PLAINTEXT://:9092"),
-        ("listeners", "SSL://127.0.0.1:9093"),
         ("listeners", "CLIENT://:9092"),  # a name the map does not know
-        ("advertised.listeners", "SSL://broker:9093"),
+        ("advertised.listeners", "SSL://broker:9093"),  # not one of the listeners
         ("listener.security.protocol.map", "PLAINTEXT:SASL_SSL"),
         ("security.inter.broker.protocol", "SASL_SSL"),
         ("inter.broker.listener.name", "SSL"),
     ],
 )
-def test_listeners_asking_for_tls_or_sasl_are_refused(name: str, value: str) -> None:
+def test_listeners_asking_for_sasl_or_naming_no_listener_are_refused(name: str, value: str) -> None:
     with pytest.raises(
         SettingsError,
         match=r"not supported yet|No security protocol|must name a listener|subset of the ones",

@@ -22,7 +22,7 @@ from contextplane.broker.handlers import (
     producer_ids,
     quotas,
 )
-from contextplane.broker.listener import BrokerListeners, serve
+from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.topics import TopicManager
@@ -141,6 +141,8 @@ class Broker:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        # First: bad TLS settings (TlsConfigError) stop the start before anything opens.
+        self._tls = tls_contexts(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = metadata or open_metadata_store(
             settings.resolved_metadata_url, _metadata_reserve(settings)
@@ -225,7 +227,7 @@ class Broker:
             quota_admin=quota_admin,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
-        self._listeners = listeners = await serve(pipeline, settings)
+        self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
             spec.name: listeners.bound_port(spec.name) for spec in settings.listeners
         }

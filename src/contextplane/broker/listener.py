@@ -1,6 +1,13 @@
 """The broker's listeners: one accept loop per listener (`listeners=NAME://host:port,...`),
 each connection tagged with the listener it came in on.
 
+On an SSL or SASL_SSL listener each accepted socket's TLS handshake runs in a task of its
+own, bounded by request.receive.timeout.ms, so a client that never finishes its
+handshake holds neither the accept loop nor the event loop; a failed handshake (plaintext
+Kafka on a TLS port, an untrusted certificate) closes that connection with one log line.
+The context comes from `security/tls.py`, rebuilt when its files change. On an SSL
+listener a client certificate gives the principal (`ssl.principal.mapping.rules`).
+
 The limits are the broker's, shared by every listener as in Kafka: `max.connections`
 and `max.connections.per.ip` count connections on all listeners together, and
 `queued.max.request.bytes` is one budget for every connection's request bytes. When
@@ -23,6 +30,9 @@ from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.server import KafkaConnection
 from contextplane.listener_settings import ListenerSpec
+from contextplane.security.principal import ANONYMOUS, Principal
+from contextplane.security.ssl_principal import NoMatchingRule, subject_name
+from contextplane.security.tls import ReloadingContext, tls_config
 from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +97,7 @@ class Listener:
         settings: Settings,
         spec: ListenerSpec = _DEFAULT_SPEC,
         shared: SharedLimits | None = None,
+        tls: ReloadingContext | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.spec = spec
@@ -101,7 +112,9 @@ class Listener:
         self.quotas = shared.quotas
         self.memory = shared.memory
         self.read_buffer = shared.read_buffer
+        self.tls = tls
         self.connections: set[KafkaConnection] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._sockets: list[socket.socket] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._rejected: dict[str, int] = {}
@@ -140,7 +153,7 @@ class Listener:
 
     def close(self) -> None:
         """Stop listening (established connections are left to the process's end)."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self._handshakes]:
             task.cancel()
         for sock in self._sockets:
             sock.close()
@@ -167,20 +180,60 @@ class Listener:
                 sock.close()
                 self._log_rejection(host)
                 continue
-            await self._set_up(sock, host)
+            if self.tls is None:
+                await self._set_up(sock, host, f"{host}:{address[1]}")
+                continue
+            # The handshake takes round trips the client controls: not in this loop.
+            task = asyncio.create_task(self._set_up(sock, host, f"{host}:{address[1]}"))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
 
-    async def _set_up(self, sock: socket.socket, host: str) -> None:
-        """Make the connection of an accepted socket."""
+    async def _set_up(self, sock: socket.socket, host: str, peer: str) -> None:
+        """Make the connection of an accepted socket (its TLS handshake first on a TLS
+        listener)."""
         loop = asyncio.get_running_loop()
         connection = KafkaConnection(self, host)
+        context = None if self.tls is None else self.tls.current(loop.time())
         try:
-            await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
+            if context is None:
+                await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
+            else:
+                await loop.connect_accepted_socket(
+                    functools.partial(_same, connection),
+                    sock,
+                    ssl=context,
+                    ssl_handshake_timeout=self.receive_timeout_s,
+                )
         except Exception as exc:  # noqa: BLE001 - one connection, not the listener
-            if not isinstance(exc, OSError):
+            if context is not None:
+                log.warning(
+                    "closing connection from %s on listener %s: TLS handshake failed: %s",
+                    peer,
+                    self.name,
+                    _handshake_error(exc, self.receive_timeout_s),
+                )
+            elif not isinstance(exc, OSError):
                 log.exception("setting up the connection from %s failed", host)
             sock.close()
             if not connection.counted:
                 self.quotas.release(host)
+
+    def principal(self, transport: asyncio.BaseTransport) -> Principal | None:
+        """Who a new connection is before any SASL: on an SSL listener the subject of
+        the client's certificate, mapped by ssl.principal.mapping.rules (None: no rule
+        applies, the client is refused), else User:ANONYMOUS."""
+        if self.tls is None or self.security_protocol != "SSL":
+            return ANONYMOUS
+        ssl_object = transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        if not certificate:
+            return ANONYMOUS
+        subject = subject_name(certificate.get("subject", ()))
+        try:
+            return Principal("User", self.tls.mapper.name(subject))
+        except NoMatchingRule as exc:
+            log.warning("refusing a client certificate on listener %s: %s", self.name, exc)
+            return None
 
     def _log_rejection(self, host: str) -> None:
         """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""
@@ -220,12 +273,41 @@ class Listener:
             self._flush_rejections(now)
 
 
+def _handshake_error(exc: BaseException, timeout_s: float) -> str:
+    """What a failed TLS handshake log line says about it."""
+    if isinstance(exc, (TimeoutError, ConnectionAbortedError)) and "longer" in str(exc):
+        return f"not completed within request.receive.timeout.ms={int(timeout_s * 1000)}"
+    text = str(exc) or type(exc).__name__
+    if "WRONG_VERSION_NUMBER" in text or "HTTP_REQUEST" in text or "record layer" in text:
+        text += " (not TLS: a plaintext client on a TLS listener?)"
+    return text
+
+
+def tls_contexts(settings: Settings) -> dict[str, ReloadingContext]:
+    """A context per SSL and SASL_SSL listener, built before anything else opens so that
+    bad TLS settings stop the start at once; TlsConfigError names the setting."""
+    return {
+        spec.name: ReloadingContext(tls_config(settings, spec.name))
+        for spec in settings.listeners
+        if spec.tls
+    }
+
+
 class BrokerListeners:
     """Every listener of one broker, started in the order `listeners` names them."""
 
-    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: Settings,
+        tls: dict[str, ReloadingContext] | None = None,
+    ) -> None:
         shared = SharedLimits.from_settings(settings)
-        self.listeners = [Listener(pipeline, settings, spec, shared) for spec in settings.listeners]
+        tls = tls_contexts(settings) if tls is None else tls
+        self.listeners = [
+            Listener(pipeline, settings, spec, shared, tls.get(spec.name))
+            for spec in settings.listeners
+        ]
 
     async def start(self) -> None:
         started: list[Listener] = []
@@ -250,8 +332,12 @@ class BrokerListeners:
             listener.close()
 
 
-async def serve(pipeline: Pipeline, settings: Settings) -> BrokerListeners:
-    listeners = BrokerListeners(pipeline, settings)
+async def serve(
+    pipeline: Pipeline,
+    settings: Settings,
+    tls: dict[str, ReloadingContext] | None = None,
+) -> BrokerListeners:
+    listeners = BrokerListeners(pipeline, settings, tls)
     await listeners.start()
     for listener in listeners.listeners:
         log.info(

@@ -137,6 +137,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._info = self._connection_info()
+        principal = self._listener.principal(transport)
+        if principal is None:  # a client certificate no mapping rule applies to
+            self._abort("no ssl.principal.mapping.rules rule applies to its certificate")
+            return
+        self._info.principal = principal
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from contextplane.logsafe import EscapingFormatter
+from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
 
 # Time beyond shutdown.timeout.ms for everything but the final upload.
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_run(settings))
     except KeyboardInterrupt:
         pass
+    except TlsConfigError as exc:
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1

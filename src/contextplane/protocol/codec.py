@@ -104,8 +104,11 @@ class FrameBuffer:
             return None
         (size,) = _INT32.unpack_from(self._buffer, position)
         if size < 0 or size > self._frame_bytes_max:
+            # A TLS record starts 0x16 0x03 (a handshake, TLS 1.x): say so, it is common.
+            tls = " (a TLS handshake? this listener is not TLS)" if size >> 16 == 0x1603 else ""
             raise ProtocolError(
-                f"frame of {size} bytes exceeds socket.request.max.bytes={self._frame_bytes_max}"
+                f"frame of {size} bytes exceeds socket.request.max.bytes="
+                f"{self._frame_bytes_max}{tls}"
             )
         return size
 
