@@ -360,8 +360,8 @@ SETTINGS: tuple[Setting, ...] = (
         "ssl.keystore.type",
         "ssl_keystore_type",
         "",
-        "`PEM` (Kafka's default, JKS, and PKCS12 are refused: `openssl pkcs12 -nodes` "
-        "converts a PKCS12 keystore to PEM)",
+        "`PEM` only: JKS (Kafka's default) and PKCS12 keystores are refused "
+        "(`openssl pkcs12 -nodes` converts a PKCS12 one to PEM)",
     ),
     Setting(
         "ssl.keystore.location",
