@@ -302,6 +302,45 @@ def _polled_until_error(producer: Producer, errors: list[KafkaError]) -> Any:
     return condition
 
 
+def test_a_certificate_no_mapping_rule_applies_to_is_refused(
+    pki: dict[str, Path], tmp_path: Path
+) -> None:
+    settings = _tls_settings(
+        pki,
+        **{
+            "ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=(admin),.*$/$1/",  # no DEFAULT
+        },
+    )
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        context.load_cert_chain(f"{pki['alice']}.crt", f"{pki['alice']}.key")
+        port = running.listener_port("SSL")
+        with context.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1"
+        ) as refused:
+            client_port = refused.getsockname()[1]
+            assert _closed(refused, 10)
+        wait_until(
+            lambda: (
+                f"closing connection from 127.0.0.1:{client_port}: client certificate refused"
+                ": No rules apply to CN=ALICE,O=contextplane-test,C=US" in running.log_tail(100)
+            ),
+            10,
+            "one line naming the client and its subject",
+        )
+        assert running.log_tail(100).count("No rules apply") == 1
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        context.load_cert_chain(f"{pki['admin']}.crt", f"{pki['admin']}.key")
+        with context.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1"
+        ) as admin:
+            assert _answers_api_versions(admin)
+    finally:
+        running.stop()
+
+
 # -- bad input, deadlines, reload -----------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.server import KafkaConnection
 from contextplane.listener_settings import ListenerSpec
 from contextplane.security.principal import ANONYMOUS, Principal
-from contextplane.security.ssl_principal import NoMatchingRule, subject_name
+from contextplane.security.ssl_principal import subject_name
 from contextplane.security.tls import ReloadingContext, tls_config
 from contextplane.settings import Settings
 
@@ -218,10 +218,11 @@ class Listener:
             if not connection.counted:
                 self.quotas.release(host)
 
-    def principal(self, transport: asyncio.BaseTransport) -> Principal | None:
+    def principal(self, transport: asyncio.BaseTransport) -> Principal:
         """Who a new connection is before any SASL: on an SSL listener the subject of
-        the client's certificate, mapped by ssl.principal.mapping.rules (None: no rule
-        applies, the client is refused), else User:ANONYMOUS."""
+        the client's certificate, mapped by ssl.principal.mapping.rules (NoMatchingRule:
+        no rule applies, the client is refused, as Kafka refuses it), else
+        User:ANONYMOUS."""
         if self.tls is None or self.security_protocol != "SSL":
             return ANONYMOUS
         ssl_object = transport.get_extra_info("ssl_object")
@@ -229,11 +230,7 @@ class Listener:
         if not certificate:
             return ANONYMOUS
         subject = subject_name(certificate.get("subject", ()))
-        try:
-            return Principal("User", self.tls.mapper.name(subject))
-        except NoMatchingRule as exc:
-            log.warning("refusing a client certificate on listener %s: %s", self.name, exc)
-            return None
+        return Principal("User", self.tls.mapper.name(subject))
 
     def _log_rejection(self, host: str) -> None:
         """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""

@@ -41,6 +41,7 @@ from contextplane.protocol.connection import (
     decode_frame,
 )
 from contextplane.protocol.connection_state import State
+from contextplane.security.ssl_principal import NoMatchingRule
 
 if TYPE_CHECKING:
     from contextplane.broker.listener import Listener
@@ -137,11 +138,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._info = self._connection_info()
-        principal = self._listener.principal(transport)
-        if principal is None:  # a client certificate no mapping rule applies to
-            self._abort("no ssl.principal.mapping.rules rule applies to its certificate")
+        try:
+            self._info.principal = self._listener.principal(transport)
+        except NoMatchingRule as exc:  # ssl.principal.mapping.rules
+            self._abort(f"client certificate refused: {exc}")
             return
-        self._info.principal = principal
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
