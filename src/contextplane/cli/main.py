@@ -112,7 +112,8 @@ async def _run(settings: Settings) -> None:
     # Storage close is bounded by shutdown.timeout.ms; the slack covers the rest.
     deadline_s = settings.shutdown_timeout_ms / 1000 + _SHUTDOWN_SLACK_S
     try:
-        await asyncio.wait_for(broker.stop(), deadline_s)
+        async with asyncio.timeout(deadline_s):  # wait_for can drop a cancellation (3.11)
+            await broker.stop()
     except TimeoutError:
         logging.getLogger("contextplane").warning(
             "shutdown did not finish within %.0f s; exiting (the WAL keeps the data)", deadline_s

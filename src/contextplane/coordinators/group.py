@@ -123,8 +123,11 @@ class GroupCoordinator:
                 continue
             self._sleeping_until = deadline
             try:
+                # Not wait_for: on Python 3.11 it drops a cancellation that arrives as
+                # the wake-up fires, and stop() would wait for this loop forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay_s)
+                    async with asyncio.timeout(delay_s):
+                        await self._wake.wait()
             finally:
                 self._sleeping_until = None
 

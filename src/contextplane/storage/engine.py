@@ -185,7 +185,8 @@ class StorageEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         deadline_s = self.settings.shutdown_timeout_ms / 1000
         try:
-            await asyncio.wait_for(self.uploader.drain(), deadline_s)
+            async with asyncio.timeout(deadline_s):  # not wait_for: see uploader.run
+                await self.uploader.drain()
         except TimeoutError:
             log.warning(
                 "shutdown: %d un-uploaded bytes stay in the WAL for the next start"

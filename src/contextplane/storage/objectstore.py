@@ -66,7 +66,11 @@ class BoundedObjectStore:
 
     async def _bounded(self, what: str, operation: Awaitable[_T]) -> _T:
         try:
-            return await asyncio.wait_for(operation, self._timeout_s)
+            # Not wait_for: on Python 3.11 a cancellation of the caller that arrives as
+            # the request completes is dropped, and the caller (the uploader at close)
+            # carries on as if never cancelled.
+            async with asyncio.timeout(self._timeout_s):
+                return await operation
         except TimeoutError:
             error = ObjectStoreError(
                 f"{what}: no answer from the object store within {self._timeout_s:g} s"

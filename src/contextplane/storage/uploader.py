@@ -100,8 +100,12 @@ class Uploader:
             # Back to back while a full object's worth is waiting (catching up after an
             # outage); otherwise on the interval or when append wakes us.
             if not uploaded or log_cache.pending_bytes < upload_bytes:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+                # cancellation that arrives as the wake-up fires, and the loop would
+                # outlive the engine's close (or a simulated crash) forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), interval_s)
+                    async with asyncio.timeout(interval_s):
+                        await self.wakeup.wait()
             self.wakeup.clear()
             self._before_upload()
             uploaded = 0
