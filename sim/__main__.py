@@ -14,10 +14,10 @@ import os
 import sys
 
 from contextplane.storage.memory_wal import MemoryWal
-from sim.canary import AckBeforeSyncWal
+from sim.canary import AckBeforeSyncWal, SpinningWal
 from sim.workload import simulate
 
-VARIANTS = {"none": MemoryWal, "ack-before-sync": AckBeforeSyncWal}
+VARIANTS = {"none": MemoryWal, "ack-before-sync": AckBeforeSyncWal, "spin": SpinningWal}
 
 
 def trace_digest(trace: list[str]) -> str:

@@ -22,3 +22,21 @@ class AckBeforeSyncWal(MemoryWal):
         position, durable = super().append(stream_id, base_offset, batch)
         durable.set_result(None)
         return position, durable
+
+
+class SpinningWal(MemoryWal):
+    """Starts, with its first append, a task that yields forever without letting virtual
+    time pass (as a retry loop with no back-off would): the run can never finish, and
+    its iteration budget must stop it and say where it spins."""
+
+    def append(
+        self, stream_id: int, base_offset: int, batch: bytes
+    ) -> tuple[int, asyncio.Future[None]]:
+        if not getattr(self, "_spinning", None):
+            self._spinning = asyncio.get_running_loop().create_task(_spin_forever(), name="spinner")
+        return super().append(stream_id, base_offset, batch)
+
+
+async def _spin_forever() -> None:
+    while True:
+        await asyncio.sleep(0)

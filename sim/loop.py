@@ -20,6 +20,11 @@ class SimulationDeadlock(RuntimeError):
     comes."""
 
 
+class BudgetExceeded(RuntimeError):
+    """The run went past its virtual-time or loop-iteration budget: something spins (a
+    loop that never makes progress, or a wait that never ends while timers keep firing)."""
+
+
 class _NoSelector:
     """Stands in for the selector: `select(timeout)` advances virtual time by `timeout`."""
 
@@ -37,10 +42,19 @@ class _NoSelector:
 
 
 class VirtualTimeLoop(asyncio.BaseEventLoop):
-    def __init__(self) -> None:
+    """`time_budget_s` and `iteration_budget` bound a run: past either, the loop raises
+    BudgetExceeded out of `run_until_complete` instead of running on (a spin costs a
+    bounded amount of CPU and says so, rather than running for minutes)."""
+
+    def __init__(
+        self, time_budget_s: float = float("inf"), iteration_budget: float = float("inf")
+    ) -> None:
         super().__init__()
         self._now = 0.0
         self._selector = _NoSelector(self)
+        self.time_budget_s = time_budget_s
+        self.iteration_budget = iteration_budget
+        self.iterations = 0
 
     def time(self) -> float:
         return self._now
@@ -48,6 +62,20 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     def advance(self, seconds: float) -> None:
         if seconds > 0:
             self._now += seconds
+        if self._now > self.time_budget_s:
+            raise BudgetExceeded(
+                f"virtual time passed its budget of {self.time_budget_s:g} s"
+                f" ({self.iterations} loop iterations)"
+            )
+
+    def _run_once(self) -> None:
+        self.iterations += 1
+        if self.iterations > self.iteration_budget:
+            raise BudgetExceeded(
+                f"the loop passed its budget of {self.iteration_budget:g} iterations"
+                f" (virtual time {self._now:.3f} s)"
+            )
+        super()._run_once()  # type: ignore[misc]  # asyncio's private loop step
 
     def _process_events(self, event_list: list[Any]) -> None:
         pass

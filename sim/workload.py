@@ -15,6 +15,7 @@ import random
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from contextplane.errors import KafkaError
 from contextplane.metadata.runner import InlineRunner
@@ -26,7 +27,7 @@ from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.objectstore import ObjectStoreError
 from contextplane.storage.wal import WalWriteError
 from sim.checker import Checker, Violation, body
-from sim.loop import VirtualClock, VirtualTimeLoop
+from sim.loop import BudgetExceeded, VirtualClock, VirtualTimeLoop
 from sim.records import batch_bytes
 from sim.world import ProcessCrashed, WalFactory, World, cancel_all_tasks
 
@@ -34,6 +35,23 @@ TOPIC = "sim"
 # Every action answers within this (virtual) time, whatever the faults: reads and
 # uploads are bounded by the object store request timeout, appends do not wait.
 ACTION_DEADLINE_S = 60
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run may take before it fails as a spin (loop.py's BudgetExceeded)."""
+
+    virtual_s: float
+    iterations: int
+
+
+def run_budget(steps: int) -> Budget:
+    """About ten times what a clean run of `steps` takes: over 3,000 seeds of 200 steps,
+    at most ~100 s of virtual time and ~5,000 loop iterations. A spin reaches it within
+    half a second of CPU."""
+    return Budget(virtual_s=200 + 4 * steps, iterations=10_000 + 200 * steps)
+
+
 # Failures the engine may answer an append or a read with; anything else is a bug.
 EXPECTED_ERRORS = (KafkaError, WalWriteError, ObjectStoreError, ProcessCrashed)
 
@@ -55,6 +73,8 @@ class Result:
     violation: str | None = None
     acknowledged: int = 0
     crashes: int = 0
+    virtual_s: float = 0.0  # virtual time the run took
+    iterations: int = 0  # event loop iterations it took
 
 
 class Simulation:
@@ -91,6 +111,7 @@ class Simulation:
         self.wal_capacity = rng.choice([1 << 40, 1 << 40, 120_000])
         self.world: World
         self.failure: BaseException | None = None  # a violation a producer task found
+        self.doing = "opening the metadata store"  # the phase a budget overrun names
 
     def log(self, line: str) -> None:
         now = asyncio.get_running_loop().time()
@@ -139,8 +160,9 @@ class Simulation:
             (1, self._crash),
         ]
         weights = [w for w, _ in actions]
-        for _ in range(self.steps):
+        for step in range(self.steps):
             _, action = rng.choices(actions, weights)[0]
+            self.doing = f"step {step}: {action.__name__.lstrip('_')}"
             try:
                 await asyncio.wait_for(action(), ACTION_DEADLINE_S)
             except TimeoutError:
@@ -151,11 +173,15 @@ class Simulation:
                 raise self.failure
             self._check_watermarks("step")
             await asyncio.sleep(rng.choice([0, 0, 0.001, 0.005, 0.05, 0.5]))
+        self.doing = "settling"
         await self._settle()
+        self.doing = "stopping cleanly"
         await self.world.engine.close()
         self.log("clean stop")
+        self.doing = "restarting after the clean stop"
         await self._start()
         await self._verify_all("after a clean restart")
+        self.doing = "ending the run"
         await cancel_all_tasks()
 
     async def _start(self) -> None:
@@ -311,12 +337,16 @@ class Simulation:
     async def _crash(self) -> None:
         rng = self.rng
         keep = rng.randint(0, len(self.world.medium.unsynced))
+        step = self.doing
+        self.doing = f"{step}: cancelling the crashed process's tasks"
         await self.world.crash(keep, lambda key: rng.random() < 0.5)
         self.result.crashes += 1
         self.log(f"CRASH (kept {keep} unsynced WAL entries)")
         for producer in self.producers:
             producer.task = None  # its batch is in doubt: sent again after the restart
+        self.doing = f"{step}: restarting"
         await self._start()
+        self.doing = step
 
     # -- checks ------------------------------------------------------------------------
 
@@ -379,15 +409,57 @@ class Simulation:
         self.log(f"verified p{index} [{start}, {hw}) {when}")
 
 
-def simulate(seed: int, steps: int = 200, wal_factory: WalFactory = MemoryWal) -> Result:
-    """Run one seed to the end (or its first violation)."""
-    loop = VirtualTimeLoop()
+def simulate(
+    seed: int,
+    steps: int = 200,
+    wal_factory: WalFactory = MemoryWal,
+    time_budget_s: float | None = None,
+    iteration_budget: float | None = None,
+) -> Result:
+    """Run one seed to the end (or its first violation, or its budget: a run that goes
+    past its virtual time or loop iterations is a violation naming what it was doing)."""
+    budget = run_budget(steps)
+    loop = VirtualTimeLoop(
+        time_budget_s if time_budget_s is not None else budget.virtual_s,
+        iteration_budget if iteration_budget is not None else budget.iterations,
+    )
+    simulation = Simulation(seed, steps, wal_factory)
     # The engine logs every injected fault; thousands of seeds would drown a test log.
     engine_log = logging.getLogger("contextplane")
     level = engine_log.level
     engine_log.setLevel(logging.CRITICAL + 1)
     try:
-        return loop.run_until_complete(Simulation(seed, steps, wal_factory).run())
+        result = loop.run_until_complete(simulation.run())
+    except BudgetExceeded as exc:
+        result = _over_budget(simulation, loop, exc)
     finally:
         engine_log.setLevel(level)
         loop.close()
+    result.virtual_s, result.iterations = loop.time(), loop.iterations
+    return result
+
+
+def _over_budget(simulation: Simulation, loop: VirtualTimeLoop, exc: BudgetExceeded) -> Result:
+    """The result of a run stopped by its budget: what it was doing, and where every task
+    waits (the spin is among them). The tasks are abandoned with the loop."""
+    result = simulation.result
+    result.violation = f"{exc} while {simulation.doing}"
+    result.trace.append(f"{loop.time():10.3f} BUDGET {result.violation}; tasks:")
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+        result.trace.append(f"    {task.get_name()}: {' -> '.join(_awaiting(task))}")
+    return result
+
+
+def _awaiting(task: asyncio.Task[object]) -> list[str]:
+    """Where a suspended task waits: each coroutine of its await chain, outermost first
+    (Task.get_stack shows only the outermost)."""
+    where = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return where
