@@ -4,8 +4,7 @@ SECURITY_DISABLED without an authorizer. Every client is User:ANONYMOUS (PLAINTE
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.support.broker import BrokerProcess
+from tests.support.wait import wait_until
 
 AUTHORIZER = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -62,14 +62,6 @@ def topic_acl(
 def create(admin: AdminClient, *acls: AclBinding) -> None:
     for future in admin.create_acls(list(acls)).values():
         future.result(10)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def produce_error(bootstrap: str, topic: str) -> KafkaError | None:
@@ -158,11 +150,11 @@ def test_producer_and_consumer_refused_then_allowed(secured: BrokerProcess) -> N
                 consumed.append(message.value())
             return bool(refused)
 
-        wait_for(poll, "the consumer's authorization error")
+        wait_until(poll, 20, "the consumer's authorization error")
         assert KafkaError.TOPIC_AUTHORIZATION_FAILED in refused
         create(admin, topic_acl("orders", AclOperation.READ))
         refused.clear()
-        wait_for(lambda: poll() or bool(consumed), "the record to be consumed")
+        wait_until(lambda: poll() or bool(consumed), 20, "the record is consumed")
         assert not refused
         assert consumed == [b"value"]
     finally:
@@ -179,7 +171,7 @@ def test_producer_and_consumer_refused_then_allowed(secured: BrokerProcess) -> N
 def test_metadata_hides_topics_and_auto_creates_only_with_create(secured: BrokerProcess) -> None:
     admin = AdminClient({"bootstrap.servers": secured.bootstrap})
     admin.create_topics([NewTopic("visible", 1), NewTopic("hidden", 1)])["hidden"].result(10)
-    wait_for(lambda: "hidden" in admin.list_topics(timeout=10).topics, "the topics")
+    wait_until(lambda: "hidden" in admin.list_topics(timeout=10).topics, 20, "the topics")
     create(admin, topic_acl("hidden", AclOperation.ALL, "User:alice"))
     topics = admin.list_topics(timeout=10).topics
     assert "visible" in topics and "hidden" not in topics

@@ -37,6 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
 from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401 - fixture
+from tests.support.wait import wait_until
 
 TOPIC = "crash"
 PARTITIONS = 6
@@ -105,6 +106,8 @@ class PacedProducer:
     produced: int = 0
     unflushed: int = -1
     error: BaseException | None = None
+    # Set once librdkafka reports its connection to the broker gone (a transport error).
+    lost_broker: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
     @property
@@ -125,6 +128,10 @@ class PacedProducer:
         else:
             self.failed[key] = err.str()
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            self.lost_broker.set()
+
     def run(self) -> None:
         try:
             self._run()
@@ -137,6 +144,7 @@ class PacedProducer:
                 "bootstrap.servers": self.bootstrap,
                 "client.id": f"crash-{self.prefix}",
                 "logger": RDKAFKA_LOG,
+                "error_cb": self._on_error,
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
@@ -301,19 +309,18 @@ def test_sigkill_during_produce_loses_and_duplicates_nothing(
         # Kill once 40% are acknowledged (and, with uploads, once the first WAL segment
         # is gone, so the oldest acknowledged data survives only in objects).
         wal_dir = broker.data_dir / "wal"
-        deadline = started + 60
-        while True:
-            acked = sum(len(p.acked) for p in producers)
-            ready = acked >= TOTAL * KILL_FRACTION
-            if ready and scenario.trimmed:
-                ready = not (wal_dir / FIRST_WAL_SEGMENT).exists()
-            if ready and scenario.uploads:
-                ready = _objects(broker, seaweedfs, prefix) > 0
-            if ready:
-                break
+
+        def ready_to_kill() -> bool:
             assert all(p.is_alive() for p in producers), "producers finished before the kill"
-            assert time.monotonic() < deadline, f"kill condition not reached; {acked} acked"
-            time.sleep(0.002)
+            if sum(len(p.acked) for p in producers) < TOTAL * KILL_FRACTION:
+                return False
+            if scenario.trimmed and (wal_dir / FIRST_WAL_SEGMENT).exists():
+                return False
+            return not scenario.uploads or _objects(broker, seaweedfs, prefix) > 0
+
+        wait_until(ready_to_kill, 60, "the kill condition", poll_s=0.002)
+        for producer in producers:
+            producer.lost_broker.clear()  # only a loss from the kill counts
         broker.kill9()
         killed_at = time.monotonic()
         acked_at_kill = sum(len(p.acked) for p in producers)
@@ -327,7 +334,12 @@ def test_sigkill_during_produce_loses_and_duplicates_nothing(
             assert objects_at_kill == 0
 
         if scenario.resume:
-            time.sleep(0.5)  # producers see the broker gone and start retrying
+            # The restart comes once every producer has seen the broker gone (it retries).
+            wait_until(
+                lambda: all(p.lost_broker.is_set() for p in producers),
+                30,
+                "every producer sees the broker gone",
+            )
         else:
             for producer in producers:
                 producer.stop_producing.set()

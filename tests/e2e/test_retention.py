@@ -21,6 +21,25 @@ def object_files(broker: InProcessBroker) -> set[Path]:
     return set((broker.data_dir / "objects").rglob("*.obj"))
 
 
+def last_upload_ms(broker: InProcessBroker, topic: str) -> int | None:
+    """The wall-clock time the broker recorded for partition 0's last committed upload."""
+
+    async def look() -> int | None:
+        assert broker.broker is not None and broker.broker.storage is not None
+        ranges = broker.broker.storage.partition(topic, 0).ranges
+        return ranges[-1].created_ms if len(ranges) else None
+
+    return broker.call(look())
+
+
+def wait_past_last_upload(broker: InProcessBroker, topic: str) -> None:
+    """segment.ms=1 compares the uploads' wall-clock times: the next upload starts a new
+    segment only if it is recorded at least a millisecond after the last one. Wait until
+    that upload is committed and the wall clock has moved past its time."""
+    last = wait_until(lambda: last_upload_ms(broker, topic), 20, f"{topic}'s upload commits")
+    wait_until(lambda: time.time_ns() // 1_000_000 > last, 5, "a millisecond passes", poll_s=0.001)
+
+
 def earliest(bootstrap: str, topic: str) -> int:
     from confluent_kafka import Consumer
 
@@ -73,10 +92,7 @@ def test_time_retention_deletes_old_objects_and_keeps_the_rest(
     produce(broker.bootstrap, "aged", [b"old-%d" % i for i in range(100)], now - 3 * DAY_MS)
     wait_until(lambda: object_files(broker), 20, "the old records are uploaded")
     old_objects = object_files(broker)
-    # segment.ms=1 compares the uploads' wall-clock times: the next upload must come at
-    # least a millisecond later to start a new segment, and no event outside the broker
-    # says when the first one's time was taken.
-    time.sleep(0.05)
+    wait_past_last_upload(broker, "aged")
     produce(broker.bootstrap, "aged", [b"new-%d" % i for i in range(50)], now)
     wait_until(lambda: earliest(broker.bootstrap, "aged") == 100, 20, "the log start moves")
     wait_until(lambda: not (old_objects & object_files(broker)), 20, "old objects deleted")
@@ -155,7 +171,7 @@ def test_no_delete_policy_means_no_time_retention(
     create(broker.bootstrap, "kept", **kept)
     produce(broker.bootstrap, "kept", [b"old-%d" % i for i in range(10)], old)
     wait_until(lambda: object_files(broker), 20, "the old records are uploaded")
-    time.sleep(0.05)  # the next upload is a later segment (segment.ms=1, wall clock)
+    wait_past_last_upload(broker, "kept")
     produce(broker.bootstrap, "kept", [b"new"], int(time.time() * 1000))
     wait_until(lambda: len(object_files(broker)) >= 2, 20, "the new record is uploaded")
     # A control topic with the default policy: once retention has moved its log start,
@@ -163,7 +179,7 @@ def test_no_delete_policy_means_no_time_retention(
     create(broker.bootstrap, "control", **{"retention.ms": str(DAY_MS), "segment.ms": "1"})
     produce(broker.bootstrap, "control", [b"old"], old)
     wait_until(lambda: len(object_files(broker)) >= 3, 20, "the control's old record is uploaded")
-    time.sleep(0.05)
+    wait_past_last_upload(broker, "control")
     produce(broker.bootstrap, "control", [b"new"], int(time.time() * 1000))
     wait_until(lambda: earliest(broker.bootstrap, "control") == 1, 20, "control trimmed")
     assert earliest(broker.bootstrap, "kept") == 0

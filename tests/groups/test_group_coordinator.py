@@ -13,6 +13,7 @@ from contextplane.coordinators.group_state import CoordinatorConfig, JoinRequest
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 from tests.support.metadata import open_store
+from tests.support.wait import wait_until_async
 
 
 async def make_coordinator(tmp_path: Path, delay_ms: int) -> GroupCoordinator:
@@ -47,13 +48,14 @@ def test_initial_rebalance_delay_on_the_event_loop(tmp_path: Path) -> None:
         try:
             started = time.monotonic()
             a = await join_member(coordinator)
-            await asyncio.sleep(delay_s / 4)
-            assert not a.done()
-            # A second member within the delay extends it by another delay.
+            # A second member within the delay extends it by another delay (Kafka's
+            # InitialDelayedJoin extends when the first delay ends, whenever it joined).
             b = await join_member(coordinator)
+            assert not a.done()
             ra, rb = await asyncio.wait_for(asyncio.gather(a, b), 10)
             elapsed = time.monotonic() - started
-            # Lateness under load only makes this longer; the lower bound is exact.
+            # Neither is answered before both delays: lateness under load only makes this
+            # longer; the lower bound is exact.
             assert elapsed >= 2 * delay_s - 0.05, elapsed
             assert ra["generation_id"] == rb["generation_id"] == 1
             assert len(ra["members"]) == 2
@@ -151,7 +153,13 @@ def test_stop_answers_parked_joins(tmp_path: Path) -> None:
         coordinator = await make_coordinator(tmp_path, 60_000)
         await coordinator.start()
         parked = await join_member(coordinator)
-        await asyncio.sleep(0.05)
+        # The timer task has seen the join and sleeps until the delay's end: nothing
+        # answers the join before the stop.
+        await wait_until_async(
+            lambda: coordinator._sleeping_until == coordinator.state.next_deadline(),
+            5,
+            "the timer task sleeps until the initial rebalance delay ends",
+        )
         assert not parked.done()
         await coordinator.stop()
         assert parked.result()["error_code"] == ErrorCode.not_coordinator

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from kio.schema.errors import ErrorCode
 
 from tests.groups.support import Broker, Wire, subscription
+from tests.support.wait import wait_until
 
 FIND_COORDINATOR, JOIN, HEARTBEAT, LEAVE, SYNC = 10, 11, 12, 13, 14
 OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE, LIST, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
@@ -57,12 +57,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             )
             assert all(t.error_code == ErrorCode.none for t in response.topics)
             # Kafka creates __consumer_offsets on the first FindCoordinator: wait for it.
-            deadline = time.monotonic() + 60
-            while wire.call(FIND_COORDINATOR, 3, key="g").error_code != ErrorCode.none or (
-                wire.call(OFFSET_FETCH, 7, group_id="g", topics=None).error_code != ErrorCode.none
-            ):
-                assert time.monotonic() < deadline, "no group coordinator"
-                time.sleep(0.2)
+            wait_until(
+                lambda: (
+                    wire.call(FIND_COORDINATOR, 3, key="g").error_code == ErrorCode.none
+                    and wire.call(OFFSET_FETCH, 7, group_id="g", topics=None).error_code
+                    == ErrorCode.none
+                ),
+                60,
+                "the group coordinator is available",
+                poll_s=0.2,
+            )
         yield process
     finally:
         process.stop()
@@ -246,13 +250,15 @@ def test_parked_join_does_not_block_the_connection_order(broker: Broker) -> None
             protocols=[{"name": "range", "metadata": subscription("orders")}],
         )
         # The parked join has started a rebalance once the broker has read it.
-        deadline = time.monotonic() + 10
-        code = ErrorCode.none
-        while code == ErrorCode.none and time.monotonic() < deadline:
-            time.sleep(0.05)
-            code = first.call(
-                HEARTBEAT, 4, group_id="wire-park", generation_id=generation, member_id=a
-            ).error_code
+        code = wait_until(
+            lambda: (
+                first.call(
+                    HEARTBEAT, 4, group_id="wire-park", generation_id=generation, member_id=a
+                ).error_code
+            ),
+            10,
+            "the parked join starts a rebalance",
+        )
         assert code == ErrorCode.rebalance_in_progress
         rejoin = join(first, "wire-park", a)
         parked = second.receive()
@@ -504,14 +510,18 @@ def test_session_expiry_over_the_wire(broker: Broker) -> None:
                 protocol_name="range",
                 assignments=[],
             )
-        # b goes silent; a keeps heartbeating until it is told to rebalance.
-        deadline = time.monotonic() + SESSION_MS / 1000 + 5
-        code = ErrorCode.none
-        while time.monotonic() < deadline and code == ErrorCode.none:
-            time.sleep(0.5)
-            code = a_wire.call(
-                HEARTBEAT, 4, group_id="wire-expiry", generation_id=generation + 1, member_id=a
-            ).error_code
+        # b goes silent; a keeps heartbeating (its session must stay alive) until it is
+        # told to rebalance.
+        code = wait_until(
+            lambda: (
+                a_wire.call(
+                    HEARTBEAT, 4, group_id="wire-expiry", generation_id=generation + 1, member_id=a
+                ).error_code
+            ),
+            SESSION_MS / 1000 + 5,
+            "b's session expires and a is told to rebalance",
+            poll_s=0.5,
+        )
         assert code == ErrorCode.rebalance_in_progress
         rejoined = join(a_wire, "wire-expiry", a)
         assert rejoined.generation_id == generation + 2

@@ -50,7 +50,9 @@ def test_idle_connections_are_closed_after_connections_max_idle_ms(tmp_path: Pat
         member_id = joining.request(JOIN_GROUP, 5, member_id="", **join).member_id
         joining.send(JOIN_GROUP, 5, member_id=member_id, **join)
         started_at = time.monotonic()
-        # The active connection sends a request every 200 ms for three idle periods.
+        # The active connection sends a request every 200 ms for three idle periods: the
+        # pacing is the scenario (activity spaced well inside connections.max.idle.ms),
+        # not a wait for something to happen.
         while time.monotonic() - started_at < 3.0:
             api_versions(active)
             time.sleep(0.2)

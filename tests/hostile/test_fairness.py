@@ -90,7 +90,7 @@ def test_probe_is_answered_while_others_loop_full_metadata(big_broker: BrokerPro
             latencies = []
             for _ in range(20):
                 latencies.append(api_versions(probe))
-                time.sleep(0.02)
+                time.sleep(0.02)  # pacing: samples spread over the load, not a wait
     finally:
         stop.set()
         for thread in loaders:

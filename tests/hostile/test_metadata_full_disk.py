@@ -7,14 +7,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import pytest
 
 from contextplane.metadata.reserve import SpaceReserve
+from contextplane.metadata.runner import ThreadRunner
 from contextplane.metadata.sqlite import SqliteMetadataStore
 from tests.hostile.support import MIB, fill_disk, tmpfs
+from tests.support.wait import wait_until_async
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class CountingRunner(ThreadRunner):
+    """The store's worker thread, counting the calls it is given (each open attempt is
+    one)."""
+
+    def __init__(self) -> None:
+        super().__init__("metadata")
+        self.calls = 0
+
+    async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        self.calls += 1
+        return await super().run(fn, *args, **kwargs)
 
 
 @pytest.fixture
@@ -54,14 +73,16 @@ def test_an_open_with_no_room_at_all_waits_for_space_and_says_so_once(
     filler = fill_disk(tiny_disk)  # a first start: the database itself cannot be made
 
     async def run() -> None:
-        store = SqliteMetadataStore(str(tiny_disk / "metadata.db"))
+        runner = CountingRunner()
+        store = SqliteMetadataStore(str(tiny_disk / "metadata.db"), runner=runner)
         opening = asyncio.ensure_future(store.open())
-        for _ in range(200):
-            if "cannot open: the disk is full" in caplog.text:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: "cannot open: the disk is full" in caplog.text, 10, "the full disk is logged"
+        )
         assert not opening.done()
-        await asyncio.sleep(2.5)  # several retries: still one line
+        # Several attempts (one every SPACE_RETRY_S), and still one line.
+        await wait_until_async(lambda: runner.calls >= 3, 20, "the open is retried twice")
+        assert not opening.done()
         filler.unlink()
         await asyncio.wait_for(opening, 10)
         await store.create_topic("t", 1, {})

@@ -4,6 +4,7 @@ and a frame trickled in too slowly is dropped after request.receive.timeout.ms."
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from pathlib import Path
@@ -48,8 +49,9 @@ def _push_until_stalled(socks: list[socket.socket], remaining: list[int]) -> int
             last_progress = time.monotonic()
         elif all(r <= 0 for r in remaining):
             break
-        else:
-            time.sleep(0.01)
+        else:  # wait until a socket takes more; a second without that is a stall
+            waiting = [sock for sock, left in zip(socks, remaining, strict=True) if left > 0]
+            select.select([], waiting, [], 1.0)
     return sent
 
 

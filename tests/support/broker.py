@@ -8,9 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.wait import wait_until
 
 
 def free_port() -> int:
@@ -61,16 +62,24 @@ class BrokerProcess:
             env=os.environ.copy(),
             preexec_fn=self._limit_open_files if self.open_files_max else None,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def listening() -> bool:
+            if process.poll() is not None:
                 raise RuntimeError(f"broker exited early:\n{self.log_tail()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"broker did not listen within {timeout_s}s:\n{self.log_tail()}")
+                return False
+            return True
+
+        try:
+            wait_until(listening, timeout_s, "the broker listens")
+        except AssertionError:
+            raise RuntimeError(
+                f"broker did not listen within {timeout_s}s:\n{self.log_tail()}"
+            ) from None
+        return self
 
     def _limit_open_files(self) -> None:
         assert self.open_files_max is not None

@@ -5,7 +5,6 @@ afterwards the backlog goes up in objects no larger than upload.bytes, losing no
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from contextplane.protocol.records import iter_batch_headers, split_batches
@@ -16,6 +15,7 @@ from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.objectstore import BoundedObjectStore
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
+from tests.support.wait import wait_until_async
 
 KIB = 1024
 
@@ -76,10 +76,9 @@ def test_outage_backlog_stays_within_budget_then_uploads_in_bounded_objects(
 
         assert await everything() == sorted(sent)  # served from the WAL during the outage
         store.failing = set()
-        deadline = time.monotonic() + 30
-        while engine.pending_bytes:
-            assert time.monotonic() < deadline, f"{engine.pending_bytes} bytes never uploaded"
-            await asyncio.sleep(0.02)
+        await wait_until_async(
+            lambda: not engine.pending_bytes, 30, "the backlog is uploaded after the outage"
+        )
         assert len(store.put_sizes) > 20
         assert max(store.put_sizes) <= settings.upload_bytes
         assert engine.admission().refusal is None

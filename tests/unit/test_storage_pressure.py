@@ -98,6 +98,7 @@ def test_in_flight_reservations_wait_for_room() -> None:
         first = asyncio.create_task(hold("first", 400, first_done))
         await asyncio.sleep(0)
         second = asyncio.create_task(hold("second", 400, second_done))
+        # Yields, not time: the second task runs until it blocks on the reservation.
         for _ in range(5):
             await asyncio.sleep(0)
         assert order == ["first in"]  # 800 > half the budget: the second one waits
