@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ from pathlib import Path
 import obstore
 import pytest
 from obstore.store import S3Store
+
+from tests.support.wait import wait_until
 
 REGION = "us-east-1"
 # Every TCP listener `weed mini` opens (HTTP and gRPC for each component). Passing all of
@@ -174,10 +175,11 @@ class SeaweedFS:
                 cwd=self.directory,
                 start_new_session=True,  # a Ctrl+C in the terminal is the test's, not weed's
             )
-        deadline = time.monotonic() + timeout_s
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+        errors: list[Exception] = []
+
+        def ready() -> bool:
+            if process.poll() is not None:
                 tail = self.log_tail()
                 self._cleanup_sockets()
                 if "address already in use" in tail:
@@ -185,15 +187,20 @@ class SeaweedFS:
                 raise RuntimeError(f"weed mini exited early:\n{tail}")
             try:
                 self._probe()
-                return self
             except Exception as exc:  # noqa: BLE001 - not up yet; keep polling
-                last_error = exc
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(
-            f"SeaweedFS S3 endpoint not ready within {timeout_s}s ({last_error}):\n"
-            f"{self.log_tail()}"
-        )
+                errors[:] = [exc]
+                return False
+            return True
+
+        try:
+            wait_until(ready, timeout_s, "the SeaweedFS S3 endpoint answers", poll_s=0.2)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(
+                f"SeaweedFS S3 endpoint not ready within {timeout_s}s"
+                f" ({errors[0] if errors else None}):\n{self.log_tail()}"
+            ) from None
+        return self
 
     def _probe(self) -> None:
         """A put/get/delete round trip in the bucket: the S3 path works end to end."""
