@@ -52,6 +52,12 @@ PRODUCER_BATCHES_RETAINED = 5
 # Kafka's group.min/max.session.timeout.ms defaults.
 GROUP_SESSION_TIMEOUT_MS_MIN = 6_000
 GROUP_SESSION_TIMEOUT_MS_MAX = 1_800_000
+# Kafka's offsets.topic.num.partitions default: partitions of __consumer_offsets.
+OFFSETS_TOPIC_PARTITIONS = 50
+# Retention of __consumer_offsets (cleanup.policy=delete until compaction exists): 7 days,
+# Kafka's offsets.retention.minutes default; the coordinator re-writes a snapshot of every
+# live offset and group every half of it.
+OFFSETS_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
 # Kafka's connections.max.idle.ms default (10 minutes).
 CONNECTIONS_IDLE_MS_MAX = 600_000
 # Kafka's max.connections and max.connections.per.ip default (Int.MaxValue: no limit).

@@ -58,6 +58,8 @@ class Settings:
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
+    offsets_topic_num_partitions: int = limits.OFFSETS_TOPIC_PARTITIONS
+    offsets_topic_retention_ms: int = limits.OFFSETS_TOPIC_RETENTION_MS
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.
     segment_bytes: int = 1024 * 1024 * 1024
     segment_ms: int = 7 * 24 * 3600 * 1000

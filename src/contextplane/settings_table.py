@@ -220,6 +220,25 @@ SETTINGS: tuple[Setting, ...] = (
         high=INT_MAX,
     ),
     Setting(
+        "offsets.topic.num.partitions",
+        "offsets_topic_num_partitions",
+        "",
+        "partitions of the read-only internal topic `__consumer_offsets`, fixed when it is "
+        "created (at the first start)",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
+        "offsets.topic.retention.ms",
+        "offsets_topic_retention_ms",
+        "ms",
+        "`retention.ms` of `__consumer_offsets` when it is created (it is `cleanup.policy="
+        "delete` until compaction exists: every half of its retention the coordinator writes "
+        "a snapshot of every live offset and group again); -1: no limit. Kafka compacts it "
+        "instead (precedent: Kafka's `offsets.retention.minutes` default, 7 days)",
+        low=-1,
+    ),
+    Setting(
         "upload.bytes",
         "upload_bytes",
         "bytes",
@@ -515,7 +534,7 @@ class KafkaSetting:
 
 _ONE_NODE = "one broker, no controller quorum; leadership is in the metadata store"
 _NO_INTERNAL_TOPICS = (
-    "no internal topics; group offsets and producer state are in the metadata store"
+    "no transaction or share-group state topics; producer state is in the metadata store"
 )
 _ONE_LOOP = "one asyncio event loop serves every connection"
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
@@ -545,7 +564,10 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("log.preallocate", "no per-partition segment files"),
     KafkaSetting("log.segment.delete.delay.ms", "no per-partition segment files"),
     KafkaSetting("log.roll.jitter.*", "segments follow uploaded objects"),
-    KafkaSetting("offsets.topic.*", _NO_INTERNAL_TOPICS),
+    KafkaSetting(
+        "offsets.topic.*",
+        "`__consumer_offsets` is written by the coordinator; its offsets are metadata-store rows",
+    ),
     KafkaSetting("transaction.state.log.*", _NO_INTERNAL_TOPICS),
     KafkaSetting("share.coordinator.state.topic.*", _NO_INTERNAL_TOPICS),
     KafkaSetting(

@@ -24,6 +24,7 @@ from contextplane.broker.handlers import (
 )
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
+from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock, SystemClock
@@ -149,6 +150,8 @@ class Broker:
         )
         self.storage: StorageEngine | None = None
         self.groups: GroupCoordinator | None = None
+        self.offsets_topic: OffsetsTopicWriter | None = None
+        self.topics: TopicManager | None = None
         self.pipeline: Pipeline | None = None
         self._listeners: BrokerListeners | None = None
         self.bound_port = settings.port  # the first listener's
@@ -181,15 +184,20 @@ class Broker:
                 topics.configs(name) if topics is not None else {}
             ),
         )
-        topics = TopicManager(self.metadata, storage, settings)
+        self.topics = topics = TopicManager(self.metadata, storage, settings)
         await topics.load()
         await storage.open()
+        self.offsets_topic = offsets_topic = OffsetsTopicWriter(
+            storage, topics, settings, self.clock
+        )
+        await offsets_topic.ensure_topic()
         self.groups = groups = GroupCoordinator(
             self.metadata,
             CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
             self.clock,
         )
         await groups.start()
+        await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
         routes = build_routes()
         acl_admin: AclAdmin | None = None
@@ -239,6 +247,8 @@ class Broker:
         most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
         if self._listeners is not None:
             self._listeners.close()
+        if self.offsets_topic is not None:
+            await self.offsets_topic.stop()
         if self.groups is not None:
             await self.groups.stop()
         if self.storage is not None:

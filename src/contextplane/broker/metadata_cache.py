@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from contextplane.broker.offsets_topic import is_internal
 from contextplane.broker.topics import TopicManager
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity
@@ -100,7 +101,7 @@ class MetadataCache:
             "error_code": ErrorCode.none,
             "name": record.name,
             "topic_id": uuid.UUID(bytes=record.topic_id),
-            "is_internal": False,
+            "is_internal": is_internal(record.name),
             "partitions": partitions,
             "topic_authorized_operations": _OPERATIONS_NOT_REQUESTED,
         }

@@ -15,23 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
+    Group,
     GroupStateMachine,
     JoinRequest,
     SyncRequest,
     join_error,
     sync_error,
 )
+from contextplane.coordinators.group_state.states import GroupState
+from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal, group_metadata
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import GroupMetadata
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +61,15 @@ class GroupCoordinator:
         store: MetadataStore,
         config: CoordinatorConfig,
         clock: Clock | None = None,
+        journal: OffsetsJournal | None = None,
     ) -> None:
         self._store = store
+        self.journal: OffsetsJournal = journal or NoJournal()
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms
         self._wall_ms = clock.wall_ms
         self.state = GroupStateMachine(self._now_ms, config)
+        self.state.set_group_stored_listener(self._group_stored)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._active = False
@@ -88,6 +95,9 @@ class GroupCoordinator:
                 await self._task
             self._task = None
         self.state.shutdown(ErrorCode.not_coordinator)
+
+    def _group_stored(self, group: Group) -> None:
+        self.journal.group_stored(group.group_id, group_metadata(group, self._wall_ms()))
 
     @property
     def active(self) -> bool:
@@ -225,13 +235,15 @@ class GroupCoordinator:
                           metadata or "")
             )  # fmt: skip
         if rows:
+            commit_ms = self._wall_ms()
             try:
-                await self._store.commit_offsets(group_id, rows, self._wall_ms())
+                await self._store.commit_offsets(group_id, rows, commit_ms)
             except Exception:  # noqa: BLE001 - the store failed: retriable for the client
                 log.exception("committing offsets of group %s failed", escape(group_id))
                 return [
                     ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes
                 ]
+            self.journal.offsets_committed(group_id, rows, commit_ms)
         return codes
 
     async def fetch_offsets(
@@ -291,13 +303,39 @@ class GroupCoordinator:
                 }
             )
         if doomed:
+            committed = await self._store.fetch_offsets(group_id)
             await self._store.delete_offsets(group_id, doomed)
+            self.journal.offsets_deleted(group_id, [k for k in doomed if k in committed])
         return ErrorCode.none, results
 
     async def on_topic_deleted(self, topic: str) -> None:
         """Drop the committed offsets of a deleted topic from every group (Kafka's
-        onPartitionsDeleted)."""
+        onPartitionsDeleted), with a tombstone for each in __consumer_offsets."""
+        doomed = {}
+        for group_id in await self._store.groups_with_offsets():
+            partitions = [k for k in await self._store.fetch_offsets(group_id) if k[0] == topic]
+            if partitions:
+                doomed[group_id] = partitions
         await self._store.delete_topic_offsets(topic)
+        for group_id, partitions in doomed.items():
+            self.journal.offsets_deleted(group_id, partitions)
+
+    async def snapshot_offsets(self) -> AsyncIterator[tuple[str, dict[tuple[str, int], Any]]]:
+        """(group, committed offsets) of every group with offsets, one group at a time."""
+        for group_id in await self._store.groups_with_offsets():
+            committed = await self._store.fetch_offsets(group_id)
+            if committed:
+                yield group_id, committed
+
+    def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
+        """The metadata of every group that has completed a rebalance since this
+        coordinator started (Stable, or Empty after one)."""
+        now = self._wall_ms()
+        return [
+            (group.group_id, group_metadata(group, now))
+            for group in self.state.groups.values()
+            if group.generation_id > 0 and group.is_in(GroupState.STABLE, GroupState.EMPTY)
+        ]
 
     # -- groups -------------------------------------------------------------------------
 
@@ -336,13 +374,14 @@ class GroupCoordinator:
             if not self._active:
                 code = ErrorCode.coordinator_not_available
             else:
-                has_offsets = bool(await self._store.fetch_offsets(group_id))
-                error = self.state.validate_delete_group(group_id, has_offsets)
+                committed = await self._store.fetch_offsets(group_id)
+                error = self.state.validate_delete_group(group_id, bool(committed))
                 code = ErrorCode.none if error is None else error
                 if error is None:
                     # Out of the state machine before the await: nobody can join it now.
                     self.state.remove_group(group_id)  # audited by the DeleteGroups handler
                     await self._store.delete_offsets(group_id, None)
+                    self.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results

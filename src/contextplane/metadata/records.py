@@ -95,6 +95,7 @@ class CommittedOffset:
     offset: int
     leader_epoch: int
     metadata: str | None
+    commit_ms: int = -1  # wall-clock time of the commit
 
 
 @dataclass(frozen=True, slots=True)

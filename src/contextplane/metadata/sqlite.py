@@ -368,11 +368,11 @@ class SqliteEngine(QuotaRows):
 
     def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         rows = self._db.execute(
-            "SELECT topic, partition, committed_offset, leader_epoch, metadata"
+            "SELECT topic, partition, committed_offset, leader_epoch, metadata, commit_ms"
             " FROM group_offsets WHERE group_id=?",
             (group_id,),
         ).fetchall()
-        return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4]) for r in rows}
+        return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4], r[5]) for r in rows}
 
     @_uses_reserve
     def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:

@@ -21,6 +21,7 @@ from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.offsets_topic import is_internal
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
@@ -96,6 +97,10 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                 if request_error is not None:
                     raise request_error
                 ctx.require(TOPIC, name)
+                if is_internal(name):  # Kafka: INVALID_TOPIC_EXCEPTION, and no message
+                    entry["error_code"] = ErrorCode.invalid_topic_exception
+                    failed = True
+                    continue
                 partition = ctx.log.partition(name, data.index)
                 batches.append(_checked_batch(ctx, name, entry, partition, data.records))
             except KafkaError as exc:

@@ -50,6 +50,14 @@ class Core:
         self.config = config
         self.groups: dict[str, Group] = {}
         self.timers: Timers[GroupTimer] = Timers()
+        # Told of each group whose metadata Kafka would store: a completed rebalance
+        # (the leader's assignment, or nobody left). The shell writes it to
+        # __consumer_offsets; it must not re-enter the machine.
+        self.on_group_stored: Callable[[Group], None] | None = None
+
+    def group_stored(self, group: Group) -> None:
+        if self.on_group_stored is not None:
+            self.on_group_stored(group)
 
     def get_or_create(self, group_id: str) -> Group:
         group = self.groups.get(group_id)

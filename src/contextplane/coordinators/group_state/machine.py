@@ -84,6 +84,11 @@ class GroupStateMachine:
     def timers(self) -> Timers[GroupTimer]:
         return self._core.timers
 
+    def set_group_stored_listener(self, listener: Callable[[Group], None] | None) -> None:
+        """Call `listener` with each group whose metadata Kafka would store (a completed
+        rebalance: the leader's assignment, or nobody left)."""
+        self._core.on_group_stored = listener
+
     # -- timers -------------------------------------------------------------------------
 
     def next_deadline(self) -> int | None:

@@ -143,6 +143,7 @@ class Rebalance:
             log.info(
                 "group %s generation %d is now empty", escape(group.group_id), group.generation_id
             )
+            core.group_stored(group)
             return
         log.info(
             "group %s: generation %d stabilising with %d members (protocol %s)",

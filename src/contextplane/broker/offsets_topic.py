@@ -1,0 +1,284 @@
+"""The read-only internal topic `__consumer_offsets`, written by the group coordinator.
+
+Committed offsets live in the metadata store (the authority); lag monitors and Kafka's
+own tools read them from `__consumer_offsets` in Kafka's key and value formats. The
+coordinator reports every change once the store has it (`OffsetsJournal`), and this
+writer appends the records through the storage engine, as one batch per change, in the
+group's partition (`partition_for`): the same WAL and object path as produced data. An
+append is queued, not awaited: a commit never waits for it, and a failed one is logged
+and repaired by a snapshot.
+
+Until compaction exists the topic is `cleanup.policy=delete` with time retention, so
+the writer keeps it complete by itself: at start (which also covers a crash between a
+metadata commit and its append) and again every half of the topic's `retention.ms`, it
+appends a snapshot of every live committed offset and group. Retention deletes only
+segments whose newest record is older than `retention.ms`, so the latest snapshot and
+everything after it are always retained: a reader from the earliest offset sees every
+live offset, and the newest record of a key is its current value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from contextplane.broker.topics import TopicManager
+from contextplane.clock import Clock
+from contextplane.coordinators.group import GroupCoordinator
+from contextplane.errors import KafkaError
+from contextplane.logsafe import escape
+from contextplane.metadata.records import OffsetRow
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import (
+    OFFSETS_TOPIC,
+    GroupMetadata,
+    encode_batch,
+    group_metadata_key,
+    group_metadata_value,
+    offset_commit_key,
+    offset_commit_value,
+    partition_for,
+)
+from contextplane.protocol.records import parse_header
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+
+log = logging.getLogger(__name__)
+
+# Kafka's offsets.topic.segment.bytes default.
+SEGMENT_BYTES = 100 * 1024 * 1024
+# Records of one appended batch stop at this many bytes (a larger single record still
+# goes alone), so a commit of many partitions is a few batches any consumer fetches.
+BATCH_BYTES_MAX = 512 * 1024
+# After a failed append, the next snapshot repairs the topic this long later.
+REPAIR_DELAY_MS = 30_000
+
+Record = tuple[bytes, bytes | None]
+
+
+def is_internal(topic: str) -> bool:
+    return topic == OFFSETS_TOPIC
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(settings.offsets_topic_retention_ms),
+        "retention.bytes": "-1",
+        "segment.bytes": str(SEGMENT_BYTES),
+    }
+
+
+def _chunks(records: list[Record]) -> list[list[Record]]:
+    chunks: list[list[Record]] = []
+    size = BATCH_BYTES_MAX
+    for record in records:
+        record_bytes = len(record[0]) + len(record[1] or b"") + 16
+        if size + record_bytes > BATCH_BYTES_MAX:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(record)
+        size += record_bytes
+    return chunks
+
+
+class OffsetsTopicWriter:
+    """The coordinator's `OffsetsJournal`: appends its records to `__consumer_offsets`."""
+
+    def __init__(
+        self, storage: StorageEngine, topics: TopicManager, settings: Settings, clock: Clock
+    ) -> None:
+        self._storage = storage
+        self._topics = topics
+        self._settings = settings
+        self._wall_ms = clock.wall_ms
+        self._coordinator: GroupCoordinator | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._last_snapshot_ms = 0
+        self._repair_at_ms: int | None = None
+        self.failed_appends = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def ensure_topic(self) -> None:
+        """Create the internal topic at the first start (its partition count is fixed
+        from then on, as in Kafka)."""
+        if OFFSETS_TOPIC in self._topics.topics():
+            return
+        await self._topics.create(
+            OFFSETS_TOPIC,
+            self._settings.offsets_topic_num_partitions,
+            topic_configs(self._settings),
+        )
+        log.info(
+            "created %s with %d partitions",
+            OFFSETS_TOPIC,
+            self._settings.offsets_topic_num_partitions,
+        )
+
+    async def start(self, coordinator: GroupCoordinator) -> None:
+        """Append a snapshot (repairing what a crash lost), then keep the topic complete."""
+        self._coordinator = coordinator
+        coordinator.journal = self
+        await self.snapshot()
+        self._task = asyncio.create_task(self._run(), name="offsets-topic-snapshots")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _interval_ms(self) -> int | None:
+        """Half of the topic's retention.ms (None: no time retention)."""
+        configured = self._topics.configs(OFFSETS_TOPIC).get("retention.ms")
+        try:
+            retention = int(configured) if configured is not None else self._settings.retention_ms
+        except ValueError:
+            retention = self._settings.retention_ms
+        return None if retention < 0 else max(retention // 2, 1)
+
+    def _next_due_ms(self) -> int | None:
+        interval = self._interval_ms()
+        due = None if interval is None else self._last_snapshot_ms + interval
+        if self._repair_at_ms is not None:
+            due = self._repair_at_ms if due is None else min(due, self._repair_at_ms)
+        return due
+
+    async def _run(self) -> None:
+        while True:
+            due = self._next_due_ms()
+            self._wake.clear()
+            if due is not None and self._wall_ms() >= due:
+                try:
+                    await self.snapshot()
+                except Exception:  # noqa: BLE001 - retried at the next deadline
+                    log.exception("snapshot of %s failed", OFFSETS_TOPIC)
+                    self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
+                continue
+            delay_s = None if due is None else (due - self._wall_ms()) / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
+
+    async def snapshot(self) -> int:
+        """Append every live committed offset and group; returns the records appended."""
+        coordinator = self._coordinator
+        assert coordinator is not None, "start() sets the coordinator"
+        self._repair_at_ms = None
+        started_ms = self._wall_ms()
+        count = 0
+        async for group_id, committed in coordinator.snapshot_offsets():
+            rows = [
+                (topic, partition, c.offset, c.leader_epoch, c.metadata or "", c.commit_ms)
+                for (topic, partition), c in sorted(committed.items())
+            ]
+            records = [self._offset_record(group_id, *row) for row in rows]
+            self._append(group_id, records)
+            count += len(records)
+            await asyncio.sleep(0)  # many groups: let requests in between
+        for group_id, metadata in coordinator.snapshot_groups():
+            self.group_stored(group_id, metadata)
+            count += 1
+        self._last_snapshot_ms = started_ms
+        log.info("appended a snapshot of %d records to %s", count, OFFSETS_TOPIC)
+        return count
+
+    # -- the journal ----------------------------------------------------------------------
+
+    def offsets_committed(self, group_id: str, rows: list[OffsetRow], commit_ms: int) -> None:
+        self._append(
+            group_id,
+            [
+                self._offset_record(
+                    group_id,
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.leader_epoch,
+                    r.metadata or "",
+                    commit_ms,
+                )  # fmt: skip
+                for r in rows
+            ],
+        )
+
+    def offsets_deleted(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        if partitions:
+            self._append(
+                group_id, [(offset_commit_key(group_id, t, p), None) for t, p in partitions]
+            )
+
+    def group_stored(self, group_id: str, metadata: GroupMetadata) -> None:
+        self._append(group_id, [(group_metadata_key(group_id), group_metadata_value(metadata))])
+
+    def group_deleted(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        records: list[Record] = [(offset_commit_key(group_id, t, p), None) for t, p in partitions]
+        records.append((group_metadata_key(group_id), None))
+        self._append(group_id, records)
+
+    def _offset_record(
+        self,
+        group_id: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        leader_epoch: int,
+        metadata: str,
+        commit_ms: int,
+    ) -> Record:
+        record = self._topics.topics().get(topic)
+        value = offset_commit_value(
+            offset,
+            leader_epoch,
+            metadata,
+            commit_ms,
+            None if record is None else record.topic_id,
+        )
+        return offset_commit_key(group_id, topic, partition), value
+
+    def _append(self, group_id: str, records: list[Record]) -> None:
+        """Queue `records` on the group's partition; never raises, never waits."""
+        try:
+            topic = self._topics.topics().get(OFFSETS_TOPIC)
+            if topic is None:
+                raise KafkaError(ErrorCode.unknown_topic_or_partition, f"no {OFFSETS_TOPIC}")
+            partition = self._storage.partition(
+                OFFSETS_TOPIC, partition_for(group_id, topic.partitions)
+            )
+            now = self._wall_ms()
+            for chunk in _chunks(records):
+                batch = encode_batch(chunk, now)
+                result = self._storage.append(partition, [(parse_header(batch), memoryview(batch))])
+                if result.durable is not None:
+                    result.durable.add_done_callback(self._check_written(group_id))
+        except Exception as exc:  # noqa: BLE001 - the metadata store has it; a snapshot repairs
+            self._failed(group_id, exc)
+
+    def _check_written(self, group_id: str) -> Callable[[asyncio.Future[None]], None]:
+        def check(durable: asyncio.Future[None]) -> None:
+            if durable.cancelled():
+                return
+            error = durable.exception()
+            if error is not None:
+                self._failed(group_id, error)
+
+        return check
+
+    def _failed(self, group_id: str, error: BaseException) -> None:
+        """Count and log a failed append (once until the repairing snapshot: a full disk
+        fails every commit's append) and schedule the snapshot that repairs it."""
+        self.failed_appends += 1
+        if self._repair_at_ms is not None:
+            return
+        log.warning(
+            "appending to %s for group %s failed (%s); a snapshot repairs it",
+            OFFSETS_TOPIC,
+            escape(group_id),
+            escape(str(error)),
+        )
+        self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
+        self._wake.set()

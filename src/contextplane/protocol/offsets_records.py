@@ -1,0 +1,299 @@
+"""The records of `__consumer_offsets`, in Kafka's own key and value formats.
+
+Kafka's group coordinator writes these records (group-coordinator's message JSON:
+OffsetCommitKey/Value, GroupMetadataKey/Value); lag monitors and Kafka's own
+OffsetsMessageFormatter read them. A key starts with a big-endian int16 record type (1:
+offset commit, 2: group metadata), then the key's fields (non-flexible strings: int16
+length and UTF-8). A value starts with its int16 version; the versions written here are
+the ones Kafka 4.4 writes: OffsetCommitValue v4 and GroupMetadataValue v4, both flexible
+(compact strings, tagged fields). A null value (tombstone) deletes the key.
+
+Pure: bytes in, values out. `encode_batch` builds the uncompressed RecordBatch v2 a
+coordinator append holds (producer id -1, as Kafka's coordinator writes).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+
+import crc32c
+
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSET_COMMIT_KEY_TYPE = 1
+GROUP_METADATA_KEY_TYPE = 2
+OFFSET_COMMIT_VALUE_VERSION = 4
+GROUP_METADATA_VALUE_VERSION = 4
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode (UTF-16 code units, 32-bit signed overflow)."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for(group_id: str, partitions: int) -> int:
+    """Kafka's partitionFor: Utils.abs(groupId.hashCode()) % partitions."""
+    return (java_string_hash(group_id) & 0x7FFFFFFF) % partitions
+
+
+# -- primitive writers --------------------------------------------------------------------
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _varint(value: int) -> bytes:
+    return _uvarint(((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF)
+
+
+def _compact_string(text: str | None) -> bytes:
+    if text is None:
+        return b"\x00"
+    data = text.encode()
+    return _uvarint(len(data) + 1) + data
+
+
+def _compact_bytes(data: bytes) -> bytes:
+    return _uvarint(len(data) + 1) + data
+
+
+# -- keys and values ----------------------------------------------------------------------
+
+
+def offset_commit_key(group_id: str, topic: str, partition: int) -> bytes:
+    return (
+        struct.pack(">h", OFFSET_COMMIT_KEY_TYPE)
+        + _string(group_id)
+        + _string(topic)
+        + struct.pack(">i", partition)
+    )
+
+
+def offset_commit_value(
+    offset: int, leader_epoch: int, metadata: str, commit_timestamp_ms: int, topic_id: bytes | None
+) -> bytes:
+    tagged = b"\x00"
+    if topic_id is not None and topic_id != bytes(16):
+        tagged = b"\x01" + b"\x00" + _uvarint(16) + topic_id  # one tagged field: 0, topicId
+    return (
+        struct.pack(">hqi", OFFSET_COMMIT_VALUE_VERSION, offset, leader_epoch)
+        + _compact_string(metadata)
+        + struct.pack(">q", commit_timestamp_ms)
+        + tagged
+    )
+
+
+def group_metadata_key(group_id: str) -> bytes:
+    return struct.pack(">h", GROUP_METADATA_KEY_TYPE) + _string(group_id)
+
+
+@dataclass(slots=True)
+class MemberMetadata:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    subscription: bytes
+    assignment: bytes
+
+
+@dataclass(slots=True)
+class GroupMetadata:
+    protocol_type: str
+    generation: int
+    protocol: str | None
+    leader: str | None
+    current_state_timestamp_ms: int
+    members: list[MemberMetadata]
+
+
+def group_metadata_value(group: GroupMetadata) -> bytes:
+    out = bytearray(struct.pack(">h", GROUP_METADATA_VALUE_VERSION))
+    out += _compact_string(group.protocol_type)
+    out += struct.pack(">i", group.generation)
+    out += _compact_string(group.protocol)
+    out += _compact_string(group.leader)
+    out += struct.pack(">q", group.current_state_timestamp_ms)
+    out += _uvarint(len(group.members) + 1)
+    for m in group.members:
+        out += _compact_string(m.member_id)
+        out += _compact_string(m.group_instance_id)
+        out += _compact_string(m.client_id)
+        out += _compact_string(m.client_host)
+        out += struct.pack(">ii", m.rebalance_timeout_ms, m.session_timeout_ms)
+        out += _compact_bytes(m.subscription)
+        out += _compact_bytes(m.assignment)
+        out += b"\x00"  # no tagged fields
+    out += b"\x00"
+    return bytes(out)
+
+
+# -- decoding (for readers and tests) -----------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, size: int) -> bytes:
+        if size < 0 or self.pos + size > len(self.data):
+            raise ValueError("truncated offsets-topic record")
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return chunk
+
+    def unpack(self, fmt: str) -> tuple[int, ...]:
+        s = struct.Struct(fmt)
+        return s.unpack(self.take(s.size))
+
+    def string(self) -> str:
+        (size,) = self.unpack(">h")
+        return self.take(size).decode()
+
+    def uvarint(self) -> int:
+        shift = value = 0
+        while True:
+            (byte,) = self.take(1)
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def compact_string(self) -> str | None:
+        size = self.uvarint()
+        return None if size == 0 else self.take(size - 1).decode()
+
+    def compact_bytes(self) -> bytes:
+        size = self.uvarint()
+        return b"" if size == 0 else self.take(size - 1)
+
+    def tagged(self) -> dict[int, bytes]:
+        fields = {}
+        for _ in range(self.uvarint()):
+            tag = self.uvarint()
+            fields[tag] = self.take(self.uvarint())
+        return fields
+
+
+def decode_key(data: bytes) -> tuple[int, tuple[str | int, ...]]:
+    """(record type, fields): (1, (group, topic, partition)) or (2, (group,))."""
+    r = _Reader(data)
+    (kind,) = r.unpack(">h")
+    if kind in (0, OFFSET_COMMIT_KEY_TYPE):
+        group, topic = r.string(), r.string()
+        (partition,) = r.unpack(">i")
+        return kind, (group, topic, partition)
+    if kind == GROUP_METADATA_KEY_TYPE:
+        return kind, (r.string(),)
+    raise ValueError(f"unknown offsets-topic key type {kind}")
+
+
+@dataclass(slots=True)
+class OffsetCommitValue:
+    version: int
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp_ms: int
+    topic_id: uuid.UUID | None
+
+
+def decode_offset_commit_value(data: bytes) -> OffsetCommitValue:
+    r = _Reader(data)
+    (version,) = r.unpack(">h")
+    if version != OFFSET_COMMIT_VALUE_VERSION:
+        raise ValueError(f"OffsetCommitValue v{version} is not decoded here")
+    offset, leader_epoch = r.unpack(">qi")
+    metadata = r.compact_string() or ""
+    (timestamp,) = r.unpack(">q")
+    topic_id = r.tagged().get(0)
+    return OffsetCommitValue(
+        version,
+        offset,
+        leader_epoch,
+        metadata,
+        timestamp,
+        None if topic_id is None else uuid.UUID(bytes=topic_id),
+    )
+
+
+def decode_group_metadata_value(data: bytes) -> GroupMetadata:
+    r = _Reader(data)
+    (version,) = r.unpack(">h")
+    if version != GROUP_METADATA_VALUE_VERSION:
+        raise ValueError(f"GroupMetadataValue v{version} is not decoded here")
+    protocol_type = r.compact_string() or ""
+    (generation,) = r.unpack(">i")
+    protocol = r.compact_string()
+    leader = r.compact_string()
+    (timestamp,) = r.unpack(">q")
+    members = []
+    for _ in range(max(r.uvarint() - 1, 0)):
+        member_id = r.compact_string() or ""
+        instance_id = r.compact_string()
+        client_id = r.compact_string() or ""
+        client_host = r.compact_string() or ""
+        rebalance_timeout, session_timeout = r.unpack(">ii")
+        subscription = r.compact_bytes()
+        assignment = r.compact_bytes()
+        r.tagged()
+        members.append(
+            MemberMetadata(
+                member_id,
+                instance_id,
+                client_id,
+                client_host,
+                rebalance_timeout,
+                session_timeout,
+                subscription,
+                assignment,
+            )
+        )
+    r.tagged()
+    return GroupMetadata(protocol_type, generation, protocol, leader, timestamp, members)
+
+
+# -- the batch ----------------------------------------------------------------------------
+
+
+def encode_batch(records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
+    """One uncompressed RecordBatch v2 of (key, value) records, base offset 0, producer
+    id -1, every record at `timestamp_ms` (the appender stamps the base offset)."""
+    if not records:
+        raise ValueError("a batch holds at least one record")
+    body = bytearray()
+    for delta, (key, value) in enumerate(records):
+        one = bytearray(b"\x00")  # attributes
+        one += _varint(0)  # timestamp delta
+        one += _varint(delta)
+        one += _varint(len(key)) + key
+        one += _varint(-1) if value is None else _varint(len(value)) + value
+        one += _varint(0)  # headers
+        body += _varint(len(one)) + one
+    count = len(records)
+    after_crc = (
+        struct.pack(">hiqqqhii", 0, count - 1, timestamp_ms, timestamp_ms, -1, -1, -1, count) + body
+    )
+    length = 4 + 1 + 4 + len(after_crc)
+    return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc

@@ -1,0 +1,259 @@
+"""`__consumer_offsets`: what lag monitors and Kafka's own tools read from it.
+
+A confluent-kafka consumer group commits; a lag-monitor-style reader (tests/groups/
+offsets_reader.py, its own decoder) and Kafka's ConsoleConsumer with its
+OffsetsMessageFormatter / GroupMetadataMessageFormatter read the commits back, also
+after a restart, after a kill -9, and after offsets reached the metadata store without
+their records (a crash between the two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.metadata.records import OffsetRow
+from contextplane.metadata.sqlite import SqliteMetadataStore
+from tests.groups.offsets_reader import decode_key, latest_offsets, read_all
+from tests.groups.support import Broker, Wire, wait_until
+from tests.support.broker import BrokerProcess
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    process = Broker(tmp_path_factory.mktemp("offsets-topic") / "broker").start()
+    yield process
+    process.stop()
+
+
+def create_topic(bootstrap: str, partitions: int = PARTITIONS) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, num_partitions=partitions)]).values():
+        future.result(10)
+    return name
+
+
+def consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> dict[int, int]:
+    """Produce `count` messages, consume them in `group` and commit; the committed
+    offsets by partition."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(count):
+        producer.produce(topic, value=f"m{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(15) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 300,
+        }
+    )
+    seen = 0
+
+    def poll() -> None:
+        nonlocal seen
+        message = consumer.poll(0.1)
+        if message is not None and message.error() is None:
+            seen += 1
+
+    try:
+        consumer.subscribe([topic])
+        assert wait_until(lambda: seen >= count, 30, poll)
+        committed = consumer.commit(asynchronous=False)
+        assert committed is not None
+        return {tp.partition: tp.offset for tp in committed if tp.topic == topic}
+    finally:
+        consumer.close()
+
+
+def offsets_of(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    live = latest_offsets(read_all(bootstrap))
+    return {p: c.offset for (g, t, p), c in live.items() if g == group and t == topic}
+
+
+def test_metadata_lists_it_internal_and_produce_is_refused(broker: Broker) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    listed = admin.list_topics(timeout=10).topics
+    assert "__consumer_offsets" in listed
+    assert len(listed["__consumer_offsets"].partitions) == 50
+    wire = Wire(broker.port)
+    try:
+        response = wire.request(3, 12, topics=None, allow_auto_topic_creation=False,
+                                include_topic_authorized_operations=False)  # fmt: skip
+        entry = next(t for t in response.topics if t.name == "__consumer_offsets")
+        assert entry.is_internal
+        from conformance.wire import encode_batch, produce
+
+        refused = produce(wire, "__consumer_offsets", encode_batch([b"x"]), partition=0)
+        assert refused.error_code == 17  # INVALID_TOPIC_EXCEPTION
+        assert refused.error_message is None
+    finally:
+        wire.close()
+
+
+def test_lag_monitor_reads_every_committed_offset(broker: Broker) -> None:
+    topic = create_topic(broker.bootstrap)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    committed = consume_and_commit(broker.bootstrap, topic, group, 30)
+    assert committed == {0: 10, 1: 10, 2: 10}
+    assert offsets_of(broker.bootstrap, group, topic) == committed
+    records = read_all(broker.bootstrap)
+    stored = [decode_key(key)[1] for key, value in records if value and decode_key(key)[0] == 2]
+    assert (group,) in stored, "the completed rebalance's group metadata is in the topic"
+
+
+def test_deleted_group_leaves_tombstones(broker: Broker) -> None:
+    topic = create_topic(broker.bootstrap)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consume_and_commit(broker.bootstrap, topic, group, 6)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_consumer_groups([group])[group].result(10)
+    assert offsets_of(broker.bootstrap, group, topic) == {}
+    last = {}
+    for key, value in read_all(broker.bootstrap):
+        last[decode_key(key)] = value
+    assert last[(2, (group,))] is None
+
+
+def test_offsets_survive_restart_and_a_lost_append_is_repaired(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "restart").start()
+    try:
+        topic = create_topic(broker.bootstrap)
+        group = "restart-group"
+        committed = consume_and_commit(broker.bootstrap, topic, group, 9)
+        broker.stop()
+        # A crash between the metadata commit and the append: the store has an offset
+        # the topic never received.
+        store = SqliteMetadataStore(str(tmp_path / "restart" / "metadata.db"))
+
+        async def commit_behind_the_topic() -> None:
+            await store.open()
+            try:
+                await store.commit_offsets(
+                    "lost-append", [OffsetRow(topic, 1, 42, -1, "m")], 1_700_000_000_000
+                )
+            finally:
+                await store.close()
+
+        asyncio.run(commit_behind_the_topic())
+        broker.start()
+        assert offsets_of(broker.bootstrap, group, topic) == committed
+        assert offsets_of(broker.bootstrap, "lost-append", topic) == {1: 42}
+    finally:
+        broker.stop()
+
+
+@pytest.mark.slow
+def test_offsets_survive_kill9(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "killed", settings={"group.initial.rebalance.delay.ms": "0"})
+    broker.start()
+    try:
+        topic = create_topic(broker.bootstrap)
+        group = "killed-group"
+        committed = consume_and_commit(broker.bootstrap, topic, group, 12)
+        broker.kill9()
+        broker.start()
+        assert offsets_of(broker.bootstrap, group, topic) == committed
+    finally:
+        broker.stop()
+
+
+def test_snapshot_is_appended_again_within_the_retention(tmp_path: Path) -> None:
+    """With a short retention the coordinator writes every live offset again every half
+    of it, so a reader from the earliest offset keeps seeing them once the first
+    records are gone."""
+    broker = Broker(tmp_path / "snap", settings={"offsets.topic.retention.ms": "2000"}).start()
+    try:
+        topic = create_topic(broker.bootstrap)
+        group = "snap-group"
+        committed = consume_and_commit(broker.bootstrap, topic, group, 3)
+
+        def copies() -> int:
+            return sum(
+                1
+                for key, value in read_all(broker.bootstrap)
+                if value is not None and decode_key(key) == (1, (group, topic, 0))
+            )
+
+        first = copies()
+        assert wait_until(lambda: copies() > first, 20, lambda: None)
+        assert offsets_of(broker.bootstrap, group, topic) == committed
+    finally:
+        broker.stop()
+
+
+def _kafka_console_consumer(bootstrap: str, formatter: str, count: int) -> str:
+    from conformance.suites.librdkafka.suite import fetch_kafka_tools
+
+    java = shutil.which("java")
+    assert java is not None, "java is installed by harness/install.sh"
+    libs = fetch_kafka_tools()
+    result = subprocess.run(
+        [java, "-cp", f"{libs}/*", "org.apache.kafka.tools.consumer.ConsoleConsumer"]
+        + ["--bootstrap-server", bootstrap, "--topic", "__consumer_offsets"]
+        + ["--from-beginning", "--formatter", formatter]
+        + ["--max-messages", str(count), "--timeout-ms", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.stdout
+
+
+def test_kafka_formatters_read_the_commits(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "formatter").start()
+    try:
+        topic = create_topic(broker.bootstrap)
+        group = "formatted-group"
+        consume_and_commit(broker.bootstrap, topic, group, 9)
+        offsets = _kafka_console_consumer(
+            broker.bootstrap, "org.apache.kafka.tools.consumer.OffsetsMessageFormatter", 3
+        )
+        for partition in range(PARTITIONS):
+            assert (
+                f'"data":{{"group":"{group}","topic":"{topic}","partition":{partition}}}' in offsets
+            ), offsets
+        assert '"offset":3' in offsets, offsets
+        groups = _kafka_console_consumer(
+            broker.bootstrap, "org.apache.kafka.tools.consumer.GroupMetadataMessageFormatter", 1
+        )
+        assert f'"group":"{group}"' in groups and '"protocolType":"consumer"' in groups, groups
+    finally:
+        broker.stop()
+
+
+def test_commits_land_in_the_groups_partition(broker: Broker) -> None:
+    """Kafka's partitionFor: abs(groupId.hashCode()) % 50."""
+    topic = create_topic(broker.bootstrap)
+    group = "hashed-group"  # Java: "hashed-group".hashCode()
+    expected = (_java_hash(group) & 0x7FFFFFFF) % 50
+    consume_and_commit(broker.bootstrap, topic, group, 3)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "peek"})
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition("__consumer_offsets", p), 10)[1]
+            for p in range(50)
+        }
+    finally:
+        consumer.close()
+    assert ends[expected] > 0
+
+
+def _java_hash(text: str) -> int:
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
