@@ -564,9 +564,12 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("log.preallocate", "no per-partition segment files"),
     KafkaSetting("log.segment.delete.delay.ms", "no per-partition segment files"),
     KafkaSetting("log.roll.jitter.*", "segments follow uploaded objects"),
+    KafkaSetting("offsets.topic.replication.factor", _NO_REPLICAS),
     KafkaSetting(
-        "offsets.topic.*",
-        "`__consumer_offsets` is written by the coordinator; its offsets are metadata-store rows",
+        "offsets.topic.segment.bytes", "`__consumer_offsets` is created with Kafka's 100 MiB"
+    ),
+    KafkaSetting(
+        "offsets.topic.compression.codec", "`__consumer_offsets` batches are uncompressed"
     ),
     KafkaSetting("transaction.state.log.*", _NO_INTERNAL_TOPICS),
     KafkaSetting("share.coordinator.state.topic.*", _NO_INTERNAL_TOPICS),

@@ -3,7 +3,7 @@
 The golden records were read from a Kafka 4.4 broker's `__consumer_offsets` after a
 confluent-kafka consumer (client id `cap-client`, group `cap-group`) consumed
 `cap-topic` (2 partitions) and committed offset 2 of each partition, partition 0 with
-metadata "meta".
+metadata "meta" (which librdkafka sends with its C string's terminating NUL).
 """
 
 from __future__ import annotations
@@ -29,12 +29,24 @@ from contextplane.protocol.offsets_records import (
 )
 from contextplane.protocol.records import split_batches
 
-KAFKA_TOPIC_ID = uuid.UUID("00000000-0000-0000-0000-000000000000")
-KAFKA_COMMIT_KEY_P0 = bytes.fromhex("")
-KAFKA_COMMIT_VALUE_P0 = bytes.fromhex("")
-KAFKA_COMMIT_MS = 0
-KAFKA_GROUP_KEY = bytes.fromhex("")
-KAFKA_GROUP_VALUE = bytes.fromhex("")
+KAFKA_TOPIC_ID = uuid.UUID("ee76a644-17b5-455e-ab8e-bd29852640a2")
+KAFKA_COMMIT_KEY_P0 = bytes.fromhex("000100096361702d67726f757000096361702d746f70696300000000")
+KAFKA_COMMIT_VALUE_P0 = bytes.fromhex(
+    "00040000000000000002ffffffff066d65746100000001a22865fe85010010ee76a64417b5455eab8ebd29852640a2"
+)
+KAFKA_COMMIT_VALUE_P1 = bytes.fromhex(
+    "00040000000000000002ffffffff01000001a22865fe85010010ee76a64417b5455eab8ebd29852640a2"
+)
+KAFKA_COMMIT_MS = 0x1A22865FE85
+KAFKA_GROUP_KEY = bytes.fromhex("000200096361702d67726f7570")
+KAFKA_GROUP_VALUE = bytes.fromhex(
+    "00030008636f6e73756d657200000001000572616e6765002f6361702d636c69656e742d3465373165356336"
+    "2d356661632d343833332d613462342d316566626432323331316365000001a22865fc0000000001002f6361"
+    "702d636c69656e742d34653731653563362d356661632d343833332d613462342d3165666264323233313163"
+    "65ffff000a6361702d636c69656e74000a2f3132372e302e302e31000493e00000afc80000001f0003000000"
+    "0100096361702d746f7069630000000000000000ffffffff00000000002100000000000100096361702d746f"
+    "70696300000002000000000000000100000000"
+)
 
 
 def test_java_string_hash_matches_java() -> None:
@@ -54,8 +66,14 @@ def test_partition_is_kafkas_utils_abs_of_the_hash() -> None:
 
 def test_offset_commit_record_is_kafkas_bytes() -> None:
     assert offset_commit_key("cap-group", "cap-topic", 0) == KAFKA_COMMIT_KEY_P0
-    value = offset_commit_value(2, -1, "meta", KAFKA_COMMIT_MS, KAFKA_TOPIC_ID.bytes)
+    value = offset_commit_value(2, -1, "meta\x00", KAFKA_COMMIT_MS, KAFKA_TOPIC_ID.bytes)
     assert value == KAFKA_COMMIT_VALUE_P0
+    assert offset_commit_value(2, -1, "", KAFKA_COMMIT_MS, KAFKA_TOPIC_ID.bytes) == (
+        KAFKA_COMMIT_VALUE_P1
+    )
+    decoded = decode_offset_commit_value(KAFKA_COMMIT_VALUE_P0)
+    assert (decoded.offset, decoded.metadata, decoded.topic_id) == (2, "meta\x00", KAFKA_TOPIC_ID)
+    assert decode_key(KAFKA_COMMIT_KEY_P0) == (1, ("cap-group", "cap-topic", 0))
 
 
 def test_group_metadata_record_decodes_kafkas_bytes_and_encodes_them_again() -> None:
@@ -63,7 +81,8 @@ def test_group_metadata_record_decodes_kafkas_bytes_and_encodes_them_again() -> 
     assert group_metadata_key("cap-group") == KAFKA_GROUP_KEY
     decoded = decode_group_metadata_value(KAFKA_GROUP_VALUE)
     assert decoded.protocol_type == "consumer" and decoded.generation == 1
-    assert [m.client_id for m in decoded.members] == ["cap-client"]
+    assert [(m.client_id, m.client_host) for m in decoded.members] == [("cap-client", "/127.0.0.1")]
+    assert decoded.protocol == "range" and decoded.leader == decoded.members[0].member_id
     assert group_metadata_value(decoded) == KAFKA_GROUP_VALUE
 
 

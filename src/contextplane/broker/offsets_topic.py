@@ -54,6 +54,7 @@ SEGMENT_BYTES = 100 * 1024 * 1024
 BATCH_BYTES_MAX = 512 * 1024
 # After a failed append, the next snapshot repairs the topic this long later.
 REPAIR_DELAY_MS = 30_000
+RECHECK_S = 60.0
 
 Record = tuple[bytes, bytes | None]
 
@@ -160,7 +161,9 @@ class OffsetsTopicWriter:
                     log.exception("snapshot of %s failed", OFFSETS_TOPIC)
                     self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
                 continue
-            delay_s = None if due is None else (due - self._wall_ms()) / 1000
+            # Woken early by a failed append; at least once a minute, so a changed
+            # retention.ms of the topic takes effect.
+            delay_s = RECHECK_S if due is None else min((due - self._wall_ms()) / 1000, RECHECK_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay_s)
 
@@ -169,6 +172,7 @@ class OffsetsTopicWriter:
         coordinator = self._coordinator
         assert coordinator is not None, "start() sets the coordinator"
         self._repair_at_ms = None
+        await self.ensure_topic()  # DeleteTopics may delete it, as Kafka allows
         started_ms = self._wall_ms()
         count = 0
         async for group_id, committed in coordinator.snapshot_offsets():

@@ -5,8 +5,9 @@ OffsetCommitKey/Value, GroupMetadataKey/Value); lag monitors and Kafka's own
 OffsetsMessageFormatter read them. A key starts with a big-endian int16 record type (1:
 offset commit, 2: group metadata), then the key's fields (non-flexible strings: int16
 length and UTF-8). A value starts with its int16 version; the versions written here are
-the ones Kafka 4.4 writes: OffsetCommitValue v4 and GroupMetadataValue v4, both flexible
-(compact strings, tagged fields). A null value (tombstone) deletes the key.
+the ones Kafka 4.4 writes (read back from its log): OffsetCommitValue v4, flexible (compact
+strings, the topic id as tagged field 0), and GroupMetadataValue v3, not flexible (int16
+string lengths, int32 array and bytes lengths). A null value (tombstone) deletes the key.
 
 Pure: bytes in, values out. `encode_batch` builds the uncompressed RecordBatch v2 a
 coordinator append holds (producer id -1, as Kafka's coordinator writes).
@@ -24,7 +25,7 @@ OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_COMMIT_KEY_TYPE = 1
 GROUP_METADATA_KEY_TYPE = 2
 OFFSET_COMMIT_VALUE_VERSION = 4
-GROUP_METADATA_VALUE_VERSION = 4
+GROUP_METADATA_VALUE_VERSION = 3
 
 
 def java_string_hash(text: str) -> int:
@@ -69,8 +70,12 @@ def _compact_string(text: str | None) -> bytes:
     return _uvarint(len(data) + 1) + data
 
 
-def _compact_bytes(data: bytes) -> bytes:
-    return _uvarint(len(data) + 1) + data
+def _nullable_string(text: str | None) -> bytes:
+    return b"\xff\xff" if text is None else _string(text)
+
+
+def _bytes(data: bytes) -> bytes:
+    return struct.pack(">i", len(data)) + data
 
 
 # -- keys and values ----------------------------------------------------------------------
@@ -127,22 +132,20 @@ class GroupMetadata:
 
 def group_metadata_value(group: GroupMetadata) -> bytes:
     out = bytearray(struct.pack(">h", GROUP_METADATA_VALUE_VERSION))
-    out += _compact_string(group.protocol_type)
+    out += _string(group.protocol_type)
     out += struct.pack(">i", group.generation)
-    out += _compact_string(group.protocol)
-    out += _compact_string(group.leader)
+    out += _nullable_string(group.protocol)
+    out += _nullable_string(group.leader)
     out += struct.pack(">q", group.current_state_timestamp_ms)
-    out += _uvarint(len(group.members) + 1)
+    out += struct.pack(">i", len(group.members))
     for m in group.members:
-        out += _compact_string(m.member_id)
-        out += _compact_string(m.group_instance_id)
-        out += _compact_string(m.client_id)
-        out += _compact_string(m.client_host)
+        out += _string(m.member_id)
+        out += _nullable_string(m.group_instance_id)
+        out += _string(m.client_id)
+        out += _string(m.client_host)
         out += struct.pack(">ii", m.rebalance_timeout_ms, m.session_timeout_ms)
-        out += _compact_bytes(m.subscription)
-        out += _compact_bytes(m.assignment)
-        out += b"\x00"  # no tagged fields
-    out += b"\x00"
+        out += _bytes(m.subscription)
+        out += _bytes(m.assignment)
     return bytes(out)
 
 
@@ -166,8 +169,18 @@ class _Reader:
         return s.unpack(self.take(s.size))
 
     def string(self) -> str:
+        text = self.nullable_string()
+        if text is None:
+            raise ValueError("null where a string is required")
+        return text
+
+    def nullable_string(self) -> str | None:
         (size,) = self.unpack(">h")
-        return self.take(size).decode()
+        return None if size == -1 else self.take(size).decode()
+
+    def bytes_(self) -> bytes:
+        (size,) = self.unpack(">i")
+        return self.take(size)
 
     def uvarint(self) -> int:
         shift = value = 0
@@ -183,10 +196,6 @@ class _Reader:
     def compact_string(self) -> str | None:
         size = self.uvarint()
         return None if size == 0 else self.take(size - 1).decode()
-
-    def compact_bytes(self) -> bytes:
-        size = self.uvarint()
-        return b"" if size == 0 else self.take(size - 1)
 
     def tagged(self) -> dict[int, bytes]:
         fields = {}
@@ -243,21 +252,21 @@ def decode_group_metadata_value(data: bytes) -> GroupMetadata:
     (version,) = r.unpack(">h")
     if version != GROUP_METADATA_VALUE_VERSION:
         raise ValueError(f"GroupMetadataValue v{version} is not decoded here")
-    protocol_type = r.compact_string() or ""
+    protocol_type = r.string()
     (generation,) = r.unpack(">i")
-    protocol = r.compact_string()
-    leader = r.compact_string()
+    protocol = r.nullable_string()
+    leader = r.nullable_string()
     (timestamp,) = r.unpack(">q")
     members = []
-    for _ in range(max(r.uvarint() - 1, 0)):
-        member_id = r.compact_string() or ""
-        instance_id = r.compact_string()
-        client_id = r.compact_string() or ""
-        client_host = r.compact_string() or ""
+    (count,) = r.unpack(">i")
+    for _ in range(count):
+        member_id = r.string()
+        instance_id = r.nullable_string()
+        client_id = r.string()
+        client_host = r.string()
         rebalance_timeout, session_timeout = r.unpack(">ii")
-        subscription = r.compact_bytes()
-        assignment = r.compact_bytes()
-        r.tagged()
+        subscription = r.bytes_()
+        assignment = r.bytes_()
         members.append(
             MemberMetadata(
                 member_id,
@@ -270,7 +279,6 @@ def decode_group_metadata_value(data: bytes) -> GroupMetadata:
                 assignment,
             )
         )
-    r.tagged()
     return GroupMetadata(protocol_type, generation, protocol, leader, timestamp, members)
 
 

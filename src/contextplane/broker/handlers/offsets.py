@@ -8,6 +8,7 @@ from typing import Any
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.fetch import check_leader_epoch
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.offsets_topic import is_internal
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
@@ -107,6 +108,11 @@ async def delete_records(ctx: RequestContext, request: Any) -> Reply:
             }
             try:
                 ctx.require(ResourceType.TOPIC, topic.name)
+                if is_internal(topic.name):  # Kafka's ReplicaManager refuses it first
+                    raise KafkaError(
+                        ErrorCode.invalid_topic_exception,
+                        f"Cannot delete records of internal topic {topic.name}",
+                    )
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 offset = partition.high_watermark if wanted.offset == -1 else wanted.offset
                 if offset < 0 or offset > partition.high_watermark:
