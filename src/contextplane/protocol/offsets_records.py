@@ -90,17 +90,24 @@ def offset_commit_key(group_id: str, topic: str, partition: int) -> bytes:
     )
 
 
+_VALUE_HEAD = struct.Struct(">hqi")
+_TIMESTAMP = struct.Struct(">q")
+_EMPTY_COMPACT_STRING = _compact_string("")
+
+
 def offset_commit_value(
     offset: int, leader_epoch: int, metadata: str, commit_timestamp_ms: int, topic_id: bytes | None
 ) -> bytes:
     tagged = b"\x00"
     if topic_id is not None and topic_id != bytes(16):
-        tagged = b"\x01" + b"\x00" + _uvarint(16) + topic_id  # one tagged field: 0, topicId
-    return (
-        struct.pack(">hqi", OFFSET_COMMIT_VALUE_VERSION, offset, leader_epoch)
-        + _compact_string(metadata)
-        + struct.pack(">q", commit_timestamp_ms)
-        + tagged
+        tagged = b"\x01\x00\x10" + topic_id  # one tagged field: tag 0, 16 bytes, topicId
+    return b"".join(
+        (
+            _VALUE_HEAD.pack(OFFSET_COMMIT_VALUE_VERSION, offset, leader_epoch),
+            _compact_string(metadata) if metadata else _EMPTY_COMPACT_STRING,
+            _TIMESTAMP.pack(commit_timestamp_ms),
+            tagged,
+        )
     )
 
 
@@ -285,23 +292,44 @@ def decode_group_metadata_value(data: bytes) -> GroupMetadata:
 # -- the batch ----------------------------------------------------------------------------
 
 
+def _small_varint(value: int) -> bytes:
+    """A zigzag varint, from a table for the small values a batch mostly holds."""
+    if -1 <= value < _SMALL_VARINTS_END:
+        return _SMALL_VARINTS[value + 1]
+    return _varint(value)
+
+
+_SMALL_VARINTS_END = 1 << 14
+_SMALL_VARINTS = [_varint(v) for v in range(-1, _SMALL_VARINTS_END)]
+_NULL = _varint(-1)
+# A record's attributes and timestamp delta (every record has the batch's timestamp).
+_RECORD_PREFIX = b"\x00" + _varint(0)
+_NO_HEADERS = _varint(0)
+
+
 def encode_batch(records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
     """One uncompressed RecordBatch v2 of (key, value) records, base offset 0, producer
     id -1, every record at `timestamp_ms` (the appender stamps the base offset)."""
     if not records:
         raise ValueError("a batch holds at least one record")
-    body = bytearray()
+    parts: list[bytes] = []
+    append = parts.append
     for delta, (key, value) in enumerate(records):
-        one = bytearray(b"\x00")  # attributes
-        one += _varint(0)  # timestamp delta
-        one += _varint(delta)
-        one += _varint(len(key)) + key
-        one += _varint(-1) if value is None else _varint(len(value)) + value
-        one += _varint(0)  # headers
-        body += _varint(len(one)) + one
+        one = b"".join(
+            (
+                _RECORD_PREFIX,
+                _small_varint(delta),
+                _small_varint(len(key)),
+                key,
+                _NULL if value is None else _small_varint(len(value)) + value,
+                _NO_HEADERS,
+            )
+        )
+        append(_small_varint(len(one)))
+        append(one)
     count = len(records)
-    after_crc = (
-        struct.pack(">hiqqqhii", 0, count - 1, timestamp_ms, timestamp_ms, -1, -1, -1, count) + body
-    )
+    after_crc = struct.pack(
+        ">hiqqqhii", 0, count - 1, timestamp_ms, timestamp_ms, -1, -1, -1, count
+    ) + b"".join(parts)
     length = 4 + 1 + 4 + len(after_crc)
     return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
