@@ -50,6 +50,14 @@ def decode_commit(value: bytes) -> Committed:
 
 def read_all(bootstrap: str, timeout_s: float = 30.0) -> list[tuple[bytes, bytes | None]]:
     """Every record of the topic, partition by partition, in offset order."""
+    by_partition = read_by_partition(bootstrap, timeout_s)
+    return [r for p in sorted(by_partition) for r in by_partition[p]]
+
+
+def read_by_partition(
+    bootstrap: str, timeout_s: float = 30.0
+) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """The records of each non-empty partition, from its earliest offset, in order."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -64,7 +72,10 @@ def read_all(bootstrap: str, timeout_s: float = 30.0) -> list[tuple[bytes, bytes
         ends = {
             p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 10)[1] for p in partitions
         }
-        wanted = {p for p in partitions if ends[p] > 0}
+        starts = {
+            p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), 10)[0] for p in partitions
+        }
+        wanted = {p for p in partitions if ends[p] > starts[p]}
         consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in sorted(wanted)])
         records: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in wanted}
         done: set[int] = set()
@@ -83,7 +94,7 @@ def read_all(bootstrap: str, timeout_s: float = 30.0) -> list[tuple[bytes, bytes
                 records[p].append((message.key(), message.value()))
             if message.offset() + 1 >= ends[p]:
                 done.add(p)
-        return [r for p in sorted(records) for r in records[p]]
+        return records
     finally:
         consumer.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.sqlite import SqliteMetadataStore
-from tests.groups.offsets_reader import decode_key, latest_offsets, read_all
+from tests.groups.offsets_reader import decode_key, latest_offsets, read_all, read_by_partition
 from tests.groups.support import Broker, Wire, wait_until
 from tests.support.broker import BrokerProcess
 
@@ -170,28 +171,42 @@ def test_offsets_survive_kill9(tmp_path: Path) -> None:
         broker.stop()
 
 
-def test_snapshot_is_appended_again_within_the_retention(tmp_path: Path) -> None:
+def test_offsets_outlive_the_retention_of_their_first_records(tmp_path: Path) -> None:
     """With a short retention the coordinator writes every live offset again every half
-    of it, so a reader from the earliest offset keeps seeing them once the first
-    records are gone."""
-    broker = Broker(tmp_path / "snap", settings={"offsets.topic.retention.ms": "2000"}).start()
+    of it, so once retention has deleted the commit's own records a reader from the
+    earliest offset still sees every committed offset."""
+    settings = {
+        "offsets.topic.retention.ms": "2000",
+        "log.roll.ms": "300",  # each upload of the topic's partition a segment of its own
+        "log.retention.check.interval.ms": "200",
+    }
+    broker = Broker(tmp_path / "snap", settings=settings).start()
     try:
         topic = create_topic(broker.bootstrap)
         group = "snap-group"
         committed = consume_and_commit(broker.bootstrap, topic, group, 3)
-
-        def copies() -> int:
-            return sum(
-                1
-                for key, value in read_all(broker.bootstrap)
-                if value is not None and decode_key(key) == (1, (group, topic, 0))
-            )
-
-        first = copies()
-        assert wait_until(lambda: copies() > first, 20, lambda: None)
+        partition = (_java_hash(group) & 0x7FFFFFFF) % 50
+        first_end = _watermarks(broker.bootstrap, partition)[1]
+        assert first_end > 0
+        assert wait_until(
+            lambda: _watermarks(broker.bootstrap, partition)[0] >= first_end,
+            30,
+            lambda: time.sleep(0.2),
+        ), "retention deleted the records of the commit"
         assert offsets_of(broker.bootstrap, group, topic) == committed
     finally:
         broker.stop()
+
+
+def _watermarks(bootstrap: str, partition: int) -> tuple[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "peek"})
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition("__consumer_offsets", partition), 10
+        )
+        return int(low), int(high)
+    finally:
+        consumer.close()
 
 
 def _kafka_console_consumer(bootstrap: str, formatter: str, partition: int, count: int) -> str:
@@ -248,18 +263,14 @@ def test_kafka_formatters_read_the_commits(tmp_path: Path) -> None:
 def test_commits_land_in_the_groups_partition(broker: Broker) -> None:
     """Kafka's partitionFor: abs(groupId.hashCode()) % 50."""
     topic = create_topic(broker.bootstrap)
-    group = "hashed-group"  # Java: "hashed-group".hashCode()
+    group = "hashed-group"
     expected = (_java_hash(group) & 0x7FFFFFFF) % 50
     consume_and_commit(broker.bootstrap, topic, group, 3)
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "peek"})
-    try:
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition("__consumer_offsets", p), 10)[1]
-            for p in range(50)
-        }
-    finally:
-        consumer.close()
-    assert ends[expected] > 0
+    groups_by_partition = {
+        partition: {decode_key(key)[1][0] for key, _ in records}
+        for partition, records in read_by_partition(broker.bootstrap).items()
+    }
+    assert [p for p, groups in groups_by_partition.items() if group in groups] == [expected]
 
 
 def _java_hash(text: str) -> int:
