@@ -3,14 +3,28 @@
 `SETTINGS` names each setting (Kafka's name where Kafka has one), the `Settings` field it
 sets, its unit and its meaning; type and default are the field's. The README's settings
 table is rendered from it (`python -m contextplane.settings_doc --update-readme README.md`),
-and a test fails when the two disagree. `IGNORED` lists Kafka broker settings accepted with
-no effect, so Kafka's server.properties files keep working; `UNSUPPORTED` lists those that
+and a test fails when the two disagree. `IGNORED` (kept in `kafka_settings_ignored.py`)
+lists Kafka broker settings accepted with no effect, so Kafka's server.properties files
+keep working; `UNSUPPORTED` lists those that
 are refused because ignoring them would change what a client may do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from contextplane.kafka_settings_ignored import IGNORED, KafkaSetting
+
+__all__ = [
+    "ENV_PREFIX",
+    "IGNORED",
+    "INT_MAX",
+    "SETTINGS",
+    "TOOL_VARIABLES",
+    "UNSUPPORTED",
+    "KafkaSetting",
+    "Setting",
+]
 
 ENV_PREFIX = "CONTEXTPLANE_"
 # Kafka's int settings stop at Java's Integer.MAX_VALUE.
@@ -511,86 +525,6 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-
-@dataclass(frozen=True)
-class KafkaSetting:
-    """A Kafka broker setting (or a family of them) that this broker does not implement,
-    and why."""
-
-    pattern: str  # a name, or a prefix ending in "*"
-    reason: str
-    # Values that have no effect, when only some do (any other is an error); empty: any.
-    accepts: tuple[str, ...] = ()
-    # Names the pattern leaves out: settings of the table above.
-    unless: frozenset[str] = frozenset()
-
-    def matches(self, name: str) -> bool:
-        if name in self.unless:
-            return False
-        if self.pattern.endswith("*"):
-            return name.startswith(self.pattern[:-1])
-        return name == self.pattern
-
-
-_ONE_NODE = "one broker, no controller quorum; leadership is in the metadata store"
-_NO_INTERNAL_TOPICS = (
-    "no transaction or share-group state topics; producer state is in the metadata store"
-)
-_ONE_LOOP = "one asyncio event loop serves every connection"
-_NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
-
-IGNORED: tuple[KafkaSetting, ...] = (
-    KafkaSetting("zookeeper.*", "no ZooKeeper; metadata is in the metadata store"),
-    KafkaSetting("process.roles", _ONE_NODE),
-    KafkaSetting("controller.*", _ONE_NODE),
-    KafkaSetting("broker.rack", _ONE_NODE),
-    KafkaSetting("auto.leader.rebalance.enable", _ONE_NODE),
-    KafkaSetting("metadata.log.*", "metadata is in the metadata store"),
-    KafkaSetting("num.network.threads", _ONE_LOOP),
-    KafkaSetting("num.io.threads", _ONE_LOOP),
-    KafkaSetting("background.threads", _ONE_LOOP),
-    KafkaSetting("num.recovery.threads.per.data.dir", "recovery replays the WAL tail once"),
-    KafkaSetting("socket.send.buffer.bytes", "the operating system's socket buffers are used"),
-    KafkaSetting(
-        "socket.receive.buffer.bytes",
-        "the operating system's socket buffers are used",
-    ),
-    KafkaSetting(
-        "log.flush.*",
-        "every batch is fdatasynced to the WAL before it is acknowledged (wal.fsync)",
-    ),
-    KafkaSetting("log.cleaner.*", "compaction of keys (cleanup.policy=compact) is not built yet"),
-    KafkaSetting("log.index.*", "no per-partition segment files; each object has its own index"),
-    KafkaSetting("log.preallocate", "no per-partition segment files"),
-    KafkaSetting("log.segment.delete.delay.ms", "no per-partition segment files"),
-    KafkaSetting("log.roll.jitter.*", "segments follow uploaded objects"),
-    KafkaSetting("offsets.topic.replication.factor", _NO_REPLICAS),
-    KafkaSetting(
-        "offsets.topic.segment.bytes", "`__consumer_offsets` is created with Kafka's 100 MiB"
-    ),
-    KafkaSetting(
-        "offsets.topic.compression.codec", "`__consumer_offsets` batches are uncompressed"
-    ),
-    KafkaSetting("transaction.state.log.*", _NO_INTERNAL_TOPICS),
-    KafkaSetting("share.coordinator.state.topic.*", _NO_INTERNAL_TOPICS),
-    KafkaSetting(
-        "offsets.retention.minutes",
-        "committed offsets are kept until their group or topic is deleted",
-    ),
-    KafkaSetting("replica.*", _NO_REPLICAS),
-    KafkaSetting("num.replica.fetchers", _NO_REPLICAS),
-    KafkaSetting("min.insync.replicas", _NO_REPLICAS),
-    KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),
-    KafkaSetting(
-        "controlled.shutdown.*",
-        "one broker; a clean stop uploads for at most shutdown.timeout.ms",
-    ),
-    KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
-    KafkaSetting(
-        "ssl.endpoint.identification.algorithm",
-        "one broker opens no TLS connections of its own (no inter-broker traffic)",
-    ),
-)
 
 # Kafka settings that would change what a client may do if they were honoured: refused,
 # never ignored.

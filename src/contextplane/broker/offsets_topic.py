@@ -164,8 +164,10 @@ class OffsetsTopicWriter:
             # Woken early by a failed append; at least once a minute, so a changed
             # retention.ms of the topic takes effect.
             delay_s = RECHECK_S if due is None else min((due - self._wall_ms()) / 1000, RECHECK_S)
+            # Not wait_for: on Python 3.11 it can drop a cancellation (stop() would hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay_s)
+                async with asyncio.timeout(max(delay_s, 0.0)):
+                    await self._wake.wait()
 
     async def snapshot(self) -> int:
         """Append every live committed offset and group; returns the records appended."""
