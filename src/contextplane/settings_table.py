@@ -5,8 +5,8 @@ sets, its unit and its meaning; type and default are the field's. The README's s
 table is rendered from it (`python -m contextplane.settings_doc --update-readme README.md`),
 and a test fails when the two disagree. `IGNORED` (kept in `kafka_settings_ignored.py`)
 lists Kafka broker settings accepted with no effect, so Kafka's server.properties files
-keep working; `UNSUPPORTED` lists those that
-are refused because ignoring them would change what a client may do.
+keep working; `UNSUPPORTED` lists those that are refused because ignoring them would
+change what a client may do.
 """
 
 from __future__ import annotations
