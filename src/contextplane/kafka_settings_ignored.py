@@ -80,9 +80,31 @@ IGNORED: tuple[KafkaSetting, ...] = (
         "controlled.shutdown.*",
         "one broker; a clean stop uploads for at most shutdown.timeout.ms",
     ),
+    KafkaSetting("sasl.mechanism.inter.broker.protocol", "one broker, no inter-broker traffic"),
+    KafkaSetting("sasl.mechanism.controller.protocol", _ONE_NODE),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
     KafkaSetting(
         "ssl.endpoint.identification.algorithm",
         "one broker opens no TLS connections of its own (no inter-broker traffic)",
     ),
+)
+
+_NO_SASL_MECHANISM = (
+    "the SASL mechanisms are PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, with the broker's own "
+    "handlers (no GSSAPI, no OAUTHBEARER, no custom callback handlers)"
+)
+
+# Kafka's SASL settings this broker refuses (part of settings_table.UNSUPPORTED): the
+# JAAS entry is per listener and mechanism, and there is no Kerberos or OAUTHBEARER.
+SASL_REFUSED: tuple[KafkaSetting, ...] = (
+    KafkaSetting(
+        "sasl.jaas.config",
+        "a broker's JAAS entry is set per listener and mechanism: "
+        "listener.name.<listener>.<mechanism>.sasl.jaas.config",
+    ),
+    KafkaSetting("sasl.kerberos.*", _NO_SASL_MECHANISM),
+    KafkaSetting("sasl.oauthbearer.*", _NO_SASL_MECHANISM),
+    KafkaSetting("sasl.login.*", _NO_SASL_MECHANISM),
+    KafkaSetting("sasl.server.callback.handler.class", _NO_SASL_MECHANISM),
+    KafkaSetting("sasl.client.callback.handler.class", _NO_SASL_MECHANISM),
 )

@@ -91,6 +91,12 @@ RESPONSES_QUEUED_MAX = 64
 # Descriptors kept free for the WAL, SQLite, object files and S3 connections: accepted
 # connections are capped at RLIMIT_NOFILE minus this.
 DESCRIPTORS_RESERVED = 256
+# Kafka's sasl.server.max.receive.size default: the largest frame a connection may send
+# before it has authenticated (a bigger one closes it before anything is allocated).
+SASL_RECEIVE_BYTES_MAX = 524_288
+# Kafka's connection.failed.authentication.delay.ms default: a failed authentication's
+# response (and close) waits this long, so guessing passwords is slow.
+FAILED_AUTHENTICATION_DELAY_MS = 100
 # Retention checks run at Kafka's log.retention.check.interval.ms default / 60 (5 s).
 RETENTION_CHECK_INTERVAL_MS = 5_000
 

@@ -46,9 +46,8 @@ ALLOW_NON_LOOPBACK = "allow.plaintext.non.loopback"
 
 
 def sasl_available() -> bool:
-    """Whether this broker can authenticate SASL clients; until it can, a SASL_PLAINTEXT
-    or SASL_SSL listener is refused at start."""
-    return False
+    """Whether this broker can authenticate SASL clients (PLAIN and SCRAM: it can)."""
+    return True
 
 
 class ListenerError(ValueError):

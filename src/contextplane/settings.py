@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from contextplane import limits, listener_settings
+from contextplane.security import sasl_settings
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -116,6 +117,16 @@ class Settings:
     # The listeners served, from `listeners` and the settings around it (empty: one
     # PLAINTEXT listener on host:port). Derived, not a setting of its own.
     listener_specs: tuple[listener_settings.ListenerSpec, ...] = ()
+    # SASL (Kafka's names and defaults; GSSAPI, Kafka's default mechanism, is refused on
+    # a SASL listener: this broker has no Kerberos).
+    sasl_enabled_mechanisms: str = "GSSAPI"
+    sasl_server_max_receive_size: int = limits.SASL_RECEIVE_BYTES_MAX
+    connection_failed_authentication_delay_ms: int = limits.FAILED_AUTHENTICATION_DELAY_MS
+    connections_max_reauth_ms: int = 0
+    # listener.name.<listener>.sasl.enabled.mechanisms and
+    # listener.name.<listener>.<mechanism>.sasl.jaas.config as given (name -> value),
+    # checked by security/sasl_settings.py. Derived, not a setting of its own.
+    listener_sasl: dict[str, str] = field(default_factory=dict)
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -155,7 +166,7 @@ class Settings:
 # Kafka's ssl.* settings, each of which listener.name.<listener>.ssl.* may override.
 _SSL_NAMES = frozenset(s.name for s in SETTINGS if s.name.startswith("ssl."))
 # Settings fields that are not settings of their own: derived from others.
-DERIVED_FIELDS = frozenset({"ignored", "listener_specs", "listener_ssl"})
+DERIVED_FIELDS = frozenset({"ignored", "listener_specs", "listener_ssl", "listener_sasl"})
 
 
 class SettingsError(ValueError):
@@ -314,6 +325,20 @@ def _check(settings: Settings) -> Settings:
                 f"super.users: {principal.strip()!r} is not principalType:principalName"
                 " (e.g. User:admin; principals separated by semicolons)"
             )
+    if settings.connection_failed_authentication_delay_ms >= settings.connections_max_idle_ms:
+        raise SettingsError(
+            "connection.failed.authentication.delay.ms="
+            f"{settings.connection_failed_authentication_delay_ms} should always be less than"
+            f" connections.max.idle.ms={settings.connections_max_idle_ms} to prevent failed"
+            " authentication responses from timing out"
+        )
+    sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
+    try:
+        sasl_settings.check(
+            settings.sasl_enabled_mechanisms, settings.listener_sasl, sasl_listeners
+        )
+    except sasl_settings.SaslSettingsError as exc:
+        raise SettingsError(str(exc)) from None
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         raise SettingsError(
@@ -424,6 +449,7 @@ def load_settings(
     ignored: dict[str, str] = {}
     listeners: dict[str, str] = {}
     listener_ssl: dict[str, dict[str, str]] = {}
+    listener_sasl: dict[str, str] = {}
     for origin, entries in sources:
         chosen: dict[str, tuple[int, Setting, str, str, Any]] = {}
         for where, name, value in entries:
@@ -431,6 +457,9 @@ def load_settings(
             if known is None:
                 if name in listener_settings.NAMES:
                     listeners[name] = str(value)
+                    continue
+                if sasl_settings.is_listener_sasl_setting(name):
+                    listener_sasl[name] = str(value)
                     continue
                 per_listener = listener_settings.listener_ssl_name(name, _SSL_NAMES)
                 if per_listener is not None:
@@ -468,7 +497,7 @@ def load_settings(
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
-    return _check(Settings(**values, ignored=ignored))
+    return _check(Settings(**values, listener_sasl=listener_sasl, ignored=ignored))
 
 
 def _located(exc: SettingsError, where: str, origin: str) -> SettingsError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contextplane.kafka_settings_ignored import IGNORED, KafkaSetting
+from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSetting
 
 __all__ = [
     "ENV_PREFIX",
@@ -505,6 +505,44 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "with the authorizer on, a resource no ACL applies to is open to everyone",
     ),
+    Setting(
+        "sasl.enabled.mechanisms",
+        "sasl_enabled_mechanisms",
+        "",
+        "the SASL mechanisms of SASL listeners, separated by commas: PLAIN, SCRAM-SHA-256, "
+        "SCRAM-SHA-512 (per listener: `listener.name.<listener>.sasl.enabled.mechanisms`; "
+        "each mechanism's JAAS entry: `listener.name.<listener>.<mechanism>.sasl.jaas.config`,"
+        ' required for PLAIN, whose `user_<name>="<password>"` options are its users). '
+        "Kafka's default GSSAPI (Kerberos) is not available: a SASL listener needs this set",
+    ),
+    Setting(
+        "sasl.server.max.receive.size",
+        "sasl_server_max_receive_size",
+        "bytes",
+        "the largest request frame a connection may send before it has authenticated; a "
+        "larger one closes the connection before anything is allocated",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
+        "connection.failed.authentication.delay.ms",
+        "connection_failed_authentication_delay_ms",
+        "ms",
+        "a failed authentication's response, and the close that follows it, wait this long "
+        "(other connections are served meanwhile); must be below connections.max.idle.ms",
+        low=0,
+        high=INT_MAX,
+    ),
+    Setting(
+        "connections.max.reauth.ms",
+        "connections_max_reauth_ms",
+        "ms",
+        "the lifetime of an authenticated SASL session (KIP-368): told to the client, which "
+        "re-authenticates in time; a connection past it is closed on its next request. "
+        "0: sessions do not expire",
+        low=0,
+        high=2**63 - 1,
+    ),
     # Kafka's names, defaults and ranges (QuotaConfig: at least 1 each).
     Setting(
         "quota.window.num",
@@ -534,10 +572,12 @@ UNSUPPORTED: tuple[KafkaSetting, ...] = (
         "this TLS setting is not supported (see the ssl.* settings above)",
         unless=frozenset(s.name for s in SETTINGS if s.name.startswith("ssl.")),
     ),
-    KafkaSetting("sasl.*", "SASL is not supported yet"),
+    *SASL_REFUSED,
     KafkaSetting(
         "listener.name.*",
-        "of Kafka's per-listener settings only `listener.name.<listener>.ssl.*` is supported",
+        "of Kafka's per-listener settings, `listener.name.<listener>.ssl.*`, "
+        "`listener.name.<listener>.sasl.enabled.mechanisms` and "
+        "`listener.name.<listener>.<mechanism>.sasl.jaas.config` are supported",
     ),
 )
 

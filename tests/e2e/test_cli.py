@@ -93,7 +93,7 @@ def test_a_sasl_listener_is_refused_not_served_in_plaintext(tmp_path: Path) -> N
     config.write_text("listeners=SASL_PLAINTEXT://:9092\n")
     result = up(tmp_path, "--config", str(config))
     assert result.returncode == 2
-    assert "SASL is not supported yet" in result.stderr
+    assert "GSSAPI is not available" in result.stderr
 
 
 def test_out_of_range_and_conflicting_ports_are_refused(tmp_path: Path) -> None:

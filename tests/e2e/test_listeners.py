@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from contextplane import listener_settings
 from contextplane.protocol.error_codes import ErrorCode
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
@@ -87,10 +86,10 @@ def test_a_sasl_listener_takes_nothing_but_the_handshake_before_authentication(
     # With SASL support present, a connection on a SASL listener starts in the handshake
     # state: ApiVersions is answered, anything else closes the connection (as in Kafka);
     # the PLAINTEXT listener of the same broker is unaffected.
-    monkeypatch.setattr(listener_settings, "sasl_available", lambda: True)
     settings = {
         "listeners": "PLAINTEXT://127.0.0.1:0,CLIENTS://127.0.0.1:0",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CLIENTS:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
     }
     running = InProcessBroker(tmp_path / "broker", settings=settings).start()
     try:

@@ -250,6 +250,21 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             ],
             "validate_only": True,
         },
+        17: {"mechanism": "SCRAM-SHA-512"},  # SaslHandshake: ILLEGAL_SASL_STATE on PLAINTEXT
+        36: {"auth_bytes": b"n,,n=sweep,r=x"},  # SaslAuthenticate: ILLEGAL_SASL_STATE too
+        50: {"users": None},  # DescribeUserScramCredentials: every user
+        51: {  # AlterUserScramCredentials
+            "deletions": [],
+            "upsertions": [
+                {
+                    "name": "sweep-user",
+                    "mechanism": 2,
+                    "iterations": 4096,
+                    "salt": b"s" * 32,
+                    "salted_password": b"p" * 64,
+                }
+            ],
+        },
         60: {  # DescribeCluster
             "include_cluster_authorized_operations": True,
             "endpoint_type": 1,

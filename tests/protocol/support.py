@@ -45,6 +45,10 @@ REQUEST_VERSIONS: dict[int, tuple[int, ...]] = {
     9: (5, 6, 7, 8),  # OffsetFetch
     10: (2, 3, 4),  # FindCoordinator
     13: (3, 4, 5),  # LeaveGroup
+    17: (1,),  # SaslHandshake
+    36: (0, 1, 2),  # SaslAuthenticate
+    50: (0,),  # DescribeUserScramCredentials
+    51: (0,),  # AlterUserScramCredentials
 }
 
 REQUEST_SCHEMAS: list[type] = [

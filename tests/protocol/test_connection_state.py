@@ -50,6 +50,10 @@ EXPECTED: dict[tuple[State, Event], State] = {
     (S.READY, E.SASL_HANDSHAKE): S.READY,
     (S.READY, E.SASL_AUTHENTICATE): S.READY,
     (S.READY, E.OTHER_REQUEST): S.READY,
+    # Re-authentication (KIP-368): a SaslHandshake on a ready connection whose session
+    # has a lifetime starts the exchange again with the session's mechanism, or closes.
+    (S.READY, E.MECHANISM_ACCEPTED): S.AUTHENTICATING,
+    (S.READY, E.MECHANISM_REJECTED): S.CLOSING,
     # The broker may close for several reasons at once; the transport may go anytime.
     **{(state, E.CLOSE): S.CLOSING for state in State if state is not S.CLOSED},
     (S.CLOSED, E.CLOSE): S.CLOSED,
@@ -222,3 +226,24 @@ def test_a_sasl_connection_refuses_a_client_that_skips_authentication() -> None:
     assert not conn.state.allows(3)
     with pytest.raises(ProtocolError, match="OTHER_REQUEST.*state=HANDSHAKE_OR_VERSIONS"):
         conn.state.process_request(request.header.api_key)  # type: ignore[union-attr]
+
+
+def test_frames_before_authentication_are_bounded_by_the_sasl_receive_size() -> None:
+    """Kafka's sasl.server.max.receive.size: a larger frame before authentication closes
+    the connection as soon as its size prefix arrives (nothing is allocated for it); once
+    authenticated, socket.request.max.bytes is the bound again."""
+    conn = ServerConnection(10_000, "SASL_PLAINTEXT", sasl_frame_bytes_max=100)
+    conn.receive_data((100).to_bytes(4, "big"))
+    assert conn.next_frame_size() == 100
+    conn = ServerConnection(10_000, "SASL_PLAINTEXT", sasl_frame_bytes_max=100)
+    conn.receive_data((101).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError, match="sasl.server.max.receive.size=100"):
+        conn.next_frame_size()
+    assert conn.closing
+    ready = ServerConnection(10_000, "SASL_PLAINTEXT", sasl_frame_bytes_max=100)
+    ready.state.state = State.READY
+    ready.receive_data((5_000).to_bytes(4, "big"))
+    assert ready.next_frame_size() == 5_000
+    plaintext = ServerConnection(10_000, "PLAINTEXT", sasl_frame_bytes_max=100)
+    plaintext.receive_data((5_000).to_bytes(4, "big"))
+    assert plaintext.next_frame_size() == 5_000

@@ -10,8 +10,9 @@ from contextplane.broker import authorization as authz
 from contextplane.broker.app import ROUTES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "contextplane"
-# ApiVersions and DescribeCluster are open to every principal in Kafka.
-OPEN_APIS = {18, 60}
+# ApiVersions, DescribeCluster and the SASL requests (SaslHandshake, SaslAuthenticate: they
+# come before a principal exists) are open to every principal in Kafka.
+OPEN_APIS = {17, 18, 36, 60}
 
 
 def test_only_the_pipeline_asks_the_authorizer() -> None:

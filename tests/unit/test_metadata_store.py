@@ -4,6 +4,7 @@ interface (calls run on its worker thread, never on the event loop)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,7 +13,12 @@ import pytest
 
 from contextplane.metadata import migrations
 from contextplane.metadata.migrations import MigrationError
-from contextplane.metadata.records import AclRecord, ObjectCommit, RangeCommit
+from contextplane.metadata.records import (
+    AclRecord,
+    ObjectCommit,
+    RangeCommit,
+    ScramCredentialRecord,
+)
 from contextplane.metadata.sqlite import SqliteEngine
 from contextplane.metadata.store import open_metadata_store
 
@@ -130,4 +136,59 @@ def test_a_version_1_database_gains_the_acl_table(tmp_path: Path) -> None:
         db.execute("INSERT INTO schema_migrations VALUES (1, 'initial')")
     engine = SqliteEngine(str(path))
     assert engine.acls() == []
+    engine.close()
+
+
+def test_scram_credentials_change_in_one_transaction_and_survive_reopening(
+    tmp_path: Path,
+) -> None:
+    alice = ScramCredentialRecord("alice", "SCRAM-SHA-512", b"s", b"k" * 64, b"v" * 64, 4096)
+    bob = ScramCredentialRecord("bob", "SCRAM-SHA-256", b"t", b"k" * 32, b"v" * 32, 8192)
+
+    async def run() -> None:
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+        store = open_metadata_store(url)
+        await store.open()
+        assert await store.scram_credentials() == []
+        await store.alter_scram_credentials([alice, bob], [])
+        await store.close()
+        store = open_metadata_store(url)
+        await store.open()
+        assert await store.scram_credentials() == [alice, bob]
+        newer = dataclasses.replace(alice, iterations=5000)
+        await store.alter_scram_credentials([newer], [("bob", "SCRAM-SHA-256")])
+        assert await store.scram_credentials() == [newer]
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_failed_scram_change_changes_nothing(tmp_path: Path) -> None:
+    engine = SqliteEngine(str(tmp_path / "m.db"))
+    alice = ScramCredentialRecord("alice", "SCRAM-SHA-512", b"s", b"k", b"v", 4096)
+    engine.alter_scram_credentials([alice], [])
+    broken = ScramCredentialRecord("bob", "SCRAM-SHA-512", b"s", b"k", b"v", None)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        engine.alter_scram_credentials([broken], [("alice", "SCRAM-SHA-512")])
+    assert engine.scram_credentials() == [alice]
+    engine.close()
+
+
+def test_a_database_that_applied_the_reserved_0003_gains_the_scram_table(
+    tmp_path: Path,
+) -> None:
+    """Migration 0003 shipped as a no-op placeholder; the SCRAM table comes in 0005, so a
+    database that has applied 1-4 still gets it."""
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+        )
+        for migration in migrations.migrations("sqlite")[:4]:
+            db.executescript(migration.sql)
+            db.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+            )
+    engine = SqliteEngine(str(path))
+    assert engine.scram_credentials() == []
     engine.close()

@@ -21,6 +21,8 @@ from contextplane.broker.handlers import (
     produce,
     producer_ids,
     quotas,
+    sasl,
+    scram,
 )
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
@@ -34,11 +36,15 @@ from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.codec import request_schema
+from contextplane.security import sasl_settings
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
 from contextplane.security.authorizer import AllowEverything, Authorizer
 from contextplane.security.client_quotas import ClientQuotas
 from contextplane.security.quota_admin import QuotaAdmin
+from contextplane.security.sasl_authenticator import SaslAuthenticator
+from contextplane.security.sasl_settings import SaslListenerConfig
+from contextplane.security.scram_credentials import ScramCredentials
 from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.engine import StorageEngine
@@ -63,6 +69,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (14, 0, 5, groups.sync_group, authz.group_member, authz.refuse_top_level),
     (15, 0, 5, groups.describe_groups, authz.describe_groups, authz.refuse_top_level),
     (16, 0, 5, groups.list_groups, authz.list_groups, authz.refuse_top_level),
+    (17, 1, 1, sasl.sasl_handshake, authz.nothing, authz.refuse_top_level),
     (18, 0, 4, cluster.api_versions, authz.nothing, authz.refuse_top_level),
     (19, 2, 7, admin.create_topics, authz.create_topics, authz.refuse_top_level),
     (20, 1, 6, admin.delete_topics, authz.delete_topics, authz.refuse_top_level),
@@ -73,6 +80,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (31, 1, 3, acls.delete_acls, authz.alter_acls, authz.refuse_delete_acls),
     (32, 1, 4, configs.describe_configs, authz.describe_configs, authz.refuse_top_level),
     (33, 0, 2, configs.alter_configs, authz.alter_configs, authz.refuse_top_level),
+    (36, 0, 2, sasl.sasl_authenticate, authz.nothing, authz.refuse_top_level),
     (37, 0, 3, admin.create_partitions, authz.create_partitions, authz.refuse_top_level),
     (42, 0, 2, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
     (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
@@ -92,6 +100,22 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         quotas.alter_client_quotas,
         authz.alter_client_quotas,
         authz.refuse_alter_client_quotas,
+    ),
+    (
+        50,
+        0,
+        0,
+        scram.describe_user_scram_credentials,
+        authz.describe_user_scram_credentials,
+        authz.refuse_top_level,
+    ),
+    (
+        51,
+        0,
+        0,
+        scram.alter_user_scram_credentials,
+        authz.alter_user_scram_credentials,
+        authz.refuse_alter_user_scram_credentials,
     ),
     (60, 0, 1, cluster.describe_cluster, authz.nothing, authz.refuse_top_level),
     (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
@@ -117,6 +141,18 @@ def build_routes() -> list[Route]:
         low, high = _schema_range(api_key, low, high)
         routes.append(Route(api_key, low, high, handler, needs, refuse))
     return routes
+
+
+def sasl_listener_configs(settings: Settings) -> dict[str, SaslListenerConfig]:
+    """Each SASL listener's mechanisms and PLAIN users; a listener that cannot use its
+    settings (GSSAPI, PLAIN without its JAAS entry) stops the start."""
+    return {
+        spec.name: sasl_settings.for_listener(
+            settings.sasl_enabled_mechanisms, settings.listener_sasl, spec.name
+        )
+        for spec in settings.listeners
+        if spec.sasl
+    }
 
 
 def _metadata_reserve(settings: Settings) -> SpaceReserve:
@@ -214,6 +250,8 @@ class Broker:
             self.clock, settings.quota_window_num, settings.quota_window_size_seconds
         )
         quota_admin = await QuotaAdmin.load(self.metadata, client_quotas)
+        scram_credentials = await ScramCredentials.load(self.metadata)
+        sasl_listeners = sasl_listener_configs(settings)
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -233,6 +271,8 @@ class Broker:
             audit=AuditLog(),
             acls=acl_admin,
             quota_admin=quota_admin,
+            scram=scram_credentials,
+            sasl=SaslAuthenticator(sasl_listeners, scram_credentials) if sasl_listeners else None,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)

@@ -73,7 +73,8 @@ NeedsOf = Callable[["RequestContext", Any], Needs]
 
 
 def nothing(ctx: RequestContext, request: Any) -> Needs:
-    """ApiVersions, DescribeCluster: open to every principal, as in Kafka."""
+    """ApiVersions, DescribeCluster, SaslHandshake, SaslAuthenticate: open to every
+    principal, as in Kafka."""
     return NOTHING
 
 
@@ -320,6 +321,17 @@ def alter_client_quotas(ctx: RequestContext, request: Any) -> Needs:
     return Needs(gate=Gate((_cluster(Op.ALTER_CONFIGS),), ErrorCode.cluster_authorization_failed))
 
 
+# -- SCRAM credentials ----------------------------------------------------------------
+
+
+def describe_user_scram_credentials(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(gate=Gate((_cluster(Op.DESCRIBE),), ErrorCode.cluster_authorization_failed))
+
+
+def alter_user_scram_credentials(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(gate=Gate((_cluster(Op.ALTER),), ErrorCode.cluster_authorization_failed))
+
+
 # -- whole-request refusals whose response has no top-level error ----------------------
 
 
@@ -403,3 +415,12 @@ def refuse_alter_client_quotas(ctx: RequestContext, request: Any, error: ErrorCo
         for entry in request.entries
     ]
     return ctx.reply(throttle_time=ctx.throttle_ms, entries=entries)
+
+
+def refuse_alter_user_scram_credentials(
+    ctx: RequestContext, request: Any, error: ErrorCode
+) -> Reply:
+    """Kafka answers every user of the request (deletions, then upsertions) with the error."""
+    users = [d.name for d in request.deletions] + [u.name for u in request.upsertions]
+    results = [{"user": user, "error_code": error, "error_message": None} for user in users]
+    return ctx.reply(throttle_time=ctx.throttle_ms, results=results)

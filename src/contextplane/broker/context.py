@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from contextplane.security.authorizer import Authorizer
     from contextplane.security.quota_admin import QuotaAdmin
     from contextplane.security.quotas import Quotas
+    from contextplane.security.sasl_authenticator import SaslAuthenticator, SaslSession
+    from contextplane.security.scram_credentials import ScramCredentials
     from contextplane.storage.engine import StorageEngine
 
 
@@ -72,6 +74,8 @@ class Services:
     audit: AuditLog
     acls: AclAdmin | None = None  # CreateAcls / DescribeAcls / DeleteAcls; None: no authorizer
     quota_admin: QuotaAdmin | None = None  # AlterClientQuotas / DescribeClientQuotas
+    scram: ScramCredentials | None = None  # Describe/AlterUserScramCredentials, SCRAM logins
+    sasl: SaslAuthenticator | None = None  # None: no SASL listener
 
 
 @dataclass(slots=True)
@@ -87,6 +91,7 @@ class ConnectionInfo:
     state: ConnectionState = field(default_factory=ConnectionState)
     # The mute owed once the next response is written (quota throttles, KIP-219).
     throttle: ConnectionThrottle = field(default_factory=ConnectionThrottle)
+    sasl: SaslSession | None = None  # the SASL mechanism chosen, once it is
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class Listener:
         # PLAINTEXT and SSL connections start ready; SASL ones go through the handshake.
         self.security_protocol = spec.security_protocol
         self.frame_bytes_max = settings.socket_request_max_bytes
+        self.sasl_frame_bytes_max = settings.sasl_server_max_receive_size
         self.idle_s = settings.connections_max_idle_ms / 1000
         self.receive_timeout_s = settings.request_receive_timeout_ms / 1000
         shared = shared or SharedLimits.from_settings(settings)

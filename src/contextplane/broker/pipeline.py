@@ -7,7 +7,8 @@
   the server before it gets here).
 * authentication state: the connection must have completed what its listener requires
   (SASL) before it may call anything but the authentication APIs: the connection's
-  state (`protocol/connection_state.py`) takes the request or closes the connection.
+  state (`protocol/connection_state.py`) takes the request or closes the connection; a
+  SASL session past its lifetime (connections.max.reauth.ms) is closed here too.
 * authorize: the one place the authorizer is asked. Each route declares what its
   request needs (`broker/authorization.py`); every action is decided in one call. A
   refused gate answers the whole request here (e.g. CLUSTER_AUTHORIZATION_FAILED for
@@ -51,6 +52,7 @@ from contextplane.protocol.codec import (
     api_name,
     response_schema,
 )
+from contextplane.protocol.connection_state import SASL_HANDSHAKE_KEY, State
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import denial_error
 from contextplane.security.authorizer import Action
@@ -95,6 +97,9 @@ class Pipeline:
             raise ProtocolError(
                 f"api key {header.api_key} version {header.api_version} is not supported"
             )
+        session = connection.sasl
+        if session is not None and session.expires_ms is not None:
+            self._check_session(session.expires_ms, header.api_key, connection)
         # Authentication state: ProtocolError (close) for a request this state refuses.
         connection.state.process_request(header.api_key)
         ctx = RequestContext(self.services, header, connection)
@@ -118,6 +123,18 @@ class Pipeline:
                 connection.principal,
             )
         return reply
+
+    def _check_session(self, expires_ms: int, api_key: int, connection: ConnectionInfo) -> None:
+        """A SASL session past its lifetime (connections.max.reauth.ms) that has not
+        re-authenticated is closed on its next request but a SaslHandshake, as Kafka's
+        SocketServer closes an expired channel."""
+        if api_key == SASL_HANDSHAKE_KEY or connection.state.state is not State.READY:
+            return
+        if self.services.clock.monotonic_ms() >= expires_ms:
+            raise ProtocolError(
+                f"the SASL session of {connection.principal} expired "
+                "(connections.max.reauth.ms) without re-authentication"
+            )
 
     def _authorize(self, ctx: RequestContext, needs: Needs) -> ErrorCode | None:
         """Decide every action the request needs in one call; the gate's error if the

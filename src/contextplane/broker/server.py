@@ -87,7 +87,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._memory = listener.memory
         self.host = host
         self.counted = False  # the listener's quota is released in connection_lost
-        self._conn = ServerConnection(listener.frame_bytes_max, listener.security_protocol)
+        self._conn = ServerConnection(
+            listener.frame_bytes_max, listener.security_protocol, listener.sasl_frame_bytes_max
+        )
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._peer = "?"

@@ -1,4 +1,5 @@
-"""`contextplane` command line: `contextplane up` runs the embedded broker."""
+"""`contextplane` command line: `contextplane up` runs the embedded broker;
+`contextplane users` manages SCRAM users of a data directory (cli/users.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from contextplane.cli import users
 from contextplane.logsafe import EscapingFormatter
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
@@ -39,11 +41,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("CONTEXTPLANE_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (default: $CONTEXTPLANE_LOG_LEVEL, else INFO)",
     )
+    users.add_parser(sub)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.command == "users":
+        return users.run(args)
     handler = logging.StreamHandler()
     # Control characters in any message are escaped: no client string can forge a line.
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

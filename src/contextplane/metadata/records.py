@@ -132,3 +132,17 @@ class ClientQuotaRecord:
     entity: tuple[tuple[str, str | None], ...]
     key: str
     value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScramCredentialRecord:
+    """One user's SCRAM credential for one mechanism, as Kafka's controller keeps it
+    (RFC 5802): the salt, StoredKey = H(HMAC(SaltedPassword, "Client Key")), ServerKey =
+    HMAC(SaltedPassword, "Server Key") and the iteration count; never the password."""
+
+    user: str
+    mechanism: str  # SCRAM-SHA-256 or SCRAM-SHA-512
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from contextplane.errors import KafkaError
-from contextplane.metadata import migrations, sqlite_acls
+from contextplane.metadata import migrations, sqlite_acls, sqlite_scram
 from contextplane.metadata.records import (
     AclRecord,
     ClaimOutcome,
@@ -37,11 +37,13 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    ScramCredentialRecord,
     TopicRecord,
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
+from contextplane.metadata.sqlite_transaction import Transaction
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -123,8 +125,8 @@ class SqliteEngine(QuotaRows):
     def close(self) -> None:
         self._db.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
 
     # -- cluster -----------------------------------------------------------------------
 
@@ -412,6 +414,18 @@ class SqliteEngine(QuotaRows):
 
     alter_client_quotas = _uses_reserve(QuotaRows.alter_client_quotas)
 
+    # -- SCRAM credentials -------------------------------------------------------------
+
+    def scram_credentials(self) -> list[ScramCredentialRecord]:
+        return sqlite_scram.load(self._db)
+
+    @_uses_reserve
+    def alter_scram_credentials(
+        self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
+    ) -> None:
+        with self._transaction():
+            sqlite_scram.alter(self._db, upserts, deletions)
+
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute(
@@ -420,7 +434,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     )
     applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     for migration in migrations.pending(ENGINE, applied):
-        with _Transaction(db):
+        with Transaction(db):
             for statement in _statements(migration.sql):
                 db.execute(statement)
             db.execute(
@@ -433,32 +447,6 @@ def _statements(sql: str) -> list[str]:
     """A migration's statements (executescript would commit the surrounding transaction)."""
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        self._outer = False
-
-    def __enter__(self) -> None:
-        self._outer = not self._db.in_transaction
-        if self._outer:
-            self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._outer:
-            return
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-        elif self._db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
-            self._db.execute("ROLLBACK")
 
 
 class SqliteMetadataStore(QuotaCalls):
@@ -592,3 +580,11 @@ class SqliteMetadataStore(QuotaCalls):
 
     async def delete_acls(self, records: list[AclRecord]) -> None:
         await self._call(self.engine.delete_acls, records)
+
+    async def scram_credentials(self) -> list[ScramCredentialRecord]:
+        return await self._call(self.engine.scram_credentials)
+
+    async def alter_scram_credentials(
+        self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
+    ) -> None:
+        await self._call(self.engine.alter_scram_credentials, upserts, deletions)

@@ -1,5 +1,5 @@
 """The metadata store interface: topics, partitions (leader + epoch), the object index,
-group offsets, producer state, counters, ACLs and client quotas.
+group offsets, producer state, counters, ACLs, client quotas and SCRAM credentials.
 
 Every method is async and runs off the event loop (an engine does its blocking work on
 its own thread). Engines keep two invariants: every change readers rely on is one
@@ -23,6 +23,7 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    ScramCredentialRecord,
     TopicRecord,
 )
 from contextplane.metadata.reserve import SpaceReserve
@@ -86,6 +87,13 @@ class MetadataStore(Protocol):
     async def client_quotas(self) -> list[ClientQuotaRecord]: ...
     async def alter_client_quotas(self, changes: list[ClientQuotaRecord]) -> None:
         """Set (value) or remove (value None) client quota keys, in one transaction."""
+        ...
+
+    async def scram_credentials(self) -> list[ScramCredentialRecord]: ...
+    async def alter_scram_credentials(
+        self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
+    ) -> None:
+        """Delete (user, mechanism) credentials and store others, in one transaction."""
         ...
 
 

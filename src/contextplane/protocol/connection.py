@@ -41,6 +41,7 @@ from contextplane.protocol.connection_state import (
     ConnectionState,
     Event,
     LocalProtocolError,
+    State,
     initial_state,
 )
 
@@ -79,6 +80,11 @@ def decode_frame(frame: bytes) -> Request | UnsupportedRequest:
         return UnsupportedRequest(exc.header)
 
 
+_AUTHENTICATING_STATES = frozenset(
+    {State.HANDSHAKE_OR_VERSIONS, State.HANDSHAKE, State.AUTHENTICATING}
+)
+
+
 class ServerConnection:
     """A connection's frames, requests and state, with no I/O."""
 
@@ -86,9 +92,13 @@ class ServerConnection:
         self,
         frame_bytes_max: int = limits.SOCKET_REQUEST_BYTES_MAX,
         security_protocol: str = "PLAINTEXT",
+        sasl_frame_bytes_max: int = limits.SASL_RECEIVE_BYTES_MAX,
     ) -> None:
         self.state = ConnectionState(initial_state(security_protocol))
         self._frames = FrameBuffer(frame_bytes_max)
+        # Before authentication completes, frames are bounded by Kafka's
+        # sasl.server.max.receive.size: an unauthenticated client allocates little.
+        self._sasl_frame_bytes_max = sasl_frame_bytes_max
         # Headers of the requests returned by next_event and not yet answered, oldest
         # first (at most the responses a connection may have queued, plus one).
         self._owed: deque[RequestHeader] = deque()
@@ -102,12 +112,22 @@ class ServerConnection:
     def next_frame_size(self) -> int | None:
         """The declared size of the first frame not yet admitted, once its size prefix
         has arrived; ProtocolError (the connection is then closing) if it is negative or
-        above socket.request.max.bytes."""
+        above socket.request.max.bytes (before authentication: sasl.server.max.receive.size)."""
         try:
-            return self._frames.next_frame_size()
+            size = self._frames.next_frame_size()
+            if size is not None and size > self._sasl_frame_bytes_max and self._authenticating:
+                raise ProtocolError(
+                    f"frame of {size} bytes before authentication exceeds "
+                    f"sasl.server.max.receive.size={self._sasl_frame_bytes_max}"
+                )
         except ProtocolError:
             self.state.process_event(Event.CLOSE)
             raise
+        return size
+
+    @property
+    def _authenticating(self) -> bool:
+        return self.state.state in _AUTHENTICATING_STATES
 
     def admit_frame(self) -> int:
         """Admit the frame whose size `next_frame_size` reported; returns its size."""

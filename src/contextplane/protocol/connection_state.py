@@ -30,8 +30,11 @@ connection's next request is looked at, so a client request and the broker's ver
 it never interleave with another request.
 
 READY takes every request. SaslHandshake and SaslAuthenticate on a READY connection are
-handed to their handlers, which answer ILLEGAL_SASL_STATE as Kafka's KafkaApis does;
-re-authentication (KIP-368) will add its own rows here.
+handed to their handlers, which answer ILLEGAL_SASL_STATE as Kafka's KafkaApis does,
+unless the SaslHandshake begins a re-authentication (KIP-368: the listener gives
+sessions a lifetime): then the handler accepts the mechanism and the connection
+authenticates again, READY --MECHANISM_ACCEPTED--> AUTHENTICATING, or is closed
+(MECHANISM_REJECTED: a different mechanism than the session's).
 
 CLOSING: the broker has decided to close. No further request is handled; responses
 already owed may still be written (the failure response of a SASL exchange), then the
@@ -139,6 +142,8 @@ TRANSITIONS: dict[State, dict[Event, State]] = {
         Event.SASL_HANDSHAKE: State.READY,
         Event.SASL_AUTHENTICATE: State.READY,
         Event.OTHER_REQUEST: State.READY,
+        Event.MECHANISM_ACCEPTED: State.AUTHENTICATING,  # re-authentication (KIP-368)
+        Event.MECHANISM_REJECTED: State.CLOSING,
         **_ANY_STATE_ENDS,
     },
     State.CLOSING: {Event.CLOSE: State.CLOSING, Event.CONNECTION_LOST: State.CLOSED},

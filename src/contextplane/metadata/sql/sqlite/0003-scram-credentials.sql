@@ -1,3 +1,3 @@
--- Reserved for SCRAM credentials (DescribeUserScramCredentials / AlterUserScramCredentials):
--- the migration that adds them takes this number. Until then it changes nothing.
+-- Was reserved for SCRAM credentials and shipped as a no-op, so databases have applied it
+-- already: the SCRAM credential table is migration 0005.
 SELECT 1;
