@@ -58,6 +58,21 @@ OFFSETS_TOPIC_PARTITIONS = 50
 # Kafka's offsets.retention.minutes default; the coordinator re-writes a snapshot of every
 # live offset and group every half of it.
 OFFSETS_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Retention of __contextplane_audit and __contextplane_read_receipts: 7 days (precedent:
+# Kafka's log.retention.hours default, 168).
+AUDIT_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+# Audit records and read receipts buffered before the sink drops (or, fail-closed,
+# refuses); about 5 MiB of 500-byte records.
+AUDIT_BUFFER_RECORDS = 10_000
+# The sink appends what is buffered this often (sooner at AUDIT_BATCH_RECORDS).
+AUDIT_FLUSH_INTERVAL_MS = 200
+AUDIT_BATCH_RECORDS = 1_000
+# A read receipt aggregates one connection's contiguous reads of a partition this long.
+AUDIT_READ_RECEIPTS_WINDOW_MS = 1_000
+# Open receipt windows (connections x partitions) before all are closed at once, and
+# (principal, client id, address) -> group entries remembered for receipts.
+AUDIT_RECEIPT_WINDOWS_MAX = 100_000
+AUDIT_GROUPS_REMEMBERED = 100_000
 # Kafka's connections.max.idle.ms default (10 minutes).
 CONNECTIONS_IDLE_MS_MAX = 600_000
 # Kafka's max.connections and max.connections.per.ip default (Int.MaxValue: no limit).

@@ -127,6 +127,16 @@ class Settings:
     # listener.name.<listener>.<mechanism>.sasl.jaas.config as given (name -> value),
     # checked by security/sasl_settings.py. Derived, not a setting of its own.
     listener_sasl: dict[str, str] = field(default_factory=dict)
+    # The security audit and read receipts (audit_sink.py, read_receipts.py).
+    audit_topic_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
+    audit_read_receipts_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
+    audit_file: str = ""  # also a JSON-lines file of the audit records
+    audit_buffer_records: int = limits.AUDIT_BUFFER_RECORDS
+    audit_flush_interval_ms: int = limits.AUDIT_FLUSH_INTERVAL_MS
+    audit_overflow_policy: str = "fail-open"  # or "fail-closed"
+    audit_allowed_topics: str = ""  # "orders,payments.*": allowed reads/writes audited
+    audit_read_receipts_enable: bool = True
+    audit_read_receipts_window_ms: int = limits.AUDIT_READ_RECEIPTS_WINDOW_MS
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -339,6 +349,11 @@ def _check(settings: Settings) -> Settings:
         )
     except sasl_settings.SaslSettingsError as exc:
         raise SettingsError(str(exc)) from None
+    if settings.audit_overflow_policy not in ("fail-open", "fail-closed"):
+        raise SettingsError(
+            f"contextplane.audit.overflow.policy: {settings.audit_overflow_policy!r} is not"
+            " fail-open or fail-closed"
+        )
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         raise SettingsError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from contextplane.broker import authorization as authz
+from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
 from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
@@ -24,10 +25,12 @@ from contextplane.broker.handlers import (
     sasl,
     scram,
 )
+from contextplane.broker.internal_topics import AUDIT_TOPIC
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
+from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group import GroupCoordinator
@@ -189,6 +192,8 @@ class Broker:
         self.offsets_topic: OffsetsTopicWriter | None = None
         self.topics: TopicManager | None = None
         self.pipeline: Pipeline | None = None
+        self.audit_sink: AuditSink | None = None
+        self.receipts: ReadReceipts | None = None
         self._listeners: BrokerListeners | None = None
         self.bound_port = settings.port  # the first listener's
         self.bound_ports: dict[str, int] = {}  # listener name -> port bound
@@ -252,6 +257,14 @@ class Broker:
         quota_admin = await QuotaAdmin.load(self.metadata, client_quotas)
         scram_credentials = await ScramCredentials.load(self.metadata)
         sasl_listeners = sasl_listener_configs(settings)
+        self.audit_sink = sink = AuditSink(storage, topics, settings, self.clock)
+        await sink.start()
+        source = f"contextplane://{cluster_id}/broker/{settings.node_id}"
+        if settings.audit_read_receipts_enable:
+            self.receipts = ReadReceipts(
+                sink.offer, source, settings.audit_read_receipts_window_ms, self.clock
+            )
+            await self.receipts.start()
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -268,11 +281,19 @@ class Broker:
             metadata_cache=MetadataCache(topics, storage, settings.node_id),
             authorizer=authorizer,
             quotas=client_quotas,
-            audit=AuditLog(),
+            audit=AuditLog(
+                lambda key, value: sink.offer(AUDIT_TOPIC, key, value),
+                source,
+                self.clock.wall_ms,
+                authorizer,
+                settings.audit_allowed_topics,
+            ),
             acls=acl_admin,
             quota_admin=quota_admin,
             scram=scram_credentials,
             sasl=SaslAuthenticator(sasl_listeners, scram_credentials) if sasl_listeners else None,
+            audit_sink=sink,
+            receipts=self.receipts,
         )
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
@@ -289,6 +310,10 @@ class Broker:
             self._listeners.close()
         if self.offsets_topic is not None:
             await self.offsets_topic.stop()
+        if self.receipts is not None:
+            await self.receipts.stop()  # its open windows go to the sink
+        if self.audit_sink is not None:
+            await self.audit_sink.stop()  # what is buffered is appended before storage closes
         if self.groups is not None:
             await self.groups.stop()
         if self.storage is not None:

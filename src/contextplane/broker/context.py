@@ -32,7 +32,9 @@ from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.settings import Settings
 
 if TYPE_CHECKING:
+    from contextplane.broker.audit_sink import AuditSink
     from contextplane.broker.metadata_cache import MetadataCache
+    from contextplane.broker.read_receipts import ReadReceipts
     from contextplane.broker.topics import TopicManager
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
@@ -76,6 +78,8 @@ class Services:
     quota_admin: QuotaAdmin | None = None  # AlterClientQuotas / DescribeClientQuotas
     scram: ScramCredentials | None = None  # Describe/AlterUserScramCredentials, SCRAM logins
     sasl: SaslAuthenticator | None = None  # None: no SASL listener
+    audit_sink: AuditSink | None = None  # the audit topics' bounded buffer
+    receipts: ReadReceipts | None = None  # None: read receipts are off
 
 
 @dataclass(slots=True)

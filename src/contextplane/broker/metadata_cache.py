@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contextplane.broker.offsets_topic import is_internal
+from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.topics import TopicManager
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity

@@ -22,8 +22,11 @@
   sent (`broker/throttle.py`). The handler's time is then counted against the quota.
 * handle: the route's handler, which returns a `Reply`.
 * audit: administrative changes are recorded by their handlers through `ctx.audit`
-  (only they know each resource's result), denials by the authorize stage; every
-  request is logged at DEBUG here.
+  (only they know each resource's result), denials by the authorize stage, allowed
+  reads and writes of audited topics after it (`access_audit.py`), read receipts by the
+  Fetch handler; every request is logged at DEBUG here. With the audit sink full and
+  `contextplane.audit.overflow.policy=fail-closed`, a request (but ApiVersions) closes
+  its connection before any of this.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from contextplane.broker.access_audit import audit_allowed_access
 from contextplane.broker.authorization import (
     Needs,
     NeedsOf,
@@ -49,7 +53,6 @@ from contextplane.protocol.codec import (
     API_VERSIONS_KEY,
     Request,
     RequestHeader,
-    api_name,
     response_schema,
 )
 from contextplane.protocol.connection_state import SASL_HANDSHAKE_KEY, State
@@ -58,6 +61,10 @@ from contextplane.security.acls import denial_error
 from contextplane.security.authorizer import Action
 
 log = logging.getLogger(__name__)
+
+# OffsetCommit, JoinGroup, SyncGroup: a read receipt names the last group the client
+# joined or committed for (Fetch has no group id).
+GROUP_MEMBERSHIP_KEYS = frozenset({8, 11, 14})
 
 Handler = Callable[[RequestContext, Any], Awaitable[Reply]]
 
@@ -102,16 +109,28 @@ class Pipeline:
             self._check_session(session.expires_ms, header.api_key, connection)
         # Authentication state: ProtocolError (close) for a request this state refuses.
         connection.state.process_request(header.api_key)
-        ctx = RequestContext(self.services, header, connection)
-        if self.services.authorizer.enabled:
+        services = self.services
+        sink = services.audit_sink
+        if sink is not None and header.api_key != API_VERSIONS_KEY and sink.refusing():
+            # Fail closed: nothing that would be audited happens unrecorded. Kafka has no
+            # error code for it; the client reconnects and retries, as after a restart.
+            raise ProtocolError(
+                "the audit buffer is full (contextplane.audit.overflow.policy=fail-closed)"
+            )
+        ctx = RequestContext(services, header, connection)
+        if services.authorizer.enabled:
             refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
             if refused_gate is not None:
                 return route.refuse(ctx, request.body, refused_gate)
-        quotas = self.services.quotas
+        if services.audit.audits_any_access:
+            audit_allowed_access(ctx, request.body)
+        quotas = services.quotas
         ctx.throttle(quotas.throttle_ms(connection.principal, header.client_id, header.api_key))
         started = elapsed_ns()
         reply = await route.handler(ctx, request.body)
         quotas.handled(connection.principal, header.client_id, elapsed_ns() - started)
+        if services.receipts is not None and header.api_key in GROUP_MEMBERSHIP_KEYS:
+            services.receipts.saw_group(ctx, request.body.group_id)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "api key %d v%d correlation %d client %s from %s by %s",
@@ -170,14 +189,7 @@ class Pipeline:
 
     @staticmethod
     def _audit_denial(ctx: RequestContext, action: Action, error: ErrorCode) -> None:
-        ctx.audit.record(
-            ctx,
-            api_name(ctx.header.api_key),
-            action.resource_type.name.lower(),
-            action.name,
-            error,
-            {"operation": action.operation.name},
-        )
+        ctx.audit.authorization(ctx, action, False, error)
 
     def unsupported_version(self, header: RequestHeader, connection: ConnectionInfo) -> Any:
         """Kafka answers an ApiVersions request of an unknown version with a v0 response

@@ -1,5 +1,6 @@
 """`contextplane` command line: `contextplane up` runs the embedded broker;
-`contextplane users` manages SCRAM users of a data directory (cli/users.py)."""
+`contextplane users` manages SCRAM users of a data directory (cli/users.py);
+`contextplane audit reads` asks a running broker who received which offsets."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contextplane.cli import users
+from contextplane.cli import audit_reads, users
 from contextplane.logsafe import EscapingFormatter
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
@@ -42,6 +43,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="DEBUG, INFO, WARNING or ERROR (default: $CONTEXTPLANE_LOG_LEVEL, else INFO)",
     )
     users.add_parser(sub)
+    audit_reads.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.command == "users":
         return users.run(args)
+    if args.command == "audit":
+        return audit_reads.run(args)
     handler = logging.StreamHandler()
     # Control characters in any message are escaped: no client string can forge a line.
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -118,7 +118,7 @@ class AclIndex:
                     yield acls
 
 
-def _grants(acl: AclBinding, operation: Operation) -> bool:
+def grants(acl: AclBinding, operation: Operation) -> bool:
     """Does this ACL's operation cover `operation` (Kafka's findResult)?"""
     if acl.operation == Operation.ALL:
         return True
@@ -161,7 +161,7 @@ class StandardAuthorizer:
                     continue
                 if acl.host != host and acl.host != WILDCARD_HOST:
                     continue
-                if not _grants(acl, operation):
+                if not grants(acl, operation):
                     continue
                 if acl.permission == Permission.DENY:
                     return False

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from contextplane import limits
+from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -106,7 +107,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
     min_bytes = request.min_bytes if window_bytes is None else min(request.min_bytes, window_bytes)
     total = await _read_all(ctx, request, targets)
     if total >= min_bytes or wait_ms == 0 or _has_error(targets):
-        return Reply(body=_response(ctx, topics))
+        return Reply(body=_response(ctx, topics, targets))
 
     async def long_poll() -> Any:
         loop = asyncio.get_running_loop()
@@ -123,7 +124,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             for waiter in waiters:
                 waiter.cancel()
             amount = await _read_all(ctx, request, targets)
-        return _response(ctx, topics)
+        return _response(ctx, topics, targets)
 
     return later(long_poll())
 
@@ -194,7 +195,11 @@ async def _read_all(
     return total
 
 
-def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
+def _response(
+    ctx: RequestContext,
+    topics: list[dict[str, Any]],
+    targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+) -> Any:
     size = sum(len(p["records"] or b"") for t in topics for p in t["partitions"])
     if size:
         quota_ms = ctx.services.quotas.fetch_throttle_ms(ctx.principal, ctx.header.client_id, size)
@@ -203,6 +208,8 @@ def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
             # are not counted) and mutes the connection for the throttle.
             ctx.throttle(quota_ms)
             topics = []
+        else:
+            _record_reads(ctx, targets)
     return ctx.response(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
@@ -210,3 +217,19 @@ def _response(ctx: RequestContext, topics: list[dict[str, Any]]) -> Any:
         responses=topics,
         node_endpoints=[],
     )
+
+
+def _record_reads(
+    ctx: RequestContext, targets: list[tuple[dict[str, Any], PartitionLog | None, Any]]
+) -> None:
+    """Read receipts, and allowed reads of audited topics, for what the response carries."""
+    receipts = ctx.services.receipts
+    if receipts is not None:
+        for entry, partition, wanted in targets:
+            if partition is not None and entry["records"]:
+                receipts.fetched(
+                    ctx, partition.topic, partition.partition, wanted.fetch_offset, entry["records"]
+                )
+    if ctx.audit.audits_any_access:
+        read = {p.topic for entry, p, _ in targets if p is not None and entry["records"]}
+        audit_allowed_read(ctx, read)

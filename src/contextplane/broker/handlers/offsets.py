@@ -7,8 +7,8 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.fetch import check_leader_epoch
+from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
-from contextplane.broker.offsets_topic import is_internal
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps

@@ -20,8 +20,8 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
-from contextplane.broker.offsets_topic import is_internal
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode

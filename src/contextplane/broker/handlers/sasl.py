@@ -117,8 +117,13 @@ async def sasl_authenticate(ctx: RequestContext, request: Any) -> Reply:
     session.expires_ms = ctx.clock.monotonic_ms() + lifetime if lifetime > 0 else None
     connection.principal = principal
     connection.state.process_event(Event.AUTHENTICATED)
-    ctx.audit.record(
-        ctx, "SaslAuthenticate", "user", principal.name, details={"mechanism": session.mechanism}
+    ctx.audit.authentication(
+        peer=ctx.peer,
+        listener=connection.listener,
+        mechanism=session.mechanism,
+        principal=principal,
+        success=True,
+        client_id=ctx.header.client_id or "",
     )
     return ctx.reply(
         error_code=ErrorCode.none,
@@ -135,13 +140,15 @@ async def _failed(ctx: RequestContext, session: SaslSession, message: str, why: 
     guessing is slow, other connections are served meanwhile)."""
     session.exchange = None
     ctx.connection.state.process_event(Event.AUTHENTICATION_FAILED)
-    ctx.audit.record(
-        ctx,
-        "SaslAuthenticate",
-        "mechanism",
-        session.mechanism,
-        ErrorCode.sasl_authentication_failed,
-        {"reason": why},
+    ctx.audit.authentication(
+        peer=ctx.peer,
+        listener=ctx.connection.listener,
+        mechanism=session.mechanism,
+        principal=None,
+        success=False,
+        client_id=ctx.header.client_id or "",
+        error=ErrorCode.sasl_authentication_failed,
+        reason=why,
     )
     delay_ms = ctx.settings.connection_failed_authentication_delay_ms
     if delay_ms > 0:

@@ -1,0 +1,202 @@
+"""Where audit records and read receipts go: a bounded buffer, appended in batches to
+the internal topics `__contextplane_audit` and `__contextplane_read_receipts` (and, for
+audit records, a JSON-lines file when `contextplane.audit.file` names one).
+
+Producers of records (`AuditLog`, `ReadReceipts`) call `offer`, which never waits: the
+record joins the buffer, or, when the buffer holds `contextplane.audit.buffer.records`
+records, it is dropped and counted (`dropped`), with one warning per episode. A flusher
+task appends what is buffered every `contextplane.audit.flush.interval.ms` (sooner once a
+batch's worth is waiting). With `contextplane.audit.overflow.policy=fail-closed` the
+pipeline asks `refusing()` before each request and closes the connection of a request
+while the buffer is full, so nothing that would be audited happens unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from pathlib import Path
+
+from contextplane import limits
+from contextplane.broker import internal_topics
+from contextplane.broker.internal_topics import (
+    AUDIT_TOPIC,
+    READ_RECEIPTS_TOPIC,
+    InternalTopic,
+)
+from contextplane.broker.topics import TopicManager
+from contextplane.clock import Clock
+from contextplane.logsafe import escape
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+
+log = logging.getLogger(__name__)
+
+FAIL_OPEN = "fail-open"
+FAIL_CLOSED = "fail-closed"
+OVERFLOW_POLICIES = (FAIL_OPEN, FAIL_CLOSED)
+
+
+def audit_topics(settings: Settings) -> list[InternalTopic]:
+    """The two topics, one partition each (their records are ordered in time)."""
+    return [
+        InternalTopic(
+            AUDIT_TOPIC,
+            1,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(settings.audit_topic_retention_ms),
+                "retention.bytes": "-1",
+            },
+        ),
+        InternalTopic(
+            READ_RECEIPTS_TOPIC,
+            1,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(settings.audit_read_receipts_retention_ms),
+                "retention.bytes": "-1",
+            },
+        ),
+    ]
+
+
+class AuditSink:
+    def __init__(
+        self, storage: StorageEngine, topics: TopicManager, settings: Settings, clock: Clock
+    ) -> None:
+        self._storage = storage
+        self._topics = topics
+        self._settings = settings
+        self._wall_ms = clock.wall_ms
+        self.capacity = settings.audit_buffer_records
+        self.fail_closed = settings.audit_overflow_policy == FAIL_CLOSED
+        self._file = Path(settings.audit_file) if settings.audit_file else None
+        self._buffer: deque[tuple[str, bytes, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._overflowing = False
+        # What a test or an operator reads: records dropped at a full buffer, requests
+        # refused (fail-closed), appends and file writes that failed, records written.
+        self.dropped = 0
+        self.refused = 0
+        self.failed_writes = 0
+        self.written = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for topic in audit_topics(self._settings):
+            if await internal_topics.ensure(self._topics, topic):
+                log.info("created %s", topic.name)
+        self._task = asyncio.create_task(self._run(), name="audit-sink")
+
+    async def stop(self) -> None:
+        """Write what is buffered, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    # -- producers of records -------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return len(self._buffer) >= self.capacity
+
+    def offer(self, topic: str, key: bytes, value: bytes) -> bool:
+        """Buffer one record; False (dropped and counted) when the buffer is full."""
+        buffer = self._buffer
+        if len(buffer) >= self.capacity:
+            self.dropped += 1
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning(
+                    "audit buffer full (%d records): the sink cannot keep up; %s",
+                    self.capacity,
+                    "requests are refused until it drains"
+                    if self.fail_closed
+                    else "records are dropped and counted",
+                )
+            return False
+        buffer.append((topic, key, value))
+        if len(buffer) >= limits.AUDIT_BATCH_RECORDS:
+            self._wake.set()
+        return True
+
+    def refusing(self) -> bool:
+        """Fail-closed and full: the request about to be handled must be refused."""
+        if self.fail_closed and len(self._buffer) >= self.capacity:
+            self.refused += 1
+            return True
+        return False
+
+    # -- the flusher ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        interval_s = self._settings.audit_flush_interval_ms / 1000
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - counted; the next round goes on
+                self.failed_writes += 1
+                log.exception("audit flush failed")
+
+    async def flush(self) -> None:
+        buffer = self._buffer
+        if not buffer:
+            return
+        taken = list(buffer)
+        buffer.clear()
+        if self._overflowing:
+            self._overflowing = False
+            log.warning("audit buffer drained; %d records dropped so far", self.dropped)
+        by_topic: dict[str, list[tuple[bytes, bytes | None]]] = {}
+        for topic, key, value in taken:
+            by_topic.setdefault(topic, []).append((key, value))
+        now = self._wall_ms()
+        durable: list[asyncio.Future[None]] = []
+        for topic, records in by_topic.items():
+            try:
+                durable += internal_topics.append(
+                    self._storage, self._topics, topic, 0, records, now
+                )
+            except Exception as exc:  # noqa: BLE001 - a full disk, a deleted topic
+                self.failed_writes += 1
+                log.warning("appending %d records to %s failed: %s", len(records), topic, exc)
+                if topic not in self._topics.topics():
+                    await self._recreate()
+        audit_lines = by_topic.get(AUDIT_TOPIC)
+        if self._file is not None and audit_lines:
+            try:
+                await asyncio.to_thread(
+                    _append_lines, self._file, [v or b"" for _, v in audit_lines]
+                )
+            except OSError as exc:
+                self.failed_writes += 1
+                log.warning("writing the audit file %s failed: %s", escape(str(self._file)), exc)
+        for future in durable:
+            try:
+                await future
+            except Exception as exc:  # noqa: BLE001 - counted and logged
+                self.failed_writes += 1
+                log.warning("an audit append was not written: %s", exc)
+        self.written += len(taken)
+
+    async def _recreate(self) -> None:
+        """DeleteTopics may delete an internal topic, as Kafka allows: create it again."""
+        for topic in audit_topics(self._settings):
+            with contextlib.suppress(Exception):
+                await internal_topics.ensure(self._topics, topic)
+
+
+def _append_lines(path: Path, lines: list[bytes]) -> None:
+    with path.open("ab") as out:
+        out.write(b"".join(line + b"\n" for line in lines))

@@ -1,0 +1,186 @@
+"""Read receipts: which principal received which offsets of which partition, when, and
+through which group.
+
+For every Fetch that returns records, the fetch handler reports per partition the offset
+it was asked for and the batches it returned; the offsets actually returned run from
+that offset (or the first batch's base offset, if later) to the last batch's last
+offset. Reads by one connection of one partition are aggregated while they stay
+contiguous, over a window of `contextplane.audit.read.receipts.window.ms`; each window
+becomes one CloudEvents record (`io.contextplane.read.receipt`) in
+`__contextplane_read_receipts`, through the audit sink (bounded, durable, kept across
+restarts as any topic is).
+
+Fetch carries no group id, and clients fetch on a different connection from the one they
+use for their group coordinator, so the group of a receipt is the last group a
+connection of the same principal, client id and client address joined or committed
+offsets for (`saw_group`); null when there is none. Reads of the receipts topic itself
+get no receipt (a consumer tailing it would otherwise be sent a new record about each
+of its own reads); reads of `__contextplane_audit` do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from contextplane import limits
+from contextplane.broker.context import RequestContext
+from contextplane.broker.internal_topics import READ_RECEIPTS_TOPIC
+from contextplane.clock import Clock
+from contextplane.security.audit_events import READ_RECEIPT, cloud_event, rfc3339
+
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_LAST_OFFSET_DELTA_AT = 23  # base offset, length, leader epoch, magic, crc, attributes
+
+
+def returned_range(fetch_offset: int, data: bytes) -> tuple[int, int] | None:
+    """(first, last) offsets a consumer asking from `fetch_offset` receives in `data`
+    (whole RecordBatch v2 batches), or None when it holds no whole batch."""
+    position = 0
+    size = len(data)
+    first = last = -1
+    while position + 27 <= size:
+        base, length = _BASE_AND_LENGTH.unpack_from(data, position)
+        end = position + 12 + length
+        if length < 15 or end > size:
+            break
+        (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
+        if first < 0:
+            first = base
+        last = base + delta
+        position = end
+    if first < 0 or last < fetch_offset:
+        return None
+    return max(first, fetch_offset), last
+
+
+@dataclass(slots=True)
+class _Window:
+    principal: str
+    client_id: str
+    group: str | None
+    client_address: str
+    listener: str
+    topic: str
+    partition: int
+    first: int
+    last: int
+    opened_ms: int
+    last_ms: int
+    fetches: int = 1
+
+
+class ReadReceipts:
+    def __init__(
+        self, offer: Callable[[str, bytes, bytes], bool], source: str, window_ms: int, clock: Clock
+    ) -> None:
+        self._offer = offer
+        self._source = source
+        self._window_ms = window_ms
+        self._wall_ms = clock.wall_ms
+        self._windows: dict[tuple[int, str, int], _Window] = {}
+        # (principal, client id, client host) -> the last group it joined or committed for
+        self._groups: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    def saw_group(self, ctx: RequestContext, group_id: str) -> None:
+        key = (str(ctx.principal), ctx.header.client_id or "", ctx.client_host)
+        groups = self._groups
+        groups[key] = group_id
+        groups.move_to_end(key)
+        if len(groups) > limits.AUDIT_GROUPS_REMEMBERED:
+            groups.popitem(last=False)
+
+    def fetched(
+        self, ctx: RequestContext, topic: str, partition: int, offset: int, data: bytes
+    ) -> None:
+        """One partition of a Fetch response that carries records."""
+        if topic == READ_RECEIPTS_TOPIC:
+            return  # a reader tailing the receipts would otherwise feed itself forever
+        returned = returned_range(offset, data)
+        if returned is None:
+            return
+        first, last = returned
+        now = self._wall_ms()
+        key = (id(ctx.connection), topic, partition)
+        window = self._windows.get(key)
+        if window is not None:
+            if first <= window.last + 1 and last >= window.first - 1:
+                window.first = min(window.first, first)
+                window.last = max(window.last, last)
+                window.last_ms = now
+                window.fetches += 1
+                return
+            self._emit(self._windows.pop(key))  # a seek: a receipt per contiguous range
+        if len(self._windows) >= limits.AUDIT_RECEIPT_WINDOWS_MAX:
+            self.close_windows(force=True)
+        client_id = ctx.header.client_id or ""
+        principal = str(ctx.principal)
+        self._windows[key] = _Window(
+            principal=principal,
+            client_id=client_id,
+            group=self._groups.get((principal, client_id, ctx.client_host)),
+            client_address=ctx.peer,
+            listener=ctx.connection.listener,
+            topic=topic,
+            partition=partition,
+            first=first,
+            last=last,
+            opened_ms=now,
+            last_ms=now,
+        )
+
+    def close_windows(self, force: bool = False) -> None:
+        """Emit every window open for at least the window length (all of them: `force`)."""
+        cutoff = self._wall_ms() - self._window_ms
+        windows = self._windows
+        done = [k for k, w in windows.items() if force or w.opened_ms <= cutoff]
+        for key in done:
+            self._emit(windows.pop(key))
+
+    def _emit(self, window: _Window) -> None:
+        data = {
+            "principal": window.principal,
+            "client_id": window.client_id,
+            "group": window.group,
+            "client_address": window.client_address,
+            "listener": window.listener,
+            "operation": "READ",
+            "resource_type": "TOPIC",
+            "resource_name": window.topic,
+            "topic": window.topic,
+            "partition": window.partition,
+            "first_offset": window.first,
+            "last_offset": window.last,
+            "fetches": window.fetches,
+            "first_fetch_time": rfc3339(window.opened_ms),
+            "last_fetch_time": rfc3339(window.last_ms),
+        }
+        subject = f"{window.topic}-{window.partition}"
+        self._offer(
+            READ_RECEIPTS_TOPIC,
+            subject.encode(),
+            cloud_event(self._source, READ_RECEIPT, subject, window.last_ms, data),
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="read-receipts")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.close_windows(force=True)
+
+    async def _run(self) -> None:
+        interval_s = max(self._window_ms / 2000, 0.01)
+        while True:
+            await asyncio.sleep(interval_s)
+            self.close_windows()

@@ -1,0 +1,210 @@
+"""`contextplane audit reads`: who received offset O of topic T, when, through which group.
+
+A Kafka client (confluent-kafka) reads the internal topic `__contextplane_read_receipts`
+from the broker, like Kafka's own tools: `--bootstrap-server`, and `--command-config`
+with the client's security properties in Kafka's format (mapped to librdkafka's names by
+`client_config`). The principal running it needs READ on that topic (and DESCRIBE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from contextplane.settings import parse_properties
+
+RECEIPTS_TOPIC = "__contextplane_read_receipts"
+
+# Kafka client properties and the librdkafka name each becomes.
+_SAME = frozenset(
+    {
+        "security.protocol",
+        "sasl.mechanism",
+        "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
+        "client.id",
+        "sasl.oauthbearer.token.endpoint.url",
+    }
+)
+_JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def client_config(properties: dict[str, str]) -> dict[str, str]:
+    """librdkafka settings for Kafka client security properties (PEM files only: the
+    Java key stores are not readable by librdkafka)."""
+    config: dict[str, str] = {}
+    for name, value in properties.items():
+        if name in _SAME:
+            if name == "ssl.endpoint.identification.algorithm" and not value:
+                value = "none"
+            config[name] = value
+        elif name == "sasl.jaas.config":
+            options = dict(_JAAS_OPTION.findall(value))
+            if "username" in options:
+                config["sasl.username"] = options["username"]
+            if "password" in options:
+                config["sasl.password"] = options["password"]
+        elif name == "ssl.truststore.location":
+            config["ssl.ca.location"] = value
+        elif name == "ssl.keystore.location":
+            # A PEM key store holds the private key and the certificate chain.
+            config["ssl.certificate.location"] = value
+            config["ssl.key.location"] = value
+        elif name in ("ssl.truststore.type", "ssl.keystore.type"):
+            if value.upper() != "PEM":
+                raise ConfigError(f"{name}={value}: only PEM files can be used")
+        elif name.startswith(("ssl.", "sasl.")):
+            raise ConfigError(f"{name} is not supported by this tool")
+        # other client properties (timeouts, retries) do not apply to one read
+    return config
+
+
+def parse_since(text: str) -> int:
+    """Milliseconds since the epoch from an ISO 8601 time (UTC unless it says) or ms."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--since {text!r}: not an ISO 8601 time or milliseconds") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _time_ms(text: str) -> int:
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(moment.timestamp() * 1000)
+
+
+def read_receipts(
+    config: dict[str, Any], since_ms: int | None, timeout_s: float
+) -> Iterator[dict[str, Any]]:
+    """Every receipt in the topic (from `since_ms`, if given) up to its end when asked."""
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        Consumer,
+        KafkaError,
+        KafkaException,
+        TopicPartition,
+    )
+
+    consumer = Consumer(
+        config
+        | {
+            "group.id": f"contextplane-audit-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(RECEIPTS_TOPIC, timeout=timeout_s)
+        topic = metadata.topics.get(RECEIPTS_TOPIC)
+        if topic is None or topic.error is not None:
+            raise ConfigError(f"cannot read {RECEIPTS_TOPIC}: {topic.error if topic else 'absent'}")
+        partitions = [TopicPartition(RECEIPTS_TOPIC, p) for p in sorted(topic.partitions)]
+        if since_ms is not None:
+            wanted = [TopicPartition(RECEIPTS_TOPIC, p.partition, since_ms) for p in partitions]
+            partitions = consumer.offsets_for_times(wanted, timeout=timeout_s)
+        else:
+            for p in partitions:
+                p.offset = OFFSET_BEGINNING
+        ends: dict[int, int] = {}
+        for p in partitions:
+            _, high = consumer.get_watermark_offsets(p, timeout=timeout_s)
+            ends[p.partition] = high
+        live = [p for p in partitions if ends[p.partition] > 0 and p.offset != -1]
+        consumer.assign(live)
+        pending = {p.partition for p in live}
+        while pending:
+            message = consumer.poll(timeout_s)
+            if message is None:
+                raise ConfigError(f"no answer from the broker within {timeout_s:.0f} s")
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(message.partition())
+                    continue
+                raise KafkaException(error)
+            partition, offset, value = message.partition(), message.offset(), message.value()
+            if partition is None or offset is None or value is None:
+                continue
+            if offset >= ends[partition] - 1:
+                pending.discard(partition)
+            event = json.loads(value)
+            yield event["data"] | {"time": event["time"], "id": event["id"]}
+    finally:
+        consumer.close()
+
+
+def matches(receipt: dict[str, Any], args: argparse.Namespace, since_ms: int | None) -> bool:
+    if receipt.get("topic") != args.topic:
+        return False
+    if args.partition is not None and receipt.get("partition") != args.partition:
+        return False
+    if (
+        args.offset is not None
+        and not receipt["first_offset"] <= args.offset <= receipt["last_offset"]
+    ):
+        return False
+    if args.principal is not None and receipt.get("principal") != args.principal:
+        return False
+    return since_ms is None or _time_ms(receipt["last_fetch_time"]) >= since_ms
+
+
+def add_parser(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="read the security audit from a running broker")
+    what = audit.add_subparsers(dest="audit_command", required=True)
+    reads = what.add_parser("reads", help="who received which offsets (read receipts)")
+    reads.add_argument("--bootstrap-server", required=True, help="host:port of the broker")
+    reads.add_argument(
+        "--command-config", type=Path, help="client security properties (Kafka's names)"
+    )
+    reads.add_argument("--topic", required=True)
+    reads.add_argument("--partition", type=int)
+    reads.add_argument("--offset", type=int, help="only receipts that include this offset")
+    reads.add_argument("--principal", help="e.g. User:alice")
+    reads.add_argument("--since", help="ISO 8601 time (UTC unless given) or epoch ms")
+    reads.add_argument("--output", choices=("table", "json"), default="table")
+    reads.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for answers")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        properties = (
+            parse_properties(args.command_config.read_text()) if args.command_config else {}
+        )
+        config = client_config(properties) | {"bootstrap.servers": args.bootstrap_server}
+        since_ms = parse_since(args.since) if args.since else None
+        found = [
+            r for r in read_receipts(config, since_ms, args.timeout) if matches(r, args, since_ms)
+        ]
+    except (ConfigError, OSError) as exc:
+        print(f"contextplane audit reads: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a Kafka error, reported as the tools do
+        print(f"contextplane audit reads: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        for receipt in found:
+            print(json.dumps(receipt, sort_keys=True))
+        return 0
+    print("TIME\tPRINCIPAL\tCLIENT_ID\tGROUP\tCLIENT_ADDRESS\tPARTITION\tOFFSETS")
+    for r in found:
+        print(
+            f"{r['last_fetch_time']}\t{r['principal']}\t{r['client_id']}\t{r['group'] or '-'}"
+            f"\t{r['client_address']}\t{r['partition']}\t{r['first_offset']}-{r['last_offset']}"
+        )
+    return 0

@@ -1,0 +1,323 @@
+"""The security audit topic and read receipts through real clients: a confluent-kafka
+consumer's reads answered by `contextplane audit reads` (also after a restart), an ACL
+denial read back from `__contextplane_audit` (and its JSON-lines file), allowed reads
+and writes of an audited topic, Produce to the internal topics refused, and a full audit
+buffer failing open (dropped, counted) or closed (requests refused). Every client is
+User:ANONYMOUS (PLAINTEXT)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from tests.groups.support import Wire
+from tests.support.inprocess import InProcessBroker
+
+AUDIT_TOPIC = "__contextplane_audit"
+RECEIPTS_TOPIC = "__contextplane_read_receipts"
+AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
+}
+QUICK_GROUPS = {"group.initial.rebalance.delay.ms": "0"}
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., InProcessBroker]]:
+    started: list[InProcessBroker] = []
+
+    def starter(**settings: str) -> InProcessBroker:
+        broker = InProcessBroker(tmp_path / f"broker{len(started)}", settings=settings).start()
+        started.append(broker)
+        return broker
+
+    yield starter
+    for broker in started:
+        broker.stop()
+
+
+def produce(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(count):
+        producer.produce(topic, value=f"m{i}".encode(), partition=0)
+    assert producer.flush(15) == 0
+
+
+def consume(bootstrap: str, topic: str, group: str, client_id: str, count: int) -> None:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": client_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        received = 0
+        deadline = time.monotonic() + 30
+        while received < count and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                received += 1
+        assert received == count
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of an internal topic, as a consumer reads it (JSON values)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    events: list[dict[str, Any]] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == error._PARTITION_EOF:
+                    break
+                raise KafkaException(error)
+            events.append(json.loads(message.value() or b"{}"))
+    finally:
+        consumer.close()
+    return events
+
+
+def audit_reads(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "contextplane.cli.main",
+            "audit",
+            "reads",
+            "--bootstrap-server",
+            bootstrap,
+            *args,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def receipts_for(bootstrap: str, topic: str, offset: int) -> list[dict[str, Any]]:
+    done = audit_reads(bootstrap, "--topic", topic, "--offset", str(offset), "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_audit_reads_names_who_received_an_offset_also_after_a_restart(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start(**QUICK_GROUPS, **{"contextplane.audit.allowed.topics": "ord*"})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic("orders", num_partitions=1)]).values():
+        future.result(10)
+    produce(broker.bootstrap, "orders", 10)
+    before = time.time()
+    consume(broker.bootstrap, "orders", "billing", "billing-app", 10)
+
+    found = wait_for(lambda: receipts_for(broker.bootstrap, "orders", 5), "a receipt of 5")
+    receipt = found[0]
+    assert receipt["principal"] == "User:ANONYMOUS"
+    assert receipt["client_id"] == "billing-app"
+    assert receipt["group"] == "billing"
+    assert receipt["partition"] == 0
+    assert receipt["first_offset"] <= 5 <= receipt["last_offset"]
+    assert receipt["client_address"].startswith("127.0.0.1:")
+    fetched = time.mktime(time.strptime(receipt["last_fetch_time"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert fetched - time.timezone >= int(before) - 1
+    # Offsets nobody received, another topic, another principal: nothing.
+    assert receipts_for(broker.bootstrap, "orders", 10) == []
+    assert receipts_for(broker.bootstrap, "other", 5) == []
+    table = audit_reads(broker.bootstrap, "--topic", "orders", "--principal", "User:bob")
+    assert table.returncode == 0 and "User:ANONYMOUS" not in table.stdout
+
+    # The allowed writes and reads of an audited topic are in the audit topic.
+    events = read_topic(broker.bootstrap, AUDIT_TOPIC)
+    allowed = {
+        (e["data"]["operation"], e["data"]["api"])
+        for e in events
+        if e["type"] == "io.contextplane.audit.authorization"
+        and e["data"]["resource_name"] == "orders"
+        and e["data"]["decision"] == "ALLOWED"
+    }
+    assert allowed == {("WRITE", "Produce"), ("READ", "Fetch")}
+
+    broker.restart()
+    again = receipts_for(broker.bootstrap, "orders", 5)
+    assert [r["id"] for r in again] == [r["id"] for r in found]
+    table = audit_reads(broker.bootstrap, "--topic", "orders", "--offset", "5")
+    assert "User:ANONYMOUS\tbilling-app\tbilling" in table.stdout
+
+
+def test_an_acl_denial_is_in_the_audit_topic_and_file(
+    start: Callable[..., InProcessBroker], tmp_path: Path
+) -> None:
+    audit_file = tmp_path / "audit.jsonl"
+    broker = start(**AUTHORIZER, **QUICK_GROUPS, **{"contextplane.audit.file": str(audit_file)})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic("secret", num_partitions=1)]).values():
+        future.result(10)
+    deny = AclBinding(ResourceType.TOPIC, "secret", ResourcePatternType.LITERAL,
+                      "User:ANONYMOUS", "*", AclOperation.READ, AclPermissionType.DENY)  # fmt: skip
+    # DESCRIBE allowed, so the consumer gets as far as Fetch, which READ's DENY refuses.
+    describe = AclBinding(ResourceType.TOPIC, "secret", ResourcePatternType.LITERAL,
+                          "User:ANONYMOUS", "*", AclOperation.DESCRIBE,
+                          AclPermissionType.ALLOW)  # fmt: skip
+    for future in admin.create_acls([deny, describe]).values():
+        future.result(10)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "snoop",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    try:
+        consumer.subscribe(["secret"])
+        message = wait_for(lambda: consumer.poll(1.0), "the consumer's error")
+        assert message.error().code() == 29  # TOPIC_AUTHORIZATION_FAILED
+    finally:
+        consumer.close()
+
+    def denial() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+            if e["type"] == "io.contextplane.audit.authorization"
+            and e["data"]["decision"] == "DENIED"
+            and e["data"]["resource_name"] == "secret"
+            and e["data"]["operation"] == "READ"
+        ]
+
+    event = wait_for(denial, "the denial in the audit topic")[0]
+    assert event["specversion"] == "1.0"
+    assert event["datacontenttype"] == "application/json"
+    assert event["subject"] == "topic:secret"
+    assert event["source"].startswith("contextplane://")
+    data = event["data"]
+    assert data["principal"] == "User:ANONYMOUS"
+    assert data["resource_type"] == "TOPIC"
+    assert data["listener"] == "PLAINTEXT"
+    assert data["result"] == "TOPIC_AUTHORIZATION_FAILED"
+    assert data["acl"] == "DENY User:ANONYMOUS from * READ on TOPIC:LITERAL:secret"
+    changes = [e["data"]["api"] for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+               if e["type"] == "io.contextplane.audit.change"]  # fmt: skip
+    assert "CreateTopics" in changes and "CreateAcls" in changes
+    lines = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    assert event["id"] in {line["id"] for line in lines}
+
+    # The audit topic is read like any topic: a principal refused READ cannot.
+    hide = AclBinding(ResourceType.TOPIC, AUDIT_TOPIC, ResourcePatternType.LITERAL,
+                      "User:ANONYMOUS", "*", AclOperation.READ, AclPermissionType.DENY)  # fmt: skip
+    for future in admin.create_acls([hide]).values():
+        future.result(10)
+    with pytest.raises(KafkaException) as refused:
+        read_topic(broker.bootstrap, AUDIT_TOPIC)
+    assert refused.value.args[0].code() == 29  # TOPIC_AUTHORIZATION_FAILED
+
+
+def test_produce_to_the_internal_audit_topics_is_refused(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start()
+    wire = Wire(broker.port)
+    try:
+        response = wire.request(3, 12, topics=None, allow_auto_topic_creation=False,
+                                include_topic_authorized_operations=False)  # fmt: skip
+        internal = {t.name for t in response.topics if t.is_internal}
+        assert {AUDIT_TOPIC, RECEIPTS_TOPIC} <= internal
+        from conformance.wire import encode_batch
+        from conformance.wire import produce as produce_raw
+
+        for topic in (AUDIT_TOPIC, RECEIPTS_TOPIC):
+            refused = produce_raw(wire, topic, encode_batch([b"forged"]), partition=0)
+            assert refused.error_code == 17  # INVALID_TOPIC_EXCEPTION, as __consumer_offsets
+    finally:
+        wire.close()
+
+
+def create_topics(bootstrap: str, names: list[str], timeout_s: float = 10) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=1) for n in names], request_timeout=timeout_s
+    )
+    for future in futures.values():
+        future.result(timeout_s + 5)
+
+
+# A flusher that does not run during the test: the buffer only fills.
+STALLED_SINK = {"contextplane.audit.flush.interval.ms": "600000"}
+
+
+def test_a_full_audit_buffer_fails_open_by_default(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start(**STALLED_SINK, **{"contextplane.audit.buffer.records": "2"})
+    create_topics(broker.bootstrap, [f"t{i}" for i in range(5)])
+    sink = broker.broker.audit_sink  # type: ignore[union-attr]
+    assert sink is not None
+    assert sink.dropped == 3  # five changes, two kept
+    assert sink.refused == 0
+    assert "audit buffer full (2 records)" in broker.log_tail(200)
+    create_topics(broker.bootstrap, ["after"])  # requests go on
+    assert sink.dropped == 4
+
+
+def test_a_full_audit_buffer_fails_closed_when_set(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start(
+        **STALLED_SINK,
+        **{
+            "contextplane.audit.buffer.records": "1",
+            "contextplane.audit.overflow.policy": "fail-closed",
+        },
+    )
+    create_topics(broker.bootstrap, ["first"])  # its record fills the buffer
+    with pytest.raises(KafkaException):
+        create_topics(broker.bootstrap, ["second"], timeout_s=3)
+    sink = broker.broker.audit_sink  # type: ignore[union-attr]
+    assert sink is not None and sink.refused >= 1
+    assert "second" not in broker.broker.topics.topics()  # type: ignore[union-attr]
+    broker.call(sink.flush())  # the sink catches up: requests are served again
+    create_topics(broker.bootstrap, ["third"])
