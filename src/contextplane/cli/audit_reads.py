@@ -50,7 +50,8 @@ def client_config(properties: dict[str, str]) -> dict[str, str]:
                 value = "none"
             config[name] = value
         elif name == "sasl.jaas.config":
-            options = dict(_JAAS_OPTION.findall(value))
+            # Kafka's JAAS parser (a StreamTokenizer) takes \" and \\ inside quotes.
+            options = {k: re.sub(r"\\(.)", r"\1", v) for k, v in _JAAS_OPTION.findall(value)}
             if "username" in options:
                 config["sasl.username"] = options["username"]
             if "password" in options:
