@@ -19,6 +19,7 @@ from contextplane.broker.pipeline import Pipeline, Route
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.audit import AuditLog
 from contextplane.security.authorizer import AllowEverything
 from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
@@ -44,7 +45,13 @@ def _request(correlation_id: int) -> bytes:
 
 async def _scenario() -> None:
     settings = Settings(queued_max_request_bytes=1024 * 1024)
-    services = SimpleNamespace(authorizer=AllowEverything(), quotas=NoQuotas())
+    services = SimpleNamespace(
+        authorizer=AllowEverything(),
+        quotas=NoQuotas(),
+        audit=AuditLog(),
+        audit_sink=None,
+        receipts=None,
+    )
     pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _api_versions)])  # type: ignore[arg-type]
     listener = Listener(pipeline, settings)
     await listener.start("127.0.0.1", 0)
