@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSetting
+from contextplane.settings_audit import AUDIT_SETTINGS
 
 __all__ = [
     "ENV_PREFIX",
@@ -561,78 +562,7 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
         high=INT_MAX,
     ),
-    Setting(
-        "contextplane.audit.topic.retention.ms",
-        "audit_topic_retention_ms",
-        "ms",
-        "`retention.ms` of the internal topic `__contextplane_audit` when it is created "
-        "(at the first start); -1: no limit",
-        low=-1,
-    ),
-    Setting(
-        "contextplane.audit.read.receipts.retention.ms",
-        "audit_read_receipts_retention_ms",
-        "ms",
-        "`retention.ms` of the internal topic `__contextplane_read_receipts` when it is "
-        "created; -1: no limit",
-        low=-1,
-    ),
-    Setting(
-        "contextplane.audit.file",
-        "audit_file",
-        "",
-        "also append every audit record to this JSON-lines file (empty: none)",
-        default_text="empty (none)",
-    ),
-    Setting(
-        "contextplane.audit.buffer.records",
-        "audit_buffer_records",
-        "",
-        "audit records and read receipts waiting for the sink; when it is full the "
-        "overflow policy applies",
-        low=1,
-        high=INT_MAX,
-    ),
-    Setting(
-        "contextplane.audit.flush.interval.ms",
-        "audit_flush_interval_ms",
-        "ms",
-        "the sink appends what is buffered this often (sooner once 1000 records wait)",
-        low=1,
-        high=INT_MAX,
-    ),
-    Setting(
-        "contextplane.audit.overflow.policy",
-        "audit_overflow_policy",
-        "",
-        "`fail-open`: a record that finds the buffer full is dropped, counted and logged; "
-        "`fail-closed`: while it is full every request but ApiVersions closes its "
-        "connection (clients reconnect and retry), so nothing audited happens unrecorded",
-    ),
-    Setting(
-        "contextplane.audit.allowed.topics",
-        "audit_allowed_topics",
-        "",
-        "topics whose allowed reads (a Fetch returning records) and writes (Produce) are "
-        "audited too, comma-separated; `name*` is a prefix (denials are always audited)",
-        default_text="empty (none)",
-    ),
-    Setting(
-        "contextplane.audit.read.receipts.enable",
-        "audit_read_receipts_enable",
-        "",
-        "record which principal, client and group received which offsets "
-        "(`__contextplane_read_receipts`)",
-    ),
-    Setting(
-        "contextplane.audit.read.receipts.window.ms",
-        "audit_read_receipts_window_ms",
-        "ms",
-        "one receipt aggregates a connection's contiguous reads of a partition this long",
-        low=1,
-        high=INT_MAX,
-    ),
-)
+) + tuple(Setting(**row) for row in AUDIT_SETTINGS)
 
 
 # Kafka settings that would change what a client may do if they were honoured: refused,

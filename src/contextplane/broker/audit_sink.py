@@ -141,7 +141,8 @@ class AuditSink:
         interval_s = self._settings.audit_flush_interval_ms / 1000
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval_s)
+                async with asyncio.timeout(interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
