@@ -6,6 +6,7 @@ the principal reaching the authorizer."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import select
 import struct
@@ -230,3 +231,30 @@ def test_a_failed_login_is_answered_late_while_others_are_served(
             assert failing.closed_by_broker()
     finally:
         broker.stop()
+
+
+def test_logins_reach_the_audit_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SASL login, successful or not, is one CloudEvents record in the audit sink (here
+    its JSON-lines file): principal, listener, mechanism and the decision."""
+    audit_file = tmp_path / "audit.jsonl"
+    running = sasl_broker(tmp_path, monkeypatch, **{"contextplane.audit.file": str(audit_file)})
+    try:
+        with RawClient(running.bootstrap) as client:
+            assert scram_login(client).error_code == ErrorCode.none
+        with RawClient(running.bootstrap) as client:
+            failed = scram_login(client, password="wrong")
+            assert failed.error_code == ErrorCode.sasl_authentication_failed
+
+        def logins() -> list[dict[str, object]]:
+            if not audit_file.exists():
+                return []
+            events = [json.loads(line) for line in audit_file.read_text().splitlines()]
+            return [e["data"] for e in events if str(e["type"]).endswith(".authentication")]
+
+        seen = wait_until(lambda: len(logins()) >= 2 and logins(), 15, "two login records")
+        decisions = {(d["principal"], d["decision"], d["mechanism"]) for d in seen}
+        assert ("User:alice", "ALLOWED", "SCRAM-SHA-512") in decisions
+        assert (None, "DENIED", "SCRAM-SHA-512") in decisions
+        assert {d["listener"] for d in seen} == {"SASL_PLAINTEXT"}
+    finally:
+        running.stop()
