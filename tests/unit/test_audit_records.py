@@ -20,7 +20,7 @@ from contextplane.security.acls import (
     Permission,
     ResourceType,
 )
-from contextplane.security.audit import AuditLog
+from contextplane.security.audit import DETAIL_CHARS_MAX, AuditLog
 from contextplane.security.audit_events import decided_by
 from contextplane.security.authorizer import Action, AllowEverything
 from contextplane.security.principal import Principal
@@ -139,3 +139,30 @@ def test_reads_of_the_receipts_topic_leave_no_receipt() -> None:
     receipts.fetched(ctx, "__contextplane_audit", 0, 0, batch(0, 5))
     receipts.close_windows(force=True)
     assert [json.loads(v)["data"]["topic"] for v in offered] == ["__contextplane_audit"]
+
+
+def test_a_huge_client_string_is_bounded_in_the_log_line_and_the_record(
+    caplog: Any,
+) -> None:
+    """An 8.9 MB config value once became an 8.9 MB audit log line: client-given strings
+    keep DETAIL_CHARS_MAX characters and the length of the rest."""
+    offered: list[tuple[bytes, bytes]] = []
+    audit = AuditLog(lambda k, v: offered.append((k, v)) is None, "contextplane://c/broker/1",
+                     lambda: 1_700_000_000_123)  # fmt: skip
+    huge = "SET leader.replication.throttled.replicas=" + "0:1," * 500_000
+    with caplog.at_level("INFO", logger="contextplane.audit"):
+        audit.record(
+            context(ConnectionInfo("10.0.0.1:4000")),
+            "IncrementalAlterConfigs",
+            "topic",
+            "g" * 40_000,
+            details={"changes": huge},
+        )
+    [line] = [r.getMessage() for r in caplog.records]
+    assert len(line) < 4 * DETAIL_CHARS_MAX
+    assert f"(+{len(huge) - DETAIL_CHARS_MAX} chars)" in line
+    [(key, value)] = offered
+    assert len(key) + len(value) < 8 * DETAIL_CHARS_MAX
+    assert json.loads(value)["data"]["resource_name"].endswith(
+        f"(+{40_000 - DETAIL_CHARS_MAX} chars)"
+    )

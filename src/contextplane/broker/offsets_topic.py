@@ -28,6 +28,7 @@ from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.errors import KafkaError
+from contextplane.limits import OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
@@ -135,13 +136,14 @@ class OffsetsTopicWriter:
             self._task = None
 
     def _interval_ms(self) -> int | None:
-        """Half of the topic's retention.ms (None: no time retention)."""
+        """Half of the topic's retention.ms, at least OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
+        (None: no time retention)."""
         configured = self._topics.configs(OFFSETS_TOPIC).get("retention.ms")
         try:
             retention = int(configured) if configured is not None else self._settings.retention_ms
         except ValueError:
             retention = self._settings.retention_ms
-        return None if retention < 0 else max(retention // 2, 1)
+        return None if retention < 0 else max(retention // 2, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS)
 
     def _next_due_ms(self) -> int | None:
         interval = self._interval_ms()

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
 
 _log = logging.getLogger("contextplane.audit")
+# Characters of one client-given string (a config value, a group id) an audit record keeps.
+DETAIL_CHARS_MAX = 1024
 
 # (key, value) of one audit record -> False when it was dropped (a full buffer)
 Offer = Callable[[bytes, bytes], bool]
@@ -92,12 +94,14 @@ class AuditLog:
         data = self._who(ctx) | {
             "api": api,
             "resource_type": resource.upper(),
-            "resource_name": str(name),
+            "resource_name": _bounded(name),
             "result": result,
             "decision": "ALLOWED" if error == ErrorCode.none else "FAILED",
         }
-        data.update({k: v if isinstance(v, int) else str(v) for k, v in (details or {}).items()})
-        self._emit(CHANGE, f"{resource}:{name}", data)
+        data.update(
+            {k: v if isinstance(v, int) else _bounded(v) for k, v in (details or {}).items()}
+        )
+        self._emit(CHANGE, f"{resource}:{_bounded(name)}", data)
 
     def authorization(
         self, ctx: RequestContext, action: Action, allowed: bool, error: int = ErrorCode.none
@@ -181,12 +185,12 @@ class AuditLog:
         details: Mapping[str, object] | None,
     ) -> None:
         fields = [
-            f"audit {api} {resource}={escape(name, quote=True)} result={result}",
+            f"audit {api} {resource}={escape(_bounded(name), quote=True)} result={result}",
             f"client_id={escape(ctx.header.client_id, quote=True)} peer={escape(ctx.peer)}",
             f"principal={escape(str(ctx.principal), quote=True)}",
         ]
         for key, value in (details or {}).items():
-            text = str(value) if isinstance(value, int) else escape(value, quote=True)
+            text = str(value) if isinstance(value, int) else escape(_bounded(value), quote=True)
             fields.append(f"{key}={text}")
         _log.info(" ".join(fields))
 
@@ -195,3 +199,13 @@ class AuditLog:
             return
         now = self._wall_ms()
         self._offer(subject.encode(), cloud_event(self._source, event_type, subject, now, data))
+
+
+def _bounded(value: object) -> str:
+    """A client-given string as an audit record keeps it: at most DETAIL_CHARS_MAX
+    characters and the length of the rest (an 8.9 MB config value must not become an
+    8.9 MB log line or audit record)."""
+    text = str(value)
+    if len(text) <= DETAIL_CHARS_MAX:
+        return text
+    return f"{text[:DETAIL_CHARS_MAX]}...(+{len(text) - DETAIL_CHARS_MAX} chars)"

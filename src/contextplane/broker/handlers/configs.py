@@ -234,7 +234,11 @@ def _append_or_subtract(current: dict[str, str], change: Any, settings: Any) -> 
             raise KafkaError(
                 ErrorCode.invalid_config, f"Configuration '{change.name}' values must not be empty."
             )
-        items += [item for item in added if item not in items]
+        present = set(items)  # a set: APPEND to a long list must not be quadratic
+        for item in added:
+            if item not in present:
+                present.add(item)
+                items.append(item)
     else:
         removed = set(list_items(change.value))
         items = [item for item in items if item not in removed]
