@@ -276,6 +276,21 @@ def test_produce_to_the_internal_audit_topics_is_refused(
         wire.close()
 
 
+def test_the_audit_trail_cannot_be_deleted(start: Callable[..., InProcessBroker]) -> None:
+    """DeleteTopics of the audit topics answers TOPIC_DELETION_DISABLED (as Kafka answers
+    when deletion is off) and both stay: no client erases the record of what it did."""
+    broker = start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = admin.delete_topics([AUDIT_TOPIC, RECEIPTS_TOPIC], operation_timeout=10)
+    for topic, future in futures.items():
+        with pytest.raises(KafkaException) as refused:
+            future.result(15)
+        error = refused.value.args[0]
+        assert error.name() == "TOPIC_DELETION_DISABLED", (topic, error)
+    listed = admin.list_topics(timeout=10).topics
+    assert AUDIT_TOPIC in listed and RECEIPTS_TOPIC in listed
+
+
 def create_topics(bootstrap: str, names: list[str], timeout_s: float = 10) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(

@@ -24,6 +24,10 @@ from contextplane.storage.engine import StorageEngine
 AUDIT_TOPIC = "__contextplane_audit"
 READ_RECEIPTS_TOPIC = "__contextplane_read_receipts"
 INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, AUDIT_TOPIC, READ_RECEIPTS_TOPIC})
+# The security audit trail: never deleted through the Kafka API (DeleteTopics answers
+# TOPIC_DELETION_DISABLED), so no client erases the record of what it did. Its retention
+# stays an administrator's AlterConfigs, which is itself audited.
+AUDIT_TRAIL_TOPICS = frozenset({AUDIT_TOPIC, READ_RECEIPTS_TOPIC})
 
 # Records of one appended batch stop at this many bytes (a larger record goes alone), so
 # every batch is well below max.message.bytes and any consumer fetches it.

@@ -8,6 +8,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation, ResourceType
@@ -181,6 +182,11 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
             record = ctx.topics.topics().get(name)
             if record is not None:
                 entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+            if name in AUDIT_TRAIL_TOPICS:
+                raise KafkaError(
+                    ErrorCode.topic_deletion_disabled,
+                    f"{name} is the security audit trail and cannot be deleted",
+                )
             await ctx.topics.delete(name)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
