@@ -72,7 +72,7 @@ def test_scram_login_then_requests(broker: InProcessBroker) -> None:
     with RawClient(broker.bootstrap) as client:
         versions = client.request(API_VERSIONS, 3, client_software_name="t")
         keys = {k.api_key: (k.min_version, k.max_version) for k in versions.api_keys}
-        assert keys[SASL_HANDSHAKE] == (1, 1) and keys[SASL_AUTHENTICATE] == (0, 2)
+        assert keys[SASL_HANDSHAKE] == (0, 1) and keys[SASL_AUTHENTICATE] == (0, 2)
         handshake = client.request(SASL_HANDSHAKE, 1, mechanism="SCRAM-SHA-512")
         assert list(handshake.mechanisms) == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
         scram = ScramClient("sha512", "alice", "alice-secret")
@@ -258,3 +258,15 @@ def test_logins_reach_the_audit_records(tmp_path: Path, monkeypatch: pytest.Monk
         assert {d["listener"] for d in seen} == {"SASL_PLAINTEXT"}
     finally:
         running.stop()
+
+
+def test_handshake_v0_is_refused_and_closed(broker: InProcessBroker) -> None:
+    """SaslHandshake v0 is advertised as Kafka advertises it, but its raw-token exchange
+    (clients before Kafka 1.0) is not served: UNSUPPORTED_VERSION, then the close."""
+    with RawClient(broker.bootstrap) as client:
+        refused = client.request(SASL_HANDSHAKE, 0, mechanism="SCRAM-SHA-512")
+        assert refused.error_code == ErrorCode.unsupported_version
+        assert "SCRAM-SHA-512" in refused.mechanisms
+        client.sock.settimeout(5)
+        assert client.sock.recv(1) == b""  # closed by the broker
+    assert "SaslHandshake v0 (raw SASL tokens) is not served" in broker.log_tail(50)

@@ -72,7 +72,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (14, 0, 5, groups.sync_group, authz.group_member, authz.refuse_top_level),
     (15, 0, 5, groups.describe_groups, authz.describe_groups, authz.refuse_top_level),
     (16, 0, 5, groups.list_groups, authz.list_groups, authz.refuse_top_level),
-    (17, 1, 1, sasl.sasl_handshake, authz.nothing, authz.refuse_top_level),
+    (17, 0, 1, sasl.sasl_handshake, authz.nothing, authz.refuse_top_level),
     (18, 0, 4, cluster.api_versions, authz.nothing, authz.refuse_top_level),
     (19, 2, 7, admin.create_topics, authz.create_topics, authz.refuse_top_level),
     (20, 1, 6, admin.delete_topics, authz.delete_topics, authz.refuse_top_level),

@@ -53,6 +53,17 @@ async def sasl_handshake(ctx: RequestContext, request: Any) -> Reply:
     if authenticator is None or (ready and not _reauthentication_enabled(ctx)):
         return ctx.reply(error_code=ErrorCode.illegal_sasl_state, mechanisms=[])
     enabled = authenticator.mechanisms(connection.listener)
+    if ctx.api_version == 0:
+        # v0 is advertised, as Kafka 4.4 does (librdkafka before 2.x enables SASL only
+        # when the range includes it, then uses v1); a v0 exchange of raw tokens without
+        # Kafka headers (clients before Kafka 1.0) is not served: refused and closed.
+        connection.state.process_event(Event.MECHANISM_REJECTED)
+        log.warning(
+            "closing connection from %s: SaslHandshake v0 (raw SASL tokens) is not served; "
+            "the client must use SaslHandshake v1 and SaslAuthenticate",
+            ctx.peer,
+        )
+        return ctx.reply(error_code=ErrorCode.unsupported_version, mechanisms=enabled)
     mechanism = request.mechanism
     previous = connection.sasl
     reauthenticating = ready and previous is not None
