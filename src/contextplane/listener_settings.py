@@ -50,6 +50,10 @@ def sasl_available() -> bool:
     return True
 
 
+# Addresses that bind every interface but that no client can dial.
+NONROUTABLE = frozenset({"0.0.0.0", "::"})
+
+
 class ListenerError(ValueError):
     """A listener setting is invalid or asks for something this broker does not serve."""
 
@@ -319,6 +323,14 @@ def resolve(
             advertised_port = other.port if other is not None else None
         spec = ListenerSpec(endpoint.name, protocol, host, port, advertised_host, advertised_port)
         _check_exposure(spec, values)
+        if (advertised_host or host) in NONROUTABLE:
+            # Kafka advertises listeners when advertised.listeners does not name one, and
+            # refuses the meta-address there too: clients would be told to dial 0.0.0.0.
+            raise ListenerError(
+                f"listener {endpoint.name} binds {host} and advertises it: advertised.listeners "
+                "cannot use the nonroutable meta-address 0.0.0.0. Use a routable IP address "
+                "(advertised.listeners, or advertised.host for the first listener)."
+            )
         specs.append(spec)
     return tuple(specs)
 

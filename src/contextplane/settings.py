@@ -201,10 +201,14 @@ _FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
 def ignored_reason(name: str, value: object) -> str | None:
     """Why a Kafka setting has no effect here, or None when it is not one; raises when it
     must not be ignored (a security setting, or a value that would change behaviour)."""
-    for unsupported in UNSUPPORTED:
-        if unsupported.matches(name):
-            raise SettingsError(f"setting {name!r} is not supported: {unsupported.reason}")
-    for ignored in IGNORED:
+    # A setting named exactly (ssl.endpoint.identification.algorithm) wins over a
+    # refused family (ssl.*) it belongs to.
+    exact = [i for i in IGNORED if i.pattern == name]
+    if not exact:
+        for unsupported in UNSUPPORTED:
+            if unsupported.matches(name):
+                raise SettingsError(f"setting {name!r} is not supported: {unsupported.reason}")
+    for ignored in exact or IGNORED:
         if ignored.matches(name):
             if ignored.accepts and str(value).strip().lower() not in ignored.accepts:
                 raise SettingsError(

@@ -167,8 +167,11 @@ def test_a_sasl_listener_starts_in_the_handshake_once_sasl_is_available(
 def test_a_listener_without_tls_beyond_loopback_needs_the_allowance() -> None:
     allow = listener_settings.ALLOW_NON_LOOPBACK
     for given in (
-        {"listeners": "PLAINTEXT://0.0.0.0:9092"},
-        {"listener.host": "0.0.0.0"},  # --host 0.0.0.0
+        {
+            "listeners": "PLAINTEXT://0.0.0.0:9092",
+            "advertised.listeners": "PLAINTEXT://broker.example:9092",
+        },
+        {"listener.host": "0.0.0.0", "advertised.host": "broker.example"},  # --host 0.0.0.0
         {
             "listeners": "PLAINTEXT://127.0.0.1:9092,EXT://10.1.2.3:9093",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,EXT:PLAINTEXT",
@@ -178,3 +181,16 @@ def test_a_listener_without_tls_beyond_loopback_needs_the_allowance() -> None:
             _load(**given)
         settings = _load(**given, **{allow: "true"})
         assert any(not listener_settings.is_loopback(s.host) for s in settings.listeners)
+
+
+def test_the_meta_address_is_never_advertised() -> None:
+    """Kafka advertises `listeners` where advertised.listeners names no entry, and refuses
+    0.0.0.0 there as it refuses it in advertised.listeners: clients would dial 0.0.0.0."""
+    allow = {listener_settings.ALLOW_NON_LOOPBACK: "true"}
+    for given in (
+        {"listeners": "PLAINTEXT://0.0.0.0:9092"},
+        {"listener.host": "0.0.0.0"},
+        {"listeners": "PLAINTEXT://127.0.0.1:9092,SSL://0.0.0.0:9093"},
+    ):
+        with pytest.raises(SettingsError, match="nonroutable meta-address 0.0.0.0"):
+            _load(**given, **allow)

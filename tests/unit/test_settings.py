@@ -335,7 +335,11 @@ def test_one_plaintext_listener_sets_host_and_port() -> None:
     # Beyond loopback without TLS only when allow.plaintext.non.loopback says so.
     with pytest.raises(SettingsError, match="beyond loopback.*allow.plaintext.non.loopback"):
         _set(listeners="PLAINTEXT://0.0.0.0:9092")
-    everywhere = _set(listeners="PLAINTEXT://0.0.0.0:9092", allow_plaintext_non_loopback="true")
+    everywhere = _set(
+        listeners="PLAINTEXT://0.0.0.0:9092",
+        advertised_listeners="PLAINTEXT://broker.example:9092",
+        allow_plaintext_non_loopback="true",
+    )
     assert (everywhere.host, everywhere.port) == ("0.0.0.0", 9092)
     several = _set(
         listeners="PLAINTEXT://:9092,OTHER://:9093",
@@ -511,3 +515,15 @@ def test_authorizer_class_name_must_be_the_standard_authorizer() -> None:
     for value in ("", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"):
         settings = load_settings(environ={}, overrides={"authorizer.class.name": value})
         assert settings.authorizer_class_name == value
+
+
+def test_a_named_ignored_ssl_setting_is_accepted_while_other_ssl_settings_are_refused() -> None:
+    """ssl.endpoint.identification.algorithm, common in Kafka server.properties files, is
+    listed as having no effect; the refused ssl.* family must not shadow it."""
+    for value in ("https", "HTTPS", ""):
+        settings = load_settings(
+            environ={}, overrides={"ssl.endpoint.identification.algorithm": value}
+        )
+        assert "ssl.endpoint.identification.algorithm" in settings.ignored
+    with pytest.raises(SettingsError, match="ssl.cipher.suites"):
+        load_settings(environ={}, overrides={"ssl.cipher.suites": "TLS_AES_128_GCM_SHA256"})

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.security.tls import SSL_SETTINGS, TlsConfigError, build_context, tls_config
+from contextplane.security.tls import (
+    SSL_SETTINGS,
+    ReloadingContext,
+    TlsConfigError,
+    build_context,
+    tls_config,
+)
 from contextplane.settings import Settings, SettingsError, load_settings
 from contextplane.settings_table import SETTINGS
 from tests.support.tls import TestCa
@@ -130,3 +136,17 @@ def test_per_listener_settings_override_the_global_ones(stores: dict[str, Path])
         )
     with pytest.raises(SettingsError, match="`listener.name.<listener>.ssl.\\*`"):
         load_settings(environ={}, overrides={"listener.name.ssl.max.connections": "3"})
+
+
+def test_a_bad_principal_mapping_rule_names_the_setting(stores: dict[str, Path]) -> None:
+    """A listener's reloading context is built from its settings; a bad
+    ssl.principal.mapping.rules is a TlsConfigError naming it (the CLI's clear message),
+    not a ValueError traceback."""
+    settings = _settings(
+        **{
+            "ssl.keystore.location": str(stores["keystore"]),
+            "ssl.principal.mapping.rules": "RULE:bad",
+        }
+    )
+    with pytest.raises(TlsConfigError, match="ssl.principal.mapping.rules: Invalid rule"):
+        ReloadingContext(tls_config(settings, "SSL"))

@@ -258,10 +258,10 @@ class ReloadingContext:
 
     def __init__(self, config: TlsConfig) -> None:
         self.config = config
-        self.mapper = SslPrincipalMapper(config.ssl_principal_mapping_rules)
         self._files = config.files()
         self._signature = _signature(self._files)
-        self._context = build_context(config)
+        self._context = build_context(config)  # first: it names a setting it refuses
+        self.mapper = SslPrincipalMapper(config.ssl_principal_mapping_rules)
         self._checked_at: float | None = None
         self._failed_signature: tuple[tuple[int, int, int] | None, ...] | None = None
         self.reloads = 0
