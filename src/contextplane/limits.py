@@ -58,9 +58,11 @@ OFFSETS_TOPIC_PARTITIONS = 50
 # Kafka's offsets.retention.minutes default; the coordinator re-writes a snapshot of every
 # live offset and group every half of it.
 OFFSETS_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
-# The snapshots are at least this far apart whatever retention.ms the topic is given: a
+# The snapshots are at least this far apart whatever retention.ms the topic is given, and
+# far enough apart that they write at most OFFSETS_SNAPSHOT_BYTES_PER_S on average: a
 # retention of 1 ms must not turn them into a write loop (each is every live offset).
-OFFSETS_SNAPSHOT_INTERVAL_MIN_MS = 60_000
+OFFSETS_SNAPSHOT_INTERVAL_MIN_MS = 1_000
+OFFSETS_SNAPSHOT_BYTES_PER_S = 1024 * 1024
 # Retention of __contextplane_audit and __contextplane_read_receipts: 7 days (precedent:
 # Kafka's log.retention.hours default, 168).
 AUDIT_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000

@@ -1,6 +1,6 @@
-"""The `__consumer_offsets` snapshots follow the topic's retention.ms but never run closer
-together than a floor: a retention of 1 ms once made them a loop writing every live
-offset back to back (about 20 MB/s until the disk filled)."""
+"""The `__consumer_offsets` snapshots follow the topic's retention.ms, but never run closer
+together than a floor nor write faster than a byte rate: a retention of 1 ms once made
+them a loop writing every live offset back to back (about 20 MB/s until the disk filled)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.clock import ManualClock
-from contextplane.limits import OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
+from contextplane.limits import OFFSETS_SNAPSHOT_BYTES_PER_S, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.settings import Settings
 
@@ -24,12 +24,17 @@ class _Topics:
         return {"retention.ms": self.retention_ms}
 
 
+def _writer(retention_ms: str) -> OffsetsTopicWriter:
+    topics = cast(Any, _Topics(retention_ms))
+    return OffsetsTopicWriter(cast(Any, None), topics, Settings(), ManualClock())
+
+
 @pytest.mark.parametrize(
     ("retention_ms", "interval_ms"),
     [
         ("0", OFFSETS_SNAPSHOT_INTERVAL_MIN_MS),
         ("1", OFFSETS_SNAPSHOT_INTERVAL_MIN_MS),
-        ("100000", OFFSETS_SNAPSHOT_INTERVAL_MIN_MS),
+        ("2000", OFFSETS_SNAPSHOT_INTERVAL_MIN_MS),
         ("604800000", 302_400_000),
         ("-1", None),
     ],
@@ -37,7 +42,10 @@ class _Topics:
 def test_snapshot_interval_is_half_the_retention_with_a_floor(
     retention_ms: str, interval_ms: int | None
 ) -> None:
-    writer = OffsetsTopicWriter(
-        cast(Any, None), cast(Any, _Topics(retention_ms)), Settings(), ManualClock()
-    )
-    assert writer._interval_ms() == interval_ms
+    assert _writer(retention_ms)._interval_ms() == interval_ms
+
+
+def test_a_large_snapshot_spaces_the_next_one_by_the_byte_rate() -> None:
+    writer = _writer("1")
+    writer._last_snapshot_bytes = 100 * OFFSETS_SNAPSHOT_BYTES_PER_S  # 100 s of writes
+    assert writer._interval_ms() == 100_000

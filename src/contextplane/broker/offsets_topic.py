@@ -28,7 +28,7 @@ from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.errors import KafkaError
-from contextplane.limits import OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
+from contextplane.limits import OFFSETS_SNAPSHOT_BYTES_PER_S, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
@@ -100,6 +100,7 @@ class OffsetsTopicWriter:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_snapshot_ms = 0
+        self._last_snapshot_bytes = 0
         self._repair_at_ms: int | None = None
         self.failed_appends = 0
 
@@ -136,14 +137,18 @@ class OffsetsTopicWriter:
             self._task = None
 
     def _interval_ms(self) -> int | None:
-        """Half of the topic's retention.ms, at least OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
+        """Half of the topic's retention.ms; at least OFFSETS_SNAPSHOT_INTERVAL_MIN_MS and
+        long enough to keep the snapshots' writes under OFFSETS_SNAPSHOT_BYTES_PER_S
         (None: no time retention)."""
         configured = self._topics.configs(OFFSETS_TOPIC).get("retention.ms")
         try:
             retention = int(configured) if configured is not None else self._settings.retention_ms
         except ValueError:
             retention = self._settings.retention_ms
-        return None if retention < 0 else max(retention // 2, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS)
+        if retention < 0:
+            return None
+        by_rate = self._last_snapshot_bytes * 1000 // OFFSETS_SNAPSHOT_BYTES_PER_S
+        return max(retention // 2, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS, by_rate)
 
     def _next_due_ms(self) -> int | None:
         interval = self._interval_ms()
@@ -178,7 +183,7 @@ class OffsetsTopicWriter:
         self._repair_at_ms = None
         await self.ensure_topic()  # DeleteTopics may delete it, as Kafka allows
         started_ms = self._wall_ms()
-        count = 0
+        count = written = 0
         async for group_id, committed in coordinator.snapshot_offsets():
             rows = [
                 (topic, partition, c.offset, c.leader_epoch, c.metadata or "", c.commit_ms)
@@ -187,11 +192,13 @@ class OffsetsTopicWriter:
             records = [self._offset_record(group_id, *row) for row in rows]
             self._append(group_id, records)
             count += len(records)
+            written += sum(len(key) + len(value or b"") for key, value in records)
             await asyncio.sleep(0)  # many groups: let requests in between
         for group_id, metadata in coordinator.snapshot_groups():
             self.group_stored(group_id, metadata)
             count += 1
         self._last_snapshot_ms = started_ms
+        self._last_snapshot_bytes = written
         log.info("appended a snapshot of %d records to %s", count, OFFSETS_TOPIC)
         return count
 
