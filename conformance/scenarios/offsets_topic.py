@@ -92,7 +92,9 @@ def listed_and_refused(ctx: Ctx) -> None:
     deleted = wire.delete_topics(client, [TOPIC]).responses[0]
     ctx.record("delete_topics.error", err(deleted.error_code))
     ctx.record("delete_topics.message", deleted.error_message)
-    ctx.record("still_listed", TOPIC in {t.name for t in wire.metadata(client, None).topics})
+    # Whether Metadata lists it right after the delete is a race on both brokers (Kafka
+    # applies the deletion asynchronously; contextplane recreates the topic at its next
+    # commit or snapshot), so it is not compared.
 
 
 @scenario()
