@@ -24,25 +24,22 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from contextplane.broker.internal_topics import InternalTopic, Record, append, ensure
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
 from contextplane.coordinators.group import GroupCoordinator
-from contextplane.errors import KafkaError
 from contextplane.limits import OFFSETS_SNAPSHOT_BYTES_PER_S, OFFSETS_SNAPSHOT_INTERVAL_MIN_MS
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
-from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import (
     OFFSETS_TOPIC,
     GroupMetadata,
-    encode_batch,
     group_metadata_key,
     group_metadata_value,
     offset_commit_key,
     offset_commit_value,
     partition_for,
 )
-from contextplane.protocol.records import parse_header
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 
@@ -50,18 +47,9 @@ log = logging.getLogger(__name__)
 
 # Kafka's offsets.topic.segment.bytes default.
 SEGMENT_BYTES = 100 * 1024 * 1024
-# Records of one appended batch stop at this many bytes (a larger single record still
-# goes alone), so a commit of many partitions is a few batches any consumer fetches.
-BATCH_BYTES_MAX = 512 * 1024
 # After a failed append, the next snapshot repairs the topic this long later.
 REPAIR_DELAY_MS = 30_000
 RECHECK_S = 60.0
-
-Record = tuple[bytes, bytes | None]
-
-
-def is_internal(topic: str) -> bool:
-    return topic == OFFSETS_TOPIC
 
 
 def topic_configs(settings: Settings) -> dict[str, str]:
@@ -71,19 +59,6 @@ def topic_configs(settings: Settings) -> dict[str, str]:
         "retention.bytes": "-1",
         "segment.bytes": str(SEGMENT_BYTES),
     }
-
-
-def _chunks(records: list[Record]) -> list[list[Record]]:
-    chunks: list[list[Record]] = []
-    size = BATCH_BYTES_MAX
-    for record in records:
-        record_bytes = len(record[0]) + len(record[1] or b"") + 16
-        if size + record_bytes > BATCH_BYTES_MAX:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(record)
-        size += record_bytes
-    return chunks
 
 
 class OffsetsTopicWriter:
@@ -109,13 +84,10 @@ class OffsetsTopicWriter:
     async def ensure_topic(self) -> None:
         """Create the internal topic at the first start (its partition count is fixed
         from then on, as in Kafka)."""
-        if OFFSETS_TOPIC in self._topics.topics():
+        partitions = self._settings.offsets_topic_num_partitions
+        topic = InternalTopic(OFFSETS_TOPIC, partitions, topic_configs(self._settings))
+        if not await ensure(self._topics, topic):
             return
-        await self._topics.create(
-            OFFSETS_TOPIC,
-            self._settings.offsets_topic_num_partitions,
-            topic_configs(self._settings),
-        )
         log.info(
             "created %s with %d partitions",
             OFFSETS_TOPIC,
@@ -259,17 +231,13 @@ class OffsetsTopicWriter:
         """Queue `records` on the group's partition; never raises, never waits."""
         try:
             topic = self._topics.topics().get(OFFSETS_TOPIC)
-            if topic is None:
-                raise KafkaError(ErrorCode.unknown_topic_or_partition, f"no {OFFSETS_TOPIC}")
-            partition = self._storage.partition(
-                OFFSETS_TOPIC, partition_for(group_id, topic.partitions)
+            # No topic: `append` raises, and the snapshot that repairs it recreates it.
+            partition = partition_for(group_id, topic.partitions if topic is not None else 1)
+            durables = append(
+                self._storage, self._topics, OFFSETS_TOPIC, partition, records, self._wall_ms()
             )
-            now = self._wall_ms()
-            for chunk in _chunks(records):
-                batch = encode_batch(chunk, now)
-                result = self._storage.append(partition, [(parse_header(batch), memoryview(batch))])
-                if result.durable is not None:
-                    result.durable.add_done_callback(self._check_written(group_id))
+            for durable in durables:
+                durable.add_done_callback(self._check_written(group_id))
         except Exception as exc:  # noqa: BLE001 - the metadata store has it; a snapshot repairs
             self._failed(group_id, exc)
 
