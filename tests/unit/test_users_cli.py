@@ -83,3 +83,37 @@ def test_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str
     except SystemExit as exit_:  # argparse refuses an unknown option
         code = int(exit_.code or 0)
     assert code == 2
+
+
+def test_a_mistyped_data_dir_is_named_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "dta"
+    assert main(["users", "list", "--data-dir", str(missing)]) == 2
+    assert main(["users", "remove", "alice", "--data-dir", str(missing)]) == 2
+    assert f"no data directory at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
+    # `add` bootstraps a new directory, and says so.
+    _stdin(monkeypatch, "pw\n")
+    assert main(["users", "add", "alice", "--data-dir", str(missing), "--password-stdin"]) == 0
+    assert f"set in a new data directory {missing}" in capsys.readouterr().out
+
+
+def test_control_characters_in_names_are_refused_and_never_printed_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path)
+    _stdin(monkeypatch, "pw\n")
+    assert main(["users", "add", "eve\nUser:root", "--data-dir", data, "--password-stdin"]) == 2
+    assert "has a control character" in capsys.readouterr().err
+
+
+def test_no_password_at_end_of_input_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def eof(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", eof)
+    assert main(["users", "add", "alice", "--data-dir", str(tmp_path)]) == 2
+    assert "contextplane: no password given" in capsys.readouterr().err

@@ -67,6 +67,12 @@ def _password(from_stdin: bool) -> str:
     return first
 
 
+def _shown(name: str) -> str:
+    """A user name as one line of output: control characters escaped (names set through
+    AlterUserScramCredentials may hold any character)."""
+    return name if name.isprintable() else repr(name)
+
+
 def run(args: argparse.Namespace) -> int:
     flags = {"--data-dir": ("log.dirs", args.data_dir)} if args.data_dir else {}
     try:
@@ -83,14 +89,25 @@ def run(args: argparse.Namespace) -> int:
         if not args.name:
             print("contextplane: the user name must not be empty", file=sys.stderr)
             return 2
+        if not args.name.isprintable():
+            print(
+                f"contextplane: the user name {_shown(args.name)} has a control character",
+                file=sys.stderr,
+            )
+            return 2
         try:
             password = _password(args.password_stdin)
         except (ValueError, EOFError) as exc:
-            print(f"contextplane: {exc or 'no password given'}", file=sys.stderr)
+            print(f"contextplane: {str(exc) or 'no password given'}", file=sys.stderr)
             return 2
         if not password:
             print("contextplane: the password must not be empty", file=sys.stderr)
             return 2
+    is_new = not settings.data_dir.exists()
+    if is_new and args.action != "add":
+        # A mistyped --data-dir must not look like a store without users.
+        print(f"contextplane: no data directory at {settings.data_dir}", file=sys.stderr)
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_metadata_store(settings.resolved_metadata_url)
 
@@ -104,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{record.mechanism} (iterations {record.iterations})"
                     )
                 for user, found in by_user.items():
-                    print(f"User:{user}  {', '.join(found)}")
+                    print(f"User:{_shown(user)}  {', '.join(found)}")
                 return 0
             if args.action == "add":
                 records = [
@@ -112,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                     for m in mechanisms
                 ]
                 await store.alter_scram_credentials(records, [])
-                print(f"User:{args.name}: {', '.join(m.name for m in mechanisms)} set")
+                where = f"a new data directory {settings.data_dir}" if is_new else settings.data_dir
+                print(f"User:{args.name}: {', '.join(m.name for m in mechanisms)} set in {where}")
                 return 0
             present = {(r.user, r.mechanism) for r in await store.scram_credentials()}
             removed = [(args.name, m.name) for m in mechanisms if (args.name, m.name) in present]
