@@ -415,6 +415,25 @@ def test_tls_on_the_plaintext_port_and_plaintext_on_the_tls_port_are_closed(
         assert _answers_api_versions(good)
 
 
+def test_a_client_reconnecting_in_a_loop_does_not_fill_the_log(
+    tls_broker: InProcessBroker,
+) -> None:
+    def failures() -> int:
+        return sum(
+            "TLS handshake failed" in line and "not TLS" in line
+            for line in tls_broker.log_tail(5000).splitlines()
+        )
+
+    before = failures()
+    for _ in range(30):
+        plain = socket.create_connection(("127.0.0.1", tls_broker.listener_port("SSL")), timeout=10)
+        plain.sendall(_api_versions_frame())
+        assert _closed(plain, 10)  # the broker logs before it closes
+        plain.close()
+    # At most one line per address and kind of failure per 10 s, whatever the rate.
+    assert failures() - before <= 2, failures() - before
+
+
 def test_a_handshake_that_never_completes_is_bounded_and_holds_no_one_else(
     pki: dict[str, Path], tmp_path: Path
 ) -> None:

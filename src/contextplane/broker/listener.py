@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.pipeline import Pipeline
+from contextplane.broker.repeated_log import RepeatedLog
 from contextplane.broker.server import KafkaConnection
 from contextplane.listener_settings import ListenerSpec
 from contextplane.security.principal import ANONYMOUS, Principal
@@ -120,6 +121,9 @@ class Listener:
         self._tasks: list[asyncio.Task[None]] = []
         self._rejected: dict[str, int] = {}
         self._rejections_logged_at = 0.0
+        self._handshake_failures = RepeatedLog(
+            log, "TLS handshake failures", _REJECTION_LOG_INTERVAL_S
+        )
 
     @property
     def port(self) -> int:
@@ -207,11 +211,14 @@ class Listener:
                 )
         except Exception as exc:  # noqa: BLE001 - one connection, not the listener
             if context is not None:
-                log.warning(
+                reason = _handshake_error(exc, self.receive_timeout_s)
+                self._handshake_failures.event(
+                    f"{host} ({reason})",  # one line per address and kind of failure
+                    loop.time(),
                     "closing connection from %s on listener %s: TLS handshake failed: %s",
                     peer,
                     self.name,
-                    _handshake_error(exc, self.receive_timeout_s),
+                    reason,
                 )
             elif not isinstance(exc, OSError):
                 log.exception("setting up the connection from %s failed", host)
@@ -269,6 +276,7 @@ class Listener:
             for connection in list(self.connections):
                 connection.check_deadlines(now)
             self._flush_rejections(now)
+            self._handshake_failures.flush(now)
 
 
 def _handshake_error(exc: BaseException, timeout_s: float) -> str:
