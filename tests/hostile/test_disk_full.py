@@ -234,6 +234,10 @@ def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
 
         fillers.append(fill_disk(small_disk))
         assert storage_error_from_raw_produce(broker.bootstrap)[0] == ErrorCode.kafka_storage_error
+        # The reserve goes back on the first metadata write that finds the disk full. An
+        # upload commit is one only if the fill caught an upload pending, so a topic
+        # creation makes that write happen on every run.
+        admin.create_topics([NewTopic("after-full", 1)])["after-full"].result(15)
         wait_until(lambda: not reserve.exists(), 30, "the broker to release its reserve")
         broker.stop()
         fillers.append(fill_disk(small_disk))  # what the stop freed is taken too

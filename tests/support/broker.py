@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import socket
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.wait import wait_until
+
+# Printed by `contextplane up` once every listener accepts connections.
+_READY = re.compile(r"contextplane broker ready on \S+:(\d+)")
 
 
 def free_port() -> int:
@@ -36,8 +40,10 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 30.0) -> BrokerProcess:
-        if not self.port:
-            self.port = free_port()
+        """Start the broker and wait for its ready line. The first start asks for port 0
+        and reads the port bound from that line: picking a free port first and probing it
+        races with other processes (a probe can even connect to itself), and a probe that
+        succeeds against something else hides a broker that failed to bind."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,
@@ -54,6 +60,7 @@ class BrokerProcess:
         for name, value in self.settings.items():
             args += ["--set", f"{name}={value}"]
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-broker.log"
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.process = subprocess.Popen(
             args,
@@ -64,21 +71,24 @@ class BrokerProcess:
         )
         process = self.process
 
-        def listening() -> bool:
+        def ready_port() -> int | None:
             if process.poll() is not None:
                 raise RuntimeError(f"broker exited early:\n{self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                return False
-            return True
+            assert self.log_path is not None
+            with open(self.log_path, "rb") as file:
+                file.seek(log_offset)
+                found = _READY.search(file.read().decode(errors="replace"))
+            return int(found.group(1)) if found else None
 
         try:
-            wait_until(listening, timeout_s, "the broker listens")
+            port = wait_until(ready_port, timeout_s, "the broker is ready")
         except AssertionError:
             raise RuntimeError(
-                f"broker did not listen within {timeout_s}s:\n{self.log_tail()}"
+                f"broker was not ready within {timeout_s}s:\n{self.log_tail()}"
             ) from None
+        if self.port and port != self.port:
+            raise RuntimeError(f"broker bound {port}, not {self.port}:\n{self.log_tail()}")
+        self.port = port  # a restart asks for the same port again
         return self
 
     def _limit_open_files(self) -> None:
