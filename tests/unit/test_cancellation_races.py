@@ -13,11 +13,15 @@ and expects it to end cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
+from contextplane.metadata.records import CommitOutcome, ObjectCommit
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore
@@ -25,6 +29,7 @@ from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.objectstore import BoundedObjectStore
 from tests.support.metadata import open_store
 from tests.support.wait import wait_until_async
+from tests.unit.test_engine_recovery import batch
 
 # Loop iterations between the wake-up and the cancellation: the lost cancellation needs
 # the awaited wake-up done and its waiter released, but the waiting task not yet resumed.
@@ -111,3 +116,43 @@ def test_a_bounded_request_is_cancelled_even_as_it_completes() -> None:
         return task
 
     _race(start, lambda: stores[0].resume())
+
+
+def test_close_during_an_upload_commit_does_not_upload_the_batches_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine's close cancels the uploader's loop. The store's worker thread finishes
+    a commit it has started whatever happens to its caller, so a loop cancelled after
+    the commit but before marking the batches uploaded left them pending: the final
+    drain uploaded them again and the commit collided with the committed ranges (UNIQUE
+    constraint) until shutdown.timeout.ms ran out."""
+    settings = Settings(data_dir=tmp_path, upload_interval_ms=60_000, shutdown_timeout_ms=3_000)
+
+    async def run() -> None:
+        metadata = await open_store(settings, {"t": 1})
+        engine = StorageEngine(settings, metadata, wal=MemoryWal(), objects=MemoryObjectStore())
+        await engine.open()
+        committed, resume = asyncio.Event(), asyncio.Event()
+        commit = metadata.commit_object
+
+        async def commit_then_pause(request: ObjectCommit) -> CommitOutcome:
+            outcome = await commit(request)
+            committed.set()
+            await resume.wait()  # the caller has not resumed yet: the close comes now
+            return outcome
+
+        metadata.commit_object = commit_then_pause  # type: ignore[method-assign]
+        partition = engine.partitions[("t", 0)]
+        await engine.append(partition, batch(1, 0, 10, b"A")).durable
+        engine.uploader.wakeup.set()
+        await wait_until_async(committed.is_set, 5, "the upload's commit")
+        closing = asyncio.create_task(engine.close())
+        await _yield(3)  # close has cancelled the loop
+        resume.set()
+        await closing
+        assert engine.pending_bytes == 0
+        await metadata.close()
+
+    with caplog.at_level(logging.WARNING, "contextplane.storage"):
+        asyncio.run(run())
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

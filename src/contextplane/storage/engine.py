@@ -194,6 +194,7 @@ class StorageEngine:
                 self.pending_bytes,
                 self.settings.shutdown_timeout_ms,
             )
+        self.uploader.abandon()
         self.wal.close()
 
     # -- partitions --------------------------------------------------------------------

@@ -59,6 +59,13 @@ def select_for_upload(
     return [(ordered[i], batches) for i, batches in sorted(chosen.items())]
 
 
+def _retrieve(upload: asyncio.Future[int]) -> None:
+    """An upload whose loop was cancelled ends unobserved: its failure is logged here
+    (the WAL keeps the data), not left as a never-retrieved exception."""
+    if not upload.cancelled() and upload.exception() is not None:
+        log.warning("object upload failed during shutdown: %s", upload.exception())
+
+
 class Uploader:
     def __init__(
         self,
@@ -89,6 +96,13 @@ class Uploader:
         self.failures = 0
         # One upload at a time: two would pick the same pending batches.
         self._uploading = asyncio.Lock()
+        self._upload: asyncio.Future[int] | None = None  # the loop's, maybe outliving it
+
+    def abandon(self) -> None:
+        """Cancel an upload that outlived the loop and the drain's deadline; the WAL
+        keeps its batches."""
+        if self._upload is not None:
+            self._upload.cancel()
 
     async def run(self) -> None:
         """Upload on every interval or wake-up, back to back while a backlog remains."""
@@ -109,9 +123,16 @@ class Uploader:
             self.wakeup.clear()
             self._before_upload()
             uploaded = 0
+            # The upload is a task of its own, so that cancelling this loop (the engine's
+            # close) cannot abandon it between its metadata commit, which the store's
+            # worker thread finishes anyway, and marking its batches uploaded: the final
+            # drain would upload them again and collide with the committed ranges. It
+            # holds the upload lock to the end, so the drain waits for it.
+            self._upload = upload = asyncio.ensure_future(self.upload_once())
             try:
-                uploaded = await self.upload_once()
+                uploaded = await asyncio.shield(upload)
             except asyncio.CancelledError:
+                upload.add_done_callback(_retrieve)
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off
                 self.failures += 1
