@@ -24,6 +24,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from contextplane.broker.repeated_log import BURST
 from contextplane.protocol.error_codes import ErrorCode
 from tests.support.inprocess import InProcessBroker
 from tests.support.tls import TestCa
@@ -430,8 +431,8 @@ def test_a_client_reconnecting_in_a_loop_does_not_fill_the_log(
         plain.sendall(_api_versions_frame())
         assert _closed(plain, 10)  # the broker logs before it closes
         plain.close()
-    # At most one line per address and kind of failure per 10 s, whatever the rate.
-    assert failures() - before <= 2, failures() - before
+    # At most a few lines per address and kind of failure per 10 s, whatever the rate.
+    assert failures() - before <= BURST, failures() - before
 
 
 def test_a_handshake_that_never_completes_is_bounded_and_holds_no_one_else(
