@@ -93,8 +93,7 @@ IGNORED: tuple[KafkaSetting, ...] = (
 
 _NO_SASL_MECHANISM = (
     "the SASL mechanisms are PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER, with the "
-    "broker's own handlers (no GSSAPI, no custom callback handlers); of the "
-    "sasl.oauthbearer.* settings, the broker's token validation ones are supported"
+    "broker's own handlers (no GSSAPI, no custom callback handlers)"
 )
 
 # Kafka's SASL settings this broker refuses (part of settings_table.UNSUPPORTED): the
@@ -109,7 +108,8 @@ SASL_REFUSED: tuple[KafkaSetting, ...] = (
     KafkaSetting("sasl.kerberos.*", _NO_SASL_MECHANISM),
     KafkaSetting(
         "sasl.oauthbearer.*",
-        _NO_SASL_MECHANISM,
+        "of the sasl.oauthbearer.* settings, those that validate tokens on a broker are "
+        "supported (see above); this one configures a client's (or an inter-broker) login",
         unless=frozenset(row["name"] for row in OAUTHBEARER_SETTINGS),
     ),
     KafkaSetting("sasl.login.*", _NO_SASL_MECHANISM),
