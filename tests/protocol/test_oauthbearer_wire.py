@@ -139,3 +139,15 @@ def test_a_token_close_to_expiry_still_gets_a_bounded_session(broker: InProcessB
         assert done.session_lifetime.total_seconds() == 0  # type: ignore[attr-defined]
         client.send(METADATA, 12, topics=[])
         assert client.closed_by_broker()
+
+
+def test_a_token_above_the_sasl_frame_bound_closes_before_it_is_read(
+    broker: InProcessBroker,
+) -> None:
+    # sasl.server.max.receive.size (512 KiB) bounds every frame until authentication
+    # completes, re-authentication included: a huge token is never allocated or parsed.
+    with RawClient(broker.bootstrap) as client:
+        client.request(SASL_HANDSHAKE, 1, mechanism="OAUTHBEARER")
+        client.send(SASL_AUTHENTICATE, 2, auth_bytes=first_message("a" * 600_000))
+        assert client.closed_by_broker()
+    assert "sasl.server.max.receive.size=524288" in broker.log_tail(50)
