@@ -87,7 +87,7 @@ def test_kafkas_oauthbearer_settings_are_read() -> None:
         ),
         (
             {"listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.token.endpoint.url": "x"},
-            "not an OAUTHBEARER setting",
+            "not a setting of the broker's OAUTHBEARER token validation",
         ),
         ({"sasl.oauthbearer.token.endpoint.url": "https://idp/token"}, "sasl.oauthbearer"),
         ({"sasl.server.callback.handler.class": VALIDATOR}, "custom callback handlers"),

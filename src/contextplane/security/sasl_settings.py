@@ -88,7 +88,8 @@ def check(
         if match["oauth"] is not None:
             if match["oauth"] not in oauthbearer_settings.PER_LISTENER:
                 raise SaslSettingsError(
-                    f"{name}: not an OAUTHBEARER setting (per listener: "
+                    f"{name}: not a setting of the broker's OAUTHBEARER token validation (a "
+                    "client's or inter-broker login is not configured here; per listener: "
                     f"{', '.join(oauthbearer_settings.PER_LISTENER)})"
                 )
             continue
