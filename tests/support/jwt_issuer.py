@@ -103,11 +103,15 @@ class JwksServer:
     def __init__(self, document: bytes) -> None:
         self.document = document
         self.requests = 0
+        # While cleared, requests wait for it (a provider that stalls); set by default.
+        self.answering = threading.Event()
+        self.answering.set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 server.requests += 1
+                server.answering.wait(30)
                 body = server.document
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -128,5 +132,6 @@ class JwksServer:
         try:
             yield self
         finally:
+            self.answering.set()
             self._http.shutdown()
             self._http.server_close()

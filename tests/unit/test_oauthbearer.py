@@ -351,3 +351,16 @@ def test_jwks_over_http(tmp_path: Path) -> None:
         assert server.requests == 1  # cached
     with pytest.raises(JwksError, match="could not be read"):
         asyncio.run(Jwks(server.url, 1000, now_clock()).load())  # the server is gone
+
+
+def test_jwks_over_http_is_bounded_in_size_and_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = JwksServer(b" " * (limits.JWKS_BYTES_MAX + 1))
+    with server.running():
+        with pytest.raises(JwksError, match="larger than"):
+            asyncio.run(Jwks(server.url, 1000, now_clock()).load())
+        monkeypatch.setattr(limits, "JWKS_FETCH_TIMEOUT_MS", 200)
+        server.answering.clear()  # the provider stalls
+        with pytest.raises(JwksError, match="timed out"):
+            asyncio.run(Jwks(server.url, 1000, now_clock()).load())
