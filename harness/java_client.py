@@ -50,6 +50,21 @@ def client_home(version: str = CLIENTS_VERSION) -> Path:
     return cache_root() / f"java-client-{version}"
 
 
+# kafka-clients leaves OAUTHBEARER's token handling libraries to the application (optional
+# dependencies); these are the versions Kafka 4.4's distribution ships.
+OAUTH_DEPS = (
+    "com.fasterxml.jackson.core:jackson-databind:2.21.7",
+    "org.bitbucket.b_c:jose4j:0.9.6",
+)
+
+
+def oauth_classpath(version: str = CLIENTS_VERSION) -> list[str]:
+    """Extra classpath entries for a client that logs in with OAUTHBEARER (fetched once
+    into a cache directory of their own, beside the client's jars)."""
+    libs = copy_dependencies(cache_root() / f"java-client-{version}-oauth", OAUTH_DEPS)
+    return [f"{libs}/*"]
+
+
 def _stamp(version: str) -> str:
     # Source text + client version + javac path: any change forces a rebuild.
     h = hashlib.sha256(SOURCE.read_bytes())
@@ -107,9 +122,13 @@ def build(version: str = CLIENTS_VERSION) -> Path:
 
 
 def command(
-    args: Sequence[str], version: str = CLIENTS_VERSION, jvm_args: Sequence[str] = ()
+    args: Sequence[str],
+    version: str = CLIENTS_VERSION,
+    jvm_args: Sequence[str] = (),
+    classpath: Sequence[str] = (),
 ) -> list[str]:
-    """Full argv that runs the client (builds it first if needed)."""
+    """Full argv that runs the client (builds it first if needed); `classpath` is added
+    after the client's own jars."""
     classes = build(version)
     libs = client_home(version) / "libs"
     return [
@@ -120,7 +139,7 @@ def command(
         "-Dorg.slf4j.simpleLogger.logFile=System.err",
         *jvm_args,
         "-cp",
-        f"{classes}:{libs}/*",
+        ":".join([str(classes), f"{libs}/*", *classpath]),
         MAIN_CLASS,
         *args,
     ]
@@ -190,13 +209,14 @@ def run(
     check: bool = False,
     version: str = CLIENTS_VERSION,
     jvm_args: Sequence[str] = (),
+    classpath: Sequence[str] = (),
 ) -> ClientResult:
     """Run ClientTool with `args` (e.g. ["produce", "--bootstrap", ...]).
 
     Raises TimeoutError (with partial output) if the JVM runs longer than `timeout` seconds;
     with check=True also raises RuntimeError on a non-zero exit.
     """
-    argv = command(args, version, jvm_args)
+    argv = command(args, version, jvm_args, classpath)
     t0 = time.monotonic()
     try:
         proc = subprocess.run(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
+
 
 @dataclass(frozen=True)
 class KafkaSetting:
@@ -90,12 +92,13 @@ IGNORED: tuple[KafkaSetting, ...] = (
 )
 
 _NO_SASL_MECHANISM = (
-    "the SASL mechanisms are PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, with the broker's own "
-    "handlers (no GSSAPI, no OAUTHBEARER, no custom callback handlers)"
+    "the SASL mechanisms are PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER, with the "
+    "broker's own handlers (no GSSAPI, no custom callback handlers)"
 )
 
 # Kafka's SASL settings this broker refuses (part of settings_table.UNSUPPORTED): the
-# JAAS entry is per listener and mechanism, and there is no Kerberos or OAUTHBEARER.
+# JAAS entry is per listener and mechanism, there is no Kerberos, and an OAUTHBEARER
+# broker validates tokens (the client-side sasl.oauthbearer.* settings do nothing here).
 SASL_REFUSED: tuple[KafkaSetting, ...] = (
     KafkaSetting(
         "sasl.jaas.config",
@@ -103,7 +106,12 @@ SASL_REFUSED: tuple[KafkaSetting, ...] = (
         "listener.name.<listener>.<mechanism>.sasl.jaas.config",
     ),
     KafkaSetting("sasl.kerberos.*", _NO_SASL_MECHANISM),
-    KafkaSetting("sasl.oauthbearer.*", _NO_SASL_MECHANISM),
+    KafkaSetting(
+        "sasl.oauthbearer.*",
+        "of the sasl.oauthbearer.* settings, those that validate tokens on a broker are "
+        "supported (see above); this one configures a client's (or an inter-broker) login",
+        unless=frozenset(row["name"] for row in OAUTHBEARER_SETTINGS),
+    ),
     KafkaSetting("sasl.login.*", _NO_SASL_MECHANISM),
     KafkaSetting("sasl.server.callback.handler.class", _NO_SASL_MECHANISM),
     KafkaSetting("sasl.client.callback.handler.class", _NO_SASL_MECHANISM),

@@ -117,6 +117,13 @@ SASL_RECEIVE_BYTES_MAX = 524_288
 # Kafka's connection.failed.authentication.delay.ms default: a failed authentication's
 # response (and close) waits this long, so guessing passwords is slow.
 FAILED_AUTHENTICATION_DELAY_MS = 100
+# OAUTHBEARER's JWKS (sasl.oauthbearer.jwks.endpoint.url): the largest document read
+# (a provider's key set is a few KiB), how long one fetch may take, and how soon a token
+# naming an unknown key id (or a failed fetch) may cause another fetch: a client inventing
+# key ids cannot make the broker hammer its identity provider.
+JWKS_BYTES_MAX = 1_048_576
+JWKS_FETCH_TIMEOUT_MS = 10_000
+JWKS_REFETCH_MIN_INTERVAL_MS = 10_000
 # Retention checks run at Kafka's log.retention.check.interval.ms default / 60 (5 s).
 RETENTION_CHECK_INTERVAL_MS = 5_000
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from contextplane import limits, listener_settings
-from contextplane.security import sasl_settings
+from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -127,6 +127,16 @@ class Settings:
     # listener.name.<listener>.<mechanism>.sasl.jaas.config as given (name -> value),
     # checked by security/sasl_settings.py. Derived, not a setting of its own.
     listener_sasl: dict[str, str] = field(default_factory=dict)
+    # OAUTHBEARER token validation (Kafka's sasl.oauthbearer.* broker settings).
+    sasl_oauthbearer_jwks_url: str = ""
+    sasl_oauthbearer_jwks_refresh_ms: int = oauthbearer_settings.DEFAULT_REFRESH_MS
+    sasl_oauthbearer_expected_issuer: str = ""
+    sasl_oauthbearer_expected_audience: str = ""  # comma-separated
+    sasl_oauthbearer_allow_unverified_issuer: bool = False
+    sasl_oauthbearer_allow_unverified_audience: bool = False
+    sasl_oauthbearer_clock_skew_seconds: int = oauthbearer_settings.DEFAULT_CLOCK_SKEW_SECONDS
+    sasl_oauthbearer_sub_claim_name: str = "sub"
+    sasl_oauthbearer_scope_claim_name: str = "scope"
     # The security audit and read receipts (audit_sink.py, read_receipts.py).
     audit_topic_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
     audit_read_receipts_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
@@ -349,7 +359,10 @@ def _check(settings: Settings) -> Settings:
     sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
     try:
         sasl_settings.check(
-            settings.sasl_enabled_mechanisms, settings.listener_sasl, sasl_listeners
+            settings.sasl_enabled_mechanisms,
+            settings.listener_sasl,
+            sasl_listeners,
+            oauthbearer_settings.from_settings(settings),
         )
     except sasl_settings.SaslSettingsError as exc:
         raise SettingsError(str(exc)) from None

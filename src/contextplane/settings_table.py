@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSetting
 from contextplane.settings_audit import AUDIT_SETTINGS
+from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 
 __all__ = [
     "ENV_PREFIX",
@@ -511,8 +512,8 @@ SETTINGS: tuple[Setting, ...] = (
         "sasl_enabled_mechanisms",
         "",
         "the SASL mechanisms of SASL listeners, separated by commas: PLAIN, SCRAM-SHA-256, "
-        "SCRAM-SHA-512 (per listener: `listener.name.<listener>.sasl.enabled.mechanisms`; "
-        "each mechanism's JAAS entry: `listener.name.<listener>.<mechanism>.sasl.jaas.config`,"
+        "SCRAM-SHA-512, OAUTHBEARER (per listener: `listener.name.<l>.sasl.enabled.mechanisms`;"
+        " each mechanism's JAAS entry: `listener.name.<listener>.<mechanism>.sasl.jaas.config`,"
         ' required for PLAIN, whose `user_<name>="<password>"` options are its users). '
         "Kafka's default GSSAPI (Kerberos) is not available: a SASL listener needs this set",
     ),
@@ -562,7 +563,7 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
         high=INT_MAX,
     ),
-) + tuple(Setting(**row) for row in AUDIT_SETTINGS)
+) + tuple(Setting(**row) for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS))
 
 
 # Kafka settings that would change what a client may do if they were honoured: refused,
@@ -576,9 +577,9 @@ UNSUPPORTED: tuple[KafkaSetting, ...] = (
     *SASL_REFUSED,
     KafkaSetting(
         "listener.name.*",
-        "of Kafka's per-listener settings, `listener.name.<listener>.ssl.*`, "
-        "`listener.name.<listener>.sasl.enabled.mechanisms` and "
-        "`listener.name.<listener>.<mechanism>.sasl.jaas.config` are supported",
+        "of Kafka's per-listener settings, `listener.name.<listener>.ssl.*`, `<...>.sasl.enabled."
+        "mechanisms`, `<...>.<mechanism>.sasl.jaas.config` and `<...>.oauthbearer.sasl.*` are "
+        "supported",
     ),
 )
 

@@ -39,7 +39,7 @@ from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.codec import request_schema
-from contextplane.security import sasl_settings
+from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
 from contextplane.security.authorizer import AllowEverything, Authorizer
@@ -151,7 +151,10 @@ def sasl_listener_configs(settings: Settings) -> dict[str, SaslListenerConfig]:
     settings (GSSAPI, PLAIN without its JAAS entry) stops the start."""
     return {
         spec.name: sasl_settings.for_listener(
-            settings.sasl_enabled_mechanisms, settings.listener_sasl, spec.name
+            settings.sasl_enabled_mechanisms,
+            settings.listener_sasl,
+            spec.name,
+            oauthbearer_settings.from_settings(settings),
         )
         for spec in settings.listeners
         if spec.sasl
@@ -257,6 +260,10 @@ class Broker:
         quota_admin = await QuotaAdmin.load(self.metadata, client_quotas)
         scram_credentials = await ScramCredentials.load(self.metadata)
         sasl_listeners = sasl_listener_configs(settings)
+        sasl = None
+        if sasl_listeners:
+            sasl = SaslAuthenticator(sasl_listeners, scram_credentials, self.clock)
+            await sasl.load_keys()  # an OAUTHBEARER JWKS that cannot be read stops the start
         self.audit_sink = sink = AuditSink(storage, topics, settings, self.clock)
         await sink.start()
         source = f"contextplane://{cluster_id}/broker/{settings.node_id}"
@@ -291,7 +298,7 @@ class Broker:
             acls=acl_admin,
             quota_admin=quota_admin,
             scram=scram_credentials,
-            sasl=SaslAuthenticator(sasl_listeners, scram_credentials) if sasl_listeners else None,
+            sasl=sasl,
             audit_sink=sink,
             receipts=self.receipts,
         )

@@ -144,7 +144,8 @@ class Pipeline:
         return reply
 
     def _check_session(self, expires_ms: int, api_key: int, connection: ConnectionInfo) -> None:
-        """A SASL session past its lifetime (connections.max.reauth.ms) that has not
+        """A SASL session past its lifetime (connections.max.reauth.ms, or the expiry of
+        the OAUTHBEARER token it authenticated with) that has not
         re-authenticated is closed on its next request but a SaslHandshake, as Kafka's
         SocketServer closes an expired channel."""
         if api_key == SASL_HANDSHAKE_KEY or connection.state.state is not State.READY:
@@ -152,7 +153,8 @@ class Pipeline:
         if self.services.clock.monotonic_ms() >= expires_ms:
             raise ProtocolError(
                 f"the SASL session of {connection.principal} expired "
-                "(connections.max.reauth.ms) without re-authentication"
+                "(connections.max.reauth.ms, or its OAUTHBEARER token's expiry) without "
+                "re-authentication"
             )
 
     def _authorize(self, ctx: RequestContext, needs: Needs) -> ErrorCode | None:

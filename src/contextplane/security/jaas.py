@@ -28,8 +28,10 @@ FLAGS = ("required", "requisite", "sufficient", "optional")
 _OPTIONS = {
     PLAIN_MODULE: ("username", "password"),
     SCRAM_MODULE: ("username", "password", "tokenauth"),
-    OAUTHBEARER_MODULE: ("unsecuredLoginStringClaim_sub",),
+    OAUTHBEARER_MODULE: (),
 }
+# Kafka's options for unsecured (unsigned) OAUTHBEARER tokens, for development.
+_UNSECURED_PREFIXES = ("unsecuredLogin", "unsecuredValidator")
 _TOKEN = re.compile(
     r'\s*(?:(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<punct>[=;])|(?P<word>[^\s=;"]+))', re.S
 )
@@ -118,11 +120,16 @@ def server_options(mechanism: str, text: str) -> dict[str, str]:
         raise JaasError(f"{mechanism} needs the login module {expected}, not {entry.module}")
     allowed = _OPTIONS[expected]
     for key in entry.options:
+        if expected == OAUTHBEARER_MODULE and key.startswith(_UNSECURED_PREFIXES):
+            raise JaasError(
+                f"{expected}: {key} is for unsecured (unsigned) tokens, which are not "
+                "accepted: tokens are validated against sasl.oauthbearer.jwks.endpoint.url"
+            )
         if key in allowed or (expected == PLAIN_MODULE and key.startswith("user_") and key[5:]):
             continue
         extra = " or user_<name>" if expected == PLAIN_MODULE else ""
         raise JaasError(
-            f"{expected}: unknown option {key!r} (options: {', '.join(allowed)}{extra})"
+            f"{expected}: unknown option {key!r} (options: {', '.join(allowed) or 'none'}{extra})"
         )
     return entry.options
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 class SaslAuthenticationError(Exception):
     """Authentication failed; the message is sent to the client (Kafka's
-    SaslAuthenticationException)."""
+    SaslAuthenticationException). `reason`, when given, is what the log and the audit
+    record say instead (OAUTHBEARER tells the client only `invalid_token`)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class SaslInvalid(Exception):

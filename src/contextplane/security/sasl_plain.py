@@ -29,6 +29,7 @@ class PlainServer:
         self._users = {user: password.encode() for user, password in users.items()}
         self.username: str | None = None
         self.complete = False
+        self.credential_expires_ms: int | None = None  # the password does not expire
 
     def evaluate(self, token: bytes) -> bytes:
         if self.complete:

@@ -11,7 +11,10 @@ the mechanism in a JAAS setting's name is lower case. Every JAAS value is parsed
 settings are loaded (jaas.py), so a typo stops the broker at start, not a client at
 login. PLAIN needs its JAAS entry (its `user_<name>` options are its users); SCRAM's
 users are in the metadata store, so its entry, which has no server options, may be left
-out. GSSAPI (Kafka's default) and OAUTHBEARER are refused on a SASL listener.
+out; so may OAUTHBEARER's, whose tokens are validated against a JWKS
+(oauthbearer_settings.py: `sasl.oauthbearer.*` and
+`listener.name.<listener>.oauthbearer.sasl.*`). GSSAPI (Kafka's default) is refused on a
+SASL listener.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from contextplane.security import jaas
+from contextplane.security import jaas, oauthbearer_settings
+from contextplane.security.oauthbearer_settings import OAuthBearerConfig
 
-AVAILABLE = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-KNOWN = (*AVAILABLE, "GSSAPI", "OAUTHBEARER")
+AVAILABLE = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+KNOWN = (*AVAILABLE, "GSSAPI")
 _LISTENER_SETTING = re.compile(
     r"listener\.name\.(?P<listener>[^.]+)\."
-    r"(?:sasl\.enabled\.mechanisms|(?P<mechanism>[a-z0-9-]+)\.sasl\.jaas\.config)"
+    r"(?:sasl\.enabled\.mechanisms|(?P<mechanism>[a-z0-9-]+)\.sasl\.jaas\.config"
+    r"|oauthbearer\.(?P<oauth>sasl\.server\.callback\.handler\.class|sasl\.oauthbearer\.[a-z.]+))"
 )
 
 
@@ -41,6 +46,7 @@ class SaslListenerConfig:
     listener: str
     mechanisms: tuple[str, ...]  # in the order given (SaslHandshake lists them so)
     plain_users: dict[str, str] = field(default_factory=dict)  # user -> password
+    oauth: OAuthBearerConfig | None = None  # with OAUTHBEARER: how tokens are validated
 
 
 def is_listener_sasl_setting(name: str) -> bool:
@@ -59,13 +65,18 @@ def _mechanisms(setting: str, text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def check(enabled: str, given: dict[str, str], listeners: Sequence[tuple[str, str]]) -> None:
+def check(
+    enabled: str,
+    given: dict[str, str],
+    listeners: Sequence[tuple[str, str]],
+    oauth: OAuthBearerConfig | None = None,
+) -> None:
     """Check every SASL setting's syntax, and that each SASL listener (name, security
     protocol) has mechanisms it can use."""
     _mechanisms("sasl.enabled.mechanisms", enabled)
     for name, protocol in listeners:
         try:
-            for_listener(enabled, given, name)
+            for_listener(enabled, given, name, oauth)
         except SaslSettingsError as exc:
             raise SaslSettingsError(
                 f"listener {name} is {protocol} (listeners, listener.security.protocol.map): {exc}"
@@ -74,6 +85,14 @@ def check(enabled: str, given: dict[str, str], listeners: Sequence[tuple[str, st
         match = _LISTENER_SETTING.fullmatch(name)
         assert match is not None, name
         mechanism = match["mechanism"]
+        if match["oauth"] is not None:
+            if match["oauth"] not in oauthbearer_settings.PER_LISTENER:
+                raise SaslSettingsError(
+                    f"{name}: not a setting of the broker's OAUTHBEARER token validation (a "
+                    "client's or inter-broker login is not configured here; per listener: "
+                    f"{', '.join(oauthbearer_settings.PER_LISTENER)})"
+                )
+            continue
         if mechanism is None:
             _mechanisms(name, value)
             continue
@@ -89,8 +108,11 @@ def check(enabled: str, given: dict[str, str], listeners: Sequence[tuple[str, st
                 raise SaslSettingsError(f"{name}: {exc}") from None
 
 
-def for_listener(enabled: str, given: dict[str, str], listener: str) -> SaslListenerConfig:
-    """The mechanisms and PLAIN users of the SASL listener `listener`."""
+def for_listener(
+    enabled: str, given: dict[str, str], listener: str, oauth: OAuthBearerConfig | None = None
+) -> SaslListenerConfig:
+    """The mechanisms, PLAIN users and OAUTHBEARER validation of the SASL listener
+    `listener`; `oauth` holds the broker-wide `sasl.oauthbearer.*` values."""
     prefix = f"listener.name.{listener.lower()}."
     own = {
         name[len(prefix) :]: value
@@ -124,4 +146,12 @@ def for_listener(enabled: str, given: dict[str, str], listener: str) -> SaslList
         except jaas.JaasError as exc:
             raise SaslSettingsError(f"{jaas_setting}: {exc}") from None
         plain_users = jaas.plain_users(options)
-    return SaslListenerConfig(listener, mechanisms, plain_users)
+    oauth_config = None
+    if "OAUTHBEARER" in mechanisms:
+        try:
+            oauth_config = oauthbearer_settings.for_listener(
+                oauth or OAuthBearerConfig(), own, prefix
+            )
+        except oauthbearer_settings.OAuthSettingsError as exc:
+            raise SaslSettingsError(str(exc)) from None
+    return SaslListenerConfig(listener, mechanisms, plain_users, oauth_config)

@@ -145,6 +145,7 @@ class ScramServer:
         self._gs2 = ""
         self.username: str | None = None
         self.complete = False
+        self.credential_expires_ms: int | None = None  # the password does not expire
 
     def evaluate(self, token: bytes) -> bytes:
         if self.complete:

@@ -10,14 +10,16 @@ connection for one its state does not take); these handlers report the verdict:
   begins a re-authentication with the session's mechanism (KIP-368).
 * SaslAuthenticate: each token goes to the mechanism; a challenge is answered, success
   sets the connection's principal (and, with a session lifetime, session_lifetime_ms,
-  v1+), failure is SASL_AUTHENTICATION_FAILED with Kafka's message, audited, answered
-  after connection.failed.authentication.delay.ms, and the connection is closed. After
+  v1+: connections.max.reauth.ms capped by an OAUTHBEARER token's expiry), failure is
+  SASL_AUTHENTICATION_FAILED with Kafka's message, audited, answered after
+  connection.failed.authentication.delay.ms, and the connection is closed. After
   authentication it is ILLEGAL_SASL_STATE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
@@ -26,7 +28,7 @@ from contextplane.logsafe import escape
 from contextplane.protocol.connection_state import Event, State
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.principal import Principal
-from contextplane.security.sasl_authenticator import SaslSession
+from contextplane.security.sasl_authenticator import SaslSession, session_lifetime_ms
 from contextplane.security.sasl_errors import (
     SaslAuthenticationError,
     SaslInvalid,
@@ -37,10 +39,11 @@ log = logging.getLogger(__name__)
 
 
 def _reauthentication_enabled(ctx: RequestContext) -> bool:
+    # A session with a lifetime (connections.max.reauth.ms, or a token's expiry).
     session = ctx.connection.sasl
     return (
-        ctx.settings.connections_max_reauth_ms > 0
-        and session is not None
+        session is not None
+        and session.expires_ms is not None
         and session.principal is not None
         and session.exchange is None
     )
@@ -103,7 +106,8 @@ async def sasl_authenticate(ctx: RequestContext, request: Any) -> Reply:
     exchange = session.exchange
     assert exchange is not None
     try:
-        challenge = exchange.evaluate(bytes(request.auth_bytes))
+        outcome = exchange.evaluate(bytes(request.auth_bytes))
+        challenge = await outcome if inspect.isawaitable(outcome) else outcome
         principal = None
         if exchange.complete:
             assert exchange.username is not None
@@ -114,18 +118,22 @@ async def sasl_authenticate(ctx: RequestContext, request: Any) -> Reply:
                     f"{session.principal}: {principal}"
                 )
     except SaslAuthenticationError as exc:
-        return await _failed(ctx, session, str(exc), str(exc))
+        return await _failed(ctx, session, str(exc), exc.reason)
     except SaslInvalid as exc:
         return await _failed(
             ctx, session, generic_failure(session.mechanism, session.reauthenticating), str(exc)
         )
     if principal is None:
         return ctx.reply(error_code=ErrorCode.none, error_message=None, auth_bytes=challenge)
-    lifetime = ctx.settings.connections_max_reauth_ms
+    lifetime = session_lifetime_ms(
+        ctx.settings.connections_max_reauth_ms,
+        exchange.credential_expires_ms,
+        ctx.clock.wall_ms(),
+    )
     session.exchange = None
     session.principal = principal
     session.reauthenticating = False
-    session.expires_ms = ctx.clock.monotonic_ms() + lifetime if lifetime > 0 else None
+    session.expires_ms = ctx.clock.monotonic_ms() + lifetime if lifetime is not None else None
     connection.principal = principal
     connection.state.process_event(Event.AUTHENTICATED)
     ctx.audit.authentication(
@@ -140,7 +148,7 @@ async def sasl_authenticate(ctx: RequestContext, request: Any) -> Reply:
         error_code=ErrorCode.none,
         error_message=None,
         auth_bytes=challenge,
-        session_lifetime=lifetime if ctx.api_version >= 1 else 0,
+        session_lifetime=(lifetime or 0) if ctx.api_version >= 1 else 0,
     )
 
 

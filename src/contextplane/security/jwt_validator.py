@@ -1,0 +1,151 @@
+"""An OAUTHBEARER token checked as Kafka 4.4's BrokerJwtValidator checks it: a signed
+JWT (JWS compact form) whose signature verifies with a key of the listener's JWKS, with
+an expiry (`exp`) and an issue time (`iat`), not expired and not before its `nbf` give or
+take `sasl.oauthbearer.clock.skew.seconds`, its issuer and audience the expected ones, and
+a principal claim (`sasl.oauthbearer.sub.claim.name`, `sub` by default) that is a
+non-empty string. PyJWT parses the token and checks the signature; times are read from
+the broker's Clock.
+
+Only asymmetric algorithms are accepted (RS*, PS*, ES*, EdDSA): `alg: none` and HMAC
+(`HS*`) are refused before any key is looked at, so a public key can never be used as
+an HMAC secret. A token without `kid` is checked with the one key of the set that fits
+its algorithm, if there is exactly one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from contextplane.clock import Clock
+from contextplane.security.jwks import Jwks, VerificationKey
+from contextplane.security.oauthbearer_settings import OAuthBearerConfig
+
+# alg -> (kty, crv)
+ALGORITHMS: dict[str, tuple[str, str | None]] = {
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", None),
+}
+
+
+class TokenInvalid(Exception):
+    """The token is refused; the message says why (logged, never sent to the client)."""
+
+
+@dataclass(frozen=True)
+class ValidToken:
+    principal_name: str
+    expires_ms: int  # wall-clock epoch ms of `exp`
+    scopes: tuple[str, ...]
+
+
+def _fits(key: VerificationKey, alg: str) -> bool:
+    kty, crv = ALGORITHMS[alg]
+    return key.kty == kty and (crv is None or key.crv == crv) and key.alg in (None, alg)
+
+
+def _number(claims: dict[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if value is None:
+        raise TokenInvalid(f"no {name!r} claim")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenInvalid(f"the {name!r} claim is not a number")
+    return float(value)
+
+
+def _scopes(claims: dict[str, Any], name: str) -> tuple[str, ...]:
+    value = claims.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise TokenInvalid(f"the {name!r} claim is not a string or a list of strings")
+
+
+class JwtValidator:
+    def __init__(self, config: OAuthBearerConfig, jwks: Jwks, clock: Clock) -> None:
+        self._config = config
+        self._jwks = jwks
+        self._clock = clock
+
+    async def validate(self, token: str) -> ValidToken:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"not a signed JWT: {exc}") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
+            raise TokenInvalid(f"algorithm {alg!r} is not accepted (only {', '.join(ALGORITHMS)})")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenInvalid("the 'kid' header is not a string")
+        key = self._choose(await self._jwks.keys(kid), kid, alg)
+        claims = self._verified_claims(token, key, alg)
+        return self._checked(claims)
+
+    def _choose(self, keys: list[VerificationKey], kid: str | None, alg: str) -> Any:
+        if kid is not None:
+            named = [key for key in keys if key.kid == kid]
+            if not named:
+                raise TokenInvalid(f"no key with id {kid!r} in {self._jwks.url}")
+            if not _fits(named[0], alg):
+                raise TokenInvalid(f"key {kid!r} is not a {alg} key")
+            return named[0].key
+        fitting = [key for key in keys if _fits(key, alg)]
+        if len(fitting) != 1:
+            raise TokenInvalid(f"no 'kid' header and {len(fitting)} {alg} keys in the set")
+        return fitting[0].key
+
+    def _verified_claims(self, token: str, key: Any, alg: str) -> dict[str, Any]:
+        config = self._config
+        audience = list(config.expected_audience) or None
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=config.expected_issuer or None,
+                options={
+                    # Times are checked below with the broker's clock.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": audience is not None,
+                    "verify_iss": bool(config.expected_issuer),
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"{type(exc).__name__}: {exc}") from None
+        return claims
+
+    def _checked(self, claims: dict[str, Any]) -> ValidToken:
+        config = self._config
+        now_s = self._clock.wall_ms() / 1000
+        skew = config.clock_skew_seconds
+        expires = _number(claims, "exp")
+        _number(claims, "iat")
+        if now_s > expires + skew:
+            raise TokenInvalid(f"expired at {expires:.0f} (now {now_s:.0f}, skew {skew} s)")
+        if "nbf" in claims and now_s + skew < _number(claims, "nbf"):
+            raise TokenInvalid("not valid yet (nbf)")
+        subject = claims.get(config.sub_claim_name)
+        if not isinstance(subject, str) or not subject.strip():
+            raise TokenInvalid(f"no {config.sub_claim_name!r} claim that is a non-empty string")
+        return ValidToken(
+            subject.strip(),
+            int(expires * 1000),
+            _scopes(claims, config.scope_claim_name),
+        )
