@@ -34,6 +34,10 @@ class BrokerProcess:
     log_path: Path | None = None
     # RLIMIT_NOFILE of the broker process (its descriptor budget), when a test sets one.
     open_files_max: int | None = None
+    # A properties file (`--config`) and the directory the broker runs in (relative paths
+    # in settings are relative to it), when a test gives them.
+    config: Path | None = None
+    cwd: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -57,6 +61,8 @@ class BrokerProcess:
         ]
         if self.object_store:
             args += ["--object-store", self.object_store]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
         for name, value in self.settings.items():
             args += ["--set", f"{name}={value}"]
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-broker.log"
@@ -67,6 +73,7 @@ class BrokerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
+            cwd=self.cwd,
             preexec_fn=self._limit_open_files if self.open_files_max else None,
         )
         process = self.process
