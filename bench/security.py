@@ -2,13 +2,15 @@
 
     .venv/bin/python -m bench.security [--rounds 5] [--mb 100] [--batch-kb 1000]
 
-Four configurations, each a broker process (`contextplane up`) of its own except the
+Five configurations, each a broker process (`contextplane up`) of its own except the
 first two, which are two listeners of one broker:
 
     PLAINTEXT          no authorizer, no read receipts
     SASL_SSL           the same broker's SASL_SSL listener, SCRAM-SHA-512 (a CA and a
                        server certificate made for the run; the user added with
                        `contextplane users add` before the broker starts)
+    control            another broker process set up as PLAINTEXT's: its ratio to
+                       PLAINTEXT is the noise floor of comparing two processes
     authz              PLAINTEXT, StandardAuthorizer with 100 ACLs (98 for other
                        principals and topics; the benchmark's client, User:ANONYMOUS,
                        is allowed by PREFIXED ACLs on `bench-` topics and groups)
@@ -22,7 +24,9 @@ connected: from the log cache), for every configuration, rotating which goes
 first, so load from other work on the machine falls on all alike. Prints one JSON line
 per round and configuration, then the medians: produce and fetch MB/s, the broker's CPU
 seconds per MB (user + system of its process, from /proc) for each, and every
-configuration's ratio to PLAINTEXT (throughput below 1: slower; CPU above 1: costs more).
+configuration's ratio to PLAINTEXT (throughput below 1: slower; CPU above 1: costs more):
+the ratio of the medians, and the median of the ratios within each round (paired, less
+moved by load that changes between rounds).
 Authorization and read receipts cost per request and per fetched partition, not per
 byte: smaller batches (`--batch-kb 16`) mean more requests per MB, the harder case.
 """
@@ -62,7 +66,7 @@ VALUE_BYTES = 1024
 ACL_COUNT = 100
 USER, PASSWORD = "bench", "bench-secret"
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-CONFIGS = ("PLAINTEXT", "SASL_SSL", "authz", "authz+receipts")
+CONFIGS = ("PLAINTEXT", "SASL_SSL", "control", "authz", "authz+receipts")
 METRICS = ("produce_mb_per_s", "fetch_mb_per_s", "produce_cpu_s_per_mb", "fetch_cpu_s_per_mb")
 NO_RECEIPTS = {"contextplane.audit.read.receipts.enable": "false"}
 
@@ -182,6 +186,11 @@ def targets(where: Path) -> Iterator[dict[str, Target]]:
                                 "bench-plaintext"),
             "SASL_SSL": Target(listeners, sasl_ssl, "bench-sasl-ssl"),
         }  # fmt: skip
+        control = BrokerProcess(where / "control", settings=NO_RECEIPTS)
+        control.start()
+        stack.callback(control.stop)
+        found["control"] = Target(control, {"bootstrap.servers": control.bootstrap},
+                                  "bench-control")  # fmt: skip
         for target in found.values():
             create_topic(target.client, target.topic)
         for name, receipts in (("authz", False), ("authz+receipts", True)):
@@ -274,12 +283,23 @@ def summarise(rows: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         for name, found in rows.items()
     }
     base = medians["PLAINTEXT"]
-    ratios = {
-        name: {m: (v / base[m] if base[m] else float("nan")) for m, v in figures.items()}
-        for name, figures in medians.items()
-        if name != "PLAINTEXT"
+    others = [name for name in rows if name != "PLAINTEXT"]
+    ratios = {name: {m: _ratio(v, base[m]) for m, v in medians[name].items()} for name in others}
+    paired = {
+        name: {
+            m: statistics.median(
+                _ratio(row[m], plain[m])
+                for row, plain in zip(rows[name], rows["PLAINTEXT"], strict=True)
+            )
+            for m in METRICS
+        }
+        for name in others
     }
-    return {"medians": medians, "ratios_to_plaintext": ratios}
+    return {"medians": medians, "ratios_to_plaintext": ratios, "paired_ratios": paired}
+
+
+def _ratio(value: float, base: float) -> float:
+    return value / base if base else float("nan")
 
 
 def run(rounds: int, megabytes: float, where: Path, batch_kb: int = 1000) -> dict[str, Any]:
