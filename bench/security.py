@@ -1,6 +1,7 @@
 """What TLS, SASL, authorization and read receipts cost, as ratios to PLAINTEXT in one run.
 
     .venv/bin/python -m bench.security [--rounds 5] [--mb 100] [--batch-kb 1000]
+        [--fetch-passes 3]
 
 Five configurations, each a broker process (`contextplane up`) of its own except the
 first two, which are two listeners of one broker:
@@ -18,10 +19,10 @@ first two, which are two listeners of one broker:
 
 Each round produces `--mb` MB of 1 KiB values with confluent-kafka (acks=all, values
 lz4 cannot shrink, batches of up to `--batch-kb` KB, one producer per round) to a
-one-partition topic, then reads those records back with a consumer (assigned the
-partition from the round's first offset, group `bench-reader`, timed once it has
-connected: from the log cache), for every configuration, rotating which goes
-first, so load from other work on the machine falls on all alike. Prints one JSON line
+one-partition topic, then reads those records back `--fetch-passes` times with a
+consumer (assigned the partition from the round's first offset, group `bench-reader`,
+timed once it has connected: from the log cache), for every configuration, rotating
+which goes first, so load from other work on the machine falls on all alike. One JSON line
 per round and configuration, then the medians: produce and fetch MB/s, the broker's CPU
 seconds per MB (user + system of its process, from /proc) for each, and every
 configuration's ratio to PLAINTEXT (throughput below 1: slower; CPU above 1: costs more):
@@ -233,8 +234,8 @@ def produce(target: Target, megabytes: float, batch_kb: int = 1000) -> tuple[int
     return first[0], count * VALUE_BYTES / 1e6 / (time.perf_counter() - started)
 
 
-def fetch(target: Target, first_offset: int, megabytes: float) -> float:
-    """MB/s of reading the round's records back, from `first_offset`."""
+def fetch(target: Target, first_offset: int, megabytes: float, passes: int = 1) -> float:
+    """MB/s of reading the round's records back from `first_offset`, `passes` times."""
     count = int(megabytes * 1_000_000) // VALUE_BYTES
     consumer = Consumer(
         {
@@ -242,37 +243,43 @@ def fetch(target: Target, first_offset: int, megabytes: float) -> float:
             "group.id": "bench-reader",
             "client.id": "bench-reader",
             "enable.auto.commit": False,
+            # A fetch at the end of the partition waits at most this long for records, so
+            # assigning the next pass is not held up by a long poll (500 ms by default).
+            "fetch.wait.max.ms": 5,
         }
     )
     try:
         # Connecting and logging in are not fetching: done before the clock starts.
         consumer.get_watermark_offsets(TopicPartition(target.topic, 0), timeout=30)
         started = time.perf_counter()
-        consumer.assign([TopicPartition(target.topic, 0, first_offset)])
-        received = 0
-        while received < count:
-            batch = consumer.consume(min(10_000, count - received), 10.0)
-            if not batch:
-                raise RuntimeError(f"{target.topic}: stalled at {received} of {count}")
-            for message in batch:
-                if message.error() is not None:
-                    raise RuntimeError(f"{target.topic}: {message.error()}")
-            received += len(batch)
-        return count * VALUE_BYTES / 1e6 / (time.perf_counter() - started)
+        for _ in range(passes):
+            consumer.assign([TopicPartition(target.topic, 0, first_offset)])
+            received = 0
+            while received < count:
+                batch = consumer.consume(min(10_000, count - received), 10.0)
+                if not batch:
+                    raise RuntimeError(f"{target.topic}: stalled at {received} of {count}")
+                for message in batch:
+                    if message.error() is not None:
+                        raise RuntimeError(f"{target.topic}: {message.error()}")
+                received += len(batch)
+        return passes * count * VALUE_BYTES / 1e6 / (time.perf_counter() - started)
     finally:
         consumer.close()
 
 
-def measure(target: Target, megabytes: float, batch_kb: int = 1000) -> dict[str, float]:
+def measure(
+    target: Target, megabytes: float, batch_kb: int = 1000, passes: int = 1
+) -> dict[str, float]:
     cpu_before = target.cpu_s()
     first, produced = produce(target, megabytes, batch_kb)
     cpu_produced = target.cpu_s()
-    fetched = fetch(target, first, megabytes)
+    fetched = fetch(target, first, megabytes, passes)
     return {
         "produce_mb_per_s": produced,
         "fetch_mb_per_s": fetched,
         "produce_cpu_s_per_mb": (cpu_produced - cpu_before) / megabytes,
-        "fetch_cpu_s_per_mb": (target.cpu_s() - cpu_produced) / megabytes,
+        "fetch_cpu_s_per_mb": (target.cpu_s() - cpu_produced) / (megabytes * passes),
     }
 
 
@@ -302,7 +309,9 @@ def _ratio(value: float, base: float) -> float:
     return value / base if base else float("nan")
 
 
-def run(rounds: int, megabytes: float, where: Path, batch_kb: int = 1000) -> dict[str, Any]:
+def run(
+    rounds: int, megabytes: float, where: Path, batch_kb: int = 1000, passes: int = 1
+) -> dict[str, Any]:
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
     with targets(where) as found:
         for target in found.values():  # warm up every broker and client path
@@ -310,7 +319,7 @@ def run(rounds: int, megabytes: float, where: Path, batch_kb: int = 1000) -> dic
         for round_index in range(rounds):
             shift = round_index % len(CONFIGS)
             for name in CONFIGS[shift:] + CONFIGS[:shift]:
-                figures = measure(found[name], megabytes, batch_kb)
+                figures = measure(found[name], megabytes, batch_kb, passes)
                 rows[name].append(figures)
                 line = {"round": round_index, "config": name}
                 print(json.dumps(line | {k: round(v, 5) for k, v in figures.items()}), flush=True)
@@ -322,9 +331,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mb", type=float, default=100, help="MB produced and read per round")
     parser.add_argument("--batch-kb", type=int, default=1000, help="the producer's batch.size")
+    parser.add_argument("--fetch-passes", type=int, default=3, help="reads of a round's records")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
-        summary = run(args.rounds, args.mb, Path(tmp), args.batch_kb)
+        summary = run(args.rounds, args.mb, Path(tmp), args.batch_kb, args.fetch_passes)
 
     def rounded(figures: dict[str, float]) -> dict[str, float]:
         return {k: round(v, 4) for k, v in figures.items()}
