@@ -379,8 +379,8 @@ def test_confluent_kafka_reauthenticates_within_the_session_lifetime(
 
 
 def test_sasl_ssl_with_scram_and_plain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SASL over TLS: confluent-kafka with SCRAM-SHA-512 and PLAIN, kafka-python and the
-    Java client with SCRAM-SHA-512, on a SASL_SSL listener; a wrong password fails the
+    """SASL over TLS: confluent-kafka with SCRAM-SHA-512 and PLAIN, kafka-python, aiokafka
+    and the Java client with SCRAM-SHA-512, on a SASL_SSL listener; a wrong password fails the
     same way as over SASL_PLAINTEXT."""
     from kafka import KafkaProducer
 
@@ -439,6 +439,26 @@ def test_sasl_ssl_with_scram_and_plain(tmp_path: Path, monkeypatch: pytest.Monke
             120,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
+
+        async def aiokafka_send() -> None:
+            import aiokafka
+            from aiokafka.helpers import create_ssl_context
+
+            producer = aiokafka.AIOKafkaProducer(
+                bootstrap_servers=broker.bootstrap,
+                security_protocol="SASL_SSL",
+                ssl_context=create_ssl_context(cafile=str(ca_pem)),
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_plain_username="alice",
+                sasl_plain_password="alice-secret",
+            )
+            await producer.start()
+            try:
+                await producer.send_and_wait("over-tls", b"aiokafka")
+            finally:
+                await producer.stop()
+
+        asyncio.run(aiokafka_send())
     finally:
         broker.stop()
 

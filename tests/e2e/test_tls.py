@@ -283,6 +283,92 @@ def test_an_unmapped_subject_is_the_whole_distinguished_name(
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
 
 
+def test_kafka_python_with_a_client_certificate(
+    mtls_broker: InProcessBroker, pki: dict[str, Path]
+) -> None:
+    from kafka import KafkaProducer
+    from kafka.errors import TopicAuthorizationFailedError
+
+    def producer(user: str) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=f"127.0.0.1:{mtls_broker.listener_port('SSL')}",
+            security_protocol="SSL",
+            ssl_cafile=str(pki["ca"]),
+            ssl_certfile=f"{pki[user]}.crt",
+            ssl_keyfile=f"{pki[user]}.key",
+            acks="all",
+            max_block_ms=20000,
+        )
+
+    alice = producer("alice")
+    alice.send("orders", b"from kafka-python").get(timeout=30)
+    alice.close()
+    bob = producer("bob")
+    with pytest.raises(TopicAuthorizationFailedError):
+        bob.send("orders", b"refused").get(timeout=30)
+    bob.close()
+
+
+def test_aiokafka_with_a_client_certificate(
+    mtls_broker: InProcessBroker, pki: dict[str, Path]
+) -> None:
+    import asyncio
+
+    import aiokafka
+    from aiokafka.errors import TopicAuthorizationFailedError
+    from aiokafka.helpers import create_ssl_context
+
+    async def send(user: str) -> None:
+        context = create_ssl_context(
+            cafile=str(pki["ca"]),
+            certfile=f"{pki[user]}.crt",
+            keyfile=f"{pki[user]}.key",
+        )
+        producer = aiokafka.AIOKafkaProducer(
+            bootstrap_servers=f"127.0.0.1:{mtls_broker.listener_port('SSL')}",
+            security_protocol="SSL",
+            ssl_context=context,
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait("orders", f"from {user}".encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send("alice"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(send("bob"))
+
+
+def test_the_java_client_with_a_client_certificate(
+    mtls_broker: InProcessBroker, pki: dict[str, Path], tmp_path: Path
+) -> None:
+    from harness import java_client
+
+    def produce(user: str) -> java_client.ClientResult:
+        keystore = tmp_path / f"{user}-keystore.pem"  # Kafka's PEM keystore: key, then chain
+        keystore.write_bytes(
+            Path(f"{pki[user]}.key").read_bytes() + Path(f"{pki[user]}.crt").read_bytes()
+        )
+        config = (
+            f"security.protocol=SSL,ssl.truststore.type=PEM,ssl.truststore.location={pki['ca']},"
+            f"ssl.keystore.type=PEM,ssl.keystore.location={keystore}"
+        )
+        return java_client.run(
+            [
+                "produce", "--bootstrap", f"127.0.0.1:{mtls_broker.listener_port('SSL')}",
+                "--topic", "orders", "--count", "3", "--timeout-ms", "20000", "--config", config,
+            ],
+            120,
+        )  # fmt: skip
+
+    allowed = produce("alice")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    refused = produce("bob")
+    assert refused.returncode != 0
+    assert "TopicAuthorizationException" in refused.stdout + refused.stderr
+
+
 def test_a_client_without_a_trusted_certificate_is_refused_when_required(
     mtls_broker: InProcessBroker, pki: dict[str, Path]
 ) -> None:
