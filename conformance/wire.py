@@ -612,6 +612,28 @@ def retry_coordinator(call: Any, timeout: float = 20.0) -> Any:
         time.sleep(0.2)
 
 
+def commit_when_ready(
+    client: RawClient,
+    group: str,
+    offsets: dict[tuple[str, int], int],
+    *,
+    metadata_text: str | None = "",
+    timeout: float = 30.0,
+) -> int:
+    """A group's first OffsetCommit as a client makes it: FindCoordinator first (on a fresh
+    Kafka only that creates the offsets topic; OffsetCommit alone keeps answering
+    NOT_COORDINATOR), then the commit, repeated while the coordinator is still loading.
+    The error code of the last partition answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        find_coordinator(client, group, retry_for=max(0.0, deadline - time.monotonic()))
+        commit = offset_commit(client, group, offsets, metadata_text=metadata_text)
+        code = int(commit.topics[0].partitions[0].error_code)
+        if code not in RETRIABLE_COORDINATOR or time.monotonic() > deadline:
+            return code
+        time.sleep(0.2)
+
+
 def find_coordinator(
     client: RawClient, key: str, key_type: int = 0, version: int = 4, retry_for: float = 20.0
 ) -> Any:

@@ -487,13 +487,7 @@ def internal_offsets_topic(ctx: Ctx) -> None:
     client = ctx.raw()
     _topic(ctx, client, "grp-internal", 1)
     ctx.record("coordinator", err(wire.find_coordinator(client, "grp-internal-g").error_code))
-    deadline = time.monotonic() + 20
-    while True:  # a client retries while Kafka's offsets topic is still being created
-        commit = wire.offset_commit(client, "grp-internal-g", {("grp-internal", 0): 1})
-        code = commit.topics[0].partitions[0].error_code
-        if code not in wire.RETRIABLE_COORDINATOR or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    code = wire.commit_when_ready(client, "grp-internal-g", {("grp-internal", 0): 1})
     ctx.record("commit", err(code))
     topics = {t.name: t for t in wire.metadata(client, None).topics}
     internal = topics.get("__consumer_offsets")

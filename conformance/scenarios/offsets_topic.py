@@ -20,13 +20,7 @@ PARTITIONS = 50
 
 
 def _commit(client: Any, group: str, offsets: dict[tuple[str, int], int], text: str) -> str:
-    deadline = time.monotonic() + 20
-    while True:  # a client retries while Kafka's offsets topic is still being created
-        commit = wire.offset_commit(client, group, offsets, metadata_text=text)
-        code = commit.topics[0].partitions[0].error_code
-        if code not in wire.RETRIABLE_COORDINATOR or time.monotonic() > deadline:
-            return err(code)
-        time.sleep(0.2)
+    return err(wire.commit_when_ready(client, group, offsets, metadata_text=text))
 
 
 def _records(batch_bytes: bytes) -> list[tuple[int, int, int, list[tuple[bytes, bytes | None]]]]:
