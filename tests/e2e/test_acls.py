@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
 AUTHORIZER = {
@@ -238,3 +239,81 @@ def test_kafka_acls_tool_adds_lists_and_removes(secured: BrokerProcess) -> None:
     kafka_acls("--remove", "--force", "--topic", "orders")
     listed = kafka_acls("--list")
     assert "name=orders" not in listed and "name=billing" in listed and "name=pay" in listed
+
+
+def test_describe_topics_and_cluster_report_authorized_operations(
+    secured: BrokerProcess,
+) -> None:
+    """confluent-kafka's describe_topics / describe_cluster with
+    include_authorized_operations (Metadata's and DescribeCluster's bit sets): the
+    operations ANONYMOUS may perform, implied ones included, as Kafka computes them."""
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    admin.create_topics([NewTopic("ops-topic", 1), NewTopic("ops-open", 1)])["ops-topic"].result(10)
+    wait_until(lambda: "ops-open" in admin.list_topics(timeout=10).topics, 20, "the topics")
+    create(
+        admin,
+        topic_acl("ops-topic", AclOperation.READ),
+        topic_acl("ops-topic", AclOperation.ALTER_CONFIGS),
+        topic_acl("kafka-cluster", AclOperation.ALTER, resource=ResourceType.BROKER),
+    )
+
+    def described() -> dict[str, set[AclOperation]]:
+        futures = admin.describe_topics(
+            TopicCollection(["ops-topic", "ops-open"]), include_authorized_operations=True
+        )
+        return {
+            name: set(future.result(10).authorized_operations or ())
+            for name, future in futures.items()
+        }
+
+    expected = {
+        "ops-topic": {
+            AclOperation.READ,
+            AclOperation.DESCRIBE,
+            AclOperation.ALTER_CONFIGS,
+            AclOperation.DESCRIBE_CONFIGS,
+        },
+        # No ACL names it and allow.everyone.if.no.acl.found=true: every topic operation.
+        "ops-open": {
+            AclOperation.READ,
+            AclOperation.WRITE,
+            AclOperation.CREATE,
+            AclOperation.DESCRIBE,
+            AclOperation.DELETE,
+            AclOperation.ALTER,
+            AclOperation.DESCRIBE_CONFIGS,
+            AclOperation.ALTER_CONFIGS,
+        },
+    }
+    assert wait_until(lambda: described() == expected, 20, "the ACLs in force")
+    # Metadata of all topics (v10) carries the same bit sets.
+    with RawClient(secured.bootstrap) as client:
+        every = client.request(
+            3,
+            10,
+            topics=None,
+            allow_auto_topic_creation=False,
+            include_cluster_authorized_operations=False,
+            include_topic_authorized_operations=True,
+        ).topics
+    bits = {t.name: int(t.topic_authorized_operations) for t in every}
+    for name, operations in expected.items():
+        assert bits[name] == sum(1 << int(op.value) for op in operations), name
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert set(cluster.authorized_operations or ()) == {AclOperation.ALTER, AclOperation.DESCRIBE}
+    assert admin.describe_cluster().result(10).authorized_operations is None
+
+
+def test_without_authorizer_every_operation_is_authorized(shared_broker: BrokerProcess) -> None:
+    """Kafka with no authorizer reports every operation a resource type has."""
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert set(cluster.authorized_operations or ()) == {
+        AclOperation.CREATE,
+        AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+        AclOperation.IDEMPOTENT_WRITE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE,
+    }

@@ -10,9 +10,10 @@ from contextplane.broker import authorization as authz
 from contextplane.broker.app import ROUTES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "contextplane"
-# ApiVersions, DescribeCluster and the SASL requests (SaslHandshake, SaslAuthenticate: they
-# come before a principal exists) are open to every principal in Kafka.
-OPEN_APIS = {17, 18, 36, 60}
+# ApiVersions and the SASL requests (SaslHandshake, SaslAuthenticate: they come before a
+# principal exists) are open to every principal in Kafka. DescribeCluster is open too, but
+# declares the quiet decisions of the cluster's authorized operations when asked for them.
+OPEN_APIS = {17, 18, 36}
 
 
 def test_only_the_pipeline_asks_the_authorizer() -> None:
@@ -28,3 +29,11 @@ def test_only_the_pipeline_asks_the_authorizer() -> None:
 def test_every_route_declares_what_it_needs() -> None:
     undeclared = [key for key, _, _, _, needs, _ in ROUTES if needs is authz.nothing]
     assert sorted(undeclared) == sorted(OPEN_APIS)
+
+
+def test_describe_cluster_refuses_no_one() -> None:
+    for include in (False, True):
+        request = type("Request", (), {"include_cluster_authorized_operations": include})()
+        needs = authz.describe_cluster(None, request)  # type: ignore[arg-type]
+        assert needs.gate is None and not needs.resources
+        assert bool(needs.quiet) == include

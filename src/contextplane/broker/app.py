@@ -120,7 +120,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz.alter_user_scram_credentials,
         authz.refuse_alter_user_scram_credentials,
     ),
-    (60, 0, 1, cluster.describe_cluster, authz.nothing, authz.refuse_top_level),
+    (60, 0, 1, cluster.describe_cluster, authz.describe_cluster, authz.refuse_top_level),
     (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
 ]
 

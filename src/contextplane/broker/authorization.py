@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType
+from contextplane.security.acls import (
+    CLUSTER_NAME,
+    SUPPORTED_OPERATIONS,
+    Operation,
+    ResourceType,
+)
 from contextplane.security.authorizer import Action
 
 if TYPE_CHECKING:
@@ -73,8 +78,8 @@ NeedsOf = Callable[["RequestContext", Any], Needs]
 
 
 def nothing(ctx: RequestContext, request: Any) -> Needs:
-    """ApiVersions, DescribeCluster, SaslHandshake, SaslAuthenticate: open to every
-    principal, as in Kafka."""
+    """ApiVersions, SaslHandshake, SaslAuthenticate: open to every principal, as in
+    Kafka."""
     return NOTHING
 
 
@@ -127,11 +132,37 @@ def delete_records(ctx: RequestContext, request: Any) -> Needs:
 # -- metadata -------------------------------------------------------------------------
 
 
+def operations_of(resource_type: ResourceType, names: Iterable[str]) -> list[Action]:
+    """The quiet decisions an authorized-operations bit set is made of."""
+    operations = SUPPORTED_OPERATIONS[resource_type]
+    return [Action(op, resource_type, name) for name in names for op in operations]
+
+
+def _metadata_operations(request: Any, topics: Iterable[str]) -> list[Action]:
+    """Metadata v8+ may ask for the topics' and (v8-10) the cluster's bit sets; Kafka
+    reports the cluster's only with DESCRIBE on it (which the cluster set includes)."""
+    quiet = []
+    if getattr(request, "include_topic_authorized_operations", False):
+        quiet.extend(operations_of(TOPIC, topics))
+    if getattr(request, "include_cluster_authorized_operations", False):
+        quiet.extend(operations_of(CLUSTER, [CLUSTER_NAME]))
+    return quiet
+
+
+def describe_cluster(ctx: RequestContext, request: Any) -> Needs:
+    """Open to every principal; the cluster's bit set when asked for (as Metadata's)."""
+    if not getattr(request, "include_cluster_authorized_operations", False):
+        return NOTHING
+    return Needs(quiet=operations_of(CLUSTER, [CLUSTER_NAME]))
+
+
 def metadata(ctx: RequestContext, request: Any) -> Needs:
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and requested == ()):
         # All topics: the ones the principal may not describe are left out, silently.
-        return Needs(quiet=[Action(Op.DESCRIBE, TOPIC, name) for name in ctx.topics.topics()])
+        every = ctx.topics.topics()
+        quiet = [Action(Op.DESCRIBE, TOPIC, name) for name in every]
+        return Needs(quiet=quiet + _metadata_operations(request, every))
     existing = ctx.topics.topics()
     names = []
     for wanted in requested:
@@ -148,6 +179,7 @@ def metadata(ctx: RequestContext, request: Any) -> Needs:
         # Auto-creation needs CREATE on the cluster or on the topic.
         for name in dict.fromkeys(n for n in names if n is not None and n not in existing):
             needs.resources.append(Need(Action(Op.CREATE, TOPIC, name), unless=_cluster(Op.CREATE)))
+    needs.quiet.extend(_metadata_operations(request, dict.fromkeys(n for n in names if n)))
     return needs
 
 
@@ -198,13 +230,10 @@ def offset_delete(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
-_GROUP_OPERATIONS = (Op.READ, Op.DELETE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS)
-
-
 def describe_groups(ctx: RequestContext, request: Any) -> Needs:
     needs = _each(Op.DESCRIBE, GROUP, request.groups)
     if getattr(request, "include_authorized_operations", False):
-        needs.quiet = [Action(op, GROUP, g) for g in request.groups for op in _GROUP_OPERATIONS]
+        needs.quiet = operations_of(GROUP, request.groups)
     return needs
 
 

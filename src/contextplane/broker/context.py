@@ -26,7 +26,13 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, response_schema
 from contextplane.protocol.connection_state import ConnectionState
-from contextplane.security.acls import Operation, ResourceType, denial_error, denial_message
+from contextplane.security.acls import (
+    SUPPORTED_OPERATIONS,
+    Operation,
+    ResourceType,
+    denial_error,
+    denial_message,
+)
 from contextplane.security.authorizer import Action
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.settings import Settings
@@ -212,6 +218,16 @@ class RequestContext:
     def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
         """A decision the route asked for quietly (for filtering); True with no authorizer."""
         return self.verdicts.get(Action(operation, resource_type, name), True)
+
+    def authorized_operations(self, resource_type: ResourceType, name: str) -> int:
+        """Kafka's bit set of the operations the principal may perform on a resource
+        (implied ones included), from decisions the route asked for quietly (every
+        operation of SUPPORTED_OPERATIONS on it); all of them with no authorizer."""
+        return sum(
+            1 << op
+            for op in SUPPORTED_OPERATIONS[resource_type]
+            if self.allowed(op, resource_type, name)
+        )
 
     def now_ms(self) -> int:
         return self.services.clock.wall_ms()

@@ -40,6 +40,14 @@ class MetadataCache:
             self._encode(version, build, [record])
         return self._entries[(version, record.name)][1]
 
+    def topic_with_operations(
+        self, version: int, build: Callable[..., Any], record: TopicRecord, operations: int
+    ) -> bytes:
+        """One topic's entry with its authorized-operations bit set (not cached: the
+        bits are the principal's)."""
+        entry = dict(self._topic_entry(record), topic_authorized_operations=operations)
+        return encode_entity(build(topics=[entry]).topics[0])
+
     def all_topics(self, version: int, build: Callable[..., Any]) -> tuple[bytes, int]:
         """Every topic's entry, joined, and how many there are."""
         self._sync()

@@ -75,6 +75,40 @@ IMPLIED_BY: dict[Operation, frozenset[Operation]] = {
 }
 
 
+# The operations an authorized-operations bit set covers, per resource type (Kafka's
+# AclEntry.supportedOperations); bit `1 << code` is set for each one allowed.
+SUPPORTED_OPERATIONS: dict[ResourceType, tuple[Operation, ...]] = {
+    ResourceType.TOPIC: (
+        Operation.READ,
+        Operation.WRITE,
+        Operation.CREATE,
+        Operation.DESCRIBE,
+        Operation.DELETE,
+        Operation.ALTER,
+        Operation.DESCRIBE_CONFIGS,
+        Operation.ALTER_CONFIGS,
+    ),
+    ResourceType.GROUP: (
+        Operation.READ,
+        Operation.DESCRIBE,
+        Operation.DELETE,
+        Operation.DESCRIBE_CONFIGS,
+        Operation.ALTER_CONFIGS,
+    ),
+    ResourceType.CLUSTER: (
+        Operation.CREATE,
+        Operation.CLUSTER_ACTION,
+        Operation.DESCRIBE_CONFIGS,
+        Operation.ALTER_CONFIGS,
+        Operation.IDEMPOTENT_WRITE,
+        Operation.ALTER,
+        Operation.DESCRIBE,
+    ),
+}
+# An authorized-operations field the request did not ask for (the schema's default).
+OPERATIONS_NOT_REQUESTED = -(2**31)
+
+
 class InvalidAcl(ValueError):
     """A binding Kafka refuses, with Kafka's error code and message."""
 

@@ -9,18 +9,23 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.loopshare import LoopShare, is_large
+from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.acls import Operation, ResourceType
+from contextplane.security.acls import (
+    CLUSTER_NAME,
+    OPERATIONS_NOT_REQUESTED,
+    Operation,
+    ResourceType,
+)
 
 TOPIC = ResourceType.TOPIC
+CLUSTER = ResourceType.CLUSTER
 DESCRIBE = Operation.DESCRIBE
 CREATE = Operation.CREATE
-
-_OPERATIONS_NOT_REQUESTED = -(2**31)
 
 
 # ApiVersions' unthrottled response frames, per version: (the advertised list they were
@@ -59,9 +64,12 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     requested = request.topics
     if ctx.api_version == 0 and requested == ():
         requested = None  # v0: an empty list means all topics
-    cache = ctx.services.metadata_cache
+    cache: MetadataCache | _WithOperations = ctx.services.metadata_cache
+    with_operations = getattr(request, "include_topic_authorized_operations", False)
+    if with_operations:
+        cache = _WithOperations(ctx, cache)
     if requested is None:
-        items, count = await _all_topics(ctx)
+        items, count = await _all_topics(ctx, cache)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
         if auto_create:
@@ -79,6 +87,12 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
             ranked.sort(key=lambda pair: pair[0])
         resolved = [entry for _, entry in ranked]
         failed = [r for r in resolved if isinstance(r, dict)]
+        if with_operations:
+            for entry in failed:
+                if entry["error_code"] != ErrorCode.topic_authorization_failed and entry["name"]:
+                    entry["topic_authorized_operations"] = ctx.authorized_operations(
+                        TOPIC, entry["name"]
+                    )
         encoded: list[bytes] = []
         if is_large(len(failed)):
             encoded = await asyncio.to_thread(_encoded_errors, ctx, failed)
@@ -96,7 +110,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
             )
         items = b"".join(parts)
         count = len(resolved)
-    outer = _metadata_outer(ctx)
+    outer = _metadata_outer(ctx, getattr(request, "include_cluster_authorized_operations", False))
     # Pre-encoded frame parts: the cached topic entries are spliced in as bytes.
     return Reply(
         body=encode_response_with_array(
@@ -105,10 +119,25 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
-async def _all_topics(ctx: RequestContext) -> tuple[bytes, int]:
+class _WithOperations:
+    """Topic entries carrying the principal's authorized-operations bit set: built per
+    request (only clients that ask pay for it), never from or into the shared cache."""
+
+    def __init__(self, ctx: RequestContext, cache: MetadataCache) -> None:
+        self._ctx = ctx
+        self._cache = cache
+
+    def topic(self, version: int, build: Any, record: TopicRecord) -> bytes:
+        operations = self._ctx.authorized_operations(TOPIC, record.name)
+        return self._cache.topic_with_operations(version, build, record, operations)
+
+
+async def _all_topics(
+    ctx: RequestContext, cache: MetadataCache | _WithOperations
+) -> tuple[bytes, int]:
     """The encoded entries of every topic the principal may describe, and their count."""
-    cache = ctx.services.metadata_cache
-    if not ctx.verdicts:  # no authorizer (or no topic): every topic, from the cache
+    if not ctx.verdicts and isinstance(cache, MetadataCache):
+        # No authorizer (or no topic): every topic, from the cache's joined list.
         return cache.all_topics(ctx.api_version, ctx.response)
     records = ctx.topics.topics()
     share = LoopShare()
@@ -118,9 +147,10 @@ async def _all_topics(ctx: RequestContext) -> tuple[bytes, int]:
             await asyncio.sleep(0)
         if ctx.allowed(DESCRIBE, TOPIC, name):
             describable.append(record)
-    if len(describable) == len(records):
+    if len(describable) == len(records) and isinstance(cache, MetadataCache):
         return cache.all_topics(ctx.api_version, ctx.response)
-    # The topics the principal may not describe are left out, as Kafka does.
+    # The topics the principal may not describe are left out, as Kafka does; entries
+    # with authorized operations are built one by one, sharing the loop.
     parts = []
     for record in describable:
         if share.due():
@@ -153,10 +183,11 @@ async def _auto_create(ctx: RequestContext, requested: Any) -> None:
 _metadata_outers: dict[tuple[int, tuple[str, int], str, int], Any] = {}
 
 
-def _metadata_outer(ctx: RequestContext) -> Any:
+def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
     cluster = ctx.cluster
     key = (ctx.api_version, ctx.advertised(), cluster.cluster_id, cluster.node_id)
-    outer = _metadata_outers.get(key) if not ctx.throttle_ms else None
+    cacheable = not ctx.throttle_ms and not with_operations
+    outer = _metadata_outers.get(key) if cacheable else None
     if outer is None:
         outer = ctx.response(
             throttle_time=ctx.throttle_ms,
@@ -164,11 +195,20 @@ def _metadata_outer(ctx: RequestContext) -> Any:
             cluster_id=cluster.cluster_id,
             controller_id=cluster.node_id,
             topics=[],
-            cluster_authorized_operations=_OPERATIONS_NOT_REQUESTED,
+            cluster_authorized_operations=_cluster_operations(ctx)
+            if with_operations
+            else OPERATIONS_NOT_REQUESTED,
         )
-        if not ctx.throttle_ms and len(_metadata_outers) < 64:
+        if cacheable and len(_metadata_outers) < 64:
             _metadata_outers[key] = outer
     return outer
+
+
+def _cluster_operations(ctx: RequestContext) -> int:
+    """The cluster's bit set, as Kafka reports it: 0 without DESCRIBE on the cluster."""
+    if not ctx.allowed(DESCRIBE, CLUSTER, CLUSTER_NAME):
+        return 0
+    return ctx.authorized_operations(CLUSTER, CLUSTER_NAME)
 
 
 def _encoded_errors(ctx: RequestContext, failed: list[dict[str, Any]]) -> list[bytes]:
@@ -237,5 +277,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         cluster_id=ctx.cluster.cluster_id,
         controller_id=ctx.cluster.node_id,
         brokers=[{"broker_id": ctx.cluster.node_id, "host": host, "port": port, "rack": None}],
-        cluster_authorized_operations=_OPERATIONS_NOT_REQUESTED,
+        cluster_authorized_operations=_cluster_operations(ctx)
+        if request.include_cluster_authorized_operations
+        else OPERATIONS_NOT_REQUESTED,
     )

@@ -18,7 +18,13 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType, denial_error
+from contextplane.security.acls import (
+    CLUSTER_NAME,
+    OPERATIONS_NOT_REQUESTED,
+    Operation,
+    ResourceType,
+    denial_error,
+)
 
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
@@ -28,15 +34,6 @@ _KEY_RESOURCES = {
     TRANSACTION_KEY_TYPE: ResourceType.TRANSACTIONAL_ID,
 }
 
-# The operations Kafka reports in a group's authorized_operations bitfield.
-GROUP_OPERATIONS = (
-    Operation.READ,
-    Operation.DELETE,
-    Operation.DESCRIBE,
-    Operation.DESCRIBE_CONFIGS,
-    Operation.ALTER_CONFIGS,
-)
-_OPERATIONS_NOT_REQUESTED = -(2**31)
 
 _NO_TRANSACTIONS = ErrorCode.transactional_id_authorization_failed
 _ERROR_MESSAGES = {
@@ -386,9 +383,9 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused])
     for group in groups:
         group["authorized_operations"] = (
-            _group_operations(ctx, group["group_id"])
+            ctx.authorized_operations(ResourceType.GROUP, group["group_id"])
             if include_operations and group["error_code"] == ErrorCode.none
-            else _OPERATIONS_NOT_REQUESTED
+            else OPERATIONS_NOT_REQUESTED
         )
     # Kafka lists the refused groups after the others.
     for group_id in refused:
@@ -400,15 +397,10 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
                 "protocol_type": "",
                 "protocol_data": "",
                 "members": [],
-                "authorized_operations": _OPERATIONS_NOT_REQUESTED,
+                "authorized_operations": OPERATIONS_NOT_REQUESTED,
             }
         )
     return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
-
-
-def _group_operations(ctx: RequestContext, group_id: str) -> int:
-    """Kafka's bitfield of the group operations the principal may perform."""
-    return sum(1 << op for op in GROUP_OPERATIONS if ctx.allowed(op, ResourceType.GROUP, group_id))
 
 
 async def delete_groups(ctx: RequestContext, request: Any) -> Reply:
