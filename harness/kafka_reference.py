@@ -178,6 +178,14 @@ def probe(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
+def _answers_api_versions(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        api_versions(host, port, timeout)
+    except (OSError, ConnectionError, struct.error):
+        return False
+    return True
+
+
 # --- process handling ----------------------------------------------------------------------
 
 
@@ -321,7 +329,11 @@ class KafkaHandle:
 
 
 def _server_properties(
-    data_dir: Path, port: int, controller_port: int, extra: Mapping[str, object]
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    extra: Mapping[str, object],
+    client_protocol: str = "PLAINTEXT",
 ) -> dict[str, object]:
     props: dict[str, object] = {
         "process.roles": "broker,controller",
@@ -342,8 +354,38 @@ def _server_properties(
         "share.coordinator.state.topic.min.isr": 1,
         "group.initial.rebalance.delay.ms": 0,
     }
-    props.update(extra)
+    if client_protocol == "SASL_PLAINTEXT":
+        props.update(_sasl_listener(port, controller_port, extra))
+    props.update({k: v for k, v in extra.items() if k != "super.users"})
+    if "super.users" in extra:
+        props["super.users"] = _super_users(str(extra["super.users"]), client_protocol)
     return props
+
+
+def _sasl_listener(
+    port: int, controller_port: int, extra: Mapping[str, object]
+) -> dict[str, object]:
+    """The client listener speaks SASL_PLAINTEXT and carries the inter-broker traffic too
+    (the mechanism is the first of `sasl.enabled.mechanisms`; its JAAS entry names the
+    broker's own user with username/password). The controller listener stays PLAINTEXT:
+    no client connects to it."""
+    mechanism = str(extra.get("sasl.enabled.mechanisms", "PLAIN")).split(",")[0].strip()
+    return {
+        "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": mechanism,
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
+
+
+def _super_users(value: str, client_protocol: str) -> str:
+    """With a SASL client listener, the PLAINTEXT controller listener's principal
+    (User:ANONYMOUS: the broker registering with its own controller) must be a super user
+    for the StandardAuthorizer to let the broker in; clients never reach that listener."""
+    if client_protocol == "PLAINTEXT" or "User:ANONYMOUS" in value.split(";"):
+        return value
+    return f"{value};User:ANONYMOUS" if value else "User:ANONYMOUS"
 
 
 def _die_with_parent() -> None:
@@ -404,6 +446,7 @@ def start(
     timeout: float = 90.0,
     heap: str = "1g",
     detach: bool = False,
+    client_protocol: str = "PLAINTEXT",
 ) -> KafkaHandle:
     """Format (if needed) and launch a single-node KRaft broker; wait until it serves requests.
 
@@ -412,7 +455,10 @@ def start(
     formatted data_dir is reused (restart). extra_props override/add server properties,
     e.g. {"log.flush.interval.messages": 1}. detach=True keeps the broker running after this
     Python process exits (used by the CLI); otherwise it is stopped at interpreter exit and
-    SIGTERMed by the kernel if the launching thread dies.
+    SIGTERMed by the kernel if the launching thread dies. client_protocol="SASL_PLAINTEXT"
+    makes the client listener a SASL one (extra_props then name the mechanisms and their
+    JAAS entries); the start-up probe is then ApiVersions alone (Kafka answers nothing
+    else before authentication): the caller waits for the broker to be unfenced.
     """
     t0 = time.monotonic()
     libs = fetch(version)
@@ -423,7 +469,15 @@ def start(
     for attempt in range(1, attempts + 1):
         try:
             handle = _launch(
-                libs, ddir, port or free_port(), extra_props or {}, version, timeout, heap, detach
+                libs,
+                ddir,
+                port or free_port(),
+                extra_props or {},
+                version,
+                timeout,
+                heap,
+                detach,
+                client_protocol,
             )
         except StartupError:
             # Only a lost race for an auto-picked port is worth another try.
@@ -447,6 +501,7 @@ def _launch(
     timeout: float,
     heap: str,
     detach: bool,
+    client_protocol: str = "PLAINTEXT",
 ) -> KafkaHandle:
     home = kafka_home(version)
     controller_port = free_port()
@@ -455,7 +510,7 @@ def _launch(
     logs = ddir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     props_file = ddir / "server.properties"
-    props = _server_properties(ddir, port, controller_port, extra_props)
+    props = _server_properties(ddir, port, controller_port, extra_props, client_protocol)
     props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
     # Reuse an existing store (restart); formatting it again would fail on the cluster id.
@@ -487,7 +542,8 @@ def _launch(
         atexit.register(handle.stop)
 
     deadline = time.monotonic() + timeout
-    while not probe(HOST, port, timeout=2.0):
+    ready = probe if client_protocol == "PLAINTEXT" else _answers_api_versions
+    while not ready(HOST, port, 2.0):
         if not handle.alive():
             handle.stop()  # reap
             raise StartupError(

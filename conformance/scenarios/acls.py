@@ -1,5 +1,6 @@
 """Kafka ACLs with the StandardAuthorizer, on a PLAINTEXT listener (every client is
 User:ANONYMOUS): the ACL APIs, and what each API answers when ACLs allow or deny it.
+The matrix with real SASL principals (admin, alice, bob) is in acl_sasl.py.
 
 Both brokers run with `authorizer.class.name` = StandardAuthorizer and
 `allow.everyone.if.no.acl.found=true`: the reference broker's own controller connection
