@@ -10,7 +10,11 @@ Suites:
                 contextplane; differences not in conformance/differences.md are counted.
                 quick: scenarios marked quick; full: all.
   librdkafka    librdkafka's integration tests (Debian source package)
+  librdkafka_sasl
+                its SASL and SSL tests and a few produce/consume tests over SASL_SSL
   kafka_python  kafka-python's integration tests (PyPI sdist)
+  kafka_python_sasl
+                its SASL tests (PLAIN, SCRAM-SHA-256/512) over SASL_PLAINTEXT
   franz_go      franz-go's kgo integration tests (Go module proxy)
                 quick: the allowlisted tests only (enough to catch regressions);
                 full: every test, to find newly passing ones for the allowlist.
@@ -26,6 +30,8 @@ import argparse
 import contextlib
 import json
 import shutil
+import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import differential
-from conformance.suites import SUITES, SuiteResult, run_suite
+from conformance.suites import SUITES, BrokerSpec, SuiteResult, SuiteUnavailable, run_suite
 from harness import kafka_reference
 from harness.cache import cache_root
 from tests.support.broker import BrokerProcess
@@ -42,8 +48,20 @@ from tests.support.broker import BrokerProcess
 ALL = ["differential", *SUITES]
 # Wall-clock budget per suite (seconds): a hung suite must not eat CI's 90 minutes.
 BUDGET = {
-    "quick": {"librdkafka": 420, "kafka_python": 300, "franz_go": 420},
-    "full": {"librdkafka": 2400, "kafka_python": 1500, "franz_go": 1800},
+    "quick": {
+        "librdkafka": 420,
+        "librdkafka_sasl": 180,
+        "kafka_python": 300,
+        "kafka_python_sasl": 180,
+        "franz_go": 420,
+    },
+    "full": {
+        "librdkafka": 2400,
+        "librdkafka_sasl": 600,
+        "kafka_python": 1500,
+        "kafka_python_sasl": 300,
+        "franz_go": 1800,
+    },
 }
 
 
@@ -51,11 +69,12 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def implied_kafka_version(bootstrap: str) -> str:
+def implied_kafka_version(bootstrap: str, tls_cafile: Path | None = None) -> str:
     """The Apache Kafka release a client infers from the broker's ApiVersions (kafka-python's
-    table), as 'X.Y.0'."""
+    table), as 'X.Y.0'. ApiVersions needs no authentication; over TLS when `tls_cafile`."""
     host, port = bootstrap.rsplit(":", 1)
-    versions = kafka_reference.api_versions(host, int(port))
+    tls = ssl.create_default_context(cafile=str(tls_cafile)) if tls_cafile else None
+    versions = kafka_reference.api_versions(host, int(port), tls=tls)
     try:
         from kafka.protocol.broker_version_data import infer_broker_version_from_api_versions
 
@@ -69,12 +88,25 @@ def implied_kafka_version(bootstrap: str) -> str:
     return ".".join(str(p) for p in parts[:3])
 
 
+def add_scram_users(data_dir: Path, users: dict[str, str]) -> None:
+    """SCRAM credentials (both mechanisms) in a data directory, before its broker starts."""
+    for name, password in users.items():
+        added = subprocess.run(
+            [sys.executable, "-m", "contextplane.cli.main", "users", "add", name,
+             "--data-dir", str(data_dir), "--password-stdin"],
+            input=password + "\n", capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if added.returncode != 0:
+            raise RuntimeError(f"contextplane users add {name} failed: {added.stderr}")
+
+
 @contextlib.contextmanager
-def contextplane_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[str, str]]:
+def contextplane_broker(spec: BrokerSpec, keep: Path) -> Iterator[tuple[str, str]]:
     root = Path(tempfile.mkdtemp(prefix="conformance-suite-"))
-    process = BrokerProcess(root / "broker", settings=dict(settings)).start()
+    add_scram_users(root / "broker", spec.scram_users)
+    process = BrokerProcess(root / "broker", settings=dict(spec.settings)).start()
     try:
-        yield process.bootstrap, implied_kafka_version(process.bootstrap)
+        yield process.bootstrap, implied_kafka_version(process.bootstrap, spec.tls_cafile)
     finally:
         try:
             process.stop(timeout_s=60)
@@ -86,10 +118,12 @@ def contextplane_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[
 
 
 @contextlib.contextmanager
-def kafka_broker(settings: dict[str, str], keep: Path) -> Iterator[tuple[str, str]]:
+def kafka_broker(spec: BrokerSpec, keep: Path) -> Iterator[tuple[str, str]]:
     """Apache Kafka with the suite's settings: to triage a failure (does it fail on Kafka
     too?), never part of the gate's numbers."""
-    handle = kafka_reference.start(extra_props=dict(settings))
+    if spec.scram_users or spec.tls_cafile:
+        raise SuiteUnavailable("triage against Apache Kafka runs the PLAINTEXT suites only")
+    handle = kafka_reference.start(extra_props=dict(spec.settings))
     try:
         yield handle.bootstrap, implied_kafka_version(handle.bootstrap)
     finally:
@@ -206,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = kafka_broker if args.against == "kafka" else contextplane_broker
         result = run_suite(
             name,
-            lambda settings, name=name, broker=broker: broker(settings, out / name),
+            lambda spec, name=name, broker=broker: broker(spec, out / name),
             full=full,
             only=args.only,
             log=log,

@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -111,14 +112,22 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def _request(
-    host: str, port: int, api_key: int, version: int, body: bytes, timeout: float
+    host: str,
+    port: int,
+    api_key: int,
+    version: int,
+    body: bytes,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> bytes:
     """Send one request with a v1 header (non-flexible) and return the response body."""
     correlation_id = 0x5EED
     client_id = b"contextplane-probe"
     header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
     payload = header + body
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    plain = socket.create_connection((host, port), timeout=timeout)
+    sock = tls.wrap_socket(plain, server_hostname=host) if tls else plain
+    with sock:
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(payload)) + payload)
         (size,) = struct.unpack(">i", _recv_exact(sock, 4))
@@ -129,9 +138,12 @@ def _request(
     return data[4:]
 
 
-def api_versions(host: str, port: int, timeout: float = 2.0) -> dict[int, tuple[int, int]]:
-    """ApiVersions v0 (every Kafka answers v0): {api_key: (min_version, max_version)}."""
-    body = _request(host, port, api_key=18, version=0, body=b"", timeout=timeout)
+def api_versions(
+    host: str, port: int, timeout: float = 2.0, tls: ssl.SSLContext | None = None
+) -> dict[int, tuple[int, int]]:
+    """ApiVersions v0 (every Kafka answers v0): {api_key: (min_version, max_version)}; over
+    TLS with `tls` (ApiVersions needs no SASL authentication)."""
+    body = _request(host, port, api_key=18, version=0, body=b"", timeout=timeout, tls=tls)
     error_code, count = struct.unpack_from(">hi", body, 0)
     if error_code != 0:
         raise ConnectionError(f"ApiVersions error_code={error_code}")

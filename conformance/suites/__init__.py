@@ -7,6 +7,9 @@ A suite module (conformance/suites/<name>/suite.py) provides:
     prepare(log) -> object         # fetch/build the suite (cached); raises SuiteUnavailable
     run(prepared, bootstrap, kafka_version, tests, log, deadline) -> dict[test, Outcome]
 
+A suite whose broker needs more than settings (SCRAM users, a TLS certificate made for the
+run) provides `broker_spec(prepared) -> BrokerSpec` instead of BROKER_SETTINGS.
+
 `tests` is the list to run (None: every test the suite has). The allowlist
 (`tests.allow` beside suite.py, one test id per line, '#' comments) names tests that pass
 against contextplane: one of them failing (or not reported at all) is a regression and
@@ -23,13 +26,31 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SUITES = ["librdkafka", "kafka_python", "franz_go"]
+SUITES = ["librdkafka", "librdkafka_sasl", "kafka_python", "kafka_python_sasl", "franz_go"]
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
 class SuiteUnavailable(RuntimeError):
     """The suite could not be fetched or built here (the message says why)."""
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """The broker a suite runs against: its settings, the SCRAM users put in its data
+    directory before it starts (as `contextplane users add` does), and, when its one
+    listener speaks TLS, the CA file that verifies it (for the harness's own probe)."""
+
+    settings: dict[str, str]
+    scram_users: dict[str, str] = field(default_factory=dict)
+    tls_cafile: Path | None = None
+
+
+def broker_spec(module: Any, prepared: Any) -> BrokerSpec:
+    if hasattr(module, "broker_spec"):
+        spec: BrokerSpec = module.broker_spec(prepared)
+        return spec
+    return BrokerSpec(dict(module.BROKER_SETTINGS))
 
 
 def load(name: str) -> Any:
@@ -119,8 +140,9 @@ def run_suite(
     log: Any,
     budget_s: float,
 ) -> SuiteResult:
-    """Prepare the suite, start a broker with its settings (`bootstrap_for(settings)` is a
-    context manager yielding (bootstrap, kafka_version)), run the selected tests."""
+    """Prepare the suite, start a broker as it needs (`bootstrap_for(spec)`, spec a
+    BrokerSpec, is a context manager yielding (bootstrap, kafka_version)), run the selected
+    tests."""
     module = load(name)
     allow = read_allowlist(name)
     result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
@@ -141,9 +163,9 @@ def run_suite(
     if tests is not None and not tests:
         result.seconds = time.monotonic() - started
         return result
-    with bootstrap_for(module.BROKER_SETTINGS) as (bootstrap, kafka_version):
-        result.kafka_version = kafka_version
-        try:
+    try:
+        with bootstrap_for(broker_spec(module, prepared)) as (bootstrap, kafka_version):
+            result.kafka_version = kafka_version
             result.outcomes = module.run(
                 prepared,
                 bootstrap,
@@ -152,7 +174,7 @@ def run_suite(
                 log,
                 time.monotonic() + budget_s,
             )
-        except SuiteUnavailable as exc:
-            result.error = f"unavailable: {exc}"
+    except SuiteUnavailable as exc:
+        result.error = f"unavailable: {exc}"
     result.seconds = time.monotonic() - started
     return result

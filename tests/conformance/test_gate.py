@@ -37,13 +37,15 @@ def test_differential_scenarios_still_match_kafka(tmp_path: Path) -> None:
     assert differential.load_deliberate(), "conformance/differences.md lost its table"
 
 
-@pytest.mark.parametrize("suite", ["librdkafka", "kafka_python", "franz_go"])
+@pytest.mark.parametrize(
+    "suite", ["librdkafka", "librdkafka_sasl", "kafka_python", "kafka_python_sasl", "franz_go"]
+)
 def test_allowlisted_client_tests_still_pass(tmp_path: Path, suite: str) -> None:
     if not read_allowlist(suite):
         pytest.skip(f"conformance/suites/{suite}/tests.allow is empty")
     result = run_suite(
         suite,
-        lambda settings: run.contextplane_broker(settings, tmp_path / suite),
+        lambda spec: run.contextplane_broker(spec, tmp_path / suite),
         full=False,
         only=None,
         log=print,

@@ -118,31 +118,47 @@ def run(
     log,  # noqa: ANN001
     deadline: float,
 ) -> dict[str, str]:
-    python = _cache() / "venv" / "bin" / "python"
     work = Path(tempfile.mkdtemp(prefix="conformance-kpy-"))
     (work / "kafka-root").mkdir()
-    junit = work / "junit.xml"
     major_minor = ".".join(kafka_version.split(".")[:2])
-    env = dict(
-        os.environ,
-        KAFKA_VERSION=major_minor,
-        KAFKA_URI=f"PLAINTEXT://{bootstrap}",
-        KAFKA_ROOT=str(work / "kafka-root"),
-        PYTHONPATH=str(src),
-    )
+    env = {
+        "KAFKA_VERSION": major_minor,
+        "KAFKA_URI": f"PLAINTEXT://{bootstrap}",
+        "KAFKA_ROOT": str(work / "kafka-root"),
+        "PYTHONPATH": str(src),
+    }
     selection = ["test/integration"] if tests is None else list(tests)
     log(
         f"kafka-python: {'all' if tests is None else len(selection)} tests, "
         f"KAFKA_VERSION={major_minor}"
     )
+    ignore = [
+        "--ignore=test/integration/test_sasl_integration.py",
+        "--ignore=test/integration/test_ssl_integration.py",
+    ]
+    return run_pytest(src, work, env, [*ignore, *selection], tests, log, deadline)
+
+
+def run_pytest(
+    src: Path,
+    work: Path,
+    env_more: dict[str, str],
+    args: list[str],
+    tests: list[str] | None,
+    log,  # noqa: ANN001
+    deadline: float,
+) -> dict[str, str]:
+    """pytest in the suite venv from the sdist root, with `env_more` in its environment;
+    per-test outcomes from its JUnit report."""
+    python = _cache() / "venv" / "bin" / "python"
+    junit = work / "junit.xml"
+    env = dict(os.environ, **env_more)
     budget = max(60, int(deadline - time.monotonic()))
     cmd = [
         str(python), "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
         "-o", "log_level=WARNING", f"--timeout={PER_TEST_TIMEOUT}",
         "--timeout-method=thread", "-q", "-rN", f"--junitxml={junit}",
-        "--ignore=test/integration/test_sasl_integration.py",
-        "--ignore=test/integration/test_ssl_integration.py",
-        *selection,
+        *args,
     ]  # fmt: skip
     with (work / "pytest.log").open("w") as out:
         try:

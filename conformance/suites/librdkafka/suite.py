@@ -126,14 +126,34 @@ def run(
     log,  # noqa: ANN001
     deadline: float,
 ) -> dict[str, str]:
-    tests_dir = src / "tests"
     selected = eligible_tests(src) if tests is None else list(tests)
+    return run_tests(src, bootstrap, kafka_version, selected, log, deadline)
+
+
+def run_tests(
+    src: Path,
+    bootstrap: str,
+    kafka_version: str,
+    selected: list[str],
+    log,  # noqa: ANN001
+    deadline: float,
+    client_conf: dict[str, str] | None = None,
+    env_more: dict[str, str] | None = None,
+    parallel: int = PARALLEL,
+) -> dict[str, str]:
+    """Run `selected` with test.conf holding `client_conf` too (e.g. the client's security
+    settings) and `env_more` in the runner's environment."""
+    tests_dir = src / "tests"
     numbers = sorted({t.split("_", 1)[0] for t in selected})
     work = Path(tempfile.mkdtemp(prefix="conformance-rdk-"))
     conf = work / "test.conf"
-    conf.write_text(
-        f"bootstrap.servers={bootstrap}\ntest.timeout.multiplier=2\ntest.topic.random=true\n"
-    )
+    lines = {
+        "bootstrap.servers": bootstrap,
+        "test.timeout.multiplier": "2",
+        "test.topic.random": "true",
+        **(client_conf or {}),
+    }
+    conf.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     env = dict(
         os.environ,
         TESTS=",".join(numbers),
@@ -141,18 +161,19 @@ def run(
         RDKAFKA_TEST_CONF=str(conf),
         TEST_REPORT=str(work / "report.json"),
         LD_LIBRARY_PATH=f"{src / 'src'}:{src / 'src-cpp'}",
+        **(env_more or {}),
     )
-    kafka_path = kafka_cli(work)
+    kafka_path = kafka_cli(work) if not client_conf else None
     if kafka_path is not None:
         env.update(KAFKA_PATH=str(kafka_path), BROKERS=bootstrap)
     env.pop("CI", None)  # the runner's CI mode raises parallelism to 3; we pin it
-    log(f"librdkafka: {len(numbers)} tests, TEST_KAFKA_VERSION={kafka_version}, -p{PARALLEL}")
+    log(f"librdkafka: {len(numbers)} tests, TEST_KAFKA_VERSION={kafka_version}, -p{parallel}")
     outcomes: dict[str, str] = {}
     started: set[str] = set()
     out_path = work / "runner.log"
     with out_path.open("w") as out:
         proc = subprocess.Popen(
-            ["./test-runner", "-L", "-E", "-Q", f"-p{PARALLEL}"],
+            ["./test-runner", "-L", "-E", "-Q", f"-p{parallel}"],
             cwd=tests_dir,
             env=env,
             stdout=subprocess.PIPE,
