@@ -83,7 +83,7 @@ def run(
         "KAFKA_VERSION": major_minor,
         "KAFKA_ROOT": str(_kafka_root(work)),
         "PROJECT_ROOT": str(work / "project"),
-        "CONTEXTPLANE_SASL_BOOTSTRAP": bootstrap,
+        "CONFORMANCE_SASL_BOOTSTRAP": bootstrap,
         "PYTHONPATH": f"{src}:{plugins}",
     }
     selection = [TEST_FILE] if tests is None else list(tests)

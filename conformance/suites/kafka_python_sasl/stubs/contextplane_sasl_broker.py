@@ -1,6 +1,6 @@
 """Stand-in for the SASL brokers kafka-python's test/integration/test_sasl_integration.py
 starts through its fixtures: every broker the fixtures ask for is the contextplane broker
-the conformance harness started (CONTEXTPLANE_SASL_BOOTSTRAP), which has a SASL_PLAINTEXT
+the conformance harness started (CONFORMANCE_SASL_BOOTSTRAP), which has a SASL_PLAINTEXT
 listener with the fixture's user (KafkaFixture.broker_user / broker_password) for PLAIN,
 SCRAM-SHA-256 and SCRAM-SHA-512.
 
@@ -21,7 +21,7 @@ import py
 def pytest_configure(config):
     from test.integration import fixtures
 
-    host, port = os.environ["CONTEXTPLANE_SASL_BOOTSTRAP"].rsplit(":", 1)
+    host, port = os.environ["CONFORMANCE_SASL_BOOTSTRAP"].rsplit(":", 1)
 
     def instance(
         cls,
