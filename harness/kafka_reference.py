@@ -126,7 +126,11 @@ def _request(
     header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
     payload = header + body
     plain = socket.create_connection((host, port), timeout=timeout)
-    sock = tls.wrap_socket(plain, server_hostname=host) if tls else plain
+    try:
+        sock = tls.wrap_socket(plain, server_hostname=host) if tls else plain
+    except BaseException:
+        plain.close()  # a failed handshake: the wrapper never took the socket over
+        raise
     with sock:
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(payload)) + payload)

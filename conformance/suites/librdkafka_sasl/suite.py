@@ -25,8 +25,8 @@ PLAIN_JAAS = (
 )
 # What the variant runs: every test whose name or flags say SASL or SSL and that needs a
 # broker (0097_ssl_verify, 0135_sasl_credentials; 0126_oauthbearer_oidc needs an OIDC
-# token endpoint and a librdkafka built with libcurl, see FINDINGS.md), and ordinary produce/consume tests that prove the
-# common path over TLS and SASL.
+# token endpoint and a librdkafka built with libcurl, see FINDINGS.md), and ordinary
+# produce/consume tests that prove the common path over TLS and SASL.
 TESTS = [
     "0097_ssl_verify",
     "0135_sasl_credentials",
