@@ -303,3 +303,72 @@ def test_index_decides_as_a_scan_of_every_acl(
     for binding in set(acls):
         authorizer.acls.remove(binding)
     assert len(authorizer.acls) == 0
+
+
+ASKED = st.builds(
+    Action,
+    st.sampled_from([o for o in Operation if o not in (Op.UNKNOWN, Op.ANY, Op.ALL)]),
+    st.sampled_from([T, G]),
+    NAMES.filter(bool),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), bindings),
+            st.tuples(st.just("remove"), bindings),
+            st.tuples(st.just("ask"), ASKED),
+        ),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_cached_decisions_follow_every_acl_change(
+    steps: list[tuple[str, object]], allow_if_no_acl: bool
+) -> None:
+    """The authorizer remembers its decisions; each must be what a scan of the ACLs in
+    force at that moment decides, whatever was added or removed since it was cached."""
+    authorizer = StandardAuthorizer(allow_if_no_acl=allow_if_no_acl)
+    present: set[AclBinding] = set()
+    for kind, value in steps:
+        if kind == "add":
+            assert isinstance(value, AclBinding)
+            authorizer.acls.add(value)
+            present.add(value)
+        elif kind == "remove":
+            assert isinstance(value, AclBinding)
+            authorizer.acls.remove(value)
+            present.discard(value)
+        else:
+            assert isinstance(value, Action)
+            for _ in range(2):  # the second answer comes from the cache
+                expected = scan(list(present), allow_if_no_acl, value, HOST)
+                assert authorizer.authorize(ALICE, HOST, [value]) == [expected]
+
+
+def test_the_decision_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextplane.security import standard_authorizer
+
+    monkeypatch.setattr(standard_authorizer, "DECISIONS_MAX", 50)
+    authorizer = StandardAuthorizer([acl("orders", Op.READ)])
+    for n in range(500):
+        allowed(authorizer, Op.READ, name=f"topic-{n}")
+        assert len(authorizer._decisions) <= 50
+    assert allowed(authorizer, Op.READ, "orders")
+
+
+def test_a_cached_decision_changes_with_the_acls() -> None:
+    authorizer = StandardAuthorizer()
+    assert not allowed(authorizer, Op.READ)  # cached: no ACL, denied
+    grant = acl("orders", Op.READ)
+    authorizer.acls.add(grant)
+    assert allowed(authorizer, Op.READ)
+    deny = acl("ord", Op.ALL, DENY, pattern=PRE)
+    authorizer.acls.add(deny)
+    assert not allowed(authorizer, Op.READ)
+    authorizer.acls.remove(deny)
+    assert allowed(authorizer, Op.READ)
+    authorizer.acls.remove(grant)
+    assert not allowed(authorizer, Op.READ)

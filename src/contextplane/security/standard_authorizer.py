@@ -38,6 +38,8 @@ from contextplane.security.authorizer import Action
 from contextplane.security.principal import Principal
 
 _Key = tuple[ResourceType, str]
+# Cached authorization decisions kept at most (about 3 MB with long topic names).
+DECISIONS_MAX = 10_000
 LIT, PRE = PatternType.LITERAL, PatternType.PREFIXED
 
 
@@ -50,6 +52,7 @@ class AclIndex:
         # Per resource type: how many PREFIXED ACLs have a prefix of each length.
         self._prefix_lengths: dict[ResourceType, dict[int, int]] = defaultdict(dict)
         self._count = 0
+        self.changes = 0  # bumped by every add and remove: cached decisions are stale
         for binding in bindings:
             self.add(binding)
 
@@ -80,6 +83,7 @@ class AclIndex:
             lengths = self._prefix_lengths[binding.resource_type]
             lengths[len(binding.name)] = lengths.get(len(binding.name), 0) + 1
         self._count += 1
+        self.changes += 1
         return True
 
     def remove(self, binding: AclBinding) -> bool:
@@ -97,6 +101,7 @@ class AclIndex:
             if not lengths[len(binding.name)]:
                 del lengths[len(binding.name)]
         self._count -= 1
+        self.changes += 1
         return True
 
     def matching(self, acl_filter: AclFilter) -> list[AclBinding]:
@@ -143,11 +148,30 @@ class StandardAuthorizer:
         self.acls = AclIndex(bindings)
         self.super_users = super_users
         self.allow_if_no_acl = allow_if_no_acl
+        # Decisions already taken, valid while the ACLs are unchanged: most requests ask
+        # the same few questions (this client, these topics), and a scan of the prefixed
+        # ACLs costs more than a lookup. Bounded: cleared when full.
+        self._decisions: dict[tuple[Principal, str, Action], bool] = {}
+        self._decisions_valid_for = self.acls.changes
 
     def authorize(self, principal: Principal, host: str, actions: Sequence[Action]) -> list[bool]:
         return [self.allowed(principal, host, action) for action in actions]
 
     def allowed(self, principal: Principal, host: str, action: Action) -> bool:
+        decisions = self._decisions
+        if self._decisions_valid_for != self.acls.changes:
+            decisions.clear()
+            self._decisions_valid_for = self.acls.changes
+        key = (principal, host, action)
+        decided = decisions.get(key)
+        if decided is None:
+            decided = self._decide(principal, host, action)
+            if len(decisions) >= DECISIONS_MAX:
+                decisions.clear()
+            decisions[key] = decided
+        return decided
+
+    def _decide(self, principal: Principal, host: str, action: Action) -> bool:
         who = str(principal)
         if who in self.super_users:
             return True
