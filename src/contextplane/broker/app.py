@@ -50,6 +50,7 @@ from contextplane.security.sasl_settings import SaslListenerConfig
 from contextplane.security.scram_credentials import ScramCredentials
 from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
+from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,16 @@ class Broker:
         # First: bad TLS settings (TlsConfigError) stop the start before anything opens.
         self._tls = tls_contexts(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.metadata = metadata or open_metadata_store(
-            settings.resolved_metadata_url, _metadata_reserve(settings)
-        )
+        # Then the data directory's lock (DataDirInUse), before anything in it is touched.
+        self._lock = DataDirLock(settings.data_dir)
+        self._lock.acquire()
+        try:
+            self.metadata = metadata or open_metadata_store(
+                settings.resolved_metadata_url, _metadata_reserve(settings)
+            )
+        except BaseException:
+            self._lock.release()
+            raise
         self.storage: StorageEngine | None = None
         self.groups: GroupCoordinator | None = None
         self.offsets_topic: OffsetsTopicWriter | None = None
@@ -216,6 +224,13 @@ class Broker:
         raise KeyError(f"no listener {listener}")
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            self._lock.release()  # a failed start leaves the directory to the next try
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         await self.metadata.open()
         cluster_id = await self.metadata.cluster_id()
@@ -323,6 +338,9 @@ class Broker:
             await self.audit_sink.stop()  # what is buffered is appended before storage closes
         if self.groups is not None:
             await self.groups.stop()
-        if self.storage is not None:
-            await self.storage.close()
-        await self.metadata.close()
+        try:
+            if self.storage is not None:
+                await self.storage.close()
+            await self.metadata.close()
+        finally:
+            self._lock.release()

@@ -1,7 +1,8 @@
 """`contextplane users add|remove|list`: SCRAM credentials in a data directory's metadata
 store, before the broker runs (to create the first super user; later changes go through
 AlterUserScramCredentials, e.g. Kafka's kafka-configs, which a running broker applies at
-once: a running broker reads this store only when it starts).
+once: a running broker reads this store only when it starts, so `add` and `remove`
+refuse while one holds the data directory's lock).
 
 The password is read from the terminal (asked twice) or, with --password-stdin, from
 the first line of standard input; never from the command line, where other users of
@@ -19,6 +20,7 @@ from pathlib import Path
 from contextplane.metadata.store import open_metadata_store
 from contextplane.security import scram
 from contextplane.settings import SettingsError, load_settings
+from contextplane.storage.data_dir_lock import in_use
 
 _MECHANISMS = tuple(scram.MECHANISMS)
 
@@ -107,6 +109,22 @@ def run(args: argparse.Namespace) -> int:
     if is_new and args.action != "add":
         # A mistyped --data-dir must not look like a store without users.
         print(f"contextplane: no data directory at {settings.data_dir}", file=sys.stderr)
+        return 2
+    store_path = settings.resolved_metadata_url.removeprefix("sqlite:///")
+    if args.action != "add" and not Path(store_path).exists():
+        print(
+            f"contextplane: {settings.data_dir} is not a data directory (no {store_path})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.action != "list" and in_use(settings.data_dir):
+        # The broker reads users at start only: a change here would look done and not be.
+        print(
+            f"contextplane: a broker is running on {settings.data_dir}; it reads users only "
+            "when it starts. Change users of a running broker through it: "
+            "AlterUserScramCredentials, e.g. kafka-configs --alter --entity-type users",
+            file=sys.stderr,
+        )
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_metadata_store(settings.resolved_metadata_url)
