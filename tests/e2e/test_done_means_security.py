@@ -307,6 +307,15 @@ def test_alice_reads_bob_is_refused_and_audited_and_audit_reads_names_alice(
     when = datetime.datetime.fromisoformat(fetched.replace("Z", "+00:00"))
     assert started - datetime.timedelta(seconds=1) <= when <= datetime.datetime.now(datetime.UTC)
 
+    # A wrong password is named as such, not left as a transport failure after a timeout.
+    admin = (secured.where / "admin.properties").read_text()
+    (secured.where / "wrong.properties").write_text(
+        admin.replace(PASSWORDS["ADMIN_PASSWORD"], "not-the-password")
+    )
+    done = secured.shell(command.replace("admin.properties", "wrong.properties"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "authentication failed" in done.stderr, done.stderr
+
 
 def openssl_as_the_readme_says(where: Path) -> None:
     """The README's certificate commands, run by the shell in the reader's directory."""

@@ -45,3 +45,43 @@ def test_since_takes_iso_times_and_milliseconds() -> None:
     assert parse_since("2023-11-14T23:13:20+01:00") == 1_700_000_000_000
     with pytest.raises(ConfigError):
         parse_since("yesterday")
+
+
+def test_the_jaas_entry_is_parsed_as_strictly_as_kafkas_tools() -> None:
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    base = {"sasl.mechanism": "SCRAM-SHA-512"}
+    with pytest.raises(ConfigError, match="does not end with ';'"):
+        client_config(base | {"sasl.jaas.config": f'{scram} required username="a" password="b"'})
+    with pytest.raises(ConfigError, match="invalid control flag 'requird'"):
+        client_config(base | {"sasl.jaas.config": f'{scram} requird username="a";'})
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    with pytest.raises(ConfigError, match="needs the login module"):
+        client_config(base | {"sasl.jaas.config": f'{plain} required username="a";'})
+
+
+def test_the_table_escapes_what_the_audited_client_chose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contextplane.cli import audit_reads
+    from contextplane.cli.main import main
+
+    forged = "app\n2026-01-01T00:00:00Z\tUser:admin\tx\t-\t10.0.0.1\t0\t0-5\x1b[2J"
+    receipt = {
+        "last_fetch_time": "2026-11-29T10:00:00Z",
+        "principal": "User:eve",
+        "client_id": forged,
+        "group": "g\tbad",
+        "client_address": "127.0.0.1:5",
+        "partition": 0,
+        "first_offset": 0,
+        "last_offset": 9,
+        "topic": "orders",
+    }
+    monkeypatch.setattr(audit_reads, "read_receipts", lambda *args: iter([receipt]))
+    monkeypatch.setattr(audit_reads, "matches", lambda *args: True)
+    assert main(["audit", "reads", "--topic", "orders", "--bootstrap-server", "x:1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2  # the header and eve's one row: nothing forged
+    cells = rows[1].split("\t")
+    assert cells[1] == "User:eve" and len(cells) == 7
+    assert "\x1b" not in rows[1]

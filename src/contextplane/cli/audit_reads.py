@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from contextplane.clock import SystemClock
+from contextplane.logsafe import escape
+from contextplane.security import jaas
 from contextplane.settings import parse_properties
 
 RECEIPTS_TOPIC = "__contextplane_read_receipts"
@@ -33,7 +35,6 @@ _SAME = frozenset(
         "sasl.oauthbearer.token.endpoint.url",
     }
 )
-_JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 class ConfigError(ValueError):
@@ -50,12 +51,23 @@ def client_config(properties: dict[str, str]) -> dict[str, str]:
                 value = "none"
             config[name] = value
         elif name == "sasl.jaas.config":
-            # Kafka's JAAS parser (a StreamTokenizer) takes \" and \\ inside quotes.
-            options = {k: re.sub(r"\\(.)", r"\1", v) for k, v in _JAAS_OPTION.findall(value)}
-            if "username" in options:
-                config["sasl.username"] = options["username"]
-            if "password" in options:
-                config["sasl.password"] = options["password"]
+            # As strict as Kafka's own tools: the broker's JAAS parser, and the login
+            # module the mechanism needs.
+            try:
+                entry = jaas.parse(value)
+            except jaas.JaasError as exc:
+                raise ConfigError(f"sasl.jaas.config: {exc}") from None
+            mechanism = properties.get("sasl.mechanism", "GSSAPI")
+            module = jaas.MODULES.get(mechanism)
+            if module is not None and entry.module != module:
+                raise ConfigError(
+                    f"sasl.jaas.config: sasl.mechanism={mechanism} needs the login module "
+                    f"{module}, not {entry.module}"
+                )
+            if "username" in entry.options:
+                config["sasl.username"] = entry.options["username"]
+            if "password" in entry.options:
+                config["sasl.password"] = entry.options["password"]
         elif name == "ssl.truststore.location":
             config["ssl.ca.location"] = value
         elif name == "ssl.keystore.location":
@@ -101,6 +113,14 @@ def read_receipts(
         TopicPartition,
     )
 
+    refused: list[Any] = []
+
+    def on_error(error: Any) -> None:
+        # librdkafka retries a failed login until the timeout and then reports only a
+        # transport failure: keep the authentication error to name it instead.
+        if error.code() == KafkaError._AUTHENTICATION:
+            refused.append(error)
+
     consumer = Consumer(
         config
         | {
@@ -108,10 +128,22 @@ def read_receipts(
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            "error_cb": on_error,
         }
     )
     try:
-        metadata = consumer.list_topics(RECEIPTS_TOPIC, timeout=timeout_s)
+        clock = SystemClock()
+        deadline_ms = clock.monotonic_ms() + timeout_s * 1000
+        while True:
+            try:
+                metadata = consumer.list_topics(RECEIPTS_TOPIC, timeout=1.0)
+                break
+            except KafkaException:
+                consumer.poll(0)  # serves error_cb
+                if refused:
+                    raise ConfigError(f"authentication failed: {refused[0].str()}") from None
+                if clock.monotonic_ms() >= deadline_ms:
+                    raise
         topic = metadata.topics.get(RECEIPTS_TOPIC)
         if topic is None or topic.error is not None:
             raise ConfigError(f"cannot read {RECEIPTS_TOPIC}: {topic.error if topic else 'absent'}")
@@ -204,8 +236,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print("TIME\tPRINCIPAL\tCLIENT_ID\tGROUP\tCLIENT_ADDRESS\tPARTITION\tOFFSETS")
     for r in found:
-        print(
-            f"{r['last_fetch_time']}\t{r['principal']}\t{r['client_id']}\t{r['group'] or '-'}"
-            f"\t{r['client_address']}\t{r['partition']}\t{r['first_offset']}-{r['last_offset']}"
+        # Client ids and group ids are the audited client's choice: escaped, a tab or a
+        # newline in one cannot forge a column or a row, nor a terminal escape act.
+        cells = (
+            r["last_fetch_time"],
+            r["principal"],
+            r["client_id"],
+            r["group"] or "-",
+            r["client_address"],
+            r["partition"],
+            f"{r['first_offset']}-{r['last_offset']}",
         )
+        print("\t".join(escape(cell) for cell in cells))
     return 0
