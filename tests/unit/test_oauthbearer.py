@@ -364,3 +364,30 @@ def test_jwks_over_http_is_bounded_in_size_and_time(
         server.answering.clear()  # the provider stalls
         with pytest.raises(JwksError, match="timed out"):
             asyncio.run(Jwks(server.url, 1000, now_clock()).load())
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": float("nan")},
+        {"exp": float("inf")},
+        {"exp": 1e300},
+        {"exp": 2**62},
+        {"iat": float("nan")},
+        {"nbf": float("nan")},
+        {"nbf": float("-inf")},
+    ],
+)
+def test_times_that_are_not_finite_or_not_plausible_are_refused(
+    tmp_path: Path, claims: dict[str, object]
+) -> None:
+    # A NaN `nbf` would pass its comparison; a huge `exp` overflowed the session lifetime.
+    token = ISSUER_KEYS.token("alice", **claims)
+    assert "is not a time in seconds" in refusal(tmp_path, token)
+
+
+def test_a_jwks_nested_too_deep_is_an_error_not_a_crash() -> None:
+    from contextplane.security.jwks import JwksError, parse_jwks
+
+    with pytest.raises(JwksError, match="not JSON"):
+        parse_jwks(b"[" * 200_000 + b"]" * 200_000)

@@ -65,8 +65,8 @@ def parse_jwks(data: bytes) -> list[VerificationKey]:
     """The public signature keys of a JWKS document."""
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JwksError(f"not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise JwksError(f"not JSON: {exc}"[:300]) from None
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise JwksError('not a JWKS: no "keys" array')

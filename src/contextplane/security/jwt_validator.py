@@ -14,6 +14,7 @@ its algorithm, if there is exactly one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +55,20 @@ def _fits(key: VerificationKey, alg: str) -> bool:
     return key.kty == kty and (crv is None or key.crv == crv) and key.alg in (None, alg)
 
 
+# 9999-12-31T23:59:59Z: later NumericDate values are refused.
+_LATEST_TIME_S = 253_402_300_799
+
+
 def _number(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name)
     if value is None:
         raise TokenInvalid(f"no {name!r} claim")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenInvalid(f"the {name!r} claim is not a number")
+    # NaN compares false with everything (an `nbf` of NaN would pass its check) and a huge
+    # value overflows the session lifetime: a time is finite and before the year 10000.
+    if not math.isfinite(value) or abs(value) > _LATEST_TIME_S:
+        raise TokenInvalid(f"the {name!r} claim is not a time in seconds: {value!r}"[:200])
     return float(value)
 
 
