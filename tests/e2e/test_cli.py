@@ -96,6 +96,22 @@ def test_a_sasl_listener_is_refused_not_served_in_plaintext(tmp_path: Path) -> N
     assert "GSSAPI is not available" in result.stderr
 
 
+def test_an_unreadable_jwks_is_one_line_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-jwks.json"
+    result = up(
+        tmp_path,
+        "--port", "0",
+        "--set", "listeners=SASL_PLAINTEXT://127.0.0.1:0",
+        "--set", "sasl.enabled.mechanisms=OAUTHBEARER",
+        "--set", f"sasl.oauthbearer.jwks.endpoint.url={missing.as_uri()}",
+        "--set", "sasl.oauthbearer.expected.issuer=https://idp.test",
+        "--set", "sasl.oauthbearer.expected.audience=contextplane",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"contextplane: JWKS {missing.as_uri()} could not be read" in result.stderr
+
+
 def test_out_of_range_and_conflicting_ports_are_refused(tmp_path: Path) -> None:
     result = up(tmp_path, "--port", "99999")
     assert result.returncode == 2

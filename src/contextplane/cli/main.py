@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contextplane.cli import audit_reads, users
 from contextplane.logsafe import EscapingFormatter
+from contextplane.security.jwks import JwksError
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_run(settings))
     except KeyboardInterrupt:
         pass
-    except TlsConfigError as exc:
+    except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
