@@ -336,3 +336,50 @@ def test_a_full_audit_buffer_fails_closed_when_set(
     assert "second" not in broker.broker.topics.topics()  # type: ignore[union-attr]
     broker.call(sink.flush())  # the sink catches up: requests are served again
     create_topics(broker.bootstrap, ["third"])
+
+
+def test_fail_closed_refuses_a_request_whose_own_records_overflow_the_buffer(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    """One Produce naming more denied topics than the buffer holds fills it with its own
+    denials; the audited write to `orders` in the same request must not land unrecorded."""
+    from conformance import wire
+    from tests.support.rawclient import RawClient
+
+    broker = start(
+        **STALLED_SINK,
+        **AUTHORIZER,
+        **{
+            "contextplane.audit.buffer.records": "20",
+            "contextplane.audit.overflow.policy": "fail-closed",
+            "contextplane.audit.allowed.topics": "orders",
+        },
+    )
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("orders", 1)])["orders"].result(10)
+    deny = AclBinding(
+        ResourceType.TOPIC,
+        "nope-",
+        ResourcePatternType.PREFIXED,
+        "User:ANONYMOUS",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.DENY,
+    )
+    for future in admin.create_acls([deny]).values():
+        future.result(10)
+    sink = broker.broker.audit_sink  # type: ignore[union-attr]
+    assert sink is not None and sink.dropped == 0
+    topics = [f"nope-{i}" for i in range(30)] + ["orders"]
+    batch = wire.encode_batch([b"unrecorded"])
+    with RawClient(broker.bootstrap) as client:
+        client.send(
+            0, 9, transactional_id=None, acks=-1, timeout=10000,
+            topic_data=[
+                {"name": t, "partition_data": [{"index": 0, "records": batch}]} for t in topics
+            ],
+        )  # fmt: skip
+        assert client.closed_by_broker(10)
+    assert sink.dropped > 0
+    partition = broker.broker.storage.partitions[("orders", 0)]  # type: ignore[union-attr]
+    assert partition.next_offset == 0, "the write landed with its audit record dropped"

@@ -118,12 +118,20 @@ class Pipeline:
                 "the audit buffer is full (contextplane.audit.overflow.policy=fail-closed)"
             )
         ctx = RequestContext(services, header, connection)
+        dropped_before = sink.dropped if sink is not None else 0
         if services.authorizer.enabled:
             refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
             if refused_gate is not None:
                 return route.refuse(ctx, request.body, refused_gate)
         if services.audit.audits_any_access:
             audit_allowed_access(ctx, request.body)
+        if sink is not None and sink.fail_closed and sink.dropped != dropped_before:
+            # This request's own records filled the buffer (one request can name
+            # thousands of topics): it must not take effect with records missing.
+            raise ProtocolError(
+                "the audit buffer filled while recording this request "
+                "(contextplane.audit.overflow.policy=fail-closed)"
+            )
         quotas = services.quotas
         ctx.throttle(quotas.throttle_ms(connection.principal, header.client_id, header.api_key))
         started = elapsed_ns()
