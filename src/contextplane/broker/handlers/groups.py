@@ -35,12 +35,8 @@ _KEY_RESOURCES = {
 }
 
 
-_NO_TRANSACTIONS = ErrorCode.transactional_id_authorization_failed
 _ERROR_MESSAGES = {
     ErrorCode.coordinator_not_available: "The coordinator is not available.",
-    ErrorCode.transactional_id_authorization_failed: (
-        "Transactions are not supported by this broker: it has no transaction coordinator."
-    ),
     ErrorCode.invalid_request: (
         "This most likely occurs because of a request being malformed by the client library "
         "or the message was sent to an incompatible broker. See the broker logs for more "
@@ -85,15 +81,9 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     resource = _KEY_RESOURCES.get(key_type)
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
-    if key_type == GROUP_KEY_TYPE:
+    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):  # one broker coordinates all
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
-    if key_type == TRANSACTION_KEY_TYPE:
-        # No transaction coordinator yet. COORDINATOR_NOT_AVAILABLE is retriable, so
-        # transactional clients would wait out their timeout; this is Kafka's answer for a
-        # transactional id the client may not use, which librdkafka and the Java client
-        # (TransactionManager) treat as fatal at once. InitProducerId gives the same.
-        return ErrorCode.transactional_id_authorization_failed, -1, "", -1
     # Share groups (key type 2) are not built: Kafka answers INVALID_REQUEST when its share
     # coordinator is absent.
     return ErrorCode.invalid_request, -1, "", -1
@@ -112,9 +102,8 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
                     "host": host,
                     "port": port,
                     "error_code": code,
-                    # Kafka leaves the field at its default; the refused transaction
-                    # says why (clients that print it, print it).
-                    "error_message": _ERROR_MESSAGES[code] if code == _NO_TRANSACTIONS else "",
+                    # Kafka leaves the field at its default.
+                    "error_message": "",
                 }
             )
         return ctx.reply(throttle_time=ctx.throttle_ms, coordinators=coordinators)
