@@ -236,3 +236,25 @@ def test_java_transactional_producer_commits(txn_broker: InProcessBroker) -> Non
     assert result.ok, result.error
     values = _read_values(_consumer(txn_broker, "read_committed"), topic, 6)
     assert values == [f"value-{i}".encode() for i in range(5)]
+
+
+def test_offsets_pending_in_a_transaction_are_unstable_until_it_commits(
+    txn_broker: InProcessBroker,
+) -> None:
+    topic = _topic(txn_broker)
+    group = f"unstable-{topic}"
+    producer = _producer(txn_broker, f"tid-{topic}")
+    producer.begin_transaction()
+    metadata = _consumer(txn_broker, "read_committed", group).consumer_group_metadata()
+    producer.send_offsets_to_transaction([TopicPartition(topic, 0, 5)], metadata, TIMEOUT_S)
+
+    def fetched(require_stable: bool) -> tuple[int, int]:
+        with RawClient(txn_broker.bootstrap) as client:
+            response = wire.offset_fetch(client, group, {topic: [0]}, require_stable=require_stable)
+        partition = response.topics[0].partitions[0]
+        return partition.error_code, partition.committed_offset
+
+    assert fetched(require_stable=True) == (KafkaError.UNSTABLE_OFFSET_COMMIT, -1)
+    assert fetched(require_stable=False) == (0, -1)  # nothing committed yet
+    producer.commit_transaction(TIMEOUT_S)
+    assert fetched(require_stable=True) == (0, 5)

@@ -66,6 +66,8 @@ class TransactionCoordinator:
         self._records: dict[str, TransactionRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._timer: asyncio.Task[None] | None = None
+        # group -> transactional id -> partitions with offsets pending in its transaction
+        self._pending: dict[str, dict[str, set[tuple[str, int]]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -73,6 +75,8 @@ class TransactionCoordinator:
         """Load every transactional.id; finish what a stop left in a Prepare state."""
         for record in await self._store.transactions():
             self._records[record.transactional_id] = record
+        for tid, group_id, topic, partition in await self._store.pending_txn_offsets():
+            self._pending.setdefault(group_id, {}).setdefault(tid, set()).add((topic, partition))
         for tid, record in list(self._records.items()):
             if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
                 async with self._lock(tid):
@@ -202,6 +206,16 @@ class TransactionCoordinator:
                     f"group {group_id!r} is not part of the ongoing transaction",
                 )
             await self._store.add_txn_offsets(tid, group_id, rows)
+            pending = self._pending.setdefault(group_id, {}).setdefault(tid, set())
+            pending.update((r.topic, r.partition) for r in rows)
+
+    def unstable_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with offsets pending in a transaction: OffsetFetch with
+        require_stable answers UNSTABLE_OFFSET_COMMIT for them, as Kafka does."""
+        found: set[tuple[str, int]] = set()
+        for partitions in self._pending.get(group_id, {}).values():
+            found |= partitions
+        return found
 
     def verify_produce(
         self, tid: str, producer_id: int, epoch: int, topic: str, partition: int
@@ -282,6 +296,11 @@ class TransactionCoordinator:
         now = self._now()
         moved = await self._store.complete_transaction(done, commit, now)
         self._records[tid] = done
+        for group_id in record.groups:
+            by_tid = self._pending.get(group_id, {})
+            by_tid.pop(tid, None)
+            if not by_tid:
+                self._pending.pop(group_id, None)
         for group_id, rows in moved.items():
             self._offsets_committed(group_id, rows, now)
 

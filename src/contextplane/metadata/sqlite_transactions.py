@@ -117,8 +117,12 @@ def complete(
     return moved
 
 
-def groups_with_pending_offsets(db: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in db.execute("SELECT DISTINCT group_id FROM pending_txn_offsets")}
+def pending_offsets(db: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+    """(transactional id, group, topic, partition) of every pending offset."""
+    rows = db.execute(
+        "SELECT transactional_id, group_id, topic, partition FROM pending_txn_offsets"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 class TransactionRows:
@@ -146,8 +150,8 @@ class TransactionRows:
         with engine._transaction():
             return complete(self._db, record, committed, now_ms)
 
-    def groups_with_pending_offsets(self) -> set[str]:
-        return groups_with_pending_offsets(self._db)
+    def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
+        return pending_offsets(self._db)
 
 
 class TransactionCalls:
@@ -175,7 +179,9 @@ class TransactionCalls:
         )
         return result
 
-    async def groups_with_pending_offsets(self) -> set[str]:
+    async def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
         store: Any = self
-        result: set[str] = await store._call(store.engine.groups_with_pending_offsets)
+        result: list[tuple[str, str, str, int]] = await store._call(
+            store.engine.pending_txn_offsets
+        )
         return result

@@ -117,7 +117,9 @@ class MetadataStore(Protocol):
         groups' committed offsets (`committed`) or drop them; returns those committed."""
         ...
 
-    async def groups_with_pending_offsets(self) -> set[str]: ...
+    async def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
+        """(transactional id, group, topic, partition) of every pending offset."""
+        ...
 
 
 def open_metadata_store(

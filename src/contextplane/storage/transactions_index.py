@@ -39,6 +39,7 @@ class PartitionTransactions:
         self.aborted: list[AbortedTxn] = []  # by last offset
         # Closed since the last committed snapshot, for a snapshot as of an older end.
         self._closed: list[tuple[int, _Open]] = []
+        self._closing = 0  # open entries with a marker not yet durable
 
     def last_stable_offset(self, high_watermark: int) -> int:
         if not self.open:
@@ -58,13 +59,17 @@ class PartitionTransactions:
             return False
         entry.marker_offset = offset
         entry.aborted = not commit
+        self._closing += 1
         return True
 
     def advance(self, high_watermark: int) -> None:
         """Close the transactions whose marker is now durable."""
+        if not self._closing:
+            return  # the common case: called on every durable batch
         done = [(pid, o) for pid, o in self.open.items() if 0 <= o.marker_offset < high_watermark]
         for pid, entry in done:
             del self.open[pid]
+            self._closing -= 1
             self._closed.append((pid, entry))
             if entry.aborted:
                 bisect.insort(
@@ -76,11 +81,13 @@ class PartitionTransactions:
     def rollback(self, offset: int) -> None:
         """Forget what was appended at or after `offset` (its WAL write failed)."""
         for pid in [p for p, o in self.open.items() if o.first_offset >= offset]:
-            del self.open[pid]
+            if self.open.pop(pid).marker_offset >= 0:
+                self._closing -= 1
         for entry in self.open.values():
             if entry.marker_offset >= offset:
                 entry.marker_offset = -1
                 entry.aborted = False
+                self._closing -= 1
 
     def aborted_in(self, start: int, end: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping [start, end): what a fetch of that range

@@ -275,8 +275,24 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
+def _mark_unstable(unstable: set[tuple[str, int]], found: list[Any]) -> None:
+    """Partitions with offsets pending in a transaction: UNSTABLE_OFFSET_COMMIT (the
+    client retries until the transaction completes)."""
+    if not unstable:
+        return
+    for topic in found:
+        for partition in topic["partitions"]:
+            if (topic["name"], partition["partition_index"]) in unstable:
+                partition.update(
+                    committed_offset=-1,
+                    committed_leader_epoch=-1,
+                    metadata="",
+                    error_code=ErrorCode.unstable_offset_commit,
+                )
+
+
 async def _fetch_group(
-    ctx: RequestContext, group_id: str, topics: Any
+    ctx: RequestContext, group_id: str, topics: Any, require_stable: bool
 ) -> tuple[ErrorCode, list[Any]]:
     if ctx.denied(ResourceType.GROUP, group_id):
         return ErrorCode.group_authorization_failed, []
@@ -290,6 +306,8 @@ async def _fetch_group(
             else:
                 wanted.append((t.name, list(t.partition_indexes)))
     code, found = await ctx.groups.fetch_offsets(group_id, wanted)
+    if require_stable:
+        _mark_unstable(ctx.transactions.unstable_offsets(group_id), found)
     if topics is None:  # all topics: the ones the principal may not describe are left out
         found = [t for t in found if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t["name"])]
     # Kafka lists the refused topics' partitions after the others.
@@ -313,10 +331,14 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
     if version >= 8:
         groups = []
         for group in request.groups:
-            code, topics = await _fetch_group(ctx, group.group_id, group.topics)
+            code, topics = await _fetch_group(
+                ctx, group.group_id, group.topics, request.require_stable
+            )
             groups.append({"group_id": group.group_id, "topics": topics, "error_code": code})
         return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
-    code, topics = await _fetch_group(ctx, request.group_id, request.topics)
+    code, topics = await _fetch_group(
+        ctx, request.group_id, request.topics, getattr(request, "require_stable", False)
+    )
     if version < 2 and code != ErrorCode.none:
         # No top-level error before v2: it goes on every partition.
         for topic in topics:
