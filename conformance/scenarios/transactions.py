@@ -29,16 +29,33 @@ def _init(client: Any, tid: str) -> Any:
 
 
 def _add_partitions(client: Any, tid: str, pid: int, epoch: int, topic: str) -> str:
-    response = client.request(
-        ADD_PARTITIONS_TO_TXN,
-        3,
-        v3_and_below_transactional_id=tid,
-        v3_and_below_producer_id=pid,
-        v3_and_below_producer_epoch=epoch,
-        v3_and_below_topics=[{"name": topic, "partitions": [0]}],
-    )
-    result = response.results_by_topic_v3_and_below[0].results_by_partition[0]
-    return err(result.partition_error_code)
+    """AddPartitionsToTxn, retried while the previous transaction completes
+    (CONCURRENT_TRANSACTIONS: Kafka writes its markers after answering EndTxn)."""
+    deadline = time.monotonic() + RETRY_S
+    while True:
+        response = client.request(
+            ADD_PARTITIONS_TO_TXN,
+            3,
+            v3_and_below_transactional_id=tid,
+            v3_and_below_producer_id=pid,
+            v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[{"name": topic, "partitions": [0]}],
+        )
+        code = response.results_by_topic_v3_and_below[0].results_by_partition[0]
+        if code.partition_error_code != CONCURRENT_TRANSACTIONS or time.monotonic() > deadline:
+            return err(code.partition_error_code)
+        time.sleep(0.1)
+
+
+def _settled(client: Any, topic: str) -> bool:
+    """Wait until no transaction holds the partition's LSO (markers are written)."""
+    deadline = time.monotonic() + RETRY_S
+    while time.monotonic() < deadline:
+        latest = wire.list_offsets(client, topic, -1).offset
+        if wire.list_offsets(client, topic, -1, isolation_level=1).offset == latest:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _end(client: Any, tid: str, pid: int, epoch: int, commit: bool) -> str:
@@ -60,7 +77,18 @@ def _produce(client: Any, tid: str, topic: str, pid: int, epoch: int, seq: int) 
     return {"error": err(part.error_code), "base_offset": part.base_offset}
 
 
-def _log(ctx: Ctx, fetched: Any) -> list[dict[str, Any]]:
+def _log(ctx: Ctx, client: Any, topic: str, end: int) -> list[dict[str, Any]]:
+    """Every batch below `end`, read with read_committed fetches (a fetch may return
+    fewer batches than there are)."""
+    batches: list[Any] = []
+    offset = 0
+    while offset < end:
+        fetched = wire.fetch_one(client, topic, offset, isolation_level=1)
+        found = wire.decode_batches(fetched.records)
+        if not found:
+            break
+        batches.extend(found)
+        offset = found[-1].base_offset + found[-1].last_offset_delta + 1
     return [
         {
             "base_offset": b.base_offset,
@@ -69,7 +97,7 @@ def _log(ctx: Ctx, fetched: Any) -> list[dict[str, Any]]:
             "epoch": b.producer_epoch,
             "count": b.last_offset_delta + 1,
         }
-        for b in wire.decode_batches(fetched.records)
+        for b in batches
     ]
 
 
@@ -107,6 +135,7 @@ def fencing(ctx: Ctx) -> None:
     ctx.record("new_add", _add_partitions(client, tid, pid, new_epoch, topic))
     ctx.record("new_produce", _produce(client, tid, topic, pid, new_epoch, 0))
     ctx.record("new_commit", _end(client, tid, pid, new_epoch, commit=True))
+    ctx.check(_settled(client, topic), "the commit's marker is written")
     fetched = wire.fetch_one(client, topic, 0, isolation_level=1)
     ctx.record(
         "read_committed",
@@ -117,7 +146,7 @@ def fencing(ctx: Ctx) -> None:
                 (ctx.ident("pid", a.producer_id), a.first_offset)
                 for a in fetched.aborted_transactions or ()
             ],
-            "log": _log(ctx, fetched),
+            "log": _log(ctx, client, topic, fetched.high_watermark),
         },
     )
 
@@ -145,7 +174,10 @@ def read_committed_offsets(ctx: Ctx) -> None:
                 "latest_committed": wire.list_offsets(client, topic, -1, isolation_level=1).offset,
                 "high_watermark": fetched.high_watermark,
                 "last_stable_offset": fetched.last_stable_offset,
-                "fetched": [b.base_offset for b in wire.decode_batches(fetched.records)],
+                # Every batch read_committed fetches return (one fetch may stop early).
+                "readable": [
+                    b["base_offset"] for b in _log(ctx, client, topic, fetched.last_stable_offset)
+                ],
                 "aborted": [a.first_offset for a in fetched.aborted_transactions or ()],
             },
         )
@@ -159,4 +191,5 @@ def read_committed_offsets(ctx: Ctx) -> None:
         wire.produce(client, topic, wire.encode_batch([b"after"]))
         offsets(f"open{round_}")
         ctx.record(f"end{round_}", _end(client, tid, pid, epoch, commit))
+        ctx.check(_settled(client, topic), "the marker is written")
         offsets(f"ended{round_}")
