@@ -193,3 +193,57 @@ def read_committed_offsets(ctx: Ctx) -> None:
         ctx.record(f"end{round_}", _end(client, tid, pid, epoch, commit))
         ctx.check(_settled(client, topic), "the marker is written")
         offsets(f"ended{round_}")
+
+
+@scenario(
+    quick=False,
+    settings={"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"},
+)
+def timeout_abort(ctx: Ctx) -> None:
+    """A transaction left open past its transaction.timeout.ms is aborted by the
+    coordinator with an epoch bump: its marker releases the LSO, and the producer's
+    stale requests and its KIP-360 recovery get Kafka's answers."""
+    client = ctx.raw()
+    topic, tid = "txn-timeout", "txn-timeout-id"
+    ctx.record("create", err(wire.create_topic(client, topic, 1).error_code))
+    ctx.check(wire.wait_for_topic(client, topic, 1), "topic ready")
+    wire.find_coordinator(client, tid, key_type=1)
+    init = wire.retry_coordinator(
+        lambda: client.request(
+            22,
+            4,
+            transactional_id=tid,
+            transaction_timeout=1000,
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+    )
+    pid, epoch = init.producer_id, init.producer_epoch
+    ctx.record("init", {"error": err(init.error_code), "epoch": epoch})
+    ctx.record("add", _add_partitions(client, tid, pid, epoch, topic))
+    ctx.record("produce", _produce(client, tid, topic, pid, epoch, 0))
+    ctx.check(_settled(client, topic), "the coordinator aborts the transaction")
+    fetched = wire.fetch_one(client, topic, 0, isolation_level=1)
+    ctx.record(
+        "aborted",
+        {
+            "high_watermark": fetched.high_watermark,
+            "last_stable_offset": fetched.last_stable_offset,
+            "aborted": [a.first_offset for a in fetched.aborted_transactions or ()],
+            "log": _log(ctx, client, topic, fetched.high_watermark),
+        },
+    )
+    ctx.record("stale_add", _add_partitions(client, tid, pid, epoch, topic))
+    ctx.record("stale_commit", _end(client, tid, pid, epoch, commit=True))
+    ctx.record("stale_abort", _end(client, tid, pid, epoch, commit=False))
+    recovered = client.request(
+        22, 4, transactional_id=tid, transaction_timeout=1000, producer_id=pid, producer_epoch=epoch
+    )
+    ctx.record(
+        "recover",
+        {
+            "error": err(recovered.error_code),
+            "pid": ctx.ident("pid", recovered.producer_id),
+            "epoch_bump": recovered.producer_epoch - epoch,
+        },
+    )

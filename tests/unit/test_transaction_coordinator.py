@@ -158,3 +158,26 @@ def test_transaction_timeout_above_the_maximum_is_refused(tmp_path: Path) -> Non
         await txns.stop()
 
     asyncio.run(run())
+
+
+def test_producer_recovers_after_a_timeout_with_its_last_epoch(tmp_path: Path) -> None:
+    """KIP-360: InitProducerId naming the epoch a timeout bumped gets the current epoch
+    without another bump (Kafka's lastProducerEpoch); an older one is fenced."""
+
+    async def run() -> None:
+        clock = ManualClock()
+        engine = await open_engine(tmp_path, WalMedium())
+        await engine.open()
+        txns = await coordinator(engine, clock)
+        pid, epoch = await txns.init_producer("tid", 1_000)
+        await txns.add_partitions("tid", pid, epoch, [("t", 0)])
+        clock.advance(1_000)
+        assert await txns.abort_timed_out() == 1
+        assert await txns.init_producer("tid", 1_000, pid, epoch) == (pid, epoch + 1)
+        assert await txns.init_producer("tid", 1_000, pid, epoch + 1) == (pid, epoch + 2)
+        with pytest.raises(KafkaError) as info:
+            await txns.init_producer("tid", 1_000, pid, epoch)
+        assert info.value.code == ErrorCode.producer_fenced
+        await txns.stop()
+
+    asyncio.run(run())

@@ -137,6 +137,14 @@ class TransactionCoordinator:
                 raise KafkaError(ErrorCode.concurrent_transactions)
             if state not in (S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT):
                 raise KafkaError(ErrorCode.concurrent_transactions)
+            if expected_id == record.producer_id and expected_epoch == record.epoch - 1:
+                # KIP-360: the epoch was bumped already (a timeout, or this same call
+                # answered before): the current epoch, without another bump, as Kafka.
+                record = transition(record, S.EMPTY, now, timeout_ms=timeout_ms, start_ms=-1)
+                record.partitions.clear()
+                record.groups.clear()
+                await self._save(record)
+                return record.producer_id, record.epoch
             producer_id, epoch, previous = next_epoch(record)
             if producer_id < 0:
                 producer_id = await self._producer_ids.allocate()
