@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from contextplane.clock import Clock
@@ -187,8 +187,8 @@ class TransactionCoordinator:
     def _ongoing(
         self,
         record: TransactionRecord,
-        partitions: list[tuple[str, int]] = (),  # type: ignore[assignment]
-        groups: list[str] = (),  # type: ignore[assignment]
+        partitions: Iterable[tuple[str, int]] = (),
+        groups: Iterable[str] = (),
     ) -> TransactionRecord:
         now = self._now()
         starting = state_of(record) is not S.ONGOING
