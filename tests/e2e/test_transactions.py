@@ -1,4 +1,5 @@
-"""Transactions end to end with confluent-kafka (librdkafka): commit and abort, what a
+"""Transactions end to end with real clients (confluent-kafka, the Java client,
+kafka-python, aiokafka): commit and abort, what a
 read_committed consumer sees, consume-transform-produce with send_offsets_to_transaction,
 zombie fencing, the last stable offset held by an open transaction, and the timeout that
 aborts a transaction left open."""
@@ -258,3 +259,51 @@ def test_offsets_pending_in_a_transaction_are_unstable_until_it_commits(
     assert fetched(require_stable=False) == (0, -1)  # nothing committed yet
     producer.commit_transaction(TIMEOUT_S)
     assert fetched(require_stable=True) == (0, 5)
+
+
+def test_kafka_python_transactional_producer(txn_broker: InProcessBroker) -> None:
+    from kafka import KafkaProducer
+
+    topic = _topic(txn_broker)
+    producer = KafkaProducer(
+        bootstrap_servers=txn_broker.bootstrap, transactional_id=f"tid-kp-{topic}"
+    )
+    producer.init_transactions()
+    for commit in (True, False, True):
+        producer.begin_transaction()
+        producer.send(topic, b"kept" if commit else b"dropped").get(timeout=TIMEOUT_S)
+        if commit:
+            producer.commit_transaction()
+        else:
+            producer.abort_transaction()
+    producer.close()
+    values = _read_values(_consumer(txn_broker, "read_committed"), topic, 6)
+    assert values == [b"kept", b"kept"]
+
+
+def test_aiokafka_transactional_producer(txn_broker: InProcessBroker) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    topic = _topic(txn_broker)
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=txn_broker.bootstrap, transactional_id=f"tid-aio-{topic}"
+        )
+        await producer.start()
+        try:
+            for commit in (True, False, True):
+                await producer.begin_transaction()
+                await producer.send_and_wait(topic, b"kept" if commit else b"dropped")
+                if commit:
+                    await producer.commit_transaction()
+                else:
+                    await producer.abort_transaction()
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    values = _read_values(_consumer(txn_broker, "read_committed"), topic, 6)
+    assert values == [b"kept", b"kept"]
