@@ -1,7 +1,8 @@
-"""Transactions end to end with real clients (confluent-kafka, the Java client, kafka-
-python, aiokafka): commit and abort, what a read_committed consumer sees, consume-
-transform-produce with send_offsets_to_transaction, zombie fencing, the last stable
-offset held by an open transaction, and the timeout that aborts a transaction left open."""
+"""Transactions end to end with real clients (confluent-kafka, the Java client,
+kafka-python, aiokafka): commit and abort, what a read_committed consumer sees,
+consume-transform-produce with send_offsets_to_transaction, zombie fencing, the last
+stable offset held by an open transaction, and the timeout that aborts a transaction
+left open."""
 
 from __future__ import annotations
 
