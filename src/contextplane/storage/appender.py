@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.records import BatchHeader, stamp
+from contextplane.protocol.records import TRANSACTIONAL_BIT, BatchHeader, stamp
 from contextplane.storage.admission import DiskFullGate
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
@@ -87,7 +87,8 @@ class Appender:
                 partition, CachedBatch(base, end, max_timestamp, data, position, len(data))
             )
             partition.producers.record(header, base)
-            track_transaction(partition, header, data, base)
+            if header.attributes & TRANSACTIONAL_BIT:  # skip the call on the plain path
+                track_transaction(partition, header, data, base)
             partition.next_offset = end
             durable.add_done_callback(_advance_when_durable(partition, end))
         if log_cache.pending_bytes >= self._upload_bytes:
