@@ -766,6 +766,7 @@ def offset_fetch(
     group: str,
     partitions: dict[str, list[int]] | None,
     version: int = 7,
+    require_stable: bool = False,
 ) -> Any:
     return client.request(
         OFFSET_FETCH,
@@ -774,7 +775,7 @@ def offset_fetch(
         topics=None
         if partitions is None
         else [{"name": t, "partition_indexes": p} for t, p in partitions.items()],
-        require_stable=False,
+        require_stable=require_stable,
     )
 
 

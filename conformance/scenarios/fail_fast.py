@@ -1,8 +1,9 @@
-"""Features contextplane does not have yet (transactions, the KIP-848 consumer protocol):
-a client asking for them gets an answer it does not retry, so it fails at once with an
-error it reports, never waits out its own timeout. Apache Kafka 4.4 has both features, so
-the answers themselves differ (conformance/differences.md); what must match is that both
-brokers settle on a final answer well within a client's timeout."""
+"""Features a client asks for settle on an answer it does not retry: it succeeds, or fails
+at once with an error it reports, and never waits out its own timeout. Transactions are
+served by both brokers now; contextplane does not have the KIP-848 consumer protocol,
+which Apache Kafka 4.4 has, so those answers differ (conformance/differences.md): what
+must match is that both brokers settle on a final answer well within a client's
+timeout."""
 
 from __future__ import annotations
 

@@ -152,3 +152,11 @@ QUOTA_SENSOR_IDLE_MS = 3_600_000
 # ... and at most this many are kept (the least recently used go first), so a client
 # inventing client ids cannot grow the broker's memory.
 QUOTA_SENSORS_MAX = 10_000
+
+# Transactions (Kafka's defaults): the largest transaction.timeout.ms a producer may ask
+# for, and how often timed-out transactions are aborted.
+TRANSACTION_MAX_TIMEOUT_MS = 15 * 60 * 1000
+TRANSACTION_ABORT_INTERVAL_MS = 10_000
+# Kafka's producer epoch is a signed 16-bit number; at this epoch a new producer id is
+# allocated instead of another bump (Short.MaxValue - 1).
+PRODUCER_EPOCH_MAX = 32766

@@ -147,6 +147,11 @@ class Settings:
     audit_allowed_topics: str = ""  # "orders,payments.*": allowed reads/writes audited
     audit_read_receipts_enable: bool = True
     audit_read_receipts_window_ms: int = limits.AUDIT_READ_RECEIPTS_WINDOW_MS
+    # The transaction coordinator (coordinators/transactions.py).
+    transaction_max_timeout_ms: int = limits.TRANSACTION_MAX_TIMEOUT_MS
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = (
+        limits.TRANSACTION_ABORT_INTERVAL_MS
+    )
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

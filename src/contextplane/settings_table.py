@@ -1,12 +1,11 @@
 """The table of every broker setting, and of the Kafka broker settings that have no effect here.
 
-`SETTINGS` names each setting (Kafka's name where Kafka has one), the `Settings` field it
-sets, its unit and its meaning; type and default are the field's. The README's settings
-table is rendered from it (`python -m contextplane.settings_doc --update-readme README.md`),
-and a test fails when the two disagree. `IGNORED` (kept in `kafka_settings_ignored.py`)
-lists Kafka broker settings accepted with no effect, so Kafka's server.properties files
-keep working; `UNSUPPORTED` lists those that are refused because ignoring them would
-change what a client may do.
+`SETTINGS` names each setting (Kafka's name where Kafka has one), the `Settings` field it sets,
+its unit and its meaning; type and default are the field's. The README's settings table is
+rendered from it (`python -m contextplane.settings_doc --update-readme README.md`), and a test
+fails when the two disagree. `IGNORED` (kept in `kafka_settings_ignored.py`) lists Kafka broker
+settings accepted with no effect, so Kafka's server.properties files keep working; `UNSUPPORTED`
+lists those that are refused because ignoring them would change what a client may do.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSetting
 from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
+from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
 
 __all__ = [
     "ENV_PREFIX",
@@ -563,7 +563,7 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
         high=INT_MAX,
     ),
-) + tuple(Setting(**row) for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS))
+) + tuple(Setting(**row) for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS, *TXN_SETTINGS))
 
 
 # Kafka settings that would change what a client may do if they were honoured: refused,

@@ -165,6 +165,46 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "producer_id": -1,
             "producer_epoch": -1,
         },
+        24: {  # AddPartitionsToTxn (an unknown transactional id: a mapping error)
+            "v3_and_below_transactional_id": "sweep-txn",
+            "v3_and_below_producer_id": 1,
+            "v3_and_below_producer_epoch": 0,
+            "v3_and_below_topics": [{"name": TOPIC, "partitions": [0]}],
+        },
+        25: {  # AddOffsetsToTxn
+            "transactional_id": "sweep-txn",
+            "producer_id": 1,
+            "producer_epoch": 0,
+            "group_id": GROUP,
+        },
+        26: {  # EndTxn
+            "transactional_id": "sweep-txn",
+            "producer_id": 1,
+            "producer_epoch": 0,
+            "committed": True,
+        },
+        28: {  # TxnOffsetCommit
+            "transactional_id": "sweep-txn",
+            "group_id": GROUP,
+            "producer_id": 1,
+            "producer_epoch": 0,
+            "generation_id": -1,
+            "member_id": "",
+            "group_instance_id": None,
+            "topics": [
+                {
+                    "name": TOPIC,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "committed_offset": 0,
+                            "committed_leader_epoch": -1,
+                            "committed_metadata": None,
+                        }
+                    ],
+                }
+            ],
+        },
         32: {  # DescribeConfigs
             "resources": [{"resource_type": 2, "resource_name": TOPIC, "configuration_keys": None}],
             "include_synonyms": True,

@@ -128,8 +128,10 @@ def record_batch(
     base_sequence: int = -1,
     timestamp_ms: int = 1_700_000_000_000,
     keys: list[bytes | None] | None = None,
+    attributes: int = 0,
 ) -> bytes:
-    """An uncompressed magic-v2 RecordBatch with a correct CRC32C."""
+    """An uncompressed magic-v2 RecordBatch with a correct CRC32C (`attributes`: e.g.
+    the transactional bit)."""
     records = bytearray()
     for index, value in enumerate(values):
         key = keys[index] if keys else None
@@ -143,7 +145,7 @@ def record_batch(
     count = len(values)
     after_crc = struct.pack(
         ">hiqqqhii",
-        0,
+        attributes,
         count - 1,
         timestamp_ms,
         timestamp_ms + count - 1,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from contextplane.broker import authorization as authz
+from contextplane.broker import authorization_txn as authz_txn
 from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
 from contextplane.broker.configs import retention_configs
@@ -24,6 +25,7 @@ from contextplane.broker.handlers import (
     quotas,
     sasl,
     scram,
+    transactions,
 )
 from contextplane.broker.internal_topics import AUDIT_TOPIC
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
@@ -32,10 +34,12 @@ from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topics import TopicManager
+from contextplane.broker.txn_markers import marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
+from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.codec import request_schema
@@ -79,6 +83,31 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (20, 1, 6, admin.delete_topics, authz.delete_topics, authz.refuse_top_level),
     (21, 0, 2, offsets.delete_records, authz.delete_records, authz.refuse_top_level),
     (22, 0, 5, producer_ids.init_producer_id, authz.init_producer_id, authz.refuse_producer_id),
+    (
+        24,
+        0,
+        3,
+        transactions.add_partitions_to_txn,
+        authz_txn.add_partitions_to_txn,
+        authz_txn.refuse_add_partitions,
+    ),
+    (
+        25,
+        0,
+        4,
+        transactions.add_offsets_to_txn,
+        authz_txn.add_offsets_to_txn,
+        authz.refuse_top_level,
+    ),
+    (26, 0, 4, transactions.end_txn, authz_txn.end_txn, authz.refuse_top_level),
+    (
+        28,
+        0,
+        4,
+        transactions.txn_offset_commit,
+        authz_txn.txn_offset_commit,
+        authz.refuse_offset_commit,
+    ),
     (29, 1, 3, acls.describe_acls, authz.describe_acls, authz.refuse_top_level),
     (30, 1, 3, acls.create_acls, authz.alter_acls, authz.refuse_create_acls),
     (31, 1, 3, acls.delete_acls, authz.alter_acls, authz.refuse_delete_acls),
@@ -200,6 +229,7 @@ class Broker:
             raise
         self.storage: StorageEngine | None = None
         self.groups: GroupCoordinator | None = None
+        self.transactions: TransactionCoordinator | None = None
         self.offsets_topic: OffsetsTopicWriter | None = None
         self.topics: TopicManager | None = None
         self.pipeline: Pipeline | None = None
@@ -258,6 +288,19 @@ class Broker:
         await groups.start()
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
+        producer_ids = ProducerIds(self.metadata)
+        self.transactions = txns = TransactionCoordinator(
+            self.metadata,
+            producer_ids,
+            self.clock,
+            TransactionConfig(
+                settings.transaction_max_timeout_ms,
+                settings.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            ),
+            marker_writer(storage, self.clock),
+            lambda group_id, rows, ms: groups.journal.offsets_committed(group_id, rows, ms),
+        )
+        await txns.start()
         routes = build_routes()
         acl_admin: AclAdmin | None = None
         authorizer: Authorizer = AllowEverything()
@@ -293,7 +336,8 @@ class Broker:
             log=storage,
             topics=topics,
             groups=groups,
-            producer_ids=ProducerIds(self.metadata),
+            producer_ids=producer_ids,
+            transactions=txns,
             cluster=ClusterView(
                 cluster_id=cluster_id,
                 node_id=settings.node_id,
@@ -336,6 +380,8 @@ class Broker:
             await self.receipts.stop()  # its open windows go to the sink
         if self.audit_sink is not None:
             await self.audit_sink.stop()  # what is buffered is appended before storage closes
+        if self.transactions is not None:
+            await self.transactions.stop()
         if self.groups is not None:
             await self.groups.stop()
         try:

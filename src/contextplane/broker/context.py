@@ -1,15 +1,15 @@
 """What a request handler is given: typed services, the request header, the connection.
 
 Handlers reach the broker only through these: `ctx.log` (partitions, append, read),
-`ctx.topics`, `ctx.groups`, `ctx.producer_ids`, `ctx.cluster` (ids and endpoints),
-`ctx.clock`, `ctx.settings`, and the security components (`ctx.authorizer`, `ctx.audit`,
-`ctx.services.acls`, `ctx.services.quota_admin`). The authorize stage's verdicts on
-what the route declared it needs are `ctx.denied(type, name)` (answer that resource with
-Kafka's error) and `ctx.allowed`; a quota throttle is added with `ctx.throttle(ms)`.
-The connection says who is asking (`ctx.principal`) and on which listener. A handler
-returns a `Reply`: its response now, or an awaitable of it (the waiting part of a
-produce, a long-poll fetch or a group join runs while the connection handles its next
-request), or no response at all (acks=0).
+`ctx.topics`, `ctx.groups`, `ctx.producer_ids`, `ctx.transactions`, `ctx.cluster` (ids
+and endpoints), `ctx.clock`, `ctx.settings`, and the security components
+(`ctx.authorizer`, `ctx.audit`, `ctx.services.acls`, `ctx.services.quota_admin`). The
+authorize stage's verdicts on what the route declared it needs are `ctx.denied(type,
+name)` (answer that resource with Kafka's error) and `ctx.allowed`; a quota throttle is
+added with `ctx.throttle(ms)`. The connection says who is asking (`ctx.principal`) and
+on which listener. A handler returns a `Reply`: its response now, or an awaitable of it
+(the waiting part of a produce, a long-poll fetch or a group join runs while the
+connection handles its next request), or no response at all (acks=0).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from contextplane.broker.topics import TopicManager
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
+    from contextplane.coordinators.transactions import TransactionCoordinator
     from contextplane.security.acl_admin import AclAdmin
     from contextplane.security.audit import AuditLog
     from contextplane.security.authorizer import Authorizer
@@ -75,6 +76,7 @@ class Services:
     topics: TopicManager
     groups: GroupCoordinator
     producer_ids: ProducerIds
+    transactions: TransactionCoordinator
     cluster: ClusterView
     metadata_cache: MetadataCache
     authorizer: Authorizer
@@ -158,6 +160,10 @@ class RequestContext:
     @property
     def producer_ids(self) -> ProducerIds:
         return self.services.producer_ids
+
+    @property
+    def transactions(self) -> TransactionCoordinator:
+        return self.services.transactions
 
     @property
     def cluster(self) -> ClusterView:

@@ -146,3 +146,23 @@ class ScramCredentialRecord:
     stored_key: bytes
     server_key: bytes
     iterations: int
+
+
+@dataclass(slots=True)
+class TransactionRecord:
+    """One transactional.id's coordinator state (coordinators/transactions.py): its
+    producer id and epoch, its state (Kafka's TransactionState names), and the
+    partitions and groups of its current transaction."""
+
+    transactional_id: str
+    producer_id: int
+    epoch: int
+    timeout_ms: int
+    state: str
+    update_ms: int
+    previous_producer_id: int = -1
+    client_transaction_version: int = 0
+    start_ms: int = -1
+    # (topic, partition) -> whether its COMMIT/ABORT marker is durable.
+    partitions: dict[tuple[str, int], bool] = field(default_factory=dict)
+    groups: set[str] = field(default_factory=set)

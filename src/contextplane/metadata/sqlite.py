@@ -44,6 +44,7 @@ from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
 from contextplane.metadata.sqlite_transaction import Transaction
+from contextplane.metadata.sqlite_transactions import TransactionCalls, TransactionRows
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def _uses_reserve(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqliteEngine(QuotaRows):
+class SqliteEngine(QuotaRows, TransactionRows):
     def __init__(self, path: str, reserve: SpaceReserve | None = None) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -449,7 +450,7 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-class SqliteMetadataStore(QuotaCalls):
+class SqliteMetadataStore(QuotaCalls, TransactionCalls):
     """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
 
     def __init__(

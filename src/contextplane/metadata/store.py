@@ -25,6 +25,7 @@ from contextplane.metadata.records import (
     RangeRecord,
     ScramCredentialRecord,
     TopicRecord,
+    TransactionRecord,
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
@@ -94,6 +95,30 @@ class MetadataStore(Protocol):
         self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
     ) -> None:
         """Delete (user, mechanism) credentials and store others, in one transaction."""
+        ...
+
+    async def transactions(self) -> list[TransactionRecord]:
+        """Every transactional.id's coordinator state (loaded at start)."""
+        ...
+
+    async def save_transaction(self, record: TransactionRecord) -> None:
+        """One coordinator transition: the row, its partitions and groups, replaced in
+        one transaction."""
+        ...
+
+    async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+        """TxnOffsetCommit: offsets pending until the transaction completes."""
+        ...
+
+    async def complete_transaction(
+        self, record: TransactionRecord, committed: bool, now_ms: int
+    ) -> dict[str, list[OffsetRow]]:
+        """Save `record` and, in the same transaction, make its pending offsets the
+        groups' committed offsets (`committed`) or drop them; returns those committed."""
+        ...
+
+    async def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
+        """(transactional id, group, topic, partition) of every pending offset."""
         ...
 
 

@@ -1,5 +1,5 @@
-"""Appends: the idempotent producer check, offsets, the WAL queue, the log cache, and the
-acknowledgement.
+"""Appends: the idempotent producer check, open transactions, offsets, the WAL queue,
+the log cache, and the acknowledgement.
 
 `append` validates nothing (the produce handler did) and runs synchronously on the event
 loop, so offsets are assigned in the order batches arrive: each batch is stamped with its
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.records import BatchHeader, stamp
+from contextplane.protocol.records import TRANSACTIONAL_BIT, BatchHeader, stamp
 from contextplane.storage.admission import DiskFullGate
 from contextplane.storage.log_cache import LogCache
-from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
 from contextplane.storage.wal import WalWriteError, WriteAheadLog
 
 
@@ -69,10 +69,6 @@ class Appender:
                     -1,
                     _durable_at(partition, duplicate.last_offset + 1),
                 )
-            if header.is_transactional or header.is_control:
-                raise KafkaError(
-                    ErrorCode.invalid_txn_state, "transactional produce is not supported yet"
-                )
         refusal = self._disk_gate.refusal()
         if refusal is not None:
             raise KafkaError(ErrorCode.kafka_storage_error, refusal)
@@ -91,6 +87,8 @@ class Appender:
                 partition, CachedBatch(base, end, max_timestamp, data, position, len(data))
             )
             partition.producers.record(header, base)
+            if header.attributes & TRANSACTIONAL_BIT:  # skip the call on the plain path
+                track_transaction(partition, header, data, base)
             partition.next_offset = end
             durable.add_done_callback(_advance_when_durable(partition, end))
         if log_cache.pending_bytes >= self._upload_bytes:

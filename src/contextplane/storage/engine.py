@@ -43,8 +43,7 @@ from contextplane.storage.log_start import LogStart
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import ObjectStore, open_object_store
-from contextplane.storage.partition import CachedBatch, PartitionLog
-from contextplane.storage.producer_state import ProducerStateTable
+from contextplane.storage.partition import CachedBatch, PartitionLog, from_snapshot_state
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader
 from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
@@ -163,8 +162,8 @@ class StorageEngine:
                 high_watermark=object_end,
                 object_end_offset=object_end,
                 ranges=ObjectRanges(stream_ranges),
-                producers=ProducerStateTable.from_snapshot(record.producer_state),
             )
+            partition.producers, partition.transactions = from_snapshot_state(record.producer_state)
             self.partitions[(record.topic, record.partition)] = partition
             self._by_stream[record.stream_id] = partition
 

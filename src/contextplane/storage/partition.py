@@ -17,9 +17,13 @@ import asyncio
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from contextplane.protocol.control_records import COMMIT, marker_type
+from contextplane.protocol.records import BatchHeader
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.producer_state import ProducerStateTable
+from contextplane.storage.transactions_index import PartitionTransactions
 
 
 @dataclass(slots=True)
@@ -46,6 +50,7 @@ class PartitionLog:
     ranges: ObjectRanges = field(default_factory=ObjectRanges)
     cache: list[CachedBatch] = field(default_factory=list)
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
+    transactions: PartitionTransactions = field(default_factory=PartitionTransactions)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     deleted: bool = False  # no longer served here: its topic was deleted, or it was released
     released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
@@ -55,17 +60,15 @@ class PartitionLog:
     @property
     def last_stable_offset(self) -> int:
         """The end of what a read_committed consumer may see (Kafka's LSO): the first
-        offset of the oldest open transaction, or the high watermark when none is open.
-        Transactions are not accepted yet, so it is the high watermark; transactional
-        produce will hold it at its first offset until the COMMIT or ABORT marker is
-        durable, and the aborted-transaction index (what a read_committed fetch returns
-        in `aborted_transactions`) will sit beside it."""
-        return self.high_watermark
+        offset of the oldest open transaction, or the high watermark when none is open
+        (transactions_index.py: a transaction stays open until its marker is durable)."""
+        return self.transactions.last_stable_offset(self.high_watermark)
 
     def advance_high_watermark(self, end_offset: int) -> None:
         if end_offset > self.high_watermark:
             self.high_watermark = end_offset
             self.producers.commit(end_offset)
+            self.transactions.advance(end_offset)
             self.notify()
 
     def truncate_from_wal_position(self, position: int) -> list[CachedBatch]:
@@ -79,6 +82,7 @@ class PartitionLog:
         del self.cache[index:]
         self.next_offset = removed[0].base_offset
         self.producers.rollback(removed[0].base_offset)
+        self.transactions.rollback(removed[0].base_offset)
         self.truncations += 1
         self.notify()
         return removed
@@ -149,3 +153,44 @@ class PartitionLog:
             drop += 1
         del self.cache[:drop]
         return drop
+
+
+# The producer-state snapshot's key for the partition's transactions (producer ids are
+# the other keys, all digits).
+TRANSACTIONS_KEY = "transactions"
+
+
+def snapshot_state(partition: PartitionLog, end_offset: int) -> dict[str, Any]:
+    """What an object commit ending at `end_offset` stores for the partition: producer
+    state and transactions as of that offset (WAL replay redoes what follows)."""
+    partition.transactions.trim(partition.log_start_offset)
+    state = partition.producers.snapshot(end_offset)
+    state[TRANSACTIONS_KEY] = partition.transactions.snapshot(
+        end_offset, partition.object_end_offset
+    )
+    return state
+
+
+def from_snapshot_state(
+    data: dict[str, Any],
+) -> tuple[ProducerStateTable, PartitionTransactions]:
+    producers = {k: v for k, v in data.items() if k != TRANSACTIONS_KEY}
+    return (
+        ProducerStateTable.from_snapshot(producers),
+        PartitionTransactions.from_snapshot(data.get(TRANSACTIONS_KEY)),
+    )
+
+
+def track_transaction(
+    partition: PartitionLog, header: BatchHeader, batch: bytes | memoryview, base_offset: int
+) -> None:
+    """A batch appended (or replayed) at `base_offset`: open or close its producer's
+    transaction."""
+    if not header.is_transactional:
+        return
+    if header.is_control:
+        kind = marker_type(batch)
+        if kind is not None:
+            partition.transactions.on_marker(header.producer_id, base_offset, kind == COMMIT)
+    else:
+        partition.transactions.on_batch(header.producer_id, base_offset)

@@ -4,7 +4,9 @@ Kafka keeps, per producer id, the epoch and the metadata of the last five batche
 retried batch that matches one of them is a duplicate and gets its original offsets back,
 a batch that does not continue the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER, a new epoch
 must start at sequence 0, and a batch from an older epoch is fenced with
-INVALID_PRODUCER_EPOCH. A producer id with no state is accepted at any sequence.
+INVALID_PRODUCER_EPOCH. A producer id with no state is accepted at any sequence. A
+transaction marker (control batch) is fenced the same way but carries no sequence; one
+of a newer epoch (a coordinator's bump) starts the producer's sequences again.
 
 A batch is recorded when its offsets are assigned, before it is durable. If its WAL write
 fails, `rollback` restores each producer's state as it was before the first failed batch
@@ -72,6 +74,8 @@ class ProducerStateTable:
                 ErrorCode.invalid_producer_epoch,
                 f"producer epoch {header.producer_epoch} is older than {entry.epoch}",
             )
+        if header.is_control:
+            return None  # a transaction marker carries no sequence
         if header.producer_epoch > entry.epoch:
             if header.base_sequence != 0:
                 raise KafkaError(
@@ -99,6 +103,8 @@ class ProducerStateTable:
         entry = self.producers.get(header.producer_id)
         if entry is not None and entry.batches and base_offset <= entry.batches[-1].base_offset:
             return  # WAL replay of a batch the snapshot already holds
+        if header.is_control and entry is not None and header.producer_epoch <= entry.epoch:
+            return  # a marker of the current epoch leaves sequences as they are
         self._undo.append(
             _Undo(
                 base_offset,
@@ -109,6 +115,8 @@ class ProducerStateTable:
         if entry is None or header.producer_epoch > entry.epoch:
             entry = ProducerEntry(header.producer_epoch)
             self.producers[header.producer_id] = entry
+        if header.is_control:
+            return  # a marker of a newer epoch: its sequences start again at 0
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from contextplane.protocol.records import parse_header
 from contextplane.storage.log_cache import LogCache
-from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
 from contextplane.storage.wal import WalEntry
 
 
@@ -58,6 +58,7 @@ def replay(
             ),
         )
         partition.producers.record(header, entry.base_offset)
+        track_transaction(partition, header, entry.batch, entry.base_offset)
         partition.next_offset = max(partition.next_offset, end)
         partition.advance_high_watermark(end)
         replayed += 1

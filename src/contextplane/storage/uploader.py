@@ -28,7 +28,7 @@ from contextplane.storage.object_format import (
     object_key,
 )
 from contextplane.storage.objectstore import ObjectStore
-from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.partition import CachedBatch, PartitionLog, snapshot_state
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Uploader:
             # Producer state as of each range's end: a later batch may not be durable yet
             # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
             producer_states={
-                p.stream_id: p.producers.snapshot(e.end_offset)
+                p.stream_id: snapshot_state(p, e.end_offset)
                 for (p, _), e in zip(chunks, index, strict=True)
             },
         )

@@ -1,4 +1,5 @@
-"""Fetch: read up to the high watermark; long-poll on max_wait / min_bytes.
+"""Fetch: read up to the high watermark (read_committed: the last stable offset, with
+the aborted transactions in range); long-poll on max_wait / min_bytes.
 
 No incremental fetch sessions (KIP-227): the response's session id is always 0, which
 tells clients to send full fetch requests, as a broker with sessions disabled does.
@@ -191,7 +192,14 @@ async def _read_all(
         entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
         if request.isolation_level == 1:
-            entry["aborted_transactions"] = []
+            # The aborted transactions the returned range may hold: the client drops their
+            # records (from each first offset to the producer's ABORT marker).
+            entry["aborted_transactions"] = [
+                {"producer_id": a.producer_id, "first_offset": a.first_offset}
+                for a in partition.transactions.aborted_in(
+                    wanted.fetch_offset, partition.last_stable_offset
+                )
+            ]
     return total
 
 

@@ -35,12 +35,8 @@ _KEY_RESOURCES = {
 }
 
 
-_NO_TRANSACTIONS = ErrorCode.transactional_id_authorization_failed
 _ERROR_MESSAGES = {
     ErrorCode.coordinator_not_available: "The coordinator is not available.",
-    ErrorCode.transactional_id_authorization_failed: (
-        "Transactions are not supported by this broker: it has no transaction coordinator."
-    ),
     ErrorCode.invalid_request: (
         "This most likely occurs because of a request being malformed by the client library "
         "or the message was sent to an incompatible broker. See the broker logs for more "
@@ -85,15 +81,9 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     resource = _KEY_RESOURCES.get(key_type)
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
-    if key_type == GROUP_KEY_TYPE:
+    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):  # one broker coordinates all
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
-    if key_type == TRANSACTION_KEY_TYPE:
-        # No transaction coordinator yet. COORDINATOR_NOT_AVAILABLE is retriable, so
-        # transactional clients would wait out their timeout; this is Kafka's answer for a
-        # transactional id the client may not use, which librdkafka and the Java client
-        # (TransactionManager) treat as fatal at once. InitProducerId gives the same.
-        return ErrorCode.transactional_id_authorization_failed, -1, "", -1
     # Share groups (key type 2) are not built: Kafka answers INVALID_REQUEST when its share
     # coordinator is absent.
     return ErrorCode.invalid_request, -1, "", -1
@@ -112,9 +102,8 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
                     "host": host,
                     "port": port,
                     "error_code": code,
-                    # Kafka leaves the field at its default; the refused transaction
-                    # says why (clients that print it, print it).
-                    "error_message": _ERROR_MESSAGES[code] if code == _NO_TRANSACTIONS else "",
+                    # Kafka leaves the field at its default.
+                    "error_message": "",
                 }
             )
         return ctx.reply(throttle_time=ctx.throttle_ms, coordinators=coordinators)
@@ -286,8 +275,24 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
+def _mark_unstable(unstable: set[tuple[str, int]], found: list[Any]) -> None:
+    """Partitions with offsets pending in a transaction: UNSTABLE_OFFSET_COMMIT (the
+    client retries until the transaction completes)."""
+    if not unstable:
+        return
+    for topic in found:
+        for partition in topic["partitions"]:
+            if (topic["name"], partition["partition_index"]) in unstable:
+                partition.update(
+                    committed_offset=-1,
+                    committed_leader_epoch=-1,
+                    metadata="",
+                    error_code=ErrorCode.unstable_offset_commit,
+                )
+
+
 async def _fetch_group(
-    ctx: RequestContext, group_id: str, topics: Any
+    ctx: RequestContext, group_id: str, topics: Any, require_stable: bool
 ) -> tuple[ErrorCode, list[Any]]:
     if ctx.denied(ResourceType.GROUP, group_id):
         return ErrorCode.group_authorization_failed, []
@@ -301,6 +306,8 @@ async def _fetch_group(
             else:
                 wanted.append((t.name, list(t.partition_indexes)))
     code, found = await ctx.groups.fetch_offsets(group_id, wanted)
+    if require_stable:
+        _mark_unstable(ctx.transactions.unstable_offsets(group_id), found)
     if topics is None:  # all topics: the ones the principal may not describe are left out
         found = [t for t in found if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t["name"])]
     # Kafka lists the refused topics' partitions after the others.
@@ -324,10 +331,14 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
     if version >= 8:
         groups = []
         for group in request.groups:
-            code, topics = await _fetch_group(ctx, group.group_id, group.topics)
+            code, topics = await _fetch_group(
+                ctx, group.group_id, group.topics, request.require_stable
+            )
             groups.append({"group_id": group.group_id, "topics": topics, "error_code": code})
         return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
-    code, topics = await _fetch_group(ctx, request.group_id, request.topics)
+    code, topics = await _fetch_group(
+        ctx, request.group_id, request.topics, getattr(request, "require_stable", False)
+    )
     if version < 2 and code != ErrorCode.none:
         # No top-level error before v2: it goes on every partition.
         for topic in topics:

@@ -102,7 +102,11 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                     failed = True
                     continue
                 partition = ctx.log.partition(name, data.index)
-                batches.append(_checked_batch(ctx, name, entry, partition, data.records))
+                batches.append(
+                    _checked_batch(
+                        ctx, name, entry, partition, data.records, request.transactional_id
+                    )
+                )
             except KafkaError as exc:
                 _reject(ctx, name, entry, exc)
                 failed = True
@@ -171,8 +175,6 @@ def distinct_partitions(topic_data: Any) -> list[tuple[str, list[Any]]]:
 def _request_error(request: Any) -> KafkaError | None:
     if request.acks not in (-1, 0, 1):
         return KafkaError(ErrorCode.invalid_required_acks)
-    if request.transactional_id is not None:
-        return KafkaError(ErrorCode.invalid_txn_state, "transactions are not supported yet")
     return None
 
 
@@ -210,6 +212,7 @@ def _checked_batch(
     entry: dict[str, Any],
     partition: PartitionLog,
     records: bytes | None,
+    transactional_id: str | None,
 ) -> _Batch:
     """The partition's one batch with its header and CRC checked (records not yet)."""
     configs = ctx.topics.topics()[topic].configs
@@ -221,6 +224,7 @@ def _checked_batch(
             "Produce requests are only allowed to contain exactly one record batch per partition",
         )
     header, batch = batches[0]
+    _check_transactional(ctx, transactional_id, topic, entry["index"], header)
     append_time = _topic_config(ctx, configs, "message.timestamp.type") == "LogAppendTime"
     ratio = ctx.settings.message_max_decompression_ratio
     policy = RecordPolicy(
@@ -232,6 +236,25 @@ def _checked_batch(
         decompressed_bytes_max=batch_bytes_max * ratio,
     )
     return _Batch(topic, entry, partition, header, batch, policy, append_time)
+
+
+def _check_transactional(
+    ctx: RequestContext, tid: str | None, topic: str, index: int, header: BatchHeader
+) -> None:
+    """Clients never write markers; a transactional batch must belong to its producer's
+    ongoing transaction, which must include this partition (transaction verification)."""
+    if header.is_control:
+        raise KafkaError(
+            ErrorCode.invalid_record, "Clients are not allowed to write control records"
+        )
+    if header.is_transactional:
+        if tid is None:
+            raise KafkaError(
+                ErrorCode.invalid_txn_state, "a transactional batch needs a transactional id"
+            )
+        ctx.transactions.verify_produce(
+            tid, header.producer_id, header.producer_epoch, topic, index
+        )
 
 
 async def _validate_records(batches: list[_Batch], now_ms: int) -> None:

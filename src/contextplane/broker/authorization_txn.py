@@ -1,0 +1,65 @@
+"""What the transactional producer's APIs need authorized (Kafka's KafkaApis, 4.4):
+WRITE on the transactional id for each (the whole request, answered with
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn WRITE on each topic;
+AddOffsetsToTxn READ on the group; TxnOffsetCommit READ on the group and each topic.
+The handlers answer the per-resource needs (broker/handlers/transactions.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from contextplane.broker.authorization import GROUP, TOPIC, TXN, Gate, Need, Needs, Op
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.authorizer import Action
+
+if TYPE_CHECKING:
+    from contextplane.broker.context import Reply, RequestContext
+
+
+def _txn_gate(tid: str) -> Gate:
+    return Gate((Action(Op.WRITE, TXN, tid),), ErrorCode.transactional_id_authorization_failed)
+
+
+def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Needs:
+    topics = dict.fromkeys(t.name for t in request.v3_and_below_topics)
+    return Needs(
+        gate=_txn_gate(request.v3_and_below_transactional_id),
+        resources=[Need(Action(Op.WRITE, TOPIC, name)) for name in topics],
+    )
+
+
+def add_offsets_to_txn(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(
+        gate=_txn_gate(request.transactional_id),
+        resources=[Need(Action(Op.READ, GROUP, request.group_id))],
+    )
+
+
+def end_txn(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(gate=_txn_gate(request.transactional_id))
+
+
+def txn_offset_commit(ctx: RequestContext, request: Any) -> Needs:
+    topics = dict.fromkeys(t.name for t in request.topics)
+    return Needs(
+        gate=_txn_gate(request.transactional_id),
+        resources=[
+            Need(Action(Op.READ, GROUP, request.group_id)),
+            *(Need(Action(Op.READ, TOPIC, name)) for name in topics),
+        ],
+    )
+
+
+def refuse_add_partitions(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        results_by_topic_v3_and_below=[
+            {
+                "name": t.name,
+                "results_by_partition": [
+                    {"partition_index": p, "partition_error_code": error} for p in t.partitions
+                ],
+            }
+            for t in request.v3_and_below_topics
+        ],
+    )

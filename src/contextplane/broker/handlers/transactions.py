@@ -1,0 +1,182 @@
+"""The transactional producer's APIs: InitProducerId with a transactional.id,
+AddPartitionsToTxn (v0-3, the client's versions), AddOffsetsToTxn, EndTxn and
+TxnOffsetCommit. Thin: each asks the transaction coordinator (`ctx.transactions`).
+
+KIP-588: from InitProducerId v4, AddPartitionsToTxn v2, AddOffsetsToTxn v2, EndTxn v2
+and TxnOffsetCommit v3 a fenced producer gets PRODUCER_FENCED; older versions get
+INVALID_PRODUCER_EPOCH, as Kafka maps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.broker.context import Reply, RequestContext
+from contextplane.errors import KafkaError
+from contextplane.metadata.records import OffsetRow
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import ResourceType
+
+_FENCED_FROM = {22: 4, 24: 2, 25: 2, 26: 2, 28: 3}  # api key -> first version with it
+
+
+def _code(ctx: RequestContext, exc: KafkaError) -> ErrorCode:
+    if exc.code == ErrorCode.producer_fenced and ctx.api_version < _FENCED_FROM.get(
+        ctx.header.api_key, 0
+    ):
+        return ErrorCode.invalid_producer_epoch
+    return exc.code
+
+
+def _ms(value: Any) -> int:
+    seconds = getattr(value, "total_seconds", None)
+    return int(seconds() * 1000) if seconds is not None else int(value)
+
+
+async def init_transactional_producer(ctx: RequestContext, request: Any) -> Reply:
+    try:
+        producer_id, epoch = await ctx.transactions.init_producer(
+            request.transactional_id,
+            _ms(request.transaction_timeout),
+            getattr(request, "producer_id", -1),
+            getattr(request, "producer_epoch", -1),
+        )
+    except KafkaError as exc:
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=_code(ctx, exc),
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=ErrorCode.none,
+        producer_id=producer_id,
+        producer_epoch=epoch,
+    )
+
+
+async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Reply:
+    tid = request.v3_and_below_transactional_id
+    wanted: list[tuple[str, int]] = []
+    codes: dict[tuple[str, int], ErrorCode] = {}
+    known = ctx.topics.topics()
+    for topic in request.v3_and_below_topics:
+        for index in topic.partitions:
+            key = (topic.name, index)
+            wanted.append(key)
+            record = known.get(topic.name)
+            if ctx.denied(ResourceType.TOPIC, topic.name):
+                codes[key] = ErrorCode.topic_authorization_failed
+            elif record is None or not 0 <= index < record.partitions:
+                codes[key] = ErrorCode.unknown_topic_or_partition
+    if codes:
+        # Kafka: the partitions at fault get their error, the others OPERATION_NOT_ATTEMPTED.
+        for key in wanted:
+            codes.setdefault(key, ErrorCode.operation_not_attempted)
+    else:
+        try:
+            await ctx.transactions.add_partitions(
+                tid,
+                request.v3_and_below_producer_id,
+                request.v3_and_below_producer_epoch,
+                wanted,
+            )
+            code = ErrorCode.none
+        except KafkaError as exc:
+            code = _code(ctx, exc)
+        codes = dict.fromkeys(wanted, code)
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (name, index), code in codes.items():
+        by_topic.setdefault(name, []).append(
+            {"partition_index": index, "partition_error_code": code}
+        )
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        results_by_topic_v3_and_below=[
+            {"name": name, "results_by_partition": results} for name, results in by_topic.items()
+        ],
+    )
+
+
+async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> Reply:
+    code = ErrorCode.none
+    if ctx.denied(ResourceType.GROUP, request.group_id):
+        code = ErrorCode.group_authorization_failed
+    else:
+        try:
+            await ctx.transactions.add_offsets(
+                request.transactional_id,
+                request.producer_id,
+                request.producer_epoch,
+                request.group_id,
+            )
+        except KafkaError as exc:
+            code = _code(ctx, exc)
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code)
+
+
+async def end_txn(ctx: RequestContext, request: Any) -> Reply:
+    code = ErrorCode.none
+    try:
+        await ctx.transactions.end_transaction(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            bool(request.committed),
+        )
+    except KafkaError as exc:
+        code = _code(ctx, exc)
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code)
+
+
+async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
+    known = ctx.topics.topics()
+    rows: list[OffsetRow] = []
+    results: dict[str, list[dict[str, Any]]] = {}
+    slots: list[dict[str, Any]] = []
+    group_code = (
+        ErrorCode.group_authorization_failed
+        if ctx.denied(ResourceType.GROUP, request.group_id)
+        else ErrorCode.none
+    )
+    for topic in request.topics:
+        out = results.setdefault(topic.name, [])
+        record = known.get(topic.name)
+        for partition in topic.partitions:
+            slot = {"partition_index": partition.partition_index, "error_code": group_code}
+            out.append(slot)
+            if group_code != ErrorCode.none:
+                continue
+            if ctx.denied(ResourceType.TOPIC, topic.name):
+                slot["error_code"] = ErrorCode.topic_authorization_failed
+                continue
+            if record is None or not 0 <= partition.partition_index < record.partitions:
+                slot["error_code"] = ErrorCode.unknown_topic_or_partition
+                continue
+            rows.append(
+                OffsetRow(
+                    topic.name,
+                    partition.partition_index,
+                    partition.committed_offset,
+                    getattr(partition, "committed_leader_epoch", -1),
+                    partition.committed_metadata,
+                )
+            )
+            slots.append(slot)
+    if rows:
+        try:
+            await ctx.transactions.txn_offset_commit(
+                request.transactional_id,
+                request.group_id,
+                request.producer_id,
+                request.producer_epoch,
+                rows,
+            )
+        except KafkaError as exc:
+            for slot in slots:
+                slot["error_code"] = _code(ctx, exc)
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        topics=[{"name": name, "partitions": parts} for name, parts in results.items()],
+    )

@@ -1,0 +1,358 @@
+"""The transaction coordinator: one state machine per transactional.id (txn_state.py),
+every transition stored in the metadata store before it is acted on, markers written to
+each partition of a transaction through the storage engine.
+
+One broker coordinates every transactional.id. A transactional.id's requests are
+serialised by its own lock, so a transition and the markers it needs are never
+interleaved with another request for the same id. EndTxn answers once its Prepare state
+is durable and its markers are written; a marker that cannot be written (a full disk)
+leaves the Prepare state stored, and the timer retries it, as a restart does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from contextplane.clock import Clock
+from contextplane.coordinators.producer_ids import ProducerIds
+from contextplane.coordinators.txn_state import (
+    TxnState,
+    check_can_add,
+    check_producer,
+    end_decision,
+    next_epoch,
+    state_of,
+    transition,
+)
+from contextplane.errors import KafkaError
+from contextplane.metadata.records import OffsetRow, TransactionRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
+
+log = logging.getLogger(__name__)
+
+S = TxnState
+# (topic, partition, producer id, producer epoch, commit): resolves once durable.
+MarkerWriter = Callable[[str, int, int, int, bool], Awaitable[None]]
+OffsetsCommitted = Callable[[str, list[OffsetRow], int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionConfig:
+    max_timeout_ms: int
+    abort_interval_ms: int
+
+
+class TransactionCoordinator:
+    def __init__(
+        self,
+        store: MetadataStore,
+        producer_ids: ProducerIds,
+        clock: Clock,
+        config: TransactionConfig,
+        write_marker: MarkerWriter,
+        offsets_committed: OffsetsCommitted | None = None,
+    ) -> None:
+        self._store = store
+        self._producer_ids = producer_ids
+        self._clock = clock
+        self._config = config
+        self._write_marker = write_marker
+        self._offsets_committed = offsets_committed or (lambda group, rows, ms: None)
+        self._records: dict[str, TransactionRecord] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._timer: asyncio.Task[None] | None = None
+        # group -> transactional id -> partitions with offsets pending in its transaction
+        self._pending: dict[str, dict[str, set[tuple[str, int]]]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every transactional.id; finish what a stop left in a Prepare state."""
+        for record in await self._store.transactions():
+            self._records[record.transactional_id] = record
+        for tid, group_id, topic, partition in await self._store.pending_txn_offsets():
+            self._pending.setdefault(group_id, {}).setdefault(tid, set()).add((topic, partition))
+        for tid, record in list(self._records.items()):
+            if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
+                async with self._lock(tid):
+                    await self._finish(tid)
+        self._timer = asyncio.create_task(self._run_timer(), name="transaction-timeouts")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+
+    def _lock(self, tid: str) -> asyncio.Lock:
+        lock = self._locks.get(tid)
+        if lock is None:
+            lock = self._locks[tid] = asyncio.Lock()
+        return lock
+
+    def record(self, tid: str) -> TransactionRecord | None:
+        return self._records.get(tid)
+
+    async def _save(self, record: TransactionRecord) -> None:
+        await self._store.save_transaction(record)
+        self._records[record.transactional_id] = record
+
+    def _now(self) -> int:
+        return self._clock.wall_ms()
+
+    # -- InitProducerId ----------------------------------------------------------------
+
+    async def init_producer(
+        self, tid: str, timeout_ms: int, expected_id: int = -1, expected_epoch: int = -1
+    ) -> tuple[int, int]:
+        """(producer id, epoch) for a transactional producer; fences every older one."""
+        if not tid:
+            raise KafkaError(ErrorCode.invalid_request, "empty transactional id")
+        if timeout_ms <= 0 or timeout_ms > self._config.max_timeout_ms:
+            raise KafkaError(
+                ErrorCode.invalid_transaction_timeout,
+                f"transaction.timeout.ms={timeout_ms} is not within (0,"
+                f" transaction.max.timeout.ms={self._config.max_timeout_ms}]",
+            )
+        async with self._lock(tid):
+            now = self._now()
+            record = self._records.get(tid)
+            if record is None:
+                producer_id = await self._producer_ids.allocate()
+                record = TransactionRecord(tid, producer_id, 0, timeout_ms, S.EMPTY.value, now)
+                await self._save(record)
+                return producer_id, 0
+            if expected_id >= 0 and not _matches_expected(record, expected_id, expected_epoch):
+                raise KafkaError(ErrorCode.producer_fenced, "a newer producer fenced this one")
+            state = state_of(record)
+            if state is S.ONGOING:
+                # Fence the producer of the open transaction: abort it with a bumped
+                # epoch; the caller retries (CONCURRENT_TRANSACTIONS, as Kafka answers).
+                await self._abort_with_bump(tid, record)
+                raise KafkaError(ErrorCode.concurrent_transactions)
+            if state not in (S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT):
+                raise KafkaError(ErrorCode.concurrent_transactions)
+            if expected_id == record.producer_id and expected_epoch == record.epoch - 1:
+                # KIP-360: the epoch was bumped already (a timeout, or this same call
+                # answered before): the current epoch, without another bump, as Kafka.
+                record = transition(record, S.EMPTY, now, timeout_ms=timeout_ms, start_ms=-1)
+                record.partitions.clear()
+                record.groups.clear()
+                await self._save(record)
+                return record.producer_id, record.epoch
+            producer_id, epoch, previous = next_epoch(record)
+            if producer_id < 0:
+                producer_id = await self._producer_ids.allocate()
+            record = transition(
+                record,
+                S.EMPTY,
+                now,
+                producer_id=producer_id,
+                epoch=epoch,
+                previous_producer_id=previous,
+                timeout_ms=timeout_ms,
+                start_ms=-1,
+            )
+            record.partitions.clear()
+            record.groups.clear()
+            await self._save(record)
+            return producer_id, epoch
+
+    # -- a transaction's partitions and groups -----------------------------------------
+
+    async def add_partitions(
+        self, tid: str, producer_id: int, epoch: int, partitions: list[tuple[str, int]]
+    ) -> None:
+        async with self._lock(tid):
+            record = check_producer(self._records.get(tid), producer_id, epoch)
+            check_can_add(record)
+            new = [p for p in partitions if p not in record.partitions]
+            if state_of(record) is S.ONGOING and not new:
+                return
+            await self._save(self._ongoing(record, partitions=new))
+
+    async def add_offsets(self, tid: str, producer_id: int, epoch: int, group_id: str) -> None:
+        async with self._lock(tid):
+            record = check_producer(self._records.get(tid), producer_id, epoch)
+            check_can_add(record)
+            if state_of(record) is S.ONGOING and group_id in record.groups:
+                return
+            await self._save(self._ongoing(record, groups=[group_id]))
+
+    def _ongoing(
+        self,
+        record: TransactionRecord,
+        partitions: Iterable[tuple[str, int]] = (),
+        groups: Iterable[str] = (),
+    ) -> TransactionRecord:
+        now = self._now()
+        starting = state_of(record) is not S.ONGOING
+        updated = transition(record, S.ONGOING, now)
+        if starting:
+            updated.partitions.clear()
+            updated.groups.clear()
+            updated.start_ms = now
+        for partition in partitions:
+            updated.partitions[partition] = False
+        updated.groups.update(groups)
+        return updated
+
+    async def txn_offset_commit(
+        self, tid: str, group_id: str, producer_id: int, epoch: int, rows: list[OffsetRow]
+    ) -> None:
+        """Offsets pending until the transaction commits (dropped if it aborts)."""
+        async with self._lock(tid):
+            record = check_producer(self._records.get(tid), producer_id, epoch)
+            if state_of(record) is not S.ONGOING or group_id not in record.groups:
+                raise KafkaError(
+                    ErrorCode.invalid_txn_state,
+                    f"group {group_id!r} is not part of the ongoing transaction",
+                )
+            await self._store.add_txn_offsets(tid, group_id, rows)
+            pending = self._pending.setdefault(group_id, {}).setdefault(tid, set())
+            pending.update((r.topic, r.partition) for r in rows)
+
+    def unstable_offsets(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with offsets pending in a transaction: OffsetFetch with
+        require_stable answers UNSTABLE_OFFSET_COMMIT for them, as Kafka does."""
+        found: set[tuple[str, int]] = set()
+        for partitions in self._pending.get(group_id, {}).values():
+            found |= partitions
+        return found
+
+    def verify_produce(
+        self, tid: str, producer_id: int, epoch: int, topic: str, partition: int
+    ) -> None:
+        """A transactional batch is accepted only for a partition of its producer's
+        ongoing transaction (Kafka's transaction verification)."""
+        record = self._records.get(tid)
+        if record is None or record.producer_id != producer_id:
+            raise KafkaError(ErrorCode.invalid_producer_id_mapping)
+        if epoch < record.epoch:
+            raise KafkaError(ErrorCode.invalid_producer_epoch)
+        if epoch != record.epoch or state_of(record) is not S.ONGOING:
+            raise KafkaError(ErrorCode.invalid_txn_state, "no ongoing transaction")
+        if (topic, partition) not in record.partitions:
+            raise KafkaError(
+                ErrorCode.invalid_txn_state,
+                f"{topic}-{partition} was not added to the transaction",
+            )
+
+    # -- EndTxn ------------------------------------------------------------------------
+
+    async def end_transaction(self, tid: str, producer_id: int, epoch: int, commit: bool) -> None:
+        async with self._lock(tid):
+            record = check_producer(self._records.get(tid), producer_id, epoch)
+            if end_decision(record, commit) == "done":
+                return
+            prepare = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
+            await self._save(transition(record, prepare, self._now()))
+            await self._finish(tid)
+
+    async def _abort_with_bump(self, tid: str, record: TransactionRecord) -> None:
+        """Fence an ongoing transaction's producer (InitProducerId, a timeout): bump the
+        epoch, then abort with it."""
+        producer_id, epoch, previous = next_epoch(record)
+        if producer_id < 0:
+            # Kafka aborts with the exhausted epoch and gives a new id at the next
+            # InitProducerId; the markers must carry the old id.
+            producer_id, epoch = record.producer_id, record.epoch
+        fenced = transition(
+            record,
+            S.PREPARE_EPOCH_FENCE,
+            self._now(),
+            producer_id=producer_id,
+            epoch=epoch,
+            previous_producer_id=previous,
+        )
+        await self._save(fenced)
+        await self._save(transition(fenced, S.PREPARE_ABORT, self._now()))
+        await self._finish(tid)
+
+    async def _finish(self, tid: str) -> None:
+        """Write the markers of a Prepare state, then complete (under the id's lock).
+        Failures leave the Prepare state for the timer (or the next start) to finish."""
+        record = self._records[tid]
+        if state_of(record) is S.PREPARE_EPOCH_FENCE:
+            record = transition(record, S.PREPARE_ABORT, self._now())
+            await self._save(record)
+        commit = state_of(record) is S.PREPARE_COMMIT
+        try:
+            await asyncio.gather(
+                *(
+                    self._write_marker(topic, index, record.producer_id, record.epoch, commit)
+                    for (topic, index), written in record.partitions.items()
+                    if not written
+                )
+            )
+        except (KafkaError, OSError) as exc:
+            log.warning(
+                "transactional id %r: %s markers not written yet (%s); retrying",
+                tid,
+                "COMMIT" if commit else "ABORT",
+                exc,
+            )
+            return
+        done = transition(record, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT, self._now())
+        done.partitions.clear()
+        done.groups.clear()
+        now = self._now()
+        moved = await self._store.complete_transaction(done, commit, now)
+        self._records[tid] = done
+        for group_id in record.groups:
+            by_tid = self._pending.get(group_id, {})
+            by_tid.pop(tid, None)
+            if not by_tid:
+                self._pending.pop(group_id, None)
+        for group_id, rows in moved.items():
+            self._offsets_committed(group_id, rows, now)
+
+    # -- timeouts ----------------------------------------------------------------------
+
+    async def abort_timed_out(self) -> int:
+        """Abort (with an epoch bump) every transaction open longer than its timeout,
+        and finish Prepare states whose markers failed; returns how many were aborted."""
+        aborted = 0
+        for tid, record in list(self._records.items()):
+            state = state_of(record)
+            if state in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
+                async with self._lock(tid):
+                    if self._records[tid] is record:
+                        await self._finish(tid)
+                continue
+            if state is not S.ONGOING or record.start_ms + record.timeout_ms > self._now():
+                continue
+            async with self._lock(tid):
+                current = self._records[tid]
+                if current is not record:
+                    continue  # it moved on meanwhile
+                log.info(
+                    "transactional id %r: aborting a transaction open longer than %d ms",
+                    tid,
+                    record.timeout_ms,
+                )
+                await self._abort_with_bump(tid, record)
+                aborted += 1
+        return aborted
+
+    async def _run_timer(self) -> None:
+        interval_s = self._config.abort_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.abort_timed_out()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.exception("aborting timed-out transactions failed")
+
+
+def _matches_expected(record: TransactionRecord, producer_id: int, epoch: int) -> bool:
+    """KIP-360: a producer recovering from an abortable error names the id and epoch it
+    had; they must be the current ones, or the ones a coordinator bump replaced."""
+    if record.producer_id == producer_id and epoch in (record.epoch, record.epoch - 1):
+        return True
+    return record.previous_producer_id == producer_id

@@ -1,0 +1,187 @@
+"""The SQLite statements of the transaction coordinator's tables (migration 0006), and
+the engine and store methods over them (mixed into `SqliteEngine` and
+`SqliteMetadataStore`).
+
+Each coordinator transition is one call, so one SQLite transaction: the row, its
+partitions and groups are replaced together; completing a commit moves the
+transaction's pending offsets into `group_offsets` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from contextplane.metadata.records import OffsetRow, TransactionRecord
+
+_COLUMNS = (
+    "transactional_id, producer_id, previous_producer_id, epoch, timeout_ms, state,"
+    " client_transaction_version, start_ms, update_ms"
+)
+
+
+def load(db: sqlite3.Connection) -> list[TransactionRecord]:
+    records: dict[str, TransactionRecord] = {}
+    for row in db.execute(f"SELECT {_COLUMNS} FROM transactions ORDER BY transactional_id"):
+        records[row[0]] = TransactionRecord(
+            transactional_id=row[0],
+            producer_id=row[1],
+            previous_producer_id=row[2],
+            epoch=row[3],
+            timeout_ms=row[4],
+            state=row[5],
+            client_transaction_version=row[6],
+            start_ms=row[7],
+            update_ms=row[8],
+        )
+    for tid, topic, partition, written in db.execute(
+        "SELECT transactional_id, topic, partition, marker_written FROM transaction_partitions"
+    ):
+        records[tid].partitions[(topic, partition)] = bool(written)
+    for tid, group_id in db.execute("SELECT transactional_id, group_id FROM transaction_groups"):
+        records[tid].groups.add(group_id)
+    return list(records.values())
+
+
+def save(db: sqlite3.Connection, record: TransactionRecord) -> None:
+    tid = record.transactional_id
+    db.execute(
+        f"INSERT INTO transactions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (transactional_id) DO UPDATE SET producer_id=excluded.producer_id,"
+        " previous_producer_id=excluded.previous_producer_id, epoch=excluded.epoch,"
+        " timeout_ms=excluded.timeout_ms, state=excluded.state,"
+        " client_transaction_version=excluded.client_transaction_version,"
+        " start_ms=excluded.start_ms, update_ms=excluded.update_ms",
+        (
+            tid,
+            record.producer_id,
+            record.previous_producer_id,
+            record.epoch,
+            record.timeout_ms,
+            record.state,
+            record.client_transaction_version,
+            record.start_ms,
+            record.update_ms,
+        ),
+    )
+    db.execute("DELETE FROM transaction_partitions WHERE transactional_id=?", (tid,))
+    db.executemany(
+        "INSERT INTO transaction_partitions VALUES (?, ?, ?, ?)",
+        [(tid, t, p, int(w)) for (t, p), w in record.partitions.items()],
+    )
+    db.execute("DELETE FROM transaction_groups WHERE transactional_id=?", (tid,))
+    db.executemany(
+        "INSERT INTO transaction_groups VALUES (?, ?)", [(tid, g) for g in record.groups]
+    )
+
+
+def add_offsets(db: sqlite3.Connection, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    db.executemany(
+        "INSERT INTO pending_txn_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+        " (transactional_id, group_id, topic, partition) DO UPDATE SET"
+        " committed_offset=excluded.committed_offset, leader_epoch=excluded.leader_epoch,"
+        " metadata=excluded.metadata",
+        [(tid, group_id, r.topic, r.partition, r.offset, r.leader_epoch, r.metadata) for r in rows],
+    )
+
+
+def complete(
+    db: sqlite3.Connection, record: TransactionRecord, committed: bool, now_ms: int
+) -> dict[str, list[OffsetRow]]:
+    """Save `record` (its Complete state) and settle its pending offsets: into the
+    groups' committed offsets on a commit, dropped on an abort. Returns those moved."""
+    tid = record.transactional_id
+    moved: dict[str, list[OffsetRow]] = {}
+    if committed:
+        for group_id, topic, partition, offset, epoch, metadata in db.execute(
+            "SELECT group_id, topic, partition, committed_offset, leader_epoch, metadata"
+            " FROM pending_txn_offsets WHERE transactional_id=?",
+            (tid,),
+        ).fetchall():
+            moved.setdefault(group_id, []).append(
+                OffsetRow(topic, partition, offset, epoch, metadata)
+            )
+        for group_id, rows in moved.items():
+            db.executemany(
+                "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (group_id, topic, partition) DO UPDATE SET committed_offset=excluded."
+                "committed_offset, leader_epoch=excluded.leader_epoch,"
+                " metadata=excluded.metadata, commit_ms=excluded.commit_ms",
+                [
+                    (group_id, r.topic, r.partition, r.offset, r.leader_epoch, r.metadata, now_ms)
+                    for r in rows
+                ],
+            )
+    db.execute("DELETE FROM pending_txn_offsets WHERE transactional_id=?", (tid,))
+    save(db, record)
+    return moved
+
+
+def pending_offsets(db: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+    """(transactional id, group, topic, partition) of every pending offset."""
+    rows = db.execute(
+        "SELECT transactional_id, group_id, topic, partition FROM pending_txn_offsets"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+class TransactionRows:
+    """`SqliteEngine`'s transaction methods (over its connection and transactions)."""
+
+    _db: sqlite3.Connection
+
+    def transactions(self) -> list[TransactionRecord]:
+        return load(self._db)
+
+    def save_transaction(self, record: TransactionRecord) -> None:
+        engine: Any = self  # a SqliteEngine: its BEGIN IMMEDIATE ... COMMIT
+        with engine._transaction():
+            save(self._db, record)
+
+    def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+        engine: Any = self
+        with engine._transaction():
+            add_offsets(self._db, tid, group_id, rows)
+
+    def complete_transaction(
+        self, record: TransactionRecord, committed: bool, now_ms: int
+    ) -> dict[str, list[OffsetRow]]:
+        engine: Any = self
+        with engine._transaction():
+            return complete(self._db, record, committed, now_ms)
+
+    def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
+        return pending_offsets(self._db)
+
+
+class TransactionCalls:
+    """`SqliteMetadataStore`'s transaction methods, run on its worker thread."""
+
+    async def transactions(self) -> list[TransactionRecord]:
+        store: Any = self  # a SqliteMetadataStore
+        result: list[TransactionRecord] = await store._call(store.engine.transactions)
+        return result
+
+    async def save_transaction(self, record: TransactionRecord) -> None:
+        store: Any = self
+        await store._call(store.engine.save_transaction, record)
+
+    async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+        store: Any = self
+        await store._call(store.engine.add_txn_offsets, tid, group_id, rows)
+
+    async def complete_transaction(
+        self, record: TransactionRecord, committed: bool, now_ms: int
+    ) -> dict[str, list[OffsetRow]]:
+        store: Any = self
+        result: dict[str, list[OffsetRow]] = await store._call(
+            store.engine.complete_transaction, record, committed, now_ms
+        )
+        return result
+
+    async def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
+        store: Any = self
+        result: list[tuple[str, str, str, int]] = await store._call(
+            store.engine.pending_txn_offsets
+        )
+        return result

@@ -1,0 +1,30 @@
+"""The transaction coordinator's rows of the settings table (`settings_table.SETTINGS`
+ends with them, after the audit's): kept apart so the table stays one readable module.
+Each is `Setting`'s fields; the names and defaults are Kafka's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+INT_MAX = 2**31 - 1
+
+TRANSACTION_SETTINGS: tuple[dict[str, Any], ...] = (
+    dict(
+        name="transaction.max.timeout.ms",
+        attr="transaction_max_timeout_ms",
+        unit="ms",
+        meaning="the largest `transaction.timeout.ms` a producer may ask for in InitProducerId "
+        "(larger: INVALID_TRANSACTION_TIMEOUT)",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        attr="transaction_abort_timed_out_transaction_cleanup_interval_ms",
+        unit="ms",
+        meaning="how often the coordinator aborts transactions open longer than their "
+        "`transaction.timeout.ms`",
+        low=1,
+        high=INT_MAX,
+    ),
+)

@@ -1,0 +1,123 @@
+"""One partition's transactions: the open ones (producer id → first offset), the last
+stable offset they hold back, and the aborted-transaction index a read_committed fetch
+returns.
+
+A transaction opens with its producer's first transactional batch and closes with its
+marker (a COMMIT or ABORT control batch). It counts as open until the marker is
+durable (the high watermark passed it), so the LSO never moves past a marker a crash
+could still take back; a failed WAL write rolls closes and opens back. Aborted
+transactions enter the index as (producer id, first offset, marker offset) when their
+marker is durable.
+
+The state rides in the producer-state snapshot an object commit stores (as of the end
+of the committed ranges), and WAL replay redoes the rest at start.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class AbortedTxn(NamedTuple):
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the ABORT marker's offset
+
+
+@dataclass(slots=True)
+class _Open:
+    first_offset: int
+    marker_offset: int = -1  # -1: no marker yet
+    aborted: bool = False
+
+
+class PartitionTransactions:
+    def __init__(self) -> None:
+        self.open: dict[int, _Open] = {}
+        self.aborted: list[AbortedTxn] = []  # by last offset
+        # Closed since the last committed snapshot, for a snapshot as of an older end.
+        self._closed: list[tuple[int, _Open]] = []
+        self._closing = 0  # open entries with a marker not yet durable
+
+    def last_stable_offset(self, high_watermark: int) -> int:
+        if not self.open:
+            return high_watermark
+        return min(high_watermark, min(o.first_offset for o in self.open.values()))
+
+    def on_batch(self, producer_id: int, base_offset: int) -> None:
+        """A transactional data batch was appended at `base_offset`."""
+        if producer_id not in self.open:
+            self.open[producer_id] = _Open(base_offset)
+
+    def on_marker(self, producer_id: int, offset: int, commit: bool) -> bool:
+        """A marker was appended at `offset`; False if its producer had nothing open
+        (a repeated marker: harmless, as in Kafka)."""
+        entry = self.open.get(producer_id)
+        if entry is None or entry.marker_offset >= 0:
+            return False
+        entry.marker_offset = offset
+        entry.aborted = not commit
+        self._closing += 1
+        return True
+
+    def advance(self, high_watermark: int) -> None:
+        """Close the transactions whose marker is now durable."""
+        if not self._closing:
+            return  # the common case: called on every durable batch
+        done = [(pid, o) for pid, o in self.open.items() if 0 <= o.marker_offset < high_watermark]
+        for pid, entry in done:
+            del self.open[pid]
+            self._closing -= 1
+            self._closed.append((pid, entry))
+            if entry.aborted:
+                bisect.insort(
+                    self.aborted,
+                    AbortedTxn(pid, entry.first_offset, entry.marker_offset),
+                    key=lambda a: a.last_offset,
+                )
+
+    def rollback(self, offset: int) -> None:
+        """Forget what was appended at or after `offset` (its WAL write failed)."""
+        for pid in [p for p, o in self.open.items() if o.first_offset >= offset]:
+            if self.open.pop(pid).marker_offset >= 0:
+                self._closing -= 1
+        for entry in self.open.values():
+            if entry.marker_offset >= offset:
+                entry.marker_offset = -1
+                entry.aborted = False
+                self._closing -= 1
+
+    def aborted_in(self, start: int, end: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start, end): what a fetch of that range
+        lists so the client drops their records."""
+        index = bisect.bisect_left(self.aborted, start, key=lambda a: a.last_offset)
+        return [a for a in self.aborted[index:] if a.first_offset < end]
+
+    def trim(self, log_start_offset: int) -> None:
+        """Retention: entries wholly below the log start are of no use."""
+        index = bisect.bisect_left(self.aborted, log_start_offset, key=lambda a: a.last_offset)
+        del self.aborted[:index]
+
+    def snapshot(self, end_offset: int, committed_end: int) -> dict[str, Any]:
+        """The state as of `end_offset` (what an object ending there commits); closes
+        below `committed_end` (already in a committed snapshot) are forgotten."""
+        self._closed = [(p, o) for p, o in self._closed if o.marker_offset >= committed_end]
+        open_then = {
+            str(pid): o.first_offset
+            for pid, o in [*self.open.items(), *self._closed]
+            if o.first_offset < end_offset and not (0 <= o.marker_offset < end_offset)
+        }
+        return {
+            "open": open_then,
+            "aborted": [list(a) for a in self.aborted if a.last_offset < end_offset],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any] | None) -> PartitionTransactions:
+        state = cls()
+        if data:
+            state.open = {int(p): _Open(first) for p, first in data["open"].items()}
+            state.aborted = [AbortedTxn(*a) for a in data["aborted"]]
+        return state
