@@ -81,7 +81,9 @@ AUDIT_GROUPS_REMEMBERED = 100_000
 # Kafka's connections.max.idle.ms default (10 minutes).
 CONNECTIONS_IDLE_MS_MAX = 600_000
 # Kafka's max.connections and max.connections.per.ip default (Int.MaxValue: no limit).
-CONNECTIONS_MAX = 2**31 - 1
+# Kafka's int settings stop at Java's Integer.MAX_VALUE.
+INT_MAX = 2**31 - 1
+CONNECTIONS_MAX = INT_MAX
 # Kafka's queued.max.request.bytes default is -1 (unbounded); here one largest frame
 # (socket.request.max.bytes), so a few unfinished frames cannot take the broker's memory.
 QUEUED_REQUEST_BYTES_MAX = SOCKET_REQUEST_BYTES_MAX

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INT_MAX = 2**31 - 1
+from contextplane.limits import INT_MAX
 
 AUDIT_SETTINGS: tuple[dict[str, Any], ...] = (
     dict(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-INT_MAX = 2**31 - 1
+from contextplane.limits import INT_MAX
+
 _PER_LISTENER = " (per listener: `listener.name.<listener>.oauthbearer.<this name>`)"
 
 OAUTHBEARER_SETTINGS: tuple[dict[str, Any], ...] = (

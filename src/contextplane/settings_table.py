@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSetting
+from contextplane.limits import INT_MAX
 from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
@@ -29,8 +30,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CONTEXTPLANE_"
-# Kafka's int settings stop at Java's Integer.MAX_VALUE.
-INT_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)

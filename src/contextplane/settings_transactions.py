@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INT_MAX = 2**31 - 1
+from contextplane.limits import INT_MAX
 
 TRANSACTION_SETTINGS: tuple[dict[str, Any], ...] = (
     dict(

@@ -31,6 +31,7 @@ from contextplane.clock import Clock
 from contextplane.logsafe import escape
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,8 @@ class AuditSink:
 
     async def stop(self) -> None:
         """Write what is buffered, then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
 
     # -- producers of records -------------------------------------------------------------

@@ -42,6 +42,7 @@ from contextplane.protocol.offsets_records import (
 )
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,8 @@ class OffsetsTopicWriter:
         self._task = asyncio.create_task(self._run(), name="offsets-topic-snapshots")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _interval_ms(self) -> int | None:
         """Half of the topic's retention.ms; at least OFFSETS_SNAPSHOT_INTERVAL_MIN_MS and

@@ -21,7 +21,6 @@ of its own reads); reads of `__contextplane_audit` do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from contextplane.broker.context import RequestContext
 from contextplane.broker.internal_topics import READ_RECEIPTS_TOPIC
 from contextplane.clock import Clock
 from contextplane.security.audit_events import READ_RECEIPT, cloud_event, rfc3339
+from contextplane.tasks import cancel_and_wait
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
 _LAST_OFFSET_DELTA = struct.Struct(">i")
@@ -172,11 +172,8 @@ class ReadReceipts:
         self._task = asyncio.create_task(self._run(), name="read-receipts")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.close_windows(force=True)
 
     async def _run(self) -> None:

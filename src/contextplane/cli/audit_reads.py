@@ -38,7 +38,7 @@ _SAME = frozenset(
 
 
 class ConfigError(ValueError):
-    pass
+    """A command-line value or client property this tool cannot use."""
 
 
 def client_config(properties: dict[str, str]) -> dict[str, str]:

@@ -36,6 +36,7 @@ from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
+from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,8 @@ class GroupCoordinator:
 
     async def stop(self) -> None:
         self._active = False
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.state.shutdown(ErrorCode.not_coordinator)
 
     def _group_stored(self, group: Group) -> None:

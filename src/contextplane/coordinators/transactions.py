@@ -12,7 +12,6 @@ leaves the Prepare state stored, and the timer retries it, as a restart does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ class TransactionCoordinator:
         self._timer = asyncio.create_task(self._run_timer(), name="transaction-timeouts")
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        await cancel_and_wait(self._timer)
 
     def _lock(self, tid: str) -> asyncio.Lock:
         lock = self._locks.get(tid)

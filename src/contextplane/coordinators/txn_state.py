@@ -42,7 +42,7 @@ VALID_PREVIOUS: dict[TxnState, tuple[TxnState, ...]] = {
 
 
 class IllegalTransition(RuntimeError):
-    pass
+    """A state change Kafka's transaction state machine does not allow."""
 
 
 def state_of(record: TransactionRecord) -> TxnState:

@@ -42,6 +42,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
+from contextplane.metadata.sqlite_offsets import upsert_group_offsets
 from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
 from contextplane.metadata.sqlite_transaction import Transaction
 from contextplane.metadata.sqlite_transactions import TransactionCalls, TransactionRows
@@ -358,16 +359,7 @@ class SqliteEngine(QuotaRows, TransactionRows):
     @_uses_reserve
     def commit_offsets(self, group_id: str, rows: Iterable[OffsetRow], now_ms: int) -> None:
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
-                " (group_id, topic, partition) DO UPDATE SET committed_offset=excluded."
-                "committed_offset, leader_epoch=excluded.leader_epoch,"
-                " metadata=excluded.metadata, commit_ms=excluded.commit_ms",
-                [
-                    (group_id, r.topic, r.partition, r.offset, r.leader_epoch, r.metadata, now_ms)
-                    for r in rows
-                ],
-            )
+            upsert_group_offsets(self._db, group_id, rows, now_ms)
 
     def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         rows = self._db.execute(

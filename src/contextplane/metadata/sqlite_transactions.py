@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from contextplane.metadata.records import OffsetRow, TransactionRecord
+from contextplane.metadata.sqlite_offsets import upsert_group_offsets
 
 _COLUMNS = (
     "transactional_id, producer_id, previous_producer_id, epoch, timeout_ms, state,"
@@ -102,16 +103,7 @@ def complete(
                 OffsetRow(topic, partition, offset, epoch, metadata)
             )
         for group_id, rows in moved.items():
-            db.executemany(
-                "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
-                " (group_id, topic, partition) DO UPDATE SET committed_offset=excluded."
-                "committed_offset, leader_epoch=excluded.leader_epoch,"
-                " metadata=excluded.metadata, commit_ms=excluded.commit_ms",
-                [
-                    (group_id, r.topic, r.partition, r.offset, r.leader_epoch, r.metadata, now_ms)
-                    for r in rows
-                ],
-            )
+            upsert_group_offsets(db, group_id, rows, now_ms)
     db.execute("DELETE FROM pending_txn_offsets WHERE transactional_id=?", (tid,))
     save(db, record)
     return moved

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import struct
 
-import crc32c
-
+from contextplane.protocol.offsets_records import encode_batch
 from contextplane.protocol.records import BATCH_HEADER_BYTES, CONTROL_BIT, TRANSACTIONAL_BIT
 
 ABORT = 0
 COMMIT = 1
 _KEY = struct.Struct(">hh")
 _VALUE = struct.Struct(">hi")
-
-
-def _varint(value: int) -> bytes:
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def marker_batch(
@@ -36,34 +25,13 @@ def marker_batch(
     stamps it)."""
     key = _KEY.pack(0, COMMIT if commit else ABORT)
     value = _VALUE.pack(0, coordinator_epoch)
-    body = (
-        b"\x00"  # record attributes
-        + _varint(0)  # timestamp delta
-        + _varint(0)  # offset delta
-        + _varint(len(key))
-        + key
-        + _varint(len(value))
-        + value
-        + _varint(0)  # no headers
+    return encode_batch(
+        [(key, value)],
+        timestamp_ms,
+        attributes=TRANSACTIONAL_BIT | CONTROL_BIT,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
     )
-    record = _varint(len(body)) + body
-    attributes = TRANSACTIONAL_BIT | CONTROL_BIT
-    after_crc = (
-        struct.pack(
-            ">hiqqqhii",
-            attributes,
-            0,  # last offset delta
-            timestamp_ms,
-            timestamp_ms,
-            producer_id,
-            producer_epoch,
-            -1,  # base sequence: markers carry none
-            1,
-        )
-        + record
-    )
-    length = 4 + 1 + 4 + len(after_crc)
-    return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
 
 
 def marker_type(batch: bytes | memoryview) -> int | None:

@@ -307,9 +307,16 @@ _RECORD_PREFIX = b"\x00" + _varint(0)
 _NO_HEADERS = _varint(0)
 
 
-def encode_batch(records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
-    """One uncompressed RecordBatch v2 of (key, value) records, base offset 0, producer
-    id -1, every record at `timestamp_ms` (the appender stamps the base offset)."""
+def encode_batch(
+    records: list[tuple[bytes, bytes | None]],
+    timestamp_ms: int,
+    attributes: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+) -> bytes:
+    """One uncompressed RecordBatch v2 of (key, value) records, base offset 0, no base
+    sequence, every record at `timestamp_ms` (the appender stamps the base offset);
+    producer id -1 unless given (a transaction marker's)."""
     if not records:
         raise ValueError("a batch holds at least one record")
     parts: list[bytes] = []
@@ -329,7 +336,15 @@ def encode_batch(records: list[tuple[bytes, bytes | None]], timestamp_ms: int) -
         append(one)
     count = len(records)
     after_crc = struct.pack(
-        ">hiqqqhii", 0, count - 1, timestamp_ms, timestamp_ms, -1, -1, -1, count
+        ">hiqqqhii",
+        attributes,
+        count - 1,
+        timestamp_ms,
+        timestamp_ms,
+        producer_id,
+        producer_epoch,
+        -1,
+        count,
     ) + b"".join(parts)
     length = 4 + 1 + 4 + len(after_crc)
     return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
