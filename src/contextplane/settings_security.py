@@ -1,0 +1,198 @@
+"""The security rows of the settings table: the authorizer, TLS, SASL and client quotas.
+`settings_table.SETTINGS` places them after the connection settings."""
+
+from __future__ import annotations
+
+from contextplane.limits import INT_MAX
+from contextplane.setting import Setting
+
+SECURITY_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "authorizer.class.name",
+        "authorizer_class_name",
+        "",
+        "`org.apache.kafka.metadata.authorizer.StandardAuthorizer` enforces Kafka ACLs "
+        "(CreateAcls / DescribeAcls / DeleteAcls, kept in the metadata store); empty allows "
+        "everything and the ACL APIs answer SECURITY_DISABLED, as Kafka does",
+        default_text="empty (no authorizer)",
+    ),
+    Setting(
+        "super.users",
+        "super_users",
+        "",
+        "principals allowed everything, separated by semicolons (`User:admin;User:ops`)",
+        default_text="empty (none)",
+    ),
+    Setting(
+        "ssl.keystore.type",
+        "ssl_keystore_type",
+        "",
+        "`PEM` only: JKS (Kafka's default) and PKCS12 keystores are refused "
+        "(`openssl pkcs12 -nodes` converts a PKCS12 one to PEM)",
+    ),
+    Setting(
+        "ssl.keystore.location",
+        "ssl_keystore_location",
+        "",
+        "the PEM file of an SSL or SASL_SSL listener: its private key (PKCS#8, encrypted "
+        "with `ssl.key.password` or not) and certificate chain; a changed file is used for "
+        "new connections",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.password",
+        "ssl_keystore_password",
+        "",
+        "a keystore's password: not used with PEM (as in Kafka, where a PEM key's password "
+        "is `ssl.key.password`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.key.password",
+        "ssl_key_password",
+        "",
+        "the password of the keystore's encrypted private key",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.certificate.chain",
+        "ssl_keystore_certificate_chain",
+        "",
+        "the certificate chain in PEM, inline (instead of `ssl.keystore.location`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.keystore.key",
+        "ssl_keystore_key",
+        "",
+        "the private key in PEM, inline (with `ssl.keystore.certificate.chain`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.truststore.type",
+        "ssl_truststore_type",
+        "",
+        "`PEM` (JKS and PKCS12 are refused)",
+    ),
+    Setting(
+        "ssl.truststore.location",
+        "ssl_truststore_location",
+        "",
+        "PEM file of the certificate authorities that client certificates must chain to "
+        "(`ssl.client.auth`); a changed file is used for new connections",
+        default_text="empty (the system's CAs)",
+    ),
+    Setting(
+        "ssl.truststore.password",
+        "ssl_truststore_password",
+        "",
+        "a truststore's password: not used with PEM",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.truststore.certificates",
+        "ssl_truststore_certificates",
+        "",
+        "trusted certificates in PEM, inline (instead of `ssl.truststore.location`)",
+        default_text="empty",
+    ),
+    Setting(
+        "ssl.enabled.protocols",
+        "ssl_enabled_protocols",
+        "",
+        "TLS versions a listener accepts: `TLSv1.2`, `TLSv1.3` (older ones are refused)",
+    ),
+    Setting(
+        "ssl.protocol",
+        "ssl_protocol",
+        "",
+        "`TLSv1.3`, `TLSv1.2` or `TLS`: accepted for Kafka's files; `ssl.enabled.protocols` "
+        "decides",
+    ),
+    Setting(
+        "ssl.client.auth",
+        "ssl_client_auth",
+        "",
+        "`required`: a client must present a certificate the truststore trusts; "
+        "`requested`: it may (one it presents must be trusted); `none`: not asked. With a "
+        "certificate on an SSL listener the client is `User:<subject>` (mapped by "
+        "`ssl.principal.mapping.rules`), without one `User:ANONYMOUS`",
+    ),
+    Setting(
+        "ssl.principal.mapping.rules",
+        "ssl_principal_mapping_rules",
+        "",
+        "Kafka's rules from a certificate subject to a principal name: "
+        "`RULE:pattern/replacement/[LU]` and `DEFAULT`, separated by commas",
+    ),
+    Setting(
+        "allow.plaintext.non.loopback",
+        "allow_plaintext_non_loopback",
+        "",
+        "a listener without TLS (PLAINTEXT, SASL_PLAINTEXT) may bind an address beyond "
+        "loopback (`--host`, `listener.host`, `listeners`); off, such a listener refuses to "
+        "start, so that data and credentials never cross a network in clear by accident",
+    ),
+    Setting(
+        "allow.everyone.if.no.acl.found",
+        "allow_everyone_if_no_acl_found",
+        "",
+        "with the authorizer on, a resource no ACL applies to is open to everyone",
+    ),
+    Setting(
+        "sasl.enabled.mechanisms",
+        "sasl_enabled_mechanisms",
+        "",
+        "the SASL mechanisms of SASL listeners, separated by commas: PLAIN, SCRAM-SHA-256, "
+        "SCRAM-SHA-512, OAUTHBEARER (per listener: `listener.name.<l>.sasl.enabled.mechanisms`;"
+        " each mechanism's JAAS entry: `listener.name.<listener>.<mechanism>.sasl.jaas.config`,"
+        ' required for PLAIN, whose `user_<name>="<password>"` options are its users). '
+        "Kafka's default GSSAPI (Kerberos) is not available: a SASL listener needs this set",
+    ),
+    Setting(
+        "sasl.server.max.receive.size",
+        "sasl_server_max_receive_size",
+        "bytes",
+        "the largest request frame a connection may send before it has authenticated; a "
+        "larger one closes the connection before anything is allocated",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
+        "connection.failed.authentication.delay.ms",
+        "connection_failed_authentication_delay_ms",
+        "ms",
+        "a failed authentication's response, and the close that follows it, wait this long "
+        "(other connections are served meanwhile); must be below connections.max.idle.ms",
+        low=0,
+        high=INT_MAX,
+    ),
+    Setting(
+        "connections.max.reauth.ms",
+        "connections_max_reauth_ms",
+        "ms",
+        "the lifetime of an authenticated SASL session (KIP-368): told to the client, which "
+        "re-authenticates in time; a connection past it is closed on its next request. "
+        "0: sessions do not expire",
+        low=0,
+        high=2**63 - 1,
+    ),
+    # Kafka's names, defaults and ranges (QuotaConfig: at least 1 each).
+    Setting(
+        "quota.window.num",
+        "quota_window_num",
+        "",
+        "client quotas (producer_byte_rate, consumer_byte_rate, request_percentage) measure "
+        "a client's rate over this many windows",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
+        "quota.window.size.seconds",
+        "quota_window_size_seconds",
+        "seconds",
+        "the length of one quota window; a throttle for request_percentage is at most one",
+        low=1,
+        high=INT_MAX,
+    ),
+)
