@@ -66,6 +66,15 @@ OFFSETS_SNAPSHOT_BYTES_PER_S = 1024 * 1024
 # Retention of __contextplane_audit and __contextplane_read_receipts: 7 days (precedent:
 # Kafka's log.retention.hours default, 168).
 AUDIT_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
+# retention.bytes of __contextplane_audit (one partition): 1 GiB, Kafka's
+# log.segment.bytes default; Kafka has no audit topic, and an unbounded one is a disk an
+# unprivileged principal can fill with denials.
+AUDIT_TOPIC_RETENTION_BYTES = 1024 * 1024 * 1024
+# Denial records (and their log lines) per principal and second; past it they are counted
+# and summarised once a second. Kafka has none: it logs each denial through log4j.
+AUDIT_DENIAL_RECORDS_PER_SECOND = 10
+# Denied resource names one denial record lists (the rest of the request's are counted).
+AUDIT_DENIED_NAMES_LISTED = 100
 # Audit records and read receipts buffered before the sink drops (or, fail-closed,
 # refuses); about 5 MiB of 500-byte records.
 AUDIT_BUFFER_RECORDS = 10_000

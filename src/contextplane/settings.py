@@ -139,6 +139,8 @@ class Settings:
     sasl_oauthbearer_scope_claim_name: str = "scope"
     # The security audit and read receipts (audit_sink.py, read_receipts.py).
     audit_topic_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
+    audit_topic_retention_bytes: int = limits.AUDIT_TOPIC_RETENTION_BYTES
+    audit_denial_records_per_second: int = limits.AUDIT_DENIAL_RECORDS_PER_SECOND
     audit_read_receipts_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
     audit_file: str = ""  # also a JSON-lines file of the audit records
     audit_buffer_records: int = limits.AUDIT_BUFFER_RECORDS

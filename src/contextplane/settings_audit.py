@@ -17,6 +17,25 @@ AUDIT_SETTINGS: tuple[dict[str, Any], ...] = (
         low=-1,
     ),
     dict(
+        name="contextplane.audit.topic.retention.bytes",
+        attr="audit_topic_retention_bytes",
+        unit="bytes",
+        meaning="`retention.bytes` of the internal topic `__contextplane_audit` (one partition) "
+        "when it is created; -1: no limit",
+        low=-1,
+    ),
+    dict(
+        name="contextplane.audit.denial.records.per.second",
+        attr="audit_denial_records_per_second",
+        unit="",
+        meaning="authorization denial records (and their log lines) one principal may cause per "
+        "second (each names up to 100 denied resources of one request and counts the rest); "
+        "past it they are counted and summarised in one `io.contextplane.audit.suppressed` "
+        "record and log line per principal and second",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
         name="contextplane.audit.read.receipts.retention.ms",
         attr="audit_read_receipts_retention_ms",
         unit="ms",

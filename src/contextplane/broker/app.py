@@ -330,6 +330,15 @@ class Broker:
                 sink.offer, source, settings.audit_read_receipts_window_ms, self.clock
             )
             await self.receipts.start()
+        audit = AuditLog(
+            lambda key, value: sink.offer(AUDIT_TOPIC, key, value),
+            source,
+            self.clock.wall_ms,
+            authorizer,
+            settings.audit_allowed_topics,
+            settings.audit_denial_records_per_second,
+        )
+        sink.before_flush = audit.report_suppressed
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -347,13 +356,7 @@ class Broker:
             metadata_cache=MetadataCache(topics, storage, settings.node_id),
             authorizer=authorizer,
             quotas=client_quotas,
-            audit=AuditLog(
-                lambda key, value: sink.offer(AUDIT_TOPIC, key, value),
-                source,
-                self.clock.wall_ms,
-                authorizer,
-                settings.audit_allowed_topics,
-            ),
+            audit=audit,
             acls=acl_admin,
             quota_admin=quota_admin,
             scram=scram_credentials,

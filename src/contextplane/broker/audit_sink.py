@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from contextplane import limits
@@ -49,7 +50,7 @@ def audit_topics(settings: Settings) -> list[InternalTopic]:
             {
                 "cleanup.policy": "delete",
                 "retention.ms": str(settings.audit_topic_retention_ms),
-                "retention.bytes": "-1",
+                "retention.bytes": str(settings.audit_topic_retention_bytes),
             },
         ),
         InternalTopic(
@@ -79,6 +80,9 @@ class AuditSink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._overflowing = False
+        # Called before each flush (True at the stop): the audit log's summaries of the
+        # denial records its rate bound held back (`AuditLog.report_suppressed`).
+        self.before_flush: Callable[[bool], None] | None = None
         # What a test or an operator reads: records dropped at a full buffer, requests
         # refused (fail-closed), appends and file writes that failed, records written.
         self.dropped = 0
@@ -98,6 +102,8 @@ class AuditSink:
         """Write what is buffered, then stop."""
         await cancel_and_wait(self._task)
         self._task = None
+        if self.before_flush is not None:
+            self.before_flush(True)
         await self.flush()
 
     # -- producers of records -------------------------------------------------------------
@@ -143,6 +149,8 @@ class AuditSink:
                     await self._wake.wait()
             self._wake.clear()
             try:
+                if self.before_flush is not None:
+                    self.before_flush(False)
                 await self.flush()
             except Exception:  # noqa: BLE001 - counted; the next round goes on
                 self.failed_writes += 1

@@ -14,7 +14,9 @@
   refused gate answers the whole request here (e.g. CLUSTER_AUTHORIZATION_FAILED for
   CreateAcls); per-resource verdicts go to the handler (`ctx.denied`), which answers
   Kafka's error for that resource. Every refused need is audited (principal, operation,
-  resource). With no authorizer nothing is asked.
+  resource): one record per operation, resource type and error of the request, naming
+  the first 100 resources and counting the rest, within a per-principal rate
+  (`security/denial_limit.py`). With no authorizer nothing is asked.
 * quota: how long the client is to be throttled for request_percentage
   (`ctx.throttle_ms`; Produce and Fetch add their byte-rate quotas with `ctx.throttle`),
   reported by the handler in throttle_time_ms together with its own (storage
@@ -58,6 +60,7 @@ from contextplane.protocol.codec import (
 from contextplane.protocol.connection_state import SASL_HANDSHAKE_KEY, State
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import denial_error
+from contextplane.security.audit import Denial
 from contextplane.security.authorizer import Action
 
 log = logging.getLogger(__name__)
@@ -186,20 +189,20 @@ class Pipeline:
         if gate is not None and not any(verdicts[a] for a in gate.any_of):
             by_type = gate.any_of_type
             if by_type is None or not authorizer.allowed_on_any(principal, host, *by_type):
-                self._audit_denial(ctx, gate.any_of[0], gate.error)
+                ctx.audit.denials(ctx, [(gate.any_of[0], gate.error)])
                 return gate.error
+        denied: list[Denial] = []
         for need in needs.resources:
             action = need.action
             if verdicts[action] or (need.unless is not None and verdicts[need.unless]):
                 continue
             ctx.refused.add((action.resource_type, action.name))
             ctx.refused_actions.add(action)
-            self._audit_denial(ctx, action, denial_error(action.resource_type))
+            denied.append((action, denial_error(action.resource_type)))
+        if denied:
+            # One record per operation, resource type and error, however many names.
+            ctx.audit.denials(ctx, denied)
         return None
-
-    @staticmethod
-    def _audit_denial(ctx: RequestContext, action: Action, error: ErrorCode) -> None:
-        ctx.audit.authorization(ctx, action, False, error)
 
     def unsupported_version(self, header: RequestHeader, connection: ConnectionInfo) -> Any:
         """Kafka answers an ApiVersions request of an unknown version with a v0 response

@@ -19,9 +19,10 @@ recorded: `contextplane.audit.allowed.topics`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from contextplane import limits
 from contextplane.logsafe import escape
 from contextplane.protocol.codec import api_name
 from contextplane.protocol.error_codes import ErrorCode
@@ -33,6 +34,7 @@ from contextplane.security.audit_events import (
     decided_by,
 )
 from contextplane.security.authorizer import Action, AllowEverything, Authorizer
+from contextplane.security.denial_limit import DenialLimit
 from contextplane.security.principal import Principal
 
 if TYPE_CHECKING:
@@ -42,8 +44,14 @@ _log = logging.getLogger("contextplane.audit")
 # Characters of one client-given string (a config value, a group id) an audit record keeps.
 DETAIL_CHARS_MAX = 1024
 
+# Denied resource names one denial record lists; the rest are counted.
+DENIED_NAMES_LISTED = limits.AUDIT_DENIED_NAMES_LISTED
+SUPPRESSED = "io.contextplane.audit.suppressed"
+
 # (key, value) of one audit record -> False when it was dropped (a full buffer)
 Offer = Callable[[bytes, bytes], bool]
+# One denial of a request: the action and the error the request answers it with.
+Denial = tuple[Action, int]
 
 
 def _result(error: int) -> str:
@@ -61,6 +69,7 @@ class AuditLog:
         wall_ms: Callable[[], int] | None = None,
         authorizer: Authorizer | None = None,
         allowed_topics: str = "",
+        denial_records_per_second: int = limits.AUDIT_DENIAL_RECORDS_PER_SECOND,
     ) -> None:
         self._offer = offer
         self._source = source
@@ -70,6 +79,9 @@ class AuditLog:
         self._audited_names = frozenset(n for n in names if not n.endswith("*"))
         self._audited_prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
         self.audits_any_access = bool(names)
+        self.denial_limit = DenialLimit(denial_records_per_second)
+        # What a test or an operator reads: denial records not written (rate bound).
+        self.suppressed_records = 0
 
     # -- which allowed accesses are recorded ------------------------------------------------
 
@@ -106,24 +118,55 @@ class AuditLog:
     def authorization(
         self, ctx: RequestContext, action: Action, allowed: bool, error: int = ErrorCode.none
     ) -> None:
-        """One authorization decision: a denial (with the request's error), or an allowed
-        read or write of an audited topic."""
-        api = api_name(ctx.header.api_key)
-        resource = action.resource_type.name.lower()
-        operation = {"operation": action.operation.name}
+        """One authorization decision: an allowed read or write of an audited topic (one
+        record each, never rate-bound), or a denial (as `denials`)."""
         if not allowed:
-            self._line(ctx, api, resource, action.name, _result(error), operation)
-        data = self._who(ctx) | {
-            "api": api,
-            "operation": action.operation.name,
-            "resource_type": action.resource_type.name,
-            "resource_name": action.name,
-            "decision": "ALLOWED" if allowed else "DENIED",
-            "acl": decided_by(self.authorizer, ctx.principal, ctx.client_host, action),
-        }
-        if not allowed:
-            data["result"] = _result(error)
-        self._emit(AUTHORIZATION, f"{resource}:{action.name}", data)
+            self.denials(ctx, [(action, error)])
+            return
+        data = self._decision(ctx, action, "ALLOWED")
+        self._emit(AUTHORIZATION, f"{action.resource_type.name.lower()}:{action.name}", data)
+
+    def denials(self, ctx: RequestContext, denied: Sequence[Denial]) -> None:
+        """The denials of one request: one record (and one log line) per operation,
+        resource type and error, naming the first DENIED_NAMES_LISTED resources and
+        counting the rest, so a request naming 20,000 denied topics writes one record,
+        not 20,000. Each principal's denial records are bound per second
+        (`DenialLimit`); what the bound holds back is counted and summarised."""
+        groups: dict[tuple[object, object, int], list[Action]] = {}
+        for action, error in denied:
+            key = (action.operation, action.resource_type, int(error))
+            groups.setdefault(key, []).append(action)
+        principal = str(ctx.principal)
+        now = self._wall_ms()
+        self.report_suppressed()
+        for (_, _, error), actions in groups.items():
+            if not self.denial_limit.admit(principal, len(actions), now):
+                self.suppressed_records += 1
+                continue
+            self._denial(ctx, actions, error)
+
+    def report_suppressed(self, force: bool = False) -> None:
+        """Once a rate window has ended (or at a stop, with `force`): one record and one
+        log line per principal whose denial records the bound held back."""
+        for lost in self.denial_limit.ended(self._wall_ms(), force):
+            _log.warning(
+                "audit suppressed %d denial records (%d denied resources) of %s in the "
+                "last %d ms (contextplane.audit.denial.records.per.second=%d)",
+                lost.records,
+                lost.resources,
+                escape(lost.principal, quote=True),
+                lost.window_ms,
+                self.denial_limit.records_per_second,
+            )
+            data = {
+                "principal": lost.principal,
+                "decision": "DENIED",
+                "suppressed_records": lost.records,
+                "suppressed_resources": lost.resources,
+                "window_ms": lost.window_ms,
+                "limit_per_second": self.denial_limit.records_per_second,
+            }
+            self._emit(SUPPRESSED, f"principal:{lost.principal}", data)
 
     def authentication(
         self,
@@ -165,6 +208,43 @@ class AuditLog:
         self._emit(AUTHENTICATION, f"principal:{who}", data)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _decision(self, ctx: RequestContext, action: Action, decision: str) -> dict[str, object]:
+        return self._who(ctx) | {
+            "api": api_name(ctx.header.api_key),
+            "operation": action.operation.name,
+            "resource_type": action.resource_type.name,
+            "resource_name": _bounded(action.name),
+            "decision": decision,
+            "acl": decided_by(self.authorizer, ctx.principal, ctx.client_host, action),
+        }
+
+    def _denial(self, ctx: RequestContext, actions: list[Action], error: int) -> None:
+        """One denial record: the first action in full (with the ACL that decided), the
+        first DENIED_NAMES_LISTED names, the count of the rest."""
+        first = actions[0]
+        resource = first.resource_type.name.lower()
+        result = _result(error)
+        listed = actions[:DENIED_NAMES_LISTED]
+        omitted = len(actions) - len(listed)
+        details: dict[str, object] = {"operation": first.operation.name}
+        if len(actions) > 1:
+            details["denied"] = len(actions)
+        self._line(ctx, api_name(ctx.header.api_key), resource, first.name, result, details)
+        data = self._decision(ctx, first, "DENIED")
+        data["result"] = result
+        data["resource_names"] = [_bounded(a.name) for a in listed]
+        data["resource_count"] = len(actions)
+        data["resource_names_omitted"] = omitted
+        reasons = {
+            _bounded(a.name): reason
+            for a in listed[1:]
+            if (reason := decided_by(self.authorizer, ctx.principal, ctx.client_host, a))
+            != data["acl"]
+        }
+        if reasons:
+            data["acl_by_name"] = reasons  # where a listed name was decided otherwise
+        self._emit(AUTHORIZATION, f"{resource}:{_bounded(first.name)}", data)
 
     @staticmethod
     def _who(ctx: RequestContext) -> dict[str, object]:
