@@ -341,8 +341,9 @@ def test_a_full_audit_buffer_fails_closed_when_set(
 def test_fail_closed_refuses_a_request_whose_own_records_overflow_the_buffer(
     start: Callable[..., InProcessBroker],
 ) -> None:
-    """One Produce naming more denied topics than the buffer holds fills it with its own
-    denials; the audited write to `orders` in the same request must not land unrecorded."""
+    """A Produce whose own records overflow the buffer: its denials (one record for all
+    30 denied topics) take the buffer's last place, and the audited write to `orders` in
+    the same request must not land unrecorded."""
     from conformance import wire
     from tests.support.rawclient import RawClient
 
@@ -350,7 +351,8 @@ def test_fail_closed_refuses_a_request_whose_own_records_overflow_the_buffer(
         **STALLED_SINK,
         **AUTHORIZER,
         **{
-            "contextplane.audit.buffer.records": "20",
+            # CreateTopics and CreateAcls take two places, the Produce's denials the last.
+            "contextplane.audit.buffer.records": "3",
             "contextplane.audit.overflow.policy": "fail-closed",
             "contextplane.audit.allowed.topics": "orders",
         },

@@ -1,6 +1,8 @@
 """The security audit: one line per administrative change, refused attempt at one,
-authorization denial (from the pipeline's authorize stage, with the operation),
-authentication, and allowed read or write of an audited topic.
+authentication, allowed read or write of an audited topic, and per request's
+authorization denials of one operation, resource type and error (from the pipeline's
+authorize stage: the first name, and `denied=N` when the request named more; each
+principal's denial lines and records are bound per second, `denial_limit.py`).
 
     audit <Api> <resource>="<name>" result=<ERROR_NAME> client_id="<id>"
     peer=<host:port> principal="User:alice" [key=value ...]
@@ -10,10 +12,11 @@ quoted and escaped (logsafe.py), numbers are not. The lines go to the `contextpl
 logger, and each event is also one CloudEvents record (`audit_events.py`) offered to the
 audit sink (`__contextplane_audit`, optionally a JSON-lines file), when there is one.
 
-Entry points: `record` (administrative changes, from the handlers), `authorization`
-(a decision, from the pipeline), `authentication` (for the SASL handlers: success or
-failure of one exchange), `audits_access` (is an allowed read or write of this topic
-recorded: `contextplane.audit.allowed.topics`).
+Entry points: `record` (administrative changes, from the handlers), `denials` (a
+request's denials, from the pipeline), `authorization` (an allowed access),
+`authentication` (for the SASL handlers: success or failure of one exchange),
+`report_suppressed` (from the sink's flusher), `audits_access` (is an allowed read or
+write of this topic recorded: `contextplane.audit.allowed.topics`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from contextplane.security.audit_events import (
     AUTHENTICATION,
     AUTHORIZATION,
     CHANGE,
+    SUPPRESSED,
     cloud_event,
     decided_by,
 )
@@ -46,7 +50,6 @@ DETAIL_CHARS_MAX = 1024
 
 # Denied resource names one denial record lists; the rest are counted.
 DENIED_NAMES_LISTED = limits.AUDIT_DENIED_NAMES_LISTED
-SUPPRESSED = "io.contextplane.audit.suppressed"
 
 # (key, value) of one audit record -> False when it was dropped (a full buffer)
 Offer = Callable[[bytes, bytes], bool]

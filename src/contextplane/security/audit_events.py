@@ -10,7 +10,9 @@
 
 Types: `...audit.authorization` (a denial, or an allowed read or write of an audited
 topic), `...audit.change` (an administrative change or a refused attempt at one, with
-its result), `...audit.authentication` (success or failure) and `io.contextplane.read.receipt`
+its result), `...audit.authentication` (success or failure), `...audit.suppressed` (how
+many denial records of a principal the per-second bound held back) and
+`io.contextplane.read.receipt`
 (offsets a consumer received). `decided_by` names what decided an authorization.
 """
 
@@ -29,6 +31,7 @@ from contextplane.security.standard_authorizer import StandardAuthorizer, grants
 AUTHORIZATION = "io.contextplane.audit.authorization"
 CHANGE = "io.contextplane.audit.change"
 AUTHENTICATION = "io.contextplane.audit.authentication"
+SUPPRESSED = "io.contextplane.audit.suppressed"
 READ_RECEIPT = "io.contextplane.read.receipt"
 
 
