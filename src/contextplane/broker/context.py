@@ -133,7 +133,9 @@ class RequestContext:
     # resources a declared need was refused on (empty with no authorizer).
     verdicts: dict[Action, bool] = field(default_factory=dict)
     refused: set[tuple[ResourceType, str]] = field(default_factory=set)
-    refused_actions: set[Action] = field(default_factory=set)
+    # (operation, type, name) of each refused action: plain tuples, since a handler asks
+    # `denied` once per resource and a request may name 20,000 refused topics.
+    refused_actions: set[tuple[Operation, ResourceType, str]] = field(default_factory=set)
 
     # -- the services, by name ----------------------------------------------------------
 
@@ -212,7 +214,7 @@ class RequestContext:
             return False
         if operation is None:
             return True
-        return Action(operation, resource_type, name) in self.refused_actions
+        return (operation, resource_type, name) in self.refused_actions
 
     def require(
         self, resource_type: ResourceType, name: str, operation: Operation | None = None

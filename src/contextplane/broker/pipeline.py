@@ -197,7 +197,7 @@ class Pipeline:
             if verdicts[action] or (need.unless is not None and verdicts[need.unless]):
                 continue
             ctx.refused.add((action.resource_type, action.name))
-            ctx.refused_actions.add(action)
+            ctx.refused_actions.add((action.operation, action.resource_type, action.name))
             denied.append((action, denial_error(action.resource_type)))
         if denied:
             # One record per operation, resource type and error, however many names.
