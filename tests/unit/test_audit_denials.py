@@ -83,6 +83,16 @@ def test_one_request_naming_20000_denied_topics_is_one_record_and_one_line(
     assert 'topic="denied-000000"' in line and "denied=20000" in line
 
 
+def test_a_denial_record_stays_small_whatever_names_the_client_sends() -> None:
+    recorded = Recorded()
+    names = [f"{i:03d}" + "n" * 30_000 for i in range(500)]
+    recorded.audit.denials(context(BOB), [(describe(n), DENIED) for n in names])
+    [event] = recorded.events
+    assert len(json.dumps(event)) < 40_000
+    assert event["data"]["resource_names"][1].startswith("001n")
+    assert event["data"]["resource_names"][1].endswith(f"(+{30_003 - 256} chars)")
+
+
 def test_denials_of_different_operations_or_errors_are_separate_records() -> None:
     recorded = Recorded()
     create = Action(Operation.CREATE, ResourceType.TOPIC, "new")

@@ -48,8 +48,11 @@ _log = logging.getLogger("contextplane.audit")
 # Characters of one client-given string (a config value, a group id) an audit record keeps.
 DETAIL_CHARS_MAX = 1024
 
-# Denied resource names one denial record lists; the rest are counted.
+# Denied resource names one denial record lists; the rest are counted. Each listed name
+# keeps NAME_CHARS_LISTED characters (Kafka's topic names stop at 249), so a record stays
+# about 30 KB whatever names a client sends.
 DENIED_NAMES_LISTED = limits.AUDIT_DENIED_NAMES_LISTED
+NAME_CHARS_LISTED = 256
 
 # (key, value) of one audit record -> False when it was dropped (a full buffer)
 Offer = Callable[[bytes, bytes], bool]
@@ -236,11 +239,11 @@ class AuditLog:
         self._line(ctx, api_name(ctx.header.api_key), resource, first.name, result, details)
         data = self._decision(ctx, first, "DENIED")
         data["result"] = result
-        data["resource_names"] = [_bounded(a.name) for a in listed]
+        data["resource_names"] = [_bounded(a.name, NAME_CHARS_LISTED) for a in listed]
         data["resource_count"] = len(actions)
         data["resource_names_omitted"] = omitted
         reasons = {
-            _bounded(a.name): reason
+            _bounded(a.name, NAME_CHARS_LISTED): reason
             for a in listed[1:]
             if (reason := decided_by(self.authorizer, ctx.principal, ctx.client_host, a))
             != data["acl"]
@@ -284,11 +287,11 @@ class AuditLog:
         self._offer(subject.encode(), cloud_event(self._source, event_type, subject, now, data))
 
 
-def _bounded(value: object) -> str:
+def _bounded(value: object, chars_max: int = DETAIL_CHARS_MAX) -> str:
     """A client-given string as an audit record keeps it: at most DETAIL_CHARS_MAX
     characters and the length of the rest (an 8.9 MB config value must not become an
     8.9 MB log line or audit record)."""
     text = str(value)
-    if len(text) <= DETAIL_CHARS_MAX:
+    if len(text) <= chars_max:
         return text
-    return f"{text[:DETAIL_CHARS_MAX]}...(+{len(text) - DETAIL_CHARS_MAX} chars)"
+    return f"{text[:chars_max]}...(+{len(text) - chars_max} chars)"
