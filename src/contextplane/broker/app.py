@@ -26,6 +26,7 @@ from contextplane.broker.handlers import (
     sasl,
     scram,
     transactions,
+    transactions_admin,
 )
 from contextplane.broker.internal_topics import AUDIT_TOPIC
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
@@ -101,6 +102,14 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     ),
     (26, 0, 4, transactions.end_txn, authz_txn.end_txn, authz.refuse_top_level),
     (
+        27,
+        1,
+        2,
+        transactions_admin.write_txn_markers,
+        authz_txn.write_txn_markers,
+        transactions_admin.refuse_write_txn_markers,
+    ),
+    (
         28,
         0,
         4,
@@ -151,6 +160,30 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz.refuse_alter_user_scram_credentials,
     ),
     (60, 0, 1, cluster.describe_cluster, authz.describe_cluster, authz.refuse_top_level),
+    (
+        61,
+        0,
+        0,
+        transactions_admin.describe_producers,
+        authz_txn.describe_producers,
+        authz.refuse_top_level,
+    ),
+    (
+        65,
+        0,
+        0,
+        transactions_admin.describe_transactions,
+        authz_txn.describe_transactions,
+        authz.refuse_top_level,
+    ),
+    (
+        66,
+        0,
+        2,
+        transactions_admin.list_transactions,
+        authz_txn.list_transactions,
+        authz.refuse_top_level,
+    ),
     (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
 ]
 

@@ -2,14 +2,18 @@
 WRITE on the transactional id for each (the whole request, answered with
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn WRITE on each topic;
 AddOffsetsToTxn READ on the group; TxnOffsetCommit READ on the group and each topic.
-The handlers answer the per-resource needs (broker/handlers/transactions.py)."""
+The handlers answer the per-resource needs (broker/handlers/transactions.py).
+The admin APIs: DescribeTransactions DESCRIBE on each transactional id (topics
+filtered by DESCRIBE); ListTransactions filtered by DESCRIBE on the id;
+DescribeProducers READ on each topic; WriteTxnMarkers CLUSTER_ACTION on the cluster."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from contextplane.broker.authorization import GROUP, TOPIC, TXN, Gate, Need, Needs, Op
+from contextplane.broker.authorization import CLUSTER, GROUP, TOPIC, TXN, Gate, Need, Needs, Op
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import CLUSTER_NAME
 from contextplane.security.authorizer import Action
 
 if TYPE_CHECKING:
@@ -62,4 +66,43 @@ def refuse_add_partitions(ctx: RequestContext, request: Any, error: ErrorCode) -
             }
             for t in request.v3_and_below_topics
         ],
+    )
+
+
+# -- the admin APIs (broker/handlers/transactions_admin.py) -----------------------------
+
+
+def describe_transactions(ctx: RequestContext, request: Any) -> Needs:
+    """DESCRIBE on each id; the topics of a transaction are listed only with DESCRIBE on
+    them (asked quietly, as Kafka filters them)."""
+    ids = dict.fromkeys(request.transactional_ids)
+    topics: dict[str, None] = {}
+    for tid in ids:
+        record = ctx.transactions.record(tid)
+        if record is not None:
+            topics.update(dict.fromkeys(topic for topic, _ in record.partitions))
+    return Needs(
+        resources=[Need(Action(Op.DESCRIBE, TXN, tid)) for tid in ids],
+        quiet=[Action(Op.DESCRIBE, TOPIC, topic) for topic in topics],
+    )
+
+
+def list_transactions(ctx: RequestContext, request: Any) -> Needs:
+    """Only the ids the caller may DESCRIBE are listed, without an error."""
+    return Needs(
+        quiet=[Action(Op.DESCRIBE, TXN, r.transactional_id) for r in ctx.transactions.records()]
+    )
+
+
+def describe_producers(ctx: RequestContext, request: Any) -> Needs:
+    names = dict.fromkeys(t.name for t in request.topics)
+    return Needs(resources=[Need(Action(Op.READ, TOPIC, name)) for name in names])
+
+
+def write_txn_markers(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(
+        gate=Gate(
+            (Action(Op.CLUSTER_ACTION, CLUSTER, CLUSTER_NAME),),
+            ErrorCode.cluster_authorization_failed,
+        )
     )

@@ -95,6 +95,9 @@ class TransactionCoordinator:
     def record(self, tid: str) -> TransactionRecord | None:
         return self._records.get(tid)
 
+    def records(self) -> list[TransactionRecord]:
+        return list(self._records.values())
+
     async def _save(self, record: TransactionRecord) -> None:
         await self._store.save_transaction(record)
         self._records[record.transactional_id] = record
