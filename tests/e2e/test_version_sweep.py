@@ -310,6 +310,26 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "endpoint_type": 1,
             "include_fenced_brokers": False,
         },
+        27: {  # WriteTxnMarkers: an ABORT for a producer with nothing open (a no-op)
+            "markers": [
+                {
+                    "producer_id": 9999,
+                    "producer_epoch": 0,
+                    "transaction_result": False,
+                    "topics": [{"name": TOPIC, "partition_indexes": [0]}],
+                    "coordinator_epoch": 0,
+                    "transaction_version": 0,
+                }
+            ]
+        },
+        61: {"topics": [{"name": TOPIC, "partition_indexes": [0]}]},  # DescribeProducers
+        65: {"transactional_ids": ["sweep-unknown"]},  # DescribeTransactions
+        66: {  # ListTransactions
+            "state_filters": ["Ongoing", "NoSuchState"],
+            "producer_id_filters": [],
+            "duration_filter": -1,
+            "transactional_id_pattern": "sweep-.*",
+        },
         68: {  # ConsumerGroupHeartbeat (answered UNSUPPORTED_VERSION: classic protocol only)
             "group_id": GROUP + "-848",
             "member_id": str(uuid.uuid4()),

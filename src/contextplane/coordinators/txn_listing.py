@@ -4,6 +4,7 @@ TransactionStateManager.listTransactionStates (4.4), over the coordinator's reco
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,8 @@ def describe(tid: str, record: TransactionRecord | None) -> dict[str, Any]:
     """One DescribeTransactions entry. A Dead (expiring) id is not found, as in Kafka;
     while a commit or abort is under way only partitions still without their marker
     are listed."""
+    if not tid:
+        return _not_found(tid, ErrorCode.invalid_request)
     if record is None or state_of(record) is TxnState.DEAD:
         return _not_found(tid, ErrorCode.transactional_id_not_found)
     topics: dict[str, list[int]] = {}
@@ -31,7 +34,7 @@ def describe(tid: str, record: TransactionRecord | None) -> dict[str, Any]:
         "transactional_id": tid,
         "transaction_state": record.state,
         "transaction_timeout": record.timeout_ms,
-        "transaction_start_time": record.start_ms,
+        "transaction_start_time": _time(record.start_ms),
         "producer_id": record.producer_id,
         "producer_epoch": record.epoch,
         "topics": [{"topic": t, "partitions": p} for t, p in topics.items()],
@@ -39,16 +42,23 @@ def describe(tid: str, record: TransactionRecord | None) -> dict[str, Any]:
 
 
 def _not_found(tid: str, code: ErrorCode) -> dict[str, Any]:
+    """An error entry: the message's defaults (zeros) beside the error, as Kafka sends."""
     return {
         "error_code": code,
         "transactional_id": tid,
         "transaction_state": "",
         "transaction_timeout": 0,
-        "transaction_start_time": -1,
-        "producer_id": -1,
-        "producer_epoch": -1,
+        "transaction_start_time": _time(0),
+        "producer_id": 0,
+        "producer_epoch": 0,
         "topics": [],
     }
+
+
+def _time(ms: int) -> datetime.datetime:
+    """The start time as the codec writes it; -1 (no transaction yet) stays -1, which
+    the build step would otherwise turn into a null the field cannot carry."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
 
 
 def denied(tid: str) -> dict[str, Any]:
