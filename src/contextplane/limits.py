@@ -168,6 +168,16 @@ QUOTA_SENSORS_MAX = 10_000
 # for, and how often timed-out transactions are aborted.
 TRANSACTION_MAX_TIMEOUT_MS = 15 * 60 * 1000
 TRANSACTION_ABORT_INTERVAL_MS = 10_000
+# A transactional id idle (Empty, CompleteCommit, CompleteAbort) this long is removed, and
+# the coordinator looks for them this often (Kafka's transactional.id.expiration.ms, 7
+# days, and transaction.remove.expired.transaction.cleanup.interval.ms, 1 hour).
+TRANSACTIONAL_ID_EXPIRATION_MS = 7 * 24 * 3_600_000
+TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS = 3_600_000
+# A partition forgets a producer (its sequence state) whose last batch is this much older
+# than now and that has no open transaction, checked this often (Kafka's
+# producer.id.expiration.ms, 1 day, and producer.id.expiration.check.interval.ms, 10 min).
+PRODUCER_ID_EXPIRATION_MS = 24 * 3_600_000
+PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS = 600_000
 # Kafka's producer epoch is a signed 16-bit number; at this epoch a new producer id is
 # allocated instead of another bump (Short.MaxValue - 1).
 PRODUCER_EPOCH_MAX = 32766

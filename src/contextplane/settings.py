@@ -154,6 +154,12 @@ class Settings:
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = (
         limits.TRANSACTION_ABORT_INTERVAL_MS
     )
+    transactional_id_expiration_ms: int = limits.TRANSACTIONAL_ID_EXPIRATION_MS
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = (
+        limits.TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS
+    )
+    producer_id_expiration_ms: int = limits.PRODUCER_ID_EXPIRATION_MS
+    producer_id_expiration_check_interval_ms: int = limits.PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

@@ -27,4 +27,40 @@ TRANSACTION_SETTINGS: tuple[dict[str, Any], ...] = (
         low=1,
         high=INT_MAX,
     ),
+    dict(
+        name="transactional.id.expiration.ms",
+        attr="transactional_id_expiration_ms",
+        unit="ms",
+        meaning="a transactional id with no transaction (Empty, CompleteCommit, CompleteAbort) "
+        "for this long is removed from the coordinator; its next InitProducerId starts afresh "
+        "with a new producer id",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="transaction.remove.expired.transaction.cleanup.interval.ms",
+        attr="transaction_remove_expired_transaction_cleanup_interval_ms",
+        unit="ms",
+        meaning="how often the coordinator removes transactional ids idle longer than "
+        "`transactional.id.expiration.ms`",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="producer.id.expiration.ms",
+        attr="producer_id_expiration_ms",
+        unit="ms",
+        meaning="a partition forgets a producer (its sequence and epoch state) whose last batch "
+        "is older than this and that has no open transaction",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="producer.id.expiration.check.interval.ms",
+        attr="producer_id_expiration_check_interval_ms",
+        unit="ms",
+        meaning="how often partitions look for producers past `producer.id.expiration.ms`",
+        low=1,
+        high=INT_MAX,
+    ),
 )

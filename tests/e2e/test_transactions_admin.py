@@ -302,3 +302,47 @@ def test_admin_apis_authorized_as_kafka(tmp_path: Path) -> None:
             assert written.error_code == ErrorCode.cluster_authorization_failed
     finally:
         running.stop()
+
+
+def test_transactional_id_expires_after_its_expiration_ms(tmp_path: Path) -> None:
+    """transactional.id.expiration.ms, short: a committed transactional id is removed
+    (DescribeTransactions: TRANSACTIONAL_ID_NOT_FOUND) and starts afresh with a new
+    producer id; one with an open transaction stays."""
+    settings = {
+        "transactional.id.expiration.ms": "1000",
+        "transaction.remove.expired.transaction.cleanup.interval.ms": "100",
+    }
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        bootstrap = running.bootstrap
+        topic = _topic(bootstrap)
+        _committed(bootstrap, "expiring", topic, b"x")
+        open_producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "kept"})
+        open_producer.init_transactions(TIMEOUT_S)
+        open_producer.begin_transaction()
+        open_producer.produce(topic, b"open")
+        open_producer.flush(TIMEOUT_S)
+        with RawClient(bootstrap) as client:
+            first_pid = {tid: pid for tid, pid, _ in _listed(client)}["expiring"]
+
+            def removed() -> bool:
+                described = client.request(65, 0, transactional_ids=["expiring"])
+                state = described.transaction_states[0]
+                return state.error_code == ErrorCode.transactional_id_not_found
+
+            wait_until(removed, TIMEOUT_S, "the idle transactional id is removed")
+            assert {tid for tid, _, _ in _listed(client)} == {"kept"}
+            _committed(bootstrap, "expiring", topic, b"y")
+            listed = {tid: pid for tid, pid, _ in _listed(client)}
+            assert listed["expiring"] != first_pid
+        open_producer.commit_transaction(TIMEOUT_S)
+    finally:
+        running.stop()
+
+
+def _listed(client: RawClient) -> list[tuple[str, int, str]]:
+    response = client.request(66, 0, state_filters=[], producer_id_filters=[])
+    return [
+        (s.transactional_id, s.producer_id, s.transaction_state)
+        for s in response.transaction_states
+    ]

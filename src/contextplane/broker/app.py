@@ -329,6 +329,8 @@ class Broker:
             TransactionConfig(
                 settings.transaction_max_timeout_ms,
                 settings.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                settings.transactional_id_expiration_ms,
+                settings.transaction_remove_expired_transaction_cleanup_interval_ms,
             ),
             marker_writer(storage, self.clock),
             lambda group_id, rows, ms: groups.journal.offsets_committed(group_id, rows, ms),

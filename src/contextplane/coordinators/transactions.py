@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from contextplane import limits
 from contextplane.clock import Clock
 from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.coordinators.txn_state import (
@@ -45,6 +46,8 @@ OffsetsCommitted = Callable[[str, list[OffsetRow], int], None]
 class TransactionConfig:
     max_timeout_ms: int
     abort_interval_ms: int
+    id_expiration_ms: int = limits.TRANSACTIONAL_ID_EXPIRATION_MS
+    remove_expired_interval_ms: int = limits.TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS
 
 
 class TransactionCoordinator:
@@ -66,6 +69,7 @@ class TransactionCoordinator:
         self._records: dict[str, TransactionRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._timer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
         # group -> transactional id -> partitions with offsets pending in its transaction
         self._pending: dict[str, dict[str, set[tuple[str, int]]]] = {}
 
@@ -82,9 +86,11 @@ class TransactionCoordinator:
                 async with self._lock(tid):
                     await self._finish(tid)
         self._timer = asyncio.create_task(self._run_timer(), name="transaction-timeouts")
+        self._expiry = asyncio.create_task(self._run_expiry(), name="transactional-id-expiry")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._timer)
+        await cancel_and_wait(self._expiry)
 
     def _lock(self, tid: str) -> asyncio.Lock:
         lock = self._locks.get(tid)
@@ -348,6 +354,42 @@ class TransactionCoordinator:
                 await self.abort_timed_out()
             except Exception:  # noqa: BLE001 - the next round retries
                 log.exception("aborting timed-out transactions failed")
+
+    # -- expiration --------------------------------------------------------------------
+
+    async def remove_expired(self) -> list[str]:
+        """Remove the transactional ids with no transaction (Empty, CompleteCommit,
+        CompleteAbort) for longer than `transactional.id.expiration.ms`, durably, as
+        Kafka's TransactionStateManager does (through Dead); returns those removed."""
+        removed = []
+        for tid, record in list(self._records.items()):
+            if not self._expired(record):
+                continue
+            async with self._lock(tid):
+                current = self._records.get(tid)
+                if current is not record or not self._expired(current):
+                    continue  # it moved on meanwhile
+                await self._store.remove_transaction(tid)
+                del self._records[tid]
+                removed.append(tid)
+        if removed:
+            log.info("removed %d expired transactional ids", len(removed))
+        return removed
+
+    def _expired(self, record: TransactionRecord) -> bool:
+        return (
+            state_of(record) in (S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT)
+            and record.update_ms + self._config.id_expiration_ms <= self._now()
+        )
+
+    async def _run_expiry(self) -> None:
+        interval_s = self._config.remove_expired_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.remove_expired()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.exception("removing expired transactional ids failed")
 
 
 def _matches_expected(record: TransactionRecord, producer_id: int, epoch: int) -> bool:

@@ -117,6 +117,12 @@ def pending_offsets(db: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def remove(db: sqlite3.Connection, tid: str) -> None:
+    for table in ("pending_txn_offsets", "transaction_groups", "transaction_partitions"):
+        db.execute(f"DELETE FROM {table} WHERE transactional_id=?", (tid,))
+    db.execute("DELETE FROM transactions WHERE transactional_id=?", (tid,))
+
+
 class TransactionRows:
     """`SqliteEngine`'s transaction methods (over its connection and transactions)."""
 
@@ -144,6 +150,11 @@ class TransactionRows:
 
     def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
         return pending_offsets(self._db)
+
+    def remove_transaction(self, tid: str) -> None:
+        engine: Any = self
+        with engine._transaction():
+            remove(self._db, tid)
 
 
 class TransactionCalls:
@@ -177,3 +188,7 @@ class TransactionCalls:
             store.engine.pending_txn_offsets
         )
         return result
+
+    async def remove_transaction(self, tid: str) -> None:
+        store: Any = self
+        await store._call(store.engine.remove_transaction, tid)

@@ -121,6 +121,10 @@ class MetadataStore(Protocol):
         """(transactional id, group, topic, partition) of every pending offset."""
         ...
 
+    async def remove_transaction(self, tid: str) -> None:
+        """An expired transactional.id: its row and everything of it, in one transaction."""
+        ...
+
 
 def open_metadata_store(
     url: str, reserve: SpaceReserve | None = None, runner: Runner | None = None

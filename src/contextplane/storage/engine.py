@@ -44,6 +44,7 @@ from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import ObjectStore, open_object_store
 from contextplane.storage.partition import CachedBatch, PartitionLog, from_snapshot_state
+from contextplane.storage.producer_expiry import run_producer_expiry
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader
 from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
@@ -139,6 +140,15 @@ class StorageEngine:
         self._tasks = [
             asyncio.create_task(self.uploader.run(), name="uploader"),
             asyncio.create_task(self.log_start.run_retention(), name="retention"),
+            asyncio.create_task(
+                run_producer_expiry(
+                    self.live_partitions,
+                    self.clock,
+                    self.settings.producer_id_expiration_ms,
+                    self.settings.producer_id_expiration_check_interval_ms,
+                ),
+                name="producer-expiry",
+            ),
         ]
 
     async def _open_partitions(

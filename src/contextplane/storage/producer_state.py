@@ -144,6 +144,24 @@ class ProducerStateTable:
             else:
                 self.producers[step.producer_id] = step.prior
 
+    def expire(self, cutoff_ms: int, durable_end: int, keep: set[int]) -> int:
+        """Forget producers whose last batch is durable (below `durable_end`) and older
+        than `cutoff_ms`, except those in `keep` (an open transaction): Kafka's
+        producer.id.expiration.ms, over the batch's max timestamp as Kafka's
+        lastTimestamp. A producer with no batch since its epoch was bumped by a marker
+        stays. Returns how many were forgotten."""
+        expired = [
+            producer_id
+            for producer_id, entry in self.producers.items()
+            if entry.batches
+            and entry.batches[-1].max_timestamp < cutoff_ms
+            and entry.batches[-1].last_offset < durable_end
+            and producer_id not in keep
+        ]
+        for producer_id in expired:
+            del self.producers[producer_id]
+        return len(expired)
+
     def snapshot(self, end_offset: int | None = None) -> dict[str, Any]:
         """The table as JSON-able data; with `end_offset`, only batches below it.
 
