@@ -31,6 +31,7 @@ from contextplane.coordinators.group_state import (
 )
 from contextplane.coordinators.group_state.states import GroupState
 from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal, group_metadata
+from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.store import MetadataStore
@@ -243,6 +244,20 @@ class GroupCoordinator:
                 ]
             self.journal.offsets_committed(group_id, rows, commit_ms)
         return codes
+
+    def validate_txn_offset_commit(
+        self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
+    ) -> None:
+        """TxnOffsetCommit's member checks, as Kafka's group coordinator makes them
+        (group_state/offsets.py); raises the error."""
+        if not self._active:
+            raise KafkaError(ErrorCode.coordinator_not_available)
+        error = self.state.validate_offset_commit(
+            group_id, member_id, group_instance_id, generation_id, 0, transactional=True
+        )
+        self._kick()
+        if error is not None:
+            raise KafkaError(error)
 
     async def fetch_offsets(
         self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None

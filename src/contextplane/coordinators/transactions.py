@@ -209,9 +209,17 @@ class TransactionCoordinator:
         return updated
 
     async def txn_offset_commit(
-        self, tid: str, group_id: str, producer_id: int, epoch: int, rows: list[OffsetRow]
+        self,
+        tid: str,
+        group_id: str,
+        producer_id: int,
+        epoch: int,
+        rows: list[OffsetRow],
+        check_group: Callable[[], None] = lambda: None,
     ) -> None:
-        """Offsets pending until the transaction commits (dropped if it aborts)."""
+        """Offsets pending until the transaction commits (dropped if it aborts). The
+        transaction is verified first, then `check_group` (the group coordinator's member
+        checks, which raise), in the order Kafka makes them."""
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
             if state_of(record) is not S.ONGOING or group_id not in record.groups:
@@ -219,6 +227,7 @@ class TransactionCoordinator:
                     ErrorCode.invalid_txn_state,
                     f"group {group_id!r} is not part of the ongoing transaction",
                 )
+            check_group()
             await self._store.add_txn_offsets(tid, group_id, rows)
             pending = self._pending.setdefault(group_id, {}).setdefault(tid, set())
             pending.update((r.topic, r.partition) for r in rows)

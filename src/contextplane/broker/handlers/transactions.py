@@ -172,6 +172,13 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                 request.producer_id,
                 request.producer_epoch,
                 rows,
+                # v3+ names the member (KIP-447); older versions commit as a non-member.
+                lambda: ctx.groups.validate_txn_offset_commit(
+                    request.group_id,
+                    getattr(request, "member_id", ""),
+                    getattr(request, "group_instance_id", None),
+                    getattr(request, "generation_id", -1),
+                ),
             )
         except KafkaError as exc:
             for slot in slots:

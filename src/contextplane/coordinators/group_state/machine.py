@@ -186,10 +186,11 @@ class GroupStateMachine:
         group_instance_id: str | None,
         generation_id: int,
         api_version: int,
+        transactional: bool = False,
     ) -> ErrorCode | None:
         """None if the commit may proceed (see `offsets.py`)."""
         return self._offsets.validate_offset_commit(
-            group_id, member_id, group_instance_id, generation_id, api_version
+            group_id, member_id, group_instance_id, generation_id, api_version, transactional
         )
 
     def validate_delete_group(self, group_id: str, has_offsets: bool) -> ErrorCode | None:

@@ -11,6 +11,10 @@ Rules of this file:
   allowed only while the group is Empty, and creates the group if it does not exist; a
   commit with a generation for an unknown group is GROUP_ID_NOT_FOUND (v9+) or
   ILLEGAL_GENERATION (older versions).
+* TxnOffsetCommit (v3+ names the member) is validated the same way, as Kafka's
+  validateTransactionalOffsetCommit: a generation for an unknown group is
+  ILLEGAL_GENERATION at every version, a commit without member and generation is
+  accepted whatever the group's state, and it keeps no session alive.
 * DeleteGroups needs an Empty group; OffsetDelete needs Empty, or a consumer group (then
   the handler refuses the topics the group is subscribed to).
 """
@@ -33,16 +37,17 @@ class OffsetRules:
         group_instance_id: str | None,
         generation_id: int,
         api_version: int,
+        transactional: bool = False,
     ) -> ErrorCode | None:
         """None if the commit may proceed. A generation of -1 from a non-member (a simple
         consumer or an admin client) creates the group if it does not exist."""
         group = self._core.groups.get(group_id)
         if group is None:
             if generation_id >= 0:
-                # v9+ says so; older versions keep ILLEGAL_GENERATION for compatibility.
+                # v9+ says so; older versions (and TxnOffsetCommit) keep ILLEGAL_GENERATION.
                 return (
                     ErrorCode.group_id_not_found
-                    if api_version >= 9
+                    if api_version >= 9 and not transactional
                     else ErrorCode.illegal_generation
                 )
             group = self._core.get_or_create(group_id)
@@ -56,12 +61,12 @@ class OffsetRules:
                 return error
             if generation_id != group.generation_id:
                 return ErrorCode.illegal_generation
-        elif not group.is_in(GroupState.EMPTY):
+        elif not transactional and not group.is_in(GroupState.EMPTY):
             # No member id and no generation: only an empty group accepts such commits.
             return ErrorCode.unknown_member_id
         if group.is_in(GroupState.COMPLETING_REBALANCE):
             return ErrorCode.rebalance_in_progress
-        if group.is_in(GroupState.STABLE, GroupState.PREPARING_REBALANCE):
+        if not transactional and group.is_in(GroupState.STABLE, GroupState.PREPARING_REBALANCE):
             member = group.members.get(member_id)
             if member is not None:
                 # An offset commit keeps the session alive, as a heartbeat does.
