@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 # ceilings are the versions whose semantics are implemented. The authorization column
 # follows Kafka's KafkaApis (broker/authorization.py).
 ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
-    (0, 3, 11, produce.produce, authz.produce, authz.refuse_produce),
+    (0, 3, 12, produce.produce, authz.produce, authz.refuse_produce),
     (1, 4, 16, fetch.fetch, authz.fetch, authz.refuse_top_level),
     (2, 1, 8, offsets.list_offsets, authz.list_offsets, authz.refuse_top_level),
     (3, 0, 12, cluster.metadata, authz.metadata, authz.refuse_top_level),
@@ -100,7 +100,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz_txn.add_offsets_to_txn,
         authz.refuse_top_level,
     ),
-    (26, 0, 4, transactions.end_txn, authz_txn.end_txn, authz.refuse_top_level),
+    (26, 0, 5, transactions.end_txn, authz_txn.end_txn, authz.refuse_top_level),
     (
         27,
         1,
@@ -112,7 +112,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (
         28,
         0,
-        4,
+        5,
         transactions.txn_offset_commit,
         authz_txn.txn_offset_commit,
         authz.refuse_offset_commit,

@@ -172,15 +172,31 @@ class TransactionCoordinator:
     # -- a transaction's partitions and groups -----------------------------------------
 
     async def add_partitions(
-        self, tid: str, producer_id: int, epoch: int, partitions: list[tuple[str, int]]
+        self,
+        tid: str,
+        producer_id: int,
+        epoch: int,
+        partitions: list[tuple[str, int]],
+        version: int = 0,
     ) -> None:
+        """AddPartitionsToTxn; with `version` 2, the partitions a transactions v2
+        producer's Produce names (KIP-890: the client sends no AddPartitionsToTxn)."""
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
             check_can_add(record)
             new = [p for p in partitions if p not in record.partitions]
             if state_of(record) is S.ONGOING and not new:
                 return
-            await self._save(self._ongoing(record, partitions=new))
+            await self._save(self._ongoing(record, partitions=new, version=version))
+
+    def missing_partitions(
+        self, tid: str, partitions: Iterable[tuple[str, int]]
+    ) -> list[tuple[str, int]]:
+        """The partitions not (yet) in `tid`'s ongoing transaction."""
+        record = self._records.get(tid)
+        if record is None or state_of(record) is not S.ONGOING:
+            return list(partitions)
+        return [p for p in partitions if p not in record.partitions]
 
     async def add_offsets(self, tid: str, producer_id: int, epoch: int, group_id: str) -> None:
         async with self._lock(tid):
@@ -195,6 +211,7 @@ class TransactionCoordinator:
         record: TransactionRecord,
         partitions: Iterable[tuple[str, int]] = (),
         groups: Iterable[str] = (),
+        version: int = 0,
     ) -> TransactionRecord:
         now = self._now()
         starting = state_of(record) is not S.ONGOING
@@ -203,6 +220,7 @@ class TransactionCoordinator:
             updated.partitions.clear()
             updated.groups.clear()
             updated.start_ms = now
+            updated.client_transaction_version = version
         for partition in partitions:
             updated.partitions[partition] = False
         updated.groups.update(groups)
@@ -216,12 +234,20 @@ class TransactionCoordinator:
         epoch: int,
         rows: list[OffsetRow],
         check_group: Callable[[], None] = lambda: None,
+        adds_group: bool = False,
     ) -> None:
         """Offsets pending until the transaction commits (dropped if it aborts). The
         transaction is verified first, then `check_group` (the group coordinator's member
-        checks, which raise), in the order Kafka makes them."""
+        checks, which raise), in the order Kafka makes them. With `adds_group`
+        (TxnOffsetCommit v5 of a transactions v2 producer) it adds the group to the
+        transaction as AddOffsetsToTxn does."""
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
+            if adds_group and not (state_of(record) is S.ONGOING and group_id in record.groups):
+                check_can_add(record)
+                check_group()  # before the transaction starts for it
+                record = self._ongoing(record, groups=[group_id], version=2)
+                await self._save(record)
             if state_of(record) is not S.ONGOING or group_id not in record.groups:
                 raise KafkaError(
                     ErrorCode.invalid_txn_state,
@@ -260,14 +286,29 @@ class TransactionCoordinator:
 
     # -- EndTxn ------------------------------------------------------------------------
 
-    async def end_transaction(self, tid: str, producer_id: int, epoch: int, commit: bool) -> None:
+    async def end_transaction(
+        self, tid: str, producer_id: int, epoch: int, commit: bool, bump: bool = False
+    ) -> tuple[int, int]:
+        """EndTxn; the producer id and epoch for the next transaction. With `bump`
+        (EndTxn v5, transactions v2) the epoch is bumped by every commit or abort: the
+        markers carry the new epoch, and a retry naming the epoch before gets the same
+        answer (Kafka's lastProducerEpoch)."""
         async with self._lock(tid):
-            record = check_producer(self._records.get(tid), producer_id, epoch)
+            record = self._records.get(tid)
+            if bump and record is not None and _is_v2_retry(record, producer_id, epoch, commit):
+                return record.producer_id, record.epoch
+            record = check_producer(record, producer_id, epoch)
             if end_decision(record, commit) == "done":
-                return
+                return record.producer_id, record.epoch
             prepare = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
-            await self._save(transition(record, prepare, self._now()))
+            changes: dict[str, object] = {}
+            if bump:
+                # Up to Short.MaxValue: a new producer id follows at completion.
+                changes = {"epoch": record.epoch + 1, "client_transaction_version": 2}
+            await self._save(transition(record, prepare, self._now(), **changes))
             await self._finish(tid)
+            current = self._records[tid]
+            return current.producer_id, current.epoch
 
     async def _abort_with_bump(self, tid: str, record: TransactionRecord) -> None:
         """Fence an ongoing transaction's producer (InitProducerId, a timeout): bump the
@@ -316,6 +357,12 @@ class TransactionCoordinator:
         done = transition(record, S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT, self._now())
         done.partitions.clear()
         done.groups.clear()
+        if done.epoch > limits.PRODUCER_EPOCH_MAX:
+            # A transactions v2 bump reached Short.MaxValue: the next transaction gets a
+            # new producer id (Kafka's nextProducerId).
+            done.previous_producer_id = done.producer_id
+            done.producer_id = await self._producer_ids.allocate()
+            done.epoch = 0
         now = self._now()
         moved = await self._store.complete_transaction(done, commit, now)
         self._records[tid] = done
@@ -399,6 +446,19 @@ class TransactionCoordinator:
                 await self.remove_expired()
             except Exception:  # noqa: BLE001 - the next round retries
                 log.exception("removing expired transactional ids failed")
+
+
+def _is_v2_retry(record: TransactionRecord, producer_id: int, epoch: int, commit: bool) -> bool:
+    """A transactions v2 EndTxn retried after it completed: it names the epoch before
+    the bump (or the producer id before a new one), and the outcome it asked for."""
+    if record.client_transaction_version < 2:
+        return False
+    wanted = S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT
+    if state_of(record) is not wanted:
+        return False
+    if record.producer_id == producer_id:
+        return epoch == record.epoch - 1
+    return record.previous_producer_id == producer_id and record.epoch == 0
 
 
 def _matches_expected(record: TransactionRecord, producer_id: int, epoch: int) -> bool:

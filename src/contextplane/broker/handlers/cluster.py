@@ -28,6 +28,15 @@ DESCRIBE = Operation.DESCRIBE
 CREATE = Operation.CREATE
 
 
+# Transactions v2 (KIP-890): clients that know it (the Java 4.x producer) use it when
+# ApiVersions finalizes transaction.version 2, as Kafka 4.x does by default; the others
+# keep the classic protocol (RFC 0002).
+SUPPORTED_FEATURES = [{"name": "transaction.version", "min_version": 0, "max_version": 2}]
+FINALIZED_FEATURES = [
+    {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2}
+]
+FINALIZED_FEATURES_EPOCH = 1
+
 # ApiVersions' unthrottled response frames, per version: (the advertised list they were
 # encoded from, the frame with correlation id 0). Every client asks on every connection.
 _api_versions_frames: dict[int, tuple[list[dict[str, int]], bytes]] = {}
@@ -42,9 +51,9 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
             error_code=ErrorCode.none,
             api_keys=advertised,
             throttle_time=ctx.throttle_ms,
-            supported_features=[],
-            finalized_features_epoch=-1,
-            finalized_features=[],
+            supported_features=SUPPORTED_FEATURES,
+            finalized_features_epoch=FINALIZED_FEATURES_EPOCH,
+            finalized_features=FINALIZED_FEATURES,
             zk_migration_ready=False,
         )
         cached = (advertised, encode_response(ctx.header.api_key, ctx.api_version, 0, body))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
-from contextplane.protocol.records import BatchHeader, split_batches
+from contextplane.protocol.records import BatchHeader, parse_header, split_batches
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 
@@ -72,6 +73,8 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             ctx.principal, ctx.header.client_id, _record_bytes(request.topic_data)
         )
     )
+    if request.transactional_id is not None and ctx.api_version >= 12 and request_error is None:
+        request_error = await add_to_transaction(ctx, request)
     topics = []
     batches: list[_Batch] = []
     failed = False
@@ -236,6 +239,43 @@ def _checked_batch(
         decompressed_bytes_max=batch_bytes_max * ratio,
     )
     return _Batch(topic, entry, partition, header, batch, policy, append_time)
+
+
+async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | None:
+    """Produce v12+ (transactions v2, KIP-890): the partitions of a transactional
+    producer's batches join its transaction before they are verified, as Kafka's leader
+    adds them with AddPartitionsToTxn v5. Partitions it may not write or that do not
+    exist are left to the checks below, and so is a refused add (verification answers),
+    except CONCURRENT_TRANSACTIONS: the previous transaction is still completing, and
+    the whole request gets that retriable error."""
+    tid: str = request.transactional_id
+    known = ctx.topics.topics()
+    wanted: list[tuple[str, int]] = []
+    producer: tuple[int, int] | None = None
+    for topic in request.topic_data:
+        record = known.get(topic.name)
+        if record is None or ctx.denied(TOPIC, topic.name) or is_internal(topic.name):
+            continue
+        for data in topic.partition_data:
+            records = data.records
+            if not records or not 0 <= data.index < record.partitions:
+                continue
+            try:
+                header = parse_header(records)
+            except (KafkaError, ValueError, struct.error):
+                continue  # answered by the batch checks
+            if header.is_transactional and not header.is_control:
+                producer = (header.producer_id, header.producer_epoch)
+                wanted.append((topic.name, data.index))
+    missing = ctx.transactions.missing_partitions(tid, wanted)
+    if producer is None or not missing:
+        return None
+    try:
+        await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
+    except KafkaError as exc:
+        if exc.code == ErrorCode.concurrent_transactions:
+            return exc
+    return None
 
 
 def _check_transactional(

@@ -118,16 +118,23 @@ async def add_offsets_to_txn(ctx: RequestContext, request: Any) -> Reply:
 
 async def end_txn(ctx: RequestContext, request: Any) -> Reply:
     code = ErrorCode.none
+    producer_id, epoch = -1, -1
     try:
-        await ctx.transactions.end_transaction(
+        producer_id, epoch = await ctx.transactions.end_transaction(
             request.transactional_id,
             request.producer_id,
             request.producer_epoch,
             bool(request.committed),
+            bump=ctx.api_version >= 5,  # KIP-890: transactions v2 bump every epoch
         )
     except KafkaError as exc:
         code = _code(ctx, exc)
-    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=code)
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=code,
+        producer_id=producer_id,
+        producer_epoch=epoch,
+    )
 
 
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
@@ -179,6 +186,8 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                     getattr(request, "group_instance_id", None),
                     getattr(request, "generation_id", -1),
                 ),
+                # v5 (transactions v2) also does AddOffsetsToTxn's job.
+                adds_group=ctx.api_version >= 5,
             )
         except KafkaError as exc:
             for slot in slots:
