@@ -3,17 +3,55 @@
 A change is written to the store first (one transaction) and applied to the
 authorizer's index only once it is durable, so what the authorizer enforces is always
 what a restarted broker will load.
+
+One request changes at most ACL_CHANGES_MAX ACLs, Kafka's bound (its controller's
+MAX_RECORDS_PER_USER_OP), refused with Kafka's errors. Matching filters against the ACLs
+gives the event loop back every few milliseconds (LoopShare), and identical filters of
+one DeleteAcls are matched once; changes and reads of the index are serialised by one
+lock, so a match that yields never sees the index change under it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+from contextplane.broker.loopshare import LoopShare
 from contextplane.metadata.records import AclRecord
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import AclBinding, AclFilter, parse_super_users
 from contextplane.security.standard_authorizer import StandardAuthorizer
 from contextplane.settings import Settings
+
+# Kafka 4.x: QuorumController.MAX_RECORDS_PER_USER_OP, the records (one per ACL created
+# or removed) one CreateAcls or DeleteAcls may write.
+ACL_CHANGES_MAX = 10_000
+
+
+class AclChangeRefused(Exception):
+    """The whole request is refused, every entry with this error (Kafka's answers)."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def too_many_creations() -> AclChangeRefused:
+    """CreateAcls over the bound: Kafka's controller turns its BoundedListTooLongException
+    into this PolicyViolationException (EventHandlerExceptionInfo)."""
+    return AclChangeRefused(
+        ErrorCode.policy_violation, "Unable to perform excessively large batch operation."
+    )
+
+
+def too_many_deletions() -> AclChangeRefused:
+    """DeleteAcls over the bound: AclControlManager.deleteAcls' InvalidRequestException."""
+    return AclChangeRefused(
+        ErrorCode.invalid_request,
+        f"Cannot remove more than {ACL_CHANGES_MAX} acls in a single delete operation.",
+    )
 
 
 def to_record(binding: AclBinding) -> AclRecord:
@@ -46,6 +84,7 @@ class AclAdmin:
     def __init__(self, store: MetadataStore, authorizer: StandardAuthorizer) -> None:
         self._store = store
         self.authorizer = authorizer
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def load(cls, store: MetadataStore, settings: Settings) -> AclAdmin:
@@ -58,27 +97,62 @@ class AclAdmin:
         return cls(store, authorizer)
 
     async def create(self, bindings: Sequence[AclBinding]) -> None:
-        """Store and enforce valid bindings (the caller validated them)."""
-        if not bindings:
-            return
-        await self._store.create_acls([to_record(b) for b in bindings])
-        for binding in bindings:
-            self.authorizer.acls.add(binding)
+        """Store and enforce valid bindings (the caller validated them); too_many_creations
+        if more than ACL_CHANGES_MAX of them are new (ones already there cost nothing,
+        as in Kafka)."""
+        async with self._lock:
+            index = self.authorizer.acls
+            new = [b for b in dict.fromkeys(bindings) if b not in index]
+            if len(new) > ACL_CHANGES_MAX:
+                raise too_many_creations()
+            if not new:
+                return
+            await self._store.create_acls([to_record(b) for b in new])
+            for binding in new:
+                index.add(binding)
 
-    def describe(self, acl_filter: AclFilter) -> list[AclBinding]:
-        return self.authorizer.acls.matching(acl_filter)
+    async def describe(self, acl_filter: AclFilter) -> list[AclBinding]:
+        async with self._lock:
+            return await self._matching(acl_filter)
+
+    async def _matching(self, acl_filter: AclFilter, limit: int | None = None) -> list[AclBinding]:
+        """The ACLs the filter selects (at most `limit`), giving the loop back as it goes
+        (the caller holds the lock: the index does not change meanwhile)."""
+        share = LoopShare()
+        matched: list[AclBinding] = []
+        for binding in self.authorizer.acls.candidates(acl_filter):
+            if acl_filter.matches(binding):
+                matched.append(binding)
+                if limit is not None and len(matched) >= limit:
+                    break
+            if share.due():
+                await asyncio.sleep(0)
+        return matched
 
     async def delete(self, filters: Sequence[AclFilter]) -> list[list[AclBinding]]:
-        """The bindings each filter matched, all deleted in one transaction; a binding two
-        filters match is reported under both, as Kafka reports it."""
-        taken: set[AclBinding] = set()
-        results: list[list[AclBinding]] = []
-        for acl_filter in filters:
-            matched = self.authorizer.acls.matching(acl_filter)
-            taken.update(matched)
-            results.append(matched)
-        if taken:
-            await self._store.delete_acls([to_record(b) for b in taken])
-            for binding in taken:
-                self.authorizer.acls.remove(binding)
-        return results
+        """The bindings each filter matched, all deleted in one transaction. As Kafka's
+        AclControlManager.deleteAcls: a binding several filters match is listed under
+        each of them and removed once; the request fails (too_many_deletions, nothing
+        removed) as soon as a filter matches while ACL_CHANGES_MAX removals are already
+        taken, or takes the count past it. Identical filters are matched once."""
+        async with self._lock:
+            matched_by: dict[AclFilter, list[AclBinding]] = {}
+            taken: dict[AclBinding, None] = {}
+            results: list[list[AclBinding]] = []
+            for acl_filter in filters:
+                matched = matched_by.get(acl_filter)
+                if matched is None:
+                    matched = await self._matching(acl_filter, limit=ACL_CHANGES_MAX + 1)
+                    matched_by[acl_filter] = matched
+                if matched:
+                    if len(taken) >= ACL_CHANGES_MAX:
+                        raise too_many_deletions()
+                    taken.update(dict.fromkeys(matched))
+                    if len(taken) > ACL_CHANGES_MAX:
+                        raise too_many_deletions()
+                results.append(matched)
+            if taken:
+                await self._store.delete_acls([to_record(b) for b in taken])
+                for binding in taken:
+                    self.authorizer.acls.remove(binding)
+            return results

@@ -67,7 +67,7 @@ def decided_by(authorizer: Authorizer, principal: Principal, host: str, action: 
         return f"super.users lists {who}"
     found = False
     allowing: str | None = None
-    for acls in authorizer.acls.applying_to(action.resource_type, action.name):
+    for acls in authorizer.acls.applying_to(action.resource_type, action.name, who):
         found = True
         for acl in sorted(acls, key=str):
             if acl.principal not in (who, WILDCARD_PRINCIPAL):

@@ -1,12 +1,21 @@
 """CreateAcls, DescribeAcls, DeleteAcls (the pipeline has checked ALTER / DESCRIBE on the
-cluster). With no authorizer configured each answers SECURITY_DISABLED, as Kafka does."""
+cluster). With no authorizer configured each answers SECURITY_DISABLED, as Kafka does.
+
+A request changes at most ACL_CHANGES_MAX ACLs (Kafka's bound, with Kafka's errors).
+Each ACL created or deleted is audited once, whatever the number of filters that matched
+it; the loops over many entries give the event loop back as they go, and large
+responses are built off the loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.loopshare import LoopShare
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acl_admin import AclChangeRefused
 from contextplane.security.acls import AclBinding, AclFilter, InvalidAcl
 
 _NO_AUTHORIZER = "No Authorizer is configured."
@@ -47,10 +56,23 @@ async def create_acls(ctx: RequestContext, request: Any) -> Reply:
         except InvalidAcl as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
         outcomes.append((binding, entry))
-    await admin.create(valid)
+    try:
+        await admin.create(valid)
+    except AclChangeRefused as refused:
+        # Kafka answers every binding that reached its controller with the error.
+        for _, entry in outcomes:
+            if entry["error_code"] == ErrorCode.none:
+                entry.update(error_code=refused.code, error_message=refused.message)
+        ctx.audit.record(ctx, "CreateAcls", "acl", f"{len(valid)} ACLs", refused.code)
+        return ctx.reply(throttle_time=ctx.throttle_ms, results=[e for _, e in outcomes])
+    share = LoopShare()
     for binding, entry in outcomes:
         ctx.audit.record(ctx, "CreateAcls", "acl", _describe(binding), entry["error_code"])
-    return ctx.reply(throttle_time=ctx.throttle_ms, results=[entry for _, entry in outcomes])
+        if share.due():
+            await asyncio.sleep(0)
+    return await ctx.large_reply(
+        len(outcomes), throttle_time=ctx.throttle_ms, results=[e for _, e in outcomes]
+    )
 
 
 async def describe_acls(ctx: RequestContext, request: Any) -> Reply:
@@ -80,7 +102,8 @@ async def describe_acls(ctx: RequestContext, request: Any) -> Reply:
             resources=[],
         )
     grouped: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
-    for binding in admin.describe(acl_filter):
+    described = await admin.describe(acl_filter)
+    for binding in described:
         key = (binding.resource_type, binding.name, binding.pattern_type)
         grouped.setdefault(key, []).append(
             {
@@ -94,7 +117,8 @@ async def describe_acls(ctx: RequestContext, request: Any) -> Reply:
         {"resource_type": t, "resource_name": n, "pattern_type": p, "acls": acls}
         for (t, n, p), acls in grouped.items()
     ]
-    return ctx.reply(
+    return await ctx.large_reply(
+        len(described),
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
         error_message=None,
@@ -127,8 +151,33 @@ async def delete_acls(ctx: RequestContext, request: Any) -> Reply:
         for f in request.filters
     ]
     problems = [f.unknown_element() for f in filters]
-    deleted = await admin.delete([f for f, p in zip(filters, problems, strict=True) if p is None])
+    try:
+        deleted = await admin.delete(
+            [f for f, p in zip(filters, problems, strict=True) if p is None]
+        )
+    except AclChangeRefused as refused:
+        # Kafka fails the whole request: every filter gets the error, nothing is removed.
+        ctx.audit.record(ctx, "DeleteAcls", "acl", f"{len(filters)} filters", refused.code)
+        results = [
+            {"error_code": refused.code, "error_message": refused.message, "matching_acls": []}
+            for _ in filters
+        ]
+        return ctx.reply(throttle_time=ctx.throttle_ms, filter_results=results)
+    # One entry (and one audit record) per deleted ACL, shared by every filter that
+    # matched it: a hundred identical filters do not make a hundred copies.
+    entries: dict[AclBinding, dict[str, Any]] = {}
+    share = LoopShare()
+    for matched in deleted:
+        for binding in matched:
+            if binding in entries:
+                continue
+            entries[binding] = _deleted_entry(binding)
+            ctx.audit.record(ctx, "DeleteAcls", "acl", _describe(binding))
+            if share.due():
+                await asyncio.sleep(0)
     results = []
+    items = 0
+    matches = iter(deleted)
     for problem in problems:
         if problem is not None:
             results.append(
@@ -139,27 +188,25 @@ async def delete_acls(ctx: RequestContext, request: Any) -> Reply:
                 }
             )
             continue
-        matched = deleted.pop(0)
-        for binding in matched:
-            ctx.audit.record(ctx, "DeleteAcls", "acl", _describe(binding))
+        matching = [entries[b] for b in next(matches)]
+        items += len(matching)
         results.append(
-            {
-                "error_code": ErrorCode.none,
-                "error_message": None,
-                "matching_acls": [
-                    {
-                        "error_code": ErrorCode.none,
-                        "error_message": None,
-                        "resource_type": b.resource_type,
-                        "resource_name": b.name,
-                        "pattern_type": b.pattern_type,
-                        "principal": b.principal,
-                        "host": b.host,
-                        "operation": b.operation,
-                        "permission_type": b.permission,
-                    }
-                    for b in matched
-                ],
-            }
+            {"error_code": ErrorCode.none, "error_message": None, "matching_acls": matching}
         )
-    return ctx.reply(throttle_time=ctx.throttle_ms, filter_results=results)
+    return await ctx.large_reply(
+        items + len(results), throttle_time=ctx.throttle_ms, filter_results=results
+    )
+
+
+def _deleted_entry(binding: AclBinding) -> dict[str, Any]:
+    return {
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "resource_type": binding.resource_type,
+        "resource_name": binding.name,
+        "pattern_type": binding.pattern_type,
+        "principal": binding.principal,
+        "host": binding.host,
+        "operation": binding.operation,
+        "permission_type": binding.permission,
+    }
