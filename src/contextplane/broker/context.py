@@ -24,7 +24,7 @@ from contextplane.broker.throttle import ConnectionThrottle
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
-from contextplane.protocol.codec import RequestHeader, response_schema
+from contextplane.protocol.codec import RequestHeader, encode_response, response_schema
 from contextplane.protocol.connection_state import ConnectionState
 from contextplane.security.acls import (
     SUPPORTED_OPERATIONS,
@@ -264,6 +264,22 @@ class RequestContext:
         if not is_large(items):
             return Reply(body=self.response(None, **kwargs))
         return Reply(body=await asyncio.to_thread(self.response, None, **kwargs))
+
+    async def large_encoded_reply(self, items: int, **kwargs: Any) -> Reply:
+        """`large_reply`, also encoded in the worker thread: for a response far larger
+        than its request (DeleteAcls: a few filters, hundreds of thousands of entries),
+        which the connection would otherwise encode on the loop."""
+        if not is_large(items):
+            return Reply(body=self.response(None, **kwargs))
+        header = self.header
+
+        def encoded() -> list[bytes]:
+            body = self.response(None, **kwargs)
+            return [
+                encode_response(header.api_key, header.api_version, header.correlation_id, body)
+            ]
+
+        return Reply(body=await asyncio.to_thread(encoded))
 
 
 def later(awaitable: Awaitable[Any]) -> Reply:

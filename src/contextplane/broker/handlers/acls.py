@@ -117,7 +117,7 @@ async def describe_acls(ctx: RequestContext, request: Any) -> Reply:
         {"resource_type": t, "resource_name": n, "pattern_type": p, "acls": acls}
         for (t, n, p), acls in grouped.items()
     ]
-    return await ctx.large_reply(
+    return await ctx.large_encoded_reply(
         len(described),
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
@@ -193,7 +193,7 @@ async def delete_acls(ctx: RequestContext, request: Any) -> Reply:
         results.append(
             {"error_code": ErrorCode.none, "error_message": None, "matching_acls": matching}
         )
-    return await ctx.large_reply(
+    return await ctx.large_encoded_reply(
         items + len(results), throttle_time=ctx.throttle_ms, filter_results=results
     )
 
