@@ -49,7 +49,8 @@ async def create_acls(ctx: RequestContext, request: Any) -> Reply:
             creation.operation,
             creation.permission_type,
         )
-        entry: dict[str, Any] = {"error_code": ErrorCode.none, "error_message": None}
+        # Kafka leaves a created binding's message at the schema default, "" (not null).
+        entry: dict[str, Any] = {"error_code": ErrorCode.none, "error_message": ""}
         try:
             binding.validate()
             valid.append(binding)
