@@ -23,6 +23,8 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from contextplane.broker.repeated_log import BURST
 from contextplane.protocol.error_codes import ErrorCode
@@ -32,6 +34,8 @@ from tests.support.wait import wait_until
 
 API_VERSIONS = 18
 MAPPING = "RULE:^CN=([^,]+),O=contextplane-test,C=US$/$1/L,DEFAULT"
+# Java's X500Principal.getName() of eve's subject (pseudonym 2.5.4.65, UTF8String "admin").
+EVE_AS_KAFKA_NAMES_HER = "2.5.4.65=#0c0561646d696e,CN=eve,O=contextplane-test,C=US"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (where / f"{user}.key").write_bytes(issued.key_pem)
         (where / f"{user}.crt").write_bytes(issued.cert_pem)
         files[user] = where / user
+    # An attribute Java has no RFC 2253 keyword for (pseudonym): OID=#hex in the name.
+    eve = ca.issue(
+        "eve",
+        subject=x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "contextplane-test"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "eve"),
+                x509.NameAttribute(NameOID.PSEUDONYM, "admin"),
+            ]
+        ),
+    )
+    (where / "eve.key").write_bytes(eve.key_pem)
+    (where / "eve.crt").write_bytes(eve.cert_pem)
+    files["eve"] = where / "eve"
     return files
 
 
@@ -259,6 +278,15 @@ def mtls_broker(
             AclOperation.WRITE,
             AclPermissionType.ALLOW,
         ),
+        AclBinding(
+            ResourceType.TOPIC,
+            "ledger",
+            ResourcePatternType.LITERAL,
+            f"User:{EVE_AS_KAFKA_NAMES_HER}",
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.ALLOW,
+        ),
     ]
     for future in admin.create_acls(acls).values():
         future.result(30)
@@ -281,6 +309,17 @@ def test_an_unmapped_subject_is_the_whole_distinguished_name(
     assert _produce(_client(mtls_broker, pki, "carol"), "ledger", 2) == [None] * 2
     refused = _produce(_client(mtls_broker, pki, "alice"), "ledger", 1)
     assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+def test_an_attribute_without_a_keyword_is_named_as_kafka_names_it(
+    mtls_broker: InProcessBroker, pki: dict[str, Path]
+) -> None:
+    """Kafka (Java's X500Principal) writes the pseudonym as its OID and the hex of its DER
+    value; an ACL for that name is the one that applies."""
+    assert _produce(_client(mtls_broker, pki, "eve"), "ledger", 2) == [None] * 2
+    refused = _produce(_client(mtls_broker, pki, "eve"), "orders", 1)
+    assert [e.code() for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    assert f'principal="User:{EVE_AS_KAFKA_NAMES_HER}"' in mtls_broker.log_tail(200)
 
 
 def test_kafka_python_with_a_client_certificate(

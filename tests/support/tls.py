@@ -101,12 +101,13 @@ class TestCa:
         server: bool = False,
         organization: str = "contextplane-test",
         key_password: str | None = None,
+        subject: x509.Name | None = None,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name, organization))
+            .subject_name(subject if subject is not None else _name(common_name, organization))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from contextplane.security.ssl_principal import NoMatchingRule, SslPrincipalMapper, subject_name
+from contextplane.security.ssl_principal import NoMatchingRule, SslPrincipalMapper
 
 
 @pytest.mark.parametrize(
@@ -114,18 +114,3 @@ def test_a_back_reference_past_the_last_group_is_literal() -> None:
     # Kafka escapes $4 when the pattern has 3 groups; $12 with one group is $1 then "2".
     assert SslPrincipalMapper("RULE:^CN=(.*)$/$1@$4/").name("CN=a") == "a@$4"
     assert SslPrincipalMapper("RULE:^CN=(.*)$/$12/").name("CN=a") == "a2"
-
-
-def test_subject_names_are_rfc_2253_as_java_writes_them() -> None:
-    subject = (
-        (("countryName", "US"),),
-        (("stateOrProvinceName", "MD"),),
-        (("organizationName", "Sun, Inc"),),
-        (("organizationalUnitName", "eng"),),
-        (("commonName", "Duke"),),
-    )
-    assert subject_name(subject) == r"CN=Duke,OU=eng,O=Sun\, Inc,ST=MD,C=US"
-    email = ((("emailAddress", "a@b.c"),), (("commonName", " x#"),))
-    assert subject_name(email) == r"CN=\ x#,1.2.840.113549.1.9.1=#1605614062" + "2e63"
-    multi = ((("commonName", "a"), ("userId", "7")),)
-    assert subject_name(multi) == "CN=a+UID=7"

@@ -32,8 +32,9 @@ from contextplane.broker.repeated_log import RepeatedLog
 from contextplane.broker.server import KafkaConnection
 from contextplane.listener_settings import ListenerSpec
 from contextplane.security.principal import ANONYMOUS, Principal
-from contextplane.security.ssl_principal import subject_name
+from contextplane.security.ssl_principal import NoMatchingRule
 from contextplane.security.tls import ReloadingContext, tls_config
+from contextplane.security.x500_name import BadName, certificate_subject
 from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -234,10 +235,15 @@ class Listener:
         if self.tls is None or self.security_protocol != "SSL":
             return ANONYMOUS
         ssl_object = transport.get_extra_info("ssl_object")
-        certificate = ssl_object.getpeercert() if ssl_object is not None else None
+        certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not certificate:
             return ANONYMOUS
-        subject = subject_name(certificate.get("subject", ()))
+        # From the DER, not getpeercert()'s decoded form: Java renders attributes it has
+        # no keyword for as OID=#hex of the DER value, which the decoded form has lost.
+        try:
+            subject = certificate_subject(certificate)
+        except BadName as exc:  # a name Java's X500Principal would not read either
+            raise NoMatchingRule(f"unreadable certificate subject: {exc}") from None
         return Principal("User", self.tls.mapper.name(subject))
 
     def _log_rejection(self, host: str) -> None:
