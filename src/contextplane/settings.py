@@ -26,6 +26,7 @@ from typing import Any
 
 from contextplane import limits, listener_settings
 from contextplane.security import oauthbearer_settings, sasl_settings
+from contextplane.settings_hints import family_suggestion
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -230,7 +231,11 @@ def ignored_reason(name: str, value: object) -> str | None:
     if not exact:
         for unsupported in UNSUPPORTED:
             if unsupported.matches(name):
-                raise SettingsError(f"setting {name!r} is not supported: {unsupported.reason}")
+                message = f"setting {name!r} is not supported: {unsupported.reason}"
+                suggestion = family_suggestion(name)
+                if suggestion is not None:
+                    message += f"; did you mean {suggestion!r}?"
+                raise SettingsError(message)
     for ignored in exact or IGNORED:
         if ignored.matches(name):
             if ignored.accepts and str(value).strip().lower() not in ignored.accepts:

@@ -113,6 +113,65 @@ def test_an_unknown_setting_names_the_closest_known_one(tmp_path: Path) -> None:
         load_settings(environ={}, overrides={"num_partitions": "3"})
 
 
+_SSL = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"
+_SASL = "SASL_PLAINTEXT://127.0.0.1:0"
+
+
+@pytest.mark.parametrize(
+    ("settings", "meant"),
+    [
+        ({"ssl.keystore.locaton": "k.pem"}, "ssl.keystore.location"),
+        ({"ssl.trustsore.location": "ca.pem"}, "ssl.truststore.location"),
+        ({"ssl.cipher.suite": "x"}, "ssl.cipher.suites"),  # Kafka's name, refused itself
+        ({"sasl.oauthbearer.expected.issure": "x"}, "sasl.oauthbearer.expected.issuer"),
+        (
+            {"listeners": _SSL, "listener.name.ssl.ssl.client.auht": "required"},
+            "listener.name.ssl.ssl.client.auth",
+        ),
+        (
+            {"listeners": _SASL, "listener.name.sasl_plaintext.plain.sasl.jaas.confg": "x"},
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+        ),
+        (
+            {"listeners": _SASL, "listener.name.sasl_plaintext.sasl.enabled.mechanism": "x"},
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+        ),
+        (
+            {
+                "listeners": _SASL,
+                "listener.name.sasl_plaintext.scram-sha-521.sasl.jaas.config": "x",
+            },
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+        ),
+        (
+            {
+                "listeners": _SASL,
+                "sasl.enabled.mechanisms": "OAUTHBEARER",
+                "sasl.oauthbearer.jwks.endpoint.url": "file:///jwks.json",
+                "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.expected.isuer": "x",
+            },
+            "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.expected.issuer",
+        ),
+    ],
+)
+def test_a_misspelt_setting_of_a_refused_family_names_the_one_meant(
+    settings: dict[str, str], meant: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={}, overrides=settings)
+    assert str(info.value).endswith(f"; did you mean {meant!r}?")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ssl.cipher.suites", "sasl.oauthbearer.token.endpoint.url", "ssl.whatever.else"],
+)
+def test_a_refused_kafka_setting_spelt_right_gets_no_hint(name: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={}, overrides={name: "x"})
+    assert "did you mean" not in str(info.value)
+
+
 # Kafka 4's config/server.properties (KRaft), and the keys of a ZooKeeper-era one.
 KAFKA_SERVER_PROPERTIES = """\
 process.roles=broker,controller

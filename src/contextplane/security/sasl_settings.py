@@ -19,6 +19,7 @@ SASL listener.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,13 +75,6 @@ def check(
     """Check every SASL setting's syntax, and that each SASL listener (name, security
     protocol) has mechanisms it can use."""
     _mechanisms("sasl.enabled.mechanisms", enabled)
-    for name, protocol in listeners:
-        try:
-            for_listener(enabled, given, name, oauth)
-        except SaslSettingsError as exc:
-            raise SaslSettingsError(
-                f"listener {name} is {protocol} (listeners, listener.security.protocol.map): {exc}"
-            ) from None
     for name, value in given.items():
         match = _LISTENER_SETTING.fullmatch(name)
         assert match is not None, name
@@ -91,6 +85,7 @@ def check(
                     f"{name}: not a setting of the broker's OAUTHBEARER token validation (a "
                     "client's or inter-broker login is not configured here; per listener: "
                     f"{', '.join(oauthbearer_settings.PER_LISTENER)})"
+                    + _did_you_mean(name, match["oauth"], oauthbearer_settings.PER_LISTENER)
                 )
             continue
         if mechanism is None:
@@ -100,12 +95,33 @@ def check(
             raise SaslSettingsError(
                 f"{name}: no SASL mechanism {mechanism!r} (lower case, one of "
                 f"{', '.join(m.lower() for m in AVAILABLE)})"
+                + _did_you_mean(
+                    name,
+                    f"{mechanism}.sasl.jaas.config",
+                    [f"{m.lower()}.sasl.jaas.config" for m in AVAILABLE],
+                )
             )
         if mechanism.upper() in jaas.MODULES:
             try:
                 jaas.server_options(mechanism.upper(), value)
             except jaas.JaasError as exc:
                 raise SaslSettingsError(f"{name}: {exc}") from None
+    # After the names: a misspelt per-listener name is reported as such, not as the
+    # setting it failed to override.
+    for name, protocol in listeners:
+        try:
+            for_listener(enabled, given, name, oauth)
+        except SaslSettingsError as exc:
+            raise SaslSettingsError(
+                f"listener {name} is {protocol} (listeners, listener.security.protocol.map): {exc}"
+            ) from None
+
+
+def _did_you_mean(name: str, suffix: str, known: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(suffix, known, n=1, cutoff=0.75)
+    if not matches:
+        return ""
+    return f"; did you mean {name[: len(name) - len(suffix)] + matches[0]!r}?"
 
 
 def for_listener(
