@@ -40,6 +40,15 @@ def escape(value: object, quote: bool = False) -> str:
     return f'"{escaped}"' if quote else escaped
 
 
+def quoted_bounded(value: object, limit: int = 128) -> str:
+    """A client's value (a user name, a token claim) quoted in a log line or an audit
+    reason: cut to `limit` characters (saying how long it was), escaped, quoted."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}...({len(text)} chars)"
+    return escape(text, quote=True)
+
+
 def escape_all(values: object) -> str:
     """Several client strings (member ids, ...) as one comma-separated, escaped list."""
     if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import re
 import subprocess
@@ -158,6 +159,44 @@ def test_confluent_kafka_wrong_password_is_an_authentication_error(
         "Authentication failed during authentication due to invalid credentials with SASL "
         "mechanism SCRAM-SHA-512" in str(errors[0])
     )
+    assert "alice" not in str(errors[0])  # the client is not told which user failed
+    # The audit record names the user that tried (escaped, bounded).
+    failed = wait_until(
+        lambda: _audited_failures(secured, 'Invalid client credentials (user "alice")'),
+        20,
+        "the failed login in the audit topic",
+    )
+    assert failed[0]["data"]["mechanism"] == "SCRAM-SHA-512"
+
+
+def _audited_failures(broker: InProcessBroker, reason: str) -> list[dict[str, Any]]:
+    """The failed authentications in __contextplane_audit whose reason is `reason`."""
+    consumer = Consumer(
+        {
+            **client_config(broker, "admin"),
+            "group.id": f"audit-reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    found: list[dict[str, Any]] = []
+    try:
+        consumer.subscribe(["__contextplane_audit"])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                continue
+            event = json.loads(message.value() or b"{}")
+            if event.get("data", {}).get("reason") == reason:
+                found.append(event)
+    finally:
+        consumer.close()
+    return found
 
 
 def test_confluent_kafka_admin_manages_scram_users(secured: InProcessBroker) -> None:

@@ -144,21 +144,38 @@ def test_expiry_with_clock_skew(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("claims", "why"),
     [
-        ({"iss": "https://other.test"}, "InvalidIssuerError"),
-        ({"iss": None}, "MissingRequiredClaimError"),
-        ({"aud": "other"}, "InvalidAudienceError"),
-        ({"aud": None}, "MissingRequiredClaimError"),
+        (
+            {"iss": "https://other.test"},
+            f'Issuer (iss) claim value "https://other.test" doesn\'t match expected value of '
+            f'"{ISSUER}"',
+        ),
+        ({"iss": None}, f'No Issuer (iss) claim present but was expecting "{ISSUER}"'),
+        (
+            {"aud": ["other", "x"]},
+            "Audience (aud) claim \"['other', 'x']\" doesn't contain an acceptable identifier."
+            f" Expected one of \"['{AUDIENCE}']\" as an aud value.",
+        ),
+        ({"aud": [7]}, 'Audience (aud) claim "[7]" is not a string or a list of strings'),
+        ({"aud": None}, "No Audience (aud) claim present."),
         ({"exp": None}, "no 'exp' claim"),
         ({"iat": None}, "no 'iat' claim"),
         ({"exp": "soon"}, ""),
         ({"sub": None}, "no 'sub' claim"),
         ({"sub": "  "}, "no 'sub' claim"),
-        ({"sub": 42}, ""),
-        ({"scope": 7}, "'scope' claim is not a string"),
+        ({"sub": 42}, "no 'sub' claim that is a non-empty string (received \"42\")"),
+        ({"scope": 7}, "'scope' claim is not a string or a list of strings (received \"7\")"),
     ],
 )
 def test_claims_are_checked(tmp_path: Path, claims: dict[str, object], why: str) -> None:
     assert why in refusal(tmp_path, ISSUER_KEYS.token(**{"sub": "alice", **claims}))
+
+
+def test_a_claim_quoted_in_a_reason_is_bounded_and_escaped(tmp_path: Path) -> None:
+    hostile = "evil\n\x1b[31m" + "x" * 100_000
+    why = refusal(tmp_path, ISSUER_KEYS.token("alice", iss=hostile))
+    assert "\n" not in why and "\x1b" not in why and len(why) < 600
+    assert 'Issuer (iss) claim value "evil\\n\\x1b[31mxxx' in why
+    assert "(100010 chars)" in why
 
 
 def test_unverified_issuer_and_audience_only_when_allowed(tmp_path: Path) -> None:

@@ -76,19 +76,32 @@ def test_wrong_password_fails_without_telling_why() -> None:
     server = scram.ScramServer(scram.SHA_512, lambda u, m: record)
     client = ScramClient("sha512", "alice", "secret")
     server_first = server.evaluate(client.first())
-    with pytest.raises(SaslInvalid, match="Invalid client credentials"):
+    with pytest.raises(SaslInvalid) as failed:
         server.evaluate(client.final(server_first, password="guess"))
+    # Logged and audited only (never sent): which user tried.
+    assert str(failed.value) == 'Invalid client credentials (user "alice")'
     assert not server.complete
 
 
 def test_unknown_user_fails_at_the_first_message() -> None:
-    with pytest.raises(SaslInvalid, match="Invalid user credentials"):
+    with pytest.raises(SaslInvalid) as failed:
         _server({}).evaluate(b"n,,n=nobody,r=abc")
+    assert str(failed.value) == 'Authentication failed: Invalid user credentials (user "nobody")'
+
+
+def test_the_user_name_in_a_reason_is_bounded_and_escaped() -> None:
+    name = "evil\x1b[2J=2C" + "x" * 10_000
+    with pytest.raises(SaslInvalid) as failed:
+        _server({}).evaluate(f"n,,n={name},r=abc".encode())
+    reason = str(failed.value)
+    assert '(user "evil\\x1b[2J,xxx' in reason and "\x1b" not in reason
+    assert reason.endswith('...(10009 chars)")') and len(reason) < 300
 
 
 def test_authorization_id_must_be_the_user() -> None:
-    with pytest.raises(SaslAuthenticationError, match="authorization id that is different"):
+    with pytest.raises(SaslAuthenticationError, match="authorization id that is different") as e:
         _server({"user": _rfc_credential()}).evaluate(b"n,a=admin,n=user,r=abc")
+    assert e.value.reason.endswith('user "user" requested the authorization id "admin"')
     server = _server({"user": _rfc_credential()})
     assert server.evaluate(b"n,a=user,n=user,r=abc").startswith(b"r=abc")
 

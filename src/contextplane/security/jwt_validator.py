@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 
 from contextplane.clock import Clock
+from contextplane.logsafe import quoted_bounded
 from contextplane.security.jwks import Jwks, VerificationKey
 from contextplane.security.oauthbearer_settings import OAuthBearerConfig
 
@@ -80,7 +81,51 @@ def _scopes(claims: dict[str, Any], name: str) -> tuple[str, ...]:
         return tuple(value.split())
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(value)
-    raise TokenInvalid(f"the {name!r} claim is not a string or a list of strings")
+    raise TokenInvalid(
+        f"the {name!r} claim is not a string or a list of strings (received {_shown(value)})"
+    )
+
+
+# A claim value quoted in a reason (log line, audit record) is cut to this many characters.
+SHOWN_CHARS_MAX = 128
+
+
+def _shown(value: object) -> str:
+    return quoted_bounded(value, SHOWN_CHARS_MAX)
+
+
+def _check_issuer(claims: dict[str, Any], expected: str) -> None:
+    """As jose4j's IssValidator (Kafka's validator): `iss` equal to the expected issuer."""
+    if not expected:
+        return  # sasl.oauthbearer.allow.unverified.issuer
+    if "iss" not in claims:
+        raise TokenInvalid(f"No Issuer (iss) claim present but was expecting {_shown(expected)}")
+    received = claims["iss"]
+    if received != expected:
+        raise TokenInvalid(
+            f"Issuer (iss) claim value {_shown(received)} doesn't match expected value of "
+            f"{_shown(expected)}"
+        )
+
+
+def _check_audience(claims: dict[str, Any], expected: tuple[str, ...]) -> None:
+    """As jose4j's AudValidator: `aud` (a string or a list of strings) holds one of the
+    expected audiences."""
+    if not expected:
+        return  # sasl.oauthbearer.allow.unverified.audience
+    if "aud" not in claims:
+        raise TokenInvalid("No Audience (aud) claim present.")
+    received = claims["aud"]
+    audiences = [received] if isinstance(received, str) else received
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise TokenInvalid(
+            f"Audience (aud) claim {_shown(received)} is not a string or a list of strings"
+        )
+    if not set(audiences) & set(expected):
+        raise TokenInvalid(
+            f"Audience (aud) claim {_shown(audiences)} doesn't contain an acceptable "
+            f"identifier. Expected one of {_shown(list(expected))} as an aud value."
+        )
 
 
 class JwtValidator:
@@ -118,22 +163,20 @@ class JwtValidator:
         return fitting[0].key
 
     def _verified_claims(self, token: str, key: Any, alg: str) -> dict[str, Any]:
-        config = self._config
-        audience = list(config.expected_audience) or None
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
-                audience=audience,
-                issuer=config.expected_issuer or None,
                 options={
-                    # Times are checked below with the broker's clock.
+                    # Checked below: times with the broker's clock, issuer and audience
+                    # with messages that say what was expected and what was received.
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,
-                    "verify_aud": audience is not None,
-                    "verify_iss": bool(config.expected_issuer),
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_sub": False,  # the principal claim, checked below
                 },
             )
         except jwt.PyJWTError as exc:
@@ -142,17 +185,30 @@ class JwtValidator:
 
     def _checked(self, claims: dict[str, Any]) -> ValidToken:
         config = self._config
+        _check_issuer(claims, config.expected_issuer)
+        _check_audience(claims, config.expected_audience)
         now_s = self._clock.wall_ms() / 1000
         skew = config.clock_skew_seconds
         expires = _number(claims, "exp")
         _number(claims, "iat")
         if now_s > expires + skew:
-            raise TokenInvalid(f"expired at {expires:.0f} (now {now_s:.0f}, skew {skew} s)")
-        if "nbf" in claims and now_s + skew < _number(claims, "nbf"):
-            raise TokenInvalid("not valid yet (nbf)")
+            raise TokenInvalid(
+                f"expired: the Expiration Time (exp) claim {expires:.0f} is before the "
+                f"evaluation time {now_s:.0f} by more than the allowed {skew} seconds of "
+                "clock skew"
+            )
+        if "nbf" in claims and now_s + skew < (not_before := _number(claims, "nbf")):
+            raise TokenInvalid(
+                f"not valid yet: the Not Before (nbf) claim {not_before:.0f} is after the "
+                f"evaluation time {now_s:.0f} by more than the allowed {skew} seconds of "
+                "clock skew"
+            )
         subject = claims.get(config.sub_claim_name)
         if not isinstance(subject, str) or not subject.strip():
-            raise TokenInvalid(f"no {config.sub_claim_name!r} claim that is a non-empty string")
+            raise TokenInvalid(
+                f"no {config.sub_claim_name!r} claim that is a non-empty string (received "
+                f"{_shown(subject)})"
+            )
         return ValidToken(
             subject.strip(),
             int(expires * 1000),

@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contextplane.logsafe import quoted_bounded
 from contextplane.metadata.records import ScramCredentialRecord
 from contextplane.security.sasl_errors import SaslAuthenticationError, SaslInvalid
 
@@ -144,15 +145,23 @@ class ScramServer:
         self._server_first = ""
         self._gs2 = ""
         self.username: str | None = None
+        self._attempted = ""  # the user name the client gave, as logs quote it
         self.complete = False
         self.credential_expires_ms: int | None = None  # the password does not expire
 
     def evaluate(self, token: bytes) -> bytes:
         if self.complete:
             raise SaslInvalid("SCRAM exchange already complete")
-        if self._credential is None:
-            return self._client_first(token)
-        return self._client_final(token)
+        try:
+            if self._credential is None:
+                return self._client_first(token)
+            return self._client_final(token)
+        except SaslInvalid as exc:
+            # The user name the client gave is in what is logged and audited, bounded
+            # and escaped (a SaslInvalid's text is never sent to the client).
+            if self._attempted:
+                raise SaslInvalid(f"{exc} (user {self._attempted})") from None
+            raise
 
     def _client_first(self, token: bytes) -> bytes:
         try:
@@ -167,13 +176,16 @@ class ScramServer:
             raise SaslInvalid("Token Authentication failed: Invalid tokenId")
         user = _unescape_name(match["saslname"])
         found = self._lookup(user, self.mechanism.name)
+        self._attempted = quoted_bounded(user)
         if found is None:
             raise SaslInvalid("Authentication failed: Invalid user credentials")
         authzid = match["authzid"]
         if authzid and _unescape_name(authzid) != user:
             raise SaslAuthenticationError(
                 "Authentication failed: Client requested an authorization id that is "
-                "different from username"
+                "different from username",
+                reason=f"Authentication failed: user {self._attempted} requested the "
+                f"authorization id {quoted_bounded(_unescape_name(authzid))}",
             )
         if found.iterations < self.mechanism.min_iterations:
             raise SaslInvalid(
