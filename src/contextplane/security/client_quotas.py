@@ -1,6 +1,7 @@
 """Enforcing client quotas as Kafka's ClientQuotaManager does.
 
-Each quota type (producer_byte_rate, consumer_byte_rate, request_percentage) is resolved
+Each quota type (producer_byte_rate, consumer_byte_rate, request_percentage,
+controller_mutation_rate: a token bucket, mutation_quota.py) is resolved
 for a request's user (the principal's name) and client id in Kafka's order, the first
 entity that sets it winning:
 
@@ -25,10 +26,12 @@ from collections.abc import Mapping
 
 from contextplane import limits
 from contextplane.clock import Clock
+from contextplane.security.mutation_quota import STRICT_SINCE, MutationQuota, TokenBucket
 from contextplane.security.principal import Principal
 from contextplane.security.quota_config import (
     CLIENT_ID,
     CONSUMER_BYTE_RATE,
+    CONTROLLER_MUTATION_RATE,
     PRODUCER_BYTE_RATE,
     REQUEST_PERCENTAGE,
     USER,
@@ -64,6 +67,8 @@ class ClientQuotas:
         self._window_s = window_size_seconds
         self._configured: dict[Entity, dict[str, float]] = {}
         self._sensors: OrderedDict[_SensorKey, tuple[SampledRate, list[int]]] = OrderedDict()
+        # controller_mutation_rate's token buckets, by (user tag, client-id tag).
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
         self._sensors_max = sensors_max
         self._recordings = 0
         self.replace(configured or {})
@@ -138,6 +143,29 @@ class ClientQuotas:
         if found is None:
             return None
         return int(min(found[0] * self._window_s, 2**31 - 1))
+
+    def mutation_quota(
+        self, principal: Principal, client_id: str | None, api_key: int, api_version: int
+    ) -> MutationQuota | None:
+        if not self._configured:
+            return None
+        found = self.resolve(CONTROLLER_MUTATION_RATE, principal.name, client_id or "")
+        if found is None:
+            return None
+        quota, user_tag, client_tag = found
+        now = self._clock.monotonic_ms()
+        burst = quota * self._window_num * self._window_s
+        buckets = self._buckets
+        bucket = buckets.get((user_tag, client_tag))
+        if bucket is None:
+            bucket = buckets[(user_tag, client_tag)] = TokenBucket(quota, burst, now)
+            if len(buckets) > self._sensors_max:
+                buckets.popitem(last=False)  # the least recently used
+        else:
+            bucket.reconfigure(quota, burst)
+            buckets.move_to_end((user_tag, client_tag))
+        strict = api_version >= STRICT_SINCE.get(api_key, 0)
+        return MutationQuota(bucket, strict, self._clock.monotonic_ms)
 
     # -- rates --------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The pipeline asks before the handler runs (`throttle_ms`: request_percentage, from the
 handler time counted so far) and tells how long the handler took (`handled`); Produce
 asks with its records' bytes (`produce_throttle_ms`), Fetch with its response's
-(`fetch_throttle_ms`). A handler
+(`fetch_throttle_ms`), CreateTopics, DeleteTopics and CreatePartitions with the
+partitions they create or delete (`mutation_quota`). A handler
 reports the throttle in its response's `throttle_time_ms` (at least its own, e.g.
 storage back-pressure on produce), and the connection is muted for that long once the
 response is sent (KIP-219). With no quota configured Kafka throttles nobody, and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from contextplane.security.mutation_quota import MutationQuota
 from contextplane.security.principal import Principal
 
 
@@ -39,6 +41,13 @@ class Quotas(Protocol):
         """The most one Fetch may return: the consumer_byte_rate of one quota window."""
         ...
 
+    def mutation_quota(
+        self, principal: Principal, client_id: str | None, api_key: int, api_version: int
+    ) -> MutationQuota | None:
+        """controller_mutation_rate for one CreateTopics, DeleteTopics or
+        CreatePartitions (mutation_quota.py); None when no quota applies."""
+        ...
+
 
 class NoQuotas:
     def throttle_ms(self, principal: Principal, client_id: str | None, api_key: int) -> int:
@@ -54,4 +63,9 @@ class NoQuotas:
         return 0
 
     def fetch_bytes_max(self, principal: Principal, client_id: str | None) -> int | None:
+        return None
+
+    def mutation_quota(
+        self, principal: Principal, client_id: str | None, api_key: int, api_version: int
+    ) -> MutationQuota | None:
         return None

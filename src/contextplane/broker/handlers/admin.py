@@ -1,4 +1,5 @@
-"""CreateTopics, DeleteTopics, CreatePartitions."""
+"""CreateTopics, DeleteTopics, CreatePartitions (each bounded by the client's
+controller_mutation_rate: security/mutation_quota.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation, ResourceType
+from contextplane.security.mutation_quota import THROTTLING_QUOTA_EXCEEDED_MESSAGE, MutationQuota
 
 
 async def create_topics(ctx: RequestContext, request: Any) -> Reply:
@@ -70,10 +72,16 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
         unique, [checked for _, _, checked in planned if checked is not None], ctx
     )
     results = []
+    quota = mutation_quota(ctx)
     for topic, entry, checked in planned:
         results.append(entry)
         if refusal is not None and topic.name in bounded:
             entry.update(error_code=refusal.code, error_message=refusal.message)
+            checked = None
+        if checked is not None and quota is not None and not quota.accept(checked[0]):
+            # As Kafka's controller: after validation, validate_only too.
+            entry.update(error_code=ErrorCode.throttling_quota_exceeded,
+                         error_message=THROTTLING_QUOTA_EXCEEDED_MESSAGE)  # fmt: skip
             checked = None
         if checked is not None:
             count, clean = checked
@@ -108,7 +116,22 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
             )
     # Kafka lists the topics refused for authorization after the others.
     results.sort(key=lambda e: e["error_code"] == ErrorCode.topic_authorization_failed)
+    throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)
+
+
+def mutation_quota(ctx: RequestContext) -> MutationQuota | None:
+    """The client's controller_mutation_rate for this request, if one is set."""
+    header = ctx.header
+    return ctx.services.quotas.mutation_quota(
+        ctx.principal, header.client_id, header.api_key, header.api_version
+    )
+
+
+def throttled(ctx: RequestContext, quota: MutationQuota | None) -> None:
+    """The mutation quota's throttle in the response and as the connection's mute."""
+    if quota is not None:
+        ctx.throttle(quota.throttle_ms())
 
 
 def request_bound_refusal(
@@ -159,6 +182,7 @@ def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict
 
 async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
     results = []
+    quota = mutation_quota(ctx)
     if ctx.api_version >= 6:
         wanted = [(t.name, t.topic_id) for t in request.topics]
     else:
@@ -187,6 +211,10 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
                     ErrorCode.topic_deletion_disabled,
                     f"{name} is the security audit trail and cannot be deleted",
                 )
+            if record is not None and quota is not None and not quota.accept(record.partitions):
+                raise KafkaError(
+                    ErrorCode.throttling_quota_exceeded, THROTTLING_QUOTA_EXCEEDED_MESSAGE
+                )
             await ctx.topics.delete(name)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
@@ -194,6 +222,7 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
             ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"]
         )
         results.append(entry)
+    throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
 
@@ -231,6 +260,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 for topic in allowed
             ],
         )
+    quota = mutation_quota(ctx)
     for topic in request.topics:
         entry: dict[str, Any] = {
             "name": topic.name,
@@ -261,6 +291,10 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 and len(topic.assignments) != topic.count - record.partitions
             ):
                 raise KafkaError(ErrorCode.invalid_replica_assignment, "Assignment count mismatch.")
+            if quota is not None and not quota.accept(topic.count - record.partitions):
+                raise KafkaError(
+                    ErrorCode.throttling_quota_exceeded, THROTTLING_QUOTA_EXCEEDED_MESSAGE
+                )
             if not request.validate_only:
                 await ctx.topics.add_partitions(topic.name, topic.count)
         except KafkaError as exc:
@@ -279,4 +313,5 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
         results.append(entry)
     # Kafka lists the topics refused for authorization first.
     results.sort(key=lambda e: e["error_code"] != ErrorCode.topic_authorization_failed)
+    throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, results=results)
