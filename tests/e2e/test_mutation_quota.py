@@ -69,7 +69,7 @@ def test_strict_create_topics_refuses_once_the_quota_is_exhausted(
         # a takes the bucket to 0, b below it (accepted), c finds it exhausted.
         assert _errors(response) == {"a": 0, "b": 0, "c": THROTTLING_QUOTA_EXCEEDED}
         refused = next(t for t in response.topics if t.name == "c")
-        assert refused.error_message == "The throttling quota has been exceeded."
+        assert refused.error_message is None  # Kafka leaves out the generic message
         assert 0 < _ms(response.throttle_time) <= 1000
     with RawClient(quota_broker.bootstrap, client_id="someone-else") as other:
         assert _errors(_create(other, 7, [("d", 5)])) == {"d": 0}

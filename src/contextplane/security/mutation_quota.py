@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 # Kafka's strict-since versions (ControllerApis' newQuotaFor calls).
 STRICT_SINCE = {19: 6, 20: 5, 37: 3}  # CreateTopics, DeleteTopics, CreatePartitions
-THROTTLING_QUOTA_EXCEEDED_MESSAGE = "The throttling quota has been exceeded."
 
 
 class TokenBucket:

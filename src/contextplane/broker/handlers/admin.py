@@ -13,7 +13,7 @@ from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation, ResourceType
-from contextplane.security.mutation_quota import THROTTLING_QUOTA_EXCEEDED_MESSAGE, MutationQuota
+from contextplane.security.mutation_quota import MutationQuota
 
 
 async def create_topics(ctx: RequestContext, request: Any) -> Reply:
@@ -80,8 +80,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
             checked = None
         if checked is not None and quota is not None and not quota.accept(checked[0]):
             # As Kafka's controller: after validation, validate_only too.
-            entry.update(error_code=ErrorCode.throttling_quota_exceeded,
-                         error_message=THROTTLING_QUOTA_EXCEEDED_MESSAGE)  # fmt: skip
+            # Kafka's generic message is left out (ApiError.fromThrowable): null.
+            entry.update(error_code=ErrorCode.throttling_quota_exceeded, error_message=None)
             checked = None
         if checked is not None:
             count, clean = checked
@@ -126,6 +126,12 @@ def mutation_quota(ctx: RequestContext) -> MutationQuota | None:
     return ctx.services.quotas.mutation_quota(
         ctx.principal, header.client_id, header.api_key, header.api_version
     )
+
+
+def _message(exc: KafkaError) -> str | None:
+    """A refusal's message; none for the mutation quota's (Kafka's ApiError leaves out
+    an exception's message when it is the error's generic one)."""
+    return None if exc.code == ErrorCode.throttling_quota_exceeded else exc.message
 
 
 def throttled(ctx: RequestContext, quota: MutationQuota | None) -> None:
@@ -212,12 +218,10 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
                     f"{name} is the security audit trail and cannot be deleted",
                 )
             if record is not None and quota is not None and not quota.accept(record.partitions):
-                raise KafkaError(
-                    ErrorCode.throttling_quota_exceeded, THROTTLING_QUOTA_EXCEEDED_MESSAGE
-                )
+                raise KafkaError(ErrorCode.throttling_quota_exceeded)
             await ctx.topics.delete(name)
         except KafkaError as exc:
-            entry.update(error_code=exc.code, error_message=exc.message)
+            entry.update(error_code=exc.code, error_message=_message(exc))
         ctx.audit.record(
             ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"]
         )
@@ -292,13 +296,11 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
             ):
                 raise KafkaError(ErrorCode.invalid_replica_assignment, "Assignment count mismatch.")
             if quota is not None and not quota.accept(topic.count - record.partitions):
-                raise KafkaError(
-                    ErrorCode.throttling_quota_exceeded, THROTTLING_QUOTA_EXCEEDED_MESSAGE
-                )
+                raise KafkaError(ErrorCode.throttling_quota_exceeded)
             if not request.validate_only:
                 await ctx.topics.add_partitions(topic.name, topic.count)
         except KafkaError as exc:
-            entry.update(error_code=exc.code, error_message=exc.message)
+            entry.update(error_code=exc.code, error_message=_message(exc))
             if exc.code == ErrorCode.topic_authorization_failed:
                 entry["error_message"] = None  # as Kafka's controller answers it
         if not request.validate_only:
