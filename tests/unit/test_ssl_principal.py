@@ -114,3 +114,11 @@ def test_a_back_reference_past_the_last_group_is_literal() -> None:
     # Kafka escapes $4 when the pattern has 3 groups; $12 with one group is $1 then "2".
     assert SslPrincipalMapper("RULE:^CN=(.*)$/$1@$4/").name("CN=a") == "a@$4"
     assert SslPrincipalMapper("RULE:^CN=(.*)$/$12/").name("CN=a") == "a2"
+
+
+def test_an_empty_subject_or_an_empty_mapped_name_is_an_empty_user_name() -> None:
+    """As Kafka's DefaultKafkaPrincipalBuilder: `User:` + the mapper's result for
+    X500Principal.getName(), which is "" for an empty subject; an empty result is kept
+    (not ANONYMOUS, not refused)."""
+    assert SslPrincipalMapper().name("") == ""
+    assert SslPrincipalMapper("RULE:^CN=(.*)$/$1/").name("CN=") == ""
