@@ -79,7 +79,7 @@ def test_a_refused_token_gets_kafkas_error_challenge_then_fails(broker: InProces
         assert final.error_message == '{"status":"invalid_token"}'
         assert client.closed_by_broker()
     failures = [line for line in broker.log_tail(50).splitlines() if "FAILED" in line]
-    assert len(failures) == 1 and "expired at" in failures[0]
+    assert len(failures) == 1 and "expired: the Expiration Time (exp) claim" in failures[0]
 
 
 @pytest.mark.parametrize(
