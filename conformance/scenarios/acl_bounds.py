@@ -1,6 +1,6 @@
 """DeleteAcls with repeated and overlapping filters, and Kafka's bound on the ACLs one
 CreateAcls or DeleteAcls may change (its controller's MAX_RECORDS_PER_USER_OP, 10,000),
-on the settings of acls.py (StandardAuthorizer, every client User:ANONYMOUS)."""
+on the settings of _acl_common.py (StandardAuthorizer, every client User:ANONYMOUS)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from typing import Any
 
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
-from conformance.scenarios.acls import (
+from conformance.scenarios._acl_common import (
     ALICE,
     GROUP,
     LITERAL,
     OPEN,
     READ,
     TOPIC,
-    _count,
-    _deleted,
-    _settle,
+    count_acls,
+    deleted_bindings,
     grant,
     revoke,
+    settle,
 )
 from conformance.wire import Acl, acl_filter, err
 
@@ -52,9 +52,9 @@ def repeated_delete_filters(ctx: Ctx) -> None:
                 acl_filter(),
             ],
         )
-        ctx.record("deleted", _deleted(deleted))
-        ctx.check(_settle(client, 0), "deletions visible")
-        ctx.record("left", _count(client))
+        ctx.record("deleted", deleted_bindings(deleted))
+        ctx.check(settle(client, 0), "deletions visible")
+        ctx.record("left", count_acls(client))
     finally:
         revoke(client)
 
@@ -78,13 +78,13 @@ def changes_per_request_are_bounded(ctx: Ctx) -> None:
     try:
         over = wire.create_acls(client, _bound_acls(BOUND + 1))
         ctx.record("create_over", (len(over.results), _errors(over.results)))
-        ctx.check(_settle(client, 0, timeout=5), "nothing created")
-        ctx.record("after_create_over", _count(client))
+        ctx.check(settle(client, 0, timeout=5), "nothing created")
+        ctx.record("after_create_over", count_acls(client))
         at = wire.create_acls(client, _bound_acls(BOUND))
         ctx.record("create_at", _errors(at.results))
         one = wire.create_acls(client, _bound_acls(1, start=BOUND))
         ctx.record("create_one_more", _errors(one.results))
-        ctx.check(_settle(client, BOUND + 1, timeout=60), "ACLs created")
+        ctx.check(settle(client, BOUND + 1, timeout=60), "ACLs created")
         refused = wire.delete_acls(client, [acl_filter()])
         ctx.record(
             "delete_over",
@@ -94,8 +94,8 @@ def changes_per_request_are_bounded(ctx: Ctx) -> None:
             ],
         )
         single = acl_filter(resource_type=TOPIC, name=f"acl-bound-{BOUND}", pattern_type=LITERAL)
-        ctx.record("delete_one", _deleted(wire.delete_acls(client, [single])))
-        ctx.check(_settle(client, BOUND, timeout=60), "one deleted")
+        ctx.record("delete_one", deleted_bindings(wire.delete_acls(client, [single])))
+        ctx.check(settle(client, BOUND, timeout=60), "one deleted")
         twice = wire.delete_acls(client, [acl_filter(), acl_filter()])
         ctx.record(
             "delete_at_twice",
@@ -104,13 +104,13 @@ def changes_per_request_are_bounded(ctx: Ctx) -> None:
                 for r in twice.filter_results
             ],
         )
-        ctx.record("after_refusals", _count(client))
+        ctx.record("after_refusals", count_acls(client))
         at_bound = wire.delete_acls(client, [acl_filter()])
         ctx.record(
             "delete_at",
             [(err(r.error_code), len(r.matching_acls)) for r in at_bound.filter_results],
         )
-        ctx.check(_settle(client, 0, timeout=60), "all deleted")
+        ctx.check(settle(client, 0, timeout=60), "all deleted")
     finally:
         for start in range(0, BOUND + 1, 5_000):
             names = [f"acl-bound-{i}" for i in range(start, min(BOUND + 1, start + 5_000))]

@@ -19,7 +19,7 @@ from typing import Any
 from conformance import wire
 from conformance.brokers import CLIENT_LISTENER, SASL_ADMIN
 from conformance.scenarios import Ctx, scenario
-from conformance.scenarios.acls import (
+from conformance.scenarios._acl_common import (
     ALL,
     ALTER,
     ALTER_CONFIGS,

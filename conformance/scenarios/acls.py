@@ -9,112 +9,48 @@ open; a resource gets closed to ANONYMOUS by giving an ACL to someone else (User
 which is the `allow.everyone.if.no.acl.found=false` situation for that resource. Every
 cluster ACL a scenario adds keeps ALLOW CLUSTER_ACTION and ALTER for ANONYMOUS.
 
-Kafka applies an ACL change to the broker's authorizer asynchronously; each change is
-followed by DescribeAcls until the broker shows it, as a client would wait. Every
-scenario deletes its ACLs at the end.
+Every scenario deletes its ACLs at the end. The settings, codes and ACL helpers are in
+_acl_common.py; CIDR hosts in acl_hosts.py, the bounds of ACL requests in acl_bounds.py.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
+from conformance.scenarios._acl_common import (
+    ALICE,
+    ALL,
+    ALTER_CONFIGS,
+    ANY,
+    CLUSTER,
+    CLUSTER_KEEP,
+    CLUSTER_NAME,
+    CREATE,
+    DELETE,
+    DENY,
+    DESCRIBE,
+    DESCRIBE_CONFIGS,
+    GROUP,
+    IDEMPOTENT_WRITE,
+    LITERAL,
+    MATCH,
+    OPEN,
+    PREFIXED,
+    READ,
+    SUPER,
+    TOPIC,
+    TXN,
+    WRITE,
+    deleted_bindings,
+    described,
+    grant,
+    revoke,
+    settle,
+)
 from conformance.wire import Acl, acl_filter, err
 from tests.support.rawclient import RawClient
-
-STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-OPEN = {"authorizer.class.name": STANDARD_AUTHORIZER, "allow.everyone.if.no.acl.found": "true"}
-SUPER = {
-    "authorizer.class.name": STANDARD_AUTHORIZER,
-    "super.users": "User:admin;User:ANONYMOUS",
-}
-
-TOPIC, GROUP, CLUSTER, TXN = 2, 3, 4, 5
-ANY, MATCH, LITERAL, PREFIXED = 1, 2, 3, 4
-ALL, READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 2, 3, 4, 5, 6, 7, 8
-CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 9, 10, 11, 12
-DENY, ALLOW = 2, 3
-ALICE = "User:alice"
-CLUSTER_NAME = "kafka-cluster"
-# What ANONYMOUS keeps on the cluster whenever a scenario adds cluster ACLs.
-CLUSTER_KEEP = [
-    Acl(CLUSTER, CLUSTER_NAME, operation=CLUSTER_ACTION),
-    Acl(CLUSTER, CLUSTER_NAME, operation=ALTER),
-]
-
-
-def _binding(resource: Any, acl: Any) -> str:
-    return (
-        f"{int(resource.resource_type)}:{int(resource.pattern_type)}:{resource.resource_name}"
-        f" {acl.principal}@{acl.host} op={int(acl.operation)} perm={int(acl.permission_type)}"
-    )
-
-
-def described(client: RawClient, **filter_fields: Any) -> list[str] | str:
-    """DescribeAcls' bindings as sorted strings (Kafka's order is a hash map's), or the
-    error name."""
-    response = wire.describe_acls(client, **filter_fields)
-    if response.error_code:
-        return err(response.error_code)
-    return sorted(_binding(r, a) for r in response.resources for a in r.acls)
-
-
-def _count(client: RawClient) -> int:
-    found = described(client)
-    return len(found) if isinstance(found, list) else -1
-
-
-def _settle(client: RawClient, expected: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _count(client) == expected:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _text(acl: Acl) -> str:
-    return (
-        f"{acl.resource_type}:{acl.pattern_type}:{acl.name}"
-        f" {acl.principal}@{acl.host} op={acl.operation} perm={acl.permission}"
-    )
-
-
-def grant(
-    ctx: Ctx,
-    client: RawClient,
-    step: str,
-    acls: list[Acl],
-    visible: Callable[[], bool] | None = None,
-) -> None:
-    """Create ACLs and wait until the broker enforces them (DescribeAcls shows them all,
-    or `visible` holds when DescribeAcls itself is what they refuse)."""
-    before = described(client)
-    response = wire.create_acls(client, acls)
-    ctx.record(step, [err(r.error_code) for r in response.results])
-    created = {_text(a) for a, r in zip(acls, response.results, strict=True) if r.error_code == 0}
-    expected = len(set(before) | created) if isinstance(before, list) else -1
-    ready = visible or (lambda: _count(client) == expected)
-    deadline = time.monotonic() + 15.0
-    while not ready():
-        ctx.check(time.monotonic() < deadline, f"{step}: ACLs in force")
-        time.sleep(0.05)
-
-
-def revoke(client: RawClient) -> None:
-    """Delete every ACL and wait until the broker shows none (the scenario's cleanup)."""
-    wire.delete_acls(client, [acl_filter()])
-    _settle(client, 0)
-
-
-def _deleted(response: Any) -> list[Any]:
-    return [
-        (err(r.error_code), sorted(_binding(m, m) for m in r.matching_acls))
-        for r in response.filter_results
-    ]
 
 
 def _topic(ctx: Ctx, client: RawClient, name: str, partitions: int = 1) -> None:
@@ -188,8 +124,8 @@ def api_round_trip(ctx: Ctx) -> None:
                 acl_filter(resource_type=GROUP, name="nothing-here"),
             ],
         )
-        ctx.record("deleted", _deleted(deleted))
-        ctx.check(_settle(client, 1), "deletions visible")
+        ctx.record("deleted", deleted_bindings(deleted))
+        ctx.check(settle(client, 1), "deletions visible")
         ctx.record("left", described(client))
     finally:
         revoke(client)
@@ -469,8 +405,8 @@ def cluster_operations(ctx: Ctx) -> None:
         deleted = wire.delete_acls(
             client, [acl_filter(resource_type=CLUSTER, operation=DESCRIBE, permission=DENY)]
         )
-        ctx.record("undeny", _deleted(deleted))
-        ctx.check(_settle(client, 2), "undeny visible")
+        ctx.record("undeny", deleted_bindings(deleted))
+        ctx.check(settle(client, 2), "undeny visible")
         grant(ctx, client, "topics_for_alice", [Acl(TOPIC, "*", operation=ALL, principal=ALICE)])
         ctx.record("init_producer_id_no_write", err(wire.init_producer_id(client).error_code))
         grant(ctx, client, "one_topic", [Acl(TOPIC, "acl-some-topic", operation=WRITE)])
