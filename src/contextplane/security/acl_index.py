@@ -7,12 +7,24 @@ prefixes) and, under each, only that principal's ACLs and `User:*`'s: 100,000 AC
 other principals on the same topic cost one dictionary look-up, not a scan. The ACLs of
 each (type, principal) are kept too, for Kafka's authorizeByResourceType (InitProducerId
 of an idempotent producer), which would otherwise read every ACL of the broker.
+
+An ACL's host is `*`, an address compared as written (both a string comparison), or a
+CIDR block: each block is parsed once, when its first ACL is added, and kept while an
+ACL names it, so a check tests the client's address against a parsed network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from contextplane.security.acl_hosts import (
+    WILDCARD_HOST,
+    InvalidCidr,
+    Network,
+    in_block,
+    is_cidr,
+    parse_cidr,
+)
 from contextplane.security.acls import (
     WILDCARD_PRINCIPAL,
     WILDCARD_RESOURCE,
@@ -45,6 +57,9 @@ class AclIndex:
         # Per resource type: how many PREFIXED ACLs have a prefix of each length.
         self._prefix_lengths: dict[ResourceType, dict[int, int]] = {}
         self._by_owner: dict[tuple[ResourceType, str], set[AclBinding]] = {}
+        # CIDR hosts: the parsed block (None: one Kafka cannot read, which matches no
+        # client, as in Kafka) and how many ACLs name it.
+        self._blocks: dict[str, tuple[Network | None, int]] = {}
         self._count = 0
         self.changes = 0  # bumped by every add and remove: cached decisions are stale
         for binding in bindings:
@@ -80,6 +95,8 @@ class AclIndex:
             lengths = self._prefix_lengths.setdefault(binding.resource_type, {})
             lengths[len(binding.name)] = lengths.get(len(binding.name), 0) + 1
         self._by_owner.setdefault((binding.resource_type, binding.principal), set()).add(binding)
+        if is_cidr(binding.host):
+            self._add_block(binding.host)
         self._count += 1
         self.changes += 1
         return True
@@ -106,9 +123,35 @@ class AclIndex:
         owned.discard(binding)
         if not owned:
             del self._by_owner[owner]
+        if is_cidr(binding.host):
+            network, users = self._blocks[binding.host]
+            if users > 1:
+                self._blocks[binding.host] = (network, users - 1)
+            else:
+                del self._blocks[binding.host]
         self._count -= 1
         self.changes += 1
         return True
+
+    def _add_block(self, host: str) -> None:
+        known = self._blocks.get(host)
+        if known is not None:
+            self._blocks[host] = (known[0], known[1] + 1)
+            return
+        try:
+            network: Network | None = parse_cidr(host)
+        except InvalidCidr:
+            network = None
+        self._blocks[host] = (network, 1)
+
+    def host_applies(self, acl: AclBinding, host: str) -> bool:
+        """Does the ACL's host cover a client at `host`: `*`, the same address, or a CIDR
+        block holding it (Kafka's StandardAuthorizerData.findResult)?"""
+        acl_host = acl.host
+        if acl_host in (host, WILDCARD_HOST):
+            return True
+        block = self._blocks.get(acl_host)
+        return block is not None and block[0] is not None and in_block(block[0], host)
 
     def _applying_keys(self, resource_type: ResourceType, name: str) -> Iterator[_ByPrincipal]:
         """Under each key that applies to one resource (its literal name, `*`, each

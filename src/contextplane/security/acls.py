@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acl_hosts import WILDCARD_HOST as WILDCARD_HOST
+from contextplane.security.acl_hosts import host_problem
 
 WILDCARD_RESOURCE = "*"
-WILDCARD_HOST = "*"
 WILDCARD_PRINCIPAL = "User:*"
 CLUSTER_NAME = "kafka-cluster"
 
@@ -160,7 +161,8 @@ class AclBinding:
     def validate(self) -> None:
         """Kafka 4.4's checks of a new ACL, with its errors: a type, pattern, operation
         or permission that cannot be a binding (ANY, MATCH, UNKNOWN) fails the binding's
-        construction (UNKNOWN_SERVER_ERROR, no message); the rest are INVALID_REQUEST."""
+        construction (UNKNOWN_SERVER_ERROR, no message); the rest, the host last (empty, or
+        a CIDR block Kafka cannot read: acl_hosts.py), are INVALID_REQUEST."""
         if (
             self.resource_type in (ResourceType.UNKNOWN, ResourceType.ANY)
             or self.pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED)
@@ -180,6 +182,9 @@ class AclBinding:
             )
         if not kind:
             raise InvalidAcl("Invalid empty principal")
+        problem = host_problem(self.host)
+        if problem is not None:
+            raise InvalidAcl(problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +253,7 @@ class AclFilter:
         """Kafka's AccessControlEntryFilter.matches."""
         if self.principal is not None and self.principal != binding.principal:
             return False
+        # Hosts compare as written: a filter for 127.0.0.1 does not select 127.0.0.0/8.
         if self.host is not None and self.host != binding.host:
             return False
         if self.operation != Operation.ANY and self.operation != binding.operation:

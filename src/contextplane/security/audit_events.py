@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from contextplane.security.acls import WILDCARD_HOST, WILDCARD_PRINCIPAL, AclBinding, Permission
+from contextplane.security.acls import WILDCARD_PRINCIPAL, AclBinding, Permission
 from contextplane.security.authorizer import Action, Authorizer
 from contextplane.security.principal import Principal
 from contextplane.security.standard_authorizer import StandardAuthorizer, grants
@@ -72,7 +72,7 @@ def decided_by(authorizer: Authorizer, principal: Principal, host: str, action: 
         for acl in sorted(acls, key=str):
             if acl.principal not in (who, WILDCARD_PRINCIPAL):
                 continue
-            if acl.host not in (host, WILDCARD_HOST) or not grants(acl, action.operation):
+            if not authorizer.acls.host_applies(acl, host) or not grants(acl, action.operation):
                 continue
             if acl.permission == Permission.DENY:
                 return _describe(acl)  # deny wins

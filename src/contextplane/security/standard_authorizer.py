@@ -5,7 +5,8 @@ The decision, in Kafka's order (StandardAuthorizerData):
 1. a principal in `super.users` is allowed everything;
 2. the ACLs that apply to the resource are its LITERAL ones, the LITERAL `*` of its type,
    and the PREFIXED ones whose prefix starts its name; of those, the ones whose principal
-   is the caller's or `User:*` and whose host is the caller's or `*` count;
+   is the caller's or `User:*` and whose host is the caller's, `*`, or a CIDR block
+   holding the caller's address (acl_hosts.py) count;
 3. a counting DENY for the operation (or ALL) denies; DENY wins over any ALLOW;
 4. a counting ALLOW for the operation, ALL, or an operation that implies it (DESCRIBE by
    READ, WRITE, DELETE, ALTER; DESCRIBE_CONFIGS by ALTER_CONFIGS) allows;
@@ -25,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from contextplane.security.acl_index import AclIndex
 from contextplane.security.acls import (
     IMPLIED_BY,
-    WILDCARD_HOST,
     WILDCARD_RESOURCE,
     AclBinding,
     Operation,
@@ -110,9 +110,10 @@ class StandardAuthorizer:
         from `host`."""
         found = False
         matching: list[AclBinding] = []
-        for acls in self.acls.applying_to(resource_type, name, who):
+        index = self.acls
+        for acls in index.applying_to(resource_type, name, who):
             found = True
-            matching.extend(a for a in acls if a.host == host or a.host == WILDCARD_HOST)
+            matching.extend(a for a in acls if index.host_applies(a, host))
         return found, matching
 
     def _verdict(self, found: bool, acls: list[AclBinding], operation: Operation) -> bool:
@@ -140,7 +141,7 @@ class StandardAuthorizer:
         allow: dict[PatternType, set[str]] = {LIT: set(), PRE: set()}
         # Only this principal's and `User:*`'s ACLs of the type: never all of them.
         for acl in self.acls.owned_by(resource_type, who):
-            if acl.host not in (host, WILDCARD_HOST):
+            if not self.acls.host_applies(acl, host):
                 continue
             if acl.operation not in (operation, Operation.ALL):
                 continue
