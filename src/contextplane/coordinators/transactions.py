@@ -24,7 +24,9 @@ from contextplane.coordinators.txn_state import (
     check_can_add,
     check_producer,
     end_decision,
+    end_decision_v2,
     next_epoch,
+    producer_id_not_assigned,
     state_of,
     transition,
 )
@@ -270,18 +272,18 @@ class TransactionCoordinator:
         self, tid: str, producer_id: int, epoch: int, topic: str, partition: int
     ) -> None:
         """A transactional batch is accepted only for a partition of its producer's
-        ongoing transaction (Kafka's transaction verification)."""
+        ongoing transaction (Kafka's transaction verification, AddPartitionsToTxn v4
+        verifyOnly, and the errors a leader turns its answers into)."""
         record = self._records.get(tid)
         if record is None or record.producer_id != producer_id:
             raise KafkaError(ErrorCode.invalid_producer_id_mapping)
-        if epoch < record.epoch:
+        if epoch != record.epoch:  # PRODUCER_FENCED, as a produce error
             raise KafkaError(ErrorCode.invalid_producer_epoch)
-        if epoch != record.epoch or state_of(record) is not S.ONGOING:
-            raise KafkaError(ErrorCode.invalid_txn_state, "no ongoing transaction")
-        if (topic, partition) not in record.partitions:
+        if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
+            raise unverified(ErrorCode.concurrent_transactions)
+        if state_of(record) is not S.ONGOING or (topic, partition) not in record.partitions:
             raise KafkaError(
-                ErrorCode.invalid_txn_state,
-                f"{topic}-{partition} was not added to the transaction",
+                ErrorCode.invalid_txn_state, "Partition was not added to the transaction"
             )
 
     # -- EndTxn ------------------------------------------------------------------------
@@ -291,23 +293,33 @@ class TransactionCoordinator:
     ) -> tuple[int, int]:
         """EndTxn; the producer id and epoch for the next transaction. With `bump`
         (EndTxn v5, transactions v2) the epoch is bumped by every commit or abort: the
-        markers carry the new epoch, and a retry naming the epoch before gets the same
-        answer (Kafka's lastProducerEpoch)."""
+        markers carry the new epoch, a retry naming the epoch before gets the same
+        answer, and an abort needs no partition added (txn_state.end_decision_v2)."""
         async with self._lock(tid):
             record = self._records.get(tid)
-            if bump and record is not None and _is_v2_retry(record, producer_id, epoch, commit):
-                return record.producer_id, record.epoch
-            record = check_producer(record, producer_id, epoch)
-            if end_decision(record, commit) == "done":
+            if record is None:
+                raise producer_id_not_assigned()
+            if bump or record.client_transaction_version >= 2:
+                decision = end_decision_v2(record, producer_id, epoch, commit, bump)
+            else:
+                decision = end_decision(check_producer(record, producer_id, epoch), commit)
+            if decision == "done":
                 return record.producer_id, record.epoch
             prepare = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
-            changes: dict[str, object] = {}
+            now = self._now()
+            changes: dict[str, object] = {"client_transaction_version": 2 if bump else 0}
             if bump:
                 # Up to Short.MaxValue: a new producer id follows at completion.
-                changes = {"epoch": record.epoch + 1, "client_transaction_version": 2}
-            await self._save(transition(record, prepare, self._now(), **changes))
+                changes["epoch"] = record.epoch + 1
+            if state_of(record) is not S.ONGOING:
+                changes["start_ms"] = now  # an abort with no partition added
+            await self._save(transition(record, prepare, now, **changes))
             await self._finish(tid)
             current = self._records[tid]
+            if state_of(current) is prepare and current.epoch > limits.PRODUCER_EPOCH_MAX:
+                # The markers are not written yet (the timer retries them), so the new
+                # producer id is not chosen: the client retries until it is.
+                raise KafkaError(ErrorCode.concurrent_transactions)
             return current.producer_id, current.epoch
 
     async def _abort_with_bump(self, tid: str, record: TransactionRecord) -> None:
@@ -325,6 +337,9 @@ class TransactionCoordinator:
             producer_id=producer_id,
             epoch=epoch,
             previous_producer_id=previous,
+            # The client never saw this epoch: its EndTxn naming the one before is
+            # fenced, not a retry (Kafka's fence clears lastProducerEpoch).
+            client_transaction_version=0,
         )
         await self._save(fenced)
         await self._save(transition(fenced, S.PREPARE_ABORT, self._now()))
@@ -448,17 +463,14 @@ class TransactionCoordinator:
                 log.exception("removing expired transactional ids failed")
 
 
-def _is_v2_retry(record: TransactionRecord, producer_id: int, epoch: int, commit: bool) -> bool:
-    """A transactions v2 EndTxn retried after it completed: it names the epoch before
-    the bump (or the producer id before a new one), and the outcome it asked for."""
-    if record.client_transaction_version < 2:
-        return False
-    wanted = S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT
-    if state_of(record) is not wanted:
-        return False
-    if record.producer_id == producer_id:
-        return epoch == record.epoch - 1
-    return record.previous_producer_id == producer_id and record.epoch == 0
+def unverified(code: ErrorCode) -> KafkaError:
+    """A retriable verification answer older clients may not retry: Kafka's leader sends
+    NOT_ENOUGH_REPLICAS (no metadata refresh) naming the coordinator's error."""
+    return KafkaError(
+        ErrorCode.not_enough_replicas,
+        "Unable to verify the partition has been added to the transaction. Underlying"
+        f" error: {code.name.upper()}",
+    )
 
 
 def _matches_expected(record: TransactionRecord, producer_id: int, epoch: int) -> bool:

@@ -71,21 +71,29 @@ def transition(
     return updated
 
 
+def producer_id_not_assigned() -> KafkaError:
+    return KafkaError(
+        ErrorCode.invalid_producer_id_mapping,
+        "The producer attempted to use a producer id which is not currently assigned to "
+        "its transactional id.",
+    )
+
+
+def producer_fenced() -> KafkaError:
+    return KafkaError(
+        ErrorCode.producer_fenced,
+        "There is a newer producer with the same transactionalId which fences the current one.",
+    )
+
+
 def check_producer(
     record: TransactionRecord | None, producer_id: int, epoch: int
 ) -> TransactionRecord:
     """The caller's producer id and epoch must be the transactional id's current ones."""
     if record is None or record.producer_id != producer_id:
-        raise KafkaError(
-            ErrorCode.invalid_producer_id_mapping,
-            "The producer attempted to use a producer id which is not currently assigned to "
-            "its transactional id.",
-        )
+        raise producer_id_not_assigned()
     if record.epoch != epoch:
-        raise KafkaError(
-            ErrorCode.producer_fenced,
-            "There is a newer producer with the same transactionalId which fences the current one.",
-        )
+        raise producer_fenced()
     return record
 
 
@@ -111,6 +119,55 @@ def end_decision(record: TransactionRecord, commit: bool) -> str:
         raise KafkaError(ErrorCode.concurrent_transactions)
     if state in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
         raise KafkaError(ErrorCode.invalid_txn_state)
+    raise KafkaError(
+        ErrorCode.invalid_txn_state,
+        f"EndTxn({'commit' if commit else 'abort'}) in state {state.value}",
+    )
+
+
+def end_decision_v2(
+    record: TransactionRecord, producer_id: int, epoch: int, commit: bool, bump: bool
+) -> str:
+    """What EndTxn does under Kafka 4's rules (TransactionCoordinator.endTransaction) for
+    a transactional id whose last transaction used transactions v2, or a v5 request:
+    'prepare', 'done' (a retry of what completed: the same answer), else raises.
+
+    Once v2 bumped the epoch at the end of a transaction, the same epoch names the next
+    EndTxn and the epoch before names a retry (or the producer id before, at
+    Short.MaxValue - 1, when the bump ended with a new producer id). `bump` (EndTxn v5)
+    may also abort with no partition added (Empty or Complete): the client cannot know
+    whether its Produce reached the broker, so it always ends the transaction."""
+    v2 = record.client_transaction_version >= 2
+    retry_overflow = (
+        v2
+        and record.previous_producer_id == producer_id
+        and epoch == limits.PRODUCER_EPOCH_MAX
+        and record.epoch == 0
+    )
+    retry_bump = v2 and record.epoch == epoch + 1
+    if record.producer_id != producer_id and not retry_overflow:
+        raise producer_id_not_assigned()
+    state = state_of(record)
+    if not v2:
+        valid = epoch == record.epoch
+    elif state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+        valid = retry_bump
+    elif state in (S.COMPLETE_COMMIT, S.COMPLETE_ABORT):
+        valid = retry_bump or retry_overflow or epoch == record.epoch
+    else:
+        valid = epoch == record.epoch
+    if not valid:
+        raise producer_fenced()
+    retry = retry_bump or retry_overflow or not v2
+    wanted_complete = S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT
+    if state is S.ONGOING:
+        return "prepare"
+    if state is wanted_complete and retry:
+        return "done"
+    if not commit and bump and not retry_bump and not retry_overflow and state in _COMPLETE:
+        return "prepare"  # an abort with no partition added
+    if state is (S.PREPARE_COMMIT if commit else S.PREPARE_ABORT):
+        raise KafkaError(ErrorCode.concurrent_transactions)
     raise KafkaError(
         ErrorCode.invalid_txn_state,
         f"EndTxn({'commit' if commit else 'abort'}) in state {state.value}",

@@ -23,6 +23,7 @@ from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
+from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
@@ -247,7 +248,7 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
     adds them with AddPartitionsToTxn v5. Partitions it may not write or that do not
     exist are left to the checks below, and so is a refused add (verification answers),
     except CONCURRENT_TRANSACTIONS: the previous transaction is still completing, and
-    the whole request gets that retriable error."""
+    the whole request gets Kafka's retriable NOT_ENOUGH_REPLICAS naming it."""
     tid: str = request.transactional_id
     known = ctx.topics.topics()
     wanted: list[tuple[str, int]] = []
@@ -274,7 +275,7 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
         await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
     except KafkaError as exc:
         if exc.code == ErrorCode.concurrent_transactions:
-            return exc
+            return unverified(ErrorCode.concurrent_transactions)
     return None
 
 
