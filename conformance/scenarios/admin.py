@@ -34,7 +34,8 @@ def _configs(entries: Any, names: list[str]) -> dict[str, Any]:
 
 @scenario()
 def api_versions(ctx: Ctx) -> None:
-    """ApiVersions v3 and v0: error code and the advertised (min, max) per API key."""
+    """ApiVersions v3 and v0: error code and the advertised (min, max) per API key;
+    v3 and v4: the transaction.version feature (supported and finalized)."""
     client = ctx.raw()
     seen = {}
     for version in (0, 3):
@@ -46,6 +47,28 @@ def api_versions(ctx: Ctx) -> None:
         }
     ctx.record("apis", seen[3])
     ctx.record("v0_lists_the_same", seen[0] == seen[3])
+    # The feature clients read to choose transactions v2 (KIP-890); the others
+    # (metadata.version, kraft.version, ...) are KRaft's.
+    for version in (3, 4):
+        _record_transaction_version(ctx, version, wire.api_versions(client, version))
+
+
+def _record_transaction_version(ctx: Ctx, version: int, response: Any) -> None:
+    ctx.record(
+        f"v{version}.transaction.version",
+        {
+            "supported": [
+                [int(f.min_version), int(f.max_version)]
+                for f in response.supported_features
+                if f.name == "transaction.version"
+            ],
+            "finalized": [
+                [int(f.min_version_level), int(f.max_version_level)]
+                for f in response.finalized_features
+                if f.name == "transaction.version"
+            ],
+        },
+    )
 
 
 @scenario()

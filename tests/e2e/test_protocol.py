@@ -114,6 +114,26 @@ def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> Non
     assert keys[29] == keys[30] == keys[31] == (1, 3)
 
 
+def test_api_versions_finalizes_transaction_version_2_as_kafka_4(client: RawClient) -> None:
+    """Clients choose transactions v2 (KIP-890) from the finalized transaction.version;
+    the supported range (0-2) is listed from ApiVersions v4 only, as Kafka 4.4 does
+    (below v4 it leaves out features whose minimum is 0)."""
+    for version, supported in ((3, []), (4, [(0, 2)])):
+        response = client.request(
+            API_VERSIONS, version, client_software_name="t", client_software_version="1"
+        )
+        assert [
+            (f.min_version, f.max_version)
+            for f in response.supported_features
+            if f.name == "transaction.version"
+        ] == supported
+        assert [
+            (f.min_version_level, f.max_version_level)
+            for f in response.finalized_features
+            if f.name == "transaction.version"
+        ] == [(2, 2)]
+
+
 def test_api_versions_answers_each_version_alike_with_its_own_correlation_id(
     client: RawClient,
 ) -> None:

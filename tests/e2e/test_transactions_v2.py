@@ -16,12 +16,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.protocol.error_codes import ErrorCode
 from harness import java_client
 from harness._maven import java_tool
 from tests.support.inprocess import InProcessBroker
-from tests.support.rawclient import RawClient
+from tests.support.rawclient import RawClient, record_batch
 from tests.support.wait import wait_until
 
+TRANSACTIONAL_BIT = 0x10
 TIMEOUT_S = 30  # liveness bound of each client call
 PROGRAM = Path(__file__).parent / "java" / "TransactionsV2.java"
 
@@ -84,3 +86,74 @@ def test_java_client_consume_transform_produce_with_transactions_v2(
     assert values == [b"a", b"c"]
     assert consumer.poll(0.5) is None  # the aborted "b" never shows
     consumer.close()
+
+
+def test_wire_answers_of_transactions_v2_and_of_older_producers(broker: InProcessBroker) -> None:
+    """Produce v12 adds its partition; EndTxn v5 bumps and returns the epoch; the late
+    Produce of the epoch before is fenced; an older client's transactional Produce for
+    a partition it did not add gets Kafka 4.4's error for its version (v11 knows
+    TRANSACTION_ABORTABLE, older ones get INVALID_TXN_STATE)."""
+    topic, tid = f"v2wire-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    with RawClient(broker.bootstrap) as client:
+        created = client.request(
+            19,
+            7,
+            topics=[
+                {
+                    "name": topic,
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [],
+                }
+            ],
+            timeout_ms=10_000,
+            validate_only=False,
+        )
+        assert created.topics[0].error_code == ErrorCode.none
+        init = client.request(
+            22,
+            4,
+            transactional_id=tid,
+            transaction_timeout=60_000,
+            producer_id=-1,
+            producer_epoch=-1,
+        )
+        pid, epoch = init.producer_id, init.producer_epoch
+
+        def produce(version: int, batch_epoch: int, sequence: int) -> ErrorCode:
+            batch = record_batch(
+                [b"v"],
+                producer_id=pid,
+                producer_epoch=batch_epoch,
+                base_sequence=sequence,
+                attributes=TRANSACTIONAL_BIT,
+            )
+            response = client.request(
+                0,
+                version,
+                transactional_id=tid,
+                acks=-1,
+                timeout=10_000,
+                topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}],
+            )
+            return ErrorCode(response.responses[0].partition_responses[0].error_code)
+
+        def end(batch_epoch: int, commit: bool) -> tuple[ErrorCode, int, int]:
+            response = client.request(
+                26,
+                5,
+                transactional_id=tid,
+                producer_id=pid,
+                producer_epoch=batch_epoch,
+                committed=commit,
+            )
+            return ErrorCode(response.error_code), response.producer_id, response.producer_epoch
+
+        assert produce(12, epoch, 0) == ErrorCode.none  # no AddPartitionsToTxn
+        assert end(epoch, True) == (ErrorCode.none, pid, epoch + 1)
+        assert end(epoch, True) == (ErrorCode.none, pid, epoch + 1)  # a retry
+        assert produce(12, epoch, 1) == ErrorCode.invalid_producer_epoch  # the zombie
+        assert produce(9, epoch + 1, 0) == ErrorCode.invalid_txn_state
+        assert produce(11, epoch + 1, 0) == ErrorCode.transaction_abortable
+        assert end(epoch + 1, False) == (ErrorCode.none, pid, epoch + 2)  # nothing added

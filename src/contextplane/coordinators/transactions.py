@@ -269,11 +269,19 @@ class TransactionCoordinator:
         return found
 
     def verify_produce(
-        self, tid: str, producer_id: int, epoch: int, topic: str, partition: int
+        self,
+        tid: str,
+        producer_id: int,
+        epoch: int,
+        topic: str,
+        partition: int,
+        abortable: bool = False,
     ) -> None:
         """A transactional batch is accepted only for a partition of its producer's
         ongoing transaction (Kafka's transaction verification, AddPartitionsToTxn v4
-        verifyOnly, and the errors a leader turns its answers into)."""
+        verifyOnly, and the errors a leader turns its answers into). A partition not in
+        the transaction is INVALID_TXN_STATE, or with `abortable` (Produce v11+, whose
+        clients know it) TRANSACTION_ABORTABLE."""
         record = self._records.get(tid)
         if record is None or record.producer_id != producer_id:
             raise KafkaError(ErrorCode.invalid_producer_id_mapping)
@@ -282,9 +290,8 @@ class TransactionCoordinator:
         if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
             raise unverified(ErrorCode.concurrent_transactions)
         if state_of(record) is not S.ONGOING or (topic, partition) not in record.partitions:
-            raise KafkaError(
-                ErrorCode.invalid_txn_state, "Partition was not added to the transaction"
-            )
+            code = ErrorCode.transaction_abortable if abortable else ErrorCode.invalid_txn_state
+            raise KafkaError(code, "Partition was not added to the transaction")
 
     # -- EndTxn ------------------------------------------------------------------------
 

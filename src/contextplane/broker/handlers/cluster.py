@@ -31,11 +31,20 @@ CREATE = Operation.CREATE
 # Transactions v2 (KIP-890): clients that know it (the Java 4.x producer) use it when
 # ApiVersions finalizes transaction.version 2, as Kafka 4.x does by default; the others
 # keep the classic protocol (RFC 0002).
-SUPPORTED_FEATURES = [{"name": "transaction.version", "min_version": 0, "max_version": 2}]
+SUPPORTED_FEATURES: list[dict[str, Any]] = [
+    {"name": "transaction.version", "min_version": 0, "max_version": 2}
+]
 FINALIZED_FEATURES = [
     {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2}
 ]
 FINALIZED_FEATURES_EPOCH = 1
+
+
+def supported_features(version: int) -> list[dict[str, Any]]:
+    """Below ApiVersions v4 Kafka leaves out features whose minimum version is 0, which
+    older clients cannot parse as a range (KIP-1022)."""
+    return [f for f in SUPPORTED_FEATURES if version >= 4 or int(f["min_version"]) > 0]
+
 
 # ApiVersions' unthrottled response frames, per version: (the advertised list they were
 # encoded from, the frame with correlation id 0). Every client asks on every connection.
@@ -51,7 +60,7 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
             error_code=ErrorCode.none,
             api_keys=advertised,
             throttle_time=ctx.throttle_ms,
-            supported_features=SUPPORTED_FEATURES,
+            supported_features=supported_features(ctx.api_version),
             finalized_features_epoch=FINALIZED_FEATURES_EPOCH,
             finalized_features=FINALIZED_FEATURES,
             zk_migration_ready=False,

@@ -294,7 +294,12 @@ def _check_transactional(
                 ErrorCode.invalid_txn_state, "a transactional batch needs a transactional id"
             )
         ctx.transactions.verify_produce(
-            tid, header.producer_id, header.producer_epoch, topic, index
+            tid,
+            header.producer_id,
+            header.producer_epoch,
+            topic,
+            index,
+            abortable=ctx.api_version >= 11,  # Kafka's genericErrorSupported
         )
 
 
