@@ -9,6 +9,7 @@ its own module:
   read-back, objects through the object index and block cache;
 - upload (uploader.py): the oldest durable batches into one object, commit, WAL trim;
 - log start (log_start.py, rules in retention.py): retention, DeleteRecords;
+- compacted topics (cleaner.py, rules in compaction.py): each key's latest record;
 - object lifetimes: unreferenced objects deleted after their grace period
   (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
 - recovery.py: start-up replay of the WAL tail;
@@ -38,6 +39,7 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import Admission, DiskFullGate, admit
 from contextplane.storage.appender import Appender, AppendResult
 from contextplane.storage.block_cache import BlockCache
+from contextplane.storage.cleaner import Cleaner
 from contextplane.storage.file_wal import FileWal
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.log_start import LogStart
@@ -108,6 +110,18 @@ class StorageEngine:
         self.deleter = ObjectDeleter(metadata, self.objects, self.blocks, clock)
         self.in_flight = InFlightKeys()
         self.orphan_sweep = OrphanSweep(settings, metadata, self.objects, clock, self.in_flight)
+        self.cleaner = Cleaner(
+            settings,
+            metadata,
+            self.objects,
+            clock,
+            self.live_partitions,
+            topic_configs or (lambda topic: {}),
+            self.in_flight,
+            self.log_start.delete_delay_ms,
+            self.objects_unreferenced,
+            self.log_cache.forget_uploaded_below,
+        )
         self.uploader = Uploader(
             settings,
             metadata,
@@ -160,6 +174,8 @@ class StorageEngine:
             asyncio.create_task(self.deleter.run(), name="object-deleter"),
             asyncio.create_task(self.orphan_sweep.run(), name="orphan-sweep"),
         ]
+        if self.settings.log_cleaner_enable:
+            self._tasks.append(asyncio.create_task(self.cleaner.run(), name="log-cleaner"))
 
     async def _open_partitions(
         self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]
