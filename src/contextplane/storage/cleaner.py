@@ -229,6 +229,13 @@ class Cleaner:
         self._first_dirty[partition.stream_id] = mapped_end
         self.stats.passes += 1
         self.stats.seconds += (self._clock.monotonic_ms() - started) / 1000
+        log.info(
+            "cleaned %s-%d up to offset %d in %d ms",
+            partition.topic,
+            partition.partition,
+            mapped_end,
+            self._clock.monotonic_ms() - started,
+        )
 
     async def _read(self, record: RangeRecord) -> memoryview:
         return await self._objects.get_range(
