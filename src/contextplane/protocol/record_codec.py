@@ -74,36 +74,53 @@ def _bytes_field(buf: bytes, position: int) -> tuple[bytes | None, int]:
     return buf[position:end], end
 
 
-def base_timestamp(header: BatchHeader) -> int:
-    """The timestamp record deltas count from (the delete horizon, when set)."""
-    return header.base_timestamp
-
-
 def delete_horizon(header: BatchHeader) -> int | None:
     return header.base_timestamp if header.attributes & DELETE_HORIZON_BIT else None
 
 
-def read_records(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[Record]]:
-    """The header and every record of one stored batch (decompressed within `limit`)."""
+def _records_buffer(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, bytes]:
     header = parse_header(batch)
     payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
     codec = header.attributes & COMPRESSION_MASK
     buf = bytes(payload) if codec == NONE else b"".join(decompressed_chunks(codec, payload, limit))
+    return header, buf
+
+
+def read_records(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[Record]]:
+    """The header and every record of one stored batch (decompressed within `limit`).
+
+    Varints of one byte (most deltas and lengths) are decoded inline: this loop is the
+    cleaner's cost."""
+    header, buf = _records_buffer(batch, limit)
     records: list[Record] = []
+    append = records.append
+    base_offset, base_ts = header.base_offset, header.base_timestamp
     position = 0
     for _ in range(header.records_count):
         length, position = _varint(buf, position)
         end = position + length
         attributes = buf[position]
-        timestamp_delta, cursor = _varint(buf, position + 1)
-        offset_delta, cursor = _varint(buf, cursor)
-        key, cursor = _bytes_field(buf, cursor)
+        cursor = position + 1
+        fields = [0, 0, 0]
+        for index in range(3):  # timestamp delta, offset delta, key length
+            byte = buf[cursor]
+            if byte < 0x80:
+                fields[index] = (byte >> 1) ^ -(byte & 1)
+                cursor += 1
+            else:
+                fields[index], cursor = _varint(buf, cursor)
+        key: bytes | None = None
+        if fields[2] >= 0:
+            key = buf[cursor : cursor + fields[2]]
+            cursor += fields[2]
         value, cursor = _bytes_field(buf, cursor)
-        records.append(
+        if cursor > end:
+            raise ValueError("record fields past the record's length")
+        append(
             Record(
                 attributes,
-                header.base_timestamp + timestamp_delta,
-                header.base_offset + offset_delta,
+                base_ts + fields[0],
+                base_offset + fields[1],
                 key,
                 value,
                 buf[cursor:end],
@@ -111,6 +128,31 @@ def read_records(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, li
         )
         position = end
     return header, records
+
+
+def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[tuple[int, bytes]]]:
+    """(offset, key) of each keyed record of one stored batch: what the cleaner's map
+    needs, without copying values or headers."""
+    header, buf = _records_buffer(batch, limit)
+    keys: list[tuple[int, bytes]] = []
+    base_offset = header.base_offset
+    position = 0
+    for _ in range(header.records_count):
+        length, position = _varint(buf, position)
+        end = position + length
+        cursor = position + 1
+        fields = [0, 0, 0]
+        for index in range(3):
+            byte = buf[cursor]
+            if byte < 0x80:
+                fields[index] = (byte >> 1) ^ -(byte & 1)
+                cursor += 1
+            else:
+                fields[index], cursor = _varint(buf, cursor)
+        if fields[2] >= 0:
+            keys.append((base_offset + fields[1], buf[cursor : cursor + fields[2]]))
+        position = end
+    return header, keys
 
 
 def _encode_record(record: Record, base_offset: int, base_timestamp_ms: int) -> bytes:

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 
 from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.control_records import marker_type
-from contextplane.protocol.record_codec import delete_horizon, read_records, write_batch
+from contextplane.protocol.record_codec import (
+    delete_horizon,
+    read_keys,
+    read_records,
+    write_batch,
+)
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.storage.retention import segments
 from contextplane.storage.transactions_index import AbortedTxn
@@ -95,14 +100,13 @@ def map_batches(
     """Add the keys of one range's batches to the map (latest offset wins)."""
     latest = offset_map.latest
     for batch in iter_batches(data):
-        header, records = read_records(batch, limit)
+        header, keys = read_keys(batch, limit)
         if header.is_control or (
             header.is_transactional and aborted(header.producer_id, header.base_offset)
         ):
             continue
-        for record in records:
-            if record.key is not None:
-                latest[key_digest(record.key)] = record.offset
+        for offset, key in keys:
+            latest[key_digest(key)] = offset
 
 
 @dataclass(slots=True)
