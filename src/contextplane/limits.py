@@ -181,3 +181,19 @@ PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS = 600_000
 # Kafka's producer epoch is a signed 16-bit number; at this epoch a new producer id is
 # allocated instead of another bump (Short.MaxValue - 1).
 PRODUCER_EPOCH_MAX = 32766
+
+# Objects no range references any more are deleted this long after (Kafka's
+# log.segment.delete.delay.ms default), so a fetch holding one finishes.
+SEGMENT_DELETE_DELAY_MS = 60_000
+# The orphan sweep deletes an object the metadata store does not know only when the store
+# dated it at least this long ago (an hour: far beyond an upload's PUT-to-commit time and
+# any plausible clock difference between the store and the broker), and runs at start and
+# this often (AutoMQ's stream object compaction runs hourly too).
+ORPHAN_MIN_AGE_MS = 3_600_000
+ORPHAN_SWEEP_INTERVAL_MS = 3_600_000
+# A page of the store's listing (S3's ListObjectsV2 returns at most 1,000 keys).
+ORPHAN_SWEEP_PAGE_KEYS = 1_000
+# The log cleaner (Kafka's defaults): how long it sleeps when nothing is cleanable, and
+# the memory of its key -> offset map (log.cleaner.dedupe.buffer.size).
+CLEANER_BACKOFF_MS = 15_000
+CLEANER_DEDUPE_BUFFER_BYTES = 128 * 1024 * 1024

@@ -161,6 +161,14 @@ class Settings:
     )
     producer_id_expiration_ms: int = limits.PRODUCER_ID_EXPIRATION_MS
     producer_id_expiration_check_interval_ms: int = limits.PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS
+    # Deletion of unreferenced objects, the orphan sweep and the log cleaner
+    # (storage/object_deleter.py, orphan_sweep.py, cleaner.py).
+    log_segment_delete_delay_ms: int = limits.SEGMENT_DELETE_DELAY_MS
+    object_store_orphan_min_age_ms: int = limits.ORPHAN_MIN_AGE_MS
+    object_store_orphan_sweep_interval_ms: int = limits.ORPHAN_SWEEP_INTERVAL_MS
+    log_cleaner_enable: bool = True
+    log_cleaner_backoff_ms: int = limits.CLEANER_BACKOFF_MS
+    log_cleaner_dedupe_buffer_size: int = limits.CLEANER_DEDUPE_BUFFER_BYTES
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSett
 from contextplane.limits import INT_MAX
 from contextplane.setting import Setting
 from contextplane.settings_audit import AUDIT_SETTINGS
+from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
@@ -351,7 +352,10 @@ SETTINGS: tuple[Setting, ...] = (
         high=INT_MAX,
     ),
     *SECURITY_SETTINGS,
-) + tuple(Setting(**row) for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS, *TXN_SETTINGS))
+) + tuple(
+    Setting(**row)
+    for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS, *TXN_SETTINGS, *CLEANER_SETTINGS)
+)
 
 
 # Kafka settings that would change what a client may do if they were honoured: refused,

@@ -68,10 +68,16 @@ def produce(bootstrap: str, topic: str, values: list[bytes], timestamp_ms: int) 
 
 @pytest.fixture
 def retaining_broker(tmp_path: Path) -> Iterator[InProcessBroker]:
-    """Uploads every 50 ms and checks retention every 100 ms, so a test sees it act."""
+    """Uploads every 50 ms, checks retention every 100 ms and deletes unreferenced objects
+    100 ms later, so a test sees it act."""
     broker = InProcessBroker(
         tmp_path / "broker",
-        settings={"upload.interval.ms": "50", "log.retention.check.interval.ms": "100"},
+        settings={
+            "upload.interval.ms": "50",
+            "log.retention.check.interval.ms": "100",
+            # Unreferenced objects are deleted 100 ms after retention drops them.
+            "log.segment.delete.delay.ms": "100",
+        },
     ).start()
     yield broker
     broker.stop()

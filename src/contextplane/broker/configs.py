@@ -51,7 +51,7 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     "min.compaction.lag.ms": (_int, lambda s: "0"),
     "max.compaction.lag.ms": (_int, lambda s: "9223372036854775807"),
     "min.cleanable.dirty.ratio": (lambda v: True, lambda s: "0.5"),
-    "file.delete.delay.ms": (_int, lambda s: "60000"),
+    "file.delete.delay.ms": (_non_negative, lambda s: str(s.log_segment_delete_delay_ms)),
     "flush.messages": (_int, lambda s: "1"),
     "flush.ms": (_int, lambda s: "0"),
     "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),

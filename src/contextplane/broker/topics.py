@@ -154,12 +154,14 @@ class TopicManager:
                 ErrorCode.unknown_topic_or_partition,
                 "This server does not host this topic-partition.",
             )
+        delay_ms = self._log.delete_delay_ms(name)
         self._log.drop_topic(name)
         self._set({k: v for k, v in self._topics.items() if k != name})
-        orphans = await self._metadata.delete_topic(name)
+        # Its objects are deleted after file.delete.delay.ms: fetches reading them finish.
+        await self._metadata.delete_topic(name, self._log.clock.wall_ms() + delay_ms)
         for callback in self.on_deleted:
             await callback(name)  # Kafka's onPartitionsDeleted
-        await self._log.delete_orphans(orphans)
+        self._log.objects_unreferenced()
 
     async def add_partitions(self, name: str, count: int) -> None:
         await self._metadata.add_partitions(name, count)

@@ -67,6 +67,25 @@ class ObjectCommit:
 
 
 @dataclass(slots=True)
+class RangeSwap:
+    """The cleaner's rewrite of one partition's ranges in [base_offset, end_offset): the
+    ranges it read, (base offset, object key) each, are replaced by the new object's
+    ranges (none when nothing survived), if the leader epoch is still `epoch`."""
+
+    stream_id: int
+    epoch: int
+    base_offset: int
+    end_offset: int
+    replaced: list[tuple[int, str]]
+    key: str
+    size: int
+    created_ms: int
+    ranges: list[RangeCommit]
+    delete_due_ms: int  # when objects left unreferenced are deleted
+    cleaner_state: dict[str, Any]
+
+
+@dataclass(slots=True)
 class CommitOutcome:
     """What `commit_object` published: streams whose stored epoch differed from the
     committer's are left out (stream -> stored epoch), the rest committed. The caller's

@@ -42,6 +42,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
+from contextplane.metadata.sqlite_objects import ObjectCalls, ObjectRows, unreference_orphans
 from contextplane.metadata.sqlite_offsets import upsert_group_offsets
 from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
 from contextplane.metadata.sqlite_transaction import Transaction
@@ -80,7 +81,7 @@ def _uses_reserve(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqliteEngine(QuotaRows, TransactionRows):
+class SqliteEngine(QuotaRows, TransactionRows, ObjectRows):
     def __init__(self, path: str, reserve: SpaceReserve | None = None) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +205,9 @@ class SqliteEngine(QuotaRows, TransactionRows):
         return [TopicRecord(r[0], r[1], r[3], json.loads(r[2])) for r in rows]
 
     @_uses_reserve
-    def delete_topic(self, name: str) -> list[str]:
-        """Delete a topic and its ranges; returns object keys no range points at any more."""
+    def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
+        """Delete a topic and its ranges; returns the keys of objects no range points at
+        any more, now due for deletion at `delete_due_ms`."""
         with self._transaction():
             streams = [
                 r[0]
@@ -215,7 +217,7 @@ class SqliteEngine(QuotaRows, TransactionRows):
                 self._db.execute("DELETE FROM ranges WHERE stream_id=?", (stream_id,))
             self._db.execute("DELETE FROM partitions WHERE topic=?", (name,))
             self._db.execute("DELETE FROM topics WHERE name=?", (name,))
-            return self._delete_orphan_objects()
+            return unreference_orphans(self._db, delete_due_ms)
 
     @_uses_reserve
     def add_partitions(self, name: str, total: int) -> None:
@@ -331,10 +333,11 @@ class SqliteEngine(QuotaRows, TransactionRows):
         return result
 
     @_uses_reserve
-    def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
+    def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
         """Move the log start offset forward (never back); drop ranges wholly below it.
 
-        Returns the keys of objects that no range references any more.
+        Returns the keys of objects that no range references any more, now due for
+        deletion at `delete_due_ms`.
         """
         with self._transaction():
             self._db.execute(
@@ -344,15 +347,7 @@ class SqliteEngine(QuotaRows, TransactionRows):
             self._db.execute(
                 "DELETE FROM ranges WHERE stream_id=? AND end_offset <= ?", (stream_id, offset)
             )
-            return self._delete_orphan_objects()
-
-    def _delete_orphan_objects(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT object_id, key FROM objects WHERE object_id NOT IN"
-            " (SELECT DISTINCT object_id FROM ranges)"
-        ).fetchall()
-        self._db.executemany("DELETE FROM objects WHERE object_id=?", [(r[0],) for r in rows])
-        return [r[1] for r in rows]
+            return unreference_orphans(self._db, delete_due_ms)
 
     # -- group offsets -----------------------------------------------------------------
 
@@ -442,7 +437,7 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-class SqliteMetadataStore(QuotaCalls, TransactionCalls):
+class SqliteMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls):
     """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
 
     def __init__(
@@ -522,8 +517,8 @@ class SqliteMetadataStore(QuotaCalls, TransactionCalls):
     async def topics(self) -> list[TopicRecord]:
         return await self._call(self.engine.topics)
 
-    async def delete_topic(self, name: str) -> list[str]:
-        return await self._call(self.engine.delete_topic, name)
+    async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
+        return await self._call(self.engine.delete_topic, name, delete_due_ms)
 
     async def add_partitions(self, name: str, total: int) -> None:
         await self._call(self.engine.add_partitions, name, total)
@@ -547,8 +542,8 @@ class SqliteMetadataStore(QuotaCalls, TransactionCalls):
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
         return await self._call(self.engine.ranges_by_stream)
 
-    async def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
-        return await self._call(self.engine.advance_log_start, stream_id, offset)
+    async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
+        return await self._call(self.engine.advance_log_start, stream_id, offset, delete_due_ms)
 
     async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None:
         await self._call(self.engine.commit_offsets, group_id, rows, now_ms)

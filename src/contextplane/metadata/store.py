@@ -11,7 +11,7 @@ engine.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from contextplane.metadata.records import (
     AclRecord,
@@ -23,6 +23,7 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    RangeSwap,
     ScramCredentialRecord,
     TopicRecord,
     TransactionRecord,
@@ -52,8 +53,9 @@ class MetadataStore(Protocol):
         ...
 
     async def topics(self) -> list[TopicRecord]: ...
-    async def delete_topic(self, name: str) -> list[str]:
-        """Delete a topic and its ranges; the keys of objects no range references now."""
+    async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
+        """Delete a topic and its ranges; objects no range references now become due for
+        deletion at `delete_due_ms` (in the same transaction); returns their keys."""
         ...
 
     async def add_partitions(self, name: str, total: int) -> None: ...
@@ -66,8 +68,31 @@ class MetadataStore(Protocol):
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]: ...
-    async def advance_log_start(self, stream_id: int, offset: int) -> list[str]:
-        """Move the log start forward; the keys of objects no range references now."""
+    async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
+        """Move the log start forward; objects no range references now become due for
+        deletion at `delete_due_ms` (in the same transaction); returns their keys."""
+        ...
+
+    async def due_deletions(self, now_ms: int, limit: int) -> list[str]:
+        """Keys of unreferenced objects due for deletion by `now_ms`, oldest due first."""
+        ...
+
+    async def next_deletion_due(self) -> int | None: ...
+    async def forget_deletions(self, keys: list[str]) -> None:
+        """The object store deleted these objects."""
+        ...
+
+    async def known_objects(self, keys: list[str]) -> set[str]:
+        """Those of `keys` a range references or that wait for deletion."""
+        ...
+
+    async def swap_ranges(self, swap: RangeSwap) -> bool:
+        """The cleaner's swap (records.RangeSwap), epoch-checked, in one transaction;
+        False when the epoch or the ranges changed meanwhile (nothing is changed)."""
+        ...
+
+    async def cleaner_states(self) -> dict[int, dict[str, Any]]:
+        """Each stream's cleaner progress, as the last swap stored it."""
         ...
 
     async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None: ...

@@ -8,8 +8,10 @@ its own module:
 - read (reader.py, log_cache.py, object_index.py, block_cache.py): log cache, WAL
   read-back, objects through the object index and block cache;
 - upload (uploader.py): the oldest durable batches into one object, commit, WAL trim;
-- log start (log_start.py, rules in retention.py): retention, DeleteRecords, deleting
-  unreferenced objects;
+- log start (log_start.py, rules in retention.py): retention, DeleteRecords;
+- compacted topics (cleaner.py, rules in compaction.py): each key's latest record;
+- object lifetimes: unreferenced objects deleted after their grace period
+  (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
 - recovery.py: start-up replay of the WAL tail;
 - memory.py, admission.py: the memory budget; produce admission and the disk-full gate.
 
@@ -37,12 +39,15 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import Admission, DiskFullGate, admit
 from contextplane.storage.appender import Appender, AppendResult
 from contextplane.storage.block_cache import BlockCache
+from contextplane.storage.cleaner import Cleaner
 from contextplane.storage.file_wal import FileWal
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.log_start import LogStart
 from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import ObjectStore, open_object_store
+from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
 from contextplane.storage.partition import CachedBatch, PartitionLog, from_snapshot_state
 from contextplane.storage.producer_expiry import run_producer_expiry
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader
@@ -100,6 +105,22 @@ class StorageEngine:
             self.blocks,
             self.live_partitions,
             topic_configs or (lambda topic: {}),
+            self.objects_unreferenced,
+        )
+        self.deleter = ObjectDeleter(metadata, self.objects, self.blocks, clock)
+        self.in_flight = InFlightKeys()
+        self.orphan_sweep = OrphanSweep(settings, metadata, self.objects, clock, self.in_flight)
+        self.cleaner = Cleaner(
+            settings,
+            metadata,
+            self.objects,
+            clock,
+            self.live_partitions,
+            topic_configs or (lambda topic: {}),
+            self.in_flight,
+            self.log_start.delete_delay_ms,
+            self.objects_unreferenced,
+            self.log_cache.forget_uploaded_below,
         )
         self.uploader = Uploader(
             settings,
@@ -110,6 +131,7 @@ class StorageEngine:
             self.leadership,
             self.live_partitions,
             self.log_start.delete_orphans,
+            self.in_flight,
             before_upload=self.ensure_metadata_reserve,
             after_upload=self.trim_wal,
         )
@@ -149,7 +171,11 @@ class StorageEngine:
                 ),
                 name="producer-expiry",
             ),
+            asyncio.create_task(self.deleter.run(), name="object-deleter"),
+            asyncio.create_task(self.orphan_sweep.run(), name="orphan-sweep"),
         ]
+        if self.settings.log_cleaner_enable:
+            self._tasks.append(asyncio.create_task(self.cleaner.run(), name="log-cleaner"))
 
     async def _open_partitions(
         self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]
@@ -343,5 +369,10 @@ class StorageEngine:
         """DeleteRecords and retention: move the log start; delete unreferenced objects."""
         await self.log_start.advance(partition, offset)
 
-    async def delete_orphans(self, keys: list[str]) -> None:
-        await self.log_start.delete_orphans(keys)
+    def delete_delay_ms(self, topic: str) -> int:
+        """How long objects this topic stops referencing are kept for readers."""
+        return self.log_start.delete_delay_ms(topic)
+
+    def objects_unreferenced(self) -> None:
+        """Objects were queued for deletion: the deleter looks at its queue again."""
+        self.deleter.wakeup.set()

@@ -54,6 +54,17 @@ class LogCache:
             if not batch.uploaded:
                 self.pending_bytes -= batch.size
 
+    def forget_uploaded_below(self, partition: PartitionLog, offset: int) -> None:
+        """Uploaded batches wholly below `offset` leave the cache: the cleaner rewrote
+        their objects, and reads must see the rewritten log, not these copies."""
+        drop = 0
+        for batch in partition.cache:
+            if not batch.uploaded or batch.end_offset > offset:
+                break
+            drop += 1
+        self.forget(partition.cache[:drop])
+        del partition.cache[:drop]
+
     def drop_partition(self, partition: PartitionLog) -> None:
         self.forget(partition.cache)
         partition.cache.clear()

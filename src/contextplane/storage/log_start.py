@@ -1,10 +1,10 @@
 """Moving partitions' log start offsets forward, and deleting what falls below them.
 
-Three callers: the retention loop (every `log.retention.check.interval.ms`, with the
-rules of retention.py), DeleteRecords, and topic deletion (objects that no range
-references any more). The metadata store moves the log start and drops the ranges below
-it in one transaction, and names the objects left unreferenced; those are deleted from
-the object store and the block cache.
+Two callers: the retention loop (every `log.retention.check.interval.ms`, with the
+rules of retention.py) and DeleteRecords. The metadata store moves the log start and
+drops the ranges below it in one transaction, which also queues the objects left
+unreferenced for deletion after the topic's `file.delete.delay.ms` (object_deleter.py
+deletes them then, so a fetch that already holds one finishes).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class LogStart:
         blocks: BlockCache,
         partitions: Callable[[], Iterable[PartitionLog]],
         topic_configs: Callable[[str], dict[str, str]],
+        on_unreferenced: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -42,6 +43,7 @@ class LogStart:
         self._blocks = blocks
         self._partitions = partitions
         self._topic_configs = topic_configs
+        self._on_unreferenced = on_unreferenced
 
     async def run_retention(self) -> None:
         """The retention loop: one pass every `log.retention.check.interval.ms`."""
@@ -73,11 +75,19 @@ class LogStart:
         """DeleteRecords and retention: move the log start; delete unreferenced objects."""
         partition.log_start_offset = max(partition.log_start_offset, offset)
         partition.ranges.drop_below(offset)
-        orphans = await self._metadata.advance_log_start(partition.stream_id, offset)
-        await self.delete_orphans(orphans)
+        due_ms = self._clock.wall_ms() + self.delete_delay_ms(partition.topic)
+        if await self._metadata.advance_log_start(partition.stream_id, offset, due_ms):
+            self._on_unreferenced()
+
+    def delete_delay_ms(self, topic: str) -> int:
+        """How long an object this topic stops referencing is kept (Kafka's topic
+        `file.delete.delay.ms`, by default the broker's `log.segment.delete.delay.ms`)."""
+        configs = self._topic_configs(topic)
+        return int(configs.get("file.delete.delay.ms", self._settings.log_segment_delete_delay_ms))
 
     async def delete_orphans(self, keys: list[str]) -> None:
-        """Delete objects no range references any more, and their cached blocks."""
+        """Delete objects that were never referenced (an upload no partition could
+        commit: no reader ever saw them), and their cached blocks."""
         for key in keys:
             await self._objects.delete(key)
         self._blocks.forget_objects(keys)

@@ -4,7 +4,7 @@
 `ObjectBucket`. Each request takes `latency_ms` (an asyncio sleep, so virtual time in the
 simulation). Faults are plain attributes, set by the test:
 
-* `failing`: the operations ("put", "get", "delete") that fail at once, as against an
+* `failing`: the operations ("put", "get", "delete", "list") that fail at once, as against an
   unreachable store;
 * `lose_put_replies`: a put stores the object and then fails, as when the reply is lost
   (the broker is left with an object nothing references);
@@ -19,9 +19,10 @@ opened before the crash stops touching the bucket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from contextplane.storage.objectstore import ObjectStoreError
+from contextplane.clock import Clock, SystemClock
+from contextplane.storage.objectstore import ObjectInfo, ObjectStoreError
 
 
 class ObjectBucket:
@@ -29,6 +30,7 @@ class ObjectBucket:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.modified_ms: dict[str, int] = {}  # when each object landed
         self.unsynced: set[str] = set()  # landed, but their put has not returned
         self.generation = 0
 
@@ -36,13 +38,20 @@ class ObjectBucket:
         for key in sorted(self.unsynced):
             if not keep(key):
                 del self.objects[key]
+                self.modified_ms.pop(key, None)
         self.unsynced.clear()
         self.generation += 1
 
 
 class MemoryObjectStore:
-    def __init__(self, bucket: ObjectBucket | None = None, latency_ms: float = 0) -> None:
+    def __init__(
+        self,
+        bucket: ObjectBucket | None = None,
+        latency_ms: float = 0,
+        clock: Clock | None = None,
+    ) -> None:
         self.bucket = bucket if bucket is not None else ObjectBucket()
+        self.clock = clock or SystemClock()
         self.latency_ms = latency_ms
         self.failing: set[str] = set()
         self.lose_put_replies = False
@@ -75,6 +84,7 @@ class MemoryObjectStore:
         await self._request("put", f"put {key}")
         bucket = self.bucket
         bucket.objects[key] = bytes(data)
+        bucket.modified_ms[key] = self.clock.wall_ms()
         bucket.unsynced.add(key)
         await self._request("put", f"put {key}")  # landed; durable once this returns
         if self.lose_put_replies:
@@ -95,4 +105,17 @@ class MemoryObjectStore:
     async def delete(self, key: str) -> None:
         await self._request("delete", f"delete {key}")
         self.bucket.objects.pop(key, None)
+        self.bucket.modified_ms.pop(key, None)
         self.bucket.unsynced.discard(key)
+
+    async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
+        await self._request("list", f"list {prefix}")
+        bucket = self.bucket
+        keys = sorted(k for k in bucket.objects if k.startswith(prefix))
+        for start in range(0, len(keys), page_keys):
+            yield [
+                ObjectInfo(k, bucket.modified_ms.get(k, 0))
+                for k in keys[start : start + page_keys]
+                if k in bucket.objects
+            ]
+            await self._request("list", f"list {prefix}")

@@ -48,6 +48,14 @@ class ObjectRanges(Sequence[RangeRecord]):
             self._records = self._records[index:]
             self._ends = self._ends[index:]
 
+    def replace(self, base_offset: int, end_offset: int, records: list[RangeRecord]) -> None:
+        """The cleaner's swap: the ranges starting in [base_offset, end_offset) become
+        `records` (new lists, as in `drop_below`, for readers iterating the old ones)."""
+        kept = [r for r in self._records if not base_offset <= r.base_offset < end_offset]
+        merged = sorted([*kept, *records], key=lambda r: r.base_offset)
+        self._records = merged
+        self._ends = [r.end_offset for r in merged]
+
     @overload
     def __getitem__(self, index: int) -> RangeRecord: ...
     @overload

@@ -12,14 +12,16 @@ faults). Both are used through `BoundedObjectStore`, which gives every request i
   partition.
 
 The contract every store keeps: `put` returns only once the object is durable (the
-broker trims its WAL after that); deleting an absent object is not an error; every
+broker trims its WAL after that); deleting an absent object is not an error; a listing
+comes in pages of at most the asked number of keys, in no particular order; every
 failure is an ObjectStoreError.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from contextplane.clock import Clock, SystemClock
@@ -36,6 +38,14 @@ class ObjectStoreError(OSError):
     timed_out = False
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One listed object: its key and when the store last wrote it (the store's clock)."""
+
+    key: str
+    modified_ms: int
+
+
 class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes) -> None:
         """Store an object; returns once it is durable."""
@@ -47,6 +57,10 @@ class ObjectStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Delete an object; an absent one is not an error."""
+        ...
+
+    def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
+        """Every object under `prefix`, in pages of at most `page_keys`."""
         ...
 
 
@@ -102,6 +116,16 @@ class BoundedObjectStore:
     async def delete(self, key: str) -> None:
         await self._bounded(f"delete {key}", self.store.delete(key))
         self.deletes += 1
+
+    async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
+        """The store's listing, each page bounded in time like any request."""
+        pages = aiter(self.store.list_pages(prefix, page_keys))
+        while True:
+            try:
+                page = await self._bounded(f"list {prefix}", anext(pages))
+            except StopAsyncIteration:
+                return
+            yield page
 
 
 def open_object_store(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -25,7 +26,7 @@ import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore, MemoryStore, S3Store
 
-from contextplane.storage.objectstore import ObjectStoreError
+from contextplane.storage.objectstore import ObjectInfo, ObjectStoreError
 
 
 class ObstoreBackend:
@@ -82,6 +83,20 @@ class ObstoreBackend:
                 await obstore.delete_async(self._store, key)  # type: ignore[arg-type]
         except (ObstoreError, OSError) as exc:
             raise ObjectStoreError(f"delete {key}: {exc}") from exc
+
+    async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
+        """obstore's listing stream, `page_keys` keys per chunk (S3 ListObjectsV2 pages)."""
+        stream = obstore.list(self._store, prefix, chunk_size=page_keys)  # type: ignore[call-overload]
+        try:
+            async for chunk in stream:
+                yield [
+                    ObjectInfo(meta["path"], int(meta["last_modified"].timestamp() * 1000))
+                    for meta in chunk
+                ]
+        except FileNotFoundError:
+            return  # nothing was ever written under the prefix
+        except (ObstoreError, OSError) as exc:
+            raise ObjectStoreError(f"list {prefix}: {exc}") from exc
 
 
 def _s3_store(bucket: str, path: str, query: str, request_timeout_ms: int) -> S3Store:

@@ -22,12 +22,14 @@ from contextplane.metadata.store import MetadataStore
 from contextplane.settings import Settings
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_format import (
+    IndexEntry,
     StreamChunk,
     build_object,
     index_bytes_max,
     object_key,
 )
 from contextplane.storage.objectstore import ObjectStore
+from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import CachedBatch, PartitionLog, snapshot_state
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class Uploader:
         leadership: Leadership,
         partitions: Callable[[], Iterable[PartitionLog]],
         delete_orphans: Callable[[list[str]], Awaitable[None]],
+        in_flight: InFlightKeys,
         before_upload: Callable[[], None],
         after_upload: Callable[[], None],
     ) -> None:
@@ -90,6 +93,7 @@ class Uploader:
         self._leadership = leadership
         self._partitions = partitions
         self._delete_orphans = delete_orphans
+        self._in_flight = in_flight
         self._before_upload = before_upload
         self._after_upload = after_upload
         self.wakeup = asyncio.Event()
@@ -169,28 +173,45 @@ class Uploader:
         if not chunks:
             return 0
         size = sum(b.size for _, batches in chunks for b in batches)
-        # The batches read back and the object built from them.
-        async with log_cache.budget.reserve(2 * size):
-            stream_chunks = []
-            for partition, batches in chunks:
-                data = await log_cache.batch_bytes(batches, reserved=True)
-                stream_chunks.append(
-                    StreamChunk(
-                        partition.stream_id,
-                        batches[0].base_offset,
-                        batches[-1].end_offset,
-                        max(b.max_timestamp for b in batches),
-                        data,
+        key = ""
+        try:
+            # The batches read back and the object built from them.
+            async with log_cache.budget.reserve(2 * size):
+                stream_chunks = []
+                for partition, batches in chunks:
+                    data = await log_cache.batch_bytes(batches, reserved=True)
+                    stream_chunks.append(
+                        StreamChunk(
+                            partition.stream_id,
+                            batches[0].base_offset,
+                            batches[-1].end_offset,
+                            max(b.max_timestamp for b in batches),
+                            data,
+                        )
                     )
-                )
-            data, index = build_object(stream_chunks)
-            del stream_chunks
-            # A durable counter: a key is never reused, even for an upload that failed.
-            sequence = await self._metadata.next_counter("object_sequence")
-            key = object_key(settings.node_id, sequence)
-            await self._objects.put(key, data)
-            object_size = len(data)
-            del data
+                data, index = build_object(stream_chunks)
+                del stream_chunks
+                # A durable counter: a key is never reused, even for an upload that failed.
+                sequence = await self._metadata.next_counter("object_sequence")
+                key = object_key(settings.node_id, sequence)
+                # The orphan sweep leaves the key alone from before its PUT until its
+                # commit returned, whatever the outcome (orphan_sweep.py).
+                self._in_flight.add(key)
+                await self._objects.put(key, data)
+                object_size = len(data)
+                del data
+            return await self._commit(chunks, index, key, object_size)
+        finally:
+            self._in_flight.discard(key)
+
+    async def _commit(
+        self,
+        chunks: list[tuple[PartitionLog, list[CachedBatch]]],
+        index: list[IndexEntry],
+        key: str,
+        object_size: int,
+    ) -> int:
+        log_cache = self._log_cache
         created_ms = self._clock.wall_ms()
         commit = ObjectCommit(
             key=key,

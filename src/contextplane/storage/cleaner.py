@@ -1,0 +1,316 @@
+"""The log cleaner: compacted topics (`cleanup.policy` lists `compact`) keep each key's
+latest record (RFC 0002, "Compacted topics"; the rules are compaction.py's).
+
+One task. Every `log.cleaner.backoff.ms` (or at once after a pass that cleaned) it takes
+the dirtiest partition that is due (`min.cleanable.dirty.ratio`, `max.compaction.lag.ms`)
+and cleans it in one pass:
+
+1. map: the keys of the dirty section (from the partition's first dirty offset, kept in
+   the metadata store, to the cleanable end), range by range, until the map holds
+   `log.cleaner.dedupe.buffer.size` worth of keys; the pass cleans up to where the map
+   stopped and the next pass goes on from there, as Kafka's cleaner does;
+2. clean: the ranges from the log start to that point, in groups of at most
+   `upload.bytes`, each group's survivors written as one new single-partition object
+   (original offsets, gaps between them);
+3. swap: each new object is PUT (held in flight, so the orphan sweep leaves it alone),
+   then one metadata transaction replaces the group's ranges by the new object's, checked
+   against the leader epoch and against the ranges read (retention may have moved the
+   log start meanwhile: then nothing changes and the object is deleted); the replaced
+   objects wait `file.delete.delay.ms` before deletion (object_deleter.py), so fetches
+   that found them finish. The last group's swap also stores the new first dirty offset.
+   A group in which nothing changes is not rewritten.
+
+Parsing and rewriting records runs in a worker thread, one range at a time, so the event
+loop keeps serving. A crash before a swap leaves an object nothing references (the orphan
+sweep's); after it, the old objects are in the deletion queue. Either way every record is
+where it was, or in the new object, never in neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from contextplane.clock import Clock
+from contextplane.metadata.records import RangeCommit, RangeRecord, RangeSwap
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.records import iter_batch_headers
+from contextplane.settings import Settings
+from contextplane.storage.compaction import (
+    MAP_ENTRY_BYTES,
+    AbortedIndex,
+    CleanerConfig,
+    OffsetMap,
+    TransactionsSeen,
+    chunked,
+    clean_batches,
+    cleanable_end,
+    dirty_ratio,
+    map_batches,
+    must_clean,
+    records_in,
+)
+from contextplane.storage.object_format import StreamChunk, build_object, object_key
+from contextplane.storage.objectstore import ObjectStore
+from contextplane.storage.orphan_sweep import InFlightKeys
+from contextplane.storage.partition import PartitionLog
+
+log = logging.getLogger(__name__)
+
+FIRST_DIRTY = "first_dirty_offset"
+
+
+def is_compacted(configs: dict[str, str]) -> bool:
+    policy = configs.get("cleanup.policy", "delete")
+    return "compact" in [item.strip() for item in policy.split(",")]
+
+
+def cleaner_config(configs: dict[str, str], settings: Settings) -> CleanerConfig:
+    defaults = CleanerConfig()
+    return CleanerConfig(
+        min_cleanable_dirty_ratio=float(
+            configs.get("min.cleanable.dirty.ratio", defaults.min_cleanable_dirty_ratio)
+        ),
+        min_compaction_lag_ms=int(
+            configs.get("min.compaction.lag.ms", defaults.min_compaction_lag_ms)
+        ),
+        max_compaction_lag_ms=int(
+            configs.get("max.compaction.lag.ms", defaults.max_compaction_lag_ms)
+        ),
+        delete_retention_ms=int(configs.get("delete.retention.ms", defaults.delete_retention_ms)),
+        segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
+        segment_ms=int(configs.get("segment.ms", settings.segment_ms)),
+    )
+
+
+@dataclass(slots=True)
+class CleanerStats:
+    passes: int = 0
+    swaps: int = 0
+    bytes_read: int = 0  # of the dirty sections mapped
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+
+class Cleaner:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        objects: ObjectStore,
+        clock: Clock,
+        partitions: Callable[[], Iterable[PartitionLog]],
+        topic_configs: Callable[[str], dict[str, str]],
+        in_flight: InFlightKeys,
+        delete_delay_ms: Callable[[str], int],
+        on_unreferenced: Callable[[], None],
+        forget_cached_below: Callable[[PartitionLog, int], None],
+    ) -> None:
+        self._settings = settings
+        self._metadata = metadata
+        self._objects = objects
+        self._clock = clock
+        self._partitions = partitions
+        self._topic_configs = topic_configs
+        self._in_flight = in_flight
+        self._delete_delay_ms = delete_delay_ms
+        self._on_unreferenced = on_unreferenced
+        self._forget_cached_below = forget_cached_below
+        self._first_dirty: dict[int, int] = {}
+        self._loaded = False
+        self.stats = CleanerStats()
+        self.wakeup = asyncio.Event()
+        # Records of a stored batch decompress to at most this (they were validated so).
+        self._limit = settings.message_max_bytes * settings.message_max_decompression_ratio
+
+    async def run(self) -> None:
+        while True:
+            self.wakeup.clear()
+            cleaned = False
+            try:
+                cleaned = await self.clean_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("log cleaner pass failed")
+            if not cleaned:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._settings.log_cleaner_backoff_ms / 1000):
+                        await self.wakeup.wait()
+
+    async def _load(self) -> None:
+        if not self._loaded:
+            states = await self._metadata.cleaner_states()
+            self._first_dirty = {
+                stream: int(state.get(FIRST_DIRTY, 0)) for stream, state in states.items()
+            }
+            self._loaded = True
+
+    def first_dirty_offset(self, partition: PartitionLog) -> int:
+        """Where the partition's dirty section starts: below it, the log is clean."""
+        return self._first_dirty.get(partition.stream_id, 0)
+
+    async def clean_once(self) -> bool:
+        """Clean the dirtiest due partition; False when none is due."""
+        await self._load()
+        now_ms = self._clock.wall_ms()
+        best: tuple[float, PartitionLog, CleanerConfig, int] | None = None
+        for partition in list(self._partitions()):
+            configs = self._topic_configs(partition.topic)
+            if partition.deleted or not is_compacted(configs) or not len(partition.ranges):
+                continue
+            config = cleaner_config(configs, self._settings)
+            ranges = partition.ranges
+            end = cleanable_end(ranges, partition.last_stable_offset, now_ms, config)
+            first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
+            if not must_clean(ranges, first_dirty, end, now_ms, config):
+                continue
+            ratio = dirty_ratio(ranges, first_dirty, end)
+            if best is None or ratio > best[0]:
+                best = (ratio, partition, config, end)
+        if best is None:
+            return False
+        _, partition, config, end = best
+        await self.clean_partition(partition, config, end)
+        return True
+
+    async def clean_partition(
+        self, partition: PartitionLog, config: CleanerConfig, end: int
+    ) -> None:
+        started = self._clock.monotonic_ms()
+        now_ms = self._clock.wall_ms()
+        first_dirty = max(
+            self._first_dirty.get(partition.stream_id, 0), partition.ranges[0].base_offset
+        )
+        aborted = AbortedIndex(partition.transactions.aborted_in(0, end))
+        offset_map = OffsetMap(
+            max(1, self._settings.log_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES)
+        )
+        mapped_end = first_dirty
+        for record in list(partition.ranges.from_offset(first_dirty)):
+            if record.end_offset > end:
+                break
+            data = await self._read(record)
+            if len(offset_map) and len(offset_map) + records_in(data) > offset_map.capacity:
+                break  # the map is full: the next pass goes on from here
+            await asyncio.to_thread(map_batches, data, offset_map, aborted, self._limit)
+            self.stats.bytes_read += record.size
+            mapped_end = record.end_offset
+        if mapped_end <= first_dirty:
+            return
+        section = [r for r in partition.ranges if r.end_offset <= mapped_end]
+        groups = chunked(section, self._settings.upload_bytes)
+        txns = TransactionsSeen()
+        for number, group in enumerate(groups):
+            last = number == len(groups) - 1
+            survivors: list[bytes] = []
+            changed = False
+            for record in group:
+                data = await self._read(record)
+                cleaned = await asyncio.to_thread(
+                    clean_batches,
+                    data,
+                    offset_map,
+                    aborted,
+                    txns,
+                    now_ms,
+                    config.delete_retention_ms,
+                    self._limit,
+                )
+                survivors.extend(cleaned.batches)
+                changed = changed or cleaned.changed
+            state = {FIRST_DIRTY: mapped_end if last else first_dirty}
+            # The last group is swapped anyway: its swap stores the new first dirty offset.
+            if (changed or last) and not await self._swap(partition, group, survivors, state):
+                return  # the partition changed under us: the next pass starts over
+        self._first_dirty[partition.stream_id] = mapped_end
+        self.stats.passes += 1
+        self.stats.seconds += (self._clock.monotonic_ms() - started) / 1000
+        log.info(
+            "cleaned %s-%d up to offset %d in %d ms",
+            partition.topic,
+            partition.partition,
+            mapped_end,
+            self._clock.monotonic_ms() - started,
+        )
+
+    async def _read(self, record: RangeRecord) -> memoryview:
+        return await self._objects.get_range(
+            record.object_key, record.position, record.position + record.size
+        )
+
+    async def _swap(
+        self,
+        partition: PartitionLog,
+        group: list[RangeRecord],
+        survivors: list[bytes],
+        state: dict[str, int],
+    ) -> bool:
+        """PUT the survivors as one object and swap it for `group` (module doc, step 3)."""
+        base, end = group[0].base_offset, group[-1].end_offset
+        created_ms = min(r.created_ms for r in group)  # segments roll as before
+        key, size, ranges = "", 0, []
+        data = b""
+        if survivors:
+            headers = iter_batch_headers(survivors[0])
+            last_headers = iter_batch_headers(survivors[-1])
+            first_base = headers[0].base_offset
+            last_end = last_headers[0].base_offset + last_headers[0].last_offset_delta + 1
+            max_ts = max(h.max_timestamp for b in survivors for h in iter_batch_headers(b))
+            data, index = build_object(
+                [StreamChunk(partition.stream_id, first_base, last_end, max_ts, survivors)]
+            )
+            sequence = await self._metadata.next_counter("object_sequence")
+            key = object_key(self._settings.node_id, sequence)
+            size = len(data)
+            ranges = [
+                RangeCommit(
+                    e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp
+                )
+                for e in index
+            ]
+        swap = RangeSwap(
+            stream_id=partition.stream_id,
+            epoch=partition.leader_epoch,
+            base_offset=base,
+            end_offset=end,
+            replaced=[(r.base_offset, r.object_key) for r in group],
+            key=key,
+            size=size,
+            created_ms=created_ms,
+            ranges=ranges,
+            delete_due_ms=self._clock.wall_ms() + self._delete_delay_ms(partition.topic),
+            cleaner_state=dict(state),
+        )
+        try:
+            if key:
+                self._in_flight.add(key)
+                await self._objects.put(key, data)
+                self.stats.bytes_written += size
+            swapped = await self._metadata.swap_ranges(swap)
+        finally:
+            if key:
+                self._in_flight.discard(key)
+        if not swapped:
+            if key:
+                await self._objects.delete(key)  # never referenced: no reader has it
+            return False
+        self.stats.swaps += 1
+        partition.ranges.replace(
+            base,
+            end,
+            [
+                RangeRecord(
+                    r.stream_id, r.base_offset, r.end_offset, key, r.position, r.size,
+                    r.max_timestamp, created_ms,
+                )
+                for r in ranges
+                if r.end_offset > partition.log_start_offset
+            ],
+        )  # fmt: skip
+        self._forget_cached_below(partition, end)
+        self._on_unreferenced()
+        return True

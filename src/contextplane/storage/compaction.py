@@ -1,0 +1,259 @@
+"""The log cleaner's rules, as pure functions over stored batches (Kafka's LogCleaner).
+
+* Which part of a partition may be cleaned (`cleanable_end`): below the last stable
+  offset, below the active segment (the newest segment, rolled by `segment.bytes` /
+  `segment.ms` as retention.py derives segments from uploaded ranges), and below the
+  first range with a record newer than `min.compaction.lag.ms`. Data not yet uploaded is
+  in no range, so it is never cleaned.
+* Whether to clean it (`dirty_ratio`, `must_clean`): the bytes past the cleaner's
+  first dirty offset over all cleanable bytes reach `min.cleanable.dirty.ratio`, or the
+  oldest dirty range is older than `max.compaction.lag.ms`.
+* The offset map (`OffsetMap`, `map_batches`): each key's latest offset in the dirty
+  section, over 16-byte digests of the keys, at most `capacity` keys (a larger dirty
+  section is cleaned in several passes, as Kafka does); records of aborted transactions
+  and control batches are not mapped.
+* What survives (`clean_batches`), Kafka's rules: a keyed record whose offset is the
+  map's latest for its key (or whose key is not in the map); a keyless record never;
+  a tombstone until the delete horizon of its batch has passed (the horizon is set to
+  now + `delete.retention.ms` when the cleaner first keeps the tombstone, KIP-534); no
+  record of an aborted transaction; a transaction marker until no record of its
+  transaction is left and its own delete horizon has passed. Offsets are kept (gaps
+  remain), and a batch keeps its base offset and last offset delta.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from contextplane.metadata.records import RangeRecord
+from contextplane.protocol.control_records import marker_type
+from contextplane.protocol.record_codec import (
+    delete_horizon,
+    read_keys,
+    read_records,
+    write_batch,
+)
+from contextplane.protocol.records import iter_batch_headers
+from contextplane.storage.retention import segments
+from contextplane.storage.transactions_index import AbortedTxn
+
+# What one map entry costs in memory (a 16-byte digest as a bytes object, an int and a
+# dict slot, measured with tracemalloc: ~137 bytes): log.cleaner.dedupe.buffer.size
+# divided by this is the map's capacity. Kafka's map costs 24 bytes per entry.
+MAP_ENTRY_BYTES = 140
+
+
+def key_digest(key: bytes) -> bytes:
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class OffsetMap:
+    capacity: int
+    latest: dict[bytes, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.latest)
+
+    def get(self, key: bytes) -> int:
+        return self.latest.get(key_digest(key), -1)
+
+
+class AbortedIndex:
+    """Whether a transactional batch belongs to an aborted transaction."""
+
+    def __init__(self, aborted: Sequence[AbortedTxn]) -> None:
+        self._by_producer: dict[int, list[tuple[int, int]]] = {}
+        for txn in aborted:
+            self._by_producer.setdefault(txn.producer_id, []).append(
+                (txn.first_offset, txn.last_offset)
+            )
+        for spans in self._by_producer.values():
+            spans.sort()
+
+    def __call__(self, producer_id: int, offset: int) -> bool:
+        spans = self._by_producer.get(producer_id)
+        if not spans:
+            return False
+        index = bisect.bisect_right(spans, (offset, 1 << 62)) - 1
+        return index >= 0 and spans[index][0] <= offset <= spans[index][1]
+
+
+def iter_batches(data: bytes | memoryview) -> Iterator[memoryview]:
+    view = memoryview(data)
+    position = 0
+    for header in iter_batch_headers(view):
+        yield view[position : position + header.total_bytes]
+        position += header.total_bytes
+
+
+def records_in(data: bytes | memoryview) -> int:
+    return sum(h.records_count for h in iter_batch_headers(data))
+
+
+def map_batches(
+    data: bytes | memoryview, offset_map: OffsetMap, aborted: AbortedIndex, limit: int
+) -> None:
+    """Add the keys of one range's batches to the map (latest offset wins)."""
+    latest = offset_map.latest
+    for batch in iter_batches(data):
+        header, keys = read_keys(batch, limit)
+        if header.is_control or (
+            header.is_transactional and aborted(header.producer_id, header.base_offset)
+        ):
+            continue
+        for offset, key in keys:
+            latest[key_digest(key)] = offset
+
+
+@dataclass(slots=True)
+class TransactionsSeen:
+    """Per producer, whether its current transaction kept any record (a marker whose
+    transaction kept none may go)."""
+
+    retained: dict[int, bool] = field(default_factory=dict)
+
+    def record_kept(self, producer_id: int) -> None:
+        self.retained[producer_id] = True
+
+    def opened(self, producer_id: int) -> None:
+        self.retained.setdefault(producer_id, False)
+
+    def closed(self, producer_id: int) -> bool:
+        return self.retained.pop(producer_id, False)
+
+
+@dataclass(slots=True)
+class Cleaned:
+    batches: list[bytes]
+    changed: bool  # anything dropped or rewritten
+
+
+def clean_batches(
+    data: bytes | memoryview,
+    offset_map: OffsetMap,
+    aborted: AbortedIndex,
+    txns: TransactionsSeen,
+    now_ms: int,
+    delete_retention_ms: int,
+    limit: int,
+) -> Cleaned:
+    """The batches of one range that survive cleaning (see the module doc)."""
+    out: list[bytes] = []
+    changed = False
+    new_horizon = now_ms + delete_retention_ms
+    for batch in iter_batches(data):
+        header, records = read_records(batch, limit)
+        horizon = delete_horizon(header)
+        past_horizon = horizon is not None and now_ms >= horizon
+        if header.is_control:
+            had_records = txns.closed(header.producer_id)
+            if marker_type(batch) is None or (not had_records and past_horizon):
+                changed = True
+                continue
+            if horizon is None:
+                out.append(write_batch(header, records, new_horizon))
+                changed = True
+            else:
+                out.append(bytes(batch))
+            continue
+        if header.is_transactional:
+            if aborted(header.producer_id, header.base_offset):
+                changed = True
+                continue
+            txns.opened(header.producer_id)
+        kept = []
+        tombstones = False
+        for record in records:
+            if record.key is None or record.offset < offset_map.get(record.key):
+                continue
+            if record.value is None:
+                if past_horizon:
+                    continue
+                tombstones = True
+            kept.append(record)
+        if kept and header.is_transactional:
+            txns.record_kept(header.producer_id)
+        if not kept:
+            changed = True
+        elif len(kept) == len(records) and (not tombstones or horizon is not None):
+            out.append(bytes(batch))
+        else:
+            out.append(write_batch(header, kept, new_horizon if horizon is None else None))
+            changed = True
+    return Cleaned(out, changed)
+
+
+# -- which part of a partition, and when -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CleanerConfig:
+    """A topic's cleaning configs (Kafka's names and defaults)."""
+
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = 2**63 - 1
+    delete_retention_ms: int = 86_400_000
+    segment_bytes: int = 1024**3
+    segment_ms: int = 7 * 24 * 3600 * 1000
+
+
+def cleanable_end(
+    ranges: Sequence[RangeRecord], last_stable_offset: int, now_ms: int, config: CleanerConfig
+) -> int:
+    """The end of the cleanable part: every range below it may be rewritten."""
+    if not ranges:
+        return 0
+    active = segments(ranges, config.segment_bytes, config.segment_ms)[-1][0]
+    limit = min(last_stable_offset, active.base_offset)
+    end = ranges[0].base_offset  # nothing cleanable
+    for record in ranges:
+        if (
+            record.end_offset > limit
+            or record.max_timestamp > now_ms - config.min_compaction_lag_ms
+        ):
+            break
+        end = record.end_offset
+    return end
+
+
+def dirty_ratio(ranges: Sequence[RangeRecord], first_dirty: int, end: int) -> float:
+    total = dirty = 0
+    for record in ranges:
+        if record.end_offset > end:
+            break
+        total += record.size
+        if record.base_offset >= first_dirty:
+            dirty += record.size
+    return dirty / total if total else 0.0
+
+
+def must_clean(
+    ranges: Sequence[RangeRecord], first_dirty: int, end: int, now_ms: int, config: CleanerConfig
+) -> bool:
+    """Whether the dirty part is due: by ratio, or forced by `max.compaction.lag.ms`."""
+    dirty = [r for r in ranges if r.base_offset >= first_dirty and r.end_offset <= end]
+    if not dirty:
+        return False
+    if dirty_ratio(ranges, first_dirty, end) >= config.min_cleanable_dirty_ratio:
+        return True
+    return dirty[0].max_timestamp <= now_ms - config.max_compaction_lag_ms
+
+
+def chunked(ranges: Sequence[RangeRecord], chunk_bytes: int) -> list[list[RangeRecord]]:
+    """Consecutive ranges in groups of at most `chunk_bytes` (at least one range each):
+    each group is rewritten into one object and swapped in one transaction."""
+    groups: list[list[RangeRecord]] = []
+    size = 0
+    for record in ranges:
+        if groups and size + record.size <= chunk_bytes:
+            groups[-1].append(record)
+            size += record.size
+        else:
+            groups.append([record])
+            size = record.size
+    return groups

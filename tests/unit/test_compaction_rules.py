@@ -1,0 +1,173 @@
+"""The log cleaner's rules (storage/compaction.py) against a model: over random logs of
+keyed records, tombstones and transactions (committed and aborted), cleaning keeps
+exactly each key's latest committed record, at its original offset; tombstones stay
+until the delete horizon set at their first cleaning has passed; markers go once their
+transaction kept nothing and their horizon passed."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contextplane.metadata.records import RangeRecord
+from contextplane.protocol.control_records import marker_batch
+from contextplane.protocol.decompress import GZIP, ZSTD
+from contextplane.protocol.record_codec import read_records, write_batch
+from contextplane.protocol.records import TRANSACTIONAL_BIT, parse_header, stamp
+from contextplane.storage.compaction import (
+    AbortedIndex,
+    CleanerConfig,
+    OffsetMap,
+    TransactionsSeen,
+    clean_batches,
+    cleanable_end,
+    map_batches,
+    must_clean,
+)
+from contextplane.storage.transactions_index import AbortedTxn
+from tests.support.rawclient import record_batch
+
+LIMIT = 1 << 24
+NOW = 1_700_000_100_000
+RETENTION = 1_000
+
+# One entry of a generated log: a plain batch of (key, value|None) records, or a
+# transaction of such batches that commits or aborts.
+record = st.tuples(
+    st.sampled_from([b"a", b"b", b"c", b"d", b"e"]), st.one_of(st.none(), st.binary(max_size=4))
+)
+plain = st.tuples(st.just("plain"), st.lists(record, min_size=1, max_size=4))
+txn = st.tuples(st.sampled_from(["commit", "abort"]), st.lists(record, min_size=1, max_size=4))
+logs = st.lists(st.one_of(plain, txn), min_size=1, max_size=25)
+
+
+def build(entries: list) -> tuple[bytes, list[AbortedTxn], dict[int, tuple[bytes, bytes | None]]]:
+    """The log's bytes, its aborted index and every committed record by offset."""
+    data = bytearray()
+    aborted: list[AbortedTxn] = []
+    committed: dict[int, tuple[bytes, bytes | None]] = {}
+    offset = 0
+    for producer_id, (kind, records) in enumerate(entries, start=100):
+        keys = [k for k, _ in records]
+        values = [v for _, v in records]
+        if kind == "plain":
+            batch = record_batch(values, keys=keys)
+        else:
+            batch = record_batch(
+                values, keys=keys, producer_id=producer_id, producer_epoch=0,
+                attributes=TRANSACTIONAL_BIT,
+            )  # fmt: skip
+        data += stamp(memoryview(batch), offset, 0)
+        first = offset
+        if kind != "abort":
+            for i, item in enumerate(records):
+                committed[offset + i] = item
+        offset += len(records)
+        if kind != "plain":
+            marker = marker_batch(producer_id, 0, kind == "commit", 1_700_000_000_000, 0)
+            data += stamp(memoryview(marker), offset, 0)
+            if kind == "abort":
+                aborted.append(AbortedTxn(producer_id, first, offset))
+            offset += 1
+    return bytes(data), aborted, committed
+
+
+def survivors(data: bytes) -> dict[int, tuple[bytes | None, bytes | None]]:
+    out = {}
+    position = 0
+    while position < len(data):
+        header = parse_header(data, position)
+        batch = data[position : position + header.total_bytes]
+        if not header.is_control:
+            for r in read_records(batch, LIMIT)[1]:
+                out[r.offset] = (r.key, r.value)
+        position += header.total_bytes
+    return out
+
+
+def clean(data: bytes, aborted: list[AbortedTxn], now_ms: int) -> bytes:
+    index = AbortedIndex(aborted)
+    offset_map = OffsetMap(capacity=1 << 20)
+    map_batches(data, offset_map, index, LIMIT)
+    cleaned = clean_batches(data, offset_map, index, TransactionsSeen(), now_ms, RETENTION, LIMIT)
+    return b"".join(cleaned.batches)
+
+
+def latest_per_key(committed: dict[int, tuple[bytes, bytes | None]]) -> dict[bytes, int]:
+    latest: dict[bytes, int] = {}
+    for offset in sorted(committed):
+        latest[committed[offset][0]] = offset
+    return latest
+
+
+@settings(max_examples=200, deadline=None)
+@given(logs)
+def test_survivors_are_the_latest_committed_record_per_key(entries: list) -> None:
+    data, aborted, committed = build(entries)
+    latest = latest_per_key(committed)
+
+    once = clean(data, aborted, NOW)  # tombstones kept, their horizon set
+    assert survivors(once) == {o: committed[o] for o in latest.values()}
+
+    again = clean(once, aborted, NOW + RETENTION - 1)  # horizon not yet passed
+    assert survivors(again) == survivors(once)
+
+    after = clean(again, aborted, NOW + RETENTION)  # past the horizon: tombstones go
+    expected = {o: committed[o] for o in latest.values() if committed[o][1] is not None}
+    assert survivors(after) == expected
+    # Every marker whose transaction kept no record is gone too; offsets stay in order.
+    position, last = 0, -1
+    while position < len(after):
+        header = parse_header(after, position)
+        assert header.base_offset > last
+        last = header.base_offset + header.last_offset_delta
+        if header.is_control:
+            producer_records = [
+                o for o in expected if committed_producer(entries, o) == header.producer_id
+            ]
+            assert producer_records, "a marker outlived its transaction's records"
+        position += header.total_bytes
+    # Cleaning is idempotent once nothing is left to drop.
+    assert survivors(clean(after, aborted, NOW + RETENTION)) == expected
+
+
+def committed_producer(entries: list, offset: int) -> int:
+    position = 0
+    for producer_id, (kind, records) in enumerate(entries, start=100):
+        if position <= offset < position + len(records):
+            return producer_id if kind != "plain" else -1
+        position += len(records) + (kind != "plain")
+    return -1
+
+
+def test_a_rewritten_batch_keeps_its_offsets_and_codec() -> None:
+    for codec in (GZIP, ZSTD):
+        batch = stamp(memoryview(record_batch([b"1", b"2", b"3"], keys=[b"k", b"x", b"k"])), 40, 3)
+        header, records = read_records(batch, LIMIT)
+        header.attributes |= codec
+        rewritten = write_batch(header, [records[1], records[2]])
+        new_header, kept = read_records(rewritten, LIMIT)
+        assert new_header.compression == codec
+        assert (new_header.base_offset, new_header.last_offset_delta) == (40, 2)
+        assert [(r.offset, r.key, r.value, r.timestamp) for r in kept] == [
+            (41, b"x", b"2", records[1].timestamp),
+            (42, b"k", b"3", records[2].timestamp),
+        ]
+
+
+def ranges(*specs: tuple[int, int, int, int]) -> list[RangeRecord]:
+    return [RangeRecord(1, b, e, f"o{b}", 0, 100, ts, created) for b, e, ts, created in specs]
+
+
+def test_the_active_segment_the_lso_and_the_minimum_lag_bound_the_cleanable_part() -> None:
+    config = CleanerConfig(segment_ms=10, min_compaction_lag_ms=50)
+    log = ranges((0, 10, 100, 0), (10, 20, 200, 20), (20, 30, 300, 40), (30, 40, 400, 60))
+    # segments: [0], [10], [20], [30] (each range 20 ms after the last): [30, 40) active
+    assert cleanable_end(log, 1_000, 1_000, config) == 30
+    assert cleanable_end(log, 25, 1_000, config) == 20  # the LSO
+    assert cleanable_end(log, 1_000, 260, config) == 20  # [20, 30) too new
+    assert cleanable_end(log[:1], 1_000, 1_000, config) == 0  # only the active segment
+    assert must_clean(log, 0, 30, 1_000, CleanerConfig(min_cleanable_dirty_ratio=1.0))
+    assert not must_clean(log, 20, 30, 1_000, CleanerConfig(min_cleanable_dirty_ratio=0.5))
+    forced = CleanerConfig(min_cleanable_dirty_ratio=0.9, max_compaction_lag_ms=500)
+    assert must_clean(log, 20, 30, 1_000, forced)
