@@ -39,10 +39,17 @@ _librdkafka_log = logging.getLogger("contextplane.audit.librdkafka")
 
 
 class _DebugLog:
-    """confluent-kafka's `logger`: every librdkafka line, whatever its level, at debug."""
+    """confluent-kafka's `logger`: every librdkafka line, whatever its level, at debug;
+    the disconnections are kept to explain a failed connection."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
 
     def log(self, level: int, message: str, *args: object) -> None:
         _librdkafka_log.debug(message, *args)
+        text = message % args if args else message
+        if "Disconnected" in text and len(self.failures) < 100:
+            self.failures.append(text)
 
 
 # Kafka client properties and the librdkafka name each becomes.
@@ -145,6 +152,7 @@ def read_receipts(
         elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
             transport.append(error)
 
+    log = _DebugLog()
     consumer = Consumer(
         config
         | {
@@ -153,7 +161,7 @@ def read_receipts(
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             "error_cb": on_error,
-            "logger": _DebugLog(),
+            "logger": log,
         }
     )
     try:
@@ -168,7 +176,7 @@ def read_receipts(
                 consumer.poll(0)  # serves error_cb
                 if refused:
                     raise ConfigError(f"authentication failed: {refused[0].str()}") from None
-                unsecured = _unsecured_to_secured(config, transport)
+                unsecured = _unsecured_to_secured(config, log.failures)
                 if unsecured is not None:
                     raise ConfigError(unsecured) from None
                 if clock.monotonic_ms() >= deadline_ms:
@@ -215,16 +223,15 @@ def _plaintext(config: dict[str, Any]) -> bool:
     return str(config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
 
 
-def _unsecured_to_secured(config: dict[str, Any], transport: list[Any]) -> str | None:
+def _unsecured_to_secured(config: dict[str, Any], failures: list[str]) -> str | None:
     """The message for a plaintext client whose connection the broker closed during the
-    first request (what a TLS or SASL listener does), else None."""
+    first request, ApiVersions (what a TLS listener does with plaintext Kafka), else None."""
     if not _plaintext(config):
         return None
-    for error in transport:
-        text = error.str()
-        # librdkafka: "Disconnected while requesting ApiVersion: might be caused by
-        # incorrect security.protocol configuration (connecting to a SSL listener?) ..."
-        if "security.protocol" in text or "while requesting ApiVersion" in text:
+    for text in failures:
+        # librdkafka: "Disconnected: connection closed by peer: ... in state
+        # APIVERSION_QUERY", or "... might be caused by incorrect security.protocol ..."
+        if "APIVERSION_QUERY" in text or "security.protocol" in text:
             return (
                 f"{config['bootstrap.servers']} closed the connection during the handshake: "
                 f"{_NEEDS_SECURITY}"
@@ -234,7 +241,8 @@ def _unsecured_to_secured(config: dict[str, Any], transport: list[Any]) -> str |
 
 def _no_connection(config: dict[str, Any], transport: list[Any], waited_s: float) -> str:
     seen = f": {transport[-1].str()}" if transport else ""
-    hint = f"; {_NEEDS_SECURITY}" if _plaintext(config) else ""
+    refused = any("Connection refused" in error.str() for error in transport)
+    hint = f"; {_NEEDS_SECURITY}" if _plaintext(config) and not refused else ""
     return f"no answer from {config['bootstrap.servers']} within {waited_s:.0f} s{seen}{hint}"
 
 
