@@ -240,7 +240,7 @@ def _unsecured_to_secured(config: dict[str, Any], failures: list[str]) -> str | 
 
 
 def _no_connection(config: dict[str, Any], transport: list[Any], waited_s: float) -> str:
-    seen = f": {transport[-1].str()}" if transport else ""
+    seen = f": {transport[0].str()}" if transport else ""
     refused = any("Connection refused" in error.str() for error in transport)
     hint = f"; {_NEEDS_SECURITY}" if _plaintext(config) and not refused else ""
     return f"no answer from {config['bootstrap.servers']} within {waited_s:.0f} s{seen}{hint}"
