@@ -296,6 +296,11 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+# Settings with a fixed set of values (case-insensitive; "" is unset), checked where they
+# are read so that a file's error names its line.
+_CHOICES = {"ssl.client.auth": ("", "required", "requested", "none")}
+
+
 def _coerce(setting: Setting, name: str, raw: Any) -> Any:
     kind = _FIELD_TYPES[setting.attr]
     if not isinstance(raw, str):
@@ -318,6 +323,11 @@ def _coerce(setting: Setting, name: str, raw: Any) -> Any:
         except ValueError:
             readable = {"bool": "boolean (true or false)", "int | None": "int"}.get(kind, kind)
             raise SettingsError(f"setting {name!r}: {raw!r} is not a valid {readable}") from None
+    choices = _CHOICES.get(setting.name)
+    if choices is not None and str(value).strip().lower() not in choices:
+        raise SettingsError(
+            f"setting {name!r}: {raw!r} is not one of {', '.join(c for c in choices if c)}"
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         _check_range(setting, name, value)
     if setting.scale != 1 and isinstance(value, int):

@@ -294,7 +294,7 @@ def test_alice_reads_bob_is_refused_and_audited_and_audit_reads_names_alice(
         return [line for line in done.stdout.splitlines()[1:] if "User:alice" in line]
 
     (row,) = wait_until(alices_receipt, 30, "a read receipt of offset 5")
-    fetched, principal, client_id, group, address, partition, offsets = row.split("\t")
+    fetched, principal, client_id, group, address, partition, offsets = row.split()
     assert (principal, client_id, group, partition) == (
         "User:alice",
         "alice-app",
@@ -315,6 +315,17 @@ def test_alice_reads_bob_is_refused_and_audited_and_audit_reads_names_alice(
     done = secured.shell(command.replace("admin.properties", "wrong.properties"))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "authentication failed" in done.stderr, done.stderr
+
+    # Without --command-config against the SASL_SSL listener: one line that names the
+    # likely cause, soon, and none of librdkafka's own log lines.
+    unsecured = command.replace("--command-config admin.properties", "")
+    assert unsecured != command
+    done = secured.shell(unsecured)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "--command-config" in lines[0], done.stderr
+    assert "closed the connection during the handshake" in lines[0], done.stderr
 
 
 def openssl_as_the_readme_says(where: Path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from contextplane.cli.audit_reads import ConfigError, client_config, parse_since
+from contextplane.cli.audit_reads import COLUMNS, ConfigError, client_config, parse_since, table
+from tests.support.readme import section
 
 
 def test_kafka_client_properties_become_librdkafka_settings() -> None:
@@ -82,6 +83,21 @@ def test_the_table_escapes_what_the_audited_client_chose(
     assert main(["audit", "reads", "--topic", "orders", "--bootstrap-server", "x:1"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 2  # the header and eve's one row: nothing forged
-    cells = rows[1].split("\t")
+    cells = rows[1].split()
     assert cells[1] == "User:eve" and len(cells) == 7
     assert "\x1b" not in rows[1]
+
+
+def test_the_table_is_aligned_as_the_readme_shows_it() -> None:
+    """The README's example under "## Audit" is what the tool prints for its row."""
+    text = section("## Audit")
+    start = text.index("    TIME ")
+    shown = [line[4:] for line in text[start:].split("\n\n")[0].splitlines()]
+    header, *rows = shown
+    assert header.split() == list(COLUMNS)
+    cells = [tuple(line.split()) for line in rows]
+    assert rows and table(cells) == shown
+    # Every column starts where its heading does, two spaces after the widest cell.
+    starts = [header.index(name) for name in COLUMNS]
+    for line in rows:
+        assert [line[i - 2 : i] for i in starts[1:]] == ["  "] * (len(COLUMNS) - 1)

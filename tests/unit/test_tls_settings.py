@@ -70,7 +70,6 @@ def test_a_pem_keystore_gives_tls_1_2_and_1_3_only(stores: dict[str, Path]) -> N
         ({"ssl.keystore.type": "JKS"}, "only PEM keystores are supported"),
         ({"ssl.keystore.type": "PKCS12"}, "convert a JKS or PKCS12 store to PEM"),
         ({"ssl.truststore.type": "JKS"}, "only PEM truststores"),
-        ({"ssl.client.auth": "always"}, "one of required, requested, none"),
         ({"ssl.principal.mapping.rules": "RULE:x/y/Z"}, "Invalid rule"),
         ({"ssl.keystore.password": "p"}, "not used with a PEM keystore"),
     ],
@@ -81,6 +80,28 @@ def test_settings_kafka_would_take_but_this_broker_refuses_say_why(
     settings = _settings(**{"ssl.keystore.location": str(stores["keystore"]), **given})
     with pytest.raises(TlsConfigError, match=message):
         _context(settings)
+
+
+def test_a_bad_client_auth_in_a_file_names_the_file_and_line(tmp_path: Path) -> None:
+    broker = tmp_path / "broker.properties"
+    broker.write_text("listeners=SSL://127.0.0.1:0\nssl.client.auth=requird\n")
+    with pytest.raises(
+        SettingsError,
+        match=r"broker.properties:2: setting 'ssl.client.auth': 'requird' is not one of "
+        r"required, requested, none",
+    ):
+        load_settings(broker, environ={})
+    with pytest.raises(SettingsError, match="'always' is not one of required, requested, none"):
+        _settings(**{"ssl.client.auth": "always"})
+    assert _settings(**{"ssl.client.auth": "Required"}).ssl_client_auth == "Required"
+
+
+def test_a_keystore_without_a_private_key_says_so(stores: dict[str, Path], tmp_path: Path) -> None:
+    certificate_only = tmp_path / "certificate-only.pem"
+    certificate_only.write_bytes(stores["ca"].read_bytes())
+    with pytest.raises(TlsConfigError, match="certificate-only.pem: holds no private key") as e:
+        _context(_settings(**{"ssl.keystore.location": str(certificate_only)}))
+    assert "ssl.key.password" not in str(e.value)
 
 
 def test_keystore_problems_name_the_setting(stores: dict[str, Path], tmp_path: Path) -> None:

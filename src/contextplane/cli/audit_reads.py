@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,33 @@ from contextplane.security import jaas
 from contextplane.settings import parse_properties
 
 RECEIPTS_TOPIC = "__contextplane_read_receipts"
+# A broker that answers at all answers Metadata within this; past it the tool says why
+# it could not connect rather than wait for the whole --timeout.
+CONNECT_TIMEOUT_S = 10.0
+COLUMNS = ("TIME", "PRINCIPAL", "CLIENT_ID", "GROUP", "CLIENT_ADDRESS", "PARTITION", "OFFSETS")
+_NEEDS_SECURITY = (
+    "the listener likely needs security settings: give --command-config with its "
+    "security.protocol (and SASL or TLS properties)"
+)
+
+# librdkafka's own log lines (`%3|...|FAIL|...`) would follow the table on stderr: they go
+# to this logger at debug level instead (shown with logging configured to DEBUG).
+_librdkafka_log = logging.getLogger("contextplane.audit.librdkafka")
+
+
+class _DebugLog:
+    """confluent-kafka's `logger`: every librdkafka line, whatever its level, at debug;
+    the disconnections are kept to explain a failed connection."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        _librdkafka_log.debug(message, *args)
+        text = message % args if args else message
+        if "Disconnected" in text and len(self.failures) < 100:
+            self.failures.append(text)
+
 
 # Kafka client properties and the librdkafka name each becomes.
 _SAME = frozenset(
@@ -114,13 +142,17 @@ def read_receipts(
     )
 
     refused: list[Any] = []
+    transport: list[Any] = []
 
     def on_error(error: Any) -> None:
         # librdkafka retries a failed login until the timeout and then reports only a
         # transport failure: keep the authentication error to name it instead.
         if error.code() == KafkaError._AUTHENTICATION:
             refused.append(error)
+        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            transport.append(error)
 
+    log = _DebugLog()
     consumer = Consumer(
         config
         | {
@@ -129,11 +161,13 @@ def read_receipts(
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             "error_cb": on_error,
+            "logger": log,
         }
     )
     try:
         clock = SystemClock()
-        deadline_ms = clock.monotonic_ms() + timeout_s * 1000
+        connect_s = min(timeout_s, CONNECT_TIMEOUT_S)
+        deadline_ms = clock.monotonic_ms() + connect_s * 1000
         while True:
             try:
                 metadata = consumer.list_topics(RECEIPTS_TOPIC, timeout=1.0)
@@ -142,8 +176,11 @@ def read_receipts(
                 consumer.poll(0)  # serves error_cb
                 if refused:
                     raise ConfigError(f"authentication failed: {refused[0].str()}") from None
+                unsecured = _unsecured_to_secured(config, log.failures)
+                if unsecured is not None:
+                    raise ConfigError(unsecured) from None
                 if clock.monotonic_ms() >= deadline_ms:
-                    raise
+                    raise ConfigError(_no_connection(config, transport, connect_s)) from None
         topic = metadata.topics.get(RECEIPTS_TOPIC)
         if topic is None or topic.error is not None:
             raise ConfigError(f"cannot read {RECEIPTS_TOPIC}: {topic.error if topic else 'absent'}")
@@ -180,6 +217,33 @@ def read_receipts(
             yield event["data"] | {"time": event["time"], "id": event["id"]}
     finally:
         consumer.close()
+
+
+def _plaintext(config: dict[str, Any]) -> bool:
+    return str(config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
+
+
+def _unsecured_to_secured(config: dict[str, Any], failures: list[str]) -> str | None:
+    """The message for a plaintext client whose connection the broker closed during the
+    first request, ApiVersions (what a TLS listener does with plaintext Kafka), else None."""
+    if not _plaintext(config):
+        return None
+    for text in failures:
+        # librdkafka: "Disconnected: connection closed by peer: ... in state
+        # APIVERSION_QUERY", or "... might be caused by incorrect security.protocol ..."
+        if "APIVERSION_QUERY" in text or "security.protocol" in text:
+            return (
+                f"{config['bootstrap.servers']} closed the connection during the handshake: "
+                f"{_NEEDS_SECURITY}"
+            )
+    return None
+
+
+def _no_connection(config: dict[str, Any], transport: list[Any], waited_s: float) -> str:
+    seen = f": {transport[0].str()}" if transport else ""
+    refused = any("Connection refused" in error.str() for error in transport)
+    hint = f"; {_NEEDS_SECURITY}" if _plaintext(config) and not refused else ""
+    return f"no answer from {config['bootstrap.servers']} within {waited_s:.0f} s{seen}{hint}"
 
 
 def matches(receipt: dict[str, Any], args: argparse.Namespace, since_ms: int | None) -> bool:
@@ -234,18 +298,32 @@ def run(args: argparse.Namespace) -> int:
         for receipt in found:
             print(json.dumps(receipt, sort_keys=True))
         return 0
-    print("TIME\tPRINCIPAL\tCLIENT_ID\tGROUP\tCLIENT_ADDRESS\tPARTITION\tOFFSETS")
-    for r in found:
-        # Client ids and group ids are the audited client's choice: escaped, a tab or a
-        # newline in one cannot forge a column or a row, nor a terminal escape act.
-        cells = (
-            r["last_fetch_time"],
-            r["principal"],
-            r["client_id"],
-            r["group"] or "-",
-            r["client_address"],
-            r["partition"],
-            f"{r['first_offset']}-{r['last_offset']}",
-        )
-        print("\t".join(escape(cell) for cell in cells))
+    for line in table([row(r) for r in found]):
+        print(line)
     return 0
+
+
+def row(receipt: dict[str, Any]) -> tuple[str, ...]:
+    """A receipt's cells. Client ids and group ids are the audited client's choice:
+    escaped, a tab or a newline in one cannot forge a row, nor a terminal escape act."""
+    cells = (
+        receipt["last_fetch_time"],
+        receipt["principal"],
+        receipt["client_id"],
+        receipt["group"] or "-",
+        receipt["client_address"],
+        receipt["partition"],
+        f"{receipt['first_offset']}-{receipt['last_offset']}",
+    )
+    return tuple(escape(cell) for cell in cells)
+
+
+def table(rows: list[tuple[str, ...]]) -> list[str]:
+    """The header and rows in aligned columns, two spaces apart (as Kafka's tools print
+    theirs); `--output json` is the format for programs."""
+    lines = [COLUMNS, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]

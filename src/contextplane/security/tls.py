@@ -179,6 +179,15 @@ def _load_keystore(context: ssl.SSLContext, config: TlsConfig) -> None:
             f"certificate chain), or {config.name('ssl.keystore.key')} and "
             f"{config.name('ssl.keystore.certificate.chain')}"
         )
+    if b"PRIVATE KEY-----" not in pem:
+        # OpenSSL would blame the password; the file simply has no key.
+        holder = (
+            f"{where}={config.ssl_keystore_location}" if config.ssl_keystore_location else where
+        )
+        raise TlsConfigError(
+            f"{holder}: holds no private key (a PEM keystore is the private key, then the "
+            "certificate chain)"
+        )
     # load_cert_chain reads files only: the PEM goes through a private temporary file.
     with tempfile.TemporaryDirectory(prefix="contextplane-tls-") as private:
         path = Path(private) / "keystore.pem"
