@@ -195,6 +195,30 @@ def read_committed_offsets(ctx: Ctx) -> None:
         offsets(f"ended{round_}")
 
 
+@scenario()
+def plain_batch_under_an_open_transaction(ctx: Ctx) -> None:
+    """A non-transactional batch carrying the producer id and epoch of a producer whose
+    transaction is open on the partition, with its next sequence: refused
+    (INVALID_TXN_STATE, Kafka's ProducerAppendInfo), so the transaction's own batch with
+    that sequence is still written and committed."""
+    client = ctx.raw()
+    topic, tid = "txn-plain-inject", "txn-plain-inject-id"
+    ctx.record("create", err(wire.create_topic(client, topic, 1).error_code))
+    ctx.check(wire.wait_for_topic(client, topic, 1), "topic ready")
+    wire.find_coordinator(client, tid, key_type=1)
+    init = _init(client, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    ctx.record("add", _add_partitions(client, tid, pid, epoch, topic))
+    ctx.record("produce0", _produce(client, tid, topic, pid, epoch, 0))
+    plain = wire.encode_batch([b"plain"], producer_id=pid, producer_epoch=epoch, base_sequence=1)
+    ctx.record("plain_with_its_pid", err(wire.produce(client, topic, plain).error_code))
+    ctx.record("produce1", _produce(client, tid, topic, pid, epoch, 1))
+    ctx.record("commit", _end(client, tid, pid, epoch, commit=True))
+    ctx.check(_settled(client, topic), "the commit's marker is written")
+    fetched = wire.fetch_one(client, topic, 0, isolation_level=1)
+    ctx.record("log", _log(ctx, client, topic, fetched.high_watermark))
+
+
 @scenario(
     quick=False,
     settings={"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"},

@@ -20,8 +20,8 @@ from typing import Any
 
 from contextplane.clock import SystemClock
 from contextplane.logsafe import escape
+from contextplane.properties_file import parse_properties
 from contextplane.security import jaas
-from contextplane.settings import parse_properties
 
 RECEIPTS_TOPIC = "__contextplane_read_receipts"
 # A broker that answers at all answers Metadata within this; past it the tool says why

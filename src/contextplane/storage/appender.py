@@ -69,6 +69,18 @@ class Appender:
                     -1,
                     _durable_at(partition, duplicate.last_offset + 1),
                 )
+            if (
+                header.producer_id >= 0
+                and not header.attributes & TRANSACTIONAL_BIT
+                and partition.transactions.in_transaction(header.producer_id)
+            ):
+                # Kafka's ProducerAppendInfo: a plain batch under the producer id of an
+                # open transaction would take that transaction's sequence numbers.
+                raise KafkaError(
+                    ErrorCode.invalid_txn_state,
+                    f"Expected transactional write from producer {header.producer_id} at "
+                    f"offset {partition.next_offset} in partition {partition.topic}-{partition.partition}",
+                )
         refusal = self._disk_gate.refusal()
         if refusal is not None:
             raise KafkaError(ErrorCode.kafka_storage_error, refusal)

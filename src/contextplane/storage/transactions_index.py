@@ -46,6 +46,11 @@ class PartitionTransactions:
             return high_watermark
         return min(high_watermark, min(o.first_offset for o in self.open.values()))
 
+    def in_transaction(self, producer_id: int) -> bool:
+        """Whether the producer has a transaction here with no marker appended yet."""
+        entry = self.open.get(producer_id)
+        return entry is not None and entry.marker_offset < 0
+
     def on_batch(self, producer_id: int, base_offset: int) -> None:
         """A transactional data batch was appended at `base_offset`."""
         if producer_id not in self.open:
