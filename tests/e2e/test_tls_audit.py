@@ -33,8 +33,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "ca": ca.write(where / "ca.pem"),
         "keystore": ca.issue("broker", server=True).write(where / "broker.pem"),
     }
-    for user, issuer in (("ALICE", ca), ("mallory", other)):
-        issued = issuer.issue(user)
+    for user, issuer, expired in (("ALICE", ca, False), ("mallory", other, False),
+                                  ("trudy", ca, True)):  # fmt: skip
+        issued = issuer.issue(user, expired=expired)
         (where / f"{user}.key").write_bytes(issued.key_pem)
         (where / f"{user}.crt").write_bytes(issued.cert_pem)
         files[user] = where / user
@@ -58,10 +59,14 @@ def mtls_broker(pki: dict[str, Path], tmp_path: Path) -> Iterator[InProcessBroke
     running.stop()
 
 
-def _handshake(broker: InProcessBroker, pki: dict[str, Path], user: str | None) -> str:
+def _handshake(
+    broker: InProcessBroker, pki: dict[str, Path], user: str | None, tls12: bool = False
+) -> str:
     """Connect with `user`'s certificate (or none) and read: '' when the broker kept the
     connection, else the client's error."""
     context = ssl.create_default_context(cafile=str(pki["ca"]))
+    if tls12:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
     if user is not None:
         context.load_cert_chain(f"{pki[user]}.crt", f"{pki[user]}.key")
     raw = socket.create_connection(("127.0.0.1", broker.listener_port("SSL")), timeout=10)
@@ -83,6 +88,10 @@ def test_a_refused_client_certificate_gets_the_tls_alert(
 ) -> None:
     assert "alert certificate required" in _handshake(mtls_broker, pki, None)
     assert "alert unknown ca" in _handshake(mtls_broker, pki, "mallory")
+    assert "alert certificate expired" in _handshake(mtls_broker, pki, "trudy")
+    # TLS 1.2 has no `certificate required` alert: OpenSSL sends `handshake failure`.
+    assert "alert handshake failure" in _handshake(mtls_broker, pki, None, tls12=True)
+    assert "alert unknown ca" in _handshake(mtls_broker, pki, "mallory", tls12=True)
     assert _handshake(mtls_broker, pki, "ALICE") == ""
 
 
@@ -112,7 +121,7 @@ def test_mutual_tls_authentications_are_audited_and_refusals_bound(
     # Refused certificates in a loop: at most FAILURES_PER_SECOND records a second from
     # one address, the rest counted in a suppressed record.
     attempts = 10
-    for user in [None, "mallory"] * (attempts // 2):
+    for user in [None, "mallory", "trudy", None, "mallory"] * (attempts // 5):
         assert _handshake(mtls_broker, pki, user) != ""
 
     def refusals() -> tuple[list[dict[str, Any]], int] | None:
@@ -133,5 +142,7 @@ def test_mutual_tls_authentications_are_audited_and_refusals_bound(
     assert reasons <= {
         "no client certificate (ssl.client.auth=required)",
         "client certificate refused: unable to get local issuer certificate",
+        "client certificate refused: certificate has expired",
     }, reasons
+    assert len(reasons) > 1, reasons
     assert all(e["principal"] is None and e["listener"] == "SSL" for e in written)
