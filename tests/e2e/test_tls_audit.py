@@ -146,3 +146,29 @@ def test_mutual_tls_authentications_are_audited_and_refusals_bound(
     }, reasons
     assert len(reasons) > 1, reasons
     assert all(e["principal"] is None and e["listener"] == "SSL" for e in written)
+
+
+def test_a_certificate_no_mapping_rule_applies_to_is_an_audited_refusal(
+    pki: dict[str, Path], tmp_path: Path
+) -> None:
+    settings = {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+        "ssl.keystore.location": str(pki["keystore"]),
+        "ssl.truststore.location": str(pki["ca"]),
+        "ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=(admin),.*$/$1/",  # no DEFAULT
+        "contextplane.audit.flush.interval.ms": "100",
+    }
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        assert _handshake(running, pki, "ALICE") == "closed"
+
+        def refused() -> list[dict[str, Any]]:
+            return [e for e in _authentications(running) if e.get("decision") == "DENIED"]
+
+        event = wait_for(refused, "the refused authentication in the audit topic")[0]
+        assert event["subject"] == "CN=ALICE,O=contextplane-test,C=US"
+        assert event["principal"] is None and event["mechanism"] == "SSL"
+        assert "No rules apply to CN=ALICE" in event["reason"]
+    finally:
+        running.stop()
