@@ -24,6 +24,7 @@ from tests.support.rawclient import RawClient
 
 MB = 1_000_000
 PRODUCE = 0
+FETCH = 1
 DESCRIBE_CLIENT_QUOTAS = 48
 ALTER_CLIENT_QUOTAS = 49
 # Rates over two one-second windows: a client's first burst is at most about one
@@ -238,3 +239,80 @@ def test_a_client_ignoring_throttle_time_is_muted(quota_broker: InProcessBroker)
         wire.api_versions(client)
         waited = time.monotonic() - answered
     assert waited >= throttle_s / 2, f"answered after {waited:.3f} s of a {throttle_s} s mute"
+
+
+def test_pipelined_produce_requests_wait_for_the_throttle(quota_broker: InProcessBroker) -> None:
+    """Produce requests written back to back by a client over its quota, behind a long
+    poll that holds their responses back: once the first is throttled, the others
+    already read wait for the throttle to pass before they are handled (Kafka handles
+    one request of a connection at a time and mutes it), so by the time the first
+    produce is answered the log holds one request's records, not five."""
+    bootstrap = quota_broker.bootstrap
+    set_quota(bootstrap, [("client-id", "eager")], "producer_byte_rate", 10_000)
+    requests, records_each = 5, 4
+    with RawClient(bootstrap, client_id="observer") as observer:
+        for topic in ("eager-topic", "quiet-topic"):
+            wire.create_topic(observer, topic)
+            assert wire.wait_for_topic(observer, topic, 1)
+        with RawClient(bootstrap, client_id="eager") as client:
+            batch = wire.encode_batch([b"p" * 10_000] * records_each)
+            # One write: a fetch of an empty topic waiting up to 300 ms, then the produce
+            # requests. Responses go in order, so the produce responses (and the mute
+            # that follows the first) wait behind the fetch, as a pipelining client's
+            # wait behind a slow one.
+            frames: list[bytes] = []
+            client.send_raw = frames.append  # type: ignore[method-assign]
+            client.send(FETCH, 12, **_long_poll("quiet-topic", max_wait_ms=300))
+            for _ in range(requests):
+                client.send(
+                    PRODUCE,
+                    9,
+                    transactional_id=None,
+                    acks=-1,
+                    timeout=10000,
+                    topic_data=[
+                        {"name": "eager-topic", "partition_data": [{"index": 0, "records": batch}]}
+                    ],
+                )
+            client.sock.sendall(b"".join(frames))
+            client.receive()  # the fetch, after its wait
+            first = client.receive()
+            assert first.responses[0].partition_responses[0].error_code == 0
+            assert first.throttle_time.total_seconds() > 1, first.throttle_time
+            # The end of the log while the first throttle runs: what was accepted.
+            accepted = wire.list_offsets(observer, "eager-topic", -1).offset
+            assert accepted == records_each, (
+                f"{accepted} records of {requests * records_each} accepted within the first "
+                f"throttle of {first.throttle_time} under a 10 kB/s quota"
+            )
+            # The next is handled once the throttle has passed, and answered in order
+            # (`receive` checks the correlation id).
+            second = client.receive()
+            assert second.responses[0].partition_responses[0].error_code == 0
+            assert second.responses[0].partition_responses[0].base_offset == records_each
+
+
+def _long_poll(topic: str, max_wait_ms: int) -> dict[str, Any]:
+    """Fetch v12 fields: partition 0 of `topic` from offset 0, waiting for 1 MB."""
+    partition = {
+        "partition": 0,
+        "current_leader_epoch": -1,
+        "fetch_offset": 0,
+        "last_fetched_epoch": -1,
+        "log_start_offset": -1,
+        "partition_max_bytes": 1 << 20,
+    }
+    return {
+        "cluster_id": None,
+        "replica_id": -1,
+        "replica_state": {"replica_id": -1, "replica_epoch": -1},
+        "max_wait": max_wait_ms,
+        "min_bytes": 1 << 20,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [{"topic": topic, "partitions": [partition]}],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }

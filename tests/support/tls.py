@@ -102,9 +102,12 @@ class TestCa:
         organization: str = "contextplane-test",
         key_password: str | None = None,
         subject: x509.Name | None = None,
+        expired: bool = False,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        if expired:  # valid until an hour ago
+            now -= datetime.timedelta(days=1, hours=1)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject if subject is not None else _name(common_name, organization))

@@ -30,10 +30,12 @@ from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.repeated_log import RepeatedLog
 from contextplane.broker.server import KafkaConnection
+from contextplane.broker.tls_audit import certificate_refusal
 from contextplane.listener_settings import ListenerSpec
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.security.ssl_principal import NoMatchingRule
 from contextplane.security.tls import ReloadingContext, tls_config
+from contextplane.security.tls_alert import send_alert
 from contextplane.security.x500_name import BadName, certificate_subject
 from contextplane.settings import Settings
 
@@ -200,6 +202,9 @@ class Listener:
         loop = asyncio.get_running_loop()
         connection = KafkaConnection(self, host)
         context = None if self.tls is None else self.tls.current(loop.time())
+        # asyncio closes its descriptor on a failed handshake without sending OpenSSL's
+        # alert; this one sends it (`tls_alert.py`).
+        alert_socket = None if context is None else _duplicate(sock)
         try:
             if context is None:
                 await loop.connect_accepted_socket(functools.partial(_same, connection), sock)
@@ -211,7 +216,10 @@ class Listener:
                     ssl_handshake_timeout=self.receive_timeout_s,
                 )
         except Exception as exc:  # noqa: BLE001 - one connection, not the listener
+            if alert_socket is not None:
+                send_alert(exc, alert_socket)
             if context is not None:
+                self._audit_refusal(exc, host, peer)
                 reason = _handshake_error(exc, self.receive_timeout_s)
                 self._handshake_failures.event(
                     f"{host} ({reason})",  # one line per address and kind of failure
@@ -226,6 +234,18 @@ class Listener:
             sock.close()
             if not connection.counted:
                 self.quotas.release(host)
+        finally:
+            if alert_socket is not None:
+                alert_socket.close()
+
+    def _audit_refusal(self, exc: BaseException, host: str, peer: str) -> None:
+        """A handshake refused for the client's certificate is a failed authentication."""
+        reason = certificate_refusal(exc)
+        if reason is not None:
+            self.pipeline.services.audit.certificate_authentication(
+                peer=peer, host=host, listener=self.name, principal=None, subject=None,
+                reason=reason,
+            )  # fmt: skip
 
     def principal(self, transport: asyncio.BaseTransport) -> Principal:
         """Who a new connection is before any SASL: on an SSL listener the subject of
@@ -240,11 +260,26 @@ class Listener:
             return ANONYMOUS
         # From the DER, not getpeercert()'s decoded form: Java renders attributes it has
         # no keyword for as OID=#hex of the DER value, which the decoded form has lost.
+        audit = self.pipeline.services.audit
+        address = transport.get_extra_info("peername")
+        host, peer = (str(address[0]), f"{address[0]}:{address[1]}") if address else ("?", "?")
+        subject: str | None = None
         try:
-            subject = certificate_subject(certificate)
-        except BadName as exc:  # a name Java's X500Principal would not read either
-            raise NoMatchingRule(f"unreadable certificate subject: {exc}") from None
-        return Principal("User", self.tls.mapper.name(subject))
+            try:
+                subject = certificate_subject(certificate)
+            except BadName as exc:  # a name Java's X500Principal would not read either
+                raise NoMatchingRule(f"unreadable certificate subject: {exc}") from None
+            principal = Principal("User", self.tls.mapper.name(subject))
+        except NoMatchingRule as exc:
+            audit.certificate_authentication(
+                peer=peer, host=host, listener=self.name, principal=None, subject=subject,
+                reason=f"client certificate refused: {exc}",
+            )  # fmt: skip
+            raise
+        audit.certificate_authentication(
+            peer=peer, host=host, listener=self.name, principal=principal, subject=subject
+        )
+        return principal
 
     def _log_rejection(self, host: str) -> None:
         """Kafka logs each refusal; a flood would fill the log, so repeats are counted."""
@@ -283,6 +318,13 @@ class Listener:
                 connection.check_deadlines(now)
             self._flush_rejections(now)
             self._handshake_failures.flush(now)
+
+
+def _duplicate(sock: socket.socket) -> socket.socket | None:
+    try:
+        return sock.dup()
+    except OSError:  # out of descriptors: the client gets no alert, only the close
+        return None
 
 
 def _handshake_error(exc: BaseException, timeout_s: float) -> str:

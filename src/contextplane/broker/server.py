@@ -343,6 +343,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 ):
                     self._overdraft_frame = None
                     self._memory.end_overdraft(self)
+            self._mute.hold(self._info.throttle)  # its next requests wait (KIP-219)
             if item is not None:
                 await self._responses.put((*item, large))
             if conn.closing:

@@ -5,7 +5,8 @@ throttle time is slowed all the same; one that honours it loses nothing.
 
 `ConnectionThrottle` is what request handling owes a connection (the longest quota
 throttle since the last response was written); `Mute` is the connection's side: pause
-reading, wait, resume.
+reading, wait, resume. The mute starts as soon as a request owes a throttle, before
+its response is written, so pipelined requests already read wait for it as well.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class Mute:
 
     async def wait(self) -> None:
         await self._unmuted.wait()
+
+    def hold(self, throttle: ConnectionThrottle) -> None:
+        """Once a request is handled, before its response is written: a throttle it
+        owes holds the connection's next requests at once, those already read too (a
+        pipelining client would otherwise have them all handled while the first
+        response waits on the log). The response then mutes again for the whole
+        throttle (`after_response`), so the mute ends a throttle after it is sent."""
+        self.start(throttle.owed_ms)
 
     def after_response(self, throttle: ConnectionThrottle) -> None:
         """KIP-219: once a response is written, mute for what the connection owes."""

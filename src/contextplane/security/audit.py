@@ -15,6 +15,8 @@ audit sink (`__contextplane_audit`, optionally a JSON-lines file), when there is
 Entry points: `record` (administrative changes, from the handlers), `denials` (a
 request's denials, from the pipeline), `authorization` (an allowed access),
 `authentication` (for the SASL handlers: success or failure of one exchange),
+`certificate_authentication` (for the listener: a client certificate accepted or
+refused; refusals bound per client address),
 `report_suppressed` (from the sink's flusher), `audits_access` (is an allowed read or
 write of this topic recorded: `contextplane.audit.allowed.topics`).
 """
@@ -86,6 +88,9 @@ class AuditLog:
         self._audited_prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
         self.audits_any_access = bool(names)
         self.denial_limit = DenialLimit(denial_records_per_second)
+        # Refused client certificates, per client address: a client without a usable
+        # certificate can reconnect in a loop, so these are bound as denials are.
+        self.certificate_failure_limit = DenialLimit(denial_records_per_second)
         # What a test or an operator reads: denial records not written (rate bound).
         self.suppressed_records = 0
 
@@ -153,7 +158,9 @@ class AuditLog:
 
     def report_suppressed(self, force: bool = False) -> None:
         """Once a rate window has ended (or at a stop, with `force`): one record and one
-        log line per principal whose denial records the bound held back."""
+        log line per principal whose denial records the bound held back, and per client
+        address whose refused certificates it held back."""
+        self._report_certificate_failures_suppressed(force)
         for lost in self.denial_limit.ended(self._wall_ms(), force):
             _log.warning(
                 "audit suppressed %d denial records (%d denied resources) of %s in the "
@@ -174,6 +181,57 @@ class AuditLog:
             }
             self._emit(SUPPRESSED, f"principal:{lost.principal}", data)
 
+    def certificate_authentication(
+        self,
+        *,
+        peer: str,
+        host: str,
+        listener: str,
+        principal: Principal | None,
+        subject: str | None,
+        reason: str = "",
+    ) -> None:
+        """One mutual TLS authentication: a client certificate accepted (`principal`
+        after ssl.principal.mapping.rules) or refused (`principal` None, `reason`).
+        Refusals are bound per client address and second as denials are
+        (`contextplane.audit.denial.records.per.second`); the rest are counted and
+        summarised when the window ends."""
+        if principal is None:
+            self.report_suppressed()
+            if not self.certificate_failure_limit.admit(host, 1, self._wall_ms()):
+                self.suppressed_records += 1
+                return
+        self.authentication(
+            peer=peer,
+            listener=listener,
+            mechanism="SSL",
+            principal=principal,
+            success=principal is not None,
+            reason=reason,
+            subject=subject,
+        )
+
+    def _report_certificate_failures_suppressed(self, force: bool) -> None:
+        for lost in self.certificate_failure_limit.ended(self._wall_ms(), force):
+            _log.warning(
+                "audit suppressed %d refused client certificate records from %s in the "
+                "last %d ms (contextplane.audit.denial.records.per.second=%d)",
+                lost.records,
+                escape(lost.principal),
+                lost.window_ms,
+                self.certificate_failure_limit.records_per_second,
+            )
+            data = {
+                "client_address": lost.principal,
+                "operation": "AUTHENTICATE",
+                "mechanism": "SSL",
+                "decision": "DENIED",
+                "suppressed_records": lost.records,
+                "window_ms": lost.window_ms,
+                "limit_per_second": self.certificate_failure_limit.records_per_second,
+            }
+            self._emit(SUPPRESSED, f"client_address:{lost.principal}", data)
+
     def authentication(
         self,
         *,
@@ -185,9 +243,10 @@ class AuditLog:
         client_id: str = "",
         error: int = ErrorCode.none,
         reason: str = "",
+        subject: str | None = None,
     ) -> None:
-        """One SASL (or mutual TLS) authentication, successful or not: the SASL
-        handlers call this once per exchange."""
+        """One SASL or mutual TLS authentication, successful or not: the SASL
+        handlers call this once per exchange (`subject`: a client certificate's)."""
         who = str(principal) if principal is not None else ""
         result = "SUCCESS" if success else _result(error) if error else "FAILURE"
         _log.info(
@@ -209,6 +268,8 @@ class AuditLog:
             "decision": "ALLOWED" if success else "DENIED",
             "result": result,
         }
+        if subject is not None:
+            data["subject"] = _bounded(subject)
         if reason:
             data["reason"] = reason
         self._emit(AUTHENTICATION, f"principal:{who}", data)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contextplane.security.ssl_principal import SslPrincipalMapper
+from contextplane.security.tls_alert import AlertKeepingSSLObject
 from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ def build_context(config: TlsConfig) -> ssl.SSLContext:
     context.maximum_version = high
     context.verify_mode = _CLIENT_AUTH[client_auth]
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.sslobject_class = AlertKeepingSSLObject  # a refusal's alert reaches the client
     _load_keystore(context, config)
     _load_truststore(context, config)
     return context
