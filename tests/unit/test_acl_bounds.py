@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.acl_admin import ACL_CHANGES_MAX, AclAdmin, AclChangeRefused
+from contextplane.security.acl_admin import (
+    ACL_CHANGES_MAX,
+    ACL_DELETE_LISTED_MAX,
+    AclAdmin,
+    AclChangeRefused,
+)
 from contextplane.security.acls import (
     AclBinding,
     AclFilter,
@@ -191,5 +196,28 @@ def test_delete_over_kafkas_bound_is_refused_whole(tmp_path: Path) -> None:
             await admin.delete([EVERY, EVERY])
         assert [len(r) for r in await admin.delete([EVERY])] == [ACL_CHANGES_MAX]
         assert len(admin.authorizer.acls) == 0 and not await store.acls()
+
+    run_with_admin(tmp_path, body)
+
+
+def test_a_delete_response_listing_too_many_bindings_is_refused_whole(tmp_path: Path) -> None:
+    """Repeated match-all filters under the removal bound still list every match again;
+    past ACL_DELETE_LISTED_MAX listed bindings the request is refused, nothing removed."""
+
+    async def body(admin: AclAdmin, store: MetadataStore) -> None:
+        await admin.create(topic_acls(ACL_CHANGES_MAX - 1))
+        repeats = ACL_DELETE_LISTED_MAX // (ACL_CHANGES_MAX - 1) + 1
+        with pytest.raises(AclChangeRefused) as refused:
+            await admin.delete([EVERY] * repeats)
+        assert refused.value.code == ErrorCode.invalid_request
+        assert "send fewer filters" in refused.value.message
+        assert len(admin.authorizer.acls) == ACL_CHANGES_MAX - 1
+        assert len(await store.acls()) == ACL_CHANGES_MAX - 1
+        # At the bound the request is Kafka's answer: every filter lists every match.
+        fitting = ACL_DELETE_LISTED_MAX // (ACL_CHANGES_MAX - 1)
+        assert [len(r) for r in await admin.delete([EVERY] * fitting)] == [
+            ACL_CHANGES_MAX - 1
+        ] * fitting
+        assert len(admin.authorizer.acls) == 0
 
     run_with_admin(tmp_path, body)

@@ -27,6 +27,11 @@ from contextplane.settings import Settings
 # Kafka 4.x: QuorumController.MAX_RECORDS_PER_USER_OP, the records (one per ACL created
 # or removed) one CreateAcls or DeleteAcls may write.
 ACL_CHANGES_MAX = 10_000
+# Not Kafka's: the bindings one DeleteAcls response may list. Identical filters list
+# their matches again (Kafka's answer), so 1,000 match-all filters over 9,999 ACLs
+# would be a ten-million-entry response; a quarter million is 25 match-all filters at
+# Kafka's removal bound.
+ACL_DELETE_LISTED_MAX = 25 * ACL_CHANGES_MAX
 
 
 class AclChangeRefused(Exception):
@@ -51,6 +56,16 @@ def too_many_deletions() -> AclChangeRefused:
     return AclChangeRefused(
         ErrorCode.invalid_request,
         f"Cannot remove more than {ACL_CHANGES_MAX} acls in a single delete operation.",
+    )
+
+
+def too_many_listed(listed: int) -> AclChangeRefused:
+    """DeleteAcls whose response would list more than ACL_DELETE_LISTED_MAX bindings."""
+    return AclChangeRefused(
+        ErrorCode.invalid_request,
+        f"DeleteAcls would list more than {ACL_DELETE_LISTED_MAX} bindings in its response "
+        f"({listed} so far: each filter lists every ACL it matches, repeated filters too); "
+        "send fewer filters",
     )
 
 
@@ -134,11 +149,14 @@ class AclAdmin:
         AclControlManager.deleteAcls: a binding several filters match is listed under
         each of them and removed once; the request fails (too_many_deletions, nothing
         removed) as soon as a filter matches while ACL_CHANGES_MAX removals are already
-        taken, or takes the count past it. Identical filters are matched once."""
+        taken, or takes the count past it. Identical filters are matched once; a request
+        whose response would list more than ACL_DELETE_LISTED_MAX bindings is refused
+        the same way (too_many_listed)."""
         async with self._lock:
             matched_by: dict[AclFilter, list[AclBinding]] = {}
             taken: dict[AclBinding, None] = {}
             results: list[list[AclBinding]] = []
+            listed = 0
             for acl_filter in filters:
                 matched = matched_by.get(acl_filter)
                 if matched is None:
@@ -150,6 +168,9 @@ class AclAdmin:
                     taken.update(dict.fromkeys(matched))
                     if len(taken) > ACL_CHANGES_MAX:
                         raise too_many_deletions()
+                listed += len(matched)
+                if listed > ACL_DELETE_LISTED_MAX:
+                    raise too_many_listed(listed)
                 results.append(matched)
             if taken:
                 await self._store.delete_acls([to_record(b) for b in taken])
