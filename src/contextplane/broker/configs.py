@@ -27,6 +27,15 @@ def _non_negative(value: str) -> bool:
     return _int(value) and int(value) >= 0
 
 
+def _ratio(value: str) -> bool:
+    """A DOUBLE in [0, 1] (Kafka's min.cleanable.dirty.ratio: Range.between(0, 1))."""
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return 0.0 <= number <= 1.0
+
+
 def _choice(*options: str) -> Callable[[str], bool]:
     return lambda value: value in options
 
@@ -50,7 +59,7 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     "delete.retention.ms": (_int, lambda s: "86400000"),
     "min.compaction.lag.ms": (_int, lambda s: "0"),
     "max.compaction.lag.ms": (_int, lambda s: "9223372036854775807"),
-    "min.cleanable.dirty.ratio": (lambda v: True, lambda s: "0.5"),
+    "min.cleanable.dirty.ratio": (_ratio, lambda s: "0.5"),
     "file.delete.delay.ms": (_non_negative, lambda s: str(s.log_segment_delete_delay_ms)),
     "flush.messages": (_int, lambda s: "1"),
     "flush.ms": (_int, lambda s: "0"),
