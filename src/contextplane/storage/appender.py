@@ -79,7 +79,8 @@ class Appender:
                 raise KafkaError(
                     ErrorCode.invalid_txn_state,
                     f"Expected transactional write from producer {header.producer_id} at "
-                    f"offset {partition.next_offset} in partition {partition.topic}-{partition.partition}",
+                    f"offset {partition.next_offset} in partition "
+                    f"{partition.topic}-{partition.partition}",
                 )
         refusal = self._disk_gate.refusal()
         if refusal is not None:
