@@ -270,3 +270,50 @@ def test_handshake_v0_is_refused_and_closed(broker: InProcessBroker) -> None:
         client.sock.settimeout(5)
         assert client.sock.recv(1) == b""  # closed by the broker
     assert "SaslHandshake v0 (raw SASL tokens) is not served" in broker.log_tail(50)
+
+
+def test_failed_logins_from_one_address_are_bound_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed logins need no credentials: past contextplane.audit.denial.records.per.second
+    per client address they are counted, and the count is one suppressed record (so an
+    anonymous client cannot rotate older records out of the audit topic). Each record
+    keeps a few hundred characters of a 32 KB client id."""
+    audit_file = tmp_path / "audit.jsonl"
+    running = sasl_broker(
+        tmp_path,
+        monkeypatch,
+        **{
+            "contextplane.audit.file": str(audit_file),
+            "contextplane.audit.denial.records.per.second": "1",
+        },
+    )
+    attempts = 20
+    try:
+        for _ in range(attempts):
+            with RawClient(running.bootstrap, client_id="\x01" * 32_767) as client:
+                client.request(SASL_HANDSHAKE, 1, mechanism="PLAIN")
+                done = client.request(SASL_AUTHENTICATE, 1, auth_bytes=b"\x00carol\x00nope")
+                assert done.error_code == ErrorCode.sasl_authentication_failed
+
+        def events() -> list[dict[str, object]]:
+            if not audit_file.exists():
+                return []
+            return [json.loads(line) for line in audit_file.read_text().splitlines()]
+
+        def accounted() -> int:
+            seen = events()
+            denied = [e for e in seen if str(e["type"]).endswith(".authentication")]
+            summaries = [e["data"] for e in seen if str(e["type"]).endswith(".suppressed")]
+            return len(denied) + sum(int(s["suppressed_records"]) for s in summaries)  # type: ignore[call-overload]
+
+        wait_until(lambda: accounted() == attempts, 15, "every failed login recorded or counted")
+        seen = events()
+        logins = [e for e in seen if str(e["type"]).endswith(".authentication")]
+        summaries = [e["data"] for e in seen if str(e["type"]).endswith(".suppressed")]
+        assert summaries, "no failed login was suppressed"
+        assert len(logins) < attempts
+        assert {s["client_address"] for s in summaries} == {"127.0.0.1"}
+        assert all(len(line) < 4_096 for line in audit_file.read_text().splitlines())
+    finally:
+        running.stop()

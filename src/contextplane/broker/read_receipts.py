@@ -30,6 +30,7 @@ from contextplane import limits
 from contextplane.broker.context import RequestContext
 from contextplane.broker.internal_topics import READ_RECEIPTS_TOPIC
 from contextplane.clock import Clock
+from contextplane.security.audit import bounded_client
 from contextplane.security.audit_events import READ_RECEIPT, cloud_event, rfc3339
 from contextplane.tasks import cancel_and_wait
 
@@ -145,9 +146,9 @@ class ReadReceipts:
 
     def _emit(self, window: _Window) -> None:
         data = {
-            "principal": window.principal,
-            "client_id": window.client_id,
-            "group": window.group,
+            "principal": bounded_client(window.principal),
+            "client_id": bounded_client(window.client_id),
+            "group": bounded_client(window.group),
             "client_address": window.client_address,
             "listener": window.listener,
             "operation": "READ",

@@ -55,6 +55,11 @@ DETAIL_CHARS_MAX = 1024
 # about 30 KB whatever names a client sends.
 DENIED_NAMES_LISTED = limits.AUDIT_DENIED_NAMES_LISTED
 NAME_CHARS_LISTED = 256
+# Characters of a client's identifiers (client id, group id, SASL user name, transactional
+# id) a record or a read receipt keeps: a client id may be 32,767 characters, and a
+# control character becomes a 6-byte JSON escape, so copied whole it made each record
+# ~197 KB.
+CLIENT_CHARS_MAX = 256
 
 # (key, value) of one audit record -> False when it was dropped (a full buffer)
 Offer = Callable[[bytes, bytes], bool]
@@ -91,6 +96,9 @@ class AuditLog:
         # Refused client certificates, per client address: a client without a usable
         # certificate can reconnect in a loop, so these are bound as denials are.
         self.certificate_failure_limit = DenialLimit(denial_records_per_second)
+        # Failed SASL authentications, per client address, bound the same way: they need
+        # no credentials at all, and unbound they rotated older records out of the topic.
+        self.sasl_failure_limit = DenialLimit(denial_records_per_second)
         # What a test or an operator reads: denial records not written (rate bound).
         self.suppressed_records = 0
 
@@ -160,7 +168,8 @@ class AuditLog:
         """Once a rate window has ended (or at a stop, with `force`): one record and one
         log line per principal whose denial records the bound held back, and per client
         address whose refused certificates it held back."""
-        self._report_certificate_failures_suppressed(force)
+        self._report_failures_suppressed(self.certificate_failure_limit, "SSL", force)
+        self._report_failures_suppressed(self.sasl_failure_limit, "SASL", force)
         for lost in self.denial_limit.ended(self._wall_ms(), force):
             _log.warning(
                 "audit suppressed %d denial records (%d denied resources) of %s in the "
@@ -211,24 +220,55 @@ class AuditLog:
             subject=subject,
         )
 
-    def _report_certificate_failures_suppressed(self, force: bool) -> None:
-        for lost in self.certificate_failure_limit.ended(self._wall_ms(), force):
+    def sasl_failure(
+        self,
+        *,
+        peer: str,
+        host: str,
+        listener: str,
+        mechanism: str,
+        client_id: str,
+        error: int,
+        reason: str,
+    ) -> None:
+        """One failed SASL authentication. Failures are bound per client address and
+        second as denials are (`contextplane.audit.denial.records.per.second`); the rest
+        are counted and summarised when the window ends. Successes are never bound."""
+        self.report_suppressed()
+        if not self.sasl_failure_limit.admit(host, 1, self._wall_ms()):
+            self.suppressed_records += 1
+            return
+        self.authentication(
+            peer=peer,
+            listener=listener,
+            mechanism=mechanism,
+            principal=None,
+            success=False,
+            client_id=client_id,
+            error=error,
+            reason=reason,
+        )
+
+    def _report_failures_suppressed(self, limit: DenialLimit, kind: str, force: bool) -> None:
+        """`kind`: SSL (refused client certificates) or SASL (failed logins)."""
+        for lost in limit.ended(self._wall_ms(), force):
             _log.warning(
-                "audit suppressed %d refused client certificate records from %s in the "
+                "audit suppressed %d failed %s authentication records from %s in the "
                 "last %d ms (contextplane.audit.denial.records.per.second=%d)",
                 lost.records,
+                kind,
                 escape(lost.principal),
                 lost.window_ms,
-                self.certificate_failure_limit.records_per_second,
+                limit.records_per_second,
             )
             data = {
                 "client_address": lost.principal,
                 "operation": "AUTHENTICATE",
-                "mechanism": "SSL",
+                "mechanism": kind,
                 "decision": "DENIED",
                 "suppressed_records": lost.records,
                 "window_ms": lost.window_ms,
-                "limit_per_second": self.certificate_failure_limit.records_per_second,
+                "limit_per_second": limit.records_per_second,
             }
             self._emit(SUPPRESSED, f"client_address:{lost.principal}", data)
 
@@ -253,15 +293,15 @@ class AuditLog:
             "audit authentication mechanism=%s result=%s client_id=%s peer=%s principal=%s%s",
             escape(mechanism, quote=True),
             result,
-            escape(client_id, quote=True),
+            escape(bounded_client(client_id), quote=True),
             escape(peer),
-            escape(who, quote=True),
-            f" reason={escape(reason, quote=True)}" if reason else "",
+            escape(bounded_client(who), quote=True),
+            f" reason={escape(_bounded(reason), quote=True)}" if reason else "",
         )
         data: dict[str, object] = {
-            "principal": who or None,
+            "principal": bounded_client(who) or None,
             "client_address": peer,
-            "client_id": client_id,
+            "client_id": bounded_client(client_id),
             "listener": listener,
             "operation": "AUTHENTICATE",
             "mechanism": mechanism,
@@ -271,8 +311,8 @@ class AuditLog:
         if subject is not None:
             data["subject"] = _bounded(subject)
         if reason:
-            data["reason"] = reason
-        self._emit(AUTHENTICATION, f"principal:{who}", data)
+            data["reason"] = _bounded(reason)
+        self._emit(AUTHENTICATION, f"principal:{bounded_client(who)}", data)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -316,9 +356,9 @@ class AuditLog:
     @staticmethod
     def _who(ctx: RequestContext) -> dict[str, object]:
         return {
-            "principal": str(ctx.principal),
+            "principal": bounded_client(str(ctx.principal)),
             "client_address": ctx.peer,
-            "client_id": ctx.header.client_id,
+            "client_id": bounded_client(ctx.header.client_id),
             "listener": ctx.connection.listener,
         }
 
@@ -333,8 +373,9 @@ class AuditLog:
     ) -> None:
         fields = [
             f"audit {api} {resource}={escape(_bounded(name), quote=True)} result={result}",
-            f"client_id={escape(ctx.header.client_id, quote=True)} peer={escape(ctx.peer)}",
-            f"principal={escape(str(ctx.principal), quote=True)}",
+            f"client_id={escape(bounded_client(ctx.header.client_id), quote=True)}",
+            f"peer={escape(ctx.peer)}",
+            f"principal={escape(bounded_client(str(ctx.principal)), quote=True)}",
         ]
         for key, value in (details or {}).items():
             text = str(value) if isinstance(value, int) else escape(_bounded(value), quote=True)
@@ -356,3 +397,9 @@ def _bounded(value: object, chars_max: int = DETAIL_CHARS_MAX) -> str:
     if len(text) <= chars_max:
         return text
     return f"{text[:chars_max]}...(+{len(text) - chars_max} chars)"
+
+
+def bounded_client(value: str | None) -> str | None:
+    """A client's identifier (client id, group id, user name, transactional id) as a
+    record keeps it: CLIENT_CHARS_MAX characters and the length of the rest."""
+    return None if value is None else _bounded(value, CLIENT_CHARS_MAX)

@@ -159,12 +159,11 @@ async def _failed(ctx: RequestContext, session: SaslSession, message: str, why: 
     guessing is slow, other connections are served meanwhile)."""
     session.exchange = None
     ctx.connection.state.process_event(Event.AUTHENTICATION_FAILED)
-    ctx.audit.authentication(
+    ctx.audit.sasl_failure(
         peer=ctx.peer,
+        host=ctx.client_host,
         listener=ctx.connection.listener,
         mechanism=session.mechanism,
-        principal=None,
-        success=False,
         client_id=ctx.header.client_id or "",
         error=ErrorCode.sasl_authentication_failed,
         reason=why,
