@@ -70,6 +70,9 @@ AUDIT_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
 # log.segment.bytes default; Kafka has no audit topic, and an unbounded one is a disk an
 # unprivileged principal can fill with denials.
 AUDIT_TOPIC_RETENTION_BYTES = 1024 * 1024 * 1024
+# retention.bytes of __contextplane_read_receipts (one partition): 1 GiB, as the audit
+# topic's; any principal that may READ one topic makes receipts by seeking.
+AUDIT_READ_RECEIPTS_RETENTION_BYTES = 1024 * 1024 * 1024
 # Denial records (and their log lines) per principal and second; past it they are counted
 # and summarised once a second. Kafka has none: it logs each denial through log4j.
 AUDIT_DENIAL_RECORDS_PER_SECOND = 10

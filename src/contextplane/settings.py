@@ -144,6 +144,7 @@ class Settings:
     audit_topic_retention_bytes: int = limits.AUDIT_TOPIC_RETENTION_BYTES
     audit_denial_records_per_second: int = limits.AUDIT_DENIAL_RECORDS_PER_SECOND
     audit_read_receipts_retention_ms: int = limits.AUDIT_TOPIC_RETENTION_MS
+    audit_read_receipts_retention_bytes: int = limits.AUDIT_READ_RECEIPTS_RETENTION_BYTES
     audit_file: str = ""  # also a JSON-lines file of the audit records
     audit_buffer_records: int = limits.AUDIT_BUFFER_RECORDS
     audit_flush_interval_ms: int = limits.AUDIT_FLUSH_INTERVAL_MS

@@ -44,6 +44,14 @@ AUDIT_SETTINGS: tuple[dict[str, Any], ...] = (
         low=-1,
     ),
     dict(
+        name="contextplane.audit.read.receipts.retention.bytes",
+        attr="audit_read_receipts_retention_bytes",
+        unit="bytes",
+        meaning="`retention.bytes` of the internal topic `__contextplane_read_receipts` (one "
+        "partition) when it is created; -1: no limit",
+        low=-1,
+    ),
+    dict(
         name="contextplane.audit.file",
         attr="audit_file",
         unit="",

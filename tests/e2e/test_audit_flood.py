@@ -116,9 +116,9 @@ def test_denial_records_past_the_rate_are_summarised_in_the_audit_topic(
     assert "suppressed" in broker.log_tail(400)
 
 
-def audit_topic_configs(bootstrap: str) -> dict[str, str]:
+def audit_topic_configs(bootstrap: str, topic: str = AUDIT_TOPIC) -> dict[str, str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, AUDIT_TOPIC)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource])[resource].result(10)
     return {name: entry.value for name, entry in entries.items()}
 
@@ -130,3 +130,16 @@ def test_the_audit_topic_is_bounded_in_size_by_default(
     assert audit_topic_configs(broker.bootstrap)["retention.bytes"] == str(1024**3)
     other = start(**{"contextplane.audit.topic.retention.bytes": "5000000"})
     assert audit_topic_configs(other.bootstrap)["retention.bytes"] == "5000000"
+
+
+def test_the_read_receipts_topic_is_bounded_in_size_by_default(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    """Any principal that may READ one topic makes receipts by seeking: their topic keeps
+    at most contextplane.audit.read.receipts.retention.bytes (1 GiB)."""
+    broker = start()
+    configs = audit_topic_configs(broker.bootstrap, "__contextplane_read_receipts")
+    assert configs["retention.bytes"] == str(1024**3)
+    other = start(**{"contextplane.audit.read.receipts.retention.bytes": "6000000"})
+    configs = audit_topic_configs(other.bootstrap, "__contextplane_read_receipts")
+    assert configs["retention.bytes"] == "6000000"

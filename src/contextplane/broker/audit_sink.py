@@ -59,7 +59,7 @@ def audit_topics(settings: Settings) -> list[InternalTopic]:
             {
                 "cleanup.policy": "delete",
                 "retention.ms": str(settings.audit_read_receipts_retention_ms),
-                "retention.bytes": "-1",
+                "retention.bytes": str(settings.audit_read_receipts_retention_bytes),
             },
         ),
     ]
