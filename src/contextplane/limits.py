@@ -89,6 +89,11 @@ AUDIT_READ_RECEIPTS_WINDOW_MS = 1_000
 # Open receipt windows (connections x partitions) before all are closed at once, and
 # (principal, client id, address) -> group entries remembered for receipts.
 AUDIT_RECEIPT_WINDOWS_MAX = 100_000
+# Offset ranges one receipt names (a consumer seeking around makes one per place it read);
+# past it the closest are merged and the receipt is marked coarse. And ranges held in all
+# open windows together (a few MB) before all windows are closed at once.
+AUDIT_RECEIPT_RANGES_MAX = 64
+AUDIT_RECEIPT_RANGES_HELD_MAX = 200_000
 AUDIT_GROUPS_REMEMBERED = 100_000
 # Kafka's connections.max.idle.ms default (10 minutes).
 CONNECTIONS_IDLE_MS_MAX = 600_000

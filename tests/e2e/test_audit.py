@@ -28,8 +28,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from contextplane.broker.read_receipts import returned_range
+from tests.e2e.test_protocol import fetch_partitions
 from tests.groups.support import Wire
 from tests.support.inprocess import InProcessBroker
+from tests.support.rawclient import RawClient
 
 AUDIT_TOPIC = "__contextplane_audit"
 RECEIPTS_TOPIC = "__contextplane_read_receipts"
@@ -386,3 +389,42 @@ def test_fail_closed_refuses_a_request_whose_own_records_overflow_the_buffer(
     assert sink.dropped > 0
     partition = broker.broker.storage.partitions[("orders", 0)]  # type: ignore[union-attr]
     assert partition.next_offset == 0, "the write landed with its audit record dropped"
+
+
+def test_a_consumer_seeking_to_1000_offsets_gets_receipts_of_at_most_64_ranges(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    """A raw-wire consumer fetching 1,000 non-adjoining offsets (one batch each): one
+    receipt per window, at most 64 ranges each, marked coarse once ranges were merged,
+    and every offset returned is named by a receipt (over-reporting, never under)."""
+    broker = start(**{"contextplane.audit.read.receipts.window.ms": "2000"})
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "batch.num.messages": 1}
+    )
+    for i in range(2_100):
+        producer.produce("seeks", value=f"m{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    returned: list[tuple[int, int]] = []
+    with RawClient(broker.bootstrap, client_id="seeker") as client:
+        offset = 0
+        while len(returned) < 1_000:
+            [partition] = fetch_partitions(client, "seeks", {0: offset}, partition_max_bytes=1)
+            span = returned_range(offset, bytes(partition.records or b""))
+            assert span is not None, f"nothing returned at {offset}"
+            returned.append(span)
+            offset = span[1] + 2  # skip one: the next read does not adjoin this one
+
+    def receipts() -> list[dict[str, Any]]:
+        found = [
+            e["data"]
+            for e in read_topic(broker.bootstrap, RECEIPTS_TOPIC)
+            if e["data"].get("topic") == "seeks"
+        ]
+        ranges = [r for receipt in found for r in receipt.get("ranges", [])]
+        covered = all(any(a <= low and high <= b for a, b in ranges) for low, high in returned)
+        return found if covered else []
+
+    found = wait_for(receipts, "receipts covering every offset returned")
+    assert len(found) < 100  # one per window, not one per seek
+    assert all(len(receipt["ranges"]) <= 64 for receipt in found)
+    assert any(receipt["coarse"] for receipt in found)

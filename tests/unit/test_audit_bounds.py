@@ -6,11 +6,13 @@ suppressed record."""
 from __future__ import annotations
 
 import json
+import random
 import struct
 from typing import Any
 
 from contextplane.broker.context import ConnectionInfo, RequestContext
 from contextplane.broker.read_receipts import ReadReceipts
+from contextplane.broker.receipt_ranges import add_range, coarsen, covers
 from contextplane.clock import ManualClock
 from contextplane.protocol.codec import RequestHeader
 from contextplane.protocol.error_codes import ErrorCode
@@ -123,3 +125,45 @@ def test_failed_logins_from_one_address_are_bound_per_second_and_the_rest_counte
         success=True,
     )
     assert len(recorded.of_type(AUTHENTICATION)) == 12
+
+
+def test_a_consumer_seeking_to_1000_offsets_gets_a_coarse_receipt_of_64_ranges() -> None:
+    """One receipt per window, whatever the seeks: past 64 ranges the closest are merged and
+    the receipt says it is coarse; every offset returned is still covered."""
+    values: list[bytes] = []
+    receipts = ReadReceipts(
+        lambda topic, key, value: values.append(value) is None, "s", 1000, ManualClock()
+    )
+    ctx = context("seeker")
+    returned = set()
+    for offset in range(0, 30_000, 30):  # 1,000 non-adjoining offsets
+        raw = bytearray(encode_batch([(b"k", b"v")], 0))
+        struct.pack_into(">q", raw, 0, offset)
+        receipts.fetched(ctx, "orders", 0, offset, bytes(raw))
+        returned.add(offset)
+    receipts.close_windows(force=True)
+    [value] = values
+    data = json.loads(value)["data"]
+    assert data["coarse"] is True
+    assert len(data["ranges"]) <= 64
+    assert data["fetches"] == 1_000
+    assert all(any(a <= o <= b for a, b in data["ranges"]) for o in returned)
+
+
+def test_ranges_merge_what_overlaps_or_adjoins_and_coarsen_only_widens() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        ranges: list[tuple[int, int]] = []
+        offsets: set[int] = set()
+        for _ in range(rng.randrange(1, 40)):
+            first = rng.randrange(0, 300)
+            last = first + rng.randrange(0, 10)
+            add_range(ranges, first, last)
+            offsets.update(range(first, last + 1))
+        assert ranges == sorted(ranges)
+        assert all(b[0] > a[1] + 1 for a, b in zip(ranges, ranges[1:], strict=False))
+        assert {o for a, b in ranges for o in range(a, b + 1)} == offsets  # exact
+        assert all(covers(ranges, o) for o in offsets)
+        coarsen(ranges, 4)
+        assert len(ranges) <= 4
+        assert all(covers(ranges, o) for o in offsets)  # never under-reports

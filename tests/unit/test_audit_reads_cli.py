@@ -101,3 +101,23 @@ def test_the_table_is_aligned_as_the_readme_shows_it() -> None:
     starts = [header.index(name) for name in COLUMNS]
     for line in rows:
         assert [line[i - 2 : i] for i in starts[1:]] == ["  "] * (len(COLUMNS) - 1)
+
+
+def test_a_coarse_receipt_is_shown_as_such_and_matches_only_its_ranges() -> None:
+    from contextplane.cli.audit_reads import offsets_cell, received
+
+    receipt: dict[str, object] = {
+        "first_offset": 0,
+        "last_offset": 300,
+        "ranges": [[0, 9], [100, 300]],
+        "coarse": True,
+    }
+    assert offsets_cell(receipt) == "0-9,100-300(coarse)"
+    assert received(receipt, 5) and received(receipt, 150)
+    assert not received(receipt, 50)
+    many = {"first_offset": 0, "last_offset": 900, "ranges": [[i, i] for i in range(0, 1000, 100)]}
+    assert (
+        offsets_cell(many) == "0-0,100-100,200-200,300-300,400-400,500-500,600-600,700-700,...(+2)"
+    )
+    old = {"first_offset": 3, "last_offset": 7}  # a receipt written before ranges were
+    assert offsets_cell(old) == "3-7" and received(old, 4)

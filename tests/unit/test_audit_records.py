@@ -119,11 +119,15 @@ def test_reads_are_aggregated_per_connection_and_partition_while_contiguous() ->
     receipts.close_windows()
     assert offered == []  # the window is still open
     receipts.fetched(ctx, "orders", 0, 2, batch(0, 5))  # a seek back overlaps: merged
-    receipts.fetched(ctx, "orders", 0, 100, batch(100, 1))  # a seek ahead: a new receipt
-    assert [(r["first_offset"], r["last_offset"], r["fetches"]) for r in offered] == [(0, 9, 3)]
+    receipts.fetched(ctx, "orders", 0, 100, batch(100, 1))  # a seek ahead: a new range
+    receipts.fetched(ctx, "orders", 1, 0, batch(0, 1))  # another partition: another receipt
     clock.advance(1000)
     receipts.close_windows()
-    assert [(r["first_offset"], r["last_offset"]) for r in offered] == [(0, 9), (100, 100)]
+    assert [(r["partition"], r["ranges"], r["fetches"], r["coarse"]) for r in offered] == [
+        (0, [[0, 9], [100, 100]], 4, False),
+        (1, [[0, 0]], 1, False),
+    ]
+    assert [(r["first_offset"], r["last_offset"]) for r in offered] == [(0, 100), (0, 0)]
     assert {r["group"] for r in offered} == {"billing"}
     assert {r["principal"] for r in offered} == {"User:alice"}
     assert offered[0]["client_address"] == "10.0.0.1:4000"

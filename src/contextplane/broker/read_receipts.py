@@ -4,9 +4,12 @@ through which group.
 For every Fetch that returns records, the fetch handler reports per partition the offset
 it was asked for and the batches it returned; the offsets actually returned run from
 that offset (or the first batch's base offset, if later) to the last batch's last
-offset. Reads by one connection of one partition are aggregated while they stay
-contiguous, over a window of `contextplane.audit.read.receipts.window.ms`; each window
-becomes one CloudEvents record (`io.contextplane.read.receipt`) in
+offset. Reads by one connection of one partition are aggregated over a window of
+`contextplane.audit.read.receipts.window.ms`: contiguous reads are one range, a seek adds
+another, and past `limits.AUDIT_RECEIPT_RANGES_MAX` ranges the closest are merged and the
+receipt is marked `coarse` (it may then name offsets in a merged gap that were not sent:
+over-reporting, never under-reporting; `receipt_ranges.py`). Each window becomes one
+CloudEvents record (`io.contextplane.read.receipt`) in
 `__contextplane_read_receipts`, through the audit sink (bounded, durable, kept across
 restarts as any topic is).
 
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from contextplane import limits
 from contextplane.broker.context import RequestContext
 from contextplane.broker.internal_topics import READ_RECEIPTS_TOPIC
+from contextplane.broker.receipt_ranges import Range, add_range, coarsen
 from contextplane.clock import Clock
 from contextplane.security.audit import bounded_client
 from contextplane.security.audit_events import READ_RECEIPT, cloud_event, rfc3339
@@ -69,11 +73,11 @@ class _Window:
     listener: str
     topic: str
     partition: int
-    first: int
-    last: int
+    ranges: list[Range]
     opened_ms: int
     last_ms: int
     fetches: int = 1
+    coarse: bool = False
 
 
 class ReadReceipts:
@@ -85,6 +89,7 @@ class ReadReceipts:
         self._window_ms = window_ms
         self._wall_ms = clock.wall_ms
         self._windows: dict[tuple[int, str, int], _Window] = {}
+        self._ranges_held = 0  # in all open windows
         # (principal, client id, client host) -> the last group it joined or committed for
         self._groups: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
@@ -111,15 +116,20 @@ class ReadReceipts:
         key = (id(ctx.connection), topic, partition)
         window = self._windows.get(key)
         if window is not None:
-            if first <= window.last + 1 and last >= window.first - 1:
-                window.first = min(window.first, first)
-                window.last = max(window.last, last)
-                window.last_ms = now
-                window.fetches += 1
-                return
-            self._emit(self._windows.pop(key))  # a seek: a receipt per contiguous range
+            ranges = window.ranges
+            held = len(ranges)
+            add_range(ranges, first, last)  # a seek adds a range
+            if coarsen(ranges, limits.AUDIT_RECEIPT_RANGES_MAX):
+                window.coarse = True
+            self._ranges_held += len(ranges) - held
+            window.last_ms = now
+            window.fetches += 1
+            if self._ranges_held > limits.AUDIT_RECEIPT_RANGES_HELD_MAX:
+                self.close_windows(force=True)
+            return
         if len(self._windows) >= limits.AUDIT_RECEIPT_WINDOWS_MAX:
             self.close_windows(force=True)
+        self._ranges_held += 1
         client_id = ctx.header.client_id or ""
         principal = str(ctx.principal)
         self._windows[key] = _Window(
@@ -130,8 +140,7 @@ class ReadReceipts:
             listener=ctx.connection.listener,
             topic=topic,
             partition=partition,
-            first=first,
-            last=last,
+            ranges=[(first, last)],
             opened_ms=now,
             last_ms=now,
         )
@@ -145,6 +154,7 @@ class ReadReceipts:
             self._emit(windows.pop(key))
 
     def _emit(self, window: _Window) -> None:
+        self._ranges_held -= len(window.ranges)
         data = {
             "principal": bounded_client(window.principal),
             "client_id": bounded_client(window.client_id),
@@ -156,8 +166,10 @@ class ReadReceipts:
             "resource_name": window.topic,
             "topic": window.topic,
             "partition": window.partition,
-            "first_offset": window.first,
-            "last_offset": window.last,
+            "first_offset": window.ranges[0][0],
+            "last_offset": window.ranges[-1][1],
+            "ranges": [list(r) for r in window.ranges],
+            "coarse": window.coarse,
             "fetches": window.fetches,
             "first_fetch_time": rfc3339(window.opened_ms),
             "last_fetch_time": rfc3339(window.last_ms),

@@ -27,6 +27,8 @@ RECEIPTS_TOPIC = "__contextplane_read_receipts"
 # A broker that answers at all answers Metadata within this; past it the tool says why
 # it could not connect rather than wait for the whole --timeout.
 CONNECT_TIMEOUT_S = 10.0
+# Offset ranges the table shows per receipt (a receipt has at most 64).
+RANGES_SHOWN = 8
 COLUMNS = ("TIME", "PRINCIPAL", "CLIENT_ID", "GROUP", "CLIENT_ADDRESS", "PARTITION", "OFFSETS")
 _NEEDS_SECURITY = (
     "the listener likely needs security settings: give --command-config with its "
@@ -251,14 +253,28 @@ def matches(receipt: dict[str, Any], args: argparse.Namespace, since_ms: int | N
         return False
     if args.partition is not None and receipt.get("partition") != args.partition:
         return False
-    if (
-        args.offset is not None
-        and not receipt["first_offset"] <= args.offset <= receipt["last_offset"]
-    ):
+    if args.offset is not None and not received(receipt, args.offset):
         return False
     if args.principal is not None and receipt.get("principal") != args.principal:
         return False
     return since_ms is None or _time_ms(receipt["last_fetch_time"]) >= since_ms
+
+
+def received(receipt: dict[str, Any], offset: int) -> bool:
+    """Does the receipt name `offset`? (For a coarse one: may it have been received.)"""
+    ranges = receipt.get("ranges") or [[receipt["first_offset"], receipt["last_offset"]]]
+    return any(first <= offset <= last for first, last in ranges)
+
+
+def offsets_cell(receipt: dict[str, Any]) -> str:
+    """`0-9,100-120`: the ranges received (the first RANGES_SHOWN, then how many more;
+    `--output json` has them all), `(coarse)` after a receipt whose ranges were merged
+    past the broker's bound, which may name offsets in the merged gaps not received."""
+    ranges = receipt.get("ranges") or [[receipt["first_offset"], receipt["last_offset"]]]
+    text = ",".join(f"{first}-{last}" for first, last in ranges[:RANGES_SHOWN])
+    if len(ranges) > RANGES_SHOWN:
+        text += f",...(+{len(ranges) - RANGES_SHOWN})"
+    return text + ("(coarse)" if receipt.get("coarse") else "")
 
 
 def add_parser(sub: Any) -> None:
@@ -313,7 +329,7 @@ def row(receipt: dict[str, Any]) -> tuple[str, ...]:
         receipt["group"] or "-",
         receipt["client_address"],
         receipt["partition"],
-        f"{receipt['first_offset']}-{receipt['last_offset']}",
+        offsets_cell(receipt),
     )
     return tuple(escape(cell) for cell in cells)
 
