@@ -116,16 +116,15 @@ class ReadReceipts:
         key = (id(ctx.connection), topic, partition)
         window = self._windows.get(key)
         if window is not None:
-            ranges = window.ranges
-            held = len(ranges)
-            add_range(ranges, first, last)  # a seek adds a range
-            if coarsen(ranges, limits.AUDIT_RECEIPT_RANGES_MAX):
-                window.coarse = True
-            self._ranges_held += len(ranges) - held
             window.last_ms = now
             window.fetches += 1
-            if self._ranges_held > limits.AUDIT_RECEIPT_RANGES_HELD_MAX:
-                self.close_windows(force=True)
+            ranges = window.ranges
+            tail_first, tail_last = ranges[-1]
+            if tail_first <= first <= tail_last + 1:  # reading on: the common case
+                if last > tail_last:
+                    ranges[-1] = (tail_first, last)
+            else:
+                self._seeked(window, first, last)
             return
         if len(self._windows) >= limits.AUDIT_RECEIPT_WINDOWS_MAX:
             self.close_windows(force=True)
@@ -144,6 +143,17 @@ class ReadReceipts:
             opened_ms=now,
             last_ms=now,
         )
+
+    def _seeked(self, window: _Window, first: int, last: int) -> None:
+        """A read that does not continue the last range: another range, or a merge."""
+        ranges = window.ranges
+        held = len(ranges)
+        add_range(ranges, first, last)
+        if coarsen(ranges, limits.AUDIT_RECEIPT_RANGES_MAX):
+            window.coarse = True
+        self._ranges_held += len(ranges) - held
+        if self._ranges_held > limits.AUDIT_RECEIPT_RANGES_HELD_MAX:
+            self.close_windows(force=True)
 
     def close_windows(self, force: bool = False) -> None:
         """Emit every window open for at least the window length (all of them: `force`)."""
