@@ -31,7 +31,8 @@ AUDIT_SETTINGS: tuple[dict[str, Any], ...] = (
         meaning="authorization denial records (and their log lines) one principal may cause per "
         "second (each names up to 100 denied resources of one request and counts the rest); "
         "past it they are counted and summarised in one `io.contextplane.audit.suppressed` "
-        "record and log line per principal and second",
+        "record and log line per principal and second; failed SASL logins and refused client "
+        "certificates are bound the same way per client address",
         low=1,
         high=INT_MAX,
     ),

@@ -4,7 +4,9 @@ no ACL at all can send denied requests as fast as the broker answers them; past 
 its denials are only counted, and when the window ends the count becomes one summary
 record and one log line ("N denial records of User:bob suppressed"), so nothing is lost
 silently. Only denials go through here: allowed accesses of audited topics, administrative
-changes and authentications are recorded whatever the rate."""
+changes and successful authentications are recorded whatever the rate. Failed
+authentications (a refused client certificate, a failed SASL login) use their own
+instances, keyed by client address: they need no credentials at all."""
 
 from __future__ import annotations
 
