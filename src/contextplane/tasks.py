@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -15,3 +17,16 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def repeat_every(
+    interval_s: float, job: Callable[[], Awaitable[Any]], what: str, log: logging.Logger
+) -> None:
+    """Run `job` every `interval_s` until cancelled; a failed round is logged (`what`
+    failed) and the next round retries."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await job()
+        except Exception:  # noqa: BLE001 - the next round retries
+            log.exception("%s failed", what)

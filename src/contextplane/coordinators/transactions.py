@@ -34,7 +34,7 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.tasks import cancel_and_wait
+from contextplane.tasks import cancel_and_wait, repeat_every
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,24 @@ class TransactionCoordinator:
             if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
                 async with self._lock(tid):
                     await self._finish(tid)
-        self._timer = asyncio.create_task(self._run_timer(), name="transaction-timeouts")
-        self._expiry = asyncio.create_task(self._run_expiry(), name="transactional-id-expiry")
+        self._timer = asyncio.create_task(
+            repeat_every(
+                self._config.abort_interval_ms / 1000,
+                self.abort_timed_out,
+                "aborting timed-out transactions",
+                log,
+            ),
+            name="transaction-timeouts",
+        )
+        self._expiry = asyncio.create_task(
+            repeat_every(
+                self._config.remove_expired_interval_ms / 1000,
+                self.remove_expired,
+                "removing expired transactional ids",
+                log,
+            ),
+            name="transactional-id-expiry",
+        )
 
     async def stop(self) -> None:
         await cancel_and_wait(self._timer)
@@ -424,15 +440,6 @@ class TransactionCoordinator:
                 aborted += 1
         return aborted
 
-    async def _run_timer(self) -> None:
-        interval_s = self._config.abort_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.abort_timed_out()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("aborting timed-out transactions failed")
-
     # -- expiration --------------------------------------------------------------------
 
     async def remove_expired(self) -> list[str]:
@@ -459,15 +466,6 @@ class TransactionCoordinator:
             state_of(record) in (S.EMPTY, S.COMPLETE_COMMIT, S.COMPLETE_ABORT)
             and record.update_ms + self._config.id_expiration_ms <= self._now()
         )
-
-    async def _run_expiry(self) -> None:
-        interval_s = self._config.remove_expired_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.remove_expired()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("removing expired transactional ids failed")
 
 
 def unverified(code: ErrorCode) -> KafkaError:
