@@ -28,6 +28,7 @@ class RawClient:
         self.client_id = client_id.encode()
         self.correlation_id = 0
         self._pending: list[tuple[int, int, int]] = []
+        self._closed_while_sending = False
 
     def close(self) -> None:
         self.sock.close()
@@ -51,7 +52,12 @@ class RawClient:
         return struct.pack(">i", len(payload)) + payload
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        # A broker that refuses a frame from its size header closes while a large frame
+        # is still being written: that close is the outcome `closed_by_broker` checks.
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self._closed_while_sending = True
 
     def read_frame(self) -> bytes:
         size = struct.unpack(">i", self._read_exact(4))[0]
@@ -94,6 +100,8 @@ class RawClient:
     call = request
 
     def closed_by_broker(self, timeout_s: float = 5.0) -> bool:
+        if self._closed_while_sending:
+            return True
         self.sock.settimeout(timeout_s)
         deadline = time.monotonic() + timeout_s
         try:
