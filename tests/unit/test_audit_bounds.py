@@ -5,6 +5,7 @@ suppressed record."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import struct
@@ -90,6 +91,46 @@ def test_a_32_kb_client_id_and_group_make_a_receipt_of_a_few_kb() -> None:
     data = json.loads(value)["data"]
     assert data["client_id"].endswith(f"(+{32_767 - CLIENT_CHARS_MAX} chars)")
     assert data["group"].endswith(f"(+{32_767 - CLIENT_CHARS_MAX} chars)")
+
+
+def test_a_failed_receipt_round_is_retried_and_later_receipts_still_emit() -> None:
+    """The window-closing loop outlives a round that raised (e.g. the audit sink refusing
+    a record): the receipts of every later read depend on it."""
+    values: list[bytes] = []
+    failures = [RuntimeError("sink refused")]
+
+    def offer(topic: str, key: bytes, value: bytes) -> bool:
+        if failures:
+            raise failures.pop()
+        values.append(value)
+        return True
+
+    clock = ManualClock()
+    receipts = ReadReceipts(offer, "s", 20, clock)
+    raw = bytearray(encode_batch([(b"k", b"v")], 0))
+
+    async def main() -> None:
+        await receipts.start()
+        try:
+            receipts.fetched(context("first"), "orders", 0, 0, bytes(raw))
+            clock.advance(20)
+            for _ in range(500):  # the failing round
+                if not failures:
+                    break
+                await asyncio.sleep(0.01)
+            receipts.fetched(context("second"), "orders", 1, 0, bytes(raw))
+            clock.advance(20)
+            for _ in range(500):
+                if values:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await receipts.stop()
+
+    asyncio.run(main())
+    assert not failures
+    assert values, "no receipt after the failed round: the loop died"
+    assert json.loads(values[0])["data"]["client_id"] == "second"
 
 
 def fail_login(audit: AuditLog, host: str) -> None:

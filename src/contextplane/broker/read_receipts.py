@@ -24,6 +24,7 @@ of its own reads); reads of `__contextplane_audit` do.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,7 +37,9 @@ from contextplane.broker.receipt_ranges import Range, add_range, coarsen
 from contextplane.clock import Clock
 from contextplane.security.audit import bounded_client
 from contextplane.security.audit_events import READ_RECEIPT, cloud_event, rfc3339
-from contextplane.tasks import cancel_and_wait
+from contextplane.tasks import cancel_and_wait, repeat_every
+
+log = logging.getLogger(__name__)
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
 _LAST_OFFSET_DELTA = struct.Struct(">i")
@@ -200,7 +203,10 @@ class ReadReceipts:
         self.close_windows(force=True)
 
     async def _run(self) -> None:
+        # A failed round is logged and retried: the receipts of every later read depend on
+        # this loop staying alive.
         interval_s = max(self._window_ms / 2000, 0.01)
-        while True:
-            await asyncio.sleep(interval_s)
-            self.close_windows()
+        await repeat_every(interval_s, self._close_due_windows, "closing read-receipt windows", log)
+
+    async def _close_due_windows(self) -> None:
+        self.close_windows()
