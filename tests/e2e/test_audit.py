@@ -11,8 +11,7 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +30,16 @@ from confluent_kafka.admin import (
 from contextplane.broker.read_receipts import returned_range
 from tests.e2e.test_protocol import fetch_partitions
 from tests.groups.support import Wire
+from tests.support.audit_topics import AUDIT_TOPIC, RECEIPTS_TOPIC, read_json_topic
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
 
-AUDIT_TOPIC = "__contextplane_audit"
-RECEIPTS_TOPIC = "__contextplane_read_receipts"
 AUTHORIZER = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     "allow.everyone.if.no.acl.found": "true",
 }
 QUICK_GROUPS = {"group.initial.rebalance.delay.ms": "0"}
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., InProcessBroker]]:
-    started: list[InProcessBroker] = []
-
-    def starter(**settings: str) -> InProcessBroker:
-        broker = InProcessBroker(tmp_path / f"broker{len(started)}", settings=settings).start()
-        started.append(broker)
-        return broker
-
-    yield starter
-    for broker in started:
-        broker.stop()
 
 
 def produce(bootstrap: str, topic: str, count: int) -> None:
@@ -97,35 +71,6 @@ def consume(bootstrap: str, topic: str, group: str, client_id: str, count: int) 
         consumer.commit(asynchronous=False)
     finally:
         consumer.close()
-
-
-def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    """Every record of an internal topic, as a consumer reads it (JSON values)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-        }
-    )
-    events: list[dict[str, Any]] = []
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == error._PARTITION_EOF:
-                    break
-                raise KafkaException(error)
-            events.append(json.loads(message.value() or b"{}"))
-    finally:
-        consumer.close()
-    return events
 
 
 def audit_reads(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -163,7 +108,7 @@ def test_audit_reads_names_who_received_an_offset_also_after_a_restart(
     before = time.time()
     consume(broker.bootstrap, "orders", "billing", "billing-app", 10)
 
-    found = wait_for(lambda: receipts_for(broker.bootstrap, "orders", 5), "a receipt of 5")
+    found = wait_until(lambda: receipts_for(broker.bootstrap, "orders", 5), 30, "a receipt of 5")
     receipt = found[0]
     assert receipt["principal"] == "User:ANONYMOUS"
     assert receipt["client_id"] == "billing-app"
@@ -180,7 +125,7 @@ def test_audit_reads_names_who_received_an_offset_also_after_a_restart(
     assert table.returncode == 0 and "User:ANONYMOUS" not in table.stdout
 
     # The allowed writes and reads of an audited topic are in the audit topic.
-    events = read_topic(broker.bootstrap, AUDIT_TOPIC)
+    events = read_json_topic(broker.bootstrap, AUDIT_TOPIC)
     allowed = {
         (e["data"]["operation"], e["data"]["api"])
         for e in events
@@ -218,7 +163,7 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
                          "auto.offset.reset": "earliest"})  # fmt: skip
     try:
         consumer.subscribe(["secret"])
-        message = wait_for(lambda: consumer.poll(1.0), "the consumer's error")
+        message = wait_until(lambda: consumer.poll(1.0), 30, "the consumer's error")
         assert message.error().code() == 29  # TOPIC_AUTHORIZATION_FAILED
     finally:
         consumer.close()
@@ -226,14 +171,14 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
     def denial() -> list[dict[str, Any]]:
         return [
             e
-            for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+            for e in read_json_topic(broker.bootstrap, AUDIT_TOPIC)
             if e["type"] == "io.contextplane.audit.authorization"
             and e["data"]["decision"] == "DENIED"
             and e["data"]["resource_name"] == "secret"
             and e["data"]["operation"] == "READ"
         ]
 
-    event = wait_for(denial, "the denial in the audit topic")[0]
+    event = wait_until(denial, 30, "the denial in the audit topic")[0]
     assert event["specversion"] == "1.0"
     assert event["datacontenttype"] == "application/json"
     assert event["subject"] == "topic:secret"
@@ -244,7 +189,7 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
     assert data["listener"] == "PLAINTEXT"
     assert data["result"] == "TOPIC_AUTHORIZATION_FAILED"
     assert data["acl"] == "DENY User:ANONYMOUS from * READ on TOPIC:LITERAL:secret"
-    changes = [e["data"]["api"] for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+    changes = [e["data"]["api"] for e in read_json_topic(broker.bootstrap, AUDIT_TOPIC)
                if e["type"] == "io.contextplane.audit.change"]  # fmt: skip
     assert "CreateTopics" in changes and "CreateAcls" in changes
     lines = [json.loads(line) for line in audit_file.read_text().splitlines()]
@@ -256,7 +201,7 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
     for future in admin.create_acls([hide]).values():
         future.result(10)
     with pytest.raises(KafkaException) as refused:
-        read_topic(broker.bootstrap, AUDIT_TOPIC)
+        read_json_topic(broker.bootstrap, AUDIT_TOPIC)
     assert refused.value.args[0].code() == 29  # TOPIC_AUTHORIZATION_FAILED
 
 
@@ -417,14 +362,14 @@ def test_a_consumer_seeking_to_1000_offsets_gets_receipts_of_at_most_64_ranges(
     def receipts() -> list[dict[str, Any]]:
         found = [
             e["data"]
-            for e in read_topic(broker.bootstrap, RECEIPTS_TOPIC)
+            for e in read_json_topic(broker.bootstrap, RECEIPTS_TOPIC)
             if e["data"].get("topic") == "seeks"
         ]
         ranges = [r for receipt in found for r in receipt.get("ranges", [])]
         covered = all(any(a <= low and high <= b for a, b in ranges) for low, high in returned)
         return found if covered else []
 
-    found = wait_for(receipts, "receipts covering every offset returned")
+    found = wait_until(receipts, 30, "receipts covering every offset returned")
     assert len(found) < 100  # one per window, not one per seek
     assert all(len(receipt["ranges"]) <= 64 for receipt in found)
     assert any(receipt["coarse"] for receipt in found)

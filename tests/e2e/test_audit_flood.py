@@ -8,11 +8,9 @@ prefixed DENY ACL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -24,25 +22,13 @@ from confluent_kafka.admin import (
 )
 
 from contextplane import limits
-from tests.e2e.test_audit import AUDIT_TOPIC, AUTHORIZER, read_topic, wait_for
+from tests.e2e.test_audit import AUTHORIZER
+from tests.support.audit_topics import AUDIT_TOPIC, read_json_topic
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
 
 METADATA_KEY = 3
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., InProcessBroker]]:
-    started: list[InProcessBroker] = []
-
-    def starter(**settings: str) -> InProcessBroker:
-        broker = InProcessBroker(tmp_path / f"broker{len(started)}", settings=settings).start()
-        started.append(broker)
-        return broker
-
-    yield starter
-    for broker in started:
-        broker.stop()
 
 
 def deny_describe_of_denied_topics(bootstrap: str) -> None:
@@ -69,7 +55,7 @@ def metadata_of(bootstrap: str, names: list[str], requests: int = 1) -> None:
 def metadata_denials(broker: InProcessBroker) -> list[dict[str, Any]]:
     return [
         e["data"]
-        for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+        for e in read_json_topic(broker.bootstrap, AUDIT_TOPIC)
         if e["type"] == "io.contextplane.audit.authorization" and e["data"]["api"] == "Metadata"
     ]
 
@@ -102,12 +88,12 @@ def test_denial_records_past_the_rate_are_summarised_in_the_audit_topic(
     def summaries() -> list[dict[str, Any]]:
         return [
             e["data"]
-            for e in read_topic(broker.bootstrap, AUDIT_TOPIC)
+            for e in read_json_topic(broker.bootstrap, AUDIT_TOPIC)
             if e["type"] == "io.contextplane.audit.suppressed"
         ]
 
     # The sink's flusher summarises the window once it has ended (a second or two).
-    [summary] = wait_for(summaries, "the summary of the suppressed denials")
+    [summary] = wait_until(summaries, 30, "the summary of the suppressed denials")
     denials = metadata_denials(broker)
     assert summary["principal"] == "User:ANONYMOUS"
     assert len(denials) + summary["suppressed_records"] == 7

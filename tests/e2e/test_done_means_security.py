@@ -12,14 +12,11 @@ commands (Kafka's own TopicCommand and AclCommand from the harness jars)."""
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shutil
 import string
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +26,6 @@ import pytest
 from confluent_kafka import (
     Consumer,
     KafkaError,
-    KafkaException,
     Producer,
 )
 from confluent_kafka.admin import (
@@ -42,6 +38,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from tests.support.audit_topics import AUDIT_TOPIC, read_json_topic
 from tests.support.broker import BrokerProcess
 from tests.support.readme import Walkthrough, walkthrough
 from tests.support.tls import TestCa
@@ -54,7 +51,6 @@ PASSWORDS = {
     "ALICE_PASSWORD": "alice-Secret-2",
     "BOB_PASSWORD": "bob-Secret-3",
 }
-AUDIT_TOPIC = "__contextplane_audit"
 RECORDS = 12
 
 
@@ -224,31 +220,7 @@ def grant_bob_his_group(secured: Secured) -> None:
 
 def audit_records(secured: Secured) -> list[dict[str, Any]]:
     """Every record of `__contextplane_audit`, read by admin with a consumer."""
-    consumer = Consumer(
-        {
-            **secured.client("admin"),
-            "group.id": f"audit-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-        }
-    )
-    events: list[dict[str, Any]] = []
-    try:
-        consumer.subscribe([AUDIT_TOPIC])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    break
-                raise KafkaException(error)
-            events.append(json.loads(message.value() or b"{}"))
-    finally:
-        consumer.close()
-    return events
+    return read_json_topic(secured.client("admin"), AUDIT_TOPIC)
 
 
 def bobs_denial(secured: Secured) -> list[dict[str, Any]]:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_audit import AUDIT_TOPIC, read_topic, wait_for
+from tests.support.audit_topics import AUDIT_TOPIC, read_json_topic
 from tests.support.inprocess import InProcessBroker
 from tests.support.tls import TestCa
+from tests.support.wait import wait_until
 
 MAPPING = "RULE:^CN=([^,]+),O=contextplane-test,C=US$/$1/L,DEFAULT"
 AUTHENTICATION = "io.contextplane.audit.authentication"
@@ -96,7 +97,7 @@ def test_a_refused_client_certificate_gets_the_tls_alert(
 
 
 def _authentications(broker: InProcessBroker) -> list[dict[str, Any]]:
-    return [e["data"] for e in read_topic(broker.bootstrap, AUDIT_TOPIC) if e["type"] in (
+    return [e["data"] for e in read_json_topic(broker.bootstrap, AUDIT_TOPIC) if e["type"] in (
         AUTHENTICATION, SUPPRESSED)]  # fmt: skip
 
 
@@ -111,7 +112,7 @@ def test_mutual_tls_authentications_are_audited_and_refusals_bound(
             if e.get("mechanism") == "SSL" and e.get("decision") == "ALLOWED"
         ]  # fmt: skip
 
-    alice = wait_for(accepted, "alice's authentication in the audit topic")[0]
+    alice = wait_until(accepted, 30, "alice's authentication in the audit topic")[0]
     assert alice["principal"] == "User:alice"
     assert alice["subject"] == "CN=ALICE,O=contextplane-test,C=US"
     assert alice["listener"] == "SSL"
@@ -135,7 +136,7 @@ def test_mutual_tls_authentications_are_audited_and_refusals_bound(
         )
         return (written, suppressed) if len(written) + suppressed >= attempts else None
 
-    written, suppressed = wait_for(refusals, "every refusal written or counted")
+    written, suppressed = wait_until(refusals, 30, "every refusal written or counted")
     assert len(written) + suppressed == attempts
     assert 1 <= len(written) < attempts and suppressed > 0
     reasons = {e["reason"] for e in written}
@@ -166,7 +167,7 @@ def test_a_certificate_no_mapping_rule_applies_to_is_an_audited_refusal(
         def refused() -> list[dict[str, Any]]:
             return [e for e in _authentications(running) if e.get("decision") == "DENIED"]
 
-        event = wait_for(refused, "the refused authentication in the audit topic")[0]
+        event = wait_until(refused, 30, "the refused authentication in the audit topic")[0]
         assert event["subject"] == "CN=ALICE,O=contextplane-test,C=US"
         assert event["principal"] is None and event["mechanism"] == "SSL"
         assert "No rules apply to CN=ALICE" in event["reason"]
