@@ -1,11 +1,11 @@
-"""Background tasks: the one way a component stops its own."""
+"""Background tasks: the one way a component stops its own; and locks per key."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 
@@ -30,3 +30,29 @@ async def repeat_every(
             await job()
         except Exception:  # noqa: BLE001 - the next round retries
             log.exception("%s failed", what)
+
+
+class KeyedLocks:
+    """One asyncio lock per key, held only while someone holds or waits for it: a client
+    that names a million keys (transactional ids, say) leaves no lock behind."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]

@@ -181,3 +181,19 @@ def test_producer_recovers_after_a_timeout_with_its_last_epoch(tmp_path: Path) -
         await txns.stop()
 
     asyncio.run(run())
+
+
+def test_a_thousand_transactional_ids_leave_no_lock_behind(tmp_path: Path) -> None:
+    """A client naming ever new transactional ids must not grow the coordinator's locks:
+    a lock lives only while a request for its id holds or waits for it."""
+
+    async def run() -> int:
+        engine = await open_engine(tmp_path, WalMedium())
+        await engine.open()
+        txns = await coordinator(engine, ManualClock())
+        await asyncio.gather(*(txns.init_producer(f"tid-{i}", 30_000) for i in range(1_000)))
+        held = len(txns._locks)
+        await txns.stop()
+        return held
+
+    assert asyncio.run(run()) == 0

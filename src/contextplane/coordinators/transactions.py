@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from contextplane import limits
@@ -34,7 +35,7 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.tasks import cancel_and_wait, repeat_every
+from contextplane.tasks import KeyedLocks, cancel_and_wait, repeat_every
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class TransactionCoordinator:
         self._write_marker = write_marker
         self._offsets_committed = offsets_committed or (lambda group, rows, ms: None)
         self._records: dict[str, TransactionRecord] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._timer: asyncio.Task[None] | None = None
         self._expiry: asyncio.Task[None] | None = None
         # group -> transactional id -> partitions with offsets pending in its transaction
@@ -110,11 +111,8 @@ class TransactionCoordinator:
         await cancel_and_wait(self._timer)
         await cancel_and_wait(self._expiry)
 
-    def _lock(self, tid: str) -> asyncio.Lock:
-        lock = self._locks.get(tid)
-        if lock is None:
-            lock = self._locks[tid] = asyncio.Lock()
-        return lock
+    def _lock(self, tid: str) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(tid)
 
     def record(self, tid: str) -> TransactionRecord | None:
         return self._records.get(tid)
