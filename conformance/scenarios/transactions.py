@@ -101,6 +101,20 @@ def _log(ctx: Ctx, client: Any, topic: str, end: int) -> list[dict[str, Any]]:
     ]
 
 
+def _open_transaction(ctx: Ctx, client: Any, topic: str, tid: str) -> tuple[int, int]:
+    """A one-partition topic with a transaction open on it: the topic created, the
+    coordinator found, the producer initialised, the partition added and one batch
+    (sequence 0) written; recorded as create, add and produce0. Returns (pid, epoch)."""
+    ctx.record("create", err(wire.create_topic(client, topic, 1).error_code))
+    ctx.check(wire.wait_for_topic(client, topic, 1), "topic ready")
+    wire.find_coordinator(client, tid, key_type=1)
+    init = _init(client, tid)
+    pid, epoch = init.producer_id, init.producer_epoch
+    ctx.record("add", _add_partitions(client, tid, pid, epoch, topic))
+    ctx.record("produce0", _produce(client, tid, topic, pid, epoch, 0))
+    return pid, epoch
+
+
 @scenario()
 def fencing(ctx: Ctx) -> None:
     """A second InitProducerId for the same transactional id while a transaction is
@@ -203,13 +217,7 @@ def plain_batch_under_an_open_transaction(ctx: Ctx) -> None:
     that sequence is still written and committed."""
     client = ctx.raw()
     topic, tid = "txn-plain-inject", "txn-plain-inject-id"
-    ctx.record("create", err(wire.create_topic(client, topic, 1).error_code))
-    ctx.check(wire.wait_for_topic(client, topic, 1), "topic ready")
-    wire.find_coordinator(client, tid, key_type=1)
-    init = _init(client, tid)
-    pid, epoch = init.producer_id, init.producer_epoch
-    ctx.record("add", _add_partitions(client, tid, pid, epoch, topic))
-    ctx.record("produce0", _produce(client, tid, topic, pid, epoch, 0))
+    pid, epoch = _open_transaction(ctx, client, topic, tid)
     plain = wire.encode_batch([b"plain"], producer_id=pid, producer_epoch=epoch, base_sequence=1)
     ctx.record("plain_with_its_pid", err(wire.produce(client, topic, plain).error_code))
     ctx.record("produce1", _produce(client, tid, topic, pid, epoch, 1))

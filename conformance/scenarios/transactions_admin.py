@@ -11,7 +11,7 @@ from typing import Any
 
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
-from conformance.scenarios.transactions import _add_partitions, _init, _produce
+from conformance.scenarios.transactions import _open_transaction
 from conformance.wire import err
 
 DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 61, 65, 66
@@ -55,13 +55,7 @@ def _producers(ctx: Ctx, client: Any, topic: str) -> list[dict[str, Any]]:
 def describe_list_and_abort(ctx: Ctx) -> None:
     client = ctx.raw()
     topic, tid = "txn-admin", "txn-admin-id"
-    ctx.record("create", err(wire.create_topic(client, topic, 1).error_code))
-    ctx.check(wire.wait_for_topic(client, topic, 1), "topic ready")
-    wire.find_coordinator(client, tid, key_type=1)
-    init = _init(client, tid)
-    pid, epoch = init.producer_id, init.producer_epoch
-    ctx.record("add", _add_partitions(client, tid, pid, epoch, topic))
-    ctx.record("produce", _produce(client, tid, topic, pid, epoch, 0))
+    pid, epoch = _open_transaction(ctx, client, topic, tid)
     wire.produce(client, topic, wire.encode_batch([b"after"]))
     ctx.record("ongoing", _describe(ctx, client, tid))
     ctx.record("unknown", _describe(ctx, client, "txn-admin-unknown"))
