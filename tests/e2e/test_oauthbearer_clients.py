@@ -17,16 +17,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
-    NewTopic,
-    ResourcePatternType,
-    ResourceType,
 )
 
 from harness import java_client
+from tests.support.acl_setup import grant_alice_orders
 from tests.support.inprocess import InProcessBroker
 from tests.support.jwt_issuer import AUDIENCE, ISSUER, Issuer, JwksServer
 from tests.support.tls import TestCa
@@ -77,34 +72,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         broker = InProcessBroker(where / "data", settings=settings).start()
         try:
             ready = Setup(broker, issuer, where, http)
-            _grant_alice(ready)
+            grant_alice_orders(config(ready, "admin"))
             yield ready
         finally:
             broker.stop()
-
-
-def _grant_alice(setup: Setup) -> None:
-    admin = AdminClient(config(setup, "admin"))
-    admin.poll(0)
-    admin.create_topics([NewTopic("orders", 1)])["orders"].result(20)
-    acls = [
-        AclBinding(
-            resource,
-            name,
-            ResourcePatternType.LITERAL,
-            "User:alice",
-            "*",
-            operation,
-            AclPermissionType.ALLOW,
-        )
-        for resource, name, operation in (
-            (ResourceType.TOPIC, "orders", AclOperation.READ),
-            (ResourceType.TOPIC, "orders", AclOperation.WRITE),
-            (ResourceType.GROUP, "readers", AclOperation.READ),
-        )
-    ]
-    for future in admin.create_acls(acls).values():
-        future.result(20)
 
 
 def config(

@@ -21,13 +21,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
-    NewTopic,
-    ResourcePatternType,
-    ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialDeletion,
@@ -37,6 +31,7 @@ from confluent_kafka.admin import (
 from contextplane.cli.main import main as cli
 from harness import java_client
 from harness.kcat import kcat_command
+from tests.support.acl_setup import grant_alice_orders
 from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
@@ -65,26 +60,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroke
         for user in ("admin", "alice", "bob"):
             add_user(data_dir, user, f"{user}-secret", monkeypatch)
     broker = InProcessBroker(data_dir, settings=SETTINGS).start()
-    admin = AdminClient(client_config(broker, "admin"))
-    admin.create_topics([NewTopic("orders", 1)])["orders"].result(20)
-    acls = [
-        AclBinding(
-            resource,
-            name,
-            ResourcePatternType.LITERAL,
-            "User:alice",
-            "*",
-            operation,
-            AclPermissionType.ALLOW,
-        )
-        for resource, name, operation in (
-            (ResourceType.TOPIC, "orders", AclOperation.READ),
-            (ResourceType.TOPIC, "orders", AclOperation.WRITE),
-            (ResourceType.GROUP, "readers", AclOperation.READ),
-        )
-    ]
-    for future in admin.create_acls(acls).values():
-        future.result(20)
+    grant_alice_orders(client_config(broker, "admin"))
     yield broker
     broker.stop()
 
