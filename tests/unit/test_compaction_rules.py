@@ -6,13 +6,16 @@ transaction kept nothing and their horizon passed."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance import wire
+from conformance.wire import CODEC_NAMES
 from contextplane.metadata.records import RangeRecord
-from contextplane.protocol.control_records import marker_batch
-from contextplane.protocol.decompress import GZIP, ZSTD
-from contextplane.protocol.record_codec import read_records, write_batch
+from contextplane.protocol.control_records import marker_batch, marker_type
+from contextplane.protocol.decompress import GZIP, LZ4, SNAPPY, ZSTD
+from contextplane.protocol.record_codec import delete_horizon, read_records, write_batch
 from contextplane.protocol.records import TRANSACTIONAL_BIT, parse_header, stamp
 from contextplane.storage.compaction import (
     AbortedIndex,
@@ -115,20 +118,38 @@ def test_survivors_are_the_latest_committed_record_per_key(entries: list) -> Non
     after = clean(again, aborted, NOW + RETENTION)  # past the horizon: tombstones go
     expected = {o: committed[o] for o in latest.values() if committed[o][1] is not None}
     assert survivors(after) == expected
-    # Every marker whose transaction kept no record is gone too; offsets stay in order.
+    assert_markers(entries, after, expected, empty_txns_gone=False)
+    # A marker gets its own horizon once its transaction kept nothing (Kafka's
+    # containsMarkerForEmptyTxn): one more cleaning past that horizon drops it.
+    final = clean(after, aborted, NOW + 2 * RETENTION)
+    assert survivors(final) == expected
+    assert_markers(entries, final, expected, empty_txns_gone=True)
+    # Cleaning is idempotent once nothing is left to drop.
+    assert survivors(clean(final, aborted, NOW + 2 * RETENTION)) == expected
+
+
+def assert_markers(
+    entries: list, data: bytes, expected: dict[int, tuple[bytes, bytes | None]], *,
+    empty_txns_gone: bool,
+) -> None:
+    """Offsets stay in order; every transaction that kept a record keeps its marker
+    (read_committed readers need it), and once `empty_txns_gone`, no other marker is
+    left."""
     position, last = 0, -1
-    while position < len(after):
-        header = parse_header(after, position)
+    markers: set[int] = set()
+    while position < len(data):
+        header = parse_header(data, position)
         assert header.base_offset > last
         last = header.base_offset + header.last_offset_delta
         if header.is_control:
-            producer_records = [
-                o for o in expected if committed_producer(entries, o) == header.producer_id
-            ]
-            assert producer_records, "a marker outlived its transaction's records"
+            batch = data[position : position + header.total_bytes]
+            assert marker_type(batch) is not None, "a rewritten marker no longer reads as one"
+            markers.add(header.producer_id)
         position += header.total_bytes
-    # Cleaning is idempotent once nothing is left to drop.
-    assert survivors(clean(after, aborted, NOW + RETENTION)) == expected
+    kept = {committed_producer(entries, o) for o in expected} - {-1}
+    assert kept <= markers, "a transaction's records outlived its marker"
+    if empty_txns_gone:
+        assert markers <= kept, "a marker outlived its transaction's records"
 
 
 def committed_producer(entries: list, offset: int) -> int:
@@ -140,19 +161,27 @@ def committed_producer(entries: list, offset: int) -> int:
     return -1
 
 
-def test_a_rewritten_batch_keeps_its_offsets_and_codec() -> None:
-    for codec in (GZIP, ZSTD):
-        batch = stamp(memoryview(record_batch([b"1", b"2", b"3"], keys=[b"k", b"x", b"k"])), 40, 3)
-        header, records = read_records(batch, LIMIT)
-        header.attributes |= codec
-        rewritten = write_batch(header, [records[1], records[2]])
-        new_header, kept = read_records(rewritten, LIMIT)
-        assert new_header.compression == codec
-        assert (new_header.base_offset, new_header.last_offset_delta) == (40, 2)
-        assert [(r.offset, r.key, r.value, r.timestamp) for r in kept] == [
-            (41, b"x", b"2", records[1].timestamp),
-            (42, b"k", b"3", records[2].timestamp),
-        ]
+@pytest.mark.parametrize("codec", [GZIP, SNAPPY, LZ4, ZSTD])
+def test_a_rewritten_batch_keeps_its_offsets_and_codec(codec: int) -> None:
+    records_in = [b"1", b"2", b"3"] + [bytes([i % 7]) * 300 for i in range(600)]
+    keys = [b"k", b"x", b"k"] + [b"big%d" % i for i in range(600)]
+    batch = stamp(memoryview(record_batch(records_in, keys=keys)), 40, 3)
+    header, records = read_records(batch, LIMIT)
+    header.attributes |= codec
+    rewritten = write_batch(header, records[1:])  # 180 KB: several snappy and lz4 blocks
+    new_header, kept = read_records(rewritten, LIMIT)
+    assert new_header.compression == codec
+    assert (new_header.base_offset, new_header.last_offset_delta) == (40, 602)
+    assert [(r.offset, r.key, r.value, r.timestamp) for r in kept[:2]] == [
+        (41, b"x", b"2", records[1].timestamp),
+        (42, b"k", b"3", records[2].timestamp),
+    ]
+    assert len(kept) == 602
+    # An independent reader (the conformance harness's, over cramjam's frame decoders)
+    # reads the same records.
+    fetched = wire.decode_batches(rewritten)
+    assert fetched[0].crc_ok and fetched[0].codec == CODEC_NAMES[codec]
+    assert [r["offset"] for r in fetched[0].records] == list(range(41, 643))
 
 
 def ranges(*specs: tuple[int, int, int, int]) -> list[RangeRecord]:
@@ -171,3 +200,25 @@ def test_the_active_segment_the_lso_and_the_minimum_lag_bound_the_cleanable_part
     assert not must_clean(log, 20, 30, 1_000, CleanerConfig(min_cleanable_dirty_ratio=0.5))
     forced = CleanerConfig(min_cleanable_dirty_ratio=0.9, max_compaction_lag_ms=500)
     assert must_clean(log, 20, 30, 1_000, forced)
+
+
+def test_only_a_kept_tombstone_or_an_emptied_transaction_sets_a_delete_horizon() -> None:
+    """Kafka's needToSetDeleteHorizon: a rewritten batch that keeps no tombstone, and the
+    marker of a transaction that kept records, are written without a horizon."""
+    entries = [
+        ("plain", [(b"a", b"1"), (b"b", b"1")]),
+        ("commit", [(b"c", b"1"), (b"d", b"1")]),
+        ("abort", [(b"e", b"1")]),
+        ("plain", [(b"a", b"2"), (b"d", b"2"), (b"f", None)]),
+    ]
+    data, aborted, _ = build(entries)
+    horizons: dict[int, bool] = {}
+    position = 0
+    cleaned = clean(data, aborted, NOW)
+    while position < len(cleaned):
+        header = parse_header(cleaned, position)
+        horizons[header.base_offset] = delete_horizon(header) is not None
+        position += header.total_bytes
+    # [0,2) lost a; [2,4) the committed txn lost d; 4 its marker; 5 the aborted record
+    # (gone); 6 its marker; [7,10) keeps the tombstone of f.
+    assert horizons == {0: False, 2: False, 4: False, 6: True, 7: True}

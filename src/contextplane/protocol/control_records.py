@@ -34,18 +34,31 @@ def marker_batch(
     )
 
 
+def _skip_varint(view: memoryview, position: int) -> int | None:
+    """The position after the varint at `position`, None past the end or the limit."""
+    for end in range(position, min(position + 10, len(view))):
+        if not view[end] & 0x80:
+            return end + 1
+    return None
+
+
 def marker_type(batch: bytes | memoryview) -> int | None:
-    """ABORT or COMMIT for an uncompressed control batch; None if it is not a marker."""
-    position = BATCH_HEADER_BYTES
+    """ABORT or COMMIT for an uncompressed control batch; None if it is not a marker.
+
+    The record's varints are read whole: a marker the cleaner rewrote with a delete
+    horizon (KIP-534: the horizon becomes the batch's base timestamp) has a negative
+    timestamp delta of several bytes."""
     view = memoryview(batch)
-    # record length, attributes, timestamp delta, offset delta, key length: varints
-    # of one byte each for a marker, then the 4-byte key.
-    if len(view) < position + 9:
+    # record length, then attributes, timestamp delta, offset delta, key length
+    position = _skip_varint(view, BATCH_HEADER_BYTES)
+    if position is None:
         return None
-    key_length_at = position + 4
-    if view[key_length_at] != 8:  # zigzag of 4
+    position = _skip_varint(view, position + 1)
+    if position is not None:
+        position = _skip_varint(view, position)
+    if position is None or position + 5 > len(view) or view[position] != 8:  # zigzag of 4
         return None
-    version, kind = _KEY.unpack_from(view, key_length_at + 1)
+    version, kind = _KEY.unpack_from(view, position + 1)
     if version != 0 or kind not in (ABORT, COMMIT):
         return None
     return int(kind)

@@ -5,18 +5,19 @@ Only batches the broker already validated and stored are read here (the cleaner)
 malformed record is an error, not a client's mistake. Decompression is bounded by the
 caller's limit. A rewritten batch keeps the original's base offset and last offset delta
 (Kafka's cleaner keeps both, so a producer's last sequence stays where it was), producer
-id, epoch, base sequence, attributes and leader epoch; records keep their offsets.
+id, epoch, base sequence, attributes (so its codec: Kafka's filterTo rewrites with the
+original batch's compression type) and leader epoch; records keep their offsets.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
 import crc32c
 
-from contextplane.protocol.decompress import GZIP, NONE, ZSTD, decompressed_chunks, zstd
+from contextplane.protocol.compress import compress
+from contextplane.protocol.decompress import NONE, decompressed_chunks
 from contextplane.protocol.records import (
     BATCH_HEADER_BYTES,
     COMPRESSION_MASK,
@@ -171,17 +172,6 @@ def _encode_record(record: Record, base_offset: int, base_timestamp_ms: int) -> 
     return _encode_varint(len(body)) + body
 
 
-def _compress(codec: int, data: bytes) -> tuple[int, bytes]:
-    """The records compressed with the original codec where this module writes it (gzip,
-    zstd); lz4 and snappy survivors are written uncompressed, which every reader takes."""
-    if codec == GZIP:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-        return GZIP, compressor.compress(data) + compressor.flush()
-    if codec == ZSTD:
-        return ZSTD, zstd.compress(data)
-    return NONE, data
-
-
 def write_batch(header: BatchHeader, records: list[Record], horizon_ms: int | None = None) -> bytes:
     """`header`'s batch holding only `records` (at least one, or none for an empty batch
     Kafka would not write: the caller drops those), with the delete horizon set if given
@@ -193,8 +183,7 @@ def write_batch(header: BatchHeader, records: list[Record], horizon_ms: int | No
     else:
         base_ts = header.base_timestamp
     body = b"".join(_encode_record(r, header.base_offset, base_ts) for r in records)
-    codec, body = _compress(attributes & COMPRESSION_MASK, body)
-    attributes = (attributes & ~COMPRESSION_MASK) | codec
+    body = compress(attributes & COMPRESSION_MASK, body)  # the original codec, as Kafka
     max_timestamp = max((r.timestamp for r in records), default=header.max_timestamp)
     if attributes & 0x08:  # LogAppendTime: the batch's time stands for every record
         max_timestamp = header.max_timestamp

@@ -15,10 +15,12 @@
 * What survives (`clean_batches`), Kafka's rules: a keyed record whose offset is the
   map's latest for its key (or whose key is not in the map); a keyless record never;
   a tombstone until the delete horizon of its batch has passed (the horizon is set to
-  now + `delete.retention.ms` when the cleaner first keeps the tombstone, KIP-534); no
-  record of an aborted transaction; a transaction marker until no record of its
-  transaction is left and its own delete horizon has passed. Offsets are kept (gaps
-  remain), and a batch keeps its base offset and last offset delta.
+  now + `delete.retention.ms` when the cleaner first keeps the tombstone, KIP-534; a
+  batch that keeps no tombstone gets no horizon); no record of an aborted transaction;
+  a transaction marker until no record of its transaction is left and its own delete
+  horizon (set once its transaction kept nothing) has passed. Offsets are kept (gaps
+  remain), and a batch keeps its base offset, last offset delta and codec (Kafka's
+  MemoryRecords.filterTo rewrites with the original batch's compression type).
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ def clean_batches(
             if marker_type(batch) is None or (not had_records and past_horizon):
                 changed = True
                 continue
-            if horizon is None:
+            if horizon is None and not had_records:
+                # Kafka sets a marker's horizon once its transaction kept nothing.
                 out.append(write_batch(header, records, new_horizon))
                 changed = True
             else:
@@ -177,12 +180,15 @@ def clean_batches(
             kept.append(record)
         if kept and header.is_transactional:
             txns.record_kept(header.producer_id)
+        # Kafka's needToSetDeleteHorizon: only a batch that keeps a tombstone and has
+        # no horizon yet gets one; other rewrites keep the batch's horizon or lack of one.
+        set_horizon = tombstones and horizon is None
         if not kept:
             changed = True
-        elif len(kept) == len(records) and (not tombstones or horizon is not None):
+        elif len(kept) == len(records) and not set_horizon:
             out.append(bytes(batch))
         else:
-            out.append(write_batch(header, kept, new_horizon if horizon is None else None))
+            out.append(write_batch(header, kept, new_horizon if set_horizon else None))
             changed = True
     return Cleaned(out, changed)
 
