@@ -129,7 +129,10 @@ def test_survivors_are_the_latest_committed_record_per_key(entries: list) -> Non
 
 
 def assert_markers(
-    entries: list, data: bytes, expected: dict[int, tuple[bytes, bytes | None]], *,
+    entries: list,
+    data: bytes,
+    expected: dict[int, tuple[bytes, bytes | None]],
+    *,
     empty_txns_gone: bool,
 ) -> None:
     """Offsets stay in order; every transaction that kept a record keeps its marker
