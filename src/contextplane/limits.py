@@ -205,3 +205,5 @@ ORPHAN_SWEEP_PAGE_KEYS = 1_000
 # the memory of its key -> offset map (log.cleaner.dedupe.buffer.size).
 CLEANER_BACKOFF_MS = 15_000
 CLEANER_DEDUPE_BUFFER_BYTES = 128 * 1024 * 1024
+# Kafka's log.cleaner.io.max.bytes.per.second default, Double.MaxValue: no limit.
+CLEANER_IO_MAX_BYTES_PER_SECOND = 1.7976931348623157e308

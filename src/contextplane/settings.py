@@ -171,6 +171,7 @@ class Settings:
     log_cleaner_enable: bool = True
     log_cleaner_backoff_ms: int = limits.CLEANER_BACKOFF_MS
     log_cleaner_dedupe_buffer_size: int = limits.CLEANER_DEDUPE_BUFFER_BYTES
+    log_cleaner_io_max_bytes_per_second: float = limits.CLEANER_IO_MAX_BYTES_PER_SECOND
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -320,6 +321,10 @@ def _coerce(setting: Setting, name: str, raw: Any) -> Any:
                 value = text.lower() == "true"
             elif kind in ("int", "int | None"):
                 value = int(text)
+            elif kind == "float":  # Java's Double.parseDouble: "1e6", "Infinity"
+                value = float(text)
+                if value != value:
+                    raise ValueError(text)
             else:
                 value = text
         except ValueError:
@@ -330,14 +335,14 @@ def _coerce(setting: Setting, name: str, raw: Any) -> Any:
         raise SettingsError(
             f"setting {name!r}: {raw!r} is not one of {', '.join(c for c in choices if c)}"
         )
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         _check_range(setting, name, value)
     if setting.scale != 1 and isinstance(value, int):
         value = -1 if value < 0 else value * setting.scale
     return value
 
 
-def _check_range(setting: Setting, name: str, value: int) -> None:
+def _check_range(setting: Setting, name: str, value: float) -> None:
     low, high = setting.low, setting.high
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"[{low}, {high}]" if high is not None else f"{low} or more"

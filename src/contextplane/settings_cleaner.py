@@ -61,4 +61,14 @@ CLEANER_SETTINGS: tuple[dict[str, Any], ...] = (
         low=1024 * 1024,
         high=2**40,
     ),
+    dict(
+        name="log.cleaner.io.max.bytes.per.second",
+        attr="log_cleaner_io_max_bytes_per_second",
+        unit="bytes/s",
+        meaning="the log cleaner's object reads and writes together are paced to this rate "
+        "(Kafka's Throttler); a decimal number as in Kafka (`1e7`); the default, Double.MaxValue, "
+        "never waits",
+        default_text="1.7976931348623157E308 (no limit)",
+        low=1,
+    ),
 )

@@ -23,7 +23,7 @@ BEGIN = "<!-- settings table: python -m contextplane.settings_doc --update-readm
 END = "<!-- end of settings table -->"
 
 _TYPES = {"int": "int", "int | None": "int", "bool": "boolean", "str": "string"}
-_TYPES.update({"str | None": "string", "Path": "path"})
+_TYPES.update({"str | None": "string", "Path": "path", "float": "double"})
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 _FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
 _MIB = 1024 * 1024

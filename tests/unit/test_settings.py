@@ -296,7 +296,7 @@ def test_the_table_has_every_field_once() -> None:
         assert not any(k.matches(name) for k in IGNORED + UNSUPPORTED), name
         assert re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)+", name), name
     for setting in SETTINGS:
-        units = ("", "ms", "bytes", "seconds", "minutes", "hours")
+        units = ("", "ms", "bytes", "bytes/s", "seconds", "minutes", "hours")
         assert setting.meaning and setting.unit in units
 
 

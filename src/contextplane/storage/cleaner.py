@@ -20,6 +20,7 @@ and cleans it in one pass:
    that found them finish. The last group's swap also stores the new first dirty offset.
    A group in which nothing changes is not rewritten.
 
+Every read and PUT is paced by `log.cleaner.io.max.bytes.per.second` (cleaner_throttle.py).
 Parsing and rewriting records runs in a worker thread, one range at a time, so the event
 loop keeps serving. A crash before a swap leaves an object nothing references (the orphan
 sweep's); after it, the old objects are in the deletion queue. Either way every record is
@@ -39,6 +40,7 @@ from contextplane.metadata.records import RangeCommit, RangeRecord, RangeSwap
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
+from contextplane.storage.cleaner_throttle import IoThrottle
 from contextplane.storage.compaction import (
     MAP_ENTRY_BYTES,
     AbortedIndex,
@@ -122,6 +124,7 @@ class Cleaner:
         self._first_dirty: dict[int, int] = {}
         self._loaded = False
         self.stats = CleanerStats()
+        self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
         self.wakeup = asyncio.Event()
         # Records of a stored batch decompress to at most this (they were validated so).
         self._limit = settings.message_max_bytes * settings.message_max_decompression_ratio
@@ -238,9 +241,11 @@ class Cleaner:
         )
 
     async def _read(self, record: RangeRecord) -> memoryview:
-        return await self._objects.get_range(
+        data = await self._objects.get_range(
             record.object_key, record.position, record.position + record.size
         )
+        await self.throttle.maybe_throttle(len(data))
+        return data
 
     async def _swap(
         self,
@@ -290,6 +295,7 @@ class Cleaner:
                 self._in_flight.add(key)
                 await self._objects.put(key, data)
                 self.stats.bytes_written += size
+                await self.throttle.maybe_throttle(size)
             swapped = await self._metadata.swap_ranges(swap)
         finally:
             if key:
