@@ -1,8 +1,8 @@
 """The log cleaner's rules (storage/compaction.py) against a model: over random logs of
 keyed records, tombstones and transactions (committed and aborted), cleaning keeps
 exactly each key's latest committed record, at its original offset; tombstones stay
-until the delete horizon set at their first cleaning has passed; markers go once their
-transaction kept nothing and their horizon passed."""
+until the delete horizon set at their first cleaning has passed; markers get a horizon
+from the first cleaning that finds no batch of their transaction, and go once it passed."""
 
 from __future__ import annotations
 
@@ -119,13 +119,14 @@ def test_survivors_are_the_latest_committed_record_per_key(entries: list) -> Non
     expected = {o: committed[o] for o in latest.values() if committed[o][1] is not None}
     assert survivors(after) == expected
     assert_markers(entries, after, expected, empty_txns_gone=False)
-    # A marker gets its own horizon once its transaction kept nothing (Kafka's
-    # containsMarkerForEmptyTxn): one more cleaning past that horizon drops it.
-    final = clean(after, aborted, NOW + 2 * RETENTION)
+    # A marker gets its own horizon from the first cleaning that finds no batch of its
+    # transaction (Kafka's CleanedTransactionMetadata); one more past it drops it.
+    settled = clean(after, aborted, NOW + 2 * RETENTION)
+    final = clean(settled, aborted, NOW + 3 * RETENTION)
     assert survivors(final) == expected
     assert_markers(entries, final, expected, empty_txns_gone=True)
     # Cleaning is idempotent once nothing is left to drop.
-    assert survivors(clean(final, aborted, NOW + 2 * RETENTION)) == expected
+    assert survivors(clean(final, aborted, NOW + 3 * RETENTION)) == expected
 
 
 def assert_markers(
@@ -215,13 +216,19 @@ def test_only_a_kept_tombstone_or_an_emptied_transaction_sets_a_delete_horizon()
         ("plain", [(b"a", b"2"), (b"d", b"2"), (b"f", None)]),
     ]
     data, aborted, _ = build(entries)
-    horizons: dict[int, bool] = {}
-    position = 0
-    cleaned = clean(data, aborted, NOW)
-    while position < len(cleaned):
-        header = parse_header(cleaned, position)
-        horizons[header.base_offset] = delete_horizon(header) is not None
-        position += header.total_bytes
+    once = clean(data, aborted, NOW)
     # [0,2) lost a; [2,4) the committed txn lost d; 4 its marker; 5 the aborted record
-    # (gone); 6 its marker; [7,10) keeps the tombstone of f.
-    assert horizons == {0: False, 2: False, 4: False, 6: True, 7: True}
+    # (gone); 6 its marker, not yet: this cleaning still found its batch; [7,10) keeps the
+    # tombstone of f.
+    assert horizons(once) == {0: False, 2: False, 4: False, 6: False, 7: True}
+    assert horizons(clean(once, aborted, NOW)) == {0: False, 2: False, 4: False, 6: True, 7: True}
+
+
+def horizons(data: bytes) -> dict[int, bool]:
+    out: dict[int, bool] = {}
+    position = 0
+    while position < len(data):
+        header = parse_header(data, position)
+        out[header.base_offset] = delete_horizon(header) is not None
+        position += header.total_bytes
+    return out

@@ -7,8 +7,9 @@ and cleans it in one pass:
 
 1. map: the keys of the dirty section (from the partition's first dirty offset, kept in
    the metadata store, to the cleanable end), range by range, until the map holds
-   `log.cleaner.dedupe.buffer.size` worth of keys; the pass cleans up to where the map
-   stopped and the next pass goes on from there, as Kafka's cleaner does;
+   `log.cleaner.dedupe.buffer.size` worth of keys; the pass cleans up to the record where
+   the map stopped (the range holding it is rewritten whole, its later records kept) and
+   the next pass goes on from there, as Kafka's cleaner does;
 2. clean: the ranges from the log start to that point, in groups of at most
    `upload.bytes`, each group's survivors written as one new single-partition object
    (original offsets, gaps between them);
@@ -53,7 +54,6 @@ from contextplane.storage.compaction import (
     dirty_ratio,
     map_batches,
     must_clean,
-    records_in,
 )
 from contextplane.storage.object_format import StreamChunk, build_object, object_key
 from contextplane.storage.objectstore import ObjectStore
@@ -197,14 +197,19 @@ class Cleaner:
             if record.end_offset > end:
                 break
             data = await self._read(record)
-            if len(offset_map) and len(offset_map) + records_in(data) > offset_map.capacity:
-                break  # the map is full: the next pass goes on from here
-            await asyncio.to_thread(map_batches, data, offset_map, aborted, self._limit)
+            full_at = await asyncio.to_thread(
+                map_batches, data, offset_map, aborted, self._limit, first_dirty
+            )
             self.stats.bytes_read += record.size
+            if full_at is not None:
+                mapped_end = full_at  # the map is full: the next pass goes on from here
+                break
             mapped_end = record.end_offset
         if mapped_end <= first_dirty:
             return
-        section = [r for r in partition.ranges if r.end_offset <= mapped_end]
+        # Up to the range the map stopped in: its records past `mapped_end` are newer than
+        # every mapped one, so they survive as they are, still dirty (as in Kafka).
+        section = [r for r in partition.ranges if r.base_offset < mapped_end]
         groups = chunked(section, self._settings.upload_bytes)
         txns = TransactionsSeen()
         for number, group in enumerate(groups):

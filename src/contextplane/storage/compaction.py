@@ -9,16 +9,17 @@
   first dirty offset over all cleanable bytes reach `min.cleanable.dirty.ratio`, or the
   oldest dirty range is older than `max.compaction.lag.ms`.
 * The offset map (`OffsetMap`, `map_batches`): each key's latest offset in the dirty
-  section, over 16-byte digests of the keys, at most `capacity` keys (a larger dirty
-  section is cleaned in several passes, as Kafka does); records of aborted transactions
-  and control batches are not mapped.
+  section, over 16-byte digests of the keys, at most `capacity` keys; a larger dirty
+  section is cleaned in several passes, each up to the record where the map filled, as
+  Kafka does; records of aborted transactions and control batches are not mapped.
 * What survives (`clean_batches`), Kafka's rules: a keyed record whose offset is the
   map's latest for its key (or whose key is not in the map); a keyless record never;
   a tombstone until the delete horizon of its batch has passed (the horizon is set to
   now + `delete.retention.ms` when the cleaner first keeps the tombstone, KIP-534; a
   batch that keeps no tombstone gets no horizon); no record of an aborted transaction;
-  a transaction marker until no record of its transaction is left and its own delete
-  horizon (set once its transaction kept nothing) has passed. Offsets are kept (gaps
+  a transaction marker until its own delete horizon has passed, a horizon set at the
+  first cleaning that finds no batch of its transaction left (Kafka's
+  CleanedTransactionMetadata: one cleaning after the last batch went). Offsets are kept (gaps
   remain), and a batch keeps its base offset, last offset delta and codec (Kafka's
   MemoryRecords.filterTo rewrites with the original batch's compression type).
 """
@@ -92,15 +93,19 @@ def iter_batches(data: bytes | memoryview) -> Iterator[memoryview]:
         position += header.total_bytes
 
 
-def records_in(data: bytes | memoryview) -> int:
-    return sum(h.records_count for h in iter_batch_headers(data))
-
-
 def map_batches(
-    data: bytes | memoryview, offset_map: OffsetMap, aborted: AbortedIndex, limit: int
-) -> None:
-    """Add the keys of one range's batches to the map (latest offset wins)."""
+    data: bytes | memoryview,
+    offset_map: OffsetMap,
+    aborted: AbortedIndex,
+    limit: int,
+    start: int = 0,
+) -> int | None:
+    """Add the keys of one range's batches from offset `start` on to the map (latest
+    offset wins). When the map is full, the offset of the first record left out: the
+    pass cleans up to there and the next one maps from there (Kafka's
+    buildOffsetMapForSegment stops at the record that does not fit, whatever the key)."""
     latest = offset_map.latest
+    capacity = offset_map.capacity
     for batch in iter_batches(data):
         header, keys = read_keys(batch, limit)
         if header.is_control or (
@@ -108,24 +113,32 @@ def map_batches(
         ):
             continue
         for offset, key in keys:
+            if offset < start:
+                continue
+            if len(latest) >= capacity:
+                return offset
             latest[key_digest(key)] = offset
+    return None
 
 
 @dataclass(slots=True)
 class TransactionsSeen:
-    """Per producer, whether its current transaction kept any record (a marker whose
-    transaction kept none may go)."""
+    """The producers with a batch of their current transaction in this cleaning (Kafka's
+    CleanedTransactionMetadata): a marker whose transaction has no batch left, aborted or
+    not, may get its delete horizon; while one is there, even a batch the cleaning
+    drops, the marker stays as it is."""
 
-    retained: dict[int, bool] = field(default_factory=dict)
+    open: set[int] = field(default_factory=set)
 
-    def record_kept(self, producer_id: int) -> None:
-        self.retained[producer_id] = True
-
-    def opened(self, producer_id: int) -> None:
-        self.retained.setdefault(producer_id, False)
+    def batch_seen(self, producer_id: int) -> None:
+        self.open.add(producer_id)
 
     def closed(self, producer_id: int) -> bool:
-        return self.retained.pop(producer_id, False)
+        """The marker of `producer_id`'s transaction: whether a batch of it was seen."""
+        if producer_id in self.open:
+            self.open.discard(producer_id)
+            return True
+        return False
 
 
 @dataclass(slots=True)
@@ -152,22 +165,22 @@ def clean_batches(
         horizon = delete_horizon(header)
         past_horizon = horizon is not None and now_ms >= horizon
         if header.is_control:
-            had_records = txns.closed(header.producer_id)
-            if marker_type(batch) is None or (not had_records and past_horizon):
+            had_batches = txns.closed(header.producer_id)
+            if marker_type(batch) is None or (not had_batches and past_horizon):
                 changed = True
                 continue
-            if horizon is None and not had_records:
-                # Kafka sets a marker's horizon once its transaction kept nothing.
+            if horizon is None and not had_batches:
+                # Kafka's containsMarkerForEmptyTxn: the horizon once no batch is left.
                 out.append(write_batch(header, records, new_horizon))
                 changed = True
             else:
                 out.append(bytes(batch))
             continue
         if header.is_transactional:
+            txns.batch_seen(header.producer_id)
             if aborted(header.producer_id, header.base_offset):
                 changed = True
                 continue
-            txns.opened(header.producer_id)
         kept = []
         tombstones = False
         for record in records:
@@ -178,8 +191,6 @@ def clean_batches(
                     continue
                 tombstones = True
             kept.append(record)
-        if kept and header.is_transactional:
-            txns.record_kept(header.producer_id)
         # Kafka's needToSetDeleteHorizon: only a batch that keeps a tombstone and has
         # no horizon yet gets one; other rewrites keep the batch's horizon or lack of one.
         set_horizon = tombstones and horizon is None
@@ -233,7 +244,7 @@ def dirty_ratio(ranges: Sequence[RangeRecord], first_dirty: int, end: int) -> fl
         if record.end_offset > end:
             break
         total += record.size
-        if record.base_offset >= first_dirty:
+        if record.end_offset > first_dirty:  # a range a full map cut holds dirty records
             dirty += record.size
     return dirty / total if total else 0.0
 
@@ -242,7 +253,7 @@ def must_clean(
     ranges: Sequence[RangeRecord], first_dirty: int, end: int, now_ms: int, config: CleanerConfig
 ) -> bool:
     """Whether the dirty part is due: by ratio, or forced by `max.compaction.lag.ms`."""
-    dirty = [r for r in ranges if r.base_offset >= first_dirty and r.end_offset <= end]
+    dirty = [r for r in ranges if r.end_offset > first_dirty and r.end_offset <= end]
     if not dirty:
         return False
     if dirty_ratio(ranges, first_dirty, end) >= config.min_cleanable_dirty_ratio:
