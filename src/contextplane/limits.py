@@ -54,9 +54,9 @@ GROUP_SESSION_TIMEOUT_MS_MIN = 6_000
 GROUP_SESSION_TIMEOUT_MS_MAX = 1_800_000
 # Kafka's offsets.topic.num.partitions default: partitions of __consumer_offsets.
 OFFSETS_TOPIC_PARTITIONS = 50
-# Retention of __consumer_offsets (cleanup.policy=delete until compaction exists): 7 days,
-# Kafka's offsets.retention.minutes default; the coordinator re-writes a snapshot of every
-# live offset and group every half of it.
+# retention.ms of __consumer_offsets (compacted; retention applies only if an operator adds
+# delete to its policy): 7 days, Kafka's offsets.retention.minutes default; with delete the
+# coordinator re-writes a snapshot of every live offset and group every half of it.
 OFFSETS_TOPIC_RETENTION_MS = 7 * 24 * 3600 * 1000
 # The snapshots are at least this far apart whatever retention.ms the topic is given, and
 # far enough apart that they write at most OFFSETS_SNAPSHOT_BYTES_PER_S on average: a

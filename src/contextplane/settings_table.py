@@ -224,10 +224,11 @@ SETTINGS: tuple[Setting, ...] = (
         "offsets.topic.retention.ms",
         "offsets_topic_retention_ms",
         "ms",
-        "`retention.ms` of `__consumer_offsets` when it is created (it is `cleanup.policy="
-        "delete` until compaction exists: every half of its retention the coordinator writes "
-        "a snapshot of every live offset and group again); -1: no limit. Kafka compacts it "
-        "instead (precedent: Kafka's `offsets.retention.minutes` default, 7 days)",
+        "`retention.ms` of `__consumer_offsets` when it is created; it applies only if an "
+        "operator adds `delete` to the topic's `cleanup.policy` (`compact`, as in Kafka), and "
+        "then every half of it the coordinator writes a snapshot of every live offset and "
+        "group again; -1: no limit (precedent: Kafka's `offsets.retention.minutes` default, "
+        "7 days)",
         low=-1,
     ),
     Setting(

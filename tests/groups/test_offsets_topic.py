@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.sqlite import SqliteMetadataStore
@@ -171,10 +171,50 @@ def test_offsets_survive_kill9(tmp_path: Path) -> None:
         broker.stop()
 
 
+def _offsets_topic_policy(bootstrap: str) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets")
+    configs = admin.describe_configs([resource])[resource].result(10)
+    return str(configs["cleanup.policy"].value)
+
+
+def _set_offsets_topic_configs(bootstrap: str, configs: dict[str, str]) -> None:
+    """AlterConfigs (not incremental): the topic's configs become exactly `configs`."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets", set_config=configs)
+    admin.alter_configs([resource])[resource].result(10)
+
+
+def test_the_topic_is_compacted_and_a_delete_topic_of_an_older_version_is_switched(
+    tmp_path: Path,
+) -> None:
+    broker = Broker(tmp_path / "policy").start()
+    try:
+        assert _offsets_topic_policy(broker.bootstrap) == "compact"  # Kafka's
+        # What a version without compaction created; switched to compact at the next start.
+        legacy = {
+            "cleanup.policy": "delete",
+            "retention.ms": "604800000",
+            "retention.bytes": "-1",
+            "segment.bytes": "104857600",
+        }
+        _set_offsets_topic_configs(broker.bootstrap, legacy)
+        assert _offsets_topic_policy(broker.bootstrap) == "delete"
+        broker.restart()
+        assert _offsets_topic_policy(broker.bootstrap) == "compact"
+        # An operator's own choice is theirs: kept across a restart.
+        _set_offsets_topic_configs(broker.bootstrap, dict(legacy, **{"retention.ms": "1000"}))
+        broker.restart()
+        assert _offsets_topic_policy(broker.bootstrap) == "delete"
+    finally:
+        broker.stop()
+
+
 def test_offsets_outlive_the_retention_of_their_first_records(tmp_path: Path) -> None:
-    """With a short retention the coordinator writes every live offset again every half
-    of it, so once retention has deleted the commit's own records a reader from the
-    earliest offset still sees every committed offset."""
+    """With `delete` added to the topic's policy and a short retention, the coordinator
+    writes every live offset again every half of it, so once retention has deleted the
+    commit's own records a reader from the earliest offset still sees every committed
+    offset."""
     settings = {
         "offsets.topic.retention.ms": "2000",
         "log.roll.ms": "300",  # each upload of the topic's partition a segment of its own
@@ -182,6 +222,11 @@ def test_offsets_outlive_the_retention_of_their_first_records(tmp_path: Path) ->
     }
     broker = Broker(tmp_path / "snap", settings=settings).start()
     try:
+        _set_offsets_topic_configs(
+            broker.bootstrap,
+            {"cleanup.policy": "compact,delete", "retention.ms": "2000", "retention.bytes": "-1"},
+        )
+        broker.restart()  # the writer reads the policy at its next snapshot: at start
         topic = create_topic(broker.bootstrap)
         group = "snap-group"
         committed = consume_and_commit(broker.bootstrap, topic, group, 3)

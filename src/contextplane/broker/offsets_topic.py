@@ -8,13 +8,16 @@ group's partition (`partition_for`): the same WAL and object path as produced da
 append is queued, not awaited: a commit never waits for it, and a failed one is logged
 and repaired by a snapshot.
 
-Until compaction exists the topic is `cleanup.policy=delete` with time retention, so
-the writer keeps it complete by itself: at start (which also covers a crash between a
-metadata commit and its append) and again every half of the topic's `retention.ms`, it
-appends a snapshot of every live committed offset and group. Retention deletes only
-segments whose newest record is older than `retention.ms`, so the latest snapshot and
-everything after it are always retained: a reader from the earliest offset sees every
-live offset, and the newest record of a key is its current value.
+The topic is `cleanup.policy=compact`, as Kafka's: the log cleaner keeps each key's
+newest record, so a reader from the earliest offset sees every live offset and group.
+At start (which also covers a crash between a metadata commit and its append) and after
+a failed append, the writer appends a snapshot of every live committed offset and group.
+If an operator makes the policy list `delete` too, retention may delete the segments of
+offsets that never changed since, so the writer then also appends a snapshot every half
+of the topic's `retention.ms`: retention deletes only segments whose newest record is
+older than that, so the latest snapshot and everything after it are always retained.
+A topic created as `delete` by a version without compaction is switched to `compact` at
+start.
 """
 
 from __future__ import annotations
@@ -54,12 +57,19 @@ RECHECK_S = 60.0
 
 
 def topic_configs(settings: Settings) -> dict[str, str]:
+    """Kafka's own (compact, 100 MiB segments); `retention.ms` applies only if an operator
+    adds `delete` to the policy."""
     return {
-        "cleanup.policy": "delete",
+        "cleanup.policy": "compact",
         "retention.ms": str(settings.offsets_topic_retention_ms),
         "retention.bytes": "-1",
         "segment.bytes": str(SEGMENT_BYTES),
     }
+
+
+def legacy_topic_configs(settings: Settings) -> dict[str, str]:
+    """What versions without compaction created the topic with."""
+    return dict(topic_configs(settings), **{"cleanup.policy": "delete"})
 
 
 class OffsetsTopicWriter:
@@ -86,8 +96,12 @@ class OffsetsTopicWriter:
         """Create the internal topic at the first start (its partition count is fixed
         from then on, as in Kafka)."""
         partitions = self._settings.offsets_topic_num_partitions
-        topic = InternalTopic(OFFSETS_TOPIC, partitions, topic_configs(self._settings))
+        configs = topic_configs(self._settings)
+        topic = InternalTopic(OFFSETS_TOPIC, partitions, configs)
         if not await ensure(self._topics, topic):
+            if self._topics.configs(OFFSETS_TOPIC) == legacy_topic_configs(self._settings):
+                await self._topics.set_configs(OFFSETS_TOPIC, configs)
+                log.info("%s is now cleanup.policy=compact", OFFSETS_TOPIC)
             return
         log.info(
             "created %s with %d partitions",
@@ -109,8 +123,12 @@ class OffsetsTopicWriter:
     def _interval_ms(self) -> int | None:
         """Half of the topic's retention.ms; at least OFFSETS_SNAPSHOT_INTERVAL_MIN_MS and
         long enough to keep the snapshots' writes under OFFSETS_SNAPSHOT_BYTES_PER_S
-        (None: no time retention)."""
-        configured = self._topics.configs(OFFSETS_TOPIC).get("retention.ms")
+        (None: no time retention, or a policy without `delete`)."""
+        configs = self._topics.configs(OFFSETS_TOPIC)
+        policy = configs.get("cleanup.policy", "delete")
+        if "delete" not in [item.strip() for item in policy.split(",")]:
+            return None
+        configured = configs.get("retention.ms")
         try:
             retention = int(configured) if configured is not None else self._settings.retention_ms
         except ValueError:
