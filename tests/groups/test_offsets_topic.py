@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.sqlite import SqliteMetadataStore
@@ -179,10 +185,16 @@ def _offsets_topic_policy(bootstrap: str) -> str:
 
 
 def _set_offsets_topic_configs(bootstrap: str, configs: dict[str, str]) -> None:
-    """AlterConfigs (not incremental): the topic's configs become exactly `configs`."""
+    """IncrementalAlterConfigs: SET each of `configs` on the topic."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets", set_config=configs)
-    admin.alter_configs([resource])[resource].result(10)
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC, "__consumer_offsets", incremental_configs=entries
+    )
+    admin.incremental_alter_configs([resource])[resource].result(10)
 
 
 def test_the_topic_is_compacted_and_a_delete_topic_of_an_older_version_is_switched(
