@@ -6,38 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
-from tests.support.wait import wait_until
+from tests.support.topic_read import read_values
 
 TIMEOUT_S = 60  # liveness bound of each client call (a restart included)
-
-
-def _read_committed(bootstrap: str, topic: str, until: int) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "crash-reader",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-
-    def caught_up() -> bool:
-        message = consumer.poll(0.2)
-        if message is not None and message.error() is None:
-            values.append(message.value())
-        return consumer.position([TopicPartition(topic, 0)])[0].offset >= until
-
-    try:
-        wait_until(caught_up, TIMEOUT_S, f"read_committed reaches offset {until}")
-    finally:
-        consumer.close()
-    return values
 
 
 def test_kill9_mid_transaction(tmp_path: Path) -> None:
@@ -60,7 +35,7 @@ def test_kill9_mid_transaction(tmp_path: Path) -> None:
         broker.kill9()
         broker.start()
         # The committed transaction survived; the open one holds the LSO at 4.
-        assert _read_committed(broker.bootstrap, topic, 4) == [
+        assert read_values(broker.bootstrap, topic, 4) == [
             f"committed-{i}".encode() for i in range(3)
         ]
         successor = Producer(dict(config, **{"bootstrap.servers": broker.bootstrap}))
@@ -68,11 +43,11 @@ def test_kill9_mid_transaction(tmp_path: Path) -> None:
         successor.begin_transaction()
         successor.produce(topic, b"after-restart")
         successor.commit_transaction(TIMEOUT_S)
-        values = _read_committed(broker.bootstrap, topic, 10)
+        values = read_values(broker.bootstrap, topic, 10)
         assert values == [f"committed-{i}".encode() for i in range(3)] + [b"after-restart"]
         broker.kill9()
         broker.start()
-        values = _read_committed(broker.bootstrap, topic, 10)
+        values = read_values(broker.bootstrap, topic, 10)
         assert values == [f"committed-{i}".encode() for i in range(3)] + [b"after-restart"]
     finally:
         broker.stop()

@@ -9,17 +9,15 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import java_client
 from harness._maven import java_tool
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
-from tests.support.wait import wait_until
+from tests.support.topic_read import read_values
 
 TIMEOUT_S = 60  # liveness bound of each client call (a restart included)
 PROGRAM = Path(__file__).parent / "java" / "TransactionsV2Fencing.java"
@@ -72,31 +70,6 @@ def _finish(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> l
     return said
 
 
-def _read_committed(bootstrap: str, topic: str, until: int) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"v2-reader-{uuid.uuid4().hex[:6]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-
-    def caught_up() -> bool:
-        message = consumer.poll(0.2)
-        if message is not None and message.error() is None:
-            values.append(message.value())
-        return consumer.position([TopicPartition(topic, 0)])[0].offset >= until
-
-    try:
-        wait_until(caught_up, TIMEOUT_S, f"read_committed reaches offset {until}")
-    finally:
-        consumer.close()
-    return values
-
-
 def _state(bootstrap: str, tid: str) -> tuple[str, int]:
     with RawClient(bootstrap) as client:
         state = client.request(65, 0, transactional_ids=[tid]).transaction_states[0]
@@ -120,7 +93,7 @@ def test_a_second_java_producer_fences_the_first(tmp_path: Path) -> None:
         assert sent in FENCED and committed in FENCED, said
         assert said[-1] == "done"
         # a-open (aborted by the fence), its ABORT marker, b, its COMMIT marker.
-        assert _read_committed(broker.bootstrap, topic, 4) == [b"b"]
+        assert read_values(broker.bootstrap, topic, 4) == [b"b"]
         # B: InitProducerId after the fence's bump, then its commit bumped once more.
         state, epoch = _state(broker.bootstrap, tid)
         assert state == "CompleteCommit" and epoch == 3
@@ -142,12 +115,12 @@ def test_kill9_while_a_java_v2_transaction_is_open(tmp_path: Path) -> None:
         process.stdin.write("go\n")
         process.stdin.flush()
         assert _finish(process, lines) == ["done"]
-        values = _read_committed(broker.bootstrap, topic, 5)  # four records, one marker
+        values = read_values(broker.bootstrap, topic, 5)  # four records, one marker
         assert values == [b"r0", b"r1", b"r2", b"r3"]
         assert _state(broker.bootstrap, tid) == ("CompleteCommit", 1)  # EndTxn v5 bumped
         broker.kill9()
         broker.start()
-        assert _read_committed(broker.bootstrap, topic, 5) == [b"r0", b"r1", b"r2", b"r3"]
+        assert read_values(broker.bootstrap, topic, 5) == [b"r0", b"r1", b"r2", b"r3"]
         assert _state(broker.bootstrap, tid) == ("CompleteCommit", 1)
     finally:
         broker.stop()
