@@ -71,6 +71,7 @@ class TxnWriter:
     max_records: int = 6
     pause_s: float = 0.05
     attempted: int = 0
+    current: str | None = None  # the transaction between begin and its end call's return
     _pending: list[_Pending] = field(default_factory=list)
     _delivered: set[bytes] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,6 +102,7 @@ class TxnWriter:
         count = rng.randint(1, self.max_records)
         self._pending.append(txn)
         self.attempted += 1
+        self.current = txn.name
         try:
             producer.begin_transaction()
             for i in range(count):
@@ -121,6 +123,8 @@ class TxnWriter:
                 producer.abort_transaction(CALL_TIMEOUT_S)
         except KafkaException as exc:
             return _recover(producer, exc.args[0])
+        finally:
+            self.current = None
         return producer
 
     def history(self) -> list[Txn]:

@@ -37,11 +37,11 @@ def read_to(
     errors: list[str] = []
 
     def caught_up() -> bool:
-        message = consumer.poll(0.2)
-        if message is not None and message.error() is not None:
-            errors.append(str(message.error()))
-        elif message is not None:
-            records[message.partition()].append((message.offset(), message.value()))
+        for message in consumer.consume(1000, 0.2):
+            if message.error() is not None:
+                errors.append(str(message.error()))
+            else:
+                records[message.partition()].append((message.offset(), message.value()))
         for tp in consumer.position([TopicPartition(topic, p) for p in until]):
             positions[tp.partition] = tp.offset
         return all(positions[p] >= end for p, end in until.items() if end)
