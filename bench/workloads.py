@@ -270,8 +270,12 @@ class PacedProducer:
 class TimestampConsumer:
     """Consumes a fresh topic on a thread; end-to-end latency per message."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        self.consumer = ck.Consumer({**consumer_config(bootstrap), "fetch.wait.max.ms": 100})
+    def __init__(
+        self, bootstrap: str, topic: str, partitions: int, config: dict[str, Any] | None = None
+    ) -> None:
+        self.consumer = ck.Consumer(
+            {**consumer_config(bootstrap), "fetch.wait.max.ms": 100, **(config or {})}
+        )
         # Each latency run uses a fresh topic, so reading from the beginning needs no
         # ListOffsets(latest) (unreliable on Tansu).
         self.consumer.assign(
