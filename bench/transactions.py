@@ -48,15 +48,17 @@ class TxnProfile:
     latency_seconds: float
     latency_rate: int  # transactions per second
     latency_records: int  # records per transaction
+    latency_producers: int  # paced producers sharing the rate
+    warmup_seconds: float  # untimed transactions per target before the first run (JIT)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 PROFILES = {
-    "smoke": TxnProfile("smoke", 1, 1.5, (100, 1000), 2.0, 20, 10),
-    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 100, 10),
-    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 100, 10),
+    "smoke": TxnProfile("smoke", 1, 1.5, (100, 1000), 2.0, 20, 10, 2, 0.5),
+    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 100, 10, 4, 3.0),
+    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 100, 10, 4, 5.0),
 }
 
 # (key in a run's result, label, unit, higher is better)
@@ -103,8 +105,13 @@ def _log(message: str, started: float) -> None:
 
 
 def _start_targets(
-    targets: list[Target], prof: TxnProfile, errors: dict[str, str], t0: float
+    targets: list[Target],
+    prof: TxnProfile,
+    values: list[bytes],
+    errors: dict[str, str],
+    t0: float,
 ) -> dict[str, Instance]:
+    """A fresh instance per target with its topics, warmed up by untimed transactions."""
     insts: dict[str, Instance] = {}
     for target in targets:
         try:
@@ -114,6 +121,15 @@ def _start_targets(
                 created = workloads.create_topic(inst.bootstrap, topic, PARTITIONS, 60)
                 if created["error"]:
                     raise RuntimeError(f"create topic {topic}: {created['error']}")
+            for size in prof.txn_sizes:
+                txn_workloads.transactional_throughput(
+                    inst.bootstrap,
+                    f"txn-tput-{size}",
+                    PARTITIONS,
+                    values,
+                    size,
+                    prof.warmup_seconds / len(prof.txn_sizes),
+                )
             _log(f"{target.name}: started at {inst.bootstrap}", t0)
         except Exception as exc:  # noqa: BLE001 - reported; the other targets go on
             _log(f"{target.name}: setup failed: {traceback.format_exc()}", t0)
@@ -151,7 +167,7 @@ def run(
     targets = [Target(name, tmp / name) for name in names]
     insts: dict[str, Instance] = {}
     try:
-        insts = _start_targets(targets, prof, results["errors"], t0)
+        insts = _start_targets(targets, prof, values, results["errors"], t0)
         live = list(insts)
         for i in range(prof.runs):
             for size in prof.txn_sizes:
@@ -227,6 +243,7 @@ def _latency_run(
             prof.latency_rate,
             prof.latency_records,
             prof.latency_seconds,
+            prof.latency_producers,
         )
     except Exception as exc:  # noqa: BLE001 - reported, the next run goes on
         res = {"error": f"{type(exc).__name__}: {exc}"}
@@ -268,6 +285,7 @@ def _profile(
         prof.latency_rate,
         prof.latency_records,
         latency_seconds,
+        prof.latency_producers,
     )
     profiles["latency"] = profiler.finish()
     return profiles
@@ -305,7 +323,8 @@ def summarize(results: dict[str, Any], prof: TxnProfile) -> dict[str, Any]:
             THROUGHPUT_FIGURES,
         )
     add(
-        f"paced, {prof.latency_rate} txn/s of {prof.latency_records} records",
+        f"paced, {prof.latency_rate} txn/s of {prof.latency_records} records "
+        f"({prof.latency_producers} producers)",
         results["latency"],
         LATENCY_FIGURES,
     )
@@ -340,8 +359,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"Medians of {results['profile']['runs']} interleaved runs; started "
         f"{meta['started']}, {meta['runtime_s']:.0f} s, load average before "
         f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f} "
-        f"({meta['cores']} cores). Ratios: contextplane ÷ Kafka (throughput above 1 and "
-        "latency below 1 favour contextplane).",
+        f"({meta['cores']} cores)."
+        + (
+            " Ratios: contextplane ÷ Kafka (throughput above 1 and latency below 1 favour "
+            "contextplane)."
+            if "kafka" in names
+            else ""
+        ),
     ]
     if results["errors"]:
         lines += ["", "Errors: " + json.dumps(results["errors"])]

@@ -118,7 +118,7 @@ class PacedTransactions:
         topic: str,
         partitions: int,
         values: list[bytes],
-        rate: int,
+        rate: float,
         records: int,
     ) -> None:
         config = {**throughput_config(bootstrap), "linger.ms": 1}
@@ -128,6 +128,7 @@ class PacedTransactions:
         self.values = values
         self.rate = rate
         self.records = records
+        self.first_slot_at = 0.0
         self.commits: list[tuple[float, float]] = []  # (start monotonic s, commit ms)
         self.committed_records = 0
         self.late = 0
@@ -135,14 +136,15 @@ class PacedTransactions:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="paced-txn", daemon=True)
 
-    def start(self) -> PacedTransactions:
+    def start(self, first_slot_at: float) -> PacedTransactions:
+        self.first_slot_at = first_slot_at
         self._thread.start()
         return self
 
     def _run(self) -> None:
         interval = 1.0 / self.rate
         mask = len(self.values) - 1
-        due = time.monotonic()
+        due = self.first_slot_at
         n = 0
         try:
             while not self._stop.is_set():
@@ -184,9 +186,12 @@ def committed_latency_run(
     rate: int,
     records: int,
     seconds: float,
+    producers: int = 1,
 ) -> dict[str, Any]:
-    """A paced transactional producer with a read_committed and a read_uncommitted consumer
-    tailing the same topic; the first second is warm-up, not counted."""
+    """`producers` paced transactional producers (rate / producers transactions/s each,
+    their slots staggered evenly) with a read_committed and a read_uncommitted consumer
+    tailing the same topic; the first second is warm-up, not counted. Several producers
+    let the asked rate be met when one commit takes longer than the interval."""
     consumers = {
         isolation: TimestampConsumer(
             bootstrap, topic, partitions, config={"isolation.level": isolation}
@@ -194,14 +199,22 @@ def committed_latency_run(
         for isolation in ("read_committed", "read_uncommitted")
     }
     time.sleep(1.0)  # the consumers have their assignments and positions before we produce
-    producer = PacedTransactions(bootstrap, topic, partitions, values, rate, records).start()
-    warm = time.monotonic() + 1.0
-    time.sleep(1.0 + seconds)
+    each = rate / producers
+    paced = [
+        PacedTransactions(bootstrap, topic, partitions, values, each, records)
+        for _ in range(producers)
+    ]
+    start = time.monotonic()
+    for k, producer in enumerate(paced):
+        producer.start(start + k / rate)
+    warm = start + 1.0
+    time.sleep(max(0.0, warm + seconds - time.monotonic()))
     end = time.monotonic()
-    producer.stop()
+    for producer in paced:
+        producer.stop()
     # Wait (bounded) until both consumers have every committed record, so the tail of
     # the window is counted rather than cut off.
-    expected = producer.committed_records
+    expected = sum(p.committed_records for p in paced)
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
         if all(len(c.samples) >= expected for c in consumers.values()):
@@ -209,14 +222,16 @@ def committed_latency_run(
         time.sleep(0.05)
     for consumer in consumers.values():
         consumer.stop()
-    committed = producer.committed_in(warm, end)
+    committed = [ms for p in paced for ms in p.committed_in(warm, end)]
+    errors = [p.error for p in paced if p.error is not None]
     return {
         "rate_asked_txn_per_s": rate,
+        "producers": producers,
         "records_per_txn": records,
-        "seconds": seconds,
-        "rate_achieved_txn_per_s": len(committed) / seconds,
-        "late_slots": producer.late,
-        "error": producer.error,
+        "seconds": end - warm,
+        "rate_achieved_txn_per_s": len(committed) / (end - warm),
+        "late_slots": sum(p.late for p in paced),
+        "error": errors[0] if errors else None,
         "commit": latency_summary(committed),
         "records_committed": expected,
         "records_received": {i: len(c.samples) for i, c in consumers.items()},

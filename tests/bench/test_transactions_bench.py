@@ -68,6 +68,33 @@ def test_the_transaction_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert row["medians"]["contextplane-file"] is not None, row
     # Without Kafka in the run there is nothing to divide by: no ratio column.
     table = (out / "txn-results.md").read_text()
-    assert "read_committed end-to-end p99" in table and "÷ Kafka" not in table
+    header = table.splitlines()[0]
+    assert "contextplane file://" in header and "÷ Kafka" not in header
+    assert "read_committed end-to-end p99" in table
     # Temporary broker data is removed after the run.
     assert not list(tmp_path.glob("cp-txnbench-*"))
+
+
+def test_ratios_divide_each_contextplane_median_by_kafkas_median() -> None:
+    prof = transactions.PROFILES["smoke"]
+
+    def runs(*values: float) -> list[dict[str, object]]:
+        return [{"records_per_s": v, "commit": {"p99_ms": v / 100}} for v in values]
+
+    results: dict[str, object] = {
+        "throughput": {
+            str(size): {"contextplane-file": runs(10, 30, 20), "kafka": runs(5, 40, 10)}
+            for size in prof.txn_sizes
+        },
+        "latency": {"contextplane-file": [{"error": "broken"}], "kafka": []},
+    }
+    rows = transactions.summarize(results, prof)["rows"]
+    (records,) = [r for r in rows if r["key"] == "records_per_s" and "100 " in r["workload"]]
+    assert records["medians"] == {"contextplane-file": 20, "kafka": 10}
+    assert records["ratio_to_kafka"] == {"contextplane-file": 2.0}
+    (commit,) = [r for r in rows if r["key"] == "commit.p99_ms" and "100 " in r["workload"]]
+    assert commit["ratio_to_kafka"] == {"contextplane-file": 2.0}
+    # A run that failed has no figures: its row says n/a instead of dividing by nothing.
+    latency = [r for r in rows if r["key"] == "read_committed.p99_ms"]
+    assert latency[0]["medians"] == {"contextplane-file": None, "kafka": None}
+    assert latency[0]["ratio_to_kafka"] == {"contextplane-file": None}
