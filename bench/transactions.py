@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,8 @@ class TxnProfile:
 
 PROFILES = {
     "smoke": TxnProfile("smoke", 1, 1.5, (100, 1000), 2.0, 20, 10, 2, 0.5),
-    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 100, 10, 4, 3.0),
-    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 100, 10, 4, 5.0),
+    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 50, 10, 10, 3.0),
+    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 50, 10, 10, 5.0),
 }
 
 # (key in a run's result, label, unit, higher is better)
@@ -385,12 +385,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile-broker", action="store_true", help="py-spy on contextplane, extra runs"
     )
+    parser.add_argument(
+        "--latency-rate", type=int, default=None, help="paced transactions/s (profile's)"
+    )
+    parser.add_argument(
+        "--latency-producers", type=int, default=None, help="paced producers (profile's)"
+    )
     args = parser.parse_args(argv)
     names = [n for n in args.targets.replace(" ", ",").split(",") if n]
     unknown = [n for n in names if n not in DEFAULT_TARGETS]
     if unknown or not names:
         raise SystemExit(f"unknown targets {unknown}; choose from {', '.join(DEFAULT_TARGETS)}")
     prof = PROFILES[args.profile]
+    if args.latency_rate is not None:
+        prof = replace(prof, latency_rate=args.latency_rate)
+    if args.latency_producers is not None:
+        prof = replace(prof, latency_producers=args.latency_producers)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = (args.out or ROOT / "bench" / "results" / f"{stamp}-txn-{prof.name}").resolve()
     out.mkdir(parents=True, exist_ok=True)
