@@ -57,8 +57,8 @@ class TxnProfile:
 
 PROFILES = {
     "smoke": TxnProfile("smoke", 1, 1.5, (100, 1000), 2.0, 20, 10, 2, 0.5),
-    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 50, 10, 10, 3.0),
-    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 50, 10, 10, 5.0),
+    "quick": TxnProfile("quick", 2, 4.0, (100, 1000), 4.0, 20, 10, 10, 3.0),
+    "standard": TxnProfile("standard", 3, 10.0, (100, 1000), 10.0, 20, 10, 10, 5.0),
 }
 
 # (key in a run's result, label, unit, higher is better)
