@@ -13,9 +13,10 @@ CLI::
 
     python -m harness.kafka_connect fetch
 
-The jars (connect-runtime and connect-file (see CONNECT_FILE_VERSION) with their runtime closure, plus a log4j2
-backend) come from Maven Central via ``mvn dependency:copy-dependencies`` and are cached in
-``$CONTEXTPLANE_CACHE/kafka-connect-<version>/libs`` (default ``~/.cache/contextplane``).
+The jars (connect-runtime and connect-file, see CONNECT_FILE_VERSION, with their runtime
+closure, plus a log4j2 backend) come from Maven Central via ``mvn
+dependency:copy-dependencies`` and are cached in ``$CONTEXTPLANE_CACHE/kafka-connect-<version>``
+(default ``~/.cache/contextplane``), beside the one bridge class connect-file needs.
 connect-file is on the worker's class path, so no plugin.path is needed.
 """
 

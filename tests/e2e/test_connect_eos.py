@@ -43,6 +43,7 @@ PROGRESS_S = 180  # liveness bound of the connectors copying what the source fil
 TOPIC = "lines"
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+BURST = 40_000  # lines appended before a kill
 
 
 def _lines(start: int, count: int) -> list[str]:
@@ -62,14 +63,15 @@ def _read_lines(path: Path) -> list[str]:
     return text[: text.rfind("\n") + 1].splitlines()
 
 
-def _read_committed(bootstrap: str, topic: str) -> list[str]:
-    """Every committed record of the topic's one partition, in offset order."""
+def _read_committed(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[str]:
+    """Every committed record of the topic's one partition in offset order (every record,
+    aborted ones too, with isolation="read_uncommitted")."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"connect-eos-reader-{uuid.uuid4().hex[:6]}",
             "enable.auto.commit": False,
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
             "auto.offset.reset": "earliest",
         }
     )
@@ -93,6 +95,26 @@ def _read_committed(bootstrap: str, topic: str) -> list[str]:
         consumer.close()
 
 
+def _end_offsets(bootstrap: str, topic: str) -> tuple[int, int]:
+    """(last stable offset, high watermark) of the topic's one partition: ListOffsets under
+    read_committed and read_uncommitted. The first is below the second while a
+    transaction with records in the partition is open."""
+    ends = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "connect-eos-offsets-probe",
+                "isolation.level": isolation,
+            }
+        )
+        try:
+            ends.append(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+        finally:
+            consumer.close()
+    return ends[0], ends[1]
+
+
 def _cleanup_policies(bootstrap: str, topics: list[str]) -> dict[str, str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in topics]
@@ -105,9 +127,7 @@ def _cleanup_policies(bootstrap: str, topics: list[str]) -> dict[str, str]:
 
 def _create_topic(bootstrap: str, topic: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(
-        30
-    )
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
 
 
 class Pipeline:
@@ -206,41 +226,66 @@ def test_connect_exactly_once_source_copies_a_file(pipeline: Pipeline) -> None:
     )
 
 
+def _kill_inside_a_transaction(pipeline: Pipeline, first_line: int) -> int:
+    """Append bursts of lines and SIGKILL the worker while its source task has an open
+    transaction holding records (LSO < high watermark, and still so after the kill: no
+    commit slipped in between). Returns the number of lines appended. A kill that lands
+    between two transactions is retried with a restarted worker and another burst."""
+    appended = 0
+    for _ in range(3):
+        worker = pipeline.worker
+        assert worker is not None
+        # 20 polls' worth of lines (FileStreamSource reads batch.size=2000 lines a poll,
+        # one transaction each, the default transaction boundary).
+        _append(pipeline.source, _lines(first_line + appended, BURST))
+        appended += BURST
+        wait_until(
+            lambda: _open_transaction(pipeline.bootstrap),
+            PROGRESS_S,
+            f"the source task inside a transaction holding records\n{worker.log_tail()}",
+            poll_s=0.01,
+        )
+        worker.kill()
+        if _open_transaction(pipeline.bootstrap):
+            return appended
+        pipeline.start_worker()
+        pipeline.wait_running()
+    raise AssertionError("three kills in a row landed between transactions")
+
+
+def _open_transaction(bootstrap: str) -> bool:
+    stable, high = _end_offsets(bootstrap, TOPIC)
+    return stable < high
+
+
 @pytest.mark.slow
-def test_connect_worker_killed_mid_run_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
-    """SIGKILL the only worker while the source task is between transactions over a large
-    batch of lines, restart it, append more: the topic (read_committed) holds every line
-    once in order; the sink file holds every line in order, re-delivered ranges aside."""
+def test_connect_worker_killed_inside_a_transaction_loses_and_duplicates_nothing(
+    pipeline: Pipeline,
+) -> None:
+    """SIGKILL the only worker while its source task's transaction holds records, restart
+    it, append more: the killed transaction is aborted, and the topic (read_committed)
+    holds every line once in order; the sink file holds every line in order, duplicates of
+    a range the sink task received again aside."""
     first = _lines(0, 1000)
     _append(pipeline.source, first)
-    worker = pipeline.start_worker()
+    pipeline.start_worker()
     pipeline.create_connectors()
     pipeline.wait_sink_has(first)
 
-    # 20 polls' worth of lines (FileStreamSource reads batch.size=2000 lines a poll, one
-    # transaction each): the kill lands while transactions of this batch are under way.
-    burst = _lines(len(first), 40_000)
-    _append(pipeline.source, burst)
-    wait_until(
-        lambda: len(_read_lines(pipeline.sink)) > len(first),
-        PROGRESS_S,
-        f"the sink receiving lines of the burst\n{worker.log_tail()}",
-        poll_s=0.05,
-    )
-    worker.kill()
-    copied_before_kill = len(_read_lines(pipeline.sink))
-
+    appended = _kill_inside_a_transaction(pipeline, len(first))
     pipeline.start_worker()
     pipeline.wait_running()
-    last = _lines(len(first) + len(burst), 1000)
+    last = _lines(len(first) + appended, 1000)
     _append(pipeline.source, last)
-    expected = first + burst + last
+    expected = first + _lines(len(first), appended) + last
     sink = pipeline.wait_sink_has(expected)
 
-    assert copied_before_kill < len(expected), "the kill came after everything was copied"
     topic = _read_committed(pipeline.bootstrap, TOPIC)
     assert len(topic) == len(expected), f"{len(topic) - len(expected)} duplicates in the topic"
     assert topic == expected
+    # The killed task's records are in the log, aborted: a read_uncommitted reader sees them.
+    aborted = len(_read_committed(pipeline.bootstrap, TOPIC, "read_uncommitted")) - len(topic)
+    assert aborted > 0
     assert list(dict.fromkeys(sink)) == expected
     assert _cleanup_policies(pipeline.bootstrap, pipeline.internal_topics()) == dict.fromkeys(
         pipeline.internal_topics(), "compact"
