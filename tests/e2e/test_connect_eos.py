@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,9 @@ def _read_committed(bootstrap: str, topic: str, isolation: str = "read_committed
         def at_end() -> bool:
             for message in consumer.consume(1000, 0.5):
                 assert message.error() is None, message.error()
-                values.append(message.value().decode())
+                value = message.value()
+                assert value is not None, f"a record without a value at {message.offset()}"
+                values.append(value.decode())
             position = consumer.position([TopicPartition(topic, 0)])[0].offset
             return position >= end
 
@@ -179,7 +182,7 @@ class Pipeline:
         assert worker is not None
         for name in ("file-source", "file-sink"):
             wait_until(
-                lambda name=name: worker.running(name),  # type: ignore[misc]
+                partial(worker.running, name),
                 START_S,
                 f"{name} and its task RUNNING\n{worker.log_tail()}",
                 poll_s=0.5,
