@@ -6,18 +6,21 @@ connector copies the topic into another file.
 
 What exactly-once means here, precisely. The source side is exactly-once: each source
 task's records and its source offsets are written in one transaction, so after a worker is
-killed with SIGKILL the restarted task resumes at the last committed offset, its open
-transaction is aborted (the new task's producer fences the old one through the
-transactional id `<group.id>-<connector>-<task>`, after the leader fenced zombies with
-FenceProducers), and a read_committed reader of the topic sees every line once, in order.
+killed with SIGKILL the restarted task resumes at the last committed offset, and the killed
+task's open transaction is aborted when the restarted task's producer initialises with the
+same transactional id (`<group.id>-<connector>-<task>`): a read_committed reader of the
+topic sees every line once, in order, while the aborted records stay in the log.
+
 The sink side is at-least-once, on Apache Kafka as here: FileStreamSinkTask writes each
-record on put() and flushes only when the worker commits the sink consumer's offsets
-(`offset.flush.interval.ms`), so a SIGKILL after a flush but before the offset commit
-makes the restarted task receive those records again and append them a second time. So
-the crash test checks exactly-once where Connect promises it (the topic, read_committed)
-and, for the sink file, that it holds every source line in source order once duplicates
-of a re-delivered range are dropped. The sink reads read_committed
-(`consumer.override.isolation.level`): the killed task's aborted records never reach it.
+record to the file in put(), and the worker commits the sink consumer's offsets only every
+`offset.flush.interval.ms` (after flush()), so the lines written after the last commit are
+delivered again to the restarted task, which appends them a second time. Apache Kafka 4.4
+does the same: a worker killed while its sink had written 457 lines past its last offset
+commit left those 457 lines twice in the sink file, beside a topic holding each line once
+(read_committed). So the crash test checks exactly-once where Connect promises it (the
+topic, read_committed), and for the sink file that it holds every source line in source
+order once the duplicates of a re-delivered range are dropped. The sink reads
+read_committed (`consumer.override.isolation.level`): the aborted records never reach it.
 
 The three internal topics are created by Connect itself as compacted topics, and it
 checks their cleanup.policy with DescribeConfigs before it starts (a topic that is not
