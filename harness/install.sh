@@ -41,4 +41,5 @@ PY="${PYTHON:-$REPO/.venv/bin/python}"
 cd "$REPO"
 "$PY" -m harness.kafka_reference fetch >/dev/null
 "$PY" -m harness.java_client build >/dev/null
+"$PY" -m harness.kafka_connect fetch >/dev/null
 echo "install.sh: reference harness ready" >&2

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from conformance.suites import SuiteUnavailable, load
-from harness import java_client, kafka_reference
+from harness import java_client, kafka_connect, kafka_reference
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def _maven_steps() -> dict[str, Path]:
         "kafka-reference": kafka_reference.fetch(),
         "java-client": java_client.build(),
         "kafka-tools": load("librdkafka").fetch_kafka_tools(),
+        "kafka-connect": kafka_connect.fetch(),
     }
 
 
