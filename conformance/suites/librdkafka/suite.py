@@ -29,6 +29,11 @@ BROKER_SETTINGS = {
     "auto.create.topics.enable": "true",
     # librdkafka's own test cluster (tests/scenarios/default.json): auto-create, 4 partitions
     "num.partitions": "4",
+    # The ACL APIs answer (0081_admin creates, describes and deletes ACLs; 0109, 0115, 0119
+    # deny or allow topics with kafka-acls.sh) and every request passes the authorizer,
+    # which allows what no ACL covers.
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
 }
 PARALLEL = 2
 _LINE = re.compile(r"=+ Test (\S+) (PASSED|FAILED|SKIPPED)")
@@ -61,22 +66,25 @@ def fetch_kafka_tools() -> Path:
 
 
 def kafka_cli(work: Path) -> Path | None:
-    """A KAFKA_PATH whose bin/kafka-topics.sh is Apache Kafka's own TopicCommand (from
-    Maven Central, cached), as tests 0052/0077 expect from a trivup cluster."""
+    """A KAFKA_PATH whose bin/ holds Apache Kafka's own TopicCommand (kafka-topics.sh, tests
+    0052/0077) and AclCommand (kafka-acls.sh, tests 0109/0115/0119), from Maven Central,
+    cached, as a trivup cluster provides them."""
     from harness._maven import java_tool
 
     try:
         libs = fetch_kafka_tools()
-    except Exception:  # noqa: BLE001 - the two tests that need it then fail, visibly
+    except Exception:  # noqa: BLE001 - the tests that need them then fail, visibly
         return None
-    script = work / "kafka" / "bin" / "kafka-topics.sh"
-    script.parent.mkdir(parents=True)
-    script.write_text(
-        "#!/bin/sh\n"
-        f'exec "{java_tool("java")}" -Xmx256m -cp "{libs}/*" '
-        'org.apache.kafka.tools.TopicCommand "$@"\n'
-    )
-    script.chmod(0o755)
+    bin_dir = work / "kafka" / "bin"
+    bin_dir.mkdir(parents=True)
+    for script, tool in (("kafka-topics.sh", "TopicCommand"), ("kafka-acls.sh", "AclCommand")):
+        path = bin_dir / script
+        path.write_text(
+            "#!/bin/sh\n"
+            f'exec "{java_tool("java")}" -Xmx256m -cp "{libs}/*" '
+            f'org.apache.kafka.tools.{tool} "$@"\n'
+        )
+        path.chmod(0o755)
     return work / "kafka"
 
 
