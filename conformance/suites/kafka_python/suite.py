@@ -31,6 +31,10 @@ HERE = Path(__file__).resolve().parent
 BROKER_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
     "num.partitions": "4",  # the fixtures' topics have 4 partitions; auto-created ones too
+    # As the fixture's own broker (KafkaFixture._acl_config): the ACL APIs answer and every
+    # request passes the authorizer, which allows what no ACL covers.
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
 }
 # With the codec extras, so the lz4/snappy/zstd parametrisations run instead of skipping.
 SUITE_PACKAGES = [
