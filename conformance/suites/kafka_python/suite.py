@@ -7,7 +7,8 @@ pytest-mock). The sdist lacks test/__init__.py and test/service.py: small stand-
 stubs/ are copied in. KAFKA_VERSION is the version contextplane's ApiVersions imply;
 KAFKA_ROOT points at an existing empty directory (the fixtures only check it exists).
 Test ids are pytest node ids relative to the sdist root, e.g.
-`test/integration/test_producer_integration.py::test_end_to_end[gzip]`.
+`test/integration/test_producer_integration.py::test_end_to_end[gzip]`. Tests that can lose
+a race inside kafka-python itself get a second run when they fail (client_races.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from conformance.suites.kafka_python import client_races
 from harness.cache import cache_root, tail
 
 VERSION = "3.0.12"  # the kafka-python the project's tests use (pyproject.toml [test])
@@ -140,7 +142,14 @@ def run(
         "--ignore=test/integration/test_sasl_integration.py",
         "--ignore=test/integration/test_ssl_integration.py",
     ]
-    return run_pytest(src, work, env, [*ignore, *selection], tests, log, deadline)
+    outcomes = run_pytest(src, work, env, [*ignore, *selection], tests, log, deadline)
+
+    def rerun(again: list[str]) -> dict[str, str]:
+        retry = work / "rerun"
+        retry.mkdir(exist_ok=True)
+        return run_pytest(src, retry, env, [*ignore, *again], again, log, deadline)
+
+    return client_races.settle(outcomes, rerun, log)
 
 
 def run_pytest(
