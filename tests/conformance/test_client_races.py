@@ -69,7 +69,7 @@ def test_every_racy_test_is_allowlisted_and_explained_in_the_findings() -> None:
         assert test.split("::", 1)[1] in findings, test
 
 
-FLAKY_ONCE = '''
+FLAKY_ONCE = """
 import os
 from pathlib import Path
 
@@ -90,14 +90,14 @@ def test_end_to_end():
     first = not seen.exists()
     seen.touch()
     assert not first
-'''
+"""
 
 # pytest-timeout's options, which the runner passes; the project's venv has no plugin.
-TIMEOUT_OPTIONS = '''
+TIMEOUT_OPTIONS = """
 def pytest_addoption(parser):
     parser.addoption("--timeout")
     parser.addoption("--timeout-method")
-'''
+"""
 
 
 def test_the_suite_run_gives_a_racy_test_its_second_run(
