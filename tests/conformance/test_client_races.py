@@ -5,6 +5,7 @@ and the second run decides."""
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_the_suite_run_gives_a_racy_test_its_second_run(
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
     monkeypatch.setattr(suite, "_cache", lambda: cache)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's work directory
     marks = tmp_path / "marks"
     marks.mkdir()
     monkeypatch.setenv("RACE_MARKS", str(marks))
