@@ -105,10 +105,10 @@ def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> Non
     keys = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert response.error_code == ErrorCode.none
     assert keys[PRODUCE] == (3, 12) and keys[FETCH][0] == 4
-    # The client's AddPartitionsToTxn (v4+ is the KIP-890 broker form); transactions v2's
-    # EndTxn 5 and TxnOffsetCommit 5; WriteTxnMarkers and the transaction admin APIs at
-    # Kafka 4.4's versions.
-    assert keys[24] == (0, 3) and keys[26] == keys[28] == (0, 5) and keys[27] == (1, 2)
+    # AddPartitionsToTxn up to v5 (v4+ is the KIP-890 broker form); transactions v2's
+    # EndTxn 5; TxnOffsetCommit 6 (topic ids, KIP-1319); WriteTxnMarkers and the
+    # transaction admin APIs at Kafka 4.4's versions.
+    assert keys[24] == keys[26] == (0, 5) and keys[28] == (0, 6) and keys[27] == (1, 2)
     assert keys[61] == keys[65] == (0, 0) and keys[66] == (0, 2)
     # The ACL APIs, at the versions Kafka 4.4 keeps (KIP-896 removed v0).
     assert keys[29] == keys[30] == keys[31] == (1, 3)

@@ -1,12 +1,14 @@
 """Transactions v2 (KIP-890) with the Java client, which uses them because ApiVersions
 finalizes transaction.version 2: no AddPartitionsToTxn (Produce v12 adds the partition),
-no AddOffsetsToTxn (TxnOffsetCommit v5 adds the group), and every commit or abort bumps
+no AddOffsetsToTxn (TxnOffsetCommit v5+ adds the group; the 4.4 client sends v6,
+naming topics by id), and every commit or abort bumps
 the producer epoch (EndTxn v5 returns it). Consume-transform-produce over three
 transactions: only the committed ones are visible, the aborted one's offsets are
 dropped, and the epoch rose once per transaction."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -37,8 +39,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker
 
 
 def test_java_client_consume_transform_produce_with_transactions_v2(
-    broker: InProcessBroker,
+    broker: InProcessBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The pipeline's debug line names each request's api key and version.
+    caplog.set_level(logging.DEBUG, logger="contextplane.broker.pipeline")
     bootstrap = broker.bootstrap
     suffix = uuid.uuid4().hex[:8]
     source, sink, group, tid = f"v2in-{suffix}", f"v2out-{suffix}", f"g-{suffix}", f"t-{suffix}"
@@ -59,6 +63,16 @@ def test_java_client_consume_transform_produce_with_transactions_v2(
         timeout=120,
     )
     assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
+    # sendOffsetsToTransaction negotiated TxnOffsetCommit v6 (topic ids, KIP-1319).
+    txn_offset_commits = {
+        r.args[1]
+        for r in caplog.records
+        if r.name == "contextplane.broker.pipeline"
+        and r.msg.startswith("api key %d v%d")
+        and isinstance(r.args, tuple)
+        and r.args[0] == 28
+    }
+    assert txn_offset_commits == {6}, txn_offset_commits
 
     with RawClient(bootstrap) as client:
         state = client.request(65, 0, transactional_ids=[tid]).transaction_states[0]

@@ -170,6 +170,15 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "v3_and_below_producer_id": 1,
             "v3_and_below_producer_epoch": 0,
             "v3_and_below_topics": [{"name": TOPIC, "partitions": [0]}],
+            "transactions": [  # v4+: the brokers' batched form
+                {
+                    "transactional_id": "sweep-txn",
+                    "producer_id": 1,
+                    "producer_epoch": 0,
+                    "verify_only": version % 2 == 0,
+                    "topics": [{"name": TOPIC, "partitions": [0]}],
+                }
+            ],
         },
         25: {  # AddOffsetsToTxn
             "transactional_id": "sweep-txn",
@@ -194,6 +203,7 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "topics": [
                 {
                     "name": TOPIC,
+                    "topic_id": topic_id,  # v6 names topics by id
                     "partitions": [
                         {
                             "partition_index": 0,

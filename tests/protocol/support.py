@@ -10,7 +10,6 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from hypothesis import strategies as st
-from kio.index import load_request_schema
 from kio.serial import entity_writer
 from kio.serial._implicit_defaults import get_tagged_field_default
 from kio.serial._introspect import (
@@ -23,6 +22,8 @@ from kio.serial._introspect import (
 from kio.serial._serialize import get_field_writer
 from kio.serial.writers import write_unsigned_varint
 from kio.static.primitive import Records
+
+from contextplane.protocol.codec import request_schema
 
 # kio registers strategies for its primitives but not for Records (record batches are
 # opaque bytes to the request decoder).
@@ -49,10 +50,12 @@ REQUEST_VERSIONS: dict[int, tuple[int, ...]] = {
     36: (0, 1, 2),  # SaslAuthenticate
     50: (0,),  # DescribeUserScramCredentials
     51: (0,),  # AlterUserScramCredentials
+    24: (3, 4, 5),  # AddPartitionsToTxn (v4+: the brokers' batched form)
+    28: (3, 5, 6),  # TxnOffsetCommit (v6: our own schema, kio stops at v5)
 }
 
 REQUEST_SCHEMAS: list[type] = [
-    load_request_schema(key, version)
+    request_schema(key, version)
     for key, versions in REQUEST_VERSIONS.items()
     for version in versions
 ]

@@ -87,7 +87,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (
         24,
         0,
-        3,
+        5,
         transactions.add_partitions_to_txn,
         authz_txn.add_partitions_to_txn,
         authz_txn.refuse_add_partitions,
@@ -112,10 +112,10 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (
         28,
         0,
-        5,
+        6,
         transactions.txn_offset_commit,
         authz_txn.txn_offset_commit,
-        authz.refuse_offset_commit,
+        authz_txn.refuse_txn_offset_commit,
     ),
     (29, 1, 3, acls.describe_acls, authz.describe_acls, authz.refuse_top_level),
     (30, 1, 3, acls.create_acls, authz.alter_acls, authz.refuse_create_acls),

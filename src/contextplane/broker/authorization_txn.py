@@ -1,6 +1,7 @@
 """What the transactional producer's APIs need authorized (Kafka's KafkaApis, 4.4):
 WRITE on the transactional id for each (the whole request, answered with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn WRITE on each topic;
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn WRITE on each topic (v4-5,
+the brokers' batched form: CLUSTER_ACTION on the cluster instead, nothing else);
 AddOffsetsToTxn READ on the group; TxnOffsetCommit READ on the group and each topic.
 The handlers answer the per-resource needs (broker/handlers/transactions.py).
 The admin APIs: DescribeTransactions DESCRIBE on each transactional id (topics
@@ -25,6 +26,8 @@ def _txn_gate(tid: str) -> Gate:
 
 
 def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Needs:
+    if ctx.api_version >= 4:  # the brokers' batched form: CLUSTER_ACTION only
+        return Needs(gate=_cluster_action_gate())
     topics = dict.fromkeys(t.name for t in request.v3_and_below_topics)
     return Needs(
         gate=_txn_gate(request.v3_and_below_transactional_id),
@@ -44,7 +47,16 @@ def end_txn(ctx: RequestContext, request: Any) -> Needs:
 
 
 def txn_offset_commit(ctx: RequestContext, request: Any) -> Needs:
-    topics = dict.fromkeys(t.name for t in request.topics)
+    """v6 names topics by id: an unknown id needs nothing (the handler answers
+    UNKNOWN_TOPIC_ID)."""
+    if ctx.api_version >= 6:
+        records = (
+            ctx.topics.by_id(t.topic_id.bytes) if t.topic_id is not None else None
+            for t in request.topics
+        )
+        topics = dict.fromkeys(r.name for r in records if r is not None)
+    else:
+        topics = dict.fromkeys(t.name for t in request.topics)
     return Needs(
         gate=_txn_gate(request.transactional_id),
         resources=[
@@ -54,7 +66,27 @@ def txn_offset_commit(ctx: RequestContext, request: Any) -> Needs:
     )
 
 
+def refuse_txn_offset_commit(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    """Every partition gets `error`; topics echo the name (v0-5) or id (v6)."""
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        topics=[
+            {
+                "name": getattr(t, "name", None),
+                "topic_id": getattr(t, "topic_id", None),
+                "partitions": [
+                    {"partition_index": p.partition_index, "error_code": error}
+                    for p in t.partitions
+                ],
+            }
+            for t in request.topics
+        ],
+    )
+
+
 def refuse_add_partitions(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    if ctx.api_version >= 4:  # Kafka's getErrorResponse: the top-level error only
+        return ctx.reply(throttle_time=ctx.throttle_ms, error_code=error)
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         results_by_topic_v3_and_below=[
@@ -99,10 +131,11 @@ def describe_producers(ctx: RequestContext, request: Any) -> Needs:
     return Needs(resources=[Need(Action(Op.READ, TOPIC, name)) for name in names])
 
 
-def write_txn_markers(ctx: RequestContext, request: Any) -> Needs:
-    return Needs(
-        gate=Gate(
-            (Action(Op.CLUSTER_ACTION, CLUSTER, CLUSTER_NAME),),
-            ErrorCode.cluster_authorization_failed,
-        )
+def _cluster_action_gate() -> Gate:
+    return Gate(
+        (Action(Op.CLUSTER_ACTION, CLUSTER, CLUSTER_NAME),), ErrorCode.cluster_authorization_failed
     )
+
+
+def write_txn_markers(ctx: RequestContext, request: Any) -> Needs:
+    return Needs(gate=_cluster_action_gate())

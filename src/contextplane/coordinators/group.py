@@ -246,14 +246,19 @@ class GroupCoordinator:
         return codes
 
     def validate_txn_offset_commit(
-        self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        api_version: int,
     ) -> None:
         """TxnOffsetCommit's member checks, as Kafka's group coordinator makes them
         (group_state/offsets.py); raises the error."""
         if not self._active:
             raise KafkaError(ErrorCode.coordinator_not_available)
         error = self.state.validate_offset_commit(
-            group_id, member_id, group_instance_id, generation_id, 0, transactional=True
+            group_id, member_id, group_instance_id, generation_id, api_version, transactional=True
         )
         self._kick()
         if error is not None:

@@ -205,6 +205,32 @@ class TransactionCoordinator:
                 return
             await self._save(self._ongoing(record, partitions=new, version=version))
 
+    def verify_partitions(
+        self, tid: str, producer_id: int, epoch: int, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], ErrorCode]:
+        """AddPartitionsToTxn v4+ VerifyOnly: per partition NONE if it is in `tid`'s
+        transaction, else TRANSACTION_ABORTABLE; nothing is added. The producer's errors
+        answer every partition, as Kafka's handleVerifyPartitionsInTransaction does (no
+        lock: a read, and the leader validates again when it appends)."""
+        wanted = list(partitions)
+        record = self._records.get(tid)
+        error: ErrorCode | None = None
+        if not tid:
+            error = ErrorCode.invalid_request
+        elif record is None or record.producer_id != producer_id:
+            error = ErrorCode.invalid_producer_id_mapping
+        elif record.epoch != epoch:
+            error = ErrorCode.producer_fenced
+        elif state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+            error = ErrorCode.concurrent_transactions
+        if error is not None:
+            return dict.fromkeys(wanted, error)
+        assert record is not None
+        return {
+            p: ErrorCode.none if p in record.partitions else ErrorCode.transaction_abortable
+            for p in wanted
+        }
+
     def missing_partitions(
         self, tid: str, partitions: Iterable[tuple[str, int]]
     ) -> list[tuple[str, int]]:

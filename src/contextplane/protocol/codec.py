@@ -22,6 +22,7 @@ from kio.serial._serialize import get_field_tag, get_field_writer
 from kio.serial.writers import write_compact_array_length
 
 from contextplane.errors import ProtocolError
+from contextplane.protocol import txn_offset_commit_v6
 from contextplane.protocol.lenient import read_entity_lenient
 
 API_VERSIONS_KEY = 18
@@ -173,14 +174,26 @@ class UnsupportedVersion(Exception):
         self.header = header
 
 
+# Versions newer than the bundled kio knows, defined here (kio's conventions): looked
+# up before kio. (api key, version) -> (request, response).
+_OWN_SCHEMAS: dict[tuple[int, int], tuple[Any, Any]] = {
+    (txn_offset_commit_v6.API_KEY, txn_offset_commit_v6.VERSION): (
+        txn_offset_commit_v6.TxnOffsetCommitRequest,
+        txn_offset_commit_v6.TxnOffsetCommitResponse,
+    ),
+}
+
+
 @functools.cache
 def request_schema(api_key: int, api_version: int) -> Any:
-    return load_request_schema(api_key, api_version)
+    own = _OWN_SCHEMAS.get((api_key, api_version))
+    return own[0] if own is not None else load_request_schema(api_key, api_version)
 
 
 @functools.cache
 def response_schema(api_key: int, api_version: int) -> Any:
-    return load_response_schema(api_key, api_version)
+    own = _OWN_SCHEMAS.get((api_key, api_version))
+    return own[1] if own is not None else load_response_schema(api_key, api_version)
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """The transactional producer's APIs: InitProducerId with a transactional.id,
-AddPartitionsToTxn (v0-3, the client's versions), AddOffsetsToTxn, EndTxn and
-TxnOffsetCommit. Thin: each asks the transaction coordinator (`ctx.transactions`).
+AddPartitionsToTxn (v0-3, the client's versions; v4-5, the brokers' batched form, in
+transactions_batch.py), AddOffsetsToTxn, EndTxn and TxnOffsetCommit (v6 names topics by
+id, KIP-1319). Thin: each asks the transaction coordinator (`ctx.transactions`).
 
 KIP-588: from InitProducerId v4, AddPartitionsToTxn v2, AddOffsetsToTxn v2, EndTxn v2
 and TxnOffsetCommit v3 a fenced producer gets PRODUCER_FENCED; older versions get
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.handlers.transactions_batch import add_partitions_to_txns
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
@@ -57,6 +59,8 @@ async def init_transactional_producer(ctx: RequestContext, request: Any) -> Repl
 
 
 async def add_partitions_to_txn(ctx: RequestContext, request: Any) -> Reply:
+    if ctx.api_version >= 4:
+        return await add_partitions_to_txns(ctx, request)
     tid = request.v3_and_below_transactional_id
     wanted: list[tuple[str, int]] = []
     codes: dict[tuple[str, int], ErrorCode] = {}
@@ -137,25 +141,43 @@ async def end_txn(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
+def _txn_offset_topics(ctx: RequestContext, request: Any) -> list[tuple[Any, str | None]]:
+    """(topic as requested, its name) per requested topic: v6 names topics by id
+    (KIP-1319), resolved with the broker's topic-id map; None for an unknown id."""
+    if ctx.api_version < 6:
+        return [(topic, topic.name) for topic in request.topics]
+    resolved = []
+    for topic in request.topics:
+        record = ctx.topics.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
+        resolved.append((topic, record.name if record is not None else None))
+    return resolved
+
+
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
     known = ctx.topics.topics()
     rows: list[OffsetRow] = []
-    results: dict[str, list[dict[str, Any]]] = {}
+    results: list[dict[str, Any]] = []
     slots: list[dict[str, Any]] = []
     group_code = (
         ErrorCode.group_authorization_failed
         if ctx.denied(ResourceType.GROUP, request.group_id)
         else ErrorCode.none
     )
-    for topic in request.topics:
-        out = results.setdefault(topic.name, [])
-        record = known.get(topic.name)
+    for topic, name in _txn_offset_topics(ctx, request):
+        out: list[dict[str, Any]] = []
+        results.append(
+            {"name": name, "topic_id": getattr(topic, "topic_id", None), "partitions": out}
+        )
+        record = known.get(name) if name is not None else None
         for partition in topic.partitions:
             slot = {"partition_index": partition.partition_index, "error_code": group_code}
             out.append(slot)
             if group_code != ErrorCode.none:
                 continue
-            if ctx.denied(ResourceType.TOPIC, topic.name):
+            if name is None:  # v6: an id no topic has (Kafka answers before authorizing)
+                slot["error_code"] = ErrorCode.unknown_topic_id
+                continue
+            if ctx.denied(ResourceType.TOPIC, name):
                 slot["error_code"] = ErrorCode.topic_authorization_failed
                 continue
             if record is None or not 0 <= partition.partition_index < record.partitions:
@@ -163,7 +185,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                 continue
             rows.append(
                 OffsetRow(
-                    topic.name,
+                    name,
                     partition.partition_index,
                     partition.committed_offset,
                     getattr(partition, "committed_leader_epoch", -1),
@@ -185,6 +207,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                     getattr(request, "member_id", ""),
                     getattr(request, "group_instance_id", None),
                     getattr(request, "generation_id", -1),
+                    ctx.api_version,
                 ),
                 # v5 (transactions v2) also does AddOffsetsToTxn's job.
                 adds_group=ctx.api_version >= 5,
@@ -192,7 +215,4 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
         except KafkaError as exc:
             for slot in slots:
                 slot["error_code"] = _code(ctx, exc)
-    return ctx.reply(
-        throttle_time=ctx.throttle_ms,
-        topics=[{"name": name, "partitions": parts} for name, parts in results.items()],
-    )
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)

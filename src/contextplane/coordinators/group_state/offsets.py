@@ -13,8 +13,9 @@ Rules of this file:
   ILLEGAL_GENERATION (older versions).
 * TxnOffsetCommit (v3+ names the member) is validated the same way, as Kafka's
   validateTransactionalOffsetCommit: a generation for an unknown group is
-  ILLEGAL_GENERATION at every version, a commit without member and generation is
-  accepted whatever the group's state, and it keeps no session alive.
+  GROUP_ID_NOT_FOUND from v6 (KIP-1319), ILLEGAL_GENERATION before; a commit without
+  member and generation is accepted whatever the group's state, and it keeps no session
+  alive.
 * DeleteGroups needs an Empty group; OffsetDelete needs Empty, or a consumer group (then
   the handler refuses the topics the group is subscribed to).
 """
@@ -44,11 +45,11 @@ class OffsetRules:
         group = self._core.groups.get(group_id)
         if group is None:
             if generation_id >= 0:
-                # v9+ says so; older versions (and TxnOffsetCommit) keep ILLEGAL_GENERATION.
+                # OffsetCommit v9+ and TxnOffsetCommit v6+ say so; older versions keep
+                # ILLEGAL_GENERATION.
+                says_not_found = api_version >= (6 if transactional else 9)
                 return (
-                    ErrorCode.group_id_not_found
-                    if api_version >= 9 and not transactional
-                    else ErrorCode.illegal_generation
+                    ErrorCode.group_id_not_found if says_not_found else ErrorCode.illegal_generation
                 )
             group = self._core.get_or_create(group_id)
         if group.is_in(GroupState.DEAD):
