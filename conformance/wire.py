@@ -11,8 +11,9 @@ import gzip
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import cramjam
 import crc32c
@@ -21,6 +22,8 @@ from kio.schema.errors import ErrorCode
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from tests.support.rawclient import RawClient
+
+T = TypeVar("T")
 
 # API keys.
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
@@ -793,11 +796,12 @@ def delete_groups(client: RawClient, groups: list[str], version: int = 2) -> Any
     return client.request(DELETE_GROUPS, version, groups_names=groups)
 
 
-def wait_changed(read: Any, before: dict[str, Any], timeout_s: float = 2.0) -> dict[str, Any]:
-    """Read until the configs differ from `before` (or the timeout passes).
+def wait_changed(read: Callable[[], T], before: T, timeout_s: float = 2.0) -> T:
+    """Read until the answer differs from `before` (or the timeout passes).
 
-    Apache Kafka applies a config change to the broker's metadata image asynchronously
-    after answering; a DescribeConfigs right after can still show the old value.
+    Apache Kafka applies a change (a config, a deleted topic) to the broker's metadata
+    image asynchronously after answering; a DescribeConfigs or Metadata right after can
+    still show the old state.
     """
     deadline = time.monotonic() + timeout_s
     while True:

@@ -242,8 +242,16 @@ def delete_topics(ctx: Ctx) -> None:
         "delete",
         {r.name: err(r.error_code) for r in response.responses},
     )
-    md = wire.metadata(client, ["dt-one"])
-    ctx.record("metadata_after", err(md.topics[0].error_code))
+    # Kafka's broker learns of the deletion from its metadata image, which may trail the
+    # controller's answer: read until the topic is gone (or 10 s pass).
+    ctx.record(
+        "metadata_after",
+        wire.wait_changed(
+            lambda: err(wire.metadata(client, ["dt-one"]).topics[0].error_code),
+            "none",
+            timeout_s=10.0,
+        ),
+    )
     created = wire.create_topic(client, "dt-one", 1)
     ctx.record("recreate", err(created.error_code))
     ctx.check(wire.wait_for_topic(client, "dt-one", 1), "recreated topic ready")
