@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 
 
@@ -57,10 +56,17 @@ IGNORED: tuple[KafkaSetting, ...] = (
         "log.flush.*",
         "every batch is fdatasynced to the WAL before it is acknowledged (wal.fsync)",
     ),
+    # Kafka 4.4's other log.cleaner.* settings (CleanerConfig) are in the settings table;
+    # any other log.cleaner.* name is unknown, so a misspelt one is refused.
+    KafkaSetting("log.cleaner.threads", "one cleaner task"),
     KafkaSetting(
-        "log.cleaner.*",
-        "one cleaner task, which reads and writes through the object store's own bounds",
-        unless=frozenset(row["name"] for row in CLEANER_SETTINGS),
+        "log.cleaner.io.buffer.size",
+        "the cleaner reads each stored range whole from the object store, not through "
+        "fixed I/O buffers",
+    ),
+    KafkaSetting(
+        "log.cleaner.io.buffer.load.factor",
+        "the cleaner's key map is sized by log.cleaner.dedupe.buffer.size alone",
     ),
     KafkaSetting("log.index.*", "no per-partition segment files; each object has its own index"),
     KafkaSetting("log.preallocate", "no per-partition segment files"),

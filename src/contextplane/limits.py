@@ -207,3 +207,13 @@ CLEANER_BACKOFF_MS = 15_000
 CLEANER_DEDUPE_BUFFER_BYTES = 128 * 1024 * 1024
 # Kafka's log.cleaner.io.max.bytes.per.second default, Double.MaxValue: no limit.
 CLEANER_IO_MAX_BYTES_PER_SECOND = 1.7976931348623157e308
+# Kafka's broker-wide defaults of the cleaner's topic configs (CleanerConfig /
+# ServerLogConfigs): log.cleaner.min.cleanable.ratio, log.cleaner.delete.retention.ms
+# (1 day), log.cleaner.min.compaction.lag.ms, log.cleaner.max.compaction.lag.ms
+# (Long.MAX_VALUE: no limit) and log.cleanup.policy.
+LONG_MAX = 2**63 - 1
+CLEANER_MIN_CLEANABLE_RATIO = 0.5
+CLEANER_DELETE_RETENTION_MS = 86_400_000
+CLEANER_MIN_COMPACTION_LAG_MS = 0
+CLEANER_MAX_COMPACTION_LAG_MS = LONG_MAX
+CLEANUP_POLICY = "delete"

@@ -172,6 +172,12 @@ class Settings:
     log_cleaner_backoff_ms: int = limits.CLEANER_BACKOFF_MS
     log_cleaner_dedupe_buffer_size: int = limits.CLEANER_DEDUPE_BUFFER_BYTES
     log_cleaner_io_max_bytes_per_second: float = limits.CLEANER_IO_MAX_BYTES_PER_SECOND
+    # Defaults of the topic configs the cleaner reads (a topic's own value overrides).
+    log_cleaner_min_cleanable_ratio: float = limits.CLEANER_MIN_CLEANABLE_RATIO
+    log_cleaner_delete_retention_ms: int = limits.CLEANER_DELETE_RETENTION_MS
+    log_cleaner_min_compaction_lag_ms: int = limits.CLEANER_MIN_COMPACTION_LAG_MS
+    log_cleaner_max_compaction_lag_ms: int = limits.CLEANER_MAX_COMPACTION_LAG_MS
+    log_cleanup_policy: str = limits.CLEANUP_POLICY
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -302,6 +308,19 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
 # Settings with a fixed set of values (case-insensitive; "" is unset), checked where they
 # are read so that a file's error names its line.
 _CHOICES = {"ssl.client.auth": ("", "required", "requested", "none")}
+# LIST settings whose items have a fixed set of values (Kafka's ValidList); the value is
+# kept trimmed and without repeats, as the topic config it is the default of.
+_LIST_CHOICES = {"log.cleanup.policy": ("compact", "delete")}
+
+
+def _checked_list(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    items = [item.strip() for item in raw.split(",")] if raw.strip() else []
+    for item in items:
+        if item not in allowed:
+            raise SettingsError(
+                f"setting {name!r}: {raw!r}: each item must be one of {', '.join(allowed)}"
+            )
+    return ",".join(dict.fromkeys(items))
 
 
 def _coerce(setting: Setting, name: str, raw: Any) -> Any:
@@ -335,6 +354,9 @@ def _coerce(setting: Setting, name: str, raw: Any) -> Any:
         raise SettingsError(
             f"setting {name!r}: {raw!r} is not one of {', '.join(c for c in choices if c)}"
         )
+    list_choices = _LIST_CHOICES.get(setting.name)
+    if list_choices is not None:
+        value = _checked_list(name, str(value), list_choices)
     if isinstance(value, int | float) and not isinstance(value, bool):
         _check_range(setting, name, value)
     if setting.scale != 1 and isinstance(value, int):

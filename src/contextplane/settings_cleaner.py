@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contextplane.limits import INT_MAX
+from contextplane.limits import INT_MAX, LONG_MAX
 
 CLEANER_SETTINGS: tuple[dict[str, Any], ...] = (
     dict(
@@ -70,5 +70,48 @@ CLEANER_SETTINGS: tuple[dict[str, Any], ...] = (
         "never waits",
         default_text="1.7976931348623157E308 (no limit)",
         low=1,
+    ),
+    dict(
+        name="log.cleaner.min.cleanable.ratio",
+        attr="log_cleaner_min_cleanable_ratio",
+        unit="",
+        meaning="the default of topic `min.cleanable.dirty.ratio`: the dirty share of a "
+        "compacted partition's log at which the cleaner cleans it",
+        low=0,
+        high=1,
+    ),
+    dict(
+        name="log.cleaner.delete.retention.ms",
+        attr="log_cleaner_delete_retention_ms",
+        unit="ms",
+        meaning="the default of topic `delete.retention.ms`: how long a tombstone stays "
+        "once a cleaning has reached it (it goes at a later cleaning)",
+        low=0,
+        high=LONG_MAX,
+    ),
+    dict(
+        name="log.cleaner.min.compaction.lag.ms",
+        attr="log_cleaner_min_compaction_lag_ms",
+        unit="ms",
+        meaning="the default of topic `min.compaction.lag.ms`: a record stays uncompacted at "
+        "least this long",
+        low=0,
+        high=LONG_MAX,
+    ),
+    dict(
+        name="log.cleaner.max.compaction.lag.ms",
+        attr="log_cleaner_max_compaction_lag_ms",
+        unit="ms",
+        meaning="the default of topic `max.compaction.lag.ms`: a record older than this is "
+        "cleaned whatever the dirty ratio",
+        low=1,
+        high=LONG_MAX,
+    ),
+    dict(
+        name="log.cleanup.policy",
+        attr="log_cleanup_policy",
+        unit="",
+        meaning="the default of topic `cleanup.policy`: a list of `delete` (retention) and "
+        "`compact` (the log cleaner); `__consumer_offsets` is always created `compact`",
     ),
 )

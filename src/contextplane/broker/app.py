@@ -303,7 +303,7 @@ class Broker:
             self.metadata,
             clock=self.clock,
             topic_configs=lambda name: retention_configs(
-                topics.configs(name) if topics is not None else {}
+                topics.configs(name) if topics is not None else {}, settings.log_cleanup_policy
             ),
         )
         self.topics = topics = TopicManager(self.metadata, storage, settings)

@@ -43,7 +43,7 @@ def _choice(*options: str) -> Callable[[str], bool]:
 # name -> (validator, default from broker settings or a constant)
 TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]] = {
     # A LIST: each item is checked against LIST_CONFIGS; the empty list is valid.
-    "cleanup.policy": (lambda v: True, lambda s: "delete"),
+    "cleanup.policy": (lambda v: True, lambda s: s.log_cleanup_policy),
     "retention.ms": (_int, lambda s: str(s.retention_ms)),
     "retention.bytes": (_int, lambda s: str(s.retention_bytes)),
     # Kafka 4's floor for segment.bytes is 1 MiB.
@@ -56,10 +56,10 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
         lambda s: "producer",
     ),
     "message.timestamp.type": (_choice("CreateTime", "LogAppendTime"), lambda s: "CreateTime"),
-    "delete.retention.ms": (_int, lambda s: "86400000"),
-    "min.compaction.lag.ms": (_int, lambda s: "0"),
-    "max.compaction.lag.ms": (_int, lambda s: "9223372036854775807"),
-    "min.cleanable.dirty.ratio": (_ratio, lambda s: "0.5"),
+    "delete.retention.ms": (_int, lambda s: str(s.log_cleaner_delete_retention_ms)),
+    "min.compaction.lag.ms": (_int, lambda s: str(s.log_cleaner_min_compaction_lag_ms)),
+    "max.compaction.lag.ms": (_int, lambda s: str(s.log_cleaner_max_compaction_lag_ms)),
+    "min.cleanable.dirty.ratio": (_ratio, lambda s: str(s.log_cleaner_min_cleanable_ratio)),
     "file.delete.delay.ms": (_non_negative, lambda s: str(s.log_segment_delete_delay_ms)),
     "flush.messages": (_int, lambda s: "1"),
     "flush.ms": (_int, lambda s: "0"),
@@ -79,6 +79,11 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "auto.create.topics.enable": lambda s: str(s.auto_create_topics_enable).lower(),
     "log.retention.ms": lambda s: str(s.retention_ms),
     "log.retention.bytes": lambda s: str(s.retention_bytes),
+    "log.cleanup.policy": lambda s: s.log_cleanup_policy,
+    "log.cleaner.min.cleanable.ratio": lambda s: str(s.log_cleaner_min_cleanable_ratio),
+    "log.cleaner.delete.retention.ms": lambda s: str(s.log_cleaner_delete_retention_ms),
+    "log.cleaner.min.compaction.lag.ms": lambda s: str(s.log_cleaner_min_compaction_lag_ms),
+    "log.cleaner.max.compaction.lag.ms": lambda s: str(s.log_cleaner_max_compaction_lag_ms),
     "message.max.bytes": lambda s: str(s.message_max_bytes),
     "socket.request.max.bytes": lambda s: str(s.socket_request_max_bytes),
     "group.initial.rebalance.delay.ms": lambda s: str(s.group_initial_rebalance_delay_ms),
@@ -179,11 +184,13 @@ def invalid_topic_config(name: str, value: str | None) -> str | None:
     return None
 
 
-def retention_configs(configs: Mapping[str, str]) -> dict[str, str]:
-    """A topic's configs as time and size retention read them. Kafka deletes old segments
-    only when `cleanup.policy` lists `delete`: a compact-only topic is never deleted by
-    age or size, and an empty policy means infinite retention (TopicConfig's doc)."""
-    policy = configs.get("cleanup.policy", "delete")
+def retention_configs(configs: Mapping[str, str], default_policy: str) -> dict[str, str]:
+    """A topic's configs as time and size retention and the cleaner read them, with its
+    `cleanup.policy` (`default_policy`, log.cleanup.policy, when the topic sets none).
+    Kafka deletes old segments only when the policy lists `delete`: a compact-only topic
+    is never deleted by age or size, and an empty policy means infinite retention
+    (TopicConfig's doc)."""
+    policy = configs.get("cleanup.policy", default_policy)
     if "delete" in list_items(policy):
-        return dict(configs)
-    return {**configs, "retention.ms": "-1", "retention.bytes": "-1"}
+        return {**configs, "cleanup.policy": policy}
+    return {**configs, "cleanup.policy": policy, "retention.ms": "-1", "retention.bytes": "-1"}

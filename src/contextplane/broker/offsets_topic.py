@@ -125,7 +125,7 @@ class OffsetsTopicWriter:
         long enough to keep the snapshots' writes under OFFSETS_SNAPSHOT_BYTES_PER_S
         (None: no time retention, or a policy without `delete`)."""
         configs = self._topics.configs(OFFSETS_TOPIC)
-        policy = configs.get("cleanup.policy", "delete")
+        policy = configs.get("cleanup.policy", self._settings.log_cleanup_policy)
         if "delete" not in [item.strip() for item in policy.split(",")]:
             return None
         configured = configs.get("retention.ms")

@@ -65,24 +65,29 @@ log = logging.getLogger(__name__)
 FIRST_DIRTY = "first_dirty_offset"
 
 
-def is_compacted(configs: dict[str, str]) -> bool:
-    policy = configs.get("cleanup.policy", "delete")
+def is_compacted(configs: dict[str, str], settings: Settings) -> bool:
+    """Whether the topic's `cleanup.policy` (log.cleanup.policy when it sets none) lists
+    `compact`."""
+    policy = configs.get("cleanup.policy", settings.log_cleanup_policy)
     return "compact" in [item.strip() for item in policy.split(",")]
 
 
 def cleaner_config(configs: dict[str, str], settings: Settings) -> CleanerConfig:
-    defaults = CleanerConfig()
+    """The topic's cleaning configs; the broker's log.cleaner.* defaults where it sets none
+    (as Kafka's LogConfig falls back to them)."""
     return CleanerConfig(
         min_cleanable_dirty_ratio=float(
-            configs.get("min.cleanable.dirty.ratio", defaults.min_cleanable_dirty_ratio)
+            configs.get("min.cleanable.dirty.ratio", settings.log_cleaner_min_cleanable_ratio)
         ),
         min_compaction_lag_ms=int(
-            configs.get("min.compaction.lag.ms", defaults.min_compaction_lag_ms)
+            configs.get("min.compaction.lag.ms", settings.log_cleaner_min_compaction_lag_ms)
         ),
         max_compaction_lag_ms=int(
-            configs.get("max.compaction.lag.ms", defaults.max_compaction_lag_ms)
+            configs.get("max.compaction.lag.ms", settings.log_cleaner_max_compaction_lag_ms)
         ),
-        delete_retention_ms=int(configs.get("delete.retention.ms", defaults.delete_retention_ms)),
+        delete_retention_ms=int(
+            configs.get("delete.retention.ms", settings.log_cleaner_delete_retention_ms)
+        ),
         segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
         segment_ms=int(configs.get("segment.ms", settings.segment_ms)),
     )
@@ -163,7 +168,11 @@ class Cleaner:
         best: tuple[float, PartitionLog, CleanerConfig, int] | None = None
         for partition in list(self._partitions()):
             configs = self._topic_configs(partition.topic)
-            if partition.deleted or not is_compacted(configs) or not len(partition.ranges):
+            if (
+                partition.deleted
+                or not is_compacted(configs, self._settings)
+                or not len(partition.ranges)
+            ):
                 continue
             config = cleaner_config(configs, self._settings)
             ranges = partition.ranges

@@ -33,10 +33,12 @@ _ACL_RESOURCES = {TOPIC: ResourceType.TOPIC, BROKER: ResourceType.CLUSTER}
 
 
 def _config_type(name: str) -> int:
-    # ConfigType: 1 BOOLEAN, 2 STRING, 3 INT, 4 SHORT, 5 LONG, 7 LIST
+    # ConfigType: 1 BOOLEAN, 2 STRING, 3 INT, 4 SHORT, 5 LONG, 6 DOUBLE, 7 LIST
     if name.endswith((".ms", ".bytes", ".messages")):
         return 5
-    if name in LIST_CONFIGS:
+    if name in ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio"):
+        return 6
+    if name in LIST_CONFIGS or name == "log.cleanup.policy":
         return 7
     return 2
 
