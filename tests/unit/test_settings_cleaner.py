@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contextplane.broker.configs import TOPIC_CONFIGS, retention_configs
-from contextplane.settings import Settings, SettingsError, load_settings
+from contextplane.settings import Settings, SettingsError, env_name, load_settings
 from contextplane.storage.cleaner import cleaner_config, is_compacted
 from contextplane.storage.compaction import CleanerConfig
 
@@ -27,7 +27,7 @@ def test_a_misspelt_cleaner_setting_is_refused_naming_the_one_meant(tmp_path: Pa
     with pytest.raises(SettingsError, match="did you mean 'log.cleaner.min.cleanable.ratio'"):
         load_settings(config, environ={})
     with pytest.raises(SettingsError, match="did you mean CONTEXTPLANE_LOG_CLEANER_BACKOFF_MS"):
-        load_settings(environ={"CONTEXTPLANE_LOG_CLEANER_BACKOF_MS": "1000"})
+        load_settings(environ={env_name("log.cleaner.backof.ms"): "1000"})
 
 
 @pytest.mark.parametrize("name", ["log.cleaner.whatever", "log.cleaner.threads.count"])
