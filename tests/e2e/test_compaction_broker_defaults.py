@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.e2e.test_compaction import BASE_TS, clean_up_to, read_all, round_
 from tests.e2e.test_retention import create
@@ -34,14 +34,11 @@ def compacting_broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     broker.stop()
 
 
-def describe(bootstrap: str, topic: str) -> dict[str, tuple[str, bool]]:
+def describe(bootstrap: str, topic: str) -> dict[str, str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     resource = ConfigResource("topic", topic)
     entries = admin.describe_configs([resource])[resource].result(10)
-    return {
-        name: (entry.value, entry.source == ConfigSource.DEFAULT_CONFIG.value)
-        for name, entry in entries.items()
-    }
+    return {name: entry.value for name, entry in entries.items()}
 
 
 def test_log_cleanup_policy_compact_makes_a_new_topic_compacted(
@@ -51,10 +48,10 @@ def test_log_cleanup_policy_compact_makes_a_new_topic_compacted(
     topic = "by-default"
     create(broker.bootstrap, topic, **{"segment.ms": "1"})  # every upload closes its segment
     configs = describe(broker.bootstrap, topic)
-    assert configs["cleanup.policy"] == ("compact", True)
-    assert configs["min.cleanable.dirty.ratio"] == ("0.01", True)
-    assert configs["delete.retention.ms"] == ("0", True)
-    assert describe(broker.bootstrap, "__consumer_offsets")["cleanup.policy"][0] == "compact"
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["min.cleanable.dirty.ratio"] == "0.01"
+    assert configs["delete.retention.ms"] == "0"
+    assert describe(broker.bootstrap, "__consumer_offsets")["cleanup.policy"] == "compact"
 
     round_(broker, topic, [(b"k%d" % i, b"v1", BASE_TS + i) for i in range(4)])  # 0-3
     round_(broker, topic, [(b"k0", b"v2", BASE_TS + 10), (b"k1", None, BASE_TS + 11)])  # 4-5

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from contextplane.broker.configs import TOPIC_CONFIGS, retention_configs
+from contextplane.broker.handlers.configs import _config_type
 from contextplane.settings import Settings, SettingsError, env_name, load_settings
 from contextplane.storage.cleaner import cleaner_config, is_compacted
 from contextplane.storage.compaction import CleanerConfig
@@ -182,3 +183,11 @@ def test_describe_configs_reports_the_broker_defaults_of_a_topic() -> None:
         "min.compaction.lag.ms": "2000",
         "max.compaction.lag.ms": "60000",
     }
+
+
+def test_describe_configs_types_the_ratio_a_double_and_the_policy_a_list() -> None:
+    # DescribeConfigsResponse's ConfigType: 6 DOUBLE, 7 LIST (Kafka's ConfigDef types).
+    assert _config_type("min.cleanable.dirty.ratio") == 6
+    assert _config_type("log.cleaner.min.cleanable.ratio") == 6
+    assert _config_type("cleanup.policy") == 7
+    assert _config_type("log.cleanup.policy") == 7
