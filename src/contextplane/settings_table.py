@@ -382,6 +382,7 @@ TOOL_VARIABLES = frozenset(
     for name in (
         "ALLOW_INTERPRETED",
         "CACHE",
+        "CONNECT_FILE_VERSION",
         "FUZZ_SCALE",
         "FUZZ_SHRINK",
         "GROUPS_REFERENCE",
