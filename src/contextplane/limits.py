@@ -54,6 +54,9 @@ GROUP_SESSION_TIMEOUT_MS_MIN = 6_000
 GROUP_SESSION_TIMEOUT_MS_MAX = 1_800_000
 # Kafka's offsets.topic.num.partitions default: partitions of __consumer_offsets.
 OFFSETS_TOPIC_PARTITIONS = 50
+# Kafka's offset.metadata.max.bytes default: longer metadata in OffsetCommit or
+# TxnOffsetCommit gets OFFSET_METADATA_TOO_LARGE for that partition.
+OFFSET_METADATA_BYTES_MAX = 4096
 # retention.ms of __consumer_offsets (compacted; retention applies only if an operator adds
 # delete to its policy): 7 days, Kafka's offsets.retention.minutes default; with delete the
 # coordinator re-writes a snapshot of every live offset and group every half of it.

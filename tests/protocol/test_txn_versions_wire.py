@@ -24,6 +24,7 @@ from tests.support.wait import wait_until
 
 CREATE_TOPICS, INIT_PRODUCER_ID, ADD_PARTITIONS, END_TXN = 19, 22, 24, 26
 TXN_OFFSET_COMMIT, OFFSET_FETCH, CREATE_ACLS, DESCRIBE_ACLS = 28, 9, 30, 29
+ADD_OFFSETS = 25
 TIMEOUT_S = 30  # liveness bound
 
 
@@ -205,6 +206,24 @@ def test_unknown_partition_fails_its_transaction_only(client: RawClient) -> None
     assert results(verified) == {bad: {(topic, 0): ErrorCode.transaction_abortable}}
 
 
+def test_repeated_transactional_ids_keep_kafkas_answer_within_a_bound(client: RawClient) -> None:
+    """Kafka answers each entry with the partitions of every entry of its id; answers
+    naming more than 10,000 partitions in all (n entries of one id cost n² of them) are
+    refused whole rather than computed."""
+    topic, _ = create_topic(client)
+    tid = f"repeat-{uuid.uuid4().hex[:6]}"
+    pid, epoch = init_producer(client, tid)
+    entries = [transaction(tid, pid, epoch, False, {topic: [p]}) for p in (0, 1, 1)]
+    answer = batch(client, 5, *entries)
+    assert answer.error_code == ErrorCode.none
+    both = {(topic, 0): ErrorCode.none, (topic, 1): ErrorCode.none}
+    assert [by_partition(r) for r in answer.results_by_transaction] == [both, both, both]
+    flood = [transaction(tid, pid, epoch, True, {topic: list(range(60))})] * 200
+    refused = batch(client, 4, *flood)
+    assert refused.error_code == ErrorCode.invalid_request
+    assert list(refused.results_by_transaction) == []
+
+
 def offsets_entry(topic_id: uuid.UUID, *parts: int, offset: int = 5) -> dict[str, Any]:
     return {
         "topic_id": topic_id,
@@ -285,6 +304,29 @@ def test_txn_offset_commit_v6_commits_by_topic_id(client: RawClient) -> None:
         return found if found == {0: 7, 1: 7} else None
 
     wait_until(committed, TIMEOUT_S, "the transaction's offsets are committed")
+
+
+@pytest.mark.parametrize("version", [3, 6])
+def test_txn_offset_commit_metadata_above_the_bound_is_refused_per_partition(
+    client: RawClient, version: int
+) -> None:
+    """offset.metadata.max.bytes (4096) holds for TxnOffsetCommit as for OffsetCommit."""
+    topic, topic_id = create_topic(client)
+    tid, group = f"meta-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}"
+    pid, epoch = init_producer(client, tid)
+    if version < 5:
+        added = client.request(
+            ADD_OFFSETS, 3, transactional_id=tid, producer_id=pid, producer_epoch=epoch,
+            group_id=group,
+        )  # fmt: skip
+        assert added.error_code == ErrorCode.none
+    entry = offsets_entry(topic_id, 0, 1)
+    entry["partitions"][1]["committed_metadata"] = "x" * 4097
+    if version < 6:
+        entry = {"name": topic, "partitions": entry["partitions"]}
+    answer = txn_offset_commit(client, version, tid, pid, epoch, group, [entry])
+    key = topic_id if version >= 6 else topic
+    assert answer == {key: {0: ErrorCode.none, 1: ErrorCode.offset_metadata_too_large}}
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from contextplane import limits
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
@@ -41,8 +42,6 @@ from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-# Kafka's offset.metadata.max.bytes default.
-OFFSET_METADATA_BYTES_MAX = 4096
 # Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
 # committed offsets are forgotten.
 GROUP_CLEANUP_INTERVAL_MS = 600_000
@@ -225,7 +224,7 @@ class GroupCoordinator:
         rows = []
         for entry in entries:
             metadata = entry.metadata
-            if metadata is not None and len(metadata) > OFFSET_METADATA_BYTES_MAX:
+            if metadata is not None and len(metadata) > limits.OFFSET_METADATA_BYTES_MAX:
                 codes.append(ErrorCode.offset_metadata_too_large)
                 continue
             codes.append(ErrorCode.none)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.transactions_batch import add_partitions_to_txns
 from contextplane.errors import KafkaError
@@ -182,6 +183,12 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                 continue
             if record is None or not 0 <= partition.partition_index < record.partitions:
                 slot["error_code"] = ErrorCode.unknown_topic_or_partition
+                continue
+            metadata = partition.committed_metadata
+            if metadata is not None and len(metadata) > limits.OFFSET_METADATA_BYTES_MAX:
+                # offset.metadata.max.bytes, as OffsetCommit and Kafka's
+                # OffsetMetadataManager.commitTransactionalOffset apply it per partition.
+                slot["error_code"] = ErrorCode.offset_metadata_too_large
                 continue
             rows.append(
                 OffsetRow(

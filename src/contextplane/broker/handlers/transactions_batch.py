@@ -8,12 +8,18 @@ Per transaction: a partition that does not exist fails the transaction
 (UNKNOWN_TOPIC_OR_PARTITION for it, OPERATION_NOT_ATTEMPTED for the others); otherwise
 an add answers one error for all its partitions, and a verification one per partition
 (TransactionCoordinator.handleVerifyPartitionsInTransaction).
+
+Kafka answers every entry with the partitions of all entries of its transactional id, so
+n entries naming one id cost n² answers. Here equal entries are decided once, and a
+request whose answers would name more than PARTITIONS_PER_REQUEST_MAX partitions is
+refused whole (INVALID_REQUEST): no broker sends one (Kafka bounds nothing here).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -82,10 +88,26 @@ async def _result(ctx: RequestContext, transaction: Any, wanted: list[Partition]
 
 async def add_partitions_to_txns(ctx: RequestContext, request: Any) -> Reply:
     by_transaction = _partitions_by_transaction(request)
-    results = [
-        await _result(ctx, transaction, by_transaction[transaction.transactional_id])
-        for transaction in request.transactions
-    ]
+    answered = sum(len(by_transaction[t.transactional_id]) for t in request.transactions)
+    if answered > limits.PARTITIONS_PER_REQUEST_MAX:
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.invalid_request,
+            results_by_transaction=[],
+        )
+    decided: dict[tuple[str, int, int, bool], Any] = {}
+    results = []
+    for transaction in request.transactions:
+        key = (
+            transaction.transactional_id,
+            transaction.producer_id,
+            transaction.producer_epoch,
+            transaction.verify_only,
+        )
+        if key not in decided:
+            wanted = by_transaction[transaction.transactional_id]
+            decided[key] = await _result(ctx, transaction, wanted)
+        results.append(decided[key])
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
