@@ -104,6 +104,11 @@ def test_read_committed_sees_committed_records_and_never_aborted_ones(
         assert aborted == [4, 12]  # the second and fourth transactions
         later = wire.fetch_one(client, topic, 13, isolation_level=1)
         assert [a.first_offset for a in later.aborted_transactions] == [12]
+        # A fetch that returns only the first transaction's batch lists no aborted
+        # transaction: the list is bounded by the data returned, as Kafka bounds it.
+        small = wire.fetch_one(client, topic, 0, isolation_level=1, partition_max_bytes=1)
+        assert [b.base_offset for b in wire.decode_batches(small.records)] == [0]
+        assert list(small.aborted_transactions) == []
 
 
 def test_open_transaction_holds_the_last_stable_offset(txn_broker: InProcessBroker) -> None:

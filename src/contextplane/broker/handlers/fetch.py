@@ -15,6 +15,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.read_receipts import returned_range
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import ResourceType
@@ -192,14 +193,19 @@ async def _read_all(
         entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
         if request.isolation_level == 1:
-            # The aborted transactions the returned range may hold: the client drops their
-            # records (from each first offset to the producer's ABORT marker).
-            entry["aborted_transactions"] = [
-                {"producer_id": a.producer_id, "first_offset": a.first_offset}
-                for a in partition.transactions.aborted_in(
-                    wanted.fetch_offset, partition.last_stable_offset
-                )
-            ]
+            # The aborted transactions the returned batches may hold: the client drops their
+            # records (from each first offset to the producer's ABORT marker). Bounded by
+            # the data returned, as Kafka's LocalLog.collectAbortedTransactions is, not by
+            # the LSO: a small fetch over many aborted transactions lists few.
+            returned = returned_range(wanted.fetch_offset, data)
+            entry["aborted_transactions"] = (
+                []
+                if returned is None
+                else [
+                    {"producer_id": a.producer_id, "first_offset": a.first_offset}
+                    for a in partition.transactions.aborted_in(wanted.fetch_offset, returned[1] + 1)
+                ]
+            )
     return total
 
 
