@@ -1,6 +1,6 @@
-"""The kafka-python gate's second run for tests that lose a race inside the client
-(conformance/suites/kafka_python/client_races.py): only those tests, only when they failed,
-and the second run decides."""
+"""The gate's second run for client tests that lose a race inside the client library
+(conformance/suites/client_races.py; kafka-python's and librdkafka's lists): only those
+tests, only when they failed, and the second run decides."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from conformance.suites import FAILED, PASSED, SKIPPED, read_allowlist
 from conformance.suites.kafka_python import client_races, suite
 from conformance.suites.kafka_python.suite import HERE
+from conformance.suites.librdkafka import suite as librdkafka
 
 RACY = "test/integration/test_producer_integration.py::test_idempotent_producer_max_in_flight[1]"
 OTHER_RACY = (
@@ -70,6 +71,15 @@ def test_every_racy_test_is_allowlisted_and_explained_in_the_findings() -> None:
         assert test.split("::", 1)[1] in findings, test
 
 
+def test_every_racy_librdkafka_test_is_allowlisted_and_explained_in_the_findings() -> None:
+    allowed = set(read_allowlist("librdkafka"))
+    findings = (librdkafka.HERE / "FINDINGS.md").read_text()
+    assert librdkafka.RERUN_ON_FAILURE
+    for test in sorted(librdkafka.RERUN_ON_FAILURE):
+        assert test in allowed, test
+        assert test in findings, test
+
+
 FLAKY_ONCE = """
 import os
 from pathlib import Path
@@ -124,3 +134,21 @@ def test_the_suite_run_gives_a_racy_test_its_second_run(
     tests.append(f"{module}::test_end_to_end")
     outcomes = suite.run(src, "127.0.0.1:1", "3.8.0", tests, lambda _: None, time.monotonic() + 120)
     assert outcomes == {t: PASSED for t in tests[:3]} | {tests[3]: FAILED}
+
+
+def test_the_librdkafka_run_gives_its_racy_test_a_second_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[list[str]] = []
+
+    def run_tests(*args: object) -> dict[str, str]:
+        selected = list(args[3])  # type: ignore[call-overload]
+        calls.append(selected)
+        first = len(calls) == 1
+        return {t: FAILED if first and t == "0050_subscribe_adds" else PASSED for t in selected}
+
+    monkeypatch.setattr(librdkafka, "run_tests", run_tests)
+    tests = ["0001_multiobj", "0050_subscribe_adds"]
+    outcomes = librdkafka.run(Path("."), "127.0.0.1:1", "4.4.0", tests, print, 0.0)
+    assert outcomes == {"0001_multiobj": PASSED, "0050_subscribe_adds": PASSED}
+    assert calls == [tests, ["0050_subscribe_adds"]]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from conformance.suites import FAILED
+from conformance.suites import client_races as races
 
 # Only tests that build the consumer right before subscribe(): test_end_to_end builds it
 # before producing 100 records, by when its first Metadata answer is long back.
@@ -25,8 +25,7 @@ RERUN_ON_FAILURE = frozenset(
 
 def to_rerun(outcomes: dict[str, str], candidates: Iterable[str] = RERUN_ON_FAILURE) -> list[str]:
     """The failed tests among `candidates`, in a stable order."""
-    wanted = set(candidates)
-    return sorted(t for t, state in outcomes.items() if state == FAILED and t in wanted)
+    return races.to_rerun(outcomes, candidates)
 
 
 def settle(
@@ -35,16 +34,5 @@ def settle(
     log: Callable[[str], object],
     candidates: Iterable[str] = RERUN_ON_FAILURE,
 ) -> dict[str, str]:
-    """Outcomes after one more run of each failed candidate (`rerun(ids)` runs them and
-    returns their outcomes); a test the rerun did not report stays failed."""
-    again = to_rerun(outcomes, candidates)
-    if not again:
-        return outcomes
-    for test in again:
-        log(f"kafka-python: {test} failed; running it once more (client race, FINDINGS.md)")
-    second = rerun(again)
-    settled = dict(outcomes)
-    for test in again:
-        settled[test] = second.get(test, FAILED)
-        log(f"kafka-python: {test} on its second run: {settled[test]}")
-    return settled
+    """Outcomes after one more run of each failed candidate (conformance/suites/client_races.py)."""
+    return races.settle(outcomes, rerun, log, candidates, "kafka-python")
