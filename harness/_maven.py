@@ -47,6 +47,16 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def write_config(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it already holds it, by atomic replace: a JVM
+    starting in parallel must never read a truncated file."""
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def _pom(deps: Sequence[str]) -> str:
     lines = []
     for coord in deps:

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness._maven import cache_root, copy_dependencies, file_lock, java_tool
+from harness._maven import cache_root, copy_dependencies, file_lock, java_tool, write_config
 from harness.kafka_reference import (
     HOST,
     KAFKA_VERSION,
@@ -123,12 +123,7 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     home = connect_home(version)
     libs = copy_dependencies(home, connect_deps(version))
     _build_bridge(home, libs)
-    conf = home / "log4j2.properties"
-    if not conf.exists() or conf.read_text() != LOG4J2_PROPERTIES:
-        # Atomic replace: a worker starting in parallel must never read a truncated file.
-        tmp = conf.with_name(f".log4j2.properties.{os.getpid()}")
-        tmp.write_text(LOG4J2_PROPERTIES)
-        tmp.replace(conf)
+    write_config(home / "log4j2.properties", LOG4J2_PROPERTIES)
     return libs
 
 

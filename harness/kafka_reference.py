@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness._maven import cache_root, copy_dependencies, java_tool
+from harness._maven import cache_root, copy_dependencies, java_tool, write_config
 
 # 4.4.0 is the newest line served; override e.g. CONTEXTPLANE_KAFKA_VERSION=4.3.1.
 KAFKA_VERSION = os.environ.get("CONTEXTPLANE_KAFKA_VERSION", "4.4.0")
@@ -82,12 +82,7 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     """Download the broker and its runtime jars (skipped when cached); returns the libs dir."""
     home = kafka_home(version)
     libs = copy_dependencies(home, kafka_deps(version))
-    conf = home / "log4j2.properties"
-    if not conf.exists() or conf.read_text() != LOG4J2_PROPERTIES:
-        # Atomic replace: a broker starting in parallel must never read a truncated file.
-        tmp = conf.with_name(f".log4j2.properties.{os.getpid()}")
-        tmp.write_text(LOG4J2_PROPERTIES)
-        tmp.replace(conf)
+    write_config(home / "log4j2.properties", LOG4J2_PROPERTIES)
     return libs
 
 
