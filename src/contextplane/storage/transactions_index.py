@@ -94,6 +94,11 @@ class PartitionTransactions:
                 entry.aborted = False
                 self._closing -= 1
 
+    def aborted_since(self, start: int) -> bool:
+        """Whether an aborted transaction ends at or after `start` (kept by last offset,
+        so the last one ends latest): a fetch from `start` may have some to list."""
+        return bool(self.aborted) and self.aborted[-1].last_offset >= start
+
     def aborted_in(self, start: int, end: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping [start, end): what a fetch of that range
         lists so the client drops their records."""

@@ -196,8 +196,13 @@ async def _read_all(
             # The aborted transactions the returned batches may hold: the client drops their
             # records (from each first offset to the producer's ABORT marker). Bounded by
             # the data returned, as Kafka's LocalLog.collectAbortedTransactions is, not by
-            # the LSO: a small fetch over many aborted transactions lists few.
-            returned = returned_range(wanted.fetch_offset, data)
+            # the LSO: a small fetch over many aborted transactions lists few. The returned
+            # batches are walked only when some aborted transaction may be among them.
+            returned = (
+                returned_range(wanted.fetch_offset, data)
+                if partition.transactions.aborted_since(wanted.fetch_offset)
+                else None
+            )
             entry["aborted_transactions"] = (
                 []
                 if returned is None
