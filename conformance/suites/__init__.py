@@ -20,6 +20,8 @@ grow. The quick (CI) run executes only the allowlisted tests; the full run execu
 from __future__ import annotations
 
 import importlib
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,24 @@ class BrokerSpec:
     settings: dict[str, str]
     scram_users: dict[str, str] = field(default_factory=dict)
     tls_cafile: Path | None = None
+
+
+# Work directories (runner logs, reports, certificates) are kept for diagnosis after a run,
+# but only the newest few of each kind: every CI run makes several and nothing else
+# removes them.
+WORK_ROOT_NAME = "contextplane-conformance"
+WORK_DIRS_KEPT = 8
+
+
+def work_dir(prefix: str, keep: int = WORK_DIRS_KEPT) -> Path:
+    """A new directory `<tmp>/contextplane-conformance/<prefix>…`; older ones with the same
+    prefix beyond the newest `keep` are removed."""
+    root = Path(tempfile.gettempdir()) / WORK_ROOT_NAME
+    root.mkdir(exist_ok=True)
+    older = sorted(root.glob(f"{prefix}*"), key=lambda p: p.stat().st_mtime)
+    for stale in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
 
 def broker_spec(module: Any, prepared: Any) -> BrokerSpec:

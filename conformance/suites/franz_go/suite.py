@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable, work_dir
 from harness.cache import cache_root, go_env, tail
 
 MODULE = "github.com/twmb/franz-go"
@@ -143,7 +143,7 @@ def run(
 ) -> dict[str, str]:
     selected = integration_tests(src) if tests is None else list(tests)
     binary = _cache() / "kgo.test"
-    logs = Path(tempfile.mkdtemp(prefix="conformance-kgo-"))
+    logs = work_dir("kgo-")
     env = dict(
         go_env(),
         KGO_SEEDS=bootstrap,

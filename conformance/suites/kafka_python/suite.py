@@ -18,12 +18,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable
+from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable, work_dir
 from conformance.suites.kafka_python import client_races
 from harness.cache import cache_root, tail
 
@@ -124,7 +123,7 @@ def run(
     log,  # noqa: ANN001
     deadline: float,
 ) -> dict[str, str]:
-    work = Path(tempfile.mkdtemp(prefix="conformance-kpy-"))
+    work = work_dir("kpy-")
     (work / "kafka-root").mkdir()
     major_minor = ".".join(kafka_version.split(".")[:2])
     env = {

@@ -14,10 +14,9 @@ TopicCommand, as in the librdkafka suite, and the fixture's sasl_command.conf te
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
-from conformance.suites import BrokerSpec, SuiteUnavailable
+from conformance.suites import BrokerSpec, SuiteUnavailable, work_dir
 from conformance.suites.kafka_python import suite as kafka_python
 from conformance.suites.librdkafka import suite as librdkafka
 
@@ -71,7 +70,7 @@ def run(
     log,  # noqa: ANN001
     deadline: float,
 ) -> dict[str, str]:
-    work = Path(tempfile.mkdtemp(prefix="conformance-kpy-sasl-"))
+    work = work_dir("kpy_sasl-")
     plugins = work / "plugins"
     plugins.mkdir()
     shutil.copy(HERE / "stubs" / "contextplane_sasl_broker.py", plugins)

@@ -12,11 +12,10 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable, client_races
+from conformance.suites import FAILED, PASSED, SKIPPED, SuiteUnavailable, client_races, work_dir
 from harness.cache import tail
 
 NAME = "librdkafka (Debian src)"
@@ -163,7 +162,7 @@ def run_tests(
     settings) and `env_more` in the runner's environment."""
     tests_dir = src / "tests"
     numbers = sorted({t.split("_", 1)[0] for t in selected})
-    work = Path(tempfile.mkdtemp(prefix="conformance-rdk-"))
+    work = work_dir("rdk-")
     conf = work / "test.conf"
     lines = {
         "bootstrap.servers": bootstrap,

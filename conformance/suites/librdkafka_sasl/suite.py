@@ -11,11 +11,10 @@ client bug fixed in later releases), which Kafka and contextplane both refuse.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.suites import BrokerSpec, pki
+from conformance.suites import BrokerSpec, pki, work_dir
 from conformance.suites.librdkafka import suite as librdkafka
 
 NAME = "librdkafka (Debian src) over SASL_SSL"
@@ -56,7 +55,7 @@ class Prepared:
 
 def prepare(log) -> Prepared:  # noqa: ANN001
     src = librdkafka.prepare(log)
-    return Prepared(src, pki.make(Path(tempfile.mkdtemp(prefix="conformance-rdk-pki-"))))
+    return Prepared(src, pki.make(work_dir("rdk_pki-")))
 
 
 def broker_spec(prepared: Prepared) -> BrokerSpec:
