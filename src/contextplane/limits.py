@@ -179,6 +179,9 @@ QUOTA_SENSORS_MAX = 10_000
 # for, and how often timed-out transactions are aborted.
 TRANSACTION_MAX_TIMEOUT_MS = 15 * 60 * 1000
 TRANSACTION_ABORT_INTERVAL_MS = 10_000
+# Timed-out transactions aborted at once by one pass (their markers share WAL group
+# commits; Kafka's coordinator aborts them all in one pass, batching markers per broker).
+TXN_ABORT_CONCURRENCY = 32
 # A transactional id idle (Empty, CompleteCommit, CompleteAbort) this long is removed, and
 # the coordinator looks for them this often (Kafka's transactional.id.expiration.ms, 7
 # days, and transaction.remove.expired.transaction.cleanup.interval.ms, 1 hour).

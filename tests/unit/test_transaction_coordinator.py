@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,53 @@ def test_a_thousand_transactional_ids_leave_no_lock_behind(tmp_path: Path) -> No
         return held
 
     assert asyncio.run(run()) == 0
+
+
+def test_timed_out_transactions_are_aborted_together(tmp_path: Path) -> None:
+    """A backlog of timed-out transactions is aborted several at a time (their markers
+    share the WAL's group commits), each with one durable write before its markers:
+    Kafka logs PrepareAbort with the bumped epoch and keeps PrepareEpochFence in memory."""
+
+    async def run() -> tuple[int, int, list[str]]:
+        engine = await open_engine(tmp_path, WalMedium())
+        await engine.open()
+        clock = ManualClock()
+        write = marker_writer(engine, clock)
+        in_flight = most = 0
+
+        async def counting(*args: Any) -> None:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await write(*args)
+            finally:
+                in_flight -= 1
+
+        saved: list[str] = []
+        save = engine.metadata.save_transaction
+
+        async def recording(record: Any) -> None:
+            saved.append(record.state)
+            await save(record)
+
+        engine.metadata.save_transaction = recording  # type: ignore[method-assign]
+        txns = TransactionCoordinator(
+            engine.metadata, ProducerIds(engine.metadata), clock, CONFIG, counting
+        )
+        await txns.start()
+        for i in range(100):
+            pid, epoch = await txns.init_producer(f"tid-{i}", 1_000)
+            await txns.add_partitions(f"tid-{i}", pid, epoch, [("t", 0)])
+        saved.clear()
+        clock.advance(1_000)
+        aborted = await txns.abort_timed_out()
+        assert all(txns.record(f"tid-{i}").state == "CompleteAbort" for i in range(100))  # type: ignore[union-attr]
+        await txns.stop()
+        return aborted, most, saved
+
+    aborted, most, saved = asyncio.run(run())
+    assert aborted == 100
+    assert most > 1, "the markers of timed-out transactions were written one at a time"
+    assert "PrepareEpochFence" not in saved
+    assert saved.count("PrepareAbort") == 100
