@@ -224,9 +224,9 @@ def test_timed_out_transactions_are_aborted_together(tmp_path: Path) -> None:
         saved: list[str] = []
         save = engine.metadata.save_transaction
 
-        async def recording(record: Any) -> None:
+        async def recording(record: Any, previous: Any = None) -> None:
             saved.append(record.state)
-            await save(record)
+            await save(record, previous)
 
         engine.metadata.save_transaction = recording  # type: ignore[method-assign]
         txns = TransactionCoordinator(
@@ -248,3 +248,26 @@ def test_timed_out_transactions_are_aborted_together(tmp_path: Path) -> None:
     assert most > 1, "the markers of timed-out transactions were written one at a time"
     assert "PrepareEpochFence" not in saved
     assert saved.count("PrepareAbort") == 100
+
+
+def test_adding_a_partition_writes_only_that_partition(tmp_path: Path) -> None:
+    """AddPartitionsToTxn one partition at a time (v3 clients) must not rewrite every
+    partition the transaction already has: the rows changed per request stay constant."""
+
+    async def run() -> int:
+        engine = await open_engine(tmp_path, WalMedium(), partitions=201)
+        await engine.open()
+        txns = await coordinator(engine, ManualClock())
+        pid, epoch = await txns.init_producer("tid", 30_000)
+        for index in range(200):
+            await txns.add_partitions("tid", pid, epoch, [("t", index)])
+        db = engine.metadata.engine._db  # type: ignore[attr-defined]
+        before = db.total_changes
+        await txns.add_partitions("tid", pid, epoch, [("t", 200)])
+        changed: int = db.total_changes - before
+        record = txns.record("tid")
+        assert record is not None and len(record.partitions) == 201
+        await txns.stop()
+        return changed
+
+    assert asyncio.run(run()) <= 3  # the transaction's row and the new partition's

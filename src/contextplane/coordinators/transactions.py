@@ -121,7 +121,7 @@ class TransactionCoordinator:
         return list(self._records.values())
 
     async def _save(self, record: TransactionRecord) -> None:
-        await self._store.save_transaction(record)
+        await self._store.save_transaction(record, self._records.get(record.transactional_id))
         self._records[record.transactional_id] = record
 
     def _now(self) -> int:

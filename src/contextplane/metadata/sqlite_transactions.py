@@ -44,7 +44,12 @@ def load(db: sqlite3.Connection) -> list[TransactionRecord]:
     return list(records.values())
 
 
-def save(db: sqlite3.Connection, record: TransactionRecord) -> None:
+def save(
+    db: sqlite3.Connection, record: TransactionRecord, previous: TransactionRecord | None = None
+) -> None:
+    """Store `record`; with `previous` (what is stored now), only the partitions and
+    groups that changed are written, so adding partitions one request at a time costs
+    each request its own, not the whole transaction's."""
     tid = record.transactional_id
     db.execute(
         f"INSERT INTO transactions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -65,14 +70,33 @@ def save(db: sqlite3.Connection, record: TransactionRecord) -> None:
             record.update_ms,
         ),
     )
-    db.execute("DELETE FROM transaction_partitions WHERE transactional_id=?", (tid,))
+    if previous is None or previous.transactional_id != tid:
+        db.execute("DELETE FROM transaction_partitions WHERE transactional_id=?", (tid,))
+        db.execute("DELETE FROM transaction_groups WHERE transactional_id=?", (tid,))
+        old_partitions: dict[tuple[str, int], bool] = {}
+        old_groups: set[str] = set()
+    else:
+        old_partitions, old_groups = previous.partitions, previous.groups
     db.executemany(
-        "INSERT INTO transaction_partitions VALUES (?, ?, ?, ?)",
-        [(tid, t, p, int(w)) for (t, p), w in record.partitions.items()],
+        "DELETE FROM transaction_partitions WHERE transactional_id=? AND topic=? AND partition=?",
+        [(tid, t, p) for (t, p) in old_partitions.keys() - record.partitions.keys()],
     )
-    db.execute("DELETE FROM transaction_groups WHERE transactional_id=?", (tid,))
     db.executemany(
-        "INSERT INTO transaction_groups VALUES (?, ?)", [(tid, g) for g in record.groups]
+        "INSERT INTO transaction_partitions VALUES (?, ?, ?, ?) ON CONFLICT (transactional_id,"
+        " topic, partition) DO UPDATE SET marker_written=excluded.marker_written",
+        [
+            (tid, t, p, int(w))
+            for (t, p), w in record.partitions.items()
+            if old_partitions.get((t, p)) is not w
+        ],
+    )
+    db.executemany(
+        "DELETE FROM transaction_groups WHERE transactional_id=? AND group_id=?",
+        [(tid, g) for g in old_groups - record.groups],
+    )
+    db.executemany(
+        "INSERT INTO transaction_groups VALUES (?, ?)",
+        [(tid, g) for g in record.groups - old_groups],
     )
 
 
@@ -131,10 +155,12 @@ class TransactionRows:
     def transactions(self) -> list[TransactionRecord]:
         return load(self._db)
 
-    def save_transaction(self, record: TransactionRecord) -> None:
+    def save_transaction(
+        self, record: TransactionRecord, previous: TransactionRecord | None = None
+    ) -> None:
         engine: Any = self  # a SqliteEngine: its BEGIN IMMEDIATE ... COMMIT
         with engine._transaction():
-            save(self._db, record)
+            save(self._db, record, previous)
 
     def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
         engine: Any = self
@@ -165,9 +191,11 @@ class TransactionCalls:
         result: list[TransactionRecord] = await store._call(store.engine.transactions)
         return result
 
-    async def save_transaction(self, record: TransactionRecord) -> None:
+    async def save_transaction(
+        self, record: TransactionRecord, previous: TransactionRecord | None = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.save_transaction, record)
+        await store._call(store.engine.save_transaction, record, previous)
 
     async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
         store: Any = self

@@ -126,9 +126,11 @@ class MetadataStore(Protocol):
         """Every transactional.id's coordinator state (loaded at start)."""
         ...
 
-    async def save_transaction(self, record: TransactionRecord) -> None:
-        """One coordinator transition: the row, its partitions and groups, replaced in
-        one transaction."""
+    async def save_transaction(
+        self, record: TransactionRecord, previous: TransactionRecord | None = None
+    ) -> None:
+        """One coordinator transition: the row, its partitions and groups, in one
+        transaction; `previous`, what is stored now, lets only the changes be written."""
         ...
 
     async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
