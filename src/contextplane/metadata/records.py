@@ -185,3 +185,70 @@ class TransactionRecord:
     # (topic, partition) -> whether its COMMIT/ABORT marker is durable.
     partitions: dict[tuple[str, int], bool] = field(default_factory=dict)
     groups: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSummary:
+    """An object as object compaction plans it: its level (0 an upload, 1 compacted), the
+    number of streams it was written with (0: unknown) and the ranges that reference it."""
+
+    key: str
+    size: int
+    created_ms: int
+    level: int
+    streams: int
+    ranges: tuple[RangeRecord, ...]
+
+    @property
+    def live_bytes(self) -> int:
+        return sum(r.size for r in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactedRange:
+    """A range of a compacted object. It replaces the stream's ranges starting in
+    [base_offset, end_offset), which were `replaced` ((base offset, object key) each)
+    when the compactor read them; `created_ms` is the first replaced range's."""
+
+    stream_id: int
+    base_offset: int
+    end_offset: int  # exclusive
+    position: int
+    size: int
+    max_timestamp: int
+    created_ms: int
+    replaced: tuple[tuple[int, str], ...]
+
+
+@dataclass(slots=True)
+class CompactedObject:
+    key: str
+    size: int
+    created_ms: int
+    level: int
+    ranges: list[CompactedRange]
+
+
+@dataclass(slots=True)
+class ObjectSwap:
+    """Object compaction's swap of many streams' ranges for the ranges of `outputs`, if
+    each stream's leader epoch is still that of `epochs` (RFC 0003, swap_objects)."""
+
+    outputs: list[CompactedObject]
+    epochs: dict[int, int]
+    delete_due_ms: int  # when objects left unreferenced are deleted
+
+
+@dataclass(slots=True)
+class SwapOutcome:
+    """What `swap_objects` did: the streams swapped, those left out (their epoch moved,
+    or their topic is gone; or their ranges changed since they were read), the outputs
+    inserted and those not inserted (no stream of theirs was kept: the caller deletes
+    them), and the input objects left unreferenced (queued for deletion)."""
+
+    swapped: set[int] = field(default_factory=set)
+    epoch_moved: set[int] = field(default_factory=set)
+    ranges_moved: set[int] = field(default_factory=set)
+    inserted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    unreferenced: list[str] = field(default_factory=list)

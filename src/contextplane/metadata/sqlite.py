@@ -42,7 +42,12 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
-from contextplane.metadata.sqlite_objects import ObjectCalls, ObjectRows, unreference_orphans
+from contextplane.metadata.sqlite_objects import (
+    CompactionRows,
+    ObjectCalls,
+    ObjectRows,
+    unreference_orphans,
+)
 from contextplane.metadata.sqlite_offsets import upsert_group_offsets
 from contextplane.metadata.sqlite_quotas import QuotaCalls, QuotaRows
 from contextplane.metadata.sqlite_transaction import Transaction
@@ -81,7 +86,7 @@ def _uses_reserve(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqliteEngine(QuotaRows, TransactionRows, ObjectRows):
+class SqliteEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
     def __init__(self, path: str, reserve: SpaceReserve | None = None) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +329,7 @@ class SqliteEngine(QuotaRows, TransactionRows, ObjectRows):
         """Every stream's ranges in offset order, in one query (broker start)."""
         rows = self._db.execute(
             "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
-            " r.max_timestamp, o.created_ms FROM ranges r"
+            " r.max_timestamp, COALESCE(r.created_ms, o.created_ms) FROM ranges r"
             " JOIN objects o ON o.object_id = r.object_id ORDER BY r.stream_id, r.base_offset"
         ).fetchall()
         result: dict[int, list[RangeRecord]] = {}

@@ -1,6 +1,7 @@
-"""The SQLite statements of object lifetimes (migration 0007): objects no range references
-any more wait in `objects_to_delete` until they are due; the cleaner's swap of a
-partition's ranges; which keys the store knows (the orphan sweep). The engine and store
+"""The SQLite statements of object lifetimes (migrations 0007, 0008): objects no range
+references any more wait in `objects_to_delete` until they are due; the cleaner's swap of
+a partition's ranges; object compaction's candidates and its swap of many streams' ranges;
+which keys the store knows (the orphan sweep). The engine and store
 methods over them are mixed into `SqliteEngine` and `SqliteMetadataStore`.
 
 An object leaves `objects` in the transaction that drops its last range and enters
@@ -16,7 +17,14 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from contextplane.metadata.records import RangeSwap
+from contextplane.metadata.records import (
+    CompactedObject,
+    ObjectSummary,
+    ObjectSwap,
+    RangeRecord,
+    RangeSwap,
+    SwapOutcome,
+)
 
 
 def unreference_orphans(db: sqlite3.Connection, due_ms: int) -> list[str]:
@@ -107,7 +115,8 @@ class ObjectRows:
             )
             if swap.ranges:
                 cursor = db.execute(
-                    "INSERT INTO objects (key, size, created_ms) VALUES (?, ?, ?)",
+                    "INSERT INTO objects (key, size, created_ms, level, streams)"
+                    " VALUES (?, ?, ?, 1, 1)",
                     (swap.key, swap.size, swap.created_ms),
                 )
                 db.executemany(
@@ -125,6 +134,146 @@ class ObjectRows:
             )
             unreference_orphans(db, swap.delete_due_ms)
         return True
+
+
+# (base offset, end offset, the (base offset, object key) of each range read in between)
+_Replaced = tuple[int, int, tuple[tuple[int, str], ...]]
+
+
+def _stream_ranges_unchanged(
+    db: sqlite3.Connection, stream_id: int, ranges: list[_Replaced]
+) -> bool:
+    """Whether each (base, end, replaced) still names exactly the stream's ranges starting
+    in [base, end): same base offsets, same objects."""
+    for base, end, replaced in ranges:
+        current = db.execute(
+            "SELECT r.base_offset, o.key FROM ranges r JOIN objects o"
+            " ON o.object_id = r.object_id WHERE r.stream_id=? AND r.base_offset >= ?"
+            " AND r.base_offset < ? ORDER BY r.base_offset",
+            (stream_id, base, end),
+        ).fetchall()
+        if not replaced or [tuple(r) for r in current] != [tuple(r) for r in replaced]:
+            return False
+    return True
+
+
+def _insert_output(db: sqlite3.Connection, output: CompactedObject, kept: set[int]) -> bool:
+    """Insert `output` with the ranges of the streams kept; False (nothing inserted) when
+    none of its streams was kept."""
+    ranges = [r for r in output.ranges if r.stream_id in kept]
+    if not ranges:
+        return False
+    cursor = db.execute(
+        "INSERT INTO objects (key, size, created_ms, level, streams) VALUES (?, ?, ?, ?, ?)",
+        (output.key, output.size, output.created_ms, output.level,
+         len({r.stream_id for r in output.ranges})),
+    )  # fmt: skip
+    db.executemany(
+        "INSERT INTO ranges (stream_id, base_offset, end_offset, object_id, position, size,"
+        " max_timestamp, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (r.stream_id, r.base_offset, r.end_offset, cursor.lastrowid, r.position, r.size,
+             r.max_timestamp, r.created_ms)
+            for r in ranges
+        ],
+    )  # fmt: skip
+    return True
+
+
+class CompactionRows:
+    """`SqliteEngine`'s object compaction methods: its candidates and its swap."""
+
+    _db: sqlite3.Connection
+
+    def compaction_candidates(
+        self, created_before_ms: int, live_ratio: float, limit: int
+    ) -> list[ObjectSummary]:
+        """The oldest level-0 objects created at or before `created_before_ms`, and the
+        oldest objects of any level whose referenced bytes are below `live_ratio` of their
+        size, at most `limit` of each, with the ranges that reference them."""
+        db = self._db
+        columns = "o.object_id, o.key, o.size, o.created_ms, o.level, o.streams"
+        rows = db.execute(
+            f"SELECT {columns} FROM objects o WHERE o.level = 0 AND o.created_ms <= ?"  # noqa: S608
+            " ORDER BY o.created_ms LIMIT ?",
+            (created_before_ms, limit),
+        ).fetchall()
+        rows += db.execute(
+            f"SELECT {columns} FROM objects o JOIN ranges r ON r.object_id = o.object_id"  # noqa: S608
+            " WHERE o.created_ms <= ? GROUP BY o.object_id HAVING SUM(r.size) < ? * o.size"
+            " ORDER BY o.created_ms LIMIT ?",
+            (created_before_ms, live_ratio, limit),
+        ).fetchall()
+        objects = {int(r[0]): r for r in rows}
+        ranges: dict[int, list[RangeRecord]] = {object_id: [] for object_id in objects}
+        ids = list(objects)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in db.execute(
+                "SELECT r.object_id, r.stream_id, r.base_offset, r.end_offset, o.key,"
+                " r.position, r.size, r.max_timestamp, COALESCE(r.created_ms, o.created_ms)"
+                " FROM ranges r JOIN objects o ON o.object_id = r.object_id"
+                f" WHERE r.object_id IN ({marks}) ORDER BY r.position",  # noqa: S608
+                chunk,
+            ):
+                ranges[int(r[0])].append(RangeRecord(*r[1:]))
+        return sorted(
+            (
+                ObjectSummary(row[1], row[2], row[3], row[4], row[5], tuple(ranges[object_id]))
+                for object_id, row in objects.items()
+            ),
+            key=lambda o: (o.created_ms, o.key),
+        )
+
+    def swap_objects(self, swap: ObjectSwap) -> SwapOutcome:
+        """Object compaction's swap, in one transaction (RFC 0003, "swap_objects"):
+        1. a stream whose leader epoch is no longer `swap.epochs`' is left out;
+        2. so is a stream whose ranges in any replaced interval are no longer exactly
+           those read;
+        3. the kept streams' replaced ranges are deleted, the outputs inserted with the
+           kept streams' ranges, and input objects left unreferenced are queued for
+           deletion (due `swap.delete_due_ms`); an input that still holds ranges of a
+           stream left out stays where it is;
+        4. an output none of whose streams was kept is not inserted (`refused`)."""
+        engine: Any = self
+        db = self._db
+        outcome = SwapOutcome()
+        by_stream: dict[int, list[_Replaced]] = {}
+        for output in swap.outputs:
+            for r in output.ranges:
+                by_stream.setdefault(r.stream_id, []).append(
+                    (r.base_offset, r.end_offset, r.replaced)
+                )
+        with engine._transaction():
+            for stream_id, ranges in by_stream.items():
+                row = db.execute(
+                    "SELECT leader_epoch FROM partitions WHERE stream_id=?", (stream_id,)
+                ).fetchone()
+                if row is None or row[0] != swap.epochs.get(stream_id):
+                    outcome.epoch_moved.add(stream_id)
+                elif not _stream_ranges_unchanged(db, stream_id, ranges):
+                    outcome.ranges_moved.add(stream_id)
+                else:
+                    outcome.swapped.add(stream_id)
+            if not outcome.swapped:
+                outcome.refused = [o.key for o in swap.outputs]
+                return outcome
+            db.executemany(
+                "DELETE FROM ranges WHERE stream_id=? AND base_offset >= ? AND base_offset < ?",
+                [
+                    (stream_id, base, end)
+                    for stream_id in outcome.swapped
+                    for base, end, _ in by_stream[stream_id]
+                ],
+            )
+            for output in swap.outputs:
+                if _insert_output(db, output, outcome.swapped):
+                    outcome.inserted.append(output.key)
+                else:
+                    outcome.refused.append(output.key)
+            outcome.unreferenced = unreference_orphans(db, swap.delete_due_ms)
+        return outcome
 
 
 class ObjectCalls:
@@ -157,4 +306,18 @@ class ObjectCalls:
     async def swap_ranges(self, swap: RangeSwap) -> bool:
         store: Any = self
         result: bool = await store._call(store.engine.swap_ranges, swap)
+        return result
+
+    async def compaction_candidates(
+        self, created_before_ms: int, live_ratio: float, limit: int
+    ) -> list[ObjectSummary]:
+        store: Any = self
+        result: list[ObjectSummary] = await store._call(
+            store.engine.compaction_candidates, created_before_ms, live_ratio, limit
+        )
+        return result
+
+    async def swap_objects(self, swap: ObjectSwap) -> SwapOutcome:
+        store: Any = self
+        result: SwapOutcome = await store._call(store.engine.swap_objects, swap)
         return result

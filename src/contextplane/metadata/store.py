@@ -20,11 +20,14 @@ from contextplane.metadata.records import (
     CommitOutcome,
     CommittedOffset,
     ObjectCommit,
+    ObjectSummary,
+    ObjectSwap,
     OffsetRow,
     PartitionRecord,
     RangeRecord,
     RangeSwap,
     ScramCredentialRecord,
+    SwapOutcome,
     TopicRecord,
     TransactionRecord,
 )
@@ -89,6 +92,19 @@ class MetadataStore(Protocol):
     async def swap_ranges(self, swap: RangeSwap) -> bool:
         """The cleaner's swap (records.RangeSwap), epoch-checked, in one transaction;
         False when the epoch or the ranges changed meanwhile (nothing is changed)."""
+        ...
+
+    async def compaction_candidates(
+        self, created_before_ms: int, live_ratio: float, limit: int
+    ) -> list[ObjectSummary]:
+        """Object compaction's candidates: the oldest level-0 objects created by
+        `created_before_ms` and the oldest whose referenced bytes are below `live_ratio` of
+        their size (at most `limit` of each), with their ranges."""
+        ...
+
+    async def swap_objects(self, swap: ObjectSwap) -> SwapOutcome:
+        """Object compaction's swap (records.ObjectSwap), per stream epoch- and
+        range-checked, in one transaction; streams that changed are left out."""
         ...
 
     async def cleaner_states(self) -> dict[int, dict[str, Any]]:
