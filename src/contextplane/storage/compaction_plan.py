@@ -1,0 +1,214 @@
+"""Object compaction's plan (RFC 0003, "1. Object compaction"): which ranges of which
+objects are rewritten into which new objects. Pure: no I/O, no clock.
+
+Candidates are level-0 objects (uploads) older than `object.compaction.min.age.ms`, and
+objects of any level whose referenced bytes fell below `object.compaction.live.ratio` of
+their size (their live ranges are rewritten, the dead space goes with the old object).
+At most `object.compaction.max.objects` of them, oldest first, per pass.
+
+Their ranges are grouped per stream into *pieces*: ranges that follow each other in the
+stream's log (no other range between them) and lie in one segment as retention derives
+segments (retention.segments). A piece becomes one range of an output, with the size,
+first `created_ms` and largest timestamp of the ranges it replaces, so retention draws the
+same segment boundaries after the swap and deletes the same data at the same time. The
+first segment of a stream with finite retention is skipped while it is closed: retention
+deletes it next, and rewriting it would only race with that.
+
+A stream with at least `object.compaction.stream.split.bytes` in the pass gets stream
+objects (its pieces only, at most `object.compaction.stream.object.bytes` each); the
+other streams' pieces are packed into merged objects, sorted by stream then offset, at
+most `object.compaction.merged.bytes` each. A piece is cut at range boundaries to fit; a
+single range larger than the bound is an output of its own (ranges are never split).
+Each output object is one task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from contextplane.metadata.records import ObjectSummary, RangeRecord
+from contextplane.storage.retention import segments
+
+
+@dataclass(frozen=True, slots=True)
+class PlanConfig:
+    min_age_ms: int
+    max_objects: int
+    stream_split_bytes: int
+    stream_object_bytes: int
+    merged_bytes: int
+    live_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLayout:
+    """A stream's whole log (every range, in offset order) and its segment configs."""
+
+    ranges: Sequence[RangeRecord]
+    segment_bytes: int
+    segment_ms: int
+    finite_retention: bool = True
+
+
+class OutputKind(Enum):
+    STREAM = "stream"
+    MERGED = "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Consecutive ranges of one stream in one segment: one range of an output."""
+
+    stream_id: int
+    sources: tuple[RangeRecord, ...]
+
+    @property
+    def base_offset(self) -> int:
+        return self.sources[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self.sources[-1].end_offset
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.sources)
+
+    @property
+    def max_timestamp(self) -> int:
+        return max(r.max_timestamp for r in self.sources)
+
+    @property
+    def created_ms(self) -> int:
+        return self.sources[0].created_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One output object and the pieces it is built from, in their order in it."""
+
+    kind: OutputKind
+    pieces: tuple[Piece, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.pieces)
+
+    @property
+    def input_keys(self) -> list[str]:
+        return sorted({r.object_key for p in self.pieces for r in p.sources})
+
+    @property
+    def created_ms(self) -> int:
+        return min(p.created_ms for p in self.pieces)
+
+
+def candidates(
+    objects: Iterable[ObjectSummary], now_ms: int, config: PlanConfig
+) -> list[ObjectSummary]:
+    """The objects this pass may rewrite: old enough, and an upload or sparse; the oldest
+    `max_objects` of them."""
+    cutoff = now_ms - config.min_age_ms
+    unique = {o.key: o for o in objects}.values()
+    eligible = [
+        o
+        for o in unique
+        if o.created_ms <= cutoff
+        and o.ranges
+        and (o.level == 0 or o.live_bytes < config.live_ratio * o.size)
+    ]
+    eligible.sort(key=lambda o: (o.created_ms, o.key))
+    return eligible[: config.max_objects]
+
+
+def plan(
+    objects: Iterable[ObjectSummary],
+    streams: Mapping[int, StreamLayout],
+    now_ms: int,
+    config: PlanConfig,
+) -> list[Task]:
+    chosen: dict[int, list[RangeRecord]] = {}
+    for summary in candidates(objects, now_ms, config):
+        for record in summary.ranges:
+            if record.stream_id in streams:
+                chosen.setdefault(record.stream_id, []).append(record)
+    tasks: list[Task] = []
+    merged: list[Piece] = []
+    for stream_id in sorted(chosen):
+        pieces = stream_pieces(stream_id, chosen[stream_id], streams[stream_id])
+        if sum(p.size for p in pieces) >= config.stream_split_bytes:
+            tasks += pack(OutputKind.STREAM, pieces, config.stream_object_bytes)
+        else:
+            merged += pieces
+    tasks += pack(OutputKind.MERGED, merged, config.merged_bytes)
+    return tasks
+
+
+def stream_pieces(
+    stream_id: int, records: Iterable[RangeRecord], layout: StreamLayout
+) -> list[Piece]:
+    """`records` (ranges of the stream in the chosen objects) as pieces: runs that are
+    consecutive in the stream's log and in one segment, the first closed segment left out
+    when retention may delete it. A record the layout does not hold (it moved since it
+    was read) is left out."""
+    position: dict[tuple[int, str], tuple[int, int]] = {}  # -> (index in log, segment)
+    derived = segments(layout.ranges, layout.segment_bytes, layout.segment_ms)
+    index = 0
+    for number, segment in enumerate(derived):
+        for record in segment:
+            position[(record.base_offset, record.object_key)] = (index, number)
+            index += 1
+    skip_first = layout.finite_retention and len(derived) > 1
+    located = sorted(
+        (
+            (position[(r.base_offset, r.object_key)], r)
+            for r in records
+            if (r.base_offset, r.object_key) in position
+        ),
+        key=lambda item: item[0],
+    )
+    pieces: list[Piece] = []
+    run: list[RangeRecord] = []
+    last: tuple[int, int] | None = None
+    for (index, number), record in located:
+        if skip_first and number == 0:
+            continue
+        if run and last is not None and (index != last[0] + 1 or number != last[1]):
+            pieces.append(Piece(stream_id, tuple(run)))
+            run = []
+        run.append(record)
+        last = (index, number)
+    if run:
+        pieces.append(Piece(stream_id, tuple(run)))
+    return pieces
+
+
+def pack(kind: OutputKind, pieces: Sequence[Piece], limit: int) -> list[Task]:
+    """`pieces` in order into outputs of at most `limit` bytes, a piece cut at range
+    boundaries where it does not fit (a range alone larger than `limit` is an output)."""
+    tasks: list[Task] = []
+    current: list[Piece] = []
+    size = 0
+
+    def close() -> None:
+        nonlocal current, size
+        if current:
+            tasks.append(Task(kind, tuple(current)))
+        current, size = [], 0
+
+    for piece in pieces:
+        run: list[RangeRecord] = []
+        for record in piece.sources:
+            if size + record.size > limit:
+                if run:
+                    current.append(Piece(piece.stream_id, tuple(run)))
+                    run = []
+                close()
+            run.append(record)
+            size += record.size
+        if run:
+            current.append(Piece(piece.stream_id, tuple(run)))
+    close()
+    return tasks
