@@ -223,3 +223,21 @@ CLEANER_DELETE_RETENTION_MS = 86_400_000
 CLEANER_MIN_COMPACTION_LAG_MS = 0
 CLEANER_MAX_COMPACTION_LAG_MS = LONG_MAX
 CLEANUP_POLICY = "delete"
+# Object compaction (RFC 0003, "1. Object compaction"): how often it plans; how old an
+# upload is before it is compacted (its data has left the log cache by then); objects per
+# pass (AutoMQ's stream set object compaction takes at most 500); a stream with at least
+# this much in a pass gets stream objects (AutoMQ's streamSetObjectCompactionStreamSplitSize,
+# 8 MiB), at most this large each, as merged objects are (half the in-flight share of a
+# ~192 MiB budget); the live share below which an object's live ranges are rewritten
+# (AutoMQ's stream object CLEANUP step); its object reads are paced to this rate.
+OBJECT_COMPACTION_INTERVAL_MS = 60_000
+OBJECT_COMPACTION_MIN_AGE_MS = 60_000
+OBJECT_COMPACTION_MAX_OBJECTS = 500
+OBJECT_COMPACTION_STREAM_SPLIT_BYTES = 8 * 1024 * 1024
+OBJECT_COMPACTION_STREAM_OBJECT_BYTES = 32 * 1024 * 1024
+OBJECT_COMPACTION_MERGED_BYTES = 32 * 1024 * 1024
+OBJECT_COMPACTION_LIVE_RATIO = 0.5
+OBJECT_COMPACTION_READ_BYTES_PER_SECOND = 32 * 1024 * 1024
+# Ranges of one input object closer than this are read with one GET (the gap is read and
+# dropped): fewer requests for little extra memory.
+OBJECT_COMPACTION_SPAN_GAP_BYTES = 64 * 1024

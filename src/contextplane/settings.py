@@ -178,6 +178,16 @@ class Settings:
     log_cleaner_min_compaction_lag_ms: int = limits.CLEANER_MIN_COMPACTION_LAG_MS
     log_cleaner_max_compaction_lag_ms: int = limits.CLEANER_MAX_COMPACTION_LAG_MS
     log_cleanup_policy: str = limits.CLEANUP_POLICY
+    # Object compaction (storage/object_compactor.py, compaction_plan.py).
+    object_compaction_enable: bool = True
+    object_compaction_interval_ms: int = limits.OBJECT_COMPACTION_INTERVAL_MS
+    object_compaction_min_age_ms: int = limits.OBJECT_COMPACTION_MIN_AGE_MS
+    object_compaction_max_objects: int = limits.OBJECT_COMPACTION_MAX_OBJECTS
+    object_compaction_stream_split_bytes: int = limits.OBJECT_COMPACTION_STREAM_SPLIT_BYTES
+    object_compaction_stream_object_bytes: int = limits.OBJECT_COMPACTION_STREAM_OBJECT_BYTES
+    object_compaction_merged_bytes: int = limits.OBJECT_COMPACTION_MERGED_BYTES
+    object_compaction_live_ratio: float = limits.OBJECT_COMPACTION_LIVE_RATIO
+    object_compaction_read_bytes_per_second: int = limits.OBJECT_COMPACTION_READ_BYTES_PER_SECOND
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from contextplane.limits import INT_MAX
 from contextplane.setting import Setting
 from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_cleaner import CLEANER_SETTINGS
+from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
@@ -355,7 +356,13 @@ SETTINGS: tuple[Setting, ...] = (
     *SECURITY_SETTINGS,
 ) + tuple(
     Setting(**row)
-    for row in (*AUDIT_SETTINGS, *OAUTHBEARER_SETTINGS, *TXN_SETTINGS, *CLEANER_SETTINGS)
+    for row in (
+        *AUDIT_SETTINGS,
+        *OAUTHBEARER_SETTINGS,
+        *TXN_SETTINGS,
+        *CLEANER_SETTINGS,
+        *COMPACTION_SETTINGS,
+    )
 )
 
 

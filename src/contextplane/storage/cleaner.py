@@ -59,6 +59,7 @@ from contextplane.storage.object_format import StreamChunk, build_object, object
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.rewrite_locks import StreamRewriteLocks
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ class Cleaner:
         self.stats = CleanerStats()
         self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
         self.wakeup = asyncio.Event()
+        # Held while a partition is cleaned; object compaction takes them too.
+        self.locks = StreamRewriteLocks()
         # Records of a stored batch decompress to at most this (they were validated so).
         self._limit = settings.message_max_bytes * settings.message_max_decompression_ratio
 
@@ -190,6 +193,13 @@ class Cleaner:
         return True
 
     async def clean_partition(
+        self, partition: PartitionLog, config: CleanerConfig, end: int
+    ) -> None:
+        """Clean the partition up to `end` (module doc), holding its rewrite lock."""
+        async with self.locks.hold(partition.stream_id):
+            await self._clean_partition(partition, config, end)
+
+    async def _clean_partition(
         self, partition: PartitionLog, config: CleanerConfig, end: int
     ) -> None:
         started = self._clock.monotonic_ms()

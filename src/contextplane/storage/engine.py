@@ -10,6 +10,8 @@ its own module:
 - upload (uploader.py): the oldest durable batches into one object, commit, WAL trim;
 - log start (log_start.py, rules in retention.py): retention, DeleteRecords;
 - compacted topics (cleaner.py, rules in compaction.py): each key's latest record;
+- object compaction (object_compactor.py, plan in compaction_plan.py): small uploads
+  rewritten into larger merged and per-partition objects;
 - object lifetimes: unreferenced objects deleted after their grace period
   (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
 - recovery.py: start-up replay of the WAL tail;
@@ -44,6 +46,7 @@ from contextplane.storage.file_wal import FileWal
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.log_start import LogStart
 from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import ObjectStore, open_object_store
@@ -122,6 +125,19 @@ class StorageEngine:
             self.objects_unreferenced,
             self.log_cache.forget_uploaded_below,
         )
+        self.compactor = ObjectCompactor(
+            settings,
+            metadata,
+            self.objects,
+            clock,
+            self.budget,
+            self.live_partitions,
+            topic_configs or (lambda topic: {}),
+            self.in_flight,
+            self.cleaner.locks,
+            self.log_start.delete_delay_ms,
+            self.objects_unreferenced,
+        )
         self.uploader = Uploader(
             settings,
             metadata,
@@ -176,6 +192,8 @@ class StorageEngine:
         ]
         if self.settings.log_cleaner_enable:
             self._tasks.append(asyncio.create_task(self.cleaner.run(), name="log-cleaner"))
+        if self.settings.object_compaction_enable:
+            self._tasks.append(asyncio.create_task(self.compactor.run(), name="object-compactor"))
 
     async def _open_partitions(
         self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]

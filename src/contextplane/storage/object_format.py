@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -35,7 +36,7 @@ class StreamChunk:
     base_offset: int
     end_offset: int
     max_timestamp: int
-    batches: list[bytes]
+    batches: Sequence[bytes | memoryview]  # copied whole (compaction passes whole ranges)
 
 
 def index_bytes_max(streams: int) -> int:
@@ -45,7 +46,7 @@ def index_bytes_max(streams: int) -> int:
 
 
 def build_object(chunks: list[StreamChunk]) -> tuple[bytes, list[IndexEntry]]:
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     index: list[IndexEntry] = []
     position = 0
     for chunk in chunks:
