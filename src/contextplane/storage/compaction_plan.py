@@ -19,7 +19,8 @@ objects (its pieces only, at most `object.compaction.stream.object.bytes` each);
 other streams' pieces are packed into merged objects, sorted by stream then offset, at
 most `object.compaction.merged.bytes` each. A piece is cut at range boundaries to fit; a
 single range larger than the bound is an output of its own (ranges are never split).
-Each output object is one task.
+Each output object is one task; a task that would only copy one object whole (not a
+sparse one) is dropped, so a lone upload waits to be merged with the next ones.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def plan(
     config: PlanConfig,
 ) -> list[Task]:
     chosen: dict[int, list[RangeRecord]] = {}
-    for summary in candidates(objects, now_ms, config):
+    picked = candidates(objects, now_ms, config)
+    for summary in picked:
         for record in summary.ranges:
             if record.stream_id in streams:
                 chosen.setdefault(record.stream_id, []).append(record)
@@ -143,7 +145,19 @@ def plan(
         else:
             merged += pieces
     tasks += pack(OutputKind.MERGED, merged, config.merged_bytes)
-    return tasks
+    by_key = {o.key: o for o in picked}
+    return [t for t in tasks if not copies_one_object(t, by_key, config.live_ratio)]
+
+
+def copies_one_object(task: Task, objects: Mapping[str, ObjectSummary], live_ratio: float) -> bool:
+    """Whether `task` would only copy one object that is not sparse, every range of it:
+    nothing to gain (a lone upload waits to be merged with the next ones)."""
+    keys = task.input_keys
+    if len(keys) != 1:
+        return False
+    summary = objects[keys[0]]
+    taken = sum(len(p.sources) for p in task.pieces)
+    return taken == len(summary.ranges) and summary.live_bytes >= live_ratio * summary.size
 
 
 def stream_pieces(
