@@ -2,12 +2,13 @@
 
 An upload PUTs its object, then commits its ranges; a crash (kill -9, power loss) between
 the two leaves an object nothing references and nothing queued for deletion. So do the
-cleaner's rewritten objects when a crash comes before its swap. The sweep lists the store
+cleaner's and object compaction's rewritten objects when a crash comes before the swap. The sweep lists the store
 (`objects/`, in pages of at most `ORPHAN_SWEEP_PAGE_KEYS`), at start and every
 `object.store.orphan.sweep.interval.ms`, and deletes an object only when all of these hold:
 
-1. it is not in flight in this broker (`InFlightKeys`: the uploader and the cleaner hold a
-   key from before its PUT until its commit returned, whatever the outcome);
+1. it is not in flight in this broker (`InFlightKeys`: the uploader, the cleaner and the
+   object compactor hold a key from before its PUT until its commit or swap returned,
+   whatever the outcome);
 2. the metadata store, asked after (1) was checked, knows it neither as a referenced
    object nor as one queued for deletion;
 3. the store dated it at least `object.store.orphan.min.age.ms` ago.
