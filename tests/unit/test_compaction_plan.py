@@ -21,7 +21,7 @@ from contextplane.storage.compaction_plan import (
     candidates,
     plan,
 )
-from contextplane.storage.retention import segments
+from contextplane.storage.retention import retention_start, segments
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -71,7 +71,8 @@ def worlds(draw: st.DrawFn) -> World:
             per_stream[s],
             draw(st.integers(50, 2_000)),
             draw(st.integers(1, 200)),
-            draw(st.booleans()),
+            draw(st.one_of(st.just(-1), st.integers(0, 2_000))),
+            draw(st.one_of(st.just(-1), st.integers(0, 3_000))),
         )
         for s in led
     }
@@ -93,16 +94,18 @@ def segment_of(layout: StreamLayout) -> dict[tuple[int, str], int]:
 
 def expected_inputs(world: World) -> set[tuple[int, int, str]]:
     """Every range the plan must rewrite: those of the chosen objects, of streams led
-    here, outside a closed first segment of a stream with finite retention."""
+    here, except those retention deletes now."""
     result = set()
     for summary in candidates(world.objects, world.now_ms, world.config):
         for r in summary.ranges:
             layout = world.layouts.get(r.stream_id)
             if layout is None:
                 continue
-            numbers = segment_of(layout)
-            first_closed = layout.finite_retention and max(numbers.values()) > 0
-            if first_closed and numbers[(r.base_offset, r.object_key)] == 0:
+            doomed = retention_start(
+                layout.ranges, world.now_ms, layout.retention_ms, layout.retention_bytes,
+                layout.segment_bytes, layout.segment_ms,
+            )  # fmt: skip
+            if doomed is not None and r.end_offset <= doomed:
                 continue
             result.add((r.stream_id, r.base_offset, r.object_key))
     return result

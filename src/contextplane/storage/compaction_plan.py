@@ -10,9 +10,11 @@ Their ranges are grouped per stream into *pieces*: ranges that follow each other
 stream's log (no other range between them) and lie in one segment as retention derives
 segments (retention.segments). A piece becomes one range of an output, with the size,
 first `created_ms` and largest timestamp of the ranges it replaces, so retention draws the
-same segment boundaries after the swap and deletes the same data at the same time. The
-first segment of a stream with finite retention is skipped while it is closed: retention
-deletes it next, and rewriting it would only race with that.
+same segment boundaries after the swap and deletes the same data at the same time. Ranges
+in the closed segments retention would delete now (retention.retention_start) are left
+out: rewriting them would only race with their deletion. (Not the whole first closed
+segment: with a week's retention it would hold its uploads, oldest first, at the head of
+the candidates for a week, and enough of them would stall compaction.)
 
 A stream with at least `object.compaction.stream.split.bytes` in the pass gets stream
 objects (its pieces only, at most `object.compaction.stream.object.bytes` each); the
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from contextplane.metadata.records import ObjectSummary, RangeRecord
-from contextplane.storage.retention import segments
+from contextplane.storage.retention import retention_start, segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,8 @@ class StreamLayout:
     ranges: Sequence[RangeRecord]
     segment_bytes: int
     segment_ms: int
-    finite_retention: bool = True
+    retention_ms: int = -1  # -1 for both when the topic's cleanup.policy has no `delete`
+    retention_bytes: int = -1
 
 
 class OutputKind(Enum):
@@ -139,7 +142,7 @@ def plan(
     tasks: list[Task] = []
     merged: list[Piece] = []
     for stream_id in sorted(chosen):
-        pieces = stream_pieces(stream_id, chosen[stream_id], streams[stream_id])
+        pieces = stream_pieces(stream_id, chosen[stream_id], streams[stream_id], now_ms)
         if sum(p.size for p in pieces) >= config.stream_split_bytes:
             tasks += pack(OutputKind.STREAM, pieces, config.stream_object_bytes)
         else:
@@ -160,13 +163,20 @@ def copies_one_object(task: Task, objects: Mapping[str, ObjectSummary], live_rat
     return taken == len(summary.ranges) and summary.live_bytes >= live_ratio * summary.size
 
 
+def doomed_end(layout: StreamLayout, now_ms: int) -> int | None:
+    """The offset below which retention deletes the stream's ranges now, if any."""
+    return retention_start(
+        layout.ranges, now_ms, layout.retention_ms, layout.retention_bytes,
+        layout.segment_bytes, layout.segment_ms,
+    )  # fmt: skip
+
+
 def stream_pieces(
-    stream_id: int, records: Iterable[RangeRecord], layout: StreamLayout
+    stream_id: int, records: Iterable[RangeRecord], layout: StreamLayout, now_ms: int
 ) -> list[Piece]:
     """`records` (ranges of the stream in the chosen objects) as pieces: runs that are
-    consecutive in the stream's log and in one segment, the first closed segment left out
-    when retention may delete it. A record the layout does not hold (it moved since it
-    was read) is left out."""
+    consecutive in the stream's log and in one segment, those retention deletes now left
+    out. A record the layout does not hold (it moved since it was read) is left out."""
     position: dict[tuple[int, str], tuple[int, int]] = {}  # -> (index in log, segment)
     derived = segments(layout.ranges, layout.segment_bytes, layout.segment_ms)
     index = 0
@@ -174,7 +184,7 @@ def stream_pieces(
         for record in segment:
             position[(record.base_offset, record.object_key)] = (index, number)
             index += 1
-    skip_first = layout.finite_retention and len(derived) > 1
+    doomed = doomed_end(layout, now_ms)
     located = sorted(
         (
             (position[(r.base_offset, r.object_key)], r)
@@ -187,7 +197,7 @@ def stream_pieces(
     run: list[RangeRecord] = []
     last: tuple[int, int] | None = None
     for (index, number), record in located:
-        if skip_first and number == 0:
+        if doomed is not None and record.end_offset <= doomed:
             continue
         if run and last is not None and (index != last[0] + 1 or number != last[1]):
             pieces.append(Piece(stream_id, tuple(run)))

@@ -77,14 +77,16 @@ def spans_of(ranges: Iterable[RangeRecord], gap: int) -> list[tuple[int, int]]:
     return spans
 
 
-def finite_retention(configs: dict[str, str], settings: Settings) -> bool:
-    """Whether retention may delete the topic's closed segments."""
+def retention_of(configs: dict[str, str], settings: Settings) -> tuple[int, int]:
+    """The topic's (retention.ms, retention.bytes); (-1, -1) when its cleanup.policy has
+    no `delete` (retention deletes nothing then)."""
     policy = configs.get("cleanup.policy", settings.log_cleanup_policy)
     if "delete" not in [item.strip() for item in policy.split(",")]:
-        return False
-    retention_ms = int(configs.get("retention.ms", settings.retention_ms))
-    retention_bytes = int(configs.get("retention.bytes", settings.retention_bytes))
-    return retention_ms >= 0 or retention_bytes >= 0
+        return -1, -1
+    return (
+        int(configs.get("retention.ms", settings.retention_ms)),
+        int(configs.get("retention.bytes", settings.retention_bytes)),
+    )
 
 
 class ObjectCompactor:
@@ -153,7 +155,7 @@ class ObjectCompactor:
                 list(partition.ranges),
                 int(configs.get("segment.bytes", settings.segment_bytes)),
                 int(configs.get("segment.ms", settings.segment_ms)),
-                finite_retention(configs, settings),
+                *retention_of(configs, settings),
             )
         self.stats.passes += 1
         if not layouts:

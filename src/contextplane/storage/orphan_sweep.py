@@ -2,9 +2,10 @@
 
 An upload PUTs its object, then commits its ranges; a crash (kill -9, power loss) between
 the two leaves an object nothing references and nothing queued for deletion. So do the
-cleaner's and object compaction's rewritten objects when a crash comes before the swap. The sweep lists the store
-(`objects/`, in pages of at most `ORPHAN_SWEEP_PAGE_KEYS`), at start and every
-`object.store.orphan.sweep.interval.ms`, and deletes an object only when all of these hold:
+cleaner's and object compaction's rewritten objects when a crash comes before the swap.
+The sweep lists the store (`objects/`, in pages of at most `ORPHAN_SWEEP_PAGE_KEYS`), at
+start and every `object.store.orphan.sweep.interval.ms`, and deletes an object only when
+all of these hold:
 
 1. it is not in flight in this broker (`InFlightKeys`: the uploader, the cleaner and the
    object compactor hold a key from before its PUT until its commit or swap returned,
