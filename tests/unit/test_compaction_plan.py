@@ -83,6 +83,7 @@ def worlds(draw: st.DrawFn) -> World:
         stream_object_bytes=draw(st.integers(100, 1_500)),
         merged_bytes=draw(st.integers(100, 1_500)),
         live_ratio=draw(st.floats(0, 1)),
+        range_bytes=draw(st.integers(50, 1_000)),
     )
     return World(objects, layouts, draw(st.integers(1_000, 2_000)), config)
 
@@ -185,6 +186,7 @@ def test_plan_invariants(world: World) -> None:
             at = [index[(r.base_offset, r.object_key)] for r in piece.sources]
             assert at == list(range(at[0], at[0] + len(at))), "consecutive in the log"
             assert len({numbers[(r.base_offset, r.object_key)] for r in piece.sources}) == 1
+            assert piece.size <= config.range_bytes or len(piece.sources) == 1
     # Streams at or above the split size get stream objects, the others merged ones.
     sizes = {(r.stream_id, r.base_offset, r.object_key): r.size for o in world.objects
              for r in o.ranges}  # fmt: skip
@@ -216,7 +218,7 @@ def summary(key: str, created_ms: int, level: int, size: int, live: int) -> Obje
 
 
 def test_candidates_are_old_uploads_and_sparse_objects_oldest_first() -> None:
-    config = PlanConfig(100, 3, 1, 1, 1, 0.5)
+    config = PlanConfig(100, 3, 1, 1, 1, 0.5, 1)
     objects = [
         summary("young", 950, 0, 10, 10),
         summary("upload", 900, 0, 10, 10),

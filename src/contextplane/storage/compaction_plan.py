@@ -8,11 +8,13 @@ At most `object.compaction.max.objects` of them, oldest first, per pass.
 
 Their ranges are grouped per stream into *pieces*: ranges that follow each other in the
 stream's log (no other range between them) and lie in one segment as retention derives
-segments (retention.segments). A piece becomes one range of an output, with the size,
-first `created_ms` and largest timestamp of the ranges it replaces, so retention draws the
-same segment boundaries after the swap and deletes the same data at the same time. Ranges
-in the closed segments retention would delete now (retention.retention_start) are left
-out: rewriting them would only race with their deletion. (Not the whole first closed
+segments (retention.segments), at most `upload.bytes` (fetches read whole ranges, so a
+compacted range is no larger than an upload's). A piece becomes one range of an output,
+with the size, first `created_ms` and largest timestamp of the ranges it replaces, so
+retention draws the same segment boundaries after the swap and deletes the same data at
+the same time. Ranges in the closed segments retention would delete now
+(retention.retention_start) are left out: rewriting them would only race with their
+deletion. (Not the whole first closed
 segment: with a week's retention it would hold its uploads, oldest first, at the head of
 the candidates for a week, and enough of them would stall compaction.)
 
@@ -43,6 +45,9 @@ class PlanConfig:
     stream_object_bytes: int
     merged_bytes: int
     live_ratio: float
+    # The largest range an output holds (upload.bytes, an upload's largest): a fetch
+    # reads a whole range, so ranges grow no larger than uploads make them.
+    range_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +147,9 @@ def plan(
     tasks: list[Task] = []
     merged: list[Piece] = []
     for stream_id in sorted(chosen):
-        pieces = stream_pieces(stream_id, chosen[stream_id], streams[stream_id], now_ms)
+        pieces = stream_pieces(
+            stream_id, chosen[stream_id], streams[stream_id], now_ms, config.range_bytes
+        )
         if sum(p.size for p in pieces) >= config.stream_split_bytes:
             tasks += pack(OutputKind.STREAM, pieces, config.stream_object_bytes)
         else:
@@ -172,11 +179,16 @@ def doomed_end(layout: StreamLayout, now_ms: int) -> int | None:
 
 
 def stream_pieces(
-    stream_id: int, records: Iterable[RangeRecord], layout: StreamLayout, now_ms: int
+    stream_id: int,
+    records: Iterable[RangeRecord],
+    layout: StreamLayout,
+    now_ms: int,
+    range_bytes: int,
 ) -> list[Piece]:
     """`records` (ranges of the stream in the chosen objects) as pieces: runs that are
-    consecutive in the stream's log and in one segment, those retention deletes now left
-    out. A record the layout does not hold (it moved since it was read) is left out."""
+    consecutive in the stream's log and in one segment, of at most `range_bytes` (or one
+    range), those retention deletes now left out. A record the layout does not hold (it
+    moved since it was read) is left out."""
     position: dict[tuple[int, str], tuple[int, int]] = {}  # -> (index in log, segment)
     derived = segments(layout.ranges, layout.segment_bytes, layout.segment_ms)
     index = 0
@@ -199,7 +211,15 @@ def stream_pieces(
     for (index, number), record in located:
         if doomed is not None and record.end_offset <= doomed:
             continue
-        if run and last is not None and (index != last[0] + 1 or number != last[1]):
+        if (
+            run
+            and last is not None
+            and (
+                index != last[0] + 1
+                or number != last[1]
+                or sum(r.size for r in run) + record.size > range_bytes
+            )
+        ):
             pieces.append(Piece(stream_id, tuple(run)))
             run = []
         run.append(record)

@@ -138,6 +138,7 @@ class ObjectCompactor:
             stream_object_bytes=min(settings.object_compaction_stream_object_bytes, bound),
             merged_bytes=min(settings.object_compaction_merged_bytes, bound),
             live_ratio=settings.object_compaction_live_ratio,
+            range_bytes=settings.upload_bytes,
         )
 
     async def compact_once(self) -> int:
