@@ -9,7 +9,7 @@ until a random number (0-2) of its tasks have finished, kills the broker with SI
 it. Then every partition is read from the start: every acknowledged record once, in
 order, at its acknowledged offset. Last, with the orphan sweep's minimum age 0 and the
 deletion grace period passed, the store holds exactly the objects the metadata
-references.
+references. On file:// in the quick suite; on SeaweedFS's S3 API under `slow`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
+from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401 - fixture
 from tests.support.wait import wait_until
 
 TOPIC = "object-compaction-crash"
@@ -124,9 +127,9 @@ def read_all(bootstrap: str) -> dict[int, list[tuple[int, bytes]]]:
         consumer.close()
 
 
-def stored_keys(data_dir: Path) -> set[str]:
+def file_keys(data_dir: Path) -> Callable[[], set[str]]:
     root = data_dir / "objects"
-    return {path.relative_to(root).as_posix() for path in root.rglob("*.obj")}
+    return lambda: {path.relative_to(root).as_posix() for path in root.rglob("*.obj")}
 
 
 def metadata_keys(data_dir: Path) -> tuple[set[str], set[str]]:
@@ -143,9 +146,24 @@ def metadata_keys(data_dir: Path) -> tuple[set[str], set[str]]:
 def test_kill_9_while_compacting_objects_loses_duplicates_and_leaks_nothing(
     tmp_path: Path,
 ) -> None:
-    rng = random.Random()
     data_dir = tmp_path / "broker"
-    broker = BrokerProcess(data_dir, settings=SETTINGS).start()
+    kill_while_compacting(BrokerProcess(data_dir, settings=SETTINGS), file_keys(data_dir))
+
+
+@pytest.mark.slow
+def test_kill_9_while_compacting_objects_on_s3(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
+    """The same on SeaweedFS's S3 API (the quick suite runs it on file://)."""
+    prefix = f"compaction-crash-{tmp_path.name}"
+    broker = BrokerProcess(
+        tmp_path / "broker", settings=SETTINGS, object_store=seaweedfs.url_for(prefix)
+    )
+    kill_while_compacting(broker, lambda: set(seaweedfs.list_keys(prefix)))
+
+
+def kill_while_compacting(broker: BrokerProcess, stored_keys: Callable[[], set[str]]) -> None:
+    rng = random.Random()
+    data_dir = broker.data_dir
+    broker.start()
     acked: dict[tuple[int, int], bytes] = {}
     sequence = 0
     try:
@@ -186,13 +204,13 @@ def test_kill_9_while_compacting_objects_loses_duplicates_and_leaks_nothing(
 
         def store_matches_metadata() -> bool:
             referenced, queued = metadata_keys(data_dir)
-            return not queued and stored_keys(data_dir) == referenced
+            return not queued and stored_keys() == referenced
 
         wait_until(store_matches_metadata, 30, "the store holds exactly the referenced objects")
     finally:
         broker.stop()
     referenced, queued = metadata_keys(data_dir)
-    assert not queued and stored_keys(data_dir) == referenced
+    assert not queued and stored_keys() == referenced
     levels = sqlite3.connect(data_dir / "metadata.db").execute(
         "SELECT COUNT(*) FROM objects WHERE level = 1"
     )
