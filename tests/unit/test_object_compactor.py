@@ -2,7 +2,8 @@
 one object read back record for record, across a restart; a crash between the output's
 PUT and its swap leaves the log as it was and the output to the orphan sweep; a
 partition whose ranges moved between read and swap is left out while the others are
-swapped; the cleaner and the compactor never rewrite one partition at once."""
+swapped; an output no partition of which was kept is deleted; the cleaner and the
+compactor never rewrite one partition at once."""
 
 from __future__ import annotations
 
@@ -183,3 +184,31 @@ def test_rewrite_locks_serialise_one_stream_and_leave_nothing_behind() -> None:
 async def _hold(locks: StreamRewriteLocks, stream: int, order: list[str]) -> None:
     async with locks.hold(stream):
         order.append("cleaner")
+
+
+def test_an_output_no_partition_of_which_was_kept_is_deleted(tmp_path: Path) -> None:
+    """Another leader took every partition while the output was being PUT: the swap
+    keeps none, nothing references the output, and the compactor deletes it at once."""
+
+    async def scenario() -> None:
+        clock, bucket, wal = ManualClock(), ObjectBucket(), WalMedium()
+        engine, store = await open_engine(tmp_path, bucket, clock, wal)
+        await fill(engine, clock)
+        uploads = set(bucket.objects)
+        store.gate_puts, store.waiting = True, asyncio.Event()
+        store.gate.clear()
+        compaction = asyncio.create_task(engine.compactor.compact_once())
+        await store.waiting.wait()
+        assert len(set(bucket.objects) - uploads) == 1  # the output landed
+        epochs = {p.stream_id: p.leader_epoch for p in await engine.metadata.partitions()}
+        await engine.metadata.claim_leadership(epochs, 1)
+        store.gate.set()
+        assert await compaction == 0
+        assert set(bucket.objects) == uploads
+        assert engine.compactor.stats.refused == 1
+        for index in range(PARTITIONS):
+            ranges = engine.partitions[("t", index)].ranges
+            assert {r.object_key for r in ranges} == uploads
+        await engine.close()
+
+    asyncio.run(scenario())
