@@ -7,6 +7,14 @@ MESSAGE_BYTES_MAX = 1_048_588
 # AutoMQ and WarpStream both flush a multi-partition object at 8 MiB or 250 ms.
 UPLOAD_BYTES_MAX = 8 * 1024 * 1024
 UPLOAD_INTERVAL_MS = 250
+# Catch-up object reads (RFC 0003, 2a-2c): ranges of one object with gaps below 1 MiB are
+# read by one GET (object_store's and obstore's get_ranges default), of at most one upload
+# object (8 MiB); 8 GETs in flight broker-wide (SeaweedFS's GET throughput knee here);
+# a span above 4 MiB is read as parts of at most that, in parallel.
+OBJECT_READ_COALESCE_BYTES = 1024 * 1024
+OBJECT_READ_SPAN_BYTES = UPLOAD_BYTES_MAX
+OBJECT_READ_CONCURRENCY = 8
+OBJECT_READ_PART_BYTES = 4 * 1024 * 1024
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
 WAL_SEGMENT_BYTES = 64 * 1024 * 1024
 # Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).

@@ -69,6 +69,11 @@ class Settings:
     # Upload bounds of a multi-partition object (time or size, whichever comes first).
     upload_bytes: int = limits.UPLOAD_BYTES_MAX
     upload_interval_ms: int = limits.UPLOAD_INTERVAL_MS
+    # Catch-up reads from objects: coalescing, span and part sizes, GETs in flight.
+    object_read_coalesce_bytes: int = limits.OBJECT_READ_COALESCE_BYTES
+    object_read_span_bytes: int = limits.OBJECT_READ_SPAN_BYTES
+    object_read_part_bytes: int = limits.OBJECT_READ_PART_BYTES
+    object_read_concurrency: int = limits.OBJECT_READ_CONCURRENCY
     wal_fsync: bool = True
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, EveryPartition
@@ -53,7 +53,7 @@ from contextplane.storage.objectstore import ObjectStore, open_object_store
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
 from contextplane.storage.partition import CachedBatch, PartitionLog, from_snapshot_state
 from contextplane.storage.producer_expiry import run_producer_expiry
-from contextplane.storage.reader import READ_UNCOMMITTED, Reader
+from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
 from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
 from contextplane.storage.wal import WriteAheadLog
@@ -99,7 +99,14 @@ class StorageEngine:
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         self._by_stream: dict[int, PartitionLog] = {}
         self._released: set[tuple[str, int]] = set()  # partitions fenced away from us
-        self.blocks = BlockCache(self.objects, self.budget)
+        self.blocks = BlockCache(
+            self.objects,
+            self.budget,
+            concurrency=settings.object_read_concurrency,
+            coalesce_bytes=settings.object_read_coalesce_bytes,
+            span_bytes=settings.object_read_span_bytes,
+            part_bytes=settings.object_read_part_bytes,
+        )
         self.log_start = LogStart(
             settings,
             clock,
@@ -358,6 +365,12 @@ class StorageEngine:
         return await self._reader.read(
             partition, offset, bytes_max, allow_oversize, isolation_level
         )
+
+    async def read_many(
+        self, requests: Sequence[ReadRequest], max_bytes: int
+    ) -> list[list[bytes | memoryview] | KafkaError | OSError]:
+        """The partitions of one Fetch, read together (reader.py)."""
+        return await self._reader.read_many(requests, max_bytes)
 
     async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
         return await self.log_cache.batch_bytes(batches)

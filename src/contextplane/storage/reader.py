@@ -1,22 +1,41 @@
 """Reads: whole batches from an offset up to what the reader may see.
 
 The log cache serves the tail with no I/O (bytes that left memory are read back from the
-WAL); older offsets come from objects, found through the partition's object index and
-read through the block cache. A read never returns a batch at or past the high watermark
-(the last stable offset for a read_committed consumer).
+WAL); older offsets come from objects, found through the partition's object index. The
+partitions of one Fetch that need objects are planned together (read_plan.py) and their
+ranges read at once through the block cache (coalesced, parallel GETs). A read never
+returns a batch at or past the high watermark (the last stable offset for a
+read_committed consumer).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from contextplane.errors import KafkaError
+from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.read_plan import PlanPartition, plan_ranges
 
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
+
+Chunks = list[bytes | memoryview]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One partition of a Fetch: its offset and its byte limit (partition_max_bytes)."""
+
+    partition: PartitionLog
+    offset: int
+    bytes_max: int
+    isolation_level: int = READ_UNCOMMITTED
 
 
 class Reader:
@@ -31,27 +50,72 @@ class Reader:
         bytes_max: int,
         allow_oversize: bool = True,
         isolation_level: int = READ_UNCOMMITTED,
-    ) -> list[bytes | memoryview]:
+    ) -> Chunks:
         """Whole batches from `offset` up to the high watermark (read_committed: the last
         stable offset), within `bytes_max`; with `allow_oversize`, the first batch is
         returned even if it alone is larger."""
-        if offset < partition.log_start_offset or offset > partition.high_watermark:
-            raise KafkaError(
-                ErrorCode.offset_out_of_range,
-                f"offset {offset} is outside [{partition.log_start_offset},"
-                f" {partition.high_watermark}]",
-            )
-        end = (
-            partition.last_stable_offset
-            if isolation_level == READ_COMMITTED
-            else partition.high_watermark
-        )
+        end = _end(partition, offset, isolation_level)
         if offset >= end:
             return []
         cached = partition.cached_from(offset, bytes_max, allow_oversize, end)
         if cached is not None:
             return await self._log_cache.batch_bytes(cached)
         return await self._read_objects(partition, offset, end, bytes_max, allow_oversize)
+
+    async def read_many(
+        self, requests: Sequence[ReadRequest], max_bytes: int
+    ) -> list[Chunks | KafkaError | OSError]:
+        """Each partition's batches, or its error, as `read` of each in turn with a
+        response bound of `max_bytes` would answer (KIP-74: only the first batch of the
+        first non-empty partition may exceed a bound), except that a partition read from
+        objects may get fewer batches: the ones its planned ranges hold."""
+        results: list[Chunks | KafkaError | OSError | None] = [None] * len(requests)
+        ends = [0] * len(requests)
+        plans: dict[int, PlanPartition] = {}
+        cached_bytes = 0
+        for index, request in enumerate(requests):
+            partition = request.partition
+            try:
+                ends[index] = end = _end(partition, request.offset, request.isolation_level)
+            except KafkaError as exc:
+                results[index] = exc
+                continue
+            if request.offset >= end:
+                results[index] = []
+                continue
+            limit = min(request.bytes_max, max_bytes)
+            cached = partition.cached_from(request.offset, limit, True, end)
+            if cached is not None:
+                cached_bytes += sum(batch.size for batch in cached)
+            else:
+                ranges = partition.ranges.from_offset(request.offset)
+                plans[index] = PlanPartition(ranges, end, request.bytes_max)
+        plan_ranges(list(plans.values()), max(max_bytes - cached_bytes, 0))
+        taken = [record for plan in plans.values() for record in plan.taken]
+        read = await self._blocks.read_ranges(taken)
+        data = {id(record): bytes_ for record, bytes_ in zip(taken, read, strict=True)}
+        total = 0
+        for index, request in enumerate(requests):
+            if results[index] is not None:
+                continue
+            partition, offset, end = request.partition, request.offset, ends[index]
+            limit = max(min(request.bytes_max, max_bytes - total), 0)
+            plan = plans.get(index)
+            try:
+                if plan is not None:
+                    chunks = _batches(
+                        [(r, data[id(r)]) for r in plan.taken], offset, end, limit, total == 0
+                    )
+                else:
+                    chunks = await self.read(
+                        partition, offset, limit, total == 0, request.isolation_level
+                    )
+            except (KafkaError, OSError) as exc:
+                results[index] = exc
+                continue
+            results[index] = chunks
+            total += sum(len(chunk) for chunk in chunks)
+        return [r for r in results if r is not None]
 
     async def _read_objects(
         self,
@@ -60,33 +124,18 @@ class Reader:
         end: int,
         bytes_max: int,
         allow_oversize: bool,
-    ) -> list[bytes | memoryview]:
-        chunks: list[bytes | memoryview] = []
-        total = 0
-        for record in partition.ranges.from_offset(offset):
-            if record.base_offset >= end:
-                break
-            data = await self._blocks.read(record)
-            position = 0
-            for header in iter_batch_headers(data):
-                size = header.total_bytes
-                batch_end = header.base_offset + header.last_offset_delta + 1
-                if header.base_offset >= end:
-                    return chunks
-                if batch_end > offset:
-                    if (chunks or not allow_oversize) and total + size > bytes_max:
-                        return chunks
-                    chunks.append(data[position : position + size])
-                    total += size
-                position += size
-            if total >= bytes_max:
-                break
-        return chunks
+    ) -> Chunks:
+        plan = PlanPartition(partition.ranges.from_offset(offset), end, bytes_max)
+        plan_ranges([plan], bytes_max)
+        read = await self._blocks.read_ranges(plan.taken)
+        return _batches(
+            list(zip(plan.taken, read, strict=True)), offset, end, bytes_max, allow_oversize
+        )
 
-    async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:
+    async def batches_for_lookup(self, partition: PartitionLog) -> Chunks:
         """Every retained batch below the high watermark, oldest first (timestamp
         lookups; not a hot path)."""
-        result: list[bytes | memoryview] = []
+        result: Chunks = []
         for record in partition.ranges:
             result.append(await self._blocks.read(record))
         tail = [
@@ -97,3 +146,47 @@ class Reader:
         ]
         result.extend(await self._log_cache.batch_bytes(tail))
         return result
+
+
+def _end(partition: PartitionLog, offset: int, isolation_level: int) -> int:
+    """Where a read from `offset` stops; OFFSET_OUT_OF_RANGE outside the log."""
+    if offset < partition.log_start_offset or offset > partition.high_watermark:
+        raise KafkaError(
+            ErrorCode.offset_out_of_range,
+            f"offset {offset} is outside [{partition.log_start_offset},"
+            f" {partition.high_watermark}]",
+        )
+    if isolation_level == READ_COMMITTED:
+        return partition.last_stable_offset
+    return partition.high_watermark
+
+
+def _batches(
+    ranges: Sequence[tuple[RangeRecord, memoryview | BaseException]],
+    offset: int,
+    end: int,
+    bytes_max: int,
+    allow_oversize: bool,
+) -> Chunks:
+    """The batches of `ranges` (in offset order) from `offset`, below `end`, within
+    `bytes_max` (the first one alone may exceed it with `allow_oversize`)."""
+    chunks: Chunks = []
+    total = 0
+    for _, data in ranges:
+        if isinstance(data, BaseException):
+            raise data
+        position = 0
+        for header in iter_batch_headers(data):
+            size = header.total_bytes
+            batch_end = header.base_offset + header.last_offset_delta + 1
+            if header.base_offset >= end:
+                return chunks
+            if batch_end > offset:
+                if (chunks or not allow_oversize) and total + size > bytes_max:
+                    return chunks
+                chunks.append(data[position : position + size])
+                total += size
+            position += size
+        if total >= bytes_max:
+            break
+    return chunks

@@ -20,6 +20,7 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.reader import ReadRequest
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ async def _read_all(
     window_bytes = ctx.services.quotas.fetch_bytes_max(ctx.principal, ctx.header.client_id)
     if window_bytes is not None:
         budget = min(budget, window_bytes)
-    total = 0
+    reading: list[tuple[dict[str, Any], PartitionLog, Any]] = []
     for entry, partition, wanted in targets:
         if partition is None:
             continue
@@ -167,22 +168,24 @@ async def _read_all(
                 else ErrorCode.unknown_topic_or_partition
             )
             continue
-        bytes_max = max(min(wanted.partition_max_bytes, budget - total), 0)
-        try:
-            chunks = await storage.read(
-                partition,
-                wanted.fetch_offset,
-                bytes_max,
-                allow_oversize=total == 0,
-                isolation_level=request.isolation_level,
-            )
-        except KafkaError as exc:
+        reading.append((entry, partition, wanted))
+    # One read for the whole Fetch: its partitions' object ranges are planned together.
+    requests = [
+        ReadRequest(
+            partition, wanted.fetch_offset, wanted.partition_max_bytes, request.isolation_level
+        )
+        for _, partition, wanted in reading
+    ]
+    results = await storage.read_many(requests, budget)
+    total = 0
+    for (entry, partition, wanted), chunks in zip(reading, results, strict=True):
+        if isinstance(chunks, KafkaError):
             # Kafka reports -1 watermarks with a partition error.
-            entry.update(error_code=exc.code, high_watermark=-1, log_start_offset=-1)
+            entry.update(error_code=chunks.code, high_watermark=-1, log_start_offset=-1)
             continue
-        except OSError as exc:  # an object store outage fails this partition only, as in Kafka
+        if isinstance(chunks, OSError):  # an object store outage fails this partition only
             log.warning(
-                "fetch %s-%d: object read failed: %s", partition.topic, partition.partition, exc
+                "fetch %s-%d: object read failed: %s", partition.topic, partition.partition, chunks
             )
             entry.update(error_code=ErrorCode.kafka_storage_error, high_watermark=-1)
             continue

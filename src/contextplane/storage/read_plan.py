@@ -1,0 +1,155 @@
+"""Which object ranges one Fetch reads, and how they are grouped into GETs (no I/O).
+
+An upload object holds every partition that had data in its window, laid out stream by
+stream, so the next ranges of many partitions of a catch-up lie side by side in the same
+objects. Reading them partition by partition costs one GET per range; planning the whole
+Fetch at once costs about one GET per object:
+
+* `plan_ranges` chooses the ranges each partition takes: every partition's next range
+  first (none starves, and KIP-74's first batch is always read), then object by object,
+  oldest object first, every partition's ranges in that object, each partition within its
+  byte limit and all of them within the response's. A partition's ranges are always a
+  prefix of its ranges from its offset, so the batches it returns are a prefix of what a
+  read of that partition alone returns.
+* `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
+  of at most the span bound (a single range larger than that is a span alone);
+  `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from contextplane.metadata.records import RangeRecord
+
+
+@dataclass(slots=True)
+class PlanPartition:
+    """One partition of a Fetch that reads from objects."""
+
+    ranges: Iterator[RangeRecord]  # from the range holding its offset, in offset order
+    end: int  # exclusive: the high watermark (read_committed: the last stable offset)
+    bytes_max: int  # its partition_max_bytes
+    taken: list[RangeRecord] = field(default_factory=list)
+    taken_bytes: int = 0
+    next: RangeRecord | None = None
+
+    def advance(self) -> RangeRecord | None:
+        """The next range below `end`, or None."""
+        record = next(self.ranges, None)
+        self.next = record if record is not None and record.base_offset < self.end else None
+        return self.next
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Bytes [start, end) of one object, read by one GET; the ranges it holds."""
+
+    object_key: str
+    start: int
+    end: int
+    ranges: tuple[RangeRecord, ...]
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def _object_order(record: RangeRecord) -> tuple[int, str]:
+    """Oldest object first (commit time; the key breaks ties)."""
+    return (record.created_ms, record.object_key)
+
+
+def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
+    """Fill each partition's `taken` with the ranges it reads (see the module doc).
+
+    A range is taken while its partition has read less than its `bytes_max` and the
+    response less than `max_bytes` (as the per-partition reader keeps reading ranges
+    while it has room), so at most one range past each bound is read; the first
+    partition's first range is taken whatever the bounds (KIP-74).
+    """
+    total = 0
+
+    def take(partition: PlanPartition, record: RangeRecord) -> None:
+        nonlocal total
+        partition.taken.append(record)
+        partition.taken_bytes += record.size
+        total += record.size
+
+    first = True
+    for partition in partitions:
+        record = partition.advance()
+        if record is None:
+            continue
+        if first or (total < max_bytes and partition.bytes_max > 0):
+            take(partition, record)
+            partition.advance()
+        else:
+            partition.next = None
+        first = False
+    heap: list[tuple[tuple[int, str], int]] = [
+        (_object_order(p.next), index) for index, p in enumerate(partitions) if p.next is not None
+    ]
+    heapq.heapify(heap)
+    while heap and total < max_bytes:
+        order, index = heapq.heappop(heap)
+        partition = partitions[index]
+        record = partition.next
+        assert record is not None
+        if partition.taken_bytes >= partition.bytes_max:
+            continue  # this partition is full
+        take(partition, record)
+        if partition.advance() is not None:
+            heapq.heappush(heap, (_object_order(partition.next), index))  # type: ignore[arg-type]
+
+
+def coalesce(ranges: Iterable[RangeRecord], coalesce_bytes: int, span_bytes: int) -> list[Span]:
+    """Per object, ranges with gaps below `coalesce_bytes` merged into spans of at most
+    `span_bytes` (a range alone may be larger). Every range is in exactly one span."""
+    by_object: dict[str, list[RangeRecord]] = {}
+    for record in ranges:
+        by_object.setdefault(record.object_key, []).append(record)
+    spans: list[Span] = []
+    for key, records in by_object.items():
+        records.sort(key=lambda r: r.position)
+        group: list[RangeRecord] = []
+        start = end = 0
+        for record in records:
+            record_end = record.position + record.size
+            if (
+                group
+                and record.position - end < coalesce_bytes
+                and max(end, record_end) - start <= span_bytes
+            ):
+                group.append(record)
+                end = max(end, record_end)
+                continue
+            if group:
+                spans.append(Span(key, start, end, tuple(group)))
+            group, start, end = [record], record.position, record_end
+        if group:
+            spans.append(Span(key, start, end, tuple(group)))
+    return spans
+
+
+def split_parts(span: Span, part_bytes: int) -> list[Span]:
+    """A span cut at range boundaries into parts of at most `part_bytes` (a range alone
+    may be larger), each read by its own GET."""
+    if span.size <= part_bytes:
+        return [span]
+    parts: list[Span] = []
+    group: list[RangeRecord] = []
+    start = end = 0
+    for record in span.ranges:
+        record_end = record.position + record.size
+        if group and max(end, record_end) - start > part_bytes:
+            parts.append(Span(span.object_key, start, end, tuple(group)))
+            group = []
+        if not group:
+            start, end = record.position, record_end
+        group.append(record)
+        end = max(end, record_end)
+    parts.append(Span(span.object_key, start, end, tuple(group)))
+    return parts

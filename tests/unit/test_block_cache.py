@@ -1,0 +1,128 @@
+"""The block cache of spans (storage/block_cache.py): a cached span serves every range
+inside it with no request, concurrent readers of one span share one GET, spans are
+evicted least recently used first within the budget's share, and a deleted object's
+spans are forgotten."""
+
+from __future__ import annotations
+
+import asyncio
+
+from contextplane.metadata.records import RangeRecord
+from contextplane.storage.block_cache import BlockCache
+from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.objectstore import BoundedObjectStore
+
+OBJECT = bytes(range(256)) * 64  # 16 KiB
+
+
+def ranges(key: str, *bounds: tuple[int, int]) -> list[RangeRecord]:
+    return [RangeRecord(0, 0, 1, key, start, end - start, 0) for start, end in bounds]
+
+
+def cache(
+    budget_bytes: int = 1 << 20, objects: tuple[str, ...] = ("a", "b")
+) -> tuple[BlockCache, BoundedObjectStore, MemoryObjectStore, MemoryBudget]:
+    store = MemoryObjectStore()
+    for key in objects:
+        store.bucket.objects[key] = OBJECT
+    bounded = BoundedObjectStore(store, 10_000)
+    budget = MemoryBudget(budget_bytes, budget_bytes)
+    blocks = BlockCache(bounded, budget, coalesce_bytes=100, span_bytes=8_192, part_bytes=8_192)
+    return blocks, bounded, store, budget
+
+
+def test_a_span_serves_every_range_inside_it_without_a_request() -> None:
+    async def run() -> None:
+        blocks, store, _, _ = cache()
+        wanted = ranges("a", (0, 1_000), (1_050, 3_000), (3_000, 4_000))
+        got = await blocks.read_ranges(wanted)
+        assert store.gets == 1  # gaps below 100 bytes: one span
+        assert [bytes(g) for g in got] == [OBJECT[r.position : r.position + r.size] for r in wanted]
+        inside = ranges("a", (10, 20), (1_000, 1_050), (3_999, 4_000), (0, 4_000))
+        again = await blocks.read_ranges(inside)
+        assert store.gets == 1
+        assert [bytes(g) for g in again] == [
+            OBJECT[r.position : r.position + r.size] for r in inside
+        ]
+        assert isinstance(again[0], memoryview)
+        assert again[0].obj is got[0].obj  # a slice of the GET's buffer, not a copy
+        await blocks.read_ranges(ranges("a", (3_500, 5_000)))  # reaches past the span
+        assert store.gets == 2
+
+    asyncio.run(run())
+
+
+def test_concurrent_reads_of_one_span_cost_one_get() -> None:
+    async def run() -> None:
+        blocks, store, memory, _ = cache()
+        memory.stall()
+        readers = [
+            asyncio.create_task(blocks.read_ranges(ranges("a", (0, 2_000), (2_000, 4_000)))),
+            asyncio.create_task(blocks.read_ranges(ranges("a", (100, 200)))),
+            asyncio.create_task(blocks.read_ranges(ranges("a", (2_000, 4_000)))),
+        ]
+        for _ in range(5):
+            await asyncio.sleep(0)  # every reader has asked; the GET is stalled
+        memory.resume()
+        first, second, third = await asyncio.gather(*readers)
+        assert store.gets == 1
+        assert bytes(second[0]) == OBJECT[100:200]
+        assert bytes(third[0]) == OBJECT[2_000:4_000]
+        assert bytes(first[1]) == OBJECT[2_000:4_000]
+
+    asyncio.run(run())
+
+
+def test_a_failed_get_fails_its_ranges_only() -> None:
+    async def run() -> None:
+        blocks, _, memory, _ = cache()
+        del memory.bucket.objects["b"]
+        got = await blocks.read_ranges(ranges("a", (0, 10)) + ranges("b", (0, 10)))
+        assert bytes(got[0]) == OBJECT[:10]  # type: ignore[arg-type]
+        assert isinstance(got[1], OSError)
+
+    asyncio.run(run())
+
+
+def test_spans_are_evicted_least_recently_used_first_within_the_share() -> None:
+    async def run() -> None:
+        # A 32 KiB budget: an 8 KiB block cache share, room for two 4 KiB spans.
+        blocks, store, _, budget = cache(budget_bytes=32 * 1024, objects=("a", "b", "c"))
+        await blocks.read_ranges(ranges("a", (0, 4_096)))
+        await blocks.read_ranges(ranges("b", (0, 4_096)))
+        await blocks.read_ranges(ranges("a", (0, 10)))  # a is now the most recent
+        assert store.gets == 2
+        await blocks.read_ranges(ranges("c", (0, 4_096)))  # b goes
+        assert budget.block_cache_bytes <= budget.block_cache_limit
+        await blocks.read_ranges(ranges("a", (0, 10)))
+        assert store.gets == 3
+        await blocks.read_ranges(ranges("b", (0, 10)))
+        assert store.gets == 4
+
+    asyncio.run(run())
+
+
+def test_a_larger_span_replaces_the_spans_it_holds() -> None:
+    async def run() -> None:
+        blocks, store, _, budget = cache()
+        await blocks.read_ranges(ranges("a", (100, 200)))
+        await blocks.read_ranges(ranges("a", (1_000, 1_200)))
+        await blocks.read_ranges(ranges("a", (0, 1_000), (1_000, 3_000)))
+        assert budget.block_cache_bytes == 3_000
+        await blocks.read_ranges(ranges("a", (150, 160), (1_100, 1_150), (2_000, 2_999)))
+        assert store.gets == 3
+
+    asyncio.run(run())
+
+
+def test_forgotten_objects_are_read_again() -> None:
+    async def run() -> None:
+        blocks, store, _, budget = cache()
+        await blocks.read_ranges(ranges("a", (0, 100)) + ranges("b", (0, 100)))
+        blocks.forget_objects(["a"])
+        assert budget.block_cache_bytes == 100
+        await blocks.read_ranges(ranges("a", (0, 100)) + ranges("b", (0, 100)))
+        assert store.gets == 3
+
+    asyncio.run(run())
