@@ -578,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         "limits": None,
         "targets": {},
         "notes": [
-            "Object requests: s3:// counted per HTTP request by bench/s3proxy.py in front of "
-            "SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
+            "Object requests: s3:// counted per HTTP request by tests/support/s3proxy.py in front "
+            "of SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
             "and their POSTs); file:// PUTs = object files created (GETs are not countable "
             "there). One PUT per 8 MiB upload would be 128 per GiB.",
             "Peak RSS = VmHWM of the broker process (JVM for Kafka; SeaweedFS not included).",

@@ -5,7 +5,7 @@ phase, each with its own data directory under the run's temp dir:
 
 - contextplane-file / contextplane-s3: `tests.support.broker.BrokerProcess` (a subprocess,
   settings via --set); s3 uses `tests.support.seaweedfs.SeaweedFS`, and object requests
-  are counted by `bench.s3proxy` in front of it when a phase asks for counting;
+  are counted by `tests.support.s3proxy` in front of it when a phase asks for counting;
 - kafka / kafka-flush1: `harness.kafka_reference` (Apache Kafka 4.4, single-node KRaft),
   the second with log.flush.interval.messages=1 (an fsync per message batch, like
   contextplane's WAL);
@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.limits import evict_tree
+from tests.support.s3proxy import S3CountingProxy
 
 REGION = "us-east-1"
 
@@ -160,7 +158,7 @@ class ContextplaneInstance(Instance):
             endpoint = proxy.endpoint if proxy is not None else seaweed.endpoint  # type: ignore[attr-defined]
             url = f"s3://{seaweed.bucket}/{prefix}?endpoint={endpoint}&region={REGION}"  # type: ignore[attr-defined]
             self.object_counting = (
-                "HTTP requests counted by bench/s3proxy.py in front of SeaweedFS"
+                "HTTP requests counted by tests/support/s3proxy.py in front of SeaweedFS"
                 if proxy
                 else "n/a"
             )
@@ -322,45 +320,6 @@ class TansuInstance(Instance):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-class S3CountingProxy:
-    """bench.s3proxy as a subprocess in front of a SeaweedFS S3 endpoint."""
-
-    def __init__(self, upstream_endpoint: str, log_path: Path) -> None:
-        upstream = upstream_endpoint.removeprefix("http://")
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.s3proxy", "--upstream", upstream],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parent.parent,
-            preexec_fn=_die_with_parent,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"s3 proxy did not start: {line!r}")
-        self.port = int(line.split()[1])
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def counts(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.endpoint}/__bench_counts__", timeout=10) as resp:
-            return {k: int(v) for k, v in json.loads(resp.read()).items()}
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 class Target:

@@ -1,14 +1,16 @@
-"""A tiny counting HTTP proxy in front of SeaweedFS's S3 endpoint.
+"""A tiny counting HTTP proxy in front of SeaweedFS's S3 endpoint (the bench and tests).
 
 contextplane's object-store counters live in-process and are not exported, so the bench
-counts object requests at the store side: every HTTP request the broker sends to S3 goes
-through this proxy, which counts it by kind (PUT object; PUT_PART and the two POSTs of a
-multipart upload; ranged/whole GET; LIST, HEAD, DELETE) and forwards it unchanged.
+and the tests count object requests at the store side: every HTTP request the broker
+sends to S3 goes through this proxy, which counts it by kind (PUT object; PUT_PART and
+the two POSTs of a multipart upload; ranged/whole GET; LIST, HEAD, DELETE) and forwards
+it unchanged.
 Responses are piped back as bytes.
 
-Run as a subprocess (so it never competes with the benchmark client for the GIL):
+Run as a subprocess (so it never competes with the benchmark client for the GIL),
+`S3CountingProxy` below, or by hand:
 
-    python -m bench.s3proxy --upstream 127.0.0.1:8333 --port 0
+    python -m tests.support.s3proxy --upstream 127.0.0.1:8333 --port 0
 
 It prints `PORT <n>` once listening. `GET /__bench_counts__` answers the counts as JSON
 (that request is not forwarded and not counted).
@@ -19,9 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
+import signal
+import subprocess
 import sys
+import urllib.request
 from collections import Counter
+from pathlib import Path
 
 COUNTS_PATH = b"/__bench_counts__"
 counts: Counter[str] = Counter()
@@ -148,8 +155,52 @@ async def _main(upstream: str, port: int) -> None:
         await server.serve_forever()
 
 
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class S3CountingProxy:
+    """This proxy as a subprocess in front of a SeaweedFS S3 endpoint."""
+
+    def __init__(self, upstream_endpoint: str, log_path: Path) -> None:
+        upstream = upstream_endpoint.removeprefix("http://")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.s3proxy", "--upstream", upstream],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[2],
+            preexec_fn=_die_with_parent,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"s3 proxy did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.endpoint}{COUNTS_PATH.decode()}", timeout=10) as resp:
+            return {k: int(v) for k, v in json.loads(resp.read()).items()}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.s3proxy")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.s3proxy")
     parser.add_argument("--upstream", required=True, help="host:port of the S3 endpoint")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
