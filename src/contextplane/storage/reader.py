@@ -10,6 +10,7 @@ read_committed consumer).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ READ_COMMITTED = 1
 Chunks = list[bytes | memoryview]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every partition of every Fetch
 class ReadRequest:
     """One partition of a Fetch: its offset and its byte limit (partition_max_bytes)."""
 
@@ -70,10 +71,48 @@ class Reader:
         first non-empty partition may exceed a bound), except that a partition read from
         objects may get fewer batches: the ones its planned ranges hold."""
         results: list[Chunks | KafkaError | OSError | None] = [None] * len(requests)
+        total = 0
+        # A tail fetch: partitions the log cache answers are read in turn, as `read` does;
+        # from the first that needs objects on, the rest are planned together.
+        for index, request in enumerate(requests):
+            partition, offset = request.partition, request.offset
+            try:
+                end = _end(partition, offset, request.isolation_level)
+            except KafkaError as exc:
+                results[index] = exc
+                continue
+            if offset >= end:
+                results[index] = []
+                continue
+            limit = max(min(request.bytes_max, max_bytes - total), 0)
+            cached = partition.cached_from(offset, limit, total == 0, end)
+            if cached is None:
+                await self._read_planned(requests, index, results, total, max_bytes)
+                break
+            try:
+                chunks = await self._log_cache.batch_bytes(cached)
+            except OSError as exc:
+                results[index] = exc
+                continue
+            results[index] = chunks
+            total += sum(map(len, chunks))
+        return [r for r in results if r is not None]
+
+    async def _read_planned(
+        self,
+        requests: Sequence[ReadRequest],
+        first: int,
+        results: list[Chunks | KafkaError | OSError | None],
+        total: int,
+        max_bytes: int,
+    ) -> None:
+        """`read_many` from `requests[first]` on, with `total` bytes already read: the
+        partitions that need objects are planned and read at once, then every partition
+        is answered in order."""
         ends = [0] * len(requests)
         plans: dict[int, PlanPartition] = {}
-        cached_bytes = 0
-        for index, request in enumerate(requests):
+        for index in range(first, len(requests)):
+            request = requests[index]
             partition = request.partition
             try:
                 ends[index] = end = _end(partition, request.offset, request.isolation_level)
@@ -82,22 +121,25 @@ class Reader:
                 continue
             if request.offset >= end:
                 results[index] = []
-                continue
-            limit = min(request.bytes_max, max_bytes)
-            cached = partition.cached_from(request.offset, limit, True, end)
-            if cached is not None:
-                cached_bytes += sum(batch.size for batch in cached)
-            else:
+            elif not _cache_holds(partition, request.offset, end):
                 ranges = partition.ranges.from_offset(request.offset)
                 plans[index] = PlanPartition(ranges, end, request.bytes_max)
-        plan_ranges(list(plans.values()), max(max_bytes - cached_bytes, 0))
+        # The object reads get what the cached partitions leave of the response.
+        budget = max_bytes - total
+        for index in range(first, len(requests)):
+            request = requests[index]
+            if results[index] is None and index not in plans:
+                limit = min(request.bytes_max, max_bytes)
+                cached = request.partition.cached_from(request.offset, limit, True, ends[index])
+                budget -= sum(batch.size for batch in cached or ())
+        plan_ranges(list(plans.values()), max(budget, 0))
         taken = [record for plan in plans.values() for record in plan.taken]
         read = await self._blocks.read_ranges(taken)
-        data = {id(record): bytes_ for record, bytes_ in zip(taken, read, strict=True)}
-        total = 0
-        for index, request in enumerate(requests):
+        data = {id(record): got for record, got in zip(taken, read, strict=True)}
+        for index in range(first, len(requests)):
             if results[index] is not None:
                 continue
+            request = requests[index]
             partition, offset, end = request.partition, request.offset, ends[index]
             limit = max(min(request.bytes_max, max_bytes - total), 0)
             plan = plans.get(index)
@@ -107,15 +149,16 @@ class Reader:
                         [(r, data[id(r)]) for r in plan.taken], offset, end, limit, total == 0
                     )
                 else:
-                    chunks = await self.read(
-                        partition, offset, limit, total == 0, request.isolation_level
-                    )
+                    cached = partition.cached_from(offset, limit, total == 0, end)
+                    if cached is not None:
+                        chunks = await self._log_cache.batch_bytes(cached)
+                    else:  # its batch left the log cache since: read it alone
+                        chunks = await self._read_objects(partition, offset, end, limit, total == 0)
             except (KafkaError, OSError) as exc:
                 results[index] = exc
                 continue
             results[index] = chunks
-            total += sum(len(chunk) for chunk in chunks)
-        return [r for r in results if r is not None]
+            total += sum(map(len, chunks))
 
     async def _read_objects(
         self,
@@ -146,6 +189,19 @@ class Reader:
         ]
         result.extend(await self._log_cache.batch_bytes(tail))
         return result
+
+
+def _cache_holds(partition: PartitionLog, offset: int, end: int) -> bool:
+    """Whether `PartitionLog.cached_from` answers a read at `offset` (its first batch
+    there is in the log cache, or there is none below `end`), in one bisection."""
+    cache = partition.cache
+    if not cache or offset < cache[0].base_offset:
+        return False
+    index = bisect.bisect_right(cache, offset, key=lambda b: b.end_offset)
+    if index == len(cache) or cache[index].base_offset >= end:
+        return True
+    batch = cache[index]
+    return batch.data is not None or not batch.uploaded
 
 
 def _end(partition: PartitionLog, offset: int, isolation_level: int) -> int:
