@@ -1,7 +1,8 @@
 """The read plan of a Fetch (storage/read_plan.py) and `Reader.read_many` over it.
 
-Random layouts of multi-partition objects are read with `read_many` and compared with the
-per-partition reader it replaced (kept below as the oracle): each partition's batches are
+Random layouts of multi-partition objects, some partitions partly in the log cache, are
+read with `read_many` and compared with the per-partition reader it replaced (kept below
+as the oracle): each partition's batches are
 a prefix of what the old reader returns for it, the first non-empty partition gets at
 least one batch, and the response stays within max_bytes but for that batch. The spans
 `coalesce` makes hold every range exactly once, whole, within the span bound, and merge
@@ -27,7 +28,7 @@ from contextplane.storage.memory_objects import MemoryObjectStore
 from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import BoundedObjectStore
-from contextplane.storage.partition import PartitionLog
+from contextplane.storage.partition import CachedBatch, PartitionLog
 from contextplane.storage.read_plan import Span, coalesce, split_parts
 from contextplane.storage.reader import Reader, ReadRequest
 
@@ -120,6 +121,30 @@ def build(spec: list[list[RangeSpec]]) -> Layout:
     return Layout(objects, partitions)
 
 
+def cache_from(partition: PartitionLog, evicted: int, objects: dict[str, bytes]) -> None:
+    """The log cache holds the partition's batches but its `evicted` oldest, whose bytes
+    left memory (a read there goes to objects)."""
+    for record in partition.ranges:
+        data = objects[record.object_key][record.position : record.position + record.size]
+        position = 0
+        for header in iter_batch_headers(data):
+            size = header.total_bytes
+            kept = data[position : position + size] if evicted <= 0 else None
+            evicted -= 1
+            partition.cache.append(
+                CachedBatch(
+                    header.base_offset,
+                    header.base_offset + header.last_offset_delta + 1,
+                    0,
+                    kept,
+                    0,
+                    size,
+                    uploaded=True,
+                )
+            )
+            position += size
+
+
 def old_read(
     objects: dict[str, bytes], partition: PartitionLog, offset: int, bytes_max: int
 ) -> list[bytes]:
@@ -176,6 +201,11 @@ def test_each_partition_returns_a_prefix_of_the_old_read(
     spec: list[list[RangeSpec]], data: st.DataObject, max_bytes: int
 ) -> None:
     layout = build(spec)
+    for partition in layout.partitions:
+        # Some partitions are (partly) in the log cache: a tail fetch mixed with catch-up.
+        evicted = data.draw(st.one_of(st.none(), st.integers(0, 6)))
+        if evicted is not None:
+            cache_from(partition, evicted, layout.objects)
     requests = [
         ReadRequest(
             p,
