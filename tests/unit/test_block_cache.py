@@ -126,3 +126,22 @@ def test_forgotten_objects_are_read_again() -> None:
         assert store.gets == 3
 
     asyncio.run(run())
+
+
+def test_concurrent_reads_of_one_range_cost_one_get() -> None:
+    async def run() -> None:
+        memory = MemoryObjectStore()
+        memory.bucket.objects["a"] = OBJECT
+        store = BoundedObjectStore(memory, 10_000)
+        blocks = BlockCache(store, MemoryBudget(1 << 20, 1 << 20))
+        (record,) = ranges("a", (0, 4_000))
+        memory.stall()
+        readers = [asyncio.create_task(blocks.read(record)) for _ in range(3)]
+        for _ in range(5):
+            await asyncio.sleep(0)  # every reader has asked; the GET is stalled
+        memory.resume()
+        for got in await asyncio.gather(*readers):
+            assert bytes(got) == OBJECT[:4_000]
+        assert store.gets == 1
+
+    asyncio.run(run())
