@@ -27,7 +27,7 @@ import asyncio
 import logging
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from contextplane import limits
@@ -46,7 +46,7 @@ _LAST_OFFSET_DELTA = struct.Struct(">i")
 _LAST_OFFSET_DELTA_AT = 23  # base offset, length, leader epoch, magic, crc, attributes
 
 
-def returned_range(fetch_offset: int, data: bytes) -> tuple[int, int] | None:
+def returned_range(fetch_offset: int, data: bytes | memoryview) -> tuple[int, int] | None:
     """(first, last) offsets a consumer asking from `fetch_offset` receives in `data`
     (whole RecordBatch v2 batches), or None when it holds no whole batch."""
     position = 0
@@ -65,6 +65,23 @@ def returned_range(fetch_offset: int, data: bytes) -> tuple[int, int] | None:
     if first < 0 or last < fetch_offset:
         return None
     return max(first, fetch_offset), last
+
+
+def returned_range_of(
+    fetch_offset: int, chunks: bytes | Sequence[bytes | memoryview]
+) -> tuple[int, int] | None:
+    """`returned_range` of a response's record chunks (whole batches each, in offset
+    order): the first chunk gives the first offset and the last chunk the last, so a
+    large response is not walked batch by batch; anything else is read joined."""
+    if isinstance(chunks, bytes | bytearray | memoryview):
+        return returned_range(fetch_offset, chunks)
+    if not chunks:
+        return None
+    head = returned_range(fetch_offset, chunks[0])
+    tail = head if len(chunks) == 1 else returned_range(fetch_offset, chunks[-1])
+    if head is None or tail is None:
+        return returned_range(fetch_offset, b"".join(chunks))
+    return head[0], tail[1]
 
 
 @dataclass(slots=True)
@@ -106,12 +123,18 @@ class ReadReceipts:
             groups.popitem(last=False)
 
     def fetched(
-        self, ctx: RequestContext, topic: str, partition: int, offset: int, data: bytes
+        self,
+        ctx: RequestContext,
+        topic: str,
+        partition: int,
+        offset: int,
+        data: bytes | Sequence[bytes | memoryview],
     ) -> None:
-        """One partition of a Fetch response that carries records."""
+        """One partition of a Fetch response that carries records (bytes, or chunks of
+        whole batches)."""
         if topic == READ_RECEIPTS_TOPIC:
             return  # a reader tailing the receipts would otherwise feed itself forever
-        returned = returned_range(offset, data)
+        returned = returned_range_of(offset, data)
         if returned is None:
             return
         first, last = returned

@@ -15,9 +15,10 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
-from contextplane.broker.read_receipts import returned_range
+from contextplane.broker.read_receipts import returned_range_of
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.fetch_response import encode_fetch_response
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.reader import ReadRequest
@@ -189,9 +190,9 @@ async def _read_all(
             )
             entry.update(error_code=ErrorCode.kafka_storage_error, high_watermark=-1)
             continue
-        data = b"".join(chunks)
-        total += len(data)
-        entry["records"] = data
+        # The chunks go to the response as they are (protocol/fetch_response.py).
+        total += sum(len(chunk) for chunk in chunks)
+        entry["records"] = chunks
         entry["high_watermark"] = partition.high_watermark
         entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
@@ -202,7 +203,7 @@ async def _read_all(
             # the LSO: a small fetch over many aborted transactions lists few. The returned
             # batches are walked only when some aborted transaction may be among them.
             returned = (
-                returned_range(wanted.fetch_offset, data)
+                returned_range_of(wanted.fetch_offset, chunks)
                 if partition.transactions.aborted_since(wanted.fetch_offset)
                 else None
             )
@@ -222,7 +223,7 @@ def _response(
     topics: list[dict[str, Any]],
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
 ) -> Any:
-    size = sum(len(p["records"] or b"") for t in topics for p in t["partitions"])
+    size = sum(_records_size(p["records"]) for t in topics for p in t["partitions"])
     if size:
         quota_ms = ctx.services.quotas.fetch_throttle_ms(ctx.principal, ctx.header.client_id, size)
         if quota_ms:
@@ -232,13 +233,19 @@ def _response(
             topics = []
         else:
             _record_reads(ctx, targets)
-    return ctx.response(
-        throttle_time=ctx.throttle_ms,
-        error_code=ErrorCode.none,
-        session_id=0,
-        responses=topics,
-        node_endpoints=[],
+    header = ctx.header
+    # Frame parts with the record chunks in place, byte for byte what kio writes.
+    return encode_fetch_response(
+        header.api_version, header.correlation_id, ctx.throttle_ms, ErrorCode.none, 0, topics
     )
+
+
+def _records_size(records: bytes | list[bytes | memoryview] | None) -> int:
+    if records is None:
+        return 0
+    if isinstance(records, bytes):
+        return len(records)
+    return sum(len(chunk) for chunk in records)
 
 
 def _record_reads(
