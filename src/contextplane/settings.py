@@ -193,6 +193,8 @@ class Settings:
     object_compaction_merged_bytes: int = limits.OBJECT_COMPACTION_MERGED_BYTES
     object_compaction_live_ratio: float = limits.OBJECT_COMPACTION_LIVE_RATIO
     object_compaction_read_bytes_per_second: int = limits.OBJECT_COMPACTION_READ_BYTES_PER_SECOND
+    # The benchmark's probes (broker/probes.py): a JSON-lines file, empty = off.
+    debug_probe_file: str = ""
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
 

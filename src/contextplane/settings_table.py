@@ -333,6 +333,14 @@ SETTINGS: tuple[Setting, ...] = (
         low=0,
     ),
     Setting(
+        "debug.probe.file",
+        "debug_probe_file",
+        "",
+        "append one JSON line a second of event-loop lag, GC pauses, RSS, memory budget use "
+        "and object store requests to this file (a benchmark's instrument; empty: off)",
+        default_text="empty (off)",
+    ),
+    Setting(
         "connections.max.idle.ms",
         "connections_max_idle_ms",
         "ms",

@@ -5,6 +5,7 @@ of Kafka APIs this broker answers (ApiVersions is computed from it)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from contextplane.broker import authorization as authz
 from contextplane.broker import authorization_txn as authz_txn
@@ -33,6 +34,7 @@ from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
+from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
@@ -269,6 +271,7 @@ class Broker:
         self.audit_sink: AuditSink | None = None
         self.receipts: ReadReceipts | None = None
         self._listeners: BrokerListeners | None = None
+        self._probes: Probes | None = None
         self.bound_port = settings.port  # the first listener's
         self.bound_ports: dict[str, int] = {}  # listener name -> port bound
 
@@ -309,6 +312,9 @@ class Broker:
         self.topics = topics = TopicManager(self.metadata, storage, settings)
         await topics.load()
         await storage.open()
+        if settings.debug_probe_file:
+            self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
+            self._probes.start()
         self.offsets_topic = offsets_topic = OffsetsTopicWriter(
             storage, topics, settings, self.clock
         )
@@ -425,6 +431,9 @@ class Broker:
         try:
             if self.storage is not None:
                 await self.storage.close()
+                log_object_store_counts(self.storage)
+            if self._probes is not None:
+                await self._probes.stop()  # its last line counts the uploads at close
             await self.metadata.close()
         finally:
             self._lock.release()

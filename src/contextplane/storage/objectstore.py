@@ -74,8 +74,11 @@ class BoundedObjectStore:
         self._timeout_s = request_timeout_ms / 1000
         self._clock = clock or SystemClock()
         self._reads_fail_until_ms = -1
+        # Requests (and bytes) since start: logged at a clean stop, read by the bench.
         self.puts = 0
+        self.put_bytes = 0
         self.gets = 0
+        self.get_bytes = 0
         self.deletes = 0
 
     async def _bounded(self, what: str, operation: Awaitable[_T]) -> _T:
@@ -99,6 +102,7 @@ class BoundedObjectStore:
     async def put(self, key: str, data: bytes) -> None:
         await self._bounded(f"put {key}", self.store.put(key, data))
         self.puts += 1
+        self.put_bytes += len(data)
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         what = f"get {key} [{start}, {end})"
@@ -111,6 +115,7 @@ class BoundedObjectStore:
                 self._reads_fail_until_ms = self._clock.monotonic_ms() + READS_FAIL_FAST_MS
             raise
         self.gets += 1
+        self.get_bytes += len(data)
         return data
 
     async def delete(self, key: str) -> None:

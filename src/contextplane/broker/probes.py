@@ -1,0 +1,207 @@
+"""Debug probes for the benchmark: off unless `debug.probe.file` names a file.
+
+Once a second the broker appends one JSON line to that file: how late the event loop ran
+a 1 ms timer (p50/p99/max over the second: work on the loop delays every connection by
+that much), the garbage collector's pauses by generation, the process's RSS beside the
+memory budget's used bytes, and the object store's requests so far. A clean stop writes
+a last line (`"final": true`) after storage has uploaded what it could, so the bench
+reads exact request counts for the process's lifetime.
+
+The probes cost a timer a millisecond and a file write a second: a benchmark's instrument,
+never on in production. The bench enables them; nothing else reads the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+from contextplane.clock import Clock, elapsed_ns
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.objectstore import BoundedObjectStore
+
+log = logging.getLogger(__name__)
+
+# The timer the loop-lag probe asks for, and how often a line is written.
+TICK_S = 0.001
+REPORT_S = 1.0
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending, non-empty list."""
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+class LagWindow:
+    """The loop's lateness samples (seconds) of one reporting window."""
+
+    __slots__ = ("_samples",)
+
+    def __init__(self) -> None:
+        self._samples: list[float] = []
+
+    def add(self, lateness_s: float) -> None:
+        self._samples.append(max(0.0, lateness_s))
+
+    def take(self) -> dict[str, float | int | None]:
+        """This window's count and p50/p99/max in ms; starts the next window."""
+        samples, self._samples = sorted(self._samples), []
+        if not samples:
+            return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {
+            "count": len(samples),
+            "p50_ms": percentile(samples, 0.50) * 1000,
+            "p99_ms": percentile(samples, 0.99) * 1000,
+            "max_ms": samples[-1] * 1000,
+        }
+
+
+class GcPauses:
+    """Every collection's generation and duration, via `gc.callbacks`, per window."""
+
+    def __init__(self) -> None:
+        self._started_ns = 0
+        self._window: dict[str, dict[str, float]] = {}
+
+    def install(self) -> None:
+        gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started_ns = elapsed_ns()
+            return
+        self.record(info["generation"], (elapsed_ns() - self._started_ns) / 1e6)
+
+    def record(self, generation: int, pause_ms: float) -> None:
+        entry = self._window.setdefault(
+            str(generation), {"count": 0, "total_ms": 0.0, "max_ms": 0.0}
+        )
+        entry["count"] += 1
+        entry["total_ms"] += pause_ms
+        entry["max_ms"] = max(entry["max_ms"], pause_ms)
+
+    def take(self) -> dict[str, dict[str, float]]:
+        """This window's pauses by generation; starts the next window."""
+        window, self._window = self._window, {}
+        return window
+
+
+def rss_bytes() -> int | None:
+    """The process's resident set now (Linux /proc), None elsewhere."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def object_store_counts(storage: StorageEngine) -> dict[str, int]:
+    """The object store's requests since start (empty for an unbounded test store)."""
+    objects = storage.objects
+    if not isinstance(objects, BoundedObjectStore):
+        return {}
+    return {
+        "gets": objects.gets,
+        "get_bytes": objects.get_bytes,
+        "puts": objects.puts,
+        "put_bytes": objects.put_bytes,
+        "deletes": objects.deletes,
+    }
+
+
+def log_object_store_counts(storage: StorageEngine) -> None:
+    """One line at a clean stop: what the process asked of the object store."""
+    counts = object_store_counts(storage)
+    if counts:
+        log.info(
+            "object store requests since start: %d GETs (%d bytes), %d PUTs (%d bytes), %d DELETEs",
+            counts["gets"],
+            counts["get_bytes"],
+            counts["puts"],
+            counts["put_bytes"],
+            counts["deletes"],
+        )
+
+
+class Probes:
+    """The loop-lag and reporting tasks and the GC callback, writing to `path`."""
+
+    def __init__(self, path: Path, storage: StorageEngine, clock: Clock) -> None:
+        self._path = path
+        self._storage = storage
+        self._clock = clock
+        self._lag = LagWindow()
+        self._gc = GcPauses()
+        self._file: TextIO | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seq = 0
+
+    def start(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self._path.open("a")
+        self._gc.install()
+        self._tasks = [
+            asyncio.create_task(self._measure_lag(), name="probe-loop-lag"),
+            asyncio.create_task(self._report(), name="probe-report"),
+        ]
+        log.info("debug probes write to %s each second", self._path)
+
+    async def stop(self) -> None:
+        """Stop the tasks and write the last line (call after storage has closed)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._gc.uninstall()
+        if self._file is not None:
+            self._write(final=True)
+            self._file.close()
+            self._file = None
+
+    async def _measure_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + TICK_S
+            await asyncio.sleep(TICK_S)  # a call_later(TICK_S) underneath
+            self._lag.add(loop.time() - due)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_S)
+            self._write(final=False)
+
+    def line(self, final: bool) -> dict[str, Any]:
+        self._seq += 1
+        budget = self._storage.budget
+        return {
+            "seq": self._seq,
+            "pid": os.getpid(),
+            "monotonic_ms": self._clock.monotonic_ms(),
+            "final": final,
+            "loop_lag": self._lag.take(),
+            "gc": self._gc.take(),
+            "rss_bytes": rss_bytes(),
+            "budget_used_bytes": budget.used_bytes,
+            "budget_total_bytes": budget.total_bytes,
+            "object_store": object_store_counts(self._storage),
+        }
+
+    def _write(self, final: bool) -> None:
+        assert self._file is not None
+        try:
+            self._file.write(json.dumps(self.line(final)) + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk costs the probe its line, never the broker
+            log.warning("debug probe line not written: %s", exc)
