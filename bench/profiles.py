@@ -39,6 +39,8 @@ class Profile:
     # headline figures are repeated this many times at most (min/median/max)
     message_bytes: int = 1024
     partitions: int = 8
+    # the one-partition replay reads partition 0 of a topic of this many partitions
+    replay_partitions: int = 1000
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -62,6 +64,7 @@ PROFILES = {
         limit_write_bytes=16 * MIB,
         limit_fsyncs=50,
         limit_tcp_bytes=64 * MIB,
+        replay_partitions=100,
     ),
     "quick": Profile(
         name="quick",

@@ -239,6 +239,14 @@ def rows(results: dict[str, Any]) -> list[Row]:
             gap=False,
         )
     )
+    out.append(
+        Row(
+            "… the store alone: the same GETs, 8 in flight (the broker's read concurrency) (MB/s)",
+            "higher",
+            lambda t: _value_cell(t, "store_get_8", "MBps"),
+            gap=False,
+        )
+    )
 
     def catchup_p99(t: Any) -> Cell:
         if (reason := _na(t, "catchup")) is not None:
@@ -256,6 +264,25 @@ def rows(results: dict[str, Any]) -> list[Row]:
             "lower",
             catchup_p99,
             lambda r: ("during ≤ 2 × before", lambda v: v <= 2),
+        )
+    )
+
+    def loop_lag(t: Any) -> Cell:
+        if (reason := _na(t, "catchup")) is not None:
+            return Cell(na=reason)
+        before = _num(_get(t, "catchup", "probes_before", "loop_lag_ms", "p99_max"))
+        during = _num(_get(t, "catchup", "probes_during", "loop_lag_ms", "p99_max"))
+        gc_max = _num(_get(t, "catchup", "probes_during", "gc_pause_max_ms"))
+        if during is None:
+            return Cell(na="no probes (contextplane only)")
+        return Cell(during, f"{_fmt(before)} → {_fmt(during)} (GC max {_fmt(gc_max)})")
+
+    out.append(
+        Row(
+            "… broker loop lag p99 (worst second) before → during catch-up (ms; longest GC pause)",
+            "lower",
+            loop_lag,
+            gap=False,
         )
     )
     for key, size in (("small", small), ("large", large)):
@@ -287,6 +314,23 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 gap=False,
             )
         )
+    replay_parts = prof.get("replay_partitions", 1000)
+    out.append(
+        Row(
+            f"One partition of {replay_parts:,} replayed from offset 0, cold (MB/s)",
+            "higher",
+            lambda t: _value_cell(t, "replay", "MBps"),
+            gap=False,
+        )
+    )
+    out.append(
+        Row(
+            "… its object GETs per GiB read",
+            "lower",
+            lambda t: _value_cell(t, "replay", "gets_per_gib"),
+            gap=False,
+        )
+    )
     for count in prof.get("partition_counts", ())[:2]:
         goal = (lambda r: ("≤ 300", lambda v: v <= 300)) if count == 1000 else None
         out.append(

@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import limits as limits_mod
-from bench import report, workloads
+from bench import report, store_alone, workloads
+from bench.object_reads import GetWindow, replay_one_partition
+from bench.probes import window_between, window_end, window_start
 from bench.profiler import Profiler
 from bench.profiles import GIB, MIB, PROFILES, Profile
+from bench.selection import WORKLOADS, parse_workloads, phases, skipped_keys
 from bench.stats import spread
 from bench.targets import TARGETS, Instance, Target
 
@@ -97,6 +100,7 @@ def phase_produce(
     run i + 1 of any, in a rotating order, so load from other work on the machine is
     spread over all targets rather than landing on one."""
     log: Log = ctx["log"]
+    chosen: frozenset[str] = ctx["workloads"]
     insts: dict[str, Instance] = {}
     try:
         for target in targets:
@@ -112,7 +116,7 @@ def phase_produce(
                         f"asked for {prof.partitions} partitions, Metadata shows "
                         f"{created['partitions_seen']}"
                     )
-                for i in range(prof.latency_runs):
+                for i in range(prof.latency_runs if "latency" in chosen else 0):
                     workloads.create_topic(inst.bootstrap, f"lat-{i}", prof.partitions, 60)
                 workloads.produce_bulk(inst.bootstrap, "tput", prof.partitions, values, seconds=1)
                 log(f"{target.name}: started for the produce workloads")
@@ -124,8 +128,9 @@ def phase_produce(
                     _stop(insts.pop(target.name), log)
         names = list(insts)
         tput: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-        for i in range(prof.throughput_runs):
+        for i in range(prof.throughput_runs if "throughput" in chosen else 0):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
+                mark = window_start(insts[name])
                 cpu0 = insts[name].cpu_seconds()
                 res = workloads.produce_bulk(
                     insts[name].bootstrap,
@@ -135,6 +140,7 @@ def phase_produce(
                     seconds=prof.throughput_seconds,
                 )
                 cpu1 = insts[name].cpu_seconds()
+                res["probes"] = window_end(insts[name], mark)
                 res["broker_cpu"] = (cpu1[0] - cpu0[0]) / res["seconds"]
                 res["store_cpu"] = (cpu1[1] - cpu0[1]) / res["seconds"]
                 log(
@@ -144,7 +150,7 @@ def phase_produce(
                     f"store {res['store_cpu']:.2f})"
                 )
                 tput[name].append(res)
-        for name in names:
+        for name in names if "throughput" in chosen else []:
             runs = tput[name]
             outs[name]["throughput"] = {
                 "MBps": spread([r["MBps"] for r in runs]),
@@ -169,8 +175,9 @@ def phase_produce(
                 outs[name].setdefault("profiles", {})["produce"] = summary
                 log(f"  {name} profiled produce run: {res['MBps']:.1f} MB/s")
         lat: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-        for i in range(prof.latency_runs):
+        for i in range(prof.latency_runs if "latency" in chosen else 0):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
+                mark = window_start(insts[name])
                 res = workloads.latency_run(
                     insts[name].bootstrap,
                     f"lat-{i}",
@@ -179,13 +186,14 @@ def phase_produce(
                     prof.latency_rate,
                     prof.latency_seconds,
                 )
+                res["probes"] = window_end(insts[name], mark)
                 log(
                     f"  {name} latency run {i + 1}: produce p99 {res['produce']['p99_ms']:.2f} ms,"
                     f" e2e p99 {res['end_to_end']['p99_ms']:.2f} ms "
                     f"({res['produce']['count']}/{res['end_to_end']['count']} samples)"
                 )
                 lat[name].append(res)
-        for name in names:
+        for name in names if "latency" in chosen else []:
             runs = lat[name]
             latency: dict[str, Any] = {
                 kind: {
@@ -195,6 +203,14 @@ def phase_produce(
                 for kind in ("produce", "end_to_end")
             }
             latency["runs"] = runs
+            # The loop's lag beside the producer's p99 (worst second of each run).
+            latency["loop_lag_p99_max_ms"] = spread(
+                [
+                    _get_path(r, "probes", "loop_lag_ms", "p99_max")
+                    for r in runs
+                    if _get_path(r, "probes", "loop_lag_ms", "p99_max") is not None
+                ]
+            )
             outs[name]["latency"] = latency
             insts[name].sample_rss()
             outs[name]["produce_phase_peak_rss_MB"] = insts[name].peak_rss_kb / 1024
@@ -202,6 +218,14 @@ def phase_produce(
         for inst in insts.values():
             _stop(inst, log)
             _rm(inst.directory)
+
+
+def _get_path(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def _load(
@@ -227,37 +251,26 @@ def _space_for(directory: Path, wanted: int, log: Log) -> int:
     return wanted
 
 
-def _store_get_rate(target: Target, inst: Instance, count: int = 20) -> dict[str, Any]:
-    """The store's own speed for the broker's access pattern: 4 MiB ranged GETs of the
-    retained objects, one at a time, through obstore (as the broker issues them)."""
-    import obstore
-
-    seaweed: Any = target.seaweed
-    prefix = getattr(inst, "prefix", "")
-    keys = [k for k in seaweed.list_keys(prefix) if not k.endswith("/")][:count]
-    store = seaweed.store(prefix)  # keys are listed relative to the prefix
-    samples = []
-    total = 0
-    t0 = time.monotonic()
-    for key in keys:
-        t1 = time.monotonic()
-        data = obstore.get_range(store, key, start=0, length=4 * MIB)
-        samples.append((time.monotonic() - t1) * 1000)
-        total += len(bytes(data))
-    seconds = time.monotonic() - t0
-    samples.sort()
-    return {
-        "gets": len(keys),
-        "MBps": total / seconds / 1e6 if seconds else None,
-        "p50_ms": samples[len(samples) // 2] if samples else None,
-        "max_ms": samples[-1] if samples else None,
-    }
+def _store_alone(inst: Instance, out: dict[str, Any], log: Log) -> None:
+    """The store's own read speed for the retained objects: one GET at a time, and 8 in
+    flight (the broker's read concurrency), each pass after a page-cache eviction."""
+    try:
+        figures = store_alone.measure(inst.object_store(), inst.evict_page_cache)  # type: ignore[attr-defined]
+        out["store_get"] = figures["one_at_a_time"]
+        out["store_get_8"] = figures[f"in_flight_{store_alone.IN_FLIGHT}"]
+    except Exception as exc:  # noqa: BLE001 - a side measurement only
+        out["errors"]["store_get"] = f"failed: {type(exc).__name__}: {exc}"
+        out["store_get"] = out["store_get_8"] = None
+    log(f"  store alone, 4 MiB ranged GETs: one at a time {out['store_get']}")
+    log(f"  store alone, 8 in flight: {out['store_get_8']}")
 
 
 def phase_retained(
     target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
 ) -> None:
     log: Log = ctx["log"]
+    chosen: frozenset[str] = ctx["workloads"]
+    restarts = "restart" in chosen
     size = len(values[0])
     large = _space_for(target.root, prof.restart_large_bytes, log)
     if large != prof.restart_large_bytes:
@@ -268,7 +281,8 @@ def phase_retained(
     catchup = min(prof.catchup_bytes, large)
     inst = target.instance("retained").start()
     restart: dict[str, Any] = {}
-    out["restart"] = restart
+    if restarts:
+        out["restart"] = restart
     try:
         bs = inst.bootstrap
         for topic in ("retained", "live"):
@@ -277,78 +291,86 @@ def phase_retained(
                 raise RuntimeError(f"create topic {topic}: {created['error']}")
         loads = []
         have = 0
-        loads.append(_load(inst, "retained", prof, values, have, small))
-        have = small
-        log(f"  loaded {have / GIB:.2f} GiB at {loads[-1]['MBps']:.1f} MB/s")
-        if target.keeps_data_across_restart:
+        if restarts:
+            loads.append(_load(inst, "retained", prof, values, have, small))
+            have = small
+            log(f"  loaded {have / GIB:.2f} GiB at {loads[-1]['MBps']:.1f} MB/s")
+        if restarts and target.keeps_data_across_restart:
             restart["small"] = workloads.time_to_serving(inst, "retained", values[0])
             restart["small"]["retained_bytes"] = have
             log(f"  restart with {have / GIB:.2f} GiB: {restart['small']}")
         loads.append(_load(inst, "retained", prof, values, have, catchup))
         have = max(have, catchup)
         messages = sum(r["messages"] for r in loads) + (
-            1 if target.keeps_data_across_restart else 0  # the restart probe's message
+            1 if restarts and target.keeps_data_across_restart else 0  # the restart's message
         )
-        if target.keeps_data_across_restart:
+        if "catch-up" not in chosen:
+            pass
+        elif target.keeps_data_across_restart:
             # A restart empties contextplane's log cache; eviction empties the page cache.
             restart["catchup"] = workloads.time_to_serving(inst, "retained", values[0])
             restart["catchup"]["retained_bytes"] = have
             messages += 1
             evicted = inst.evict_page_cache()
             log(f"  restarted, evicted {evicted / GIB:.2f} GiB from the page cache")
-            if target.name == "contextplane-s3":
-                try:
-                    out["store_get"] = _store_get_rate(target, inst)
-                except Exception as exc:  # noqa: BLE001 - a side measurement only
-                    out["errors"]["store_get"] = f"failed: {type(exc).__name__}: {exc}"
-                    out["store_get"] = None
-                log(f"  SeaweedFS ranged GETs, one at a time: {out['store_get']}")
-                inst.evict_page_cache()
+            if target.kind == "contextplane":
+                _store_alone(inst, out, log)
         else:
             out["notes"].append(
                 "catch-up reads from the broker's memory: memory:// is its only storage engine"
             )
-        profiler = None
-        cpu0 = inst.cpu_seconds()
-        t_read = time.monotonic()
-        if ctx["profile_broker"] and target.kind == "contextplane" and inst.pid:
-            expected_s = max(3.0, have / (150 * 1e6))
-            profiler = Profiler(
-                inst.pid, ctx["out"] / f"pyspy-{target.name}-catchup.txt", expected_s
+        if "catch-up" in chosen:
+            profiler = None
+            cpu0 = inst.cpu_seconds()
+            mark = window_start(inst)
+            read_marks: list[int | None] = []
+            t_read = time.monotonic()
+            if ctx["profile_broker"] and target.kind == "contextplane" and inst.pid:
+                expected_s = max(3.0, have / (150 * 1e6))
+                profiler = Profiler(
+                    inst.pid, ctx["out"] / f"pyspy-{target.name}-catchup.txt", expected_s
+                )
+            res = workloads.catchup_run(
+                bs,
+                "retained",
+                prof.partitions,
+                messages,
+                "live",
+                values,
+                prof.latency_rate,
+                prof.catchup_before_seconds,
+                timeout=max(120.0, have / (5 * 1e6)),
+                during=lambda: read_marks.append(window_start(inst)),
             )
-        res = workloads.catchup_run(
-            bs,
-            "retained",
-            prof.partitions,
-            messages,
-            "live",
-            values,
-            prof.latency_rate,
-            prof.catchup_before_seconds,
-            timeout=max(120.0, have / (5 * 1e6)),
-        )
-        if profiler is not None:
-            out.setdefault("profiles", {})["catchup"] = profiler.finish()
-        cpu1 = inst.cpu_seconds()
-        elapsed = time.monotonic() - t_read
-        res["broker_cpu"] = (cpu1[0] - cpu0[0]) / elapsed
-        res["store_cpu"] = (cpu1[1] - cpu0[1]) / elapsed
-        res["retained_bytes"] = have
-        out["catchup"] = res
-        log(
-            f"  catch-up {res['read']['bytes'] / GIB:.2f} GiB at {res['MBps']:.1f} MB/s "
-            f"(complete={res['read']['complete']}, cores: broker {res['broker_cpu']:.2f}, "
-            f"store {res['store_cpu']:.2f}); producer p99 "
-            f"{res['producer_before']['p99_ms']:.2f} → {res['producer_during']['p99_ms']:.2f} ms"
-        )
-        if target.keeps_data_across_restart:
+            # Loop lag, GC and memory beside the producer's p99, before and during the read.
+            read_mark = read_marks[0] if read_marks else None
+            res["probes_before"] = window_between(inst, mark, read_mark)
+            res["probes_during"] = window_end(inst, read_mark)
+            if profiler is not None:
+                out.setdefault("profiles", {})["catchup"] = profiler.finish()
+            cpu1 = inst.cpu_seconds()
+            elapsed = time.monotonic() - t_read
+            res["broker_cpu"] = (cpu1[0] - cpu0[0]) / elapsed
+            res["store_cpu"] = (cpu1[1] - cpu0[1]) / elapsed
+            res["retained_bytes"] = have
+            out["catchup"] = res
+            log(
+                f"  catch-up {res['read']['bytes'] / GIB:.2f} GiB at {res['MBps']:.1f} MB/s "
+                f"(complete={res['read']['complete']}, cores: broker {res['broker_cpu']:.2f}, "
+                f"store {res['store_cpu']:.2f}); producer p99 "
+                f"{res['producer_before']['p99_ms']:.2f} → "
+                f"{res['producer_during']['p99_ms']:.2f} ms; loop lag p99 (worst second) "
+                f"{_get_path(res, 'probes_before', 'loop_lag_ms', 'p99_max')} → "
+                f"{_get_path(res, 'probes_during', 'loop_lag_ms', 'p99_max')} ms"
+            )
+        if restarts and target.keeps_data_across_restart:
             loads.append(_load(inst, "retained", prof, values, have, large))
             have = max(have, large)
             log(f"  loaded to {have / GIB:.2f} GiB at {loads[-1]['MBps']:.1f} MB/s")
             restart["large"] = workloads.time_to_serving(inst, "retained", values[0])
             restart["large"]["retained_bytes"] = have
             log(f"  restart with {have / GIB:.2f} GiB: {restart['large']}")
-        else:
+        elif restarts:
             reason = "memory:// storage engine keeps nothing across a restart"
             restart["small"] = {"na": reason}
             restart["large"] = {"na": reason}
@@ -375,9 +397,20 @@ def phase_partitions(
     target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
 ) -> None:
     log: Log = ctx["log"]
+    chosen: frozenset[str] = ctx["workloads"]
+    full_read = bool({"object-requests", "peak-rss"} & chosen)
+    replay = "replay" in chosen
     results: dict[str, Any] = {}
-    out["partitions"] = results
-    for count in prof.partition_counts:
+    counts = list(prof.partition_counts) if full_read else []
+    if full_read:
+        out["partitions"] = results
+    if replay:
+        if not target.keeps_data_across_restart:
+            out["replay"] = {"na": "the storage engine keeps nothing across a restart"}
+            replay = False
+        elif prof.replay_partitions not in counts:
+            counts.append(prof.replay_partitions)
+    for count in counts:
         key = str(count)
         if count > 1000 and not target.has_object_store:
             results[key] = {"na": "object requests only (no object store); RSS asked at ≤1,000"}
@@ -411,16 +444,33 @@ def phase_partitions(
             )
             entry["load"] = {k: v for k, v in load.items() if k != "per_partition"}
             expected = load["messages"]
-            if target.has_object_store:
-                # A clean stop uploads what is pending; the restart reads cold from objects.
+            replay_here = replay and count == prof.replay_partitions
+            ingested: dict[str, int] = {}
+            if target.has_object_store or replay_here:
+                # A clean stop uploads what is pending; a restart reads cold from objects.
                 inst.stop()
                 ingested = inst.object_counts() or {}
+            if replay_here:
+                res = replay_one_partition(
+                    inst, "parts", count, load["per_partition"][0], timeout=600
+                )
+                out["replay"] = res
+                log(
+                    f"  replay of one partition of {count:,}: "
+                    f"{res['read']['bytes'] / MIB:.1f} MiB at {res['MBps']:.1f} MB/s, "
+                    f"GETs {res.get('gets')} ({res.get('gets_per_gib')} per GiB)"
+                )
+            if not full_read:
+                continue
+            mark = window_start(inst)
+            if inst.pid is None:
                 inst.start()
-                after_start = inst.object_counts() or {}
-            else:
-                ingested = after_start = {}
+            window = GetWindow(inst).open(mark)
+            after_start = inst.object_counts() or {}
             read = workloads.consume_all(bs, "parts", count, expected, timeout=600)
             entry["read"] = read
+            counted = window.close()
+            entry["probes"] = counted.pop("probes", None)
             after_read = inst.object_counts() or {}
             inst.sample_rss()
             entry["peak_rss_MB"] = inst.peak_rss_kb / 1024
@@ -437,19 +487,15 @@ def phase_partitions(
                     for k in ("PUT", "POST_COMPLETE_MULTIPART")
                 )
                 entry["puts_per_gib"] = puts / gib_in if gib_in else None
+                entry.update(counted)  # gets: the proxy's on s3://, the broker's on file://
+                gets = counted.get("gets")
+                entry["gets_per_gib"] = gets / gib_out if gets is not None and gib_out else None
                 if inst.object_counting.startswith("HTTP"):
-                    gets = sum(
-                        after_read.get(k, 0) - after_start.get(k, 0) for k in ("GET", "GET_RANGE")
-                    )
-                    entry["gets"] = gets
-                    entry["gets_per_gib"] = gets / gib_out if gib_out else None
                     entry["startup_requests"] = {
                         k: after_start.get(k, 0) - ingested.get(k, 0)
                         for k in after_start
                         if not k.endswith("_bytes")
                     }
-                else:
-                    entry["gets_per_gib"] = {"na": "file:// GETs are not counted (see s3://)"}
                 entry["object_counts"] = after_read
             else:
                 entry["puts_per_gib"] = {"na": inst.object_counting}
@@ -476,11 +522,11 @@ PHASE_FUNCS = {
 PHASE_RESULT_KEYS = {
     "produce": ("throughput", "latency"),
     "retained": ("catchup", "restart", "retained"),
-    "partitions": ("partitions",),
+    "partitions": ("partitions", "replay"),
 }
 
 
-def new_result(target: Target) -> dict[str, Any]:
+def new_result(target: Target, chosen: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "label": target.label,
         **target.describe(),
@@ -493,6 +539,8 @@ def new_result(target: Target) -> dict[str, Any]:
         if phase not in PHASES[target.name]:
             for key in keys:
                 out["na"][key] = "not run: " + SKIPPED
+    for key in skipped_keys(chosen):
+        out["na"].setdefault(key, "not run: not among --workloads")
     if target.name == "tansu":
         out["notes"].append(
             "ListOffsets high watermarks are unreliable on Tansu: consumers start from explicit "
@@ -507,7 +555,7 @@ def run_target_phases(
     """The per-target phases (retained data, partition counts), one target at a time."""
     log: Log = ctx["log"]
     for phase in ("retained", "partitions"):
-        if phase not in PHASES[target.name]:
+        if phase not in PHASES[target.name] or phase not in phases(ctx["workloads"]):
             continue
         log(f"{target.name}: {phase}")
         t0 = time.monotonic()
@@ -545,6 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help=f"any of {', '.join(TARGETS)} (comma or space separated; default all)",
     )
+    parser.add_argument(
+        "--workloads",
+        nargs="*",
+        default=[],
+        help=f"any of {', '.join(WORKLOADS)} (comma or space separated; default all)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     parser.add_argument("--tmp", type=Path, default=None, help="where brokers keep data")
     parser.add_argument(
@@ -555,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prof = PROFILES[args.profile or ("quick" if args.quick else "standard")]
     names = _parse_targets(args.targets)
+    chosen = parse_workloads(args.workloads)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = (args.out or ROOT / "bench" / "results" / f"{stamp}-{prof.name}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -571,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{workloads.ck.version()[0]}, librdkafka {workloads.ck.libversion()[0]}) "
             "for every target",
             "targets": names,
+            "workloads": [name for name in WORKLOADS if name in chosen],
             "tmp": str(tmp),
             "disk_free_GiB": shutil.disk_usage(tmp).free / GIB,
         },
@@ -580,8 +636,13 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "Object requests: s3:// counted per HTTP request by tests/support/s3proxy.py in front "
             "of SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
-            "and their POSTs); file:// PUTs = object files created (GETs are not countable "
-            "there). One PUT per 8 MiB upload would be 128 per GiB.",
+            "and their POSTs); file:// PUTs = object files created. One PUT per 8 MiB upload "
+            "would be 128 per GiB. GETs: s3:// per HTTP request; file:// the broker's own "
+            "object store counter (debug probe lines), also recorded on s3:// as "
+            "`broker_gets`.",
+            "Probes (contextplane, `debug.probe.file`): loop lag = lateness of a 1 ms timer "
+            "on the broker's event loop, p50/p99/max per second; GC pauses by generation; RSS "
+            "beside the memory budget's used bytes. Per workload under `probes`.",
             "Peak RSS = VmHWM of the broker process (JVM for Kafka; SeaweedFS not included).",
             "Restart = SIGTERM (clean stop), then process start → first acknowledged produce "
             "and first fetched retained record (the later of the two). Kafka's figure "
@@ -593,21 +654,28 @@ def main(argv: list[str] | None = None) -> int:
         "out": out_dir,
         "profile_broker": args.profile_broker,
         "values": workloads.make_values(prof.message_bytes),
+        "workloads": chosen,
     }
-    log(f"profile {prof.name}, targets {names}, out {out_dir}, tmp {tmp}")
+    log(f"profile {prof.name}, targets {names}, workloads {sorted(chosen)}")
+    log(f"  out {out_dir}, tmp {tmp}")
     try:
-        log("limits")
-        results["limits"] = limits_mod.measure(
-            tmp / "limits", prof.limit_write_bytes, prof.limit_fsyncs, prof.limit_tcp_bytes
-        )
-        results["limits"]["puts_per_gib_floor"] = GIB / (8 * MIB)
-        log(f"  {json.dumps(results['limits'])}")
-        _rm(tmp / "limits")
+        if "limits" in chosen:
+            log("limits")
+            results["limits"] = limits_mod.measure(
+                tmp / "limits", prof.limit_write_bytes, prof.limit_fsyncs, prof.limit_tcp_bytes
+            )
+            results["limits"]["puts_per_gib_floor"] = GIB / (8 * MIB)
+            log(f"  {json.dumps(results['limits'])}")
+            _rm(tmp / "limits")
         targets = {name: Target(name, tmp / name) for name in names}
         for name, target in targets.items():
-            results["targets"][name] = new_result(target)
+            results["targets"][name] = new_result(target, chosen)
         try:
-            producers = [t for n, t in targets.items() if "produce" in PHASES[n]]
+            producers = [
+                t
+                for n, t in targets.items()
+                if "produce" in PHASES[n] and "produce" in phases(chosen)
+            ]
             log(f"produce workloads, interleaved: {[t.name for t in producers]}")
             t0 = time.monotonic()
             phase_produce(producers, prof, ctx["values"], results["targets"], ctx)

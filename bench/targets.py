@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench.limits import evict_tree
+from bench.probes import ProbeFile
 from tests.support.s3proxy import S3CountingProxy
 
 REGION = "us-east-1"
@@ -79,6 +80,8 @@ class Instance:
 
     name = "?"
     object_counting = "n/a"
+    # The broker's debug probe lines (contextplane only): loop lag, GC, RSS, GETs.
+    probes: ProbeFile | None = None
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -163,9 +166,15 @@ class ContextplaneInstance(Instance):
                 else "n/a"
             )
         else:
-            self.object_counting = "PUTs = object files created under data/objects; GETs n/a"
+            self.object_counting = (
+                "PUTs = object files created under data/objects; GETs = the broker's "
+                "object store counter (debug probe lines)"
+            )
+        self.probes = ProbeFile(directory / "probes.jsonl")
         self.broker = BrokerProcess(
-            directory / "broker", settings=dict(settings or {}), object_store=url
+            directory / "broker",
+            settings={"debug.probe.file": str(self.probes.path), **(settings or {})},
+            object_store=url,
         )
         self._base_counts = proxy.counts() if proxy is not None else {}
 
@@ -193,6 +202,14 @@ class ContextplaneInstance(Instance):
         if self.seaweed is not None:
             roots.append(self.seaweed.directory)  # type: ignore[attr-defined]
         return roots
+
+    def object_store(self) -> object:
+        """An obstore store over this instance's objects (keys relative to its prefix)."""
+        if self.store == "s3":
+            return self.seaweed.store(self.prefix)  # type: ignore[attr-defined]
+        from obstore.store import LocalStore
+
+        return LocalStore(self.broker.data_dir / "objects")
 
     def object_counts(self) -> dict[str, int] | None:
         if self.proxy is not None:

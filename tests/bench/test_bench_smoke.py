@@ -36,7 +36,7 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -58,14 +58,39 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     assert target["latency"]["produce"]["p99_ms"]["median"] > 0
     assert target["latency"]["end_to_end"]["p99_ms"]["median"] > 0
     assert target["catchup"]["read"]["complete"]
+    # The broker's probes, beside the producer's p99 before and during the catch-up.
+    for window in ("probes_before", "probes_during"):
+        probes = target["catchup"][window]
+        assert probes["seconds"] >= 1
+        assert probes["loop_lag_ms"]["p99_max"] >= 0
+        assert probes["rss_MB_max"] > 0 and probes["budget_total_MB"] > 0
+        assert isinstance(probes["gc"], dict)
+    assert target["latency"]["runs"][0]["probes"]["loop_lag_ms"]["max"] >= 0
+    assert target["throughput"]["runs"][0]["probes"]["rss_MB_max"] > 0
+    # The store alone, one GET at a time and 8 in flight over the same objects.
+    assert target["store_get"]["MBps"] > 0 and target["store_get"]["in_flight"] == 1
+    assert target["store_get_8"]["MBps"] > 0 and target["store_get_8"]["in_flight"] == 8
+    assert target["store_get_8"]["gets"] == target["store_get"]["gets"] > 0
     assert target["restart"]["small"]["serving_s"] > 0
     assert target["restart"]["large"]["serving_s"] > 0
     for count in ("8", "100"):
         assert target["partitions"][count]["puts_per_gib"] > 0
         assert target["partitions"][count]["peak_rss_MB"] > 0
+        # file:// GETs, counted by the broker itself (its probe lines).
+        assert target["partitions"][count]["gets_per_gib"] > 0
+        assert target["partitions"][count]["broker_get_bytes"] > 0
+        assert target["partitions"][count]["probes"]["seconds"] >= 1
+    # One partition of the many-partition topic, read cold from offset 0.
+    replay = target["replay"]
+    assert replay["partitions"] == results["profile"]["replay_partitions"] == 100
+    assert replay["read"]["complete"] and replay["read"]["messages"] > 0
+    assert replay["MBps"] > 0 and replay["gets"] > 0 and replay["gets_per_gib"] > 0
     metrics = [row["metric"] for row in results["evaluation"]["rows"]]
     assert any(m.startswith("Produce throughput") for m in metrics)
     assert any(m.startswith("Restart") for m in metrics)
+    assert any(m.startswith("One partition of 100 replayed") for m in metrics)
+    assert any("8 in flight" in m for m in metrics)
+    assert any("loop lag" in m for m in metrics)
 
     table = (out / "results.md").read_text()
     assert "| Metric | Goal (contextplane) | contextplane file://" in table

@@ -2,10 +2,12 @@
 
 Once a second the broker appends one JSON line to that file: how late the event loop ran
 a 1 ms timer (p50/p99/max over the second: work on the loop delays every connection by
-that much), the garbage collector's pauses by generation, the process's RSS beside the
-memory budget's used bytes, and the object store's requests so far. A clean stop writes
-a last line (`"final": true`) after storage has uploaded what it could, so the bench
-reads exact request counts for the process's lifetime.
+that much; measured with `clock.elapsed_ns`, because uvloop's own clock counts whole
+milliseconds and its timers fall due on whole milliseconds: below ~1 ms it is noise), the
+garbage collector's pauses by generation, the process's RSS beside the memory budget's
+used bytes, and the object store's requests so far. A clean stop writes a last line
+(`"final": true`) after storage has uploaded what it could, so the bench reads exact
+request counts for the process's lifetime.
 
 The probes cost a timer a millisecond and a file write a second: a benchmark's instrument,
 never on in production. The bench enables them; nothing else reads the file.
@@ -171,11 +173,10 @@ class Probes:
             self._file = None
 
     async def _measure_lag(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            due = loop.time() + TICK_S
+            asked_ns = elapsed_ns()
             await asyncio.sleep(TICK_S)  # a call_later(TICK_S) underneath
-            self._lag.add(loop.time() - due)
+            self._lag.add((elapsed_ns() - asked_ns) / 1e9 - TICK_S)
 
     async def _report(self) -> None:
         while True:

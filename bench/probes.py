@@ -1,0 +1,147 @@
+"""The broker's debug probes as the bench reads them.
+
+Every contextplane instance runs with `debug.probe.file` set: the broker appends a JSON
+line each second (loop lag p50/p99/max, GC pauses by generation, RSS, the memory budget's
+used bytes, object store requests since start) and a last one at a clean stop
+(`"final": true`). The bench marks the file before a workload (`mark`), and afterwards
+summarizes the lines written since (`summarize`), or waits for the next line to read the
+request counters (`next_line`). Counters restart with each broker process.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+MB = 1e6
+
+
+class ProbeFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        for text in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(text))
+            except ValueError:  # a line being written as we read
+                break
+        return out
+
+    def mark(self) -> int:
+        """How many lines are written so far: the start of a window."""
+        return len(self.lines())
+
+    def since(self, mark: int) -> list[dict[str, Any]]:
+        return self.lines()[mark:]
+
+    def next_line(self, mark: int | None = None, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The first line written after `mark` (default: now); None if none comes in time
+        (the broker stopped, or probes are off)."""
+        start = self.mark() if mark is None else mark
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.since(start)
+            if lines:
+                return lines[0]
+            time.sleep(0.1)
+        return None
+
+    def final_line(self) -> dict[str, Any] | None:
+        """The last line of the last clean stop, if the file ends with one."""
+        lines = self.lines()
+        return lines[-1] if lines and lines[-1].get("final") else None
+
+    def window(self, mark: int) -> dict[str, Any]:
+        return summarize(self.since(mark))
+
+
+def _gets(line: dict[str, Any] | None) -> tuple[int, int] | None:
+    store = (line or {}).get("object_store") or {}
+    if "gets" not in store:
+        return None
+    return int(store["gets"]), int(store["get_bytes"])
+
+
+def gets_of(line: dict[str, Any] | None) -> dict[str, int] | None:
+    """GET count and bytes of a probe line (None if the line has no store counters)."""
+    found = _gets(line)
+    return {"GET": found[0], "GET_bytes": found[1]} if found else None
+
+
+def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """A workload's window: loop lag (median of the per-second p50s, median and max of the
+    per-second p99s, the largest lateness), GC pauses by generation, peak RSS and budget
+    use, and the per-second series (p99 ms, max ms, RSS MB, budget MB)."""
+    if not lines:
+        return {"na": "no probe lines in this window"}
+    seconds = [line for line in lines if (line.get("loop_lag") or {}).get("count")]
+    p50s = [line["loop_lag"]["p50_ms"] for line in seconds]
+    p99s = [line["loop_lag"]["p99_ms"] for line in seconds]
+    maxes = [line["loop_lag"]["max_ms"] for line in seconds]
+    gc: dict[str, dict[str, float]] = {}
+    for line in lines:
+        for gen, entry in (line.get("gc") or {}).items():
+            total = gc.setdefault(gen, {"count": 0, "total_ms": 0.0, "max_ms": 0.0})
+            total["count"] += entry["count"]
+            total["total_ms"] += entry["total_ms"]
+            total["max_ms"] = max(total["max_ms"], entry["max_ms"])
+    rss = [line["rss_bytes"] for line in lines if line.get("rss_bytes")]
+    used = [line["budget_used_bytes"] for line in lines if "budget_used_bytes" in line]
+    return {
+        "seconds": len(lines),
+        "loop_lag_ms": {
+            "p50_median": statistics.median(p50s) if p50s else None,
+            "p99_median": statistics.median(p99s) if p99s else None,
+            "p99_max": max(p99s) if p99s else None,
+            "max": max(maxes) if maxes else None,
+        },
+        "gc": gc,
+        "gc_pause_max_ms": max((g["max_ms"] for g in gc.values()), default=0.0),
+        "rss_MB_max": max(rss) / MB if rss else None,
+        "budget_used_MB_max": max(used) / MB if used else None,
+        "budget_total_MB": lines[-1].get("budget_total_bytes", 0) / MB,
+        "series": [
+            [
+                _round((line.get("loop_lag") or {}).get("p99_ms")),
+                _round((line.get("loop_lag") or {}).get("max_ms")),
+                _round(line["rss_bytes"] / MB if line.get("rss_bytes") else None),
+                _round(line.get("budget_used_bytes", 0) / MB),
+            ]
+            for line in lines
+        ],
+        "series_columns": ["loop_lag_p99_ms", "loop_lag_max_ms", "rss_MB", "budget_used_MB"],
+    }
+
+
+def window_start(instance: Any) -> int | None:
+    """Mark an instance's probe file (None: the target has no probes)."""
+    probes: ProbeFile | None = getattr(instance, "probes", None)
+    return probes.mark() if probes is not None else None
+
+
+def window_end(instance: Any, mark: int | None) -> dict[str, Any] | None:
+    """The summary of the lines an instance's broker wrote since `mark`."""
+    probes: ProbeFile | None = getattr(instance, "probes", None)
+    if probes is None or mark is None:
+        return None
+    probes.next_line(timeout=3)  # the line of the second the workload ended in
+    return probes.window(mark)
+
+
+def window_between(instance: Any, start: int | None, end: int | None) -> dict[str, Any] | None:
+    """The summary of the lines written between two marks."""
+    probes: ProbeFile | None = getattr(instance, "probes", None)
+    if probes is None or start is None or end is None:
+        return None
+    return summarize(probes.lines()[start:end])
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
