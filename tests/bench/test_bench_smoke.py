@@ -100,6 +100,45 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("cp-bench-*"))
 
 
+@pytest.mark.slow  # ~20 s: a broker with a 100-partition topic, loaded and restarted
+def test_bench_runs_only_the_workloads_asked_for(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--profile",
+            "smoke",
+            "--targets",
+            "contextplane-file",
+            "--workloads",
+            "replay",
+            "--out",
+            str(out),
+            "--tmp",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["workloads"] == ["replay"]
+    assert results["limits"] is None
+    target = results["targets"]["contextplane-file"]
+    assert not target["errors"], target["errors"]
+    assert target["replay"]["read"]["complete"] and target["replay"]["gets_per_gib"] > 0
+    for skipped in ("throughput", "latency", "catchup", "restart", "partitions"):
+        assert skipped not in target
+        assert target["na"][skipped] == "not run: not among --workloads"
+    assert set(target["seconds"]) == {"partitions"}
+    assert "n/a: not run: not among --workloads" in (out / "results.md").read_text()
+
+
 def test_bench_peers_come_from_the_bench_extra() -> None:
     """Tansu and py-spy are pinned in pyproject's `bench` extra, which the README's test
     command installs: the benchmark never installs anything unpinned at run time."""
