@@ -304,9 +304,7 @@ def phase_retained(
         messages = sum(r["messages"] for r in loads) + (
             1 if restarts and target.keeps_data_across_restart else 0  # the restart's message
         )
-        if "catch-up" not in chosen:
-            pass
-        elif target.keeps_data_across_restart:
+        if "catch-up" in chosen and target.keeps_data_across_restart:
             # A restart empties contextplane's log cache; eviction empties the page cache.
             restart["catchup"] = workloads.time_to_serving(inst, "retained", values[0])
             restart["catchup"]["retained_bytes"] = have
@@ -315,7 +313,7 @@ def phase_retained(
             log(f"  restarted, evicted {evicted / GIB:.2f} GiB from the page cache")
             if target.kind == "contextplane":
                 _store_alone(inst, out, log)
-        else:
+        elif "catch-up" in chosen:
             out["notes"].append(
                 "catch-up reads from the broker's memory: memory:// is its only storage engine"
             )
