@@ -460,6 +460,7 @@ def phase_partitions(
                 )
             if not full_read:
                 continue
+            before_start = inst.object_counts() or {}  # the replay's requests are its own
             mark = window_start(inst)
             if inst.pid is None:
                 inst.start()
@@ -490,7 +491,7 @@ def phase_partitions(
                 entry["gets_per_gib"] = gets / gib_out if gets is not None and gib_out else None
                 if inst.object_counting.startswith("HTTP"):
                     entry["startup_requests"] = {
-                        k: after_start.get(k, 0) - ingested.get(k, 0)
+                        k: after_start.get(k, 0) - before_start.get(k, 0)
                         for k in after_start
                         if not k.endswith("_bytes")
                     }
