@@ -108,6 +108,7 @@ def test_the_broker_writes_a_probe_line_each_second_and_a_final_one_at_a_clean_s
         wait_until(lambda: len(_lines(probe_file)) >= 2, 30, "two probe lines")
     finally:
         broker.stop()
+    assert "object store requests since start: " in broker.log_tail(200)
     lines = _lines(probe_file)
     first, last = lines[0], lines[-1]
     assert [line["final"] for line in lines] == [False] * (len(lines) - 1) + [True]
