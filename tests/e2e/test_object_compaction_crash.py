@@ -56,7 +56,11 @@ class NumberedProducer(threading.Thread):
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
-                "message.timeout.ms": 3000,
+                # Longer than any restart: librdkafka re-sequences a retried batch under a
+                # bumped epoch once a queued message of its partition timed out, so a batch
+                # the killed broker had written but not answered would be written again
+                # (INTRODUCTION.md, "Message timeout considerations"; Kafka alike).
+                "message.timeout.ms": 60_000,
             }
         )
         self.sequence = start_at
