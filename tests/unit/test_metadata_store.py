@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +17,8 @@ from contextplane.metadata.migrations import MigrationError
 from contextplane.metadata.records import (
     AclRecord,
     ObjectCommit,
+    ProducerRow,
+    ProducerStateDelta,
     RangeCommit,
     ScramCredentialRecord,
 )
@@ -23,10 +26,17 @@ from contextplane.metadata.sqlite import SqliteEngine
 from contextplane.metadata.store import open_metadata_store
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
+def test_migrations_are_numbered_uniquely_in_order() -> None:
     found = migrations.migrations("sqlite")
-    assert [m.version for m in found] == list(range(1, len(found) + 1))
-    assert migrations.pending("sqlite", {m.version for m in found}) == []
+    versions = [m.version for m in found]
+    assert versions == sorted(set(versions)) and versions[0] == 1
+    assert migrations.pending("sqlite", set(versions)) == []
+
+
+def test_a_migration_missing_below_the_newest_is_applied_when_it_arrives() -> None:
+    found = migrations.migrations("sqlite")
+    applied = {m.version for m in found[:-2]} | {found[-1].version}
+    assert [m.version for m in migrations.pending("sqlite", applied)] == [found[-2].version]
 
 
 def test_a_new_database_records_every_migration(tmp_path: Path) -> None:
@@ -95,7 +105,10 @@ def test_an_object_commit_leaves_out_only_the_partitions_whose_epoch_moved(
                 RangeCommit(second.stream_id, 0, 5, 10, 10, 1),
             ],
             epochs=claimed,
-            producer_states={first.stream_id: {}, second.stream_id: {}},
+            producer_states={
+                first.stream_id: ProducerStateDelta([], [], [], 0),
+                second.stream_id: ProducerStateDelta([], [], [], 0),
+            },
         )
     )
     assert outcome.committed == {second.stream_id}
@@ -191,4 +204,36 @@ def test_a_database_that_applied_the_reserved_0003_gains_the_scram_table(
             )
     engine = SqliteEngine(str(path))
     assert engine.scram_credentials() == []
+    engine.close()
+
+
+def test_a_producer_state_snapshot_of_an_older_database_becomes_rows(tmp_path: Path) -> None:
+    """Databases written before migration 0009 hold each partition's producer state as
+    one JSON document; the migration moves it into rows, which the partitions load."""
+    engine = SqliteEngine(str(tmp_path / "m.db"))
+    engine.create_topic("t", 1, {})
+    (record,) = engine.partitions("t")
+    engine.close()
+    snapshot = {
+        "7": [2, [[0, 4, 10, 14, 1000], [5, 5, 20, 20, 1001]]],
+        "9": [0, []],
+        "transactions": {"open": {"9": 30, "11": 31}, "aborted": [[8, 1, 5], [8, 40, 41]]},
+    }
+    with sqlite3.connect(tmp_path / "m.db") as db:  # back to the schema before 0009
+        db.execute("DROP TABLE producer_states")
+        db.execute("DROP TABLE aborted_transactions")
+        db.execute("DELETE FROM schema_migrations WHERE version = 9")
+        db.execute(
+            "UPDATE partitions SET producer_state=?, log_start_offset=6 WHERE stream_id=?",
+            (json.dumps(snapshot), record.stream_id),
+        )
+    engine = SqliteEngine(str(tmp_path / "m.db"))
+    (record,) = engine.partitions("t")
+    rows = sorted(record.producer_state.producers, key=lambda r: r.producer_id)
+    assert rows == [
+        ProducerRow(7, 2, [(0, 4, 10, 14, 1000), (5, 5, 20, 20, 1001)], None),
+        ProducerRow(9, 0, [], 30),
+        ProducerRow(11, None, [], 31),
+    ]
+    assert record.producer_state.aborted == [(8, 40, 41)]  # the other is below the log start
     engine.close()

@@ -16,6 +16,43 @@ class TopicRecord:
 
 
 @dataclass(slots=True)
+class ProducerRow:
+    """One producer's stored state in one partition, as of the partition's committed end:
+    its epoch and last batches (None: no idempotent state), and the first offset of its
+    open transaction (None: none open)."""
+
+    producer_id: int
+    epoch: int | None
+    # (first sequence, last sequence, base offset, last offset, max timestamp) each.
+    batches: list[tuple[int, int, int, int, int]]
+    txn_first_offset: int | None = None
+
+
+# An aborted transaction: (producer id, first offset, last offset = its ABORT marker's).
+AbortedRow = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class StoredProducerState:
+    """A partition's producer state and aborted transactions as stored."""
+
+    producers: list[ProducerRow] = field(default_factory=list)
+    aborted: list[AbortedRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProducerStateDelta:
+    """What an object commit changes in a partition's stored producer state: the rows of
+    the producers touched since the last commit, the aborted transactions closed since,
+    and the log start below which aborted transactions are dropped."""
+
+    upserts: list[ProducerRow]
+    deletes: list[int]
+    aborted: list[AbortedRow]
+    log_start_offset: int
+
+
+@dataclass(slots=True)
 class PartitionRecord:
     stream_id: int
     topic: str
@@ -23,7 +60,7 @@ class PartitionRecord:
     leader_node: int
     leader_epoch: int
     log_start_offset: int
-    producer_state: dict[str, Any]
+    producer_state: StoredProducerState = field(default_factory=StoredProducerState)
 
 
 @dataclass(slots=True)
@@ -62,8 +99,8 @@ class ObjectCommit:
     ranges: list[RangeCommit]
     # The committing broker's leader epoch per stream, checked in the same transaction.
     epochs: dict[int, int]
-    # Producer state as of each stream's last committed range.
-    producer_states: dict[int, dict[str, Any]]
+    # Changes to the producer state as of each stream's last committed range.
+    producer_states: dict[int, ProducerStateDelta]
 
 
 @dataclass(slots=True)

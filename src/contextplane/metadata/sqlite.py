@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from contextplane.errors import KafkaError
-from contextplane.metadata import migrations, sqlite_acls, sqlite_scram
+from contextplane.metadata import migrations, sqlite_acls, sqlite_producer_state, sqlite_scram
 from contextplane.metadata.records import (
     AclRecord,
     ClaimOutcome,
@@ -38,6 +38,7 @@ from contextplane.metadata.records import (
     PartitionRecord,
     RangeRecord,
     ScramCredentialRecord,
+    StoredProducerState,
     TopicRecord,
 )
 from contextplane.metadata.reserve import SpaceReserve
@@ -246,15 +247,16 @@ class SqliteEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
 
     def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
         query = (
-            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset,"
-            " producer_state FROM partitions"
+            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset"
+            " FROM partitions"
         )
         args: tuple[Any, ...] = ()
         if topic is not None:
             query += " WHERE topic=?"
             args = (topic,)
         rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
-        return [PartitionRecord(*r[:6], json.loads(r[6])) for r in rows]
+        states = sqlite_producer_state.load(self._db, topic)
+        return [PartitionRecord(*r, states.get(r[0], StoredProducerState())) for r in rows]
 
     @_uses_reserve
     def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
@@ -315,14 +317,7 @@ class SqliteEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
                     if r.stream_id in outcome.committed
                 ],
             )  # fmt: skip
-            self._db.executemany(
-                "UPDATE partitions SET producer_state=? WHERE stream_id=?",
-                [
-                    (json.dumps(state), stream_id)
-                    for stream_id, state in commit.producer_states.items()
-                    if stream_id in outcome.committed
-                ],
-            )
+            sqlite_producer_state.write(self._db, commit.producer_states, outcome.committed)
         return outcome
 
     def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:

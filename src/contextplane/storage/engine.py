@@ -51,7 +51,7 @@ from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import ObjectStore, open_object_store
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
-from contextplane.storage.partition import CachedBatch, PartitionLog, from_snapshot_state
+from contextplane.storage.partition import CachedBatch, PartitionLog, load_state
 from contextplane.storage.producer_expiry import run_producer_expiry
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
 from contextplane.storage.recovery import replay
@@ -224,7 +224,7 @@ class StorageEngine:
                 object_end_offset=object_end,
                 ranges=ObjectRanges(stream_ranges),
             )
-            partition.producers, partition.transactions = from_snapshot_state(record.producer_state)
+            load_state(partition, record.producer_state)
             self.partitions[(record.topic, record.partition)] = partition
             self._by_stream[record.stream_id] = partition
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from contextplane.metadata.records import ProducerRow, ProducerStateDelta, StoredProducerState
 from contextplane.protocol.control_records import COMMIT, marker_type
 from contextplane.protocol.records import BatchHeader
 from contextplane.storage.object_index import ObjectRanges
@@ -155,30 +155,59 @@ class PartitionLog:
         return drop
 
 
-# The producer-state snapshot's key for the partition's transactions (producer ids are
-# the other keys, all digits).
-TRANSACTIONS_KEY = "transactions"
-
-
-def snapshot_state(partition: PartitionLog, end_offset: int) -> dict[str, Any]:
-    """What an object commit ending at `end_offset` stores for the partition: producer
-    state and transactions as of that offset (WAL replay redoes what follows)."""
-    partition.transactions.trim(partition.log_start_offset)
-    state = partition.producers.snapshot(end_offset)
-    state[TRANSACTIONS_KEY] = partition.transactions.snapshot(
-        end_offset, partition.object_end_offset
+def state_delta(
+    partition: PartitionLog, end_offset: int
+) -> tuple[ProducerStateDelta, Callable[[], None]]:
+    """What an object commit ending at `end_offset` changes in the partition's stored
+    producer state (WAL replay redoes what follows): the rows of the producers touched
+    since the last commit, as of that offset, and the aborted transactions closed since.
+    Its cost follows the producers touched, not the table. The second result is called
+    once the commit is durable: it forgets the touches written (a producer with batches
+    from `end_offset` on stays touched for the next commit)."""
+    producers, transactions = partition.producers, partition.transactions
+    transactions.trim(partition.log_start_offset)
+    committed_end = partition.object_end_offset
+    producer_touches = producers.touched.pending()
+    txn_touches = transactions.touched.pending()
+    closed = transactions.closed_since(committed_end)
+    upserts: list[ProducerRow] = []
+    deletes: list[int] = []
+    written_producers: dict[int, int] = {}
+    written_txns: dict[int, int] = {}
+    for producer_id in producer_touches.keys() | txn_touches.keys():
+        row, later_batches = producers.row_as_of(producer_id, end_offset)
+        txn_first, later_txn = transactions.open_as_of(producer_id, end_offset, closed)
+        if row is None and txn_first is None:
+            deletes.append(producer_id)
+        else:
+            if row is None:
+                row = ProducerRow(producer_id, None, [])
+            row.txn_first_offset = txn_first
+            upserts.append(row)
+        if later_batches or later_txn:
+            continue
+        if producer_id in producer_touches:
+            written_producers[producer_id] = producer_touches[producer_id]
+        if producer_id in txn_touches:
+            written_txns[producer_id] = txn_touches[producer_id]
+    delta = ProducerStateDelta(
+        upserts,
+        deletes,
+        transactions.aborted_between(committed_end, end_offset),
+        partition.log_start_offset,
     )
-    return state
+
+    def settle() -> None:
+        producers.touched.settle(written_producers)
+        transactions.touched.settle(written_txns)
+
+    return delta, settle
 
 
-def from_snapshot_state(
-    data: dict[str, Any],
-) -> tuple[ProducerStateTable, PartitionTransactions]:
-    producers = {k: v for k, v in data.items() if k != TRANSACTIONS_KEY}
-    return (
-        ProducerStateTable.from_snapshot(producers),
-        PartitionTransactions.from_snapshot(data.get(TRANSACTIONS_KEY)),
-    )
+def load_state(partition: PartitionLog, stored: StoredProducerState) -> None:
+    """Rebuild the partition's producer and transaction state from the stored rows."""
+    partition.producers = ProducerStateTable.from_rows(stored.producers)
+    partition.transactions = PartitionTransactions.from_stored(stored.producers, stored.aborted)
 
 
 def track_transaction(

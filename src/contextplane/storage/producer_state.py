@@ -13,18 +13,24 @@ fails, `rollback` restores each producer's state as it was before the first fail
 (an undo entry per recorded batch, dropped once `commit` says the batch is durable), so
 the producer's retry is appended again rather than "deduplicated" onto offsets that were
 never written.
+
+Every change to a producer's entry is noted in `touched`: an object commit writes the
+rows of those producers only (`row_as_of`), and a start rebuilds the table from the rows
+(`from_rows`).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from contextplane import limits
 from contextplane.errors import KafkaError
+from contextplane.metadata.records import ProducerRow
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
+from contextplane.storage.touched import Touched
 
 _SEQUENCE_MODULUS = 2**31
 
@@ -59,6 +65,7 @@ class ProducerStateTable:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
         self._undo: deque[_Undo] = deque()
+        self.touched = Touched()
 
     def check_sequence(self, header: BatchHeader) -> BatchMetadata | None:
         """Return the earlier batch if `header` is a duplicate; raise if it is invalid."""
@@ -105,6 +112,7 @@ class ProducerStateTable:
             return  # WAL replay of a batch the snapshot already holds
         if header.is_control and entry is not None and header.producer_epoch <= entry.epoch:
             return  # a marker of the current epoch leaves sequences as they are
+        self.touched.touch(header.producer_id)
         self._undo.append(
             _Undo(
                 base_offset,
@@ -139,6 +147,7 @@ class ProducerStateTable:
         undo = self._undo
         while undo and undo[-1].base_offset >= offset:
             step = undo.pop()
+            self.touched.touch(step.producer_id)
             if step.prior is None:
                 self.producers.pop(step.producer_id, None)
             else:
@@ -160,31 +169,27 @@ class ProducerStateTable:
         ]
         for producer_id in expired:
             del self.producers[producer_id]
+            self.touched.touch(producer_id)
         return len(expired)
 
-    def snapshot(self, end_offset: int | None = None) -> dict[str, Any]:
-        """The table as JSON-able data; with `end_offset`, only batches below it.
-
-        An upload commits the snapshot as of its objects' end: batches past it are only
-        in the WAL (maybe not even durable yet), and WAL replay records them again.
-        """
-        return {
-            str(pid): [
-                e.epoch,
-                [
-                    list(vars_of(b))
-                    for b in e.batches
-                    if end_offset is None or b.last_offset < end_offset
-                ],
-            ]
-            for pid, e in self.producers.items()
-        }
+    def row_as_of(self, producer_id: int, end_offset: int) -> tuple[ProducerRow | None, bool]:
+        """The producer's row as an object commit ending at `end_offset` stores it (None:
+        no state), and whether it holds batches from `end_offset` on, which a later
+        commit must write (they are only in the WAL, maybe not even durable yet)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return None, False
+        batches = [vars_of(b) for b in entry.batches if b.last_offset < end_offset]
+        return ProducerRow(producer_id, entry.epoch, batches), len(batches) < len(entry.batches)
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> ProducerStateTable:
+    def from_rows(cls, rows: Iterable[ProducerRow]) -> ProducerStateTable:
         table = cls()
-        for pid, (epoch, batches) in data.items():
-            table.producers[int(pid)] = ProducerEntry(epoch, [BatchMetadata(*b) for b in batches])
+        for row in rows:
+            if row.epoch is not None:
+                table.producers[row.producer_id] = ProducerEntry(
+                    row.epoch, [BatchMetadata(*b) for b in row.batches]
+                )
         return table
 
 

@@ -9,15 +9,20 @@ could still take back; a failed WAL write rolls closes and opens back. Aborted
 transactions enter the index as (producer id, first offset, marker offset) when their
 marker is durable.
 
-The state rides in the producer-state snapshot an object commit stores (as of the end
-of the committed ranges), and WAL replay redoes the rest at start.
+An object commit stores the state as of the end of its ranges: the open transaction of
+each producer touched since the last commit (in its producer row) and the aborted
+transactions closed since; WAL replay redoes the rest at start.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from contextplane.metadata.records import AbortedRow, ProducerRow
+from contextplane.storage.touched import Touched
 
 
 class AbortedTxn(NamedTuple):
@@ -40,6 +45,7 @@ class PartitionTransactions:
         # Closed since the last committed snapshot, for a snapshot as of an older end.
         self._closed: list[tuple[int, _Open]] = []
         self._closing = 0  # open entries with a marker not yet durable
+        self.touched = Touched()  # producers whose transaction opened or closed
 
     def last_stable_offset(self, high_watermark: int) -> int:
         if not self.open:
@@ -55,6 +61,7 @@ class PartitionTransactions:
         """A transactional data batch was appended at `base_offset`."""
         if producer_id not in self.open:
             self.open[producer_id] = _Open(base_offset)
+            self.touched.touch(producer_id)
 
     def on_marker(self, producer_id: int, offset: int, commit: bool) -> bool:
         """A marker was appended at `offset`; False if its producer had nothing open
@@ -65,6 +72,7 @@ class PartitionTransactions:
         entry.marker_offset = offset
         entry.aborted = not commit
         self._closing += 1
+        self.touched.touch(producer_id)
         return True
 
     def advance(self, high_watermark: int) -> None:
@@ -75,6 +83,7 @@ class PartitionTransactions:
         for pid, entry in done:
             del self.open[pid]
             self._closing -= 1
+            self.touched.touch(pid)
             self._closed.append((pid, entry))
             if entry.aborted:
                 bisect.insort(
@@ -86,13 +95,15 @@ class PartitionTransactions:
     def rollback(self, offset: int) -> None:
         """Forget what was appended at or after `offset` (its WAL write failed)."""
         for pid in [p for p, o in self.open.items() if o.first_offset >= offset]:
+            self.touched.touch(pid)
             if self.open.pop(pid).marker_offset >= 0:
                 self._closing -= 1
-        for entry in self.open.values():
+        for pid, entry in self.open.items():
             if entry.marker_offset >= offset:
                 entry.marker_offset = -1
                 entry.aborted = False
                 self._closing -= 1
+                self.touched.touch(pid)
 
     def aborted_since(self, start: int) -> bool:
         """Whether an aborted transaction ends at or after `start` (kept by last offset,
@@ -110,24 +121,53 @@ class PartitionTransactions:
         index = bisect.bisect_left(self.aborted, log_start_offset, key=lambda a: a.last_offset)
         del self.aborted[:index]
 
-    def snapshot(self, end_offset: int, committed_end: int) -> dict[str, Any]:
-        """The state as of `end_offset` (what an object ending there commits); closes
-        below `committed_end` (already in a committed snapshot) are forgotten."""
+    def closed_since(self, committed_end: int) -> dict[int, list[_Open]]:
+        """The transactions closed since the last commit (their marker at or after
+        `committed_end`, where the stored state ends), by producer: a commit ending
+        earlier still stores them open."""
         self._closed = [(p, o) for p, o in self._closed if o.marker_offset >= committed_end]
-        open_then = {
-            str(pid): o.first_offset
-            for pid, o in [*self.open.items(), *self._closed]
-            if o.first_offset < end_offset and not (0 <= o.marker_offset < end_offset)
-        }
-        return {
-            "open": open_then,
-            "aborted": [list(a) for a in self.aborted if a.last_offset < end_offset],
-        }
+        closed: dict[int, list[_Open]] = {}
+        for pid, entry in self._closed:
+            closed.setdefault(pid, []).append(entry)
+        return closed
+
+    def open_as_of(
+        self, producer_id: int, end_offset: int, closed: dict[int, list[_Open]]
+    ) -> tuple[int | None, bool]:
+        """The first offset of the producer's transaction open as of `end_offset` (None:
+        none), and whether its transactions hold offsets from `end_offset` on, which a
+        later commit must write."""
+        entries = closed.get(producer_id, [])
+        current = self.open.get(producer_id)
+        if current is not None:
+            entries = [*entries, current]
+        first = None
+        for entry in entries:
+            if entry.first_offset < end_offset and not (0 <= entry.marker_offset < end_offset):
+                first = entry.first_offset
+        later = any(e.first_offset >= end_offset or e.marker_offset >= end_offset for e in entries)
+        return first, later
+
+    def aborted_between(self, start: int, end: int) -> list[AbortedRow]:
+        """Aborted transactions whose marker lies in [start, end): those a commit ending
+        at `end` adds to the stored ones, which end at `start`."""
+        index = bisect.bisect_left(self.aborted, start, key=lambda a: a.last_offset)
+        found: list[AbortedRow] = []
+        for txn in self.aborted[index:]:
+            if txn.last_offset >= end:
+                break
+            found.append(txn)
+        return found
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any] | None) -> PartitionTransactions:
+    def from_stored(
+        cls, producers: Iterable[ProducerRow], aborted: Iterable[AbortedRow]
+    ) -> PartitionTransactions:
         state = cls()
-        if data:
-            state.open = {int(p): _Open(first) for p, first in data["open"].items()}
-            state.aborted = [AbortedTxn(*a) for a in data["aborted"]]
+        state.open = {
+            row.producer_id: _Open(row.txn_first_offset)
+            for row in producers
+            if row.txn_first_offset is not None
+        }
+        state.aborted = sorted((AbortedTxn(*a) for a in aborted), key=lambda a: a.last_offset)
         return state

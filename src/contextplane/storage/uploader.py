@@ -30,7 +30,7 @@ from contextplane.storage.object_format import (
 )
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
-from contextplane.storage.partition import CachedBatch, PartitionLog, snapshot_state
+from contextplane.storage.partition import CachedBatch, PartitionLog, state_delta
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,12 @@ class Uploader:
     ) -> int:
         log_cache = self._log_cache
         created_ms = self._clock.wall_ms()
+        # Producer state as of each range's end: a later batch may not be durable yet
+        # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
+        deltas = {
+            p.stream_id: state_delta(p, e.end_offset)
+            for (p, _), e in zip(chunks, index, strict=True)
+        }
         commit = ObjectCommit(
             key=key,
             size=object_size,
@@ -224,12 +230,7 @@ class Uploader:
                 for e in index
             ],
             epochs={p.stream_id: p.leader_epoch for p, _ in chunks},
-            # Producer state as of each range's end: a later batch may not be durable yet
-            # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
-            producer_states={
-                p.stream_id: snapshot_state(p, e.end_offset)
-                for (p, _), e in zip(chunks, index, strict=True)
-            },
+            producer_states={stream_id: delta for stream_id, (delta, _) in deltas.items()},
         )
         outcome = await self._metadata.commit_object(commit)
         # Fenced partitions are released here: they stop acknowledging, and their ranges
@@ -241,6 +242,7 @@ class Uploader:
             if partition.deleted or partition.stream_id not in outcome.committed:
                 continue  # its bytes were forgotten with the topic or the leadership
             partition.object_end_offset = entry.end_offset
+            deltas[partition.stream_id][1]()  # the touches written are settled
             partition.ranges.append(
                 RangeRecord(
                     entry.stream_id,

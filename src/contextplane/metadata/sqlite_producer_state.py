@@ -1,0 +1,79 @@
+"""Producer state rows in SQLite: one row per (stream, producer id) and one per aborted
+transaction (migration 0009).
+
+An object commit upserts the rows of the producers touched since the previous commit and
+deletes those forgotten (expired), appends the aborted transactions closed since, and
+drops those below the log start: its cost follows what changed, not the partition's
+producer table (which an unprivileged writer can grow to hundreds of thousands of ids).
+The batches of a row are serialised here, on the store's worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection
+
+from contextplane.metadata.records import ProducerRow, ProducerStateDelta, StoredProducerState
+
+
+def write(
+    db: sqlite3.Connection, deltas: dict[int, ProducerStateDelta], committed: Collection[int]
+) -> None:
+    """Apply the committed streams' deltas (inside the commit's transaction)."""
+    upserts: list[tuple[int, int, int | None, str, int | None]] = []
+    deletes: list[tuple[int, int]] = []
+    aborted: list[tuple[int, int, int, int]] = []
+    trims: list[tuple[int, int]] = []
+    for stream_id, delta in deltas.items():
+        if stream_id not in committed:
+            continue
+        upserts.extend(
+            (stream_id, r.producer_id, r.epoch, json.dumps(r.batches), r.txn_first_offset)
+            for r in delta.upserts
+        )
+        deletes.extend((stream_id, producer_id) for producer_id in delta.deletes)
+        aborted.extend((stream_id, a[2], a[0], a[1]) for a in delta.aborted)
+        trims.append((stream_id, delta.log_start_offset))
+    db.executemany(
+        "INSERT OR REPLACE INTO producer_states"
+        " (stream_id, producer_id, epoch, batches, txn_first_offset) VALUES (?, ?, ?, ?, ?)",
+        upserts,
+    )
+    db.executemany("DELETE FROM producer_states WHERE stream_id=? AND producer_id=?", deletes)
+    db.executemany(
+        "INSERT OR REPLACE INTO aborted_transactions"
+        " (stream_id, last_offset, producer_id, first_offset) VALUES (?, ?, ?, ?)",
+        aborted,
+    )
+    db.executemany("DELETE FROM aborted_transactions WHERE stream_id=? AND last_offset < ?", trims)
+
+
+def load(db: sqlite3.Connection, topic: str | None) -> dict[int, StoredProducerState]:
+    """The stored state of every stream (of `topic`, if given) that has any."""
+    where, args = (
+        ("", ())
+        if topic is None
+        else (
+            " WHERE stream_id IN (SELECT stream_id FROM partitions WHERE topic=?)",
+            (topic,),
+        )
+    )
+    states: dict[int, StoredProducerState] = {}
+    for stream_id, producer_id, epoch, batches, txn_first in db.execute(
+        "SELECT stream_id, producer_id, epoch, batches, txn_first_offset FROM producer_states"
+        + where,
+        args,
+    ):
+        state = states.setdefault(stream_id, StoredProducerState())
+        rows = [tuple(b) for b in json.loads(batches)]
+        state.producers.append(ProducerRow(producer_id, epoch, rows, txn_first))  # type: ignore[arg-type]
+    for stream_id, last_offset, producer_id, first_offset in db.execute(
+        "SELECT stream_id, last_offset, producer_id, first_offset FROM aborted_transactions"
+        + where
+        + " ORDER BY stream_id, last_offset",
+        args,
+    ):
+        state = states.setdefault(stream_id, StoredProducerState())
+        state.aborted.append((producer_id, first_offset, last_offset))
+    return states
