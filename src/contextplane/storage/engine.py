@@ -152,7 +152,7 @@ class StorageEngine:
             clock,
             self.log_cache,
             self.leadership,
-            self.live_partitions,
+            self.log_cache.pending_partitions,
             self.log_start.delete_orphans,
             self.in_flight,
             before_upload=self.ensure_metadata_reserve,
@@ -335,7 +335,8 @@ class StorageEngine:
         return self._appender.append(partition, batches, log_append_time_ms)
 
     def _take_back_failed_writes(self, position: int, error: BaseException) -> None:
-        self._appender.take_back(self._by_stream.values(), position, error)
+        # A batch that is not durable is not uploaded: its partition is pending.
+        self._appender.take_back(self.log_cache.pending_partitions(), position, error)
 
     def _free_bytes_for_appends(self) -> int:
         """Free space the WAL may use: none until the metadata reserve is back."""
@@ -385,9 +386,10 @@ class StorageEngine:
         return await self.uploader.upload_once()
 
     def trim_wal(self) -> None:
-        """Delete WAL data that holds nothing un-uploaded."""
+        """Delete WAL data that holds nothing un-uploaded (only partitions with pending
+        batches hold any)."""
         position = self.wal.end_position
-        for partition in self._by_stream.values():
+        for partition in self.log_cache.pending.values():
             first = partition.first_unuploaded_position()
             if first is not None:
                 position = min(position, first)

@@ -22,10 +22,13 @@ class LogCache:
         self._wal = wal
         self._resident = ResidentBatches(budget)
         self.pending_bytes = 0  # un-uploaded bytes (the WAL backlog)
+        # Partitions with un-uploaded batches, by stream id.
+        self.pending: dict[int, PartitionLog] = {}
         budget.on_shrink = self.evict
 
     def add(self, partition: PartitionLog, batch: CachedBatch) -> None:
         partition.cache.append(batch)
+        self.pending[partition.stream_id] = partition
         self._resident.add(partition, batch)
         self.budget.cached_batches += 1
         self.pending_bytes += batch.size
@@ -45,6 +48,20 @@ class LogCache:
             batch.uploaded = True
             self.pending_bytes -= batch.size
         self.forget_uploaded(partition)
+        self._settle(partition)
+
+    def _settle(self, partition: PartitionLog) -> None:
+        """The partition leaves the pending set once every batch it caches is uploaded."""
+        if partition.first_unuploaded_position() is None:
+            self._drop_pending(partition)
+
+    def _drop_pending(self, partition: PartitionLog) -> None:
+        if self.pending.get(partition.stream_id) is partition:
+            del self.pending[partition.stream_id]
+
+    def pending_partitions(self) -> list[PartitionLog]:
+        """The partitions with un-uploaded batches."""
+        return list(self.pending.values())
 
     def forget(self, batches: Iterable[CachedBatch]) -> None:
         """The batches leave the cache (taken back, or their partition closed)."""
@@ -68,11 +85,13 @@ class LogCache:
     def drop_partition(self, partition: PartitionLog) -> None:
         self.forget(partition.cache)
         partition.cache.clear()
+        self._drop_pending(partition)
 
     def take_back_from(self, partitions: Iterable[PartitionLog], position: int) -> None:
         """Every batch written at or after WAL `position` failed: take it back."""
         for partition in partitions:
             self.forget(partition.truncate_from_wal_position(position))
+            self._settle(partition)
 
     async def batch_bytes(
         self, batches: list[CachedBatch], reserved: bool = False

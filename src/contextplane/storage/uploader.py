@@ -83,8 +83,9 @@ class Uploader:
         before_upload: Callable[[], None],
         after_upload: Callable[[], None],
     ) -> None:
-        """`partitions` lists the live ones; `before_upload` runs before each attempt
-        (the metadata reserve comes back), `after_upload` after each object (WAL trim)."""
+        """`partitions` lists those with un-uploaded batches; `before_upload` runs before
+        each attempt (the metadata reserve comes back), `after_upload` after each object
+        (WAL trim)."""
         self._settings = settings
         self._metadata = metadata
         self._objects = objects
