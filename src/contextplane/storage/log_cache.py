@@ -56,8 +56,9 @@ class LogCache:
             self._drop_pending(partition)
 
     def _drop_pending(self, partition: PartitionLog) -> None:
-        if self.pending.get(partition.stream_id) is partition:
-            del self.pending[partition.stream_id]
+        stream_id = partition.stream_id
+        if self.pending.get(stream_id) is partition:  # not a reopened partition's successor
+            del self.pending[stream_id]
 
     def pending_partitions(self) -> list[PartitionLog]:
         """The partitions with un-uploaded batches."""
