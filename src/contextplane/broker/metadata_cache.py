@@ -4,8 +4,11 @@ With many partitions the topic entries are nearly the whole Metadata response, a
 building and encoding them per request kept every other connection waiting. An entry is
 made from the topic's name, id, partition count and this broker's leadership of its
 partitions, so it is kept until one of those changes (the topic table's and the
-leadership's generations say when); the list of every topic is re-joined whenever the
-topic table changes.
+leadership's generations say when something may have); the list of every topic is
+re-joined whenever either changes. A leadership change (a claim for a new topic, a
+partition fenced away) re-encodes only the topics whose leadership differs: comparing
+each cached topic's leader epochs costs a dictionary lookup per partition, encoding it
+anew tens of microseconds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class MetadataCache:
         self._log = log
         self._node_id = node_id
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
+        # Each cached topic's leadership when its entries were encoded.
+        self._leadership: dict[str, tuple[int, ...]] = {}
         self._all: dict[int, tuple[bytes, int]] = {}
         self._generation: tuple[int, int] = (-1, -1)
 
@@ -68,14 +73,20 @@ class MetadataCache:
         leadership_changed = generation[1] != self._generation[1]
         self._generation = generation
         self._all.clear()
-        if leadership_changed:
-            self._entries.clear()
-            return
         current = self._topics.topics()
+        changed: set[str] = set()
+        if leadership_changed:
+            for name, leadership in self._leadership.items():
+                record = current.get(name)
+                if record is None or self._leadership_of(record) != leadership:
+                    changed.add(name)
         for key, (identity, _) in list(self._entries.items()):
             record = current.get(key[1])
-            if record is None or _identity(record) != identity:
+            if record is None or key[1] in changed or _identity(record) != identity:
                 del self._entries[key]
+        cached = {name for _, name in self._entries}
+        for name in [n for n in self._leadership if n not in cached]:
+            del self._leadership[name]
 
     def _holds(self, version: int, record: TopicRecord) -> bool:
         cached = self._entries.get((version, record.name))
@@ -85,6 +96,16 @@ class MetadataCache:
         built = build(topics=[self._topic_entry(r) for r in records]).topics
         for record, entity in zip(records, built, strict=True):
             self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
+            self._leadership[record.name] = self._leadership_of(record)
+
+    def _leadership_of(self, record: TopicRecord) -> tuple[int, ...]:
+        """The leader epoch of each of the topic's partitions led here (-1: not led)."""
+        partitions = self._log.partitions
+        name = record.name
+        return tuple(
+            -1 if (p := partitions.get((name, index))) is None else p.leader_epoch
+            for index in range(record.partitions)
+        )
 
     def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
         node = self._node_id

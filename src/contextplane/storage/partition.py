@@ -206,6 +206,8 @@ def state_delta(
 
 def load_state(partition: PartitionLog, stored: StoredProducerState) -> None:
     """Rebuild the partition's producer and transaction state from the stored rows."""
+    if not stored.producers and not stored.aborted:
+        return  # a new or idle partition keeps the empty tables it was made with
     partition.producers = ProducerStateTable.from_rows(stored.producers)
     partition.transactions = PartitionTransactions.from_stored(stored.producers, stored.aborted)
 
