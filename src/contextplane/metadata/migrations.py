@@ -1,11 +1,9 @@
 """Numbered schema migrations, one directory of SQL files per engine.
 
 `sql/<engine>/NNNN-description.sql` are applied in order, each once; the engine records
-applied versions in its `schema_migrations` table. Numbers increase from 1; a gap is
-allowed (migrations written side by side land in either order, and a database applies the
-one it lacks when it arrives: each migration touches its own tables), and a database that
-has applied a version newer than any this build knows is refused (it was written by a
-newer broker).
+applied versions in its `schema_migrations` table. Numbers start at 1 and have no gaps,
+and a database that has applied a version this build does not know is refused (it was
+written by a newer broker).
 """
 
 from __future__ import annotations
@@ -38,9 +36,11 @@ def migrations(engine: str) -> list[Migration]:
             raise MigrationError(f"{engine} migration {entry.name!r} is not NNNN-name.sql")
         found.append(Migration(int(match[1]), match[2], entry.read_text()))
     found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
-        raise MigrationError(f"{engine} migrations have duplicate or invalid numbers")
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"{engine} migrations skip from {expected - 1} to {migration.version}"
+            )
     return found
 
 
