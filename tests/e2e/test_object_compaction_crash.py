@@ -34,6 +34,7 @@ PARTITIONS = 50
 ROUNDS = 5
 PLANNED = "object compaction: "
 TASK_DONE = " objects into 1 "
+MESSAGE_TIMEOUT_MS = 60_000
 SETTINGS = {
     "upload.bytes": str(256 * 1024),
     "upload.interval.ms": "50",
@@ -60,7 +61,7 @@ class NumberedProducer(threading.Thread):
                 # bumped epoch once a queued message of its partition timed out, so a batch
                 # the killed broker had written but not answered would be written again
                 # (INTRODUCTION.md, "Message timeout considerations"; Kafka alike).
-                "message.timeout.ms": 60_000,
+                "message.timeout.ms": MESSAGE_TIMEOUT_MS,
             }
         )
         self.sequence = start_at
@@ -88,7 +89,9 @@ class NumberedProducer(threading.Thread):
             self.producer.poll(0)
             if self.sequence % 64 == 0:
                 time.sleep(0.001)
-        self.producer.flush(5)
+        # Every message is answered (or timed out) before the next kill: none is left
+        # to time out across it, or to arrive out of order after the next round's.
+        self.producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 5)
 
 
 def log_count(broker: BrokerProcess, text: str) -> int:
@@ -184,7 +187,8 @@ def kill_while_compacting(broker: BrokerProcess, stored_keys: Callable[[], set[s
             broker.kill9()
             producer.stopping.set()
             broker.start()  # the producer's last flush may be answered by it
-            producer.join(30)
+            producer.join(MESSAGE_TIMEOUT_MS / 1000 + 30)
+            assert not producer.is_alive(), "the producer did not finish its flush"
             acked.update(producer.acked)
             sequence = producer.sequence
         assert log_count(broker, TASK_DONE) > 0, "no compaction task ever finished"
