@@ -87,12 +87,12 @@ def _value_cell(target: dict[str, Any] | None, phase: str, *path: str) -> Cell:
     if (reason := _na(target, phase)) is not None:
         return Cell(na=reason)
     cur: Any = target or {}
+    # A level below the target may say why it has no figure ({"na": reason}); the
+    # target's own "na" maps phases to reasons and was consulted above.
     for key in (phase, *path):
+        cur = cur.get(key) if isinstance(cur, dict) else None
         if isinstance(cur, dict) and cur.get("na"):
             return Cell(na=str(cur["na"]))
-        cur = cur.get(key) if isinstance(cur, dict) else None
-    if isinstance(cur, dict) and cur.get("na"):
-        return Cell(na=str(cur["na"]))
     number = _num(cur)
     return Cell(number) if number is not None else Cell(na="no data")
 
