@@ -14,7 +14,6 @@ compaction is meant to change.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import confluent_kafka as ck
@@ -71,31 +70,8 @@ def consume_partition(
     bootstrap: str, topic: str, partition: int, expected_messages: int, timeout: float
 ) -> dict[str, Any]:
     """Read one partition from offset 0 until `expected_messages` arrived."""
-    consumer = ck.Consumer(workloads.consumer_config(bootstrap))
-    consumer.assign([ck.TopicPartition(topic, partition, 0)])
-    count = nbytes = errors = 0
-    first_error = None
-    t0 = time.monotonic()
-    deadline = t0 + timeout
-    while count < expected_messages and time.monotonic() < deadline:
-        for msg in consumer.consume(max(1, min(10_000, expected_messages - count)), 0.5):
-            if msg.error() is not None:
-                errors += 1
-                first_error = first_error or str(msg.error())
-                continue
-            count += 1
-            nbytes += len(msg)
-    seconds = time.monotonic() - t0
-    consumer.close()
-    return {
-        "messages": count,
-        "bytes": nbytes,
-        "seconds": seconds,
-        "MBps": nbytes / seconds / MB if seconds > 0 else 0.0,
-        "complete": count >= expected_messages,
-        "errors": errors,
-        "first_error": first_error,
-    }
+    assignment = [ck.TopicPartition(topic, partition, 0)]
+    return workloads.consume_assigned(bootstrap, assignment, expected_messages, timeout)
 
 
 def replay_one_partition(

@@ -342,8 +342,16 @@ def consume_all(
     bootstrap: str, topic: str, partitions: int, expected_messages: int, timeout: float
 ) -> dict[str, Any]:
     """Read a topic from offset 0 until `expected_messages` arrived; MB/s of values."""
+    assignment = [ck.TopicPartition(topic, p, 0) for p in range(partitions)]
+    return consume_assigned(bootstrap, assignment, expected_messages, timeout)
+
+
+def consume_assigned(
+    bootstrap: str, assignment: list[Any], expected_messages: int, timeout: float
+) -> dict[str, Any]:
+    """Read the assigned partitions from their offsets until `expected_messages` arrived."""
     consumer = ck.Consumer(consumer_config(bootstrap))
-    consumer.assign([ck.TopicPartition(topic, p, 0) for p in range(partitions)])
+    consumer.assign(assignment)
     count = 0
     nbytes = 0
     errors = 0

@@ -29,7 +29,8 @@ _HEADER_V4 = struct.Struct(">ii")  # correlation id, throttle
 _ABORTED = struct.Struct(">qq")
 
 
-def _records_size(records: Chunk | Sequence[Chunk] | None) -> int:
+def records_size(records: Chunk | Sequence[Chunk] | None) -> int:
+    """A partition's record bytes, one buffer or chunks; -1 for null records."""
     if records is None:
         return -1
     if isinstance(records, bytes | bytearray | memoryview):
@@ -96,7 +97,7 @@ def encode_fetch_response(
             if version >= 11:
                 out += _INT32.pack(partition["preferred_read_replica"])
             records = partition["records"]
-            size = _records_size(records)
+            size = records_size(records)
             out += uvarint(size + 1) if flexible else _INT32.pack(size)
             if size > 0:
                 parts.append(out)

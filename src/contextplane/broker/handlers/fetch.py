@@ -18,7 +18,7 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.read_receipts import returned_range_of
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.fetch_response import encode_fetch_response
+from contextplane.protocol.fetch_response import encode_fetch_response, records_size
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.reader import ReadRequest
@@ -191,7 +191,7 @@ async def _read_all(
             entry.update(error_code=ErrorCode.kafka_storage_error, high_watermark=-1)
             continue
         # The chunks go to the response as they are (protocol/fetch_response.py).
-        total += sum(len(chunk) for chunk in chunks)
+        total += records_size(chunks)
         entry["records"] = chunks
         entry["high_watermark"] = partition.high_watermark
         entry["last_stable_offset"] = partition.last_stable_offset
@@ -223,7 +223,7 @@ def _response(
     topics: list[dict[str, Any]],
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
 ) -> Any:
-    size = sum(_records_size(p["records"]) for t in topics for p in t["partitions"])
+    size = sum(max(records_size(p["records"]), 0) for t in topics for p in t["partitions"])
     if size:
         quota_ms = ctx.services.quotas.fetch_throttle_ms(ctx.principal, ctx.header.client_id, size)
         if quota_ms:
@@ -238,14 +238,6 @@ def _response(
     return encode_fetch_response(
         header.api_version, header.correlation_id, ctx.throttle_ms, ErrorCode.none, 0, topics
     )
-
-
-def _records_size(records: bytes | list[bytes | memoryview] | None) -> int:
-    if records is None:
-        return 0
-    if isinstance(records, bytes):
-        return len(records)
-    return sum(len(chunk) for chunk in records)
 
 
 def _record_reads(
