@@ -788,6 +788,21 @@ def describe_groups(client: RawClient, groups: list[str], version: int = 5) -> A
     )
 
 
+def describe_cluster(
+    client: RawClient,
+    version: int = 1,
+    endpoint_type: int = 1,
+    include_fenced_brokers: bool = False,
+) -> Any:
+    return client.request(
+        DESCRIBE_CLUSTER,
+        version,
+        include_cluster_authorized_operations=False,
+        endpoint_type=endpoint_type,
+        include_fenced_brokers=include_fenced_brokers,
+    )
+
+
 def list_groups(client: RawClient, version: int = 4) -> Any:
     return client.request(LIST_GROUPS, version, states_filter=[])
 

@@ -413,3 +413,39 @@ def partitions_per_request_bounds(ctx: Ctx) -> None:
     for step, count in [("add_10000", 10_001), ("add_10001", 10_002), ("int32_max", 2**31 - 1)]:
         result = wire.create_partitions(client, "bound-grow", count, validate_only=True)
         ctx.record(step, (err(result.error_code), result.error_message))
+
+
+@scenario()
+def newest_cluster_versions(ctx: Ctx) -> None:
+    """Metadata v13 (a top-level error code, KIP-1102) and DescribeCluster v2 (fenced
+    brokers, KIP-1073) as Kafka 4.4 answers them."""
+    client = ctx.raw()
+    ctx.record("create", err(wire.create_topic(client, "md-v13", 2).error_code))
+    ctx.check(wire.wait_for_topic(client, "md-v13", 2), "topic has leaders")
+    response = wire.metadata(client, ["md-v13", "md-v13-unknown"], version=13)
+    ctx.record("metadata.error", err(response.error_code))
+    ctx.record(
+        "metadata.topics",
+        [(t.name, err(t.error_code), len(t.partitions)) for t in response.topics],
+    )
+    ctx.record("metadata.brokers", len(response.brokers))
+    for include_fenced in (False, True):
+        cluster = wire.describe_cluster(client, version=2, include_fenced_brokers=include_fenced)
+        ctx.record(
+            f"describe_cluster.fenced_{include_fenced}",
+            {
+                "error": err(cluster.error_code),
+                "endpoint_type": cluster.endpoint_type,
+                "brokers": [(ctx.ident("node", b.broker_id), b.is_fenced) for b in cluster.brokers],
+            },
+        )
+    for endpoint_type in (2, 3):
+        other = wire.describe_cluster(client, version=2, endpoint_type=endpoint_type)
+        ctx.record(
+            f"describe_cluster.endpoint_type_{endpoint_type}",
+            {
+                "error": err(other.error_code),
+                "message": other.error_message,
+                "brokers": len(other.brokers),
+            },
+        )

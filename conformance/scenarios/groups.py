@@ -496,3 +496,32 @@ def internal_offsets_topic(ctx: Ctx) -> None:
     named = wire.metadata(client, ["__consumer_offsets"]).topics[0]
     ctx.record("by_name.error", err(named.error_code))
     ctx.record("by_name.is_internal", named.is_internal)
+
+
+@scenario()
+def describe_groups_v6(ctx: Ctx) -> None:
+    """DescribeGroups v6 (KIP-1043): a group that does not exist is GROUP_ID_NOT_FOUND with
+    a message, where v5 describes it as Dead; a group with only committed offsets."""
+    client = ctx.raw()
+    _topic(ctx, client, "grp-describe6", 1)
+    code = wire.commit_when_ready(client, "grp-describe6-offsets", {("grp-describe6", 0): 5})
+    ctx.record("commit", err(code))
+    for version in (5, 6):
+        response = wire.describe_groups(
+            client, ["grp-describe6-missing", "grp-describe6-offsets"], version=version
+        )
+        ctx.record(
+            f"v{version}",
+            [
+                {
+                    "group": g.group_id,
+                    "error": err(g.error_code),
+                    "message": getattr(g, "error_message", None),
+                    "state": g.group_state,
+                    "protocol_type": g.protocol_type,
+                    "members": len(g.members),
+                }
+                # Kafka's order follows its coordinator shards: compared by group id.
+                for g in sorted(response.groups, key=lambda g: g.group_id)
+            ],
+        )

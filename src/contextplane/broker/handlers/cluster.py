@@ -285,16 +285,55 @@ def _resolve(
     return 0, record
 
 
+# DescribeCluster's endpoint types (KIP-919): a broker answers only for its own kind.
+BROKER_ENDPOINT, CONTROLLER_ENDPOINT = 1, 2
+
+
+def _endpoint_type_error(endpoint_type: int) -> tuple[ErrorCode, str] | None:
+    """Kafka's answer to a DescribeCluster for another kind of endpoint (v1+)."""
+    if endpoint_type == BROKER_ENDPOINT:
+        return None
+    if endpoint_type == CONTROLLER_ENDPOINT:
+        return (
+            ErrorCode.mismatched_endpoint_type,
+            "The request was sent to an endpoint of type BROKER, "
+            "but we wanted an endpoint of type CONTROLLER",
+        )
+    return ErrorCode.unsupported_endpoint_type, f"Unsupported endpoint type {endpoint_type}"
+
+
 async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
+    refused = _endpoint_type_error(getattr(request, "endpoint_type", BROKER_ENDPOINT))
+    if refused is not None:
+        error_code, message = refused
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=error_code,
+            error_message=message,
+            endpoint_type=BROKER_ENDPOINT,
+            cluster_id="",
+            controller_id=-1,
+            brokers=[],
+            cluster_authorized_operations=OPERATIONS_NOT_REQUESTED,
+        )
     host, port = ctx.advertised()
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
         error_message=None,
-        endpoint_type=1,
+        endpoint_type=BROKER_ENDPOINT,
         cluster_id=ctx.cluster.cluster_id,
         controller_id=ctx.cluster.node_id,
-        brokers=[{"broker_id": ctx.cluster.node_id, "host": host, "port": port, "rack": None}],
+        # One live broker, never fenced: IncludeFencedBrokers (v2) lists the same.
+        brokers=[
+            {
+                "broker_id": ctx.cluster.node_id,
+                "host": host,
+                "port": port,
+                "rack": None,
+                "is_fenced": False,
+            }
+        ],
         cluster_authorized_operations=_cluster_operations(ctx)
         if request.include_cluster_authorized_operations
         else OPERATIONS_NOT_REQUESTED,

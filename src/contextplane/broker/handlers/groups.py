@@ -16,7 +16,7 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.coordinators.group import OffsetCommitEntry
-from contextplane.coordinators.group_state import JoinRequest, SyncRequest
+from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
     CLUSTER_NAME,
@@ -392,6 +392,8 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     include_operations = getattr(request, "include_authorized_operations", False)
     refused = [g for g in request.groups if ctx.denied(ResourceType.GROUP, g)]
     groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused])
+    if ctx.api_version >= 6:
+        _group_id_not_found(groups)
     for group in groups:
         group["authorized_operations"] = (
             ctx.authorized_operations(ResourceType.GROUP, group["group_id"])
@@ -412,6 +414,15 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
             }
         )
     return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
+
+
+def _group_id_not_found(groups: list[dict[str, Any]]) -> None:
+    """DescribeGroups v6+ (KIP-1043): a group that does not exist is GROUP_ID_NOT_FOUND,
+    with Kafka's message, where older versions describe it as Dead without an error."""
+    for group in groups:
+        if group["error_code"] == ErrorCode.none and group["group_state"] == GroupState.DEAD.value:
+            group["error_code"] = ErrorCode.group_id_not_found
+            group["error_message"] = f"Group {group['group_id']} not found."
 
 
 async def delete_groups(ctx: RequestContext, request: Any) -> Reply:
