@@ -21,6 +21,17 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+
+# The lowest special timestamp each ListOffsets version knows (KIP-734, KIP-405,
+# KIP-1005, KIP-1023); Kafka answers a lower one UNSUPPORTED_VERSION.
+_OLDEST_SPECIAL_BY_VERSION = {7: MAX_TIMESTAMP, 8: EARLIEST_LOCAL, 9: LATEST_TIERED}
+
+
+def _oldest_special(version: int) -> int:
+    if version >= 11:
+        return EARLIEST_PENDING_UPLOAD
+    return _OLDEST_SPECIAL_BY_VERSION.get(min(version, 9), EARLIEST)
 
 
 async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
@@ -44,6 +55,11 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
                 ctx.require(ResourceType.TOPIC, topic.name)
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
+                if wanted.timestamp < _oldest_special(ctx.api_version):
+                    raise KafkaError(
+                        ErrorCode.unsupported_version,
+                        f"timestamp {wanted.timestamp} needs a newer ListOffsets version",
+                    )
                 offset, timestamp = await _lookup(
                     ctx, partition, wanted.timestamp, getattr(request, "isolation_level", 0)
                 )
@@ -67,10 +83,12 @@ async def _lookup(
         return end, -1
     if target in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
-    if target == LATEST_TIERED:
+    # Every topic keeps its data in object storage, contextplane's only tier, so the
+    # tiered answers (Kafka's with remote storage enabled) come from the uploads.
+    if target == LATEST_TIERED:  # the last offset in an object, -1 before the first
+        return (partition.object_end_offset - 1 if partition.object_end_offset else -1), -1
+    if target == EARLIEST_PENDING_UPLOAD:  # the first offset not yet in an object
         return partition.object_end_offset, -1
-    if target < 0 and target != MAX_TIMESTAMP:
-        raise KafkaError(ErrorCode.invalid_request, f"timestamp {target} is not valid")
     best: tuple[int, int] = (-1, -1)
     for chunk in await ctx.log.batches_for_lookup(partition):
         view = memoryview(chunk)
