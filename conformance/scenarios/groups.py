@@ -4,6 +4,7 @@ static members, session expiry, offsets, describe, list, delete."""
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -525,3 +526,101 @@ def describe_groups_v6(ctx: Ctx) -> None:
                 for g in sorted(response.groups, key=lambda g: g.group_id)
             ],
         )
+
+
+def _topic_id(client: Any, name: str) -> Any:
+    return wire.metadata(client, [name]).topics[0].topic_id
+
+
+def _commit_by_id(client: Any, group: str, topic_id: Any, offsets: dict[int, int]) -> Any:
+    return client.request(
+        wire.OFFSET_COMMIT,
+        10,
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=[
+            {
+                "topic_id": topic_id,
+                "partitions": [
+                    {
+                        "partition_index": p,
+                        "committed_offset": o,
+                        "committed_leader_epoch": -1,
+                        "committed_metadata": "",
+                    }
+                    for p, o in offsets.items()
+                ],
+            }
+        ],
+    )
+
+
+def _fetch_by_id(client: Any, group: str, topics: dict[Any, list[int]] | None) -> Any:
+    return client.request(
+        wire.OFFSET_FETCH,
+        10,
+        groups=[
+            {
+                "group_id": group,
+                "member_id": None,
+                "member_epoch": -1,
+                "topics": None
+                if topics is None
+                else [{"topic_id": t, "partition_indexes": p} for t, p in topics.items()],
+            }
+        ],
+        require_stable=False,
+    )
+
+
+@scenario()
+def offsets_by_topic_id(ctx: Ctx) -> None:
+    """OffsetCommit v10 and OffsetFetch v10 (KIP-848's topic ids): commit and fetch by id,
+    an unknown id, all topics, and the same offsets read by name (v9)."""
+    client = ctx.raw()
+    _topic(ctx, client, "grp-ids", 2)
+    topic_id = _topic_id(client, "grp-ids")
+    unknown = uuid.UUID(int=12345)
+    code = wire.commit_when_ready(client, "grp-ids-g", {("grp-ids", 1): 1})
+    ctx.record("first_commit", err(code))
+
+    def committed(response: Any) -> list[Any]:
+        return [
+            (
+                "known" if t.topic_id == topic_id else str(t.topic_id),
+                getattr(t, "name", None),
+                sorted((p.partition_index, err(p.error_code)) for p in t.partitions),
+            )
+            for t in response.topics
+        ]
+
+    ctx.record("commit", committed(_commit_by_id(client, "grp-ids-g", topic_id, {0: 7, 1: 3})))
+    ctx.record("commit_unknown", committed(_commit_by_id(client, "grp-ids-g", unknown, {0: 1})))
+    ctx.record(
+        "commit_bad_partition", committed(_commit_by_id(client, "grp-ids-g", topic_id, {9: 1}))
+    )
+
+    def fetched(response: Any) -> Any:
+        group = response.groups[0]
+        return {
+            "error": err(group.error_code),
+            "topics": sorted(
+                (
+                    "known" if t.topic_id == topic_id else str(t.topic_id),
+                    getattr(t, "name", None),
+                    sorted(
+                        (p.partition_index, p.committed_offset, err(p.error_code))
+                        for p in t.partitions
+                    ),
+                )
+                for t in group.topics
+            ),
+        }
+
+    ctx.record("fetch", fetched(_fetch_by_id(client, "grp-ids-g", {topic_id: [0, 1, 5]})))
+    ctx.record("fetch_unknown", fetched(_fetch_by_id(client, "grp-ids-g", {unknown: [0]})))
+    ctx.record("fetch_all", fetched(_fetch_by_id(client, "grp-ids-g", None)))
+    by_name = wire.offset_fetch(client, "grp-ids-g", {"grp-ids": [0, 1]})
+    ctx.record("fetch_by_name", _offsets(by_name))

@@ -201,8 +201,16 @@ def group_member(ctx: RequestContext, request: Any) -> Needs:
     return Needs(gate=_group_gate(Op.READ, request.group_id))
 
 
+def topic_names(ctx: RequestContext, topics: Any, by_id: bool) -> list[str | None]:
+    """The names of the requested topics; requests that name topics by id resolve them
+    (None for an id no topic has: it needs nothing, the handler answers
+    UNKNOWN_TOPIC_ID)."""
+    return [name for _, name in ctx.topics.names_of(topics, by_id)]
+
+
 def offset_commit(ctx: RequestContext, request: Any) -> Needs:
-    needs = _each(Op.READ, TOPIC, (t.name for t in request.topics))
+    names = topic_names(ctx, request.topics, by_id=ctx.api_version >= 10)
+    needs = _each(Op.READ, TOPIC, names)
     needs.gate = _group_gate(Op.READ, request.group_id)
     return needs
 
@@ -218,7 +226,8 @@ def offset_fetch(ctx: RequestContext, request: Any) -> Needs:
         if topics is None:
             every_topic = True
         else:
-            needs.resources.extend(_each(Op.DESCRIBE, TOPIC, (t.name for t in topics)).resources)
+            names = topic_names(ctx, topics, by_id=ctx.api_version >= 10)
+            needs.resources.extend(_each(Op.DESCRIBE, TOPIC, names).resources)
     if every_topic:
         needs.quiet = [Action(Op.DESCRIBE, TOPIC, name) for name in ctx.topics.topics()]
     return needs
@@ -385,11 +394,14 @@ def refuse_produce(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply
 
 
 def refuse_offset_commit(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    """Every partition gets `error`; topics echo the name or, in the versions that name
+    topics by id, the id (OffsetCommit and TxnOffsetCommit)."""
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         topics=[
             {
-                "name": t.name,
+                "name": getattr(t, "name", None),
+                "topic_id": getattr(t, "topic_id", None),
                 "partitions": [
                     {"partition_index": p.partition_index, "error_code": error}
                     for p in t.partitions

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from contextplane.broker.authorization import CLUSTER, GROUP, TOPIC, TXN, Gate, Need, Needs, Op
+from contextplane.broker.authorization import (
+    CLUSTER,
+    GROUP,
+    TOPIC,
+    TXN,
+    Gate,
+    Need,
+    Needs,
+    Op,
+    topic_names,
+)
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import CLUSTER_NAME
 from contextplane.security.authorizer import Action
@@ -47,39 +57,13 @@ def end_txn(ctx: RequestContext, request: Any) -> Needs:
 
 
 def txn_offset_commit(ctx: RequestContext, request: Any) -> Needs:
-    """v6 names topics by id: an unknown id needs nothing (the handler answers
-    UNKNOWN_TOPIC_ID)."""
-    if ctx.api_version >= 6:
-        records = (
-            ctx.topics.by_id(t.topic_id.bytes) if t.topic_id is not None else None
-            for t in request.topics
-        )
-        topics = dict.fromkeys(r.name for r in records if r is not None)
-    else:
-        topics = dict.fromkeys(t.name for t in request.topics)
+    """v6 names topics by id (KIP-1319)."""
+    names = topic_names(ctx, request.topics, by_id=ctx.api_version >= 6)
     return Needs(
         gate=_txn_gate(request.transactional_id),
         resources=[
             Need(Action(Op.READ, GROUP, request.group_id)),
-            *(Need(Action(Op.READ, TOPIC, name)) for name in topics),
-        ],
-    )
-
-
-def refuse_txn_offset_commit(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
-    """Every partition gets `error`; topics echo the name (v0-5) or id (v6)."""
-    return ctx.reply(
-        throttle_time=ctx.throttle_ms,
-        topics=[
-            {
-                "name": getattr(t, "name", None),
-                "topic_id": getattr(t, "topic_id", None),
-                "partitions": [
-                    {"partition_index": p.partition_index, "error_code": error}
-                    for p in t.partitions
-                ],
-            }
-            for t in request.topics
+            *(Need(Action(Op.READ, TOPIC, name)) for name in dict.fromkeys(names) if name),
         ],
     )
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from contextplane import limits
 from contextplane.broker.configs import checked_topic_config
@@ -48,6 +49,7 @@ class TopicManager:
         self._log = log
         self._settings = settings
         self._topics: dict[str, TopicRecord] = {}
+        self._by_id: dict[bytes, TopicRecord] = {}
         # Called with a deleted topic's name (the group coordinator drops its offsets).
         self.on_deleted: list[Callable[[str], Awaitable[None]]] = []
         # Bumped on every change to the topic table (create, delete, partitions, configs),
@@ -59,6 +61,7 @@ class TopicManager:
 
     def _set(self, topics: dict[str, TopicRecord]) -> None:
         self._topics = topics
+        self._by_id = {t.topic_id: t for t in topics.values()}
         self.generation += 1
 
     def _put(self, record: TopicRecord) -> None:
@@ -73,7 +76,19 @@ class TopicManager:
         return record.configs if record is not None else {}
 
     def by_id(self, topic_id: bytes) -> TopicRecord | None:
-        return next((t for t in self._topics.values() if t.topic_id == topic_id), None)
+        return self._by_id.get(topic_id)
+
+    def names_of(self, requested: Iterable[Any], by_id: bool) -> list[tuple[Any, str | None]]:
+        """(topic as requested, its name) per requested topic. Requests that name topics
+        by id (KIP-848's OffsetCommit/OffsetFetch v10, KIP-1319's TxnOffsetCommit v6) are
+        resolved with the topic table; None for an id no topic has."""
+        if not by_id:
+            return [(topic, topic.name) for topic in requested]
+        resolved = []
+        for topic in requested:
+            record = self.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
+            resolved.append((topic, record.name if record is not None else None))
+        return resolved
 
     def check_create(
         self, name: str, partitions: int, replication_factor: int, configs: dict[str, str | None]

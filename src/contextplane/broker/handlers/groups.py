@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -232,16 +233,24 @@ async def leave_group(ctx: RequestContext, request: Any) -> Reply:
 
 async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
     topics = ctx.topics.topics()
-    results: dict[str, list[dict[str, Any]]] = {}
+    by_id = ctx.api_version >= 10  # KIP-848: v10 names topics by id only
+    results: dict[Any, dict[str, Any]] = {}
     entries: list[OffsetCommitEntry] = []
     slots: list[dict[str, Any]] = []
-    for topic in request.topics:
-        out = results.setdefault(topic.name, [])
-        record = topics.get(topic.name)
-        refused = ctx.denied(ResourceType.TOPIC, topic.name)
+    for topic, name in ctx.topics.names_of(request.topics, by_id):
+        key = topic.topic_id if by_id else name
+        if key not in results:  # a topic listed twice answers once, as Kafka merges it
+            results[key] = {"name": name, "topic_id": getattr(topic, "topic_id", None)}
+            results[key]["partitions"] = []
+        out = results[key]["partitions"]
+        record = topics.get(name) if name is not None else None
+        refused = name is not None and ctx.denied(ResourceType.TOPIC, name)
         for partition in topic.partitions:
             slot = {"partition_index": partition.partition_index, "error_code": ErrorCode.none}
             out.append(slot)
+            if name is None:  # an id no topic has
+                slot["error_code"] = ErrorCode.unknown_topic_id
+                continue
             if refused:
                 slot["error_code"] = ErrorCode.topic_authorization_failed
                 continue
@@ -250,7 +259,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
                 continue
             entries.append(
                 OffsetCommitEntry(
-                    topic=topic.name,
+                    topic=name,
                     partition=partition.partition_index,
                     offset=partition.committed_offset,
                     leader_epoch=getattr(partition, "committed_leader_epoch", -1),
@@ -269,10 +278,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
         )
         for slot, code in zip(slots, codes, strict=True):
             slot["error_code"] = code
-    return ctx.reply(
-        throttle_time=ctx.throttle_ms,
-        topics=[{"name": name, "partitions": parts} for name, parts in results.items()],
-    )
+    return ctx.reply(throttle_time=ctx.throttle_ms, topics=list(results.values()))
 
 
 def _mark_unstable(unstable: set[tuple[str, int]], found: list[Any]) -> None:
@@ -296,34 +302,54 @@ async def _fetch_group(
 ) -> tuple[ErrorCode, list[Any]]:
     if ctx.denied(ResourceType.GROUP, group_id):
         return ErrorCode.group_authorization_failed, []
+    by_id = ctx.api_version >= 10  # KIP-848: v10 names topics by id only
     wanted = None
-    refused: list[Any] = []
+    refused: list[tuple[Any, ErrorCode]] = []
     if topics is not None:
         wanted = []
-        for t in topics:
-            if ctx.denied(ResourceType.TOPIC, t.name):
-                refused.append(t)
+        for t, name in ctx.topics.names_of(topics, by_id):
+            if name is None:
+                refused.append((t, ErrorCode.unknown_topic_id))
+            elif ctx.denied(ResourceType.TOPIC, name):
+                refused.append((t, ErrorCode.topic_authorization_failed))
             else:
-                wanted.append((t.name, list(t.partition_indexes)))
+                wanted.append((name, list(t.partition_indexes)))
     code, found = await ctx.groups.fetch_offsets(group_id, wanted)
     if require_stable:
         _mark_unstable(ctx.transactions.unstable_offsets(group_id), found)
     if topics is None:  # all topics: the ones the principal may not describe are left out
         found = [t for t in found if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t["name"])]
+    if by_id:
+        found = _with_topic_ids(ctx, found)
     # Kafka lists the refused topics' partitions after the others.
-    for t in refused:
+    for t, error in refused:
         partitions = [
             {
                 "partition_index": index,
                 "committed_offset": -1,
                 "committed_leader_epoch": -1,
                 "metadata": "",
-                "error_code": ErrorCode.topic_authorization_failed,
+                "error_code": error,
             }
             for index in t.partition_indexes
         ]
-        found.append({"name": t.name, "partitions": partitions})
+        found.append(
+            {"name": getattr(t, "name", None), "topic_id": getattr(t, "topic_id", None)}
+            | {"partitions": partitions}
+        )
     return code, found
+
+
+def _with_topic_ids(ctx: RequestContext, found: list[Any]) -> list[Any]:
+    """Each topic's id beside its name (v10); a topic that no longer exists has no id to
+    name it by, so it is left out."""
+    known = ctx.topics.topics()
+    named = []
+    for topic in found:
+        record = known.get(topic["name"])
+        if record is not None:
+            named.append(topic | {"topic_id": uuid.UUID(bytes=record.topic_id)})
+    return named
 
 
 async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:

@@ -142,18 +142,6 @@ async def end_txn(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
-def _txn_offset_topics(ctx: RequestContext, request: Any) -> list[tuple[Any, str | None]]:
-    """(topic as requested, its name) per requested topic: v6 names topics by id
-    (KIP-1319), resolved with the broker's topic-id map; None for an unknown id."""
-    if ctx.api_version < 6:
-        return [(topic, topic.name) for topic in request.topics]
-    resolved = []
-    for topic in request.topics:
-        record = ctx.topics.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
-        resolved.append((topic, record.name if record is not None else None))
-    return resolved
-
-
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
     known = ctx.topics.topics()
     rows: list[OffsetRow] = []
@@ -164,7 +152,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
         if ctx.denied(ResourceType.GROUP, request.group_id)
         else ErrorCode.none
     )
-    for topic, name in _txn_offset_topics(ctx, request):
+    for topic, name in ctx.topics.names_of(request.topics, by_id=ctx.api_version >= 6):
         out: list[dict[str, Any]] = []
         results.append(
             {"name": name, "topic_id": getattr(topic, "topic_id", None), "partitions": out}
