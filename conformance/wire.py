@@ -299,13 +299,13 @@ def send_no_response(client: RawClient, api_key: int, version: int, **fields: An
     client.send_raw(client.frame(api_key, version, body))
 
 
-def api_versions(client: RawClient, version: int = 3) -> Any:
+def api_versions(client: RawClient, version: int = 3, **fields: Any) -> Any:
     extra = (
         {"client_software_name": "conformance", "client_software_version": "1"}
         if version >= 3
         else {}
     )
-    return client.request(API_VERSIONS, version, **extra)
+    return client.request(API_VERSIONS, version, **extra, **fields)
 
 
 def metadata(

@@ -449,3 +449,31 @@ def newest_cluster_versions(ctx: Ctx) -> None:
                 "brokers": len(other.brokers),
             },
         )
+
+
+@scenario()
+def api_versions_v5_names_the_node(ctx: Ctx) -> None:
+    """ApiVersions v5 (KIP-1242): a client that names the cluster id and node id it means
+    to reach is told REBOOTSTRAP_REQUIRED when the broker is another cluster or node."""
+    client = ctx.raw()
+    described = wire.metadata(client, [])
+    cluster_id, node_id = described.cluster_id, described.brokers[0].node_id
+    cases = {
+        "neither": (None, -1),
+        "both_right": (cluster_id, node_id),
+        "cluster_wrong": ("another-cluster-id", node_id),
+        "node_wrong": (cluster_id, node_id + 7),
+        "cluster_only": (cluster_id, -1),
+        "node_only": (None, node_id),
+        "cluster_only_wrong": ("another-cluster-id", -1),
+    }
+    for name, (cluster, node) in cases.items():
+        response = wire.api_versions(ctx.raw(), version=5, cluster_id=cluster, node_id=node)
+        ctx.record(
+            name,
+            {
+                "error": err(response.error_code),
+                "lists_apis": len(response.api_keys) > 0,
+                "lists_itself": any(k.api_key == wire.API_VERSIONS for k in response.api_keys),
+            },
+        )

@@ -624,3 +624,23 @@ def offsets_by_topic_id(ctx: Ctx) -> None:
     ctx.record("fetch_all", fetched(_fetch_by_id(client, "grp-ids-g", None)))
     by_name = wire.offset_fetch(client, "grp-ids-g", {"grp-ids": [0, 1]})
     ctx.record("fetch_by_name", _offsets(by_name))
+
+
+@scenario()
+def delete_groups_v3(ctx: Ctx) -> None:
+    """DeleteGroups v3: each result carries an error message (null on success)."""
+    client = ctx.raw()
+    _topic(ctx, client, "grp-delete3", 1)
+    code = wire.commit_when_ready(client, "grp-delete3-empty", {("grp-delete3", 0): 1})
+    ctx.record("commit", err(code))
+    first, joined = _join(ctx, client, "grp-delete3-busy")
+    ctx.record("join", _joined(ctx, first, joined))
+    response = client.request(
+        wire.DELETE_GROUPS,
+        3,
+        groups_names=["grp-delete3-empty", "grp-delete3-busy", "grp-delete3-missing"],
+    )
+    ctx.record(
+        "results",
+        sorted((r.group_id, err(r.error_code), r.error_message) for r in response.results),
+    )

@@ -123,7 +123,7 @@ def test_api_versions_advertise_group_apis(wire: Wire) -> None:
     assert ranges[OFFSET_FETCH] == (1, 10)
     assert ranges[LIST] == (0, 5)
     assert ranges[DESCRIBE] == (0, 6)
-    assert ranges[DELETE_GROUPS] == (0, 2)
+    assert ranges[DELETE_GROUPS] == (0, 3)
     assert ranges[OFFSET_DELETE] == (0, 0)
     assert ranges[CONSUMER_GROUP_HEARTBEAT] == (0, 1)  # answered UNSUPPORTED_VERSION
 

@@ -81,7 +81,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (15, 0, 6, groups.describe_groups, authz.describe_groups, authz.refuse_top_level),
     (16, 0, 5, groups.list_groups, authz.list_groups, authz.refuse_top_level),
     (17, 0, 1, sasl.sasl_handshake, authz.nothing, authz.refuse_top_level),
-    (18, 0, 4, cluster.api_versions, authz.nothing, authz.refuse_top_level),
+    (18, 0, 5, cluster.api_versions, authz.nothing, authz.refuse_top_level),
     (19, 2, 7, admin.create_topics, authz.create_topics, authz.refuse_top_level),
     (20, 1, 6, admin.delete_topics, authz.delete_topics, authz.refuse_top_level),
     (21, 0, 2, offsets.delete_records, authz.delete_records, authz.refuse_top_level),
@@ -126,7 +126,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (33, 0, 2, configs.alter_configs, authz.alter_configs, authz.refuse_top_level),
     (36, 0, 2, sasl.sasl_authenticate, authz.nothing, authz.refuse_top_level),
     (37, 0, 3, admin.create_partitions, authz.create_partitions, authz.refuse_top_level),
-    (42, 0, 2, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
+    (42, 0, 3, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
     (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
     (47, 0, 0, groups.offset_delete, authz.offset_delete, authz.refuse_top_level),
     (

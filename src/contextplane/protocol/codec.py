@@ -22,7 +22,7 @@ from kio.serial._serialize import get_field_tag, get_field_writer
 from kio.serial.writers import write_compact_array_length
 
 from contextplane.errors import ProtocolError
-from contextplane.protocol import txn_offset_commit_v6
+from contextplane.protocol import api_versions_v5, delete_groups_v3, txn_offset_commit_v6
 from contextplane.protocol.lenient import read_entity_lenient
 
 API_VERSIONS_KEY = 18
@@ -180,6 +180,14 @@ _OWN_SCHEMAS: dict[tuple[int, int], tuple[Any, Any]] = {
     (txn_offset_commit_v6.API_KEY, txn_offset_commit_v6.VERSION): (
         txn_offset_commit_v6.TxnOffsetCommitRequest,
         txn_offset_commit_v6.TxnOffsetCommitResponse,
+    ),
+    (delete_groups_v3.API_KEY, delete_groups_v3.VERSION): (
+        delete_groups_v3.DeleteGroupsRequest,
+        delete_groups_v3.DeleteGroupsResponse,
+    ),
+    (api_versions_v5.API_KEY, api_versions_v5.VERSION): (
+        api_versions_v5.ApiVersionsRequest,
+        api_versions_v5.ApiVersionsResponse,
     ),
 }
 

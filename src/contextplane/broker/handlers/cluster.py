@@ -52,7 +52,25 @@ _api_versions_frames: dict[int, tuple[list[dict[str, int]], bytes]] = {}
 _CORRELATION = struct.Struct(">i")
 
 
+def _addressed_elsewhere(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """ApiVersions v5 (KIP-1242): a client names the cluster id and node id it means to
+    reach, both or neither; a broker that is not that node answers REBOOTSTRAP_REQUIRED
+    (the address now belongs to another broker), as Kafka does."""
+    cluster_id = getattr(request, "cluster_id", None)
+    node_id = getattr(request, "node_id", -1)
+    if cluster_id is None and node_id == -1:
+        return None
+    if cluster_id is None or node_id == -1:
+        return ErrorCode.invalid_request
+    if cluster_id != ctx.cluster.cluster_id or node_id != ctx.cluster.node_id:
+        return ErrorCode.rebootstrap_required
+    return None
+
+
 async def api_versions(ctx: RequestContext, request: Any) -> Reply:
+    refused = _addressed_elsewhere(ctx, request)
+    if refused is not None:
+        return ctx.reply(error_code=refused, api_keys=[], throttle_time=ctx.throttle_ms)
     advertised = ctx.cluster.api_versions()
     cached = _api_versions_frames.get(ctx.api_version) if not ctx.throttle_ms else None
     if cached is None or cached[0] is not advertised:
