@@ -531,6 +531,8 @@ def describe_configs(
     name: str,
     keys: list[str] | None = None,
     version: int = 4,
+    include_synonyms: bool = False,
+    include_documentation: bool = False,
 ) -> Any:
     response = client.request(
         DESCRIBE_CONFIGS,
@@ -538,8 +540,8 @@ def describe_configs(
         resources=[
             {"resource_type": resource_type, "resource_name": name, "configuration_keys": keys}
         ],
-        include_synonyms=False,
-        include_documentation=False,
+        include_synonyms=include_synonyms,
+        include_documentation=include_documentation,
     )
     return response.results[0]
 

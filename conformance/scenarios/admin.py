@@ -477,3 +477,84 @@ def api_versions_v5_names_the_node(ctx: Ctx) -> None:
                 "lists_itself": any(k.api_key == wire.API_VERSIONS for k in response.api_keys),
             },
         )
+
+
+# Topic configs contextplane accepts, compared with their synonyms (KIP-226) and types.
+SYNONYM_CONFIGS = [
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+    "unclean.leader.election.enable",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+]
+
+
+@scenario()
+def describe_configs_synonyms(ctx: Ctx) -> None:
+    """DescribeConfigs with synonyms and documentation: each topic config's source, type
+    and the broker settings it falls back to, for an override and for defaults."""
+    client = ctx.raw()
+    created = wire.create_topic(client, "dc-synonyms", 1, retention_ms="7200000")
+    ctx.record("create", err(created.error_code))
+    ctx.check(wire.wait_for_topic(client, "dc-synonyms", 1), "topic ready")
+    result = wire.describe_configs(
+        client,
+        TOPIC_RESOURCE,
+        "dc-synonyms",
+        SYNONYM_CONFIGS,
+        include_synonyms=True,
+        include_documentation=True,
+    )
+    ctx.record("error", err(result.error_code))
+    ctx.record(
+        "configs",
+        {
+            c.name: {
+                "source": c.config_source,
+                "type": c.config_type,
+                "read_only": c.read_only,
+                "sensitive": c.is_sensitive,
+                "documented": bool(c.documentation),
+                "synonyms": [(s.name, s.source) for s in c.synonyms],
+            }
+            for c in result.configs
+        },
+    )
+    # A topic with no override: what each default falls back to.
+    created = wire.create_topic(client, "dc-synonyms-defaults", 1)
+    ctx.record("create_defaults", err(created.error_code))
+    ctx.check(wire.wait_for_topic(client, "dc-synonyms-defaults", 1), "topic ready")
+    result = wire.describe_configs(
+        client,
+        TOPIC_RESOURCE,
+        "dc-synonyms-defaults",
+        ["retention.ms", "segment.ms", "flush.ms"],
+        include_synonyms=True,
+    )
+    ctx.record(
+        "defaults",
+        {
+            c.name: {
+                "source": c.config_source,
+                "documentation": c.documentation,
+                "synonyms": [(s.name, s.source) for s in c.synonyms],
+            }
+            for c in result.configs
+        },
+    )

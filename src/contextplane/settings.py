@@ -197,6 +197,9 @@ class Settings:
     debug_probe_file: str = ""
     # Kafka settings given that have no effect here: name -> why (reported at start).
     ignored: dict[str, str] = field(default_factory=dict)
+    # The settings given (not defaults), by the name they were given as: DescribeConfigs
+    # reports them as the broker's static configs (a topic config's synonyms).
+    given: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -234,7 +237,7 @@ class Settings:
 # Kafka's ssl.* settings, each of which listener.name.<listener>.ssl.* may override.
 _SSL_NAMES = frozenset(s.name for s in SETTINGS if s.name.startswith("ssl."))
 # Settings fields that are not settings of their own: derived from others.
-DERIVED_FIELDS = frozenset({"ignored", "listener_specs", "listener_ssl", "listener_sasl"})
+DERIVED_FIELDS = frozenset({"ignored", "given", "listener_specs", "listener_ssl", "listener_sasl"})
 
 
 class SettingsError(ValueError):
@@ -497,6 +500,8 @@ def load_settings(
     values: dict[str, Any] = {}
     # attr -> how it was given, for messages: "listener.port (--port)".
     given_as: dict[str, str] = {}
+    # attr -> (the name it was given as, its value): a later source replaces an earlier.
+    given_names: dict[str, tuple[str, str]] = {}
     ignored: dict[str, str] = {}
     listeners: dict[str, str] = {}
     listener_ssl: dict[str, dict[str, str]] = {}
@@ -537,6 +542,7 @@ def load_settings(
             except SettingsError as exc:
                 raise _located(exc, where, origin) from None
             given_as[attr] = name if where in ("--set", name) else f"{name} ({where})"
+            given_names[attr] = (name, str(value))
     try:
         found = listener_settings.read(listeners, _controller_names(sources))
         values["listener_specs"] = listener_settings.resolve(
@@ -548,7 +554,8 @@ def load_settings(
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
-    return _check(Settings(**values, listener_sasl=listener_sasl, ignored=ignored))
+    given = dict(given_names.values())
+    return _check(Settings(**values, listener_sasl=listener_sasl, ignored=ignored, given=given))
 
 
 def _located(exc: SettingsError, where: str, origin: str) -> SettingsError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS
 from contextplane.broker.configs import (
     BROKER_CONFIGS,
     LIST_CONFIGS,
@@ -17,6 +18,7 @@ from contextplane.broker.loopshare import LoopShare
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import CLUSTER_NAME, ResourceType, denial_error, denial_message
+from contextplane.settings import Settings
 
 TOPIC = 2
 BROKER = 4
@@ -30,6 +32,8 @@ _OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "S
 _RESOURCE_NAMES = {TOPIC: "topic", BROKER: "broker"}
 # Config resources and the ACL resource Kafka authorizes them on.
 _ACL_RESOURCES = {TOPIC: ResourceType.TOPIC, BROKER: ResourceType.CLUSTER}
+# The broker's own defaults: the values of the DEFAULT_CONFIG synonyms.
+_DEFAULTS = Settings()
 
 
 def _config_type(name: str) -> int:
@@ -68,17 +72,9 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                     error_message=f"Topic {resource.resource_name} does not exist",
                 )
             else:
-                for name, (_, default) in sorted(TOPIC_CONFIGS.items()):
-                    if keys is not None and name not in keys:
-                        continue
-                    explicit = name in record.configs
-                    entry["configs"].append(
-                        _config(
-                            name,
-                            record.configs[name] if explicit else default(ctx.settings),
-                            SOURCE_TOPIC if explicit else SOURCE_DEFAULT,
-                        )
-                    )
+                for name in sorted(TOPIC_CONFIGS):
+                    if keys is None or name in keys:
+                        entry["configs"].append(_topic_config(ctx, request, name, record.configs))
         elif resource.resource_type == BROKER:
             if resource.resource_name not in ("", str(ctx.cluster.node_id)):
                 entry.update(error_code=ErrorCode.invalid_request, error_message="Unknown broker")
@@ -106,6 +102,34 @@ def _refusal(ctx: RequestContext, resource: Any) -> KafkaError | None:
     if not ctx.denied(kind, name):
         return None
     return KafkaError(denial_error(kind), denial_message(kind))
+
+
+def _topic_config(
+    ctx: RequestContext, request: Any, name: str, overrides: dict[str, str]
+) -> dict[str, Any]:
+    """A topic config as Kafka describes it: from the topic's override, else from the
+    broker settings it falls back to (given ones are static broker configs), else the
+    default; with its synonyms in that order when asked (KIP-226)."""
+    description = TOPIC_CONFIG_DESCRIPTIONS[name]
+    default = TOPIC_CONFIGS[name][1]
+    given = ctx.settings.given
+    from_broker = [(s, given[s]) for s in description.synonyms if s in given]
+    if name in overrides:
+        value, source = overrides[name], SOURCE_TOPIC
+    else:
+        value = default(ctx.settings)
+        source = SOURCE_STATIC_BROKER if from_broker else SOURCE_DEFAULT
+    entry = _config(name, value, source)
+    entry["config_type"] = description.type
+    if getattr(request, "include_documentation", False):
+        entry["documentation"] = description.doc
+    if getattr(request, "include_synonyms", False):
+        synonyms = [(name, overrides[name], SOURCE_TOPIC)] if name in overrides else []
+        synonyms += [(s, v, SOURCE_STATIC_BROKER) for s, v in from_broker]
+        if description.first_synonym_has_default:
+            synonyms.append((description.synonyms[0], default(_DEFAULTS), SOURCE_DEFAULT))
+        entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
+    return entry
 
 
 def _config(name: str, value: str, source: int, read_only: bool = False) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""DescribeConfigs' synonyms, sources, types and documentation (KIP-226), as Kafka
+reports them: a topic override first, then the broker settings given, then the default
+of the broker setting the topic config falls back to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.support.inprocess import InProcessBroker
+from tests.support.rawclient import RawClient
+
+DESCRIBE_CONFIGS, CREATE_TOPICS = 32, 19
+TOPIC_RESOURCE = 2
+TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+INT, LONG, LIST = 3, 5, 7
+
+
+def _describe(
+    client: RawClient, topic: str, keys: list[str], documentation: bool = False
+) -> dict[str, Any]:
+    response = client.request(
+        DESCRIBE_CONFIGS,
+        4,
+        resources=[
+            {"resource_type": TOPIC_RESOURCE, "resource_name": topic, "configuration_keys": keys}
+        ],
+        include_synonyms=True,
+        include_documentation=documentation,
+    )
+    return {c.name: c for c in response.results[0].configs}
+
+
+def _synonyms(entry: Any) -> list[tuple[str, str, int]]:
+    return [(s.name, s.value, s.source) for s in entry.synonyms]
+
+
+def test_synonyms_name_the_override_the_given_broker_setting_and_the_default(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start(**{"log.retention.hours": "48", "log.cleanup.policy": "compact"})
+    with RawClient(broker.bootstrap) as client:
+        created = client.request(
+            CREATE_TOPICS,
+            5,
+            topics=[
+                {
+                    "name": "synonyms",
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [{"name": "segment.bytes", "value": "2097152"}],
+                }
+            ],
+            timeout=10_000,
+            validate_only=False,
+        )
+        assert created.topics[0].error_code == 0
+        configs = _describe(
+            client,
+            "synonyms",
+            ["retention.ms", "cleanup.policy", "segment.bytes", "max.message.bytes"],
+        )
+    retention = configs["retention.ms"]
+    assert (retention.value, retention.config_source) == ("172800000", STATIC_BROKER_CONFIG)
+    # log.retention.ms has no default of its own (its hours form carries it): no
+    # DEFAULT_CONFIG synonym, as in Kafka.
+    assert _synonyms(retention) == [("log.retention.hours", "48", STATIC_BROKER_CONFIG)]
+    assert retention.config_type == LONG
+    policy = configs["cleanup.policy"]
+    assert (policy.value, policy.config_source) == ("compact", STATIC_BROKER_CONFIG)
+    assert _synonyms(policy) == [
+        ("log.cleanup.policy", "compact", STATIC_BROKER_CONFIG),
+        ("log.cleanup.policy", "delete", DEFAULT_CONFIG),
+    ]
+    assert policy.config_type == LIST
+    segment = configs["segment.bytes"]
+    assert (segment.value, segment.config_source) == ("2097152", TOPIC_CONFIG)
+    assert _synonyms(segment) == [
+        ("segment.bytes", "2097152", TOPIC_CONFIG),
+        ("log.segment.bytes", str(1024**3), DEFAULT_CONFIG),
+    ]
+    assert configs["max.message.bytes"].config_source == DEFAULT_CONFIG
+    assert configs["max.message.bytes"].config_type == INT
+    assert not any(c.documentation for c in configs.values())  # not asked for
+
+
+def test_documentation_only_when_asked(shared_broker: InProcessBroker) -> None:
+    with RawClient(shared_broker.bootstrap) as client:
+        client.request(
+            CREATE_TOPICS,
+            5,
+            topics=[
+                {
+                    "name": "documented",
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [],
+                }
+            ],
+            timeout=10_000,
+            validate_only=False,
+        )
+        configs = _describe(client, "documented", [], documentation=True)
+    assert len(configs) > 15
+    assert all(c.documentation for c in configs.values())
