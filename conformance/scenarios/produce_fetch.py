@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 from conformance import wire
@@ -382,3 +383,49 @@ def partition_listed_twice(ctx: Ctx) -> None:
     )
     values = wire.decode_batches(wire.fetch_one(client, "pf-twice", 0).records)
     ctx.record("values", [r["value"] for b in values for r in b.records])
+
+
+@scenario()
+def fetch_by_topic_id_versions(ctx: Ctx) -> None:
+    """Fetch v13-v18 name topics by id (KIP-516): the same records at every version; v17
+    and v18 add replica fields only (KIP-853, KIP-1166); an unknown id."""
+    client = ctx.raw()
+    _setup(ctx, client, "pf-ids")
+    recs = [Rec(b"k%d" % i, b"v%d" % i, timestamp=T0 + i) for i in range(3)]
+    ctx.record("produce", _produced(wire.produce(client, "pf-ids", wire.encode_batch(recs)), ctx))
+    topic_id = wire.metadata(client, ["pf-ids"]).topics[0].topic_id
+    for version in (13, 16, 17, 18):
+        for name, wanted in (("known", topic_id), ("unknown", uuid.UUID(int=99))):
+            response = client.request(
+                wire.FETCH,
+                version,
+                replica_id=-1,
+                replica_state={"replica_id": -1, "replica_epoch": -1},
+                max_wait=0,
+                min_bytes=0,
+                max_bytes=1 << 20,
+                isolation_level=0,
+                session_id=0,
+                session_epoch=-1,
+                topics=[
+                    {
+                        "topic_id": wanted,
+                        "partitions": [
+                            {
+                                "partition": 0,
+                                "current_leader_epoch": -1,
+                                "fetch_offset": 0,
+                                "last_fetched_epoch": -1,
+                                "log_start_offset": -1,
+                                "partition_max_bytes": 1 << 20,
+                            }
+                        ],
+                    }
+                ],
+                forgotten_topics_data=[],
+                rack_id="",
+            )
+            ctx.record(f"v{version}.{name}.error", err(response.error_code))
+            topic = response.responses[0]
+            ctx.record(f"v{version}.{name}.id_echoed", topic.topic_id == wanted)
+            ctx.record(f"v{version}.{name}.partition", _fetched(topic.partitions[0], ctx))

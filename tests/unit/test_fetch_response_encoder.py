@@ -15,7 +15,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.fetch_response import encode_fetch_response
 
 FETCH = 1
-VERSIONS = range(4, 17)  # as broker/app.py's ROUTES serve Fetch
+VERSIONS = range(4, 19)  # as broker/app.py's ROUTES serve Fetch
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 int64 = st.integers(-(2**63), 2**63 - 1)

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 # follows Kafka's KafkaApis (broker/authorization.py).
 ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (0, 3, 12, produce.produce, authz.produce, authz.refuse_produce),
-    (1, 4, 16, fetch.fetch, authz.fetch, authz.refuse_top_level),
+    (1, 4, 18, fetch.fetch, authz.fetch, authz.refuse_top_level),
     (2, 1, 11, offsets.list_offsets, authz.list_offsets, authz.refuse_top_level),
     (3, 0, 13, cluster.metadata, authz.metadata, authz.refuse_top_level),
     (8, 2, 10, groups.offset_commit, authz.offset_commit, authz.refuse_offset_commit),

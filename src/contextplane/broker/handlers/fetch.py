@@ -87,6 +87,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             partition = None
             if name is None:
                 entry["error_code"] = ErrorCode.unknown_topic_id
+                entry["aborted_transactions"] = []  # Kafka's answer lists none, not null
             elif ctx.denied(ResourceType.TOPIC, name):
                 entry["error_code"] = ErrorCode.topic_authorization_failed
             else:
