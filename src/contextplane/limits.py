@@ -15,6 +15,12 @@ OBJECT_READ_COALESCE_BYTES = 1024 * 1024
 OBJECT_READ_SPAN_BYTES = UPLOAD_BYTES_MAX
 OBJECT_READ_CONCURRENCY = 8
 OBJECT_READ_PART_BYTES = 4 * 1024 * 1024
+# Read-ahead (RFC 0003, 2d): a stream's window is its read rate x 2 GET p99s, within
+# AutoMQ's StreamReader.Readahead bounds (512 KiB start, 32 MiB cap). Catch-up fetches
+# planned and assembled at once (2e): 2, one per core of the machines we size for.
+OBJECT_READ_AHEAD_MIN_BYTES = 512 * 1024
+OBJECT_READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024
+OBJECT_READ_FETCH_CONCURRENCY = 2
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
 WAL_SEGMENT_BYTES = 64 * 1024 * 1024
 # Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).

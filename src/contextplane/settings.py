@@ -74,6 +74,11 @@ class Settings:
     object_read_span_bytes: int = limits.OBJECT_READ_SPAN_BYTES
     object_read_part_bytes: int = limits.OBJECT_READ_PART_BYTES
     object_read_concurrency: int = limits.OBJECT_READ_CONCURRENCY
+    # Read-ahead on/off and its window bounds; catch-up fetches assembled at once.
+    object_read_ahead_enable: bool = True
+    object_read_ahead_min_bytes: int = limits.OBJECT_READ_AHEAD_MIN_BYTES
+    object_read_ahead_max_bytes: int = limits.OBJECT_READ_AHEAD_MAX_BYTES
+    object_read_fetch_concurrency: int = limits.OBJECT_READ_FETCH_CONCURRENCY
     wal_fsync: bool = True
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX

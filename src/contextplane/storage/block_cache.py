@@ -9,7 +9,8 @@ in-flight share and as parts of at most `object.read.part.bytes`.
 Cached spans are kept per object, sorted by start, with no span inside another (a new
 span drops the ones it contains), so starts and ends ascend together and the span that
 can hold a range is found by one bisection. Least recently used spans go first once the
-block cache share of the budget is full.
+block cache share of the budget is full; spans read ahead (`prefetch`, readahead.py)
+that no reader has used yet go only after every span already read.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ class BlockCache:
         self._objects = objects
         self._budget = budget
         self._gets = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._gets_started = 0  # GETs holding or waiting for a slot
+        self.ahead_bytes = 0  # read-ahead spans in flight or cached and not yet read
         self._coalesce_bytes = coalesce_bytes
         self._span_bytes = span_bytes
         self._part_bytes = part_bytes
-        self._lru: OrderedDict[SpanKey, memoryview] = OrderedDict()
+        self._lru: OrderedDict[SpanKey, memoryview] = OrderedDict()  # spans read
+        self._ahead: OrderedDict[SpanKey, memoryview] = OrderedDict()  # read ahead, unread
         self._starts: dict[str, list[int]] = {}  # per object, ascending
         self._ends: dict[str, list[int]] = {}  # per object, in the order of the starts
         self._pending: dict[str, dict[tuple[int, int], asyncio.Task[memoryview]]] = {}
@@ -59,7 +64,7 @@ class BlockCache:
     async def read_ranges(self, records: Sequence[RangeRecord]) -> list[memoryview | BaseException]:
         """The bytes of each range, or the error of the GET that was to read it."""
         results: list[memoryview | BaseException | None] = [None] * len(records)
-        waiting: list[tuple[int, asyncio.Task[memoryview], int]] = []  # index, GET, start
+        waiting: list[tuple[int, asyncio.Task[memoryview], SpanKey]] = []  # index, GET, span
         missing: list[RangeRecord] = []
         for index, record in enumerate(records):
             data = self._cached(record)
@@ -73,29 +78,61 @@ class BlockCache:
                 missing.append(record)
         if missing:
             spans = coalesce(missing, self._coalesce_bytes, self._span_bytes)
-            get_of: dict[int, tuple[asyncio.Task[memoryview], int]] = {}
+            get_of: dict[int, tuple[asyncio.Task[memoryview], SpanKey]] = {}
             for span in spans:
                 for part in split_parts(span, self._part_bytes):
-                    task = self._start_get(part)
+                    task = self._start_get(part, ahead=False)
                     for record in part.ranges:
-                        get_of[id(record)] = (task, part.start)
+                        get_of[id(record)] = (task, (part.object_key, part.start, part.end))
             for index, record in enumerate(records):
                 if results[index] is None and id(record) in get_of:
                     waiting.append((index, *get_of[id(record)]))
         if waiting:
             # The GETs are shared: a reader that gives up does not cancel them for others.
             await asyncio.wait({task for _, task, _ in waiting})
-        for index, task, start in waiting:
+        for index, task, span in waiting:
             error = task.exception()
             if error is not None:
                 results[index] = error
                 continue
+            self._promote(span)  # a joined read-ahead span has been read now
             record = records[index]
-            offset = record.position - start
+            offset = record.position - span[1]
             results[index] = task.result()[offset : offset + record.size]
         return [r for r in results if r is not None]
 
-    def _cached(self, record: RangeRecord) -> memoryview | None:
+    def prefetch(self, records: Sequence[RangeRecord]) -> set[int]:
+        """Read ahead: start GETs for the ranges neither cached nor in flight, while fewer
+        than half of the GET slots are taken (a fetch's own GETs never queue behind more
+        than half of them). Returns the ids of the ranges now cached or being read; the
+        rest are left for a later call. Nothing waits on these GETs, and a failed one is
+        not cached: a reader that needs its range reads it itself."""
+        covered: set[int] = set()
+        missing: list[RangeRecord] = []
+        for record in records:
+            if self._find(record) is not None or self._in_flight(record) is not None:
+                covered.add(id(record))
+            else:
+                missing.append(record)
+        for span in coalesce(missing, self._coalesce_bytes, self._span_bytes):
+            for part in split_parts(span, self._part_bytes):
+                if 2 * self._gets_started >= self._concurrency:
+                    return covered
+                self._start_get(part, ahead=True)
+                covered.update(id(record) for record in part.ranges)
+        return covered
+
+    def ahead_room(self) -> int:
+        """The block cache share less the read-ahead bytes no reader has used yet (spans
+        already read are evicted first, so they make room)."""
+        return self._budget.block_cache_limit - self.ahead_bytes
+
+    @property
+    def share_bytes(self) -> int:
+        return self._budget.block_cache_limit
+
+    def _find(self, record: RangeRecord) -> SpanKey | None:
+        """The cached span that holds `record`."""
         starts = self._starts.get(record.object_key)
         if not starts:
             return None
@@ -105,32 +142,55 @@ class BlockCache:
         end = self._ends[record.object_key][index]
         if record.position + record.size > end:
             return None
-        key = (record.object_key, starts[index], end)
+        return (record.object_key, starts[index], end)
+
+    def _cached(self, record: RangeRecord) -> memoryview | None:
+        key = self._find(record)
+        if key is None:
+            return None
+        self._promote(key)
         self._lru.move_to_end(key)
-        offset = record.position - starts[index]
+        offset = record.position - key[1]
         return self._lru[key][offset : offset + record.size]
 
-    def _in_flight(self, record: RangeRecord) -> tuple[asyncio.Task[memoryview], int] | None:
+    def _promote(self, key: SpanKey) -> None:
+        """A read-ahead span was read: it is evicted as a read span from now on."""
+        data = self._ahead.pop(key, None)
+        if data is not None:
+            self.ahead_bytes -= len(data)
+            self._lru[key] = data
+
+    def _in_flight(self, record: RangeRecord) -> tuple[asyncio.Task[memoryview], SpanKey] | None:
         gets = self._pending.get(record.object_key)
         if gets:
             for (start, end), task in gets.items():
                 if start <= record.position and record.position + record.size <= end:
-                    return task, start
+                    return task, (record.object_key, start, end)
         return None
 
-    def _start_get(self, span: Span) -> asyncio.Task[memoryview]:
-        task = asyncio.get_running_loop().create_task(self._get(span))
+    def _start_get(self, span: Span, ahead: bool) -> asyncio.Task[memoryview]:
+        task = asyncio.get_running_loop().create_task(self._get(span, ahead))
         self._pending.setdefault(span.object_key, {})[(span.start, span.end)] = task
-        task.add_done_callback(lambda t: self._got(span, t))
+        self._gets_started += 1
+        if ahead:
+            self.ahead_bytes += span.size
+        task.add_done_callback(lambda t: self._got(span, t, ahead))
         return task
 
-    async def _get(self, span: Span) -> memoryview:
+    async def _get(self, span: Span, ahead: bool) -> memoryview:
         async with self._gets, self._budget.reserve(span.size):
             data = await self._objects.get_range(span.object_key, span.start, span.end)
-        self._insert(span.object_key, span.start, span.end, data)
+        if ahead:
+            self.ahead_bytes -= span.size  # before the insert counts the cached span
+            self._insert(span.object_key, span.start, span.end, data, self._ahead)
+        else:
+            self._insert(span.object_key, span.start, span.end, data, self._lru)
         return data
 
-    def _got(self, span: Span, task: asyncio.Task[memoryview]) -> None:
+    def _got(self, span: Span, task: asyncio.Task[memoryview], ahead: bool) -> None:
+        self._gets_started -= 1
+        if ahead and (task.cancelled() or task.exception() is not None):
+            self.ahead_bytes -= span.size  # a failed read-ahead leaves nothing behind
         gets = self._pending.get(span.object_key)
         if gets is not None:
             gets.pop((span.start, span.end), None)
@@ -139,7 +199,14 @@ class BlockCache:
         if not task.cancelled():
             task.exception()  # retrieved: readers that gave up need not see it
 
-    def _insert(self, object_key: str, start: int, end: int, data: memoryview) -> None:
+    def _insert(
+        self,
+        object_key: str,
+        start: int,
+        end: int,
+        data: memoryview,
+        tier: OrderedDict[SpanKey, memoryview],
+    ) -> None:
         starts = self._starts.setdefault(object_key, [])
         ends = self._ends.setdefault(object_key, [])
         index = bisect.bisect_right(starts, start) - 1
@@ -155,14 +222,33 @@ class BlockCache:
         starts.insert(first, start)
         ends.insert(first, end)
         budget = self._budget
-        self._lru[(object_key, start, end)] = data
+        key = (object_key, start, end)
+        tier[key] = data
         budget.block_cache_bytes += len(data)
-        while budget.block_cache_bytes > budget.block_cache_limit and len(self._lru) > 1:
-            self._evict(next(iter(self._lru)))
+        if tier is self._ahead:
+            self.ahead_bytes += len(data)
+        while budget.block_cache_bytes > budget.block_cache_limit:
+            victim = self._victim(key)
+            if victim is None:
+                break
+            self._evict(victim)
         budget.on_shrink()  # the log cache's room shrank
 
+    def _victim(self, keep: SpanKey) -> SpanKey | None:
+        """The span to evict first: the least recently used read one, then the oldest
+        read-ahead one (never `keep`, the span just inserted)."""
+        for tier in (self._lru, self._ahead):
+            for key in tier:
+                if key != keep:
+                    return key
+        return None
+
     def _drop(self, key: SpanKey) -> None:
-        self._budget.block_cache_bytes -= len(self._lru.pop(key))
+        data = self._lru.pop(key, None)
+        if data is None:
+            data = self._ahead.pop(key)
+            self.ahead_bytes -= len(data)
+        self._budget.block_cache_bytes -= len(data)
 
     def _evict(self, key: SpanKey) -> None:
         object_key, start, _ = key

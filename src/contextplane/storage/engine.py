@@ -49,10 +49,17 @@ from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
-from contextplane.storage.objectstore import ObjectStore, open_object_store
+from contextplane.storage.objectstore import (
+    BoundedObjectStore,
+    GetLatency,
+    ObjectStore,
+    open_object_store,
+)
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
 from contextplane.storage.partition import CachedBatch, PartitionLog, load_state
 from contextplane.storage.producer_expiry import run_producer_expiry
+from contextplane.storage.read_lane import ReadLane
+from contextplane.storage.readahead import Readahead
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
 from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
@@ -165,7 +172,21 @@ class StorageEngine:
             settings.upload_bytes,
             self.uploader.wakeup.set,
         )
-        self._reader = Reader(self.log_cache, self.blocks)
+        self.readahead = Readahead(
+            self.blocks,
+            (
+                self.objects.get_latency
+                if isinstance(self.objects, BoundedObjectStore)
+                else GetLatency()
+            ),
+            clock,
+            lambda: len(self._by_stream),
+            settings.object_read_ahead_min_bytes,
+            settings.object_read_ahead_max_bytes,
+            settings.object_read_ahead_enable,
+        )
+        self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
+        self._reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self._tasks: list[asyncio.Task[None]] = []
         self._refusing = False  # for logging each refusal episode once
 
@@ -368,10 +389,13 @@ class StorageEngine:
         )
 
     async def read_many(
-        self, requests: Sequence[ReadRequest], max_bytes: int
+        self,
+        requests: Sequence[ReadRequest],
+        max_bytes: int,
+        yield_due: Callable[[], bool] | None = None,
     ) -> list[list[bytes | memoryview] | KafkaError | OSError]:
         """The partitions of one Fetch, read together (reader.py)."""
-        return await self._reader.read_many(requests, max_bytes)
+        return await self._reader.read_many(requests, max_bytes, yield_due)
 
     async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
         return await self.log_cache.batch_bytes(batches)

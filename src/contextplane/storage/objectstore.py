@@ -11,6 +11,9 @@ faults). Both are used through `BoundedObjectStore`, which gives every request i
   partitions that all need the store answers within one bound rather than one per
   partition.
 
+It also records how long recent GETs took (`get_latency`): read-ahead reads as far ahead
+as a consumer gets in two p99 GET latencies.
+
 The contract every store keeps: `put` returns only once the object is durable (the
 broker trims its WAL after that); deleting an absent object is not an error; a listing
 comes in pages of at most the asked number of keys, in no particular order; every
@@ -20,6 +23,7 @@ failure is an ObjectStoreError.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -44,6 +48,27 @@ class ObjectInfo:
 
     key: str
     modified_ms: int
+
+
+class GetLatency:
+    """The durations of the last GETs that succeeded, and their p99."""
+
+    SAMPLES = 512
+
+    def __init__(self) -> None:
+        self._samples: deque[int] = deque(maxlen=self.SAMPLES)
+        self._p99_ms: int | None = 0  # None: to recompute
+
+    def record(self, ms: int) -> None:
+        self._samples.append(ms)
+        self._p99_ms = None
+
+    def p99_ms(self) -> int:
+        """The 99th percentile of the recorded durations (0 before any)."""
+        if self._p99_ms is None:
+            ordered = sorted(self._samples)
+            self._p99_ms = ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+        return self._p99_ms
 
 
 class ObjectStore(Protocol):
@@ -80,6 +105,7 @@ class BoundedObjectStore:
         self.gets = 0
         self.get_bytes = 0
         self.deletes = 0
+        self.get_latency = GetLatency()
 
     async def _bounded(self, what: str, operation: Awaitable[_T]) -> _T:
         try:
@@ -108,12 +134,14 @@ class BoundedObjectStore:
         what = f"get {key} [{start}, {end})"
         if self._clock.monotonic_ms() < self._reads_fail_until_ms:
             raise ObjectStoreError(f"{what}: the object store did not answer a read just now")
+        started_ms = self._clock.monotonic_ms()
         try:
             data = await self._bounded(what, self.store.get_range(key, start, end))
         except ObjectStoreError as exc:
             if exc.timed_out:
                 self._reads_fail_until_ms = self._clock.monotonic_ms() + READS_FAIL_FAST_MS
             raise
+        self.get_latency.record(self._clock.monotonic_ms() - started_ms)
         self.gets += 1
         self.get_bytes += len(data)
         return data

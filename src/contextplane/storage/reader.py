@@ -3,15 +3,17 @@
 The log cache serves the tail with no I/O (bytes that left memory are read back from the
 WAL); older offsets come from objects, found through the partition's object index. The
 partitions of one Fetch that need objects are planned together (read_plan.py) and their
-ranges read at once through the block cache (coalesced, parallel GETs). A read never
-returns a batch at or past the high watermark (the last stable offset for a
+ranges read at once through the block cache (coalesced, parallel GETs), in a slot of
+the read lane (read_lane.py), with read-ahead started for the streams read (readahead.py).
+A read never returns a batch at or past the high watermark (the last stable offset for a
 read_committed consumer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from contextplane.errors import KafkaError
@@ -21,7 +23,9 @@ from contextplane.protocol.records import iter_batch_headers
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.read_plan import PlanPartition, plan_ranges
+from contextplane.storage.readahead import Readahead
 
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
@@ -40,9 +44,17 @@ class ReadRequest:
 
 
 class Reader:
-    def __init__(self, log_cache: LogCache, blocks: BlockCache) -> None:
+    def __init__(
+        self,
+        log_cache: LogCache,
+        blocks: BlockCache,
+        lane: ReadLane | None = None,
+        readahead: Readahead | None = None,
+    ) -> None:
         self._log_cache = log_cache
         self._blocks = blocks
+        self._lane = lane or ReadLane()
+        self._readahead = readahead
 
     async def read(
         self,
@@ -64,12 +76,18 @@ class Reader:
         return await self._read_objects(partition, offset, end, bytes_max, allow_oversize)
 
     async def read_many(
-        self, requests: Sequence[ReadRequest], max_bytes: int
+        self,
+        requests: Sequence[ReadRequest],
+        max_bytes: int,
+        yield_due: Callable[[], bool] | None = None,
     ) -> list[Chunks | KafkaError | OSError]:
         """Each partition's batches, or its error, as `read` of each in turn with a
         response bound of `max_bytes` would answer (KIP-74: only the first batch of the
         first non-empty partition may exceed a bound), except that a partition read from
-        objects may get fewer batches: the ones its planned ranges hold."""
+        objects may get fewer batches: the ones its planned ranges hold.
+
+        A read that needs objects waits for a slot of the read lane; while it assembles,
+        it gives the loop back between partitions whenever `yield_due()` says so."""
         results: list[Chunks | KafkaError | OSError | None] = [None] * len(requests)
         total = 0
         # A tail fetch: partitions the log cache answers are read in turn, as `read` does;
@@ -87,7 +105,10 @@ class Reader:
             limit = max(min(request.bytes_max, max_bytes - total), 0)
             cached = partition.cached_from(offset, limit, total == 0, end)
             if cached is None:
-                await self._read_planned(requests, index, results, total, max_bytes)
+                async with self._lane:
+                    await self._read_planned(
+                        requests, index, results, total, max_bytes, yield_due or _never
+                    )
                 break
             try:
                 chunks = await self._log_cache.batch_bytes(cached)
@@ -105,6 +126,7 @@ class Reader:
         results: list[Chunks | KafkaError | OSError | None],
         total: int,
         max_bytes: int,
+        yield_due: Callable[[], bool],
     ) -> None:
         """`read_many` from `requests[first]` on, with `total` bytes already read: the
         partitions that need objects are planned and read at once, then every partition
@@ -134,11 +156,18 @@ class Reader:
                 budget -= sum(batch.size for batch in cached or ())
         plan_ranges(list(plans.values()), max(budget, 0))
         taken = [record for plan in plans.values() for record in plan.taken]
+        readahead = self._readahead
+        if readahead is not None:
+            for index, plan in plans.items():
+                readahead.read(requests[index].partition, requests[index].offset, plan.taken)
+            readahead.schedule()  # runs once read_ranges has started this fetch's GETs
         read = await self._blocks.read_ranges(taken)
         data = {id(record): got for record, got in zip(taken, read, strict=True)}
         for index in range(first, len(requests)):
             if results[index] is not None:
                 continue
+            if yield_due():
+                await asyncio.sleep(0)
             request = requests[index]
             partition, offset, end = request.partition, request.offset, ends[index]
             limit = max(min(request.bytes_max, max_bytes - total), 0)
@@ -189,6 +218,10 @@ class Reader:
         ]
         result.extend(await self._log_cache.batch_bytes(tail))
         return result
+
+
+def _never() -> bool:
+    return False
 
 
 def _cache_holds(partition: PartitionLog, offset: int, end: int) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.loopshare import LoopShare
 from contextplane.broker.read_receipts import returned_range_of
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -178,7 +179,8 @@ async def _read_all(
         )
         for _, partition, wanted in reading
     ]
-    results = await storage.read_many(requests, budget)
+    # A catch-up read's assembly gives the loop back between partitions, as Metadata does.
+    results = await storage.read_many(requests, budget, LoopShare().due)
     total = 0
     for (entry, partition, wanted), chunks in zip(reading, results, strict=True):
         if isinstance(chunks, KafkaError):

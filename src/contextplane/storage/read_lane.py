@@ -1,0 +1,42 @@
+"""The read lane: how many fetches that read from objects are planned and assembled at
+once (RFC 0003, 2e).
+
+The GETs themselves cost the event loop nothing while they are in flight (obstore's
+threads), but planning a catch-up fetch and slicing its batches out of spans is loop
+time, O(partitions). A fetch that needs objects holds one of
+`object.read.fetch.concurrency` slots for that work, so however many consumers replay at
+once, the loop time their responses take is bounded; tail fetches answered from the log
+cache never take a slot, so they do not queue behind catch-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from contextplane import limits
+
+
+class ReadLane:
+    def __init__(self, slots: int = limits.OBJECT_READ_FETCH_CONCURRENCY) -> None:
+        self._slots = asyncio.Semaphore(slots)
+        self.slots = slots
+        self.busy = 0  # fetches holding a slot
+        self.waiting = 0  # fetches waiting for one
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.busy += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.busy -= 1
+        self._slots.release()
