@@ -9,7 +9,9 @@ simulation). Faults are plain attributes, set by the test:
 * `lose_put_replies`: a put stores the object and then fails, as when the reply is lost
   (the broker is left with an object nothing references);
 * `stall()` / `resume()`: requests hang until resumed (`BoundedObjectStore` times them
-  out); a put stalls after its object landed and before it is durable.
+  out); a put stalls after its object landed and before it is durable;
+* `stall_gets(key)` / `resume_gets(key)`: GETs of one object hang until resumed, the
+  others run (`get_requests` lists every GET asked for, in order).
 
 An object is durable once its put returned. A crash is `ObjectBucket.crash(keep)`:
 objects whose put had not returned survive only if `keep(key)` says so, and every store
@@ -59,12 +61,22 @@ class MemoryObjectStore:
         self._running = asyncio.Event()
         self._running.set()
         self.put_sizes: list[int] = []  # of every put that returned
+        self.get_requests: list[tuple[str, int, int]] = []  # (key, start, end) of every GET
+        self._stalled_gets: dict[str, asyncio.Event] = {}
 
     def stall(self) -> None:
         self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
+
+    def stall_gets(self, key: str) -> None:
+        self._stalled_gets.setdefault(key, asyncio.Event())
+
+    def resume_gets(self, key: str) -> None:
+        event = self._stalled_gets.pop(key, None)
+        if event is not None:
+            event.set()
 
     @property
     def alive(self) -> bool:
@@ -94,7 +106,11 @@ class MemoryObjectStore:
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         what = f"get {key} [{start}, {end})"
+        self.get_requests.append((key, start, end))
         await self._request("get", what)
+        stalled = self._stalled_gets.get(key)
+        if stalled is not None:
+            await stalled.wait()
         data = self.bucket.objects.get(key)
         if data is None:
             raise ObjectStoreError(f"{what}: no such object")
