@@ -292,3 +292,18 @@ def test_the_read_lane_holds_a_third_catch_up_fetch_but_never_a_tail_fetch() -> 
         assert s.lane.busy == 0
 
     asyncio.run(run())
+
+
+def test_streams_are_bounded_by_live_partitions_and_forgotten_when_idle() -> None:
+    s = setup({})
+    s.readahead = Readahead(s.blocks, s.bounded.get_latency, s.clock, lambda: 2)
+    partitions = [synthetic_partition(10, 1_000) for _ in range(3)]
+    for stream_id, partition in enumerate(partitions):
+        partition.stream_id = stream_id
+        s.readahead.read(partition, 0, list(partition.ranges)[:1])
+    assert list(s.readahead.streams) == [1, 2]  # the least recently read went
+    s.clock.advance(59_000)
+    s.readahead.read(partitions[2], 1, list(partitions[2].ranges)[1:2])
+    s.clock.advance(2_000)  # stream 1: 61 s unread; stream 2: 2 s
+    s.readahead.read(partitions[0], 0, list(partitions[0].ranges)[:1])
+    assert list(s.readahead.streams) == [2, 0]
