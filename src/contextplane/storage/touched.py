@@ -1,6 +1,6 @@
 """Which producer ids of a partition changed since the last object commit wrote them.
 
-An object commit writes only these producers' rows (metadata/sqlite_producer_state.py),
+An object commit writes only these producers' rows (metadata/sql_producer_state.py),
 so its cost follows what changed, not the size of the producer table. Each touch gets a
 number: a commit settles only the touches it saw, so a producer touched again while the
 commit was on its way is written by the next one.

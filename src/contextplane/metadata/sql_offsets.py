@@ -1,17 +1,15 @@
-"""Committed group offsets on SQLite: the one statement that writes them, used by an
+"""Committed group offsets in SQL: the one statement that writes them, used by an
 OffsetCommit and by the commit of a transaction's pending offsets."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from contextplane.metadata.records import OffsetRow
+from contextplane.metadata.sql_db import Db
 
 
-def upsert_group_offsets(
-    db: sqlite3.Connection, group_id: str, rows: Iterable[OffsetRow], now_ms: int
-) -> None:
+def upsert_group_offsets(db: Db, group_id: str, rows: Iterable[OffsetRow], now_ms: int) -> None:
     db.executemany(
         "INSERT INTO group_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
         " (group_id, topic, partition) DO UPDATE SET committed_offset=excluded."

@@ -1,4 +1,4 @@
-"""Producer state rows in SQLite: one row per (stream, producer id) and one per aborted
+"""Producer state rows: one row per (stream, producer id) and one per aborted
 transaction (migration 0009).
 
 An object commit upserts the rows of the producers touched since the previous commit and
@@ -11,15 +11,13 @@ The batches of a row are serialised here, on the store's worker thread.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 
 from contextplane.metadata.records import ProducerRow, ProducerStateDelta, StoredProducerState
+from contextplane.metadata.sql_db import Db
 
 
-def write(
-    db: sqlite3.Connection, deltas: dict[int, ProducerStateDelta], committed: Collection[int]
-) -> None:
+def write(db: Db, deltas: dict[int, ProducerStateDelta], committed: Collection[int]) -> None:
     """Apply the committed streams' deltas (inside the commit's transaction)."""
     upserts: list[tuple[int, int, int | None, str, int | None]] = []
     deletes: list[tuple[int, int]] = []
@@ -36,20 +34,24 @@ def write(
         aborted.extend((stream_id, a[2], a[0], a[1]) for a in delta.aborted)
         trims.append((stream_id, delta.log_start_offset))
     db.executemany(
-        "INSERT OR REPLACE INTO producer_states"
-        " (stream_id, producer_id, epoch, batches, txn_first_offset) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO producer_states"
+        " (stream_id, producer_id, epoch, batches, txn_first_offset) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (stream_id, producer_id) DO UPDATE SET epoch=excluded.epoch,"
+        " batches=excluded.batches, txn_first_offset=excluded.txn_first_offset",
         upserts,
     )
     db.executemany("DELETE FROM producer_states WHERE stream_id=? AND producer_id=?", deletes)
     db.executemany(
-        "INSERT OR REPLACE INTO aborted_transactions"
-        " (stream_id, last_offset, producer_id, first_offset) VALUES (?, ?, ?, ?)",
+        "INSERT INTO aborted_transactions"
+        " (stream_id, last_offset, producer_id, first_offset) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (stream_id, last_offset) DO UPDATE SET producer_id=excluded.producer_id,"
+        " first_offset=excluded.first_offset",
         aborted,
     )
     db.executemany("DELETE FROM aborted_transactions WHERE stream_id=? AND last_offset < ?", trims)
 
 
-def load(db: sqlite3.Connection, topic: str | None) -> dict[int, StoredProducerState]:
+def load(db: Db, topic: str | None) -> dict[int, StoredProducerState]:
     """The stored state of every stream (of `topic`, if given) that has any."""
     where, args = (
         ("", ())

@@ -1,8 +1,8 @@
-"""The SQLite statements of object lifetimes (migrations 0007, 0008): objects no range
+"""The statements of object lifetimes (migrations 0007, 0008): objects no range
 references any more wait in `objects_to_delete` until they are due; the cleaner's swap of
 a partition's ranges; object compaction's candidates and its swap of many streams' ranges;
 which keys the store knows (the orphan sweep). The engine and store
-methods over them are mixed into `SqliteEngine` and `SqliteMetadataStore`.
+methods over them are mixed into `SqlEngine` and `SqlMetadataStore`.
 
 An object leaves `objects` in the transaction that drops its last range and enters
 `objects_to_delete` in that same transaction, so no crash can lose track of it: it is
@@ -13,7 +13,6 @@ which is what the orphan sweep looks for.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,9 +24,10 @@ from contextplane.metadata.records import (
     RangeSwap,
     SwapOutcome,
 )
+from contextplane.metadata.sql_db import Db
 
 
-def unreference_orphans(db: sqlite3.Connection, due_ms: int) -> list[str]:
+def unreference_orphans(db: Db, due_ms: int) -> list[str]:
     """Move objects no range references into `objects_to_delete`, due at `due_ms` (an
     object already waiting keeps the later of its two due times); returns their keys."""
     rows = db.execute(
@@ -37,10 +37,21 @@ def unreference_orphans(db: sqlite3.Connection, due_ms: int) -> list[str]:
     db.executemany("DELETE FROM objects WHERE object_id=?", [(r[0],) for r in rows])
     db.executemany(
         "INSERT INTO objects_to_delete (key, due_ms) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET due_ms=MAX(due_ms, excluded.due_ms)",
+        " ON CONFLICT (key) DO UPDATE SET due_ms=CASE WHEN objects_to_delete.due_ms >"
+        " excluded.due_ms THEN objects_to_delete.due_ms ELSE excluded.due_ms END",
         [(r[1], due_ms) for r in rows],
     )
     return [r[1] for r in rows]
+
+
+def insert_object(db: Db, key: str, size: int, created_ms: int, level: int, streams: int) -> int:
+    """Insert an object row; returns its id."""
+    (object_id,) = db.execute(
+        "INSERT INTO objects (key, size, created_ms, level, streams) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING object_id",
+        (key, size, created_ms, level, streams),
+    ).fetchone()
+    return int(object_id)
 
 
 def _chunks(keys: list[str], size: int = 500) -> Iterable[list[str]]:
@@ -49,9 +60,9 @@ def _chunks(keys: list[str], size: int = 500) -> Iterable[list[str]]:
 
 
 class ObjectRows:
-    """`SqliteEngine`'s object lifetime methods (over its connection and transactions)."""
+    """`SqlEngine`'s object lifetime methods (over its connection and transactions)."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def due_deletions(self, now_ms: int, limit: int) -> list[str]:
         rows = self._db.execute(
@@ -65,7 +76,7 @@ class ObjectRows:
         return None if row[0] is None else int(row[0])
 
     def forget_deletions(self, keys: list[str]) -> None:
-        engine: Any = self  # a SqliteEngine: its BEGIN IMMEDIATE ... COMMIT
+        engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
             self._db.executemany("DELETE FROM objects_to_delete WHERE key=?", [(k,) for k in keys])
 
@@ -96,10 +107,7 @@ class ObjectRows:
         engine: Any = self
         db = self._db
         with engine._transaction():
-            row = db.execute(
-                "SELECT leader_epoch FROM partitions WHERE stream_id=?", (swap.stream_id,)
-            ).fetchone()
-            if row is None or row[0] != swap.epoch:
+            if engine.leader_epoch(swap.stream_id) != swap.epoch:
                 return False
             current = db.execute(
                 "SELECT r.base_offset, o.key FROM ranges r JOIN objects o"
@@ -114,16 +122,12 @@ class ObjectRows:
                 (swap.stream_id, swap.base_offset, swap.end_offset),
             )
             if swap.ranges:
-                cursor = db.execute(
-                    "INSERT INTO objects (key, size, created_ms, level, streams)"
-                    " VALUES (?, ?, ?, 1, 1)",
-                    (swap.key, swap.size, swap.created_ms),
-                )
+                object_id = insert_object(db, swap.key, swap.size, swap.created_ms, 1, 1)
                 db.executemany(
                     "INSERT INTO ranges (stream_id, base_offset, end_offset, object_id,"
                     " position, size, max_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (r.stream_id, r.base_offset, r.end_offset, cursor.lastrowid,
+                        (r.stream_id, r.base_offset, r.end_offset, object_id,
                          r.position, r.size, r.max_timestamp)
                         for r in swap.ranges
                     ],
@@ -140,9 +144,7 @@ class ObjectRows:
 _Replaced = tuple[int, int, tuple[tuple[int, str], ...]]
 
 
-def _stream_ranges_unchanged(
-    db: sqlite3.Connection, stream_id: int, ranges: list[_Replaced]
-) -> bool:
+def _stream_ranges_unchanged(db: Db, stream_id: int, ranges: list[_Replaced]) -> bool:
     """Whether each (base, end, replaced) still names exactly the stream's ranges starting
     in [base, end): same base offsets, same objects."""
     for base, end, replaced in ranges:
@@ -157,22 +159,21 @@ def _stream_ranges_unchanged(
     return True
 
 
-def _insert_output(db: sqlite3.Connection, output: CompactedObject, kept: set[int]) -> bool:
+def _insert_output(db: Db, output: CompactedObject, kept: set[int]) -> bool:
     """Insert `output` with the ranges of the streams kept; False (nothing inserted) when
     none of its streams was kept."""
     ranges = [r for r in output.ranges if r.stream_id in kept]
     if not ranges:
         return False
-    cursor = db.execute(
-        "INSERT INTO objects (key, size, created_ms, level, streams) VALUES (?, ?, ?, ?, ?)",
-        (output.key, output.size, output.created_ms, output.level,
-         len({r.stream_id for r in output.ranges})),
+    object_id = insert_object(
+        db, output.key, output.size, output.created_ms, output.level,
+        len({r.stream_id for r in output.ranges}),
     )  # fmt: skip
     db.executemany(
         "INSERT INTO ranges (stream_id, base_offset, end_offset, object_id, position, size,"
         " max_timestamp, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (r.stream_id, r.base_offset, r.end_offset, cursor.lastrowid, r.position, r.size,
+            (r.stream_id, r.base_offset, r.end_offset, object_id, r.position, r.size,
              r.max_timestamp, r.created_ms)
             for r in ranges
         ],
@@ -181,9 +182,9 @@ def _insert_output(db: sqlite3.Connection, output: CompactedObject, kept: set[in
 
 
 class CompactionRows:
-    """`SqliteEngine`'s object compaction methods: its candidates and its swap."""
+    """`SqlEngine`'s object compaction methods: its candidates and its swap."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def compaction_candidates(
         self, created_before_ms: int, live_ratio: float, limit: int
@@ -246,11 +247,9 @@ class CompactionRows:
                     (r.base_offset, r.end_offset, r.replaced)
                 )
         with engine._transaction():
-            for stream_id, ranges in by_stream.items():
-                row = db.execute(
-                    "SELECT leader_epoch FROM partitions WHERE stream_id=?", (stream_id,)
-                ).fetchone()
-                if row is None or row[0] != swap.epochs.get(stream_id):
+            for stream_id, ranges in sorted(by_stream.items()):
+                epoch = engine.leader_epoch(stream_id)
+                if epoch is None or epoch != swap.epochs.get(stream_id):
                     outcome.epoch_moved.add(stream_id)
                 elif not _stream_ranges_unchanged(db, stream_id, ranges):
                     outcome.ranges_moved.add(stream_id)
@@ -277,10 +276,10 @@ class CompactionRows:
 
 
 class ObjectCalls:
-    """`SqliteMetadataStore`'s object lifetime methods, run on its worker thread."""
+    """`SqlMetadataStore`'s object lifetime methods, run on its worker thread."""
 
     async def due_deletions(self, now_ms: int, limit: int) -> list[str]:
-        store: Any = self  # a SqliteMetadataStore
+        store: Any = self  # a SqlMetadataStore
         result: list[str] = await store._call(store.engine.due_deletions, now_ms, limit)
         return result
 

@@ -1,5 +1,5 @@
-"""The SQLite statements of the client quota table (migration 0004), and the engine and
-store methods over them (mixed into `SqliteEngine` and `SqliteMetadataStore`).
+"""The statements of the client quota table (migration 0004), and the engine and
+store methods over them (mixed into `SqlEngine` and `SqlMetadataStore`).
 
 The engine runs the statements inside its transactions; one AlterClientQuotas is one
 transaction.
@@ -8,11 +8,11 @@ transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from contextplane.metadata.records import ClientQuotaRecord
+from contextplane.metadata.sql_db import Db
 
 
 def _entity_text(entity: tuple[tuple[str, str | None], ...]) -> str:
@@ -23,12 +23,12 @@ def _entity(text: str) -> tuple[tuple[str, str | None], ...]:
     return tuple((str(t), None if n is None else str(n)) for t, n in json.loads(text))
 
 
-def load(db: sqlite3.Connection) -> list[ClientQuotaRecord]:
+def load(db: Db) -> list[ClientQuotaRecord]:
     rows = db.execute("SELECT entity, quota_key, value FROM client_quotas ORDER BY entity")
     return [ClientQuotaRecord(_entity(entity), key, value) for entity, key, value in rows]
 
 
-def alter(db: sqlite3.Connection, changes: Iterable[ClientQuotaRecord]) -> None:
+def alter(db: Db, changes: Iterable[ClientQuotaRecord]) -> None:
     for change in changes:
         entity = _entity_text(change.entity)
         if change.value is None:
@@ -44,24 +44,24 @@ def alter(db: sqlite3.Connection, changes: Iterable[ClientQuotaRecord]) -> None:
 
 
 class QuotaRows:
-    """`SqliteEngine`'s client quota methods (over its connection and transactions)."""
+    """`SqlEngine`'s client quota methods (over its connection and transactions)."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def client_quotas(self) -> list[ClientQuotaRecord]:
         return load(self._db)
 
     def alter_client_quotas(self, changes: list[ClientQuotaRecord]) -> None:
-        engine: Any = self  # a SqliteEngine: its BEGIN IMMEDIATE ... COMMIT
+        engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
             alter(self._db, changes)
 
 
 class QuotaCalls:
-    """`SqliteMetadataStore`'s client quota methods, run on its worker thread."""
+    """`SqlMetadataStore`'s client quota methods, run on its worker thread."""
 
     async def client_quotas(self) -> list[ClientQuotaRecord]:
-        store: Any = self  # a SqliteMetadataStore
+        store: Any = self  # a SqlMetadataStore
         result: list[ClientQuotaRecord] = await store._call(store.engine.client_quotas)
         return result
 

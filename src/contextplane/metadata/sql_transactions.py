@@ -1,19 +1,19 @@
-"""The SQLite statements of the transaction coordinator's tables (migration 0006), and
-the engine and store methods over them (mixed into `SqliteEngine` and
-`SqliteMetadataStore`).
+"""The statements of the transaction coordinator's tables (migration 0006), and
+the engine and store methods over them (mixed into `SqlEngine` and
+`SqlMetadataStore`).
 
-Each coordinator transition is one call, so one SQLite transaction: the row, its
+Each coordinator transition is one call, so one store transaction: the row, its
 partitions and groups are replaced together; completing a commit moves the
 transaction's pending offsets into `group_offsets` in the same transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from contextplane.metadata.records import OffsetRow, TransactionRecord
-from contextplane.metadata.sqlite_offsets import upsert_group_offsets
+from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_offsets import upsert_group_offsets
 
 _COLUMNS = (
     "transactional_id, producer_id, previous_producer_id, epoch, timeout_ms, state,"
@@ -21,7 +21,7 @@ _COLUMNS = (
 )
 
 
-def load(db: sqlite3.Connection) -> list[TransactionRecord]:
+def load(db: Db) -> list[TransactionRecord]:
     records: dict[str, TransactionRecord] = {}
     for row in db.execute(f"SELECT {_COLUMNS} FROM transactions ORDER BY transactional_id"):
         records[row[0]] = TransactionRecord(
@@ -44,9 +44,7 @@ def load(db: sqlite3.Connection) -> list[TransactionRecord]:
     return list(records.values())
 
 
-def save(
-    db: sqlite3.Connection, record: TransactionRecord, previous: TransactionRecord | None = None
-) -> None:
+def save(db: Db, record: TransactionRecord, previous: TransactionRecord | None = None) -> None:
     """Store `record`; with `previous` (what is stored now), only the partitions and
     groups that changed are written, so adding partitions one request at a time costs
     each request its own, not the whole transaction's."""
@@ -100,7 +98,7 @@ def save(
     )
 
 
-def add_offsets(db: sqlite3.Connection, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+def add_offsets(db: Db, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
     db.executemany(
         "INSERT INTO pending_txn_offsets VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
         " (transactional_id, group_id, topic, partition) DO UPDATE SET"
@@ -111,7 +109,7 @@ def add_offsets(db: sqlite3.Connection, tid: str, group_id: str, rows: list[Offs
 
 
 def complete(
-    db: sqlite3.Connection, record: TransactionRecord, committed: bool, now_ms: int
+    db: Db, record: TransactionRecord, committed: bool, now_ms: int
 ) -> dict[str, list[OffsetRow]]:
     """Save `record` (its Complete state) and settle its pending offsets: into the
     groups' committed offsets on a commit, dropped on an abort. Returns those moved."""
@@ -133,7 +131,7 @@ def complete(
     return moved
 
 
-def pending_offsets(db: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
+def pending_offsets(db: Db) -> list[tuple[str, str, str, int]]:
     """(transactional id, group, topic, partition) of every pending offset."""
     rows = db.execute(
         "SELECT transactional_id, group_id, topic, partition FROM pending_txn_offsets"
@@ -141,16 +139,16 @@ def pending_offsets(db: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def remove(db: sqlite3.Connection, tid: str) -> None:
+def remove(db: Db, tid: str) -> None:
     for table in ("pending_txn_offsets", "transaction_groups", "transaction_partitions"):
         db.execute(f"DELETE FROM {table} WHERE transactional_id=?", (tid,))
     db.execute("DELETE FROM transactions WHERE transactional_id=?", (tid,))
 
 
 class TransactionRows:
-    """`SqliteEngine`'s transaction methods (over its connection and transactions)."""
+    """`SqlEngine`'s transaction methods (over its connection and transactions)."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def transactions(self) -> list[TransactionRecord]:
         return load(self._db)
@@ -158,7 +156,7 @@ class TransactionRows:
     def save_transaction(
         self, record: TransactionRecord, previous: TransactionRecord | None = None
     ) -> None:
-        engine: Any = self  # a SqliteEngine: its BEGIN IMMEDIATE ... COMMIT
+        engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
             save(self._db, record, previous)
 
@@ -184,10 +182,10 @@ class TransactionRows:
 
 
 class TransactionCalls:
-    """`SqliteMetadataStore`'s transaction methods, run on its worker thread."""
+    """`SqlMetadataStore`'s transaction methods, run on its worker thread."""
 
     async def transactions(self) -> list[TransactionRecord]:
-        store: Any = self  # a SqliteMetadataStore
+        store: Any = self  # a SqlMetadataStore
         result: list[TransactionRecord] = await store._call(store.engine.transactions)
         return result
 

@@ -1,0 +1,354 @@
+"""The metadata store's logic, written once for every SQL engine: `SqlEngine` holds the
+statements and the transactions of each method; an engine (sqlite.py, postgres.py)
+supplies the connection (`sql_db.Db`), its transactions, the row-lock clause and what a
+failed write may retry.
+
+Every change readers rely on is one transaction. An object commit, the cleaner's swap and
+object compaction's swap read each partition's leader epoch with `_lock` (PostgreSQL's
+`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already holds the one write lock), in stream
+order, in the transaction that publishes their ranges.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any, ParamSpec, TypeVar
+
+from contextplane.errors import KafkaError
+from contextplane.metadata import sql_acls, sql_producer_state, sql_scram
+from contextplane.metadata.records import (
+    AclRecord,
+    ClaimOutcome,
+    CommitOutcome,
+    CommittedOffset,
+    ObjectCommit,
+    OffsetRow,
+    PartitionRecord,
+    RangeRecord,
+    ScramCredentialRecord,
+    StoredProducerState,
+    TopicRecord,
+)
+from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_objects import (
+    CompactionRows,
+    ObjectRows,
+    insert_object,
+    unreference_orphans,
+)
+from contextplane.metadata.sql_offsets import upsert_group_offsets
+from contextplane.metadata.sql_quotas import QuotaRows
+from contextplane.metadata.sql_transactions import TransactionRows
+from contextplane.protocol.error_codes import ErrorCode
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A write: the engine's `_run_write` runs it (SQLite retries one that failed for
+    lack of disk in its reserved space)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        engine = args[0]
+        assert isinstance(engine, SqlEngine)
+        return engine._run_write(functools.partial(method, *args, **kwargs))
+
+    return wrapper
+
+
+class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
+    """Synchronous: one connection, called from one thread at a time."""
+
+    _db: Db
+    # Appended to a SELECT of the partition rows a transaction's check depends on.
+    _lock: str = ""
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _run_write(self, attempt: Callable[[], _T]) -> _T:
+        return attempt()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- cluster -----------------------------------------------------------------------
+
+    @write
+    def cluster_id(self) -> str:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO cluster VALUES ('cluster_id', ?) ON CONFLICT (key) DO NOTHING",
+                (uuid.uuid4().hex[:22],),
+            )
+            row = self._db.execute("SELECT value FROM cluster WHERE key='cluster_id'").fetchone()
+            return str(row[0])
+
+    @write
+    def next_counter(self, name: str, count: int = 1) -> int:
+        """Allocate `count` values of a durable counter; returns the first."""
+        with self._transaction():
+            (value,) = self._db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET value=counters.value + excluded.value RETURNING value",
+                (name, count),
+            ).fetchone()
+            return int(value) - count
+
+    # -- topics ------------------------------------------------------------------------
+
+    def _insert_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+        topic_id = uuid.uuid4().bytes
+        self._db.execute(
+            "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)",
+            (name, topic_id, json.dumps(configs)),
+        )
+        self._db.executemany(
+            "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+            [(name, p) for p in range(partitions)],
+        )
+        return TopicRecord(name, topic_id, partitions, configs)
+
+    def _topic_exists(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM topics WHERE name=?", (name,)).fetchone() is not None
+
+    @write
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+        with self._transaction():
+            if self._topic_exists(name):
+                raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+            return self._insert_topic(name, partitions, configs)
+
+    @write
+    def create_topics(
+        self, names: list[str], partitions: int, configs: dict[str, str]
+    ) -> list[TopicRecord]:
+        """Create those of `names` that do not exist yet, all in one transaction."""
+        with self._transaction():
+            return [
+                self._insert_topic(name, partitions, configs)
+                for name in dict.fromkeys(names)
+                if not self._topic_exists(name)
+            ]
+
+    def topics(self) -> list[TopicRecord]:
+        rows = self._db.execute(
+            "SELECT t.name, t.topic_id, t.configs, COUNT(p.partition) FROM topics t "
+            "LEFT JOIN partitions p ON p.topic = t.name GROUP BY t.name ORDER BY t.name"
+        ).fetchall()
+        return [TopicRecord(r[0], bytes(r[1]), int(r[3]), json.loads(r[2])) for r in rows]
+
+    @write
+    def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
+        """Delete a topic and its ranges; returns the keys of objects no range points at
+        any more, now due for deletion at `delete_due_ms`."""
+        with self._transaction():
+            streams = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT stream_id FROM partitions WHERE topic=? ORDER BY stream_id"
+                    + self._lock,
+                    (name,),
+                ).fetchall()
+            ]
+            for stream_id in streams:
+                self._db.execute("DELETE FROM ranges WHERE stream_id=?", (stream_id,))
+            self._db.execute("DELETE FROM partitions WHERE topic=?", (name,))
+            self._db.execute("DELETE FROM topics WHERE name=?", (name,))
+            return unreference_orphans(self._db, delete_due_ms)
+
+    @write
+    def add_partitions(self, name: str, total: int) -> None:
+        with self._transaction():
+            (current,) = self._db.execute(
+                "SELECT COUNT(*) FROM partitions WHERE topic=?", (name,)
+            ).fetchone()
+            self._db.executemany(
+                "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+                [(name, p) for p in range(current, total)],
+            )
+
+    @write
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE topics SET configs=? WHERE name=?", (json.dumps(configs), name)
+            )
+
+    # -- partitions --------------------------------------------------------------------
+
+    def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
+        query = (
+            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset"
+            " FROM partitions"
+        )
+        args: tuple[Any, ...] = ()
+        if topic is not None:
+            query += " WHERE topic=?"
+            args = (topic,)
+        rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
+        states = sql_producer_state.load(self._db, topic)
+        return [PartitionRecord(*r, states.get(r[0], StoredProducerState())) for r in rows]
+
+    def leader_epoch(self, stream_id: int) -> int | None:
+        """The stream's stored leader epoch, its row locked until the transaction ends
+        (None: no such stream)."""
+        row = self._db.execute(
+            "SELECT leader_epoch FROM partitions WHERE stream_id=?" + self._lock, (stream_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    @write
+    def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+        """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen), in one
+        transaction; a stream whose epoch moved since it was read is not claimed."""
+        claimed: dict[int, int] = {}
+        moved: dict[int, int] = {}
+        with self._transaction():
+            for stream_id, seen_epoch in sorted(claims.items()):
+                updated = self._db.execute(
+                    "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1 "
+                    "WHERE stream_id=? AND leader_epoch=?",
+                    (node_id, stream_id, seen_epoch),
+                ).rowcount
+                if updated == 1:
+                    claimed[stream_id] = seen_epoch + 1
+                    continue
+                epoch = self.leader_epoch(stream_id)
+                if epoch is not None:
+                    moved[stream_id] = epoch
+        return ClaimOutcome(claimed, moved)
+
+    # -- objects -----------------------------------------------------------------------
+
+    @write
+    def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
+        """Publish an uploaded object: its ranges become readable atomically, for every
+        stream whose stored leader epoch is still the committer's (checked in the same
+        transaction, the partition rows locked); the other streams' ranges are left out."""
+        outcome = CommitOutcome(committed=set(), epoch_mismatch={}, deleted=set())
+        with self._transaction():
+            for stream_id, epoch in sorted(commit.epochs.items()):
+                stored = self.leader_epoch(stream_id)
+                if stored is None:
+                    outcome.deleted.add(stream_id)
+                elif stored != epoch:
+                    outcome.epoch_mismatch[stream_id] = stored
+                else:
+                    outcome.committed.add(stream_id)
+            if not outcome.committed:
+                return outcome
+            object_id = insert_object(self._db, commit.key, commit.size, commit.created_ms, 0, 0)
+            self._db.executemany(
+                "INSERT INTO ranges (stream_id, base_offset, end_offset, object_id, position,"
+                " size, max_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.stream_id, r.base_offset, r.end_offset, object_id, r.position, r.size,
+                     r.max_timestamp)
+                    for r in commit.ranges
+                    if r.stream_id in outcome.committed
+                ],
+            )  # fmt: skip
+            sql_producer_state.write(self._db, commit.producer_states, outcome.committed)
+        return outcome
+
+    def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
+        """Every stream's ranges in offset order, in one query (broker start)."""
+        rows = self._db.execute(
+            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
+            " r.max_timestamp, COALESCE(r.created_ms, o.created_ms) FROM ranges r"
+            " JOIN objects o ON o.object_id = r.object_id ORDER BY r.stream_id, r.base_offset"
+        ).fetchall()
+        result: dict[int, list[RangeRecord]] = {}
+        for row in rows:
+            result.setdefault(row[0], []).append(RangeRecord(*row))
+        return result
+
+    @write
+    def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
+        """Move the log start offset forward (never back); drop ranges wholly below it.
+
+        Returns the keys of objects that no range references any more, now due for
+        deletion at `delete_due_ms`.
+        """
+        with self._transaction():
+            self._db.execute(
+                "UPDATE partitions SET log_start_offset=CASE WHEN log_start_offset > ?"
+                " THEN log_start_offset ELSE ? END WHERE stream_id=?",
+                (offset, offset, stream_id),
+            )
+            self._db.execute(
+                "DELETE FROM ranges WHERE stream_id=? AND end_offset <= ?", (stream_id, offset)
+            )
+            return unreference_orphans(self._db, delete_due_ms)
+
+    # -- group offsets -----------------------------------------------------------------
+
+    @write
+    def commit_offsets(self, group_id: str, rows: Iterable[OffsetRow], now_ms: int) -> None:
+        with self._transaction():
+            upsert_group_offsets(self._db, group_id, rows, now_ms)
+
+    def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        rows = self._db.execute(
+            "SELECT topic, partition, committed_offset, leader_epoch, metadata, commit_ms"
+            " FROM group_offsets WHERE group_id=?",
+            (group_id,),
+        ).fetchall()
+        return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4], r[5]) for r in rows}
+
+    @write
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
+        with self._transaction():
+            if partitions is None:
+                self._db.execute("DELETE FROM group_offsets WHERE group_id=?", (group_id,))
+            else:
+                self._db.executemany(
+                    "DELETE FROM group_offsets WHERE group_id=? AND topic=? AND partition=?",
+                    [(group_id, t, p) for t, p in partitions],
+                )
+
+    @write
+    def delete_topic_offsets(self, topic: str) -> None:
+        """Every group's committed offsets of a deleted topic (Kafka's onPartitionsDeleted)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM group_offsets WHERE topic=?", (topic,))
+
+    def groups_with_offsets(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT group_id FROM group_offsets").fetchall()
+        return [r[0] for r in rows]
+
+    # -- ACLs --------------------------------------------------------------------------
+
+    def acls(self) -> list[AclRecord]:
+        return sql_acls.load(self._db)
+
+    @write
+    def create_acls(self, records: Iterable[AclRecord]) -> None:
+        with self._transaction():
+            sql_acls.insert(self._db, records)
+
+    @write
+    def delete_acls(self, records: Iterable[AclRecord]) -> None:
+        with self._transaction():
+            sql_acls.delete(self._db, records)
+
+    alter_client_quotas = write(QuotaRows.alter_client_quotas)
+
+    # -- SCRAM credentials -------------------------------------------------------------
+
+    def scram_credentials(self) -> list[ScramCredentialRecord]:
+        return sql_scram.load(self._db)
+
+    @write
+    def alter_scram_credentials(
+        self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
+    ) -> None:
+        with self._transaction():
+            sql_scram.alter(self._db, upserts, deletions)

@@ -1,0 +1,132 @@
+"""The async `MetadataStore` over a `SqlEngine`, for every SQL engine: each call runs the
+engine's synchronous method on the store's runner (one worker thread in the broker), so
+nothing blocks the event loop and calls are serialised as one connection wants. An engine
+subclasses it with how it opens and closes (sqlite.py, postgres.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from contextplane.metadata.records import (
+    AclRecord,
+    ClaimOutcome,
+    CommitOutcome,
+    CommittedOffset,
+    ObjectCommit,
+    OffsetRow,
+    PartitionRecord,
+    RangeRecord,
+    ScramCredentialRecord,
+    TopicRecord,
+)
+from contextplane.metadata.reserve import SpaceReserve
+from contextplane.metadata.runner import Runner
+from contextplane.metadata.sql_engine import SqlEngine
+from contextplane.metadata.sql_objects import ObjectCalls
+from contextplane.metadata.sql_quotas import QuotaCalls
+from contextplane.metadata.sql_transactions import TransactionCalls
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls):
+    """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""
+
+    reserve: SpaceReserve | None = None
+    _runner: Runner
+    _engine: SqlEngine | None = None
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._runner.run(self._engine.close)
+            self._engine = None
+        self._runner.close()
+
+    async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await self._runner.run(method, *args, **kwargs)
+
+    @property
+    def engine(self) -> SqlEngine:
+        assert self._engine is not None, "the metadata store is not open"
+        return self._engine
+
+    async def cluster_id(self) -> str:
+        return await self._call(self.engine.cluster_id)
+
+    async def next_counter(self, name: str, count: int = 1) -> int:
+        return await self._call(self.engine.next_counter, name, count)
+
+    async def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str]
+    ) -> TopicRecord:
+        return await self._call(self.engine.create_topic, name, partitions, configs)
+
+    async def create_topics(
+        self, names: list[str], partitions: int, configs: dict[str, str]
+    ) -> list[TopicRecord]:
+        return await self._call(self.engine.create_topics, names, partitions, configs)
+
+    async def topics(self) -> list[TopicRecord]:
+        return await self._call(self.engine.topics)
+
+    async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
+        return await self._call(self.engine.delete_topic, name, delete_due_ms)
+
+    async def add_partitions(self, name: str, total: int) -> None:
+        await self._call(self.engine.add_partitions, name, total)
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        await self._call(self.engine.set_topic_configs, name, configs)
+
+    async def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
+        return await self._call(self.engine.partitions, topic)
+
+    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+        return await self._call(self.engine.claim_leadership, claims, node_id)
+
+    async def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
+        return await self._call(self.engine.commit_object, commit)
+
+    async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
+        return await self._call(self.engine.ranges_by_stream)
+
+    async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
+        return await self._call(self.engine.advance_log_start, stream_id, offset, delete_due_ms)
+
+    async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None:
+        await self._call(self.engine.commit_offsets, group_id, rows, now_ms)
+
+    async def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        return await self._call(self.engine.fetch_offsets, group_id)
+
+    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
+        await self._call(self.engine.delete_offsets, group_id, partitions)
+
+    async def delete_topic_offsets(self, topic: str) -> None:
+        await self._call(self.engine.delete_topic_offsets, topic)
+
+    async def groups_with_offsets(self) -> list[str]:
+        return await self._call(self.engine.groups_with_offsets)
+
+    async def acls(self) -> list[AclRecord]:
+        return await self._call(self.engine.acls)
+
+    async def create_acls(self, records: list[AclRecord]) -> None:
+        await self._call(self.engine.create_acls, records)
+
+    async def delete_acls(self, records: list[AclRecord]) -> None:
+        await self._call(self.engine.delete_acls, records)
+
+    async def scram_credentials(self) -> list[ScramCredentialRecord]:
+        return await self._call(self.engine.scram_credentials)
+
+    async def alter_scram_credentials(
+        self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
+    ) -> None:
+        await self._call(self.engine.alter_scram_credentials, upserts, deletions)
