@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.inprocess import InProcessBroker
+from tests.support.postgres import postgres_server_fixture  # noqa: F401 - session fixture
 
 # Brokers run inside the test process (tests/support/inprocess.py). A test that needs a
 # process of its own (kill -9, signals, its log file, its descriptors or memory) starts a
@@ -28,3 +29,14 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProces
     running = InProcessBroker(data, settings=dict(FAST_JOINS)).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A metadata store URL of each engine: a SQLite file in the test's directory, or a
+    database of its own on the session's PostgreSQL server (started on first use)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    server = request.getfixturevalue("postgres_server")
+    url: str = server.create_database()
+    return url

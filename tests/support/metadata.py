@@ -1,9 +1,11 @@
 """A metadata store for tests that drive components directly: SQLite in the test's data
-directory, its calls run inline (no worker thread)."""
+directory, its calls run inline (no worker thread); and the synchronous engine of a
+metadata URL, for tests of the store's SQL itself."""
 
 from __future__ import annotations
 
 from contextplane.metadata.runner import InlineRunner
+from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.settings import Settings
 
@@ -17,3 +19,14 @@ async def open_store(settings: Settings, topics: dict[str, int] | None = None) -
         if name not in existing:
             await store.create_topic(name, partitions, {})
     return store
+
+
+def open_engine(url: str) -> SqlEngine:
+    """The synchronous engine of a metadata URL (sqlite:/// or postgresql://), opened."""
+    if url.startswith("sqlite:///"):
+        from contextplane.metadata.sqlite import SqliteEngine
+
+        return SqliteEngine(url.removeprefix("sqlite:///"))
+    from contextplane.metadata.postgres import PostgresEngine
+
+    return PostgresEngine(url)

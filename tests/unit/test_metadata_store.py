@@ -1,5 +1,6 @@
-"""The metadata store: numbered migrations, and the SQLite engine behind the async
-interface (calls run on its worker thread, never on the event loop)."""
+"""The metadata store: numbered migrations, and the engines behind the async interface
+(calls run on its worker thread, never on the event loop). Tests taking `metadata_url`
+run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from contextplane.metadata import migrations
@@ -24,12 +26,21 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.sqlite import SqliteEngine
 from contextplane.metadata.store import open_metadata_store
+from tests.support.metadata import open_engine
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    found = migrations.migrations("sqlite")
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_migrations_are_numbered_without_gaps(engine: str) -> None:
+    found = migrations.migrations(engine)
     assert [m.version for m in found] == list(range(1, len(found) + 1))
-    assert migrations.pending("sqlite", {m.version for m in found}) == []
+    assert migrations.pending(engine, {m.version for m in found}) == []
+
+
+def test_every_engine_has_the_same_migration_versions_and_names() -> None:
+    def names(engine: str) -> list[tuple[int, str]]:
+        return [(m.version, m.name) for m in migrations.migrations(engine)]
+
+    assert names("postgresql") == names("sqlite")
 
 
 def test_a_new_database_records_every_migration(tmp_path: Path) -> None:
@@ -58,9 +69,9 @@ def test_a_database_written_by_a_newer_broker_is_refused(tmp_path: Path) -> None
         SqliteEngine(str(path))
 
 
-def test_calls_run_off_the_event_loop_thread(tmp_path: Path) -> None:
+def test_calls_run_off_the_event_loop_thread(metadata_url: str) -> None:
     async def run() -> set[str]:
-        store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+        store = open_metadata_store(metadata_url)
         await store.open()
         seen: set[str] = set()
         engine = store.engine  # type: ignore[attr-defined]
@@ -81,9 +92,9 @@ def test_calls_run_off_the_event_loop_thread(tmp_path: Path) -> None:
 
 
 def test_an_object_commit_leaves_out_only_the_partitions_whose_epoch_moved(
-    tmp_path: Path,
+    metadata_url: str,
 ) -> None:
-    engine = SqliteEngine(str(tmp_path / "m.db"))
+    engine = open_engine(metadata_url)
     engine.create_topic("t", 2, {})
     first, second = engine.partitions("t")
     claimed = engine.claim_leadership({first.stream_id: 0, second.stream_id: 0}, 1).claimed
@@ -110,12 +121,12 @@ def test_an_object_commit_leaves_out_only_the_partitions_whose_epoch_moved(
     engine.close()
 
 
-def test_acls_are_stored_once_deleted_and_survive_reopening(tmp_path: Path) -> None:
+def test_acls_are_stored_once_deleted_and_survive_reopening(metadata_url: str) -> None:
     read = AclRecord(2, "orders", 3, "User:alice", "*", 3, 3)
     deny = AclRecord(2, "ord", 4, "User:*", "10.0.0.1", 2, 2)
 
     async def run() -> None:
-        url = f"sqlite:///{tmp_path / 'm.db'}"
+        url = metadata_url
         store = open_metadata_store(url)
         await store.open()
         assert await store.acls() == []
@@ -146,13 +157,13 @@ def test_a_version_1_database_gains_the_acl_table(tmp_path: Path) -> None:
 
 
 def test_scram_credentials_change_in_one_transaction_and_survive_reopening(
-    tmp_path: Path,
+    metadata_url: str,
 ) -> None:
     alice = ScramCredentialRecord("alice", "SCRAM-SHA-512", b"s", b"k" * 64, b"v" * 64, 4096)
     bob = ScramCredentialRecord("bob", "SCRAM-SHA-256", b"t", b"k" * 32, b"v" * 32, 8192)
 
     async def run() -> None:
-        url = f"sqlite:///{tmp_path / 'm.db'}"
+        url = metadata_url
         store = open_metadata_store(url)
         await store.open()
         assert await store.scram_credentials() == []
@@ -169,12 +180,12 @@ def test_scram_credentials_change_in_one_transaction_and_survive_reopening(
     asyncio.run(run())
 
 
-def test_a_failed_scram_change_changes_nothing(tmp_path: Path) -> None:
-    engine = SqliteEngine(str(tmp_path / "m.db"))
+def test_a_failed_scram_change_changes_nothing(metadata_url: str) -> None:
+    engine = open_engine(metadata_url)
     alice = ScramCredentialRecord("alice", "SCRAM-SHA-512", b"s", b"k", b"v", 4096)
     engine.alter_scram_credentials([alice], [])
     broken = ScramCredentialRecord("bob", "SCRAM-SHA-512", b"s", b"k", b"v", None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         engine.alter_scram_credentials([broken], [("alice", "SCRAM-SHA-512")])
     assert engine.scram_credentials() == [alice]
     engine.close()

@@ -55,3 +55,10 @@ def pending(engine: str, applied: set[int]) -> list[Migration]:
             f" {newest}: it was written by a newer broker"
         )
     return [m for m in known if m.version not in applied]
+
+
+def statements(sql: str) -> list[str]:
+    """A migration's statements, run one by one inside the migration's transaction
+    (SQLite's executescript would commit it)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -75,6 +75,12 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
     def _run_write(self, attempt: Callable[[], _T]) -> _T:
         return attempt()
 
+    def _before_range_deletes(self) -> None:
+        """Called in a transaction before it deletes ranges and looks for objects left
+        unreferenced: an engine whose transactions run concurrently serialises these
+        (two that each drop one of an object's last two ranges would each still see the
+        other's, and neither would queue the object for deletion)."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -103,27 +109,32 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
 
     # -- topics ------------------------------------------------------------------------
 
-    def _insert_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+    def _insert_topic(
+        self, name: str, partitions: int, configs: dict[str, str]
+    ) -> TopicRecord | None:
+        """Insert the topic and its partitions; None when it exists (one statement
+        decides, so two brokers creating it at once cannot both succeed)."""
         topic_id = uuid.uuid4().bytes
-        self._db.execute(
-            "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)",
+        inserted = self._db.execute(
+            "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING RETURNING name",
             (name, topic_id, json.dumps(configs)),
-        )
+        ).fetchone()
+        if inserted is None:
+            return None
         self._db.executemany(
             "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
             [(name, p) for p in range(partitions)],
         )
         return TopicRecord(name, topic_id, partitions, configs)
 
-    def _topic_exists(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM topics WHERE name=?", (name,)).fetchone() is not None
-
     @write
     def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         with self._transaction():
-            if self._topic_exists(name):
+            created = self._insert_topic(name, partitions, configs)
+            if created is None:
                 raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
-            return self._insert_topic(name, partitions, configs)
+            return created
 
     @write
     def create_topics(
@@ -131,11 +142,10 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
     ) -> list[TopicRecord]:
         """Create those of `names` that do not exist yet, all in one transaction."""
         with self._transaction():
-            return [
-                self._insert_topic(name, partitions, configs)
-                for name in dict.fromkeys(names)
-                if not self._topic_exists(name)
+            created = [
+                self._insert_topic(name, partitions, configs) for name in dict.fromkeys(names)
             ]
+            return [topic for topic in created if topic is not None]
 
     def topics(self) -> list[TopicRecord]:
         rows = self._db.execute(
@@ -149,6 +159,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
         """Delete a topic and its ranges; returns the keys of objects no range points at
         any more, now due for deletion at `delete_due_ms`."""
         with self._transaction():
+            self._before_range_deletes()
             streams = [
                 r[0]
                 for r in self._db.execute(
@@ -278,6 +289,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
         deletion at `delete_due_ms`.
         """
         with self._transaction():
+            self._before_range_deletes()
             self._db.execute(
                 "UPDATE partitions SET log_start_offset=CASE WHEN log_start_offset > ?"
                 " THEN log_start_offset ELSE ? END WHERE stream_id=?",

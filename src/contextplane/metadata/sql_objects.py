@@ -107,6 +107,7 @@ class ObjectRows:
         engine: Any = self
         db = self._db
         with engine._transaction():
+            engine._before_range_deletes()
             if engine.leader_epoch(swap.stream_id) != swap.epoch:
                 return False
             current = db.execute(
@@ -247,6 +248,7 @@ class CompactionRows:
                     (r.base_offset, r.end_offset, r.replaced)
                 )
         with engine._transaction():
+            engine._before_range_deletes()
             for stream_id, ranges in sorted(by_stream.items()):
                 epoch = engine.leader_epoch(stream_id)
                 if epoch is None or epoch != swap.epochs.get(stream_id):

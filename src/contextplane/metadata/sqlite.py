@@ -115,18 +115,12 @@ def _migrate(db: sqlite3.Connection) -> None:
     applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
     for migration in migrations.pending(ENGINE, applied):
         with Transaction(db):
-            for statement in _statements(migration.sql):
+            for statement in migrations.statements(migration.sql):
                 db.execute(statement)
             db.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
             )
         log.info("metadata schema migrated to version %d (%s)", migration.version, migration.name)
-
-
-def _statements(sql: str) -> list[str]:
-    """A migration's statements (executescript would commit the surrounding transaction)."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 class SqliteMetadataStore(SqlMetadataStore):

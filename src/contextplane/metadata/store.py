@@ -4,8 +4,9 @@ group offsets, producer state, counters, ACLs, client quotas and SCRAM credentia
 Every method is async and runs off the event loop (an engine does its blocking work on
 its own thread). Engines keep two invariants: every change readers rely on is one
 transaction, and an object commit checks each partition's leader epoch in the same
-transaction that publishes its ranges. SQLite (`sqlite.py`) is the embedded engine; the
-interface leaves room for PostgreSQL. Records are defined in `records.py`, never by an
+transaction that publishes its ranges. SQLite (`sqlite.py`) is the embedded engine,
+PostgreSQL (`postgres.py`) the one several brokers share; both run the same SQL logic
+(`sql_engine.py`). Records are defined in `records.py`, never by an
 engine.
 """
 
@@ -177,4 +178,12 @@ def open_metadata_store(
         from contextplane.metadata.sqlite import SqliteMetadataStore
 
         return SqliteMetadataStore(url.removeprefix("sqlite:///"), reserve, runner)
-    raise ValueError(f"metadata store URL {url!r}: only sqlite:/// is implemented")
+    if url.startswith(("postgresql://", "postgres://")):
+        # The space reserve is SQLite's: it holds room on the disk of the database file.
+        from contextplane.metadata.postgres import PostgresMetadataStore
+
+        return PostgresMetadataStore(url, runner)
+    scheme = url.partition(":")[0]
+    raise ValueError(
+        f"metadata store URL scheme {scheme!r}: use sqlite:///path or postgresql://user@host/db"
+    )

@@ -1,0 +1,137 @@
+"""A private PostgreSQL server for tests, from Debian's package (`postgresql`).
+
+`PostgresServer` runs initdb and postgres (/usr/lib/postgresql/<version>/bin) in a
+temporary directory, listening on 127.0.0.1 at a free port (and a Unix socket in that
+directory only), and removes everything at `stop`. PostgreSQL refuses to run as root:
+when the tests run as root the server runs as `nobody` (setpriv), its directory handed
+over to it.
+The server is for tests only: fsync is off (crash durability is PostgreSQL's, not ours to
+test), trust authentication on loopback.
+
+`metadata_url` (conftest.py) gives each test a database of its own on one server for the
+whole session: `create_database()`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.wait import wait_until
+
+INSTALL_HINT = (
+    "PostgreSQL's server binaries (initdb, postgres) were not found in"
+    " /usr/lib/postgresql/*/bin: install Debian's package (apt-get install postgresql)"
+)
+START_TIMEOUT_S = 60.0
+UNPRIVILEGED_USER = "nobody"
+
+
+def server_binaries() -> Path:
+    """The bin directory of the newest PostgreSQL installed (fails naming the package)."""
+    found = sorted(
+        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/postgres")),
+        key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0,
+    )
+    if not found or not (found[-1] / "initdb").exists():
+        pytest.fail(INSTALL_HINT)
+    return found[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.bin = server_binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="contextplane-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.user = "postgres"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(UNPRIVILEGED_USER)
+            # setpriv execs the command itself, so signals reach postgres directly.
+            self._as_user = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
+                             "--clear-groups", "--"]  # fmt: skip
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> PostgresServer:
+        subprocess.run(
+            [*self._as_user, str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
+             "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, cwd=self.root,
+        )  # fmt: skip
+        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - the server's lifetime
+        self._process = subprocess.Popen(
+            [*self._as_user, str(self.bin / "postgres"), "-D", str(self.data),
+             "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+             "-c", f"unix_socket_directories={self.root}", "-c", "fsync=off",
+             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=200"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+        )  # fmt: skip
+        log.close()
+        wait_until(self._accepts, START_TIMEOUT_S, f"PostgreSQL accepting on port {self.port}")
+        return self
+
+    def _accepts(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise AssertionError(
+                f"PostgreSQL exited ({self._process.returncode}):"
+                f" {(self.root / 'postgres.log').read_text()[-2000:]}"
+            )
+        try:
+            psycopg.connect(self.url(), connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # noqa: S608 - generated name
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", name="postgres_server")
+def postgres_server_fixture() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test session (started by the first test that asks)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
