@@ -7,7 +7,6 @@ deletes it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,8 @@ from contextplane.metadata.records import (
     RangeSwap,
     SwapOutcome,
 )
-from contextplane.metadata.sqlite import SqliteEngine
+from contextplane.metadata.sql_engine import SqlEngine
+from tests.support.metadata import open_engine
 
 DUE_MS = 5_000
 RECORDS_PER_RANGE = 10
@@ -29,8 +29,8 @@ RANGE_BYTES = 100
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[SqliteEngine]:
-    engine = SqliteEngine(str(tmp_path / "m.db"))
+def engine(metadata_url: str) -> Iterator[SqlEngine]:
+    engine = open_engine(metadata_url)
     engine.create_topic("a", 1, {})
     engine.create_topic("b", 1, {})
     streams = {p.stream_id: p.leader_epoch for p in engine.partitions()}
@@ -58,15 +58,15 @@ def engine(tmp_path: Path) -> Iterator[SqliteEngine]:
     engine.close()
 
 
-def epochs(engine: SqliteEngine) -> dict[int, int]:
+def epochs(engine: SqlEngine) -> dict[int, int]:
     return {p.stream_id: p.leader_epoch for p in engine.partitions()}
 
 
-def stream_of(engine: SqliteEngine, topic: str) -> int:
+def stream_of(engine: SqlEngine, topic: str) -> int:
     return engine.partitions(topic)[0].stream_id
 
 
-def merged_swap(engine: SqliteEngine) -> tuple[ObjectSwap, set[str]]:
+def merged_swap(engine: SqlEngine) -> tuple[ObjectSwap, set[str]]:
     """What the compactor would swap after reading the store now: every stream's ranges
     merged into one range each of one output object."""
     by_stream = engine.ranges_by_stream()
@@ -87,12 +87,12 @@ def merged_swap(engine: SqliteEngine) -> tuple[ObjectSwap, set[str]]:
     return ObjectSwap([output], epochs(engine), DUE_MS), inputs
 
 
-def keys(engine: SqliteEngine, table: str) -> set[str]:
+def keys(engine: SqlEngine, table: str) -> set[str]:
     return {r[0] for r in engine._db.execute(f"SELECT key FROM {table}")}  # noqa: S608
 
 
 def assert_whole(
-    engine: SqliteEngine,
+    engine: SqlEngine,
     offsets: dict[int, tuple[int, int]],
     every_key: set[str],
     outcome: SwapOutcome,
@@ -115,7 +115,7 @@ def assert_whole(
     assert not (referenced & queued or referenced & refused or queued & refused)
 
 
-def test_all_streams_kept(engine: SqliteEngine) -> None:
+def test_all_streams_kept(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     outcome = engine.swap_objects(swap)
     assert outcome.swapped == {stream_of(engine, "a"), stream_of(engine, "b")}
@@ -134,7 +134,7 @@ def test_all_streams_kept(engine: SqliteEngine) -> None:
     assert [tuple(r) for r in due] == [(DUE_MS,)]
 
 
-def test_epoch_moved_leaves_the_stream_out(engine: SqliteEngine) -> None:
+def test_epoch_moved_leaves_the_stream_out(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     a, b = stream_of(engine, "a"), stream_of(engine, "b")
     engine.claim_leadership({a: epochs(engine)[a]}, 1)  # another leader took `a`
@@ -148,7 +148,7 @@ def test_epoch_moved_leaves_the_stream_out(engine: SqliteEngine) -> None:
     assert_whole(engine, {a: (0, 30), b: (0, 30)}, inputs | {"merged"}, outcome)
 
 
-def test_retention_moved_between_read_and_swap(engine: SqliteEngine) -> None:
+def test_retention_moved_between_read_and_swap(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     a, b = stream_of(engine, "a"), stream_of(engine, "b")
     engine.advance_log_start(a, 10, DUE_MS)  # drops a's range in up-0
@@ -158,7 +158,7 @@ def test_retention_moved_between_read_and_swap(engine: SqliteEngine) -> None:
     assert_whole(engine, {a: (10, 30), b: (0, 30)}, inputs | {"merged"}, outcome)
 
 
-def test_cleaner_swapped_one_stream(engine: SqliteEngine) -> None:
+def test_cleaner_swapped_one_stream(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     a, b = stream_of(engine, "a"), stream_of(engine, "b")
     cleaned = RangeSwap(
@@ -177,7 +177,7 @@ def test_cleaner_swapped_one_stream(engine: SqliteEngine) -> None:
     assert_whole(engine, {a: (5, 30), b: (0, 30)}, every, outcome)
 
 
-def test_no_stream_kept_refuses_the_output(engine: SqliteEngine) -> None:
+def test_no_stream_kept_refuses_the_output(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     a, b = stream_of(engine, "a"), stream_of(engine, "b")
     engine.claim_leadership(epochs(engine), 1)
@@ -189,7 +189,7 @@ def test_no_stream_kept_refuses_the_output(engine: SqliteEngine) -> None:
     assert_whole(engine, {a: (0, 30), b: (0, 30)}, inputs | {"merged"}, outcome)
 
 
-def test_an_output_of_streams_left_out_only_is_refused(engine: SqliteEngine) -> None:
+def test_an_output_of_streams_left_out_only_is_refused(engine: SqlEngine) -> None:
     """Two outputs, one per stream: `a`'s epoch moved, so its output is not inserted
     while `b`'s is."""
     swap, inputs = merged_swap(engine)
@@ -206,7 +206,7 @@ def test_an_output_of_streams_left_out_only_is_refused(engine: SqliteEngine) -> 
     assert_whole(engine, {a: (0, 30), b: (0, 30)}, every, outcome)
 
 
-def test_deleted_topic_is_left_out(engine: SqliteEngine) -> None:
+def test_deleted_topic_is_left_out(engine: SqlEngine) -> None:
     swap, inputs = merged_swap(engine)
     a, b = stream_of(engine, "a"), stream_of(engine, "b")
     engine.delete_topic("a", DUE_MS)
@@ -216,7 +216,7 @@ def test_deleted_topic_is_left_out(engine: SqliteEngine) -> None:
     assert_whole(engine, {b: (0, 30)}, inputs | {"merged"}, outcome)
 
 
-def test_candidates_are_old_uploads_and_sparse_objects(engine: SqliteEngine) -> None:
+def test_candidates_are_old_uploads_and_sparse_objects(engine: SqlEngine) -> None:
     assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 10)] == ["up-0", "up-1"]
     assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 1)] == ["up-0"]
     swap, _ = merged_swap(engine)
