@@ -30,6 +30,8 @@ class BrokerProcess:
     port: int = 0
     settings: dict[str, str] = field(default_factory=dict)
     object_store: str | None = None
+    # `--metadata` (e.g. a PostgreSQL URL); the SQLite file in the data directory if None.
+    metadata_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     # RLIMIT_NOFILE of the broker process (its descriptor budget), when a test sets one.
@@ -61,6 +63,8 @@ class BrokerProcess:
         ]
         if self.object_store:
             args += ["--object-store", self.object_store]
+        if self.metadata_url:
+            args += ["--metadata", self.metadata_url]
         if self.config is not None:
             args += ["--config", str(self.config)]
         for name, value in self.settings.items():

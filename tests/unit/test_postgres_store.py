@@ -16,9 +16,9 @@ import pytest
 
 from contextplane.metadata import migrations
 from contextplane.metadata.migrations import MigrationError
-from contextplane.metadata.postgres import MetadataStoreUnreachable, PostgresEngine
+from contextplane.metadata.postgres import PostgresEngine
 from contextplane.metadata.records import ObjectCommit, RangeCommit
-from contextplane.metadata.store import open_metadata_store
+from contextplane.metadata.store import MetadataStoreUnreachable, open_metadata_store
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contextplane.cli import audit_reads, users
 from contextplane.logsafe import EscapingFormatter
+from contextplane.metadata.store import MetadataStoreUnreachable
 from contextplane.security.jwks import JwksError
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
@@ -31,6 +32,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--host", help="listener address (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="listener port (default 9092)")
     up.add_argument("--object-store", help="file://..., memory://, or s3://bucket?endpoint=...")
+    up.add_argument(
+        "--metadata",
+        help="the metadata store: sqlite:///path (default <data-dir>/metadata.db) or"
+        " postgresql://user[:password]@host:port/database",
+    )
     up.add_argument(
         "--set",
         action="append",
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             ("--host", "listener.host", args.host),
             ("--port", "listener.port", args.port),
             ("--object-store", "object.store.url", args.object_store),
+            ("--metadata", "metadata.url", args.metadata),
         )
         if value is not None
     }
@@ -95,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
+    except MetadataStoreUnreachable as exc:  # names the URL without its password
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1

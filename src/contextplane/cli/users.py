@@ -110,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
         # A mistyped --data-dir must not look like a store without users.
         print(f"contextplane: no data directory at {settings.data_dir}", file=sys.stderr)
         return 2
-    store_path = settings.resolved_metadata_url.removeprefix("sqlite:///")
-    if args.action != "add" and not Path(store_path).exists():
+    url = settings.resolved_metadata_url
+    store_path = url.removeprefix("sqlite:///")
+    if args.action != "add" and url.startswith("sqlite:///") and not Path(store_path).exists():
         print(
             f"contextplane: {settings.data_dir} is not a data directory (no {store_path})",
             file=sys.stderr,

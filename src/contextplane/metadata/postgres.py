@@ -39,6 +39,7 @@ from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_db import Cursor
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_store import SqlMetadataStore
+from contextplane.metadata.store import MetadataStoreUnreachable
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
@@ -48,10 +49,6 @@ CONNECT_TIMEOUT_S = 10
 # pg_advisory_lock keys (any fixed 64-bit numbers unique to this application).
 _MIGRATION_LOCK = 0x6370_6D69_6772_0001
 _UNREFERENCE_LOCK = 0x6370_6D69_6772_0002
-
-
-class MetadataStoreUnreachable(RuntimeError):
-    """The metadata store's server did not accept a connection (the message names it)."""
 
 
 def redacted(url: str) -> str:

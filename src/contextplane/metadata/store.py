@@ -170,6 +170,11 @@ class MetadataStore(Protocol):
         ...
 
 
+class MetadataStoreUnreachable(RuntimeError):
+    """The metadata store's server did not accept a connection (the message names it,
+    without a password)."""
+
+
 def open_metadata_store(
     url: str, reserve: SpaceReserve | None = None, runner: Runner | None = None
 ) -> MetadataStore:
