@@ -15,6 +15,8 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 # Kafka 4.x brokers need Java 17+; javac builds the Java client.
 command -v javac >/dev/null 2>&1 || [ -x "${JAVA_HOME:-/nonexistent}/bin/javac" ] \
   || need+=(openjdk-17-jdk-headless)
+# The PostgreSQL metadata store's tests run a private server (tests/support/postgres.py).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -76,7 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
         "metadata.url",
         "metadata_url",
         "",
-        "the metadata store",
+        "the metadata store: `sqlite:///path` or `postgresql://user[:password]@host:port/db`"
+        " (`--metadata`)",
         default_text="`sqlite:///<log.dirs>/metadata.db`",
     ),
     Setting(

@@ -140,12 +140,16 @@ class PostgresEngine(SqlEngine):
 
 def _connect(url: str) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.OperationalError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MetadataStoreUnreachable(
             f"cannot connect to the metadata store {redacted(url)}: {detail}"
         ) from exc
+    # The broker trims its write-ahead log once a commit returns: the commit must be on
+    # the server's disk by then, whatever the server's default.
+    conn.execute("SET synchronous_commit = on")
+    return conn
 
 
 def _migrate(conn: psycopg.Connection[Any], db: PostgresDb) -> None:
