@@ -82,7 +82,9 @@ async def two_objects(engine: StorageEngine) -> list[str]:
     return [r.object_key for r in partition.ranges]
 
 
-def test_a_fetch_holding_a_reference_reads_across_a_retention_pass(tmp_path: Path) -> None:
+def test_a_fetch_holding_a_reference_reads_across_a_retention_pass(
+    tmp_path: Path, metadata_url: str
+) -> None:
     """Retention drops the first object's range while a fetch has found it but not yet
     read it: the fetch still gets its records, and the object goes only after
     log.segment.delete.delay.ms."""
@@ -90,7 +92,7 @@ def test_a_fetch_holding_a_reference_reads_across_a_retention_pass(tmp_path: Pat
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, store = await open_engine(tmp_path, bucket, clock)
+        engine, store = await open_engine(tmp_path, bucket, clock, metadata_url=metadata_url)
         await engine.open()
         first, second = await two_objects(engine)
         partition = engine.partitions[("t", 0)]
@@ -114,14 +116,16 @@ def test_a_fetch_holding_a_reference_reads_across_a_retention_pass(tmp_path: Pat
     asyncio.run(scenario())
 
 
-def test_objects_pending_deletion_survive_a_restart_until_due(tmp_path: Path) -> None:
+def test_objects_pending_deletion_survive_a_restart_until_due(
+    tmp_path: Path, metadata_url: str
+) -> None:
     """The queue of objects to delete is durable: a broker stopped within the grace
     period deletes the object after it restarts, once due, and not before."""
 
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, _ = await open_engine(tmp_path, bucket, clock)
+        engine, _ = await open_engine(tmp_path, bucket, clock, metadata_url=metadata_url)
         await engine.open()
         first, _second = await two_objects(engine)
         await engine.advance_log_start(engine.partitions[("t", 0)], 5)
@@ -129,7 +133,7 @@ def test_objects_pending_deletion_survive_a_restart_until_due(tmp_path: Path) ->
         await engine.metadata.close()
         assert first in bucket.objects
 
-        engine, _ = await open_engine(tmp_path, bucket, clock)
+        engine, _ = await open_engine(tmp_path, bucket, clock, metadata_url=metadata_url)
         await engine.open()
         assert await engine.deleter.delete_due() == 0
         assert first in bucket.objects
@@ -142,11 +146,13 @@ def test_objects_pending_deletion_survive_a_restart_until_due(tmp_path: Path) ->
     asyncio.run(scenario())
 
 
-def test_a_failed_delete_stays_queued(tmp_path: Path) -> None:
+def test_a_failed_delete_stays_queued(tmp_path: Path, metadata_url: str) -> None:
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, store = await open_engine(tmp_path, bucket, clock, log_segment_delete_delay_ms=0)
+        engine, store = await open_engine(
+            tmp_path, bucket, clock, metadata_url=metadata_url, log_segment_delete_delay_ms=0
+        )
         await engine.open()
         first, _ = await two_objects(engine)
         store.inner.failing.add("delete")
@@ -162,11 +168,13 @@ def test_a_failed_delete_stays_queued(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_the_sweep_deletes_only_old_objects_no_metadata_knows(tmp_path: Path) -> None:
+def test_the_sweep_deletes_only_old_objects_no_metadata_knows(
+    tmp_path: Path, metadata_url: str
+) -> None:
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, _ = await open_engine(tmp_path, bucket, clock)
+        engine, _ = await open_engine(tmp_path, bucket, clock, metadata_url=metadata_url)
         await engine.open()
         referenced, queued = await two_objects(engine)
         await engine.advance_log_start(engine.partitions[("t", 0)], 5)  # first is queued
@@ -193,14 +201,18 @@ def test_the_sweep_deletes_only_old_objects_no_metadata_knows(tmp_path: Path) ->
     asyncio.run(scenario())
 
 
-def test_an_upload_between_its_put_and_its_commit_is_never_swept(tmp_path: Path) -> None:
+def test_an_upload_between_its_put_and_its_commit_is_never_swept(
+    tmp_path: Path, metadata_url: str
+) -> None:
     """With no minimum age at all, a sweep that runs while an upload waits between its
     PUT and its commit leaves the object, which the commit then references."""
 
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, store = await open_engine(tmp_path, bucket, clock, object_store_orphan_min_age_ms=0)
+        engine, store = await open_engine(
+            tmp_path, bucket, clock, metadata_url=metadata_url, object_store_orphan_min_age_ms=0
+        )
         await engine.open()
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(b"a")).durable
@@ -225,14 +237,18 @@ def test_an_upload_between_its_put_and_its_commit_is_never_swept(tmp_path: Path)
     asyncio.run(scenario())
 
 
-def test_a_commit_that_lands_during_the_sweep_keeps_its_object(tmp_path: Path) -> None:
+def test_a_commit_that_lands_during_the_sweep_keeps_its_object(
+    tmp_path: Path, metadata_url: str
+) -> None:
     """The sweep checks in-flight keys before it asks the metadata store: an upload that
     commits and leaves the in-flight set between the two is seen as committed."""
 
     async def scenario() -> None:
         clock = ManualClock()
         bucket = ObjectBucket()
-        engine, _ = await open_engine(tmp_path, bucket, clock, object_store_orphan_min_age_ms=0)
+        engine, _ = await open_engine(
+            tmp_path, bucket, clock, metadata_url=metadata_url, object_store_orphan_min_age_ms=0
+        )
         await engine.open()
         in_flight = InFlightKeys()
         key = "objects/aa/1-77.obj"

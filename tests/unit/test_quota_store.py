@@ -21,9 +21,9 @@ C1 = ((CLIENT_ID, "c1"),)
 DEFAULTS = ((CLIENT_ID, None), (USER, None))
 
 
-def test_quotas_are_set_replaced_removed_and_survive_reopening(tmp_path: Path) -> None:
+def test_quotas_are_set_replaced_removed_and_survive_reopening(metadata_url: str) -> None:
     async def run() -> None:
-        url = f"sqlite:///{tmp_path / 'm.db'}"
+        url = metadata_url
         store = open_metadata_store(url)
         await store.open()
         assert await store.client_quotas() == []
@@ -55,9 +55,9 @@ def test_quotas_are_set_replaced_removed_and_survive_reopening(tmp_path: Path) -
     asyncio.run(run())
 
 
-def test_a_change_is_in_force_only_once_stored_and_is_loaded_at_start(tmp_path: Path) -> None:
+def test_a_change_is_in_force_only_once_stored_and_is_loaded_at_start(metadata_url: str) -> None:
     async def run() -> None:
-        url = f"sqlite:///{tmp_path / 'm.db'}"
+        url = metadata_url
         store = open_metadata_store(url)
         await store.open()
         admin = await QuotaAdmin.load(store, ClientQuotas(ManualClock()))

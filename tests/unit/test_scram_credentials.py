@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from pathlib import Path
 
 from contextplane.metadata.store import open_metadata_store
 from contextplane.protocol.error_codes import ErrorCode
@@ -20,9 +19,9 @@ def _upsert(user: str, mechanism: int = SHA512, iterations: int = 4096) -> Upser
     return Upsertion(user, mechanism, iterations, b"salt" * 8, b"\x01" * size)
 
 
-def _run(tmp_path: Path, body) -> None:  # type: ignore[no-untyped-def]
+def _run(metadata_url: str, body) -> None:  # type: ignore[no-untyped-def]
     async def run() -> None:
-        store = open_metadata_store(f"sqlite:///{tmp_path / 'm.db'}")
+        store = open_metadata_store(metadata_url)
         await store.open()
         try:
             await body(store)
@@ -32,7 +31,7 @@ def _run(tmp_path: Path, body) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(run())
 
 
-def test_alter_then_describe_and_reload(tmp_path: Path) -> None:
+def test_alter_then_describe_and_reload(metadata_url: str) -> None:
     async def body(store) -> None:  # type: ignore[no-untyped-def]
         credentials = await ScramCredentials.load(store)
         outcomes = await credentials.alter([], [_upsert("alice"), _upsert("bob", SHA256, 8192)])
@@ -50,10 +49,10 @@ def test_alter_then_describe_and_reload(tmp_path: Path) -> None:
         assert (await reloaded.alter([Deletion("bob", SHA256)], [])) == [Outcome("bob")]
         assert (await ScramCredentials.load(store)).lookup("bob", "SCRAM-SHA-256") is None
 
-    _run(tmp_path, body)
+    _run(metadata_url, body)
 
 
-def test_kafkas_errors(tmp_path: Path) -> None:
+def test_kafkas_errors(metadata_url: str) -> None:
     async def body(store) -> None:  # type: ignore[no-untyped-def]
         credentials = await ScramCredentials.load(store)
         outcomes = await credentials.alter(
@@ -96,4 +95,4 @@ def test_kafkas_errors(tmp_path: Path) -> None:
             "Attempt to describe a user credential that does not exist: nobody"
         )
 
-    _run(tmp_path, body)
+    _run(metadata_url, body)
