@@ -4,10 +4,14 @@ metadata URL, for tests of the store's SQL itself."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from contextplane.metadata.runner import InlineRunner
-from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.settings import Settings
+
+if TYPE_CHECKING:
+    from contextplane.metadata.sql_engine import SqlEngine
 
 
 async def open_store(settings: Settings, topics: dict[str, int] | None = None) -> MetadataStore:

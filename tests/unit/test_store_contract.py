@@ -5,6 +5,7 @@ reopen where it matters."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,9 +22,11 @@ from contextplane.metadata.records import (
     RangeSwap,
     TransactionRecord,
 )
-from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.protocol.error_codes import ErrorCode
 from tests.support.metadata import open_engine
+
+if TYPE_CHECKING:
+    from contextplane.metadata.sql_engine import SqlEngine
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ deletes it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,8 +21,10 @@ from contextplane.metadata.records import (
     RangeSwap,
     SwapOutcome,
 )
-from contextplane.metadata.sql_engine import SqlEngine
 from tests.support.metadata import open_engine
+
+if TYPE_CHECKING:
+    from contextplane.metadata.sql_engine import SqlEngine
 
 DUE_MS = 5_000
 RECORDS_PER_RANGE = 10
