@@ -8,9 +8,16 @@ written by a newer broker).
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import resources
+
+from contextplane.metadata.sql_db import Db
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{4})-([a-z0-9-]+)\.sql$")
 
@@ -55,6 +62,24 @@ def pending(engine: str, applied: set[int]) -> list[Migration]:
             f" {newest}: it was written by a newer broker"
         )
     return [m for m in known if m.version not in applied]
+
+
+def apply(db: Db, engine: str, transaction: Callable[[], AbstractContextManager[None]]) -> None:
+    """Bring the database up to this build's schema: each pending migration of `engine`
+    and its row in `schema_migrations`, one transaction per migration."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+    )
+    applied = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
+    for migration in pending(engine, applied):
+        with transaction():
+            for statement in statements(migration.sql):
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
+            )
+        log.info("metadata schema migrated to version %d (%s)", migration.version, migration.name)
 
 
 def statements(sql: str) -> list[str]:

@@ -155,22 +155,7 @@ def _connect(url: str) -> psycopg.Connection[Any]:
 def _migrate(conn: psycopg.Connection[Any], db: PostgresDb) -> None:
     db.execute("SELECT pg_advisory_lock(?)", (_MIGRATION_LOCK,))
     try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version BIGINT PRIMARY KEY, name TEXT NOT NULL)"
-        )
-        applied = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
-        for migration in migrations.pending(ENGINE, applied):
-            with Transaction(conn):
-                for statement in migrations.statements(migration.sql):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?)",
-                    (migration.version, migration.name),
-                )
-            log.info(
-                "metadata schema migrated to version %d (%s)", migration.version, migration.name
-            )
+        migrations.apply(db, ENGINE, lambda: Transaction(conn))
     finally:
         if not conn.broken:
             db.execute("SELECT pg_advisory_unlock(?)", (_MIGRATION_LOCK,))

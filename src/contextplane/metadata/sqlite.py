@@ -20,7 +20,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 from contextplane.metadata import migrations
 from contextplane.metadata.records import ClaimOutcome
@@ -31,7 +31,6 @@ from contextplane.metadata.sql_store import SqlMetadataStore
 from contextplane.metadata.sqlite_transaction import Transaction
 
 log = logging.getLogger(__name__)
-_P = ParamSpec("_P")
 _T = TypeVar("_T")
 ENGINE = "sqlite"
 # SQLite's primary result codes for a failed write: the disk is full, or an I/O error
@@ -51,7 +50,7 @@ class SqliteEngine(SqlEngine):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.reserve = reserve
         self._path = path
-        self._db: sqlite3.Connection = self.__connect()
+        self._db: sqlite3.Connection = self._run_write(self._connect)
 
     def _run_write(self, attempt: Callable[[], _T]) -> _T:
         """Run a write once more in the reserved space if it failed for lack of disk."""
@@ -61,9 +60,6 @@ class SqliteEngine(SqlEngine):
             if not _out_of_space(exc) or self.reserve is None or not self.reserve.release():
                 raise
             return attempt()
-
-    def __connect(self) -> sqlite3.Connection:
-        return self._run_write(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -94,7 +90,7 @@ class SqliteEngine(SqlEngine):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
-            _migrate(db)
+            migrations.apply(db, ENGINE, lambda: Transaction(db))
         except BaseException:
             db.close()
             raise
@@ -105,22 +101,6 @@ class SqliteEngine(SqlEngine):
 
     def _transaction(self) -> Transaction:
         return Transaction(self._db)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations"
-        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
-    )
-    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-    for migration in migrations.pending(ENGINE, applied):
-        with Transaction(db):
-            for statement in migrations.statements(migration.sql):
-                db.execute(statement)
-            db.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?)", (migration.version, migration.name)
-            )
-        log.info("metadata schema migrated to version %d (%s)", migration.version, migration.name)
 
 
 class SqliteMetadataStore(SqlMetadataStore):
