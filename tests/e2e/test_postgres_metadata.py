@@ -49,6 +49,8 @@ def test_a_broker_on_postgresql_keeps_everything_across_a_restart(
             (ranges,) = db.execute("SELECT COUNT(*) FROM ranges").fetchone() or (0,)
         assert ranges > 0, "the clean stop's upload committed its ranges to PostgreSQL"
         assert not (tmp_path / "data" / "metadata.db").exists()
+        # Nor the embedded store's disk-space reserve: the server keeps its own disk.
+        assert not (tmp_path / "data" / "metadata.reserve").exists()
 
         broker.start()
         after = read_to(broker.bootstrap, TOPIC, ends, "read_uncommitted")

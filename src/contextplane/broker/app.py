@@ -210,7 +210,11 @@ def sasl_listener_configs(settings: Settings) -> dict[str, SaslListenerConfig]:
     }
 
 
-def _metadata_reserve(settings: Settings) -> SpaceReserve:
+def _metadata_reserve(settings: Settings) -> SpaceReserve | None:
+    """The disk space kept for an embedded (SQLite) store to commit on a full disk; a
+    PostgreSQL store's disk is its server's."""
+    if not settings.resolved_metadata_url.startswith("sqlite:"):
+        return None
     reserve = SpaceReserve(settings.data_dir / "metadata.reserve", settings.metadata_reserved_bytes)
     if free_bytes(settings.data_dir) < 2 * reserve.size_bytes:
         # A (nearly) full disk: the metadata store needs room to open and commit
