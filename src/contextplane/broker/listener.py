@@ -38,6 +38,7 @@ from contextplane.security.tls import ReloadingContext, tls_config
 from contextplane.security.tls_alert import send_alert
 from contextplane.security.x500_name import BadName, certificate_subject
 from contextplane.settings import Settings
+from contextplane.storage.memory import MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,14 @@ def connection_limit(max_connections: int) -> int:
 class SharedLimits:
     """What every listener of one broker shares: the connection quotas, the request
     memory, the read buffer (each read is copied out of it at once) and the signal that
-    a connection slot was freed."""
+    a connection slot was freed; and the storage's memory budget, where connections
+    count the response bytes they hold."""
 
     quotas: ConnectionQuotas
     memory: RequestMemory
     read_buffer: bytearray = field(default_factory=lambda: bytearray(limits.SOCKET_READ_BYTES_MAX))
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    response_budget: MemoryBudget | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SharedLimits:
@@ -357,6 +360,7 @@ class BrokerListeners:
         tls: dict[str, ReloadingContext] | None = None,
     ) -> None:
         shared = SharedLimits.from_settings(settings)
+        shared.response_budget = pipeline.services.log.budget
         tls = tls_contexts(settings) if tls is None else tls
         self.listeners = [
             Listener(pipeline, settings, spec, shared, tls.get(spec.name))

@@ -202,6 +202,8 @@ class Probes:
             "rss_bytes": rss_bytes(),
             "budget_used_bytes": budget.used_bytes,
             "budget_total_bytes": budget.total_bytes,
+            # Of the used bytes: responses connections hold until their clients read them.
+            "budget_response_bytes": budget.response_bytes,
             "object_store": object_store_counts(self._storage),
         }
 

@@ -17,7 +17,8 @@ Nothing a client does can hold the broker's memory or its attention for long:
   connection with nothing in progress is closed after connections.max.idle.ms;
 - a connection yields to the others after every request, has a bounded number of
   responses queued, and writes the next response only once the client has read enough
-  of the previous ones.
+  of the previous ones; the bytes of the responses it holds are counted in the memory
+  budget until the client has read them (`held_responses.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextplane import limits
 from contextplane.broker.context import ConnectionInfo
+from contextplane.broker.held_responses import HeldResponses, parts_size
 from contextplane.broker.throttle import Mute
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
@@ -98,6 +100,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_costs: deque[int] = deque()
         self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
+        self._held = HeldResponses(listener.shared.response_budget)
         self._writable = asyncio.Event()
         self._writable.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -169,6 +172,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
+        self._held.release_all()
         self._mute.close()
         self._memory.end_overdraft(self)
         if self._reserved:
@@ -185,6 +189,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._last_activity = self._loop.time()
         self._writable.set()
         self._resume(_PAUSED_FOR_WRITES)
+        self._held.sync(self._buffered())
+
+    def _buffered(self) -> int:
+        """Response bytes the transport has not sent yet."""
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     # -- reading: admission, frames, deadlines ------------------------------------------
 
@@ -278,6 +288,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         still working on do not count as idle)."""
         if self._transport is None or self._conn.state.state is State.CLOSED:
             return
+        self._held.sync(self._buffered())  # the transport may have drained meanwhile
         listener = self._listener
         reading = not self._paused - {_PAUSED_FOR_MEMORY}
         if (
@@ -345,7 +356,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self._memory.end_overdraft(self)
             self._mute.hold(self._info.throttle)  # its next requests wait (KIP-219)
             if item is not None:
-                await self._responses.put((*item, large))
+                held = 0
+                if isinstance(item[1], list):  # a body in memory until it is written
+                    held = parts_size(item[1])
+                    self._held.hold(held, self._buffered())
+                await self._responses.put((*item, large, held))
             if conn.closing:
                 if not self._transport_closing():
                     # A handler's verdict closes the connection (a failed SASL
@@ -402,7 +417,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._transport is not None:
                     self._transport.close()  # once the buffered responses are sent
                 return
-            header, result, large = item
+            header, result, large, held = item
             if inspect.isawaitable(result):
                 self._awaiting_result = True
                 try:
@@ -416,7 +431,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 body = result
             if isinstance(body, list):  # pre-encoded frame parts
-                await self._write(self._conn.send_encoded(header, body))
+                await self._write(self._conn.send_encoded(header, body), held)
             elif large:
                 # Encoded in a worker thread, in its turn (responses stay in order).
                 self._conn.send_encoded(header, [])
@@ -427,15 +442,21 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     header.correlation_id,
                     body,
                 )
-                await self._write([frame])
+                await self._write([frame], held)
             else:
-                await self._write([self._conn.send_response(header, body)])
+                await self._write([self._conn.send_response(header, body)], held)
             self._mute.after_response(self._info.throttle)
 
-    async def _write(self, parts: list[bytes]) -> None:
+    async def _write(self, parts: list[bytes], held: int) -> None:
+        """Write one response's parts; `held` is what of them is already counted as held
+        (a body queued in memory), the rest is counted from now until it is sent."""
+        if not held:
+            held = parts_size(parts)
+            self._held.hold(held, self._buffered())
         # Only once the client has read the earlier responses: a connection cannot pile
         # up response bytes in its transport.
         await self._writable.wait()
         if self._transport is not None and not self._transport.is_closing():
             self._last_activity = self._loop.time()
             self._transport.writelines(parts)
+        self._held.written(held, self._buffered())

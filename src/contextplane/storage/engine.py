@@ -245,6 +245,7 @@ class StorageEngine:
                 object_end_offset=object_end,
                 ranges=ObjectRanges(stream_ranges),
             )
+            partition.ranges.count_in(self.budget)
             load_state(partition, record.producer_state)
             self.partitions[(record.topic, record.partition)] = partition
             self._by_stream[record.stream_id] = partition
@@ -315,6 +316,7 @@ class StorageEngine:
         self.partitions.pop((partition.topic, partition.partition), None)
         self._by_stream.pop(partition.stream_id, None)
         partition.deleted = True
+        partition.ranges.uncount()
         self.log_cache.drop_partition(partition)
         partition.notify()
 
@@ -334,7 +336,7 @@ class StorageEngine:
             admission = admit(
                 self.log_cache.pending_bytes,
                 self.settings.wal_backlog_bytes,
-                self.budget.pinned_bytes,
+                self.budget.produce_pinned_bytes,
                 self.budget.total_bytes,
             )
         refusing = admission.refusal is not None

@@ -8,7 +8,14 @@
   in-flight bytes; produce admission pushes back as it nears the budget.
 * The block cache (object ranges for catch-up reads) is held to a quarter of the budget.
 * In-flight bytes (objects being built and put, object and WAL reads) are reserved with
-  `reserve`, which waits while half of the budget is already in flight.
+  `reserve`, which waits while half of the budget is already in flight. Object
+  compaction's reservations hold at most half of that share (`reserve(...,
+  compaction=True)`), so uploads and reads always have the other half.
+* Response bytes (`pin_responses`): what connections hold of responses queued or still
+  in their transport's buffer. They count against the in-flight share, so object reads
+  wait while slow consumers hold it, but one read at a time always proceeds.
+* Range records (`range_record_bytes`): every object range a loaded partition keeps in
+  memory, counted by the engine.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ from typing import Any
 # Memory held by one cached batch's record beyond its bytes (a slotted object, its ints,
 # a list slot and a resident-queue entry): tracemalloc measures 328 bytes per record.
 CACHED_BATCH_OVERHEAD_BYTES = 330
+# Memory held by one object range record of a loaded partition (the frozen slotted
+# RangeRecord, its ints, its object key string, as loaded one per row, and its slots in
+# the index's two lists): tracemalloc measures 404 bytes per record over 100,000.
+RANGE_RECORD_BYTES = 400
 
 
 class MemoryBudget:
@@ -31,15 +42,26 @@ class MemoryBudget:
         self.log_cache_bytes = 0  # resident batch bytes
         self.cached_batches = 0  # batch records, resident or not
         self.block_cache_bytes = 0
-        self.in_flight_bytes = 0
-        self._in_flight_changed = asyncio.Condition()
+        self.in_flight_bytes = 0  # every reservation, compaction's included
+        self.compaction_bytes = 0  # the part of in_flight_bytes object compaction holds
+        self.response_bytes = 0  # responses held by connections (queued or unsent)
+        self.range_record_bytes = 0  # object range records of loaded partitions
+        # Reservations waiting for room; woken (all of them) whenever room is given back,
+        # from synchronous code too (a transport drained).
+        self._waiters: list[asyncio.Future[None]] = []
         # Called whenever the log cache's room shrinks (the owner evicts then).
         self.on_shrink: Callable[[], None] = lambda: None
 
     @property
+    def produce_pinned_bytes(self) -> int:
+        """What produce admission weighs: un-uploaded batch records and in-flight I/O
+        (a slow consumer's unsent response must not refuse producers)."""
+        return self.cached_batches * CACHED_BATCH_OVERHEAD_BYTES + self.in_flight_bytes
+
+    @property
     def pinned_bytes(self) -> int:
         """Memory that eviction cannot give back right now."""
-        return self.cached_batches * CACHED_BATCH_OVERHEAD_BYTES + self.in_flight_bytes
+        return self.produce_pinned_bytes + self.response_bytes + self.range_record_bytes
 
     @property
     def used_bytes(self) -> int:
@@ -58,24 +80,67 @@ class MemoryBudget:
     def in_flight_limit(self) -> int:
         return self.total_bytes // 2
 
+    @property
+    def compaction_limit(self) -> int:
+        """Object compaction's part of the in-flight share: at most half of it."""
+        return self.in_flight_limit // 2
+
+    def pin_responses(self, delta: int) -> None:
+        """Count (`delta` > 0) or release response bytes a connection holds."""
+        self.response_bytes += delta
+        if delta > 0:
+            self.on_shrink()
+        elif delta < 0:
+            self._wake()
+
+    def _room_for(self, size: int, compaction: bool) -> bool:
+        limit = self.in_flight_limit
+        others = self.in_flight_bytes - self.compaction_bytes  # uploads and reads
+        if compaction:
+            if self.compaction_bytes and self.compaction_bytes + size > self.compaction_limit:
+                return False
+            # Past half the share it never takes room from uploads and reads.
+            counted = min(size, self.compaction_limit)
+            return others == 0 or others + self.response_bytes + counted <= limit
+        # Compaction counts for at most its half here: the other half is always left.
+        compaction_counted = min(self.compaction_bytes, self.compaction_limit)
+        # A single upload or read proceeds alone, whatever responses and compaction hold.
+        return others == 0 or others + compaction_counted + self.response_bytes + size <= limit
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     @asynccontextmanager
-    async def reserve(self, size: int) -> AsyncIterator[None]:
+    async def reserve(self, size: int, *, compaction: bool = False) -> AsyncIterator[None]:
         """Hold `size` in-flight bytes for the block; waits while the in-flight share is
-        used (a single request larger than the share still proceeds alone)."""
-        async with self._in_flight_changed:
-            await self._in_flight_changed.wait_for(
-                lambda: (
-                    self.in_flight_bytes == 0 or self.in_flight_bytes + size <= self.in_flight_limit
-                )
-            )
-            self.in_flight_bytes += size
+        used (a single upload or read larger than the share still proceeds alone; object
+        compaction's reservations together stay within half the share)."""
+        loop = asyncio.get_running_loop()
+        while not self._room_for(size, compaction):
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                # Woken and cancelled at once: pass the wake on to the others.
+                self._wake()
+                raise
+        self.in_flight_bytes += size
+        if compaction:
+            self.compaction_bytes += size
         self.on_shrink()
         try:
             yield
         finally:
-            async with self._in_flight_changed:
-                self.in_flight_bytes -= size
-                self._in_flight_changed.notify_all()
+            self.in_flight_bytes -= size
+            if compaction:
+                self.compaction_bytes -= size
+            self._wake()
 
 
 class ResidentBatches:

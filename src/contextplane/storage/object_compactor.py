@@ -7,7 +7,8 @@ output object each:
    (compaction must not evict consumers' data): per input object one ranged GET per span
    of needed ranges (ranges closer than `OBJECT_COMPACTION_SPAN_GAP_BYTES` share one),
    paced by `object.compaction.read.bytes.per.second`, with the spans and the output
-   reserved in the memory budget's in-flight share;
+   reserved in the memory budget's in-flight share, at most half of it (uploads and
+   reads always have the other half);
 3. build the output (object_format.py): every range copied whole, no batch parsed;
 4. PUT it, its key in `InFlightKeys` from before the PUT until the swap returned (the
    orphan sweep leaves it alone meanwhile), then `swap_objects`: per stream epoch- and
@@ -128,9 +129,9 @@ class ObjectCompactor:
 
     def plan_config(self) -> PlanConfig:
         """The settings, with outputs bounded so that one task (its input spans and its
-        output) stays within half the budget's in-flight share."""
+        output) stays within compaction's part of the budget's in-flight share."""
         settings = self._settings
-        bound = max(1, self._budget.in_flight_limit // 4)
+        bound = max(1, self._budget.compaction_limit // 2)
         return PlanConfig(
             min_age_ms=settings.object_compaction_min_age_ms,
             max_objects=settings.object_compaction_max_objects,
@@ -192,7 +193,8 @@ class ObjectCompactor:
             }
             read_bytes = sum(end - start for s in spans.values() for start, end in s)
             held = read_bytes + task.size + index_bytes_max(len(task.pieces))
-            async with self._budget.reserve(held):
+            # Compaction's part of the share: uploads and reads keep the other half.
+            async with self._budget.reserve(held, compaction=True):
                 output, data = await self._build(task, spans)
                 outcome = await self._put_and_swap(task, output, data, led)
             await self._apply(task, output, outcome, led)

@@ -4,6 +4,10 @@ The metadata store is the source of truth (rebuilt from it at start); this copy 
 catch-up fetch find its object without a metadata query. Ranges are kept in offset order
 with their end offsets beside them, so the range holding an offset is a bisection, not a
 scan of every object the partition ever uploaded.
+
+Each record costs memory for as long as its partition is loaded; once the engine has
+counted the index in the memory budget (`count_in`), every change in its length moves
+the budget's `range_record_bytes` by `RANGE_RECORD_BYTES` a record.
 """
 
 from __future__ import annotations
@@ -13,16 +17,34 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
 from contextplane.metadata.records import RangeRecord
+from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 
 
 class ObjectRanges(Sequence[RangeRecord]):
-    __slots__ = ("_records", "_ends")
+    __slots__ = ("_records", "_ends", "_budget")
 
     def __init__(self, records: Iterable[RangeRecord] = ()) -> None:
         self._records: list[RangeRecord] = []
         self._ends: list[int] = []  # end offsets (exclusive), ascending
+        self._budget: MemoryBudget | None = None  # where the records are counted
         for record in records:
             self.append(record)
+
+    def count_in(self, budget: MemoryBudget) -> None:
+        """Count the records in `budget` from now on (the partition is loaded)."""
+        self.uncount()
+        self._budget = budget
+        budget.range_record_bytes += len(self._records) * RANGE_RECORD_BYTES
+
+    def uncount(self) -> None:
+        """Stop counting the records (the partition is closed)."""
+        if self._budget is not None:
+            self._budget.range_record_bytes -= len(self._records) * RANGE_RECORD_BYTES
+            self._budget = None
+
+    def _resized(self, records: int) -> None:
+        if self._budget is not None:
+            self._budget.range_record_bytes += records * RANGE_RECORD_BYTES
 
     def append(self, record: RangeRecord) -> None:
         """Add the newest range (uploads go in offset order)."""
@@ -32,6 +54,7 @@ class ObjectRanges(Sequence[RangeRecord]):
         )
         self._records.append(record)
         self._ends.append(record.end_offset)
+        self._resized(1)
 
     def from_offset(self, offset: int) -> Iterator[RangeRecord]:
         """The ranges holding `offset` and every later one, in offset order (as they
@@ -47,12 +70,14 @@ class ObjectRanges(Sequence[RangeRecord]):
         if index:
             self._records = self._records[index:]
             self._ends = self._ends[index:]
+            self._resized(-index)
 
     def replace(self, base_offset: int, end_offset: int, records: list[RangeRecord]) -> None:
         """The cleaner's swap: the ranges starting in [base_offset, end_offset) become
         `records` (new lists, as in `drop_below`, for readers iterating the old ones)."""
         kept = [r for r in self._records if not base_offset <= r.base_offset < end_offset]
         merged = sorted([*kept, *records], key=lambda r: r.base_offset)
+        self._resized(len(merged) - len(self._records))
         self._records = merged
         self._ends = [r.end_offset for r in merged]
 
