@@ -26,9 +26,11 @@ WAL_SEGMENT_BYTES = 64 * 1024 * 1024
 # Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).
 LOG_CACHE_BYTES_MAX = 256 * 1024 * 1024
 # Storage under pressure (full disk, unreachable object store).
-# One budget for the log cache, block cache and in-flight uploads and reads; AutoMQ's
-# default block cache + WAL cache on a 2-core broker is of this order.
-MEMORY_BUDGET_BYTES = 512 * 1024 * 1024
+# One budget for the log cache, block cache, in-flight uploads and reads, held responses
+# and range records. Sized for #12's target, peak RSS <= 300 MB at 1,000 partitions: the
+# idle broker's RSS (no data) measures 91 MiB at 1,000 partitions and 113 MiB at 10,000,
+# so 286 MiB - 91 MiB - 10 % allocator slack leaves ~166 MiB (RFC 0003, "4. Memory").
+MEMORY_BUDGET_BYTES = 160 * 1024 * 1024
 # Un-uploaded WAL bytes after which produce is refused (throttled from half of it).
 WAL_BACKLOG_BYTES = 2 * 1024 * 1024 * 1024
 # Produce is throttled from this fraction of the WAL backlog or memory bound, up to
@@ -241,8 +243,9 @@ CLEANUP_POLICY = "delete"
 # upload is before it is compacted (its data has left the log cache by then); objects per
 # pass (AutoMQ's stream set object compaction takes at most 500); a stream with at least
 # this much in a pass gets stream objects (AutoMQ's streamSetObjectCompactionStreamSplitSize,
-# 8 MiB), at most this large each, as merged objects are (half the in-flight share of a
-# ~192 MiB budget); the live share below which an object's live ranges are rewritten
+# 8 MiB), at most this large each, as merged objects are (and at most an eighth of the
+# memory budget, so input and output fit compaction's half of the in-flight share: 20 MiB
+# at the default budget); the live share below which an object's live ranges are rewritten
 # (AutoMQ's stream object CLEANUP step); its object reads are paced to this rate.
 OBJECT_COMPACTION_INTERVAL_MS = 60_000
 OBJECT_COMPACTION_MIN_AGE_MS = 60_000

@@ -320,8 +320,9 @@ SETTINGS: tuple[Setting, ...] = (
         "memory.budget.bytes",
         "memory_budget_bytes",
         "bytes",
-        "one budget for the log cache, block cache and in-flight uploads and reads; batches "
-        "waiting for upload may leave memory (the WAL has them)",
+        "one budget for the log cache, block cache, in-flight uploads and reads, responses "
+        "not yet read by their clients and object range records; batches waiting for upload "
+        "may leave memory (the WAL has them)",
         low=1,
     ),
     Setting(
