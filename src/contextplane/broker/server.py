@@ -449,8 +449,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def _write(self, parts: list[bytes], held: int) -> None:
         """Write one response's parts; `held` is what of them is already counted as held
-        (a body queued in memory), the rest is counted from now until it is sent."""
-        if not held:
+        (a body queued in memory). One that must wait for the client is counted from now;
+        whatever the transport keeps of it is counted until it is sent."""
+        if not held and not self._writable.is_set():
             held = parts_size(parts)
             self._held.hold(held, self._buffered())
         # Only once the client has read the earlier responses: a connection cannot pile
