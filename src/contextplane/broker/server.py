@@ -101,6 +101,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
         self._held = HeldResponses(listener.shared.response_budget)
+        self._writing = False  # the write loop is busy with a response (or awaiting it)
         self._writable = asyncio.Event()
         self._writable.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -357,7 +358,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._mute.hold(self._info.throttle)  # its next requests wait (KIP-219)
             if item is not None:
                 held = 0
-                if isinstance(item[1], list):  # a body in memory until it is written
+                if isinstance(item[1], list) and self._response_waits():
+                    # A body in memory until its turn: counted meanwhile.
                     held = parts_size(item[1])
                     self._held.hold(held, self._buffered())
                 await self._responses.put((*item, large, held))
@@ -370,6 +372,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             # One connection's pipelined requests must not keep the others waiting.
             await asyncio.sleep(0)
+
+    def _response_waits(self) -> bool:
+        """Whether a response queued now waits for others or for the client (one that is
+        written at once is not worth counting as held)."""
+        return self._writing or not self._writable.is_set() or not self._responses.empty()
 
     def _transport_closing(self) -> bool:
         return self._transport is None or self._transport.is_closing()
@@ -411,7 +418,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def _write_responses(self) -> None:
         while True:
+            self._writing = False
             item = await self._responses.get()
+            self._writing = True
             if item is _CLOSE_AFTER_WRITES:
                 await self._writable.wait()
                 if self._transport is not None:

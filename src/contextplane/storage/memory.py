@@ -89,8 +89,9 @@ class MemoryBudget:
         """Count (`delta` > 0) or release response bytes a connection holds."""
         self.response_bytes += delta
         if delta > 0:
-            self.on_shrink()
-        elif delta < 0:
+            if self.log_cache_bytes > self.log_cache_limit:
+                self.on_shrink()
+        elif self._waiters:
             self._wake()
 
     def _room_for(self, size: int, compaction: bool) -> bool:
@@ -108,6 +109,8 @@ class MemoryBudget:
         return others == 0 or others + compaction_counted + self.response_bytes + size <= limit
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
