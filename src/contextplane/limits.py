@@ -28,8 +28,9 @@ LOG_CACHE_BYTES_MAX = 256 * 1024 * 1024
 # Storage under pressure (full disk, unreachable object store).
 # One budget for the log cache, block cache, in-flight uploads and reads, held responses
 # and range records. Sized for #12's target, peak RSS <= 300 MB at 1,000 partitions: the
-# idle broker's RSS (no data) measures 91 MiB at 1,000 partitions and 113 MiB at 10,000,
-# so 286 MiB - 91 MiB - 10 % allocator slack leaves ~166 MiB (RFC 0003, "4. Memory").
+# idle broker's RSS (no data) measures 75 MiB at 1,000 partitions and 97 MiB at 10,000
+# (91 and 113 MiB before request schemas loaded lazily), so 286 MiB - 91 MiB - 10 %
+# allocator slack leaves ~166 MiB, with room to spare today (RFC 0003, "4. Memory").
 MEMORY_BUDGET_BYTES = 160 * 1024 * 1024
 # Un-uploaded WAL bytes after which produce is refused (throttled from half of it).
 WAL_BACKLOG_BYTES = 2 * 1024 * 1024 * 1024
