@@ -119,6 +119,7 @@ def report_ignored(settings: Settings) -> None:
 
 async def _run(settings: Settings) -> None:
     from contextplane.broker.app import Broker
+    from contextplane.broker.gc_policy import settle_after_start
 
     broker = Broker(settings)
     stop = asyncio.Event()
@@ -126,9 +127,13 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    # Everything start-up loaded is long-lived: out of the collector's scans from here on.
+    freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
     await stop.wait()
-    logging.getLogger("contextplane").info("shutting down")
+    logging.getLogger("contextplane").info(
+        "shutting down (heap frozen after %d slow full collections)", freezer.freezes
+    )
     # Storage close is bounded by shutdown.timeout.ms; the slack covers the rest.
     deadline_s = settings.shutdown_timeout_ms / 1000 + _SHUTDOWN_SLACK_S
     try:
