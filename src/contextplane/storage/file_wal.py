@@ -2,8 +2,10 @@
 with group commit.
 
 Appends queue in memory; one writer at a time takes the whole queue, writes it with one
-`write` and one `fdatasync` in a worker thread, then resolves every waiter. While a sync
-is in flight new appends accumulate, so N concurrent producers share one sync.
+`write` and one `fdatasync` on the log's own sync thread (sync_thread.py: one wake-up per
+group commit, never queued behind other work in the loop's shared executor), then
+resolves every waiter. While a sync is in flight new appends accumulate, so N concurrent
+producers share one sync.
 
 Entry layout: [u32 payload length][u32 crc32c(payload)][payload], payload =
 [i64 stream_id][i64 base_offset][record batch bytes]. Segments are files named by the
@@ -31,6 +33,7 @@ from pathlib import Path
 import crc32c
 
 from contextplane.storage.admission import free_bytes
+from contextplane.storage.sync_thread import SyncThread
 from contextplane.storage.wal import WalEntry, WalWriteError
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,10 @@ class FileWal:
         self._pending: list[bytes] = []
         self._pending_waiters: list[asyncio.Future[None]] = []
         self._pending_bytes = 0
-        self._flushing = False
-        self._writing = False  # a write is running in a worker thread
+        self._writing = False  # a group commit is with the sync thread
+        self._in_flight: list[asyncio.Future[None]] = []
+        self._in_flight_bytes = 0
+        self._sync_thread = SyncThread(self._write_and_sync)
         self._fd = -1
         self._segment_base = 0
         self._end_position = 0  # durable end
@@ -176,35 +181,35 @@ class FileWal:
         self._pending_bytes += len(entry)
         waiter = asyncio.get_running_loop().create_future()
         self._pending_waiters.append(waiter)
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush_loop())
+        if not self._writing:
+            self._start_write()
         return position, waiter
 
-    async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                entries, waiters = self._pending, self._pending_waiters
-                self._pending, self._pending_waiters = [], []
-                size = sum(len(e) for e in entries)
-                self._writing = True
-                try:
-                    await loop.run_in_executor(None, self._write_and_sync, entries)
-                except Exception as exc:  # disk full, I/O error: ack nothing, stay usable
-                    self._fail_pending(waiters, exc)
-                    return
-                finally:
-                    self._writing = False
-                self._pending_bytes -= size
-                self._end_position += size
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-                if self._end_position - self._segment_base >= self._segment_bytes:
-                    self.roll()
-        finally:
-            self._flushing = False
+    def _start_write(self) -> None:
+        """Hand everything queued to the sync thread as one group commit."""
+        entries, waiters = self._pending, self._pending_waiters
+        self._pending, self._pending_waiters = [], []
+        self._in_flight = waiters
+        self._in_flight_bytes = sum(len(e) for e in entries)
+        self._writing = True
+        self._sync_thread.submit(entries, asyncio.get_running_loop(), self._written)
+
+    def _written(self, error: Exception | None) -> None:
+        """On the loop, once the sync thread has written (or failed) a group commit."""
+        waiters, self._in_flight = self._in_flight, []
+        self._writing = False
+        if error is not None:  # disk full, I/O error: ack nothing, stay usable
+            self._fail_pending(waiters, error)
+            return
+        self._pending_bytes -= self._in_flight_bytes
+        self._end_position += self._in_flight_bytes
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._end_position - self._segment_base >= self._segment_bytes:
+            self.roll()
+        if self._pending:
+            self._start_write()
 
     def _fail_pending(self, waiters: list[asyncio.Future[None]], exc: BaseException) -> None:
         """Fail every entry past the durable end: those being written and those queued
@@ -336,6 +341,7 @@ class FileWal:
         return removed
 
     def close(self) -> None:
+        self._sync_thread.stop()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
