@@ -10,7 +10,8 @@ def test_index_in_the_footer_matches_the_built_ranges() -> None:
         StreamChunk(7, 0, 3, 1000, [b"a" * 10, b"b" * 5]),
         StreamChunk(9, 40, 41, 2000, [b"c" * 7]),
     ]
-    data, index = build_object(chunks)
+    parts, index = build_object(chunks)
+    data = b"".join(parts)
     assert read_index(data) == index
     assert [(e.stream_id, e.position, e.size) for e in index] == [(7, 0, 15), (9, 15, 7)]
     assert data[index[1].position : index[1].position + index[1].size] == b"c" * 7

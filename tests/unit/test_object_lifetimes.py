@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from contextplane.clock import ManualClock
@@ -36,8 +36,8 @@ class GatedStore:
         self.gate_puts = False
         self.waiting = asyncio.Event()
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self.inner.put(key, data)
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        await self.inner.put(key, parts)
         if self.gate_puts:
             self.waiting.set()
             await self.gate.wait()

@@ -79,7 +79,7 @@ def test_the_bounded_store_counts_gets_and_puts_with_their_bytes() -> None:
     store = BoundedObjectStore(MemoryObjectStore(), request_timeout_ms=5_000)
 
     async def run() -> None:
-        await store.put("a", b"0123456789")
+        await store.put("a", [b"01234", b"56789"])
         await store.get_range("a", 2, 5)
         await store.get_range("a", 0, 10)
 

@@ -55,7 +55,12 @@ from contextplane.storage.compaction import (
     map_batches,
     must_clean,
 )
-from contextplane.storage.object_format import StreamChunk, build_object, object_key
+from contextplane.storage.object_format import (
+    StreamChunk,
+    build_object,
+    object_key,
+    parts_size,
+)
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import PartitionLog
@@ -282,7 +287,7 @@ class Cleaner:
         base, end = group[0].base_offset, group[-1].end_offset
         created_ms = min(r.created_ms for r in group)  # segments roll as before
         key, size, ranges = "", 0, []
-        data = b""
+        data: list[bytes | memoryview] = []
         if survivors:
             headers = iter_batch_headers(survivors[0])
             last_headers = iter_batch_headers(survivors[-1])
@@ -294,7 +299,7 @@ class Cleaner:
             )
             sequence = await self._metadata.next_counter("object_sequence")
             key = object_key(self._settings.node_id, sequence)
-            size = len(data)
+            size = parts_size(data)
             ranges = [
                 RangeCommit(
                     e.stream_id, e.base_offset, e.end_offset, e.position, e.size, e.max_timestamp

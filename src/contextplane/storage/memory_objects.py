@@ -21,7 +21,7 @@ opened before the crash stops touching the bucket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from contextplane.clock import Clock, SystemClock
 from contextplane.storage.objectstore import ObjectInfo, ObjectStoreError
@@ -92,10 +92,11 @@ class MemoryObjectStore:
         if not self.alive:
             raise ObjectStoreError(f"{what}: this process crashed")
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         await self._request("put", f"put {key}")
         bucket = self.bucket
-        bucket.objects[key] = bytes(data)
+        data = b"".join(parts)
+        bucket.objects[key] = data
         bucket.modified_ms[key] = self.clock.wall_ms()
         bucket.unsynced.add(key)
         await self._request("put", f"put {key}")  # landed; durable once this returns

@@ -46,6 +46,7 @@ from contextplane.storage.object_format import (
     build_object,
     index_bytes_max,
     object_key,
+    parts_size,
 )
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
@@ -213,7 +214,7 @@ class ObjectCompactor:
 
     async def _build(
         self, task: Task, spans: dict[str, list[tuple[int, int]]]
-    ) -> tuple[CompactedObject, bytes]:
+    ) -> tuple[CompactedObject, list[bytes | memoryview]]:
         by_key: dict[str, list[RangeRecord]] = {}
         for piece in task.pieces:
             for r in piece.sources:
@@ -249,10 +250,14 @@ class ObjectCompactor:
             for e, piece in zip(index, task.pieces, strict=True)
         ]  # fmt: skip
         key = object_key(self._settings.node_id, sequence)
-        return CompactedObject(key, len(data), task.created_ms, 1, ranges), data
+        return CompactedObject(key, parts_size(data), task.created_ms, 1, ranges), data
 
     async def _put_and_swap(
-        self, task: Task, output: CompactedObject, data: bytes, led: dict[int, PartitionLog]
+        self,
+        task: Task,
+        output: CompactedObject,
+        data: list[bytes | memoryview],
+        led: dict[int, PartitionLog],
     ) -> SwapOutcome:
         streams = {piece.stream_id for piece in task.pieces}
         topics = {led[s].topic for s in streams}
@@ -264,7 +269,7 @@ class ObjectCompactor:
         self._in_flight.add(output.key)
         try:
             await self._objects.put(output.key, data)
-            self.stats.bytes_written += len(data)
+            self.stats.bytes_written += output.size
             return await self._metadata.swap_objects(swap)
         finally:
             self._in_flight.discard(output.key)

@@ -45,7 +45,9 @@ def index_bytes_max(streams: int) -> int:
     return _FOOTER.size + 5 + streams * (1 + 6 * 9)
 
 
-def build_object(chunks: list[StreamChunk]) -> tuple[bytes, list[IndexEntry]]:
+def build_object(chunks: list[StreamChunk]) -> tuple[list[bytes | memoryview], list[IndexEntry]]:
+    """The object's bytes as parts (the batches themselves, then index and footer: never
+    joined here, `ObjectStore.put` writes them), and its index."""
     parts: list[bytes | memoryview] = []
     index: list[IndexEntry] = []
     position = 0
@@ -66,7 +68,11 @@ def build_object(chunks: list[StreamChunk]) -> tuple[bytes, list[IndexEntry]]:
     encoded_index = msgspec.msgpack.encode(index)
     parts.append(encoded_index)
     parts.append(_FOOTER.pack(position, len(encoded_index), MAGIC))
-    return b"".join(parts), index
+    return parts, index
+
+
+def parts_size(parts: Sequence[bytes | memoryview]) -> int:
+    return sum(len(part) for part in parts)
 
 
 def read_index(data: bytes) -> list[IndexEntry]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -72,8 +72,9 @@ class GetLatency:
 
 
 class ObjectStore(Protocol):
-    async def put(self, key: str, data: bytes) -> None:
-        """Store an object; returns once it is durable."""
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """Store the object made of `parts` (written in order, never joined by the caller)
+        with one PUT; returns once it is durable."""
         ...
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
@@ -125,10 +126,10 @@ class BoundedObjectStore:
         except OSError as exc:
             raise ObjectStoreError(f"{what}: {exc}") from exc
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self._bounded(f"put {key}", self.store.put(key, data))
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        await self._bounded(f"put {key}", self.store.put(key, parts))
         self.puts += 1
-        self.put_bytes += len(data)
+        self.put_bytes += sum(len(part) for part in parts)
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         what = f"get {key} [{start}, {end})"

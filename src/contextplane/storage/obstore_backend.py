@@ -4,9 +4,10 @@
 credentials come from the usual AWS_* environment variables, and without them requests
 are unsigned (SeaweedFS on loopback accepts that).
 
-obstore's LocalStore writes a temporary file and renames it without fsync, so for
-`file://` this module fsyncs the object and its directory before `put` returns: the
-broker trims its WAL only after an object is durable.
+obstore's LocalStore writes a temporary file and renames it without fsync, and takes one
+buffer; so `file://` objects are written by `local_put.py` (writev of the parts, fsync,
+rename, directory fsync) before `put` returns: the broker trims its WAL only after an
+object is durable. Reads, lists and deletes go through LocalStore.
 
 obstore's own retries are bounded by the request timeout (its default retries for up to 3
 minutes); `BoundedObjectStore` (objectstore.py) bounds each whole request on top.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -26,6 +27,7 @@ import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import LocalStore, MemoryStore, S3Store
 
+from contextplane.storage.local_put import write_parts_durably
 from contextplane.storage.objectstore import ObjectInfo, ObjectStoreError
 
 
@@ -49,24 +51,23 @@ class ObstoreBackend:
                 f"object store URL {url!r}: scheme must be file://, memory:// or s3://"
             )
 
-    async def put(self, key: str, data: bytes) -> None:
-        # One PUT per object: multipart would cost a request per 5 MiB part.
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        if self._local_root is not None:
+            # file://: writev of the parts in a worker thread, then fsync (local_put.py).
+            path = self._local_root / key
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, write_parts_durably, path, parts
+                )
+            except OSError as exc:
+                raise ObjectStoreError(f"put {key}: {exc}") from exc
+            return
+        # One PUT per object: multipart would cost a request per 5 MiB part. obstore
+        # gathers the parts into one body in Rust.
         try:
-            await obstore.put_async(self._store, key, data, use_multipart=False)  # type: ignore[arg-type]
+            await obstore.put_async(self._store, key, parts, use_multipart=False)  # type: ignore[arg-type]
         except (ObstoreError, OSError) as exc:
             raise ObjectStoreError(f"put {key}: {exc}") from exc
-        if self._local_root is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._fsync_local, key)
-
-    def _fsync_local(self, key: str) -> None:
-        assert self._local_root is not None
-        path = self._local_root / key
-        for target in (path, path.parent):
-            fd = os.open(target, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
     async def get_range(self, key: str, start: int, end: int) -> memoryview:
         """Bytes [start, end) of an object, as a view of obstore's buffer (no copy)."""

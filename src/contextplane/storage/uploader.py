@@ -27,6 +27,7 @@ from contextplane.storage.object_format import (
     build_object,
     index_bytes_max,
     object_key,
+    parts_size,
 )
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
@@ -199,7 +200,7 @@ class Uploader:
                 # commit returned, whatever the outcome (orphan_sweep.py).
                 self._in_flight.add(key)
                 await self._objects.put(key, data)
-                object_size = len(data)
+                object_size = parts_size(data)
                 del data
             return await self._commit(chunks, index, key, object_size)
         finally:
