@@ -22,11 +22,12 @@ from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.internal_topics import is_internal
-from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.produce_response import encode_produce_response
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, parse_header, split_batches
 from contextplane.security.acls import ResourceType
@@ -143,11 +144,15 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             # Delayed as well as reported (as Kafka did before KIP-219), so a client that
             # ignores throttle_time_ms is slowed all the same.
             await asyncio.sleep(admission.throttle_ms / 1000)
+        throttle_ms = max(admission.throttle_ms, quota_ms)
+        if not is_large(entries):
+            # Byte for byte kio's response, without building its entity on the loop.
+            header = ctx.header
+            return encode_produce_response(
+                header.api_version, header.correlation_id, throttle_ms, topics
+            )
         reply = await ctx.large_reply(
-            entries,
-            throttle_time=max(admission.throttle_ms, quota_ms),
-            responses=topics,
-            node_endpoints=[],
+            entries, throttle_time=throttle_ms, responses=topics, node_endpoints=[]
         )
         return reply.body
 

@@ -1,0 +1,84 @@
+"""The Produce response, written by hand.
+
+Every acknowledged produce request is answered on the event loop, and kio's writer
+(building a response entity of frozen dataclasses, then walking its schema) was ~7 % of
+the loop's busy time at 2,000 requests a second. The bytes are exactly kio's for every
+version the broker serves, v3–v12 (a property test compares them); kio stays the
+reference and encodes every other response.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from contextplane.protocol.offsets_records import uvarint
+
+FLEXIBLE_FROM = 9  # ProduceResponse v9+: compact arrays, tagged fields, header v1
+_PARTITION = struct.Struct(">ihqq")  # index, error, base offset, log append time
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+
+
+def _string(out: bytearray, value: str | None, flexible: bool) -> None:
+    if value is None:
+        out += b"\x00" if flexible else b"\xff\xff"
+        return
+    data = value.encode()
+    out += uvarint(len(data) + 1) if flexible else _INT16.pack(len(data))
+    out += data
+
+
+def _length(out: bytearray, count: int, flexible: bool) -> None:
+    out += uvarint(count + 1) if flexible else _INT32.pack(count)
+
+
+def encode_produce_response(
+    version: int, correlation_id: int, throttle_ms: int, topics: Sequence[dict[str, Any]]
+) -> list[bytes]:
+    """The response frame (size prefix included), for Produce v3–v12.
+
+    `topics` are the handler's plain values: `name` and `partition_responses`, each with
+    `index`, `error_code`, `base_offset`, `log_append_time` (-1: none),
+    `log_start_offset`, `record_errors` (dicts of `batch_index` and
+    `batch_index_error_message`) and `error_message`.
+    """
+    flexible = version >= FLEXIBLE_FROM
+    out = bytearray(b"\x00\x00\x00\x00")
+    out += _INT32.pack(correlation_id)
+    if flexible:
+        out += b"\x00"  # response header v1: no tagged fields
+    _length(out, len(topics), flexible)
+    for topic in topics:
+        _string(out, topic["name"], flexible)
+        partitions = topic["partition_responses"]
+        _length(out, len(partitions), flexible)
+        for partition in partitions:
+            out += _PARTITION.pack(
+                partition["index"],
+                partition["error_code"],
+                partition["base_offset"],
+                partition["log_append_time"],
+            )
+            if version >= 5:
+                out += _INT64.pack(partition["log_start_offset"])
+            if version >= 8:
+                errors = partition["record_errors"]
+                _length(out, len(errors), flexible)
+                for error in errors:
+                    out += _INT32.pack(error["batch_index"])
+                    _string(out, error["batch_index_error_message"], flexible)
+                    if flexible:
+                        out += b"\x00"
+                _string(out, partition["error_message"], flexible)
+            if flexible:
+                out += b"\x00"  # the partition's tagged fields (no current leader)
+        if flexible:
+            out += b"\x00"  # the topic's tagged fields
+    out += _INT32.pack(throttle_ms)
+    if flexible:
+        out += b"\x00"  # the response's tagged fields (no node endpoints)
+    _INT32.pack_into(out, 0, len(out) - 4)
+    return [bytes(out)]
