@@ -429,3 +429,49 @@ def fetch_by_topic_id_versions(ctx: Ctx) -> None:
             topic = response.responses[0]
             ctx.record(f"v{version}.{name}.id_echoed", topic.topic_id == wanted)
             ctx.record(f"v{version}.{name}.partition", _fetched(topic.partitions[0], ctx))
+
+
+@scenario()
+def produce_by_topic_id(ctx: Ctx) -> None:
+    """Produce v13 names topics by id (KIP-516): a known id, an unknown id and an invalid
+    partition in one request; the records read back by name."""
+    client = ctx.raw()
+    _setup(ctx, client, "pf-produce-ids")
+    topic_id = wire.metadata(client, ["pf-produce-ids"]).topics[0].topic_id
+    batch = wire.encode_batch([Rec(b"k", b"v%d" % i, timestamp=T0 + i) for i in range(2)])
+    response = client.request(
+        wire.PRODUCE,
+        13,
+        transactional_id=None,
+        acks=-1,
+        timeout=10000,
+        topic_data=[
+            {"topic_id": topic_id, "partition_data": [{"index": 0, "records": batch}]},
+            {"topic_id": uuid.UUID(int=77), "partition_data": [{"index": 0, "records": batch}]},
+            {"topic_id": topic_id, "partition_data": [{"index": 5, "records": batch}]},
+        ],
+    )
+    ctx.record(
+        "responses",
+        sorted(
+            (
+                "known" if t.topic_id == topic_id else str(t.topic_id),
+                sorted(
+                    (p.index, err(p.error_code), p.base_offset, p.error_message)
+                    for p in t.partition_responses
+                ),
+            )
+            for t in response.responses
+        ),
+    )
+    by_name = client.request(
+        wire.PRODUCE,
+        12,
+        transactional_id=None,
+        acks=-1,
+        timeout=10000,
+        topic_data=[{"name": "pf-produce-ids", "partition_data": [{"index": 5, "records": batch}]}],
+    )
+    part = by_name.responses[0].partition_responses[0]
+    ctx.record("v12_bad_partition", (err(part.error_code), part.error_message))
+    ctx.record("fetched", _fetched(wire.fetch_one(client, "pf-produce-ids", 0), ctx))

@@ -104,7 +104,7 @@ def test_api_versions_advertises_only_implemented_apis(client: RawClient) -> Non
     )
     keys = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert response.error_code == ErrorCode.none
-    assert keys[PRODUCE] == (3, 12) and keys[FETCH][0] == 4
+    assert keys[PRODUCE] == (3, 13) and keys[FETCH][0] == 4
     # AddPartitionsToTxn up to v5 (v4+ is the KIP-890 broker form); transactions v2's
     # EndTxn 5; TxnOffsetCommit 6 (topic ids, KIP-1319); WriteTxnMarkers and the
     # transaction admin APIs at Kafka 4.4's versions.

@@ -63,16 +63,23 @@ def test_java_client_consume_transform_produce_with_transactions_v2(
         timeout=120,
     )
     assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
-    # sendOffsetsToTransaction negotiated TxnOffsetCommit v6 (topic ids, KIP-1319).
-    txn_offset_commits = {
-        r.args[1]
-        for r in caplog.records
-        if r.name == "contextplane.broker.pipeline"
-        and r.msg.startswith("api key %d v%d")
-        and isinstance(r.args, tuple)
-        and r.args[0] == 28
-    }
-    assert txn_offset_commits == {6}, txn_offset_commits
+
+    def versions(api_key: int) -> set[int]:
+        return {
+            r.args[1]
+            for r in caplog.records
+            if r.name == "contextplane.broker.pipeline"
+            and r.msg.startswith("api key %d v%d")
+            and isinstance(r.args, tuple)
+            and r.args[0] == api_key
+        }
+
+    # sendOffsetsToTransaction negotiated TxnOffsetCommit v6 (topic ids, KIP-1319); the
+    # Java client's newest Produce (v13) and Fetch (v18) name topics by id too (KIP-516).
+    # (librdkafka's producer above uses Produce v10.)
+    assert versions(28) == {6}, versions(28)
+    assert 13 in versions(0), versions(0)
+    assert 18 in versions(1), versions(1)
 
     with RawClient(bootstrap) as client:
         state = client.request(65, 0, transactional_ids=[tid]).transaction_states[0]

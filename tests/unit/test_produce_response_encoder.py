@@ -14,7 +14,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_response import encode_produce_response
 
 PRODUCE = 0
-VERSIONS = range(3, 13)  # as broker/app.py's ROUTES serve Produce
+VERSIONS = range(3, 14)  # as broker/app.py's ROUTES serve Produce
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 int64 = st.integers(-(2**63), 2**63 - 1)
@@ -34,7 +34,11 @@ partition = st.fixed_dictionaries(
     }
 )
 topic = st.fixed_dictionaries(
-    {"name": st.text(max_size=12), "partition_responses": st.lists(partition, max_size=4)}
+    {
+        "name": st.text(max_size=12),  # v3-v12
+        "topic_id": st.uuids(),  # v13
+        "partition_responses": st.lists(partition, max_size=4),
+    }
 )
 
 

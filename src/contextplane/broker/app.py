@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 # ceilings are the versions whose semantics are implemented. The authorization column
 # follows Kafka's KafkaApis (broker/authorization.py).
 ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
-    (0, 3, 12, produce.produce, authz.produce, authz.refuse_produce),
+    (0, 3, 13, produce.produce, authz.produce, authz.refuse_produce),
     (1, 4, 18, fetch.fetch, authz.fetch, authz.refuse_top_level),
     (2, 1, 11, offsets.list_offsets, authz.list_offsets, authz.refuse_top_level),
     (3, 0, 13, cluster.metadata, authz.metadata, authz.refuse_top_level),

@@ -100,7 +100,8 @@ def _group_gate(operation: Operation, group_id: str) -> Gate:
 
 
 def produce(ctx: RequestContext, request: Any) -> Needs:
-    needs = _each(Op.WRITE, TOPIC, (t.name for t in request.topic_data))
+    names = topic_names(ctx, request.topic_data, by_id=ctx.api_version >= 13)
+    needs = _each(Op.WRITE, TOPIC, names)
     if request.transactional_id is not None:
         needs.gate = Gate(
             (Action(Op.WRITE, TXN, request.transactional_id),),
@@ -382,7 +383,8 @@ def refuse_produce(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply
         throttle_time=ctx.throttle_ms,
         responses=[
             {
-                "name": t.name,
+                "name": getattr(t, "name", None),
+                "topic_id": getattr(t, "topic_id", None),
                 "partition_responses": [
                     {"index": p.index, "error_code": error, "base_offset": -1}
                     for p in t.partition_data

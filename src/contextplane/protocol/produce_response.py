@@ -3,19 +3,21 @@
 Every acknowledged produce request is answered on the event loop, and kio's writer
 (building a response entity of frozen dataclasses, then walking its schema) was ~7 % of
 the loop's busy time at 2,000 requests a second. The bytes are exactly kio's for every
-version the broker serves, v3–v12 (a property test compares them); kio stays the
+version the broker serves, v3–v13 (a property test compares them); kio stays the
 reference and encodes every other response.
 """
 
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from contextplane.protocol.offsets_records import uvarint
 
 FLEXIBLE_FROM = 9  # ProduceResponse v9+: compact arrays, tagged fields, header v1
+TOPIC_IDS_FROM = 13  # v13 names topics by id (KIP-516)
 _PARTITION = struct.Struct(">ihqq")  # index, error, base offset, log append time
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -38,9 +40,10 @@ def _length(out: bytearray, count: int, flexible: bool) -> None:
 def encode_produce_response(
     version: int, correlation_id: int, throttle_ms: int, topics: Sequence[dict[str, Any]]
 ) -> list[bytes]:
-    """The response frame (size prefix included), for Produce v3–v12.
+    """The response frame (size prefix included), for Produce v3–v13.
 
-    `topics` are the handler's plain values: `name` and `partition_responses`, each with
+    `topics` are the handler's plain values: `name` (v3–v12) or `topic_id` (a UUID,
+    v13) and `partition_responses`, each with
     `index`, `error_code`, `base_offset`, `log_append_time` (-1: none),
     `log_start_offset`, `record_errors` (dicts of `batch_index` and
     `batch_index_error_message`) and `error_message`.
@@ -52,7 +55,11 @@ def encode_produce_response(
         out += b"\x00"  # response header v1: no tagged fields
     _length(out, len(topics), flexible)
     for topic in topics:
-        _string(out, topic["name"], flexible)
+        if version >= TOPIC_IDS_FROM:
+            topic_id = topic["topic_id"]
+            out += topic_id.bytes if isinstance(topic_id, uuid.UUID) else bytes(16)
+        else:
+            _string(out, topic["name"], flexible)
         partitions = topic["partition_responses"]
         _length(out, len(partitions), flexible)
         for partition in partitions:

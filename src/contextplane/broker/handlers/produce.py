@@ -82,7 +82,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     failed = False
     share = LoopShare()
     entries = 0
-    for name, partition_data in distinct_partitions(request.topic_data):
+    for name, topic_id, partition_data in distinct_partitions(ctx, request.topic_data):
         partitions = []
         for data in partition_data:
             if share.due():
@@ -101,6 +101,8 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             try:
                 if request_error is not None:
                     raise request_error
+                if name is None:  # v13: an id no topic has
+                    raise KafkaError(ErrorCode.unknown_topic_id)
                 ctx.require(TOPIC, name)
                 if is_internal(name):  # Kafka: INVALID_TOPIC_EXCEPTION, and no message
                     entry["error_code"] = ErrorCode.invalid_topic_exception
@@ -113,9 +115,9 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                     )
                 )
             except KafkaError as exc:
-                _reject(ctx, name, entry, exc)
+                _reject(ctx, name or str(topic_id), entry, exc)
                 failed = True
-        topics.append({"name": name, "partition_responses": partitions})
+        topics.append({"name": name, "topic_id": topic_id, "partition_responses": partitions})
     await _validate_records(batches, ctx.now_ms())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
@@ -165,20 +167,27 @@ def _record_bytes(topic_data: Any) -> int:
     return sum(len(p.records or b"") for t in topic_data for p in t.partition_data)
 
 
-def distinct_partitions(topic_data: Any) -> list[tuple[str, list[Any]]]:
-    """A request's partition entries, one per topic-partition, grouped by topic.
+def distinct_partitions(
+    ctx: RequestContext, topic_data: Any
+) -> list[tuple[str | None, Any, list[Any]]]:
+    """A request's partition entries, one per topic-partition, grouped by topic: (name,
+    id, entries). v13 names topics by id (KIP-516); the name of an unknown id is None.
 
     Kafka collects a Produce request into a map keyed by topic-partition: a partition
     listed more than once is appended once, with its last entry, and answered once.
     """
-    latest: dict[tuple[str, int], Any] = {}
-    for topic in topic_data:
+    by_id = ctx.api_version >= 13
+    latest: dict[tuple[Any, int], Any] = {}
+    names: dict[Any, tuple[str | None, Any]] = {}
+    for topic, name in ctx.topics.names_of(topic_data, by_id):
+        key = topic.topic_id if by_id else name
+        names[key] = (name, getattr(topic, "topic_id", None))
         for data in topic.partition_data:
-            latest[(topic.name, data.index)] = data
-    grouped: dict[str, list[Any]] = {}
-    for (name, _), data in latest.items():
-        grouped.setdefault(name, []).append(data)
-    return list(grouped.items())
+            latest[(key, data.index)] = data
+    grouped: dict[Any, list[Any]] = {}
+    for (key, _), data in latest.items():
+        grouped.setdefault(key, []).append(data)
+    return [(*names[key], entries) for key, entries in grouped.items()]
 
 
 def _request_error(request: Any) -> KafkaError | None:
@@ -202,7 +211,9 @@ def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaEr
             ctx.peer,
             escape(exc),
         )
-    entry.update(error_code=exc.code, error_message=exc.message)
+    # Kafka's answer names no message for a topic or partition it does not have.
+    unknown = exc.code in (ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_topic_id)
+    entry.update(error_code=exc.code, error_message=None if unknown else exc.message)
     if isinstance(exc, RecordErrors):
         entry["record_errors"] = [
             {"batch_index": index, "batch_index_error_message": message}
@@ -258,9 +269,9 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
     known = ctx.topics.topics()
     wanted: list[tuple[str, int]] = []
     producer: tuple[int, int] | None = None
-    for topic in request.topic_data:
-        record = known.get(topic.name)
-        if record is None or ctx.denied(TOPIC, topic.name) or is_internal(topic.name):
+    for topic, name in ctx.topics.names_of(request.topic_data, by_id=ctx.api_version >= 13):
+        record = known.get(name) if name is not None else None
+        if record is None or ctx.denied(TOPIC, record.name) or is_internal(record.name):
             continue
         for data in topic.partition_data:
             records = data.records
@@ -272,7 +283,7 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
                 continue  # answered by the batch checks
             if header.is_transactional and not header.is_control:
                 producer = (header.producer_id, header.producer_epoch)
-                wanted.append((topic.name, data.index))
+                wanted.append((record.name, data.index))
     missing = ctx.transactions.missing_partitions(tid, wanted)
     if producer is None or not missing:
         return None
