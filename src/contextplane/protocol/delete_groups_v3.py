@@ -1,16 +1,16 @@
 """DeleteGroups v3 (Apache Kafka 4.4): each result carries an error message.
 
-The bundled kio knows DeleteGroups up to v2; these entities follow kio's generated
-dataclass conventions for v3 of Kafka's DeleteGroupsRequest.json / Response.json, so
-kio's readers and writers (and protocol/build.py) handle them like its own. The codec
-looks them up before kio (protocol/codec.py).
+The bundled kio knows DeleteGroups up to v2; the v3 response follows kio's generated
+dataclass conventions for Kafka's DeleteGroupsResponse.json, so kio's readers and writers
+(and protocol/build.py) handle it like its own. The v3 request is v2's on the wire, so
+kio's v2 entity is used as it is. The codec looks them up before kio (protocol/codec.py).
 """
 
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
 from kio.schema.errors import ErrorCode
-from kio.schema.request_header.v2.header import RequestHeader
 from kio.schema.response_header.v1.header import ResponseHeader
 from kio.schema.types import GroupId
 from kio.static.constants import EntityType
@@ -18,16 +18,6 @@ from kio.static.primitive import i16, i32Timedelta
 
 API_KEY = 42
 VERSION = 3
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeleteGroupsRequest:
-    __type__: ClassVar = EntityType.request
-    __version__: ClassVar[i16] = i16(VERSION)
-    __flexible__: ClassVar[bool] = True
-    __api_key__: ClassVar[i16] = i16(API_KEY)
-    __header_schema__: ClassVar[type[RequestHeader]] = RequestHeader
-    groups_names: tuple[GroupId, ...] = field(metadata={"kafka_type": "string"}, default=())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,3 +41,6 @@ class DeleteGroupsResponse:
     __header_schema__: ClassVar[type[ResponseHeader]] = ResponseHeader
     throttle_time: i32Timedelta = field(metadata={"kafka_type": "timedelta_i32"})
     results: tuple[DeletableGroupResult, ...]
+
+
+__all__ = ["API_KEY", "VERSION", "DeleteGroupsRequest", "DeleteGroupsResponse"]
