@@ -417,7 +417,7 @@ def produce(
 
 def fetch(
     client: RawClient,
-    partitions: list[tuple[str, int, int]] | list[tuple[str, int, int, int]],
+    partitions: list[tuple[Any, int, int]] | list[tuple[Any, int, int, int]],
     *,
     max_wait: int = 0,
     min_bytes: int = 0,
@@ -426,8 +426,9 @@ def fetch(
     isolation_level: int = 0,
     version: int = 12,
 ) -> Any:
-    """Fetch (topic, partition, offset[, partition_max_bytes]) entries, in request order."""
-    topics: dict[str, list[dict[str, Any]]] = {}
+    """Fetch (topic, partition, offset[, partition_max_bytes]) entries, in request order;
+    a topic given as a UUID is named by id (v13+)."""
+    topics: dict[Any, list[dict[str, Any]]] = {}
     for entry in partitions:
         topic, index, offset = entry[0], entry[1], entry[2]
         limit = entry[3] if len(entry) > 3 else partition_max_bytes
@@ -453,7 +454,10 @@ def fetch(
         isolation_level=isolation_level,
         session_id=0,
         session_epoch=-1,
-        topics=[{"topic": t, "partitions": p} for t, p in topics.items()],
+        topics=[
+            {"topic_id" if isinstance(t, uuid.UUID) else "topic": t, "partitions": p}
+            for t, p in topics.items()
+        ],
         forgotten_topics_data=[],
         rack_id="",
     )

@@ -396,35 +396,7 @@ def fetch_by_topic_id_versions(ctx: Ctx) -> None:
     topic_id = wire.metadata(client, ["pf-ids"]).topics[0].topic_id
     for version in (13, 16, 17, 18):
         for name, wanted in (("known", topic_id), ("unknown", uuid.UUID(int=99))):
-            response = client.request(
-                wire.FETCH,
-                version,
-                replica_id=-1,
-                replica_state={"replica_id": -1, "replica_epoch": -1},
-                max_wait=0,
-                min_bytes=0,
-                max_bytes=1 << 20,
-                isolation_level=0,
-                session_id=0,
-                session_epoch=-1,
-                topics=[
-                    {
-                        "topic_id": wanted,
-                        "partitions": [
-                            {
-                                "partition": 0,
-                                "current_leader_epoch": -1,
-                                "fetch_offset": 0,
-                                "last_fetched_epoch": -1,
-                                "log_start_offset": -1,
-                                "partition_max_bytes": 1 << 20,
-                            }
-                        ],
-                    }
-                ],
-                forgotten_topics_data=[],
-                rack_id="",
-            )
+            response = wire.fetch(client, [(wanted, 0, 0)], max_bytes=1 << 20, version=version)
             ctx.record(f"v{version}.{name}.error", err(response.error_code))
             topic = response.responses[0]
             ctx.record(f"v{version}.{name}.id_echoed", topic.topic_id == wanted)
