@@ -204,6 +204,18 @@ def test_widening_reads_only_what_is_neither_cached_nor_in_flight() -> None:
     asyncio.run(run())
 
 
+def test_widening_stays_within_the_objects_known_ranges() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        blocks.forget_objects(["a"])
+        # The first two partitions' ranges left this object (compaction moved them).
+        blocks.learn(partitions("a", *range(2, 8)))
+        await blocks.read_ranges(partitions("a", 2, 3, 4))
+        assert store.get_requests == [("a", 2 * PARTITION_BYTES, len(OBJECT))]
+
+    asyncio.run(run())
+
+
 def test_a_widened_span_holds_the_next_span_of_its_object_in_one_get() -> None:
     async def run() -> None:
         blocks, store = object_cache()

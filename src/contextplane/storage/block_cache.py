@@ -58,7 +58,8 @@ class BlockCache:
         self._starts: dict[str, list[int]] = {}  # per object, ascending
         self._ends: dict[str, list[int]] = {}  # per object, in the order of the starts
         self._pending: dict[str, dict[tuple[int, int], asyncio.Task[memoryview]]] = {}
-        self._extents: dict[str, int] = {}  # per object, the end of its last known range
+        # Per object, the start of its first known range and the end of its last.
+        self._extents: dict[str, tuple[int, int]] = {}
 
     async def read(self, record: RangeRecord) -> memoryview:
         """The bytes of one range."""
@@ -118,12 +119,15 @@ class BlockCache:
         return covered
 
     def learn(self, records: Iterable[RangeRecord]) -> None:
-        """Note how far the objects of `records` reach (a span is widened up to there)."""
+        """Note where the objects of `records` hold ranges (a span is widened within)."""
         extents = self._extents
         for record in records:
-            end = record.position + record.size
-            if end > extents.get(record.object_key, 0):
-                extents[record.object_key] = end
+            start, end = record.position, record.position + record.size
+            known = extents.get(record.object_key)
+            if known is None:
+                extents[record.object_key] = (start, end)
+            elif start < known[0] or end > known[1]:
+                extents[record.object_key] = (min(start, known[0]), max(end, known[1]))
 
     def _start_gets(
         self, missing: Sequence[RangeRecord], ahead: bool
@@ -168,10 +172,11 @@ class BlockCache:
         return widen(span, gap_start, gap_end, min(self._part_bytes, span.size + room))
 
     def _gap(self, span: Span) -> tuple[int, int]:
-        """The bytes around `span`, up to its object's known end, that no cached span
-        holds and no GET in flight reads."""
+        """The bytes around `span`, within its object's known ranges, that no cached
+        span holds and no GET in flight reads."""
         key, start, end = span.object_key, span.start, span.end
-        low, high = 0, max(self._extents.get(key, end), end)
+        low, high = self._extents.get(key, (start, end))
+        low, high = min(low, start), max(high, end)
         starts = self._starts.get(key)
         if starts:
             ends = self._ends[key]
