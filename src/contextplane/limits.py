@@ -10,11 +10,12 @@ UPLOAD_INTERVAL_MS = 250
 # Catch-up object reads (RFC 0003, 2a-2c): ranges of one object with gaps below 1 MiB are
 # read by one GET (object_store's and obstore's get_ranges default), of at most one upload
 # object (8 MiB); 8 GETs in flight broker-wide (SeaweedFS's GET throughput knee here);
-# a span above 4 MiB is read as parts of at most that, in parallel.
+# a span above one upload object is read as parts of at most that, in parallel (4 MiB
+# parts cost two GETs per full object, and objects in flight already fill the 8 slots).
 OBJECT_READ_COALESCE_BYTES = 1024 * 1024
 OBJECT_READ_SPAN_BYTES = UPLOAD_BYTES_MAX
 OBJECT_READ_CONCURRENCY = 8
-OBJECT_READ_PART_BYTES = 4 * 1024 * 1024
+OBJECT_READ_PART_BYTES = UPLOAD_BYTES_MAX
 # Read-ahead (RFC 0003, 2d): a stream's window is its read rate x 2 GET p99s, within
 # AutoMQ's StreamReader.Readahead bounds (512 KiB start, 32 MiB cap). Catch-up fetches
 # planned and assembled at once (2e): 2, one per core of the machines we size for.

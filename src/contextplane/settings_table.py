@@ -261,7 +261,8 @@ SETTINGS: tuple[Setting, ...] = (
         "object.read.part.bytes",
         "object_read_part_bytes",
         "bytes",
-        "a span larger than this is read as parallel GETs of at most this, split at ranges",
+        "a span larger than this is read as parallel GETs of at most this, split at ranges "
+        "(and a span is widened to the rest of its object up to this)",
         low=1,
         high=1024 * 1024 * 1024,
     ),

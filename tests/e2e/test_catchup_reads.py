@@ -6,6 +6,10 @@ consumer reads everything back from offset 0 through a request-counting proxy in
 SeaweedFS: every record arrives once and in order, and the GETs stay below twice the
 bytes read over `object.read.span.bytes` (a read per partition would make one GET per
 range: ~200 per object).
+
+With objects cut every 250 ms (the default), 1,000 partitions hold a small slice each of
+every object; a cold read-back then costs about one GET per object (at most 1.5 on
+average): a span that reads half of an object reads all of it for the other partitions.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ def _value(i: int) -> bytes:
     return f"{i:08d}|".encode().ljust(RECORD_BYTES, b"x")
 
 
-def _produce(bootstrap: str, topic: str) -> None:
+def _produce(
+    bootstrap: str, topic: str, partitions: int = PARTITIONS, records: int = RECORDS
+) -> None:
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -46,11 +52,11 @@ def _produce(bootstrap: str, topic: str) -> None:
         if err is not None:
             errors.append(str(err))
 
-    for i in range(RECORDS):
+    for i in range(records):
         while True:
             try:
                 producer.produce(
-                    topic, value=_value(i), partition=i % PARTITIONS, on_delivery=on_delivery
+                    topic, value=_value(i), partition=i % partitions, on_delivery=on_delivery
                 )
                 break
             except BufferError:  # the client's queue is full: let it send
@@ -60,7 +66,13 @@ def _produce(bootstrap: str, topic: str) -> None:
     assert not errors, errors[:5]
 
 
-def _read_back(bootstrap: str, topic: str, timeout_s: float = 180) -> dict[int, list[bytes]]:
+def _read_back(
+    bootstrap: str,
+    topic: str,
+    partitions: int = PARTITIONS,
+    records: int = RECORDS,
+    timeout_s: float = 180,
+) -> dict[int, list[bytes]]:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -70,14 +82,14 @@ def _read_back(bootstrap: str, topic: str, timeout_s: float = 180) -> dict[int, 
         }
     )
     try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        got: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
-        want = RECORDS // PARTITIONS
-        extra = RECORDS % PARTITIONS
-        ends = {p: want + (1 if p < extra else 0) for p in range(PARTITIONS)}
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+        want = records // partitions
+        extra = records % partitions
+        ends = {p: want + (1 if p < extra else 0) for p in range(partitions)}
         deadline = time.monotonic() + timeout_s
         received = 0
-        while received < RECORDS:
+        while received < records:
             assert time.monotonic() < deadline, f"timed out after {received} records"
             for message in consumer.consume(1000, 0.5):
                 assert message.error() is None, message.error()
@@ -124,6 +136,41 @@ def test_a_cold_catchup_reads_spans_not_ranges(seaweedfs: SeaweedFS, tmp_path: P
         read_bytes = RECORDS * RECORD_BYTES
         print(f"catch-up: {gets} GETs for {read_bytes} bytes")
         assert 0 < gets < 2 * read_bytes / SPAN_BYTES, f"{gets} GETs for {read_bytes} bytes"
+    finally:
+        broker.stop()
+        proxy.stop()
+
+
+def test_a_cold_read_of_many_small_objects_costs_about_one_get_per_object(
+    seaweedfs: SeaweedFS, tmp_path: Path
+) -> None:
+    partitions, records = 1_000, 32 * 1024  # 32 MiB, ~32 KiB per partition
+    proxy = S3CountingProxy(seaweedfs.endpoint, tmp_path / "s3proxy.log")
+    prefix = f"catchup-{uuid.uuid4().hex[:8]}"
+    broker = BrokerProcess(
+        tmp_path / "broker",
+        object_store=f"s3://{seaweedfs.bucket}/{prefix}?endpoint={proxy.endpoint}&region={REGION}",
+    )
+    try:
+        broker.start()
+        topic = "small-objects"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(topic, partitions)])[topic].result(30)
+        _produce(broker.bootstrap, topic, partitions, records)
+        broker.stop()  # a clean stop uploads the rest: the restarted broker reads objects
+        objects = proxy.counts().get("PUT", 0)
+        broker.start()
+
+        before = proxy.counts()
+        got = _read_back(broker.bootstrap, topic, partitions, records)
+        after = proxy.counts()
+
+        for partition, values in got.items():
+            assert values == [_value(i) for i in range(partition, records, partitions)]
+        gets = sum(after.get(k, 0) - before.get(k, 0) for k in ("GET", "GET_RANGE"))
+        print(f"cold read of {partitions} partitions: {gets} GETs for {objects} objects")
+        assert objects > 1
+        assert 0 < gets <= 1.5 * objects, f"{gets} GETs for {objects} objects"
     finally:
         broker.stop()
         proxy.stop()

@@ -1,7 +1,9 @@
 """The block cache of spans (storage/block_cache.py): a cached span serves every range
 inside it with no request, concurrent readers of one span share one GET, spans are
 evicted least recently used first within the budget's share, and a deleted object's
-spans are forgotten."""
+spans are forgotten. A span that reads at least half of the rest of its object reads all
+of that rest in its GET (read-ahead's too), within one part and the block cache's room,
+and never again what is cached."""
 
 from __future__ import annotations
 
@@ -143,5 +145,108 @@ def test_concurrent_reads_of_one_range_cost_one_get() -> None:
         for got in await asyncio.gather(*readers):
             assert bytes(got) == OBJECT[:4_000]
         assert store.gets == 1
+
+    asyncio.run(run())
+
+
+PARTITION_BYTES = 2_048  # eight partitions' ranges fill one 16 KiB object
+
+
+def partitions(key: str, *indexes: int) -> list[RangeRecord]:
+    return ranges(key, *((i * PARTITION_BYTES, (i + 1) * PARTITION_BYTES) for i in indexes))
+
+
+def object_cache(budget_bytes: int = 1 << 20) -> tuple[BlockCache, MemoryObjectStore]:
+    """A cache that knows object "a" (16 KiB) holds eight partitions' ranges."""
+    store = MemoryObjectStore()
+    store.bucket.objects["a"] = OBJECT
+    budget = MemoryBudget(budget_bytes, budget_bytes)
+    size = len(OBJECT)
+    blocks = BlockCache(
+        BoundedObjectStore(store, 10_000),
+        budget,
+        coalesce_bytes=100,
+        span_bytes=size,
+        part_bytes=size,
+    )
+    blocks.learn(partitions("a", *range(8)))
+    return blocks, store
+
+
+def test_a_span_reading_half_of_an_object_reads_all_of_it_for_the_other_partitions() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        await blocks.read_ranges(partitions("a", 0, 1, 2, 3))
+        assert store.get_requests == [("a", 0, len(OBJECT))]
+        got = await blocks.read_ranges(partitions("a", 4, 5, 6, 7))
+        assert len(store.get_requests) == 1  # the other partitions' ranges were read with it
+        assert bytes(got[3]) == OBJECT[7 * PARTITION_BYTES :]
+
+    asyncio.run(run())
+
+
+def test_a_span_reading_less_than_half_of_an_object_reads_its_ranges_only() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        await blocks.read_ranges(partitions("a", 0, 1, 2))
+        assert store.get_requests == [("a", 0, 3 * PARTITION_BYTES)]
+
+    asyncio.run(run())
+
+
+def test_widening_reads_only_what_is_neither_cached_nor_in_flight() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        await blocks.read_ranges(partitions("a", 0))
+        await blocks.read_ranges(partitions("a", 1, 2, 3, 4))  # 4 of the 7 partitions left
+        assert store.get_requests[1] == ("a", PARTITION_BYTES, len(OBJECT))
+
+    asyncio.run(run())
+
+
+def test_widening_stays_within_the_objects_known_ranges() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        blocks.forget_objects(["a"])
+        # The first two partitions' ranges left this object (compaction moved them).
+        blocks.learn(partitions("a", *range(2, 8)))
+        await blocks.read_ranges(partitions("a", 2, 3, 4))
+        assert store.get_requests == [("a", 2 * PARTITION_BYTES, len(OBJECT))]
+
+    asyncio.run(run())
+
+
+def test_a_widened_span_holds_the_next_span_of_its_object_in_one_get() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        # Two spans (a gap above the coalesce bound): the first widened holds the second.
+        tail = ranges("a", (len(OBJECT) - 1_000, len(OBJECT)))
+        got = await blocks.read_ranges(partitions("a", 0, 1, 2, 3, 4) + tail)
+        assert store.get_requests == [("a", 0, len(OBJECT))]
+        assert bytes(got[-1]) == OBJECT[-1_000:]
+
+    asyncio.run(run())
+
+
+def test_widening_stays_within_the_block_cache_room() -> None:
+    async def run() -> None:
+        # A 24 KiB budget: a 6 KiB share, less an eighth kept free: 5,376 bytes of room,
+        # too little for the 7 KiB that would widen 4.5 partitions' span to the object.
+        blocks, store = object_cache(budget_bytes=24 * 1024)
+        records = partitions("a", 0, 1, 2, 3) + ranges("a", (8_192, 9_216))
+        await blocks.read_ranges(records)
+        assert store.get_requests == [("a", 0, 9_216)]
+
+    asyncio.run(run())
+
+
+def test_read_ahead_reads_the_rest_of_an_object_for_the_other_partitions() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        covered = blocks.prefetch(partitions("a", 2, 3, 4, 5))
+        assert len(covered) == 4
+        await blocks.read_ranges(partitions("a", 2))  # joins the read-ahead GET
+        await blocks.read_ranges(partitions("a", 0, 1, 6, 7))
+        assert store.get_requests == [("a", 0, len(OBJECT))]
 
     asyncio.run(run())

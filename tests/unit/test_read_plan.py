@@ -6,7 +6,8 @@ as the oracle): each partition's batches are
 a prefix of what the old reader returns for it, the first non-empty partition gets at
 least one batch, and the response stays within max_bytes but for that batch. The spans
 `coalesce` makes hold every range exactly once, whole, within the span bound, and merge
-every gap below the coalesce bound that the span bound allows.
+every gap below the coalesce bound that the span bound allows. `widen` extends a span to
+the rest of its object only when the span reads at least half of it, within its bound.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from contextplane.storage.memory_wal import MemoryWal
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import BoundedObjectStore
 from contextplane.storage.partition import CachedBatch, PartitionLog
-from contextplane.storage.read_plan import Span, coalesce, split_parts
+from contextplane.storage.read_plan import Span, coalesce, split_parts, widen
 from contextplane.storage.reader import Reader, ReadRequest
 
 COALESCE_BYTES = 600
@@ -311,3 +312,22 @@ def test_a_span_above_the_part_bound_is_cut_between_ranges() -> None:
     parts = split_parts(span, PART_BYTES)
     assert [(p.start, p.end) for p in parts] == [(0, 3_000), (3_000, 6_000), (6_000, 7_000)]
     assert split_parts(Span("o", 0, 10, tuple(records[:1])), PART_BYTES)[0].end == 10
+
+
+def test_a_span_is_widened_to_the_rest_of_its_object_when_it_reads_half_of_it() -> None:
+    records = tuple(RangeRecord(0, 0, 1, "o", i * 1_000, 1_000, 0) for i in range(2, 7))
+    span = Span("o", 2_000, 7_000, records)  # 5,000 bytes of the 10,000 not yet read
+
+    def bounds(wide: Span) -> tuple[int, int]:
+        return wide.start, wide.end
+
+    wide = widen(span, 0, 10_000, 10_000)
+    assert bounds(wide) == (0, 10_000)
+    assert wide.ranges == records  # the bytes added belong to no range asked for
+    # Less than half of the rest: left to the ranges asked for.
+    assert bounds(widen(Span("o", 2_000, 6_999, records), 0, 10_000, 10_000)) == (2_000, 6_999)
+    # Beyond the bound (a part, and the room the block cache has): not widened.
+    assert widen(span, 0, 10_000, 9_999) is span
+    # Only within the gap (cached spans or GETs in flight around it).
+    assert bounds(widen(span, 1_500, 8_000, 10_000)) == (1_500, 8_000)
+    assert widen(span, 2_000, 7_000, 10_000) is span

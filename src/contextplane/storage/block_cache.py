@@ -11,6 +11,11 @@ span drops the ones it contains), so starts and ends ascend together and the spa
 can hold a range is found by one bisection. Least recently used spans go first once the
 block cache share of the budget is full; spans read ahead (`prefetch`, readahead.py)
 that no reader has used yet go only after every span already read.
+
+A span to read is widened to the rest of its object (`read_plan.widen`) when it already
+reads at least half of it, within one part and the room read-ahead may take: the cache
+knows how far each object's ranges reach (`learn`: every range loaded or asked for), so
+one GET of an object serves the other partitions' ranges in it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from contextplane import limits
 from contextplane.metadata.records import RangeRecord
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.objectstore import ObjectStore
-from contextplane.storage.read_plan import Span, coalesce, split_parts
+from contextplane.storage.read_plan import Span, coalesce, split_parts, widen
 
 SpanKey = tuple[str, int, int]  # object key, start, end
 
@@ -53,6 +58,8 @@ class BlockCache:
         self._starts: dict[str, list[int]] = {}  # per object, ascending
         self._ends: dict[str, list[int]] = {}  # per object, in the order of the starts
         self._pending: dict[str, dict[tuple[int, int], asyncio.Task[memoryview]]] = {}
+        # Per object, the start of its first known range and the end of its last.
+        self._extents: dict[str, tuple[int, int]] = {}
 
     async def read(self, record: RangeRecord) -> memoryview:
         """The bytes of one range."""
@@ -77,13 +84,7 @@ class BlockCache:
             else:
                 missing.append(record)
         if missing:
-            spans = coalesce(missing, self._coalesce_bytes, self._span_bytes)
-            get_of: dict[int, tuple[asyncio.Task[memoryview], SpanKey]] = {}
-            for span in spans:
-                for part in split_parts(span, self._part_bytes):
-                    task = self._start_get(part, ahead=False)
-                    for record in part.ranges:
-                        get_of[id(record)] = (task, (part.object_key, part.start, part.end))
+            get_of = self._start_gets(missing, ahead=False)
             for index, record in enumerate(records):
                 if results[index] is None and id(record) in get_of:
                     waiting.append((index, *get_of[id(record)]))
@@ -114,13 +115,84 @@ class BlockCache:
                 covered.add(id(record))
             else:
                 missing.append(record)
-        for span in coalesce(missing, self._coalesce_bytes, self._span_bytes):
-            for part in split_parts(span, self._part_bytes):
-                if 2 * self._gets_started >= self._concurrency:
-                    return covered
-                self._start_get(part, ahead=True)
-                covered.update(id(record) for record in part.ranges)
+        covered.update(self._start_gets(missing, ahead=True))
         return covered
+
+    def learn(self, records: Iterable[RangeRecord]) -> None:
+        """Note where the objects of `records` hold ranges (a span is widened within)."""
+        extents = self._extents
+        for record in records:
+            start, end = record.position, record.position + record.size
+            known = extents.get(record.object_key)
+            if known is None:
+                extents[record.object_key] = (start, end)
+            elif start < known[0] or end > known[1]:
+                extents[record.object_key] = (min(start, known[0]), max(end, known[1]))
+
+    def _start_gets(
+        self, missing: Sequence[RangeRecord], ahead: bool
+    ) -> dict[int, tuple[asyncio.Task[memoryview], SpanKey]]:
+        """Start the GETs that read `missing` (neither cached nor in flight), coalesced
+        and widened; returns, per range id, the GET that reads it and its span. Read-ahead
+        starts GETs only while fewer than half of the slots are taken."""
+        self.learn(missing)
+        get_of: dict[int, tuple[asyncio.Task[memoryview], SpanKey]] = {}
+        for span in coalesce(missing, self._coalesce_bytes, self._span_bytes):
+            rest: list[RangeRecord] = []
+            for record in span.ranges:
+                joined = self._in_flight(record)  # a span widened just before holds it
+                if joined is not None:
+                    get_of[id(record)] = joined
+                else:
+                    rest.append(record)
+            if not rest:
+                continue
+            if len(rest) < len(span.ranges):
+                spans = coalesce(rest, self._coalesce_bytes, self._span_bytes)
+            else:
+                spans = [span]
+            for unread in spans:
+                for part in split_parts(self._widened(unread), self._part_bytes):
+                    if ahead and 2 * self._gets_started >= self._concurrency:
+                        return get_of
+                    task = self._start_get(part, ahead)
+                    key = (part.object_key, part.start, part.end)
+                    for record in part.ranges:
+                        get_of[id(record)] = (task, key)
+        return get_of
+
+    def _widened(self, span: Span) -> Span:
+        """`span` widened to the rest of its object (`read_plan.widen`), at most one part
+        and, beyond its own bytes, no more than read-ahead's room (an eighth of the share
+        kept free), so widening never pushes out spans nobody has read yet."""
+        room = self.ahead_room() - self.share_bytes // 8
+        if room <= 0:
+            return span
+        gap_start, gap_end = self._gap(span)
+        return widen(span, gap_start, gap_end, min(self._part_bytes, span.size + room))
+
+    def _gap(self, span: Span) -> tuple[int, int]:
+        """The bytes around `span`, within its object's known ranges, that no cached
+        span holds and no GET in flight reads."""
+        key, start, end = span.object_key, span.start, span.end
+        low, high = self._extents.get(key, (start, end))
+        low, high = min(low, start), max(high, end)
+        starts = self._starts.get(key)
+        if starts:
+            ends = self._ends[key]
+            index = bisect.bisect_left(starts, end)  # the first cached span from `end` on
+            if index < len(starts):
+                high = min(high, starts[index])
+            if index > 0:  # ends ascend with starts: the last one before reaches furthest
+                low = max(low, min(ends[index - 1], start))
+        for got_start, got_end in self._pending.get(key, ()):
+            if got_end <= start:
+                low = max(low, got_end)
+            elif got_start >= end:
+                high = min(high, got_start)
+            else:  # overlapping: no widening on either side
+                low, high = start, end
+        return low, max(high, end)
 
     def ahead_room(self) -> int:
         """The block cache share less the read-ahead bytes no reader has used yet (spans
@@ -263,6 +335,7 @@ class BlockCache:
     def forget_objects(self, keys: Iterable[str]) -> None:
         """Drop the cached spans of deleted objects."""
         for key in set(keys):
+            self._extents.pop(key, None)
             starts = self._starts.pop(key, None)
             ends = self._ends.pop(key, None)
             if starts is None or ends is None:

@@ -196,7 +196,9 @@ class StorageEngine:
         """Load partitions, claim leadership, replay the WAL tail past committed objects,
         start uploads and retention."""
         records = [r for r in await self.metadata.partitions() if self._assignment.leads(r)]
-        await self._open_partitions(records, await self.metadata.ranges_by_stream())
+        ranges = await self.metadata.ranges_by_stream()
+        self.blocks.learn(record for stream in ranges.values() for record in stream)
+        await self._open_partitions(records, ranges)
         replayed = replay(self.wal.recover(), self._by_stream, self.log_cache)
         if replayed:
             log.info("replayed %d WAL entries past the last committed object", replayed)

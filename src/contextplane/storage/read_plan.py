@@ -14,6 +14,11 @@ Fetch at once costs about one GET per object:
 * `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
   of at most the span bound (a single range larger than that is a span alone);
   `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.
+* `widen` extends a span to the rest of its object (the part neither cached nor being
+  read) when the span already reads at least half of that rest: one GET of the object
+  then serves every partition with ranges in it, where cutting it to the ranges asked for
+  leaves the other partitions' ranges to further GETs (objects cut every 250 ms hold a
+  small slice of each of many partitions).
 """
 
 from __future__ import annotations
@@ -153,3 +158,16 @@ def split_parts(span: Span, part_bytes: int) -> list[Span]:
         end = max(end, record_end)
     parts.append(Span(span.object_key, start, end, tuple(group)))
     return parts
+
+
+def widen(span: Span, gap_start: int, gap_end: int, max_bytes: int) -> Span:
+    """`span` extended to [gap_start, gap_end) (the bytes of its object around it that are
+    neither cached nor being read) when it already reads at least half of them and the
+    whole is at most `max_bytes`; else `span` itself. The span keeps its ranges: the bytes
+    added belong to ranges nobody asked for yet, served from the cache when they are."""
+    start, end = min(gap_start, span.start), max(gap_end, span.end)
+    if end - start > max_bytes or 2 * span.size < end - start:
+        return span
+    if (start, end) == (span.start, span.end):
+        return span
+    return Span(span.object_key, start, end, span.ranges)

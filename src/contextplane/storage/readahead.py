@@ -13,11 +13,13 @@ window start over. (AutoMQ's `StreamReader.Readahead` grows by 512 KiB per miss 
 `Readahead` holds them, bounded by the number of live partitions, each dropped after
 60 s unread. After a fetch has started its own GETs, the ranges that bring every stream
 read by it up to its window are read ahead in one batch through `BlockCache.prefetch`,
-so one span serves many partitions at once. A stream reads ahead only while the block
-cache has room for its window plus an eighth of the share (spans nobody read yet are
-never pushed out by more read-ahead), and the GETs take slots only while fewer than half
-are used. Nothing awaits read-ahead: a fetch awaits only its own spans (joining an
-in-flight read-ahead GET for one of them), and a failed read-ahead GET is dropped.
+so one span serves many partitions at once (widened to the rest of its object like a
+fetch's, block_cache.py: the other partitions' ranges in it are not left to another GET).
+A stream reads ahead only while the block cache has room for its window plus an eighth
+of the share (spans nobody read yet are never pushed out by more read-ahead), and the
+GETs take slots only while fewer than half are used. Nothing awaits read-ahead: a fetch
+awaits only its own spans (joining an in-flight read-ahead GET for one of them), and a
+failed read-ahead GET is dropped.
 """
 
 from __future__ import annotations
