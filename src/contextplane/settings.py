@@ -46,6 +46,10 @@ class Settings:
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 1
+    broker_rack: str | None = None  # free text, reported by Metadata and DescribeCluster
+    # The registry's lease (RFC 0004 §1): renewed every interval, lost after the timeout.
+    broker_heartbeat_interval_ms: int = 1_000
+    broker_session_timeout_ms: int = 6_000
     # "file://" (under data_dir/objects), "memory://", or "s3://bucket?endpoint=..."
     object_store_url: str = ""
     metadata_url: str = ""
@@ -445,6 +449,12 @@ def _check(settings: Settings) -> Settings:
             f"{settings.connection_failed_authentication_delay_ms} should always be less than"
             f" connections.max.idle.ms={settings.connections_max_idle_ms} to prevent failed"
             " authentication responses from timing out"
+        )
+    if settings.broker_heartbeat_interval_ms >= settings.broker_session_timeout_ms:
+        # Otherwise the lease would lapse between two renewals.
+        raise SettingsError(
+            f"broker.heartbeat.interval.ms={settings.broker_heartbeat_interval_ms} must be"
+            f" less than broker.session.timeout.ms={settings.broker_session_timeout_ms}"
         )
     sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
     try:
