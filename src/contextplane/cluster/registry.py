@@ -11,13 +11,21 @@ connection and thread with PostgreSQL, so a long transaction of the broker's nev
 delays a renewal). A heartbeat that fails is retried at the next interval; one that
 finds the row taken by a newer incarnation calls `on_lost`: this process must stop.
 A clean stop marks the row stopped, so the id is free and the broker unlisted at once.
+
+A broker restarted after a crash (kill -9, power loss) finds its predecessor's lease
+still live. The data directory records the incarnation that last registered from it
+(`broker.incarnation`); since the broker holds the directory's lock before it registers,
+that incarnation's process is gone, and its row is taken at once instead of refusing the
+start until the lease lapses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord
 from contextplane.metadata.store import MetadataStore
@@ -26,6 +34,7 @@ from contextplane.settings import Settings
 log = logging.getLogger(__name__)
 
 INCARNATION_COUNTER = "broker_incarnation"
+INCARNATION_FILE = "broker.incarnation"
 
 
 class DuplicateBrokerRegistration(RuntimeError):
@@ -43,6 +52,7 @@ class Registry:
         self._interval_s = settings.broker_heartbeat_interval_ms / 1000
         self._session_ms = settings.broker_session_timeout_ms
         self._on_lost = on_lost
+        self._incarnation_file = settings.data_dir / INCARNATION_FILE
         self.incarnation = -1
         # The live brokers as of the last heartbeat, by node id; `generation` moves
         # whenever that list changes (caches of Metadata answers watch it).
@@ -56,7 +66,12 @@ class Registry:
         """Take this node id for a new incarnation, or raise DuplicateBrokerRegistration."""
         self.incarnation = await self._metadata.next_counter(INCARNATION_COUNTER)
         registration = await self._metadata.register_broker(
-            self._node_id, self.incarnation, self._rack, endpoints, self._session_ms
+            self._node_id,
+            self.incarnation,
+            self._rack,
+            endpoints,
+            self._session_ms,
+            replaces=_recorded(self._incarnation_file),
         )
         if not registration.registered:
             holder = registration.broker
@@ -68,6 +83,7 @@ class Registry:
                 f" {holder.lease_remaining_ms} ms): give this broker another node.id,"
                 " or stop that one"
             )
+        _record(self._incarnation_file, self.incarnation)
         log.info("registered as node %d (incarnation %d)", self._node_id, self.incarnation)
         self._update(await self._metadata.live_brokers())
         # Renewals start now: opening the partitions may take longer than the lease.
@@ -144,3 +160,17 @@ class Registry:
 
 def _listed(broker: BrokerRecord) -> tuple[int, str | None, tuple[BrokerEndpoint, ...]]:
     return broker.node_id, broker.rack, broker.endpoints
+
+
+def _recorded(path: Path) -> int:
+    """The incarnation that last registered from this data directory (-1: none)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return -1
+
+
+def _record(path: Path, incarnation: int) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(f"{incarnation}\n")
+    os.replace(temporary, path)

@@ -54,8 +54,10 @@ class BrokerRows:
         rack: str | None,
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
+        replaces: int = -1,
     ) -> Registration:
-        """Take `node_id` for this incarnation unless a live broker holds it."""
+        """Take `node_id` for this incarnation unless a live broker holds it; a live row
+        of incarnation `replaces` (one the caller knows is gone) is taken too."""
         engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
             self._db.execute(
@@ -68,9 +70,9 @@ class BrokerRows:
                     " lease_expires_ms=excluded.lease_expires_ms,"
                     " registered_ms=excluded.registered_ms, wal_url=NULL, load='{}'"
                     " WHERE brokers.lease_expires_ms < NOW_MS"
-                    " OR brokers.state IN ('stopped', 'expired')"
+                    " OR brokers.state IN ('stopped', 'expired') OR brokers.incarnation = ?"
                 ),
-                (node_id, incarnation, rack, endpoints_text(endpoints), session_ms),
+                (node_id, incarnation, rack, endpoints_text(endpoints), session_ms, replaces),
             )
             row = self._db.execute(
                 self._sql(f"SELECT {_COLUMNS} FROM brokers WHERE node_id=?"), (node_id,)
@@ -144,10 +146,17 @@ class BrokerCalls:
         rack: str | None,
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
+        replaces: int = -1,
     ) -> Registration:
         store: Any = self  # a SqlMetadataStore
         result: Registration = await store._call(
-            store.engine.register_broker, node_id, incarnation, rack, endpoints, session_ms
+            store.engine.register_broker,
+            node_id,
+            incarnation,
+            rack,
+            endpoints,
+            session_ms,
+            replaces,
         )
         return result
 

@@ -185,9 +185,11 @@ class MetadataStore(Protocol):
         rack: str | None,
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
+        replaces: int = -1,
     ) -> Registration:
         """Take `node_id` for `incarnation` with a lease of `session_ms`, unless a live
-        broker holds it (then `registered` is False and the row is the holder's)."""
+        broker holds it (then `registered` is False and the row is the holder's); a row of
+        incarnation `replaces`, which the caller knows is gone, is taken even if live."""
         ...
 
     async def heartbeat_broker(
