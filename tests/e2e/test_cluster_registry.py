@@ -2,8 +2,9 @@
 (with their racks) in Metadata and DescribeCluster, asked directly and through
 confluent-kafka; each leads the partitions it created and names the other as the leader
 of the other's, which a producer that knows only one of them follows; a second broker
-with a live node.id exits before it listens; a killed broker is unlisted once its lease
-lapses, a stopped one at once."""
+with a live node.id exits before it listens; a killed broker restarted on its data
+directory is registered again at once, a killed one is unlisted once its lease lapses,
+a stopped one at once."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ METADATA, DESCRIBE_CLUSTER = 3, 60
 SESSION_MS = 2_000
 
 
-def broker(tmp_path: Path, node_id: int, url: str, objects: str) -> BrokerProcess:
+def broker(data_dir: Path, node_id: int, url: str, objects: str) -> BrokerProcess:
     return BrokerProcess(
-        tmp_path / f"broker-{node_id}",
+        data_dir,
         metadata_url=url,
         object_store=objects,
         settings={
@@ -78,11 +79,11 @@ def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
     url = postgres_server.create_database()
     (tmp_path / "objects").mkdir()
     objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path, 1, url, objects).start()
+    one = broker(tmp_path / "one", 1, url, objects).start()
     two: BrokerProcess | None = None
     try:
         create(one.bootstrap, "from-one")
-        two = broker(tmp_path, 2, url, objects).start()
+        two = broker(tmp_path / "two", 2, url, objects).start()
         create(two.bootstrap, "from-two")
         both = [(1, one.port, "rack-1"), (2, two.port, "rack-2")]
         for running in (one, two):
@@ -116,14 +117,18 @@ def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
         assert stored_leaders(url)[("from-one", 0)] == stored[("from-one", 0)]
 
         # A second broker with a live node.id stops before it listens.
-        duplicate = broker(tmp_path, 1, url, objects)
+        duplicate = broker(tmp_path / "another", 1, url, objects)
         with pytest.raises(RuntimeError, match="exited early"):
             duplicate.start()
         assert duplicate.process is not None and duplicate.process.returncode == 1
         assert "node.id 1 is registered by a live broker at 127.0.0.1:" in duplicate.log_tail()
         assert "ready on" not in duplicate.log_tail()
 
-        # A killed broker is unlisted once its lease lapses.
+        # A killed broker restarted on its data directory takes its row back at once,
+        # its lease still live; a killed broker is unlisted once its lease lapses.
+        two.kill9()
+        two.start()
+        wait_listed(one.bootstrap, both, 10)
         two.kill9()
         wait_listed(one.bootstrap, both[:1], SESSION_MS / 1000 + 10)
         assert listed(one.bootstrap)["metadata"] == both[:1]

@@ -119,13 +119,15 @@ class Registry:
         while True:
             await asyncio.sleep(self._interval_s)
             try:
-                live = await self._heartbeats.heartbeat_broker(
-                    self._node_id, self.incarnation, self._session_ms
-                )
+                # Bounded: a renewal still unanswered after a session is a failed one.
+                async with asyncio.timeout(self._session_ms / 1000):
+                    live = await self._heartbeats.heartbeat_broker(
+                        self._node_id, self.incarnation, self._session_ms
+                    )
             except Exception as exc:
                 if not self._failing:
                     log.warning(
-                        "node %d: lease renewal failed (%s); retrying every %.0f ms",
+                        "node %d: lease renewal failed (%r); retrying every %.0f ms",
                         self._node_id,
                         exc,
                         self._interval_s * 1000,
