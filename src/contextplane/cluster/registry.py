@@ -173,6 +173,11 @@ def _recorded(path: Path) -> int:
 
 
 def _record(path: Path, incarnation: int) -> None:
+    """Remember this incarnation in the data directory; without it (a full disk) a restart
+    after a crash waits for the lease instead of taking the row at once."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(f"{incarnation}\n")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(f"{incarnation}\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("could not record incarnation %d in %s (%s)", incarnation, path, exc)
