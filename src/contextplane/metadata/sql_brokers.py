@@ -57,8 +57,24 @@ class BrokerRows:
         replaces: int = -1,
     ) -> Registration:
         """Take `node_id` for this incarnation unless a live broker holds it; a live row
-        of incarnation `replaces` (one the caller knows is gone) is taken too."""
+        of incarnation `replaces` (one the caller knows is gone) is taken too. A start's
+        write, as the claim is: run as `SqlEngine.write` runs those (SQLite's reserve)."""
         engine: Any = self  # a SqlEngine: its transactions
+        result: Registration = engine._run_write(
+            lambda: self._register(node_id, incarnation, rack, endpoints, session_ms, replaces)
+        )
+        return result
+
+    def _register(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int,
+    ) -> Registration:
+        engine: Any = self
         with engine._transaction():
             self._db.execute(
                 self._sql(
