@@ -14,14 +14,14 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
-METADATA, DESCRIBE_CLUSTER = 3, 60
+METADATA, CREATE_TOPICS, DESCRIBE_CLUSTER = 3, 19, 60
 SESSION_MS = 2_000
 
 
@@ -69,8 +69,18 @@ def stored_leaders(url: str) -> dict[tuple[str, int], tuple[int, int]]:
 
 
 def create(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    """Create `topic` on the broker at `bootstrap` itself (an admin client sends it to
+    whichever broker Metadata named controller)."""
+    with RawClient(bootstrap) as raw:
+        response = raw.request(
+            CREATE_TOPICS,
+            4,
+            topics=[{"name": topic, "num_partitions": 2, "replication_factor": 1,
+                     "assignments": [], "configs": []}],
+            timeout_ms=30_000,
+            validate_only=False,
+        )  # fmt: skip
+    assert [t.error_code for t in response.topics] == [0]
 
 
 def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
