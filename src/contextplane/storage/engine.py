@@ -268,10 +268,11 @@ class StorageEngine:
         remembered for Metadata and NOT_LEADER_OR_FOLLOWER."""
         assigned = []
         for record in records:
+            key = (record.topic, record.partition)
             if self._assignment.leads(record):
                 assigned.append(record)
+                self.led_elsewhere.pop(key, None)
             else:
-                key = (record.topic, record.partition)
                 self.led_elsewhere[key] = (record.leader_node, record.leader_epoch)
         return assigned
 
