@@ -116,9 +116,10 @@ def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
 
         # A real client: confluent-kafka's view of the cluster, and a producer that
         # knows only the second broker writes to the first's partitions.
-        cluster = AdminClient({"bootstrap.servers": two.bootstrap}).describe_cluster().result(30)
+        admin = AdminClient({"bootstrap.servers": two.bootstrap})
+        cluster = admin.describe_cluster().result(30)
         assert sorted((n.id, n.port, n.rack) for n in cluster.nodes) == both
-        topics = AdminClient({"bootstrap.servers": two.bootstrap}).list_topics(timeout=30)
+        topics = admin.list_topics(timeout=30)
         assert sorted(topics.brokers) == [1, 2]
         producer = Producer({"bootstrap.servers": two.bootstrap, "acks": "all"})
         for i in range(20):
