@@ -559,7 +559,7 @@ def load_settings(
             given_as[attr] = name if where in ("--set", name) else f"{name} ({where})"
             given_names[attr] = (name, str(value))
     try:
-        found = listener_settings.read(listeners, _controller_names(sources))
+        found = listener_settings.read(listeners, listener_settings.controller_names(sources))
         values["listener_specs"] = listener_settings.resolve(
             found, listeners, values, given_as, (Settings.host, Settings.port)
         )
@@ -597,12 +597,3 @@ def _same_on_command_line(
 def _spelt(entry: tuple[int, Setting, str, str, Any]) -> str:
     _, _, name, where, value = entry
     return f"--set {name}={value}" if where == "--set" else f"{where} {value}"
-
-
-def _controller_names(sources: list[tuple[str, list[tuple[str, str, Any]]]]) -> str | None:
-    found = None
-    for _, entries in sources:
-        for _, name, value in entries:
-            if name == "controller.listener.names":
-                found = str(value)
-    return found
