@@ -40,7 +40,6 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("zookeeper.*", "no ZooKeeper; metadata is in the metadata store"),
     KafkaSetting("process.roles", _ONE_NODE),
     KafkaSetting("controller.*", _ONE_NODE),
-    KafkaSetting("broker.rack", _ONE_NODE),
     KafkaSetting("auto.leader.rebalance.enable", _ONE_NODE),
     KafkaSetting("metadata.log.*", "metadata is in the metadata store"),
     KafkaSetting("num.network.threads", _ONE_LOOP),

@@ -375,3 +375,13 @@ def _check_exposure(spec: ListenerSpec, values: dict[str, Any]) -> None:
         f"loopback, without TLS: use an SSL or SASL_SSL listener, or set "
         f"{ALLOW_NON_LOOPBACK}=true to allow it"
     )
+
+
+def controller_names(sources: list[tuple[str, list[tuple[str, str, Any]]]]) -> str | None:
+    """`controller.listener.names` as the last source giving it says (None: not given)."""
+    found = None
+    for _, entries in sources:
+        for _, name, value in entries:
+            if name == "controller.listener.names":
+                found = str(value)
+    return found

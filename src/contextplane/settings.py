@@ -46,6 +46,10 @@ class Settings:
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 1
+    broker_rack: str | None = None  # free text, reported by Metadata and DescribeCluster
+    # The registry's lease (RFC 0004 §1): renewed every interval, lost after the timeout.
+    broker_heartbeat_interval_ms: int = 1_000
+    broker_session_timeout_ms: int = 6_000
     # "file://" (under data_dir/objects), "memory://", or "s3://bucket?endpoint=..."
     object_store_url: str = ""
     metadata_url: str = ""
@@ -446,6 +450,12 @@ def _check(settings: Settings) -> Settings:
             f" connections.max.idle.ms={settings.connections_max_idle_ms} to prevent failed"
             " authentication responses from timing out"
         )
+    if settings.broker_heartbeat_interval_ms >= settings.broker_session_timeout_ms:
+        # Otherwise the lease would lapse between two renewals.
+        raise SettingsError(
+            f"broker.heartbeat.interval.ms={settings.broker_heartbeat_interval_ms} must be"
+            f" less than broker.session.timeout.ms={settings.broker_session_timeout_ms}"
+        )
     sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
     try:
         sasl_settings.check(
@@ -549,7 +559,7 @@ def load_settings(
             given_as[attr] = name if where in ("--set", name) else f"{name} ({where})"
             given_names[attr] = (name, str(value))
     try:
-        found = listener_settings.read(listeners, _controller_names(sources))
+        found = listener_settings.read(listeners, listener_settings.controller_names(sources))
         values["listener_specs"] = listener_settings.resolve(
             found, listeners, values, given_as, (Settings.host, Settings.port)
         )
@@ -587,12 +597,3 @@ def _same_on_command_line(
 def _spelt(entry: tuple[int, Setting, str, str, Any]) -> str:
     _, _, name, where, value = entry
     return f"--set {name}={value}" if where == "--set" else f"{where} {value}"
-
-
-def _controller_names(sources: list[tuple[str, list[tuple[str, str, Any]]]]) -> str | None:
-    found = None
-    for _, entries in sources:
-        for _, name, value in entries:
-            if name == "controller.listener.names":
-                found = str(value)
-    return found

@@ -66,6 +66,28 @@ SETTINGS: tuple[Setting, ...] = (
         "node.id", "node_id", "", "this broker's id", aliases=("broker.id",), low=0, high=INT_MAX
     ),
     Setting(
+        "broker.rack",
+        "broker_rack",
+        "",
+        "this broker's rack (free text), as Metadata and DescribeCluster report it",
+        default_text="none",
+    ),
+    Setting(
+        "broker.heartbeat.interval.ms",
+        "broker_heartbeat_interval_ms",
+        "ms",
+        "how often this broker renews its lease in the broker registry",
+        low=1,
+    ),
+    Setting(
+        "broker.session.timeout.ms",
+        "broker_session_timeout_ms",
+        "ms",
+        "the registry lease: a broker not heard from for this long is no longer listed,"
+        " and its node.id may be taken",
+        low=1,
+    ),
+    Setting(
         "object.store.url",
         "object_store_url",
         "",

@@ -4,6 +4,7 @@ of Kafka APIs this broker answers (ApiVersions is computed from it)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -39,10 +40,12 @@ from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
 from contextplane.clock import Clock, SystemClock
+from contextplane.cluster.registry import Registry
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
+from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.security import oauthbearer_settings, sasl_settings
@@ -260,6 +263,9 @@ class Broker:
         self.receipts: ReadReceipts | None = None
         self._listeners: BrokerListeners | None = None
         self._probes: Probes | None = None
+        self.registry: Registry | None = None
+        # Set when another incarnation took this node.id: the process must stop.
+        self.registration_lost = asyncio.Event()
         self.bound_port = settings.port  # the first listener's
         self.bound_ports: dict[str, int] = {}  # listener name -> port bound
 
@@ -277,10 +283,19 @@ class Broker:
                 return spec.advertised_host or spec.host, port
         raise KeyError(f"no listener {listener}")
 
+    def endpoints(self) -> tuple[BrokerEndpoint, ...]:
+        """What the registry publishes: each listener's advertised endpoint."""
+        return tuple(
+            BrokerEndpoint(spec.name, *self.advertised(spec.name), spec.security_protocol)
+            for spec in self.settings.listeners
+        )
+
     async def start(self) -> None:
         try:
             await self._start()
         except BaseException:
+            if self.registry is not None:
+                await self.registry.stop()  # a restart need not wait for the lease
             self._lock.release()  # a failed start leaves the directory to the next try
             raise
 
@@ -288,6 +303,9 @@ class Broker:
         settings = self.settings
         await self.metadata.open()
         cluster_id = await self.metadata.cluster_id()
+        # Before any partition is claimed: a duplicate node.id stops the start here.
+        self.registry = registry = Registry(self.metadata, settings, self.registration_lost.set)
+        await registry.register(self.endpoints())
         topics: TopicManager | None = None
         self.storage = storage = StorageEngine(
             settings,
@@ -381,8 +399,10 @@ class Broker:
                 node_id=settings.node_id,
                 advertised=self.advertised,
                 api_versions=lambda: self._api_versions(),
+                registry=registry,
+                rack=settings.broker_rack,
             ),
-            metadata_cache=MetadataCache(topics, storage, settings.node_id),
+            metadata_cache=MetadataCache(topics, storage, settings.node_id, registry),
             authorizer=authorizer,
             quotas=client_quotas,
             audit=audit,
@@ -399,6 +419,7 @@ class Broker:
             spec.name: listeners.bound_port(spec.name) for spec in settings.listeners
         }
         self.bound_port = self.bound_ports[settings.listeners[0].name]
+        await registry.publish(self.endpoints())
         log.info("contextplane broker listening on %s:%d", settings.host, self.bound_port)
 
     async def stop(self) -> None:
@@ -422,6 +443,8 @@ class Broker:
                 log_object_store_counts(self.storage)
             if self._probes is not None:
                 await self._probes.stop()  # its last line counts the uploads at close
+            if self.registry is not None:
+                await self.registry.stop()  # unlisted, its node.id free, at once
             await self.metadata.close()
         finally:
             self._lock.release()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from contextplane.broker.metadata_cache import MetadataCache
     from contextplane.broker.read_receipts import ReadReceipts
     from contextplane.broker.topics import TopicManager
+    from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
     from contextplane.coordinators.transactions import TransactionCoordinator
@@ -64,6 +65,8 @@ class ClusterView:
     # The host and port this broker tells a client that came in on the named listener.
     advertised: Callable[[str], tuple[str, int]]
     api_versions: Callable[[], list[dict[str, int]]]  # ApiVersions' list, from the routes
+    registry: Registry  # the live brokers Metadata and DescribeCluster list
+    rack: str | None = None  # broker.rack
 
 
 @dataclass(slots=True)

@@ -2,13 +2,13 @@
 
 With many partitions the topic entries are nearly the whole Metadata response, and
 building and encoding them per request kept every other connection waiting. An entry is
-made from the topic's name, id, partition count and this broker's leadership of its
-partitions, so it is kept until one of those changes (the topic table's and the
-leadership's generations say when something may have); the list of every topic is
-re-joined whenever either changes. A leadership change (a claim for a new topic, a
-partition fenced away) re-encodes only the topics whose leadership differs: comparing
-each cached topic's leader epochs costs a dictionary lookup per partition, encoding it
-anew tens of microseconds.
+made from the topic's name, id, partition count and the leadership of its partitions
+(this broker's, or another live broker's as the metadata store said), so it is kept until
+one of those changes (the topic table's, the leadership's and the registry's generations
+say when something may have); the list of every topic is re-joined whenever one changes.
+A leadership change (a claim for a new topic, a partition fenced away, a leader's broker
+gone) re-encodes only the topics whose leadership differs: comparing each cached topic's
+leaders costs a dictionary lookup per partition, encoding it anew tens of microseconds.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.topics import TopicManager
+from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity
 from contextplane.protocol.error_codes import ErrorCode
@@ -28,15 +29,18 @@ _OPERATIONS_NOT_REQUESTED = -(2**31)
 
 
 class MetadataCache:
-    def __init__(self, topics: TopicManager, log: StorageEngine, node_id: int) -> None:
+    def __init__(
+        self, topics: TopicManager, log: StorageEngine, node_id: int, registry: Registry
+    ) -> None:
         self._topics = topics
         self._log = log
         self._node_id = node_id
+        self._registry = registry
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
-        self._leadership: dict[str, tuple[int, ...]] = {}
+        self._leadership: dict[str, tuple[tuple[int, int], ...]] = {}
         self._all: dict[int, tuple[bytes, int]] = {}
-        self._generation: tuple[int, int] = (-1, -1)
+        self._generation: tuple[int, int, int] = (-1, -1, -1)
 
     def topic(self, version: int, build: Callable[..., Any], record: TopicRecord) -> bytes:
         """One topic's encoded entry; `build(topics=[...])` makes this version's response."""
@@ -67,10 +71,14 @@ class MetadataCache:
         return cached
 
     def _sync(self) -> None:
-        generation = (self._topics.generation, self._log.leadership.generation)
+        generation = (
+            self._topics.generation,
+            self._log.leadership.generation,
+            self._registry.generation,
+        )
         if generation == self._generation:
             return
-        leadership_changed = generation[1] != self._generation[1]
+        leadership_changed = generation[1:] != self._generation[1:]
         self._generation = generation
         self._all.clear()
         current = self._topics.topics()
@@ -98,31 +106,38 @@ class MetadataCache:
             self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
             self._leadership[record.name] = self._leadership_of(record)
 
-    def _leadership_of(self, record: TopicRecord) -> tuple[int, ...]:
-        """The leader epoch of each of the topic's partitions led here (-1: not led)."""
-        partitions = self._log.partitions
-        name = record.name
-        return tuple(
-            -1 if (p := partitions.get((name, index))) is None else p.leader_epoch
-            for index in range(record.partitions)
-        )
+    def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int], ...]:
+        """Each of the topic's partitions' (leader, epoch); (-1, -1): no live leader."""
+        return tuple(self._leader(record.name, index) for index in range(record.partitions))
+
+    def _leader(self, topic: str, index: int) -> tuple[int, int]:
+        """(node, epoch) of the partition's leader: this broker, or the node the metadata
+        store named when it was read, if that broker is live; (-1, -1) otherwise (fenced
+        away, not yet opened, or its broker gone)."""
+        partition = self._log.partitions.get((topic, index))
+        if partition is not None:
+            return self._node_id, partition.leader_epoch
+        elsewhere = self._log.led_elsewhere.get((topic, index))
+        if elsewhere is not None and elsewhere[0] in self._registry.live_ids:
+            return elsewhere
+        return -1, -1
 
     def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
-        node = self._node_id
         partitions = []
         for index in range(record.partitions):
-            partition = self._log.partitions.get((record.name, index))
-            led = partition is not None
+            leader, epoch = self._leader(record.name, index)
+            # One replica (RF=1): the leader, or this broker when none is known.
+            replica = leader if leader != -1 else self._node_id
             partitions.append(
                 {
-                    # A partition this broker does not lead (fenced away, not yet
-                    # opened) has no leader it can name.
-                    "error_code": ErrorCode.none if led else ErrorCode.leader_not_available,
+                    "error_code": ErrorCode.none
+                    if leader != -1
+                    else ErrorCode.leader_not_available,
                     "partition_index": index,
-                    "leader_id": node if led else -1,
-                    "leader_epoch": partition.leader_epoch if partition is not None else -1,
-                    "replica_nodes": [node],
-                    "isr_nodes": [node] if led else [],
+                    "leader_id": leader,
+                    "leader_epoch": epoch,
+                    "replica_nodes": [replica],
+                    "isr_nodes": [leader] if leader != -1 else [],
                     "offline_replicas": [],
                 }
             )

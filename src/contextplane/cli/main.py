@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from contextplane.cli import audit_reads, users
+from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import EscapingFormatter
 from contextplane.metadata.store import MetadataStoreUnreachable
 from contextplane.security.jwks import JwksError
@@ -96,19 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(_run(settings))
+        status = asyncio.run(_run(settings))
     except KeyboardInterrupt:
-        pass
+        status = 0
     except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
     except MetadataStoreUnreachable as exc:  # names the URL without its password
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1
+    except DuplicateBrokerRegistration as exc:  # before any listener opened
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 def report_ignored(settings: Settings) -> None:
@@ -117,7 +121,9 @@ def report_ignored(settings: Settings) -> None:
         logging.getLogger("contextplane").warning("setting %s ignored (%s)", name, reason)
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> int:
+    """Run a broker until SIGINT/SIGTERM (exit status 0), or until another incarnation
+    takes its node.id (1: a supervisor restarts it as a fresh incarnation)."""
     from contextplane.broker.app import Broker
     from contextplane.broker.gc_policy import settle_after_start
 
@@ -130,7 +136,11 @@ async def _run(settings: Settings) -> None:
     # Everything start-up loaded is long-lived: out of the collector's scans from here on.
     freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
-    await stop.wait()
+    stopped = asyncio.create_task(stop.wait())
+    lost = asyncio.create_task(broker.registration_lost.wait())
+    await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    lost.cancel()
     logging.getLogger("contextplane").info(
         "shutting down (heap frozen after %d slow full collections)", freezer.freezes
     )
@@ -143,6 +153,7 @@ async def _run(settings: Settings) -> None:
         logging.getLogger("contextplane").warning(
             "shutdown did not finish within %.0f s; exiting (the WAL keeps the data)", deadline_s
         )
+    return 1 if broker.registration_lost.is_set() else 0
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class Transaction:
 
 class PostgresEngine(SqlEngine):
     _lock = " FOR UPDATE"
+    _now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
     def __init__(self, url: str) -> None:
         self.reserve = None
@@ -171,6 +172,11 @@ class PostgresMetadataStore(SqlMetadataStore):
 
     async def open(self) -> None:
         self._engine = await self._runner.run(PostgresEngine, self._url)
+
+    def companion(self) -> PostgresMetadataStore:
+        """A second connection on a second thread: a heartbeat never queues behind a long
+        transaction of this store's."""
+        return PostgresMetadataStore(self._url, ThreadRunner("metadata-heartbeat"))
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         engine = self._engine

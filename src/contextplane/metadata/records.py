@@ -289,3 +289,40 @@ class SwapOutcome:
     inserted: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     unreferenced: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """One listener of a registered broker, as it advertises it."""
+
+    listener: str
+    host: str
+    port: int
+    protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRecord:
+    """A row of the broker registry (RFC 0004 §1)."""
+
+    node_id: int
+    incarnation: int
+    rack: str | None
+    endpoints: tuple[BrokerEndpoint, ...]
+    state: str  # 'live' | 'draining' | 'stopped' | 'expired'
+    # How long the lease has left on the database's clock when the row was read (ms;
+    # negative: expired). A duration, so no broker compares its clock with the database's.
+    lease_remaining_ms: int
+
+    def endpoint(self, listener: str) -> BrokerEndpoint | None:
+        """The endpoint of `listener`, or None when this broker has no such listener."""
+        return next((e for e in self.endpoints if e.listener == listener), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a registration found: `registered` (this incarnation holds the node id now)
+    and the row as it stands, this incarnation's or the live holder's."""
+
+    registered: bool
+    broker: BrokerRecord

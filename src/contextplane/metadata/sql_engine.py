@@ -33,6 +33,7 @@ from contextplane.metadata.records import (
     StoredProducerState,
     TopicRecord,
 )
+from contextplane.metadata.sql_brokers import BrokerRows
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_objects import (
     CompactionRows,
@@ -62,12 +63,15 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
+class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRows):
     """Synchronous: one connection, called from one thread at a time."""
 
     _db: Db
     # Appended to a SELECT of the partition rows a transaction's check depends on.
     _lock: str = ""
+    # The database's clock in milliseconds since the epoch, as an SQL expression (leases
+    # are judged on it). SQLite's is the one host's clock: fine for the one broker it allows.
+    _now_ms: str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
     def _transaction(self) -> AbstractContextManager[None]:
         raise NotImplementedError

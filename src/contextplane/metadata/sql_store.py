@@ -23,6 +23,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
+from contextplane.metadata.sql_brokers import BrokerCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
 from contextplane.metadata.sql_quotas import QuotaCalls
@@ -32,7 +33,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls):
+class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls):
     """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""
 
     reserve: SpaceReserve | None = None
@@ -50,6 +51,12 @@ class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls):
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         return await self._runner.run(method, *args, **kwargs)
+
+    def companion(self) -> SqlMetadataStore:
+        """A store for calls that must not wait behind this one's (the registry's
+        heartbeat), not yet opened. This one itself by default: SQLite has one broker on
+        one host, and `:memory:` cannot be shared by a second connection."""
+        return self
 
     @property
     def engine(self) -> SqlEngine:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from contextplane.metadata import migrations
-from contextplane.metadata.records import ClaimOutcome
+from contextplane.metadata.records import BrokerEndpoint, ClaimOutcome, Registration
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_engine import SqlEngine
@@ -161,4 +161,27 @@ class SqliteMetadataStore(SqlMetadataStore):
         return await self._until_space(
             "claim leadership",
             lambda: self._call(self.engine.claim_leadership, claims, node_id),
+        )
+
+    async def register_broker(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int = -1,
+    ) -> Registration:
+        # A start registers before it claims: wait for space as the claim does.
+        return await self._until_space(
+            "register the broker",
+            lambda: self._call(
+                self.engine.register_broker,
+                node_id,
+                incarnation,
+                rack,
+                endpoints,
+                session_ms,
+                replaces,
+            ),
         )

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from contextplane.metadata.records import (
     AclRecord,
+    BrokerEndpoint,
+    BrokerRecord,
     ClaimOutcome,
     ClientQuotaRecord,
     CommitOutcome,
@@ -27,6 +29,7 @@ from contextplane.metadata.records import (
     PartitionRecord,
     RangeRecord,
     RangeSwap,
+    Registration,
     ScramCredentialRecord,
     SwapOutcome,
     TopicRecord,
@@ -168,6 +171,39 @@ class MetadataStore(Protocol):
     async def remove_transaction(self, tid: str) -> None:
         """An expired transactional.id: its row and everything of it, in one transaction."""
         ...
+
+    # -- the broker registry (RFC 0004 §1; lease times on the database's clock) --------
+    def companion(self) -> MetadataStore:
+        """A store (not yet opened) whose calls do not queue behind this one's, for the
+        registry's heartbeat; this store itself where the engine cannot share."""
+        ...
+
+    async def register_broker(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int = -1,
+    ) -> Registration:
+        """Take `node_id` for `incarnation` with a lease of `session_ms`, unless a live
+        broker holds it (then `registered` is False and the row is the holder's); a row of
+        incarnation `replaces`, which the caller knows is gone, is taken even if live."""
+        ...
+
+    async def heartbeat_broker(
+        self, node_id: int, incarnation: int, session_ms: int
+    ) -> list[BrokerRecord] | None:
+        """Renew the lease and read the live brokers in one transaction; None when the
+        row is no longer this incarnation's."""
+        ...
+
+    async def live_brokers(self) -> list[BrokerRecord]: ...
+    async def set_broker_endpoints(
+        self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
+    ) -> bool: ...
+    async def deregister_broker(self, node_id: int, incarnation: int) -> None: ...
 
 
 class MetadataStoreUnreachable(RuntimeError):

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from contextplane.clock import Clock, SystemClock
-from contextplane.cluster.assignment import Assignment, EveryPartition
+from contextplane.cluster.assignment import Assignment, OwnOrUnled
 from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import PartitionRecord, RangeRecord
@@ -84,7 +84,7 @@ class StorageEngine:
         self.settings = settings
         self.metadata = metadata
         self.clock = clock = clock or SystemClock()
-        self._assignment = assignment or EveryPartition()
+        self._assignment = assignment or OwnOrUnled(settings.node_id)
         self.leadership = Leadership(metadata, settings.node_id, self._release)
         self.objects = objects or open_object_store(
             settings.resolved_object_store_url, settings.object_store_request_timeout_ms, clock
@@ -106,6 +106,8 @@ class StorageEngine:
         self.partitions: dict[tuple[str, int], PartitionLog] = {}
         self._by_stream: dict[int, PartitionLog] = {}
         self._released: set[tuple[str, int]] = set()  # partitions fenced away from us
+        # Partitions another node led when the metadata was read: (its node, epoch).
+        self.led_elsewhere: dict[tuple[str, int], tuple[int, int]] = {}
         self.blocks = BlockCache(
             self.objects,
             self.budget,
@@ -195,7 +197,7 @@ class StorageEngine:
     async def open(self) -> None:
         """Load partitions, claim leadership, replay the WAL tail past committed objects,
         start uploads and retention."""
-        records = [r for r in await self.metadata.partitions() if self._assignment.leads(r)]
+        records = self._assigned(await self.metadata.partitions())
         ranges = await self.metadata.ranges_by_stream()
         self.blocks.learn(record for stream in ranges.values() for record in stream)
         await self._open_partitions(records, ranges)
@@ -254,12 +256,27 @@ class StorageEngine:
 
     async def open_new_partitions(self, topic: str) -> None:
         """Open a new topic's (or new partitions') logs; they have no data yet."""
-        records = [
-            r
-            for r in await self.metadata.partitions(topic)
-            if (topic, r.partition) not in self.partitions and self._assignment.leads(r)
-        ]
+        records = self._assigned(
+            [
+                r
+                for r in await self.metadata.partitions(topic)
+                if (topic, r.partition) not in self.partitions
+            ]
+        )
         await self._open_partitions(records, {})
+
+    def _assigned(self, records: list[PartitionRecord]) -> list[PartitionRecord]:
+        """Those of `records` the assignment gives this broker; the others' leaders are
+        remembered for Metadata and NOT_LEADER_OR_FOLLOWER."""
+        assigned = []
+        for record in records:
+            key = (record.topic, record.partition)
+            if self._assignment.leads(record):
+                assigned.append(record)
+                self.led_elsewhere.pop(key, None)
+            else:
+                self.led_elsewhere[key] = (record.leader_node, record.leader_epoch)
+        return assigned
 
     async def close(self) -> None:
         """Stop background work, then upload what `shutdown.timeout.ms` allows; whatever
@@ -290,6 +307,9 @@ class StorageEngine:
             return partition
         if (topic, index) in self._released:
             raise NotLeader(f"This broker no longer leads {topic}-{index}.")
+        elsewhere = self.led_elsewhere.get((topic, index))
+        if elsewhere is not None:
+            raise NotLeader(f"{topic}-{index} is led by node {elsewhere[0]}.")
         raise KafkaError(
             ErrorCode.unknown_topic_or_partition,
             "This server does not host this topic-partition.",
@@ -304,6 +324,8 @@ class StorageEngine:
             self.leadership.forget(partition.stream_id)
             self._close_partition(partition)
         self._released = {k for k in self._released if k[0] != topic}
+        for key in [k for k in self.led_elsewhere if k[0] == topic]:
+            del self.led_elsewhere[key]
 
     def _release(self, stream_id: int) -> None:
         """Leadership released the partition (fenced): stop serving and acknowledging it;

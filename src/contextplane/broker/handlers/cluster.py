@@ -91,9 +91,28 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
     return Reply(body=[bytes(frame)])  # pre-encoded frame parts
 
 
-def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
+def _live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
+    """(node id, host, port, rack) of every live broker in the registry, with the
+    endpoint of the listener the request came in on (as Kafka answers); a broker without
+    that listener is left out. This broker is always listed, with the endpoint the client
+    reached it on."""
+    cluster = ctx.cluster
     host, port = ctx.advertised()
-    return [{"node_id": ctx.cluster.node_id, "host": host, "port": port, "rack": None}]
+    listed = [(cluster.node_id, host, port, cluster.rack)]
+    listener = ctx.connection.listener
+    for broker in cluster.registry.brokers:
+        endpoint = broker.endpoint(listener)
+        if broker.node_id != cluster.node_id and endpoint is not None:
+            listed.append((broker.node_id, endpoint.host, endpoint.port, broker.rack))
+    listed.sort()
+    return listed
+
+
+def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
+    return [
+        {"node_id": node, "host": host, "port": port, "rack": rack}
+        for node, host, port, rack in _live_brokers(ctx)
+    ]
 
 
 async def metadata(ctx: RequestContext, request: Any) -> Reply:
@@ -214,14 +233,23 @@ async def _auto_create(ctx: RequestContext, requested: Any) -> None:
         ctx.audit.record(ctx, "Metadata", "topic", name, details={"change": "auto-create"})
 
 
-# Metadata's response without its topics, unthrottled, per (version, advertised address,
-# cluster id, node id): the same for every request, and frozen.
-_metadata_outers: dict[tuple[int, tuple[str, int], str, int], Any] = {}
+# Metadata's response without its topics, unthrottled, per (version, listener, advertised
+# address, cluster id, node id, registry generation): the same for every request until
+# the live brokers change, and frozen.
+_metadata_outers: dict[tuple[int, str, tuple[str, int], str, int, int], Any] = {}
+_METADATA_OUTERS_MAX = 64
 
 
 def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
     cluster = ctx.cluster
-    key = (ctx.api_version, ctx.advertised(), cluster.cluster_id, cluster.node_id)
+    key = (
+        ctx.api_version,
+        ctx.connection.listener,
+        ctx.advertised(),
+        cluster.cluster_id,
+        cluster.node_id,
+        cluster.registry.generation,
+    )
     cacheable = not ctx.throttle_ms and not with_operations
     outer = _metadata_outers.get(key) if cacheable else None
     if outer is None:
@@ -235,7 +263,9 @@ def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
             if with_operations
             else OPERATIONS_NOT_REQUESTED,
         )
-        if cacheable and len(_metadata_outers) < 64:
+        if cacheable:
+            if len(_metadata_outers) >= _METADATA_OUTERS_MAX:
+                _metadata_outers.clear()  # entries of earlier registry generations
             _metadata_outers[key] = outer
     return outer
 
@@ -334,7 +364,6 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
             brokers=[],
             cluster_authorized_operations=OPERATIONS_NOT_REQUESTED,
         )
-    host, port = ctx.advertised()
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
@@ -342,15 +371,11 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         endpoint_type=BROKER_ENDPOINT,
         cluster_id=ctx.cluster.cluster_id,
         controller_id=ctx.cluster.node_id,
-        # One live broker, never fenced: IncludeFencedBrokers (v2) lists the same.
+        # The live brokers, never fenced: an expired lease is unlisted, not fenced, so
+        # IncludeFencedBrokers (v2) lists the same.
         brokers=[
-            {
-                "broker_id": ctx.cluster.node_id,
-                "host": host,
-                "port": port,
-                "rack": None,
-                "is_fenced": False,
-            }
+            {"broker_id": node, "host": host, "port": port, "rack": rack, "is_fenced": False}
+            for node, host, port, rack in _live_brokers(ctx)
         ],
         cluster_authorized_operations=_cluster_operations(ctx)
         if request.include_cluster_authorized_operations

@@ -1,0 +1,183 @@
+"""The broker registry (RFC 0004 §1): this broker's row in the `brokers` table.
+
+`register` runs at start, before any partition is claimed or any listener opens: it
+takes a new incarnation and the row of `node.id`, unless a live broker holds that id
+(its lease, on the database's clock, has not expired), in which case the start stops
+with `DuplicateBrokerRegistration` naming the holder — Kafka's
+DUPLICATE_BROKER_REGISTRATION. The heartbeat then renews the lease every
+`broker.heartbeat.interval.ms` and reads the live brokers (what Metadata and
+DescribeCluster list) in the same transaction, on the store's companion (its own
+connection and thread with PostgreSQL, so a long transaction of the broker's never
+delays a renewal). A heartbeat that fails is retried at the next interval; one that
+finds the row taken by a newer incarnation calls `on_lost`: this process must stop.
+A clean stop marks the row stopped, so the id is free and the broker unlisted at once.
+
+A broker restarted after a crash (kill -9, power loss) finds its predecessor's lease
+still live. The data directory records the incarnation that last registered from it
+(`broker.incarnation`); since the broker holds the directory's lock before it registers,
+that incarnation's process is gone, and its row is taken at once instead of refusing the
+start until the lease lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from contextplane.metadata.records import BrokerEndpoint, BrokerRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INCARNATION_COUNTER = "broker_incarnation"
+INCARNATION_FILE = "broker.incarnation"
+
+
+class DuplicateBrokerRegistration(RuntimeError):
+    """Another live broker holds this node.id (the message names it and its lease)."""
+
+
+class Registry:
+    def __init__(
+        self, metadata: MetadataStore, settings: Settings, on_lost: Callable[[], None]
+    ) -> None:
+        self._metadata = metadata
+        self._heartbeats = metadata.companion()
+        self._node_id = settings.node_id
+        self._rack = settings.broker_rack
+        self._interval_s = settings.broker_heartbeat_interval_ms / 1000
+        self._session_ms = settings.broker_session_timeout_ms
+        self._on_lost = on_lost
+        self._incarnation_file = settings.data_dir / INCARNATION_FILE
+        self.incarnation = -1
+        # The live brokers as of the last heartbeat, by node id; `generation` moves
+        # whenever that list changes (caches of Metadata answers watch it).
+        self.brokers: list[BrokerRecord] = []
+        self.live_ids: frozenset[int] = frozenset()
+        self.generation = 0
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False  # for logging each failing episode once
+
+    async def register(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
+        """Take this node id for a new incarnation, or raise DuplicateBrokerRegistration."""
+        self.incarnation = await self._metadata.next_counter(INCARNATION_COUNTER)
+        registration = await self._metadata.register_broker(
+            self._node_id,
+            self.incarnation,
+            self._rack,
+            endpoints,
+            self._session_ms,
+            replaces=_recorded(self._incarnation_file),
+        )
+        if not registration.registered:
+            holder = registration.broker
+            self.incarnation = -1  # nothing of ours to deregister
+            where = ", ".join(f"{e.host}:{e.port}" for e in holder.endpoints) or "no endpoint"
+            raise DuplicateBrokerRegistration(
+                f"node.id {self._node_id} is registered by a live broker at {where}"
+                f" (incarnation {holder.incarnation}, lease valid for another"
+                f" {holder.lease_remaining_ms} ms): give this broker another node.id,"
+                " or stop that one"
+            )
+        _record(self._incarnation_file, self.incarnation)
+        log.info("registered as node %d (incarnation %d)", self._node_id, self.incarnation)
+        self._update(await self._metadata.live_brokers())
+        # Renewals start now: opening the partitions may take longer than the lease.
+        if self._heartbeats is not self._metadata:
+            await self._heartbeats.open()
+        self._task = asyncio.create_task(self._run(), name="broker-heartbeat")
+
+    async def publish(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
+        """Publish the endpoints the listeners bound (a port 0 is known only then)."""
+        if not await self._metadata.set_broker_endpoints(
+            self._node_id, self.incarnation, endpoints
+        ):
+            self._lost()
+            return
+        self._update(await self._metadata.live_brokers())
+
+    async def stop(self) -> None:
+        """Stop renewing and mark the row stopped (when it is still this incarnation's)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            if self._heartbeats is not self._metadata:
+                await self._heartbeats.close()
+        if self.incarnation >= 0:
+            incarnation, self.incarnation = self.incarnation, -1
+            try:
+                await self._metadata.deregister_broker(self._node_id, incarnation)
+            except Exception as exc:  # the lease then lapses by itself
+                log.warning("node %d: could not deregister (%s)", self._node_id, exc)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                # Bounded: a renewal still unanswered after a session is a failed one.
+                async with asyncio.timeout(self._session_ms / 1000):
+                    live = await self._heartbeats.heartbeat_broker(
+                        self._node_id, self.incarnation, self._session_ms
+                    )
+            except Exception as exc:
+                if not self._failing:
+                    log.warning(
+                        "node %d: lease renewal failed (%r); retrying every %.0f ms",
+                        self._node_id,
+                        exc,
+                        self._interval_s * 1000,
+                    )
+                    self._failing = True
+                continue
+            if self._failing:
+                log.info("node %d: lease renewed again", self._node_id)
+                self._failing = False
+            if live is None:
+                self._lost()
+                return
+            self._update(live)
+
+    def _update(self, live: list[BrokerRecord]) -> None:
+        # The lease left changes at every read: compare what clients are told.
+        if [_listed(b) for b in live] != [_listed(b) for b in self.brokers]:
+            self.generation += 1
+        self.brokers = live
+        self.live_ids = frozenset(b.node_id for b in live)
+
+    def _lost(self) -> None:
+        log.error(
+            "node %d: incarnation %d no longer holds its registration (another broker took"
+            " node.id %d after this one's lease expired); stopping",
+            self._node_id,
+            self.incarnation,
+            self._node_id,
+        )
+        self._on_lost()
+
+
+def _listed(broker: BrokerRecord) -> tuple[int, str | None, tuple[BrokerEndpoint, ...]]:
+    return broker.node_id, broker.rack, broker.endpoints
+
+
+def _recorded(path: Path) -> int:
+    """The incarnation that last registered from this data directory (-1: none)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return -1
+
+
+def _record(path: Path, incarnation: int) -> None:
+    """Remember this incarnation in the data directory; without it (a full disk) a restart
+    after a crash waits for the lease instead of taking the row at once."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        temporary.write_text(f"{incarnation}\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("could not record incarnation %d in %s (%s)", incarnation, path, exc)

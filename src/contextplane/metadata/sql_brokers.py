@@ -1,0 +1,204 @@
+"""The statements of the broker registry (migration 0010, RFC 0004 §1), and the engine
+and store methods over them (mixed into `SqlEngine` and `SqlMetadataStore`).
+
+Every lease time is the database's clock (`SqlEngine._now_ms`): brokers never compare
+their wall clocks with each other's. A registration takes the row of its node id only
+when the holder's lease expired or the holder stopped, in one statement, so two brokers
+starting with one id cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
+from contextplane.metadata.sql_db import Db
+
+# States whose lease counts (a stopped or expired broker is listed by no one).
+_LEASED = "('live', 'draining')"
+_COLUMNS = "node_id, incarnation, rack, endpoints, state, lease_expires_ms - NOW_MS"
+
+
+def endpoints_text(endpoints: tuple[BrokerEndpoint, ...]) -> str:
+    return json.dumps(
+        [
+            {"listener": e.listener, "host": e.host, "port": e.port, "protocol": e.protocol}
+            for e in endpoints
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _record(row: Any) -> BrokerRecord:
+    endpoints = tuple(
+        BrokerEndpoint(str(e["listener"]), str(e["host"]), int(e["port"]), str(e["protocol"]))
+        for e in json.loads(row[3])
+    )
+    return BrokerRecord(int(row[0]), int(row[1]), row[2], endpoints, str(row[4]), int(row[5]))
+
+
+class BrokerRows:
+    """`SqlEngine`'s registry methods (over its connection, transactions and clock)."""
+
+    _db: Db
+    _now_ms: str
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("NOW_MS", self._now_ms)
+
+    def register_broker(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int = -1,
+    ) -> Registration:
+        """Take `node_id` for this incarnation unless a live broker holds it; a live row
+        of incarnation `replaces` (one the caller knows is gone) is taken too. A start's
+        write, as the claim is: run as `SqlEngine.write` runs those (SQLite's reserve)."""
+        engine: Any = self  # a SqlEngine: its transactions
+        result: Registration = engine._run_write(
+            lambda: self._register(node_id, incarnation, rack, endpoints, session_ms, replaces)
+        )
+        return result
+
+    def _register(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int,
+    ) -> Registration:
+        engine: Any = self
+        with engine._transaction():
+            self._db.execute(
+                self._sql(
+                    "INSERT INTO brokers (node_id, incarnation, rack, endpoints, state,"
+                    " lease_expires_ms, registered_ms) VALUES (?, ?, ?, ?, 'live',"
+                    " NOW_MS + ?, NOW_MS)"
+                    " ON CONFLICT (node_id) DO UPDATE SET incarnation=excluded.incarnation,"
+                    " rack=excluded.rack, endpoints=excluded.endpoints, state='live',"
+                    " lease_expires_ms=excluded.lease_expires_ms,"
+                    " registered_ms=excluded.registered_ms, wal_url=NULL, load='{}'"
+                    " WHERE brokers.lease_expires_ms < NOW_MS"
+                    " OR brokers.state IN ('stopped', 'expired') OR brokers.incarnation = ?"
+                ),
+                (node_id, incarnation, rack, endpoints_text(endpoints), session_ms, replaces),
+            )
+            row = self._db.execute(
+                self._sql(f"SELECT {_COLUMNS} FROM brokers WHERE node_id=?"), (node_id,)
+            ).fetchone()
+        broker = _record(row)
+        return Registration(broker.incarnation == incarnation, broker)
+
+    def heartbeat_broker(
+        self, node_id: int, incarnation: int, session_ms: int
+    ) -> list[BrokerRecord] | None:
+        """Renew this incarnation's lease and read the live brokers, in one transaction;
+        None when the row is no longer this incarnation's (replaced, or expired)."""
+        engine: Any = self
+        with engine._transaction():
+            renewed = self._db.execute(
+                self._sql(
+                    "UPDATE brokers SET lease_expires_ms = NOW_MS + ?"
+                    f" WHERE node_id=? AND incarnation=? AND state IN {_LEASED}"
+                ),
+                (session_ms, node_id, incarnation),
+            ).rowcount
+            if renewed != 1:
+                return None
+            return self.live_brokers()
+
+    def live_brokers(self) -> list[BrokerRecord]:
+        """Every broker whose lease has not expired, by node id."""
+        rows = self._db.execute(
+            self._sql(
+                f"SELECT {_COLUMNS} FROM brokers WHERE state IN {_LEASED}"
+                " AND lease_expires_ms >= NOW_MS ORDER BY node_id"
+            )
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def set_broker_endpoints(
+        self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
+    ) -> bool:
+        """Publish the endpoints once the listeners are bound (a port 0 is known only
+        then); False when the row is no longer this incarnation's."""
+        engine: Any = self
+        with engine._transaction():
+            return (
+                self._db.execute(
+                    "UPDATE brokers SET endpoints=? WHERE node_id=? AND incarnation=?",
+                    (endpoints_text(endpoints), node_id, incarnation),
+                ).rowcount
+                == 1
+            )
+
+    def deregister_broker(self, node_id: int, incarnation: int) -> None:
+        """A clean stop: the row stays (its id is free to take at once), listed by no one."""
+        engine: Any = self
+        with engine._transaction():
+            self._db.execute(
+                self._sql(
+                    "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS"
+                    " WHERE node_id=? AND incarnation=?"
+                ),
+                (node_id, incarnation),
+            )
+
+
+class BrokerCalls:
+    """`SqlMetadataStore`'s registry methods, run on its worker thread."""
+
+    async def register_broker(
+        self,
+        node_id: int,
+        incarnation: int,
+        rack: str | None,
+        endpoints: tuple[BrokerEndpoint, ...],
+        session_ms: int,
+        replaces: int = -1,
+    ) -> Registration:
+        store: Any = self  # a SqlMetadataStore
+        result: Registration = await store._call(
+            store.engine.register_broker,
+            node_id,
+            incarnation,
+            rack,
+            endpoints,
+            session_ms,
+            replaces,
+        )
+        return result
+
+    async def heartbeat_broker(
+        self, node_id: int, incarnation: int, session_ms: int
+    ) -> list[BrokerRecord] | None:
+        store: Any = self
+        result: list[BrokerRecord] | None = await store._call(
+            store.engine.heartbeat_broker, node_id, incarnation, session_ms
+        )
+        return result
+
+    async def live_brokers(self) -> list[BrokerRecord]:
+        store: Any = self
+        result: list[BrokerRecord] = await store._call(store.engine.live_brokers)
+        return result
+
+    async def set_broker_endpoints(
+        self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
+    ) -> bool:
+        store: Any = self
+        result: bool = await store._call(
+            store.engine.set_broker_endpoints, node_id, incarnation, endpoints
+        )
+        return result
+
+    async def deregister_broker(self, node_id: int, incarnation: int) -> None:
+        store: Any = self
+        await store._call(store.engine.deregister_broker, node_id, incarnation)
