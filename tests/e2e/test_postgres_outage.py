@@ -163,6 +163,11 @@ def test_a_stopped_postgresql_is_survived_and_found_again(tmp_path: Path) -> Non
         assert error.args[0].code() == KafkaError.REQUEST_TIMED_OUT, error
         # Requests that do not need it are served as usual.
         assert TOPIC in admin.list_topics(timeout=REQUEST_BOUND_S).topics
+        # A new idempotent producer cannot get an id (COORDINATOR_LOAD_IN_PROGRESS): it
+        # retries, and its records go out once the server is back.
+        late = idempotent_producer(broker.bootstrap)
+        for i in range(2000, 2010):
+            late.produce(TOPIC, key=str(i).encode(), value=b"late")
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - outage_started)))
         server.resume()
 
@@ -172,11 +177,12 @@ def test_a_stopped_postgresql_is_survived_and_found_again(tmp_path: Path) -> Non
             return error is None or error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
 
         wait_until(creates, CATCH_UP_S, "CreateTopics succeeding again")
+        assert late.flush(CATCH_UP_S) == 0
         assert committed_offset(broker.bootstrap, "g") == 100
         commit_offset(broker.bootstrap, "g", 150)
         assert committed_offset(broker.bootstrap, "g") == 150
-        wait_until(lambda: uploaded_records(url) == (2000, True), CATCH_UP_S, "uploads caught up")
-        assert read_back_from_objects(broker, 2000) == list(range(2000))
+        wait_until(lambda: uploaded_records(url) == (2010, True), CATCH_UP_S, "uploads caught up")
+        assert read_back_from_objects(broker, 2010) == list(range(2010))
     finally:
         broker.stop()
         server.stop()

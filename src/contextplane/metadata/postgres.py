@@ -198,17 +198,17 @@ class PostgresEngine(SqlEngine):
         )
         self._use(conn)
 
-    def interrupt_if_overdue(self, deadline_s: float) -> None:
-        """Called from another thread: if the call running now has run for `deadline_s`,
+    def interrupt_if_overdue(self, overdue_s: float) -> None:
+        """Called from another thread: if the call running now has run for `overdue_s`,
         shut its connection's socket down, so that a server or network that stopped
         answering cannot hold the worker thread (the call fails, the next reconnects)."""
         started = self._running_since
-        if started is None or time.monotonic() - started < deadline_s:
+        if started is None or time.monotonic() - started < overdue_s:
             return
         log.warning(
             "metadata store %s: no answer in %.1f s, dropping the connection",
             redacted(self._url),
-            deadline_s,
+            time.monotonic() - started,
         )
         try:
             # A duplicate of the descriptor: shutting it down shuts the shared socket
@@ -271,8 +271,10 @@ class PostgresMetadataStore(SqlMetadataStore):
         except TimeoutError:
             if not bound.expired():
                 raise
-            # A call still queued is dropped; one running this long is stuck on its socket.
-            engine.interrupt_if_overdue(deadline_s)
+            # A call still queued is dropped. The one running is stuck on its socket if it
+            # has run past statement_timeout (half the bound), which a server that still
+            # answers would have applied: whoever's it is, it cannot hold the thread.
+            engine.interrupt_if_overdue(self._options.statement_timeout_ms / 1000)
             raise MetadataStoreUnavailable(
                 f"metadata store {redacted(self._url)}: no answer within"
                 f" {self._options.call_timeout_ms} ms"
