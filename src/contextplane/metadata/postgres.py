@@ -173,6 +173,7 @@ class PostgresEngine(SqlEngine):
     def _ensure_connected(self) -> None:
         if not (self._conn.broken or self._conn.closed):
             return
+        self._conn.close()  # what libpq still holds of the lost one
         wait_s = self._backoff.wait_s()
         if wait_s > 0:
             raise MetadataStoreUnavailable(
