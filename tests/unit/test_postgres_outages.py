@@ -86,9 +86,9 @@ def test_a_statement_stuck_on_a_lock_is_cancelled_and_the_connection_kept(url: s
         pid = backend_pid(store)
         with psycopg.connect(url) as holder:
             holder.execute("LOCK TABLE group_offsets IN ACCESS EXCLUSIVE MODE")
-            failed = await unavailable(store.commit_offsets("g", [OffsetRow("t", 0, 5)], 1))
+            failed = await unavailable(store.commit_offsets("g", [OffsetRow("t", 0, 5, -1, "")], 1))
             assert "statement timeout" in str(failed)
-        await store.commit_offsets("g", [OffsetRow("t", 0, 5)], 1)
+        await store.commit_offsets("g", [OffsetRow("t", 0, 5, -1, "")], 1)
         assert (await store.fetch_offsets("g"))[("t", 0)].offset == 5
         assert backend_pid(store) == pid
         await store.close()
@@ -102,7 +102,7 @@ def test_a_stopped_server_is_found_again_without_a_reopen(private_server: Postgr
     async def run() -> None:
         store = PostgresMetadataStore(url, options=OPTIONS)
         await store.open()
-        await store.commit_offsets("g", [OffsetRow("t", 0, 42)], 1)
+        await store.commit_offsets("g", [OffsetRow("t", 0, 42, -1, "")], 1)
         private_server.halt()
         for _ in range(3):  # refused at once, or by the back-off: never a wait past the bound
             await unavailable(store.fetch_offsets("g"))
@@ -115,7 +115,7 @@ def test_a_stopped_server_is_found_again_without_a_reopen(private_server: Postgr
                 return False
 
         await until(answers, ANSWER_BOUND_S, "the store back on the server")
-        await store.commit_offsets("g", [OffsetRow("t", 0, 43)], 2)
+        await store.commit_offsets("g", [OffsetRow("t", 0, 43, -1, "")], 2)
         await store.close()
 
     asyncio.run(run())
