@@ -48,9 +48,9 @@ def produce(producer: Producer, start: int, count: int, failures: list[str]) -> 
 
     for i in range(start, start + count):
         producer.produce(TOPIC, key=str(i).encode(), value=b"v" * 100, on_delivery=delivered)
-        if i % 100 == 0:
+        if i % 10 == 0:
             producer.poll(0)
-            time.sleep(0.02)  # spread over the backend kills
+            time.sleep(0.01)  # spread over the backend kills
     if producer.flush(REQUEST_BOUND_S * 2) != 0:
         failures.append("not every record was acknowledged")
 
@@ -133,7 +133,7 @@ def test_killed_backends_mid_traffic_lose_nothing(
                     )
                     if done
                 )
-                time.sleep(0.3)
+                time.sleep(0.2)
         producer.join()
         assert failures == [], broker.log_tail()
         assert killed > 0
