@@ -47,6 +47,12 @@ DISK_RECHECK_MS = 200
 # retries); a read of an unreachable store fails with KAFKA_STORAGE_ERROR after this,
 # well inside a client's 30 s request.timeout.ms.
 OBJECT_STORE_REQUEST_TIMEOUT_MS = 10_000
+# PostgreSQL metadata store: a connection attempt, one call (queue and run, well inside a
+# client's 30 s request.timeout.ms), TCP keepalive idle time, most time between reconnects.
+METADATA_CONNECT_TIMEOUT_MS = 10_000
+METADATA_CALL_TIMEOUT_MS = 10_000
+METADATA_KEEPALIVE_IDLE_MS = 10_000
+METADATA_RECONNECT_BACKOFF_MAX_MS = 5_000
 # A clean stop uploads what it can for this long, then leaves the rest in the WAL.
 SHUTDOWN_TIMEOUT_MS = 15_000
 # message.max.decompression.ratio: a batch's records may decompress to at most this many

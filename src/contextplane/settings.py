@@ -92,6 +92,11 @@ class Settings:
     memory_budget_bytes: int = limits.MEMORY_BUDGET_BYTES
     wal_backlog_bytes: int = limits.WAL_BACKLOG_BYTES
     metadata_reserved_bytes: int = limits.METADATA_RESERVED_BYTES
+    # A PostgreSQL metadata store's bounded waits (metadata/postgres_options.py).
+    metadata_postgresql_connect_timeout_ms: int = limits.METADATA_CONNECT_TIMEOUT_MS
+    metadata_postgresql_call_timeout_ms: int = limits.METADATA_CALL_TIMEOUT_MS
+    metadata_postgresql_keepalive_idle_ms: int = limits.METADATA_KEEPALIVE_IDLE_MS
+    metadata_postgresql_reconnect_backoff_max_ms: int = limits.METADATA_RECONNECT_BACKOFF_MAX_MS
     object_store_request_timeout_ms: int = limits.OBJECT_STORE_REQUEST_TIMEOUT_MS
     shutdown_timeout_ms: int = limits.SHUTDOWN_TIMEOUT_MS
     # Connections and request buffering (Kafka's names and, but for the request bytes

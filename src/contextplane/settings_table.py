@@ -373,6 +373,39 @@ SETTINGS: tuple[Setting, ...] = (
         low=0,
     ),
     Setting(
+        "metadata.postgresql.connect.timeout.ms",
+        "metadata_postgresql_connect_timeout_ms",
+        "ms",
+        "bound on opening a connection to a PostgreSQL metadata store (libpq `connect_timeout`,"
+        " whole seconds, at least 2; the URL's own `connect_timeout` wins)",
+        low=1,
+    ),
+    Setting(
+        "metadata.postgresql.call.timeout.ms",
+        "metadata_postgresql_call_timeout_ms",
+        "ms",
+        "bound on one PostgreSQL metadata call, waiting included: a request that needs it then"
+        " answers a retriable error and a hung connection is dropped; each statement's"
+        " `statement_timeout` is half of it (the URL's `options` may set its own)",
+        low=100,
+    ),
+    Setting(
+        "metadata.postgresql.keepalive.idle.ms",
+        "metadata_postgresql_keepalive_idle_ms",
+        "ms",
+        "TCP keepalive probes on a PostgreSQL metadata connection after this long idle (then"
+        " every as long, three unanswered drop it; libpq `keepalives_*` in the URL win)",
+        low=1000,
+    ),
+    Setting(
+        "metadata.postgresql.reconnect.backoff.max.ms",
+        "metadata_postgresql_reconnect_backoff_max_ms",
+        "ms",
+        "while a PostgreSQL metadata store is unreachable, reconnection attempts back off"
+        " (doubling from 100 ms) up to this; calls in between fail at once, retriably",
+        low=1,
+    ),
+    Setting(
         "object.store.request.timeout.ms",
         "object_store_request_timeout_ms",
         "ms",

@@ -9,7 +9,8 @@ The server is for tests only: fsync is off (crash durability is PostgreSQL's, no
 test), trust authentication on loopback.
 
 `metadata_url` (conftest.py) gives each test a database of its own on one server for the
-whole session: `create_database()`.
+whole session: `create_database()`. A test that stops the server (`halt`, then `resume` on
+the same data and port) starts one of its own.
 """
 
 from __future__ import annotations
@@ -81,7 +82,11 @@ class PostgresServer:
              "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"],
             check=True, capture_output=True, cwd=self.root,
         )  # fmt: skip
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - the server's lifetime
+        return self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Run the server on its data directory and port (again, after `halt`)."""
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server's lifetime
         self._process = subprocess.Popen(
             [*self._as_user, str(self.bin / "postgres"), "-D", str(self.data),
              "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
@@ -114,7 +119,13 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE {name}")  # noqa: S608 - generated name
         return self.url(name)
 
-    def stop(self) -> None:
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    def halt(self) -> None:
+        """Stop the server (a fast shutdown), keeping its data for `resume`."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)  # fast shutdown
             try:
@@ -123,6 +134,9 @@ class PostgresServer:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

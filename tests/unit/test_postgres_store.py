@@ -1,7 +1,8 @@
 """What only the PostgreSQL engine has to show: several connections (brokers) at once.
 Epoch checks lock the partition rows, so a commit and a leadership claim of the same
 partition are serialised; migrations are applied once when brokers open together; a lost
-connection is opened again; an unreachable server is named without its password."""
+connection is opened again; an unreachable server is named without its password.
+Outages (a hung or stopped server, a lock held too long) are in test_postgres_outages.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from contextplane.metadata import migrations
 from contextplane.metadata.migrations import MigrationError
 from contextplane.metadata.postgres import PostgresEngine
 from contextplane.metadata.records import ObjectCommit, RangeCommit
-from contextplane.metadata.store import MetadataStoreUnreachable, open_metadata_store
+from contextplane.metadata.store import (
+    MetadataStoreUnavailable,
+    MetadataStoreUnreachable,
+    open_metadata_store,
+)
+from contextplane.protocol.error_codes import ErrorCode
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
@@ -122,8 +128,9 @@ def test_a_lost_connection_is_opened_again(url: str) -> None:
         pid = store.engine._conn.info.backend_pid  # type: ignore[attr-defined]
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(MetadataStoreUnavailable) as lost:
             await store.topics()  # the call that finds the connection lost fails
+        assert lost.value.code == ErrorCode.request_timed_out  # retriable for a client
         assert [t.name for t in await store.topics()] == ["t"]
         await store.close()
 

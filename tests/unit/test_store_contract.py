@@ -99,6 +99,42 @@ def test_a_commit_with_a_stale_leader_epoch_is_refused(engine: SqlEngine) -> Non
     assert engine.known_objects(["late"]) == set()
 
 
+def test_a_commit_retried_after_its_reply_was_lost_publishes_nothing_twice(
+    engine: SqlEngine,
+) -> None:
+    """The uploader retries a commit whose outcome it could not learn with the same key:
+    a commit that had landed is recognised (its streams reported committed, the object
+    published), not inserted again, even once its epoch moved or its object is queued
+    for deletion."""
+    stream, epoch = led_stream(engine)
+    other, other_epoch = led_stream(engine, "u")
+    ranges = [RangeCommit(stream, 0, 5, 0, 10, 1), RangeCommit(other, 0, 3, 10, 10, 1)]
+    sent = ObjectCommit("o1", 20, 1, ranges, {stream: epoch, other: other_epoch}, {})
+    assert engine.commit_object(sent).committed == {stream, other}
+    again = engine.commit_object(sent)
+    assert again.replayed and again.object_published
+    assert again.committed == {stream, other}
+    engine.claim_leadership({other: other_epoch}, 2)  # another broker takes "u" over
+    moved = engine.commit_object(sent)
+    assert moved.committed == {stream} and moved.epoch_mismatch == {other: other_epoch + 1}
+    assert moved.object_published
+    assert {s: [r.object_key for r in rs] for s, rs in engine.ranges_by_stream().items()} == {
+        stream: ["o1"],
+        other: ["o1"],
+    }
+    engine.delete_topic("t", 9)
+    engine.delete_topic("u", 9)  # the object waits for deletion now
+    gone = engine.commit_object(sent)
+    assert gone.deleted == {stream, other} and gone.object_published
+    assert engine.ranges_by_stream() == {}
+    # A new key is a new commit, as before.
+    fresh, fresh_epoch = led_stream(engine, "v")
+    first = ObjectCommit(
+        "o2", 10, 1, [RangeCommit(fresh, 0, 5, 0, 10, 1)], {fresh: fresh_epoch}, {}
+    )
+    assert engine.commit_object(first).replayed is False
+
+
 def test_retention_queues_unreferenced_objects_until_forgotten(engine: SqlEngine) -> None:
     stream, epoch = led_stream(engine)
     commit(engine, "o1", stream, epoch, 0, 10)

@@ -248,7 +248,7 @@ class Broker:
         self._lock.acquire()
         try:
             self.metadata = metadata or open_metadata_store(
-                settings.resolved_metadata_url, _metadata_reserve(settings)
+                settings.resolved_metadata_url, _metadata_reserve(settings), settings=settings
             )
         except BaseException:
             self._lock.release()

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_metadata_store(settings.resolved_metadata_url)
+    store = open_metadata_store(settings.resolved_metadata_url, settings=settings)
 
     async def change() -> int:
         await store.open()

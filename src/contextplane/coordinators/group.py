@@ -270,7 +270,11 @@ class GroupCoordinator:
         None means every committed offset of the group. Unknown partitions get -1."""
         if not self._active:
             return ErrorCode.coordinator_not_available, []
-        committed = await self._store.fetch_offsets(group_id)
+        try:
+            committed = await self._store.fetch_offsets(group_id)
+        except KafkaError as exc:  # the store cannot answer now: retriable for the client
+            log.warning("reading the offsets of group %s failed: %s", escape(group_id), exc)
+            return ErrorCode.coordinator_not_available, []
         result: list[dict[str, Any]] = []
         if topics is None:
             by_topic: dict[str, list[int]] = {}

@@ -19,6 +19,15 @@ re-run any pair whose reads overlap (every commit reads `objects`). Transactions
 ranges additionally take one advisory lock (`_before_range_deletes`) so that objects left
 unreferenced are always found.
 
+A PostgreSQL outage (a restart, a killed backend, a stopped or unreachable server) never
+blocks a caller for longer than `metadata.postgresql.call.timeout.ms` and never needs a
+broker restart. Every wait is bounded (postgres_connection.py); a call the server did not
+answer in time has its connection shut down under it. A call that fails for it raises
+`MetadataStoreUnavailable`, a retriable Kafka error (REQUEST_TIMED_OUT) the handlers
+answer with; it is not retried here, since a write whose reply was lost may have
+committed (the uploader retries its object commit, which is idempotent). The next call
+opens a new connection, attempts spaced by a back-off while the server stays away.
+
 Migrations (sql/postgresql/NNNN-*.sql, the numbers and meaning of SQLite's) run at open,
 one transaction each, under a session advisory lock so that brokers starting together
 apply each once.
@@ -26,38 +35,45 @@ apply each once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from contextplane.metadata import migrations
+from contextplane.metadata.postgres_connection import (
+    PostgresOptions,
+    ReconnectBackoff,
+    apply_session_settings,
+    connection_parameters,
+    first_line,
+    redacted,
+    session_settings,
+)
 from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_db import Cursor
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_store import SqlMetadataStore
-from contextplane.metadata.store import MetadataStoreUnreachable
+from contextplane.metadata.store import MetadataStoreUnavailable, MetadataStoreUnreachable
+
+__all__ = ["PostgresEngine", "PostgresMetadataStore", "PostgresOptions", "redacted"]
 
 log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 ENGINE = "postgresql"
-CONNECT_TIMEOUT_S = 10
 # pg_advisory_lock keys (any fixed 64-bit numbers unique to this application).
 _MIGRATION_LOCK = 0x6370_6D69_6772_0001
 _UNREFERENCE_LOCK = 0x6370_6D69_6772_0002
-
-
-def redacted(url: str) -> str:
-    """`url` without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+# What a lost, refused, cancelled or timed-out connection raises (psycopg's QueryCanceled,
+# AdminShutdown and friends are OperationalErrors; a closed connection's use, InterfaceError).
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @functools.lru_cache(maxsize=512)
@@ -98,8 +114,8 @@ class Transaction:
             self._conn.execute("BEGIN")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._outer or self._conn.closed:
-            return
+        if not self._outer or self._conn.closed or self._conn.broken:
+            return  # a lost connection's transaction ended with it, on the server
         if exc_type is None:
             self._conn.execute("COMMIT")
         else:
@@ -110,27 +126,99 @@ class PostgresEngine(SqlEngine):
     _lock = " FOR UPDATE"
     _now_ms = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: PostgresOptions | None = None) -> None:
         self.reserve = None
         self._url = url
-        self._conn = _connect(url)
-        self._db = PostgresDb(self._conn)
+        self._options = options or PostgresOptions()
+        self._backoff = ReconnectBackoff(self._options.reconnect_backoff_max_ms)
+        self._running_since: float | None = None  # the call on the worker thread, if any
+        conn = _connect(url, self._options)
         try:
-            _migrate(self._conn, self._db)
+            # Migrations first: they may wait long for another broker's (advisory lock)
+            # and run long statements; the sessions' bounds apply from then on.
+            _migrate(conn, PostgresDb(conn))
+            apply_session_settings(conn, session_settings(url, self._options))
         except BaseException:
-            self._conn.close()
+            conn.close()
             raise
+        self._use(conn)
+
+    def _use(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._db = PostgresDb(conn)
+        self._socket = conn.pgconn.socket
 
     def _transaction(self) -> Transaction:
         return Transaction(self._conn)
 
-    def reconnect_if_lost(self) -> None:
-        """A connection the server closed (a restart, a failover) is opened again before
-        the next call; the call that found it lost has already failed to its caller."""
-        if self._conn.broken or self._conn.closed:
-            log.warning("metadata store %s: connection lost, reconnecting", redacted(self._url))
-            self._conn = _connect(self._url)
-            self._db = PostgresDb(self._conn)
+    def call(self, method: Callable[[], _T]) -> _T:
+        """Run `method` on the connection, reopened first if it was lost; a failure of
+        the connection or the server raises MetadataStoreUnavailable."""
+        self._ensure_connected()
+        self._running_since = time.monotonic()
+        try:
+            return method()
+        except _UNAVAILABLE as exc:
+            if self._conn.broken or self._conn.closed:
+                log.warning(
+                    "metadata store %s: connection lost (%s); the next call reconnects",
+                    redacted(self._url),
+                    first_line(exc),
+                )
+            raise MetadataStoreUnavailable(
+                f"metadata store {redacted(self._url)}: {first_line(exc)}"
+            ) from exc
+        finally:
+            self._running_since = None
+
+    def _ensure_connected(self) -> None:
+        if not (self._conn.broken or self._conn.closed):
+            return
+        self._conn.close()  # what libpq still holds of the lost one
+        wait_s = self._backoff.wait_s()
+        if wait_s > 0:
+            raise MetadataStoreUnavailable(
+                f"metadata store {redacted(self._url)} unreachable; reconnecting in {wait_s:.1f} s"
+            )
+        try:
+            conn = _connect(self._url, self._options)
+            try:
+                apply_session_settings(conn, session_settings(self._url, self._options))
+            except BaseException:
+                conn.close()
+                raise
+        except (MetadataStoreUnreachable, *_UNAVAILABLE) as exc:
+            if self._backoff.failing_since is None:
+                log.warning("%s; retrying with back-off", first_line(exc))
+            self._backoff.failed()
+            raise MetadataStoreUnavailable(first_line(exc)) from exc
+        down_s = self._backoff.succeeded()
+        log.warning(
+            "metadata store %s: reconnected%s",
+            redacted(self._url),
+            "" if down_s is None else f" after {down_s:.1f} s of failed attempts",
+        )
+        self._use(conn)
+
+    def interrupt_if_overdue(self, overdue_s: float) -> None:
+        """Called from another thread: if the call running now has run for `overdue_s`,
+        shut its connection's socket down, so that a server or network that stopped
+        answering cannot hold the worker thread (the call fails, the next reconnects)."""
+        started = self._running_since
+        if started is None or time.monotonic() - started < overdue_s:
+            return
+        log.warning(
+            "metadata store %s: no answer in %.1f s, dropping the connection",
+            redacted(self._url),
+            time.monotonic() - started,
+        )
+        try:
+            # A duplicate of the descriptor: shutting it down shuts the shared socket
+            # down (the worker's poll wakes), closing it leaves psycopg's own alone.
+            with socket.socket(fileno=os.dup(self._socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed meanwhile: the call ended
 
     def _before_range_deletes(self) -> None:
         self._db.execute("SELECT pg_advisory_xact_lock(?)", (_UNREFERENCE_LOCK,))
@@ -139,18 +227,13 @@ class PostgresEngine(SqlEngine):
         self._conn.close()
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
+def _connect(url: str, options: PostgresOptions) -> psycopg.Connection[Any]:
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        return psycopg.connect(url, autocommit=True, **connection_parameters(url, options))
     except psycopg.OperationalError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MetadataStoreUnreachable(
-            f"cannot connect to the metadata store {redacted(url)}: {detail}"
+            f"cannot connect to the metadata store {redacted(url)}: {first_line(exc)}"
         ) from exc
-    # The broker trims its write-ahead log once a commit returns: the commit must be on
-    # the server's disk by then, whatever the server's default.
-    conn.execute("SET synchronous_commit = on")
-    return conn
 
 
 def _migrate(conn: psycopg.Connection[Any], db: PostgresDb) -> None:
@@ -163,27 +246,43 @@ def _migrate(conn: psycopg.Connection[Any], db: PostgresDb) -> None:
 
 
 class PostgresMetadataStore(SqlMetadataStore):
-    """`MetadataStore` on PostgreSQL: every call runs on the runner (one worker thread)."""
+    """`MetadataStore` on PostgreSQL: every call runs on the runner (one worker thread),
+    bounded by the call timeout, queueing included."""
 
-    def __init__(self, url: str, runner: Runner | None = None) -> None:
+    def __init__(
+        self, url: str, runner: Runner | None = None, options: PostgresOptions | None = None
+    ) -> None:
         self._runner = runner or ThreadRunner("metadata")
         self._engine: PostgresEngine | None = None
         self._url = url
+        self._options = options or PostgresOptions()
 
     async def open(self) -> None:
-        self._engine = await self._runner.run(PostgresEngine, self._url)
+        self._engine = await self._runner.run(PostgresEngine, self._url, self._options)
 
     def companion(self) -> PostgresMetadataStore:
         """A second connection on a second thread: a heartbeat never queues behind a long
-        transaction of this store's."""
-        return PostgresMetadataStore(self._url, ThreadRunner("metadata-heartbeat"))
+        transaction of this store's. The same bounded waits apply to it."""
+        return PostgresMetadataStore(self._url, ThreadRunner("metadata-heartbeat"), self._options)
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         engine = self._engine
         assert engine is not None, "the metadata store is not open"
-
-        def call() -> _T:
-            engine.reconnect_if_lost()
-            return method(*args, **kwargs)
-
-        return await self._runner.run(call)
+        deadline_s = self._options.call_timeout_s
+        bound = asyncio.timeout(deadline_s)
+        try:
+            async with bound:
+                return await self._runner.run(
+                    engine.call, functools.partial(method, *args, **kwargs)
+                )
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            # A call still queued is dropped. The one running is stuck on its socket if it
+            # has run past statement_timeout (half the bound), which a server that still
+            # answers would have applied: whoever's it is, it cannot hold the thread.
+            engine.interrupt_if_overdue(self._options.statement_timeout_ms / 1000)
+            raise MetadataStoreUnavailable(
+                f"metadata store {redacted(self._url)}: no answer within"
+                f" {self._options.call_timeout_ms} ms"
+            ) from None

@@ -131,10 +131,13 @@ class CommitOutcome:
     committed: set[int]
     epoch_mismatch: dict[int, int]
     deleted: set[int]  # streams whose topic was deleted while the data was in flight
+    # An earlier attempt of this commit, whose reply was lost, had already published the
+    # object: `committed` are its streams whose epoch is still the committer's.
+    replayed: bool = False
 
     @property
     def object_published(self) -> bool:
-        return bool(self.committed)
+        return self.replayed or bool(self.committed)
 
 
 @dataclass(slots=True)

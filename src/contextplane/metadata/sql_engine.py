@@ -246,7 +246,12 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
     def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
         """Publish an uploaded object: its ranges become readable atomically, for every
         stream whose stored leader epoch is still the committer's (checked in the same
-        transaction, the partition rows locked); the other streams' ranges are left out."""
+        transaction, the partition rows locked); the other streams' ranges are left out.
+
+        Idempotent: a commit retried after its outcome was lost (the connection broke
+        at COMMIT) publishes nothing twice. Object keys are never reused, so an object
+        already known by this key is that earlier attempt's (its rows were visible once
+        the partition rows were locked, an attempt still in flight holding them)."""
         outcome = CommitOutcome(committed=set(), epoch_mismatch={}, deleted=set())
         with self._transaction():
             for stream_id, epoch in sorted(commit.epochs.items()):
@@ -257,6 +262,11 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
                     outcome.epoch_mismatch[stream_id] = stored
                 else:
                     outcome.committed.add(stream_id)
+            if self.known_objects([commit.key]):
+                # Epochs only grow, and the committer held its own: a stream whose epoch
+                # is still the committer's was committed by that attempt too.
+                outcome.replayed = True
+                return outcome
             if not outcome.committed:
                 return outcome
             object_id = insert_object(self._db, commit.key, commit.size, commit.created_ms, 0, 0)

@@ -12,8 +12,9 @@ engine.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from contextplane.errors import KafkaError
 from contextplane.metadata.records import (
     AclRecord,
     BrokerEndpoint,
@@ -37,6 +38,10 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
+from contextplane.protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from contextplane.settings import Settings
 
 
 class MetadataStore(Protocol):
@@ -211,19 +216,33 @@ class MetadataStoreUnreachable(RuntimeError):
     without a password)."""
 
 
+class MetadataStoreUnavailable(KafkaError):
+    """A call the metadata store's server could not answer now (connection lost or not
+    yet back, no answer within the call's deadline); retriable. Its outcome may be
+    unknown: the server may have committed a write whose reply was lost."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.request_timed_out, message)
+
+
 def open_metadata_store(
-    url: str, reserve: SpaceReserve | None = None, runner: Runner | None = None
+    url: str,
+    reserve: SpaceReserve | None = None,
+    runner: Runner | None = None,
+    settings: Settings | None = None,
 ) -> MetadataStore:
-    """The engine a metadata URL names (not yet opened: `await store.open()`)."""
+    """The engine a metadata URL names (not yet opened: `await store.open()`); `settings`
+    bound a PostgreSQL store's waits (metadata.postgresql.*; the defaults without)."""
     if url.startswith("sqlite:///"):
         from contextplane.metadata.sqlite import SqliteMetadataStore
 
         return SqliteMetadataStore(url.removeprefix("sqlite:///"), reserve, runner)
     if url.startswith(("postgresql://", "postgres://")):
         # The space reserve is SQLite's: it holds room on the disk of the database file.
-        from contextplane.metadata.postgres import PostgresMetadataStore
+        from contextplane.metadata.postgres import PostgresMetadataStore, PostgresOptions
 
-        return PostgresMetadataStore(url, runner)
+        options = None if settings is None else PostgresOptions.from_settings(settings)
+        return PostgresMetadataStore(url, runner, options)
     scheme = url.partition(":")[0]
     raise ValueError(
         f"metadata store URL scheme {scheme!r}: use sqlite:///path or postgresql://user@host/db"

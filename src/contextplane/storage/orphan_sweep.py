@@ -41,7 +41,8 @@ OBJECTS_PREFIX = "objects/"
 
 
 class InFlightKeys:
-    """Keys whose PUT may have happened and whose commit has not returned yet."""
+    """Keys whose PUT may have happened and whose commit's outcome is not known yet (a
+    commit whose call failed is retried with its key)."""
 
     def __init__(self) -> None:
         self._keys: set[str] = set()

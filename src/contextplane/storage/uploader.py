@@ -14,10 +14,11 @@ import contextlib
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from contextplane.clock import Clock
 from contextplane.cluster.leadership import Leadership
-from contextplane.metadata.records import ObjectCommit, RangeCommit, RangeRecord
+from contextplane.metadata.records import CommitOutcome, ObjectCommit, RangeCommit, RangeRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.settings import Settings
 from contextplane.storage.log_cache import LogCache
@@ -62,6 +63,18 @@ def select_for_upload(
     return [(ordered[i], batches) for i, batches in sorted(chosen.items())]
 
 
+@dataclass(slots=True)
+class _Upload:
+    """An object put in the object store and the commit that publishes it."""
+
+    chunks: list[tuple[PartitionLog, list[CachedBatch]]]
+    index: list[IndexEntry]
+    key: str
+    object_size: int
+    commit: ObjectCommit
+    settled: dict[int, Callable[[], None]]  # per stream: the producer state written
+
+
 def _retrieve(upload: asyncio.Future[int]) -> None:
     """An upload whose loop was cancelled ends unobserved: its failure is logged here
     (the WAL keeps the data), not left as a never-retrieved exception."""
@@ -103,6 +116,7 @@ class Uploader:
         # One upload at a time: two would pick the same pending batches.
         self._uploading = asyncio.Lock()
         self._upload: asyncio.Future[int] | None = None  # the loop's, maybe outliving it
+        self._unsettled: _Upload | None = None  # put, its commit's outcome unknown
 
     def abandon(self) -> None:
         """Cancel an upload that outlived the loop and the drain's deadline; the WAL
@@ -170,10 +184,28 @@ class Uploader:
             return await self._upload_once()
 
     async def _upload_once(self) -> int:
+        # A commit whose outcome is unknown goes first, as it was: the same key, so that
+        # the store recognises it if it did commit (commit_object is idempotent by key).
+        retry = self._unsettled is not None
+        upload = self._unsettled or await self._put_object()
+        if upload is None:
+            return 0
+        # Until its outcome is known (a failed call's reply may be lost after the commit)
+        # the key stays in flight, out of the orphan sweep's reach.
+        self._unsettled = upload
+        if retry:
+            log.info("object %s: retrying its commit", upload.key)
+        outcome = await self._metadata.commit_object(upload.commit)
+        self._unsettled = None
+        self._in_flight.discard(upload.key)
+        return await self._settle(upload, outcome)
+
+    async def _put_object(self) -> _Upload | None:
+        """Put one object of the oldest pending batches; None when nothing is pending."""
         settings, log_cache = self._settings, self._log_cache
         chunks = select_for_upload(self._partitions(), settings.upload_bytes)
         if not chunks:
-            return 0
+            return None
         size = sum(b.size for _, batches in chunks for b in batches)
         key = ""
         try:
@@ -197,23 +229,23 @@ class Uploader:
                 sequence = await self._metadata.next_counter("object_sequence")
                 key = object_key(settings.node_id, sequence)
                 # The orphan sweep leaves the key alone from before its PUT until its
-                # commit returned, whatever the outcome (orphan_sweep.py).
+                # commit's outcome is known (orphan_sweep.py).
                 self._in_flight.add(key)
                 await self._objects.put(key, data)
                 object_size = parts_size(data)
                 del data
-            return await self._commit(chunks, index, key, object_size)
-        finally:
+        except BaseException:
             self._in_flight.discard(key)
+            raise
+        return self._prepare_commit(chunks, index, key, object_size)
 
-    async def _commit(
+    def _prepare_commit(
         self,
         chunks: list[tuple[PartitionLog, list[CachedBatch]]],
         index: list[IndexEntry],
         key: str,
         object_size: int,
-    ) -> int:
-        log_cache = self._log_cache
+    ) -> _Upload:
         created_ms = self._clock.wall_ms()
         # Producer state as of each range's end: a later batch may not be durable yet
         # (it would be "deduplicated" at an offset lost in a crash); replay adds those.
@@ -234,7 +266,14 @@ class Uploader:
             epochs={p.stream_id: p.leader_epoch for p, _ in chunks},
             producer_states={stream_id: delta for stream_id, (delta, _) in deltas.items()},
         )
-        outcome = await self._metadata.commit_object(commit)
+        settled = {stream_id: settle for stream_id, (_, settle) in deltas.items()}
+        return _Upload(chunks, index, key, object_size, commit, settled)
+
+    async def _settle(self, upload: _Upload, outcome: CommitOutcome) -> int:
+        """What the committed object changes here: ranges, uploaded batches, leadership."""
+        log_cache = self._log_cache
+        chunks, index, key = upload.chunks, upload.index, upload.key
+        created_ms = upload.commit.created_ms
         # Fenced partitions are released here: they stop acknowledging, and their ranges
         # stay out of the index (the new leader uploads that data).
         self._leadership.check_commit(outcome)
@@ -244,7 +283,7 @@ class Uploader:
             if partition.deleted or partition.stream_id not in outcome.committed:
                 continue  # its bytes were forgotten with the topic or the leadership
             partition.object_end_offset = entry.end_offset
-            deltas[partition.stream_id][1]()  # the touches written are settled
+            upload.settled[partition.stream_id]()  # the touches written are settled
             partition.ranges.append(
                 RangeRecord(
                     entry.stream_id,
@@ -259,4 +298,4 @@ class Uploader:
             )
             log_cache.mark_uploaded(partition, batches)
         self._after_upload()
-        return object_size
+        return upload.object_size
