@@ -144,7 +144,7 @@ class Reader:
             if request.offset >= end:
                 results[index] = []
             elif not _cache_holds(partition, request.offset, end):
-                ranges = partition.ranges.from_offset(request.offset)
+                ranges = (await partition.index.load()).from_offset(request.offset)
                 plans[index] = PlanPartition(ranges, end, request.bytes_max)
         # The object reads get what the cached partitions leave of the response.
         budget = max_bytes - total
@@ -197,7 +197,8 @@ class Reader:
         bytes_max: int,
         allow_oversize: bool,
     ) -> Chunks:
-        plan = PlanPartition(partition.ranges.from_offset(offset), end, bytes_max)
+        ranges = await partition.index.load()
+        plan = PlanPartition(ranges.from_offset(offset), end, bytes_max)
         plan_ranges([plan], bytes_max)
         read = await self._blocks.read_ranges(plan.taken)
         return _batches(
@@ -208,7 +209,7 @@ class Reader:
         """Every retained batch below the high watermark, oldest first (timestamp
         lookups; not a hot path)."""
         result: Chunks = []
-        for record in partition.ranges:
+        for record in list(await partition.index.load()):
             result.append(await self._blocks.read(record))
         tail = [
             b

@@ -245,7 +245,7 @@ class Uploader:
                 continue  # its bytes were forgotten with the topic or the leadership
             partition.object_end_offset = entry.end_offset
             deltas[partition.stream_id][1]()  # the touches written are settled
-            partition.ranges.append(
+            partition.index.append(
                 RangeRecord(
                     entry.stream_id,
                     entry.base_offset,
