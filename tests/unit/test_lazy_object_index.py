@@ -10,14 +10,17 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from contextplane.errors import KafkaError
 from contextplane.metadata.records import RangeRecord
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.reader import ReadRequest
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 
@@ -235,6 +238,34 @@ def test_an_idle_index_leaves_memory_and_is_loaded_again(tmp_path: Path) -> None
         assert (stats.range_count, stats.end_offset, stats.exact) == (UPLOADS, UPLOADS, True)
         assert len(await engine.read(partition, 2, 1 << 20)) == 1
         assert world.loads == [partition.stream_id] * 2
+        await engine.close()
+        await engine.metadata.close()
+
+    asyncio.run(run())
+
+
+def test_a_failed_load_answers_a_storage_error_and_the_next_read_loads(tmp_path: Path) -> None:
+    world = World(tmp_path)
+
+    async def run() -> None:
+        await filled(world)
+        engine = await world.start()
+        ranges_of = engine.metadata.ranges_of
+        failures = [OSError("disk I/O error")]
+
+        async def failing_once(stream_id: int) -> list[RangeRecord]:
+            if failures:
+                raise failures.pop()
+            return await ranges_of(stream_id)
+
+        engine.metadata.ranges_of = failing_once  # type: ignore[method-assign]
+        partition = engine.partitions[("t", 1)]
+        (failed,) = await engine.read_many([ReadRequest(partition, 0, 1 << 20)], 1 << 20)
+        assert isinstance(failed, KafkaError)
+        assert failed.code == ErrorCode.kafka_storage_error
+        assert not partition.index.loaded
+        (chunks,) = await engine.read_many([ReadRequest(partition, 0, 1 << 20)], 1 << 20)
+        assert isinstance(chunks, list) and len(chunks) == 1
         await engine.close()
         await engine.metadata.close()
 
