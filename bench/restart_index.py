@@ -1,7 +1,7 @@
 """Restart time against the size of the object index (opt-in; not part of `bench.run`).
 
     python -m bench.restart_index --tmp /tmp/restart-index [--sizes 1,10,100]
-        [--partitions 100] [--rounds 2] [--before-python /path/to/other/.venv/bin/python]
+        [--partitions 100] [--rounds 2] [--tree before=OLD/src --tree after=src]
 
 For each size S (GiB) a broker (file:// objects, SQLite metadata) gets a topic of
 `--partitions` partitions and a few real records in each, uploaded; then, with the broker
@@ -12,9 +12,9 @@ store, so only the rows are at scale: the figure is metadata-scale, not bytes on
 
 Then the broker is started on a copy of that data directory and timed from process start
 to (a) an acknowledged produce and (b) partition 0's first record fetched from offset 0
-(`bench.workloads.time_to_serving`; serving = the later). With `--before-python` the
-same is done with another checkout's interpreter (e.g. the main branch), interleaved
-with this one round by round, on copies of the same directory.
+(`bench.workloads.time_to_serving`; serving = the later). Each `--tree` (a source tree,
+run through `PYTHONPATH`) is measured on its own copy of the same directory, the trees
+alternating round by round. The metadata schema must be the same in every tree.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -45,23 +46,24 @@ SETTINGS = {"object.compaction.enable": "false"}  # synthetic objects cannot be 
 
 
 class Broker:
-    """A broker process of one interpreter on a data directory (`time_to_serving`'s
+    """A broker process of one source tree on a data directory (`time_to_serving`'s
     instance: `start` returns at once, the probe waits for serving)."""
 
-    def __init__(self, python: str, data_dir: Path, port: int) -> None:
-        self.python = python
+    def __init__(self, src: str, data_dir: Path, port: int) -> None:
+        self.src = src
         self.data_dir = data_dir
         self.bootstrap = f"127.0.0.1:{port}"
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        args = [self.python, "-m", "contextplane.cli.main", "up", "--data-dir"]
+        args = [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir"]
         args += [str(self.data_dir), "--port", str(self.port)]
         for name, value in SETTINGS.items():
             args += ["--set", f"{name}={value}"]
         log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": self.src}
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -85,7 +87,7 @@ def prepare(data_dir: Path, partitions: int, gib: int) -> int:
     """The data directory of `gib` GiB of (metadata-scale) retained data; returns the
     number of range rows."""
     port = free_port()
-    broker = Broker(sys.executable, data_dir, port)
+    broker = Broker(str(Path("src").resolve()), data_dir, port)
     data_dir.mkdir(parents=True)
     broker.start()
     try:
@@ -135,11 +137,11 @@ async def commit_rows(data_dir: Path, partitions: int, objects: int) -> int:
         await store.close()
 
 
-def measure(python: str, prepared: Path, scratch: Path) -> dict[str, Any]:
+def measure(src: str, prepared: Path, scratch: Path) -> dict[str, Any]:
     if scratch.exists():
         shutil.rmtree(scratch)
     shutil.copytree(prepared, scratch)
-    broker = Broker(python, scratch, free_port())
+    broker = Broker(src, scratch, free_port())
     try:
         return time_to_serving(broker, TOPIC, b"after restart", timeout=600)
     finally:
@@ -153,11 +155,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,10,100", help="GiB of retained metadata")
     parser.add_argument("--partitions", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--before-python", help="the interpreter of the checkout to compare")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=SRC")
     args = parser.parse_args()
-    variants = {"after": sys.executable}
-    if args.before_python:
-        variants = {"before": args.before_python, **variants}
+    trees = dict(t.split("=", 1) for t in args.tree) or {"current": "src"}
+    variants = {name: str(Path(src).resolve()) for name, src in trees.items()}
     results = []
     for gib in [int(s) for s in args.sizes.split(",")]:
         prepared = args.tmp / f"prepared-{gib}"
@@ -168,8 +169,8 @@ def main() -> None:
         print(f"{gib} GiB: {rows} range rows committed in {time.monotonic() - started:.0f} s")
         serving: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
-            for name, python in variants.items():
-                result = measure(python, prepared, args.tmp / "run")
+            for name, src in variants.items():
+                result = measure(src, prepared, args.tmp / "run")
                 print(f"  {name}: {json.dumps(result)}", flush=True)
                 if result["serving_s"] is not None:
                     serving[name].append(result["serving_s"])

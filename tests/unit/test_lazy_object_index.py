@@ -20,6 +20,7 @@ from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.partition_index import PartitionIndex
 from contextplane.storage.reader import ReadRequest
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
@@ -268,5 +269,44 @@ def test_a_failed_load_answers_a_storage_error_and_the_next_read_loads(tmp_path:
         assert isinstance(chunks, list) and len(chunks) == 1
         await engine.close()
         await engine.metadata.close()
+
+    asyncio.run(run())
+
+
+def test_a_swap_during_a_load_makes_it_read_again_and_an_append_is_kept() -> None:
+    """The index alone, its store a list of rows: a swap that lands after the load read
+    the rows (the old ones), and an append, both before the load answers."""
+
+    def record(base: int, key: str) -> RangeRecord:
+        return RangeRecord(1, base, base + 10, key, 0, 100, base, 0)
+
+    async def run() -> None:
+        stored = [record(0, "a"), record(10, "b")]
+        reading, release = asyncio.Event(), asyncio.Event()
+        fetches = 0
+
+        async def fetch() -> list[RangeRecord]:
+            nonlocal fetches
+            fetches += 1
+            rows = list(stored)
+            if fetches == 1:
+                reading.set()
+                await release.wait()
+            return rows
+
+        index = PartitionIndex(fetch=fetch)
+        load = asyncio.create_task(index.load())
+        await reading.wait()
+        # The compactor's swap: [0, 20) becomes one range of object "ab".
+        stored[:] = [RangeRecord(1, 0, 20, "ab", 0, 200, 10, 0)]
+        index.replace(0, 20, list(stored))
+        # An upload's commit.
+        stored.append(record(20, "c"))
+        index.append(stored[-1])
+        release.set()
+        ranges = await load
+        assert fetches == 2
+        assert list(ranges) == stored
+        assert index.stats.range_count == 2
 
     asyncio.run(run())
