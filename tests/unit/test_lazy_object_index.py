@@ -94,7 +94,7 @@ def test_a_restart_loads_only_the_index_a_read_needs(tmp_path: Path) -> None:
         read = engine.partitions[("t", 42)]
         assert read.high_watermark == UPLOADS  # the object end, from the summary
         assert not read.cache  # nothing replayed: the read goes to the objects
-        chunks = await engine.read(read, 0, 1 << 20)
+        chunks = await engine.read(read, 0, 1)
         assert len(chunks) == 1 and b"v42" in bytes(chunks[0])
         assert world.loads == [read.stream_id]
         assert len(read.ranges) == UPLOADS
@@ -113,9 +113,10 @@ def test_retention_deletes_on_every_partition_without_reading_objects(tmp_path: 
 
     async def run() -> None:
         await filled(world)
-        # Nothing to delete: no index is loaded to find that out.
+        # Nothing to delete (no time limit; the records' timestamps are old): no index
+        # is loaded to find that out.
         world.loads.clear()
-        engine = await world.start()
+        engine = await world.start(retention_ms=-1)
         await engine.enforce_retention(engine.clock.wall_ms())
         assert world.loads == []
         await engine.close()
@@ -182,7 +183,7 @@ def test_concurrent_needs_share_one_load_and_an_upload_meanwhile_is_kept(
         engine = await world.start()
         gate = GatedLoads(engine.metadata)
         partition = engine.partitions[("t", 3)]
-        reads = [asyncio.create_task(engine.read(partition, 0, 1 << 20)) for _ in range(2)]
+        reads = [asyncio.create_task(engine.read(partition, 0, 1)) for _ in range(2)]
         await gate.reading.wait()
         # An upload commits after the load read its rows, before the load answers.
         await produce(engine, [partition], 1)
@@ -207,7 +208,7 @@ def test_a_log_start_move_during_a_load_makes_it_read_again(tmp_path: Path) -> N
         engine = await world.start()
         gate = GatedLoads(engine.metadata)
         partition = engine.partitions[("t", 5)]
-        read = asyncio.create_task(engine.read(partition, 2, 1 << 20))
+        read = asyncio.create_task(engine.read(partition, 2, 1))
         await gate.reading.wait()
         await engine.advance_log_start(partition, 2)  # DeleteRecords meanwhile
         gate.release.set()
@@ -229,7 +230,7 @@ def test_an_idle_index_leaves_memory_and_is_loaded_again(tmp_path: Path) -> None
         world.loads.clear()
         engine = await world.start()
         partition = engine.partitions[("t", 9)]
-        assert len(await engine.read(partition, 1, 1 << 20)) == 1
+        assert len(await engine.read(partition, 1, 1)) == 1
         assert partition.index.loaded and engine.budget.range_record_bytes > 0
         async with asyncio.timeout(10):
             while partition.index.loaded:
@@ -237,7 +238,7 @@ def test_an_idle_index_leaves_memory_and_is_loaded_again(tmp_path: Path) -> None
         assert engine.budget.range_record_bytes == 0
         stats = partition.index.stats
         assert (stats.range_count, stats.end_offset, stats.exact) == (UPLOADS, UPLOADS, True)
-        assert len(await engine.read(partition, 2, 1 << 20)) == 1
+        assert len(await engine.read(partition, 2, 1)) == 1
         assert world.loads == [partition.stream_id] * 2
         await engine.close()
         await engine.metadata.close()
@@ -261,11 +262,11 @@ def test_a_failed_load_answers_a_storage_error_and_the_next_read_loads(tmp_path:
 
         engine.metadata.ranges_of = failing_once  # type: ignore[method-assign]
         partition = engine.partitions[("t", 1)]
-        (failed,) = await engine.read_many([ReadRequest(partition, 0, 1 << 20)], 1 << 20)
+        (failed,) = await engine.read_many([ReadRequest(partition, 0, 1)], 1 << 20)
         assert isinstance(failed, KafkaError)
         assert failed.code == ErrorCode.kafka_storage_error
         assert not partition.index.loaded
-        (chunks,) = await engine.read_many([ReadRequest(partition, 0, 1 << 20)], 1 << 20)
+        (chunks,) = await engine.read_many([ReadRequest(partition, 0, 1)], 1 << 20)
         assert isinstance(chunks, list) and len(chunks) == 1
         await engine.close()
         await engine.metadata.close()
