@@ -95,9 +95,15 @@ def prepare(data_dir: Path, partitions: int, gib: int) -> int:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap, **_QUIET})
         admin.create_topics([NewTopic(TOPIC, partitions, 1)])[TOPIC].result(30)
         producer = ck.Producer({"bootstrap.servers": broker.bootstrap, **_QUIET})
+        failed: list[str] = []
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err is not None:
+                failed.append(str(err))
+
         for partition in range(partitions):
-            producer.produce(TOPIC, b"real record", partition=partition)
-        assert producer.flush(60) == 0
+            producer.produce(TOPIC, b"real record", partition=partition, on_delivery=delivered)
+        assert producer.flush(60) == 0 and not failed, failed
     finally:
         broker.stop()  # a clean stop uploads what is pending
     return asyncio.run(commit_rows(data_dir, partitions, gib * OBJECTS_PER_GIB))
@@ -109,6 +115,7 @@ async def commit_rows(data_dir: Path, partitions: int, objects: int) -> int:
     try:
         led = {p.stream_id: p for p in await store.partitions(TOPIC)}
         ends = {s: r.end_offset for s, r in (await store.range_summaries()).items()}
+        assert set(ends) == set(led), "the real records were not uploaded at the clean stop"
         offsets = {s: max(ends.get(s, 0), p.log_start_offset) for s, p in led.items()}
         range_bytes = OBJECT_BYTES // partitions
         now_ms = int(time.time() * 1000)
