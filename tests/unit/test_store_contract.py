@@ -139,11 +139,11 @@ def test_one_streams_ranges_and_every_streams_summary(engine: SqlEngine) -> None
     ]
     assert engine.ranges_of(other) == [RangeRecord(other, 0, 4, "o1", 100, 40, 3, 1_000)]
     assert engine.range_summaries() == {
-        stream: RangeSummary(stream, 25, 250, 2, 7),
-        other: RangeSummary(other, 4, 40, 1, 3),
+        stream: RangeSummary(stream, 25, -1, 2, 7),
+        other: RangeSummary(other, 4, -1, 1, 3),
     }  # the third stream has no ranges: left out
     engine.advance_log_start(stream, 10, 5_000)
-    assert engine.range_summaries()[stream] == RangeSummary(stream, 25, 150, 1, 9)
+    assert engine.range_summaries()[stream] == RangeSummary(stream, 25, -1, 1, 9)
     assert [r.base_offset for r in engine.ranges_of(stream)] == [10]
 
 

@@ -84,7 +84,7 @@ class RangeSummary:
 
     stream_id: int
     end_offset: int  # exclusive end of its last range
-    retained_bytes: int
+    retained_bytes: int  # -1: unknown (summing sizes reads every row)
     range_count: int
     first_max_timestamp: int  # max_timestamp of its first (oldest) range
 

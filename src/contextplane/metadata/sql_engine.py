@@ -295,17 +295,18 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows):
 
     def range_summaries(self) -> dict[int, RangeSummary]:
         """Every stream's `RangeSummary` (streams without ranges are left out), in one
-        grouped query: the ranges' rows are aggregated by the database, not returned."""
+        grouped query over the primary key's index alone (count, first and last base
+        offset), then two primary-key lookups a stream; retained bytes would need every
+        row and are left unknown (-1)."""
         rows = self._db.execute(
-            "SELECT g.stream_id, g.end_offset, g.bytes, g.count, f.max_timestamp FROM"
-            " (SELECT stream_id, MAX(end_offset) AS end_offset, SUM(size) AS bytes,"
-            " COUNT(*) AS count, MIN(base_offset) AS first_base FROM ranges"
-            " GROUP BY stream_id) g"
+            "SELECT g.stream_id, l.end_offset, g.count, f.max_timestamp FROM"
+            " (SELECT stream_id, COUNT(*) AS count, MIN(base_offset) AS first_base,"
+            " MAX(base_offset) AS last_base FROM ranges GROUP BY stream_id) g"
             " JOIN ranges f ON f.stream_id = g.stream_id AND f.base_offset = g.first_base"
+            " JOIN ranges l ON l.stream_id = g.stream_id AND l.base_offset = g.last_base"
         ).fetchall()
         return {
-            int(r[0]): RangeSummary(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
-            for r in rows
+            int(r[0]): RangeSummary(int(r[0]), int(r[1]), -1, int(r[2]), int(r[3])) for r in rows
         }
 
     @write

@@ -43,7 +43,7 @@ class RangeStats:
     """A partition's ranges in summary, kept while its index is not loaded."""
 
     end_offset: int = -1  # exclusive end of the last range; -1: none
-    retained_bytes: int = 0
+    retained_bytes: int = 0  # -1: unknown (start-up does not sum them)
     range_count: int = 0
     first_max_timestamp: int = -1
     # False once a swap or log-start move changed ranges that were not in memory:
@@ -76,7 +76,8 @@ class RangeStats:
         if not self.range_count:
             self.first_max_timestamp = record.max_timestamp
         self.end_offset = record.end_offset
-        self.retained_bytes += record.size
+        if self.retained_bytes >= 0:
+            self.retained_bytes += record.size
         self.range_count += 1
 
 
