@@ -420,7 +420,11 @@ def catchup_run(
 
 
 def time_to_serving(
-    instance: Any, topic: str, value: bytes, timeout: float = 600.0
+    instance: Any,
+    topic: str,
+    value: bytes,
+    timeout: float = 600.0,
+    consumer_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stop the broker, then time from process start to (a) an acknowledged produce and
     (b) a fetch that returns retained data (partition 0 from offset 0).
@@ -487,6 +491,7 @@ def time_to_serving(
                 "fetch.wait.max.ms": 10,
                 "fetch.error.backoff.ms": 10,
                 "topic.metadata.refresh.interval.ms": 100,
+                **(consumer_settings or {}),
             }
         )
         producer.produce(topic, value, partition=0, on_delivery=on_delivery)

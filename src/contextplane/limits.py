@@ -22,6 +22,8 @@ OBJECT_READ_PART_BYTES = UPLOAD_BYTES_MAX
 OBJECT_READ_AHEAD_MIN_BYTES = 512 * 1024
 OBJECT_READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024
 OBJECT_READ_FETCH_CONCURRENCY = 2
+# A partition's object index not used for this long leaves memory (reloaded on need).
+OBJECT_INDEX_IDLE_MS = 10 * 60 * 1000
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
 WAL_SEGMENT_BYTES = 64 * 1024 * 1024
 # Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).

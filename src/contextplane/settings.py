@@ -83,6 +83,8 @@ class Settings:
     object_read_ahead_min_bytes: int = limits.OBJECT_READ_AHEAD_MIN_BYTES
     object_read_ahead_max_bytes: int = limits.OBJECT_READ_AHEAD_MAX_BYTES
     object_read_fetch_concurrency: int = limits.OBJECT_READ_FETCH_CONCURRENCY
+    # A partition's object index is loaded on first need and dropped this long unused.
+    object_index_idle_ms: int = limits.OBJECT_INDEX_IDLE_MS
     wal_fsync: bool = True
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX

@@ -319,6 +319,14 @@ SETTINGS: tuple[Setting, ...] = (
         high=1024 * 1024 * 1024,
     ),
     Setting(
+        "object.index.idle.ms",
+        "object_index_idle_ms",
+        "ms",
+        "a partition's object index, loaded on its first object read, is dropped from memory"
+        " after this long unused",
+        low=1,
+    ),
+    Setting(
         "object.read.fetch.concurrency",
         "object_read_fetch_concurrency",
         "",

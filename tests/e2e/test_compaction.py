@@ -89,7 +89,7 @@ def round_(
     async def uploaded() -> int | None:
         assert broker.broker is not None and broker.broker.storage is not None
         partition = broker.broker.storage.partition(topic, 0)
-        ranges = partition.ranges
+        ranges = await partition.index.load()
         done = len(ranges) and ranges[-1].end_offset == partition.high_watermark
         return ranges[-1].created_ms if done else None
 

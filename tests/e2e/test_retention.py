@@ -26,7 +26,7 @@ def last_upload_ms(broker: InProcessBroker, topic: str) -> int | None:
 
     async def look() -> int | None:
         assert broker.broker is not None and broker.broker.storage is not None
-        ranges = broker.broker.storage.partition(topic, 0).ranges
+        ranges = await broker.broker.storage.partition(topic, 0).index.load()
         return ranges[-1].created_ms if len(ranges) else None
 
     return broker.call(look())

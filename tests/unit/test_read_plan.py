@@ -27,9 +27,9 @@ from contextplane.storage.log_cache import LogCache
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore
 from contextplane.storage.memory_wal import MemoryWal
-from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import BoundedObjectStore
 from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.partition_index import PartitionIndex
 from contextplane.storage.read_plan import Span, coalesce, split_parts, widen
 from contextplane.storage.reader import Reader, ReadRequest
 
@@ -85,7 +85,7 @@ def build(spec: list[list[RangeSpec]]) -> Layout:
             next_offset=0,
             high_watermark=0,
             object_end_offset=0,
-            ranges=ObjectRanges(),
+            index=PartitionIndex.in_memory(),
         )
         for p in range(len(spec[0]))
     ]

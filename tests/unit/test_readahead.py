@@ -21,9 +21,9 @@ from contextplane.storage.log_cache import LogCache
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore
 from contextplane.storage.memory_wal import MemoryWal
-from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.objectstore import BoundedObjectStore, GetLatency
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.partition_index import PartitionIndex
 from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.readahead import Readahead
 from contextplane.storage.reader import Reader, ReadRequest
@@ -96,7 +96,7 @@ def synthetic_partition(ranges: int, range_bytes: int) -> PartitionLog:
         next_offset=ranges,
         high_watermark=ranges,
         object_end_offset=ranges,
-        ranges=ObjectRanges(records),
+        index=PartitionIndex.in_memory(records),
     )
 
 

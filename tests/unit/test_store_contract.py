@@ -19,6 +19,7 @@ from contextplane.metadata.records import (
     ProducerStateDelta,
     RangeCommit,
     RangeRecord,
+    RangeSummary,
     RangeSwap,
     TransactionRecord,
 )
@@ -155,6 +156,31 @@ def test_retention_queues_unreferenced_objects_until_forgotten(engine: SqlEngine
     engine.forget_deletions(["o1"])
     assert engine.next_deletion_due() is None
     assert engine.delete_topic("t", 7_000) == ["o2"]
+
+
+def test_one_streams_ranges_and_every_streams_summary(engine: SqlEngine) -> None:
+    stream, epoch = led_stream(engine, partitions=3)
+    second = engine.partitions("t")[1]
+    other = second.stream_id
+    other_epoch = engine.claim_leadership({other: second.leader_epoch}, 1).claimed[other]
+    assert engine.ranges_of(stream) == [] and engine.range_summaries() == {}
+    ranges = [RangeCommit(stream, 0, 10, 0, 100, 7), RangeCommit(other, 0, 4, 100, 40, 3)]
+    epochs = {stream: epoch, other: other_epoch}
+    engine.commit_object(ObjectCommit("o1", 140, 1_000, ranges, epochs, {}))
+    ranges = [RangeCommit(stream, 10, 25, 0, 150, 9)]
+    engine.commit_object(ObjectCommit("o2", 150, 2_000, ranges, {stream: epoch}, {}))
+    assert engine.ranges_of(stream) == [
+        RangeRecord(stream, 0, 10, "o1", 0, 100, 7, 1_000),
+        RangeRecord(stream, 10, 25, "o2", 0, 150, 9, 2_000),
+    ]
+    assert engine.ranges_of(other) == [RangeRecord(other, 0, 4, "o1", 100, 40, 3, 1_000)]
+    assert engine.range_summaries() == {
+        stream: RangeSummary(stream, 25, -1, 2, 7),
+        other: RangeSummary(other, 4, -1, 1, 3),
+    }  # the third stream has no ranges: left out
+    engine.advance_log_start(stream, 10, 5_000)
+    assert engine.range_summaries()[stream] == RangeSummary(stream, 25, -1, 1, 9)
+    assert [r.base_offset for r in engine.ranges_of(stream)] == [10]
 
 
 def test_producer_state_rows_follow_the_commits(engine: SqlEngine) -> None:

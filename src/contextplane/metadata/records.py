@@ -78,6 +78,18 @@ class RangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RangeSummary:
+    """What a partition's ranges amount to, read at start-up instead of the ranges: where
+    its objects end, and what retention decides on without loading them."""
+
+    stream_id: int
+    end_offset: int  # exclusive end of its last range
+    retained_bytes: int  # -1: unknown (summing sizes reads every row)
+    range_count: int
+    first_max_timestamp: int  # max_timestamp of its first (oldest) range
+
+
+@dataclass(frozen=True, slots=True)
 class RangeCommit:
     """A range of an object being committed (its key and time are the object's)."""
 

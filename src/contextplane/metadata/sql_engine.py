@@ -29,6 +29,7 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    RangeSummary,
     ScramCredentialRecord,
     StoredProducerState,
     TopicRecord,
@@ -294,6 +295,33 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         for row in rows:
             result.setdefault(row[0], []).append(RangeRecord(*row))
         return result
+
+    def ranges_of(self, stream_id: int) -> list[RangeRecord]:
+        """One stream's ranges in offset order (a primary-key range scan)."""
+        rows = self._db.execute(
+            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
+            " r.max_timestamp, COALESCE(r.created_ms, o.created_ms) FROM ranges r"
+            " JOIN objects o ON o.object_id = r.object_id WHERE r.stream_id=?"
+            " ORDER BY r.base_offset",
+            (stream_id,),
+        ).fetchall()
+        return [RangeRecord(*row) for row in rows]
+
+    def range_summaries(self) -> dict[int, RangeSummary]:
+        """Every stream's `RangeSummary` (streams without ranges are left out), in one
+        grouped query over the primary key's index alone (count, first and last base
+        offset), then two primary-key lookups a stream; retained bytes would need every
+        row and are left unknown (-1)."""
+        rows = self._db.execute(
+            "SELECT g.stream_id, l.end_offset, g.count, f.max_timestamp FROM"
+            " (SELECT stream_id, COUNT(*) AS count, MIN(base_offset) AS first_base,"
+            " MAX(base_offset) AS last_base FROM ranges GROUP BY stream_id) g"
+            " JOIN ranges f ON f.stream_id = g.stream_id AND f.base_offset = g.first_base"
+            " JOIN ranges l ON l.stream_id = g.stream_id AND l.base_offset = g.last_base"
+        ).fetchall()
+        return {
+            int(r[0]): RangeSummary(int(r[0]), int(r[1]), -1, int(r[2]), int(r[3])) for r in rows
+        }
 
     @write
     def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:

@@ -18,6 +18,7 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    RangeSummary,
     ScramCredentialRecord,
     TopicRecord,
 )
@@ -102,6 +103,12 @@ class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls):
 
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:
         return await self._call(self.engine.ranges_by_stream)
+
+    async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
+        return await self._call(self.engine.ranges_of, stream_id)
+
+    async def range_summaries(self) -> dict[int, RangeSummary]:
+        return await self._call(self.engine.range_summaries)
 
     async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
         return await self._call(self.engine.advance_log_start, stream_id, offset, delete_due_ms)

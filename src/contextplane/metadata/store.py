@@ -29,6 +29,7 @@ from contextplane.metadata.records import (
     OffsetRow,
     PartitionRecord,
     RangeRecord,
+    RangeSummary,
     RangeSwap,
     Registration,
     ScramCredentialRecord,
@@ -80,6 +81,14 @@ class MetadataStore(Protocol):
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]: ...
+    async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
+        """One stream's ranges in offset order (its object index, loaded on first need)."""
+        ...
+
+    async def range_summaries(self) -> dict[int, RangeSummary]:
+        """Each stream's `RangeSummary` in one grouped query (broker start)."""
+        ...
+
     async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
         """Move the log start forward; objects no range references now become due for
         deletion at `delete_due_ms` (in the same transaction); returns their keys."""

@@ -176,14 +176,14 @@ class Cleaner:
         best: tuple[float, PartitionLog, CleanerConfig, int] | None = None
         for partition in list(self._partitions()):
             configs = self._topic_configs(partition.topic)
-            if (
-                partition.deleted
-                or not is_compacted(configs, self._settings)
-                or not len(partition.ranges)
-            ):
+            if partition.deleted or not is_compacted(configs, self._settings):
+                continue
+            if not partition.index.loaded and not partition.index.stats.range_count:
+                continue  # nothing uploaded: no need to load it
+            ranges = await partition.index.load()
+            if partition.deleted or not len(ranges):
                 continue
             config = cleaner_config(configs, self._settings)
-            ranges = partition.ranges
             end = cleanable_end(ranges, partition.last_stable_offset, now_ms, config)
             first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
             if not must_clean(ranges, first_dirty, end, now_ms, config):
@@ -209,15 +209,16 @@ class Cleaner:
     ) -> None:
         started = self._clock.monotonic_ms()
         now_ms = self._clock.wall_ms()
-        first_dirty = max(
-            self._first_dirty.get(partition.stream_id, 0), partition.ranges[0].base_offset
-        )
+        ranges = await partition.index.load()
+        if not len(ranges):
+            return
+        first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
         aborted = AbortedIndex(partition.transactions.aborted_in(0, end))
         offset_map = OffsetMap(
             max(1, self._settings.log_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES)
         )
         mapped_end = first_dirty
-        for record in list(partition.ranges.from_offset(first_dirty)):
+        for record in list(ranges.from_offset(first_dirty)):
             if record.end_offset > end:
                 break
             data = await self._read(record)
@@ -233,7 +234,7 @@ class Cleaner:
             return
         # Up to the range the map stopped in: its records past `mapped_end` are newer than
         # every mapped one, so they survive as they are, still dirty (as in Kafka).
-        section = [r for r in partition.ranges if r.base_offset < mapped_end]
+        section = [r for r in ranges if r.base_offset < mapped_end]
         groups = chunked(section, self._settings.upload_bytes)
         txns = TransactionsSeen()
         for number, group in enumerate(groups):
@@ -334,7 +335,7 @@ class Cleaner:
                 await self._objects.delete(key)  # never referenced: no reader has it
             return False
         self.stats.swaps += 1
-        partition.ranges.replace(
+        partition.index.replace(
             base,
             end,
             [

@@ -6,7 +6,8 @@ its own module:
 - append (appender.py): idempotence check, offsets, WAL queue, acknowledgement, taking
   back failed writes;
 - read (reader.py, log_cache.py, object_index.py, block_cache.py): log cache, WAL
-  read-back, objects through the object index and block cache;
+  read-back, objects through the object index and block cache; a partition's object
+  index is loaded on first need and dropped when idle (partition_index.py);
 - upload (uploader.py): the oldest durable batches into one object, commit, WAL trim;
 - log start (log_start.py, rules in retention.py): retention, DeleteRecords;
 - compacted topics (cleaner.py, rules in compaction.py): each key's latest record;
@@ -33,7 +34,7 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, OwnOrUnled
 from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import PartitionRecord, RangeRecord
+from contextplane.metadata.records import PartitionRecord, RangeRecord, RangeSummary
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
@@ -57,6 +58,12 @@ from contextplane.storage.objectstore import (
 )
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
 from contextplane.storage.partition import CachedBatch, PartitionLog, load_state
+from contextplane.storage.partition_index import (
+    FetchRanges,
+    PartitionIndex,
+    RangeStats,
+    drop_idle_indexes,
+)
 from contextplane.storage.producer_expiry import run_producer_expiry
 from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.readahead import Readahead
@@ -198,9 +205,7 @@ class StorageEngine:
         """Load partitions, claim leadership, replay the WAL tail past committed objects,
         start uploads and retention."""
         records = self._assigned(await self.metadata.partitions())
-        ranges = await self.metadata.ranges_by_stream()
-        self.blocks.learn(record for stream in ranges.values() for record in stream)
-        await self._open_partitions(records, ranges)
+        await self._open_partitions(records, await self.metadata.range_summaries())
         replayed = replay(self.wal.recover(), self._by_stream, self.log_cache)
         if replayed:
             log.info("replayed %d WAL entries past the last committed object", replayed)
@@ -220,6 +225,14 @@ class StorageEngine:
                 name="producer-expiry",
             ),
             asyncio.create_task(self.deleter.run(), name="object-deleter"),
+            asyncio.create_task(
+                drop_idle_indexes(
+                    lambda: [p.index for p in self._by_stream.values()],
+                    self.clock,
+                    self.settings.object_index_idle_ms,
+                ),
+                name="object-index-idle",
+            ),
             asyncio.create_task(self.orphan_sweep.run(), name="orphan-sweep"),
         ]
         if self.settings.log_cleaner_enable:
@@ -228,16 +241,17 @@ class StorageEngine:
             self._tasks.append(asyncio.create_task(self.compactor.run(), name="object-compactor"))
 
     async def _open_partitions(
-        self, records: list[PartitionRecord], ranges: dict[int, list[RangeRecord]]
+        self, records: list[PartitionRecord], summaries: dict[int, RangeSummary] | None
     ) -> None:
         """Claim leadership of `records` (one metadata transaction) and load the state of
-        those claimed."""
+        those claimed. With `summaries` (start-up) their object indexes stay in the store
+        until first needed (partition_index.py); without, they are new and have none."""
         epochs = await self.leadership.claim(records)
         for record in records:
             if record.stream_id not in epochs:
                 continue
-            stream_ranges = ranges.get(record.stream_id, [])
-            object_end = max([r.end_offset for r in stream_ranges] + [record.log_start_offset])
+            summary = summaries.get(record.stream_id) if summaries is not None else None
+            object_end = max(summary.end_offset if summary else 0, record.log_start_offset)
             partition = PartitionLog(
                 stream_id=record.stream_id,
                 topic=record.topic,
@@ -247,9 +261,14 @@ class StorageEngine:
                 next_offset=object_end,
                 high_watermark=object_end,
                 object_end_offset=object_end,
-                ranges=ObjectRanges(stream_ranges),
+                index=PartitionIndex(
+                    ObjectRanges() if summary is None else None,
+                    RangeStats.of(summary),
+                    self._fetch_ranges(record.stream_id),
+                    self.budget,
+                    self.clock,
+                ),
             )
-            partition.ranges.count_in(self.budget)
             load_state(partition, record.producer_state)
             self.partitions[(record.topic, record.partition)] = partition
             self._by_stream[record.stream_id] = partition
@@ -263,7 +282,15 @@ class StorageEngine:
                 if (topic, r.partition) not in self.partitions
             ]
         )
-        await self._open_partitions(records, {})
+        await self._open_partitions(records, None)
+
+    def _fetch_ranges(self, stream_id: int) -> FetchRanges:
+        async def fetch() -> list[RangeRecord]:
+            records = await self.metadata.ranges_of(stream_id)
+            self.blocks.learn(records)  # where its objects hold ranges: spans widen within
+            return records
+
+        return fetch
 
     def _assigned(self, records: list[PartitionRecord]) -> list[PartitionRecord]:
         """Those of `records` the assignment gives this broker; the others' leaders are
@@ -340,7 +367,7 @@ class StorageEngine:
         self.partitions.pop((partition.topic, partition.partition), None)
         self._by_stream.pop(partition.stream_id, None)
         partition.deleted = True
-        partition.ranges.uncount()
+        partition.index.close()
         self.log_cache.drop_partition(partition)
         partition.notify()
 

@@ -19,7 +19,7 @@ from contextplane.settings import Settings
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.partition import PartitionLog
-from contextplane.storage.retention import retention_start
+from contextplane.storage.retention import may_delete, retention_start
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,25 @@ class LogStart:
                 log.exception("retention pass failed")
 
     async def enforce_retention(self, now_ms: int) -> None:
+        """One pass over every partition; an index not in memory is loaded only when its
+        summary says retention may delete (retention.may_delete)."""
         settings = self._settings
         for partition in list(self._partitions()):
             configs = self._topic_configs(partition.topic)
+            retention_ms = int(configs.get("retention.ms", settings.retention_ms))
+            retention_bytes = int(configs.get("retention.bytes", settings.retention_bytes))
+            ranges = partition.index.loaded_ranges
+            if ranges is None:
+                if not may_delete(partition.index.stats, now_ms, retention_ms, retention_bytes):
+                    continue
+                ranges = await partition.index.load()
+                if partition.deleted:
+                    continue
             new_start = retention_start(
-                partition.ranges,
+                ranges,
                 now_ms,
-                retention_ms=int(configs.get("retention.ms", settings.retention_ms)),
-                retention_bytes=int(configs.get("retention.bytes", settings.retention_bytes)),
+                retention_ms=retention_ms,
+                retention_bytes=retention_bytes,
                 segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
                 segment_ms=int(configs.get("segment.ms", settings.segment_ms)),
             )
@@ -74,7 +85,7 @@ class LogStart:
     async def advance(self, partition: PartitionLog, offset: int) -> None:
         """DeleteRecords and retention: move the log start; delete unreferenced objects."""
         partition.log_start_offset = max(partition.log_start_offset, offset)
-        partition.ranges.drop_below(offset)
+        partition.index.drop_below(offset)
         due_ms = self._clock.wall_ms() + self.delete_delay_ms(partition.topic)
         if await self._metadata.advance_log_start(partition.stream_id, offset, due_ms):
             self._on_unreferenced()

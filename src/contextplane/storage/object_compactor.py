@@ -147,26 +147,32 @@ class ObjectCompactor:
         """One pass: plan, then run every task; returns how many outputs were swapped."""
         settings = self._settings
         now_ms = self._clock.wall_ms()
-        led: dict[int, PartitionLog] = {}
-        layouts: dict[int, StreamLayout] = {}
-        for partition in list(self._partitions()):
-            if partition.deleted or not len(partition.ranges):
-                continue
-            configs = self._topic_configs(partition.topic)
-            led[partition.stream_id] = partition
-            layouts[partition.stream_id] = StreamLayout(
-                list(partition.ranges),
-                int(configs.get("segment.bytes", settings.segment_bytes)),
-                int(configs.get("segment.ms", settings.segment_ms)),
-                *retention_of(configs, settings),
-            )
         self.stats.passes += 1
-        if not layouts:
-            return 0
         config = self.plan_config()
         candidates = await self._metadata.compaction_candidates(
             now_ms - config.min_age_ms, config.live_ratio, config.max_objects
         )
+        # Only the partitions with ranges in a candidate are laid out (their indexes
+        # loaded): the others have nothing to rewrite this pass.
+        wanted = {r.stream_id for o in candidates for r in o.ranges}
+        led: dict[int, PartitionLog] = {}
+        layouts: dict[int, StreamLayout] = {}
+        for partition in list(self._partitions()):
+            if partition.deleted or partition.stream_id not in wanted:
+                continue
+            ranges = await partition.index.load()
+            if partition.deleted or not len(ranges):
+                continue
+            configs = self._topic_configs(partition.topic)
+            led[partition.stream_id] = partition
+            layouts[partition.stream_id] = StreamLayout(
+                list(ranges),
+                int(configs.get("segment.bytes", settings.segment_bytes)),
+                int(configs.get("segment.ms", settings.segment_ms)),
+                *retention_of(configs, settings),
+            )
+        if not layouts:
+            return 0
         tasks = plan(candidates, layouts, now_ms, config)
         if not tasks:
             return 0
@@ -306,6 +312,6 @@ class ObjectCompactor:
                 new.size, new.max_timestamp, new.created_ms,
             )  # fmt: skip
             keep = [record] if record.end_offset > partition.log_start_offset else []
-            partition.ranges.replace(piece.base_offset, piece.end_offset, keep)
+            partition.index.replace(piece.base_offset, piece.end_offset, keep)
         if outcome.unreferenced:
             self._on_unreferenced()

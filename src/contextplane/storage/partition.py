@@ -2,8 +2,8 @@
 
 Offsets are assigned here, synchronously, so batches are ordered by the event loop. The
 high watermark moves only when a batch is durable in the WAL, and fetches never see past
-it. `ranges` mirrors the metadata store's object index for this partition
-(object_index.py), so a catch-up fetch needs no metadata query.
+it. `index` mirrors the metadata store's object index for this partition once loaded
+(partition_index.py, object_index.py), so a catch-up fetch needs no metadata query.
 
 `cache` lists every batch not yet in an object (and recently uploaded ones). A batch's
 bytes may have been dropped from memory (`data is None`) to keep within the memory
@@ -22,6 +22,7 @@ from contextplane.metadata.records import ProducerRow, ProducerStateDelta, Store
 from contextplane.protocol.control_records import COMMIT, marker_type
 from contextplane.protocol.records import BatchHeader
 from contextplane.storage.object_index import ObjectRanges
+from contextplane.storage.partition_index import PartitionIndex
 from contextplane.storage.producer_state import ProducerStateTable
 from contextplane.storage.transactions_index import PartitionTransactions
 
@@ -47,7 +48,7 @@ class PartitionLog:
     next_offset: int
     high_watermark: int
     object_end_offset: int
-    ranges: ObjectRanges = field(default_factory=ObjectRanges)
+    index: PartitionIndex = field(default_factory=PartitionIndex.in_memory)
     cache: list[CachedBatch] = field(default_factory=list)
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
     transactions: PartitionTransactions = field(default_factory=PartitionTransactions)
@@ -56,6 +57,11 @@ class PartitionLog:
     released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
+
+    @property
+    def ranges(self) -> ObjectRanges:
+        """The loaded object index (`await index.load()` first where it may not be)."""
+        return self.index.ranges
 
     @property
     def last_stable_offset(self) -> int:

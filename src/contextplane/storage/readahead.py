@@ -99,9 +99,10 @@ class StreamReadahead:
         """The ranges past what is read ahead that bring it up to the window."""
         want = self.window - self.ahead_bytes
         result: list[RangeRecord] = []
-        if want <= 0 or self.partition.deleted:
+        ranges = self.partition.index.loaded_ranges  # None: dropped idle, nothing to read
+        if want <= 0 or self.partition.deleted or ranges is None:
             return result
-        for record in self.partition.ranges.from_offset(self.ahead_end):
+        for record in ranges.from_offset(self.ahead_end):
             if record.base_offset < self.ahead_end:
                 continue  # the range holding ahead_end was read already
             result.append(record)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.log_cache import LogCache
+from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.read_plan import PlanPartition, plan_ranges
@@ -29,6 +31,8 @@ from contextplane.storage.readahead import Readahead
 
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
+
+log = logging.getLogger(__name__)
 
 Chunks = list[bytes | memoryview]
 
@@ -144,7 +148,11 @@ class Reader:
             if request.offset >= end:
                 results[index] = []
             elif not _cache_holds(partition, request.offset, end):
-                ranges = partition.ranges.from_offset(request.offset)
+                try:
+                    ranges = (await _object_index(partition)).from_offset(request.offset)
+                except KafkaError as exc:
+                    results[index] = exc
+                    continue
                 plans[index] = PlanPartition(ranges, end, request.bytes_max)
         # The object reads get what the cached partitions leave of the response.
         budget = max_bytes - total
@@ -197,7 +205,8 @@ class Reader:
         bytes_max: int,
         allow_oversize: bool,
     ) -> Chunks:
-        plan = PlanPartition(partition.ranges.from_offset(offset), end, bytes_max)
+        ranges = await _object_index(partition)
+        plan = PlanPartition(ranges.from_offset(offset), end, bytes_max)
         plan_ranges([plan], bytes_max)
         read = await self._blocks.read_ranges(plan.taken)
         return _batches(
@@ -208,7 +217,7 @@ class Reader:
         """Every retained batch below the high watermark, oldest first (timestamp
         lookups; not a hot path)."""
         result: Chunks = []
-        for record in partition.ranges:
+        for record in list(await _object_index(partition)):
             result.append(await self._blocks.read(record))
         tail = [
             b
@@ -218,6 +227,21 @@ class Reader:
         ]
         result.extend(await self._log_cache.batch_bytes(tail))
         return result
+
+
+async def _object_index(partition: PartitionLog) -> ObjectRanges:
+    """The partition's object index, loaded from the metadata store if need be; a store
+    failure answers the partition KAFKA_STORAGE_ERROR (retriable: the client fetches
+    again, and the next fetch loads it again)."""
+    try:
+        return await partition.index.load()
+    except Exception as exc:  # noqa: BLE001 - the store's own errors, engine by engine
+        log.warning(
+            "object index of %s-%d not loaded: %s", partition.topic, partition.partition, exc
+        )
+        raise KafkaError(
+            ErrorCode.kafka_storage_error, "The partition's object index could not be read."
+        ) from exc
 
 
 def _never() -> bool:

@@ -30,10 +30,7 @@ def replay(
     # batches DeleteRecords cut off before they were uploaded: they are replayed and go
     # to an object as they would have without the restart, so their producer state is
     # committed with it (the WAL is trimmed after that, and would take it away).
-    uploaded_end = {
-        stream_id: p.ranges[-1].end_offset if len(p.ranges) else -1
-        for stream_id, p in partitions.items()
-    }
+    uploaded_end = {stream_id: p.index.uploaded_end for stream_id, p in partitions.items()}
     for entry in entries:
         partition = partitions.get(entry.stream_id)
         if partition is None:

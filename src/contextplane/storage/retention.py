@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contextplane.metadata.store import RangeRecord
+from contextplane.storage.partition_index import RangeStats
 
 
 def segments(
@@ -62,3 +63,19 @@ def retention_start(
         total -= size
         new_start = segment[-1].end_offset
     return new_start
+
+
+def may_delete(stats: RangeStats, now_ms: int, retention_ms: int, retention_bytes: int) -> bool:
+    """Whether `retention_start` could move the log start, judged from a partition's
+    summary without its ranges. It deletes only closed segments, so there are at least
+    two ranges; the first closed segment goes only if it expired — its largest timestamp,
+    at least its first range's, is below the cutoff — or if the log without it still
+    holds `retention.bytes`, which needs the total to be at least that (or unknown:
+    start-up does not sum the sizes)."""
+    if not stats.exact:
+        return True  # a swap or log-start move changed the ranges unseen
+    if stats.range_count < 2:
+        return False
+    expired = retention_ms >= 0 and stats.first_max_timestamp < now_ms - retention_ms
+    oversize = retention_bytes >= 0 and not 0 <= stats.retained_bytes < retention_bytes
+    return expired or oversize

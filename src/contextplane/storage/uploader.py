@@ -284,7 +284,7 @@ class Uploader:
                 continue  # its bytes were forgotten with the topic or the leadership
             partition.object_end_offset = entry.end_offset
             upload.settled[partition.stream_id]()  # the touches written are settled
-            partition.ranges.append(
+            partition.index.append(
                 RangeRecord(
                     entry.stream_id,
                     entry.base_offset,
