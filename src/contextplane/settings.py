@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contextplane import limits, listener_settings
+from contextplane import limits, listener_settings, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_hints import family_suggestion
@@ -431,59 +431,11 @@ def parse_connection_overrides(text: str) -> dict[str, int]:
 
 
 # The authorizer.class.name values this broker implements.
-STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-
-
 def _check(settings: Settings) -> Settings:
     """Checks across settings, beyond each one's range in the table."""
-    if settings.queued_max_request_bytes == 0:
-        raise SettingsError("queued.max.request.bytes: must be -1 (no bound) or positive")
-    if settings.authorizer_class_name not in ("", STANDARD_AUTHORIZER):
-        raise SettingsError(
-            f"authorizer.class.name: {settings.authorizer_class_name!r} is not available;"
-            f" use {STANDARD_AUTHORIZER} or leave it empty"
-        )
-    for principal in settings.super_users.split(";"):
-        # Kafka parses each one as principalType:principalName, or refuses to start.
-        if principal.strip() and ":" not in principal:
-            raise SettingsError(
-                f"super.users: {principal.strip()!r} is not principalType:principalName"
-                " (e.g. User:admin; principals separated by semicolons)"
-            )
-    if settings.connection_failed_authentication_delay_ms >= settings.connections_max_idle_ms:
-        raise SettingsError(
-            "connection.failed.authentication.delay.ms="
-            f"{settings.connection_failed_authentication_delay_ms} should always be less than"
-            f" connections.max.idle.ms={settings.connections_max_idle_ms} to prevent failed"
-            " authentication responses from timing out"
-        )
-    if settings.broker_heartbeat_interval_ms >= settings.broker_session_timeout_ms:
-        # Otherwise the lease would lapse between two renewals.
-        raise SettingsError(
-            f"broker.heartbeat.interval.ms={settings.broker_heartbeat_interval_ms} must be"
-            f" less than broker.session.timeout.ms={settings.broker_session_timeout_ms}"
-        )
-    sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
-    try:
-        sasl_settings.check(
-            settings.sasl_enabled_mechanisms,
-            settings.listener_sasl,
-            sasl_listeners,
-            oauthbearer_settings.from_settings(settings),
-        )
-    except sasl_settings.SaslSettingsError as exc:
-        raise SettingsError(str(exc)) from None
-    if settings.audit_overflow_policy not in ("fail-open", "fail-closed"):
-        raise SettingsError(
-            f"contextplane.audit.overflow.policy: {settings.audit_overflow_policy!r} is not"
-            " fail-open or fail-closed"
-        )
-    overrides = settings.connections_per_ip_overrides
-    if settings.max_connections_per_ip == 0 and not overrides:
-        raise SettingsError(
-            "max.connections.per.ip can be set to zero only if "
-            "max.connections.per.ip.overrides property is set."
-        )
+    problem = settings_rules.first_problem(settings)
+    if problem is not None:
+        raise SettingsError(problem)
     return settings
 
 

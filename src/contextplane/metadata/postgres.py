@@ -40,12 +40,12 @@ import functools
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 
+from contextplane.clock import SystemClock
 from contextplane.metadata import migrations
 from contextplane.metadata.postgres_connection import (
     PostgresOptions,
@@ -155,7 +155,7 @@ class PostgresEngine(SqlEngine):
         """Run `method` on the connection, reopened first if it was lost; a failure of
         the connection or the server raises MetadataStoreUnavailable."""
         self._ensure_connected()
-        self._running_since = time.monotonic()
+        self._running_since = _monotonic_s()
         try:
             return method()
         except _UNAVAILABLE as exc:
@@ -205,12 +205,12 @@ class PostgresEngine(SqlEngine):
         shut its connection's socket down, so that a server or network that stopped
         answering cannot hold the worker thread (the call fails, the next reconnects)."""
         started = self._running_since
-        if started is None or time.monotonic() - started < overdue_s:
+        if started is None or _monotonic_s() - started < overdue_s:
             return
         log.warning(
             "metadata store %s: no answer in %.1f s, dropping the connection",
             redacted(self._url),
-            time.monotonic() - started,
+            _monotonic_s() - started,
         )
         try:
             # A duplicate of the descriptor: shutting it down shuts the shared socket
@@ -286,3 +286,10 @@ class PostgresMetadataStore(SqlMetadataStore):
                 f"metadata store {redacted(self._url)}: no answer within"
                 f" {self._options.call_timeout_ms} ms"
             ) from None
+
+
+_CLOCK = SystemClock()  # a running call's age: real time, whatever clock the broker injects
+
+
+def _monotonic_s() -> float:
+    return _CLOCK.monotonic_ms() / 1000

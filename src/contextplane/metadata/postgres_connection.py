@@ -14,7 +14,6 @@ spaces the attempts to reopen a lost connection.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from contextplane import limits
+from contextplane.clock import Clock, SystemClock
 from contextplane.settings import Settings
 
 LIBPQ_CONNECT_TIMEOUT_MIN_S = 2  # libpq treats 1 as 2
@@ -111,18 +111,22 @@ class ReconnectBackoff:
     """When the next attempt to reopen a lost connection may run: at once after a loss,
     then doubling from 100 ms up to the configured bound while attempts fail."""
 
-    def __init__(self, max_ms: int) -> None:
+    def __init__(self, max_ms: int, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._max_s = max_ms / 1000
         self._delay_s = 0.0
         self._next_at = 0.0
         self.failing_since: float | None = None
 
+    def _now_s(self) -> float:
+        return self._clock.monotonic_ms() / 1000
+
     def wait_s(self) -> float:
         """How long until the next attempt may run (0: now)."""
-        return max(0.0, self._next_at - time.monotonic())
+        return max(0.0, self._next_at - self._now_s())
 
     def failed(self) -> None:
-        now = time.monotonic()
+        now = self._now_s()
         if self.failing_since is None:
             self.failing_since = now
         self._delay_s = min(max(RECONNECT_BACKOFF_FIRST_S, self._delay_s * 2), self._max_s)
@@ -132,4 +136,4 @@ class ReconnectBackoff:
         """Reset; returns how long the attempts had failed (None: none had)."""
         since, self.failing_since = self.failing_since, None
         self._delay_s = self._next_at = 0.0
-        return None if since is None else time.monotonic() - since
+        return None if since is None else self._now_s() - since

@@ -1,0 +1,69 @@
+"""The rules across settings, beyond each one's range in the settings table: pairs that
+must be ordered (heartbeat within the session, the authentication delay within the idle
+timeout), values that name something that must exist, and the SASL listeners' mechanisms.
+`settings.load_settings` refuses a configuration that breaks one, with this message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from contextplane.security import oauthbearer_settings, sasl_settings
+
+if TYPE_CHECKING:
+    from contextplane.settings import Settings
+
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def first_problem(settings: Settings) -> str | None:
+    """The first rule across settings that `settings` breaks, as the message naming it
+    (None: it keeps them all)."""
+    if settings.queued_max_request_bytes == 0:
+        return "queued.max.request.bytes: must be -1 (no bound) or positive"
+    if settings.authorizer_class_name not in ("", STANDARD_AUTHORIZER):
+        return (
+            f"authorizer.class.name: {settings.authorizer_class_name!r} is not available;"
+            f" use {STANDARD_AUTHORIZER} or leave it empty"
+        )
+    for principal in settings.super_users.split(";"):
+        # Kafka parses each one as principalType:principalName, or refuses to start.
+        if principal.strip() and ":" not in principal:
+            return (
+                f"super.users: {principal.strip()!r} is not principalType:principalName"
+                " (e.g. User:admin; principals separated by semicolons)"
+            )
+    if settings.connection_failed_authentication_delay_ms >= settings.connections_max_idle_ms:
+        return (
+            "connection.failed.authentication.delay.ms="
+            f"{settings.connection_failed_authentication_delay_ms} should always be less than"
+            f" connections.max.idle.ms={settings.connections_max_idle_ms} to prevent failed"
+            " authentication responses from timing out"
+        )
+    if settings.broker_heartbeat_interval_ms >= settings.broker_session_timeout_ms:
+        # Otherwise the lease would lapse between two renewals.
+        return (
+            f"broker.heartbeat.interval.ms={settings.broker_heartbeat_interval_ms} must be"
+            f" less than broker.session.timeout.ms={settings.broker_session_timeout_ms}"
+        )
+    sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
+    try:
+        sasl_settings.check(
+            settings.sasl_enabled_mechanisms,
+            settings.listener_sasl,
+            sasl_listeners,
+            oauthbearer_settings.from_settings(settings),
+        )
+    except sasl_settings.SaslSettingsError as exc:
+        return str(exc)
+    if settings.audit_overflow_policy not in ("fail-open", "fail-closed"):
+        return (
+            f"contextplane.audit.overflow.policy: {settings.audit_overflow_policy!r} is not"
+            " fail-open or fail-closed"
+        )
+    overrides = settings.connections_per_ip_overrides
+    if settings.max_connections_per_ip == 0 and not overrides:
+        return (
+            "max.connections.per.ip can be set to zero only if "
+            "max.connections.per.ip.overrides property is set."
+        )
+    return None
