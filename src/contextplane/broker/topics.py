@@ -6,11 +6,12 @@ after each metadata write), so the hot paths read it without touching the store.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 from contextplane import limits
 from contextplane.broker.configs import checked_topic_config
@@ -43,6 +44,9 @@ def validate_topic_name(name: str) -> None:
         )
 
 
+_T = TypeVar("_T")
+
+
 class TopicManager:
     def __init__(self, metadata: MetadataStore, log: StorageEngine, settings: Settings) -> None:
         self._metadata = metadata
@@ -55,6 +59,22 @@ class TopicManager:
         # Bumped on every change to the topic table (create, delete, partitions, configs),
         # for caches derived from it (Metadata responses).
         self.generation = 0
+        self._changes: set[asyncio.Task[Any]] = set()  # changes run to their end
+
+    async def _to_completion(self, change: Coroutine[Any, Any, _T]) -> _T:
+        """Run a change of the topic table to its end even if the request that asked for
+        it is cancelled (its connection closed): stopped between the metadata commit and
+        the table or the partitions opened, it would leave a topic that exists in the
+        store but is not served, or is listed but led by nobody, until a restart."""
+        task = asyncio.ensure_future(change)
+        self._changes.add(task)
+        task.add_done_callback(self._change_done)
+        return await asyncio.shield(task)
+
+    def _change_done(self, task: asyncio.Task[Any]) -> None:
+        self._changes.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("topic change ended with %r", exc)  # its request, if alive, answers it
 
     async def load(self) -> None:
         self._set({t.name: t for t in await self._metadata.topics()})
@@ -119,6 +139,9 @@ class TopicManager:
         return partitions, {key: checked_topic_config(key, value) for key, value in configs.items()}
 
     async def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+        return await self._to_completion(self._create(name, partitions, configs))
+
+    async def _create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         record = await self._metadata.create_topic(name, partitions, configs)
         self._put(record)
         await self._log.open_new_partitions(name)
@@ -155,13 +178,16 @@ class TopicManager:
                     partitions,
                 )
             else:
-                created = await self._metadata.create_topics(wanted, partitions, {})
-                if len(created) < len(wanted):
-                    await self.load()  # another connection created some meanwhile
-                self._set({**self._topics, **{r.name: r for r in created}})
-                for record in created:
-                    await self._log.open_new_partitions(record.name)
+                await self._to_completion(self._auto_create(wanted, partitions))
         return {name: self._topics[name] for name in names if name in self._topics}
+
+    async def _auto_create(self, wanted: list[str], partitions: int) -> None:
+        created = await self._metadata.create_topics(wanted, partitions, {})
+        if len(created) < len(wanted):
+            await self.load()  # another connection created some meanwhile
+        self._set({**self._topics, **{r.name: r for r in created}})
+        for record in created:
+            await self._log.open_new_partitions(record.name)
 
     async def delete(self, name: str) -> None:
         if name not in self._topics:
@@ -169,6 +195,9 @@ class TopicManager:
                 ErrorCode.unknown_topic_or_partition,
                 "This server does not host this topic-partition.",
             )
+        await self._to_completion(self._delete(name))
+
+    async def _delete(self, name: str) -> None:
         delay_ms = self._log.delete_delay_ms(name)
         self._log.drop_topic(name)
         self._set({k: v for k, v in self._topics.items() if k != name})
@@ -179,6 +208,9 @@ class TopicManager:
         self._log.objects_unreferenced()
 
     async def add_partitions(self, name: str, count: int) -> None:
+        await self._to_completion(self._add_partitions(name, count))
+
+    async def _add_partitions(self, name: str, count: int) -> None:
         await self._metadata.add_partitions(name, count)
         record = self._topics.get(name)
         if record is not None:
@@ -186,6 +218,9 @@ class TopicManager:
         await self._log.open_new_partitions(name)
 
     async def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        await self._to_completion(self._set_configs(name, configs))
+
+    async def _set_configs(self, name: str, configs: dict[str, str]) -> None:
         await self._metadata.set_topic_configs(name, configs)
         record = self._topics.get(name)
         if record is not None:
