@@ -60,6 +60,14 @@ def first_problem(settings: Settings) -> str | None:
             f"contextplane.audit.overflow.policy: {settings.audit_overflow_policy!r} is not"
             " fail-open or fail-closed"
         )
+    url = settings.metadata_url
+    if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        # Not echoed whole: a PostgreSQL URL may carry a password.
+        return (
+            f"metadata.url ({url.partition(':')[0]}:…) must be sqlite:///path (relative to the"
+            " working directory; sqlite:////path for an absolute one) or"
+            " postgresql://user[:password]@host:port/database"
+        )
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         return (

@@ -540,6 +540,25 @@ def test_log_level_is_a_tool_variable_not_a_setting() -> None:
     assert load_settings(environ={"CONTEXTPLANE_LOG_LEVEL": "debug"}).ignored == {}
 
 
+@pytest.mark.parametrize("url", ["mysql://a:secret@b/c", "postgresql:/127.0.0.1/x", "db.sqlite"])
+def test_a_metadata_url_of_no_known_form_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(SettingsError, match="metadata.url .* must be sqlite:///path") as refused:
+        load_settings(environ={}, overrides={"metadata.url": url})
+    assert "secret" not in str(refused.value)
+
+
+def test_an_unknown_log_level_is_refused_naming_the_levels(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from contextplane.cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["up", "--log-level", "verbose"])
+    assert stopped.value.code == 2
+    refused = capsys.readouterr().err
+    assert "'verbose' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in refused
+
+
 def test_authorizer_settings_use_kafka_names_and_defaults() -> None:
     defaults = load_settings(environ={})
     assert defaults.authorizer_class_name == ""

@@ -47,12 +47,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     up.add_argument(
         "--log-level",
+        type=_log_level,
         default=os.environ.get("CONTEXTPLANE_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (default: $CONTEXTPLANE_LOG_LEVEL, else INFO)",
     )
     users.add_parser(sub)
     audit_reads.add_parser(sub)
     return parser.parse_args(argv)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
 
 
 def main(argv: list[str] | None = None) -> int:
