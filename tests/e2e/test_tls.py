@@ -26,8 +26,8 @@ from confluent_kafka.admin import (
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from contextplane.broker.repeated_log import BURST
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.repeated_log import BURST
 from tests.support.inprocess import InProcessBroker
 from tests.support.tls import TestCa
 from tests.support.wait import wait_until

@@ -4,13 +4,18 @@ cleanup and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
 from contextplane.coordinators.group_state import CoordinatorConfig, JoinRequest
+from contextplane.metadata.store import MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.repeated_log import BURST
 from contextplane.settings import Settings
 from tests.support.metadata import open_store
 from tests.support.wait import wait_until_async
@@ -167,3 +172,35 @@ def test_stop_answers_parked_joins(tmp_path: Path) -> None:
         assert after["error_code"] == ErrorCode.coordinator_not_available
 
     asyncio.run(main())
+
+
+def test_store_outage_fails_commits_retriably_without_a_traceback_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """During a metadata-store outage every commit fails; the client gets a retriable
+    error and the log gets a few whole lines and a count, not a traceback per commit."""
+    commits = 3 * BURST
+
+    async def main() -> None:
+        coordinator = await make_coordinator(tmp_path, 0)
+        await coordinator.start()
+        try:
+
+            async def lost(*_: Any) -> None:
+                raise MetadataStoreUnavailable("connection lost")
+
+            coordinator._store.commit_offsets = lost  # type: ignore[method-assign]
+            for _ in range(commits):
+                codes = await coordinator.commit_offsets(
+                    "g", "", None, -1, 9, [OffsetCommitEntry("t", 0, 1, -1, None)]
+                )
+                assert codes == [ErrorCode.coordinator_not_available]
+        finally:
+            await coordinator.stop()
+
+    with caplog.at_level(logging.WARNING, logger="contextplane.coordinators.group"):
+        asyncio.run(main())
+    lines = [r for r in caplog.records if r.name == "contextplane.coordinators.group"]
+    assert [r.exc_info for r in lines if r.exc_info] == []
+    assert len(lines) == BURST
+    assert "metadata store unavailable" in lines[0].getMessage()

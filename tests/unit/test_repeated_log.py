@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from contextplane.broker.repeated_log import BURST, KEYS_MAX, RepeatedLog
+from contextplane.repeated_log import BURST, KEYS_MAX, RepeatedLog
 
 LOGGER = "contextplane.test.repeated"
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.pipeline import Pipeline
-from contextplane.broker.repeated_log import RepeatedLog
 from contextplane.broker.server import KafkaConnection
 from contextplane.broker.tls_audit import certificate_refusal
 from contextplane.listener_settings import ListenerSpec
+from contextplane.repeated_log import RepeatedLog
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.security.ssl_principal import NoMatchingRule
 from contextplane.security.tls import ReloadingContext, tls_config

@@ -35,12 +35,15 @@ from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal,
 from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
-from contextplane.metadata.store import MetadataStore
+from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
+from contextplane.repeated_log import RepeatedLog
 from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+# How often repeated commit failures during a metadata-store outage are summarised.
+_UNAVAILABLE_LOG_INTERVAL_S = 10.0
 
 # Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
 # committed offsets are forgotten.
@@ -69,6 +72,11 @@ class GroupCoordinator:
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms
         self._wall_ms = clock.wall_ms
+        # An outage of the metadata store fails every commit until it is back: one line
+        # per burst, not a traceback per commit.
+        self._unavailable_commits = RepeatedLog(
+            log, "offset commits failed: metadata store unavailable", _UNAVAILABLE_LOG_INTERVAL_S
+        )
         self.state = GroupStateMachine(self._now_ms, config)
         self.state.set_group_stored_listener(self._group_stored)
         self._wake: asyncio.Event | None = None
@@ -115,6 +123,7 @@ class GroupCoordinator:
         while True:
             try:
                 self.state.fire_due_timers()
+                self._unavailable_commits.flush(self._now_ms() / 1000)
                 if self._now_ms() >= self._next_cleanup_ms:
                     self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
                     await self.cleanup_groups()
@@ -236,13 +245,24 @@ class GroupCoordinator:
             commit_ms = self._wall_ms()
             try:
                 await self._store.commit_offsets(group_id, rows, commit_ms)
+            except MetadataStoreUnavailable as exc:
+                self._unavailable_commits.event(
+                    "the metadata store",
+                    self._now_ms() / 1000,
+                    "committing offsets of group %s failed: metadata store unavailable (%s)",
+                    escape(group_id),
+                    exc,
+                )
+                return self._retriable(codes)
             except Exception:  # noqa: BLE001 - the store failed: retriable for the client
                 log.exception("committing offsets of group %s failed", escape(group_id))
-                return [
-                    ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes
-                ]
+                return self._retriable(codes)
             self.journal.offsets_committed(group_id, rows, commit_ms)
         return codes
+
+    @staticmethod
+    def _retriable(codes: list[ErrorCode]) -> list[ErrorCode]:
+        return [ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes]
 
     def validate_txn_offset_commit(
         self,
