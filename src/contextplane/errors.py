@@ -6,6 +6,9 @@
   closed, as Kafka closes it.
 * FencedError (a KafkaError) — this broker's epoch for a partition is behind the one in
   the metadata store; another owner took over.
+* DependencyUnavailable (a KafkaError) — a service the broker relies on (the metadata
+  store's server) cannot answer now; retriable, expected during an outage, and its
+  message says all: background rounds log it in one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -27,3 +30,7 @@ class ProtocolError(Exception):
 class FencedError(KafkaError):
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.fenced_leader_epoch, message)
+
+
+class DependencyUnavailable(KafkaError):
+    pass

@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
+from contextplane.errors import DependencyUnavailable
+
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Cancel `task` (None: nothing runs) and wait until it has ended, so that nothing it
@@ -28,8 +30,18 @@ async def repeat_every(
         await asyncio.sleep(interval_s)
         try:
             await job()
-        except Exception:  # noqa: BLE001 - the next round retries
-            log.exception("%s failed", what)
+        except Exception as exc:  # noqa: BLE001 - the next round retries
+            log_round_failure(log, what, exc)
+
+
+def log_round_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed round of a background job (call it from an `except` block): an
+    outage of a service the broker depends on is one line, since its message says all
+    and a traceback per round would bury the log; anything else with its traceback."""
+    if isinstance(exc, DependencyUnavailable):
+        log.warning("%s failed: %s", what, exc)
+    else:
+        log.exception("%s failed", what)
 
 
 class KeyedLocks:

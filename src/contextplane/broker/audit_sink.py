@@ -32,7 +32,7 @@ from contextplane.clock import Clock
 from contextplane.logsafe import escape
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
-from contextplane.tasks import cancel_and_wait
+from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,9 @@ class AuditSink:
                 if self.before_flush is not None:
                     self.before_flush(False)
                 await self.flush()
-            except Exception:  # noqa: BLE001 - counted; the next round goes on
+            except Exception as exc:  # noqa: BLE001 - counted; the next round goes on
                 self.failed_writes += 1
-                log.exception("audit flush failed")
+                log_round_failure(log, "audit flush", exc)
 
     async def flush(self) -> None:
         buffer = self._buffer

@@ -45,7 +45,7 @@ from contextplane.protocol.offsets_records import (
 )
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
-from contextplane.tasks import cancel_and_wait
+from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ class OffsetsTopicWriter:
             if due is not None and self._wall_ms() >= due:
                 try:
                     await self.snapshot()
-                except Exception:  # noqa: BLE001 - retried at the next deadline
-                    log.exception("snapshot of %s failed", OFFSETS_TOPIC)
+                except Exception as exc:  # noqa: BLE001 - retried at the next deadline
+                    log_round_failure(log, f"snapshot of {OFFSETS_TOPIC}", exc)
                     self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
                 continue
             # Woken early by a failed append; at least once a minute, so a changed

@@ -39,7 +39,7 @@ from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
 from contextplane.repeated_log import RepeatedLog
-from contextplane.tasks import cancel_and_wait
+from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 # How often repeated commit failures during a metadata-store outage are summarised.
@@ -127,8 +127,8 @@ class GroupCoordinator:
                 if self._now_ms() >= self._next_cleanup_ms:
                     self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
                     await self.cleanup_groups()
-            except Exception:
-                log.exception("group coordinator timer failed")
+            except Exception as exc:  # noqa: BLE001 - the next deadline retries
+                log_round_failure(log, "group coordinator timer", exc)
             deadline = self.state.next_deadline()
             deadline = (
                 self._next_cleanup_ms if deadline is None else min(deadline, self._next_cleanup_ms)

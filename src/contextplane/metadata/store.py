@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from contextplane.errors import KafkaError
+from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import (
     AclRecord,
     BrokerEndpoint,
@@ -225,7 +225,7 @@ class MetadataStoreUnreachable(RuntimeError):
     without a password)."""
 
 
-class MetadataStoreUnavailable(KafkaError):
+class MetadataStoreUnavailable(DependencyUnavailable):
     """A call the metadata store's server could not answer now (connection lost or not
     yet back, no answer within the call's deadline); retriable. Its outcome may be
     unknown: the server may have committed a write whose reply was lost."""

@@ -65,6 +65,7 @@ from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.rewrite_locks import StreamRewriteLocks
+from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,8 @@ class Cleaner:
                 cleaned = await self.clean_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the next pass tries again
-                log.exception("log cleaner pass failed")
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                log_round_failure(log, "log cleaner pass", exc)
             if not cleaned:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.log_cleaner_backoff_ms / 1000):

@@ -20,6 +20,7 @@ from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.retention import may_delete, retention_start
+from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class LogStart:
                 await self.enforce_retention(self._clock.wall_ms())
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
-                log.exception("retention pass failed")
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                log_round_failure(log, "retention pass", exc)
 
     async def enforce_retention(self, now_ms: int) -> None:
         """One pass over every partition; an index not in memory is loaded only when its
