@@ -533,9 +533,12 @@ def load_settings(
 
 
 def _located(exc: SettingsError, where: str, origin: str) -> SettingsError:
-    """A file's error names the file and line; others name themselves already."""
-    if origin in ("the environment", "the command line"):
+    """A file's error names the file and line, the environment's the variable; the
+    command line's names itself already."""
+    if origin == "the command line":
         return exc
+    if origin == "the environment":
+        return SettingsError(f"environment variable {where}: {exc}")
     return SettingsError(f"{where}: {exc}")
 
 

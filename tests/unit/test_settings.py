@@ -48,6 +48,11 @@ def test_bad_values_name_the_setting(tmp_path: Path) -> None:
     bad.write_text("# a comment\nnum.partitions=many\n")
     with pytest.raises(SettingsError, match=r"bad.properties:2: setting 'num.partitions'"):
         load_settings(bad, environ={})
+    with pytest.raises(
+        SettingsError,
+        match="^environment variable CONTEXTPLANE_NUM_PARTITIONS: setting 'num.partitions'",
+    ):
+        load_settings(environ={"CONTEXTPLANE_NUM_PARTITIONS": "many"})
 
 
 def test_defaults_are_the_embedded_layout() -> None:
