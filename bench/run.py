@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import limits as limits_mod
 from bench import report, store_alone, workloads
+from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
 from bench.probes import window_between, window_end, window_start
 from bench.profiler import Profiler
@@ -131,15 +132,16 @@ def phase_produce(
         for i in range(prof.throughput_runs if "throughput" in chosen else 0):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
                 mark = window_start(insts[name])
-                cpu0 = insts[name].cpu_seconds()
-                res = workloads.produce_bulk(
-                    insts[name].bootstrap,
-                    "tput",
-                    prof.partitions,
-                    values,
-                    seconds=prof.throughput_seconds,
-                )
-                cpu1 = insts[name].cpu_seconds()
+                with measuring(insts[name], insts.values()):
+                    cpu0 = insts[name].cpu_seconds()
+                    res = workloads.produce_bulk(
+                        insts[name].bootstrap,
+                        "tput",
+                        prof.partitions,
+                        values,
+                        seconds=prof.throughput_seconds,
+                    )
+                    cpu1 = insts[name].cpu_seconds()
                 res["probes"] = window_end(insts[name], mark)
                 res["broker_cpu"] = (cpu1[0] - cpu0[0]) / res["seconds"]
                 res["store_cpu"] = (cpu1[1] - cpu0[1]) / res["seconds"]
@@ -178,14 +180,15 @@ def phase_produce(
         for i in range(prof.latency_runs if "latency" in chosen else 0):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
                 mark = window_start(insts[name])
-                res = workloads.latency_run(
-                    insts[name].bootstrap,
-                    f"lat-{i}",
-                    prof.partitions,
-                    values,
-                    prof.latency_rate,
-                    prof.latency_seconds,
-                )
+                with measuring(insts[name], insts.values()):
+                    res = workloads.latency_run(
+                        insts[name].bootstrap,
+                        f"lat-{i}",
+                        prof.partitions,
+                        values,
+                        prof.latency_rate,
+                        prof.latency_seconds,
+                    )
                 res["probes"] = window_end(insts[name], mark)
                 log(
                     f"  {name} latency run {i + 1}: produce p99 {res['produce']['p99_ms']:.2f} ms,"
