@@ -7,6 +7,10 @@ stops, the row is released (`leader_node = -1`), a third broker claims it at the
 epoch. Broker 2 read the topic before the move and, without change generations yet,
 still names broker 1 in Metadata: a client that asks broker 2 is sent to broker 1 first,
 deterministically, and broker 1 (restarted, so it read the move) names broker 3.
+
+The raw requests check the fields. The clients check that a producer and a consumer sent
+to the wrong broker first get their records through; they would also get there without
+the fields, by refreshing Metadata until a broker that knows the move answers it.
 """
 
 from __future__ import annotations
