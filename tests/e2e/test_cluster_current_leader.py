@@ -10,11 +10,13 @@ deterministically, and broker 1 (restarted, so it read the move) names broker 3.
 
 The raw requests check the fields. The clients check that a producer and a consumer sent
 to the wrong broker first get their records through; they would also get there without
-the fields, by refreshing Metadata until a broker that knows the move answers it.
+the fields, by refreshing Metadata until a broker that knows the move answers it, so
+librdkafka's own log is checked too: it took the leader from the Produce response.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -170,11 +172,20 @@ def test_the_broker_that_does_not_lead_names_the_leader_and_clients_follow(
 
         # confluent-kafka sent to broker 1 by broker 2's Metadata: produce and consume.
         rejected = refusals(one)
-        producer = Producer({"bootstrap.servers": two.bootstrap, "acks": "all"})
+        said = LogLines()
+        logger = logging.getLogger("librdkafka-kip951")
+        logger.addHandler(said)
+        logger.setLevel(logging.DEBUG)
+        producer = Producer(
+            {"bootstrap.servers": two.bootstrap, "acks": "all", "debug": "metadata,topic",
+             "logger": logger}
+        )  # fmt: skip
         for i in range(10):
             producer.produce(TOPIC, value=f"librdkafka-{i}".encode(), partition=0)
         assert producer.flush(30) == 0, one.log_tail() + three.log_tail()
         assert refusals(one) > rejected  # it went to broker 1 first
+        # librdkafka's KIP-951 path: the leader taken from the Produce response.
+        assert any("[0]: updated with leader 3 and epoch 2" in line for line in said.lines)
         consumer = Consumer(
             {"bootstrap.servers": two.bootstrap, "group.id": "unused", "enable.auto.commit": False}
         )
@@ -214,6 +225,17 @@ def test_the_broker_that_does_not_lead_names_the_leader_and_clients_follow(
     finally:
         for running in (three, two, one):
             running.stop()
+
+
+class LogLines(logging.Handler):
+    """What a client logged, line by line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def refusals(one: BrokerProcess) -> int:
