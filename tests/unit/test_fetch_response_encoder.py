@@ -1,5 +1,6 @@
 """The hand-written Fetch response encoder writes exactly kio's bytes, for every version
-the broker serves, with records given as one buffer or as chunks."""
+the broker serves, with records given as one buffer or as chunks, with and without a
+current leader (v12+) and node endpoints (v16+) (KIP-951); kio reads them back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kio.serial import entity_reader
 
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import encode_response, response_schema
@@ -25,6 +27,18 @@ aborted = st.one_of(
     st.none(),
     st.lists(st.fixed_dictionaries({"producer_id": int64, "first_offset": int64}), max_size=3),
 )
+leader = st.one_of(
+    st.just({"leader_id": -1, "leader_epoch": -1}),  # none: the tag's default, not written
+    st.fixed_dictionaries({"leader_id": int32, "leader_epoch": int32}),
+)
+endpoint = st.fixed_dictionaries(
+    {
+        "node_id": int32,
+        "host": st.text(max_size=12),
+        "port": int32,
+        "rack": st.one_of(st.none(), st.text(max_size=12)),
+    }
+)
 partition = st.fixed_dictionaries(
     {
         "partition_index": int32,
@@ -35,7 +49,8 @@ partition = st.fixed_dictionaries(
         "aborted_transactions": aborted,
         "preferred_read_replica": int32,
         "records": records,
-    }
+    },
+    optional={"current_leader": leader},
 )
 topic = st.fixed_dictionaries(
     {
@@ -62,7 +77,7 @@ def _kio(version: int, correlation_id: int, values: dict[str, Any]) -> bytes:
             }
             for t in values["responses"]
         ],
-        "node_endpoints": [],
+        "node_endpoints": values.get("node_endpoints", []),
     }
     body = build(response_schema(FETCH, version), plain)
     return encode_response(FETCH, version, correlation_id, body)
@@ -76,6 +91,7 @@ def _kio(version: int, correlation_id: int, values: dict[str, Any]) -> bytes:
     error_code=st.sampled_from([ErrorCode.none, ErrorCode.fetch_session_id_not_found]),
     session_id=int32,
     topics=st.lists(topic, max_size=3),
+    endpoints=st.lists(endpoint, max_size=3),
 )
 def test_bytes_equal_kio(
     version: int,
@@ -84,14 +100,18 @@ def test_bytes_equal_kio(
     error_code: ErrorCode,
     session_id: int,
     topics: list[dict[str, Any]],
+    endpoints: list[dict[str, Any]],
 ) -> None:
     values = {
         "throttle_time": throttle,
         "error_code": error_code,
         "session_id": session_id,
         "responses": topics,
+        "node_endpoints": endpoints,
     }
-    parts = encode_fetch_response(version, correlation_id, throttle, error_code, session_id, topics)
+    parts = encode_fetch_response(
+        version, correlation_id, throttle, error_code, session_id, topics, endpoints
+    )
     assert b"".join(parts) == _kio(version, correlation_id, values)
 
 
@@ -125,3 +145,64 @@ def test_record_chunks_are_written_as_they_are() -> None:
     )
     assert any(part.obj is data.obj for part in parts if isinstance(part, memoryview))
     assert sum(len(p) for p in parts) - 4 == int.from_bytes(bytes(parts[0][:4]), "big")
+
+
+def _not_leader(leader: dict[str, int]) -> dict[str, Any]:
+    return {
+        "topic": "t",
+        "topic_id": uuid.UUID(int=1),
+        "partitions": [
+            {
+                "partition_index": 3,
+                "error_code": ErrorCode.not_leader_or_follower,
+                "high_watermark": -1,
+                "last_stable_offset": -1,
+                "log_start_offset": -1,
+                "aborted_transactions": None,
+                "preferred_read_replica": -1,
+                "records": b"",
+                "current_leader": leader,
+            }
+        ],
+    }
+
+
+def test_kio_reads_the_leader_back_at_each_version_boundary() -> None:
+    """Before v12 neither field exists; v12-v15 carry the partition's CurrentLeader
+    (tag 1); from v16 the response's NodeEndpoints too."""
+    endpoints = [{"node_id": 2, "host": "broker-2", "port": 9093, "rack": None}]
+    for version in (11, 12, 15, 16, 18):
+        frame = b"".join(
+            bytes(part)
+            for part in encode_fetch_response(
+                version, 5, 0, 0, 0, [_not_leader({"leader_id": 2, "leader_epoch": 7})], endpoints
+            )
+        )
+        schema = response_schema(FETCH, version)
+        position = 8 + (version >= 12)  # size, correlation id, header v1's tagged fields
+        body, read = entity_reader(schema)(frame, position)
+        assert position + read == len(frame)  # kio read the whole body
+        partition = body.responses[0].partitions[0]
+        assert partition.error_code == ErrorCode.not_leader_or_follower
+        if version < 12:
+            assert not hasattr(partition, "current_leader")
+        else:
+            leader = partition.current_leader
+            assert (leader.leader_id, leader.leader_epoch) == (2, 7)
+        if version < 16:
+            assert not hasattr(body, "node_endpoints")
+        else:
+            assert [(e.node_id, e.host, e.port, e.rack) for e in body.node_endpoints] == [
+                (2, "broker-2", 9093, None)
+            ]
+
+
+def test_no_leader_to_name_writes_what_it_wrote_before() -> None:
+    """(-1, -1) and no endpoints: the bytes of a response without the fields."""
+    for version in range(12, 19):
+        named = _not_leader({"leader_id": -1, "leader_epoch": -1})
+        without = _not_leader({"leader_id": -1, "leader_epoch": -1})
+        del without["partitions"][0]["current_leader"]
+        assert encode_fetch_response(version, 5, 0, 0, 0, [named], []) == encode_fetch_response(
+            version, 5, 0, 0, 0, [without]
+        )

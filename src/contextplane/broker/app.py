@@ -31,6 +31,7 @@ from contextplane.broker.handlers import (
     transactions_admin,
 )
 from contextplane.broker.internal_topics import AUDIT_TOPIC
+from contextplane.broker.leaders import Leaders
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.offsets_topic import OffsetsTopicWriter
@@ -386,6 +387,7 @@ class Broker:
             settings.audit_denial_records_per_second,
         )
         sink.before_flush = audit.report_suppressed
+        leaders = Leaders(storage, registry, settings.node_id)
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -400,9 +402,10 @@ class Broker:
                 advertised=self.advertised,
                 api_versions=lambda: self._api_versions(),
                 registry=registry,
+                leaders=leaders,
                 rack=settings.broker_rack,
             ),
-            metadata_cache=MetadataCache(topics, storage, settings.node_id, registry),
+            metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,
             quotas=client_quotas,
             audit=audit,

@@ -39,6 +39,7 @@ from contextplane.settings import Settings
 
 if TYPE_CHECKING:
     from contextplane.broker.audit_sink import AuditSink
+    from contextplane.broker.leaders import Leaders
     from contextplane.broker.metadata_cache import MetadataCache
     from contextplane.broker.read_receipts import ReadReceipts
     from contextplane.broker.topics import TopicManager
@@ -66,6 +67,7 @@ class ClusterView:
     advertised: Callable[[str], tuple[str, int]]
     api_versions: Callable[[], list[dict[str, int]]]  # ApiVersions' list, from the routes
     registry: Registry  # the live brokers Metadata and DescribeCluster list
+    leaders: Leaders  # each partition's leader, as Metadata and KIP-951 errors name it
     rack: str | None = None  # broker.rack
 
 

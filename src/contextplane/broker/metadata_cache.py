@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.leaders import Leaders
 from contextplane.broker.topics import TopicManager
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import TopicRecord
@@ -30,12 +31,18 @@ _OPERATIONS_NOT_REQUESTED = -(2**31)
 
 class MetadataCache:
     def __init__(
-        self, topics: TopicManager, log: StorageEngine, node_id: int, registry: Registry
+        self,
+        topics: TopicManager,
+        log: StorageEngine,
+        node_id: int,
+        registry: Registry,
+        leaders: Leaders,
     ) -> None:
         self._topics = topics
         self._log = log
         self._node_id = node_id
         self._registry = registry
+        self._leaders = leaders
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
         self._leadership: dict[str, tuple[tuple[int, int], ...]] = {}
@@ -108,24 +115,12 @@ class MetadataCache:
 
     def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int], ...]:
         """Each of the topic's partitions' (leader, epoch); (-1, -1): no live leader."""
-        return tuple(self._leader(record.name, index) for index in range(record.partitions))
-
-    def _leader(self, topic: str, index: int) -> tuple[int, int]:
-        """(node, epoch) of the partition's leader: this broker, or the node the metadata
-        store named when it was read, if that broker is live; (-1, -1) otherwise (fenced
-        away, not yet opened, or its broker gone)."""
-        partition = self._log.partitions.get((topic, index))
-        if partition is not None:
-            return self._node_id, partition.leader_epoch
-        elsewhere = self._log.led_elsewhere.get((topic, index))
-        if elsewhere is not None and elsewhere[0] in self._registry.live_ids:
-            return elsewhere
-        return -1, -1
+        return tuple(self._leaders.of(record.name, index) for index in range(record.partitions))
 
     def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
         partitions = []
         for index in range(record.partitions):
-            leader, epoch = self._leader(record.name, index)
+            leader, epoch = self._leaders.of(record.name, index)
             # One replica (RF=1): the leader, or this broker when none is known.
             replica = leader if leader != -1 else self._node_id
             partitions.append(

@@ -5,7 +5,9 @@ entries, object spans). kio's writer copies them into one buffer, and the connec
 copied that again; here they stay the views they are, between small buffers holding
 everything else, and the transport writes the parts with one `writelines`. The bytes are
 exactly kio's for every version the broker serves (a property test compares them), so
-kio stays the reference and encodes every other response.
+kio stays the reference and encodes every other response. A partition may name its
+current leader (v12+) and the response the leaders' endpoints (v16+), as KIP-951 has
+them (protocol/leader_tags.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from contextplane.protocol.leader_tags import (
+    NO_TAGGED_FIELDS,
+    current_leader,
+    node_endpoints,
+    tagged_fields,
+)
 from contextplane.protocol.offsets_records import uvarint
 
 Chunk = bytes | bytearray | memoryview
 
 FLEXIBLE_FROM = 12  # FetchResponse v12+: compact arrays, tagged fields, header v1
 TOPIC_IDS_FROM = 13  # names replaced by topic ids
+NODE_ENDPOINTS_FROM = 16  # the response's NodeEndpoints (tag 0)
 _PARTITION_V4 = struct.Struct(">ihqq")  # index, error, high watermark, last stable
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
@@ -45,14 +54,16 @@ def encode_fetch_response(
     error_code: int,
     session_id: int,
     topics: Sequence[dict[str, Any]],
+    endpoints: Sequence[dict[str, Any]] = (),
 ) -> list[Chunk]:
     """The response frame (size prefix included) as parts, for Fetch v4 and later.
 
     `topics` are the handler's plain values: `topic` / `topic_id` and `partitions`, each
     with `partition_index`, `error_code`, `high_watermark`, `last_stable_offset`,
     `log_start_offset`, `aborted_transactions` (None or dicts of `producer_id` and
-    `first_offset`), `preferred_read_replica` and `records` (None, bytes, or a list of
-    chunks written as they are).
+    `first_offset`), `preferred_read_replica`, `records` (None, bytes, or a list of
+    chunks written as they are) and, optionally, `current_leader` (`leader_id`,
+    `leader_epoch`). `endpoints` are the NodeEndpoints (`node_id`, `host`, `port`, `rack`).
     """
     flexible = version >= FLEXIBLE_FROM
     parts: list[Chunk] = []
@@ -106,12 +117,16 @@ def encode_fetch_response(
                 else:
                     parts.extend(chunk for chunk in records if len(chunk))
                 out = bytearray()
-            if flexible:
-                out += b"\x00"  # the partition's tagged fields
+            if flexible and "current_leader" in partition:  # tag 1 (0, 2: for followers)
+                out += tagged_fields(current_leader(1, partition["current_leader"]))
+            elif flexible:
+                out += NO_TAGGED_FIELDS
         if flexible:
             out += b"\x00"  # the topic's tagged fields
-    if flexible:
-        out += b"\x00"  # the response's tagged fields (no node endpoints)
+    if version >= NODE_ENDPOINTS_FROM and endpoints:
+        out += tagged_fields(node_endpoints(0, endpoints))
+    elif flexible:
+        out += NO_TAGGED_FIELDS
     parts.append(out)
     frame_size = sum(len(part) for part in parts) - 4
     first = parts[0]

@@ -4,7 +4,9 @@ Every acknowledged produce request is answered on the event loop, and kio's writ
 (building a response entity of frozen dataclasses, then walking its schema) was ~7 % of
 the loop's busy time at 2,000 requests a second. The bytes are exactly kio's for every
 version the broker serves, v3–v13 (a property test compares them); kio stays the
-reference and encodes every other response.
+reference and encodes every other response. From v10 a NOT_LEADER_OR_FOLLOWER partition
+may name its current leader, and the response that leader's endpoint (KIP-951,
+protocol/leader_tags.py).
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from contextplane.protocol.leader_tags import (
+    NO_TAGGED_FIELDS,
+    current_leader,
+    node_endpoints,
+    tagged_fields,
+)
 from contextplane.protocol.offsets_records import uvarint
 
 FLEXIBLE_FROM = 9  # ProduceResponse v9+: compact arrays, tagged fields, header v1
+CURRENT_LEADER_FROM = 10  # CurrentLeader (partition tag 0), NodeEndpoints (tag 0): KIP-951
 TOPIC_IDS_FROM = 13  # v13 names topics by id (KIP-516)
 _PARTITION = struct.Struct(">ihqq")  # index, error, base offset, log append time
 _INT16 = struct.Struct(">h")
@@ -38,7 +47,11 @@ def _length(out: bytearray, count: int, flexible: bool) -> None:
 
 
 def encode_produce_response(
-    version: int, correlation_id: int, throttle_ms: int, topics: Sequence[dict[str, Any]]
+    version: int,
+    correlation_id: int,
+    throttle_ms: int,
+    topics: Sequence[dict[str, Any]],
+    endpoints: Sequence[dict[str, Any]] = (),
 ) -> list[bytes]:
     """The response frame (size prefix included), for Produce v3–v13.
 
@@ -46,9 +59,12 @@ def encode_produce_response(
     v13) and `partition_responses`, each with
     `index`, `error_code`, `base_offset`, `log_append_time` (-1: none),
     `log_start_offset`, `record_errors` (dicts of `batch_index` and
-    `batch_index_error_message`) and `error_message`.
+    `batch_index_error_message`), `error_message` and, optionally, `current_leader`
+    (`leader_id`, `leader_epoch`). `endpoints` are the NodeEndpoints (`node_id`, `host`,
+    `port`, `rack`).
     """
     flexible = version >= FLEXIBLE_FROM
+    leaders = version >= CURRENT_LEADER_FROM
     out = bytearray(b"\x00\x00\x00\x00")
     out += _INT32.pack(correlation_id)
     if flexible:
@@ -80,12 +96,16 @@ def encode_produce_response(
                     if flexible:
                         out += b"\x00"
                 _string(out, partition["error_message"], flexible)
-            if flexible:
-                out += b"\x00"  # the partition's tagged fields (no current leader)
+            if leaders and "current_leader" in partition:
+                out += tagged_fields(current_leader(0, partition["current_leader"]))
+            elif flexible:
+                out += NO_TAGGED_FIELDS
         if flexible:
             out += b"\x00"  # the topic's tagged fields
     out += _INT32.pack(throttle_ms)
-    if flexible:
-        out += b"\x00"  # the response's tagged fields (no node endpoints)
+    if leaders and endpoints:
+        out += tagged_fields(node_endpoints(0, endpoints))
+    elif flexible:
+        out += NO_TAGGED_FIELDS
     _INT32.pack_into(out, 0, len(out) - 4)
     return [bytes(out)]

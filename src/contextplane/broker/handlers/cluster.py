@@ -91,7 +91,7 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
     return Reply(body=[bytes(frame)])  # pre-encoded frame parts
 
 
-def _live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
+def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
     """(node id, host, port, rack) of every live broker in the registry, with the
     endpoint of the listener the request came in on (as Kafka answers); a broker without
     that listener is left out. This broker is always listed, with the endpoint the client
@@ -111,7 +111,7 @@ def _live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]
 def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
     return [
         {"node_id": node, "host": host, "port": port, "rack": rack}
-        for node, host, port, rack in _live_brokers(ctx)
+        for node, host, port, rack in live_brokers(ctx)
     ]
 
 
@@ -375,7 +375,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         # IncludeFencedBrokers (v2) lists the same.
         brokers=[
             {"broker_id": node, "host": host, "port": port, "rack": rack, "is_fenced": False}
-            for node, host, port, rack in _live_brokers(ctx)
+            for node, host, port, rack in live_brokers(ctx)
         ],
         cluster_authorized_operations=_cluster_operations(ctx)
         if request.include_cluster_authorized_operations

@@ -15,11 +15,16 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.loopshare import LoopShare
 from contextplane.broker.read_receipts import returned_range_of
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.fetch_response import encode_fetch_response, records_size
+from contextplane.protocol.fetch_response import (
+    NODE_ENDPOINTS_FROM,
+    encode_fetch_response,
+    records_size,
+)
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.reader import ReadRequest
@@ -236,10 +241,35 @@ def _response(
             topics = []
         else:
             _record_reads(ctx, targets)
+    endpoints = _current_leaders(ctx, topics) if _has_error(targets) else []
     header = ctx.header
     # Frame parts with the record chunks in place, byte for byte what kio writes.
     return encode_fetch_response(
-        header.api_version, header.correlation_id, ctx.throttle_ms, ErrorCode.none, 0, topics
+        header.api_version,
+        header.correlation_id,
+        ctx.throttle_ms,
+        ErrorCode.none,
+        0,
+        topics,
+        endpoints,
+    )
+
+
+# Kafka names the current leader with both: the partition moved, or the client's epoch is
+# behind this leader's.
+_LEADER_ERRORS = (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch)
+
+
+def _current_leaders(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fetch v16+ (KIP-951), as Kafka answers only from the version that also carries
+    NodeEndpoints (the CurrentLeader tag exists from v12, unused by Kafka below v16):
+    each such partition names its current leader; the NodeEndpoints of those named."""
+    if ctx.api_version < NODE_ENDPOINTS_FROM:
+        return []
+    return name_current_leaders(
+        ctx,
+        ((t["topic"], p["partition_index"], p) for t in topics for p in t["partitions"]),
+        _LEADER_ERRORS,
     )
 
 

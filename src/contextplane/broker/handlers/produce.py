@@ -21,13 +21,14 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.produce_response import encode_produce_response
+from contextplane.protocol.produce_response import CURRENT_LEADER_FROM, encode_produce_response
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, parse_header, split_batches
 from contextplane.security.acls import ResourceType
@@ -133,11 +134,13 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
         return NO_RESPONSE
 
     async def respond() -> Any:
+        rejected = failed
         for entry, durable in pending:
             try:
                 await durable
             except KafkaError as exc:  # fenced while the write was in flight
                 entry.update(error_code=exc.code, error_message=exc.message, base_offset=-1)
+                rejected = True
             except OSError as exc:
                 entry.update(
                     error_code=ErrorCode.kafka_storage_error, error_message=str(exc), base_offset=-1
@@ -147,20 +150,33 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             # ignores throttle_time_ms is slowed all the same.
             await asyncio.sleep(admission.throttle_ms / 1000)
         throttle_ms = max(admission.throttle_ms, quota_ms)
+        endpoints = _current_leaders(ctx, topics) if rejected else []
         if not is_large(entries):
             # Byte for byte kio's response, without building its entity on the loop.
             header = ctx.header
             return encode_produce_response(
-                header.api_version, header.correlation_id, throttle_ms, topics
+                header.api_version, header.correlation_id, throttle_ms, topics, endpoints
             )
         reply = await ctx.large_reply(
-            entries, throttle_time=throttle_ms, responses=topics, node_endpoints=[]
+            entries, throttle_time=throttle_ms, responses=topics, node_endpoints=endpoints
         )
         return reply.body
 
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
     return later(respond())
+
+
+def _current_leaders(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Produce v10+ (KIP-951): each NOT_LEADER_OR_FOLLOWER partition names its current
+    leader; the NodeEndpoints of those named."""
+    if ctx.api_version < CURRENT_LEADER_FROM:
+        return []
+    return name_current_leaders(
+        ctx,
+        ((t["name"], p["index"], p) for t in topics for p in t["partition_responses"]),
+        (ErrorCode.not_leader_or_follower,),
+    )
 
 
 def _record_bytes(topic_data: Any) -> int:

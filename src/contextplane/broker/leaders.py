@@ -1,0 +1,39 @@
+"""Who leads a partition, as this broker knows it: what Metadata lists and what a
+NOT_LEADER_OR_FOLLOWER answer names (KIP-951).
+
+The leader is this broker at its epoch for a partition it leads; for another, the node
+and epoch the metadata store held when this broker last read the partition (the storage
+engine's `led_elsewhere` mirror: filled at start and when a topic is created or grown
+here), while that node's lease is live in the registry; otherwise none, (-1, -1). Never a
+guess: a client moves to a leader it is told about only if the epoch is newer than the
+one it knows, so an invented epoch would send it astray. Read at each call, so the answer
+follows the mirror and the registry as soon as either changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contextplane.cluster.registry import Registry
+    from contextplane.storage.engine import StorageEngine
+
+NO_LEADER = (-1, -1)
+
+
+class Leaders:
+    def __init__(self, log: StorageEngine, registry: Registry, node_id: int) -> None:
+        self._log = log
+        self._registry = registry
+        self._node_id = node_id
+
+    def of(self, topic: str, index: int) -> tuple[int, int]:
+        """(node, leader epoch) of the partition's leader; (-1, -1) when no live broker is
+        known to lead it (fenced away from here, not yet opened, or its broker gone)."""
+        partition = self._log.partitions.get((topic, index))
+        if partition is not None:
+            return self._node_id, partition.leader_epoch
+        elsewhere = self._log.led_elsewhere.get((topic, index))
+        if elsewhere is not None and elsewhere[0] in self._registry.live_ids:
+            return elsewhere
+        return NO_LEADER
