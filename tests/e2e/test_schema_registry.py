@@ -5,6 +5,10 @@ fetch; a restarted registry rebuilds from `_schemas` and answers with the same i
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.inprocess import InProcessBroker
 from tests.support.registry import RegistryProcess
+from tests.support.wait import wait_until
 
 USER_V1 = {
     "type": "record",
@@ -159,7 +164,7 @@ def test_a_write_while_the_broker_is_down_fails_and_the_next_one_succeeds(
     registry = RegistryProcess(broker.bootstrap, tmp_path / "registry.log", kafka_timeout_s=3)
     registry.start()
     try:
-        client = SchemaRegistryClient({"url": registry.url, "max.retries": 0})
+        client = SchemaRegistryClient({"url": registry.url, "max.retries": 0, "timeout": 30})
         first = client.register_schema("a-value", avro(USER_V1))
         broker.stop()
         with pytest.raises(SchemaRegistryError) as failed:
@@ -167,9 +172,42 @@ def test_a_write_while_the_broker_is_down_fails_and_the_next_one_succeeds(
         assert failed.value.error_code in (50001, 50002)
         assert client.get_versions("a-value") == [1]  # reads are served from the state
         broker.start()
+
+        def registered() -> int | None:
+            try:
+                return client.register_schema("c-value", avro(USER_V2))
+            except SchemaRegistryError as exc:  # 5xx until the clients have reconnected
+                assert exc.http_status_code == 500, exc
+                return None
+
         # The failed write may have landed after all; either way V2 has one id, the next.
-        assert client.register_schema("c-value", avro(USER_V2)) == first + 1
+        assert wait_until(registered, 60, "a write after the broker is back") == first + 1
         assert client.get_versions("c-value") == [1]
         assert client.get_versions("a-value") == [1]
     finally:
         assert registry.stop() == 0
+
+
+def test_up_serves_the_registry_beside_the_broker(tmp_path: Path) -> None:
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir", str(tmp_path / "d")]
+            + ["--port", "0", "--registry-port", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def registry_port() -> int | None:
+            assert process.poll() is None, log_path.read_text()
+            found = re.search(r"schema registry ready on \S+:(\d+)", log_path.read_text())
+            return int(found.group(1)) if found else None
+
+        port = wait_until(registry_port, 60, "the registry beside the broker is ready")
+        client = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}"})
+        schema_id = client.register_schema("users-value", avro(USER_V1))
+        assert json.loads(client.get_schema(schema_id).schema_str) == USER_V1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log_path.read_text()

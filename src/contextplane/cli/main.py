@@ -47,6 +47,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="any setting, e.g. num.partitions=4",
     )
     up.add_argument(
+        "--registry-port",
+        type=int,
+        help="also serve the schema registry on the listener's host, e.g. 8081 (cli/registry.py)",
+    )
+    up.add_argument(
         "--log-level",
         type=_log_level,
         default=os.environ.get("CONTEXTPLANE_LOG_LEVEL", "INFO"),
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:
-        status = asyncio.run(_run(settings))
+        status = asyncio.run(_run(settings, args.registry_port))
     except KeyboardInterrupt:
         status = 0
     except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
@@ -135,9 +140,10 @@ def report_ignored(settings: Settings) -> None:
         logging.getLogger("contextplane").warning("setting %s ignored (%s)", name, reason)
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, registry_port: int | None = None) -> int:
     """Run a broker until SIGINT/SIGTERM (exit status 0), or until another incarnation
-    takes its node.id (1: a supervisor restarts it as a fresh incarnation)."""
+    takes its node.id (1: a supervisor restarts it as a fresh incarnation); with
+    `registry_port`, the schema registry beside it, a client of its first listener."""
     from contextplane.broker.app import Broker
     from contextplane.broker.gc_policy import settle_after_start
 
@@ -150,11 +156,18 @@ async def _run(settings: Settings) -> int:
     # Everything start-up loaded is long-lived: out of the collector's scans from here on.
     freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
+    beside = (
+        registry.start_beside(settings.host, broker.bound_port, registry_port)
+        if registry_port is not None
+        else None
+    )
     stopped = asyncio.create_task(stop.wait())
     lost = asyncio.create_task(broker.registration_lost.wait())
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     lost.cancel()
+    if beside is not None:  # a client of the broker: stopped first
+        await beside.stop()
     logging.getLogger("contextplane").info(
         "shutting down (heap frozen after %d slow full collections)", freezer.freezes
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -65,16 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
-    from contextplane.services.schema_registry.app import build_app
-    from contextplane.services.schema_registry.registry import SchemaRegistry
-    from contextplane.services.schema_registry.server import bind, serve
+    from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import KafkaStore
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    sock = bind(args.host, args.port)
     store = KafkaStore(
         args.bootstrap,
         topic=args.topic,
@@ -82,13 +80,35 @@ async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
         timeout_s=args.timeout,
         client_config=security,
     )
-    registry = SchemaRegistry(store)
-    try:
-        await registry.start()
-        port = sock.getsockname()[1]
-        print(f"contextplane schema registry ready on {args.host}:{port}", flush=True)
-        await serve(build_app(registry), sock, stop)
-    finally:
-        sock.close()
-        await registry.close()
+    await run_registry(store, args.host, args.port, stop)
     return 0
+
+
+class RegistryBeside:
+    """The registry as a task of `contextplane up`, a client of that broker."""
+
+    def __init__(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        self._task = task
+        self._stop = stop
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):  # reported when it ended (_report)
+            await self._task
+
+
+def start_beside(host: str, broker_port: int, port: int) -> RegistryBeside:
+    from contextplane.services.schema_registry.server import run_registry
+    from contextplane.services.schema_registry.store import KafkaStore
+
+    stop = asyncio.Event()
+    store = KafkaStore(f"{host}:{broker_port}")
+    task = asyncio.create_task(run_registry(store, host, port, stop))
+    task.add_done_callback(_report)
+    return RegistryBeside(task, stop)
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """A registry that could not start or failed does not stop the broker: logged."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("contextplane").error("the schema registry stopped: %s", task.exception())

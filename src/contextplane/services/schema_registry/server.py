@@ -11,6 +11,12 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.applications import Starlette
 
+from contextplane.services.schema_registry.app import build_app
+from contextplane.services.schema_registry.registry import SchemaRegistry
+from contextplane.services.schema_registry.store import Store
+
+READY_LINE = "contextplane schema registry ready on {host}:{port}"
+
 # uvicorn's h11 parser refuses a request line plus headers larger than this (h11's own
 # default is 16 KiB, node.js's 80 KiB): a subject name is part of the request line.
 HEADERS_BYTES_MAX = 64 * 1024
@@ -61,3 +67,16 @@ async def serve(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> Non
     stopping.cancel()
     server.should_exit = True
     await serving
+
+
+async def run_registry(store: Store, host: str, port: int, stop: asyncio.Event) -> None:
+    """Bind, replay the store, print the ready line, serve until `stop`, close the store."""
+    sock = bind(host, port)
+    registry = SchemaRegistry(store)
+    try:
+        await registry.start()
+        print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
+        await serve(build_app(registry), sock, stop)
+    finally:
+        sock.close()
+        await registry.close()

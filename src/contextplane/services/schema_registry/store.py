@@ -38,6 +38,7 @@ _Read = tuple[bool, bytes | None, bytes | None, int]
 SCHEMAS_TOPIC = "_schemas"
 # Records handed from the reader thread to the event loop at once.
 READ_BATCH_MAX = 500
+END_OFFSET_RETRY_S = 0.2
 
 
 class Store(Protocol):
@@ -141,16 +142,24 @@ class KafkaStore:
         self._unsure = False
 
     async def _end_offset(self) -> int:
+        """The topic's high watermark, asked again until the timeout: a topic just created
+        may not be known to every broker yet."""
         partition = TopicPartition(self._topic, 0)
+        reason = "no answer"
         try:
-            offsets = await asyncio.to_thread(
-                self._consumer.get_watermark_offsets, partition, self._timeout_s
-            )
-        except KafkaException as exc:
-            raise store_timeout(f"the end offset of {self._topic}: {exc}") from None
-        if offsets is None:
-            raise store_timeout(f"the end offset of {self._topic} was not known in time")
-        return int(offsets[1])
+            async with asyncio.timeout(self._timeout_s):
+                while True:
+                    try:
+                        offsets = await asyncio.to_thread(
+                            self._consumer.get_watermark_offsets, partition, self._timeout_s
+                        )
+                        if offsets is not None:
+                            return int(offsets[1])
+                    except KafkaException as exc:
+                        reason = str(exc)
+                    await asyncio.sleep(END_OFFSET_RETRY_S)
+        except TimeoutError:
+            raise store_timeout(f"the end offset of {self._topic}: {reason}") from None
 
     def _create_topic(self) -> None:
         admin = AdminClient(self._common)
