@@ -92,6 +92,16 @@ def test_register_look_up_and_read_back() -> None:
         found = (await client("POST", "/subjects/users-value", schema(V1))).json()
         assert (found["version"], found["id"]) == (1, 1)
         assert (await client("GET", "/schemas/types")).json() == ["AVRO"]
+        every = (await client("GET", "/schemas")).json()
+        assert [(f["subject"], f["version"], f["id"]) for f in every] == [
+            ("other-value", 1, 1),
+            ("users-value", 2, 2),
+        ]
+        assert (await client("GET", "/contexts")).json() == ["."]
+        referrers = await client("GET", "/subjects/users-value/versions/1/referencedby")
+        assert referrers.json() == []
+        missing = await client("GET", "/subjects/users-value/versions/9/referencedby")
+        assert error(missing) == (404, 40402)
         assert (await client("GET", "/subjects?subjectPrefix=us")).json() == ["users-value"]
         assert (await client("GET", "/subjects/users-value/versions?offset=1&limit=1")).json() == [
             2
@@ -152,6 +162,7 @@ def test_soft_then_hard_deletes() -> None:
         assert error(await client("DELETE", "/subjects/s/versions/1")) == (404, 40406)
         assert (await client("GET", "/subjects/s/versions")).json() == [2]
         assert (await client("GET", "/subjects/s/versions?deleted=true")).json() == [1, 2]
+        assert (await client("GET", "/subjects/s/versions?deleted_only=true")).json() == [1]
         assert error(await client("GET", "/subjects/s/versions/1")) == (404, 40402)
         assert (await client("GET", "/subjects/s/versions/1?deleted=true")).json()["id"] == 1
         # Soft-deleted versions are not checked and still count for numbering.
@@ -168,6 +179,7 @@ def test_soft_then_hard_deletes() -> None:
         assert error(await client("DELETE", "/subjects/s")) == (404, 40404)
         assert (await client("GET", "/subjects")).json() == []
         assert (await client("GET", "/subjects?deleted=true")).json() == ["s"]
+        assert (await client("GET", "/subjects?deletedOnly=true")).json() == ["s"]
         assert (await client("DELETE", "/subjects/s?permanent=true")).json() == [2, 3]
         assert (await client("GET", "/subjects?deleted=true")).json() == []
         assert error(await client("DELETE", "/subjects/s")) == (404, 40401)

@@ -75,6 +75,11 @@ def flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
 
 
+def deleted_only_flag(request: Request) -> bool:
+    """Confluent's `deletedOnly`; confluent-kafka's Python client sends `deleted_only`."""
+    return flag(request, "deletedOnly") or flag(request, "deleted_only")
+
+
 def schema_id(request: Request) -> int:
     raw = request.path_params["schema_id"]
     try:

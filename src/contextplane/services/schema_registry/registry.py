@@ -61,14 +61,33 @@ class SchemaRegistry:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def subjects(self, *, deleted: bool = False, prefix: str = "") -> list[str]:
-        return [s for s in self.state.live_subjects(deleted=deleted) if s.startswith(prefix)]
+    def subjects(
+        self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = ""
+    ) -> list[str]:
+        found = self.state.live_subjects(deleted=deleted or deleted_only)
+        if deleted_only:  # subjects soft-deleted whole
+            found = [s for s in found if not self.state.versions(s)]
+        return [s for s in found if s.startswith(prefix)]
 
-    def versions(self, subject: str, *, deleted: bool = False) -> list[int]:
+    def versions(
+        self, subject: str, *, deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
+        every = self.state.versions(subject, deleted=True)
+        if not every:
+            raise errors.subject_not_found(subject)
+        if deleted_only:
+            return [v.version for v in every if v.deleted]
         found = self.state.versions(subject, deleted=deleted)
         if not found:
             raise errors.subject_not_found(subject)
         return [v.version for v in found]
+
+    def all_latest(self, *, deleted: bool = False, prefix: str = "") -> list[Found]:
+        """The latest version of every subject (`GET /schemas`)."""
+        return [
+            self.version(subject, LATEST, deleted=deleted)
+            for subject in self.subjects(deleted=deleted, prefix=prefix)
+        ]
 
     def version(self, subject: str, spec: str, *, deleted: bool = False) -> Found:
         number = parse_version(spec)

@@ -15,10 +15,22 @@ from contextplane.services.schema_registry.http_io import (
     schema_id,
 )
 from contextplane.services.schema_registry.registry import SCHEMA_TYPES
+from contextplane.services.schema_registry.routes.subjects import found_body
 
 
 async def types(request: Request) -> Response:
     return RegistryResponse(list(SCHEMA_TYPES))
+
+
+async def latest_of_every_subject(request: Request) -> Response:
+    found = registry_of(request).all_latest(
+        deleted=flag(request, "deleted"), prefix=request.query_params.get("subjectPrefix", "")
+    )
+    return RegistryResponse(page(request, [found_body(f) for f in found]))
+
+
+async def contexts(request: Request) -> Response:
+    return RegistryResponse(["."])  # the default context only (RFC 0005, non-goals)
 
 
 async def by_id(request: Request) -> Response:
@@ -51,6 +63,8 @@ async def subjects(request: Request) -> Response:
 
 
 ROUTES = [
+    Route("/contexts", contexts, methods=["GET"]),
+    Route("/schemas", latest_of_every_subject, methods=["GET"]),
     Route("/schemas/types", types, methods=["GET"]),
     Route("/schemas/ids/{schema_id}", by_id, methods=["GET"]),
     Route("/schemas/ids/{schema_id}/schema", raw_by_id, methods=["GET"]),

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
+    deleted_only_flag,
     flag,
     json_body,
     page,
@@ -32,7 +33,9 @@ def found_body(found: Found) -> dict[str, object]:
 
 async def list_subjects(request: Request) -> Response:
     subjects = registry_of(request).subjects(
-        deleted=flag(request, "deleted"), prefix=request.query_params.get("subjectPrefix", "")
+        deleted=flag(request, "deleted"),
+        deleted_only=deleted_only_flag(request),
+        prefix=request.query_params.get("subjectPrefix", ""),
     )
     return RegistryResponse(page(request, subjects))
 
@@ -56,7 +59,9 @@ async def delete_subject(request: Request) -> Response:
 
 async def list_versions(request: Request) -> Response:
     subject = request.path_params["subject"]
-    versions = registry_of(request).versions(subject, deleted=flag(request, "deleted"))
+    versions = registry_of(request).versions(
+        subject, deleted=flag(request, "deleted"), deleted_only=deleted_only_flag(request)
+    )
     return RegistryResponse(page(request, versions))
 
 
@@ -85,6 +90,15 @@ async def get_version_schema(request: Request) -> Response:
     return raw_response(found.schema.text)
 
 
+async def referenced_by(request: Request) -> Response:
+    """Ids of schemas that refer to this version: none can yet, as references are refused
+    at registration (a later slice)."""
+    registry_of(request).version(
+        request.path_params["subject"], request.path_params["version"], deleted=True
+    )
+    return RegistryResponse([])
+
+
 async def delete_version(request: Request) -> Response:
     version = await registry_of(request).delete_version(
         request.path_params["subject"],
@@ -103,4 +117,5 @@ ROUTES = [
     Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
     Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
     Route("/subjects/{subject}/versions/{version}/schema", get_version_schema, methods=["GET"]),
+    Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by, methods=["GET"]),
 ]
