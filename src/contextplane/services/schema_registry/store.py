@@ -86,13 +86,34 @@ class KafkaStore:
         timeout_s: float = 30.0,
         client_config: dict[str, str] | None = None,
     ) -> None:
-        common = {"bootstrap.servers": bootstrap, **(client_config or {})}
+        common: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": bootstrap,
+            **(client_config or {}),
+        }
         self._common = common
         self._topic = topic
         self._replication_factor = replication_factor
         self._timeout_s = timeout_s
         self._producer = Producer(
-            {**common, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+            {
+                **common,
+                "acks": "all",
+                # One request at a time keeps the records in order through retries
+                # without idempotence (whose fatal states would need a new producer); a
+                # record retried twice is applied twice, to the same effect.
+                "max.in.flight.requests.per.connection": 1,
+                "enable.idempotence": False,
+                # Every record is delivered or failed within the timeout: a write that
+                # timed out is settled one way or the other before the next is decided.
+                "message.timeout.ms": int(timeout_s * 1000),
+                "linger.ms": 0,
+            }
+        )
+        # The reader's consumer is busy in consume() on its thread, and confluent-kafka
+        # runs one call at a time per handle: the end offset is asked on a handle of its
+        # own, else a write would wait for the reader's poll.
+        self._offsets = Consumer(
+            {**common, "group.id": f"contextplane-schema-registry-{uuid.uuid4()}"}
         )
         self._consumer = Consumer(
             {
@@ -130,10 +151,9 @@ class KafkaStore:
     async def sync(self) -> None:
         if not self._unsure:
             return
-        # Records still queued are dropped (their requests were answered with an error);
-        # ones already sent are waited for, as they may land: only once none is
-        # outstanding does the topic's end say everything that will ever be in it.
-        await asyncio.to_thread(self._producer.purge, True, False)
+        # Records of the failed write may still land: only once none is outstanding
+        # (each is delivered or failed within message.timeout.ms) does the topic's end
+        # say everything that will ever be in it.
         outstanding = await asyncio.to_thread(self._producer.flush, self._timeout_s)
         if outstanding:
             raise store_timeout(f"{outstanding} earlier records to {self._topic} are unresolved")
@@ -143,23 +163,23 @@ class KafkaStore:
 
     async def _end_offset(self) -> int:
         """The topic's high watermark, asked again until the timeout: a topic just created
-        may not be known to every broker yet."""
+        may not be known to every broker yet. Each ask is bounded by what remains, so no
+        call outlives the request that made it."""
+        assert self._loop is not None
         partition = TopicPartition(self._topic, 0)
+        deadline = self._loop.time() + self._timeout_s
         reason = "no answer"
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                while True:
-                    try:
-                        offsets = await asyncio.to_thread(
-                            self._consumer.get_watermark_offsets, partition, self._timeout_s
-                        )
-                        if offsets is not None:
-                            return int(offsets[1])
-                    except KafkaException as exc:
-                        reason = str(exc)
-                    await asyncio.sleep(END_OFFSET_RETRY_S)
-        except TimeoutError:
-            raise store_timeout(f"the end offset of {self._topic}: {reason}") from None
+        while (remaining := deadline - self._loop.time()) > 0:
+            try:
+                offsets = await asyncio.to_thread(
+                    self._offsets.get_watermark_offsets, partition, remaining
+                )
+                if offsets is not None:
+                    return int(offsets[1])
+            except KafkaException as exc:
+                reason = str(exc)
+            await asyncio.sleep(END_OFFSET_RETRY_S)
+        raise store_timeout(f"the end offset of {self._topic}: {reason}")
 
     def _create_topic(self) -> None:
         admin = AdminClient(self._common)
@@ -189,10 +209,13 @@ class KafkaStore:
             batch: list[_Read] = []
             for message in messages:
                 error = message.error()
-                if error is None:
-                    batch.append((True, message.key(), message.value(), message.offset()))
+                offset = message.offset()
+                if offset is None:  # only an error without a partition has none
+                    log.warning("reading %s: %s", self._topic, error)
+                elif error is None:
+                    batch.append((True, message.key(), message.value(), offset))
                 elif error.code() == KafkaError._PARTITION_EOF:
-                    batch.append((False, None, None, message.offset()))
+                    batch.append((False, None, None, offset))
                 else:
                     log.warning("reading %s: %s", self._topic, error)
             if batch:
@@ -266,4 +289,5 @@ class KafkaStore:
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join, 5.0)
         await asyncio.to_thread(self._consumer.close)
+        await asyncio.to_thread(self._offsets.close)
         await asyncio.to_thread(self._producer.flush, 5.0)
