@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 READY = re.compile(r"contextplane schema registry ready on \S+:(\d+)")
@@ -88,11 +89,12 @@ def main() -> None:
         process, port = start_registry(args.bootstrap, log)
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port)
+            run = uuid.uuid4().hex[:8]  # subjects of this run: each registration is a write
             ids: list[int] = []
             began = time.perf_counter()
             for index in range(args.schemas):
                 body = json.dumps({"schema": schema(index)})
-                connection.request("POST", f"/subjects/s{index}/versions", body, HEADERS)
+                connection.request("POST", f"/subjects/{run}-{index}/versions", body, HEADERS)
                 ids.append(json.loads(connection.getresponse().read())["id"])
             registered_s = time.perf_counter() - began
             n = args.schemas
@@ -100,12 +102,12 @@ def main() -> None:
                 "GET /schemas/ids/{id}": lambda i: ("GET", f"/schemas/ids/{ids[i % n]}", None),
                 "GET /subjects/{s}/versions/latest": lambda i: (
                     "GET",
-                    f"/subjects/s{i % n}/versions/latest",
+                    f"/subjects/{run}-{i % n}/versions/latest",
                     None,
                 ),
                 "POST /subjects/{s} (lookup)": lambda i: (
                     "POST",
-                    f"/subjects/s{i % n}",
+                    f"/subjects/{run}-{i % n}",
                     json.dumps({"schema": schema(i % n)}),
                 ),
             }

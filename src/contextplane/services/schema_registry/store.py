@@ -38,6 +38,8 @@ _Read = tuple[bool, bytes | None, bytes | None, int]
 SCHEMAS_TOPIC = "_schemas"
 # Records handed from the reader thread to the event loop at once.
 READ_BATCH_MAX = 500
+# How long the reader waits for a record before it checks whether it is stopping.
+READ_WAIT_S = 0.2
 END_OFFSET_RETRY_S = 0.2
 
 
@@ -202,7 +204,13 @@ class KafkaStore:
         assert self._loop is not None
         while not self._stopping.is_set():
             try:
-                messages = self._consumer.consume(READ_BATCH_MAX, timeout=0.2)
+                # consume() waits for a full batch or its timeout: it would hold every
+                # write's read-back for the timeout. poll() returns on the first record,
+                # then what is already fetched is taken without waiting.
+                first = self._consumer.poll(READ_WAIT_S)
+                if first is None:
+                    continue
+                messages = [first, *self._consumer.consume(READ_BATCH_MAX - 1, timeout=0)]
             except KafkaException as exc:
                 log.warning("reading %s failed (%s); retrying", self._topic, exc)
                 continue
