@@ -211,3 +211,16 @@ def test_up_serves_the_registry_beside_the_broker(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log_path.read_text()
+
+
+def test_an_unreachable_cluster_at_start_exits_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "contextplane.cli.main", "registry"]
+        + ["--bootstrap", "127.0.0.1:1", "--timeout", "2", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "contextplane registry: " in result.stderr
+    assert "ready" not in result.stdout

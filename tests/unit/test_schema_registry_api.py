@@ -260,3 +260,17 @@ def test_a_registry_started_on_the_same_records_answers_the_same() -> None:
     replayed = MemoryStore()
     replayed.log = list(store.log)
     run(read, replayed)
+
+
+def test_the_listening_socket_names_tcp_so_connections_get_nodelay() -> None:
+    """asyncio sets TCP_NODELAY only on sockets created with IPPROTO_TCP; without it each
+    keep-alive answer waited ~40 ms for the client's delayed ACK."""
+    import socket
+
+    from contextplane.services.schema_registry.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
