@@ -61,3 +61,15 @@ def test_unreadable_records_are_skipped() -> None:
     state.apply(encode({"keytype": "NOOP", "magic": 0}), None)
     assert state.skipped_records == 5
     assert [v.version for v in state.versions("s")] == [1]
+
+
+def test_a_version_rewritten_with_another_id_leaves_no_reference_to_the_first() -> None:
+    state = RegistryState()
+    state.apply(*schema_record("s", 1, 1, INT))
+    state.apply(*schema_record("t", 1, 1, INT))
+    state.apply(*schema_record("s", 1, 2, LONG))  # another writer's record, later in the log
+    assert [(s, v.version) for s, v in state.references_to(1)] == [("t", 1)]
+    assert [(s, v.version) for s, v in state.references_to(2)] == [("s", 1)]
+    state.apply(encode(schema_key("t", 1)), None)
+    assert 1 not in state.schemas and state.references_to(1) == []
+    assert state.skipped_records == 0

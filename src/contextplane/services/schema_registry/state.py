@@ -41,6 +41,8 @@ class RegistryState:
     subjects: dict[str, dict[int, Version]] = field(default_factory=dict)
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
     ids_by_canonical: dict[tuple[str, str], int] = field(default_factory=dict)
+    # id -> the (subject, version) pairs that have it: an id is known while this is not empty.
+    referrers: dict[int, set[tuple[str, int]]] = field(default_factory=dict)
     global_compatibility: str | None = None
     subject_compatibility: dict[str, str] = field(default_factory=dict)
     global_mode: str | None = None
@@ -69,12 +71,9 @@ class RegistryState:
         return max(self.subjects.get(subject, {}), default=0) + 1
 
     def references_to(self, schema_id: int) -> list[tuple[str, Version]]:
-        return [
-            (subject, version)
-            for subject, versions in sorted(self.subjects.items())
-            for version in sorted(versions.values(), key=lambda v: v.version)
-            if version.schema_id == schema_id
-        ]
+        """Every version, soft-deleted or not, with this id: by subject, then version."""
+        found = sorted(self.referrers.get(schema_id, ()))
+        return [(subject, self.subjects[subject][number]) for subject, number in found]
 
     # -- the fold ------------------------------------------------------------------------
 
@@ -137,10 +136,14 @@ class RegistryState:
             self.ids_by_canonical.setdefault(
                 (record.schema_type, parsed.canonical), record.schema_id
             )
+        previous = self.subjects.get(subject, {}).get(number)
+        if previous is not None and previous.schema_id != record.schema_id:
+            self._remove(subject, number)  # another writer's record for the same version
         self.max_id = max(self.max_id, record.schema_id)
         self.subjects.setdefault(subject, {})[number] = Version(
             number, record.schema_id, record.deleted
         )
+        self.referrers.setdefault(record.schema_id, set()).add((subject, number))
 
     def _remove(self, subject: str, number: int) -> None:
         versions = self.subjects.get(subject)
@@ -149,7 +152,10 @@ class RegistryState:
         schema_id = versions.pop(number).schema_id
         if not versions:
             del self.subjects[subject]
-        if not self.references_to(schema_id):
+        referrers = self.referrers[schema_id]
+        referrers.discard((subject, number))
+        if not referrers:
+            del self.referrers[schema_id]
             stored = self.schemas.pop(schema_id)
             key = (stored.schema_type, stored.parsed.canonical)
             if self.ids_by_canonical.get(key) == schema_id:
