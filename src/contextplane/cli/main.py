@@ -1,6 +1,7 @@
 """`contextplane` command line: `contextplane up` runs the embedded broker;
 `contextplane users` manages SCRAM users of a data directory (cli/users.py);
-`contextplane audit reads` asks a running broker who received which offsets."""
+`contextplane audit reads` asks a running broker who received which offsets;
+`contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contextplane.cli import audit_reads, users
+from contextplane.cli import audit_reads, registry, users
 from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import EscapingFormatter
 from contextplane.metadata.store import MetadataStoreUnreachable
@@ -46,6 +47,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="any setting, e.g. num.partitions=4",
     )
     up.add_argument(
+        "--registry-port",
+        type=int,
+        help="also serve the schema registry on the listener's host, e.g. 8081 (cli/registry.py)",
+    )
+    up.add_argument(
         "--log-level",
         type=_log_level,
         default=os.environ.get("CONTEXTPLANE_LOG_LEVEL", "INFO"),
@@ -53,6 +59,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     users.add_parser(sub)
     audit_reads.add_parser(sub)
+    registry.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return users.run(args)
     if args.command == "audit":
         return audit_reads.run(args)
+    if args.command == "registry":
+        return registry.run(args)
     handler = logging.StreamHandler()
     # Control characters in any message are escaped: no client string can forge a line.
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     try:
-        status = asyncio.run(_run(settings))
+        status = asyncio.run(_run(settings, args.registry_port))
     except KeyboardInterrupt:
         status = 0
     except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
@@ -131,9 +140,10 @@ def report_ignored(settings: Settings) -> None:
         logging.getLogger("contextplane").warning("setting %s ignored (%s)", name, reason)
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, registry_port: int | None = None) -> int:
     """Run a broker until SIGINT/SIGTERM (exit status 0), or until another incarnation
-    takes its node.id (1: a supervisor restarts it as a fresh incarnation)."""
+    takes its node.id (1: a supervisor restarts it as a fresh incarnation); with
+    `registry_port`, the schema registry beside it, a client of its first listener."""
     from contextplane.broker.app import Broker
     from contextplane.broker.gc_policy import settle_after_start
 
@@ -146,11 +156,18 @@ async def _run(settings: Settings) -> int:
     # Everything start-up loaded is long-lived: out of the collector's scans from here on.
     freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
+    beside = (
+        registry.start_beside(settings.host, broker.bound_port, registry_port)
+        if registry_port is not None
+        else None
+    )
     stopped = asyncio.create_task(stop.wait())
     lost = asyncio.create_task(broker.registration_lost.wait())
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     lost.cancel()
+    if beside is not None:  # a client of the broker: stopped first
+        await beside.stop()
     logging.getLogger("contextplane").info(
         "shutting down (heap frozen after %d slow full collections)", freezer.freezes
     )

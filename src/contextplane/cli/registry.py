@@ -1,0 +1,114 @@
+"""`contextplane registry`: a schema registry with Confluent's REST API whose state is the
+`_schemas` topic of any Kafka cluster (RFC 0005)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from contextplane.cli.audit_reads import ConfigError, client_config
+from contextplane.logsafe import EscapingFormatter
+from contextplane.properties_file import parse_properties
+from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.store import SCHEMAS_TOPIC
+
+DEFAULT_PORT = 8081  # Confluent's
+
+
+def add_parser(sub: Any) -> None:
+    registry = sub.add_parser(
+        "registry", help="serve a schema registry (Confluent's API) kept in a Kafka topic"
+    )
+    registry.add_argument("--bootstrap", required=True, help="host:port of the Kafka cluster")
+    registry.add_argument(
+        "--command-config", type=Path, help="client security properties (Kafka's names)"
+    )
+    registry.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    registry.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8081)")
+    registry.add_argument("--topic", default=SCHEMAS_TOPIC, help="the state's topic (_schemas)")
+    registry.add_argument(
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="of the topic when it is created (default: the cluster's default)",
+    )
+    registry.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    registry.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    try:
+        properties = (
+            parse_properties(args.command_config.read_text()) if args.command_config else {}
+        )
+        security = client_config(properties)
+    except (ConfigError, OSError) as exc:
+        print(f"contextplane registry: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args, security))
+    except KeyboardInterrupt:
+        return 0
+    except (RegistryError, KafkaException, OSError) as exc:
+        print(f"contextplane registry: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
+    from contextplane.services.schema_registry.server import run_registry
+    from contextplane.services.schema_registry.store import KafkaStore
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    store = KafkaStore(
+        args.bootstrap,
+        topic=args.topic,
+        replication_factor=args.replication_factor,
+        timeout_s=args.timeout,
+        client_config=security,
+    )
+    await run_registry(store, args.host, args.port, stop)
+    return 0
+
+
+class RegistryBeside:
+    """The registry as a task of `contextplane up`, a client of that broker."""
+
+    def __init__(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        self._task = task
+        self._stop = stop
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):  # reported when it ended (_report)
+            await self._task
+
+
+def start_beside(host: str, broker_port: int, port: int) -> RegistryBeside:
+    from contextplane.services.schema_registry.server import run_registry
+    from contextplane.services.schema_registry.store import KafkaStore
+
+    stop = asyncio.Event()
+    store = KafkaStore(f"{host}:{broker_port}")
+    task = asyncio.create_task(run_registry(store, host, port, stop))
+    task.add_done_callback(_report)
+    return RegistryBeside(task, stop)
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """A registry that could not start or failed does not stop the broker: logged."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("contextplane").error("the schema registry stopped: %s", task.exception())

@@ -1,0 +1,67 @@
+"""The registry's ASGI app: the resources' routes, and every error answered with
+Confluent's `{error_code, message}` body and content type."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.http_io import RegistryResponse
+from contextplane.services.schema_registry.registry import SchemaRegistry
+from contextplane.services.schema_registry.routes import (
+    compatibility,
+    config,
+    mode,
+    schemas,
+    subjects,
+)
+
+log = logging.getLogger("contextplane.schema_registry")
+
+
+async def _root(request: Request) -> Response:
+    return RegistryResponse({})
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return RegistryResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and methods, in Confluent's shape (Jersey's words)."""
+    assert isinstance(exc, HTTPException)
+    body = {"error_code": exc.status_code, "message": f"HTTP {exc.status_code} {exc.detail}"}
+    return RegistryResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("request %s %s failed", request.method, request.url.path)
+    return RegistryResponse({"error_code": 500, "message": "Internal Server Error"}, 500)
+
+
+def build_app(registry: SchemaRegistry) -> Starlette:
+    routes = [
+        Route("/", _root, methods=["GET"]),
+        *subjects.ROUTES,
+        *schemas.ROUTES,
+        *config.ROUTES,
+        *mode.ROUTES,
+        *compatibility.ROUTES,
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            RegistryError: _registry_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.registry = registry
+    return app

@@ -1,0 +1,154 @@
+"""Avro schemas: parsed and checked by fastavro, kept as a canonical string and as a tree
+whose named types are written by full name (what the compatibility rules walk).
+
+The canonical string is the identity of a schema: registering text that differs only in
+whitespace, key order or the `{"type": "int"}` shorthand returns the same id; a change in
+a doc, default or alias is a new schema, as in Confluent's registry (whose canonical string
+is Avro's `Schema.toString()`). Parsing Canonical Form is not used: it drops defaults and
+aliases, which change how data resolves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+import fastavro.schema
+
+from contextplane.services.schema_registry.errors import invalid_schema
+
+# A schema's text; above `_schemas`' default max.message.bytes with its record around it,
+# a schema could not be stored anyway.
+SCHEMA_BYTES_MAX = 512 * 1024
+# Nesting of the schema's JSON: bounds the parser's and the compatibility check's recursion.
+SCHEMA_DEPTH_MAX = 128
+
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+NAMED = frozenset({"record", "error", "enum", "fixed"})
+
+
+@dataclass(frozen=True)
+class AvroSchema:
+    canonical: str
+    # The schema with every named type's name and every reference to it written in full.
+    tree: Any
+    # Full name -> the definition (a dict in `tree`).
+    names: dict[str, dict[str, Any]]
+
+    def resolve(self, node: Any) -> Any:
+        """A reference by name becomes its definition; anything else is itself."""
+        if isinstance(node, str) and node not in PRIMITIVES:
+            return self.names[node]
+        return node
+
+
+def parse_avro(text: str) -> AvroSchema:
+    """The schema in `text`, or RegistryError 42201 saying why it is not one."""
+    if len(text.encode()) > SCHEMA_BYTES_MAX:
+        raise invalid_schema(f"the schema is larger than {SCHEMA_BYTES_MAX} bytes")
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels") from None
+    except ValueError as exc:
+        raise invalid_schema(f"not JSON: {exc}") from None
+    if _depth(document) > SCHEMA_DEPTH_MAX:
+        raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels")
+    try:
+        fastavro.parse_schema(document, _write_hint=False, _force=True)
+    except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType) as exc:
+        raise invalid_schema(str(exc)) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise invalid_schema(f"{type(exc).__name__}: {exc}") from None
+    shorthand = _shorthand(document)
+    names: dict[str, dict[str, Any]] = {}
+    tree = _qualify(shorthand, "", names)
+    canonical = json.dumps(shorthand, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return AvroSchema(canonical=canonical, tree=tree, names=names)
+
+
+def _depth(document: Any) -> int:
+    """Nesting depth, without recursion (the document may be as deep as json allows)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > SCHEMA_DEPTH_MAX:
+            return level
+        if isinstance(node, dict):
+            stack.extend((value, level + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, level + 1) for value in node)
+    return deepest
+
+
+def _shorthand(node: Any) -> Any:
+    """`{"type": "int"}` written as `"int"`, everywhere: Avro's own writer does the same."""
+    if isinstance(node, list):
+        return [_shorthand(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"type"} and isinstance(node["type"], str | list | dict):
+        return _shorthand(node["type"])
+    return {key: _shorthand(value) for key, value in node.items()}
+
+
+def full_name(name: str, namespace: str) -> str:
+    if "." in name or not namespace:
+        return name
+    return f"{namespace}.{name}"
+
+
+def _namespace_of(node: dict[str, Any], enclosing: str) -> str:
+    name = str(node["name"])
+    if "." in name:
+        return name.rsplit(".", 1)[0]
+    namespace = node.get("namespace")
+    return enclosing if namespace is None else str(namespace)
+
+
+def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any:
+    """A copy of `node` with named types and references to them by full name."""
+    if isinstance(node, str):
+        return node if node in PRIMITIVES else full_name(node, namespace)
+    if isinstance(node, list):
+        return [_qualify(branch, namespace, names) for branch in node]
+    kind = node["type"]
+    if not isinstance(kind, str) or kind not in NAMED | {"array", "map"}:
+        # A primitive with properties (a logical type): the primitive is what resolves.
+        return _qualify(kind, namespace, names)
+    if kind == "array":
+        return {"type": "array", "items": _qualify(node["items"], namespace, names)}
+    if kind == "map":
+        return {"type": "map", "values": _qualify(node["values"], namespace, names)}
+    inner = _namespace_of(node, namespace)
+    name = full_name(str(node["name"]).rsplit(".", 1)[-1], inner)
+    definition: dict[str, Any] = {
+        "type": "record" if kind == "error" else kind,
+        "name": name,
+        "aliases": [full_name(str(alias), inner) for alias in node.get("aliases", [])],
+    }
+    names[name] = definition  # before the fields: they may refer to it (recursion)
+    if kind in ("record", "error"):
+        definition["fields"] = [
+            {
+                "name": field["name"],
+                "aliases": list(field.get("aliases", [])),
+                "has_default": "default" in field,
+                "type": _qualify(field["type"], inner, names),
+            }
+            for field in node["fields"]
+        ]
+    elif kind == "enum":
+        definition["symbols"] = list(node["symbols"])
+        definition["has_default"] = "default" in node
+    else:
+        definition["size"] = node["size"]
+    return definition
+
+
+def simple_name(name: str) -> str:
+    return name.rsplit(".", 1)[-1]

@@ -1,0 +1,148 @@
+"""Confluent Schema Registry's errors: an HTTP status, an error code and a message, the
+same words Confluent's registry answers with (clients match on the codes).
+
+* RegistryError
+  - 400 / 400    a body that is not a JSON object
+  - 404 / 404xx  subject, version, schema not found; soft-delete states
+  - 409 / 409    incompatible schema
+  - 413 / 41301  request body too large
+  - 422 / 422xx  invalid schema, version, compatibility level, mode, or not permitted
+  - 500 / 500xx  the `_schemas` topic could not be written or read in time
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    def __init__(self, status: int, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def body(self) -> dict[str, object]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+def bad_request(message: str) -> RegistryError:
+    return RegistryError(400, 400, message)
+
+
+def body_too_large(limit_bytes: int) -> RegistryError:
+    return RegistryError(413, 41301, f"Request body is larger than {limit_bytes} bytes")
+
+
+def subject_not_found(subject: str) -> RegistryError:
+    return RegistryError(404, 40401, f"Subject '{subject}' not found.")
+
+
+def version_not_found(version: int | str) -> RegistryError:
+    return RegistryError(404, 40402, f"Version {version} not found.")
+
+
+def schema_not_found(schema_id: int | None = None) -> RegistryError:
+    if schema_id is None:
+        return RegistryError(404, 40403, "Schema not found")
+    return RegistryError(404, 40403, f"Schema {schema_id} not found")
+
+
+def subject_soft_deleted(subject: str) -> RegistryError:
+    return RegistryError(
+        404,
+        40404,
+        f"Subject '{subject}' was soft deleted.Set permanent=true to delete permanently",
+    )
+
+
+def subject_not_soft_deleted(subject: str) -> RegistryError:
+    return RegistryError(
+        404,
+        40405,
+        f"Subject '{subject}' was not deleted first before being permanently deleted",
+    )
+
+
+def version_soft_deleted(subject: str, version: int) -> RegistryError:
+    return RegistryError(
+        404,
+        40406,
+        f"Subject '{subject}' Version {version} was soft deleted. "
+        "Set permanent=true to delete permanently",
+    )
+
+
+def version_not_soft_deleted(subject: str, version: int) -> RegistryError:
+    return RegistryError(
+        404,
+        40407,
+        f"Subject '{subject}' Version {version} was not deleted first before being "
+        "permanently deleted",
+    )
+
+
+def subject_compatibility_not_found(subject: str) -> RegistryError:
+    return RegistryError(
+        404,
+        40408,
+        f"Subject '{subject}' does not have subject-level compatibility configured",
+    )
+
+
+def subject_mode_not_found(subject: str) -> RegistryError:
+    return RegistryError(
+        404, 40409, f"Subject '{subject}' does not have subject-level mode configured"
+    )
+
+
+def incompatible(subject: str, details: list[str]) -> RegistryError:
+    return RegistryError(
+        409,
+        409,
+        "Schema being registered is incompatible with an earlier schema for subject "
+        f'"{subject}", details: [{", ".join(details)}]',
+    )
+
+
+def invalid_schema(reason: str) -> RegistryError:
+    return RegistryError(422, 42201, f"Invalid schema: {reason}")
+
+
+def invalid_version(version: str) -> RegistryError:
+    return RegistryError(
+        422,
+        42202,
+        f"The specified version '{version}' is not a valid version id. Allowed values are "
+        'between [1, 2^31-1] and the string "latest"',
+    )
+
+
+def invalid_compatibility_level(level: object) -> RegistryError:
+    return RegistryError(
+        422,
+        42203,
+        f"Invalid compatibility level. Valid values are none, backward, forward, full, "
+        f"backward_transitive, forward_transitive, and full_transitive; got {level!r}",
+    )
+
+
+def invalid_mode(mode: object) -> RegistryError:
+    return RegistryError(
+        422, 42204, f"Invalid mode. Valid values are READWRITE and READONLY; got {mode!r}"
+    )
+
+
+def operation_not_permitted(message: str) -> RegistryError:
+    return RegistryError(422, 42205, message)
+
+
+def unprocessable(message: str) -> RegistryError:
+    """A field of the body with the wrong type: Jersey's 422 in Confluent."""
+    return RegistryError(422, 422, message)
+
+
+def store_error(reason: str) -> RegistryError:
+    return RegistryError(500, 50001, f"Error while storing in the _schemas topic: {reason}")
+
+
+def store_timeout(reason: str) -> RegistryError:
+    return RegistryError(500, 50002, f"Operation timed out: {reason}")

@@ -1,0 +1,272 @@
+"""The registry's operations, as Confluent's registry decides them. Every write decides
+against the folded state under one lock, then writes records and returns once they are
+applied; every check runs before the first record, so a refused request stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from contextplane.services.schema_registry import errors
+from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
+from contextplane.services.schema_registry.modes import DEFAULT_LEVEL, LEVELS, problems
+from contextplane.services.schema_registry.records import (
+    SchemaValue,
+    config_key,
+    delete_subject_key,
+    mode_key,
+    schema_key,
+)
+from contextplane.services.schema_registry.state import RegistryState, StoredSchema, Version
+from contextplane.services.schema_registry.store import Store
+
+SCHEMA_TYPES = ("AVRO",)  # JSON and PROTOBUF are later slices (RFC 0005)
+MODES = ("READWRITE", "READONLY")
+DEFAULT_MODE = "READWRITE"
+VERSION_MAX = 2**31 - 1
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class Found:
+    subject: str
+    version: Version
+    schema: StoredSchema
+
+
+class SchemaRegistry:
+    def __init__(self, store: Store) -> None:
+        self.state = RegistryState()
+        self._store = store
+        self._writes = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._store.start(self.state.apply)
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    # -- settings ------------------------------------------------------------------------
+
+    def compatibility(self, subject: str | None = None) -> str:
+        if subject is not None and subject in self.state.subject_compatibility:
+            return self.state.subject_compatibility[subject]
+        return self.state.global_compatibility or DEFAULT_LEVEL
+
+    def mode(self, subject: str | None = None) -> str:
+        if subject is not None and subject in self.state.subject_modes:
+            return self.state.subject_modes[subject]
+        return self.state.global_mode or DEFAULT_MODE
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def subjects(
+        self, *, deleted: bool = False, deleted_only: bool = False, prefix: str = ""
+    ) -> list[str]:
+        found = self.state.live_subjects(deleted=deleted or deleted_only)
+        if deleted_only:  # subjects soft-deleted whole
+            found = [s for s in found if not self.state.versions(s)]
+        return [s for s in found if s.startswith(prefix)]
+
+    def versions(
+        self, subject: str, *, deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
+        every = self.state.versions(subject, deleted=True)
+        if not every:
+            raise errors.subject_not_found(subject)
+        if deleted_only:
+            return [v.version for v in every if v.deleted]
+        found = self.state.versions(subject, deleted=deleted)
+        if not found:
+            raise errors.subject_not_found(subject)
+        return [v.version for v in found]
+
+    def all_latest(self, *, deleted: bool = False, prefix: str = "") -> list[Found]:
+        """The latest version of every subject (`GET /schemas`)."""
+        return [
+            self.version(subject, LATEST, deleted=deleted)
+            for subject in self.subjects(deleted=deleted, prefix=prefix)
+        ]
+
+    def version(self, subject: str, spec: str, *, deleted: bool = False) -> Found:
+        number = parse_version(spec)
+        every = self.state.versions(subject, deleted=True)
+        if not every:
+            raise errors.subject_not_found(subject)
+        candidates = every if deleted else [v for v in every if not v.deleted]
+        if number is None:
+            if not candidates:
+                raise errors.subject_not_found(subject)
+            chosen = candidates[-1]
+        else:
+            chosen = next((v for v in candidates if v.version == number), None)
+            if chosen is None:
+                raise errors.version_not_found(number)
+        return Found(subject, chosen, self.state.schemas[chosen.schema_id])
+
+    def schema(self, schema_id: int) -> StoredSchema:
+        stored = self.state.schemas.get(schema_id)
+        if stored is None:
+            raise errors.schema_not_found(schema_id)
+        return stored
+
+    def schema_versions(self, schema_id: int, *, deleted: bool = False) -> list[tuple[str, int]]:
+        self.schema(schema_id)
+        return [
+            (subject, v.version)
+            for subject, v in self.state.references_to(schema_id)
+            if deleted or not v.deleted
+        ]
+
+    def lookup(self, subject: str, text: str, schema_type: str, *, deleted: bool = False) -> Found:
+        versions = self.state.versions(subject, deleted=deleted)
+        if not versions:
+            raise errors.subject_not_found(subject)
+        parsed = _parse(text, schema_type)
+        schema_id = self.state.id_for(schema_type, parsed.canonical)
+        # The newest version with that schema, as Confluent answers.
+        for version in reversed(versions):
+            if version.schema_id == schema_id:
+                return Found(subject, version, self.state.schemas[version.schema_id])
+        raise errors.schema_not_found()
+
+    def compatibility_problems(
+        self, subject: str, spec: str | None, text: str, schema_type: str
+    ) -> list[str]:
+        """Why `text` may not follow the subject's version `spec` (None: every version the
+        subject's level checks against); empty when it may."""
+        parsed = _parse(text, schema_type)
+        live = self.state.versions(subject)
+        if spec is None:
+            return problems(self.compatibility(subject), parsed, self._parsed(live))
+        found = self.version(subject, spec)
+        level = self.compatibility(subject).removesuffix("_TRANSITIVE")
+        return problems(level, parsed, self._parsed([found.version]))
+
+    def _parsed(self, versions: list[Version]) -> list[tuple[int, AvroSchema]]:
+        return [(v.version, self.state.schemas[v.schema_id].parsed) for v in versions]
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def register(self, subject: str, text: str, schema_type: str) -> int:
+        async with self._writes:
+            await self._store.sync()
+            self._writable(subject)
+            parsed = _parse(text, schema_type)
+            live = self.state.versions(subject)
+            known_id = self.state.id_for(schema_type, parsed.canonical)
+            for version in live:
+                if version.schema_id == known_id:
+                    return version.schema_id
+            found = problems(self.compatibility(subject), parsed, self._parsed(live))
+            if found:
+                raise errors.incompatible(subject, found)
+            schema_id = known_id if known_id is not None else self.state.next_id()
+            number = self.state.next_version(subject)
+            if number > VERSION_MAX:
+                raise errors.operation_not_permitted(f"Subject '{subject}' has no versions left")
+            value = SchemaValue(subject, number, schema_id, parsed.canonical, False, schema_type)
+            await self._store.write([(schema_key(subject, number), value.to_json())])
+            return schema_id
+
+    async def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
+        async with self._writes:
+            await self._store.sync()
+            self._writable(subject)
+            every = self.state.versions(subject, deleted=True)
+            if not every:
+                raise errors.subject_not_found(subject)
+            live = [v for v in every if not v.deleted]
+            if permanent:
+                if live:
+                    raise errors.subject_not_soft_deleted(subject)
+                await self._store.write([(schema_key(subject, v.version), None) for v in every])
+                return [v.version for v in every]
+            if not live:
+                raise errors.subject_soft_deleted(subject)
+            latest = live[-1].version
+            value = {"subject": subject, "version": latest}
+            await self._store.write([(delete_subject_key(subject), value)])
+            return [v.version for v in live]
+
+    async def delete_version(self, subject: str, spec: str, *, permanent: bool) -> int:
+        async with self._writes:
+            await self._store.sync()
+            self._writable(subject)
+            # A version named by number is found soft-deleted or not, so that deleting it
+            # twice is 40406 rather than 40402; "latest" is the latest live one.
+            by_number = parse_version(spec) is not None
+            found = self.version(subject, spec, deleted=permanent or by_number)
+            version = found.version
+            if permanent:
+                if not version.deleted:
+                    raise errors.version_not_soft_deleted(subject, version.version)
+                await self._store.write([(schema_key(subject, version.version), None)])
+                return version.version
+            if version.deleted:
+                raise errors.version_soft_deleted(subject, version.version)
+            stored = found.schema
+            value = SchemaValue(
+                subject, version.version, stored.schema_id, stored.text, True, stored.schema_type
+            )
+            await self._store.write([(schema_key(subject, version.version), value.to_json())])
+            return version.version
+
+    async def set_compatibility(self, subject: str | None, level: object) -> str:
+        if not isinstance(level, str) or level.upper() not in LEVELS:
+            raise errors.invalid_compatibility_level(level)
+        async with self._writes:
+            await self._store.sync()
+            value = {"compatibilityLevel": level.upper()}
+            await self._store.write([(config_key(subject), value)])
+            return level.upper()
+
+    async def delete_compatibility(self, subject: str) -> str:
+        async with self._writes:
+            await self._store.sync()
+            previous = self.state.subject_compatibility.get(subject)
+            if previous is None:
+                raise errors.subject_compatibility_not_found(subject)
+            await self._store.write([(config_key(subject), None)])
+            return previous
+
+    async def set_mode(self, subject: str | None, mode: object) -> str:
+        if not isinstance(mode, str) or mode.upper() not in MODES:
+            raise errors.invalid_mode(mode)
+        async with self._writes:
+            await self._store.sync()
+            await self._store.write([(mode_key(subject), {"mode": mode.upper()})])
+            return mode.upper()
+
+    async def delete_mode(self, subject: str) -> str:
+        async with self._writes:
+            await self._store.sync()
+            previous = self.state.subject_modes.get(subject)
+            if previous is None:
+                raise errors.subject_mode_not_found(subject)
+            await self._store.write([(mode_key(subject), None)])
+            return previous
+
+    def _writable(self, subject: str) -> None:
+        if self.mode(subject) != "READWRITE":
+            raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
+
+
+def parse_version(spec: str) -> int | None:
+    """A version number, or None for the latest ("latest" or -1); 42202 otherwise."""
+    if spec == LATEST or spec == "-1":
+        return None
+    try:
+        number = int(spec)
+    except ValueError:
+        raise errors.invalid_version(spec) from None
+    if not 1 <= number <= VERSION_MAX:
+        raise errors.invalid_version(spec)
+    return number
+
+
+def _parse(text: str, schema_type: str) -> AvroSchema:
+    if schema_type not in SCHEMA_TYPES:
+        raise errors.invalid_schema(f"schema type {schema_type} is not supported")
+    return parse_avro(text)

@@ -1,0 +1,43 @@
+"""`/compatibility`: would a schema be accepted after a subject's version(s)?"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contextplane.services.schema_registry.http_io import (
+    RegistryResponse,
+    flag,
+    json_body,
+    registry_of,
+    schema_fields,
+)
+
+
+async def _answer(request: Request, version: str | None) -> Response:
+    text, schema_type = schema_fields(await json_body(request))
+    registry = registry_of(request)
+    subject = request.path_params["subject"]
+    registry.versions(subject)  # 40401 for a subject with no live version
+    found = registry.compatibility_problems(subject, version, text, schema_type)
+    body: dict[str, object] = {"is_compatible": not found}
+    if flag(request, "verbose"):
+        body["messages"] = found
+    return RegistryResponse(body)
+
+
+async def against_version(request: Request) -> Response:
+    return await _answer(request, request.path_params["version"])
+
+
+async def against_versions(request: Request) -> Response:
+    return await _answer(request, None)
+
+
+ROUTES = [
+    Route(
+        "/compatibility/subjects/{subject}/versions/{version}", against_version, methods=["POST"]
+    ),
+    Route("/compatibility/subjects/{subject}/versions", against_versions, methods=["POST"]),
+]

@@ -1,0 +1,73 @@
+"""`/schemas`: schemas by id, and the schema types served."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contextplane.services.schema_registry.http_io import (
+    RegistryResponse,
+    flag,
+    page,
+    raw_response,
+    registry_of,
+    schema_id,
+)
+from contextplane.services.schema_registry.registry import SCHEMA_TYPES
+from contextplane.services.schema_registry.routes.subjects import found_body
+
+
+async def types(request: Request) -> Response:
+    return RegistryResponse(list(SCHEMA_TYPES))
+
+
+async def latest_of_every_subject(request: Request) -> Response:
+    found = registry_of(request).all_latest(
+        deleted=flag(request, "deleted"), prefix=request.query_params.get("subjectPrefix", "")
+    )
+    return RegistryResponse(page(request, [found_body(f) for f in found]))
+
+
+async def contexts(request: Request) -> Response:
+    return RegistryResponse(["."])  # the default context only (RFC 0005, non-goals)
+
+
+async def by_id(request: Request) -> Response:
+    stored = registry_of(request).schema(schema_id(request))
+    body: dict[str, object] = {"schema": stored.text}
+    if stored.schema_type != "AVRO":
+        body["schemaType"] = stored.schema_type
+    return RegistryResponse(body)
+
+
+async def raw_by_id(request: Request) -> Response:
+    return raw_response(registry_of(request).schema(schema_id(request)).text)
+
+
+async def versions(request: Request) -> Response:
+    pairs = registry_of(request).schema_versions(
+        schema_id(request), deleted=flag(request, "deleted")
+    )
+    items = [{"subject": subject, "version": version} for subject, version in pairs]
+    return RegistryResponse(page(request, items))
+
+
+async def subjects(request: Request) -> Response:
+    pairs = registry_of(request).schema_versions(
+        schema_id(request), deleted=flag(request, "deleted")
+    )
+    wanted = request.query_params.get("subject")
+    names = sorted({s for s, _ in pairs if wanted is None or s == wanted})
+    return RegistryResponse(page(request, names))
+
+
+ROUTES = [
+    Route("/contexts", contexts, methods=["GET"]),
+    Route("/schemas", latest_of_every_subject, methods=["GET"]),
+    Route("/schemas/types", types, methods=["GET"]),
+    Route("/schemas/ids/{schema_id}", by_id, methods=["GET"]),
+    Route("/schemas/ids/{schema_id}/schema", raw_by_id, methods=["GET"]),
+    Route("/schemas/ids/{schema_id}/versions", versions, methods=["GET"]),
+    Route("/schemas/ids/{schema_id}/subjects", subjects, methods=["GET"]),
+]

@@ -1,0 +1,121 @@
+"""`/subjects`: subjects, their versions, lookup, registration and deletes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contextplane.services.schema_registry.http_io import (
+    RegistryResponse,
+    deleted_only_flag,
+    flag,
+    json_body,
+    page,
+    raw_response,
+    registry_of,
+    schema_fields,
+)
+from contextplane.services.schema_registry.registry import Found
+
+
+def found_body(found: Found) -> dict[str, object]:
+    body: dict[str, object] = {
+        "subject": found.subject,
+        "version": found.version.version,
+        "id": found.schema.schema_id,
+        "schema": found.schema.text,
+    }
+    if found.schema.schema_type != "AVRO":
+        body["schemaType"] = found.schema.schema_type
+    return body
+
+
+async def list_subjects(request: Request) -> Response:
+    subjects = registry_of(request).subjects(
+        deleted=flag(request, "deleted"),
+        deleted_only=deleted_only_flag(request),
+        prefix=request.query_params.get("subjectPrefix", ""),
+    )
+    return RegistryResponse(page(request, subjects))
+
+
+async def lookup(request: Request) -> Response:
+    text, schema_type = schema_fields(await json_body(request))
+    subject = request.path_params["subject"]
+    found = registry_of(request).lookup(
+        subject, text, schema_type, deleted=flag(request, "deleted")
+    )
+    return RegistryResponse(found_body(found))
+
+
+async def delete_subject(request: Request) -> Response:
+    subject = request.path_params["subject"]
+    deleted = await registry_of(request).delete_subject(
+        subject, permanent=flag(request, "permanent")
+    )
+    return RegistryResponse(deleted)
+
+
+async def list_versions(request: Request) -> Response:
+    subject = request.path_params["subject"]
+    versions = registry_of(request).versions(
+        subject, deleted=flag(request, "deleted"), deleted_only=deleted_only_flag(request)
+    )
+    return RegistryResponse(page(request, versions))
+
+
+async def register(request: Request) -> Response:
+    text, schema_type = schema_fields(await json_body(request))
+    subject = request.path_params["subject"]
+    schema_id = await registry_of(request).register(subject, text, schema_type)
+    return RegistryResponse({"id": schema_id})
+
+
+async def get_version(request: Request) -> Response:
+    found = registry_of(request).version(
+        request.path_params["subject"],
+        request.path_params["version"],
+        deleted=flag(request, "deleted"),
+    )
+    return RegistryResponse(found_body(found))
+
+
+async def get_version_schema(request: Request) -> Response:
+    found = registry_of(request).version(
+        request.path_params["subject"],
+        request.path_params["version"],
+        deleted=flag(request, "deleted"),
+    )
+    return raw_response(found.schema.text)
+
+
+async def referenced_by(request: Request) -> Response:
+    """Ids of schemas that refer to this version: none can yet, as references are refused
+    at registration (a later slice)."""
+    registry_of(request).version(
+        request.path_params["subject"], request.path_params["version"], deleted=True
+    )
+    return RegistryResponse([])
+
+
+async def delete_version(request: Request) -> Response:
+    version = await registry_of(request).delete_version(
+        request.path_params["subject"],
+        request.path_params["version"],
+        permanent=flag(request, "permanent"),
+    )
+    return RegistryResponse(version)
+
+
+ROUTES = [
+    Route("/subjects", list_subjects, methods=["GET"]),
+    Route("/subjects/{subject}", lookup, methods=["POST"]),
+    Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
+    Route("/subjects/{subject}/versions", list_versions, methods=["GET"]),
+    Route("/subjects/{subject}/versions", register, methods=["POST"]),
+    Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
+    Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
+    Route("/subjects/{subject}/versions/{version}/schema", get_version_schema, methods=["GET"]),
+    Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by, methods=["GET"]),
+]
