@@ -96,7 +96,13 @@ class TopicManager:
         await self._to_completion(self._refresh())
 
     async def _refresh(self) -> None:
-        topics = {t.name: t for t in await self._metadata.topics()}
+        while True:
+            seen = self.generation
+            topics = {t.name: t for t in await self._metadata.topics()}
+            if self.generation == seen:
+                break
+            # A change of this broker's landed during the read, which may predate it
+            # (a topic just created would look deleted): read again.
         if topics == self._topics:
             return
         for name in [name for name in self._topics if name not in topics]:

@@ -90,6 +90,8 @@ class Reconciler:
             await self._refresh_topics()
             self._topics_seen = topics_generation
         generation, rows = await self._metadata.assignment_changes(self._assignment_seen)
+        if any(not self._known_topic(row.topic) for row in rows):
+            await self._refresh_topics()  # created after the heartbeat this pass follows
         to_open: dict[str, list[int]] = {}
         to_release: list[int] = []
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
@@ -97,15 +99,17 @@ class Reconciler:
         me = self._node_id
         for row in rows:
             if not self._known_topic(row.topic):
-                continue  # deleted since (or not read yet: the next pass has it)
+                continue  # deleted since
             if leads(row.stream_id):
                 if row.target_node not in (me, -1):
                     to_release.append(row.stream_id)
                 else:
                     self._engine.resume(row.stream_id)
-            elif row.target_node == me and row.leader_node in (me, -1):
+            elif row.target_node == me and row.leader_node == -1:
+                # (What this node led itself it reopened at start; a row naming it while
+                # it is not led here is this broker's own claim, its reply in flight.)
                 to_open.setdefault(row.topic, []).append(row.stream_id)
-            else:
+            elif row.leader_node != me:
                 leaders[(row.topic, row.partition)] = (row.leader_node, row.leader_epoch)
         self._engine.note_leaders(leaders)
         results = await asyncio.gather(

@@ -256,10 +256,11 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         transaction; a stream whose epoch moved since it was read is not claimed.
 
         The claimability conditions are in the claim itself, so a broker acting on a
-        stale read never takes a partition from a leader: it claims only what it led
-        itself (an earlier incarnation's, reopened at start) or what nobody leads and is
-        targeted at it (or at no one: rows older than targets). A lapsed leader's
-        partitions wait for failover (RFC 0004 slice 2), which knows whether that
+        stale read never takes a partition from a live leader: it claims what it led
+        itself (an earlier incarnation's, reopened at start), or a partition targeted at
+        it (or at no one: rows older than targets) that nobody leads or whose leader's
+        lease has lapsed (on the database's clock). Nothing claims a lapsed leader's
+        partitions yet: failover (RFC 0004 slice 2) first needs to know whether that
         leader's WAL still holds their tail."""
         claimed: dict[int, int] = {}
         moved: dict[int, int] = {}
@@ -269,7 +270,11 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
                 updated = self._db.execute(
                     "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1,"
                     " assignment_generation=? WHERE stream_id=? AND leader_epoch=?"
-                    " AND (leader_node=? OR (leader_node=-1 AND target_node IN (?, -1)))",
+                    " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
+                    " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
+                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
+                    + self._now_ms
+                    + "))))",
                     (node_id, announced, stream_id, seen_epoch, node_id, node_id),
                 ).rowcount
                 if updated == 1:
