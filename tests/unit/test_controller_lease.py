@@ -26,9 +26,11 @@ def endpoints(port: int) -> tuple[BrokerEndpoint, ...]:
     return (BrokerEndpoint("PLAINTEXT", "127.0.0.1", port, "PLAINTEXT"),)
 
 
-def registered(engine: SqlEngine, node_id: int, incarnation: int, session_ms: int) -> None:
+def registered(
+    engine: SqlEngine, node_id: int, incarnation: int, session_ms: int, replaces: int = -1
+) -> None:
     assert engine.register_broker(
-        node_id, incarnation, None, endpoints(9000 + node_id), session_ms
+        node_id, incarnation, None, endpoints(9000 + node_id), session_ms, replaces
     ).registered
 
 
@@ -98,7 +100,7 @@ def test_a_new_incarnation_of_the_controllers_node_takes_it_at_once(metadata_url
         assert before is not None and before.controller.node_id == 1
         # Node 1 restarts (a new incarnation) while the lease is live: it does not wait
         # for the lease, and the epoch moves so the old incarnation is fenced.
-        registered(engine, 1, 11, LONG_MS)
+        registered(engine, 1, 11, LONG_MS, replaces=10)
         after = engine.cluster_heartbeat(1, 11, LONG_MS, -1)
         assert after is not None
         assert after.controller == ControllerRecord(1, before.controller.epoch + 1)

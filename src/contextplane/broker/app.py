@@ -349,7 +349,6 @@ class Broker:
             settings.node_id,
             settings.broker_heartbeat_interval_ms / 1000,
         )
-        self.reconciler.start()
         self.controller = Controller(self.metadata, registry)
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
@@ -446,6 +445,7 @@ class Broker:
             audit_sink=sink,
             receipts=self.receipts,
         )
+        self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {

@@ -127,7 +127,7 @@ class AssignmentRows:
         with engine._transaction():
             self._db.execute(
                 self._sql(
-                    "UPDATE controller SET lease_expires_ms = NOW_MS"
+                    "UPDATE controller SET lease_expires_ms = NOW_MS - 1"
                     " WHERE id=1 AND node_id=? AND controller_epoch=?"
                 ),
                 (node_id, controller_epoch),

@@ -197,6 +197,7 @@ class StorageEngine:
         self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
         self._reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self._tasks: list[asyncio.Task[None]] = []
+        self._opening = asyncio.Lock()
         self._refusing = False  # for logging each refusal episode once
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -245,7 +246,17 @@ class StorageEngine:
     ) -> None:
         """Claim leadership of `records` (one metadata transaction) and load the state of
         those claimed. With `summaries` (start-up) their object indexes stay in the store
-        until first needed (partition_index.py); without, they are new and have none."""
+        until first needed (partition_index.py); without, they are new and have none.
+        One opening at a time: a topic's creator and the reconciler may both find its
+        new partitions, and the second finds them open instead of claiming again."""
+        async with self._opening:
+            await self._open_claimed(
+                [r for r in records if (r.topic, r.partition) not in self.partitions], summaries
+            )
+
+    async def _open_claimed(
+        self, records: list[PartitionRecord], summaries: dict[int, RangeSummary] | None
+    ) -> None:
         epochs = await self.leadership.claim(records)
         for record in records:
             if record.stream_id not in epochs:
