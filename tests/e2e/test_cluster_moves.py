@@ -186,6 +186,29 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
         assert gets_during == 0
         with psycopg.connect(url) as db:
             assert db.execute("SELECT COUNT(*) FROM reassignments").fetchone() == (0,)
+
+        # A quiet move back, its data all in objects: the object store sees no request
+        # and no new object; the partition is served from the same objects.
+        wait_until(
+            lambda: one.broker.storage.pending_bytes == two.broker.storage.pending_bytes == 0,  # type: ignore[union-attr]
+            30,
+            "everything is uploaded",
+        )
+        files = sorted(f.name for f in (tmp_path / "objects").rglob("*") if f.is_file())
+        stores = [b.broker.storage.objects for b in (one, two)]  # type: ignore[union-attr]
+        requests = [(s.puts, s.gets) for s in stores]  # type: ignore[attr-defined]
+        epoch = partitions(url, "spread")[moved][2]
+        one.call(one.broker.controller.move({stream_id: 1}))  # type: ignore[union-attr]
+        wait_until(
+            lambda: partitions(url, "spread")[moved][1:3] == (1, epoch + 1),
+            30,
+            "broker 1 leads the partition again",
+        )
+        assert [(s.puts, s.gets) for s in stores] == requests  # type: ignore[attr-defined]
+        assert sorted(f.name for f in (tmp_path / "objects").rglob("*") if f.is_file()) == files
+        assert ranges(url, stream_id) == after
+        again = read_all(one.bootstrap, "spread", moved, len(acked) + 1)
+        assert again == read
     finally:
         two.stop()
         one.stop()
