@@ -1,7 +1,8 @@
 """Two brokers on one PostgreSQL and one object store (RFC 0004 slice 0): each lists both
 (with their racks) in Metadata and DescribeCluster, asked directly and through
-confluent-kafka; each leads the partitions it created and names the other as the leader
-of the other's, which a producer that knows only one of them follows; a second broker
+confluent-kafka; the first leads the topic it created alone, the second's topic is
+spread over both (RFC 0004 slice 1); each names the other as the leader of the other's
+partitions, which a producer that knows only one of them follows; a second broker
 with a live node.id exits before it listens; a killed broker restarted on its data
 directory is registered again at once, a killed one is unlisted once its lease lapses,
 a stopped one at once."""
@@ -16,6 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from contextplane.cluster.assignment_plan import Candidate, place
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
@@ -68,6 +70,18 @@ def stored_leaders(url: str) -> dict[tuple[str, int], tuple[int, int]]:
         return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
+def targets(url: str, topic: str, brokers: list[Candidate]) -> list[int]:
+    """Each partition's stored target, checked against the placement function."""
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT stream_id, target_node FROM partitions WHERE topic=%s ORDER BY partition",
+            (topic,),
+        ).fetchall()
+    planned = place([r[0] for r in rows], brokers)
+    assert [r[1] for r in rows] == [planned[r[0]] for r in rows]
+    return [r[1] for r in rows]
+
+
 def create(bootstrap: str, topic: str) -> None:
     """Create `topic` on the broker at `bootstrap` itself (an admin client sends it to
     whichever broker Metadata named controller)."""
@@ -100,19 +114,33 @@ def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
             wait_listed(running.bootstrap, both, 10)
             assert listed(running.bootstrap)["metadata"] == both
 
-        # Each leads what it created; the second never claimed the first's partitions.
+        # The first broker's topic, created alone, is all its own; the second never
+        # claimed it. The second's topic is placed over both (RFC 0004 slice 1), each
+        # partition led by its target once that broker's reconciler claimed it.
+        planned = dict(
+            zip(
+                [("from-two", 0), ("from-two", 1)],
+                targets(url, "from-two", [Candidate(1, "rack-1"), Candidate(2, "rack-2")]),
+                strict=True,
+            )
+        )
+        wait_until(
+            lambda: {k: stored_leaders(url)[k][0] for k in planned} == planned,
+            10,
+            "each broker claims its share of from-two",
+        )
         stored = stored_leaders(url)
-        assert {k: v[0] for k, v in stored.items() if k[0].startswith("from-")} == {
-            ("from-one", 0): 1,
-            ("from-one", 1): 1,
-            ("from-two", 0): 2,
-            ("from-two", 1): 2,
-        }
+        assert stored[("from-one", 0)][0] == stored[("from-one", 1)][0] == 1
         assert stored[("from-one", 0)][1] == 1  # claimed once, by its creator
         # The second broker read the first's topic at its start and names its leader.
+        wait_until(
+            lambda: listed(two.bootstrap)["leaders"][("from-two", 1)] == planned[("from-two", 1)],
+            10,
+            "the second broker names the leaders",
+        )
         leaders = listed(two.bootstrap)["leaders"]
         assert leaders[("from-one", 0)] == leaders[("from-one", 1)] == 1
-        assert leaders[("from-two", 0)] == 2
+        assert leaders[("from-two", 0)] == planned[("from-two", 0)]
 
         # A real client: confluent-kafka's view of the cluster, and a producer that
         # knows only the second broker writes to the first's partitions.

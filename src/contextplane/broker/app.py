@@ -30,7 +30,7 @@ from contextplane.broker.handlers import (
     transactions,
     transactions_admin,
 )
-from contextplane.broker.internal_topics import AUDIT_TOPIC
+from contextplane.broker.internal_topics import AUDIT_TOPIC, is_internal
 from contextplane.broker.leaders import Leaders
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
@@ -41,6 +41,9 @@ from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
 from contextplane.clock import Clock, SystemClock
+from contextplane.cluster.assignment_plan import Candidate, Placement
+from contextplane.cluster.controller import Controller
+from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
@@ -48,6 +51,7 @@ from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
 from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
+from contextplane.metadata.sql_assignment import TargetOf
 from contextplane.metadata.store import MetadataStore, open_metadata_store
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.security.acl_admin import AclAdmin
@@ -265,6 +269,8 @@ class Broker:
         self._listeners: BrokerListeners | None = None
         self._probes: Probes | None = None
         self.registry: Registry | None = None
+        self.reconciler: Reconciler | None = None
+        self.controller: Controller | None = None  # its writes count only while it leads
         # Set when another incarnation took this node.id: the process must stop.
         self.registration_lost = asyncio.Event()
         self.bound_port = settings.port  # the first listener's
@@ -291,6 +297,20 @@ class Broker:
             for spec in self.settings.listeners
         )
 
+    def _placement(self, topic: str) -> TargetOf:
+        """Where a new topic's partitions go (RFC 0004 §2): over the live brokers, by
+        `assignment_plan`; an internal topic stays on this broker, whose coordinators
+        write it (coordinators across brokers are a later slice)."""
+        node_id = self.settings.node_id
+        if is_internal(topic) or self.registry is None:
+            return lambda stream_id: node_id
+        candidates = [
+            Candidate(b.node_id, b.rack)
+            for b in self.registry.brokers
+            if b.state == "live" and b.node_id != node_id
+        ]
+        return Placement([Candidate(node_id, self.settings.broker_rack), *candidates])
+
     async def start(self) -> None:
         try:
             await self._start()
@@ -316,9 +336,21 @@ class Broker:
                 topics.configs(name) if topics is not None else {}, settings.log_cleanup_policy
             ),
         )
-        self.topics = topics = TopicManager(self.metadata, storage, settings)
+        self.topics = topics = TopicManager(
+            self.metadata, storage, settings, lambda topic: self._placement(topic)
+        )
         await topics.load()
         await storage.open()
+        self.reconciler = Reconciler(
+            self.metadata,
+            storage,
+            registry,
+            topics.refresh,
+            lambda name: name in topics.topics(),
+            settings.node_id,
+            settings.broker_heartbeat_interval_ms / 1000,
+        )
+        self.controller = Controller(self.metadata, registry)
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
             self._probes.start()
@@ -416,6 +448,7 @@ class Broker:
             audit_sink=sink,
             receipts=self.receipts,
         )
+        self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
@@ -430,6 +463,8 @@ class Broker:
         most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
         if self._listeners is not None:
             self._listeners.close()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         if self.offsets_topic is not None:
             await self.offsets_topic.stop()
         if self.receipts is not None:

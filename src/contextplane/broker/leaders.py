@@ -4,10 +4,11 @@ NOT_LEADER_OR_FOLLOWER answer names (KIP-951).
 The leader is this broker at its epoch for a partition it leads; for another, the node
 and epoch the metadata store held when this broker last read the partition (the storage
 engine's `led_elsewhere` mirror: filled at start and when a topic is created or grown
-here), while that node's lease is live in the registry; otherwise none, (-1, -1). Never a
-guess: a client moves to a leader it is told about only if the epoch is newer than the
-one it knows, so an invented epoch would send it astray. Read at each call, so the answer
-follows the mirror and the registry as soon as either changes.
+here, refreshed by the reconciler at each assignment generation), while that node's
+lease is live in the registry; otherwise none, (-1, -1). Never a guess: a client moves
+to a leader it is told about only if the epoch is newer than the one it knows, so an
+invented epoch would send it astray. Read at each call, so the answer follows the
+mirror and the registry as soon as either changes.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from contextplane import limits
 from contextplane.broker.configs import checked_topic_config
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
+from contextplane.metadata.sql_assignment import TargetOf
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
@@ -48,10 +49,20 @@ _T = TypeVar("_T")
 
 
 class TopicManager:
-    def __init__(self, metadata: MetadataStore, log: StorageEngine, settings: Settings) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        log: StorageEngine,
+        settings: Settings,
+        placement: Callable[[str], TargetOf] | None = None,
+    ) -> None:
+        """`placement(topic)` places a new topic's partitions (RFC 0004 §2: over the live
+        brokers); by default all on this broker."""
         self._metadata = metadata
         self._log = log
         self._settings = settings
+        node_id = settings.node_id
+        self._placement = placement or (lambda topic: lambda stream_id: node_id)
         self._topics: dict[str, TopicRecord] = {}
         self._by_id: dict[bytes, TopicRecord] = {}
         # Called with a deleted topic's name (the group coordinator drops its offsets).
@@ -78,6 +89,25 @@ class TopicManager:
 
     async def load(self) -> None:
         self._set({t.name: t for t in await self._metadata.topics()})
+
+    async def refresh(self) -> None:
+        """Read the topic table again (another broker changed it); the partitions of
+        topics deleted meanwhile stop being served here."""
+        await self._to_completion(self._refresh())
+
+    async def _refresh(self) -> None:
+        while True:
+            seen = self.generation
+            topics = {t.name: t for t in await self._metadata.topics()}
+            if self.generation == seen:
+                break
+            # A change of this broker's landed during the read, which may predate it
+            # (a topic just created would look deleted): read again.
+        if topics == self._topics:
+            return
+        for name in [name for name in self._topics if name not in topics]:
+            self._log.drop_topic(name)
+        self._set(topics)
 
     def _set(self, topics: dict[str, TopicRecord]) -> None:
         self._topics = topics
@@ -142,7 +172,7 @@ class TopicManager:
         return await self._to_completion(self._create(name, partitions, configs))
 
     async def _create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
-        record = await self._metadata.create_topic(name, partitions, configs)
+        record = await self._metadata.create_topic(name, partitions, configs, self._placement(name))
         self._put(record)
         await self._log.open_new_partitions(name)
         return record
@@ -182,7 +212,11 @@ class TopicManager:
         return {name: self._topics[name] for name in names if name in self._topics}
 
     async def _auto_create(self, wanted: list[str], partitions: int) -> None:
-        created = await self._metadata.create_topics(wanted, partitions, {})
+        # One placement for all: auto-created topics are never internal (those exist
+        # from the start), so they are placed alike.
+        created = await self._metadata.create_topics(
+            wanted, partitions, {}, self._placement(wanted[0])
+        )
         if len(created) < len(wanted):
             await self.load()  # another connection created some meanwhile
         self._set({**self._topics, **{r.name: r for r in created}})
@@ -211,7 +245,7 @@ class TopicManager:
         await self._to_completion(self._add_partitions(name, count))
 
     async def _add_partitions(self, name: str, count: int) -> None:
-        await self._metadata.add_partitions(name, count)
+        await self._metadata.add_partitions(name, count, self._placement(name))
         record = self._topics.get(name)
         if record is not None:
             self._put(dataclasses.replace(record, partitions=count))

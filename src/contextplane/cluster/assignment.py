@@ -1,7 +1,6 @@
-"""Which partitions this broker should lead. Until a controller writes a desired
-assignment (RFC 0004 §2), a broker leads what it created and what nobody leads; a
-cluster will decide per partition (and tell the storage engine to open or release
-partitions as the assignment changes)."""
+"""Which partitions this broker opens when it reads them (at start, and for the topics it
+creates): `TargetAssignment`, the desired assignment of RFC 0004 §2. The reconciler
+(`cluster/reconciler.py`) keeps following the targets as they change."""
 
 from __future__ import annotations
 
@@ -25,3 +24,19 @@ class OwnOrUnled:
 
     def leads(self, record: PartitionRecord) -> bool:
         return record.leader_node in (self._node_id, -1)
+
+
+class TargetAssignment:
+    """Partitions targeted at this node that nobody leads, and those this node led: an
+    earlier incarnation's are reopened (their WAL tail is replayed here) even when their
+    target moved meanwhile, and the reconciler then hands them over. Rows without a
+    target (written before targets existed) keep `OwnOrUnled`'s rule. The claim
+    (`claim_leadership`) checks the same conditions in its transaction."""
+
+    def __init__(self, node_id: int) -> None:
+        self._node_id = node_id
+
+    def leads(self, record: PartitionRecord) -> bool:
+        if record.leader_node == self._node_id:
+            return True
+        return record.leader_node == -1 and record.target_node in (self._node_id, -1)

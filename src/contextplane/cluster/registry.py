@@ -12,6 +12,11 @@ delays a renewal). A heartbeat that fails is retried at the next interval; one t
 finds the row taken by a newer incarnation calls `on_lost`: this process must stop.
 A clean stop marks the row stopped, so the id is free and the broker unlisted at once.
 
+Each heartbeat also renews or takes the controller's lease (RFC 0004 §2: the first
+broker whose heartbeat finds it expired takes it, with the next controller epoch) and
+reads the change generations; `changed` is set when one of them moved, for the
+reconciler and the topic table to catch up.
+
 A broker restarted after a crash (kill -9, power loss) finds its predecessor's lease
 still live. The data directory records the incarnation that last registered from it
 (`broker.incarnation`); since the broker holds the directory's lock before it registers,
@@ -27,7 +32,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from contextplane.metadata.records import BrokerEndpoint, BrokerRecord
+from contextplane.metadata.records import (
+    BrokerEndpoint,
+    BrokerRecord,
+    ClusterHeartbeat,
+    ControllerRecord,
+)
 from contextplane.metadata.store import MetadataStore
 from contextplane.settings import Settings
 
@@ -59,6 +69,12 @@ class Registry:
         self.brokers: list[BrokerRecord] = []
         self.live_ids: frozenset[int] = frozenset()
         self.generation = 0
+        # The controller as of the last heartbeat (node -1: none yet), and the change
+        # generations it read; `changed` is set whenever those move.
+        self.controller = ControllerRecord(-1, 0)
+        self.topics_generation = 0
+        self.assignment_generation = 0
+        self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # for logging each failing episode once
 
@@ -85,7 +101,14 @@ class Registry:
             )
         _record(self._incarnation_file, self.incarnation)
         log.info("registered as node %d (incarnation %d)", self._node_id, self.incarnation)
-        self._update(await self._metadata.live_brokers())
+        # The first heartbeat at once: the controller's lease is taken at start.
+        beat = await self._metadata.cluster_heartbeat(
+            self._node_id, self.incarnation, self._session_ms, self._controller_epoch()
+        )
+        if beat is None:
+            self._lost()
+            return
+        self._heard(beat)
         # Renewals start now: opening the partitions may take longer than the lease.
         if self._heartbeats is not self._metadata:
             await self._heartbeats.open()
@@ -100,8 +123,17 @@ class Registry:
             return
         self._update(await self._metadata.live_brokers())
 
+    @property
+    def is_controller(self) -> bool:
+        return self.controller.node_id == self._node_id and self.incarnation >= 0
+
+    def _controller_epoch(self) -> int:
+        """The epoch this incarnation holds the controller at (-1: it does not)."""
+        return self.controller.epoch if self.controller.node_id == self._node_id else -1
+
     async def stop(self) -> None:
-        """Stop renewing and mark the row stopped (when it is still this incarnation's)."""
+        """Stop renewing and mark the row stopped (when it is still this incarnation's);
+        a controller resigns, so another broker takes over at its next heartbeat."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -109,8 +141,11 @@ class Registry:
             if self._heartbeats is not self._metadata:
                 await self._heartbeats.close()
         if self.incarnation >= 0:
+            held = self._controller_epoch()
             incarnation, self.incarnation = self.incarnation, -1
             try:
+                if held >= 0:
+                    await self._metadata.resign_controller(self._node_id, held)
                 await self._metadata.deregister_broker(self._node_id, incarnation)
             except Exception as exc:  # the lease then lapses by itself
                 log.warning("node %d: could not deregister (%s)", self._node_id, exc)
@@ -121,8 +156,11 @@ class Registry:
             try:
                 # Bounded: a renewal still unanswered after a session is a failed one.
                 async with asyncio.timeout(self._session_ms / 1000):
-                    live = await self._heartbeats.heartbeat_broker(
-                        self._node_id, self.incarnation, self._session_ms
+                    beat = await self._heartbeats.cluster_heartbeat(
+                        self._node_id,
+                        self.incarnation,
+                        self._session_ms,
+                        self._controller_epoch(),
                     )
             except Exception as exc:
                 if not self._failing:
@@ -137,10 +175,34 @@ class Registry:
             if self._failing:
                 log.info("node %d: lease renewed again", self._node_id)
                 self._failing = False
-            if live is None:
+            if beat is None:
                 self._lost()
                 return
-            self._update(live)
+            self._heard(beat)
+
+    def _heard(self, beat: ClusterHeartbeat) -> None:
+        self._update(beat.brokers)
+        if beat.controller != self.controller:
+            if beat.controller.node_id == self._node_id:
+                log.info(
+                    "node %d is the controller (epoch %d)", self._node_id, beat.controller.epoch
+                )
+            elif self.controller.node_id == self._node_id:
+                log.warning(
+                    "node %d is no longer the controller (node %d took it, epoch %d)",
+                    self._node_id,
+                    beat.controller.node_id,
+                    beat.controller.epoch,
+                )
+            self.controller = beat.controller
+            self.generation += 1  # Metadata and DescribeCluster name the controller
+        if (beat.topics_generation, beat.assignment_generation) != (
+            self.topics_generation,
+            self.assignment_generation,
+        ):
+            self.topics_generation = beat.topics_generation
+            self.assignment_generation = beat.assignment_generation
+            self.changed.set()
 
     def _update(self, live: list[BrokerRecord]) -> None:
         # The lease left changes at every read: compare what clients are told.

@@ -61,6 +61,7 @@ class PartitionRecord:
     leader_epoch: int
     log_start_offset: int
     producer_state: StoredProducerState = field(default_factory=StoredProducerState)
+    target_node: int = -1  # the desired leader (RFC 0004 §2); -1: none written
 
 
 @dataclass(slots=True)
@@ -341,3 +342,35 @@ class Registration:
 
     registered: bool
     broker: BrokerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerRecord:
+    """The controller row (RFC 0004 §2): the node holding the controller's lease and the
+    epoch that fences its writes; node -1 before any broker took it."""
+
+    node_id: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHeartbeat:
+    """What one heartbeat transaction read: the live brokers, the controller as it stands
+    after this broker tried to renew or take it, and the change generations."""
+
+    brokers: list[BrokerRecord]
+    controller: ControllerRecord
+    topics_generation: int
+    assignment_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRow:
+    """A partition's leadership and desired leader, as the reconciler reads it."""
+
+    stream_id: int
+    topic: str
+    partition: int
+    leader_node: int
+    leader_epoch: int
+    target_node: int

@@ -103,16 +103,21 @@ class BrokerRows:
         None when the row is no longer this incarnation's (replaced, or expired)."""
         engine: Any = self
         with engine._transaction():
-            renewed = self._db.execute(
-                self._sql(
-                    "UPDATE brokers SET lease_expires_ms = NOW_MS + ?"
-                    f" WHERE node_id=? AND incarnation=? AND state IN {_LEASED}"
-                ),
-                (session_ms, node_id, incarnation),
-            ).rowcount
-            if renewed != 1:
+            if not self._renew(node_id, incarnation, session_ms):
                 return None
             return self.live_brokers()
+
+    def _renew(self, node_id: int, incarnation: int, session_ms: int) -> bool:
+        """In a heartbeat's transaction: renew this incarnation's lease (False: the row
+        is no longer its own)."""
+        renewed = self._db.execute(
+            self._sql(
+                "UPDATE brokers SET lease_expires_ms = NOW_MS + ?"
+                f" WHERE node_id=? AND incarnation=? AND state IN {_LEASED}"
+            ),
+            (session_ms, node_id, incarnation),
+        ).rowcount
+        return bool(renewed == 1)
 
     def live_brokers(self) -> list[BrokerRecord]:
         """Every broker whose lease has not expired, by node id."""

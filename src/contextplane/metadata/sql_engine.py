@@ -34,6 +34,14 @@ from contextplane.metadata.records import (
     StoredProducerState,
     TopicRecord,
 )
+from contextplane.metadata.sql_assignment import (
+    ASSIGNMENT_GENERATION,
+    TOPICS_GENERATION,
+    AssignmentRows,
+    TargetOf,
+    bump_generation,
+    place_partitions,
+)
 from contextplane.metadata.sql_brokers import BrokerRows
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_objects import (
@@ -64,7 +72,7 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRows):
+class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRows, AssignmentRows):
     """Synchronous: one connection, called from one thread at a time."""
 
     _db: Db
@@ -115,10 +123,11 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
     # -- topics ------------------------------------------------------------------------
 
     def _insert_topic(
-        self, name: str, partitions: int, configs: dict[str, str]
+        self, name: str, partitions: int, configs: dict[str, str], placement: TargetOf | None
     ) -> TopicRecord | None:
-        """Insert the topic and its partitions; None when it exists (one statement
-        decides, so two brokers creating it at once cannot both succeed)."""
+        """Insert the topic and its partitions, each with its target node from
+        `placement`; None when it exists (one statement decides, so two brokers creating
+        it at once cannot both succeed)."""
         topic_id = uuid.uuid4().bytes
         inserted = self._db.execute(
             "INSERT INTO topics (name, topic_id, configs) VALUES (?, ?, ?)"
@@ -131,24 +140,38 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
             "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
             [(name, p) for p in range(partitions)],
         )
+        place_partitions(self._db, name, 0, placement)
         return TopicRecord(name, topic_id, partitions, configs)
 
     @write
-    def create_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
+    ) -> TopicRecord:
         with self._transaction():
-            created = self._insert_topic(name, partitions, configs)
+            bump_generation(self._db, TOPICS_GENERATION)
+            created = self._insert_topic(name, partitions, configs, placement)
             if created is None:
                 raise KafkaError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
             return created
 
     @write
     def create_topics(
-        self, names: list[str], partitions: int, configs: dict[str, str]
+        self,
+        names: list[str],
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
     ) -> list[TopicRecord]:
         """Create those of `names` that do not exist yet, all in one transaction."""
         with self._transaction():
+            bump_generation(self._db, TOPICS_GENERATION)
             created = [
-                self._insert_topic(name, partitions, configs) for name in dict.fromkeys(names)
+                self._insert_topic(name, partitions, configs, placement)
+                for name in dict.fromkeys(names)
             ]
             return [topic for topic in created if topic is not None]
 
@@ -164,6 +187,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         """Delete a topic and its ranges; returns the keys of objects no range points at
         any more, now due for deletion at `delete_due_ms`."""
         with self._transaction():
+            bump_generation(self._db, TOPICS_GENERATION)
             self._before_range_deletes()
             streams = [
                 r[0]
@@ -180,8 +204,9 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
             return unreference_orphans(self._db, delete_due_ms)
 
     @write
-    def add_partitions(self, name: str, total: int) -> None:
+    def add_partitions(self, name: str, total: int, placement: TargetOf | None = None) -> None:
         with self._transaction():
+            bump_generation(self._db, TOPICS_GENERATION)
             (current,) = self._db.execute(
                 "SELECT COUNT(*) FROM partitions WHERE topic=?", (name,)
             ).fetchone()
@@ -189,10 +214,12 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
                 "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
                 [(name, p) for p in range(current, total)],
             )
+            place_partitions(self._db, name, int(current), placement)
 
     @write
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         with self._transaction():
+            bump_generation(self._db, TOPICS_GENERATION)
             self._db.execute(
                 "UPDATE topics SET configs=? WHERE name=?", (json.dumps(configs), name)
             )
@@ -201,8 +228,8 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
 
     def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
         query = (
-            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset"
-            " FROM partitions"
+            "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset,"
+            " target_node FROM partitions"
         )
         args: tuple[Any, ...] = ()
         if topic is not None:
@@ -210,7 +237,10 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
             args = (topic,)
         rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
         states = sql_producer_state.load(self._db, topic)
-        return [PartitionRecord(*r, states.get(r[0], StoredProducerState())) for r in rows]
+        return [
+            PartitionRecord(*r[:6], states.get(r[0], StoredProducerState()), int(r[6]))
+            for r in rows
+        ]
 
     def leader_epoch(self, stream_id: int) -> int | None:
         """The stream's stored leader epoch, its row locked until the transaction ends
@@ -223,15 +253,29 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
     @write
     def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
         """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen), in one
-        transaction; a stream whose epoch moved since it was read is not claimed."""
+        transaction; a stream whose epoch moved since it was read is not claimed.
+
+        The claimability conditions are in the claim itself, so a broker acting on a
+        stale read never takes a partition from a live leader: it claims what it led
+        itself (an earlier incarnation's, reopened at start), or a partition targeted at
+        it (or at no one: rows older than targets) that nobody leads or whose leader's
+        lease has lapsed (on the database's clock). Nothing claims a lapsed leader's
+        partitions yet: failover (RFC 0004 slice 2) first needs to know whether that
+        leader's WAL still holds their tail."""
         claimed: dict[int, int] = {}
         moved: dict[int, int] = {}
         with self._transaction():
+            announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
             for stream_id, seen_epoch in sorted(claims.items()):
                 updated = self._db.execute(
-                    "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1 "
-                    "WHERE stream_id=? AND leader_epoch=?",
-                    (node_id, stream_id, seen_epoch),
+                    "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1,"
+                    " assignment_generation=? WHERE stream_id=? AND leader_epoch=?"
+                    " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
+                    " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
+                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
+                    + self._now_ms
+                    + "))))",
+                    (node_id, announced, stream_id, seen_epoch, node_id, node_id),
                 ).rowcount
                 if updated == 1:
                     claimed[stream_id] = seen_epoch + 1
@@ -239,6 +283,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
                 epoch = self.leader_epoch(stream_id)
                 if epoch is not None:
                     moved[stream_id] = epoch
+            self._claimed(claimed, node_id)
         return ClaimOutcome(claimed, moved)
 
     # -- objects -----------------------------------------------------------------------
@@ -394,6 +439,9 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
             sql_acls.delete(self._db, records)
 
     alter_client_quotas = write(QuotaRows.alter_client_quotas)
+    move_partitions = write(AssignmentRows.move_partitions)
+    release_leadership = write(AssignmentRows.release_leadership)
+    resign_controller = write(AssignmentRows.resign_controller)
 
     # -- SCRAM credentials -------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
+from contextplane.metadata.sql_assignment import AssignmentCalls, TargetOf
 from contextplane.metadata.sql_brokers import BrokerCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
@@ -34,7 +35,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls):
+class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls, AssignmentCalls):
     """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""
 
     reserve: SpaceReserve | None = None
@@ -71,14 +72,22 @@ class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls):
         return await self._call(self.engine.next_counter, name, count)
 
     async def create_topic(
-        self, name: str, partitions: int, configs: dict[str, str]
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
     ) -> TopicRecord:
-        return await self._call(self.engine.create_topic, name, partitions, configs)
+        return await self._call(self.engine.create_topic, name, partitions, configs, placement)
 
     async def create_topics(
-        self, names: list[str], partitions: int, configs: dict[str, str]
+        self,
+        names: list[str],
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
     ) -> list[TopicRecord]:
-        return await self._call(self.engine.create_topics, names, partitions, configs)
+        return await self._call(self.engine.create_topics, names, partitions, configs, placement)
 
     async def topics(self) -> list[TopicRecord]:
         return await self._call(self.engine.topics)
@@ -86,8 +95,10 @@ class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls):
     async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         return await self._call(self.engine.delete_topic, name, delete_due_ms)
 
-    async def add_partitions(self, name: str, total: int) -> None:
-        await self._call(self.engine.add_partitions, name, total)
+    async def add_partitions(
+        self, name: str, total: int, placement: TargetOf | None = None
+    ) -> None:
+        await self._call(self.engine.add_partitions, name, total, placement)
 
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         await self._call(self.engine.set_topic_configs, name, configs)

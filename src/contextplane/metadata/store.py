@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import (
     AclRecord,
+    AssignmentRow,
     BrokerEndpoint,
     BrokerRecord,
     ClaimOutcome,
     ClientQuotaRecord,
+    ClusterHeartbeat,
     CommitOutcome,
     CommittedOffset,
+    ControllerRecord,
     ObjectCommit,
     ObjectSummary,
     ObjectSwap,
@@ -42,6 +45,7 @@ from contextplane.metadata.runner import Runner
 from contextplane.protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
+    from contextplane.metadata.sql_assignment import TargetOf
     from contextplane.settings import Settings
 
 
@@ -57,10 +61,22 @@ class MetadataStore(Protocol):
         ...
 
     async def create_topic(
-        self, name: str, partitions: int, configs: dict[str, str]
-    ) -> TopicRecord: ...
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
+    ) -> TopicRecord:
+        """Create a topic; `placement` gives each new partition's target node (RFC 0004
+        §2), written in the creating transaction."""
+        ...
+
     async def create_topics(
-        self, names: list[str], partitions: int, configs: dict[str, str]
+        self,
+        names: list[str],
+        partitions: int,
+        configs: dict[str, str],
+        placement: TargetOf | None = None,
     ) -> list[TopicRecord]:
         """Create the topics of `names` that do not exist yet, in one transaction."""
         ...
@@ -71,7 +87,9 @@ class MetadataStore(Protocol):
         deletion at `delete_due_ms` (in the same transaction); returns their keys."""
         ...
 
-    async def add_partitions(self, name: str, total: int) -> None: ...
+    async def add_partitions(
+        self, name: str, total: int, placement: TargetOf | None = None
+    ) -> None: ...
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None: ...
 
     async def partitions(self, topic: str | None = None) -> list[PartitionRecord]: ...
@@ -218,6 +236,32 @@ class MetadataStore(Protocol):
         self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
     ) -> bool: ...
     async def deregister_broker(self, node_id: int, incarnation: int) -> None: ...
+
+    # -- the controller and assignment (RFC 0004 §2) -----------------------------------
+    async def cluster_heartbeat(
+        self, node_id: int, incarnation: int, session_ms: int, controller_epoch: int
+    ) -> ClusterHeartbeat | None:
+        """Renew the lease, renew or take the controller's lease, read the live brokers,
+        the controller and the change generations, in one transaction; None when the
+        row is no longer this incarnation's."""
+        ...
+
+    async def controller(self) -> ControllerRecord: ...
+    async def resign_controller(self, node_id: int, controller_epoch: int) -> None: ...
+    async def move_partitions(
+        self, controller: ControllerRecord, moves: dict[int, int], reason: str
+    ) -> bool:
+        """The controller's new targets (stream -> node), fenced by its epoch: False and
+        nothing written when `controller` no longer holds the controller."""
+        ...
+
+    async def assignment_changes(self, since: int) -> tuple[int, list[AssignmentRow]]:
+        """The assignment generation and the partition rows changed after `since`."""
+        ...
+
+    async def release_leadership(self, stream_id: int, node_id: int, epoch: int) -> bool:
+        """Leave the partition without a leader if `node_id` still leads it at `epoch`."""
+        ...
 
 
 class MetadataStoreUnreachable(RuntimeError):

@@ -58,6 +58,8 @@ class Appender:
         log_append_time_ms: int | None = None,
     ) -> AppendResult:
         """Assign offsets to validated batches and queue them for the WAL."""
+        if partition.handing_over:
+            raise NotLeader(f"{partition.topic}-{partition.partition} is moving: retry")
         headers = list(batches)
         for header, _ in headers:
             duplicate = partition.producers.check_sequence(header)

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from contextplane.clock import Clock, SystemClock
-from contextplane.cluster.assignment import Assignment, OwnOrUnled
+from contextplane.cluster.assignment import Assignment, TargetAssignment
 from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import PartitionRecord, RangeRecord, RangeSummary
@@ -91,7 +91,7 @@ class StorageEngine:
         self.settings = settings
         self.metadata = metadata
         self.clock = clock = clock or SystemClock()
-        self._assignment = assignment or OwnOrUnled(settings.node_id)
+        self._assignment = assignment or TargetAssignment(settings.node_id)
         self.leadership = Leadership(metadata, settings.node_id, self._release)
         self.objects = objects or open_object_store(
             settings.resolved_object_store_url, settings.object_store_request_timeout_ms, clock
@@ -197,6 +197,7 @@ class StorageEngine:
         self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
         self._reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self._tasks: list[asyncio.Task[None]] = []
+        self._opening = asyncio.Lock()
         self._refusing = False  # for logging each refusal episode once
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -245,7 +246,17 @@ class StorageEngine:
     ) -> None:
         """Claim leadership of `records` (one metadata transaction) and load the state of
         those claimed. With `summaries` (start-up) their object indexes stay in the store
-        until first needed (partition_index.py); without, they are new and have none."""
+        until first needed (partition_index.py); without, they are new and have none.
+        One opening at a time: a topic's creator and the reconciler may both find its
+        new partitions, and the second finds them open instead of claiming again."""
+        async with self._opening:
+            await self._open_claimed(
+                [r for r in records if (r.topic, r.partition) not in self.partitions], summaries
+            )
+
+    async def _open_claimed(
+        self, records: list[PartitionRecord], summaries: dict[int, RangeSummary] | None
+    ) -> None:
         epochs = await self.leadership.claim(records)
         for record in records:
             if record.stream_id not in epochs:
@@ -283,6 +294,92 @@ class StorageEngine:
             ]
         )
         await self._open_partitions(records, None)
+
+    async def assign(self, records: list[PartitionRecord]) -> list[int]:
+        """Open partitions the reconciler found targeted here: claim them (one metadata
+        transaction, which checks they are claimable), then serve them from their
+        objects; returns the streams claimed. A partition handed over by its previous
+        leader has its whole log in objects, so nothing is copied or replayed."""
+        records = [r for r in records if (r.topic, r.partition) not in self.partitions]
+        if not records:
+            return []
+        summaries = {}
+        for record in records:
+            ranges = await self.metadata.ranges_of(record.stream_id)
+            if ranges:
+                summaries[record.stream_id] = RangeSummary(
+                    record.stream_id,
+                    ranges[-1].end_offset,
+                    -1,
+                    len(ranges),
+                    ranges[0].max_timestamp,
+                )
+        before = set(self._by_stream)
+        await self._open_partitions(records, summaries)
+        opened = [stream for stream in self._by_stream if stream not in before]
+        for stream_id in opened:
+            partition = self._by_stream[stream_id]
+            key = (partition.topic, partition.partition)
+            self._released.discard(key)
+            self.led_elsewhere.pop(key, None)
+            log.info("%s-%d: leading at epoch %d", *key, partition.leader_epoch)
+        return opened
+
+    async def release(self, stream_id: int) -> bool:
+        """Hand a partition over (RFC 0004 §6): refuse new appends, wait for its WAL writes
+        in flight, upload its tail (`Uploader.flush`), then leave it without a leader in
+        the metadata store (if this broker still leads it at its epoch), so its target
+        claims it with nothing to copy. False when it was not led here or was fenced
+        meanwhile. A failed upload serves it again and raises; a failed release raises
+        with appends still refused. The reconciler retries either."""
+        partition = self._by_stream.get(stream_id)
+        if partition is None:
+            return False
+        partition.handing_over = True
+        try:
+            await self.uploader.flush(partition)
+        except BaseException:
+            partition.handing_over = False
+            raise
+        if partition.deleted:
+            return False  # fenced or deleted during the flush
+        # Once asked, the store may have released it whatever the reply: appends stay
+        # refused (`resume` takes it back if its target returns here), and a release cut
+        # short by a stop still completes.
+        released = await asyncio.shield(
+            self.metadata.release_leadership(
+                stream_id, self.settings.node_id, partition.leader_epoch
+            )
+        )
+        key = (partition.topic, partition.partition)
+        self.leadership.release(stream_id)
+        self.led_elsewhere[key] = (-1, partition.leader_epoch)
+        log.info(
+            "%s-%d: handed over at epoch %d, offset %d",
+            *key,
+            partition.leader_epoch,
+            partition.next_offset,
+        )
+        return released
+
+    def resume(self, stream_id: int) -> None:
+        """A partition whose handover failed is targeted here again: serve it again."""
+        partition = self._by_stream.get(stream_id)
+        if partition is not None and partition.handing_over:
+            partition.handing_over = False
+            log.info("%s-%d: handover abandoned", partition.topic, partition.partition)
+
+    def note_leaders(self, leaders: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """The leaders (node, epoch) of partitions not led here, as last read from the
+        metadata store (Metadata answers and NOT_LEADER_OR_FOLLOWER name them)."""
+        changed = False
+        for key, leader in leaders.items():
+            if key in self.partitions or self.led_elsewhere.get(key) == leader:
+                continue
+            self.led_elsewhere[key] = leader
+            changed = True
+        if changed:
+            self.leadership.generation += 1
 
     def _fetch_ranges(self, stream_id: int) -> FetchRanges:
         async def fetch() -> list[RangeRecord]:
@@ -332,11 +429,13 @@ class StorageEngine:
         partition = self.partitions.get((topic, index))
         if partition is not None:
             return partition
+        elsewhere = self.led_elsewhere.get((topic, index))
+        if elsewhere is not None and elsewhere[0] != -1:
+            raise NotLeader(f"{topic}-{index} is led by node {elsewhere[0]}.")
         if (topic, index) in self._released:
             raise NotLeader(f"This broker no longer leads {topic}-{index}.")
-        elsewhere = self.led_elsewhere.get((topic, index))
         if elsewhere is not None:
-            raise NotLeader(f"{topic}-{index} is led by node {elsewhere[0]}.")
+            raise NotLeader(f"{topic}-{index} has no leader at the moment.")
         raise KafkaError(
             ErrorCode.unknown_topic_or_partition,
             "This server does not host this topic-partition.",

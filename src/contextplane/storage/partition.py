@@ -55,6 +55,7 @@ class PartitionLog:
     _waiters: list[asyncio.Future[None]] = field(default_factory=list)
     deleted: bool = False  # no longer served here: its topic was deleted, or it was released
     released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
+    handing_over: bool = False  # being handed over: appends refused (StorageEngine.release)
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
 

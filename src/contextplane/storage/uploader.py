@@ -183,11 +183,28 @@ class Uploader:
         async with self._uploading:
             return await self._upload_once()
 
-    async def _upload_once(self) -> int:
+    async def flush(self, partition: PartitionLog) -> None:
+        """Upload every batch of one partition (a handover's flush: RFC 0004 §6), waiting
+        for its WAL writes in flight; the caller has stopped its appends. Objects of this
+        partition alone, so the flush moves only its tail; an upload failure is raised."""
+        wait_s = self._settings.upload_interval_ms / 1000
+        while not partition.deleted and partition.object_end_offset < partition.next_offset:
+            if partition.high_watermark < partition.next_offset:
+                # Not durable yet (or taken back after a failed write, which notifies).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await partition.waiter()
+                continue
+            async with self._uploading:
+                uploaded = await self._upload_once(partition)
+            if not uploaded:
+                await asyncio.sleep(wait_s)  # nothing it could take yet: no busy loop
+
+    async def _upload_once(self, only: PartitionLog | None = None) -> int:
         # A commit whose outcome is unknown goes first, as it was: the same key, so that
         # the store recognises it if it did commit (commit_object is idempotent by key).
         retry = self._unsettled is not None
-        upload = self._unsettled or await self._put_object()
+        upload = self._unsettled or await self._put_object(only)
         if upload is None:
             return 0
         # Until its outcome is known (a failed call's reply may be lost after the commit)
@@ -200,10 +217,12 @@ class Uploader:
         self._in_flight.discard(upload.key)
         return await self._settle(upload, outcome)
 
-    async def _put_object(self) -> _Upload | None:
-        """Put one object of the oldest pending batches; None when nothing is pending."""
+    async def _put_object(self, only: PartitionLog | None = None) -> _Upload | None:
+        """Put one object of the oldest pending batches (of `only`, if given); None when
+        nothing is pending."""
         settings, log_cache = self._settings, self._log_cache
-        chunks = select_for_upload(self._partitions(), settings.upload_bytes)
+        partitions = self._partitions() if only is None else [only]
+        chunks = select_for_upload(partitions, settings.upload_bytes)
         if not chunks:
             return None
         size = sum(b.size for _, batches in chunks for b in batches)

@@ -108,6 +108,17 @@ def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
     return listed
 
 
+def _controller_id(ctx: RequestContext) -> int:
+    """The controller's node (RFC 0004 §2), as Metadata and DescribeCluster report it:
+    the node holding the controller's lease while its broker is listed; otherwise, as a
+    KRaft broker names some live broker, this one (admin requests reach any broker)."""
+    cluster = ctx.cluster
+    controller = cluster.registry.controller.node_id
+    if controller == cluster.node_id or controller in cluster.registry.live_ids:
+        return controller
+    return cluster.node_id
+
+
 def _broker_entries(ctx: RequestContext) -> list[dict[str, Any]]:
     return [
         {"node_id": node, "host": host, "port": port, "rack": rack}
@@ -257,7 +268,7 @@ def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
             throttle_time=ctx.throttle_ms,
             brokers=_broker_entries(ctx),
             cluster_id=cluster.cluster_id,
-            controller_id=cluster.node_id,
+            controller_id=_controller_id(ctx),
             topics=[],
             cluster_authorized_operations=_cluster_operations(ctx)
             if with_operations
@@ -370,7 +381,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         error_message=None,
         endpoint_type=BROKER_ENDPOINT,
         cluster_id=ctx.cluster.cluster_id,
-        controller_id=ctx.cluster.node_id,
+        controller_id=_controller_id(ctx),
         # The live brokers, never fenced: an expired lease is unlisted, not fenced, so
         # IncludeFencedBrokers (v2) lists the same.
         brokers=[

@@ -1,0 +1,129 @@
+"""The reconciler (RFC 0004 §2): one task per broker that moves what this broker leads
+towards the targets in the metadata store.
+
+It wakes when a heartbeat saw a change generation move (`Registry.changed`): the topic
+table is read again when `generation.topics` moved, then the partition rows changed
+since the last assignment generation it saw are read, and for each
+- targeted here, not led here, and without a leader (a handover released it, or it is
+  new): opened (`StorageEngine.assign`; the claim checks claimability in its own
+  transaction, so a stale read claims nothing);
+- led here and targeted elsewhere: handed over (`StorageEngine.release`: flush its tail
+  to objects, then leave it without a leader for its target to claim);
+- anything else: its leader as read is remembered for Metadata and for
+  NOT_LEADER_OR_FOLLOWER.
+
+A pass that failed (the store or the object store unreachable) is retried a heartbeat
+interval later from the same generation; passes never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from contextplane.cluster.registry import Registry
+from contextplane.metadata.records import PartitionRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.storage.engine import StorageEngine
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        engine: StorageEngine,
+        registry: Registry,
+        refresh_topics: Callable[[], Awaitable[None]],
+        known_topic: Callable[[str], bool],
+        node_id: int,
+        retry_s: float,
+    ) -> None:
+        self._metadata = metadata
+        self._engine = engine
+        self._registry = registry
+        self._refresh_topics = refresh_topics
+        self._known_topic = known_topic
+        self._node_id = node_id
+        self._retry_s = retry_s
+        self._assignment_seen = 0  # the assignment generation whose rows were all read
+        self._topics_seen = -1
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0  # completed passes (tests wait on it)
+
+    def start(self) -> None:
+        self._registry.changed.set()  # a first pass at once: rows changed while stopped
+        self._task = asyncio.create_task(self._run(), name="reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        changed = self._registry.changed
+        failing = False
+        while True:
+            await changed.wait()
+            changed.clear()
+            try:
+                await self.reconcile()
+            except Exception as exc:  # noqa: BLE001 - retried from the same generation
+                if not failing:
+                    log.warning("reconciling the assignment failed (%r); retrying", exc)
+                failing = True
+                await asyncio.sleep(self._retry_s)
+                changed.set()
+                continue
+            if failing:
+                log.info("the assignment is reconciled again")
+                failing = False
+
+    async def reconcile(self) -> None:
+        """One pass: the topic table if it changed, then the rows changed since the last
+        pass."""
+        topics_generation = self._registry.topics_generation
+        if topics_generation != self._topics_seen:
+            await self._refresh_topics()
+            self._topics_seen = topics_generation
+        generation, rows = await self._metadata.assignment_changes(self._assignment_seen)
+        if any(not self._known_topic(row.topic) for row in rows):
+            await self._refresh_topics()  # created after the heartbeat this pass follows
+        to_open: dict[str, list[int]] = {}
+        to_release: list[int] = []
+        leaders: dict[tuple[str, int], tuple[int, int]] = {}
+        leads = self._engine.leadership.leads
+        me = self._node_id
+        for row in rows:
+            if not self._known_topic(row.topic):
+                continue  # deleted since
+            if leads(row.stream_id):
+                if row.target_node not in (me, -1):
+                    to_release.append(row.stream_id)
+                else:
+                    self._engine.resume(row.stream_id)
+            elif row.target_node == me and row.leader_node == -1:
+                # (What this node led itself it reopened at start; a row naming it while
+                # it is not led here is this broker's own claim, its reply in flight.)
+                to_open.setdefault(row.topic, []).append(row.stream_id)
+            elif row.leader_node != me:
+                leaders[(row.topic, row.partition)] = (row.leader_node, row.leader_epoch)
+        self._engine.note_leaders(leaders)
+        results = await asyncio.gather(
+            *(self._engine.release(stream_id) for stream_id in to_release),
+            return_exceptions=True,
+        )
+        for topic, streams in to_open.items():
+            await self._engine.assign(await self._records(topic, set(streams)))
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        self._assignment_seen = generation
+        self.passes += 1
+
+    async def _records(self, topic: str, streams: set[int]) -> list[PartitionRecord]:
+        """The partitions to open as stored now (their epochs and producer state)."""
+        return [r for r in await self._metadata.partitions(topic) if r.stream_id in streams]
