@@ -3,11 +3,11 @@ canaries that the checkers and the run's budget must catch.
 
 Every run checks the first 100 seeds (and seeds that once spun); CI, which runs the
 `slow` tests too, sweeps the rest of seeds 0-999 (900 seeds), and the `long` sweep the
-1,100 after those (outside CI: `scripts/test -m long`); the two take about as long. `SEED=n pytest
-tests/sim` runs seed n alone (and prints its trace on failure); `SIM_SEEDS=n` adds a soak
-of n more seeds past the long sweep. A seed that spins fails on its budget of virtual time
-and loop iterations (sim/workload.py), naming what it was doing and where each task
-waits: a spin can no longer slow the suite silently.
+1,100 after those (outside CI: `scripts/test -m long`); the two take about as long.
+`SEED=n pytest tests/sim` runs seed n alone (and prints its trace on failure);
+`SIM_SEEDS=n` adds a soak of n more seeds past the long sweep. A seed that spins fails
+on its budget of virtual time and loop iterations (sim/workload.py), naming what it was
+doing and where each task waits: a spin can no longer slow the suite silently.
 """
 
 from __future__ import annotations
