@@ -14,6 +14,17 @@ from tests.support.postgres import postgres_server_fixture  # noqa: F401 - sessi
 FAST_JOINS = {"group.initial.rebalance.delay.ms": "0"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `long` test must be `slow` too: a caller's `-m "not slow"` replaces scripts/test's
+    `-m "not long"`, and the quick subset must still leave the soaks out."""
+    unslow = [
+        i.nodeid for i in items if i.get_closest_marker("long") and not i.get_closest_marker("slow")
+    ]
+    if unslow:
+        raise pytest.UsageError(f"marked long but not slow: {unslow}")
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[InProcessBroker]:
     """A fresh broker per test, with fast group joins."""

@@ -33,3 +33,16 @@ def test_the_quick_subset_leaves_out_the_slow_tests() -> None:
     collected = [line for line in result.stdout.splitlines() if "::" in line]
     assert collected and all(line.startswith(here) for line in collected), collected
     assert "deselected" in result.stdout.splitlines()[-1]
+
+
+def test_ci_leaves_out_the_long_soaks_and_keeps_their_shorter_variants() -> None:
+    # scripts/test selects `not long`; the soaks' shorter variants stay in that selection.
+    kill9, sim = "tests/e2e/test_exactly_once_kill9.py", "tests/sim/test_storage_simulation.py"
+    result = run_pytest("-m", "not long", "--collect-only", kill9, sim)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = {line.split("::")[-1].split("[")[0] for line in result.stdout.splitlines()}
+    assert {"test_exactly_once_across_kill9", "test_a_thousand_seeds_keep_every_guarantee"} <= names
+    assert not names & {
+        "test_exactly_once_across_many_kill9",
+        "test_thousands_of_seeds_keep_every_guarantee",
+    }

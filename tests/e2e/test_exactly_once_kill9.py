@@ -191,7 +191,9 @@ def test_exactly_once_across_a_kill9_on_s3(tmp_path: Path, seaweedfs: SeaweedFS)
     run_cycles(tmp_path / "broker", 1, object_store=seaweedfs.url_for("eos-kill9"))
 
 
+# The soak (a minute and a half): CI runs the two-cycle and S3 variants above instead.
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("cycles", [20])
 def test_exactly_once_across_many_kill9(tmp_path: Path, cycles: int) -> None:
     run_cycles(tmp_path / "broker", cycles)

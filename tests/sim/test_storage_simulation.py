@@ -2,11 +2,12 @@
 canaries that the checkers and the run's budget must catch.
 
 Every run checks the first 100 seeds (and seeds that once spun); CI, which runs the
-`slow` tests too, sweeps 2,000 more (about two minutes on one core). `SEED=n pytest
-tests/sim` runs seed n alone (and prints its trace on failure); `SIM_SEEDS=n` adds a soak
-of n more seeds past the CI sweep. A seed that spins fails on its budget of virtual time
-and loop iterations (sim/workload.py), naming what it was doing and where each task
-waits: a spin can no longer slow the suite silently.
+`slow` tests too, sweeps the rest of seeds 0-999 (900 seeds), and the `long` sweep the
+1,100 after those (outside CI: `scripts/test -m long`); the two take about as long.
+`SEED=n pytest tests/sim` runs seed n alone (and prints its trace on failure);
+`SIM_SEEDS=n` adds a soak of n more seeds past the long sweep. A seed that spins fails
+on its budget of virtual time and loop iterations (sim/workload.py), naming what it was
+doing and where each task waits: a spin can no longer slow the suite silently.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ QUICK_SEEDS = 100  # every run, the quick subset included: ~6 s
 # cancellations (asyncio.wait_for on 3.11 dropped them at close and at a crash); 19 of
 # seeds 0-999 did. A few stay in every run; the CI sweep covers the rest.
 ONCE_SPUN = (68, 165, 167, 200, 325)
-CI_SWEEP_SEEDS = 2_000  # after the quick ones, in CI (`slow`): ~2 minutes
-# A soak past the CI sweep, on request (`SIM_SEEDS=20000`).
+CI_SWEEP_END = 1_000  # the CI sweep (`slow`) runs seeds QUICK_SEEDS..999
+LONG_SWEEP_END = 2_100  # then the `long` sweep, outside CI
+# A soak past the long sweep, on request (`SIM_SEEDS=20000`).
 SOAK_SEEDS = int(os.environ.get("SIM_SEEDS", "0"))
 ONE_SEED = os.environ.get("SEED")
 
@@ -67,18 +69,26 @@ def test_seeds_keep_every_guarantee(chunk: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_thousands_of_seeds_keep_every_guarantee(chunk: int) -> None:
+def test_a_thousand_seeds_keep_every_guarantee(chunk: int) -> None:
     if ONE_SEED is None:
-        _run(_chunk(chunk, QUICK_SEEDS, QUICK_SEEDS + CI_SWEEP_SEEDS))
+        _run(_chunk(chunk, QUICK_SEEDS, CI_SWEEP_END))
 
 
 @pytest.mark.slow
+@pytest.mark.long
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_thousands_of_seeds_keep_every_guarantee(chunk: int) -> None:
+    if ONE_SEED is None:
+        _run(_chunk(chunk, CI_SWEEP_END, LONG_SWEEP_END))
+
+
+@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.skipif(SOAK_SEEDS == 0, reason="the soak runs on request: SIM_SEEDS=n")
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_soak_seeds_keep_every_guarantee(chunk: int) -> None:
     if ONE_SEED is None:
-        first = QUICK_SEEDS + CI_SWEEP_SEEDS
-        _run(_chunk(chunk, first, first + SOAK_SEEDS))
+        _run(_chunk(chunk, LONG_SWEEP_END, LONG_SWEEP_END + SOAK_SEEDS))
 
 
 def test_a_spinning_run_fails_on_its_budget_and_says_where() -> None:
