@@ -65,6 +65,7 @@ def parse_avro(text: str) -> AvroSchema:
     shorthand = _shorthand(document)
     names: dict[str, dict[str, Any]] = {}
     tree = _qualify(shorthand, "", names)
+    _check_rules(tree)
     canonical = json.dumps(shorthand, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return AvroSchema(canonical=canonical, tree=tree, names=names)
 
@@ -148,6 +149,55 @@ def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any
     else:
         definition["size"] = node["size"]
     return definition
+
+
+def _check_rules(node: Any) -> None:
+    """What Java's Avro parser refuses and fastavro lets through: a union in a union, two
+    branches of one type, two fields of one name, a name that is not an Avro name."""
+    if isinstance(node, list):
+        seen: set[str] = set()
+        for branch in node:
+            if isinstance(branch, list):
+                raise invalid_schema("Nested union")
+            key = branch if isinstance(branch, str) else branch.get("name", branch["type"])
+            if key in seen:
+                raise invalid_schema(f"Duplicate in union: {key}")
+            seen.add(key)
+            _check_rules(branch)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node["type"]
+    if kind == "array":
+        _check_rules(node["items"])
+    elif kind == "map":
+        _check_rules(node["values"])
+    else:
+        for part in node["name"].split("."):
+            _check_name(part)
+    if kind == "record":
+        fields: set[str] = set()
+        for field in node["fields"]:
+            _check_name(field["name"])
+            if field["name"] in fields:
+                raise invalid_schema(f"Duplicate field {field['name']} in record {node['name']}")
+            fields.add(field["name"])
+            _check_rules(field["type"])
+    elif kind == "enum":
+        for symbol in node["symbols"]:
+            _check_name(symbol)
+
+
+def _check_name(name: object) -> None:
+    """Avro's name rule as Java reads it: a letter or `_`, then letters, digits, `_`."""
+    valid = (
+        isinstance(name, str)
+        and name != ""
+        and (name[0].isalpha() or name[0] == "_")
+        and all(c.isalnum() or c == "_" for c in name)
+    )
+    if not valid:
+        raise invalid_schema(f"Illegal name: {name!r}")
 
 
 def simple_name(name: str) -> str:
