@@ -179,3 +179,20 @@ def test_hostile_bodies_are_refused_and_nothing_is_stored() -> None:
         )
 
     run(test)
+
+
+def test_an_encoded_slash_is_part_of_the_subject_as_in_confluent() -> None:
+    """Clients URL-encode the subject; `a%2Fb` is the subject `a/b`, not a path of two
+    segments (a 404), and `..` segments name subjects, not parent paths."""
+
+    async def test(connect: Connect, store: MemoryStore) -> None:
+        for path in ("/subjects/a%2Fb/versions", "/subjects/..%2F..%2Fconfig/versions"):
+            assert await request(connect, post(path, REGISTER)) == (200, b'{"id":1}')
+        get = b"GET /subjects/a%2Fb/versions/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        status, body = await request(connect, get)
+        assert (status, json.loads(body)["subject"]) == (200, "a/b")
+        listing = b"GET /subjects HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        status, body = await request(connect, listing)
+        assert json.loads(body) == ["../../config", "a/b"]
+
+    run(test)
