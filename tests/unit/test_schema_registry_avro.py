@@ -105,6 +105,19 @@ def field_int_defaulting(default: object) -> dict[str, object]:
         (json.dumps({**USER, "namespace": "acme.-x"}), "Illegal name"),
         (json.dumps({**USER, "fields": [{"name": "a-b", "type": "int"}]}), "Illegal name"),
         ('{"type": "enum", "name": "E", "symbols": ["A", "B C"]}', "symbol"),
+        (
+            '{"type": "record", "name": "R", "fields": [{"name": "a", "type": "double", '
+            '"default": NaN}]}',
+            "NaN",
+        ),
+        ('{"type": "fixed", "name": "F", "size": 1e999}', "range"),
+        ('{"type": "fixed", "name": "F", "size": -1}', "size"),
+        ('{"type": "fixed", "name": "F", "size": "8"}', "size"),
+        ('{"type": "fixed", "name": "F", "size": true}', "size"),
+        ('{"type": "record", "name": "R", "fields": {}}', "not a list"),
+        ('{"type": "enum", "name": "E", "symbols": "AB"}', "not a list"),
+        ('{"type": "record", "name": "R", "aliases": "x", "fields": []}', "not a list"),
+        ('{"type": "record", "name": "R", "aliases": ["1x"], "fields": []}', "Illegal name"),
     ],
     ids=[
         "not-json",
@@ -125,6 +138,15 @@ def field_int_defaulting(default: object) -> dict[str, object]:
         "bad-namespace",
         "bad-field-name",
         "bad-symbol",
+        "nan",
+        "infinite",
+        "negative-size",
+        "size-as-string",
+        "size-as-boolean",
+        "fields-not-a-list",
+        "symbols-not-a-list",
+        "aliases-not-a-list",
+        "bad-alias",
     ],
 )
 def test_invalid_schemas_are_42201(text: str, reason: str) -> None:
