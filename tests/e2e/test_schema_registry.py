@@ -158,6 +158,15 @@ def test_a_restarted_registry_rebuilds_from_schemas(
     assert configs["cleanup.policy"].value == "compact"
 
 
+def test_a_subject_with_a_slash_through_the_client(registry: RegistryProcess) -> None:
+    """The client URL-encodes the subject (`team%2Fusers-value`), as Confluent expects."""
+    client = SchemaRegistryClient({"url": registry.url})
+    schema_id = client.register_schema("team/users-value", avro(USER_V1))
+    assert client.get_subjects() == ["team/users-value"]
+    assert client.get_latest_version("team/users-value").schema_id == schema_id
+    assert client.lookup_schema("team/users-value", avro(USER_V1)).version == 1
+
+
 def test_garbage_another_client_writes_to_schemas_is_skipped_live_and_on_replay(
     broker: InProcessBroker, registry: RegistryProcess
 ) -> None:
