@@ -158,6 +158,67 @@ def test_a_restarted_registry_rebuilds_from_schemas(
     assert configs["cleanup.policy"].value == "compact"
 
 
+def test_a_subject_with_a_slash_through_the_client(registry: RegistryProcess) -> None:
+    """The client URL-encodes the subject (`team%2Fusers-value`), as Confluent expects."""
+    client = SchemaRegistryClient({"url": registry.url})
+    schema_id = client.register_schema("team/users-value", avro(USER_V1))
+    assert client.get_subjects() == ["team/users-value"]
+    assert client.get_latest_version("team/users-value").schema_id == schema_id
+    assert client.lookup_schema("team/users-value", avro(USER_V1)).version == 1
+
+
+def test_garbage_another_client_writes_to_schemas_is_skipped_live_and_on_replay(
+    broker: InProcessBroker, registry: RegistryProcess
+) -> None:
+    """Any Kafka client can produce to `_schemas`: what the registry cannot read is
+    skipped, live and on replay, and it goes on reading and answering."""
+    client = SchemaRegistryClient({"url": registry.url})
+    first = client.register_schema("a-value", avro(USER_V1))
+    key = json.dumps({"keytype": "SCHEMA", "subject": "a-value", "version": 2, "magic": 1})
+    value = {"subject": "a-value", "version": 2, "schema": json.dumps(USER_V2)}
+    # (A record without a key is not among them: the broker refuses it on a compacted
+    # topic, as Kafka does.)
+    garbage: list[tuple[bytes | None, bytes | None]] = [
+        (key.encode(), json.dumps({**value, "id": 2**31}).encode()),  # no client decodes it
+        (key.encode(), json.dumps(value)[:-1].encode() + b', "id": 1e999}'),
+        (key.encode(), json.dumps({**value, "id": first}).encode()),  # another schema's id
+        (b'{"keytype":"CONFIG","subject":null,"magic":0}', b'{"compatibilityLevel":"LAX"}'),
+        (b'{"keytype":"MODE","subject":null,"magic":0}', b'{"mode":"WRITEONLY"}'),
+        (b"\xff\xfe", b"\xff"),
+        (b"[" * 100_000 + b"]" * 100_000, None),  # nested past Python's JSON parser
+        # A good record right behind the garbage, most likely read in the same batch.
+        (b'{"keytype":"CONFIG","subject":"b-value","magic":0}', b'{"compatibilityLevel":"FULL"}'),
+    ]
+    failures: list[object] = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 100})
+    for garbage_key, garbage_value in garbage:
+        producer.produce(
+            "_schemas",
+            key=garbage_key,
+            value=garbage_value,
+            partition=0,
+            on_delivery=lambda error, _: failures.append(error) if error else None,
+        )
+    assert producer.flush(30) == 0 and failures == []
+    del producer  # its connection must not outlive the broker
+
+    def answers(again: SchemaRegistryClient) -> None:
+        assert again.get_versions("a-value") == [1, 2]
+        assert again.get_compatibility() == "BACKWARD"
+        assert again.get_compatibility("b-value") == "FULL"
+        assert json.loads(again.get_schema(first).schema_str) == USER_V1
+        with pytest.raises(SchemaRegistryError) as refused:  # BACKWARD still checks
+            again.register_schema("a-value", avro(USER_REQUIRED_EMAIL))
+        assert refused.value.error_code == 409
+
+    # A write after the garbage is read back past it: the reader went on.
+    assert client.register_schema("a-value", avro(USER_V2)) == first + 1
+    answers(client)
+    assert registry.stop() == 0
+    registry.start()
+    answers(SchemaRegistryClient({"url": registry.url}))
+
+
 def test_a_write_while_the_broker_is_down_fails_and_the_next_one_succeeds(
     broker: InProcessBroker, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from contextplane.services.schema_registry.app import build_app
 from contextplane.services.schema_registry.http_io import BODY_BYTES_MAX, CONTENT_TYPE
+from contextplane.services.schema_registry.records import encode, schema_key
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.store import MemoryStore
 from tests.support.asgi import Answer, call
@@ -274,3 +275,58 @@ def test_the_listening_socket_names_tcp_so_connections_get_nodelay() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_subjects_with_control_characters_are_refused_and_nothing_is_stored() -> None:
+    """Confluent refuses a subject with any of Java's ISO control characters (42208);
+    `..`, `%` and very long names are subjects like any other."""
+
+    async def test(client: Client, store: MemoryStore) -> None:
+        # (Tab and newline are not tried here: urlsplit drops them from the target.)
+        for bad in ("a\x00b", "esc\x1b", "bell\x07", "del\x7f", "c1\x85"):
+            for method, target, body in [
+                ("POST", f"/subjects/{bad}/versions", schema(V1)),
+                ("PUT", f"/config/{bad}", {"compatibility": "NONE"}),
+                ("PUT", f"/mode/{bad}", {"mode": "READONLY"}),
+            ]:
+                answer = await client(method, target, body)
+                assert error(answer) == (422, 42208), (method, repr(bad))
+        assert store.log == []
+        for odd in ("..", "%2F", "x" * 10_000, "ünïcode"):  # %2F: the subject "/"
+            answer = await client("POST", f"/subjects/{odd}/versions", schema(V1))
+            assert answer.json() == {"id": 1}
+            assert (await client("GET", f"/subjects/{odd}/versions")).json() == [1]
+
+    run(test)
+
+
+def test_version_strings_are_read_as_confluent_reads_them() -> None:
+    async def test(client: Client, store: MemoryStore) -> None:
+        await client("POST", "/subjects/s/versions", schema(V1))
+        for spec in ("1", "+1", "latest", "-1", "01"):
+            answer = await client("GET", f"/subjects/s/versions/{spec}")
+            assert (answer.status, answer.json()["version"]) == (200, 1), spec
+        bad = ["0", "-2", "2147483648", "1_0", " 1", "1 ", "1.0", "0x1", "LATEST", "9" * 5000]
+        for spec in bad:
+            answer = await client("GET", f"/subjects/s/versions/{spec}")
+            assert error(answer) == (422, 42202), spec[:20]
+        assert error(await client("GET", "/subjects/s/versions/2147483647")) == (404, 40402)
+
+    run(test)
+
+
+def test_no_id_past_2_31_minus_1_is_handed_out() -> None:
+    """Another writer's record may take the last id a client can decode: registering a
+    new schema then fails, stores nothing, and known schemas still resolve."""
+    store = MemoryStore()
+    last = {"subject": "t", "version": 1, "id": 2**31 - 1, "schema": '"long"', "deleted": False}
+    store.log.append((encode(schema_key("t", 1)), encode(last)))
+
+    async def test(client: Client, store: MemoryStore) -> None:
+        answer = await client("POST", "/subjects/s/versions", schema(V1))
+        assert error(answer) == (500, 50001)
+        assert len(store.log) == 1
+        answer = await client("POST", "/subjects/s/versions", {"schema": '"long"'})
+        assert answer.json() == {"id": 2**31 - 1}  # a known schema keeps its id
+
+    run(test, store)

@@ -97,6 +97,27 @@ def field_int_defaulting(default: object) -> dict[str, object]:
         ("[" * (SCHEMA_DEPTH_MAX + 1) + '"int"' + "]" * (SCHEMA_DEPTH_MAX + 1), "nested deeper"),
         ("[" * 100_000 + "]" * 100_000, "nested deeper"),
         (json.dumps({**USER, "doc": "x" * SCHEMA_BYTES_MAX}), "larger than"),
+        ('["null", ["int", "long"]]', "Nested union"),
+        ('["int", "string", "int"]', "Duplicate in union: int"),
+        (json.dumps([USER, "acme.User"]), "Duplicate in union: acme.User"),
+        (json.dumps({**USER, "fields": [USER["fields"][0]] * 2}), "Duplicate field a"),
+        (json.dumps({**USER, "name": "1User"}), "Illegal name"),
+        (json.dumps({**USER, "namespace": "acme.-x"}), "Illegal name"),
+        (json.dumps({**USER, "fields": [{"name": "a-b", "type": "int"}]}), "Illegal name"),
+        ('{"type": "enum", "name": "E", "symbols": ["A", "B C"]}', "symbol"),
+        (
+            '{"type": "record", "name": "R", "fields": [{"name": "a", "type": "double", '
+            '"default": NaN}]}',
+            "NaN",
+        ),
+        ('{"type": "fixed", "name": "F", "size": 1e999}', "range"),
+        ('{"type": "fixed", "name": "F", "size": -1}', "size"),
+        ('{"type": "fixed", "name": "F", "size": "8"}', "size"),
+        ('{"type": "fixed", "name": "F", "size": true}', "size"),
+        ('{"type": "record", "name": "R", "fields": {}}', "not a list"),
+        ('{"type": "enum", "name": "E", "symbols": "AB"}', "not a list"),
+        ('{"type": "record", "name": "R", "aliases": "x", "fields": []}', "not a list"),
+        ('{"type": "record", "name": "R", "aliases": ["1x"], "fields": []}', "Illegal name"),
     ],
     ids=[
         "not-json",
@@ -109,6 +130,23 @@ def field_int_defaulting(default: object) -> dict[str, object]:
         "deep",
         "very-deep",
         "huge",
+        "nested-union",
+        "repeated-union-branch",
+        "repeated-named-union-branch",
+        "repeated-field",
+        "bad-record-name",
+        "bad-namespace",
+        "bad-field-name",
+        "bad-symbol",
+        "nan",
+        "infinite",
+        "negative-size",
+        "size-as-string",
+        "size-as-boolean",
+        "fields-not-a-list",
+        "symbols-not-a-list",
+        "aliases-not-a-list",
+        "bad-alias",
     ],
 )
 def test_invalid_schemas_are_42201(text: str, reason: str) -> None:
@@ -116,3 +154,8 @@ def test_invalid_schemas_are_42201(text: str, reason: str) -> None:
         parse_avro(text)
     assert (raised.value.status, raised.value.error_code) == (422, 42201)
     assert reason in raised.value.message
+
+
+def test_names_are_avro_names_in_any_script() -> None:
+    """Java's rule: a letter (any script) or `_`, then letters, digits and `_`."""
+    parse_avro(json.dumps({**USER, "name": "_Ünïcode1", "namespace": "ä.b_2"}))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from contextplane.services.schema_registry.avro_compat import incompatibilities
+from contextplane.services.schema_registry.avro_compat import _Checker, incompatibilities
 from contextplane.services.schema_registry.avro_schema import parse_avro
 from contextplane.services.schema_registry.modes import LEVELS, problems
 
@@ -219,3 +219,25 @@ def test_every_pair_decided_as_apache_avro_decides_it(old: str, new: str) -> Non
     for reader, writer in ((new, old), (old, new)):
         ours = not incompatibilities(parse_avro(reader), parse_avro(writer))
         assert ours == _avro_oracle(reader, writer), (reader, writer)
+
+
+def test_union_against_union_checks_only_branches_that_may_read_each_other() -> None:
+    """Each writer branch is tried against the reader branches of its kind and name, not
+    against all of them: two unions of n records cost n checks, not n x n."""
+    branches = [{"type": "record", "name": f"R{i}", "fields": []} for i in range(300)]
+    old = parse_avro(json.dumps(["null", *branches]))
+    new = parse_avro(json.dumps(["null", "int", *reversed(branches)]))
+    checker = _Checker(reader=new, writer=old)
+    assert checker.check(new.tree, old.tree, "") == []
+    assert len(checker.decided) == len(branches)
+    dropped = parse_avro(json.dumps(["null", *branches[1:]]))
+    [missing] = incompatibilities(reader=dropped, writer=old)
+    assert (missing.error_type, missing.path) == ("MISSING_UNION_BRANCH", "/1")
+
+
+def test_a_union_branch_reads_by_alias_and_by_promotion() -> None:
+    old = parse_avro(json.dumps(["null", {"type": "record", "name": "a.Old", "fields": []}, "int"]))
+    renamed = {"type": "record", "name": "New", "aliases": ["a.Old"], "fields": []}
+    new = parse_avro(json.dumps(["null", "double", renamed]))
+    assert incompatibilities(reader=new, writer=old) == []
+    assert incompatibilities(reader=old, writer=new) != []

@@ -7,12 +7,14 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
+from contextplane.services.schema_registry.path_segments import RawPathRouting
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.routes import (
     compatibility,
@@ -57,6 +59,7 @@ def build_app(registry: SchemaRegistry) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RawPathRouting)],
         exception_handlers={
             RegistryError: _registry_error,
             HTTPException: _http_error,

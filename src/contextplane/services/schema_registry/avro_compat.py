@@ -18,6 +18,10 @@ A pair of named types under check is assumed compatible while it is being checke
 ends recursion through recursive types, and is the co-inductive reading both Java and the
 specification intend. Pairs already decided are remembered, so a schema that refers to one
 type many times is checked once per pair.
+
+A reader union is indexed by what its branches can read (kind, name, alias), so a writer
+branch is checked only against the branches that could read it: union against union is
+linear in their sizes, not their product (two unions of 5,000 records took minutes).
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class _Checker:
         self.writer = writer
         # (reader name, writer name) -> found (empty while under check).
         self.decided: dict[tuple[str, str], list[Incompatibility]] = {}
+        # id of a reader union -> its branches by what they read: (kind, simple name or
+        # "alias:" + a full name, or "" for unnamed kinds) -> [(position, branch)].
+        self.union_indexes: dict[int, dict[tuple[str, str], list[tuple[int, Any]]]] = {}
 
     def check(self, reader_node: Any, writer_node: Any, path: str) -> list[Incompatibility]:
         reader = self.reader.resolve(reader_node)
@@ -74,7 +81,7 @@ class _Checker:
                 found += self.check(reader, branch, f"{path}/{index}")
             return found
         if isinstance(reader, list):
-            for branch in reader:
+            for branch in self._branches_that_may_read(reader, writer):
                 if not self.check(branch, writer, path):
                     return []
             return [
@@ -98,6 +105,20 @@ class _Checker:
         if reader_kind == "map":
             return self.check(reader["values"], writer["values"], f"{path}/values")
         return self._named(reader, writer, path)
+
+    def _branches_that_may_read(self, union: list[Any], writer: Any) -> list[Any]:
+        """The branches of a reader union that are not refused at once by their kind or
+        name (the only ones `check` can find compatible), in the union's order."""
+        index = self.union_indexes.get(id(union))
+        if index is None:
+            index = self.union_indexes[id(union)] = {}
+            for position, branch in enumerate(union):
+                for key in _read_keys(self.reader.resolve(branch)):
+                    index.setdefault(key, []).append((position, branch))
+        found: dict[int, Any] = {}
+        for key in _written_keys(writer):
+            found.update(index.get(key, ()))
+        return [found[position] for position in sorted(found)]
 
     def _named(
         self, reader: dict[str, Any], writer: dict[str, Any], path: str
@@ -135,7 +156,8 @@ class _Checker:
                 ]
             return []
         if kind == "enum":
-            missing = [s for s in writer["symbols"] if s not in reader["symbols"]]
+            symbols = set(reader["symbols"])
+            missing = [s for s in writer["symbols"] if s not in symbols]
             if missing and not reader["has_default"]:
                 return [
                     Incompatibility(
@@ -170,6 +192,25 @@ class _Checker:
                     )
                 )
         return found
+
+
+def _read_keys(reader: Any) -> list[tuple[str, str]]:
+    """What a (resolved, non-union) reader branch can read, as keys `_written_keys` makes."""
+    kind = _kind(reader)
+    if kind in PROMOTIONS:
+        return [(writer_kind, "") for writer_kind in PROMOTIONS[kind]]
+    if kind in ("array", "map"):
+        return [(kind, "")]
+    return [(kind, simple_name(reader["name"]))] + [
+        (kind, f"alias:{alias}") for alias in reader["aliases"]
+    ]
+
+
+def _written_keys(writer: Any) -> list[tuple[str, str]]:
+    kind = _kind(writer)
+    if kind in PROMOTIONS or kind in ("array", "map"):
+        return [(kind, "")]
+    return [(kind, simple_name(writer["name"])), (kind, f"alias:{writer['name']}")]
 
 
 def _kind(node: Any) -> str:

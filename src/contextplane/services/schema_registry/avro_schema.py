@@ -11,6 +11,7 @@ aliases, which change how data resolves.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ def parse_avro(text: str) -> AvroSchema:
     if len(text.encode()) > SCHEMA_BYTES_MAX:
         raise invalid_schema(f"the schema is larger than {SCHEMA_BYTES_MAX} bytes")
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_not_json, parse_float=_finite)
     except RecursionError:
         raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels") from None
     except ValueError as exc:
@@ -65,8 +66,22 @@ def parse_avro(text: str) -> AvroSchema:
     shorthand = _shorthand(document)
     names: dict[str, dict[str, Any]] = {}
     tree = _qualify(shorthand, "", names)
+    _check_rules(tree)
     canonical = json.dumps(shorthand, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return AvroSchema(canonical=canonical, tree=tree, names=names)
+
+
+def _not_json(token: str) -> Any:
+    """NaN and Infinity are Python's JSON, not JSON: no other reader of the schema parses
+    them (Java's clients among them)."""
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite(token: str) -> float:
+    number = float(token)
+    if math.isinf(number):
+        raise ValueError(f"{token} is out of a double's range")
+    return number
 
 
 def _depth(document: Any) -> int:
@@ -129,25 +144,93 @@ def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any
     definition: dict[str, Any] = {
         "type": "record" if kind == "error" else kind,
         "name": name,
-        "aliases": [full_name(str(alias), inner) for alias in node.get("aliases", [])],
+        "aliases": [full_name(alias, inner) for alias in _names(node, "aliases", [])],
     }
     names[name] = definition  # before the fields: they may refer to it (recursion)
     if kind in ("record", "error"):
+        fields = node["fields"]
+        if not isinstance(fields, list):
+            raise invalid_schema(f"'fields' of {name} is not a list")
         definition["fields"] = [
             {
                 "name": field["name"],
-                "aliases": list(field.get("aliases", [])),
+                "aliases": _names(field, "aliases", []),
                 "has_default": "default" in field,
                 "type": _qualify(field["type"], inner, names),
             }
-            for field in node["fields"]
+            for field in fields
         ]
     elif kind == "enum":
-        definition["symbols"] = list(node["symbols"])
+        definition["symbols"] = _names(node, "symbols")
         definition["has_default"] = "default" in node
     else:
-        definition["size"] = node["size"]
+        size = node["size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise invalid_schema(f"the size of {name} is {size!r}, not an integer >= 0")
+        definition["size"] = size
     return definition
+
+
+def _names(node: dict[str, Any], key: str, *default: list[str]) -> list[str]:
+    """A list of names (aliases, symbols), each an Avro name (dotted for an alias)."""
+    found = node.get(key, *default) if default else node[key]
+    if not isinstance(found, list):
+        raise invalid_schema(f"{key!r} is {found!r}, not a list")
+    for name in found:
+        if not isinstance(name, str):
+            raise invalid_schema(f"{key!r} holds {name!r}, not a name")
+        for part in name.split("."):
+            _check_name(part)
+    return found
+
+
+def _check_rules(node: Any) -> None:
+    """What Java's Avro parser refuses and fastavro lets through: a union in a union, two
+    branches of one type, two fields of one name, a name that is not an Avro name."""
+    if isinstance(node, list):
+        seen: set[str] = set()
+        for branch in node:
+            if isinstance(branch, list):
+                raise invalid_schema("Nested union")
+            key = branch if isinstance(branch, str) else branch.get("name", branch["type"])
+            if key in seen:
+                raise invalid_schema(f"Duplicate in union: {key}")
+            seen.add(key)
+            _check_rules(branch)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node["type"]
+    if kind == "array":
+        _check_rules(node["items"])
+    elif kind == "map":
+        _check_rules(node["values"])
+    else:
+        for part in node["name"].split("."):
+            _check_name(part)
+    if kind == "record":
+        fields: set[str] = set()
+        for field in node["fields"]:
+            _check_name(field["name"])
+            if field["name"] in fields:
+                raise invalid_schema(f"Duplicate field {field['name']} in record {node['name']}")
+            fields.add(field["name"])
+            _check_rules(field["type"])
+    elif kind == "enum":
+        for symbol in node["symbols"]:
+            _check_name(symbol)
+
+
+def _check_name(name: object) -> None:
+    """Avro's name rule as Java reads it: a letter or `_`, then letters, digits, `_`."""
+    valid = (
+        isinstance(name, str)
+        and name != ""
+        and (name[0].isalpha() or name[0] == "_")
+        and all(c.isalnum() or c == "_" for c in name)
+    )
+    if not valid:
+        raise invalid_schema(f"Illegal name: {name!r}")
 
 
 def simple_name(name: str) -> str:

@@ -4,9 +4,11 @@ same words Confluent's registry answers with (clients match on the codes).
 * RegistryError
   - 400 / 400    a body that is not a JSON object
   - 404 / 404xx  subject, version, schema not found; soft-delete states
+  - 408 / 408    a request body trickled in too slowly
   - 409 / 409    incompatible schema
   - 413 / 41301  request body too large
-  - 422 / 422xx  invalid schema, version, compatibility level, mode, or not permitted
+  - 422 / 422xx  invalid schema, version, compatibility level, mode, subject, or not
+                 permitted
   - 500 / 500xx  the `_schemas` topic could not be written or read in time
 """
 
@@ -26,6 +28,10 @@ class RegistryError(Exception):
 
 def bad_request(message: str) -> RegistryError:
     return RegistryError(400, 400, message)
+
+
+def request_timeout(seconds: float) -> RegistryError:
+    return RegistryError(408, 408, f"The request body did not arrive within {seconds:.0f} s")
 
 
 def body_too_large(limit_bytes: int) -> RegistryError:
@@ -138,6 +144,10 @@ def operation_not_permitted(message: str) -> RegistryError:
 def unprocessable(message: str) -> RegistryError:
     """A field of the body with the wrong type: Jersey's 422 in Confluent."""
     return RegistryError(422, 422, message)
+
+
+def invalid_subject(subject: str) -> RegistryError:
+    return RegistryError(422, 42208, f"The specified subject '{subject}' is not a valid.")
 
 
 def store_error(reason: str) -> RegistryError:

@@ -3,6 +3,7 @@ parameters read as Confluent's (Jersey) reads them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 # A request body: a schema (SCHEMA_BYTES_MAX) escaped into JSON, with room to spare.
 BODY_BYTES_MAX = 1024 * 1024
+# A body trickled slower than this holds a connection and a task no longer (the request
+# head has its own deadline: request_deadline.py).
+BODY_READ_S = 30.0
 
 
 def registry_of(request: Request) -> SchemaRegistry:
@@ -34,18 +38,22 @@ def raw_response(text: str) -> Response:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, read up to BODY_BYTES_MAX: 413 past it, 400 for
-    anything that is not a JSON object."""
+    """The body as a JSON object, read up to BODY_BYTES_MAX within BODY_READ_S: 413 past
+    the size, 408 past the time, 400 for anything that is not a JSON object."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > BODY_BYTES_MAX:
         raise errors.body_too_large(BODY_BYTES_MAX)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > BODY_BYTES_MAX:
-            raise errors.body_too_large(BODY_BYTES_MAX)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_READ_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > BODY_BYTES_MAX:
+                    raise errors.body_too_large(BODY_BYTES_MAX)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise errors.request_timeout(BODY_READ_S) from None
     try:
         document = json.loads(b"".join(chunks))
     except (ValueError, RecursionError) as exc:

@@ -17,6 +17,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+# Ids and versions are Java ints in Confluent's registry and its clients (an id is four
+# bytes of every serialized payload): a record with one outside [1, INT32_MAX] is not read.
+INT32_MAX = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class SchemaValue:
@@ -41,14 +45,37 @@ class SchemaValue:
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> SchemaValue:
+        """ValueError for a value with a field of the wrong type or out of range: another
+        writer's record is read as strictly as Confluent's Jackson reads it."""
+        deleted = value.get("deleted", False)
+        if not isinstance(deleted, bool):
+            raise ValueError(f"'deleted' is {deleted!r}, not a boolean")
+        schema_type = value.get("schemaType") or "AVRO"
+        if not isinstance(schema_type, str):
+            raise ValueError(f"'schemaType' is {schema_type!r}, not a string")
         return SchemaValue(
-            subject=str(value["subject"]),
-            version=int(value["version"]),
-            schema_id=int(value["id"]),
-            schema=str(value["schema"]),
-            deleted=bool(value.get("deleted", False)),
-            schema_type=str(value.get("schemaType") or "AVRO"),
+            subject=text_field(value, "subject"),
+            version=int32_field(value, "version"),
+            schema_id=int32_field(value, "id"),
+            schema=text_field(value, "schema"),
+            deleted=deleted,
+            schema_type=schema_type,
         )
+
+
+def text_field(document: dict[str, Any], name: str) -> str:
+    found = document[name]
+    if not isinstance(found, str):
+        raise ValueError(f"{name!r} is {found!r}, not a string")
+    return found
+
+
+def int32_field(document: dict[str, Any], name: str) -> int:
+    """A field that must be an integer in [1, INT32_MAX] (not a float, not a boolean)."""
+    found = document[name]
+    if isinstance(found, bool) or not isinstance(found, int) or not 1 <= found <= INT32_MAX:
+        raise ValueError(f"{name!r} is {found!r}, not an integer in [1, {INT32_MAX}]")
+    return found
 
 
 def schema_key(subject: str, version: int) -> dict[str, Any]:

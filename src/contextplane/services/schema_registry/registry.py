@@ -6,12 +6,14 @@ applied; every check runs before the first record, so a refused request stores n
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from contextplane.services.schema_registry import errors
 from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
 from contextplane.services.schema_registry.modes import DEFAULT_LEVEL, LEVELS, problems
 from contextplane.services.schema_registry.records import (
+    INT32_MAX,
     SchemaValue,
     config_key,
     delete_subject_key,
@@ -24,8 +26,14 @@ from contextplane.services.schema_registry.store import Store
 SCHEMA_TYPES = ("AVRO",)  # JSON and PROTOBUF are later slices (RFC 0005)
 MODES = ("READWRITE", "READONLY")
 DEFAULT_MODE = "READWRITE"
-VERSION_MAX = 2**31 - 1
+VERSION_MAX = INT32_MAX
+ID_MAX = INT32_MAX
 LATEST = "latest"
+# What Java's Integer.parseInt reads (Confluent's VersionId): Python's int() also reads
+# surrounding whitespace and "1_000".
+_JAVA_INT = re.compile(r"[+-]?\d+")
+# Java's Character.isISOControl: Confluent refuses a subject with any of these (42208).
+_ISO_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class SchemaRegistry:
     # -- writes --------------------------------------------------------------------------
 
     async def register(self, subject: str, text: str, schema_type: str) -> int:
+        check_subject(subject)
         async with self._writes:
             await self._store.sync()
             self._writable(subject)
@@ -163,6 +172,8 @@ class SchemaRegistry:
             if found:
                 raise errors.incompatible(subject, found)
             schema_id = known_id if known_id is not None else self.state.next_id()
+            if schema_id > ID_MAX:
+                raise errors.store_error(f"no schema ids are left past {ID_MAX}")
             number = self.state.next_version(subject)
             if number > VERSION_MAX:
                 raise errors.operation_not_permitted(f"Subject '{subject}' has no versions left")
@@ -214,6 +225,8 @@ class SchemaRegistry:
             return version.version
 
     async def set_compatibility(self, subject: str | None, level: object) -> str:
+        if subject is not None:
+            check_subject(subject)
         if not isinstance(level, str) or level.upper() not in LEVELS:
             raise errors.invalid_compatibility_level(level)
         async with self._writes:
@@ -232,6 +245,8 @@ class SchemaRegistry:
             return previous
 
     async def set_mode(self, subject: str | None, mode: object) -> str:
+        if subject is not None:
+            check_subject(subject)
         if not isinstance(mode, str) or mode.upper() not in MODES:
             raise errors.invalid_mode(mode)
         async with self._writes:
@@ -253,14 +268,24 @@ class SchemaRegistry:
             raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
 
 
+def check_subject(subject: str) -> None:
+    """A subject a write may create: not empty, no control characters (42208)."""
+    if not subject or _ISO_CONTROL.search(subject):
+        raise errors.invalid_subject(subject)
+
+
 def parse_version(spec: str) -> int | None:
     """A version number, or None for the latest ("latest" or -1); 42202 otherwise."""
-    if spec == LATEST or spec == "-1":
-        return None
+    if not _JAVA_INT.fullmatch(spec):
+        if spec == LATEST:
+            return None
+        raise errors.invalid_version(spec)
     try:
         number = int(spec)
-    except ValueError:
+    except ValueError:  # more digits than int() reads
         raise errors.invalid_version(spec) from None
+    if number == -1:
+        return None
     if not 1 <= number <= VERSION_MAX:
         raise errors.invalid_version(spec)
     return number

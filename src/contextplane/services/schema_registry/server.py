@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from contextplane.services.schema_registry.app import build_app
 from contextplane.services.schema_registry.registry import SchemaRegistry
+from contextplane.services.schema_registry.request_deadline import with_request_head_deadline
 from contextplane.services.schema_registry.store import Store
 
 READY_LINE = "contextplane schema registry ready on {host}:{port}"
@@ -23,6 +24,9 @@ HEADERS_BYTES_MAX = 64 * 1024
 # Connections served at once; past it uvicorn answers 503 at once instead of queueing.
 CONNECTIONS_MAX = 1000
 KEEP_ALIVE_S = 30
+# A connection's request line and headers arrive within this of its accept or its last
+# answer, however slowly they trickle (Jetty's idle timeout in Confluent's is 30 s too).
+REQUEST_HEAD_S = 30.0
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -48,12 +52,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> None:
+async def serve(
+    app: Starlette,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    *,
+    request_head_s: float = REQUEST_HEAD_S,
+) -> None:
     """Serve `app` on `sock` until `stop` is set, then finish requests under way (at
     most GRACEFUL_SHUTDOWN_S)."""
     config = uvicorn.Config(
         app,
-        http="h11",
+        http=with_request_head_deadline(request_head_s),
         lifespan="off",
         log_config=None,
         access_log=False,

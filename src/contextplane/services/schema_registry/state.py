@@ -10,14 +10,29 @@ process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
 from contextplane.services.schema_registry.errors import RegistryError
-from contextplane.services.schema_registry.records import SchemaValue, decode
+from contextplane.services.schema_registry.modes import LEVELS
+from contextplane.services.schema_registry.records import (
+    SchemaValue,
+    decode,
+    int32_field,
+    text_field,
+)
 
 log = logging.getLogger("contextplane.schema_registry")
+
+# Modes a `_schemas` record may set: Confluent's own (IMPORT and READONLY_OVERRIDE are
+# kept so that they refuse writes here as they do there), not only those this API sets.
+STORED_MODES = frozenset({"READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT"})
+# What a record written by anyone may raise while it is read: a garbage record is one
+# skipped record, never a stopped fold (JSON nested past the parser's recursion limit,
+# numbers like 1e999 turned into ints, fields of the wrong type).
+UNREADABLE = (ValueError, KeyError, TypeError, ArithmeticError, RecursionError, RegistryError)
 
 
 @dataclass
@@ -86,31 +101,39 @@ class RegistryState:
             if key is None:
                 raise ValueError("a record without a key")
             self._apply(key, value)
-        except (ValueError, KeyError, TypeError, RegistryError) as exc:
+        except UNREADABLE as exc:
             self.skipped_records += 1
             log.warning("skipped a _schemas record it cannot read (%s)", exc)
 
     def _apply(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        """Every field is checked before anything changes: a record is applied whole or
+        skipped whole."""
         keytype = key.get("keytype")
         subject = key.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            raise ValueError(f"subject {subject!r} is not a string")
         if keytype == "SCHEMA":
-            self._apply_schema(str(subject), int(key["version"]), value)
+            if subject is None:
+                raise ValueError("a schema record without a subject")
+            self._apply_schema(subject, int32_field(key, "version"), value)
         elif keytype == "CONFIG":
-            level = None if value is None else str(value["compatibilityLevel"])
+            level = None if value is None else _one_of(value, "compatibilityLevel", LEVELS)
             _set(self.subject_compatibility, subject, level, self, "global_compatibility")
         elif keytype == "MODE":
-            mode = None if value is None else str(value["mode"])
+            mode = None if value is None else _one_of(value, "mode", STORED_MODES)
             _set(self.subject_modes, subject, mode, self, "global_mode")
         elif keytype in ("DELETE_SUBJECT", "CLEAR_SUBJECT") and value is not None:
-            up_to = int(value["version"])
-            versions = self.subjects.get(str(subject), {})
+            if subject is None:
+                raise ValueError(f"a {keytype} record without a subject")
+            up_to = int32_field(value, "version")
+            versions = self.subjects.get(subject, {})
             for number, version in list(versions.items()):
                 if number > up_to:
                     continue
                 if keytype == "DELETE_SUBJECT":
                     version.deleted = True
                 elif version.deleted:
-                    self._remove(str(subject), number)
+                    self._remove(subject, number)
         # NOOP and key types of other registries' features carry nothing for this one.
 
     def _apply_schema(self, subject: str, number: int, value: dict[str, Any] | None) -> None:
@@ -118,6 +141,11 @@ class RegistryState:
             self._remove(subject, number)
             return
         record = SchemaValue.from_json(value)
+        if (record.subject, record.version) != (subject, number):
+            raise ValueError(
+                f"the value is {record.subject!r} version {record.version}, the key "
+                f"{subject!r} version {number}"
+            )
         known = self.schemas.get(record.schema_id)
         if (
             known is not None
@@ -160,6 +188,13 @@ class RegistryState:
             key = (stored.schema_type, stored.parsed.canonical)
             if self.ids_by_canonical.get(key) == schema_id:
                 del self.ids_by_canonical[key]
+
+
+def _one_of(value: dict[str, Any], name: str, allowed: Collection[str]) -> str:
+    found = text_field(value, name)
+    if found not in allowed:
+        raise ValueError(f"{name!r} is {found!r}, not one of {sorted(allowed)}")
+    return found
 
 
 def _set(

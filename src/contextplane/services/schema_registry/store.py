@@ -238,7 +238,13 @@ class KafkaStore:
             if not is_record:  # the end of the partition: everything before it is applied
                 self._next_offset = max(self._next_offset, offset)
             elif offset >= self._next_offset:
-                self._apply(key, value)
+                try:
+                    self._apply(key, value)
+                except Exception:
+                    # `apply` skips what it cannot read; anything else it raises is a
+                    # fault in one record's handling, which must not cost the rest of the
+                    # batch or stop the offset (writes wait on it) from moving on.
+                    log.exception("applying offset %d of %s failed; skipped", offset, self._topic)
                 self._next_offset = offset + 1
         still: list[tuple[int, asyncio.Future[None]]] = []
         for offset, waiter in self._waiters:

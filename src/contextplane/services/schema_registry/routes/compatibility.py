@@ -37,7 +37,9 @@ async def against_versions(request: Request) -> Response:
 
 ROUTES = [
     Route(
-        "/compatibility/subjects/{subject}/versions/{version}", against_version, methods=["POST"]
+        "/compatibility/subjects/{subject:segment}/versions/{version:segment}",
+        against_version,
+        methods=["POST"],
     ),
-    Route("/compatibility/subjects/{subject}/versions", against_versions, methods=["POST"]),
+    Route("/compatibility/subjects/{subject:segment}/versions", against_versions, methods=["POST"]),
 ]

@@ -51,7 +51,7 @@ async def delete_subject(request: Request) -> Response:
 ROUTES = [
     Route("/config", get_global, methods=["GET"]),
     Route("/config", put_global, methods=["PUT"]),
-    Route("/config/{subject}", get_subject, methods=["GET"]),
-    Route("/config/{subject}", put_subject, methods=["PUT"]),
-    Route("/config/{subject}", delete_subject, methods=["DELETE"]),
+    Route("/config/{subject:segment}", get_subject, methods=["GET"]),
+    Route("/config/{subject:segment}", put_subject, methods=["PUT"]),
+    Route("/config/{subject:segment}", delete_subject, methods=["DELETE"]),
 ]

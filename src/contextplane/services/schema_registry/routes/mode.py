@@ -51,7 +51,7 @@ async def delete_subject(request: Request) -> Response:
 ROUTES = [
     Route("/mode", get_global, methods=["GET"]),
     Route("/mode", put_global, methods=["PUT"]),
-    Route("/mode/{subject}", get_subject, methods=["GET"]),
-    Route("/mode/{subject}", put_subject, methods=["PUT"]),
-    Route("/mode/{subject}", delete_subject, methods=["DELETE"]),
+    Route("/mode/{subject:segment}", get_subject, methods=["GET"]),
+    Route("/mode/{subject:segment}", put_subject, methods=["PUT"]),
+    Route("/mode/{subject:segment}", delete_subject, methods=["DELETE"]),
 ]

@@ -66,8 +66,8 @@ ROUTES = [
     Route("/contexts", contexts, methods=["GET"]),
     Route("/schemas", latest_of_every_subject, methods=["GET"]),
     Route("/schemas/types", types, methods=["GET"]),
-    Route("/schemas/ids/{schema_id}", by_id, methods=["GET"]),
-    Route("/schemas/ids/{schema_id}/schema", raw_by_id, methods=["GET"]),
-    Route("/schemas/ids/{schema_id}/versions", versions, methods=["GET"]),
-    Route("/schemas/ids/{schema_id}/subjects", subjects, methods=["GET"]),
+    Route("/schemas/ids/{schema_id:segment}", by_id, methods=["GET"]),
+    Route("/schemas/ids/{schema_id:segment}/schema", raw_by_id, methods=["GET"]),
+    Route("/schemas/ids/{schema_id:segment}/versions", versions, methods=["GET"]),
+    Route("/schemas/ids/{schema_id:segment}/subjects", subjects, methods=["GET"]),
 ]

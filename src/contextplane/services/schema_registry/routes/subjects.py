@@ -110,12 +110,22 @@ async def delete_version(request: Request) -> Response:
 
 ROUTES = [
     Route("/subjects", list_subjects, methods=["GET"]),
-    Route("/subjects/{subject}", lookup, methods=["POST"]),
-    Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
-    Route("/subjects/{subject}/versions", list_versions, methods=["GET"]),
-    Route("/subjects/{subject}/versions", register, methods=["POST"]),
-    Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
-    Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
-    Route("/subjects/{subject}/versions/{version}/schema", get_version_schema, methods=["GET"]),
-    Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by, methods=["GET"]),
+    Route("/subjects/{subject:segment}", lookup, methods=["POST"]),
+    Route("/subjects/{subject:segment}", delete_subject, methods=["DELETE"]),
+    Route("/subjects/{subject:segment}/versions", list_versions, methods=["GET"]),
+    Route("/subjects/{subject:segment}/versions", register, methods=["POST"]),
+    Route("/subjects/{subject:segment}/versions/{version:segment}", get_version, methods=["GET"]),
+    Route(
+        "/subjects/{subject:segment}/versions/{version:segment}", delete_version, methods=["DELETE"]
+    ),
+    Route(
+        "/subjects/{subject:segment}/versions/{version:segment}/schema",
+        get_version_schema,
+        methods=["GET"],
+    ),
+    Route(
+        "/subjects/{subject:segment}/versions/{version:segment}/referencedby",
+        referenced_by,
+        methods=["GET"],
+    ),
 ]
