@@ -60,7 +60,7 @@ class Broker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir"]
+        args = [sys.executable, "-m", "contextplane.cli.launch", "up", "--data-dir"]
         args += [str(self.data_dir), "--port", str(self.port)]
         for name, value in SETTINGS.items():
             args += ["--set", f"{name}={value}"]

@@ -54,7 +54,7 @@ class BrokerProcess:
         args = [
             sys.executable,
             "-m",
-            "contextplane.cli.main",
+            "contextplane.cli.launch",
             "up",
             "--data-dir",
             str(self.data_dir),
