@@ -29,18 +29,22 @@ class KafkaSetting:
         return name == self.pattern
 
 
-_ONE_NODE = "one broker, no controller quorum; leadership is in the metadata store"
+_NO_QUORUM = (
+    "no controller quorum; the controller holds a lease in the metadata store, which"
+    " also keeps leadership"
+)
 _NO_INTERNAL_TOPICS = (
     "no transaction or share-group state topics; producer state is in the metadata store"
 )
+_NO_INTER_BROKER = "no inter-broker traffic; brokers meet only in the metadata store"
 _ONE_LOOP = "one asyncio event loop serves every connection"
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
 
 IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("zookeeper.*", "no ZooKeeper; metadata is in the metadata store"),
-    KafkaSetting("process.roles", _ONE_NODE),
-    KafkaSetting("controller.*", _ONE_NODE),
-    KafkaSetting("auto.leader.rebalance.enable", _ONE_NODE),
+    KafkaSetting("process.roles", _NO_QUORUM),
+    KafkaSetting("controller.*", _NO_QUORUM),
+    KafkaSetting("auto.leader.rebalance.enable", _NO_QUORUM),
     KafkaSetting("metadata.log.*", "metadata is in the metadata store"),
     KafkaSetting("num.network.threads", _ONE_LOOP),
     KafkaSetting("num.io.threads", _ONE_LOOP),
@@ -89,14 +93,14 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),
     KafkaSetting(
         "controlled.shutdown.*",
-        "one broker; a clean stop uploads for at most shutdown.timeout.ms",
+        "no leadership hand-over; a clean stop uploads for at most shutdown.timeout.ms",
     ),
-    KafkaSetting("sasl.mechanism.inter.broker.protocol", "one broker, no inter-broker traffic"),
-    KafkaSetting("sasl.mechanism.controller.protocol", _ONE_NODE),
+    KafkaSetting("sasl.mechanism.inter.broker.protocol", _NO_INTER_BROKER),
+    KafkaSetting("sasl.mechanism.controller.protocol", _NO_QUORUM),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
     KafkaSetting(
         "ssl.endpoint.identification.algorithm",
-        "one broker opens no TLS connections of its own (no inter-broker traffic)",
+        "a broker opens no TLS connections of its own (no inter-broker traffic)",
     ),
 )
 

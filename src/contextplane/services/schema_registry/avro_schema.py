@@ -148,7 +148,7 @@ def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any
     }
     names[name] = definition  # before the fields: they may refer to it (recursion)
     if kind in ("record", "error"):
-        fields = node["fields"]
+        fields = node.get("fields")  # fastavro lets a record without fields through
         if not isinstance(fields, list):
             raise invalid_schema(f"'fields' of {name} is not a list")
         definition["fields"] = [

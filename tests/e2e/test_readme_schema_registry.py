@@ -1,0 +1,54 @@
+"""The README's "Schema registry" walkthrough runs as printed (only the addresses changed):
+its curl commands against `contextplane registry`, then its confluent-kafka example."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.inprocess import InProcessBroker
+from tests.support.readme import section, walkthrough
+from tests.support.registry import RegistryProcess
+
+HEADING = "## Schema registry"
+
+
+def addresses(text: str, broker: InProcessBroker, registry: RegistryProcess) -> str:
+    return text.replace("http://127.0.0.1:8081", registry.url).replace(
+        "127.0.0.1:9092", broker.bootstrap
+    )
+
+
+def test_the_readme_schema_registry_walkthrough_runs_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (curl_block,) = re.findall(r"^```sh\n(.*?)^```$", section(HEADING), re.M | re.S)
+    (example,) = walkthrough(HEADING).python
+    broker = InProcessBroker(tmp_path / "broker").start()
+    registry = RegistryProcess(broker.bootstrap, tmp_path / "registry.log").start()
+    try:
+        shell = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", addresses(curl_block, broker, registry)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shell.returncode == 0, shell.stderr
+        out = shell.stdout
+        assert out.startswith('{"id":1}'), out
+        assert '"subject":"users-value","version":1,"id":1' in out
+        assert '{"is_compatible":false,"messages":["' in out
+        assert out.endswith("[1][1]"), out  # the soft, then the permanent delete
+
+        namespace: dict[str, Any] = {}
+        code = addresses(example, broker, registry)
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our README
+        printed = capsys.readouterr().out.splitlines()
+        assert printed == ["{'id': 7, 'item': 'book'}", "1 [1]", "True"]
+    finally:
+        registry.stop()
+        broker.stop()
