@@ -274,10 +274,10 @@ class OffsetsTopicWriter:
         if self._repair_at_ms is not None:
             return
         log.warning(
-            "appending to %s for group %s failed (%s); a snapshot repairs it",
+            "appending to %s for group %s failed: %s; a snapshot repairs it",
             OFFSETS_TOPIC,
             escape(group_id),
-            escape(str(error)),
+            escape(str(error).rstrip(".")),
         )
         self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
         self._wake.set()

@@ -195,6 +195,11 @@ class KafkaStore:
         try:
             future.result(self._timeout_s)
             log.info("created topic %s", self._topic)
+        except TimeoutError:  # concurrent.futures': no message of its own
+            raise store_timeout(
+                f"creating {self._topic} on {self._common['bootstrap.servers']} got no"
+                f" answer within {self._timeout_s:g} s (is the Kafka cluster reachable?)"
+            ) from None
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
