@@ -33,4 +33,4 @@ class FencedError(KafkaError):
 
 
 class DependencyUnavailable(KafkaError):
-    pass
+    """A service the broker relies on cannot answer now (module docstring)."""

@@ -1,7 +1,7 @@
-"""The interim assignment (RFC 0004 slice 0): a broker leads what it led before and what
-nobody leads yet, so a second broker opening the same metadata claims none of the first
-one's partitions, answers NOT_LEADER_OR_FOLLOWER for them naming their leader, and leads
-the topics it creates itself."""
+"""The assignment of rows without a target (RFC 0004 slices 0 and 1): a broker leads
+what it led before and what nobody leads yet, so a second broker opening the same
+metadata claims none of the first one's partitions, answers NOT_LEADER_OR_FOLLOWER for
+them naming their leader, and leads the topics it creates itself."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.cluster.assignment import OwnOrUnled
+from contextplane.cluster.assignment import TargetAssignment
 from contextplane.cluster.leadership import NotLeader
 from contextplane.metadata.records import PartitionRecord
 from contextplane.settings import Settings
@@ -21,7 +21,7 @@ from tests.support.metadata import open_store
 
 def test_own_or_unled_leads_its_own_and_unled_partitions_only() -> None:
     record = PartitionRecord(7, "t", 0, leader_node=-1, leader_epoch=0, log_start_offset=0)
-    assignment = OwnOrUnled(node_id=1)
+    assignment = TargetAssignment(node_id=1)
     assert assignment.leads(record)
     assert assignment.leads(replace(record, leader_node=1))
     assert not assignment.leads(replace(record, leader_node=2))

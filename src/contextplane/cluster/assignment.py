@@ -13,24 +13,12 @@ class Assignment(Protocol):
     def leads(self, record: PartitionRecord) -> bool: ...
 
 
-class OwnOrUnled:
-    """The interim assignment (RFC 0004 slice 0): partitions this node led (its own
-    again after a restart) or that no node leads yet (just created). A second broker on
-    the same metadata therefore never claims the first one's partitions; a single broker
-    keeps leading everything, as it always led with its one node id."""
-
-    def __init__(self, node_id: int) -> None:
-        self._node_id = node_id
-
-    def leads(self, record: PartitionRecord) -> bool:
-        return record.leader_node in (self._node_id, -1)
-
-
 class TargetAssignment:
     """Partitions targeted at this node that nobody leads, and those this node led: an
     earlier incarnation's are reopened (their WAL tail is replayed here) even when their
-    target moved meanwhile, and the reconciler then hands them over. Rows without a
-    target (written before targets existed) keep `OwnOrUnled`'s rule. The claim
+    target moved meanwhile, and the reconciler then hands them over. A row without a
+    target (written before targets existed) is opened when nobody leads it, so a second
+    broker on the same metadata claims none of the first one's partitions. The claim
     (`claim_leadership`) checks the same conditions in its transaction."""
 
     def __init__(self, node_id: int) -> None:
