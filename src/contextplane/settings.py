@@ -43,6 +43,8 @@ class Settings:
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
+    # The HTTP surface beside the Kafka listener (/metrics), on the listener's host; -1: off.
+    http_port: int = 8080
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 1

@@ -47,6 +47,15 @@ SETTINGS: tuple[Setting, ...] = (
         "listener.port", "port", "", "the listener's port (0: any free port)", low=0, high=65535
     ),
     Setting(
+        "http.port",
+        "http_port",
+        "",
+        "the HTTP port on the listener's host that serves Prometheus metrics at /metrics "
+        "(-1: off; the default port taken is a warning, a port given and taken an error)",
+        low=-1,
+        high=65535,
+    ),
+    Setting(
         "advertised.host",
         "advertised_host",
         "",

@@ -67,7 +67,9 @@ class BrokerProcess:
             args += ["--metadata", self.metadata_url]
         if self.config is not None:
             args += ["--config", str(self.config)]
-        for name, value in self.settings.items():
+        # The HTTP surface only where a test asks for it: many brokers run at once here,
+        # and 8080 is one port.
+        for name, value in {"http.port": "-1", **self.settings}.items():
             args += ["--set", f"{name}={value}"]
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-broker.log"
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0

@@ -16,6 +16,7 @@ from kio.serial import entity_writer
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener
 from contextplane.broker.pipeline import Pipeline, Route
+from contextplane.broker.stats import BrokerStats
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode
@@ -51,6 +52,7 @@ async def _scenario() -> None:
         audit=AuditLog(),
         audit_sink=None,
         receipts=None,
+        stats=BrokerStats(),
     )
     pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _api_versions)])  # type: ignore[arg-type]
     listener = Listener(pipeline, settings)

@@ -19,6 +19,7 @@ from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
 from contextplane.broker.pipeline import Pipeline, Route
+from contextplane.broker.stats import BrokerStats
 from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.records import split_batches
 from contextplane.security.audit import AuditLog
@@ -61,6 +62,7 @@ def _run(scenario: Callable[[Listener, MemoryBudget], Awaitable[None]]) -> None:
             audit=AuditLog(),
             audit_sink=None,
             receipts=None,
+            stats=BrokerStats(),
         )
         pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _large_response)])  # type: ignore[arg-type]
         shared = SharedLimits(

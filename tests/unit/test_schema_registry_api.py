@@ -268,7 +268,7 @@ def test_the_listening_socket_names_tcp_so_connections_get_nodelay() -> None:
     keep-alive answer waited ~40 ms for the client's delayed ACK."""
     import socket
 
-    from contextplane.services.schema_registry.server import bind
+    from contextplane.services.bound_socket import bind
 
     sock = bind("127.0.0.1", 0)
     try:

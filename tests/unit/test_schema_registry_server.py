@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from contextplane.services.bound_socket import bind
+from contextplane.services.http_server import serve
 from contextplane.services.schema_registry import http_io
 from contextplane.services.schema_registry.app import build_app
 from contextplane.services.schema_registry.registry import SchemaRegistry
-from contextplane.services.schema_registry.server import bind, serve
 from contextplane.services.schema_registry.store import MemoryStore
 
 DEADLINE_S = 0.5

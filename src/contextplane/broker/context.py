@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
+from contextplane.broker.stats import BrokerStats
 from contextplane.broker.throttle import ConnectionThrottle
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
@@ -93,6 +94,7 @@ class Services:
     sasl: SaslAuthenticator | None = None  # None: no SASL listener
     audit_sink: AuditSink | None = None  # the audit topics' bounded buffer
     receipts: ReadReceipts | None = None  # None: read receipts are off
+    stats: BrokerStats = field(default_factory=BrokerStats)  # what /metrics reads
 
 
 @dataclass(slots=True)

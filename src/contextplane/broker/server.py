@@ -33,6 +33,7 @@ from contextplane import limits
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.held_responses import HeldResponses, parts_size
 from contextplane.broker.throttle import Mute
+from contextplane.clock import elapsed_ns
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
 from contextplane.protocol.codec import Request, encode_response
@@ -342,6 +343,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             del frame
             cost = self._frame_costs.popleft()
             self._handling = True
+            started_ns = elapsed_ns()  # Kafka's TotalTimeMs: from here to the response sent
             try:
                 item = await self._handle(event)
             finally:
@@ -362,7 +364,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     # A body in memory until its turn: counted meanwhile.
                     held = parts_size(item[1])
                     self._held.hold(held, self._buffered())
-                await self._responses.put((*item, large, held))
+                await self._responses.put((*item, large, held, started_ns))
             if conn.closing:
                 if not self._transport_closing():
                     # A handler's verdict closes the connection (a failed SASL
@@ -404,6 +406,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if reply.silent:  # acks=0 produce: no response at all (a throttle mutes at once)
             self._conn.send_nothing(header)
             self._mute.after_response(self._info.throttle)
+            self._pipeline.services.stats.request_done(header.api_key, 0)
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -426,7 +429,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._transport is not None:
                     self._transport.close()  # once the buffered responses are sent
                 return
-            header, result, large, held = item
+            header, result, large, held, started_ns = item
             if inspect.isawaitable(result):
                 self._awaiting_result = True
                 try:
@@ -454,6 +457,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 await self._write([frame], held)
             else:
                 await self._write([self._conn.send_response(header, body)], held)
+            self._pipeline.services.stats.request_done(header.api_key, elapsed_ns() - started_ns)
             self._mute.after_response(self._info.throttle)
 
     async def _write(self, parts: list[bytes], held: int) -> None:

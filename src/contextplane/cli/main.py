@@ -146,13 +146,20 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
     `registry_port`, the schema registry beside it, a client of its first listener."""
     from contextplane.broker.app import Broker
     from contextplane.broker.gc_policy import settle_after_start
+    from contextplane.console.beside import bind_http, start_beside
 
-    broker = Broker(settings)
+    http_socket = bind_http(settings)  # before anything starts: a taken port is found first
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await broker.start()
+    try:
+        broker = Broker(settings)
+        await broker.start()
+    except BaseException:
+        if http_socket is not None:
+            http_socket.close()
+        raise
     # Everything start-up loaded is long-lived: out of the collector's scans from here on.
     freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
@@ -161,6 +168,7 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
         if registry_port is not None
         else None
     )
+    http = start_beside(http_socket, broker.pipeline.services) if http_socket else None
     stopped = asyncio.create_task(stop.wait())
     lost = asyncio.create_task(broker.registration_lost.wait())
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)
@@ -168,6 +176,8 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
     lost.cancel()
     if beside is not None:  # a client of the broker: stopped first
         await beside.stop()
+    if http is not None:
+        await http.stop()
     logging.getLogger("contextplane").info(
         "shutting down (heap frozen after %d slow full collections)", freezer.freezes
     )

@@ -241,6 +241,7 @@ def _response(
             topics = []
         else:
             _record_reads(ctx, targets)
+    _count_fetches(ctx, targets, counts_bytes=bool(topics))
     endpoints = _current_leaders(ctx, topics) if _has_error(targets) else []
     header = ctx.header
     # Frame parts with the record chunks in place, byte for byte what kio writes.
@@ -271,6 +272,20 @@ def _current_leaders(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[
         ((t["topic"], p["partition_index"], p) for t in topics for p in t["partitions"]),
         _LEADER_ERRORS,
     )
+
+
+def _count_fetches(
+    ctx: RequestContext,
+    targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+    counts_bytes: bool,
+) -> None:
+    """Kafka's TotalFetchRequests and BytesOut per topic: every hosted partition fetched,
+    and the record bytes sent (none when a quota emptied the response)."""
+    stats = ctx.services.stats
+    for entry, partition, _ in targets:
+        if partition is not None:
+            size = records_size(entry["records"]) if counts_bytes else 0
+            stats.fetched(partition.topic, max(size, 0))
 
 
 def _record_reads(

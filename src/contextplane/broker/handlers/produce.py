@@ -230,6 +230,9 @@ def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaEr
             ctx.peer,
             escape(exc),
         )
+    # Per topic only for partitions hosted here: a made-up name must not add a series.
+    hosted = (topic, entry["index"]) in ctx.log.partitions
+    ctx.services.stats.produce_failed(topic if hosted else None)
     # Kafka's answer names no message for a topic or partition it does not have.
     unknown = exc.code in (ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_topic_id)
     entry.update(error_code=exc.code, error_message=None if unknown else exc.message)
@@ -412,7 +415,9 @@ def _append(
         return exc
     except OSError as exc:
         entry.update(error_code=ErrorCode.kafka_storage_error, error_message=str(exc))
+        ctx.services.stats.produce_failed(item.topic)
         return exc
+    ctx.services.stats.produced(item.topic, item.header.records_count, len(item.batch))
     entry["base_offset"] = result.base_offset
     entry["log_append_time"] = result.log_append_time
     entry["log_start_offset"] = item.partition.log_start_offset

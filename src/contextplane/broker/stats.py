@@ -1,0 +1,95 @@
+"""Counters the request path keeps for the /metrics endpoint (console/metrics.py).
+
+Plain integers in dicts, updated once per partition or request on the hot path;
+prometheus_client's metric objects (a lock and a label lookup per increment) are built only
+when Prometheus scrapes. What the broker already knows elsewhere (offsets, group commits,
+the memory budget, object-store requests) is read at scrape time instead of counted here.
+
+Per-topic counters exist only for topics the broker hosts (a produce to an unknown topic
+counts in the all-topics totals only), and the exporter drops those of deleted topics, so a
+client cannot grow this state with made-up names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Each API's most recent total times kept for its latency quantiles: a window, like the
+# JMX exporter's view of Kafka's histograms (which decay over about five minutes).
+REQUEST_TIMES_KEPT = 1024
+
+
+@dataclass(slots=True)
+class TopicCounters:
+    """Kafka's BrokerTopicMetrics for one topic (or for all: the `topic`-less series)."""
+
+    messages_in: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    produce_requests: int = 0
+    failed_produce_requests: int = 0
+    fetch_requests: int = 0
+
+
+@dataclass(slots=True)
+class RequestTimes:
+    """One API's requests: how many, and the latest total times in a ring."""
+
+    count: int = 0
+    recent_ms: list[float] = field(default_factory=list)
+    _next: int = 0
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        if len(self.recent_ms) < REQUEST_TIMES_KEPT:
+            self.recent_ms.append(ms)
+        else:
+            self.recent_ms[self._next] = ms
+            self._next = (self._next + 1) % REQUEST_TIMES_KEPT
+
+
+class BrokerStats:
+    def __init__(self) -> None:
+        self.all_topics = TopicCounters()
+        self.topics: dict[str, TopicCounters] = {}
+        self.requests: dict[int, RequestTimes] = {}
+
+    def _topic(self, topic: str) -> TopicCounters:
+        counters = self.topics.get(topic)
+        if counters is None:
+            counters = self.topics[topic] = TopicCounters()
+        return counters
+
+    def produced(self, topic: str, records: int, size: int) -> None:
+        """A batch appended to a partition of `topic` (hosted here)."""
+        for counters in (self.all_topics, self._topic(topic)):
+            counters.messages_in += records
+            counters.bytes_in += size
+            counters.produce_requests += 1
+
+    def produce_failed(self, topic: str | None) -> None:
+        """A partition's produce refused; `topic` None when it is not hosted here."""
+        self.all_topics.produce_requests += 1
+        self.all_topics.failed_produce_requests += 1
+        if topic is not None:
+            counters = self._topic(topic)
+            counters.produce_requests += 1
+            counters.failed_produce_requests += 1
+
+    def fetched(self, topic: str, size: int) -> None:
+        """A partition of `topic` (hosted here) fetched: `size` bytes of records sent."""
+        for counters in (self.all_topics, self._topic(topic)):
+            counters.bytes_out += size
+            counters.fetch_requests += 1
+
+    def request_done(self, api_key: int, elapsed_ns: int) -> None:
+        """A request answered (or dropped, for acks=0) `elapsed_ns` after it was read."""
+        times = self.requests.get(api_key)
+        if times is None:
+            times = self.requests[api_key] = RequestTimes()
+        times.add(elapsed_ns / 1e6)
+
+    def forget_topics_except(self, hosted: set[str]) -> None:
+        """Drop the counters of topics no longer hosted (deleted or moved away)."""
+        for topic in [t for t in self.topics if t not in hosted]:
+            del self.topics[topic]

@@ -1,0 +1,1 @@
+"""The broker's HTTP surface (`http.port`): Prometheus metrics at /metrics."""

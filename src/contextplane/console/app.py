@@ -1,0 +1,20 @@
+"""The HTTP surface's routes: `GET /metrics` in Prometheus's text format."""
+
+from __future__ import annotations
+
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contextplane.console.metrics import BrokerMetrics
+
+
+def build_app(metrics: BrokerMetrics) -> Starlette:
+    async def scrape(request: Request) -> Response:
+        # The classic text format: every Prometheus (2.x too) reads it; the names written
+        # here need none of 1.0.0's quoting.
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])

@@ -1,0 +1,85 @@
+"""The HTTP surface served beside a broker by `contextplane up` (`http.port`).
+
+The socket is bound before the broker starts, so a port in use is found first: an error
+when `http.port` was given, a warning (and no HTTP surface) when it is the default 8080,
+which something else on a developer's machine often holds. The server's modules (uvicorn,
+Starlette, prometheus_client) are imported in a worker thread once the broker serves, so
+they add nothing to the time to serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import socket
+from dataclasses import dataclass
+
+from contextplane.services.bound_socket import bind
+from contextplane.settings import Settings
+
+log = logging.getLogger("contextplane")
+
+OFF = -1
+
+
+class HttpPortTaken(OSError):
+    """`http.port` was given and cannot be bound (the message names it)."""
+
+
+def bind_http(settings: Settings) -> socket.socket | None:
+    """The HTTP surface's socket, None when it is off or its default port is taken."""
+    if settings.http_port == OFF:
+        return None
+    try:
+        return bind(settings.host, settings.http_port)
+    except OSError as exc:
+        where = f"{settings.host}:{settings.http_port}"
+        if "http.port" in settings.given:
+            raise HttpPortTaken(f"http.port {where}: {exc.strerror or exc}") from exc
+        log.warning(
+            "no HTTP surface (/metrics): %s is taken (%s); set http.port to another port, "
+            "or -1 to turn it off",
+            where,
+            exc.strerror or exc,
+        )
+        return None
+
+
+@dataclass
+class HttpBeside:
+    task: asyncio.Task[None]
+    stop_event: asyncio.Event
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def start_beside(sock: socket.socket, services: object) -> HttpBeside:
+    stop = asyncio.Event()
+    task = asyncio.create_task(_serve(sock, services, stop), name="http-surface")
+    task.add_done_callback(_report)
+    return HttpBeside(task, stop)
+
+
+async def _serve(sock: socket.socket, services: object, stop: asyncio.Event) -> None:
+    try:
+        app_module, metrics_module, server_module = await asyncio.to_thread(
+            lambda: [
+                importlib.import_module(f"contextplane.{name}")
+                for name in ("console.app", "console.metrics", "services.http_server")
+            ]
+        )
+        app = app_module.build_app(metrics_module.BrokerMetrics(services))
+        host, port = sock.getsockname()[:2]
+        log.info("metrics at http://%s:%d/metrics", host, port)
+        await server_module.serve(app, sock, stop)
+    finally:
+        sock.close()
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """A failed HTTP surface does not stop the broker: logged."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the HTTP surface stopped: %s", task.exception())

@@ -1,0 +1,288 @@
+"""The broker's Prometheus metrics, with the names Kafka users already chart.
+
+* Apache Kafka's MBeans as the Prometheus JMX exporter's example configuration names them
+  (`lowercaseOutputName`): `kafka_server_brokertopicmetrics_*_total` per topic and for all
+  topics, `kafka_network_requestmetrics_requests_total` and the `totaltimems` quantiles
+  per request type.
+* kafka_exporter's names for offsets and lag: `kafka_brokers`, `kafka_topic_partitions`,
+  `kafka_topic_partition_{current,oldest}_offset`, `kafka_topic_partition_leader`,
+  `kafka_consumergroup_{current_offset,lag,lag_sum,members}`.
+* contextplane's own under `contextplane_`: the memory budget and object-store requests;
+  and prometheus_client's process metrics (`process_resident_memory_bytes`, ...).
+
+Each broker exports what it leads (as each Kafka broker's JMX does): partition offsets of
+the partitions it leads, and the lag of the groups it coordinates on those partitions.
+
+A scrape reads the numbers on the event loop (plain copies, no encoding) and builds the
+exposition text in a worker thread, since that text grows with the number of partitions;
+scrapes run one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.samples import Sample
+
+from contextplane.broker.probes import object_store_counts, percentile
+from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
+from contextplane.protocol.codec import api_name
+
+if TYPE_CHECKING:
+    from contextplane.broker.context import Services
+
+# The percentiles Kafka's request histograms publish (the JMX exporter's `quantile` label).
+QUANTILES = (0.50, 0.75, 0.95, 0.98, 0.99, 0.999)
+
+_TOPIC_COUNTERS = (
+    ("messagesin", "messages_in", "Records appended"),
+    ("bytesin", "bytes_in", "Record bytes appended"),
+    ("bytesout", "bytes_out", "Record bytes sent to consumers"),
+    ("totalproducerequests", "produce_requests", "Partition produce requests"),
+    ("failedproducerequests", "failed_produce_requests", "Partition produce requests refused"),
+    ("totalfetchrequests", "fetch_requests", "Partition fetch requests"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRow:
+    topic: str
+    partition: int
+    leader: int
+    log_start_offset: int
+    high_watermark: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything one scrape reports, copied on the event loop."""
+
+    brokers: int
+    partitions: list[PartitionRow]
+    all_topics: TopicCounters
+    topics: dict[str, TopicCounters]
+    requests: dict[str, RequestTimes]
+    # group -> (members, committed offset by (topic, partition))
+    groups: dict[str, tuple[int, dict[tuple[str, int], int]]] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)
+    objects: dict[str, int] = field(default_factory=dict)
+
+
+class BrokerMetrics:
+    """What `GET /metrics` answers for one broker."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._one_at_a_time = asyncio.Lock()
+
+    async def exposition(self) -> bytes:
+        async with self._one_at_a_time:
+            snapshot = await self.snapshot()
+            return await asyncio.to_thread(render, snapshot)
+
+    async def snapshot(self) -> Snapshot:
+        services = self._services
+        storage = services.log
+        stats = services.stats
+        node_id = services.settings.node_id
+        partitions = [
+            PartitionRow(p.topic, p.partition, node_id, p.log_start_offset, p.high_watermark)
+            for p in storage.partitions.values()
+            if not p.deleted
+        ]
+        stats.forget_topics_except({row.topic for row in partitions})
+        snapshot = Snapshot(
+            brokers=max(1, len(services.cluster.registry.live_ids)),
+            partitions=partitions,
+            all_topics=dataclasses.replace(stats.all_topics),
+            topics={name: dataclasses.replace(c) for name, c in stats.topics.items()},
+            requests={
+                api_name(key): RequestTimes(t.count, list(t.recent_ms))
+                for key, t in stats.requests.items()
+            },
+            budget=_budget(services),
+            objects=object_store_counts(storage),
+        )
+        led = {(row.topic, row.partition) for row in partitions}
+        members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
+        async for group_id, committed in services.groups.snapshot_offsets():
+            offsets = {tp: c.offset for tp, c in committed.items() if tp in led}
+            if offsets:
+                snapshot.groups[group_id] = (members.get(group_id, 0), offsets)
+        return snapshot
+
+
+def _budget(services: Services) -> dict[str, int]:
+    budget = services.log.budget
+    return {
+        "limit": budget.total_bytes,
+        "used": budget.used_bytes,
+        "log_cache": budget.log_cache_bytes,
+        "block_cache": budget.block_cache_bytes,
+        "in_flight": budget.in_flight_bytes,
+        "responses": budget.response_bytes,
+        "range_records": budget.range_record_bytes,
+    }
+
+
+class _Families:
+    """A collector that yields metric families built beforehand."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def render(snapshot: Snapshot) -> bytes:
+    """The Prometheus text exposition of a snapshot, with the process's own metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(_Families(list(families(snapshot))))
+    return generate_latest(registry)
+
+
+def families(snapshot: Snapshot) -> Iterable[Metric]:
+    yield from _topic_families(snapshot)
+    yield from _request_families(snapshot)
+    yield from _offset_families(snapshot)
+    yield from _group_families(snapshot)
+    yield from _own_families(snapshot)
+
+
+def _topic_families(snapshot: Snapshot) -> Iterable[Metric]:
+    for short, attribute, text in _TOPIC_COUNTERS:
+        # prometheus_client appends `_total` to a counter's name.
+        family = CounterMetricFamily(
+            f"kafka_server_brokertopicmetrics_{short}", text, labels=["topic"]
+        )
+        # The all-topics series is the same name without the label, as the JMX exporter
+        # writes Kafka's topic-less MBean: one family, so the exposition stays valid.
+        family.samples.append(
+            Sample(f"{family.name}_total", {}, getattr(snapshot.all_topics, attribute))
+        )
+        for topic, counters in sorted(snapshot.topics.items()):
+            family.add_metric([topic], getattr(counters, attribute))
+        yield family
+
+
+def _request_families(snapshot: Snapshot) -> Iterable[Metric]:
+    requests = CounterMetricFamily(
+        "kafka_network_requestmetrics_requests",
+        "Requests answered, by request type",
+        labels=["request"],
+    )
+    total_time = GaugeMetricFamily(
+        "kafka_network_requestmetrics_totaltimems",
+        "Time from a request's turn on its connection to its response written (ms): "
+        f"quantiles of each type's latest {REQUEST_TIMES_KEPT} requests",
+        labels=["request", "quantile"],
+    )
+    for name, times in sorted(snapshot.requests.items()):
+        requests.add_metric([name], times.count)
+        ordered = sorted(times.recent_ms)
+        if ordered:
+            for quantile in QUANTILES:
+                total_time.add_metric([name, str(quantile)], percentile(ordered, quantile))
+    yield requests
+    yield total_time
+
+
+def _offset_families(snapshot: Snapshot) -> Iterable[Metric]:
+    yield GaugeMetricFamily("kafka_brokers", "Live brokers in the cluster", value=snapshot.brokers)
+    counts: dict[str, int] = {}
+    current = GaugeMetricFamily(
+        "kafka_topic_partition_current_offset",
+        "High watermark of a partition led here",
+        labels=["topic", "partition"],
+    )
+    oldest = GaugeMetricFamily(
+        "kafka_topic_partition_oldest_offset",
+        "Log start offset of a partition led here",
+        labels=["topic", "partition"],
+    )
+    leader = GaugeMetricFamily(
+        "kafka_topic_partition_leader",
+        "Leader node of a partition led here",
+        labels=["topic", "partition"],
+    )
+    for row in sorted(snapshot.partitions, key=lambda r: (r.topic, r.partition)):
+        labels = [row.topic, str(row.partition)]
+        current.add_metric(labels, row.high_watermark)
+        oldest.add_metric(labels, row.log_start_offset)
+        leader.add_metric(labels, row.leader)
+        counts[row.topic] = counts.get(row.topic, 0) + 1
+    partitions = GaugeMetricFamily(
+        "kafka_topic_partitions", "Partitions of a topic led here", labels=["topic"]
+    )
+    for topic, count in sorted(counts.items()):
+        partitions.add_metric([topic], count)
+    yield from (partitions, current, oldest, leader)
+
+
+def _group_families(snapshot: Snapshot) -> Iterable[Metric]:
+    watermarks = {(r.topic, r.partition): r.high_watermark for r in snapshot.partitions}
+    labels = ["consumergroup", "topic", "partition"]
+    current = GaugeMetricFamily(
+        "kafka_consumergroup_current_offset", "Committed offset of a group", labels=labels
+    )
+    lag = GaugeMetricFamily(
+        "kafka_consumergroup_lag", "High watermark minus committed offset", labels=labels
+    )
+    lag_sum = GaugeMetricFamily(
+        "kafka_consumergroup_lag_sum",
+        "A group's lag over a topic's partitions led here",
+        labels=["consumergroup", "topic"],
+    )
+    members = GaugeMetricFamily(
+        "kafka_consumergroup_members", "Members of a group", labels=["consumergroup"]
+    )
+    for group_id, (count, offsets) in sorted(snapshot.groups.items()):
+        members.add_metric([group_id], count)
+        sums: dict[str, int] = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            behind = max(0, watermarks[(topic, partition)] - offset)
+            current.add_metric([group_id, topic, str(partition)], offset)
+            lag.add_metric([group_id, topic, str(partition)], behind)
+            sums[topic] = sums.get(topic, 0) + behind
+        for topic, total in sorted(sums.items()):
+            lag_sum.add_metric([group_id, topic], total)
+    yield from (current, lag, lag_sum, members)
+
+
+def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
+    budget = GaugeMetricFamily(
+        "contextplane_memory_budget_bytes",
+        "The memory budget (memory.budget.bytes) and what holds it",
+        labels=["kind"],
+    )
+    for kind, value in snapshot.budget.items():
+        budget.add_metric([kind], value)
+    yield budget
+    if not snapshot.objects:
+        return
+    requests = CounterMetricFamily(
+        "contextplane_object_store_requests",
+        "Object store requests since start",
+        labels=["operation"],
+    )
+    for operation, key in (("get", "gets"), ("put", "puts"), ("delete", "deletes")):
+        requests.add_metric([operation], snapshot.objects[key])
+    transferred = CounterMetricFamily(
+        "contextplane_object_store_bytes",
+        "Object bytes read and written since start",
+        labels=["direction"],
+    )
+    transferred.add_metric(["read"], snapshot.objects["get_bytes"])
+    transferred.add_metric(["written"], snapshot.objects["put_bytes"])
+    yield from (requests, transferred)

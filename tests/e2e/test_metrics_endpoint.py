@@ -1,0 +1,252 @@
+"""`GET /metrics` on the broker's HTTP surface (`http.port`) against what clients see.
+
+A real broker process and confluent-kafka: the per-topic counters match what was produced,
+refused and fetched, the offsets and the group lag match the watermarks and commits the
+client reads back, the exposition parses as Prometheus's text format with each family once,
+and a deleted topic leaves no series. A taken port: an error when `http.port` was given, a
+warning and a serving broker when it is the default.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import confluent_kafka as ck
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.broker import BrokerProcess
+from tests.support.wait import wait_until
+
+_METRICS_AT = re.compile(r"metrics at http://(\S+?)/metrics")
+TOPIC = "orders"
+SMALL = "small-records"  # max.message.bytes=1000: a larger record is refused
+RECORDS = 300
+VALUE = b"v" * 200
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    process = BrokerProcess(tmp_path / "broker", settings={"http.port": "0"}).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _metrics_url(broker: BrokerProcess) -> str:
+    def announced() -> str | None:
+        assert broker.log_path is not None
+        found = _METRICS_AT.search(broker.log_path.read_text(errors="replace"))
+        return None if found is None else f"http://{found[1]}/metrics"
+
+    return wait_until(announced, timeout_s=20, what="the metrics endpoint's log line")
+
+
+def _scrape(url: str) -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return text, samples
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def _labels(group: tuple[str, str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(zip(("consumergroup", "topic", "partition"), group, strict=True)))
+
+
+def test_metrics_match_what_clients_produced_consumed_and_committed(
+    broker: BrokerProcess,
+) -> None:
+    url = _metrics_url(broker)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    created = admin.create_topics(
+        [
+            NewTopic(TOPIC, num_partitions=3, replication_factor=1),
+            NewTopic(SMALL, 1, 1, config={"max.message.bytes": "1000"}),
+        ]
+    )
+    for future in created.values():
+        future.result(30)
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for i in range(RECORDS):
+        producer.produce(TOPIC, key=str(i).encode(), value=VALUE, partition=i % 3)
+    refused: list[ck.KafkaError] = []
+    producer.produce(
+        SMALL,
+        value=b"x" * 5000,
+        on_delivery=lambda err, _msg: refused.append(err),
+    )
+    assert producer.flush(30) == 0
+    assert len(refused) == 1 and refused[0].code() == ck.KafkaError.MSG_SIZE_TOO_LARGE
+
+    consumer = ck.Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "copilot-readers",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([ck.TopicPartition(TOPIC, p) for p in range(3)])
+    read = 0
+    deadline = time.monotonic() + 30
+    while read < RECORDS // 2 and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            read += 1
+    assert read == RECORDS // 2
+    consumer.commit(asynchronous=False)
+    committed = {
+        tp.partition: tp.offset
+        for tp in consumer.committed([ck.TopicPartition(TOPIC, p) for p in range(3)], timeout=10)
+    }
+    watermarks = {
+        p: consumer.get_watermark_offsets(ck.TopicPartition(TOPIC, p))[1] for p in range(3)
+    }
+    consumer.close()
+
+    text, samples = _scrape(url)
+    types = re.findall(r"^# TYPE (\S+) ", text, flags=re.M)
+    assert len(types) == len(set(types)), "a metric family is written twice"
+
+    assert (
+        _value(samples, "kafka_server_brokertopicmetrics_messagesin_total", topic=TOPIC) == RECORDS
+    )
+    assert _value(samples, "kafka_server_brokertopicmetrics_messagesin_total") >= RECORDS
+    bytes_in = _value(samples, "kafka_server_brokertopicmetrics_bytesin_total", topic=TOPIC)
+    assert RECORDS * len(VALUE) < bytes_in < RECORDS * (len(VALUE) + 100)
+    bytes_out = _value(samples, "kafka_server_brokertopicmetrics_bytesout_total", topic=TOPIC)
+    assert bytes_out >= bytes_in / 2  # at least the half read (whole batches are sent)
+    assert (
+        _value(samples, "kafka_server_brokertopicmetrics_failedproducerequests_total", topic=SMALL)
+        == 1
+    )
+    assert (
+        _value(samples, "kafka_server_brokertopicmetrics_failedproducerequests_total", topic=TOPIC)
+        == 0
+    )
+    assert (
+        _value(samples, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic=TOPIC)
+        >= 1
+    )
+
+    assert _value(samples, "kafka_network_requestmetrics_requests_total", request="Produce") >= 2
+    assert (
+        _value(samples, "kafka_network_requestmetrics_requests_total", request="OffsetCommit") == 1
+    )
+    p99 = _value(
+        samples, "kafka_network_requestmetrics_totaltimems", request="Produce", quantile="0.99"
+    )
+    p50 = _value(
+        samples, "kafka_network_requestmetrics_totaltimems", request="Produce", quantile="0.5"
+    )
+    assert 0 < p50 <= p99
+
+    assert _value(samples, "kafka_brokers") == 1
+    assert _value(samples, "kafka_topic_partitions", topic=TOPIC) == 3
+    lag_sum = 0
+    for p in range(3):
+        labels = {"topic": TOPIC, "partition": str(p)}
+        assert _value(samples, "kafka_topic_partition_current_offset", **labels) == watermarks[p]
+        assert _value(samples, "kafka_topic_partition_oldest_offset", **labels) == 0
+        assert _value(samples, "kafka_topic_partition_leader", **labels) == 1
+        group = ("copilot-readers", TOPIC, str(p))
+        current = ("kafka_consumergroup_current_offset", _labels(group))
+        if committed[p] < 0:  # nothing read there: no committed offset, no series
+            assert current not in samples
+            continue
+        assert samples[current] == committed[p]
+        lag = samples[("kafka_consumergroup_lag", _labels(group))]
+        assert lag == watermarks[p] - committed[p]
+        lag_sum += lag
+    assert sum(max(o, 0) for o in committed.values()) == RECORDS // 2
+    assert lag_sum == sum(watermarks[p] - o for p, o in committed.items() if o >= 0) > 0
+    assert (
+        _value(samples, "kafka_consumergroup_lag_sum", consumergroup="copilot-readers", topic=TOPIC)
+        == lag_sum
+    )
+
+    limit = _value(samples, "contextplane_memory_budget_bytes", kind="limit")
+    assert 0 < _value(samples, "contextplane_memory_budget_bytes", kind="used") < limit
+    assert _value(samples, "process_resident_memory_bytes") > 0
+
+    for future in admin.delete_topics([SMALL]).values():
+        future.result(30)
+    _, after = _scrape(url)
+    assert not [key for key in after if ("topic", SMALL) in key[1]], (
+        "a deleted topic's series stayed"
+    )
+
+
+def _up(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "contextplane.cli.launch",
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_taken_http_port_is_an_error_when_given_and_a_warning_by_default(tmp_path: Path) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    try:
+        given = _up(tmp_path / "given", "--set", f"http.port={taken}")
+        out, _ = given.communicate(timeout=60)
+        assert given.returncode == 1, out
+        assert f"http.port 127.0.0.1:{taken}" in out and "in use" in out
+        assert "broker ready" not in out
+
+        # The default port, 8080: held here unless something else already holds it.
+        default_holder = socket.socket()
+        try:
+            default_holder.bind(("127.0.0.1", 8080))
+            default_holder.listen()
+        except OSError:
+            pass  # taken already: the case under test all the same
+        try:
+            default = _up(tmp_path / "default")
+            assert default.stdout is not None
+            lines = []
+            for line in default.stdout:
+                lines.append(line)
+                if "broker ready" in line:
+                    break
+            default.terminate()
+            rest, _ = default.communicate(timeout=60)
+            log = "".join(lines) + rest
+            assert "broker ready" in log
+            assert "no HTTP surface (/metrics): 127.0.0.1:8080 is taken" in log
+            assert default.returncode == 0, log
+        finally:
+            default_holder.close()
+    finally:
+        holder.close()
