@@ -21,7 +21,15 @@ from pathlib import Path
 
 import confluent_kafka as ck
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import BrokerProcess
@@ -30,13 +38,20 @@ from tests.support.wait import wait_until
 _METRICS_AT = re.compile(r"metrics at http://(\S+?)/metrics")
 TOPIC = "orders"
 SMALL = "small-records"  # max.message.bytes=1000: a larger record is refused
+FORBIDDEN = "forbidden"  # a DENY ACL on writes for everyone
 RECORDS = 300
 VALUE = b"v" * 200
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(tmp_path / "broker", settings={"http.port": "0"}).start()
+    settings = {
+        "http.port": "0",
+        # An authorizer that allows what no ACL covers: one DENY makes a denial to count.
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+    }
+    process = BrokerProcess(tmp_path / "broker", settings=settings).start()
     try:
         yield process
     finally:
@@ -84,6 +99,12 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     )
     for future in created.values():
         future.result(30)
+    deny = AclBinding(
+        ResourceType.TOPIC, FORBIDDEN, ResourcePatternType.LITERAL, "User:ANONYMOUS", "*",
+        AclOperation.WRITE, AclPermissionType.DENY,
+    )  # fmt: skip
+    for future in admin.create_acls([deny]).values():
+        future.result(30)
     producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for i in range(RECORDS):
         producer.produce(TOPIC, key=str(i).encode(), value=VALUE, partition=i % 3)
@@ -93,8 +114,11 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
         value=b"x" * 5000,
         on_delivery=lambda err, _msg: refused.append(err),
     )
+    producer.produce(FORBIDDEN, value=b"no", on_delivery=lambda err, _msg: refused.append(err))
     assert producer.flush(30) == 0
-    assert len(refused) == 1 and refused[0].code() == ck.KafkaError.MSG_SIZE_TOO_LARGE
+    assert sorted(e.code() for e in refused) == sorted(
+        [ck.KafkaError.MSG_SIZE_TOO_LARGE, ck.KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    )
 
     consumer = ck.Consumer(
         {
@@ -182,6 +206,22 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
         _value(samples, "kafka_consumergroup_lag_sum", consumergroup="copilot-readers", topic=TOPIC)
         == lag_sum
     )
+
+    # librdkafka's Metadata for the topic is refused first (an ACL on it, none allowing
+    # DESCRIBE: Kafka's rule), so the produce fails there; either way, counted.
+    denials = [
+        value
+        for (name, labels), value in samples.items()
+        if name == "contextplane_authorization_denied_total"
+        and ("resource_type", "TOPIC") in labels
+    ]
+    assert sum(denials) >= 1
+    assert _value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    syncs = _value(samples, "contextplane_wal_sync_seconds_count")
+    assert (
+        syncs >= 1 and _value(samples, "contextplane_wal_sync_seconds_bucket", le="+Inf") == syncs
+    )
+    assert 0 < _value(samples, "contextplane_wal_sync_seconds_sum") < syncs * 10
 
     limit = _value(samples, "contextplane_memory_budget_bytes", kind="limit")
     assert 0 < _value(samples, "contextplane_memory_budget_bytes", kind="used") < limit

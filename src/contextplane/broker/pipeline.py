@@ -189,7 +189,9 @@ class Pipeline:
         if gate is not None and not any(verdicts[a] for a in gate.any_of):
             by_type = gate.any_of_type
             if by_type is None or not authorizer.allowed_on_any(principal, host, *by_type):
-                ctx.audit.denials(ctx, [(gate.any_of[0], gate.error)])
+                refused = gate.any_of[0]
+                ctx.audit.denials(ctx, [(refused, gate.error)])
+                self.services.stats.denied(refused.operation.name, refused.resource_type.name)
                 return gate.error
         denied: list[Denial] = []
         for need in needs.resources:
@@ -199,6 +201,7 @@ class Pipeline:
             ctx.refused.add((action.resource_type, action.name))
             ctx.refused_actions.add((action.operation, action.resource_type, action.name))
             denied.append((action, denial_error(action.resource_type)))
+            self.services.stats.denied(action.operation.name, action.resource_type.name)
         if denied:
             # One record per operation, resource type and error, however many names.
             ctx.audit.denials(ctx, denied)

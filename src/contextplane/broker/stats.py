@@ -53,6 +53,8 @@ class BrokerStats:
         self.all_topics = TopicCounters()
         self.topics: dict[str, TopicCounters] = {}
         self.requests: dict[int, RequestTimes] = {}
+        # (operation, resource type) -> authorizations refused: a few dozen keys at most.
+        self.denials: dict[tuple[str, str], int] = {}
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -96,6 +98,10 @@ class BrokerStats:
         if times is None:
             times = self.requests[api_key] = RequestTimes()
         times.add(elapsed_ns / 1e6)
+
+    def denied(self, operation: str, resource_type: str) -> None:
+        key = (operation, resource_type)
+        self.denials[key] = self.denials.get(key, 0) + 1
 
     def forget_topics_except(self, hosted: set[str]) -> None:
         """Drop the counters of topics no longer hosted (deleted or moved away)."""

@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
@@ -35,6 +40,7 @@ from prometheus_client.samples import Sample
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
 from contextplane.protocol.codec import api_name
+from contextplane.storage.file_wal import FileWal
 
 if TYPE_CHECKING:
     from contextplane.broker.context import Services
@@ -74,6 +80,10 @@ class Snapshot:
     groups: dict[str, tuple[int, dict[tuple[str, int], int]]] = field(default_factory=dict)
     budget: dict[str, int] = field(default_factory=dict)
     objects: dict[str, int] = field(default_factory=dict)
+    controller: bool = False
+    denials: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
+    wal_sync: tuple[list[tuple[str, int]], float] | None = None
 
 
 class BrokerMetrics:
@@ -110,6 +120,9 @@ class BrokerMetrics:
             },
             budget=_budget(services),
             objects=object_store_counts(storage),
+            controller=services.cluster.registry.is_controller,
+            denials=dict(stats.denials),
+            wal_sync=_wal_sync(storage.wal),
         )
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
@@ -118,6 +131,13 @@ class BrokerMetrics:
             if offsets:
                 snapshot.groups[group_id] = (members.get(group_id, 0), offsets)
         return snapshot
+
+
+def _wal_sync(wal: object) -> tuple[list[tuple[str, int]], float] | None:
+    if not isinstance(wal, FileWal):
+        return None
+    latency = wal.sync_latency
+    return latency.cumulative(), latency.sum_s
 
 
 def _budget(services: Services) -> dict[str, int]:
@@ -261,6 +281,27 @@ def _group_families(snapshot: Snapshot) -> Iterable[Metric]:
 
 
 def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
+    yield GaugeMetricFamily(
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "1 on the broker that holds the controller lease",
+        value=int(snapshot.controller),
+    )
+    denials = CounterMetricFamily(
+        "contextplane_authorization_denied",
+        "Authorizations refused (each also an audit record)",
+        labels=["operation", "resource_type"],
+    )
+    for (operation, resource_type), count in sorted(snapshot.denials.items()):
+        denials.add_metric([operation, resource_type], count)
+    yield denials
+    if snapshot.wal_sync is not None:
+        buckets, sum_s = snapshot.wal_sync
+        yield HistogramMetricFamily(
+            "contextplane_wal_sync_seconds",
+            "Each write-ahead log group commit's write and fdatasync",
+            buckets=buckets,
+            sum_value=sum_s,
+        )
     budget = GaugeMetricFamily(
         "contextplane_memory_budget_bytes",
         "The memory budget (memory.budget.bytes) and what holds it",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import crc32c
 
+from contextplane.latency_histogram import LatencyHistogram
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.sync_thread import SyncThread
 from contextplane.storage.wal import WalEntry, WalWriteError
@@ -93,6 +94,11 @@ class FileWal:
         self.syncs = 0
         self.failures = 0
         self.last_error: BaseException | None = None
+
+    @property
+    def sync_latency(self) -> LatencyHistogram:
+        """Each group commit's write and fdatasync, for /metrics."""
+        return self._sync_thread.latency
 
     @property
     def directory(self) -> Path:

@@ -19,6 +19,9 @@ import queue
 import threading
 from collections.abc import Callable
 
+from contextplane.clock import elapsed_ns
+from contextplane.latency_histogram import LatencyHistogram
+
 log = logging.getLogger(__name__)
 
 Done = Callable[[Exception | None], None]
@@ -31,6 +34,8 @@ class SyncThread:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Each group commit's write and sync (read by /metrics: contextplane_wal_sync).
+        self.latency = LatencyHistogram()
 
     def submit(self, entries: list[bytes], loop: asyncio.AbstractEventLoop, done: Done) -> None:
         """Write `entries` on the thread; `done(error or None)` is then called on `loop`."""
@@ -49,10 +54,12 @@ class SyncThread:
         while (job := self._jobs.get()) is not None:
             entries, loop, done = job
             error: Exception | None = None
+            started = elapsed_ns()
             try:
                 self._write(entries)
             except Exception as exc:  # the log fails the commit's appends on the loop
                 error = exc
+            self.latency.observe((elapsed_ns() - started) / 1e9)
             try:
                 loop.call_soon_threadsafe(done, error)
             except RuntimeError:  # the loop is closed: nobody waits for this commit
