@@ -8,10 +8,15 @@ when the cluster cannot be reached or refuses the login.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contextplane.cli.output import fail
 from contextplane.clock import SystemClock
 from contextplane.properties_file import parse_properties
 from contextplane.security import jaas
@@ -19,6 +24,8 @@ from contextplane.security import jaas
 # A broker that answers at all answers Metadata within this; past it the tool says why
 # it could not connect rather than wait for the whole --timeout.
 CONNECT_TIMEOUT_S = 10.0
+# How long an admin request (create, describe, list offsets, ...) may take to answer.
+ADMIN_TIMEOUT_S = 30.0
 NEEDS_SECURITY = (
     "the listener likely needs security settings: give --command-config with its "
     "security.protocol (and SASL or TLS properties)"
@@ -35,6 +42,10 @@ class ConfigError(ValueError):
 
 class BrokerUnreachable(Exception):
     """No answer from the cluster, or it refused the login (the message says which)."""
+
+
+class CommandError(Exception):
+    """What went wrong, in one line (exit status 1): the resource and Kafka's error."""
 
 
 class LibrdkafkaLog:
@@ -118,8 +129,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_arguments(args: argparse.Namespace) -> dict[str, str]:
     """librdkafka settings from `--bootstrap-server` and `--command-config` (ConfigError
     or OSError when the file cannot be used)."""
-    properties = parse_properties(args.command_config.read_text()) if args.command_config else {}
-    return client_config(properties) | {"bootstrap.servers": args.bootstrap_server}
+    try:
+        text = args.command_config.read_text() if args.command_config else ""
+    except OSError as exc:
+        raise ConfigError(f"--command-config: {exc}") from None
+    return client_config(parse_properties(text)) | {"bootstrap.servers": args.bootstrap_server}
 
 
 class Connection:
@@ -131,6 +145,8 @@ class Connection:
         self.log = LibrdkafkaLog()
         self.refused: list[Any] = []
         self.transport: list[Any] = []
+        # Every bootstrap server refused the connection (none is listening), at least once.
+        self.all_down = False
 
     def client_config(self) -> dict[str, Any]:
         return self.config | {"error_cb": self._on_error, "logger": self.log}
@@ -142,7 +158,9 @@ class Connection:
         # transport failure: keep the authentication error to name it instead.
         if error.code() == KafkaError._AUTHENTICATION:
             self.refused.append(error)
-        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.all_down = True
+        elif error.code() == KafkaError._TRANSPORT and len(self.transport) < 100:
             self.transport.append(error)
 
     def metadata(self, client: Any, timeout_s: float, topic: str | None = None) -> Any:
@@ -166,8 +184,17 @@ class Connection:
                 unsecured = self._unsecured_to_secured()
                 if unsecured is not None:
                     raise BrokerUnreachable(unsecured) from None
-                if clock.monotonic_ms() >= deadline_ms:
+                if self._all_refused() or clock.monotonic_ms() >= deadline_ms:
                     raise BrokerUnreachable(self._no_connection(waited_s)) from None
+
+    def _all_refused(self) -> bool:
+        """Nothing listens at any bootstrap address: waiting longer would not help a
+        command run by hand (a cluster still starting is retried by the caller)."""
+        return (
+            self.all_down
+            and bool(self.transport)
+            and all("Connection refused" in error.str() for error in self.transport)
+        )
 
     def _plaintext(self) -> bool:
         return str(self.config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
@@ -188,12 +215,13 @@ class Connection:
         return None
 
     def _no_connection(self, waited_s: float) -> str:
+        servers = self.config["bootstrap.servers"]
+        if self._all_refused():
+            return f"cannot connect to {servers}: connection refused (is a broker running there?)"
         seen = f": {self.transport[0].str()}" if self.transport else ""
         refused = any("Connection refused" in error.str() for error in self.transport)
         hint = f"; {NEEDS_SECURITY}" if self._plaintext() and not refused else ""
-        return (
-            f"no answer from {self.config['bootstrap.servers']} within {waited_s:.0f} s{seen}{hint}"
-        )
+        return f"no answer from {servers} within {waited_s:.0f} s{seen}{hint}"
 
 
 def kafka_error_text(error: Any) -> str:
@@ -208,3 +236,46 @@ def exception_text(exc: BaseException) -> str:
     if exc.args and isinstance(exc.args[0], KafkaError):
         return kafka_error_text(exc.args[0])
     return str(exc) or type(exc).__name__
+
+
+def connect_admin(args: argparse.Namespace) -> tuple[Any, Any]:
+    """An AdminClient of the cluster `args` names and the cluster's metadata (asked first:
+    an unreachable cluster is named before any request waits for its whole timeout)."""
+    from confluent_kafka.admin import AdminClient
+
+    connection = Connection(config_from_arguments(args))
+    admin = AdminClient(connection.client_config())
+    return admin, connection.metadata(admin, ADMIN_TIMEOUT_S)
+
+
+def answer(future: Any, what: str) -> Any:
+    """The result of an admin request's future; CommandError naming `what` and Kafka's
+    error if it failed or did not answer within ADMIN_TIMEOUT_S."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise CommandError(f"{what}: {exception_text(exc)}") from None
+    except concurrent.futures.TimeoutError:
+        raise CommandError(f"{what}: no answer within {ADMIN_TIMEOUT_S:.0f} s") from None
+
+
+def run_command(command: str, body: Callable[[], int]) -> int:
+    """`body`'s exit status; a failure as one line on stderr: 2 for an argument or a
+    client property that cannot be used, 1 for everything the cluster said or did not."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return body()
+    except ConfigError as exc:
+        fail(command, str(exc))
+        return 2
+    except (BrokerUnreachable, CommandError) as exc:
+        return fail(command, str(exc))
+    except KafkaException as exc:
+        return fail(command, exception_text(exc))
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        # Python flushes stdout again at exit: the rest goes nowhere, without a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,28 @@
+"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `produce`,
+`consume`. `cli/launch.py` parses and runs them without importing the broker (which
+`cli/main.py` does for `up`): a command starts in about a tenth of the time."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from contextplane.cli import consume, group, produce, topic
+
+COMMANDS = {"topic": topic, "group": group, "produce": produce, "consume": consume}
+
+
+def add_parsers(sub: Any) -> None:
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(COMMANDS[args.command].run(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="contextplane")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    return run(parser.parse_args(argv))
