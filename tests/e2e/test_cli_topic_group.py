@@ -16,11 +16,14 @@ from tests.support.broker import BrokerProcess, free_port
 from tests.support.cli import contextplane, one_error_line
 from tests.support.wait import wait_until
 
+# Topics only as the tests create them; a group's first join not held back 3 s.
+SETTINGS = {"auto.create.topics.enable": "false", "group.initial.rebalance.delay.ms": "0"}
+
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     data = tmp_path_factory.mktemp("cli-topic-group") / "data"
-    process = BrokerProcess(data, settings={"auto.create.topics.enable": "false"}).start()
+    process = BrokerProcess(data, settings=SETTINGS).start()
     yield process
     process.stop()
 

@@ -29,6 +29,9 @@ from contextplane.clock import SystemClock
 _TOKENS = "tpokvThKS"
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 CONNECT_TIMEOUT_S = 30.0
+# The longest a group's join may take before `--timeout` counts (Kafka's default
+# session.timeout.ms: a join slower than that has lost its member anyway).
+JOIN_TIMEOUT_S = 45.0
 
 
 def add_parser(sub: Any) -> None:
@@ -159,9 +162,11 @@ def _consume(args: argparse.Namespace) -> int:
         if topic is None or topic.error is not None:
             error = kafka_error_text(topic.error) if topic is not None else "absent"
             raise CommandError(f"topic {args.topic!r}: {error}")
+        clock = IdleClock(args.timeout)
         if args.group is not None and args.offset is None:
-            consumer.subscribe([args.topic])
+            consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())
         else:
+            clock.assigned()
             start = (
                 args.offset
                 if args.offset is not None
@@ -172,7 +177,7 @@ def _consume(args: argparse.Namespace) -> int:
             consumer.assign(
                 [TopicPartition(args.topic, p, start) for p in sorted(topic.partitions)]
             )
-        printed = _print_records(consumer, args)
+        printed = _print_records(consumer, args, clock)
     except KeyboardInterrupt:
         pass
     finally:
@@ -181,17 +186,39 @@ def _consume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_records(consumer: Any, args: argparse.Namespace) -> int:
-    clock = SystemClock()
+class IdleClock:
+    """`--timeout`: seconds without a record once partitions are assigned (a group's
+    join, however long its rebalance takes, is not idleness); until then, the join may
+    take up to JOIN_TIMEOUT_S more."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.clock = SystemClock()
+        self.since_ms = self.clock.monotonic_ms()
+        self.allowance_ms = JOIN_TIMEOUT_S * 1000
+
+    def assigned(self) -> None:
+        self.since_ms = self.clock.monotonic_ms()
+        self.allowance_ms = 0
+
+    def record(self) -> None:
+        self.since_ms = self.clock.monotonic_ms()
+
+    def expired(self) -> bool:
+        if self.timeout_s is None:
+            return False
+        idle_ms = self.clock.monotonic_ms() - self.since_ms
+        return idle_ms >= self.timeout_s * 1000 + self.allowance_ms
+
+
+def _print_records(consumer: Any, args: argparse.Namespace, clock: IdleClock) -> int:
     out = sys.stdout.buffer
     printed = 0
-    idle_since_ms = clock.monotonic_ms()
     while args.max_messages is None or printed < args.max_messages:
         message = consumer.poll(0.2)
-        now_ms = clock.monotonic_ms()
         if message is None:
             out.flush()
-            if args.timeout is not None and now_ms - idle_since_ms >= args.timeout * 1000:
+            if clock.expired():
                 break
             continue
         error = message.error()
@@ -199,7 +226,7 @@ def _print_records(consumer: Any, args: argparse.Namespace) -> int:
             if error.fatal() or not error.retriable():
                 raise CommandError(f"topic {args.topic!r}: {kafka_error_text(error)}")
             continue
-        idle_since_ms = now_ms
+        clock.record()
         if args.format == "json":
             out.write(json.dumps(record_document(message), sort_keys=True).encode())
         else:
