@@ -13,7 +13,7 @@ from contextplane.cli.topic import name_values
 
 
 def test_the_launcher_names_every_client_command() -> None:
-    assert launch.CLIENT_COMMANDS == set(client_commands.COMMANDS)
+    assert set(client_commands.COMMANDS) == launch.CLIENT_COMMANDS
 
 
 class Record:

@@ -275,6 +275,8 @@ def run_command(command: str, body: Callable[[], int]) -> int:
         return fail(command, str(exc))
     except KafkaException as exc:
         return fail(command, exception_text(exc))
+    except KeyboardInterrupt:  # Ctrl-C: the shell's status for SIGINT, no traceback
+        return 130
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         # Python flushes stdout again at exit: the rest goes nowhere, without a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -120,7 +120,8 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
         line = lines.readline(MAX_LINE_BYTES + 2)
         if not line:
             break
-        line = line[:-1] if line.endswith(b"\n") else line
+        # As Kafka's console producer reads lines: without "\n" or "\r\n".
+        line = line.removesuffix(b"\n").removesuffix(b"\r") if line.endswith(b"\n") else line
         if len(line) > MAX_LINE_BYTES:
             delivery.refusal = f"line {sent + 1} is longer than {MAX_LINE_BYTES} bytes"
             break
