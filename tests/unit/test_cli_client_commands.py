@@ -3,6 +3,8 @@ kcat's format tokens, NAME=VALUE arguments."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME
 
@@ -10,10 +12,28 @@ from contextplane.cli import client_commands, launch
 from contextplane.cli.consume import format_record, record_document
 from contextplane.cli.kafka_client import ConfigError
 from contextplane.cli.topic import name_values
+from tests.support.readme import section
 
 
 def test_the_launcher_names_every_client_command() -> None:
     assert set(client_commands.COMMANDS) == launch.CLIENT_COMMANDS
+
+
+def test_every_command_the_readme_shows_parses() -> None:
+    """The README's "Command line" examples use only flags the commands have."""
+    shown = [
+        line.strip().split("contextplane ", 1)[1].split("  #")[0]
+        for line in section("## Command line").splitlines()
+        if line.startswith("    ") and "contextplane " in line
+    ]
+    assert {line.split()[0] for line in shown} == launch.CLIENT_COMMANDS
+    parser = client_commands.parser()
+    for line in shown:
+        args = parser.parse_args(
+            [word for word in shlex.split(line) if word != "$B"]
+            + ["--bootstrap-server", "127.0.0.1:9092"]
+        )
+        assert args.command in launch.CLIENT_COMMANDS
 
 
 class Record:

@@ -21,8 +21,13 @@ def run(args: argparse.Namespace) -> int:
     return int(COMMANDS[args.command].run(args))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The client commands' parser alone (`cli/main.py` adds them to the full one)."""
     parser = argparse.ArgumentParser(prog="contextplane")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parsers(sub)
-    return run(parser.parse_args(argv))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parser().parse_args(argv))
