@@ -9,13 +9,42 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from tests.support.broker import BrokerProcess
 from tests.support.cli import contextplane, one_error_line
 
-# Topics only as the tests create them; a group's first join not held back 3 s.
-SETTINGS = {"auto.create.topics.enable": "false", "group.initial.rebalance.delay.ms": "0"}
+# Topics only as the tests create them; a group's first join not held back 3 s; an
+# authorizer that allows what no ACL covers, so that one DENY ACL makes a refusal.
+SETTINGS = {
+    "auto.create.topics.enable": "false",
+    "group.initial.rebalance.delay.ms": "0",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
+}
+
+
+def deny(admin: AdminClient, topic: str, operation: AclOperation) -> None:
+    """A DENY ACL on `topic` for everyone (the tests' clients are User:ANONYMOUS)."""
+    binding = AclBinding(
+        ResourceType.TOPIC,
+        topic,
+        ResourcePatternType.LITERAL,
+        "User:*",
+        "*",
+        operation,
+        AclPermissionType.DENY,
+    )
+    for future in admin.create_acls([binding]).values():
+        future.result(30)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +98,7 @@ def test_produce_writes_keys_values_and_headers_and_reports_offsets(
     broker: BrokerProcess, admin: AdminClient
 ) -> None:
     create(admin, "lines", 3)
-    lines = "user-1:signed up\nuser-2:paid: 10 EUR\nno key here\nuser-1:left\n"
+    lines = "user-1:signed up\nuser-2:paid: 10 EUR\r\nno key here\nuser-1:left\n"
     written = contextplane(
         *cli(
             broker,
@@ -152,6 +181,13 @@ def test_produce_fails_naming_the_error_when_a_record_is_refused(
     )
     no_partition = contextplane(*cli(broker, "produce", "small", "--partition", "7"), stdin="x\n")
     assert one_error_line(no_partition) == "contextplane produce: topic 'small' has no partition 7"
+    create(admin, "readonly", 1)
+    deny(admin, "readonly", AclOperation.WRITE)
+    forbidden = contextplane(*cli(broker, "produce", "readonly"), stdin="x\n")
+    assert one_error_line(forbidden) == (
+        "contextplane produce: topic 'readonly': TOPIC_AUTHORIZATION_FAILED "
+        "(Broker: Topic authorization failed)"
+    )
     header = contextplane(*cli(broker, "produce", "small", "-H", "novalue"), stdin="x\n")
     assert one_error_line(header, status=2) == (
         "contextplane produce: -H expects NAME=VALUE, got 'novalue'"

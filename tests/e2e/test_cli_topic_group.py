@@ -10,14 +10,44 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.cli import contextplane, one_error_line
 from tests.support.wait import wait_until
 
-# Topics only as the tests create them; a group's first join not held back 3 s.
-SETTINGS = {"auto.create.topics.enable": "false", "group.initial.rebalance.delay.ms": "0"}
+# Topics only as the tests create them; a group's first join not held back 3 s; an
+# authorizer that allows what no ACL covers, so that one DENY ACL makes a refusal.
+SETTINGS = {
+    "auto.create.topics.enable": "false",
+    "group.initial.rebalance.delay.ms": "0",
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
+}
+
+
+def deny(admin: AdminClient, topic: str, operation: AclOperation) -> None:
+    """A DENY ACL on `topic` for everyone (the tests' clients are User:ANONYMOUS)."""
+    binding = AclBinding(
+        ResourceType.TOPIC,
+        topic,
+        ResourcePatternType.LITERAL,
+        "User:*",
+        "*",
+        operation,
+        AclPermissionType.DENY,
+    )
+    for future in admin.create_acls([binding]).values():
+        future.result(30)
 
 
 @pytest.fixture(scope="module")
@@ -406,3 +436,23 @@ def test_a_group_with_members_is_neither_reset_nor_deleted(
     assert "busy" not in {g.group_id for g in admin.list_consumer_groups().result(30).valid}
     gone = contextplane(*cli(broker, "group", "delete", "busy"))
     assert "GROUP_ID_NOT_FOUND" in one_error_line(gone)
+
+
+def test_an_authorization_refusal_is_named_with_kafkas_error(
+    broker: BrokerProcess, admin: AdminClient
+) -> None:
+    contextplane(*cli(broker, "topic", "create", "secret", "-p", "1"))
+    deny(admin, "secret", AclOperation.ALTER_CONFIGS)
+    deny(admin, "secret", AclOperation.DESCRIBE)
+    altered = contextplane(
+        *cli(broker, "topic", "alter-config", "secret", "--set", "retention.ms=1")
+    )
+    assert one_error_line(altered).startswith(
+        "contextplane topic alter-config: topic 'secret': TOPIC_AUTHORIZATION_FAILED"
+    )
+    described = contextplane(*cli(broker, "topic", "describe", "secret"))
+    assert one_error_line(described).startswith(
+        "contextplane topic describe: topic 'secret': TOPIC_AUTHORIZATION_FAILED"
+    )
+    # Kafka's rule: DELETE on the cluster, which nothing denies here, deletes any topic.
+    assert contextplane(*cli(broker, "topic", "delete", "secret")).status == 0
