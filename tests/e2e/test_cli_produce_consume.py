@@ -248,6 +248,14 @@ def test_consume_prints_records_in_kcat_formats_and_json(
     # Without --from-beginning or --offset: only what arrives after it starts.
     idle = contextplane(*cli(broker, "consume", "events", "--timeout", "1"))
     assert idle.status == 0 and idle.out == ""
+    create(admin, "unreadable", 1)
+    deny(admin, "unreadable", AclOperation.READ)
+    forbidden = contextplane(
+        *cli(broker, "consume", "unreadable", "--from-beginning", "--timeout", "10")
+    )
+    assert one_error_line(forbidden).startswith(
+        "contextplane consume: topic 'unreadable': TOPIC_AUTHORIZATION_FAILED"
+    )
     unknown = contextplane(*cli(broker, "consume", "absent", "--timeout", "1"))
     assert one_error_line(unknown) == (
         "contextplane consume: topic 'absent': UNKNOWN_TOPIC_OR_PART "
