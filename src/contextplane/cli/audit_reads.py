@@ -11,106 +11,27 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from contextplane.clock import SystemClock
-from contextplane.logsafe import escape
-from contextplane.properties_file import parse_properties
-from contextplane.security import jaas
+from contextplane.cli import output
+from contextplane.cli.kafka_client import (
+    BrokerUnreachable,
+    ConfigError,
+    Connection,
+    add_connection_arguments,
+    client_config,
+    config_from_arguments,
+)
+
+__all__ = ["COLUMNS", "ConfigError", "client_config", "parse_since", "table"]
 
 RECEIPTS_TOPIC = "__contextplane_read_receipts"
-# A broker that answers at all answers Metadata within this; past it the tool says why
-# it could not connect rather than wait for the whole --timeout.
-CONNECT_TIMEOUT_S = 10.0
 # Offset ranges the table shows per receipt (a receipt has at most 64).
 RANGES_SHOWN = 8
 COLUMNS = ("TIME", "PRINCIPAL", "CLIENT_ID", "GROUP", "CLIENT_ADDRESS", "PARTITION", "OFFSETS")
-_NEEDS_SECURITY = (
-    "the listener likely needs security settings: give --command-config with its "
-    "security.protocol (and SASL or TLS properties)"
-)
-
-# librdkafka's own log lines (`%3|...|FAIL|...`) would follow the table on stderr: they go
-# to this logger at debug level instead (shown with logging configured to DEBUG).
-_librdkafka_log = logging.getLogger("contextplane.audit.librdkafka")
-
-
-class _DebugLog:
-    """confluent-kafka's `logger`: every librdkafka line, whatever its level, at debug;
-    the disconnections are kept to explain a failed connection."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-
-    def log(self, level: int, message: str, *args: object) -> None:
-        _librdkafka_log.debug(message, *args)
-        text = message % args if args else message
-        if "Disconnected" in text and len(self.failures) < 100:
-            self.failures.append(text)
-
-
-# Kafka client properties and the librdkafka name each becomes.
-_SAME = frozenset(
-    {
-        "security.protocol",
-        "sasl.mechanism",
-        "ssl.key.password",
-        "ssl.endpoint.identification.algorithm",
-        "client.id",
-        "sasl.oauthbearer.token.endpoint.url",
-    }
-)
-
-
-class ConfigError(ValueError):
-    """A command-line value or client property this tool cannot use."""
-
-
-def client_config(properties: dict[str, str]) -> dict[str, str]:
-    """librdkafka settings for Kafka client security properties (PEM files only: the
-    Java key stores are not readable by librdkafka)."""
-    config: dict[str, str] = {}
-    for name, value in properties.items():
-        if name in _SAME:
-            if name == "ssl.endpoint.identification.algorithm" and not value:
-                value = "none"
-            config[name] = value
-        elif name == "sasl.jaas.config":
-            # As strict as Kafka's own tools: the broker's JAAS parser, and the login
-            # module the mechanism needs.
-            try:
-                entry = jaas.parse(value)
-            except jaas.JaasError as exc:
-                raise ConfigError(f"sasl.jaas.config: {exc}") from None
-            mechanism = properties.get("sasl.mechanism", "GSSAPI")
-            module = jaas.MODULES.get(mechanism)
-            if module is not None and entry.module != module:
-                raise ConfigError(
-                    f"sasl.jaas.config: sasl.mechanism={mechanism} needs the login module "
-                    f"{module}, not {entry.module}"
-                )
-            if "username" in entry.options:
-                config["sasl.username"] = entry.options["username"]
-            if "password" in entry.options:
-                config["sasl.password"] = entry.options["password"]
-        elif name == "ssl.truststore.location":
-            config["ssl.ca.location"] = value
-        elif name == "ssl.keystore.location":
-            # A PEM key store holds the private key and the certificate chain.
-            config["ssl.certificate.location"] = value
-            config["ssl.key.location"] = value
-        elif name in ("ssl.truststore.type", "ssl.keystore.type"):
-            if value.upper() != "PEM":
-                raise ConfigError(f"{name}={value}: only PEM files can be used")
-        elif name.startswith(("ssl.", "sasl.")):
-            raise ConfigError(f"{name} is not supported by this tool")
-        # other client properties (timeouts, retries) do not apply to one read
-    return config
 
 
 def parse_since(text: str) -> int:
@@ -143,46 +64,18 @@ def read_receipts(
         TopicPartition,
     )
 
-    refused: list[Any] = []
-    transport: list[Any] = []
-
-    def on_error(error: Any) -> None:
-        # librdkafka retries a failed login until the timeout and then reports only a
-        # transport failure: keep the authentication error to name it instead.
-        if error.code() == KafkaError._AUTHENTICATION:
-            refused.append(error)
-        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
-            transport.append(error)
-
-    log = _DebugLog()
+    connection = Connection(config)
     consumer = Consumer(
-        config
+        connection.client_config()
         | {
             "group.id": f"contextplane-audit-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
-            "error_cb": on_error,
-            "logger": log,
         }
     )
     try:
-        clock = SystemClock()
-        connect_s = min(timeout_s, CONNECT_TIMEOUT_S)
-        deadline_ms = clock.monotonic_ms() + connect_s * 1000
-        while True:
-            try:
-                metadata = consumer.list_topics(RECEIPTS_TOPIC, timeout=1.0)
-                break
-            except KafkaException:
-                consumer.poll(0)  # serves error_cb
-                if refused:
-                    raise ConfigError(f"authentication failed: {refused[0].str()}") from None
-                unsecured = _unsecured_to_secured(config, log.failures)
-                if unsecured is not None:
-                    raise ConfigError(unsecured) from None
-                if clock.monotonic_ms() >= deadline_ms:
-                    raise ConfigError(_no_connection(config, transport, connect_s)) from None
+        metadata = connection.metadata(consumer, timeout_s, RECEIPTS_TOPIC)
         topic = metadata.topics.get(RECEIPTS_TOPIC)
         if topic is None or topic.error is not None:
             raise ConfigError(f"cannot read {RECEIPTS_TOPIC}: {topic.error if topic else 'absent'}")
@@ -221,33 +114,6 @@ def read_receipts(
         consumer.close()
 
 
-def _plaintext(config: dict[str, Any]) -> bool:
-    return str(config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
-
-
-def _unsecured_to_secured(config: dict[str, Any], failures: list[str]) -> str | None:
-    """The message for a plaintext client whose connection the broker closed during the
-    first request, ApiVersions (what a TLS listener does with plaintext Kafka), else None."""
-    if not _plaintext(config):
-        return None
-    for text in failures:
-        # librdkafka: "Disconnected: connection closed by peer: ... in state
-        # APIVERSION_QUERY", or "... might be caused by incorrect security.protocol ..."
-        if "APIVERSION_QUERY" in text or "security.protocol" in text:
-            return (
-                f"{config['bootstrap.servers']} closed the connection during the handshake: "
-                f"{_NEEDS_SECURITY}"
-            )
-    return None
-
-
-def _no_connection(config: dict[str, Any], transport: list[Any], waited_s: float) -> str:
-    seen = f": {transport[0].str()}" if transport else ""
-    refused = any("Connection refused" in error.str() for error in transport)
-    hint = f"; {_NEEDS_SECURITY}" if _plaintext(config) and not refused else ""
-    return f"no answer from {config['bootstrap.servers']} within {waited_s:.0f} s{seen}{hint}"
-
-
 def matches(receipt: dict[str, Any], args: argparse.Namespace, since_ms: int | None) -> bool:
     if receipt.get("topic") != args.topic:
         return False
@@ -281,10 +147,7 @@ def add_parser(sub: Any) -> None:
     audit = sub.add_parser("audit", help="read the security audit from a running broker")
     what = audit.add_subparsers(dest="audit_command", required=True)
     reads = what.add_parser("reads", help="who received which offsets (read receipts)")
-    reads.add_argument("--bootstrap-server", required=True, help="host:port of the broker")
-    reads.add_argument(
-        "--command-config", type=Path, help="client security properties (Kafka's names)"
-    )
+    add_connection_arguments(reads)
     reads.add_argument("--topic", required=True)
     reads.add_argument("--partition", type=int)
     reads.add_argument("--offset", type=int, help="only receipts that include this offset")
@@ -296,15 +159,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        properties = (
-            parse_properties(args.command_config.read_text()) if args.command_config else {}
-        )
-        config = client_config(properties) | {"bootstrap.servers": args.bootstrap_server}
+        config = config_from_arguments(args)
         since_ms = parse_since(args.since) if args.since else None
         found = [
             r for r in read_receipts(config, since_ms, args.timeout) if matches(r, args, since_ms)
         ]
-    except (ConfigError, OSError) as exc:
+    except (ConfigError, BrokerUnreachable, OSError) as exc:
         print(f"contextplane audit reads: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - a Kafka error, reported as the tools do
@@ -319,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def row(receipt: dict[str, Any]) -> tuple[str, ...]:
-    """A receipt's cells. Client ids and group ids are the audited client's choice:
-    escaped, a tab or a newline in one cannot forge a row, nor a terminal escape act."""
-    cells = (
+def row(receipt: dict[str, Any]) -> tuple[object, ...]:
+    """A receipt's cells (client ids and group ids are the audited client's choice: the
+    table escapes them)."""
+    return (
         receipt["last_fetch_time"],
         receipt["principal"],
         receipt["client_id"],
@@ -331,15 +191,8 @@ def row(receipt: dict[str, Any]) -> tuple[str, ...]:
         receipt["partition"],
         offsets_cell(receipt),
     )
-    return tuple(escape(cell) for cell in cells)
 
 
-def table(rows: list[tuple[str, ...]]) -> list[str]:
-    """The header and rows in aligned columns, two spaces apart (as Kafka's tools print
-    theirs); `--output json` is the format for programs."""
-    lines = [COLUMNS, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
+def table(rows: list[tuple[object, ...]]) -> list[str]:
+    """The header and rows in aligned columns (`output.table`)."""
+    return output.table(COLUMNS, rows)

@@ -6,16 +6,27 @@ is installed, which it is wherever the test extra is (`scripts/test` and `script
 share `.venv`): 0.1–0.3 s of every start on a quiet machine, more on a busy one, for
 nothing a broker uses. The program hides Hypothesis before anything imports kio; a test
 run, which imports `contextplane.cli.main` itself, is unaffected.
+
+The commands that are Kafka clients of a running cluster (`CLIENT_COMMANDS`,
+cli/client_commands.py) are parsed and run without importing the broker at all.
 """
 
 from __future__ import annotations
 
 import sys
 
+# cli/client_commands.py's COMMANDS (a test keeps the two the same): named here so that
+# `contextplane up` imports nothing of theirs.
+CLIENT_COMMANDS = frozenset({"topic", "group", "produce", "consume"})
+
 
 def run() -> int:
     if "hypothesis" not in sys.modules:
         sys.modules["hypothesis"] = None  # type: ignore[assignment]  # import fails: kio skips it
+    if sys.argv[1:2] and sys.argv[1] in CLIENT_COMMANDS:
+        from contextplane.cli.client_commands import main as client_main
+
+        return client_main()
     from contextplane.cli.main import main
 
     return main()

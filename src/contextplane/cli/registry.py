@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from contextplane.cli.audit_reads import ConfigError, client_config
+from contextplane.cli.kafka_client import ConfigError, client_config
 from contextplane.logsafe import EscapingFormatter
 from contextplane.properties_file import parse_properties
 from contextplane.services.schema_registry.errors import RegistryError

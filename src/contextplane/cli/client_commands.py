@@ -1,0 +1,33 @@
+"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `produce`,
+`consume`. `cli/launch.py` parses and runs them without importing the broker (which
+`cli/main.py` does for `up`): less than half the CPU time to start."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from contextplane.cli import consume, group, produce, topic
+
+COMMANDS = {"topic": topic, "group": group, "produce": produce, "consume": consume}
+
+
+def add_parsers(sub: Any) -> None:
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(COMMANDS[args.command].run(args))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The client commands' parser alone (`cli/main.py` adds them to the full one)."""
+    parser = argparse.ArgumentParser(prog="contextplane")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parser().parse_args(argv))

@@ -1,0 +1,237 @@
+"""`contextplane consume TOPIC`: records to stdout, as `kcat -C` and
+`kafka-console-consumer.sh` print them. Without `-g` it reads every partition by
+assignment (no group is joined, nothing is committed); with `-g GROUP` it joins the group
+and commits what it printed. `--format` takes kcat's tokens; `--format json` (or
+`--output json`) prints one JSON document per record per line: a consumer streams, so
+each record is its own document (JSON Lines)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import uuid
+from typing import Any
+
+from contextplane.cli.kafka_client import (
+    CommandError,
+    Connection,
+    add_connection_arguments,
+    config_from_arguments,
+    kafka_error_text,
+    run_command,
+)
+from contextplane.cli.output import add_output_argument
+from contextplane.clock import SystemClock
+
+# kcat's format tokens.
+_TOKENS = "tpokvThKS"
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+CONNECT_TIMEOUT_S = 30.0
+# The longest a group's join may take before `--timeout` counts (Kafka's default
+# session.timeout.ms: a join slower than that has lost its member anyway).
+JOIN_TIMEOUT_S = 45.0
+
+
+def add_parser(sub: Any) -> None:
+    consume = sub.add_parser("consume", help="print a topic's records")
+    consume.add_argument("topic")
+    consume.add_argument("-g", "--group", help="join this group and commit what is printed")
+    start = consume.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="from each partition's start (with -g: where the group has no offset)",
+    )
+    start.add_argument(
+        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition"
+    )
+    consume.add_argument(
+        "-n", "--max-messages", type=int, metavar="MAX", help="stop after MAX records"
+    )
+    consume.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="stop after S seconds without a record (default: run until interrupted)",
+    )
+    consume.add_argument(
+        "-f",
+        "--format",
+        default="%v",
+        help="kcat's tokens (%%t topic, %%p partition, %%o offset, %%k key, %%v value, "
+        "%%T timestamp ms, %%h headers, %%K/%%S key/value size), or json; one line per record",
+    )
+    add_connection_arguments(consume)
+    add_output_argument(consume)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output == "json":
+        args.format = "json"
+    return run_command("consume", lambda: _consume(args))
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode(errors="backslashreplace")
+
+
+def format_record(template: str, message: Any) -> bytes:
+    """The record written by a kcat format: the key and value bytes as they are, the
+    rest as text; `\\n`, `\\t` and `\\\\` are escapes."""
+    out = bytearray()
+    i = 0
+    while i < len(template):
+        char = template[i]
+        following = template[i + 1] if i + 1 < len(template) else ""
+        if char == "%" and following in _TOKENS:
+            out += _token(following, message)
+            i += 2
+        elif char == "\\" and following in _ESCAPES:
+            out += _ESCAPES[following].encode()
+            i += 2
+        else:
+            out += char.encode()
+            i += 1
+    return bytes(out)
+
+
+def _token(token: str, message: Any) -> bytes:
+    key, value = message.key(), message.value()
+    if token == "k":
+        return key or b""
+    if token == "v":
+        return value or b""
+    text: object
+    if token == "t":
+        text = message.topic()
+    elif token == "p":
+        text = message.partition()
+    elif token == "o":
+        text = message.offset()
+    elif token == "T":
+        text = message.timestamp()[1]
+    elif token == "K":
+        text = -1 if key is None else len(key)
+    elif token == "S":
+        text = -1 if value is None else len(value)
+    else:  # "h"
+        text = ",".join(f"{name}={_text(v)}" for name, v in message.headers() or [])
+    return str(text).encode()
+
+
+def _bytes_field(value: bytes | None) -> Any:
+    """Text when the bytes are UTF-8, else {"base64": ...}: JSON cannot carry raw bytes."""
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
+
+
+def record_document(message: Any) -> dict[str, Any]:
+    return {
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "timestamp": message.timestamp()[1],
+        "key": _bytes_field(message.key()),
+        "value": _bytes_field(message.value()),
+        "headers": [[name, _bytes_field(v)] for name, v in message.headers() or []],
+    }
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    connection = Connection(config_from_arguments(args))
+    consumer = Consumer(
+        connection.client_config()
+        | {
+            "group.id": args.group or f"contextplane-consume-{uuid.uuid4().hex}",
+            "enable.auto.commit": args.group is not None,
+            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+        }
+    )
+    printed = 0
+    try:
+        metadata = connection.metadata(consumer, CONNECT_TIMEOUT_S, args.topic)
+        topic = metadata.topics.get(args.topic)
+        if topic is None or topic.error is not None:
+            error = kafka_error_text(topic.error) if topic is not None else "absent"
+            raise CommandError(f"topic {args.topic!r}: {error}")
+        clock = IdleClock(args.timeout)
+        if args.group is not None and args.offset is None:
+            consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())
+        else:
+            clock.assigned()
+            start = (
+                args.offset
+                if args.offset is not None
+                else OFFSET_BEGINNING
+                if args.from_beginning
+                else OFFSET_END
+            )
+            consumer.assign(
+                [TopicPartition(args.topic, p, start) for p in sorted(topic.partitions)]
+            )
+        printed = _print_records(consumer, args, clock)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()  # with -g: commits what was printed
+    print(f"Processed a total of {printed} messages", file=sys.stderr)
+    return 0
+
+
+class IdleClock:
+    """`--timeout`: seconds without a record once partitions are assigned (a group's
+    join, however long its rebalance takes, is not idleness); until then, the join may
+    take up to JOIN_TIMEOUT_S more."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.clock = SystemClock()
+        self.since_ms = self.clock.monotonic_ms()
+        self.allowance_ms = JOIN_TIMEOUT_S * 1000
+
+    def assigned(self) -> None:
+        self.since_ms = self.clock.monotonic_ms()
+        self.allowance_ms = 0
+
+    def record(self) -> None:
+        self.since_ms = self.clock.monotonic_ms()
+
+    def expired(self) -> bool:
+        if self.timeout_s is None:
+            return False
+        idle_ms = self.clock.monotonic_ms() - self.since_ms
+        return idle_ms >= self.timeout_s * 1000 + self.allowance_ms
+
+
+def _print_records(consumer: Any, args: argparse.Namespace, clock: IdleClock) -> int:
+    out = sys.stdout.buffer
+    printed = 0
+    while args.max_messages is None or printed < args.max_messages:
+        message = consumer.poll(0.2)
+        if message is None:
+            out.flush()
+            if clock.expired():
+                break
+            continue
+        error = message.error()
+        if error is not None:
+            if error.fatal() or not error.retriable():
+                raise CommandError(f"topic {args.topic!r}: {kafka_error_text(error)}")
+            continue
+        clock.record()
+        if args.format == "json":
+            out.write(json.dumps(record_document(message), sort_keys=True).encode())
+        else:
+            out.write(format_record(args.format, message))
+        out.write(b"\n")
+        printed += 1
+    out.flush()
+    return printed

@@ -1,0 +1,283 @@
+"""What every command that is a Kafka client of a running cluster shares (`audit reads`,
+`registry`, `topic`, `group`, `produce`, `consume`): `--bootstrap-server` and
+`--command-config` as Kafka's tools take them, Kafka client properties mapped to
+librdkafka's names, librdkafka's own log lines kept off the output, and one clear line
+when the cluster cannot be reached or refuses the login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from contextplane.cli.output import fail
+from contextplane.clock import SystemClock
+from contextplane.properties_file import parse_properties
+from contextplane.security import jaas
+
+# A broker that answers at all answers Metadata within this; past it the tool says why
+# it could not connect rather than wait for the whole --timeout.
+CONNECT_TIMEOUT_S = 10.0
+# How long an admin request (create, describe, list offsets, ...) may take to answer.
+ADMIN_TIMEOUT_S = 30.0
+NEEDS_SECURITY = (
+    "the listener likely needs security settings: give --command-config with its "
+    "security.protocol (and SASL or TLS properties)"
+)
+
+# librdkafka's own log lines (`%3|...|FAIL|...`) would follow the output on stderr: they
+# go to this logger at debug level instead (shown with logging configured to DEBUG).
+_librdkafka_log = logging.getLogger("contextplane.cli.librdkafka")
+
+
+class ConfigError(ValueError):
+    """A command-line value or client property this tool cannot use (exit status 2)."""
+
+
+class BrokerUnreachable(Exception):
+    """No answer from the cluster, or it refused the login (the message says which)."""
+
+
+class CommandError(Exception):
+    """What went wrong, in one line (exit status 1): the resource and Kafka's error."""
+
+
+class LibrdkafkaLog:
+    """confluent-kafka's `logger`: every librdkafka line, whatever its level, at debug;
+    the disconnections are kept to explain a failed connection."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        _librdkafka_log.debug(message, *args)
+        text = message % args if args else message
+        if "Disconnected" in text and len(self.failures) < 100:
+            self.failures.append(text)
+
+
+# Kafka client properties and the librdkafka name each becomes.
+_SAME = frozenset(
+    {
+        "security.protocol",
+        "sasl.mechanism",
+        "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
+        "client.id",
+        "sasl.oauthbearer.token.endpoint.url",
+    }
+)
+
+
+def client_config(properties: dict[str, str]) -> dict[str, str]:
+    """librdkafka settings for Kafka client security properties (PEM files only: the
+    Java key stores are not readable by librdkafka)."""
+    config: dict[str, str] = {}
+    for name, value in properties.items():
+        if name in _SAME:
+            if name == "ssl.endpoint.identification.algorithm" and not value:
+                value = "none"
+            config[name] = value
+        elif name == "sasl.jaas.config":
+            # As strict as Kafka's own tools: the broker's JAAS parser, and the login
+            # module the mechanism needs.
+            try:
+                entry = jaas.parse(value)
+            except jaas.JaasError as exc:
+                raise ConfigError(f"sasl.jaas.config: {exc}") from None
+            mechanism = properties.get("sasl.mechanism", "GSSAPI")
+            module = jaas.MODULES.get(mechanism)
+            if module is not None and entry.module != module:
+                raise ConfigError(
+                    f"sasl.jaas.config: sasl.mechanism={mechanism} needs the login module "
+                    f"{module}, not {entry.module}"
+                )
+            if "username" in entry.options:
+                config["sasl.username"] = entry.options["username"]
+            if "password" in entry.options:
+                config["sasl.password"] = entry.options["password"]
+        elif name == "ssl.truststore.location":
+            config["ssl.ca.location"] = value
+        elif name == "ssl.keystore.location":
+            # A PEM key store holds the private key and the certificate chain.
+            config["ssl.certificate.location"] = value
+            config["ssl.key.location"] = value
+        elif name in ("ssl.truststore.type", "ssl.keystore.type"):
+            if value.upper() != "PEM":
+                raise ConfigError(f"{name}={value}: only PEM files can be used")
+        elif name.startswith(("ssl.", "sasl.")):
+            raise ConfigError(f"{name} is not supported by this tool")
+        # other client properties (timeouts, retries) do not apply to one command
+    return config
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap-server", required=True, help="host:port of a broker of the cluster"
+    )
+    parser.add_argument(
+        "--command-config", type=Path, help="client security properties (Kafka's names)"
+    )
+
+
+def config_from_arguments(args: argparse.Namespace) -> dict[str, str]:
+    """librdkafka settings from `--bootstrap-server` and `--command-config` (ConfigError
+    or OSError when the file cannot be used)."""
+    try:
+        text = args.command_config.read_text() if args.command_config else ""
+    except OSError as exc:
+        raise ConfigError(f"--command-config: {exc}") from None
+    return client_config(parse_properties(text)) | {"bootstrap.servers": args.bootstrap_server}
+
+
+class Connection:
+    """A client's callbacks (`error_cb`, `logger`) and what they saw, to say why the
+    cluster did not answer: no listener, a refused login, or TLS expected."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.log = LibrdkafkaLog()
+        self.refused: list[Any] = []
+        self.transport: list[Any] = []
+        # Every bootstrap server refused the connection (none is listening), at least once.
+        self.all_down = False
+
+    def client_config(self) -> dict[str, Any]:
+        return self.config | {"error_cb": self._on_error, "logger": self.log}
+
+    def _on_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        # librdkafka retries a failed login until the timeout and then reports only a
+        # transport failure: keep the authentication error to name it instead.
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.refused.append(error)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.all_down = True
+        elif error.code() == KafkaError._TRANSPORT and len(self.transport) < 100:
+            self.transport.append(error)
+
+    def metadata(self, client: Any, timeout_s: float, topic: str | None = None) -> Any:
+        """The cluster's metadata (of `topic` only, if given) through `client` (a Consumer,
+        Producer or AdminClient made with `client_config()`); BrokerUnreachable with the
+        reason when there is no answer within min(timeout_s, CONNECT_TIMEOUT_S)."""
+        from confluent_kafka import KafkaException
+
+        clock = SystemClock()
+        waited_s = min(timeout_s, CONNECT_TIMEOUT_S)
+        deadline_ms = clock.monotonic_ms() + waited_s * 1000
+        while True:
+            try:
+                return client.list_topics(topic, timeout=1.0)
+            except KafkaException:
+                client.poll(0)  # serves error_cb
+                if self.refused:
+                    raise BrokerUnreachable(
+                        f"authentication failed: {self.refused[0].str()}"
+                    ) from None
+                unsecured = self._unsecured_to_secured()
+                if unsecured is not None:
+                    raise BrokerUnreachable(unsecured) from None
+                if self._all_refused() or clock.monotonic_ms() >= deadline_ms:
+                    raise BrokerUnreachable(self._no_connection(waited_s)) from None
+
+    def _all_refused(self) -> bool:
+        """Nothing listens at any bootstrap address: waiting longer would not help a
+        command run by hand (a cluster still starting is retried by the caller)."""
+        return (
+            self.all_down
+            and bool(self.transport)
+            and all("Connection refused" in error.str() for error in self.transport)
+        )
+
+    def _plaintext(self) -> bool:
+        return str(self.config.get("security.protocol", "PLAINTEXT")).upper() == "PLAINTEXT"
+
+    def _unsecured_to_secured(self) -> str | None:
+        """The message for a plaintext client whose connection the broker closed during
+        the first request, ApiVersions (what a TLS listener does with plaintext Kafka)."""
+        if not self._plaintext():
+            return None
+        for text in self.log.failures:
+            # librdkafka: "Disconnected: connection closed by peer: ... in state
+            # APIVERSION_QUERY", or "... might be caused by incorrect security.protocol ..."
+            if "APIVERSION_QUERY" in text or "security.protocol" in text:
+                return (
+                    f"{self.config['bootstrap.servers']} closed the connection during the "
+                    f"handshake: {NEEDS_SECURITY}"
+                )
+        return None
+
+    def _no_connection(self, waited_s: float) -> str:
+        servers = self.config["bootstrap.servers"]
+        if self._all_refused():
+            return f"cannot connect to {servers}: connection refused (is a broker running there?)"
+        seen = f": {self.transport[0].str()}" if self.transport else ""
+        refused = any("Connection refused" in error.str() for error in self.transport)
+        hint = f"; {NEEDS_SECURITY}" if self._plaintext() and not refused else ""
+        return f"no answer from {servers} within {waited_s:.0f} s{seen}{hint}"
+
+
+def kafka_error_text(error: Any) -> str:
+    """A KafkaError as `NAME (description)`, Kafka's error name first, as scripts grep it."""
+    return f"{error.name()} ({error.str()})"
+
+
+def exception_text(exc: BaseException) -> str:
+    """A failed admin future's exception: the KafkaError it carries, else its text."""
+    from confluent_kafka import KafkaError
+
+    if exc.args and isinstance(exc.args[0], KafkaError):
+        return kafka_error_text(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+def connect_admin(args: argparse.Namespace) -> tuple[Any, Any]:
+    """An AdminClient of the cluster `args` names and the cluster's metadata (asked first:
+    an unreachable cluster is named before any request waits for its whole timeout)."""
+    from confluent_kafka.admin import AdminClient
+
+    connection = Connection(config_from_arguments(args))
+    admin = AdminClient(connection.client_config())
+    return admin, connection.metadata(admin, ADMIN_TIMEOUT_S)
+
+
+def answer(future: Any, what: str) -> Any:
+    """The result of an admin request's future; CommandError naming `what` and Kafka's
+    error if it failed or did not answer within ADMIN_TIMEOUT_S."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise CommandError(f"{what}: {exception_text(exc)}") from None
+    except concurrent.futures.TimeoutError:
+        raise CommandError(f"{what}: no answer within {ADMIN_TIMEOUT_S:.0f} s") from None
+
+
+def run_command(command: str, body: Callable[[], int]) -> int:
+    """`body`'s exit status; a failure as one line on stderr: 2 for an argument or a
+    client property that cannot be used, 1 for everything the cluster said or did not."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return body()
+    except ConfigError as exc:
+        fail(command, str(exc))
+        return 2
+    except (BrokerUnreachable, CommandError) as exc:
+        return fail(command, str(exc))
+    except KafkaException as exc:
+        return fail(command, exception_text(exc))
+    except KeyboardInterrupt:  # Ctrl-C: the shell's status for SIGINT, no traceback
+        return 130
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        # Python flushes stdout again at exit: the rest goes nowhere, without a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,292 @@
+"""`contextplane topic create|list|describe|alter-config|delete`: topics of any Kafka
+cluster through confluent-kafka's AdminClient, as `kafka-topics.sh`, `kafka-configs.sh`
+and `rpk topic` manage them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from contextplane.cli.kafka_client import (
+    ADMIN_TIMEOUT_S,
+    CommandError,
+    ConfigError,
+    add_connection_arguments,
+    answer,
+    connect_admin,
+    run_command,
+)
+from contextplane.cli.output import add_output_argument, fail, print_json, print_table
+
+
+def add_parser(sub: Any) -> None:
+    topic = sub.add_parser("topic", help="create, list, describe, alter and delete topics")
+    what = topic.add_subparsers(dest="topic_command", required=True)
+
+    create = what.add_parser("create", help="create a topic")
+    create.add_argument("name")
+    create.add_argument(
+        "-p", "--partitions", type=int, default=-1, help="default: the broker's num.partitions"
+    )
+    create.add_argument(
+        "-r",
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="default: the broker's default.replication.factor",
+    )
+    create.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a topic config, e.g. retention.ms=86400000 (repeatable)",
+    )
+
+    what.add_parser("list", help="the cluster's topics")
+
+    describe = what.add_parser(
+        "describe", help="partitions, leaders, offsets and the configs set on a topic"
+    )
+    describe.add_argument("name")
+
+    alter = what.add_parser(
+        "alter-config", help="set or delete topic configs (IncrementalAlterConfigs)"
+    )
+    alter.add_argument("name")
+    alter.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    alter.add_argument(
+        "--delete", action="append", default=[], metavar="NAME", help="back to the default"
+    )
+
+    delete = what.add_parser("delete", help="delete topics")
+    delete.add_argument("names", nargs="+", metavar="name")
+
+    for parser in (create, what.choices["list"], describe, alter, delete):
+        add_connection_arguments(parser)
+        add_output_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    command = f"topic {args.topic_command}"
+    body = {
+        "create": _create,
+        "list": _list,
+        "describe": _describe,
+        "alter-config": _alter_config,
+        "delete": _delete,
+    }[args.topic_command]
+    return run_command(command, lambda: body(args))
+
+
+def name_values(items: list[str], flag: str) -> dict[str, str]:
+    """`NAME=VALUE` arguments as a dict; ConfigError (exit 2) for one without `=`."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
+        values[name] = value
+    return values
+
+
+def _create(args: argparse.Namespace) -> int:
+    from confluent_kafka.admin import NewTopic
+
+    configs = name_values(args.config, "--config")
+    admin, _ = connect_admin(args)
+    new = NewTopic(
+        args.name,
+        num_partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        config=configs,
+    )
+    answer(admin.create_topics([new])[args.name], f"topic {args.name!r}")
+    # The counts the broker chose when the flags left them to its defaults.
+    topic = admin.list_topics(args.name, timeout=10.0).topics.get(args.name)
+    partitions = len(topic.partitions) if topic is not None else args.partitions
+    replicas = (
+        len(topic.partitions[0].replicas)
+        if topic is not None and topic.partitions
+        else args.replication_factor
+    )
+    document = {
+        "topic": args.name,
+        "partitions": partitions,
+        "replication_factor": replicas,
+        "configs": configs,
+    }
+    if args.output == "json":
+        print_json(document)
+    else:
+        print_table(
+            ("TOPIC", "PARTITIONS", "REPLICAS", "STATUS"), [(args.name, partitions, replicas, "OK")]
+        )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    _, metadata = connect_admin(args)
+    topics = []
+    for name in sorted(metadata.topics):
+        topic = metadata.topics[name]
+        if topic.error is not None:
+            continue  # named but not readable by this principal
+        partitions = topic.partitions
+        replicas = len(next(iter(partitions.values())).replicas) if partitions else 0
+        topics.append({"name": name, "partitions": len(partitions), "replication_factor": replicas})
+    if args.output == "json":
+        print_json({"topics": topics})
+    else:
+        print_table(
+            ("NAME", "PARTITIONS", "REPLICAS"),
+            [(t["name"], t["partitions"], t["replication_factor"]) for t in topics],
+        )
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from confluent_kafka import TopicCollection, TopicPartition
+    from confluent_kafka.admin import ConfigResource, ConfigSource, OffsetSpec, ResourceType
+
+    admin, _ = connect_admin(args)
+    what = f"topic {args.name!r}"
+    description = answer(admin.describe_topics(TopicCollection([args.name]))[args.name], what)
+    partitions = sorted(description.partitions, key=lambda p: p.id)
+    starts = log_offsets(
+        admin, [TopicPartition(args.name, p.id) for p in partitions], OffsetSpec.earliest()
+    )
+    ends = log_offsets(
+        admin, [TopicPartition(args.name, p.id) for p in partitions], OffsetSpec.latest()
+    )
+    resource = ConfigResource(ResourceType.TOPIC, args.name)
+    entries = answer(admin.describe_configs([resource])[resource], f"{what} configs")
+    # As kafka-topics.sh --describe: the configs set on the topic itself.
+    configs = {
+        name: entry.value
+        for name, entry in sorted(entries.items())
+        if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    }
+    rows = [
+        {
+            "partition": p.id,
+            "leader": p.leader.id if p.leader is not None else None,
+            "replicas": [node.id for node in p.replicas],
+            "isr": [node.id for node in p.isr],
+            "log_start_offset": starts[p.id],
+            "high_watermark": ends[p.id],
+        }
+        for p in partitions
+    ]
+    document = {
+        "name": description.name,
+        "id": str(description.topic_id),
+        "internal": description.is_internal,
+        "partitions": rows,
+        "configs": configs,
+    }
+    if args.output == "json":
+        print_json(document)
+        return 0
+    print_table(
+        ("NAME", "ID", "PARTITIONS", "REPLICAS", "INTERNAL"),
+        [
+            (
+                description.name,
+                document["id"],
+                len(rows),
+                len(rows[0]["replicas"]) if rows else 0,
+                str(description.is_internal).lower(),
+            )
+        ],
+    )
+    print()
+    print_table(
+        ("CONFIG", "VALUE"),
+        [(name, "(sensitive)" if v is None else v) for name, v in configs.items()],
+    )
+    print()
+    print_table(
+        ("PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START-OFFSET", "HIGH-WATERMARK"),
+        [
+            (
+                r["partition"],
+                "-" if r["leader"] is None else r["leader"],
+                ",".join(map(str, r["replicas"])),
+                ",".join(map(str, r["isr"])),
+                r["log_start_offset"],
+                r["high_watermark"],
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def log_offsets(admin: Any, partitions: list[Any], spec: Any) -> dict[tuple[str, int] | int, int]:
+    """The offset `spec` names (earliest, latest, for a timestamp) for each partition, by
+    partition number, and by (topic, partition) as well."""
+    if not partitions:
+        return {}
+    futures = admin.list_offsets({tp: spec for tp in partitions})
+    found: dict[tuple[str, int] | int, int] = {}
+    for tp, future in futures.items():
+        offset = answer(future, f"topic {tp.topic!r} partition {tp.partition} offsets").offset
+        found[tp.partition] = offset
+        found[(tp.topic, tp.partition)] = offset
+    return found
+
+
+def _alter_config(args: argparse.Namespace) -> int:
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    values = name_values(args.set, "--set")
+    if not values and not args.delete:
+        raise ConfigError("give at least one --set NAME=VALUE or --delete NAME")
+    both = set(values) & set(args.delete)
+    if both:
+        raise ConfigError(f"{', '.join(sorted(both))}: both --set and --delete")
+    changes = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in values.items()
+    ] + [
+        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE)
+        for name in args.delete
+    ]
+    admin, _ = connect_admin(args)
+    resource = ConfigResource(ResourceType.TOPIC, args.name, incremental_configs=changes)
+    answer(admin.incremental_alter_configs([resource])[resource], f"topic {args.name!r}")
+    if args.output == "json":
+        print_json({"topic": args.name, "set": values, "deleted": sorted(args.delete)})
+    else:
+        print_table(
+            ("CONFIG", "ACTION", "VALUE"),
+            [(name, "set", value) for name, value in values.items()]
+            + [(name, "deleted", "-") for name in args.delete],
+        )
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    admin, _ = connect_admin(args)
+    futures = admin.delete_topics(args.names, operation_timeout=ADMIN_TIMEOUT_S)
+    failed: dict[str, str] = {}
+    for name in args.names:
+        try:
+            answer(futures[name], "")
+        except CommandError as exc:
+            failed[name] = str(exc).removeprefix(": ")
+    deleted = [name for name in args.names if name not in failed]
+    if args.output == "json":
+        print_json({"deleted": deleted, "failed": failed})
+    else:
+        print_table(("TOPIC", "STATUS"), [(name, failed.get(name, "OK")) for name in args.names])
+    for name, error in failed.items():
+        fail("topic delete", f"topic {name!r}: {error}")
+    return 1 if failed else 0
