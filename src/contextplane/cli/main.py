@@ -1,7 +1,8 @@
 """`contextplane` command line: `contextplane up` runs the embedded broker;
 `contextplane users` manages SCRAM users of a data directory (cli/users.py);
 `contextplane audit reads` asks a running broker who received which offsets;
-`contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py)."""
+`contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py);
+`contextplane context` serves entity views folded from Kafka topics (cli/context.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contextplane.cli import audit_reads, registry, users
+from contextplane.cli import audit_reads, context, registry, users
 from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import EscapingFormatter
 from contextplane.metadata.store import MetadataStoreUnreachable
@@ -60,6 +61,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     users.add_parser(sub)
     audit_reads.add_parser(sub)
     registry.add_parser(sub)
+    context.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return audit_reads.run(args)
     if args.command == "registry":
         return registry.run(args)
+    if args.command == "context":
+        return context.run(args)
     handler = logging.StreamHandler()
     # Control characters in any message are escaped: no client string can forge a line.
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

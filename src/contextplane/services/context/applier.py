@@ -1,0 +1,398 @@
+"""The apply loop: source records folded into entity states, the states and positions
+committed to the changelog in one Kafka transaction, then to the local store in one
+SQLite transaction (RFC 0006 §1).
+
+It runs on its own thread (confluent-kafka and SQLite calls block). `start` restores the
+local store from the changelog and seeks each source partition to the position the
+changelog holds; `run` then loops until `stop`. Every fold is `merge.read` + `merge.fold`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.services.context import changelog
+from contextplane.services.context.freshness import Position
+from contextplane.services.context.freshness import TopicPartition as TP
+from contextplane.services.context.merge import (
+    STATE_BYTES_MAX,
+    Entity,
+    Origin,
+    Skip,
+    decode_entity,
+    encode_entity,
+    fold,
+    read,
+)
+from contextplane.services.context.store import EntityKey, LocalStore
+from contextplane.services.context.views import Source, View
+
+log = logging.getLogger("contextplane.context")
+
+# Records taken from the consumer per transaction.
+READ_BATCH_MAX = 500
+# How long a poll waits for a record before the loop checks whether it is stopping.
+READ_WAIT_S = 0.2
+# After a failed transaction the loop waits this long before reading the batch again.
+RETRY_PAUSE_S = 0.5
+
+OnApplied = Callable[[dict[TP, Position]], None]
+
+
+class StartError(Exception):
+    """The service cannot start: a missing source topic, an unreachable cluster."""
+
+
+@dataclass
+class ApplierConfig:
+    bootstrap: str
+    name: str  # names the changelog topic and the transactional id
+    data_dir: Path
+    timeout_s: float = 30.0
+    client_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.name}.changelog"
+
+
+class Applier:
+    def __init__(self, views: dict[str, View], config: ApplierConfig, on_applied: OnApplied):
+        self._views = views
+        self._config = config
+        self._on_applied = on_applied
+        self._by_topic: dict[str, list[tuple[str, Source]]] = {}
+        for view in views.values():
+            for source in view.sources:
+                self._by_topic.setdefault(source.topic, []).append((view.name, source))
+        common: dict[str, Any] = {"bootstrap.servers": config.bootstrap, **config.client_config}
+        self._common = common
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store_path = config.data_dir / "context.db"
+        self._store = LocalStore(self.store_path)
+        self._producer = Producer(
+            {
+                **common,
+                # Stable across restarts: init_transactions fences the previous
+                # incarnation and aborts what it left open.
+                "transactional.id": f"{config.name}-applier",
+                "transaction.timeout.ms": 60_000,
+                "linger.ms": 5,
+            }
+        )
+        self._consumer = Consumer(
+            {
+                **common,
+                # Partitions are assigned, never subscribed: positions live in the changelog.
+                "group.id": f"{config.name}-sources",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+            }
+        )
+        self._positions: dict[TP, Position] = {}
+        self._assigned: list[TP] = []
+        # The high watermark of each source partition, as the last fetch reported it.
+        self.watermarks: dict[TP, int] = {}
+        self.skipped: Counter[tuple[str, str]] = Counter()  # (view, reason) -> records
+        self.applied_records = 0
+        self._stopping = threading.Event()
+        self.failure: str | None = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> dict[TP, Position]:
+        """Create the changelog if missing, fence earlier incarnations, restore the local
+        store from the changelog, seek the sources; the positions restored."""
+        admin = AdminClient(self._common)
+        self._create_changelog(admin)
+        partitions = self._source_partitions(admin)
+        try:
+            self._producer.init_transactions(self._config.timeout_s)
+        except KafkaException as exc:
+            raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
+        self._restore()
+        self._positions = self._store.positions()
+        self._assigned = partitions
+        self._seek_to_positions()
+        return dict(self._positions)
+
+    def _create_changelog(self, admin: AdminClient) -> None:
+        topic = self._config.changelog_topic
+        new = NewTopic(topic, num_partitions=1, config={"cleanup.policy": "compact"})
+        future = admin.create_topics([new], request_timeout=self._config.timeout_s)[topic]
+        try:
+            future.result(self._config.timeout_s)
+            log.info("created topic %s", topic)
+        except TimeoutError:
+            raise StartError(
+                f"creating {topic} on {self._config.bootstrap} got no answer within"
+                f" {self._config.timeout_s:g} s (is the Kafka cluster reachable?)"
+            ) from None
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StartError(f"creating {topic}: {exc.args[0].str()}") from None
+
+    def _source_partitions(self, admin: AdminClient) -> list[TP]:
+        metadata = admin.list_topics(timeout=self._config.timeout_s)
+        found: list[TP] = []
+        for topic in sorted(self._by_topic):
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None or not described.partitions:
+                raise StartError(f"source topic {topic!r} does not exist")
+            found += [(topic, p) for p in sorted(described.partitions)]
+        return found
+
+    def _restore(self) -> None:
+        """Read the changelog (committed records only) from where the store last read it
+        to its end. Entity values are whole states: reading one again is harmless."""
+        topic = self._config.changelog_topic
+        reader = Consumer(
+            {
+                **self._common,
+                "group.id": f"{self._config.name}-restore",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            low, high = reader.get_watermark_offsets(
+                TopicPartition(topic, 0), timeout=self._config.timeout_s
+            )
+            start = max(self._store.changelog_position(), low)
+            if start >= high:
+                return
+            reader.assign([TopicPartition(topic, 0, start)])
+            restored = 0
+            at = start
+            while at < high:
+                messages = reader.consume(READ_BATCH_MAX, timeout=self._config.timeout_s)
+                if not messages:
+                    raise StartError(f"reading {topic} stopped at offset {at} of {high}")
+                entities: dict[EntityKey, bytes | None] = {}
+                positions: dict[TP, Position] = {}
+                for message in messages:
+                    error = message.error()
+                    offset = message.offset()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF and offset is not None:
+                            at = max(at, offset)
+                            continue
+                        raise StartError(f"reading {topic}: {error.str()}")
+                    assert offset is not None, "a record has an offset"
+                    at = offset + 1
+                    record = changelog.read_record(message.key(), message.value())
+                    if isinstance(record, changelog.EntityRecord):
+                        entities[record.key] = record.value
+                    elif isinstance(record, changelog.PositionRecord):
+                        positions[record.partition] = record.position
+                self._store.commit(entities, positions, at)
+                restored += len(entities)
+            log.info(
+                "restored %d entity changes from %s offsets %d to %d", restored, topic, start, at
+            )
+        finally:
+            reader.close()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._step()
+        except Exception as exc:  # fatal: fenced by a newer incarnation, or a fault
+            log.exception("the apply loop stopped")
+            self.failure = str(exc)
+            self._on_applied(dict(self._positions))  # wakes the service to notice
+        finally:
+            self._consumer.close()
+            self._store.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def partitions(self) -> list[TP]:
+        """The source partitions read, known once `start` returned."""
+        return list(self._assigned)
+
+    def _step(self) -> None:
+        try:
+            first = self._consumer.poll(READ_WAIT_S)
+            messages = [] if first is None else [first]
+            if messages:
+                messages += self._consumer.consume(READ_BATCH_MAX - 1, timeout=0)
+        except KafkaException as exc:
+            log.warning("reading the sources failed (%s); retrying", exc)
+            return
+        if messages:
+            try:
+                self._apply(messages)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal():
+                    raise
+                self._recover(error.str())
+        self._note_watermarks()
+
+    def _apply(self, messages: list[Any]) -> None:
+        loaded: dict[EntityKey, Entity | None] = {}
+        changed: dict[EntityKey, Entity | None] = {}
+        positions = dict(self._positions)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    tp = (message.topic(), message.partition())
+                    before = positions.get(tp, Position(0, None))
+                    if message.offset() > before.position:
+                        positions[tp] = Position(message.offset(), before.newest_ms)
+                else:
+                    log.warning("reading %s: %s", message.topic(), error.str())
+                continue
+            tp = (message.topic(), message.partition())
+            kind, timestamp = message.timestamp()
+            timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else int(timestamp)
+            origin = Origin(tp[0], tp[1], message.offset(), timestamp_ms or -1)
+            for view, source in self._by_topic.get(tp[0], []):
+                got = read(source, message.key(), message.value())
+                if isinstance(got, Skip):
+                    self._skip(view, got.reason, origin)
+                    continue
+                entity_id, value = got
+                key = (view, entity_id)
+                if key not in loaded:
+                    loaded[key] = self._load(key)
+                current = changed[key] if key in changed else loaded[key]
+                after = fold(source, current, value, origin)
+                if after is not None and len(encode_entity(after)) > STATE_BYTES_MAX:
+                    self._skip(view, "state-too-large", origin)
+                    continue
+                if after is not current:
+                    changed[key] = after
+            before = positions.get(tp, Position(0, None))
+            newest = before.newest_ms
+            if timestamp_ms is not None:
+                newest = timestamp_ms if newest is None else max(newest, timestamp_ms)
+            positions[tp] = Position(max(before.position, message.offset() + 1), newest)
+        moved = {tp: at for tp, at in positions.items() if self._positions.get(tp) != at}
+        if not changed and not moved:
+            return
+        encoded = {key: None if e is None else encode_entity(e) for key, e in changed.items()}
+        changelog_position = self._commit_to_changelog(encoded, moved)
+        self._store.commit(encoded, moved, changelog_position)
+        self._positions = positions
+        self.applied_records += sum(1 for m in messages if m.error() is None)
+        self._on_applied(dict(positions))
+
+    def _load(self, key: EntityKey) -> Entity | None:
+        raw, _ = self._store.entity(*key)
+        return None if raw is None else decode_entity(raw)
+
+    def _skip(self, view: str, reason: str, origin: Origin) -> None:
+        self.skipped[(view, reason)] += 1
+        if self.skipped[(view, reason)] <= 5:  # the first few whole, the rest counted
+            log.warning(
+                "view %s skipped %s[%d]@%d: %s",
+                view,
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                reason,
+            )
+
+    def _commit_to_changelog(
+        self, entities: dict[EntityKey, bytes | None], positions: dict[TP, Position]
+    ) -> int | None:
+        """One Kafka transaction; the changelog offset just past it if every record's
+        offset was reported, else None (the store keeps its older, safe read position)."""
+        topic = self._config.changelog_topic
+        offsets: list[int] = []
+
+        def delivered(error: KafkaError | None, message: Any) -> None:
+            if error is None:
+                offsets.append(int(message.offset()))
+
+        producer = self._producer
+        producer.begin_transaction()
+        for key, value in entities.items():
+            producer.produce(
+                topic,
+                key=changelog.entity_key(key),
+                value=value,
+                partition=0,
+                on_delivery=delivered,
+            )
+        for tp, at in positions.items():
+            producer.produce(
+                topic,
+                key=changelog.position_key(tp),
+                value=changelog.position_value(at),
+                partition=0,
+                on_delivery=delivered,
+            )
+        producer.flush(self._config.timeout_s)  # serves the delivery callbacks
+        producer.commit_transaction(self._config.timeout_s)
+        sent = len(entities) + len(positions)
+        return max(offsets) + 1 if len(offsets) == sent else None
+
+    def _recover(self, reason: str) -> None:
+        """A transaction that failed: abort it and read the batch again from the last
+        committed positions."""
+        log.warning(
+            "committing to %s failed (%s); reading again", self._config.changelog_topic, reason
+        )
+        try:
+            self._producer.abort_transaction(self._config.timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise
+        self._seek_to_positions()
+        self._stopping.wait(RETRY_PAUSE_S)
+
+    def _seek_to_positions(self) -> None:
+        """Every source partition from its committed position (its start if none)."""
+        self._consumer.assign(
+            [
+                TopicPartition(t, p, self._positions[(t, p)].position)
+                if (t, p) in self._positions
+                else TopicPartition(t, p, OFFSET_BEGINNING)
+                for t, p in self._assigned
+            ]
+        )
+
+    def _note_watermarks(self) -> None:
+        seen = dict(self.watermarks)
+        for topic, partition in self._assigned:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                seen[(topic, partition)] = int(high)
+        self.watermarks = seen  # replaced whole: readers on other threads see one or the other
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
