@@ -8,66 +8,24 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.clock import SystemClock
 from contextplane.services.context.client import ContextClient, ContextClientError
 from tests.support.broker import BrokerProcess
-from tests.support.context import ContextProcess
+from tests.support.context import (  # noqa: F401 - fixtures
+    TIMEOUT_S,
+    TOPICS,
+    ContextProcess,
+    broker_fixture,
+    service_fixture,
+    views_fixture,
+)
 from tests.support.wait import wait_until
-
-VIEWS = """
-[[views.account.sources]]
-topic = "crm.accounts"
-field = "profile"
-
-[[views.account.sources]]
-topic = "billing.entitlements"
-entity_id = "value.account_id"
-field = "entitlement"
-
-[[views.account.sources]]
-topic = "support.tickets"
-entity_id = "value.account.id"
-field = "tickets"
-merge = "list"
-max_items = 1000
-"""
-TOPICS = {"crm.accounts": 1, "billing.entitlements": 2, "support.tickets": 2}
-TIMEOUT_S = 60
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(tmp_path / "broker").start()
-    admin = AdminClient({"bootstrap.servers": running.bootstrap})
-    futures = admin.create_topics([NewTopic(t, n, 1) for t, n in TOPICS.items()])
-    for future in futures.values():
-        future.result(TIMEOUT_S)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def views(tmp_path: Path) -> Path:
-    path = tmp_path / "views.toml"
-    path.write_text(VIEWS)
-    return path
-
-
-@pytest.fixture
-def service(broker: BrokerProcess, views: Path, tmp_path: Path) -> Iterator[ContextProcess]:
-    running = ContextProcess(
-        broker.bootstrap, views, tmp_path / "context", tmp_path / "context.log"
-    ).start()
-    yield running
-    running.stop()
 
 
 class Events:
@@ -111,18 +69,22 @@ def test_get_merges_the_sources_with_freshness(
     events = Events(broker.bootstrap)
     client = ContextClient(service.url)
     an_hour_ago = SystemClock().wall_ms() - 3_600_000
-    landed = [
-        events.send("crm.accounts", "a1", {"name": "Acme", "tier": "gold"}, an_hour_ago),
-        events.send("billing.entitlements", "e1", {"account_id": "a1", "plan": "pro"}, an_hour_ago),
-        events.send("crm.accounts", "a1", {"name": "Acme", "tier": "platinum"}, an_hour_ago + 1),
+    sends = [
+        ("crm.accounts", "a1", {"name": "Acme", "tier": "gold"}, an_hour_ago),
+        ("billing.entitlements", "e1", {"account_id": "a1", "plan": "pro"}, an_hour_ago),
+        ("crm.accounts", "a1", {"name": "Acme", "tier": "platinum"}, an_hour_ago + 1),
+        *(
+            ("support.tickets", f"t{n}", {"account": {"id": "a1"}, "n": n}, an_hour_ago + 2)
+            for n in range(3)
+        ),
+        ("crm.accounts", "a2", {"name": "Other"}, an_hour_ago + 3),
     ]
-    for n in range(3):
-        landed.append(
-            events.send(
-                "support.tickets", f"t{n}", {"account": {"id": "a1"}, "n": n}, an_hour_ago + 2
-            )
-        )
-    landed.append(events.send("crm.accounts", "a2", {"name": "Other"}, an_hour_ago + 3))
+    landed = []
+    for topic, key, value, timestamp_ms in sends:
+        landed.append(events.send(topic, key, value, timestamp_ms))
+        # Partitions are applied in no set order: each waits for the one before, so the
+        # order applied (the list's, changed_by's) is the order sent.
+        client.get("account", "a1", min_offsets=fence(landed[-1]), timeout_ms=20_000)
 
     account = client.get("account", "a1", min_offsets=fence(*landed), timeout_ms=20_000)
 

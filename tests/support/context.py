@@ -1,4 +1,5 @@
-"""`contextplane context` as a subprocess on a free loopback port, for end-to-end tests."""
+"""`contextplane context` as a subprocess on a free loopback port, for end-to-end tests;
+fixtures for a broker process with the sources of an `account` view, and the service."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.broker import BrokerProcess
 from tests.support.wait import wait_until
 
 _READY = re.compile(r"contextplane context ready on \S+:(\d+)")
@@ -69,3 +75,51 @@ class ContextProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+VIEWS = """
+[[views.account.sources]]
+topic = "crm.accounts"
+field = "profile"
+
+[[views.account.sources]]
+topic = "billing.entitlements"
+entity_id = "value.account_id"
+field = "entitlement"
+
+[[views.account.sources]]
+topic = "support.tickets"
+entity_id = "value.account.id"
+field = "tickets"
+merge = "list"
+max_items = 1000
+"""
+TOPICS = {"crm.accounts": 1, "billing.entitlements": 2, "support.tickets": 2}
+TIMEOUT_S = 60
+
+
+@pytest.fixture(name="broker")
+def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
+    running = BrokerProcess(tmp_path / "broker").start()
+    admin = AdminClient({"bootstrap.servers": running.bootstrap})
+    futures = admin.create_topics([NewTopic(t, n, 1) for t, n in TOPICS.items()])
+    for future in futures.values():
+        future.result(TIMEOUT_S)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(name="views")
+def views_fixture(tmp_path: Path) -> Path:
+    path = tmp_path / "views.toml"
+    path.write_text(VIEWS)
+    return path
+
+
+@pytest.fixture(name="service")
+def service_fixture(broker: BrokerProcess, views: Path, tmp_path: Path) -> Iterator[ContextProcess]:
+    running = ContextProcess(
+        broker.bootstrap, views, tmp_path / "context", tmp_path / "context.log"
+    ).start()
+    yield running
+    running.stop()

@@ -126,10 +126,12 @@ class Applier:
         admin = AdminClient(self._common)
         self._create_changelog(admin)
         partitions = self._source_partitions(admin)
+        log.info("fencing earlier incarnations of %s-applier", self._config.name)
         try:
             self._producer.init_transactions(self._config.timeout_s)
         except KafkaException as exc:
             raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
+        log.info("restoring from %s", self._config.changelog_topic)
         self._restore()
         self._positions = self._store.positions()
         self._assigned = partitions
@@ -186,9 +188,12 @@ class Applier:
             restored = 0
             at = start
             while at < high:
-                messages = reader.consume(READ_BATCH_MAX, timeout=self._config.timeout_s)
-                if not messages:
+                # consume() would wait for a whole batch (or its timeout) even at the
+                # end: the first record is polled, then what is already fetched taken.
+                first = reader.poll(self._config.timeout_s)
+                if first is None:
                     raise StartError(f"reading {topic} stopped at offset {at} of {high}")
+                messages = [first, *reader.consume(READ_BATCH_MAX - 1, timeout=0)]
                 entities: dict[EntityKey, bytes | None] = {}
                 positions: dict[TP, Position] = {}
                 for message in messages:

@@ -101,6 +101,8 @@ class ContextService:
         """The entity's state and freshness; with `min_offsets`, only once the record at
         each (topic, partition) offset is applied, waiting at most `timeout_ms`."""
         declared = self._view(view)
+        if not 0 <= timeout_ms <= FENCE_WAIT_MS_MAX:
+            raise errors.bad_fence(f"timeout_ms must be 0 to {FENCE_WAIT_MS_MAX}, got {timeout_ms}")
         if self.failure is not None:
             raise errors.not_applying(self.failure)
         if min_offsets:
@@ -127,8 +129,6 @@ class ContextService:
     def _check_fence(
         self, view: View, min_offsets: dict[TopicPartition, int], timeout_ms: int
     ) -> None:
-        if not 0 <= timeout_ms <= FENCE_WAIT_MS_MAX:
-            raise errors.bad_fence(f"timeout_ms must be 0 to {FENCE_WAIT_MS_MAX}, got {timeout_ms}")
         if len(min_offsets) > FENCE_PARTITIONS_MAX:
             raise errors.bad_fence(f"a fence names at most {FENCE_PARTITIONS_MAX} partitions")
         for (topic, partition), offset in min_offsets.items():
