@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from contextplane.services.context.app import BODY_BYTES_MAX
 from contextplane.services.context.client import ContextClient
+from contextplane.services.context.merge import STATE_BYTES_MAX
 from contextplane.services.context.service import FENCE_WAIT_MS_MAX
 from tests.support.broker import BrokerProcess
 from tests.support.context import (  # noqa: F401 - fixtures
@@ -147,3 +148,44 @@ def test_records_that_do_not_parse_are_skipped_counted_and_never_stop_the_view(
         "key-not-utf8": 1,
     }
     assert service.process is not None and service.process.poll() is None
+
+
+def test_an_entity_past_its_size_bound_takes_no_more_records(
+    broker: BrokerProcess, service: ContextProcess
+) -> None:
+    """The tickets list keeps 1,000 items; at 4 KiB each an account's state would pass
+    STATE_BYTES_MAX (900 KiB) after about 220: the records that would pass it are skipped and
+    counted, the state stays within the bound, other entities go on."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    ends: dict[tuple[str, int], int] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        at = ("support.tickets", message.partition())
+        ends[at] = max(ends.get(at, -1), message.offset())
+
+    for n in range(400):
+        value = {"account": {"id": "big"}, "n": n, "body": "x" * 4096}
+        producer.produce(
+            "support.tickets",
+            key=str(n).encode(),
+            value=json.dumps(value).encode(),
+            on_delivery=delivered,
+        )
+        producer.poll(0)
+    producer.produce(
+        "support.tickets",
+        key=b"small",
+        value=b'{"account": {"id": "small"}}',
+        on_delivery=delivered,
+    )
+    producer.flush(TIMEOUT_S)
+    client = ContextClient(service.url)
+    small = client.get("account", "small", min_offsets=ends, timeout_ms=20_000)
+    assert small.state == {"tickets": [{"account": {"id": "small"}}]}
+    big = client.get("account", "big")
+    assert big.state is not None
+    kept = len(big.state["tickets"])
+    assert 200 < kept < 256
+    assert len(json.dumps(big.state)) <= STATE_BYTES_MAX
+    assert client.views()["views"]["account"]["skipped"] == {"state-too-large": 400 - kept}

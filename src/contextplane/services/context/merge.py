@@ -7,17 +7,20 @@ these same two functions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from contextplane.services.context.views import Source
 
 # A record value larger than this is skipped, not parsed: its entity's state would not fit
-# a changelog record either (STATE_BYTES_MAX).
-VALUE_BYTES_MAX = 1024 * 1024
+# a changelog record either.
+VALUE_BYTES_MAX = 900 * 1024
 # An entity's state, JSON-encoded, as produced to the changelog; a fold past it is skipped.
-STATE_BYTES_MAX = 1024 * 1024
+# With its key (ENTITY_ID_BYTES_MAX and a view name) and a batch's overhead it fits both
+# librdkafka's message.max.bytes (1,000,000) and Kafka's max.message.bytes (1,048,588).
+STATE_BYTES_MAX = 900 * 1024
 ENTITY_ID_BYTES_MAX = 1024
 
 TOMBSTONE: Any = object()  # the value of a record whose value is null
@@ -53,8 +56,8 @@ def read(source: Source, key: bytes | None, value: bytes | None) -> tuple[str, A
     document: Any = TOMBSTONE
     if value is not None:
         try:
-            document = json.loads(value)
-        except (ValueError, RecursionError):
+            document = msgspec.json.decode(value)
+        except (msgspec.MsgspecError, RecursionError):  # also numbers JSON cannot carry: 1e400
             return Skip("value-not-json")
     if source.id_path is None:
         if key is None:
@@ -107,16 +110,15 @@ def fold(source: Source, current: Entity | None, value: Any, origin: Origin) -> 
 
 def encode_entity(entity: Entity) -> bytes:
     origin = entity.changed_by
-    return json.dumps(
+    return msgspec.json.encode(
         {
             "state": entity.state,
             "changed_by": [origin.topic, origin.partition, origin.offset, origin.timestamp_ms],
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
 
 
 def decode_entity(raw: bytes) -> Entity:
-    document = json.loads(raw)
+    document = msgspec.json.decode(raw)
     topic, partition, offset, timestamp_ms = document["changed_by"]
     return Entity(document["state"], Origin(topic, partition, offset, timestamp_ms))
