@@ -236,3 +236,23 @@ def test_kill9_mid_stream_neither_loses_nor_reapplies(
         }
     finally:
         fresh.stop()
+
+
+def test_a_second_instance_of_the_same_name_fences_the_first(
+    broker: BrokerProcess, service: ContextProcess, views: Path, tmp_path: Path
+) -> None:
+    """Two appliers of one changelog would interleave their transactions: the newer one's
+    init_transactions fences the older, whose next commit fails and which then exits 1."""
+    events = Events(broker.bootstrap)
+    newer = ContextProcess(
+        broker.bootstrap, views, tmp_path / "newer", tmp_path / "newer.log"
+    ).start()
+    try:
+        landed = events.send("crm.accounts", "a1", {"name": "Acme"})
+        assert service.process is not None
+        assert service.process.wait(TIMEOUT_S) == 1
+        assert "the apply loop stopped" in service.log_tail(200)
+        seen = ContextClient(newer.url).get("account", "a1", min_offsets=fence(landed))
+        assert seen.state == {"profile": {"name": "Acme"}}
+    finally:
+        newer.stop()
