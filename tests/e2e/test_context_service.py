@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,20 @@ def test_get_merges_the_sources_with_freshness(
         }
         return fresh if seen == expected and fresh.lag == 0 else None
 
-    wait_until(caught_up, TIMEOUT_S, "positions and high watermarks of every partition")
+    fresh = wait_until(caught_up, TIMEOUT_S, "positions and high watermarks of every partition")
+    # Caught up: not stale, though its newest event is an hour older than the target.
+    assert (fresh.target_ms, fresh.stale) == (60_000, False)
+    with urllib.request.urlopen(f"{service.url}/metrics", timeout=TIMEOUT_S) as response:
+        metrics = response.read().decode().splitlines()
+    assert 'contextplane_context_stale{view="account"} 0' in metrics
+    assert 'contextplane_context_freshness_target_seconds{view="account"} 60' in metrics
+    assert (
+        'contextplane_context_lag_records{view="account",topic="support.tickets",partition="1"} 0'
+        in metrics
+    )
+    assert any(
+        line.startswith('contextplane_context_age_seconds{view="account"} 3') for line in metrics
+    )
 
     missing = client.get("account", "nobody")
     assert not missing.found and missing.state is None and missing.changed_by is None

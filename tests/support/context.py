@@ -78,6 +78,9 @@ class ContextProcess:
 
 
 VIEWS = """
+[views.account]
+freshness_target_ms = 60000
+
 [[views.account.sources]]
 topic = "crm.accounts"
 field = "profile"

@@ -1,15 +1,20 @@
 """Freshness: lag per partition against its high watermark, the age of the newest event
-applied, and which partitions a read fence is still waiting for."""
+applied, which partitions a read fence is still waiting for, when a view is stale, and
+the metrics that carry it."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from contextplane.services.context.freshness import (
     Freshness,
     PartitionFreshness,
     Position,
     freshness,
+    is_stale,
     unmet,
 )
+from contextplane.services.context.metrics import render
 
 NOW = 1_700_000_100_000
 
@@ -54,3 +59,38 @@ def test_a_fence_is_met_once_the_record_at_each_offset_is_applied() -> None:
     assert unmet(positions, {("crm", 0): 10, ("crm", 1): 2}) == {("crm", 0): 10}
     # A partition nothing was applied from is at position 0.
     assert unmet(positions, {("tickets", 0): 0}) == {("tickets", 0): 0}
+
+
+def test_a_view_is_stale_only_when_behind_and_older_than_its_target() -> None:
+    behind = freshness({("crm", 0): Position(1, NOW - 9_000)}, {("crm", 0): 5}, NOW)
+    caught_up = freshness({("crm", 0): Position(5, NOW - 3_600_000)}, {("crm", 0): 5}, NOW)
+    nothing_yet = freshness({("crm", 0): Position(0, None)}, {("crm", 0): 5}, NOW)
+    unknown_end = freshness({("crm", 0): Position(1, NOW - 9_000)}, {}, NOW)
+    assert is_stale(behind, 5_000)
+    assert not is_stale(behind, 10_000)
+    assert not is_stale(behind, None)  # no target, no alert
+    assert not is_stale(caught_up, 5_000)  # nothing newer exists: an old event is current
+    assert is_stale(nothing_yet, 5_000)
+    assert not is_stale(unknown_end, 5_000)
+
+
+def test_metrics_carry_lag_age_target_staleness_and_skips() -> None:
+    fresh = freshness({("crm", 0): Position(1, NOW - 9_000)}, {("crm", 0): 5}, NOW)
+    fresh = dataclasses.replace(fresh, target_ms=5_000, stale=True)
+    text = render(
+        {
+            "applied_records": 12,
+            "views": {"account": {"freshness": fresh, "skipped": {"value-not-json": 3}}},
+        }
+    )
+    lines = set(text.splitlines())
+    assert 'contextplane_context_lag_records{view="account",topic="crm",partition="0"} 4' in lines
+    assert 'contextplane_context_age_seconds{view="account"} 9' in lines
+    assert 'contextplane_context_freshness_target_seconds{view="account"} 5' in lines
+    assert 'contextplane_context_stale{view="account"} 1' in lines
+    assert (
+        'contextplane_context_skipped_records_total{view="account",reason="value-not-json"} 3'
+        in lines
+    )
+    assert "contextplane_context_applied_records_total 12" in lines
+    assert "# TYPE contextplane_context_skipped_records_total counter" in lines

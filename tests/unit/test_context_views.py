@@ -26,6 +26,8 @@ entity_id = "value.account.id"
 merge = "list"
 max_items = 5
 
+[views.incident]
+freshness_target_ms = 5000
 [[views.incident.sources]]
 topic = "ops.incidents"
 on_tombstone = "ignore"
@@ -42,6 +44,8 @@ def test_a_valid_file_declares_views_sources_and_defaults() -> None:
     )
     assert views["account"].topics == {"crm.accounts", "support.tickets"}
     assert views["incident"].sources[0].on_tombstone == "ignore"
+    assert views["incident"].freshness_target_ms == 5000
+    assert views["account"].freshness_target_ms is None
 
 
 def test_a_list_keeps_ten_items_unless_told() -> None:
@@ -87,6 +91,14 @@ def test_a_list_keeps_ten_items_unless_told() -> None:
             "views.a.sources[1].field: 't' is already the field of sources[0]",
         ),
         ("[views.a]\n", "views.a.sources"),
+        (
+            '[views.a]\nfreshness_target_ms = 0\n[[views.a.sources]]\ntopic = "t"\n',
+            "views.a.freshness_target_ms: expected 1 to",
+        ),
+        (
+            '[views.a]\nfreshness_target_ms = "5s"\n[[views.a.sources]]\ntopic = "t"\n',
+            "views.a.freshness_target_ms",
+        ),
         ('[views.a]\nsources = "t"\n', "views.a.sources"),
         ('[views."a b"]\n', "views.a b: a view name"),
         ("title = 'x'\n", "unknown top-level key 'title'"),

@@ -17,10 +17,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from contextplane.services.context import errors
+from contextplane.services.context import errors, metrics
 from contextplane.services.context.freshness import TopicPartition
 from contextplane.services.context.service import (
     FENCE_WAIT_MS_DEFAULT,
@@ -62,6 +62,11 @@ async def _views(request: Request) -> Response:
     for view in status["views"].values():
         view["freshness"] = dataclasses.asdict(view["freshness"])
     return JSONResponse(status)
+
+
+async def _metrics(request: Request) -> Response:
+    text = metrics.render(service_of(request).status())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 async def _entity(request: Request) -> Response:
@@ -151,6 +156,7 @@ def build_app(service: ContextService) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/views", _views, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
             Route("/v1/views/{view}/entities/{entity:path}", _entity, methods=["GET"]),
             Route("/v1/views/{view}/get", _fenced_get, methods=["POST"]),
         ],

@@ -114,5 +114,7 @@ def _entity(raw: dict[str, Any]) -> EntityContext:
             newest_event_ms=fresh["newest_event_ms"],
             lag=fresh["lag"],
             partitions=tuple(PartitionFreshness(**p) for p in fresh["partitions"]),
+            target_ms=fresh["target_ms"],
+            stale=fresh["stale"],
         ),
     )

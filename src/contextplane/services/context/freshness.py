@@ -34,6 +34,17 @@ class Freshness:
     newest_event_ms: int | None
     lag: int | None  # the sum over partitions; None while any partition's end is unknown
     partitions: tuple[PartitionFreshness, ...]
+    target_ms: int | None = None  # the view's freshness target, if it has one
+    stale: bool = False
+
+
+def is_stale(fresh: Freshness, target_ms: int | None) -> bool:
+    """Behind its sources (lag > 0) and what it has applied is older than the target (or
+    nothing is applied yet). A view that is caught up is never stale, however old its
+    newest event: nothing newer exists."""
+    if target_ms is None or not fresh.lag:
+        return False
+    return fresh.age_ms is None or fresh.age_ms > target_ms
 
 
 def freshness(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +20,17 @@ from contextplane.services.context.freshness import (
     Position,
     TopicPartition,
     freshness,
+    is_stale,
     unmet,
 )
 from contextplane.services.context.merge import Origin, decode_entity
 from contextplane.services.context.store import LocalStore
 from contextplane.services.context.views import View
 
+log = logging.getLogger("contextplane.context")
+
+# How often views with a freshness target are checked for the stale/recovered log lines.
+FRESHNESS_CHECK_S = 1.0
 # A fenced read waits at most this long (a caller asking more is refused, not clamped: it
 # would otherwise believe it had waited what it asked).
 FENCE_WAIT_MS_MAX = 30_000
@@ -56,6 +63,7 @@ class ContextService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._reads: LocalStore | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()  # the apply loop ended by itself (see `failure`)
 
     async def start(self) -> None:
@@ -65,6 +73,7 @@ class ContextService:
         self._reads = LocalStore(self._applier.store_path)
         self._thread = threading.Thread(target=self._applier.run, name="context-apply", daemon=True)
         self._thread.start()
+        self._watch = asyncio.create_task(self._watch_freshness())
 
     @property
     def failure(self) -> str | None:
@@ -162,7 +171,9 @@ class ContextService:
             for tp in self._partitions
             if tp[0] in view.topics
         }
-        return freshness(mine, self._applier.watermarks, self._clock.wall_ms())
+        fresh = freshness(mine, self._applier.watermarks, self._clock.wall_ms())
+        target = view.freshness_target_ms
+        return dataclasses.replace(fresh, target_ms=target, stale=is_stale(fresh, target))
 
     def status(self) -> dict[str, Any]:
         """Each view's freshness and skipped records; the records applied since start."""
@@ -183,7 +194,36 @@ class ContextService:
             },
         }
 
+    async def _watch_freshness(self) -> None:
+        """The alert: one WARNING line when a view with a target turns stale, one INFO
+        line when it is fresh again (the metric says it all along)."""
+        assert self._reads is not None
+        stale: set[str] = set()
+        targeted = {name: view for name, view in self.views.items() if view.freshness_target_ms}
+        while targeted:
+            await asyncio.sleep(FRESHNESS_CHECK_S)
+            positions = self._reads.positions()
+            for name, view in targeted.items():
+                fresh = self._freshness(view, positions)
+                if fresh.stale and name not in stale:
+                    stale.add(name)
+                    log.warning(
+                        "view %s is stale: %s records behind, newest applied event %s ms old"
+                        " (target %d ms)",
+                        name,
+                        fresh.lag,
+                        fresh.age_ms,
+                        view.freshness_target_ms,
+                    )
+                elif not fresh.stale and name in stale:
+                    stale.discard(name)
+                    log.info("view %s is fresh again (lag %s)", name, fresh.lag)
+
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         self._applier.stop()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, JOIN_S)

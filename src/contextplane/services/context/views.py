@@ -4,6 +4,7 @@ its value merges into the entity's state (RFC 0006 §1).
 TOML, read by the standard library's `tomllib`::
 
     [views.account]
+    freshness_target_ms = 5000        # optional: stale when behind and older than this
     [[views.account.sources]]
     topic = "crm.accounts"
     entity_id = "key"                 # the record key (UTF-8), or value.<dotted.path>
@@ -29,6 +30,7 @@ ON_TOMBSTONE = ("clear", "delete-entity", "ignore")
 # changelog whole, and a record is bounded (RFC 0006, Impact).
 LIST_ITEMS_MAX = 1000
 VIEWS_MAX = 100
+FRESHNESS_TARGET_MS_MAX = 24 * 3600 * 1000
 SOURCES_PER_VIEW_MAX = 32
 # A view name is part of changelog keys and URLs: letters, digits, '.', '_' and '-'.
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -55,6 +57,7 @@ class Source:
 class View:
     name: str
     sources: tuple[Source, ...]
+    freshness_target_ms: int | None = None
 
     @property
     def topics(self) -> frozenset[str]:
@@ -91,9 +94,19 @@ def _view(where: str, name: str, body: Any) -> View:
         raise ViewsFileError(f"{where}: {at}: a view name is 1-100 of A-Z a-z 0-9 . _ -")
     if not isinstance(body, dict):
         raise ViewsFileError(f"{where}: {at}: expected a table")
-    unknown = set(body) - {"sources"}
+    unknown = set(body) - {"sources", "freshness_target_ms"}
     if unknown:
         raise ViewsFileError(f"{where}: {at}.{sorted(unknown)[0]}: unknown key")
+    target = body.get("freshness_target_ms")
+    if target is not None and (
+        not isinstance(target, int)
+        or isinstance(target, bool)
+        or not 1 <= target <= FRESHNESS_TARGET_MS_MAX
+    ):
+        raise ViewsFileError(
+            f"{where}: {at}.freshness_target_ms: expected 1 to {FRESHNESS_TARGET_MS_MAX},"
+            f" got {target!r}"
+        )
     sources = body.get("sources")
     if not isinstance(sources, list) or not sources:
         raise ViewsFileError(f"{where}: {at}.sources: expected one or more [[{at}.sources]]")
@@ -107,7 +120,7 @@ def _view(where: str, name: str, body: Any) -> View:
                 f"{where}: {at}.sources[{i}].field: {source.field!r} is already the field"
                 f" of sources[{fields.index(source.field)}]"
             )
-    return View(name, parsed)
+    return View(name, parsed, target)
 
 
 _SOURCE_KEYS = {"topic", "entity_id", "field", "merge", "max_items", "on_tombstone"}
