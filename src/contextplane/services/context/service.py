@@ -179,7 +179,7 @@ class ContextService:
         """Each view's freshness and skipped records; the records applied since start."""
         assert self._reads is not None, "status before start"
         positions = self._reads.positions()
-        skipped = self._applier.skipped
+        skipped = dict(self._applier.skipped)  # one copy: the apply thread adds keys
         return {
             "applied_records": self._applier.applied_records,
             "failure": self.failure,
