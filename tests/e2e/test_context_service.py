@@ -270,3 +270,35 @@ def test_a_second_instance_of_the_same_name_fences_the_first(
         assert seen.state == {"profile": {"name": "Acme"}}
     finally:
         newer.stop()
+
+
+def test_the_broker_killed_and_restarted_under_the_service(
+    broker: BrokerProcess, service: ContextProcess
+) -> None:
+    """The broker dies (kill -9) while records are applied and comes back on the same
+    port: the service rides it out in the same process, every record applied once."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1})
+    landed: list[tuple[str, int, int]] = []
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        landed.append((message.topic(), message.partition(), message.offset()))
+
+    def produce(numbers: range) -> None:
+        for n in numbers:
+            value = json.dumps({"account": {"id": "a1"}, "n": n}).encode()
+            producer.produce(
+                "support.tickets", key=str(n).encode(), value=value, on_delivery=delivered
+            )
+            producer.poll(0)
+        producer.flush(TIMEOUT_S)
+
+    produce(range(150))
+    broker.kill9()
+    broker.start()
+    produce(range(150, 300))
+    client = ContextClient(service.url)
+    after = client.get("account", "a1", min_offsets=fence(*landed), timeout_ms=30_000)
+    assert after.state is not None
+    assert sorted(t["n"] for t in after.state["tickets"]) == list(range(300))
+    assert service.process is not None and service.process.poll() is None

@@ -57,10 +57,17 @@ READ_WAIT_S = 0.2
 # Entity states kept decoded between batches (the apply loop is the only writer), up to
 # this many bytes of their changelog encoding.
 ENTITY_CACHE_BYTES_MAX = 64 * 1024 * 1024
+# Attempts at a commit whose failure is retriable before the loop gives up (each bounded
+# by the service's Kafka timeout).
+COMMIT_ATTEMPTS_MAX = 3
 # After a failed transaction the loop waits this long before reading the batch again.
 RETRY_PAUSE_S = 0.5
 
 OnApplied = Callable[[dict[TP, Position]], None]
+
+
+class AbortableError(Exception):
+    """The open transaction failed before it committed: abort it and read again."""
 
 
 class StartError(Exception):
@@ -262,11 +269,8 @@ class Applier:
         try:
             while messages:
                 messages = messages[self._apply(messages) :]
-        except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal():
-                raise
-            self._recover(error.str())
+        except AbortableError as exc:
+            self._recover(str(exc))
         self._note_watermarks()
 
     def _apply(self, messages: list[Any]) -> int:
@@ -404,26 +408,48 @@ class Applier:
 
         producer = self._producer
         producer.begin_transaction()
-        for key, value in entities.items():
-            producer.produce(
-                topic,
-                key=changelog.entity_key(key),
-                value=value,
-                partition=0,
-                on_delivery=delivered,
-            )
-        for tp, at in positions.items():
-            producer.produce(
-                topic,
-                key=changelog.position_key(tp),
-                value=changelog.position_value(at),
-                partition=0,
-                on_delivery=delivered,
-            )
-        producer.flush(self._config.timeout_s)  # serves the delivery callbacks
-        producer.commit_transaction(self._config.timeout_s)
+        try:
+            for key, value in entities.items():
+                producer.produce(
+                    topic,
+                    key=changelog.entity_key(key),
+                    value=value,
+                    partition=0,
+                    on_delivery=delivered,
+                )
+            for tp, at in positions.items():
+                producer.produce(
+                    topic,
+                    key=changelog.position_key(tp),
+                    value=changelog.position_value(at),
+                    partition=0,
+                    on_delivery=delivered,
+                )
+            producer.flush(self._config.timeout_s)  # serves the delivery callbacks
+        except (KafkaException, BufferError) as exc:
+            if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                raise
+            raise AbortableError(str(exc)) from None  # nothing is committed yet
+        self._commit()
         sent = len(entities) + len(positions)
         return max(offsets) + 1 if len(offsets) == sent else None
+
+    def _commit(self) -> None:
+        """Commit the open transaction. A retriable failure is retried; one the client
+        says needs an abort is AbortableError (known not committed); any other leaves
+        the outcome unknown: raised, it ends the apply loop, and the next start settles
+        it (init_transactions) and reads state and positions from the changelog alike."""
+        for attempt in range(COMMIT_ATTEMPTS_MAX):
+            try:
+                self._producer.commit_transaction(self._config.timeout_s)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.txn_requires_abort():
+                    raise AbortableError(error.str()) from None
+                if not error.retriable() or attempt == COMMIT_ATTEMPTS_MAX - 1:
+                    raise
+                log.warning("committing to %s: %s; retrying", self._config.changelog_topic, error)
 
     def _recover(self, reason: str) -> None:
         """A transaction that failed: abort it and read the batch again from the last
@@ -431,11 +457,8 @@ class Applier:
         log.warning(
             "committing to %s failed (%s); reading again", self._config.changelog_topic, reason
         )
-        try:
-            self._producer.abort_transaction(self._config.timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].fatal():
-                raise
+        # Raised on failure: the loop stops and the next start settles the transaction.
+        self._producer.abort_transaction(self._config.timeout_s)
         self._seek_to_positions()
         self._stopping.wait(RETRY_PAUSE_S)
 
