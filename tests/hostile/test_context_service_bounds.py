@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from typing import Any
 
 from confluent_kafka import Producer
 
-from contextplane.services.context.app import BODY_BYTES_MAX
+from contextplane.clock import SystemClock
+from contextplane.services.context.app import BODY_BYTES_MAX, BODY_READ_S
 from contextplane.services.context.client import ContextClient
 from contextplane.services.context.merge import STATE_BYTES_MAX
 from contextplane.services.context.service import FENCE_WAIT_MS_MAX
@@ -189,3 +191,22 @@ def test_an_entity_past_its_size_bound_takes_no_more_records(
     assert 200 < kept < 256
     assert len(json.dumps(big.state)) <= STATE_BYTES_MAX
     assert client.views()["views"]["account"]["skipped"] == {"state-too-large": 400 - kept}
+
+
+def test_a_body_trickled_too_slowly_is_answered_408(service: ContextProcess) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(
+            b"POST /v1/views/account/get HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+            b'{"entity"'
+        )
+        began = SystemClock().monotonic_ms()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    waited_s = (SystemClock().monotonic_ms() - began) / 1000
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"/problems/body-timeout" in answer
+    assert waited_s >= BODY_READ_S - 1
