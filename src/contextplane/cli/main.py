@@ -3,7 +3,8 @@
 `contextplane audit reads` asks a running broker who received which offsets;
 `contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py);
 `contextplane topic|group|produce|consume` are Kafka clients of any cluster (cli/topic.py,
-cli/group.py, cli/produce.py, cli/consume.py)."""
+cli/group.py, cli/produce.py, cli/consume.py);
+`contextplane context` serves entity views folded from Kafka topics (cli/context.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contextplane.cli import audit_reads, client_commands, registry, users
+from contextplane.cli import audit_reads, client_commands, context, registry, users
 from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import EscapingFormatter
 from contextplane.metadata.store import MetadataStoreUnreachable
@@ -63,6 +64,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     audit_reads.add_parser(sub)
     registry.add_parser(sub)
     client_commands.add_parsers(sub)
+    context.add_parser(sub)
     return parser.parse_args(argv)
 
 
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return registry.run(args)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
+    if args.command == "context":
+        return context.run(args)
     handler = logging.StreamHandler()
     # Control characters in any message are escaped: no client string can forge a line.
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -1,0 +1,201 @@
+"""The context service against a running cluster: how fast it applies a backlog of source
+records (the service stopped with SIGSTOP while they are produced, then resumed) next to
+the broker's own produce rate for the same records, get latency, and how long a read
+fence waits for a record just produced. Rounds interleave produce and apply.
+
+    .venv/bin/python -m bench.context_service --bootstrap 127.0.0.1:9092
+
+The producer and the HTTP clients run in this process, on the same cores as the service
+and (usually) the broker: the figures are what one such machine gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.services.context.client import ContextClient, ContextClientError
+
+READY = re.compile(r"contextplane context ready on \S+:(\d+)")
+ACCOUNTS = 1_000
+PARTITIONS = 2
+
+
+def views_file(directory: Path, tickets: str) -> Path:
+    path = directory / "views.toml"
+    path.write_text(
+        f"""
+[[views.account.sources]]
+topic = "{tickets}"
+entity_id = "value.account.id"
+field = "tickets"
+merge = "list"
+max_items = 20
+"""
+    )
+    return path
+
+
+def produce(bootstrap: str, topic: str, count: int, start: int = 0) -> tuple[float, dict[int, int]]:
+    """Seconds to produce and have acknowledged `count` records; the last offset per partition."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    last: dict[int, int] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        last[message.partition()] = max(message.offset(), last.get(message.partition(), -1))
+
+    began = time.perf_counter()
+    for n in range(start, start + count):
+        value = {"account": {"id": f"a{n % ACCOUNTS}"}, "n": n, "subject": "x" * 120}
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    key=str(n).encode(),
+                    value=json.dumps(value).encode(),
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+    return time.perf_counter() - began, last
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gets", type=int, default=2_000)
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    tickets, sink = f"bench.tickets.{run}", f"bench.produce.{run}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    for future in admin.create_topics(
+        [NewTopic(t, PARTITIONS, 1) for t in (tickets, sink)]
+    ).values():
+        future.result(60)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "contextplane.cli.launch",
+                "context",
+                "--bootstrap",
+                args.bootstrap,
+                "--views",
+                str(views_file(directory, tickets)),
+                "--port",
+                "0",
+                "--name",
+                f"bench-{run}",
+                "--data-dir",
+                str(directory / "data"),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert service.stdout is not None
+            port = 0
+            for line in service.stdout:
+                found = READY.search(line.decode())
+                if found:
+                    port = int(found.group(1))
+                    break
+            client = ContextClient(f"http://127.0.0.1:{port}", timeout_s=60)
+            produced = 0
+            produce_rates, apply_rates = [], []
+            for _ in range(args.rounds):
+                seconds, _ = produce(args.bootstrap, sink, args.records, produced)
+                produce_rates.append(args.records / seconds)
+                service.send_signal(signal.SIGSTOP)
+                _, last = produce(args.bootstrap, tickets, args.records, produced)
+                produced += args.records
+                fence = {(tickets, p): offset for p, offset in last.items()}
+                began = time.perf_counter()
+                service.send_signal(signal.SIGCONT)
+                while True:
+                    try:
+                        client.get("account", "a0", min_offsets=fence, timeout_ms=30_000)
+                        break
+                    except ContextClientError as exc:
+                        if exc.kind != "fence-timeout":
+                            raise
+                apply_rates.append(args.records / (time.perf_counter() - began))
+
+            sdk, keep_alive = [], []
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            for n in range(args.gets):
+                began = time.perf_counter()
+                client.get("account", f"a{n % ACCOUNTS}")
+                sdk.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                connection.request("GET", f"/v1/views/account/entities/a{n % ACCOUNTS}")
+                connection.getresponse().read()
+                keep_alive.append(time.perf_counter() - began)
+            fence_waits = []
+            for n in range(200):
+                _, last = produce(args.bootstrap, tickets, 1, produced + n)
+                began = time.perf_counter()
+                fence = {(tickets, p): offset for p, offset in last.items()}
+                client.get("account", f"a{(produced + n) % ACCOUNTS}", min_offsets=fence)
+                fence_waits.append(time.perf_counter() - began)
+            freshness = client.views()["views"]["account"]["freshness"]
+        finally:
+            service.send_signal(signal.SIGCONT)
+            service.terminate()
+            service.wait(30)
+
+    def ms(samples: list[float], q: float) -> str:
+        return f"{percentile(samples, q) * 1000:.2f}"
+
+    print(f"records per round: {args.records} ({ACCOUNTS} accounts, list of 20 per account)")
+    rounds = list(zip(produce_rates, apply_rates, strict=True))
+    for n, (p, a) in enumerate(rounds):
+        print(f"round {n}: produce {p:,.0f} records/s, apply {a:,.0f} records/s, ratio {a / p:.2f}")
+    print(
+        f"median: produce {statistics.median(produce_rates):,.0f}/s, "
+        f"apply {statistics.median(apply_rates):,.0f}/s, "
+        f"ratio {statistics.median(a / p for p, a in rounds):.2f}"
+    )
+    print(f"get via SDK (new connection each): p50 {ms(sdk, 0.5)} ms, p99 {ms(sdk, 0.99)} ms")
+    print(
+        f"get on a keep-alive connection: p50 {ms(keep_alive, 0.5)} ms,"
+        f" p99 {ms(keep_alive, 0.99)} ms"
+    )
+    print(
+        f"fence wait after the produce ack: p50 {ms(fence_waits, 0.5)} ms, "
+        f"p99 {ms(fence_waits, 0.99)} ms"
+    )
+    print(f"at the end: age {freshness['age_ms']} ms, lag {freshness['lag']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`contextplane context`: the context service (RFC 0006 §1), entity views folded from
+the topics of any Kafka cluster, served over HTTP with their freshness and read fences."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from contextplane.cli.audit_reads import ConfigError, client_config
+from contextplane.logsafe import EscapingFormatter
+from contextplane.properties_file import parse_properties
+
+DEFAULT_PORT = 8090
+
+
+def add_parser(sub: Any) -> None:
+    context = sub.add_parser(
+        "context", help="serve entity views folded from Kafka topics, with their freshness"
+    )
+    context.add_argument("--bootstrap", required=True, help="host:port of the Kafka cluster")
+    context.add_argument("--views", required=True, type=Path, help="the views file (TOML)")
+    context.add_argument(
+        "--command-config", type=Path, help="client security properties (Kafka's names)"
+    )
+    context.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    context.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8090)")
+    context.add_argument(
+        "--name",
+        default="contextplane-context",
+        help="names the changelog topic (NAME.changelog) and the transactional id",
+    )
+    context.add_argument(
+        "--data-dir", type=Path, default=Path("context-data"), help="the local store's directory"
+    )
+    context.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    context.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from contextplane.services.context.applier import StartError
+    from contextplane.services.context.views import ViewsFileError, load_views
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    try:
+        views = load_views(args.views)
+        properties = (
+            parse_properties(args.command_config.read_text()) if args.command_config else {}
+        )
+        security = client_config(properties)
+    except (ViewsFileError, ConfigError, OSError) as exc:
+        print(f"contextplane context: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args, views, security))
+    except KeyboardInterrupt:
+        return 0
+    except (StartError, KafkaException, OSError) as exc:
+        print(f"contextplane context: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(args: argparse.Namespace, views: Any, security: dict[str, str]) -> int:
+    from contextplane.services.context.applier import ApplierConfig
+    from contextplane.services.context.server import run_context
+    from contextplane.services.context.service import ContextService
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    config = ApplierConfig(
+        args.bootstrap, args.name, args.data_dir, args.timeout, client_config=security
+    )
+    return await run_context(ContextService(views, config), args.host, args.port, stop)

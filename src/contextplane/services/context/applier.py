@@ -1,0 +1,490 @@
+"""The apply loop: source records folded into entity states, the states and positions
+committed to the changelog in one Kafka transaction, then to the local store in one
+SQLite transaction (RFC 0006 §1).
+
+It runs on its own thread (confluent-kafka and SQLite calls block). `start` restores the
+local store from the changelog and seeks each source partition to the position the
+changelog holds; `run` then loops until `stop`. Every fold is `merge.read` + `merge.fold`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.services.context import changelog
+from contextplane.services.context.freshness import Position
+from contextplane.services.context.freshness import TopicPartition as TP
+from contextplane.services.context.merge import (
+    STATE_BYTES_MAX,
+    Entity,
+    Origin,
+    Skip,
+    decode_entity,
+    encode_entity,
+    fold,
+    read,
+)
+from contextplane.services.context.store import EntityKey, LocalStore
+from contextplane.services.context.views import Source, View
+
+log = logging.getLogger("contextplane.context")
+
+# Records taken from the consumer per transaction: many records of one entity in one
+# batch become one changelog record (a batch of 500 applied ~1,500 records/s, 5,000 ~5,000,
+# bench/context_service.py with 1,000 entities).
+READ_BATCH_MAX = 5000
+# A batch also ends once its record values and the entity states it loaded pass this.
+BATCH_BYTES_MAX = 64 * 1024 * 1024
+# How long a poll waits for a record before the loop checks whether it is stopping.
+READ_WAIT_S = 0.2
+# Entity states kept decoded between batches (the apply loop is the only writer), up to
+# this many bytes of their changelog encoding.
+ENTITY_CACHE_BYTES_MAX = 64 * 1024 * 1024
+# Attempts at a commit whose failure is retriable before the loop gives up (each bounded
+# by the service's Kafka timeout).
+COMMIT_ATTEMPTS_MAX = 3
+# After a failed transaction the loop waits this long before reading the batch again.
+RETRY_PAUSE_S = 0.5
+
+OnApplied = Callable[[dict[TP, Position]], None]
+
+
+class AbortableError(Exception):
+    """The open transaction failed before it committed: abort it and read again."""
+
+
+class StartError(Exception):
+    """The service cannot start: a missing source topic, an unreachable cluster."""
+
+
+@dataclass
+class ApplierConfig:
+    bootstrap: str
+    name: str  # names the changelog topic and the transactional id
+    data_dir: Path
+    timeout_s: float = 30.0
+    client_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.name}.changelog"
+
+
+class Applier:
+    def __init__(self, views: dict[str, View], config: ApplierConfig, on_applied: OnApplied):
+        self._views = views
+        self._config = config
+        self._on_applied = on_applied
+        self._by_topic: dict[str, list[tuple[str, Source]]] = {}
+        for view in views.values():
+            for source in view.sources:
+                self._by_topic.setdefault(source.topic, []).append((view.name, source))
+        common: dict[str, Any] = {"bootstrap.servers": config.bootstrap, **config.client_config}
+        self._common = common
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store_path = config.data_dir / "context.db"
+        self._store = LocalStore(self.store_path)
+        self._producer = Producer(
+            {
+                **common,
+                # Stable across restarts: init_transactions fences the previous
+                # incarnation and aborts what it left open.
+                "transactional.id": f"{config.name}-applier",
+                "transaction.timeout.ms": 60_000,
+                "linger.ms": 5,
+            }
+        )
+        self._consumer = Consumer(
+            {
+                **common,
+                # Partitions are assigned, never subscribed: positions live in the changelog.
+                "group.id": f"{config.name}-sources",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+            }
+        )
+        self._positions: dict[TP, Position] = {}
+        self._cache: dict[EntityKey, tuple[Entity | None, int]] = {}
+        self._cache_bytes = 0
+        self._assigned: list[TP] = []
+        # The high watermark of each source partition, as the last fetch reported it.
+        self.watermarks: dict[TP, int] = {}
+        self.skipped: Counter[tuple[str, str]] = Counter()  # (view, reason) -> records
+        self.applied_records = 0
+        self._stopping = threading.Event()
+        self.failure: str | None = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> dict[TP, Position]:
+        """Create the changelog if missing, fence earlier incarnations, restore the local
+        store from the changelog, seek the sources; the positions restored."""
+        admin = AdminClient(self._common)
+        self._create_changelog(admin)
+        partitions = self._source_partitions(admin)
+        log.info("fencing earlier incarnations of %s-applier", self._config.name)
+        try:
+            self._producer.init_transactions(self._config.timeout_s)
+        except KafkaException as exc:
+            raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
+        log.info("restoring from %s", self._config.changelog_topic)
+        self._restore()
+        self._positions = self._store.positions()
+        self._assigned = partitions
+        self._seek_to_positions()
+        return dict(self._positions)
+
+    def _create_changelog(self, admin: AdminClient) -> None:
+        topic = self._config.changelog_topic
+        new = NewTopic(topic, num_partitions=1, config={"cleanup.policy": "compact"})
+        future = admin.create_topics([new], request_timeout=self._config.timeout_s)[topic]
+        try:
+            future.result(self._config.timeout_s)
+            log.info("created topic %s", topic)
+        except TimeoutError:
+            raise StartError(
+                f"creating {topic} on {self._config.bootstrap} got no answer within"
+                f" {self._config.timeout_s:g} s (is the Kafka cluster reachable?)"
+            ) from None
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StartError(f"creating {topic}: {exc.args[0].str()}") from None
+
+    def _source_partitions(self, admin: AdminClient) -> list[TP]:
+        metadata = admin.list_topics(timeout=self._config.timeout_s)
+        found: list[TP] = []
+        for topic in sorted(self._by_topic):
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None or not described.partitions:
+                raise StartError(f"source topic {topic!r} does not exist")
+            found += [(topic, p) for p in sorted(described.partitions)]
+        return found
+
+    def _restore(self) -> None:
+        """Read the changelog (committed records only) from where the store last read it
+        to its end. Entity values are whole states: reading one again is harmless."""
+        topic = self._config.changelog_topic
+        reader = Consumer(
+            {
+                **self._common,
+                "group.id": f"{self._config.name}-restore",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            low, high = reader.get_watermark_offsets(
+                TopicPartition(topic, 0), timeout=self._config.timeout_s
+            )
+            start = max(self._store.changelog_position(), low)
+            if start >= high:
+                return
+            reader.assign([TopicPartition(topic, 0, start)])
+            restored = 0
+            at = start
+            while at < high:
+                # consume() would wait for a whole batch (or its timeout) even at the
+                # end: the first record is polled, then what is already fetched taken.
+                first = reader.poll(self._config.timeout_s)
+                if first is None:
+                    raise StartError(f"reading {topic} stopped at offset {at} of {high}")
+                messages = [first, *reader.consume(READ_BATCH_MAX - 1, timeout=0)]
+                entities: dict[EntityKey, bytes | None] = {}
+                positions: dict[TP, Position] = {}
+                for message in messages:
+                    error = message.error()
+                    offset = message.offset()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF and offset is not None:
+                            at = max(at, offset)
+                            continue
+                        raise StartError(f"reading {topic}: {error.str()}")
+                    assert offset is not None, "a record has an offset"
+                    at = offset + 1
+                    record = changelog.read_record(message.key(), message.value())
+                    if isinstance(record, changelog.EntityRecord):
+                        entities[record.key] = record.value
+                    elif isinstance(record, changelog.PositionRecord):
+                        positions[record.partition] = record.position
+                self._store.commit(entities, positions, at)
+                restored += len(entities)
+            log.info(
+                "restored %d entity changes from %s offsets %d to %d", restored, topic, start, at
+            )
+        finally:
+            reader.close()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._step()
+        except Exception as exc:  # fatal: fenced by a newer incarnation, or a fault
+            log.exception("the apply loop stopped")
+            self.failure = str(exc)
+            self._on_applied(dict(self._positions))  # wakes the service to notice
+        finally:
+            self._consumer.close()
+            self._store.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def partitions(self) -> list[TP]:
+        """The source partitions read, known once `start` returned."""
+        return list(self._assigned)
+
+    def _step(self) -> None:
+        try:
+            first = self._consumer.poll(READ_WAIT_S)
+            messages = [] if first is None else [first]
+            if messages:
+                messages += self._consumer.consume(READ_BATCH_MAX - 1, timeout=0)
+        except KafkaException as exc:
+            log.warning("reading the sources failed (%s); retrying", exc)
+            return
+        try:
+            while messages:
+                messages = messages[self._apply(messages) :]
+        except AbortableError as exc:
+            self._recover(str(exc))
+        self._note_watermarks()
+
+    def _apply(self, messages: list[Any]) -> int:
+        """Fold a prefix of `messages` (bounded by BATCH_BYTES_MAX) and commit it; how
+        many were taken."""
+        loaded: dict[EntityKey, Entity | None] = {}
+        batch_bytes = 0
+        taken = 0
+        changed: dict[EntityKey, Entity | None] = {}
+        folds: dict[EntityKey, list[tuple[str, Source, Any, Origin]]] = {}
+        positions = dict(self._positions)
+        for message in messages:
+            if batch_bytes > BATCH_BYTES_MAX:
+                break
+            taken += 1
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    tp = (message.topic(), message.partition())
+                    before = positions.get(tp, Position(0, None))
+                    if message.offset() > before.position:
+                        positions[tp] = Position(message.offset(), before.newest_ms)
+                else:
+                    log.warning("reading %s: %s", message.topic(), error.str())
+                continue
+            tp = (message.topic(), message.partition())
+            batch_bytes += len(message.value() or b"")
+            kind, timestamp = message.timestamp()
+            timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else int(timestamp)
+            origin = Origin(
+                tp[0], tp[1], message.offset(), -1 if timestamp_ms is None else timestamp_ms
+            )
+            for view, source in self._by_topic.get(tp[0], []):
+                got = read(source, message.key(), message.value())
+                if isinstance(got, Skip):
+                    self._skip(view, got.reason, origin)
+                    continue
+                entity_id, value = got
+                key = (view, entity_id)
+                if key not in loaded:
+                    loaded[key], size = self._load(key)
+                    batch_bytes += size
+                current = changed[key] if key in changed else loaded[key]
+                after = fold(source, current, value, origin)
+                if after is not current:
+                    changed[key] = after
+                folds.setdefault(key, []).append((view, source, value, origin))
+            before = positions.get(tp, Position(0, None))
+            newest = before.newest_ms
+            if timestamp_ms is not None:
+                newest = timestamp_ms if newest is None else max(newest, timestamp_ms)
+            positions[tp] = Position(max(before.position, message.offset() + 1), newest)
+        encoded = self._encode(changed, loaded, folds)
+        moved = {tp: at for tp, at in positions.items() if self._positions.get(tp) != at}
+        if not encoded and not moved:
+            return taken
+        changelog_position = self._commit_to_changelog(encoded, moved)
+        self._store.commit(encoded, moved, changelog_position)
+        self._positions = positions
+        for key, raw in encoded.items():
+            self._remember(key, changed[key], 0 if raw is None else len(raw))
+        self.applied_records += sum(1 for m in messages[:taken] if m.error() is None)
+        self._on_applied(dict(positions))
+        return taken
+
+    def _encode(
+        self,
+        changed: dict[EntityKey, Entity | None],
+        loaded: dict[EntityKey, Entity | None],
+        folds: dict[EntityKey, list[tuple[str, Source, Any, Origin]]],
+    ) -> dict[EntityKey, bytes | None]:
+        """Each changed entity as its changelog value. One past STATE_BYTES_MAX is folded
+        again record by record, each fold that would pass the bound skipped (rare: the
+        size is checked once per entity and batch, not per record)."""
+        encoded: dict[EntityKey, bytes | None] = {}
+        for key, entity in list(changed.items()):
+            raw = None if entity is None else encode_entity(entity)
+            if raw is not None and len(raw) > STATE_BYTES_MAX:
+                entity = loaded[key]
+                for view, source, value, origin in folds[key]:
+                    after = fold(source, entity, value, origin)
+                    if after is not None and len(encode_entity(after)) > STATE_BYTES_MAX:
+                        self._skip(view, "state-too-large", origin)
+                        continue
+                    entity = after
+                if entity is loaded[key]:
+                    del changed[key]
+                    continue
+                changed[key] = entity
+                raw = None if entity is None else encode_entity(entity)
+            encoded[key] = raw
+        return encoded
+
+    def _load(self, key: EntityKey) -> tuple[Entity | None, int]:
+        """An entity's committed state and the size of its encoding."""
+        if key in self._cache:
+            return self._cache[key]
+        raw, _ = self._store.entity(*key)
+        return (None, 0) if raw is None else (decode_entity(raw), len(raw))
+
+    def _remember(self, key: EntityKey, entity: Entity | None, size: int) -> None:
+        """Committed states, so the next batch need not read them back from SQLite."""
+        if key in self._cache:
+            self._cache_bytes -= self._cache.pop(key)[1]
+        while self._cache and self._cache_bytes + size > ENTITY_CACHE_BYTES_MAX:
+            oldest = next(iter(self._cache))  # the least recently written
+            self._cache_bytes -= self._cache.pop(oldest)[1]
+        if size <= ENTITY_CACHE_BYTES_MAX:
+            self._cache[key] = (entity, size)
+            self._cache_bytes += size
+
+    def _skip(self, view: str, reason: str, origin: Origin) -> None:
+        self.skipped[(view, reason)] += 1
+        if self.skipped[(view, reason)] <= 5:  # the first few whole, the rest counted
+            log.warning(
+                "view %s skipped %s[%d]@%d: %s",
+                view,
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                reason,
+            )
+
+    def _commit_to_changelog(
+        self, entities: dict[EntityKey, bytes | None], positions: dict[TP, Position]
+    ) -> int | None:
+        """One Kafka transaction; the changelog offset just past it if every record's
+        offset was reported, else None (the store keeps its older, safe read position)."""
+        topic = self._config.changelog_topic
+        offsets: list[int] = []
+
+        def delivered(error: KafkaError | None, message: Any) -> None:
+            if error is None:
+                offsets.append(int(message.offset()))
+
+        producer = self._producer
+        producer.begin_transaction()
+        try:
+            for key, value in entities.items():
+                producer.produce(
+                    topic,
+                    key=changelog.entity_key(key),
+                    value=value,
+                    partition=0,
+                    on_delivery=delivered,
+                )
+            for tp, at in positions.items():
+                producer.produce(
+                    topic,
+                    key=changelog.position_key(tp),
+                    value=changelog.position_value(at),
+                    partition=0,
+                    on_delivery=delivered,
+                )
+            producer.flush(self._config.timeout_s)  # serves the delivery callbacks
+        except (KafkaException, BufferError) as exc:
+            if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                raise
+            raise AbortableError(str(exc)) from None  # nothing is committed yet
+        self._commit()
+        sent = len(entities) + len(positions)
+        return max(offsets) + 1 if len(offsets) == sent else None
+
+    def _commit(self) -> None:
+        """Commit the open transaction. A retriable failure is retried; one the client
+        says needs an abort is AbortableError (known not committed); any other leaves
+        the outcome unknown: raised, it ends the apply loop, and the next start settles
+        it (init_transactions) and reads state and positions from the changelog alike."""
+        for attempt in range(COMMIT_ATTEMPTS_MAX):
+            try:
+                self._producer.commit_transaction(self._config.timeout_s)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.txn_requires_abort():
+                    raise AbortableError(error.str()) from None
+                if not error.retriable() or attempt == COMMIT_ATTEMPTS_MAX - 1:
+                    raise
+                log.warning("committing to %s: %s; retrying", self._config.changelog_topic, error)
+
+    def _recover(self, reason: str) -> None:
+        """A transaction that failed: abort it and read the batch again from the last
+        committed positions."""
+        log.warning(
+            "committing to %s failed (%s); reading again", self._config.changelog_topic, reason
+        )
+        # Raised on failure: the loop stops and the next start settles the transaction.
+        self._producer.abort_transaction(self._config.timeout_s)
+        self._seek_to_positions()
+        self._stopping.wait(RETRY_PAUSE_S)
+
+    def _seek_to_positions(self) -> None:
+        """Every source partition from its committed position (its start if none)."""
+        self._consumer.assign(
+            [
+                TopicPartition(t, p, self._positions[(t, p)].position)
+                if (t, p) in self._positions
+                else TopicPartition(t, p, OFFSET_BEGINNING)
+                for t, p in self._assigned
+            ]
+        )
+
+    def _note_watermarks(self) -> None:
+        seen = dict(self.watermarks)
+        for topic, partition in self._assigned:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                seen[(topic, partition)] = int(high)
+        self.watermarks = seen  # replaced whole: readers on other threads see one or the other
+
+    def close(self) -> None:
+        self._producer.flush(5.0)

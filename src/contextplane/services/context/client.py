@@ -1,0 +1,120 @@
+"""The copilot side of the context service: one call per HTTP route, typed answers, the
+standard library's HTTP client (nothing to install beyond contextplane).
+
+    client = ContextClient("http://127.0.0.1:8090")
+    account = client.get("account", "a1", min_offsets={("crm.accounts", 0): 41})
+    account.state, account.freshness.age_ms, account.freshness.lag
+
+A fence's offset is that of a record the caller produced (its delivery report's offset):
+the answer reflects that record or anything newer.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from contextplane.services.context.freshness import Freshness, PartitionFreshness
+from contextplane.services.context.merge import Origin
+
+# The HTTP exchange's own bound, beyond the fence's wait.
+HTTP_SLACK_S = 10.0
+
+
+class ContextClientError(Exception):
+    """The service answered with a problem (`status`, `kind` as in its errors.py)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+        self.status = status
+        self.kind = str(problem.get("type", "")).rsplit("/", 1)[-1]
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class EntityContext:
+    view: str
+    entity: str
+    found: bool
+    state: dict[str, Any] | None
+    changed_by: Origin | None
+    freshness: Freshness
+
+
+class ContextClient:
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self._url = url.rstrip("/")
+        self._timeout_s = timeout_s
+
+    def get(
+        self,
+        view: str,
+        entity: str,
+        min_offsets: dict[tuple[str, int], int] | None = None,
+        timeout_ms: int | None = None,
+    ) -> EntityContext:
+        """The entity's state and freshness; with `min_offsets`, once the view applied the
+        record at each (topic, partition) offset (waiting at most `timeout_ms`)."""
+        if min_offsets is None and timeout_ms is None:
+            path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
+            return _entity(self._call("GET", path, None, self._timeout_s))
+        body: dict[str, Any] = {"entity": entity}
+        if min_offsets:
+            vector: dict[str, dict[str, int]] = {}
+            for (topic, partition), offset in min_offsets.items():
+                vector.setdefault(topic, {})[str(partition)] = offset
+            body["min_offsets"] = vector
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        wait_s = (timeout_ms if timeout_ms is not None else 5_000) / 1000
+        answer = self._call("POST", f"/v1/views/{_quote(view)}/get", body, wait_s + HTTP_SLACK_S)
+        return _entity(answer)
+
+    def views(self) -> dict[str, Any]:
+        """Each view's freshness and skipped records, as the service reports them."""
+        answer: dict[str, Any] = self._call("GET", "/v1/views", None, self._timeout_s)
+        return answer
+
+    def _call(self, method: str, path: str, body: Any, timeout_s: float) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self._url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                problem = json.loads(raw)
+            except ValueError:
+                problem = {"detail": raw.decode(errors="replace")}
+            raise ContextClientError(exc.code, problem) from None
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _entity(raw: dict[str, Any]) -> EntityContext:
+    fresh = raw["freshness"]
+    changed = raw.get("changed_by")
+    return EntityContext(
+        view=raw["view"],
+        entity=raw["entity"],
+        found=raw["found"],
+        state=raw["state"],
+        changed_by=None if changed is None else Origin(**changed),
+        freshness=Freshness(
+            age_ms=fresh["age_ms"],
+            newest_event_ms=fresh["newest_event_ms"],
+            lag=fresh["lag"],
+            partitions=tuple(PartitionFreshness(**p) for p in fresh["partitions"]),
+            target_ms=fresh["target_ms"],
+            stale=fresh["stale"],
+        ),
+    )

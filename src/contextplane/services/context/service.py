@@ -1,0 +1,232 @@
+"""The context service on the event loop: the apply loop on its thread, `get` with
+freshness, and read fences that wait for the apply loop to pass an offset vector
+(RFC 0006 §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from contextplane.clock import Clock, SystemClock
+from contextplane.services.context import errors
+from contextplane.services.context.applier import Applier, ApplierConfig
+from contextplane.services.context.freshness import (
+    Freshness,
+    Position,
+    TopicPartition,
+    freshness,
+    is_stale,
+    unmet,
+)
+from contextplane.services.context.merge import Origin, decode_entity
+from contextplane.services.context.store import LocalStore
+from contextplane.services.context.views import View
+
+log = logging.getLogger("contextplane.context")
+
+# How often views with a freshness target are checked for the stale/recovered log lines.
+FRESHNESS_CHECK_S = 1.0
+# A fenced read waits at most this long (a caller asking more is refused, not clamped: it
+# would otherwise believe it had waited what it asked).
+FENCE_WAIT_MS_MAX = 30_000
+FENCE_WAIT_MS_DEFAULT = 5_000
+# Fenced reads waiting at once; past it a read is answered 503 at once.
+FENCE_WAITERS_MAX = 1_000
+FENCE_PARTITIONS_MAX = 1_000
+JOIN_S = 10.0
+
+
+@dataclass(frozen=True)
+class EntityAnswer:
+    view: str
+    entity: str
+    state: dict[str, Any] | None  # None: no such entity (yet, or any longer)
+    changed_by: Origin | None
+    freshness: Freshness
+
+
+class ContextService:
+    def __init__(
+        self, views: dict[str, View], config: ApplierConfig, clock: Clock | None = None
+    ) -> None:
+        self.views = views
+        self._clock = clock or SystemClock()
+        self._applier = Applier(views, config, self._applied_on_thread)
+        self._positions: dict[TopicPartition, Position] = {}
+        self._partitions: frozenset[TopicPartition] = frozenset()
+        self._waiters: list[tuple[dict[TopicPartition, int], asyncio.Future[None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._reads: LocalStore | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()  # the apply loop ended by itself (see `failure`)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._positions = await asyncio.to_thread(self._applier.start)
+        self._partitions = frozenset(self._applier.partitions)
+        self._reads = LocalStore(self._applier.store_path)
+        self._thread = threading.Thread(target=self._applier.run, name="context-apply", daemon=True)
+        self._thread.start()
+        self._watch = asyncio.create_task(self._watch_freshness())
+
+    @property
+    def failure(self) -> str | None:
+        return self._applier.failure
+
+    def _applied_on_thread(self, positions: dict[TopicPartition, Position]) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop closed under a stopping service
+            self._loop.call_soon_threadsafe(self._applied, positions)
+
+    def _applied(self, positions: dict[TopicPartition, Position]) -> None:
+        self._positions = positions
+        if self.failure is not None:
+            self.stopped.set()
+        still = []
+        for fence, waiter in self._waiters:
+            if waiter.done():
+                continue
+            if self.failure is not None:
+                waiter.set_exception(errors.not_applying(self.failure))
+            elif not unmet(positions, fence):
+                waiter.set_result(None)
+            else:
+                still.append((fence, waiter))
+        self._waiters = still
+
+    async def get(
+        self,
+        view: str,
+        entity: str,
+        min_offsets: dict[TopicPartition, int] | None = None,
+        timeout_ms: int = FENCE_WAIT_MS_DEFAULT,
+    ) -> EntityAnswer:
+        """The entity's state and freshness; with `min_offsets`, only once the record at
+        each (topic, partition) offset is applied, waiting at most `timeout_ms`."""
+        declared = self._view(view)
+        if not 0 <= timeout_ms <= FENCE_WAIT_MS_MAX:
+            raise errors.bad_fence(f"timeout_ms must be 0 to {FENCE_WAIT_MS_MAX}, got {timeout_ms}")
+        if self.failure is not None:
+            raise errors.not_applying(self.failure)
+        if min_offsets:
+            self._check_fence(declared, min_offsets, timeout_ms)
+            if unmet(self._positions, min_offsets):
+                await self._wait(view, min_offsets, timeout_ms)
+        assert self._reads is not None, "get before start"
+        raw, positions = self._reads.entity(view, entity)
+        stored = None if raw is None else decode_entity(raw)
+        return EntityAnswer(
+            view,
+            entity,
+            None if stored is None else stored.state,
+            None if stored is None else stored.changed_by,
+            self._freshness(declared, positions),
+        )
+
+    def _view(self, view: str) -> View:
+        declared = self.views.get(view)
+        if declared is None:
+            raise errors.unknown_view(view, sorted(self.views))
+        return declared
+
+    def _check_fence(
+        self, view: View, min_offsets: dict[TopicPartition, int], timeout_ms: int
+    ) -> None:
+        if len(min_offsets) > FENCE_PARTITIONS_MAX:
+            raise errors.bad_fence(f"a fence names at most {FENCE_PARTITIONS_MAX} partitions")
+        for (topic, partition), offset in min_offsets.items():
+            if topic not in view.topics or (topic, partition) not in self._partitions:
+                raise errors.bad_fence(
+                    f"view {view.name!r} does not read {topic}[{partition}]"
+                    f" (its topics: {', '.join(sorted(view.topics))})"
+                )
+            if offset < 0:
+                raise errors.bad_fence(f"{topic}[{partition}]: offset {offset} is negative")
+
+    async def _wait(self, view: str, fence: dict[TopicPartition, int], timeout_ms: int) -> None:
+        if len(self._waiters) >= FENCE_WAITERS_MAX:
+            raise errors.too_many_waits(FENCE_WAITERS_MAX)
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        entry = (fence, waiter)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                await waiter
+        except TimeoutError:
+            raise errors.fence_timeout(view, timeout_ms, unmet(self._positions, fence)) from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _freshness(self, view: View, positions: dict[TopicPartition, Position]) -> Freshness:
+        mine = {
+            tp: positions.get(tp, Position(0, None))
+            for tp in self._partitions
+            if tp[0] in view.topics
+        }
+        fresh = freshness(mine, self._applier.watermarks, self._clock.wall_ms())
+        target = view.freshness_target_ms
+        return dataclasses.replace(fresh, target_ms=target, stale=is_stale(fresh, target))
+
+    def status(self) -> dict[str, Any]:
+        """Each view's freshness and skipped records; the records applied since start."""
+        assert self._reads is not None, "status before start"
+        positions = self._reads.positions()
+        skipped = dict(self._applier.skipped)  # one copy: the apply thread adds keys
+        return {
+            "applied_records": self._applier.applied_records,
+            "failure": self.failure,
+            "views": {
+                name: {
+                    "freshness": self._freshness(view, positions),
+                    "skipped": {
+                        reason: count for (v, reason), count in sorted(skipped.items()) if v == name
+                    },
+                }
+                for name, view in sorted(self.views.items())
+            },
+        }
+
+    async def _watch_freshness(self) -> None:
+        """The alert: one WARNING line when a view with a target turns stale, one INFO
+        line when it is fresh again (the metric says it all along)."""
+        assert self._reads is not None
+        stale: set[str] = set()
+        targeted = {name: view for name, view in self.views.items() if view.freshness_target_ms}
+        while targeted:
+            await asyncio.sleep(FRESHNESS_CHECK_S)
+            positions = self._reads.positions()
+            for name, view in targeted.items():
+                fresh = self._freshness(view, positions)
+                if fresh.stale and name not in stale:
+                    stale.add(name)
+                    log.warning(
+                        "view %s is stale: %s records behind, newest applied event %s ms old"
+                        " (target %d ms)",
+                        name,
+                        fresh.lag,
+                        fresh.age_ms,
+                        view.freshness_target_ms,
+                    )
+                elif not fresh.stale and name in stale:
+                    stale.discard(name)
+                    log.info("view %s is fresh again (lag %s)", name, fresh.lag)
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        self._applier.stop()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, JOIN_S)
+        await asyncio.to_thread(self._applier.close)
+        if self._reads is not None:
+            self._reads.close()

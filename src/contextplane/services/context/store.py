@@ -1,0 +1,109 @@
+"""The context service's local store: one SQLite file holding entity states, the source
+positions they reflect and how far the changelog has been read, always written together
+in one SQLite transaction (RFC 0006 §1).
+
+It is a cache of the changelog topic, never ahead of it: the apply loop writes here only
+after its Kafka transaction committed, so deleting the file loses nothing (a start
+rebuilds it from the changelog). WAL mode lets `get` read on the event loop's thread
+while the apply loop writes on its own, each with its own connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from contextplane.services.context.freshness import Position, TopicPartition
+
+EntityKey = tuple[str, str]  # (view, entity id)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    view TEXT NOT NULL, entity TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (view, entity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    position INTEGER NOT NULL, newest_ms INTEGER,
+    PRIMARY KEY (topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class LocalStore:
+    """One connection, for one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # A commit lost to a power cut is read again from the changelog at the next start.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def commit(
+        self,
+        entities: dict[EntityKey, bytes | None],
+        positions: dict[TopicPartition, Position],
+        changelog_position: int | None,
+    ) -> None:
+        """Entity values (None: deleted), positions and the changelog's read position,
+        all or nothing."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for (view, entity), value in entities.items():
+                if value is None:
+                    db.execute("DELETE FROM entities WHERE view = ? AND entity = ?", (view, entity))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO entities VALUES (?, ?, ?)", (view, entity, value)
+                    )
+            db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)",
+                [(t, p, at.position, at.newest_ms) for (t, p), at in positions.items()],
+            )
+            if changelog_position is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('changelog_position', ?)",
+                    (changelog_position,),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def entity(self, view: str, entity: str) -> tuple[bytes | None, dict[TopicPartition, Position]]:
+        """An entity's value and the positions it reflects, from one read transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            row = db.execute(
+                "SELECT value FROM entities WHERE view = ? AND entity = ?", (view, entity)
+            ).fetchone()
+            positions = self._positions()
+        finally:
+            db.execute("COMMIT")
+        return (None if row is None else bytes(row[0])), positions
+
+    def entities(self, view: str) -> dict[str, bytes]:
+        """Every entity of a view (tests and tools; a view can be large)."""
+        rows = self._db.execute("SELECT entity, value FROM entities WHERE view = ?", (view,))
+        return {entity: bytes(value) for entity, value in rows}
+
+    def positions(self) -> dict[TopicPartition, Position]:
+        return self._positions()
+
+    def _positions(self) -> dict[TopicPartition, Position]:
+        rows = self._db.execute("SELECT topic, partition, position, newest_ms FROM positions")
+        return {(t, p): Position(position, newest) for t, p, position, newest in rows}
+
+    def changelog_position(self) -> int:
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE name = 'changelog_position'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
