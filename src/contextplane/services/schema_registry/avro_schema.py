@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,11 @@ class AvroSchema:
     canonical: str
     # The schema with every named type's name and every reference to it written in full.
     tree: Any
-    # Full name -> the definition (a dict in `tree`).
+    # Full name -> the definition (a dict in `tree`, or in a referenced schema's tree).
     names: dict[str, dict[str, Any]]
+    # fastavro's named types, the referenced schemas' among them (what a referring schema
+    # is parsed with).
+    named: dict[str, Any]
 
     def resolve(self, node: Any) -> Any:
         """A reference by name becomes its definition; anything else is itself."""
@@ -45,8 +49,10 @@ class AvroSchema:
         return node
 
 
-def parse_avro(text: str) -> AvroSchema:
-    """The schema in `text`, or RegistryError 42201 saying why it is not one."""
+def parse_avro(text: str, references: Sequence[AvroSchema] = ()) -> AvroSchema:
+    """The schema in `text`, or RegistryError 42201 saying why it is not one. Named types
+    of the `references` (schemas it refers to) may be used by name, as Java's parser
+    reads a schema after the schemas it refers to."""
     if len(text.encode()) > SCHEMA_BYTES_MAX:
         raise invalid_schema(f"the schema is larger than {SCHEMA_BYTES_MAX} bytes")
     try:
@@ -57,18 +63,24 @@ def parse_avro(text: str) -> AvroSchema:
         raise invalid_schema(f"not JSON: {exc}") from None
     if _depth(document) > SCHEMA_DEPTH_MAX:
         raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels")
+    named: dict[str, Any] = {}
+    names: dict[str, dict[str, Any]] = {}
+    for reference in references:
+        named.update(reference.named)
+        names.update(reference.names)
     try:
-        fastavro.parse_schema(document, _write_hint=False, _force=True)
-    except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType) as exc:
+        fastavro.parse_schema(document, named, _write_hint=False, _force=True)
+    except fastavro.schema.UnknownType as exc:
+        raise invalid_schema(f"Undefined name: {exc}") from None
+    except fastavro.schema.SchemaParseException as exc:
         raise invalid_schema(str(exc)) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise invalid_schema(f"{type(exc).__name__}: {exc}") from None
     shorthand = _shorthand(document)
-    names: dict[str, dict[str, Any]] = {}
     tree = _qualify(shorthand, "", names)
     _check_rules(tree)
     canonical = json.dumps(shorthand, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return AvroSchema(canonical=canonical, tree=tree, names=names)
+    return AvroSchema(canonical=canonical, tree=tree, names=names, named=named)
 
 
 def _not_json(token: str) -> Any:
@@ -146,6 +158,8 @@ def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any
         "name": name,
         "aliases": [full_name(alias, inner) for alias in _names(node, "aliases", [])],
     }
+    if name in names:  # fastavro lets a referenced schema's type be defined again
+        raise invalid_schema(f"Can't redefine: {name}")
     names[name] = definition  # before the fields: they may refer to it (recursion)
     if kind in ("record", "error"):
         fields = node.get("fields")  # fastavro lets a record without fields through

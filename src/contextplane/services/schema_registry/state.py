@@ -14,14 +14,21 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
+from contextplane.services.schema_registry import errors
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import LEVELS
 from contextplane.services.schema_registry.records import (
     SchemaValue,
     decode,
     int32_field,
     text_field,
+)
+from contextplane.services.schema_registry.references import (
+    LATEST,
+    REFERENCE_CLOSURE_MAX,
+    REFERENCE_DEPTH_MAX,
+    Reference,
 )
 
 log = logging.getLogger("contextplane.schema_registry")
@@ -47,7 +54,29 @@ class StoredSchema:
     schema_id: int
     schema_type: str
     text: str
-    parsed: AvroSchema
+    parsed: Parsed
+    references: tuple[Reference, ...] = ()
+    # Ids of every schema this one depends on, directly or through theirs.
+    closure: frozenset[int] = frozenset()
+    depth: int = 0  # the longest chain of references below it
+
+    @property
+    def identity(self) -> Identity:
+        return (self.schema_type, self.parsed.canonical, self.references)
+
+
+# What makes two registrations the same schema (one id): type, canonical text, references.
+Identity = tuple[str, str, tuple[Reference, ...]]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A schema parsed against its references, with each reference's version resolved."""
+
+    parsed: Parsed
+    references: tuple[Reference, ...]
+    closure: frozenset[int]
+    depth: int
 
 
 @dataclass
@@ -55,9 +84,11 @@ class RegistryState:
     # subject -> version -> Version, versions in ascending order of insertion
     subjects: dict[str, dict[int, Version]] = field(default_factory=dict)
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
-    ids_by_canonical: dict[tuple[str, str], int] = field(default_factory=dict)
+    ids_by_canonical: dict[Identity, int] = field(default_factory=dict)
     # id -> the (subject, version) pairs that have it: an id is known while this is not empty.
     referrers: dict[int, set[tuple[str, int]]] = field(default_factory=dict)
+    # (subject, version) -> ids of the schemas whose references name it.
+    referenced_by: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     global_compatibility: str | None = None
     subject_compatibility: dict[str, str] = field(default_factory=dict)
     global_mode: str | None = None
@@ -76,8 +107,63 @@ class RegistryState:
     def live_subjects(self, *, deleted: bool = False) -> list[str]:
         return sorted(s for s in self.subjects if self.versions(s, deleted=deleted))
 
-    def id_for(self, schema_type: str, canonical: str) -> int | None:
-        return self.ids_by_canonical.get((schema_type, canonical))
+    def id_for(
+        self, schema_type: str, canonical: str, references: tuple[Reference, ...] = ()
+    ) -> int | None:
+        return self.ids_by_canonical.get((schema_type, canonical, references))
+
+    def resolve(
+        self,
+        schema_type: str,
+        text: str,
+        references: tuple[Reference, ...],
+        *,
+        deleted: bool,
+    ) -> Resolved:
+        """Parse `text` against the versions its references name (`deleted`: soft-deleted
+        ones too, as a stored schema is read; a new one may not refer to them). 42201 for
+        a reference to nothing, past the depth or closure bound, or a schema that does not
+        parse."""
+        resolved: list[Reference] = []
+        named: list[tuple[str, Parsed]] = []
+        closure: set[int] = set()
+        depth = 0
+        for reference in references:
+            target = self._referenced(reference, deleted=deleted)
+            resolved.append(Reference(reference.name, reference.subject, target.version))
+            stored = self.schemas[target.schema_id]
+            named.append((reference.name, stored.parsed))
+            closure |= stored.closure | {stored.schema_id}
+            depth = max(depth, stored.depth + 1)
+        if depth > REFERENCE_DEPTH_MAX:
+            raise errors.invalid_schema(f"references nested deeper than {REFERENCE_DEPTH_MAX}")
+        if len(closure) > REFERENCE_CLOSURE_MAX:
+            raise errors.invalid_schema(
+                f"the schema depends on more than {REFERENCE_CLOSURE_MAX} schemas"
+            )
+        parsed = parse(schema_type, text, named)
+        return Resolved(parsed, tuple(resolved), frozenset(closure), depth)
+
+    def _referenced(self, reference: Reference, *, deleted: bool) -> Version:
+        versions = self.versions(reference.subject, deleted=deleted)
+        if reference.version == LATEST:
+            found = versions[-1] if versions else None
+        else:
+            found = next((v for v in versions if v.version == reference.version), None)
+        if found is None:
+            raise errors.invalid_schema(
+                f'No schema reference found for subject "{reference.subject}" and version '
+                f"{reference.version}"
+            )
+        return found
+
+    def referencing_ids(self, subject: str, version: int, *, deleted: bool) -> list[int]:
+        """Ids of the schemas that refer to this version (`deleted`: also those whose every
+        version is soft-deleted), ascending."""
+        found = self.referenced_by.get((subject, version), set())
+        if not deleted:
+            found = {i for i in found if any(not v.deleted for _, v in self.references_to(i))}
+        return sorted(found)
 
     def next_id(self) -> int:
         return self.max_id + 1
@@ -147,23 +233,37 @@ class RegistryState:
                 f"{subject!r} version {number}"
             )
         known = self.schemas.get(record.schema_id)
-        if (
-            known is not None
-            and known.text != record.schema
-            and (parse_avro(record.schema).canonical != known.parsed.canonical)
+        if known is not None and (
+            known.text != record.schema
+            or known.schema_type != record.schema_type
+            or known.references != record.references
         ):
-            # Two writers gave one id to two schemas: the first keeps it.
-            raise ValueError(f"schema id {record.schema_id} is already another schema's")
+            resolved = self.resolve(
+                record.schema_type, record.schema, record.references, deleted=True
+            )
+            if (record.schema_type, resolved.parsed.canonical, resolved.references) != (
+                known.identity
+            ):
+                # Two writers gave one id to two schemas: the first keeps it.
+                raise ValueError(f"schema id {record.schema_id} is already another schema's")
         if known is None:
-            if record.schema_type != "AVRO":
-                raise ValueError(f"schema type {record.schema_type} is not served yet")
-            parsed = parse_avro(record.schema)
-            self.schemas[record.schema_id] = StoredSchema(
-                record.schema_id, record.schema_type, record.schema, parsed
+            resolved = self.resolve(
+                record.schema_type, record.schema, record.references, deleted=True
             )
-            self.ids_by_canonical.setdefault(
-                (record.schema_type, parsed.canonical), record.schema_id
+            stored = StoredSchema(
+                record.schema_id,
+                record.schema_type,
+                record.schema,
+                resolved.parsed,
+                resolved.references,
+                resolved.closure,
+                resolved.depth,
             )
+            self.schemas[record.schema_id] = stored
+            self.ids_by_canonical.setdefault(stored.identity, record.schema_id)
+            for reference in stored.references:
+                target = (reference.subject, reference.version)
+                self.referenced_by.setdefault(target, set()).add(record.schema_id)
         previous = self.subjects.get(subject, {}).get(number)
         if previous is not None and previous.schema_id != record.schema_id:
             self._remove(subject, number)  # another writer's record for the same version
@@ -185,9 +285,14 @@ class RegistryState:
         if not referrers:
             del self.referrers[schema_id]
             stored = self.schemas.pop(schema_id)
-            key = (stored.schema_type, stored.parsed.canonical)
-            if self.ids_by_canonical.get(key) == schema_id:
-                del self.ids_by_canonical[key]
+            if self.ids_by_canonical.get(stored.identity) == schema_id:
+                del self.ids_by_canonical[stored.identity]
+            for reference in stored.references:
+                target = (reference.subject, reference.version)
+                referring = self.referenced_by.get(target, set())
+                referring.discard(schema_id)
+                if not referring:
+                    self.referenced_by.pop(target, None)
 
 
 def _one_of(value: dict[str, Any], name: str, allowed: Collection[str]) -> str:

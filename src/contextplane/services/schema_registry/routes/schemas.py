@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.formats import SCHEMA_TYPES
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
     flag,
@@ -14,8 +15,7 @@ from contextplane.services.schema_registry.http_io import (
     registry_of,
     schema_id,
 )
-from contextplane.services.schema_registry.registry import SCHEMA_TYPES
-from contextplane.services.schema_registry.routes.subjects import found_body
+from contextplane.services.schema_registry.routes.subjects import found_body, type_and_references
 
 
 async def types(request: Request) -> Response:
@@ -35,10 +35,7 @@ async def contexts(request: Request) -> Response:
 
 async def by_id(request: Request) -> Response:
     stored = registry_of(request).schema(schema_id(request))
-    body: dict[str, object] = {"schema": stored.text}
-    if stored.schema_type != "AVRO":
-        body["schemaType"] = stored.schema_type
-    return RegistryResponse(body)
+    return RegistryResponse({"schema": stored.text} | type_and_references(stored))
 
 
 async def raw_by_id(request: Request) -> Response:
