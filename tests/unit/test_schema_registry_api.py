@@ -96,6 +96,12 @@ def test_register_look_up_and_read_back() -> None:
         every = (await client("GET", "/schemas")).json()
         assert [(f["subject"], f["version"], f["id"]) for f in every] == [
             ("other-value", 1, 1),
+            ("users-value", 1, 1),
+            ("users-value", 2, 2),
+        ]
+        latest = (await client("GET", "/schemas?latestOnly=true")).json()
+        assert [(f["subject"], f["version"], f["id"]) for f in latest] == [
+            ("other-value", 1, 1),
             ("users-value", 2, 2),
         ]
         assert (await client("GET", "/contexts")).json() == ["."]

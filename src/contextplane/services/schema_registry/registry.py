@@ -95,12 +95,17 @@ class SchemaRegistry:
             raise errors.subject_not_found(subject)
         return [v.version for v in found]
 
-    def all_latest(self, *, deleted: bool = False, prefix: str = "") -> list[Found]:
-        """The latest version of every subject (`GET /schemas`)."""
-        return [
-            self.version(subject, LATEST, deleted=deleted)
-            for subject in self.subjects(deleted=deleted, prefix=prefix)
-        ]
+    def every_version(
+        self, *, deleted: bool = False, prefix: str = "", latest_only: bool = False
+    ) -> list[Found]:
+        """Every version of every subject, by subject then version, or only the latest of
+        each (`GET /schemas`)."""
+        found: list[Found] = []
+        for subject in self.subjects(deleted=deleted, prefix=prefix):
+            versions = self.state.versions(subject, deleted=deleted)
+            for version in versions[-1:] if latest_only else versions:
+                found.append(Found(subject, version, self.state.schemas[version.schema_id]))
+        return found
 
     def version(self, subject: str, spec: str, *, deleted: bool = False) -> Found:
         number = parse_version(spec)

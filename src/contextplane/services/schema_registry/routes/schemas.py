@@ -22,9 +22,11 @@ async def types(request: Request) -> Response:
     return RegistryResponse(list(SCHEMA_TYPES))
 
 
-async def latest_of_every_subject(request: Request) -> Response:
-    found = registry_of(request).all_latest(
-        deleted=flag(request, "deleted"), prefix=request.query_params.get("subjectPrefix", "")
+async def every_version(request: Request) -> Response:
+    found = registry_of(request).every_version(
+        deleted=flag(request, "deleted"),
+        prefix=request.query_params.get("subjectPrefix", ""),
+        latest_only=flag(request, "latestOnly"),
     )
     return RegistryResponse(page(request, [found_body(f) for f in found]))
 
@@ -61,7 +63,7 @@ async def subjects(request: Request) -> Response:
 
 ROUTES = [
     Route("/contexts", contexts, methods=["GET"]),
-    Route("/schemas", latest_of_every_subject, methods=["GET"]),
+    Route("/schemas", every_version, methods=["GET"]),
     Route("/schemas/types", types, methods=["GET"]),
     Route("/schemas/ids/{schema_id:segment}", by_id, methods=["GET"]),
     Route("/schemas/ids/{schema_id:segment}/schema", raw_by_id, methods=["GET"]),
