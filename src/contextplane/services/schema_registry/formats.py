@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contextplane.services.schema_registry import errors
-from contextplane.services.schema_registry.avro_compat import incompatibilities
+from contextplane.services.schema_registry import avro_compat, errors, json_compat
 from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
+from contextplane.services.schema_registry.json_schema import JsonSchema, parse_json_schema
 
-SCHEMA_TYPES = ("AVRO",)
-Parsed = AvroSchema
+SCHEMA_TYPES = ("AVRO", "JSON")
+Parsed = AvroSchema | JsonSchema
 
 
 def parse(schema_type: str, text: str, references: Sequence[tuple[str, Parsed]] = ()) -> Parsed:
@@ -22,11 +22,18 @@ def parse(schema_type: str, text: str, references: Sequence[tuple[str, Parsed]] 
         if len(avro) != len(references):
             raise errors.invalid_schema("an Avro schema may refer only to Avro schemas")
         return parse_avro(text, avro)
+    if schema_type == "JSON":
+        json_schemas = [(n, p) for n, p in references if isinstance(p, JsonSchema)]
+        if len(json_schemas) != len(references):
+            raise errors.invalid_schema("a JSON schema may refer only to JSON schemas")
+        return parse_json_schema(text, json_schemas)
     raise errors.invalid_schema(f"schema type {schema_type} is not supported")
 
 
 def reader_problems(reader: Parsed, writer: Parsed) -> list[str]:
     """Why data written with `writer` cannot be read with `reader`; empty when it can."""
-    if type(reader) is not type(writer):
-        return ["Incompatible because of different schema type"]
-    return [str(issue) for issue in incompatibilities(reader, writer)]
+    if isinstance(reader, AvroSchema) and isinstance(writer, AvroSchema):
+        return [str(issue) for issue in avro_compat.incompatibilities(reader, writer)]
+    if isinstance(reader, JsonSchema) and isinstance(writer, JsonSchema):
+        return [str(issue) for issue in json_compat.incompatibilities(reader, writer)]
+    return ["Incompatible because of different schema type"]

@@ -1,0 +1,120 @@
+"""JSON Schema schemas: checked against their draft's meta-schema by `jsonschema`, every
+`$ref` resolved (within the schema, or to a referenced schema by its reference name), kept
+as a canonical string.
+
+The canonical string is the document written back without whitespace, keys in their
+order, as Confluent's registry keeps it (Jackson's `writeValueAsString`): whitespace does
+not make a new id, a reordered key does, as there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urljoin
+
+import jsonschema
+import jsonschema.exceptions
+import jsonschema.validators
+
+from contextplane.services.schema_registry.errors import invalid_schema
+from contextplane.services.schema_registry.schema_text import load_json
+
+# `$ref` pointing at `$ref` ...: a chain longer than this is refused (and a cycle of them).
+REF_CHAIN_MAX = 64
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    canonical: str
+    document: Any  # a dict or a boolean
+    # Reference name -> document: this schema's references and, through them, theirs.
+    resources: dict[str, Any]
+
+    def resolve(self, ref: str, root: Any) -> tuple[Any, Any]:
+        """The schema `ref` names and the document it sits in (what its own local `$ref`s
+        resolve against), `root` being the document `ref` sits in; ValueError if none."""
+        name, _, fragment = ref.partition("#")
+        document = root if name == "" else self._resource(name, root)
+        return _pointer(document, unquote(fragment)), document
+
+    def _resource(self, name: str, root: Any) -> Any:
+        if name in self.resources:
+            return self.resources[name]
+        base = root.get("$id") if isinstance(root, dict) else None
+        if isinstance(base, str):
+            joined = urljoin(base, name)
+            if joined == base:
+                return root
+            for known, document in self.resources.items():
+                if urljoin(base, known) == joined:
+                    return document
+        raise ValueError(f"no schema reference is named {name!r}")
+
+    def follow(self, node: Any, root: Any) -> tuple[Any, Any]:
+        """`node` with every `$ref` it starts with followed (siblings of `$ref` are not
+        read, as in draft 7); ValueError for a chain that does not end."""
+        for _ in range(REF_CHAIN_MAX):
+            if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+                return node, root
+            node, root = self.resolve(node["$ref"], root)
+        raise ValueError(f"a chain of more than {REF_CHAIN_MAX} $refs")
+
+
+def parse_json_schema(text: str, references: Sequence[tuple[str, JsonSchema]] = ()) -> JsonSchema:
+    """The schema in `text`, or 42201 saying why it is not one."""
+    document = load_json(text)
+    if not isinstance(document, dict | bool):
+        raise invalid_schema("a JSON Schema is an object or a boolean")
+    validator = jsonschema.validators.validator_for(document, default=jsonschema.Draft7Validator)
+    try:
+        validator.check_schema(document)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        raise invalid_schema(f"{exc.message} (at '#/{where}')") from None
+    resources: dict[str, Any] = {}
+    for name, parsed in references:
+        resources.update(parsed.resources)
+        resources[name] = parsed.document
+    parsed = JsonSchema(
+        json.dumps(document, separators=(",", ":"), ensure_ascii=False), document, resources
+    )
+    _check_refs(parsed)
+    return parsed
+
+
+def _check_refs(schema: JsonSchema) -> None:
+    """Every `$ref` of the document resolves, and no chain of them loops."""
+    stack: list[Any] = [schema.document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    schema.follow(node, schema.document)
+                except ValueError as exc:
+                    raise invalid_schema(f"$ref '{ref}' does not resolve: {exc}") from None
+            stack.extend(value for key, value in node.items() if key not in ("enum", "const"))
+
+
+def _pointer(document: Any, pointer: str) -> Any:
+    """RFC 6901: the node at `pointer` ("" or "/a/0/b") in `document`."""
+    if pointer == "":
+        return document
+    if not pointer.startswith("/"):
+        raise ValueError(f"'#{pointer}' is not a JSON pointer (anchors are not read)")
+    node = document
+    for raw in pointer[1:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise ValueError(f"nothing at '#{pointer}'")
+    return node
