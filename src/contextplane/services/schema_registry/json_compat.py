@@ -38,7 +38,7 @@ from typing import Any
 
 from contextplane.services.schema_registry.json_schema import JsonSchema
 
-COMPARISONS_MAX = 100_000
+COMPARISONS_MAX = 10_000
 # Nesting of comparisons (through properties, items, branches and $refs): bounds recursion.
 COMPARE_DEPTH_MAX = 100
 
@@ -681,11 +681,7 @@ def _annotations(o: Any, u: Any) -> list[Change]:
     """Changes of id, title, description and default: reported, always compatible."""
     if not (isinstance(o, dict) and isinstance(u, dict)):
         return []
-    return [
-        (change, "")
-        for keyword, change in _ANNOTATIONS
-        if _key(o.get(keyword)) != _key(u.get(keyword))
-    ]
+    return [(change, "") for keyword, change in _ANNOTATIONS if o.get(keyword) != u.get(keyword)]
 
 
 def _items_list(raw: dict[str, Any]) -> list[Any]:

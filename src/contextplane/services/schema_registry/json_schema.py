@@ -68,12 +68,6 @@ def parse_json_schema(text: str, references: Sequence[tuple[str, JsonSchema]] = 
     document = load_json(text)
     if not isinstance(document, dict | bool):
         raise invalid_schema("a JSON Schema is an object or a boolean")
-    validator = jsonschema.validators.validator_for(document, default=jsonschema.Draft7Validator)
-    try:
-        validator.check_schema(document)
-    except jsonschema.exceptions.SchemaError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path)
-        raise invalid_schema(f"{exc.message} (at '#/{where}')") from None
     resources: dict[str, Any] = {}
     for name, parsed in references:
         resources.update(parsed.resources)
@@ -81,7 +75,15 @@ def parse_json_schema(text: str, references: Sequence[tuple[str, JsonSchema]] = 
     parsed = JsonSchema(
         json.dumps(document, separators=(",", ":"), ensure_ascii=False), document, resources
     )
-    _check_refs(parsed)
+    _check_refs(parsed)  # first: linear, where the meta-schema check takes seconds on 512 KiB
+    validator = jsonschema.validators.validator_for(document, default=jsonschema.Draft7Validator)
+    try:
+        validator.check_schema(document)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        raise invalid_schema(f"{exc.message} (at '#/{where}')") from None
+    except RecursionError:
+        raise invalid_schema("nested too deep for the meta-schema check") from None
     return parsed
 
 
