@@ -1,5 +1,6 @@
 """Schemas built to exhaust the registry: nesting past the parser's recursion, `$ref` chains
-and definitions that refer to each other thousands deep, unions thousands wide. Each is
+and definitions that refer to each other thousands deep, unions thousands wide, a .proto
+with thousands of fields. Each is
 answered (42201 or a compatibility verdict, never a 500 or a stalled loop), stores nothing
 when refused, and the registry answers the next request."""
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from contextplane.services.schema_registry.json_compat import COMPARE_DEPTH_MAX
 from contextplane.services.schema_registry.json_schema import REF_CHAIN_MAX
+from contextplane.services.schema_registry.protobuf_schema import PROTO_BYTES_MAX
 from contextplane.services.schema_registry.schema_text import SCHEMA_DEPTH_MAX
 from contextplane.services.schema_registry.store import MemoryStore
 from tests.unit.test_schema_registry_api import Client, error, run
@@ -125,6 +127,39 @@ def test_unions_thousands_wide_are_compared_within_the_bound() -> None:
         # the bound stops it; answered either way.
         narrower = await client("POST", "/subjects/wide/versions", body({"anyOf": branches[:0:-1]}))
         assert error(narrower) == (409, 409)
+        await still_answers(client)
+
+    run(test)
+
+
+def big_proto(fields: int) -> str:
+    numbers = (n for n in range(1, fields + 1_000) if not 19000 <= n <= 19999)
+    lines = "".join(f"  int32 f{n} = {n};\n" for n, _ in zip(numbers, range(fields), strict=False))
+    return 'syntax = "proto3";\npackage acme;\nmessage Big {\n' + lines + "}\n"
+
+
+def test_a_proto_with_thousands_of_fields_stays_bounded() -> None:
+    async def test(client: Client, store: MemoryStore) -> None:
+        written = len(store.log)
+        huge = await client(
+            "POST",
+            "/subjects/big/versions",
+            {"schema": big_proto(20_000), "schemaType": "PROTOBUF"},
+        )
+        assert error(huge) == (422, 42201)
+        assert f"larger than {PROTO_BYTES_MAX} bytes" in huge.json()["message"]
+        assert len(store.log) == written
+        fitting = big_proto(2_500)
+        assert len(fitting) <= PROTO_BYTES_MAX
+        first = await client(
+            "POST", "/subjects/big/versions", {"schema": fitting, "schemaType": "PROTOBUF"}
+        )
+        assert first.status == 200, first.body
+        changed = fitting.replace("int32 f7 ", "string f7 ")
+        refused = await client(
+            "POST", "/subjects/big/versions", {"schema": changed, "schemaType": "PROTOBUF"}
+        )
+        assert error(refused) == (409, 409)
         await still_answers(client)
 
     run(test)

@@ -29,6 +29,9 @@ from proto_schema_parser.parser import Parser
 from contextplane.services.schema_registry.errors import invalid_schema
 from contextplane.services.schema_registry.schema_text import SCHEMA_BYTES_MAX
 
+# The text of a .proto: the parser (ANTLR's Python runtime) reads about a field a
+# millisecond, and runs on the event loop; 64 KiB is some 3,000 fields, about 3 s.
+PROTO_BYTES_MAX = 64 * 1024
 # Nesting of messages and braces: bounds the parser's recursion and ours.
 NESTING_MAX = 32
 FIELD_NUMBER_MAX = 2**29 - 1  # protobuf's
@@ -69,6 +72,7 @@ class MessageInfo:
     full_name: str
     fields: dict[int, FieldInfo] = field(default_factory=dict)
     oneofs: dict[str, set[int]] = field(default_factory=dict)
+    field_names: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def parse_protobuf(
     if len(text.encode()) > SCHEMA_BYTES_MAX:
         raise invalid_schema(f"the schema is larger than {SCHEMA_BYTES_MAX} bytes")
     text = _from_descriptor(text) or text
+    if len(text.encode()) > PROTO_BYTES_MAX:
+        raise invalid_schema(f"the .proto text is larger than {PROTO_BYTES_MAX} bytes")
     _check_nesting(text)
     try:
         parsed = Parser(setup_lexer=_raise_on_errors, setup_parser=_raise_on_errors).parse(text)
@@ -218,8 +224,9 @@ class _Builder:
             raise invalid_schema(f"field number {number} of {message.full_name} is not usable")
         if number in message.fields:
             raise invalid_schema(f"field number {number} is used twice in {message.full_name}")
-        if any(f.name == element.name for f in message.fields.values()):
+        if element.name in message.field_names:
             raise invalid_schema(f"field {element.name} is defined twice in {message.full_name}")
+        message.field_names.add(element.name)
         field_type: str | tuple[str, str, str]
         if isinstance(element, ast.MapField):
             # The grammar allows only integral, bool and string keys.
