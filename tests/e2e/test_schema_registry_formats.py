@@ -1,8 +1,9 @@
 """JSON Schema, Protobuf and references against a broker, with confluent-kafka's own
 clients: the JSON serializer and deserializer around a real produce and fetch, with a
 `$ref` to a schema of another subject carried as a reference; the Protobuf serializer and
-deserializer the same way; the 42206 refusal to delete what is referenced; a restarted
-registry rebuilding them from `_schemas`."""
+deserializer the same way; an Avro record whose type lives in another subject; the 42206
+refusal to delete what is referenced; a restarted registry rebuilding them from
+`_schemas`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryClient,
     SchemaRegistryError,
 )
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -181,3 +183,39 @@ def test_protobuf_records_round_trip_through_the_broker(
     with pytest.raises(SchemaRegistryError) as refused:
         client.register_schema("orders-value", Schema(changed, "PROTOBUF"))
     assert refused.value.error_code == 409
+
+
+AVRO_ADDRESS = {
+    "type": "record",
+    "name": "Address",
+    "namespace": "acme",
+    "fields": [{"name": "street", "type": "string"}],
+}
+AVRO_USER = {
+    "type": "record",
+    "name": "User",
+    "namespace": "acme",
+    "fields": [{"name": "name", "type": "string"}, {"name": "home", "type": "acme.Address"}],
+}
+
+
+def test_avro_records_with_a_referenced_type_round_trip_through_the_broker(
+    broker: InProcessBroker, registry: RegistryProcess
+) -> None:
+    client = SchemaRegistryClient({"url": registry.url})
+    client.register_schema("address", Schema(json.dumps(AVRO_ADDRESS), "AVRO"))
+    user = Schema(json.dumps(AVRO_USER), "AVRO", [SchemaReference("acme.Address", "address", 1)])
+    serializer = AvroSerializer(client, user)
+    context = SerializationContext("users", MessageField.VALUE)
+    users = [{"name": "ada", "home": {"street": "1 Analytical Way"}}]
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for each in users:
+        producer.produce("users", value=serializer(each, context))
+    assert producer.flush(30) == 0
+    latest = client.get_latest_version("users-value")
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == [
+        ("acme.Address", "address", 1)
+    ]
+    values = read_all(broker.bootstrap, "users", len(users))
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+    assert [deserializer(value, context) for value in values] == users
