@@ -49,6 +49,7 @@ def test_the_canonical_string_drops_whitespace_and_comments() -> None:
         (HEAD + 'import "other.proto";', "no schema reference"),
         (HEAD + "message A { map<double, string> m = 1; }", "mismatched input 'double'"),
         ("message A {" * 40 + "}" * 40, "nested deeper"),
+        ("abcd", "line 1"),  # base64 that decodes to no descriptor is read as text
     ],
 )
 def test_invalid_schemas_are_refused_naming_the_problem(text: str, problem: str) -> None:

@@ -281,6 +281,8 @@ def _from_descriptor(text: str) -> str | None:
         descriptor = descriptor_pb2.FileDescriptorProto.FromString(raw)
     except (binascii.Error, ValueError, DecodeError):
         return None
+    if not descriptor.name:  # a serializer always names the file; "abcd" decodes to nothing
+        return None
     syntax = descriptor.syntax or "proto2"
     lines = [f'syntax = "{syntax}";']
     if descriptor.package:
