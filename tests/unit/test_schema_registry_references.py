@@ -203,3 +203,22 @@ def test_the_fold_skips_references_to_nothing_and_so_any_cycle() -> None:
     state.apply(encode(schema_key("user", 1)), None)
     assert state.referencing_ids("address", 1, deleted=True) == []
     assert state.skipped_records == 2
+
+
+def test_a_version_number_given_again_is_resolved_again() -> None:
+    """After hard deletes, a version number can name another schema: a schema looked up
+    or registered with a reference to it is parsed against the new one."""
+
+    async def test(client: Client, store: MemoryStore) -> None:
+        await client("POST", "/subjects/address/versions", schema(ADDRESS))
+        await client("POST", "/subjects/user/versions", schema(USER, references=[ref(1)]))
+        for subject in ("user", "address"):
+            await client("DELETE", f"/subjects/{subject}")
+            await client("DELETE", f"/subjects/{subject}?permanent=true")
+        other = {**ADDRESS, "name": "Other"}
+        assert (await client("POST", "/subjects/address/versions", schema(other))).status == 200
+        assert (await client("GET", "/subjects/address/versions")).json() == [1]
+        again = await client("POST", "/subjects/user/versions", schema(USER, references=[ref(1)]))
+        assert error(again) == (422, 42201)
+
+    run(test)

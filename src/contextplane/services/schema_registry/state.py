@@ -36,8 +36,8 @@ log = logging.getLogger("contextplane.schema_registry")
 # Modes a `_schemas` record may set: Confluent's own (IMPORT and READONLY_OVERRIDE are
 # kept so that they refuse writes here as they do there), not only those this API sets.
 STORED_MODES = frozenset({"READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT"})
-# Parsed schemas kept for the record their write produces (see `recently_parsed`).
-RECENTLY_PARSED_MAX = 8
+# Entries of `recently_parsed` (two per schema: the text given and the canonical one).
+RECENTLY_PARSED_MAX = 16
 # What a record written by anyone may raise while it is read: a garbage record is one
 # skipped record, never a stopped fold (JSON nested past the parser's recursion limit,
 # numbers like 1e999 turned into ints, fields of the wrong type).
@@ -97,8 +97,10 @@ class RegistryState:
     subject_modes: dict[str, str] = field(default_factory=dict)
     max_id: int = 0
     skipped_records: int = 0
-    # The last schemas parsed, by identity: a write's record, applied right after it was
-    # decided, is not parsed a second time (a large JSON Schema takes seconds).
+    # The last schemas parsed, by the text given and by their canonical text, with their
+    # references resolved to versions: a write's record, applied right after it was
+    # decided, is not parsed a second time (a large JSON Schema takes seconds), nor is the
+    # text a client looks up again and again.
     recently_parsed: dict[Identity, Resolved] = field(default_factory=dict)
 
     # -- reads ---------------------------------------------------------------------------
@@ -129,9 +131,6 @@ class RegistryState:
         ones too, as a stored schema is read; a new one may not refer to them). 42201 for
         a reference to nothing, past the depth or closure bound, or a schema that does not
         parse."""
-        known = self.recently_parsed.get((schema_type, text, references))
-        if known is not None:
-            return known
         resolved: list[Reference] = []
         named: list[tuple[str, Parsed]] = []
         closure: set[int] = set()
@@ -149,9 +148,14 @@ class RegistryState:
             raise errors.invalid_schema(
                 f"the schema depends on more than {REFERENCE_CLOSURE_MAX} schemas"
             )
+        given = (schema_type, text, tuple(resolved))
+        known = self.recently_parsed.get(given)
+        if known is not None:
+            return known
         parsed = parse(schema_type, text, named)
         found = Resolved(parsed, tuple(resolved), frozenset(closure), depth)
-        self.recently_parsed[(schema_type, parsed.canonical, found.references)] = found
+        for key in (given, (schema_type, parsed.canonical, found.references)):
+            self.recently_parsed[key] = found
         while len(self.recently_parsed) > RECENTLY_PARSED_MAX:
             del self.recently_parsed[next(iter(self.recently_parsed))]
         return found
@@ -290,6 +294,8 @@ class RegistryState:
         if versions is None or number not in versions:
             return
         schema_id = versions.pop(number).schema_id
+        # The number may be given again to another schema, which references may name.
+        self.recently_parsed.clear()
         if not versions:
             del self.subjects[subject]
         referrers = self.referrers[schema_id]
