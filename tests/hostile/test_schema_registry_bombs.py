@@ -6,6 +6,7 @@ when refused, and the registry answers the next request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -161,5 +162,28 @@ def test_a_proto_with_thousands_of_fields_stays_bounded() -> None:
         )
         assert error(refused) == (409, 409)
         await still_answers(client)
+
+    run(test)
+
+
+def test_other_requests_are_answered_while_a_large_schema_is_parsed() -> None:
+    """The parse runs on a worker thread: a request that comes after a slow registration
+    is answered before it, rather than waiting for its seconds of parsing."""
+
+    async def test(client: Client, store: MemoryStore) -> None:
+        await still_answers(client)
+        slow = asyncio.create_task(
+            client(
+                "POST",
+                "/subjects/big/versions",
+                {"schema": big_proto(2_500), "schemaType": "PROTOBUF"},
+            )
+        )
+        for _ in range(100):  # the registration gets to its parse, handed to a thread
+            await asyncio.sleep(0)
+        listed = await client("GET", "/subjects")
+        assert listed.json() == ["fine"]
+        assert not slow.done()
+        assert (await slow).status == 200
 
     run(test)

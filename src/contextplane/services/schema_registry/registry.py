@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from contextplane.services.schema_registry import errors
-from contextplane.services.schema_registry.formats import Parsed
+from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import DEFAULT_LEVEL, LEVELS, problems
 from contextplane.services.schema_registry.records import (
     INT32_MAX,
@@ -137,7 +137,7 @@ class SchemaRegistry:
             if deleted or not v.deleted
         ]
 
-    def lookup(
+    async def lookup(
         self,
         subject: str,
         text: str,
@@ -149,7 +149,8 @@ class SchemaRegistry:
         versions = self.state.versions(subject, deleted=deleted)
         if not versions:
             raise errors.subject_not_found(subject)
-        resolved = self.state.resolve(schema_type, text, references, deleted=True)
+        resolved = await self._resolve(schema_type, text, references, deleted=True)
+        versions = self.state.versions(subject, deleted=deleted)  # as they are now
         schema_id = _known_id(self.state, schema_type, resolved)
         # The newest version with that schema, as Confluent answers.
         for version in reversed(versions):
@@ -157,7 +158,7 @@ class SchemaRegistry:
                 return Found(subject, version, self.state.schemas[version.schema_id])
         raise errors.schema_not_found()
 
-    def compatibility_problems(
+    async def compatibility_problems(
         self,
         subject: str,
         spec: str | None,
@@ -167,13 +168,26 @@ class SchemaRegistry:
     ) -> list[str]:
         """Why `text` may not follow the subject's version `spec` (None: every version the
         subject's level checks against); empty when it may."""
-        parsed = self.state.resolve(schema_type, text, references, deleted=False).parsed
-        live = self.state.versions(subject)
+        parsed = (await self._resolve(schema_type, text, references, deleted=False)).parsed
         if spec is None:
-            return problems(self.compatibility(subject), parsed, self._parsed(live))
-        found = self.version(subject, spec)
-        level = self.compatibility(subject).removesuffix("_TRANSITIVE")
-        return problems(level, parsed, self._parsed([found.version]))
+            level = self.compatibility(subject)
+            earlier = self._parsed(self.state.versions(subject))
+        else:
+            level = self.compatibility(subject).removesuffix("_TRANSITIVE")
+            earlier = self._parsed([self.version(subject, spec).version])
+        return await asyncio.to_thread(problems, level, parsed, earlier)
+
+    async def _resolve(
+        self, schema_type: str, text: str, references: tuple[Reference, ...], *, deleted: bool
+    ) -> Resolved:
+        """`RegistryState.resolve`, the parse on a worker thread: a schema that takes
+        seconds to parse holds no other request (the parsers are pure Python, so they
+        share the interpreter with the event loop, which still gets its turns)."""
+        found = self.state.prepare(schema_type, text, references, deleted=deleted)
+        if isinstance(found, Resolved):
+            return found
+        parsed = await asyncio.to_thread(parse, schema_type, text, list(found.named))
+        return self.state.remember(found, parsed)
 
     def referenced_by(self, subject: str, spec: str, *, deleted: bool = False) -> list[int]:
         """Ids of the schemas that refer to the subject's version `spec`."""
@@ -196,14 +210,15 @@ class SchemaRegistry:
         async with self._writes:
             await self._store.sync()
             self._writable(subject)
-            resolved = self.state.resolve(schema_type, text, references, deleted=False)
+            resolved = await self._resolve(schema_type, text, references, deleted=False)
             parsed = resolved.parsed
             live = self.state.versions(subject)
             known_id = _known_id(self.state, schema_type, resolved)
             for version in live:
                 if version.schema_id == known_id:
                     return version.schema_id
-            found = problems(self.compatibility(subject), parsed, self._parsed(live))
+            level = self.compatibility(subject)
+            found = await asyncio.to_thread(problems, level, parsed, self._parsed(live))
             if found:
                 raise errors.incompatible(subject, found)
             schema_id = known_id if known_id is not None else self.state.next_id()

@@ -72,6 +72,17 @@ Identity = tuple[str, str, tuple[Reference, ...]]
 
 
 @dataclass(frozen=True)
+class Unparsed:
+    """A schema with its references resolved, to be parsed (`RegistryState.prepare`)."""
+
+    key: Identity  # type, the text given, references
+    named: tuple[tuple[str, Parsed], ...]
+    closure: frozenset[int]
+    depth: int
+    removals: int
+
+
+@dataclass(frozen=True)
 class Resolved:
     """A schema parsed against its references, with each reference's version resolved."""
 
@@ -102,6 +113,7 @@ class RegistryState:
     # decided, is not parsed a second time (a large JSON Schema takes seconds), nor is the
     # text a client looks up again and again.
     recently_parsed: dict[Identity, Resolved] = field(default_factory=dict)
+    _removals: int = 0  # versions removed so far (see `remember`)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -131,6 +143,21 @@ class RegistryState:
         ones too, as a stored schema is read; a new one may not refer to them). 42201 for
         a reference to nothing, past the depth or closure bound, or a schema that does not
         parse."""
+        found = self.prepare(schema_type, text, references, deleted=deleted)
+        if isinstance(found, Resolved):
+            return found
+        return self.remember(found, parse(schema_type, text, found.named))
+
+    def prepare(
+        self,
+        schema_type: str,
+        text: str,
+        references: tuple[Reference, ...],
+        *,
+        deleted: bool,
+    ) -> Resolved | Unparsed:
+        """`resolve` up to the parse: the schema if it was parsed lately, else what its
+        parse needs (which reads no state, so it may run on another thread)."""
         resolved: list[Reference] = []
         named: list[tuple[str, Parsed]] = []
         closure: set[int] = set()
@@ -152,12 +179,18 @@ class RegistryState:
         known = self.recently_parsed.get(given)
         if known is not None:
             return known
-        parsed = parse(schema_type, text, named)
-        found = Resolved(parsed, tuple(resolved), frozenset(closure), depth)
-        for key in (given, (schema_type, parsed.canonical, found.references)):
-            self.recently_parsed[key] = found
-        while len(self.recently_parsed) > RECENTLY_PARSED_MAX:
-            del self.recently_parsed[next(iter(self.recently_parsed))]
+        return Unparsed(given, tuple(named), frozenset(closure), depth, self._removals)
+
+    def remember(self, unparsed: Unparsed, parsed: Parsed) -> Resolved:
+        """The parse of `unparsed`, kept unless a version was removed since it was prepared
+        (a reference's number may name another schema by now)."""
+        schema_type, _, references = unparsed.key
+        found = Resolved(parsed, references, unparsed.closure, unparsed.depth)
+        if unparsed.removals == self._removals:
+            for key in (unparsed.key, (schema_type, parsed.canonical, references)):
+                self.recently_parsed[key] = found
+            while len(self.recently_parsed) > RECENTLY_PARSED_MAX:
+                del self.recently_parsed[next(iter(self.recently_parsed))]
         return found
 
     def _referenced(self, reference: Reference, *, deleted: bool) -> Version:
@@ -296,6 +329,7 @@ class RegistryState:
         schema_id = versions.pop(number).schema_id
         # The number may be given again to another schema, which references may name.
         self.recently_parsed.clear()
+        self._removals += 1
         if not versions:
             del self.subjects[subject]
         referrers = self.referrers[schema_id]

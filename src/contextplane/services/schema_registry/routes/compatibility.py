@@ -20,7 +20,7 @@ async def _answer(request: Request, version: str | None) -> Response:
     registry = registry_of(request)
     subject = request.path_params["subject"]
     registry.versions(subject)  # 40401 for a subject with no live version
-    found = registry.compatibility_problems(subject, version, text, schema_type, references)
+    found = await registry.compatibility_problems(subject, version, text, schema_type, references)
     body: dict[str, object] = {"is_compatible": not found}
     if flag(request, "verbose"):
         body["messages"] = found

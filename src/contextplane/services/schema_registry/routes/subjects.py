@@ -52,7 +52,7 @@ async def list_subjects(request: Request) -> Response:
 async def lookup(request: Request) -> Response:
     text, schema_type, references = schema_fields(await json_body(request))
     subject = request.path_params["subject"]
-    found = registry_of(request).lookup(
+    found = await registry_of(request).lookup(
         subject, text, schema_type, references, deleted=flag(request, "deleted")
     )
     return RegistryResponse(found_body(found))
