@@ -30,7 +30,7 @@ from contextplane.services.schema_registry.errors import invalid_schema
 from contextplane.services.schema_registry.schema_text import SCHEMA_BYTES_MAX
 
 # The text of a .proto: the parser (ANTLR's Python runtime) reads about a field a
-# millisecond, and runs on the event loop; 64 KiB is some 3,000 fields, about 3 s.
+# millisecond of the interpreter's time; 64 KiB is some 3,000 fields, about 3 s.
 PROTO_BYTES_MAX = 64 * 1024
 # Nesting of messages and braces: bounds the parser's recursion and ours.
 NESTING_MAX = 32
