@@ -12,6 +12,7 @@ import pytest
 
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.formats import parse
+from contextplane.services.schema_registry.json_schema import nests_quantifiers
 from contextplane.services.schema_registry.store import MemoryStore
 from tests.unit.test_schema_registry_api import Client, error, run
 
@@ -48,6 +49,7 @@ def test_the_canonical_string_drops_whitespace_and_keeps_key_order() -> None:
             "chain",
         ),
         ("[1, 2]", "an object or a boolean"),
+        ('{"patternProperties": {"^(a+)+$": {}}}', "nests quantifiers"),
         ("{not json", "not JSON"),
         ('{"maximum": NaN}', "not JSON"),
     ],
@@ -129,3 +131,10 @@ def test_a_ref_to_another_subjects_schema_through_a_reference() -> None:
         assert error(await client("POST", "/subjects/customer/versions", newer)) == (409, 409)
 
     run(test)
+
+
+def test_pattern_properties_keys_that_may_backtrack_exponentially_are_refused() -> None:
+    refused = ["(a+)+$", "(a*)*b", "(x{2,})*", "([a-z]+)*x", "((a+))+"]
+    accepted = ["^S_", "^(ab)+$", r"\(a+\)+", "([+*])+", "[(]a+[)]+", "^[A-Z][a-z]*$"]
+    assert [p for p in refused if not nests_quantifiers(p)] == []
+    assert [p for p in accepted if nests_quantifiers(p)] == []

@@ -76,6 +76,7 @@ def parse_json_schema(text: str, references: Sequence[tuple[str, JsonSchema]] = 
         json.dumps(document, separators=(",", ":"), ensure_ascii=False), document, resources
     )
     _check_refs(parsed)  # first: linear, where the meta-schema check takes seconds on 512 KiB
+    _check_patterns(document)
     validator = jsonschema.validators.validator_for(document, default=jsonschema.Draft7Validator)
     try:
         validator.check_schema(document)
@@ -85,6 +86,67 @@ def parse_json_schema(text: str, references: Sequence[tuple[str, JsonSchema]] = 
     except RecursionError:
         raise invalid_schema("nested too deep for the meta-schema check") from None
     return parsed
+
+
+def _check_patterns(document: Any) -> None:
+    """`patternProperties` keys are matched against property names while comparing
+    schemas, on a thread that cannot be stopped: a key that nests quantifiers, the classic
+    exponential backtracking (`(a+)+`), is refused."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            patterns = node.get("patternProperties")
+            if isinstance(patterns, dict):
+                for pattern in patterns:
+                    if nests_quantifiers(pattern):
+                        raise invalid_schema(
+                            f"patternProperties key '{pattern}' nests quantifiers (it may "
+                            "backtrack exponentially)"
+                        )
+            stack.extend(value for key, value in node.items() if key not in ("enum", "const"))
+
+
+def nests_quantifiers(pattern: str) -> bool:
+    """A quantified group (`+`, `*` or `{`) holding a quantifier."""
+    groups: list[bool] = []  # per open group: holds a quantifier
+    index = 0
+    while index < len(pattern):
+        character = pattern[index]
+        if character == "\\":
+            index += 2
+            continue
+        if character == "[":  # a class: its + * { are characters
+            index = _class_end(pattern, index)
+            continue
+        if character == "(":
+            groups.append(False)
+        elif character in "+*{":
+            if groups:
+                groups[-1] = True
+        elif character == ")" and groups:
+            held = groups.pop()
+            following = pattern[index + 1 : index + 2]
+            if held and following in ("+", "*", "{"):
+                return True
+            if held and groups:
+                groups[-1] = True
+        index += 1
+    return False
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index after the character class opening at `start` (`]` first is a member)."""
+    index = start + 1
+    if pattern[index : index + 1] == "^":
+        index += 1
+    if pattern[index : index + 1] == "]":
+        index += 1
+    while index < len(pattern) and pattern[index] != "]":
+        index += 2 if pattern[index] == "\\" else 1
+    return index + 1
 
 
 def _check_refs(schema: JsonSchema) -> None:
