@@ -19,128 +19,43 @@ default). The rules in short:
   side); a schema may become a union one branch of which reads it;
 - anything may become the empty schema (`{}` or `true`), and `false` may become anything.
 
-Schemas are read as Confluent's loader reads them: `"type": [a, b]` is an anyOf of the
-types; a schema with keywords of several kinds (a type and an enum, say) is the allOf of
-them; `$ref` is replaced by what it names. A pair under comparison is assumed compatible
-when met again inside itself (recursive schemas), and pairs already compared are
-remembered, so a schema that names one definition many times costs one comparison per
+Schemas are read as Confluent's loader reads them (`json_model.py`); the change types and
+the comparisons of single keywords are in `json_changes.py`. A pair under comparison is
+assumed compatible when met again inside itself (recursive schemas), and pairs already
+compared are remembered, so a schema that names one definition many times costs one comparison per
 pair. Comparisons are counted and their nesting bounded: past COMPARISONS_MAX or
 COMPARE_DEPTH_MAX the answer is "incompatible", not a stalled or crashed registry.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
 from typing import Any
 
+from contextplane.services.schema_registry.json_changes import (
+    COMPATIBLE,
+    Change,
+    annotation_changes,
+    decimal_value,
+    limit_change,
+    maximum_matching,
+    multiple_of_change,
+)
+from contextplane.services.schema_registry.json_model import (
+    Node,
+    Reader,
+    canonical_key,
+    connect_type,
+    dict_of,
+    has_default,
+    list_of,
+)
 from contextplane.services.schema_registry.json_schema import JsonSchema
 
 COMPARISONS_MAX = 10_000
 # Nesting of comparisons (through properties, items, branches and $refs): bounds recursion.
 COMPARE_DEPTH_MAX = 100
-
-# Confluent's COMPATIBLE_CHANGES_STRICT.
-COMPATIBLE = frozenset(
-    [
-        "ID_CHANGED",
-        "DESCRIPTION_CHANGED",
-        "TITLE_CHANGED",
-        "DEFAULT_CHANGED",
-        "SCHEMA_REMOVED",
-        "TYPE_EXTENDED",
-        "MAX_LENGTH_INCREASED",
-        "MAX_LENGTH_REMOVED",
-        "MIN_LENGTH_DECREASED",
-        "MIN_LENGTH_REMOVED",
-        "PATTERN_REMOVED",
-        "MAXIMUM_INCREASED",
-        "MAXIMUM_REMOVED",
-        "MINIMUM_DECREASED",
-        "MINIMUM_REMOVED",
-        "EXCLUSIVE_MAXIMUM_INCREASED",
-        "EXCLUSIVE_MAXIMUM_REMOVED",
-        "EXCLUSIVE_MINIMUM_DECREASED",
-        "EXCLUSIVE_MINIMUM_REMOVED",
-        "MULTIPLE_OF_REDUCED",
-        "MULTIPLE_OF_REMOVED",
-        "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED",
-        "REQUIRED_ATTRIBUTE_REMOVED",
-        "DEPENDENCY_ARRAY_NARROWED",
-        "DEPENDENCY_ARRAY_REMOVED",
-        "DEPENDENCY_SCHEMA_REMOVED",
-        "MAX_PROPERTIES_INCREASED",
-        "MAX_PROPERTIES_REMOVED",
-        "MIN_PROPERTIES_DECREASED",
-        "MIN_PROPERTIES_REMOVED",
-        "ADDITIONAL_PROPERTIES_ADDED",
-        "ADDITIONAL_PROPERTIES_EXTENDED",
-        "UNEVALUATED_PROPERTIES_ADDED",
-        "UNEVALUATED_PROPERTIES_EXTENDED",
-        "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL",
-        "REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL",
-        "OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL",
-        "PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
-        "PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL",
-        "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-        "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-        "MAX_ITEMS_INCREASED",
-        "MAX_ITEMS_REMOVED",
-        "MIN_ITEMS_DECREASED",
-        "MIN_ITEMS_REMOVED",
-        "MAX_CONTAINS_INCREASED",
-        "MAX_CONTAINS_REMOVED",
-        "MIN_CONTAINS_DECREASED",
-        "MIN_CONTAINS_REMOVED",
-        "UNIQUE_ITEMS_REMOVED",
-        "ADDITIONAL_ITEMS_ADDED",
-        "ADDITIONAL_ITEMS_EXTENDED",
-        "UNEVALUATED_ITEMS_ADDED",
-        "UNEVALUATED_ITEMS_EXTENDED",
-        "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL",
-        "ITEM_ADDED_TO_CLOSED_CONTENT_MODEL",
-        "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
-        "ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL",
-        "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-        "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-        "ENUM_ARRAY_EXTENDED",
-        "COMBINED_TYPE_EXTENDED",
-        "PRODUCT_TYPE_NARROWED",
-        "SUM_TYPE_EXTENDED",
-        "NOT_TYPE_NARROWED",
-    ]
-)
-
-_KEYWORDS_OF = {
-    "object": (
-        "properties",
-        "required",
-        "additionalProperties",
-        "patternProperties",
-        "minProperties",
-        "maxProperties",
-        "dependencies",
-        "propertyNames",
-        "unevaluatedProperties",
-    ),
-    "array": (
-        "items",
-        "prefixItems",
-        "additionalItems",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "contains",
-        "unevaluatedItems",
-    ),
-    "string": ("minLength", "maxLength", "pattern", "format"),
-    "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
-}
-COMBINERS = ("allOf", "anyOf", "oneOf")
-
-Change = tuple[str, str]  # (Confluent's difference type, JSON path below the compared pair)
 
 
 @dataclass(frozen=True)
@@ -169,8 +84,8 @@ def differences(original: JsonSchema, update: JsonSchema) -> list[Change]:
     diff = _Diff()
     try:
         changes = diff.compare(
-            diff.node(original.document, original.document, original),
-            diff.node(update.document, update.document, update),
+            diff.reader.node(original.document, original.document, original),
+            diff.reader.node(update.document, update.document, update),
         )
     except _TooComplex:
         where = f"more than {COMPARISONS_MAX} comparisons or nested deeper than {COMPARE_DEPTH_MAX}"
@@ -180,22 +95,6 @@ def differences(original: JsonSchema, update: JsonSchema) -> list[Change]:
 
 class _TooComplex(Exception):
     pass
-
-
-@dataclass(eq=False)
-class _Node:
-    """A schema as Confluent's loader types it."""
-
-    kind: str  # empty false object array string number boolean null enum const not combined
-    raw: Any
-    root: Any  # the document its local $refs resolve against
-    owner: JsonSchema
-    integer: bool = False
-    criterion: str = ""
-    # A combined schema's branches: nodes, or raw schemas read when first compared (a
-    # branch may be a $ref to the schema itself).
-    parts: list[_Node] = field(default_factory=list)
-    branches: list[Any] | None = None
 
 
 def _compatible(changes: list[Change]) -> bool:
@@ -208,71 +107,15 @@ def _under(prefix: str, changes: list[Change]) -> list[Change]:
 
 class _Diff:
     def __init__(self) -> None:
-        self.nodes: dict[int, _Node] = {}
+        self.reader = Reader()
         self.memo: dict[tuple[int, int], list[Change]] = {}
         self.under_way: set[tuple[int, int]] = set()
         self.comparisons = 0
         self.depth = 0
 
-    # -- reading a schema ----------------------------------------------------------------
-
-    def node(self, raw: Any, root: Any, owner: JsonSchema) -> _Node:
-        raw, root = owner.follow(raw, root)
-        known = self.nodes.get(id(raw))
-        if known is None:
-            known = self.nodes[id(raw)] = self._typed(raw, root, owner)
-        return known
-
-    def _typed(self, raw: Any, root: Any, owner: JsonSchema) -> _Node:
-        if raw is True or not isinstance(raw, dict):
-            return _Node("empty" if raw is not False else "false", raw, root, owner)
-        parts: list[_Node] = []
-        declared = raw.get("type")
-        types = [declared] if isinstance(declared, str) else declared
-        if isinstance(types, list) and types:
-            typed = [self._of_type(t, raw, root, owner) for t in types]
-            parts.append(
-                typed[0]
-                if len(typed) == 1
-                else _Node("combined", raw, root, owner, False, "anyOf", typed)
-            )
-        else:
-            for kind, keywords in _KEYWORDS_OF.items():
-                if any(keyword in raw for keyword in keywords):
-                    parts.append(_Node(kind, raw, root, owner))
-        for kind in ("enum", "const", "not"):
-            if kind in raw:
-                parts.append(_Node(kind, raw, root, owner))
-        for criterion in COMBINERS:
-            branches = raw.get(criterion)
-            if isinstance(branches, list):
-                combined = _Node("combined", raw, root, owner, False, criterion)
-                combined.branches = branches
-                parts.append(combined)
-        if not parts:
-            return _Node("empty", raw, root, owner)
-        if len(parts) == 1:
-            return parts[0]
-        return _Node("combined", raw, root, owner, False, "allOf", parts)
-
-    @staticmethod
-    def _of_type(kind: str, raw: Any, root: Any, owner: JsonSchema) -> _Node:
-        if kind == "integer":
-            return _Node("number", raw, root, owner, integer=True)
-        return _Node(kind, raw, root, owner)
-
-    def child(self, parent: _Node, raw: Any) -> _Node:
-        return self.node(raw, parent.root, parent.owner)
-
-    def parts(self, node: _Node) -> list[_Node]:
-        if node.branches is not None:
-            node.parts = [self.child(node, branch) for branch in node.branches]
-            node.branches = None
-        return node.parts
-
     # -- comparing -----------------------------------------------------------------------
 
-    def compare(self, original: _Node | None, update: _Node | None) -> list[Change]:
+    def compare(self, original: Node | None, update: Node | None) -> list[Change]:
         if original is None and update is None:
             return []
         if original is None:
@@ -297,9 +140,9 @@ class _Diff:
         self.memo[pair] = found
         return found
 
-    def _compare(self, original: _Node, update: _Node) -> list[Change]:
+    def _compare(self, original: Node, update: Node) -> list[Change]:
         if original.kind != "combined" and update.kind == "combined":
-            branches = self.parts(update)
+            branches = self.reader.parts(update)
             if len(branches) == 1:
                 found = self.compare(original, branches[0])
                 if _compatible(found):
@@ -310,7 +153,7 @@ class _Diff:
                     if _compatible(found):
                         return [*found, ("SUM_TYPE_EXTENDED", "")]
         elif original.kind == "combined" and update.kind != "combined":
-            branches = self.parts(original)
+            branches = self.reader.parts(original)
             if len(branches) == 1:
                 found = self.compare(branches[0], update)
                 if _compatible(found):
@@ -323,17 +166,17 @@ class _Diff:
         if original.kind != update.kind:
             if original.kind == "false" or update.kind == "empty":
                 return []
-            if _connect_type(original) == _connect_type(update) == "bytes":
+            if connect_type(original) == connect_type(update) == "bytes":
                 return []
             return [("TYPE_CHANGED", "")]
-        found = _annotations(original.raw, update.raw)
+        found = annotation_changes(original.raw, update.raw)
         compare_kind = getattr(self, f"_{original.kind}", None)
         return found + compare_kind(original, update) if compare_kind else found
 
-    def _string(self, original: _Node, update: _Node) -> list[Change]:
+    def _string(self, original: Node, update: Node) -> list[Change]:
         o, u = original.raw, update.raw
-        found = _limit(o, u, "maxLength", "MAX_LENGTH")
-        found += _limit(o, u, "minLength", "MIN_LENGTH")
+        found = limit_change(o, u, "maxLength", "MAX_LENGTH")
+        found += limit_change(o, u, "minLength", "MIN_LENGTH")
         if "pattern" in o or "pattern" in u:
             if "pattern" not in o:
                 found.append(("PATTERN_ADDED", "/pattern"))
@@ -343,20 +186,22 @@ class _Diff:
                 found.append(("PATTERN_CHANGED", "/pattern"))
         return found
 
-    def _number(self, original: _Node, update: _Node) -> list[Change]:
+    def _number(self, original: Node, update: Node) -> list[Change]:
         o, u = original.raw, update.raw
-        found = _limit(o, u, "maximum", "MAXIMUM")
-        found += _limit(o, u, "minimum", "MINIMUM")
-        found += _limit(o, u, "exclusiveMaximum", "EXCLUSIVE_MAXIMUM")
-        found += _limit(o, u, "exclusiveMinimum", "EXCLUSIVE_MINIMUM")
-        found += _multiple_of(_decimal(o.get("multipleOf")), _decimal(u.get("multipleOf")))
+        found = limit_change(o, u, "maximum", "MAXIMUM")
+        found += limit_change(o, u, "minimum", "MINIMUM")
+        found += limit_change(o, u, "exclusiveMaximum", "EXCLUSIVE_MAXIMUM")
+        found += limit_change(o, u, "exclusiveMinimum", "EXCLUSIVE_MINIMUM")
+        found += multiple_of_change(
+            decimal_value(o.get("multipleOf")), decimal_value(u.get("multipleOf"))
+        )
         if original.integer != update.integer:
             found.append(("TYPE_EXTENDED" if original.integer else "TYPE_NARROWED", ""))
         return found
 
-    def _enum(self, original: _Node, update: _Node) -> list[Change]:
-        before = {_key(value) for value in original.raw["enum"]}
-        after = {_key(value) for value in update.raw["enum"]}
+    def _enum(self, original: Node, update: Node) -> list[Change]:
+        before = {canonical_key(value) for value in original.raw["enum"]}
+        after = {canonical_key(value) for value in update.raw["enum"]}
         if before == after:
             return []
         if after >= before:
@@ -365,21 +210,22 @@ class _Diff:
             return [("ENUM_ARRAY_NARROWED", "/enum")]
         return [("ENUM_ARRAY_CHANGED", "/enum")]
 
-    def _const(self, original: _Node, update: _Node) -> list[Change]:
-        if _key(original.raw["const"]) != _key(update.raw["const"]):
+    def _const(self, original: Node, update: Node) -> list[Change]:
+        if canonical_key(original.raw["const"]) != canonical_key(update.raw["const"]):
             return [("ENUM_ARRAY_CHANGED", "/const")]
         return []
 
-    def _not(self, original: _Node, update: _Node) -> list[Change]:
+    def _not(self, original: Node, update: Node) -> list[Change]:
         # Reversed: what the update refuses must be refused by the original.
         inner = self.compare(
-            self.child(update, update.raw["not"]), self.child(original, original.raw["not"])
+            self.reader.child(update, update.raw["not"]),
+            self.reader.child(original, original.raw["not"]),
         )
         return [("NOT_TYPE_NARROWED" if _compatible(inner) else "NOT_TYPE_EXTENDED", "/not")]
 
-    def _combined(self, original: _Node, update: _Node) -> list[Change]:
+    def _combined(self, original: Node, update: Node) -> list[Change]:
         found: list[Change] = []
-        o_parts, u_parts = self.parts(original), self.parts(update)
+        o_parts, u_parts = self.reader.parts(original), self.reader.parts(update)
         if original.criterion != update.criterion:
             single = len(o_parts) == 1, len(u_parts) == 1
             if (
@@ -405,17 +251,17 @@ class _Diff:
                 changes = self.compare(branch, other)
                 if _compatible(changes):
                     edges.setdefault(i, {})[j] = _under(f"/{original.criterion}/{i}", changes)
-        matching = _maximum_matching(edges)
+        matching = maximum_matching(edges)
         for i, j in matching.items():
             found += edges[i][j]
         if len(matching) < min(len(before), len(after)):
             found.append(("COMBINED_TYPE_SUBSCHEMAS_CHANGED", ""))
         return found
 
-    def _object(self, original: _Node, update: _Node) -> list[Change]:
+    def _object(self, original: Node, update: Node) -> list[Change]:
         o, u = original.raw, update.raw
-        o_props, u_props = _dict(o, "properties"), _dict(u, "properties")
-        o_required, u_required = set(_list(o, "required")), set(_list(u, "required"))
+        o_props, u_props = dict_of(o, "properties"), dict_of(u, "properties")
+        o_required, u_required = set(list_of(o, "required")), set(list_of(u, "required"))
         found: list[Change] = []
         for name in o_props:
             if name not in u_props:
@@ -423,7 +269,7 @@ class _Diff:
             if name in o_required and name not in u_required:
                 found.append(("REQUIRED_ATTRIBUTE_REMOVED", f"/required/{name}"))
             elif name not in o_required and name in u_required:
-                with_default = _has_default(u_props[name])
+                with_default = has_default(u_props[name])
                 kind = (
                     "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED"
                     if with_default
@@ -440,7 +286,8 @@ class _Diff:
                 found += _under(
                     path,
                     self.compare(
-                        self.child(original, o_props[name]), self.child(update, u_props[name])
+                        self.reader.child(original, o_props[name]),
+                        self.reader.child(update, u_props[name]),
                     ),
                 )
         found += self._dependencies(original, update)
@@ -449,17 +296,17 @@ class _Diff:
             "/unevaluatedProperties",
             self._unevaluated(original, update, "unevaluatedProperties", "PROPERTIES"),
         )
-        found += _limit(o, u, "maxProperties", "MAX_PROPERTIES")
-        found += _limit(o, u, "minProperties", "MIN_PROPERTIES")
+        found += limit_change(o, u, "maxProperties", "MAX_PROPERTIES")
+        found += limit_change(o, u, "minProperties", "MIN_PROPERTIES")
         return found
 
-    def _property_removed(self, original: _Node, update: _Node, name: str) -> list[Change]:
+    def _property_removed(self, original: Node, update: Node, name: str) -> list[Change]:
         if self._open(update, "Properties"):
             return [("PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL", "")]
-        written = _dict(original.raw, "properties")[name]
+        written = dict_of(original.raw, "properties")[name]
         partial = self._partial(update, "Properties", name)
         if partial is not None:
-            inner = self.compare(self.child(original, written), partial)
+            inner = self.compare(self.reader.child(original, written), partial)
             covered = "IS" if _compatible(inner) else "NOT"
             return [
                 *inner,
@@ -470,12 +317,12 @@ class _Diff:
         return [("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", "")]
 
     def _property_added(
-        self, original: _Node, update: _Node, name: str, required: set[str]
+        self, original: Node, update: Node, name: str, required: set[str]
     ) -> list[Change]:
-        added = _dict(update.raw, "properties")[name]
-        with_default = _has_default(added)
+        added = dict_of(update.raw, "properties")[name]
+        with_default = has_default(added)
         if self._open(original, "Properties"):
-            if self.child(update, added).kind == "empty":
+            if self.reader.child(update, added).kind == "empty":
                 return [("PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", "")]
             if name in required:
                 middle = "_WITH_DEFAULT" if with_default else ""
@@ -484,7 +331,7 @@ class _Diff:
         found: list[Change] = []
         partial = self._partial(original, "Properties", name)
         if partial is not None:
-            inner = self.compare(partial, self.child(update, added))
+            inner = self.compare(partial, self.reader.child(update, added))
             covered = "IS" if _compatible(inner) else "NOT"
             found += [
                 *inner,
@@ -497,8 +344,8 @@ class _Diff:
             found.append(("OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", ""))
         return found
 
-    def _dependencies(self, original: _Node, update: _Node) -> list[Change]:
-        o, u = _dict(original.raw, "dependencies"), _dict(update.raw, "dependencies")
+    def _dependencies(self, original: Node, update: Node) -> list[Change]:
+        o, u = dict_of(original.raw, "dependencies"), dict_of(update.raw, "dependencies")
         found: list[Change] = []
         for as_array in (True, False):
             before = {k: v for k, v in o.items() if isinstance(v, list) == as_array}
@@ -519,14 +366,15 @@ class _Diff:
                         found.append((f"DEPENDENCY_ARRAY_{change}", path))
                 else:
                     changes = self.compare(
-                        self.child(original, before[name]), self.child(update, after[name])
+                        self.reader.child(original, before[name]),
+                        self.reader.child(update, after[name]),
                     )
                     found += _under(path, changes)
         return found
 
     # Content models: `what` is "Properties" (objects) or "Items" (arrays).
 
-    def _additional(self, original: _Node, update: _Node, what: str) -> list[Change]:
+    def _additional(self, original: Node, update: Node, what: str) -> list[Change]:
         keyword = f"additional{what}"
         upper = what.upper()
         o_permits = original.raw.get(keyword, True) is not False
@@ -541,9 +389,7 @@ class _Diff:
             return [(f"ADDITIONAL_{upper}_EXTENDED", "")]
         return self.compare(o_schema, u_schema)
 
-    def _unevaluated(
-        self, original: _Node, update: _Node, keyword: str, upper: str
-    ) -> list[Change]:
+    def _unevaluated(self, original: Node, update: Node, keyword: str, upper: str) -> list[Change]:
         before, after = original.raw.get(keyword), update.raw.get(keyword)
         if before is None and after is None:
             return []
@@ -556,35 +402,35 @@ class _Diff:
             return [(f"{prefix}_ADDED", "")]
         if before is not False and after is False:
             return [(f"{prefix}_REMOVED", "")]
-        o_node, u_node = self.child(original, before), self.child(update, after)
+        o_node, u_node = self.reader.child(original, before), self.reader.child(update, after)
         if o_node.kind == "empty" and u_node.kind != "empty":
             return [(f"{prefix}_NARROWED", "")]
         if o_node.kind != "empty" and u_node.kind == "empty":
             return [(f"{prefix}_EXTENDED", "")]
         return self.compare(o_node, u_node)
 
-    def _schema_of(self, node: _Node, keyword: str) -> _Node | None:
+    def _schema_of(self, node: Node, keyword: str) -> Node | None:
         value = node.raw.get(keyword)
-        return self.child(node, value) if isinstance(value, dict) else None
+        return self.reader.child(node, value) if isinstance(value, dict) else None
 
-    def _open(self, node: _Node, what: str) -> bool:
+    def _open(self, node: Node, what: str) -> bool:
         raw = node.raw
         if raw.get(f"additional{what}", True) is False or isinstance(
             raw.get(f"additional{what}"), dict
         ):
             return False
-        if what == "Properties" and _dict(raw, "patternProperties"):
+        if what == "Properties" and dict_of(raw, "patternProperties"):
             return False
         unevaluated = raw.get(f"unevaluated{what}")
-        return unevaluated is None or self.child(node, unevaluated).kind == "empty"
+        return unevaluated is None or self.reader.child(node, unevaluated).kind == "empty"
 
-    def _partial(self, node: _Node, what: str, name: str | None = None) -> _Node | None:
+    def _partial(self, node: Node, what: str, name: str | None = None) -> Node | None:
         raw = node.raw
         if what == "Properties" and name is not None:
-            for pattern, schema in _dict(raw, "patternProperties").items():
+            for pattern, schema in dict_of(raw, "patternProperties").items():
                 try:
                     if re.search(pattern, name):
-                        return self.child(node, schema)
+                        return self.reader.child(node, schema)
                 except re.error:
                     continue
         additional = self._schema_of(node, f"additional{what}")
@@ -593,12 +439,12 @@ class _Diff:
         if raw.get(f"additional{what}", True) is not False:
             unevaluated = raw.get(f"unevaluated{what}")
             if unevaluated is not None and unevaluated is not False:
-                inner = self.child(node, unevaluated)
+                inner = self.reader.child(node, unevaluated)
                 if inner.kind != "empty":
                     return inner
         return None
 
-    def _array(self, original: _Node, update: _Node) -> list[Change]:
+    def _array(self, original: Node, update: Node) -> list[Change]:
         o, u = original.raw, update.raw
         found: list[Change] = []
         o_all = o.get("items") if not isinstance(o.get("items"), list) else None
@@ -606,8 +452,8 @@ class _Diff:
         found += _under(
             "/items",
             self.compare(
-                None if o_all is None else self.child(original, o_all),
-                None if u_all is None else self.child(update, u_all),
+                None if o_all is None else self.reader.child(original, o_all),
+                None if u_all is None else self.reader.child(update, u_all),
             ),
         )
         found += self._item_lists(original, update)
@@ -615,8 +461,8 @@ class _Diff:
         found += _under(
             "/unevaluatedItems", self._unevaluated(original, update, "unevaluatedItems", "ITEMS")
         )
-        found += _limit(o, u, "maxItems", "MAX_ITEMS")
-        found += _limit(o, u, "minItems", "MIN_ITEMS")
+        found += limit_change(o, u, "maxItems", "MAX_ITEMS")
+        found += limit_change(o, u, "minItems", "MIN_ITEMS")
         if bool(o.get("uniqueItems")) != bool(u.get("uniqueItems")):
             found.append(
                 (
@@ -624,18 +470,19 @@ class _Diff:
                     "/uniqueItems",
                 )
             )
-        found += _limit(o, u, "maxContains", "MAX_CONTAINS")
-        found += _limit(o, u, "minContains", "MIN_CONTAINS")
+        found += limit_change(o, u, "maxContains", "MAX_CONTAINS")
+        found += limit_change(o, u, "minContains", "MIN_CONTAINS")
         return found
 
-    def _item_lists(self, original: _Node, update: _Node) -> list[Change]:
-        before, after = _items_list(original.raw), _items_list(update.raw)
+    def _item_lists(self, original: Node, update: Node) -> list[Change]:
+        before, after = _itemslist_of(original.raw), _itemslist_of(update.raw)
         found: list[Change] = []
         for index in range(max(len(before), len(after))):
             path = f"/items/{index}"
             if index < len(before) and index < len(after):
                 changes = self.compare(
-                    self.child(original, before[index]), self.child(update, after[index])
+                    self.reader.child(original, before[index]),
+                    self.reader.child(update, after[index]),
                 )
                 found += _under(path, changes)
             elif index < len(before):
@@ -644,143 +491,43 @@ class _Diff:
                 found += _under(path, self._item_added(original, update, after[index]))
         return found
 
-    def _item_removed(self, original: _Node, update: _Node, written: Any) -> list[Change]:
+    def _item_removed(self, original: Node, update: Node, written: Any) -> list[Change]:
         if self._open(update, "Items"):
             return [("ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", "")]
         partial = self._partial(update, "Items")
         if partial is not None:
-            inner = self.compare(self.child(original, written), partial)
+            inner = self.compare(self.reader.child(original, written), partial)
             covered = "IS" if _compatible(inner) else "NOT"
             return [*inner, (f"ITEM_REMOVED_{covered}_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "")]
         if written is False:
             return [("ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", "")]
         return [("ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", "")]
 
-    def _item_added(self, original: _Node, update: _Node, added: Any) -> list[Change]:
+    def _item_added(self, original: Node, update: Node, added: Any) -> list[Change]:
         if self._open(original, "Items"):
-            if self.child(update, added).kind == "empty":
+            if self.reader.child(update, added).kind == "empty":
                 return [("ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", "")]
             return [("ITEM_ADDED_TO_OPEN_CONTENT_MODEL", "")]
         partial = self._partial(original, "Items")
         if partial is not None:
-            inner = self.compare(partial, self.child(update, added))
+            inner = self.compare(partial, self.reader.child(update, added))
             covered = "IS" if _compatible(inner) else "NOT"
             return [*inner, (f"ITEM_ADDED_{covered}_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "")]
         return [("ITEM_ADDED_TO_CLOSED_CONTENT_MODEL", "")]
 
 
-_ANNOTATIONS = (
-    ("$id", "ID_CHANGED"),
-    ("title", "TITLE_CHANGED"),
-    ("description", "DESCRIPTION_CHANGED"),
-    ("default", "DEFAULT_CHANGED"),
-)
-
-
-def _annotations(o: Any, u: Any) -> list[Change]:
-    """Changes of id, title, description and default: reported, always compatible."""
-    if not (isinstance(o, dict) and isinstance(u, dict)):
-        return []
-    return [(change, "") for keyword, change in _ANNOTATIONS if o.get(keyword) != u.get(keyword)]
-
-
-def _items_list(raw: dict[str, Any]) -> list[Any]:
+def _itemslist_of(raw: dict[str, Any]) -> list[Any]:
     items = raw.get("prefixItems", raw.get("items"))
     return items if isinstance(items, list) else []
 
 
-def _limit(o: dict[str, Any], u: dict[str, Any], keyword: str, name: str) -> list[Change]:
-    """A limit (maxLength, minimum, ...) added, removed, increased or decreased: which of
-    those loosens is in COMPATIBLE."""
-    before, after = _number(o.get(keyword)), _number(u.get(keyword))
-    if before == after:
-        return []
-    if before is None:
-        return [(f"{name}_ADDED", f"/{keyword}")]
-    if after is None:
-        return [(f"{name}_REMOVED", f"/{keyword}")]
-    return [(f"{name}_{'INCREASED' if before < after else 'DECREASED'}", f"/{keyword}")]
-
-
-def _number(value: Any) -> float | None:
-    """A numeric keyword's value; a draft-4 boolean `exclusiveMaximum` is not one."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if _number(value) is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _multiple_of(before: Decimal | None, after: Decimal | None) -> list[Change]:
-    if before == after:
-        return []
-    if before is None:
-        return [("MULTIPLE_OF_ADDED", "/multipleOf")]
-    if after is None:
-        return [("MULTIPLE_OF_REMOVED", "/multipleOf")]
-    if before != 0 and after % before == 0:
-        return [("MULTIPLE_OF_EXPANDED", "/multipleOf")]
-    if after != 0 and before % after == 0:
-        return [("MULTIPLE_OF_REDUCED", "/multipleOf")]
-    return [("MULTIPLE_OF_CHANGED", "/multipleOf")]
-
-
-def _maximum_matching(edges: dict[int, dict[int, list[Change]]]) -> dict[int, int]:
-    """A maximum matching of the bipartite graph `edges` (left -> rights), by augmenting
-    paths: left -> right."""
-    matched_right: dict[int, int] = {}
-
-    def augment(left: int, seen: set[int]) -> bool:
-        for right in edges.get(left, {}):
-            if right in seen:
-                continue
-            seen.add(right)
-            if right not in matched_right or augment(matched_right[right], seen):
-                matched_right[right] = left
-                return True
-        return False
-
-    for left in edges:
-        augment(left, set())
-    return {left: right for right, left in matched_right.items()}
-
-
-def _distinct(parts: list[_Node]) -> list[_Node]:
+def _distinct(parts: list[Node]) -> list[Node]:
     """Branches with equal text counted once, as Confluent collapses them."""
     seen: set[tuple[str, str, bool, str]] = set()
-    found: list[_Node] = []
+    found: list[Node] = []
     for part in parts:
-        key = (part.kind, part.criterion, part.integer, _key(part.raw))
+        key = (part.kind, part.criterion, part.integer, canonical_key(part.raw))
         if key not in seen:
             seen.add(key)
             found.append(part)
     return found
-
-
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _dict(raw: Any, keyword: str) -> dict[str, Any]:
-    value = raw.get(keyword) if isinstance(raw, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _list(raw: Any, keyword: str) -> list[Any]:
-    value = raw.get(keyword) if isinstance(raw, dict) else None
-    return value if isinstance(value, list) else []
-
-
-def _has_default(raw: Any) -> bool:
-    return isinstance(raw, dict) and "default" in raw
-
-
-def _connect_type(node: _Node) -> Any:
-    return node.raw.get("connect.type") if isinstance(node.raw, dict) else None
