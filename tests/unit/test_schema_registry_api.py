@@ -92,9 +92,15 @@ def test_register_look_up_and_read_back() -> None:
         ]
         found = (await client("POST", "/subjects/users-value", schema(V1))).json()
         assert (found["version"], found["id"]) == (1, 1)
-        assert (await client("GET", "/schemas/types")).json() == ["AVRO"]
+        assert (await client("GET", "/schemas/types")).json() == ["AVRO", "JSON", "PROTOBUF"]
         every = (await client("GET", "/schemas")).json()
         assert [(f["subject"], f["version"], f["id"]) for f in every] == [
+            ("other-value", 1, 1),
+            ("users-value", 1, 1),
+            ("users-value", 2, 2),
+        ]
+        latest = (await client("GET", "/schemas?latestOnly=true")).json()
+        assert [(f["subject"], f["version"], f["id"]) for f in latest] == [
             ("other-value", 1, 1),
             ("users-value", 2, 2),
         ]

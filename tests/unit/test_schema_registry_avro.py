@@ -7,12 +7,9 @@ import json
 
 import pytest
 
-from contextplane.services.schema_registry.avro_schema import (
-    SCHEMA_BYTES_MAX,
-    SCHEMA_DEPTH_MAX,
-    parse_avro,
-)
+from contextplane.services.schema_registry.avro_schema import parse_avro
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.schema_text import SCHEMA_BYTES_MAX, SCHEMA_DEPTH_MAX
 
 USER = {
     "type": "record",

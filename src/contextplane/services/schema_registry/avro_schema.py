@@ -11,7 +11,7 @@ aliases, which change how data resolves.
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,7 @@ import fastavro
 import fastavro.schema
 
 from contextplane.services.schema_registry.errors import invalid_schema
-
-# A schema's text; above `_schemas`' default max.message.bytes with its record around it,
-# a schema could not be stored anyway.
-SCHEMA_BYTES_MAX = 512 * 1024
-# Nesting of the schema's JSON: bounds the parser's and the compatibility check's recursion.
-SCHEMA_DEPTH_MAX = 128
+from contextplane.services.schema_registry.schema_text import load_json
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 NAMED = frozenset({"record", "error", "enum", "fixed"})
@@ -35,8 +30,11 @@ class AvroSchema:
     canonical: str
     # The schema with every named type's name and every reference to it written in full.
     tree: Any
-    # Full name -> the definition (a dict in `tree`).
+    # Full name -> the definition (a dict in `tree`, or in a referenced schema's tree).
     names: dict[str, dict[str, Any]]
+    # fastavro's named types, the referenced schemas' among them (what a referring schema
+    # is parsed with).
+    named: dict[str, Any]
 
     def resolve(self, node: Any) -> Any:
         """A reference by name becomes its definition; anything else is itself."""
@@ -45,59 +43,29 @@ class AvroSchema:
         return node
 
 
-def parse_avro(text: str) -> AvroSchema:
-    """The schema in `text`, or RegistryError 42201 saying why it is not one."""
-    if len(text.encode()) > SCHEMA_BYTES_MAX:
-        raise invalid_schema(f"the schema is larger than {SCHEMA_BYTES_MAX} bytes")
+def parse_avro(text: str, references: Sequence[AvroSchema] = ()) -> AvroSchema:
+    """The schema in `text`, or RegistryError 42201 saying why it is not one. Named types
+    of the `references` (schemas it refers to) may be used by name, as Java's parser
+    reads a schema after the schemas it refers to."""
+    document = load_json(text)
+    named: dict[str, Any] = {}
+    names: dict[str, dict[str, Any]] = {}
+    for reference in references:
+        named.update(reference.named)
+        names.update(reference.names)
     try:
-        document = json.loads(text, parse_constant=_not_json, parse_float=_finite)
-    except RecursionError:
-        raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels") from None
-    except ValueError as exc:
-        raise invalid_schema(f"not JSON: {exc}") from None
-    if _depth(document) > SCHEMA_DEPTH_MAX:
-        raise invalid_schema(f"nested deeper than {SCHEMA_DEPTH_MAX} levels")
-    try:
-        fastavro.parse_schema(document, _write_hint=False, _force=True)
-    except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType) as exc:
+        fastavro.parse_schema(document, named, _write_hint=False, _force=True)
+    except fastavro.schema.UnknownType as exc:
+        raise invalid_schema(f"Undefined name: {exc}") from None
+    except fastavro.schema.SchemaParseException as exc:
         raise invalid_schema(str(exc)) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise invalid_schema(f"{type(exc).__name__}: {exc}") from None
     shorthand = _shorthand(document)
-    names: dict[str, dict[str, Any]] = {}
     tree = _qualify(shorthand, "", names)
     _check_rules(tree)
     canonical = json.dumps(shorthand, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return AvroSchema(canonical=canonical, tree=tree, names=names)
-
-
-def _not_json(token: str) -> Any:
-    """NaN and Infinity are Python's JSON, not JSON: no other reader of the schema parses
-    them (Java's clients among them)."""
-    raise ValueError(f"{token} is not a JSON number")
-
-
-def _finite(token: str) -> float:
-    number = float(token)
-    if math.isinf(number):
-        raise ValueError(f"{token} is out of a double's range")
-    return number
-
-
-def _depth(document: Any) -> int:
-    """Nesting depth, without recursion (the document may be as deep as json allows)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > SCHEMA_DEPTH_MAX:
-            return level
-        if isinstance(node, dict):
-            stack.extend((value, level + 1) for value in node.values())
-        elif isinstance(node, list):
-            stack.extend((value, level + 1) for value in node)
-    return deepest
+    return AvroSchema(canonical=canonical, tree=tree, names=names, named=named)
 
 
 def _shorthand(node: Any) -> Any:
@@ -146,6 +114,8 @@ def _qualify(node: Any, namespace: str, names: dict[str, dict[str, Any]]) -> Any
         "name": name,
         "aliases": [full_name(alias, inner) for alias in _names(node, "aliases", [])],
     }
+    if name in names:  # fastavro lets a referenced schema's type be defined again
+        raise invalid_schema(f"Can't redefine: {name}")
     names[name] = definition  # before the fields: they may refer to it (recursion)
     if kind in ("record", "error"):
         fields = node.get("fields")  # fastavro lets a record without fields through

@@ -141,6 +141,11 @@ def operation_not_permitted(message: str) -> RegistryError:
     return RegistryError(422, 42205, message)
 
 
+def reference_exists(subject: str, version: int) -> RegistryError:
+    key = f"{{magic=1,keytype=SCHEMA,subject={subject},version={version}}}"
+    return RegistryError(422, 42206, f"One or more references exist to the schema {key}.")
+
+
 def unprocessable(message: str) -> RegistryError:
     """A field of the body with the wrong type: Jersey's 422 in Confluent."""
     return RegistryError(422, 422, message)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from contextplane.services.schema_registry import errors
+from contextplane.services.schema_registry.references import Reference, references_field
 
 if TYPE_CHECKING:
     from contextplane.services.schema_registry.registry import SchemaRegistry
@@ -63,8 +64,9 @@ async def json_body(request: Request) -> dict[str, Any]:
     return document
 
 
-def schema_fields(body: dict[str, Any]) -> tuple[str, str]:
-    """(schema text, schema type) of a register, lookup or compatibility body."""
+def schema_fields(body: dict[str, Any]) -> tuple[str, str, tuple[Reference, ...]]:
+    """(schema text, schema type, references) of a register, lookup or compatibility
+    body."""
     text = body.get("schema")
     if text is None or text == "":
         raise errors.invalid_schema("Empty schema")
@@ -73,9 +75,7 @@ def schema_fields(body: dict[str, Any]) -> tuple[str, str]:
     schema_type = body.get("schemaType") or "AVRO"
     if not isinstance(schema_type, str):
         raise errors.unprocessable("'schemaType' must be a string")
-    if body.get("references"):
-        raise errors.invalid_schema("schema references are not supported yet")
-    return text, schema_type.upper()
+    return text, schema_type.upper(), references_field(body.get("references"))
 
 
 def flag(request: Request, name: str) -> bool:

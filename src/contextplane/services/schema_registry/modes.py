@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contextplane.services.schema_registry.avro_compat import incompatibilities
-from contextplane.services.schema_registry.avro_schema import AvroSchema
+from contextplane.services.schema_registry.formats import Parsed, reader_problems
 
 LEVELS = (
     "NONE",
@@ -23,7 +22,7 @@ LEVELS = (
 DEFAULT_LEVEL = "BACKWARD"  # Confluent's default
 
 
-def problems(level: str, new: AvroSchema, earlier: Sequence[tuple[int, AvroSchema]]) -> list[str]:
+def problems(level: str, new: Parsed, earlier: Sequence[tuple[int, Parsed]]) -> list[str]:
     """Why `new` may not follow `earlier` ((version, schema), oldest first) under `level`;
     empty when it may."""
     if level == "NONE" or not earlier:
@@ -36,10 +35,10 @@ def problems(level: str, new: AvroSchema, earlier: Sequence[tuple[int, AvroSchem
     for version, old in reversed(against):
         issues = []
         if backward:
-            issues += incompatibilities(reader=new, writer=old)
+            issues += reader_problems(reader=new, writer=old)
         if forward:
-            issues += incompatibilities(reader=old, writer=new)
+            issues += reader_problems(reader=old, writer=new)
         if issues:
-            found += [str(issue) for issue in issues]
+            found += issues
             found += [f"{{oldSchemaVersion: {version}}}", f"{{compatibility: '{level}'}}"]
     return found

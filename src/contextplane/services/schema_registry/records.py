@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from contextplane.services.schema_registry.references import Reference
 
 # Ids and versions are Java ints in Confluent's registry and its clients (an id is four
 # bytes of every serialized payload): a record with one outside [1, INT32_MAX] is not read.
@@ -30,6 +33,7 @@ class SchemaValue:
     schema: str
     deleted: bool
     schema_type: str = "AVRO"
+    references: tuple[Reference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {
@@ -41,6 +45,8 @@ class SchemaValue:
         }
         if self.schema_type != "AVRO":  # Confluent leaves AVRO, the default, unwritten
             value["schemaType"] = self.schema_type
+        if self.references:
+            value["references"] = [reference.to_json() for reference in self.references]
         return value
 
     @staticmethod
@@ -53,6 +59,12 @@ class SchemaValue:
         schema_type = value.get("schemaType") or "AVRO"
         if not isinstance(schema_type, str):
             raise ValueError(f"'schemaType' is {schema_type!r}, not a string")
+        # Here, not at the top: references.py reads INT32_MAX from this module.
+        from contextplane.services.schema_registry.references import references_field
+
+        references = references_field(value.get("references"))
+        if any(reference.version < 1 for reference in references):
+            raise ValueError("a stored reference names no version")
         return SchemaValue(
             subject=text_field(value, "subject"),
             version=int32_field(value, "version"),
@@ -60,6 +72,7 @@ class SchemaValue:
             schema=text_field(value, "schema"),
             deleted=deleted,
             schema_type=schema_type,
+            references=references,
         )
 
 

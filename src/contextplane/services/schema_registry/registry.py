@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from contextplane.services.schema_registry import errors
-from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
+from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import DEFAULT_LEVEL, LEVELS, problems
 from contextplane.services.schema_registry.records import (
     INT32_MAX,
@@ -20,10 +20,15 @@ from contextplane.services.schema_registry.records import (
     mode_key,
     schema_key,
 )
-from contextplane.services.schema_registry.state import RegistryState, StoredSchema, Version
+from contextplane.services.schema_registry.references import Reference
+from contextplane.services.schema_registry.state import (
+    RegistryState,
+    Resolved,
+    StoredSchema,
+    Version,
+)
 from contextplane.services.schema_registry.store import Store
 
-SCHEMA_TYPES = ("AVRO",)  # JSON and PROTOBUF are later slices (RFC 0005)
 MODES = ("READWRITE", "READONLY")
 DEFAULT_MODE = "READWRITE"
 VERSION_MAX = INT32_MAX
@@ -90,12 +95,17 @@ class SchemaRegistry:
             raise errors.subject_not_found(subject)
         return [v.version for v in found]
 
-    def all_latest(self, *, deleted: bool = False, prefix: str = "") -> list[Found]:
-        """The latest version of every subject (`GET /schemas`)."""
-        return [
-            self.version(subject, LATEST, deleted=deleted)
-            for subject in self.subjects(deleted=deleted, prefix=prefix)
-        ]
+    def every_version(
+        self, *, deleted: bool = False, prefix: str = "", latest_only: bool = False
+    ) -> list[Found]:
+        """Every version of every subject, by subject then version, or only the latest of
+        each (`GET /schemas`)."""
+        found: list[Found] = []
+        for subject in self.subjects(deleted=deleted, prefix=prefix):
+            versions = self.state.versions(subject, deleted=deleted)
+            for version in versions[-1:] if latest_only else versions:
+                found.append(Found(subject, version, self.state.schemas[version.schema_id]))
+        return found
 
     def version(self, subject: str, spec: str, *, deleted: bool = False) -> Found:
         number = parse_version(spec)
@@ -127,48 +137,88 @@ class SchemaRegistry:
             if deleted or not v.deleted
         ]
 
-    def lookup(self, subject: str, text: str, schema_type: str, *, deleted: bool = False) -> Found:
+    async def lookup(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str,
+        references: tuple[Reference, ...] = (),
+        *,
+        deleted: bool = False,
+    ) -> Found:
         versions = self.state.versions(subject, deleted=deleted)
         if not versions:
             raise errors.subject_not_found(subject)
-        parsed = _parse(text, schema_type)
-        schema_id = self.state.id_for(schema_type, parsed.canonical)
+        resolved = await self._resolve(schema_type, text, references, deleted=True)
+        versions = self.state.versions(subject, deleted=deleted)  # as they are now
+        schema_id = _known_id(self.state, schema_type, resolved)
         # The newest version with that schema, as Confluent answers.
         for version in reversed(versions):
             if version.schema_id == schema_id:
                 return Found(subject, version, self.state.schemas[version.schema_id])
         raise errors.schema_not_found()
 
-    def compatibility_problems(
-        self, subject: str, spec: str | None, text: str, schema_type: str
+    async def compatibility_problems(
+        self,
+        subject: str,
+        spec: str | None,
+        text: str,
+        schema_type: str,
+        references: tuple[Reference, ...] = (),
     ) -> list[str]:
         """Why `text` may not follow the subject's version `spec` (None: every version the
         subject's level checks against); empty when it may."""
-        parsed = _parse(text, schema_type)
-        live = self.state.versions(subject)
+        parsed = (await self._resolve(schema_type, text, references, deleted=False)).parsed
         if spec is None:
-            return problems(self.compatibility(subject), parsed, self._parsed(live))
-        found = self.version(subject, spec)
-        level = self.compatibility(subject).removesuffix("_TRANSITIVE")
-        return problems(level, parsed, self._parsed([found.version]))
+            level = self.compatibility(subject)
+            earlier = self._parsed(self.state.versions(subject))
+        else:
+            level = self.compatibility(subject).removesuffix("_TRANSITIVE")
+            earlier = self._parsed([self.version(subject, spec).version])
+        return await asyncio.to_thread(problems, level, parsed, earlier)
 
-    def _parsed(self, versions: list[Version]) -> list[tuple[int, AvroSchema]]:
+    async def _resolve(
+        self, schema_type: str, text: str, references: tuple[Reference, ...], *, deleted: bool
+    ) -> Resolved:
+        """`RegistryState.resolve`, the parse on a worker thread: a schema that takes
+        seconds to parse holds no other request (the parsers are pure Python, so they
+        share the interpreter with the event loop, which still gets its turns)."""
+        found = self.state.prepare(schema_type, text, references, deleted=deleted)
+        if isinstance(found, Resolved):
+            return found
+        parsed = await asyncio.to_thread(parse, schema_type, text, list(found.named))
+        return self.state.remember(found, parsed)
+
+    def referenced_by(self, subject: str, spec: str, *, deleted: bool = False) -> list[int]:
+        """Ids of the schemas that refer to the subject's version `spec`."""
+        found = self.version(subject, spec, deleted=True)
+        return self.state.referencing_ids(subject, found.version.version, deleted=deleted)
+
+    def _parsed(self, versions: list[Version]) -> list[tuple[int, Parsed]]:
         return [(v.version, self.state.schemas[v.schema_id].parsed) for v in versions]
 
     # -- writes --------------------------------------------------------------------------
 
-    async def register(self, subject: str, text: str, schema_type: str) -> int:
+    async def register(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str,
+        references: tuple[Reference, ...] = (),
+    ) -> int:
         check_subject(subject)
         async with self._writes:
             await self._store.sync()
             self._writable(subject)
-            parsed = _parse(text, schema_type)
+            resolved = await self._resolve(schema_type, text, references, deleted=False)
+            parsed = resolved.parsed
             live = self.state.versions(subject)
-            known_id = self.state.id_for(schema_type, parsed.canonical)
+            known_id = _known_id(self.state, schema_type, resolved)
             for version in live:
                 if version.schema_id == known_id:
                     return version.schema_id
-            found = problems(self.compatibility(subject), parsed, self._parsed(live))
+            level = self.compatibility(subject)
+            found = await asyncio.to_thread(problems, level, parsed, self._parsed(live))
             if found:
                 raise errors.incompatible(subject, found)
             schema_id = known_id if known_id is not None else self.state.next_id()
@@ -177,7 +227,15 @@ class SchemaRegistry:
             number = self.state.next_version(subject)
             if number > VERSION_MAX:
                 raise errors.operation_not_permitted(f"Subject '{subject}' has no versions left")
-            value = SchemaValue(subject, number, schema_id, parsed.canonical, False, schema_type)
+            value = SchemaValue(
+                subject,
+                number,
+                schema_id,
+                parsed.canonical,
+                False,
+                schema_type,
+                resolved.references,
+            )
             await self._store.write([(schema_key(subject, number), value.to_json())])
             return schema_id
 
@@ -189,6 +247,7 @@ class SchemaRegistry:
             if not every:
                 raise errors.subject_not_found(subject)
             live = [v for v in every if not v.deleted]
+            self._not_referenced_from_elsewhere(subject, every if permanent else live, permanent)
             if permanent:
                 if live:
                     raise errors.subject_not_soft_deleted(subject)
@@ -210,6 +269,8 @@ class SchemaRegistry:
             by_number = parse_version(spec) is not None
             found = self.version(subject, spec, deleted=permanent or by_number)
             version = found.version
+            if self.state.referencing_ids(subject, version.version, deleted=permanent):
+                raise errors.reference_exists(subject, version.version)
             if permanent:
                 if not version.deleted:
                     raise errors.version_not_soft_deleted(subject, version.version)
@@ -219,7 +280,13 @@ class SchemaRegistry:
                 raise errors.version_soft_deleted(subject, version.version)
             stored = found.schema
             value = SchemaValue(
-                subject, version.version, stored.schema_id, stored.text, True, stored.schema_type
+                subject,
+                version.version,
+                stored.schema_id,
+                stored.text,
+                True,
+                stored.schema_type,
+                stored.references,
             )
             await self._store.write([(schema_key(subject, version.version), value.to_json())])
             return version.version
@@ -263,6 +330,19 @@ class SchemaRegistry:
             await self._store.write([(mode_key(subject), None)])
             return previous
 
+    def _not_referenced_from_elsewhere(
+        self, subject: str, versions: list[Version], permanent: bool
+    ) -> None:
+        """42206 if a schema of another subject refers to one of `versions` (`permanent`:
+        counting soft-deleted referrers, which a hard delete would leave dangling)."""
+        for version in versions:
+            for schema_id in self.state.referencing_ids(
+                subject, version.version, deleted=permanent
+            ):
+                referrers = self.state.references_to(schema_id)
+                if any(s != subject and (permanent or not v.deleted) for s, v in referrers):
+                    raise errors.reference_exists(subject, version.version)
+
     def _writable(self, subject: str) -> None:
         if self.mode(subject) != "READWRITE":
             raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
@@ -291,7 +371,5 @@ def parse_version(spec: str) -> int | None:
     return number
 
 
-def _parse(text: str, schema_type: str) -> AvroSchema:
-    if schema_type not in SCHEMA_TYPES:
-        raise errors.invalid_schema(f"schema type {schema_type} is not supported")
-    return parse_avro(text)
+def _known_id(state: RegistryState, schema_type: str, resolved: Resolved) -> int | None:
+    return state.id_for(schema_type, resolved.parsed.canonical, resolved.references)

@@ -14,8 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from contextplane.services.schema_registry.avro_schema import AvroSchema, parse_avro
+from contextplane.services.schema_registry import errors
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import LEVELS
 from contextplane.services.schema_registry.records import (
     SchemaValue,
@@ -23,12 +24,20 @@ from contextplane.services.schema_registry.records import (
     int32_field,
     text_field,
 )
+from contextplane.services.schema_registry.references import (
+    LATEST,
+    REFERENCE_CLOSURE_MAX,
+    REFERENCE_DEPTH_MAX,
+    Reference,
+)
 
 log = logging.getLogger("contextplane.schema_registry")
 
 # Modes a `_schemas` record may set: Confluent's own (IMPORT and READONLY_OVERRIDE are
 # kept so that they refuse writes here as they do there), not only those this API sets.
 STORED_MODES = frozenset({"READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT"})
+# Entries of `recently_parsed` (two per schema: the text given and the canonical one).
+RECENTLY_PARSED_MAX = 16
 # What a record written by anyone may raise while it is read: a garbage record is one
 # skipped record, never a stopped fold (JSON nested past the parser's recursion limit,
 # numbers like 1e999 turned into ints, fields of the wrong type).
@@ -47,7 +56,40 @@ class StoredSchema:
     schema_id: int
     schema_type: str
     text: str
-    parsed: AvroSchema
+    parsed: Parsed
+    references: tuple[Reference, ...] = ()
+    # Ids of every schema this one depends on, directly or through theirs.
+    closure: frozenset[int] = frozenset()
+    depth: int = 0  # the longest chain of references below it
+
+    @property
+    def identity(self) -> Identity:
+        return (self.schema_type, self.parsed.canonical, self.references)
+
+
+# What makes two registrations the same schema (one id): type, canonical text, references.
+Identity = tuple[str, str, tuple[Reference, ...]]
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """A schema with its references resolved, to be parsed (`RegistryState.prepare`)."""
+
+    key: Identity  # type, the text given, references
+    named: tuple[tuple[str, Parsed], ...]
+    closure: frozenset[int]
+    depth: int
+    removals: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A schema parsed against its references, with each reference's version resolved."""
+
+    parsed: Parsed
+    references: tuple[Reference, ...]
+    closure: frozenset[int]
+    depth: int
 
 
 @dataclass
@@ -55,15 +97,23 @@ class RegistryState:
     # subject -> version -> Version, versions in ascending order of insertion
     subjects: dict[str, dict[int, Version]] = field(default_factory=dict)
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
-    ids_by_canonical: dict[tuple[str, str], int] = field(default_factory=dict)
+    ids_by_canonical: dict[Identity, int] = field(default_factory=dict)
     # id -> the (subject, version) pairs that have it: an id is known while this is not empty.
     referrers: dict[int, set[tuple[str, int]]] = field(default_factory=dict)
+    # (subject, version) -> ids of the schemas whose references name it.
+    referenced_by: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     global_compatibility: str | None = None
     subject_compatibility: dict[str, str] = field(default_factory=dict)
     global_mode: str | None = None
     subject_modes: dict[str, str] = field(default_factory=dict)
     max_id: int = 0
     skipped_records: int = 0
+    # The last schemas parsed, by the text given and by their canonical text, with their
+    # references resolved to versions: a write's record, applied right after it was
+    # decided, is not parsed a second time (a large JSON Schema takes seconds), nor is the
+    # text a client looks up again and again.
+    recently_parsed: dict[Identity, Resolved] = field(default_factory=dict)
+    _removals: int = 0  # versions removed so far (see `remember`)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -76,8 +126,93 @@ class RegistryState:
     def live_subjects(self, *, deleted: bool = False) -> list[str]:
         return sorted(s for s in self.subjects if self.versions(s, deleted=deleted))
 
-    def id_for(self, schema_type: str, canonical: str) -> int | None:
-        return self.ids_by_canonical.get((schema_type, canonical))
+    def id_for(
+        self, schema_type: str, canonical: str, references: tuple[Reference, ...] = ()
+    ) -> int | None:
+        return self.ids_by_canonical.get((schema_type, canonical, references))
+
+    def resolve(
+        self,
+        schema_type: str,
+        text: str,
+        references: tuple[Reference, ...],
+        *,
+        deleted: bool,
+    ) -> Resolved:
+        """Parse `text` against the versions its references name (`deleted`: soft-deleted
+        ones too, as a stored schema is read; a new one may not refer to them). 42201 for
+        a reference to nothing, past the depth or closure bound, or a schema that does not
+        parse."""
+        found = self.prepare(schema_type, text, references, deleted=deleted)
+        if isinstance(found, Resolved):
+            return found
+        return self.remember(found, parse(schema_type, text, found.named))
+
+    def prepare(
+        self,
+        schema_type: str,
+        text: str,
+        references: tuple[Reference, ...],
+        *,
+        deleted: bool,
+    ) -> Resolved | Unparsed:
+        """`resolve` up to the parse: the schema if it was parsed lately, else what its
+        parse needs (which reads no state, so it may run on another thread)."""
+        resolved: list[Reference] = []
+        named: list[tuple[str, Parsed]] = []
+        closure: set[int] = set()
+        depth = 0
+        for reference in references:
+            target = self._referenced(reference, deleted=deleted)
+            resolved.append(Reference(reference.name, reference.subject, target.version))
+            stored = self.schemas[target.schema_id]
+            named.append((reference.name, stored.parsed))
+            closure |= stored.closure | {stored.schema_id}
+            depth = max(depth, stored.depth + 1)
+        if depth > REFERENCE_DEPTH_MAX:
+            raise errors.invalid_schema(f"references nested deeper than {REFERENCE_DEPTH_MAX}")
+        if len(closure) > REFERENCE_CLOSURE_MAX:
+            raise errors.invalid_schema(
+                f"the schema depends on more than {REFERENCE_CLOSURE_MAX} schemas"
+            )
+        given = (schema_type, text, tuple(resolved))
+        known = self.recently_parsed.get(given)
+        if known is not None:
+            return known
+        return Unparsed(given, tuple(named), frozenset(closure), depth, self._removals)
+
+    def remember(self, unparsed: Unparsed, parsed: Parsed) -> Resolved:
+        """The parse of `unparsed`, kept unless a version was removed since it was prepared
+        (a reference's number may name another schema by now)."""
+        schema_type, _, references = unparsed.key
+        found = Resolved(parsed, references, unparsed.closure, unparsed.depth)
+        if unparsed.removals == self._removals:
+            for key in (unparsed.key, (schema_type, parsed.canonical, references)):
+                self.recently_parsed[key] = found
+            while len(self.recently_parsed) > RECENTLY_PARSED_MAX:
+                del self.recently_parsed[next(iter(self.recently_parsed))]
+        return found
+
+    def _referenced(self, reference: Reference, *, deleted: bool) -> Version:
+        versions = self.versions(reference.subject, deleted=deleted)
+        if reference.version == LATEST:
+            found = versions[-1] if versions else None
+        else:
+            found = next((v for v in versions if v.version == reference.version), None)
+        if found is None:
+            raise errors.invalid_schema(
+                f'No schema reference found for subject "{reference.subject}" and version '
+                f"{reference.version}"
+            )
+        return found
+
+    def referencing_ids(self, subject: str, version: int, *, deleted: bool) -> list[int]:
+        """Ids of the schemas that refer to this version (`deleted`: also those whose every
+        version is soft-deleted), ascending."""
+        found = self.referenced_by.get((subject, version), set())
+        if not deleted:
+            found = {i for i in found if any(not v.deleted for _, v in self.references_to(i))}
+        return sorted(found)
 
     def next_id(self) -> int:
         return self.max_id + 1
@@ -147,23 +282,37 @@ class RegistryState:
                 f"{subject!r} version {number}"
             )
         known = self.schemas.get(record.schema_id)
-        if (
-            known is not None
-            and known.text != record.schema
-            and (parse_avro(record.schema).canonical != known.parsed.canonical)
+        if known is not None and (
+            known.text != record.schema
+            or known.schema_type != record.schema_type
+            or known.references != record.references
         ):
-            # Two writers gave one id to two schemas: the first keeps it.
-            raise ValueError(f"schema id {record.schema_id} is already another schema's")
+            resolved = self.resolve(
+                record.schema_type, record.schema, record.references, deleted=True
+            )
+            if (record.schema_type, resolved.parsed.canonical, resolved.references) != (
+                known.identity
+            ):
+                # Two writers gave one id to two schemas: the first keeps it.
+                raise ValueError(f"schema id {record.schema_id} is already another schema's")
         if known is None:
-            if record.schema_type != "AVRO":
-                raise ValueError(f"schema type {record.schema_type} is not served yet")
-            parsed = parse_avro(record.schema)
-            self.schemas[record.schema_id] = StoredSchema(
-                record.schema_id, record.schema_type, record.schema, parsed
+            resolved = self.resolve(
+                record.schema_type, record.schema, record.references, deleted=True
             )
-            self.ids_by_canonical.setdefault(
-                (record.schema_type, parsed.canonical), record.schema_id
+            stored = StoredSchema(
+                record.schema_id,
+                record.schema_type,
+                record.schema,
+                resolved.parsed,
+                resolved.references,
+                resolved.closure,
+                resolved.depth,
             )
+            self.schemas[record.schema_id] = stored
+            self.ids_by_canonical.setdefault(stored.identity, record.schema_id)
+            for reference in stored.references:
+                target = (reference.subject, reference.version)
+                self.referenced_by.setdefault(target, set()).add(record.schema_id)
         previous = self.subjects.get(subject, {}).get(number)
         if previous is not None and previous.schema_id != record.schema_id:
             self._remove(subject, number)  # another writer's record for the same version
@@ -178,6 +327,9 @@ class RegistryState:
         if versions is None or number not in versions:
             return
         schema_id = versions.pop(number).schema_id
+        # The number may be given again to another schema, which references may name.
+        self.recently_parsed.clear()
+        self._removals += 1
         if not versions:
             del self.subjects[subject]
         referrers = self.referrers[schema_id]
@@ -185,9 +337,14 @@ class RegistryState:
         if not referrers:
             del self.referrers[schema_id]
             stored = self.schemas.pop(schema_id)
-            key = (stored.schema_type, stored.parsed.canonical)
-            if self.ids_by_canonical.get(key) == schema_id:
-                del self.ids_by_canonical[key]
+            if self.ids_by_canonical.get(stored.identity) == schema_id:
+                del self.ids_by_canonical[stored.identity]
+            for reference in stored.references:
+                target = (reference.subject, reference.version)
+                referring = self.referenced_by.get(target, set())
+                referring.discard(schema_id)
+                if not referring:
+                    self.referenced_by.pop(target, None)
 
 
 def _one_of(value: dict[str, Any], name: str, allowed: Collection[str]) -> str:

@@ -16,11 +16,11 @@ from contextplane.services.schema_registry.http_io import (
 
 
 async def _answer(request: Request, version: str | None) -> Response:
-    text, schema_type = schema_fields(await json_body(request))
+    text, schema_type, references = schema_fields(await json_body(request))
     registry = registry_of(request)
     subject = request.path_params["subject"]
     registry.versions(subject)  # 40401 for a subject with no live version
-    found = registry.compatibility_problems(subject, version, text, schema_type)
+    found = await registry.compatibility_problems(subject, version, text, schema_type, references)
     body: dict[str, object] = {"is_compatible": not found}
     if flag(request, "verbose"):
         body["messages"] = found

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.formats import SCHEMA_TYPES
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
     flag,
@@ -14,17 +15,18 @@ from contextplane.services.schema_registry.http_io import (
     registry_of,
     schema_id,
 )
-from contextplane.services.schema_registry.registry import SCHEMA_TYPES
-from contextplane.services.schema_registry.routes.subjects import found_body
+from contextplane.services.schema_registry.routes.subjects import found_body, type_and_references
 
 
 async def types(request: Request) -> Response:
     return RegistryResponse(list(SCHEMA_TYPES))
 
 
-async def latest_of_every_subject(request: Request) -> Response:
-    found = registry_of(request).all_latest(
-        deleted=flag(request, "deleted"), prefix=request.query_params.get("subjectPrefix", "")
+async def every_version(request: Request) -> Response:
+    found = registry_of(request).every_version(
+        deleted=flag(request, "deleted"),
+        prefix=request.query_params.get("subjectPrefix", ""),
+        latest_only=flag(request, "latestOnly"),
     )
     return RegistryResponse(page(request, [found_body(f) for f in found]))
 
@@ -35,10 +37,7 @@ async def contexts(request: Request) -> Response:
 
 async def by_id(request: Request) -> Response:
     stored = registry_of(request).schema(schema_id(request))
-    body: dict[str, object] = {"schema": stored.text}
-    if stored.schema_type != "AVRO":
-        body["schemaType"] = stored.schema_type
-    return RegistryResponse(body)
+    return RegistryResponse({"schema": stored.text} | type_and_references(stored))
 
 
 async def raw_by_id(request: Request) -> Response:
@@ -64,7 +63,7 @@ async def subjects(request: Request) -> Response:
 
 ROUTES = [
     Route("/contexts", contexts, methods=["GET"]),
-    Route("/schemas", latest_of_every_subject, methods=["GET"]),
+    Route("/schemas", every_version, methods=["GET"]),
     Route("/schemas/types", types, methods=["GET"]),
     Route("/schemas/ids/{schema_id:segment}", by_id, methods=["GET"]),
     Route("/schemas/ids/{schema_id:segment}/schema", raw_by_id, methods=["GET"]),

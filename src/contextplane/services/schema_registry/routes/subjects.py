@@ -17,6 +17,7 @@ from contextplane.services.schema_registry.http_io import (
     schema_fields,
 )
 from contextplane.services.schema_registry.registry import Found
+from contextplane.services.schema_registry.state import StoredSchema
 
 
 def found_body(found: Found) -> dict[str, object]:
@@ -26,8 +27,16 @@ def found_body(found: Found) -> dict[str, object]:
         "id": found.schema.schema_id,
         "schema": found.schema.text,
     }
-    if found.schema.schema_type != "AVRO":
-        body["schemaType"] = found.schema.schema_type
+    return body | type_and_references(found.schema)
+
+
+def type_and_references(stored: StoredSchema) -> dict[str, object]:
+    """`schemaType` unless AVRO and `references` unless none, as Confluent leaves them out."""
+    body: dict[str, object] = {}
+    if stored.schema_type != "AVRO":
+        body["schemaType"] = stored.schema_type
+    if stored.references:
+        body["references"] = [reference.to_json() for reference in stored.references]
     return body
 
 
@@ -41,10 +50,10 @@ async def list_subjects(request: Request) -> Response:
 
 
 async def lookup(request: Request) -> Response:
-    text, schema_type = schema_fields(await json_body(request))
+    text, schema_type, references = schema_fields(await json_body(request))
     subject = request.path_params["subject"]
-    found = registry_of(request).lookup(
-        subject, text, schema_type, deleted=flag(request, "deleted")
+    found = await registry_of(request).lookup(
+        subject, text, schema_type, references, deleted=flag(request, "deleted")
     )
     return RegistryResponse(found_body(found))
 
@@ -66,9 +75,9 @@ async def list_versions(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    text, schema_type = schema_fields(await json_body(request))
+    text, schema_type, references = schema_fields(await json_body(request))
     subject = request.path_params["subject"]
-    schema_id = await registry_of(request).register(subject, text, schema_type)
+    schema_id = await registry_of(request).register(subject, text, schema_type, references)
     return RegistryResponse({"id": schema_id})
 
 
@@ -91,12 +100,13 @@ async def get_version_schema(request: Request) -> Response:
 
 
 async def referenced_by(request: Request) -> Response:
-    """Ids of schemas that refer to this version: none can yet, as references are refused
-    at registration (a later slice)."""
-    registry_of(request).version(
-        request.path_params["subject"], request.path_params["version"], deleted=True
+    """Ids of the schemas that refer to this version."""
+    ids = registry_of(request).referenced_by(
+        request.path_params["subject"],
+        request.path_params["version"],
+        deleted=flag(request, "deleted"),
     )
-    return RegistryResponse([])
+    return RegistryResponse(page(request, ids))
 
 
 async def delete_version(request: Request) -> Response:
