@@ -126,10 +126,10 @@ def test_get_merges_the_sources_with_freshness(
     assert (fresh.target_ms, fresh.stale) == (60_000, False)
     with urllib.request.urlopen(f"{service.url}/metrics", timeout=TIMEOUT_S) as response:
         metrics = response.read().decode().splitlines()
-    assert 'contextplane_context_stale{view="account"} 0' in metrics
-    assert 'contextplane_context_freshness_target_seconds{view="account"} 60' in metrics
+    assert 'contextplane_context_stale{view="account"} 0.0' in metrics
+    assert 'contextplane_context_freshness_target_seconds{view="account"} 60.0' in metrics
     assert (
-        'contextplane_context_lag_records{view="account",topic="support.tickets",partition="1"} 0'
+        'contextplane_context_lag_records{partition="1",topic="support.tickets",view="account"} 0.0'
         in metrics
     )
     assert any(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from contextplane.services.context.freshness import (
     Freshness,
     PartitionFreshness,
@@ -83,14 +85,22 @@ def test_metrics_carry_lag_age_target_staleness_and_skips() -> None:
             "views": {"account": {"freshness": fresh, "skipped": {"value-not-json": 3}}},
         }
     )
-    lines = set(text.splitlines())
-    assert 'contextplane_context_lag_records{view="account",topic="crm",partition="0"} 4' in lines
-    assert 'contextplane_context_age_seconds{view="account"} 9' in lines
-    assert 'contextplane_context_freshness_target_seconds{view="account"} 5' in lines
-    assert 'contextplane_context_stale{view="account"} 1' in lines
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    account = (("view", "account"),)
     assert (
-        'contextplane_context_skipped_records_total{view="account",reason="value-not-json"} 3'
-        in lines
+        samples[
+            ("contextplane_context_lag_records", (("partition", "0"), ("topic", "crm"), *account))
+        ]
+        == 4
     )
-    assert "contextplane_context_applied_records_total 12" in lines
-    assert "# TYPE contextplane_context_skipped_records_total counter" in lines
+    assert samples[("contextplane_context_age_seconds", account)] == 9
+    assert samples[("contextplane_context_freshness_target_seconds", account)] == 5
+    assert samples[("contextplane_context_stale", account)] == 1
+    skipped = (("reason", "value-not-json"), *account)
+    assert samples[("contextplane_context_skipped_records_total", skipped)] == 3
+    assert samples[("contextplane_context_applied_records_total", ())] == 12
+    assert "# TYPE contextplane_context_skipped_records_total counter" in text.splitlines()
