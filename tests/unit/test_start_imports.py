@@ -27,4 +27,3 @@ def test_the_broker_start_leaves_oauthbearer_libraries_unloaded() -> None:
         timeout=120,
     )
     assert out.stdout.strip() == "", f"imported at start: {out.stdout.strip()}"
-
