@@ -161,7 +161,7 @@ class ContextplaneInstance(Instance):
         super().__init__(directory)
         from tests.support.broker import BrokerProcess
 
-        compile_bytecode(Path(contextplane.__file__).parent)
+        compile_bytecode(Path(next(iter(contextplane.__path__))))  # a namespace package
         self.name = f"contextplane-{store}"
         self.store = store
         self.prefix = prefix
