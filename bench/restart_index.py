@@ -13,8 +13,9 @@ store, so only the rows are at scale: the figure is metadata-scale, not bytes on
 Then the broker is started on a copy of that data directory and timed from process start
 to (a) an acknowledged produce and (b) partition 0's first record fetched from offset 0
 (`bench.workloads.time_to_serving`; serving = the later). Each `--tree` (a source tree,
-run through `PYTHONPATH`) is measured on its own copy of the same directory, the trees
-alternating round by round. The metadata schema must be the same in every tree.
+run through `PYTHONPATH`, its bytecode compiled first as a wheel install has it) is
+measured on its own copy of the same directory, the trees alternating round by round.
+The metadata schema must be the same in every tree.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.targets import free_port
+from bench.targets import compile_bytecode, free_port
 from bench.workloads import _QUIET, time_to_serving
 from contextplane.metadata.records import ObjectCommit, RangeCommit
 from contextplane.metadata.store import open_metadata_store
@@ -171,6 +172,8 @@ def main() -> None:
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree) or {"current": "src"}
     variants = {name: str(Path(src).resolve()) for name, src in trees.items()}
+    for src in variants.values():
+        compile_bytecode(Path(src))
     results = []
     for gib in [int(s) for s in args.sizes.split(",")]:
         prepared = args.tmp / f"prepared-{gib}"

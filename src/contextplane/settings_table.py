@@ -360,9 +360,10 @@ SETTINGS: tuple[Setting, ...] = (
         "memory.budget.bytes",
         "memory_budget_bytes",
         "bytes",
-        "one budget for the log cache, block cache, in-flight uploads and reads, responses "
-        "not yet read by their clients and object range records; batches waiting for upload "
-        "may leave memory (the WAL has them)",
+        "one budget for the log cache, block cache, in-flight uploads and reads, requests "
+        "read and not yet handled (at most a quarter of it, whatever "
+        "queued.max.request.bytes says), responses not yet read by their clients and "
+        "object range records; batches waiting for upload may leave memory (the WAL has them)",
         low=1,
     ),
     Setting(
@@ -485,7 +486,7 @@ SETTINGS: tuple[Setting, ...] = (
         "they arrive (a declared frame size takes nothing until its bytes do); when reached, "
         "connections past their 16 KiB free allowance read in turn as it drains, and one "
         "frame at a time may finish past it (Kafka's default is -1, unbounded: here one "
-        "largest frame)",
+        "largest frame); held within memory.budget.bytes as well, to a quarter of it",
         low=-1,
     ),
     Setting(

@@ -185,6 +185,88 @@ def test_large_requests_from_many_connections_all_complete_within_a_small_budget
         broker.stop()
 
 
+def test_requests_are_held_to_the_memory_budgets_share_and_none_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """With queued.max.request.bytes at its 100 MiB default, a 48 MiB memory budget holds
+    requests to its 12 MiB share: four connections pipelining five 900 KB produce
+    requests each (18 MB) and one request of 12.6 MB (fourteen partitions' batches:
+    larger than the whole share) are all acknowledged in turn, and every record is there
+    to fetch."""
+    broker = BrokerProcess(tmp_path / "broker", settings={"memory.budget.bytes": str(48 * MIB)})
+    broker.start()
+    batch = record_batch([b"v" * 900_000])
+    large = [{"index": index, "records": batch} for index in range(4, 18)]
+    requests = [[[{"index": index, "records": batch}]] * 5 for index in range(4)] + [[large]]
+    try:
+        with RawClient(broker.bootstrap) as admin:
+            admin.request(
+                CREATE_TOPICS,
+                7,
+                topics=[{"name": "t", "num_partitions": 18, "replication_factor": -1}],
+                timeout=5000,
+                validate_only=False,
+            )
+        clients = [RawClient(broker.bootstrap) for _ in requests]
+        for client, sends in zip(clients, requests, strict=True):
+            for partition_data in sends:
+                client.send(
+                    PRODUCE,
+                    9,
+                    transactional_id=None,
+                    acks=-1,
+                    timeout=5000,
+                    topic_data=[{"name": "t", "partition_data": partition_data}],
+                )
+        for client, sends in zip(clients, requests, strict=True):
+            for _ in sends:
+                response = client.receive()
+                errors = [p.error_code for p in response.responses[0].partition_responses]
+                assert errors == [0] * len(errors), response.responses[0].partition_responses
+            client.close()
+        with RawClient(broker.bootstrap) as reader:
+            for index in range(18):
+                assert _high_watermark(reader, index) == (5 if index < 4 else 1), index
+    finally:
+        broker.stop()
+
+
+def _high_watermark(client: RawClient, partition: int) -> int:
+    fetched = client.request(
+        FETCH,
+        12,
+        cluster_id=None,
+        replica_id=-1,
+        replica_state={"replica_id": -1, "replica_epoch": -1},
+        max_wait=0,
+        min_bytes=0,
+        max_bytes=64 * MIB,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            {
+                "topic": "t",
+                "partitions": [
+                    {
+                        "partition": partition,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": 0,
+                        "last_fetched_epoch": -1,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 64 * MIB,
+                    }
+                ],
+            }
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
+    result = fetched.responses[0].partitions[0]
+    assert result.error_code == 0
+    return int(result.high_watermark)
+
+
 def test_a_client_that_does_not_read_cannot_pile_up_responses(tmp_path: Path) -> None:
     """Small requests with large responses, pipelined by a client that never reads: the
     broker keeps at most 64 responses queued and writes only up to the transport's

@@ -86,3 +86,31 @@ def test_unbounded_memory() -> None:
     memory = RequestMemory(-1)
     memory.take(10**12)
     assert memory.room > 0
+
+
+def test_request_memory_is_held_to_the_memory_budgets_request_share() -> None:
+    from contextplane.storage.memory import MemoryBudget
+
+    budget = MemoryBudget(total_bytes=400, log_cache_cap_bytes=400)
+    assert RequestMemory(1000, budget).budget == 100  # a quarter of the budget
+    assert RequestMemory(-1, budget).budget == 100  # queued.max.request.bytes=-1 too
+    assert RequestMemory(60, budget).budget == 60  # a smaller setting stays
+    assert RequestMemory(1000).budget == 1000  # without a budget: the setting alone
+
+
+def test_request_bytes_are_counted_in_the_budget_and_shrink_the_log_cache() -> None:
+    from contextplane.storage.memory import MemoryBudget
+
+    budget = MemoryBudget(total_bytes=400, log_cache_cap_bytes=400)
+    budget.log_cache_bytes = 350
+    shrinks: list[int] = []
+    budget.on_shrink = lambda: shrinks.append(budget.log_cache_limit)
+    memory = RequestMemory(1000, budget)
+    memory.take(80)
+    assert budget.request_bytes == 80 and budget.used_bytes == 430
+    assert shrinks == [320], "the log cache is asked to give the requests room"
+    assert budget.produce_pinned_bytes == 0, "queued requests never refuse produce"
+    memory.take(30)  # past the share: counted all the same (the bytes are in memory)
+    assert memory.room == -10 and budget.request_bytes == 110
+    memory.release(110)
+    assert budget.request_bytes == 0 and memory.used == 0

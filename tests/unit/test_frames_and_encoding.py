@@ -114,3 +114,27 @@ def test_response_with_pre_encoded_array_equals_kio(version: int, topics: int) -
     items = b"".join(encode_entity(t) for t in body.topics)  # type: ignore[attr-defined]
     parts = encode_response_with_array(3, 77, body, "topics", items, topics)
     assert b"".join(parts) == whole
+
+
+def test_a_buffer_that_never_empties_stays_near_what_it_holds() -> None:
+    """A client that pipelines without pause keeps the buffer from ever emptying: the
+    bytes of returned frames are dropped often enough, and their memory given back, that
+    the allocation stays within 1.5 times the bytes not yet returned (it reached twice
+    that when the returned prefix was dropped only at half the buffer, in place)."""
+    import sys
+
+    size = 100_000
+    frame = struct.pack(">i", size) + bytes(size)
+    frames = FrameBuffer(10 * size)
+    pending = 40
+    for _ in range(pending):
+        frames.receive_data(frame)
+        frames.admit_frame()
+    largest = 0
+    for _ in range(400):
+        frames.receive_data(frame)
+        frames.admit_frame()
+        assert frames.next_frame() == bytes(size)
+        largest = max(largest, sys.getsizeof(frames._buffer))  # noqa: SLF001 - its allocation
+    assert frames.pending_bytes == pending * len(frame)
+    assert largest <= 1.5 * frames.pending_bytes, largest / frames.pending_bytes

@@ -12,6 +12,10 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contextplane.storage.memory import MemoryBudget
 
 
 def address_key(host: str) -> str:
@@ -113,8 +117,13 @@ class RequestMemory:
     pool passes it. A budget below zero means no bound (Kafka's -1).
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, memory: MemoryBudget | None = None) -> None:
+        # Within the storage's memory budget: at most its request share, whatever
+        # queued.max.request.bytes says, and counted there as it is read.
+        if memory is not None:
+            budget = memory.request_limit if budget < 0 else min(budget, memory.request_limit)
         self.budget = budget
+        self._memory = memory
         self.used = 0
         self.overdraft: object | None = None  # the connection finishing a frame past the budget
         self._waiters: deque[_Waiter] = deque()
@@ -136,12 +145,16 @@ class RequestMemory:
     def take(self, size: int) -> None:
         """Count `size` bytes read (they are already in memory)."""
         self.used += size
+        if self._memory is not None:
+            self._memory.pin_requests(size)
         if self._waiting and self.overdraft is None and self.room <= 0:
             self._progress()
 
     def release(self, size: int) -> None:
         self.used -= size
         assert self.used >= 0, self.used
+        if self._memory is not None:
+            self._memory.pin_requests(-size)
         if self._waiting:
             self._progress()
 

@@ -85,13 +85,16 @@ class SharedLimits:
     response_budget: MemoryBudget | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SharedLimits:
+    def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> SharedLimits:
+        """The listeners' limits; with the storage's `budget`, request and response bytes
+        are counted in it and requests are held to its request share."""
         quotas = ConnectionQuotas(
             connection_limit(settings.max_connections),
             settings.max_connections_per_ip,
             settings.connections_per_ip_overrides,
         )
-        return cls(quotas, RequestMemory(settings.queued_max_request_bytes))
+        memory = RequestMemory(settings.queued_max_request_bytes, budget)
+        return cls(quotas, memory, response_budget=budget)
 
 
 class Listener:
@@ -359,8 +362,7 @@ class BrokerListeners:
         settings: Settings,
         tls: dict[str, ReloadingContext] | None = None,
     ) -> None:
-        shared = SharedLimits.from_settings(settings)
-        shared.response_budget = pipeline.services.log.budget
+        shared = SharedLimits.from_settings(settings, pipeline.services.log.budget)
         tls = tls_contexts(settings) if tls is None else tls
         self.listeners = [
             Listener(pipeline, settings, spec, shared, tls.get(spec.name))

@@ -204,6 +204,8 @@ class Probes:
             "budget_total_bytes": budget.total_bytes,
             # Of the used bytes: responses connections hold until their clients read them.
             "budget_response_bytes": budget.response_bytes,
+            # Requests read and not yet handled (the listeners hold them to a quarter).
+            "budget_request_bytes": budget.request_bytes,
             "object_store": object_store_counts(self._storage),
         }
 

@@ -42,8 +42,13 @@ class FrameBuffer:
 
     The buffer grows only as bytes arrive: a declared length is checked against
     socket.request.max.bytes but never allocated up front. Returned frames' bytes are
-    dropped once they are at least half of the buffer (amortised: a burst of pipelined
-    frames is not moved once per frame); an emptied buffer gives its memory back.
+    dropped once they are at least a fifth of the buffer (amortised: a burst of pipelined
+    frames is not moved once per frame, each byte at most four times), into a buffer of
+    the bytes kept: only what request memory counts stays allocated, give or take a
+    quarter, even while a client pipelines without pause (dropping the prefix in place
+    keeps the whole allocation until the buffer is less than half of it, and a buffer
+    that never empties grows to twice what is counted); an emptied buffer gives its
+    memory back.
     """
 
     __slots__ = (
@@ -140,12 +145,12 @@ class FrameBuffer:
             self._buffer = bytearray()
             self._admitted_end = 0
             self._start = 0
-        elif self._start >= len(self._buffer) - self._start:
+        elif self._start >= (len(self._buffer) - self._start) >> 2:
             self._compact()
         return frame
 
     def _compact(self) -> None:
-        del self._buffer[: self._start]
+        self._buffer = self._buffer[self._start :]
         self._admitted_end -= self._start
         if self._partial_start is not None:
             self._partial_start -= self._start

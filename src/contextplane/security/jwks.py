@@ -17,12 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
-
-import jwt
 
 from contextplane import limits
 from contextplane.clock import Clock
@@ -46,6 +42,9 @@ class VerificationKey:
 def _read_url(url: str) -> bytes:
     """The document at `url`, at most limits.JWKS_BYTES_MAX bytes (blocking: run in a
     thread)."""
+    import urllib.parse
+    import urllib.request  # with http.client and email: loaded only where a JWKS is read
+
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme.lower() == "file":
         path = urllib.request.url2pathname(parsed.path)
@@ -63,6 +62,8 @@ def _read_url(url: str) -> bytes:
 
 def parse_jwks(data: bytes) -> list[VerificationKey]:
     """The public signature keys of a JWKS document."""
+    import jwt  # PyJWT and cryptography: ~0.1 s of every start, loaded only for OAUTHBEARER
+
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

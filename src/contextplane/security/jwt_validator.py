@@ -18,8 +18,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from contextplane.clock import Clock
 from contextplane.logsafe import quoted_bounded
 from contextplane.security.jwks import Jwks, VerificationKey
@@ -135,6 +133,8 @@ class JwtValidator:
         self._clock = clock
 
     async def validate(self, token: str) -> ValidToken:
+        import jwt  # PyJWT and cryptography: ~0.1 s, loaded only where a token is checked
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -163,6 +163,8 @@ class JwtValidator:
         return fitting[0].key
 
     def _verified_claims(self, token: str, key: Any, alg: str) -> dict[str, Any]:
+        import jwt
+
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

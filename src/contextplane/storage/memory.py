@@ -16,6 +16,11 @@
   wait while slow consumers hold it, but one read at a time always proceeds.
 * Range records (`range_record_bytes`): every object range a loaded partition keeps in
   memory, counted by the engine.
+* Request bytes (`pin_requests`): what connections have read of requests not yet
+  handled (the frame, then its decoded form, until the handler is done). The listeners'
+  request memory (queued.max.request.bytes) is held to `request_limit`, a quarter of the
+  budget, so requests waiting for their turn cannot add a second budget of their own.
+  Like responses they shrink the log cache but do not refuse produce.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class MemoryBudget:
         self.compaction_bytes = 0  # the part of in_flight_bytes object compaction holds
         self.response_bytes = 0  # responses held by connections (queued or unsent)
         self.range_record_bytes = 0  # object range records of loaded partitions
+        self.request_bytes = 0  # requests read and not yet handled
         # Reservations waiting for room; woken (all of them) whenever room is given back,
         # from synchronous code too (a transport drained).
         self._waiters: list[asyncio.Future[None]] = []
@@ -61,7 +67,12 @@ class MemoryBudget:
     @property
     def pinned_bytes(self) -> int:
         """Memory that eviction cannot give back right now."""
-        return self.produce_pinned_bytes + self.response_bytes + self.range_record_bytes
+        return (
+            self.produce_pinned_bytes
+            + self.response_bytes
+            + self.range_record_bytes
+            + self.request_bytes
+        )
 
     @property
     def used_bytes(self) -> int:
@@ -75,6 +86,11 @@ class MemoryBudget:
     def log_cache_limit(self) -> int:
         room = self.total_bytes - self.pinned_bytes - self.block_cache_bytes
         return max(0, min(self.log_cache_cap_bytes, room))
+
+    @property
+    def request_limit(self) -> int:
+        """What the listeners may hold of requests read and not yet handled."""
+        return self.total_bytes // 4
 
     @property
     def in_flight_limit(self) -> int:
@@ -93,6 +109,12 @@ class MemoryBudget:
                 self.on_shrink()
         elif self._waiters:
             self._wake()
+
+    def pin_requests(self, delta: int) -> None:
+        """Count (`delta` > 0) or release request bytes the listeners hold."""
+        self.request_bytes += delta
+        if delta > 0 and self.log_cache_bytes > self.log_cache_limit:
+            self.on_shrink()
 
     def _room_for(self, size: int, compaction: bool) -> bool:
         limit = self.in_flight_limit
