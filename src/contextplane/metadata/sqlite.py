@@ -156,11 +156,13 @@ class SqliteMetadataStore(SqlMetadataStore):
                 await self._runner.run(self.reserve.hold_what_fits)
         await super().close()
 
-    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+    async def claim_leadership(
+        self, claims: dict[int, int], node_id: int, unclean: frozenset[int] = frozenset()
+    ) -> ClaimOutcome:
         # A start leads nothing before this commits: wait for space rather than fail.
         return await self._until_space(
             "claim leadership",
-            lambda: self._call(self.engine.claim_leadership, claims, node_id),
+            lambda: self._call(self.engine.claim_leadership, claims, node_id, unclean),
         )
 
     async def register_broker(
