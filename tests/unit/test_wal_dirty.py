@@ -121,13 +121,19 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         streams = [r.stream_id for r in engine.partitions("t")]
         assert len(engine.claim_leadership({s: 0 for s in streams}, 1).claimed) == 4
         assert engine.mark_wal_dirty({streams[0]: 1}) == {streams[0]}
-        placement = Placement([Candidate(2, None), Candidate(3, None)])
+        # The placement offered still names node 1 (a heartbeat-old list): it is left out.
+        offered = [Candidate(1, None), Candidate(2, None), Candidate(3, None)]
+        placement = Placement(offered[1:])
+
+        def placing(dead: frozenset[int]) -> Placement:
+            return Placement([c for c in offered if c.node_id not in dead])
+
         # Node 1 is live: nothing expires.
-        assert engine.expire_brokers(controller, placement) == []
+        assert engine.expire_brokers(controller, placing) == []
         time.sleep(0.4)
         # A fenced controller writes nothing.
-        assert engine.expire_brokers(ControllerRecord(3, controller.epoch + 5), placement) == []
-        (expiry,) = engine.expire_brokers(controller, placement)
+        assert engine.expire_brokers(ControllerRecord(3, controller.epoch + 5), placing) == []
+        (expiry,) = engine.expire_brokers(controller, placing)
         assert expiry.node_id == 1
         assert expiry.offline == [streams[0]]
         assert expiry.moved == {s: placement(s) for s in streams[1:]}
@@ -138,7 +144,7 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         assert [r[0] for r in reasons] == ["failover"]
         # Marked expired: its heartbeat matches no row; nothing left to expire.
         assert engine.cluster_heartbeat(1, 10, 300, -1) is None
-        assert engine.expire_brokers(controller, placement) == []
+        assert engine.expire_brokers(controller, placing) == []
         # The targets claim the clean ones; the dirty one stays with node 1.
         for node in (2, 3):
             mine = {s: 1 for s in streams[1:] if placement(s) == node}

@@ -59,7 +59,12 @@ class Controller:
         clean partitions over the live ones (the caller checked the outage rule)."""
         registry = self._registry
         live = [Candidate(b.node_id, b.rack) for b in registry.brokers if b.state == "live"]
-        placement = Placement(live) if live else None
+
+        def placement(dead: frozenset[int]) -> Placement | None:
+            # The list is a heartbeat old: a broker found dead in the transaction is out.
+            left = [c for c in live if c.node_id not in dead]
+            return Placement(left) if left else None
+
         try:
             expiries = await self._metadata.expire_brokers(registry.controller, placement)
         except Exception as exc:

@@ -109,7 +109,9 @@ class Leadership:
         fenced = [
             stream_id
             for stream_id, stored in outcome.epoch_mismatch.items()
-            if is_fenced(stream_id, self._epochs[stream_id], stored)
+            # (one released while the commit was out, by a dirty mark that found another
+            # epoch, is not led any more: nothing to release)
+            if stream_id in self._epochs and is_fenced(stream_id, self._epochs[stream_id], stored)
         ]
         for stream_id in fenced:
             log.warning(

@@ -109,8 +109,7 @@ class Reconciler:
                 else:
                     self._engine.resume(row.stream_id)
             elif row.target_node == me and (
-                row.leader_node == -1
-                or (row.leader_node != me and row.leader_node not in self._registry.live_ids)
+                row.leader_node == -1 or (row.leader_node != me and not row.leader_live)
             ):
                 # (What this node led itself it reopened at start; a row naming it while
                 # it is not led here is this broker's own claim, its reply in flight.)

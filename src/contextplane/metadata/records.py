@@ -383,6 +383,8 @@ class AssignmentRow:
     leader_node: int
     leader_epoch: int
     target_node: int
+    # Whether the leader's lease was live when the row was read (database clock).
+    leader_live: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ partitions: a dead broker's dirty ones wait for it to return and replay its WAL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from contextplane.metadata.records import ControllerRecord, Expiry
@@ -24,6 +24,9 @@ from contextplane.metadata.sql_assignment import (
     bump_generation,
 )
 from contextplane.metadata.sql_db import Db
+
+# The controller's placement over the live brokers but those given (None: none left).
+Placing = Callable[[frozenset[int]], TargetOf | None]
 
 
 def clear_dirty(db: Db, streams: Iterable[int]) -> None:
@@ -79,15 +82,13 @@ class WalDirtyRows:
                 + [(0, stream_id, epoch) for stream_id, epoch in sorted(clean.items())],
             )
 
-    def expire_brokers(
-        self, controller: ControllerRecord, placement: TargetOf | None
-    ) -> list[Expiry]:
+    def expire_brokers(self, controller: ControllerRecord, placement: Placing) -> list[Expiry]:
         """Mark every broker whose lease lapsed (database clock) expired and retarget its
         partitions, in one transaction fenced by the controller epoch (nothing written
         when `controller` no longer holds it). A partition it leads or is targeted at
-        goes where `placement` says (reason `failover`), unless it is dirty and led by
-        it: that one stays targeted at it, offline until it returns. Without a
-        `placement` (no live broker to move to) the brokers are only marked."""
+        goes where `placement(dead nodes)` says (reason `failover`), unless it is dirty
+        and led by it: that one stays targeted at it, offline until it returns. With no
+        placement (no live broker to move to) the brokers are only marked."""
         engine: Any = self
         expiries: list[Expiry] = []
         with engine._transaction():
@@ -105,6 +106,7 @@ class WalDirtyRows:
             if not dead:
                 return []
             announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
+            target_of = placement(frozenset(dead))
             for node_id in dead:
                 self._db.execute("UPDATE brokers SET state='expired' WHERE node_id=?", (node_id,))
                 rows = self._db.execute(
@@ -121,12 +123,10 @@ class WalDirtyRows:
                         new_target = node_id
                     elif target != node_id and target not in dead:
                         continue  # already targeted at a live broker (a move in flight)
-                    elif placement is None:
+                    elif target_of is None:
                         continue
                     else:
-                        new_target = moved[stream_id] = placement(stream_id)
-                    if new_target == target:
-                        continue
+                        new_target = moved[stream_id] = target_of(stream_id)
                     self._db.execute(
                         "UPDATE partitions SET target_node=?, assignment_generation=?"
                         " WHERE stream_id=?",
@@ -159,7 +159,7 @@ class WalDirtyCalls:
         await store._call(store.engine.settle_wal_dirty, dirty, clean)
 
     async def expire_brokers(
-        self, controller: ControllerRecord, placement: TargetOf | None
+        self, controller: ControllerRecord, placement: Placing
     ) -> list[Expiry]:
         store: Any = self
         result: list[Expiry] = await store._call(store.engine.expire_brokers, controller, placement)

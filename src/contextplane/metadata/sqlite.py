@@ -106,6 +106,9 @@ class SqliteEngine(SqlEngine):
 class SqliteMetadataStore(SqlMetadataStore):
     """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
 
+    # Exclusive locking: one process, so no other broker can claim what this one leads.
+    shared = False
+
     def __init__(
         self, path: str, reserve: SpaceReserve | None = None, runner: Runner | None = None
     ) -> None:

@@ -47,6 +47,7 @@ from contextplane.protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
     from contextplane.metadata.sql_assignment import TargetOf
+    from contextplane.metadata.sql_wal_dirty import Placing
     from contextplane.settings import Settings
 
 
@@ -112,11 +113,12 @@ class MetadataStore(Protocol):
         ...
 
     async def expire_brokers(
-        self, controller: ControllerRecord, placement: TargetOf | None
+        self, controller: ControllerRecord, placement: Placing
     ) -> list[Expiry]:
         """The controller's failover: brokers whose lease lapsed are marked expired and
-        their clean partitions retargeted by `placement` (reason `failover`), their
-        dirty ones left targeted at them, in one transaction fenced by `controller`."""
+        their clean partitions retargeted by `placement(dead nodes)` (reason
+        `failover`), their dirty ones left targeted at them, in one transaction fenced
+        by `controller`."""
         ...
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
