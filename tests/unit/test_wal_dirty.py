@@ -140,6 +140,11 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         rows = {r.stream_id: r for r in engine.partitions("t")}
         assert rows[streams[0]].target_node == 1
         assert all(rows[s].target_node == placement(s) for s in streams[1:])
+        # A reconciler reading the moved rows reads them with their leader's lease lapsed.
+        _, changed = engine.assignment_changes(0)
+        assert {r.stream_id: r.leader_live for r in changed if r.topic == "t"} == {
+            s: False for s in streams
+        }
         reasons = engine._db.execute("SELECT DISTINCT reason FROM reassignments").fetchall()
         assert [r[0] for r in reasons] == ["failover"]
         # Marked expired: its heartbeat matches no row; nothing left to expire.
