@@ -80,6 +80,8 @@ def uploaded_end(url: str, topic: str, partition: int) -> int:
 def create(bootstrap: str, topic: str, partitions: int, url: str) -> dict[int, int]:
     """Create `topic` and wait until every partition is led where it is targeted;
     returns partition -> leader."""
+    # The creating broker places the partitions over the brokers it lists: both.
+    wait_until(lambda: listed_brokers(bootstrap) == [1, 2], 15, "broker 1 lists both")
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     wait_until(
@@ -142,6 +144,12 @@ def read_back(
     finally:
         consumer.close()
     return read
+
+
+def listed_brokers(bootstrap: str) -> list[int]:
+    with RawClient(bootstrap) as raw:
+        answer = raw.request(METADATA, 12, topics=[], allow_auto_topic_creation=False)
+    return sorted(b.node_id for b in answer.brokers)
 
 
 def metadata_leaders(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
