@@ -6,8 +6,10 @@ PostgreSQL and one file:// object store.
   confluent-kafka consumer reads every acknowledged record;
 - kill -9 of a broker holding acknowledged records in no object (dirty): those partitions
   stay offline (not led elsewhere, Metadata LEADER_NOT_AVAILABLE, Produce
-  NOT_LEADER_OR_FOLLOWER) while its clean one moves; restarted on its data directory it
-  replays its WAL and serves every acknowledged record;
+  NOT_LEADER_OR_FOLLOWER) while its clean one moves, and one of a topic with
+  unclean.leader.election.enable=true is taken over all the same, the records given up
+  logged; restarted on its data directory it replays its WAL and serves every
+  acknowledged record of the others;
 - SIGSTOP of a leader under an acks=all producer, past its lease: the other broker takes
   what was clean; resumed, the stopped broker acknowledges nothing more for what it lost
   (its marks find another epoch), stops (its row was expired), and after a restart every
@@ -77,13 +79,15 @@ def uploaded_end(url: str, topic: str, partition: int) -> int:
     return int(row[0] or 0)
 
 
-def create(bootstrap: str, topic: str, partitions: int, url: str) -> dict[int, int]:
+def create(
+    bootstrap: str, topic: str, partitions: int, url: str, config: dict[str, str] | None = None
+) -> dict[int, int]:
     """Create `topic` and wait until every partition is led where it is targeted;
     returns partition -> leader."""
     # The creating broker places the partitions over the brokers it lists: both.
     wait_until(lambda: listed_brokers(bootstrap) == [1, 2], 15, "broker 1 lists both")
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result(30)
     wait_until(
         lambda: all(r["leader"] == r["target"] != -1 for r in stored(url, topic).values()),
         15,
@@ -256,10 +260,18 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
         for i in range(300):
             partition = [p for p in range(8) if p != idle][i % 7]
             acks.send("fo", partition, f"r{i}".encode())
+        # A topic that prefers availability: its dirty partition is taken uncleanly.
+        unclean = {"unclean.leader.election.enable": "true"}
+        given_up = min(p for p, n in create(one.bootstrap, "un", 8, url, unclean).items() if n == 2)
+        unclean_acks = Acks(one.bootstrap)
+        for i in range(20):
+            unclean_acks.send("un", given_up, f"u{i}".encode())
+        unclean_acks.flush()
         acks.flush()
         rows = stored(url, "fo")
         assert all(rows[p]["dirty"] == rows[p]["epoch"] for p in written)
         assert rows[idle]["dirty"] == 0
+        assert stored(url, "un")[given_up]["dirty"] != 0
 
         two.kill9()
         wait_until(lambda: stored(url, "fo")[idle]["leader"] == 1, 30, "the clean one moves")
@@ -273,6 +285,11 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
             assert answered[p] == (-1, LEADER_NOT_AVAILABLE), answered[p]
             assert raw_produce_error(one.bootstrap, "fo", p) == NOT_LEADER_OR_FOLLOWER
         assert answered[idle] == (1, 0)
+        wait_until(lambda: stored(url, "un")[given_up]["leader"] == 1, 30, "unclean claim")
+        assert (
+            "unclean leader election: records node 2 acknowledged past offset 0"
+            in (tmp_path / "one-broker.log").read_text()
+        )
 
         # Broker 2 returns on its data directory: it replays its WAL and serves them.
         two.start()

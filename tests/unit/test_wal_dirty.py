@@ -121,6 +121,8 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         streams = [r.stream_id for r in engine.partitions("t")]
         assert len(engine.claim_leadership({s: 0 for s in streams}, 1).claimed) == 4
         assert engine.mark_wal_dirty({streams[0]: 1}) == {streams[0]}
+        # A move of streams[3] to node 3 is in flight when node 1 dies.
+        assert engine.move_partitions(controller, {streams[3]: 3}, "operator")
         # The placement offered still names node 1 (a heartbeat-old list): it is left out.
         offered = [Candidate(1, None), Candidate(2, None), Candidate(3, None)]
         placement = Placement(offered[1:])
@@ -136,28 +138,58 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         (expiry,) = engine.expire_brokers(controller, placing)
         assert expiry.node_id == 1
         assert expiry.offline == [streams[0]]
-        assert expiry.moved == {s: placement(s) for s in streams[1:]}
+        assert expiry.moved == {s: placement(s) for s in streams[1:3]}
         rows = {r.stream_id: r for r in engine.partitions("t")}
         assert rows[streams[0]].target_node == 1
-        assert all(rows[s].target_node == placement(s) for s in streams[1:])
+        assert all(rows[s].target_node == placement(s) for s in streams[1:3])
+        assert rows[streams[3]].target_node == 3  # its move goes on
         # A reconciler reading the moved rows reads them with their leader's lease lapsed.
         _, changed = engine.assignment_changes(0)
         assert {r.stream_id: r.leader_live for r in changed if r.topic == "t"} == {
             s: False for s in streams
         }
-        reasons = engine._db.execute("SELECT DISTINCT reason FROM reassignments").fetchall()
-        assert [r[0] for r in reasons] == ["failover"]
+        reasons = engine._db.execute("SELECT stream_id, reason FROM reassignments").fetchall()
+        assert dict((int(r[0]), r[1]) for r in reasons) == {
+            streams[1]: "failover",
+            streams[2]: "failover",
+            streams[3]: "operator",
+        }
         # Marked expired: its heartbeat matches no row; nothing left to expire.
         assert engine.cluster_heartbeat(1, 10, 300, -1) is None
         assert engine.expire_brokers(controller, placing) == []
         # The targets claim the clean ones; the dirty one stays with node 1.
         for node in (2, 3):
-            mine = {s: 1 for s in streams[1:] if placement(s) == node}
+            mine = {s: 1 for s in streams[1:] if rows[s].target_node == node}
             assert engine.claim_leadership(mine, node).claimed == {s: 2 for s in mine}
         assert engine.claim_leadership({streams[0]: 1}, 2).dirty == {streams[0]: 1}
         # Node 1 returns on its data directory: its row and its dirty partition are its own.
         registered(engine, 1, 11, LONG_MS)
         assert engine.claim_leadership({streams[0]: 1}, 1).claimed == {streams[0]: 2}
+    finally:
+        engine.close()
+
+
+def test_an_unclean_topics_dirty_partitions_move_all_the_same(metadata_url: str) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        registered(engine, 1, 10, 50)
+        registered(engine, 2, 20, LONG_MS)
+        beat = engine.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        engine.create_topic("kept", 1, {}, lambda stream_id: 1)
+        engine.create_topic("given", 1, {}, lambda stream_id: 1)
+        kept, given = (engine.partitions(t)[0].stream_id for t in ("kept", "given"))
+        assert engine.claim_leadership({kept: 0, given: 0}, 1).claimed == {kept: 1, given: 1}
+        assert engine.mark_wal_dirty({kept: 1, given: 1}) == {kept, given}
+        time.sleep(0.1)
+        only_two = Placement([Candidate(2, None)])
+        (expiry,) = engine.expire_brokers(
+            beat.controller, lambda dead: only_two, frozenset({"given"})
+        )
+        assert (expiry.offline, expiry.moved) == ([kept], {given: 2})
+        # Its claim must say it may be unclean: the reconciler does for such a topic.
+        assert engine.claim_leadership({given: 1}, 2).dirty == {given: 1}
+        assert engine.claim_leadership({given: 1}, 2, frozenset({given})).claimed == {given: 2}
     finally:
         engine.close()
 

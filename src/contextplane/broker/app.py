@@ -352,7 +352,14 @@ class Broker:
             settings.broker_heartbeat_interval_ms / 1000,
         )
         self.controller = Controller(
-            self.metadata, registry, settings.broker_heartbeat_interval_ms / 1000
+            self.metadata,
+            registry,
+            settings.broker_heartbeat_interval_ms / 1000,
+            lambda: frozenset(
+                name
+                for name in topics.topics()
+                if topics.configs(name).get("unclean.leader.election.enable") == "true"
+            ),
         )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)

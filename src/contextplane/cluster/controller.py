@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.registry import Registry
@@ -31,9 +32,17 @@ class NotController(RuntimeError):
 
 
 class Controller:
-    def __init__(self, metadata: MetadataStore, registry: Registry, interval_s: float) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        registry: Registry,
+        interval_s: float,
+        unclean_topics: Callable[[], frozenset[str]] = frozenset,
+    ) -> None:
+        """`unclean_topics()` names the topics with unclean.leader.election.enable=true."""
         self._metadata = metadata
         self._registry = registry
+        self._unclean_topics = unclean_topics
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -66,7 +75,9 @@ class Controller:
             return Placement(left) if left else None
 
         try:
-            expiries = await self._metadata.expire_brokers(registry.controller, placement)
+            expiries = await self._metadata.expire_brokers(
+                registry.controller, placement, self._unclean_topics()
+            )
         except Exception as exc:
             log.warning("failover pass failed (%r); retrying", exc)
             raise

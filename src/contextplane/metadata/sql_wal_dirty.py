@@ -82,13 +82,20 @@ class WalDirtyRows:
                 + [(0, stream_id, epoch) for stream_id, epoch in sorted(clean.items())],
             )
 
-    def expire_brokers(self, controller: ControllerRecord, placement: Placing) -> list[Expiry]:
+    def expire_brokers(
+        self,
+        controller: ControllerRecord,
+        placement: Placing,
+        unclean_topics: frozenset[str] = frozenset(),
+    ) -> list[Expiry]:
         """Mark every broker whose lease lapsed (database clock) expired and retarget its
         partitions, in one transaction fenced by the controller epoch (nothing written
         when `controller` no longer holds it). A partition it leads or is targeted at
         goes where `placement(dead nodes)` says (reason `failover`), unless it is dirty
-        and led by it: that one stays targeted at it, offline until it returns. With no
-        placement (no live broker to move to) the brokers are only marked."""
+        and led by it: that one stays targeted at it, offline until it returns, except in
+        `unclean_topics` (unclean.leader.election.enable: moved all the same, its
+        un-uploaded records given up by the claim). With no placement (no live broker to
+        move to) the brokers are only marked."""
         engine: Any = self
         expiries: list[Expiry] = []
         with engine._transaction():
@@ -110,23 +117,38 @@ class WalDirtyRows:
             for node_id in dead:
                 self._db.execute("UPDATE brokers SET state='expired' WHERE node_id=?", (node_id,))
                 rows = self._db.execute(
-                    "SELECT stream_id, leader_node, target_node, wal_dirty FROM partitions"
+                    "SELECT stream_id, leader_node, target_node, wal_dirty, topic FROM partitions"
                     " WHERE leader_node=? OR target_node=? ORDER BY stream_id" + self._lock,
                     (node_id, node_id),
                 ).fetchall()
                 moved: dict[int, int] = {}
                 offline: list[int] = []
-                for stream_id, leader, target, wal_dirty in rows:
+                for stream_id, leader, target, wal_dirty, topic in rows:
                     stream_id, leader, target = int(stream_id), int(leader), int(target)
-                    if int(wal_dirty) != 0 and leader == node_id:
+                    if int(wal_dirty) != 0 and leader == node_id and topic not in unclean_topics:
+                        # Offline until it returns; a move of it in flight is called off.
                         offline.append(stream_id)
-                        new_target = node_id
-                    elif target != node_id and target not in dead:
-                        continue  # already targeted at a live broker (a move in flight)
-                    elif target_of is None:
+                        if target != node_id:
+                            self._db.execute(
+                                "UPDATE partitions SET target_node=?, assignment_generation=?"
+                                " WHERE stream_id=?",
+                                (node_id, announced, stream_id),
+                            )
+                            self._db.execute(
+                                "DELETE FROM reassignments WHERE stream_id=?", (stream_id,)
+                            )
                         continue
-                    else:
-                        new_target = moved[stream_id] = target_of(stream_id)
+                    if target != node_id and target not in dead:
+                        # A move in flight to a live broker: announced again, so its
+                        # target reads it with the leader's lease lapsed and claims it.
+                        self._db.execute(
+                            "UPDATE partitions SET assignment_generation=? WHERE stream_id=?",
+                            (announced, stream_id),
+                        )
+                        continue
+                    if target_of is None:
+                        continue
+                    new_target = moved[stream_id] = target_of(stream_id)
                     self._db.execute(
                         "UPDATE partitions SET target_node=?, assignment_generation=?"
                         " WHERE stream_id=?",
@@ -159,8 +181,13 @@ class WalDirtyCalls:
         await store._call(store.engine.settle_wal_dirty, dirty, clean)
 
     async def expire_brokers(
-        self, controller: ControllerRecord, placement: Placing
+        self,
+        controller: ControllerRecord,
+        placement: Placing,
+        unclean_topics: frozenset[str] = frozenset(),
     ) -> list[Expiry]:
         store: Any = self
-        result: list[Expiry] = await store._call(store.engine.expire_brokers, controller, placement)
+        result: list[Expiry] = await store._call(
+            store.engine.expire_brokers, controller, placement, unclean_topics
+        )
         return result

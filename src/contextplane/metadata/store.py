@@ -113,12 +113,15 @@ class MetadataStore(Protocol):
         ...
 
     async def expire_brokers(
-        self, controller: ControllerRecord, placement: Placing
+        self,
+        controller: ControllerRecord,
+        placement: Placing,
+        unclean_topics: frozenset[str] = frozenset(),
     ) -> list[Expiry]:
         """The controller's failover: brokers whose lease lapsed are marked expired and
         their clean partitions retargeted by `placement(dead nodes)` (reason
-        `failover`), their dirty ones left targeted at them, in one transaction fenced
-        by `controller`."""
+        `failover`), their dirty ones left targeted at them unless their topic is in
+        `unclean_topics`, in one transaction fenced by `controller`."""
         ...
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
