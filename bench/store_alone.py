@@ -18,6 +18,7 @@ MIB = 1024 * 1024
 GET_BYTES = 4 * MIB
 IN_FLIGHT = 8
 KEYS_MAX = 48  # 6 rounds of 8 in flight
+OBJECT_SUFFIX = ".obj"  # storage/object_format.py: every object key ends so
 
 
 def object_keys(store: Any, count: int = KEYS_MAX) -> list[str]:
@@ -26,7 +27,9 @@ def object_keys(store: Any, count: int = KEYS_MAX) -> list[str]:
 
     keys: list[str] = []
     for chunk in obstore.list(store):
-        keys.extend(item["path"] for item in chunk if not item["path"].endswith("/"))
+        # Objects only: a file:// store also lists the temporary `.part` file of a write
+        # the broker has under way, gone by the time it would be read.
+        keys.extend(item["path"] for item in chunk if item["path"].endswith(OBJECT_SUFFIX))
     return sorted(keys)[:count]
 
 
