@@ -192,15 +192,20 @@ class KafkaStore:
             config={"cleanup.policy": "compact"},
         )
         future = admin.create_topics([topic], request_timeout=self._timeout_s)[self._topic]
+        unanswered = store_timeout(
+            f"creating {self._topic} on {self._common['bootstrap.servers']} got no"
+            f" answer within {self._timeout_s:g} s (is the Kafka cluster reachable?)"
+        )
         try:
             future.result(self._timeout_s)
             log.info("created topic %s", self._topic)
         except TimeoutError:  # concurrent.futures': no message of its own
-            raise store_timeout(
-                f"creating {self._topic} on {self._common['bootstrap.servers']} got no"
-                f" answer within {self._timeout_s:g} s (is the Kafka cluster reachable?)"
-            ) from None
+            raise unanswered from None
         except KafkaException as exc:
+            # librdkafka's own request timeout can fire first ("Failed while waiting for
+            # controller"): the same unanswered request, said the same way.
+            if exc.args[0].code() == KafkaError._TIMED_OUT:
+                raise unanswered from None
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
 
