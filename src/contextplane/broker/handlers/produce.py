@@ -214,12 +214,9 @@ def _request_error(request: Any) -> KafkaError | None:
 
 def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaError) -> None:
     # Storage refusals are logged once per episode by the storage engine.
-    # Authorization denials are audited by the pipeline. A partition led elsewhere is the
-    # client's routine (it follows the leader named in the answer), not news: Kafka's
-    # ReplicaManager does not log it either.
+    # Authorization denials are audited by the pipeline.
     if exc.code not in (
         ErrorCode.unknown_topic_or_partition,
-        ErrorCode.not_leader_or_follower,
         ErrorCode.kafka_storage_error,
         ErrorCode.topic_authorization_failed,
     ):
