@@ -22,23 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
 
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
+from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
 from contextplane.storage.file_wal import FileWal
 
@@ -153,23 +151,9 @@ def _budget(services: Services) -> dict[str, int]:
     }
 
 
-class _Families:
-    """A collector that yields metric families built beforehand."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
-
-
 def render(snapshot: Snapshot) -> bytes:
     """The Prometheus text exposition of a snapshot, with the process's own metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    registry.register(_Families(list(families(snapshot))))
-    return generate_latest(registry)
+    return exposition(families(snapshot), with_process=True)
 
 
 def families(snapshot: Snapshot) -> Iterable[Metric]:

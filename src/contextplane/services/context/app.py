@@ -8,7 +8,6 @@ POST /v1/views/{view}/get               the same, behind a read fence:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -27,6 +26,7 @@ from contextplane.services.context.service import (
     ContextService,
     EntityAnswer,
 )
+from contextplane.services.request_body import read_bounded
 
 log = logging.getLogger("contextplane.context")
 
@@ -112,22 +112,11 @@ def offset_vector(raw: Any) -> dict[TopicPartition, int]:
 
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object, read up to BODY_BYTES_MAX within BODY_READ_S."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > BODY_BYTES_MAX:
-        raise errors.body_too_large(BODY_BYTES_MAX)
-    chunks: list[bytes] = []
-    size = 0
+    body = await read_bounded(
+        request, BODY_BYTES_MAX, BODY_READ_S, errors.body_too_large, errors.body_timeout
+    )
     try:
-        async with asyncio.timeout(BODY_READ_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > BODY_BYTES_MAX:
-                    raise errors.body_too_large(BODY_BYTES_MAX)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise errors.body_timeout(BODY_READ_S) from None
-    try:
-        document = json.loads(b"".join(chunks))
+        document = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise errors.bad_request(f"the body is not JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -4,21 +4,12 @@ applied. Written by prometheus_client, as the broker's /metrics is (console/metr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from contextplane.prometheus_text import exposition
 from contextplane.services.context.freshness import Freshness
-
-
-class _Families:
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
 
 
 def render(status: dict[str, Any]) -> str:
@@ -65,6 +56,4 @@ def render(status: dict[str, Any]) -> str:
         "Source records applied since the service started",
         value=status["applied_records"],
     )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families([lag, age, target, stale, skipped, applied]))
-    return generate_latest(registry).decode()
+    return exposition([lag, age, target, stale, skipped, applied]).decode()

@@ -3,13 +3,13 @@ parameters read as Confluent's (Jersey) reads them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from contextplane.services.request_body import read_bounded
 from contextplane.services.schema_registry import errors
 from contextplane.services.schema_registry.references import Reference, references_field
 
@@ -41,22 +41,11 @@ def raw_response(text: str) -> Response:
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object, read up to BODY_BYTES_MAX within BODY_READ_S: 413 past
     the size, 408 past the time, 400 for anything that is not a JSON object."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > BODY_BYTES_MAX:
-        raise errors.body_too_large(BODY_BYTES_MAX)
-    chunks: list[bytes] = []
-    size = 0
+    body = await read_bounded(
+        request, BODY_BYTES_MAX, BODY_READ_S, errors.body_too_large, errors.request_timeout
+    )
     try:
-        async with asyncio.timeout(BODY_READ_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > BODY_BYTES_MAX:
-                    raise errors.body_too_large(BODY_BYTES_MAX)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise errors.request_timeout(BODY_READ_S) from None
-    try:
-        document = json.loads(b"".join(chunks))
+        document = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise errors.bad_request(f"Unexpected character in the request body: {exc}") from None
     if not isinstance(document, dict):

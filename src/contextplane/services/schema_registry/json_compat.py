@@ -94,7 +94,7 @@ def differences(original: JsonSchema, update: JsonSchema) -> list[Change]:
 
 
 class _TooComplex(Exception):
-    pass
+    """The comparison passed COMPARISONS_MAX or COMPARE_DEPTH_MAX."""
 
 
 def _compatible(changes: list[Change]) -> bool:

@@ -117,7 +117,7 @@ def parse_protobuf(
 
 
 class _SyntaxError(Exception):
-    pass
+    """The parser's syntax error, raised instead of printed (line:column message)."""
 
 
 class _RaisingListener(ErrorListener):  # type: ignore[misc]
