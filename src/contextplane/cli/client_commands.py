@@ -1,5 +1,5 @@
-"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `produce`,
-`consume`. `cli/launch.py` parses and runs them without importing the broker (which
+"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
+`produce`, `consume`. `cli/launch.py` parses and runs them without importing the broker (which
 `cli/main.py` does for `up`): less than half the CPU time to start."""
 
 from __future__ import annotations
@@ -7,9 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contextplane.cli import consume, group, produce, topic
+from contextplane.cli import config, consume, group, produce, topic
 
-COMMANDS = {"topic": topic, "group": group, "produce": produce, "consume": consume}
+COMMANDS = {
+    "topic": topic,
+    "group": group,
+    "config": config,
+    "produce": produce,
+    "consume": consume,
+}
 
 
 def add_parsers(sub: Any) -> None:
