@@ -17,7 +17,7 @@ import sys
 
 # cli/client_commands.py's COMMANDS (a test keeps the two the same): named here so that
 # `contextplane up` imports nothing of theirs.
-CLIENT_COMMANDS = frozenset({"topic", "group", "config", "produce", "consume"})
+CLIENT_COMMANDS = frozenset({"topic", "group", "config", "acl", "user", "produce", "consume"})
 
 
 def run() -> int:
