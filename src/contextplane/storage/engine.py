@@ -195,7 +195,7 @@ class StorageEngine:
             settings.object_read_ahead_enable,
         )
         self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
-        self._reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
+        self.reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self._tasks: list[asyncio.Task[None]] = []
         self._opening = asyncio.Lock()
         self._refusing = False  # for logging each refusal episode once
@@ -536,9 +536,7 @@ class StorageEngine:
         isolation_level: int = READ_UNCOMMITTED,
     ) -> list[bytes | memoryview]:
         """Whole batches from `offset` within `bytes_max` (reader.py)."""
-        return await self._reader.read(
-            partition, offset, bytes_max, allow_oversize, isolation_level
-        )
+        return await self.reader.read(partition, offset, bytes_max, allow_oversize, isolation_level)
 
     async def read_many(
         self,
@@ -547,13 +545,13 @@ class StorageEngine:
         yield_due: Callable[[], bool] | None = None,
     ) -> list[list[bytes | memoryview] | KafkaError | OSError]:
         """The partitions of one Fetch, read together (reader.py)."""
-        return await self._reader.read_many(requests, max_bytes, yield_due)
+        return await self.reader.read_many(requests, max_bytes, yield_due)
 
     async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
         return await self.log_cache.batch_bytes(batches)
 
     async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:
-        return await self._reader.batches_for_lookup(partition)
+        return await self.reader.batches_for_lookup(partition)
 
     # -- upload, retention, log start --------------------------------------------------
 

@@ -112,7 +112,11 @@ class Uploader:
         self._before_upload = before_upload
         self._after_upload = after_upload
         self.wakeup = asyncio.Event()
-        self.failures = 0
+        self.failures = 0  # in a row: the back-off's exponent
+        # Since start, for /metrics: objects committed, their bytes, attempts that failed.
+        self.objects_committed = 0
+        self.bytes_committed = 0
+        self.failed_attempts = 0
         # One upload at a time: two would pick the same pending batches.
         self._uploading = asyncio.Lock()
         self._upload: asyncio.Future[int] | None = None  # the loop's, maybe outliving it
@@ -156,6 +160,7 @@ class Uploader:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off
                 self.failures += 1
+                self.failed_attempts += 1
                 backoff = min(interval_s * 2**self.failures, _RETRY_BACKOFF_MAX_S)
                 log.warning(
                     "object upload failed (%d in a row; %d bytes wait in the WAL): %s",
@@ -214,6 +219,8 @@ class Uploader:
             log.info("object %s: retrying its commit", upload.key)
         outcome = await self._metadata.commit_object(upload.commit)
         self._unsettled = None
+        self.objects_committed += 1
+        self.bytes_committed += upload.object_size
         self._in_flight.discard(upload.key)
         return await self._settle(upload, outcome)
 
