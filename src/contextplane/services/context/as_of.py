@@ -129,6 +129,8 @@ class PointInTime:
                 )
             partitions, scanned_newest = self._scan(consumer, view, entity, start, vector, deadline)
         except KafkaException as exc:
+            if time.monotonic() >= deadline:  # a Kafka call cut short by the time bound
+                raise errors.as_of_timeout(self.settings.timeout_ms) from None
             raise errors.as_of_failed(exc.args[0].str()) from None
         finally:
             consumer.close()
