@@ -17,13 +17,13 @@ entity's record values kept, and `timeout_ms` in all.
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from contextplane.clock import Clock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import record_origin
 from contextplane.services.context.freshness import Position
@@ -92,7 +92,12 @@ def fold_in_order(current: Entity | None, partitions: dict[TP, list[Ordered]]) -
 
 class PointInTime:
     def __init__(
-        self, client_config: dict[str, Any], name: str, snapshots: Snapshots, settings: AsOfSettings
+        self,
+        client_config: dict[str, Any],
+        name: str,
+        snapshots: Snapshots,
+        settings: AsOfSettings,
+        clock: Clock,
     ) -> None:
         self._config = {
             **client_config,
@@ -102,13 +107,17 @@ class PointInTime:
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            # Records deleted by retention under a read are an error, never a silent
+            # jump to the log's end (which would look like a partition read to V).
+            "auto.offset.reset": "error",
         }
         self._snapshots = snapshots
         self.settings = settings
+        self._clock = clock
 
     def read(self, view: View, entity: str, vector: dict[TP, int]) -> PastState:
         """`entity` as of `vector`, which names every source partition of `view`."""
-        deadline = time.monotonic() + self.settings.timeout_ms / 1000
+        deadline = self._clock.monotonic_ms() + self.settings.timeout_ms
         consumer = Consumer(self._config)
         try:
             low = self._check_ends(consumer, vector, deadline)
@@ -129,7 +138,7 @@ class PointInTime:
                 )
             partitions, scanned_newest = self._scan(consumer, view, entity, start, vector, deadline)
         except KafkaException as exc:
-            if time.monotonic() >= deadline:  # a Kafka call cut short by the time bound
+            if self._clock.monotonic_ms() >= deadline:  # a Kafka call cut short by the time bound
                 raise errors.as_of_timeout(self.settings.timeout_ms) from None
             raise errors.as_of_failed(exc.args[0].str()) from None
         finally:
@@ -138,8 +147,15 @@ class PointInTime:
             newest = scanned_newest if newest is None else max(newest, scanned_newest)
         return PastState(fold_in_order(current, partitions), newest, span, snapshot)
 
+    def _left_s(self, deadline_ms: int) -> float:
+        """Seconds until the deadline; the timeout problem once it passed."""
+        left_ms = deadline_ms - self._clock.monotonic_ms()
+        if left_ms <= 0:
+            raise errors.as_of_timeout(self.settings.timeout_ms)
+        return left_ms / 1000
+
     def _check_ends(
-        self, consumer: Consumer, vector: dict[TP, int], deadline: float
+        self, consumer: Consumer, vector: dict[TP, int], deadline: int
     ) -> dict[TP, int]:
         """Each partition's log start; refused when V is past a partition's end (for a
         read_committed consumer, its last stable offset: records below it are decided)."""
@@ -150,7 +166,7 @@ class PointInTime:
                 low[tp] = 0
                 continue
             start, end = consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=_left(deadline, self.settings.timeout_ms), cached=False
+                TopicPartition(*tp), timeout=self._left_s(deadline), cached=False
             )
             low[tp] = start
             if offset > end:
@@ -189,7 +205,7 @@ class PointInTime:
         entity: str,
         start: dict[TP, int],
         vector: dict[TP, int],
-        deadline: float,
+        deadline: int,
     ) -> tuple[dict[TP, list[Ordered]], int | None]:
         """The entity's folds in each partition from `start` up to `vector`, and the
         newest timestamp among all the records read."""
@@ -201,15 +217,19 @@ class PointInTime:
         newest: int | None = None
         kept_bytes = 0
         while pending:
-            if time.monotonic() >= deadline:
-                raise errors.as_of_timeout(self.settings.timeout_ms)
-            for message in consumer.consume(SCAN_BATCH, timeout=min(POLL_S, _left(deadline))):
+            wait_s = min(POLL_S, self._left_s(deadline))
+            for message in consumer.consume(SCAN_BATCH, timeout=wait_s):
                 tp = (message.topic(), message.partition())
                 if tp not in pending:
                     continue
                 error = message.error()
                 offset = message.offset()
                 if error is not None:
+                    if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                        low, _ = consumer.get_watermark_offsets(
+                            TopicPartition(*tp), timeout=self._left_s(deadline), cached=False
+                        )
+                        raise errors.as_of_deleted({tp: (start[tp], low)})
                     if error.code() != KafkaError._PARTITION_EOF:
                         raise errors.as_of_failed(f"reading {tp[0]}[{tp[1]}]: {error.str()}")
                     if offset is not None and offset >= vector[tp]:
@@ -235,11 +255,3 @@ class PointInTime:
                     pending.discard(tp)
                     consumer.pause([TopicPartition(*tp)])
         return partitions, newest
-
-
-def _left(deadline: float, timeout_ms: int | None = None) -> float:
-    """Seconds until the deadline; raises the timeout problem once it passed."""
-    left = deadline - time.monotonic()
-    if left <= 0 and timeout_ms is not None:
-        raise errors.as_of_timeout(timeout_ms)
-    return max(left, 0.001)

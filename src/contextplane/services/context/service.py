@@ -72,7 +72,9 @@ class ContextService:
             self._snapshots, self._applier.store_path, settings.snapshot_every_records
         )
         common = {"bootstrap.servers": config.bootstrap, **config.client_config}
-        self._point_in_time = PointInTime(common, config.name, self._snapshots, settings)
+        self._point_in_time = PointInTime(
+            common, config.name, self._snapshots, settings, self._clock
+        )
         # Point-in-time reads block on Kafka: their own threads, a bounded number at once
         # (a slot is given back when the read's thread ends, not when its caller leaves).
         self._as_of_pool = ThreadPoolExecutor(settings.concurrent_max, "context-as-of")
