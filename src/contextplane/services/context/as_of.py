@@ -217,8 +217,12 @@ class PointInTime:
         newest: int | None = None
         kept_bytes = 0
         while pending:
-            wait_s = min(POLL_S, self._left_s(deadline))
-            for message in consumer.consume(SCAN_BATCH, timeout=wait_s):
+            # consume() would wait for a whole batch (or its timeout) even when the rest
+            # is not coming: the first record is polled, then what is fetched taken.
+            first = consumer.poll(min(POLL_S, self._left_s(deadline)))
+            if first is None:
+                continue
+            for message in [first, *consumer.consume(SCAN_BATCH - 1, timeout=0)]:
                 tp = (message.topic(), message.partition())
                 if tp not in pending:
                     continue
