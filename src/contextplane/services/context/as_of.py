@@ -222,7 +222,8 @@ class PointInTime:
             first = consumer.poll(min(POLL_S, self._left_s(deadline)))
             if first is None:
                 continue
-            for message in [first, *consumer.consume(SCAN_BATCH - 1, timeout=0)]:
+            batch: list[Any] = [first, *consumer.consume(SCAN_BATCH - 1, timeout=0)]
+            for message in batch:
                 tp = (message.topic(), message.partition())
                 if tp not in pending:
                     continue
