@@ -6,6 +6,7 @@ log's end, one that needs records retention deleted, and the bounds are problems
 from __future__ import annotations
 
 import json
+import random
 import threading
 import urllib.error
 import urllib.request
@@ -242,5 +243,76 @@ def test_as_of_bounds(broker: BrokerProcess, views: Path, tmp_path: Path) -> Non
     try:
         status, problem = raw_as_of(service.url, "a1", {("crm.accounts", 0): 10})
         assert (status, problem["type"]) == (504, "/problems/as-of-timeout"), problem
+    finally:
+        service.stop()
+
+
+def test_as_of_equals_the_view_at_each_vector_it_passed(
+    broker: BrokerProcess, views: Path, tmp_path: Path
+) -> None:
+    """Random records in rounds; after each, the view's state of every account and the
+    vector it reflects; at the end (more rounds and snapshots later) as_of each vector
+    gives each recorded state. An account's tickets go to one partition, as a keyed
+    producer would send them, so its list has one order."""
+    rng = random.Random(15)
+    accounts = [f"a{n}" for n in range(5)]
+    service = started(broker, views, tmp_path, "--snapshot-every-records", "25")
+    try:
+        source = Source(broker.bootstrap)
+        client = ContextClient(service.url)
+        seen: list[tuple[Vector, dict[str, Any]]] = []
+        for round_ in range(4):
+            for n in range(30):
+                account = rng.choice(accounts)
+                home = accounts.index(account) % 2
+                if rng.random() < 0.3:
+                    source.send("crm.accounts", 0, account, {"tier": rng.randrange(3)})
+                elif rng.random() < 0.2:
+                    plan = {"account_id": account, "plan": rng.randrange(3)}
+                    source.send("billing.entitlements", home, f"e{n}", plan)
+                else:
+                    ticket = {"account": {"id": account}, "n": f"{round_}.{n}"}
+                    source.send("support.tickets", home, f"t{n}", ticket)
+            vector = dict(source.ends)
+            caught_up(client, vector)
+            states = {a: client.get("account", a).state for a in accounts}
+            seen.append((vector, states))
+        snapshots = tmp_path / "context" / "snapshots"
+        wait_until(lambda: any(snapshots.glob("snapshot-*.db")), 30, "a snapshot")
+
+        for vector, states in seen:
+            for account, state in states.items():
+                status, answer = raw_as_of(service.url, account, vector)
+                assert status == 200, answer
+                assert answer["state"] == state, (vector, account)
+    finally:
+        service.stop()
+
+
+def test_as_of_is_refused_past_an_open_transaction(
+    broker: BrokerProcess, views: Path, tmp_path: Path
+) -> None:
+    """Records of a transaction still open are not decided: a vector past the last stable
+    offset is ahead of the log, even though the high watermark is past it."""
+    service = started(broker, views, tmp_path)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "as-of-open"})
+    try:
+        source = Source(broker.bootstrap)
+        source.send("crm.accounts", 0, "a1", {"tier": "gold"})
+        producer.init_transactions(TIMEOUT_S)
+        producer.begin_transaction()
+        producer.produce("crm.accounts", key=b"a1", value=b'{"tier": "open"}', partition=0)
+        producer.flush(TIMEOUT_S)
+
+        status, problem = raw_as_of(service.url, "a1", {("crm.accounts", 0): 2})
+        assert status == 409, problem
+        assert problem["ahead"] == [{"topic": "crm.accounts", "partition": 0, "as_of": 2, "end": 1}]
+        status, answer = raw_as_of(service.url, "a1", {("crm.accounts", 0): 1})
+        assert (status, answer["state"]) == (200, {"profile": {"tier": "gold"}})
+
+        producer.abort_transaction(TIMEOUT_S)
+        # Aborted: the offset past the marker is decided and holds nothing of it.
+        status, answer = raw_as_of(service.url, "a1", {("crm.accounts", 0): 3})
+        assert (status, answer["state"]) == (200, {"profile": {"tier": "gold"}})
     finally:
         service.stop()
