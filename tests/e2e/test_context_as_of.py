@@ -169,6 +169,20 @@ def test_as_of_answers_the_same_past_state_every_time(
         for bad in ({("crm.accounts", 7): 1}, {("other", 0): 1}, {("crm.accounts", 0): -1}):
             status, problem = raw_as_of(service.url, "a1", bad)
             assert (status, problem["type"]) == (400, "/problems/bad-as-of"), problem
+        for body in ('"x"', '{"crm.accounts": {"x": 1}}', '{"crm.accounts": {"0": true}}'):
+            request = urllib.request.Request(
+                f"{service.url}/v1/views/account/get",
+                data=f'{{"entity": "a1", "as_of": {body}}}'.encode(),
+                method="POST",
+            )
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except urllib.error.HTTPError as exc:
+                problem = json.loads(exc.read())
+                assert (exc.code, problem["type"]) == (400, "/problems/bad-request"), problem
+                assert "'as_of" in problem["detail"]
+            else:
+                raise AssertionError(f"as_of {body} was answered")
         try:
             client.get("account", "a1", min_offsets={("crm.accounts", 0): 0}, as_of=v1)
         except ContextClientError as exc:

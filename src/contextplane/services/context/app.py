@@ -6,6 +6,7 @@ POST /v1/views/{view}/get               the same, behind a read fence:
      {"entity": "a1", "min_offsets": {"crm.accounts": {"0": 41}}, "timeout_ms": 2000}
      or as it was once the records below each offset were applied (point in time):
      {"entity": "a1", "as_of": {"crm.accounts": {"0": 42}}}
+     (bounded by the service's own as_of settings; `timeout_ms` is a fence's wait)
 """
 
 from __future__ import annotations
