@@ -74,6 +74,8 @@ def folds_of(view: View, entity: str, record: Any, origin: Any) -> list[Fold]:
     for source in view.sources:
         if source.topic != origin.topic:
             continue
+        if source.id_path is None and record.key() != entity.encode():
+            continue  # keyed by another entity: its value need not be parsed
         got = read(source, record.key(), record.value())
         if not isinstance(got, Skip) and got[0] == entity:
             found.append((source, got[1], origin))
