@@ -156,6 +156,18 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
     return header, keys
 
 
+def header_values(headers: bytes, key: bytes) -> list[bytes | None]:
+    """The values of the headers named `key` in a record's encoded headers (`Record.headers`)."""
+    count, position = _varint(headers, 0)
+    found: list[bytes | None] = []
+    for _ in range(max(count, 0)):
+        name, position = _bytes_field(headers, position)
+        value, position = _bytes_field(headers, position)
+        if name == key:
+            found.append(value)
+    return found
+
+
 def _encode_record(record: Record, base_offset: int, base_timestamp_ms: int) -> bytes:
     body = b"".join(
         (

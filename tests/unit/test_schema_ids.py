@@ -1,0 +1,152 @@
+"""The schema id a key or value carries (Confluent's wire format), the subject each
+strategy names, the record name a schema gives the record strategies, and the topic
+configs that turn validation on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.wire import _varint
+from contextplane.broker.configs import checked_topic_config
+from contextplane.broker.schema_catalog import record_name_of
+from contextplane.broker.schema_ids import (
+    GUID_NOT_SUPPORTED,
+    NO_SCHEMA_ID,
+    Carried,
+    carried,
+    message_path,
+)
+from contextplane.broker.schema_validation import Rule, rule_for
+from contextplane.broker.subject_strategies import (
+    DEFAULT_STRATEGY,
+    Strategy,
+    parse_strategy,
+    subject_for,
+)
+from contextplane.errors import KafkaError
+from contextplane.services.schema_registry.formats import parse
+
+NO_HEADERS = _varint(0)
+
+
+def headers(*pairs: tuple[bytes, bytes]) -> bytes:
+    out = bytearray(_varint(len(pairs)))
+    for name, value in pairs:
+        out += _varint(len(name)) + name + _varint(len(value)) + value
+    return bytes(out)
+
+
+def test_the_prefix_carries_a_big_endian_id() -> None:
+    assert carried(b"\x00\x00\x00\x01\x02avro", NO_HEADERS, False, False) == Carried(258)
+    assert carried(b"\x00\xff\xff\xff\xff", NO_HEADERS, True, False) == Carried(2**32 - 1)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x00", b"\x00\x00\x00\x01", b"\x01\x00\x00\x00\x01", b"plain text", b"{}"],
+)
+def test_a_payload_without_the_prefix_carries_no_id(payload: bytes) -> None:
+    assert carried(payload, NO_HEADERS, False, False) == Carried(None, problem=NO_SCHEMA_ID)
+
+
+def test_a_guid_header_is_named_in_the_refusal() -> None:
+    guid = b"\x01" + bytes(16)
+    value_header = headers((b"__value_schema_id", guid))
+    assert carried(b"avro", value_header, False, False).problem == GUID_NOT_SUPPORTED
+    # The key's header says nothing of the value, and the other way round.
+    assert carried(b"avro", value_header, True, False).problem == NO_SCHEMA_ID
+    key_header = headers((b"other", b"x"), (b"__key_schema_id", guid))
+    assert carried(b"avro", key_header, True, False).problem == GUID_NOT_SUPPORTED
+
+
+def test_protobuf_message_paths() -> None:
+    prefix = b"\x00\x00\x00\x00\x07"
+    assert carried(prefix + b"\x00rest", NO_HEADERS, False, True) == Carried(7, (0,))
+    path = prefix + _varint(2) + _varint(1) + _varint(3)
+    assert carried(path, NO_HEADERS, False, True) == Carried(7, (1, 3))
+    assert message_path(prefix + _varint(3) + _varint(1), 5) is None  # cut short
+    assert message_path(prefix + _varint(-1), 5) is None
+    assert message_path(prefix + _varint(33) + bytes(33), 5) is None  # past the bound
+    assert message_path(prefix + b"\xff\xff\xff\xff\xff\xff", 5) is None  # varint too long
+
+
+@pytest.mark.parametrize(
+    ("value", "strategy"),
+    [
+        ("io.confluent.kafka.serializers.subject.TopicNameStrategy", Strategy.TOPIC),
+        ("io.confluent.kafka.serializers.subject.RecordNameStrategy", Strategy.RECORD),
+        ("io.confluent.kafka.serializers.subject.TopicRecordNameStrategy", Strategy.TOPIC_RECORD),
+        ("TopicRecordNameStrategy", Strategy.TOPIC_RECORD),
+        ("RecordNameStrategy", Strategy.RECORD),
+        ("io.confluent.kafka.serializers.subject.Nope", None),
+        ("topicnamestrategy", None),
+        ("", None),
+    ],
+)
+def test_strategy_names(value: str, strategy: Strategy | None) -> None:
+    assert parse_strategy(value) is strategy
+
+
+def test_the_subject_each_strategy_names() -> None:
+    assert subject_for(Strategy.TOPIC, "orders", False, None) == "orders-value"
+    assert subject_for(Strategy.TOPIC, "orders", True, "ignored") == "orders-key"
+    assert subject_for(Strategy.RECORD, "orders", False, "shop.Order") == "shop.Order"
+    assert subject_for(Strategy.RECORD, "orders", True, "shop.Id") == "shop.Id"
+    assert subject_for(Strategy.TOPIC_RECORD, "orders", False, "shop.Order") == "orders-shop.Order"
+    with pytest.raises(ValueError, match="record name"):
+        subject_for(Strategy.RECORD, "orders", False, None)
+
+
+def test_topic_configs_are_checked() -> None:
+    assert checked_topic_config("confluent.value.schema.validation", " TRUE ") == "TRUE"
+    assert checked_topic_config("confluent.key.schema.validation", "false") == "false"
+    assert checked_topic_config("confluent.value.subject.name.strategy", DEFAULT_STRATEGY)
+    for name, value in [
+        ("confluent.value.schema.validation", "yes"),
+        ("confluent.key.subject.name.strategy", "io.confluent.Other"),
+    ]:
+        with pytest.raises(KafkaError, match=f"Invalid value {value} for configuration {name}"):
+            checked_topic_config(name, value)
+
+
+def test_rules_from_topic_configs() -> None:
+    assert rule_for({}) is None
+    assert rule_for({"confluent.value.schema.validation": "false"}) is None
+    assert rule_for({"confluent.value.schema.validation": "True"}) == Rule(None, Strategy.TOPIC)
+    assert rule_for(
+        {
+            "confluent.key.schema.validation": "true",
+            "confluent.key.subject.name.strategy": "RecordNameStrategy",
+            "confluent.value.subject.name.strategy": "TopicRecordNameStrategy",
+        }
+    ) == Rule(Strategy.RECORD, None)
+
+
+def test_record_names_of_each_schema_type() -> None:
+    record = {"type": "record", "name": "Order", "namespace": "shop", "fields": []}
+    assert record_name_of(parse("AVRO", json.dumps(record)), None) == "shop.Order"
+    enum = {"type": "enum", "name": "Colour", "symbols": ["RED"]}
+    assert record_name_of(parse("AVRO", json.dumps(enum)), None) == "Colour"
+    assert record_name_of(parse("AVRO", '"string"'), None) == "string"
+    assert record_name_of(parse("AVRO", '{"type": "array", "items": "int"}'), None) == "array"
+    assert record_name_of(parse("AVRO", '["null", "int"]'), None) == "union"
+
+    titled = {"title": "Customer", "type": "object"}
+    assert record_name_of(parse("JSON", json.dumps(titled)), None) == "Customer"
+    assert record_name_of(parse("JSON", '{"type": "object"}'), None) is None
+
+    proto = parse(
+        "PROTOBUF",
+        'syntax = "proto3"; package shop; '
+        "message Order { message Line { string sku = 1; } Line line = 1; } "
+        "message Refund { string id = 1; }",
+    )
+    assert record_name_of(proto, None) == "shop.Order"
+    assert record_name_of(proto, (0,)) == "shop.Order"
+    assert record_name_of(proto, (1,)) == "shop.Refund"
+    assert record_name_of(proto, (0, 0)) == "shop.Order.Line"
+    assert record_name_of(proto, (2,)) is None
+    unpackaged = parse("PROTOBUF", 'syntax = "proto3"; message Ping { int32 n = 1; }')
+    assert record_name_of(unpackaged, (0,)) == "Ping"
