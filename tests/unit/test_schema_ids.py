@@ -8,15 +8,15 @@ import json
 
 import pytest
 
-from conformance.wire import _varint
+from conformance.wire import Rec, _varint, encode_batch
 from contextplane.broker.configs import checked_topic_config
 from contextplane.broker.schema_catalog import record_name_of
 from contextplane.broker.schema_ids import (
-    GUID_NOT_SUPPORTED,
     NO_SCHEMA_ID,
     Carried,
     carried,
     message_path,
+    names_guid,
 )
 from contextplane.broker.schema_validation import Rule, rule_for
 from contextplane.broker.subject_strategies import (
@@ -26,6 +26,7 @@ from contextplane.broker.subject_strategies import (
     subject_for,
 )
 from contextplane.errors import KafkaError
+from contextplane.protocol.record_codec import read_records, record_heads
 from contextplane.services.schema_registry.formats import parse
 
 NO_HEADERS = _varint(0)
@@ -39,8 +40,8 @@ def headers(*pairs: tuple[bytes, bytes]) -> bytes:
 
 
 def test_the_prefix_carries_a_big_endian_id() -> None:
-    assert carried(b"\x00\x00\x00\x01\x02avro", NO_HEADERS, False, False) == Carried(258)
-    assert carried(b"\x00\xff\xff\xff\xff", NO_HEADERS, True, False) == Carried(2**32 - 1)
+    assert carried(b"\x00\x00\x00\x01\x02avro", False) == Carried(258)
+    assert carried(b"\x00\xff\xff\xff\xff", False) == Carried(2**32 - 1)
 
 
 @pytest.mark.parametrize(
@@ -48,24 +49,26 @@ def test_the_prefix_carries_a_big_endian_id() -> None:
     [b"", b"\x00", b"\x00\x00\x00\x01", b"\x01\x00\x00\x00\x01", b"plain text", b"{}"],
 )
 def test_a_payload_without_the_prefix_carries_no_id(payload: bytes) -> None:
-    assert carried(payload, NO_HEADERS, False, False) == Carried(None, problem=NO_SCHEMA_ID)
+    assert carried(payload, False) == Carried(None, problem=NO_SCHEMA_ID)
 
 
-def test_a_guid_header_is_named_in_the_refusal() -> None:
+def test_guid_headers_are_told_apart() -> None:
     guid = b"\x01" + bytes(16)
     value_header = headers((b"__value_schema_id", guid))
-    assert carried(b"avro", value_header, False, False).problem == GUID_NOT_SUPPORTED
+    assert names_guid(value_header, is_key=False)
     # The key's header says nothing of the value, and the other way round.
-    assert carried(b"avro", value_header, True, False).problem == NO_SCHEMA_ID
-    key_header = headers((b"other", b"x"), (b"__key_schema_id", guid))
-    assert carried(b"avro", key_header, True, False).problem == GUID_NOT_SUPPORTED
+    assert not names_guid(value_header, is_key=True)
+    assert names_guid(headers((b"other", b"x"), (b"__key_schema_id", guid)), is_key=True)
+    assert not names_guid(NO_HEADERS, is_key=False)
+    assert not names_guid(b"\x04\x02", is_key=False)  # cut short
 
 
 def test_protobuf_message_paths() -> None:
     prefix = b"\x00\x00\x00\x00\x07"
-    assert carried(prefix + b"\x00rest", NO_HEADERS, False, True) == Carried(7, (0,))
+    assert carried(prefix + b"\x00rest", True) == Carried(7, (0,))
     path = prefix + _varint(2) + _varint(1) + _varint(3)
-    assert carried(path, NO_HEADERS, False, True) == Carried(7, (1, 3))
+    assert carried(path, True) == Carried(7, (1, 3))
+    assert carried(path, False) == Carried(7)
     assert message_path(prefix + _varint(3) + _varint(1), 5) is None  # cut short
     assert message_path(prefix + _varint(-1), 5) is None
     assert message_path(prefix + _varint(33) + bytes(33), 5) is None  # past the bound
@@ -150,3 +153,21 @@ def test_record_names_of_each_schema_type() -> None:
     assert record_name_of(proto, (2,)) is None
     unpackaged = parse("PROTOBUF", 'syntax = "proto3"; message Ping { int32 n = 1; }')
     assert record_name_of(unpackaged, (0,)) == "Ping"
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "lz4", "zstd", "snappy"])
+def test_record_heads_agree_with_whole_records(compression: str) -> None:
+    records = [
+        Rec(b"\x00\x00\x00\x00\x05" + b"v" * 300, key=b"k" * 200),
+        Rec(None, key=b"tombstone"),
+        Rec(b"ab"),
+        Rec(b"", key=b""),
+        Rec(b"x" * 70_000, headers=[("h", b"1"), ("__value_schema_id", None)]),
+    ]
+    batch = encode_batch(records, compression=compression)
+    for head_bytes in (5, 166):
+        keys, values = record_heads(batch, 1 << 20, head_bytes)
+        _, whole = read_records(batch, 1 << 20)
+        assert keys == [None if r.key is None else r.key[:head_bytes] for r in whole]
+        assert values == [None if r.value is None else r.value[:head_bytes] for r in whole]
+        assert values[0] == b"\x00\x00\x00\x00\x05" + b"v" * (head_bytes - 5)

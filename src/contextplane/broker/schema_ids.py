@@ -25,6 +25,10 @@ NO_SCHEMA_ID = "Record has no schema id"
 GUID_NOT_SUPPORTED = "Record names its schema by a GUID header; schema GUIDs are not supported"
 
 
+# What a head must hold for a Protobuf message path: its count and indexes, 5 bytes each.
+PATH_BYTES_MAX = 5 * (1 + MESSAGE_PATH_MAX)
+
+
 @dataclass(frozen=True, slots=True)
 class Carried:
     """What one key or value carries: a schema id (with the Protobuf message path right
@@ -35,19 +39,22 @@ class Carried:
     problem: str | None = None
 
 
-def carried(payload: bytes, headers: bytes, is_key: bool, with_path: bool) -> Carried:
-    """The schema id `payload` (not None) carries; `headers` are the record's encoded
-    headers, looked at only when the prefix is missing."""
-    if len(payload) >= PREFIX_BYTES and payload[0] == MAGIC:
-        schema_id = int.from_bytes(payload[1:PREFIX_BYTES], "big")
-        path = message_path(payload, PREFIX_BYTES) if with_path else None
+def carried(head: bytes, with_path: bool) -> Carried:
+    """The schema id a key or value starting with `head` carries (`head`: its first
+    PREFIX_BYTES, plus PATH_BYTES_MAX for the message path `with_path`)."""
+    if len(head) >= PREFIX_BYTES and head[0] == MAGIC:
+        schema_id = int.from_bytes(head[1:PREFIX_BYTES], "big")
+        path = message_path(head, PREFIX_BYTES) if with_path else None
         return Carried(schema_id, path)
-    name = KEY_GUID_HEADER if is_key else VALUE_GUID_HEADER
+    return Carried(None, problem=NO_SCHEMA_ID)
+
+
+def names_guid(headers: bytes, is_key: bool) -> bool:
+    """Whether a record's encoded headers name the key's (value's) schema by a GUID."""
     try:
-        guid = bool(header_values(headers, name))
+        return bool(header_values(headers, KEY_GUID_HEADER if is_key else VALUE_GUID_HEADER))
     except (ValueError, IndexError):
-        guid = False
-    return Carried(None, problem=GUID_NOT_SUPPORTED if guid else NO_SCHEMA_ID)
+        return False
 
 
 def message_path(payload: bytes, position: int) -> tuple[int, ...] | None:

@@ -23,20 +23,26 @@ from typing import TYPE_CHECKING, Protocol
 
 from contextplane import limits
 from contextplane.broker import subject_strategies as subjects
-from contextplane.broker.schema_catalog import Refusal, SchemaCatalog
-from contextplane.broker.schema_ids import Carried, carried
+from contextplane.broker.schema_catalog import NO_SCHEMA_ID, Refusal, SchemaCatalog
+from contextplane.broker.schema_ids import (
+    GUID_NOT_SUPPORTED,
+    PATH_BYTES_MAX,
+    PREFIX_BYTES,
+    carried,
+    names_guid,
+)
 from contextplane.broker.subject_strategies import Strategy, parse_strategy
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.record_codec import read_records
+from contextplane.protocol.record_codec import read_records, record_heads
 from contextplane.protocol.record_validation import RecordPolicy, invalid_records
 from contextplane.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
 
-# Per record: what its key and its value carry (None: not checked, or null).
-RecordIds = list[tuple[Carried | None, Carried | None]]
+# Each record's key heads and value heads (`record_codec.record_heads`).
+Heads = tuple[list[bytes | None], list[bytes | None]]
 
 
 class ProducedBatch(Protocol):
@@ -83,22 +89,23 @@ async def check_schema_ids(
             todo.append((item, rule))
     if not todo:
         return
-    found: dict[int, RecordIds] = {}
+    found: dict[int, Heads | None] = {}
     deferred = []
     for item, rule in todo:
         if _read_inline(item.header):
-            found[id(item)] = _record_ids(item, rule)
+            found[id(item)] = _heads(item, rule)
         else:
             deferred.append((item, rule))
     if deferred:
         loop = asyncio.get_running_loop()
-        read = await loop.run_in_executor(executor, _all_record_ids, deferred)
-        found.update((id(item), ids) for (item, _), ids in zip(deferred, read, strict=True))
+        read = await loop.run_in_executor(executor, _all_heads, deferred)
+        found.update((id(item), heads) for (item, _), heads in zip(deferred, read, strict=True))
     catalog: SchemaCatalog = ctx.services.schemas
     async with catalog.current(ctx.log):
         for item, rule in todo:
-            if item.error is None:
-                _judge(ctx, catalog, item, rule, found[id(item)])
+            heads = found[id(item)]
+            if heads is not None:
+                _judge(ctx, catalog, item, rule, heads)
 
 
 def _read_inline(header: BatchHeader) -> bool:
@@ -107,57 +114,61 @@ def _read_inline(header: BatchHeader) -> bool:
     )
 
 
-def _all_record_ids(batches: list[tuple[ProducedBatch, Rule]]) -> list[RecordIds]:
-    return [_record_ids(item, rule) for item, rule in batches]
+def _all_heads(batches: list[tuple[ProducedBatch, Rule]]) -> list[Heads | None]:
+    return [_heads(item, rule) for item, rule in batches]
 
 
-def _record_ids(item: ProducedBatch, rule: Rule) -> RecordIds:
-    """What each record carries; on a batch that does not read, its error is set."""
+def _heads(item: ProducedBatch, rule: Rule) -> Heads | None:
+    """The heads of the batch's keys and values; None, with its error set, if it does
+    not read."""
+    with_path = any(s is not None and s.needs_record_name for s in (rule.key, rule.value))
+    head_bytes = PREFIX_BYTES + (PATH_BYTES_MAX if with_path else 0)
     try:
-        _, records = read_records(item.batch, item.policy.decompressed_bytes_max)
+        return record_heads(item.batch, item.policy.decompressed_bytes_max, head_bytes)
     except (ValueError, IndexError) as exc:
         item.error = KafkaError(ErrorCode.invalid_record, f"Records do not read: {exc}")
-        return []
-    key_rule, value_rule = rule.key, rule.value
-    found: RecordIds = []
-    for record in records:
-        key = value = None
-        if key_rule is not None and record.key is not None:
-            key = carried(record.key, record.headers, True, key_rule.needs_record_name)
-        if value_rule is not None and record.value is not None:
-            value = carried(record.value, record.headers, False, value_rule.needs_record_name)
-        found.append((key, value))
-    return found
+        return None
 
 
 def _judge(
-    ctx: RequestContext,
-    catalog: SchemaCatalog,
-    item: ProducedBatch,
-    rule: Rule,
-    record_ids: RecordIds,
+    ctx: RequestContext, catalog: SchemaCatalog, item: ProducedBatch, rule: Rule, heads: Heads
 ) -> None:
-    # Most records of a batch carry the same id: each distinct one is judged once.
-    verdicts: dict[tuple[Carried, bool], Refusal | None] = {}
-    listed: list[tuple[int, str]] = []
-    reasons: Counter[str] = Counter()
-    for index, (key, value) in enumerate(record_ids):
-        refusal = None
-        for found, is_key, strategy in ((key, True, rule.key), (value, False, rule.value)):
-            if found is None or strategy is None:
-                continue
-            verdict = (found, is_key)
-            if verdict not in verdicts:
-                verdicts[verdict] = catalog.refusal(found, item.topic, is_key, strategy)
-            refusal = verdicts[verdict]
-            if refusal is not None:
-                break
-        if refusal is not None:
-            reasons[refusal[0]] += 1
-            if len(listed) < limits.RECORD_ERRORS_LISTED_MAX:
-                listed.append((index, refusal[1]))
-    if not reasons:
+    """Refuse the batch if a record fails; each distinct head is judged once (a batch's
+    records mostly carry one id), and records are visited one by one only on a refusal."""
+    refused: dict[int, tuple[Refusal, bool]] = {}  # batch index -> (refusal, of its key)
+    for side, is_key, strategy in ((heads[0], True, rule.key), (heads[1], False, rule.value)):
+        if strategy is None:
+            continue
+        bad: dict[bytes, Refusal] = {}
+        for head in set(side):
+            if head is not None:
+                found = carried(head, strategy.needs_record_name)
+                refusal = catalog.refusal(found, item.topic, is_key, strategy)
+                if refusal is not None:
+                    bad[head] = refusal
+        if bad:
+            for index, head in enumerate(side):
+                if head is not None and head in bad:
+                    refused.setdefault(index, (bad[head], is_key))
+    if not refused:
         return
-    item.error = invalid_records(sum(reasons.values()), listed)
+    listed = _listed(item, sorted(refused.items())[: limits.RECORD_ERRORS_LISTED_MAX])
+    item.error = invalid_records(len(refused), listed)
+    reasons = Counter(refusal[0] for refusal, _ in refused.values())
     for reason, count in reasons.items():
         ctx.services.stats.schema_rejected(item.topic, reason, count)
+
+
+def _listed(
+    item: ProducedBatch, refused: list[tuple[int, tuple[Refusal, bool]]]
+) -> list[tuple[int, str]]:
+    """The record errors to name; a record without an id whose header names a schema
+    GUID is told so (its headers are read only here, on the way to a refusal)."""
+    guids: set[int] = set()
+    if any(refusal[0] == NO_SCHEMA_ID for _, (refusal, _) in refused):
+        _, records = read_records(item.batch, item.policy.decompressed_bytes_max)
+        guids = {i for i, (_, is_key) in refused if names_guid(records[i].headers, is_key)}
+    return [
+        (index, GUID_NOT_SUPPORTED if index in guids else refusal[1])
+        for index, (refusal, _) in refused
+    ]

@@ -156,6 +156,39 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
     return header, keys
 
 
+def record_heads(
+    batch: bytes | memoryview, limit: int, head_bytes: int
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """The first `head_bytes` of each record's key and of its value (None when null), in
+    record order: enough to read a prefix such as a schema id without copying payloads.
+    The batch's records must already be validated (`record_validation`)."""
+    header, buf = _records_buffer(batch, limit)
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    position = 0
+    for _ in range(header.records_count):
+        length, position = _varint(buf, position)
+        end = position + length
+        cursor = position + 1
+        for _ in range(2):  # timestamp and offset deltas
+            if buf[cursor] < 0x80:
+                cursor += 1
+            else:
+                _, cursor = _varint(buf, cursor)
+        key_length, cursor = _varint(buf, cursor)
+        if key_length < 0:
+            keys.append(None)
+        else:
+            keys.append(buf[cursor : cursor + min(key_length, head_bytes)])
+            cursor += key_length
+        value_length, cursor = _varint(buf, cursor)
+        values.append(
+            None if value_length < 0 else buf[cursor : cursor + min(value_length, head_bytes)]
+        )
+        position = end
+    return keys, values
+
+
 def header_values(headers: bytes, key: bytes) -> list[bytes | None]:
     """The values of the headers named `key` in a record's encoded headers (`Record.headers`)."""
     count, position = _varint(headers, 0)
