@@ -285,3 +285,22 @@ def test_the_setting_takes_effect_when_altered_and_is_described(
     assert refusal.error_code == ErrorCode.invalid_config
     assert end_offset(client, "plain") == 2
     assert consume_values(broker.bootstrap, "plain", 2) == [b"not serialized"] * 2
+
+
+def test_large_and_expanding_batches_are_judged_in_the_pool(
+    broker: InProcessBroker, registry: RegistryProcess, client: RawClient
+) -> None:
+    create(client, "bulk", VALIDATING)
+    registry_client = SchemaRegistryClient({"url": registry.url})
+    schema_id = registry_client.register_schema("bulk-value", Schema(json.dumps(ORDER)))
+    # 3,000 records: past the records read inline; compressed, 3 MB decompressed: past the
+    # bytes decompressed inline too.
+    for codec, size in (("none", 200), ("zstd", 1000)):
+        good = Rec(prefixed(schema_id, b"v" * size))
+        records = [good] * 3000
+        records[2999] = Rec(b"v" * size)
+        assert refused(produce(client, "bulk", records, codec)) == [
+            (2999, "Record has no schema id")
+        ]
+        assert produce(client, "bulk", [good] * 3000, codec).error_code == 0
+    assert end_offset(client, "bulk") == 6000

@@ -8,8 +8,10 @@ record, and nothing is appended. A null value (a tombstone) or a null key passes
 Confluent Server. The ids are judged against the `_schemas` fold in `schema_catalog.py`.
 
 The produce handler calls `check_schema_ids` after the records' framing was validated.
-Small uncompressed batches are read on the event loop; the others in the record
-validation pool, decompressed within the bound that validation applied.
+Only the first bytes of each key and value are read (`record_codec.record_heads`, the
+compiled walker). A batch record validation would walk on the event loop (at most 1,000
+records, 1 MiB decompressed) is read there; the others in the record validation pool,
+decompressed within the bound validation applied.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from contextplane.broker.schema_ids import (
 )
 from contextplane.broker.subject_strategies import Strategy, parse_strategy
 from contextplane.errors import KafkaError
+from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_codec import read_records, record_heads
 from contextplane.protocol.record_validation import RecordPolicy, invalid_records
@@ -92,9 +95,9 @@ async def check_schema_ids(
     found: dict[int, Heads | None] = {}
     deferred = []
     for item, rule in todo:
-        if _read_inline(item.header):
-            found[id(item)] = _heads(item, rule)
-        else:
+        try:
+            found[id(item)] = _heads(item, rule, inline=True)
+        except _NotInline:
             deferred.append((item, rule))
     if deferred:
         loop = asyncio.get_running_loop()
@@ -108,26 +111,36 @@ async def check_schema_ids(
                 _judge(ctx, catalog, item, rule, heads)
 
 
-def _read_inline(header: BatchHeader) -> bool:
-    return (
-        not header.compression and header.records_count <= limits.RECORD_VALIDATION_INLINE_RECORDS
-    )
+class _NotInline(Exception):
+    """The batch is too large to read on the event loop."""
 
 
 def _all_heads(batches: list[tuple[ProducedBatch, Rule]]) -> list[Heads | None]:
-    return [_heads(item, rule) for item, rule in batches]
+    return [_heads(item, rule, inline=False) for item, rule in batches]
 
 
-def _heads(item: ProducedBatch, rule: Rule) -> Heads | None:
+def _heads(item: ProducedBatch, rule: Rule, inline: bool) -> Heads | None:
     """The heads of the batch's keys and values; None, with its error set, if it does
-    not read."""
+    not read. `inline` (on the event loop): as record validation decides, at most
+    RECORD_VALIDATION_INLINE_RECORDS records and RECORD_VALIDATION_INLINE_BYTES
+    decompressed, else _NotInline."""
+    limit = item.policy.decompressed_bytes_max
+    if inline:
+        if item.header.records_count > limits.RECORD_VALIDATION_INLINE_RECORDS:
+            raise _NotInline
+        limit = min(limit, limits.RECORD_VALIDATION_INLINE_BYTES)
     with_path = any(s is not None and s.needs_record_name for s in (rule.key, rule.value))
     head_bytes = PREFIX_BYTES + (PATH_BYTES_MAX if with_path else 0)
     try:
-        return record_heads(item.batch, item.policy.decompressed_bytes_max, head_bytes)
-    except (ValueError, IndexError) as exc:
+        return record_heads(item.batch, limit, head_bytes)
+    except DecompressedTooLarge as exc:
+        if inline:
+            raise _NotInline from None
+        # Validation read it within this bound already; kept an answer all the same.
+        item.error = KafkaError(ErrorCode.message_too_large, str(exc))
+    except (ValueError, IndexError, DecompressionError) as exc:
         item.error = KafkaError(ErrorCode.invalid_record, f"Records do not read: {exc}")
-        return None
+    return None
 
 
 def _judge(

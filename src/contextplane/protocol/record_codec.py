@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import crc32c
 
+from contextplane.compiled import compiled_or_interpreted
+from contextplane.protocol import record_walk
 from contextplane.protocol.compress import compress
 from contextplane.protocol.decompress import NONE, decompressed_chunks
 from contextplane.protocol.records import (
@@ -29,6 +31,9 @@ from contextplane.protocol.records import (
 # horizon, after which its tombstones and transaction markers may be dropped.
 DELETE_HORIZON_BIT = 0x40
 _AFTER_CRC = struct.Struct(">hiqqqhii")
+_walker = compiled_or_interpreted(record_walk)
+# Records whose heads one call of the compiled walker reads (about a millisecond).
+HEADS_RUN_RECORDS = 10_000
 _CRC_START = 21
 
 
@@ -161,31 +166,17 @@ def record_heads(
 ) -> tuple[list[bytes | None], list[bytes | None]]:
     """The first `head_bytes` of each record's key and of its value (None when null), in
     record order: enough to read a prefix such as a schema id without copying payloads.
-    The batch's records must already be validated (`record_validation`)."""
+    The batch's records must already be validated (`record_validation`). Read by the
+    compiled walker, a bounded run of records per call so that a thread doing this
+    hands the GIL back between runs."""
     header, buf = _records_buffer(batch, limit)
     keys: list[bytes | None] = []
     values: list[bytes | None] = []
-    position = 0
-    for _ in range(header.records_count):
-        length, position = _varint(buf, position)
-        end = position + length
-        cursor = position + 1
-        for _ in range(2):  # timestamp and offset deltas
-            if buf[cursor] < 0x80:
-                cursor += 1
-            else:
-                _, cursor = _varint(buf, cursor)
-        key_length, cursor = _varint(buf, cursor)
-        if key_length < 0:
-            keys.append(None)
-        else:
-            keys.append(buf[cursor : cursor + min(key_length, head_bytes)])
-            cursor += key_length
-        value_length, cursor = _varint(buf, cursor)
-        values.append(
-            None if value_length < 0 else buf[cursor : cursor + min(value_length, head_bytes)]
-        )
-        position = end
+    position = done = 0
+    while done < header.records_count:
+        run = min(HEADS_RUN_RECORDS, header.records_count - done)
+        position = _walker.heads(buf, position, run, head_bytes, keys, values)
+        done += run
     return keys, values
 
 

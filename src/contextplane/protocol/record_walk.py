@@ -160,6 +160,41 @@ def walk(buf: bytes, position: i64, count: i64, state: WalkState) -> i64:
     return start
 
 
+def heads(
+    buf: bytes,
+    position: i64,
+    count: i64,
+    head_bytes: i64,
+    keys: list[bytes | None],
+    values: list[bytes | None],
+) -> i64:
+    """Append the first `head_bytes` of the key and of the value of `count` records of
+    `buf` from `position` to `keys` and `values` (None when null): what schema id
+    validation reads. The records were walked already; returns the position after them."""
+    for _ in range(count):
+        length, position = _varint(buf, position)
+        record_end: i64 = position + length
+        cursor: i64 = position + 1  # attributes
+        if buf[cursor] < 0x80:  # timestamp delta, nearly always one byte
+            cursor += 1
+        else:
+            _, cursor = _varlong(buf, cursor)
+        if buf[cursor] < 0x80:  # offset delta
+            cursor += 1
+        else:
+            _, cursor = _varint(buf, cursor)
+        size, cursor = _varint(buf, cursor)
+        if size < 0:
+            keys.append(None)
+        else:
+            keys.append(buf[cursor : cursor + min(size, head_bytes)])
+            cursor += size
+        size, cursor = _varint(buf, cursor)
+        values.append(None if size < 0 else buf[cursor : cursor + min(size, head_bytes)])
+        position = record_end
+    return position
+
+
 def _varint(buf: bytes, position: i64) -> tuple[i64, i64]:
     """A zigzag int32 of up to five bytes, as Kafka's ByteUtils.readVarint reads it:
     (value, position after it)."""
