@@ -166,8 +166,23 @@ def test_record_heads_agree_with_whole_records(compression: str) -> None:
     ]
     batch = encode_batch(records, compression=compression)
     for head_bytes in (5, 166):
-        keys, values = record_heads(batch, 1 << 20, head_bytes)
+        key_table, value_table = record_heads(batch, 1 << 20, head_bytes)
+        keys = [None if c < 0 else key_table.distinct[c] for c in key_table.codes()]
+        values = [None if c < 0 else value_table.distinct[c] for c in value_table.codes()]
         _, whole = read_records(batch, 1 << 20)
         assert keys == [None if r.key is None else r.key[:head_bytes] for r in whole]
         assert values == [None if r.value is None else r.value[:head_bytes] for r in whole]
         assert values[0] == b"\x00\x00\x00\x00\x05" + b"v" * (head_bytes - 5)
+
+
+def test_a_head_shared_by_records_is_kept_once() -> None:
+    same = b"\x00\x00\x00\x00\x07"
+    records = [Rec(same + b"a"), Rec(same + b"b"), Rec(b"\x00\x00"), Rec(None), Rec(same)]
+    keys, values = record_heads(encode_batch(records), 1 << 20, 5)
+    assert values.distinct == [same, b"\x00\x00"]
+    assert values.codes() == [0, 0, 1, -1, 0]
+    assert keys.distinct == [] and keys.codes() == [-1] * 5
+    _, uniform = record_heads(encode_batch([Rec(same)] * 3), 1 << 20, 5)
+    assert uniform.distinct == [same] and uniform.codes() == [0, 0, 0]
+    _, empty = record_heads(encode_batch([]), 1 << 20, 5)
+    assert empty.codes() == []

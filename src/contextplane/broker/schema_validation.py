@@ -39,13 +39,14 @@ from contextplane.protocol.decompress import DecompressedTooLarge, Decompression
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_codec import read_records, record_heads
 from contextplane.protocol.record_validation import RecordPolicy, invalid_records
+from contextplane.protocol.record_walk import HeadTable
 from contextplane.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
 
-# Each record's key heads and value heads (`record_codec.record_heads`).
-Heads = tuple[list[bytes | None], list[bytes | None]]
+# The heads of a batch's keys and of its values (`record_codec.record_heads`).
+Heads = tuple[HeadTable, HeadTable]
 
 
 class ProducedBatch(Protocol):
@@ -149,20 +150,19 @@ def _judge(
     """Refuse the batch if a record fails; each distinct head is judged once (a batch's
     records mostly carry one id), and records are visited one by one only on a refusal."""
     refused: dict[int, tuple[Refusal, bool]] = {}  # batch index -> (refusal, of its key)
-    for side, is_key, strategy in ((heads[0], True, rule.key), (heads[1], False, rule.value)):
+    for table, is_key, strategy in ((heads[0], True, rule.key), (heads[1], False, rule.value)):
         if strategy is None:
             continue
-        bad: dict[bytes, Refusal] = {}
-        for head in set(side):
-            if head is not None:
-                found = carried(head, strategy.needs_record_name)
-                refusal = catalog.refusal(found, item.topic, is_key, strategy)
-                if refusal is not None:
-                    bad[head] = refusal
+        bad: dict[int, Refusal] = {}
+        for code, head in enumerate(table.distinct):
+            found = carried(head, strategy.needs_record_name)
+            refusal = catalog.refusal(found, item.topic, is_key, strategy)
+            if refusal is not None:
+                bad[code] = refusal
         if bad:
-            for index, head in enumerate(side):
-                if head is not None and head in bad:
-                    refused.setdefault(index, (bad[head], is_key))
+            for index, code in enumerate(table.codes()):
+                if code in bad:
+                    refused.setdefault(index, (bad[code], is_key))
     if not refused:
         return
     listed = _listed(item, sorted(refused.items())[: limits.RECORD_ERRORS_LISTED_MAX])

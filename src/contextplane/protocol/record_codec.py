@@ -163,15 +163,14 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
 
 def record_heads(
     batch: bytes | memoryview, limit: int, head_bytes: int
-) -> tuple[list[bytes | None], list[bytes | None]]:
-    """The first `head_bytes` of each record's key and of its value (None when null), in
-    record order: enough to read a prefix such as a schema id without copying payloads.
-    The batch's records must already be validated (`record_validation`). Read by the
-    compiled walker, a bounded run of records per call so that a thread doing this
-    hands the GIL back between runs."""
+) -> tuple[record_walk.HeadTable, record_walk.HeadTable]:
+    """The first `head_bytes` of each record's key and of its value (`HeadTable`: each
+    distinct head once, and per record which): enough to read a prefix such as a schema
+    id without copying payloads. The batch's records must already be validated
+    (`record_validation`). Read by the compiled walker, a bounded run of records per
+    call, so that a thread doing this hands the GIL back between runs."""
     header, buf = _records_buffer(batch, limit)
-    keys: list[bytes | None] = []
-    values: list[bytes | None] = []
+    keys, values = _walker.HeadTable(), _walker.HeadTable()
     position = done = 0
     while done < header.records_count:
         run = min(HEADS_RUN_RECORDS, header.records_count - done)
