@@ -6,7 +6,11 @@ answers INVALID_RECORD with a record error per offending record and appends noth
 from __future__ import annotations
 
 import json
+import re
+import signal
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from tests.hostile.support import consume_values
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
 from tests.support.registry import RegistryProcess
+from tests.support.wait import wait_until
 
 VALIDATING = {"confluent.value.schema.validation": "true"}
 ORDER = {
@@ -304,3 +309,38 @@ def test_large_and_expanding_batches_are_judged_in_the_pool(
         ]
         assert produce(client, "bulk", [good] * 3000, codec).error_code == 0
     assert end_offset(client, "bulk") == 6000
+
+
+def test_validation_with_the_registry_in_the_brokers_process(tmp_path: Path) -> None:
+    """`contextplane up --registry-port`: the registry writes `_schemas` from inside the
+    broker's process, through its listener, and the broker validates against it."""
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir", str(tmp_path / "d")]
+            + ["--port", "0", "--registry-port", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def ports() -> tuple[int, int] | None:
+            assert process.poll() is None, log_path.read_text()
+            text = log_path.read_text()
+            broker = re.search(r"broker listening on \S+:(\d+)", text)
+            registry = re.search(r"schema registry ready on \S+:(\d+)", text)
+            return (int(broker.group(1)), int(registry.group(1))) if broker and registry else None
+
+        broker_port, registry_port = wait_until(ports, 60, "the broker and its registry")
+        registry_client = SchemaRegistryClient({"url": f"http://127.0.0.1:{registry_port}"})
+        with RawClient(f"127.0.0.1:{broker_port}") as client:
+            create(client, "events", VALIDATING)
+            schema_id = registry_client.register_schema("events-value", Schema(json.dumps(ORDER)))
+            assert produce(client, "events", [Rec(prefixed(schema_id))]).error_code == 0
+            assert refused(produce(client, "events", [Rec(prefixed(schema_id + 1))])) == [
+                (0, f"Schema id {schema_id + 1} is not registered for subject events-value")
+            ]
+            assert end_offset(client, "events") == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log_path.read_text()
