@@ -26,6 +26,7 @@ from contextplane.broker.subject_strategies import (
     subject_for,
 )
 from contextplane.errors import KafkaError
+from contextplane.protocol.decompress import CHUNK_BYTES
 from contextplane.protocol.record_codec import read_records, record_heads
 from contextplane.services.schema_registry.formats import parse
 
@@ -173,6 +174,28 @@ def test_record_heads_agree_with_whole_records(compression: str) -> None:
         assert keys == [None if r.key is None else r.key[:head_bytes] for r in whole]
         assert values == [None if r.value is None else r.value[:head_bytes] for r in whole]
         assert values[0] == b"\x00\x00\x00\x00\x05" + b"v" * (head_bytes - 5)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lz4", "zstd", "snappy"])
+def test_records_larger_than_a_decompressed_chunk_are_read_in_pieces(compression: str) -> None:
+    big = 3 * CHUNK_BYTES
+    head = b"\x00\x00\x00\x00\x09"
+    records = [
+        Rec(head + b"a" * 100, key=b"k"),
+        Rec(head + b"b" * big, key=b"K" * big, headers=[("h", b"x" * big)]),
+        *[Rec(head + bytes([n % 251]) * 1000) for n in range(2000)],  # straddle chunks
+        Rec(None, key=b"k" * big),
+        Rec(b"\x01" + b"c" * big),
+        Rec(head),
+    ]
+    batch = encode_batch(records, compression=compression)
+    key_table, value_table = record_heads(batch, 64 * CHUNK_BYTES, 5)
+    _, whole = read_records(batch, 64 * CHUNK_BYTES)
+    keys = [None if c < 0 else key_table.distinct[c] for c in key_table.codes()]
+    values = [None if c < 0 else value_table.distinct[c] for c in value_table.codes()]
+    assert keys == [None if r.key is None else r.key[:5] for r in whole]
+    assert values == [None if r.value is None else r.value[:5] for r in whole]
+    assert value_table.distinct == [head, b"\x01cccc"]
 
 
 def test_a_head_shared_by_records_is_kept_once() -> None:

@@ -12,6 +12,7 @@ original batch's compression type) and leader epoch; records keep their offsets.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import crc32c
@@ -19,7 +20,7 @@ import crc32c
 from contextplane.compiled import compiled_or_interpreted
 from contextplane.protocol import record_walk
 from contextplane.protocol.compress import compress
-from contextplane.protocol.decompress import NONE, decompressed_chunks
+from contextplane.protocol.decompress import CHUNK_BYTES, NONE, decompressed_chunks
 from contextplane.protocol.records import (
     BATCH_HEADER_BYTES,
     COMPRESSION_MASK,
@@ -167,16 +168,111 @@ def record_heads(
     """The first `head_bytes` of each record's key and of its value (`HeadTable`: each
     distinct head once, and per record which): enough to read a prefix such as a schema
     id without copying payloads. The batch's records must already be validated
-    (`record_validation`). Read by the compiled walker, a bounded run of records per
-    call, so that a thread doing this hands the GIL back between runs."""
-    header, buf = _records_buffer(batch, limit)
+    (`record_validation`), and decompress within `limit`.
+
+    Records are read by the compiled walker, a bounded run per call (a thread doing this
+    hands the GIL back between runs). A compressed batch is read as it decompresses: the
+    memory held is about two chunks whatever the batch expands to, a record larger than
+    that being read in pieces (`_Chunks`), only its heads kept."""
+    header = parse_header(batch)
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == NONE:
+        chunks: Iterator[bytes] = iter((bytes(payload),))
+    else:
+        chunks = decompressed_chunks(codec, payload, limit)
+    stream = _Chunks(chunks)
     keys, values = _walker.HeadTable(), _walker.HeadTable()
-    position = done = 0
-    while done < header.records_count:
-        run = min(HEADS_RUN_RECORDS, header.records_count - done)
-        position = _walker.heads(buf, position, run, head_bytes, keys, values)
-        done += run
+    count = header.records_count
+    while values.records < count:
+        before = values.records
+        run = min(HEADS_RUN_RECORDS, count - before)
+        stream.position = _walker.heads(stream.buf, stream.position, run, head_bytes, keys, values)
+        if values.records - before == run:
+            continue
+        # The next record does not end in the buffer: join the next chunk to it, unless it
+        # is larger than a chunk (then it is read in pieces).
+        if stream.record_length() > CHUNK_BYTES:
+            stream.read_heads(head_bytes, keys, values)
+        elif not stream.more():
+            raise ValueError("records past the end of the batch")
     return keys, values
+
+
+class _Chunks:
+    """A decompressed record stream read forwards: `buf` holds what is left of the
+    previous chunk and the current one."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.buf = b""
+        self.position = 0
+        self.more()
+
+    def more(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self.buf = self.buf[self.position :] + chunk
+        self.position = 0
+        return True
+
+    def _need(self, count: int) -> None:
+        while len(self.buf) - self.position < count:
+            if not self.more():
+                raise ValueError("records past the end of the batch")
+
+    def _skip(self, count: int) -> None:
+        while count > len(self.buf) - self.position:
+            count -= len(self.buf) - self.position
+            self.position = len(self.buf)
+            if not self.more():
+                raise ValueError("records past the end of the batch")
+        self.position += count
+
+    def _varint(self) -> tuple[int, int]:
+        """A zigzag varint (up to 10 bytes) and how many bytes it took."""
+        result = shift = taken = 0
+        while True:
+            self._need(1)
+            byte = self.buf[self.position]
+            self.position += 1
+            taken += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1), taken
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def record_length(self) -> int:
+        """The next record's length, without moving past it."""
+        while len(self.buf) - self.position < 10 and self.more():
+            pass
+        return _varint(self.buf, self.position)[0]
+
+    def read_heads(
+        self, head_bytes: int, keys: record_walk.HeadTable, values: record_walk.HeadTable
+    ) -> None:
+        """The heads of the next record, read in pieces."""
+        length, _ = self._varint()
+        remaining = length - 1
+        self._skip(1)  # attributes
+        for _ in range(2):  # timestamp and offset deltas
+            _, taken = self._varint()
+            remaining -= taken
+        for table in (keys, values):
+            size, taken = self._varint()
+            remaining -= taken
+            if size < 0:
+                table.note(-1)
+                continue
+            head = min(size, head_bytes)
+            self._need(head)
+            table.add(self.buf[self.position : self.position + head])
+            self._skip(size)
+            remaining -= size
+        self._skip(remaining)  # the headers
 
 
 def header_values(headers: bytes, key: bytes) -> list[bytes | None]:

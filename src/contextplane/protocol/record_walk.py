@@ -183,6 +183,16 @@ class HeadTable:
             self.spread.append(code)
         self.records += 1
 
+    def add(self, head: bytes) -> i64:
+        """Note a record whose head is `head`; its index in `distinct`."""
+        code: i64 = self.index.get(head, -1)
+        if code < 0:
+            code = len(self.distinct)
+            self.distinct.append(head)
+            self.index[head] = code
+        self.note(code)
+        return code
+
     def codes(self) -> list[i64]:
         """Per record, the index of its head (-1: null)."""
         return self.spread if self.spread else [self.first] * self.records
@@ -191,16 +201,22 @@ class HeadTable:
 def heads(
     buf: bytes, position: i64, count: i64, head_bytes: i64, keys: HeadTable, values: HeadTable
 ) -> i64:
-    """Add the first `head_bytes` of the key and of the value of `count` records of
-    `buf` from `position` to `keys` and `values`: what schema id validation reads. The
-    records were walked already; returns the position after them."""
+    """Add the first `head_bytes` of the key and of the value of up to `count` records
+    of `buf` from `position` to `keys` and `values`: what schema id validation reads. The
+    records were walked already. Stops before a record that does not end inside `buf`;
+    returns the position after the last record read."""
     key_last: i64 = -1
     value_last: i64 = -1
     byte: i64 = 0
     length: i64 = 0
     size: i64 = 0
     head: i64 = 0
+    end: i64 = len(buf)
+    start: i64 = position
     for _ in range(count):
+        start = position
+        if end - position < 5:  # the length may not be whole: read by the caller
+            return start
         byte = buf[position]
         if byte < 0x80:  # a record length: one or two bytes nearly always, read inline
             length = (byte >> 1) ^ -(byte & 1)
@@ -212,6 +228,8 @@ def heads(
         else:
             length, position = _varint(buf, position)
         record_end: i64 = position + length
+        if record_end > end:
+            return start
         position += 1  # attributes
         byte = buf[position]
         if byte < 0x80:  # timestamp delta
@@ -256,14 +274,7 @@ def _add_head(table: HeadTable, buf: bytes, start: i64, length: i64, last: i64) 
     if last >= 0 and _same(buf, start, length, table.distinct[last]):
         table.note(last)
         return last
-    head = buf[start : start + length]
-    code: i64 = table.index.get(head, -1)
-    if code < 0:
-        code = len(table.distinct)
-        table.distinct.append(head)
-        table.index[head] = code
-    table.note(code)
-    return code
+    return table.add(buf[start : start + length])
 
 
 def _same(buf: bytes, start: i64, length: i64, head: bytes) -> bool:
