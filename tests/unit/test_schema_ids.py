@@ -12,11 +12,11 @@ from conformance.wire import Rec, _varint, encode_batch
 from contextplane.broker.configs import checked_topic_config
 from contextplane.broker.schema_catalog import record_name_of
 from contextplane.broker.schema_ids import (
+    GUID_HEADERS,
     NO_SCHEMA_ID,
     Carried,
     carried,
     message_path,
-    names_guid,
 )
 from contextplane.broker.schema_validation import Rule, rule_for
 from contextplane.broker.subject_strategies import (
@@ -27,17 +27,8 @@ from contextplane.broker.subject_strategies import (
 )
 from contextplane.errors import KafkaError
 from contextplane.protocol.decompress import CHUNK_BYTES
-from contextplane.protocol.record_codec import read_records, record_heads
+from contextplane.protocol.record_codec import header_names, read_records, record_heads
 from contextplane.services.schema_registry.formats import parse
-
-NO_HEADERS = _varint(0)
-
-
-def headers(*pairs: tuple[bytes, bytes]) -> bytes:
-    out = bytearray(_varint(len(pairs)))
-    for name, value in pairs:
-        out += _varint(len(name)) + name + _varint(len(value)) + value
-    return bytes(out)
 
 
 def test_the_prefix_carries_a_big_endian_id() -> None:
@@ -53,15 +44,20 @@ def test_a_payload_without_the_prefix_carries_no_id(payload: bytes) -> None:
     assert carried(payload, False) == Carried(None, problem=NO_SCHEMA_ID)
 
 
-def test_guid_headers_are_told_apart() -> None:
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_guid_headers_are_found_by_name(compression: str) -> None:
     guid = b"\x01" + bytes(16)
-    value_header = headers((b"__value_schema_id", guid))
-    assert names_guid(value_header, is_key=False)
-    # The key's header says nothing of the value, and the other way round.
-    assert not names_guid(value_header, is_key=True)
-    assert names_guid(headers((b"other", b"x"), (b"__key_schema_id", guid)), is_key=True)
-    assert not names_guid(NO_HEADERS, is_key=False)
-    assert not names_guid(b"\x04\x02", is_key=False)  # cut short
+    records = [
+        Rec(b"avro", headers=[("__value_schema_id", guid)]),
+        Rec(b"avro", key=b"k" * 300, headers=[("other", b"x"), ("__key_schema_id", guid)]),
+        Rec(b"x" * 3 * CHUNK_BYTES, headers=[("__value_schema_id", None), ("h" * 500, b"y")]),
+        Rec(b"not asked", headers=[("__value_schema_id", guid)]),
+        Rec(None, headers=[("__value_schema_i", guid), ("__value_schema_idx", guid)]),
+    ]
+    batch = encode_batch(records, compression=compression)
+    found = header_names(batch, 64 * CHUNK_BYTES, {0, 1, 2, 4}, GUID_HEADERS)
+    assert found == {0: {b"__value_schema_id"}, 1: {b"__key_schema_id"}, 2: {b"__value_schema_id"}}
+    assert header_names(batch, 64 * CHUNK_BYTES, set(), GUID_HEADERS) == {}
 
 
 def test_protobuf_message_paths() -> None:

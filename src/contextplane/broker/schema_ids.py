@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contextplane.protocol.record_codec import header_values
-
 MAGIC = 0
 PREFIX_BYTES = 5
 KEY_GUID_HEADER = b"__key_schema_id"
 VALUE_GUID_HEADER = b"__value_schema_id"
+GUID_HEADERS = frozenset({KEY_GUID_HEADER, VALUE_GUID_HEADER})
 # Protobuf's nesting bound in the registry: a longer message path names no message.
 MESSAGE_PATH_MAX = 32
 
@@ -47,14 +46,6 @@ def carried(head: bytes, with_path: bool) -> Carried:
         path = message_path(head, PREFIX_BYTES) if with_path else None
         return Carried(schema_id, path)
     return Carried(None, problem=NO_SCHEMA_ID)
-
-
-def names_guid(headers: bytes, is_key: bool) -> bool:
-    """Whether a record's encoded headers name the key's (value's) schema by a GUID."""
-    try:
-        return bool(header_values(headers, KEY_GUID_HEADER if is_key else VALUE_GUID_HEADER))
-    except (ValueError, IndexError):
-        return False
 
 
 def message_path(payload: bytes, position: int) -> tuple[int, ...] | None:

@@ -27,17 +27,19 @@ from contextplane import limits
 from contextplane.broker import subject_strategies as subjects
 from contextplane.broker.schema_catalog import NO_SCHEMA_ID, Refusal, SchemaCatalog
 from contextplane.broker.schema_ids import (
+    GUID_HEADERS,
     GUID_NOT_SUPPORTED,
+    KEY_GUID_HEADER,
     PATH_BYTES_MAX,
     PREFIX_BYTES,
+    VALUE_GUID_HEADER,
     carried,
-    names_guid,
 )
 from contextplane.broker.subject_strategies import Strategy, parse_strategy
 from contextplane.errors import KafkaError
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.record_codec import read_records, record_heads
+from contextplane.protocol.record_codec import header_names, record_heads
 from contextplane.protocol.record_validation import RecordPolicy, invalid_records
 from contextplane.protocol.record_walk import HeadTable
 from contextplane.protocol.records import BatchHeader
@@ -45,8 +47,16 @@ from contextplane.protocol.records import BatchHeader
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
 
-# The heads of a batch's keys and of its values (`record_codec.record_heads`).
-Heads = tuple[HeadTable, HeadTable]
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """What was read of a batch: the heads of its keys and of its values
+    (`record_codec.record_heads`), and the GUID headers of the first records that carry
+    no schema id (to say so in their refusal)."""
+
+    keys: HeadTable
+    values: HeadTable
+    guid_headers: dict[int, set[bytes]]
 
 
 class ProducedBatch(Protocol):
@@ -133,7 +143,10 @@ def _heads(item: ProducedBatch, rule: Rule, inline: bool) -> Heads | None:
     with_path = any(s is not None and s.needs_record_name for s in (rule.key, rule.value))
     head_bytes = PREFIX_BYTES + (PATH_BYTES_MAX if with_path else 0)
     try:
-        return record_heads(item.batch, limit, head_bytes)
+        keys, values = record_heads(item.batch, limit, head_bytes)
+        unprefixed = _unprefixed(rule, keys, values)
+        guids = header_names(item.batch, limit, unprefixed, GUID_HEADERS) if unprefixed else {}
+        return Heads(keys, values, guids)
     except DecompressedTooLarge as exc:
         if inline:
             raise _NotInline from None
@@ -144,13 +157,27 @@ def _heads(item: ProducedBatch, rule: Rule, inline: bool) -> Heads | None:
     return None
 
 
+def _unprefixed(rule: Rule, keys: HeadTable, values: HeadTable) -> set[int]:
+    """The first RECORD_ERRORS_LISTED_MAX records whose validated key or value carries
+    no schema id prefix."""
+    found: set[int] = set()
+    for table, strategy in ((keys, rule.key), (values, rule.value)):
+        if strategy is None:
+            continue
+        missing = {c for c, head in enumerate(table.distinct) if carried(head, False).problem}
+        if missing:
+            found.update(i for i, code in enumerate(table.codes()) if code in missing)
+    return set(sorted(found)[: limits.RECORD_ERRORS_LISTED_MAX])
+
+
 def _judge(
     ctx: RequestContext, catalog: SchemaCatalog, item: ProducedBatch, rule: Rule, heads: Heads
 ) -> None:
     """Refuse the batch if a record fails; each distinct head is judged once (a batch's
     records mostly carry one id), and records are visited one by one only on a refusal."""
     refused: dict[int, tuple[Refusal, bool]] = {}  # batch index -> (refusal, of its key)
-    for table, is_key, strategy in ((heads[0], True, rule.key), (heads[1], False, rule.value)):
+    sides = ((heads.keys, True, rule.key), (heads.values, False, rule.value))
+    for table, is_key, strategy in sides:
         if strategy is None:
             continue
         bad: dict[int, Refusal] = {}
@@ -165,23 +192,19 @@ def _judge(
                     refused.setdefault(index, (bad[code], is_key))
     if not refused:
         return
-    listed = _listed(item, sorted(refused.items())[: limits.RECORD_ERRORS_LISTED_MAX])
+    listed = [
+        (index, _message(heads, index, refusal, is_key))
+        for index, (refusal, is_key) in sorted(refused.items())[: limits.RECORD_ERRORS_LISTED_MAX]
+    ]
     item.error = invalid_records(len(refused), listed)
     reasons = Counter(refusal[0] for refusal, _ in refused.values())
     for reason, count in reasons.items():
         ctx.services.stats.schema_rejected(item.topic, reason, count)
 
 
-def _listed(
-    item: ProducedBatch, refused: list[tuple[int, tuple[Refusal, bool]]]
-) -> list[tuple[int, str]]:
-    """The record errors to name; a record without an id whose header names a schema
-    GUID is told so (its headers are read only here, on the way to a refusal)."""
-    guids: set[int] = set()
-    if any(refusal[0] == NO_SCHEMA_ID for _, (refusal, _) in refused):
-        _, records = read_records(item.batch, item.policy.decompressed_bytes_max)
-        guids = {i for i, (_, is_key) in refused if names_guid(records[i].headers, is_key)}
-    return [
-        (index, GUID_NOT_SUPPORTED if index in guids else refusal[1])
-        for index, (refusal, _) in refused
-    ]
+def _message(heads: Heads, index: int, refusal: Refusal, is_key: bool) -> str:
+    """A record without an id whose header names a schema GUID is told so."""
+    guid = KEY_GUID_HEADER if is_key else VALUE_GUID_HEADER
+    if refusal[0] == NO_SCHEMA_ID and guid in heads.guid_headers.get(index, ()):
+        return GUID_NOT_SUPPORTED
+    return refusal[1]

@@ -217,12 +217,12 @@ class _Chunks:
         self.position = 0
         return True
 
-    def _need(self, count: int) -> None:
+    def need(self, count: int) -> None:
         while len(self.buf) - self.position < count:
             if not self.more():
                 raise ValueError("records past the end of the batch")
 
-    def _skip(self, count: int) -> None:
+    def skip(self, count: int) -> None:
         while count > len(self.buf) - self.position:
             count -= len(self.buf) - self.position
             self.position = len(self.buf)
@@ -230,11 +230,11 @@ class _Chunks:
                 raise ValueError("records past the end of the batch")
         self.position += count
 
-    def _varint(self) -> tuple[int, int]:
+    def varint(self) -> tuple[int, int]:
         """A zigzag varint (up to 10 bytes) and how many bytes it took."""
         result = shift = taken = 0
         while True:
-            self._need(1)
+            self.need(1)
             byte = self.buf[self.position]
             self.position += 1
             taken += 1
@@ -244,6 +244,12 @@ class _Chunks:
             shift += 7
             if shift > 63:
                 raise ValueError("varint too long")
+
+    def take(self, count: int) -> bytes:
+        self.need(count)
+        taken = self.buf[self.position : self.position + count]
+        self.position += count
+        return taken
 
     def record_length(self) -> int:
         """The next record's length, without moving past it."""
@@ -255,35 +261,70 @@ class _Chunks:
         self, head_bytes: int, keys: record_walk.HeadTable, values: record_walk.HeadTable
     ) -> None:
         """The heads of the next record, read in pieces."""
-        length, _ = self._varint()
+        length, _ = self.varint()
         remaining = length - 1
-        self._skip(1)  # attributes
+        self.skip(1)  # attributes
         for _ in range(2):  # timestamp and offset deltas
-            _, taken = self._varint()
+            _, taken = self.varint()
             remaining -= taken
         for table in (keys, values):
-            size, taken = self._varint()
+            size, taken = self.varint()
             remaining -= taken
             if size < 0:
                 table.note(-1)
                 continue
             head = min(size, head_bytes)
-            self._need(head)
-            table.add(self.buf[self.position : self.position + head])
-            self._skip(size)
+            table.add(self.take(head))
+            self.skip(size - head)
             remaining -= size
-        self._skip(remaining)  # the headers
+        self.skip(remaining)  # the headers
 
 
-def header_values(headers: bytes, key: bytes) -> list[bytes | None]:
-    """The values of the headers named `key` in a record's encoded headers (`Record.headers`)."""
-    count, position = _varint(headers, 0)
-    found: list[bytes | None] = []
-    for _ in range(max(count, 0)):
-        name, position = _bytes_field(headers, position)
-        value, position = _bytes_field(headers, position)
-        if name == key:
-            found.append(value)
+def header_names(
+    batch: bytes | memoryview, limit: int, indexes: set[int], names: frozenset[bytes]
+) -> dict[int, set[bytes]]:
+    """Which of `names` the headers of each record at `indexes` (positions in the batch)
+    carry; read as the batch decompresses (`_Chunks`), only as far as the last of them,
+    nothing of the records kept."""
+    header = parse_header(batch)
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == NONE:
+        chunks: Iterator[bytes] = iter((bytes(payload),))
+    else:
+        chunks = decompressed_chunks(codec, payload, limit)
+    stream = _Chunks(chunks)
+    longest = max((len(name) for name in names), default=0)
+    found: dict[int, set[bytes]] = {}
+    for index in range(min(header.records_count, max(indexes, default=-1) + 1)):
+        length, _ = stream.varint()
+        if index not in indexes:
+            stream.skip(length)
+            continue
+        remaining = length - 1
+        stream.skip(1)  # attributes
+        for field in range(4):  # timestamp and offset deltas (no bytes follow), key, value
+            size, taken = stream.varint()
+            remaining -= taken
+            if field >= 2 and size > 0:
+                stream.skip(size)
+                remaining -= size
+        count, taken = stream.varint()
+        remaining -= taken
+        for _ in range(max(count, 0)):
+            size, taken = stream.varint()
+            remaining -= taken
+            if 0 <= size <= longest:
+                name = stream.take(size)
+                if name in names:
+                    found.setdefault(index, set()).add(name)
+            elif size > 0:
+                stream.skip(size)
+            remaining -= max(size, 0)
+            size, taken = stream.varint()
+            remaining -= taken + max(size, 0)
+            stream.skip(max(size, 0))
+        stream.skip(remaining)
     return found
 
 
