@@ -21,10 +21,13 @@ from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
     record_subject_name_strategy,
+    topic_record_subject_name_strategy,
 )
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from conformance import wire
 from conformance.wire import Rec
@@ -229,6 +232,69 @@ def test_json_records_under_the_record_name_strategy(
     ]
     assert end_offset(client, "customers") == 1
     assert consume_values(broker.bootstrap, "customers", 1) == [value]
+
+
+def ledger_classes() -> tuple[Any, Any]:
+    """acme.Order and acme.Refund, two messages of one .proto built at run time."""
+    descriptor = descriptor_pb2.FileDescriptorProto(
+        name="acme/ledger.proto", package="acme", syntax="proto3"
+    )
+    for name in ("Order", "Refund"):
+        message = descriptor.message_type.add(name=name)
+        message.field.add(name="id", number=1, type=3, label=1)  # int64
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor)
+    return tuple(
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"acme.{name}"))
+        for name in ("Order", "Refund")
+    )
+
+
+def test_protobuf_messages_under_the_topic_record_name_strategy(
+    broker: InProcessBroker, registry: RegistryProcess, client: RawClient
+) -> None:
+    create(
+        client,
+        "ledger",
+        {**VALIDATING, "confluent.value.subject.name.strategy": "TopicRecordNameStrategy"},
+    )
+    registry_client = SchemaRegistryClient({"url": registry.url})
+    context = SerializationContext("ledger", MessageField.VALUE)
+    conf = {
+        "use.deprecated.format": False,
+        "subject.name.strategy": topic_record_subject_name_strategy,
+    }
+    order, refund = ledger_classes()
+    # The second message of the file: its payload names it by its index path [1].
+    values = [
+        ProtobufSerializer(order, registry_client, conf)(order(id=1), context),
+        ProtobufSerializer(refund, registry_client, conf)(refund(id=2), context),
+    ]
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for value in values:
+        producer.produce("ledger", value=value)
+    assert producer.flush(30) == 0
+    assert sorted(registry_client.get_subjects()) == ["ledger-acme.Order", "ledger-acme.Refund"]
+    schema_id = registry_client.get_latest_version("ledger-acme.Refund").schema_id
+    # A second version only under acme.Order's subject: the path decides the subject.
+    wider = registry_client.register_schema(
+        "ledger-acme.Order",
+        Schema(
+            'syntax = "proto3"; package acme; message Order { int64 id = 1; string note = 2; }'
+            " message Refund { int64 id = 1; }",
+            "PROTOBUF",
+        ),
+    )
+    assert wider != schema_id
+    assert produce(client, "ledger", [Rec(prefixed(wider, b"\x00"))]).error_code == 0
+    assert refused(produce(client, "ledger", [Rec(prefixed(wider, b"\x02\x02"))])) == [
+        (0, f"Schema id {wider} is not registered for subject ledger-acme.Refund")
+    ]
+    # A path to a third message names no record of the schema.
+    assert refused(produce(client, "ledger", [Rec(prefixed(schema_id, b"\x02\x04"))])) == [
+        (0, f"Schema id {schema_id} names no record for TopicRecordNameStrategy")
+    ]
+    assert consume_values(broker.bootstrap, "ledger", 3) == [*values, prefixed(wider, b"\x00")]
 
 
 def test_keys_are_validated_on_their_own(
