@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from contextplane.broker.schema_ids import Carried
 from contextplane.broker.subject_strategies import Strategy, subject_for
@@ -64,7 +64,7 @@ class SchemaCatalog:
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def current(self, storage: StorageEngine) -> Any:
+    async def current(self, storage: StorageEngine) -> AsyncIterator[SchemaCatalog]:
         """Caught up with `_schemas`' high watermark for the block's judgements (which run
         on the event loop; the fold runs on a worker thread, never during them)."""
         async with self._lock:
@@ -134,7 +134,10 @@ class SchemaCatalog:
                 return
             if not batches:
                 return
-            self._position = await asyncio.to_thread(self._apply, batches, self._position, end)
+            before = self._position
+            self._position = await asyncio.to_thread(self._apply, batches, before, end)
+            if self._position == before:
+                return  # nothing read past it: judged on what was folded; never spin
             self._live.clear()
             if self._state is not None and len(self._state.schemas) > self.ids_max:
                 log.warning(
