@@ -410,3 +410,22 @@ def test_validation_with_the_registry_in_the_brokers_process(tmp_path: Path) -> 
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log_path.read_text()
+
+
+def test_past_its_bound_the_catalog_refuses_rather_than_guess(
+    broker: InProcessBroker, registry: RegistryProcess, client: RawClient
+) -> None:
+    assert broker.broker is not None
+    broker.broker.pipeline.services.schemas.ids_max = 2
+    create(client, "bounded", VALIDATING)
+    registry_client = SchemaRegistryClient({"url": registry.url})
+    first = registry_client.register_schema("bounded-value", Schema('"string"', "AVRO"))
+    assert produce(client, "bounded", [Rec(prefixed(first))]).error_code == 0
+    registry_client.register_schema("other-value", Schema('"long"', "AVRO"))
+    registry_client.register_schema("third-value", Schema('"int"', "AVRO"))
+    message = "Schema validation is unavailable: _schemas holds more than 2 schema ids"
+    assert refused(produce(client, "bounded", [Rec(prefixed(first))])) == [(0, message)]
+    assert rejections(broker) == {("bounded", "unavailable"): 1}
+    # Topics without validation go on as before.
+    create(client, "free", {})
+    assert produce(client, "free", [Rec(b"anything")]).error_code == 0
