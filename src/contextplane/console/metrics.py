@@ -83,6 +83,7 @@ class Snapshot:
     objects: dict[str, int] = field(default_factory=dict)
     controller: bool = False
     denials: dict[tuple[str, str], int] = field(default_factory=dict)
+    schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
@@ -124,6 +125,7 @@ class BrokerMetrics:
             objects=object_store_counts(storage),
             controller=services.cluster.registry.is_controller,
             denials=dict(stats.denials),
+            schema_rejections=dict(stats.schema_rejections),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
         )
@@ -284,6 +286,14 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (operation, resource_type), count in sorted(snapshot.denials.items()):
         denials.add_metric([operation, resource_type], count)
     yield denials
+    rejected = CounterMetricFamily(
+        "contextplane_schema_validation_rejected",
+        "Records refused by broker-side schema validation",
+        labels=["topic", "reason"],
+    )
+    for (topic, reason), count in sorted(snapshot.schema_rejections.items()):
+        rejected.add_metric([topic, reason], count)
+    yield rejected
     if snapshot.wal_sync is not None:
         buckets, sum_s = snapshot.wal_sync
         yield HistogramMetricFamily(
