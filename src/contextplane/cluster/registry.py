@@ -32,6 +32,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from contextplane.clock import SystemClock
 from contextplane.metadata.records import (
     BrokerEndpoint,
     BrokerRecord,
@@ -77,6 +78,10 @@ class Registry:
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # for logging each failing episode once
+        # Since when this broker has held the controller with no failed heartbeat (the
+        # monotonic clock; None: it does not hold it). See `may_expire_brokers`.
+        self._steady_since: int | None = None
+        self._clock = SystemClock()
 
     async def register(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
         """Take this node id for a new incarnation, or raise DuplicateBrokerRegistration."""
@@ -127,6 +132,18 @@ class Registry:
     def is_controller(self) -> bool:
         return self.controller.node_id == self._node_id and self.incarnation >= 0
 
+    def may_expire_brokers(self) -> bool:
+        """Whether the controller may declare lapsed leases dead (RFC 0004 §5): only once
+        it has held the controller one full session since it (re)gained it or since its
+        last failed heartbeat. After an outage of the store every lease has lapsed at
+        once; by then every broker that is alive has renewed its own."""
+        steady = self._steady_since
+        return (
+            self.is_controller
+            and steady is not None
+            and self._clock.monotonic_ms() - steady >= self._session_ms
+        )
+
     def _controller_epoch(self) -> int:
         """The epoch this incarnation holds the controller at (-1: it does not)."""
         return self.controller.epoch if self.controller.node_id == self._node_id else -1
@@ -163,6 +180,7 @@ class Registry:
                         self._controller_epoch(),
                     )
             except Exception as exc:
+                self._steady_since = None
                 if not self._failing:
                     log.warning(
                         "node %d: lease renewal failed (%r); retrying every %.0f ms",
@@ -195,7 +213,10 @@ class Registry:
                     beat.controller.epoch,
                 )
             self.controller = beat.controller
+            self._steady_since = None
             self.generation += 1  # Metadata and DescribeCluster name the controller
+        if self.is_controller and self._steady_since is None:
+            self._steady_since = self._clock.monotonic_ms()
         if (beat.topics_generation, beat.assignment_generation) != (
             self.topics_generation,
             self.assignment_generation,

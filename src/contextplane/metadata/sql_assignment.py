@@ -179,13 +179,21 @@ class AssignmentRows:
         engine: Any = self
         with engine._transaction():
             current = generation(self._db, ASSIGNMENT_GENERATION)
+            # The leader's lease is read in the same statement as the rows: a row the
+            # controller retargeted off a lapsed broker is never read with it still live.
             rows = self._db.execute(
-                "SELECT stream_id, topic, partition, leader_node, leader_epoch, target_node"
-                " FROM partitions WHERE assignment_generation > ? ORDER BY stream_id",
+                self._sql(
+                    "SELECT stream_id, topic, partition, leader_node, leader_epoch, target_node,"
+                    " EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
+                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= NOW_MS)"
+                    " FROM partitions WHERE assignment_generation > ? ORDER BY stream_id"
+                ),
                 (since,),
             ).fetchall()
         return current, [
-            AssignmentRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+            AssignmentRow(
+                int(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), bool(r[6])
+            )
             for r in rows
         ]
 

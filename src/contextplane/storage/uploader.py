@@ -33,6 +33,7 @@ from contextplane.storage.object_format import (
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import CachedBatch, PartitionLog, state_delta
+from contextplane.storage.wal_dirty import DirtyMarks
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Uploader:
         in_flight: InFlightKeys,
         before_upload: Callable[[], None],
         after_upload: Callable[[], None],
+        dirty: DirtyMarks | None = None,
     ) -> None:
         """`partitions` lists those with un-uploaded batches; `before_upload` runs before
         each attempt (the metadata reserve comes back), `after_upload` after each object
@@ -111,6 +113,7 @@ class Uploader:
         self._in_flight = in_flight
         self._before_upload = before_upload
         self._after_upload = after_upload
+        self._dirty = dirty
         self.wakeup = asyncio.Event()
         self.failures = 0
         # One upload at a time: two would pick the same pending batches.
@@ -284,6 +287,11 @@ class Uploader:
             ],
             epochs={p.stream_id: p.leader_epoch for p, _ in chunks},
             producer_states={stream_id: delta for stream_id, (delta, _) in deltas.items()},
+            clear_dirty=frozenset(
+                p.stream_id
+                for (p, _), e in zip(chunks, index, strict=True)
+                if self._dirty is not None and self._dirty.clearing(p, e.end_offset)
+            ),
         )
         settled = {stream_id: settle for stream_id, (_, settle) in deltas.items()}
         return _Upload(chunks, index, key, object_size, commit, settled)
@@ -296,6 +304,12 @@ class Uploader:
         # Fenced partitions are released here: they stop acknowledging, and their ranges
         # stay out of the index (the new leader uploads that data).
         self._leadership.check_commit(outcome)
+        if self._dirty is not None:
+            for partition, _ in chunks:
+                if partition.stream_id in upload.commit.clear_dirty:
+                    self._dirty.cleared(
+                        partition, outcome.replayed or partition.stream_id in outcome.committed
+                    )
         if not outcome.object_published:
             await self._delete_orphans([key])
         for (partition, batches), entry in zip(chunks, index, strict=True):

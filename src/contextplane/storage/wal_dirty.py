@@ -1,0 +1,165 @@
+"""The dirty protocol of the local WAL (RFC 0004 §5): no acknowledgement unless the
+metadata store says this broker's WAL may hold acknowledged records of the partition.
+
+A partition is dirty while its leader's WAL holds acknowledged records in no committed
+object: another broker claiming it would lose them, so the claim refuses it
+(`SqlEngine.claim_leadership`). Each `PartitionLog` carries a four-state `wal_state`:
+
+- clean → setting: the first append after the partition was clean asks for the mark;
+  the marks of every partition that needs one are written in one transaction (`UPDATE
+  … SET wal_dirty = epoch WHERE leader_epoch = epoch`), the batches' acknowledgements
+  waiting for it beside their WAL writes. A row at another epoch matches nothing: the
+  partition was claimed elsewhere, it is released here and its batches answer
+  NOT_LEADER_OR_FOLLOWER, never an acknowledgement.
+- setting → dirty once that transaction committed; appends in dirty cost nothing more.
+- dirty → clearing when an object commit is sent whose range ends at the partition's
+  next offset: every record appended so far is in it, and the commit clears the mark in
+  its own transaction (where the epoch is still the committer's).
+- clearing → clean when the commit returns, unless an append came meanwhile: that
+  append waits for the commit's return and then sets the mark again (marking before the
+  clear is known could be undone by the clear, or by a retry of the commit).
+
+The cost is one transaction per idle-to-busy transition of a partition (shared by every
+partition of that moment). With an embedded SQLite store no other broker can claim
+anything, so the marks are not written at all (`enabled`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from contextplane.errors import KafkaError
+from contextplane.metadata.records import PartitionRecord
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.storage.partition import PartitionLog, WalState
+
+log = logging.getLogger(__name__)
+
+
+class DirtyMarks:
+    def __init__(
+        self, metadata: MetadataStore, on_stale: Callable[[int], None], enabled: bool
+    ) -> None:
+        """`on_stale(stream_id)` releases a partition whose mark found another epoch."""
+        self._metadata = metadata
+        self._on_stale = on_stale
+        self.enabled = enabled
+        self._pending: dict[int, PartitionLog] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self.transactions = 0  # mark transactions written (tests and measurements)
+
+    def before_ack(self, partition: PartitionLog) -> asyncio.Future[None] | None:
+        """What an acknowledgement of `partition` must wait for besides its WAL write:
+        None when the partition is marked dirty already."""
+        if not self.enabled or partition.wal_state is WalState.DIRTY:
+            return None
+        marked = partition.dirty_marked
+        if marked is None:
+            marked = partition.dirty_marked = asyncio.get_running_loop().create_future()
+            if partition.wal_state is WalState.CLEAN:
+                self._queue(partition)
+            # clearing: queued when the clearing commit returns (`cleared`)
+        return marked
+
+    def clearing(self, partition: PartitionLog, range_end: int) -> bool:
+        """At an object commit's sending: whether it clears the mark (it publishes every
+        record appended so far, and no mark is being written)."""
+        if (
+            not self.enabled
+            or range_end != partition.next_offset
+            or partition.dirty_marked is not None
+            or partition.wal_state not in (WalState.DIRTY, WalState.CLEAN)
+        ):
+            return False
+        partition.wal_state = WalState.CLEARING
+        return True
+
+    def cleared(self, partition: PartitionLog, committed: bool) -> None:
+        """The clearing commit's outcome is known."""
+        if partition.wal_state is not WalState.CLEARING:
+            return
+        if partition.dirty_marked is not None and not partition.deleted:
+            self._queue(partition)  # appended meanwhile: marked again before its ack
+        else:
+            partition.wal_state = WalState.CLEAN if committed else WalState.DIRTY
+            _resolve(partition, None)
+
+    async def settle_opened(
+        self, partitions: Iterable[PartitionLog], records: Iterable[PartitionRecord]
+    ) -> None:
+        """After a start's replay: a partition with replayed records past its objects is
+        dirty, one marked dirty with nothing left to replay is clean again (one
+        transaction). `records` are the partitions as read before the claim."""
+        stored = {r.stream_id: r.wal_dirty for r in records}
+        dirty: dict[int, int] = {}
+        clean: dict[int, int] = {}
+        for partition in partitions:
+            if partition.next_offset > partition.object_end_offset:
+                partition.wal_state = WalState.DIRTY
+                dirty[partition.stream_id] = partition.leader_epoch
+            elif stored.get(partition.stream_id, 0):
+                clean[partition.stream_id] = partition.leader_epoch
+        if self.enabled and (dirty or clean):
+            await self._metadata.settle_wal_dirty(dirty, clean)
+
+    def close(self) -> None:
+        """A stop: nothing more is acknowledged."""
+        if self._writer is not None:
+            self._writer.cancel()
+        error = KafkaError(ErrorCode.not_leader_or_follower, "the broker is stopping")
+        for partition in self._pending.values():
+            _resolve(partition, error)
+        self._pending.clear()
+
+    def _queue(self, partition: PartitionLog) -> None:
+        partition.wal_state = WalState.SETTING
+        self._pending[partition.stream_id] = partition
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="wal-dirty")
+
+    async def _write(self) -> None:
+        """One transaction for every partition waiting for its mark, until none waits."""
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            epochs = {s: p.leader_epoch for s, p in batch.items() if not p.deleted}
+            try:
+                marked = await self._metadata.mark_wal_dirty(epochs) if epochs else set()
+            except Exception as exc:  # noqa: BLE001 - answered to the producers, retried by them
+                log.warning("could not mark %d partitions dirty: %r", len(epochs), exc)
+                error = KafkaError(
+                    ErrorCode.kafka_storage_error,
+                    f"the metadata store did not record the write: {exc}",
+                )
+                for partition in batch.values():
+                    partition.wal_state = WalState.CLEAN
+                    _resolve(partition, error)
+                continue
+            self.transactions += 1
+            for stream_id, partition in batch.items():
+                if stream_id in marked:
+                    partition.wal_state = WalState.DIRTY
+                else:
+                    partition.wal_state = WalState.CLEAN
+                    if not partition.deleted:
+                        log.warning(
+                            "%s-%d: its leader epoch %d moved on in the metadata store;"
+                            " releasing it, nothing acknowledged",
+                            partition.topic,
+                            partition.partition,
+                            partition.leader_epoch,
+                        )
+                        self._on_stale(stream_id)  # released: its acks answer NOT_LEADER
+                _resolve(partition, None)
+
+
+def _resolve(partition: PartitionLog, error: BaseException | None) -> None:
+    marked, partition.dirty_marked = partition.dirty_marked, None
+    if marked is None or marked.done():
+        return
+    if error is None:
+        marked.set_result(None)
+    else:
+        marked.set_exception(error)
