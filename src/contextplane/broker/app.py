@@ -340,7 +340,11 @@ class Broker:
             self.metadata, storage, settings, lambda topic: self._placement(topic)
         )
         await topics.load()
+        storage.dirty.may_ack_unmarked = registry.may_ack_unmarked
         await storage.open()
+        # Replayed and marked: the heartbeat may now write what storage owes and set
+        # or clear the flag (RFC 0004 §5's outage path).
+        registry.marks = storage.dirty
         self.reconciler = Reconciler(
             self.metadata,
             storage,

@@ -365,12 +365,14 @@ class ControllerRecord:
 @dataclass(frozen=True, slots=True)
 class ClusterHeartbeat:
     """What one heartbeat transaction read: the live brokers, the controller as it stands
-    after this broker tried to renew or take it, and the change generations."""
+    after this broker tried to renew or take it, and the change generations; and which
+    of the dirty marks it owed it wrote (RFC 0004 §5's outage path)."""
 
     brokers: list[BrokerRecord]
     controller: ControllerRecord
     topics_generation: int
     assignment_generation: int
+    owed_marked: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

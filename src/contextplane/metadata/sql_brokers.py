@@ -14,6 +14,7 @@ from typing import Any
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
 from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_owed_marks import write_owed_marks
 
 # States whose lease counts (a stopped or expired broker is listed by no one).
 _LEASED = "('live', 'draining')"
@@ -144,14 +145,19 @@ class BrokerRows:
                 == 1
             )
 
-    def deregister_broker(self, node_id: int, incarnation: int) -> None:
-        """A clean stop: the row stays (its id is free to take at once), listed by no one."""
+    def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
+        """A clean stop: the row stays (its id is free to take at once), listed by no one.
+        The dirty marks it owes are written in the same transaction, so its partitions
+        stop counting as dirty all together (`unmarked_acks`) only once they are."""
         engine: Any = self
         with engine._transaction():
+            write_owed_marks(self._db, node_id, owed_marks or {})
             self._db.execute(
                 self._sql(
-                    "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS"
-                    " WHERE node_id=? AND incarnation=?"
+                    "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS,"
+                    " unmarked_acks=0 WHERE node_id=? AND incarnation=?"
                 ),
                 (node_id, incarnation),
             )
@@ -204,6 +210,8 @@ class BrokerCalls:
         )
         return result
 
-    async def deregister_broker(self, node_id: int, incarnation: int) -> None:
+    async def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.deregister_broker, node_id, incarnation)
+        await store._call(store.engine.deregister_broker, node_id, incarnation, owed_marks)

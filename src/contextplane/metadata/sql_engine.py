@@ -53,7 +53,12 @@ from contextplane.metadata.sql_objects import (
 from contextplane.metadata.sql_offsets import upsert_group_offsets
 from contextplane.metadata.sql_quotas import QuotaRows
 from contextplane.metadata.sql_transactions import TransactionRows
-from contextplane.metadata.sql_wal_dirty import WalDirtyRows, clear_dirty, dirty_leader
+from contextplane.metadata.sql_wal_dirty import (
+    WalDirtyRows,
+    clear_dirty,
+    dirty_leader,
+    dirty_sql,
+)
 from contextplane.protocol.error_codes import ErrorCode
 
 _P = ParamSpec("_P")
@@ -271,8 +276,9 @@ class SqlEngine(
         itself (an earlier incarnation's, reopened at start), or a partition targeted at
         it (or at no one: rows older than targets) that nobody leads or whose leader's
         lease has lapsed (on the database's clock). A dirty partition (its leader's WAL
-        holds acknowledged records in no object, RFC 0004 §5) is claimed only by that
-        leader's node, whose restart replays them, or, for the streams in `unclean`
+        holds acknowledged records in no object, RFC 0004 §5; or its leader's row says
+        it may have acknowledged without marking, `unmarked_acks`) is claimed only by
+        that leader's node, whose restart replays them, or, for the streams in `unclean`
         (unclean.leader.election.enable), by anyone, giving those records up."""
         outcome = ClaimOutcome({}, {})
         with self._transaction():
@@ -284,7 +290,7 @@ class SqlEngine(
                     "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1,"
                     " wal_dirty=CASE WHEN leader_node=? THEN wal_dirty ELSE 0 END,"
                     " assignment_generation=? WHERE stream_id=? AND leader_epoch=?"
-                    " AND (wal_dirty=0 OR leader_node=? OR ?=1)"
+                    f" AND (NOT {dirty_sql('partitions')} OR leader_node=? OR ?=1)"
                     " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
                     " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
                     " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
@@ -299,13 +305,13 @@ class SqlEngine(
                         outcome.unclean[stream_id] = before
                     continue
                 row = self._db.execute(
-                    "SELECT leader_epoch, leader_node, wal_dirty FROM partitions"
+                    f"SELECT leader_epoch, leader_node, {dirty_sql('partitions')} FROM partitions"
                     " WHERE stream_id=?" + self._lock,
                     (stream_id,),
                 ).fetchone()
                 if row is None:
                     continue
-                if int(row[0]) == seen_epoch and int(row[2]) != 0 and int(row[1]) != node_id:
+                if int(row[0]) == seen_epoch and row[2] and int(row[1]) != node_id:
                     outcome.dirty[stream_id] = int(row[1])
                 else:
                     outcome.moved[stream_id] = int(row[0])

@@ -10,6 +10,12 @@ commit that publishes every record the leader had appended clears it
 (`SqlEngine.commit_object`); a claim by another node refuses a dirty partition
 (`SqlEngine.claim_leadership`). The controller's failover therefore moves only clean
 partitions: a dead broker's dirty ones wait for it to return and replay its WAL.
+
+The outage path: a broker whose row has `unmarked_acks` set (its heartbeat sets it only
+while it is the only live broker) may acknowledge records of a clean partition without
+its mark when the store is out of its reach, and owes the mark: every partition it leads
+counts as dirty (`dirty_sql`) until a heartbeat or clean stop of its writes the owed
+marks and clears the flag in one transaction (`write_owed_marks`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,15 @@ from contextplane.metadata.sql_db import Db
 Placing = Callable[[frozenset[int]], TargetOf | None]
 
 
+def dirty_sql(partition: str) -> str:
+    """Whether the row `partition` (a table name or alias) is dirty: marked, or led by a
+    broker that may have acknowledged records of it without marking it."""
+    return (
+        f"({partition}.wal_dirty<>0 OR EXISTS (SELECT 1 FROM brokers u"
+        f" WHERE u.node_id={partition}.leader_node AND u.unmarked_acks<>0))"
+    )
+
+
 def clear_dirty(db: Db, streams: Iterable[int]) -> None:
     """In a commit's transaction that checked these streams' epochs: clean again."""
     db.executemany(
@@ -40,12 +55,12 @@ def clear_dirty(db: Db, streams: Iterable[int]) -> None:
 def dirty_leader(db: Db, stream_id: int) -> tuple[int, int] | None:
     """A dirty stream's (leader node, object end offset); None when it is clean."""
     row = db.execute(
-        "SELECT p.leader_node, p.wal_dirty, (SELECT MAX(r.end_offset) FROM ranges r"
+        f"SELECT p.leader_node, {dirty_sql('p')}, (SELECT MAX(r.end_offset) FROM ranges r"
         " WHERE r.stream_id=p.stream_id), p.log_start_offset FROM partitions p"
         " WHERE p.stream_id=?",
         (stream_id,),
     ).fetchone()
-    if row is None or int(row[1]) == 0:
+    if row is None or not row[1]:
         return None
     return int(row[0]), max(int(row[2] or 0), int(row[3]))
 
@@ -101,15 +116,19 @@ class WalDirtyRows:
         with engine._transaction():
             if engine._fenced(controller):
                 return []
-            dead = [
-                int(row[0])
+            # node -> whether it may have acknowledged without marks (all its
+            # partitions then count as dirty)
+            unmarked = {
+                int(row[0]): int(row[1]) != 0
                 for row in self._db.execute(
                     engine._sql(
-                        "SELECT node_id FROM brokers WHERE state IN ('live', 'draining')"
-                        " AND lease_expires_ms < NOW_MS ORDER BY node_id" + self._lock
+                        "SELECT node_id, unmarked_acks FROM brokers"
+                        " WHERE state IN ('live', 'draining') AND lease_expires_ms < NOW_MS"
+                        " ORDER BY node_id" + self._lock
                     )
                 ).fetchall()
-            ]
+            }
+            dead = list(unmarked)
             if not dead:
                 return []
             announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
@@ -125,7 +144,8 @@ class WalDirtyRows:
                 offline: list[int] = []
                 for stream_id, leader, target, wal_dirty, topic in rows:
                     stream_id, leader, target = int(stream_id), int(leader), int(target)
-                    if int(wal_dirty) != 0 and leader == node_id and topic not in unclean_topics:
+                    dirty = int(wal_dirty) != 0 or unmarked[node_id]
+                    if dirty and leader == node_id and topic not in unclean_topics:
                         # Offline until it returns; a move of it in flight is called off.
                         offline.append(stream_id)
                         if target != node_id:

@@ -266,15 +266,27 @@ class MetadataStore(Protocol):
     async def set_broker_endpoints(
         self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
     ) -> bool: ...
-    async def deregister_broker(self, node_id: int, incarnation: int) -> None: ...
+    async def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
+        """A clean stop: the row marked stopped, the dirty marks it owes written and its
+        `unmarked_acks` flag cleared, in one transaction."""
+        ...
 
     # -- the controller and assignment (RFC 0004 §2) -----------------------------------
     async def cluster_heartbeat(
-        self, node_id: int, incarnation: int, session_ms: int, controller_epoch: int
+        self,
+        node_id: int,
+        incarnation: int,
+        session_ms: int,
+        controller_epoch: int,
+        owed_marks: dict[int, int] | None = None,
+        unmarked_acks: bool | None = None,
     ) -> ClusterHeartbeat | None:
-        """Renew the lease, renew or take the controller's lease, read the live brokers,
-        the controller and the change generations, in one transaction; None when the
-        row is no longer this incarnation's."""
+        """Write the dirty marks owed (stream -> epoch), renew the lease, set the
+        `unmarked_acks` flag (unless None), renew or take the controller's lease, read
+        the live brokers, the controller and the change generations, in one transaction;
+        None when the row is no longer this incarnation's."""
         ...
 
     async def controller(self) -> ControllerRecord: ...

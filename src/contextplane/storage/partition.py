@@ -36,6 +36,7 @@ class WalState(enum.Enum):
     SETTING = "setting"
     DIRTY = "dirty"
     CLEARING = "clearing"
+    OWED = "owed"  # acknowledged while the store was out of reach; the mark is owed
 
 
 @dataclass(slots=True)

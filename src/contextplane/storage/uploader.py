@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from contextplane.clock import Clock
 from contextplane.cluster.leadership import Leadership
 from contextplane.metadata.records import CommitOutcome, ObjectCommit, RangeCommit, RangeRecord
-from contextplane.metadata.store import MetadataStore
+from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.settings import Settings
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_format import (
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 # Back-off between failed uploads grows to this (an outage is retried, not hammered).
 _RETRY_BACKOFF_MAX_S = 5.0
+# A clean stop's drain: retries at most a second apart, and gives up once the metadata
+# store has stayed out of reach this long (a killed backend or a restart is over within
+# it; an outage is not, and a stop should not wait for one).
+_DRAIN_BACKOFF_MAX_S = 1.0
+_DRAIN_STORE_OUTAGE_S = 10.0
 
 
 def select_for_upload(
@@ -171,15 +176,33 @@ class Uploader:
                 self.failures = 0
 
     async def drain(self) -> None:
-        """Upload until nothing durable is pending (a clean stop); retries failures."""
+        """Upload until nothing durable is pending (a clean stop); retries failures with
+        a back-off, and gives up once the metadata store has been out of reach for
+        `_DRAIN_STORE_OUTAGE_S`: nothing can be published until it returns, and the WAL
+        keeps the rest for the next start (each failed try leaves an orphan object)."""
         interval_s = self._settings.upload_interval_ms / 1000
+        failures = 0
+        unreachable_since: float | None = None
         while True:
             try:
                 if not await self.upload_once():
                     return
+                failures, unreachable_since = 0, None
             except Exception as exc:  # noqa: BLE001 - the WAL keeps the data
+                failures += 1
+                if isinstance(exc, MetadataStoreUnavailable):
+                    now = asyncio.get_running_loop().time()
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since >= _DRAIN_STORE_OUTAGE_S:
+                        log.warning(
+                            "final upload given up: the metadata store is out of reach"
+                            " (%s); %d bytes stay in the WAL for the next start",
+                            exc,
+                            self._log_cache.pending_bytes,
+                        )
+                        return
                 log.warning("final upload failed, retrying: %s", exc)
-                await asyncio.sleep(interval_s)
+                await asyncio.sleep(min(interval_s * 2**failures, _DRAIN_BACKOFF_MAX_S))
 
     async def upload_once(self) -> int:
         """Upload one object of the oldest pending batches; returns its size (0: none)."""

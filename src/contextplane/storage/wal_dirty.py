@@ -22,6 +22,16 @@ object: another broker claiming it would lose them, so the claim refuses it
 The cost is one transaction per idle-to-busy transition of a partition (shared by every
 partition of that moment). With an embedded SQLite store no other broker can claim
 anything, so the marks are not written at all (`enabled`).
+
+The outage path: when a mark cannot be written (the store is out of reach) and
+`may_ack_unmarked()` says so (cluster/registry.py: this broker's row carries the
+`unmarked_acks` flag, which makes every partition it leads count as dirty, and its lease
+is certainly still valid by its own clock), the batches are acknowledged all the same
+and the partition goes to `owed`: its mark is written by the next heartbeat that reaches
+the store, in the transaction that renews the lease (`owed`, `owed_written`), or by an
+append once the window has closed; never cleared before it is written. Past the window
+an append to a clean or owed partition waits for its mark again, and is refused
+(KAFKA_STORAGE_ERROR) while it cannot be written.
 """
 
 from __future__ import annotations
@@ -50,16 +60,51 @@ class DirtyMarks:
         self._pending: dict[int, PartitionLog] = {}
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # mark transactions written (tests and measurements)
+        # The partitions whose mark is owed (acknowledged without it), by stream.
+        self._owed: dict[int, PartitionLog] = {}
+        # Whether a batch may be acknowledged without its mark now (the registry's
+        # outage window; never, until the broker wires it).
+        self.may_ack_unmarked: Callable[[], bool] = lambda: False
+
+    def owed(self) -> dict[int, int]:
+        """The marks owed (stream -> epoch), for the heartbeat or the clean stop to write."""
+        for stream_id in [s for s, p in self._owed.items() if p.deleted]:
+            del self._owed[stream_id]
+        return {stream_id: p.leader_epoch for stream_id, p in self._owed.items()}
+
+    def owed_written(self, owed: dict[int, int], marked: frozenset[int]) -> None:
+        """A heartbeat wrote `owed` (as `owed()` gave it): those in `marked` are dirty in
+        the store now. One not marked is no longer led here at that epoch."""
+        for stream_id, epoch in owed.items():
+            partition = self._owed.get(stream_id)
+            if partition is None or partition.leader_epoch != epoch:
+                continue
+            del self._owed[stream_id]
+            if stream_id in marked:
+                if partition.wal_state is WalState.OWED:
+                    partition.wal_state = WalState.DIRTY
+            elif not partition.deleted:
+                log.warning(
+                    "%s-%d: its owed dirty mark found leader epoch %d moved on",
+                    partition.topic,
+                    partition.partition,
+                    epoch,
+                )
+        if owed and not self._owed:
+            log.info("every owed dirty mark is written")
 
     def before_ack(self, partition: PartitionLog) -> asyncio.Future[None] | None:
         """What an acknowledgement of `partition` must wait for besides its WAL write:
         None when the partition is marked dirty already."""
-        if not self.enabled or partition.wal_state is WalState.DIRTY:
+        state = partition.wal_state
+        if not self.enabled or state is WalState.DIRTY:
+            return None
+        if state is WalState.OWED and self.may_ack_unmarked():
             return None
         marked = partition.dirty_marked
         if marked is None:
             marked = partition.dirty_marked = asyncio.get_running_loop().create_future()
-            if partition.wal_state is WalState.CLEAN:
+            if state in (WalState.CLEAN, WalState.OWED):
                 self._queue(partition)
             # clearing: queued when the clearing commit returns (`cleared`)
         return marked
@@ -128,17 +173,11 @@ class DirtyMarks:
             try:
                 marked = await self._metadata.mark_wal_dirty(epochs) if epochs else set()
             except Exception as exc:  # noqa: BLE001 - answered to the producers, retried by them
-                log.warning("could not mark %d partitions dirty: %r", len(epochs), exc)
-                error = KafkaError(
-                    ErrorCode.kafka_storage_error,
-                    f"the metadata store did not record the write: {exc}",
-                )
-                for partition in batch.values():
-                    partition.wal_state = WalState.CLEAN
-                    _resolve(partition, error)
+                self._not_marked(batch, exc)
                 continue
             self.transactions += 1
             for stream_id, partition in batch.items():
+                self._owed.pop(stream_id, None)
                 if stream_id in marked:
                     partition.wal_state = WalState.DIRTY
                 else:
@@ -153,6 +192,33 @@ class DirtyMarks:
                         )
                         self._on_stale(stream_id)  # released: its acks answer NOT_LEADER
                 _resolve(partition, None)
+
+    def _not_marked(self, batch: dict[int, PartitionLog], exc: Exception) -> None:
+        """The mark transaction failed: within the outage window the batches are
+        acknowledged and their marks owed; else they are refused (retriable)."""
+        if self.may_ack_unmarked():
+            if not self._owed:
+                log.warning(
+                    "acknowledging without dirty marks while the metadata store is out of"
+                    " reach (%r); the marks are owed to the next heartbeat",
+                    exc,
+                )
+            for stream_id, partition in batch.items():
+                if partition.deleted:
+                    _resolve(partition, KafkaError(ErrorCode.not_leader_or_follower, "gone"))
+                    continue
+                partition.wal_state = WalState.OWED
+                self._owed[stream_id] = partition
+                _resolve(partition, None)
+            return
+        log.warning("could not mark %d partitions dirty: %r", len(batch), exc)
+        error = KafkaError(
+            ErrorCode.kafka_storage_error, f"the metadata store did not record the write: {exc}"
+        )
+        for stream_id, partition in batch.items():
+            # (one whose records were acknowledged unmarked stays owed)
+            partition.wal_state = WalState.OWED if stream_id in self._owed else WalState.CLEAN
+            _resolve(partition, error)
 
 
 def _resolve(partition: PartitionLog, error: BaseException | None) -> None:
