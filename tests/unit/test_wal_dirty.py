@@ -18,9 +18,11 @@ import pytest
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.leadership import NotLeader
 from contextplane.cluster.registry import Registry
+from contextplane.errors import KafkaError
 from contextplane.metadata.records import ControllerRecord, ObjectCommit, RangeCommit
 from contextplane.metadata.sql_engine import SqlEngine
-from contextplane.metadata.store import MetadataStore, open_metadata_store
+from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable, open_metadata_store
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore
@@ -339,6 +341,146 @@ def test_a_restart_replays_only_streams_this_node_may_still_replay(
         finally:
             await again.close()
             await again.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())
+
+
+def unmarked_flag(engine: SqlEngine, node_id: int) -> int:
+    row = engine._db.execute(
+        "SELECT unmarked_acks FROM brokers WHERE node_id=?", (node_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def test_a_broker_that_may_owe_marks_keeps_its_partitions_until_it_wrote_them(
+    metadata_url: str,
+) -> None:
+    """The outage path's rows: while node 1's `unmarked_acks` flag is set, every partition
+    it leads counts as dirty, to claims and to the controller; its heartbeat writes the
+    marks it owes before it renews, in the transaction that clears the flag."""
+    engine = open_engine(metadata_url)
+    try:
+        registered(engine, 1, 10, LONG_MS)
+        engine.create_topic("t", 3, {}, lambda stream_id: 1)
+        owed, clean, stale = (r.stream_id for r in engine.partitions("t"))
+        claimed = engine.claim_leadership({owed: 0, clean: 0, stale: 0}, 1).claimed
+        assert claimed == {owed: 1, clean: 1, stale: 1}
+        # Alone: the heartbeat sets the flag (and its lease is short: it lapses soon).
+        assert engine.cluster_heartbeat(1, 10, 50, -1, {}, True) is not None
+        assert unmarked_flag(engine, 1) == 1
+        registered(engine, 2, 20, LONG_MS)
+        time.sleep(0.1)
+        # Node 1's lease lapsed and nothing is marked, yet nothing can be claimed.
+        refused = engine.claim_leadership({owed: 1, clean: 1, stale: 1}, 2)
+        assert (refused.claimed, refused.dirty) == ({}, {owed: 1, clean: 1, stale: 1})
+        beat = engine.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        # Node 1 reaches the store again before the controller expires it: the owed
+        # marks are written (one at an epoch that is not its own matches nothing), the
+        # lease renewed and the flag cleared, all in one transaction.
+        back = engine.cluster_heartbeat(1, 10, 50, -1, {owed: 1, stale: 0}, False)
+        assert back is not None and back.owed_marked == {owed}
+        assert unmarked_flag(engine, 1) == 0
+        assert dirty_of(engine, "t") == [1, 0, 0]
+        time.sleep(0.1)
+        only_two = Placement([Candidate(2, None)])
+        (expiry,) = engine.expire_brokers(beat.controller, lambda dead: only_two)
+        assert (expiry.offline, expiry.moved) == ([owed], {clean: 2, stale: 2})
+        # Marked expired: its heartbeat renews nothing, yet still writes what it owes.
+        assert engine.cluster_heartbeat(1, 10, 50, -1, {clean: 1}, True) is None
+        assert dirty_of(engine, "t") == [1, 1, 0]
+        assert unmarked_flag(engine, 1) == 0
+    finally:
+        engine.close()
+
+
+def test_a_flagged_broker_lapsing_keeps_its_clean_partitions_and_a_clean_stop_pays_its_debts(
+    metadata_url: str,
+) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        registered(engine, 1, 10, 50)
+        registered(engine, 2, 20, LONG_MS)
+        beat = engine.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        engine.create_topic("t", 2, {}, lambda stream_id: 1)
+        first, second = (r.stream_id for r in engine.partitions("t"))
+        assert len(engine.claim_leadership({first: 0, second: 0}, 1).claimed) == 2
+        assert engine.cluster_heartbeat(1, 10, 50, -1, {}, True) is not None
+        time.sleep(0.1)
+        only_two = Placement([Candidate(2, None)])
+        (expiry,) = engine.expire_brokers(beat.controller, lambda dead: only_two)
+        assert (expiry.offline, expiry.moved) == ([first, second], {})
+        # Its restart registers again (the flag stays: its WAL is not replayed yet); a
+        # clean stop writes the marks it owes and clears the flag.
+        registered(engine, 1, 11, LONG_MS)
+        assert unmarked_flag(engine, 1) == 1
+        engine.deregister_broker(1, 11, {second: 1})
+        assert unmarked_flag(engine, 1) == 0
+        assert dirty_of(engine, "t") == [0, 1]
+    finally:
+        engine.close()
+
+
+def test_an_outage_is_acknowledged_within_the_lease_and_the_owed_mark_written_before_renewal(
+    metadata_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker alone, the store out of its reach: an append to a clean partition is
+    acknowledged while its lease is certainly valid, its mark owed; past that, refused
+    (KAFKA_STORAGE_ERROR); the first heartbeat that reaches the store writes the mark,
+    and appends are acknowledged again without a round trip."""
+
+    async def scenario() -> None:
+        setup = open_engine(metadata_url)
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        settings = node_settings(1, tmp_path / "one", session_ms=1_000)
+        store = await opened(metadata_url)
+        store.shared = True  # on SQLite too: the statements are the same
+        registry = Registry(store, settings, lambda: None)
+        engine = StorageEngine(
+            settings, store, wal=MemoryWal(WalMedium()), objects=MemoryObjectStore()
+        )
+        engine.dirty.enabled = True
+        engine.dirty.may_ack_unmarked = registry.may_ack_unmarked
+        try:
+            await registry.register(endpoints(9092))
+            await engine.open()
+            registry.marks = engine.dirty
+            await wait_until_async(registry.may_ack_unmarked, 10, "the flag set")
+            assert unmarked_flag(setup, 1) == 1
+            partition = engine.partitions[("t", 0)]
+            heartbeats = registry._heartbeats  # its own connection on PostgreSQL
+            real_heartbeat = heartbeats.cluster_heartbeat
+
+            async def unreachable(*args: object) -> None:
+                raise MetadataStoreUnavailable("the metadata store is out of reach")
+
+            monkeypatch.setattr(store, "mark_wal_dirty", unreachable)
+            monkeypatch.setattr(heartbeats, "cluster_heartbeat", unreachable)
+            await engine.append(partition, batch(1, 0, 5, b"A")).durable
+            assert partition.wal_state is WalState.OWED
+            assert engine.dirty.owed() == {partition.stream_id: partition.leader_epoch}
+            assert dirty_of(setup, "t") == [0]
+            await wait_until_async(lambda: not registry.may_ack_unmarked(), 10, "lease over")
+            refused = engine.append(partition, batch(1, 5, 5, b"B")).durable
+            assert refused is not None
+            with pytest.raises(KafkaError) as raised:
+                await refused
+            assert raised.value.code == ErrorCode.kafka_storage_error
+            assert partition.wal_state is WalState.OWED  # its records are still unmarked
+            # The heartbeat reaches the store again (marks alone still cannot be written).
+            monkeypatch.setattr(heartbeats, "cluster_heartbeat", real_heartbeat)
+            await wait_until_async(lambda: partition.wal_state is WalState.DIRTY, 10, "paid")
+            assert dirty_of(setup, "t") == [partition.leader_epoch]
+            assert engine.dirty.owed() == {}
+            marks = engine.dirty.transactions
+            await engine.append(partition, batch(1, 10, 5, b"C")).durable
+            assert engine.dirty.transactions == marks
+        finally:
+            await engine.close()
+            await registry.stop()
+            await store.close()
             setup.close()
 
     asyncio.run(scenario())
