@@ -14,7 +14,7 @@ from typing import Any
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
 from contextplane.metadata.sql_db import Db
-from contextplane.metadata.sql_owed_marks import write_owed_marks
+from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
 # States whose lease counts (a stopped or expired broker is listed by no one).
 _LEASED = "('live', 'draining')"
@@ -150,14 +150,18 @@ class BrokerRows:
     ) -> None:
         """A clean stop: the row stays (its id is free to take at once), listed by no one.
         The dirty marks it owes are written in the same transaction, so its partitions
-        stop counting as dirty all together (`unmarked_acks`) only once they are."""
+        stop counting as dirty all together (`unmarked_acks`) only once they are; with
+        `owed_marks` None (storage never opened: a predecessor's WAL may hold records
+        it owes marks for) the flag stays as it is."""
         engine: Any = self
         with engine._transaction():
-            write_owed_marks(self._db, node_id, owed_marks or {})
+            if owed_marks is not None:
+                write_owed_marks(self._db, node_id, owed_marks)
+                set_unmarked_acks(self._db, node_id, incarnation, False)
             self._db.execute(
                 self._sql(
-                    "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS,"
-                    " unmarked_acks=0 WHERE node_id=? AND incarnation=?"
+                    "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS"
+                    " WHERE node_id=? AND incarnation=?"
                 ),
                 (node_id, incarnation),
             )

@@ -270,7 +270,8 @@ class MetadataStore(Protocol):
         self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
     ) -> None:
         """A clean stop: the row marked stopped, the dirty marks it owes written and its
-        `unmarked_acks` flag cleared, in one transaction."""
+        `unmarked_acks` flag cleared, in one transaction (the flag left as it is when
+        `owed_marks` is None: storage never opened)."""
         ...
 
     # -- the controller and assignment (RFC 0004 §2) -----------------------------------
