@@ -488,3 +488,51 @@ def test_an_outage_is_acknowledged_within_the_lease_and_the_owed_mark_written_be
             setup.close()
 
     asyncio.run(scenario())
+
+
+def test_with_another_live_broker_nothing_is_acknowledged_without_its_mark(
+    metadata_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once another broker is live, the heartbeat clears the flag and the window is shut:
+    an outage (its own or everyone's) refuses appends to a clean partition, since a
+    claimer could otherwise miss them."""
+
+    async def scenario() -> None:
+        setup = open_engine(metadata_url)
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        settings = node_settings(1, tmp_path / "one", session_ms=LONG_MS)
+        store = await opened(metadata_url)
+        store.shared = True  # on SQLite too: the statements are the same
+        registry = Registry(store, settings, lambda: None)
+        engine = StorageEngine(
+            settings, store, wal=MemoryWal(WalMedium()), objects=MemoryObjectStore()
+        )
+        engine.dirty.enabled = True
+        engine.dirty.may_ack_unmarked = registry.may_ack_unmarked
+        try:
+            await registry.register(endpoints(9092))
+            await engine.open()
+            registry.marks = engine.dirty
+            await wait_until_async(registry.may_ack_unmarked, 10, "the flag set")
+            registered(setup, 2, 20, LONG_MS)
+            await wait_until_async(lambda: unmarked_flag(setup, 1) == 0, 10, "flag cleared")
+            assert not registry.may_ack_unmarked()
+
+            async def unreachable(*args: object) -> None:
+                raise MetadataStoreUnavailable("the metadata store is out of reach")
+
+            monkeypatch.setattr(store, "mark_wal_dirty", unreachable)
+            partition = engine.partitions[("t", 0)]
+            refused = engine.append(partition, batch(1, 0, 5, b"A")).durable
+            assert refused is not None
+            with pytest.raises(KafkaError) as raised:
+                await refused
+            assert raised.value.code == ErrorCode.kafka_storage_error
+            assert (partition.wal_state, engine.dirty.owed()) == (WalState.CLEAN, {})
+        finally:
+            await engine.close()
+            await registry.stop()
+            await store.close()
+            setup.close()
+
+    asyncio.run(scenario())
