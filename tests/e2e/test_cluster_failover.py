@@ -13,7 +13,10 @@ PostgreSQL and one file:// object store.
 - SIGSTOP of a leader under an acks=all producer, past its lease: the other broker takes
   what was clean; resumed, the stopped broker acknowledges nothing more for what it lost
   (its marks find another epoch), stops (its row was expired), and after a restart every
-  acknowledged record is readable at the offset it was acknowledged at.
+  acknowledged record is readable at the offset it was acknowledged at;
+- a broker alone cut off from PostgreSQL (and only it) acknowledging from its WAL
+  without marks: a broker started meanwhile expires it but neither moves nor claims its
+  partition (its `unmarked_acks` flag), and every record is served after its restart.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -375,5 +379,71 @@ def test_a_stopped_leader_acknowledges_nothing_after_losing_its_partitions(
     finally:
         if two.process is not None and two.process.poll() is None:
             two.process.send_signal(signal.SIGCONT)
+        one.stop()
+        two.stop()
+
+
+def test_records_acknowledged_while_only_the_leader_lost_the_store_are_never_lost(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The outage path's race (RFC 0004 §5): broker 1, alone, loses PostgreSQL while it
+    stays up for everyone else, and acknowledges records of a clean partition from its
+    WAL within its lease (no mark written). Broker 2 starts, becomes the controller and
+    expires broker 1; broker 1's `unmarked_acks` flag keeps the partition from being
+    moved or claimed (a claim would miss those records). Broker 1 reaches the store
+    again, stops on its expired row, and restarted it serves every acknowledged record."""
+    url, objects = fixture(tmp_path, postgres_server)
+    role = f"broker_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"CREATE ROLE {role} LOGIN SUPERUSER")
+    timing = {"broker.session.timeout.ms": "6000", "broker.heartbeat.interval.ms": "1000"}
+    one = broker(tmp_path / "one", 1, url.replace("postgres@", f"{role}@"), objects, **timing)
+    two = broker(tmp_path / "two", 2, url, objects, **timing)
+    one.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": one.bootstrap})
+        admin.create_topics([NewTopic("alone", 1, 1)])["alone"].result(30)
+        acks = Acks(one.bootstrap)
+        acks.send("alone", 0, b"before")
+        acks.flush()
+        wait_until(
+            lambda: uploaded_end(url, "alone", 0) == 1 and stored(url, "alone")[0]["dirty"] == 0,
+            15,
+            "uploaded and clean",
+        )
+        with psycopg.connect(url) as db:
+            (flag,) = db.execute("SELECT unmarked_acks FROM brokers WHERE node_id=1").fetchone()
+        assert flag == 1, "a broker alone sets its flag"
+        # PostgreSQL turns broker 1 away, and only broker 1.
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(f"ALTER ROLE {role} NOLOGIN")
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename=%s",
+                (role,),
+            )
+        for i in range(20):
+            acks.send("alone", 0, f"during-{i}".encode())
+        acks.flush(10)
+        assert not acks.errors, acks.errors
+        assert "acknowledging without dirty marks" in (tmp_path / "one-broker.log").read_text()
+        assert stored(url, "alone")[0]["dirty"] == 0  # nothing marked: the flag stands for it
+        two.start()
+        wait_until(lambda: broker_state(url, 1) == "expired", 60, "broker 1 expired")
+        wait_until(
+            lambda: metadata_leaders(two.bootstrap, "alone")[0] == (-1, LEADER_NOT_AVAILABLE),
+            15,
+            "the partition offline at broker 2",
+        )
+        row = stored(url, "alone")[0]
+        assert (row["leader"], row["target"]) == (1, 1), "broker 1's partition was moved"
+        # Broker 1 reaches the store again: its row was expired, so it stops.
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(f"ALTER ROLE {role} LOGIN")
+        assert one.process is not None and one.process.wait(60) == 1
+        one.start()
+        read = read_back(two.bootstrap, "alone", [0], len(acks.acked))
+        assert read == acks.acked, "an acknowledged record is missing or different"
+        assert len(read) == 21
+    finally:
         one.stop()
         two.stop()
