@@ -432,8 +432,8 @@ def test_an_outage_is_acknowledged_within_the_lease_and_the_owed_mark_written_be
 ) -> None:
     """A broker alone, the store out of its reach: an append to a clean partition is
     acknowledged while its lease is certainly valid, its mark owed; past that, refused
-    (KAFKA_STORAGE_ERROR); the first heartbeat that reaches the store writes the mark,
-    and appends are acknowledged again without a round trip."""
+    (KAFKA_STORAGE_ERROR); an upload does not clear an owed mark; the first heartbeat
+    that reaches the store writes it, and, everything being uploaded, it is cleared."""
 
     async def scenario() -> None:
         setup = open_engine(metadata_url)
@@ -460,6 +460,7 @@ def test_an_outage_is_acknowledged_within_the_lease_and_the_owed_mark_written_be
             async def unreachable(*args: object) -> None:
                 raise MetadataStoreUnavailable("the metadata store is out of reach")
 
+            real_mark = store.mark_wal_dirty
             monkeypatch.setattr(store, "mark_wal_dirty", unreachable)
             monkeypatch.setattr(heartbeats, "cluster_heartbeat", unreachable)
             await engine.append(partition, batch(1, 0, 5, b"A")).durable
@@ -473,14 +474,29 @@ def test_an_outage_is_acknowledged_within_the_lease_and_the_owed_mark_written_be
                 await refused
             assert raised.value.code == ErrorCode.kafka_storage_error
             assert partition.wal_state is WalState.OWED  # its records are still unmarked
-            # The heartbeat reaches the store again (marks alone still cannot be written).
+            # Uploaded while the mark is owed: the commit does not clear it.
+            await engine.upload_once()
+            assert partition.object_end_offset == partition.next_offset
+            assert partition.wal_state is WalState.OWED
+            # The heartbeat reaches the store again (marks alone still cannot be written):
+            # it writes the mark, and then, everything being in objects, it is cleared.
+            real_settle = store.settle_wal_dirty
+            settled: list[tuple[dict[int, int], dict[int, int]]] = []
+
+            async def settle(dirty: dict[int, int], clean: dict[int, int]) -> None:
+                settled.append((dirty, clean))
+                await real_settle(dirty, clean)
+
+            monkeypatch.setattr(store, "settle_wal_dirty", settle)
             monkeypatch.setattr(heartbeats, "cluster_heartbeat", real_heartbeat)
-            await wait_until_async(lambda: partition.wal_state is WalState.DIRTY, 10, "paid")
-            assert dirty_of(setup, "t") == [partition.leader_epoch]
+            await wait_until_async(lambda: partition.wal_state is WalState.CLEAN, 10, "paid")
+            assert settled == [({}, {partition.stream_id: partition.leader_epoch})]
+            assert dirty_of(setup, "t") == [0]
             assert engine.dirty.owed() == {}
-            marks = engine.dirty.transactions
+            monkeypatch.setattr(store, "mark_wal_dirty", real_mark)
             await engine.append(partition, batch(1, 10, 5, b"C")).durable
-            assert engine.dirty.transactions == marks
+            assert partition.wal_state is WalState.DIRTY
+            assert dirty_of(setup, "t") == [partition.leader_epoch]
         finally:
             await engine.close()
             await registry.stop()

@@ -65,6 +65,7 @@ class DirtyMarks:
         # Whether a batch may be acknowledged without its mark now (the registry's
         # outage window; never, until the broker wires it).
         self.may_ack_unmarked: Callable[[], bool] = lambda: False
+        self._clearer: asyncio.Task[None] | None = None
 
     def owed(self) -> dict[int, int]:
         """The marks owed (stream -> epoch), for the heartbeat or the clean stop to write."""
@@ -75,6 +76,7 @@ class DirtyMarks:
     def owed_written(self, owed: dict[int, int], marked: frozenset[int]) -> None:
         """A heartbeat wrote `owed` (as `owed()` gave it): those in `marked` are dirty in
         the store now. One not marked is no longer led here at that epoch."""
+        uploaded = []
         for stream_id, epoch in owed.items():
             partition = self._owed.get(stream_id)
             if partition is None or partition.leader_epoch != epoch:
@@ -83,6 +85,8 @@ class DirtyMarks:
             if stream_id in marked:
                 if partition.wal_state is WalState.OWED:
                     partition.wal_state = WalState.DIRTY
+                    if partition.object_end_offset == partition.next_offset:
+                        uploaded.append(partition)
             elif not partition.deleted:
                 log.warning(
                     "%s-%d: its owed dirty mark found leader epoch %d moved on",
@@ -92,6 +96,26 @@ class DirtyMarks:
                 )
         if owed and not self._owed:
             log.info("every owed dirty mark is written")
+        if uploaded:
+            # Uploaded while the mark was owed (an owed partition is not cleared by its
+            # commits): no later commit may come to clear it, so clear it now.
+            self._clearer = asyncio.create_task(self._clear(uploaded), name="wal-clean")
+
+    async def _clear(self, partitions: list[PartitionLog]) -> None:
+        """Clear the marks of partitions whose every record is in a committed object, as
+        a clearing commit would (an append meanwhile waits, then marks again)."""
+        for partition in partitions:
+            partition.wal_state = WalState.CLEARING
+        committed = False
+        try:
+            await self._metadata.settle_wal_dirty(
+                {}, {p.stream_id: p.leader_epoch for p in partitions}
+            )
+            committed = True
+        except Exception as exc:  # noqa: BLE001 - left dirty: cleared by a later commit
+            log.warning("could not clear %d dirty marks: %r", len(partitions), exc)
+        for partition in partitions:
+            self.cleared(partition, committed)
 
     def before_ack(self, partition: PartitionLog) -> asyncio.Future[None] | None:
         """What an acknowledgement of `partition` must wait for besides its WAL write:
@@ -152,8 +176,9 @@ class DirtyMarks:
 
     def close(self) -> None:
         """A stop: nothing more is acknowledged."""
-        if self._writer is not None:
-            self._writer.cancel()
+        for task in (self._writer, self._clearer):
+            if task is not None:
+                task.cancel()
         error = KafkaError(ErrorCode.not_leader_or_follower, "the broker is stopping")
         for partition in self._pending.values():
             _resolve(partition, error)
