@@ -411,9 +411,15 @@ def test_records_acknowledged_while_only_the_leader_lost_the_store_are_never_los
             15,
             "uploaded and clean",
         )
-        with psycopg.connect(url) as db:
-            (flag,) = db.execute("SELECT unmarked_acks FROM brokers WHERE node_id=1").fetchone()
-        assert flag == 1, "a broker alone sets its flag"
+
+        def flagged() -> bool:
+            with psycopg.connect(url) as db:
+                query = "SELECT unmarked_acks FROM brokers WHERE node_id=1"
+                (flag,) = db.execute(query).fetchone()
+            return bool(flag == 1)
+
+        # A broker alone sets its flag with its next heartbeat (one a second here).
+        wait_until(flagged, 10, "broker 1's unmarked_acks flag set by its heartbeat")
         # PostgreSQL turns broker 1 away, and only broker 1.
         with psycopg.connect(url, autocommit=True) as db:
             db.execute(f"ALTER ROLE {role} NOLOGIN")
