@@ -19,6 +19,7 @@ from contextplane.broker.handlers import (
     admin,
     cluster,
     configs,
+    consumer_groups,
     fetch,
     groups,
     offsets,
@@ -193,7 +194,22 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz_txn.list_transactions,
         authz.refuse_top_level,
     ),
-    (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
+    (
+        68,
+        0,
+        1,
+        consumer_groups.consumer_group_heartbeat,
+        authz.group_member,
+        authz.refuse_top_level,
+    ),
+    (
+        69,
+        0,
+        1,
+        consumer_groups.consumer_group_describe,
+        authz.consumer_group_describe,
+        authz.refuse_top_level,
+    ),
 ]
 
 

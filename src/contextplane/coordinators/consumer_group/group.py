@@ -1,0 +1,123 @@
+"""One consumer group of the KIP-848 protocol and its members, as data.
+
+Rules of this file:
+
+* The group epoch only grows: it is bumped whenever what the assignor sees changes
+  (members, subscriptions, partition counts of subscribed topics). The target assignment
+  is recomputed in the same step, so `assignment_epoch == group_epoch` after every
+  heartbeat (Kafka's Assigning state is never observable here).
+* `target` holds one entry per member; `static_members` maps each static member's
+  instance id to its member id and nothing else.
+* Across members, the partitions assigned or being revoked never overlap (reconcile.py
+  keeps it; `invariants()` checks it in tests).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from contextplane.coordinators.consumer_group.assignors import TopicPartition
+from contextplane.coordinators.consumer_group.reconcile import MemberState, Reconciliation
+
+# The member epoch of a static member that left meaning to come back (KIP-848).
+LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
+LEAVE_GROUP_MEMBER_EPOCH = -1
+CONSUMER_GROUP_TYPE = "consumer"
+
+
+class ConsumerGroupState(enum.Enum):
+    EMPTY = "Empty"
+    ASSIGNING = "Assigning"
+    RECONCILING = "Reconciling"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass(eq=False, slots=True)
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    rebalance_timeout_ms: int = 0
+    subscribed_topics: frozenset[str] = frozenset()
+    server_assignor: str | None = None
+    epoch: int = 0
+    previous_epoch: int = 0
+    state: MemberState = MemberState.STABLE
+    assigned: frozenset[TopicPartition] = frozenset()
+    revoking: frozenset[TopicPartition] = frozenset()
+
+    def reconciliation(self) -> Reconciliation:
+        return Reconciliation(self.state, self.epoch, self.assigned, self.revoking)
+
+    def apply(self, step: Reconciliation) -> None:
+        if step.epoch != self.epoch:
+            self.previous_epoch = self.epoch
+            self.epoch = step.epoch
+        self.state = step.state
+        self.assigned = step.assigned
+        self.revoking = step.revoking
+
+    def has_left_statically(self) -> bool:
+        return self.epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
+
+
+@dataclass(eq=False)
+class ConsumerGroup:
+    group_id: str
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    assignor_name: str = ""
+    members: dict[str, ConsumerMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)
+    target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    # topic -> partition count, for the topics some member subscribes to
+    subscription_metadata: dict[str, int] = field(default_factory=dict)
+
+    def state(self) -> ConsumerGroupState:
+        if not self.members:
+            return ConsumerGroupState.EMPTY
+        if self.group_epoch > self.assignment_epoch:
+            return ConsumerGroupState.ASSIGNING
+        for member in self.members.values():
+            if member.has_left_statically():
+                continue
+            if member.epoch != self.assignment_epoch or member.state is not MemberState.STABLE:
+                return ConsumerGroupState.RECONCILING
+        return ConsumerGroupState.STABLE
+
+    def subscribed_topics(self) -> set[str]:
+        topics: set[str] = set()
+        for member in self.members.values():
+            topics |= member.subscribed_topics
+        return topics
+
+    def held_by_others(self, member_id: str) -> set[TopicPartition]:
+        held: set[TopicPartition] = set()
+        for other in self.members.values():
+            if other.member_id != member_id:
+                held |= other.assigned
+                held |= other.revoking
+        return held
+
+    def invariants(self) -> list[str]:
+        """What must hold between any two calls; an empty list when it does."""
+        problems = []
+        seen: dict[TopicPartition, str] = {}
+        for member in self.members.values():
+            for tp in member.assigned | member.revoking:
+                if tp in seen:
+                    problems.append(f"{tp} held by {seen[tp]} and {member.member_id}")
+                seen[tp] = member.member_id
+            if member.assigned & member.revoking:
+                problems.append(f"{member.member_id} both holds and revokes a partition")
+        if set(self.target) != set(self.members):
+            problems.append("target assignment and members differ")
+        for instance_id, member_id in self.static_members.items():
+            member = self.members.get(member_id)
+            if member is None or member.instance_id != instance_id:
+                problems.append(f"static member {instance_id} maps to {member_id}")
+        return problems
