@@ -237,16 +237,14 @@ class ConsumerGroupMachine:
         bump = is_new and not replaced
         if is_new:
             group.members[member.member_id] = member
-            if member.instance_id is not None:
-                group.static_members[member.instance_id] = member.member_id
         if replaced is not None:
             # A static member back under a new member id takes over its predecessor's
             # place and target: no rebalance.
             group.target[member.member_id] = group.target.pop(replaced.member_id, frozenset())
             self._drop(group, replaced)
-            if member.instance_id is not None:
-                group.static_members[member.instance_id] = member.member_id
         bump |= self._update(member, request)
+        if member.instance_id is not None:
+            group.static_members[member.instance_id] = member.member_id
         metadata = {t: partitions(t) for t in sorted(group.subscribed_topics())}
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata
@@ -320,7 +318,15 @@ class ConsumerGroupMachine:
                     f"cannot join the group because the instance id is owned by "
                     f"{static.member_id} member.",
                 )
-            successor = ConsumerMember(request.member_id, assigned=static.assigned)
+            # The successor inherits what the assignor saw, so nothing is rebalanced.
+            successor = ConsumerMember(
+                request.member_id,
+                rack_id=static.rack_id,
+                rebalance_timeout_ms=static.rebalance_timeout_ms,
+                subscribed_topics=static.subscribed_topics,
+                server_assignor=static.server_assignor,
+                assigned=static.assigned,
+            )
             return successor, True, static
         if static is None:
             raise HeartbeatRefused(
