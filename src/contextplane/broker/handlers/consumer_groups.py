@@ -8,6 +8,7 @@ coordinator, so each handler resolves ids with the topic table; the coordinator
 
 from __future__ import annotations
 
+import base64
 import datetime
 import uuid
 from collections.abc import Iterable
@@ -74,9 +75,13 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         return 0 if record is None else record.partitions
 
     names = request.subscribed_topic_names
+    member_id = request.member_id
+    if not member_id and request.member_epoch == 0 and ctx.api_version == 0:
+        # v0 lets the coordinator name a joining member (v1 clients name themselves).
+        member_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     heartbeat = ConsumerHeartbeat(
         group_id=request.group_id,
-        member_id=request.member_id,
+        member_id=member_id,
         member_epoch=request.member_epoch,
         instance_id=request.instance_id,
         rack_id=request.rack_id,
