@@ -263,6 +263,15 @@ SETTINGS: tuple[Setting, ...] = (
         high=15_000,
     ),
     Setting(
+        "group.consumer.assignment.interval.ms",
+        "group_consumer_assignment_interval_ms",
+        "ms",
+        "a consumer-protocol group's target assignment is recomputed at most this often "
+        "(changes in between are batched; 0: at every change), as Kafka 4.3+",
+        low=0,
+        high=15_000,
+    ),
+    Setting(
         "offsets.topic.num.partitions",
         "offsets_topic_num_partitions",
         "",

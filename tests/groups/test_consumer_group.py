@@ -167,39 +167,91 @@ def _group(machine: ConsumerGroupMachine) -> ConsumerGroup:
     return group
 
 
-def test_two_members_split_then_a_third_joins_with_revocation_first() -> None:
-    machine = ConsumerGroupMachine(Clock())
+# Targets at every change (group.consumer.assignment.interval.ms=0), for the tests that
+# are not about batching.
+IMMEDIATE = ConsumerGroupConfig(assignment_interval_ms=0)
+
+
+def test_two_members_split_with_revocation_first() -> None:
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
     a = _join(machine, "a")
-    assert (a["member_epoch"], len(a["assignment"])) == (1, 6)
+    # A new group is at epoch 1; the first subscription bumps it (as Kafka 4.4 answers).
+    assert (a["member_epoch"], a["assignment"]) == (2, _all("t", 6))
     b = _join(machine, "b")
-    assert b["member_epoch"] == 2 and b["assignment"] == frozenset()  # all still with a
+    assert b["member_epoch"] == 3 and b["assignment"] == frozenset()  # all still with a
     # a is told to give up three partitions, keeping its epoch.
-    a = _beat(machine, "a", 1, owned=_all("t", 6))
-    assert a["member_epoch"] == 1 and len(a["assignment"]) == 3
+    a = _beat(machine, "a", 2, owned=_all("t", 6))
+    assert a["member_epoch"] == 2 and a["assignment"] == _all("t", 3)
     assert _group(machine).state().value == "Reconciling"
-    # b asks again before a released them: still nothing.
-    b = _beat(machine, "b", 2, owned=())
-    assert b["assignment"] == frozenset()
-    # a acknowledges the revocation: it moves to epoch 2; b gets the freed partitions.
-    a = _beat(machine, "a", 1, owned=a["assignment"])
-    assert a["member_epoch"] == 2
-    b = _beat(machine, "b", 2, owned=())
-    assert len(b["assignment"]) == 3
-    assert b["assignment"].isdisjoint(a["assignment"])
+    # b asks again before a released them: still nothing (and nothing new to say).
+    b = _beat(machine, "b", 3, owned=())
+    assert b["assignment"] is None and _group(machine).members["b"].assigned == frozenset()
+    # a acknowledges the revocation: it moves to epoch 3; b gets the freed partitions.
+    a = _beat(machine, "a", 2, owned=a["assignment"])
+    assert (a["member_epoch"], a["assignment"]) == (3, None)
+    b = _beat(machine, "b", 3, owned=())
+    assert b["assignment"] == {("t", 3), ("t", 4), ("t", 5)}
     assert _group(machine).state().value == "Stable"
 
 
-def test_leave_frees_partitions_at_once_for_the_others() -> None:
-    machine = ConsumerGroupMachine(Clock())
+def test_targets_are_batched_by_the_assignment_interval() -> None:
+    """Kafka 4.3+: a change after a recent target leaves the group Assigning until a
+    heartbeat comes after group.consumer.assignment.interval.ms (1 s by default)."""
+    clock = Clock()
+    machine = ConsumerGroupMachine(clock)
+    assert _join(machine, "a")["member_epoch"] == 2  # the first target is immediate
+    b = _join(machine, "b")
+    group = _group(machine)
+    assert (b["member_epoch"], b["assignment"]) == (2, frozenset())
+    assert (group.state().value, group.group_epoch, group.assignment_epoch) == ("Assigning", 3, 2)
+    a = _beat(machine, "a", 2, owned=_all("t", 6))
+    assert a["assignment"] is None and group.state().value == "Assigning"
+    clock.now = 1_000
+    a = _beat(machine, "a", 2, owned=_all("t", 6))
+    assert (a["member_epoch"], a["assignment"]) == (2, _all("t", 3))
+    assert (group.state().value, group.assignment_epoch) == ("Reconciling", 3)
+    # A leave frees its partitions at once; the new target waits for the interval.
+    a = _beat(machine, "a", 2, owned=_all("t", 3))
+    b = _beat(machine, "b", 2, owned=())
+    assert (b["member_epoch"], b["assignment"]) == (3, {("t", 3), ("t", 4), ("t", 5)})
+    assert _beat(machine, "b", -1)["member_epoch"] == -1
+    assert (group.state().value, group.group_epoch) == ("Assigning", 4)
+    assert _beat(machine, "a", 3, owned=_all("t", 3))["assignment"] is None
+    clock.now = 2_000
+    a = _beat(machine, "a", 3, owned=_all("t", 3))
+    assert (a["member_epoch"], a["assignment"]) == (4, _all("t", 6))
+
+
+def test_three_members_take_kafkas_partitions() -> None:
+    """The uniform assignor's choices for identical subscriptions, as Kafka 4.4 makes them:
+    the member that had everything keeps the lowest of its quota, the others fill up in
+    member order (b and c join within one assignment interval, as in Kafka's run)."""
+    clock = Clock()
+    machine = ConsumerGroupMachine(clock)
     _join(machine, "a")
     _join(machine, "b")
-    a = _beat(machine, "a", 1, owned=_all("t", 6))
-    a = _beat(machine, "a", 1, owned=a["assignment"])
-    _beat(machine, "b", 2, owned=())
+    _join(machine, "c")
+    clock.now = 1_000
+    assert _beat(machine, "a", 2, owned=_all("t", 6))["assignment"] == _all("t", 2)
+    target = _group(machine).target
+    assert target == {
+        "a": frozenset(_all("t", 2)),
+        "b": frozenset({("t", 2), ("t", 3)}),
+        "c": frozenset({("t", 4), ("t", 5)}),
+    }
+
+
+def test_leave_frees_partitions_at_once_for_the_others() -> None:
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
+    _join(machine, "a")
+    _join(machine, "b")
+    a = _beat(machine, "a", 2, owned=_all("t", 6))
+    a = _beat(machine, "a", 2, owned=a["assignment"])
+    _beat(machine, "b", 3, owned=())
     left = _beat(machine, "b", -1)
     assert left["member_epoch"] == -1 and left["error_code"] == ErrorCode.none
-    a = _beat(machine, "a", a["member_epoch"], owned=a["assignment"])
-    assert a["assignment"] == _all("t", 6) and a["member_epoch"] == 3
+    a = _beat(machine, "a", 3, owned=_all("t", 3))
+    assert a["assignment"] == _all("t", 6) and a["member_epoch"] == 4
 
 
 def test_errors_as_kafka_gives_them() -> None:
@@ -228,28 +280,35 @@ def test_errors_as_kafka_gives_them() -> None:
 
 
 def test_lost_response_previous_epoch_is_accepted_with_a_subset() -> None:
-    machine = ConsumerGroupMachine(Clock())
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
     _join(machine, "a")
     _join(machine, "b")
-    a = _beat(machine, "a", 1, owned=_all("t", 6))
-    a = _beat(machine, "a", 1, owned=a["assignment"])
-    assert a["member_epoch"] == 2
-    # The response carrying epoch 2 was lost: a heartbeat at epoch 1 with a subset is fine.
-    again = _beat(machine, "a", 1, owned=a["assignment"])
-    assert again["error_code"] == ErrorCode.none and again["member_epoch"] == 2
-    # At epoch 1 but claiming partitions it no longer has: fenced.
-    fenced = _beat(machine, "a", 1, owned=_all("t", 6))
+    _beat(machine, "a", 2, owned=_all("t", 6))
+    a = _beat(machine, "a", 2, owned=_all("t", 3))
+    assert a["member_epoch"] == 3
+    # The response carrying epoch 3 was lost: a heartbeat at epoch 2 with a subset is fine.
+    again = _beat(machine, "a", 2, owned=_all("t", 3))
+    assert again["error_code"] == ErrorCode.none and again["member_epoch"] == 3
+    # At epoch 2 but claiming partitions it no longer has: fenced.
+    fenced = _beat(machine, "a", 2, owned=_all("t", 6))
     assert fenced["error_code"] == ErrorCode.fenced_member_epoch
+    # Listing a topic it holds nothing of is not a subset either (Kafka compares topic by
+    # topic, so an empty entry for another topic fences too).
+    other_topic = ConsumerHeartbeat(
+        "g", "a", 2, owned=_all("t", 3), owned_topics=frozenset({"t", "u"})
+    )
+    assert _checked(machine, other_topic)["error_code"] == ErrorCode.fenced_member_epoch
 
 
 def test_session_expiry_removes_the_member_and_rebalances() -> None:
     clock = Clock()
-    machine = ConsumerGroupMachine(clock, ConsumerGroupConfig(session_timeout_ms=45_000))
+    config = ConsumerGroupConfig(session_timeout_ms=45_000, assignment_interval_ms=0)
+    machine = ConsumerGroupMachine(clock, config)
     _join(machine, "a")
     _join(machine, "b")
     clock.now = 30_000
-    a = _beat(machine, "a", 1, owned=_all("t", 6))
-    a = _beat(machine, "a", 1, owned=a["assignment"])
+    a = _beat(machine, "a", 2, owned=_all("t", 6))
+    a = _beat(machine, "a", 2, owned=a["assignment"])
     clock.now = 46_000  # b's session (from t=0) is over, a's (t=30 s) is not
     machine.fire_due_timers()
     assert set(_group(machine).members) == {"a"}
@@ -259,13 +318,13 @@ def test_session_expiry_removes_the_member_and_rebalances() -> None:
 
 def test_a_member_that_does_not_revoke_in_time_is_removed() -> None:
     clock = Clock()
-    machine = ConsumerGroupMachine(clock)
+    machine = ConsumerGroupMachine(clock, IMMEDIATE)
     _join(machine, "a", rebalance_timeout_ms=10_000)
     _join(machine, "b")
-    _beat(machine, "a", 1, owned=_all("t", 6))  # told to revoke: deadline in 10 s
+    _beat(machine, "a", 2, owned=_all("t", 6))  # told to revoke: deadline in 10 s
     clock.now = 5_000
-    _beat(machine, "a", 1, owned=_all("t", 6))  # still holding: the deadline stands
-    _beat(machine, "b", 2, owned=())
+    _beat(machine, "a", 2, owned=_all("t", 6))  # still holding: the deadline stands
+    _beat(machine, "b", 3, owned=())
     clock.now = 10_001
     machine.fire_due_timers()
     assert set(_group(machine).members) == {"b"}
@@ -274,11 +333,12 @@ def test_a_member_that_does_not_revoke_in_time_is_removed() -> None:
 
 
 def test_static_member_leaves_with_minus_two_and_comes_back_without_a_rebalance() -> None:
-    machine = ConsumerGroupMachine(Clock())
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
     _join(machine, "a", instance_id="i1")
     _join(machine, "b")
-    a = _beat(machine, "a", 1, owned=_all("t", 6), instance_id="i1")
-    a = _beat(machine, "a", 1, owned=a["assignment"], instance_id="i1")
+    a = _beat(machine, "a", 2, owned=_all("t", 6), instance_id="i1")
+    a = _beat(machine, "a", 2, owned=a["assignment"], instance_id="i1")
+    a = {"assignment": _group(machine).members["a"].assigned}
     epoch = _group(machine).group_epoch
     left = _beat(machine, "a", -2, instance_id="i1")
     assert left["member_epoch"] == -2
@@ -294,10 +354,10 @@ def test_offset_commit_and_fetch_check_the_member_epoch() -> None:
     machine = ConsumerGroupMachine(Clock())
     _join(machine, "a")
     group = _group(machine)
-    assert machine.validate_offset_commit(group, "a", None, 1, 9) is None
+    assert machine.validate_offset_commit(group, "a", None, 2, 9) is None
     assert machine.validate_offset_commit(group, "a", None, 0, 9) == ErrorCode.stale_member_epoch
-    assert machine.validate_offset_commit(group, "x", None, 1, 9) == ErrorCode.unknown_member_id
-    assert machine.validate_offset_commit(group, "a", None, 1, 8) == ErrorCode.unsupported_version
+    assert machine.validate_offset_commit(group, "x", None, 2, 9) == ErrorCode.unknown_member_id
+    assert machine.validate_offset_commit(group, "a", None, 2, 8) == ErrorCode.unsupported_version
     # An admin commit (-1, no member) only while the group is empty.
     assert machine.validate_offset_commit(group, "", None, -1, 9) == ErrorCode.unknown_member_id
     assert machine.validate_offset_fetch(group, None, -1) is None
@@ -344,6 +404,7 @@ def test_random_membership_never_assigns_a_partition_twice(seed: int) -> None:
             owned[member] = response["assignment"]
     # Everybody heartbeats honestly until nothing moves.
     for _ in range(10):
+        clock.now += 1_000  # past the assignment interval
         for member in list(epochs):
             response = _beat(machine, member, epochs[member], owned=owned[member])
             epochs[member] = response["member_epoch"]

@@ -382,6 +382,7 @@ class Broker:
             consumer_config=ConsumerGroupConfig(
                 session_timeout_ms=settings.group_consumer_session_timeout_ms,
                 heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
+                assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
             ),
         )
         await groups.start()

@@ -559,8 +559,8 @@ class GroupCoordinator:
                     "error_message": message,
                     "group_id": group_id,
                     "group_state": "",
-                    "group_epoch": -1,
-                    "assignment_epoch": -1,
+                    "group_epoch": 0,
+                    "assignment_epoch": 0,
                     "assignor_name": "",
                     "members": [],
                 }

@@ -25,17 +25,22 @@ from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
 CONSUMER_MEMBER_TYPE = 1
 
 
-def _owned(ctx: RequestContext, topic_partitions: Any) -> frozenset[TopicPartition] | None:
-    """The partitions a heartbeat says its member owns, by name; an id no topic has is
-    dropped (the topic was deleted: the member cannot own it any more)."""
+def _owned(
+    ctx: RequestContext, topic_partitions: Any
+) -> tuple[frozenset[TopicPartition] | None, frozenset[str]]:
+    """The partitions a heartbeat says its member owns, by name, and the topics it lists
+    them under; an id no topic has is dropped (the topic was deleted: the member cannot
+    own it any more)."""
     if topic_partitions is None:
-        return None
+        return None, frozenset()
     owned: set[TopicPartition] = set()
+    topics: set[str] = set()
     for topic in topic_partitions:
         record = ctx.topics.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
         if record is not None:
+            topics.add(record.name)
             owned.update((record.name, int(p)) for p in topic.partitions)
-    return frozenset(owned)
+    return frozenset(owned), frozenset(topics)
 
 
 def _by_topic_id(
@@ -79,6 +84,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
     if not member_id and request.member_epoch == 0 and ctx.api_version == 0:
         # v0 lets the coordinator name a joining member (v1 clients name themselves).
         member_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    owned, owned_topics = _owned(ctx, request.topic_partitions)
     heartbeat = ConsumerHeartbeat(
         group_id=request.group_id,
         member_id=member_id,
@@ -89,7 +95,8 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         subscribed_topic_names=None if names is None else tuple(names),
         subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
         server_assignor=request.server_assignor,
-        owned=_owned(ctx, request.topic_partitions),
+        owned=owned,
+        owned_topics=owned_topics,
         client_id=ctx.header.client_id or "",
         client_host=client_host(ctx),
         api_version=ctx.api_version,
@@ -115,8 +122,8 @@ def _refused(group_id: str) -> dict[str, Any]:
         "error_message": None,
         "group_id": group_id,
         "group_state": "",
-        "group_epoch": -1,
-        "assignment_epoch": -1,
+        "group_epoch": 0,
+        "assignment_epoch": 0,
         "assignor_name": "",
         "members": [],
         "authorized_operations": OPERATIONS_NOT_REQUESTED,

@@ -9,6 +9,9 @@ Rules of this file:
 * `uniform` (Kafka's UniformAssignor) balances the number of partitions per member to
   within one among the members that could take them, and keeps each member's current
   partitions where the balance allows, so a join or a leave moves about P/M partitions.
+  With identical subscriptions it makes Kafka's choices (checked against Kafka 4.4 by
+  the differential scenarios); with different ones the balance is the same, the
+  partitions chosen may differ.
 * `range` (Kafka's RangeAssignor) gives each member subscribed to a topic a contiguous
   range of its partitions, in member-id order: the first P mod M members one more.
 """
@@ -35,6 +38,56 @@ def uniform(
     partition_counts: Mapping[str, int],
     current: Mapping[str, frozenset[TopicPartition]],
 ) -> Assignment:
+    if len(set(subscriptions.values())) == 1:
+        return _uniform_homogeneous(subscriptions, partition_counts, current)
+    return _uniform_heterogeneous(subscriptions, partition_counts, current)
+
+
+def _uniform_homogeneous(
+    subscriptions: Subscriptions,
+    partition_counts: Mapping[str, int],
+    current: Mapping[str, frozenset[TopicPartition]],
+) -> Assignment:
+    """Every member subscribes to the same topics (Kafka's homogeneous uniform builder):
+    each gets ⌊P/M⌋ partitions and P mod M of them one more. A member keeps its current
+    partitions (lowest first) up to its quota; the rest fill the members in member-id
+    order, lowest partitions first."""
+    members = sorted(subscriptions)
+    topics = next(iter(subscriptions.values()))
+    partitions = [(t, p) for t in sorted(topics) for p in range(partition_counts.get(t, 0))]
+    valid = set(partitions)
+    quota, extra = divmod(len(partitions), len(members))
+    owned: dict[str, list[TopicPartition]] = {}
+    taken: set[TopicPartition] = set()
+    for member in members:
+        kept = [tp for tp in sorted(current.get(member, ())) if tp in valid and tp not in taken]
+        size = min(len(kept), quota)
+        if len(kept) > quota and extra > 0:
+            size = quota + 1
+            extra -= 1
+        owned[member] = kept[:size]
+        taken.update(owned[member])
+    free = iter([tp for tp in partitions if tp not in taken])
+    for member in members:
+        while len(owned[member]) < quota:
+            owned[member].append(next(free))
+    for member in members:
+        if extra == 0:
+            break
+        if len(owned[member]) == quota:
+            owned[member].append(next(free))
+            extra -= 1
+    return {m: frozenset(parts) for m, parts in owned.items()}
+
+
+def _uniform_heterogeneous(
+    subscriptions: Subscriptions,
+    partition_counts: Mapping[str, int],
+    current: Mapping[str, frozenset[TopicPartition]],
+) -> Assignment:
+    """Members subscribe to different topics: each partition goes to the least loaded
+    member subscribed to its topic, after every member kept what it had, then partitions
+    move from a member to one holding at least two fewer until none can."""
     owned: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
     taken: set[TopicPartition] = set()
     # 1. Stickiness: every member keeps what it had that is still valid (once).

@@ -3,11 +3,12 @@
 Rules of this file:
 
 * The group epoch only grows: it is bumped whenever what the assignor sees changes
-  (members, subscriptions, partition counts of subscribed topics). The target assignment
-  is recomputed in the same step, so `assignment_epoch == group_epoch` after every
-  heartbeat (Kafka's Assigning state is never observable here).
-* `target` holds one entry per member; `static_members` maps each static member's
-  instance id to its member id and nothing else.
+  (subscriptions, members leaving, partition counts of subscribed topics). The target
+  assignment catches up (`assignment_epoch = group_epoch`) at the first heartbeat the
+  assignment interval allows; until then the group is Assigning.
+* `target` holds an entry per member the last target was computed for, and no member
+  that has gone; `static_members` maps each static member's instance id to its member id
+  and nothing else.
 * Across members, the partitions assigned or being revoked never overlap (reconcile.py
   keeps it; `invariants()` checks it in tests).
 """
@@ -53,8 +54,11 @@ class ConsumerMember:
     def reconciliation(self) -> Reconciliation:
         return Reconciliation(self.state, self.epoch, self.assigned, self.revoking)
 
-    def apply(self, step: Reconciliation) -> None:
-        if step.epoch != self.epoch:
+    def apply(self, step: Reconciliation, recomputed: bool) -> None:
+        """Take a reconciliation step. A recomputed step moves the previous epoch up to
+        the current one even when the epoch stays (as Kafka's builder does), so only the
+        epoch of the last answer that changed something is accepted as a lost response."""
+        if recomputed:
             self.previous_epoch = self.epoch
             self.epoch = step.epoch
         self.state = step.state
@@ -68,8 +72,10 @@ class ConsumerMember:
 @dataclass(eq=False)
 class ConsumerGroup:
     group_id: str
-    group_epoch: int = 0
-    assignment_epoch: int = 0
+    # A new group starts at epoch 1, its target too (Kafka 4.3+'s ModernGroup).
+    group_epoch: int = 1
+    assignment_epoch: int = 1
+    last_assignment_ms: int | None = None
     assignor_name: str = ""
     members: dict[str, ConsumerMember] = field(default_factory=dict)
     static_members: dict[str, str] = field(default_factory=dict)
@@ -114,8 +120,10 @@ class ConsumerGroup:
                 seen[tp] = member.member_id
             if member.assigned & member.revoking:
                 problems.append(f"{member.member_id} both holds and revokes a partition")
-        if set(self.target) != set(self.members):
-            problems.append("target assignment and members differ")
+        if not set(self.target) <= set(self.members):
+            problems.append("the target assigns partitions to a member that has gone")
+        if self.assignment_epoch > self.group_epoch:
+            problems.append("the target is ahead of the group epoch")
         for instance_id, member_id in self.static_members.items():
             member = self.members.get(member_id)
             if member is None or member.instance_id != instance_id:

@@ -43,6 +43,8 @@ SESSION_TIMEOUT_MS_MAX = 60_000
 HEARTBEAT_INTERVAL_MS_DEFAULT = 5_000
 HEARTBEAT_INTERVAL_MS_MIN = 5_000
 HEARTBEAT_INTERVAL_MS_MAX = 15_000
+# Kafka 4.3+: a group's target is recomputed at most this often (0: at every change).
+ASSIGNMENT_INTERVAL_MS_DEFAULT = 1_000
 MAX_SIZE_DEFAULT = 2**31 - 1
 # Bound on timers run by one `fire_due_timers` call.
 _TIMER_ACTIONS_PER_CALL_MAX = 100_000
@@ -54,6 +56,7 @@ PartitionCounts = Callable[[str], int]
 class ConsumerGroupConfig:
     session_timeout_ms: int = SESSION_TIMEOUT_MS_DEFAULT
     heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_DEFAULT
+    assignment_interval_ms: int = ASSIGNMENT_INTERVAL_MS_DEFAULT
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
@@ -74,6 +77,8 @@ class ConsumerHeartbeat:
     subscribed_topic_regex: str | None = None
     server_assignor: str | None = None
     owned: frozenset[TopicPartition] | None = None
+    # The topics the owned partitions were listed under (an entry may list none).
+    owned_topics: frozenset[str] = frozenset()
     client_id: str = ""
     client_host: str = ""
     api_version: int = 1
@@ -234,7 +239,7 @@ class ConsumerGroupMachine:
                 f"{self.config.max_size} members.",
             )
         before = member.assigned
-        bump = is_new and not replaced
+        bump = False
         if is_new:
             group.members[member.member_id] = member
         if replaced is not None:
@@ -250,16 +255,19 @@ class ConsumerGroupMachine:
             group.subscription_metadata = metadata
             bump = True
         if bump:
+            group.group_epoch += 1
+        if group.group_epoch > group.assignment_epoch and self._assignment_due(group):
             self._new_target(group)
+        current = member.reconciliation()
         step = reconcile(
-            member.reconciliation(),
+            current,
             group.assignment_epoch,
             group.target.get(member.member_id, frozenset()),
             request.owned,
             group.held_by_others(member.member_id),
         )
         was_revoking = member.state is MemberState.UNREVOKED_PARTITIONS
-        member.apply(step)
+        member.apply(step, recomputed=step is not current)
         revocation = RevocationDeadline(group.group_id, member.member_id)
         if member.state is MemberState.UNREVOKED_PARTITIONS:
             if not was_revoking:
@@ -269,7 +277,13 @@ class ConsumerGroupMachine:
         self._schedule(
             SessionExpiry(group.group_id, member.member_id), self.config.session_timeout_ms
         )
-        send_assignment = request.owned is not None or joining or member.assigned != before
+        # Kafka sends the assignment on a join, when it changed, or when the member's view
+        # of what it owns differs from it.
+        send_assignment = (
+            joining
+            or member.assigned != before
+            or (request.owned is not None and request.owned != member.assigned)
+        )
         return {
             "error_code": ErrorCode.none,
             "error_message": None,
@@ -362,10 +376,12 @@ class ConsumerGroupMachine:
                 f"abandon all its partitions and rejoin.",
             )
         if received < member.epoch:
+            held_topics = {topic for topic, _ in member.assigned}
             lost_response = (
                 received == member.previous_epoch
                 and request.owned is not None
                 and request.owned <= member.assigned
+                and request.owned_topics <= held_topics
             )
             if not lost_response:
                 raise HeartbeatRefused(
@@ -400,8 +416,14 @@ class ConsumerGroupMachine:
         member.client_host = request.client_host
         return changed
 
+    def _assignment_due(self, group: ConsumerGroup) -> bool:
+        """Kafka 4.3+ batches changes: a new target at most once per assignment interval
+        (the group is Assigning meanwhile), computed by the next heartbeat after it."""
+        last = group.last_assignment_ms
+        return last is None or self.now_ms() - last >= self.config.assignment_interval_ms
+
     def _new_target(self, group: ConsumerGroup) -> None:
-        group.group_epoch += 1
+        group.last_assignment_ms = self.now_ms()
         group.assignor_name = self._preferred_assignor(group)
         assignor = ASSIGNORS[group.assignor_name]
         subscriptions = {m.member_id: m.subscribed_topics for m in group.members.values()}
@@ -474,13 +496,14 @@ class ConsumerGroupMachine:
         self.timers.cancel(RevocationDeadline(group.group_id, member.member_id).key)
 
     def _remove_member(self, group: ConsumerGroup, member: ConsumerMember) -> None:
-        """The member is gone: what it held is free now; the others get a new target."""
+        """The member is gone: what it held is free now; the others get a new target (at
+        a later heartbeat, as the assignment interval allows)."""
         self._drop(group, member)
         topics = group.subscribed_topics()
         group.subscription_metadata = {
             t: n for t, n in group.subscription_metadata.items() if t in topics
         }
-        self._new_target(group)
+        group.group_epoch += 1
 
     # -- groups -------------------------------------------------------------------------
 
@@ -573,7 +596,8 @@ def describe_member(member: ConsumerMember, target: frozenset[TopicPartition]) -
         "client_host": member.client_host,
         "subscribed_topic_names": sorted(member.subscribed_topics),
         "subscribed_topic_regex": None,
-        "assignment": member.assigned,
+        # What the member holds, including what it is still revoking (as Kafka shows it).
+        "assignment": member.assigned | member.revoking,
         "target_assignment": target,
     }
 

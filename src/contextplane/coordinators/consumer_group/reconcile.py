@@ -45,7 +45,8 @@ def reconcile(
     held_elsewhere: Set[TopicPartition],
 ) -> Reconciliation:
     """The member's next step. `owned` is what the member's heartbeat says it owns (None
-    when the heartbeat did not say: then it is assumed to own what it was given)."""
+    when the heartbeat did not say: then it is assumed to own what it was given). Returns
+    `current` itself when there is nothing to recompute."""
     if current.state is MemberState.UNREVOKED_PARTITIONS:
         if owned is None or owned & current.revoking:
             return current
