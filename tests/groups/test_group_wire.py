@@ -157,7 +157,7 @@ def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version
     joined = _consumer_heartbeat(wire, version, group, member, 0)
     assert joined.error_code == ErrorCode.none
     assert joined.member_id and (version == 0 or joined.member_id == member)
-    assert joined.member_epoch == 1
+    assert joined.member_epoch == 2  # a new group is at 1, the subscription bumps it
     assert joined.heartbeat_interval.total_seconds() == 5
     assert joined.assignment is not None and joined.assignment.topic_partitions == ()
     described = wire.call(
@@ -167,12 +167,12 @@ def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version
     assert (mine.error_code, mine.group_state, mine.group_epoch, mine.assignment_epoch) == (
         ErrorCode.none,
         "Stable",
-        1,
-        1,
+        2,
+        2,
     )
     assert mine.assignor_name == "uniform"
     assert [(m.member_id, m.member_epoch, m.subscribed_topic_names) for m in mine.members] == [
-        (joined.member_id, 1, ("t",))
+        (joined.member_id, 2, ("t",))
     ]
     assert mine.members[0].member_type == 1
     assert unknown.error_code == ErrorCode.group_id_not_found
