@@ -4,11 +4,13 @@ confluent-kafka consumers share a 6-partition topic: two split it, a third joins
 partitions move, one leaves and its partitions are reassigned. Each record is committed
 as soon as it is processed, so a record consumed twice inside the group's committed
 progress would mean a partition was handed over before its old owner let it go.
-Committed offsets survive a broker restart.
+Committed offsets survive a broker restart. A Java 4.4 consumer shares a group with a
+confluent-kafka one, and Kafka's own kafka-consumer-groups.sh describes such a group.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterable
@@ -221,6 +223,58 @@ def test_java_and_confluent_consumers_share_a_group(tmp_path: Path) -> None:
         assert ledger.duplicates == []
         assert java_seen.isdisjoint(ledger.seen)
         assert len(ledger.seen) + len(java_seen) == 2 * RECORDS_PER_ROUND
+        consumers["c1"].close()
+    finally:
+        broker.stop()
+
+
+def _consumer_groups_tool(bootstrap: str, *args: str) -> str:
+    """Kafka 4.4's own kafka-consumer-groups.sh (ConsumerGroupCommand), from its jars."""
+    from conformance.suites.librdkafka.suite import fetch_kafka_tools
+
+    libs = fetch_kafka_tools()
+    command = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    result = subprocess.run(
+        ["java", "-cp", f"{libs}/*", command, "--bootstrap-server", bootstrap, *args],
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_kafka_consumer_groups_describes_a_consumer_protocol_group(tmp_path: Path) -> None:
+    broker = InProcessBroker(tmp_path / "broker").start()
+    topic, group = "kip848-tool", "kip848-tool-group"
+    try:
+        _create_topic(broker.bootstrap, topic)
+        _produce(broker.bootstrap, topic, 0)
+        ledger = Ledger()
+        consumers = {"c1": _consumer(broker.bootstrap, group, topic, "tool-client")}
+        _settle(ledger, consumers, [PARTITIONS], RECORDS_PER_ROUND)
+        member_id = consumers["c1"].memberid()
+
+        offsets = _consumer_groups_tool(broker.bootstrap, "--describe", "--group", group)
+        rows = [line.split() for line in offsets.splitlines() if line.startswith(group)]
+        assert sorted(int(r[2]) for r in rows) == list(range(PARTITIONS))
+        per_partition = RECORDS_PER_ROUND // PARTITIONS
+        assert {(r[3], r[4], r[5], r[6]) for r in rows} == {
+            (str(per_partition), str(per_partition), "0", member_id)
+        }
+        members = _consumer_groups_tool(
+            broker.bootstrap, "--describe", "--group", group, "--members", "--verbose"
+        )
+        row = next(line.split() for line in members.splitlines() if line.startswith(group))
+        everything = f"{topic}:{','.join(str(p) for p in range(PARTITIONS))}"
+        # CONSUMER-ID, HOST, CLIENT-ID, #PARTITIONS, epochs and assignments
+        assert row[1:] == [member_id, "/127.0.0.1", "tool-client", str(PARTITIONS), "2",
+                           everything, "2", everything]  # fmt: skip
+        state = _consumer_groups_tool(broker.bootstrap, "--describe", "--group", group, "--state")
+        assert state.splitlines()[-1].split()[-3:] == ["uniform", "Stable", "1"]
+        listed = _consumer_groups_tool(broker.bootstrap, "--list", "--type")
+        assert [group, "Consumer"] in [line.split() for line in listed.splitlines()]
         consumers["c1"].close()
     finally:
         broker.stop()
