@@ -12,9 +12,9 @@ import pytest
 
 from contextplane.coordinators.consumer_group.assignors import range_assignor, uniform
 from contextplane.coordinators.consumer_group.group import ConsumerGroup
-from contextplane.coordinators.consumer_group.machine import (
+from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
+from contextplane.coordinators.consumer_group.messages import (
     ConsumerGroupConfig,
-    ConsumerGroupMachine,
     ConsumerHeartbeat,
 )
 from contextplane.coordinators.consumer_group.reconcile import (

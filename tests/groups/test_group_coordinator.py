@@ -211,7 +211,7 @@ def test_store_outage_fails_commits_retriably_without_a_traceback_each(
 
 
 def _consumer_join(member: str, group: str = "g") -> Any:
-    from contextplane.coordinators.consumer_group.machine import ConsumerHeartbeat
+    from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
 
     return ConsumerHeartbeat(
         group_id=group,

@@ -46,7 +46,7 @@ from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
-from contextplane.coordinators.consumer_group.machine import ConsumerGroupConfig
+from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds

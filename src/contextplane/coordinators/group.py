@@ -28,13 +28,15 @@ from contextplane import limits
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.consumer_group.group import ConsumerGroup
 from contextplane.coordinators.consumer_group.machine import (
-    ConsumerGroupConfig,
     ConsumerGroupMachine,
-    ConsumerHeartbeat,
     PartitionCounts,
-    describe_group,
+)
+from contextplane.coordinators.consumer_group.messages import (
+    ConsumerGroupConfig,
+    ConsumerHeartbeat,
     heartbeat_error,
 )
+from contextplane.coordinators.consumer_group.views import describe_group
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,

@@ -17,7 +17,7 @@ from typing import Any
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.groups import client_host
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
-from contextplane.coordinators.consumer_group.machine import ConsumerHeartbeat
+from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
 

@@ -125,7 +125,7 @@ class ConsumerGroup:
         if self.assignment_epoch > self.group_epoch:
             problems.append("the target is ahead of the group epoch")
         for instance_id, member_id in self.static_members.items():
-            member = self.members.get(member_id)
-            if member is None or member.instance_id != instance_id:
+            static = self.members.get(member_id)
+            if static is None or static.instance_id != instance_id:
                 problems.append(f"static member {instance_id} maps to {member_id}")
         return problems
