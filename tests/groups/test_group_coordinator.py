@@ -304,3 +304,27 @@ def test_after_a_restart_consumer_members_rejoin_and_keep_their_offsets(tmp_path
             await restarted.stop()
 
     asyncio.run(main())
+
+
+def test_the_timer_task_expires_consumer_members(tmp_path: Path) -> None:
+    """The coordinator's one timer task also fires the consumer groups' session timers."""
+    from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
+
+    async def main() -> None:
+        store = await open_store(Settings(data_dir=tmp_path))
+        coordinator = GroupCoordinator(
+            store,
+            CoordinatorConfig(initial_rebalance_delay_ms=0),
+            consumer_config=ConsumerGroupConfig(session_timeout_ms=200),
+        )
+        await coordinator.start()
+        try:
+            coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            group = coordinator.consumer.group("g")
+            assert group is not None and set(group.members) == {"m1"}
+
+            await wait_until_async(lambda: not group.members, 10, "the session expiry")
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
