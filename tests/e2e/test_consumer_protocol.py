@@ -278,3 +278,49 @@ def test_kafka_consumer_groups_describes_a_consumer_protocol_group(tmp_path: Pat
         consumers["c1"].close()
     finally:
         broker.stop()
+
+
+def test_a_static_member_comes_back_to_its_partitions_without_a_rebalance(
+    tmp_path: Path,
+) -> None:
+    """group.instance.id with the consumer protocol: closing leaves with epoch -2, the
+    member keeps its place, and a new consumer with the same instance id gets the same
+    partitions at once, the group epoch unchanged."""
+    broker = InProcessBroker(tmp_path / "broker").start()
+    topic, group = "kip848-static", "kip848-static-group"
+
+    def static(name: str, instance: str) -> Consumer:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": group,
+                "group.protocol": "consumer",
+                "group.instance.id": instance,
+                "client.id": name,
+            }
+        )
+        consumer.subscribe([topic])
+        return consumer
+
+    try:
+        _create_topic(broker.bootstrap, topic)
+        ledger = Ledger()
+        consumers = {"a": static("a", "instance-a"), "b": static("b", "instance-b")}
+        _settle(ledger, consumers, [3, 3], 0)
+        before = _assigned(consumers["a"])
+        assert broker.broker is not None
+        coordinator = broker.broker.groups
+        state = coordinator.consumer.group(group)
+        assert state is not None
+        epoch = state.group_epoch
+        consumers.pop("a").close()
+        kept = [m for m in state.members.values() if m.instance_id == "instance-a"]
+        assert [(m.epoch, {p for _, p in m.assigned}) for m in kept] == [(-2, before)]
+        consumers["a2"] = static("a2", "instance-a")
+        _settle(ledger, consumers, [3, 3], 0)
+        assert _assigned(consumers["a2"]) == before
+        assert state.group_epoch == epoch
+        for consumer in consumers.values():
+            consumer.close()
+    finally:
+        broker.stop()
