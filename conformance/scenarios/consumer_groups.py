@@ -27,6 +27,7 @@ def _heartbeat(
     topic_id: Any = None,
     rebalance_timeout: int = 30000,
     assignor: str | None = None,
+    instance_id: str | None = None,
 ) -> Any:
     joining = epoch == 0
     return client.request(
@@ -35,7 +36,7 @@ def _heartbeat(
         group_id=group,
         member_id=member_id,
         member_epoch=epoch,
-        instance_id=None,
+        instance_id=instance_id,
         rack_id=None,
         rebalance_timeout=rebalance_timeout if joining else -1,
         subscribed_topic_names=topics,
@@ -212,3 +213,34 @@ def errors(ctx: Ctx) -> None:
             if g.group_id == group
         ),
     )
+
+
+@scenario()
+def static_members(ctx: Ctx) -> None:
+    """A static member leaves with -2 and keeps its place; its instance id is refused to
+    another member while it is held and taken over by a rejoin after the -2 leave, with
+    the same partitions and no new group epoch; a member id that is not the instance's is
+    fenced."""
+    client = ctx.raw()
+    topic, group = "cg848-static", "cg848-static-group"
+    ctx.record("create", err(wire.create_topic(client, topic, 4).error_code))
+    ctx.check(wire.wait_for_topic(client, topic, 4), "topic ready")
+    wire.find_coordinator(client, group)
+    first = wire.retry_coordinator(
+        lambda: _heartbeat(client, group, "s-one", 0, topics=[topic], instance_id="inst-1")
+    )
+    ctx.record("one.join", _answer(first))
+    ctx.check(first.error_code == 0, "joined")
+    clash = _heartbeat(client, group, "s-two", 0, topics=[topic], instance_id="inst-1")
+    ctx.record("taken_instance", {"error": err(clash.error_code)})
+    impostor = _heartbeat(client, group, "s-two", first.member_epoch, instance_id="inst-1")
+    ctx.record("other_member_id", {"error": err(impostor.error_code)})
+    unknown = _heartbeat(client, group, "s-one", first.member_epoch, instance_id="inst-9")
+    ctx.record("unknown_instance", {"error": err(unknown.error_code)})
+    left = _heartbeat(client, group, "s-one", -2, instance_id="inst-1")
+    ctx.record("static_leave", _answer(left))
+    ctx.record("describe.after_leave", _describe(client, [group]))
+    back = _heartbeat(client, group, "s-three", 0, topics=[topic], instance_id="inst-1")
+    ctx.record("rejoin", _answer(back))
+    ctx.record("describe.after_rejoin", _describe(client, [group]))
+    _heartbeat(client, group, "s-three", -1, instance_id="inst-1")

@@ -89,8 +89,7 @@ class ConsumerGroup:
         if self.group_epoch > self.assignment_epoch:
             return ConsumerGroupState.ASSIGNING
         for member in self.members.values():
-            if member.has_left_statically():
-                continue
+            # A static member away with epoch -2 counts as not reconciled, as in Kafka.
             if member.epoch != self.assignment_epoch or member.state is not MemberState.STABLE:
                 return ConsumerGroupState.RECONCILING
         return ConsumerGroupState.STABLE
