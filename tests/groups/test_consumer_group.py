@@ -279,6 +279,12 @@ def test_errors_as_kafka_gives_them() -> None:
     assert static_leave["error_code"] == ErrorCode.invalid_request  # -2 needs an instance id
 
 
+def test_a_refused_join_creates_no_group() -> None:
+    machine = ConsumerGroupMachine(Clock(), ConsumerGroupConfig(max_size=0))
+    assert _join(machine, "a")["error_code"] == ErrorCode.group_max_size_reached
+    assert machine.group("g") is None
+
+
 def test_lost_response_previous_epoch_is_accepted_with_a_subset() -> None:
     machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
     _join(machine, "a")

@@ -108,12 +108,16 @@ class ConsumerGroupMachine:
     def heartbeat(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
         """The response's field values (assignment as partitions by topic name, or None).
         `partitions` gives a topic's partition count (0 if it does not exist)."""
+        existed = request.group_id in self.groups
         try:
             validate_heartbeat(request, self.config.assignors)
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
                 return self._leave(request, partitions)
             return self._heartbeat(request, partitions)
         except HeartbeatRefused as refused:
+            group = self.groups.get(request.group_id)
+            if not existed and group is not None and not group.members:
+                del self.groups[request.group_id]  # a refused join creates no group
             return heartbeat_error(refused.code, refused.message)
 
     def _group(self, group_id: str, create: bool) -> ConsumerGroup:
