@@ -367,6 +367,8 @@ def test_offset_commit_and_fetch_check_the_member_epoch() -> None:
     # An admin commit (-1, no member) only while the group is empty.
     assert machine.validate_offset_commit(group, "", None, -1, 9) == ErrorCode.unknown_member_id
     assert machine.validate_offset_fetch(group, None, -1) is None
+    assert machine.validate_offset_fetch(group, "x", -1) is None
+    assert machine.validate_offset_fetch(group, "x", 2) == ErrorCode.unknown_member_id
     assert machine.validate_offset_fetch(group, "a", 0) == ErrorCode.stale_member_epoch
     _beat(machine, "a", -1)
     assert machine.validate_offset_commit(group, "", None, -1, 9) is None

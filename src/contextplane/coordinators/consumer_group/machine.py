@@ -475,8 +475,9 @@ class ConsumerGroupMachine:
     def validate_offset_fetch(
         self, group: ConsumerGroup, member_id: str | None, member_epoch: int
     ) -> ErrorCode | None:
-        """Kafka's ConsumerGroup.validateOffsetFetch (OffsetFetch v9+ names the member)."""
-        if member_epoch < 0 and not member_id:
+        """Kafka's ConsumerGroup.validateOffsetFetch (OffsetFetch v9+ names the member):
+        epoch -1 is an admin client's or a fetch outside group management, allowed."""
+        if member_epoch == -1:
             return None
         member = group.members.get(member_id or "")
         if member is None:
