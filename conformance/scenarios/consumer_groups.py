@@ -195,6 +195,28 @@ def errors(ctx: Ctx) -> None:
             client, group, {(topic, 0): 1}, generation=epoch, member_id="m-e", version=9
         )
         ctx.record(f"commit.{name}", err(commit.topics[0].partitions[0].error_code))
+    for name, member_id, epoch in (
+        ("stale", "m-e", 0),
+        ("current", "m-e", joined.member_epoch),
+        ("unknown_member", "m-ghost", joined.member_epoch),
+        ("admin", None, -1),
+    ):
+        fetched = client.request(
+            9,
+            9,
+            groups=[
+                {
+                    "group_id": group,
+                    "member_id": member_id,
+                    "member_epoch": epoch,
+                    "topics": [{"name": topic, "partition_indexes": [0]}],
+                }
+            ],
+            require_stable=False,
+        )
+        found = fetched.groups[0]
+        offsets = [p.committed_offset for t in found.topics for p in t.partitions]
+        ctx.record(f"fetch.{name}", {"error": err(found.error_code), "offsets": offsets})
     old = wire.offset_commit(
         client, group, {(topic, 0): 1}, generation=joined.member_epoch, member_id="m-e"
     )
