@@ -75,6 +75,39 @@ def test_uniform_drops_partitions_of_unsubscribed_or_shrunk_topics() -> None:
     assert result == {"m1": frozenset(_all("t", 2))}
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_uniform_properties_on_random_groups(seed: int) -> None:
+    """Every partition of a subscribed topic goes to exactly one member subscribed to it;
+    with identical subscriptions the sizes differ by at most one and every member keeps
+    as much of its valid current assignment as its quota allows."""
+    rng = random.Random(seed)
+    counts = {t: rng.randint(0, 12) for t in ("a", "b", "c")}
+    members = [f"m{i}" for i in range(rng.randint(1, 7))]
+    homogeneous = rng.random() < 0.5
+    shared = frozenset(rng.sample(sorted(counts), rng.randint(1, 3)))
+    subs = {
+        m: shared if homogeneous else frozenset(rng.sample(sorted(counts), rng.randint(1, 3)))
+        for m in members
+    }
+    everything = [(t, p) for t in sorted(counts) for p in range(counts[t] + 2)]
+    current = {m: frozenset(rng.sample(everything, rng.randint(0, 6))) for m in members}
+    result = uniform(subs, counts, current)
+    wanted = {(t, p) for m in members for t in subs[m] for p in range(counts[t])}
+    held = [tp for parts in result.values() for tp in parts]
+    assert sorted(held) == sorted(wanted)
+    for member, parts in result.items():
+        assert all(t in subs[member] for t, _ in parts)
+    if homogeneous:
+        sizes = [len(p) for p in result.values()]
+        assert max(sizes) - min(sizes) <= 1
+        quota = len(wanted) // len(members)
+        claimed: set[TP] = set()
+        for member in sorted(members):
+            valid = {tp for tp in current[member] if tp in wanted and tp not in claimed}
+            claimed |= valid
+            assert len(result[member] & valid) >= min(len(valid), quota)
+
+
 # -- reconciliation ---------------------------------------------------------------------
 
 
