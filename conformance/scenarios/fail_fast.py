@@ -1,9 +1,7 @@
 """Features a client asks for settle on an answer it does not retry: it succeeds, or fails
-at once with an error it reports, and never waits out its own timeout. Transactions are
-served by both brokers now; contextplane does not have the KIP-848 consumer protocol,
-which Apache Kafka 4.4 has, so those answers differ (conformance/differences.md): what
-must match is that both brokers settle on a final answer well within a client's
-timeout."""
+at once with an error it reports, and never waits out its own timeout. Transactions and
+the KIP-848 consumer protocol are served by both brokers now, so the answers themselves
+must match too."""
 
 from __future__ import annotations
 

@@ -67,6 +67,10 @@ class Settings:
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
+    # Kafka's group.consumer.* defaults (KIP-848).
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    group_consumer_assignment_interval_ms: int = 1_000
     offsets_topic_num_partitions: int = limits.OFFSETS_TOPIC_PARTITIONS
     offsets_topic_retention_ms: int = limits.OFFSETS_TOPIC_RETENTION_MS
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.

@@ -245,6 +245,33 @@ SETTINGS: tuple[Setting, ...] = (
         high=INT_MAX,
     ),
     Setting(
+        "group.consumer.session.timeout.ms",
+        "group_consumer_session_timeout_ms",
+        "ms",
+        "a consumer-protocol (KIP-848) member that sends no heartbeat for this long leaves "
+        "its group (within Kafka's default min and max session timeouts)",
+        low=45_000,
+        high=60_000,
+    ),
+    Setting(
+        "group.consumer.heartbeat.interval.ms",
+        "group_consumer_heartbeat_interval_ms",
+        "ms",
+        "how often consumer-protocol members heartbeat, as told in each heartbeat response "
+        "(within Kafka's default min and max heartbeat intervals)",
+        low=5_000,
+        high=15_000,
+    ),
+    Setting(
+        "group.consumer.assignment.interval.ms",
+        "group_consumer_assignment_interval_ms",
+        "ms",
+        "a consumer-protocol group's target assignment is recomputed at most this often "
+        "(changes in between are batched; 0: at every change), as Kafka 4.3+",
+        low=0,
+        high=15_000,
+    ),
+    Setting(
         "offsets.topic.num.partitions",
         "offsets_topic_num_partitions",
         "",

@@ -340,7 +340,11 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "duration_filter": -1,
             "transactional_id_pattern": "sweep-.*",
         },
-        68: {  # ConsumerGroupHeartbeat (answered UNSUPPORTED_VERSION: classic protocol only)
+        69: {  # ConsumerGroupDescribe: the group joined by the heartbeat below, and none
+            "group_ids": [GROUP + "-848", "sweep-unknown"],
+            "include_authorized_operations": True,
+        },
+        68: {  # ConsumerGroupHeartbeat: a member joins (KIP-848)
             "group_id": GROUP + "-848",
             "member_id": str(uuid.uuid4()),
             "member_epoch": 0,

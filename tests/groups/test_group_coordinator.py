@@ -4,6 +4,7 @@ cleanup and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -204,3 +205,126 @@ def test_store_outage_fails_commits_retriably_without_a_traceback_each(
     assert [r.exc_info for r in lines if r.exc_info] == []
     assert len(lines) == BURST
     assert "metadata store unavailable" in lines[0].getMessage()
+
+
+# -- both protocols in one coordinator -------------------------------------------------
+
+
+def _consumer_join(member: str, group: str = "g") -> Any:
+    from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
+
+    return ConsumerHeartbeat(
+        group_id=group,
+        member_id=member,
+        member_epoch=0,
+        rebalance_timeout_ms=30_000,
+        subscribed_topic_names=("t",),
+        owned=frozenset(),
+    )
+
+
+def _partitions(topic: str) -> int:
+    return 3 if topic == "t" else 0
+
+
+def test_a_group_id_is_one_protocol_at_a_time(tmp_path: Path) -> None:
+    """An Empty group of either protocol turns into the other; one with members refuses
+    the other protocol; list, describe, commit and delete follow the group's protocol."""
+
+    async def main() -> None:
+        coordinator = await make_coordinator(tmp_path, 0)
+        await coordinator.start()
+        try:
+            joined = coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            assert (joined["error_code"], joined["member_epoch"]) == (ErrorCode.none, 2)
+            refused = await coordinator.join_group(join_request())
+            assert refused["error_code"] == ErrorCode.inconsistent_group_protocol
+            _, listed = coordinator.list_groups((), ("consumer",))
+            assert [(g["group_id"], g["group_type"], g["group_state"]) for g in listed] == [
+                ("g", "consumer", "Stable")
+            ]
+            assert coordinator.list_groups((), ("classic",))[1] == []
+            described = coordinator.describe_groups(["g"])[0]
+            assert (described["protocol_type"], described["protocol_data"]) == (
+                "consumer",
+                "uniform",
+            )
+            entry = OffsetCommitEntry("t", 0, 5, -1, None)
+            stale = await coordinator.commit_offsets("g", "m1", None, 1, 9, [entry])
+            assert stale == [ErrorCode.stale_member_epoch]
+            assert await coordinator.commit_offsets("g", "m1", None, 2, 9, [entry]) == [
+                ErrorCode.none
+            ]
+            code, _ = await coordinator.fetch_offsets("g", None, "m1", 1)
+            assert code == ErrorCode.stale_member_epoch
+            code, topics = await coordinator.fetch_offsets("g", None, "m1", 2)
+            assert code == ErrorCode.none and topics[0]["partitions"][0]["committed_offset"] == 5
+            deleted = await coordinator.delete_groups(["g"])
+            assert deleted == [{"group_id": "g", "error_code": ErrorCode.non_empty_group}]
+            left = coordinator.consumer_group_heartbeat(
+                dataclasses.replace(_consumer_join("m1"), member_epoch=-1), _partitions
+            )
+            assert left["member_epoch"] == -1
+            # Empty now: a classic member turns it into a classic group.
+            first = await coordinator.join_group(join_request())
+            assert first["error_code"] == ErrorCode.member_id_required
+            assert coordinator.consumer.group("g") is None
+            # A classic group with (pending) members refuses consumer-protocol members.
+            busy = coordinator.consumer_group_heartbeat(_consumer_join("m2"), _partitions)
+            assert busy["error_code"] == ErrorCode.group_id_not_found
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
+
+
+def test_after_a_restart_consumer_members_rejoin_and_keep_their_offsets(tmp_path: Path) -> None:
+    """Membership is not stored: the group is loaded Empty and classic from its offsets,
+    a member's heartbeat is answered UNKNOWN_MEMBER_ID (it rejoins), the rejoin makes it
+    a consumer group again, and the commits are there."""
+
+    async def main() -> None:
+        coordinator = await make_coordinator(tmp_path, 0)
+        await coordinator.start()
+        coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+        entry = OffsetCommitEntry("t", 1, 7, -1, None)
+        assert await coordinator.commit_offsets("g", "m1", None, 2, 9, [entry]) == [ErrorCode.none]
+        await coordinator.stop()
+        restarted = await make_coordinator(tmp_path, 0)
+        await restarted.start()
+        try:
+            beat = dataclasses.replace(_consumer_join("m1"), member_epoch=2, owned=None)
+            lost = restarted.consumer_group_heartbeat(beat, _partitions)
+            assert lost["error_code"] == ErrorCode.unknown_member_id
+            again = restarted.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            assert again["error_code"] == ErrorCode.none
+            code, topics = await restarted.fetch_offsets("g", [("t", [1])])
+            assert topics[0]["partitions"][0]["committed_offset"] == 7
+        finally:
+            await restarted.stop()
+
+    asyncio.run(main())
+
+
+def test_the_timer_task_expires_consumer_members(tmp_path: Path) -> None:
+    """The coordinator's one timer task also fires the consumer groups' session timers."""
+    from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
+
+    async def main() -> None:
+        store = await open_store(Settings(data_dir=tmp_path))
+        coordinator = GroupCoordinator(
+            store,
+            CoordinatorConfig(initial_rebalance_delay_ms=0),
+            consumer_config=ConsumerGroupConfig(session_timeout_ms=200),
+        )
+        await coordinator.start()
+        try:
+            coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            group = coordinator.consumer.group("g")
+            assert group is not None and set(group.members) == {"m1"}
+
+            await wait_until_async(lambda: not group.members, 10, "the session expiry")
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())

@@ -21,7 +21,7 @@ from tests.support.wait import wait_until
 
 FIND_COORDINATOR, JOIN, HEARTBEAT, LEAVE, SYNC = 10, 11, 12, 13, 14
 OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE, LIST, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
-CONSUMER_GROUP_HEARTBEAT = 68
+CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE = 68, 69
 CREATE_TOPICS, API_VERSIONS = 19, 18
 
 SESSION_MS = 6000
@@ -125,28 +125,70 @@ def test_api_versions_advertise_group_apis(wire: Wire) -> None:
     assert ranges[DESCRIBE] == (0, 6)
     assert ranges[DELETE_GROUPS] == (0, 3)
     assert ranges[OFFSET_DELETE] == (0, 0)
-    assert ranges[CONSUMER_GROUP_HEARTBEAT] == (0, 1)  # answered UNSUPPORTED_VERSION
+    assert ranges[CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+    assert ranges[CONSUMER_GROUP_DESCRIBE] == (0, 1)
+
+
+def _consumer_heartbeat(wire: Wire, version: int, group: str, member_id: str, epoch: int):
+    joining = epoch == 0
+    return wire.call(
+        CONSUMER_GROUP_HEARTBEAT,
+        version,
+        group_id=group,
+        member_id=member_id,
+        member_epoch=epoch,
+        instance_id=None,
+        rack_id=None,
+        rebalance_timeout=300000 if joining else -1,
+        subscribed_topic_names=["t"] if joining else None,
+        server_assignor=None,
+        topic_partitions=[] if joining else None,
+    )
 
 
 @contextplane_only
 @pytest.mark.parametrize("version", [0, 1])
-def test_consumer_group_heartbeat_is_unsupported(wire: Wire, version: int) -> None:
-    """As Kafka 4.4 with only the classic protocol enabled answers every member."""
-    response = wire.call(
-        CONSUMER_GROUP_HEARTBEAT,
-        version,
-        group_id="kip848",
-        member_id="m-1",
-        member_epoch=0,
-        instance_id=None,
-        rack_id=None,
-        rebalance_timeout=300000,
-        subscribed_topic_names=["t"],
-        server_assignor=None,
-        topic_partitions=[],
+def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version: int) -> None:
+    """KIP-848 on the wire: a member joins (v0: the coordinator names it), the group is
+    described with its epochs, a classic JoinGroup is refused while the group has a
+    member, and after the member leaves the empty group takes classic members."""
+    group = f"kip848-wire-{version}"
+    member = "" if version == 0 else "m-1"
+    joined = _consumer_heartbeat(wire, version, group, member, 0)
+    assert joined.error_code == ErrorCode.none
+    assert joined.member_id and (version == 0 or joined.member_id == member)
+    assert joined.member_epoch == 2  # a new group is at 1, the subscription bumps it
+    assert joined.heartbeat_interval.total_seconds() == 5
+    assert joined.assignment is not None and joined.assignment.topic_partitions == ()
+    described = wire.call(
+        CONSUMER_GROUP_DESCRIBE, 1, group_ids=[group, "nobody"], include_authorized_operations=False
     )
-    assert response.error_code == ErrorCode.unsupported_version
-    assert (response.member_id, response.member_epoch, response.assignment) == (None, 0, None)
+    mine, unknown = described.groups
+    assert (mine.error_code, mine.group_state, mine.group_epoch, mine.assignment_epoch) == (
+        ErrorCode.none,
+        "Stable",
+        2,
+        2,
+    )
+    assert mine.assignor_name == "uniform"
+    assert [(m.member_id, m.member_epoch, m.subscribed_topic_names) for m in mine.members] == [
+        (joined.member_id, 2, ("t",))
+    ]
+    assert mine.members[0].member_type == 1
+    assert unknown.error_code == ErrorCode.group_id_not_found
+    assert unknown.error_message == "Group nobody not found."
+    classic = join(wire, group)
+    assert classic.error_code == ErrorCode.inconsistent_group_protocol
+    stale = _consumer_heartbeat(wire, version, group, joined.member_id, 7)
+    assert stale.error_code == ErrorCode.fenced_member_epoch
+    left = _consumer_heartbeat(wire, version, group, joined.member_id, -1)
+    assert (left.error_code, left.member_epoch) == (ErrorCode.none, -1)
+    assert join(wire, group).error_code == ErrorCode.member_id_required  # classic now
+    described = wire.call(
+        CONSUMER_GROUP_DESCRIBE, 0, group_ids=[group], include_authorized_operations=False
+    )
+    assert described.groups[0].error_code == ErrorCode.group_id_not_found
+    assert described.groups[0].error_message == f"Group {group} is not a consumer group."
 
 
 @pytest.mark.parametrize("version", [0, 1, 2, 3])

@@ -19,6 +19,7 @@ from contextplane.broker.handlers import (
     admin,
     cluster,
     configs,
+    consumer_groups,
     fetch,
     groups,
     offsets,
@@ -45,6 +46,7 @@ from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
+from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
@@ -193,7 +195,22 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz_txn.list_transactions,
         authz.refuse_top_level,
     ),
-    (68, 0, 1, groups.consumer_group_heartbeat, authz.group_member, authz.refuse_top_level),
+    (
+        68,
+        0,
+        1,
+        consumer_groups.consumer_group_heartbeat,
+        authz.group_member,
+        authz.refuse_top_level,
+    ),
+    (
+        69,
+        0,
+        1,
+        consumer_groups.consumer_group_describe,
+        authz.consumer_group_describe,
+        authz.refuse_top_level,
+    ),
 ]
 
 
@@ -376,6 +393,11 @@ class Broker:
             self.metadata,
             CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
             self.clock,
+            consumer_config=ConsumerGroupConfig(
+                session_timeout_ms=settings.group_consumer_session_timeout_ms,
+                heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
+                assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
+            ),
         )
         await groups.start()
         await offsets_topic.start(groups)

@@ -247,6 +247,13 @@ def describe_groups(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
+def consumer_group_describe(ctx: RequestContext, request: Any) -> Needs:
+    needs = _each(Op.DESCRIBE, GROUP, request.group_ids)
+    if request.include_authorized_operations:
+        needs.quiet = operations_of(GROUP, request.group_ids)
+    return needs
+
+
 def list_groups(ctx: RequestContext, request: Any) -> Needs:
     # DESCRIBE on the cluster lists every group; otherwise the describable ones.
     _, groups = ctx.groups.list_groups((), ())

@@ -102,6 +102,9 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "message.max.bytes": lambda s: str(s.message_max_bytes),
     "socket.request.max.bytes": lambda s: str(s.socket_request_max_bytes),
     "group.initial.rebalance.delay.ms": lambda s: str(s.group_initial_rebalance_delay_ms),
+    "group.consumer.session.timeout.ms": lambda s: str(s.group_consumer_session_timeout_ms),
+    "group.consumer.heartbeat.interval.ms": lambda s: str(s.group_consumer_heartbeat_interval_ms),
+    "group.consumer.assignment.interval.ms": lambda s: str(s.group_consumer_assignment_interval_ms),
     "node.id": lambda s: str(s.node_id),
     "listeners": lambda s: ",".join(spec.url() for spec in s.listeners),
     "advertised.listeners": lambda s: ",".join(

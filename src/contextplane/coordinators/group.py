@@ -6,6 +6,11 @@ committed offsets, which live in the metadata store so that they survive a resta
 Group membership is in memory only (as in Kafka, a restarted coordinator's members
 rejoin); a group known only from its committed offsets is loaded as Empty on start.
 
+Groups of both protocols live here: classic ones in `GroupStateMachine`, KIP-848 consumer
+groups in `ConsumerGroupMachine`. A group id is one or the other: an Empty group of one
+kind becomes the other kind when a member of the other protocol joins it (Kafka's
+upgrade and downgrade of empty groups); a group with members refuses the other protocol.
+
 Every method runs on the event loop thread and never awaits in the middle of a state
 change, so the machine needs no locks.
 """
@@ -21,6 +26,17 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.clock import Clock, SystemClock
+from contextplane.coordinators.consumer_group.group import ConsumerGroup
+from contextplane.coordinators.consumer_group.machine import (
+    ConsumerGroupMachine,
+    PartitionCounts,
+)
+from contextplane.coordinators.consumer_group.messages import (
+    ConsumerGroupConfig,
+    ConsumerHeartbeat,
+    heartbeat_error,
+)
+from contextplane.coordinators.consumer_group.views import describe_group
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,
@@ -66,6 +82,7 @@ class GroupCoordinator:
         config: CoordinatorConfig,
         clock: Clock | None = None,
         journal: OffsetsJournal | None = None,
+        consumer_config: ConsumerGroupConfig | None = None,
     ) -> None:
         self._store = store
         self.journal: OffsetsJournal = journal or NoJournal()
@@ -79,6 +96,7 @@ class GroupCoordinator:
         )
         self.state = GroupStateMachine(self._now_ms, config)
         self.state.set_group_stored_listener(self._group_stored)
+        self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._active = False
@@ -101,6 +119,7 @@ class GroupCoordinator:
         await cancel_and_wait(self._task)
         self._task = None
         self.state.shutdown(ErrorCode.not_coordinator)
+        self.consumer.shutdown()
 
     def _group_stored(self, group: Group) -> None:
         self.journal.group_stored(group.group_id, group_metadata(group, self._wall_ms()))
@@ -114,22 +133,27 @@ class GroupCoordinator:
         sleeps until (most changes, e.g. heartbeats, only push deadlines later)."""
         if self._wake is None or self._sleeping_until is None:
             return
-        deadline = self.state.next_deadline()
+        deadline = self._next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._wake.set()
+
+    def _next_deadline(self) -> int | None:
+        deadlines = [self.state.next_deadline(), self.consumer.next_deadline()]
+        return min((d for d in deadlines if d is not None), default=None)
 
     async def _run_timers(self) -> None:
         assert self._wake is not None
         while True:
             try:
                 self.state.fire_due_timers()
+                self.consumer.fire_due_timers()
                 self._unavailable_commits.flush(self._now_ms() / 1000)
                 if self._now_ms() >= self._next_cleanup_ms:
                     self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
                     await self.cleanup_groups()
             except Exception as exc:  # noqa: BLE001 - the next deadline retries
                 log_round_failure(log, "group coordinator timer", exc)
-            deadline = self.state.next_deadline()
+            deadline = self._next_deadline()
             deadline = (
                 self._next_cleanup_ms if deadline is None else min(deadline, self._next_cleanup_ms)
             )
@@ -151,13 +175,14 @@ class GroupCoordinator:
     async def cleanup_groups(self) -> list[str]:
         """Forget Empty groups that have no committed offsets (Kafka's periodic group
         metadata cleanup)."""
-        candidates = self.state.removable_empty_groups()
+        candidates = self.state.removable_empty_groups() + self.consumer.removable_empty_groups()
         if not candidates:
             return []
         with_offsets = set(await self._store.groups_with_offsets())
         removed = [g for g in candidates if g not in with_offsets]
         for group_id in removed:
             self.state.remove_group(group_id)
+            self.consumer.remove_group(group_id)
         if removed:
             log.info("removed %d empty groups without offsets", len(removed))
         return removed
@@ -178,6 +203,14 @@ class GroupCoordinator:
         if not self._active:
             waiter(join_error(request.member_id, ErrorCode.coordinator_not_available))
             return future
+        consumer_group = self.consumer.group(request.group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                # Classic members inside a consumer group (Kafka's compatible path) are
+                # not built (RFC 0008 slice 2): answered as a protocol that does not fit.
+                waiter(join_error(request.member_id, ErrorCode.inconsistent_group_protocol))
+                return future
+            self.consumer.remove_group(request.group_id)  # downgrade of an empty group
         self.state.join(request, waiter)
         self._kick()
         return future
@@ -223,8 +256,8 @@ class GroupCoordinator:
         """One error code per entry, in order."""
         if not self._active:
             return [ErrorCode.coordinator_not_available] * len(entries)
-        error = self.state.validate_offset_commit(
-            group_id, member_id, group_instance_id, generation_id, api_version
+        error = self._validate_commit(
+            group_id, member_id, group_instance_id, generation_id, api_version, False
         )
         self._kick()
         if error is not None:
@@ -260,6 +293,27 @@ class GroupCoordinator:
             self.journal.offsets_committed(group_id, rows, commit_ms)
         return codes
 
+    def _validate_commit(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        api_version: int,
+        transactional: bool,
+    ) -> ErrorCode | None:
+        """The rules of the group's protocol; the generation is the member epoch for a
+        consumer group (OffsetCommit v9+)."""
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            return self.consumer.validate_offset_commit(
+                consumer_group, member_id, group_instance_id, generation_id, api_version,
+                transactional,
+            )  # fmt: skip
+        return self.state.validate_offset_commit(
+            group_id, member_id, group_instance_id, generation_id, api_version, transactional
+        )
+
     @staticmethod
     def _retriable(codes: list[ErrorCode]) -> list[ErrorCode]:
         return [ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes]
@@ -276,20 +330,30 @@ class GroupCoordinator:
         (group_state/offsets.py); raises the error."""
         if not self._active:
             raise KafkaError(ErrorCode.coordinator_not_available)
-        error = self.state.validate_offset_commit(
-            group_id, member_id, group_instance_id, generation_id, api_version, transactional=True
+        error = self._validate_commit(
+            group_id, member_id, group_instance_id, generation_id, api_version, True
         )
         self._kick()
         if error is not None:
             raise KafkaError(error)
 
     async def fetch_offsets(
-        self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
+        self,
+        group_id: str,
+        topics: Iterable[tuple[str, Iterable[int]]] | None,
+        member_id: str | None = None,
+        member_epoch: int = -1,
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         """(group error, topics) with partitions as OffsetFetch response dicts. `topics`
-        None means every committed offset of the group. Unknown partitions get -1."""
+        None means every committed offset of the group. Unknown partitions get -1.
+        OffsetFetch v9+ names the member of a consumer group, whose epoch is checked."""
         if not self._active:
             return ErrorCode.coordinator_not_available, []
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            error = self.consumer.validate_offset_fetch(consumer_group, member_id, member_epoch)
+            if error is not None:
+                return error, []
         try:
             committed = await self._store.fetch_offsets(group_id)
         except KafkaError as exc:  # the store cannot answer now: retriable for the client
@@ -327,13 +391,19 @@ class GroupCoordinator:
             return ErrorCode.coordinator_not_available, []
         if not group_id:
             return ErrorCode.invalid_group_id, []
-        error = self.state.validate_offset_delete(group_id)
-        if error is not None:
-            return error, []
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is None:
+            error = self.state.validate_offset_delete(group_id)
+            if error is not None:
+                return error, []
         results = []
         doomed: list[tuple[str, int]] = []
         for topic, partitions in topics:
-            subscribed = self.state.is_subscribed_to_topic(group_id, topic)
+            subscribed = (
+                topic in consumer_group.subscribed_topics()
+                if consumer_group is not None
+                else self.state.is_subscribed_to_topic(group_id, topic)
+            )
             code = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
             if not subscribed:
                 doomed.extend((topic, p) for p in partitions)
@@ -385,7 +455,9 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         if not self._active:
             return ErrorCode.coordinator_not_available, []
-        return ErrorCode.none, self.state.list_groups(states_filter, types_filter)
+        states, types = list(states_filter), list(types_filter)
+        listed = self.state.list_groups(states, types) + self.consumer.list_groups(states, types)
+        return ErrorCode.none, listed
 
     def describe_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         results = []
@@ -402,6 +474,10 @@ class GroupCoordinator:
                     }
                 )
                 continue
+            consumer_group = self.consumer.group(group_id)
+            if consumer_group is not None:
+                results.append(_classic_view(consumer_group))
+                continue
             results.append(self.state.describe_group(group_id))
         return results
 
@@ -416,13 +492,102 @@ class GroupCoordinator:
                 code = ErrorCode.coordinator_not_available
             else:
                 committed = await self._store.fetch_offsets(group_id)
-                error = self.state.validate_delete_group(group_id, bool(committed))
+                consumer_group = self.consumer.group(group_id)
+                if consumer_group is not None:
+                    error = ErrorCode.non_empty_group if consumer_group.members else None
+                else:
+                    error = self.state.validate_delete_group(group_id, bool(committed))
                 code = ErrorCode.none if error is None else error
                 if error is None:
                     # Out of the state machine before the await: nobody can join it now.
                     self.state.remove_group(group_id)  # audited by the DeleteGroups handler
+                    self.consumer.remove_group(group_id)
                     await self._store.delete_offsets(group_id, None)
                     self.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results
+
+    # -- the consumer group protocol (KIP-848) -------------------------------------------
+
+    def consumer_group_heartbeat(
+        self, request: ConsumerHeartbeat, partitions: PartitionCounts
+    ) -> dict[str, Any]:
+        """ConsumerGroupHeartbeat's response values (assignment by topic name)."""
+        if not self._active:
+            return heartbeat_error(ErrorCode.coordinator_not_available)
+        classic = self.state.group(request.group_id)
+        if classic is not None:
+            empty = classic.is_in(GroupState.EMPTY) and not classic.members
+            if not empty or classic.pending_join:
+                return heartbeat_error(
+                    ErrorCode.group_id_not_found,
+                    f"Group {request.group_id} is not a consumer group.",
+                )
+            if request.member_epoch > 0:
+                # An Empty group known by its offsets: after a restart a consumer group's
+                # members are not known (membership is not stored yet), so the member
+                # is told to rejoin, as Kafka tells a member its coordinator forgot.
+                return heartbeat_error(
+                    ErrorCode.unknown_member_id,
+                    f"Member {request.member_id} is not a member of group {request.group_id}.",
+                )
+            if request.member_epoch == 0:
+                self.state.remove_group(request.group_id)  # upgrade of an empty group
+        response = self.consumer.heartbeat(request, partitions)
+        self._kick()
+        return response
+
+    def consumer_group_describe(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """ConsumerGroupDescribe's groups (assignments by topic name)."""
+        results = []
+        for group_id in group_ids:
+            group = self.consumer.group(group_id) if self._active else None
+            if group is not None:
+                results.append(describe_group(group))
+                continue
+            if not self._active:
+                code, message = ErrorCode.coordinator_not_available, None
+            elif self.state.group(group_id) is not None:
+                code, message = (
+                    ErrorCode.group_id_not_found,
+                    (f"Group {group_id} is not a consumer group."),
+                )
+            else:
+                code, message = ErrorCode.group_id_not_found, f"Group {group_id} not found."
+            results.append(
+                {
+                    "error_code": code,
+                    "error_message": message,
+                    "group_id": group_id,
+                    "group_state": "",
+                    "group_epoch": 0,
+                    "assignment_epoch": 0,
+                    "assignor_name": "",
+                    "members": [],
+                }
+            )
+        return results
+
+
+def _classic_view(group: ConsumerGroup) -> dict[str, Any]:
+    """A consumer group as DescribeGroups shows it: its state, protocol type `consumer`,
+    the assignor as protocol, the members without classic metadata."""
+    return {
+        "error_code": ErrorCode.none,
+        "group_id": group.group_id,
+        "group_state": group.state().value,
+        "protocol_type": "consumer",
+        "protocol_data": group.assignor_name,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": b"",
+                "member_assignment": b"",
+            }
+            for m in group.members.values()
+        ],
+    }

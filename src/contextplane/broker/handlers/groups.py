@@ -1,5 +1,6 @@
 """Consumer group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete (the
+KIP-848 APIs are in `consumer_groups.py`).
 
 Thin: each handler turns the versioned request into plain values, asks the group
 coordinator (`ctx.groups`), and builds the versioned response. JoinGroup and
@@ -70,7 +71,7 @@ def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, An
     return later(out)
 
 
-def _client_host(ctx: RequestContext) -> str:
+def client_host(ctx: RequestContext) -> str:
     host = ctx.peer.rsplit(":", 1)[0] if ":" in ctx.peer else ctx.peer
     return "/" + host
 
@@ -119,26 +120,6 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
     )
 
 
-# -- the consumer group protocol (KIP-848) --------------------------------------------
-
-
-async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
-    """Only the classic protocol is implemented. Kafka 4.4 with the consumer protocol
-    disabled (`group.coordinator.rebalance.protocols=classic`) advertises this API and
-    answers UNSUPPORTED_VERSION, which librdkafka and the Java consumer report as a fatal
-    error naming the protocol; not advertising it leaves librdkafka looking for a
-    coordinator forever."""
-    return ctx.reply(
-        throttle_time=ctx.throttle_ms,
-        error_code=ErrorCode.unsupported_version,
-        error_message=None,
-        member_id=None,
-        member_epoch=0,
-        heartbeat_interval=0,
-        assignment=None,
-    )
-
-
 # -- membership ----------------------------------------------------------------------
 
 
@@ -155,7 +136,7 @@ async def join_group(ctx: RequestContext, request: Any) -> Reply:
         rebalance_timeout_ms=rebalance_timeout_ms,
         group_instance_id=getattr(request, "group_instance_id", None),
         client_id=ctx.header.client_id or "",
-        client_host=_client_host(ctx),
+        client_host=client_host(ctx),
         api_version=version,
         reason=getattr(request, "reason", None),
     )
@@ -298,7 +279,11 @@ def _mark_unstable(unstable: set[tuple[str, int]], found: list[Any]) -> None:
 
 
 async def _fetch_group(
-    ctx: RequestContext, group_id: str, topics: Any, require_stable: bool
+    ctx: RequestContext,
+    group_id: str,
+    topics: Any,
+    require_stable: bool,
+    member: tuple[str | None, int] = (None, -1),
 ) -> tuple[ErrorCode, list[Any]]:
     if ctx.denied(ResourceType.GROUP, group_id):
         return ErrorCode.group_authorization_failed, []
@@ -314,7 +299,7 @@ async def _fetch_group(
                 refused.append((t, ErrorCode.topic_authorization_failed))
             else:
                 wanted.append((name, list(t.partition_indexes)))
-    code, found = await ctx.groups.fetch_offsets(group_id, wanted)
+    code, found = await ctx.groups.fetch_offsets(group_id, wanted, *member)
     if require_stable:
         _mark_unstable(ctx.transactions.unstable_offsets(group_id), found)
     if topics is None:  # all topics: the ones the principal may not describe are left out
@@ -357,8 +342,10 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Reply:
     if version >= 8:
         groups = []
         for group in request.groups:
+            # v9+ (KIP-848) names the member, whose epoch a consumer group checks.
+            member = (getattr(group, "member_id", None), getattr(group, "member_epoch", -1))
             code, topics = await _fetch_group(
-                ctx, group.group_id, group.topics, request.require_stable
+                ctx, group.group_id, group.topics, request.require_stable, member
             )
             groups.append({"group_id": group.group_id, "topics": topics, "error_code": code})
         return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)

@@ -1,0 +1,152 @@
+"""The consumer group protocol of KIP-848: ConsumerGroupHeartbeat and
+ConsumerGroupDescribe.
+
+Thin, as the classic group handlers: topics travel by id on the wire and by name in the
+coordinator, so each handler resolves ids with the topic table; the coordinator
+(`ctx.groups`) decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.handlers.groups import client_host
+from contextplane.coordinators.consumer_group.assignors import TopicPartition
+from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
+
+# ConsumerGroupDescribe v1's member_type for a member of the consumer protocol.
+CONSUMER_MEMBER_TYPE = 1
+
+
+def _owned(
+    ctx: RequestContext, topic_partitions: Any
+) -> tuple[frozenset[TopicPartition] | None, frozenset[str]]:
+    """The partitions a heartbeat says its member owns, by name, and the topics it lists
+    them under; an id no topic has is dropped (the topic was deleted: the member cannot
+    own it any more)."""
+    if topic_partitions is None:
+        return None, frozenset()
+    owned: set[TopicPartition] = set()
+    topics: set[str] = set()
+    for topic in topic_partitions:
+        record = ctx.topics.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
+        if record is not None:
+            topics.add(record.name)
+            owned.update((record.name, int(p)) for p in topic.partitions)
+    return frozenset(owned), frozenset(topics)
+
+
+def _by_topic_id(
+    ctx: RequestContext, partitions: Iterable[TopicPartition], with_names: bool = False
+) -> list[dict[str, Any]]:
+    """Partitions grouped per topic, as the responses' TopicPartitions."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in sorted(partitions):
+        by_topic.setdefault(topic, []).append(partition)
+    known = ctx.topics.topics()
+    out = []
+    for name, indexes in by_topic.items():
+        record = known.get(name)
+        if record is None:
+            continue
+        entry: dict[str, Any] = {
+            "topic_id": uuid.UUID(bytes=record.topic_id),
+            "partitions": indexes,
+        }
+        if with_names:
+            entry["topic_name"] = name
+        out.append(entry)
+    return out
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, datetime.timedelta):
+        return int(value / datetime.timedelta(milliseconds=1))
+    return int(value)
+
+
+async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
+    topics = ctx.topics.topics()
+
+    def partition_count(name: str) -> int:
+        record = topics.get(name)
+        return 0 if record is None else record.partitions
+
+    names = request.subscribed_topic_names
+    member_id = request.member_id
+    if not member_id and request.member_epoch == 0 and ctx.api_version == 0:
+        # v0 lets the coordinator name a joining member (v1 clients name themselves).
+        member_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    owned, owned_topics = _owned(ctx, request.topic_partitions)
+    heartbeat = ConsumerHeartbeat(
+        group_id=request.group_id,
+        member_id=member_id,
+        member_epoch=request.member_epoch,
+        instance_id=request.instance_id,
+        rack_id=request.rack_id,
+        rebalance_timeout_ms=_ms(request.rebalance_timeout),
+        subscribed_topic_names=None if names is None else tuple(names),
+        subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
+        server_assignor=request.server_assignor,
+        owned=owned,
+        owned_topics=owned_topics,
+        client_id=ctx.header.client_id or "",
+        client_host=client_host(ctx),
+        api_version=ctx.api_version,
+    )
+    result = ctx.groups.consumer_group_heartbeat(heartbeat, partition_count)
+    assignment = result["assignment"]
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=result["error_code"],
+        error_message=result["error_message"],
+        member_id=result["member_id"],
+        member_epoch=result["member_epoch"],
+        heartbeat_interval=result["heartbeat_interval_ms"],
+        assignment=(
+            None if assignment is None else {"topic_partitions": _by_topic_id(ctx, assignment)}
+        ),
+    )
+
+
+def _refused(group_id: str) -> dict[str, Any]:
+    return {
+        "error_code": ErrorCode.group_authorization_failed,
+        "error_message": None,
+        "group_id": group_id,
+        "group_state": "",
+        "group_epoch": 0,
+        "assignment_epoch": 0,
+        "assignor_name": "",
+        "members": [],
+        "authorized_operations": OPERATIONS_NOT_REQUESTED,
+    }
+
+
+async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
+    include_operations = request.include_authorized_operations
+    refused = [g for g in request.group_ids if ctx.denied(ResourceType.GROUP, g)]
+    groups = ctx.groups.consumer_group_describe([g for g in request.group_ids if g not in refused])
+    for group in groups:
+        for member in group["members"]:
+            member["assignment"] = {
+                "topic_partitions": _by_topic_id(ctx, member["assignment"], with_names=True)
+            }
+            member["target_assignment"] = {
+                "topic_partitions": _by_topic_id(ctx, member["target_assignment"], True)
+            }
+            member["member_type"] = CONSUMER_MEMBER_TYPE
+        group["authorized_operations"] = (
+            ctx.authorized_operations(ResourceType.GROUP, group["group_id"])
+            if include_operations and group["error_code"] == ErrorCode.none
+            else OPERATIONS_NOT_REQUESTED
+        )
+    groups.extend(_refused(g) for g in refused)  # Kafka lists refused groups last
+    return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)

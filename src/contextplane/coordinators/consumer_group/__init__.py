@@ -1,0 +1,3 @@
+"""The consumer group protocol of KIP-848 as a pure state machine: `assignors` (uniform,
+range), `reconcile` (one member's way to its target, revocation first), `group` (the
+data), `machine` (heartbeats, leaves, timers, offsets checks, views)."""

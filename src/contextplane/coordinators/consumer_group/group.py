@@ -1,0 +1,130 @@
+"""One consumer group of the KIP-848 protocol and its members, as data.
+
+Rules of this file:
+
+* The group epoch only grows: it is bumped whenever what the assignor sees changes
+  (subscriptions, members leaving, partition counts of subscribed topics). The target
+  assignment catches up (`assignment_epoch = group_epoch`) at the first heartbeat the
+  assignment interval allows; until then the group is Assigning.
+* `target` holds an entry per member the last target was computed for, and no member
+  that has gone; `static_members` maps each static member's instance id to its member id
+  and nothing else.
+* Across members, the partitions assigned or being revoked never overlap (reconcile.py
+  keeps it; `invariants()` checks it in tests).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from contextplane.coordinators.consumer_group.assignors import TopicPartition
+from contextplane.coordinators.consumer_group.reconcile import MemberState, Reconciliation
+
+# The member epoch of a static member that left meaning to come back (KIP-848).
+LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
+LEAVE_GROUP_MEMBER_EPOCH = -1
+CONSUMER_GROUP_TYPE = "consumer"
+
+
+class ConsumerGroupState(enum.Enum):
+    EMPTY = "Empty"
+    ASSIGNING = "Assigning"
+    RECONCILING = "Reconciling"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@dataclass(eq=False, slots=True)
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    rebalance_timeout_ms: int = 0
+    subscribed_topics: frozenset[str] = frozenset()
+    server_assignor: str | None = None
+    epoch: int = 0
+    previous_epoch: int = 0
+    state: MemberState = MemberState.STABLE
+    assigned: frozenset[TopicPartition] = frozenset()
+    revoking: frozenset[TopicPartition] = frozenset()
+
+    def reconciliation(self) -> Reconciliation:
+        return Reconciliation(self.state, self.epoch, self.assigned, self.revoking)
+
+    def apply(self, step: Reconciliation, recomputed: bool) -> None:
+        """Take a reconciliation step. A recomputed step moves the previous epoch up to
+        the current one even when the epoch stays (as Kafka's builder does), so only the
+        epoch of the last answer that changed something is accepted as a lost response."""
+        if recomputed:
+            self.previous_epoch = self.epoch
+            self.epoch = step.epoch
+        self.state = step.state
+        self.assigned = step.assigned
+        self.revoking = step.revoking
+
+    def has_left_statically(self) -> bool:
+        return self.epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
+
+
+@dataclass(eq=False)
+class ConsumerGroup:
+    group_id: str
+    # A new group starts at epoch 1, its target too (Kafka 4.3+'s ModernGroup).
+    group_epoch: int = 1
+    assignment_epoch: int = 1
+    last_assignment_ms: int | None = None
+    assignor_name: str = ""
+    members: dict[str, ConsumerMember] = field(default_factory=dict)
+    static_members: dict[str, str] = field(default_factory=dict)
+    target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    # topic -> partition count, for the topics some member subscribes to
+    subscription_metadata: dict[str, int] = field(default_factory=dict)
+
+    def state(self) -> ConsumerGroupState:
+        if not self.members:
+            return ConsumerGroupState.EMPTY
+        if self.group_epoch > self.assignment_epoch:
+            return ConsumerGroupState.ASSIGNING
+        for member in self.members.values():
+            # A static member away with epoch -2 counts as not reconciled, as in Kafka.
+            if member.epoch != self.assignment_epoch or member.state is not MemberState.STABLE:
+                return ConsumerGroupState.RECONCILING
+        return ConsumerGroupState.STABLE
+
+    def subscribed_topics(self) -> set[str]:
+        topics: set[str] = set()
+        for member in self.members.values():
+            topics |= member.subscribed_topics
+        return topics
+
+    def held_by_others(self, member_id: str) -> set[TopicPartition]:
+        held: set[TopicPartition] = set()
+        for other in self.members.values():
+            if other.member_id != member_id:
+                held |= other.assigned
+                held |= other.revoking
+        return held
+
+    def invariants(self) -> list[str]:
+        """What must hold between any two calls; an empty list when it does."""
+        problems = []
+        seen: dict[TopicPartition, str] = {}
+        for member in self.members.values():
+            for tp in member.assigned | member.revoking:
+                if tp in seen:
+                    problems.append(f"{tp} held by {seen[tp]} and {member.member_id}")
+                seen[tp] = member.member_id
+            if member.assigned & member.revoking:
+                problems.append(f"{member.member_id} both holds and revokes a partition")
+        if not set(self.target) <= set(self.members):
+            problems.append("the target assigns partitions to a member that has gone")
+        if self.assignment_epoch > self.group_epoch:
+            problems.append("the target is ahead of the group epoch")
+        for instance_id, member_id in self.static_members.items():
+            static = self.members.get(member_id)
+            if static is None or static.instance_id != instance_id:
+                problems.append(f"static member {instance_id} maps to {member_id}")
+        return problems

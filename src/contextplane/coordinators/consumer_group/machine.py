@@ -1,0 +1,487 @@
+"""`ConsumerGroupMachine`: every KIP-848 consumer group of one coordinator, as one pure
+state machine (Kafka's `GroupMetadataManager.consumerGroupHeartbeat` and friends).
+
+Rules of this file:
+
+* As the classic machine: no clock (time is the injected `now_ms`), no asyncio, timers
+  as data that the owner fires once `next_deadline()` has passed; every method runs to
+  completion and returns the response.
+* A heartbeat is one step: validate (messages.py), find or create the group and the
+  member, fence stale epochs, update the member, bump the group epoch if what the
+  assignor sees changed, compute the target if the group epoch is ahead of it and the
+  assignment interval allows, reconcile the member (reconcile.py), restart its session.
+* A member leaves (epoch -1), expires (session timeout) or fails to revoke in time
+  (rebalance timeout) the same way: it is removed, the partitions it held are free at
+  once, the group epoch is bumped, and a later heartbeat computes the new target.
+* Errors are Kafka's, with Kafka's messages: a request the machine refuses changes
+  nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from contextplane.coordinators.consumer_group.assignors import ASSIGNORS
+from contextplane.coordinators.consumer_group.group import (
+    CONSUMER_GROUP_TYPE,
+    LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+    ConsumerGroup,
+    ConsumerMember,
+)
+from contextplane.coordinators.consumer_group.messages import (
+    ConsumerGroupConfig,
+    ConsumerHeartbeat,
+    HeartbeatRefused,
+    heartbeat_error,
+    validate_heartbeat,
+)
+from contextplane.coordinators.consumer_group.reconcile import MemberState, reconcile
+from contextplane.coordinators.group_state.timers import Timers
+from contextplane.protocol.error_codes import ErrorCode
+
+# Bound on timers run by one `fire_due_timers` call.
+_TIMER_ACTIONS_PER_CALL_MAX = 100_000
+
+PartitionCounts = Callable[[str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpiry:
+    group_id: str
+    member_id: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return ("consumer-session", self.group_id, self.member_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationDeadline:
+    group_id: str
+    member_id: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return ("consumer-revocation", self.group_id, self.member_id)
+
+
+ConsumerTimer = SessionExpiry | RevocationDeadline
+
+
+class ConsumerGroupMachine:
+    def __init__(
+        self, now_ms: Callable[[], int], config: ConsumerGroupConfig | None = None
+    ) -> None:
+        self.now_ms = now_ms
+        self.config = config or ConsumerGroupConfig()
+        self.groups: dict[str, ConsumerGroup] = {}
+        self.timers: Timers[ConsumerTimer] = Timers()
+
+    # -- timers -------------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        return self.timers.next_deadline()
+
+    def fire_due_timers(self) -> int:
+        fired = 0
+        while fired < _TIMER_ACTIONS_PER_CALL_MAX:
+            timer = self.timers.pop_due(self.now_ms())
+            if timer is None:
+                break
+            group = self.groups.get(timer.group_id)
+            if group is not None and timer.member_id in group.members:
+                # Session expired, or partitions not revoked within the rebalance timeout:
+                # the member is fenced, as Kafka's timers do.
+                self._remove_member(group, group.members[timer.member_id])
+            fired += 1
+        return fired
+
+    def _schedule(self, timer: ConsumerTimer, delay_ms: int) -> None:
+        self.timers.schedule(timer.key, self.now_ms() + max(0, delay_ms), timer)
+
+    # -- the heartbeat ------------------------------------------------------------------
+
+    def heartbeat(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
+        """The response's field values (assignment as partitions by topic name, or None).
+        `partitions` gives a topic's partition count (0 if it does not exist)."""
+        existed = request.group_id in self.groups
+        try:
+            validate_heartbeat(request, self.config.assignors)
+            if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
+                return self._leave(request, partitions)
+            return self._heartbeat(request, partitions)
+        except HeartbeatRefused as refused:
+            group = self.groups.get(request.group_id)
+            if not existed and group is not None and not group.members:
+                del self.groups[request.group_id]  # a refused join creates no group
+            return heartbeat_error(refused.code, refused.message)
+
+    def _group(self, group_id: str, create: bool) -> ConsumerGroup:
+        group = self.groups.get(group_id)
+        if group is None:
+            if not create:
+                raise HeartbeatRefused(ErrorCode.group_id_not_found, f"Group {group_id} not found.")
+            group = ConsumerGroup(group_id, assignor_name=self.config.assignors[0])
+            self.groups[group_id] = group
+        return group
+
+    def _heartbeat(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
+        joining = request.member_epoch == 0
+        group = self._group(request.group_id, create=joining)
+        member, is_new, replaced = self._member(group, request)
+        if is_new and replaced is None and len(group.members) >= self.config.max_size:
+            raise HeartbeatRefused(
+                ErrorCode.group_max_size_reached,
+                f"The consumer group has reached its maximum capacity of "
+                f"{self.config.max_size} members.",
+            )
+        before = member.assigned
+        bump = False
+        if is_new:
+            group.members[member.member_id] = member
+        if replaced is not None:
+            # A static member back under a new member id takes over its predecessor's
+            # place and target: no rebalance.
+            group.target[member.member_id] = group.target.pop(replaced.member_id, frozenset())
+            self._drop(group, replaced)
+        bump |= self._update(member, request)
+        if member.instance_id is not None:
+            group.static_members[member.instance_id] = member.member_id
+        metadata = {t: partitions(t) for t in sorted(group.subscribed_topics())}
+        if metadata != group.subscription_metadata:
+            group.subscription_metadata = metadata
+            bump = True
+        if bump:
+            group.group_epoch += 1
+        if group.group_epoch > group.assignment_epoch and self._assignment_due(group):
+            self._new_target(group)
+        current = member.reconciliation()
+        step = reconcile(
+            current,
+            group.assignment_epoch,
+            group.target.get(member.member_id, frozenset()),
+            request.owned,
+            group.held_by_others(member.member_id),
+        )
+        was_revoking = member.state is MemberState.UNREVOKED_PARTITIONS
+        member.apply(step, recomputed=step is not current)
+        revocation = RevocationDeadline(group.group_id, member.member_id)
+        if member.state is MemberState.UNREVOKED_PARTITIONS:
+            if not was_revoking:
+                self._schedule(revocation, member.rebalance_timeout_ms)
+        else:
+            self.timers.cancel(revocation.key)
+        self._schedule(
+            SessionExpiry(group.group_id, member.member_id), self.config.session_timeout_ms
+        )
+        # Kafka sends the assignment on a join, when it changed, or when the member's view
+        # of what it owns differs from it.
+        send_assignment = (
+            joining
+            or member.assigned != before
+            or (request.owned is not None and request.owned != member.assigned)
+        )
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": member.member_id,
+            "member_epoch": member.epoch,
+            "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+            "assignment": member.assigned if send_assignment else None,
+        }
+
+    def _member(
+        self, group: ConsumerGroup, request: ConsumerHeartbeat
+    ) -> tuple[ConsumerMember, bool, ConsumerMember | None]:
+        """(member, whether it is new, the static member it replaces)."""
+        joining = request.member_epoch == 0
+        if request.instance_id is None:
+            member = group.members.get(request.member_id)
+            if member is None:
+                if not joining:
+                    raise HeartbeatRefused(
+                        ErrorCode.unknown_member_id,
+                        f"Member {request.member_id} is not a member of group {group.group_id}.",
+                    )
+                return ConsumerMember(request.member_id), True, None
+            if joining:
+                # The member rejoins (e.g. after being fenced): whatever it held is lost.
+                self._restart(member)
+                return member, False, None
+            self._check_epoch(member, request)
+            return member, False, None
+        static_id = group.static_members.get(request.instance_id)
+        static = group.members.get(static_id) if static_id is not None else None
+        if joining:
+            if static is None:
+                existing = group.members.get(request.member_id)
+                if existing is not None:
+                    self._restart(existing)
+                    return existing, False, None
+                return ConsumerMember(request.member_id), True, None
+            if static.member_id == request.member_id:
+                self._restart(static)
+                return static, False, None
+            if not static.has_left_statically():
+                raise HeartbeatRefused(
+                    ErrorCode.unreleased_instance_id,
+                    f"Static member {request.member_id} with instance id {request.instance_id} "
+                    f"cannot join the group because the instance id is owned by "
+                    f"{static.member_id} member.",
+                )
+            # The successor inherits what the assignor saw, so nothing is rebalanced.
+            successor = ConsumerMember(
+                request.member_id,
+                rack_id=static.rack_id,
+                rebalance_timeout_ms=static.rebalance_timeout_ms,
+                subscribed_topics=static.subscribed_topics,
+                server_assignor=static.server_assignor,
+                assigned=static.assigned,
+            )
+            return successor, True, static
+        if static is None:
+            raise HeartbeatRefused(
+                ErrorCode.unknown_member_id, f"Instance id {request.instance_id} is unknown."
+            )
+        if static.member_id != request.member_id:
+            raise HeartbeatRefused(
+                ErrorCode.fenced_instance_id,
+                f"Static member {request.member_id} with instance id {request.instance_id} was "
+                f"fenced by member {static.member_id}.",
+            )
+        self._check_epoch(static, request)
+        return static, False, None
+
+    @staticmethod
+    def _restart(member: ConsumerMember) -> None:
+        member.epoch = 0
+        member.previous_epoch = 0
+        member.state = MemberState.STABLE
+        member.assigned = frozenset()
+        member.revoking = frozenset()
+
+    @staticmethod
+    def _check_epoch(member: ConsumerMember, request: ConsumerHeartbeat) -> None:
+        """Kafka's throwIfMemberEpochIsInvalid: a heartbeat at the member's previous epoch
+        is accepted if it owns only partitions it still has (its last response was lost)."""
+        received = request.member_epoch
+        if received > member.epoch:
+            raise HeartbeatRefused(
+                ErrorCode.fenced_member_epoch,
+                f"The consumer group member has a greater member epoch ({received}) than the "
+                f"one known by the group coordinator ({member.epoch}). The member must "
+                f"abandon all its partitions and rejoin.",
+            )
+        if received < member.epoch:
+            held_topics = {topic for topic, _ in member.assigned}
+            lost_response = (
+                received == member.previous_epoch
+                and request.owned is not None
+                and request.owned <= member.assigned
+                and request.owned_topics <= held_topics
+            )
+            if not lost_response:
+                raise HeartbeatRefused(
+                    ErrorCode.fenced_member_epoch,
+                    f"The consumer group member has a smaller member epoch ({received}) than "
+                    f"the one known by the group coordinator ({member.epoch}). The member "
+                    f"must abandon all its partitions and rejoin.",
+                )
+
+    @staticmethod
+    def _update(member: ConsumerMember, request: ConsumerHeartbeat) -> bool:
+        """Apply the fields the request sets; True if the assignor's input changed."""
+        changed = False
+        if request.instance_id is not None:
+            member.instance_id = request.instance_id
+        if request.rack_id is not None:
+            member.rack_id = request.rack_id
+        if request.rebalance_timeout_ms != -1:
+            member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        if (
+            request.server_assignor is not None
+            and request.server_assignor != member.server_assignor
+        ):
+            member.server_assignor = request.server_assignor
+            changed = True
+        if request.subscribed_topic_names is not None:
+            topics = frozenset(request.subscribed_topic_names)
+            if topics != member.subscribed_topics:
+                member.subscribed_topics = topics
+                changed = True
+        member.client_id = request.client_id
+        member.client_host = request.client_host
+        return changed
+
+    def _assignment_due(self, group: ConsumerGroup) -> bool:
+        """Kafka 4.3+ batches changes: a new target at most once per assignment interval
+        (the group is Assigning meanwhile), computed by the next heartbeat after it."""
+        last = group.last_assignment_ms
+        return last is None or self.now_ms() - last >= self.config.assignment_interval_ms
+
+    def _new_target(self, group: ConsumerGroup) -> None:
+        group.last_assignment_ms = self.now_ms()
+        group.assignor_name = self._preferred_assignor(group)
+        assignor = ASSIGNORS[group.assignor_name]
+        subscriptions = {m.member_id: m.subscribed_topics for m in group.members.values()}
+        counts = group.subscription_metadata
+        group.target = assignor(subscriptions, counts, group.target)
+        group.assignment_epoch = group.group_epoch
+
+    def _preferred_assignor(self, group: ConsumerGroup) -> str:
+        """The assignor most members ask for (ties: the configured order); the default
+        (the first configured) when none asks."""
+        votes = Counter(m.server_assignor for m in group.members.values() if m.server_assignor)
+        if not votes:
+            return self.config.assignors[0]
+        order = {name: i for i, name in enumerate(self.config.assignors)}
+        return min(votes, key=lambda name: (-votes[name], order.get(name, len(order))))
+
+    # -- leaving ------------------------------------------------------------------------
+
+    def _leave(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
+        group = self._group(request.group_id, create=False)
+        if request.instance_id is None:
+            member = group.members.get(request.member_id)
+            if member is None:
+                raise HeartbeatRefused(
+                    ErrorCode.unknown_member_id,
+                    f"Member {request.member_id} is not a member of group {group.group_id}.",
+                )
+        else:
+            static_id = group.static_members.get(request.instance_id)
+            member = group.members.get(static_id) if static_id is not None else None
+            if member is None:
+                raise HeartbeatRefused(
+                    ErrorCode.unknown_member_id, f"Instance id {request.instance_id} is unknown."
+                )
+            if member.member_id != request.member_id:
+                raise HeartbeatRefused(
+                    ErrorCode.fenced_instance_id,
+                    f"Static member {request.member_id} with instance id "
+                    f"{request.instance_id} was fenced by member {member.member_id}.",
+                )
+        if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            # It keeps its place and partitions for one session timeout, so a restart
+            # under the same instance id takes them back without a rebalance.
+            member.previous_epoch = member.epoch
+            member.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH
+            self.timers.cancel(RevocationDeadline(group.group_id, member.member_id).key)
+            self._schedule(
+                SessionExpiry(group.group_id, member.member_id), self.config.session_timeout_ms
+            )
+        else:
+            self._remove_member(group, member)
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": request.member_id,
+            "member_epoch": request.member_epoch,
+            "heartbeat_interval_ms": 0,
+            "assignment": None,
+        }
+
+    def _drop(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        group.members.pop(member.member_id, None)
+        group.target.pop(member.member_id, None)
+        if (
+            member.instance_id is not None
+            and group.static_members.get(member.instance_id) == member.member_id
+        ):
+            del group.static_members[member.instance_id]
+        self.timers.cancel(SessionExpiry(group.group_id, member.member_id).key)
+        self.timers.cancel(RevocationDeadline(group.group_id, member.member_id).key)
+
+    def _remove_member(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        """The member is gone: what it held is free now; the others get a new target (at
+        a later heartbeat, as the assignment interval allows)."""
+        self._drop(group, member)
+        topics = group.subscribed_topics()
+        group.subscription_metadata = {
+            t: n for t, n in group.subscription_metadata.items() if t in topics
+        }
+        group.group_epoch += 1
+
+    # -- groups -------------------------------------------------------------------------
+
+    def group(self, group_id: str) -> ConsumerGroup | None:
+        return self.groups.get(group_id)
+
+    def remove_group(self, group_id: str) -> None:
+        group = self.groups.pop(group_id, None)
+        if group is None:
+            return
+        for member in list(group.members.values()):
+            self._drop(group, member)
+
+    def shutdown(self) -> None:
+        self.groups.clear()
+        self.timers = Timers()
+
+    def removable_empty_groups(self) -> list[str]:
+        return [g.group_id for g in self.groups.values() if not g.members]
+
+    def list_groups(
+        self, states_filter: Iterable[str] = (), types_filter: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        states = {s.strip().lower() for s in states_filter}
+        types = {t.strip().lower() for t in types_filter}
+        if types and CONSUMER_GROUP_TYPE not in types:
+            return []
+        listed = []
+        for group in self.groups.values():
+            state = group.state().value
+            if states and state.lower() not in states:
+                continue
+            listed.append(
+                {
+                    "group_id": group.group_id,
+                    "protocol_type": CONSUMER_GROUP_TYPE,
+                    "group_state": state,
+                    "group_type": CONSUMER_GROUP_TYPE,
+                }
+            )
+        return listed
+
+    # -- offsets ------------------------------------------------------------------------
+
+    def validate_offset_commit(
+        self,
+        group: ConsumerGroup,
+        member_id: str,
+        instance_id: str | None,
+        member_epoch: int,
+        api_version: int,
+        transactional: bool = False,
+    ) -> ErrorCode | None:
+        """Kafka's ConsumerGroup.validateOffsetCommit: None if the commit may proceed."""
+        if member_epoch < 0 and not group.members:
+            return None  # an admin client or a consumer without group management
+        if transactional and member_epoch < 0 and not member_id and instance_id is None:
+            return None
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.unknown_member_id
+        if not transactional and api_version < 9:
+            return ErrorCode.unsupported_version
+        if member_epoch != member.epoch:
+            return ErrorCode.stale_member_epoch
+        return None
+
+    def validate_offset_fetch(
+        self, group: ConsumerGroup, member_id: str | None, member_epoch: int
+    ) -> ErrorCode | None:
+        """Kafka's ConsumerGroup.validateOffsetFetch (OffsetFetch v9+ names the member):
+        epoch -1 is an admin client's or a fetch outside group management, allowed."""
+        if member_epoch == -1:
+            return None
+        member = group.members.get(member_id or "")
+        if member is None:
+            return ErrorCode.unknown_member_id
+        if member_epoch != member.epoch:
+            return ErrorCode.stale_member_epoch
+        return None
