@@ -16,6 +16,8 @@ NOT_AT_START = (
     "cryptography",
     "urllib.request",
     "http.client",
+    # The Kafka client of `contextplane registry` and `context` (cli/registry.py).
+    "confluent_kafka",
     # Schemas of versions newer than kio's: on the first request of that version.
     *(module for module, _request, _response in codec.OWN_SCHEMAS.values()),
 )

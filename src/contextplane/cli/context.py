@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from contextplane.cli.audit_reads import ConfigError, client_config
 from contextplane.logsafe import EscapingFormatter
 from contextplane.properties_file import parse_properties
@@ -44,6 +42,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     from contextplane.services.context.applier import StartError
     from contextplane.services.context.views import ViewsFileError, load_views
 
