@@ -19,7 +19,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-import crc32c
+from contextplane.protocol.crc import crc32c
 
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_COMMIT_KEY_TYPE = 1
@@ -356,4 +356,4 @@ def encode_batch(
         count,
     ) + b"".join(parts)
     length = 4 + 1 + 4 + len(after_crc)
-    return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
+    return struct.pack(">qiibI", 0, length, -1, 2, crc32c(after_crc)) + after_crc

@@ -14,9 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import crc32c
-
 from contextplane.protocol.compress import compress
+from contextplane.protocol.crc import crc32c
 from contextplane.protocol.decompress import NONE, decompressed_chunks
 from contextplane.protocol.records import (
     BATCH_HEADER_BYTES,
@@ -208,7 +207,7 @@ def write_batch(header: BatchHeader, records: list[Record], horizon_ms: int | No
             length,
             header.partition_leader_epoch,
             2,
-            crc32c.crc32c(after_crc),
+            crc32c(after_crc),
         )
         + after_crc
     )
