@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import marshal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,25 @@ def test_a_kept_entry_that_is_not_code_is_compiled_again(table_path: Path) -> No
     table.exec("x = 7", scope)
     table.exec("x = 8", scope)
     assert scope["x"] == 8 and table.compiled == 2
+
+
+def test_the_ahead_of_time_table_holds_the_start_and_the_first_requests(tmp_path: Path) -> None:
+    path = tmp_path / "table"
+    command = [sys.executable, "-m", "contextplane.dataclass_code", str(path)]
+    subprocess.run(command, check=True, timeout=120)
+    kept = dataclass_code.load(path)
+    assert len(kept) > 1000
+    # ProduceRequest's __init__, as dataclasses writes it (from kio's schema).
+    assert any("def __init__(self" in text and "topic_data:" in text for text in kept)
+    program = (
+        "import sys; from pathlib import Path; from contextplane import dataclass_code as d;"
+        f"t = d.install(Path({str(path)!r})); sys.modules['hypothesis'] = None;"
+        "import contextplane.broker.app, contextplane.cli.main;"
+        "from contextplane.protocol.codec import request_schema; request_schema(0, 10);"
+        "print(t.compiled, len(t.used))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True, timeout=120
+    )
+    compiled, used = map(int, out.stdout.split())
+    assert compiled == 0 and used > 500, "the start and a Produce v10 compile nothing"
