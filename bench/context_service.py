@@ -1,7 +1,9 @@
 """The context service against a running cluster: how fast it applies a backlog of source
 records (the service stopped with SIGSTOP while they are produced, then resumed) next to
 the broker's own produce rate for the same records, get latency, and how long a read
-fence waits for a record just produced. Rounds interleave produce and apply.
+fence waits for a record just produced. Rounds interleave produce and apply. Then
+point-in-time reads (`as_of`) next to plain gets, interleaved: at vectors the view passed
+within its kept snapshots, and at older ones read from the log start.
 
     .venv/bin/python -m bench.context_service --bootstrap 127.0.0.1:9092
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
 import re
 import signal
 import statistics
@@ -28,7 +31,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.services.context.client import ContextClient, ContextClientError
+from contextplane.services.context.client import ContextClient, ContextClientError, EntityContext
 
 READY = re.compile(r"contextplane context ready on \S+:(\d+)")
 ACCOUNTS = 1_000
@@ -78,6 +81,31 @@ def produce(bootstrap: str, topic: str, count: int, start: int = 0) -> tuple[flo
     return time.perf_counter() - began, last
 
 
+Vector = dict[tuple[str, int], int]
+
+
+def positions_of(answer: EntityContext) -> Vector:
+    """The positions an answer reflects: the vector a copilot would record with it."""
+    return {(p.topic, p.partition): p.position for p in answer.freshness.partitions}
+
+
+def as_of_samples(
+    client: ContextClient, vectors: list[Vector], count: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of plain gets and of as_of reads at `vectors` (taken in turn), interleaved."""
+    rng = random.Random(7)
+    plain, past = [], []
+    for n in range(count):
+        entity = f"a{rng.randrange(ACCOUNTS)}"
+        began = time.perf_counter()
+        client.get("account", entity)
+        plain.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        client.get("account", entity, as_of=vectors[n % len(vectors)])
+        past.append(time.perf_counter() - began)
+    return plain, past
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -89,6 +117,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gets", type=int, default=2_000)
+    parser.add_argument("--snapshot-every", type=int, default=10_000)
+    parser.add_argument("--as-of-reads", type=int, default=200)
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     tickets, sink = f"bench.tickets.{run}", f"bench.produce.{run}"
@@ -117,6 +147,10 @@ def main() -> int:
                 str(directory / "data"),
                 "--log-level",
                 "WARNING",
+                "--snapshot-every-records",
+                str(args.snapshot_every),
+                "--as-of-timeout-ms",
+                "60000",
             ],
             stdout=subprocess.PIPE,
         )
@@ -131,6 +165,7 @@ def main() -> int:
             client = ContextClient(f"http://127.0.0.1:{port}", timeout_s=60)
             produced = 0
             produce_rates, apply_rates = [], []
+            round_ends: list[Vector] = []  # the view's positions at the end of each round
             for _ in range(args.rounds):
                 seconds, _ = produce(args.bootstrap, sink, args.records, produced)
                 produce_rates.append(args.records / seconds)
@@ -142,7 +177,8 @@ def main() -> int:
                 service.send_signal(signal.SIGCONT)
                 while True:
                     try:
-                        client.get("account", "a0", min_offsets=fence, timeout_ms=30_000)
+                        answer = client.get("account", "a0", min_offsets=fence, timeout_ms=30_000)
+                        round_ends.append(positions_of(answer))
                         break
                     except ContextClientError as exc:
                         if exc.kind != "fence-timeout":
@@ -160,13 +196,20 @@ def main() -> int:
                 connection.getresponse().read()
                 keep_alive.append(time.perf_counter() - began)
             fence_waits = []
+            seen: list[Vector] = []  # what each fenced read reflected, as a copilot records it
             for n in range(200):
                 _, last = produce(args.bootstrap, tickets, 1, produced + n)
                 began = time.perf_counter()
                 fence = {(tickets, p): offset for p, offset in last.items()}
-                client.get("account", f"a{(produced + n) % ACCOUNTS}", min_offsets=fence)
+                answer = client.get("account", f"a{(produced + n) % ACCOUNTS}", min_offsets=fence)
                 fence_waits.append(time.perf_counter() - began)
+                seen.append(positions_of(answer))
             freshness = client.views()["views"]["account"]["freshness"]
+            total = sum(p["position"] for p in freshness["partitions"])
+            time.sleep(2)  # the snapshot thread looks once a second
+            recent = as_of_samples(client, seen, args.as_of_reads)
+            # The ends of the first rounds: older than the snapshots kept.
+            old = as_of_samples(client, round_ends[:-1], max(8, args.as_of_reads // 20))
         finally:
             service.send_signal(signal.SIGCONT)
             service.terminate()
@@ -194,6 +237,17 @@ def main() -> int:
         f"p99 {ms(fence_waits, 0.99)} ms"
     )
     print(f"at the end: age {freshness['age_ms']} ms, lag {freshness['lag']}")
+    print(f"as_of on {total:,} records, a snapshot every {args.snapshot_every:,} (3 kept):")
+    cases = (
+        ("at positions fenced reads saw last", recent),
+        ("at the ends of earlier rounds", old),
+    )
+    for name, (plain, past) in cases:
+        ratio = statistics.median(past) / statistics.median(plain)
+        print(
+            f"  {name} ({len(past)} reads): as_of p50 {ms(past, 0.5)} ms, p99 {ms(past, 0.99)}"
+            f" ms; plain get p50 {ms(plain, 0.5)} ms; as_of / get {ratio:.1f}x"
+        )
     return 0
 
 

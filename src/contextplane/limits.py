@@ -71,6 +71,10 @@ RECORD_VALIDATION_THREADS = 2
 # bytes; a larger or more expanding batch is walked in the pool.
 RECORD_VALIDATION_INLINE_RECORDS = 1_000
 RECORD_VALIDATION_INLINE_BYTES = 1024 * 1024
+# Schema ids the broker's validation catalog folds from `_schemas` (each with its parsed
+# schema, as the registry holds them); past it, validating topics refuse records rather
+# than judge them from a partial fold.
+SCHEMA_VALIDATION_IDS_MAX = 100_000
 # Kafka's fetch.max.wait.ms upper bound a client may ask for is its request timeout; cap it.
 FETCH_WAIT_MS_MAX = 30_000
 # Idempotent producers: Kafka keeps the last 5 batches per producer for duplicate detection.

@@ -535,6 +535,7 @@ TOOL_VARIABLES = frozenset(
     for name in (
         "ALLOW_INTERPRETED",
         "CACHE",
+        "CACHE_STARTED_EMPTY",
         "CONNECT_FILE_VERSION",
         "FUZZ_SCALE",
         "FUZZ_SHRINK",

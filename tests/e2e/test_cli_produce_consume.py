@@ -5,6 +5,9 @@ is compared with what confluent-kafka wrote, refusals exit 1 with Kafka's error.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -279,3 +282,26 @@ def test_consume_with_a_group_commits_what_it_printed(
     ]
     rest = contextplane(*cli(broker, "consume", "jobs", "-g", "workers", "--timeout", "2"))
     assert rest.out.splitlines() == ["value 4", "value 5"]
+
+
+def test_ctrl_c_mid_stream_reports_what_was_printed(
+    broker: BrokerProcess, admin: AdminClient
+) -> None:
+    create(admin, "interrupted", 1)
+    produce(broker, "interrupted", 3)
+    consume = subprocess.Popen(
+        [sys.executable, "-m", "contextplane.cli.launch"]
+        + list(cli(broker, "consume", "interrupted", "--from-beginning")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert consume.stdout is not None
+        lines = [consume.stdout.readline() for _ in range(3)]
+        assert lines == [f"value {i}\n".encode() for i in range(3)]
+        consume.send_signal(signal.SIGINT)
+        _, err = consume.communicate(timeout=30)
+    finally:
+        consume.kill()
+    assert consume.returncode == 0, err
+    assert err.decode().strip().splitlines()[-1] == "Processed a total of 3 messages"

@@ -4,8 +4,8 @@ confluent-kafka; the first leads the topic it created alone, the second's topic 
 spread over both (RFC 0004 slice 1); each names the other as the leader of the other's
 partitions, which a producer that knows only one of them follows; a second broker
 with a live node.id exits before it listens; a killed broker restarted on its data
-directory is registered again at once, a killed one is unlisted once its lease lapses,
-a stopped one at once."""
+directory is registered again at once, a killed one is unlisted once its lease lapses
+(and marked expired by the controller), a stopped one at once."""
 
 from __future__ import annotations
 
@@ -171,10 +171,18 @@ def test_two_brokers_on_one_database_list_each_other_and_lead_what_they_create(
         two.kill9()
         wait_listed(one.bootstrap, both[:1], SESSION_MS / 1000 + 10)
         assert listed(one.bootstrap)["metadata"] == both[:1]
+
+        # The controller (broker 1) then marks the lapsed broker expired (failover).
+        def state_of_two() -> str:
+            with psycopg.connect(url) as db:
+                row = db.execute("SELECT state FROM brokers WHERE node_id=2").fetchone()
+            return str(row[0])
+
+        wait_until(lambda: state_of_two() == "expired", 10, "broker 2 marked expired")
     finally:
         if two is not None:
             two.stop()
         one.stop()
     with psycopg.connect(url) as db:
         states = dict(db.execute("SELECT node_id, state FROM brokers").fetchall())
-    assert states == {1: "stopped", 2: "live"}  # a kill -9 leaves its row to lapse
+    assert states == {1: "stopped", 2: "expired"}

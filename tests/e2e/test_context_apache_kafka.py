@@ -1,6 +1,6 @@
-"""The context service is an ordinary Kafka client: the same merge, read fence and kill -9
-restart against Apache Kafka (KRaft, the harness's reference broker) as against
-contextplane."""
+"""The context service is an ordinary Kafka client: the same merge, read fence, kill -9
+restart and point-in-time read against Apache Kafka (KRaft, the harness's reference
+broker) as against contextplane."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.services.context.client import ContextClient
+from contextplane.services.context.client import ContextClient, ContextClientError
 from harness import kafka_reference
 from tests.e2e.test_context_service import Events, fence
 from tests.support.context import TIMEOUT_S, TOPICS, VIEWS, ContextProcess
@@ -49,6 +49,9 @@ def test_merge_fence_and_kill9_restart_against_apache_kafka(
             "profile": {"tier": "gold"},
             "entitlement": {"account_id": "a1", "plan": "pro"},
         }
+        v1 = {(p.topic, p.partition): p.position for p in first.freshness.partitions}
+        past = client.get("account", "a1", as_of=v1)
+        assert (past.state, past.changed_by) == (first.state, first.changed_by)
 
         producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 1})
         landed: list[tuple[str, int, int]] = []
@@ -71,6 +74,16 @@ def test_merge_fence_and_kill9_restart_against_apache_kafka(
         assert after.state is not None
         tickets = [t["n"] for t in after.state["tickets"]]
         assert sorted(tickets) == list(range(200))
+        # The past after a kill -9 and 200 more records: the same answer.
+        again = ContextClient(service.url).get("account", "a1", as_of=v1)
+        assert (again.state, again.changed_by) == (first.state, first.changed_by)
+        ends = {(p.topic, p.partition): p.position for p in after.freshness.partitions}
+        try:
+            ContextClient(service.url).get("account", "a1", as_of={**ends, ("crm.accounts", 0): 9})
+        except ContextClientError as exc:
+            assert (exc.status, exc.kind) == (409, "as-of-ahead")
+        else:
+            raise AssertionError("a vector past the log's end was answered")
         service.stop()
 
         fresh = ContextProcess(

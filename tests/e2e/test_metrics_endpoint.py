@@ -58,11 +58,13 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
         process.stop()
 
 
-def _metrics_url(broker: BrokerProcess) -> str:
+def _metrics_url(broker: BrokerProcess, start: int = 1) -> str:
+    """The endpoint the broker's `start`-th start announced (its log spans restarts)."""
+
     def announced() -> str | None:
         assert broker.log_path is not None
-        found = _METRICS_AT.search(broker.log_path.read_text(errors="replace"))
-        return None if found is None else f"http://{found[1]}/metrics"
+        found = _METRICS_AT.findall(broker.log_path.read_text(errors="replace"))
+        return None if len(found) < start else f"http://{found[start - 1]}/metrics"
 
     return wait_until(announced, timeout_s=20, what="the metrics endpoint's log line")
 
@@ -321,3 +323,60 @@ def test_a_taken_http_port_is_an_error_when_given_and_a_warning_by_default(tmp_p
             default_holder.close()
     finally:
         holder.close()
+
+
+def _read_all(bootstrap: str, topic: str, count: int) -> int:
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "storage-metrics"})
+    consumer.assign([ck.TopicPartition(topic, 0, 0)])
+    read = 0
+    deadline = time.monotonic() + 30
+    while read < count and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            read += 1
+    consumer.close()
+    return read
+
+
+def test_storage_metrics_count_uploads_and_where_reads_were_answered(tmp_path: Path) -> None:
+    """Uploads match the object store's written bytes; after a restart (an empty log
+    cache) a read goes to objects and misses the block cache; the same read again hits."""
+    broker = BrokerProcess(
+        tmp_path / "broker", settings={"http.port": "0", "upload.interval.ms": "100"}
+    ).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("uploaded", 1, 1)])["uploaded"].result(30)
+        producer = ck.Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(RECORDS):
+            producer.produce("uploaded", value=VALUE + str(i).encode())
+        assert producer.flush(30) == 0
+        url = _metrics_url(broker)
+
+        def uploaded() -> dict | None:  # type: ignore[type-arg]
+            _, samples = _scrape(url)
+            done = _value(samples, "contextplane_uploads_total") >= 1
+            return samples if done else None
+
+        samples = wait_until(uploaded, timeout_s=30, what="an upload")
+        assert _value(samples, "contextplane_upload_bytes_total") == _value(
+            samples, "contextplane_object_store_bytes_total", direction="written"
+        )
+        assert _value(samples, "contextplane_upload_failures_total") == 0
+        assert _value(samples, "contextplane_object_compaction_passes_total") >= 0
+        assert _value(samples, "contextplane_log_cleaner_bytes_total", direction="read") == 0
+        broker.stop()
+        broker.start()
+        url = _metrics_url(broker, start=2)
+        _, before = _scrape(url)
+        assert _value(before, "contextplane_partition_reads_total", source="objects") == 0
+        assert _read_all(broker.bootstrap, "uploaded", RECORDS) == RECORDS
+        _, first = _scrape(url)
+        assert _value(first, "contextplane_partition_reads_total", source="objects") >= 1
+        assert _value(first, "contextplane_block_cache_reads_total", result="miss") >= 1
+        hits = _value(first, "contextplane_block_cache_reads_total", result="hit")
+        assert _read_all(broker.bootstrap, "uploaded", RECORDS) == RECORDS
+        _, second = _scrape(url)
+        assert _value(second, "contextplane_block_cache_reads_total", result="hit") > hits
+    finally:
+        broker.stop()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ class ContextProcess:
     log_path: Path
     name: str = "ctx"
     port: int = 0  # 0: any free port at the first start; a restart keeps the port
+    extra_args: list[str] = field(default_factory=list)  # more `contextplane context` flags
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,6 +41,7 @@ class ContextProcess:
         args = [sys.executable, "-m", "contextplane.cli.main", "context"]
         args += ["--bootstrap", self.bootstrap, "--views", str(self.views)]
         args += ["--data-dir", str(self.data_dir), "--name", self.name, "--port", str(self.port)]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         process = self.process
 

@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME
 
 from contextplane.cli import client_commands, launch
+from contextplane.cli.config import name_values
 from contextplane.cli.consume import format_record, record_document
 from contextplane.cli.kafka_client import ConfigError
-from contextplane.cli.topic import name_values
 from tests.support.readme import section
 
 

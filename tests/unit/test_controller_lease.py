@@ -225,7 +225,7 @@ def test_registries_elect_one_controller_and_another_takes_over_after_a_stop(
             await two.register(endpoints(9093))
             assert one.is_controller and not two.is_controller
             assert two.controller == one.controller
-            with_one = Controller(stores[1], two)
+            with_one = Controller(stores[1], two, 0.05)
             with pytest.raises(NotController):
                 await with_one.move({1: 2})
             await one.stop()

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,7 +23,13 @@ from contextplane.metadata.postgres_connection import connection_parameters, ses
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.store import MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings import Settings
+from contextplane.storage import uploader
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.memory_wal import MemoryWal
 from tests.support.postgres import PostgresServer
+from tests.unit.test_engine_recovery import batch
 
 CALL_TIMEOUT_MS = 1_000
 OPTIONS = PostgresOptions(call_timeout_ms=CALL_TIMEOUT_MS, reconnect_backoff_max_ms=500)
@@ -151,3 +158,33 @@ def test_the_url_s_own_parameters_win(url: str) -> None:
 
     assert asyncio.run(shown(url)) == ("500ms", "1s")
     assert asyncio.run(shown(own)) == ("12345ms", "1s")
+
+
+def test_a_stop_during_an_outage_leaves_the_tail_in_the_wal_without_waiting_it_out(
+    private_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clean stop's final upload gives up once the store has stayed out of reach for
+    its bound, instead of retrying (and leaving an orphan object per try) until
+    `shutdown.timeout.ms`; the WAL keeps what was not published."""
+    url = private_server.create_database()
+    monkeypatch.setattr(uploader, "_DRAIN_STORE_OUTAGE_S", 1.0)
+
+    async def run() -> None:
+        settings = Settings(
+            data_dir=tmp_path, upload_interval_ms=3_600_000, shutdown_timeout_ms=600_000
+        )
+        store = PostgresMetadataStore(url, options=OPTIONS)
+        await store.open()
+        await store.create_topic("t", 1, {})
+        engine = StorageEngine(settings, store, wal=MemoryWal(), objects=MemoryObjectStore())
+        await engine.open()
+        await engine.append(engine.partitions[("t", 0)], batch(1, 0, 5, b"A")).durable
+        private_server.halt()
+        try:
+            await asyncio.wait_for(engine.close(), ANSWER_BOUND_S * 2)
+            assert engine.pending_bytes > 0
+        finally:
+            private_server.resume()
+            await store.close()
+
+    asyncio.run(run())

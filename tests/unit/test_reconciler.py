@@ -46,6 +46,7 @@ class Node:
             self.registry,
             self.topics.refresh,
             lambda name: name in self.topics.topics(),
+            lambda name: False,
             settings.node_id,
             0.05,
         )
@@ -113,7 +114,7 @@ def test_partitions_open_where_targeted_and_a_move_hands_over_only_the_tail(
             await one.engine.append(log, batch(7, 5, 5, b"B")).durable
             in_flight = one.engine.append(log, batch(7, 10, 5, b"C")).durable
 
-            await Controller(one.metadata, one.registry).move({log.stream_id: 2})
+            await Controller(one.metadata, one.registry, 0.05).move({log.stream_id: 2})
             handover = asyncio.ensure_future(one.reconciler.reconcile())
             while not log.handing_over and not handover.done():
                 await asyncio.sleep(0)

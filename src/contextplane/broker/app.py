@@ -340,17 +340,31 @@ class Broker:
             self.metadata, storage, settings, lambda topic: self._placement(topic)
         )
         await topics.load()
+        storage.dirty.may_ack_unmarked = registry.may_ack_unmarked
         await storage.open()
+        # Replayed and marked: the heartbeat may now write what storage owes and set
+        # or clear the flag (RFC 0004 §5's outage path).
+        registry.marks = storage.dirty
         self.reconciler = Reconciler(
             self.metadata,
             storage,
             registry,
             topics.refresh,
             lambda name: name in topics.topics(),
+            lambda name: topics.configs(name).get("unclean.leader.election.enable") == "true",
             settings.node_id,
             settings.broker_heartbeat_interval_ms / 1000,
         )
-        self.controller = Controller(self.metadata, registry)
+        self.controller = Controller(
+            self.metadata,
+            registry,
+            settings.broker_heartbeat_interval_ms / 1000,
+            lambda: frozenset(
+                name
+                for name in topics.topics()
+                if topics.configs(name).get("unclean.leader.election.enable") == "true"
+            ),
+        )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
             self._probes.start()
@@ -449,6 +463,7 @@ class Broker:
             receipts=self.receipts,
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
+        self.controller.start()  # failover, while this broker holds the controller
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
@@ -463,6 +478,8 @@ class Broker:
         most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
         if self._listeners is not None:
             self._listeners.close()
+        if self.controller is not None:
+            await self.controller.stop()
         if self.reconciler is not None:
             await self.reconciler.stop()
         if self.offsets_topic is not None:

@@ -42,6 +42,30 @@ def _described(
 
 
 TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
+    "confluent.key.schema.validation": _described(
+        ConfigType.BOOLEAN,
+        (),
+        "Each produced record's key must carry the id of a live schema registered under "
+        "the subject its strategy names (a null key passes).",
+    ),
+    "confluent.key.subject.name.strategy": _described(
+        ConfigType.STRING,
+        (),
+        "How the subject of a key's schema is named: TopicNameStrategy, "
+        "RecordNameStrategy or TopicRecordNameStrategy.",
+    ),
+    "confluent.value.schema.validation": _described(
+        ConfigType.BOOLEAN,
+        (),
+        "Each produced record's value must carry the id of a live schema registered under "
+        "the subject its strategy names (a null value, a tombstone, passes).",
+    ),
+    "confluent.value.subject.name.strategy": _described(
+        ConfigType.STRING,
+        (),
+        "How the subject of a value's schema is named: TopicNameStrategy, "
+        "RecordNameStrategy or TopicRecordNameStrategy.",
+    ),
     "cleanup.policy": _described(
         ConfigType.LIST,
         ("log.cleanup.policy",),

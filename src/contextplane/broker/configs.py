@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from contextplane.broker import subject_strategies as subjects
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
@@ -38,6 +39,15 @@ def _ratio(value: str) -> bool:
 
 def _choice(*options: str) -> Callable[[str], bool]:
     return lambda value: value in options
+
+
+def _boolean(value: str) -> bool:
+    """Kafka's BOOLEAN: true or false in any case."""
+    return value.lower() in ("true", "false")
+
+
+def _strategy(value: str) -> bool:
+    return subjects.parse_strategy(value) is not None
 
 
 # name -> (validator, default from broker settings or a constant)
@@ -71,6 +81,11 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     # one broker never reassigns, so they are stored and described only.
     "leader.replication.throttled.replicas": (lambda v: True, lambda s: ""),
     "follower.replication.throttled.replicas": (lambda v: True, lambda s: ""),
+    # Confluent Server's broker-side schema id validation (broker/schema_validation.py).
+    subjects.VALUE_VALIDATION: (_boolean, lambda s: "false"),
+    subjects.KEY_VALIDATION: (_boolean, lambda s: "false"),
+    subjects.VALUE_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
+    subjects.KEY_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
 }
 
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
+from contextplane.broker.schema_catalog import SchemaCatalog
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.throttle import ConnectionThrottle
 from contextplane.clock import Clock
@@ -95,6 +96,7 @@ class Services:
     audit_sink: AuditSink | None = None  # the audit topics' bounded buffer
     receipts: ReadReceipts | None = None  # None: read receipts are off
     stats: BrokerStats = field(default_factory=BrokerStats)  # what /metrics reads
+    schemas: SchemaCatalog = field(default_factory=SchemaCatalog)  # schema id validation
 
 
 @dataclass(slots=True)

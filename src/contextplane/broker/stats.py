@@ -55,6 +55,8 @@ class BrokerStats:
         self.requests: dict[int, RequestTimes] = {}
         # (operation, resource type) -> authorizations refused: a few dozen keys at most.
         self.denials: dict[tuple[str, str], int] = {}
+        # (topic, reason) -> records refused by schema validation (topics hosted here).
+        self.schema_rejections: dict[tuple[str, str], int] = {}
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -103,7 +105,14 @@ class BrokerStats:
         key = (operation, resource_type)
         self.denials[key] = self.denials.get(key, 0) + 1
 
+    def schema_rejected(self, topic: str, reason: str, records: int) -> None:
+        """`records` of a batch for `topic` refused by schema validation for `reason`."""
+        key = (topic, reason)
+        self.schema_rejections[key] = self.schema_rejections.get(key, 0) + records
+
     def forget_topics_except(self, hosted: set[str]) -> None:
         """Drop the counters of topics no longer hosted (deleted or moved away)."""
         for topic in [t for t in self.topics if t not in hosted]:
             del self.topics[topic]
+        for key in [k for k in self.schema_rejections if k[0] not in hosted]:
+            del self.schema_rejections[key]

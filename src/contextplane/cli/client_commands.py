@@ -1,15 +1,24 @@
-"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `produce`,
-`consume`. `cli/launch.py` parses and runs them without importing the broker (which
-`cli/main.py` does for `up`): less than half the CPU time to start."""
+"""The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
+`acl`, `user`, `produce`, `consume`. `cli/launch.py` parses and runs them without
+importing the broker (which `cli/main.py` does for `up`): less than half the CPU time to
+start."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from contextplane.cli import consume, group, produce, topic
+from contextplane.cli import acl, config, consume, group, produce, topic, user
 
-COMMANDS = {"topic": topic, "group": group, "produce": produce, "consume": consume}
+COMMANDS = {
+    "topic": topic,
+    "group": group,
+    "config": config,
+    "acl": acl,
+    "user": user,
+    "produce": produce,
+    "consume": consume,
+}
 
 
 def add_parsers(sub: Any) -> None:

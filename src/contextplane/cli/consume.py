@@ -155,7 +155,7 @@ def _consume(args: argparse.Namespace) -> int:
             "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         }
     )
-    printed = 0
+    printed = Printed()
     try:
         metadata = connection.metadata(consumer, CONNECT_TIMEOUT_S, args.topic)
         topic = metadata.topics.get(args.topic)
@@ -177,13 +177,21 @@ def _consume(args: argparse.Namespace) -> int:
             consumer.assign(
                 [TopicPartition(args.topic, p, start) for p in sorted(topic.partitions)]
             )
-        printed = _print_records(consumer, args, clock)
+        _print_records(consumer, args, clock, printed)
     except KeyboardInterrupt:
-        pass
+        sys.stdout.flush()  # Ctrl-C ends consumption; the summary counts what was printed
     finally:
         consumer.close()  # with -g: commits what was printed
-    print(f"Processed a total of {printed} messages", file=sys.stderr)
+    print(f"Processed a total of {printed.count} messages", file=sys.stderr)
     return 0
+
+
+class Printed:
+    """How many records were written, kept outside the loop so that Ctrl-C mid-stream
+    still reports them."""
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 class IdleClock:
@@ -211,10 +219,11 @@ class IdleClock:
         return idle_ms >= self.timeout_s * 1000 + self.allowance_ms
 
 
-def _print_records(consumer: Any, args: argparse.Namespace, clock: IdleClock) -> int:
+def _print_records(
+    consumer: Any, args: argparse.Namespace, clock: IdleClock, printed: Printed
+) -> None:
     out = sys.stdout.buffer
-    printed = 0
-    while args.max_messages is None or printed < args.max_messages:
+    while args.max_messages is None or printed.count < args.max_messages:
         message = consumer.poll(0.2)
         if message is None:
             out.flush()
@@ -232,6 +241,5 @@ def _print_records(consumer: Any, args: argparse.Namespace, clock: IdleClock) ->
         else:
             out.write(format_record(args.format, message))
         out.write(b"\n")
-        printed += 1
+        printed.count += 1
     out.flush()
-    return printed

@@ -38,7 +38,35 @@ def add_parser(sub: Any) -> None:
         "--data-dir", type=Path, default=Path("context-data"), help="the local store's directory"
     )
     context.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    context.add_argument(
+        "--snapshot-every-records",
+        type=_positive,
+        default=100_000,
+        help="source offsets applied between snapshots of the store, as_of's starting points",
+    )
+    context.add_argument(
+        "--snapshots-kept", type=_positive, default=3, help="snapshots kept (the newest)"
+    )
+    context.add_argument(
+        "--as-of-records-max",
+        type=_positive,
+        default=1_000_000,
+        help="offsets one as_of read may scan past its snapshot",
+    )
+    context.add_argument(
+        "--as-of-concurrent-max", type=_positive, default=4, help="as_of reads running at once"
+    )
+    context.add_argument(
+        "--as-of-timeout-ms", type=_positive, default=10_000, help="one as_of read's time bound"
+    )
     context.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, views: Any, security: dict[str, str]) -> int:
     from contextplane.services.context.applier import ApplierConfig
+    from contextplane.services.context.as_of import AsOfSettings
     from contextplane.services.context.server import run_context
     from contextplane.services.context.service import ContextService
 
@@ -80,4 +109,12 @@ async def _serve(args: argparse.Namespace, views: Any, security: dict[str, str])
     config = ApplierConfig(
         args.bootstrap, args.name, args.data_dir, args.timeout, client_config=security
     )
-    return await run_context(ContextService(views, config), args.host, args.port, stop)
+    as_of = AsOfSettings(
+        snapshot_every_records=args.snapshot_every_records,
+        snapshots_kept=args.snapshots_kept,
+        records_max=args.as_of_records_max,
+        concurrent_max=args.as_of_concurrent_max,
+        timeout_ms=args.as_of_timeout_ms,
+    )
+    service = ContextService(views, config, as_of=as_of)
+    return await run_context(service, args.host, args.port, stop)

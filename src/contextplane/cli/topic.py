@@ -7,10 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from contextplane.cli.config import (
+    add_change_arguments,
+    incremental_changes,
+    name_values,
+    print_changes,
+)
 from contextplane.cli.kafka_client import (
     ADMIN_TIMEOUT_S,
     CommandError,
-    ConfigError,
     add_connection_arguments,
     answer,
     connect_admin,
@@ -55,10 +60,7 @@ def add_parser(sub: Any) -> None:
         "alter-config", help="set or delete topic configs (IncrementalAlterConfigs)"
     )
     alter.add_argument("name")
-    alter.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    alter.add_argument(
-        "--delete", action="append", default=[], metavar="NAME", help="back to the default"
-    )
+    add_change_arguments(alter)
 
     delete = what.add_parser("delete", help="delete topics")
     delete.add_argument("names", nargs="+", metavar="name")
@@ -78,17 +80,6 @@ def run(args: argparse.Namespace) -> int:
         "delete": _delete,
     }[args.topic_command]
     return run_command(command, lambda: body(args))
-
-
-def name_values(items: list[str], flag: str) -> dict[str, str]:
-    """`NAME=VALUE` arguments as a dict; ConfigError (exit 2) for one without `=`."""
-    values: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
-        values[name] = value
-    return values
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -239,37 +230,13 @@ def log_offsets(admin: Any, partitions: list[Any], spec: Any) -> dict[tuple[str,
 
 
 def _alter_config(args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import (
-        AlterConfigOpType,
-        ConfigEntry,
-        ConfigResource,
-        ResourceType,
-    )
+    from confluent_kafka.admin import ConfigResource, ResourceType
 
-    values = name_values(args.set, "--set")
-    if not values and not args.delete:
-        raise ConfigError("give at least one --set NAME=VALUE or --delete NAME")
-    both = set(values) & set(args.delete)
-    if both:
-        raise ConfigError(f"{', '.join(sorted(both))}: both --set and --delete")
-    changes = [
-        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-        for name, value in values.items()
-    ] + [
-        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE)
-        for name in args.delete
-    ]
+    values, changes = incremental_changes(args)
     admin, _ = connect_admin(args)
     resource = ConfigResource(ResourceType.TOPIC, args.name, incremental_configs=changes)
     answer(admin.incremental_alter_configs([resource])[resource], f"topic {args.name!r}")
-    if args.output == "json":
-        print_json({"topic": args.name, "set": values, "deleted": sorted(args.delete)})
-    else:
-        print_table(
-            ("CONFIG", "ACTION", "VALUE"),
-            [(name, "set", value) for name, value in values.items()]
-            + [(name, "deleted", "-") for name in args.delete],
-        )
+    print_changes({"topic": args.name}, values, args.delete, args.output)
     return 0
 
 

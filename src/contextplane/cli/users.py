@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from pathlib import Path
 
+from contextplane.cli.passwords import read_password
 from contextplane.metadata.store import open_metadata_store
 from contextplane.security import scram
 from contextplane.settings import SettingsError, load_settings
@@ -60,15 +60,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             )
 
 
-def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Password again: ") != first:
-        raise ValueError("the passwords differ")
-    return first
-
-
 def _shown(name: str) -> str:
     """A user name as one line of output: control characters escaped (names set through
     AlterUserScramCredentials may hold any character)."""
@@ -98,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         try:
-            password = _password(args.password_stdin)
+            password = read_password(args.password_stdin)
         except (ValueError, EOFError) as exc:
             print(f"contextplane: {str(exc) or 'no password given'}", file=sys.stderr)
             return 2

@@ -2,15 +2,29 @@
 holding the controller's lease, each fenced in its transaction by the controller epoch
 it holds, so a controller paused past its lease writes nothing.
 
-Slice 1 has one decision, a planned move: new targets for partitions, which their
-leaders hand over and their targets claim (cluster/reconciler.py). Operator commands
-(AlterPartitionReassignments, `contextplane partitions move`) are built on it later.
+Two decisions so far: a planned move (new targets for partitions, which their leaders
+hand over and their targets claim, cluster/reconciler.py; operator commands such as
+AlterPartitionReassignments are built on it later), and failover: each heartbeat
+interval, brokers whose lease lapsed on the database's clock are marked expired and
+their clean partitions retargeted over the live brokers by the placement function, in
+one fenced transaction; their dirty partitions stay targeted at them, offline until they
+return on their WAL (RFC 0004 §5). A controller expires nobody until it has held its
+lease one session timeout without a failed heartbeat (`Registry.may_expire_brokers`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.registry import Registry
+from contextplane.metadata.records import Expiry
 from contextplane.metadata.store import MetadataStore
+
+log = logging.getLogger(__name__)
 
 
 class NotController(RuntimeError):
@@ -18,9 +32,65 @@ class NotController(RuntimeError):
 
 
 class Controller:
-    def __init__(self, metadata: MetadataStore, registry: Registry) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        registry: Registry,
+        interval_s: float,
+        unclean_topics: Callable[[], frozenset[str]] = frozenset,
+    ) -> None:
+        """`unclean_topics()` names the topics with unclean.leader.election.enable=true."""
         self._metadata = metadata
         self._registry = registry
+        self._unclean_topics = unclean_topics
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="controller-failover")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            if not self._registry.may_expire_brokers():
+                continue
+            with contextlib.suppress(Exception):  # logged; tried again next interval
+                await self.expire_brokers()
+
+    async def expire_brokers(self) -> list[Expiry]:
+        """One failover pass: expire the brokers whose lease lapsed and retarget their
+        clean partitions over the live ones (the caller checked the outage rule)."""
+        registry = self._registry
+        live = [Candidate(b.node_id, b.rack) for b in registry.brokers if b.state == "live"]
+
+        def placement(dead: frozenset[int]) -> Placement | None:
+            # The list is a heartbeat old: a broker found dead in the transaction is out.
+            left = [c for c in live if c.node_id not in dead]
+            return Placement(left) if left else None
+
+        try:
+            expiries = await self._metadata.expire_brokers(
+                registry.controller, placement, self._unclean_topics()
+            )
+        except Exception as exc:
+            log.warning("failover pass failed (%r); retrying", exc)
+            raise
+        for expiry in expiries:
+            log.warning(
+                "node %d: lease lapsed, marked expired; %d partitions moved to live brokers,"
+                " %d dirty ones stay offline until it returns on its WAL (streams %s)",
+                expiry.node_id,
+                len(expiry.moved),
+                len(expiry.offline),
+                ", ".join(map(str, expiry.offline[:20])) or "none",
+            )
+        return expiries
 
     async def move(self, moves: dict[int, int], reason: str = "operator") -> None:
         """Target each stream at its node (stream id -> node id); every target must be a

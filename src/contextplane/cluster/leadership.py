@@ -62,21 +62,41 @@ class Leadership:
     def leads(self, stream_id: int) -> bool:
         return stream_id in self._epochs
 
-    async def claim(self, records: Iterable[PartitionRecord]) -> dict[int, int]:
+    async def claim(
+        self, records: Iterable[PartitionRecord], unclean: frozenset[int] = frozenset()
+    ) -> dict[int, int]:
         """Lead each partition at its stored epoch + 1, in one metadata transaction.
 
         Returns the epoch of each partition claimed; a partition whose epoch moved since
-        `records` were read (another broker claimed it meanwhile) is not led.
+        `records` were read (another broker claimed it meanwhile) is not led, nor is one
+        another node's WAL holds acknowledged records of (dirty), unless in `unclean`
+        (unclean.leader.election.enable: those records are given up, and logged).
         """
         wanted = {r.stream_id: r.leader_epoch for r in records}
         if not wanted:
             return {}
-        outcome = await self._metadata.claim_leadership(wanted, self._node_id)
+        outcome = await self._metadata.claim_leadership(wanted, self._node_id, unclean)
         for stream_id, stored in outcome.moved.items():
             log.warning(
-                "stream %d: not claimed, its epoch moved to %d since it was read",
+                "stream %d: not claimed, its epoch moved to %d since it was read or its"
+                " leader's lease is live",
                 stream_id,
                 stored,
+            )
+        for stream_id, node in outcome.dirty.items():
+            log.warning(
+                "stream %d: not claimed, node %d holds acknowledged records of it in no"
+                " object; it stays offline until that node returns on its WAL",
+                stream_id,
+                node,
+            )
+        for stream_id, (node, kept) in outcome.unclean.items():
+            log.warning(
+                "stream %d: unclean leader election: records node %d acknowledged past"
+                " offset %d and never uploaded are given up",
+                stream_id,
+                node,
+                kept,
             )
         self._epochs.update(outcome.claimed)
         self.released.difference_update(outcome.claimed)
@@ -89,7 +109,9 @@ class Leadership:
         fenced = [
             stream_id
             for stream_id, stored in outcome.epoch_mismatch.items()
-            if is_fenced(stream_id, self._epochs[stream_id], stored)
+            # (one released while the commit was out, by a dirty mark that found another
+            # epoch, is not led any more: nothing to release)
+            if stream_id in self._epochs and is_fenced(stream_id, self._epochs[stream_id], stored)
         ]
         for stream_id in fenced:
             log.warning(

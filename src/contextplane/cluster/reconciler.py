@@ -4,9 +4,10 @@ towards the targets in the metadata store.
 It wakes when a heartbeat saw a change generation move (`Registry.changed`): the topic
 table is read again when `generation.topics` moved, then the partition rows changed
 since the last assignment generation it saw are read, and for each
-- targeted here, not led here, and without a leader (a handover released it, or it is
-  new): opened (`StorageEngine.assign`; the claim checks claimability in its own
-  transaction, so a stale read claims nothing);
+- targeted here, not led here, and without a live leader (a handover released it, it is
+  new, or the controller moved it off a broker whose lease lapsed): opened
+  (`StorageEngine.assign`; the claim checks claimability in its own transaction, dirty
+  partitions included, so a stale read claims nothing);
 - led here and targeted elsewhere: handed over (`StorageEngine.release`: flush its tail
   to objects, then leave it without a leader for its target to claim);
 - anything else: its leader as read is remembered for Metadata and for
@@ -38,6 +39,7 @@ class Reconciler:
         registry: Registry,
         refresh_topics: Callable[[], Awaitable[None]],
         known_topic: Callable[[str], bool],
+        unclean_election: Callable[[str], bool],
         node_id: int,
         retry_s: float,
     ) -> None:
@@ -46,6 +48,7 @@ class Reconciler:
         self._registry = registry
         self._refresh_topics = refresh_topics
         self._known_topic = known_topic
+        self._unclean_election = unclean_election
         self._node_id = node_id
         self._retry_s = retry_s
         self._assignment_seen = 0  # the assignment generation whose rows were all read
@@ -105,7 +108,9 @@ class Reconciler:
                     to_release.append(row.stream_id)
                 else:
                     self._engine.resume(row.stream_id)
-            elif row.target_node == me and row.leader_node == -1:
+            elif row.target_node == me and (
+                row.leader_node == -1 or (row.leader_node != me and not row.leader_live)
+            ):
                 # (What this node led itself it reopened at start; a row naming it while
                 # it is not led here is this broker's own claim, its reply in flight.)
                 to_open.setdefault(row.topic, []).append(row.stream_id)
@@ -117,7 +122,8 @@ class Reconciler:
             return_exceptions=True,
         )
         for topic, streams in to_open.items():
-            await self._engine.assign(await self._records(topic, set(streams)))
+            unclean = frozenset(streams) if self._unclean_election(topic) else frozenset()
+            await self._engine.assign(await self._records(topic, set(streams)), unclean)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]

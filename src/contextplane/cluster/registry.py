@@ -22,6 +22,14 @@ still live. The data directory records the incarnation that last registered from
 (`broker.incarnation`); since the broker holds the directory's lock before it registers,
 that incarnation's process is gone, and its row is taken at once instead of refusing the
 start until the lease lapses.
+
+The dirty protocol's outage path (RFC 0004 §5) runs through the heartbeat: while this
+broker is the only live one, its heartbeat sets its row's `unmarked_acks` flag (every
+partition it leads then counts as dirty to claims and failover), and for one lease from
+that heartbeat's sending, less a heartbeat interval of margin, `may_ack_unmarked` lets
+storage acknowledge records of a clean partition whose mark it cannot write. Each
+heartbeat writes the marks owed first, in its own transaction; one that clears the flag
+(another broker is live) closes the window before it is sent.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+from contextplane.clock import SystemClock
 from contextplane.metadata.records import (
     BrokerEndpoint,
     BrokerRecord,
@@ -45,6 +55,14 @@ log = logging.getLogger(__name__)
 
 INCARNATION_COUNTER = "broker_incarnation"
 INCARNATION_FILE = "broker.incarnation"
+
+
+class OwedMarks(Protocol):
+    """The dirty marks storage owes (storage/wal_dirty.py `DirtyMarks`)."""
+
+    def owed(self) -> dict[int, int]: ...
+
+    def owed_written(self, owed: dict[int, int], marked: frozenset[int]) -> None: ...
 
 
 class DuplicateBrokerRegistration(RuntimeError):
@@ -77,6 +95,15 @@ class Registry:
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # for logging each failing episode once
+        # Since when this broker has held the controller with no failed heartbeat (the
+        # monotonic clock; None: it does not hold it). See `may_expire_brokers`.
+        self._steady_since: int | None = None
+        self._clock = SystemClock()
+        # Storage's owed marks, once it has opened (before: the flag is left as stored,
+        # a predecessor's WAL not yet replayed). Until when (monotonic) records may be
+        # acknowledged without their marks; None: not now.
+        self.marks: OwedMarks | None = None
+        self._unmarked_until: int | None = None
 
     async def register(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
         """Take this node id for a new incarnation, or raise DuplicateBrokerRegistration."""
@@ -127,6 +154,25 @@ class Registry:
     def is_controller(self) -> bool:
         return self.controller.node_id == self._node_id and self.incarnation >= 0
 
+    def may_expire_brokers(self) -> bool:
+        """Whether the controller may declare lapsed leases dead (RFC 0004 §5): only once
+        it has held the controller one full session since it (re)gained it or since its
+        last failed heartbeat. After an outage of the store every lease has lapsed at
+        once; by then every broker that is alive has renewed its own."""
+        steady = self._steady_since
+        return (
+            self.is_controller
+            and steady is not None
+            and self._clock.monotonic_ms() - steady >= self._session_ms
+        )
+
+    def may_ack_unmarked(self) -> bool:
+        """Whether storage may acknowledge a record whose dirty mark it cannot write: the
+        last heartbeat that reached the store set this broker's `unmarked_acks` flag,
+        and the lease it renewed is certainly still valid by this broker's clock."""
+        until = self._unmarked_until
+        return until is not None and self._clock.monotonic_ms() < until
+
     def _controller_epoch(self) -> int:
         """The epoch this incarnation holds the controller at (-1: it does not)."""
         return self.controller.epoch if self.controller.node_id == self._node_id else -1
@@ -143,16 +189,20 @@ class Registry:
         if self.incarnation >= 0:
             held = self._controller_epoch()
             incarnation, self.incarnation = self.incarnation, -1
+            self._unmarked_until = None
+            owed = self.marks.owed() if self.marks is not None else None
             try:
                 if held >= 0:
                     await self._metadata.resign_controller(self._node_id, held)
-                await self._metadata.deregister_broker(self._node_id, incarnation)
+                await self._metadata.deregister_broker(self._node_id, incarnation, owed)
             except Exception as exc:  # the lease then lapses by itself
                 log.warning("node %d: could not deregister (%s)", self._node_id, exc)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
+            owed, unmarked = self._outage_path()
+            sent_ms = self._clock.monotonic_ms()
             try:
                 # Bounded: a renewal still unanswered after a session is a failed one.
                 async with asyncio.timeout(self._session_ms / 1000):
@@ -161,8 +211,11 @@ class Registry:
                         self.incarnation,
                         self._session_ms,
                         self._controller_epoch(),
+                        owed,
+                        unmarked,
                     )
             except Exception as exc:
+                self._steady_since = None
                 if not self._failing:
                     log.warning(
                         "node %d: lease renewal failed (%r); retrying every %.0f ms",
@@ -178,7 +231,26 @@ class Registry:
             if beat is None:
                 self._lost()
                 return
+            if self.marks is not None and owed is not None:
+                self.marks.owed_written(owed, beat.owed_marked)
+            if unmarked:
+                # The lease runs from the transaction's time, after `sent_ms`; one
+                # interval of margin for the acknowledgement's own way out.
+                self._unmarked_until = sent_ms + self._session_ms - int(self._interval_s * 1000)
             self._heard(beat)
+
+    def _outage_path(self) -> tuple[dict[int, int] | None, bool | None]:
+        """What the next heartbeat writes of the outage path: the marks owed, and the
+        `unmarked_acks` flag (None: left as stored). The flag is set only while this
+        broker is the only live one: with another, a claimer could miss a record
+        acknowledged without its mark, so the window closes before a heartbeat that
+        clears it is sent."""
+        if self.marks is None or not self._metadata.shared:
+            return None, None
+        alone = self.live_ids <= {self._node_id}
+        if not alone:
+            self._unmarked_until = None
+        return self.marks.owed(), alone
 
     def _heard(self, beat: ClusterHeartbeat) -> None:
         self._update(beat.brokers)
@@ -195,7 +267,10 @@ class Registry:
                     beat.controller.epoch,
                 )
             self.controller = beat.controller
+            self._steady_since = None
             self.generation += 1  # Metadata and DescribeCluster name the controller
+        if self.is_controller and self._steady_since is None:
+            self._steady_since = self._clock.monotonic_ms()
         if (beat.topics_generation, beat.assignment_generation) != (
             self.topics_generation,
             self.assignment_generation,

@@ -7,7 +7,9 @@
 * kafka_exporter's names for offsets and lag: `kafka_brokers`, `kafka_topic_partitions`,
   `kafka_topic_partition_{current,oldest}_offset`, `kafka_topic_partition_leader`,
   `kafka_consumergroup_{current_offset,lag,lag_sum,members}`.
-* contextplane's own under `contextplane_`: the memory budget and object-store requests;
+* contextplane's own under `contextplane_`: the memory budget, object-store requests, and
+  the storage engine's uploads, cache hits, object compaction and log cleaning
+  (console/storage_metrics.py);
   and prometheus_client's process metrics (`process_resident_memory_bytes`, ...).
 
 Each broker exports what it leads (as each Kafka broker's JMX does): partition offsets of
@@ -36,6 +38,7 @@ from prometheus_client.samples import Sample
 
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
+from contextplane.console.storage_metrics import storage_counts, storage_families
 from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
 from contextplane.storage.file_wal import FileWal
@@ -80,8 +83,10 @@ class Snapshot:
     objects: dict[str, int] = field(default_factory=dict)
     controller: bool = False
     denials: dict[tuple[str, str], int] = field(default_factory=dict)
+    schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
+    storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
 
 
 class BrokerMetrics:
@@ -120,7 +125,9 @@ class BrokerMetrics:
             objects=object_store_counts(storage),
             controller=services.cluster.registry.is_controller,
             denials=dict(stats.denials),
+            schema_rejections=dict(stats.schema_rejections),
             wal_sync=_wal_sync(storage.wal),
+            storage=storage_counts(storage),
         )
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
@@ -162,6 +169,7 @@ def families(snapshot: Snapshot) -> Iterable[Metric]:
     yield from _offset_families(snapshot)
     yield from _group_families(snapshot)
     yield from _own_families(snapshot)
+    yield from storage_families(snapshot.storage)
 
 
 def _topic_families(snapshot: Snapshot) -> Iterable[Metric]:
@@ -278,6 +286,14 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (operation, resource_type), count in sorted(snapshot.denials.items()):
         denials.add_metric([operation, resource_type], count)
     yield denials
+    rejected = CounterMetricFamily(
+        "contextplane_schema_validation_rejected",
+        "Records refused by broker-side schema validation",
+        labels=["topic", "reason"],
+    )
+    for (topic, reason), count in sorted(snapshot.schema_rejections.items()):
+        rejected.add_metric([topic, reason], count)
+    yield rejected
     if snapshot.wal_sync is not None:
         buckets, sum_s = snapshot.wal_sync
         yield HistogramMetricFamily(

@@ -62,6 +62,8 @@ class PartitionRecord:
     log_start_offset: int
     producer_state: StoredProducerState = field(default_factory=StoredProducerState)
     target_node: int = -1  # the desired leader (RFC 0004 §2); -1: none written
+    # The epoch whose leader holds acknowledged records in no object (0: none; RFC 0004 §5).
+    wal_dirty: int = 0
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class ObjectCommit:
     epochs: dict[int, int]
     # Changes to the producer state as of each stream's last committed range.
     producer_states: dict[int, ProducerStateDelta]
+    # Streams whose every acknowledged record this commit publishes: no longer dirty.
+    clear_dirty: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -155,11 +159,16 @@ class CommitOutcome:
 
 @dataclass(slots=True)
 class ClaimOutcome:
-    """Streams claimed (stream -> new epoch) and streams whose epoch had moved since it
-    was read (stream -> stored epoch)."""
+    """Streams claimed (stream -> new epoch), streams whose epoch had moved since it was
+    read (stream -> stored epoch), and streams refused because another node's WAL holds
+    acknowledged records of theirs (stream -> that node)."""
 
     claimed: dict[int, int]
     moved: dict[int, int]
+    dirty: dict[int, int] = field(default_factory=dict)
+    # Dirty streams claimed all the same (unclean.leader.election.enable): stream ->
+    # (the node whose un-uploaded records are given up, the object end offset kept).
+    unclean: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -356,12 +365,14 @@ class ControllerRecord:
 @dataclass(frozen=True, slots=True)
 class ClusterHeartbeat:
     """What one heartbeat transaction read: the live brokers, the controller as it stands
-    after this broker tried to renew or take it, and the change generations."""
+    after this broker tried to renew or take it, and the change generations; and which
+    of the dirty marks it owed it wrote (RFC 0004 §5's outage path)."""
 
     brokers: list[BrokerRecord]
     controller: ControllerRecord
     topics_generation: int
     assignment_generation: int
+    owed_marked: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,3 +385,16 @@ class AssignmentRow:
     leader_node: int
     leader_epoch: int
     target_node: int
+    # Whether the leader's lease was live when the row was read (database clock).
+    leader_live: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """A broker the controller found with a lapsed lease and marked expired: where its
+    clean partitions went (stream -> node) and which dirty ones stay offline, targeted
+    at it until it returns on its WAL (RFC 0004 §5)."""
+
+    node_id: int
+    moved: dict[int, int]
+    offline: list[int]

@@ -21,6 +21,7 @@ from typing import Any
 
 from contextplane.metadata.records import AssignmentRow, ClusterHeartbeat, ControllerRecord
 from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
 TOPICS_GENERATION = "generation.topics"
 ASSIGNMENT_GENERATION = "generation.assignment"
@@ -72,11 +73,22 @@ class AssignmentRows:
         return statement.replace("NOW_MS", self._now_ms)
 
     def cluster_heartbeat(
-        self, node_id: int, incarnation: int, session_ms: int, controller_epoch: int
+        self,
+        node_id: int,
+        incarnation: int,
+        session_ms: int,
+        controller_epoch: int,
+        owed_marks: dict[int, int] | None = None,
+        unmarked_acks: bool | None = None,
     ) -> ClusterHeartbeat | None:
         """Renew this incarnation's lease, renew or take the controller's, and read the
         live brokers, the controller and the change generations, in one transaction;
         None when the registration is no longer this incarnation's.
+
+        The dirty marks this broker owes (`owed_marks`, stream -> epoch: records it
+        acknowledged while the store was out of its reach) are written first, so no
+        renewal, and no clearing of its `unmarked_acks` flag (set to `unmarked_acks`
+        unless None), commits without them (RFC 0004 §5's outage path).
 
         `controller_epoch` is the epoch this incarnation holds the controller at (-1:
         none): it renews only that epoch. An expired controller lease is taken by
@@ -85,8 +97,11 @@ class AssignmentRows:
         epoch, fencing the previous holder."""
         engine: Any = self  # a SqlEngine: its transactions and registry statements
         with engine._transaction():
+            owed_marked = write_owed_marks(self._db, node_id, owed_marks or {})
             if not engine._renew(node_id, incarnation, session_ms):
                 return None
+            if unmarked_acks is not None:
+                set_unmarked_acks(self._db, node_id, incarnation, unmarked_acks)
             self._db.execute(
                 self._sql(
                     "UPDATE controller SET lease_expires_ms = NOW_MS + ?"
@@ -109,6 +124,7 @@ class AssignmentRows:
                 controller,
                 generation(self._db, TOPICS_GENERATION),
                 generation(self._db, ASSIGNMENT_GENERATION),
+                frozenset(owed_marked),
             )
 
     def _controller(self, lock: str = "") -> ControllerRecord:
@@ -179,13 +195,21 @@ class AssignmentRows:
         engine: Any = self
         with engine._transaction():
             current = generation(self._db, ASSIGNMENT_GENERATION)
+            # The leader's lease is read in the same statement as the rows: a row the
+            # controller retargeted off a lapsed broker is never read with it still live.
             rows = self._db.execute(
-                "SELECT stream_id, topic, partition, leader_node, leader_epoch, target_node"
-                " FROM partitions WHERE assignment_generation > ? ORDER BY stream_id",
+                self._sql(
+                    "SELECT stream_id, topic, partition, leader_node, leader_epoch, target_node,"
+                    " EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
+                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= NOW_MS)"
+                    " FROM partitions WHERE assignment_generation > ? ORDER BY stream_id"
+                ),
                 (since,),
             ).fetchall()
         return current, [
-            AssignmentRow(int(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+            AssignmentRow(
+                int(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), bool(r[6])
+            )
             for r in rows
         ]
 
@@ -214,11 +238,23 @@ class AssignmentCalls:
     """`SqlMetadataStore`'s controller and assignment methods, run on its worker."""
 
     async def cluster_heartbeat(
-        self, node_id: int, incarnation: int, session_ms: int, controller_epoch: int
+        self,
+        node_id: int,
+        incarnation: int,
+        session_ms: int,
+        controller_epoch: int,
+        owed_marks: dict[int, int] | None = None,
+        unmarked_acks: bool | None = None,
     ) -> ClusterHeartbeat | None:
         store: Any = self  # a SqlMetadataStore
         result: ClusterHeartbeat | None = await store._call(
-            store.engine.cluster_heartbeat, node_id, incarnation, session_ms, controller_epoch
+            store.engine.cluster_heartbeat,
+            node_id,
+            incarnation,
+            session_ms,
+            controller_epoch,
+            owed_marks,
+            unmarked_acks,
         )
         return result
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
 from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
 # States whose lease counts (a stopped or expired broker is listed by no one).
 _LEASED = "('live', 'draining')"
@@ -144,10 +145,19 @@ class BrokerRows:
                 == 1
             )
 
-    def deregister_broker(self, node_id: int, incarnation: int) -> None:
-        """A clean stop: the row stays (its id is free to take at once), listed by no one."""
+    def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
+        """A clean stop: the row stays (its id is free to take at once), listed by no one.
+        The dirty marks it owes are written in the same transaction, so its partitions
+        stop counting as dirty all together (`unmarked_acks`) only once they are; with
+        `owed_marks` None (storage never opened: a predecessor's WAL may hold records
+        it owes marks for) the flag stays as it is."""
         engine: Any = self
         with engine._transaction():
+            if owed_marks is not None:
+                write_owed_marks(self._db, node_id, owed_marks)
+                set_unmarked_acks(self._db, node_id, incarnation, False)
             self._db.execute(
                 self._sql(
                     "UPDATE brokers SET state='stopped', lease_expires_ms=NOW_MS"
@@ -204,6 +214,8 @@ class BrokerCalls:
         )
         return result
 
-    async def deregister_broker(self, node_id: int, incarnation: int) -> None:
+    async def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.deregister_broker, node_id, incarnation)
+        await store._call(store.engine.deregister_broker, node_id, incarnation, owed_marks)

@@ -53,6 +53,12 @@ from contextplane.metadata.sql_objects import (
 from contextplane.metadata.sql_offsets import upsert_group_offsets
 from contextplane.metadata.sql_quotas import QuotaRows
 from contextplane.metadata.sql_transactions import TransactionRows
+from contextplane.metadata.sql_wal_dirty import (
+    WalDirtyRows,
+    clear_dirty,
+    dirty_leader,
+    dirty_sql,
+)
 from contextplane.protocol.error_codes import ErrorCode
 
 _P = ParamSpec("_P")
@@ -72,7 +78,15 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
     return wrapper
 
 
-class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRows, AssignmentRows):
+class SqlEngine(
+    QuotaRows,
+    TransactionRows,
+    ObjectRows,
+    CompactionRows,
+    BrokerRows,
+    AssignmentRows,
+    WalDirtyRows,
+):
     """Synchronous: one connection, called from one thread at a time."""
 
     _db: Db
@@ -229,7 +243,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
     def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
         query = (
             "SELECT stream_id, topic, partition, leader_node, leader_epoch, log_start_offset,"
-            " target_node FROM partitions"
+            " target_node, wal_dirty FROM partitions"
         )
         args: tuple[Any, ...] = ()
         if topic is not None:
@@ -238,7 +252,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         rows = self._db.execute(query + " ORDER BY topic, partition", args).fetchall()
         states = sql_producer_state.load(self._db, topic)
         return [
-            PartitionRecord(*r[:6], states.get(r[0], StoredProducerState()), int(r[6]))
+            PartitionRecord(*r[:6], states.get(r[0], StoredProducerState()), int(r[6]), int(r[7]))
             for r in rows
         ]
 
@@ -251,7 +265,9 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         return None if row is None else int(row[0])
 
     @write
-    def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+    def claim_leadership(
+        self, claims: dict[int, int], node_id: int, unclean: frozenset[int] = frozenset()
+    ) -> ClaimOutcome:
         """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen), in one
         transaction; a stream whose epoch moved since it was read is not claimed.
 
@@ -259,32 +275,48 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
         stale read never takes a partition from a live leader: it claims what it led
         itself (an earlier incarnation's, reopened at start), or a partition targeted at
         it (or at no one: rows older than targets) that nobody leads or whose leader's
-        lease has lapsed (on the database's clock). Nothing claims a lapsed leader's
-        partitions yet: failover (RFC 0004 slice 2) first needs to know whether that
-        leader's WAL still holds their tail."""
-        claimed: dict[int, int] = {}
-        moved: dict[int, int] = {}
+        lease has lapsed (on the database's clock). A dirty partition (its leader's WAL
+        holds acknowledged records in no object, RFC 0004 §5; or its leader's row says
+        it may have acknowledged without marking, `unmarked_acks`) is claimed only by
+        that leader's node, whose restart replays them, or, for the streams in `unclean`
+        (unclean.leader.election.enable), by anyone, giving those records up."""
+        outcome = ClaimOutcome({}, {})
         with self._transaction():
             announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
             for stream_id, seen_epoch in sorted(claims.items()):
+                allow_unclean = stream_id in unclean
+                before = dirty_leader(self._db, stream_id) if allow_unclean else None
                 updated = self._db.execute(
                     "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1,"
+                    " wal_dirty=CASE WHEN leader_node=? THEN wal_dirty ELSE 0 END,"
                     " assignment_generation=? WHERE stream_id=? AND leader_epoch=?"
+                    f" AND (NOT {dirty_sql('partitions')} OR leader_node=? OR ?=1)"
                     " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
                     " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
                     " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
                     + self._now_ms
                     + "))))",
-                    (node_id, announced, stream_id, seen_epoch, node_id, node_id),
-                ).rowcount
+                    (node_id, node_id, announced, stream_id, seen_epoch, node_id,
+                     int(allow_unclean), node_id, node_id),
+                ).rowcount  # fmt: skip
                 if updated == 1:
-                    claimed[stream_id] = seen_epoch + 1
+                    outcome.claimed[stream_id] = seen_epoch + 1
+                    if before is not None and before[0] != node_id:
+                        outcome.unclean[stream_id] = before
                     continue
-                epoch = self.leader_epoch(stream_id)
-                if epoch is not None:
-                    moved[stream_id] = epoch
-            self._claimed(claimed, node_id)
-        return ClaimOutcome(claimed, moved)
+                row = self._db.execute(
+                    f"SELECT leader_epoch, leader_node, {dirty_sql('partitions')} FROM partitions"
+                    " WHERE stream_id=?" + self._lock,
+                    (stream_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                if int(row[0]) == seen_epoch and row[2] and int(row[1]) != node_id:
+                    outcome.dirty[stream_id] = int(row[1])
+                else:
+                    outcome.moved[stream_id] = int(row[0])
+            self._claimed(outcome.claimed, node_id)
+        return outcome
 
     # -- objects -----------------------------------------------------------------------
 
@@ -327,6 +359,7 @@ class SqlEngine(QuotaRows, TransactionRows, ObjectRows, CompactionRows, BrokerRo
                 ],
             )  # fmt: skip
             sql_producer_state.write(self._db, commit.producer_states, outcome.committed)
+            clear_dirty(self._db, commit.clear_dirty & outcome.committed)
         return outcome
 
     def ranges_by_stream(self) -> dict[int, list[RangeRecord]]:

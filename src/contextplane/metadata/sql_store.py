@@ -30,15 +30,19 @@ from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
 from contextplane.metadata.sql_quotas import QuotaCalls
 from contextplane.metadata.sql_transactions import TransactionCalls
+from contextplane.metadata.sql_wal_dirty import WalDirtyCalls
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
-class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls, AssignmentCalls):
+class SqlMetadataStore(
+    QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls, AssignmentCalls, WalDirtyCalls
+):
     """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""
 
     reserve: SpaceReserve | None = None
+    shared = True
     _runner: Runner
     _engine: SqlEngine | None = None
 
@@ -106,8 +110,10 @@ class SqlMetadataStore(QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls, A
     async def partitions(self, topic: str | None = None) -> list[PartitionRecord]:
         return await self._call(self.engine.partitions, topic)
 
-    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
-        return await self._call(self.engine.claim_leadership, claims, node_id)
+    async def claim_leadership(
+        self, claims: dict[int, int], node_id: int, unclean: frozenset[int] = frozenset()
+    ) -> ClaimOutcome:
+        return await self._call(self.engine.claim_leadership, claims, node_id, unclean)
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome:
         return await self._call(self.engine.commit_object, commit)

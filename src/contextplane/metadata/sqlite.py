@@ -106,6 +106,9 @@ class SqliteEngine(SqlEngine):
 class SqliteMetadataStore(SqlMetadataStore):
     """`MetadataStore` on SQLite: every call runs on the runner (one worker thread)."""
 
+    # Exclusive locking: one process, so no other broker can claim what this one leads.
+    shared = False
+
     def __init__(
         self, path: str, reserve: SpaceReserve | None = None, runner: Runner | None = None
     ) -> None:
@@ -156,11 +159,13 @@ class SqliteMetadataStore(SqlMetadataStore):
                 await self._runner.run(self.reserve.hold_what_fits)
         await super().close()
 
-    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
+    async def claim_leadership(
+        self, claims: dict[int, int], node_id: int, unclean: frozenset[int] = frozenset()
+    ) -> ClaimOutcome:
         # A start leads nothing before this commits: wait for space rather than fail.
         return await self._until_space(
             "claim leadership",
-            lambda: self._call(self.engine.claim_leadership, claims, node_id),
+            lambda: self._call(self.engine.claim_leadership, claims, node_id, unclean),
         )
 
     async def register_broker(

@@ -26,6 +26,7 @@ from contextplane.metadata.records import (
     CommitOutcome,
     CommittedOffset,
     ControllerRecord,
+    Expiry,
     ObjectCommit,
     ObjectSummary,
     ObjectSwap,
@@ -46,6 +47,7 @@ from contextplane.protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
     from contextplane.metadata.sql_assignment import TargetOf
+    from contextplane.metadata.sql_wal_dirty import Placing
     from contextplane.settings import Settings
 
 
@@ -93,8 +95,33 @@ class MetadataStore(Protocol):
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None: ...
 
     async def partitions(self, topic: str | None = None) -> list[PartitionRecord]: ...
-    async def claim_leadership(self, claims: dict[int, int], node_id: int) -> ClaimOutcome:
-        """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen)."""
+    async def claim_leadership(
+        self, claims: dict[int, int], node_id: int, unclean: frozenset[int] = frozenset()
+    ) -> ClaimOutcome:
+        """Lead each stream with epoch `seen + 1` (claims: stream -> epoch seen); a dirty
+        stream only by its leader's node, or by anyone if in `unclean`."""
+        ...
+
+    async def mark_wal_dirty(self, epochs: dict[int, int]) -> set[int]:
+        """Mark streams dirty at their epoch (stream -> epoch), in one transaction; returns
+        the streams marked (the others are no longer led at that epoch)."""
+        ...
+
+    async def settle_wal_dirty(self, dirty: dict[int, int], clean: dict[int, int]) -> None:
+        """A start's replay: mark `dirty` streams dirty and `clean` ones clean (stream ->
+        epoch, each only where still led at that epoch), in one transaction."""
+        ...
+
+    async def expire_brokers(
+        self,
+        controller: ControllerRecord,
+        placement: Placing,
+        unclean_topics: frozenset[str] = frozenset(),
+    ) -> list[Expiry]:
+        """The controller's failover: brokers whose lease lapsed are marked expired and
+        their clean partitions retargeted by `placement(dead nodes)` (reason
+        `failover`), their dirty ones left targeted at them unless their topic is in
+        `unclean_topics`, in one transaction fenced by `controller`."""
         ...
 
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
@@ -205,6 +232,10 @@ class MetadataStore(Protocol):
         ...
 
     # -- the broker registry (RFC 0004 §1; lease times on the database's clock) --------
+    # Whether other brokers may share this store (PostgreSQL), so claim what this one
+    # leads; an embedded SQLite file has one broker (storage/wal_dirty.py).
+    shared: bool
+
     def companion(self) -> MetadataStore:
         """A store (not yet opened) whose calls do not queue behind this one's, for the
         registry's heartbeat; this store itself where the engine cannot share."""
@@ -235,15 +266,28 @@ class MetadataStore(Protocol):
     async def set_broker_endpoints(
         self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
     ) -> bool: ...
-    async def deregister_broker(self, node_id: int, incarnation: int) -> None: ...
+    async def deregister_broker(
+        self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
+    ) -> None:
+        """A clean stop: the row marked stopped, the dirty marks it owes written and its
+        `unmarked_acks` flag cleared, in one transaction (the flag left as it is when
+        `owed_marks` is None: storage never opened)."""
+        ...
 
     # -- the controller and assignment (RFC 0004 §2) -----------------------------------
     async def cluster_heartbeat(
-        self, node_id: int, incarnation: int, session_ms: int, controller_epoch: int
+        self,
+        node_id: int,
+        incarnation: int,
+        session_ms: int,
+        controller_epoch: int,
+        owed_marks: dict[int, int] | None = None,
+        unmarked_acks: bool | None = None,
     ) -> ClusterHeartbeat | None:
-        """Renew the lease, renew or take the controller's lease, read the live brokers,
-        the controller and the change generations, in one transaction; None when the
-        row is no longer this incarnation's."""
+        """Write the dirty marks owed (stream -> epoch), renew the lease, set the
+        `unmarked_acks` flag (unless None), renew or take the controller's lease, read
+        the live brokers, the controller and the change generations, in one transaction;
+        None when the row is no longer this incarnation's."""
         ...
 
     async def controller(self) -> ControllerRecord: ...

@@ -12,11 +12,14 @@ original batch's compression type) and leader epoch; records keep their offsets.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from contextplane.compiled import compiled_or_interpreted
+from contextplane.protocol import record_walk
 from contextplane.protocol.compress import compress
 from contextplane.protocol.crc import crc32c
-from contextplane.protocol.decompress import NONE, decompressed_chunks
+from contextplane.protocol.decompress import CHUNK_BYTES, NONE, decompressed_chunks
 from contextplane.protocol.records import (
     BATCH_HEADER_BYTES,
     COMPRESSION_MASK,
@@ -28,6 +31,9 @@ from contextplane.protocol.records import (
 # horizon, after which its tombstones and transaction markers may be dropped.
 DELETE_HORIZON_BIT = 0x40
 _AFTER_CRC = struct.Struct(">hiqqqhii")
+_walker = compiled_or_interpreted(record_walk)
+# Records whose heads one call of the compiled walker reads (about a millisecond).
+HEADS_RUN_RECORDS = 10_000
 _CRC_START = 21
 
 
@@ -153,6 +159,172 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
             keys.append((base_offset + fields[1], buf[cursor : cursor + fields[2]]))
         position = end
     return header, keys
+
+
+def record_heads(
+    batch: bytes | memoryview, limit: int, head_bytes: int
+) -> tuple[record_walk.HeadTable, record_walk.HeadTable]:
+    """The first `head_bytes` of each record's key and of its value (`HeadTable`: each
+    distinct head once, and per record which): enough to read a prefix such as a schema
+    id without copying payloads. The batch's records must already be validated
+    (`record_validation`), and decompress within `limit`.
+
+    Records are read by the compiled walker, a bounded run per call (a thread doing this
+    hands the GIL back between runs). A compressed batch is read as it decompresses: the
+    memory held is about two chunks whatever the batch expands to, a record larger than
+    that being read in pieces (`_Chunks`), only its heads kept."""
+    header = parse_header(batch)
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == NONE:
+        chunks: Iterator[bytes] = iter((bytes(payload),))
+    else:
+        chunks = decompressed_chunks(codec, payload, limit)
+    stream = _Chunks(chunks)
+    keys, values = _walker.HeadTable(), _walker.HeadTable()
+    count = header.records_count
+    while values.records < count:
+        before = values.records
+        run = min(HEADS_RUN_RECORDS, count - before)
+        stream.position = _walker.heads(stream.buf, stream.position, run, head_bytes, keys, values)
+        if values.records - before == run:
+            continue
+        # The next record does not end in the buffer: join the next chunk to it, unless it
+        # is larger than a chunk (then it is read in pieces).
+        if stream.record_length() > CHUNK_BYTES:
+            stream.read_heads(head_bytes, keys, values)
+        elif not stream.more():
+            raise ValueError("records past the end of the batch")
+    return keys, values
+
+
+class _Chunks:
+    """A decompressed record stream read forwards: `buf` holds what is left of the
+    previous chunk and the current one."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.buf = b""
+        self.position = 0
+        self.more()
+
+    def more(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self.buf = self.buf[self.position :] + chunk
+        self.position = 0
+        return True
+
+    def need(self, count: int) -> None:
+        while len(self.buf) - self.position < count:
+            if not self.more():
+                raise ValueError("records past the end of the batch")
+
+    def skip(self, count: int) -> None:
+        while count > len(self.buf) - self.position:
+            count -= len(self.buf) - self.position
+            self.position = len(self.buf)
+            if not self.more():
+                raise ValueError("records past the end of the batch")
+        self.position += count
+
+    def varint(self) -> tuple[int, int]:
+        """A zigzag varint (up to 10 bytes) and how many bytes it took."""
+        result = shift = taken = 0
+        while True:
+            self.need(1)
+            byte = self.buf[self.position]
+            self.position += 1
+            taken += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1), taken
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def take(self, count: int) -> bytes:
+        self.need(count)
+        taken = self.buf[self.position : self.position + count]
+        self.position += count
+        return taken
+
+    def record_length(self) -> int:
+        """The next record's length, without moving past it."""
+        while len(self.buf) - self.position < 10 and self.more():
+            pass
+        return _varint(self.buf, self.position)[0]
+
+    def read_heads(
+        self, head_bytes: int, keys: record_walk.HeadTable, values: record_walk.HeadTable
+    ) -> None:
+        """The heads of the next record, read in pieces."""
+        length, _ = self.varint()
+        remaining = length - 1
+        self.skip(1)  # attributes
+        for _ in range(2):  # timestamp and offset deltas
+            _, taken = self.varint()
+            remaining -= taken
+        for table in (keys, values):
+            size, taken = self.varint()
+            remaining -= taken
+            if size < 0:
+                table.note(-1)
+                continue
+            head = min(size, head_bytes)
+            table.add(self.take(head))
+            self.skip(size - head)
+            remaining -= size
+        self.skip(remaining)  # the headers
+
+
+def header_names(
+    batch: bytes | memoryview, limit: int, indexes: set[int], names: frozenset[bytes]
+) -> dict[int, set[bytes]]:
+    """Which of `names` the headers of each record at `indexes` (positions in the batch)
+    carry; read as the batch decompresses (`_Chunks`), only as far as the last of them,
+    nothing of the records kept."""
+    header = parse_header(batch)
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == NONE:
+        chunks: Iterator[bytes] = iter((bytes(payload),))
+    else:
+        chunks = decompressed_chunks(codec, payload, limit)
+    stream = _Chunks(chunks)
+    longest = max((len(name) for name in names), default=0)
+    found: dict[int, set[bytes]] = {}
+    for index in range(min(header.records_count, max(indexes, default=-1) + 1)):
+        length, _ = stream.varint()
+        if index not in indexes:
+            stream.skip(length)
+            continue
+        remaining = length - 1
+        stream.skip(1)  # attributes
+        for field in range(4):  # timestamp and offset deltas (no bytes follow), key, value
+            size, taken = stream.varint()
+            remaining -= taken
+            if field >= 2 and size > 0:
+                stream.skip(size)
+                remaining -= size
+        count, taken = stream.varint()
+        remaining -= taken
+        for _ in range(max(count, 0)):
+            size, taken = stream.varint()
+            remaining -= taken
+            if 0 <= size <= longest:
+                name = stream.take(size)
+                if name in names:
+                    found.setdefault(index, set()).add(name)
+            elif size > 0:
+                stream.skip(size)
+            remaining -= max(size, 0)
+            size, taken = stream.varint()
+            remaining -= taken + max(size, 0)
+            stream.skip(max(size, 0))
+        stream.skip(remaining)
+    return found
 
 
 def _encode_record(record: Record, base_offset: int, base_timestamp_ms: int) -> bytes:

@@ -443,6 +443,12 @@ def _record_errors(
             "One or more records have been rejected due to invalid timestamp",
             listed,
         )
+    return invalid_records(total, listed)
+
+
+def invalid_records(total: int, listed: list[tuple[int, str]]) -> RecordErrors:
+    """INVALID_RECORD for `total` offending records, `listed` the first of them, with
+    Kafka's message (LogValidator's processRecordErrors)."""
     shown = ", ".join(
         f"RecordError(batchIndex={index}, message='{message}')" for index, message in listed[:3]
     )

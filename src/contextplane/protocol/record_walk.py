@@ -160,6 +160,135 @@ def walk(buf: bytes, position: i64, count: i64, state: WalkState) -> i64:
     return start
 
 
+class HeadTable:
+    """The first bytes of one side (keys or values) of a batch's records: each distinct
+    head once, and per record the index of its head in `distinct` (-1: null). Records of
+    a batch mostly share one head (a schema id): it is compared in place, not copied, and
+    while every record has the same one, no per-record list is kept (`codes()`)."""
+
+    def __init__(self) -> None:
+        self.distinct: list[bytes] = []
+        self.index: dict[bytes, i64] = {}
+        self.records: i64 = 0
+        self.first: i64 = -1  # the code every record has while `spread` is empty
+        self.spread: list[i64] = []  # per record, once two records differ
+
+    def note(self, code: i64) -> None:
+        if self.spread:
+            self.spread.append(code)
+        elif self.records == 0:
+            self.first = code
+        elif code != self.first:
+            self.spread = [self.first] * self.records
+            self.spread.append(code)
+        self.records += 1
+
+    def add(self, head: bytes) -> i64:
+        """Note a record whose head is `head`; its index in `distinct`."""
+        code: i64 = self.index.get(head, -1)
+        if code < 0:
+            code = len(self.distinct)
+            self.distinct.append(head)
+            self.index[head] = code
+        self.note(code)
+        return code
+
+    def codes(self) -> list[i64]:
+        """Per record, the index of its head (-1: null)."""
+        return self.spread if self.spread else [self.first] * self.records
+
+
+def heads(
+    buf: bytes, position: i64, count: i64, head_bytes: i64, keys: HeadTable, values: HeadTable
+) -> i64:
+    """Add the first `head_bytes` of the key and of the value of up to `count` records
+    of `buf` from `position` to `keys` and `values`: what schema id validation reads. The
+    records were walked already. Stops before a record that does not end inside `buf`;
+    returns the position after the last record read."""
+    key_last: i64 = -1
+    value_last: i64 = -1
+    byte: i64 = 0
+    length: i64 = 0
+    size: i64 = 0
+    head: i64 = 0
+    end: i64 = len(buf)
+    start: i64 = position
+    for _ in range(count):
+        start = position
+        if end - position < 5:  # the length may not be whole: read by the caller
+            return start
+        byte = buf[position]
+        if byte < 0x80:  # a record length: one or two bytes nearly always, read inline
+            length = (byte >> 1) ^ -(byte & 1)
+            position += 1
+        elif buf[position + 1] < 0x80:
+            length = (byte & 0x7F) | (buf[position + 1] << 7)
+            length = (length >> 1) ^ -(length & 1)
+            position += 2
+        else:
+            length, position = _varint(buf, position)
+        record_end: i64 = position + length
+        if record_end > end:
+            return start
+        position += 1  # attributes
+        byte = buf[position]
+        if byte < 0x80:  # timestamp delta
+            position += 1
+        else:
+            _, position = _varlong(buf, position)
+        byte = buf[position]
+        if byte < 0x80:  # offset delta
+            position += 1
+        else:
+            _, position = _varint(buf, position)
+        byte = buf[position]
+        if byte < 0x80:  # key size
+            size = (byte >> 1) ^ -(byte & 1)
+            position += 1
+        else:
+            size, position = _varint(buf, position)
+        if size < 0:
+            keys.note(-1)
+        else:
+            # Not min(): compiled, it boxes its arguments.
+            head = size if size < head_bytes else head_bytes
+            key_last = _add_head(keys, buf, position, head, key_last)
+            position += size
+        byte = buf[position]
+        if byte < 0x80:  # value size
+            size = (byte >> 1) ^ -(byte & 1)
+            position += 1
+        else:
+            size, position = _varint(buf, position)
+        if size < 0:
+            values.note(-1)
+        else:
+            head = size if size < head_bytes else head_bytes
+            value_last = _add_head(values, buf, position, head, value_last)
+        position = record_end
+    return position
+
+
+def _add_head(table: HeadTable, buf: bytes, start: i64, length: i64, last: i64) -> i64:
+    """Record the head at `start`; `last` is the previous record's head. Its index."""
+    if last >= 0 and _same(buf, start, length, table.distinct[last]):
+        table.note(last)
+        return last
+    return table.add(buf[start : start + length])
+
+
+def _same(buf: bytes, start: i64, length: i64, head: bytes) -> bool:
+    if len(head) != length:
+        return False
+    for i in range(length):
+        # i64 locals: compiled, the bytes compare as C integers, not as int objects.
+        ours: i64 = buf[start + i]
+        theirs: i64 = head[i]
+        if ours != theirs:
+            return False
+    return True
+
+
 def _varint(buf: bytes, position: i64) -> tuple[i64, i64]:
     """A zigzag int32 of up to five bytes, as Kafka's ByteUtils.readVarint reads it:
     (value, position after it)."""

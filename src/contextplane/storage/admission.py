@@ -15,6 +15,7 @@ take the space the metadata store needs to let uploads drain the WAL.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from contextplane import limits
 from contextplane.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,23 @@ def admit(
         return Admission(limits.PRODUCE_THROTTLE_MS_MAX, reason)
     share = (pressure - start) / (1 - start)
     return Admission(max(1, math.ceil(share * limits.PRODUCE_THROTTLE_MS_MAX)))
+
+
+class RefusalLog:
+    """Logs each episode of refused produce once: when it starts and when it ends."""
+
+    def __init__(self) -> None:
+        self._refusing = False
+
+    def __call__(self, admission: Admission) -> Admission:
+        refusing = admission.refusal is not None
+        if refusing != self._refusing:
+            self._refusing = refusing
+            if refusing:
+                log.warning("refusing produce: %s", admission.refusal)
+            else:
+                log.info("produce accepted again")
+        return admission
 
 
 def free_bytes(directory: Path) -> int:

@@ -44,8 +44,12 @@ class Appender:
         disk_gate: DiskFullGate,
         upload_bytes: int,
         wake_uploader: Callable[[], None],
+        before_ack: Callable[[PartitionLog], asyncio.Future[None] | None] = lambda p: None,
     ) -> None:
+        """`before_ack(partition)` is what an acknowledgement waits for besides the WAL
+        (the dirty mark: wal_dirty.py); None for nothing."""
         self._wal = wal
+        self._before_ack = before_ack
         self._log_cache = log_cache
         self._disk_gate = disk_gate
         self._upload_bytes = upload_bytes
@@ -69,7 +73,10 @@ class Appender:
                 return AppendResult(
                     duplicate.base_offset,
                     -1,
-                    _durable_at(partition, duplicate.last_offset + 1),
+                    _joined(
+                        _durable_at(partition, duplicate.last_offset + 1),
+                        self._before_ack(partition),
+                    ),
                 )
             if (
                 header.producer_id >= 0
@@ -112,7 +119,7 @@ class Appender:
         return AppendResult(
             first_offset,
             -1 if log_append_time_ms is None else log_append_time_ms,
-            _acknowledgement(partition, durable),
+            _acknowledgement(partition, durable, self._before_ack(partition)),
         )
 
     def take_back(
@@ -156,12 +163,31 @@ async def _wait_durable(partition: PartitionLog, end_offset: int) -> None:
         raise NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
 
 
+def _joined(
+    first: asyncio.Future[None] | None, second: asyncio.Future[None] | None
+) -> asyncio.Future[None] | None:
+    """Done when both are (None stands for done), with the first failure."""
+    if first is None or second is None:
+        return first if second is None else second
+    return asyncio.ensure_future(_both(first, second))
+
+
+async def _both(first: asyncio.Future[None], second: asyncio.Future[None]) -> None:
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 def _acknowledgement(
-    partition: PartitionLog, durable: asyncio.Future[None]
+    partition: PartitionLog, durable: asyncio.Future[None], marked: asyncio.Future[None] | None
 ) -> asyncio.Future[None]:
-    """Resolved when the batch may be acknowledged: durable in the WAL, and the partition
-    still led here (a fenced partition stops acknowledging at once)."""
+    """Resolved when the batch may be acknowledged: durable in the WAL, marked dirty in
+    the metadata store (`marked`, None when it is already), and the partition still led
+    here (a fenced partition stops acknowledging at once)."""
     acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    if marked is not None:
+        durable = _joined(durable, marked)  # type: ignore[assignment]
 
     def settle(written: asyncio.Future[None]) -> None:
         if acked.done():

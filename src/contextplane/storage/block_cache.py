@@ -60,6 +60,11 @@ class BlockCache:
         self._pending: dict[str, dict[tuple[int, int], asyncio.Task[memoryview]]] = {}
         # Per object, the start of its first known range and the end of its last.
         self._extents: dict[str, tuple[int, int]] = {}
+        # Ranges read since start, for /metrics: cached, joined to a GET in flight (a
+        # read-ahead's or another reader's), or read by a GET of their own.
+        self.hits = 0
+        self.joined = 0
+        self.misses = 0
 
     async def read(self, record: RangeRecord) -> memoryview:
         """The bytes of one range."""
@@ -83,6 +88,9 @@ class BlockCache:
                 waiting.append((index, *joined))
             else:
                 missing.append(record)
+        self.hits += len(records) - len(waiting) - len(missing)
+        self.joined += len(waiting)
+        self.misses += len(missing)
         if missing:
             get_of = self._start_gets(missing, ahead=False)
             for index, record in enumerate(records):

@@ -39,7 +39,7 @@ from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
 from contextplane.settings import Settings
-from contextplane.storage.admission import Admission, DiskFullGate, admit
+from contextplane.storage.admission import Admission, DiskFullGate, RefusalLog, admit
 from contextplane.storage.appender import Appender, AppendResult
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.cleaner import Cleaner
@@ -71,6 +71,7 @@ from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
 from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
 from contextplane.storage.wal import WriteAheadLog
+from contextplane.storage.wal_dirty import DirtyMarks
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ class StorageEngine:
             self.log_start.delete_delay_ms,
             self.objects_unreferenced,
         )
+        # Only a store other brokers share can have another claimer (wal_dirty.py).
+        self.dirty = DirtyMarks(metadata, self.leadership.release, metadata.shared)
         self.uploader = Uploader(
             settings,
             metadata,
@@ -173,6 +176,7 @@ class StorageEngine:
             self.in_flight,
             before_upload=self.ensure_metadata_reserve,
             after_upload=self.trim_wal,
+            dirty=self.dirty,
         )
         self._appender = Appender(
             self.wal,
@@ -180,6 +184,7 @@ class StorageEngine:
             self.disk_gate,
             settings.upload_bytes,
             self.uploader.wakeup.set,
+            self.dirty.before_ack,
         )
         self.readahead = Readahead(
             self.blocks,
@@ -195,10 +200,10 @@ class StorageEngine:
             settings.object_read_ahead_enable,
         )
         self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
-        self._reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
+        self.reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self._tasks: list[asyncio.Task[None]] = []
         self._opening = asyncio.Lock()
-        self._refusing = False  # for logging each refusal episode once
+        self._refusals = RefusalLog()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -207,9 +212,12 @@ class StorageEngine:
         start uploads and retention."""
         records = self._assigned(await self.metadata.partitions())
         await self._open_partitions(records, await self.metadata.range_summaries())
-        replayed = replay(self.wal.recover(), self._by_stream, self.log_cache)
+        # Only streams this node led last (another leader may have written past them).
+        mine = {r.stream_id for r in records if r.leader_node == self.settings.node_id}
+        replayed = replay(self.wal.recover(), self._by_stream, self.log_cache, mine)
         if replayed:
             log.info("replayed %d WAL entries past the last committed object", replayed)
+        await self.dirty.settle_opened(self._by_stream.values(), records)
         if self._free_bytes_for_appends() < self.disk_gate.headroom_bytes:
             self.disk_gate.disk_full()
             log.warning("starting on a full disk: produce is refused until space returns")
@@ -242,7 +250,10 @@ class StorageEngine:
             self._tasks.append(asyncio.create_task(self.compactor.run(), name="object-compactor"))
 
     async def _open_partitions(
-        self, records: list[PartitionRecord], summaries: dict[int, RangeSummary] | None
+        self,
+        records: list[PartitionRecord],
+        summaries: dict[int, RangeSummary] | None,
+        unclean: frozenset[int] = frozenset(),
     ) -> None:
         """Claim leadership of `records` (one metadata transaction) and load the state of
         those claimed. With `summaries` (start-up) their object indexes stay in the store
@@ -251,13 +262,18 @@ class StorageEngine:
         new partitions, and the second finds them open instead of claiming again."""
         async with self._opening:
             await self._open_claimed(
-                [r for r in records if (r.topic, r.partition) not in self.partitions], summaries
+                [r for r in records if (r.topic, r.partition) not in self.partitions],
+                summaries,
+                unclean,
             )
 
     async def _open_claimed(
-        self, records: list[PartitionRecord], summaries: dict[int, RangeSummary] | None
+        self,
+        records: list[PartitionRecord],
+        summaries: dict[int, RangeSummary] | None,
+        unclean: frozenset[int],
     ) -> None:
-        epochs = await self.leadership.claim(records)
+        epochs = await self.leadership.claim(records, unclean)
         for record in records:
             if record.stream_id not in epochs:
                 continue
@@ -295,11 +311,14 @@ class StorageEngine:
         )
         await self._open_partitions(records, None)
 
-    async def assign(self, records: list[PartitionRecord]) -> list[int]:
+    async def assign(
+        self, records: list[PartitionRecord], unclean: frozenset[int] = frozenset()
+    ) -> list[int]:
         """Open partitions the reconciler found targeted here: claim them (one metadata
-        transaction, which checks they are claimable), then serve them from their
-        objects; returns the streams claimed. A partition handed over by its previous
-        leader has its whole log in objects, so nothing is copied or replayed."""
+        transaction, which checks they are claimable; dirty ones only if in `unclean`),
+        then serve them from their objects; returns the streams claimed. A partition
+        handed over, or left clean by a dead leader, has its whole log in objects, so
+        nothing is copied or replayed."""
         records = [r for r in records if (r.topic, r.partition) not in self.partitions]
         if not records:
             return []
@@ -315,7 +334,7 @@ class StorageEngine:
                     ranges[0].max_timestamp,
                 )
         before = set(self._by_stream)
-        await self._open_partitions(records, summaries)
+        await self._open_partitions(records, summaries, unclean)
         opened = [stream for stream in self._by_stream if stream not in before]
         for stream_id in opened:
             partition = self._by_stream[stream_id]
@@ -420,6 +439,7 @@ class StorageEngine:
                 self.settings.shutdown_timeout_ms,
             )
         self.uploader.abandon()
+        self.dirty.close()
         self.wal.close()
 
     # -- partitions --------------------------------------------------------------------
@@ -481,22 +501,15 @@ class StorageEngine:
         """Whether a produce request may append now, and how long to throttle it."""
         refusal = self.disk_gate.refusal()
         if refusal is not None:
-            admission = Admission(0, refusal)
-        else:
-            admission = admit(
+            return self._refusals(Admission(0, refusal))
+        return self._refusals(
+            admit(
                 self.log_cache.pending_bytes,
                 self.settings.wal_backlog_bytes,
                 self.budget.produce_pinned_bytes,
                 self.budget.total_bytes,
             )
-        refusing = admission.refusal is not None
-        if refusing != self._refusing:
-            self._refusing = refusing
-            if refusing:
-                log.warning("refusing produce: %s", admission.refusal)
-            else:
-                log.info("produce accepted again")
-        return admission
+        )
 
     def append(
         self,
@@ -536,9 +549,7 @@ class StorageEngine:
         isolation_level: int = READ_UNCOMMITTED,
     ) -> list[bytes | memoryview]:
         """Whole batches from `offset` within `bytes_max` (reader.py)."""
-        return await self._reader.read(
-            partition, offset, bytes_max, allow_oversize, isolation_level
-        )
+        return await self.reader.read(partition, offset, bytes_max, allow_oversize, isolation_level)
 
     async def read_many(
         self,
@@ -547,13 +558,13 @@ class StorageEngine:
         yield_due: Callable[[], bool] | None = None,
     ) -> list[list[bytes | memoryview] | KafkaError | OSError]:
         """The partitions of one Fetch, read together (reader.py)."""
-        return await self._reader.read_many(requests, max_bytes, yield_due)
+        return await self.reader.read_many(requests, max_bytes, yield_due)
 
     async def batch_bytes(self, batches: list[CachedBatch]) -> list[bytes | memoryview]:
         return await self.log_cache.batch_bytes(batches)
 
     async def batches_for_lookup(self, partition: PartitionLog) -> list[bytes | memoryview]:
-        return await self._reader.batches_for_lookup(partition)
+        return await self.reader.batches_for_lookup(partition)
 
     # -- upload, retention, log start --------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -25,6 +26,17 @@ from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.partition_index import PartitionIndex
 from contextplane.storage.producer_state import ProducerStateTable
 from contextplane.storage.transactions_index import PartitionTransactions
+
+
+class WalState(enum.Enum):
+    """Whether the metadata store marks this leader's WAL as holding acknowledged records
+    of the partition (storage/wal_dirty.py)."""
+
+    CLEAN = "clean"
+    SETTING = "setting"
+    DIRTY = "dirty"
+    CLEARING = "clearing"
+    OWED = "owed"  # acknowledged while the store was out of reach; the mark is owed
 
 
 @dataclass(slots=True)
@@ -56,6 +68,9 @@ class PartitionLog:
     deleted: bool = False  # no longer served here: its topic was deleted, or it was released
     released: bool = False  # fenced: another broker leads it now (cluster/leadership.py)
     handing_over: bool = False  # being handed over: appends refused (StorageEngine.release)
+    # The dirty protocol (wal_dirty.py): its state, and the mark acknowledgements await.
+    wal_state: WalState = WalState.CLEAN
+    dirty_marked: asyncio.Future[None] | None = None
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
 

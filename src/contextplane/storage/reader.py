@@ -59,6 +59,10 @@ class Reader:
         self._blocks = blocks
         self._lane = lane or ReadLane()
         self._readahead = readahead
+        # Partition reads since start, for /metrics: answered by the log cache alone, or
+        # planned over objects (the block cache counts how those ranges were found).
+        self.log_cache_reads = 0
+        self.object_reads = 0
 
     async def read(
         self,
@@ -76,7 +80,9 @@ class Reader:
             return []
         cached = partition.cached_from(offset, bytes_max, allow_oversize, end)
         if cached is not None:
+            self.log_cache_reads += 1
             return await self._log_cache.batch_bytes(cached)
+        self.object_reads += 1
         return await self._read_objects(partition, offset, end, bytes_max, allow_oversize)
 
     async def read_many(
@@ -109,6 +115,7 @@ class Reader:
             limit = max(min(request.bytes_max, max_bytes - total), 0)
             cached = partition.cached_from(offset, limit, total == 0, end)
             if cached is None:
+                self.object_reads += len(requests) - index
                 async with self._lane:
                     await self._read_planned(
                         requests, index, results, total, max_bytes, yield_due or _never
@@ -120,6 +127,7 @@ class Reader:
                 results[index] = exc
                 continue
             results[index] = chunks
+            self.log_cache_reads += 1
             total += sum(map(len, chunks))
         return [r for r in results if r is not None]
 
@@ -195,6 +203,7 @@ class Reader:
                 results[index] = exc
                 continue
             results[index] = chunks
+            self.log_cache_reads += 1
             total += sum(map(len, chunks))
 
     async def _read_objects(

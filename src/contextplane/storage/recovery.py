@@ -11,20 +11,29 @@ or fetched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Collection, Iterable, Mapping
 
 from contextplane.protocol.records import parse_header
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
 from contextplane.storage.wal import WalEntry
 
+log = logging.getLogger(__name__)
+
 
 def replay(
-    entries: Iterable[WalEntry], partitions: Mapping[int, PartitionLog], log_cache: LogCache
+    entries: Iterable[WalEntry],
+    partitions: Mapping[int, PartitionLog],
+    log_cache: LogCache,
+    replayable: Collection[int] | None = None,
 ) -> int:
     """Replay `entries` (the WAL's durable entries, oldest first) into `partitions` (by
-    stream id); returns how many were replayed."""
+    stream id); returns how many were replayed. With `replayable`, the tail of any other
+    stream is dropped, with one warning: this node no longer led it when it stopped, or
+    another leader took it since (RFC 0004 §5), so that tail is not its log any more."""
     replayed = 0
+    dropped: dict[int, int] = {}
     # Where each partition's committed objects end: below that the snapshot committed
     # with the objects holds the producer state. Between it and the log start lie
     # batches DeleteRecords cut off before they were uploaded: they are replayed and go
@@ -41,6 +50,9 @@ def replay(
             partition.cache and entry.base_offset < partition.cache[-1].end_offset
         ):
             continue  # in an object already (or replayed already)
+        if replayable is not None and entry.stream_id not in replayable:
+            dropped[entry.stream_id] = dropped.get(entry.stream_id, 0) + 1
+            continue
         if entry.base_offset < partition.object_end_offset:
             partition.object_end_offset = entry.base_offset
         log_cache.add(
@@ -59,4 +71,12 @@ def replay(
         partition.next_offset = max(partition.next_offset, end)
         partition.advance_high_watermark(end)
         replayed += 1
+    if dropped:
+        log.warning(
+            "dropped %d WAL entries of %d partitions another leader took while this"
+            " broker was away (streams %s)",
+            sum(dropped.values()),
+            len(dropped),
+            ", ".join(map(str, sorted(dropped)[:20])),
+        )
     return replayed

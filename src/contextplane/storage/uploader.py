@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from contextplane.clock import Clock
 from contextplane.cluster.leadership import Leadership
 from contextplane.metadata.records import CommitOutcome, ObjectCommit, RangeCommit, RangeRecord
-from contextplane.metadata.store import MetadataStore
+from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.settings import Settings
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_format import (
@@ -33,11 +33,17 @@ from contextplane.storage.object_format import (
 from contextplane.storage.objectstore import ObjectStore
 from contextplane.storage.orphan_sweep import InFlightKeys
 from contextplane.storage.partition import CachedBatch, PartitionLog, state_delta
+from contextplane.storage.wal_dirty import DirtyMarks
 
 log = logging.getLogger(__name__)
 
 # Back-off between failed uploads grows to this (an outage is retried, not hammered).
 _RETRY_BACKOFF_MAX_S = 5.0
+# A clean stop's drain: retries at most a second apart, and gives up once the metadata
+# store has stayed out of reach this long (a killed backend or a restart is over within
+# it; an outage is not, and a stop should not wait for one).
+_DRAIN_BACKOFF_MAX_S = 1.0
+_DRAIN_STORE_OUTAGE_S = 10.0
 
 
 def select_for_upload(
@@ -96,6 +102,7 @@ class Uploader:
         in_flight: InFlightKeys,
         before_upload: Callable[[], None],
         after_upload: Callable[[], None],
+        dirty: DirtyMarks | None = None,
     ) -> None:
         """`partitions` lists those with un-uploaded batches; `before_upload` runs before
         each attempt (the metadata reserve comes back), `after_upload` after each object
@@ -111,8 +118,13 @@ class Uploader:
         self._in_flight = in_flight
         self._before_upload = before_upload
         self._after_upload = after_upload
+        self._dirty = dirty
         self.wakeup = asyncio.Event()
-        self.failures = 0
+        self.failures = 0  # in a row: the back-off's exponent
+        # Since start, for /metrics: objects committed, their bytes, attempts that failed.
+        self.objects_committed = 0
+        self.bytes_committed = 0
+        self.failed_attempts = 0
         # One upload at a time: two would pick the same pending batches.
         self._uploading = asyncio.Lock()
         self._upload: asyncio.Future[int] | None = None  # the loop's, maybe outliving it
@@ -156,6 +168,7 @@ class Uploader:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off
                 self.failures += 1
+                self.failed_attempts += 1
                 backoff = min(interval_s * 2**self.failures, _RETRY_BACKOFF_MAX_S)
                 log.warning(
                     "object upload failed (%d in a row; %d bytes wait in the WAL): %s",
@@ -168,15 +181,33 @@ class Uploader:
                 self.failures = 0
 
     async def drain(self) -> None:
-        """Upload until nothing durable is pending (a clean stop); retries failures."""
+        """Upload until nothing durable is pending (a clean stop); retries failures with
+        a back-off, and gives up once the metadata store has been out of reach for
+        `_DRAIN_STORE_OUTAGE_S`: nothing can be published until it returns, and the WAL
+        keeps the rest for the next start (each failed try leaves an orphan object)."""
         interval_s = self._settings.upload_interval_ms / 1000
+        failures = 0
+        unreachable_since: float | None = None
         while True:
             try:
                 if not await self.upload_once():
                     return
+                failures, unreachable_since = 0, None
             except Exception as exc:  # noqa: BLE001 - the WAL keeps the data
+                failures += 1
+                if isinstance(exc, MetadataStoreUnavailable):
+                    now = asyncio.get_running_loop().time()
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since >= _DRAIN_STORE_OUTAGE_S:
+                        log.warning(
+                            "final upload given up: the metadata store is out of reach"
+                            " (%s); %d bytes stay in the WAL for the next start",
+                            exc,
+                            self._log_cache.pending_bytes,
+                        )
+                        return
                 log.warning("final upload failed, retrying: %s", exc)
-                await asyncio.sleep(interval_s)
+                await asyncio.sleep(min(interval_s * 2**failures, _DRAIN_BACKOFF_MAX_S))
 
     async def upload_once(self) -> int:
         """Upload one object of the oldest pending batches; returns its size (0: none)."""
@@ -214,6 +245,8 @@ class Uploader:
             log.info("object %s: retrying its commit", upload.key)
         outcome = await self._metadata.commit_object(upload.commit)
         self._unsettled = None
+        self.objects_committed += 1
+        self.bytes_committed += upload.object_size
         self._in_flight.discard(upload.key)
         return await self._settle(upload, outcome)
 
@@ -284,6 +317,11 @@ class Uploader:
             ],
             epochs={p.stream_id: p.leader_epoch for p, _ in chunks},
             producer_states={stream_id: delta for stream_id, (delta, _) in deltas.items()},
+            clear_dirty=frozenset(
+                p.stream_id
+                for (p, _), e in zip(chunks, index, strict=True)
+                if self._dirty is not None and self._dirty.clearing(p, e.end_offset)
+            ),
         )
         settled = {stream_id: settle for stream_id, (_, settle) in deltas.items()}
         return _Upload(chunks, index, key, object_size, commit, settled)
@@ -296,6 +334,12 @@ class Uploader:
         # Fenced partitions are released here: they stop acknowledging, and their ranges
         # stay out of the index (the new leader uploads that data).
         self._leadership.check_commit(outcome)
+        if self._dirty is not None:
+            for partition, _ in chunks:
+                if partition.stream_id in upload.commit.clear_dirty:
+                    self._dirty.cleared(
+                        partition, outcome.replayed or partition.stream_id in outcome.committed
+                    )
         if not outcome.object_published:
             await self._delete_orphans([key])
         for (partition, batches), entry in zip(chunks, index, strict=True):

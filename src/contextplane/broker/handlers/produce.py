@@ -24,6 +24,7 @@ from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, late
 from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare, is_large
+from contextplane.broker.schema_validation import check_schema_ids
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.logsafe import escape
@@ -120,6 +121,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                 failed = True
         topics.append({"name": name, "topic_id": topic_id, "partition_responses": partitions})
     await _validate_records(batches, ctx.now_ms())
+    await check_schema_ids(ctx, batches, _validation_pool())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
         if share.due():

@@ -4,6 +4,9 @@ GET  /v1/views                          each view's freshness and skipped record
 GET  /v1/views/{view}/entities/{id}     an entity with its freshness
 POST /v1/views/{view}/get               the same, behind a read fence:
      {"entity": "a1", "min_offsets": {"crm.accounts": {"0": 41}}, "timeout_ms": 2000}
+     or as it was once the records below each offset were applied (point in time):
+     {"entity": "a1", "as_of": {"crm.accounts": {"0": 42}}}
+     (bounded by the service's own as_of settings; `timeout_ms` is a fence's wait)
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def service_of(request: Request) -> ContextService:
 
 
 def answer_json(answer: EntityAnswer) -> dict[str, Any]:
-    return {
+    body = {
         "view": answer.view,
         "entity": answer.entity,
         "found": answer.state is not None,
@@ -55,6 +58,12 @@ def answer_json(answer: EntityAnswer) -> dict[str, Any]:
         "changed_by": None if answer.changed_by is None else dataclasses.asdict(answer.changed_by),
         "freshness": dataclasses.asdict(answer.freshness),
     }
+    if answer.as_of is not None:
+        vector: dict[str, dict[str, int]] = {}
+        for (topic, partition), offset in sorted(answer.as_of.items()):
+            vector.setdefault(topic, {})[str(partition)] = offset
+        body["as_of"] = vector
+    return body
 
 
 async def _views(request: Request) -> Response:
@@ -85,27 +94,28 @@ async def _fenced_get(request: Request) -> Response:
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
         raise errors.bad_request("'timeout_ms' must be an integer")
     fence = offset_vector(body.get("min_offsets"))
-    answer = await service_of(request).get(request.path_params["view"], entity, fence, timeout_ms)
+    as_of = None if body.get("as_of") is None else offset_vector(body["as_of"], "as_of")
+    answer = await service_of(request).get(
+        request.path_params["view"], entity, fence, timeout_ms, as_of
+    )
     return JSONResponse(answer_json(answer))
 
 
-def offset_vector(raw: Any) -> dict[TopicPartition, int]:
+def offset_vector(raw: Any, name: str = "min_offsets") -> dict[TopicPartition, int]:
     """`{topic: {partition: offset}}` (partition as a JSON key: a string of digits)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise errors.bad_request("'min_offsets' must be an object {topic: {partition: offset}}")
+        raise errors.bad_request(f"'{name}' must be an object {{topic: {{partition: offset}}}}")
     vector: dict[TopicPartition, int] = {}
     for topic, partitions in raw.items():
         if not isinstance(partitions, dict):
-            raise errors.bad_request(
-                f"'min_offsets.{topic}' must be an object {{partition: offset}}"
-            )
+            raise errors.bad_request(f"'{name}.{topic}' must be an object {{partition: offset}}")
         for partition, offset in partitions.items():
             if not (isinstance(partition, str) and partition.isdigit() and len(partition) < 10):
-                raise errors.bad_request(f"'min_offsets.{topic}': {partition!r} is not a partition")
+                raise errors.bad_request(f"'{name}.{topic}': {partition!r} is not a partition")
             if not isinstance(offset, int) or isinstance(offset, bool):
-                raise errors.bad_request(f"'min_offsets.{topic}.{partition}' must be an integer")
+                raise errors.bad_request(f"'{name}.{topic}.{partition}' must be an integer")
             vector[(topic, int(partition))] = offset
     return vector
 

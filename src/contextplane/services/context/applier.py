@@ -34,11 +34,13 @@ from contextplane.services.context.freshness import TopicPartition as TP
 from contextplane.services.context.merge import (
     STATE_BYTES_MAX,
     Entity,
+    Fold,
     Origin,
     Skip,
     decode_entity,
     encode_entity,
     fold,
+    fold_within_bound,
     read,
 )
 from contextplane.services.context.store import EntityKey, LocalStore
@@ -85,6 +87,19 @@ class ApplierConfig:
     @property
     def changelog_topic(self) -> str:
         return f"{self.name}.changelog"
+
+
+def record_origin(message: Any) -> tuple[Origin, int | None]:
+    """A consumed record as an Origin (timestamp -1 when it has none) and its timestamp."""
+    kind, timestamp = message.timestamp()
+    timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else int(timestamp)
+    origin = Origin(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        -1 if timestamp_ms is None else timestamp_ms,
+    )
+    return origin, timestamp_ms
 
 
 class Applier:
@@ -280,7 +295,7 @@ class Applier:
         batch_bytes = 0
         taken = 0
         changed: dict[EntityKey, Entity | None] = {}
-        folds: dict[EntityKey, list[tuple[str, Source, Any, Origin]]] = {}
+        folds: dict[EntityKey, list[Fold]] = {}
         positions = dict(self._positions)
         for message in messages:
             if batch_bytes > BATCH_BYTES_MAX:
@@ -298,11 +313,7 @@ class Applier:
                 continue
             tp = (message.topic(), message.partition())
             batch_bytes += len(message.value() or b"")
-            kind, timestamp = message.timestamp()
-            timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else int(timestamp)
-            origin = Origin(
-                tp[0], tp[1], message.offset(), -1 if timestamp_ms is None else timestamp_ms
-            )
+            origin, timestamp_ms = record_origin(message)
             for view, source in self._by_topic.get(tp[0], []):
                 got = read(source, message.key(), message.value())
                 if isinstance(got, Skip):
@@ -317,7 +328,7 @@ class Applier:
                 after = fold(source, current, value, origin)
                 if after is not current:
                     changed[key] = after
-                folds.setdefault(key, []).append((view, source, value, origin))
+                folds.setdefault(key, []).append((source, value, origin))
             before = positions.get(tp, Position(0, None))
             newest = before.newest_ms
             if timestamp_ms is not None:
@@ -340,7 +351,7 @@ class Applier:
         self,
         changed: dict[EntityKey, Entity | None],
         loaded: dict[EntityKey, Entity | None],
-        folds: dict[EntityKey, list[tuple[str, Source, Any, Origin]]],
+        folds: dict[EntityKey, list[Fold]],
     ) -> dict[EntityKey, bytes | None]:
         """Each changed entity as its changelog value. One past STATE_BYTES_MAX is folded
         again record by record, each fold that would pass the bound skipped (rare: the
@@ -349,13 +360,10 @@ class Applier:
         for key, entity in list(changed.items()):
             raw = None if entity is None else encode_entity(entity)
             if raw is not None and len(raw) > STATE_BYTES_MAX:
-                entity = loaded[key]
-                for view, source, value, origin in folds[key]:
-                    after = fold(source, entity, value, origin)
-                    if after is not None and len(encode_entity(after)) > STATE_BYTES_MAX:
-                        self._skip(view, "state-too-large", origin)
-                        continue
-                    entity = after
+                view = key[0]
+                entity, skipped = fold_within_bound(loaded[key], folds[key])
+                for origin in skipped:
+                    self._skip(view, "state-too-large", origin)
                 if entity is loaded[key]:
                     del changed[key]
                     continue

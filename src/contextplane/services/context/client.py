@@ -4,6 +4,7 @@ standard library's HTTP client (nothing to install beyond contextplane).
     client = ContextClient("http://127.0.0.1:8090")
     account = client.get("account", "a1", min_offsets={("crm.accounts", 0): 41})
     account.state, account.freshness.age_ms, account.freshness.lag
+    then = client.get("account", "a1", as_of={("crm.accounts", 0): 42})  # point in time
 
 A fence's offset is that of a record the caller produced (its delivery report's offset):
 the answer reflects that record or anything newer.
@@ -23,6 +24,8 @@ from contextplane.services.context.merge import Origin
 
 # The HTTP exchange's own bound, beyond the fence's wait.
 HTTP_SLACK_S = 10.0
+# How long an as_of read may take at the service, at most (its own bound decides).
+AS_OF_WAIT_S = 60.0
 
 
 class ContextClientError(Exception):
@@ -43,6 +46,9 @@ class EntityContext:
     state: dict[str, Any] | None
     changed_by: Origin | None
     freshness: Freshness
+    # A point-in-time answer: the whole vector it answers for (partitions left out of the
+    # request as 0); its freshness has positions only (no lag, no age).
+    as_of: dict[tuple[str, int], int] | None = None
 
 
 class ContextClient:
@@ -56,21 +62,26 @@ class ContextClient:
         entity: str,
         min_offsets: dict[tuple[str, int], int] | None = None,
         timeout_ms: int | None = None,
+        as_of: dict[tuple[str, int], int] | None = None,
     ) -> EntityContext:
         """The entity's state and freshness; with `min_offsets`, once the view applied the
-        record at each (topic, partition) offset (waiting at most `timeout_ms`)."""
-        if min_offsets is None and timeout_ms is None:
+        record at each (topic, partition) offset (waiting at most `timeout_ms`); with
+        `as_of`, the state once exactly the records below each offset were applied (a
+        partition left out counts as 0)."""
+        if min_offsets is None and timeout_ms is None and as_of is None:
             path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
             return _entity(self._call("GET", path, None, self._timeout_s))
         body: dict[str, Any] = {"entity": entity}
         if min_offsets:
-            vector: dict[str, dict[str, int]] = {}
-            for (topic, partition), offset in min_offsets.items():
-                vector.setdefault(topic, {})[str(partition)] = offset
-            body["min_offsets"] = vector
+            body["min_offsets"] = _vector_json(min_offsets)
+        if as_of is not None:
+            body["as_of"] = _vector_json(as_of)
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
+        # An as_of read is bounded by the service's own timeout (10 s unless set).
         wait_s = (timeout_ms if timeout_ms is not None else 5_000) / 1000
+        if as_of is not None:
+            wait_s = max(wait_s, AS_OF_WAIT_S)
         answer = self._call("POST", f"/v1/views/{_quote(view)}/get", body, wait_s + HTTP_SLACK_S)
         return _entity(answer)
 
@@ -96,6 +107,13 @@ class ContextClient:
             raise ContextClientError(exc.code, problem) from None
 
 
+def _vector_json(vector: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for (topic, partition), offset in vector.items():
+        found.setdefault(topic, {})[str(partition)] = offset
+    return found
+
+
 def _quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
@@ -103,6 +121,7 @@ def _quote(segment: str) -> str:
 def _entity(raw: dict[str, Any]) -> EntityContext:
     fresh = raw["freshness"]
     changed = raw.get("changed_by")
+    as_of = raw.get("as_of")
     return EntityContext(
         view=raw["view"],
         entity=raw["entity"],
@@ -117,4 +136,7 @@ def _entity(raw: dict[str, Any]) -> EntityContext:
             target_ms=fresh["target_ms"],
             stale=fresh["stale"],
         ),
+        as_of=None
+        if as_of is None
+        else {(t, int(p)): at for t, offsets in as_of.items() for p, at in offsets.items()},
     )

@@ -5,13 +5,24 @@
   - 400 bad-request       a body or query that is not what the route reads
   - 400 bad-fence         a fence naming a partition the view does not read, or a wait
                           longer than the bound
+  - 400 bad-as-of         an as_of vector naming a partition the view does not read, a
+                          negative offset, or given with a fence
   - 404 unknown-view
   - 408 body-timeout      a request body trickled in too slowly
+  - 409 as-of-ahead       an as_of offset past its partition's end (the last stable
+                          offset); `ahead` lists each with its end
+  - 410 as-of-deleted     records an as_of read needs were deleted by retention and no
+                          snapshot starts after them; `deleted` lists each partition
   - 413 body-too-large
+  - 422 as-of-too-far     an as_of read would scan more records than the bound, or keep
+                          more bytes of one entity's records than its bound
   - 503 too-many-waits    more fenced reads waiting at once than the bound
+  - 503 too-many-as-of    more point-in-time reads running at once than the bound
+  - 503 as-of-failed      reading the sources for an as_of read failed
   - 503 not-applying      the apply loop stopped (fenced by a newer instance, or a fault)
   - 504 fence-timeout     the view did not reach the fence in time; `short` lists where
                           each partition is
+  - 504 as-of-timeout     an as_of read did not finish within its time bound
 """
 
 from __future__ import annotations
@@ -94,4 +105,73 @@ def fence_timeout(view: str, timeout_ms: int, short: dict[tuple[str, int], int])
         "Read fence not reached",
         f"view {view!r} did not apply the fence's offsets within {timeout_ms} ms: {where}",
         short=listed,
+    )
+
+
+Ends = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (offset asked, bound)
+
+
+def _partitions(found: Ends, asked: str, bound: str) -> list[dict[str, Any]]:
+    return [
+        {"topic": topic, "partition": partition, asked: offset, bound: limit}
+        for (topic, partition), (offset, limit) in sorted(found.items())
+    ]
+
+
+def bad_as_of(detail: str) -> ContextError:
+    return ContextError(400, "bad-as-of", "Bad as_of vector", detail)
+
+
+def as_of_ahead(ahead: Ends) -> ContextError:
+    where = ", ".join(f"{t}[{p}] {at} > {end}" for (t, p), (at, end) in sorted(ahead.items()))
+    return ContextError(
+        409,
+        "as-of-ahead",
+        "as_of is ahead of the log",
+        f"as_of names offsets past the end (last stable offset) of their partitions: {where};"
+        " a state there does not exist yet",
+        ahead=_partitions(ahead, "as_of", "end"),
+    )
+
+
+def as_of_deleted(deleted: Ends) -> ContextError:
+    where = ", ".join(
+        f"{t}[{p}] from {start} (log starts at {low})"
+        for (t, p), (start, low) in sorted(deleted.items())
+    )
+    return ContextError(
+        410,
+        "as-of-deleted",
+        "Records needed were deleted",
+        f"the state as of this vector needs records that retention deleted and no snapshot"
+        f" starts after them: {where}",
+        deleted=_partitions(deleted, "from", "log_start"),
+    )
+
+
+def as_of_too_far(detail: str) -> ContextError:
+    return ContextError(422, "as-of-too-far", "as_of needs too much reading", detail)
+
+
+def too_many_as_of(limit: int) -> ContextError:
+    return ContextError(
+        503,
+        "too-many-as-of",
+        "Too many point-in-time reads",
+        f"{limit} as_of reads are already running; retry later",
+    )
+
+
+def as_of_failed(reason: str) -> ContextError:
+    return ContextError(
+        503, "as-of-failed", "Reading the sources failed", f"the as_of read failed: {reason}"
+    )
+
+
+def as_of_timeout(timeout_ms: int) -> ContextError:
+    return ContextError(
+        504,
+        "as-of-timeout",
+        "Point-in-time read too slow",
+        f"the as_of read did not finish within {timeout_ms} ms",
     )

@@ -108,6 +108,37 @@ def fold(source: Source, current: Entity | None, value: Any, origin: Origin) -> 
     return Entity(state, origin)
 
 
+Fold = tuple[Source, Any, Origin]  # a record read for one entity: its source, value, origin
+
+
+def fold_bounded(current: Entity | None, folds: list[Fold]) -> tuple[Entity | None, list[Origin]]:
+    """`current` after every record in order, and the records skipped because their fold
+    would take the state past STATE_BYTES_MAX (checked once at the end, as the apply
+    loop checks once per entity and batch; past it, folded again record by record)."""
+    entity = current
+    for source, value, origin in folds:
+        entity = fold(source, entity, value, origin)
+    if entity is None or len(encode_entity(entity)) <= STATE_BYTES_MAX:
+        return entity, []
+    return fold_within_bound(current, folds)
+
+
+def fold_within_bound(
+    current: Entity | None, folds: list[Fold]
+) -> tuple[Entity | None, list[Origin]]:
+    """`current` after the records in order, each fold that would pass STATE_BYTES_MAX
+    skipped; the skipped records' origins."""
+    entity = current
+    skipped: list[Origin] = []
+    for source, value, origin in folds:
+        after = fold(source, entity, value, origin)
+        if after is not None and len(encode_entity(after)) > STATE_BYTES_MAX:
+            skipped.append(origin)
+            continue
+        entity = after
+    return entity, skipped
+
+
 def encode_entity(entity: Entity) -> bytes:
     origin = entity.changed_by
     return msgspec.json.encode(

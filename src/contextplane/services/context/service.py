@@ -9,14 +9,17 @@ import contextlib
 import dataclasses
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from contextplane.clock import Clock, SystemClock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
+from contextplane.services.context.as_of import AsOfSettings, PointInTime
 from contextplane.services.context.freshness import (
     Freshness,
+    PartitionFreshness,
     Position,
     TopicPartition,
     freshness,
@@ -24,6 +27,7 @@ from contextplane.services.context.freshness import (
     unmet,
 )
 from contextplane.services.context.merge import Origin, decode_entity
+from contextplane.services.context.snapshots import Snapshots, Snapshotter
 from contextplane.services.context.store import LocalStore
 from contextplane.services.context.views import View
 
@@ -48,15 +52,33 @@ class EntityAnswer:
     state: dict[str, Any] | None  # None: no such entity (yet, or any longer)
     changed_by: Origin | None
     freshness: Freshness
+    as_of: dict[TopicPartition, int] | None = None  # set on a point-in-time answer
 
 
 class ContextService:
     def __init__(
-        self, views: dict[str, View], config: ApplierConfig, clock: Clock | None = None
+        self,
+        views: dict[str, View],
+        config: ApplierConfig,
+        clock: Clock | None = None,
+        as_of: AsOfSettings | None = None,
     ) -> None:
         self.views = views
         self._clock = clock or SystemClock()
         self._applier = Applier(views, config, self._applied_on_thread)
+        settings = as_of or AsOfSettings()
+        self._snapshots = Snapshots(config.data_dir / "snapshots", settings.snapshots_kept)
+        self._snapshotter = Snapshotter(
+            self._snapshots, self._applier.store_path, settings.snapshot_every_records
+        )
+        common = {"bootstrap.servers": config.bootstrap, **config.client_config}
+        self._point_in_time = PointInTime(
+            common, config.name, self._snapshots, settings, self._clock
+        )
+        # Point-in-time reads block on Kafka: their own threads, a bounded number at once
+        # (a slot is given back when the read's thread ends, not when its caller leaves).
+        self._as_of_pool = ThreadPoolExecutor(settings.concurrent_max, "context-as-of")
+        self._as_of_slots = threading.BoundedSemaphore(settings.concurrent_max)
         self._positions: dict[TopicPartition, Position] = {}
         self._partitions: frozenset[TopicPartition] = frozenset()
         self._waiters: list[tuple[dict[TopicPartition, int], asyncio.Future[None]]] = []
@@ -73,6 +95,7 @@ class ContextService:
         self._reads = LocalStore(self._applier.store_path)
         self._thread = threading.Thread(target=self._applier.run, name="context-apply", daemon=True)
         self._thread.start()
+        self._snapshotter.start()
         self._watch = asyncio.create_task(self._watch_freshness())
 
     @property
@@ -106,10 +129,16 @@ class ContextService:
         entity: str,
         min_offsets: dict[TopicPartition, int] | None = None,
         timeout_ms: int = FENCE_WAIT_MS_DEFAULT,
+        as_of: dict[TopicPartition, int] | None = None,
     ) -> EntityAnswer:
         """The entity's state and freshness; with `min_offsets`, only once the record at
-        each (topic, partition) offset is applied, waiting at most `timeout_ms`."""
+        each (topic, partition) offset is applied, waiting at most `timeout_ms`; with
+        `as_of`, the state once exactly the records below each offset were applied."""
         declared = self._view(view)
+        if as_of is not None:
+            if min_offsets:
+                raise errors.bad_as_of("as_of and min_offsets exclude each other")
+            return await self._get_as_of(declared, entity, as_of)
         if not 0 <= timeout_ms <= FENCE_WAIT_MS_MAX:
             raise errors.bad_fence(f"timeout_ms must be 0 to {FENCE_WAIT_MS_MAX}, got {timeout_ms}")
         if self.failure is not None:
@@ -127,6 +156,55 @@ class ContextService:
             None if stored is None else stored.state,
             None if stored is None else stored.changed_by,
             self._freshness(declared, positions),
+        )
+
+    async def _get_as_of(
+        self, view: View, entity: str, as_of: dict[TopicPartition, int]
+    ) -> EntityAnswer:
+        """A point-in-time read. A partition of the view that `as_of` leaves out counts
+        as 0 (none of its records): the answer depends on the vector alone."""
+        if len(as_of) > FENCE_PARTITIONS_MAX:
+            raise errors.bad_as_of(f"as_of names at most {FENCE_PARTITIONS_MAX} partitions")
+        mine = sorted(tp for tp in self._partitions if tp[0] in view.topics)
+        for (topic, partition), offset in as_of.items():
+            if (topic, partition) not in mine:
+                raise errors.bad_as_of(
+                    f"view {view.name!r} does not read {topic}[{partition}]"
+                    f" (its topics: {', '.join(sorted(view.topics))})"
+                )
+            if offset < 0:
+                raise errors.bad_as_of(f"{topic}[{partition}]: offset {offset} is negative")
+        vector = {tp: as_of.get(tp, 0) for tp in mine}
+        if not self._as_of_slots.acquire(blocking=False):
+            raise errors.too_many_as_of(self._point_in_time.settings.concurrent_max)
+        try:
+            running = self._as_of_pool.submit(self._point_in_time.read, view, entity, vector)
+        except BaseException:
+            self._as_of_slots.release()
+            raise
+        running.add_done_callback(lambda _: self._as_of_slots.release())
+        past = await asyncio.wrap_future(running)
+        log.debug(
+            "as_of %s/%s: %d offsets read after %s",
+            view.name,
+            entity,
+            past.scanned,
+            past.snapshot or "the log start",
+        )
+        return EntityAnswer(
+            view.name,
+            entity,
+            None if past.entity is None else past.entity.state,
+            None if past.entity is None else past.entity.changed_by,
+            Freshness(
+                age_ms=None,  # an age of a past state would change with every asking
+                newest_event_ms=past.newest_ms,
+                lag=None,
+                partitions=tuple(
+                    PartitionFreshness(t, p, at, None, None) for (t, p), at in vector.items()
+                ),
+            ),
+            as_of=vector,
         )
 
     def _view(self, view: str) -> View:
@@ -225,6 +303,8 @@ class ContextService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         self._applier.stop()
+        self._as_of_pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._snapshotter.stop, JOIN_S)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, JOIN_S)
         await asyncio.to_thread(self._applier.close)

@@ -105,5 +105,27 @@ class LocalStore:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the whole store (one read transaction: entities and the
+        positions they reflect agree), as a new file at `path`."""
+        self._db.execute("VACUUM INTO ?", (str(path),))
+
     def close(self) -> None:
         self._db.close()
+
+
+def read_copy(
+    path: Path, view: str, entity: str
+) -> tuple[bytes | None, dict[TopicPartition, Position]]:
+    """An entity and the positions it reflects, from a copy `copy_to` wrote (read-only:
+    a missing file is an error, never a new empty store)."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT value FROM entities WHERE view = ? AND entity = ?", (view, entity)
+        ).fetchone()
+        rows = db.execute("SELECT topic, partition, position, newest_ms FROM positions")
+        positions = {(t, p): Position(at, newest) for t, p, at, newest in rows}
+    finally:
+        db.close()
+    return (None if row is None else bytes(row[0])), positions

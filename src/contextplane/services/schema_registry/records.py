@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from contextplane.services.schema_registry.references import Reference
 
+# The topic's name, as Confluent's registry (kafkastore.topic) and Karapace default it.
+SCHEMAS_TOPIC = "_schemas"
 # Ids and versions are Java ints in Confluent's registry and its clients (an id is four
 # bytes of every serialized payload): a record with one outside [1, INT32_MAX] is not read.
 INT32_MAX = 2**31 - 1

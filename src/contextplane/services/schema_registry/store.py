@@ -26,7 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.services.schema_registry.errors import store_error, store_timeout
-from contextplane.services.schema_registry.records import encode
+from contextplane.services.schema_registry.records import SCHEMAS_TOPIC, encode
 
 log = logging.getLogger("contextplane.schema_registry")
 
@@ -35,7 +35,6 @@ Record = tuple[dict[str, Any], dict[str, Any] | None]
 # What the reader thread hands over: (a record, or the partition's end; key; value; offset).
 _Read = tuple[bool, bytes | None, bytes | None, int]
 
-SCHEMAS_TOPIC = "_schemas"
 # Records handed from the reader thread to the event loop at once.
 READ_BATCH_MAX = 500
 # How long the reader waits for a record before it checks whether it is stopping.
