@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,8 +78,16 @@ def compile_bytecode(src: Path) -> None:
 
     Under PYTHONDONTWRITEBYTECODE an editable install never caches it, so every broker
     start would compile the ~240 modules again (~0.4 s of a restart on this machine);
-    a deployed broker does not pay that. Up-to-date files are left as they are."""
+    a deployed broker does not pay that. Up-to-date files are left as they are.
+
+    The same holds for the code `dataclasses` generates (`contextplane/dataclass_code.py`):
+    a deployed broker keeps it from its first start, a run under PYTHONDONTWRITEBYTECODE
+    never does, so it is written here too, where the tree has that module."""
     compileall.compile_dir(src, quiet=1)
+    if (src / "contextplane" / "dataclass_code.py").exists():
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        command = [sys.executable, "-m", "contextplane.dataclass_code"]
+        subprocess.run(command, env=env, check=True, timeout=120)
 
 
 def _die_with_parent() -> None:
@@ -161,7 +170,7 @@ class ContextplaneInstance(Instance):
         super().__init__(directory)
         from tests.support.broker import BrokerProcess
 
-        compile_bytecode(Path(next(iter(contextplane.__path__))))  # a namespace package
+        compile_bytecode(Path(next(iter(contextplane.__path__))).parent)  # a namespace package
         self.name = f"contextplane-{store}"
         self.store = store
         self.prefix = prefix

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from contextplane.cli.audit_reads import ConfigError, client_config
 from contextplane.logsafe import EscapingFormatter
 from contextplane.properties_file import parse_properties
@@ -72,6 +70,8 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     from contextplane.services.context.applier import StartError
     from contextplane.services.context.views import ViewsFileError, load_views
 

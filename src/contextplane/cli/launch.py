@@ -7,13 +7,20 @@ share `.venv`): 0.1–0.3 s of every start on a quiet machine, more on a busy on
 nothing a broker uses. The program hides Hypothesis before anything imports kio; a test
 run, which imports `contextplane.cli.main` itself, is unaffected.
 
+Before anything else is imported, the code `dataclasses` generates is served from the
+table kept beside the bytecode (`dataclass_code.py`), which is written back once the
+broker serves and at exit.
+
 The commands that are Kafka clients of a running cluster (`CLIENT_COMMANDS`,
 cli/client_commands.py) are parsed and run without importing the broker at all.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
+
+from contextplane import dataclass_code
 
 # cli/client_commands.py's COMMANDS (a test keeps the two the same): named here so that
 # `contextplane up` imports nothing of theirs.
@@ -21,6 +28,8 @@ CLIENT_COMMANDS = frozenset({"topic", "group", "config", "acl", "user", "produce
 
 
 def run() -> int:
+    dataclass_code.install()
+    atexit.register(dataclass_code.save)
     if "hypothesis" not in sys.modules:
         sys.modules["hypothesis"] = None  # type: ignore[assignment]  # import fails: kio skips it
     if sys.argv[1:2] and sys.argv[1] in CLIENT_COMMANDS:

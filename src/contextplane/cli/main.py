@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from contextplane import dataclass_code
 from contextplane.cli import audit_reads, client_commands, context, registry, users
 from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import EscapingFormatter
@@ -172,6 +173,7 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
     # Everything start-up loaded is long-lived: out of the collector's scans from here on.
     freezer = settle_after_start()
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
+    dataclass_code.save()  # what start-up compiled, for the next start (cli/launch.py)
     beside = (
         registry.start_beside(settings.host, broker.bound_port, registry_port)
         if registry_port is not None

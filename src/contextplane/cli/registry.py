@@ -1,5 +1,9 @@
 """`contextplane registry`: a schema registry with Confluent's REST API whose state is the
-`_schemas` topic of any Kafka cluster (RFC 0005)."""
+`_schemas` topic of any Kafka cluster (RFC 0005).
+
+Its Kafka client (confluent_kafka) and store load when the registry runs, not whenever
+the program starts: `contextplane up` imports this module for its parser.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from contextplane.cli.kafka_client import ConfigError, client_config
 from contextplane.logsafe import EscapingFormatter
 from contextplane.properties_file import parse_properties
 from contextplane.services.schema_registry.errors import RegistryError
-from contextplane.services.schema_registry.store import SCHEMAS_TOPIC
 
 DEFAULT_PORT = 8081  # Confluent's
 
@@ -33,7 +34,7 @@ def add_parser(sub: Any) -> None:
     )
     registry.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     registry.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8081)")
-    registry.add_argument("--topic", default=SCHEMAS_TOPIC, help="the state's topic (_schemas)")
+    registry.add_argument("--topic", help="the state's topic (default _schemas)")
     registry.add_argument(
         "--replication-factor",
         type=int,
@@ -45,6 +46,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     handler = logging.StreamHandler()
     handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[handler])
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
     from contextplane.services.schema_registry.server import run_registry
-    from contextplane.services.schema_registry.store import KafkaStore
+    from contextplane.services.schema_registry.store import SCHEMAS_TOPIC, KafkaStore
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -75,7 +78,7 @@ async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
         loop.add_signal_handler(sig, stop.set)
     store = KafkaStore(
         args.bootstrap,
-        topic=args.topic,
+        topic=args.topic or SCHEMAS_TOPIC,
         replication_factor=args.replication_factor,
         timeout_s=args.timeout,
         client_config=security,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import io
 import struct
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from kio.serial._serialize import get_field_tag, get_field_writer
 from kio.serial.writers import write_compact_array_length
 
 from contextplane.errors import ProtocolError
-from contextplane.protocol import api_versions_v5, delete_groups_v3, txn_offset_commit_v6
 from contextplane.protocol.lenient import read_entity_lenient
 
 API_VERSIONS_KEY = 18
@@ -180,33 +180,42 @@ class UnsupportedVersion(Exception):
 
 
 # Versions newer than the bundled kio knows, defined here (kio's conventions): looked
-# up before kio. (api key, version) -> (request, response).
-_OWN_SCHEMAS: dict[tuple[int, int], tuple[Any, Any]] = {
-    (txn_offset_commit_v6.API_KEY, txn_offset_commit_v6.VERSION): (
-        txn_offset_commit_v6.TxnOffsetCommitRequest,
-        txn_offset_commit_v6.TxnOffsetCommitResponse,
+# up before kio. (api key, version) -> the module defining (request, response), imported
+# on first use like kio's own schemas (each is a dozen dataclasses: milliseconds of
+# every start otherwise); a test checks each module's API_KEY and VERSION against it.
+OWN_SCHEMAS: dict[tuple[int, int], tuple[str, str, str]] = {
+    (28, 6): (
+        "contextplane.protocol.txn_offset_commit_v6",
+        "TxnOffsetCommitRequest",
+        "TxnOffsetCommitResponse",
     ),
-    (delete_groups_v3.API_KEY, delete_groups_v3.VERSION): (
-        delete_groups_v3.DeleteGroupsRequest,
-        delete_groups_v3.DeleteGroupsResponse,
+    (42, 3): (
+        "contextplane.protocol.delete_groups_v3",
+        "DeleteGroupsRequest",
+        "DeleteGroupsResponse",
     ),
-    (api_versions_v5.API_KEY, api_versions_v5.VERSION): (
-        api_versions_v5.ApiVersionsRequest,
-        api_versions_v5.ApiVersionsResponse,
-    ),
+    (18, 5): ("contextplane.protocol.api_versions_v5", "ApiVersionsRequest", "ApiVersionsResponse"),
 }
+
+
+def _own_schema(api_key: int, api_version: int, which: int) -> Any:
+    """The request (`which` 1) or response (2) entity of an own schema, else None."""
+    own = OWN_SCHEMAS.get((api_key, api_version))
+    if own is None:
+        return None
+    return getattr(importlib.import_module(own[0]), own[which])
 
 
 @functools.cache
 def request_schema(api_key: int, api_version: int) -> Any:
-    own = _OWN_SCHEMAS.get((api_key, api_version))
-    return own[0] if own is not None else load_request_schema(api_key, api_version)
+    own = _own_schema(api_key, api_version, 1)
+    return own if own is not None else load_request_schema(api_key, api_version)
 
 
 @functools.cache
 def response_schema(api_key: int, api_version: int) -> Any:
-    own = _OWN_SCHEMAS.get((api_key, api_version))
-    return own[1] if own is not None else load_response_schema(api_key, api_version)
+    own = _own_schema(api_key, api_version, 2)
+    return own if own is not None else load_response_schema(api_key, api_version)
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-import crc32c
+from contextplane.protocol.crc import crc32c
 
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_COMMIT_KEY_TYPE = 1
@@ -295,21 +295,29 @@ def decode_group_metadata_value(data: bytes) -> GroupMetadata:
 def _small_varint(value: int) -> bytes:
     """A zigzag varint, from a table for the small values a batch mostly holds."""
     if -1 <= value < _SMALL_VARINTS_END:
-        return _SMALL_VARINTS[value + 1]
+        return (_SMALL_VARINTS or _fill_small_varints())[value + 1]
     return _varint(value)
 
 
 _SMALL_VARINTS_END = 1 << 14
-# Written out (zigzag of v >= 0 is 2v, of -1 is 1; below 2**15 a varint is one to three
-# bytes): calling _varint for each of the 16,385 values took ~15 ms of every start.
-_SMALL_VARINTS = [b"\x01"] + [
-    bytes((z,))
-    if z < 0x80
-    else bytes(((z & 0x7F) | 0x80, z >> 7))
-    if z < 0x4000
-    else bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80, z >> 14))
-    for z in range(0, 2 * _SMALL_VARINTS_END, 2)
-]
+# Filled by the first batch encoded (~4 ms, not every start's).
+_SMALL_VARINTS: list[bytes] = []
+
+
+def _fill_small_varints() -> list[bytes]:
+    # Written out (zigzag of v >= 0 is 2v, of -1 is 1; below 2**15 a varint is one to
+    # three bytes): calling _varint for each of the 16,385 values took ~15 ms.
+    _SMALL_VARINTS[:] = [b"\x01"] + [
+        bytes((z,))
+        if z < 0x80
+        else bytes(((z & 0x7F) | 0x80, z >> 7))
+        if z < 0x4000
+        else bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80, z >> 14))
+        for z in range(0, 2 * _SMALL_VARINTS_END, 2)
+    ]
+    return _SMALL_VARINTS
+
+
 _NULL = _varint(-1)
 # A record's attributes and timestamp delta (every record has the batch's timestamp).
 _RECORD_PREFIX = b"\x00" + _varint(0)
@@ -356,4 +364,4 @@ def encode_batch(
         count,
     ) + b"".join(parts)
     length = 4 + 1 + 4 + len(after_crc)
-    return struct.pack(">qiibI", 0, length, -1, 2, crc32c.crc32c(after_crc)) + after_crc
+    return struct.pack(">qiibI", 0, length, -1, 2, crc32c(after_crc)) + after_crc

@@ -15,11 +15,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import crc32c
-
 from contextplane.compiled import compiled_or_interpreted
 from contextplane.protocol import record_walk
 from contextplane.protocol.compress import compress
+from contextplane.protocol.crc import crc32c
 from contextplane.protocol.decompress import CHUNK_BYTES, NONE, decompressed_chunks
 from contextplane.protocol.records import (
     BATCH_HEADER_BYTES,
@@ -380,7 +379,7 @@ def write_batch(header: BatchHeader, records: list[Record], horizon_ms: int | No
             length,
             header.partition_leader_epoch,
             2,
-            crc32c.crc32c(after_crc),
+            crc32c(after_crc),
         )
         + after_crc
     )

@@ -10,9 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import crc32c
-
 from contextplane.errors import KafkaError
+from contextplane.protocol.crc import crc32c
 from contextplane.protocol.error_codes import ErrorCode
 
 BATCH_HEADER_BYTES = 61
@@ -107,7 +106,7 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
                 f"record batch of {size} bytes exceeds message.max.bytes={batch_bytes_max}",
             )
         batch = view[position : position + size]
-        if crc32c.crc32c(batch[_CRC_START:]) != header.crc:
+        if crc32c(batch[_CRC_START:]) != header.crc:
             raise KafkaError(ErrorCode.corrupt_message, "record batch CRC mismatch")
         if header.compression > COMPRESSION_CODECS_MAX:
             raise KafkaError(
@@ -137,7 +136,7 @@ def stamp(
         (attributes,) = struct.unpack_from(">h", out, 21)
         struct.pack_into(">h", out, 21, attributes | TIMESTAMP_TYPE_BIT)
         struct.pack_into(">q", out, 35, log_append_time_ms)
-        struct.pack_into(">I", out, 17, crc32c.crc32c(memoryview(out)[_CRC_START:]))
+        struct.pack_into(">I", out, 17, crc32c(memoryview(out)[_CRC_START:]))
     return bytes(out)
 
 

@@ -30,9 +30,8 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import crc32c
-
 from contextplane.latency_histogram import LatencyHistogram
+from contextplane.protocol.crc import crc32c
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.sync_thread import SyncThread
 from contextplane.storage.wal import WalEntry, WalWriteError
@@ -178,7 +177,7 @@ class FileWal:
     ) -> tuple[int, asyncio.Future[None]]:
         """Queue one entry; returns its WAL position and a future resolved when durable."""
         payload_header = _PAYLOAD_HEADER.pack(stream_id, base_offset)
-        checksum = crc32c.crc32c(batch, crc32c.crc32c(payload_header))
+        checksum = crc32c(batch, crc32c(payload_header))
         entry = (
             _ENTRY_HEADER.pack(len(payload_header) + len(batch), checksum) + payload_header + batch
         )
@@ -414,7 +413,7 @@ def _read_segment(path: Path, base: int, chunk_bytes: int) -> Iterator[WalEntry]
                 if start + length > len(buffer):
                     break  # incomplete here: read more (or torn at the end of the file)
                 payload = view[start : start + length]
-                if crc32c.crc32c(payload) != checksum:
+                if crc32c(payload) != checksum:
                     return
                 stream_id, base_offset = _PAYLOAD_HEADER.unpack_from(payload, 0)
                 yield WalEntry(
