@@ -294,6 +294,12 @@ def test_protobuf_messages_under_the_topic_record_name_strategy(
     assert refused(produce(client, "ledger", [Rec(prefixed(schema_id, b"\x02\x04"))])) == [
         (0, f"Schema id {schema_id} names no record for TopicRecordNameStrategy")
     ]
+    # Indexes that do not read name no message either (they once fell back to the first):
+    # none at all, cut short, a varint that never ends, 2^31 of them declared.
+    for path in (b"", b"\x04\x02", b"\xff" * 8, b"\x80\x80\x80\x80\x10"):
+        assert refused(produce(client, "ledger", [Rec(prefixed(wider, path))])) == [
+            (0, f"Schema id {wider} names no record for TopicRecordNameStrategy")
+        ], path
     assert consume_values(broker.bootstrap, "ledger", 3) == [*values, prefixed(wider, b"\x00")]
 
 

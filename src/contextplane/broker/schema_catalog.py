@@ -189,7 +189,11 @@ def record_name_of(parsed: Parsed, message_path: tuple[int, ...] | None) -> str 
         document = parsed.document
         title = document.get("title") if isinstance(document, dict) else None
         return title if isinstance(title, str) else None
-    return _protobuf_message(parsed.package, parsed.own_messages, message_path or (0,))
+    if message_path is None:
+        # The indexes after the id do not read (cut short, past the bound, a varint that
+        # never ends): the payload names no message, as Confluent's deserializer fails.
+        return None
+    return _protobuf_message(parsed.package, parsed.own_messages, message_path)
 
 
 def _protobuf_message(package: str, messages: tuple[str, ...], path: tuple[int, ...]) -> str | None:
