@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from contextplane.services.context.app import offset_vector
 from contextplane.services.context.as_of import Ordered, fold_in_order, folds_of
+from contextplane.services.context.errors import ContextError
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.merge import Entity, Fold, Origin, fold_bounded
 from contextplane.services.context.snapshots import Snapshots
@@ -213,3 +215,17 @@ def test_a_snapshot_is_consistent_while_the_store_is_written(tmp_path: Path) -> 
         thread.join()
         writer.close()
         reader.close()
+
+
+@pytest.mark.parametrize("partition", ["²", "١", "0²", "-1", "", " 1", "9999999999"])
+def test_an_offset_vector_takes_ascii_partition_numbers_only(partition: str) -> None:
+    """A partition key is a string of ASCII digits: "²" passes str.isdigit() but not
+    int(), and "١" (an Arabic-Indic one) would alias partition 1."""
+    for name in ("as_of", "min_offsets"):
+        with pytest.raises(ContextError) as refused:
+            offset_vector({"crm.accounts": {partition: 1}}, name)
+        assert (refused.value.status, refused.value.body()["type"]) == (
+            400,
+            "/problems/bad-request",
+        )
+    assert offset_vector({"crm.accounts": {"7": 2**63}}, "as_of") == {("crm.accounts", 7): 2**63}

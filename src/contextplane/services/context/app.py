@@ -112,7 +112,13 @@ def offset_vector(raw: Any, name: str = "min_offsets") -> dict[TopicPartition, i
         if not isinstance(partitions, dict):
             raise errors.bad_request(f"'{name}.{topic}' must be an object {{partition: offset}}")
         for partition, offset in partitions.items():
-            if not (isinstance(partition, str) and partition.isdigit() and len(partition) < 10):
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+            if not (
+                isinstance(partition, str)
+                and partition.isascii()
+                and partition.isdigit()
+                and len(partition) < 10
+            ):
                 raise errors.bad_request(f"'{name}.{topic}': {partition!r} is not a partition")
             if not isinstance(offset, int) or isinstance(offset, bool):
                 raise errors.bad_request(f"'{name}.{topic}.{partition}' must be an integer")
