@@ -97,6 +97,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         server_assignor=request.server_assignor,
         owned=owned,
         owned_topics=owned_topics,
+        owned_listed=bool(request.topic_partitions),
         client_id=ctx.header.client_id or "",
         client_host=client_host(ctx),
         api_version=ctx.api_version,

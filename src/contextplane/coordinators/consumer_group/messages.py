@@ -59,6 +59,9 @@ class ConsumerHeartbeat:
     owned: frozenset[TopicPartition] | None = None
     # The topics the owned partitions were listed under (an entry may list none).
     owned_topics: frozenset[str] = frozenset()
+    # Whether TopicPartitions listed any topic, one no topic has included (dropped from
+    # `owned`): a joining member must list none, as Kafka checks the request itself.
+    owned_listed: bool = False
     client_id: str = ""
     client_host: str = ""
     api_version: int = 1
@@ -105,7 +108,7 @@ def validate_heartbeat(request: ConsumerHeartbeat, assignors: Iterable[str]) -> 
     elif epoch == 0:
         if request.rebalance_timeout_ms == -1:
             raise invalid("RebalanceTimeoutMs must be provided in first request.")
-        if request.owned is None or request.owned:
+        if request.owned is None or request.owned or request.owned_listed:
             raise invalid("TopicPartitions must be empty when (re-)joining.")
         if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
             raise invalid(
