@@ -5,6 +5,7 @@ two members, a target entry per member, static members mapped to themselves."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -457,3 +458,34 @@ def test_random_membership_never_assigns_a_partition_twice(seed: int) -> None:
         wanted = set().union(*(_all(t, COUNTS[t]) for t in group.subscribed_topics()))
         held = [tp for m in group.members.values() for tp in m.assigned]
         assert sorted(held) == sorted(wanted)
+
+
+def test_partition_counts_are_read_again_when_the_topics_version_changes() -> None:
+    """A heartbeat looks the subscribed topics up only when a subscription or the topic
+    table's version changed (a member may subscribe to 100,000 names)."""
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
+    counts = {"t": 2}
+    looked_up: list[str] = []
+
+    def partitions(topic: str) -> int:
+        looked_up.append(topic)
+        return counts.get(topic, 0)
+
+    names = ("t", *(f"absent-{i}" for i in range(1_000)))
+    join = ConsumerHeartbeat("g", "a", 0, rebalance_timeout_ms=30_000, owned=frozenset())
+    joined = machine.heartbeat(
+        dataclasses.replace(join, subscribed_topic_names=names), partitions, topics_version=1
+    )
+    assert (joined["member_epoch"], joined["assignment"]) == (2, _all("t", 2))
+    assert len(looked_up) == len(names)
+    assert _group(machine).subscription_metadata == {"t": 2}  # only the topics that exist
+
+    counts["t"] = 4  # the table changes, and with it its version
+    looked_up.clear()
+    beat = ConsumerHeartbeat("g", "a", 2, owned=frozenset(_all("t", 2)))
+    assert machine.heartbeat(beat, partitions, topics_version=1)["assignment"] is None
+    assert looked_up == []
+    grown = machine.heartbeat(beat, partitions, topics_version=2)
+    assert (grown["member_epoch"], grown["assignment"]) == (3, _all("t", 4))
+    assert len(looked_up) == len(names)
+    assert _group(machine).invariants() == []

@@ -5,6 +5,7 @@ Kafka's answer on the same connection, and the broker keeps serving."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -121,6 +122,27 @@ def test_hostile_values_get_kafkas_answers(hostile_broker: BrokerProcess) -> Non
         wide = describe(client, group)
         assert (wide.error_code, wide.group_state) == (ErrorCode.none, "Stable")
         assert len(wide.members[0].subscribed_topic_names) == len(names)
+
+        # A topic created after the subscription named it is assigned at the next beat.
+        later = f"{prefix}-later"
+        joined = heartbeat(client, group_id=later, subscribed_topic_names=[*names, later])
+        assert joined.error_code == ErrorCode.none
+        admin.create_topics([NewTopic(later, 2)])[later].result(30)
+        deadline = time.monotonic() + 10  # a new target waits the assignment interval (1 s)
+        beat = joined
+        while beat.member_epoch == joined.member_epoch and time.monotonic() < deadline:
+            time.sleep(0.1)
+            beat = heartbeat(
+                client,
+                group_id=later,
+                member_epoch=joined.member_epoch,
+                rebalance_timeout=-1,
+                subscribed_topic_names=None,
+                topic_partitions=None,
+            )
+            assert beat.error_code == ErrorCode.none
+        assert beat.member_epoch > joined.member_epoch
+        assert sorted(len(t.partitions) for t in beat.assignment.topic_partitions) == [2, 4]
 
         # Thousands of groups from one connection: each joined, each answered.
         for i in range(2_000):

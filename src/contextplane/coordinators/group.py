@@ -398,10 +398,12 @@ class GroupCoordinator:
                 return error, []
         results = []
         doomed: list[tuple[str, int]] = []
+        # Once per request: a group's subscriptions may name many topics.
+        consumer_topics = consumer_group.subscribed_topics() if consumer_group is not None else None
         for topic, partitions in topics:
             subscribed = (
-                topic in consumer_group.subscribed_topics()
-                if consumer_group is not None
+                topic in consumer_topics
+                if consumer_topics is not None
                 else self.state.is_subscribed_to_topic(group_id, topic)
             )
             code = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
@@ -511,7 +513,10 @@ class GroupCoordinator:
     # -- the consumer group protocol (KIP-848) -------------------------------------------
 
     def consumer_group_heartbeat(
-        self, request: ConsumerHeartbeat, partitions: PartitionCounts
+        self,
+        request: ConsumerHeartbeat,
+        partitions: PartitionCounts,
+        topics_version: int | None = None,
     ) -> dict[str, Any]:
         """ConsumerGroupHeartbeat's response values (assignment by topic name)."""
         if not self._active:
@@ -534,7 +539,7 @@ class GroupCoordinator:
                 )
             if request.member_epoch == 0:
                 self.state.remove_group(request.group_id)  # upgrade of an empty group
-        response = self.consumer.heartbeat(request, partitions)
+        response = self.consumer.heartbeat(request, partitions, topics_version)
         self._kick()
         return response
 

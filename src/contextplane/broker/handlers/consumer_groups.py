@@ -102,7 +102,10 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         client_host=client_host(ctx),
         api_version=ctx.api_version,
     )
-    result = ctx.groups.consumer_group_heartbeat(heartbeat, partition_count)
+    # The topic table is replaced, never changed in place: its generation names it.
+    result = ctx.groups.consumer_group_heartbeat(
+        heartbeat, partition_count, ctx.topics.generation
+    )
     assignment = result["assignment"]
     return ctx.reply(
         throttle_time=ctx.throttle_ms,

@@ -82,6 +82,8 @@ class ConsumerGroup:
     target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     # topic -> partition count, for the topics some member subscribes to
     subscription_metadata: dict[str, int] = field(default_factory=dict)
+    # The topic table's version the metadata was read at (None: read at every heartbeat).
+    metadata_topics_version: int | None = None
 
     def state(self) -> ConsumerGroupState:
         if not self.members:

@@ -105,15 +105,21 @@ class ConsumerGroupMachine:
 
     # -- the heartbeat ------------------------------------------------------------------
 
-    def heartbeat(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
+    def heartbeat(
+        self,
+        request: ConsumerHeartbeat,
+        partitions: PartitionCounts,
+        topics_version: int | None = None,
+    ) -> dict[str, Any]:
         """The response's field values (assignment as partitions by topic name, or None).
-        `partitions` gives a topic's partition count (0 if it does not exist)."""
+        `partitions` gives a topic's partition count (0 if it does not exist);
+        `topics_version` changes whenever a count may have (None: it is unknown)."""
         existed = request.group_id in self.groups
         try:
             validate_heartbeat(request, self.config.assignors)
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
                 return self._leave(request, partitions)
-            return self._heartbeat(request, partitions)
+            return self._heartbeat(request, partitions, topics_version)
         except HeartbeatRefused as refused:
             group = self.groups.get(request.group_id)
             if not existed and group is not None and not group.members:
@@ -129,7 +135,9 @@ class ConsumerGroupMachine:
             self.groups[group_id] = group
         return group
 
-    def _heartbeat(self, request: ConsumerHeartbeat, partitions: PartitionCounts) -> dict[str, Any]:
+    def _heartbeat(
+        self, request: ConsumerHeartbeat, partitions: PartitionCounts, topics_version: int | None
+    ) -> dict[str, Any]:
         joining = request.member_epoch == 0
         group = self._group(request.group_id, create=joining)
         member, is_new, replaced = self._member(group, request)
@@ -151,10 +159,15 @@ class ConsumerGroupMachine:
         bump |= self._update(member, request)
         if member.instance_id is not None:
             group.static_members[member.instance_id] = member.member_id
-        metadata = {t: partitions(t) for t in sorted(group.subscribed_topics())}
-        if metadata != group.subscription_metadata:
-            group.subscription_metadata = metadata
-            bump = True
+        # Looked up again only when the subscriptions or the topics changed: it costs a
+        # lookup per name the group subscribes to, and a member may name 100,000.
+        if bump or topics_version is None or topics_version != group.metadata_topics_version:
+            # The subscribed topics that exist (a topic has at least one partition).
+            metadata = {t: n for t in group.subscribed_topics() if (n := partitions(t))}
+            group.metadata_topics_version = topics_version
+            if metadata != group.subscription_metadata:
+                group.subscription_metadata = metadata
+                bump = True
         if bump:
             group.group_epoch += 1
         if group.group_epoch > group.assignment_epoch and self._assignment_due(group):
