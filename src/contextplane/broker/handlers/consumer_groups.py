@@ -103,9 +103,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         api_version=ctx.api_version,
     )
     # The topic table is replaced, never changed in place: its generation names it.
-    result = ctx.groups.consumer_group_heartbeat(
-        heartbeat, partition_count, ctx.topics.generation
-    )
+    result = ctx.groups.consumer_group_heartbeat(heartbeat, partition_count, ctx.topics.generation)
     assignment = result["assignment"]
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
