@@ -1,7 +1,8 @@
 """One connection's huge request does not stall the others (issue #8, F6): while a
-Metadata for 50,000 made-up topics, a ListOffsets for 100,000 partitions or a
-DescribeConfigs for 50,000 topics is decoded, handled and encoded, a probe on another
-connection is still answered (each held the event loop for seconds before)."""
+Metadata for 50,000 made-up topics, a ListOffsets for 100,000 partitions, a
+DescribeConfigs for 50,000 topics or a ConsumerGroupDescribe for 200,000 groups is
+decoded, handled and encoded, a probe on another connection is still answered (each
+held the event loop for seconds before)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.hostile.observe import api_versions
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
 
-METADATA, LIST_OFFSETS, DESCRIBE_CONFIGS = 3, 2, 32
+METADATA, LIST_OFFSETS, DESCRIBE_CONFIGS, CONSUMER_GROUP_DESCRIBE = 3, 2, 32, 69
 # A liveness bound for a busy 2-core machine (the probe waited 4-13 s before).
 PROBE_GAP_S = 2.5
 
@@ -61,6 +62,16 @@ def _describe_configs(client: RawClient) -> bytes:
     return client.frame(DESCRIBE_CONFIGS, 4, body)
 
 
+def _consumer_group_describe(client: RawClient) -> bytes:
+    # It held the loop ~5 s when the groups were described in one call.
+    body = build(
+        request_schema(CONSUMER_GROUP_DESCRIBE, 1),
+        group_ids=[f"absent-{i}" for i in range(200_000)],
+        include_authorized_operations=True,
+    )
+    return client.frame(CONSUMER_GROUP_DESCRIBE, 1, body)
+
+
 class _Probe:
     """ApiVersions on its own connection, over and over: the longest wait for an answer."""
 
@@ -98,7 +109,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
         process.stop()
 
 
-@pytest.mark.parametrize("request_frame", [_metadata, _list_offsets, _describe_configs])
+@pytest.mark.parametrize(
+    "request_frame", [_metadata, _list_offsets, _describe_configs, _consumer_group_describe]
+)
 def test_probe_is_answered_while_a_huge_request_is_served(
     broker: BrokerProcess, request_frame: object
 ) -> None:

@@ -8,6 +8,7 @@ coordinator, so each handler resolves ids with the topic table; the coordinator
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.groups import client_host
+from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
 from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
 from contextplane.protocol.error_codes import ErrorCode
@@ -134,21 +136,36 @@ def _refused(group_id: str) -> dict[str, Any]:
 
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
     include_operations = request.include_authorized_operations
-    refused = [g for g in request.group_ids if ctx.denied(ResourceType.GROUP, g)]
-    groups = ctx.groups.consumer_group_describe([g for g in request.group_ids if g not in refused])
-    for group in groups:
-        for member in group["members"]:
-            member["assignment"] = {
-                "topic_partitions": _by_topic_id(ctx, member["assignment"], with_names=True)
-            }
-            member["target_assignment"] = {
-                "topic_partitions": _by_topic_id(ctx, member["target_assignment"], True)
-            }
-            member["member_type"] = CONSUMER_MEMBER_TYPE
-        group["authorized_operations"] = (
-            ctx.authorized_operations(ResourceType.GROUP, group["group_id"])
-            if include_operations and group["error_code"] == ErrorCode.none
-            else OPERATIONS_NOT_REQUESTED
-        )
+    # A request may name 200,000 groups: each is described on its own, the loop given
+    # back every few milliseconds (each description holds for its group alone, as Kafka's).
+    share = LoopShare()
+    refused: list[str] = []
+    groups: list[dict[str, Any]] = []
+    for group_id in request.group_ids:
+        if share.due():
+            await asyncio.sleep(0)
+        if ctx.denied(ResourceType.GROUP, group_id):
+            refused.append(group_id)
+            continue
+        for group in ctx.groups.consumer_group_describe([group_id]):
+            _describe_members(ctx, group)
+            group["authorized_operations"] = (
+                ctx.authorized_operations(ResourceType.GROUP, group_id)
+                if include_operations and group["error_code"] == ErrorCode.none
+                else OPERATIONS_NOT_REQUESTED
+            )
+            groups.append(group)
     groups.extend(_refused(g) for g in refused)  # Kafka lists refused groups last
-    return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
+    return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)
+
+
+def _describe_members(ctx: RequestContext, group: dict[str, Any]) -> None:
+    """The members' assignments by topic id and name, as the response lists them."""
+    for member in group["members"]:
+        member["assignment"] = {
+            "topic_partitions": _by_topic_id(ctx, member["assignment"], with_names=True)
+        }
+        member["target_assignment"] = {
+            "topic_partitions": _by_topic_id(ctx, member["target_assignment"], True)
+        }
+        member["member_type"] = CONSUMER_MEMBER_TYPE

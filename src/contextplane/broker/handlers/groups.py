@@ -404,7 +404,8 @@ async def list_groups(ctx: RequestContext, request: Any) -> Reply:
 async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     include_operations = getattr(request, "include_authorized_operations", False)
     refused = [g for g in request.groups if ctx.denied(ResourceType.GROUP, g)]
-    groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused])
+    refused_ids = set(refused)  # a request may name 100,000 groups
+    groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused_ids])
     if ctx.api_version >= 6:
         _group_id_not_found(groups)
     for group in groups:
@@ -426,7 +427,7 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
                 "authorized_operations": OPERATIONS_NOT_REQUESTED,
             }
         )
-    return ctx.reply(throttle_time=ctx.throttle_ms, groups=groups)
+    return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)
 
 
 def _group_id_not_found(groups: list[dict[str, Any]]) -> None:
