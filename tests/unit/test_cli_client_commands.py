@@ -3,6 +3,7 @@ kcat's format tokens, NAME=VALUE arguments."""
 
 from __future__ import annotations
 
+import io
 import shlex
 
 import pytest
@@ -12,6 +13,7 @@ from contextplane.cli import client_commands, launch
 from contextplane.cli.config import name_values
 from contextplane.cli.consume import format_record, record_document
 from contextplane.cli.kafka_client import ConfigError
+from contextplane.cli.passwords import PASSWORD_MAX, read_password
 from tests.support.readme import section
 
 
@@ -87,3 +89,16 @@ def test_name_value_arguments() -> None:
     assert name_values(["a=1", "b=x=y", "c="], "--set") == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ConfigError, match="--set expects NAME=VALUE, got 'a'"):
         name_values(["a"], "--set")
+
+
+def test_a_password_on_stdin_is_one_bounded_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("secret\r\nnext line\n"))
+    assert read_password(from_stdin=True) == "secret"
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * PASSWORD_MAX + "\n"))
+    assert read_password(from_stdin=True) == "x" * PASSWORD_MAX
+    monkeypatch.setattr("sys.stdin", io.StringIO("x" * 10_000_000))
+    with pytest.raises(ValueError, match="longer than 4096"):
+        read_password(from_stdin=True)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(EOFError):
+        read_password(from_stdin=True)
