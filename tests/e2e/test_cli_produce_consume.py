@@ -294,6 +294,9 @@ def test_ctrl_c_mid_stream_reports_what_was_printed(
         + list(cli(broker, "consume", "interrupted", "--from-beginning")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As a terminal starts it: a test run started in the background (`cmd &` in a
+        # script) ignores SIGINT, the child inherits that, and Python then leaves it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert consume.stdout is not None
