@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contextplane.protocol.record_codec import zigzag_varint
+
 MAGIC = 0
 PREFIX_BYTES = 5
 KEY_GUID_HEADER = b"__key_schema_id"
@@ -26,6 +28,8 @@ GUID_NOT_SUPPORTED = "Record names its schema by a GUID header; schema GUIDs are
 
 # What a head must hold for a Protobuf message path: its count and indexes, 5 bytes each.
 PATH_BYTES_MAX = 5 * (1 + MESSAGE_PATH_MAX)
+# Message indexes are int32s: a varint still continuing past this shift is refused.
+_INT32_SHIFT = 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,30 +55,17 @@ def carried(head: bytes, with_path: bool) -> Carried:
 def message_path(payload: bytes, position: int) -> tuple[int, ...] | None:
     """The Protobuf message index path at `position`; None if it does not read as one."""
     try:
-        count, position = _zigzag(payload, position)
+        count, position = zigzag_varint(payload, position, _INT32_SHIFT)
         if count == 0:
             return (0,)
         if not 0 < count <= MESSAGE_PATH_MAX:
             return None
         path = []
         for _ in range(count):
-            index, position = _zigzag(payload, position)
+            index, position = zigzag_varint(payload, position, _INT32_SHIFT)
             if index < 0:
                 return None
             path.append(index)
-    except IndexError:
+    except (IndexError, ValueError):
         return None
     return tuple(path)
-
-
-def _zigzag(buf: bytes, position: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        byte = buf[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), position
-        shift += 7
-        if shift > 35:  # an int32's varint is at most 5 bytes
-            raise IndexError("varint too long")

@@ -47,7 +47,10 @@ class Record:
     headers: bytes  # the encoded header count and headers, kept as they were
 
 
-def _varint(buf: bytes, position: int) -> tuple[int, int]:
+def zigzag_varint(buf: bytes, position: int, max_shift: int = 63) -> tuple[int, int]:
+    """The zigzag varint at `position` and the position after it; ValueError once a
+    continuation byte would shift past `max_shift` (63: an int64's 10 bytes), IndexError
+    at the end of `buf`."""
     shift = result = 0
     while True:
         byte = buf[position]
@@ -56,7 +59,7 @@ def _varint(buf: bytes, position: int) -> tuple[int, int]:
         if not byte & 0x80:
             return (result >> 1) ^ -(result & 1), position
         shift += 7
-        if shift > 63:
+        if shift > max_shift:
             raise ValueError("varint too long")
 
 
@@ -71,7 +74,7 @@ def _encode_varint(value: int) -> bytes:
 
 
 def _bytes_field(buf: bytes, position: int) -> tuple[bytes | None, int]:
-    length, position = _varint(buf, position)
+    length, position = zigzag_varint(buf, position)
     if length < 0:
         return None, position
     end = position + length
@@ -103,7 +106,7 @@ def read_records(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, li
     base_offset, base_ts = header.base_offset, header.base_timestamp
     position = 0
     for _ in range(header.records_count):
-        length, position = _varint(buf, position)
+        length, position = zigzag_varint(buf, position)
         end = position + length
         attributes = buf[position]
         cursor = position + 1
@@ -114,7 +117,7 @@ def read_records(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, li
                 fields[index] = (byte >> 1) ^ -(byte & 1)
                 cursor += 1
             else:
-                fields[index], cursor = _varint(buf, cursor)
+                fields[index], cursor = zigzag_varint(buf, cursor)
         key: bytes | None = None
         if fields[2] >= 0:
             key = buf[cursor : cursor + fields[2]]
@@ -144,7 +147,7 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
     base_offset = header.base_offset
     position = 0
     for _ in range(header.records_count):
-        length, position = _varint(buf, position)
+        length, position = zigzag_varint(buf, position)
         end = position + length
         cursor = position + 1
         fields = [0, 0, 0]
@@ -154,7 +157,7 @@ def read_keys(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, list[
                 fields[index] = (byte >> 1) ^ -(byte & 1)
                 cursor += 1
             else:
-                fields[index], cursor = _varint(buf, cursor)
+                fields[index], cursor = zigzag_varint(buf, cursor)
         if fields[2] >= 0:
             keys.append((base_offset + fields[1], buf[cursor : cursor + fields[2]]))
         position = end
@@ -173,14 +176,7 @@ def record_heads(
     hands the GIL back between runs). A compressed batch is read as it decompresses: the
     memory held is about two chunks whatever the batch expands to, a record larger than
     that being read in pieces (`_Chunks`), only its heads kept."""
-    header = parse_header(batch)
-    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
-    codec = header.attributes & COMPRESSION_MASK
-    if codec == NONE:
-        chunks: Iterator[bytes] = iter((bytes(payload),))
-    else:
-        chunks = decompressed_chunks(codec, payload, limit)
-    stream = _Chunks(chunks)
+    header, stream = _records_stream(batch, limit)
     keys, values = _walker.HeadTable(), _walker.HeadTable()
     count = header.records_count
     while values.records < count:
@@ -196,6 +192,19 @@ def record_heads(
         elif not stream.more():
             raise ValueError("records past the end of the batch")
     return keys, values
+
+
+def _records_stream(batch: bytes | memoryview, limit: int) -> tuple[BatchHeader, _Chunks]:
+    """The batch's header and its records as a forward stream, decompressed as read
+    (within `limit`)."""
+    header = parse_header(batch)
+    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == NONE:
+        chunks: Iterator[bytes] = iter((bytes(payload),))
+    else:
+        chunks = decompressed_chunks(codec, payload, limit)
+    return header, _Chunks(chunks)
 
 
 class _Chunks:
@@ -216,10 +225,16 @@ class _Chunks:
         self.position = 0
         return True
 
-    def need(self, count: int) -> None:
+    def fill(self, count: int) -> bool:
+        """Read chunks until `count` bytes are buffered; False if the stream ends first."""
         while len(self.buf) - self.position < count:
             if not self.more():
-                raise ValueError("records past the end of the batch")
+                return False
+        return True
+
+    def need(self, count: int) -> None:
+        if not self.fill(count):
+            raise ValueError("records past the end of the batch")
 
     def skip(self, count: int) -> None:
         while count > len(self.buf) - self.position:
@@ -252,9 +267,8 @@ class _Chunks:
 
     def record_length(self) -> int:
         """The next record's length, without moving past it."""
-        while len(self.buf) - self.position < 10 and self.more():
-            pass
-        return _varint(self.buf, self.position)[0]
+        self.fill(10)  # a varint's most; fewer at the stream's end
+        return zigzag_varint(self.buf, self.position)[0]
 
     def read_heads(
         self, head_bytes: int, keys: record_walk.HeadTable, values: record_walk.HeadTable
@@ -285,14 +299,7 @@ def header_names(
     """Which of `names` the headers of each record at `indexes` (positions in the batch)
     carry; read as the batch decompresses (`_Chunks`), only as far as the last of them,
     nothing of the records kept."""
-    header = parse_header(batch)
-    payload = memoryview(batch)[BATCH_HEADER_BYTES : header.total_bytes]
-    codec = header.attributes & COMPRESSION_MASK
-    if codec == NONE:
-        chunks: Iterator[bytes] = iter((bytes(payload),))
-    else:
-        chunks = decompressed_chunks(codec, payload, limit)
-    stream = _Chunks(chunks)
+    header, stream = _records_stream(batch, limit)
     longest = max((len(name) for name in names), default=0)
     found: dict[int, set[bytes]] = {}
     for index in range(min(header.records_count, max(indexes, default=-1) + 1)):
