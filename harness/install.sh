@@ -17,6 +17,9 @@ command -v javac >/dev/null 2>&1 || [ -x "${JAVA_HOME:-/nonexistent}/bin/javac" 
   || need+=(openjdk-17-jdk-headless)
 # The PostgreSQL metadata store's tests run a private server (tests/support/postgres.py).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# The web console's browser tests drive Debian's chromium through playwright (never
+# `playwright install`: the browser comes from the distribution, not a download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

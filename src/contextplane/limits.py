@@ -26,6 +26,10 @@ OBJECT_READ_FETCH_CONCURRENCY = 2
 OBJECT_INDEX_IDLE_MS = 10 * 60 * 1000
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
 WAL_SEGMENT_BYTES = 64 * 1024 * 1024
+# The object WAL (wal.url): PUTs in flight at once, and the most one group commit's
+# object holds (a single larger entry still goes alone).
+WAL_OBJECT_MAX_IN_FLIGHT = 4
+WAL_OBJECT_BYTES_MAX = 8 * 1024 * 1024
 # Log cache cap inside the memory budget (batch bytes; the WAL keeps un-uploaded ones).
 LOG_CACHE_BYTES_MAX = 256 * 1024 * 1024
 # Storage under pressure (full disk, unreachable object store).

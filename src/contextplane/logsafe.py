@@ -71,3 +71,11 @@ class EscapingFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         record.message = escape_controls(record.message)
         return super().formatMessage(record)
+
+
+def log_to_stderr(level: str) -> None:
+    """A command's logging: one escaped line per record on stderr, at `level` — control
+    characters in any message are escaped, so no client string can forge a line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -92,6 +92,10 @@ class Settings:
     # A partition's object index is loaded on first need and dropped this long unused.
     object_index_idle_ms: int = limits.OBJECT_INDEX_IDLE_MS
     wal_fsync: bool = True
+    # The WAL's medium: "" (files under data_dir/wal) or an object store URL (RFC 0004 §4).
+    wal_url: str = ""
+    wal_object_max_in_flight: int = limits.WAL_OBJECT_MAX_IN_FLIGHT
+    wal_object_max_bytes: int = limits.WAL_OBJECT_BYTES_MAX
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
     retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS

@@ -17,6 +17,7 @@ from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
+from contextplane.settings_object_wal import OBJECT_WAL_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
 
@@ -50,8 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
         "http.port",
         "http_port",
         "",
-        "the HTTP port on the listener's host that serves Prometheus metrics at /metrics "
-        "(-1: off; the default port taken is a warning, a port given and taken an error)",
+        "the HTTP port on the listener's host that serves the web console at / and "
+        "Prometheus metrics at /metrics (-1: off; the default port taken is a warning, a port "
+        "given and taken an error)",
         low=-1,
         high=65535,
     ),
@@ -535,6 +537,7 @@ SETTINGS: tuple[Setting, ...] = (
         *TXN_SETTINGS,
         *CLEANER_SETTINGS,
         *COMPACTION_SETTINGS,
+        *OBJECT_WAL_SETTINGS,
     )
 )
 

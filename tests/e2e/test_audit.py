@@ -73,14 +73,15 @@ def consume(bootstrap: str, topic: str, group: str, client_id: str, count: int) 
         consumer.close()
 
 
-def audit_reads(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+def audit_cli(what: str, bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`contextplane audit <what> --bootstrap-server <bootstrap> <args>`."""
     return subprocess.run(
         [
             sys.executable,
             "-m",
             "contextplane.cli.main",
             "audit",
-            "reads",
+            what,
             "--bootstrap-server",
             bootstrap,
             *args,
@@ -89,6 +90,10 @@ def audit_reads(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def audit_reads(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return audit_cli("reads", bootstrap, *args)
 
 
 def receipts_for(bootstrap: str, topic: str, offset: int) -> list[dict[str, Any]]:
@@ -195,6 +200,27 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
     lines = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert event["id"] in {line["id"] for line in lines}
 
+    # `contextplane audit events` finds the same records by what an operator asks.
+    asked = audit_cli("events", broker.bootstrap, "--decision", "denied",
+                      "--resource", "topic:secret", "--output", "json")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    found = [json.loads(line) for line in asked.stdout.splitlines()]
+    assert event["id"] in {e["id"] for e in found}
+    assert all(e["data"]["decision"] == "DENIED" for e in found)
+    asked = audit_cli("events", broker.bootstrap, "--type", "change", "--output", "json")
+    assert {"CreateTopics", "CreateAcls"} <= {
+        json.loads(line)["data"]["api"] for line in asked.stdout.splitlines()
+    }
+    asked = audit_cli("events", broker.bootstrap, "--resource", "secret",
+                      "--principal", "User:ANONYMOUS", "--limit", "1")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    header, *rows = asked.stdout.splitlines()
+    assert header.split() == ["TIME", "TYPE", "PRINCIPAL", "ACTION", "RESOURCE", "DECISION",
+                              "RESULT", "CLIENT"]  # fmt: skip
+    assert len(rows) == 1 and "User:ANONYMOUS" in rows[0].split()
+    asked = audit_cli("events", broker.bootstrap, "--principal", "User:nobody")
+    assert asked.returncode == 0 and len(asked.stdout.splitlines()) == 1  # the header alone
+
     # The audit topic is read like any topic: a principal refused READ cannot.
     hide = AclBinding(ResourceType.TOPIC, AUDIT_TOPIC, ResourcePatternType.LITERAL,
                       "User:ANONYMOUS", "*", AclOperation.READ, AclPermissionType.DENY)  # fmt: skip
@@ -203,6 +229,8 @@ def test_an_acl_denial_is_in_the_audit_topic_and_file(
     with pytest.raises(KafkaException) as refused:
         read_json_topic(broker.bootstrap, AUDIT_TOPIC)
     assert refused.value.args[0].code() == 29  # TOPIC_AUTHORIZATION_FAILED
+    asked = audit_cli("events", broker.bootstrap, "--timeout", "10")
+    assert asked.returncode == 2 and "TOPIC_AUTHORIZATION_FAILED" in asked.stderr, asked.stderr
 
 
 def test_produce_to_the_internal_audit_topics_is_refused(

@@ -4,12 +4,19 @@ reads back, and their failures against the documented exit status and message.""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -122,6 +129,12 @@ def test_topic_create_list_and_describe_show_what_the_cluster_holds(
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "watermarks"})
     topic = admin.list_topics("orders", timeout=30).topics["orders"]
     assert document["name"] == "orders" and document["internal"] is False
+    # The topic id in Kafka's form (URL-safe base64 of its 16 bytes), as kafka-topics.sh.
+    topic_id = admin.describe_topics(TopicCollection(["orders"]))["orders"].result(30).topic_id
+    raw = topic_id.get_most_significant_bits().to_bytes(8, "big", signed=True) + (
+        topic_id.get_least_significant_bits().to_bytes(8, "big", signed=True)
+    )
+    assert document["id"] == base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     assert document["configs"] == {"retention.ms": "3600000"}
     assert [
         (p["partition"], p["leader"], p["replicas"], p["isr"]) for p in document["partitions"]

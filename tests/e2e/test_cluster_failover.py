@@ -160,8 +160,8 @@ def listed_brokers(bootstrap: str) -> list[int]:
     return sorted(b.node_id for b in answer.brokers)
 
 
-def metadata_leaders(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
-    """partition -> (leader id, error code) as the broker at `bootstrap` answers."""
+def metadata_partitions(bootstrap: str, topic: str) -> list[Any]:
+    """The topic's partition entries as the broker at `bootstrap` answers Metadata."""
     with RawClient(bootstrap) as raw:
         answer = raw.request(
             METADATA,
@@ -170,7 +170,23 @@ def metadata_leaders(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
             allow_auto_topic_creation=False,
         )
     (found,) = answer.topics
-    return {p.partition_index: (p.leader_id, p.error_code) for p in found.partitions}
+    return list(found.partitions)
+
+
+def metadata_leaders(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (leader id, error code) as the broker at `bootstrap` answers."""
+    return {
+        p.partition_index: (p.leader_id, p.error_code)
+        for p in metadata_partitions(bootstrap, topic)
+    }
+
+
+def metadata_replicas(bootstrap: str, topic: str) -> dict[int, tuple[list[int], list[int]]]:
+    """partition -> (replica nodes, offline replicas) as the broker at `bootstrap` answers."""
+    return {
+        p.partition_index: (list(p.replica_nodes), list(p.offline_replicas))
+        for p in metadata_partitions(bootstrap, topic)
+    }
 
 
 def raw_produce_error(bootstrap: str, topic: str, partition: int) -> int:
@@ -285,10 +301,14 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
         for p in written:  # offline: still broker 2's, not led elsewhere
             assert (rows[p]["leader"], rows[p]["target"]) == (2, 2), rows[p]
         answered = metadata_leaders(one.bootstrap, "fo")
+        # As Kafka lists a fenced broker's partition: its replica, marked offline.
+        replicas = metadata_replicas(one.bootstrap, "fo")
         for p in written:
             assert answered[p] == (-1, LEADER_NOT_AVAILABLE), answered[p]
+            assert replicas[p] == ([2], [2]), replicas[p]
             assert raw_produce_error(one.bootstrap, "fo", p) == NOT_LEADER_OR_FOLLOWER
         assert answered[idle] == (1, 0)
+        assert replicas[idle] == ([1], [])
         wait_until(lambda: stored(url, "un")[given_up]["leader"] == 1, 30, "unclean claim")
         assert (
             "unclean leader election: records node 2 acknowledged past offset 0"

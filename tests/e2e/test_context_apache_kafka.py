@@ -1,6 +1,6 @@
 """The context service is an ordinary Kafka client: the same merge, read fence, kill -9
-restart and point-in-time read against Apache Kafka (KRaft, the harness's reference
-broker) as against contextplane."""
+restart and point-in-time reads (by offset vector and by timestamp) against Apache Kafka
+(KRaft, the harness's reference broker) as against contextplane."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.services.context.client import ContextClient, ContextClientError
 from harness import kafka_reference
+from tests.e2e.test_context_as_of_time import check_as_of_a_time
 from tests.e2e.test_context_service import Events, fence
 from tests.support.context import TIMEOUT_S, TOPICS, VIEWS, ContextProcess
 
@@ -93,5 +94,21 @@ def test_merge_fence_and_kill9_restart_against_apache_kafka(
             assert ContextClient(fresh.url).get("account", "a1").state == after.state
         finally:
             fresh.stop()
+    finally:
+        service.stop()
+
+
+def test_as_of_a_time_against_apache_kafka(
+    kafka: kafka_reference.KafkaHandle, tmp_path: Path
+) -> None:
+    """Kafka's ListOffsets by timestamp (which stops at the last stable offset for a
+    read_committed consumer) resolves a time to the same vectors and states."""
+    views = tmp_path / "views.toml"
+    views.write_text(VIEWS)
+    service = ContextProcess(
+        kafka.bootstrap, views, tmp_path / "context", tmp_path / "context.log"
+    ).start(timeout_s=120)
+    try:
+        check_as_of_a_time(kafka.bootstrap, service.url)
     finally:
         service.stop()

@@ -279,6 +279,17 @@ def test_alice_reads_bob_is_refused_and_audited_and_audit_reads_names_alice(
     when = datetime.datetime.fromisoformat(fetched.replace("Z", "+00:00"))
     assert started - datetime.timedelta(seconds=1) <= when <= datetime.datetime.now(datetime.UTC)
 
+    # The README's `audit events` lists bob's denial of orders.
+    events = secured.readme.command(".venv/bin/contextplane audit events ")
+    assert "--decision denied --principal User:bob" in events
+    done = secured.shell(events)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split()[:3] == ["TIME", "TYPE", "PRINCIPAL"]
+    denied = [r.split() for r in rows if "topic:orders" in r.split()]
+    assert denied and all(r[1:3] == ["authorization", "User:bob"] for r in denied), rows
+    assert any("TOPIC_AUTHORIZATION_FAILED" in r for r in denied), rows
+
     # A wrong password is named as such, not left as a transport failure after a timeout.
     admin = (secured.where / "admin.properties").read_text()
     (secured.where / "wrong.properties").write_text(

@@ -26,7 +26,7 @@ def addresses(text: str, broker: InProcessBroker, registry: RegistryProcess) -> 
 def test_the_readme_schema_registry_walkthrough_runs_as_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (curl_block,) = re.findall(r"^```sh\n(.*?)^```$", section(HEADING), re.M | re.S)
+    curl_block, contract_block = re.findall(r"^```sh\n(.*?)^```$", section(HEADING), re.M | re.S)
     (example,) = walkthrough(HEADING).python
     broker = InProcessBroker(tmp_path / "broker").start()
     registry = RegistryProcess(broker.bootstrap, tmp_path / "registry.log").start()
@@ -43,6 +43,22 @@ def test_the_readme_schema_registry_walkthrough_runs_as_printed(
         assert '"subject":"users-value","version":1,"id":1' in out
         assert '{"is_compatible":false,"messages":["' in out
         assert out.endswith("[1][1]"), out  # the soft, then the permanent delete
+
+        # The data-contract block, with the first block's R and H.
+        preamble = "\n".join(curl_block.splitlines()[:2])
+        shell = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c",
+             addresses(preamble + "\n" + contract_block, broker, registry)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert shell.returncode == 0, shell.stderr
+        out = shell.stdout
+        assert out.startswith('{"id":'), out
+        assert out.count('"positiveAmount"') == 2, out  # latest, and found by its metadata
+        assert '"Payment.card":["PII"]' in out, out
+        assert out.rstrip().endswith('"defaultMetadata":{"properties":{"owner":"payments"}}}'), out
 
         namespace: dict[str, Any] = {}
         code = addresses(example, broker, registry)

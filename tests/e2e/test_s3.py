@@ -68,9 +68,11 @@ def _consume(
         consumer.close()
 
 
-def _object_keys(server: SeaweedFS, prefix: str) -> list[tuple[str, int]]:
+def _object_keys(server: SeaweedFS, prefix: str, under: str = "objects/") -> list[tuple[str, int]]:
+    """The keys and sizes under `under` in the broker's prefix (data objects by default;
+    the store also holds the cluster's marker)."""
     result = []
-    for chunk in obstore.list(server.store(prefix)):
+    for chunk in obstore.list(server.store(prefix), under):
         result.extend((item["path"], item["size"]) for item in chunk)
     return sorted(result)
 
@@ -152,6 +154,8 @@ def test_objects_on_s3_serve_reads_before_and_after_restart(
         objects = wait_until(covering, 30, "objects cover every byte produced")
         assert len(objects) >= 2, objects
         assert all(key.startswith("objects/") and key.endswith(".obj") for key, _ in objects)
+        ((marker, _),) = _object_keys(seaweedfs, prefix, "cluster/")
+        assert marker.startswith("cluster/")  # which cluster the store belongs to
 
         def check(starts: dict[int, int]) -> None:
             got = _consume(broker.bootstrap, topic, starts)

@@ -23,6 +23,7 @@ from contextplane.coordinators.consumer_group.reconcile import (
     Reconciliation,
     reconcile,
 )
+from contextplane.coordinators.consumer_group.views import describe_group
 from contextplane.protocol.error_codes import ErrorCode
 
 TP = tuple[str, int]
@@ -306,9 +307,13 @@ def test_errors_as_kafka_gives_them() -> None:
     unknown = _join(machine, "n", server_assignor="sticky")
     assert unknown["error_code"] == ErrorCode.unsupported_assignor
     regex = ConsumerHeartbeat(
-        "g", "n", 0, rebalance_timeout_ms=1, subscribed_topic_regex="t.*", owned=frozenset()
+        "g", "n", 0, rebalance_timeout_ms=1, subscribed_topic_regex="t(", owned=frozenset()
     )
-    assert _checked(machine, regex)["error_code"] == ErrorCode.invalid_regular_expression
+    bad = _checked(machine, regex)
+    assert bad["error_code"] == ErrorCode.invalid_regular_expression
+    assert bad["error_message"] == (
+        "SubscribedTopicRegex `t(` is not a valid regular expression: missing ): t(."
+    )
     static_leave = _beat(machine, "a", -2)
     assert static_leave["error_code"] == ErrorCode.invalid_request  # -2 needs an instance id
 
@@ -489,3 +494,82 @@ def test_partition_counts_are_read_again_when_the_topics_version_changes() -> No
     assert (grown["member_epoch"], grown["assignment"]) == (3, _all("t", 4))
     assert len(looked_up) == len(names)
     assert _group(machine).invariants() == []
+
+
+# -- regex subscriptions (RE2) ----------------------------------------------------------
+
+
+def _regex_join(machine: ConsumerGroupMachine, member: str, pattern: str, **kw) -> dict:
+    request = ConsumerHeartbeat(
+        group_id="g",
+        member_id=member,
+        member_epoch=0,
+        rebalance_timeout_ms=30_000,
+        subscribed_topic_regex=pattern,
+        owned=frozenset(),
+    )
+    return machine.heartbeat(request, **kw)
+
+
+def test_a_regex_matches_whole_names_and_follows_the_topic_table() -> None:
+    """RE2 semantics, whole-name matches (Java's matches()), evaluated again when the
+    topic table's version changes and never at a heartbeat that changes nothing."""
+    counts = {"orders-1": 2, "orders-eu": 1, "xorders-1": 4, "orders": 1}
+    names_listed = []
+
+    def names() -> list[str]:
+        names_listed.append(1)
+        return list(counts)
+
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
+    kw = {"partitions": lambda t: counts.get(t, 0), "topics_version": 1, "topic_names": names}
+    joined = _regex_join(machine, "a", "orders-.*", **kw)
+    assert joined["error_code"] == ErrorCode.none
+    assert joined["assignment"] == {("orders-1", 0), ("orders-1", 1), ("orders-eu", 0)}
+    member = _group(machine).members["a"]
+    assert member.regex_topics == {"orders-1", "orders-eu"}
+    listed = len(names_listed)
+    epoch = joined["member_epoch"]
+    steady = ConsumerHeartbeat("g", "a", epoch, owned=frozenset(joined["assignment"]))
+    for _ in range(5):
+        assert machine.heartbeat(steady, **kw)["member_epoch"] == epoch
+    assert len(names_listed) == listed  # not evaluated at steady heartbeats
+    # A topic created: the next heartbeat (a new table version) picks it up.
+    counts["orders-new"] = 1
+    kw["topics_version"] = 2
+    grown = machine.heartbeat(steady, **kw)
+    assert grown["member_epoch"] > epoch
+    assert ("orders-new", 0) in grown["assignment"]
+    # Deleted: dropped from the subscription and the assignment.
+    del counts["orders-1"]
+    kw["topics_version"] = 3
+    beat = ConsumerHeartbeat("g", "a", grown["member_epoch"], owned=frozenset(grown["assignment"]))
+    shrunk = machine.heartbeat(beat, **kw)
+    assert shrunk["assignment"] == {("orders-eu", 0), ("orders-new", 0)}
+    described = describe_group(_group(machine))["members"][0]
+    assert described["subscribed_topic_regex"] == "orders-.*"
+
+
+def test_regex_patterns_are_bounded_and_checked_by_re2() -> None:
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
+    too_long = _regex_join(machine, "a", "a" * 1025, partitions=_partitions)
+    assert too_long["error_code"] == ErrorCode.invalid_regular_expression
+    assert "longer than 1024 bytes" in too_long["error_message"]
+    # Back-references and lookarounds are not RE2: refused, as RE2/J refuses them.
+    for pattern in (r"(a)\1", "(?=a)b"):
+        refused = _regex_join(machine, "a", pattern, partitions=_partitions)
+        assert refused["error_code"] == ErrorCode.invalid_regular_expression, pattern
+    # A pattern that backtracking engines take exponential time on is linear here.
+    ok = _regex_join(
+        machine,
+        "a",
+        "(a+)+$",
+        partitions=_partitions,
+        topics_version=1,
+        topic_names=lambda: ["a" * 5000 + "b"],
+    )
+    assert ok["error_code"] == ErrorCode.none
+    # A pattern over RE2's memory bound is refused, not compiled unbounded.
+    huge = _regex_join(machine, "b", "((a{1,100}){1,100}){1,100}", partitions=_partitions)
+    assert huge["error_code"] == ErrorCode.invalid_regular_expression
+    assert machine.group("g") is not None and set(_group(machine).members) == {"a"}

@@ -235,7 +235,7 @@ def test_a_group_id_is_one_protocol_at_a_time(tmp_path: Path) -> None:
         coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
         try:
-            joined = coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            joined = await coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
             assert (joined["error_code"], joined["member_epoch"]) == (ErrorCode.none, 2)
             refused = await coordinator.join_group(join_request())
             assert refused["error_code"] == ErrorCode.inconsistent_group_protocol
@@ -261,7 +261,7 @@ def test_a_group_id_is_one_protocol_at_a_time(tmp_path: Path) -> None:
             assert code == ErrorCode.none and topics[0]["partitions"][0]["committed_offset"] == 5
             deleted = await coordinator.delete_groups(["g"])
             assert deleted == [{"group_id": "g", "error_code": ErrorCode.non_empty_group}]
-            left = coordinator.consumer_group_heartbeat(
+            left = await coordinator.consumer_group_heartbeat(
                 dataclasses.replace(_consumer_join("m1"), member_epoch=-1), _partitions
             )
             assert left["member_epoch"] == -1
@@ -270,7 +270,7 @@ def test_a_group_id_is_one_protocol_at_a_time(tmp_path: Path) -> None:
             assert first["error_code"] == ErrorCode.member_id_required
             assert coordinator.consumer.group("g") is None
             # A classic group with (pending) members refuses consumer-protocol members.
-            busy = coordinator.consumer_group_heartbeat(_consumer_join("m2"), _partitions)
+            busy = await coordinator.consumer_group_heartbeat(_consumer_join("m2"), _partitions)
             assert busy["error_code"] == ErrorCode.group_id_not_found
         finally:
             await coordinator.stop()
@@ -278,26 +278,27 @@ def test_a_group_id_is_one_protocol_at_a_time(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_after_a_restart_consumer_members_rejoin_and_keep_their_offsets(tmp_path: Path) -> None:
-    """Membership is not stored: the group is loaded Empty and classic from its offsets,
-    a member's heartbeat is answered UNKNOWN_MEMBER_ID (it rejoins), the rejoin makes it
-    a consumer group again, and the commits are there."""
+def test_after_a_restart_consumer_members_keep_their_epoch_and_offsets(
+    tmp_path: Path,
+) -> None:
+    """The group is loaded as a consumer group (not as an Empty classic one from its
+    offsets): the member's next heartbeat is accepted at its epoch, the commits are
+    there. (tests/groups/test_consumer_group_durability.py covers the rest.)"""
 
     async def main() -> None:
         coordinator = await make_coordinator(tmp_path, 0)
         await coordinator.start()
-        coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+        await coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
         entry = OffsetCommitEntry("t", 1, 7, -1, None)
         assert await coordinator.commit_offsets("g", "m1", None, 2, 9, [entry]) == [ErrorCode.none]
         await coordinator.stop()
         restarted = await make_coordinator(tmp_path, 0)
         await restarted.start()
         try:
+            assert restarted.state.group("g") is None
             beat = dataclasses.replace(_consumer_join("m1"), member_epoch=2, owned=None)
-            lost = restarted.consumer_group_heartbeat(beat, _partitions)
-            assert lost["error_code"] == ErrorCode.unknown_member_id
-            again = restarted.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
-            assert again["error_code"] == ErrorCode.none
+            kept = await restarted.consumer_group_heartbeat(beat, _partitions)
+            assert (kept["error_code"], kept["member_epoch"]) == (ErrorCode.none, 2)
             code, topics = await restarted.fetch_offsets("g", [("t", [1])])
             assert topics[0]["partitions"][0]["committed_offset"] == 7
         finally:
@@ -319,7 +320,7 @@ def test_the_timer_task_expires_consumer_members(tmp_path: Path) -> None:
         )
         await coordinator.start()
         try:
-            coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
+            await coordinator.consumer_group_heartbeat(_consumer_join("m1"), _partitions)
             group = coordinator.consumer.group("g")
             assert group is not None and set(group.members) == {"m1"}
 

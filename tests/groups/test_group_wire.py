@@ -631,3 +631,134 @@ def test_restart_keeps_offsets_and_lists_group_empty(tmp_path: Path) -> None:
             assert hb.error_code == ErrorCode.unknown_member_id
     finally:
         broker.stop()
+
+
+def test_metadata_finds_a_topic_by_id_whatever_its_name_field(wire: Wire) -> None:
+    """A consumer given partitions by topic id (ConsumerGroupHeartbeat) asks Metadata by
+    id; the Java client leaves the name at "" then, and the id decides."""
+    metadata = 3
+    by_name = wire.call(metadata, 12, topics=[{"name": "orders", "topic_id": None}])
+    (orders,) = by_name.topics
+    for name in (None, ""):
+        by_id = wire.call(metadata, 12, topics=[{"name": name, "topic_id": orders.topic_id}])
+        (found,) = by_id.topics
+        assert (found.error_code, found.name, found.topic_id) == (
+            ErrorCode.none,
+            "orders",
+            orders.topic_id,
+        )
+        assert len(found.partitions) == 3
+
+
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, GROUP_RESOURCE = 32, 44, 32
+GROUP_CONFIG_NAMES = ["consumer.heartbeat.interval.ms", "consumer.session.timeout.ms"]
+
+
+def _group_configs(
+    wire: Wire, group: str
+) -> dict[str, tuple[str, int, list[tuple[str, str, int]]]]:
+    response = wire.call(
+        DESCRIBE_CONFIGS,
+        4,
+        resources=[
+            {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": group,
+                "configuration_keys": GROUP_CONFIG_NAMES,
+            }
+        ],
+        include_synonyms=True,
+        include_documentation=False,
+    )
+    (result,) = response.results
+    assert result.error_code == ErrorCode.none, result
+    assert all(c.config_type == 3 and not c.read_only for c in result.configs)
+    return {
+        c.name: (c.value, c.config_source, [(s.name, s.value, s.source) for s in c.synonyms])
+        for c in result.configs
+    }
+
+
+def _alter_group(wire: Wire, group: str, *changes: tuple[str, int, str | None]) -> tuple:
+    response = wire.call(
+        INCREMENTAL_ALTER_CONFIGS,
+        1,
+        resources=[
+            {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": group,
+                "configs": [
+                    {"name": n, "config_operation": op, "value": v} for n, op, v in changes
+                ],
+            }
+        ],
+        validate_only=False,
+    )
+    (result,) = response.responses
+    return result.error_code, result.error_message
+
+
+def test_group_configs_as_kafka_describes_and_alters_them(wire: Wire) -> None:
+    """GROUP config resources (Kafka 4.x): a group's configs exist before the group does;
+    an override is source GROUP_CONFIG (8) with the broker setting as DEFAULT_CONFIG
+    synonym; values are checked against the broker's bounds with Kafka's messages; the
+    heartbeat interval a member is told is the group's."""
+    group = "configured-group"
+    assert _group_configs(wire, group) == {
+        "consumer.heartbeat.interval.ms": (
+            "5000", 5, [("group.consumer.heartbeat.interval.ms", "5000", 5)]
+        ),
+        "consumer.session.timeout.ms": (
+            "45000", 5, [("group.consumer.session.timeout.ms", "45000", 5)]
+        ),
+    }  # fmt: skip
+    set_both = (
+        ("consumer.session.timeout.ms", 0, "50000"),
+        ("consumer.heartbeat.interval.ms", 0, "6000"),
+    )
+    assert _alter_group(wire, group, *set_both) == (ErrorCode.none, None)
+    assert _group_configs(wire, group) == {
+        "consumer.heartbeat.interval.ms": ("6000", 8, [
+            ("consumer.heartbeat.interval.ms", "6000", 8),
+            ("group.consumer.heartbeat.interval.ms", "5000", 5),
+        ]),
+        "consumer.session.timeout.ms": ("50000", 8, [
+            ("consumer.session.timeout.ms", "50000", 8),
+            ("group.consumer.session.timeout.ms", "45000", 5),
+        ]),
+    }  # fmt: skip
+    refusals = {
+        ("consumer.session.timeout.ms", 0, "1000"): (
+            "consumer.session.timeout.ms must be in the range 45000 to 60000 inclusive."
+        ),
+        ("consumer.heartbeat.interval.ms", 0, "60000"): (
+            "consumer.heartbeat.interval.ms must be in the range 5000 to 15000 inclusive."
+        ),
+        ("consumer.session.timeout.ms", 0, "abc"): (
+            "Invalid value abc for configuration consumer.session.timeout.ms: Not a number "
+            "of type INT"
+        ),
+        ("bogus.x", 0, "1"): "Unknown group config name: bogus.x",
+        ("consumer.session.timeout.ms", 2, "1"): (
+            "Can't APPEND to key consumer.session.timeout.ms because its type is not LIST."
+        ),
+    }
+    for change, message in refusals.items():
+        assert _alter_group(wire, group, change) == (ErrorCode.invalid_config, message)
+    assert _group_configs(wire, group)["consumer.session.timeout.ms"][0] == "50000"
+    joined = _consumer_heartbeat(wire, 1, group, "configured-member", 0)
+    assert joined.error_code == ErrorCode.none
+    assert joined.heartbeat_interval.total_seconds() == 6
+    left = _consumer_heartbeat(wire, 1, group, "configured-member", -1)
+    assert left.error_code == ErrorCode.none
+    deleted = _alter_group(
+        wire,
+        group,
+        ("consumer.session.timeout.ms", 1, None),
+        ("consumer.heartbeat.interval.ms", 1, None),
+    )
+    assert deleted == (ErrorCode.none, None)
+    assert {n: v[:2] for n, v in _group_configs(wire, group).items()} == {
+        "consumer.heartbeat.interval.ms": ("5000", 5),
+        "consumer.session.timeout.ms": ("45000", 5),
+    }

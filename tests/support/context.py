@@ -38,23 +38,28 @@ class ContextProcess:
     def start(self, timeout_s: float = 60.0) -> ContextProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
-        args = [sys.executable, "-m", "contextplane.cli.main", "context"]
-        args += ["--bootstrap", self.bootstrap, "--views", str(self.views)]
-        args += ["--data-dir", str(self.data_dir), "--name", self.name, "--port", str(self.port)]
-        args += self.extra_args
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         process = self.process
 
         def ready_port() -> int | None:
             if process.poll() is not None:
-                raise RuntimeError(f"context service exited early:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.what} exited early:\n{self.log_tail()}")
             with open(self.log_path, "rb") as file:
                 file.seek(offset)
-                found = _READY.search(file.read().decode(errors="replace"))
+                found = self.ready.search(file.read().decode(errors="replace"))
             return int(found.group(1)) if found else None
 
-        self.port = wait_until(ready_port, timeout_s, "the context service is ready")
+        self.port = wait_until(ready_port, timeout_s, f"the {self.what} is ready")
         return self
+
+    what = "context service"
+    ready = _READY
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "contextplane.cli.main", "context"]
+        args += ["--bootstrap", self.bootstrap, "--views", str(self.views)]
+        args += ["--data-dir", str(self.data_dir), "--name", self.name, "--port", str(self.port)]
+        return args + self.extra_args
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -71,7 +76,7 @@ class ContextProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise RuntimeError(f"context service did not stop:\n{self.log_tail()}") from None
+            raise RuntimeError(f"{self.what} did not stop:\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -115,9 +115,11 @@ class SeaweedFS:
     def store(self, prefix: str | None = None) -> S3Store:
         return s3_store(self.endpoint, self.bucket, prefix.strip("/") if prefix else None)
 
-    def list_keys(self, prefix: str | None = None) -> list[str]:
+    def list_keys(self, prefix: str | None = None, under: str | None = "objects/") -> list[str]:
+        """Keys under `under` in a broker's prefix: its data objects by default (the
+        store also holds the cluster's marker, `cluster/<id>`); every key with None."""
         keys: list[str] = []
-        for chunk in obstore.list(self.store(prefix)):
+        for chunk in obstore.list(self.store(prefix), under):
             keys.extend(item["path"] for item in chunk)
         return keys
 

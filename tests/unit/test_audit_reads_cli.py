@@ -121,3 +121,51 @@ def test_a_coarse_receipt_is_shown_as_such_and_matches_only_its_ranges() -> None
     )
     old = {"first_offset": 3, "last_offset": 7}  # a receipt written before ranges were
     assert offsets_cell(old) == "3-7" and received(old, 4)
+
+
+def test_audit_events_match_and_rows() -> None:
+    import argparse
+
+    from contextplane.cli.audit_events import matches, row
+
+    denial = {
+        "type": "io.contextplane.audit.authorization",
+        "time": "2026-11-29T18:00:01.250Z",
+        "subject": "topic:orders",
+        "data": {
+            "principal": "User:bob",
+            "api": "Fetch",
+            "operation": "READ",
+            "resource_name": "orders",
+            "resource_names": ["orders", "payments"],
+            "resource_count": 2,
+            "decision": "DENIED",
+            "result": "TOPIC_AUTHORIZATION_FAILED",
+            "client_address": "127.0.0.1:5000",
+        },
+    }
+    login = {
+        "type": "io.contextplane.audit.authentication",
+        "time": "2026-11-29T18:00:00.000Z",
+        "subject": "principal:User:eve",
+        "data": {"principal": "User:eve", "operation": "AUTHENTICATE", "mechanism": "PLAIN",
+                 "decision": "DENIED", "result": "SASL_AUTHENTICATION_FAILED",
+                 "client_address": "127.0.0.1:5001"},
+    }  # fmt: skip
+
+    def ask(**given: object) -> argparse.Namespace:
+        fields: dict[str, object] = {"type": None, "principal": None, "decision": None,
+                                     "resource": None}  # fmt: skip
+        return argparse.Namespace(**(fields | given))
+
+    assert matches(denial, ask(resource="payments"), None)  # a name the denial lists
+    assert matches(denial, ask(resource="topic:orders", decision="DENIED"), None)
+    assert not matches(denial, ask(type=["change"]), None)
+    assert not matches(login, ask(principal="User:bob"), None)
+    assert matches(login, ask(type=["authentication"]), 1795910400000)  # 2026-11-29T00:00Z
+    assert not matches(login, ask(), 1795975201000)  # 18:00:01, after it
+    assert row(denial) == (
+        "2026-11-29T18:00:01.250Z", "authorization", "User:bob", "Fetch READ",
+        "topic:orders (+1)", "DENIED", "TOPIC_AUTHORIZATION_FAILED", "127.0.0.1:5000",
+    )  # fmt: skip
+    assert row(login)[3] == "AUTHENTICATE PLAIN"

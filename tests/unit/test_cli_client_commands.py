@@ -13,6 +13,7 @@ from contextplane.cli import client_commands, launch
 from contextplane.cli.config import name_values
 from contextplane.cli.consume import format_record, record_document
 from contextplane.cli.kafka_client import ConfigError
+from contextplane.cli.main import build_parser
 from contextplane.cli.passwords import PASSWORD_MAX, read_password
 from tests.support.readme import section
 
@@ -28,14 +29,16 @@ def test_every_command_the_readme_shows_parses() -> None:
         for line in section("## Command line").splitlines()
         if line.startswith("    ") and "contextplane " in line
     ]
-    assert {line.split()[0] for line in shown} == launch.CLIENT_COMMANDS
-    parser = client_commands.parser()
+    # Every client command, and `audit` (a Kafka client of a contextplane broker's own
+    # audit topics, shown there too), parsed by the program's whole parser.
+    assert {line.split()[0] for line in shown} == launch.CLIENT_COMMANDS | {"audit"}
+    parser = build_parser()
     for line in shown:
         args = parser.parse_args(
             [word for word in shlex.split(line) if word != "$B"]
             + ["--bootstrap-server", "127.0.0.1:9092"]
         )
-        assert args.command in launch.CLIENT_COMMANDS
+        assert args.command in launch.CLIENT_COMMANDS | {"audit"}
 
 
 class Record:

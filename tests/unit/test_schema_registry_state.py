@@ -49,6 +49,11 @@ def test_versions_deletes_and_configs_fold_in_order() -> None:
     assert (state.global_compatibility, state.subject_compatibility) == ("FULL", {"s": "NONE"})
     state.apply(encode(config_key("s")), None)
     assert state.subject_compatibility == {}
+    # A config with no level (Confluent writes one when only other fields are set).
+    state.apply(encode(config_key("s")), b'{"compatibilityLevel":null,"compatibilityGroup":"g"}')
+    assert (
+        state.subject_compatibility == {} and state.subject_configs["s"].compatibility_group == "g"
+    )
     assert state.skipped_records == 0
 
 
@@ -100,7 +105,19 @@ GARBAGE: list[tuple[str, bytes | None, bytes | None]] = [
     ("'deleted' as a string", encode(schema_key("s", 2)), _value(deleted="false")),
     ("a schema that is not a string", encode(schema_key("s", 2)), _value(schema=["int"])),
     ("an unknown compatibility level", encode(config_key(None)), b'{"compatibilityLevel":"X"}'),
-    ("a compatibility level of null", encode(config_key("s")), b'{"compatibilityLevel":null}'),
+    ("a compatibility level of 1", encode(config_key("s")), b'{"compatibilityLevel":1}'),
+    ("default metadata of a list", encode(config_key("s")), b'{"defaultMetadata":[]}'),
+    (
+        "a rule without a type",
+        encode(config_key(None)),
+        b'{"defaultRuleSet":{"domainRules":[{"name":"r"}]}}',
+    ),
+    ("metadata tags of a string", encode(schema_key("s", 2)), _value(metadata={"tags": "PII"})),
+    (
+        "a domain rule of mode UPGRADE",
+        encode(schema_key("s", 2)),
+        _value(ruleSet={"domainRules": [{"name": "r", "type": "CEL", "mode": "UPGRADE"}]}),
+    ),
     ("an unknown mode", encode(mode_key("s")), encode({"mode": "READWRIT"})),
     ("a subject delete up to 1e999", encode(delete_subject_key("s")), b'{"version":1e999}'),
     ("a subject delete without a subject", b'{"keytype":"DELETE_SUBJECT"}', b'{"version":1}'),

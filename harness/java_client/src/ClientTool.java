@@ -13,6 +13,8 @@
 //   consume --bootstrap H:P --topic T [--group G] --count N [--timeout-ms X]
 //           [--isolation-level read_uncommitted|read_committed] [--offset-reset earliest|latest]
 //           [--group-protocol classic|consumer] [--summary-only true] [--config k=v,...]
+//           [--topic-regex RE2] (with --group and --group-protocol consumer: subscribe to the
+//           broker-evaluated SubscriptionPattern instead of --topic)
 //   admin --bootstrap H:P create-topic T PARTITIONS [REPLICATION] [--config k=v,...]
 //   admin --bootstrap H:P delete-topic T | list-topics | describe-topic T | describe-cluster
 //   admin --bootstrap H:P list-offsets T | describe-group G | list-groups
@@ -48,6 +50,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -242,7 +245,10 @@ public final class ClientTool {
         long t0 = System.nanoTime();
         try (KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            if (group != null) {
+            if (group != null && a.has("topic-regex")) {
+                // KIP-848: the group coordinator evaluates the pattern (RE2/J syntax).
+                consumer.subscribe(new SubscriptionPattern(a.get("topic-regex", "")));
+            } else if (group != null) {
                 consumer.subscribe(Collections.singletonList(topic));
             } else {
                 // No group: read every partition from the start, commit nothing.

@@ -68,6 +68,7 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.store_marker import check_store_marker
 
 log = logging.getLogger(__name__)
 
@@ -349,9 +350,14 @@ class Broker:
             settings,
             self.metadata,
             clock=self.clock,
+            wal_incarnation=registry.incarnation,
             topic_configs=lambda name: retention_configs(
                 topics.configs(name) if topics is not None else {}, settings.log_cleanup_policy
             ),
+        )
+        # Before the WAL is replayed and uploaded: never into another cluster's store.
+        await check_store_marker(
+            storage.objects, self.metadata, cluster_id, settings.resolved_object_store_url
         )
         self.topics = topics = TopicManager(
             self.metadata, storage, settings, lambda topic: self._placement(topic)

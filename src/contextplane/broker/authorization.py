@@ -300,15 +300,16 @@ def create_partitions(ctx: RequestContext, request: Any) -> Needs:
     return _each(Op.ALTER, TOPIC, (t.name for t in request.topics))
 
 
-_CONFIG_RESOURCES = {2: TOPIC, 4: CLUSTER}  # ConfigResource.Type TOPIC, BROKER
+# ConfigResource.Type TOPIC, BROKER, GROUP
+_CONFIG_RESOURCES = {2: TOPIC, 4: CLUSTER, 32: GROUP}
 
 
 def _configs(operation: Operation, resources: Any) -> Needs:
     needs = Needs()
     for resource in resources:
         resource_type = _CONFIG_RESOURCES.get(resource.resource_type)
-        if resource_type == TOPIC:
-            needs.resources.append(Need(Action(operation, TOPIC, resource.resource_name)))
+        if resource_type in (TOPIC, GROUP):
+            needs.resources.append(Need(Action(operation, resource_type, resource.resource_name)))
         elif resource_type == CLUSTER:
             needs.resources.append(Need(_cluster(operation)))
     return needs

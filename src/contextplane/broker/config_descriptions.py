@@ -66,6 +66,12 @@ TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
         "How the subject of a value's schema is named: TopicNameStrategy, "
         "RecordNameStrategy or TopicRecordNameStrategy.",
     ),
+    "contextplane.schema.validation.dlq.topic": _described(
+        ConfigType.STRING,
+        (),
+        "A batch schema validation refuses is appended to this topic instead, with headers "
+        "naming its source topic, partition and reason; empty for none.",
+    ),
     "cleanup.policy": _described(
         ConfigType.LIST,
         ("log.cleanup.policy",),

@@ -50,6 +50,40 @@ def _strategy(value: str) -> bool:
     return subjects.parse_strategy(value) is not None
 
 
+DLQ_TOPIC = "contextplane.schema.validation.dlq.topic"
+
+
+def dlq_topic_problem(value: str) -> str | None:
+    """Why `value` cannot name a dead-letter topic, or None ("" leaves it unset)."""
+    if value == "":
+        return None
+    # Imported here: both modules import this one.
+    from contextplane.broker.internal_topics import is_internal
+    from contextplane.broker.topics import validate_topic_name
+
+    try:
+        validate_topic_name(value)
+    except KafkaError as exc:
+        return f"{DLQ_TOPIC}: {exc.message}"
+    if is_internal(value):
+        return f"{DLQ_TOPIC}: {value} is an internal topic, written only by the broker"
+    return None
+
+
+def check_not_itself(topic: str, configs: Mapping[str, str]) -> None:
+    """A topic cannot be its own dead-letter topic (INVALID_CONFIG)."""
+    if configs.get(DLQ_TOPIC) == topic:
+        raise KafkaError(
+            ErrorCode.invalid_config, f"{DLQ_TOPIC}: {topic} cannot be its own dead-letter topic"
+        )
+
+
+def topic_config(configs: Mapping[str, str], name: str, settings: Settings) -> str:
+    """A topic's value of `name`: its override, else the default."""
+    value = configs.get(name)
+    return value if value is not None else TOPIC_CONFIGS[name][1](settings)
+
+
 # name -> (validator, default from broker settings or a constant)
 TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]] = {
     # A LIST: each item is checked against LIST_CONFIGS; the empty list is valid.
@@ -86,6 +120,9 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     subjects.KEY_VALIDATION: (_boolean, lambda s: "false"),
     subjects.VALUE_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
     subjects.KEY_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
+    # Where a refused batch goes instead (broker/dead_letters.py); "" for nowhere. Checked
+    # with its own messages by `checked_topic_config`.
+    DLQ_TOPIC: (lambda v: dlq_topic_problem(v) is None, lambda s: ""),
 }
 
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
@@ -176,6 +213,10 @@ def checked_topic_config(name: str, value: str | None) -> str:
     if value is None:
         raise KafkaError(ErrorCode.invalid_config, f"Invalid value None for configuration {name}")
     list_config = LIST_CONFIGS.get(name)
+    if name == DLQ_TOPIC:
+        problem = dlq_topic_problem(value.strip())
+        if problem is not None:
+            raise KafkaError(ErrorCode.invalid_config, problem)
     if list_config is None:
         if not spec[0](value.strip()):
             raise KafkaError(

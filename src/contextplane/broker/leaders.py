@@ -38,3 +38,18 @@ class Leaders:
         if elsewhere is not None and elsewhere[0] in self._registry.live_ids:
             return elsewhere
         return NO_LEADER
+
+    def replica(self, topic: str, index: int) -> int:
+        """The node holding the partition (one replica): its leader, or the broker the
+        metadata store last named even while that broker is gone (Kafka lists a fenced
+        broker's replicas, as offline); this broker when none is known."""
+        if (topic, index) in self._log.partitions:
+            return self._node_id
+        elsewhere = self._log.led_elsewhere.get((topic, index))
+        if elsewhere is not None and elsewhere[0] != -1:
+            return elsewhere[0]
+        return self._node_id
+
+    def is_offline(self, node: int) -> bool:
+        """The node is not a live broker (its lease lapsed or it stopped)."""
+        return node != self._node_id and node not in self._registry.live_ids

@@ -45,7 +45,7 @@ class MetadataCache:
         self._leaders = leaders
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
-        self._leadership: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._leadership: dict[str, tuple[tuple[int, int, int], ...]] = {}
         self._all: dict[int, tuple[bytes, int]] = {}
         self._generation: tuple[int, int, int] = (-1, -1, -1)
 
@@ -113,16 +113,20 @@ class MetadataCache:
             self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
             self._leadership[record.name] = self._leadership_of(record)
 
-    def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int], ...]:
-        """Each of the topic's partitions' (leader, epoch); (-1, -1): no live leader."""
-        return tuple(self._leaders.of(record.name, index) for index in range(record.partitions))
+    def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int, int], ...]:
+        """Each of the topic's partitions' (leader, epoch, replica); leader and epoch
+        (-1, -1): no live leader."""
+        return tuple(
+            (*self._leaders.of(record.name, index), self._leaders.replica(record.name, index))
+            for index in range(record.partitions)
+        )
 
     def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
         partitions = []
         for index in range(record.partitions):
             leader, epoch = self._leaders.of(record.name, index)
-            # One replica (RF=1): the leader, or this broker when none is known.
-            replica = leader if leader != -1 else self._node_id
+            # One replica (RF=1): where the partition is, even on a broker that is gone.
+            replica = self._leaders.replica(record.name, index)
             partitions.append(
                 {
                     "error_code": ErrorCode.none
@@ -133,7 +137,7 @@ class MetadataCache:
                     "leader_epoch": epoch,
                     "replica_nodes": [replica],
                     "isr_nodes": [leader] if leader != -1 else [],
-                    "offline_replicas": [],
+                    "offline_replicas": [replica] if self._leaders.is_offline(replica) else [],
                 }
             )
         return {

@@ -71,6 +71,12 @@ class SchemaCatalog:
             await self._catch_up(storage)
             yield self
 
+    @property
+    def registry(self) -> RegistryState | None:
+        """The fold as of the latest catch-up (None past the bound, or before any): what
+        the console lists. Read it within `current`, which catches up first."""
+        return self._state
+
     # -- judging -----------------------------------------------------------------------
 
     def refusal(

@@ -4,8 +4,10 @@ A topic with `confluent.value.schema.validation=true` (or the key's) accepts a b
 if every record's value (key) carries, in Confluent's wire format, the id of a live schema
 registered under the subject its strategy names (`subject_strategies.py`). Otherwise the
 whole batch is refused with INVALID_RECORD and a record error (KIP-467) per offending
-record, and nothing is appended. A null value (a tombstone) or a null key passes, as in
-Confluent Server. The ids are judged against the `_schemas` fold in `schema_catalog.py`.
+record, and nothing is appended (on a topic with a dead-letter topic, `dead_letters.py`
+then writes it there, from each record's reason in `schema_refusals`). A null value (a
+tombstone) or a null key passes, as in Confluent Server. The ids are judged against the
+`_schemas` fold in `schema_catalog.py`.
 
 The produce handler calls `check_schema_ids` after the records' framing was validated.
 Only the first bytes of each key and value are read (`record_codec.record_heads`, the
@@ -67,6 +69,7 @@ class ProducedBatch(Protocol):
     batch: memoryview
     policy: RecordPolicy
     error: KafkaError | None
+    schema_refusals: dict[int, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +195,13 @@ def _judge(
                     refused.setdefault(index, (bad[code], is_key))
     if not refused:
         return
-    listed = [
-        (index, _message(heads, index, refusal, is_key))
-        for index, (refusal, is_key) in sorted(refused.items())[: limits.RECORD_ERRORS_LISTED_MAX]
-    ]
+    messages = {
+        index: _message(heads, index, refusal, is_key)
+        for index, (refusal, is_key) in sorted(refused.items())
+    }
+    listed = list(messages.items())[: limits.RECORD_ERRORS_LISTED_MAX]
     item.error = invalid_records(len(refused), listed)
+    item.schema_refusals = messages  # each record's reason, for a dead-letter topic
     reasons = Counter(refusal[0] for refusal, _ in refused.values())
     for reason, count in reasons.items():
         ctx.services.stats.schema_rejected(item.topic, reason, count)

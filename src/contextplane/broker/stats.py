@@ -57,6 +57,7 @@ class BrokerStats:
         self.denials: dict[tuple[str, str], int] = {}
         # (topic, reason) -> records refused by schema validation (topics hosted here).
         self.schema_rejections: dict[tuple[str, str], int] = {}
+        self.schema_dead_letters: dict[tuple[str, str], int] = {}  # (topic, outcome)
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -110,9 +111,17 @@ class BrokerStats:
         key = (topic, reason)
         self.schema_rejections[key] = self.schema_rejections.get(key, 0) + records
 
+    def schema_dead_lettered(self, topic: str, outcome: str) -> None:
+        """A refused batch of `topic` sent to its dead-letter topic: `routed` (the producer
+        answered success), `copied` (answered INVALID_RECORD all the same) or `failed`."""
+        key = (topic, outcome)
+        self.schema_dead_letters[key] = self.schema_dead_letters.get(key, 0) + 1
+
     def forget_topics_except(self, hosted: set[str]) -> None:
         """Drop the counters of topics no longer hosted (deleted or moved away)."""
         for topic in [t for t in self.topics if t not in hosted]:
             del self.topics[topic]
         for key in [k for k in self.schema_rejections if k[0] not in hosted]:
             del self.schema_rejections[key]
+        for key in [k for k in self.schema_dead_letters if k[0] not in hosted]:
+            del self.schema_dead_letters[key]

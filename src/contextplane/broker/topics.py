@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from contextplane import limits
-from contextplane.broker.configs import checked_topic_config
+from contextplane.broker.configs import check_not_itself, checked_topic_config
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.metadata.sql_assignment import TargetOf
@@ -166,7 +166,9 @@ class TopicManager:
                 "replication factor of 1 is the most this broker offers (durability comes from "
                 "the WAL and object storage).",
             )
-        return partitions, {key: checked_topic_config(key, value) for key, value in configs.items()}
+        checked = {key: checked_topic_config(key, value) for key, value in configs.items()}
+        check_not_itself(name, checked)
+        return partitions, checked
 
     async def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         return await self._to_completion(self._create(name, partitions, configs))

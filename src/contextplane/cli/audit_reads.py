@@ -56,6 +56,15 @@ def read_receipts(
     config: dict[str, Any], since_ms: int | None, timeout_s: float
 ) -> Iterator[dict[str, Any]]:
     """Every receipt in the topic (from `since_ms`, if given) up to its end when asked."""
+    for event in read_events(config, RECEIPTS_TOPIC, since_ms, timeout_s):
+        yield event["data"] | {"time": event["time"], "id": event["id"]}
+
+
+def read_events(
+    config: dict[str, Any], topic_name: str, since_ms: int | None, timeout_s: float
+) -> Iterator[dict[str, Any]]:
+    """Every CloudEvents record of one of the broker's internal topics (from records
+    stamped `since_ms` on, if given) up to the topic's end when asked."""
     from confluent_kafka import (
         OFFSET_BEGINNING,
         Consumer,
@@ -75,13 +84,13 @@ def read_receipts(
         }
     )
     try:
-        metadata = connection.metadata(consumer, timeout_s, RECEIPTS_TOPIC)
-        topic = metadata.topics.get(RECEIPTS_TOPIC)
+        metadata = connection.metadata(consumer, timeout_s, topic_name)
+        topic = metadata.topics.get(topic_name)
         if topic is None or topic.error is not None:
-            raise ConfigError(f"cannot read {RECEIPTS_TOPIC}: {topic.error if topic else 'absent'}")
-        partitions = [TopicPartition(RECEIPTS_TOPIC, p) for p in sorted(topic.partitions)]
+            raise ConfigError(f"cannot read {topic_name}: {topic.error if topic else 'absent'}")
+        partitions = [TopicPartition(topic_name, p) for p in sorted(topic.partitions)]
         if since_ms is not None:
-            wanted = [TopicPartition(RECEIPTS_TOPIC, p.partition, since_ms) for p in partitions]
+            wanted = [TopicPartition(topic_name, p.partition, since_ms) for p in partitions]
             partitions = consumer.offsets_for_times(wanted, timeout=timeout_s)
         else:
             for p in partitions:
@@ -108,8 +117,7 @@ def read_receipts(
                 continue
             if offset >= ends[partition] - 1:
                 pending.discard(partition)
-            event = json.loads(value)
-            yield event["data"] | {"time": event["time"], "id": event["id"]}
+            yield json.loads(value)
     finally:
         consumer.close()
 
@@ -146,6 +154,9 @@ def offsets_cell(receipt: dict[str, Any]) -> str:
 def add_parser(sub: Any) -> None:
     audit = sub.add_parser("audit", help="read the security audit from a running broker")
     what = audit.add_subparsers(dest="audit_command", required=True)
+    from contextplane.cli import audit_events  # the `audit events` subcommand
+
+    audit_events.add_parser(what)
     reads = what.add_parser("reads", help="who received which offsets (read receipts)")
     add_connection_arguments(reads)
     reads.add_argument("--topic", required=True)
@@ -158,6 +169,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.audit_command == "events":
+        from contextplane.cli import audit_events
+
+        return audit_events.run(args)
     try:
         config = config_from_arguments(args)
         since_ms = parse_since(args.since) if args.since else None

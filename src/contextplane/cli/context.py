@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli.audit_reads import ConfigError, client_config
-from contextplane.logsafe import EscapingFormatter
-from contextplane.properties_file import parse_properties
+from contextplane.cli.kafka_client import ConfigError, security_config
+from contextplane.logsafe import log_to_stderr
 
 DEFAULT_PORT = 8090
 
@@ -22,7 +20,13 @@ def add_parser(sub: Any) -> None:
     context = sub.add_parser(
         "context", help="serve entity views folded from Kafka topics, with their freshness"
     )
-    context.add_argument("--bootstrap", required=True, help="host:port of the Kafka cluster")
+    context.add_argument(
+        "--bootstrap",
+        "--bootstrap-server",
+        dest="bootstrap",
+        required=True,
+        help="host:port of the Kafka cluster (either spelling, as Kafka's tools)",
+    )
     context.add_argument("--views", required=True, type=Path, help="the views file (TOML)")
     context.add_argument(
         "--command-config", type=Path, help="client security properties (Kafka's names)"
@@ -75,15 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from contextplane.services.context.applier import StartError
     from contextplane.services.context.views import ViewsFileError, load_views
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=args.log_level, handlers=[handler])
+    log_to_stderr(args.log_level)
     try:
         views = load_views(args.views)
-        properties = (
-            parse_properties(args.command_config.read_text()) if args.command_config else {}
-        )
-        security = client_config(properties)
+        security = security_config(args.command_config)
     except (ViewsFileError, ConfigError, OSError) as exc:
         print(f"contextplane context: {exc}", file=sys.stderr)
         return 2

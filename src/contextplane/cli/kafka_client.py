@@ -281,3 +281,10 @@ def run_command(command: str, body: Callable[[], int]) -> int:
         # Python flushes stdout again at exit: the rest goes nowhere, without a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def security_config(command_config: Path | None) -> dict[str, str]:
+    """librdkafka's security settings from a `--command-config` file (Kafka's names),
+    or none; OSError for an unreadable file, ConfigError for a property it cannot map."""
+    properties = parse_properties(command_config.read_text()) if command_config else {}
+    return client_config(properties)

@@ -4,7 +4,9 @@
 `contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py);
 `contextplane topic|group|produce|consume` are Kafka clients of any cluster (cli/topic.py,
 cli/group.py, cli/produce.py, cli/consume.py);
-`contextplane context` serves entity views folded from Kafka topics (cli/context.py)."""
+`contextplane context` serves entity views folded from Kafka topics (cli/context.py);
+`contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
+`contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
 from __future__ import annotations
 
@@ -17,19 +19,29 @@ import sys
 from pathlib import Path
 
 from contextplane import dataclass_code
-from contextplane.cli import audit_reads, client_commands, context, registry, users
+from contextplane.cli import (
+    audit_reads,
+    client_commands,
+    completion,
+    context,
+    executor,
+    registry,
+    users,
+)
 from contextplane.cluster.registry import DuplicateBrokerRegistration
-from contextplane.logsafe import EscapingFormatter
+from contextplane.logsafe import log_to_stderr
 from contextplane.metadata.store import MetadataStoreUnreachable
 from contextplane.security.jwks import JwksError
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
+from contextplane.storage.store_marker import ObjectStoreMismatch
 
 # Time beyond shutdown.timeout.ms for everything but the final upload.
 _SHUTDOWN_SLACK_S = 5.0
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's arguments (also what `contextplane completion` describes)."""
     parser = argparse.ArgumentParser(prog="contextplane")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the broker on the embedded default (SQLite + files)")
@@ -66,7 +78,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     registry.add_parser(sub)
     client_commands.add_parsers(sub)
     context.add_parser(sub)
-    return parser.parse_args(argv)
+    executor.add_parser(sub)
+    completion.add_parser(sub)
+    return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -90,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         return client_commands.run(args)
     if args.command == "context":
         return context.run(args)
-    handler = logging.StreamHandler()
-    # Control characters in any message are escaped: no client string can forge a line.
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    if args.command == "executor":
+        return executor.run(args)
+    if args.command == "completion":
+        return completion.run(args.shell, build_parser())
+    log_to_stderr(args.log_level.upper())
     overrides: dict[str, str] = {}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -135,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except MetadataStoreUnreachable as exc:  # names the URL without its password
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1
-    except DuplicateBrokerRegistration as exc:  # before any listener opened
+    except (DuplicateBrokerRegistration, ObjectStoreMismatch) as exc:  # before any listener
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

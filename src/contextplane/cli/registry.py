@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli.kafka_client import ConfigError, client_config
-from contextplane.logsafe import EscapingFormatter
-from contextplane.properties_file import parse_properties
+from contextplane.cli.kafka_client import ConfigError, security_config
+from contextplane.logsafe import log_to_stderr
 from contextplane.services.schema_registry.errors import RegistryError
 
 DEFAULT_PORT = 8081  # Confluent's
@@ -28,7 +27,13 @@ def add_parser(sub: Any) -> None:
     registry = sub.add_parser(
         "registry", help="serve a schema registry (Confluent's API) kept in a Kafka topic"
     )
-    registry.add_argument("--bootstrap", required=True, help="host:port of the Kafka cluster")
+    registry.add_argument(
+        "--bootstrap",
+        "--bootstrap-server",
+        dest="bootstrap",
+        required=True,
+        help="host:port of the Kafka cluster (either spelling, as Kafka's tools)",
+    )
     registry.add_argument(
         "--command-config", type=Path, help="client security properties (Kafka's names)"
     )
@@ -48,14 +53,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=args.log_level, handlers=[handler])
+    log_to_stderr(args.log_level)
     try:
-        properties = (
-            parse_properties(args.command_config.read_text()) if args.command_config else {}
-        )
-        security = client_config(properties)
+        security = security_config(args.command_config)
     except (ConfigError, OSError) as exc:
         print(f"contextplane registry: {exc}", file=sys.stderr)
         return 2

@@ -172,7 +172,9 @@ def _describe(args: argparse.Namespace) -> int:
     ]
     document = {
         "name": description.name,
-        "id": str(description.topic_id),
+        # Kafka's form of a Uuid (URL-safe base64), as kafka-topics.sh prints it;
+        # librdkafka's str() is standard base64.
+        "id": str(description.topic_id).replace("+", "-").replace("/", "_"),
         "internal": description.is_internal,
         "partitions": rows,
         "configs": configs,

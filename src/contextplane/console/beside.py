@@ -2,9 +2,10 @@
 
 The socket is bound before the broker starts, so a port in use is found first: an error
 when `http.port` was given, a warning (and no HTTP surface) when it is the default 8080,
-which something else on a developer's machine often holds. The server's modules (uvicorn,
-Starlette, prometheus_client) are imported in a worker thread once the broker serves, so
-they add nothing to the time to serving.
+which something else on a developer's machine often holds. It serves /metrics and the web
+console's pages, whose sampler (lag over time, rates) runs as a task beside the server.
+The server's modules (uvicorn, Starlette, prometheus_client, Jinja2) are imported in a
+worker thread once the broker serves, so they add nothing to the time to serving.
 """
 
 from __future__ import annotations
@@ -65,16 +66,36 @@ def start_beside(sock: socket.socket, services: object) -> HttpBeside:
 
 async def _serve(sock: socket.socket, services: object, stop: asyncio.Event) -> None:
     try:
-        app_module, metrics_module, server_module = await asyncio.to_thread(
+        (
+            app_module,
+            metrics_module,
+            pages_module,
+            sampler_module,
+            server_module,
+        ) = await asyncio.to_thread(
             lambda: [
                 importlib.import_module(f"contextplane.{name}")
-                for name in ("console.app", "console.metrics", "services.http_server")
+                for name in (
+                    "console.app",
+                    "console.metrics",
+                    "console.pages",
+                    "console.sampler",
+                    "services.http_server",
+                )
             ]
         )
-        app = app_module.build_app(metrics_module.BrokerMetrics(services))
+        sampler = sampler_module.ConsoleSampler(services)
+        pages = pages_module.ConsolePages(services, sampler)
+        app = app_module.build_app(metrics_module.BrokerMetrics(services), pages)
+        sampling = asyncio.create_task(sampler.run(stop), name="console-sampler")
         host, port = sock.getsockname()[:2]
-        log.info("metrics at http://%s:%d/metrics", host, port)
-        await server_module.serve(app, sock, stop)
+        where = f"{host}:{port}"
+        log.info("console at http://%s/, metrics at http://%s/metrics", where, where)
+        try:
+            await server_module.serve(app, sock, stop)
+        finally:
+            stop.set()
+            await asyncio.gather(sampling, return_exceptions=True)
     finally:
         sock.close()
 

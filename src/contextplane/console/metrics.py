@@ -84,6 +84,7 @@ class Snapshot:
     controller: bool = False
     denials: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
+    schema_dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
@@ -126,6 +127,7 @@ class BrokerMetrics:
             controller=services.cluster.registry.is_controller,
             denials=dict(stats.denials),
             schema_rejections=dict(stats.schema_rejections),
+            schema_dead_letters=dict(stats.schema_dead_letters),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
         )
@@ -294,6 +296,15 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (topic, reason), count in sorted(snapshot.schema_rejections.items()):
         rejected.add_metric([topic, reason], count)
     yield rejected
+    dead_letters = CounterMetricFamily(
+        "contextplane_schema_validation_dead_lettered",
+        "Refused batches sent to the topic's dead-letter topic, by outcome (routed: the "
+        "producer was answered success; copied: an idempotent batch, still refused; failed)",
+        labels=["topic", "outcome"],
+    )
+    for (topic, outcome), count in sorted(snapshot.schema_dead_letters.items()):
+        dead_letters.add_metric([topic, outcome], count)
+    yield dead_letters
     if snapshot.wal_sync is not None:
         buckets, sum_s = snapshot.wal_sync
         yield HistogramMetricFamily(

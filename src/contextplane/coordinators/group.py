@@ -3,8 +3,10 @@
 It owns what the pure machine does not: one asyncio task that fires the machine's timers
 when they are due, asyncio futures for parked JoinGroup / SyncGroup requests, and the
 committed offsets, which live in the metadata store so that they survive a restart.
-Group membership is in memory only (as in Kafka, a restarted coordinator's members
-rejoin); a group known only from its committed offsets is loaded as Empty on start.
+Classic group membership is in memory only (as in Kafka, a restarted coordinator's
+members rejoin); a group known only from its committed offsets is loaded as Empty on
+start. KIP-848 consumer groups are stored whole (`ConsumerGroupSaver`): loaded at start,
+each change saved before the heartbeat that names it is answered.
 
 Groups of both protocols live here: classic ones in `GroupStateMachine`, KIP-848 consumer
 groups in `ConsumerGroupMachine`. A group id is one or the other: an Empty group of one
@@ -26,7 +28,6 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.clock import Clock, SystemClock
-from contextplane.coordinators.consumer_group.group import ConsumerGroup
 from contextplane.coordinators.consumer_group.machine import (
     ConsumerGroupMachine,
     PartitionCounts,
@@ -36,7 +37,14 @@ from contextplane.coordinators.consumer_group.messages import (
     ConsumerHeartbeat,
     heartbeat_error,
 )
-from contextplane.coordinators.consumer_group.views import describe_group
+from contextplane.coordinators.consumer_group.regex import TopicNames
+from contextplane.coordinators.consumer_group.views import (
+    classic_view,
+    describe_error,
+    describe_group,
+)
+from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
+from contextplane.coordinators.group_configs import GroupConfigs
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,
@@ -60,6 +68,9 @@ from contextplane.tasks import cancel_and_wait, log_round_failure
 log = logging.getLogger(__name__)
 # How often repeated commit failures during a metadata-store outage are summarised.
 _UNAVAILABLE_LOG_INTERVAL_S = 10.0
+
+# How soon a consumer group's state that could not be saved is tried again.
+_SAVE_RETRY_MS = 1_000
 
 # Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
 # committed offsets are forgotten.
@@ -97,6 +108,8 @@ class GroupCoordinator:
         self.state = GroupStateMachine(self._now_ms, config)
         self.state.set_group_stored_listener(self._group_stored)
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
+        self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
+        self.configs = GroupConfigs(store, self.consumer)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._active = False
@@ -107,8 +120,11 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        consumer_groups = await self.saver.load()
+        await self.configs.load()
         for group_id in await self._store.groups_with_offsets():
-            self.state.load_empty_group(group_id)
+            if group_id not in consumer_groups:
+                self.state.load_empty_group(group_id)
         self._wake = asyncio.Event()
         self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
         self._active = True
@@ -139,6 +155,8 @@ class GroupCoordinator:
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.state.next_deadline(), self.consumer.next_deadline()]
+        if self.saver.unsaved:
+            deadlines.append(self._now_ms() + _SAVE_RETRY_MS)
         return min((d for d in deadlines if d is not None), default=None)
 
     async def _run_timers(self) -> None:
@@ -147,7 +165,8 @@ class GroupCoordinator:
             try:
                 self.state.fire_due_timers()
                 self.consumer.fire_due_timers()
-                self._unavailable_commits.flush(self._now_ms() / 1000)
+                self.saver.take_timer_changes()
+                await self.saver.retry()
                 if self._now_ms() >= self._next_cleanup_ms:
                     self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
                     await self.cleanup_groups()
@@ -182,7 +201,8 @@ class GroupCoordinator:
         removed = [g for g in candidates if g not in with_offsets]
         for group_id in removed:
             self.state.remove_group(group_id)
-            self.consumer.remove_group(group_id)
+            self._forget_consumer_group(group_id)
+        await self.saver.save(removed)
         if removed:
             log.info("removed %d empty groups without offsets", len(removed))
         return removed
@@ -210,7 +230,10 @@ class GroupCoordinator:
                 # not built (RFC 0008 slice 2): answered as a protocol that does not fit.
                 waiter(join_error(request.member_id, ErrorCode.inconsistent_group_protocol))
                 return future
-            self.consumer.remove_group(request.group_id)  # downgrade of an empty group
+            # Downgrade of an empty group; its rows are deleted by the timer task.
+            self._forget_consumer_group(request.group_id)
+            if self._wake is not None:
+                self._wake.set()
         self.state.join(request, waiter)
         self._kick()
         return future
@@ -478,7 +501,7 @@ class GroupCoordinator:
                 continue
             consumer_group = self.consumer.group(group_id)
             if consumer_group is not None:
-                results.append(_classic_view(consumer_group))
+                results.append(classic_view(consumer_group))
                 continue
             results.append(self.state.describe_group(group_id))
         return results
@@ -503,7 +526,8 @@ class GroupCoordinator:
                 if error is None:
                     # Out of the state machine before the await: nobody can join it now.
                     self.state.remove_group(group_id)  # audited by the DeleteGroups handler
-                    self.consumer.remove_group(group_id)
+                    self._forget_consumer_group(group_id)
+                    await self.saver.save([group_id])
                     await self._store.delete_offsets(group_id, None)
                     self.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
@@ -512,13 +536,20 @@ class GroupCoordinator:
 
     # -- the consumer group protocol (KIP-848) -------------------------------------------
 
-    def consumer_group_heartbeat(
+    def _forget_consumer_group(self, group_id: str) -> None:
+        self.consumer.remove_group(group_id)
+        self.saver.forget(group_id)
+
+    async def consumer_group_heartbeat(
         self,
         request: ConsumerHeartbeat,
         partitions: PartitionCounts,
         topics_version: int | None = None,
+        topic_names: TopicNames = tuple,
     ) -> dict[str, Any]:
-        """ConsumerGroupHeartbeat's response values (assignment by topic name)."""
+        """ConsumerGroupHeartbeat's response values (assignment by topic name), sent only
+        once the store has the state they name: a restart keeps the epoch and partitions
+        the member was told."""
         if not self._active:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         classic = self.state.group(request.group_id)
@@ -539,8 +570,13 @@ class GroupCoordinator:
                 )
             if request.member_epoch == 0:
                 self.state.remove_group(request.group_id)  # upgrade of an empty group
-        response = self.consumer.heartbeat(request, partitions, topics_version)
+        response = self.consumer.heartbeat(request, partitions, topics_version, topic_names)
+        self.saver.served(request.group_id)
         self._kick()
+        if not await self.saver.save([request.group_id], request.member_id):
+            # The member retries; the step is kept and saved by the timer task, and its
+            # retry at the epoch it had is accepted as after a lost response.
+            return heartbeat_error(ErrorCode.coordinator_not_available)
         return response
 
     def consumer_group_describe(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -560,39 +596,5 @@ class GroupCoordinator:
                 )
             else:
                 code, message = ErrorCode.group_id_not_found, f"Group {group_id} not found."
-            results.append(
-                {
-                    "error_code": code,
-                    "error_message": message,
-                    "group_id": group_id,
-                    "group_state": "",
-                    "group_epoch": 0,
-                    "assignment_epoch": 0,
-                    "assignor_name": "",
-                    "members": [],
-                }
-            )
+            results.append(describe_error(group_id, code, message))
         return results
-
-
-def _classic_view(group: ConsumerGroup) -> dict[str, Any]:
-    """A consumer group as DescribeGroups shows it: its state, protocol type `consumer`,
-    the assignor as protocol, the members without classic metadata."""
-    return {
-        "error_code": ErrorCode.none,
-        "group_id": group.group_id,
-        "group_state": group.state().value,
-        "protocol_type": "consumer",
-        "protocol_data": group.assignor_name,
-        "members": [
-            {
-                "member_id": m.member_id,
-                "group_instance_id": m.instance_id,
-                "client_id": m.client_id,
-                "client_host": m.client_host,
-                "member_metadata": b"",
-                "member_assignment": b"",
-            }
-            for m in group.members.values()
-        ],
-    }

@@ -398,3 +398,31 @@ class Expiry:
     node_id: int
     moved: dict[int, int]
     offline: list[int]
+
+
+@dataclass(slots=True)
+class StoredConsumerGroup:
+    """A KIP-848 consumer group as stored: its row's and its members' JSON documents."""
+
+    group_id: str
+    state: str
+    members: dict[str, tuple[str, str]]  # member id -> (metadata, assignment) documents
+
+
+@dataclass(slots=True)
+class MemberWrite:
+    """A member's documents to write; None: unchanged (a new member has both)."""
+
+    metadata: str | None
+    assignment: str | None
+
+
+@dataclass(slots=True)
+class ConsumerGroupWrite:
+    """What changed in one consumer group: `group_state` None deletes the group and all
+    its members; otherwise the group's document, the members written and those removed."""
+
+    group_id: str
+    group_state: str | None
+    members: dict[str, MemberWrite] = field(default_factory=dict)
+    removed_members: list[str] = field(default_factory=list)

@@ -43,6 +43,7 @@ from contextplane.metadata.sql_assignment import (
     place_partitions,
 )
 from contextplane.metadata.sql_brokers import BrokerRows
+from contextplane.metadata.sql_consumer_groups import ConsumerGroupRows
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_objects import (
     CompactionRows,
@@ -80,6 +81,7 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
 class SqlEngine(
     QuotaRows,
+    ConsumerGroupRows,
     TransactionRows,
     ObjectRows,
     CompactionRows,

@@ -84,6 +84,11 @@ class ObjectRows:
         rows = self._db.execute("SELECT stream_id, cleaner_state FROM partitions").fetchall()
         return {int(r[0]): json.loads(r[1]) for r in rows}
 
+    def any_object(self) -> str | None:
+        """The key of one referenced object, or None when no range references any."""
+        row = self._db.execute("SELECT key FROM objects LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
     def known_objects(self, keys: list[str]) -> set[str]:
         """The keys of `keys` that a range references or that wait for deletion."""
         known: set[str] = set()
@@ -297,6 +302,11 @@ class ObjectCalls:
     async def cleaner_states(self) -> dict[int, dict[str, Any]]:
         store: Any = self
         result: dict[int, dict[str, Any]] = await store._call(store.engine.cleaner_states)
+        return result
+
+    async def any_object(self) -> str | None:
+        store: Any = self
+        result: str | None = await store._call(store.engine.any_object)
         return result
 
     async def known_objects(self, keys: list[str]) -> set[str]:

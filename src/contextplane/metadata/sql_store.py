@@ -26,6 +26,7 @@ from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
 from contextplane.metadata.sql_assignment import AssignmentCalls, TargetOf
 from contextplane.metadata.sql_brokers import BrokerCalls
+from contextplane.metadata.sql_consumer_groups import ConsumerGroupCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
 from contextplane.metadata.sql_quotas import QuotaCalls
@@ -37,7 +38,13 @@ _T = TypeVar("_T")
 
 
 class SqlMetadataStore(
-    QuotaCalls, TransactionCalls, ObjectCalls, BrokerCalls, AssignmentCalls, WalDirtyCalls
+    QuotaCalls,
+    ConsumerGroupCalls,
+    TransactionCalls,
+    ObjectCalls,
+    BrokerCalls,
+    AssignmentCalls,
+    WalDirtyCalls,
 ):
     """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""
 

@@ -25,6 +25,7 @@ from contextplane.metadata.records import (
     ClusterHeartbeat,
     CommitOutcome,
     CommittedOffset,
+    ConsumerGroupWrite,
     ControllerRecord,
     Expiry,
     ObjectCommit,
@@ -37,6 +38,7 @@ from contextplane.metadata.records import (
     RangeSwap,
     Registration,
     ScramCredentialRecord,
+    StoredConsumerGroup,
     SwapOutcome,
     TopicRecord,
     TransactionRecord,
@@ -148,6 +150,10 @@ class MetadataStore(Protocol):
         """The object store deleted these objects."""
         ...
 
+    async def any_object(self) -> str | None:
+        """The key of one object a range references; None when there is none."""
+        ...
+
     async def known_objects(self, keys: list[str]) -> set[str]:
         """Those of `keys` a range references or that wait for deletion."""
         ...
@@ -181,6 +187,20 @@ class MetadataStore(Protocol):
     ) -> None: ...
     async def delete_topic_offsets(self, topic: str) -> None: ...
     async def groups_with_offsets(self) -> list[str]: ...
+
+    # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
+    async def consumer_groups(self) -> list[StoredConsumerGroup]: ...
+    async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
+        """Every write in one transaction."""
+        ...
+
+    async def group_configs(self) -> dict[str, dict[str, str]]:
+        """Per-group configs (GROUP config resources): group id -> name -> value."""
+        ...
+
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        """Replace one group's configs (none: it has none)."""
+        ...
 
     async def acls(self) -> list[AclRecord]: ...
     async def create_acls(self, records: list[AclRecord]) -> None:

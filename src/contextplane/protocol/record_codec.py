@@ -63,7 +63,9 @@ def zigzag_varint(buf: bytes, position: int, max_shift: int = 63) -> tuple[int, 
             raise ValueError("varint too long")
 
 
-def _encode_varint(value: int) -> bytes:
+def encode_varint(value: int) -> bytes:
+    if -64 <= value < 64:  # one byte: most deltas, counts and short lengths
+        return _ONE_BYTE_VARINTS[value + 64]
     zigzag = (value << 1) ^ (value >> 63)
     out = bytearray()
     while zigzag >= 0x80:
@@ -71,6 +73,9 @@ def _encode_varint(value: int) -> bytes:
         zigzag >>= 7
     out.append(zigzag)
     return bytes(out)
+
+
+_ONE_BYTE_VARINTS = [bytes((((v << 1) ^ (v >> 63)) & 0x7F,)) for v in range(-64, 64)]
 
 
 def _bytes_field(buf: bytes, position: int) -> tuple[bytes | None, int]:
@@ -338,16 +343,16 @@ def _encode_record(record: Record, base_offset: int, base_timestamp_ms: int) -> 
     body = b"".join(
         (
             bytes((record.attributes,)),
-            _encode_varint(record.timestamp - base_timestamp_ms),
-            _encode_varint(record.offset - base_offset),
-            _encode_varint(-1) if record.key is None else _encode_varint(len(record.key)),
+            encode_varint(record.timestamp - base_timestamp_ms),
+            encode_varint(record.offset - base_offset),
+            encode_varint(-1) if record.key is None else encode_varint(len(record.key)),
             record.key or b"",
-            _encode_varint(-1) if record.value is None else _encode_varint(len(record.value)),
+            encode_varint(-1) if record.value is None else encode_varint(len(record.value)),
             record.value or b"",
             record.headers,
         )
     )
-    return _encode_varint(len(body)) + body
+    return encode_varint(len(body)) + body
 
 
 def write_batch(header: BatchHeader, records: list[Record], horizon_ms: int | None = None) -> bytes:

@@ -17,8 +17,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        # The address as the error's filename: "[Errno 98] Address already in use:
+        # '127.0.0.1:8091'" names what was taken (strerror stays the system's text).
+        raise OSError(exc.errno, exc.strerror, f"{host}:{port}") from exc
     sock.setblocking(False)
     return sock

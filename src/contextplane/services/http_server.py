@@ -1,7 +1,7 @@
 """HTTP/1.1 for the services (the schema registry, the broker's /metrics): uvicorn on the
 caller's own event loop, on a socket the caller bound (so port 0 works and the port is
 known before the ready line), without uvicorn's signal handlers, each request head under
-a deadline (request_deadline.py)."""
+a deadline, and each stall of an answer's writing (request_deadline.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ KEEP_ALIVE_S = 30
 # A connection's request line and headers arrive within this of its accept or its last
 # answer, however slowly they trickle (Jetty's idle timeout in Confluent's is 30 s too).
 REQUEST_HEAD_S = 30.0
+# An answer's writing may stall (the client reads nothing) this long before the
+# connection is dropped with what it held (request_deadline.py).
+WRITE_STALL_S = 30.0
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -42,12 +45,13 @@ async def serve(
     stop: asyncio.Event,
     *,
     request_head_s: float = REQUEST_HEAD_S,
+    write_stall_s: float = WRITE_STALL_S,
 ) -> None:
     """Serve `app` on `sock` until `stop` is set, then finish requests under way (at
     most GRACEFUL_SHUTDOWN_S)."""
     config = uvicorn.Config(
         app,
-        http=with_request_head_deadline(request_head_s),
+        http=with_request_head_deadline(request_head_s, write_stall_s),
         lifespan="off",
         log_config=None,
         access_log=False,

@@ -43,13 +43,13 @@ from contextplane.storage.admission import Admission, DiskFullGate, RefusalLog, 
 from contextplane.storage.appender import Appender, AppendResult
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.cleaner import Cleaner
-from contextplane.storage.file_wal import FileWal
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.log_start import LogStart
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
+from contextplane.storage.object_wal import open_wal, refuse_local_wal_backlog
 from contextplane.storage.objectstore import (
     BoundedObjectStore,
     GetLatency,
@@ -88,6 +88,7 @@ class StorageEngine:
         clock: Clock | None = None,
         assignment: Assignment | None = None,
         topic_configs: Callable[[str], dict[str, str]] | None = None,
+        wal_incarnation: int | None = None,  # the registry's: names object WAL objects
     ) -> None:
         self.settings = settings
         self.metadata = metadata
@@ -97,13 +98,9 @@ class StorageEngine:
         self.objects = objects or open_object_store(
             settings.resolved_object_store_url, settings.object_store_request_timeout_ms, clock
         )
-        self.wal = wal or FileWal(
-            settings.data_dir / "wal",
-            segment_bytes=settings.wal_segment_bytes,
-            fsync=settings.wal_fsync,
-        )
-        self.wal.on_failure = self._take_back_failed_writes
         self.budget = MemoryBudget(settings.memory_budget_bytes, settings.log_cache_bytes)
+        self.wal = wal or open_wal(settings, self.budget, clock, wal_incarnation)
+        self.wal.on_failure = self._take_back_failed_writes
         self.log_cache = LogCache(self.budget, self.wal)
         reserve = metadata.reserve
         self.disk_gate = DiskFullGate(
@@ -212,9 +209,13 @@ class StorageEngine:
         start uploads and retention."""
         records = self._assigned(await self.metadata.partitions())
         await self._open_partitions(records, await self.metadata.range_summaries())
+        refuse_local_wal_backlog(
+            self.settings,
+            lambda stream: p.index.uploaded_end if (p := self._by_stream.get(stream)) else None,
+        )
         # Only streams this node led last (another leader may have written past them).
         mine = {r.stream_id for r in records if r.leader_node == self.settings.node_id}
-        replayed = replay(self.wal.recover(), self._by_stream, self.log_cache, mine)
+        replayed = await replay(self.wal.recover_pages(), self._by_stream, self.log_cache, mine)
         if replayed:
             log.info("replayed %d WAL entries past the last committed object", replayed)
         await self.dirty.settle_opened(self._by_stream.values(), records)

@@ -27,14 +27,14 @@ import contextlib
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 from contextplane.latency_histogram import LatencyHistogram
 from contextplane.protocol.crc import crc32c
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.sync_thread import SyncThread
-from contextplane.storage.wal import WalEntry, WalWriteError
+from contextplane.storage.wal import WalEntry, WalWriteError, pages_of
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,10 @@ class FileWal:
                 break
         self._open_segment_for_append(end, bases)
 
+    def recover_pages(self) -> AsyncIterator[list[WalEntry]]:
+        """`recover` in pages, as the storage engine reads every WAL."""
+        return pages_of(self.recover())
+
     def _open_segment_for_append(self, end: int, bases: list[int]) -> None:
         live = [b for b in bases if b <= end and self._segment_path(b).exists()]
         if live and end - live[-1] < self._segment_bytes:
@@ -176,11 +180,7 @@ class FileWal:
         self, stream_id: int, base_offset: int, batch: bytes
     ) -> tuple[int, asyncio.Future[None]]:
         """Queue one entry; returns its WAL position and a future resolved when durable."""
-        payload_header = _PAYLOAD_HEADER.pack(stream_id, base_offset)
-        checksum = crc32c(batch, crc32c(payload_header))
-        entry = (
-            _ENTRY_HEADER.pack(len(payload_header) + len(batch), checksum) + payload_header + batch
-        )
+        entry = entry_head(stream_id, base_offset, batch) + batch
         position = self.end_position
         self._pending.append(entry)
         self._pending_bytes += len(entry)
@@ -393,6 +393,48 @@ def close_pieces(pieces: list[tuple[int, int, int]]) -> None:
             os.close(fd)
 
 
+def entry_head(stream_id: int, base_offset: int, batch: bytes) -> bytes:
+    """The bytes framing one entry before its record batch: [u32 payload length][u32
+    crc32c(payload)][i64 stream_id][i64 base_offset]."""
+    payload_header = _PAYLOAD_HEADER.pack(stream_id, base_offset)
+    checksum = crc32c(batch, crc32c(payload_header))
+    return _ENTRY_HEADER.pack(len(payload_header) + len(batch), checksum) + payload_header
+
+
+def scan_entries(buffer: bytes, origin: int) -> tuple[list[WalEntry], int, bool]:
+    """The complete, intact entries at the start of `buffer`, whose first byte is at WAL
+    position `origin`: (entries, bytes they take, whether a corrupt entry stopped the
+    scan). Bytes past the last entry are an incomplete one (read more) or a torn tail."""
+    entries: list[WalEntry] = []
+    position = 0
+    view = memoryview(buffer)
+    try:
+        while position + _ENTRY_HEADER.size <= len(buffer):
+            length, checksum = _ENTRY_HEADER.unpack_from(buffer, position)
+            start = position + _ENTRY_HEADER.size
+            if length < _PAYLOAD_HEADER.size:
+                return entries, position, True
+            if start + length > len(buffer):
+                break  # incomplete here
+            payload = view[start : start + length]
+            if crc32c(payload) != checksum:
+                return entries, position, True
+            stream_id, base_offset = _PAYLOAD_HEADER.unpack_from(payload, 0)
+            entries.append(
+                WalEntry(
+                    origin + position,
+                    origin + start + length,
+                    stream_id,
+                    base_offset,
+                    bytes(payload[_PAYLOAD_HEADER.size :]),
+                )
+            )
+            position = start + length
+    finally:
+        view.release()
+    return entries, position, False
+
+
 def _read_segment(path: Path, base: int, chunk_bytes: int) -> Iterator[WalEntry]:
     """Intact entries of one segment, read in bounded chunks; stops at the first torn
     or corrupt entry."""
@@ -403,28 +445,10 @@ def _read_segment(path: Path, base: int, chunk_bytes: int) -> Iterator[WalEntry]
             chunk = handle.read(chunk_bytes)
             if chunk:
                 buffer = buffer + chunk if buffer else chunk
-            position = 0
-            view = memoryview(buffer)
-            while position + _ENTRY_HEADER.size <= len(buffer):
-                length, checksum = _ENTRY_HEADER.unpack_from(buffer, position)
-                start = position + _ENTRY_HEADER.size
-                if length < _PAYLOAD_HEADER.size:
-                    return
-                if start + length > len(buffer):
-                    break  # incomplete here: read more (or torn at the end of the file)
-                payload = view[start : start + length]
-                if crc32c(payload) != checksum:
-                    return
-                stream_id, base_offset = _PAYLOAD_HEADER.unpack_from(payload, 0)
-                yield WalEntry(
-                    base + consumed + position,
-                    base + consumed + start + length,
-                    stream_id,
-                    base_offset,
-                    bytes(payload[_PAYLOAD_HEADER.size :]),
-                )
-                position = start + length
-            view.release()
+            entries, position, corrupt = scan_entries(buffer, base + consumed)
+            yield from entries
+            if corrupt:
+                return
             buffer = buffer[position:]
             consumed += position
             if not chunk:

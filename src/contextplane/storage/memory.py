@@ -14,6 +14,8 @@
 * Response bytes (`pin_responses`): what connections hold of responses queued or still
   in their transport's buffer. They count against the in-flight share, so object reads
   wait while slow consumers hold it, but one read at a time always proceeds.
+* WAL bytes (`wal_bytes`): entries an object WAL holds until their PUT has finished
+  (object_wal.py): pinned, so produce admission refuses before they outgrow the budget.
 * Range records (`range_record_bytes`): every object range a loaded partition keeps in
   memory, counted by the engine.
 * Request bytes (`pin_requests`): what connections have read of requests not yet
@@ -52,6 +54,7 @@ class MemoryBudget:
         self.response_bytes = 0  # responses held by connections (queued or unsent)
         self.range_record_bytes = 0  # object range records of loaded partitions
         self.request_bytes = 0  # requests read and not yet handled
+        self.wal_bytes = 0  # entries an object WAL holds until their PUT finished
         # Reservations waiting for room; woken (all of them) whenever room is given back,
         # from synchronous code too (a transport drained).
         self._waiters: list[asyncio.Future[None]] = []
@@ -62,7 +65,11 @@ class MemoryBudget:
     def produce_pinned_bytes(self) -> int:
         """What produce admission weighs: un-uploaded batch records and in-flight I/O
         (a slow consumer's unsent response must not refuse producers)."""
-        return self.cached_batches * CACHED_BATCH_OVERHEAD_BYTES + self.in_flight_bytes
+        return (
+            self.cached_batches * CACHED_BATCH_OVERHEAD_BYTES
+            + self.in_flight_bytes
+            + self.wal_bytes
+        )
 
     @property
     def pinned_bytes(self) -> int:

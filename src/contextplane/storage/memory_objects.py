@@ -125,6 +125,13 @@ class MemoryObjectStore:
         self.bucket.modified_ms.pop(key, None)
         self.bucket.unsynced.discard(key)
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self._request("delete", f"delete {len(keys)} objects")
+        for key in keys:
+            self.bucket.objects.pop(key, None)
+            self.bucket.modified_ms.pop(key, None)
+            self.bucket.unsynced.discard(key)
+
     async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
         await self._request("list", f"list {prefix}")
         bucket = self.bucket

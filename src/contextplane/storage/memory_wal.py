@@ -25,10 +25,10 @@ import asyncio
 import bisect
 import errno
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from contextplane.storage.file_wal import BATCH_OFFSET_IN_ENTRY
-from contextplane.storage.wal import WalEntry, WalWriteError
+from contextplane.storage.wal import WalEntry, WalWriteError, pages_of
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ class MemoryWal:
         assert not medium.unsynced, "recover() after a crash, not on a live log"
         self._positions = [e.position for e in medium.entries]
         yield from list(medium.entries)
+
+    def recover_pages(self) -> AsyncIterator[list[WalEntry]]:
+        """`recover` in pages, as the storage engine reads every WAL."""
+        return pages_of(self.recover())
 
     @property
     def end_position(self) -> int:

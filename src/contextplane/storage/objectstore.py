@@ -85,6 +85,11 @@ class ObjectStore(Protocol):
         """Delete an object; an absent one is not an error."""
         ...
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete objects, as few requests as the store allows (S3: DeleteObjects, up to
+        1,000 keys each); absent ones are not an error. On failure some may be gone."""
+        ...
+
     def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
         """Every object under `prefix`, in pages of at most `page_keys`."""
         ...
@@ -150,6 +155,10 @@ class BoundedObjectStore:
     async def delete(self, key: str) -> None:
         await self._bounded(f"delete {key}", self.store.delete(key))
         self.deletes += 1
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self._bounded(f"delete {len(keys)} objects", self.store.delete_many(keys))
+        self.deletes += len(keys)
 
     async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
         """The store's listing, each page bounded in time like any request."""

@@ -85,6 +85,16 @@ class ObstoreBackend:
         except (ObstoreError, OSError) as exc:
             raise ObjectStoreError(f"delete {key}: {exc}") from exc
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        if self._local_root is not None:  # a missing file is an error there: one by one
+            for key in keys:
+                await self.delete(key)
+            return
+        try:
+            await obstore.delete_async(self._store, list(keys))  # type: ignore[arg-type]
+        except (ObstoreError, OSError) as exc:
+            raise ObjectStoreError(f"delete {len(keys)} objects: {exc}") from exc
+
     async def list_pages(self, prefix: str, page_keys: int) -> AsyncIterator[list[ObjectInfo]]:
         """obstore's listing stream, `page_keys` keys per chunk (S3 ListObjectsV2 pages)."""
         stream = obstore.list(self._store, prefix, chunk_size=page_keys)  # type: ignore[call-overload]

@@ -2,8 +2,8 @@
 
 An append is acknowledged once the WAL says it is durable. Two implementations ship:
 `FileWal` (file_wal.py: segments on local disk, group commit with one fdatasync) and
-`MemoryWal` (memory_wal.py: for tests and the simulation, with injectable faults). An
-object-storage WAL mode would be a third.
+`MemoryWal` (memory_wal.py: for tests and the simulation, with injectable faults), and
+`ObjectWal` (object_wal.py: one object PUT per group commit, `wal.url`).
 
 The contract every implementation keeps:
 
@@ -13,8 +13,10 @@ The contract every implementation keeps:
   behind them), and `on_failure(position, error)` is told synchronously, before any other
   append can run, with the position of the first failed entry: the owner takes back the
   offsets it handed out. The log stays usable; the next append tries again.
-* Positions only grow, across restarts too; `recover` yields the durable entries from the
-  oldest one still kept, in position order, and then the log is open for appends.
+* Positions only grow while a process runs (the local WALs keep them growing across
+  restarts too); `recover_pages` yields the durable entries from the oldest one still
+  kept, in position order and in pages (an object WAL reads them over the network),
+  and then the log is open for appends.
 * `trim(position)` may delete entries wholly before `position`, never one at or after it.
 * `open_batches` pins the bytes of durable entries synchronously (a trim that runs before
   `read` cannot take them away).
@@ -23,7 +25,7 @@ The contract every implementation keeps:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,8 +58,8 @@ class WalRead(Protocol):
 class WriteAheadLog(Protocol):
     on_failure: Callable[[int, BaseException], None] | None
 
-    def recover(self) -> Iterator[WalEntry]:
-        """Every durable entry, oldest first; then the log is open for appends."""
+    def recover_pages(self) -> AsyncIterator[list[WalEntry]]:
+        """Every durable entry, oldest first, in pages; then the log is open for appends."""
         ...
 
     def append(
@@ -95,3 +97,28 @@ class WriteAheadLog(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Entries and bytes per page, at most, when a local WAL's recovery is handed out in
+# pages: a page holds its batches until replayed, so it is bounded by bytes as well (173
+# entries of 1 MiB made one 160 MiB page, past the memory budget, before the bound).
+RECOVERY_PAGE_ENTRIES = 4096
+RECOVERY_PAGE_BYTES = 4 * 1024 * 1024
+
+
+async def pages_of(
+    entries: Iterable[WalEntry],
+    size: int = RECOVERY_PAGE_ENTRIES,
+    size_bytes: int = RECOVERY_PAGE_BYTES,
+) -> AsyncIterator[list[WalEntry]]:
+    """A local WAL's recovery as `recover_pages` hands it out."""
+    page: list[WalEntry] = []
+    held = 0
+    for entry in entries:
+        page.append(entry)
+        held += len(entry.batch)
+        if len(page) == size or held >= size_bytes:
+            yield page
+            page, held = [], 0
+    if page:
+        yield page

@@ -311,7 +311,9 @@ def _resolve(
     topics = ctx.topics
     name = getattr(wanted, "name", None)
     topic_id = getattr(wanted, "topic_id", None)
-    if name is None and topic_id is not None and topic_id.int != 0:
+    # By id when one is given: the Java client leaves the name at its default "" then
+    # (its regex subscriptions learn topics by id), and Kafka ignores it.
+    if not name and topic_id is not None and topic_id.int != 0:
         record = topics.by_id(topic_id.bytes)
         if record is None:
             return 0, {

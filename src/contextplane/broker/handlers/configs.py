@@ -1,4 +1,5 @@
-"""DescribeConfigs, AlterConfigs, IncrementalAlterConfigs (topic and broker resources)."""
+"""DescribeConfigs, AlterConfigs, IncrementalAlterConfigs (topic, broker and group
+resources)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from contextplane.broker.configs import (
     BROKER_CONFIGS,
     LIST_CONFIGS,
     TOPIC_CONFIGS,
+    check_not_itself,
     checked_topic_config,
     list_items,
 )
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.loopshare import LoopShare
+from contextplane.coordinators.consumer_group import group_configs
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import CLUSTER_NAME, ResourceType, denial_error, denial_message
@@ -22,16 +25,23 @@ from contextplane.settings import Settings
 
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 # ConfigSource values from DescribeConfigsResponse.json
 SOURCE_TOPIC = 1
 SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
+SOURCE_GROUP = 8
+CONFIG_TYPE_INT = 3
 # IncrementalAlterConfigs operations
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
-_RESOURCE_NAMES = {TOPIC: "topic", BROKER: "broker"}
+_RESOURCE_NAMES = {TOPIC: "topic", BROKER: "broker", GROUP: "group"}
 # Config resources and the ACL resource Kafka authorizes them on.
-_ACL_RESOURCES = {TOPIC: ResourceType.TOPIC, BROKER: ResourceType.CLUSTER}
+_ACL_RESOURCES = {
+    TOPIC: ResourceType.TOPIC,
+    BROKER: ResourceType.CLUSTER,
+    GROUP: ResourceType.GROUP,
+}
 # The broker's own defaults: the values of the DEFAULT_CONFIG synonyms.
 _DEFAULTS = Settings()
 
@@ -84,6 +94,11 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                         entry["configs"].append(
                             _config(name, value(ctx.settings), SOURCE_STATIC_BROKER, read_only=True)
                         )
+        elif resource.resource_type == GROUP:
+            overrides = ctx.groups.configs.get(resource.resource_name)
+            for name in sorted(group_configs.SPECS):
+                if keys is None or name in keys:
+                    entry["configs"].append(_group_config(ctx, request, name, overrides))
         else:
             entry.update(
                 error_code=ErrorCode.invalid_request,
@@ -98,7 +113,7 @@ def _refusal(ctx: RequestContext, resource: Any) -> KafkaError | None:
     kind = _ACL_RESOURCES.get(resource.resource_type)
     if kind is None:
         return None
-    name = resource.resource_name if kind == ResourceType.TOPIC else CLUSTER_NAME
+    name = resource.resource_name if kind != ResourceType.CLUSTER else CLUSTER_NAME
     if not ctx.denied(kind, name):
         return None
     return KafkaError(denial_error(kind), denial_message(kind))
@@ -128,6 +143,27 @@ def _topic_config(
         synonyms += [(s, v, SOURCE_STATIC_BROKER) for s, v in from_broker]
         if description.first_synonym_has_default:
             synonyms.append((description.synonyms[0], default(_DEFAULTS), SOURCE_DEFAULT))
+        entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
+    return entry
+
+
+def _group_config(
+    ctx: RequestContext, request: Any, name: str, overrides: dict[str, str]
+) -> dict[str, Any]:
+    """A group config as Kafka describes it: the group's override, else the broker's
+    `group.consumer.*` setting (a DEFAULT_CONFIG synonym, as Kafka lists it)."""
+    spec = group_configs.SPECS[name]
+    broker = str(group_configs.broker_value(name, ctx.groups.consumer.config))
+    if name in overrides:
+        entry = _config(name, overrides[name], SOURCE_GROUP)
+    else:
+        entry = _config(name, broker, SOURCE_DEFAULT)
+    entry["config_type"] = CONFIG_TYPE_INT
+    if getattr(request, "include_documentation", False):
+        entry["documentation"] = spec.documentation
+    if getattr(request, "include_synonyms", False):
+        synonyms = [(name, overrides[name], SOURCE_GROUP)] if name in overrides else []
+        synonyms.append((spec.broker_setting, broker, SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
     return entry
 
@@ -172,10 +208,17 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             refusal = _refusal(ctx, resource)
             if refusal is not None:
                 raise refusal
-            configs = apply(_check_topic(ctx, resource), resource.configs)
-            configs = {name: checked_topic_config(name, value) for name, value in configs.items()}
-            if not request.validate_only:
-                await ctx.topics.set_configs(resource.resource_name, configs)
+            if resource.resource_type == GROUP:
+                # A group's configs exist whether or not the group does, as in Kafka.
+                name = resource.resource_name
+                configs = apply(ctx.groups.configs.get(name), resource.configs)
+                await ctx.groups.configs.set(name, configs, request.validate_only)
+            else:
+                configs = apply(_check_topic(ctx, resource), resource.configs)
+                configs = {n: checked_topic_config(n, v) for n, v in configs.items()}
+                check_not_itself(resource.resource_name, configs)
+                if not request.validate_only:
+                    await ctx.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=exc.message)
             if exc.code == ErrorCode.cluster_authorization_failed:
@@ -191,7 +234,11 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             )
         results.append(entry)
     # Kafka's controller answers the resources refused for authorization first.
-    refused = (ErrorCode.topic_authorization_failed, ErrorCode.cluster_authorization_failed)
+    refused = (
+        ErrorCode.topic_authorization_failed,
+        ErrorCode.cluster_authorization_failed,
+        ErrorCode.group_authorization_failed,
+    )
     results.sort(key=lambda e: e["error_code"] not in refused)
     return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
@@ -244,6 +291,11 @@ def _append_or_subtract(current: dict[str, str], change: Any, settings: Any) -> 
     from the effective value (the default when unset), items added once or all removed.
     Removing the last item leaves the empty list, which is a valid value."""
     operation = _OPERATION_NAMES[change.config_operation]
+    if change.name in group_configs.SPECS:  # a group config: none is a LIST
+        raise KafkaError(
+            ErrorCode.invalid_config,
+            f"Can't {operation} to key {change.name} because its type is not LIST.",
+        )
     spec = TOPIC_CONFIGS.get(change.name)
     if spec is None:
         raise KafkaError(ErrorCode.invalid_config, f"Unknown topic config name: {change.name}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.groups import client_host
+from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
 from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
@@ -105,7 +106,13 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         api_version=ctx.api_version,
     )
     # The topic table is replaced, never changed in place: its generation names it.
-    result = ctx.groups.consumer_group_heartbeat(heartbeat, partition_count, ctx.topics.generation)
+    # Regexes never match internal topics, as in Kafka.
+    result = await ctx.groups.consumer_group_heartbeat(
+        heartbeat,
+        partition_count,
+        ctx.topics.generation,
+        lambda: [name for name in topics if not is_internal(name)],
+    )
     assignment = result["assignment"]
     return ctx.reply(
         throttle_time=ctx.throttle_ms,

@@ -3,7 +3,8 @@
 Three steps per request: the batch header and CRC of every partition (synchronous,
 `records.split_batches`); the records inside (`record_validation`), on the event loop
 for small batches and in a small thread pool for large or compressed ones, so that a
-decompression bomb never stalls other connections; then the appends, in request order.
+decompression bomb never stalls other connections (then schema ids, on validating topics,
+and a refused batch's dead-letter topic); then the appends, in request order.
 The server handles a connection's requests one at a time, so awaiting the pool keeps
 the order of a connection's produce requests (and of idempotent sequences), and the
 pool's queue holds at most one job per connection.
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contextplane import limits
-from contextplane.broker.configs import TOPIC_CONFIGS
+from contextplane.broker import dead_letters
+from contextplane.broker.configs import topic_config
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.internal_topics import is_internal
@@ -63,6 +65,9 @@ class _Batch:
     policy: RecordPolicy
     append_time: bool
     error: KafkaError | None = field(default=None)
+    # Set by the schema check on a refusal: batch index -> why (for the dead-letter topic).
+    schema_refusals: dict[int, str] | None = field(default=None)
+    routed: bool = field(default=False)  # written to the dead-letter topic instead
 
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:
@@ -122,6 +127,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
         topics.append({"name": name, "topic_id": topic_id, "partition_responses": partitions})
     await _validate_records(batches, ctx.now_ms())
     await check_schema_ids(ctx, batches, _validation_pool())
+    await dead_letters.route(ctx, batches, _validation_pool())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
         if share.due():
@@ -243,8 +249,7 @@ def _reject(ctx: RequestContext, topic: str, entry: dict[str, Any], exc: KafkaEr
 
 
 def _topic_config(ctx: RequestContext, configs: dict[str, str], name: str) -> str:
-    value = configs.get(name)
-    return value if value is not None else TOPIC_CONFIGS[name][1](ctx.settings)
+    return topic_config(configs, name, ctx.settings)
 
 
 def _checked_batch(
@@ -401,6 +406,8 @@ def _append(
     try:
         if item.error is not None:
             raise item.error
+        if item.routed:  # durable in the dead-letter topic; no offset of this partition
+            return None
         # The partition may have gone while the records were walked in the pool.
         if ctx.log.partition(item.topic, entry["index"]) is not item.partition:
             raise KafkaError(

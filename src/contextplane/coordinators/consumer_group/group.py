@@ -44,6 +44,9 @@ class ConsumerMember:
     client_host: str = ""
     rebalance_timeout_ms: int = 0
     subscribed_topics: frozenset[str] = frozenset()
+    # A regex subscription (RE2 syntax) and the topics it matched when last evaluated.
+    subscribed_regex: str | None = None
+    regex_topics: frozenset[str] = frozenset()
     server_assignor: str | None = None
     epoch: int = 0
     previous_epoch: int = 0
@@ -64,6 +67,12 @@ class ConsumerMember:
         self.state = step.state
         self.assigned = step.assigned
         self.revoking = step.revoking
+
+    def topics(self) -> frozenset[str]:
+        """Every topic the member subscribes to, by name or by its regex."""
+        if not self.regex_topics:
+            return self.subscribed_topics
+        return self.subscribed_topics | self.regex_topics
 
     def has_left_statically(self) -> bool:
         return self.epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
@@ -100,6 +109,7 @@ class ConsumerGroup:
         topics: set[str] = set()
         for member in self.members.values():
             topics |= member.subscribed_topics
+            topics |= member.regex_topics
         return topics
 
     def held_by_others(self, member_id: str) -> set[TopicPartition]:

@@ -10,6 +10,9 @@ Rules of this file:
   member, fence stale epochs, update the member, bump the group epoch if what the
   assignor sees changed, compute the target if the group epoch is ahead of it and the
   assignment interval allows, reconcile the member (reconcile.py), restart its session.
+* Regex subscriptions (regex.py) are evaluated when a member's subscription changes
+  (its own) or the topic table's version moved (the group's), never at a steady
+  heartbeat; their matches count as subscribed topics.
 * A member leaves (epoch -1), expires (session timeout) or fails to revoke in time
   (rebalance timeout) the same way: it is removed, the partitions it held are free at
   once, the group epoch is bumped, and a later heartbeat computes the new target.
@@ -32,6 +35,10 @@ from contextplane.coordinators.consumer_group.group import (
     ConsumerGroup,
     ConsumerMember,
 )
+from contextplane.coordinators.consumer_group.group_configs import (
+    HEARTBEAT_INTERVAL,
+    SESSION_TIMEOUT,
+)
 from contextplane.coordinators.consumer_group.messages import (
     ConsumerGroupConfig,
     ConsumerHeartbeat,
@@ -40,6 +47,7 @@ from contextplane.coordinators.consumer_group.messages import (
     validate_heartbeat,
 )
 from contextplane.coordinators.consumer_group.reconcile import MemberState, reconcile
+from contextplane.coordinators.consumer_group.regex import InvalidPattern, RegexMatches, TopicNames
 from contextplane.coordinators.group_state.timers import Timers
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -80,6 +88,11 @@ class ConsumerGroupMachine:
         self.config = config or ConsumerGroupConfig()
         self.groups: dict[str, ConsumerGroup] = {}
         self.timers: Timers[ConsumerTimer] = Timers()
+        self.regexes = RegexMatches()
+        # Per-group configs (group_configs.py): group id -> name -> value.
+        self.group_configs: dict[str, dict[str, int]] = {}
+        # Groups changed by timers since the owner last took them (to be saved).
+        self.changed_by_timers: set[str] = set()
 
     # -- timers -------------------------------------------------------------------------
 
@@ -97,8 +110,21 @@ class ConsumerGroupMachine:
                 # Session expired, or partitions not revoked within the rebalance timeout:
                 # the member is fenced, as Kafka's timers do.
                 self._remove_member(group, group.members[timer.member_id])
+                self.changed_by_timers.add(group.group_id)
             fired += 1
         return fired
+
+    def session_timeout_ms(self, group_id: str) -> int:
+        overrides = self.group_configs.get(group_id)
+        if overrides is None:
+            return self.config.session_timeout_ms
+        return overrides.get(SESSION_TIMEOUT, self.config.session_timeout_ms)
+
+    def heartbeat_interval_ms(self, group_id: str) -> int:
+        overrides = self.group_configs.get(group_id)
+        if overrides is None:
+            return self.config.heartbeat_interval_ms
+        return overrides.get(HEARTBEAT_INTERVAL, self.config.heartbeat_interval_ms)
 
     def _schedule(self, timer: ConsumerTimer, delay_ms: int) -> None:
         self.timers.schedule(timer.key, self.now_ms() + max(0, delay_ms), timer)
@@ -110,16 +136,23 @@ class ConsumerGroupMachine:
         request: ConsumerHeartbeat,
         partitions: PartitionCounts,
         topics_version: int | None = None,
+        topic_names: TopicNames = tuple,
     ) -> dict[str, Any]:
         """The response's field values (assignment as partitions by topic name, or None).
         `partitions` gives a topic's partition count (0 if it does not exist);
-        `topics_version` changes whenever a count may have (None: it is unknown)."""
+        `topics_version` changes whenever a count or a name may have (None: it is
+        unknown); `topic_names` lists the topics a regex may match (no internal ones)."""
         existed = request.group_id in self.groups
         try:
             validate_heartbeat(request, self.config.assignors)
+            if request.subscribed_topic_regex:  # an empty regex subscribes to nothing
+                try:
+                    self.regexes.check(request.subscribed_topic_regex)
+                except InvalidPattern as exc:
+                    raise HeartbeatRefused(ErrorCode.invalid_regular_expression, str(exc)) from None
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
                 return self._leave(request, partitions)
-            return self._heartbeat(request, partitions, topics_version)
+            return self._heartbeat(request, partitions, topics_version, topic_names)
         except HeartbeatRefused as refused:
             group = self.groups.get(request.group_id)
             if not existed and group is not None and not group.members:
@@ -136,7 +169,11 @@ class ConsumerGroupMachine:
         return group
 
     def _heartbeat(
-        self, request: ConsumerHeartbeat, partitions: PartitionCounts, topics_version: int | None
+        self,
+        request: ConsumerHeartbeat,
+        partitions: PartitionCounts,
+        topics_version: int | None,
+        topic_names: TopicNames,
     ) -> dict[str, Any]:
         joining = request.member_epoch == 0
         group = self._group(request.group_id, create=joining)
@@ -161,7 +198,12 @@ class ConsumerGroupMachine:
             group.static_members[member.instance_id] = member.member_id
         # Looked up again only when the subscriptions or the topics changed: it costs a
         # lookup per name the group subscribes to, and a member may name 100,000.
-        if bump or topics_version is None or topics_version != group.metadata_topics_version:
+        topics_changed = topics_version is None or topics_version != group.metadata_topics_version
+        if bump or topics_changed:
+            # Regexes are evaluated again when the topics changed (every member's) or a
+            # subscription did (this member's): never at a steady heartbeat.
+            resolving = group.members.values() if topics_changed else (member,)
+            bump |= self._resolve_regexes(resolving, topics_version, topic_names)
             # The subscribed topics that exist (a topic has at least one partition).
             metadata = {t: n for t in group.subscribed_topics() if (n := partitions(t))}
             group.metadata_topics_version = topics_version
@@ -189,7 +231,7 @@ class ConsumerGroupMachine:
         else:
             self.timers.cancel(revocation.key)
         self._schedule(
-            SessionExpiry(group.group_id, member.member_id), self.config.session_timeout_ms
+            SessionExpiry(group.group_id, member.member_id), self.session_timeout_ms(group.group_id)
         )
         # Kafka sends the assignment on a join, when it changed, or when the member's view
         # of what it owns differs from it.
@@ -203,7 +245,7 @@ class ConsumerGroupMachine:
             "error_message": None,
             "member_id": member.member_id,
             "member_epoch": member.epoch,
-            "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms(group.group_id),
             "assignment": member.assigned if send_assignment else None,
         }
 
@@ -252,6 +294,8 @@ class ConsumerGroupMachine:
                 rack_id=static.rack_id,
                 rebalance_timeout_ms=static.rebalance_timeout_ms,
                 subscribed_topics=static.subscribed_topics,
+                subscribed_regex=static.subscribed_regex,
+                regex_topics=static.regex_topics,
                 server_assignor=static.server_assignor,
                 assigned=static.assigned,
             )
@@ -326,8 +370,26 @@ class ConsumerGroupMachine:
             if topics != member.subscribed_topics:
                 member.subscribed_topics = topics
                 changed = True
+        if request.subscribed_topic_regex is not None:
+            pattern = request.subscribed_topic_regex or None  # "": no regex
+            if pattern != member.subscribed_regex:
+                member.subscribed_regex = pattern
+                changed = True  # its matches are evaluated by the caller
         member.client_id = request.client_id
         member.client_host = request.client_host
+        return changed
+
+    def _resolve_regexes(
+        self, members: Iterable[ConsumerMember], topics_version: int | None, names: TopicNames
+    ) -> bool:
+        """Each member's regex matches, now; True if any member's changed."""
+        changed = False
+        for member in members:
+            pattern = member.subscribed_regex
+            found = self.regexes.matches(pattern, topics_version, names) if pattern else frozenset()
+            if found != member.regex_topics:
+                member.regex_topics = found
+                changed = True
         return changed
 
     def _assignment_due(self, group: ConsumerGroup) -> bool:
@@ -340,7 +402,7 @@ class ConsumerGroupMachine:
         group.last_assignment_ms = self.now_ms()
         group.assignor_name = self._preferred_assignor(group)
         assignor = ASSIGNORS[group.assignor_name]
-        subscriptions = {m.member_id: m.subscribed_topics for m in group.members.values()}
+        subscriptions = {m.member_id: m.topics() for m in group.members.values()}
         counts = group.subscription_metadata
         group.target = assignor(subscriptions, counts, group.target)
         group.assignment_epoch = group.group_epoch
@@ -385,7 +447,8 @@ class ConsumerGroupMachine:
             member.epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH
             self.timers.cancel(RevocationDeadline(group.group_id, member.member_id).key)
             self._schedule(
-                SessionExpiry(group.group_id, member.member_id), self.config.session_timeout_ms
+                SessionExpiry(group.group_id, member.member_id),
+                self.session_timeout_ms(group.group_id),
             )
         else:
             self._remove_member(group, member)
@@ -420,6 +483,22 @@ class ConsumerGroupMachine:
         group.group_epoch += 1
 
     # -- groups -------------------------------------------------------------------------
+
+    def load_group(self, group: ConsumerGroup) -> None:
+        """A group read back from the store: its members' sessions start now (Kafka
+        restarts them on load too), and a member that was revoking gets its rebalance
+        timeout again."""
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self._schedule(
+                SessionExpiry(group.group_id, member.member_id),
+                self.session_timeout_ms(group.group_id),
+            )
+            if member.state is MemberState.UNREVOKED_PARTITIONS:
+                self._schedule(
+                    RevocationDeadline(group.group_id, member.member_id),
+                    member.rebalance_timeout_ms,
+                )
 
     def group(self, group_id: str) -> ConsumerGroup | None:
         return self.groups.get(group_id)

@@ -120,12 +120,6 @@ def validate_heartbeat(request: ConsumerHeartbeat, assignors: Iterable[str]) -> 
             raise invalid("InstanceId can't be null.")
     else:
         raise invalid(f"MemberEpoch is invalid: {epoch}")
-    if request.subscribed_topic_regex:  # an empty regex subscribes to nothing, as in Kafka
-        # RFC 0008 slice 3 (RE2 semantics); refused as an expression the broker cannot use.
-        raise HeartbeatRefused(
-            ErrorCode.invalid_regular_expression,
-            "Regular expression subscriptions are not supported by this broker yet.",
-        )
     names = list(assignors)
     if request.server_assignor is not None and request.server_assignor not in names:
         raise HeartbeatRefused(

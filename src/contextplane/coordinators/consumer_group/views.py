@@ -1,5 +1,6 @@
 """ConsumerGroupDescribe's view of a group (assignments by topic name; the handler adds
-topic ids). Rules of this file: nothing here changes a group."""
+topic ids), and DescribeGroups' (the classic shape). Rules of this file: nothing here
+changes a group."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def describe_member(member: ConsumerMember, target: frozenset[TopicPartition]) -
         "client_id": member.client_id,
         "client_host": member.client_host,
         "subscribed_topic_names": sorted(member.subscribed_topics),
-        "subscribed_topic_regex": None,
+        "subscribed_topic_regex": member.subscribed_regex,
         # What the member holds, including what it is still revoking (as Kafka shows it).
         "assignment": member.assigned | member.revoking,
         "target_assignment": target,
@@ -38,6 +39,42 @@ def describe_group(group: ConsumerGroup) -> dict[str, Any]:
         "assignor_name": group.assignor_name,
         "members": [
             describe_member(m, group.target.get(m.member_id, frozenset()))
+            for m in group.members.values()
+        ],
+    }
+
+
+def describe_error(group_id: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_message": message,
+        "group_id": group_id,
+        "group_state": "",
+        "group_epoch": 0,
+        "assignment_epoch": 0,
+        "assignor_name": "",
+        "members": [],
+    }
+
+
+def classic_view(group: ConsumerGroup) -> dict[str, Any]:
+    """A consumer group as DescribeGroups shows it: its state, protocol type `consumer`,
+    the assignor as protocol, the members without classic metadata."""
+    return {
+        "error_code": ErrorCode.none,
+        "group_id": group.group_id,
+        "group_state": group.state().value,
+        "protocol_type": "consumer",
+        "protocol_data": group.assignor_name,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "member_metadata": b"",
+                "member_assignment": b"",
+            }
             for m in group.members.values()
         ],
     }

@@ -6,6 +6,8 @@ POST /v1/views/{view}/get               the same, behind a read fence:
      {"entity": "a1", "min_offsets": {"crm.accounts": {"0": 41}}, "timeout_ms": 2000}
      or as it was once the records below each offset were applied (point in time):
      {"entity": "a1", "as_of": {"crm.accounts": {"0": 42}}}
+     or as it was once every record stamped up to a time (ms since the epoch) was:
+     {"entity": "a1", "as_of": {"timestamp_ms": 1767225600000}}
      (bounded by the service's own as_of settings; `timeout_ms` is a fence's wait)
 """
 
@@ -63,6 +65,8 @@ def answer_json(answer: EntityAnswer) -> dict[str, Any]:
         for (topic, partition), offset in sorted(answer.as_of.items()):
             vector.setdefault(topic, {})[str(partition)] = offset
         body["as_of"] = vector
+    if answer.as_of_ms is not None:
+        body["as_of_ms"] = answer.as_of_ms
     return body
 
 
@@ -94,11 +98,33 @@ async def _fenced_get(request: Request) -> Response:
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
         raise errors.bad_request("'timeout_ms' must be an integer")
     fence = offset_vector(body.get("min_offsets"))
-    as_of = None if body.get("as_of") is None else offset_vector(body["as_of"], "as_of")
+    as_of, as_of_ms = point_in_time(body.get("as_of"))
     answer = await service_of(request).get(
-        request.path_params["view"], entity, fence, timeout_ms, as_of
+        request.path_params["view"], entity, fence, timeout_ms, as_of, as_of_ms
     )
     return JSONResponse(answer_json(answer))
+
+
+def point_in_time(raw: Any) -> tuple[dict[TopicPartition, int] | None, int | None]:
+    """`as_of` as an offset vector or as `{"timestamp_ms": T}` (an integer; the range is
+    the service's to check). A topic named `timestamp_ms` maps to an object, so
+    `{"timestamp_ms": {partition: offset}}` is still a vector."""
+    if raw is None:
+        return None, None
+    if (
+        isinstance(raw, dict)
+        and "timestamp_ms" in raw
+        and not isinstance(raw["timestamp_ms"], dict)
+    ):
+        timestamp_ms = raw["timestamp_ms"]
+        if len(raw) > 1:
+            raise errors.bad_request(
+                "'as_of' is {\"timestamp_ms\": T} or an offset vector, not both"
+            )
+        if not isinstance(timestamp_ms, int) or isinstance(timestamp_ms, bool):
+            raise errors.bad_request("'as_of.timestamp_ms' must be an integer")
+        return None, timestamp_ms
+    return offset_vector(raw, "as_of"), None
 
 
 def offset_vector(raw: Any, name: str = "min_offsets") -> dict[TopicPartition, int]:

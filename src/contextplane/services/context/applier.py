@@ -45,6 +45,7 @@ from contextplane.services.context.merge import (
 )
 from contextplane.services.context.store import EntityKey, LocalStore
 from contextplane.services.context.views import Source, View
+from contextplane.services.kafka_topics import ensure_topics
 
 log = logging.getLogger("contextplane.context")
 
@@ -170,20 +171,10 @@ class Applier:
         return dict(self._positions)
 
     def _create_changelog(self, admin: AdminClient) -> None:
-        topic = self._config.changelog_topic
-        new = NewTopic(topic, num_partitions=1, config={"cleanup.policy": "compact"})
-        future = admin.create_topics([new], request_timeout=self._config.timeout_s)[topic]
-        try:
-            future.result(self._config.timeout_s)
-            log.info("created topic %s", topic)
-        except TimeoutError:
-            raise StartError(
-                f"creating {topic} on {self._config.bootstrap} got no answer within"
-                f" {self._config.timeout_s:g} s (is the Kafka cluster reachable?)"
-            ) from None
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise StartError(f"creating {topic}: {exc.args[0].str()}") from None
+        config = self._config
+        compacted = {"cleanup.policy": "compact"}
+        new = NewTopic(config.changelog_topic, num_partitions=1, config=compacted)
+        ensure_topics(admin, [new], config.bootstrap, config.timeout_s, StartError)
 
     def _source_partitions(self, admin: AdminClient) -> list[TP]:
         metadata = admin.list_topics(timeout=self._config.timeout_s)

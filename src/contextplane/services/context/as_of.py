@@ -1,5 +1,6 @@
 """Point-in-time reads: an entity as it was once exactly the source records below an
-offset vector V had been applied (RFC 0006 §1, "Point in time").
+offset vector V had been applied (RFC 0006 §1, "Point in time"), or below the vector a
+time T resolves to (`as_of_time.py`).
 
 The read starts from the newest snapshot whose positions are all ≤ V (or from offset 0
 when none is), reads each source partition from there up to V with its own consumer
@@ -17,7 +18,7 @@ entity's record values kept, and `timeout_ms` in all.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from contextplane.clock import Clock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import record_origin
+from contextplane.services.context.as_of_time import resolve
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
 from contextplane.services.context.merge import (
@@ -46,6 +48,9 @@ POLL_S = 0.2
 
 _NONE = Position(0, None)  # a partition a snapshot has no position for: nothing applied
 Ordered = tuple[tuple[int, str, int], Fold]  # ((timestamp, topic, partition), fold)
+# Given the read's consumer and deadline: the vector to read up to and each partition's
+# log start.
+Locate = Callable[[Consumer, int], tuple[dict[TP, int], dict[TP, int]]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class PastState:
     newest_ms: int | None  # the newest timestamp among the view's records below V
     scanned: int  # offsets read past the snapshot (for the log, not the answer)
     snapshot: str | None
+    vector: dict[TP, int]  # the vector answered for (a timestamp's, resolved)
 
 
 def folds_of(view: View, entity: str, record: Any, origin: Any) -> list[Fold]:
@@ -119,10 +125,31 @@ class PointInTime:
 
     def read(self, view: View, entity: str, vector: dict[TP, int]) -> PastState:
         """`entity` as of `vector`, which names every source partition of `view`."""
+
+        def ends_checked(consumer: Consumer, deadline: int) -> tuple[dict[TP, int], dict[TP, int]]:
+            return vector, self._check_ends(consumer, vector, deadline)
+
+        return self._read(view, entity, ends_checked)
+
+    def read_at_time(
+        self, view: View, entity: str, partitions: list[TP], timestamp_ms: int
+    ) -> PastState:
+        """`entity` as of the time T: the vector `as_of_time.resolve` finds for T over
+        `partitions` (every source partition of `view`), then as `read`."""
+
+        def resolved(consumer: Consumer, deadline: int) -> tuple[dict[TP, int], dict[TP, int]]:
+            # The ends first: a record stamped after T that lands meanwhile stays out.
+            ends = self._watermarks(consumer, partitions, deadline)
+            return resolve(consumer, ends, timestamp_ms, lambda: self._left_s(deadline))
+
+        return self._read(view, entity, resolved)
+
+    def _read(self, view: View, entity: str, locate: Locate) -> PastState:
+        """The read itself, once `locate` gave the vector and each partition's log start."""
         deadline = self._clock.monotonic_ms() + self.settings.timeout_ms
         consumer = Consumer(self._config)
         try:
-            low = self._check_ends(consumer, vector, deadline)
+            vector, low = locate(consumer, deadline)
             start, current, newest, snapshot = self._start(view, entity, vector)
             deleted = {
                 tp: (start[tp], low[tp])
@@ -147,7 +174,7 @@ class PointInTime:
             consumer.close()
         if scanned_newest is not None:
             newest = scanned_newest if newest is None else max(newest, scanned_newest)
-        return PastState(fold_in_order(current, partitions), newest, span, snapshot)
+        return PastState(fold_in_order(current, partitions), newest, span, snapshot, vector)
 
     def _left_s(self, deadline_ms: int) -> float:
         """Seconds until the deadline; the timeout problem once it passed."""
@@ -161,21 +188,24 @@ class PointInTime:
     ) -> dict[TP, int]:
         """Each partition's log start; refused when V is past a partition's end (for a
         read_committed consumer, its last stable offset: records below it are decided)."""
-        low: dict[TP, int] = {}
-        ahead: dict[TP, tuple[int, int]] = {}
-        for tp, offset in sorted(vector.items()):
-            if offset == 0:
-                low[tp] = 0
-                continue
-            start, end = consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=self._left_s(deadline), cached=False
-            )
-            low[tp] = start
-            if offset > end:
-                ahead[tp] = (offset, end)
+        asked = [tp for tp, offset in vector.items() if offset > 0]
+        ends = self._watermarks(consumer, asked, deadline)
+        ahead = {tp: (vector[tp], end) for tp, (_, end) in sorted(ends.items()) if vector[tp] > end}
         if ahead:
             raise errors.as_of_ahead(ahead)
-        return low
+        return {tp: ends[tp][0] if tp in ends else 0 for tp in vector}
+
+    def _watermarks(
+        self, consumer: Consumer, partitions: list[TP], deadline: int
+    ) -> dict[TP, tuple[int, int]]:
+        """Each partition's log start and end (for a read_committed consumer, its last
+        stable offset: records below it are decided)."""
+        return {
+            tp: consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=self._left_s(deadline), cached=False
+            )
+            for tp in sorted(partitions)
+        }
 
     def _start(
         self, view: View, entity: str, vector: dict[TP, int]

@@ -5,6 +5,8 @@ standard library's HTTP client (nothing to install beyond contextplane).
     account = client.get("account", "a1", min_offsets={("crm.accounts", 0): 41})
     account.state, account.freshness.age_ms, account.freshness.lag
     then = client.get("account", "a1", as_of={("crm.accounts", 0): 42})  # point in time
+    then = client.get("account", "a1", as_of_ms=1767225600000)  # at a time; then.as_of
+    # is the vector it resolved to: as_of=then.as_of asks the same again exactly
 
 A fence's offset is that of a record the caller produced (its delivery report's offset):
 the answer reflects that record or anything newer.
@@ -49,6 +51,7 @@ class EntityContext:
     # A point-in-time answer: the whole vector it answers for (partitions left out of the
     # request as 0); its freshness has positions only (no lag, no age).
     as_of: dict[tuple[str, int], int] | None = None
+    as_of_ms: int | None = None  # the timestamp asked, when the point in time was one
 
 
 class ContextClient:
@@ -63,12 +66,16 @@ class ContextClient:
         min_offsets: dict[tuple[str, int], int] | None = None,
         timeout_ms: int | None = None,
         as_of: dict[tuple[str, int], int] | None = None,
+        as_of_ms: int | None = None,
     ) -> EntityContext:
         """The entity's state and freshness; with `min_offsets`, once the view applied the
         record at each (topic, partition) offset (waiting at most `timeout_ms`); with
         `as_of`, the state once exactly the records below each offset were applied (a
-        partition left out counts as 0)."""
-        if min_offsets is None and timeout_ms is None and as_of is None:
+        partition left out counts as 0); with `as_of_ms` (ms since the epoch, in the
+        past), once every record stamped up to it was applied and none after, its
+        vector in the answer's `as_of`."""
+        past = as_of is not None or as_of_ms is not None
+        if min_offsets is None and timeout_ms is None and not past:
             path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
             return _entity(self._call("GET", path, None, self._timeout_s))
         body: dict[str, Any] = {"entity": entity}
@@ -76,11 +83,13 @@ class ContextClient:
             body["min_offsets"] = _vector_json(min_offsets)
         if as_of is not None:
             body["as_of"] = _vector_json(as_of)
+        if as_of_ms is not None:  # with as_of too: the service refuses both (400)
+            body["as_of"] = {**body.get("as_of", {}), "timestamp_ms": as_of_ms}
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
         # An as_of read is bounded by the service's own timeout (10 s unless set).
         wait_s = (timeout_ms if timeout_ms is not None else 5_000) / 1000
-        if as_of is not None:
+        if past:
             wait_s = max(wait_s, AS_OF_WAIT_S)
         answer = self._call("POST", f"/v1/views/{_quote(view)}/get", body, wait_s + HTTP_SLACK_S)
         return _entity(answer)
@@ -139,4 +148,5 @@ def _entity(raw: dict[str, Any]) -> EntityContext:
         as_of=None
         if as_of is None
         else {(t, int(p)): at for t, offsets in as_of.items() for p, at in offsets.items()},
+        as_of_ms=raw.get("as_of_ms"),
     )

@@ -10,9 +10,11 @@
   - 404 unknown-view
   - 408 body-timeout      a request body trickled in too slowly
   - 409 as-of-ahead       an as_of offset past its partition's end (the last stable
-                          offset); `ahead` lists each with its end
+                          offset); `ahead` lists each with its end; or an as_of
+                          timestamp not yet past (`timestamp_ms`, `now_ms`)
   - 410 as-of-deleted     records an as_of read needs were deleted by retention and no
-                          snapshot starts after them; `deleted` lists each partition
+                          snapshot starts after them; `deleted` lists each partition;
+                          or an as_of timestamp older than a partition's retained log
   - 413 body-too-large
   - 422 as-of-too-far     an as_of read would scan more records than the bound, or keep
                           more bytes of one entity's records than its bound
@@ -146,6 +148,33 @@ def as_of_deleted(deleted: Ends) -> ContextError:
         f"the state as of this vector needs records that retention deleted and no snapshot"
         f" starts after them: {where}",
         deleted=_partitions(deleted, "from", "log_start"),
+    )
+
+
+def as_of_time_ahead(timestamp_ms: int, now_ms: int) -> ContextError:
+    return ContextError(
+        409,
+        "as-of-ahead",
+        "as_of is ahead of the log",
+        f"as_of timestamp_ms {timestamp_ms} is not in the past (now {now_ms}): records"
+        " stamped up to it may still arrive, so a state as of it does not exist yet",
+        timestamp_ms=timestamp_ms,
+        now_ms=now_ms,
+    )
+
+
+def as_of_time_deleted(starts: dict[tuple[str, int], int]) -> ContextError:
+    where = ", ".join(f"{t}[{p}] starts at {low}" for (t, p), low in sorted(starts.items()))
+    return ContextError(
+        410,
+        "as-of-deleted",
+        "Records needed were deleted",
+        "the as_of timestamp is older than the retained log: the first record retained is"
+        f" stamped after it, so where it fell among the deleted records is unknown: {where}",
+        deleted=[
+            {"topic": topic, "partition": partition, "log_start": low}
+            for (topic, partition), low in sorted(starts.items())
+        ],
     )
 
 

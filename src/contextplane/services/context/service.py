@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from contextplane.clock import Clock, SystemClock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
-from contextplane.services.context.as_of import AsOfSettings, PointInTime
+from contextplane.services.context.as_of import AsOfSettings, PastState, PointInTime
+from contextplane.services.context.as_of_time import check_timestamp
 from contextplane.services.context.freshness import (
     Freshness,
     PartitionFreshness,
@@ -53,6 +55,7 @@ class EntityAnswer:
     changed_by: Origin | None
     freshness: Freshness
     as_of: dict[TopicPartition, int] | None = None  # set on a point-in-time answer
+    as_of_ms: int | None = None  # set when the point in time was given as a timestamp
 
 
 class ContextService:
@@ -130,15 +133,23 @@ class ContextService:
         min_offsets: dict[TopicPartition, int] | None = None,
         timeout_ms: int = FENCE_WAIT_MS_DEFAULT,
         as_of: dict[TopicPartition, int] | None = None,
+        as_of_ms: int | None = None,
     ) -> EntityAnswer:
         """The entity's state and freshness; with `min_offsets`, only once the record at
         each (topic, partition) offset is applied, waiting at most `timeout_ms`; with
-        `as_of`, the state once exactly the records below each offset were applied."""
+        `as_of`, the state once exactly the records below each offset were applied; with
+        `as_of_ms`, once every record stamped up to it was and none after
+        (`as_of_time.py`)."""
         declared = self._view(view)
-        if as_of is not None:
+        if as_of is not None or as_of_ms is not None:
             if min_offsets:
                 raise errors.bad_as_of("as_of and min_offsets exclude each other")
-            return await self._get_as_of(declared, entity, as_of)
+            if as_of is not None and as_of_ms is not None:
+                raise errors.bad_as_of("as_of is an offset vector or a timestamp, not both")
+            if as_of is not None:
+                return await self._get_as_of(declared, entity, as_of)
+            assert as_of_ms is not None
+            return await self._get_as_of_time(declared, entity, as_of_ms)
         if not 0 <= timeout_ms <= FENCE_WAIT_MS_MAX:
             raise errors.bad_fence(f"timeout_ms must be 0 to {FENCE_WAIT_MS_MAX}, got {timeout_ms}")
         if self.failure is not None:
@@ -175,10 +186,27 @@ class ContextService:
             if offset < 0:
                 raise errors.bad_as_of(f"{topic}[{partition}]: offset {offset} is negative")
         vector = {tp: as_of.get(tp, 0) for tp in mine}
+        return await self._past(view, entity, self._point_in_time.read, vector)
+
+    async def _get_as_of_time(self, view: View, entity: str, timestamp_ms: int) -> EntityAnswer:
+        """A point-in-time read at a timestamp, resolved to a vector over every source
+        partition of the view; the answer names both."""
+        check_timestamp(timestamp_ms, self._clock.wall_ms())
+        mine = sorted(tp for tp in self._partitions if tp[0] in view.topics)
+        answer = await self._past(
+            view, entity, self._point_in_time.read_at_time, mine, timestamp_ms
+        )
+        return dataclasses.replace(answer, as_of_ms=timestamp_ms)
+
+    async def _past(
+        self, view: View, entity: str, read: Callable[..., PastState], *where: Any
+    ) -> EntityAnswer:
+        """`read(view, entity, *where)` on an as_of thread, within the bound on reads at
+        once, as an answer."""
         if not self._as_of_slots.acquire(blocking=False):
             raise errors.too_many_as_of(self._point_in_time.settings.concurrent_max)
         try:
-            running = self._as_of_pool.submit(self._point_in_time.read, view, entity, vector)
+            running = self._as_of_pool.submit(read, view, entity, *where)
         except BaseException:
             self._as_of_slots.release()
             raise
@@ -201,10 +229,10 @@ class ContextService:
                 newest_event_ms=past.newest_ms,
                 lag=None,
                 partitions=tuple(
-                    PartitionFreshness(t, p, at, None, None) for (t, p), at in vector.items()
+                    PartitionFreshness(t, p, at, None, None) for (t, p), at in past.vector.items()
                 ),
             ),
-            as_of=vector,
+            as_of=past.vector,
         )
 
     def _view(self, view: str) -> View:

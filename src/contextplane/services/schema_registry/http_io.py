@@ -3,6 +3,7 @@ parameters read as Confluent's (Jersey) reads them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from contextplane.services.schema_registry.references import Reference, referenc
 
 if TYPE_CHECKING:
     from contextplane.services.schema_registry.registry import SchemaRegistry
+    from contextplane.services.schema_registry.state import StoredSchema
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 # A request body: a schema (SCHEMA_BYTES_MAX) escaped into JSON, with room to spare.
@@ -65,6 +67,15 @@ def schema_fields(body: dict[str, Any]) -> tuple[str, str, tuple[Reference, ...]
     if not isinstance(schema_type, str):
         raise errors.unprocessable("'schemaType' must be a string")
     return text, schema_type.upper(), references_field(body.get("references"))
+
+
+async def schema_text(request: Request, stored: StoredSchema) -> str:
+    """The schema's text in the `format` asked for: `serialized` is a Protobuf schema's
+    base64 FileDescriptorProto (built on a worker thread once, then kept); any other
+    format, or another type, is the stored text."""
+    if request.query_params.get("format") == "serialized" and stored.schema_type == "PROTOBUF":
+        return await asyncio.to_thread(lambda: stored.serialized)
+    return stored.text
 
 
 def flag(request: Request, name: str) -> bool:

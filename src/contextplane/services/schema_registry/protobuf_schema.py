@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,12 @@ PROTO_BYTES_MAX = 64 * 1024
 # Nesting of messages and braces: bounds the parser's recursion and ours.
 NESTING_MAX = 32
 FIELD_NUMBER_MAX = 2**29 - 1  # protobuf's
+# Confluent's field tags: an import its serializers treat as built in (no reference), and
+# the field option that carries them.
+CONFLUENT_META = "confluent/meta.proto"
+FIELD_META = "(confluent.field_meta)"
+# In a descriptor: the option's extension number and Meta's `repeated string tags`.
+FIELD_META_NUMBER = 1088
 SCALARS = frozenset(
     [
         "double",
@@ -73,6 +80,8 @@ class MessageInfo:
     fields: dict[int, FieldInfo] = field(default_factory=dict)
     oneofs: dict[str, set[int]] = field(default_factory=dict)
     field_names: set[str] = field(default_factory=set)
+    # Field name -> its `(confluent.field_meta).tags`, for the fields that have some.
+    field_tags: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ def parse_protobuf(
             isinstance(element, ast.Import)
             and element.name not in imported
             and not element.name.startswith("google/protobuf/")
+            and element.name != CONFLUENT_META
         ):
             raise invalid_schema(f"import '{element.name}' has no schema reference")
     return _Builder(parsed, references).build(Generator().generate(parsed))
@@ -236,25 +246,53 @@ class _Builder:
             field_type = self._resolve(element.type, scope)
             label = (element.cardinality or "").lower()
         message.fields[number] = FieldInfo(element.name, number, field_type, label, oneof)
+        tags = confluent_tags(element.options)
+        if tags:
+            message.field_tags[element.name] = tags
         if oneof is not None:
             message.oneofs[oneof].add(number)
 
     def _resolve(self, name: str, scope: str) -> str:
-        """A type name as protobuf resolves it: a scalar, `.a.b` absolute, else the
-        innermost enclosing scope first."""
-        if name in SCALARS:
-            return name
-        if name.startswith("."):
-            candidates = [name[1:]]
-        else:
-            parts = scope.split(".") if scope else []
-            candidates = [_join(".".join(parts[:i]), name) for i in range(len(parts), -1, -1)]
-        for candidate in candidates:
-            if candidate in self.messages or candidate in self.enums:
-                return candidate
-        if name.startswith("google.protobuf.") or name.startswith(".google.protobuf."):
-            return name.lstrip(".")  # a well-known type, imported without a reference
-        raise invalid_schema(f"type {name} is not defined (in {scope})")
+        return resolve_type(name, scope, self.messages, self.enums)
+
+
+def resolve_type(
+    name: str, scope: str, messages: dict[str, MessageInfo], enums: dict[str, Any]
+) -> str:
+    """A type name as protobuf resolves it: a scalar, `.a.b` absolute, else the innermost
+    enclosing scope first."""
+    if name in SCALARS:
+        return name
+    if name.startswith("."):
+        candidates = [name[1:]]
+    else:
+        parts = scope.split(".") if scope else []
+        candidates = [_join(".".join(parts[:i]), name) for i in range(len(parts), -1, -1)]
+    for candidate in candidates:
+        if candidate in messages or candidate in enums:
+            return candidate
+    if name.startswith("google.protobuf.") or name.startswith(".google.protobuf."):
+        return name.lstrip(".")  # a well-known type, imported without a reference
+    raise invalid_schema(f"type {name} is not defined (in {scope})")
+
+
+def confluent_tags(options: list[Any]) -> frozenset[str]:
+    """The tags of `[(confluent.field_meta).tags = "A"]` or
+    `[(confluent.field_meta) = { tags: ["A", "B"] }]` (`tags` may repeat)."""
+    found: set[str] = set()
+    for option in options or ():
+        if option.name == f"{FIELD_META}.tags":
+            found |= _strings(option.value)
+        elif option.name == FIELD_META and isinstance(option.value, ast.MessageLiteral):
+            for entry in option.value.elements:
+                if isinstance(entry, ast.MessageLiteralField) and entry.name == "tags":
+                    found |= _strings(entry.value)
+    return frozenset(found)
+
+
+def _strings(value: Any) -> set[str]:
+    values = value if isinstance(value, list) else [value]
+    return {v for v in values if isinstance(v, str)}
 
 
 def _join(scope: str, name: str) -> str:
@@ -264,7 +302,7 @@ def _join(scope: str, name: str) -> str:
 # -- a base64 FileDescriptorProto written as .proto text -----------------------------------
 
 _LABELS = {1: "optional", 2: "required", 3: "repeated"}
-_SCALAR_TYPES = {
+SCALAR_TYPES = {
     1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32",
     8: "bool", 9: "string", 12: "bytes", 13: "uint32", 15: "sfixed32", 16: "sfixed64",
     17: "sint32", 18: "sint64",
@@ -333,11 +371,57 @@ def _field_line(
     if in_oneof or (syntax == "proto3" and label == "optional" and not entry.proto3_optional):
         label = ""
     prefix = f"{label} " if label else ""
-    return f"{prefix}{type_name} {entry.name} = {entry.number};"
+    tags = _descriptor_tags(entry.options)
+    option = f" [{FIELD_META} = {{ tags: [{', '.join(tags)}] }}]" if tags else ""
+    return f"{prefix}{type_name} {entry.name} = {entry.number}{option};"
+
+
+def _descriptor_tags(options: Any) -> list[str]:
+    """A descriptor field's `(confluent.field_meta).tags`, quoted for .proto text, read
+    from the options' bytes (whether or not this process knows the extension)."""
+    found: set[str] = set()
+    for meta in _length_delimited(options.SerializeToString(), FIELD_META_NUMBER):
+        tags = _length_delimited(meta, 3)  # Meta's `repeated string tags`
+        found.update(tag.decode("utf-8", "replace") for tag in tags)
+    return [json.dumps(tag) for tag in sorted(found)]
+
+
+def _length_delimited(message: bytes, number: int) -> list[bytes]:
+    """The values of a serialized message's length-delimited field `number`; reading
+    stops at whatever does not read as protobuf."""
+    found: list[bytes] = []
+    position = 0
+    while position < len(message):
+        key, position = _varint(message, position)
+        wire_type = key & 7
+        if wire_type == 0:
+            _, position = _varint(message, position)
+        elif wire_type == 2:
+            length, position = _varint(message, position)
+            if key >> 3 == number:
+                found.append(message[position : position + length])
+            position += length
+        elif wire_type in (1, 5):
+            position += 8 if wire_type == 1 else 4
+        else:
+            break
+    return found
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while position < len(data) and shift < 64:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, position
+    return value, len(data) + 1  # cut short: ends the caller's loop
 
 
 def _type_name(entry: Any) -> str:
-    return _SCALAR_TYPES.get(entry.type) or entry.type_name
+    return SCALAR_TYPES.get(entry.type) or entry.type_name
 
 
 def _enum_lines(enum: Any, indent: str) -> list[str]:

@@ -4,11 +4,14 @@ Karapace reads): a reader of either can follow this topic, and this one theirs.
 | key                                                     | value                        |
 |---------------------------------------------------------|------------------------------|
 | {"keytype":"SCHEMA","subject":s,"version":v,"magic":1}  | SchemaValue, or null (hard delete) |
-| {"keytype":"CONFIG","subject":s or null,"magic":0}      | {"compatibilityLevel":L} or null |
+| {"keytype":"CONFIG","subject":s or null,"magic":0}      | ConfigValue, or null         |
 | {"keytype":"MODE","subject":s or null,"magic":0}        | {"mode":M} or null           |
 | {"keytype":"DELETE_SUBJECT","subject":s,"magic":0}      | {"subject":s,"version":v}    |
 | {"keytype":"CLEAR_SUBJECT","subject":s,"magic":0}       | {"subject":s,"version":v}    |
 | {"keytype":"NOOP","magic":0}                            | null                         |
+
+A SchemaValue may carry its data contract (`metadata`, `ruleSet`); a ConfigValue has any
+of `compatibilityLevel`, `compatibilityGroup` and the contract defaults and overrides.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class SchemaValue:
     deleted: bool
     schema_type: str = "AVRO"
     references: tuple[Reference, ...] = ()
+    metadata: dict[str, Any] | None = None  # contracts.py: as Confluent writes them
+    rule_set: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {
@@ -49,6 +54,10 @@ class SchemaValue:
             value["schemaType"] = self.schema_type
         if self.references:
             value["references"] = [reference.to_json() for reference in self.references]
+        if self.metadata is not None:
+            value["metadata"] = self.metadata
+        if self.rule_set is not None:
+            value["ruleSet"] = self.rule_set
         return value
 
     @staticmethod
@@ -62,6 +71,10 @@ class SchemaValue:
         if not isinstance(schema_type, str):
             raise ValueError(f"'schemaType' is {schema_type!r}, not a string")
         # Here, not at the top: references.py reads INT32_MAX from this module.
+        from contextplane.services.schema_registry.contracts import (
+            metadata_field,
+            rule_set_field,
+        )
         from contextplane.services.schema_registry.references import references_field
 
         references = references_field(value.get("references"))
@@ -75,6 +88,8 @@ class SchemaValue:
             deleted=deleted,
             schema_type=schema_type,
             references=references,
+            metadata=metadata_field(value.get("metadata")) or None,
+            rule_set=rule_set_field(value.get("ruleSet")) or None,
         )
 
 
@@ -123,3 +138,55 @@ def decode(raw: bytes | None) -> dict[str, Any] | None:
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """A CONFIG value: a subject's or the global settings. Each field may be unset
+    (None); Confluent's `PUT /config` changes only the fields a request names."""
+
+    compatibility_level: str | None = None
+    compatibility_group: str | None = None
+    default_metadata: dict[str, Any] | None = None
+    override_metadata: dict[str, Any] | None = None
+    default_rule_set: dict[str, Any] | None = None
+    override_rule_set: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, attribute)
+            for name, attribute in CONFIG_FIELDS
+            if getattr(self, attribute) is not None
+        }
+
+    @staticmethod
+    def from_json(value: dict[str, Any]) -> ConfigValue:
+        """ValueError or a RegistryError for a field of the wrong type."""
+        from contextplane.services.schema_registry.contracts import (
+            metadata_field,
+            rule_set_field,
+        )
+
+        level, group = value.get("compatibilityLevel"), value.get("compatibilityGroup")
+        for name, found in (("compatibilityLevel", level), ("compatibilityGroup", group)):
+            if found is not None and not isinstance(found, str):
+                raise ValueError(f"{name!r} is {found!r}, not a string")
+        return ConfigValue(
+            level,
+            group,
+            metadata_field(value.get("defaultMetadata")) or None,
+            metadata_field(value.get("overrideMetadata")) or None,
+            rule_set_field(value.get("defaultRuleSet")) or None,
+            rule_set_field(value.get("overrideRuleSet")) or None,
+        )
+
+
+# The CONFIG value's fields: (JSON name, attribute), in the order Confluent writes them.
+CONFIG_FIELDS = (
+    ("compatibilityLevel", "compatibility_level"),
+    ("compatibilityGroup", "compatibility_group"),
+    ("defaultMetadata", "default_metadata"),
+    ("overrideMetadata", "override_metadata"),
+    ("defaultRuleSet", "default_rule_set"),
+    ("overrideRuleSet", "override_rule_set"),
+)

@@ -7,13 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from contextplane.services.schema_registry import errors
+from contextplane.services.schema_registry.contracts import (
+    NO_CONTRACT,
+    Contract,
+    check_size,
+    contract_key,
+    merge_metadata,
+    merge_rule_sets,
+    metadata_field,
+    properties_match,
+    rule_set_field,
+)
 from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import DEFAULT_LEVEL, LEVELS, problems
 from contextplane.services.schema_registry.records import (
+    CONFIG_FIELDS,
     INT32_MAX,
+    ConfigValue,
     SchemaValue,
     config_key,
     delete_subject_key,
@@ -63,9 +77,22 @@ class SchemaRegistry:
     # -- settings ------------------------------------------------------------------------
 
     def compatibility(self, subject: str | None = None) -> str:
-        if subject is not None and subject in self.state.subject_compatibility:
-            return self.state.subject_compatibility[subject]
+        config = self.state.subject_configs.get(subject) if subject is not None else None
+        if config is not None and config.compatibility_level is not None:
+            return config.compatibility_level
         return self.state.global_compatibility or DEFAULT_LEVEL
+
+    def config_in_scope(self, subject: str | None) -> ConfigValue:
+        """The settings a subject's registrations follow, as Confluent's
+        `getConfigInScope`: the subject's config if it has one (its level and group
+        falling back to the global ones), else the global config; the level filled in."""
+        found = self.state.global_config or ConfigValue()
+        own = self.state.subject_configs.get(subject) if subject is not None else None
+        if own is not None:
+            found = replace(
+                own, compatibility_group=own.compatibility_group or found.compatibility_group
+            )
+        return replace(found, compatibility_level=self.compatibility(subject))
 
     def mode(self, subject: str | None = None) -> str:
         if subject is not None and subject in self.state.subject_modes:
@@ -143,6 +170,7 @@ class SchemaRegistry:
         text: str,
         schema_type: str,
         references: tuple[Reference, ...] = (),
+        contract: Contract = NO_CONTRACT,
         *,
         deleted: bool = False,
     ) -> Found:
@@ -151,12 +179,50 @@ class SchemaRegistry:
             raise errors.subject_not_found(subject)
         resolved = await self._resolve(schema_type, text, references, deleted=True)
         versions = self.state.versions(subject, deleted=deleted)  # as they are now
-        schema_id = _known_id(self.state, schema_type, resolved)
-        # The newest version with that schema, as Confluent answers.
-        for version in reversed(versions):
-            if version.schema_id == schema_id:
-                return Found(subject, version, self.state.schemas[version.schema_id])
+        # As given, then (as Confluent's lookup mimics a registration) with the contract
+        # a registration would give it: the latest live version's, defaults and overrides.
+        given = Contract(contract.metadata or None, contract.rule_set or None)
+        found = _newest_with(self.state, subject, versions, schema_type, resolved, given)
+        if found is None and self.state.versions(subject):
+            merged = self._merged_contract(subject, contract)
+            found = _newest_with(self.state, subject, versions, schema_type, resolved, merged)
+        if found is not None:
+            return found
         raise errors.schema_not_found()
+
+    def latest_with_metadata(
+        self, subject: str, wanted: dict[str, str], *, deleted: bool = False
+    ) -> Found:
+        """The newest version whose metadata properties include `wanted`
+        (`GET /subjects/{s}/metadata`); 40401 for no such subject, 40403 for no match."""
+        versions = self.state.versions(subject, deleted=deleted)
+        for version in reversed(versions):
+            stored = self.state.schemas[version.schema_id]
+            if properties_match(stored.metadata, wanted):
+                return Found(subject, version, stored)
+        if not versions:
+            raise errors.subject_not_found(subject)
+        raise errors.schema_not_found()
+
+    def _merged_contract(self, subject: str, given: Contract) -> Contract:
+        """Confluent's `maybeSetMetadataRuleSet`: the contract given, else the latest live
+        version's, over the config's defaults and under its overrides."""
+        live = self.state.versions(subject)
+        previous = self.state.schemas[live[-1].schema_id] if live else None
+        config = self.config_in_scope(subject)
+        metadata = given.metadata
+        if metadata is None and previous is not None:
+            metadata = previous.metadata
+        rule_set = given.rule_set
+        if rule_set is None and previous is not None:
+            rule_set = previous.rule_set
+        metadata = merge_metadata(
+            merge_metadata(config.default_metadata, metadata), config.override_metadata
+        )
+        rule_set = merge_rule_sets(
+            merge_rule_sets(config.default_rule_set, rule_set), config.override_rule_set
+        )
+        return Contract(metadata or None, rule_set or None)
 
     async def compatibility_problems(
         self,
@@ -165,16 +231,21 @@ class SchemaRegistry:
         text: str,
         schema_type: str,
         references: tuple[Reference, ...] = (),
+        contract: Contract = NO_CONTRACT,
     ) -> list[str]:
         """Why `text` may not follow the subject's version `spec` (None: every version the
-        subject's level checks against); empty when it may."""
+        subject's level checks against); empty when it may. With a compatibility group,
+        only versions of the group of the metadata given count (as Confluent, which does
+        not complete the contract here)."""
         parsed = (await self._resolve(schema_type, text, references, deleted=False)).parsed
         if spec is None:
             level = self.compatibility(subject)
-            earlier = self._parsed(self.state.versions(subject))
+            versions = self.state.versions(subject)
         else:
             level = self.compatibility(subject).removesuffix("_TRANSITIVE")
-            earlier = self._parsed([self.version(subject, spec).version])
+            versions = [self.version(subject, spec).version]
+        group = self.config_in_scope(subject).compatibility_group
+        earlier = self._parsed(_same_group(self.state, versions, group, contract))
         return await asyncio.to_thread(problems, level, parsed, earlier)
 
     async def _resolve(
@@ -205,6 +276,7 @@ class SchemaRegistry:
         text: str,
         schema_type: str,
         references: tuple[Reference, ...] = (),
+        contract: Contract = NO_CONTRACT,
     ) -> int:
         check_subject(subject)
         async with self._writes:
@@ -213,12 +285,17 @@ class SchemaRegistry:
             resolved = await self._resolve(schema_type, text, references, deleted=False)
             parsed = resolved.parsed
             live = self.state.versions(subject)
-            known_id = _known_id(self.state, schema_type, resolved)
+            contract = self._merged_contract(subject, contract)
+            check_size(contract.metadata, contract.rule_set)
+            known_id = _known_id(self.state, schema_type, resolved, contract)
             for version in live:
                 if version.schema_id == known_id:
                     return version.schema_id
-            level = self.compatibility(subject)
-            found = await asyncio.to_thread(problems, level, parsed, self._parsed(live))
+            config = self.config_in_scope(subject)
+            earlier = _same_group(self.state, live, config.compatibility_group, contract)
+            found = await asyncio.to_thread(
+                problems, config.compatibility_level, parsed, self._parsed(earlier)
+            )
             if found:
                 raise errors.incompatible(subject, found)
             schema_id = known_id if known_id is not None else self.state.next_id()
@@ -235,6 +312,8 @@ class SchemaRegistry:
                 False,
                 schema_type,
                 resolved.references,
+                contract.metadata,
+                contract.rule_set,
             )
             await self._store.write([(schema_key(subject, number), value.to_json())])
             return schema_id
@@ -287,25 +366,32 @@ class SchemaRegistry:
                 True,
                 stored.schema_type,
                 stored.references,
+                stored.metadata,
+                stored.rule_set,
             )
             await self._store.write([(schema_key(subject, version.version), value.to_json())])
             return version.version
 
-    async def set_compatibility(self, subject: str | None, level: object) -> str:
+    async def set_config(self, subject: str | None, body: dict[str, Any]) -> ConfigValue:
+        """`PUT /config[/{s}]`: the fields the body names replace the stored ones (null
+        clears one), the others are kept, as Confluent's `ConfigValue.update`."""
         if subject is not None:
             check_subject(subject)
-        if not isinstance(level, str) or level.upper() not in LEVELS:
-            raise errors.invalid_compatibility_level(level)
+        changes = config_changes(body)
         async with self._writes:
             await self._store.sync()
-            value = {"compatibilityLevel": level.upper()}
-            await self._store.write([(config_key(subject), value)])
-            return level.upper()
+            if subject is None:
+                old = self.state.global_config
+            else:
+                old = self.state.subject_configs.get(subject)
+            config = replace(old or ConfigValue(), **changes)
+            await self._store.write([(config_key(subject), config.to_json())])
+            return config
 
-    async def delete_compatibility(self, subject: str) -> str:
+    async def delete_config(self, subject: str) -> ConfigValue:
         async with self._writes:
             await self._store.sync()
-            previous = self.state.subject_compatibility.get(subject)
+            previous = self.state.subject_configs.get(subject)
             if previous is None:
                 raise errors.subject_compatibility_not_found(subject)
             await self._store.write([(config_key(subject), None)])
@@ -371,5 +457,72 @@ def parse_version(spec: str) -> int | None:
     return number
 
 
-def _known_id(state: RegistryState, schema_type: str, resolved: Resolved) -> int | None:
-    return state.id_for(schema_type, resolved.parsed.canonical, resolved.references)
+def _known_id(
+    state: RegistryState, schema_type: str, resolved: Resolved, contract: Contract
+) -> int | None:
+    return state.id_for(
+        schema_type,
+        resolved.parsed.canonical,
+        resolved.references,
+        contract_key(contract.metadata, contract.rule_set),
+    )
+
+
+def _newest_with(
+    state: RegistryState,
+    subject: str,
+    versions: list[Version],
+    schema_type: str,
+    resolved: Resolved,
+    contract: Contract,
+) -> Found | None:
+    """The newest of `versions` with that schema and contract, as Confluent answers."""
+    schema_id = _known_id(state, schema_type, resolved, contract)
+    for version in reversed(versions):
+        if version.schema_id == schema_id:
+            return Found(subject, version, state.schemas[version.schema_id])
+    return None
+
+
+def _same_group(
+    state: RegistryState, live: list[Version], group: str | None, contract: Contract
+) -> list[Version]:
+    """The versions a new one is checked against: with a `compatibilityGroup`, only those
+    whose metadata property of that name has the new one's value (both may lack it)."""
+    if group is None:
+        return live
+
+    def value(metadata: dict[str, Any] | None) -> str | None:
+        return (metadata or {}).get("properties", {}).get(group)
+
+    wanted = value(contract.metadata)
+    return [v for v in live if value(state.schemas[v.schema_id].metadata) == wanted]
+
+
+def config_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigValue fields a `PUT /config` body sets (None: cleared), each checked:
+    42203 for a level, 422 for a group that is not a string, the contract fields' own
+    codes for theirs."""
+    changes: dict[str, Any] = {}
+    for name, attribute in CONFIG_FIELDS:
+        request_name = "compatibility" if name == "compatibilityLevel" else name
+        if request_name not in body:
+            continue
+        value = body[request_name]
+        if value is None:
+            changes[attribute] = None
+        elif request_name == "compatibility":
+            if not isinstance(value, str) or value.upper() not in LEVELS:
+                raise errors.invalid_compatibility_level(value)
+            changes[attribute] = value.upper()
+        elif request_name == "compatibilityGroup":
+            if not isinstance(value, str):
+                raise errors.unprocessable("'compatibilityGroup' must be a string")
+            changes[attribute] = value
+        elif name.endswith("Metadata"):
+            changes[attribute] = metadata_field(value, where=name) or None
+        else:
+            changes[attribute] = rule_set_field(value, where=name) or None
+    check_size(changes.get("default_metadata"), changes.get("default_rule_set"))
+    check_size(changes.get("override_metadata"), changes.get("override_rule_set"))
+    return changes

@@ -12,13 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from contextplane.services.schema_registry import errors
+from contextplane.services.schema_registry.contracts import contract_key
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.field_tags import FieldTags, inline_tags, tags_of
 from contextplane.services.schema_registry.formats import Parsed, parse
 from contextplane.services.schema_registry.modes import LEVELS
+from contextplane.services.schema_registry.protobuf_descriptor import (
+    serialized as serialized_descriptor,
+)
+from contextplane.services.schema_registry.protobuf_schema import ProtobufSchema
 from contextplane.services.schema_registry.records import (
+    ConfigValue,
     SchemaValue,
     decode,
     int32_field,
@@ -61,21 +69,43 @@ class StoredSchema:
     # Ids of every schema this one depends on, directly or through theirs.
     closure: frozenset[int] = frozenset()
     depth: int = 0  # the longest chain of references below it
+    metadata: dict[str, Any] | None = None  # its data contract (contracts.py)
+    rule_set: dict[str, Any] | None = None
+
+    @cached_property
+    def serialized(self) -> str:
+        """A Protobuf schema as a base64 FileDescriptorProto (`?format=serialized`): a
+        parse of its text, up to a second or more, so callers run it on a worker thread."""
+        assert isinstance(self.parsed, ProtobufSchema)
+        return serialized_descriptor(self.parsed)
+
+    @cached_property
+    def field_tags(self) -> FieldTags:
+        """Field path -> the tags written on it in the schema (field_tags.py)."""
+        return inline_tags(self.parsed)
+
+    def tags_of(self, path: str) -> frozenset[str]:
+        """The tags of a field: written on it, or given by a `metadata.tags` pattern."""
+        return tags_of(path, self.field_tags, self.metadata)
 
     @property
     def identity(self) -> Identity:
-        return (self.schema_type, self.parsed.canonical, self.references)
+        contract = contract_key(self.metadata, self.rule_set)
+        return (self.schema_type, self.parsed.canonical, self.references, contract)
 
 
-# What makes two registrations the same schema (one id): type, canonical text, references.
-Identity = tuple[str, str, tuple[Reference, ...]]
+# What makes two registrations the same schema (one id): type, canonical text, references
+# and data contract (`contracts.contract_key`), as Confluent's lookup hashes them.
+Identity = tuple[str, str, tuple[Reference, ...], str]
+# What a parse depends on: type, text, references.
+ParseKey = tuple[str, str, tuple[Reference, ...]]
 
 
 @dataclass(frozen=True)
 class Unparsed:
     """A schema with its references resolved, to be parsed (`RegistryState.prepare`)."""
 
-    key: Identity  # type, the text given, references
+    key: ParseKey  # type, the text given, references
     named: tuple[tuple[str, Parsed], ...]
     closure: frozenset[int]
     depth: int
@@ -102,8 +132,8 @@ class RegistryState:
     referrers: dict[int, set[tuple[str, int]]] = field(default_factory=dict)
     # (subject, version) -> ids of the schemas whose references name it.
     referenced_by: dict[tuple[str, int], set[int]] = field(default_factory=dict)
-    global_compatibility: str | None = None
-    subject_compatibility: dict[str, str] = field(default_factory=dict)
+    global_config: ConfigValue | None = None
+    subject_configs: dict[str, ConfigValue] = field(default_factory=dict)
     global_mode: str | None = None
     subject_modes: dict[str, str] = field(default_factory=dict)
     max_id: int = 0
@@ -112,10 +142,22 @@ class RegistryState:
     # references resolved to versions: a write's record, applied right after it was
     # decided, is not parsed a second time (a large JSON Schema takes seconds), nor is the
     # text a client looks up again and again.
-    recently_parsed: dict[Identity, Resolved] = field(default_factory=dict)
+    recently_parsed: dict[ParseKey, Resolved] = field(default_factory=dict)
     _removals: int = 0  # versions removed so far (see `remember`)
 
     # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def global_compatibility(self) -> str | None:
+        return self.global_config.compatibility_level if self.global_config else None
+
+    @property
+    def subject_compatibility(self) -> dict[str, str]:
+        return {
+            subject: config.compatibility_level
+            for subject, config in self.subject_configs.items()
+            if config.compatibility_level is not None
+        }
 
     def versions(self, subject: str, *, deleted: bool = False) -> list[Version]:
         found = self.subjects.get(subject, {})
@@ -127,9 +169,13 @@ class RegistryState:
         return sorted(s for s in self.subjects if self.versions(s, deleted=deleted))
 
     def id_for(
-        self, schema_type: str, canonical: str, references: tuple[Reference, ...] = ()
+        self,
+        schema_type: str,
+        canonical: str,
+        references: tuple[Reference, ...] = (),
+        contract: str = "",
     ) -> int | None:
-        return self.ids_by_canonical.get((schema_type, canonical, references))
+        return self.ids_by_canonical.get((schema_type, canonical, references, contract))
 
     def resolve(
         self,
@@ -252,8 +298,11 @@ class RegistryState:
                 raise ValueError("a schema record without a subject")
             self._apply_schema(subject, int32_field(key, "version"), value)
         elif keytype == "CONFIG":
-            level = None if value is None else _one_of(value, "compatibilityLevel", LEVELS)
-            _set(self.subject_compatibility, subject, level, self, "global_compatibility")
+            config = None if value is None else ConfigValue.from_json(value)
+            level = config.compatibility_level if config is not None else None
+            if level is not None and level not in LEVELS:
+                raise ValueError(f"'compatibilityLevel' is {level!r}, not one of {LEVELS}")
+            _set(self.subject_configs, subject, config, self, "global_config")
         elif keytype == "MODE":
             mode = None if value is None else _one_of(value, "mode", STORED_MODES)
             _set(self.subject_modes, subject, mode, self, "global_mode")
@@ -282,17 +331,22 @@ class RegistryState:
                 f"{subject!r} version {number}"
             )
         known = self.schemas.get(record.schema_id)
+        contract = contract_key(record.metadata, record.rule_set)
         if known is not None and (
             known.text != record.schema
             or known.schema_type != record.schema_type
             or known.references != record.references
+            or known.identity[3] != contract
         ):
             resolved = self.resolve(
                 record.schema_type, record.schema, record.references, deleted=True
             )
-            if (record.schema_type, resolved.parsed.canonical, resolved.references) != (
-                known.identity
-            ):
+            if (
+                record.schema_type,
+                resolved.parsed.canonical,
+                resolved.references,
+                contract,
+            ) != known.identity:
                 # Two writers gave one id to two schemas: the first keeps it.
                 raise ValueError(f"schema id {record.schema_id} is already another schema's")
         if known is None:
@@ -307,6 +361,8 @@ class RegistryState:
                 resolved.references,
                 resolved.closure,
                 resolved.depth,
+                record.metadata,
+                record.rule_set,
             )
             self.schemas[record.schema_id] = stored
             self.ids_by_canonical.setdefault(stored.identity, record.schema_id)
@@ -355,9 +411,9 @@ def _one_of(value: dict[str, Any], name: str, allowed: Collection[str]) -> str:
 
 
 def _set(
-    per_subject: dict[str, str],
+    per_subject: dict[str, Any],
     subject: object,
-    value: str | None,
+    value: object,
     state: RegistryState,
     global_attribute: str,
 ) -> None:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.contracts import contract_of
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
     flag,
@@ -16,11 +17,14 @@ from contextplane.services.schema_registry.http_io import (
 
 
 async def _answer(request: Request, version: str | None) -> Response:
-    text, schema_type, references = schema_fields(await json_body(request))
+    request_body = await json_body(request)
+    text, schema_type, references = schema_fields(request_body)
     registry = registry_of(request)
     subject = request.path_params["subject"]
     registry.versions(subject)  # 40401 for a subject with no live version
-    found = await registry.compatibility_problems(subject, version, text, schema_type, references)
+    found = await registry.compatibility_problems(
+        subject, version, text, schema_type, references, contract_of(request_body)
+    )
     body: dict[str, object] = {"is_compatible": not found}
     if flag(request, "verbose"):
         body["messages"] = found

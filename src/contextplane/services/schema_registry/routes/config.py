@@ -1,4 +1,5 @@
-"""`/config`: the compatibility level, global and per subject."""
+"""`/config`: the compatibility level, the compatibility group and the data contract
+defaults and overrides, global and per subject."""
 
 from __future__ import annotations
 
@@ -13,39 +14,46 @@ from contextplane.services.schema_registry.http_io import (
     json_body,
     registry_of,
 )
+from contextplane.services.schema_registry.records import ConfigValue
 
 
 async def get_global(request: Request) -> Response:
-    return RegistryResponse({"compatibilityLevel": registry_of(request).compatibility()})
+    return RegistryResponse(registry_of(request).config_in_scope(None).to_json())
 
 
 async def put_global(request: Request) -> Response:
-    body = await json_body(request)
-    level = await registry_of(request).set_compatibility(None, body.get("compatibility"))
-    return RegistryResponse({"compatibility": level})
+    config = await registry_of(request).set_config(None, await json_body(request))
+    return RegistryResponse(_update_answer(config))
 
 
 async def get_subject(request: Request) -> Response:
     registry = registry_of(request)
     subject = request.path_params["subject"]
-    level = registry.state.subject_compatibility.get(subject)
-    if level is None:
-        if not flag(request, "defaultToGlobal"):
-            raise errors.subject_compatibility_not_found(subject)
-        level = registry.compatibility()
-    return RegistryResponse({"compatibilityLevel": level})
+    if flag(request, "defaultToGlobal"):
+        return RegistryResponse(registry.config_in_scope(subject).to_json())
+    config = registry.state.subject_configs.get(subject)
+    if config is None:
+        raise errors.subject_compatibility_not_found(subject)
+    return RegistryResponse(config.to_json())
 
 
 async def put_subject(request: Request) -> Response:
-    body = await json_body(request)
     subject = request.path_params["subject"]
-    level = await registry_of(request).set_compatibility(subject, body.get("compatibility"))
-    return RegistryResponse({"compatibility": level})
+    config = await registry_of(request).set_config(subject, await json_body(request))
+    return RegistryResponse(_update_answer(config))
 
 
 async def delete_subject(request: Request) -> Response:
-    previous = await registry_of(request).delete_compatibility(request.path_params["subject"])
-    return RegistryResponse({"compatibilityLevel": previous})
+    previous = await registry_of(request).delete_config(request.path_params["subject"])
+    return RegistryResponse(previous.to_json())
+
+
+def _update_answer(config: ConfigValue) -> dict[str, object]:
+    """A `PUT /config` answer: Confluent's ConfigUpdateRequest, the level as
+    `compatibility`."""
+    body = config.to_json()
+    level = body.pop("compatibilityLevel", None)
+    return ({"compatibility": level} if level is not None else {}) | body
 
 
 ROUTES = [

@@ -14,6 +14,7 @@ from contextplane.services.schema_registry.http_io import (
     raw_response,
     registry_of,
     schema_id,
+    schema_text,
 )
 from contextplane.services.schema_registry.routes.subjects import found_body, type_and_references
 
@@ -37,7 +38,8 @@ async def contexts(request: Request) -> Response:
 
 async def by_id(request: Request) -> Response:
     stored = registry_of(request).schema(schema_id(request))
-    return RegistryResponse({"schema": stored.text} | type_and_references(stored))
+    text = await schema_text(request, stored)
+    return RegistryResponse({"schema": text} | type_and_references(stored))
 
 
 async def raw_by_id(request: Request) -> Response:

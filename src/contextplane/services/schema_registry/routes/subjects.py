@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.contracts import contract_of
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
     deleted_only_flag,
@@ -15,28 +16,39 @@ from contextplane.services.schema_registry.http_io import (
     raw_response,
     registry_of,
     schema_fields,
+    schema_text,
 )
 from contextplane.services.schema_registry.registry import Found
 from contextplane.services.schema_registry.state import StoredSchema
 
 
-def found_body(found: Found) -> dict[str, object]:
+def found_body(found: Found, text: str | None = None) -> dict[str, object]:
+    """A version as Confluent answers it; `text` the schema in the format asked for."""
     body: dict[str, object] = {
         "subject": found.subject,
         "version": found.version.version,
         "id": found.schema.schema_id,
-        "schema": found.schema.text,
+        "schema": found.schema.text if text is None else text,
     }
     return body | type_and_references(found.schema)
 
 
+async def found_answer(request: Request, found: Found) -> Response:
+    return RegistryResponse(found_body(found, await schema_text(request, found.schema)))
+
+
 def type_and_references(stored: StoredSchema) -> dict[str, object]:
-    """`schemaType` unless AVRO and `references` unless none, as Confluent leaves them out."""
+    """`schemaType` unless AVRO, `references`, `metadata` and `ruleSet` unless none, as
+    Confluent leaves them out."""
     body: dict[str, object] = {}
     if stored.schema_type != "AVRO":
         body["schemaType"] = stored.schema_type
     if stored.references:
         body["references"] = [reference.to_json() for reference in stored.references]
+    if stored.metadata is not None:
+        body["metadata"] = stored.metadata
+    if stored.rule_set is not None:
+        body["ruleSet"] = stored.rule_set
     return body
 
 
@@ -50,12 +62,31 @@ async def list_subjects(request: Request) -> Response:
 
 
 async def lookup(request: Request) -> Response:
-    text, schema_type, references = schema_fields(await json_body(request))
+    body = await json_body(request)
+    text, schema_type, references = schema_fields(body)
     subject = request.path_params["subject"]
     found = await registry_of(request).lookup(
-        subject, text, schema_type, references, deleted=flag(request, "deleted")
+        subject,
+        text,
+        schema_type,
+        references,
+        contract_of(body),
+        deleted=flag(request, "deleted"),
     )
-    return RegistryResponse(found_body(found))
+    return await found_answer(request, found)
+
+
+async def latest_with_metadata(request: Request) -> Response:
+    """The newest version whose metadata properties include the `key`/`value` pairs
+    (paired in order; extra keys or values are ignored, as Confluent pairs them)."""
+    keys = request.query_params.getlist("key")
+    values = request.query_params.getlist("value")
+    found = registry_of(request).latest_with_metadata(
+        request.path_params["subject"],
+        dict(zip(keys, values, strict=False)),
+        deleted=flag(request, "deleted"),
+    )
+    return await found_answer(request, found)
 
 
 async def delete_subject(request: Request) -> Response:
@@ -75,9 +106,12 @@ async def list_versions(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    text, schema_type, references = schema_fields(await json_body(request))
+    body = await json_body(request)
+    text, schema_type, references = schema_fields(body)
     subject = request.path_params["subject"]
-    schema_id = await registry_of(request).register(subject, text, schema_type, references)
+    schema_id = await registry_of(request).register(
+        subject, text, schema_type, references, contract_of(body)
+    )
     return RegistryResponse({"id": schema_id})
 
 
@@ -87,7 +121,7 @@ async def get_version(request: Request) -> Response:
         request.path_params["version"],
         deleted=flag(request, "deleted"),
     )
-    return RegistryResponse(found_body(found))
+    return await found_answer(request, found)
 
 
 async def get_version_schema(request: Request) -> Response:
@@ -122,6 +156,7 @@ ROUTES = [
     Route("/subjects", list_subjects, methods=["GET"]),
     Route("/subjects/{subject:segment}", lookup, methods=["POST"]),
     Route("/subjects/{subject:segment}", delete_subject, methods=["DELETE"]),
+    Route("/subjects/{subject:segment}/metadata", latest_with_metadata, methods=["GET"]),
     Route("/subjects/{subject:segment}/versions", list_versions, methods=["GET"]),
     Route("/subjects/{subject:segment}/versions", register, methods=["POST"]),
     Route("/subjects/{subject:segment}/versions/{version:segment}", get_version, methods=["GET"]),

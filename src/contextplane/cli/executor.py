@@ -1,0 +1,88 @@
+"""`contextplane executor`: the tool executor (RFC 0006 §2), policy-gated tool calls from
+`copilot.tool-calls` performed at most once per idempotency key and recorded in the
+`copilot.ledger` topic of any Kafka cluster; the ledger read served over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from contextplane.cli.kafka_client import ConfigError, security_config
+from contextplane.logsafe import log_to_stderr
+
+DEFAULT_PORT = 8091
+
+
+def add_parser(sub: Any) -> None:
+    executor = sub.add_parser(
+        "executor", help="perform policy-gated tool calls once each, recorded in a ledger topic"
+    )
+    executor.add_argument(
+        "--bootstrap",
+        "--bootstrap-server",
+        dest="bootstrap",
+        required=True,
+        help="host:port of the Kafka cluster (either spelling, as Kafka's tools)",
+    )
+    executor.add_argument("--tools", required=True, type=Path, help="the tools file (TOML)")
+    executor.add_argument(
+        "--context-url", help="the context service, for tools whose policy reads an entity"
+    )
+    executor.add_argument(
+        "--transactional-id",
+        default="contextplane-executor-0",
+        help="stable per executor process: a restart with the same id fences its predecessor",
+    )
+    executor.add_argument("--group", default="contextplane-executor", help="the consumer group")
+    executor.add_argument(
+        "--command-config", type=Path, help="client security properties (Kafka's names)"
+    )
+    executor.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    executor.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8091)")
+    executor.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    executor.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    from contextplane.services.actions.executor import StartError
+    from contextplane.services.actions.tools import ToolsFileError, load_tools
+
+    log_to_stderr(args.log_level)
+    try:
+        tools = load_tools(args.tools)
+        security = security_config(args.command_config)
+    except (ToolsFileError, ConfigError, OSError) as exc:
+        print(f"contextplane executor: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args, tools, security))
+    except KeyboardInterrupt:
+        return 0
+    except (StartError, KafkaException, OSError) as exc:
+        print(f"contextplane executor: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(args: argparse.Namespace, tools: Any, security: dict[str, str]) -> int:
+    from contextplane.services.actions.executor import Executor, ExecutorConfig
+    from contextplane.services.actions.server import run_executor
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    config = ExecutorConfig(
+        args.bootstrap,
+        transactional_id=args.transactional_id,
+        group=args.group,
+        context_url=args.context_url,
+        timeout_s=args.timeout,
+        client_config=security,
+    )
+    return await run_executor(Executor(tools, config), args.host, args.port, stop)

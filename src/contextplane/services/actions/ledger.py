@@ -1,0 +1,141 @@
+"""The action ledger's records and the executor's index of them (RFC 0006 §2).
+
+`copilot.ledger` is compacted; a call's entry is keyed by its idempotency key, so
+compaction keeps a key's latest state: `["call", KEY]`. A request that reuses a key with
+different arguments gets its own record, `["conflict", KEY, REQUEST_HASH]`, so the
+refusal never replaces the entry the key already has; a request that cannot be read,
+`["rejected", KEY, HASH OF ITS BYTES]`. Keys and values are JSON.
+
+States of a call entry: `started` (the policy allowed it and the endpoint is being
+called), `done` (the endpoint answered: its status and body), `denied`,
+`awaiting-approval`, `unknown` (a non-idempotent endpoint was interrupted mid call: only
+a human can say whether the effect happened), `error` (the call did not happen or can be
+repeated safely: the same request tries again). `done`, `denied` and `unknown` are
+final: the same request answers them again without acting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+STARTED = "started"
+DONE = "done"
+DENIED = "denied"
+AWAITING_APPROVAL = "awaiting-approval"
+UNKNOWN = "unknown"
+ERROR = "error"
+CONFLICT = "conflict"
+REJECTED = "rejected"
+FINAL = frozenset({DONE, DENIED, UNKNOWN})
+
+LEDGER_TOPIC = "copilot.ledger"
+EVALUATIONS_TOPIC = "copilot.policy-evaluations"
+REQUESTS_TOPIC = "copilot.tool-calls"
+# A request record (key and value) and an idempotency key, at most.
+REQUEST_BYTES_MAX = 64 * 1024
+KEY_BYTES_MAX = 256
+# What the index holds, at most: entries past it stop the executor (the ledger has
+# outgrown one process's memory; RFC 0006 "Not built": retention of old keys).
+INDEX_BYTES_MAX = 512 * 1024 * 1024
+
+LedgerKey = tuple[str, ...]
+
+
+def request_hash(tool: str, arguments: Any) -> str:
+    """What a key's requests are compared by: the tool and its arguments, canonical JSON."""
+    canonical = json.dumps(
+        {"tool": tool, "arguments": arguments}, sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def call_key(key: str) -> LedgerKey:
+    return ("call", key)
+
+
+def conflict_key(key: str, hash_: str) -> LedgerKey:
+    return ("conflict", key, hash_)
+
+
+def value_hash(raw: bytes) -> str:
+    """A request record's value as a rejection names it (the record may not be JSON)."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def rejected_key(key: str, raw: bytes) -> LedgerKey:
+    return rejected_key_of(key, value_hash(raw))
+
+
+def rejected_key_of(key: str, raw_hash: str) -> LedgerKey:
+    return ("rejected", key, raw_hash)
+
+
+def encode_key(key: LedgerKey) -> bytes:
+    return json.dumps(list(key), separators=(",", ":")).encode()
+
+
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_key(raw: bytes | None) -> LedgerKey | None:
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and parsed and all(isinstance(p, str) for p in parsed):
+        return tuple(parsed)
+    return None
+
+
+@dataclass
+class Indexed:
+    entry: dict[str, Any]
+    offset: int  # in the ledger: a record older than the one held never replaces it
+    size: int
+
+
+class IndexFullError(Exception):
+    """The ledger holds more than INDEX_BYTES_MAX of entries."""
+
+
+class LedgerIndex:
+    """The ledger folded by key: the newest entry of each (tombstones remove)."""
+
+    def __init__(self, bytes_max: int = INDEX_BYTES_MAX) -> None:
+        self._entries: dict[LedgerKey, Indexed] = {}
+        self._bytes = 0
+        self._bytes_max = bytes_max
+
+    def get(self, key: LedgerKey) -> dict[str, Any] | None:
+        found = self._entries.get(key)
+        return None if found is None else found.entry
+
+    def apply(self, key: LedgerKey, raw: bytes | None, offset: int) -> None:
+        held = self._entries.get(key)
+        if held is not None and held.offset >= offset:
+            return
+        if held is not None:
+            self._bytes -= held.size
+            del self._entries[key]
+        if raw is None:
+            return
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(entry, dict):
+            return
+        size = len(raw) + 100
+        if self._bytes + size > self._bytes_max:
+            raise IndexFullError(
+                f"the ledger's entries pass {self._bytes_max} bytes of this executor's index"
+            )
+        self._entries[key] = Indexed(entry, offset, size)
+        self._bytes += size
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,156 @@
+"""The tools file: each tool's HTTP endpoint, its Cedar policies, its time bound, whether
+the endpoint honours an Idempotency-Key header, and the context entity its policy reads
+(RFC 0006 §2).
+
+TOML, read by the standard library's `tomllib`::
+
+    [tools.refund]
+    endpoint = "http://127.0.0.1:9000/refund"   # POSTed the arguments as JSON
+    idempotent = true            # the endpoint performs a key's effect once
+    timeout_ms = 5000
+    policy = '''permit(principal, action, resource) when { context.arguments.amount <= 100 };'''
+    approval_policy = '''permit(principal, action, resource);'''   # optional
+    [tools.refund.context]       # optional: the entity the policy sees as context.entity
+    view = "account"
+    entity = "account_id"        # a dotted path into the call's arguments
+
+Every error names the tool and field (`tools.refund.timeout_ms`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contextplane.services.actions.policy import PolicyError, check_policy
+
+TOOLS_MAX = 100
+TIMEOUT_MS_MAX = 120_000
+POLICY_CHARS_MAX = 64 * 1024
+# A tool name is part of ledger entries, Cedar entity ids and URLs.
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_KEYS = {"endpoint", "idempotent", "timeout_ms", "policy", "approval_policy", "context"}
+
+
+class ToolsFileError(ValueError):
+    """A tools file that cannot be used, with where and why."""
+
+
+@dataclass(frozen=True)
+class ContextRead:
+    view: str
+    entity_path: tuple[str, ...]  # into the call's arguments
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    endpoint: str
+    idempotent: bool
+    timeout_ms: int
+    policy: str
+    approval_policy: str | None = None
+    context: ContextRead | None = None
+
+    @property
+    def policy_version(self) -> str:
+        """The hash of the policy texts: which policies an evaluation applied."""
+        text = self.policy + "\0" + (self.approval_policy or "")
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_tools(path: Path) -> dict[str, Tool]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ToolsFileError(f"{path}: {exc.strerror}") from None
+    return parse_tools(text, str(path))
+
+
+def parse_tools(text: str, where: str = "tools file") -> dict[str, Tool]:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message names the line and column
+        raise ToolsFileError(f"{where}: {exc}") from None
+    unknown = set(document) - {"tools"}
+    if unknown:
+        raise ToolsFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    tables = document.get("tools")
+    if not isinstance(tables, dict) or not tables:
+        raise ToolsFileError(f"{where}: no [tools.NAME] table")
+    if len(tables) > TOOLS_MAX:
+        raise ToolsFileError(f"{where}: {len(tables)} tools, at most {TOOLS_MAX}")
+    return {name: _tool(name, table) for name, table in tables.items()}
+
+
+def _tool(name: str, table: Any) -> Tool:
+    at = f"tools.{name}"
+    if not _NAME.fullmatch(name):
+        raise ToolsFileError(f"{at}: a name of letters, digits, '.', '_' and '-'")
+    if not isinstance(table, dict):
+        raise ToolsFileError(f"{at}: expected a table")
+    unknown = set(table) - _KEYS
+    if unknown:
+        raise ToolsFileError(f"{at}: unknown key {sorted(unknown)[0]!r}")
+    endpoint = _required(table, "endpoint", str, at)
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ToolsFileError(f"{at}.endpoint: expected an http:// or https:// URL")
+    idempotent = _required(table, "idempotent", bool, at)
+    timeout_ms = table.get("timeout_ms", 10_000)
+    if type(timeout_ms) is not int or not 1 <= timeout_ms <= TIMEOUT_MS_MAX:
+        raise ToolsFileError(f"{at}.timeout_ms: expected 1 to {TIMEOUT_MS_MAX}")
+    policy = _policy(table, "policy", at, required=True)
+    assert policy is not None
+    return Tool(
+        name=name,
+        endpoint=endpoint,
+        idempotent=idempotent,
+        timeout_ms=timeout_ms,
+        policy=policy,
+        approval_policy=_policy(table, "approval_policy", at, required=False),
+        context=_context(table.get("context"), f"{at}.context"),
+    )
+
+
+def _required(table: dict[str, Any], key: str, kind: type, at: str) -> Any:
+    if key not in table:
+        raise ToolsFileError(f"{at}.{key}: required")
+    value = table[key]
+    if type(value) is not kind:
+        raise ToolsFileError(f"{at}.{key}: expected a {kind.__name__}")
+    return value
+
+
+def _policy(table: dict[str, Any], key: str, at: str, *, required: bool) -> str | None:
+    if key not in table and not required:
+        return None
+    text = _required(table, key, str, at)
+    if len(text) > POLICY_CHARS_MAX:
+        raise ToolsFileError(f"{at}.{key}: longer than {POLICY_CHARS_MAX} characters")
+    try:
+        check_policy(text)
+    except PolicyError as exc:
+        raise ToolsFileError(f"{at}.{key}: {exc}") from None
+    return text
+
+
+def _context(table: Any, at: str) -> ContextRead | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ToolsFileError(f"{at}: expected a table")
+    unknown = set(table) - {"view", "entity"}
+    if unknown:
+        raise ToolsFileError(f"{at}: unknown key {sorted(unknown)[0]!r}")
+    view = _required(table, "view", str, at)
+    path = _required(table, "entity", str, at)
+    parts = tuple(path.split("."))
+    if not all(parts):
+        raise ToolsFileError(f"{at}.entity: a dotted path into the arguments")
+    return ContextRead(view, parts)

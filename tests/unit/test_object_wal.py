@@ -1,0 +1,404 @@
+"""The object WAL (`wal.url`): one PUT per group commit, acknowledged after the PUT,
+failures that take back every non-durable entry, recovery that keeps exactly the log
+(superseded objects and objects past a hole dropped), trimming oldest first.
+
+Against the in-memory object store with failing, slow, lost-reply and crashing PUTs; the
+engine-level runs drive an idempotent producer that retries as Kafka's clients do and
+check that every acknowledged batch is in the log exactly once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from contextplane.errors import KafkaError
+from contextplane.protocol.records import iter_batch_headers
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
+from contextplane.storage.object_wal import (
+    ObjectWal,
+    WalObject,
+    parse_key,
+    plan_recovery,
+    wal_object_key,
+)
+from contextplane.storage.objectstore import BoundedObjectStore
+from contextplane.storage.wal import WalEntry, WalWriteError
+from tests.support.metadata import open_store
+from tests.unit.test_engine_recovery import batch
+
+
+def obj(incarnation: int, sequence: int, start: int, end: int, floor: int = 0) -> WalObject:
+    return WalObject(incarnation, sequence, start, end, floor, f"{incarnation}/{sequence}")
+
+
+def test_recovery_keeps_the_contiguous_log_and_drops_superseded_objects() -> None:
+    durable = [obj(1, 0, 0, 10), obj(1, 1, 10, 20)]
+    # 2 failed (it landed all the same), 3 was in flight beside it; 4 rewrote from 20.
+    superseded = [obj(1, 2, 20, 30), obj(1, 3, 30, 45)]
+    rewritten = [obj(1, 4, 20, 25), obj(2, 0, 25, 40)]
+    kept, dropped = plan_recovery([*rewritten, *superseded, *durable])
+    assert kept == durable + rewritten
+    assert sorted(dropped, key=lambda o: o.sequence) == superseded
+    # A PUT that landed beside one that did not (a hole) was never acknowledged.
+    kept, dropped = plan_recovery([*durable, obj(1, 3, 30, 45)])
+    assert (kept, dropped) == (durable, [obj(1, 3, 30, 45)])
+    assert plan_recovery([]) == ([], [])
+
+
+def test_recovery_ignores_whatever_lies_below_the_highest_floor() -> None:
+    # Objects trimmed below floor 20: a deletion left 0-10 and lost 10-20, so without the
+    # floor 0-10 would look like the log and 20-40 like a PUT past a hole.
+    left_over = obj(1, 0, 0, 10)
+    # A superseded object below the floor whose superseding object was deleted.
+    superseded = obj(1, 1, 10, 35)
+    log = [obj(1, 3, 20, 30, floor=0), obj(1, 4, 30, 40, floor=20)]
+    kept, dropped = plan_recovery([left_over, superseded, *log])
+    assert kept == log
+    assert sorted(dropped, key=lambda o: o.sequence) == [left_over, superseded]
+
+
+def test_keys_sort_in_write_order_and_parse_back() -> None:
+    keys = [wal_object_key(7, 2, 0, 100, 200, 50), wal_object_key(7, 10, 3, 200, 250, 100)]
+    assert sorted(keys) == keys
+    assert [parse_key(k) for k in keys] == [
+        WalObject(2, 0, 100, 200, 50, keys[0]),
+        WalObject(10, 3, 200, 250, 100, keys[1]),
+    ]
+    assert parse_key("7/other") is None
+
+
+class GatedStore(MemoryObjectStore):
+    """The in-memory store whose PUTs each wait for the test to let them finish."""
+
+    def __init__(self, bucket: ObjectBucket) -> None:
+        super().__init__(bucket)
+        self.gates: dict[str, asyncio.Event] = {}
+        self.started: list[str] = []
+
+    async def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        self.started.append(key)
+        gate = self.gates.setdefault(key, asyncio.Event())
+        await gate.wait()
+        await super().put(key, parts)
+
+    def finish(self, index: int) -> None:
+        self.gates.setdefault(self.started[index], asyncio.Event()).set()
+
+
+async def opened(store: MemoryObjectStore, **kwargs: object) -> ObjectWal:
+    wal = ObjectWal(BoundedObjectStore(store, 10_000), 1, delete_interval_ns=0, **kwargs)  # type: ignore[arg-type]
+    async for _ in wal.recover_pages():
+        pass
+    return wal
+
+
+async def turn() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_one_put_per_turn_at_most_four_in_flight_and_acks_in_append_order() -> None:
+    async def run() -> None:
+        store = GatedStore(ObjectBucket())
+        budget = MemoryBudget(1 << 30, 1 << 30)
+        wal = await opened(store, budget=budget)
+        futures = []
+        for round_ in range(6):
+            for i in range(3):  # one request's batches: one PUT
+                futures.append(wal.append(1, round_ * 3 + i, b"x" * 100)[1])
+            await turn()
+        assert len(store.started) == 4, "at most four PUTs in flight"
+        assert budget.wal_bytes == wal.end_position
+        store.finish(1)  # the second returns first: nothing is durable before the first
+        await turn()
+        assert not any(f.done() for f in futures)
+        store.finish(0)
+        await turn()
+        assert [f.done() for f in futures[:6]] == [True] * 6 and not futures[6].done()
+        # The two later rounds gathered into one PUT once slots were free.
+        assert len(store.started) == 5
+        for index in range(2, 5):
+            store.finish(index)
+        await asyncio.gather(*futures)
+        assert wal.durable_position == wal.end_position and budget.wal_bytes == 0
+        assert len(store.put_sizes) == 5
+
+    asyncio.run(run())
+
+
+def test_a_failed_put_fails_every_later_entry_and_the_next_append_writes_again() -> None:
+    async def run() -> None:
+        store = GatedStore(ObjectBucket())
+        wal = await opened(store)
+        failed_at: list[int] = []
+        wal.on_failure = lambda position, error: failed_at.append(position)
+        first = wal.append(1, 0, b"a" * 10)[1]
+        await turn()
+        second = wal.append(1, 1, b"b" * 10)[1]
+        await turn()
+        store.finish(0)
+        await first
+        store.failing.add("put")
+        store.finish(1)
+        with pytest.raises(WalWriteError):
+            await second
+        assert failed_at == [wal.durable_position]
+        store.failing.clear()
+        position, third = wal.append(1, 1, b"c" * 10)
+        assert position == failed_at[0]
+        await turn()
+        store.finish(2)
+        await third
+        # The failed PUT wrote nothing here; had it landed, the rewrite would supersede it.
+        entries = await recovered(store.bucket)
+        assert [(e.base_offset, e.batch) for e in entries] == [(0, b"a" * 10), (1, b"c" * 10)]
+
+    asyncio.run(run())
+
+
+async def recovered(bucket: ObjectBucket) -> list[WalEntry]:
+    wal = ObjectWal(BoundedObjectStore(MemoryObjectStore(bucket), 10_000), 1)
+    return [e async for page in wal.recover_pages() for e in page]
+
+
+def test_a_put_whose_reply_was_lost_is_superseded_and_deleted() -> None:
+    async def run() -> None:
+        bucket = ObjectBucket()
+        store = MemoryObjectStore(bucket)
+        wal = await opened(store)
+        await wal.append(1, 0, b"a")[1]
+        store.lose_put_replies = True  # it lands, and the broker is told it failed
+        store.failing.add("delete")  # and it cannot be deleted yet
+        with pytest.raises(WalWriteError):
+            await wal.append(1, 1, b"lost")[1]
+        store.lose_put_replies = False
+        await wal.append(1, 1, b"b")[1]
+        await turn()
+        assert len(bucket.objects) == 3
+        # Rewritten from its start by a later PUT: recovery leaves it out.
+        assert [e.batch for e in await recovered(bucket)] == [b"a", b"b"]
+        store.failing.clear()
+        wal.trim(0)  # the next trim (or durable PUT) deletes what is due
+        await turn()
+        assert len(bucket.objects) == 2, "the superseded object was deleted"
+        assert [e.batch for e in await recovered(bucket)] == [b"a", b"b"]
+
+    asyncio.run(run())
+
+
+def test_a_slow_put_times_out_and_the_wal_writes_again_once_the_store_answers() -> None:
+    async def run() -> None:
+        bucket = ObjectBucket()
+        store = MemoryObjectStore(bucket)
+        wal = ObjectWal(BoundedObjectStore(store, 50), 1)
+        async for _ in wal.recover_pages():
+            pass
+        store.stall()
+        with pytest.raises(WalWriteError, match="no answer"):
+            await wal.append(1, 0, b"slow")[1]
+        store.resume()
+        await wal.append(1, 0, b"fast")[1]
+        await turn()
+        assert [e.batch for e in await recovered(bucket)] == [b"fast"]
+
+    asyncio.run(run())
+
+
+def test_trimmed_objects_are_deleted_once_a_durable_object_names_the_floor() -> None:
+    async def run() -> None:
+        bucket = ObjectBucket()
+        store = MemoryObjectStore(bucket)
+        wal = await opened(store)
+        positions = []
+        for i in range(3):
+            position, durable = wal.append(1, i, bytes([i]) * 50)
+            await durable
+            positions.append(position)
+        pinned = wal.open_batches([(positions[0], 50)])
+        assert wal.trim(positions[2]) == 2
+        assert wal.start_position == positions[2]
+        await turn()
+        assert len(bucket.objects) == 3, "no durable object names the new floor yet"
+        await wal.append(1, 3, b"\x03" * 50)[1]
+        await turn()
+        assert len(bucket.objects) == 3, "the first is pinned by a read"
+        assert await pinned.read() == [b"\x00" * 50]
+        await turn()
+        assert len(bucket.objects) == 2
+        with pytest.raises(WalWriteError):
+            wal.open_batches([(positions[0], 50)])
+        assert [e.batch for e in await recovered(bucket)] == [b"\x02" * 50, b"\x03" * 50]
+
+    asyncio.run(run())
+
+
+def test_the_object_naming_the_floor_stays_until_a_later_one_names_a_higher_floor() -> None:
+    async def run() -> None:
+        bucket = ObjectBucket()
+        first = await opened(MemoryObjectStore(bucket), incarnation=1)
+        await first.append(1, 0, b"a")[1]
+        first.trim(first.end_position)
+        await first.append(1, 1, b"b")[1]  # names the floor past "a": "a" is deleted
+        await turn()
+        first.trim(first.end_position)  # "b" leaves the log; its object stays
+        assert len(bucket.objects) == 1
+        # A restart finds "b" (uploaded: replay skips it) and writes on after it.
+        second = await opened(MemoryObjectStore(bucket), incarnation=2)
+        assert [e.batch for e in await recovered(bucket)] == [b"b"]
+        position, durable = second.append(1, 2, b"c")
+        await durable
+        assert position == first.end_position
+        await turn()
+        assert [e.batch for e in await recovered(bucket)] == [b"b", b"c"]
+
+    asyncio.run(run())
+
+
+def test_a_new_incarnation_writes_on_after_the_recovered_log() -> None:
+    async def run() -> None:
+        bucket = ObjectBucket()
+        first = await opened(MemoryObjectStore(bucket), incarnation=5)
+        await first.append(1, 0, b"a")[1]
+        end = first.end_position
+        with pytest.raises(WalWriteError, match="not newer"):
+            await opened(MemoryObjectStore(bucket), incarnation=5)
+        second = await opened(MemoryObjectStore(bucket), incarnation=9)
+        position, durable = second.append(1, 1, b"b")
+        await durable
+        assert position == end
+        keys = sorted(bucket.objects)
+        assert [parse_key(k).incarnation for k in keys] == [5, 9]  # type: ignore[union-attr]
+        assert [e.batch for e in await recovered(bucket)] == [b"a", b"b"]
+
+    asyncio.run(run())
+
+
+# -- the engine on an object WAL: a producer, faults, crashes ---------------------------
+
+
+async def engine_on(tmp_path: Path, bucket: ObjectBucket, objects: ObjectBucket) -> StorageEngine:
+    settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000)
+    metadata = await open_store(settings, {"t": 1})
+    store = MemoryObjectStore(bucket, latency_ms=1)
+    wal = ObjectWal(BoundedObjectStore(store, 200), 1, delete_interval_ns=0)
+    engine = StorageEngine(
+        settings, metadata, wal=wal, objects=BoundedObjectStore(MemoryObjectStore(objects), 10_000)
+    )
+    engine.wal_store = store  # type: ignore[attr-defined]
+    return engine
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_every_acknowledged_batch_survives_faults_and_crashes_once_and_in_order(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    wal_bucket, object_bucket = ObjectBucket(), ObjectBucket()
+    acked: set[int] = set()  # sequences acknowledged
+    next_sequence = 0  # the producer's first sequence not yet acknowledged
+
+    async def life(crash: bool) -> None:
+        nonlocal next_sequence
+        engine = await engine_on(tmp_path, wal_bucket, object_bucket)
+        await engine.open()
+        store: MemoryObjectStore = engine.wal_store  # type: ignore[attr-defined]
+        partition = engine.partitions[("t", 0)]
+        for _ in range(rng.randrange(5, 15)):
+            fault = rng.random()
+            store.failing = {"put"} if fault < 0.15 else set()
+            store.lose_put_replies = 0.15 <= fault < 0.3
+            store.latency_ms = rng.choice([0, 1, 5])
+            window = rng.randrange(1, 6)
+            results = []
+            for sequence in range(next_sequence, next_sequence + window):
+                try:
+                    appended = engine.append(partition, batch(1, sequence, 1, b"r"))
+                except KafkaError:  # an earlier one failed meanwhile: out of sequence
+                    break
+                results.append(appended.durable)
+                if rng.random() < 0.5:
+                    await asyncio.sleep(0)
+            outcomes = await asyncio.gather(
+                *(r for r in results if r is not None), return_exceptions=True
+            )
+            ok = [not isinstance(o, BaseException) for o in outcomes]
+            ok = [True] * (len(results) - len(outcomes)) + ok  # duplicates come first
+            assert ok == sorted(ok, reverse=True), "acknowledged out of append order"
+            acked.update(range(next_sequence, next_sequence + sum(ok)))
+            next_sequence += sum(ok)
+            if rng.random() < 0.3:
+                store.failing, store.lose_put_replies = set(), False
+                await engine.upload_once()
+        store.failing, store.lose_put_replies = set(), False
+        if crash:
+            # Die with PUTs in flight: some land, some do not.
+            store.latency_ms = 5
+            for sequence in range(next_sequence, next_sequence + 3):
+                durable = engine.append(partition, batch(1, sequence, 1, b"r")).durable
+                if durable is not None:
+                    durable.add_done_callback(lambda f: f.exception())
+            await asyncio.sleep(rng.choice([0, 0.002, 0.006]))
+            wal_bucket.crash(keep=lambda key: rng.random() < 0.5)
+        else:
+            await engine.close()
+
+    async def read_back() -> list[int]:
+        engine = await engine_on(tmp_path, wal_bucket, object_bucket)
+        await engine.open()
+        partition = engine.partitions[("t", 0)]
+        sequences: list[int] = []
+        while (offset := len(sequences)) < partition.high_watermark:  # a record a batch
+            chunks = await engine.read(partition, offset, 1 << 30)
+            headers = iter_batch_headers(b"".join(bytes(c) for c in chunks))
+            assert headers[0].base_offset == offset
+            sequences += [h.base_sequence for h in headers]
+        return sequences
+
+    for _ in range(4):
+        asyncio.run(life(crash=rng.random() < 0.7))
+    sequences = asyncio.run(read_back())
+    # Every acknowledged batch once, in order; after them at most the batches a crash
+    # left landed (never acknowledged: a later life's producer sent them again and was
+    # answered as for a duplicate), and nothing else.
+    assert sequences == list(range(len(sequences)))
+    assert len(sequences) >= len(acked)
+
+
+def test_setting_wal_url_over_a_local_wal_with_un_uploaded_entries_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    objects = ObjectBucket()
+    wal_url = (tmp_path / "wal-objects").as_uri()
+
+    async def life(url: str, upload: bool) -> StorageEngine:
+        settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000, wal_url=url)
+        metadata = await open_store(settings, {"t": 1})
+        engine = StorageEngine(
+            settings, metadata, objects=BoundedObjectStore(MemoryObjectStore(objects), 10_000)
+        )
+        await engine.open()
+        partition = engine.partitions[("t", 0)]
+        sequence = partition.next_offset
+        await engine.append(partition, batch(1, sequence, 1, b"r")).durable
+        if upload:
+            await engine.close()  # a clean stop uploads everything
+        return engine
+
+    asyncio.run(life("", upload=False))  # the local WAL keeps one entry, not uploaded
+    with pytest.raises(WalWriteError, match="not yet in objects"):
+        asyncio.run(life(wal_url, upload=True))
+    asyncio.run(life("", upload=True))  # replayed and uploaded, then a clean stop
+
+    async def on_the_object_wal() -> int:
+        engine = await life(wal_url, upload=False)
+        assert isinstance(engine.wal, ObjectWal)
+        return engine.partitions[("t", 0)].high_watermark
+
+    assert asyncio.run(on_the_object_wal()) == 3
