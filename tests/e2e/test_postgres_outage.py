@@ -150,12 +150,6 @@ def test_killed_backends_mid_traffic_lose_nothing(
         broker.stop()
 
 
-# Out of CI until a known wedge is fixed: when PostgreSQL stops while an object commit
-# that clears a partition's dirty mark is in flight, that commit is retried until the
-# store is back and the partition's acknowledgements wait for its outcome (storage/
-# wal_dirty.py, state CLEARING), so produce hangs through the outage instead of being
-# acknowledged as owed or refused. The timing is hit in the full CI run, rarely alone.
-@pytest.mark.long
 def test_a_stopped_postgresql_is_survived_and_found_again(tmp_path: Path) -> None:
     server = PostgresServer().start()
     url = server.create_database()

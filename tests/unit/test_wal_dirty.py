@@ -552,3 +552,127 @@ def test_with_another_live_broker_nothing_is_acknowledged_without_its_mark(
             setup.close()
 
     asyncio.run(scenario())
+
+
+def test_a_clearing_commit_lost_in_an_outage_neither_stalls_acks_nor_clears_a_later_mark(
+    metadata_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that clears a partition's mark reaches the store, which then goes out of
+    reach before the reply: the partition counts as clean (the mark may be gone), so an
+    append is acknowledged inside the outage window with its mark owed instead of
+    waiting for the store; the heartbeat writes the owed mark once the store is back, and
+    the commit's retry (recognised as committed) leaves that mark alone; once that append
+    is uploaded the mark is cleared."""
+
+    async def scenario() -> None:
+        setup = open_engine(metadata_url)
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        settings = node_settings(1, tmp_path / "one", session_ms=2_000)
+        store = await opened(metadata_url)
+        store.shared = True  # on SQLite too: the statements are the same
+        registry = Registry(store, settings, lambda: None)
+        engine = StorageEngine(
+            settings, store, wal=MemoryWal(WalMedium()), objects=MemoryObjectStore()
+        )
+        engine.dirty.enabled = True
+        engine.dirty.may_ack_unmarked = registry.may_ack_unmarked
+        try:
+            await registry.register(endpoints(9092))
+            await engine.open()
+            registry.marks = engine.dirty
+            await wait_until_async(registry.may_ack_unmarked, 10, "the flag set")
+            partition = engine.partitions[("t", 0)]
+            epoch = partition.leader_epoch
+            await asyncio.wait_for(engine.append(partition, batch(1, 0, 5, b"A")).durable, 10)
+            assert dirty_of(setup, "t") == [epoch]
+            heartbeats = registry._heartbeats
+            real_heartbeat, real_mark = heartbeats.cluster_heartbeat, store.mark_wal_dirty
+            real_commit = store.commit_object
+            sent: list[frozenset[int]] = []  # what each try was to clear
+
+            async def unreachable(*args: object) -> None:
+                raise MetadataStoreUnavailable("the metadata store is out of reach")
+
+            async def reply_lost(commit: ObjectCommit) -> None:
+                sent.append(commit.clear_dirty)
+                await real_commit(commit)  # committed, clearing the mark
+                raise MetadataStoreUnavailable("the connection broke at COMMIT")
+
+            monkeypatch.setattr(store, "commit_object", reply_lost)
+            with pytest.raises(MetadataStoreUnavailable):
+                await engine.upload_once()
+            assert sent == [{partition.stream_id}]
+            assert dirty_of(setup, "t") == [0]
+            assert partition.wal_state is WalState.CLEAN
+            # The store stays out of reach: the append is answered inside the window.
+            monkeypatch.setattr(store, "mark_wal_dirty", unreachable)
+            monkeypatch.setattr(heartbeats, "cluster_heartbeat", unreachable)
+            monkeypatch.setattr(store, "commit_object", unreachable)
+            acked = engine.append(partition, batch(1, 5, 5, b"B")).durable
+            assert acked is not None
+            await asyncio.wait_for(acked, 5)
+            assert partition.wal_state is WalState.OWED
+            # Back: the heartbeat writes the owed mark; the retry does not clear it.
+            monkeypatch.setattr(heartbeats, "cluster_heartbeat", real_heartbeat)
+            monkeypatch.setattr(store, "mark_wal_dirty", real_mark)
+            await wait_until_async(lambda: partition.wal_state is WalState.DIRTY, 10, "paid")
+            assert dirty_of(setup, "t") == [epoch]
+            monkeypatch.setattr(store, "commit_object", real_commit)
+            await engine.upload_once()  # the retry, recognised as committed
+            assert partition.object_end_offset == 5
+            assert dirty_of(setup, "t") == [epoch]
+            await engine.upload_once()  # B: everything uploaded, the mark cleared
+            assert partition.object_end_offset == partition.next_offset == 10
+            assert dirty_of(setup, "t") == [0]
+            assert partition.wal_state is WalState.CLEAN
+        finally:
+            await engine.close()
+            await registry.stop()
+            await store.close()
+            setup.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_retried_commit_that_may_not_clear_clears_after_it_lands(
+    metadata_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clearing commit fails before reaching the store: its retry clears nothing in its
+    own transaction, and the mark, still written, is cleared right after it (no append
+    came meanwhile), so a failover does not keep the partition offline for nothing."""
+
+    async def scenario() -> None:
+        setup = open_engine(metadata_url)
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        engine = await leader(metadata_url, tmp_path, WalMedium())
+        try:
+            partition = engine.partitions[("t", 0)]
+            await asyncio.wait_for(engine.append(partition, batch(1, 0, 5, b"A")).durable, 10)
+            real_commit = engine.metadata.commit_object
+            sent: list[frozenset[int]] = []
+
+            async def unreachable(commit: ObjectCommit) -> None:
+                sent.append(commit.clear_dirty)
+                raise MetadataStoreUnavailable("the metadata store is out of reach")
+
+            monkeypatch.setattr(engine.metadata, "commit_object", unreachable)
+            with pytest.raises(MetadataStoreUnavailable):
+                await engine.upload_once()
+            assert partition.wal_state is WalState.CLEAN
+            assert dirty_of(setup, "t") == [partition.leader_epoch]  # it never arrived
+
+            async def retried(commit: ObjectCommit) -> object:
+                sent.append(commit.clear_dirty)
+                return await real_commit(commit)
+
+            monkeypatch.setattr(engine.metadata, "commit_object", retried)
+            await engine.upload_once()
+            assert sent == [{partition.stream_id}, frozenset()]
+            await wait_until_async(lambda: dirty_of(setup, "t") == [0], 10, "cleared after")
+            assert partition.wal_state is WalState.CLEAN
+        finally:
+            await engine.close()
+            await engine.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())

@@ -79,6 +79,9 @@ class _Upload:
     object_size: int
     commit: ObjectCommit
     settled: dict[int, Callable[[], None]]  # per stream: the producer state written
+    # Streams the commit was to clear, dropped from it after a try whose outcome is
+    # unknown (wal_dirty.py): cleared after the retry if still fully uploaded.
+    unclear: frozenset[int] = frozenset()
 
 
 def _retrieve(upload: asyncio.Future[int]) -> None:
@@ -243,12 +246,27 @@ class Uploader:
         self._unsettled = upload
         if retry:
             log.info("object %s: retrying its commit", upload.key)
-        outcome = await self._metadata.commit_object(upload.commit)
+        try:
+            outcome = await self._metadata.commit_object(upload.commit)
+        except BaseException:
+            self._commit_unknown(upload)
+            raise
         self._unsettled = None
         self.objects_committed += 1
         self.bytes_committed += upload.object_size
         self._in_flight.discard(upload.key)
         return await self._settle(upload, outcome)
+
+    def _commit_unknown(self, upload: _Upload) -> None:
+        """The commit failed and may have been committed all the same: the marks it was
+        to clear count as cleared, and its retry clears none (a mark written or owed
+        meanwhile must outlive it)."""
+        clear = upload.commit.clear_dirty
+        if self._dirty is None or not clear:
+            return
+        upload.commit.clear_dirty = frozenset()
+        upload.unclear |= clear
+        self._dirty.commit_unknown(p for p, _ in upload.chunks if p.stream_id in clear)
 
     async def _put_object(self, only: PartitionLog | None = None) -> _Upload | None:
         """Put one object of the oldest pending batches (of `only`, if given); None when
@@ -360,5 +378,9 @@ class Uploader:
                 )
             )
             log_cache.mark_uploaded(partition, batches)
+        if self._dirty is not None and upload.unclear:
+            self._dirty.clear_uploaded(
+                p for p, _ in chunks if p.stream_id in upload.unclear & outcome.committed
+            )
         self._after_upload()
         return upload.object_size

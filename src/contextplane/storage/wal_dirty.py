@@ -18,6 +18,13 @@ object: another broker claiming it would lose them, so the claim refuses it
 - clearing → clean when the commit returns, unless an append came meanwhile: that
   append waits for the commit's return and then sets the mark again (marking before the
   clear is known could be undone by the clear, or by a retry of the commit).
+- clearing → clean as well when the commit fails with its outcome unknown (the store out
+  of reach: it may have cleared the mark before its reply was lost). Its retry then
+  clears nothing (`commit_unknown`), so a mark written meanwhile, or owed from the outage
+  window, survives it; a waiting append is marked as from clean, which is how an
+  outage answers it (acknowledged and owed inside the window, refused outside) instead
+  of waiting for the store's return. Once the retry is committed, the mark it did not
+  clear is cleared on its own if every record is uploaded (`clear_uploaded`).
 
 The cost is one transaction per idle-to-busy transition of a partition (shared by every
 partition of that moment). With an embedded SQLite store no other broker can claim
@@ -65,7 +72,7 @@ class DirtyMarks:
         # Whether a batch may be acknowledged without its mark now (the registry's
         # outage window; never, until the broker wires it).
         self.may_ack_unmarked: Callable[[], bool] = lambda: False
-        self._clearer: asyncio.Task[None] | None = None
+        self._clearers: set[asyncio.Task[None]] = set()
 
     def owed(self) -> dict[int, int]:
         """The marks owed (stream -> epoch), for the heartbeat or the clean stop to write."""
@@ -99,23 +106,49 @@ class DirtyMarks:
         if uploaded:
             # Uploaded while the mark was owed (an owed partition is not cleared by its
             # commits): no later commit may come to clear it, so clear it now.
-            self._clearer = asyncio.create_task(self._clear(uploaded), name="wal-clean")
+            self._start_clear(uploaded)
+
+    def commit_unknown(self, partitions: Iterable[PartitionLog]) -> None:
+        """A commit meant to clear these partitions' marks failed, its outcome unknown:
+        they count as clean (the next append marks them again), and the caller's retry
+        must not clear them."""
+        for partition in partitions:
+            self.cleared(partition, committed=True)
+
+    def clear_uploaded(self, partitions: Iterable[PartitionLog]) -> None:
+        """A retried commit that was not allowed to clear these partitions' marks is
+        committed: clear those with every record uploaded and no append since."""
+        uploaded = [
+            p
+            for p in partitions
+            if p.wal_state is WalState.CLEAN
+            and p.dirty_marked is None
+            and not p.deleted
+            and p.object_end_offset == p.next_offset
+        ]
+        if self.enabled and uploaded:
+            self._start_clear(uploaded)
+
+    def _start_clear(self, partitions: list[PartitionLog]) -> None:
+        task = asyncio.create_task(self._clear(partitions), name="wal-clean")
+        self._clearers.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(self._clearers.discard)
 
     async def _clear(self, partitions: list[PartitionLog]) -> None:
         """Clear the marks of partitions whose every record is in a committed object, as
         a clearing commit would (an append meanwhile waits, then marks again)."""
         for partition in partitions:
             partition.wal_state = WalState.CLEARING
-        committed = False
         try:
             await self._metadata.settle_wal_dirty(
                 {}, {p.stream_id: p.leader_epoch for p in partitions}
             )
-            committed = True
-        except Exception as exc:  # noqa: BLE001 - left dirty: cleared by a later commit
+        except Exception as exc:  # noqa: BLE001 - maybe left dirty: cleared by a later commit
+            # Its outcome is unknown, so the partitions count as clean: counting them dirty
+            # would acknowledge appends unmarked if the clear did commit.
             log.warning("could not clear %d dirty marks: %r", len(partitions), exc)
         for partition in partitions:
-            self.cleared(partition, committed)
+            self.cleared(partition, committed=True)
 
     def before_ack(self, partition: PartitionLog) -> asyncio.Future[None] | None:
         """What an acknowledgement of `partition` must wait for besides its WAL write:
@@ -176,7 +209,7 @@ class DirtyMarks:
 
     def close(self) -> None:
         """A stop: nothing more is acknowledged."""
-        for task in (self._writer, self._clearer):
+        for task in (self._writer, *self._clearers):
             if task is not None:
                 task.cancel()
         error = KafkaError(ErrorCode.not_leader_or_follower, "the broker is stopping")

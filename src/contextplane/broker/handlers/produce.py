@@ -40,6 +40,7 @@ from contextplane.storage.partition import PartitionLog
 log = logging.getLogger(__name__)
 
 TOPIC = ResourceType.TOPIC
+ACK_WAIT_MIN_MS = 5_000  # the least a produce waits for its acknowledgements
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -141,11 +142,25 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             raise ProtocolError("acks=0 produce rejected; closing the connection as Kafka does")
         return NO_RESPONSE
 
+    # Every acknowledgement wait ends by the request's timeout (REQUEST_TIMED_OUT, as
+    # Kafka's purgatory answers acks=all), floored because a write here waits for a disk
+    # sync and its dirty mark where Kafka's leader waits for neither.
+    wait_s = max(request.timeout.total_seconds(), ACK_WAIT_MIN_MS / 1000)
+    deadline = asyncio.get_running_loop().time() + wait_s
+
     async def respond() -> Any:
         rejected = failed
         for entry, durable in pending:
             try:
-                await durable
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(durable)
+            except TimeoutError:
+                entry.update(
+                    error_code=ErrorCode.request_timed_out,
+                    error_message="the write was not acknowledged within the request's timeout",
+                    base_offset=-1,
+                )
+                durable.add_done_callback(_retrieve)
             except KafkaError as exc:  # fenced while the write was in flight
                 entry.update(error_code=exc.code, error_message=exc.message, base_offset=-1)
                 rejected = True
@@ -173,6 +188,12 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
     return later(respond())
+
+
+def _retrieve(durable: asyncio.Future[None]) -> None:
+    """A write answered as timed out ends unobserved: its outcome is taken here."""
+    if not durable.cancelled():
+        durable.exception()
 
 
 def _current_leaders(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[dict[str, Any]]:
