@@ -147,7 +147,8 @@ class ProbeContext:
 
     def cleanup(self) -> None:
         """Undo what the probe made, each step on its own: one failing does not keep the
-        rest. Bounded by CLEANUP_S for the requests (the caller bounds the whole)."""
+        rest. The requests share CLEANUP_S (the caller bounds the whole)."""
+        until_ms = self.clock.monotonic_ms() + int(CLEANUP_S * 1000)
         for step in reversed(self.undo):
             with contextlib.suppress(Exception):  # best effort: the result stands
                 step()
@@ -163,5 +164,6 @@ class ProbeContext:
                 self.topics, operation_timeout=CLEANUP_S, request_timeout=CLEANUP_S
             ).values()
         for future in futures:
+            left_s = max(0.0, (until_ms - self.clock.monotonic_ms()) / 1000)
             with contextlib.suppress(Exception):  # an absent group or topic: nothing to do
-                future.result(timeout=CLEANUP_S)
+                future.result(timeout=left_s)

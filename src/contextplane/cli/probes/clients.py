@@ -42,16 +42,15 @@ def produce(
     producer = Producer(ctx.client_config(**({"acks": "all"} | config)))
     reports: list[tuple[Record, Any, Any]] = []
     for record in records:
+        headers: list[tuple[str, str | bytes | None]] = list(record.headers)
         producer.produce(
             topic,
             value=record.value,
             key=record.key,
-            headers=record.headers or None,
+            headers=headers or None,
             partition=record.partition,
             timestamp=record.timestamp_ms or 0,
-            on_delivery=lambda error, message, record=record: reports.append(
-                (record, error, message)
-            ),
+            on_delivery=_reporter(reports, record),
         )
     left = producer.flush(ctx.remaining_s())
     for _, error, _ in reports:
@@ -63,6 +62,15 @@ def produce(
         Delivered(record, message.partition(), message.offset(), message.timestamp())
         for record, _, message in reports
     ]
+
+
+def _reporter(reports: list[tuple[Record, Any, Any]], record: Record) -> Any:
+    """The delivery callback of `record`: its report kept beside it."""
+
+    def report(error: Any, message: Any) -> None:
+        reports.append((record, error, message))
+
+    return report
 
 
 def read_back(ctx: ProbeContext, topic: str, count: int, **config: object) -> list[Any]:
