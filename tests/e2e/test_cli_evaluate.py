@@ -19,12 +19,13 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contextplane.cli.probes import PROBES
 from contextplane.cli.probes.base import CLEANUP_S
 from harness import kafka_reference
 from tests.support.broker import free_port
-from tests.support.cli import Run, contextplane
+from tests.support.cli import Run, contextplane, one_error_line
 from tests.support.inprocess import InProcessBroker
 from tests.support.registry import RegistryProcess
 from tests.support.tls import TestCa
@@ -129,6 +130,8 @@ def test_tls_and_a_schema_registry_pass_when_given(
             registry.url,
             *("--probe", "produce-fetch", "--probe", "tls", "--probe", "schema-registry"),
         )
+        subjects = SchemaRegistryClient({"url": registry.url}).get_subjects()
+        assert not [name for name in subjects if name.startswith("__evaluate-")]
     finally:
         registry.stop()
     rows = run.rows()
@@ -152,6 +155,10 @@ def test_one_failing_probe_leaves_the_others_and_exits_1(broker: InProcessBroker
     )
     assert run.status == 1, run.err
     assert_scorecard(document_of(run), {"offsets-by-time": "pass", "schema-registry": "fail"})
+    unbounded = evaluate(broker.bootstrap, "--timeout", "0")
+    assert one_error_line(unbounded, status=2) == (
+        "contextplane evaluate: --timeout 0: from 1 to 3600 seconds"
+    )
 
 
 def test_nothing_listening_every_probe_fails_with_the_reason_within_its_bound() -> None:
@@ -163,7 +170,7 @@ def test_nothing_listening_every_probe_fails_with_the_reason_within_its_bound() 
     assert_scorecard(document, expected)
     for probe in document["probes"]:
         if probe["result"] == "fail":
-            assert "connection refused" in probe["evidence"], probe
+            assert "connection refused" in probe["evidence"].lower(), probe
         assert probe["seconds"] <= timeout_s + CLEANUP_S + 1, probe
 
 
