@@ -14,9 +14,12 @@ _RETENTION_MS = "3600000"
 def topic_admin(ctx: ProbeContext) -> str:
     admin = ctx.admin()
     topic = ctx.create_topic(partitions=3, config={"retention.ms": _RETENTION_MS})
-    described = admin.list_topics(topic, timeout=ctx.remaining_s()).topics[topic]
+    # A cluster of several brokers may answer Metadata from one that has not heard yet.
+    while (described := admin.list_topics(timeout=ctx.remaining_s()).topics.get(topic)) is None:
+        ctx.pause(0.2)
     if described.error is not None or len(described.partitions) != 3:
-        raise ProbeFailure(f"described as {described.error or len(described.partitions)}")
+        shown = described.error or f"{len(described.partitions)} partitions"
+        raise ProbeFailure(f"described as {shown}, created with 3 partitions")
     configs = _topic_configs(ctx, topic)
     entry = configs.get("retention.ms")
     shown = None if entry is None else (entry.value, source_name(entry.source))

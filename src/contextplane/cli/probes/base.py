@@ -23,7 +23,7 @@ PREFIX = "__evaluate-"
 PASS, FAIL, NOT_APPLICABLE = "pass", "fail", "n-a"
 # Evidence is a line of a table: longer text (a client's error) is cut.
 EVIDENCE_MAX = 300
-# Removing what a probe made gets this much time beyond the probe's own bound.
+# Removing what a probe made gets this much time beyond the probe's own bound (default).
 CLEANUP_S = 10.0
 
 
@@ -58,6 +58,7 @@ class Settings:
     config: dict[str, str]  # librdkafka's settings: bootstrap.servers and security
     timeout_s: float
     schema_registry: str | None = None
+    cleanup_s: float = CLEANUP_S
 
 
 def cut(text: str) -> str:
@@ -147,8 +148,9 @@ class ProbeContext:
 
     def cleanup(self) -> None:
         """Undo what the probe made, each step on its own: one failing does not keep the
-        rest. The requests share CLEANUP_S (the caller bounds the whole)."""
-        until_ms = self.clock.monotonic_ms() + int(CLEANUP_S * 1000)
+        rest. The requests share `cleanup_s` (the caller bounds the whole)."""
+        bound_s = self.settings.cleanup_s
+        until_ms = self.clock.monotonic_ms() + int(bound_s * 1000)
         for step in reversed(self.undo):
             with contextlib.suppress(Exception):  # best effort: the result stands
                 step()
@@ -157,11 +159,11 @@ class ProbeContext:
         futures = []
         if self.groups:
             futures += self._admin.delete_consumer_groups(
-                self.groups, request_timeout=CLEANUP_S
+                self.groups, request_timeout=bound_s
             ).values()
         if self.topics:
             futures += self._admin.delete_topics(
-                self.topics, operation_timeout=CLEANUP_S, request_timeout=CLEANUP_S
+                self.topics, operation_timeout=bound_s, request_timeout=bound_s
             ).values()
         for future in futures:
             left_s = max(0.0, (until_ms - self.clock.monotonic_ms()) / 1000)
