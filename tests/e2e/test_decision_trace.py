@@ -220,7 +220,8 @@ def test_links_that_cannot_be_followed_are_shown_missing_with_why(
     [call] = child(tree, "tool-call")
     [ledger_entry] = child(call, "ledger-entry")
     assert ledger_entry["status"] == "missing"
-    assert ledger_entry["why"] == "key not in copilot.ledger"
+    assert ledger_entry["why"].startswith("key not in copilot.ledger; rejected at copilot.ledger")
+    assert ledger_entry["why"].endswith(": unknown tool 'no-such-tool'")
     [evaluation] = child(call, "policy-evaluation")
     assert evaluation["status"] == "missing"
     [written] = child(tree, "write-back")

@@ -220,9 +220,9 @@ def trace(reader: Reader, message: Any) -> Link:
     }
     root.children += [_read(reader, read) for read in _dicts(document.get("reads"))]
     calls = _dicts(document.get("tool_calls"))
-    entries, evaluations, short = _ledger_and_evaluations(reader, calls)
+    found = _ledger_and_evaluations(reader, calls)
     for call in calls:
-        root.children.append(_call(call, entries, evaluations, short))
+        root.children.append(_call(call, found))
     for written in _dicts(document.get("write_backs")):
         root.children.append(_record_link(reader, "write-back", "write-back", written))
     return root
@@ -266,22 +266,24 @@ def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> L
     return link
 
 
-def _ledger_and_evaluations(
-    reader: Reader, calls: list[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, list[Any]], str | None]:
-    """The newest ledger entry of each call's key and its policy evaluations (at most
-    EVALUATIONS_PER_KEY_MAX, the newest), and why a scan stopped short, if one did."""
+def _ledger_and_evaluations(reader: Reader, calls: list[dict[str, Any]]) -> Found:
+    """The newest ledger entry of each call's key, its newest conflict or rejection, and
+    its policy evaluations (at most EVALUATIONS_PER_KEY_MAX, the newest)."""
     keys = {str(call.get("key")) for call in calls}
     if not keys:
-        return {}, {}, None
-    by_ledger_key = {ledger.encode_key(ledger.call_key(key)): key for key in keys}
+        return Found({}, {}, {}, None)
     entries: dict[str, Any] = {}
+    refusals: dict[str, Any] = {}
     evaluations: dict[str, list[Any]] = {}
 
     def keep_entry(message: Any) -> None:
-        key = by_ledger_key.get(message.key() or b"")
-        if key is not None:
-            entries[key] = message  # the newest wins; a tombstone too
+        parts = ledger.decode_key(message.key())
+        if parts is None or len(parts) < 2 or parts[1] not in keys:
+            return
+        if parts[0] == "call":
+            entries[parts[1]] = message  # the newest wins; a tombstone too
+        elif parts[0] in (ledger.CONFLICT, ledger.REJECTED) and message.value() is not None:
+            refusals[parts[1]] = message  # why a key has no entry of its own, or lost one
 
     def keep_evaluation(message: Any) -> None:
         key = _text(message.key())
@@ -292,78 +294,67 @@ def _ledger_and_evaluations(
 
     short = reader.scan(ledger.LEDGER_TOPIC, keep_entry)
     short_evaluations = reader.scan(ledger.EVALUATIONS_TOPIC, keep_evaluation)
-    return entries, evaluations, short or short_evaluations
+    return Found(entries, refusals, evaluations, short or short_evaluations)
 
 
-def _call(
-    call: dict[str, Any],
-    entries: dict[str, Any],
-    evaluations: dict[str, list[Any]],
-    short: str | None,
-) -> Link:
+@dataclass
+class Found:
+    """What the ledger and evaluation scans found for a decision's keys."""
+
+    entries: dict[str, Any]  # key -> its newest ["call", KEY] record
+    refusals: dict[str, Any]  # key -> its newest conflict or rejected record
+    evaluations: dict[str, list[Any]]  # key -> its newest evaluation records
+    short: str | None  # why a scan stopped short, if one did
+
+
+def _call(call: dict[str, Any], found: Found) -> Link:
     key = str(call.get("key"))
     request = call.get("request")
     where = ""
     if isinstance(request, dict):
-        where = place(
-            ledger.REQUESTS_TOPIC, request.get("partition", -1), request.get("offset", -1)
-        )
-    link = Link(
-        "tool-call",
-        f"tool call {call.get('tool')}",
-        where,
-        {
-            "key": key,
-            "state": call.get("state"),
-            **({"error": call["error"]} if "error" in call else {}),
-        },
-    )
-    unread = f"; {short}" if short else ""
-    entry = entries.get(key)
-    if entry is None:
-        link.children.append(
-            Link(
-                "ledger-entry", "ledger entry", missing=f"key not in {ledger.LEDGER_TOPIC}{unread}"
-            )
-        )
-    else:
-        ledger_link = Link("ledger-entry", "ledger entry", _where(entry))
-        value = _json(entry.value())
-        if value is None:
-            ledger_link.missing = "deleted (a tombstone)" if entry.value() is None else "not JSON"
-        else:
-            result = value.get("result") if isinstance(value.get("result"), dict) else {}
-            ledger_link.detail = {
-                "state": value.get("state"),
-                "decision_id": value.get("decision_id"),
-                "executor": value.get("executor"),
-                "status": result.get("status"),
-            }
-        link.children.append(ledger_link)
-    found = evaluations.get(key, [])
-    if not found:
-        link.children.append(
-            Link(
-                "policy-evaluation",
-                "policy evaluation",
-                missing=f"none for this key in {ledger.EVALUATIONS_TOPIC}{unread}",
-            )
-        )
-    for message in found:
+        partition, offset = request.get("partition", -1), request.get("offset", -1)
+        where = place(ledger.REQUESTS_TOPIC, partition, offset)
+    detail = {name: call[name] for name in ("key", "state", "error") if name in call}
+    link = Link("tool-call", f"tool call {call.get('tool')}", where, detail)
+    unread = f"; {found.short}" if found.short else ""
+    link.children.append(_ledger_link(found.entries.get(key), found.refusals.get(key), unread))
+    evaluations = found.evaluations.get(key, [])
+    if not evaluations:
+        why = f"none for this key in {ledger.EVALUATIONS_TOPIC}{unread}"
+        link.children.append(Link("policy-evaluation", "policy evaluation", missing=why))
+    for message in evaluations:
         value = _json(message.value()) or {}
+        detail = {name: value.get(name) for name in _EVALUATION_FIELDS}
         link.children.append(
-            Link(
-                "policy-evaluation",
-                "policy evaluation",
-                _where(message),
-                {
-                    "decision": value.get("decision"),
-                    "decision_id": value.get("decision_id"),
-                    "policy_version": value.get("policy_version"),
-                    "reasons": value.get("reasons"),
-                },
-            )
+            Link("policy-evaluation", "policy evaluation", _where(message), detail)
         )
+    return link
+
+
+_EVALUATION_FIELDS = ("decision", "decision_id", "policy_version", "reasons")
+
+
+def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
+    """The key's ledger entry; when it has none, why, with its rejection if recorded."""
+    if entry is None:
+        why = f"key not in {ledger.LEDGER_TOPIC}{unread}"
+        refused = _json(refusal.value()) if refusal is not None else None
+        if refused is not None:
+            state, reason = refused.get("state"), refused.get("reason")
+            why += f"; {state} at {_where(refusal)}: {reason}"
+        return Link("ledger-entry", "ledger entry", missing=why)
+    link = Link("ledger-entry", "ledger entry", _where(entry))
+    value = _json(entry.value())
+    if value is None:
+        link.missing = "deleted (a tombstone)" if entry.value() is None else "not JSON"
+        return link
+    result = value.get("result") if isinstance(value.get("result"), dict) else {}
+    link.detail = {
+        "state": value.get("state"),
+        "decision_id": value.get("decision_id"),
+        "executor": value.get("executor"),
+        "status": result.get("status"),
+    }
     return link
 
 
