@@ -14,10 +14,22 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from contextplane.cli.main import main
-from contextplane.copilot import ActionsClient, Context, Decisions
+from contextplane.copilot import (
+    ActionsClient,
+    Context,
+    ContextClientError,
+    Decisions,
+    DecisionTooLargeError,
+)
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.context import TOPICS, VIEWS, ContextProcess
@@ -191,10 +203,14 @@ def test_an_exception_inside_the_block_still_records_the_decision(
         copilot.decisions.decision("d-error"),
     ):
         copilot.context.get("account", "a2")
+        with pytest.raises(ContextClientError):
+            copilot.context.get("no-such-view", "a2")
         raise RuntimeError("model timed out")
     tree = trace(copilot, "d-error", capsys)
     assert tree["detail"]["outcome"] == "error: RuntimeError: model timed out"
-    assert [r["label"] for r in child(tree, "read")] == ["read account/a2"]
+    reads = child(tree, "read")
+    assert [r["label"] for r in reads] == ["read account/a2", "read no-such-view/a2"]
+    assert "error" not in reads[0]["detail"] and "no-such-view" in reads[1]["detail"]["error"]
 
 
 def test_links_that_cannot_be_followed_are_shown_missing_with_why(
@@ -237,6 +253,34 @@ def test_an_unknown_decision_id_exits_1(
     assert err.strip() == (
         f"contextplane trace: decision 'no-such-decision' not found in {DECISIONS_TOPIC}"
     )
+
+
+def test_a_decision_past_the_topics_max_message_bytes_is_refused(copilot: Copilot) -> None:
+    """The bound is the topic's own max.message.bytes, read when `Decisions` starts."""
+    admin = AdminClient({"bootstrap.servers": copilot.broker.bootstrap})
+
+    def set_max(value: str | None) -> None:
+        operation = AlterConfigOpType.SET if value else AlterConfigOpType.DELETE
+        entry = ConfigEntry("max.message.bytes", value, incremental_operation=operation)
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC, DECISIONS_TOPIC, incremental_configs=[entry]
+        )
+        admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+
+    set_max("8000")
+    small = Decisions(copilot.broker.bootstrap)
+    try:
+        assert small.bytes_max == 8000
+        with (
+            pytest.raises(DecisionTooLargeError, match=r"past the 8000 bytes copilot.decisions"),
+            small.decision("d-large") as decision,
+        ):
+            for offset in range(200):
+                decision.write_back(REPLIES, 0, offset)
+        assert decision.landed is None
+    finally:
+        small.close()
+        set_max(None)
 
 
 def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> Any:

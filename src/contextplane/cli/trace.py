@@ -7,6 +7,7 @@ decision is found (missing links included, each with why), 1 when it is not."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from contextplane.cli.kafka_client import (
@@ -86,4 +87,9 @@ def _rows(link: Any, depth: int) -> Any:
 
 
 def _detail(detail: dict[str, Any]) -> str:
-    return " ".join(f"{name}={value}" for name, value in detail.items() if value is not None)
+    """`name=value` pairs, values that are not text as JSON (`stale=false`)."""
+    return " ".join(
+        f"{name}={value if isinstance(value, str) else json.dumps(value)}"
+        for name, value in detail.items()
+        if value is not None
+    )

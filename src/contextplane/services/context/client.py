@@ -75,10 +75,16 @@ class ContextClient:
         partition left out counts as 0); with `as_of_ms` (ms since the epoch, in the
         past), once every record stamped up to it was applied and none after, its
         vector in the answer's `as_of`."""
-        answer = self._get(view, entity, min_offsets, timeout_ms, as_of, as_of_ms)
         decision = current.current()
-        if decision is not None:  # inside `with decisions.decision()`: recorded on it
-            decision.note_read(read_record(answer))
+        if decision is None:
+            return self._get(view, entity, min_offsets, timeout_ms, as_of, as_of_ms)
+        # Inside `with decisions.decision()`: the read is recorded on it, a failed one too.
+        try:
+            answer = self._get(view, entity, min_offsets, timeout_ms, as_of, as_of_ms)
+        except (ContextClientError, OSError) as exc:
+            decision.note_read({"view": view, "entity": entity, "error": str(exc)})
+            raise
+        decision.note_read(read_record(answer))
         return answer
 
     def _get(

@@ -237,7 +237,7 @@ def _read(reader: Reader, read: dict[str, Any]) -> Link:
         "read",
         f"read {read.get('view')}/{read.get('entity')}",
         positions,
-        {k: read.get(k) for k in ("found", "age_ms", "lag", "stale")},
+        {k: read[k] for k in ("found", "age_ms", "lag", "stale", "error") if k in read},
     )
     changed_by = read.get("changed_by")
     if isinstance(changed_by, dict):
