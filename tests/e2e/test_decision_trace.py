@@ -168,7 +168,9 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     assert source["detail"]["key"] == "a1"
     [call] = child(tree, "tool-call")
     assert call["detail"] == {"key": "refund-a1-1", "state": "done"}
-    assert call["where"] == "copilot.tool-calls[{partition}]@{offset}".format(
+    [request] = child(call, "request")
+    assert request["status"] == "found" and request["detail"]["key"] == "refund-a1-1"
+    assert request["where"] == "copilot.tool-calls[{partition}]@{offset}".format(
         **entry["entry"]["request"]
     )
     [ledger_entry] = child(call, "ledger-entry")

@@ -39,7 +39,9 @@ class TraceError(Exception):
 
 @dataclass
 class Link:
-    kind: str  # decision, read, source-record, tool-call, ledger-entry, policy-evaluation, ...
+    # decision, read, source-record, tool-call, request, ledger-entry, policy-evaluation,
+    # write-back
+    kind: str
     label: str
     where: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
@@ -222,7 +224,7 @@ def trace(reader: Reader, message: Any) -> Link:
     calls = _dicts(document.get("tool_calls"))
     found = _ledger_and_evaluations(reader, calls)
     for call in calls:
-        root.children.append(_call(call, found))
+        root.children.append(_call(reader, call, found))
     for written in _dicts(document.get("write_backs")):
         root.children.append(_record_link(reader, "write-back", "write-back", written))
     return root
@@ -307,15 +309,14 @@ class Found:
     short: str | None  # why a scan stopped short, if one did
 
 
-def _call(call: dict[str, Any], found: Found) -> Link:
+def _call(reader: Reader, call: dict[str, Any], found: Found) -> Link:
     key = str(call.get("key"))
+    detail: dict[str, Any] = {n: call[n] for n in ("key", "state", "error") if n in call}
+    link = Link("tool-call", f"tool call {call.get('tool')}", "", detail)
     request = call.get("request")
-    where = ""
-    if isinstance(request, dict):
-        partition, offset = request.get("partition", -1), request.get("offset", -1)
-        where = place(ledger.REQUESTS_TOPIC, partition, offset)
-    detail = {name: call[name] for name in ("key", "state", "error") if name in call}
-    link = Link("tool-call", f"tool call {call.get('tool')}", where, detail)
+    if isinstance(request, dict):  # none when the request was never produced
+        at = {"topic": ledger.REQUESTS_TOPIC, **request}
+        link.children.append(_record_link(reader, "request", "request", at))
     unread = f"; {found.short}" if found.short else ""
     link.children.append(_ledger_link(found.entries.get(key), found.refusals.get(key), unread))
     evaluations = found.evaluations.get(key, [])
@@ -331,7 +332,7 @@ def _call(call: dict[str, Any], found: Found) -> Link:
     return link
 
 
-_EVALUATION_FIELDS = ("decision", "decision_id", "policy_version", "reasons")
+_EVALUATION_FIELDS: tuple[str, ...] = ("decision", "decision_id", "policy_version", "reasons")
 
 
 def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
@@ -348,7 +349,9 @@ def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
     if value is None:
         link.missing = "deleted (a tombstone)" if entry.value() is None else "not JSON"
         return link
-    result = value.get("result") if isinstance(value.get("result"), dict) else {}
+    result = value.get("result")
+    if not isinstance(result, dict):
+        result = {}
     link.detail = {
         "state": value.get("state"),
         "decision_id": value.get("decision_id"),

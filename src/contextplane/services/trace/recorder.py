@@ -101,7 +101,7 @@ class Decisions:
     ) -> None:
         self._bootstrap = bootstrap
         self._source = event.check_name("source", source)
-        self._config = {"bootstrap.servers": bootstrap, **(client_config or {})}
+        self._config: dict[str, Any] = {"bootstrap.servers": bootstrap, **(client_config or {})}
         self._timeout_s = timeout_s
         self._producer = Producer(
             {**self._config, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
