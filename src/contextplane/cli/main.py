@@ -7,6 +7,7 @@ cli/group.py, cli/produce.py, cli/consume.py);
 `contextplane evaluate` probes what a Kafka-compatible cluster supports (cli/evaluate.py);
 `contextplane context` serves entity views folded from Kafka topics (cli/context.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
+`contextplane trace` follows a copilot decision's links back (cli/trace.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, Producer
 
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
+from contextplane.services.trace import current
 
 # A call's outcome is waited for this long unless told otherwise.
 CALL_WAIT_S = 30.0
@@ -68,7 +69,53 @@ class ActionsClient:
         context_offsets: dict[tuple[str, int], int] | None = None,
         wait_s: float = CALL_WAIT_S,
     ) -> Outcome:
-        """Produce the call and wait (at most `wait_s`) for its outcome in the ledger."""
+        """Produce the call and wait (at most `wait_s`) for its outcome in the ledger.
+        Inside `with decisions.decision()`, the call is recorded on that decision (its
+        key, tool, request position and outcome, or why there is none) and
+        `decision_id` defaults to its id."""
+        decision = current.current()
+        if decision is None:
+            return self._call(
+                tool,
+                arguments,
+                idempotency_key,
+                decision_id,
+                approved_by,
+                context_offsets,
+                wait_s,
+                {},
+            )
+        noted: dict[str, Any] = {"key": idempotency_key, "tool": tool}
+        try:
+            outcome = self._call(
+                tool,
+                arguments,
+                idempotency_key,
+                decision_id or decision.id,
+                approved_by,
+                context_offsets,
+                wait_s,
+                noted,
+            )
+        except ActionsClientError as exc:
+            noted.update(state="no-outcome", error=str(exc))
+            raise
+        finally:
+            decision.note_call(noted)
+        noted["state"] = outcome.state
+        return outcome
+
+    def _call(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        idempotency_key: str,
+        decision_id: str | None,
+        approved_by: str | None,
+        context_offsets: dict[tuple[str, int], int] | None,
+        wait_s: float,
+        noted: dict[str, Any],
+    ) -> Outcome:
         hash_ = ledger.request_hash(tool, arguments)
         value: dict[str, Any] = {
             "decision_id": decision_id or idempotency_key,
@@ -85,6 +132,7 @@ class ActionsClient:
             value["context_offsets"] = vector
         raw = encoded(value)
         landed = self._produce(idempotency_key, value, wait_s)
+        noted["request"] = {"partition": landed[0], "offset": landed[1]}
         clock = SystemClock()
         deadline = clock.monotonic_ms() + wait_s * 1000
         unreachable = ""

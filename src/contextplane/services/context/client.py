@@ -18,11 +18,12 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from contextplane.services.context.freshness import Freshness, PartitionFreshness
 from contextplane.services.context.merge import Origin
+from contextplane.services.trace import current
 
 # The HTTP exchange's own bound, beyond the fence's wait.
 HTTP_SLACK_S = 10.0
@@ -74,6 +75,27 @@ class ContextClient:
         partition left out counts as 0); with `as_of_ms` (ms since the epoch, in the
         past), once every record stamped up to it was applied and none after, its
         vector in the answer's `as_of`."""
+        decision = current.current()
+        if decision is None:
+            return self._get(view, entity, min_offsets, timeout_ms, as_of, as_of_ms)
+        # Inside `with decisions.decision()`: the read is recorded on it, a failed one too.
+        try:
+            answer = self._get(view, entity, min_offsets, timeout_ms, as_of, as_of_ms)
+        except (ContextClientError, OSError) as exc:
+            decision.note_read({"view": view, "entity": entity, "error": str(exc)})
+            raise
+        decision.note_read(read_record(answer))
+        return answer
+
+    def _get(
+        self,
+        view: str,
+        entity: str,
+        min_offsets: dict[tuple[str, int], int] | None,
+        timeout_ms: int | None,
+        as_of: dict[tuple[str, int], int] | None,
+        as_of_ms: int | None,
+    ) -> EntityContext:
         past = as_of is not None or as_of_ms is not None
         if min_offsets is None and timeout_ms is None and not past:
             path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
@@ -114,6 +136,29 @@ class ContextClient:
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+
+
+def read_record(answer: EntityContext) -> dict[str, Any]:
+    """What a decision records of a read (trace/event.py): the positions and freshness
+    the answer reported, and the source record that last changed the entity."""
+    fresh = answer.freshness
+    read: dict[str, Any] = {
+        "view": answer.view,
+        "entity": answer.entity,
+        "found": answer.found,
+        "positions": [
+            {"topic": p.topic, "partition": p.partition, "position": p.position}
+            for p in fresh.partitions
+        ],
+        "age_ms": fresh.age_ms,
+        "lag": fresh.lag,
+        "stale": fresh.stale,
+    }
+    if answer.changed_by is not None:
+        read["changed_by"] = asdict(answer.changed_by)
+    if answer.as_of is not None:
+        read["as_of"] = _vector_json(answer.as_of)
+    return read
 
 
 def _vector_json(vector: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:

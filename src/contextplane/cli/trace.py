@@ -1,0 +1,95 @@
+"""`contextplane trace DECISION_ID`: a decision recorded on `copilot.decisions` and every
+link it recorded, followed back (services/trace/reader.py): each context read's source
+record, each tool call's ledger entry and policy evaluations, each write-back. A tree, as
+aligned columns (each level indented two spaces) or one JSON document. Exit 0 when the
+decision is found (missing links included, each with why), 1 when it is not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from contextplane.cli.kafka_client import (
+    CommandError,
+    ConfigError,
+    Connection,
+    add_connection_arguments,
+    config_from_arguments,
+    run_command,
+)
+from contextplane.cli.output import add_output_argument, print_json, print_table
+
+DEFAULT_TIMEOUT_S = 30.0
+TIMEOUT_S_MAX = 3600.0
+
+
+def add_parser(sub: Any) -> None:
+    trace = sub.add_parser(
+        "trace", help="a copilot decision and what it read, called and wrote, followed back"
+    )
+    trace.add_argument("decision_id", help="the decision's id (its record key, ce_id)")
+    trace.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"give up scanning after S seconds in all (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    trace.add_argument(
+        "--max-records",
+        type=int,
+        default=None,
+        metavar="N",
+        help="records read per topic scanned, at most (default 1,000,000)",
+    )
+    add_connection_arguments(trace)
+    add_output_argument(trace)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command("trace", lambda: _trace(args))
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from contextplane.services.trace import reader as trace_reader
+    from contextplane.services.trace.event import DECISIONS_TOPIC
+
+    if not 0 < args.timeout <= TIMEOUT_S_MAX:
+        raise ConfigError(f"--timeout: expected more than 0 and at most {TIMEOUT_S_MAX:g} s")
+    records_max = args.max_records if args.max_records is not None else trace_reader.RECORDS_MAX
+    if records_max <= 0:
+        raise ConfigError("--max-records: expected a positive number")
+    connection = Connection(config_from_arguments(args))
+    reader = trace_reader.Reader(connection.client_config(), args.timeout, records_max)
+    try:
+        connection.metadata(reader.client, args.timeout)
+        message, short = trace_reader.find_decision(reader, args.decision_id)
+        if message is None:
+            why = f" ({short})" if short else ""
+            raise CommandError(f"decision {args.decision_id!r} not found in {DECISIONS_TOPIC}{why}")
+        tree = trace_reader.trace(reader, message)
+    finally:
+        reader.close()
+    if args.output == "json":
+        print_json(tree.document())
+    else:
+        print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
+    return 0
+
+
+def _rows(link: Any, depth: int) -> Any:
+    status = "found" if link.missing is None else "missing"
+    detail = link.missing if link.missing is not None else _detail(link.detail)
+    yield ("  " * depth + link.label, status, link.where or "-", detail)
+    for child in link.children:
+        yield from _rows(child, depth + 1)
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    """`name=value` pairs, values that are not text as JSON (`stale=false`)."""
+    return " ".join(
+        f"{name}={value if isinstance(value, str) else json.dumps(value)}"
+        for name, value in detail.items()
+        if value is not None
+    )

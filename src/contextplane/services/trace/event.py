@@ -1,0 +1,86 @@
+"""A decision event as it is on `copilot.decisions`: a CloudEvents 1.0 record in the Kafka
+binding's binary mode (attributes in `ce_*` headers, the data as the record's value),
+keyed by the decision id.
+
+    headers  ce_specversion=1.0, ce_id=<decision id>, ce_type=io.contextplane.copilot.decision,
+             ce_source=<the copilot>, ce_time=<RFC 3339>, content-type=application/json,
+             correlationid=<conversation or request>, causationid=<what caused it>
+    value    {"decision_id", "reads": [...], "tool_calls": [...], "write_backs": [...],
+              "outcome", "started_ms", "ended_ms"}
+
+A read: `{view, entity, found, positions: [{topic, partition, position}], age_ms, lag,
+stale, changed_by?: {topic, partition, offset, timestamp_ms}, as_of?}`. A tool call:
+`{key, tool, state, request?: {partition, offset}, error?}`. A write-back: `{topic,
+partition, offset}`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+DECISIONS_TOPIC = "copilot.decisions"
+CE_TYPE = "io.contextplane.copilot.decision"
+SPEC_VERSION = "1.0"
+# Kafka's default max.message.bytes (1,048,588) and librdkafka's message.max.bytes
+# (1,000,000): a decision is refused past the smaller of the topic's bound and this.
+CLIENT_MESSAGE_BYTES_MAX = 1_000_000
+# What a record's batch framing and headers take beyond the key and value, at most here.
+RECORD_OVERHEAD_BYTES = 4096
+# Names a header carries: ids, a source, at most this long.
+HEADER_CHARS_MAX = 1024
+
+
+class DecisionTooLargeError(ValueError):
+    """The decision's record would pass the topic's bound."""
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The CloudEvents attributes of one decision."""
+
+    id: str
+    source: str
+    time_ms: int
+    correlation_id: str
+    causation_id: str
+
+
+def headers(attributes: Attributes) -> list[tuple[str, bytes]]:
+    time = datetime.fromtimestamp(attributes.time_ms / 1000, UTC)
+    return [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", attributes.id.encode()),
+        ("ce_type", CE_TYPE.encode()),
+        ("ce_source", attributes.source.encode()),
+        ("ce_time", time.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
+        ("content-type", b"application/json"),
+        ("correlationid", attributes.correlation_id.encode()),
+        ("causationid", attributes.causation_id.encode()),
+    ]
+
+
+def check_name(what: str, text: str) -> str:
+    if not 0 < len(text) <= HEADER_CHARS_MAX:
+        raise ValueError(f"{what}: expected 1 to {HEADER_CHARS_MAX} characters")
+    return text
+
+
+def encode(document: dict[str, Any], key: str, bytes_max: int) -> bytes:
+    """The value's bytes; DecisionTooLargeError naming the sizes past `bytes_max`."""
+    value = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    size = len(value) + len(key.encode()) + RECORD_OVERHEAD_BYTES
+    if size > bytes_max:
+        raise DecisionTooLargeError(
+            f"decision {key!r}: its record would be {size} bytes, past the {bytes_max} bytes"
+            f" {DECISIONS_TOPIC} takes (max.message.bytes): {len(document.get('reads', []))}"
+            f" reads, {len(document.get('tool_calls', []))} tool calls"
+        )
+    return value
+
+
+def header_map(raw: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """A record's headers as text (the last of a repeated name wins)."""
+    return {name: (value or b"").decode(errors="backslashreplace") for name, value in raw or []}

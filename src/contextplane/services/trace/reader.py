@@ -1,0 +1,381 @@
+"""`contextplane trace`'s reading (RFC 0006 §4): the decision found on
+`copilot.decisions`, then every link it recorded followed and read back, as a tree.
+
+There is no index: the decision is found by scanning the topic from its start (bounded
+by a deadline and a record count), and the ledger and the policy evaluations are scanned
+for the decision's idempotency keys the same way. Records at a recorded offset are read
+at that offset. Transactional topics are read `read_committed`. A link that cannot be
+followed is a node `missing` with the reason, never left out.
+
+The producer id of a source record's batch is not shown: confluent-kafka's `Message`
+does not expose it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from contextplane.clock import SystemClock
+from contextplane.services.actions import ledger
+from contextplane.services.trace import event
+
+RECORDS_MAX = 1_000_000
+EVALUATIONS_PER_KEY_MAX = 10
+# A decision value read back, at most (the producer refuses larger ones).
+DECISION_BYTES_MAX = event.CLIENT_MESSAGE_BYTES_MAX
+_POLL_S = 0.2
+_CLOCK = SystemClock()
+
+
+class TraceError(Exception):
+    """The decision topic could not be read or scanned (the message says why)."""
+
+
+@dataclass
+class Link:
+    # decision, read, source-record, tool-call, request, ledger-entry, policy-evaluation,
+    # write-back
+    kind: str
+    label: str
+    where: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    missing: str | None = None  # why the link could not be followed
+    children: list[Link] = field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "status": "found" if self.missing is None else "missing",
+            "where": self.where,
+            "detail": self.detail,
+            "why": self.missing,
+            "children": [child.document() for child in self.children],
+        }
+
+
+def place(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}[{partition}]@{offset}"
+
+
+class Reader:
+    """One consumer, reassigned for each scan or read; every scan ends by the deadline."""
+
+    def __init__(self, config: dict[str, Any], timeout_s: float, records_max: int) -> None:
+        self._consumer = Consumer(
+            config
+            | {
+                "group.id": f"contextplane-trace-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+            }
+        )
+        self._deadline_ms = _CLOCK.monotonic_ms() + timeout_s * 1000
+        self._timeout_s = timeout_s
+        self._records_max = records_max
+
+    @property
+    def client(self) -> Consumer:
+        """The consumer (to ask the cluster's metadata first, naming an unreachable one)."""
+        return self._consumer
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _left_s(self) -> float:
+        return max(0.0, (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000)
+
+    def _partitions(self, topic: str) -> list[int] | str:
+        """The topic's partitions, or why there are none."""
+        try:
+            metadata = self._consumer.list_topics(topic, timeout=max(1.0, self._left_s()))
+        except KafkaException as exc:
+            return f"topic {topic}: {exc.args[0].str()}"
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            error = found.error.name() if found is not None else "absent"
+            return f"topic {topic}: {error}"
+        return sorted(found.partitions)
+
+    def _watermarks(self, topic: str, partition: int) -> tuple[int, int] | str:
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=max(1.0, self._left_s()), cached=False
+            )
+        except KafkaException as exc:
+            return f"{topic}[{partition}]: {exc.args[0].name()} ({exc.args[0].str()})"
+        return int(low), int(high)
+
+    def scan(self, topic: str, keep: Callable[[Any], None]) -> str | None:
+        """Every record of `topic` from its start to its end as the scan began, given to
+        `keep`; None when all were read, else why the scan stopped short."""
+        partitions = self._partitions(topic)
+        if isinstance(partitions, str):
+            return partitions
+        starts: list[TopicPartition] = []
+        for partition in partitions:
+            marks = self._watermarks(topic, partition)
+            if isinstance(marks, str):
+                return marks
+            if marks[1] > marks[0]:
+                starts.append(TopicPartition(topic, partition, marks[0]))
+        pending = {tp.partition for tp in starts}
+        self._consumer.assign(starts)
+        read = 0
+        try:
+            while pending:
+                if self._left_s() <= 0:
+                    within = f"within {self._timeout_s:g} s ({read} records)"
+                    return f"{topic}: not read to its end {within}"
+                if read >= self._records_max:
+                    return f"{topic}: stopped after {self._records_max} records (--max-records)"
+                message = self._consumer.poll(min(_POLL_S, self._left_s()))
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(message.partition())
+                        continue
+                    if error.fatal() or not error.retriable():
+                        return f"{topic}[{message.partition()}]: {error.name()} ({error.str()})"
+                    continue
+                read += 1
+                keep(message)
+        finally:
+            self._consumer.unassign()
+        return None
+
+    def read_at(self, topic: str, partition: int, offset: int) -> Any:
+        """The record at exactly that offset, or why there is none."""
+        marks = self._watermarks(topic, partition)
+        if isinstance(marks, str):
+            return marks
+        low, high = marks
+        if offset < low:
+            return f"deleted: before the log start offset {low} (retention or deleteRecords)"
+        if offset >= high:
+            return f"past the end of the partition (high watermark {high})"
+        self._consumer.assign([TopicPartition(topic, partition, offset)])
+        try:
+            while self._left_s() > 0:
+                message = self._consumer.poll(min(_POLL_S, self._left_s()))
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return "no committed record at that offset (aborted, or a control record)"
+                    if error.fatal() or not error.retriable():
+                        return f"{error.name()} ({error.str()})"
+                    continue
+                if message.offset() != offset:
+                    return (
+                        "no record at that offset (removed by compaction, or not committed);"
+                        f" the next is at {message.offset()}"
+                    )
+                return message
+            return f"not read within {self._timeout_s:g} s"
+        finally:
+            self._consumer.unassign()
+
+
+def find_decision(reader: Reader, decision_id: str) -> tuple[Any, str | None]:
+    """The newest record keyed `decision_id` (or None), and why the scan stopped short."""
+    wanted = decision_id.encode()
+    found: list[Any] = []
+
+    def keep(message: Any) -> None:
+        if message.key() == wanted:
+            found[:] = [message]
+
+    short = reader.scan(event.DECISIONS_TOPIC, keep)
+    return (found[0] if found else None), short
+
+
+def trace(reader: Reader, message: Any) -> Link:
+    """The decision record's tree: its reads, tool calls and write-backs, each followed."""
+    where = place(message.topic(), message.partition(), message.offset())
+    headers = event.header_map(message.headers())
+    root = Link("decision", headers.get("ce_id", _text(message.key())), where)
+    raw = message.value() or b""
+    try:
+        document = json.loads(raw) if len(raw) <= DECISION_BYTES_MAX else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        root.missing = "the record's value is not a decision (not a JSON object)"
+        return root
+    root.detail = {
+        "outcome": document.get("outcome"),
+        "source": headers.get("ce_source"),
+        "time": headers.get("ce_time"),
+        "correlationid": headers.get("correlationid"),
+        "causationid": headers.get("causationid"),
+    }
+    root.children += [_read(reader, read) for read in _dicts(document.get("reads"))]
+    calls = _dicts(document.get("tool_calls"))
+    found = _ledger_and_evaluations(reader, calls)
+    for call in calls:
+        root.children.append(_call(reader, call, found))
+    for written in _dicts(document.get("write_backs")):
+        root.children.append(_record_link(reader, "write-back", "write-back", written))
+    return root
+
+
+def _read(reader: Reader, read: dict[str, Any]) -> Link:
+    positions = ", ".join(
+        f"{p.get('topic')}[{p.get('partition')}]={p.get('position')}"
+        for p in _dicts(read.get("positions"))
+    )
+    link = Link(
+        "read",
+        f"read {read.get('view')}/{read.get('entity')}",
+        positions,
+        {k: read[k] for k in ("found", "age_ms", "lag", "stale", "error") if k in read},
+    )
+    changed_by = read.get("changed_by")
+    if isinstance(changed_by, dict):
+        link.children.append(_record_link(reader, "source-record", "changed by", changed_by))
+    elif read.get("found"):
+        link.children.append(
+            Link("source-record", "changed by", missing="the answer named no changed_by")
+        )
+    return link
+
+
+def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> Link:
+    topic, partition, offset = at.get("topic"), at.get("partition"), at.get("offset")
+    if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
+        return Link(kind, label, missing=f"not a record position: {at!r}")
+    link = Link(kind, label, place(topic, partition, offset))
+    found = reader.read_at(topic, partition, offset)
+    if isinstance(found, str):
+        link.missing = found
+        return link
+    link.detail = {
+        "key": _text(found.key()),
+        "timestamp_ms": found.timestamp()[1],
+        "value_bytes": len(found.value() or b""),
+    }
+    return link
+
+
+def _ledger_and_evaluations(reader: Reader, calls: list[dict[str, Any]]) -> Found:
+    """The newest ledger entry of each call's key, its newest conflict or rejection, and
+    its policy evaluations (at most EVALUATIONS_PER_KEY_MAX, the newest)."""
+    keys = {str(call.get("key")) for call in calls}
+    if not keys:
+        return Found({}, {}, {}, None)
+    entries: dict[str, Any] = {}
+    refusals: dict[str, Any] = {}
+    evaluations: dict[str, list[Any]] = {}
+
+    def keep_entry(message: Any) -> None:
+        parts = ledger.decode_key(message.key())
+        if parts is None or len(parts) < 2 or parts[1] not in keys:
+            return
+        if parts[0] == "call":
+            entries[parts[1]] = message  # the newest wins; a tombstone too
+        elif parts[0] in (ledger.CONFLICT, ledger.REJECTED) and message.value() is not None:
+            refusals[parts[1]] = message  # why a key has no entry of its own, or lost one
+
+    def keep_evaluation(message: Any) -> None:
+        key = _text(message.key())
+        if key in keys:
+            held = evaluations.setdefault(key, [])
+            held.append(message)
+            del held[:-EVALUATIONS_PER_KEY_MAX]
+
+    short = reader.scan(ledger.LEDGER_TOPIC, keep_entry)
+    short_evaluations = reader.scan(ledger.EVALUATIONS_TOPIC, keep_evaluation)
+    return Found(entries, refusals, evaluations, short or short_evaluations)
+
+
+@dataclass
+class Found:
+    """What the ledger and evaluation scans found for a decision's keys."""
+
+    entries: dict[str, Any]  # key -> its newest ["call", KEY] record
+    refusals: dict[str, Any]  # key -> its newest conflict or rejected record
+    evaluations: dict[str, list[Any]]  # key -> its newest evaluation records
+    short: str | None  # why a scan stopped short, if one did
+
+
+def _call(reader: Reader, call: dict[str, Any], found: Found) -> Link:
+    key = str(call.get("key"))
+    detail: dict[str, Any] = {n: call[n] for n in ("key", "state", "error") if n in call}
+    link = Link("tool-call", f"tool call {call.get('tool')}", "", detail)
+    request = call.get("request")
+    if isinstance(request, dict):  # none when the request was never produced
+        at = {"topic": ledger.REQUESTS_TOPIC, **request}
+        link.children.append(_record_link(reader, "request", "request", at))
+    unread = f"; {found.short}" if found.short else ""
+    link.children.append(_ledger_link(found.entries.get(key), found.refusals.get(key), unread))
+    evaluations = found.evaluations.get(key, [])
+    if not evaluations:
+        why = f"none for this key in {ledger.EVALUATIONS_TOPIC}{unread}"
+        link.children.append(Link("policy-evaluation", "policy evaluation", missing=why))
+    for message in evaluations:
+        value = _json(message.value()) or {}
+        detail = {name: value.get(name) for name in _EVALUATION_FIELDS}
+        link.children.append(
+            Link("policy-evaluation", "policy evaluation", _where(message), detail)
+        )
+    return link
+
+
+_EVALUATION_FIELDS: tuple[str, ...] = ("decision", "decision_id", "policy_version", "reasons")
+
+
+def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
+    """The key's ledger entry; when it has none, why, with its rejection if recorded."""
+    if entry is None:
+        why = f"key not in {ledger.LEDGER_TOPIC}{unread}"
+        refused = _json(refusal.value()) if refusal is not None else None
+        if refused is not None:
+            state, reason = refused.get("state"), refused.get("reason")
+            why += f"; {state} at {_where(refusal)}: {reason}"
+        return Link("ledger-entry", "ledger entry", missing=why)
+    link = Link("ledger-entry", "ledger entry", _where(entry))
+    value = _json(entry.value())
+    if value is None:
+        link.missing = "deleted (a tombstone)" if entry.value() is None else "not JSON"
+        return link
+    result = value.get("result")
+    if not isinstance(result, dict):
+        result = {}
+    link.detail = {
+        "state": value.get("state"),
+        "decision_id": value.get("decision_id"),
+        "executor": value.get("executor"),
+        "status": result.get("status"),
+    }
+    return link
+
+
+def _where(message: Any) -> str:
+    return place(message.topic(), message.partition(), message.offset())
+
+
+def _json(raw: bytes | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode(errors="backslashreplace")

@@ -1,0 +1,296 @@
+"""Decision events and `contextplane trace` against a real broker (in process), the
+context service and the executor as processes, and a counting tool endpoint: a decision
+made through the SDK that reads an account and calls a tool is traced back to the source
+record, the ledger entry, the policy evaluation and the write-back at their offsets; an
+exception inside the block still records the decision; links that cannot be followed are
+shown missing with why; an unknown id exits 1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
+
+from contextplane.cli.main import main
+from contextplane.copilot import (
+    ActionsClient,
+    Context,
+    ContextClientError,
+    Decisions,
+    DecisionTooLargeError,
+)
+from contextplane.services.trace.event import DECISIONS_TOPIC
+from tests.support.actions import CountingEndpoint, ExecutorProcess
+from tests.support.context import TOPICS, VIEWS, ContextProcess
+from tests.support.inprocess import InProcessBroker
+
+TIMEOUT_S = 60
+REPLIES = "support.replies"
+
+TOOLS = """
+[tools.refund]
+endpoint = "{url}"
+idempotent = true
+policy = '''
+permit(principal, action, resource == Tool::"refund")
+when {{ context.entity has profile && context.entity.profile.tier == "gold"
+        && context.arguments.amount <= 100 }};
+'''
+[tools.refund.context]
+view = "account"
+entity = "account_id"
+"""
+
+
+@dataclass
+class Copilot:
+    broker: InProcessBroker
+    context: Context
+    tools: ActionsClient
+    decisions: Decisions
+    endpoint: CountingEndpoint
+    producer: Producer
+
+    def produce(self, topic: str, key: str, value: dict[str, Any]) -> tuple[int, int]:
+        landed: list[tuple[int, int]] = []
+
+        def delivered(error: Any, message: Any) -> None:
+            assert error is None, error
+            landed.append((message.partition(), message.offset()))
+
+        self.producer.produce(
+            topic, key=key.encode(), value=json.dumps(value).encode(), on_delivery=delivered
+        )
+        self.producer.flush(TIMEOUT_S)
+        return landed[0]
+
+
+@pytest.fixture(scope="module", name="copilot")
+def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilot]:
+    tmp = tmp_path_factory.mktemp("decision-trace")
+    broker = InProcessBroker(tmp / "broker").start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    wanted = [NewTopic(t, n, 1) for t, n in {**TOPICS, REPLIES: 1}.items()]
+    for future in admin.create_topics(wanted).values():
+        future.result(TIMEOUT_S)
+    views = tmp / "views.toml"
+    views.write_text(VIEWS)
+    context = ContextProcess(broker.bootstrap, views, tmp / "context", tmp / "context.log")
+    context.start()
+    endpoint = CountingEndpoint(honours_key=True)
+    tools_file = tmp / "tools.toml"
+    tools_file.write_text(TOOLS.format(url=endpoint.url))
+    executor = ExecutorProcess(
+        broker.bootstrap, tools_file, tmp, tmp / "executor.log", transactional_id="executor-1"
+    )
+    executor.extra_args = ["--context-url", context.url]
+    executor.start()
+    running = Copilot(
+        broker,
+        Context(context.url),
+        ActionsClient(broker.bootstrap, executor.url),
+        Decisions(broker.bootstrap, source="support-copilot"),
+        endpoint,
+        Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"}),
+    )
+    try:
+        yield running
+    finally:
+        running.tools.close()
+        running.decisions.close()
+        executor.stop()
+        context.stop()
+        endpoint.close()
+        broker.stop()
+
+
+def trace(copilot: Copilot, decision_id: str, capsys: pytest.CaptureFixture[str]) -> Any:
+    """`contextplane trace ID --output json`: its exit status and the tree it printed."""
+    status = main(
+        ["trace", decision_id, "--bootstrap-server", copilot.broker.bootstrap, "--output", "json"]
+    )
+    out = capsys.readouterr().out
+    return json.loads(out) if status == 0 else None
+
+
+def child(link: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [c for c in link["children"] if c["kind"] == kind]
+
+
+def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copilot.produce("crm.accounts", "a0", {"name": "a0", "tier": "silver"})
+    account_at = copilot.produce("crm.accounts", "a1", {"name": "a1", "tier": "gold"})
+    with copilot.decisions.decision("d-refund", correlation_id="conversation-7") as decision:
+        account = copilot.context.get(
+            "account", "a1", min_offsets={("crm.accounts", account_at[0]): account_at[1]}
+        )
+        assert account.state is not None and account.state["profile"]["tier"] == "gold"
+        outcome = copilot.tools.call("refund", {"account_id": "a1", "amount": 40}, "refund-a1-1")
+        assert outcome.state == "done"
+        reply_at = copilot.produce(REPLIES, "a1", {"text": "refunded 40"})
+        decision.write_back(REPLIES, *reply_at)
+        decision.outcome = "refunded 40"
+    assert decision.landed is not None
+    # The event itself: CloudEvents binary mode, keyed by the decision id.
+    record = read_at(copilot.broker.bootstrap, DECISIONS_TOPIC, *decision.landed)
+    headers = {name: value.decode() for name, value in record.headers()}
+    assert record.key() == b"d-refund"
+    assert headers["ce_specversion"] == "1.0" and headers["ce_id"] == "d-refund"
+    assert headers["ce_type"] == "io.contextplane.copilot.decision"
+    assert headers["ce_source"] == "support-copilot" and headers["ce_time"].endswith("Z")
+    assert headers["correlationid"] == "conversation-7" == headers["causationid"]
+    # The executor's ledger entry names the decision (the SDK set decision_id).
+    entry = copilot.tools.entry("refund-a1-1")
+    assert entry is not None and entry["entry"]["decision_id"] == "d-refund"
+
+    tree = trace(copilot, "d-refund", capsys)
+    assert tree["where"] == f"{DECISIONS_TOPIC}[{decision.landed[0]}]@{decision.landed[1]}"
+    assert tree["detail"]["outcome"] == "refunded 40"
+    [read] = child(tree, "read")
+    assert read["label"] == "read account/a1" and read["status"] == "found"
+    assert f"crm.accounts[{account_at[0]}]={account_at[1] + 1}" in read["where"]
+    [source] = child(read, "source-record")
+    assert source["status"] == "found"
+    assert source["where"] == f"crm.accounts[{account_at[0]}]@{account_at[1]}"
+    assert source["detail"]["key"] == "a1"
+    [call] = child(tree, "tool-call")
+    assert call["detail"] == {"key": "refund-a1-1", "state": "done"}
+    [request] = child(call, "request")
+    assert request["status"] == "found" and request["detail"]["key"] == "refund-a1-1"
+    assert request["where"] == "copilot.tool-calls[{partition}]@{offset}".format(
+        **entry["entry"]["request"]
+    )
+    [ledger_entry] = child(call, "ledger-entry")
+    assert ledger_entry["status"] == "found"
+    assert ledger_entry["detail"]["state"] == "done"
+    assert ledger_entry["detail"]["decision_id"] == "d-refund"
+    [evaluation] = child(call, "policy-evaluation")
+    assert evaluation["status"] == "found" and evaluation["detail"]["decision"] == "allow"
+    [written] = child(tree, "write-back")
+    assert written["where"] == f"{REPLIES}[{reply_at[0]}]@{reply_at[1]}"
+    assert written["status"] == "found" and written["detail"]["key"] == "a1"
+
+    # The same chain as a table: one line per link, indented by depth.
+    assert main(["trace", "d-refund", "--bootstrap-server", copilot.broker.bootstrap]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["LINK", "STATUS", "WHERE", "DETAIL"]
+    assert lines[1].startswith("d-refund ") and "outcome=refunded 40" in lines[1]
+    assert any(
+        line.startswith("    changed by ")
+        and f"crm.accounts[{account_at[0]}]@{account_at[1]}" in line
+        for line in lines
+    )
+    assert not any(" missing " in line for line in lines)
+
+
+def test_an_exception_inside_the_block_still_records_the_decision(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copilot.produce("crm.accounts", "a2", {"name": "a2", "tier": "gold"})
+    with (
+        pytest.raises(RuntimeError, match="model timed out"),
+        copilot.decisions.decision("d-error"),
+    ):
+        copilot.context.get("account", "a2")
+        with pytest.raises(ContextClientError):
+            copilot.context.get("no-such-view", "a2")
+        raise RuntimeError("model timed out")
+    tree = trace(copilot, "d-error", capsys)
+    assert tree["detail"]["outcome"] == "error: RuntimeError: model timed out"
+    reads = child(tree, "read")
+    assert [r["label"] for r in reads] == ["read account/a2", "read no-such-view/a2"]
+    assert "error" not in reads[0]["detail"] and "no-such-view" in reads[1]["detail"]["error"]
+
+
+def test_links_that_cannot_be_followed_are_shown_missing_with_why(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source record deleted by retention (DeleteRecords moves the log start past it),
+    a key the ledger does not hold (a request for an unknown tool is only rejected), and
+    a write-back past the partition's end."""
+    at = copilot.produce("crm.accounts", "a3", {"name": "a3", "tier": "gold"})
+    with copilot.decisions.decision("d-missing") as decision:
+        copilot.context.get("account", "a3", min_offsets={("crm.accounts", at[0]): at[1]})
+        rejected = copilot.tools.call("no-such-tool", {"account_id": "a3"}, "unknown-tool-1")
+        assert rejected.state == "rejected"
+        decision.write_back(REPLIES, 0, 1_000_000)
+    admin = AdminClient({"bootstrap.servers": copilot.broker.bootstrap})
+    [deleted] = admin.delete_records([TopicPartition("crm.accounts", at[0], at[1] + 1)]).values()
+    assert deleted.result(TIMEOUT_S).low_watermark == at[1] + 1
+
+    tree = trace(copilot, "d-missing", capsys)
+    [source] = child(child(tree, "read")[0], "source-record")
+    assert source["status"] == "missing"
+    assert source["why"].startswith(f"deleted: before the log start offset {at[1] + 1}")
+    [call] = child(tree, "tool-call")
+    [ledger_entry] = child(call, "ledger-entry")
+    assert ledger_entry["status"] == "missing"
+    assert ledger_entry["why"].startswith("key not in copilot.ledger; rejected at copilot.ledger")
+    assert ledger_entry["why"].endswith(": unknown tool 'no-such-tool'")
+    [evaluation] = child(call, "policy-evaluation")
+    assert evaluation["status"] == "missing"
+    [written] = child(tree, "write-back")
+    assert written["status"] == "missing" and written["why"].startswith("past the end")
+
+
+def test_an_unknown_decision_id_exits_1(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["trace", "no-such-decision", "--bootstrap-server", copilot.broker.bootstrap])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"contextplane trace: decision 'no-such-decision' not found in {DECISIONS_TOPIC}"
+    )
+
+
+def test_a_decision_past_the_topics_max_message_bytes_is_refused(copilot: Copilot) -> None:
+    """The bound is the topic's own max.message.bytes, read when `Decisions` starts."""
+    admin = AdminClient({"bootstrap.servers": copilot.broker.bootstrap})
+
+    def set_max(value: str | None) -> None:
+        operation = AlterConfigOpType.SET if value else AlterConfigOpType.DELETE
+        entry = ConfigEntry("max.message.bytes", value, incremental_operation=operation)
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC, DECISIONS_TOPIC, incremental_configs=[entry]
+        )
+        admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+
+    set_max("8000")
+    small = Decisions(copilot.broker.bootstrap)
+    try:
+        assert small.bytes_max == 8000
+        with (
+            pytest.raises(DecisionTooLargeError, match=r"past the 8000 bytes copilot.decisions"),
+            small.decision("d-large") as decision,
+        ):
+            for offset in range(200):
+                decision.write_back(REPLIES, 0, offset)
+        assert decision.landed is None
+    finally:
+        small.close()
+        set_max(None)
+
+
+def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> Any:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-decision-reader"})
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        message = consumer.poll(TIMEOUT_S)
+        assert message is not None and message.error() is None
+        return message
+    finally:
+        consumer.close()
