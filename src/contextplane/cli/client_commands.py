@@ -1,5 +1,5 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `produce`, `consume`. `cli/launch.py` parses and runs them without
+`acl`, `user`, `quota`, `produce`, `consume`. `cli/launch.py` parses and runs them without
 importing the broker (which `cli/main.py` does for `up`): less than half the CPU time to
 start."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contextplane.cli import acl, config, consume, group, produce, topic, user
+from contextplane.cli import acl, config, consume, group, produce, quota, topic, user
 
 COMMANDS = {
     "topic": topic,
@@ -16,6 +16,7 @@ COMMANDS = {
     "config": config,
     "acl": acl,
     "user": user,
+    "quota": quota,
     "produce": produce,
     "consume": consume,
 }
