@@ -14,6 +14,7 @@ import pytest
 from harness import kafka_reference
 from tests.support.broker import BrokerProcess
 from tests.support.cli import Run, contextplane, one_error_line
+from tests.support.tls import TestCa
 
 
 @pytest.fixture(scope="module")
@@ -229,5 +230,36 @@ def test_a_scram_login_through_command_config(tmp_path: Path) -> None:
         ]
         refused = one_error_line(quota(process.bootstrap, "describe", config=wrong))
         assert refused.startswith("contextplane quota describe: authentication failed: "), refused
+    finally:
+        process.stop()
+
+
+def test_tls_through_command_config(tmp_path: Path) -> None:
+    ca = TestCa()
+    ca_pem = ca.write(tmp_path / "ca.pem")
+    keystore = ca.issue("broker", server=True).write(tmp_path / "broker.pem")
+    settings = {
+        "listeners": "SSL://127.0.0.1:0",
+        "ssl.keystore.location": str(keystore),
+        "ssl.truststore.location": str(ca_pem),
+    }
+    login = tmp_path / "tls.properties"
+    login.write_text(
+        f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca_pem}\n"
+    )
+    process = BrokerProcess(tmp_path / "data", settings=settings).start()
+    try:
+        done = quota(
+            process.bootstrap,
+            "alter",
+            "--user-default",
+            "--add",
+            "request_percentage=25",
+            config=login,
+        )
+        assert done.status == 0, done.err
+        assert quota(process.bootstrap, "describe", "--output", "json", config=login).json() == {
+            "quotas": [{"entity": {"user": None}, "values": {"request_percentage": 25}}]
+        }
     finally:
         process.stop()
