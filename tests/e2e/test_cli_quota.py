@@ -229,7 +229,9 @@ def test_a_scram_login_through_command_config(tmp_path: Path) -> None:
             ["-", "etl", "-", "producer_byte_rate", "2048"],
         ]
         refused = one_error_line(quota(process.bootstrap, "describe", config=wrong))
-        assert refused.startswith("contextplane quota describe: authentication failed: "), refused
+        assert refused.startswith(
+            "contextplane quota describe: authentication failed: SASL_AUTHENTICATION_FAILED ("
+        ), refused
     finally:
         process.stop()
 

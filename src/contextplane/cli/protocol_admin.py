@@ -117,9 +117,11 @@ def _no_connection(config: dict[str, Any], log: ConnectionLog, exc: Exception) -
     failures = log.failures
     if failures and all("ECONNREFUSED" in failure for failure in failures):
         return f"cannot connect to {servers}: connection refused (is a broker running there?)"
-    authentication = [f for f in failures if "Authentication" in f]
+    authentication = [f for f in failures if "AuthenticationFailed" in f]
     if authentication:
-        return f"authentication failed: {authentication[-1]}"
+        # kafka-python's text repeats the class name: `[Error 58] SaslAuthentica...: ...`.
+        reason = re.sub(r"^(\[Error \d+\] )?(\w+Error: )*", "", authentication[-1])
+        return f"authentication failed: SASL_AUTHENTICATION_FAILED ({reason})"
     seen = f": {failures[-1]}" if failures else f": {exc}"
     plaintext = config["security_protocol"] == "PLAINTEXT"
     hint = f"; {NEEDS_SECURITY}" if plaintext else ""
