@@ -41,11 +41,15 @@ def add_parser(sub: Any) -> None:
     describe = what.add_parser("describe", help="the quotas of an entity (all without one)")
     alter = what.add_parser("alter", help="set or delete an entity's quotas")
     for parser in (describe, alter):
-        for flag, kind in (("user", "user principal name"), ("client", "client id"), ("ip", "IP")):
+        for flag, kind, every in (
+            ("user", "user principal name", "users"),
+            ("client", "client id", "client ids"),
+            ("ip", "IP address", "IP addresses"),
+        ):
             entity = parser.add_mutually_exclusive_group()
             entity.add_argument(f"--{flag}", metavar="NAME", help=f"the {kind}")
             entity.add_argument(
-                f"--{flag}-default", action="store_true", help=f"the default of every {kind}"
+                f"--{flag}-default", action="store_true", help=f"the default for all {every}"
             )
         add_connection(parser)
         add_output_argument(parser)
