@@ -114,19 +114,26 @@ def test_read_committed_sees_committed_records_and_never_aborted_ones(
 def test_open_transaction_holds_the_last_stable_offset(txn_broker: InProcessBroker) -> None:
     topic = _topic(txn_broker)
     plain = Producer({"bootstrap.servers": txn_broker.bootstrap})
-    plain.produce(topic, b"before")
+    plain.produce(topic, b"before", timestamp=1_000)
     plain.flush(TIMEOUT_S)
     producer = _producer(txn_broker, f"tid-{topic}")
     producer.begin_transaction()
-    producer.produce(topic, b"open")
+    producer.produce(topic, b"open", timestamp=2_000)
     producer.flush(TIMEOUT_S)
-    plain.produce(topic, b"after")
+    plain.produce(topic, b"after", timestamp=3_000)
     plain.flush(TIMEOUT_S)
     with RawClient(txn_broker.bootstrap) as client:
         # ListOffsets latest: the high watermark, or under read_committed the LSO, held
         # at the open transaction's first offset; a read_committed fetch stops there.
         assert wire.list_offsets(client, topic, -1).offset == 3
         assert wire.list_offsets(client, topic, -1, isolation_level=1).offset == 1
+        # By timestamp (and the greatest, -3), a record found at or past the LSO is no
+        # answer under read_committed, as Kafka's fetchOffsetForTimestamp filters it.
+        for timestamp, uncommitted, committed in ((1_500, 1, -1), (-3, 2, -1), (500, 0, 0)):
+            assert wire.list_offsets(client, topic, timestamp).offset == uncommitted
+            assert wire.list_offsets(client, topic, timestamp, isolation_level=1).offset == (
+                committed
+            )
         fetched = wire.fetch_one(client, topic, 0, isolation_level=1)
         assert (fetched.high_watermark, fetched.last_stable_offset) == (3, 1)
         assert [b.base_offset for b in wire.decode_batches(fetched.records)] == [0]

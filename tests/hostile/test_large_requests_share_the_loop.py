@@ -1,6 +1,7 @@
 """One connection's huge request does not stall the others (issue #8, F6): while a
 Metadata for 50,000 made-up topics, a ListOffsets for 100,000 partitions, a
-DescribeConfigs for 50,000 topics or a ConsumerGroupDescribe for 200,000 groups is
+DescribeConfigs for 50,000 topics, a ConsumerGroupDescribe or a DescribeGroups for
+200,000 groups is
 decoded, handled and encoded, a probe on another connection is still answered (each
 held the event loop for seconds before)."""
 
@@ -18,6 +19,7 @@ from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
 
 METADATA, LIST_OFFSETS, DESCRIBE_CONFIGS, CONSUMER_GROUP_DESCRIBE = 3, 2, 32, 69
+DESCRIBE_GROUPS = 15
 # A liveness bound for a busy 2-core machine (the probe waited 4-13 s before).
 PROBE_GAP_S = 2.5
 
@@ -72,6 +74,15 @@ def _consumer_group_describe(client: RawClient) -> bytes:
     return client.frame(CONSUMER_GROUP_DESCRIBE, 1, body)
 
 
+def _describe_groups(client: RawClient) -> bytes:
+    body = build(
+        request_schema(DESCRIBE_GROUPS, 5),
+        groups=[f"absent-{i}" for i in range(200_000)],
+        include_authorized_operations=True,
+    )
+    return client.frame(DESCRIBE_GROUPS, 5, body)
+
+
 class _Probe:
     """ApiVersions on its own connection, over and over: the longest wait for an answer."""
 
@@ -110,7 +121,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 
 
 @pytest.mark.parametrize(
-    "request_frame", [_metadata, _list_offsets, _describe_configs, _consumer_group_describe]
+    "request_frame",
+    [_metadata, _list_offsets, _describe_configs, _consumer_group_describe, _describe_groups],
 )
 def test_probe_is_answered_while_a_huge_request_is_served(
     broker: BrokerProcess, request_frame: object

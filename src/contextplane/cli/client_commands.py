@@ -1,14 +1,14 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `produce`, `consume`. `cli/launch.py` parses and runs them without
-importing the broker (which `cli/main.py` does for `up`): less than half the CPU time to
-start."""
+`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`. `cli/launch.py` parses and runs
+them without importing the broker (which `cli/main.py` does for `up`): less than half the
+CPU time to start."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from contextplane.cli import acl, config, consume, group, produce, quota, topic, user
+from contextplane.cli import acl, config, consume, evaluate, group, produce, quota, topic, user
 
 COMMANDS = {
     "topic": topic,
@@ -19,6 +19,7 @@ COMMANDS = {
     "quota": quota,
     "produce": produce,
     "consume": consume,
+    "evaluate": evaluate,
 }
 
 

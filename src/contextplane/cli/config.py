@@ -79,7 +79,7 @@ def _describe(args: argparse.Namespace) -> int:
         {
             "name": config,
             "value": entry.value,
-            "source": _source_name(entry.source),
+            "source": source_name(entry.source),
             "read_only": bool(entry.is_read_only),
             "sensitive": bool(entry.is_sensitive),
         }
@@ -109,7 +109,7 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_name(source: int) -> str:
+def source_name(source: int) -> str:
     from confluent_kafka.admin import ConfigSource
 
     try:

@@ -25,7 +25,7 @@ from contextplane import dataclass_code
 # cli/client_commands.py's COMMANDS (a test keeps the two the same): named here so that
 # `contextplane up` imports nothing of theirs.
 CLIENT_COMMANDS = frozenset(
-    {"topic", "group", "config", "acl", "user", "quota", "produce", "consume"}
+    {"topic", "group", "config", "acl", "user", "quota", "produce", "consume", "evaluate"}
 )
 
 

@@ -4,6 +4,7 @@
 `contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py);
 `contextplane topic|group|config|acl|user|quota|produce|consume` are Kafka clients of any
 cluster (cli/client_commands.py);
+`contextplane evaluate` probes what a Kafka-compatible cluster supports (cli/evaluate.py);
 `contextplane context` serves entity views folded from Kafka topics (cli/context.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""

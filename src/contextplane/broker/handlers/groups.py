@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
@@ -403,17 +404,26 @@ async def list_groups(ctx: RequestContext, request: Any) -> Reply:
 
 async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     include_operations = getattr(request, "include_authorized_operations", False)
-    refused = [g for g in request.groups if ctx.denied(ResourceType.GROUP, g)]
-    refused_ids = set(refused)  # a request may name 100,000 groups
-    groups = ctx.groups.describe_groups([g for g in request.groups if g not in refused_ids])
-    if ctx.api_version >= 6:
-        _group_id_not_found(groups)
-    for group in groups:
-        group["authorized_operations"] = (
-            ctx.authorized_operations(ResourceType.GROUP, group["group_id"])
-            if include_operations and group["error_code"] == ErrorCode.none
-            else OPERATIONS_NOT_REQUESTED
-        )
+    # A request may name 200,000 groups: each is described on its own, the loop given
+    # back every few milliseconds (as ConsumerGroupDescribe does).
+    share = LoopShare()
+    refused: list[str] = []
+    groups: list[dict[str, Any]] = []
+    for group_id in request.groups:
+        if share.due():
+            await asyncio.sleep(0)
+        if ctx.denied(ResourceType.GROUP, group_id):
+            refused.append(group_id)
+            continue
+        for group in ctx.groups.describe_groups([group_id]):
+            if ctx.api_version >= 6:
+                _group_id_not_found(group)
+            group["authorized_operations"] = (
+                ctx.authorized_operations(ResourceType.GROUP, group_id)
+                if include_operations and group["error_code"] == ErrorCode.none
+                else OPERATIONS_NOT_REQUESTED
+            )
+            groups.append(group)
     # Kafka lists the refused groups after the others.
     for group_id in refused:
         groups.append(
@@ -430,13 +440,12 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Reply:
     return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)
 
 
-def _group_id_not_found(groups: list[dict[str, Any]]) -> None:
+def _group_id_not_found(group: dict[str, Any]) -> None:
     """DescribeGroups v6+ (KIP-1043): a group that does not exist is GROUP_ID_NOT_FOUND,
     with Kafka's message, where older versions describe it as Dead without an error."""
-    for group in groups:
-        if group["error_code"] == ErrorCode.none and group["group_state"] == GroupState.DEAD.value:
-            group["error_code"] = ErrorCode.group_id_not_found
-            group["error_message"] = f"Group {group['group_id']} not found."
+    if group["error_code"] == ErrorCode.none and group["group_state"] == GroupState.DEAD.value:
+        group["error_code"] = ErrorCode.group_id_not_found
+        group["error_message"] = f"Group {group['group_id']} not found."
 
 
 async def delete_groups(ctx: RequestContext, request: Any) -> Reply:

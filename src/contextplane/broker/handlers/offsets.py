@@ -78,9 +78,11 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
 async def _lookup(
     ctx: RequestContext, partition: PartitionLog, target: int, isolation_level: int
 ) -> tuple[int, int]:
-    if target == LATEST:  # read_committed (isolation level 1) sees up to the LSO
-        end = partition.last_stable_offset if isolation_level == 1 else partition.high_watermark
-        return end, -1
+    # The last offset a consumer of this isolation level may fetch: read_committed
+    # (isolation level 1) sees up to the LSO, read_uncommitted up to the high watermark.
+    fetchable = partition.last_stable_offset if isolation_level == 1 else partition.high_watermark
+    if target == LATEST:
+        return fetchable, -1
     if target in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
     # Every topic keeps its data in object storage, contextplane's only tier, so the
@@ -89,6 +91,15 @@ async def _lookup(
         return (partition.object_end_offset - 1 if partition.object_end_offset else -1), -1
     if target == EARLIEST_PENDING_UPLOAD:  # the first offset not yet in an object
         return partition.object_end_offset, -1
+    found = await _search(ctx, partition, target)
+    # Kafka's Partition.fetchOffsetForTimestamp: a record found past what the consumer
+    # may fetch (an open transaction's, or not yet durable) is no answer.
+    return found if found[0] < fetchable else (-1, -1)
+
+
+async def _search(ctx: RequestContext, partition: PartitionLog, target: int) -> tuple[int, int]:
+    """The first record at or after timestamp `target`, or the one with the greatest
+    timestamp for MAX_TIMESTAMP; (-1, -1) for none."""
     best: tuple[int, int] = (-1, -1)
     for chunk in await ctx.log.batches_for_lookup(partition):
         view = memoryview(chunk)

@@ -1,0 +1,61 @@
+"""The consumer group probe: join, consume, commit, and the committed offsets read back
+by the member and by the admin API."""
+
+from __future__ import annotations
+
+from contextplane.cli.probes.base import ProbeContext, ProbeFailure
+from contextplane.cli.probes.clients import Record, poll, produce
+
+_PARTITIONS = 2
+_PER_PARTITION = 5
+
+
+def consumer_group(ctx: ProbeContext) -> str:
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+
+    topic = ctx.create_topic(partitions=_PARTITIONS)
+    produce(
+        ctx,
+        topic,
+        [Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)],
+    )
+    group = ctx.group()
+    consumer = Consumer(
+        ctx.client_config(
+            **{
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+    )
+    try:
+        consumer.subscribe([topic])
+        messages = poll(ctx, consumer, _PARTITIONS * _PER_PARTITION)
+        assigned = sorted(part.partition for part in consumer.assignment())
+        if assigned != list(range(_PARTITIONS)):
+            raise ProbeFailure(f"the only member was assigned partitions {assigned}")
+        consumer.commit(asynchronous=False)
+        expected = {p: _PER_PARTITION for p in range(_PARTITIONS)}
+        wanted = [TopicPartition(topic, p) for p in range(_PARTITIONS)]
+        committed = {
+            part.partition: part.offset
+            for part in consumer.committed(wanted, timeout=ctx.remaining_s())
+        }
+        if committed != expected:
+            raise ProbeFailure(f"committed offsets read back {committed}, expected {expected}")
+    finally:
+        consumer.close()  # leaves the group, so that its offsets can be deleted after
+    listed = ctx.answer(
+        ctx.admin().list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=ctx.remaining_s()
+        )[group],
+        f"offsets of group {group!r}",
+    )
+    by_admin = {part.partition: part.offset for part in listed.topic_partitions}
+    if by_admin != expected:
+        raise ProbeFailure(f"OffsetFetch (admin) read back {by_admin}, expected {expected}")
+    return (
+        f"joined a group, was assigned both partitions, consumed {len(messages)} records, "
+        f"committed offsets {expected} read back by the member and the admin API"
+    )
