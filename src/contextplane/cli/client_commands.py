@@ -1,14 +1,25 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `produce`, `consume`, `evaluate`, `trace`. `cli/launch.py` parses and runs
-them without importing the broker (which `cli/main.py` does for `up`): less than half the
-CPU time to start."""
+`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`, `trace`. `cli/launch.py` parses
+and runs them without importing the broker (which `cli/main.py` does for `up`): less than
+half the CPU time to start."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from contextplane.cli import acl, config, consume, evaluate, group, produce, topic, trace, user
+from contextplane.cli import (
+    acl,
+    config,
+    consume,
+    evaluate,
+    group,
+    produce,
+    quota,
+    topic,
+    trace,
+    user,
+)
 
 COMMANDS = {
     "topic": topic,
@@ -16,6 +27,7 @@ COMMANDS = {
     "config": config,
     "acl": acl,
     "user": user,
+    "quota": quota,
     "produce": produce,
     "consume": consume,
     "evaluate": evaluate,

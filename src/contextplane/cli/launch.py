@@ -25,7 +25,18 @@ from contextplane import dataclass_code
 # cli/client_commands.py's COMMANDS (a test keeps the two the same): named here so that
 # `contextplane up` imports nothing of theirs.
 CLIENT_COMMANDS = frozenset(
-    {"topic", "group", "config", "acl", "user", "produce", "consume", "evaluate", "trace"}
+    {
+        "topic",
+        "group",
+        "config",
+        "acl",
+        "user",
+        "quota",
+        "produce",
+        "consume",
+        "evaluate",
+        "trace",
+    }
 )
 
 

@@ -2,8 +2,8 @@
 `contextplane users` manages SCRAM users of a data directory (cli/users.py);
 `contextplane audit reads` asks a running broker who received which offsets;
 `contextplane registry` serves a schema registry kept in a Kafka topic (cli/registry.py);
-`contextplane topic|group|produce|consume` are Kafka clients of any cluster (cli/topic.py,
-cli/group.py, cli/produce.py, cli/consume.py);
+`contextplane topic|group|config|acl|user|quota|produce|consume` are Kafka clients of any
+cluster (cli/client_commands.py);
 `contextplane evaluate` probes what a Kafka-compatible cluster supports (cli/evaluate.py);
 `contextplane context` serves entity views folded from Kafka topics (cli/context.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
