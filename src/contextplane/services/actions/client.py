@@ -19,10 +19,11 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Producer
 
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
+from contextplane.services.kafka_delivery import produce_and_wait
 from contextplane.services.trace import current
 
 # A call's outcome is waited for this long unless told otherwise.
@@ -172,26 +173,15 @@ class ActionsClient:
             raise ActionsClientError(f"ledger read: HTTP {exc.code}") from None
 
     def _produce(self, key: str, value: dict[str, Any], wait_s: float) -> tuple[int, int]:
-        landed: list[tuple[int, int]] = []
-        failed: list[KafkaError] = []
-
-        def delivered(error: KafkaError | None, message: Any) -> None:
-            if error is not None:
-                failed.append(error)
-            else:
-                landed.append((message.partition(), message.offset()))
-
-        self._producer.produce(
+        return produce_and_wait(
+            self._producer,
             ledger.REQUESTS_TOPIC,
-            key=key.encode(),
-            value=encoded(value),
-            on_delivery=delivered,
+            key.encode(),
+            encoded(value),
+            wait_s,
+            ActionsClientError,
+            f"the call {key!r}",
         )
-        self._producer.flush(wait_s)
-        if not landed:
-            reason = failed[0].str() if failed else f"not delivered within {wait_s:g} s"
-            raise ActionsClientError(f"producing the call {key!r}: {reason}")
-        return landed[0]
 
     def _outcome(
         self, key: str, hash_: str, raw_hash: str, landed: tuple[int, int]

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from contextplane.clock import SystemClock
+from contextplane.services.kafka_delivery import produce_and_wait
 from contextplane.services.kafka_topics import ensure_topics
 from contextplane.services.trace import current, event
 
@@ -156,27 +157,16 @@ class Decisions:
 
     def _produce(self, decision: Decision) -> None:
         value = event.encode(decision.document(_CLOCK.wall_ms()), decision.id, self.bytes_max)
-        landed: list[tuple[int, int]] = []
-        failed: list[KafkaError] = []
-
-        def delivered(error: KafkaError | None, message: Any) -> None:
-            if error is not None:
-                failed.append(error)
-            else:
-                landed.append((message.partition(), message.offset()))
-
-        self._producer.produce(
+        decision.landed = produce_and_wait(
+            self._producer,
             event.DECISIONS_TOPIC,
-            key=decision.id.encode(),
-            value=value,
+            decision.id.encode(),
+            value,
+            self._timeout_s,
+            DecisionError,
+            f"decision {decision.id!r}",
             headers=event.headers(decision.attributes),
-            on_delivery=delivered,
         )
-        self._producer.flush(self._timeout_s)
-        if not landed:
-            reason = failed[0].str() if failed else f"not delivered within {self._timeout_s:g} s"
-            raise DecisionError(f"producing decision {decision.id!r}: {reason}")
-        decision.landed = landed[0]
 
     def close(self) -> None:
         self._producer.flush(self._timeout_s)
