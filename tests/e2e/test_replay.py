@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from contextplane.cli.main import main
 from contextplane.copilot import ActionsClient, Context, Decisions
 from contextplane.services.actions.ledger import REQUESTS_TOPIC
+from contextplane.services.trace import event
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support import replay_copilot
 from tests.support.actions import CountingEndpoint, ExecutorProcess
@@ -357,3 +358,40 @@ def test_bad_arguments_exit_2(recorded: Recorded, capsys: pytest.CaptureFixture[
         status = main(["replay", "--bootstrap-server", recorded.broker.bootstrap, *args])
         err = capsys.readouterr().err
         assert status == 2 and expected in err, (args, err)
+
+
+def test_a_call_recorded_without_arguments_is_compared_with_its_request(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call recorded as slice 4 recorded it, without its arguments: they are read back
+    from its request record on copilot.tool-calls and compared."""
+    original = read_topic(recorded.broker.bootstrap, DECISIONS_TOPIC)[recorded.first]
+    [call] = original["tool_calls"]
+    del call["arguments"]
+    attributes = event.Attributes("d-old", "support-copilot", 0, "d-old", "d-old")
+    producer = Producer({"bootstrap.servers": recorded.broker.bootstrap, "acks": "all"})
+    producer.produce(
+        DECISIONS_TOPIC,
+        key=b"d-old",
+        value=json.dumps({**original, "decision_id": "d-old"}).encode(),
+        headers=event.headers(attributes),
+    )
+    assert producer.flush(TIMEOUT_S) == 0
+    at = end_offset(recorded.broker.bootstrap, DECISIONS_TOPIC) - 1
+    status, out = recorded.replay(
+        capsys,
+        "--function",
+        f"{FUNCTIONS}:decide",
+        "--from-offset",
+        str(at),
+        "--to-offset",
+        str(at + 1),
+        "--run",
+        "old",
+        "--output",
+        "json",
+    )
+    [result] = json.loads(out)["results"]
+    assert result["decision_id"] == "d-old"
+    assert result["tool_calls"]["original"][0]["arguments"] == {"account_id": "a1", "amount": 40}
+    assert status == 0, result

@@ -159,6 +159,7 @@ def _replay(args: argparse.Namespace) -> int:
             context_url=args.context_url,
             ledger_url=args.ledger_url,
             client_config={k: v for k, v in connection.config.items() if k != "bootstrap.servers"},
+            timeout_s=args.timeout,
         )
         try:
             diffs = [replayer.replay(rec) for span in spans for rec in log.read(span)]

@@ -1,7 +1,8 @@
 """Pure: how a replayed decision differs from its original. Tool calls are compared in
 order by key, tool and arguments (a state is what the ledger answered, not the copilot's
 choice: shown, not compared); outcomes as text. A call recorded before decisions held
-arguments is compared by key and tool."""
+arguments, whose request record could not be read back either, is compared by key and
+tool."""
 
 from __future__ import annotations
 

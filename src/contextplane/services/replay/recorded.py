@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from contextplane.clock import SystemClock
+from contextplane.services.actions import ledger
 from contextplane.services.trace import event
 
 _POLL_S = 0.2
@@ -200,3 +201,64 @@ def parse(message: Any) -> Recorded:
         document=document if unreadable is None else None,
         unreadable=unreadable,
     )
+
+
+class RequestArguments:
+    """The arguments of a tool call recorded before decisions held them, read back from
+    its request record on `copilot.tool-calls` (a consumer of its own, made when first
+    needed); None where that record cannot be read."""
+
+    def __init__(self, config: dict[str, Any], timeout_s: float) -> None:
+        self._config = config
+        self._timeout_s = timeout_s
+        self._consumer: Consumer | None = None
+
+    def fill(self, document: dict[str, Any]) -> None:
+        """Each call of `document` without `arguments` given those of its request."""
+        for call in document.get("tool_calls") or []:
+            request = call.get("request") if isinstance(call, dict) else None
+            if "arguments" in call or not isinstance(request, dict):
+                continue
+            partition, offset = request.get("partition"), request.get("offset")
+            if type(partition) is int and type(offset) is int:
+                found = self._arguments(partition, offset, str(call.get("key")))
+                if found is not None:
+                    call["arguments"] = found
+
+    def _arguments(self, partition: int, offset: int, key: str) -> Any:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                self._config
+                | {
+                    "group.id": f"contextplane-replay-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "auto.offset.reset": "error",
+                }
+            )
+        self._consumer.assign([TopicPartition(ledger.REQUESTS_TOPIC, partition, offset)])
+        try:
+            deadline_ms = _CLOCK.monotonic_ms() + self._timeout_s * 1000
+            while _CLOCK.monotonic_ms() < deadline_ms:
+                message = self._consumer.poll(_POLL_S)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF and error.retriable():
+                        continue
+                    return None  # none at that offset, or an error that will not pass
+                if message.offset() != offset or message.key() != key.encode():
+                    return None
+                try:
+                    value = json.loads(message.value() or b"")
+                except ValueError:
+                    return None
+                return value.get("arguments") if isinstance(value, dict) else None
+            return None
+        finally:
+            self._consumer.unassign()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()

@@ -22,7 +22,7 @@ from typing import Any
 from contextplane.services.context.client import ContextClient
 from contextplane.services.replay import diff
 from contextplane.services.replay.doubles import ReplayContext, ReplayTools
-from contextplane.services.replay.recorded import Recorded
+from contextplane.services.replay.recorded import Recorded, RequestArguments
 from contextplane.services.trace.event import DecisionTooLargeError
 from contextplane.services.trace.recorder import Decision, DecisionError, Decisions
 
@@ -78,6 +78,7 @@ class Replayer:
         context_url: str | None,
         ledger_url: str | None,
         client_config: dict[str, str] | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self.topic = replay_topic(run)
         self._function = function
@@ -89,12 +90,15 @@ class Replayer:
             client_config=client_config,
             topic=self.topic,
         )
+        config = {"bootstrap.servers": bootstrap, **(client_config or {})}
+        self._requests = RequestArguments(config, timeout_s)
 
     def replay(self, recorded: Recorded) -> diff.DecisionDiff:
         original = recorded.document
         if original is None:
             why = f"not replayed: {recorded.unreadable}"
             return diff.not_replayed(recorded.decision_id, recorded.where, None, why)
+        self._requests.fill(original)  # calls recorded before decisions held arguments
         reads = [r for r in original.get("reads") or [] if isinstance(r, dict)]
         context = ReplayContext(self._context, reads)
         tools = ReplayTools(self._ledger_url)
@@ -125,3 +129,4 @@ class Replayer:
 
     def close(self) -> None:
         self._decisions.close()
+        self._requests.close()
