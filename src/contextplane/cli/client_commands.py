@@ -1,7 +1,7 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`, `trace`. `cli/launch.py` parses
-and runs them without importing the broker (which `cli/main.py` does for `up`): less than
-half the CPU time to start."""
+`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`, `trace`, `replay`.
+`cli/launch.py` parses and runs them without importing the broker (which `cli/main.py`
+does for `up`): less than half the CPU time to start."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from contextplane.cli import (
     group,
     produce,
     quota,
+    replay,
     topic,
     trace,
     user,
@@ -32,6 +33,7 @@ COMMANDS = {
     "consume": consume,
     "evaluate": evaluate,
     "trace": trace,
+    "replay": replay,
 }
 
 

@@ -36,6 +36,7 @@ CLIENT_COMMANDS = frozenset(
         "consume",
         "evaluate",
         "trace",
+        "replay",
     }
 )
 

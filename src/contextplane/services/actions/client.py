@@ -86,7 +86,7 @@ class ActionsClient:
                 wait_s,
                 {},
             )
-        noted: dict[str, Any] = {"key": idempotency_key, "tool": tool}
+        noted: dict[str, Any] = {"key": idempotency_key, "tool": tool, "arguments": arguments}
         try:
             outcome = self._call(
                 tool,
@@ -157,20 +157,7 @@ class ActionsClient:
     ) -> dict[str, Any] | None:
         """The executor's ledger read: `{entry, conflict, rejected}`, or None when it has
         none of them."""
-        query = {"key": idempotency_key}
-        if request_hash is not None:
-            query["request_hash"] = request_hash
-        if value_hash is not None:
-            query["value_hash"] = value_hash
-        url = f"{self._url}/v1/ledger?{urllib.parse.urlencode(query)}"
-        try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
-                answer: dict[str, Any] = json.loads(response.read())
-                return answer
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise ActionsClientError(f"ledger read: HTTP {exc.code}") from None
+        return read_ledger(self._url, idempotency_key, request_hash, value_hash)
 
     def _produce(self, key: str, value: dict[str, Any], wait_s: float) -> tuple[int, int]:
         return produce_and_wait(
@@ -209,6 +196,30 @@ class ActionsClient:
 
     def close(self) -> None:
         self._producer.flush(HTTP_TIMEOUT_S)
+
+
+def read_ledger(
+    executor_url: str,
+    idempotency_key: str,
+    request_hash: str | None = None,
+    value_hash: str | None = None,
+) -> dict[str, Any] | None:
+    """`GET /v1/ledger?key=` of the executor at `executor_url`: `{entry, conflict,
+    rejected}`, or None when it has none of them (a read only: no producer)."""
+    query = {"key": idempotency_key}
+    if request_hash is not None:
+        query["request_hash"] = request_hash
+    if value_hash is not None:
+        query["value_hash"] = value_hash
+    url = f"{executor_url.rstrip('/')}/v1/ledger?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise ActionsClientError(f"ledger read: HTTP {exc.code}") from None
 
 
 def encoded(value: dict[str, Any]) -> bytes:

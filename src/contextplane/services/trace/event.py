@@ -6,12 +6,14 @@ keyed by the decision id.
              ce_source=<the copilot>, ce_time=<RFC 3339>, content-type=application/json,
              correlationid=<conversation or request>, causationid=<what caused it>
     value    {"decision_id", "reads": [...], "tool_calls": [...], "write_backs": [...],
-              "outcome", "started_ms", "ended_ms"}
+              "outcome", "started_ms", "ended_ms", "input"?, "replay_of"?}
 
 A read: `{view, entity, found, positions: [{topic, partition, position}], age_ms, lag,
 stale, changed_by?: {topic, partition, offset, timestamp_ms}, as_of?}`. A tool call:
-`{key, tool, state, request?: {partition, offset}, error?}`. A write-back: `{topic,
-partition, offset}`.
+`{key, tool, arguments, state, request?: {partition, offset}, error?}`. A write-back:
+`{topic, partition, offset}`. `input` is what the decision was asked (a replay gives it to
+the copilot function again); `replay_of` `{topic, partition, offset}` marks a replayed
+decision (on `copilot.replay.<run>`) with the original it replays.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ tool calls and write-backs become one event when it ends, also when it raises.""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ TIMEOUT_S = 30.0
 READS_MAX = 10_000
 CALLS_MAX = 10_000
 OUTCOME_CHARS_MAX = 64 * 1024
+# A decision's input (what a replay gives the copilot function again), JSON, at most.
+INPUT_BYTES_MAX = 64 * 1024
 _CLOCK = SystemClock()
 
 
@@ -38,9 +41,18 @@ class Decision:
     """One open decision: what the block read, called and wrote back, and its outcome
     (set `outcome`; "ok" unless set, "error: ..." when the block raised)."""
 
-    def __init__(self, attributes: event.Attributes) -> None:
+    def __init__(
+        self,
+        attributes: event.Attributes,
+        input: Any = None,
+        replay_of: dict[str, Any] | None = None,
+    ) -> None:
         self.id = attributes.id
         self.attributes = attributes
+        self.input = input
+        # In a replay (services/replay/): the original's topic, partition and offset. A
+        # copilot that produces its own write-backs skips them when this is set.
+        self.replay_of = replay_of
         self.reads: list[dict[str, Any]] = []
         self.tool_calls: list[dict[str, Any]] = []
         self.write_backs: list[dict[str, Any]] = []
@@ -64,7 +76,7 @@ class Decision:
         )
 
     def document(self, ended_ms: int) -> dict[str, Any]:
-        return {
+        document = {
             "decision_id": self.id,
             "reads": self.reads,
             "tool_calls": self.tool_calls,
@@ -73,6 +85,11 @@ class Decision:
             "started_ms": self.attributes.time_ms,
             "ended_ms": ended_ms,
         }
+        if self.input is not None:
+            document["input"] = self.input
+        if self.replay_of is not None:
+            document["replay_of"] = self.replay_of
+        return document
 
 
 def _bounded(items: list[dict[str, Any]], item: dict[str, Any], most: int, what: str) -> None:
@@ -99,8 +116,10 @@ class Decisions:
         source: str = "contextplane.copilot",
         client_config: dict[str, str] | None = None,
         timeout_s: float = TIMEOUT_S,
+        topic: str = event.DECISIONS_TOPIC,
     ) -> None:
         self._bootstrap = bootstrap
+        self.topic = topic  # another for replays: copilot.replay.<run>
         self._source = event.check_name("source", source)
         self._config: dict[str, Any] = {"bootstrap.servers": bootstrap, **(client_config or {})}
         self._timeout_s = timeout_s
@@ -112,14 +131,14 @@ class Decisions:
     def _ensure_topic(self) -> int:
         """Create the topic if missing; its max.message.bytes bounds a decision."""
         admin = AdminClient(self._config)
-        wanted = [NewTopic(event.DECISIONS_TOPIC, num_partitions=1)]
+        wanted = [NewTopic(self.topic, num_partitions=1)]
         ensure_topics(admin, wanted, self._bootstrap, self._timeout_s, DecisionError)
-        resource = ConfigResource(ConfigResource.Type.TOPIC, event.DECISIONS_TOPIC)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self.topic)
         try:
             configs = admin.describe_configs([resource])[resource].result(self._timeout_s)
             topic_max = int(configs["max.message.bytes"].value)
         except (KafkaException, KeyError, ValueError, TypeError) as exc:
-            log.warning("max.message.bytes of %s unknown (%s)", event.DECISIONS_TOPIC, exc)
+            log.warning("max.message.bytes of %s unknown (%s)", self.topic, exc)
             topic_max = event.CLIENT_MESSAGE_BYTES_MAX
         return min(topic_max, event.CLIENT_MESSAGE_BYTES_MAX)
 
@@ -130,10 +149,20 @@ class Decisions:
         *,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        input: Any = None,
+        replay_of: dict[str, Any] | None = None,
     ) -> Iterator[Decision]:
         """The event is produced when the block ends (acks=all), and the block's exception,
         if any, raised again after it. `correlation_id` defaults to the decision id,
-        `causation_id` to the correlation id."""
+        `causation_id` to the correlation id. `input` (JSON, ≤ 64 KiB) is what the
+        decision was asked: `contextplane replay` gives it to the copilot function again."""
+        if input is not None:
+            try:
+                size = len(json.dumps(input).encode())
+            except (TypeError, ValueError) as exc:
+                raise DecisionError(f"a decision's input must be JSON: {exc}") from None
+            if size > INPUT_BYTES_MAX:
+                raise DecisionError(f"a decision's input is {size} bytes, past {INPUT_BYTES_MAX}")
         ident = event.check_name("decision id", decision_id or str(uuid.uuid4()))
         correlation = event.check_name("correlation id", correlation_id or ident)
         attributes = event.Attributes(
@@ -143,7 +172,7 @@ class Decisions:
             correlation_id=correlation,
             causation_id=event.check_name("causation id", causation_id or correlation),
         )
-        decision = Decision(attributes)
+        decision = Decision(attributes, input, replay_of)
         token = current.open_decision.set(decision)
         try:
             yield decision
@@ -159,7 +188,7 @@ class Decisions:
         value = event.encode(decision.document(_CLOCK.wall_ms()), decision.id, self.bytes_max)
         decision.landed = produce_and_wait(
             self._producer,
-            event.DECISIONS_TOPIC,
+            self.topic,
             decision.id.encode(),
             value,
             self._timeout_s,
