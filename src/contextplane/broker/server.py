@@ -170,6 +170,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._conn.connection_lost()
         for task in self._tasks:
             task.cancel()
+        while not self._responses.empty():  # responses owed to a client that is gone
+            item = self._responses.get_nowait()
+            if item is not _CLOSE_AFTER_WRITES and inspect.iscoroutine(item[1]):
+                item[1].close()  # a long poll or acknowledgement wait never started
         if self._memory_wait is not None:
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
