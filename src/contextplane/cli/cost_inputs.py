@@ -133,10 +133,15 @@ def price_file(name_or_path: str) -> Path:
     """A path as given, or the newest `NAME-YYYY-MM-DD.toml` in deploy/prices/."""
     if name_or_path.endswith(".toml") or "/" in name_or_path:
         return Path(name_or_path)
+    if not PRICES_DIR.is_dir():
+        raise InputError(
+            f"--prices {name_or_path}: no deploy/prices/ beside this installation (a checkout"
+            " of the repository has it); give --prices FILE.toml"
+        )
     dated = re.compile(re.escape(name_or_path) + r"-(\d{4}-\d{2}-\d{2})\.toml")
     found = sorted(
         (match.group(1), path)
-        for path in (PRICES_DIR.glob("*.toml") if PRICES_DIR.is_dir() else ())
+        for path in PRICES_DIR.glob("*.toml")
         if (match := dated.fullmatch(path.name))
     )
     if not found:
@@ -225,8 +230,11 @@ def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None]:
     puts, gets = value(PUTS), value(GETS)
     written, read = value(BYTES_IN) / GIB, value(BYTES_OUT) / GIB
     where = f"the broker's /metrics at {url}"
+    small = " (under 1 GiB: partly filled objects weigh heavily)" if written < 1 else ""
     put_rate = (
-        RequestRate(puts / written, f"{where}: {puts:.0f} PUTs for {written:.3g} GiB produced")
+        RequestRate(
+            puts / written, f"{where}: {puts:.0f} PUTs for {written:.3g} GiB produced{small}"
+        )
         if written > 0
         else None
     )
