@@ -215,7 +215,8 @@ def assumptions(
         " store (SQLite, or one PostgreSQL for a cluster) and DELETE requests (free) are"
         " not priced",
         f"compute: {workload.brokers} contextplane and {workload.kafka_brokers} Kafka"
-        f" brokers, each one {prices.instance_name}",
+        f" brokers, each one {prices.instance_name}, as given (not derived from disk,"
+        " throughput or partition limits)",
         f"Kafka: replication factor {KAFKA_REPLICATION_FACTOR} on {prices.block_storage_name},"
         " provisioned at exactly the retained bytes × 3 (no free-space headroom, which"
         " real deployments keep: more)",
