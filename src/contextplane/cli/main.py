@@ -8,6 +8,7 @@ cluster (cli/client_commands.py);
 `contextplane context` serves entity views folded from Kafka topics (cli/context.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
 `contextplane trace` follows a copilot decision's links back (cli/trace.py);
+`contextplane cost` prices a workload against Kafka on replicated disks (cli/cost.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from contextplane.cli import (
     client_commands,
     completion,
     context,
+    cost,
     executor,
     registry,
     users,
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.add_parsers(sub)
     context.add_parser(sub)
     executor.add_parser(sub)
+    cost.add_parser(sub)
     completion.add_parser(sub)
     return parser
 
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return context.run(args)
     if args.command == "executor":
         return executor.run(args)
+    if args.command == "cost":
+        return cost.run(args)
     if args.command == "completion":
         return completion.run(args.shell, build_parser())
     log_to_stderr(args.log_level.upper())

@@ -1,0 +1,154 @@
+"""`contextplane cost` as a user runs it: on a running broker's /metrics after records were
+produced, uploaded and read back from objects (the rates' source is named and both are
+positive and match its counters); the plot written as a PNG where matplotlib is installed,
+and the extra to install named where it is not; a broker that does not answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import confluent_kafka as ck
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from contextplane.console.beside import HttpBeside, bind_http, start_beside
+from tests.support.inprocess import InProcessBroker
+from tests.support.wait import wait_until
+
+TOPIC = "priced"
+RECORDS = 400
+VALUE = b"v" * 1000
+GIB = 1 << 30
+
+
+def cost(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "contextplane.cli.main", "cost", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def metrics_url(tmp_path: Path) -> Iterator[tuple[InProcessBroker, str]]:
+    """A broker whose log cache holds nothing (reads go to objects), uploading every 100
+    ms, with its HTTP surface served as `contextplane up` serves it."""
+    settings = {"http.port": "0", "upload.interval.ms": "100", "log.cache.bytes": "1"}
+    broker = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    assert broker.broker is not None
+    sock = bind_http(broker.broker.settings)
+    assert sock is not None
+    port = sock.getsockname()[1]
+
+    async def serve() -> HttpBeside:
+        assert broker.broker is not None
+        return start_beside(sock, broker.broker.pipeline.services)
+
+    http = broker.call(serve())
+    try:
+        yield broker, f"http://127.0.0.1:{port}/metrics"
+    finally:
+        broker.call(http.stop())
+        broker.stop()
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}  # not serving yet
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_rates_from_a_running_broker_s_metrics(
+    metrics_url: tuple[InProcessBroker, str],
+) -> None:
+    broker, url = metrics_url
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # kept until it answered
+    admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(30)
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for i in range(RECORDS):
+        producer.produce(TOPIC, value=VALUE, partition=i % 2)
+    assert producer.flush(30) == 0
+    wait_until(lambda: scrape(url).get(("contextplane_uploads_total", ())), 30, "an upload")
+    consumer = ck.Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": "cost", "enable.auto.commit": False}
+    )
+    consumer.assign([ck.TopicPartition(TOPIC, p, 0) for p in range(2)])
+    read, deadline = 0, time.monotonic() + 30
+    while read < RECORDS and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            read += 1
+    consumer.close()
+    assert read == RECORDS
+
+    # Uploads, compaction and the cleaner may still PUT or GET while the command runs; no
+    # record is produced or read: its rates lie between the counters before and after.
+    before = counters(url)
+    done = cost("--write-mibps", "5", "--metrics-url", url, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    rates = json.loads(done.stdout)["request_rates"]
+    after = counters(url)
+    assert before["bytes_in"] == after["bytes_in"] >= RECORDS * len(VALUE)
+    assert before["bytes_out"] == after["bytes_out"] >= RECORDS * len(VALUE)
+    assert before["puts"] >= 1 and before["gets"] >= 1  # an upload, reads from objects
+    for key, requests, size in (
+        ("puts_per_gib", "puts", "bytes_in"),
+        ("gets_per_gib", "gets", "bytes_out"),
+    ):
+        per_gib = rates[key]["per_gib"]
+        assert before[requests] / (before[size] / GIB) <= per_gib
+        assert per_gib <= after[requests] / (after[size] / GIB)
+        assert rates[key]["source"].startswith(f"the broker's /metrics at {url}: ")
+
+    table = cost("--write-mibps", "5", "--metrics-url", url)
+    assert table.returncode == 0, table.stderr
+    for rate in ("PUTs per GiB written: ", "GETs per GiB read: "):
+        line = next(line for line in table.stdout.splitlines() if line.startswith(rate))
+        assert f" from the broker's /metrics at {url}: " in line
+
+
+def counters(url: str) -> dict[str, float]:
+    samples = scrape(url)
+    return {
+        "puts": samples[("contextplane_object_store_requests_total", (("operation", "put"),))],
+        "gets": samples[("contextplane_object_store_requests_total", (("operation", "get"),))],
+        "bytes_in": samples[("kafka_server_brokertopicmetrics_bytesin_total", ())],
+        "bytes_out": samples[("kafka_server_brokertopicmetrics_bytesout_total", ())],
+    }
+
+
+def test_rates_need_a_broker_that_answers(tmp_path: Path) -> None:
+    done = cost("--write-mibps", "5", "--metrics-url", "http://127.0.0.1:1/metrics")
+    assert done.returncode == 1
+    assert done.stderr.startswith("contextplane cost: http://127.0.0.1:1/metrics: no answer (")
+
+
+def test_the_plot_of_cost_against_retention(tmp_path: Path) -> None:
+    png = tmp_path / "cost.png"
+    done = cost("--write-mibps", "10", "--puts-per-gib", "138", "--gets-per-gib", "150",
+                "--plot", str(png))  # fmt: skip
+    if importlib.util.find_spec("matplotlib") is None:  # the extra not installed: said so
+        assert done.returncode == 2
+        assert "pip install contextplane[cost]" in done.stderr
+        assert not png.exists()
+        return
+    assert done.returncode == 0, done.stderr
+    assert f"plot: {png}" in done.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000  # two lines, axes and labels, not an empty canvas
