@@ -84,7 +84,12 @@ def test_rates_from_a_running_broker_s_metrics(
     for i in range(RECORDS):
         producer.produce(TOPIC, value=VALUE, partition=i % 2)
     assert producer.flush(30) == 0
-    wait_until(lambda: scrape(url).get(("contextplane_uploads_total", ())), 30, "an upload")
+    # Every record in objects before the read, so that it reads them from there (GETs).
+    wait_until(
+        lambda: scrape(url).get(("contextplane_upload_bytes_total", ()), 0) >= RECORDS * len(VALUE),
+        30,
+        "every record uploaded",
+    )
     consumer = ck.Consumer(
         {"bootstrap.servers": broker.bootstrap, "group.id": "cost", "enable.auto.commit": False}
     )

@@ -213,12 +213,15 @@ def test_the_command_prints_the_example_and_its_assumptions(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["cost", "--write-mibps", "10", "--read-fanout", "2", "--retention-days", "7",
-            "--partitions", "8", "--puts-per-gib", "138", "--gets-per-gib", "150"]  # fmt: skip
+            "--partitions", "8", "--puts-per-gib", "138", "--gets-per-gib", "150",
+            "--zone-local-clients"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "PUTs per GiB written: 138 from --puts-per-gib" in out
     assert "contextplane  total" in out and "577.11" in out and "3,891.11" in out
     assert "Kafka (RF=3) ÷ contextplane: 6.74" in out
     assert "designed, not yet built" in out  # the zone-aware path's assumption, said
-    assert main([*argv[:-4], "--zones", "0"]) == 2
+    assert main([*argv[:-1]]) == 0  # by default today's path: clients reach each leader
+    assert "1,603.67" in capsys.readouterr().out
+    assert main([*argv[:-5], "--zones", "0"]) == 2
     assert "contextplane cost: --zones 0: from 1 to 6" in capsys.readouterr().err

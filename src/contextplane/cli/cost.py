@@ -58,7 +58,8 @@ def add_parser(sub: Any) -> None:
     cost.add_argument(
         f"--{ZONE_LOCAL}",
         action=argparse.BooleanOptionalAction,
-        help="contextplane's clients produce and fetch within their zone (default: yes)",
+        help="price the zone-aware path (RFC 0004 §7, designed, not built): clients produce and"
+        " fetch within their zone (default: no, today's path)",
     )
     cost.add_argument(
         "--prices",

@@ -76,7 +76,8 @@ def workload(given: dict[str, Any], file: Path | None) -> Workload:
         if value is None:
             raise InputError(f"--{name} is required (or `{name} = ...` in --workload)")
         checked[name] = _bounded(source(name), value, spec)
-    zone_local = values.get(ZONE_LOCAL, True)
+    # Today's path by default: the zone-aware one (RFC 0004 §7) is designed, not built.
+    zone_local = values.get(ZONE_LOCAL, False)
     if not isinstance(zone_local, bool):
         raise InputError(f"{source(ZONE_LOCAL)}: true or false, got {zone_local!r}")
     return Workload(

@@ -190,7 +190,7 @@ def assumptions(
             " broker in its own zone: the zone-aware path of RFC 0004 §7), so no record"
             " bytes cross zones; only metadata does, and object store traffic within the"
             " region is not charged by zone. That path is designed, not yet built: today a"
-            " client reaches each partition's leader (--no-zone-local-clients prices that)"
+            " client reaches each partition's leader (the default prices that)"
         )
     else:
         zone_text = (
