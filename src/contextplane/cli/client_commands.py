@@ -1,5 +1,5 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`, `trace`. `cli/launch.py` parses
+`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`. `cli/launch.py` parses
 and runs them without importing the broker (which `cli/main.py` does for `up`): less than
 half the CPU time to start."""
 
@@ -14,6 +14,7 @@ from contextplane.cli import (
     consume,
     evaluate,
     group,
+    mask,
     produce,
     quota,
     topic,
@@ -28,6 +29,7 @@ COMMANDS = {
     "acl": acl,
     "user": user,
     "quota": quota,
+    "mask": mask,
     "produce": produce,
     "consume": consume,
     "evaluate": evaluate,

@@ -1,0 +1,269 @@
+"""Masking per consumer with real clients: a broker with a PLAINTEXT and a SASL/PLAIN
+listener, the registry as a process, confluent-kafka's JSONSerializer writing records whose
+schema tags `email` PII, a policy written with `contextplane mask add`: copilot's
+consumer (with CRC checks) and its JSONDeserializer get `email` masked and everything else
+unchanged, alice gets the bytes produced; lz4 and zstd batches too; a value without the
+wire format comes back null for copilot; deleting the policy restores clear reads."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from contextplane.cli.main import main as cli
+from contextplane.console.metrics import BrokerMetrics
+from contextplane.security.masking_policy import MASKING_TOPIC
+from tests.support.inprocess import InProcessBroker
+from tests.support.registry import RegistryProcess
+
+HMAC_KEY = "masking-test-key"
+PLAIN_JAAS = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    'user_copilot="copilot-secret" user_alice="alice-secret";'
+)
+SETTINGS = {
+    "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+    "sasl.enabled.mechanisms": "PLAIN",
+    "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+    "contextplane.masking.hmac.key": HMAC_KEY,
+    "group.initial.rebalance.delay.ms": "0",
+}
+SCHEMA = json.dumps(
+    {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Customer",
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "email": {"type": "string", "confluent:tags": ["PII"]},
+            "tier": {"type": "string"},
+        },
+        "required": ["name", "email"],
+    }
+)
+PEOPLE = [
+    {"name": "Ada", "email": "ada@example.com", "tier": "gold"},
+    {"name": "Bob", "email": "bob@example.org", "tier": "silver"},
+]
+TIMESTAMPS = [1_700_000_000_123, 1_700_000_000_456]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
+    running = InProcessBroker(tmp_path_factory.mktemp("masking"), settings=SETTINGS).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(
+    broker: InProcessBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryProcess]:
+    log = tmp_path_factory.mktemp("registry") / "registry.log"
+    running = RegistryProcess(plaintext(broker), log).start()
+    yield running
+    running.stop()
+
+
+def plaintext(broker: InProcessBroker) -> str:
+    return f"127.0.0.1:{broker.listener_port('PLAINTEXT')}"
+
+
+def user(broker: InProcessBroker, name: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": f"127.0.0.1:{broker.listener_port('SASL_PLAINTEXT')}",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": name,
+        "sasl.password": f"{name}-secret",
+    }
+
+
+def produce_people(
+    broker: InProcessBroker, registry: RegistryProcess, topic: str, codec: str
+) -> list[bytes]:
+    """PEOPLE (and a value without the wire format) written by confluent-kafka in one
+    batch of `codec`; the values as produced."""
+    admin = AdminClient({"bootstrap.servers": plaintext(broker)})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(20)
+    serializer = JSONSerializer(SCHEMA, SchemaRegistryClient({"url": registry.url}))
+    context = SerializationContext(topic, MessageField.VALUE)
+    values = [serializer(person, context) for person in PEOPLE] + [b'{"email": "raw@x.y"}']
+    producer = Producer(
+        {"bootstrap.servers": plaintext(broker), "compression.type": codec, "linger.ms": 50}
+    )
+    for index, value in enumerate(values):
+        producer.produce(
+            topic,
+            value,
+            key=f"key-{index}".encode(),
+            headers=[("trace", f"t-{index}".encode())],
+            timestamp=TIMESTAMPS[index % 2] + index,
+        )
+    assert producer.flush(20) == 0
+    return values
+
+
+def consume(config: dict[str, Any], topic: str, count: int) -> list[Any]:
+    consumer = Consumer(
+        config
+        | {"group.id": f"g-{time.monotonic_ns()}", "check.crcs": True, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(messages) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            messages.append(message)
+    finally:
+        consumer.close()
+    assert len(messages) == count, f"{len(messages)} of {count} records consumed"
+    return messages
+
+
+def mask(broker: InProcessBroker, *args: str) -> int:
+    return cli(["mask", *args, "--bootstrap-server", plaintext(broker), "--output", "json"])
+
+
+def masked_counts(broker: InProcessBroker) -> dict[tuple[str, str], int]:
+    assert broker.broker is not None
+    text = broker.call(BrokerMetrics(broker.broker.pipeline.services).exposition()).decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("contextplane_masked_records_total{"):
+            labels, count = line.split("} ")
+            topic = labels.split('topic="')[1].split('"')[0]
+            action = labels.split('action="')[1].split('"')[0]
+            found[(topic, action)] = int(float(count))
+    return found
+
+
+@pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
+def test_copilot_reads_email_redacted_and_alice_reads_the_original(
+    broker: InProcessBroker,
+    registry: RegistryProcess,
+    codec: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = f"customers-{codec}"
+    values = produce_people(broker, registry, topic, codec)
+    assert (
+        mask(
+            broker,
+            "add",
+            f"copilot-{codec}",
+            "--principal",
+            "User:copilot",
+            "--topic",
+            topic,
+            "--tag",
+            "PII",
+        )
+        == 0
+    )
+    capsys.readouterr()
+
+    clear = consume(user(broker, "alice"), topic, 3)
+    assert [m.value() for m in clear] == values
+
+    masked = consume(user(broker, "copilot"), topic, 3)
+    deserializer = JSONDeserializer(
+        None, schema_registry_client=SchemaRegistryClient({"url": registry.url})
+    )
+    context = SerializationContext(topic, MessageField.VALUE)
+    assert [deserializer(m.value(), context) for m in masked[:2]] == [
+        {**person, "email": "****"} for person in PEOPLE
+    ]
+    assert [m.value()[:5] for m in masked[:2]] == [v[:5] for v in values[:2]]
+    assert masked[2].value() is None  # not the wire format: fail closed
+    for got, original in zip(masked, clear, strict=True):
+        assert got.key() == original.key()
+        assert got.headers() == original.headers()
+        assert got.timestamp() == original.timestamp()
+        assert got.offset() == original.offset()
+    assert masked_counts(broker)[(topic, "redact")] >= 2
+    assert masked_counts(broker)[(topic, "fail_closed")] >= 1
+
+
+def test_hash_list_and_delete(
+    broker: InProcessBroker, registry: RegistryProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = "customers-hashed"
+    values = produce_people(broker, registry, topic, "lz4")
+    assert (
+        mask(
+            broker,
+            "add",
+            "copilot-hash",
+            "--principal",
+            "User:copilot",
+            "--topic",
+            "customers-h*",
+            "--tag",
+            "PII",
+            "--action",
+            "hash",
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert mask(broker, "list") == 0
+    listed = json.loads(capsys.readouterr().out)["policies"]
+    assert {
+        "name": "copilot-hash",
+        "principal": "User:copilot",
+        "topic": "customers-h*",
+        "tags": ["PII"],
+        "action": "hash",
+    } in listed
+
+    masked = consume(user(broker, "copilot"), topic, 3)
+    first = json.loads(masked[0].value()[5:])
+    assert first == {
+        **PEOPLE[0],
+        "email": hmac.new(HMAC_KEY.encode(), b"ada@example.com", hashlib.sha256).hexdigest(),
+    }
+
+    assert mask(broker, "delete", "copilot-hash") == 0
+    assert mask(broker, "delete", "copilot-hash") == 1  # no such policy any more
+    assert "no masking policy named 'copilot-hash'" in capsys.readouterr().err
+    assert [m.value() for m in consume(user(broker, "copilot"), topic, 3)] == values
+
+
+def test_refused_policies(broker: InProcessBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    assert mask(broker, "add", "p", "--principal", "copilot", "--topic", "t", "--tag", "PII") == 2
+    assert (
+        mask(
+            broker,
+            "add",
+            "p",
+            "--principal",
+            "User:c",
+            "--topic",
+            "t",
+            "--tag",
+            "PII",
+            "--action",
+            "shred",
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "is not TYPE:NAME" in err and "'shred' is not one of" in err
+    assert MASKING_TOPIC.startswith("__")

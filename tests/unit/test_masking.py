@@ -1,0 +1,226 @@
+"""Masking a batch for a consumer (broker/masking.py): tagged JSON fields replaced per
+action, the batch rebuilt with its offsets, timestamps, keys, headers, producer fields and
+codec, a valid CRC, read back with the project's own batch parser; fail closed on what
+cannot be masked; policies parsed and matched (security/masking_policy.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+
+import pytest
+
+from conformance.wire import Rec, encode_batch
+from contextplane.broker.masking import (
+    FAIL_CLOSED,
+    REDACTED,
+    FieldMasker,
+    mask_chunks,
+    split_batches,
+)
+from contextplane.protocol.crc import crc32c
+from contextplane.protocol.record_codec import read_records
+from contextplane.protocol.records import parse_header
+from contextplane.security.masking_policy import (
+    MaskingPolicy,
+    encode_policy,
+    make_policy,
+    parse_policy,
+)
+from contextplane.services.schema_registry.records import encode, schema_key
+from contextplane.services.schema_registry.state import RegistryState
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "email": {"type": "string", "confluent:tags": ["PII"]},
+        "phones": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"number": {"type": "string", "confluent:tags": ["PII"]}},
+            },
+        },
+        "age": {"type": "integer", "confluent:tags": ["SENSITIVE"]},
+    },
+}
+KEY = b"secret-key"
+LIMIT = 64 << 20
+
+
+def catalog() -> RegistryState:
+    state = RegistryState()
+    value = {"subject": "people-value", "version": 1, "id": 3, "schemaType": "JSON"}
+    state.apply(
+        encode(schema_key("people-value", 1)), encode(value | {"schema": json.dumps(SCHEMA)})
+    )
+    assert 3 in state.schemas
+    return state
+
+
+def wire_value(document: object, schema_id: int = 3) -> bytes:
+    return struct.pack(">bI", 0, schema_id) + json.dumps(document).encode()
+
+
+def masker(*policies: MaskingPolicy) -> FieldMasker:
+    return FieldMasker(policies, catalog().schemas.get, KEY)
+
+
+def policy(action: str, tags: list[str] | None = None) -> MaskingPolicy:
+    return make_policy("p", "User:copilot", "people", tags or ["PII"], action)
+
+
+PERSON = {
+    "name": "Ada",
+    "email": "ada@example.com",
+    "phones": [{"number": "555-0100"}, {"number": "555-0199"}],
+    "age": 36,
+}
+
+
+def rebuilt(batch: bytes, mask: FieldMasker) -> tuple[bytes, dict[str, int]]:
+    masked = mask_chunks([batch], mask, LIMIT, LIMIT)
+    assert len(masked.chunks) == 1
+    return masked.chunks[0], masked.counts
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "lz4", "zstd", "snappy"])
+def test_a_rebuilt_batch_keeps_everything_but_the_masked_fields(codec: str) -> None:
+    records = [
+        Rec(wire_value(PERSON), b"k1", [("trace", b"t-1")], 1_700_000_000_000),
+        Rec(None, b"k2", [], 1_700_000_000_005),
+        Rec(wire_value({"name": "Bob"}), None, [("a", None)], 1_700_000_000_009),
+    ]
+    batch = bytearray(
+        encode_batch(records, compression=codec, producer_id=42, producer_epoch=3, base_sequence=7)
+    )
+    struct.pack_into(">q", batch, 0, 1000)  # as stored: base offset 1000
+    original_header, original = read_records(bytes(batch), LIMIT)
+    out, counts = rebuilt(bytes(batch), masker(policy("redact")))
+
+    header = parse_header(out)
+    assert crc32c(out[21:]) == struct.unpack_from(">I", out, 17)[0]
+    for name in (
+        "base_offset",
+        "last_offset_delta",
+        "base_timestamp",
+        "max_timestamp",
+        "producer_id",
+        "producer_epoch",
+        "base_sequence",
+        "records_count",
+        "attributes",
+        "partition_leader_epoch",
+    ):
+        assert getattr(header, name) == getattr(original_header, name), name
+    _, masked = read_records(out, LIMIT)
+    assert [(r.offset, r.timestamp, r.key, r.headers, r.attributes) for r in masked] == [
+        (r.offset, r.timestamp, r.key, r.headers, r.attributes) for r in original
+    ]
+    assert masked[0].offset == 1000
+    assert json.loads(masked[0].value[5:]) == {
+        "name": "Ada",
+        "email": REDACTED,
+        "phones": [{"number": REDACTED}, {"number": REDACTED}],
+        "age": 36,
+    }
+    assert masked[0].value[:5] == records[0].value[:5]
+    assert masked[1].value is None  # a tombstone stays one
+    assert masked[2].value == records[2].value  # nothing tagged: the same bytes
+    assert counts == {"redact": 1}
+
+
+def test_a_batch_nothing_tagged_in_is_returned_as_it_was() -> None:
+    batch = encode_batch([Rec(wire_value({"name": "Bob"}))], compression="lz4")
+    out, counts = rebuilt(batch, masker(policy("redact")))
+    assert out == batch and counts == {}
+
+
+@pytest.mark.parametrize(
+    ("action", "email", "age"),
+    [
+        ("null", None, 36),
+        ("keep-last-4", "***********.com", 36),
+        ("hash", hmac.new(KEY, b"ada@example.com", hashlib.sha256).hexdigest(), 36),
+    ],
+)
+def test_actions(action: str, email: object, age: int) -> None:
+    out, counts = rebuilt(encode_batch([Rec(wire_value(PERSON))]), masker(policy(action)))
+    value = read_records(out, LIMIT)[1][0].value
+    assert value is not None
+    document = json.loads(value[5:])
+    assert document["email"] == email and document["age"] == age
+    assert counts == {action: 1}
+
+
+def test_the_strongest_action_wins_and_non_strings_are_nulled_by_redact() -> None:
+    both = masker(policy("keep-last-2"), policy("redact", ["PII", "SENSITIVE"]))
+    out, counts = rebuilt(encode_batch([Rec(wire_value(PERSON))]), both)
+    value = read_records(out, LIMIT)[1][0].value
+    assert value is not None
+    document = json.loads(value[5:])
+    assert document["email"] == REDACTED and document["age"] is None
+    assert counts == {"redact": 1}
+
+
+def test_hash_without_a_key_sends_null() -> None:
+    unkeyed = FieldMasker([policy("hash")], catalog().schemas.get, b"")
+    out, _ = rebuilt(encode_batch([Rec(wire_value(PERSON))]), unkeyed)
+    value = read_records(out, LIMIT)[1][0].value
+    assert value is not None and json.loads(value[5:])["email"] is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"email": "a@b.c"}',  # no wire format
+        wire_value(PERSON, schema_id=99),  # an unknown id
+        b"\x00\x00\x00\x00\x03{not json",  # does not decode
+        b"\x00\x00",  # cut short
+    ],
+)
+def test_what_cannot_be_masked_is_sent_null(value: bytes) -> None:
+    out, counts = rebuilt(
+        encode_batch([Rec(value, b"key")], compression="zstd"), masker(policy("redact"))
+    )
+    record = read_records(out, LIMIT)[1][0]
+    assert record.value is None and record.key == b"key"
+    assert counts == {FAIL_CLOSED: 1}
+
+
+def test_chunks_of_several_batches_and_the_budget() -> None:
+    first = encode_batch([Rec(wire_value(PERSON))])
+    second = bytearray(encode_batch([Rec(wire_value(PERSON))]))
+    struct.pack_into(">q", second, 0, 1)
+    assert len(split_batches(first + bytes(second) + b"\x00" * 5)) == 2
+    masked = mask_chunks([first + bytes(second)], masker(policy("redact")), LIMIT, LIMIT)
+    assert [parse_header(c).base_offset for c in masked.chunks] == [0, 1]
+    # A spent budget leaves the later batches for the next fetch; the first always goes.
+    masked = mask_chunks([first + bytes(second)], masker(policy("redact")), LIMIT, 1)
+    assert [parse_header(c).base_offset for c in masked.chunks] == [0]
+
+
+def test_policies_parse_match_and_refuse() -> None:
+    written = make_policy("copilot-pii", "User:copilot", "crm.*", ["PII"], "keep-last-4")
+    read = parse_policy("copilot-pii", encode_policy(written))
+    assert read == written
+    assert read.covers("User:copilot", "crm.people")
+    assert not read.covers("User:alice", "crm.people")
+    assert not read.covers("User:copilot", "people")
+    everyone = make_policy("all", "*", "people", ["PII"], "null")
+    assert everyone.covers("User:anyone", "people") and not everyone.covers("User:x", "people2")
+    for bad in (
+        b"[]",
+        b"{",
+        b'{"principal": "copilot", "topic": "t", "tags": ["PII"], "action": "redact"}',
+        b'{"principal": "User:c", "topic": "*", "tags": ["PII"], "action": "redact"}',
+        b'{"principal": "User:c", "topic": "t", "tags": [], "action": "redact"}',
+        b'{"principal": "User:c", "topic": "t", "tags": ["PII"], "action": "shred"}',
+        b'{"principal": "User:c", "topic": "t", "tags": ["PII"], "action": "keep-last-99999"}',
+        b'{"principal": "User:c", "topic": "t", "tags": "PII", "action": "redact"}',
+    ):
+        with pytest.raises(ValueError):
+            parse_policy("bad", bad)
