@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import struct
 
+import fastavro
 import pytest
 
 from conformance.wire import Rec, encode_batch
@@ -224,3 +226,80 @@ def test_policies_parse_match_and_refuse() -> None:
     ):
         with pytest.raises(ValueError):
             parse_policy("bad", bad)
+
+
+AVRO = {
+    "type": "record",
+    "name": "Customer",
+    "namespace": "shop",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "email", "type": "string", "confluent:tags": ["PII"]},
+        {"name": "age", "type": "int", "confluent:tags": ["SENSITIVE"]},
+        {
+            "name": "address",
+            "type": [
+                "null",
+                {
+                    "type": "record",
+                    "name": "Address",
+                    "fields": [{"name": "street", "type": "string", "confluent:tags": ["PII"]}],
+                },
+            ],
+        },
+        {"name": "others", "type": {"type": "array", "items": "Address"}},
+    ],
+}
+CUSTOMER = {
+    "name": "Ada",
+    "email": "ada@example.com",
+    "age": 36,
+    "address": {"street": "1 Main St"},
+    "others": [{"street": "2 Side St"}],
+}
+
+
+def avro_masker(*policies: MaskingPolicy) -> FieldMasker:
+    state = RegistryState()
+    value = {"subject": "c-value", "version": 1, "id": 5, "schema": json.dumps(AVRO)}
+    state.apply(encode(schema_key("c-value", 1)), encode(value))
+    return FieldMasker(policies, state.schemas.get, KEY)
+
+
+def avro_value(datum: dict[str, object]) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(AVRO), datum)
+    return struct.pack(">bI", 0, 5) + out.getvalue()
+
+
+def avro_read(value: bytes | None) -> object:
+    assert value is not None and value[:5] == struct.pack(">bI", 0, 5)
+    return fastavro.schemaless_reader(io.BytesIO(value[5:]), fastavro.parse_schema(AVRO), None)
+
+
+def test_avro_fields_are_masked_by_record_name_and_field() -> None:
+    out, counts = rebuilt(
+        encode_batch([Rec(avro_value(CUSTOMER))], compression="lz4"),
+        avro_masker(policy("keep-last-3")),
+    )
+    assert avro_read(read_records(out, LIMIT)[1][0].value) == {
+        **CUSTOMER,
+        "email": "************com",
+        "address": {"street": "****** St"},
+        "others": [{"street": "****** St"}],
+    }
+    assert counts == {"keep-last-3": 1}
+
+
+def test_avro_masks_the_type_cannot_hold_fail_closed() -> None:
+    # `age` is an int: redact cannot write it, so the value is not sent at all.
+    out, counts = rebuilt(
+        encode_batch([Rec(avro_value(CUSTOMER))]), avro_masker(policy("redact", ["SENSITIVE"]))
+    )
+    assert read_records(out, LIMIT)[1][0].value is None
+    assert counts == {FAIL_CLOSED: 1}
+    # A payload that does not decode against its schema.
+    out, counts = rebuilt(
+        encode_batch([Rec(struct.pack(">bI", 0, 5) + b"\xff\xff")]), avro_masker(policy("redact"))
+    )
+    assert read_records(out, LIMIT)[1][0].value is None and counts == {FAIL_CLOSED: 1}

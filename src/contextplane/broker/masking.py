@@ -5,8 +5,9 @@ the same prefix, and the batch rebuilt (`record_codec.write_batch`: same base of
 offsets, timestamps, keys, headers, producer fields and attributes, so the same codec;
 a new CRC). Pure functions: the fetch handler runs them on a worker thread.
 
-Fail closed: a value without the wire format, whose id is unknown, whose schema type is
-not masked here (Avro, Protobuf) or that does not decode becomes null, counted as
+JSON Schema values are masked here, Avro ones by masking_avro.py. Fail closed: a value
+without the wire format, whose id is unknown, whose schema type is not masked (Protobuf)
+or that does not decode (or, masked, does not encode) becomes null, counted as
 `fail_closed`; it is never passed through. A value no policy touches keeps its bytes.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from contextplane.broker.masking_avro import AvroCodec
 from contextplane.protocol.record_codec import read_records, write_batch
 from contextplane.protocol.records import parse_header
 from contextplane.security.masking_policy import HASH, KEEP_LAST, NULL, Action, MaskingPolicy
@@ -57,6 +59,8 @@ class FieldMasker:
     policies: Sequence[MaskingPolicy]
     schemas: SchemaLookup
     hmac_key: bytes
+    # Schema id -> its Avro codec, parsed on first use within one fetch's masking.
+    avro: dict[int, AvroCodec] = field(default_factory=dict)
 
     def action_for(self, tags: frozenset[str]) -> Action | None:
         """The strongest action of the policies whose tags meet `tags`."""
@@ -125,12 +129,9 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
     """(the value to send, the action that changed it or None if unchanged)."""
     if len(value) < 5 or value[0] != 0:
         return None, FAIL_CLOSED
-    stored = masker.schemas(int.from_bytes(value[1:5], "big"))
-    if stored is None or stored.schema_type != "JSON":
-        return None, FAIL_CLOSED
-    try:
-        document = json.loads(value[5:])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    schema_id = int.from_bytes(value[1:5], "big")
+    stored = masker.schemas(schema_id)
+    if stored is None or stored.schema_type not in ("JSON", "AVRO"):
         return None, FAIL_CLOSED
     applied: list[Action] = []
     tags_cache: dict[str, Action | None] = {}
@@ -140,22 +141,31 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
             tags_cache[path] = masker.action_for(stored.tags_of(path))
         return tags_cache[path]
 
+    def apply(field_value: Any, action: Action) -> Any:
+        return apply_action(field_value, action, masker.hmac_key)
+
     try:
-        document = _mask_json(document, "$", action_at, masker.hmac_key, applied, 0)
-    except RecursionError:
+        if stored.schema_type == "AVRO":
+            codec = masker.avro.get(schema_id)
+            if codec is None:
+                codec = masker.avro[schema_id] = AvroCodec(stored.parsed)  # type: ignore[arg-type]
+            payload = codec.mask(value[5:], action_at, apply, applied)
+        else:
+            document = _mask_json(json.loads(value[5:]), "$", action_at, apply, applied, 0)
+            payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    except Exception:  # noqa: BLE001 - whatever the decoders raise, the value is not sent
         return None, FAIL_CLOSED
     if not applied:
         return value, None
     strongest = min(applied, key=lambda a: a.strength)
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    return value[:5] + text.encode(), str(strongest)
+    return value[:5] + payload, str(strongest)
 
 
 def _mask_json(
     node: Any,
     path: str,
     action_at: Callable[[str], Action | None],
-    key: bytes,
+    apply: Callable[[Any, Action], Any],
     applied: list[Action],
     depth: int,
 ) -> Any:
@@ -169,13 +179,13 @@ def _mask_json(
             child_path = f"{path}.{name}"
             action = action_at(child_path)
             if action is not None:
-                out[name] = apply_action(child, action, key)
+                out[name] = apply(child, action)
                 applied.append(action)
             else:
-                out[name] = _mask_json(child, child_path, action_at, key, applied, depth + 1)
+                out[name] = _mask_json(child, child_path, action_at, apply, applied, depth + 1)
         return out
     if isinstance(node, list):
-        return [_mask_json(item, path, action_at, key, applied, depth + 1) for item in node]
+        return [_mask_json(item, path, action_at, apply, applied, depth + 1) for item in node]
     return node
 
 
