@@ -3,7 +3,8 @@ listener, the registry as a process, confluent-kafka's JSONSerializer writing re
 schema tags `email` PII, a policy written with `contextplane mask add`: copilot's
 consumer (with CRC checks) and its JSONDeserializer get `email` masked and everything else
 unchanged, alice gets the bytes produced; lz4 and zstd batches too; a value without the
-wire format comes back null for copilot; deleting the policy restores clear reads."""
+wire format comes back null for copilot; Avro through AvroSerializer and AvroDeserializer;
+`hash` with the broker's key; deleting the policy restores clear reads."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -266,3 +268,58 @@ def test_refused_policies(broker: InProcessBroker, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "is not TYPE:NAME" in err and "'shred' is not one of" in err
     assert MASKING_TOPIC.startswith("__")
+
+
+AVRO = json.dumps(
+    {
+        "type": "record",
+        "name": "Customer",
+        "namespace": "crm",
+        "fields": [
+            {"name": "name", "type": "string"},
+            {"name": "email", "type": "string", "confluent:tags": ["PII"]},
+        ],
+    }
+)
+
+
+def test_avro_values_are_masked_for_copilot(
+    broker: InProcessBroker, registry: RegistryProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = "customers-avro"
+    admin = AdminClient({"bootstrap.servers": plaintext(broker)})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(20)
+    client = SchemaRegistryClient({"url": registry.url})
+    context = SerializationContext(topic, MessageField.VALUE)
+    serializer = AvroSerializer(client, AVRO)
+    producer = Producer({"bootstrap.servers": plaintext(broker), "compression.type": "zstd"})
+    for person in PEOPLE:
+        producer.produce(
+            topic, serializer({"name": person["name"], "email": person["email"]}, context)
+        )
+    assert producer.flush(20) == 0
+    assert (
+        mask(
+            broker,
+            "add",
+            "copilot-avro",
+            "--principal",
+            "User:copilot",
+            "--topic",
+            topic,
+            "--tag",
+            "PII",
+        )
+        == 0
+    )
+    capsys.readouterr()
+
+    deserializer = AvroDeserializer(client)
+    masked = consume(user(broker, "copilot"), topic, 2)
+    assert [deserializer(m.value(), context) for m in masked] == [
+        {"name": p["name"], "email": "****"} for p in PEOPLE
+    ]
+    clear = consume(user(broker, "alice"), topic, 2)
+    assert [deserializer(m.value(), context)["email"] for m in clear] == [
+        p["email"] for p in PEOPLE
+    ]
