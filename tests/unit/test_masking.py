@@ -22,6 +22,7 @@ from contextplane.broker.masking import (
     mask_chunks,
     split_batches,
 )
+from contextplane.protocol.control_records import marker_batch
 from contextplane.protocol.crc import crc32c
 from contextplane.protocol.record_codec import read_records
 from contextplane.protocol.records import parse_header
@@ -303,3 +304,16 @@ def test_avro_masks_the_type_cannot_hold_fail_closed() -> None:
         encode_batch([Rec(struct.pack(">bI", 0, 5) + b"\xff\xff")]), avro_masker(policy("redact"))
     )
     assert read_records(out, LIMIT)[1][0].value is None and counts == {FAIL_CLOSED: 1}
+
+
+def test_transaction_markers_pass_as_stored() -> None:
+    data = encode_batch(
+        [Rec(wire_value(PERSON))], transactional=True, producer_id=9, producer_epoch=0
+    )
+    marker = bytearray(marker_batch(9, 0, True, 1_700_000_000_000, 0))
+    struct.pack_into(">q", marker, 0, 1)
+    masked = mask_chunks([data + bytes(marker)], masker(policy("redact")), LIMIT, LIMIT)
+    assert masked.chunks[1] == bytes(marker)
+    header = parse_header(masked.chunks[0])
+    assert header.is_transactional and header.producer_id == 9
+    assert masked.counts == {"redact": 1}

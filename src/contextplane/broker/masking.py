@@ -95,6 +95,8 @@ def mask_chunks(
     first batch is always masked. ValueError if a batch does not read: nothing of it is
     returned."""
     masked = Masked()
+    if isinstance(chunks, bytes | bytearray | memoryview):
+        chunks = [chunks]
     for chunk in chunks:
         for batch in split_batches(chunk):
             if parse_header(batch).is_control:  # transaction markers: no values
