@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +324,44 @@ def test_avro_values_are_masked_for_copilot(
     assert [deserializer(m.value(), context)["email"] for m in clear] == [
         p["email"] for p in PEOPLE
     ]
+
+
+def test_writing_a_policy_needs_write_on_the_policy_topic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'user_admin="admin-secret" user_copilot="copilot-secret";'
+    )
+    settings = {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+    }
+    secured = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        logins = {}
+        for name in ("admin", "copilot"):
+            logins[name] = tmp_path / f"{name}.properties"
+            logins[name].write_text(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+                f'required username="{name}" password="{name}-secret";\n'
+            )
+
+        def add(name: str) -> int:
+            return cli(
+                ["mask", "add", f"by-{name}", "--principal", "User:copilot", "--topic", "t"]
+                + ["--tag", "PII", "--bootstrap-server", secured.bootstrap]
+                + ["--command-config", str(logins[name])]
+            )
+
+        assert add("copilot") == 1  # may not create the policy topic
+        assert "TOPIC_AUTHORIZATION_FAILED" in capsys.readouterr().err
+        assert add("admin") == 0
+        assert add("copilot") == 1  # may not write it either
+        assert "TOPIC_AUTHORIZATION_FAILED" in capsys.readouterr().err
+    finally:
+        secured.stop()
