@@ -4,7 +4,8 @@ schema tags `email` PII, a policy written with `contextplane mask add`: copilot'
 consumer (with CRC checks) and its JSONDeserializer get `email` masked and everything else
 unchanged, alice gets the bytes produced; lz4 and zstd batches too; a value without the
 wire format comes back null for copilot; Avro through AvroSerializer and AvroDeserializer;
-`hash` with the broker's key; deleting the policy restores clear reads."""
+`hash` with the broker's key; an audit record per masked fetch; deleting the policy
+restores clear reads; writing a policy needs WRITE on the policy topic."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from contextplane.cli.main import main as cli
 from contextplane.console.metrics import BrokerMetrics
 from contextplane.security.masking_policy import MASKING_TOPIC
+from tests.support.audit_topics import AUDIT_TOPIC, read_json_topic
 from tests.support.inprocess import InProcessBroker
 from tests.support.registry import RegistryProcess
+from tests.support.wait import wait_until
 
 HMAC_KEY = "masking-test-key"
 PLAIN_JAAS = (
@@ -201,6 +204,19 @@ def test_copilot_reads_email_redacted_and_alice_reads_the_original(
         assert got.offset() == original.offset()
     assert masked_counts(broker)[(topic, "redact")] >= 2
     assert masked_counts(broker)[(topic, "fail_closed")] >= 1
+
+    def audited() -> dict[str, Any] | None:
+        for event in read_json_topic(plaintext(broker), AUDIT_TOPIC):
+            data = event["data"]
+            if data.get("api") == "Fetch" and data.get("resource_name") == topic:
+                return dict(data)
+        return None
+
+    record = wait_until(audited, 30, "the masked fetch's audit record")
+    assert record["principal"] == "User:copilot"
+    assert record["policies"] == f"copilot-{codec}"
+    assert record["masked"] == "fail_closed=1,redact=2"
+    assert (record["partition"], record["first_offset"], record["last_offset"]) == (0, 0, 2)
 
 
 def test_hash_list_and_delete(

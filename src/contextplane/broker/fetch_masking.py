@@ -18,9 +18,11 @@ from contextplane import limits
 from contextplane.broker.configs import topic_config
 from contextplane.broker.context import RequestContext
 from contextplane.broker.masking import FieldMasker, Masked, mask_chunks
+from contextplane.broker.read_receipts import returned_range_of
 from contextplane.logsafe import escape
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.masking_policy import MaskingPolicy
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,14 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     principal = str(ctx.principal)
     jobs = []
     known = ctx.topics.topics()
-    for entry, partition, _ in targets:
+    for entry, partition, wanted in targets:
         if partition is None or not entry["records"]:
             continue
         covering = policies.covering(principal, partition.topic)
         topic = known.get(partition.topic)
         if covering and topic is not None:
             batch_max = int(topic_config(topic.configs, "max.message.bytes", ctx.settings))
-            jobs.append((entry, partition.topic, covering, batch_max))
+            jobs.append((entry, partition.topic, covering, batch_max, wanted.fetch_offset))
     if not jobs:
         return
     catalog = ctx.services.schemas
@@ -71,7 +73,7 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
         registry = catalog.registry
         schemas = registry.schemas if registry is not None else {}
         loop = asyncio.get_running_loop()
-        for entry, topic, covering, batch_max in jobs:
+        for entry, topic, covering, batch_max, fetch_offset in jobs:
             masker = FieldMasker(covering, schemas.get, key)
             try:
                 masked: Masked = await loop.run_in_executor(
@@ -90,3 +92,32 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
             entry["records"] = masked.chunks
             for action, count in masked.counts.items():
                 ctx.services.stats.masked(topic, action, count)
+            if masked.counts:
+                _audit(ctx, topic, entry["partition_index"], fetch_offset, covering, masked)
+
+
+def _audit(
+    ctx: RequestContext,
+    topic: str,
+    partition: int,
+    fetch_offset: int,
+    covering: list[MaskingPolicy],
+    masked: Masked,
+) -> None:
+    """One audit record per partition of a fetch whose records were masked: who, which
+    offsets, by which policies, how many records per action."""
+    returned = returned_range_of(fetch_offset, masked.chunks)
+    first, last = returned if returned is not None else (fetch_offset, fetch_offset - 1)
+    ctx.audit.record(
+        ctx,
+        "Fetch",
+        "topic",
+        topic,
+        details={
+            "partition": partition,
+            "first_offset": first,
+            "last_offset": last,
+            "masked": ",".join(f"{a}={n}" for a, n in sorted(masked.counts.items())),
+            "policies": ",".join(sorted(p.name for p in covering)),
+        },
+    )
