@@ -22,6 +22,7 @@ from contextplane.broker.masking import (
     mask_chunks,
     split_batches,
 )
+from contextplane.broker.masking_policies import MaskingPolicies
 from contextplane.protocol.control_records import marker_batch
 from contextplane.protocol.crc import crc32c
 from contextplane.protocol.record_codec import read_records
@@ -317,3 +318,18 @@ def test_transaction_markers_pass_as_stored() -> None:
     header = parse_header(masked.chunks[0])
     assert header.is_transactional and header.producer_id == 9
     assert masked.counts == {"redact": 1}
+
+
+def test_the_policy_fold_keeps_a_policy_a_bad_update_would_replace() -> None:
+    policies = MaskingPolicies()
+    good = encode_policy(make_policy("a", "User:copilot", "crm.*", ["PII"], "redact"))
+    everyone = encode_policy(make_policy("b", "*", "crm.people", ["PII"], "null"))
+    batch = encode_batch([Rec(good, b"a"), Rec(everyone, b"b"), Rec(b"{not json", b"a")])
+    assert policies._apply([batch], 0, 3) == 3
+    assert [p.name for p in policies.covering("User:copilot", "crm.people")] == ["a", "b"]
+    assert [p.name for p in policies.covering("User:alice", "crm.people")] == ["b"]
+    assert policies.covering("User:alice", "crm.orders") == []
+    tombstone = bytearray(encode_batch([Rec(None, b"a")]))
+    struct.pack_into(">q", tombstone, 0, 3)
+    assert policies._apply([bytes(tombstone)], 3, 4) == 4
+    assert [p.name for p in policies.covering("User:copilot", "crm.people")] == ["b"]

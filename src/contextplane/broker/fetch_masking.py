@@ -51,6 +51,12 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     storage = ctx.log
     if policies.behind(storage):
         await policies.catch_up(storage)
+    if policies.incomplete:
+        # Fail closed: the policies could not be read, so no partition's records go out.
+        for entry, partition, _ in targets:
+            if partition is not None and entry["records"]:
+                entry.update(records=b"", error_code=ErrorCode.kafka_storage_error)
+        return
     if not policies.any:
         return
     principal = str(ctx.principal)

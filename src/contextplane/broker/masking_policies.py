@@ -37,6 +37,11 @@ class MaskingPolicies:
         self._partition: PartitionLog | None = None
         self._position = 0
         self._policies: dict[str, MaskingPolicy] = {}
+        # principal (or "*") -> its policies, rebuilt after the fold changes: a fetch looks
+        # at its own principal's policies only, however many others there are.
+        self._by_principal: dict[str, list[MaskingPolicy]] | None = None
+        # The last catch-up could not read the topic: policies may be missing.
+        self.incomplete = False
         self._lock = asyncio.Lock()
 
     @property
@@ -47,7 +52,13 @@ class MaskingPolicies:
         return list(self._policies.values())
 
     def covering(self, principal: str, topic: str) -> list[MaskingPolicy]:
-        return [p for p in self._policies.values() if p.covers(principal, topic)]
+        index = self._by_principal
+        if index is None:
+            index = self._by_principal = {}
+            for policy in self._policies.values():
+                index.setdefault(policy.principal, []).append(policy)
+        candidates = index.get(principal, []) + index.get("*", [])
+        return [p for p in candidates if p.covers(principal, topic)]
 
     def behind(self, storage: StorageEngine) -> bool:
         """Does the fold need a catch-up? (No lock: the common fetch asks only this.)"""
@@ -62,9 +73,11 @@ class MaskingPolicies:
                 partition: PartitionLog | None = storage.partition(self.topic, 0)
             except KafkaError:
                 partition = None
+            self.incomplete = False
             if partition is not self._partition:
                 self._partition = partition
                 self._policies = {}
+                self._by_principal = None
                 self._position = 0 if partition is None else partition.log_start_offset
             if partition is None:
                 return
@@ -74,8 +87,10 @@ class MaskingPolicies:
                 try:
                     batches = await storage.read(partition, self._position, READ_BYTES)
                 except (KafkaError, OSError) as exc:
-                    # Fetches go on with the policies folded so far; the next one retries.
+                    # The fetch handler answers an error rather than data a policy it has
+                    # not read yet may cover; the next fetch retries.
                     log.warning("reading %s failed: %s", self.topic, exc)
+                    self.incomplete = True
                     return
                 before = self._position
                 self._position = self._apply(batches, before, end)
@@ -94,6 +109,7 @@ class MaskingPolicies:
 
     def _fold(self, key: bytes, value: bytes | None) -> None:
         name = key.decode(errors="replace")
+        self._by_principal = None
         if value is None:
             self._policies.pop(name, None)
             return
