@@ -33,6 +33,7 @@ FAIL_CLOSED = "fail_closed"  # the metric's action for a value that could not be
 REDACTED = "****"  # fixed length: a redacted string does not tell its length
 _BASE_AND_LENGTH = struct.Struct(">qi")
 _BATCH_OVERHEAD = 12  # base offset and length, before `length` bytes
+ACTIONS_CACHED_MAX = 100_000
 # Nesting a masked JSON value may have (the walk is recursive).
 JSON_DEPTH_MAX = 200
 
@@ -61,6 +62,9 @@ class FieldMasker:
     hmac_key: bytes
     # Schema id -> its Avro codec, parsed on first use within one fetch's masking.
     avro: dict[int, AvroCodec] = field(default_factory=dict)
+    # (schema id, path) -> the action there, across the values of one fetch's masking
+    # (paths come from the data: bounded, cleared when full).
+    actions: dict[tuple[int, str], Action | None] = field(default_factory=dict)
 
     def action_for(self, tags: frozenset[str]) -> Action | None:
         """The strongest action of the policies whose tags meet `tags`."""
@@ -136,12 +140,15 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
     if stored is None or stored.schema_type not in ("JSON", "AVRO"):
         return None, FAIL_CLOSED
     applied: list[Action] = []
-    tags_cache: dict[str, Action | None] = {}
+    actions = masker.actions
 
     def action_at(path: str) -> Action | None:
-        if path not in tags_cache:
-            tags_cache[path] = masker.action_for(stored.tags_of(path))
-        return tags_cache[path]
+        key = (schema_id, path)
+        if key not in actions:
+            if len(actions) >= ACTIONS_CACHED_MAX:
+                actions.clear()
+            actions[key] = masker.action_for(stored.tags_of(path))
+        return actions[key]
 
     def apply(field_value: Any, action: Action) -> Any:
         return apply_action(field_value, action, masker.hmac_key)
