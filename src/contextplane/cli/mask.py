@@ -169,8 +169,6 @@ def _read(connection: Connection) -> dict[str, MaskingPolicy]:
                 policies[name] = parse_policy(name, message.value())
             except ValueError:
                 continue  # as the broker: a record that is no policy is skipped
-            if message.offset() + 1 >= high:
-                return policies
     finally:
         consumer.close()
 

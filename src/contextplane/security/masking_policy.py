@@ -112,12 +112,12 @@ def parse_policy(name: str, value: bytes) -> MaskingPolicy:
         raise ValueError(f"a policy value is JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ValueError("a policy value is a JSON object")
-    fields = {k: body.get(k) for k in ("principal", "topic", "tags", "action")}
-    if not all(isinstance(fields[k], str) for k in ("principal", "topic", "action")):
+    principal, topic, tags, action = (body.get(k) for k in ("principal", "topic", "tags", "action"))
+    if not (isinstance(principal, str) and isinstance(topic, str) and isinstance(action, str)):
         raise ValueError("principal, topic and action are strings")
-    if not isinstance(fields["tags"], list):
+    if not isinstance(tags, list):
         raise ValueError("tags is a list of strings")
-    return make_policy(name, fields["principal"], fields["topic"], fields["tags"], fields["action"])
+    return make_policy(name, principal, topic, tags, action)
 
 
 def encode_policy(policy: MaskingPolicy) -> bytes:
