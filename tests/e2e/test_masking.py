@@ -3,7 +3,8 @@ listener, the registry as a process, confluent-kafka's JSONSerializer writing re
 schema tags `email` PII, a policy written with `contextplane mask add`: copilot's
 consumer (with CRC checks) and its JSONDeserializer get `email` masked and everything else
 unchanged, alice gets the bytes produced; lz4 and zstd batches too; a value without the
-wire format comes back null for copilot; Avro through AvroSerializer and AvroDeserializer;
+wire format comes back null for copilot; Avro and Protobuf through confluent-kafka's
+serializers and deserializers;
 `hash` with the broker's key; an audit record per masked fetch; deleting the policy
 restores clear reads; writing a policy needs WRITE on the policy topic."""
 
@@ -23,6 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from contextplane.cli.main import main as cli
@@ -381,3 +383,71 @@ def test_writing_a_policy_needs_write_on_the_policy_topic(
         assert "TOPIC_AUTHORIZATION_FAILED" in capsys.readouterr().err
     finally:
         secured.stop()
+
+
+def contact_class() -> Any:
+    """crm.Contact built at run time: `email` (a string) and `age` (an int) tagged PII."""
+    from confluent_kafka.schema_registry.confluent import meta_pb2
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    file = descriptor_pb2.FileDescriptorProto(
+        name="crm/contact.proto",
+        package="crm",
+        syntax="proto3",
+        dependency=["confluent/meta.proto"],
+    )
+    message = file.message_type.add(name="Contact")
+    message.field.add(name="name", number=1, type=9, label=1)
+    email = message.field.add(name="email", number=2, type=9, label=1)
+    email.options.Extensions[meta_pb2.field_meta].tags.append("PII")
+    age = message.field.add(name="age", number=3, type=5, label=1)
+    age.options.Extensions[meta_pb2.field_meta].tags.append("PII")
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(descriptor_pb2.DESCRIPTOR.serialized_pb)
+    pool.AddSerializedFile(meta_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("crm.Contact"))
+
+
+def test_protobuf_values_are_masked_for_copilot(
+    broker: InProcessBroker, registry: RegistryProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = "contacts-proto"
+    admin = AdminClient({"bootstrap.servers": plaintext(broker)})
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(20)
+    contact = contact_class()
+    client = SchemaRegistryClient({"url": registry.url})
+    context = SerializationContext(topic, MessageField.VALUE)
+    serializer = ProtobufSerializer(contact, client, {"use.deprecated.format": False})
+    producer = Producer({"bootstrap.servers": plaintext(broker), "compression.type": "lz4"})
+    for person in PEOPLE:
+        producer.produce(
+            topic, serializer(contact(name=person["name"], email=person["email"], age=36), context)
+        )
+    assert producer.flush(20) == 0
+    assert (
+        mask(
+            broker,
+            "add",
+            "copilot-proto",
+            "--principal",
+            "User:copilot",
+            "--topic",
+            topic,
+            "--tag",
+            "PII",
+            "--action",
+            "keep-last-4",
+        )
+        == 0
+    )
+    capsys.readouterr()
+
+    deserializer = ProtobufDeserializer(contact, {"use.deprecated.format": False})
+    masked = [deserializer(m.value(), context) for m in consume(user(broker, "copilot"), topic, 2)]
+    assert [(m.name, m.email, m.age) for m in masked] == [
+        ("Ada", "***********.com", 0),  # an int cannot keep its last digits: cleared
+        ("Bob", "***********.org", 0),
+    ]
+    clear = [deserializer(m.value(), context) for m in consume(user(broker, "alice"), topic, 2)]
+    assert [(m.email, m.age) for m in clear] == [(p["email"], 36) for p in PEOPLE]

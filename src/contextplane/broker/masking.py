@@ -5,9 +5,10 @@ the same prefix, and the batch rebuilt (`record_codec.write_batch`: same base of
 offsets, timestamps, keys, headers, producer fields and attributes, so the same codec;
 a new CRC). Pure functions: the fetch handler runs them on a worker thread.
 
-JSON Schema values are masked here, Avro ones by masking_avro.py. Fail closed: a value
-without the wire format, whose id is unknown, whose schema type is not masked (Protobuf)
-or that does not decode (or, masked, does not encode) becomes null, counted as
+JSON Schema values are masked here, Avro ones by masking_avro.py, Protobuf ones by
+masking_protobuf.py. Fail closed: a value without the wire format, whose id is unknown,
+whose schema cannot be masked (a Protobuf schema with references), or that does not
+decode (or, masked, does not encode) becomes null, counted as
 `fail_closed`; it is never passed through. A value no policy touches keeps its bytes.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.masking_avro import AvroCodec
+from contextplane.broker.masking_protobuf import ProtobufCodec
 from contextplane.protocol.record_codec import read_records, write_batch
 from contextplane.protocol.records import parse_header
 from contextplane.security.masking_policy import HASH, KEEP_LAST, NULL, Action, MaskingPolicy
@@ -60,8 +62,8 @@ class FieldMasker:
     policies: Sequence[MaskingPolicy]
     schemas: SchemaLookup
     hmac_key: bytes
-    # Schema id -> its Avro codec, parsed on first use within one fetch's masking.
-    avro: dict[int, AvroCodec] = field(default_factory=dict)
+    # Schema id -> its Avro or Protobuf codec, built on first use within one fetch's masking.
+    codecs: dict[int, AvroCodec | ProtobufCodec] = field(default_factory=dict)
     # (schema id, path) -> the action there, across the values of one fetch's masking
     # (paths come from the data: bounded, cleared when full).
     actions: dict[tuple[int, str], Action | None] = field(default_factory=dict)
@@ -137,7 +139,7 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
         return None, FAIL_CLOSED
     schema_id = int.from_bytes(value[1:5], "big")
     stored = masker.schemas(schema_id)
-    if stored is None or stored.schema_type not in ("JSON", "AVRO"):
+    if stored is None or stored.schema_type not in ("JSON", "AVRO", "PROTOBUF"):
         return None, FAIL_CLOSED
     applied: list[Action] = []
     actions = masker.actions
@@ -154,10 +156,14 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
         return apply_action(field_value, action, masker.hmac_key)
 
     try:
-        if stored.schema_type == "AVRO":
-            codec = masker.avro.get(schema_id)
+        if stored.schema_type != "JSON":
+            codec = masker.codecs.get(schema_id)
             if codec is None:
-                codec = masker.avro[schema_id] = AvroCodec(stored.parsed)  # type: ignore[arg-type]
+                codec = masker.codecs[schema_id] = (
+                    AvroCodec(stored.parsed)  # type: ignore[arg-type]
+                    if stored.schema_type == "AVRO"
+                    else ProtobufCodec(stored)
+                )
             payload = codec.mask(value[5:], action_at, apply, applied)
         else:
             document = _mask_json(json.loads(value[5:]), "$", action_at, apply, applied, 0)
