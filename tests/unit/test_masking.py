@@ -5,14 +5,17 @@ cannot be masked; policies parsed and matched (security/masking_policy.py)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import io
 import json
 import struct
+from typing import Any
 
 import fastavro
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
 from conformance.wire import Rec, encode_batch
 from contextplane.broker.masking import (
@@ -333,3 +336,63 @@ def test_the_policy_fold_keeps_a_policy_a_bad_update_would_replace() -> None:
     struct.pack_into(">q", tombstone, 0, 3)
     assert policies._apply([bytes(tombstone)], 3, 4) == 4
     assert [p.name for p in policies.covering("User:copilot", "crm.people")] == ["b"]
+
+
+PROTO = """syntax = "proto3";
+package crm;
+import "confluent/meta.proto";
+import "google/protobuf/timestamp.proto";
+message Account {
+  string id = 1;
+  google.protobuf.Timestamp opened = 2;
+  message Holder {
+    string name = 1;
+    repeated string emails = 2 [(confluent.field_meta).tags = "PII"];
+    int64 ssn = 3 [(confluent.field_meta).tags = "PII"];
+  }
+  repeated Holder holders = 3;
+}
+"""
+
+
+def proto_masker(*policies: MaskingPolicy) -> tuple[FieldMasker, Any]:
+    state = RegistryState()
+    value = {"subject": "a-value", "version": 1, "id": 8, "schemaType": "PROTOBUF"}
+    state.apply(encode(schema_key("a-value", 1)), encode(value | {"schema": PROTO}))
+    stored = state.schemas[8]
+    # The classes a client builds from the descriptor the registry serves.
+    file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(stored.serialized))
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    file.dependency.remove("confluent/meta.proto")
+    pool.Add(file)
+    return FieldMasker(policies, state.schemas.get, KEY), pool
+
+
+def test_protobuf_fields_are_masked_at_any_depth() -> None:
+    mask, pool = proto_masker(policy("keep-last-3"))
+    account_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("crm.Account"))
+    account = account_class(id="acc-1")
+    account.opened.seconds = 1_700_000_000
+    holder = account.holders.add(name="Ada", ssn=123456789)
+    holder.emails.extend(["ada@example.com", "a@b.io"])
+    value = struct.pack(">bI", 0, 8) + b"\x00" + account.SerializeToString()  # path [0]
+    out, counts = rebuilt(encode_batch([Rec(value)]), mask)
+    masked_value = read_records(out, LIMIT)[1][0].value
+    assert masked_value is not None and masked_value[:6] == value[:6]
+    read = account_class.FromString(masked_value[6:])
+    assert (read.id, read.opened.seconds, read.holders[0].name) == ("acc-1", 1_700_000_000, "Ada")
+    assert list(read.holders[0].emails) == ["************com", "***.io"]
+    assert read.holders[0].ssn == 0  # not a string: cleared
+    assert counts == {"keep-last-3": 1}
+
+    # The nested message named by its index path [0, 0]: crm.Account.Holder alone.
+    holder_value = struct.pack(">bI", 0, 8) + b"\x04\x00\x00" + holder.SerializeToString()
+    out, _ = rebuilt(encode_batch([Rec(holder_value)]), mask)
+    masked_value = read_records(out, LIMIT)[1][0].value
+    assert masked_value is not None and masked_value[:8] == holder_value[:8]
+    holder_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("crm.Account.Holder"))
+    assert list(holder_class.FromString(masked_value[8:]).emails) == ["************com", "***.io"]
+    # An index path naming no message: sent null.
+    out, counts = rebuilt(encode_batch([Rec(struct.pack(">bI", 0, 8) + b"\x02\x0a")]), mask)
+    assert read_records(out, LIMIT)[1][0].value is None and counts == {FAIL_CLOSED: 1}
