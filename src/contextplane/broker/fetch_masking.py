@@ -66,9 +66,11 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
         if partition is None or not entry["records"]:
             continue
         covering = policies.covering(principal, partition.topic)
-        topic = known.get(partition.topic)
-        if covering and topic is not None:
-            batch_max = int(topic_config(topic.configs, "max.message.bytes", ctx.settings))
+        if covering:
+            # A topic deleted meanwhile is still masked, within the broker's own bound.
+            topic = known.get(partition.topic)
+            configs = topic.configs if topic is not None else {}
+            batch_max = int(topic_config(configs, "max.message.bytes", ctx.settings))
             jobs.append((entry, partition.topic, covering, batch_max, wanted.fetch_offset))
     if not jobs:
         return
@@ -92,7 +94,7 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
                 )
             except (ValueError, IndexError, DecompressionError, DecompressedTooLarge) as exc:
                 # Fail closed: records that cannot be masked are not sent.
-                log.warning("masking %s for %s failed: %s", escape(topic), principal, exc)
+                log.warning("masking %s for %s failed: %s", escape(topic), escape(principal), exc)
                 entry.update(records=b"", error_code=ErrorCode.corrupt_message)
                 continue
             entry["records"] = masked.chunks
