@@ -130,6 +130,8 @@ class Settings:
     # TLS of SSL and SASL_SSL listeners (Kafka's names; `listener.name.<listener>.ssl.*`
     # overrides any of them for one listener: `listener_ssl`).
     ssl_keystore_type: str = "PEM"
+    # The HMAC-SHA256 key of masking policies whose action is `hash` (broker/masking.py).
+    masking_hmac_key: str = ""
     ssl_keystore_location: str = ""
     ssl_keystore_password: str = ""
     ssl_key_password: str = ""

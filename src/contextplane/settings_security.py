@@ -24,6 +24,14 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         default_text="empty (none)",
     ),
     Setting(
+        "contextplane.masking.hmac.key",
+        "masking_hmac_key",
+        "",
+        "the key of masking policies whose action is `hash` (HMAC-SHA256, hex); without "
+        "one, such fields are sent null",
+        default_text="empty (hashed fields are sent null)",
+    ),
+    Setting(
         "ssl.keystore.type",
         "ssl_keystore_type",
         "",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
+from contextplane.broker.masking_policies import MaskingPolicies
 from contextplane.broker.schema_catalog import SchemaCatalog
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.throttle import ConnectionThrottle
@@ -97,6 +98,7 @@ class Services:
     receipts: ReadReceipts | None = None  # None: read receipts are off
     stats: BrokerStats = field(default_factory=BrokerStats)  # what /metrics reads
     schemas: SchemaCatalog = field(default_factory=SchemaCatalog)  # schema id validation
+    masking: MaskingPolicies = field(default_factory=MaskingPolicies)  # masking per consumer
 
 
 @dataclass(slots=True)

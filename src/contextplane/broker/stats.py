@@ -58,6 +58,7 @@ class BrokerStats:
         # (topic, reason) -> records refused by schema validation (topics hosted here).
         self.schema_rejections: dict[tuple[str, str], int] = {}
         self.schema_dead_letters: dict[tuple[str, str], int] = {}  # (topic, outcome)
+        self.masked_records: dict[tuple[str, str], int] = {}  # (topic, action)
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -117,6 +118,11 @@ class BrokerStats:
         key = (topic, outcome)
         self.schema_dead_letters[key] = self.schema_dead_letters.get(key, 0) + 1
 
+    def masked(self, topic: str, action: str, records: int) -> None:
+        """`records` of `topic` masked for a consumer by `action` (or `fail_closed`)."""
+        key = (topic, action)
+        self.masked_records[key] = self.masked_records.get(key, 0) + records
+
     def forget_topics_except(self, hosted: set[str]) -> None:
         """Drop the counters of topics no longer hosted (deleted or moved away)."""
         for topic in [t for t in self.topics if t not in hosted]:
@@ -125,3 +131,5 @@ class BrokerStats:
             del self.schema_rejections[key]
         for key in [k for k in self.schema_dead_letters if k[0] not in hosted]:
             del self.schema_dead_letters[key]
+        for key in [k for k in self.masked_records if k[0] not in hosted]:
+            del self.masked_records[key]

@@ -1,5 +1,5 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `produce`, `consume`, `evaluate`, `trace`, `replay`.
+`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`, `replay`.
 `cli/launch.py` parses and runs them without importing the broker (which `cli/main.py`
 does for `up`): less than half the CPU time to start."""
 
@@ -14,6 +14,7 @@ from contextplane.cli import (
     consume,
     evaluate,
     group,
+    mask,
     produce,
     quota,
     replay,
@@ -29,6 +30,7 @@ COMMANDS = {
     "acl": acl,
     "user": user,
     "quota": quota,
+    "mask": mask,
     "produce": produce,
     "consume": consume,
     "evaluate": evaluate,

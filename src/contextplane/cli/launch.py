@@ -32,6 +32,7 @@ CLIENT_COMMANDS = frozenset(
         "acl",
         "user",
         "quota",
+        "mask",
         "produce",
         "consume",
         "evaluate",

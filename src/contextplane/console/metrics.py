@@ -85,6 +85,7 @@ class Snapshot:
     denials: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)
+    masked_records: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
@@ -128,6 +129,7 @@ class BrokerMetrics:
             denials=dict(stats.denials),
             schema_rejections=dict(stats.schema_rejections),
             schema_dead_letters=dict(stats.schema_dead_letters),
+            masked_records=dict(stats.masked_records),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
         )
@@ -305,6 +307,15 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (topic, outcome), count in sorted(snapshot.schema_dead_letters.items()):
         dead_letters.add_metric([topic, outcome], count)
     yield dead_letters
+    masked = CounterMetricFamily(
+        "contextplane_masked_records",
+        "Records whose value was masked for a consumer by a masking policy, by action "
+        "(fail_closed: a value that could not be masked, sent null)",
+        labels=["topic", "action"],
+    )
+    for (topic, action), count in sorted(snapshot.masked_records.items()):
+        masked.add_metric([topic, action], count)
+    yield masked
     if snapshot.wal_sync is not None:
         buckets, sum_s = snapshot.wal_sync
         yield HistogramMetricFamily(

@@ -15,6 +15,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.fetch_masking import mask_fetch
 from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.loopshare import LoopShare
 from contextplane.broker.read_receipts import returned_range_of
@@ -118,6 +119,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
     min_bytes = request.min_bytes if window_bytes is None else min(request.min_bytes, window_bytes)
     total = await _read_all(ctx, request, targets)
     if total >= min_bytes or wait_ms == 0 or _has_error(targets):
+        await mask_fetch(ctx, targets)
         return Reply(body=_response(ctx, topics, targets))
 
     async def long_poll() -> Any:
@@ -135,6 +137,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             for waiter in waiters:
                 waiter.cancel()
             amount = await _read_all(ctx, request, targets)
+        await mask_fetch(ctx, targets)
         return _response(ctx, topics, targets)
 
     return later(long_poll())
