@@ -5,12 +5,14 @@ cannot be masked; policies parsed and matched (security/masking_policy.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import io
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -26,11 +28,13 @@ from contextplane.broker.masking import (
     split_batches,
 )
 from contextplane.broker.masking_policies import MaskingPolicies
+from contextplane.metadata.store import open_metadata_store
 from contextplane.protocol.control_records import marker_batch
 from contextplane.protocol.crc import crc32c
 from contextplane.protocol.record_codec import read_records
 from contextplane.protocol.records import parse_header
 from contextplane.security.masking_policy import (
+    MASKING_TOPIC,
     MaskingPolicy,
     encode_policy,
     make_policy,
@@ -38,6 +42,10 @@ from contextplane.security.masking_policy import (
 )
 from contextplane.services.schema_registry.records import encode, schema_key
 from contextplane.services.schema_registry.state import RegistryState
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.memory_wal import MemoryWal, WalMedium
 
 SCHEMA = {
     "type": "object",
@@ -396,3 +404,32 @@ def test_protobuf_fields_are_masked_at_any_depth() -> None:
     # An index path naming no message: sent null.
     out, counts = rebuilt(encode_batch([Rec(struct.pack(">bI", 0, 8) + b"\x02\x0a")]), mask)
     assert read_records(out, LIMIT)[1][0].value is None and counts == {FAIL_CLOSED: 1}
+
+
+def test_a_broker_that_does_not_lead_the_policy_topic_sends_nothing(tmp_path: Path) -> None:
+    """In a cluster, a broker that does not lead `__contextplane_masking` cannot know the
+    policies: it counts them as unreadable (the fetch answers KAFKA_STORAGE_ERROR instead
+    of records) until it leads the topic; no policy topic at all means no policies."""
+
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000)
+        metadata = open_metadata_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+        await metadata.open()
+        engine = StorageEngine(
+            settings, metadata, wal=MemoryWal(WalMedium()), objects=MemoryObjectStore()
+        )
+        await engine.open()
+        try:
+            policies = MaskingPolicies()
+            await policies.catch_up(engine)
+            assert not policies.incomplete and not policies.any  # no such topic
+            engine.led_elsewhere[(MASKING_TOPIC, 0)] = (2, 1)  # node 2 leads it
+            assert policies.behind(engine)
+            await policies.catch_up(engine)
+            assert policies.incomplete
+            assert policies.behind(engine)  # asked again at every fetch until it leads
+        finally:
+            await engine.close()
+            await metadata.close()
+
+    asyncio.run(scenario())

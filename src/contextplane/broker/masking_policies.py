@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.protocol.record_codec import read_records
@@ -63,17 +64,23 @@ class MaskingPolicies:
     def behind(self, storage: StorageEngine) -> bool:
         """Does the fold need a catch-up? (No lock: the common fetch asks only this.)"""
         partition = storage.partitions.get((self.topic, 0))
-        if partition is not self._partition:
+        if partition is not self._partition or self.incomplete:
             return True
+        if partition is None:  # led by another broker, or none: asked at every fetch
+            return (self.topic, 0) in storage.led_elsewhere
         return partition is not None and self._position < partition.high_watermark
 
     async def catch_up(self, storage: StorageEngine) -> None:
         async with self._lock:
+            self.incomplete = False
             try:
                 partition: PartitionLog | None = storage.partition(self.topic, 0)
+            except NotLeader:
+                # The topic exists but another broker leads it: this one cannot know the
+                # policies, so it sends no records (fail closed) until it leads it.
+                partition, self.incomplete = None, True
             except KafkaError:
-                partition = None
-            self.incomplete = False
+                partition = None  # no policy topic: no policies
             if partition is not self._partition:
                 self._partition = partition
                 self._policies = {}
