@@ -161,6 +161,19 @@ def test_one_failing_probe_leaves_the_others_and_exits_1(broker: InProcessBroker
     )
 
 
+def test_without_an_authorizer_the_acl_probe_is_not_applicable(tmp_path: Path) -> None:
+    """The default broker has no authorizer: the ACL probe says so rather than failing."""
+    settings = {"http.port": "-1"}
+    plain = InProcessBroker(tmp_path / "broker", settings).start()
+    try:
+        run = evaluate(plain.bootstrap, "--probe", "acls", "--output", "json")
+    finally:
+        plain.stop()
+    assert run.status == 0, run.out
+    (probe,) = run.json()["probes"]
+    assert probe["result"] == "n-a" and "SECURITY_DISABLED" in probe["evidence"], probe
+
+
 def test_nothing_listening_every_probe_fails_with_the_reason_within_its_bound() -> None:
     timeout_s = 5.0
     run = evaluate(f"127.0.0.1:{free_port()}", "--timeout", f"{timeout_s:g}", "--output", "json")

@@ -220,13 +220,16 @@ def test_links_that_cannot_be_followed_are_shown_missing_with_why(
 ) -> None:
     """A source record deleted by retention (DeleteRecords moves the log start past it),
     a key the ledger does not hold (a request for an unknown tool is only rejected), and
-    a write-back past the partition's end."""
+    write-backs past the partition's end, to a topic that does not exist and to a
+    partition the topic does not have."""
     at = copilot.produce("crm.accounts", "a3", {"name": "a3", "tier": "gold"})
     with copilot.decisions.decision("d-missing") as decision:
         copilot.context.get("account", "a3", min_offsets={("crm.accounts", at[0]): at[1]})
         rejected = copilot.tools.call("no-such-tool", {"account_id": "a3"}, "unknown-tool-1")
         assert rejected.state == "rejected"
         decision.write_back(REPLIES, 0, 1_000_000)
+        decision.write_back("no-such-topic", 0, 0)
+        decision.write_back(REPLIES, 7, 0)
     admin = AdminClient({"bootstrap.servers": copilot.broker.bootstrap})
     [deleted] = admin.delete_records([TopicPartition("crm.accounts", at[0], at[1] + 1)]).values()
     assert deleted.result(TIMEOUT_S).low_watermark == at[1] + 1
@@ -242,8 +245,10 @@ def test_links_that_cannot_be_followed_are_shown_missing_with_why(
     assert ledger_entry["why"].endswith(": unknown tool 'no-such-tool'")
     [evaluation] = child(call, "policy-evaluation")
     assert evaluation["status"] == "missing"
-    [written] = child(tree, "write-back")
+    written, absent_topic, absent_partition = child(tree, "write-back")
     assert written["status"] == "missing" and written["why"].startswith("past the end")
+    assert absent_topic["why"] == "topic no-such-topic: UNKNOWN_TOPIC_OR_PART"
+    assert absent_partition["why"].startswith(f"topic {REPLIES} has no partition 7 (")
 
 
 def test_an_unknown_decision_id_exits_1(

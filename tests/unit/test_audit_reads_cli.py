@@ -169,3 +169,10 @@ def test_audit_events_match_and_rows() -> None:
         "topic:orders (+1)", "DENIED", "TOPIC_AUTHORIZATION_FAILED", "127.0.0.1:5000",
     )  # fmt: skip
     assert row(login)[3] == "AUTHENTICATE PLAIN"
+    password_set = {
+        "type": "io.contextplane.audit.change",
+        "subject": "user:alice",
+        "data": {"api": "AlterUserScramCredentials", "change": "upsert",
+                 "mechanism": "SCRAM-SHA-256", "principal": "User:admin"},
+    }  # fmt: skip
+    assert row(password_set)[3] == "AlterUserScramCredentials upsert SCRAM-SHA-256"

@@ -85,7 +85,11 @@ def row(event: dict[str, Any]) -> tuple[object, ...]:
     data = event.get("data") or {}
     action = data.get("api") or data.get("operation") or "-"
     if data.get("mechanism"):
-        action = f"{data.get('operation', 'AUTHENTICATE')} {data['mechanism']}"
+        # A login (operation AUTHENTICATE) or a SCRAM credential change (api and change).
+        verb = data.get("operation") or " ".join(
+            str(part) for part in (data.get("api"), data.get("change")) if part
+        )
+        action = f"{verb or 'AUTHENTICATE'} {data['mechanism']}"
     elif data.get("operation") and data.get("api") and data["operation"] != data["api"]:
         action = f"{data['api']} {data['operation']}"
     resource = event.get("subject", "-")

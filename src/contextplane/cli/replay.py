@@ -158,7 +158,10 @@ def _replay(args: argparse.Namespace) -> int:
             function,
             context_url=args.context_url,
             ledger_url=args.ledger_url,
-            client_config={k: v for k, v in connection.config.items() if k != "bootstrap.servers"},
+            # The connection's logger too: librdkafka's lines are for --log-level DEBUG.
+            client_config={
+                k: v for k, v in connection.client_config().items() if k != "bootstrap.servers"
+            },
             timeout_s=args.timeout,
         )
         try:

@@ -185,7 +185,8 @@ def _config(name: str, value: str, source: int, read_only: bool = False) -> dict
 def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     if resource.resource_type != TOPIC:
         raise KafkaError(
-            ErrorCode.invalid_request, "Only topic configs can be altered on this broker"
+            ErrorCode.invalid_request,
+            "Broker configs are static on this broker; only topic and group configs can be altered",
         )
     record = ctx.topics.topics().get(resource.resource_name)
     if record is None:

@@ -47,6 +47,8 @@ def _topic_configs(ctx: ProbeContext, topic: str) -> dict[str, Any]:
 
 
 def acls(ctx: ProbeContext) -> str:
+    import concurrent.futures
+
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import (
         AclBinding,
@@ -90,7 +92,17 @@ def acls(ctx: ProbeContext) -> str:
     if before:
         raise ProbeFailure(f"ACLs described on a topic nobody made: {len(before)}")
     ctx.undo.append(lambda: admin.delete_acls([mine])[mine].result(timeout=10))
-    ctx.answer(admin.create_acls([binding])[binding], "create ACL")
+    try:
+        admin.create_acls([binding])[binding].result(timeout=ctx.remaining_s())
+    except KafkaException as exc:
+        # confluent-kafka answers a DescribeAcls refused with SECURITY_DISABLED as no
+        # ACLs, so a cluster without an authorizer is first seen here.
+        error = exc.args[0]
+        if error.name() == "SECURITY_DISABLED":
+            raise NotApplicable("the cluster has no authorizer (SECURITY_DISABLED)") from None
+        raise ProbeFailure(f"create ACL: {error.name()} ({error.str()})") from None
+    except concurrent.futures.TimeoutError:
+        raise ProbeFailure("create ACL: no answer within the probe's time") from None
     found = ctx.answer(admin.describe_acls(mine), "describe ACLs")
     if found != [binding]:
         raise ProbeFailure(f"ACLs read back {found}, created {binding}")

@@ -77,7 +77,7 @@ class Replayer:
         *,
         context_url: str | None,
         ledger_url: str | None,
-        client_config: dict[str, str] | None = None,
+        client_config: dict[str, Any] | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.topic = replay_topic(run)

@@ -155,6 +155,12 @@ class Reader:
 
     def read_at(self, topic: str, partition: int, offset: int) -> Any:
         """The record at exactly that offset, or why there is none."""
+        # Asked first: librdkafka names a missing topic or partition only _UNKNOWN_PARTITION.
+        partitions = self._partitions(topic)
+        if isinstance(partitions, str):
+            return partitions
+        if partition not in partitions:
+            return f"topic {topic} has no partition {partition} ({len(partitions)} partitions)"
         marks = self._watermarks(topic, partition)
         if isinstance(marks, str):
             return marks

@@ -114,7 +114,7 @@ class Decisions:
         bootstrap: str,
         *,
         source: str = "contextplane.copilot",
-        client_config: dict[str, str] | None = None,
+        client_config: dict[str, Any] | None = None,
         timeout_s: float = TIMEOUT_S,
         topic: str = event.DECISIONS_TOPIC,
     ) -> None:
