@@ -1,0 +1,197 @@
+"""Hostile records on `copilot.decisions`, written by someone other than the SDK, read by
+`contextplane trace` and `contextplane replay` against a real broker (in process): a
+megabyte of nesting, fields of the wrong type, positions no record can have (a partition
+past int32, a negative one, an offset past int64, a topic name Kafka refuses), an id
+longer than a header takes, and a thousand links to a topic that does not exist. Each is
+answered as a missing link or a decision not replayed, naming the problem, never a
+traceback, and a trace ends by its deadline however many links a decision names."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.cli.main import main
+from contextplane.services.trace.event import DECISIONS_TOPIC
+from tests.support.inprocess import InProcessBroker
+
+TIMEOUT_S = 30
+DEEP = b"[" * 500_000  # under max.message.bytes; json.loads recurses past Python's limit
+LONG_ID = "d" * 2000  # past the 1,024 characters a decision id header takes
+LINKS = 1000
+COPILOT = "def decide(input, context, tools, decision):\n    decision.outcome = 'ok'\n"
+
+
+def _changed_by(topic: Any, partition: Any, offset: Any) -> bytes:
+    read = {"view": "v", "entity": "e", "found": True}
+    read["changed_by"] = {"topic": topic, "partition": partition, "offset": offset}
+    return json.dumps({"reads": [read]}).encode()
+
+
+HOSTILE: dict[str, bytes] = {
+    "deep": DEEP,
+    "deep-reads": b'{"reads":' + DEEP + b"}",
+    "wrong-types": json.dumps({"reads": 7, "tool_calls": 5, "write_backs": "w"}).encode(),
+    "partition-past-int32": _changed_by(DECISIONS_TOPIC, 2**40, 0),
+    "negative-partition": _changed_by(DECISIONS_TOPIC, -1, 0),
+    "offset-past-int64": _changed_by(DECISIONS_TOPIC, 0, 2**70),
+    "empty-topic": _changed_by("", 0, 0),
+    "request-past-int32": json.dumps(
+        {"tool_calls": [{"key": "k", "tool": "t", "request": {"partition": 2**40, "offset": 0}}]}
+    ).encode(),
+    LONG_ID: json.dumps({"outcome": "ok"}).encode(),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, int]]]:
+    """The broker's address, and each hostile decision's offset on partition 0."""
+    broker = InProcessBroker(tmp_path_factory.mktemp("decisions") / "broker").start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic(DECISIONS_TOPIC, 1, 1)]).values():
+        future.result(TIMEOUT_S)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    offsets: dict[str, int] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        offsets[message.key().decode()] = message.offset()
+
+    many = [{"found": True, "changed_by": {"topic": "nosuch", "partition": 0, "offset": 0}}]
+    records = {**HOSTILE, "many-links": json.dumps({"reads": many * LINKS}).encode()}
+    try:
+        for key, value in records.items():
+            producer.produce(DECISIONS_TOPIC, key=key.encode(), value=value, on_delivery=delivered)
+            producer.flush(TIMEOUT_S)
+        yield broker.bootstrap, offsets
+    finally:
+        broker.stop()
+
+
+def _links(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield tree
+    for child in tree["children"]:
+        yield from _links(child)
+
+
+@pytest.mark.parametrize(
+    ("decision_id", "why"),
+    [
+        ("deep", "not a decision (not a JSON object)"),
+        ("deep-reads", "not a decision (not a JSON object)"),
+        ("partition-past-int32", "not a record position"),
+        ("negative-partition", "not a record position"),
+        ("offset-past-int64", "not a record position"),
+        ("empty-topic", "not a record position"),
+        ("request-past-int32", "not a record position"),
+    ],
+)
+def test_trace_names_what_cannot_be_followed(
+    hostile: tuple[str, dict[str, int]],
+    decision_id: str,
+    why: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bootstrap, _ = hostile
+    status = main(["trace", decision_id, "--bootstrap-server", bootstrap, "--output", "json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    tree = json.loads(captured.out)
+    whys = [link["why"] for link in _links(tree) if link["status"] == "missing"]
+    assert any(why in (text or "") for text in whys), whys
+
+
+def test_trace_of_fields_of_the_wrong_type_shows_the_decision(
+    hostile: tuple[str, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bootstrap, _ = hostile
+    status = main(["trace", "wrong-types", "--bootstrap-server", bootstrap, "--output", "json"])
+    tree = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert (tree["status"], tree["children"]) == ("found", [])
+
+
+def test_trace_of_a_thousand_dead_links_ends_by_its_deadline(
+    hostile: tuple[str, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each link to a topic that does not exist costs a metadata round trip: past the
+    deadline the rest are not asked, each named as not read in time."""
+    bootstrap, _ = hostile
+    argv = ["trace", "many-links", "--bootstrap-server", bootstrap, "--output", "json"]
+    status = main([*argv, "--timeout", "1"])
+    tree = json.loads(capsys.readouterr().out)
+    assert status == 0
+    reads = tree["children"]
+    assert len(reads) == LINKS
+    assert reads[-1]["children"][0]["why"] == "not read within 1 s"
+
+
+@pytest.mark.parametrize(
+    ("decision_id", "why"),
+    [
+        ("deep", "not replayed: value is not JSON (JSON nested too deeply)"),
+        ("deep-reads", "not replayed: value is not JSON (JSON nested too deeply)"),
+        ("wrong-types", "not replayed: value's reads is not a list"),
+        (LONG_ID, "not replayed: decision id: expected 1 to 1024 characters"),
+    ],
+)
+def test_replay_names_a_decision_it_cannot_run(
+    hostile: tuple[str, dict[str, int]],
+    decision_id: str,
+    why: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bootstrap, offsets = hostile
+    (tmp_path / "hostile_copilot.py").write_text(COPILOT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    offset = offsets[decision_id]
+    status = main(
+        [
+            "replay",
+            "--function",
+            "hostile_copilot:decide",
+            "--from-offset",
+            str(offset),
+            "--to-offset",
+            str(offset + 1),
+            "--bootstrap-server",
+            bootstrap,
+            "--output",
+            "json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    (result,) = json.loads(captured.out)["results"]
+    assert result["note"] == why
+
+
+def test_replay_skips_a_request_position_past_int32(
+    hostile: tuple[str, dict[str, int]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A call's request position no record can have is not read back: the call is
+    compared by key and tool (the replayed function calls nothing, so it differs)."""
+    bootstrap, offsets = hostile
+    (tmp_path / "hostile_copilot.py").write_text(COPILOT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    offset = offsets["request-past-int32"]
+    argv = ["replay", "--function", "hostile_copilot:decide", "--bootstrap-server", bootstrap]
+    status = main([*argv, "--from-offset", str(offset), "--to-offset", str(offset + 1)])
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    assert "1 decisions replayed" in captured.out and "1 differing" in captured.out
+    assert captured.err == ""
