@@ -4,13 +4,22 @@ megabyte of nesting, fields of the wrong type, positions no record can have (a p
 past int32, a negative one, an offset past int64, a topic name Kafka refuses), an id
 longer than a header takes, and a thousand links to a topic that does not exist. Each is
 answered as a missing link or a decision not replayed, naming the problem, never a
-traceback, and a trace ends by its deadline however many links a decision names."""
+traceback, and a trace ends by its deadline however many links a decision names.
+
+And `contextplane cost`'s inputs: TOML files nested past the parser's depth, benchmark
+tables with partition counts of 0 or thousands of digits and figures past the rate bound,
+a --metrics-url whose counters are NaN, infinite or negative, and one that trickles a
+byte at a time forever: each a one-line error naming the file or URL."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.cli import cost_inputs
 from contextplane.cli.main import main
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.inprocess import InProcessBroker
@@ -195,3 +205,128 @@ def test_replay_skips_a_request_position_past_int32(
     assert status == 1, captured.err
     assert "1 decisions replayed" in captured.out and "1 differing" in captured.out
     assert captured.err == ""
+
+
+# `contextplane cost`'s files and --metrics-url, each served or written by an attacker.
+NESTED_TOML = {
+    "arrays": "partitions = " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "inline tables": "partitions = " + "{a=" * 50_000 + "1" + "}" * 50_000 + "\n",
+}
+BENCH_HEAD = "| row | contextplane s3:// |\n|---|---|\n"
+GETS_ROW = "| Object GETs per GiB read (after restart), 100 partitions | 5 |\n"
+
+
+@pytest.mark.parametrize("nesting", sorted(NESTED_TOML))
+@pytest.mark.parametrize("option", ["--workload", "--prices"])
+def test_cost_names_a_toml_file_nested_too_deeply(
+    nesting: str, option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(NESTED_TOML[nesting])
+    status = main(["cost", "--write-mibps", "5", option, str(path)])
+    assert status == 2
+    assert capsys.readouterr().err.strip().endswith(f"{path}: not a TOML file (nested too deeply)")
+
+
+@pytest.mark.parametrize(
+    "puts_row",
+    [
+        "| Object PUTs per GiB ingested, 0 partitions | 5 |",  # log(0)
+        f"| Object PUTs per GiB ingested, {'9' * 5000} partitions | 5 |",  # past int()'s digits
+    ],
+)
+def test_cost_skips_benchmark_rows_of_no_partition_count(
+    puts_row: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text(BENCH_HEAD + puts_row + "\n" + GETS_ROW)
+    status = main(["cost", "--write-mibps", "5", "--bench-results", str(results)])
+    assert status == 2
+    assert "no 'PUTs per GiB ingested' rows" in capsys.readouterr().err
+
+
+def test_cost_refuses_a_benchmark_figure_past_the_rate_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "RESULTS.md"
+    puts_row = f"| Object PUTs per GiB ingested, 100 partitions | {'9' * 400} |\n"
+    results.write_text(BENCH_HEAD + puts_row + GETS_ROW)
+    status = main(["cost", "--write-mibps", "5", "--bench-results", str(results)])
+    assert status == 2
+    assert "a number is needed, got inf" in capsys.readouterr().err
+
+
+class _Metrics(http.server.BaseHTTPRequestHandler):
+    body = b""  # what a GET answers; empty: a byte a second, forever
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.end_headers()
+        if self.body:
+            self.wfile.write(self.body)
+            return
+        try:
+            while True:
+                self.wfile.write(b"#\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:  # the reader gave up
+            return
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@contextmanager
+def _metrics_server(body: bytes) -> Iterator[str]:
+    handler = type("Handler", (_Metrics,), {"body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _counters(puts: str, gets: str, bytes_in: str, bytes_out: str) -> bytes:
+    return (
+        f'contextplane_object_store_requests_total{{operation="put"}} {puts}\n'
+        f'contextplane_object_store_requests_total{{operation="get"}} {gets}\n'
+        f"kafka_server_brokertopicmetrics_bytesin_total {bytes_in}\n"
+        f"kafka_server_brokertopicmetrics_bytesout_total {bytes_out}\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("counters", "why"),
+    [
+        (_counters("NaN", "5", "1e12", "1e12"), "PUTs per GiB produced of nan"),
+        (_counters("5", "5", "+Inf", "1e12"), "PUTs per GiB produced of 5 / inf"),
+        (_counters("-100", "5", "1e12", "1e12"), "PUTs per GiB produced of -100"),
+        (_counters("5", "1e300", "1e12", "1e12"), "GETs per GiB read of 1e+300"),
+        (_counters("5", "5", "1e12", "1e-300"), "GETs per GiB read of 5 / 9.31323e-310"),
+    ],
+)
+def test_cost_refuses_counters_that_make_no_rate(
+    counters: bytes, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _metrics_server(counters) as url:
+        status = main(["cost", "--write-mibps", "5", "--metrics-url", url])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert why in err and "is not a rate from 0 to 10,000,000" in err
+
+
+def test_cost_gives_up_on_metrics_that_trickle_forever(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each read gets a byte within the socket's timeout: only a deadline for the whole
+    answer ends it (1 s here instead of 10)."""
+    monkeypatch.setattr(cost_inputs, "METRICS_TIMEOUT_S", 1.0)
+    with _metrics_server(b"") as url:
+        status = main(["cost", "--write-mibps", "5", "--metrics-url", url])
+    assert status == 1
+    assert capsys.readouterr().err.strip().endswith(f"{url}: not answered in full within 1 s")
