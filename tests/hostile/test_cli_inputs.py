@@ -2,9 +2,10 @@
 `contextplane trace` and `contextplane replay` against a real broker (in process): a
 megabyte of nesting, fields of the wrong type, positions no record can have (a partition
 past int32, a negative one, an offset past int64, a topic name Kafka refuses), an id
-longer than a header takes, and a thousand links to a topic that does not exist. Each is
-answered as a missing link or a decision not replayed, naming the problem, never a
-traceback, and a trace ends by its deadline however many links a decision names.
+longer than a header takes, a ledger key nested too deeply, and a thousand links to a
+topic that does not exist. Each is answered as a missing link or a decision not replayed,
+naming the problem, never a traceback, and a trace ends by its deadline however many
+links a decision names.
 
 And `contextplane cost`'s inputs: TOML files nested past the parser's depth, benchmark
 tables with partition counts of 0 or thousands of digits and figures past the rate bound,
@@ -29,6 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.cli import cost_inputs
 from contextplane.cli.main import main
+from contextplane.services.actions import ledger
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.inprocess import InProcessBroker
 
@@ -57,6 +59,8 @@ HOSTILE: dict[str, bytes] = {
         {"tool_calls": [{"key": "k", "tool": "t", "request": {"partition": 2**40, "offset": 0}}]}
     ).encode(),
     LONG_ID: json.dumps({"outcome": "ok"}).encode(),
+    # Its call's key is looked for on copilot.ledger, where a record's key is nested too deep.
+    "ledger-poison": json.dumps({"tool_calls": [{"key": "k", "tool": "t"}]}).encode(),
 }
 
 
@@ -76,6 +80,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
 
     many = [{"found": True, "changed_by": {"topic": "nosuch", "partition": 0, "offset": 0}}]
     records = {**HOSTILE, "many-links": json.dumps({"reads": many * LINKS}).encode()}
+    producer.produce(ledger.LEDGER_TOPIC, key=DEEP[:5000], value=b"{}")
     try:
         for key, value in records.items():
             producer.produce(DECISIONS_TOPIC, key=key.encode(), value=value, on_delivery=delivered)
@@ -101,6 +106,7 @@ def _links(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
         ("offset-past-int64", "not a record position"),
         ("empty-topic", "not a record position"),
         ("request-past-int32", "not a record position"),
+        ("ledger-poison", "key not in copilot.ledger"),
     ],
 )
 def test_trace_names_what_cannot_be_followed(
