@@ -192,6 +192,19 @@ def test_replay_names_a_decision_it_cannot_run(
     assert result["note"] == why
 
 
+@pytest.mark.parametrize(
+    "since",
+    ["1969-12-31T23:59:59.998Z", "0001-01-01T00:00:00Z"],  # -2: Kafka's "earliest"
+)
+def test_replay_refuses_a_time_before_the_epoch(
+    since: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", "--function", "hostile_copilot:decide", "--bootstrap-server", "127.0.0.1:1"]
+    status = main([*argv, "--since", since, "--until", "2030-01-01T00:00:00Z"])
+    assert status == 2
+    assert f"--since: {since!r} is before 1970-01-01T00:00:00Z" in capsys.readouterr().err
+
+
 def test_replay_skips_a_request_position_past_int32(
     hostile: tuple[str, dict[str, int]],
     tmp_path: Path,
