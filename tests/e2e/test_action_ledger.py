@@ -415,6 +415,7 @@ def test_bad_requests_and_an_endpoint_down_answer_and_the_executor_goes_on(
         bad = [
             (None, json.dumps(good).encode()),
             (b"k-json", b"{not json"),
+            (b"k-deep", b"[" * 5000),  # past the JSON decoder's depth
             (b"k-tool", json.dumps({**good, "tool": "wire-money"}).encode()),
             (b"k-hash", json.dumps({**good, "request_hash": "sha256:0"}).encode()),
         ]
@@ -432,6 +433,7 @@ def test_bad_requests_and_an_endpoint_down_answer_and_the_executor_goes_on(
             (k[1], e["reason"].split(":")[0]) for k, e in recorded.items() if k[0] == "rejected"
         )
         assert rejected == [
+            ("k-deep", "value not JSON (nested too deeply)"),
             ("k-hash", "request_hash does not match the tool and arguments"),
             ("k-json", "value not JSON"),
             ("k-tool", "unknown tool 'wire-money'"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -25,7 +26,8 @@ BENCH_RESULTS = REPOSITORY / "bench" / "RESULTS.md"
 
 FILE_BYTES_MAX = 1 << 20  # price, workload and results files are a few KiB
 METRICS_BYTES_MAX = 64 << 20  # a scrape of 100,000 partitions is ~30 MB
-METRICS_TIMEOUT_S = 10.0
+METRICS_TIMEOUT_S = 10.0  # the whole scrape, connection to last byte
+METRICS_CHUNK_BYTES = 1 << 20
 PRICE_MAX = 1_000_000.0
 RATE_MAX = 10_000_000.0  # requests per GiB: one per 100 bytes
 GIB = 1 << 30
@@ -128,6 +130,8 @@ def _toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(data.decode())
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{path}: not a TOML file ({exc})") from None
+    except RecursionError:  # tomllib recurses into each nested array or inline table
+        raise InputError(f"{path}: not a TOML file (nested too deeply)") from None
 
 
 def price_file(name_or_path: str) -> Path:
@@ -232,19 +236,31 @@ def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None]:
     written, read = value(BYTES_IN) / GIB, value(BYTES_OUT) / GIB
     where = f"the broker's /metrics at {url}"
     small = " (under 1 GiB: partly filled objects weigh heavily)" if written < 1 else ""
-    put_rate = (
-        RequestRate(
-            puts / written, f"{where}: {puts:.0f} PUTs for {written:.3g} GiB produced{small}"
+    put_rate = get_rate = None
+    if written > 0:
+        put_rate = RequestRate(
+            _measured_rate(url, "PUTs per GiB produced", puts, written),
+            f"{where}: {puts:.0f} PUTs for {written:.3g} GiB produced{small}",
         )
-        if written > 0
-        else None
-    )
-    get_rate = (
-        RequestRate(gets / read, f"{where}: {gets:.0f} GETs for {read:.3g} GiB read")
-        if read > 0
-        else None
-    )
+    if read > 0:
+        get_rate = RequestRate(
+            _measured_rate(url, "GETs per GiB read", gets, read),
+            f"{where}: {gets:.0f} GETs for {read:.3g} GiB read",
+        )
     return put_rate, get_rate
+
+
+def _measured_rate(url: str, what: str, requests: float, gib: float) -> float:
+    """requests / gib, refused (exit 1) unless both are counters (finite, not negative)
+    and the rate is one a flag could give."""
+    rate = requests / gib if math.isfinite(requests) and math.isfinite(gib) else math.nan
+    if requests < 0 or not 0 <= rate <= RATE_MAX:
+        raise InputError(
+            f"{url}: {what} of {requests:g} / {gib:g} is not a rate from 0 to {RATE_MAX:,.0f}"
+            " (counters that are not finite, or negative)",
+            from_broker=True,
+        )
+    return rate
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -255,7 +271,7 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         raise InputError(f"--metrics-url {url}: an http:// or https:// URL is needed")
     try:
         with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT_S) as response:  # noqa: S310
-            body = response.read(METRICS_BYTES_MAX + 1)
+            body = _read_by_deadline(url, response)
     except urllib.error.HTTPError as exc:
         raise InputError(f"{url}: HTTP {exc.code} {exc.reason}", from_broker=True) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -280,9 +296,30 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def _read_by_deadline(url: str, response: Any) -> bytes:
+    """At most METRICS_BYTES_MAX + 1 bytes of the body, read by METRICS_TIMEOUT_S in all:
+    the socket's timeout bounds each read only, and a server may trickle bytes forever."""
+    deadline = time.monotonic() + METRICS_TIMEOUT_S
+    chunks: list[bytes] = []
+    size = 0
+    while size <= METRICS_BYTES_MAX:
+        if time.monotonic() > deadline:
+            raise InputError(
+                f"{url}: not answered in full within {METRICS_TIMEOUT_S:g} s", from_broker=True
+            )
+        chunk = response.read1(min(METRICS_CHUNK_BYTES, METRICS_BYTES_MAX + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 _BENCH_ROWS = {
-    "puts": re.compile(r"Object PUTs per GiB ingested, ([\d,]+) partitions"),
-    "gets": re.compile(r"Object GETs per GiB read \(after restart\), ([\d,]+) partitions"),
+    "puts": re.compile(r"Object PUTs per GiB ingested, ([1-9][\d,]{0,12}) partitions"),
+    "gets": re.compile(
+        r"Object GETs per GiB read \(after restart\), ([1-9][\d,]{0,12}) partitions"
+    ),
 }
 _BENCH_COLUMN = "contextplane s3://"
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -312,8 +349,10 @@ def bench_rates(path: Path, partitions: int) -> tuple[RequestRate, RequestRate]:
             match = row.fullmatch(cells[0])
             figure = _NUMBER.match(cells[column]) if len(cells) > column else None
             if match and figure:
-                rows[kind][int(match.group(1).replace(",", ""))] = float(
-                    figure.group().replace(",", "")
+                rate = float(figure.group().replace(",", ""))
+                bound = Field(float, 0, RATE_MAX, None)
+                rows[kind][int(match.group(1).replace(",", ""))] = _bounded(
+                    f"{path}: {cells[0]}", rate, bound
                 )
     rates = []
     for kind, label in (("puts", "PUTs per GiB ingested"), ("gets", "GETs per GiB read")):

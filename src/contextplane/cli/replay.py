@@ -86,7 +86,10 @@ def _time_ms(option: str, text: str) -> int:
         raise ConfigError(f"{option}: {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise ConfigError(f"{option}: {text!r} names no time zone (add Z or +HH:MM)")
-    return int(moment.timestamp() * 1000)
+    ms = int(moment.timestamp() * 1000)
+    if ms < 0:  # ListOffsets reads -1 as the latest offset, -2 as the earliest
+        raise ConfigError(f"{option}: {text!r} is before 1970-01-01T00:00:00Z")
+    return ms
 
 
 def _check(args: argparse.Namespace) -> tuple[str, Any]:

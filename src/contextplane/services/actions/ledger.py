@@ -84,7 +84,7 @@ def encode_entry(entry: dict[str, Any]) -> bytes:
 def decode_key(raw: bytes | None) -> LedgerKey | None:
     try:
         parsed = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # anyone may write the topic: no key stops a reader
         return None
     if isinstance(parsed, list) and parsed and all(isinstance(p, str) for p in parsed):
         return tuple(parsed)
@@ -125,7 +125,7 @@ class LedgerIndex:
             return
         try:
             entry = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(entry, dict):
             return

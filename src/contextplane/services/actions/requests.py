@@ -51,6 +51,8 @@ def read_request(
         value = json.loads(raw_value)
     except ValueError:
         return Refused(key, "value not JSON")
+    except RecursionError:  # a few KiB of `[`: the executor would stop on it at every start
+        return Refused(key, "value not JSON (nested too deeply)")
     if not isinstance(value, dict):
         return Refused(key, "value not a JSON object")
     decision_id = value.get("decision_id")

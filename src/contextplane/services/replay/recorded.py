@@ -4,7 +4,6 @@ one partition, or record timestamps resolved to offsets of every partition), rea
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,11 +185,13 @@ def parse(message: Any) -> Recorded:
         unreadable = f"value of {len(raw)} bytes, past {event.CLIENT_MESSAGE_BYTES_MAX}"
     else:
         try:
-            document = json.loads(raw)
-        except ValueError:
-            unreadable = "value is not JSON"
+            document = event.loads(raw)
+        except ValueError as exc:
+            unreadable = f"value is not JSON ({exc})"
     if unreadable is None and not isinstance(document, dict):
         unreadable = "value is not a decision (not a JSON object)"
+    if unreadable is None:
+        unreadable = _not_lists(document)
     return Recorded(
         partition=message.partition(),
         offset=message.offset() or 0,
@@ -201,6 +202,17 @@ def parse(message: Any) -> Recorded:
         document=document if unreadable is None else None,
         unreadable=unreadable,
     )
+
+
+_LISTS = ("reads", "tool_calls", "write_backs")
+
+
+def _not_lists(document: dict[str, Any]) -> str | None:
+    """Why a decision document cannot be replayed: a field that must be a list is not."""
+    for name in _LISTS:
+        if document.get(name) is not None and not isinstance(document[name], list):
+            return f"value's {name} is not a list"
+    return None
 
 
 class RequestArguments:
@@ -220,7 +232,7 @@ class RequestArguments:
             if "arguments" in call or not isinstance(request, dict):
                 continue
             partition, offset = request.get("partition"), request.get("offset")
-            if type(partition) is int and type(offset) is int:
+            if event.is_position(ledger.REQUESTS_TOPIC, partition, offset):
                 found = self._arguments(partition, offset, str(call.get("key")))
                 if found is not None:
                     call["arguments"] = found
@@ -251,7 +263,7 @@ class RequestArguments:
                 if message.offset() != offset or message.key() != key.encode():
                     return None
                 try:
-                    value = json.loads(message.value() or b"")
+                    value = event.loads(message.value() or b"")
                 except ValueError:
                     return None
                 return value.get("arguments") if isinstance(value, dict) else None

@@ -23,7 +23,6 @@ from contextplane.services.context.client import ContextClient
 from contextplane.services.replay import diff
 from contextplane.services.replay.doubles import ReplayContext, ReplayTools
 from contextplane.services.replay.recorded import Recorded, RequestArguments
-from contextplane.services.trace.event import DecisionTooLargeError
 from contextplane.services.trace.recorder import Decision, DecisionError, Decisions
 
 REPLAY_TOPIC_PREFIX = "copilot.replay."
@@ -113,7 +112,10 @@ class Replayer:
             ) as decision:
                 opened.append(decision)
                 self._function(original.get("input"), context, tools, decision)
-        except (DecisionError, DecisionTooLargeError) as exc:
+        except (DecisionError, ValueError) as exc:
+            # ValueError: an id or correlation header the block refuses (event.check_name),
+            # or DecisionTooLargeError; the function's own, once the block produced, falls
+            # through to the comparison.
             if not opened or opened[0].landed is None:
                 why = f"not replayed: {exc}"
                 return diff.not_replayed(recorded.decision_id, recorded.where, original, why)

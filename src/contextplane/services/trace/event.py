@@ -19,6 +19,7 @@ decision (on `copilot.replay.<run>`) with the original it replays.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,11 @@ CLIENT_MESSAGE_BYTES_MAX = 1_000_000
 RECORD_OVERHEAD_BYTES = 4096
 # Names a header carries: ids, a source, at most this long.
 HEADER_CHARS_MAX = 1024
+# Kafka's topic names, partitions (int32) and offsets (int64): a recorded position
+# outside these names no record (and a client given one raises, or waits out its timeout).
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+PARTITION_MAX = 2**31 - 1
+OFFSET_MAX = 2**63 - 1
 
 
 class DecisionTooLargeError(ValueError):
@@ -86,3 +92,24 @@ def encode(document: dict[str, Any], key: str, bytes_max: int) -> bytes:
 def header_map(raw: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
     """A record's headers as text (the last of a repeated name wins)."""
     return {name: (value or b"").decode(errors="backslashreplace") for name, value in raw or []}
+
+
+def loads(raw: bytes) -> Any:
+    """A record's value as JSON; ValueError also for nesting too deep to decode (a record
+    written by anyone may be a megabyte of `[`)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def is_position(topic: Any, partition: Any, offset: Any) -> bool:
+    """Whether a recorded topic, partition and offset can name a record at all."""
+    return (
+        isinstance(topic, str)
+        and _TOPIC_NAME.fullmatch(topic) is not None
+        and type(partition) is int
+        and 0 <= partition <= PARTITION_MAX
+        and type(offset) is int
+        and 0 <= offset <= OFFSET_MAX
+    )

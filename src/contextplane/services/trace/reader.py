@@ -13,7 +13,6 @@ does not expose it.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ RECORDS_MAX = 1_000_000
 EVALUATIONS_PER_KEY_MAX = 10
 # A decision value read back, at most (the producer refuses larger ones).
 DECISION_BYTES_MAX = event.CLIENT_MESSAGE_BYTES_MAX
+# What a link shows of a recorded position it cannot follow, at most.
+LINK_CHARS_MAX = 200
 _POLL_S = 0.2
 _CLOCK = SystemClock()
 
@@ -155,6 +156,8 @@ class Reader:
 
     def read_at(self, topic: str, partition: int, offset: int) -> Any:
         """The record at exactly that offset, or why there is none."""
+        if self._left_s() <= 0:  # a decision may name thousands: each would wait 1 s more
+            return f"not read within {self._timeout_s:g} s"
         # Asked first: librdkafka names a missing topic or partition only _UNKNOWN_PARTITION.
         partitions = self._partitions(topic)
         if isinstance(partitions, str):
@@ -213,7 +216,7 @@ def trace(reader: Reader, message: Any) -> Link:
     root = Link("decision", headers.get("ce_id", _text(message.key())), where)
     raw = message.value() or b""
     try:
-        document = json.loads(raw) if len(raw) <= DECISION_BYTES_MAX else None
+        document = event.loads(raw) if len(raw) <= DECISION_BYTES_MAX else None
     except ValueError:
         document = None
     if not isinstance(document, dict):
@@ -259,8 +262,8 @@ def _read(reader: Reader, read: dict[str, Any]) -> Link:
 
 def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> Link:
     topic, partition, offset = at.get("topic"), at.get("partition"), at.get("offset")
-    if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
-        return Link(kind, label, missing=f"not a record position: {at!r}")
+    if not event.is_position(topic, partition, offset):
+        return Link(kind, label, missing=f"not a record position: {_cut(repr(at))}")
     link = Link(kind, label, place(topic, partition, offset))
     found = reader.read_at(topic, partition, offset)
     if isinstance(found, str):
@@ -373,7 +376,7 @@ def _where(message: Any) -> str:
 
 def _json(raw: bytes | None) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw) if raw is not None else None
+        value = event.loads(raw) if raw is not None else None
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -381,6 +384,11 @@ def _json(raw: bytes | None) -> dict[str, Any] | None:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _cut(text: str) -> str:
+    """A hostile record's text shown, at most LINK_CHARS_MAX characters of it."""
+    return text if len(text) <= LINK_CHARS_MAX else text[: LINK_CHARS_MAX - 3] + "..."
 
 
 def _text(raw: bytes | None) -> str | None:
