@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import math
 import re
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contextplane.cli.cost_model import Prices, RequestRate, Workload
+from contextplane.clock import SystemClock
 
 # The repository's folders, found from this file (an editable install or a checkout).
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -299,11 +299,12 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def _read_by_deadline(url: str, response: Any) -> bytes:
     """At most METRICS_BYTES_MAX + 1 bytes of the body, read by METRICS_TIMEOUT_S in all:
     the socket's timeout bounds each read only, and a server may trickle bytes forever."""
-    deadline = time.monotonic() + METRICS_TIMEOUT_S
+    clock = SystemClock()
+    deadline_ms = clock.monotonic_ms() + int(METRICS_TIMEOUT_S * 1000)
     chunks: list[bytes] = []
     size = 0
     while size <= METRICS_BYTES_MAX:
-        if time.monotonic() > deadline:
+        if clock.monotonic_ms() > deadline_ms:
             raise InputError(
                 f"{url}: not answered in full within {METRICS_TIMEOUT_S:g} s", from_broker=True
             )
