@@ -33,11 +33,13 @@ class _ThreadLog(logging.Handler):
         super().__init__()
         self.thread_id = thread_id
         self.lines: list[str] = []
+        self.emitted = 0  # every line since start, kept or not
         self.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread_id:
             self.lines.append(self.format(record))
+            self.emitted += 1
             del self.lines[:-_LOG_LINES_KEPT]
 
 
@@ -109,6 +111,17 @@ class InProcessBroker:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self._log.lines[-lines:]) if self._log is not None else ""
+
+    def log_mark(self) -> int:
+        """A position in the broker's log, for `log_since`."""
+        return self._log.emitted if self._log is not None else 0
+
+    def log_since(self, mark: int) -> list[str]:
+        """The lines logged after `mark` (those still kept: the last 2,000)."""
+        if self._log is None:
+            return []
+        new = self._log.emitted - mark
+        return self._log.lines[-new:] if new > 0 else []
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         """Run a coroutine on the broker's loop (to look at or drive its components)."""
