@@ -34,9 +34,18 @@ def imported_top_level_modules() -> dict[str, str]:
     return found
 
 
+# Product extras: a feature that needs one imports it lazily and names the extra when it
+# is missing (`contextplane cost --plot`: the `cost` extra).
+PRODUCT_EXTRAS = ("cost",)
+
+
 def base_dependencies() -> set[str]:
+    """The [project] dependencies and those of the product extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    names = {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0] for spec in project["dependencies"]}
+    specs = list(project["dependencies"])
+    for extra in PRODUCT_EXTRAS:
+        specs += project["optional-dependencies"][extra]
+    names = {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0] for spec in specs}
     return {_normal(name) for name in names}
 
 

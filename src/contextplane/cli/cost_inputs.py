@@ -10,8 +10,6 @@ import datetime
 import math
 import re
 import tomllib
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,6 +263,10 @@ def _measured_rate(url: str, what: str, requests: float, gib: float) -> float:
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The samples of the four series above, from one bounded GET of `url`."""
+    # Imported here: `contextplane up` parses its command line with this module loaded.
+    import urllib.error
+    import urllib.request
+
     from prometheus_client.parser import text_string_to_metric_families
 
     if not url.startswith(("http://", "https://")):

@@ -232,8 +232,9 @@ class RequestArguments:
             if "arguments" in call or not isinstance(request, dict):
                 continue
             partition, offset = request.get("partition"), request.get("offset")
-            if event.is_position(ledger.REQUESTS_TOPIC, partition, offset):
-                found = self._arguments(partition, offset, str(call.get("key")))
+            at = event.position(ledger.REQUESTS_TOPIC, partition, offset)
+            if at is not None:
+                found = self._arguments(at[1], at[2], str(call.get("key")))
                 if found is not None:
                     call["arguments"] = found
 

@@ -103,13 +103,15 @@ def loads(raw: bytes) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
-def is_position(topic: Any, partition: Any, offset: Any) -> bool:
-    """Whether a recorded topic, partition and offset can name a record at all."""
-    return (
+def position(topic: Any, partition: Any, offset: Any) -> tuple[str, int, int] | None:
+    """A recorded topic, partition and offset, typed, if they can name a record at all."""
+    if (
         isinstance(topic, str)
         and _TOPIC_NAME.fullmatch(topic) is not None
         and type(partition) is int
         and 0 <= partition <= PARTITION_MAX
         and type(offset) is int
         and 0 <= offset <= OFFSET_MAX
-    )
+    ):
+        return topic, partition, offset
+    return None

@@ -261,9 +261,10 @@ def _read(reader: Reader, read: dict[str, Any]) -> Link:
 
 
 def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> Link:
-    topic, partition, offset = at.get("topic"), at.get("partition"), at.get("offset")
-    if not event.is_position(topic, partition, offset):
+    found_at = event.position(at.get("topic"), at.get("partition"), at.get("offset"))
+    if found_at is None:
         return Link(kind, label, missing=f"not a record position: {_cut(repr(at))}")
+    topic, partition, offset = found_at
     link = Link(kind, label, place(topic, partition, offset))
     found = reader.read_at(topic, partition, offset)
     if isinstance(found, str):
