@@ -168,7 +168,9 @@ def errors(ctx: Ctx) -> None:
     ctx.check(wire.wait_for_topic(client, topic, 2), "topic ready")
     wire.find_coordinator(client, group)
     joined = wire.retry_coordinator(lambda: _heartbeat(client, group, "m-e", 0, topics=[topic]))
-    ctx.record("join", _answer(joined))
+    # Only the error: Kafka answers the first heartbeat with an empty assignment when its
+    # metadata image has not caught up with the just-created topic (a race, not a rule).
+    ctx.record("join", {"error": err(joined.error_code)})
     ctx.check(joined.error_code == 0, "joined")
     cases = {
         "unknown_group": lambda: _heartbeat(client, "cg848-nowhere", "m-e", 1),
