@@ -5,6 +5,7 @@ log's end, one that needs records retention deleted, and the bounds are problems
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -299,6 +300,46 @@ def test_as_of_equals_the_view_at_each_vector_it_passed(
                 status, answer = raw_as_of(service.url, account, vector)
                 assert status == 200, answer
                 assert answer["state"] == state, (vector, account)
+    finally:
+        service.stop()
+
+
+def test_records_arriving_together_fold_in_the_order_as_of_folds(
+    broker: BrokerProcess, views: Path, tmp_path: Path
+) -> None:
+    """Two partitions' entitlements for one account, the later-stamped one produced first,
+    all in place before the service starts so one batch carries them: the view's state
+    and changed_by equal as_of's at the same vector. Whichever partition the consumer
+    hands over first, one of the two accounts arrives against timestamp order (folded in
+    arrival order, its plan and changed_by differed from as_of's)."""
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    ends: Vector = {(t, p): 0 for t, n in TOPICS.items() for p in range(n)}
+
+    def send(partition: int, account: str, plan: str, timestamp_ms: int) -> None:
+        value = json.dumps({"account_id": account, "plan": plan}).encode()
+        producer.produce(
+            "billing.entitlements", value=value, partition=partition, timestamp=timestamp_ms
+        )
+        producer.flush(TIMEOUT_S)
+        ends[("billing.entitlements", partition)] += 1
+
+    base = 1_767_225_600_000
+    send(0, "a1", "later-on-0", base + 2_000)
+    send(1, "a1", "earlier-on-1", base + 1_000)
+    send(1, "a2", "later-on-1", base + 2_000)
+    send(0, "a2", "earlier-on-0", base + 1_000)
+    service = started(broker, views, tmp_path)
+    try:
+        client = ContextClient(service.url)
+        fence = {tp: end - 1 for tp, end in ends.items() if end > 0}
+        for account, plan in (("a1", "later-on-0"), ("a2", "later-on-1")):
+            live = client.get("account", account, min_offsets=fence, timeout_ms=20_000)
+            status, past = raw_as_of(service.url, account, ends)
+            assert status == 200, past
+            assert past["state"]["entitlement"]["plan"] == plan
+            assert live.state == past["state"], account
+            assert live.changed_by is not None
+            assert dataclasses.asdict(live.changed_by) == past["changed_by"], account
     finally:
         service.stop()
 
