@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from contextplane.clock import SystemClock
 from contextplane.services.context.client import ContextClient, ContextClientError
@@ -21,6 +22,7 @@ from tests.support.broker import BrokerProcess
 from tests.support.context import (  # noqa: F401 - fixtures
     TIMEOUT_S,
     TOPICS,
+    VIEWS,
     ContextProcess,
     broker_fixture,
     service_fixture,
@@ -302,3 +304,17 @@ def test_the_broker_killed_and_restarted_under_the_service(
     assert after.state is not None
     assert sorted(t["n"] for t in after.state["tickets"]) == list(range(300))
     assert service.process is not None and service.process.poll() is None
+
+
+def test_a_missing_source_topic_stops_the_start_and_creates_nothing(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    views = tmp_path / "missing.toml"
+    views.write_text(VIEWS.replace('topic = "crm.accounts"', 'topic = "crm.nowhere"'))
+    service = ContextProcess(broker.bootstrap, views, tmp_path / "ctx", tmp_path / "ctx.log")
+    with pytest.raises(RuntimeError, match="exited early"):
+        service.start()
+    assert "source topic 'crm.nowhere' does not exist" in service.log_tail()
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=TIMEOUT_S)
+    assert "ctx.changelog" not in topics.topics
+    assert "crm.nowhere" not in topics.topics

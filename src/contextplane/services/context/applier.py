@@ -182,8 +182,9 @@ class Applier:
         """Create the changelog if missing, fence earlier incarnations, restore the local
         store from the changelog, seek the sources; the positions restored."""
         admin = AdminClient(self._common)
-        self._create_changelog(admin)
+        # Sources first: a service that cannot start leaves no changelog topic behind.
         partitions = self._source_partitions(admin)
+        self._create_changelog(admin)
         log.info("fencing earlier incarnations of %s-applier", self._config.name)
         try:
             self._producer.init_transactions(self._config.timeout_s)
