@@ -118,8 +118,10 @@ def test_trace_names_what_cannot_be_followed(
     bootstrap, _ = hostile
     status = main(["trace", decision_id, "--bootstrap-server", bootstrap, "--output", "json"])
     captured = capsys.readouterr()
-    assert status == 0, captured.err
     tree = json.loads(captured.out)
+    # A record that is not a decision is not found (1); a decision's dead links are (0).
+    assert status == (1 if tree["status"] == "missing" else 0), captured.err
+    assert (tree["status"] == "missing") == decision_id.startswith("deep")
     whys = [link["why"] for link in _links(tree) if link["status"] == "missing"]
     assert any(why in (text or "") for text in whys), whys
 

@@ -2,7 +2,8 @@
 link it recorded, followed back (services/trace/reader.py): each context read's source
 record, each tool call's ledger entry and policy evaluations, each write-back. A tree, as
 aligned columns (each level indented two spaces) or one JSON document. Exit 0 when the
-decision is found (missing links included, each with why), 1 when it is not."""
+decision is found (missing links included, each with why), 1 when it is not, or when the
+record under its id is not a decision (the tree is printed, its root naming why)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def _trace(args: argparse.Namespace) -> int:
         print_json(tree.document())
     else:
         print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
-    return 0
+    return 0 if tree.missing is None else 1
 
 
 def _rows(link: Any, depth: int) -> Any:
