@@ -308,3 +308,22 @@ def test_user_set_list_and_delete_scram_credentials(
             contextplane(*as_user(broker, login, "admin", "user", *args), stdin=stdin), status=2
         )
         assert message in line, (args, line)
+
+
+def test_acl_list_says_when_the_cluster_has_no_authorizer(
+    broker: BrokerProcess, login: dict[str, Path], tmp_path: Path
+) -> None:
+    """Kafka refuses DescribeAcls with SECURITY_DISABLED when no authorizer is configured
+    (confluent-kafka hands that back as an empty list): named, exit 1. With an authorizer
+    and nothing matching, an empty table, exit 0."""
+    plain = BrokerProcess(tmp_path / "no-authorizer").start()
+    try:
+        for args in (("acl", "list"), ("acl", "delete", "--topic", "orders")):
+            run = contextplane(*args, "--bootstrap-server", plain.bootstrap)
+            line = one_error_line(run)
+            assert "SECURITY_DISABLED (No Authorizer is configured.)" in line, line
+    finally:
+        plain.stop()
+    empty = contextplane(*as_user(broker, login, "admin", "acl", "list", "--topic", "nowhere"))
+    assert empty.status == 0, empty.err
+    assert empty.rows()[1:] == []

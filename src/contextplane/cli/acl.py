@@ -163,8 +163,36 @@ def _show(bindings: list[dict[str, str]], output: str, extra: dict[str, Any] | N
 def _list(args: argparse.Namespace) -> int:
     admin, _ = connect_admin(args)
     found = answer(admin.describe_acls(_filter(args)), "ACLs")
+    if not found:
+        _check_authorizer(args)
     _show([_described(b) for b in found], args.output)
     return 0
+
+
+def _check_authorizer(args: argparse.Namespace) -> None:
+    """CommandError when the cluster has no authorizer. confluent-kafka answers a
+    DescribeAcls refused SECURITY_DISABLED as an empty list, so an empty answer is asked
+    again through kafka-python, which shows the response's error code."""
+    from kafka.protocol.admin import DescribeAclsRequest
+
+    from contextplane.cli.protocol_admin import connect, response_error, send
+
+    admin = connect(args)
+    try:
+        match_any = 1  # ANY for resource type, pattern type, operation and permission
+        request = DescribeAclsRequest(
+            resource_type_filter=match_any,
+            resource_name_filter=None,
+            pattern_type_filter=match_any,
+            principal_filter=None,
+            host_filter=None,
+            operation=match_any,
+            permission_type=match_any,
+        )
+        response = send(admin, request, "ACLs")
+        response_error(response.error_code, response.error_message, "ACLs")
+    finally:
+        admin.close()
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -200,6 +228,8 @@ def _delete(args: argparse.Namespace) -> int:
     wanted = _filter(args)
     if not args.execute:
         found = answer(admin.describe_acls(wanted), "ACLs")
+        if not found:
+            _check_authorizer(args)
         _show([_described(b) for b in found], args.output, {"deleted": False})
         if args.output != "json":
             print("\nNothing deleted: add --execute to delete these ACLs.")
