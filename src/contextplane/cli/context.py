@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli.kafka_client import ConfigError, security_config
-from contextplane.logsafe import log_to_stderr
+from contextplane.cli.service_launch import run_service
 
 DEFAULT_PORT = 8090
 
@@ -79,32 +76,25 @@ def run(args: argparse.Namespace) -> int:
     from contextplane.services.context.applier import StartError
     from contextplane.services.context.views import ViewsFileError, load_views
 
-    log_to_stderr(args.log_level)
-    try:
-        views = load_views(args.views)
-        security = security_config(args.command_config)
-    except (ViewsFileError, ConfigError, OSError) as exc:
-        print(f"contextplane context: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_serve(args, views, security))
-    except KeyboardInterrupt:
-        return 0
-    except (StartError, KafkaException, OSError) as exc:
-        print(f"contextplane context: {exc}", file=sys.stderr)
-        return 1
+    return run_service(
+        "context",
+        args.log_level,
+        args.command_config,
+        lambda: load_views(args.views),
+        lambda views, security, stop: _serve(args, views, security, stop),
+        (ViewsFileError,),
+        (StartError, KafkaException),
+    )
 
 
-async def _serve(args: argparse.Namespace, views: Any, security: dict[str, str]) -> int:
+async def _serve(
+    args: argparse.Namespace, views: Any, security: dict[str, str], stop: asyncio.Event
+) -> int:
     from contextplane.services.context.applier import ApplierConfig
     from contextplane.services.context.as_of import AsOfSettings
     from contextplane.services.context.server import run_context
     from contextplane.services.context.service import ContextService
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     config = ApplierConfig(
         args.bootstrap, args.name, args.data_dir, args.timeout, client_config=security
     )

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli.kafka_client import ConfigError, security_config
-from contextplane.logsafe import log_to_stderr
+from contextplane.cli.service_launch import run_service
 
 DEFAULT_PORT = 8091
 
@@ -53,30 +50,23 @@ def run(args: argparse.Namespace) -> int:
     from contextplane.services.actions.executor import StartError
     from contextplane.services.actions.tools import ToolsFileError, load_tools
 
-    log_to_stderr(args.log_level)
-    try:
-        tools = load_tools(args.tools)
-        security = security_config(args.command_config)
-    except (ToolsFileError, ConfigError, OSError) as exc:
-        print(f"contextplane executor: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(_serve(args, tools, security))
-    except KeyboardInterrupt:
-        return 0
-    except (StartError, KafkaException, OSError) as exc:
-        print(f"contextplane executor: {exc}", file=sys.stderr)
-        return 1
+    return run_service(
+        "executor",
+        args.log_level,
+        args.command_config,
+        lambda: load_tools(args.tools),
+        lambda tools, security, stop: _serve(args, tools, security, stop),
+        (ToolsFileError,),
+        (StartError, KafkaException),
+    )
 
 
-async def _serve(args: argparse.Namespace, tools: Any, security: dict[str, str]) -> int:
+async def _serve(
+    args: argparse.Namespace, tools: Any, security: dict[str, str], stop: asyncio.Event
+) -> int:
     from contextplane.services.actions.executor import Executor, ExecutorConfig
     from contextplane.services.actions.server import run_executor
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     config = ExecutorConfig(
         args.bootstrap,
         transactional_id=args.transactional_id,

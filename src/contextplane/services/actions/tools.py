@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contextplane.services.actions.policy import PolicyError, check_policy
+from contextplane.services.toml_tables import named_tables, read_file
 
 TOOLS_MAX = 100
 TIMEOUT_MS_MAX = 120_000
@@ -65,26 +65,11 @@ class Tool:
 
 
 def load_tools(path: Path) -> dict[str, Tool]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ToolsFileError(f"{path}: {exc.strerror}") from None
-    return parse_tools(text, str(path))
+    return parse_tools(read_file(path, ToolsFileError), str(path))
 
 
 def parse_tools(text: str, where: str = "tools file") -> dict[str, Tool]:
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:  # its message names the line and column
-        raise ToolsFileError(f"{where}: {exc}") from None
-    unknown = set(document) - {"tools"}
-    if unknown:
-        raise ToolsFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    tables = document.get("tools")
-    if not isinstance(tables, dict) or not tables:
-        raise ToolsFileError(f"{where}: no [tools.NAME] table")
-    if len(tables) > TOOLS_MAX:
-        raise ToolsFileError(f"{where}: {len(tables)} tools, at most {TOOLS_MAX}")
+    tables = named_tables(text, where, "tools", "NAME", TOOLS_MAX, ToolsFileError)
     return {name: _tool(name, table) for name, table in tables.items()}
 
 

@@ -19,10 +19,11 @@ in the file (`views.account.sources[1].merge`).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from contextplane.services.toml_tables import named_tables, read_file
 
 MERGES = ("latest", "list")
 ON_TOMBSTONE = ("clear", "delete-entity", "ignore")
@@ -65,26 +66,11 @@ class View:
 
 
 def load_views(path: Path) -> dict[str, View]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ViewsFileError(f"{path}: {exc.strerror}") from None
-    return parse_views(text, str(path))
+    return parse_views(read_file(path, ViewsFileError), str(path))
 
 
 def parse_views(text: str, where: str = "views file") -> dict[str, View]:
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:  # its message names the line and column
-        raise ViewsFileError(f"{where}: {exc}") from None
-    unknown = set(document) - {"views"}
-    if unknown:
-        raise ViewsFileError(f"{where}: unknown top-level key {sorted(unknown)[0]!r}")
-    views = document.get("views")
-    if not isinstance(views, dict) or not views:
-        raise ViewsFileError(f"{where}: no [views.<name>] table")
-    if len(views) > VIEWS_MAX:
-        raise ViewsFileError(f"{where}: {len(views)} views, more than {VIEWS_MAX}")
+    views = named_tables(text, where, "views", "<name>", VIEWS_MAX, ViewsFileError)
     return {name: _view(where, name, body) for name, body in views.items()}
 
 
