@@ -6,7 +6,6 @@ naming a decision are recorded on it (agent_decisions.py)."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -106,11 +105,7 @@ class CopilotTools:
             DEFAULT_TRACE_TIMEOUT_S if timeout_s is None else timeout_s,
             arguments.TRACE_TIMEOUT_S_MAX,
         )
-        config = {
-            "bootstrap.servers": self._services.bootstrap,
-            **self._services.client_config,
-            "client.id": f"contextplane-mcp-trace-{uuid.uuid4().hex[:8]}",
-        }
+        config = {"bootstrap.servers": self._services.bootstrap, **self._services.client_config}
         with _named(f"trace of {ident!r}"):
             reader = trace_reader.Reader(config, timeout, trace_reader.RECORDS_MAX)
             try:
