@@ -10,6 +10,7 @@ from contextplane.cli.main import build_parser
 REQUIRED = {
     "context": ["--views", "views.toml"],
     "executor": ["--tools", "tools.toml"],
+    "mcp": [],
     "registry": [],
 }
 

@@ -18,6 +18,9 @@ NOT_AT_START = (
     "http.client",
     # The Kafka client of `contextplane registry` and `context` (cli/registry.py).
     "confluent_kafka",
+    # The MCP SDK and its pydantic models, of `contextplane mcp` only (cli/mcp.py).
+    "mcp",
+    "pydantic",
     # What the crc32c package's __init__ imports to set its __version__ (protocol/crc.py).
     "importlib.metadata",
     # Schemas of versions newer than kio's: on the first request of that version.

@@ -7,6 +7,7 @@ cluster (cli/client_commands.py);
 `contextplane evaluate` probes what a Kafka-compatible cluster supports (cli/evaluate.py);
 `contextplane context` serves entity views folded from Kafka topics (cli/context.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
+`contextplane mcp` serves context, tool calls and traces to MCP agents (cli/mcp.py);
 `contextplane trace` follows a copilot decision's links back (cli/trace.py);
 `contextplane cost` prices a workload against Kafka on replicated disks (cli/cost.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
@@ -29,6 +30,7 @@ from contextplane.cli import (
     context,
     cost,
     executor,
+    mcp,
     registry,
     users,
 )
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.add_parsers(sub)
     context.add_parser(sub)
     executor.add_parser(sub)
+    mcp.add_parser(sub)
     cost.add_parser(sub)
     completion.add_parser(sub)
     return parser
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return context.run(args)
     if args.command == "executor":
         return executor.run(args)
+    if args.command == "mcp":
+        return mcp.run(args)
     if args.command == "cost":
         return cost.run(args)
     if args.command == "completion":

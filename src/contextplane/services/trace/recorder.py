@@ -156,6 +156,35 @@ class Decisions:
         if any, raised again after it. `correlation_id` defaults to the decision id,
         `causation_id` to the correlation id. `input` (JSON, ≤ 64 KiB) is what the
         decision was asked: `contextplane replay` gives it to the copilot function again."""
+        decision = self.new_decision(
+            decision_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            input=input,
+            replay_of=replay_of,
+        )
+        token = current.open_decision.set(decision)
+        try:
+            yield decision
+        except BaseException as exc:
+            decision.outcome = f"error: {type(exc).__name__}: {exc}"
+            current.open_decision.reset(token)
+            self.produce(decision)
+            raise
+        current.open_decision.reset(token)
+        self.produce(decision)
+
+    def new_decision(
+        self,
+        decision_id: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        input: Any = None,
+        replay_of: dict[str, Any] | None = None,
+    ) -> Decision:
+        """A decision not yet open anywhere (`decision()` opens one for its block; the MCP
+        server keeps one per id the agent names, across its calls)."""
         if input is not None:
             try:
                 size = len(json.dumps(input).encode())
@@ -172,19 +201,12 @@ class Decisions:
             correlation_id=correlation,
             causation_id=event.check_name("causation id", causation_id or correlation),
         )
-        decision = Decision(attributes, input, replay_of)
-        token = current.open_decision.set(decision)
-        try:
-            yield decision
-        except BaseException as exc:
-            decision.outcome = f"error: {type(exc).__name__}: {exc}"
-            current.open_decision.reset(token)
-            self._produce(decision)
-            raise
-        current.open_decision.reset(token)
-        self._produce(decision)
+        return Decision(attributes, input, replay_of)
 
-    def _produce(self, decision: Decision) -> None:
+    def produce(self, decision: Decision) -> None:
+        """The decision's event as it stands, produced (acks=all); `decision.landed` is
+        where it went. DecisionTooLargeError past the topic's bound, DecisionError when
+        it could not be produced."""
         value = event.encode(decision.document(_CLOCK.wall_ms()), decision.id, self.bytes_max)
         decision.landed = produce_and_wait(
             self._producer,
