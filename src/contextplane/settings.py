@@ -132,6 +132,9 @@ class Settings:
     ssl_keystore_type: str = "PEM"
     # The HMAC-SHA256 key of masking policies whose action is `hash` (broker/masking.py).
     masking_hmac_key: str = ""
+    # Who may use the schema registry beside the broker (security/registry_access.py).
+    registry_authentication_method: str = "NONE"
+    registry_authentication_realm: str = "SchemaRegistry"
     ssl_keystore_location: str = ""
     ssl_keystore_password: str = ""
     ssl_key_password: str = ""

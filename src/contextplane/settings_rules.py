@@ -55,6 +55,11 @@ def first_problem(settings: Settings) -> str | None:
         )
     except sasl_settings.SaslSettingsError as exc:
         return str(exc)
+    if settings.registry_authentication_method.upper() not in ("NONE", "BASIC", "BEARER"):
+        return (
+            "contextplane.registry.authentication.method: "
+            f"{settings.registry_authentication_method!r} is not NONE, BASIC or BEARER"
+        )
     if settings.audit_overflow_policy not in ("fail-open", "fail-closed"):
         return (
             f"contextplane.audit.overflow.policy: {settings.audit_overflow_policy!r} is not"

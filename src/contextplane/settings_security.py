@@ -32,6 +32,22 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         default_text="empty (hashed fields are sent null)",
     ),
     Setting(
+        "contextplane.registry.authentication.method",
+        "registry_authentication_method",
+        "",
+        "who may use the schema registry `contextplane up --registry-port` serves "
+        "(Confluent's `authentication.method`): `NONE`, `BASIC` (HTTP Basic checked against "
+        "the broker's SCRAM users) or `BEARER` (tokens validated as the first OAUTHBEARER "
+        "listener validates them); with an authorizer, subjects are authorized by ACLs",
+    ),
+    Setting(
+        "contextplane.registry.authentication.realm",
+        "registry_authentication_realm",
+        "",
+        "the realm the registry's 401 answers name in `WWW-Authenticate` (Confluent's "
+        "`authentication.realm`)",
+    ),
+    Setting(
         "ssl.keystore.type",
         "ssl_keystore_type",
         "",

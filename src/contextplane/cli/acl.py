@@ -20,6 +20,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.security.subject_acls import acl_name, subject_of
 
 # The resource flags and confluent-kafka's ResourceType for each ("cluster" is BROKER,
 # the resource named kafka-cluster).
@@ -48,6 +49,11 @@ def add_parser(sub: Any) -> None:
         resource.add_argument("--group", metavar="NAME")
         resource.add_argument("--transactional-id", metavar="ID")
         resource.add_argument("--cluster", action="store_true", help="the cluster resource")
+        resource.add_argument(
+            "--subject",
+            metavar="NAME",
+            help="a schema registry subject (kept as the topic ACL :subject:NAME)",
+        )
         parser.add_argument(
             "--pattern-type",
             choices=("literal", "prefixed")
@@ -108,6 +114,10 @@ def _resource(args: argparse.Namespace) -> tuple[Any, str | None]:
 
     if args.cluster:
         return ResourceType.BROKER, CLUSTER_NAME
+    if args.subject is not None:
+        if not args.subject:
+            raise ConfigError("--subject needs a name")
+        return ResourceType.TOPIC, acl_name(args.subject)
     for flag, kind in _RESOURCES.items():
         name = getattr(args, flag)
         if name is not None:
@@ -141,13 +151,17 @@ def _filter(args: argparse.Namespace) -> Any:
 
 def _described(binding: Any) -> dict[str, str]:
     kind = "CLUSTER" if binding.restype.name == "BROKER" else binding.restype.name
+    name = binding.name
+    subject = subject_of(name) if kind == "TOPIC" else None
+    if subject is not None:
+        kind, name = "SUBJECT", subject
     return {
         "principal": binding.principal,
         "host": binding.host,
         "operation": binding.operation.name,
         "permission": binding.permission_type.name,
         "resource_type": kind,
-        "resource_name": binding.name,
+        "resource_name": name,
         "pattern_type": binding.resource_pattern_type.name,
     }
 

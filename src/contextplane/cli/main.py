@@ -38,6 +38,7 @@ from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import log_to_stderr
 from contextplane.metadata.store import MetadataStoreUnreachable
 from contextplane.security.jwks import JwksError
+from contextplane.security.registry_access import RegistryAccessError
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
 from contextplane.storage.store_marker import ObjectStoreMismatch
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         status = asyncio.run(_run(settings, args.registry_port))
     except KeyboardInterrupt:
         status = 0
-    except (TlsConfigError, JwksError) as exc:  # settings that name unusable files
+    except (TlsConfigError, JwksError, RegistryAccessError) as exc:  # unusable settings
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
     except MetadataStoreUnreachable as exc:  # names the URL without its password
@@ -206,7 +207,9 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
     print(f"contextplane broker ready on {settings.host}:{broker.bound_port}", flush=True)
     dataclass_code.save()  # what start-up compiled, for the next start (cli/launch.py)
     beside = (
-        registry.start_beside(settings.host, broker.bound_port, registry_port)
+        registry.start_beside(
+            settings.host, broker.bound_port, registry_port, broker.pipeline.services
+        )
         if registry_port is not None
         else None
     )

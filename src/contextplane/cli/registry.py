@@ -14,11 +14,14 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contextplane.cli.kafka_client import ConfigError, security_config
 from contextplane.logsafe import log_to_stderr
 from contextplane.services.schema_registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from contextplane.broker.context import Services
 
 DEFAULT_PORT = 8081  # Confluent's
 
@@ -100,13 +103,29 @@ class RegistryBeside:
             await self._task
 
 
-def start_beside(host: str, broker_port: int, port: int) -> RegistryBeside:
+def start_beside(
+    host: str, broker_port: int, port: int, services: Services | None = None
+) -> RegistryBeside:
+    """`services`: the broker's, whose SCRAM users, token validation, ACLs and audit log
+    guard the registry as its settings say (security/registry_access.py)."""
+    from contextplane.security.registry_access import registry_access
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import KafkaStore
 
+    access = None
+    if services is not None:
+        settings = services.settings
+        access = registry_access(
+            settings.registry_authentication_method,
+            settings.registry_authentication_realm,
+            services.scram,
+            services.sasl.token_validator() if services.sasl is not None else None,
+            services.authorizer,
+            services.audit,
+        )
     stop = asyncio.Event()
     store = KafkaStore(f"{host}:{broker_port}")
-    task = asyncio.create_task(run_registry(store, host, port, stop))
+    task = asyncio.create_task(run_registry(store, host, port, stop, access))
     task.add_done_callback(_report)
     return RegistryBeside(task, stop)
 

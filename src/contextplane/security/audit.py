@@ -17,7 +17,8 @@ request's denials, from the pipeline), `authorization` (an allowed access),
 `authentication` (for the SASL handlers: success or failure of one exchange),
 `certificate_authentication` (for the listener: a client certificate accepted or
 refused; refusals bound per client address),
-`report_suppressed` (from the sink's flusher), `audits_access` (is an allowed read or
+`service_request` (a change or denial of a service beside the broker: the schema
+registry), `report_suppressed` (from the sink's flusher), `audits_access` (is an allowed read or
 write of this topic recorded: `contextplane.audit.allowed.topics`).
 """
 
@@ -163,6 +164,60 @@ class AuditLog:
                 self.suppressed_records += 1
                 continue
             self._denial(ctx, actions, error)
+
+    def service_request(
+        self,
+        *,
+        service: str,
+        principal: str,
+        peer: str,
+        api: str,
+        operation: str,
+        resource_type: str,
+        resource_name: str,
+        allowed: bool,
+        result: str,
+        acl: str = "",
+    ) -> None:
+        """One request to a service beside the broker (`service`: the schema registry)
+        by the principal it authenticated: a change it made, allowed with its `result`
+        (FAILED unless the result is a 2xx status), or a denial (`acl` the one that
+        decided), bound per principal as the broker's denials are."""
+        if not allowed:
+            self.report_suppressed()
+            if not self.denial_limit.admit(principal, 1, self._wall_ms()):
+                self.suppressed_records += 1
+                return
+        who = bounded_client(principal)
+        name = _bounded(resource_name)
+        _log.info(
+            "audit %s %s=%s result=%s peer=%s principal=%s operation=%s listener=%s",
+            escape(api),
+            resource_type.lower(),
+            escape(name, quote=True),
+            escape(result),
+            escape(peer),
+            escape(who, quote=True),
+            operation,
+            escape(service),
+        )
+        decision = "DENIED" if not allowed else "ALLOWED" if result.startswith("2") else "FAILED"
+        data: dict[str, object] = {
+            "principal": who,
+            "client_address": peer,
+            "client_id": None,
+            "listener": service,
+            "api": api,
+            "operation": operation,
+            "resource_type": resource_type,
+            "resource_name": name,
+            "decision": decision,
+            "result": result,
+        }
+        if acl:
+            data["acl"] = acl
+        event_type = AUTHORIZATION if not allowed else CHANGE
+        self._emit(event_type, f"{resource_type.lower()}:{name}", data)
 
     def report_suppressed(self, force: bool = False) -> None:
         """Once a rate window has ended (or at a stop, with `force`): one record and one

@@ -83,6 +83,11 @@ class SaslAuthenticator:
         for key_set in self.key_sets.values():
             await key_set.load()
 
+    def token_validator(self) -> JwtValidator | None:
+        """The first OAUTHBEARER listener's validation (the schema registry's bearer
+        tokens are validated as that listener's are); None without one."""
+        return next(iter(self._validators.values()), None)
+
     def mechanisms(self, listener: str) -> tuple[str, ...]:
         config = self._listeners.get(listener.upper())
         return config.mechanisms if config is not None else ()

@@ -1,5 +1,6 @@
 """The registry's ASGI app: the resources' routes, and every error answered with
-Confluent's `{error_code, message}` body and content type."""
+Confluent's `{error_code, message}` body and content type; given an `Access`, every
+request authenticated and every route guarded by its need (access.py, access_rules.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.access import Access, Authentication, guarded
+from contextplane.services.schema_registry.access_rules import NEEDS
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
 from contextplane.services.schema_registry.path_segments import RawPathRouting
@@ -48,7 +51,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return RegistryResponse({"error_code": 500, "message": "Internal Server Error"}, 500)
 
 
-def build_app(registry: SchemaRegistry) -> Starlette:
+def _guarded(route: Route) -> Route:
+    methods = sorted((route.methods or set()) - {"HEAD"})
+    (method,) = methods
+    endpoint = guarded(route.endpoint, NEEDS[(method, route.path)])
+    return Route(route.path, endpoint, methods=methods)
+
+
+def build_app(registry: SchemaRegistry, access: Access | None = None) -> Starlette:
     routes = [
         Route("/", _root, methods=["GET"]),
         *subjects.ROUTES,
@@ -57,9 +67,13 @@ def build_app(registry: SchemaRegistry) -> Starlette:
         *mode.ROUTES,
         *compatibility.ROUTES,
     ]
+    middleware = [Middleware(RawPathRouting)]
+    if access is not None:
+        routes = [_guarded(route) for route in routes]
+        middleware.append(Middleware(Authentication, access=access))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RawPathRouting)],
+        middleware=middleware,
         exception_handlers={
             RegistryError: _registry_error,
             HTTPException: _http_error,
@@ -67,4 +81,5 @@ def build_app(registry: SchemaRegistry) -> Starlette:
         },
     )
     app.state.registry = registry
+    app.state.access = access
     return app

@@ -3,6 +3,8 @@ same words Confluent's registry answers with (clients match on the codes).
 
 * RegistryError
   - 400 / 400    a body that is not a JSON object
+  - 401 / 401    no credentials or wrong ones (when authentication is on)
+  - 403 / 40301  an operation the principal's ACLs refuse
   - 404 / 404xx  subject, version, schema not found; soft-delete states
   - 408 / 408    a request body trickled in too slowly
   - 409 / 409    incompatible schema
@@ -161,3 +163,13 @@ def store_error(reason: str) -> RegistryError:
 
 def store_timeout(reason: str) -> RegistryError:
     return RegistryError(500, 50002, f"Operation timed out: {reason}")
+
+
+def unauthorized() -> RegistryError:
+    """No credentials, or credentials that prove no principal (Confluent's rest-utils)."""
+    return RegistryError(401, 401, "Unauthorized")
+
+
+def forbidden(operation: str, resource: str, name: str) -> RegistryError:
+    """An authenticated principal the ACLs refuse (Confluent's 40301 and words)."""
+    return RegistryError(403, 40301, f"User is denied operation {operation} on {resource}: {name}")

@@ -6,6 +6,7 @@ import asyncio
 
 from contextplane.services.bound_socket import bind
 from contextplane.services.http_server import serve
+from contextplane.services.schema_registry.access import Access
 from contextplane.services.schema_registry.app import build_app
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.store import Store
@@ -13,14 +14,17 @@ from contextplane.services.schema_registry.store import Store
 READY_LINE = "contextplane schema registry ready on {host}:{port}"
 
 
-async def run_registry(store: Store, host: str, port: int, stop: asyncio.Event) -> None:
-    """Bind, replay the store, print the ready line, serve until `stop`, close the store."""
+async def run_registry(
+    store: Store, host: str, port: int, stop: asyncio.Event, access: Access | None = None
+) -> None:
+    """Bind, replay the store, print the ready line, serve until `stop`, close the store;
+    `access`: who may do what (None: anyone, anything)."""
     sock = bind(host, port)
     registry = SchemaRegistry(store)
     try:
         await registry.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        await serve(build_app(registry), sock, stop)
+        await serve(build_app(registry, access), sock, stop)
     finally:
         sock.close()
         await registry.close()

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.access import readable, require_any_readable
 from contextplane.services.schema_registry.formats import SCHEMA_TYPES
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
@@ -17,6 +18,7 @@ from contextplane.services.schema_registry.http_io import (
     schema_text,
 )
 from contextplane.services.schema_registry.routes.subjects import found_body, type_and_references
+from contextplane.services.schema_registry.state import StoredSchema
 
 
 async def types(request: Request) -> Response:
@@ -29,28 +31,40 @@ async def every_version(request: Request) -> Response:
         prefix=request.query_params.get("subjectPrefix", ""),
         latest_only=flag(request, "latestOnly"),
     )
-    return RegistryResponse(page(request, [found_body(f) for f in found]))
+    allowed = set(readable(request, {f.subject for f in found}))
+    return RegistryResponse(page(request, [found_body(f) for f in found if f.subject in allowed]))
 
 
 async def contexts(request: Request) -> Response:
     return RegistryResponse(["."])  # the default context only (RFC 0005, non-goals)
 
 
+def _readable_schema(request: Request) -> StoredSchema:
+    """The schema the path names, once the caller may read one subject holding it."""
+    registry = registry_of(request)
+    wanted = schema_id(request)
+    stored = registry.schema(wanted)
+    held = {subject for subject, _ in registry.schema_versions(wanted, deleted=True)}
+    require_any_readable(request, wanted, held)
+    return stored
+
+
 async def by_id(request: Request) -> Response:
-    stored = registry_of(request).schema(schema_id(request))
+    stored = _readable_schema(request)
     text = await schema_text(request, stored)
     return RegistryResponse({"schema": text} | type_and_references(stored))
 
 
 async def raw_by_id(request: Request) -> Response:
-    return raw_response(registry_of(request).schema(schema_id(request)).text)
+    return raw_response(_readable_schema(request).text)
 
 
 async def versions(request: Request) -> Response:
     pairs = registry_of(request).schema_versions(
         schema_id(request), deleted=flag(request, "deleted")
     )
-    items = [{"subject": subject, "version": version} for subject, version in pairs]
+    allowed = set(readable(request, {subject for subject, _ in pairs}))
+    items = [{"subject": s, "version": v} for s, v in pairs if s in allowed]
     return RegistryResponse(page(request, items))
 
 
@@ -59,7 +73,7 @@ async def subjects(request: Request) -> Response:
         schema_id(request), deleted=flag(request, "deleted")
     )
     wanted = request.query_params.get("subject")
-    names = sorted({s for s, _ in pairs if wanted is None or s == wanted})
+    names = sorted(readable(request, {s for s, _ in pairs if wanted is None or s == wanted}))
     return RegistryResponse(page(request, names))
 
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contextplane.services.schema_registry.access import readable
 from contextplane.services.schema_registry.contracts import contract_of
 from contextplane.services.schema_registry.http_io import (
     RegistryResponse,
@@ -58,7 +59,7 @@ async def list_subjects(request: Request) -> Response:
         deleted_only=deleted_only_flag(request),
         prefix=request.query_params.get("subjectPrefix", ""),
     )
-    return RegistryResponse(page(request, subjects))
+    return RegistryResponse(page(request, readable(request, subjects)))
 
 
 async def lookup(request: Request) -> Response:
