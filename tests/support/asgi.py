@@ -20,12 +20,18 @@ class Answer:
 
 
 async def call(
-    app: Any, method: str, target: str, body: Any = None, raw: bytes | None = None
+    app: Any,
+    method: str,
+    target: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
     parts = urlsplit(target)
     payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    headers = [(b"content-type", b"application/vnd.schemaregistry.v1+json")]
-    headers.append((b"content-length", str(len(payload)).encode()))
+    head = [(b"content-type", b"application/vnd.schemaregistry.v1+json")]
+    head.append((b"content-length", str(len(payload)).encode()))
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -36,7 +42,7 @@ async def call(
         "raw_path": parts.path.encode(),
         "query_string": parts.query.encode(),
         "root_path": "",
-        "headers": headers,
+        "headers": head,
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8081),
     }
