@@ -17,8 +17,10 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tests.support.audit_topics import AUDIT_TOPIC, read_json_topic
 from tests.support.cli import contextplane
+from tests.support.jwt_issuer import AUDIENCE, ISSUER, Issuer
 from tests.support.wait import wait_until
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -49,18 +52,12 @@ class Up:
         return SchemaRegistryClient({"url": self.url, "basic.auth.user.info": f"{user}:{secret}"})
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    where = tmp_path_factory.mktemp("registry-auth")
+@contextmanager
+def running_up(where: Path, settings: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`contextplane up --registry-port 0` with `settings`: (bootstrap, registry URL)."""
     log_path = where / "up.log"
-    settings = {
-        "authorizer.class.name": AUTHORIZER,
-        # The registry's own Kafka client is User:ANONYMOUS on the PLAINTEXT listener.
-        "super.users": "User:ANONYMOUS;User:admin",
-        "contextplane.registry.authentication.method": "BASIC",
-    }
     command = [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir", str(where / "d")]
-    command += ["--port", "0", "--registry-port", "0"]
+    command += ["--registry-port", "0"] + ([] if "listeners" in settings else ["--port", "0"])
     for name, value in settings.items():
         command += ["--set", f"{name}={value}"]
     with open(log_path, "wb") as log:
@@ -70,28 +67,44 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         def ports() -> tuple[int, int] | None:
             assert process.poll() is None, log_path.read_text()
             text = log_path.read_text()
-            broker = re.search(r"broker listening on \S+:(\d+)", text)
+            broker = re.search(r"broker ready on \S+:(\d+)", text)
             registry = re.search(r"schema registry ready on \S+:(\d+)", text)
             return (int(broker.group(1)), int(registry.group(1))) if broker and registry else None
 
         broker_port, registry_port = wait_until(ports, 60, "the broker and its registry")
-        bootstrap = f"127.0.0.1:{broker_port}"
+        yield f"127.0.0.1:{broker_port}", f"http://127.0.0.1:{registry_port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log_path.read_text()
+
+
+def grant(bootstrap: str, principal: str, *operations: str) -> None:
+    """`principal` may do `operations` on the subjects starting `orders-`."""
+    granted = contextplane(
+        "acl", "create", "--bootstrap-server", bootstrap, "--subject", "orders-",
+        "--pattern-type", "prefixed", "--allow-principal", principal,
+        *(part for operation in operations for part in ("--operation", operation)),
+    )  # fmt: skip
+    assert granted.status == 0, granted.err
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    settings = {
+        "authorizer.class.name": AUTHORIZER,
+        # The registry's own Kafka client is User:ANONYMOUS on the PLAINTEXT listener.
+        "super.users": "User:ANONYMOUS;User:admin",
+        "contextplane.registry.authentication.method": "BASIC",
+    }
+    with running_up(tmp_path_factory.mktemp("registry-basic"), settings) as (bootstrap, url):
         for user, password in PASSWORDS.items():
             made = contextplane(
                 "user", "set", user, "--password-stdin", "--bootstrap-server", bootstrap,
                 stdin=password + "\n",
             )  # fmt: skip
             assert made.status == 0, made.err
-        granted = contextplane(
-            "acl", "create", "--bootstrap-server", bootstrap, "--subject", "orders-",
-            "--pattern-type", "prefixed", "--allow-principal", "User:alice",
-            "--operation", "Read", "--operation", "Write",
-        )  # fmt: skip
-        assert granted.status == 0, granted.err
-        yield Up(bootstrap, f"http://127.0.0.1:{registry_port}")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0, log_path.read_text()
+        grant(bootstrap, "User:alice", "Read", "Write")
+        yield Up(bootstrap, url)
 
 
 def _get(url: str, authorization: str | None = None) -> tuple[int, Message, Any]:
@@ -183,3 +196,48 @@ def test_alice_registers_under_orders_and_bob_is_refused(up: Up) -> None:
     assert denial["operation"] == "WRITE"
     assert denial["resource_name"] == "orders-value"
     assert denial["acl"] == "no ACL allows it"
+
+
+def test_bearer_tokens_validated_as_the_oauthbearer_listener_does(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """BEARER: tokens of the issuer the broker's OAUTHBEARER listener trusts, through
+    confluent-kafka's client (`bearer.auth.credentials.source=STATIC_TOKEN`)."""
+    where = tmp_path_factory.mktemp("registry-bearer")
+    issuer = Issuer()
+    settings = {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "OAUTHBEARER",
+        "sasl.oauthbearer.jwks.endpoint.url": issuer.write_jwks(where / "jwks.json").as_uri(),
+        "sasl.oauthbearer.expected.issuer": ISSUER,
+        "sasl.oauthbearer.expected.audience": AUDIENCE,
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+        ),
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": "User:ANONYMOUS",
+        "contextplane.registry.authentication.method": "BEARER",
+    }
+    with running_up(where, settings) as (bootstrap, url):
+        grant(bootstrap, "User:alice", "Write")
+
+        def client(token: str) -> SchemaRegistryClient:
+            return SchemaRegistryClient(
+                {
+                    "url": url,
+                    "bearer.auth.credentials.source": "STATIC_TOKEN",
+                    "bearer.auth.token": token,
+                    "bearer.auth.logical.cluster": "lsrc-1",
+                }
+            )
+
+        assert client(issuer.token("alice")).register_schema("orders-value", Schema(ORDER)) > 0
+        with pytest.raises(SchemaRegistryError) as refused:
+            client(issuer.token("bob")).register_schema("orders-value", Schema(ORDER))
+        assert (refused.value.http_status_code, refused.value.error_code) == (403, 40301)
+        for token in (issuer.token("alice", lifetime_s=-3600), issuer.unsigned_token()):
+            with pytest.raises(SchemaRegistryError) as unauthorized:
+                client(token).get_subjects()
+            assert unauthorized.value.http_status_code == 401
+        status, headers, _ = _get(f"{url}/subjects", _basic("alice", "x"))
+        assert (status, headers.get("WWW-Authenticate")) == (401, 'Bearer realm="SchemaRegistry"')
