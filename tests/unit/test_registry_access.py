@@ -94,6 +94,7 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
         assert (await as_("admin", "PUT", "/config", {"compatibility": "NONE"})).status == 200
         assert (await as_("carol", "GET", "/subjects")).json() == []
         assert (await as_("carol", "GET", "/schemas/ids/1")).status == 403
+        assert (await as_("carol", "GET", "/subjects/orders-value/versions")).status == 403
         missing = await as_(None, "GET", "/subjects")
         assert missing.status == 401
         assert missing.headers["www-authenticate"] == 'Bearer realm="SchemaRegistry"'
@@ -116,6 +117,11 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
         "decision": "ALLOWED",
         "result": "200",
     }.items() <= data[0].items()
+    carol = [(d["api"], d["resource_type"]) for d in data if d["principal"] == "User:carol"]
+    assert carol == [
+        ("GET /schemas/ids/{schema_id}", "SCHEMA"),
+        ("GET /subjects/{subject}/versions", "SUBJECT"),
+    ]
     denial = next(d for d in data if d["principal"] == "User:bob")
     assert denial["api"] == "DeleteSubject"
     assert denial["decision"] == "DENIED"

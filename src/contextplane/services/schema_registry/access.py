@@ -141,15 +141,16 @@ class Authentication:
         return principal, "" if principal else f"wrong password or unknown user {user[:256]!r}"
 
 
-def guarded(endpoint: Endpoint, need: Need) -> Endpoint:
-    """`endpoint` checked against `need` first, and audited after when it is a change."""
+def guarded(endpoint: Endpoint, need: Need, route: str) -> Endpoint:
+    """`endpoint` checked against `need` first, and audited after when it is a change
+    (`route` names a denied read in the audit)."""
 
     async def checked(request: Request) -> Response:
         access = access_of(request)
         if access is None:
             return await endpoint(request)
         caller = caller_of(request)
-        api = need.change or f"{request.method} {request.url.path}"
+        api = need.change or route
         if need.on in ("subject", "cluster"):
             resource = "SUBJECT" if need.on == "subject" else "CLUSTER"
             name = request.path_params["subject"] if need.on == "subject" else "kafka-cluster"
@@ -208,6 +209,12 @@ def require_any_readable(request: Request, schema_id: int, subjects: Iterable[st
         caller = caller_of(request)
         name = str(schema_id)
         access.audit(
-            caller, "GET /schemas/ids", "READ", "SCHEMA", name, allowed=False, result="40301"
+            caller,
+            "GET /schemas/ids/{schema_id}",
+            "READ",
+            "SCHEMA",
+            name,
+            allowed=False,
+            result="40301",
         )
         raise errors.forbidden("Read", "Schema", name)

@@ -54,7 +54,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def _guarded(route: Route) -> Route:
     methods = sorted((route.methods or set()) - {"HEAD"})
     (method,) = methods
-    endpoint = guarded(route.endpoint, NEEDS[(method, route.path)])
+    # A read's audit name is its route ("GET /subjects/{subject}"), not the client's path.
+    api = f"{method} {route.path.replace(':segment', '')}"
+    endpoint = guarded(route.endpoint, NEEDS[(method, route.path)], api)
     return Route(route.path, endpoint, methods=methods)
 
 
