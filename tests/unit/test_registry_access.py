@@ -86,6 +86,8 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
         registered = await as_("alice", "POST", "/subjects/orders-value/versions", SCHEMA)
         assert registered.status == 200, registered.body
         assert (await as_("bob", "GET", "/subjects/orders-value/versions/1")).status == 200
+        invalid = {"schema": "{not json"}
+        assert (await as_("alice", "POST", "/subjects/orders-key/versions", invalid)).status == 422
         assert (await as_("bob", "GET", "/subjects")).json() == ["orders-value"]
         assert (await as_("bob", "GET", "/schemas/ids/1")).status == 200
         denied = await as_("bob", "DELETE", "/subjects/orders-value")
@@ -117,6 +119,8 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
         "decision": "ALLOWED",
         "result": "200",
     }.items() <= data[0].items()
+    failed = next(d for d in data if d.get("resource_name") == "orders-key")
+    assert (failed["decision"], failed["result"]) == ("FAILED", "42201")
     carol = [(d["api"], d["resource_type"]) for d in data if d["principal"] == "User:carol"]
     assert carol == [
         ("GET /schemas/ids/{schema_id}", "SCHEMA"),

@@ -147,44 +147,32 @@ def guarded(endpoint: Endpoint, need: Need, route: str) -> Endpoint:
 
     async def checked(request: Request) -> Response:
         access = access_of(request)
-        if access is None:
-            return await endpoint(request)
+        if access is None or need.on not in ("subject", "cluster"):
+            return await endpoint(request)  # lists filter by READ themselves
         caller = caller_of(request)
-        api = need.change or route
-        if need.on in ("subject", "cluster"):
-            resource = "SUBJECT" if need.on == "subject" else "CLUSTER"
-            name = request.path_params["subject"] if need.on == "subject" else "kafka-cluster"
-            if not access.allowed(caller, need.operation, resource, name):
-                access.audit(
-                    caller, api, need.operation, resource, name, allowed=False, result="40301"
-                )
-                raise errors.forbidden(need.operation.capitalize(), resource.capitalize(), name)
-            if need.change is None:
-                return await endpoint(request)
-            try:
-                response = await endpoint(request)
-            except RegistryError as exc:
-                access.audit(
-                    caller,
-                    api,
-                    need.operation,
-                    resource,
-                    name,
-                    allowed=True,
-                    result=str(exc.error_code),
-                )
-                raise
+        if need.on == "subject":
+            resource, name = "SUBJECT", request.path_params["subject"]
+        else:
+            resource, name = "CLUSTER", "kafka-cluster"
+
+        def audit(allowed: bool, result: str) -> None:
             access.audit(
-                caller,
-                api,
-                need.operation,
-                resource,
-                name,
-                allowed=True,
-                result=str(response.status_code),
-            )
-            return response
-        return await endpoint(request)
+                caller, need.change or route, need.operation, resource, name,
+                allowed=allowed, result=result,
+            )  # fmt: skip
+
+        if not access.allowed(caller, need.operation, resource, name):
+            audit(False, "40301")
+            raise errors.forbidden(need.operation.capitalize(), resource.capitalize(), name)
+        if need.change is None:
+            return await endpoint(request)
+        try:
+            response = await endpoint(request)
+        except RegistryError as exc:
+            audit(True, str(exc.error_code))
+            raise
+        audit(True, str(response.status_code))
+        return response
 
     return checked
 
