@@ -49,8 +49,11 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     """Mask, in place, the records of every partition a policy covers for this principal."""
     policies = ctx.services.masking
     storage = ctx.log
+    if not any(partition is not None and entry["records"] for entry, partition, _ in targets):
+        return  # no records, nothing to mask (an idle long poll asks no leader)
+    ticket = policies.ticket()
     if policies.behind(storage):
-        await policies.catch_up(storage)
+        await policies.catch_up(storage, ticket)
     if policies.incomplete:
         # Fail closed: the policies could not be read, so no partition's records go out.
         for entry, partition, _ in targets:
@@ -62,8 +65,11 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     principal = str(ctx.principal)
     jobs = []
     known = ctx.topics.topics()
+    # Never masked: the two topics every broker folds, which other brokers read as Kafka
+    # clients (topic_follower.py); a masked policy would read there as a tombstone.
+    folded = (policies.topic, ctx.services.schemas.topic)
     for entry, partition, wanted in targets:
-        if partition is None or not entry["records"]:
+        if partition is None or not entry["records"] or partition.topic in folded:
             continue
         covering = policies.covering(principal, partition.topic)
         if covering:
