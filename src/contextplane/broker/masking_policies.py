@@ -79,11 +79,12 @@ class MaskingPolicies:
     def behind(self, storage: StorageEngine) -> bool:
         """Does the fold need a catch-up? (No lock: the common fetch asks only this.)"""
         partition = storage.partitions.get((self.topic, 0))
-        if partition is not self._partition or self.incomplete:
+        if self.incomplete:
             return True
-        if partition is None:  # led by another broker, or none: asked at every fetch
-            return (self.topic, 0) in storage.led_elsewhere
-        return partition is not None and self._position < partition.high_watermark
+        if partition is None:  # led by another broker (asked at every fetch), or none
+            return self._partition is not None or (self.topic, 0) in storage.led_elsewhere
+        moved = partition is not self._partition
+        return moved or self._position < partition.high_watermark
 
     async def catch_up(self, storage: StorageEngine, ticket: int = 0) -> None:
         async with self._lock:
