@@ -132,6 +132,9 @@ class Settings:
     ssl_keystore_type: str = "PEM"
     # The HMAC-SHA256 key of masking policies whose action is `hash` (broker/masking.py).
     masking_hmac_key: str = ""
+    # Kafka client properties of the internal consumer that reads `_schemas` and the
+    # masking policies from the broker leading them (broker/topic_follower.py).
+    internal_client_config: str = ""
     ssl_keystore_location: str = ""
     ssl_keystore_password: str = ""
     ssl_key_password: str = ""

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -53,7 +53,7 @@ SCHEMA = json.dumps(
 )
 
 
-def broker(data_dir: Path, node_id: int, url: str, objects: str) -> BrokerProcess:
+def broker(data_dir: Path, node_id: int, url: str, objects: str, **extra: str) -> BrokerProcess:
     return BrokerProcess(
         data_dir,
         metadata_url=url,
@@ -62,6 +62,7 @@ def broker(data_dir: Path, node_id: int, url: str, objects: str) -> BrokerProces
             "node.id": str(node_id),
             "broker.heartbeat.interval.ms": "300",
             "broker.session.timeout.ms": str(SESSION_MS),
+            **extra,
         },
     )
 
@@ -81,29 +82,35 @@ def led(url: str, topic: str) -> bool:
     return bool(rows) and all(r["leader"] == r["target"] != -1 for r in rows.values())
 
 
-def create(bootstrap: str, url: str, topic: str, config: dict[str, str] | None = None) -> None:
+def create(
+    client: dict[str, str], url: str, topic: str, config: dict[str, str] | None = None
+) -> None:
     """PARTITIONS partitions, some led by each broker."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client)
     admin.create_topics([NewTopic(topic, PARTITIONS, 1, config=config or {})])[topic].result(30)
     wait_until(lambda: led(url, topic), 15, f"{topic} led where targeted")
     assert {r["leader"] for r in stored(url, topic).values()} == {1, 2}
 
 
-def produce(bootstrap: str, topic: str, partition: int, value: bytes) -> KafkaError | None:
+def produce(
+    client: dict[str, str], topic: str, partition: int, value: bytes, key: bytes | None = None
+) -> KafkaError | None:
     """The delivery error of one record (None: acknowledged)."""
     outcome: list[KafkaError | None] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0})
-    producer.produce(topic, value, partition=partition, on_delivery=lambda e, _: outcome.append(e))
+    producer = Producer(client | {"acks": "all", "retries": 0})
+    producer.produce(
+        topic, value, key=key, partition=partition, on_delivery=lambda e, _: outcome.append(e)
+    )
     assert producer.flush(30) == 0
     return outcome[0]
 
 
-def consume(bootstrap: str, topic: str, partitions: list[int], count: int) -> list[Any]:
-    """`count` records of the partitions, read from their leaders (every error but
-    end-of-partition fails the test: none is surfaced for a retriable fetch error)."""
+def consume(client: dict[str, str], topic: str, partitions: list[int], count: int) -> list[Any]:
+    """`count` records of the partitions, read from their leaders (every error fails the
+    test: librdkafka surfaces none for a retriable fetch error)."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+        client
+        | {
             "group.id": f"g-{time.monotonic_ns()}",
             "enable.auto.commit": False,
             "check.crcs": True,
@@ -142,8 +149,8 @@ def test_schemas_and_masking_policies_are_known_on_every_broker(
     }
     registry = RegistryProcess(brokers[1].bootstrap, tmp_path / "registry.log")
     try:
-        one = brokers[1].bootstrap
-        admin = AdminClient({"bootstrap.servers": one})
+        one = {"bootstrap.servers": brokers[1].bootstrap}
+        admin = AdminClient(one)
         wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
         # `_schemas` created as the registry creates it, and led, before the registry
         # starts: a registry that creates it reads its end before a broker claimed it.
@@ -178,13 +185,17 @@ def test_schemas_and_masking_policies_are_known_on_every_broker(
             f"p{i}-{p}@example.com" for i in range(3) for p in ALL
         }
         add = ["mask", "add", "pii", "--principal", "User:ANONYMOUS", "--topic", "people"]
-        assert cli([*add, "--tag", "PII", "--bootstrap-server", one]) == 0
+        assert cli([*add, "--tag", "PII", "--bootstrap-server", brokers[1].bootstrap]) == 0
         # A policy whose pattern covers the two folded topics for the principal the
         # brokers read them as: they are never masked (their values would read as
         # tombstones on the other broker, and the policy above would be lost there).
         meta = ["mask", "add", "meta", "--principal", "User:ANONYMOUS", "--topic", "_*"]
-        assert cli([*meta, "--tag", "PII", "--bootstrap-server", one]) == 0
+        assert cli([*meta, "--tag", "PII", "--bootstrap-server", brokers[1].bootstrap]) == 0
         wait_until(lambda: led(url, MASKING_TOPIC), 15, "the policy topic led")
+        # Created by the command, compacted (its Metadata request no longer auto-creates it).
+        resource = ConfigResource("topic", MASKING_TOPIC)
+        described = admin.describe_configs([resource])[resource].result(20)
+        assert described["cleanup.policy"].value == "compact"
         assert {email_of(m.value()) for m in consume(one, "people", ALL, 3 * PARTITIONS)} == {
             "****"
         }
@@ -202,16 +213,91 @@ def test_schemas_and_masking_policies_are_known_on_every_broker(
         registry.stop()
         brokers[leader].kill9()
         own = [p for p, r in stored(url, "people").items() if r["leader"] == 3 - leader]
-        read = consume(survivor.bootstrap, "people", own, 3 * len(own))
+        read = consume({"bootstrap.servers": survivor.bootstrap}, "people", own, 3 * len(own))
         assert {email_of(m.value()) for m in read} == {"****"}
         wait_until(
             lambda: all(r["leader"] == 3 - leader for r in stored(url, MASKING_TOPIC).values()),
             30,
             "the survivor leads the policy topic",
         )
-        read = consume(survivor.bootstrap, "people", ALL, 3 * PARTITIONS)
+        read = consume({"bootstrap.servers": survivor.bootstrap}, "people", ALL, 3 * PARTITIONS)
         assert {email_of(m.value()) for m in read} == {"****"}
     finally:
         registry.stop()
         for running in brokers.values():
+            running.stop()
+
+
+def sasl_user(bootstrap: str, name: str) -> dict[str, str]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": name,
+        "sasl.password": f"{name}-secret",
+    }
+
+
+def test_brokers_whose_listeners_need_a_login_read_the_catalogs_with_their_own(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """SASL/PLAIN listeners only, so the internal consumer logs in with the properties
+    file `contextplane.internal.client.config` names: a policy for copilot, written
+    through broker 1, masks copilot's reads from both brokers; admin reads in clear."""
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    users = " ".join(f'user_{n}="{n}-secret"' for n in ("broker", "admin", "copilot"))
+    module = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+    internal = tmp_path / "internal.properties"
+    internal.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+        f'sasl.jaas.config={module} username="broker" password="broker-secret";\n'
+    )
+    command = tmp_path / "admin.properties"
+    command.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+        f'sasl.jaas.config={module} username="admin" password="admin-secret";\n'
+    )
+    secured = {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": f"{module} {users};",
+        "contextplane.internal.client.config": str(internal),
+    }
+    brokers = [
+        broker(tmp_path / "one", 1, url, objects, **secured).start(),
+        broker(tmp_path / "two", 2, url, objects, **secured).start(),
+    ]
+    try:
+        admin_client = sasl_user(brokers[0].bootstrap, "admin")
+        admin = AdminClient(admin_client)
+        wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
+        schemas = NewTopic("_schemas", 1, 1, config={"cleanup.policy": "compact"})
+        admin.create_topics([schemas])["_schemas"].result(30)
+        create(admin_client, url, "people")
+        # The schema as a registry writes it to `_schemas` (id 1, `email` tagged PII).
+        key = json.dumps({"keytype": "SCHEMA", "subject": "people-value", "version": 1, "magic": 1})
+        value = {"subject": "people-value", "version": 1, "id": 1, "schemaType": "JSON"}
+        record = json.dumps(value | {"schema": SCHEMA}).encode()
+        assert produce(admin_client, "_schemas", 0, record, key.encode()) is None
+        wire = b"\x00" + struct.pack(">I", 1)
+        for partition in ALL:
+            person = {"name": "Ada", "email": f"ada-{partition}@example.com"}
+            assert (
+                produce(admin_client, "people", partition, wire + json.dumps(person).encode())
+                is None
+            )
+        add = ["mask", "add", "pii", "--principal", "User:copilot", "--topic", "people"]
+        where = ["--bootstrap-server", brokers[0].bootstrap, "--command-config", str(command)]
+        assert cli([*add, "--tag", "PII", *where]) == 0
+        copilot = sasl_user(brokers[0].bootstrap, "copilot")
+        assert {email_of(m.value()) for m in consume(copilot, "people", ALL, PARTITIONS)} == {
+            "****"
+        }
+        assert {email_of(m.value()) for m in consume(admin_client, "people", ALL, PARTITIONS)} == {
+            f"ada-{p}@example.com" for p in ALL
+        }
+    finally:
+        for running in brokers:
             running.stop()

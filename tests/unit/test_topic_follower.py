@@ -3,7 +3,8 @@
 watermark the leader answers after the caller's ticket, concurrent callers share one
 probe, a leader that does not answer is a FollowError within the time allowed; the
 masking policies and the schema catalog folded through it on a broker whose own storage
-says another node leads the topic, and failing closed when the leader cannot be read."""
+says another node leads the topic, and failing closed when the leader cannot be read;
+`contextplane.internal.client.config` checked at load."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from contextplane.broker.topic_follower import FollowError, TopicFollower
 from contextplane.metadata.store import open_metadata_store
 from contextplane.security.masking_policy import MASKING_TOPIC
 from contextplane.services.schema_registry.records import encode, schema_key
-from contextplane.settings import Settings
+from contextplane.settings import Settings, SettingsError, load_settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
@@ -123,6 +124,13 @@ def test_masking_policies_are_folded_from_the_leader_and_fail_closed_without_it(
         policies = MaskingPolicies()
         policies.remote = TopicFollower(MASKING_TOPIC, lambda: leader.bootstrap)
         try:
+            # A topic in the topic table whose leader the mirror has not noted yet is read
+            # from its leader all the same (else: no policies, records in clear).
+            noted = engine.led_elsewhere.pop((MASKING_TOPIC, 0))
+            assert not policies.behind(engine) and policies.behind(engine, exists=True)
+            await policies.catch_up(engine, policies.ticket(), exists=True)
+            assert policies.any and not policies.incomplete
+            engine.led_elsewhere[(MASKING_TOPIC, 0)] = noted
             await policies.catch_up(engine, policies.ticket())
             assert not policies.incomplete
             assert [p.name for p in policies.covering("User:copilot", "people")] == ["pii"]
@@ -174,3 +182,37 @@ def test_the_schema_catalog_is_folded_from_the_leader_and_refuses_without_it(
             await engine.metadata.close()
 
     asyncio.run(scenario())
+
+
+def test_the_internal_client_config_is_checked_at_load(tmp_path: Path) -> None:
+    """A properties file that does not read, maps to nothing librdkafka has, or names a
+    security protocol no listener has stops the start with a message naming the setting."""
+    sasl = tmp_path / "sasl.properties"
+    sasl.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="broker" password="secret";\n'
+    )
+    keystore = tmp_path / "jks.properties"
+    keystore.write_text("security.protocol=SSL\nssl.keystore.type=JKS\n")
+    refused = {
+        str(tmp_path / "missing.properties"): "No such file or directory",
+        str(keystore): "only PEM files can be used",
+        str(sasl): "no listener is SASL_PLAINTEXT",
+    }
+    for path, problem in refused.items():
+        with pytest.raises(SettingsError, match=problem) as caught:
+            load_settings(environ={}, overrides={"contextplane.internal.client.config": path})
+        assert str(caught.value).startswith("contextplane.internal.client.config: ")
+    listeners = "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_broker="s";'
+    settings = load_settings(
+        environ={},
+        overrides={
+            "listeners": listeners,
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+            "contextplane.internal.client.config": str(sasl),
+        },
+    )
+    assert settings.internal_client_config == str(sasl)

@@ -42,6 +42,7 @@ from contextplane.broker.read_receipts import ReadReceipts
 from contextplane.broker.topic_follower import TopicFollower
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
+from contextplane.client_properties import read_client_properties
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
@@ -312,18 +313,23 @@ class Broker:
     def _follow_catalogs(self, services: Services) -> None:
         """How this broker reads `_schemas` and `__contextplane_masking` when another
         broker of the cluster leads them: an internal consumer bootstrapped through its own
-        first PLAINTEXT listener. Without one (its clients must authenticate, and the
-        internal consumer has no credentials) such a broker fails closed, as before."""
-        plaintext = [s for s in self.settings.listeners if s.security_protocol == "PLAINTEXT"]
-        if not plaintext:
+        first listener of the internal client's security protocol (PLAINTEXT, or as
+        `contextplane.internal.client.config` says; checked at load). Without such a
+        listener the broker fails closed there, as it did before."""
+        config: dict[str, str] = {}
+        if self.settings.internal_client_config:
+            config = read_client_properties(self.settings.internal_client_config)
+        protocol = config.get("security.protocol", "PLAINTEXT").upper()
+        chosen = [s for s in self.settings.listeners if s.security_protocol == protocol]
+        if not chosen:
             return
 
         def bootstrap() -> str:
-            host, port = self.advertised(plaintext[0].name)
+            host, port = self.advertised(chosen[0].name)
             return f"{host or self.settings.host}:{port}"
 
-        services.schemas.remote = TopicFollower(services.schemas.topic, bootstrap, self.clock)
-        services.masking.remote = TopicFollower(services.masking.topic, bootstrap, self.clock)
+        for fold in (services.schemas, services.masking):
+            fold.remote = TopicFollower(fold.topic, bootstrap, self.clock, config=config)
 
     def endpoints(self) -> tuple[BrokerEndpoint, ...]:
         """What the registry publishes: each listener's advertised endpoint."""

@@ -52,8 +52,10 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     if not any(partition is not None and entry["records"] for entry, partition, _ in targets):
         return  # no records, nothing to mask (an idle long poll asks no leader)
     ticket = policies.ticket()
-    if policies.behind(storage):
-        await policies.catch_up(storage, ticket)
+    known = ctx.topics.topics()
+    exists = policies.topic in known
+    if policies.behind(storage, exists):
+        await policies.catch_up(storage, ticket, exists)
     if policies.incomplete:
         # Fail closed: the policies could not be read, so no partition's records go out.
         for entry, partition, _ in targets:
@@ -64,7 +66,6 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
         return
     principal = str(ctx.principal)
     jobs = []
-    known = ctx.topics.topics()
     # Never masked: the two topics every broker folds, which other brokers read as Kafka
     # clients (topic_follower.py); a masked policy would read there as a tombstone.
     folded = (policies.topic, ctx.services.schemas.topic)

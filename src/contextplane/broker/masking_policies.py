@@ -76,17 +76,21 @@ class MaskingPolicies:
         """Taken when a fetch arrives, before `catch_up` (see TopicFollower.ticket)."""
         return self.remote.ticket() if self.remote is not None else 0
 
-    def behind(self, storage: StorageEngine) -> bool:
-        """Does the fold need a catch-up? (No lock: the common fetch asks only this.)"""
+    def behind(self, storage: StorageEngine, exists: bool = False) -> bool:
+        """Does the fold need a catch-up? (No lock: the common fetch asks only this.)
+        `exists`: the topic is in this broker's topic table."""
         partition = storage.partitions.get((self.topic, 0))
         if self.incomplete:
             return True
         if partition is None:  # led by another broker (asked at every fetch), or none
-            return self._partition is not None or (self.topic, 0) in storage.led_elsewhere
+            elsewhere = (self.topic, 0) in storage.led_elsewhere
+            return self._partition is not None or exists or elsewhere
         moved = partition is not self._partition
         return moved or self._position < partition.high_watermark
 
-    async def catch_up(self, storage: StorageEngine, ticket: int = 0) -> None:
+    async def catch_up(self, storage: StorageEngine, ticket: int = 0, exists: bool = False) -> None:
+        """`exists`: the topic is in this broker's topic table (its leader may not be in
+        the storage engine's mirror yet: it is then asked through the follower)."""
         async with self._lock:
             self.incomplete = False
             try:
@@ -96,6 +100,9 @@ class MaskingPolicies:
                 await self._catch_up_remote(ticket)
                 return
             except KafkaError:
+                if exists:  # created elsewhere, its leader not noted here yet
+                    await self._catch_up_remote(ticket)
+                    return
                 partition = None  # no policy topic: no policies
             self._switch(partition)
             if partition is None:

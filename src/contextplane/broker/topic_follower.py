@@ -2,7 +2,8 @@
 cluster that does not lead `_schemas` or `__contextplane_masking` reads them, as
 Confluent's registry reads `_schemas` (RFC 0005, "Catalogs in a cluster as built").
 
-It bootstraps through this broker's own listener, as any client of the cluster does, and
+It bootstraps through this broker's own listener, as any client of the cluster does (with
+the security properties of `contextplane.internal.client.config`, if any), and
 librdkafka finds the leader from the Metadata answers (again after a failover). A catch-up
 first asks the leader for its high watermark (ListOffsets, `end_since`), then reads to it
 (`read`), so what the caller folds is never older than what the leader had acknowledged
@@ -65,8 +66,10 @@ class TopicFollower:
         clock: Clock | None = None,
         read_bytes: int = READ_BYTES,
         timeout_ms: int = CATCH_UP_TIMEOUT_MS,
+        config: dict[str, str] | None = None,
     ) -> None:
         self.topic = topic
+        self._config = config or {}  # security properties, librdkafka's names
         self.timeout_ms = timeout_ms
         self._bootstrap = bootstrap
         self._clock = clock or SystemClock()
@@ -129,6 +132,9 @@ class TopicFollower:
                     "group.id": f"__contextplane-follow-{self.topic}",
                     "enable.auto.commit": False,
                     "enable.partition.eof": True,
+                    # A position out of range (the log start moved past it) reads from the
+                    # start rather than skip to the end: records below it are ignored.
+                    "auto.offset.reset": "earliest",
                     "isolation.level": "read_uncommitted",  # to the high watermark, as locally
                     "fetch.max.bytes": self._read_bytes,
                     "max.partition.fetch.bytes": self._read_bytes,
@@ -136,6 +142,7 @@ class TopicFollower:
                     "client.id": "contextplane-internal",
                     "logger": log,
                 }
+                | self._config
             )
         return self._consumer
 

@@ -103,7 +103,9 @@ def _ensure_topic(connection: Connection) -> bool:
     by another writer meanwhile)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(connection.client_config())
+    # An AdminClient's Metadata request for a topic would auto-create it (not compacted)
+    # on a cluster with auto.create.topics.enable.
+    admin = AdminClient(connection.client_config() | {"allow.auto.create.topics": False})
     metadata = connection.metadata(admin, TIMEOUT_S, MASKING_TOPIC)
     found = metadata.topics.get(MASKING_TOPIC)
     if found is not None and found.error is None:
