@@ -84,7 +84,7 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     catalog = ctx.services.schemas
     key = ctx.settings.masking_hmac_key.encode()
     ratio = ctx.settings.message_max_decompression_ratio
-    async with catalog.current(storage):
+    async with catalog.current(storage, catalog.topic in known):
         registry = catalog.registry
         schemas = registry.schemas if registry is not None else {}
         loop = asyncio.get_running_loop()

@@ -78,12 +78,16 @@ class SchemaCatalog:
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def current(self, storage: StorageEngine) -> AsyncIterator[SchemaCatalog]:
+    async def current(
+        self, storage: StorageEngine, exists: bool = False
+    ) -> AsyncIterator[SchemaCatalog]:
         """Caught up with `_schemas`' high watermark for the block's judgements (which run
-        on the event loop; the fold runs on a worker thread, never during them)."""
+        on the event loop; the fold runs on a worker thread, never during them).
+        `exists`: `_schemas` is in this broker's topic table (its leader, not yet noted in
+        the storage engine's mirror, is then asked through the follower)."""
         ticket = self.remote.ticket() if self.remote is not None else 0
         async with self._lock:
-            await self._catch_up(storage, ticket)
+            await self._catch_up(storage, ticket, exists)
             yield self
 
     @property
@@ -139,7 +143,7 @@ class SchemaCatalog:
 
     # -- following `_schemas` --------------------------------------------------------------
 
-    async def _catch_up(self, storage: StorageEngine, ticket: int) -> None:
+    async def _catch_up(self, storage: StorageEngine, ticket: int, exists: bool) -> None:
         self._unreadable = False
         try:
             partition = storage.partition(self.topic, 0)
@@ -147,6 +151,9 @@ class SchemaCatalog:
             await self._catch_up_remote(ticket)  # another broker leads it (or none yet)
             return
         except KafkaError:
+            if exists:  # created elsewhere, its leader not noted here yet
+                await self._catch_up_remote(ticket)
+                return
             partition = None  # no registry has created it yet
         if partition is not self._partition:
             self._restart(partition)
