@@ -89,11 +89,20 @@ def test_reads_to_the_high_watermark_asked_after_the_ticket(leader: InProcessBro
 
 
 def test_a_leader_that_does_not_answer_is_an_error_within_the_timeout() -> None:
+    """...shared by the callers that arrived before the probe: one probe fails them all,
+    rather than each waiting for a probe of its own."""
+
     async def scenario() -> None:
         follower = TopicFollower("followed", unreachable, timeout_ms=300)
         try:
             with pytest.raises(FollowError):
                 await follower.end_since(follower.ticket())
+            ticket = follower.ticket()
+            answers = await asyncio.gather(
+                *(follower.end_since(ticket) for _ in range(5)), return_exceptions=True
+            )
+            assert all(isinstance(a, FollowError) for a in answers)
+            assert follower.ticket() == ticket + 1
         finally:
             await follower.close()
 

@@ -78,7 +78,9 @@ class TopicFollower:
         self._consumer: Any = None
         self._assigned = -1  # the offset the consumer delivers next; -1: not assigned
         self._probes = 0  # probes started
-        self._answered: tuple[int, Watermarks] | None = None  # the last probe answered
+        # The last probe's number and answer (a failure too: the callers it answered for
+        # fail with it, rather than each wait for a probe of its own).
+        self._answered: tuple[int, Watermarks | FollowError] | None = None
         self._probe_lock = asyncio.Lock()
 
     def ticket(self) -> int:
@@ -89,13 +91,17 @@ class TopicFollower:
         """The leader's watermarks, from a probe started after `ticket` was taken."""
         async with self._probe_lock:
             answered = self._answered
-            if answered is not None and answered[0] > ticket:
-                return answered[1]
-            self._probes += 1
-            number = self._probes
-            low, high = await self._call(self._watermarks)
-            self._answered = number, Watermarks(low, high)
-            return self._answered[1]
+            if answered is None or answered[0] <= ticket:
+                self._probes += 1
+                number = self._probes
+                try:
+                    low, high = await self._call(self._watermarks)
+                    answered = self._answered = number, Watermarks(low, high)
+                except FollowError as exc:
+                    answered = self._answered = number, exc
+            if isinstance(answered[1], FollowError):
+                raise FollowError(str(answered[1]))  # a new one: no traceback grows
+            return answered[1]
 
     async def read(self, position: int, end: int) -> Chunk:
         """Records from `position` on, until `end` is passed or `read_bytes` are read."""
