@@ -11,7 +11,9 @@ a process on broker 1.
   themselves masks nothing of them);
 - kill -9 of the policy topic's leader: the survivor never sends a record in clear to
   the masked principal (it fails closed while the leader is unreachable), and once it
-  leads the policy topic it serves every record masked.
+  leads the policy topic it serves every record masked;
+- a cluster whose listeners all need a SASL login: the internal consumer logs in with
+  `contextplane.internal.client.config`, and copilot's policy masks its reads from both.
 """
 
 from __future__ import annotations
