@@ -36,7 +36,11 @@ _NO_QUORUM = (
 _NO_INTERNAL_TOPICS = (
     "no transaction or share-group state topics; producer state is in the metadata store"
 )
-_NO_INTER_BROKER = "no inter-broker traffic; brokers meet only in the metadata store"
+_NO_INTER_BROKER = (
+    "brokers meet in the metadata store; their one client of each other (the internal "
+    "consumer of `_schemas` and the masking policies) logs in as "
+    "`contextplane.internal.client.config` says"
+)
 _ONE_LOOP = "one asyncio event loop serves every connection"
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
 
@@ -100,7 +104,8 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
     KafkaSetting(
         "ssl.endpoint.identification.algorithm",
-        "a broker opens no TLS connections of its own (no inter-broker traffic)",
+        "a broker's one TLS client (the internal consumer of `_schemas` and the masking "
+        "policies) takes it from `contextplane.internal.client.config`",
     ),
 )
 

@@ -5,7 +5,7 @@
 listener; by default the listener itself), `listener.security.protocol.map`
 (`NAME:PROTOCOL`; by default each protocol's name maps to itself),
 `inter.broker.listener.name` and `security.inter.broker.protocol` (checked, then reported
-as unused: brokers have no inter-broker traffic). Listeners named in
+as unused: brokers meet in the metadata store). Listeners named in
 `controller.listener.names` are not served (no controller quorum).
 
 Kafka's checks and messages: each listener a different name and (port 0 aside) a
@@ -249,7 +249,10 @@ def _inter_broker(
             f"{setting} must name a listener defined in advertised.listeners. The valid "
             f"options based on currently configured listeners are {','.join(names)}"
         )
-    unused[setting] = "no inter-broker traffic; brokers meet only in the metadata store"
+    unused[setting] = (
+        "no inter-broker replication; brokers meet in the metadata store, and their "
+        "internal consumer picks its listener by `contextplane.internal.client.config`"
+    )
 
 
 def listener_ssl_name(name: str, ssl_names: frozenset[str]) -> tuple[str, str] | None:

@@ -135,6 +135,9 @@ class Settings:
     # Who may use the schema registry beside the broker (security/registry_access.py).
     registry_authentication_method: str = "NONE"
     registry_authentication_realm: str = "SchemaRegistry"
+    # Kafka client properties of the internal consumer that reads `_schemas` and the
+    # masking policies from the broker leading them (broker/topic_follower.py).
+    internal_client_config: str = ""
     ssl_keystore_location: str = ""
     ssl_keystore_password: str = ""
     ssl_key_password: str = ""

@@ -101,7 +101,8 @@ def render() -> str:
         "came in on; the first listener is the one `listener.host`/`listener.port` (`--host`, "
         "`--port`) and `advertised.host`/`advertised.port` describe, and must agree with; an "
         "empty host binds `listener.host`; the inter-broker settings are checked (they must "
-        "name a listener) and have no effect (no inter-broker traffic) |"
+        "name a listener) and have no effect (the internal consumer of `_schemas` and the "
+        "masking policies picks its listener by `contextplane.internal.client.config`) |"
     )
     for ignored in IGNORED:
         accepts = f" (only `{'`, `'.join(ignored.accepts)}`)" if ignored.accepts else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane.security import oauthbearer_settings, sasl_settings
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ def first_problem(settings: Settings) -> str | None:
                 f"super.users: {principal.strip()!r} is not principalType:principalName"
                 " (e.g. User:admin; principals separated by semicolons)"
             )
+    internal = internal_client_problem(settings)
+    if internal is not None:
+        return internal
     if settings.connection_failed_authentication_delay_ms >= settings.connections_max_idle_ms:
         return (
             "connection.failed.authentication.delay.ms="
@@ -79,4 +83,19 @@ def first_problem(settings: Settings) -> str | None:
             "max.connections.per.ip can be set to zero only if "
             "max.connections.per.ip.overrides property is set."
         )
+    return None
+
+
+def internal_client_problem(settings: Settings) -> str | None:
+    """`contextplane.internal.client.config` must read, and name a security protocol one
+    of the listeners has."""
+    if not settings.internal_client_config:
+        return None
+    try:
+        config = read_client_properties(settings.internal_client_config)
+    except ClientPropertyError as exc:
+        return f"contextplane.internal.client.config: {exc}"
+    protocol = config.get("security.protocol", "PLAINTEXT").upper()
+    if not any(spec.security_protocol == protocol for spec in settings.listeners):
+        return f"contextplane.internal.client.config: no listener is {protocol}"
     return None

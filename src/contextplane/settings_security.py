@@ -48,6 +48,16 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         "`authentication.realm`)",
     ),
     Setting(
+        "contextplane.internal.client.config",
+        "internal_client_config",
+        "",
+        "a Kafka client properties file (as `--command-config`) of the internal consumer "
+        "with which a broker of a cluster reads `_schemas` and `__contextplane_masking` from "
+        "the broker leading them; it connects through this broker's first listener of the "
+        "file's `security.protocol`",
+        default_text="empty (PLAINTEXT, through the first PLAINTEXT listener)",
+    ),
+    Setting(
         "ssl.keystore.type",
         "ssl_keystore_type",
         "",

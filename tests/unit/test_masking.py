@@ -407,9 +407,11 @@ def test_protobuf_fields_are_masked_at_any_depth() -> None:
 
 
 def test_a_broker_that_does_not_lead_the_policy_topic_sends_nothing(tmp_path: Path) -> None:
-    """In a cluster, a broker that does not lead `__contextplane_masking` cannot know the
+    """In a cluster, a broker that does not lead `__contextplane_masking` and has no way
+    to read it from its leader (no PLAINTEXT listener: `remote` is None) cannot know the
     policies: it counts them as unreadable (the fetch answers KAFKA_STORAGE_ERROR instead
-    of records) until it leads the topic; no policy topic at all means no policies."""
+    of records); no policy topic at all means no policies. Reading from the leader:
+    test_topic_follower.py."""
 
     async def scenario() -> None:
         settings = Settings(data_dir=tmp_path, upload_interval_ms=3_600_000)

@@ -49,8 +49,13 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     """Mask, in place, the records of every partition a policy covers for this principal."""
     policies = ctx.services.masking
     storage = ctx.log
-    if policies.behind(storage):
-        await policies.catch_up(storage)
+    if not any(partition is not None and entry["records"] for entry, partition, _ in targets):
+        return  # no records, nothing to mask (an idle long poll asks no leader)
+    ticket = policies.ticket()
+    known = ctx.topics.topics()
+    exists = policies.topic in known
+    if policies.behind(storage, exists):
+        await policies.catch_up(storage, ticket, exists)
     if policies.incomplete:
         # Fail closed: the policies could not be read, so no partition's records go out.
         for entry, partition, _ in targets:
@@ -61,9 +66,11 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
         return
     principal = str(ctx.principal)
     jobs = []
-    known = ctx.topics.topics()
+    # Never masked: the two topics every broker folds, which other brokers read as Kafka
+    # clients (topic_follower.py); a masked policy would read there as a tombstone.
+    folded = (policies.topic, ctx.services.schemas.topic)
     for entry, partition, wanted in targets:
-        if partition is None or not entry["records"]:
+        if partition is None or not entry["records"] or partition.topic in folded:
             continue
         covering = policies.covering(principal, partition.topic)
         if covering:
@@ -77,7 +84,7 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     catalog = ctx.services.schemas
     key = ctx.settings.masking_hmac_key.encode()
     ratio = ctx.settings.message_max_decompression_ratio
-    async with catalog.current(storage):
+    async with catalog.current(storage, catalog.topic in known):
         registry = catalog.registry
         schemas = registry.schemas if registry is not None else {}
         loop = asyncio.get_running_loop()

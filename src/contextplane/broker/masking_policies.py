@@ -6,6 +6,11 @@ Policies live in a compacted topic rather than the metadata store because the wr
 (`contextplane mask`, any Kafka client allowed WRITE on it) are Kafka clients, ACLs
 already govern who may write and read it, and compaction keeps one record per policy;
 a broker that reads the topic needs nothing else (RFC 0005, "Slice 8 as built").
+
+A broker of a cluster that does not lead the topic reads it from its leader through
+`remote` (topic_follower.py), caught up before each fetch to the high watermark the
+leader answers then; when the leader cannot be asked or read in time, `incomplete` is set
+and the fetch handler sends no records (fail closed).
 """
 
 from __future__ import annotations
@@ -14,20 +19,23 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from contextplane.broker.topic_follower import FollowError, TopicFollower
 from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.protocol.record_codec import read_records
 from contextplane.security.masking_policy import MASKING_TOPIC, MaskingPolicy, parse_policy
+from contextplane.storage.partition import PartitionLog
 
 if TYPE_CHECKING:
     from contextplane.storage.engine import StorageEngine
-    from contextplane.storage.partition import PartitionLog
 
 READ_BYTES = 1024 * 1024
 DECOMPRESSED_BYTES_MAX = 64 * 1024 * 1024
 # Policies kept; past it a new name is ignored (logged), never an old one dropped.
 POLICIES_MAX = 10_000
+# The fold's source when another broker leads the topic.
+REMOTE = "remote"
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,10 @@ log = logging.getLogger(__name__)
 class MaskingPolicies:
     def __init__(self, topic: str = MASKING_TOPIC) -> None:
         self.topic = topic
-        self._partition: PartitionLog | None = None
+        self._partition: PartitionLog | str | None = None  # local, REMOTE, or none
+        # Set once the broker listens (broker/app.py): how to read the topic when another
+        # broker leads it; None fails closed there.
+        self.remote: TopicFollower | None = None
         self._position = 0
         self._policies: dict[str, MaskingPolicy] = {}
         # principal (or "*") -> its policies, rebuilt after the fold changes: a fetch looks
@@ -61,31 +72,39 @@ class MaskingPolicies:
         candidates = index.get(principal, []) + index.get("*", [])
         return [p for p in candidates if p.covers(principal, topic)]
 
-    def behind(self, storage: StorageEngine) -> bool:
-        """Does the fold need a catch-up? (No lock: the common fetch asks only this.)"""
-        partition = storage.partitions.get((self.topic, 0))
-        if partition is not self._partition or self.incomplete:
-            return True
-        if partition is None:  # led by another broker, or none: asked at every fetch
-            return (self.topic, 0) in storage.led_elsewhere
-        return partition is not None and self._position < partition.high_watermark
+    def ticket(self) -> int:
+        """Taken when a fetch arrives, before `catch_up` (see TopicFollower.ticket)."""
+        return self.remote.ticket() if self.remote is not None else 0
 
-    async def catch_up(self, storage: StorageEngine) -> None:
+    def behind(self, storage: StorageEngine, exists: bool = False) -> bool:
+        """Does the fold need a catch-up? (No lock: the common fetch asks only this.)
+        `exists`: the topic is in this broker's topic table."""
+        partition = storage.partitions.get((self.topic, 0))
+        if self.incomplete:
+            return True
+        if partition is None:  # led by another broker (asked at every fetch), or none
+            elsewhere = (self.topic, 0) in storage.led_elsewhere
+            return self._partition is not None or exists or elsewhere
+        moved = partition is not self._partition
+        return moved or self._position < partition.high_watermark
+
+    async def catch_up(self, storage: StorageEngine, ticket: int = 0, exists: bool = False) -> None:
+        """`exists`: the topic is in this broker's topic table (its leader may not be in
+        the storage engine's mirror yet: it is then asked through the follower)."""
         async with self._lock:
             self.incomplete = False
             try:
                 partition: PartitionLog | None = storage.partition(self.topic, 0)
             except NotLeader:
-                # The topic exists but another broker leads it: this one cannot know the
-                # policies, so it sends no records (fail closed) until it leads it.
-                partition, self.incomplete = None, True
+                # The topic exists but another broker leads it (or none does yet).
+                await self._catch_up_remote(ticket)
+                return
             except KafkaError:
+                if exists:  # created elsewhere, its leader not noted here yet
+                    await self._catch_up_remote(ticket)
+                    return
                 partition = None  # no policy topic: no policies
-            if partition is not self._partition:
-                self._partition = partition
-                self._policies = {}
-                self._by_principal = None
-                self._position = 0 if partition is None else partition.log_start_offset
+            self._switch(partition)
             if partition is None:
                 return
             while self._position < partition.high_watermark and not partition.deleted:
@@ -103,6 +122,39 @@ class MaskingPolicies:
                 self._position = self._apply(batches, before, end)
                 if self._position == before:
                     return
+
+    async def _catch_up_remote(self, ticket: int) -> None:
+        """Fold the leader's records up to the high watermark it answers after `ticket`."""
+        follower = self.remote
+        if follower is None:
+            self.incomplete = True
+            return
+        self._switch(REMOTE)
+        try:
+            marks = await follower.end_since(ticket)
+            if marks.high < self._position:  # deleted and created again: fold afresh
+                self._switch(None)
+                self._switch(REMOTE)
+            self._position = max(self._position, marks.log_start)
+            while self._position < marks.high:
+                chunk = await follower.read(self._position, marks.high)
+                for record in chunk.records:
+                    if record.key is not None:
+                        self._fold(record.key, record.value)
+                self._position = chunk.position
+        except FollowError as exc:
+            log.warning("masking policies: %s", exc)
+            self.incomplete = True
+
+    def _switch(self, source: PartitionLog | str | None) -> None:
+        """Start the fold afresh when its source changed (leadership moved, topic
+        created again)."""
+        if source is self._partition:
+            return
+        self._partition = source
+        self._policies = {}
+        self._by_principal = None
+        self._position = source.log_start_offset if isinstance(source, PartitionLog) else 0
 
     def _apply(self, batches: list[bytes | memoryview], position: int, end: int) -> int:
         for batch in batches:

@@ -9,6 +9,11 @@ back, which it can only do once the record is below the high watermark; the cata
 catches up to the high watermark before every judgement, so an id a client was just given
 is always seen.
 
+A broker of a cluster that does not lead `_schemas` reads it from its leader through
+`remote` (topic_follower.py), caught up before each judgement to the high watermark the
+leader answers then; when the leader cannot be asked or read in time, every record of a
+validating topic is refused ("unavailable") rather than judged from an older fold.
+
 The registry's modules (parsers of three schema languages) are imported on first use:
 brokers without a validating topic never load them.
 """
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from contextplane.broker.schema_ids import Carried
 from contextplane.broker.subject_strategies import Strategy, subject_for
+from contextplane.broker.topic_follower import FollowedRecord, FollowError, TopicFollower
+from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.limits import SCHEMA_VALIDATION_IDS_MAX
 from contextplane.protocol.record_codec import read_records
@@ -48,6 +55,8 @@ NOT_REGISTERED = "not_registered"
 UNAVAILABLE = "unavailable"
 
 Refusal = tuple[str, str]  # (reason, message)
+# The fold's source when another broker leads `_schemas`.
+REMOTE = "remote"
 
 
 class SchemaCatalog:
@@ -57,18 +66,28 @@ class SchemaCatalog:
         self.topic = topic
         self.ids_max = ids_max
         self._state: RegistryState | None = None
-        self._partition: PartitionLog | None = None
+        self._partition: PartitionLog | str | None = None  # local, REMOTE, or none
         self._position = 0
         self._over_bound = False
+        # The last catch-up could not read `_schemas` from its leader: judge nothing.
+        self._unreadable = False
+        # Set once the broker listens (broker/app.py): how to read `_schemas` when another
+        # broker leads it; None refuses there, as before.
+        self.remote: TopicFollower | None = None
         self._live: dict[str, frozenset[int]] = {}
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def current(self, storage: StorageEngine) -> AsyncIterator[SchemaCatalog]:
+    async def current(
+        self, storage: StorageEngine, exists: bool = False
+    ) -> AsyncIterator[SchemaCatalog]:
         """Caught up with `_schemas`' high watermark for the block's judgements (which run
-        on the event loop; the fold runs on a worker thread, never during them)."""
+        on the event loop; the fold runs on a worker thread, never during them).
+        `exists`: `_schemas` is in this broker's topic table (its leader, not yet noted in
+        the storage engine's mirror, is then asked through the follower)."""
+        ticket = self.remote.ticket() if self.remote is not None else 0
         async with self._lock:
-            await self._catch_up(storage)
+            await self._catch_up(storage, ticket, exists)
             yield self
 
     @property
@@ -86,6 +105,10 @@ class SchemaCatalog:
         schema_id = carried.schema_id
         if schema_id is None:
             return NO_SCHEMA_ID, carried.problem or "Record has no schema id"
+        if self._unreadable:
+            return UNAVAILABLE, (
+                f"Schema validation is unavailable: {self.topic} could not be read from its leader"
+            )
         if self._over_bound:
             return UNAVAILABLE, (
                 f"Schema validation is unavailable: {self.topic} holds more than "
@@ -120,11 +143,18 @@ class SchemaCatalog:
 
     # -- following `_schemas` --------------------------------------------------------------
 
-    async def _catch_up(self, storage: StorageEngine) -> None:
+    async def _catch_up(self, storage: StorageEngine, ticket: int, exists: bool) -> None:
+        self._unreadable = False
         try:
             partition = storage.partition(self.topic, 0)
+        except NotLeader:
+            await self._catch_up_remote(ticket)  # another broker leads it (or none yet)
+            return
         except KafkaError:
-            partition = None  # no registry has created it yet (or another broker leads it)
+            if exists:  # created elsewhere, its leader not noted here yet
+                await self._catch_up_remote(ticket)
+                return
+            partition = None  # no registry has created it yet
         if partition is not self._partition:
             self._restart(partition)
         if partition is None or self._over_bound:
@@ -144,23 +174,51 @@ class SchemaCatalog:
             self._position = await asyncio.to_thread(self._apply, batches, before, end)
             if self._position == before:
                 return  # nothing read past it: judged on what was folded; never spin
-            self._live.clear()
-            if self._state is not None and len(self._state.schemas) > self.ids_max:
-                log.warning(
-                    "%s holds more than %d schema ids: records of validating topics are "
-                    "refused until the broker restarts",
-                    self.topic,
-                    self.ids_max,
-                )
-                self._over_bound = True
-                self._state = None
+            self._folded()
 
-    def _restart(self, partition: PartitionLog | None) -> None:
+    async def _catch_up_remote(self, ticket: int) -> None:
+        """Fold the leader's records up to the high watermark it answers after `ticket`."""
+        follower = self.remote
+        if follower is None:
+            self._unreadable = True
+            return
+        if self._partition is not REMOTE:
+            self._restart(REMOTE)
+        if self._over_bound:
+            return
+        try:
+            marks = await follower.end_since(ticket)
+            if marks.high < self._position:  # deleted and created again: fold afresh
+                self._restart(REMOTE)
+            self._position = max(self._position, marks.log_start)
+            while self._position < marks.high and not self._over_bound:
+                chunk = await follower.read(self._position, marks.high)
+                await asyncio.to_thread(self._apply_followed, chunk.records)
+                self._position = chunk.position
+                self._folded()
+        except FollowError as exc:
+            log.warning("schema validation: %s", exc)
+            self._unreadable = True
+
+    def _folded(self) -> None:
+        """After records were folded: forget derived answers; past the bound, stop."""
+        self._live.clear()
+        if self._state is not None and len(self._state.schemas) > self.ids_max:
+            log.warning(
+                "%s holds more than %d schema ids: records of validating topics are "
+                "refused until the broker restarts",
+                self.topic,
+                self.ids_max,
+            )
+            self._over_bound = True
+            self._state = None
+
+    def _restart(self, partition: PartitionLog | str | None) -> None:
         from contextplane.services.schema_registry.state import RegistryState
 
         self._partition = partition
         self._state = RegistryState()
-        self._position = 0 if partition is None else partition.log_start_offset
+        self._position = partition.log_start_offset if isinstance(partition, PartitionLog) else 0
         self._over_bound = False
         self._live.clear()
 
@@ -176,6 +234,12 @@ class SchemaCatalog:
                         state.apply(record.key, record.value)
             position = max(position, min(end, header.base_offset + header.last_offset_delta + 1))
         return position
+
+    def _apply_followed(self, records: list[FollowedRecord]) -> None:
+        state = self._state
+        assert state is not None
+        for record in records:
+            state.apply(record.key, record.value)
 
 
 def record_name_of(parsed: Parsed, message_path: tuple[int, ...] | None) -> str | None:

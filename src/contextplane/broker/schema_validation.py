@@ -118,7 +118,7 @@ async def check_schema_ids(
         read = await loop.run_in_executor(executor, _all_heads, deferred)
         found.update((id(item), heads) for (item, _), heads in zip(deferred, read, strict=True))
     catalog: SchemaCatalog = ctx.services.schemas
-    async with catalog.current(ctx.log):
+    async with catalog.current(ctx.log, catalog.topic in known):
         for item, rule in todo:
             heads = found[id(item)]
             if heads is not None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from contextplane.cli.output import fail
+from contextplane.client_properties import ClientPropertyError, librdkafka_config
 from contextplane.clock import SystemClock
 from contextplane.properties_file import parse_properties
-from contextplane.security import jaas
 
 # A broker that answers at all answers Metadata within this; past it the tool says why
 # it could not connect rather than wait for the whole --timeout.
@@ -62,59 +62,13 @@ class LibrdkafkaLog:
             self.failures.append(text)
 
 
-# Kafka client properties and the librdkafka name each becomes.
-_SAME = frozenset(
-    {
-        "security.protocol",
-        "sasl.mechanism",
-        "ssl.key.password",
-        "ssl.endpoint.identification.algorithm",
-        "client.id",
-        "sasl.oauthbearer.token.endpoint.url",
-    }
-)
-
-
 def client_config(properties: dict[str, str]) -> dict[str, str]:
     """librdkafka settings for Kafka client security properties (PEM files only: the
     Java key stores are not readable by librdkafka)."""
-    config: dict[str, str] = {}
-    for name, value in properties.items():
-        if name in _SAME:
-            if name == "ssl.endpoint.identification.algorithm" and not value:
-                value = "none"
-            config[name] = value
-        elif name == "sasl.jaas.config":
-            # As strict as Kafka's own tools: the broker's JAAS parser, and the login
-            # module the mechanism needs.
-            try:
-                entry = jaas.parse(value)
-            except jaas.JaasError as exc:
-                raise ConfigError(f"sasl.jaas.config: {exc}") from None
-            mechanism = properties.get("sasl.mechanism", "GSSAPI")
-            module = jaas.MODULES.get(mechanism)
-            if module is not None and entry.module != module:
-                raise ConfigError(
-                    f"sasl.jaas.config: sasl.mechanism={mechanism} needs the login module "
-                    f"{module}, not {entry.module}"
-                )
-            if "username" in entry.options:
-                config["sasl.username"] = entry.options["username"]
-            if "password" in entry.options:
-                config["sasl.password"] = entry.options["password"]
-        elif name == "ssl.truststore.location":
-            config["ssl.ca.location"] = value
-        elif name == "ssl.keystore.location":
-            # A PEM key store holds the private key and the certificate chain.
-            config["ssl.certificate.location"] = value
-            config["ssl.key.location"] = value
-        elif name in ("ssl.truststore.type", "ssl.keystore.type"):
-            if value.upper() != "PEM":
-                raise ConfigError(f"{name}={value}: only PEM files can be used")
-        elif name.startswith(("ssl.", "sasl.")):
-            raise ConfigError(f"{name} is not supported by this tool")
-        # other client properties (timeouts, retries) do not apply to one command
-    return config
+    try:
+        return librdkafka_config(properties)
+    except ClientPropertyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

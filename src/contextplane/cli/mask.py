@@ -3,12 +3,16 @@ compacted topic `__contextplane_masking` (key the policy's name, JSON value; a t
 deletes). A Kafka client like `acl`: writing needs WRITE on that topic, listing READ.
 
 `add` creates the topic the first time (compacted, one partition) and replaces a policy
-of the same name; `delete` refuses a name no policy has.
+of the same name; `delete` refuses a name no policy has. A topic just created is known to
+each broker of a cluster only once that broker has read the metadata store (within a
+heartbeat), and a broker that does not know the topic has no policies: so the first `add`
+writes its policy only once every broker answers Metadata with the topic.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from contextplane.cli.kafka_client import (
@@ -22,6 +26,8 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.cli.protocol_admin import connect, send
+from contextplane.clock import SystemClock
 from contextplane.security.masking_policy import (
     MASKING_TOPIC,
     MaskingPolicy,
@@ -65,7 +71,8 @@ def _add(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     connection = Connection(config_from_arguments(args))
-    _ensure_topic(connection)
+    if _ensure_topic(connection):
+        _known_everywhere(args)
     _write(connection, policy.name, encode_policy(policy))
     _show([policy], args.output)
     return 0
@@ -91,14 +98,18 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensure_topic(connection: Connection) -> None:
+def _ensure_topic(connection: Connection) -> bool:
+    """Create the policy topic unless it exists; True if it was just created (here or
+    by another writer meanwhile)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(connection.client_config())
+    # An AdminClient's Metadata request for a topic would auto-create it (not compacted)
+    # on a cluster with auto.create.topics.enable.
+    admin = AdminClient(connection.client_config() | {"allow.auto.create.topics": False})
     metadata = connection.metadata(admin, TIMEOUT_S, MASKING_TOPIC)
     found = metadata.topics.get(MASKING_TOPIC)
     if found is not None and found.error is None:
-        return
+        return False
     new = NewTopic(MASKING_TOPIC, 1, -1, config={"cleanup.policy": "compact"})
     try:
         answer(admin.create_topics([new])[MASKING_TOPIC], f"topic {MASKING_TOPIC!r}")
@@ -107,6 +118,43 @@ def _ensure_topic(connection: Connection) -> None:
         again = connection.metadata(admin, TIMEOUT_S, MASKING_TOPIC).topics.get(MASKING_TOPIC)
         if again is None or again.error is not None:
             raise
+    return True
+
+
+def _known_everywhere(args: argparse.Namespace) -> None:
+    """Wait, at most TIMEOUT_S, until every broker of the cluster answers Metadata with
+    the policy topic (asking each broker itself)."""
+    from kafka.protocol.metadata import MetadataRequest
+
+    request = MetadataRequest(
+        topics=[MetadataRequest.MetadataRequestTopic(name=MASKING_TOPIC)],
+        allow_auto_topic_creation=False,
+    )
+    clock = SystemClock()
+    deadline = clock.monotonic_ms() + int(TIMEOUT_S * 1000)
+    admin = connect(args)
+    try:
+        waiting = {broker.node_id for broker in send(admin, request, "metadata").brokers}
+        while waiting:
+            waiting = {node for node in waiting if not _knows(admin, request, node)}
+            if waiting and clock.monotonic_ms() > deadline:
+                nodes = ", ".join(str(node) for node in sorted(waiting))
+                raise CommandError(f"topic {MASKING_TOPIC!r}: not yet known to broker {nodes}")
+            if waiting:
+                time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def _knows(admin: Any, request: Any, node: int) -> bool:
+    async def ask() -> Any:
+        return await admin._manager.send(request, node_id=node)
+
+    try:
+        response = admin._manager.run(ask)
+    except Exception:  # noqa: BLE001 - kafka-python's errors: that broker is asked again
+        return False
+    return any(t.name == MASKING_TOPIC and t.error_code == 0 for t in response.topics)
 
 
 def _write(connection: Connection, name: str, value: bytes | None) -> None:

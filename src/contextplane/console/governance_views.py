@@ -76,7 +76,8 @@ async def _caught_up(services: Services) -> AbstractAsyncContextManager[SchemaCa
     # The catalog's first catch-up imports the registry's parsers (~0.3 s): here on a
     # worker thread rather than on the event loop.
     await asyncio.to_thread(importlib.import_module, "contextplane.services.schema_registry.state")
-    return services.schemas.current(services.log)
+    catalog = services.schemas
+    return catalog.current(services.log, catalog.topic in services.topics.topics())
 
 
 def rejections(services: Services) -> list[Rejection]:
