@@ -19,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from contextplane.clock import SystemClock
@@ -29,6 +30,7 @@ from contextplane.services.trace.reader import Link, place, trace
 
 if TYPE_CHECKING:
     from contextplane.broker.context import Services
+    from contextplane.storage.partition import PartitionLog
 
 DECISIONS_TOPIC = event.DECISIONS_TOPIC
 DECISIONS_SHOWN = 50
@@ -148,39 +150,34 @@ class StorageTraceReader:
             future.cancel()
             return None
 
-    def _led(self, topic: str, partition: int) -> Any:
-        """The partition this broker leads, or why it cannot be read here."""
+    async def _bounds(self, topic: str, partition: int) -> tuple[PartitionLog, int, int] | str:
+        """On the loop (the broker's state changes there): the partition this broker leads
+        with its log start and last stable offset, or why it cannot be read here."""
         record = self._services.topics.topics().get(topic)
         if record is None:
             return f"topic {topic}: UNKNOWN_TOPIC_OR_PART"
         if not 0 <= partition < record.partitions:
             return f"topic {topic} has no partition {partition} ({record.partitions} partitions)"
         try:
-            return self._services.log.partition(topic, partition)
+            led = self._services.log.partition(topic, partition)
         except KafkaError as exc:
             return f"{topic}[{partition}]: not readable by this broker ({exc})"
+        return led, led.log_start_offset, led.last_stable_offset
 
-    def read_at(self, topic: str, partition: int, offset: int) -> Any:
-        """The record at exactly that offset, or why there is none (the reader's words)."""
-        led = self._led(topic, partition)
-        if isinstance(led, str):
-            return led
-        if offset < led.log_start_offset:
-            return (
-                f"deleted: before the log start offset {led.log_start_offset}"
-                " (retention or deleteRecords)"
-            )
+    async def _record_at(self, topic: str, partition: int, offset: int) -> Any:
+        bounds = await self._bounds(topic, partition)
+        if isinstance(bounds, str):
+            return bounds
+        led, start, stable = bounds
+        if offset < start:
+            return f"deleted: before the log start offset {start} (retention or deleteRecords)"
         if offset >= led.high_watermark:
             return f"past the end of the partition (high watermark {led.high_watermark})"
-        if offset >= led.last_stable_offset:
+        if offset >= stable:
             return "no committed record at that offset (its transaction is open)"
-        log = self._services.log
-        read = self._on_loop(
-            lambda: committed_records(log, led, offset, offset + 1, SCAN_CHUNK_BYTES)
+        found, _ = await committed_records(
+            self._services.log, led, offset, offset + 1, SCAN_CHUNK_BYTES
         )
-        if read is None:
-            return f"not read within {self._timeout_s:g} s"
-        found = read[0]
         if not found:
             return "no committed record at that offset (aborted, or a control record)"
         if found[0].offset() != offset:
@@ -190,34 +187,39 @@ class StorageTraceReader:
             )
         return found[0]
 
+    def read_at(self, topic: str, partition: int, offset: int) -> Any:
+        """The record at exactly that offset, or why there is none (the reader's words)."""
+        found = self._on_loop(partial(self._record_at, topic, partition, offset))
+        return f"not read within {self._timeout_s:g} s" if found is None else found
+
     def scan(self, topic: str, keep: Callable[[Any], None]) -> str | None:
         """Every committed record of `topic` from its start to its end as the scan began,
         given to `keep`; None when all were read, else why the scan stopped short."""
-        record = self._services.topics.topics().get(topic)
+        record = self._services.topics.topics().get(topic)  # a dict's get: safe off the loop
         if record is None:
             return f"topic {topic}: UNKNOWN_TOPIC_OR_PART"
-        read = byte_count = 0
+        read = chunks = 0
         log = self._services.log
+        late = f"{topic}: not read to its end within {self._timeout_s:g} s"
         for index in range(record.partitions):
-            led = self._led(topic, index)
-            if isinstance(led, str):
-                return led
-            position, end = led.log_start_offset, led.last_stable_offset
+            bounds = self._on_loop(partial(self._bounds, topic, index))
+            if bounds is None:
+                return f"{late} ({read} records)"
+            if isinstance(bounds, str):
+                return bounds
+            led, position, end = bounds
             while position < end:
-                if read >= SCAN_RECORDS_MAX or byte_count >= SCAN_BYTES_MAX:
+                if read >= SCAN_RECORDS_MAX or chunks * SCAN_CHUNK_BYTES >= SCAN_BYTES_MAX:
                     return f"{topic}: stopped after {read} records (the console's bound)"
                 chunk = self._on_loop(
-                    lambda led=led, at=position, end=end: committed_records(
-                        log, led, at, end, SCAN_CHUNK_BYTES
-                    )
+                    partial(committed_records, log, led, position, end, SCAN_CHUNK_BYTES)
                 )
                 if chunk is None:
-                    within = f"within {self._timeout_s:g} s ({read} records)"
-                    return f"{topic}: not read to its end {within}"
+                    return f"{late} ({read} records)"
                 messages, stopped = chunk
                 if stopped <= position:
                     break  # nothing more to read below the end (trimmed meanwhile)
-                byte_count += SCAN_CHUNK_BYTES  # at most a chunk's bytes each
+                chunks += 1
                 for message in messages:
                     read += 1
                     keep(message)
