@@ -45,6 +45,10 @@ class Settings:
     port: int = 9092
     # The HTTP surface beside the Kafka listener (/metrics), on the listener's host; -1: off.
     http_port: int = 8080
+    # What the console's view freshness page asks (a context service's URL; "": none) and
+    # the price table its object store page prices usage with.
+    console_context_url: str = ""
+    console_cost_prices: str = "aws-us-east-1"
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 1

@@ -6,6 +6,7 @@ timeout), values that name something that must exist, and the SASL listeners' me
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane.security import oauthbearer_settings, sasl_settings
@@ -19,6 +20,11 @@ STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 def first_problem(settings: Settings) -> str | None:
     """The first rule across settings that `settings` breaks, as the message naming it
     (None: it keeps them all)."""
+    if settings.console_context_url and not _http_url(settings.console_context_url):
+        return (
+            f"console.context.url: {settings.console_context_url!r} is not an http:// or"
+            " https:// URL with a host (e.g. http://127.0.0.1:8090)"
+        )
     if settings.queued_max_request_bytes == 0:
         return "queued.max.request.bytes: must be -1 (no bound) or positive"
     if settings.authorizer_class_name not in ("", STANDARD_AUTHORIZER):
@@ -99,3 +105,12 @@ def internal_client_problem(settings: Settings) -> str | None:
     if not any(spec.security_protocol == protocol for spec in settings.listeners):
         return f"contextplane.internal.client.config: no listener is {protocol}"
     return None
+
+
+def _http_url(text: str) -> bool:
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 (raises for a port that is not a number or out of range)
+    except ValueError:
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)

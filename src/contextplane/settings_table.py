@@ -58,6 +58,21 @@ SETTINGS: tuple[Setting, ...] = (
         high=65535,
     ),
     Setting(
+        "console.context.url",
+        "console_context_url",
+        "",
+        "the context service (`contextplane context`) whose `/v1/views` the console's view"
+        " freshness page shows: `http://host:port`",
+        default_text="none (the page says how to set it)",
+    ),
+    Setting(
+        "console.cost.prices",
+        "console_cost_prices",
+        "",
+        "the price table the console's object store page prices usage with: a name of"
+        " `deploy/prices/` (its newest) or a TOML file, as `contextplane cost --prices`",
+    ),
+    Setting(
         "advertised.host",
         "advertised_host",
         "",

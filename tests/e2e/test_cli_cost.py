@@ -1,12 +1,16 @@
 """`contextplane cost` as a user runs it: on a running broker's /metrics after records were
 produced, uploaded and read back from objects (the rates' source is named and both are
-positive and match its counters); the plot written as a PNG where matplotlib is installed,
+positive and match its counters), and the console's object store page pricing the same
+counters (its view freshness page, without a context service set, saying how to set one);
+the plot written as a PNG where matplotlib is installed,
 and the extra to install named where it is not; a broker that does not answer."""
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import time
@@ -126,6 +130,39 @@ def test_rates_from_a_running_broker_s_metrics(
     for rate in ("PUTs per GiB written: ", "GETs per GiB read: "):
         line = next(line for line in table.stdout.splitlines() if line.startswith(rate))
         assert f" from the broker's /metrics at {url}: " in line
+
+
+def test_the_console_prices_the_broker_s_own_counters(
+    metrics_url: tuple[InProcessBroker, str],
+) -> None:
+    broker, url = metrics_url
+    console = url.removesuffix("/metrics")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for _ in range(RECORDS):
+        producer.produce(TOPIC, value=VALUE)
+    assert producer.flush(30) == 0
+    wait_until(
+        lambda: scrape(url).get(("contextplane_upload_bytes_total", ()), 0) >= RECORDS * len(VALUE),
+        30,
+        "every record uploaded",
+    )
+    with urllib.request.urlopen(console + "/storage", timeout=10) as response:
+        page = html.unescape(response.read().decode())
+    puts = int(re.search(r'id="puts" data-count="(\d+)"', page)[1])  # type: ignore[index]
+    bytes_in = int(re.search(r'data-in="(\d+)"', page)[1])  # type: ignore[index]
+    assert puts >= 1 and bytes_in >= RECORDS * len(VALUE)
+    # The page's figures, from one moment, give the rate its model used.
+    where = "this broker's counters since it started"
+    line = f"contextplane: {puts / (bytes_in / GIB):g} PUTs per GiB written ({where}: {puts} PUTs"
+    assert line in page
+    assert re.search(r'data-deployment="contextplane"><td>contextplane</td><td><strong>total', page)
+
+    with urllib.request.urlopen(console + "/views", timeout=10) as response:
+        views = response.read().decode()
+    assert 'id="no-context-url"' in views
+    assert "--set console.context.url=http://HOST:PORT" in views
 
 
 def counters(url: str) -> dict[str, float]:

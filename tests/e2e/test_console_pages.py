@@ -6,7 +6,12 @@ high watermarks, retention, committed offsets and lag); the lag chart has a seri
 committed partition; the overview links through to a topic and a group; a group named
 like a script renders as text (no dialog opens); unknown names are 404 pages.
 The schemas page lists what a registry registered and the records validation refused;
-the ACL page what the authorizer enforces. Screenshots of each page are saved under the
+the ACL page what the authorizer enforces. The object store page's objects, bytes and
+requests match the files under the data directory and /metrics, and it prices them with
+a price table it names; the decisions page lists a decision made through the SDK and its
+trace follows the read to its source record and the write-back to its record; the view
+freshness page shows what a running context service reports (and names it while it is not
+running). Screenshots of each page are saved under the
 test's tmp directory.
 
 chromium comes from harness/install.sh (never `playwright install`); without it these
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -45,7 +51,11 @@ from confluent_kafka.schema_registry import (
 )
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from tests.support.broker import BrokerProcess
+from contextplane.copilot import Context, Decisions
+from contextplane.services.context.client import ContextClient
+from tests.support.broker import BrokerProcess, free_port
+from tests.support.context import TOPICS as VIEW_TOPICS
+from tests.support.context import VIEWS, ContextProcess
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
@@ -88,9 +98,17 @@ CONTRACT_RULES = RuleSet(
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def context_port() -> int:
+    """The context service's port, chosen before the broker starts: the broker is told its
+    URL, the service is started later (it needs the broker)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, context_port: int) -> Iterator[BrokerProcess]:
     settings = {
         "http.port": "0",
+        "console.context.url": f"http://127.0.0.1:{context_port}",
         # An authorizer that allows what no ACL covers: the ACL page has something to list.
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "true",
@@ -473,3 +491,188 @@ def test_security_page_shows_recent_denials_and_changes(
     assert any(r[2] == "change" and "CreateAcls" in r[6] for r in rows)
     assert "contextplane audit events" in page.inner_text("p.note")
     page.screenshot(path=tmp_path / "security.png", full_page=True)
+
+
+def _metric(console: str, name: str, labels: str) -> float:
+    with urllib.request.urlopen(console + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    [value] = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + labels)
+    ]
+    return value
+
+
+def test_object_store_page_matches_the_objects_and_the_counters(
+    broker: BrokerProcess, console: str, cluster: ck.Consumer, page: Page, tmp_path: Path
+) -> None:
+    objects_dir = broker.data_dir / "objects" / "objects"  # beside it, the cluster's marker
+
+    def settled() -> tuple[list[Path], str] | None:
+        # Uploads go on while the broker writes (groups' offsets, the audit topic): the
+        # page and the files are compared once both say the same.
+        files = sorted(p for p in objects_dir.rglob("*") if p.is_file())
+        page.goto(console + "/storage")
+        puts = _metric(console, "contextplane_object_store_requests_total", '{operation="put"}')
+        shown = page.get_attribute("#object-bytes", "data-bytes")
+        same = (
+            files
+            and page.inner_text("#object-count") == f"{len(files):,}"
+            and shown == str(sum(p.stat().st_size for p in files))
+            and page.get_attribute("#puts", "data-count") == str(int(puts))
+            and page.locator(f"tr.object-topic[data-topic='{ORDERS}']").count() == 1
+        )
+        return (files, shown) if same else None
+
+    files, stored = wait_until(settled, timeout_s=30, what="the page and the objects", poll_s=0.5)
+    gets = _metric(console, "contextplane_object_store_requests_total", '{operation="get"}')
+    assert page.get_attribute("#gets", "data-count") == str(int(gets))
+    topic_rows = {row[0]: row for row in _rows(page, "#object-topics tr.object-topic")}
+    assert {ORDERS, EVENTS} <= set(topic_rows)
+    orders_bytes = int(page.get_attribute(f"tr[data-topic='{ORDERS}']", "data-bytes") or 0)
+    # Its 31 records of at least 7 bytes each are in objects; they are part of the total.
+    assert sum(ORDERS_RECORDS) * 7 < orders_bytes <= int(stored)
+
+    # The estimate: `contextplane cost`'s model at the named price table's prices.
+    assert "aws-us-east-1-2026-12-01.toml" in page.inner_text("#price-table")
+    monthly = int(stored) / 2**30 * 0.023  # S3 Standard, deploy/prices/aws-us-east-1-...
+    assert f"= {monthly:,.2f} USD a month" in page.inner_text("#stored-cost")
+    totals = page.locator("#cost tr.total")
+    assert [totals.nth(i).get_attribute("data-deployment") for i in range(2)] == [
+        "contextplane",
+        "kafka",
+    ]
+    items = [row[1] for row in _rows(page, "#cost tr.line-item[data-deployment=contextplane]")]
+    assert items == [
+        "object storage",
+        "PUT requests",
+        "GET requests",
+        "cross-zone transfer",
+        "compute",
+    ]
+    said = page.inner_text("#assumptions")
+    assert "prices: aws us-east-1, list prices as of 2026-12-01" in said
+    [put_line] = [line for line in said.splitlines() if "PUTs per GiB written" in line]
+    assert "(this broker's counters since it started" in put_line
+    if "give no rate" in put_line:  # too few bytes yet: the benchmark's, named
+        assert "bench/RESULTS.md" in put_line
+    else:
+        bytes_in = int(page.get_attribute("#bytes-in-out", "data-in") or 0)
+        puts = int(page.get_attribute("#puts", "data-count") or 0)
+        assert put_line.startswith(f"contextplane: {puts / (bytes_in / 2**30):g} PUTs per GiB")
+    page.screenshot(path=tmp_path / "storage.png", full_page=True)
+
+
+def test_views_page_names_a_context_service_not_running(
+    console: str, context_port: int, page: Page, tmp_path: Path
+) -> None:
+    response = page.goto(console + "/views")
+    assert response is not None and response.status == 200
+    problem = page.inner_text("#views-problem")
+    assert problem.startswith(f"http://127.0.0.1:{context_port}/v1/views: ")
+    page.screenshot(path=tmp_path / "views-unreachable.png", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def context_service(
+    broker: BrokerProcess, context_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ContextProcess]:
+    """`contextplane context` with the `account` view, on the port the broker was told."""
+    tmp = tmp_path_factory.mktemp("context")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic(t, n, 1) for t, n in VIEW_TOPICS.items()]).values():
+        future.result(30)
+    views = tmp / "views.toml"
+    views.write_text(VIEWS)
+    service = ContextProcess(
+        broker.bootstrap, views, tmp / "data", tmp / "context.log", port=context_port
+    ).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def test_views_page_shows_the_context_service_freshness(
+    broker: BrokerProcess, console: str, context_service: ContextProcess, page: Page, tmp_path: Path
+) -> None:
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce("crm.accounts", key=b"a1", value=b'{"name": "a1", "tier": "gold"}')
+    assert producer.flush(30) == 0
+    del producer
+    service = ContextClient(context_service.url)
+
+    def caught_up() -> dict[str, object] | None:
+        status = service.views()["views"]["account"]["freshness"]
+        return status if status["lag"] == 0 else None
+
+    reported = wait_until(caught_up, timeout_s=30, what="the view caught up", poll_s=0.5)
+    response = page.goto(console + "/views")
+    assert response is not None and response.status == 200
+    assert page.inner_text("#context-url") == context_service.url
+    [row] = _rows(page, "#views tr.view")
+    assert row[:5] == ["account", "0", row[2], "60,000", "no"]
+    assert page.locator("#stale-alert").count() == 0
+    shown = _rows(page, "table.view-partitions[data-view=account] tr.view-partition")
+    expected = [
+        [p["topic"], str(p["partition"]), str(p["position"]), str(p["high_watermark"]), "0"]
+        for p in reported["partitions"]  # type: ignore[index]
+    ]
+    assert shown == expected
+    assert ["crm.accounts", "0", "1", "1", "0"] in shown
+    page.screenshot(path=tmp_path / "views.png", full_page=True)
+
+
+def test_decisions_page_lists_an_sdk_decision_and_its_trace(
+    broker: BrokerProcess, console: str, context_service: ContextProcess, page: Page, tmp_path: Path
+) -> None:
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    landed: list[tuple[int, int]] = []
+
+    def delivered(error: object, message: ck.Message) -> None:
+        assert error is None, error
+        landed.append((message.partition(), message.offset()))
+
+    producer.produce("crm.accounts", key=b"a2", value=b'{"name": "a2"}', on_delivery=delivered)
+    producer.produce(EVENTS, value=b"reply", on_delivery=delivered)
+    assert producer.flush(30) == 0
+    del producer
+    (account_partition, account_offset), (_, reply_offset) = landed
+    decisions = Decisions(broker.bootstrap, source="console-copilot")
+    try:
+        with decisions.decision("d-console", correlation_id="conversation-1") as decision:
+            answer = Context(context_service.url).get(
+                "account", "a2", min_offsets={("crm.accounts", account_partition): account_offset}
+            )
+            assert answer.found
+            decision.write_back(EVENTS, 0, reply_offset)
+    finally:
+        decisions.close()
+
+    def listed() -> list[str] | None:
+        page.goto(console + "/decisions")
+        rows = [r for r in _rows(page, "#decisions tr.decision") if r[0] == "d-console"]
+        return rows[0] if rows else None
+
+    row = wait_until(listed, timeout_s=30, what="the decision listed", poll_s=0.5)
+    assert row[2] == "console-copilot"
+    assert row[4:7] == ["1", "0", "1"]  # reads, tool calls, write-backs
+    page.screenshot(path=tmp_path / "decisions.png", full_page=True)
+
+    page.locator("#decisions a", has_text="d-console").click()
+    page.wait_for_url(re.compile(re.escape(console) + r"/decisions/\d+/\d+"))
+    assert page.inner_text("#decision-id") == "d-console"
+    read = page.locator("li.link[data-kind=read]")
+    assert "read account/a2" in read.inner_text()
+    source = read.locator("li.link[data-kind=source-record]")
+    assert source.get_attribute("data-status") == "found"
+    where = f"crm.accounts[{account_partition}]@{account_offset}"
+    assert source.locator("code.where").inner_text() == where
+    written = page.locator("li.link[data-kind=write-back]")
+    assert written.get_attribute("data-status") == "found"
+    assert written.locator("code.where").inner_text() == f"{EVENTS}[0]@{reply_offset}"
+    assert page.locator("li.link[data-status=missing]").count() == 0
+    page.screenshot(path=tmp_path / "decision.png", full_page=True)
+    response = page.goto(console + "/decisions/0/999999")
+    assert response is not None and response.status == 404

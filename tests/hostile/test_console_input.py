@@ -1,7 +1,10 @@
 """Hostile input to the web console on `http.port`: markup in every client-chosen string
 a page shows (group, member and client ids, ACL principals and resource names, the audit
 records of those ACLs' creation), odd `?page=` values, odd and huge paths, bytes that
-are not UTF-8, CR/LF aimed at the response's headers. Every answer is a page (200 or 404)
+are not UTF-8, CR/LF aimed at the response's headers; decision records whose ids, sources,
+outcomes and recorded links are markup (and one that is not JSON); a context service whose
+views, topics and failure are markup, one that trickles its answer, one that sends too
+much, one that is not JSON. Every answer is a page (200 or 404)
 or a 4xx from the HTTP parser, never a 500, and the broker goes on serving Kafka and
 HTTP clients afterwards.
 """
@@ -9,8 +12,11 @@ HTTP clients afterwards.
 from __future__ import annotations
 
 import http.client
+import http.server
+import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -40,10 +46,94 @@ PRINCIPAL = "User:<b onmouseover=alert(4)>mallory</b>"
 ACL_GROUP = "g'\"><iframe src=javascript:alert(5)>"
 
 
+MARKUP_VIEW = "acct<script>alert(6)</script>"
+MARKUP_DECISION = "d<img src=x onerror=alert(7)>"
+
+
+class FakeContextService(http.server.ThreadingHTTPServer):
+    """Answers GET /v1/views as `mode` says: markup in every name, a trickle, too many
+    bytes, or not JSON."""
+
+    daemon_threads = True
+    mode = "markup"
+
+
+class _ViewsHandler(http.server.BaseHTTPRequestHandler):
+    server: FakeContextService
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        mode = self.server.mode
+        if mode == "trickle":  # a length promised, a byte every 0.2 s
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            for _ in range(300):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
+        if mode == "huge":
+            body = b"[" * (9 * 1024 * 1024)
+        elif mode == "not-json":
+            body = b"<html><script>alert(8)</script></html>"
+        else:
+            body = json.dumps(
+                {
+                    "applied_records": 3,
+                    "failure": "<b onmouseover=alert(9)>broken</b>",
+                    "views": {
+                        MARKUP_VIEW: {
+                            "freshness": {
+                                "age_ms": 5,
+                                "lag": 4,
+                                "target_ms": 1,
+                                "stale": True,
+                                "partitions": [
+                                    {"topic": "<iframe src=x>", "partition": 0, "position": 1,
+                                     "high_watermark": 5, "lag": 4},
+                                    {"topic": 7, "partition": "x", "position": None},
+                                    "not a partition",
+                                ],
+                            },
+                            "skipped": {"<b>reason</b>": 2, "bad": "many"},
+                        },
+                        "other": "not a view",
+                    },
+                }
+            ).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+def context_service() -> Iterator[FakeContextService]:
+    server = FakeContextService(("127.0.0.1", 0), _ViewsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, context_service: FakeContextService
+) -> Iterator[BrokerProcess]:
+    host, port = context_service.server_address[:2]
     settings = {
         "http.port": "0",
+        "console.context.url": f"http://{host!s}:{port}",
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "true",
     }
@@ -210,7 +300,7 @@ def test_client_chosen_strings_render_as_text(
 def test_any_page_number_is_a_page(
     console: tuple[str, int], hostile_state: None, query: str
 ) -> None:
-    for path in ("/topics", "/groups", "/acls", f"/topics/{TOPIC}", "/schemas"):
+    for path in ("/topics", "/groups", "/acls", f"/topics/{TOPIC}", "/schemas", "/storage"):
         status, _, body = get(console, f"{path}?page={query}")
         assert status == 200, (path, query, body[:300])
 
@@ -227,6 +317,12 @@ def test_any_page_number_is_a_page(
         "/nowhere/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         "//evil.example/",
         "/acls/",
+        "/decisions/7/0",
+        "/decisions/-1/0",
+        "/decisions/0/" + "9" * 30,
+        "/decisions/%D9%A1/0",
+        "/decisions/%3Cscript%3E/1",
+        "/decisions/0/0/0",
     ],
 )
 def test_odd_paths_are_not_found_pages(
@@ -376,3 +472,115 @@ def test_slowloris_connections_are_closed_and_others_served(
             sock.close()
     assert len(closed) == len(slow)
     assert time.monotonic() - started > 25  # by the deadline, not refused at once
+
+
+@pytest.fixture(scope="module")
+def hostile_decisions(broker: BrokerProcess, hostile_state: None) -> list[int]:
+    """Decision records whose headers, outcome and recorded links are markup, one whose
+    value is not JSON, one keyed by 30,000 characters: their offsets."""
+    value = {
+        "decision_id": MARKUP_DECISION,
+        "outcome": "<script>alert(10)</script>",
+        "reads": [
+            {
+                "view": MARKUP_VIEW,
+                "entity": "<b>e</b>",
+                "found": True,
+                "positions": [{"topic": "<i>t</i>", "partition": 0, "position": 1}],
+                "changed_by": {"topic": "<script>", "partition": 0, "offset": 1},
+            },
+            {"view": "v", "entity": "e", "found": True},
+        ],
+        "tool_calls": [{"key": "<b>k</b>", "tool": "<img src=x onerror=alert(11)>"}],
+        "write_backs": [
+            {"topic": TOPIC, "partition": 0, "offset": 2},
+            {"topic": TOPIC, "partition": 9, "offset": 0},
+            {"topic": TOPIC, "partition": 0, "offset": 10**6},
+            "<script>",
+        ],
+    }
+    headers = [("ce_id", MARKUP_DECISION.encode()), ("ce_source", b"<b>src</b>")]
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap})
+    offsets: list[int] = []
+
+    def delivered(error: object, message: ck.Message) -> None:
+        assert error is None, error
+        offsets.append(message.offset())
+
+    records = [
+        (MARKUP_DECISION.encode(), json.dumps(value).encode(), headers),
+        (b"not-json", b"<script>alert(12)</script>", []),
+        (b"k" * 30_000, b"{}", [("ce_time", b"<b>" * 1000)]),
+    ]
+    for key, body, record_headers in records:
+        producer.produce(
+            "copilot.decisions", key=key, value=body, headers=record_headers, on_delivery=delivered
+        )
+        assert producer.flush(30) == 0
+    del producer
+    return offsets
+
+
+def test_decisions_with_markup_render_as_text(
+    broker: BrokerProcess, console: tuple[str, int], hostile_decisions: list[int]
+) -> None:
+    status, _, listed = get(console, "/decisions")
+    assert status == 200
+    assert_no_raw_markup(listed)
+    assert "d&lt;img src=x onerror=alert(7)&gt;" in listed
+    assert "&lt;script&gt;alert(10)&lt;/script&gt;" in listed
+    assert "k" * 30_000 not in listed  # cut in the list
+    for offset in hostile_decisions:
+        status, _, traced = get(console, f"/decisions/0/{offset}")
+        assert status == 200, traced[:300]
+        assert_no_raw_markup(traced)
+    status, _, traced = get(console, f"/decisions/0/{hostile_decisions[0]}")
+    # The links that cannot be followed say why; the one that can is found.
+    assert "not a record position" in traced
+    assert f"{TOPIC}[0]@2" in traced
+    assert f"topic {TOPIC} has no partition 9" in traced
+    assert "past the end of the partition" in traced
+    assert "&lt;img src=x onerror=alert(11)&gt;" in traced
+    status, _, traced = get(console, f"/decisions/0/{hostile_decisions[1]}")
+    assert "not a decision (not a JSON object)" in traced
+    assert_serving(broker, console)
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("trickle", "/v1/views: no whole answer within 5 s"),
+        ("huge", "/v1/views: an answer of more than 8,388,608 bytes"),
+        ("not-json", "/v1/views: the answer is not JSON"),
+    ],
+)
+def test_a_context_service_that_misbehaves_is_named(
+    broker: BrokerProcess,
+    console: tuple[str, int],
+    context_service: FakeContextService,
+    mode: str,
+    said: str,
+) -> None:
+    context_service.mode = mode
+    try:
+        status, _, page = get(console, "/views")
+    finally:
+        context_service.mode = "markup"
+    assert status == 200
+    assert_no_raw_markup(page)
+    host, port = context_service.server_address[:2]
+    assert f'id="views-problem">http://{host!s}:{port}{said}' in page
+    assert_serving(broker, console)
+
+
+def test_a_context_service_answering_markup_renders_as_text(
+    console: tuple[str, int], context_service: FakeContextService
+) -> None:
+    status, _, page = get(console, "/views")
+    assert status == 200
+    assert_no_raw_markup(page)
+    assert "acct&lt;script&gt;alert(6)&lt;/script&gt;" in page
+    assert "&lt;iframe src=x&gt;" in page
+    assert 'id="stale-alert"' in page
+    assert "&lt;b onmouseover=alert(9)&gt;broken&lt;/b&gt;" in page
+    assert "&lt;b&gt;reason&lt;/b&gt;: 2" in page

@@ -99,6 +99,23 @@ def test_bad_connection_settings_are_refused(name: str, value: str, message: str
         load_settings(environ={}, overrides={name: value})
 
 
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8090", "ftp://h/", "http://", "http://h:99999", "http://h:x", "file:///v"]
+)
+def test_a_console_context_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(
+        SettingsError, match=r"console.context.url: .* is not an http:// or https://"
+    ):
+        load_settings(environ={}, overrides={"console.context.url": url})
+
+
+def test_a_console_context_url_is_taken() -> None:
+    url = "https://context.internal:8443/base"
+    assert (
+        load_settings(environ={}, overrides={"console.context.url": url}).console_context_url == url
+    )
+
+
 def test_an_unknown_setting_names_the_closest_known_one(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(environ={}, overrides={"num.partiton": "3"})

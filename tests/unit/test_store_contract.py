@@ -14,6 +14,7 @@ from contextplane.metadata.records import (
     ClientQuotaRecord,
     CommittedOffset,
     ObjectCommit,
+    ObjectUsage,
     OffsetRow,
     ProducerRow,
     ProducerStateDelta,
@@ -181,6 +182,23 @@ def test_one_streams_ranges_and_every_streams_summary(engine: SqlEngine) -> None
     engine.advance_log_start(stream, 10, 5_000)
     assert engine.range_summaries()[stream] == RangeSummary(stream, 25, -1, 1, 9)
     assert [r.base_offset for r in engine.ranges_of(stream)] == [10]
+
+
+def test_object_usage_counts_objects_in_all_and_per_topic(engine: SqlEngine) -> None:
+    assert engine.object_usage() == ObjectUsage(0, 0, {})
+    stream, epoch = led_stream(engine, "a")
+    other, other_epoch = led_stream(engine, "b")
+    both = [RangeCommit(stream, 0, 10, 0, 100, 7), RangeCommit(other, 0, 4, 100, 40, 3)]
+    engine.commit_object(
+        ObjectCommit("o1", 150, 1_000, both, {stream: epoch, other: other_epoch}, {})
+    )
+    one = [RangeCommit(stream, 10, 25, 0, 60, 9)]
+    engine.commit_object(ObjectCommit("o2", 70, 2_000, one, {stream: epoch}, {}))
+    # An object holding both topics counts for each; bytes are the ranges', the total the
+    # objects' own (their framing too).
+    assert engine.object_usage() == ObjectUsage(2, 220, {"a": (2, 160), "b": (1, 40)})
+    engine.advance_log_start(stream, 10, 5_000)  # o1 keeps b's range: still referenced
+    assert engine.object_usage() == ObjectUsage(2, 220, {"a": (1, 60), "b": (1, 40)})
 
 
 def test_producer_state_rows_follow_the_commits(engine: SqlEngine) -> None:

@@ -230,19 +230,26 @@ def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None]:
             )
         return found
 
-    puts, gets = value(PUTS), value(GETS)
-    written, read = value(BYTES_IN) / GIB, value(BYTES_OUT) / GIB
-    where = f"the broker's /metrics at {url}"
+    counts = (value(PUTS), value(GETS), value(BYTES_IN), value(BYTES_OUT))
+    return counter_rates(url, f"the broker's /metrics at {url}", *counts)
+
+
+def counter_rates(
+    name: str, where: str, puts: float, gets: float, bytes_in: float, bytes_out: float
+) -> tuple[RequestRate | None, RequestRate | None]:
+    """PUTs per GiB produced and GETs per GiB read from a broker's counters (`where` says
+    whose, `name` names them in an error); None for a rate whose bytes are zero."""
+    written, read = bytes_in / GIB, bytes_out / GIB
     small = " (under 1 GiB: partly filled objects weigh heavily)" if written < 1 else ""
     put_rate = get_rate = None
     if written > 0:
         put_rate = RequestRate(
-            _measured_rate(url, "PUTs per GiB produced", puts, written),
+            _measured_rate(name, "PUTs per GiB produced", puts, written),
             f"{where}: {puts:.0f} PUTs for {written:.3g} GiB produced{small}",
         )
     if read > 0:
         get_rate = RequestRate(
-            _measured_rate(url, "GETs per GiB read", gets, read),
+            _measured_rate(name, "GETs per GiB read", gets, read),
             f"{where}: {gets:.0f} GETs for {read:.3g} GiB read",
         )
     return put_rate, get_rate

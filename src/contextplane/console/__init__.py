@@ -1,1 +1,2 @@
-"""The broker's HTTP surface (`http.port`): Prometheus metrics at /metrics."""
+"""The broker's HTTP surface (`http.port`): Prometheus metrics at /metrics and the web
+console's pages at /."""

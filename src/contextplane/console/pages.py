@@ -20,8 +20,15 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from contextplane.broker.context import Services
-from contextplane.console import governance_views, security_events, views
+from contextplane.console import (
+    context_views,
+    decision_traces,
+    governance_views,
+    security_events,
+    views,
+)
 from contextplane.console.lag_chart import lag_chart_svg
+from contextplane.console.object_usage import UsageReader
 from contextplane.console.sampler import ConsoleSampler
 
 RENDERS_MAX = 2
@@ -31,6 +38,7 @@ RENDERS_MAX = 2
 # name cut here is not linked; its own page still has it whole.
 NAME_SHOWN_MAX = 256
 MEMBERS_SHOWN_MAX = 500  # a group's members listed on its page
+CHILDREN_SHOWN_MAX = 500  # links under one node of a decision's trace tree
 OVERVIEW_ROWS = 20  # topics and groups listed on the overview (the rest on their pages)
 
 
@@ -71,6 +79,9 @@ class ConsolePages:
         self._sampler = sampler
         self._env = _environment()
         self._renders = asyncio.Semaphore(RENDERS_MAX)
+        self._usage = UsageReader(services)
+        # One trace at a time: each may scan the ledger's topics for up to 10 s.
+        self._traces = asyncio.Semaphore(1)
 
     def routes(self) -> list[Route]:
         return [
@@ -83,6 +94,10 @@ class ConsolePages:
             Route("/schemas/{subject:path}", self.subject, methods=["GET"]),
             Route("/acls", self.acls, methods=["GET"]),
             Route("/security", self.security, methods=["GET"]),
+            Route("/storage", self.storage, methods=["GET"]),
+            Route("/decisions", self.decisions, methods=["GET"]),
+            Route("/decisions/{partition}/{offset}", self.decision, methods=["GET"]),
+            Route("/views", self.context_views, methods=["GET"]),
         ]
 
     async def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -169,6 +184,56 @@ class ConsolePages:
             shown=security_events.EVENTS_SHOWN,
             topic=security_events.AUDIT_TOPIC,
         )
+
+    async def storage(self, request: Request) -> HTMLResponse:
+        shown = await self._usage.page()
+        topics = views.paginate(shown.pop("topics"), _page(request))
+        return await self.render("storage.html", section="storage", page=topics, **shown)
+
+    async def decisions(self, request: Request) -> HTMLResponse:
+        return await self.render(
+            "decisions.html",
+            section="decisions",
+            decisions=await decision_traces.recent_decisions(self._services),
+            shown=decision_traces.DECISIONS_SHOWN,
+            topic=decision_traces.DECISIONS_TOPIC,
+        )
+
+    async def decision(self, request: Request) -> HTMLResponse:
+        partition = _number(request.path_params["partition"])
+        offset = _number(request.path_params["offset"])
+        what = f"decision at {request.path_params['partition']}/{request.path_params['offset']}"
+        if partition is None or offset is None:
+            return await self.render("not_found.html", 404, what=what)
+        async with self._traces:
+            tree = await decision_traces.decision_trace(self._services, partition, offset)
+        if tree is None:
+            return await self.render("not_found.html", 404, what=what)
+        return await self.render(
+            "decision.html",
+            section="decisions",
+            tree=tree.document(),
+            where=decision_traces.where(partition, offset),
+            children_max=CHILDREN_SHOWN_MAX,
+        )
+
+    async def context_views(self, request: Request) -> HTMLResponse:
+        url = self._services.settings.console_context_url
+        found: context_views.ServiceViews | None = None
+        problem = None
+        if url:
+            try:
+                found = await context_views.service_views(url)
+            except context_views.ViewsUnavailable as exc:
+                problem = str(exc)
+        return await self.render(
+            "views.html", section="views", url=url, found=found, problem=problem
+        )
+
+
+def _number(text: str) -> int | None:
+    """A partition or offset in a path: ASCII digits, at most 19 of them (an int64)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
 def _page(request: Request) -> int:

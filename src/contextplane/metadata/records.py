@@ -81,6 +81,17 @@ class RangeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectUsage:
+    """What the object index holds: every object and its bytes, and per topic the objects
+    its ranges are in (a multi-partition object counts for each of its topics) and the
+    bytes of those ranges."""
+
+    objects: int
+    object_bytes: int
+    by_topic: dict[str, tuple[int, int]]  # topic -> (objects, range bytes)
+
+
+@dataclass(frozen=True, slots=True)
 class RangeSummary:
     """What a partition's ranges amount to, read at start-up instead of the ranges: where
     its objects end, and what retention decides on without loading them."""

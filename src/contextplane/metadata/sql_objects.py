@@ -20,6 +20,7 @@ from contextplane.metadata.records import (
     CompactedObject,
     ObjectSummary,
     ObjectSwap,
+    ObjectUsage,
     RangeRecord,
     RangeSwap,
     SwapOutcome,
@@ -88,6 +89,18 @@ class ObjectRows:
         """The key of one referenced object, or None when no range references any."""
         row = self._db.execute("SELECT key FROM objects LIMIT 1").fetchone()
         return None if row is None else str(row[0])
+
+    def object_usage(self) -> ObjectUsage:
+        """Objects and bytes in all and per topic: two aggregate queries, each a scan of
+        its table (the console's object store page, cached there)."""
+        objects, size = self._db.execute("SELECT COUNT(*), SUM(size) FROM objects").fetchone()
+        rows = self._db.execute(
+            "SELECT p.topic, COUNT(DISTINCT r.object_id), SUM(r.size) FROM ranges r"
+            " JOIN partitions p ON p.stream_id = r.stream_id GROUP BY p.topic"
+        ).fetchall()
+        return ObjectUsage(
+            int(objects), int(size or 0), {str(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+        )
 
     def known_objects(self, keys: list[str]) -> set[str]:
         """The keys of `keys` that a range references or that wait for deletion."""
@@ -307,6 +320,11 @@ class ObjectCalls:
     async def any_object(self) -> str | None:
         store: Any = self
         result: str | None = await store._call(store.engine.any_object)
+        return result
+
+    async def object_usage(self) -> ObjectUsage:
+        store: Any = self
+        result: ObjectUsage = await store._call(store.engine.object_usage)
         return result
 
     async def known_objects(self, keys: list[str]) -> set[str]:

@@ -31,6 +31,7 @@ from contextplane.metadata.records import (
     ObjectCommit,
     ObjectSummary,
     ObjectSwap,
+    ObjectUsage,
     OffsetRow,
     PartitionRecord,
     RangeRecord,
@@ -152,6 +153,10 @@ class MetadataStore(Protocol):
 
     async def any_object(self) -> str | None:
         """The key of one object a range references; None when there is none."""
+        ...
+
+    async def object_usage(self) -> ObjectUsage:
+        """Objects and their bytes, in all and per topic (the console's object store page)."""
         ...
 
     async def known_objects(self, keys: list[str]) -> set[str]:
