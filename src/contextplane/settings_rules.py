@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from contextplane import tracing
 from contextplane.security import oauthbearer_settings, sasl_settings
 
 if TYPE_CHECKING:
@@ -68,6 +69,10 @@ def first_problem(settings: Settings) -> str | None:
             " working directory; sqlite:////path for an absolute one) or"
             " postgresql://user[:password]@host:port/database"
         )
+    try:
+        tracing.traces_url(settings.otel_exporter_otlp_endpoint, environ={})
+    except tracing.TracingConfigError as exc:
+        return str(exc)
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         return (

@@ -18,6 +18,8 @@ NOT_AT_START = (
     "http.client",
     # The Kafka client of `contextplane registry` and `context` (cli/registry.py).
     "confluent_kafka",
+    # OpenTelemetry: only when traces are configured (tracing.py).
+    "opentelemetry",
     # What the crc32c package's __init__ imports to set its __version__ (protocol/crc.py).
     "importlib.metadata",
     # Schemas of versions newer than kio's: on the first request of that version.

@@ -20,7 +20,7 @@ async def run_registry(store: Store, host: str, port: int, stop: asyncio.Event) 
     try:
         await registry.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        await serve(build_app(registry), sock, stop)
+        await serve(build_app(registry), sock, stop, traced_as="contextplane-schema-registry")
     finally:
         sock.close()
         await registry.close()
