@@ -18,12 +18,15 @@ import confluent_kafka as ck
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.services.actions.client import ActionsClient
+from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.broker import BrokerProcess
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
 SERVER = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
+CLIENT = 3
 STATUS_ERROR = 2
 SPANS_S = 60.0  # the batch processor exports every 5 s by default
 
@@ -216,6 +219,54 @@ def test_registry_requests_are_server_spans_continuing_the_callers_trace(
         assert absent.status_code != STATUS_ERROR  # a 4xx is the client's, not a failure
     finally:
         registry.stop()
+        broker.stop()
+
+
+TOOLS = """
+[tools.refund]
+endpoint = "{url}"
+idempotent = true
+timeout_ms = 60000
+policy = 'permit(principal, action, resource == Tool::"refund");'
+"""
+
+
+def test_a_tool_call_is_a_client_span_whose_context_reaches_the_endpoint(
+    receiver: OtlpReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = BrokerProcess(tmp_path / "broker").start()
+    endpoint = CountingEndpoint(honours_key=True)
+    tools = tmp_path / "tools.toml"
+    tools.write_text(TOOLS.format(url=endpoint.url))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{receiver.endpoint}/v1/traces")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    running = ExecutorProcess(
+        broker.bootstrap, tools, tmp_path, tmp_path / "executor.log", transactional_id="traced"
+    ).start()
+    try:
+        outcome = ActionsClient(broker.bootstrap, running.url).call(
+            "refund", {"account": "a1", "amount": 5}, "refund-traced"
+        )
+        assert outcome.state == "done"
+        (span,) = wait_until(lambda: receiver.named("call refund"), SPANS_S, "the call's span")
+        assert span.kind == CLIENT
+        assert span.resource["service.name"] == "contextplane-executor"
+        assert span.attributes["contextplane.tool.name"] == "refund"
+        assert span.attributes["http.response.status_code"] == 200
+        assert span.status_code != STATUS_ERROR
+        # The endpoint was called within the span: its traceparent names it.
+        ((version, trace_id, parent_id, flags),) = [t.split("-") for t in endpoint.traceparents]
+        assert (version, trace_id, parent_id) == ("00", span.trace_id, span.span_id)
+        assert int(flags, 16) & 1  # sampled
+        # The ledger read the client polled is a server span of the executor's HTTP.
+        wait_until(
+            lambda: any(s.attributes.get("http.route") == "/v1/ledger" for s in receiver.spans),
+            SPANS_S,
+            "a GET /v1/ledger span",
+        )
+    finally:
+        running.stop()
+        endpoint.close()
         broker.stop()
 
 

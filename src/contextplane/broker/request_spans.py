@@ -65,6 +65,8 @@ class RequestSpans:
             attributes=attributes,
             context=otel_context.Context(),  # a request is a root: Kafka carries no context
         )
+        if not span.is_recording():  # sampled out (OTEL_TRACES_SAMPLER): nothing more
+            return await handler(ctx, body)
         ctx.span = span
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
@@ -78,7 +80,7 @@ class RequestSpans:
         if reply.later is None:
             span.end()
             return reply
-        return Reply(later=_EndsSpan(span, reply.later))
+        return Reply(later=EndsSpan(span, reply.later))
 
     def child(self, parent: Any, name: str, attributes: dict[str, Any] | None = None) -> Any:
         """A span under `parent`, started now; the caller ends it."""
@@ -87,7 +89,7 @@ class RequestSpans:
         )
 
 
-class _EndsSpan:
+class EndsSpan:
     """A traced reply's later part: awaited inside its span, which ends with it (or when
     the connection closes before it is awaited)."""
 
