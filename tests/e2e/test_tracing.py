@@ -1,6 +1,8 @@
 """OpenTelemetry traces end to end: a broker process configured with
 `otel.exporter.otlp.endpoint` exports spans to a real OTLP/HTTP receiver (its bodies
-decoded with opentelemetry-proto) while confluent-kafka produces and fetches; the
+decoded with opentelemetry-proto) while confluent-kafka produces and fetches (a record
+carrying a `traceparent` linked to its producer's span); a tool call is a client span whose
+context reaches the endpoint; the
 schema registry's requests are server spans continuing the caller's `traceparent`; a
 collector that is dead, or that never answers, leaves produce working; with tracing off
 a broker serves produce and fetch without importing OpenTelemetry."""
@@ -28,7 +30,12 @@ from tests.support.wait import wait_until
 SERVER = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
 CLIENT = 3
 STATUS_ERROR = 2
-SPANS_S = 60.0  # the batch processor exports every 5 s by default
+SPANS_S = 60.0
+PRODUCER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+PRODUCER_SPAN = "b7ad6b7169203331"
+TRACEPARENT = (
+    f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01"  # the batch processor exports every 5 s by default
+)
 
 
 @pytest.fixture
@@ -40,13 +47,20 @@ def receiver() -> Iterator[OtlpReceiver]:
         running.stop()
 
 
-def _produce(bootstrap: str, topic: str, values: list[bytes]) -> list[ck.Message]:
+def _produce(
+    bootstrap: str, topic: str, values: list[bytes], headers: list[tuple[str, str]] | None = None
+) -> list[ck.Message]:
     producer = ck.Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "client.id": "traced-producer"}
     )
     delivered: list[ck.Message] = []
     for value in values:
-        producer.produce(topic, value=value, on_delivery=lambda err, msg: delivered.append(msg))
+        producer.produce(
+            topic,
+            value=value,
+            headers=headers,
+            on_delivery=lambda err, msg: delivered.append(msg),
+        )
     assert producer.flush(30) == 0
     return delivered
 
@@ -98,6 +112,9 @@ def test_produce_and_fetch_spans_reach_the_collector(
         _create(broker.bootstrap, "small", **{"max.message.bytes": "1000"})
         delivered = _produce(broker.bootstrap, "traced", [b"one", b"two", b"three"])
         assert all(message.error() is None for message in delivered)
+        # A record carrying its producer's W3C context: the produce span links to it.
+        linked = _produce(broker.bootstrap, "linked", [b"v"], [("traceparent", TRACEPARENT)])
+        assert linked[0].error() is None
         refused = _produce(broker.bootstrap, "small", [b"x" * 5000])
         assert refused[0].error().code() == ck.KafkaError.MSG_SIZE_TOO_LARGE
         assert _consume(broker.bootstrap, "traced", 3) == [b"one", b"two", b"three"]
@@ -130,6 +147,11 @@ def test_produce_and_fetch_spans_reach_the_collector(
             waits = [s for s in receiver.children_of(span) if s.name == "acknowledgement wait"]
             assert len(waits) == 1 and waits[0].trace_id == span.trace_id
 
+        (with_link,) = wait_until(
+            lambda: receiver.named("produce linked"), SPANS_S, "the linked produce's span"
+        )
+        assert with_link.links == [(PRODUCER_TRACE, PRODUCER_SPAN)]
+        assert all(span.links == [] for span in produced)
         (too_large,) = wait_until(
             lambda: receiver.named("produce small"), SPANS_S, "the refused produce's span"
         )

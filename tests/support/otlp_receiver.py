@@ -31,6 +31,7 @@ class ReceivedSpan:
     status_message: str
     resource: dict[str, Any]
     scope: str
+    links: list[tuple[str, str]]  # (trace id, span id) of each linked span
 
 
 def _value(value: AnyValue) -> Any:
@@ -105,6 +106,7 @@ class OtlpReceiver:
                             status_message=span.status.message,
                             resource=resource,
                             scope=scope_spans.scope.name,
+                            links=[(k.trace_id.hex(), k.span_id.hex()) for k in span.links],
                         )
                     )
         with self._lock:

@@ -21,14 +21,19 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.trace_context import first_traceparent
 
 PRODUCE_KEY = 0
 FETCH_KEY = 1
 # API key -> (messaging.operation.name, messaging.operation.type)
 _OPERATIONS = {PRODUCE_KEY: ("produce", "send"), FETCH_KEY: ("fetch", "receive")}
+# Links a Produce span keeps to the producers' traces (one per batch that names one).
+LINKS_MAX = 32
+_propagator = TraceContextTextMapPropagator()
 
 
 class RequestSpans:
@@ -147,6 +152,23 @@ def describe(
         span.set_attribute("error.type", name)
         span.set_attribute("contextplane.kafka.error_code", int(error))
         span.set_status(Status(StatusCode.ERROR, name))
+
+
+def link_producers(span: Any, batches: list[bytes | memoryview]) -> None:
+    """A link to each producing application's span named by a batch's first record
+    (`traceparent`, uncompressed batches), at most LINKS_MAX, each trace once."""
+    seen: set[bytes] = set()
+    for batch in batches:
+        value = first_traceparent(batch)
+        if value is None or value in seen:
+            continue
+        seen.add(value)
+        carrier = {"traceparent": value.decode("latin-1")}
+        linked = trace.get_current_span(_propagator.extract(carrier)).get_span_context()
+        if linked.is_valid:
+            span.add_link(linked)
+        if len(seen) >= LINKS_MAX:
+            return
 
 
 def describe_produce(span: Any, topics: list[dict[str, Any]], records: int) -> None:

@@ -205,9 +205,11 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
 def _describe_span(
     ctx: RequestContext, topics: list[dict[str, Any]], batches: list[_Batch]
 ) -> None:
-    from contextplane.broker.request_spans import describe_produce  # only when traced
+    # Only when traced: request_spans imports OpenTelemetry.
+    from contextplane.broker.request_spans import describe_produce, link_producers
 
     describe_produce(ctx.span, topics, sum(item.header.records_count for item in batches))
+    link_producers(ctx.span, [item.batch for item in batches if not item.header.compression])
 
 
 def _retrieve(durable: asyncio.Future[None]) -> None:
