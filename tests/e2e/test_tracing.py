@@ -1,11 +1,11 @@
 """OpenTelemetry traces end to end: a broker process configured with
 `otel.exporter.otlp.endpoint` exports spans to a real OTLP/HTTP receiver (its bodies
 decoded with opentelemetry-proto) while confluent-kafka produces and fetches (a record
-carrying a `traceparent` linked to its producer's span); a tool call is a client span whose
-context reaches the endpoint; the
-schema registry's requests are server spans continuing the caller's `traceparent`; a
-collector that is dead, or that never answers, leaves produce working; with tracing off
-a broker serves produce and fetch without importing OpenTelemetry."""
+carrying a `traceparent` is linked to its producer's span); the schema registry's
+requests are server spans continuing the caller's `traceparent`; a tool call is a client
+span whose context reaches the endpoint; a collector that is dead, or that never
+answers, leaves produce working; with tracing off a broker serves produce and fetch
+without importing OpenTelemetry."""
 
 from __future__ import annotations
 
