@@ -30,6 +30,9 @@ from contextplane.clock import elapsed_ns
 TRACES_PATH = "/v1/traces"
 ENDPOINT_CHARS_MAX = 2048
 
+# A span attribute's value is cut at this many characters (unless a variable says).
+ATTRIBUTE_CHARS_MAX = 1024
+_LENGTH_VARIABLES = ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
 # At exit, queued spans are exported within this, whatever the collector does.
 EXIT_EXPORT_MS = 2_000
 # The SDK's log lines (dropped spans, export retries and failures): one per message each
@@ -102,17 +105,30 @@ def _start(url: str, service_name: str) -> Any:
     # Imported here only: a process that does not trace never loads OpenTelemetry.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     for name in _SDK_LOGGERS:
         logging.getLogger(name).addFilter(_OncePerInterval(SDK_LOG_INTERVAL_S))
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
-    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=Resource.create(attributes),
+        shutdown_on_exit=False,
+        span_limits=_span_limits(SpanLimits),
+    )
     processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=url))
     provider.add_span_processor(processor)
     atexit.register(_shutdown, provider, processor)
     return provider
+
+
+def _span_limits(span_limits: Any) -> Any:
+    """The SDK's limits, with attribute values cut at ATTRIBUTE_CHARS_MAX unless a
+    variable sets that (client ids, principals and paths come from clients; the SDK
+    keeps values whole by default, and 2,048 queued spans must stay small)."""
+    if any(name in os.environ for name in _LENGTH_VARIABLES):
+        return span_limits()
+    return span_limits(max_span_attribute_length=ATTRIBUTE_CHARS_MAX)
 
 
 def _shutdown(provider: Any, processor: Any) -> None:

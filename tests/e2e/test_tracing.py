@@ -115,6 +115,10 @@ def test_produce_and_fetch_spans_reach_the_collector(
         # A record carrying its producer's W3C context: the produce span links to it.
         linked = _produce(broker.bootstrap, "linked", [b"v"], [("traceparent", TRACEPARENT)])
         assert linked[0].error() is None
+        # What a client names is cut in a span: a client id of 2,000 characters.
+        long_id = ck.Producer({"bootstrap.servers": broker.bootstrap, "client.id": "c" * 2000})
+        long_id.produce("long-client", value=b"v")
+        assert long_id.flush(30) == 0
         refused = _produce(broker.bootstrap, "small", [b"x" * 5000])
         assert refused[0].error().code() == ck.KafkaError.MSG_SIZE_TOO_LARGE
         assert _consume(broker.bootstrap, "traced", 3) == [b"one", b"two", b"three"]
@@ -152,6 +156,10 @@ def test_produce_and_fetch_spans_reach_the_collector(
         )
         assert with_link.links == [(PRODUCER_TRACE, PRODUCER_SPAN)]
         assert all(span.links == [] for span in produced)
+        (long_client,) = wait_until(
+            lambda: receiver.named("produce long-client"), SPANS_S, "the long client id's span"
+        )
+        assert long_client.attributes["messaging.client.id"] == "c" * 1024
         (too_large,) = wait_until(
             lambda: receiver.named("produce small"), SPANS_S, "the refused produce's span"
         )
