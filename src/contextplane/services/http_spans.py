@@ -22,6 +22,8 @@ ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
 
+# Scrapes (the context service's /metrics) are not calls worth a span each.
+UNTRACED_PATHS = frozenset({"/metrics"})
 # An attribute holds at most this much of a path (a subject name is part of the path).
 PATH_CHARS_MAX = 1024
 # Only these request headers are read for the caller's context, each bounded.
@@ -43,7 +45,7 @@ class TracedApp:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
             await self._app(scope, receive, send)
             return
         method = scope["method"]
