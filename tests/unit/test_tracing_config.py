@@ -1,10 +1,15 @@
 """Where traces go (tracing.py): the broker's setting, else the standard OTEL_* variables,
-else nowhere; an unusable endpoint named by where it came from; the SDK's log lines
-about a dead collector kept to one per message and interval."""
+else nowhere; an unusable endpoint named by where it came from, and `contextplane up`
+refusing it before anything starts; the SDK's log lines about a dead collector kept to
+one per message and interval."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +74,29 @@ def test_the_sdk_lines_pass_once_per_message_and_interval() -> None:
     record = _record("Queue full, dropping %s.")
     assert every_time.filter(record)
     assert record.msg == "Queue full, dropping %s. (1000 more like it left out of the log)"
+
+
+@pytest.mark.parametrize(
+    ("variables", "sets", "named"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, [], "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ({}, ["--set", "otel.exporter.otlp.endpoint=localhost:4318"], "otel.exporter.otlp"),
+    ],
+)
+def test_contextplane_up_refuses_an_unusable_endpoint_before_starting(
+    tmp_path: Path, variables: dict[str, str], sets: list[str], named: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | variables
+    data = tmp_path / "data"
+    out = subprocess.run(
+        [sys.executable, "-m", "contextplane.cli.launch", "up", "--data-dir", str(data), *sets],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"contextplane: {named}")
+    assert line.endswith(": not an http:// or https:// URL with a host")
+    assert not data.exists()
