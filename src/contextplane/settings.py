@@ -101,6 +101,8 @@ class Settings:
     wal_object_max_in_flight: int = limits.WAL_OBJECT_MAX_IN_FLIGHT
     wal_object_max_bytes: int = limits.WAL_OBJECT_BYTES_MAX
     wal_segment_bytes: int = limits.WAL_SEGMENT_BYTES
+    # OpenTelemetry traces' OTLP/HTTP collector (tracing.py); empty: the OTEL_* variables.
+    otel_exporter_otlp_endpoint: str = ""
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
     retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS
     # Storage under pressure: memory and WAL backlog bounds, metadata disk reserve,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from contextplane.client_properties import ClientPropertyError, read_client_properties
+from contextplane import tracing
 from contextplane.security import oauthbearer_settings, sasl_settings
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ def first_problem(settings: Settings) -> str | None:
             " working directory; sqlite:////path for an absolute one) or"
             " postgresql://user[:password]@host:port/database"
         )
+    try:
+        tracing.traces_url(settings.otel_exporter_otlp_endpoint, environ={})
+    except tracing.TracingConfigError as exc:
+        return str(exc)
     overrides = settings.connections_per_ip_overrides
     if settings.max_connections_per_ip == 0 and not overrides:
         return (

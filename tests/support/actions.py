@@ -44,6 +44,7 @@ class CountingEndpoint:
         self.requests: Counter[str] = Counter()  # Idempotency-Key -> requests received
         self.effects: Counter[str] = Counter()  # Idempotency-Key -> effects performed
         self.without_key = 0
+        self.traceparents: list[str] = []  # W3C trace context headers received
         self._answers: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.hold: set[str] = set()  # keys whose first answer waits for `release`
@@ -56,6 +57,8 @@ class CountingEndpoint:
                 length = int(self.headers.get("Content-Length", "0"))
                 arguments = json.loads(self.rfile.read(length) or b"null")
                 key = self.headers.get("Idempotency-Key")
+                if traceparent := self.headers.get("traceparent"):
+                    endpoint.traceparents.append(traceparent)
                 answer = endpoint._perform(key, arguments)
                 if key in endpoint.hold:
                     endpoint.hold.discard(key)  # the first request only

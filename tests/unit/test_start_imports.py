@@ -21,6 +21,8 @@ NOT_AT_START = (
     # The MCP SDK and its pydantic models, of `contextplane mcp` only (cli/mcp.py).
     "mcp",
     "pydantic",
+    # OpenTelemetry: only when traces are configured (tracing.py).
+    "opentelemetry",
     # What the crc32c package's __init__ imports to set its __version__ (protocol/crc.py).
     "importlib.metadata",
     # Schemas of versions newer than kio's: on the first request of that version.

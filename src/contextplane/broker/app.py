@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from contextplane import tracing
 from contextplane.broker import authorization as authz
 from contextplane.broker import authorization_txn as authz_txn
 from contextplane.broker.audit_sink import AuditSink
@@ -71,6 +73,9 @@ from contextplane.storage.admission import free_bytes
 from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.store_marker import check_store_marker
+
+if TYPE_CHECKING:
+    from contextplane.broker.request_spans import RequestSpans
 
 log = logging.getLogger(__name__)
 
@@ -512,6 +517,7 @@ class Broker:
             sasl=sasl,
             audit_sink=sink,
             receipts=self.receipts,
+            spans=_request_spans(settings),
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller
@@ -562,3 +568,15 @@ class Broker:
             await self.metadata.close()
         finally:
             self._lock.release()
+
+
+def _request_spans(settings: Settings) -> RequestSpans | None:
+    """Spans of Produce and Fetch when traces are configured; else None, and nothing of
+    OpenTelemetry imported."""
+    url = tracing.traces_url(settings.otel_exporter_otlp_endpoint)
+    tracer = tracing.tracer("contextplane.broker", url, "contextplane")
+    if tracer is None:
+        return None
+    from contextplane.broker.request_spans import RequestSpans
+
+    return RequestSpans(tracer)

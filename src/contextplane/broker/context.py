@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from contextplane.broker.leaders import Leaders
     from contextplane.broker.metadata_cache import MetadataCache
     from contextplane.broker.read_receipts import ReadReceipts
+    from contextplane.broker.request_spans import RequestSpans
     from contextplane.broker.topics import TopicManager
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
@@ -99,6 +100,7 @@ class Services:
     stats: BrokerStats = field(default_factory=BrokerStats)  # what /metrics reads
     schemas: SchemaCatalog = field(default_factory=SchemaCatalog)  # schema id validation
     masking: MaskingPolicies = field(default_factory=MaskingPolicies)  # masking per consumer
+    spans: RequestSpans | None = None  # None: tracing is off (`tracing.py`)
 
 
 @dataclass(slots=True)
@@ -147,6 +149,8 @@ class RequestContext:
     # (operation, type, name) of each refused action: plain tuples, since a handler asks
     # `denied` once per resource and a request may name 20,000 refused topics.
     refused_actions: set[tuple[Operation, ResourceType, str]] = field(default_factory=set)
+    # The request's OpenTelemetry span while it is traced (`request_spans.py`), else None.
+    span: Any = None
 
     # -- the services, by name ----------------------------------------------------------
 

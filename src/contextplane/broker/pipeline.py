@@ -138,7 +138,11 @@ class Pipeline:
         quotas = services.quotas
         ctx.throttle(quotas.throttle_ms(connection.principal, header.client_id, header.api_key))
         started = elapsed_ns()
-        reply = await route.handler(ctx, request.body)
+        spans = services.spans
+        if spans is not None and spans.traces(header.api_key):
+            reply = await spans.handle(ctx, route.handler, request.body)
+        else:
+            reply = await route.handler(ctx, request.body)
         quotas.handled(connection.principal, header.client_id, elapsed_ns() - started)
         if services.receipts is not None and header.api_key in GROUP_MEMBERSHIP_KEYS:
             services.receipts.saw_group(ctx, request.body.group_id)

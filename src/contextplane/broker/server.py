@@ -172,8 +172,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
             task.cancel()
         while not self._responses.empty():  # responses owed to a client that is gone
             item = self._responses.get_nowait()
-            if item is not _CLOSE_AFTER_WRITES and inspect.iscoroutine(item[1]):
-                item[1].close()  # a long poll or acknowledgement wait never started
+            # A long poll or acknowledgement wait never started: a coroutine, or a traced
+            # reply's (request_spans.py), which ends its span.
+            if item is not _CLOSE_AFTER_WRITES and inspect.isawaitable(item[1]):
+                close = getattr(item[1], "close", None)
+                if close is not None:
+                    close()
         if self._memory_wait is not None:
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None

@@ -22,7 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contextplane import dataclass_code
+from contextplane import dataclass_code, tracing
 from contextplane.cli import (
     audit_reads,
     client_commands,
@@ -105,8 +105,18 @@ def _log_level(value: str) -> str:
     return value.upper()
 
 
+# The commands that export traces when the OTEL_* variables name a collector.
+_TRACED_COMMANDS = frozenset({"up", "registry", "context", "executor"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.command in _TRACED_COMMANDS:
+        try:
+            tracing.traces_url()  # an unusable variable is named before anything starts
+        except tracing.TracingConfigError as exc:
+            print(f"contextplane: {exc}", file=sys.stderr)
+            return 2
     if args.command == "users":
         return users.run(args)
     if args.command == "audit":

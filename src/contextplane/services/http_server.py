@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from contextplane import tracing
 from contextplane.services.request_deadline import with_request_head_deadline
 
 # uvicorn's h11 parser refuses a request line plus headers larger than this (h11's own
@@ -46,11 +48,19 @@ async def serve(
     *,
     request_head_s: float = REQUEST_HEAD_S,
     write_stall_s: float = WRITE_STALL_S,
+    traced_as: str | None = None,
 ) -> None:
     """Serve `app` on `sock` until `stop` is set, then finish requests under way (at
-    most GRACEFUL_SHUTDOWN_S)."""
+    most GRACEFUL_SHUTDOWN_S). `traced_as`: the service's name, for a span per request
+    when traces are configured (`tracing.py`)."""
+    served: Any = app
+    tracer = tracing.started_tracer(traced_as) if traced_as is not None else None
+    if tracer is not None:
+        from contextplane.services.http_spans import TracedApp  # only when traced
+
+        served = TracedApp(app, tracer)
     config = uvicorn.Config(
-        app,
+        served,
         http=with_request_head_deadline(request_head_s, write_stall_s),
         lifespan="off",
         log_config=None,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from contextplane.clock import Clock, SystemClock
+from contextplane.tracing import child_span
 
 _T = TypeVar("_T")
 
@@ -142,7 +143,9 @@ class BoundedObjectStore:
             raise ObjectStoreError(f"{what}: the object store did not answer a read just now")
         started_ms = self._clock.monotonic_ms()
         try:
-            data = await self._bounded(what, self.store.get_range(key, start, end))
+            # A span under the fetch that asked, when it is traced (nothing otherwise).
+            with child_span("object get", {"contextplane.object.bytes": end - start}):
+                data = await self._bounded(what, self.store.get_range(key, start, end))
         except ObjectStoreError as exc:
             if exc.timed_out:
                 self._reads_fail_until_ms = self._clock.monotonic_ms() + READS_FAIL_FAST_MS

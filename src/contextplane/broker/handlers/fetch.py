@@ -235,6 +235,10 @@ def _response(
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
 ) -> Any:
     size = sum(max(records_size(p["records"]), 0) for t in topics for p in t["partitions"])
+    if ctx.span is not None:
+        from contextplane.broker.request_spans import describe_fetch  # only when traced
+
+        describe_fetch(ctx.span, topics, size)
     if size:
         quota_ms = ctx.services.quotas.fetch_throttle_ms(ctx.principal, ctx.header.client_id, size)
         if quota_ms:

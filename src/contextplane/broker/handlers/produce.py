@@ -136,6 +136,8 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
         if _append(ctx, item, pending) is not None:
             failed = True
     if request.acks == 0:
+        if ctx.span is not None:
+            _describe_span(ctx, topics, batches)
         if failed:
             # acks=0 has no response; closing the connection is Kafka's only way to tell
             # the producer that something it sent was rejected.
@@ -150,6 +152,12 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
 
     async def respond() -> Any:
         rejected = failed
+        # The wait for the WAL's group commit, a span of its own when traced.
+        waiting = None
+        if ctx.span is not None and pending:
+            waiting = ctx.services.spans.child(  # type: ignore[union-attr]
+                ctx.span, "acknowledgement wait", {"contextplane.partition_count": len(pending)}
+            )
         for entry, durable in pending:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -168,6 +176,10 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                 entry.update(
                     error_code=ErrorCode.kafka_storage_error, error_message=str(exc), base_offset=-1
                 )
+        if waiting is not None:
+            waiting.end()
+        if ctx.span is not None:
+            _describe_span(ctx, topics, batches)
         if admission.throttle_ms:
             # Delayed as well as reported (as Kafka did before KIP-219), so a client that
             # ignores throttle_time_ms is slowed all the same.
@@ -188,6 +200,16 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     if not pending and not admission.throttle_ms:
         return Reply(body=await respond())
     return later(respond())
+
+
+def _describe_span(
+    ctx: RequestContext, topics: list[dict[str, Any]], batches: list[_Batch]
+) -> None:
+    # Only when traced: request_spans imports OpenTelemetry.
+    from contextplane.broker.request_spans import describe_produce, link_producers
+
+    describe_produce(ctx.span, topics, sum(item.header.records_count for item in batches))
+    link_producers(ctx.span, [item.batch for item in batches if not item.header.compression])
 
 
 def _retrieve(durable: asyncio.Future[None]) -> None:

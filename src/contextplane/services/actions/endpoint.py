@@ -38,8 +38,13 @@ class Interrupted:
 
 
 def call(
-    endpoint: str, arguments: Any, idempotency_key: str, timeout_s: float
+    endpoint: str,
+    arguments: Any,
+    idempotency_key: str,
+    timeout_s: float,
+    trace_headers: dict[str, str] | None = None,
 ) -> Answer | NotSent | Interrupted:
+    """`trace_headers`: the W3C trace context of the call's span, when traced."""
     url = urllib.parse.urlsplit(endpoint)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     connection: http.client.HTTPConnection
@@ -60,7 +65,11 @@ def call(
                 "POST",
                 path,
                 body=body,
-                headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
+                headers={
+                    **(trace_headers or {}),
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": idempotency_key,
+                },
             )
             response = connection.getresponse()
             raw = response.read(RESULT_BYTES_MAX + 1)

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane import tracing
 from contextplane.clock import SystemClock
 from contextplane.services.actions import endpoint, ledger
 from contextplane.services.actions.ledger import LedgerIndex, LedgerKey
@@ -84,6 +85,8 @@ class Executor:
             **config.client_config,
         }
         self.index = LedgerIndex()
+        # A span per tool call when traces are configured (tracing.py), else None.
+        self._tracer = tracing.started_tracer("contextplane-executor")
         # Set by the producer's error callback when it loses the cluster: the next
         # transaction starts on a new producer (see _replace_producer).
         self._disconnected = threading.Event()
@@ -421,9 +424,14 @@ class Executor:
         tool = request.tool
         self.calls_made += 1
         log.info("calling %s for key %r", tool.name, request.key)
-        outcome = endpoint.call(
-            tool.endpoint, request.arguments, request.key, tool.timeout_ms / 1000
-        )
+        if self._tracer is None:
+            outcome = endpoint.call(
+                tool.endpoint, request.arguments, request.key, tool.timeout_ms / 1000
+            )
+        else:
+            from contextplane.services.actions.call_span import traced_call  # only when traced
+
+            outcome = traced_call(self._tracer, tool, request.arguments, request.key)
         entry = {**started, "at_ms": _now_ms()}
         if isinstance(outcome, endpoint.Answer):
             entry["state"] = ledger.DONE

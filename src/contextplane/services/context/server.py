@@ -22,7 +22,9 @@ async def run_context(service: ContextService, host: str, port: int, stop: async
     try:
         await service.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        serving = asyncio.create_task(serve(build_app(service), sock, stop))
+        serving = asyncio.create_task(
+            serve(build_app(service), sock, stop, traced_as="contextplane-context")
+        )
         failed = asyncio.create_task(service.stopped.wait())
         await asyncio.wait([serving, failed], return_when=asyncio.FIRST_COMPLETED)
         stop.set()

@@ -24,7 +24,7 @@ async def run_registry(
     try:
         await registry.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        await serve(build_app(registry, access), sock, stop)
+        await serve(build_app(registry, access), sock, stop, traced_as="contextplane-schema-registry")
     finally:
         sock.close()
         await registry.close()
