@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane import tracing
+from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane.security import oauthbearer_settings, sasl_settings
 
 if TYPE_CHECKING:

@@ -24,7 +24,9 @@ async def run_registry(
     try:
         await registry.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        await serve(build_app(registry, access), sock, stop, traced_as="contextplane-schema-registry")
+        await serve(
+            build_app(registry, access), sock, stop, traced_as="contextplane-schema-registry"
+        )
     finally:
         sock.close()
         await registry.close()
