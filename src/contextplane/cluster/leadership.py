@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import CommitOutcome, PartitionRecord
+from contextplane.metadata.records import ClaimOutcome, CommitOutcome, PartitionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -64,17 +64,19 @@ class Leadership:
 
     async def claim(
         self, records: Iterable[PartitionRecord], unclean: frozenset[int] = frozenset()
-    ) -> dict[int, int]:
+    ) -> ClaimOutcome:
         """Lead each partition at its stored epoch + 1, in one metadata transaction.
 
-        Returns the epoch of each partition claimed; a partition whose epoch moved since
-        `records` were read (another broker claimed it meanwhile) is not led, nor is one
-        another node's WAL holds acknowledged records of (dirty), unless in `unclean`
-        (unclean.leader.election.enable: those records are given up, and logged).
+        The outcome's `claimed` holds the epoch of each partition claimed; a partition
+        whose epoch moved since `records` were read (another broker claimed it
+        meanwhile) is not led, nor is one another node's WAL holds acknowledged records
+        of (dirty), unless that WAL is an object WAL (`recovering`: the caller recovers
+        them from it) or in `unclean` (unclean.leader.election.enable: those records are
+        given up, and logged).
         """
         wanted = {r.stream_id: r.leader_epoch for r in records}
         if not wanted:
-            return {}
+            return ClaimOutcome({}, {})
         outcome = await self._metadata.claim_leadership(wanted, self._node_id, unclean)
         for stream_id, stored in outcome.moved.items():
             log.warning(
@@ -101,7 +103,7 @@ class Leadership:
         self._epochs.update(outcome.claimed)
         self.released.difference_update(outcome.claimed)
         self.generation += 1
-        return outcome.claimed
+        return outcome
 
     def check_commit(self, outcome: CommitOutcome) -> list[int]:
         """Apply the epoch rule to an object commit's outcome; release (and return) every

@@ -1,0 +1,205 @@
+"""Recovery of a dead broker's object WAL by another broker (RFC 0004 §4): the
+controller gives every dirty partition of a dead broker whose registration names an
+object WAL to one live broker, that broker's claim takes them (dirty at its own epoch)
+and replays the dead broker's WAL into them, and the recovered incarnation is marked and
+its objects deleted. Both metadata engines; the WALs are real object WALs on `file://`
+stores."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from contextplane.cluster.assignment_plan import Candidate, Placement
+from contextplane.metadata.records import WalSource
+from contextplane.metadata.sql_engine import SqlEngine
+from contextplane.protocol.records import parse_header
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
+from contextplane.storage.partition import PartitionLog
+from tests.support.metadata import open_engine
+from tests.support.wait import wait_until_async
+from tests.unit.test_controller_lease import LONG_MS, endpoints
+from tests.unit.test_engine_recovery import batch
+from tests.unit.test_wal_dirty import dirty_of, node_settings, opened
+
+
+def register(engine: SqlEngine, node: int, incarnation: int, session_ms: int, wal: str | None):
+    assert engine.register_broker(
+        node, incarnation, None, endpoints(9000 + node), session_ms, wal_url=wal
+    ).registered
+
+
+def wal_url_of(engine: SqlEngine, node: int) -> str | None:
+    row = engine._db.execute("SELECT wal_url FROM brokers WHERE node_id=?", (node,)).fetchone()
+    return None if row[0] is None else str(row[0])
+
+
+def test_a_dead_object_wal_brokers_dirty_partitions_go_to_one_recoverer_that_may_claim_them(
+    metadata_url: str,
+) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        register(engine, 1, 10, 300, "s3://bucket/wal")
+        register(engine, 2, 20, LONG_MS, None)
+        register(engine, 3, 30, LONG_MS, None)
+        beat = engine.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        engine.create_topic("t", 6, {}, lambda stream_id: 1)
+        streams = [r.stream_id for r in engine.partitions("t")]
+        assert len(engine.claim_leadership({s: 0 for s in streams}, 1).claimed) == 6
+        dirty = streams[:4]
+        assert engine.mark_wal_dirty({s: 1 for s in dirty}) == set(dirty)
+        # While its partitions are dirty the incarnation is not recovered.
+        assert not engine.finish_wal_recovery(1, 10)
+        time.sleep(0.4)
+        live = [Candidate(2, None), Candidate(3, None)]
+        (expiry,) = engine.expire_brokers(beat.controller, lambda dead: Placement(live))
+        assert expiry.offline == []
+        assert expiry.recoverer in (2, 3)
+        recoverer = expiry.recoverer
+        other = 5 - recoverer
+        assert {s: expiry.moved[s] for s in dirty} == {s: recoverer for s in dirty}
+        placement = Placement(live)
+        assert {s: expiry.moved[s] for s in streams[4:]} == {s: placement(s) for s in streams[4:]}
+        # The other live broker is not the target: it claims none of them.
+        assert engine.claim_leadership({dirty[0]: 1}, other).claimed == {}
+        claim = engine.claim_leadership({s: 1 for s in dirty}, recoverer)
+        assert claim.claimed == {s: 2 for s in dirty}
+        source = WalSource(1, 10, "s3://bucket/wal")
+        assert claim.recovering == {s: source for s in dirty}
+        assert claim.unclean == {}
+        # Dirty at the recoverer's epoch: its WAL holds the records once replayed.
+        rows = {r.stream_id: r.wal_dirty for r in engine.partitions("t")}
+        assert [rows[s] for s in dirty] == [2] * 4
+        # Recovered: marked once, then never again.
+        assert engine.finish_wal_recovery(1, 10)
+        assert wal_url_of(engine, 1) is None
+        assert not engine.finish_wal_recovery(1, 10)
+        # Node 1 returning registers its new object WAL; nothing of the old is its own.
+        register(engine, 1, 11, LONG_MS, "s3://bucket/wal")
+        assert wal_url_of(engine, 1) == "s3://bucket/wal"
+        assert not engine.finish_wal_recovery(1, 10)
+    finally:
+        engine.close()
+
+
+def test_a_local_wal_brokers_dirty_partition_is_still_claimed_by_no_other(
+    metadata_url: str,
+) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        register(engine, 1, 10, 50, None)
+        register(engine, 2, 20, LONG_MS, None)
+        engine.create_topic("t", 1, {}, lambda stream_id: 1)
+        (stream,) = (r.stream_id for r in engine.partitions("t"))
+        assert engine.claim_leadership({stream: 0}, 1).claimed == {stream: 1}
+        assert engine.mark_wal_dirty({stream: 1}) == {stream}
+        engine._db.execute("UPDATE partitions SET target_node=2")
+        time.sleep(0.1)
+        refused = engine.claim_leadership({stream: 1}, 2)
+        assert (refused.claimed, refused.dirty, refused.recovering) == ({}, {stream: 1}, {})
+    finally:
+        engine.close()
+
+
+async def offsets_read(engine: StorageEngine, partition: PartitionLog) -> list[int]:
+    """Every offset a reader from offset 0 gets, fetch after fetch, in order."""
+    offsets: list[int] = []
+    while True:
+        got = await engine.read(partition, offsets[-1] + 1 if offsets else 0, 1 << 20)
+        if not got:
+            return offsets
+        for data in got:
+            header = parse_header(bytes(data))
+            offsets += range(header.base_offset, header.base_offset + header.last_offset_delta + 1)
+
+
+async def storage(
+    url: str, node: int, incarnation: int, tmp_path: Path, wal_url: str, bucket: ObjectBucket
+) -> StorageEngine:
+    settings = dataclasses.replace(
+        node_settings(node, tmp_path / str(node), LONG_MS), wal_url=wal_url
+    )
+    engine = StorageEngine(
+        settings, await opened(url), objects=MemoryObjectStore(bucket), wal_incarnation=incarnation
+    )
+    engine.dirty.enabled = True  # on SQLite too: the statements are the same
+    await engine.open()
+    return engine
+
+
+def test_the_recoverer_replays_the_dead_brokers_wal_once_bounded_and_deletes_it(
+    metadata_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        wal_url = (tmp_path / "wal-objects").as_uri()
+        bucket = ObjectBucket()
+        setup = open_engine(metadata_url)
+        register(setup, 1, 10, 400, wal_url)
+        register(setup, 2, 20, LONG_MS, wal_url)
+        beat = setup.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        setup.create_topic("t", 2, {}, lambda stream_id: 1)
+        dead = await storage(metadata_url, 1, 10, tmp_path, wal_url, bucket)
+        first, second = dead.partitions[("t", 0)], dead.partitions[("t", 1)]
+        await dead.append(first, batch(1, 0, 5, b"A")).durable
+        await dead.append(second, batch(2, 0, 5, b"B")).durable
+        await dead.upload_once()  # 0-4 of each in an object; their WAL entries may stay
+        await dead.append(first, batch(1, 5, 5, b"C")).durable
+        await dead.append(second, batch(2, 5, 3, b"D")).durable
+        await dead.append(first, batch(1, 10, 2, b"E")).durable
+        # A crash: nothing more uploaded, the WAL objects stay.
+        dead.wal.close()
+        await dead.metadata.close()
+        await asyncio.sleep(0.5)
+        (expiry,) = setup.expire_brokers(
+            beat.controller, lambda gone: Placement([Candidate(2, None)])
+        )
+        assert expiry.recoverer == 2
+        recoverer = await storage(metadata_url, 2, 20, tmp_path, wal_url, bucket)
+        try:
+            # At most wal.backlog.bytes is read: more, and the partitions stay offline.
+            takeover = recoverer.takeover
+            roomy = takeover._settings
+            takeover._settings = dataclasses.replace(roomy, wal_backlog_bytes=100)
+            with caplog.at_level(logging.WARNING):
+                claimed = await recoverer.assign(setup.partitions("t"))
+                assert claimed == []  # claimed, served once recovered
+                await wait_until_async(
+                    lambda: "recovering node 1's object WAL failed" in caplog.text,
+                    10,
+                    "a recovery refused",
+                )
+            assert "more than the 100 a recovery reads" in caplog.text
+            assert recoverer.partitions == {}
+            assert takeover.recovering == {first.stream_id, second.stream_id}
+            takeover._settings = roomy
+            await wait_until_async(lambda: takeover.recovered == 1, 60, "the recovery")
+            one, two = recoverer.partitions[("t", 0)], recoverer.partitions[("t", 1)]
+            assert (one.next_offset, two.next_offset) == (12, 8)
+            # Only what was past each object end, each batch once.
+            assert [(b.base_offset, b.end_offset) for b in one.cache] == [(5, 10), (10, 12)]
+            assert [(b.base_offset, b.end_offset) for b in two.cache] == [(5, 8)]
+            assert await offsets_read(recoverer, one) == list(range(12))
+            assert await offsets_read(recoverer, two) == list(range(8))
+            assert dirty_of(setup, "t") == [one.leader_epoch, two.leader_epoch]
+            # The dead incarnation is recovered and its objects deleted.
+            assert wal_url_of(setup, 1) is None
+            assert not list((tmp_path / "wal-objects" / "1").rglob("*-*"))
+            # The recovered records go up as the recoverer's own and the marks clear.
+            while await recoverer.upload_once():
+                pass
+            assert dirty_of(setup, "t") == [0, 0]
+            assert await offsets_read(recoverer, one) == list(range(12))
+        finally:
+            await recoverer.close()
+            await recoverer.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())
