@@ -76,7 +76,7 @@ class WalTakeover:
         self._tasks: set[asyncio.Task[None]] = set()
         self.recovering: set[int] = set()  # streams claimed, not served yet
         self._active: dict[WalSource, int] = {}  # recoveries in progress per WAL
-        self.recovered = 0  # WAL recoveries completed (tests wait on it)
+        self.recovered = 0  # WAL recoveries completed, deletion included (tests wait on it)
 
     def start(self, source: WalSource, records: list[PartitionRecord]) -> None:
         """Recover `records` (claimed here) from `source` in the background."""
@@ -127,7 +127,6 @@ class WalTakeover:
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, _BACKOFF_MAX_S)
         self.recovering.difference_update(partitions)
-        self.recovered += 1
         self._active[source] -= 1
         log.info(
             "recovered %d partitions from node %d's object WAL (%d entries replayed)",
@@ -135,9 +134,9 @@ class WalTakeover:
             source.node_id,
             replayed,
         )
-        await self._finish(
-            source, store, [o.key for o in wal.listed if o.incarnation <= source.incarnation]
-        )
+        listed = [o.key for o in wal.listed if o.incarnation <= source.incarnation]
+        await self._finish(source, store, listed)
+        self.recovered += 1
 
     async def _appended(
         self, pages: AsyncIterable[Iterable[WalEntry]], partitions: dict[int, PartitionLog]
