@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from contextplane.cluster.assignment_plan import Candidate, Placement
+from contextplane.cluster.leadership import NotLeader
 from contextplane.metadata.records import WalSource
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.protocol.records import parse_header
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
-from contextplane.storage.partition import PartitionLog
+from contextplane.storage.partition import PartitionLog, WalState
 from tests.support.metadata import open_engine
+from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until_async
 from tests.unit.test_controller_lease import LONG_MS, endpoints
 from tests.unit.test_engine_recovery import batch
@@ -200,6 +202,41 @@ def test_the_recoverer_replays_the_dead_brokers_wal_once_bounded_and_deletes_it(
         finally:
             await recoverer.close()
             await recoverer.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())
+
+
+def test_with_an_object_wal_a_dirty_partition_acknowledges_only_after_reading_its_epoch(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Another broker may claim a dirty partition and replay this broker's WAL: an append
+    to a partition already marked dirty is acknowledged only once its stored epoch, read
+    after its PUT, is still this broker's (RFC 0004 §5's fence)."""
+
+    async def scenario() -> None:
+        url = postgres_server.create_database()
+        wal_url = (tmp_path / "wal-objects").as_uri()
+        setup = open_engine(url)
+        register(setup, 1, 10, LONG_MS, wal_url)
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        engine = await storage(url, 1, 10, tmp_path, wal_url, ObjectBucket())
+        try:
+            partition = engine.partitions[("t", 0)]
+            await engine.append(partition, batch(1, 0, 5, b"A")).durable
+            assert partition.wal_state is WalState.DIRTY
+            # Another claim moves the epoch on: the next append (no mark needed) is in
+            # the WAL, but not acknowledged, and the partition is released.
+            stream = partition.stream_id
+            assert setup.claim_leadership({stream: partition.leader_epoch}, 1).claimed
+            refused = engine.append(partition, batch(1, 5, 5, b"B")).durable
+            assert refused is not None
+            with pytest.raises(NotLeader):
+                await refused
+            assert partition.released
+        finally:
+            await engine.close()
+            await engine.metadata.close()
             setup.close()
 
     asyncio.run(scenario())

@@ -215,6 +215,18 @@ class WalDirtyRows:
             (stream_id, leader, target),
         )
 
+    def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        """The stored leader epochs of `stream_ids` (deleted ones are absent), in one
+        plain read: READ COMMITTED orders it after every claim committed before it."""
+        engine: Any = self
+        marks = ", ".join("?" * len(stream_ids))
+        with engine._transaction():
+            rows = self._db.execute(
+                f"SELECT stream_id, leader_epoch FROM partitions WHERE stream_id IN ({marks})",
+                tuple(stream_ids),
+            ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
         """`MetadataStore.finish_wal_recovery`: one transaction, the broker row locked."""
         engine: Any = self
@@ -249,6 +261,11 @@ class WalDirtyCalls:
     async def settle_wal_dirty(self, dirty: dict[int, int], clean: dict[int, int]) -> None:
         store: Any = self
         await store._call(store.engine.settle_wal_dirty, dirty, clean)
+
+    async def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        store: Any = self
+        result: dict[int, int] = await store._call(store.engine.leader_epochs, stream_ids)
+        return result
 
     async def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
         store: Any = self

@@ -126,6 +126,10 @@ class MetadataStore(Protocol):
         `unclean_topics`, in one transaction fenced by `controller`."""
         ...
 
+    async def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        """The stored leader epochs of `stream_ids` (deleted streams are absent)."""
+        ...
+
     async def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
         """A dead broker's object WAL was recovered: if none of the partitions it led is
         dirty any more, mark that incarnation's WAL recovered (`wal_url` NULL) and return

@@ -51,7 +51,7 @@ from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
-from contextplane.storage.object_wal import open_wal, refuse_local_wal_backlog
+from contextplane.storage.object_wal import ObjectWal, open_wal, refuse_local_wal_backlog
 from contextplane.storage.objectstore import (
     BoundedObjectStore,
     GetLatency,
@@ -185,6 +185,9 @@ class StorageEngine:
             settings.upload_bytes,
             self.uploader.wakeup.set,
             self.dirty.before_ack,
+            # With an object WAL another broker may replay a dirty partition's WAL: its
+            # epoch is read after each PUT, before acknowledging (RFC 0004 §5).
+            self._confirm if metadata.shared and isinstance(self.wal, ObjectWal) else None,
         )
         self.readahead = Readahead(
             self.blocks,
@@ -553,6 +556,9 @@ class StorageEngine:
         partition.notify()
 
     # -- produce -----------------------------------------------------------------------
+
+    def _confirm(self, partition: PartitionLog) -> asyncio.Future[None]:
+        return self.leadership.confirm(partition.stream_id)
 
     @property
     def pending_bytes(self) -> int:
