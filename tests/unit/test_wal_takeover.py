@@ -22,6 +22,8 @@ from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.protocol.records import parse_header
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
+from contextplane.storage.memory_wal import MemoryWal, WalMedium
+from contextplane.storage.object_wal import ObjectWal
 from contextplane.storage.partition import PartitionLog, WalState
 from tests.support.metadata import open_engine
 from tests.support.postgres import PostgresServer
@@ -237,6 +239,70 @@ def test_with_an_object_wal_a_dirty_partition_acknowledges_only_after_reading_it
         finally:
             await engine.close()
             await engine.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_get_keeps_the_partitions_offline_and_is_retried(
+    metadata_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        wal_bucket, bucket = ObjectBucket(), ObjectBucket()
+        setup = open_engine(metadata_url)
+        register(setup, 1, 10, 400, "s3://wal")
+        register(setup, 2, 20, LONG_MS, None)
+        beat = setup.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        dead = StorageEngine(
+            node_settings(1, tmp_path / "one", LONG_MS),
+            await opened(metadata_url),
+            wal=ObjectWal(MemoryObjectStore(wal_bucket), 1, 10),
+            objects=MemoryObjectStore(bucket),
+        )
+        dead.dirty.enabled = True
+        await dead.open()
+        partition = dead.partitions[("t", 0)]
+        await dead.append(partition, batch(1, 0, 5, b"A")).durable
+        await dead.append(partition, batch(1, 5, 5, b"B")).durable
+        dead.wal.close()  # a crash: nothing uploaded
+        await dead.metadata.close()
+        await asyncio.sleep(0.5)
+        (expiry,) = setup.expire_brokers(
+            beat.controller, lambda gone: Placement([Candidate(2, None)])
+        )
+        assert expiry.recoverer == 2
+        recoverer = StorageEngine(
+            node_settings(2, tmp_path / "two", LONG_MS),
+            await opened(metadata_url),
+            wal=MemoryWal(WalMedium()),
+            objects=MemoryObjectStore(bucket),
+        )
+        recoverer.dirty.enabled = True
+        await recoverer.open()
+        store = MemoryObjectStore(wal_bucket)
+        store.failing.add("get")
+        recoverer.takeover._open_store = lambda url: store
+        try:
+            with caplog.at_level(logging.WARNING):
+                assert await recoverer.assign(setup.partitions("t")) == []
+                await wait_until_async(
+                    lambda: caplog.text.count("recovering node 1's object WAL failed") >= 2,
+                    10,
+                    "two failed attempts",
+                )
+            assert "connection refused (injected)" in caplog.text
+            assert recoverer.partitions == {}  # offline, never half-recovered
+            store.failing.clear()
+            await wait_until_async(lambda: recoverer.takeover.recovered == 1, 60, "the recovery")
+            recovered = recoverer.partitions[("t", 0)]
+            assert [(b.base_offset, b.end_offset) for b in recovered.cache] == [(0, 5), (5, 10)]
+            assert await offsets_read(recoverer, recovered) == list(range(10))
+            assert not [k for k in wal_bucket.objects if k.startswith("1/")]
+        finally:
+            await recoverer.close()
+            await recoverer.metadata.close()
             setup.close()
 
     asyncio.run(scenario())
