@@ -90,7 +90,7 @@ class WalTakeover:
 
     async def _run(self, source: WalSource, records: list[PartitionRecord]) -> None:
         backoff = _BACKOFF_FIRST_S
-        store = self._open_store(source.wal_url)
+        store: ObjectStore | None = None
         streams = ", ".join(str(r.stream_id) for r in records[:20])
         log.info(
             "recovering %d partitions from node %d's object WAL (streams %s)",
@@ -101,6 +101,8 @@ class WalTakeover:
         while True:
             partitions: dict[int, PartitionLog] = {}
             try:
+                if store is None:
+                    store = self._open_store(source.wal_url)
                 partitions = await self._build(records)
                 wal = ObjectWal(
                     store, source.node_id, None, self._settings.wal_object_max_in_flight
