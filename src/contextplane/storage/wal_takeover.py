@@ -18,8 +18,10 @@ first copy of each offset, so a restart of this broker does not duplicate them.
 
 Once none of D's partitions is dirty any more (`finish_wal_recovery`, which also marks
 the incarnation recovered) the objects listed are deleted; objects D wrote after the
-listing were never acknowledged (see RFC 0004 §5) and go with D's next start, whose
-replay drops the entries of partitions led elsewhere and whose trim deletes them.
+listing were never acknowledged (see RFC 0004 §5) and are left to D's next start, whose
+replay drops the entries of partitions led elsewhere and whose trimming deletes them once
+it has uploaded and written again (if D never returns they stay: the controller's sweep
+of recovered incarnations is not built).
 """
 
 from __future__ import annotations
