@@ -76,7 +76,7 @@ def test_a_dead_object_wal_brokers_dirty_partitions_go_to_one_recoverer_that_may
         claim = engine.claim_leadership({s: 1 for s in dirty}, recoverer)
         assert claim.claimed == {s: 2 for s in dirty}
         source = WalSource(1, 10, "s3://bucket/wal")
-        assert claim.recovering == {s: source for s in dirty}
+        assert claim.recovering == {s: (source,) for s in dirty}
         assert claim.unclean == {}
         # Dirty at the recoverer's epoch: its WAL holds the records once replayed.
         rows = {r.stream_id: r.wal_dirty for r in engine.partitions("t")}
@@ -299,6 +299,74 @@ def test_a_failing_get_keeps_the_partitions_offline_and_is_retried(
             recovered = recoverer.partitions[("t", 0)]
             assert [(b.base_offset, b.end_offset) for b in recovered.cache] == [(0, 5), (5, 10)]
             assert await offsets_read(recoverer, recovered) == list(range(10))
+            assert not [k for k in wal_bucket.objects if k.startswith("1/")]
+        finally:
+            await recoverer.close()
+            await recoverer.metadata.close()
+            setup.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_recoverer_dying_mid_recovery_leaves_the_dead_wal_to_the_next_one(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """Broker 2 claims broker 1's dirty partition and dies before replaying anything:
+    broker 3, recovering broker 2's WAL, reads broker 1's too (still unrecovered)."""
+
+    async def scenario() -> None:
+        wal_bucket, bucket = ObjectBucket(), ObjectBucket()
+        setup = open_engine(metadata_url)
+        register(setup, 3, 30, LONG_MS, None)
+        beat = setup.cluster_heartbeat(3, 30, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 3
+        register(setup, 1, 10, 400, "s3://wal")
+        register(setup, 2, 20, LONG_MS, "s3://wal")
+        setup.create_topic("t", 1, {}, lambda stream_id: 1)
+        dead = StorageEngine(
+            node_settings(1, tmp_path / "one", LONG_MS),
+            await opened(metadata_url),
+            wal=ObjectWal(MemoryObjectStore(wal_bucket), 1, 10),
+            objects=MemoryObjectStore(bucket),
+        )
+        dead.dirty.enabled = True
+        await dead.open()
+        partition = dead.partitions[("t", 0)]
+        await dead.append(partition, batch(1, 0, 5, b"A")).durable
+        await dead.append(partition, batch(1, 5, 5, b"B")).durable
+        dead.wal.close()  # a crash: nothing uploaded
+        await dead.metadata.close()
+        stream = partition.stream_id
+        await asyncio.sleep(0.5)
+        (first,) = setup.expire_brokers(
+            beat.controller, lambda gone: Placement([Candidate(2, None)])
+        )
+        assert (first.node_id, first.recoverer) == (1, 2)
+        # Broker 2 claims it, then dies (its lease lapses) before appending a thing to
+        # its own WAL.
+        claim = setup.claim_leadership({stream: 1}, 2)
+        assert claim.claimed == {stream: 2}
+        setup._db.execute("UPDATE brokers SET lease_expires_ms=0 WHERE node_id=2")
+        (again,) = setup.expire_brokers(
+            beat.controller, lambda gone: Placement([Candidate(3, None)])
+        )
+        assert (again.node_id, again.recoverer) == (2, 3)
+        recoverer = StorageEngine(
+            node_settings(3, tmp_path / "three", LONG_MS),
+            await opened(metadata_url),
+            wal=MemoryWal(WalMedium()),
+            objects=MemoryObjectStore(bucket),
+        )
+        recoverer.dirty.enabled = True
+        await recoverer.open()
+        recoverer.takeover._open_store = lambda url: MemoryObjectStore(wal_bucket)
+        try:
+            assert await recoverer.assign(setup.partitions("t")) == []
+            await wait_until_async(lambda: recoverer.takeover.recovered == 1, 60, "the recovery")
+            recovered = recoverer.partitions[("t", 0)]
+            assert recovered.leader_epoch == 3
+            assert await offsets_read(recoverer, recovered) == list(range(10))
+            assert wal_url_of(setup, 1) is None and wal_url_of(setup, 2) is None
             assert not [k for k in wal_bucket.objects if k.startswith("1/")]
         finally:
             await recoverer.close()

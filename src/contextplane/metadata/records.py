@@ -180,8 +180,9 @@ class ClaimOutcome:
     # (the node whose un-uploaded records are given up, the object end offset kept).
     unclean: dict[int, tuple[int, int]] = field(default_factory=dict)
     # Dirty streams claimed to recover them from a dead broker's object WAL (RFC 0004
-    # §4): stream -> that WAL.
-    recovering: dict[int, WalSource] = field(default_factory=dict)
+    # §4): stream -> that WAL, then every other expired broker's WAL not yet recovered
+    # (a recoverer that died mid-recovery leaves records in the WAL it was reading).
+    recovering: dict[int, tuple[WalSource, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ from contextplane.metadata.records import (
     ScramCredentialRecord,
     StoredProducerState,
     TopicRecord,
+    WalSource,
 )
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
@@ -59,6 +60,7 @@ from contextplane.metadata.sql_wal_dirty import (
     clear_dirty,
     dirty_leader,
     dirty_sql,
+    unrecovered_wals,
     wal_source,
 )
 from contextplane.protocol.error_codes import ErrorCode
@@ -283,12 +285,14 @@ class SqlEngine(
         it may have acknowledged without marking, `unmarked_acks`) is claimed only by
         that leader's node, whose restart replays them, or by anyone when that leader's
         registration names an object WAL (`brokers.wal_url`: the claimer recovers them
-        from it, `outcome.recovering`, and the stream stays dirty at the new epoch), or,
+        from it, `outcome.recovering`, with every other expired broker's unrecovered WAL
+        after it, and the stream stays dirty at the new epoch), or,
         for the streams in `unclean` (unclean.leader.election.enable), by anyone, giving
         those records up."""
         outcome = ClaimOutcome({}, {})
         with self._transaction():
             announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
+            unrecovered: list[WalSource] | None = None  # read once, if needed
             for stream_id, seen_epoch in sorted(claims.items()):
                 source = wal_source(self._db, stream_id, node_id, self._lock)
                 allow_unclean = stream_id in unclean and source is None
@@ -313,7 +317,11 @@ class SqlEngine(
                 if updated == 1:
                     outcome.claimed[stream_id] = seen_epoch + 1
                     if source is not None:
-                        outcome.recovering[stream_id] = source
+                        if unrecovered is None:
+                            unrecovered = unrecovered_wals(self._db, node_id)
+                        outcome.recovering[stream_id] = (source,) + tuple(
+                            w for w in unrecovered if w.node_id != source.node_id
+                        )
                     if before is not None and before[0] != node_id:
                         outcome.unclean[stream_id] = before
                     continue

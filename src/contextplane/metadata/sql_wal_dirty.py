@@ -67,6 +67,16 @@ def wal_source(db: Db, stream_id: int, claimer: int, lock: str) -> WalSource | N
     return None if row is None else WalSource(int(row[0]), int(row[1]), str(row[2]))
 
 
+def unrecovered_wals(db: Db, claimer: int) -> list[WalSource]:
+    """Every expired broker's object WAL not yet marked recovered (not `claimer`'s)."""
+    rows = db.execute(
+        "SELECT node_id, incarnation, wal_url FROM brokers WHERE state='expired'"
+        " AND wal_url IS NOT NULL AND node_id<>? ORDER BY incarnation",
+        (claimer,),
+    ).fetchall()
+    return [WalSource(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+
 def dirty_leader(db: Db, stream_id: int) -> tuple[int, int] | None:
     """A dirty stream's (leader node, object end offset); None when it is clean."""
     row = db.execute(

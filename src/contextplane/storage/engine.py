@@ -291,21 +291,21 @@ class StorageEngine:
     ) -> None:
         outcome = await self.leadership.claim(records, unclean)
         epochs = outcome.claimed
-        recovering: dict[WalSource, list[PartitionRecord]] = {}
+        recovering: dict[tuple[WalSource, ...], list[PartitionRecord]] = {}
         for record in records:
             if record.stream_id not in epochs:
                 continue
-            source = outcome.recovering.get(record.stream_id)
-            if source is not None:
+            sources = outcome.recovering.get(record.stream_id)
+            if sources is not None:
                 # Served once recovered from a dead broker's object WAL (wal_takeover.py).
-                recovering.setdefault(source, []).append(
+                recovering.setdefault(sources, []).append(
                     dataclasses.replace(record, leader_epoch=epochs[record.stream_id])
                 )
                 continue
             summary = summaries.get(record.stream_id) if summaries is not None else None
             self._serve(self._new_partition(record, epochs[record.stream_id], summary))
-        for source, claimed in recovering.items():
-            self.takeover.start(source, claimed)
+        for sources, claimed in recovering.items():
+            self.takeover.start(sources, claimed)
 
     def _new_partition(
         self, record: PartitionRecord, epoch: int, summary: RangeSummary | None

@@ -80,42 +80,44 @@ class WalTakeover:
         self._active: dict[WalSource, int] = {}  # recoveries in progress per WAL
         self.recovered = 0  # WAL recoveries completed, deletion included (tests wait on it)
 
-    def start(self, source: WalSource, records: list[PartitionRecord]) -> None:
-        """Recover `records` (claimed here) from `source` in the background."""
+    def start(self, sources: tuple[WalSource, ...], records: list[PartitionRecord]) -> None:
+        """Recover `records` (claimed here) from `sources` in the background: the WAL of
+        their dead leader first, then any other unrecovered one (see `_run`)."""
         self.recovering.update(r.stream_id for r in records)
-        self._active[source] = self._active.get(source, 0) + 1
+        for source in sources:
+            self._active[source] = self._active.get(source, 0) + 1
         task = asyncio.create_task(
-            self._run(source, records), name=f"wal-takeover-{source.node_id}"
+            self._run(sources, records), name=f"wal-takeover-{sources[0].node_id}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, source: WalSource, records: list[PartitionRecord]) -> None:
+    async def _run(self, sources: tuple[WalSource, ...], records: list[PartitionRecord]) -> None:
+        """Replay every source into fresh partitions, then serve them; any failure starts
+        over. A later source holds copies of an earlier one's entries at the same offsets
+        (a recoverer that died mid-recovery appended some to its own WAL): replay keeps
+        the first copy of each offset, whichever WAL it came from."""
         backoff = _BACKOFF_FIRST_S
-        store: ObjectStore | None = None
-        streams = ", ".join(str(r.stream_id) for r in records[:20])
+        stores: dict[str, ObjectStore] = {}
+        dead = sources[0].node_id
         log.info(
-            "recovering %d partitions from node %d's object WAL (streams %s)",
+            "recovering %d partitions from node %d's object WAL (streams %s)%s",
             len(records),
-            source.node_id,
-            streams,
+            dead,
+            ", ".join(str(r.stream_id) for r in records[:20]),
+            "".join(f", then node {s.node_id}'s" for s in sources[1:]),
         )
         while True:
             partitions: dict[int, PartitionLog] = {}
+            listed: dict[WalSource, list[str]] = {}
+            replayed = 0
             try:
-                if store is None:
-                    store = self._open_store(source.wal_url)
                 partitions = await self._build(records)
-                wal = ObjectWal(
-                    store, source.node_id, None, self._settings.wal_object_max_in_flight
-                )
-                try:
-                    pages = wal.recover_pages(self._settings.wal_backlog_bytes)
-                    replayed = await replay(
-                        self._appended(pages, partitions), partitions, self._log_cache
-                    )
-                finally:
-                    wal.close()
+                for source in sources:
+                    store = stores.get(source.wal_url)
+                    if store is None:
+                        store = stores[source.wal_url] = self._open_store(source.wal_url)
+                    replayed += await self._replay(source, store, partitions, listed)
                 await self._serve(partitions, records)
                 break
             except Exception as exc:  # noqa: BLE001 - offline until a retry succeeds
@@ -123,7 +125,7 @@ class WalTakeover:
                 log.warning(
                     "recovering node %d's object WAL failed (%r); its %d partitions stay"
                     " offline, retrying in %.1f s",
-                    source.node_id,
+                    dead,
                     exc,
                     len(records),
                     backoff,
@@ -131,16 +133,34 @@ class WalTakeover:
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, _BACKOFF_MAX_S)
         self.recovering.difference_update(partitions)
-        self._active[source] -= 1
         log.info(
             "recovered %d partitions from node %d's object WAL (%d entries replayed)",
             len(partitions),
-            source.node_id,
+            dead,
             replayed,
         )
-        listed = [o.key for o in wal.listed if o.incarnation <= source.incarnation]
-        await self._finish(source, store, listed)
+        for source in sources:
+            self._active[source] -= 1
+            await self._finish(source, stores[source.wal_url], listed[source])
         self.recovered += 1
+
+    async def _replay(
+        self,
+        source: WalSource,
+        store: ObjectStore,
+        partitions: dict[int, PartitionLog],
+        listed: dict[WalSource, list[str]],
+    ) -> int:
+        """Replay one WAL into `partitions`; `listed[source]` gets the keys of its
+        objects (of its recorded incarnation and older)."""
+        wal = ObjectWal(store, source.node_id, None, self._settings.wal_object_max_in_flight)
+        try:
+            pages = wal.recover_pages(self._settings.wal_backlog_bytes)
+            replayed = await replay(self._appended(pages, partitions), partitions, self._log_cache)
+        finally:
+            wal.close()
+        listed[source] = [o.key for o in wal.listed if o.incarnation <= source.incarnation]
+        return replayed
 
     async def _appended(
         self, pages: AsyncIterable[Iterable[WalEntry]], partitions: dict[int, PartitionLog]
