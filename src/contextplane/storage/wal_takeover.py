@@ -10,6 +10,11 @@ appended to this broker's own WAL; once durable there they are replayed into the
 partitions (`recovery.replay`), so they are uploaded, trimmed, read back and replayed
 after a restart of this broker as its own appends are. Then the partitions are served.
 
+The claim also names every other expired broker's object WAL not yet marked recovered,
+read after D's: a recoverer that died before its copies were durable leaves the rest in
+the WAL it was reading, and its own WAL holds copies at the same offsets, of which replay
+keeps one.
+
 A failure (a GET, the listing, this broker's WAL, the metadata store) throws the
 partitions' state away and tries again with backoff, the partitions offline meanwhile:
 nothing is served half-recovered, nothing acknowledged is given up. Entries appended to
