@@ -171,7 +171,13 @@ def test_the_recoverer_replays_the_dead_brokers_wal_once_bounded_and_deletes_it(
             # At most wal.backlog.bytes is read: more, and the partitions stay offline.
             takeover = recoverer.takeover
             roomy = takeover._settings
-            takeover._settings = dataclasses.replace(roomy, wal_backlog_bytes=100)
+            takeover._settings = dataclasses.replace(
+                roomy,
+                wal_backlog_bytes=100,
+                wal_object_max_in_flight=1,
+                wal_object_max_bytes=1,
+                message_max_bytes=1,
+            )
             with caplog.at_level(logging.WARNING):
                 claimed = await recoverer.assign(setup.partitions("t"))
                 assert claimed == []  # claimed, served once recovered
@@ -180,7 +186,7 @@ def test_the_recoverer_replays_the_dead_brokers_wal_once_bounded_and_deletes_it(
                     10,
                     "a recovery refused",
                 )
-            assert "more than the 100 a recovery reads" in caplog.text
+            assert "more than the 103 a recovery reads" in caplog.text
             assert recoverer.partitions == {}
             assert takeover.recovering == {first.stream_id, second.stream_id}
             takeover._settings = roomy

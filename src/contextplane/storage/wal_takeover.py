@@ -4,7 +4,8 @@ When the controller gives this broker a dead broker D's dirty partitions (D regi
 an object WAL, `brokers.wal_url`), the claim takes them at epoch + 1 and keeps them
 dirty at the new epoch (`SqlEngine.claim_leadership`). They are not served until
 recovered: D's WAL is listed and read as D's own restart reads it
-(`ObjectWal.recover_pages`, at most `wal.backlog.bytes` of it), entries of other
+(`ObjectWal.recover_pages`, at most `wal.backlog.bytes` of it, plus the PUTs in flight
+and one request past it), entries of other
 streams and entries below each partition's object end are skipped, and the rest are
 appended to this broker's own WAL; once durable there they are replayed into the
 partitions (`recovery.replay`), so they are uploaded, trimmed, read back and replayed
@@ -85,6 +86,16 @@ class WalTakeover:
         self._active: dict[WalSource, int] = {}  # recoveries in progress per WAL
         self.recovered = 0  # WAL recoveries completed, deletion included (tests wait on it)
 
+    def read_bound(self) -> int:
+        """The most of a WAL a recovery reads: the backlog its broker's admission allows,
+        plus the objects in flight and one request past it."""
+        settings = self._settings
+        return (
+            settings.wal_backlog_bytes
+            + (settings.wal_object_max_in_flight + 1) * settings.wal_object_max_bytes
+            + settings.message_max_bytes
+        )
+
     def start(self, sources: tuple[WalSource, ...], records: list[PartitionRecord]) -> None:
         """Recover `records` (claimed here) from `sources` in the background: the WAL of
         their dead leader first, then any other unrecovered one (see `_run`)."""
@@ -160,7 +171,7 @@ class WalTakeover:
         objects (of its recorded incarnation and older)."""
         wal = ObjectWal(store, source.node_id, None, self._settings.wal_object_max_in_flight)
         try:
-            pages = wal.recover_pages(self._settings.wal_backlog_bytes)
+            pages = wal.recover_pages(self.read_bound())
             replayed = await replay(self._appended(pages, partitions), partitions, self._log_cache)
         finally:
             wal.close()
