@@ -16,9 +16,8 @@ OBJECT_WAL_SETTINGS: tuple[dict[str, Any], ...] = (
         " (the fast default: an fdatasync a group commit, but a dead broker's un-uploaded tail"
         " waits for that broker's disk), or an object store URL (`s3://bucket/wal?endpoint="
         "...`, `file://`) where each group commit is one PUT before the acknowledgement"
-        " (slower: a PUT's latency; the tail lives in the store, so the same node.id replays"
-        " it on any machine; takeover of it by another broker is not built yet); switch only"
-        " after a clean stop",
+        " (slower: a PUT's latency; the tail lives in the store, so when a broker dies another"
+        " takes over its partitions at once, replaying it); switch only after a clean stop",
         default_text="empty (local files)",
     ),
     dict(

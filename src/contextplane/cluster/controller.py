@@ -8,8 +8,10 @@ AlterPartitionReassignments are built on it later), and failover: each heartbeat
 interval, brokers whose lease lapsed on the database's clock are marked expired and
 their clean partitions retargeted over the live brokers by the placement function, in
 one fenced transaction; their dirty partitions stay targeted at them, offline until they
-return on their WAL (RFC 0004 §5). A controller expires nobody until it has held its
-lease one session timeout without a failed heartbeat (`Registry.may_expire_brokers`).
+return on their WAL (RFC 0004 §5), unless their WAL is an object WAL: then all of them go
+to one live broker, which recovers them from it (§4, storage/wal_takeover.py). A
+controller expires nobody until it has held its lease one session timeout without a
+failed heartbeat (`Registry.may_expire_brokers`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ class Controller:
             log.warning("failover pass failed (%r); retrying", exc)
             raise
         for expiry in expiries:
+            if expiry.recoverer != -1:
+                log.warning(
+                    "node %d: lease lapsed, marked expired; %d partitions moved to live"
+                    " brokers, its object WAL recovered by node %d",
+                    expiry.node_id,
+                    len(expiry.moved),
+                    expiry.recoverer,
+                )
+                continue
             log.warning(
                 "node %d: lease lapsed, marked expired; %d partitions moved to live brokers,"
                 " %d dirty ones stay offline until it returns on its WAL (streams %s)",

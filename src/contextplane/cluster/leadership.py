@@ -17,11 +17,12 @@ one fenced partition never stalls the others that share its object.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import CommitOutcome, PartitionRecord
+from contextplane.metadata.records import ClaimOutcome, CommitOutcome, PartitionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -55,6 +56,8 @@ class Leadership:
         self.released: set[int] = set()  # fenced streams: not led any more
         # Bumped whenever what this broker leads changes (caches of Metadata answers).
         self.generation = 0
+        self._confirming: dict[int, list[asyncio.Future[None]]] = {}
+        self._confirmer: asyncio.Task[None] | None = None
 
     def epoch(self, stream_id: int) -> int:
         return self._epochs[stream_id]
@@ -64,17 +67,19 @@ class Leadership:
 
     async def claim(
         self, records: Iterable[PartitionRecord], unclean: frozenset[int] = frozenset()
-    ) -> dict[int, int]:
+    ) -> ClaimOutcome:
         """Lead each partition at its stored epoch + 1, in one metadata transaction.
 
-        Returns the epoch of each partition claimed; a partition whose epoch moved since
-        `records` were read (another broker claimed it meanwhile) is not led, nor is one
-        another node's WAL holds acknowledged records of (dirty), unless in `unclean`
-        (unclean.leader.election.enable: those records are given up, and logged).
+        The outcome's `claimed` holds the epoch of each partition claimed; a partition
+        whose epoch moved since `records` were read (another broker claimed it
+        meanwhile) is not led, nor is one another node's WAL holds acknowledged records
+        of (dirty), unless that WAL is an object WAL (`recovering`: the caller recovers
+        them from it) or in `unclean` (unclean.leader.election.enable: those records are
+        given up, and logged).
         """
         wanted = {r.stream_id: r.leader_epoch for r in records}
         if not wanted:
-            return {}
+            return ClaimOutcome({}, {})
         outcome = await self._metadata.claim_leadership(wanted, self._node_id, unclean)
         for stream_id, stored in outcome.moved.items():
             log.warning(
@@ -101,7 +106,53 @@ class Leadership:
         self._epochs.update(outcome.claimed)
         self.released.difference_update(outcome.claimed)
         self.generation += 1
-        return outcome.claimed
+        return outcome
+
+    def confirm(self, stream_id: int) -> asyncio.Future[None]:
+        """Resolved once the stored epoch of `stream_id` was read after this call and is
+        still this broker's; NotLeader (the partition released) when another broker
+        claimed it. With an object WAL another broker may claim a dirty partition and
+        replay the WAL: an entry whose PUT finished before that claim is in its listing,
+        and one acknowledged only after this read is never acknowledged once it moved
+        (RFC 0004 §5). The streams asked for in one turn share one read."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(stream_id, []).append(waiter)
+        if self._confirmer is None or self._confirmer.done():
+            self._confirmer = asyncio.create_task(self._confirm_all(), name="epoch-confirm")
+        return waiter
+
+    async def _confirm_all(self) -> None:
+        while self._confirming:
+            batch, self._confirming = self._confirming, {}
+            try:
+                stored = await self._metadata.leader_epochs(sorted(batch))
+            except Exception as exc:  # noqa: BLE001 - not acknowledged; the producer retries
+                error = KafkaError(
+                    ErrorCode.kafka_storage_error, f"the leader epoch could not be read: {exc}"
+                )
+                for waiters in batch.values():
+                    _fail(waiters, error)
+                continue
+            for stream_id, waiters in batch.items():
+                epoch = self._epochs.get(stream_id)
+                if epoch is not None and stored.get(stream_id) == epoch:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+                    continue
+                if (
+                    epoch is not None
+                    and stream_id in stored
+                    and is_fenced(stream_id, epoch, stored[stream_id])
+                ):
+                    log.warning(
+                        "stream %d fenced: leader epoch %d is behind the stored %d; releasing it",
+                        stream_id,
+                        epoch,
+                        stored[stream_id],
+                    )
+                    self.release(stream_id)
+                _fail(waiters, NotLeader(f"stream {stream_id} is not led here any more"))
 
     def check_commit(self, outcome: CommitOutcome) -> list[int]:
         """Apply the epoch rule to an object commit's outcome; release (and return) every
@@ -137,3 +188,10 @@ class Leadership:
         self._epochs.pop(stream_id, None)
         self.released.discard(stream_id)
         self.generation += 1
+
+
+def _fail(waiters: list[asyncio.Future[None]], error: BaseException) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
+            waiter.exception()  # retrieved: a caller that gave up must not log it

@@ -121,9 +121,16 @@ class Reconciler:
             *(self._engine.release(stream_id) for stream_id in to_release),
             return_exceptions=True,
         )
+        # One claim for every topic: a dead broker's object WAL is then read once
+        # for all the partitions recovered from it (storage/wal_takeover.py).
+        opening: list[PartitionRecord] = []
+        unclean: set[int] = set()
         for topic, streams in to_open.items():
-            unclean = frozenset(streams) if self._unclean_election(topic) else frozenset()
-            await self._engine.assign(await self._records(topic, set(streams)), unclean)
+            opening += await self._records(topic, set(streams))
+            if self._unclean_election(topic):
+                unclean.update(streams)
+        if opening:
+            await self._engine.assign(opening, frozenset(unclean))
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]

@@ -168,6 +168,16 @@ class CommitOutcome:
         return self.replayed or bool(self.committed)
 
 
+@dataclass(frozen=True, slots=True)
+class WalSource:
+    """A dead broker's object WAL another broker recovers: its node, the incarnation
+    whose registration named it, and its URL (`brokers.wal_url`)."""
+
+    node_id: int
+    incarnation: int
+    wal_url: str
+
+
 @dataclass(slots=True)
 class ClaimOutcome:
     """Streams claimed (stream -> new epoch), streams whose epoch had moved since it was
@@ -180,6 +190,10 @@ class ClaimOutcome:
     # Dirty streams claimed all the same (unclean.leader.election.enable): stream ->
     # (the node whose un-uploaded records are given up, the object end offset kept).
     unclean: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Dirty streams claimed to recover them from a dead broker's object WAL (RFC 0004
+    # §4): stream -> that WAL, then every other expired broker's WAL not yet recovered
+    # (a recoverer that died mid-recovery leaves records in the WAL it was reading).
+    recovering: dict[int, tuple[WalSource, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -404,11 +418,14 @@ class AssignmentRow:
 class Expiry:
     """A broker the controller found with a lapsed lease and marked expired: where its
     clean partitions went (stream -> node) and which dirty ones stay offline, targeted
-    at it until it returns on its WAL (RFC 0004 §5)."""
+    at it until it returns on its WAL (RFC 0004 §5); with an object WAL its dirty ones
+    are in `moved` too, all to `recoverer`."""
 
     node_id: int
     moved: dict[int, int]
     offline: list[int]
+    # With an object WAL: the broker given every dirty partition to recover (-1: none).
+    recoverer: int = -1
 
 
 @dataclass(slots=True)

@@ -56,13 +56,18 @@ class BrokerRows:
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
         replaces: int = -1,
+        wal_url: str | None = None,
     ) -> Registration:
         """Take `node_id` for this incarnation unless a live broker holds it; a live row
-        of incarnation `replaces` (one the caller knows is gone) is taken too. A start's
-        write, as the claim is: run as `SqlEngine.write` runs those (SQLite's reserve)."""
+        of incarnation `replaces` (one the caller knows is gone) is taken too. `wal_url`
+        names its object WAL (None: a local WAL), which another broker recovers if it
+        dies. A start's write, as the claim is: run as `SqlEngine.write` runs those
+        (SQLite's reserve)."""
         engine: Any = self  # a SqlEngine: its transactions
         result: Registration = engine._run_write(
-            lambda: self._register(node_id, incarnation, rack, endpoints, session_ms, replaces)
+            lambda: self._register(
+                node_id, incarnation, rack, endpoints, session_ms, replaces, wal_url
+            )
         )
         return result
 
@@ -74,22 +79,31 @@ class BrokerRows:
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
         replaces: int,
+        wal_url: str | None,
     ) -> Registration:
         engine: Any = self
         with engine._transaction():
             self._db.execute(
                 self._sql(
                     "INSERT INTO brokers (node_id, incarnation, rack, endpoints, state,"
-                    " lease_expires_ms, registered_ms) VALUES (?, ?, ?, ?, 'live',"
-                    " NOW_MS + ?, NOW_MS)"
+                    " lease_expires_ms, registered_ms, wal_url) VALUES (?, ?, ?, ?, 'live',"
+                    " NOW_MS + ?, NOW_MS, ?)"
                     " ON CONFLICT (node_id) DO UPDATE SET incarnation=excluded.incarnation,"
                     " rack=excluded.rack, endpoints=excluded.endpoints, state='live',"
                     " lease_expires_ms=excluded.lease_expires_ms,"
-                    " registered_ms=excluded.registered_ms, wal_url=NULL, load='{}'"
+                    " registered_ms=excluded.registered_ms, wal_url=excluded.wal_url, load='{}'"
                     " WHERE brokers.lease_expires_ms < NOW_MS"
                     " OR brokers.state IN ('stopped', 'expired') OR brokers.incarnation = ?"
                 ),
-                (node_id, incarnation, rack, endpoints_text(endpoints), session_ms, replaces),
+                (
+                    node_id,
+                    incarnation,
+                    rack,
+                    endpoints_text(endpoints),
+                    session_ms,
+                    wal_url,
+                    replaces,
+                ),
             )
             row = self._db.execute(
                 self._sql(f"SELECT {_COLUMNS} FROM brokers WHERE node_id=?"), (node_id,)
@@ -178,6 +192,7 @@ class BrokerCalls:
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
         replaces: int = -1,
+        wal_url: str | None = None,
     ) -> Registration:
         store: Any = self  # a SqlMetadataStore
         result: Registration = await store._call(
@@ -188,6 +203,7 @@ class BrokerCalls:
             endpoints,
             session_ms,
             replaces,
+            wal_url,
         )
         return result
 

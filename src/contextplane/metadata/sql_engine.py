@@ -33,6 +33,7 @@ from contextplane.metadata.records import (
     ScramCredentialRecord,
     StoredProducerState,
     TopicRecord,
+    WalSource,
 )
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
@@ -59,6 +60,8 @@ from contextplane.metadata.sql_wal_dirty import (
     clear_dirty,
     dirty_leader,
     dirty_sql,
+    unrecovered_wals,
+    wal_source,
 )
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -280,29 +283,45 @@ class SqlEngine(
         lease has lapsed (on the database's clock). A dirty partition (its leader's WAL
         holds acknowledged records in no object, RFC 0004 §5; or its leader's row says
         it may have acknowledged without marking, `unmarked_acks`) is claimed only by
-        that leader's node, whose restart replays them, or, for the streams in `unclean`
-        (unclean.leader.election.enable), by anyone, giving those records up."""
+        that leader's node, whose restart replays them, or by anyone when that leader's
+        registration names an object WAL (`brokers.wal_url`: the claimer recovers them
+        from it, `outcome.recovering`, with every other expired broker's unrecovered WAL
+        after it, and the stream stays dirty at the new epoch), or,
+        for the streams in `unclean` (unclean.leader.election.enable), by anyone, giving
+        those records up."""
         outcome = ClaimOutcome({}, {})
         with self._transaction():
             announced = bump_generation(self._db, ASSIGNMENT_GENERATION)
+            unrecovered: list[WalSource] | None = None  # read once, if needed
             for stream_id, seen_epoch in sorted(claims.items()):
-                allow_unclean = stream_id in unclean
+                source = wal_source(self._db, stream_id, node_id, self._lock)
+                allow_unclean = stream_id in unclean and source is None
                 before = dirty_leader(self._db, stream_id) if allow_unclean else None
+                # A recovery from an object WAL keeps the stream dirty, at the new epoch:
+                # the claimer's WAL holds the records once it has replayed them.
                 updated = self._db.execute(
                     "UPDATE partitions SET leader_node=?, leader_epoch=leader_epoch+1,"
-                    " wal_dirty=CASE WHEN leader_node=? THEN wal_dirty ELSE 0 END,"
+                    " wal_dirty=CASE WHEN leader_node=? THEN wal_dirty"
+                    " WHEN ?=1 THEN leader_epoch+1 ELSE 0 END,"
                     " assignment_generation=? WHERE stream_id=? AND leader_epoch=?"
-                    f" AND (NOT {dirty_sql('partitions')} OR leader_node=? OR ?=1)"
+                    f" AND (NOT {dirty_sql('partitions')} OR leader_node=? OR ?=1 OR ?=1)"
                     " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
                     " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
                     " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
                     + self._now_ms
                     + "))))",
-                    (node_id, node_id, announced, stream_id, seen_epoch, node_id,
-                     int(allow_unclean), node_id, node_id),
+                    (node_id, node_id, int(source is not None), announced, stream_id,
+                     seen_epoch, node_id, int(allow_unclean), int(source is not None),
+                     node_id, node_id),
                 ).rowcount  # fmt: skip
                 if updated == 1:
                     outcome.claimed[stream_id] = seen_epoch + 1
+                    if source is not None:
+                        if unrecovered is None:
+                            unrecovered = unrecovered_wals(self._db, node_id)
+                        outcome.recovering[stream_id] = (source,) + tuple(
+                            w for w in unrecovered if w.node_id != source.node_id
+                        )
                     if before is not None and before[0] != node_id:
                         outcome.unclean[stream_id] = before
                     continue

@@ -8,8 +8,10 @@ first acknowledgement after the partition was clean, only where it still leads a
 epoch (so a deposed leader's mark matches no row and it acknowledges nothing); an object
 commit that publishes every record the leader had appended clears it
 (`SqlEngine.commit_object`); a claim by another node refuses a dirty partition
-(`SqlEngine.claim_leadership`). The controller's failover therefore moves only clean
-partitions: a dead broker's dirty ones wait for it to return and replay its WAL.
+(`SqlEngine.claim_leadership`) unless the dead leader's WAL is an object WAL
+(`brokers.wal_url`), which the claimer recovers. The controller's failover therefore
+moves a dead broker's clean partitions, and its dirty ones only to one recoverer when its
+WAL is in the object store: otherwise they wait for it to return and replay its WAL.
 
 The outage path: a broker whose row has `unmarked_acks` set (its heartbeat sets it only
 while it is the only live broker) may acknowledge records of a clean partition without
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from contextplane.metadata.records import ControllerRecord, Expiry
+from contextplane.metadata.records import ControllerRecord, Expiry, WalSource
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
     TargetOf,
@@ -50,6 +52,29 @@ def clear_dirty(db: Db, streams: Iterable[int]) -> None:
         "UPDATE partitions SET wal_dirty=0 WHERE stream_id=? AND wal_dirty<>0",
         [(stream_id,) for stream_id in sorted(streams)],
     )
+
+
+def wal_source(db: Db, stream_id: int, claimer: int, lock: str) -> WalSource | None:
+    """The object WAL a claim by `claimer` recovers `stream_id` from: its leader's, when
+    that is another broker whose registration names an object WAL and the stream is
+    dirty (RFC 0004 §4); None otherwise. Locks the partition row for the claim."""
+    row = db.execute(
+        f"SELECT b.node_id, b.incarnation, b.wal_url FROM partitions p JOIN brokers b"
+        f" ON b.node_id=p.leader_node WHERE p.stream_id=? AND p.leader_node<>?"
+        f" AND b.wal_url IS NOT NULL AND {dirty_sql('p')}" + lock,
+        (stream_id, claimer),
+    ).fetchone()
+    return None if row is None else WalSource(int(row[0]), int(row[1]), str(row[2]))
+
+
+def unrecovered_wals(db: Db, claimer: int) -> list[WalSource]:
+    """Every expired broker's object WAL not yet marked recovered (not `claimer`'s)."""
+    rows = db.execute(
+        "SELECT node_id, incarnation, wal_url FROM brokers WHERE state='expired'"
+        " AND wal_url IS NOT NULL AND node_id<>? ORDER BY incarnation",
+        (claimer,),
+    ).fetchall()
+    return [WalSource(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
 def dirty_leader(db: Db, stream_id: int) -> tuple[int, int] | None:
@@ -109,7 +134,9 @@ class WalDirtyRows:
         goes where `placement(dead nodes)` says (reason `failover`), unless it is dirty
         and led by it: that one stays targeted at it, offline until it returns, except in
         `unclean_topics` (unclean.leader.election.enable: moved all the same, its
-        un-uploaded records given up by the claim). With no placement (no live broker to
+        un-uploaded records given up by the claim), or when its registration names an
+        object WAL: then every such partition goes to one live broker, the recoverer,
+        which claims them and replays that WAL. With no placement (no live broker to
         move to) the brokers are only marked."""
         engine: Any = self
         expiries: list[Expiry] = []
@@ -117,17 +144,16 @@ class WalDirtyRows:
             if engine._fenced(controller):
                 return []
             # node -> whether it may have acknowledged without marks (all its
-            # partitions then count as dirty)
-            unmarked = {
-                int(row[0]): int(row[1]) != 0
-                for row in self._db.execute(
-                    engine._sql(
-                        "SELECT node_id, unmarked_acks FROM brokers"
-                        " WHERE state IN ('live', 'draining') AND lease_expires_ms < NOW_MS"
-                        " ORDER BY node_id" + self._lock
-                    )
-                ).fetchall()
-            }
+            # partitions then count as dirty), and whether its WAL is an object WAL
+            brokers = self._db.execute(
+                engine._sql(
+                    "SELECT node_id, unmarked_acks, wal_url FROM brokers"
+                    " WHERE state IN ('live', 'draining') AND lease_expires_ms < NOW_MS"
+                    " ORDER BY node_id" + self._lock
+                )
+            ).fetchall()
+            unmarked = {int(row[0]): int(row[1]) != 0 for row in brokers}
+            object_wal = {int(row[0]) for row in brokers if row[2] is not None}
             dead = list(unmarked)
             if not dead:
                 return []
@@ -142,9 +168,18 @@ class WalDirtyRows:
                 ).fetchall()
                 moved: dict[int, int] = {}
                 offline: list[int] = []
+                recoverer = -1
                 for stream_id, leader, target, wal_dirty, topic in rows:
                     stream_id, leader, target = int(stream_id), int(leader), int(target)
                     dirty = int(wal_dirty) != 0 or unmarked[node_id]
+                    if dirty and leader == node_id and node_id in object_wal and target_of:
+                        # Its WAL is in the object store: one broker reads it once and
+                        # recovers every dirty partition (RFC 0004 §4).
+                        if recoverer == -1:
+                            recoverer = target_of(stream_id)
+                        moved[stream_id] = recoverer
+                        self._retarget(announced, stream_id, leader, recoverer)
+                        continue
                     if dirty and leader == node_id and topic not in unclean_topics:
                         # Offline until it returns; a move of it in flight is called off.
                         offline.append(stream_id)
@@ -168,24 +203,61 @@ class WalDirtyRows:
                         continue
                     if target_of is None:
                         continue
-                    new_target = moved[stream_id] = target_of(stream_id)
-                    self._db.execute(
-                        "UPDATE partitions SET target_node=?, assignment_generation=?"
-                        " WHERE stream_id=?",
-                        (new_target, announced, stream_id),
-                    )
-                    self._db.execute(
-                        engine._sql(
-                            "INSERT INTO reassignments VALUES (?, ?, ?, NOW_MS, 'failover')"
-                            " ON CONFLICT (stream_id) DO UPDATE SET"
-                            " source_node=excluded.source_node,"
-                            " target_node=excluded.target_node,"
-                            " started_ms=excluded.started_ms, reason=excluded.reason"
-                        ),
-                        (stream_id, leader, new_target),
-                    )
-                expiries.append(Expiry(node_id, moved, offline))
+                    moved[stream_id] = target_of(stream_id)
+                    self._retarget(announced, stream_id, leader, moved[stream_id])
+                expiries.append(Expiry(node_id, moved, offline, recoverer))
         return expiries
+
+    def _retarget(self, announced: int, stream_id: int, leader: int, target: int) -> None:
+        """In the failover's transaction: `stream_id` moves to `target`."""
+        engine: Any = self
+        self._db.execute(
+            "UPDATE partitions SET target_node=?, assignment_generation=? WHERE stream_id=?",
+            (target, announced, stream_id),
+        )
+        self._db.execute(
+            engine._sql(
+                "INSERT INTO reassignments VALUES (?, ?, ?, NOW_MS, 'failover')"
+                " ON CONFLICT (stream_id) DO UPDATE SET source_node=excluded.source_node,"
+                " target_node=excluded.target_node, started_ms=excluded.started_ms,"
+                " reason=excluded.reason"
+            ),
+            (stream_id, leader, target),
+        )
+
+    def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        """The stored leader epochs of `stream_ids` (deleted ones are absent), in one
+        plain read: READ COMMITTED orders it after every claim committed before it."""
+        engine: Any = self
+        marks = ", ".join("?" * len(stream_ids))
+        with engine._transaction():
+            rows = self._db.execute(
+                f"SELECT stream_id, leader_epoch FROM partitions WHERE stream_id IN ({marks})",
+                tuple(stream_ids),
+            ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
+        """`MetadataStore.finish_wal_recovery`: one transaction, the broker row locked."""
+        engine: Any = self
+        with engine._transaction():
+            row = self._db.execute(
+                "SELECT wal_url FROM brokers WHERE node_id=? AND incarnation=?" + self._lock,
+                (node_id, incarnation),
+            ).fetchone()
+            if row is None or row[0] is None:
+                return False
+            left = self._db.execute(
+                f"SELECT COUNT(*) FROM partitions p WHERE p.leader_node=? AND {dirty_sql('p')}",
+                (node_id,),
+            ).fetchone()
+            if int(left[0]):
+                return False
+            self._db.execute(
+                "UPDATE brokers SET wal_url=NULL WHERE node_id=? AND incarnation=?",
+                (node_id, incarnation),
+            )
+            return True
 
 
 class WalDirtyCalls:
@@ -199,6 +271,16 @@ class WalDirtyCalls:
     async def settle_wal_dirty(self, dirty: dict[int, int], clean: dict[int, int]) -> None:
         store: Any = self
         await store._call(store.engine.settle_wal_dirty, dirty, clean)
+
+    async def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        store: Any = self
+        result: dict[int, int] = await store._call(store.engine.leader_epochs, stream_ids)
+        return result
+
+    async def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
+        store: Any = self
+        result: bool = await store._call(store.engine.finish_wal_recovery, node_id, incarnation)
+        return result
 
     async def expire_brokers(
         self,

@@ -176,6 +176,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
         replaces: int = -1,
+        wal_url: str | None = None,
     ) -> Registration:
         # A start registers before it claims: wait for space as the claim does.
         return await self._until_space(
@@ -188,5 +189,6 @@ class SqliteMetadataStore(SqlMetadataStore):
                 endpoints,
                 session_ms,
                 replaces,
+                wal_url,
             ),
         )

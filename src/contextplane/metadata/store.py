@@ -127,6 +127,16 @@ class MetadataStore(Protocol):
         `unclean_topics`, in one transaction fenced by `controller`."""
         ...
 
+    async def leader_epochs(self, stream_ids: list[int]) -> dict[int, int]:
+        """The stored leader epochs of `stream_ids` (deleted streams are absent)."""
+        ...
+
+    async def finish_wal_recovery(self, node_id: int, incarnation: int) -> bool:
+        """A dead broker's object WAL was recovered: if none of the partitions it led is
+        dirty any more, mark that incarnation's WAL recovered (`wal_url` NULL) and return
+        True (its objects may be deleted); False leaves it as it is."""
+        ...
+
     async def commit_object(self, commit: ObjectCommit) -> CommitOutcome: ...
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]: ...
     async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
@@ -274,10 +284,12 @@ class MetadataStore(Protocol):
         endpoints: tuple[BrokerEndpoint, ...],
         session_ms: int,
         replaces: int = -1,
+        wal_url: str | None = None,
     ) -> Registration:
         """Take `node_id` for `incarnation` with a lease of `session_ms`, unless a live
         broker holds it (then `registered` is False and the row is the holder's); a row of
-        incarnation `replaces`, which the caller knows is gone, is taken even if live."""
+        incarnation `replaces`, which the caller knows is gone, is taken even if live.
+        `wal_url` names its object WAL (None: a local one)."""
         ...
 
     async def heartbeat_broker(

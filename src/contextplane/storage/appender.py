@@ -45,11 +45,15 @@ class Appender:
         upload_bytes: int,
         wake_uploader: Callable[[], None],
         before_ack: Callable[[PartitionLog], asyncio.Future[None] | None] = lambda p: None,
+        confirm: Callable[[PartitionLog], asyncio.Future[None]] | None = None,
     ) -> None:
         """`before_ack(partition)` is what an acknowledgement waits for besides the WAL
-        (the dirty mark: wal_dirty.py); None for nothing."""
+        (the dirty mark: wal_dirty.py); None for nothing. `confirm(partition)`, when
+        given, is asked once both are done and the acknowledgement waits for it too (the
+        object WAL's epoch read, `Leadership.confirm`)."""
         self._wal = wal
         self._before_ack = before_ack
+        self._confirm = confirm
         self._log_cache = log_cache
         self._disk_gate = disk_gate
         self._upload_bytes = upload_bytes
@@ -70,14 +74,12 @@ class Appender:
             if duplicate is not None:
                 if len(headers) != 1:  # the produce handler admits one batch per partition
                     raise KafkaError(ErrorCode.invalid_record, "duplicate inside a multi-batch")
-                return AppendResult(
-                    duplicate.base_offset,
-                    -1,
-                    _joined(
-                        _durable_at(partition, duplicate.last_offset + 1),
-                        self._before_ack(partition),
-                    ),
+                waited = _joined(
+                    _durable_at(partition, duplicate.last_offset + 1), self._before_ack(partition)
                 )
+                if waited is not None and self._confirm is not None:
+                    waited = _acknowledgement(partition, waited, None, self._confirm)
+                return AppendResult(duplicate.base_offset, -1, waited)
             if (
                 header.producer_id >= 0
                 and not header.attributes & TRANSACTIONAL_BIT
@@ -119,7 +121,7 @@ class Appender:
         return AppendResult(
             first_offset,
             -1 if log_append_time_ms is None else log_append_time_ms,
-            _acknowledgement(partition, durable, self._before_ack(partition)),
+            _acknowledgement(partition, durable, self._before_ack(partition), self._confirm),
         )
 
     def take_back(
@@ -180,16 +182,20 @@ async def _both(first: asyncio.Future[None], second: asyncio.Future[None]) -> No
 
 
 def _acknowledgement(
-    partition: PartitionLog, durable: asyncio.Future[None], marked: asyncio.Future[None] | None
+    partition: PartitionLog,
+    durable: asyncio.Future[None],
+    marked: asyncio.Future[None] | None,
+    confirm: Callable[[PartitionLog], asyncio.Future[None]] | None = None,
 ) -> asyncio.Future[None]:
     """Resolved when the batch may be acknowledged: durable in the WAL, marked dirty in
-    the metadata store (`marked`, None when it is already), and the partition still led
-    here (a fenced partition stops acknowledging at once)."""
+    the metadata store (`marked`, None when it is already), its epoch confirmed after
+    both (`confirm`, if given), and the partition still led here (a fenced partition
+    stops acknowledging at once)."""
     acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     if marked is not None:
         durable = _joined(durable, marked)  # type: ignore[assignment]
 
-    def settle(written: asyncio.Future[None]) -> None:
+    def settle(written: asyncio.Future[None], confirmed: bool = False) -> None:
         if acked.done():
             return
         error = written.exception()
@@ -199,6 +205,8 @@ def _acknowledgement(
             acked.set_exception(
                 NotLeader(f"{partition.topic}-{partition.partition} was fenced: retry")
             )
+        elif confirm is not None and not confirmed:
+            confirm(partition).add_done_callback(lambda read: settle(read, confirmed=True))
         else:
             acked.set_result(None)
 

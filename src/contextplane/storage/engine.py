@@ -16,6 +16,7 @@ its own module:
 - object lifetimes: unreferenced objects deleted after their grace period
   (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
 - recovery.py: start-up replay of the WAL tail;
+- wal_takeover.py: recovery of a dead broker's object WAL into partitions claimed here;
 - memory.py, admission.py: the memory budget; produce admission and the disk-full gate.
 
 The WAL and the object store are interfaces (wal.py, objectstore.py): the broker uses
@@ -27,6 +28,7 @@ clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
@@ -34,7 +36,7 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, TargetAssignment
 from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import PartitionRecord, RangeRecord, RangeSummary
+from contextplane.metadata.records import PartitionRecord, RangeRecord, RangeSummary, WalSource
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
@@ -49,7 +51,7 @@ from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
 from contextplane.storage.object_index import ObjectRanges
-from contextplane.storage.object_wal import open_wal, refuse_local_wal_backlog
+from contextplane.storage.object_wal import ObjectWal, open_wal, refuse_local_wal_backlog
 from contextplane.storage.objectstore import (
     BoundedObjectStore,
     GetLatency,
@@ -72,6 +74,7 @@ from contextplane.storage.recovery import replay
 from contextplane.storage.uploader import Uploader
 from contextplane.storage.wal import WriteAheadLog
 from contextplane.storage.wal_dirty import DirtyMarks
+from contextplane.storage.wal_takeover import WalTakeover
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +185,9 @@ class StorageEngine:
             settings.upload_bytes,
             self.uploader.wakeup.set,
             self.dirty.before_ack,
+            # With an object WAL another broker may replay a dirty partition's WAL: its
+            # epoch is read after each PUT, before acknowledging (RFC 0004 §5).
+            self._confirm if metadata.shared and isinstance(self.wal, ObjectWal) else None,
         )
         self.readahead = Readahead(
             self.blocks,
@@ -198,6 +204,15 @@ class StorageEngine:
         )
         self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
         self.reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
+        self.takeover = WalTakeover(
+            settings,
+            metadata,
+            self.wal,
+            self.log_cache,
+            clock,
+            self._build_recovering,
+            self._serve_recovered,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._opening = asyncio.Lock()
         self._refusals = RefusalLog()
@@ -274,32 +289,90 @@ class StorageEngine:
         summaries: dict[int, RangeSummary] | None,
         unclean: frozenset[int],
     ) -> None:
-        epochs = await self.leadership.claim(records, unclean)
+        outcome = await self.leadership.claim(records, unclean)
+        epochs = outcome.claimed
+        recovering: dict[tuple[WalSource, ...], list[PartitionRecord]] = {}
         for record in records:
             if record.stream_id not in epochs:
                 continue
+            sources = outcome.recovering.get(record.stream_id)
+            if sources is not None:
+                # Served once recovered from a dead broker's object WAL (wal_takeover.py).
+                recovering.setdefault(sources, []).append(
+                    dataclasses.replace(record, leader_epoch=epochs[record.stream_id])
+                )
+                continue
             summary = summaries.get(record.stream_id) if summaries is not None else None
-            object_end = max(summary.end_offset if summary else 0, record.log_start_offset)
-            partition = PartitionLog(
-                stream_id=record.stream_id,
-                topic=record.topic,
-                partition=record.partition,
-                leader_epoch=epochs[record.stream_id],
-                log_start_offset=record.log_start_offset,
-                next_offset=object_end,
-                high_watermark=object_end,
-                object_end_offset=object_end,
-                index=PartitionIndex(
-                    ObjectRanges() if summary is None else None,
-                    RangeStats.of(summary),
-                    self._fetch_ranges(record.stream_id),
-                    self.budget,
-                    self.clock,
-                ),
-            )
-            load_state(partition, record.producer_state)
-            self.partitions[(record.topic, record.partition)] = partition
-            self._by_stream[record.stream_id] = partition
+            self._serve(self._new_partition(record, epochs[record.stream_id], summary))
+        for sources, claimed in recovering.items():
+            self.takeover.start(sources, claimed)
+
+    def _new_partition(
+        self, record: PartitionRecord, epoch: int, summary: RangeSummary | None
+    ) -> PartitionLog:
+        """A claimed partition's log as its objects end (None: it has none yet)."""
+        object_end = max(summary.end_offset if summary else 0, record.log_start_offset)
+        partition = PartitionLog(
+            stream_id=record.stream_id,
+            topic=record.topic,
+            partition=record.partition,
+            leader_epoch=epoch,
+            log_start_offset=record.log_start_offset,
+            next_offset=object_end,
+            high_watermark=object_end,
+            object_end_offset=object_end,
+            index=PartitionIndex(
+                ObjectRanges() if summary is None else None,
+                RangeStats.of(summary),
+                self._fetch_ranges(record.stream_id),
+                self.budget,
+                self.clock,
+            ),
+        )
+        load_state(partition, record.producer_state)
+        return partition
+
+    def _serve(self, partition: PartitionLog) -> None:
+        self.partitions[(partition.topic, partition.partition)] = partition
+        self._by_stream[partition.stream_id] = partition
+
+    async def _summaries(self, records: list[PartitionRecord]) -> dict[int, RangeSummary]:
+        """The claimed partitions' object ends, read now (a handover's last upload is in)."""
+        summaries = {}
+        for record in records:
+            ranges = await self.metadata.ranges_of(record.stream_id)
+            if ranges:
+                summaries[record.stream_id] = RangeSummary(
+                    record.stream_id,
+                    ranges[-1].end_offset,
+                    -1,
+                    len(ranges),
+                    ranges[0].max_timestamp,
+                )
+        return summaries
+
+    async def _build_recovering(self, records: list[PartitionRecord]) -> dict[int, PartitionLog]:
+        """Logs for partitions claimed to recover them (records carry the new epochs)."""
+        summaries = await self._summaries(records)
+        return {
+            r.stream_id: self._new_partition(r, r.leader_epoch, summaries.get(r.stream_id))
+            for r in records
+        }
+
+    async def _serve_recovered(
+        self, partitions: dict[int, PartitionLog], records: list[PartitionRecord]
+    ) -> None:
+        """Mark the recovered partitions dirty (or clean: nothing replayed) at this
+        broker's epoch, then serve them."""
+        await self.dirty.settle_opened(partitions.values(), records)
+        for partition in partitions.values():
+            if self.leadership.leads(partition.stream_id):
+                self._serve(partition)
+                key = (partition.topic, partition.partition)
+                self._released.discard(key)
+                self.led_elsewhere.pop(key, None)
+                log.info("%s-%d: recovered, leading at epoch %d", *key, partition.leader_epoch)
+        self.leadership.generation += 1
 
     async def open_new_partitions(self, topic: str) -> None:
         """Open a new topic's (or new partitions') logs; they have no data yet."""
@@ -323,17 +396,7 @@ class StorageEngine:
         records = [r for r in records if (r.topic, r.partition) not in self.partitions]
         if not records:
             return []
-        summaries = {}
-        for record in records:
-            ranges = await self.metadata.ranges_of(record.stream_id)
-            if ranges:
-                summaries[record.stream_id] = RangeSummary(
-                    record.stream_id,
-                    ranges[-1].end_offset,
-                    -1,
-                    len(ranges),
-                    ranges[0].max_timestamp,
-                )
+        summaries = await self._summaries(records)
         before = set(self._by_stream)
         await self._open_partitions(records, summaries, unclean)
         opened = [stream for stream in self._by_stream if stream not in before]
@@ -428,6 +491,7 @@ class StorageEngine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.takeover.close()
         deadline_s = self.settings.shutdown_timeout_ms / 1000
         try:
             async with asyncio.timeout(deadline_s):  # not wait_for: see uploader.run
@@ -492,6 +556,9 @@ class StorageEngine:
         partition.notify()
 
     # -- produce -----------------------------------------------------------------------
+
+    def _confirm(self, partition: PartitionLog) -> asyncio.Future[None]:
+        return self.leadership.confirm(partition.stream_id)
 
     @property
     def pending_bytes(self) -> int:

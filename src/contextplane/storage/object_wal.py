@@ -215,6 +215,7 @@ class ObjectWal:
         self._written_end = 0  # past the last entry handed to a PUT
         self._durable_end = 0
         self._objects: list[WalObject] = []  # durable and kept, in position order
+        self.listed: list[WalObject] = []  # what recovery listed
         self._starts: list[int] = []  # their start positions
         self._pins: dict[str, int] = {}  # key -> reads holding it
         self._trimmed: list[WalObject] = []  # out of the log, not yet deleted
@@ -231,9 +232,11 @@ class ObjectWal:
 
     # -- recovery ----------------------------------------------------------------------
 
-    async def recover_pages(self) -> AsyncIterator[list[WalEntry]]:
+    async def recover_pages(self, max_bytes: int | None = None) -> AsyncIterator[list[WalEntry]]:
         """The log's entries, one object's at a time (GETs run ahead, at most
-        `max_in_flight`); then the log is open for appends."""
+        `max_in_flight`); then the log is open for appends. With `max_bytes`, a log
+        longer than that raises before anything is read (another broker's recovery of
+        this WAL reads at most its backlog bound); `listed` holds every object listed."""
         listed: list[WalObject] = []
         async for page in self._store.list_pages(f"{self._node_id}/", _LIST_PAGE_KEYS):
             for info in page:
@@ -243,6 +246,12 @@ class ObjectWal:
                 else:
                     listed.append(obj)
         kept, dropped = plan_recovery(listed)
+        self.listed = listed
+        if max_bytes is not None and kept and kept[-1].end - kept[0].start > max_bytes:
+            raise WalWriteError(
+                f"object WAL of node {self._node_id}: {kept[-1].end - kept[0].start} bytes"
+                f" past its last upload, more than the {max_bytes} a recovery reads"
+            )
         if self._incarnation is None:
             self._incarnation = 1 + max((o.incarnation for o in listed), default=0)
         elif any(o.incarnation >= self._incarnation for o in listed):
