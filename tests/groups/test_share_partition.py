@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 from contextplane.coordinators.share_partition import (
-    Acquired,
     AckType,
+    Acquired,
     RecordState,
     Run,
     SharePartition,
