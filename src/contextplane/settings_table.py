@@ -19,6 +19,7 @@ from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_object_wal import OBJECT_WAL_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
+from contextplane.settings_share_groups import SHARE_GROUP_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
 
 __all__ = [
@@ -538,6 +539,7 @@ SETTINGS: tuple[Setting, ...] = (
         *CLEANER_SETTINGS,
         *COMPACTION_SETTINGS,
         *OBJECT_WAL_SETTINGS,
+        *SHARE_GROUP_SETTINGS,
     )
 )
 

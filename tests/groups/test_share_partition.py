@@ -187,3 +187,15 @@ def test_random_runs_deliver_each_record_until_done() -> None:
                 break
         for offset in range(p.start_offset):
             assert offset not in p.in_flight
+
+
+def test_a_read_past_records_moves_the_end_over_offsets_without_records() -> None:
+    p = _partition()
+    # Offsets 0-1 are records, 2 a transaction marker: the read covered 0-2.
+    assert p.acquire("a", [0, 1], 10, now_ms=0, read_end=3) == [Acquired(0, 1, 1)]
+    assert p.end_offset == 3 and p.next_fetch_offset() == 3
+    p.acknowledge("a", [(0, 1, (AckType.ACCEPT,))], 0)
+    assert p.start_offset == 3
+    # A read cut short by max_records does not move the end past what it did not take.
+    assert p.acquire("a", [3, 4, 5], 1, now_ms=0, read_end=6) == [Acquired(3, 3, 1)]
+    assert p.end_offset == 4

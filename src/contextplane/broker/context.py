@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
+    from contextplane.coordinators.share_coordinator import ShareCoordinator
     from contextplane.coordinators.transactions import TransactionCoordinator
     from contextplane.security.acl_admin import AclAdmin
     from contextplane.security.audit import AuditLog
@@ -99,6 +100,7 @@ class Services:
     stats: BrokerStats = field(default_factory=BrokerStats)  # what /metrics reads
     schemas: SchemaCatalog = field(default_factory=SchemaCatalog)  # schema id validation
     masking: MaskingPolicies = field(default_factory=MaskingPolicies)  # masking per consumer
+    shares: ShareCoordinator | None = None  # share groups (KIP-932)
 
 
 @dataclass(slots=True)

@@ -119,9 +119,7 @@ class SharePartition:
         out: list[Run] = []
         for offset in sorted(self.in_flight):
             record = self.in_flight[offset]
-            state = (
-                RecordState.AVAILABLE if record.state == RecordState.ACQUIRED else record.state
-            )
+            state = RecordState.AVAILABLE if record.state == RecordState.ACQUIRED else record.state
             last = out[-1] if out else None
             if (
                 last is not None
@@ -148,23 +146,36 @@ class SharePartition:
         return None
 
     def acquire(
-        self, member_id: str, offsets: Iterable[int], max_records: int, now_ms: int
+        self,
+        member_id: str,
+        offsets: Iterable[int],
+        max_records: int,
+        now_ms: int,
+        read_end: int | None = None,
     ) -> list[Acquired]:
-        """Acquire for `member_id` up to `max_records` of `offsets` (those of the batches
-        a read returned, ascending): AVAILABLE in-flight records, and records at or past
-        the SPEO while the bound allows. Each acquired record's delivery count goes up and
-        its lock runs until now + the lock duration."""
+        """Acquire for `member_id` up to `max_records` of `offsets` (the records of the
+        batches a read returned, ascending): AVAILABLE in-flight records, and records at
+        or past the SPEO while the bound allows. Each acquired record's delivery count
+        goes up and its lock runs until now + the lock duration. `read_end`: one past the
+        last offset the read covered; when every offset was considered, the SPEO moves
+        there, past offsets that held no record to deliver (control records, a
+        compacted tail), so they are not read again."""
         deadline = now_ms + self.lock_duration_ms
         taken: list[tuple[int, int]] = []
+        complete = True
         for offset in offsets:
             if len(taken) >= max_records:
+                complete = False
                 break
             if offset < self.start_offset:
                 continue
             record = self.in_flight.get(offset)
             if record is None:
-                if offset < self.end_offset or len(self.in_flight) >= self.max_in_flight:
-                    continue  # a gap already passed over, or no room for another lock
+                if offset < self.end_offset:
+                    continue  # a gap already passed over
+                if len(self.in_flight) >= self.max_in_flight:
+                    complete = False  # no room for another lock
+                    break
                 # Offsets skipped between the SPEO and this one hold no record (compacted
                 # or control records): nothing to deliver there.
                 record = self.in_flight[offset] = InFlight(RecordState.AVAILABLE, 0)
@@ -176,7 +187,11 @@ class SharePartition:
             record.member_id = member_id
             record.deadline_ms = deadline
             taken.append((offset, record.delivery_count))
-        if taken:
+        if complete and read_end is not None and read_end > self.end_offset:
+            self.end_offset = read_end
+            self.state_epoch += 1
+            self._advance_start()
+        elif taken:
             self.state_epoch += 1
         return _ranges(taken)
 
