@@ -109,7 +109,8 @@ class ShareCoordinator:
         await cancel_and_wait(self._task)
         self._task = None
 
-    def _kick(self) -> None:
+    def kick(self) -> None:
+        """Wake the timer task: a change may have set an earlier deadline (a lock)."""
         if self._wake is not None:
             self._wake.set()
 
@@ -150,7 +151,7 @@ class ShareCoordinator:
         response, left = self.groups.heartbeat(request, partition_counts)
         for member_id in left:
             self._member_gone(request.group_id, member_id)
-        self._kick()
+        self.kick()
         return response
 
     def _member_gone(self, group_id: str, member_id: str) -> None:
@@ -163,7 +164,7 @@ class ShareCoordinator:
             if group == group_id:
                 partition.release_member(member_id)
         self.notify_released()
-        self._kick()
+        self.kick()
 
     def released_waiter(self) -> asyncio.Future[None]:
         """Resolved at the next release, expiry or acknowledgement."""
@@ -220,7 +221,7 @@ class ShareCoordinator:
         try:
             await self._store.save_share_partitions(writes)
         except MetadataStoreUnavailable:
-            self._kick()
+            self.kick()
             return False
         for write in writes:
             key = (write.group_id, write.topic, write.partition)

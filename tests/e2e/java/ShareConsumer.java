@@ -32,6 +32,7 @@ public class ShareConsumer {
         Properties props = new Properties();
         props.put("bootstrap.servers", bootstrap);
         props.put("group.id", group);
+        props.put("max.poll.records", "5");  // small fetches: two consumers interleave
         props.put("share.acknowledgement.mode", mode.equals("implicit") ? "implicit" : "explicit");
         try (KafkaShareConsumer<String, String> consumer =
                 new KafkaShareConsumer<>(props, new StringDeserializer(), new StringDeserializer())) {

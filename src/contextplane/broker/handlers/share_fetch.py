@@ -181,6 +181,8 @@ async def _acquire_all(
             acquired += sum(a.last_offset - a.first_offset + 1 for a in target.acquired)
         if acquired >= max_records:
             break
+    if acquired:
+        shares.kick()  # the timer task releases these when their locks expire
     return acquired
 
 
