@@ -91,8 +91,14 @@ def test_members_share_the_partitions_and_see_kafkas_errors(wire: Wire) -> None:
     assert [(g.group_id, g.group_type, g.group_state) for g in listed.groups] == [
         ("work", "share", "Stable")
     ]
-    found = wire.call(FIND_COORDINATOR, 6, key_type=2, coordinator_keys=["work:x:0"])
-    assert found.coordinators[0].error_code == ErrorCode.none
+    # Key type 2 (the share-partition state's coordinator): "group:topic id:partition".
+    found = wire.call(
+        FIND_COORDINATOR, 6, key_type=2, coordinator_keys=["work:AAAAAAAAAAAAAAAAAAAAAA:0", "s"]
+    )
+    assert [c.error_code for c in found.coordinators] == [
+        ErrorCode.none,
+        ErrorCode.invalid_request,
+    ]
 
     assert _beat(wire, "work", "", 0, ["jobs"]).error_code == ErrorCode.invalid_request
     assert _beat(wire, "work", "member-c", 0, None).error_message == (

@@ -85,11 +85,19 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     resource = _KEY_RESOURCES.get(key_type)
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
-    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE, SHARE_KEY_TYPE):
+    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE) or (
+        key_type == SHARE_KEY_TYPE and _share_partition_key(key)
+    ):
         # One broker coordinates all (share: the share-partition state's owner).
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
     return ErrorCode.invalid_request, -1, "", -1
+
+
+def _share_partition_key(key: str) -> bool:
+    """Kafka's share coordinator key, "groupId:topicId:partition" (else INVALID_REQUEST)."""
+    parts = key.rsplit(":", 2)
+    return len(parts) == 3 and all(parts) and parts[2].isdigit()
 
 
 async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
