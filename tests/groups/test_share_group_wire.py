@@ -16,7 +16,7 @@ from tests.groups.support import Broker, Wire
 
 FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA = 10, 16, 19, 3
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
-ACCEPT, RELEASE, REJECT = 1, 2, 3
+ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
                 7,
                 topics=[
                     {"name": name, "num_partitions": count, "replication_factor": 1}
-                    for name, count in (("jobs", 3), ("tasks", 1), ("leaving", 1))
+                    for name, count in (("jobs", 3), ("tasks", 1), ("leaving", 1), ("renewed", 1))
                 ],
                 timeout=10_000,
             )
@@ -221,3 +221,29 @@ def test_a_leaving_member_gives_back_its_records(broker: Broker, wire: Wire) -> 
     assert _beat(wire, "leavers", "a", -1).member_epoch == -1
     # b's fetch was waiting for nothing: the leave releases a's records to it at once.
     assert _acquired(_fetch(wire, "leavers", "b", 1, [], wait_ms=5_000)) == [(0, 1, 2)]
+
+
+def test_renew_is_v2s(broker: Broker, wire: Wire) -> None:
+    """ShareAcknowledge v2 (KIP-1222) renews a lock; v1 refuses the type."""
+    renewed = _topic_ids(wire)["renewed"]
+    assert _beat(wire, "renewers", "a", 0, ["renewed"]).error_code == ErrorCode.none
+    assert _fetch(wire, "renewers", "a", 0, _one(renewed)).error_code == ErrorCode.none
+    _produce(broker, "renewed", 1)
+    assert _acquired(_fetch(wire, "renewers", "a", 1, [], wait_ms=5_000)) == [(0, 0, 1)]
+    v1 = _ack(wire, "renewers", "a", 2, _one(renewed, (0, 0, RENEW)))
+    assert v1.responses[0].partitions[0].error_code == ErrorCode.invalid_request
+    v2 = wire.call(
+        SHARE_ACK,
+        2,
+        group_id="renewers",
+        member_id="a",
+        share_session_epoch=3,
+        is_renew_ack=True,
+        topics=_one(renewed, (0, 0, RENEW)),
+    )
+    assert v2.responses[0].partitions[0].error_code == ErrorCode.none
+    assert v2.acquisition_lock_timeout.total_seconds() == 30
+    # Still a's: accepted by it, never offered to anyone else.
+    assert _ack(wire, "renewers", "a", 4, _one(renewed, (0, 0, ACCEPT))).error_code == 0
+    assert _beat(wire, "renewers", "b", 0, ["renewed"]).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "renewers", "b", 0, _one(renewed))) == []

@@ -224,8 +224,8 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz.consumer_group_describe,
         authz.refuse_top_level,
     ),
-    (78, 1, 1, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
-    (79, 1, 1, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
+    (78, 1, 2, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
+    (79, 1, 2, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
 ]
 
 

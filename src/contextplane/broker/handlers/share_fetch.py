@@ -23,7 +23,7 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.handlers.share_groups import coordinator
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.share_coordinator import ShareCoordinator
-from contextplane.coordinators.share_partition import Acquired, SharePartition
+from contextplane.coordinators.share_partition import AckType, Acquired, SharePartition
 from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -39,6 +39,9 @@ _LAST_OFFSET_DELTA_AT = 23
 _CONTROL = 0x20
 # The share consumer's max.poll.records default: a request that names none gets this many.
 _MAX_RECORDS_DEFAULT = 500
+# ShareFetch / ShareAcknowledge v2 (KIP-1222): the RENEW acknowledgement type.
+RENEW_FROM = 2
+RENEW = int(AckType.RENEW)
 # share.isolation.level's default, read_uncommitted (the group config is not built).
 _READ_UNCOMMITTED = 0
 
@@ -103,7 +106,11 @@ def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
 
 
 def _acknowledge(
-    shares: ShareCoordinator, group_id: str, member_id: str, targets: list[_Target]
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    targets: list[_Target],
 ) -> None:
     now = shares.now_ms()
     for target in targets:
@@ -111,6 +118,9 @@ def _acknowledge(
             continue
         if target.error != ErrorCode.none or target.topic is None:
             target.ack_error = target.error
+            continue
+        if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
+            target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
             continue
         partition = shares.partitions.get((group_id, target.topic, target.index))
         if partition is None:
@@ -292,10 +302,20 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
                 session.partitions.difference_update(
                     (record.name, int(p)) for p in topic.partitions
                 )
-    _acknowledge(shares, group_id, member_id, asked)
+    _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)
+        await _save(shares, asked)
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.none,
+            acquisition_lock_timeout=lock_ms,
+            responses=_topics(ctx, asked, fetch=True),
+            node_endpoints=[],
+        )
+    if getattr(request, "is_renew_ack", False):
+        # v2: a request renewing locks fetches nothing new (Kafka answers it at once).
         await _save(shares, asked)
         return ctx.reply(
             throttle_time=ctx.throttle_ms,
@@ -370,7 +390,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
     code = _session_error(shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
-    _acknowledge(shares, group_id, member_id, asked)
+    _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)
@@ -378,6 +398,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
+        acquisition_lock_timeout=shares.config.record_lock_duration_ms,  # v2
         responses=_topics(ctx, asked, fetch=False),
         node_endpoints=[],
     )
