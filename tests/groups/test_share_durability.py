@@ -191,3 +191,21 @@ def test_acknowledged_records_stay_done_across_a_sigkill(tmp_path: Path) -> None
             assert got == [(3, 5, 2)]
     finally:
         broker.stop()
+
+
+def test_a_deleted_topics_share_partitions_leave_the_store(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        coordinator = await _coordinator(store)
+        coordinator.partition(KEY, 0).acquire("a", range(3), 3, coordinator.now_ms())
+        coordinator.partition(("g", "other", 0), 7)
+        assert await coordinator.save()
+        await coordinator.on_topic_deleted("t")
+        assert KEY not in coordinator.partitions
+        assert [(p.topic, p.start_offset) for p in await store.share_partitions()] == [("other", 7)]
+        await coordinator.stop()
+        await store.close()
+
+    asyncio.run(run())

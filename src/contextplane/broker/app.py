@@ -425,6 +425,7 @@ class Broker:
         topics.on_deleted.append(groups.on_topic_deleted)
         self.shares = shares = ShareCoordinator(self.metadata, share_config(settings), self.clock)
         await shares.start(lambda name: getattr(topics.topics().get(name), "partitions", 0))
+        topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
         self.transactions = txns = TransactionCoordinator(
             self.metadata,

@@ -229,6 +229,16 @@ class ShareCoordinator:
             self._saved_epochs[key] = max(self._saved_epochs.get(key, 0), write.state_epoch)
         return True
 
+    async def on_topic_deleted(self, topic: str) -> None:
+        """A deleted topic's share partitions go, from memory, sessions and the store (a
+        topic created again under the name starts afresh)."""
+        for key in [k for k in self.partitions if k[1] == topic]:
+            del self.partitions[key]
+            self._saved_epochs.pop(key, None)
+        for session in self.sessions.sessions.values():
+            session.partitions = {p for p in session.partitions if p[0] != topic}
+        await self._store.delete_share_topic_state(topic)
+
     # -- describe and list --------------------------------------------------------------
 
     def describe(self, group_id: str) -> dict[str, Any] | None:

@@ -54,9 +54,9 @@ def save(db: Db, stored: StoredSharePartition) -> None:
         )
 
 
-def delete_group(db: Db, group_id: str) -> None:
-    db.execute("DELETE FROM share_inflight WHERE group_id=?", (group_id,))
-    db.execute("DELETE FROM share_partition_state WHERE group_id=?", (group_id,))
+def delete_topic(db: Db, topic: str) -> None:
+    db.execute("DELETE FROM share_inflight WHERE topic=?", (topic,))
+    db.execute("DELETE FROM share_partition_state WHERE topic=?", (topic,))
 
 
 class SharePartitionRows:
@@ -77,12 +77,12 @@ class SharePartitionRows:
 
         engine._run_write(run)
 
-    def delete_share_group_state(self, group_id: str) -> None:
+    def delete_share_topic_state(self, topic: str) -> None:
         engine: Any = self
 
         def run() -> None:
             with engine._transaction():
-                delete_group(self._db, group_id)
+                delete_topic(self._db, topic)
 
         engine._run_write(run)
 
@@ -99,6 +99,6 @@ class SharePartitionCalls:
         store: Any = self
         await store._call(store.engine.save_share_partitions, partitions)
 
-    async def delete_share_group_state(self, group_id: str) -> None:
+    async def delete_share_topic_state(self, topic: str) -> None:
         store: Any = self
-        await store._call(store.engine.delete_share_group_state, group_id)
+        await store._call(store.engine.delete_share_topic_state, topic)
