@@ -17,6 +17,8 @@ from tests.groups.support import Broker, Wire
 FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA = 10, 16, 19, 3
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
 ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
+# Each test's own topic (a share group starts at the end of what is there).
+TOPICS = {"jobs": 3, "tasks": 1, "leaving": 1, "renewed": 1, "dropped": 1}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
                 7,
                 topics=[
                     {"name": name, "num_partitions": count, "replication_factor": 1}
-                    for name, count in (("jobs", 3), ("tasks", 1), ("leaving", 1), ("renewed", 1))
+                    for name, count in (
+                        ("jobs", 3),
+                        ("tasks", 1),
+                        ("leaving", 1),
+                        ("renewed", 1),
+                        ("dropped", 1),
+                    )
                 ],
                 timeout=10_000,
             )
@@ -247,3 +255,17 @@ def test_renew_is_v2s(broker: Broker, wire: Wire) -> None:
     assert _ack(wire, "renewers", "a", 4, _one(renewed, (0, 0, ACCEPT))).error_code == 0
     assert _beat(wire, "renewers", "b", 0, ["renewed"]).error_code == ErrorCode.none
     assert _acquired(_fetch(wire, "renewers", "b", 0, _one(renewed))) == []
+
+
+def test_a_closed_connections_session_gives_its_records_back(broker: Broker, wire: Wire) -> None:
+    """Kafka closes a share session with its connection and releases what it held at
+    once, well before the lock (30 s) would expire."""
+    dropped = _topic_ids(wire)["dropped"]
+    with Wire(broker.port) as other:
+        for member, connection in (("a", other), ("b", wire)):
+            assert _beat(wire, "droppers", member, 0, ["dropped"]).error_code == ErrorCode.none
+            assert _fetch(connection, "droppers", member, 0, _one(dropped)).error_code == 0
+        _produce(broker, "dropped", 2)
+        assert _acquired(_fetch(other, "droppers", "a", 1, [], wait_ms=5_000)) == [(0, 1, 1)]
+    # a's connection is closed; it never acknowledged and is still a member.
+    assert _acquired(_fetch(wire, "droppers", "b", 1, [], wait_ms=25_000)) == [(0, 1, 2)]

@@ -117,6 +117,8 @@ class ConnectionInfo:
     # The mute owed once the next response is written (quota throttles, KIP-219).
     throttle: ConnectionThrottle = field(default_factory=ConnectionThrottle)
     sasl: SaslSession | None = None  # the SASL mechanism chosen, once it is
+    # Run once the connection is gone, one per key (share sessions close with it).
+    on_lost: dict[object, Callable[[], None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,14 @@ class ShareCoordinator:
         self.sessions.close_member(group_id, member_id)
         self.release(group_id, member_id)
 
+    def connection_lost(self, key: tuple[str, str], owner: object) -> None:
+        """The connection that opened a share session is gone: the session closes and
+        its member's records are offered to others at once, as Kafka does."""
+        session = self.sessions.sessions.get(key)
+        if session is not None and session.owner is owner:
+            self.sessions.close(key)
+            self.release(*key)
+
     def release(self, group_id: str, member_id: str) -> None:
         for (group, _, _), partition in self.partitions.items():
             if group == group_id:

@@ -23,6 +23,7 @@ SessionKey = tuple[str, str]  # group id, member id
 class ShareSession:
     next_epoch: int
     partitions: set[TopicPartition] = field(default_factory=set)
+    owner: object = None  # the connection that opened it: it closes with it
 
 
 class ShareSessions:
@@ -30,11 +31,13 @@ class ShareSessions:
         self.max_sessions = max_sessions
         self.sessions: dict[SessionKey, ShareSession] = {}
 
-    def open(self, key: SessionKey, partitions: set[TopicPartition]) -> ErrorCode:
+    def open(
+        self, key: SessionKey, partitions: set[TopicPartition], owner: object = None
+    ) -> ErrorCode:
         """Epoch 0: a new session, replacing the member's old one."""
         if key not in self.sessions and len(self.sessions) >= self.max_sessions:
             return ErrorCode.share_session_limit_reached
-        self.sessions[key] = ShareSession(INITIAL_EPOCH + 1, set(partitions))
+        self.sessions[key] = ShareSession(INITIAL_EPOCH + 1, set(partitions), owner)
         return ErrorCode.none
 
     def advance(self, key: SessionKey, epoch: int) -> tuple[ErrorCode, ShareSession | None]:

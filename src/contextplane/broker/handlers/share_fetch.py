@@ -235,7 +235,12 @@ def _topics(ctx: RequestContext, targets: list[_Target], fetch: bool) -> list[di
 
 
 def _session_error(
-    shares: ShareCoordinator, group_id: str, member_id: str, epoch: int, targets: list[_Target]
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    epoch: int,
+    targets: list[_Target],
 ) -> ErrorCode:
     """Open, check or advance the member's share session for a request at `epoch`."""
     key = (group_id, member_id)
@@ -243,7 +248,11 @@ def _session_error(
         if any(t.acks for t in targets):
             return ErrorCode.invalid_request  # nothing can be acknowledged in a new session
         shares.release(group_id, member_id)  # a new session gives back the old one's records
-        return shares.sessions.open(key, {(t.topic, t.index) for t in targets if t.topic})
+        owner = ctx.connection
+        code = shares.sessions.open(key, {(t.topic, t.index) for t in targets if t.topic}, owner)
+        if code == ErrorCode.none:
+            owner.on_lost[("share-session", key)] = lambda: shares.connection_lost(key, owner)
+        return code
     if epoch == FINAL_EPOCH:
         return shares.sessions.check_final(key)
     code, session = shares.sessions.advance(key, epoch)
@@ -291,7 +300,7 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
 
     if not group_id or not member_id:
         return top_level(ErrorCode.invalid_request)
-    code = _session_error(shares, group_id, member_id, epoch, asked)
+    code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
     session = shares.sessions.sessions.get((group_id, member_id))
@@ -387,7 +396,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
         return top_level(ErrorCode.invalid_request)
     if epoch == INITIAL_EPOCH:
         return top_level(ErrorCode.invalid_share_session_epoch)
-    code = _session_error(shares, group_id, member_id, epoch, asked)
+    code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
     _acknowledge(ctx, shares, group_id, member_id, asked)
