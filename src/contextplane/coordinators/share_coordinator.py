@@ -84,7 +84,7 @@ class ShareCoordinator:
         self._partition_counts: PartitionCounts = lambda _topic: 0
         self._wake: asyncio.Event | None = None
         # Resolved when records may have become available again (ShareFetch long polls).
-        self._released: asyncio.Future[None] | None = None
+        self._released: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -175,17 +175,18 @@ class ShareCoordinator:
         self.kick()
 
     def released_waiter(self) -> asyncio.Future[None]:
-        """Resolved at the next release, expiry or acknowledgement."""
-        if self._released is None or self._released.done():
-            self._released = asyncio.get_running_loop().create_future()
+        """Resolved at the next release, expiry or acknowledgement (a cancelled one is
+        forgotten at once: waiters are bounded by the long polls waiting)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._released.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+        self._released.add(waiter)
+        waiter.add_done_callback(self._released.discard)
         return waiter
 
     def notify_released(self) -> None:
-        if self._released is not None and not self._released.done():
-            self._released.set_result(None)
-        self._released = None
+        for waiter in list(self._released):
+            if not waiter.done():
+                waiter.set_result(None)
+        self._released.clear()
 
     # -- share partitions ---------------------------------------------------------------
 
