@@ -18,7 +18,7 @@ FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA = 10, 16, 19, 3
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
 ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
 # Each test's own topic (a share group starts at the end of what is there).
-TOPICS = {"jobs": 3, "tasks": 1, "leaving": 1, "renewed": 1, "dropped": 1}
+TOPICS = {"jobs": 3, "tasks": 1, "leaving": 1, "renewed": 1, "dropped": 1, "backlog": 1}
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +31,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
                 7,
                 topics=[
                     {"name": name, "num_partitions": count, "replication_factor": 1}
-                    for name, count in (
-                        ("jobs", 3),
-                        ("tasks", 1),
-                        ("leaving", 1),
-                        ("renewed", 1),
-                        ("dropped", 1),
-                    )
+                    for name, count in TOPICS.items()
                 ],
                 timeout=10_000,
             )
@@ -269,3 +263,52 @@ def test_a_closed_connections_session_gives_its_records_back(broker: Broker, wir
         assert _acquired(_fetch(other, "droppers", "a", 1, [], wait_ms=5_000)) == [(0, 1, 1)]
     # a's connection is closed; it never acknowledged and is still a member.
     assert _acquired(_fetch(wire, "droppers", "b", 1, [], wait_ms=25_000)) == [(0, 1, 2)]
+
+
+def _alter_group(wire: Wire, group: str, value: str) -> Any:
+    response = wire.call(
+        44,
+        1,
+        resources=[
+            {
+                "resource_type": 32,
+                "resource_name": group,
+                "configs": [
+                    {"name": "share.auto.offset.reset", "config_operation": 0, "value": value}
+                ],
+            }
+        ],
+        validate_only=False,
+    )
+    return response.responses[0]
+
+
+def test_share_auto_offset_reset_earliest_reads_the_backlog(broker: Broker, wire: Wire) -> None:
+    backlog = _topic_ids(wire)["backlog"]
+    _produce(broker, "backlog", 3)
+    described = wire.call(
+        32,
+        4,
+        resources=[
+            {
+                "resource_type": 32,
+                "resource_name": "early",
+                "configuration_keys": ["share.auto.offset.reset"],
+            }
+        ],
+        include_synonyms=True,
+        include_documentation=False,
+    )
+    (config,) = described.results[0].configs
+    assert (config.value, config.config_type, config.synonyms) == ("latest", 2, ())
+    refused = _alter_group(wire, "early", "sometimes")
+    assert refused.error_code == ErrorCode.invalid_config
+    assert refused.error_message.startswith(
+        "Invalid value sometimes for configuration share.auto.offset.reset"
+    )
+    assert _alter_group(wire, "early", "earliest").error_code == ErrorCode.none
+    assert _beat(wire, "early", "a", 0, ["backlog"]).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "early", "a", 0, _one(backlog))) == [(0, 2, 1)]
+    # Another group, at the default: the backlog is behind it.
+    assert _beat(wire, "late", "a", 0, ["backlog"]).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "late", "a", 0, _one(backlog))) == []

@@ -22,6 +22,7 @@ from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.handlers.share_groups import coordinator
 from contextplane.broker.loopshare import LoopShare
+from contextplane.coordinators.consumer_group.group_configs import SHARE_AUTO_OFFSET_RESET
 from contextplane.coordinators.share_coordinator import ShareCoordinator
 from contextplane.coordinators.share_partition import AckType, Acquired, SharePartition
 from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
@@ -131,11 +132,17 @@ def _acknowledge(
 
 
 def _share_partition(
-    shares: ShareCoordinator, group_id: str, target: _Target, log: PartitionLog
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    target: _Target,
+    log: PartitionLog,
 ) -> SharePartition:
-    # share.auto.offset.reset=latest (Kafka's default): a partition the group never
-    # fetched starts at the end of the log.
-    partition = shares.partition((group_id, target.topic or "", target.index), log.high_watermark)
+    # share.auto.offset.reset (a group config; Kafka's default latest): where a partition
+    # the group never fetched starts, the end of the log or its start.
+    reset = ctx.groups.configs.get(group_id).get(SHARE_AUTO_OFFSET_RESET, "latest")
+    start = log.log_start_offset if reset.strip().lower() == "earliest" else log.high_watermark
+    partition = shares.partition((group_id, target.topic or "", target.index), start)
     partition.move_start(log.log_start_offset)
     return partition
 
@@ -160,7 +167,7 @@ async def _acquire_all(
         except KafkaError as exc:
             target.error = exc.code
             continue
-        partition = _share_partition(shares, group_id, target, log)
+        partition = _share_partition(ctx, shares, group_id, target, log)
         start = partition.next_fetch_offset()
         if start is not None and start < log.high_watermark:
             reading.append((target, partition, start))
