@@ -181,8 +181,9 @@ def test_java_share_consumers_share_a_partition(broker: InProcessBroker) -> None
     rejected = [d for d in jobs if d.value == "reject-13"]
     if any(d.by == "explicit" for d in rejected):
         assert [d.did for d in rejected] == ["reject"]  # never delivered again
-    # Records taken but not acknowledged by the implicit consumer are accepted implicitly.
-    assert {d.by for d in done} <= {"explicit", "implicit"}
+    # Both shared the partition (41 records split 28/13 and 21/20 in two runs: each
+    # fetch acquires at most max.poll.records, 5).
+    assert {d.by for d in done} == {"explicit", "implicit"}
 
 
 def test_a_killed_java_consumers_records_go_to_another(broker: InProcessBroker) -> None:
