@@ -208,6 +208,15 @@ def test_records_are_acquired_once_and_acknowledged_or_redelivered(
     assert _ack(wire, "queue", "a", 0, []).error_code == ErrorCode.invalid_share_session_epoch
     opened = _fetch(wire, "queue", "c", 0, _one(tasks, (4, 4, ACCEPT)))
     assert opened.error_code == ErrorCode.invalid_request
+    # A partition the topic does not have is refused and never joins the session.
+    bogus = [
+        {
+            "topic_id": tasks,
+            "partitions": [{"partition_index": 10**9, "acknowledgement_batches": []}],
+        }
+    ]
+    opened = _fetch(wire, "queue", "c", 0, bogus)
+    assert opened.responses[0].partitions[0].error_code == ErrorCode.unknown_topic_or_partition
     # Closing a's session (epoch -1) gives back what it held: b gets offset 4 now.
     assert _ack(wire, "queue", "a", -1, []).error_code == ErrorCode.none
     assert _acquired(_fetch(wire, "queue", "b", 4, [])) == [(4, 4, 2)]

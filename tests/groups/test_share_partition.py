@@ -199,3 +199,17 @@ def test_a_read_past_records_moves_the_end_over_offsets_without_records() -> Non
     # A read cut short by max_records does not move the end past what it did not take.
     assert p.acquire("a", [3, 4, 5], 1, now_ms=0, read_end=6) == [Acquired(3, 3, 1)]
     assert p.end_offset == 4
+
+
+def test_acknowledgements_are_bounded_by_what_can_be_in_flight() -> None:
+    p = _partition(max_in_flight=100)
+    p.acquire("a", range(10), 10, now_ms=0)
+    # A batch naming 2^62 offsets is refused before any is walked.
+    huge = [(0, 2**62, (AckType.ACCEPT,))]
+    assert p.acknowledge("a", huge, 0) == ErrorCode.invalid_record_state
+    # So are batches that together name more: here the second is not walked.
+    many = [(0, 9, (AckType.ACCEPT,)), (10**6, 10**6 + 99, (AckType.ACCEPT,))]
+    assert p.acknowledge("a", many, 0) == ErrorCode.invalid_record_state
+    twice = [(0, 1, (AckType.ACCEPT,)), (1, 1, (AckType.RELEASE,))]
+    assert p.acknowledge("a", twice, 0) == ErrorCode.invalid_request
+    assert p.in_flight[0].state == RecordState.ACQUIRED

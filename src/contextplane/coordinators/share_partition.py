@@ -203,17 +203,27 @@ class SharePartition:
         """Apply a partition's acknowledgement batches (first offset, last offset, one type
         for the range or one per offset), all or nothing: every offset named must be
         ACQUIRED by `member_id` (else INVALID_RECORD_STATE) and every type known (else
-        INVALID_REQUEST). The SPSO then moves past what is done."""
+        INVALID_REQUEST, as is an offset named twice). The SPSO then moves past what is
+        done. Batches spanning more offsets than can be in flight are refused before any
+        is walked, so a request's work is bounded by the in-flight bound."""
         planned: list[tuple[int, AckType]] = []
+        named: set[int] = set()
+        span = 0
         for first, last, types in batches:
             if first > last or not types or (len(types) != 1 and len(types) != last - first + 1):
                 return ErrorCode.invalid_request
+            span += last - first + 1
+            if span > self.max_in_flight:
+                return ErrorCode.invalid_record_state  # more than can be held
             for index, offset in enumerate(range(first, last + 1)):
                 raw = types[0] if len(types) == 1 else types[index]
                 try:
                     kind = AckType(raw)
                 except ValueError:
                     return ErrorCode.invalid_request
+                if offset in named:
+                    return ErrorCode.invalid_request
+                named.add(offset)
                 record = self.in_flight.get(offset)
                 if kind == AckType.GAP and record is None and offset < self.start_offset:
                     continue

@@ -83,13 +83,21 @@ def record_ranges(data: bytes) -> tuple[list[int], int | None]:
 
 
 def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
+    """The request's partitions, each once (a repeat is dropped: a request names at most
+    every partition there is); a partition the topic does not have is answered
+    UNKNOWN_TOPIC_OR_PARTITION and never joins a session."""
     known = ctx.topics
     targets = []
+    seen: set[tuple[uuid.UUID | None, int]] = set()
     for topic in topics:
         record = known.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
         name = None if record is None else record.name
         for p in topic.partitions:
-            target = _Target(name, topic.topic_id or uuid.UUID(int=0), int(p.partition_index))
+            index = int(p.partition_index)
+            if (topic.topic_id, index) in seen:
+                continue
+            seen.add((topic.topic_id, index))
+            target = _Target(name, topic.topic_id or uuid.UUID(int=0), index)
             target.acks = [
                 (
                     int(b.first_offset),
@@ -98,10 +106,12 @@ def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
                 )
                 for b in p.acknowledgement_batches
             ]
-            if name is None:
+            if record is None:
                 target.error = ErrorCode.unknown_topic_id
-            elif ctx.denied(ResourceType.TOPIC, name):
+            elif ctx.denied(ResourceType.TOPIC, record.name):
                 target.error = ErrorCode.topic_authorization_failed
+            elif not 0 <= index < record.partitions:
+                target.error = ErrorCode.unknown_topic_or_partition
             targets.append(target)
     return targets
 
@@ -241,6 +251,11 @@ def _topics(ctx: RequestContext, targets: list[_Target], fetch: bool) -> list[di
     return [{"topic_id": t, "partitions": p} for t, p in by_topic.items()]
 
 
+def _fetchable(targets: list[_Target]) -> set[tuple[str, int]]:
+    """The partitions a session may hold: known, existing, allowed ones."""
+    return {(t.topic, t.index) for t in targets if t.topic and t.error == ErrorCode.none}
+
+
 def _session_error(
     ctx: RequestContext,
     shares: ShareCoordinator,
@@ -256,7 +271,7 @@ def _session_error(
             return ErrorCode.invalid_request  # nothing can be acknowledged in a new session
         shares.release(group_id, member_id)  # a new session gives back the old one's records
         owner = ctx.connection
-        code = shares.sessions.open(key, {(t.topic, t.index) for t in targets if t.topic}, owner)
+        code = shares.sessions.open(key, _fetchable(targets), owner)
         if code == ErrorCode.none:
             owner.on_lost[("share-session", key)] = lambda: shares.connection_lost(key, owner)
         return code
@@ -264,7 +279,7 @@ def _session_error(
         return shares.sessions.check_final(key)
     code, session = shares.sessions.advance(key, epoch)
     if session is not None:
-        session.partitions.update((t.topic, t.index) for t in targets if t.topic)
+        session.partitions.update(_fetchable(targets))
     return code
 
 
