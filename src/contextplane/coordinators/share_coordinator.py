@@ -143,12 +143,15 @@ class ShareCoordinator:
     # -- membership ---------------------------------------------------------------------
 
     def heartbeat(
-        self, request: ShareHeartbeat, partition_counts: PartitionCounts
+        self,
+        request: ShareHeartbeat,
+        partition_counts: PartitionCounts,
+        topics_version: int | None = None,
     ) -> dict[str, Any]:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
-        response, left = self.groups.heartbeat(request, partition_counts)
+        response, left = self.groups.heartbeat(request, partition_counts, topics_version)
         for member_id in left:
             self._member_gone(request.group_id, member_id)
         self.kick()

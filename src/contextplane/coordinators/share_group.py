@@ -69,6 +69,9 @@ class ShareGroup:
     # The partition counts the assignment was computed from: a change bumps the epoch.
     partition_counts: dict[str, int] = field(default_factory=dict)
     target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    # The topic table's generation the counts were read at: a steady heartbeat in the
+    # same generation reads none (a member may subscribe to 100,000 names).
+    topics_version: int | None = None
 
     def state(self) -> str:
         return "Stable" if self.members else "Empty"
@@ -146,17 +149,20 @@ class ShareGroupMachine:
     # -- heartbeats ---------------------------------------------------------------------
 
     def heartbeat(
-        self, request: ShareHeartbeat, partition_counts: PartitionCounts
+        self,
+        request: ShareHeartbeat,
+        partition_counts: PartitionCounts,
+        topics_version: int | None = None,
     ) -> tuple[dict[str, Any], list[str]]:
         """The response values (assignment by topic name) and the members that left."""
         try:
             _validate(request)
-            return self._heartbeat(request, partition_counts)
+            return self._heartbeat(request, partition_counts, topics_version)
         except HeartbeatRefused as refused:
             return heartbeat_error(refused.code, refused.message), []
 
     def _heartbeat(
-        self, request: ShareHeartbeat, partition_counts: PartitionCounts
+        self, request: ShareHeartbeat, partition_counts: PartitionCounts, topics_version: int | None
     ) -> tuple[dict[str, Any], list[str]]:
         group = self.groups.get(request.group_id)
         if group is None:
@@ -217,9 +223,13 @@ class ShareGroupMachine:
             changed = True
         if request.rack_id is not None:
             member.rack_id = request.rack_id
-        counts = {t: partition_counts(t) for t in group.subscribed_topics()}
-        if changed or counts != group.partition_counts:
+        if changed:
             self._reassign(group, partition_counts)
+        elif topics_version is None or topics_version != group.topics_version:
+            counts = {t: partition_counts(t) for t in group.subscribed_topics()}
+            if counts != group.partition_counts:
+                self._reassign(group, partition_counts)
+        group.topics_version = topics_version
         member.session_deadline_ms = self._now_ms() + self.config.session_timeout_ms
         sent: frozenset[TopicPartition] | None = None
         if request.member_epoch == 0 or member.member_epoch != group.assignment_epoch:

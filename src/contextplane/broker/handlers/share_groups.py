@@ -54,6 +54,7 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
                 client_host=client_host(ctx),
             ),
             partition_count,
+            ctx.topics.generation,  # the table is replaced, never changed in place
         )
     assignment = result["assignment"]
     return ctx.reply(
