@@ -75,6 +75,14 @@ class Settings:
     group_consumer_session_timeout_ms: int = 45_000
     group_consumer_heartbeat_interval_ms: int = 5_000
     group_consumer_assignment_interval_ms: int = 1_000
+    # Kafka's group.share.* defaults (KIP-932).
+    group_share_session_timeout_ms: int = 45_000
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30_000
+    group_share_delivery_count_limit: int = 5
+    group_share_partition_max_record_locks: int = 2_000
+    group_share_max_share_sessions: int = 2_000
     offsets_topic_num_partitions: int = limits.OFFSETS_TOPIC_PARTITIONS
     offsets_topic_retention_ms: int = limits.OFFSETS_TOPIC_RETENTION_MS
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.

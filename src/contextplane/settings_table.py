@@ -19,6 +19,7 @@ from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_object_wal import OBJECT_WAL_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
+from contextplane.settings_share_groups import SHARE_GROUP_SETTINGS
 from contextplane.settings_telemetry import TELEMETRY_SETTINGS
 from contextplane.settings_transactions import TRANSACTION_SETTINGS as TXN_SETTINGS
 
@@ -555,6 +556,7 @@ SETTINGS: tuple[Setting, ...] = (
         *COMPACTION_SETTINGS,
         *OBJECT_WAL_SETTINGS,
         *TELEMETRY_SETTINGS,
+        *SHARE_GROUP_SETTINGS,
     )
 )
 

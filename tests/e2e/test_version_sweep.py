@@ -356,6 +356,35 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "server_assignor": None,
             "topic_partitions": [],
         },
+        76: {  # ShareGroupHeartbeat: a member joins a share group (KIP-932)
+            "group_id": GROUP + "-share",
+            "member_id": str(uuid.uuid4()),
+            "member_epoch": 0,
+            "rack_id": None,
+            "subscribed_topic_names": [TOPIC],
+        },
+        77: {  # ShareGroupDescribe: the share group joined above, and none
+            "group_ids": [GROUP + "-share", "sweep-unknown"],
+            "include_authorized_operations": True,
+        },
+        78: {  # ShareFetch: opens a share session, fetching nothing
+            "group_id": GROUP + "-share",
+            "member_id": "sweep-member",
+            "share_session_epoch": 0,
+            "max_wait": 0,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "max_records": 10,
+            "batch_size": 10,
+            "topics": [],
+            "forgotten_topics_data": [],
+        },
+        79: {  # ShareAcknowledge: closes the session opened above
+            "group_id": GROUP + "-share",
+            "member_id": "sweep-member",
+            "share_session_epoch": -1,
+            "topics": [],
+        },
     }
 
 

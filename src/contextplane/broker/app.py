@@ -30,6 +30,8 @@ from contextplane.broker.handlers import (
     quotas,
     sasl,
     scram,
+    share_fetch,
+    share_groups,
     transactions,
     transactions_admin,
 )
@@ -54,6 +56,7 @@ from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfi
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
+from contextplane.coordinators.share_coordinator import ShareCoordinator, share_config
 from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
 from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
@@ -219,6 +222,17 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz.consumer_group_describe,
         authz.refuse_top_level,
     ),
+    (76, 1, 1, share_groups.share_group_heartbeat, authz.group_member, authz.refuse_top_level),
+    (
+        77,
+        1,
+        1,
+        share_groups.share_group_describe,
+        authz.consumer_group_describe,
+        authz.refuse_top_level,
+    ),
+    (78, 1, 2, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
+    (79, 1, 2, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
 ]
 
 
@@ -285,6 +299,7 @@ class Broker:
             raise
         self.storage: StorageEngine | None = None
         self.groups: GroupCoordinator | None = None
+        self.shares: ShareCoordinator | None = None
         self.transactions: TransactionCoordinator | None = None
         self.offsets_topic: OffsetsTopicWriter | None = None
         self.topics: TopicManager | None = None
@@ -436,6 +451,9 @@ class Broker:
         await groups.start()
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
+        self.shares = shares = ShareCoordinator(self.metadata, share_config(settings), self.clock)
+        await shares.start(lambda name: getattr(topics.topics().get(name), "partitions", 0))
+        topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
         self.transactions = txns = TransactionCoordinator(
             self.metadata,
@@ -518,6 +536,7 @@ class Broker:
             audit_sink=sink,
             receipts=self.receipts,
             spans=_request_spans(settings),
+            shares=shares,
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller
@@ -555,6 +574,8 @@ class Broker:
             await self.audit_sink.stop()  # what is buffered is appended before storage closes
         if self.transactions is not None:
             await self.transactions.stop()
+        if self.shares is not None:
+            await self.shares.stop()
         if self.groups is not None:
             await self.groups.stop()
         try:

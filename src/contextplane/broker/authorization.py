@@ -202,6 +202,12 @@ def group_member(ctx: RequestContext, request: Any) -> Needs:
     return Needs(gate=_group_gate(Op.READ, request.group_id))
 
 
+def share_group_member(ctx: RequestContext, request: Any) -> Needs:
+    """ShareFetch, ShareAcknowledge: READ on the group (the handler checks READ on each
+    topic, answering TOPIC_AUTHORIZATION_FAILED per partition)."""
+    return Needs(gate=_group_gate(Op.READ, request.group_id or ""))
+
+
 def topic_names(ctx: RequestContext, topics: Any, by_id: bool) -> list[str | None]:
     """The names of the requested topics; requests that name topics by id resolve them
     (None for an id no topic has: it needs nothing, the handler answers

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
+    from contextplane.coordinators.share_coordinator import ShareCoordinator
     from contextplane.coordinators.transactions import TransactionCoordinator
     from contextplane.security.acl_admin import AclAdmin
     from contextplane.security.audit import AuditLog
@@ -101,6 +102,7 @@ class Services:
     schemas: SchemaCatalog = field(default_factory=SchemaCatalog)  # schema id validation
     masking: MaskingPolicies = field(default_factory=MaskingPolicies)  # masking per consumer
     spans: RequestSpans | None = None  # None: tracing is off (`tracing.py`)
+    shares: ShareCoordinator | None = None  # share groups (KIP-932)
 
 
 @dataclass(slots=True)
@@ -117,6 +119,8 @@ class ConnectionInfo:
     # The mute owed once the next response is written (quota throttles, KIP-219).
     throttle: ConnectionThrottle = field(default_factory=ConnectionThrottle)
     sasl: SaslSession | None = None  # the SASL mechanism chosen, once it is
+    # Run once the connection is gone, one per key (share sessions close with it).
+    on_lost: dict[object, Callable[[], None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

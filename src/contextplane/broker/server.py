@@ -168,6 +168,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
+        for callback in self._info.on_lost.values():
+            callback()
+        self._info.on_lost.clear()
         for task in self._tasks:
             task.cancel()
         while not self._responses.empty():  # responses owed to a client that is gone

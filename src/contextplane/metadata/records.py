@@ -454,3 +454,17 @@ class ConsumerGroupWrite:
     group_state: str | None
     members: dict[str, MemberWrite] = field(default_factory=dict)
     removed_members: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StoredSharePartition:
+    """A share partition's state (KIP-932) as stored: its start offset, the epoch of the
+    state, and its in-flight records as runs (first offset, last offset, state, delivery
+    count); locks are not stored."""
+
+    group_id: str
+    topic: str
+    partition: int
+    start_offset: int
+    state_epoch: int
+    runs: list[tuple[int, int, int, int]]

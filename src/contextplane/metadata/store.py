@@ -40,6 +40,7 @@ from contextplane.metadata.records import (
     Registration,
     ScramCredentialRecord,
     StoredConsumerGroup,
+    StoredSharePartition,
     SwapOutcome,
     TopicRecord,
     TransactionRecord,
@@ -215,6 +216,16 @@ class MetadataStore(Protocol):
 
     async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         """Replace one group's configs (none: it has none)."""
+        ...
+
+    # -- KIP-932 share partitions (loaded at start, each change saved before it is told)
+    async def share_partitions(self) -> list[StoredSharePartition]: ...
+    async def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
+        """Replace each partition's state and in-flight runs, all in one transaction."""
+        ...
+
+    async def delete_share_topic_state(self, topic: str) -> None:
+        """Every share partition of a deleted topic, in every group."""
         ...
 
     async def acls(self) -> list[AclRecord]: ...

@@ -31,11 +31,14 @@ CREATE = Operation.CREATE
 # Transactions v2 (KIP-890): clients that know it (the Java 4.x producer) use it when
 # ApiVersions finalizes transaction.version 2, as Kafka 4.x does by default; the others
 # keep the classic protocol (RFC 0002).
+# Share groups (KIP-932): share.version 1, as Kafka 4.2+ finalizes it by default.
 SUPPORTED_FEATURES: list[dict[str, Any]] = [
-    {"name": "transaction.version", "min_version": 0, "max_version": 2}
+    {"name": "transaction.version", "min_version": 0, "max_version": 2},
+    {"name": "share.version", "min_version": 0, "max_version": 1},
 ]
 FINALIZED_FEATURES = [
-    {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2}
+    {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2},
+    {"name": "share.version", "max_version_level": 1, "min_version_level": 1},
 ]
 FINALIZED_FEATURES_EPOCH = 1
 

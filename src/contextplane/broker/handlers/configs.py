@@ -31,7 +31,7 @@ SOURCE_TOPIC = 1
 SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
 SOURCE_GROUP = 8
-CONFIG_TYPE_INT = 3
+CONFIG_TYPE_STRING, CONFIG_TYPE_INT = 2, 3
 # IncrementalAlterConfigs operations
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OPERATION_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
@@ -158,12 +158,13 @@ def _group_config(
         entry = _config(name, overrides[name], SOURCE_GROUP)
     else:
         entry = _config(name, broker, SOURCE_DEFAULT)
-    entry["config_type"] = CONFIG_TYPE_INT
+    entry["config_type"] = CONFIG_TYPE_STRING if spec.choices else CONFIG_TYPE_INT
     if getattr(request, "include_documentation", False):
         entry["documentation"] = spec.documentation
     if getattr(request, "include_synonyms", False):
         synonyms = [(name, overrides[name], SOURCE_GROUP)] if name in overrides else []
-        synonyms.append((spec.broker_setting, broker, SOURCE_DEFAULT))
+        if spec.broker_setting:
+            synonyms.append((spec.broker_setting, broker, SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
     return entry
 

@@ -46,7 +46,7 @@ def _owned(
     return frozenset(owned), frozenset(topics)
 
 
-def _by_topic_id(
+def by_topic_id(
     ctx: RequestContext, partitions: Iterable[TopicPartition], with_names: bool = False
 ) -> list[dict[str, Any]]:
     """Partitions grouped per topic, as the responses' TopicPartitions."""
@@ -122,7 +122,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         member_epoch=result["member_epoch"],
         heartbeat_interval=result["heartbeat_interval_ms"],
         assignment=(
-            None if assignment is None else {"topic_partitions": _by_topic_id(ctx, assignment)}
+            None if assignment is None else {"topic_partitions": by_topic_id(ctx, assignment)}
         ),
     )
 
@@ -170,9 +170,9 @@ def _describe_members(ctx: RequestContext, group: dict[str, Any]) -> None:
     """The members' assignments by topic id and name, as the response lists them."""
     for member in group["members"]:
         member["assignment"] = {
-            "topic_partitions": _by_topic_id(ctx, member["assignment"], with_names=True)
+            "topic_partitions": by_topic_id(ctx, member["assignment"], with_names=True)
         }
         member["target_assignment"] = {
-            "topic_partitions": _by_topic_id(ctx, member["target_assignment"], True)
+            "topic_partitions": by_topic_id(ctx, member["target_assignment"], True)
         }
         member["member_type"] = CONSUMER_MEMBER_TYPE

@@ -32,6 +32,7 @@ from contextplane.security.acls import (
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
 SHARE_KEY_TYPE = 2
+SHARE_KEY_TYPE = 2
 _KEY_RESOURCES = {
     GROUP_KEY_TYPE: ResourceType.GROUP,
     TRANSACTION_KEY_TYPE: ResourceType.TRANSACTIONAL_ID,
@@ -84,12 +85,19 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     resource = _KEY_RESOURCES.get(key_type)
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
-    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):  # one broker coordinates all
+    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE) or (
+        key_type == SHARE_KEY_TYPE and _share_partition_key(key)
+    ):
+        # One broker coordinates all (share: the share-partition state's owner).
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
-    # Share groups (key type 2) are not built: Kafka answers INVALID_REQUEST when its share
-    # coordinator is absent.
     return ErrorCode.invalid_request, -1, "", -1
+
+
+def _share_partition_key(key: str) -> bool:
+    """Kafka's share coordinator key, "groupId:topicId:partition" (else INVALID_REQUEST)."""
+    parts = key.rsplit(":", 2)
+    return len(parts) == 3 and all(parts) and parts[2].isdigit()
 
 
 async def find_coordinator(ctx: RequestContext, request: Any) -> Reply:
@@ -391,9 +399,11 @@ async def offset_delete(ctx: RequestContext, request: Any) -> Reply:
 
 
 async def list_groups(ctx: RequestContext, request: Any) -> Reply:
-    code, groups = ctx.groups.list_groups(
-        getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
-    )
+    states, types = getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
+    code, groups = ctx.groups.list_groups(states, types)
+    shares = ctx.services.shares
+    if code == ErrorCode.none and shares is not None:
+        groups += shares.list_groups(states, types)
     if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
         # Without DESCRIBE on the cluster: the groups the principal may describe.
         groups = [

@@ -1,0 +1,435 @@
+"""ShareFetch and ShareAcknowledge (KIP-932): a share consumer's reads and
+acknowledgements, in share sessions.
+
+A ShareFetch first applies the acknowledgements it carries, then reads each partition of
+the session from where its share partition has records to offer and acquires up to
+`max_records` of them for the member; the response carries the batches read and the
+acquired ranges (the client delivers only those). Every change is saved in the metadata
+store before the answer. With nothing to acquire it waits up to `max_wait` for new
+records or released ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contextplane import limits
+from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.handlers.share_groups import coordinator
+from contextplane.broker.loopshare import LoopShare
+from contextplane.coordinators.consumer_group.group_configs import SHARE_AUTO_OFFSET_RESET
+from contextplane.coordinators.share_coordinator import ShareCoordinator
+from contextplane.coordinators.share_partition import AckType, Acquired, SharePartition
+from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import ResourceType
+from contextplane.storage.partition import PartitionLog
+from contextplane.storage.reader import ReadRequest
+
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_ATTRIBUTES = struct.Struct(">h")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_ATTRIBUTES_AT = 21  # base offset, length, leader epoch, magic, crc
+_LAST_OFFSET_DELTA_AT = 23
+_CONTROL = 0x20
+# The share consumer's max.poll.records default: a request that names none gets this many.
+_MAX_RECORDS_DEFAULT = 500
+# ShareFetch / ShareAcknowledge v2 (KIP-1222): the RENEW acknowledgement type.
+RENEW_FROM = 2
+RENEW = int(AckType.RENEW)
+# share.isolation.level's default, read_uncommitted (the group config is not built).
+_READ_UNCOMMITTED = 0
+
+Batches = list[tuple[int, int, tuple[int, ...]]]
+
+
+@dataclass(slots=True)
+class _Target:
+    """One partition of a request: what the client sent and what it is answered."""
+
+    topic: str | None
+    topic_id: uuid.UUID
+    index: int
+    acks: Batches = field(default_factory=list)
+    error: ErrorCode = ErrorCode.none
+    ack_error: ErrorCode = ErrorCode.none
+    log: PartitionLog | None = None
+    records: bytes = b""
+    acquired: list[Acquired] = field(default_factory=list)
+
+
+def record_ranges(data: bytes) -> tuple[list[int], int | None]:
+    """The offsets of the records in `data` (whole RecordBatch v2 batches) that a share
+    consumer may be given (control batches' are not), and one past the last offset."""
+    offsets: list[int] = []
+    position, end = 0, None
+    while position + 61 <= len(data):
+        base, length = _BASE_AND_LENGTH.unpack_from(data, position)
+        if length < 49 or position + 12 + length > len(data):
+            break
+        (attributes,) = _ATTRIBUTES.unpack_from(data, position + _ATTRIBUTES_AT)
+        (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
+        if not attributes & _CONTROL:
+            offsets.extend(range(base, base + delta + 1))
+        end = base + delta + 1
+        position += 12 + length
+    return offsets, end
+
+
+def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
+    """The request's partitions, each once (a repeat is dropped: a request names at most
+    every partition there is); a partition the topic does not have is answered
+    UNKNOWN_TOPIC_OR_PARTITION and never joins a session."""
+    known = ctx.topics
+    targets = []
+    seen: set[tuple[uuid.UUID | None, int]] = set()
+    for topic in topics:
+        record = known.by_id(topic.topic_id.bytes) if topic.topic_id is not None else None
+        name = None if record is None else record.name
+        for p in topic.partitions:
+            index = int(p.partition_index)
+            if (topic.topic_id, index) in seen:
+                continue
+            seen.add((topic.topic_id, index))
+            target = _Target(name, topic.topic_id or uuid.UUID(int=0), index)
+            target.acks = [
+                (
+                    int(b.first_offset),
+                    int(b.last_offset),
+                    tuple(int(t) for t in b.acknowledge_types),
+                )
+                for b in p.acknowledgement_batches
+            ]
+            if record is None:
+                target.error = ErrorCode.unknown_topic_id
+            elif ctx.denied(ResourceType.TOPIC, record.name):
+                target.error = ErrorCode.topic_authorization_failed
+            elif not 0 <= index < record.partitions:
+                target.error = ErrorCode.unknown_topic_or_partition
+            targets.append(target)
+    return targets
+
+
+def _acknowledge(
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    targets: list[_Target],
+) -> None:
+    now = shares.now_ms()
+    for target in targets:
+        if not target.acks:
+            continue
+        if target.error != ErrorCode.none or target.topic is None:
+            target.ack_error = target.error
+            continue
+        if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
+            target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
+            continue
+        partition = shares.partitions.get((group_id, target.topic, target.index))
+        if partition is None:
+            target.ack_error = ErrorCode.invalid_record_state
+            continue
+        target.ack_error = partition.acknowledge(member_id, target.acks, now)
+    shares.notify_released()
+
+
+def _share_partition(
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    target: _Target,
+    log: PartitionLog,
+) -> SharePartition:
+    # share.auto.offset.reset (a group config; Kafka's default latest): where a partition
+    # the group never fetched starts, the end of the log or its start.
+    reset = ctx.groups.configs.get(group_id).get(SHARE_AUTO_OFFSET_RESET, "latest")
+    start = log.log_start_offset if reset.strip().lower() == "earliest" else log.high_watermark
+    partition = shares.partition((group_id, target.topic or "", target.index), start)
+    partition.move_start(log.log_start_offset)
+    return partition
+
+
+async def _acquire_all(
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    targets: list[_Target],
+    max_records: int,
+    max_bytes: int,
+) -> int:
+    """Read and acquire for every fetchable target; returns the records acquired."""
+    reading: list[tuple[_Target, SharePartition, int]] = []
+    for target in targets:
+        target.records, target.acquired = b"", []
+        if target.error != ErrorCode.none or target.topic is None:
+            continue
+        try:
+            log = target.log = ctx.log.partition(target.topic, target.index)
+        except KafkaError as exc:
+            target.error = exc.code
+            continue
+        partition = _share_partition(ctx, shares, group_id, target, log)
+        start = partition.next_fetch_offset()
+        if start is not None and start < log.high_watermark:
+            reading.append((target, partition, start))
+    if not reading:
+        return 0
+    budget = min(max_bytes, ctx.settings.fetch_max_bytes)
+    per_partition = max(1, budget // len(reading))
+    requests = [
+        ReadRequest(t.log, start, per_partition, _READ_UNCOMMITTED) for t, _, start in reading
+    ]
+    results = await ctx.log.read_many(requests, budget, LoopShare().due)
+    acquired = 0
+    now = shares.now_ms()
+    for (target, partition, _), chunks in zip(reading, results, strict=True):
+        if isinstance(chunks, KafkaError):
+            target.error = chunks.code
+            continue
+        if isinstance(chunks, OSError):
+            target.error = ErrorCode.kafka_storage_error
+            continue
+        data = _joined(chunks)
+        offsets, read_end = record_ranges(data)
+        target.acquired = partition.acquire(
+            member_id, offsets, max_records - acquired, now, read_end
+        )
+        if target.acquired:
+            target.records = data
+            acquired += sum(a.last_offset - a.first_offset + 1 for a in target.acquired)
+        if acquired >= max_records:
+            break
+    if acquired:
+        shares.kick()  # the timer task releases these when their locks expire
+    return acquired
+
+
+def _joined(chunks: bytes | Sequence[bytes | memoryview]) -> bytes:
+    if isinstance(chunks, bytes | bytearray | memoryview):
+        return bytes(chunks)
+    return b"".join(chunks)
+
+
+def _topics(ctx: RequestContext, targets: list[_Target], fetch: bool) -> list[dict[str, Any]]:
+    by_topic: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for target in targets:
+        leader = {"leader_id": -1, "leader_epoch": -1}
+        if target.log is not None:
+            leader = {"leader_id": ctx.cluster.node_id, "leader_epoch": target.log.leader_epoch}
+        entry: dict[str, Any] = {
+            "partition_index": target.index,
+            "error_code": target.error,
+            "current_leader": leader,
+        }
+        if fetch:
+            entry.update(
+                acknowledge_error_code=target.ack_error,
+                records=target.records,
+                acquired_records=[
+                    {
+                        "first_offset": a.first_offset,
+                        "last_offset": a.last_offset,
+                        "delivery_count": a.delivery_count,
+                    }
+                    for a in target.acquired
+                ],
+            )
+        else:
+            entry["error_code"] = (
+                target.ack_error if target.error == ErrorCode.none else target.error
+            )
+        by_topic.setdefault(target.topic_id, []).append(entry)
+    return [{"topic_id": t, "partitions": p} for t, p in by_topic.items()]
+
+
+def _fetchable(targets: list[_Target]) -> set[tuple[str, int]]:
+    """The partitions a session may hold: known, existing, allowed ones."""
+    return {(t.topic, t.index) for t in targets if t.topic and t.error == ErrorCode.none}
+
+
+def _session_error(
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    epoch: int,
+    targets: list[_Target],
+) -> ErrorCode:
+    """Open, check or advance the member's share session for a request at `epoch`."""
+    key = (group_id, member_id)
+    if epoch == INITIAL_EPOCH:
+        if any(t.acks for t in targets):
+            return ErrorCode.invalid_request  # nothing can be acknowledged in a new session
+        shares.release(group_id, member_id)  # a new session gives back the old one's records
+        owner = ctx.connection
+        code = shares.sessions.open(key, _fetchable(targets), owner)
+        if code == ErrorCode.none:
+            owner.on_lost[("share-session", key)] = lambda: shares.connection_lost(key, owner)
+        return code
+    if epoch == FINAL_EPOCH:
+        return shares.sessions.check_final(key)
+    code, session = shares.sessions.advance(key, epoch)
+    if session is not None:
+        session.partitions.update(_fetchable(targets))
+    return code
+
+
+def _session_targets(
+    ctx: RequestContext,
+    shares: ShareCoordinator,
+    group_id: str,
+    member_id: str,
+    asked: list[_Target],
+) -> list[_Target]:
+    """The request's partitions, then the session's others (an incremental ShareFetch
+    fetches every partition of its session)."""
+    session = shares.sessions.sessions.get((group_id, member_id))
+    targets = list(asked)
+    named = {(t.topic, t.index) for t in asked}
+    known = ctx.topics.topics()
+    for topic, index in sorted(session.partitions if session else ()):
+        record = known.get(topic)
+        if (topic, index) in named or record is None:
+            continue
+        targets.append(_Target(topic, uuid.UUID(bytes=record.topic_id), index))
+    return targets
+
+
+async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
+    shares = coordinator(ctx)
+    group_id, member_id = request.group_id or "", request.member_id or ""
+    epoch = int(request.share_session_epoch)
+    asked = _resolve(ctx, request.topics)
+    lock_ms = shares.config.record_lock_duration_ms
+
+    def top_level(code: ErrorCode) -> Reply:
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=code,
+            acquisition_lock_timeout=lock_ms,
+            responses=[],
+            node_endpoints=[],
+        )
+
+    if not group_id or not member_id:
+        return top_level(ErrorCode.invalid_request)
+    code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
+    if code != ErrorCode.none:
+        return top_level(code)
+    session = shares.sessions.sessions.get((group_id, member_id))
+    if session is not None:
+        for topic in request.forgotten_topics_data:
+            record = ctx.topics.by_id(topic.topic_id.bytes) if topic.topic_id else None
+            if record is not None:
+                session.partitions.difference_update(
+                    (record.name, int(p)) for p in topic.partitions
+                )
+    _acknowledge(ctx, shares, group_id, member_id, asked)
+    if epoch == FINAL_EPOCH:
+        shares.sessions.close((group_id, member_id))
+        shares.release(group_id, member_id)
+        await _save(shares, asked)
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.none,
+            acquisition_lock_timeout=lock_ms,
+            responses=_topics(ctx, asked, fetch=True),
+            node_endpoints=[],
+        )
+    if getattr(request, "is_renew_ack", False):
+        # v2: a request renewing locks fetches nothing new (Kafka answers it at once).
+        await _save(shares, asked)
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.none,
+            acquisition_lock_timeout=lock_ms,
+            responses=_topics(ctx, asked, fetch=True),
+            node_endpoints=[],
+        )
+    targets = _session_targets(ctx, shares, group_id, member_id, asked)
+    max_records = int(request.max_records) if request.max_records > 0 else _MAX_RECORDS_DEFAULT
+    max_bytes = int(request.max_bytes)
+    wait_ms = min(max(int(request.max_wait.total_seconds() * 1000), 0), limits.FETCH_WAIT_MS_MAX)
+
+    async def answer() -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        while True:
+            got = await _acquire_all(
+                ctx, shares, group_id, member_id, targets, max_records, max_bytes
+            )
+            remaining = deadline - loop.time()
+            logs = [t.log for t in targets if t.log is not None]
+            if got or remaining <= 0 or not logs or any(t.error for t in targets):
+                break
+            waiters = [log.waiter() for log in logs] + [shares.released_waiter()]
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        await _save(shares, targets)
+        shown = [t for t in targets if t in asked or t.acquired or t.error != ErrorCode.none]
+        return ctx.response(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.none,
+            acquisition_lock_timeout=lock_ms,
+            responses=_topics(ctx, shown, fetch=True),
+            node_endpoints=[],
+        )
+
+    if wait_ms == 0:
+        return Reply(body=await answer())
+    return later(answer())
+
+
+async def _save(shares: ShareCoordinator, targets: list[_Target]) -> None:
+    """Saved before the answer: a store that refuses fails the partitions that changed
+    (their change stays in memory and the timer task saves it once the store is back)."""
+    if await shares.save():
+        return
+    for target in targets:
+        if target.acks and target.ack_error == ErrorCode.none:
+            target.ack_error = ErrorCode.kafka_storage_error
+        if target.acquired:
+            target.error = ErrorCode.kafka_storage_error
+            target.records, target.acquired = b"", []
+
+
+async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
+    shares = coordinator(ctx)
+    group_id, member_id = request.group_id or "", request.member_id or ""
+    epoch = int(request.share_session_epoch)
+    asked = _resolve(ctx, request.topics)
+
+    def top_level(code: ErrorCode) -> Reply:
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms, error_code=code, responses=[], node_endpoints=[]
+        )
+
+    if not group_id or not member_id:
+        return top_level(ErrorCode.invalid_request)
+    if epoch == INITIAL_EPOCH:
+        return top_level(ErrorCode.invalid_share_session_epoch)
+    code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
+    if code != ErrorCode.none:
+        return top_level(code)
+    _acknowledge(ctx, shares, group_id, member_id, asked)
+    if epoch == FINAL_EPOCH:
+        shares.sessions.close((group_id, member_id))
+        shares.release(group_id, member_id)
+    await _save(shares, asked)
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=ErrorCode.none,
+        acquisition_lock_timeout=shares.config.record_lock_duration_ms,  # v2
+        responses=_topics(ctx, asked, fetch=False),
+        node_endpoints=[],
+    )

@@ -1,0 +1,108 @@
+"""Share groups' membership (KIP-932): ShareGroupHeartbeat and ShareGroupDescribe.
+
+Thin, as the consumer group handlers: topics travel by id on the wire and by name in the
+coordinator (`ctx.services.shares`), which decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.handlers.consumer_groups import by_topic_id
+from contextplane.broker.handlers.groups import client_host
+from contextplane.coordinators.share_coordinator import ShareCoordinator
+from contextplane.coordinators.share_group import ShareHeartbeat, heartbeat_error
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
+
+
+def coordinator(ctx: RequestContext) -> ShareCoordinator:
+    shares = ctx.services.shares
+    assert shares is not None, "share groups are served once the coordinator runs"
+    return shares
+
+
+def _other_protocol(ctx: RequestContext, group_id: str) -> bool:
+    """A group id is one kind of group: a classic or consumer group's id is not a share
+    group's."""
+    groups = ctx.groups
+    return groups.state.group(group_id) is not None or groups.consumer.group(group_id) is not None
+
+
+async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
+    topics = ctx.topics.topics()
+
+    def partition_count(name: str) -> int:
+        record = topics.get(name)
+        return 0 if record is None else record.partitions
+
+    names = request.subscribed_topic_names
+    if _other_protocol(ctx, request.group_id):
+        result = heartbeat_error(
+            ErrorCode.group_id_not_found, f"Group {request.group_id} is not a share group."
+        )
+    else:
+        result = coordinator(ctx).heartbeat(
+            ShareHeartbeat(
+                group_id=request.group_id,
+                member_id=request.member_id,
+                member_epoch=request.member_epoch,
+                rack_id=request.rack_id,
+                subscribed_topic_names=None if names is None else tuple(names),
+                client_id=ctx.header.client_id or "",
+                client_host=client_host(ctx),
+            ),
+            partition_count,
+            ctx.topics.generation,  # the table is replaced, never changed in place
+        )
+    assignment = result["assignment"]
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=result["error_code"],
+        error_message=result["error_message"],
+        member_id=result["member_id"],
+        member_epoch=result["member_epoch"],
+        heartbeat_interval=result["heartbeat_interval_ms"],
+        assignment=(
+            None if assignment is None else {"topic_partitions": by_topic_id(ctx, assignment)}
+        ),
+    )
+
+
+def _described(ctx: RequestContext, group_id: str, include_operations: bool) -> dict[str, Any]:
+    empty: dict[str, Any] = {
+        "error_message": None,
+        "group_id": group_id,
+        "group_state": "",
+        "group_epoch": 0,
+        "assignment_epoch": 0,
+        "assignor_name": "",
+        "members": [],
+        "authorized_operations": OPERATIONS_NOT_REQUESTED,
+    }
+    if ctx.denied(ResourceType.GROUP, group_id):
+        return {**empty, "error_code": ErrorCode.group_authorization_failed}
+    group = coordinator(ctx).describe(group_id)
+    if group is None:
+        message = (
+            f"Group {group_id} is not a share group."
+            if _other_protocol(ctx, group_id)
+            else f"Group {group_id} not found."
+        )
+        return {**empty, "error_code": ErrorCode.group_id_not_found, "error_message": message}
+    for member in group["members"]:
+        member["assignment"] = {
+            "topic_partitions": by_topic_id(ctx, member["assignment"], with_names=True)
+        }
+    group["authorized_operations"] = (
+        ctx.authorized_operations(ResourceType.GROUP, group_id)
+        if include_operations
+        else OPERATIONS_NOT_REQUESTED
+    )
+    return group
+
+
+async def share_group_describe(ctx: RequestContext, request: Any) -> Reply:
+    groups = [_described(ctx, g, request.include_authorized_operations) for g in request.group_ids]
+    return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)

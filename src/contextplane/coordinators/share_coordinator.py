@@ -1,0 +1,260 @@
+"""The share coordinator (KIP-932): the async shell around share-group membership
+(`ShareGroupMachine`), the share partitions (`SharePartition`) and the share sessions.
+
+One broker owns every share group's state (the inter-broker share state APIs are not
+served; RFC 0008 §2): membership is in memory (a restarted broker's members rejoin, told
+UNKNOWN_MEMBER_ID), share partitions are in the metadata store, loaded at start, and a
+change is saved before the ShareFetch / ShareAcknowledge that made it is answered. A
+timer task expires members' sessions and records' locks; a member that leaves or expires
+gives back what it held.
+
+Every method runs on the event loop thread and changes state without awaiting in the
+middle, so nothing needs a lock; only saves await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from contextplane.clock import Clock, SystemClock
+from contextplane.coordinators.share_group import (
+    PartitionCounts,
+    ShareGroupConfig,
+    ShareGroupMachine,
+    ShareHeartbeat,
+    heartbeat_error,
+)
+from contextplane.coordinators.share_partition import Run, SharePartition
+from contextplane.coordinators.share_sessions import ShareSessions
+from contextplane.metadata.records import StoredSharePartition
+from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings import Settings
+from contextplane.tasks import cancel_and_wait, log_round_failure
+
+log = logging.getLogger(__name__)
+
+ShareKey = tuple[str, str, int]  # group id, topic, partition
+
+# How soon changes a timer made (expired locks) that could not be saved are tried again.
+_SAVE_RETRY_MS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ShareConfig:
+    """Kafka's `group.share.*` broker settings."""
+
+    group: ShareGroupConfig = ShareGroupConfig()
+    record_lock_duration_ms: int = 30_000
+    delivery_count_limit: int = 5
+    partition_max_record_locks: int = 2_000
+    max_share_sessions: int = 2_000
+
+
+def share_config(settings: Settings) -> ShareConfig:
+    return ShareConfig(
+        ShareGroupConfig(
+            session_timeout_ms=settings.group_share_session_timeout_ms,
+            heartbeat_interval_ms=settings.group_share_heartbeat_interval_ms,
+            max_size=settings.group_share_max_size,
+        ),
+        record_lock_duration_ms=settings.group_share_record_lock_duration_ms,
+        delivery_count_limit=settings.group_share_delivery_count_limit,
+        partition_max_record_locks=settings.group_share_partition_max_record_locks,
+        max_share_sessions=settings.group_share_max_share_sessions,
+    )
+
+
+class ShareCoordinator:
+    def __init__(
+        self, store: MetadataStore, config: ShareConfig | None = None, clock: Clock | None = None
+    ) -> None:
+        self._store = store
+        self.config = config or ShareConfig()
+        clock = clock or SystemClock()
+        self.now_ms = clock.monotonic_ms
+        self.groups = ShareGroupMachine(self.now_ms, self.config.group)
+        self.partitions: dict[ShareKey, SharePartition] = {}
+        self.sessions = ShareSessions(self.config.max_share_sessions)
+        self._saved_epochs: dict[ShareKey, int] = {}
+        self._partition_counts: PartitionCounts = lambda _topic: 0
+        self._wake: asyncio.Event | None = None
+        # Resolved when records may have become available again (ShareFetch long polls).
+        self._released: set[asyncio.Future[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, partition_counts: PartitionCounts) -> None:
+        self._partition_counts = partition_counts
+        for stored in await self._store.share_partitions():
+            key = (stored.group_id, stored.topic, stored.partition)
+            self.partitions[key] = SharePartition.load(
+                stored.start_offset,
+                [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
+                self.config.delivery_count_limit,
+                self.config.partition_max_record_locks,
+                self.config.record_lock_duration_ms,
+            )
+            self.partitions[key].state_epoch = stored.state_epoch
+            self._saved_epochs[key] = stored.state_epoch
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run_timers(), name="share-coordinator-timers")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    def kick(self) -> None:
+        """Wake the timer task: a change may have set an earlier deadline (a lock)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _next_deadline(self) -> int | None:
+        deadlines = [self.groups.next_deadline()]
+        deadlines += [p.next_deadline() for p in self.partitions.values()]
+        if self._unsaved():
+            deadlines.append(self.now_ms() + _SAVE_RETRY_MS)
+        return min((d for d in deadlines if d is not None), default=None)
+
+    async def _run_timers(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                for group_id, member_id in self.groups.expire_sessions(self._partition_counts):
+                    self._member_gone(group_id, member_id)
+                now = self.now_ms()
+                if any([p.expire_locks(now) for p in self.partitions.values()]):
+                    self.notify_released()
+                await self.save()
+            except Exception as exc:  # noqa: BLE001 - the next deadline retries
+                log_round_failure(log, "share coordinator timer", exc)
+            deadline = self._next_deadline()
+            self._wake.clear()
+            delay_s = 60.0 if deadline is None else max(0.0, (deadline - self.now_ms()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay_s):
+                    await self._wake.wait()
+
+    # -- membership ---------------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        request: ShareHeartbeat,
+        partition_counts: PartitionCounts,
+        topics_version: int | None = None,
+    ) -> dict[str, Any]:
+        if self._task is None:
+            return heartbeat_error(ErrorCode.coordinator_not_available)
+        self._partition_counts = partition_counts
+        response, left = self.groups.heartbeat(request, partition_counts, topics_version)
+        for member_id in left:
+            self._member_gone(request.group_id, member_id)
+        self.kick()
+        return response
+
+    def _member_gone(self, group_id: str, member_id: str) -> None:
+        """A member left or expired: what it held is offered to the others now."""
+        self.sessions.close_member(group_id, member_id)
+        self.release(group_id, member_id)
+
+    def connection_lost(self, key: tuple[str, str], owner: object) -> None:
+        """The connection that opened a share session is gone: the session closes and
+        its member's records are offered to others at once, as Kafka does."""
+        session = self.sessions.sessions.get(key)
+        if session is not None and session.owner is owner:
+            self.sessions.close(key)
+            self.release(*key)
+
+    def release(self, group_id: str, member_id: str) -> None:
+        for (group, _, _), partition in self.partitions.items():
+            if group == group_id:
+                partition.release_member(member_id)
+        self.notify_released()
+        self.kick()
+
+    def released_waiter(self) -> asyncio.Future[None]:
+        """Resolved at the next release, expiry or acknowledgement (a cancelled one is
+        forgotten at once: waiters are bounded by the long polls waiting)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._released.add(waiter)
+        waiter.add_done_callback(self._released.discard)
+        return waiter
+
+    def notify_released(self) -> None:
+        for waiter in list(self._released):
+            if not waiter.done():
+                waiter.set_result(None)
+        self._released.clear()
+
+    # -- share partitions ---------------------------------------------------------------
+
+    def partition(self, key: ShareKey, start_offset: int) -> SharePartition:
+        """The share partition, created at `start_offset` (where
+        `share.auto.offset.reset` puts a partition the group never fetched)."""
+        partition = self.partitions.get(key)
+        if partition is None:
+            partition = self.partitions[key] = SharePartition(
+                start_offset,
+                self.config.delivery_count_limit,
+                self.config.partition_max_record_locks,
+                self.config.record_lock_duration_ms,
+            )
+            partition.state_epoch = 1
+        return partition
+
+    def _unsaved(self) -> list[ShareKey]:
+        return [
+            key
+            for key, partition in self.partitions.items()
+            if self._saved_epochs.get(key) != partition.state_epoch
+        ]
+
+    async def save(self) -> bool:
+        """Write every share partition changed since its last save; False if the store
+        refused (the changes stay to be saved by the timer task)."""
+        keys = self._unsaved()
+        if not keys:
+            return True
+        writes = []
+        for key in keys:
+            partition = self.partitions[key]
+            runs = [
+                (r.first_offset, r.last_offset, int(r.state), r.delivery_count)
+                for r in partition.runs()
+            ]
+            writes.append(
+                StoredSharePartition(*key, partition.start_offset, partition.state_epoch, runs)
+            )
+        try:
+            await self._store.save_share_partitions(writes)
+        except MetadataStoreUnavailable:
+            self.kick()
+            return False
+        for write in writes:
+            key = (write.group_id, write.topic, write.partition)
+            # A later change made during the await is saved by the next save.
+            self._saved_epochs[key] = max(self._saved_epochs.get(key, 0), write.state_epoch)
+        return True
+
+    async def on_topic_deleted(self, topic: str) -> None:
+        """A deleted topic's share partitions go, from memory, sessions and the store (a
+        topic created again under the name starts afresh)."""
+        for key in [k for k in self.partitions if k[1] == topic]:
+            del self.partitions[key]
+            self._saved_epochs.pop(key, None)
+        for session in self.sessions.sessions.values():
+            session.partitions = {p for p in session.partitions if p[0] != topic}
+        await self._store.delete_share_topic_state(topic)
+
+    # -- describe and list --------------------------------------------------------------
+
+    def describe(self, group_id: str) -> dict[str, Any] | None:
+        return self.groups.describe(group_id)
+
+    def list_groups(self, states_filter: Any = (), types_filter: Any = ()) -> list[dict[str, Any]]:
+        return self.groups.list_groups(states_filter, types_filter)

@@ -1,0 +1,338 @@
+"""`ShareGroupMachine`: every KIP-932 share group of one coordinator, as one pure state
+machine (Kafka's `GroupMetadataManager.shareGroupHeartbeat`).
+
+Rules of this file, as `consumer_group/machine.py`'s: no clock (`now_ms` is injected), no
+asyncio, session deadlines as data the owner expires once `next_deadline()` passed.
+
+A share group is the consumer protocol without revocation: a partition may be assigned
+to several members at once (they share its records, the share partition decides who gets
+which), so a member moves to the group's epoch and assignment at its next heartbeat.
+Any change of what the assignor sees (a member joins, leaves, expires, changes its
+subscription, or a subscribed topic's partition count changes) bumps the group epoch and
+computes the assignment at once with the `simple` assignor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contextplane.protocol.error_codes import ErrorCode
+
+SHARE_GROUP_TYPE = "share"
+SIMPLE_ASSIGNOR = "simple"
+LEAVE_GROUP_MEMBER_EPOCH = -1
+
+TopicPartition = tuple[str, int]
+PartitionCounts = Callable[[str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupConfig:
+    """Kafka's `group.share.*` broker settings that membership uses."""
+
+    session_timeout_ms: int = 45_000
+    heartbeat_interval_ms: int = 5_000
+    max_size: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ShareHeartbeat:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    rack_id: str | None
+    subscribed_topic_names: tuple[str, ...] | None
+    client_id: str = ""
+    client_host: str = ""
+
+
+@dataclass(slots=True)
+class ShareMember:
+    member_id: str
+    member_epoch: int
+    subscribed: tuple[str, ...]
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    assignment: frozenset[TopicPartition] = frozenset()
+    session_deadline_ms: int = 0
+
+
+@dataclass(slots=True)
+class ShareGroup:
+    group_id: str
+    group_epoch: int = 0
+    assignment_epoch: int = 0
+    members: dict[str, ShareMember] = field(default_factory=dict)
+    # The partition counts the assignment was computed from: a change bumps the epoch.
+    partition_counts: dict[str, int] = field(default_factory=dict)
+    target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
+    # The topic table's generation the counts were read at: a steady heartbeat in the
+    # same generation reads none (a member may subscribe to 100,000 names).
+    topics_version: int | None = None
+
+    def state(self) -> str:
+        return "Stable" if self.members else "Empty"
+
+    def subscribed_topics(self) -> set[str]:
+        return {name for m in self.members.values() for name in m.subscribed}
+
+
+def heartbeat_error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_message": message,
+        "member_id": None,
+        "member_epoch": 0,
+        "heartbeat_interval_ms": 0,
+        "assignment": None,
+    }
+
+
+class HeartbeatRefused(Exception):
+    def __init__(self, code: ErrorCode, message: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _validate(request: ShareHeartbeat) -> None:
+    """Kafka's throwIfShareGroupHeartbeatRequestIsInvalid."""
+    if not request.group_id:
+        raise HeartbeatRefused(ErrorCode.invalid_request, "GroupId can't be empty.")
+    if request.rack_id is not None and not request.rack_id:
+        raise HeartbeatRefused(ErrorCode.invalid_request, "RackId can't be empty.")
+    if not request.member_id:
+        raise HeartbeatRefused(ErrorCode.invalid_request, "MemberId can't be empty.")
+    if request.member_epoch == 0:
+        if not request.subscribed_topic_names:
+            raise HeartbeatRefused(
+                ErrorCode.invalid_request, "SubscribedTopicNames must be set in first request."
+            )
+    elif request.member_epoch < LEAVE_GROUP_MEMBER_EPOCH:
+        raise HeartbeatRefused(
+            ErrorCode.invalid_request, f"MemberEpoch is {request.member_epoch}, but must be >= -1."
+        )
+
+
+def simple_assignment(
+    subscriptions: dict[str, Sequence[str]], partition_counts: PartitionCounts
+) -> dict[str, frozenset[TopicPartition]]:
+    """The `simple` assignor's rules (Kafka's SimpleAssignor), topic by topic: every
+    partition of a subscribed topic goes to at least one of its subscribers and every
+    subscriber gets at least one of its partitions; with more partitions than subscribers
+    they are dealt round the subscribers, with more subscribers than partitions a
+    partition is shared by several. Members are in id order, so the answer is stable."""
+    assignment: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
+    topics = sorted({t for names in subscriptions.values() for t in names})
+    for topic in topics:
+        count = partition_counts(topic)
+        members = sorted(m for m, names in subscriptions.items() if topic in names)
+        if count <= 0 or not members:
+            continue
+        for index in range(max(count, len(members))):
+            assignment[members[index % len(members)]].add((topic, index % count))
+    return {m: frozenset(parts) for m, parts in assignment.items()}
+
+
+class ShareGroupMachine:
+    def __init__(self, now_ms: Callable[[], int], config: ShareGroupConfig | None = None) -> None:
+        self._now_ms = now_ms
+        self.config = config or ShareGroupConfig()
+        self.groups: dict[str, ShareGroup] = {}
+
+    def group(self, group_id: str) -> ShareGroup | None:
+        return self.groups.get(group_id)
+
+    # -- heartbeats ---------------------------------------------------------------------
+
+    def heartbeat(
+        self,
+        request: ShareHeartbeat,
+        partition_counts: PartitionCounts,
+        topics_version: int | None = None,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The response values (assignment by topic name) and the members that left."""
+        try:
+            _validate(request)
+            return self._heartbeat(request, partition_counts, topics_version)
+        except HeartbeatRefused as refused:
+            return heartbeat_error(refused.code, refused.message), []
+
+    def _heartbeat(
+        self, request: ShareHeartbeat, partition_counts: PartitionCounts, topics_version: int | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        group = self.groups.get(request.group_id)
+        if group is None:
+            if request.member_epoch != 0:
+                raise HeartbeatRefused(
+                    ErrorCode.group_id_not_found, f"Group {request.group_id} not found."
+                )
+            group = self.groups[request.group_id] = ShareGroup(request.group_id)
+        member = group.members.get(request.member_id)
+        if request.member_epoch == LEAVE_GROUP_MEMBER_EPOCH:
+            if member is None:
+                raise HeartbeatRefused(
+                    ErrorCode.unknown_member_id,
+                    f"Member {request.member_id} is not a member of group {request.group_id}.",
+                )
+            self._remove(group, request.member_id, partition_counts)
+            return self._answer(request.member_id, LEAVE_GROUP_MEMBER_EPOCH, None), [
+                request.member_id
+            ]
+        changed = False
+        if member is None:
+            if request.member_epoch != 0:
+                raise HeartbeatRefused(
+                    ErrorCode.unknown_member_id,
+                    f"Member {request.member_id} is not a member of group {request.group_id}.",
+                )
+            if len(group.members) >= self.config.max_size:
+                raise HeartbeatRefused(
+                    ErrorCode.group_max_size_reached,
+                    f"The share group has reached its maximum capacity of "
+                    f"{self.config.max_size} members.",
+                )
+            member = ShareMember(
+                request.member_id,
+                0,
+                tuple(request.subscribed_topic_names or ()),
+                request.rack_id,
+                request.client_id,
+                request.client_host,
+            )
+            group.members[request.member_id] = member
+            changed = True
+        elif request.member_epoch not in (0, member.member_epoch):
+            raise HeartbeatRefused(
+                ErrorCode.fenced_member_epoch,
+                f"The share group member has a smaller member epoch ({request.member_epoch}) "
+                f"than the one known by the group coordinator ({member.member_epoch}). The "
+                f"member must abandon all its partitions and rejoin."
+                if request.member_epoch < member.member_epoch
+                else f"The share group member has a greater member epoch "
+                f"({request.member_epoch}) than the one known by the group coordinator "
+                f"({member.member_epoch}). The member must abandon all its partitions and "
+                f"rejoin.",
+            )
+        names = request.subscribed_topic_names
+        if names is not None and tuple(names) != member.subscribed:
+            member.subscribed = tuple(names)
+            changed = True
+        if request.rack_id is not None:
+            member.rack_id = request.rack_id
+        if changed:
+            self._reassign(group, partition_counts)
+        elif topics_version is None or topics_version != group.topics_version:
+            counts = {t: partition_counts(t) for t in group.subscribed_topics()}
+            if counts != group.partition_counts:
+                self._reassign(group, partition_counts)
+        group.topics_version = topics_version
+        member.session_deadline_ms = self._now_ms() + self.config.session_timeout_ms
+        sent: frozenset[TopicPartition] | None = None
+        if request.member_epoch == 0 or member.member_epoch != group.assignment_epoch:
+            member.member_epoch = group.assignment_epoch
+            member.assignment = group.target.get(member.member_id, frozenset())
+            sent = member.assignment
+        return self._answer(member.member_id, member.member_epoch, sent), []
+
+    def _answer(
+        self, member_id: str, epoch: int, assignment: frozenset[TopicPartition] | None
+    ) -> dict[str, Any]:
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": member_id,
+            "member_epoch": epoch,
+            "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+            "assignment": assignment,
+        }
+
+    def _reassign(self, group: ShareGroup, partition_counts: PartitionCounts) -> None:
+        group.group_epoch += 1
+        group.partition_counts = {t: partition_counts(t) for t in group.subscribed_topics()}
+        group.target = simple_assignment(
+            {m.member_id: m.subscribed for m in group.members.values()},
+            lambda t: group.partition_counts.get(t, 0),
+        )
+        group.assignment_epoch = group.group_epoch
+
+    def _remove(self, group: ShareGroup, member_id: str, partition_counts: PartitionCounts) -> None:
+        del group.members[member_id]
+        self._reassign(group, partition_counts)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        return min(
+            (m.session_deadline_ms for g in self.groups.values() for m in g.members.values()),
+            default=None,
+        )
+
+    def expire_sessions(self, partition_counts: PartitionCounts) -> list[tuple[str, str]]:
+        """Remove members whose session passed, as a leave does: (group, member) each."""
+        now = self._now_ms()
+        expired = []
+        for group in self.groups.values():
+            for member in list(group.members.values()):
+                if member.session_deadline_ms <= now:
+                    self._remove(group, member.member_id, partition_counts)
+                    expired.append((group.group_id, member.member_id))
+        return expired
+
+    def restart_sessions(self) -> None:
+        now = self._now_ms()
+        for group in self.groups.values():
+            for member in group.members.values():
+                member.session_deadline_ms = now + self.config.session_timeout_ms
+
+    # -- describe and list --------------------------------------------------------------
+
+    def describe(self, group_id: str) -> dict[str, Any] | None:
+        group = self.groups.get(group_id)
+        if group is None:
+            return None
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "group_id": group_id,
+            "group_state": group.state(),
+            "group_epoch": group.group_epoch,
+            "assignment_epoch": group.assignment_epoch,
+            "assignor_name": SIMPLE_ASSIGNOR,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "rack_id": m.rack_id,
+                    "member_epoch": m.member_epoch,
+                    "client_id": m.client_id,
+                    "client_host": m.client_host,
+                    "subscribed_topic_names": list(m.subscribed),
+                    "assignment": m.assignment,
+                }
+                for m in group.members.values()
+            ],
+        }
+
+    def list_groups(
+        self, states_filter: Iterable[str] = (), types_filter: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        states = {s.strip().lower() for s in states_filter}
+        types = {t.strip().lower() for t in types_filter}
+        if types and SHARE_GROUP_TYPE not in types:
+            return []
+        return [
+            {
+                "group_id": g.group_id,
+                "protocol_type": SHARE_GROUP_TYPE,
+                "group_state": g.state(),
+                "group_type": SHARE_GROUP_TYPE,
+            }
+            for g in self.groups.values()
+            if not states or g.state().lower() in states
+        ]
+
+    def remove_group(self, group_id: str) -> None:
+        self.groups.pop(group_id, None)

@@ -1,0 +1,104 @@
+"""The statements of the KIP-932 share-partition tables (migration 0014), and the engine
+and store methods over them (mixed into `SqlEngine` and `SqlMetadataStore`).
+
+A save replaces each named share partition's row and its in-flight runs, all in one
+transaction: a crash leaves a partition as one save or the next wrote it, never a mix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.metadata.records import StoredSharePartition
+from contextplane.metadata.sql_db import Db
+
+_KEY = "group_id=? AND topic=? AND partition_index=?"
+
+
+def load(db: Db) -> list[StoredSharePartition]:
+    partitions: dict[tuple[str, str, int], StoredSharePartition] = {}
+    rows = db.execute(
+        "SELECT group_id, topic, partition_index, start_offset, state_epoch"
+        " FROM share_partition_state"
+    )
+    for group_id, topic, index, start, epoch in rows:
+        partitions[(group_id, topic, index)] = StoredSharePartition(
+            group_id, topic, int(index), int(start), int(epoch), []
+        )
+    runs = db.execute(
+        "SELECT group_id, topic, partition_index, first_offset, last_offset, state,"
+        " delivery_count FROM share_inflight ORDER BY first_offset"
+    )
+    for group_id, topic, index, first, last, state, count in runs:
+        stored = partitions.get((group_id, topic, index))
+        if stored is not None:  # never without its row: a save writes both at once
+            stored.runs.append((int(first), int(last), int(state), int(count)))
+    return list(partitions.values())
+
+
+def save(db: Db, stored: StoredSharePartition) -> None:
+    key = (stored.group_id, stored.topic, stored.partition)
+    db.execute(f"DELETE FROM share_inflight WHERE {_KEY}", key)
+    db.execute(
+        "INSERT INTO share_partition_state"
+        " (group_id, topic, partition_index, start_offset, state_epoch) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (group_id, topic, partition_index) DO UPDATE SET"
+        " start_offset=excluded.start_offset, state_epoch=excluded.state_epoch",
+        (*key, stored.start_offset, stored.state_epoch),
+    )
+    if stored.runs:
+        db.executemany(
+            "INSERT INTO share_inflight (group_id, topic, partition_index, first_offset,"
+            " last_offset, state, delivery_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*key, *run) for run in stored.runs],
+        )
+
+
+def delete_topic(db: Db, topic: str) -> None:
+    db.execute("DELETE FROM share_inflight WHERE topic=?", (topic,))
+    db.execute("DELETE FROM share_partition_state WHERE topic=?", (topic,))
+
+
+class SharePartitionRows:
+    """`SqlEngine`'s share-partition methods (over its connection and transactions)."""
+
+    _db: Db
+
+    def share_partitions(self) -> list[StoredSharePartition]:
+        return load(self._db)
+
+    def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
+        engine: Any = self  # a SqlEngine: its transactions and disk-full retry
+
+        def run() -> None:
+            with engine._transaction():
+                for stored in partitions:
+                    save(self._db, stored)
+
+        engine._run_write(run)
+
+    def delete_share_topic_state(self, topic: str) -> None:
+        engine: Any = self
+
+        def run() -> None:
+            with engine._transaction():
+                delete_topic(self._db, topic)
+
+        engine._run_write(run)
+
+
+class SharePartitionCalls:
+    """`SqlMetadataStore`'s share-partition methods, run on its worker thread."""
+
+    async def share_partitions(self) -> list[StoredSharePartition]:
+        store: Any = self  # a SqlMetadataStore
+        result: list[StoredSharePartition] = await store._call(store.engine.share_partitions)
+        return result
+
+    async def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
+        store: Any = self
+        await store._call(store.engine.save_share_partitions, partitions)
+
+    async def delete_share_topic_state(self, topic: str) -> None:
+        store: Any = self
+        await store._call(store.engine.delete_share_topic_state, topic)

@@ -1,0 +1,74 @@
+"""The share groups' (KIP-932) rows of the settings table (`settings_table.SETTINGS` ends
+with them): kept apart so the table stays one readable module. Each is `Setting`'s
+fields; the names, defaults and bounds are Kafka's (`group.share.record.lock.duration.ms`
+is bounded as Kafka bounds the setting itself, 1 s to 1 h)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contextplane.limits import INT_MAX
+
+SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
+    dict(
+        name="group.share.session.timeout.ms",
+        attr="group_share_session_timeout_ms",
+        unit="ms",
+        meaning="a share-group (KIP-932) member that sends no heartbeat for this long leaves its "
+        "group and the records it holds are offered again",
+        low=45_000,
+        high=60_000,
+    ),
+    dict(
+        name="group.share.heartbeat.interval.ms",
+        attr="group_share_heartbeat_interval_ms",
+        unit="ms",
+        meaning="how often share-group members heartbeat, as told in each heartbeat response",
+        low=5_000,
+        high=15_000,
+    ),
+    dict(
+        name="group.share.max.size",
+        attr="group_share_max_size",
+        unit="",
+        meaning="most members of one share group (GROUP_MAX_SIZE_REACHED beyond)",
+        low=1,
+        high=1_000,
+    ),
+    dict(
+        name="group.share.record.lock.duration.ms",
+        attr="group_share_record_lock_duration_ms",
+        unit="ms",
+        meaning="how long a share consumer holds the records one ShareFetch acquired before they "
+        "are offered to others",
+        low=1_000,
+        high=3_600_000,
+    ),
+    dict(
+        name="group.share.delivery.count.limit",
+        attr="group_share_delivery_count_limit",
+        unit="",
+        meaning="a record of a share group delivered this many times without being accepted is "
+        "archived (never delivered again)",
+        low=2,
+        high=10,
+    ),
+    dict(
+        name="group.share.partition.max.record.locks",
+        attr="group_share_partition_max_record_locks",
+        unit="",
+        meaning="most in-flight records (delivered, not yet done) per share partition: it bounds "
+        "the state kept and stored for it",
+        low=100,
+        high=10_000,
+    ),
+    dict(
+        name="group.share.max.share.sessions",
+        attr="group_share_max_share_sessions",
+        unit="",
+        meaning="most share sessions (one per share consumer) the broker keeps "
+        "(SHARE_SESSION_LIMIT_REACHED beyond)",
+        low=1,
+        high=INT_MAX,
+    ),
+)

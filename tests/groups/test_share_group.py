@@ -1,0 +1,66 @@
+"""Share-group membership (KIP-932) as a pure machine: the simple assignor's rules,
+epochs without revocation, session expiry, and a steady heartbeat that reads nothing."""
+
+from __future__ import annotations
+
+from contextplane.coordinators.share_group import (
+    ShareGroupConfig,
+    ShareGroupMachine,
+    ShareHeartbeat,
+    simple_assignment,
+)
+from contextplane.protocol.error_codes import ErrorCode
+
+
+def test_simple_assignment_covers_partitions_and_members() -> None:
+    counts = {"a": 3, "b": 1}.get
+    spread = simple_assignment({"m1": ["a"], "m2": ["a"]}, lambda t: counts(t, 0))
+    assert spread["m1"] | spread["m2"] == {("a", 0), ("a", 1), ("a", 2)}
+    assert not spread["m1"] & spread["m2"]
+    # More members than partitions: the partition is shared, every member has one.
+    shared = simple_assignment({f"m{i}": ["b"] for i in range(3)}, lambda t: counts(t, 0))
+    assert all(parts == {("b", 0)} for parts in shared.values())
+    # Different subscriptions: each topic among its own subscribers.
+    mixed = simple_assignment({"m1": ["a", "b"], "m2": ["a"]}, lambda t: counts(t, 0))
+    assert ("b", 0) in mixed["m1"] and all(t == "a" for t, _ in mixed["m2"])
+
+
+def _beat(member: str, epoch: int, topics: tuple[str, ...] | None = None) -> ShareHeartbeat:
+    return ShareHeartbeat("g", member, epoch, None, topics)
+
+
+def test_members_move_to_the_group_epoch_and_expire() -> None:
+    now = [0]
+    machine = ShareGroupMachine(lambda: now[0], ShareGroupConfig(session_timeout_ms=45_000))
+    reads: list[str] = []
+
+    def counts(topic: str) -> int:
+        reads.append(topic)
+        return 4
+
+    a, _ = machine.heartbeat(_beat("a", 0, ("t",)), counts, topics_version=1)
+    assert (a["member_epoch"], len(a["assignment"])) == (1, 4)
+    b, _ = machine.heartbeat(_beat("b", 0, ("t",)), counts, topics_version=1)
+    assert b["member_epoch"] == 2
+    a, _ = machine.heartbeat(_beat("a", 1), counts, topics_version=1)
+    assert a["member_epoch"] == 2 and len(a["assignment"]) == 2
+    reads.clear()
+    steady, _ = machine.heartbeat(_beat("a", 2), counts, topics_version=1)
+    assert steady["assignment"] is None and reads == []  # nothing read, nothing sent
+    # The topic table moved: counts are read again (unchanged: no new epoch).
+    steady, _ = machine.heartbeat(_beat("a", 2), counts, topics_version=2)
+    assert reads == ["t"] and steady["member_epoch"] == 2
+    fenced, _ = machine.heartbeat(_beat("a", 1), counts)
+    assert fenced["error_code"] == ErrorCode.fenced_member_epoch
+    now[0] = 45_000
+    assert machine.expire_sessions(counts) == [("g", "a"), ("g", "b")]
+    assert machine.describe("g")["group_state"] == "Empty"  # type: ignore[index]
+
+
+def test_max_size_and_validation() -> None:
+    machine = ShareGroupMachine(lambda: 0, ShareGroupConfig(max_size=1))
+    assert machine.heartbeat(_beat("a", 0, ("t",)), lambda t: 1)[0]["error_code"] == 0
+    full, _ = machine.heartbeat(_beat("b", 0, ("t",)), lambda t: 1)
+    assert full["error_code"] == ErrorCode.group_max_size_reached
+    bad, _ = machine.heartbeat(_beat("c", -2), lambda t: 1)
+    assert bad["error_code"] == ErrorCode.invalid_request
