@@ -55,8 +55,10 @@ def receipt_links(
 
     def keep(message: Any) -> None:
         receipt = _receipt(message.value())
-        if receipt is None or _ms(receipt.get("first_fetch_time")) > decided_ms:
+        if receipt is None:
             return
+        if decided_ms >= 0 and _ms(receipt.get("first_fetch_time")) > decided_ms:
+            return  # read after the decision (a record without a timestamp: all kept)
         for offset in by_partition.get((receipt["topic"], receipt["partition"]), ()):
             if _holds(receipt, offset):
                 at = (receipt["topic"], receipt["partition"], offset)
