@@ -39,6 +39,9 @@ ID_CLOCK_SKEW_MS = 60_000
 _POLL_S = 0.2
 _CLOCK = SystemClock()
 
+# A source record found: its link, topic/partition/offset and timestamp.
+Source = tuple[Link, tuple[str, int, int], int]
+
 
 class TraceError(Exception):
     """The decision topic could not be read or scanned (the message says why)."""
@@ -98,24 +101,33 @@ class Reader:
         return int(low), int(high)
 
     def scan(
-        self, topic: str, keep: Callable[[Any], None], since_ms: int | None = None
+        self,
+        topic: str,
+        keep: Callable[[Any], None],
+        since_ms: int | None = None,
+        until_ms: int | None = None,
     ) -> str | None:
         """Every record of `topic` from its start (with `since_ms`: from each partition's
-        first record stamped at or after it, found by ListOffsets) to its end as the scan
-        began, given to `keep`; None when all were read, else why the scan stopped short."""
+        first record stamped at or after it, found by ListOffsets) to its end (with
+        `until_ms`: up to the first record stamped at or after that), given to `keep`;
+        None when all were read, else why the scan stopped short."""
         partitions = self._partitions(topic)
         if isinstance(partitions, str):
             return partitions
         starts: list[TopicPartition] = []
+        ends: dict[int, int] = {}
         for partition in partitions:
             marks = self._watermarks(topic, partition)
             if isinstance(marks, str):
                 return marks
             start = marks[0] if since_ms is None else self._offset_at(topic, partition, since_ms)
-            if isinstance(start, str):
-                return start
-            if marks[1] > max(start, marks[0]):
-                starts.append(TopicPartition(topic, partition, max(start, marks[0])))
+            end = OFFSET_MAX if until_ms is None else self._offset_at(topic, partition, until_ms)
+            if isinstance(start, str) or isinstance(end, str):
+                return start if isinstance(start, str) else str(end)
+            start = max(start, marks[0])
+            if min(marks[1], end) > start:
+                starts.append(TopicPartition(topic, partition, start))
+                ends[partition] = end
         pending = {tp.partition for tp in starts}
         self._consumer.assign(starts)
         read = 0
@@ -137,8 +149,13 @@ class Reader:
                     if error.fatal() or not error.retriable():
                         return f"{topic}[{message.partition()}]: {error.name()} ({error.str()})"
                     continue
+                at, offset = message.partition(), message.offset()
+                if at not in pending or offset is None:
+                    continue  # past its end
                 read += 1
                 keep(message)
+                if offset + 1 >= ends[at]:
+                    pending.discard(at)
         finally:
             self._consumer.unassign()
             self.records_read[topic] = self.records_read.get(topic, 0) + read
@@ -340,14 +357,11 @@ def _add_receipts(reader: Reader, sources: list[Source], decided_ms: int) -> Non
     all), as its children."""
     wanted: dict[tuple[str, int, int], int] = {}
     for _, at, timestamp_ms in sources:
-        wanted[at] = min(wanted.get(at, timestamp_ms), max(0, timestamp_ms))
+        stamped = max(0, timestamp_ms)  # -1: a record without a timestamp
+        wanted[at] = min(wanted.get(at, stamped), stamped)
     found = receipts.receipt_links(reader, wanted, decided_ms)
     for source, at, _ in sources:
         source.children += found[at]
-
-
-# A source record found: its link, topic/partition/offset and timestamp.
-Source = tuple[Link, tuple[str, int, int], int]
 
 
 def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> Link:

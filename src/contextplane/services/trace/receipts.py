@@ -6,10 +6,10 @@ window: principal, client id, group, client address and the offset ranges receiv
 source record's receipts are those whose topic and partition are the record's and whose
 ranges hold its offset, read before the decision was recorded (a receipt whose first
 fetch is later is another reader's, a trace's own among them, not one the decision could
-have seen). One scan serves every source record of a decision; it starts at
-the receipts stamped from the oldest record's timestamp (less a margin for the
-producers' clocks), found by ListOffsets, so it reads what was fetched since, not the
-topic's whole retention.
+have seen). One scan serves every source record of a decision, bounded in time by
+ListOffsets: from the receipts stamped at the oldest record's timestamp (less a margin
+for the producers' clocks) to those stamped RECEIPT_WINDOW_MAX_MS after the decision,
+not the topic's whole retention.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ RECEIPTS_PER_RECORD_MAX = 20
 # A source record's timestamp is its producer's clock (CreateTime): receipts are read
 # from this long before it, so a producer clock ahead of the broker's loses none.
 PRODUCER_CLOCK_SKEW_MS = 5 * 60 * 1000
+# A receipt is written when its window closes (`contextplane.audit.read.receipts.window.ms`,
+# 1 s by default): receipts of reads begun before the decision are read up to this long
+# after it.
+RECEIPT_WINDOW_MAX_MS = 10 * 60 * 1000
 # A receipt's value read, at most (the broker's are well under 64 KiB).
 RECEIPT_BYTES_MAX = 1024 * 1024
 _SHOWN = ("principal", "client_id", "group", "client_address", "first_fetch_time", "coarse")
@@ -68,7 +72,8 @@ def receipt_links(
                     more[at] += 1
 
     since_ms = max(0, min(records.values()) - PRODUCER_CLOCK_SKEW_MS)
-    short = reader.scan(RECEIPTS_TOPIC, keep, since_ms=since_ms)
+    until_ms = decided_ms + RECEIPT_WINDOW_MAX_MS if decided_ms >= 0 else None
+    short = reader.scan(RECEIPTS_TOPIC, keep, since_ms=since_ms, until_ms=until_ms)
     read = reader.records_read.get(RECEIPTS_TOPIC, 0)
     for at, links in found.items():
         if more[at]:
@@ -88,7 +93,8 @@ def _none_why(at: Wanted, read: int, short: str | None) -> str:
         f"no read receipt names {place(topic, partition, offset)} for a read before the"
         f" decision ({read} receipts read):"
         " read receipts off on the broker (contextplane.audit.read.receipts.enable=false),"
-        " the read's receipt not yet written (contextplane.audit.read.receipts.window.ms),"
+        " the read's receipt not yet written, or written past the 10 minutes read after the"
+        " decision (contextplane.audit.read.receipts.window.ms),"
         " or past the receipts' retention"
     )
     return f"{why}; {short}" if short else why
