@@ -239,7 +239,12 @@ def test_kill9_mid_stream_neither_loses_nor_reapplies(
         assert len(got) == len(set(got)), f"{a}: a record applied twice"
         assert sorted(got) == sorted(sent[a]), f"{a}: records lost"
 
-    # A fresh instance with an empty directory rebuilds the same state from the changelog.
+    # Each answer names the changelog record holding the state it gave.
+    changelogs = {a: client.get("account", a).changelog for a in accounts}
+    assert all(at is not None and at.topic == "ctx.changelog" for at in changelogs.values())
+
+    # A fresh instance with an empty directory rebuilds the same state from the changelog,
+    # and knows each state's changelog record from reading it.
     service.stop()
     fresh = ContextProcess(
         broker.bootstrap, views, tmp_path / "fresh", tmp_path / "fresh.log", port=service.port
@@ -247,6 +252,7 @@ def test_kill9_mid_stream_neither_loses_nor_reapplies(
     try:
         client = ContextClient(fresh.url)
         assert _all_tickets(client, accounts) == states
+        assert {a: client.get("account", a).changelog for a in accounts} == changelogs
         assert {a: len(s["tickets"]) for a, s in states.items()} == {
             a: len(e["tickets"]) for a, e in expected.items()
         }

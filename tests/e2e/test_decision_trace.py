@@ -1,13 +1,18 @@
-"""Decision events and `contextplane trace` against a real broker (in process), the
-context service and the executor as processes, and a counting tool endpoint: a decision
-made through the SDK that reads an account and calls a tool is traced back to the source
-record, the ledger entry, the policy evaluation and the write-back at their offsets; an
-exception inside the block still records the decision; links that cannot be followed are
-shown missing with why; an unknown id exits 1."""
+"""Decision events and `contextplane trace` against a real broker (in process, read
+receipts on), the context service and the executor as processes, and a counting tool
+endpoint: a decision made through the SDK that reads an account and calls a tool is
+traced back to the changelog record the read answered from, the source record it names,
+the read receipt of the context service that picked that record up, the ledger entry,
+the policy evaluation and the write-back at their offsets; an exception inside the block
+still records the decision; links that cannot be followed are shown missing with why,
+read receipts on a broker that keeps none among them; a decision the SDK named (a UUIDv7
+id) is found by ListOffsets at its time, reading a few records where the scan reads the
+whole topic; an unknown id exits 1."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +27,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from contextplane.cli.audit_reads import read_receipts, received
 from contextplane.cli.main import main
 from contextplane.copilot import (
     ActionsClient,
@@ -34,9 +40,15 @@ from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.context import TOPICS, VIEWS, ContextProcess
 from tests.support.inprocess import InProcessBroker
+from tests.support.wait import wait_until
 
 TIMEOUT_S = 60
 REPLIES = "support.replies"
+# Read receipts closed into records quickly, so a test waits little for its source's.
+RECEIPTS_ON = {"contextplane.audit.read.receipts.window.ms": "100"}
+RECEIPTS_OFF = {"contextplane.audit.read.receipts.enable": "false"}
+# The client id the context service (`--name ctx`) reads its sources with.
+CONTEXT_READER = "ctx-sources"
 
 TOOLS = """
 [tools.refund]
@@ -79,15 +91,7 @@ class Copilot:
 @pytest.fixture(scope="module", name="copilot")
 def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilot]:
     tmp = tmp_path_factory.mktemp("decision-trace")
-    broker = InProcessBroker(tmp / "broker").start()
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    wanted = [NewTopic(t, n, 1) for t, n in {**TOPICS, REPLIES: 1}.items()]
-    for future in admin.create_topics(wanted).values():
-        future.result(TIMEOUT_S)
-    views = tmp / "views.toml"
-    views.write_text(VIEWS)
-    context = ContextProcess(broker.bootstrap, views, tmp / "context", tmp / "context.log")
-    context.start()
+    broker, context = start_plane(tmp, RECEIPTS_ON)
     endpoint = CountingEndpoint(honours_key=True)
     tools_file = tmp / "tools.toml"
     tools_file.write_text(TOOLS.format(url=endpoint.url))
@@ -115,13 +119,45 @@ def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilo
         broker.stop()
 
 
-def trace(copilot: Copilot, decision_id: str, capsys: pytest.CaptureFixture[str]) -> Any:
-    """`contextplane trace ID --output json`: its exit status and the tree it printed."""
+def start_plane(tmp: Any, settings: dict[str, str]) -> tuple[InProcessBroker, ContextProcess]:
+    """A broker with the account view's sources and the replies topic, and the context
+    service reading them."""
+    broker = InProcessBroker(tmp / "broker", settings=settings).start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    wanted = [NewTopic(t, n, 1) for t, n in {**TOPICS, REPLIES: 1}.items()]
+    for future in admin.create_topics(wanted).values():
+        future.result(TIMEOUT_S)
+    views = tmp / "views.toml"
+    views.write_text(VIEWS)
+    context = ContextProcess(broker.bootstrap, views, tmp / "context", tmp / "context.log")
+    context.start()
+    return broker, context
+
+
+def trace(
+    copilot: Copilot | str, decision_id: str, capsys: pytest.CaptureFixture[str], *more: str
+) -> Any:
+    """`contextplane trace ID --output json`: the tree it printed (None: exit 1)."""
+    bootstrap = copilot if isinstance(copilot, str) else copilot.broker.bootstrap
     status = main(
-        ["trace", decision_id, "--bootstrap-server", copilot.broker.bootstrap, "--output", "json"]
+        ["trace", decision_id, "--bootstrap-server", bootstrap, "--output", "json", *more]
     )
     out = capsys.readouterr().out
     return json.loads(out) if status == 0 else None
+
+
+def wait_for_receipt(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+    """Until the broker wrote a receipt of the context service's read of that offset (a
+    receipt is written once its window closes)."""
+
+    def written() -> bool:
+        return any(
+            r["topic"] == topic and r["partition"] == partition and received(r, offset)
+            for r in read_receipts({"bootstrap.servers": bootstrap}, None, TIMEOUT_S)
+            if r["client_id"] == CONTEXT_READER
+        )
+
+    wait_until(written, TIMEOUT_S, f"a read receipt of {topic}[{partition}]@{offset}", 0.2)
 
 
 def child(link: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -156,16 +192,33 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     entry = copilot.tools.entry("refund-a1-1")
     assert entry is not None and entry["entry"]["decision_id"] == "d-refund"
 
+    wait_for_receipt(copilot.broker.bootstrap, "crm.accounts", *account_at)
+
     tree = trace(copilot, "d-refund", capsys)
     assert tree["where"] == f"{DECISIONS_TOPIC}[{decision.landed[0]}]@{decision.landed[1]}"
     assert tree["detail"]["outcome"] == "refunded 40"
+    assert tree["detail"]["found_by"] == "scan"  # an id of the caller's: no time in it
     [read] = child(tree, "read")
     assert read["label"] == "read account/a1" and read["status"] == "found"
     assert f"crm.accounts[{account_at[0]}]={account_at[1] + 1}" in read["where"]
+    # The changelog record the answer came from, holding the state the copilot saw...
+    assert account.changelog is not None and account.changelog.topic == "ctx.changelog"
+    [changelog] = child(read, "changelog-record")
+    assert changelog["status"] == "found"
+    assert changelog["where"] == f"ctx.changelog[0]@{account.changelog.offset}"
+    assert changelog["detail"]["key"] == '["entity","account","a1"]'
+    assert changelog["detail"]["changed_by"] == f"crm.accounts[{account_at[0]}]@{account_at[1]}"
+    # ...names the source record...
     [source] = child(read, "source-record")
-    assert source["status"] == "found"
+    assert source["status"] == "found" and source["detail"]["via"] == "changelog"
     assert source["where"] == f"crm.accounts[{account_at[0]}]@{account_at[1]}"
     assert source["detail"]["key"] == "a1"
+    # ...and the broker's read receipts say which consumer picked it up.
+    receipts = child(source, "read-receipt")
+    assert receipts and all(r["status"] == "found" for r in receipts)
+    assert all(r["where"].startswith("__contextplane_read_receipts[0]@") for r in receipts)
+    picked = [r["detail"] for r in receipts if r["detail"]["client_id"] == CONTEXT_READER]
+    assert picked and picked[0]["principal"] == "User:ANONYMOUS"
     [call] = child(tree, "tool-call")
     assert call["detail"] == {"key": "refund-a1-1", "state": "done"}
     [request] = child(call, "request")
@@ -193,6 +246,7 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
         and f"crm.accounts[{account_at[0]}]@{account_at[1]}" in line
         for line in lines
     )
+    assert any(line.startswith("      read by ") and CONTEXT_READER in line for line in lines)
     assert not any(" missing " in line for line in lines)
 
 
@@ -249,6 +303,90 @@ def test_links_that_cannot_be_followed_are_shown_missing_with_why(
     assert written["status"] == "missing" and written["why"].startswith("past the end")
     assert absent_topic["why"] == "topic no-such-topic: UNKNOWN_TOPIC_OR_PART"
     assert absent_partition["why"].startswith(f"topic {REPLIES} has no partition 7 (")
+
+
+def test_without_read_receipts_the_link_is_missing_with_why(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broker with read receipts off: the changelog and source links are still found,
+    the receipt link says why there is none."""
+    broker, context = start_plane(tmp_path, RECEIPTS_OFF)
+    decisions = Decisions(broker.bootstrap)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    try:
+        producer.produce("crm.accounts", key=b"a9", value=b'{"name": "a9", "tier": "gold"}')
+        producer.flush(TIMEOUT_S)
+        with decisions.decision() as decision:
+            account = Context(context.url).get(
+                "account", "a9", min_offsets={("crm.accounts", 0): 0}
+            )
+            assert account.found
+        tree = trace(broker.bootstrap, decision.id, capsys)
+    finally:
+        decisions.close()
+        context.stop()
+        broker.stop()
+    [read] = child(tree, "read")
+    [changelog] = child(read, "changelog-record")
+    assert changelog["status"] == "found"
+    [source] = child(read, "source-record")
+    assert source["status"] == "found" and source["where"] == "crm.accounts[0]@0"
+    [receipt] = child(source, "read-receipt")
+    assert receipt["status"] == "missing"
+    assert receipt["why"].startswith(
+        "no read receipt names crm.accounts[0]@0 for a read before the decision (0 receipts read)"
+    )
+    assert (
+        "read receipts off on the broker (contextplane.audit.read.receipts.enable=false)"
+        in (receipt["why"])
+    )
+
+
+def test_a_decision_is_found_from_its_time_not_by_scanning(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broker of its own, whose decisions topic holds 2,000 earlier decisions (stamped
+    an hour ago): the SDK's id (a UUIDv7) carries the decision's time, so the trace
+    starts reading there (ListOffsets) and reads a few records; `--since` does the same
+    for an id of the caller's; the scan, which `--since 0` forces, reads them all."""
+    broker = InProcessBroker(tmp_path / "broker").start()
+    decisions = Decisions(broker.bootstrap)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    try:
+        hour_ago_ms = int(time.time() * 1000) - 3_600_000
+        for n in range(2_000):
+            producer.produce(
+                DECISIONS_TOPIC, key=f"old-{n}".encode(), value=b"{}", timestamp=hour_ago_ms
+            )
+        producer.flush(TIMEOUT_S)
+        since = str(int(time.time() * 1000))
+        with decisions.decision() as by_sdk:
+            by_sdk.write_back(DECISIONS_TOPIC, 0, 0)
+        with decisions.decision("d-named"):
+            pass
+
+        from_time = trace(broker.bootstrap, by_sdk.id, capsys)
+        assert from_time["label"] == by_sdk.id and from_time["detail"]["found_by"] == "time"
+        scanned = trace(broker.bootstrap, by_sdk.id, capsys, "--since", "0")
+        assert scanned["detail"]["found_by"] == "since"
+        assert scanned["detail"]["records_scanned"] == 2_002
+        assert from_time["detail"]["records_scanned"] <= 2
+        assert from_time["children"] == scanned["children"]
+        named = trace(broker.bootstrap, "d-named", capsys, "--since", since)
+        assert named["detail"]["found_by"] == "since"
+        assert named["detail"]["records_scanned"] <= 2
+        # A --since after the decision: not found from there, so the topic is scanned.
+        late = str(int(time.time() * 1000) + 60_000)
+        rescanned = trace(broker.bootstrap, "d-named", capsys, "--since", late)
+        assert rescanned["detail"] == named["detail"] | {
+            "found_by": "scan",
+            "records_scanned": 2_002,
+        }
+    finally:
+        decisions.close()
+        broker.stop()
+    assert main(["trace", "d-named", "--bootstrap-server", "x:1", "--since", "soon"]) == 2
+    assert "--since 'soon': not an ISO 8601 time" in capsys.readouterr().err
 
 
 def test_an_unknown_decision_id_exits_1(

@@ -1,7 +1,8 @@
 """Hostile records on `copilot.decisions`, written by someone other than the SDK, read by
 `contextplane trace` and `contextplane replay` against a real broker (in process): a
 megabyte of nesting, fields of the wrong type, positions no record can have (a partition
-past int32, a negative one, an offset past int64, a topic name Kafka refuses), an id
+past int32, a negative one, an offset past int64, a topic name Kafka refuses; a
+changelog record that is another record), an id
 longer than a header takes, a ledger key nested too deeply, and a thousand links to a
 topic that does not exist. Each is answered as a missing link or a decision not replayed,
 naming the problem, never a traceback, and a trace ends by its deadline however many
@@ -47,8 +48,17 @@ def _changed_by(topic: Any, partition: Any, offset: Any) -> bytes:
     return json.dumps({"reads": [read]}).encode()
 
 
+def _changelog(topic: Any, partition: Any, offset: Any) -> bytes:
+    read = {"view": "v", "entity": "e", "found": True}
+    read["changelog"] = {"topic": topic, "partition": partition, "offset": offset}
+    return json.dumps({"reads": [read]}).encode()
+
+
 HOSTILE: dict[str, bytes] = {
-    "deep": DEEP,
+    "deep": DEEP,  # first: offset 0 of the decisions topic
+    # A read's changelog record at a position that holds another record, or none can.
+    "changelog-elsewhere": _changelog(DECISIONS_TOPIC, 0, 0),
+    "changelog-past-int64": _changelog(DECISIONS_TOPIC, 0, 2**70),
     "deep-reads": b'{"reads":' + DEEP + b"}",
     "wrong-types": json.dumps({"reads": 7, "tool_calls": 5, "write_backs": "w"}).encode(),
     "partition-past-int32": _changed_by(DECISIONS_TOPIC, 2**40, 0),
@@ -107,6 +117,8 @@ def _links(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
         ("empty-topic", "not a record position"),
         ("request-past-int32", "not a record position"),
         ("ledger-poison", "key not in copilot.ledger"),
+        ("changelog-elsewhere", "the record there is another's: key deep"),
+        ("changelog-past-int64", "not a record position"),
     ],
 )
 def test_trace_names_what_cannot_be_followed(
@@ -148,7 +160,8 @@ def test_trace_of_a_thousand_dead_links_ends_by_its_deadline(
     assert status == 0
     reads = tree["children"]
     assert len(reads) == LINKS
-    assert reads[-1]["children"][0]["why"] == "not read within 1 s"
+    [source] = [c for c in reads[-1]["children"] if c["kind"] == "source-record"]
+    assert source["why"] == "not read within 1 s"
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """`contextplane trace DECISION_ID`: a decision recorded on `copilot.decisions` and every
-link it recorded, followed back (services/trace/reader.py): each context read's source
-record, each tool call's ledger entry and policy evaluations, each write-back. A tree, as
+link it recorded, followed back (services/trace/reader.py): each context read's changelog
+record, its source record and the read receipts of that record, each tool call's ledger
+entry and policy evaluations, each write-back. A tree, as
 aligned columns (each level indented two spaces) or one JSON document. Exit 0 when the
 decision is found (missing links included, each with why), 1 when it is not, or when the
 record under its id is not a decision (the tree is printed, its root naming why)."""
@@ -11,6 +12,7 @@ import argparse
 import json
 from typing import Any
 
+from contextplane.cli.audit_reads import parse_since
 from contextplane.cli.kafka_client import (
     CommandError,
     ConfigError,
@@ -44,6 +46,13 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="records read per topic scanned, at most (default 1,000,000)",
     )
+    trace.add_argument(
+        "--since",
+        metavar="TIME",
+        help="the decision was made at or after TIME (ISO 8601, UTC unless it says, or epoch"
+        " ms): read from there (ListOffsets by time), not from the topic's start; an id the"
+        " SDK made (a UUIDv7) carries its own time",
+    )
     add_connection_arguments(trace)
     add_output_argument(trace)
 
@@ -61,11 +70,14 @@ def _trace(args: argparse.Namespace) -> int:
     records_max = args.max_records if args.max_records is not None else trace_reader.RECORDS_MAX
     if records_max <= 0:
         raise ConfigError("--max-records: expected a positive number")
+    since_ms = parse_since(args.since) if args.since is not None else None
+    if since_ms is not None and not 0 <= since_ms < 2**63:
+        raise ConfigError(f"--since {args.since!r}: outside the timestamps a record can have")
     connection = Connection(config_from_arguments(args))
     reader = trace_reader.Reader(connection.client_config(), args.timeout, records_max)
     try:
         connection.metadata(reader.client, args.timeout)
-        message, short = trace_reader.find_decision(reader, args.decision_id)
+        message, short = trace_reader.find_decision(reader, args.decision_id, since_ms)
         if message is None:
             why = f" ({short})" if short else ""
             raise CommandError(f"decision {args.decision_id!r} not found in {DECISIONS_TOPIC}{why}")

@@ -67,6 +67,8 @@ def answer_json(answer: EntityAnswer) -> dict[str, Any]:
         body["as_of"] = vector
     if answer.as_of_ms is not None:
         body["as_of_ms"] = answer.as_of_ms
+    if answer.changelog is not None:
+        body["changelog"] = dataclasses.asdict(answer.changelog)
     return body
 
 

@@ -158,6 +158,9 @@ class Applier:
                 **common,
                 # Partitions are assigned, never subscribed: positions live in the changelog.
                 "group.id": f"{config.name}-sources",
+                # What the broker's read receipts name as the reader of the sources (a
+                # client config may set its own).
+                "client.id": config.client_config.get("client.id", f"{config.name}-sources"),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
@@ -244,6 +247,7 @@ class Applier:
                     raise StartError(f"reading {topic} stopped at offset {at} of {high}")
                 messages = [first, *reader.consume(READ_BATCH_MAX - 1, timeout=0)]
                 entities: dict[EntityKey, bytes | None] = {}
+                entity_offsets: dict[EntityKey, int] = {}
                 positions: dict[TP, Position] = {}
                 for message in messages:
                     error = message.error()
@@ -258,9 +262,10 @@ class Applier:
                     record = changelog.read_record(message.key(), message.value())
                     if isinstance(record, changelog.EntityRecord):
                         entities[record.key] = record.value
+                        entity_offsets[record.key] = offset
                     elif isinstance(record, changelog.PositionRecord):
                         positions[record.partition] = record.position
-                self._store.commit(entities, positions, at)
+                self._store.commit(entities, positions, at, entity_offsets)
                 restored += len(entities)
             log.info(
                 "restored %d entity changes from %s offsets %d to %d", restored, topic, start, at
@@ -357,8 +362,8 @@ class Applier:
         moved = {tp: at for tp, at in positions.items() if self._positions.get(tp) != at}
         if not encoded and not moved:
             return taken
-        changelog_position = self._commit_to_changelog(encoded, moved)
-        self._store.commit(encoded, moved, changelog_position)
+        changelog_position, entity_offsets = self._commit_to_changelog(encoded, moved)
+        self._store.commit(encoded, moved, changelog_position, entity_offsets)
         self._positions = positions
         for key, raw in encoded.items():
             self._remember(key, changed[key], 0 if raw is None else len(raw))
@@ -423,15 +428,21 @@ class Applier:
 
     def _commit_to_changelog(
         self, entities: dict[EntityKey, bytes | None], positions: dict[TP, Position]
-    ) -> int | None:
+    ) -> tuple[int | None, dict[EntityKey, int]]:
         """One Kafka transaction; the changelog offset just past it if every record's
-        offset was reported, else None (the store keeps its older, safe read position)."""
+        offset was reported, else None (the store keeps its older, safe read position),
+        and the offset of each entity's record that was reported."""
         topic = self._config.changelog_topic
         offsets: list[int] = []
+        keys = {changelog.entity_key(key): key for key in entities}
+        entity_offsets: dict[EntityKey, int] = {}
 
         def delivered(error: KafkaError | None, message: Any) -> None:
             if error is None:
                 offsets.append(int(message.offset()))
+                key = keys.get(message.key())
+                if key is not None:
+                    entity_offsets[key] = int(message.offset())
 
         producer = self._producer
         producer.begin_transaction()
@@ -459,7 +470,7 @@ class Applier:
             raise AbortableError(str(exc)) from None  # nothing is committed yet
         self._commit()
         sent = len(entities) + len(positions)
-        return max(offsets) + 1 if len(offsets) == sent else None
+        return (max(offsets) + 1 if len(offsets) == sent else None), entity_offsets
 
     def _commit(self) -> None:
         """Commit the open transaction. A retriable failure is retried; one the client

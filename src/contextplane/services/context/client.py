@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from contextplane.services.context.freshness import Freshness, PartitionFreshness
-from contextplane.services.context.merge import Origin
+from contextplane.services.context.merge import Origin, RecordAt
 from contextplane.services.trace import current
 
 # The HTTP exchange's own bound, beyond the fence's wait.
@@ -53,6 +53,9 @@ class EntityContext:
     # request as 0); its freshness has positions only (no lag, no age).
     as_of: dict[tuple[str, int], int] | None = None
     as_of_ms: int | None = None  # the timestamp asked, when the point in time was one
+    # The changelog record the state was answered from (None from a point-in-time read,
+    # or a service that does not name it).
+    changelog: RecordAt | None = None
 
 
 class ContextClient:
@@ -156,6 +159,8 @@ def read_record(answer: EntityContext) -> dict[str, Any]:
     }
     if answer.changed_by is not None:
         read["changed_by"] = asdict(answer.changed_by)
+    if answer.changelog is not None:
+        read["changelog"] = asdict(answer.changelog)
     if answer.as_of is not None:
         read["as_of"] = _vector_json(answer.as_of)
     return read
@@ -194,4 +199,15 @@ def _entity(raw: dict[str, Any]) -> EntityContext:
         if as_of is None
         else {(t, int(p)): at for t, offsets in as_of.items() for p, at in offsets.items()},
         as_of_ms=raw.get("as_of_ms"),
+        changelog=_record_at(raw.get("changelog")),
     )
+
+
+def _record_at(raw: Any) -> RecordAt | None:
+    """The answer's changelog record, if it names one as this client reads it."""
+    if not isinstance(raw, dict):
+        return None
+    topic, partition, offset = raw.get("topic"), raw.get("partition"), raw.get("offset")
+    if isinstance(topic, str) and type(partition) is int and type(offset) is int:
+        return RecordAt(topic, partition, offset)
+    return None

@@ -37,6 +37,15 @@ class Origin:
 
 
 @dataclass(frozen=True)
+class RecordAt:
+    """A record's place: the changelog record a read answered from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
 class Entity:
     state: dict[str, Any]
     changed_by: Origin

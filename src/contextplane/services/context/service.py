@@ -28,7 +28,7 @@ from contextplane.services.context.freshness import (
     is_stale,
     unmet,
 )
-from contextplane.services.context.merge import Origin, decode_entity
+from contextplane.services.context.merge import Origin, RecordAt, decode_entity
 from contextplane.services.context.snapshots import Snapshots, Snapshotter
 from contextplane.services.context.store import LocalStore
 from contextplane.services.context.views import View
@@ -56,6 +56,9 @@ class EntityAnswer:
     freshness: Freshness
     as_of: dict[TopicPartition, int] | None = None  # set on a point-in-time answer
     as_of_ms: int | None = None  # set when the point in time was given as a timestamp
+    # The changelog record holding the state answered (a current read whose store knows
+    # it; a point-in-time state is folded from the sources and has none).
+    changelog: RecordAt | None = None
 
 
 class ContextService:
@@ -67,6 +70,7 @@ class ContextService:
         as_of: AsOfSettings | None = None,
     ) -> None:
         self.views = views
+        self._changelog_topic = config.changelog_topic
         self._clock = clock or SystemClock()
         self._applier = Applier(views, config, self._applied_on_thread)
         settings = as_of or AsOfSettings()
@@ -159,7 +163,7 @@ class ContextService:
             if unmet(self._positions, min_offsets):
                 await self._wait(view, min_offsets, timeout_ms)
         assert self._reads is not None, "get before start"
-        raw, positions = self._reads.entity(view, entity)
+        raw, changelog_offset, positions = self._reads.entity_row(view, entity)
         stored = None if raw is None else decode_entity(raw)
         return EntityAnswer(
             view,
@@ -167,6 +171,9 @@ class ContextService:
             None if stored is None else stored.state,
             None if stored is None else stored.changed_by,
             self._freshness(declared, positions),
+            changelog=None
+            if stored is None or changelog_offset is None
+            else RecordAt(self._changelog_topic, 0, changelog_offset),
         )
 
     async def _get_as_of(

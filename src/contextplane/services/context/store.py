@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS positions (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# The changelog offset of each entity's row (NULL: not known, a store written before the
+# column or a delivery report that did not come): what `get` names as the record it
+# answered from. Added to a store that predates it, in place.
+_CHANGELOG_OFFSET_COLUMN = "ALTER TABLE entities ADD COLUMN changelog_offset INTEGER"
 
 
 class LocalStore:
@@ -41,15 +45,20 @@ class LocalStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entities)")}
+        if "changelog_offset" not in columns:
+            self._db.execute(_CHANGELOG_OFFSET_COLUMN)
 
     def commit(
         self,
         entities: dict[EntityKey, bytes | None],
         positions: dict[TopicPartition, Position],
         changelog_position: int | None,
+        changelog_offsets: dict[EntityKey, int] | None = None,
     ) -> None:
         """Entity values (None: deleted), positions and the changelog's read position,
-        all or nothing."""
+        all or nothing; `changelog_offsets`: where each entity's value is on the changelog."""
+        offsets = changelog_offsets or {}
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -58,7 +67,8 @@ class LocalStore:
                     db.execute("DELETE FROM entities WHERE view = ? AND entity = ?", (view, entity))
                 else:
                     db.execute(
-                        "INSERT OR REPLACE INTO entities VALUES (?, ?, ?)", (view, entity, value)
+                        "INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?)",
+                        (view, entity, value, offsets.get((view, entity))),
                     )
             db.executemany(
                 "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)",
@@ -76,16 +86,27 @@ class LocalStore:
 
     def entity(self, view: str, entity: str) -> tuple[bytes | None, dict[TopicPartition, Position]]:
         """An entity's value and the positions it reflects, from one read transaction."""
+        raw, _, positions = self.entity_row(view, entity)
+        return raw, positions
+
+    def entity_row(
+        self, view: str, entity: str
+    ) -> tuple[bytes | None, int | None, dict[TopicPartition, Position]]:
+        """An entity's value, its changelog offset (None: not known) and the positions
+        it reflects, from one read transaction."""
         db = self._db
         db.execute("BEGIN")
         try:
             row = db.execute(
-                "SELECT value FROM entities WHERE view = ? AND entity = ?", (view, entity)
+                "SELECT value, changelog_offset FROM entities WHERE view = ? AND entity = ?",
+                (view, entity),
             ).fetchone()
             positions = self._positions()
         finally:
             db.execute("COMMIT")
-        return (None if row is None else bytes(row[0])), positions
+        if row is None:
+            return None, None, positions
+        return bytes(row[0]), row[1], positions
 
     def entities(self, view: str) -> dict[str, bytes]:
         """Every entity of a view (tests and tools; a view can be large)."""

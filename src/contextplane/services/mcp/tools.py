@@ -152,6 +152,8 @@ def context_document(answer: EntityContext) -> dict[str, Any]:
             vector.setdefault(topic, {})[str(partition)] = offset
         document["as_of"] = vector
         document["as_of_ms"] = answer.as_of_ms
+    if answer.changelog is not None:
+        document["changelog"] = asdict(answer.changelog)
     return document
 
 

@@ -9,7 +9,9 @@ keyed by the decision id.
               "outcome", "started_ms", "ended_ms", "input"?, "replay_of"?}
 
 A read: `{view, entity, found, positions: [{topic, partition, position}], age_ms, lag,
-stale, changed_by?: {topic, partition, offset, timestamp_ms}, as_of?}`. A tool call:
+stale, changed_by?: {topic, partition, offset, timestamp_ms}, changelog?: {topic,
+partition, offset}, as_of?}` (`changelog`: the context service's record it answered
+from). A tool call:
 `{key, tool, arguments, state, request?: {partition, offset}, error?}`. A write-back:
 `{topic, partition, offset}`. `input` is what the decision was asked (a replay gives it to
 the copilot function again); `replay_of` `{topic, partition, offset}` marks a replayed
@@ -19,7 +21,9 @@ decision (on `copilot.replay.<run>`) with the original it replays.
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -115,3 +119,29 @@ def position(topic: Any, partition: Any, offset: Any) -> tuple[str, int, int] | 
     ):
         return topic, partition, offset
     return None
+
+
+def new_decision_id(time_ms: int) -> str:
+    """A UUIDv7 (RFC 9562): its first 48 bits are `time_ms`, the decision's start, so
+    `trace` can start reading where the decision is (ListOffsets by that time) instead
+    of scanning the topic from its start."""
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (time_ms & (2**48 - 1)) << 80
+        | 0x7 << 76  # version
+        | (random >> 62 & 0xFFF) << 64  # rand_a
+        | 0b10 << 62  # variant
+        | random & (2**62 - 1)  # rand_b
+    )
+    return str(uuid.UUID(int=value))
+
+
+def id_time_ms(decision_id: str) -> int | None:
+    """The time a UUIDv7 decision id carries (ms since the epoch), else None."""
+    if len(decision_id) != 36:
+        return None
+    try:
+        parsed = uuid.UUID(decision_id)
+    except ValueError:
+        return None
+    return parsed.int >> 80 if parsed.version == 7 else None

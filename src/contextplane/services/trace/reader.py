@@ -1,11 +1,14 @@
 """`contextplane trace`'s reading (RFC 0006 §4): the decision found on
 `copilot.decisions`, then every link it recorded followed and read back, as a tree.
 
-There is no index: the decision is found by scanning the topic from its start (bounded
-by a deadline and a record count), and the ledger and the policy evaluations are scanned
-for the decision's idempotency keys the same way. Records at a recorded offset are read
-at that offset. Transactional topics are read `read_committed`. A link that cannot be
-followed is a node `missing` with the reason, never left out.
+The decision is read from its time on (ListOffsets: the time a UUIDv7 id carries, or the
+caller's `since`), else found by scanning the topic from its start (bounded by a
+deadline and a record count); the ledger and the policy evaluations are scanned for the
+decision's idempotency keys, and the read receipts for its source records
+(`receipts.py`). Records at a recorded offset are read at that offset: each read's
+changelog record, and the source record it names. Transactional topics are read
+`read_committed`. A link that cannot be followed is a node `missing` with the reason,
+never left out.
 
 The producer id of a source record's batch is not shown: confluent-kafka's `Message`
 does not expose it.
@@ -15,54 +18,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
-from contextplane.services.trace import event
+from contextplane.services.trace import event, receipts
+from contextplane.services.trace.event import OFFSET_MAX
+from contextplane.services.trace.link import Link, cut, place
 
 RECORDS_MAX = 1_000_000
 EVALUATIONS_PER_KEY_MAX = 10
 # A decision value read back, at most (the producer refuses larger ones).
 DECISION_BYTES_MAX = event.CLIENT_MESSAGE_BYTES_MAX
-# What a link shows of a recorded position it cannot follow, at most.
-LINK_CHARS_MAX = 200
+# A UUIDv7 id's time is the SDK's clock at the decision's start; its record is stamped
+# later (CreateTime), or by the broker (LogAppendTime): read from this long before it.
+ID_CLOCK_SKEW_MS = 60_000
 _POLL_S = 0.2
 _CLOCK = SystemClock()
+
+# A source record found: its link, topic/partition/offset and timestamp.
+Source = tuple[Link, tuple[str, int, int], int]
 
 
 class TraceError(Exception):
     """The decision topic could not be read or scanned (the message says why)."""
-
-
-@dataclass
-class Link:
-    # decision, read, source-record, tool-call, request, ledger-entry, policy-evaluation,
-    # write-back
-    kind: str
-    label: str
-    where: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
-    missing: str | None = None  # why the link could not be followed
-    children: list[Link] = field(default_factory=list)
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "label": self.label,
-            "status": "found" if self.missing is None else "missing",
-            "where": self.where,
-            "detail": self.detail,
-            "why": self.missing,
-            "children": [child.document() for child in self.children],
-        }
-
-
-def place(topic: str, partition: int, offset: int) -> str:
-    return f"{topic}[{partition}]@{offset}"
 
 
 class Reader:
@@ -81,6 +63,10 @@ class Reader:
         self._deadline_ms = _CLOCK.monotonic_ms() + timeout_s * 1000
         self._timeout_s = timeout_s
         self._records_max = records_max
+        # Records each topic's scans read (what an index lookup saves is counted here).
+        self.records_read: dict[str, int] = {}
+        # How `find_decision` found the decision: "time" (the id's), "since", "scan".
+        self.found_by = "scan"
 
     @property
     def client(self) -> Consumer:
@@ -114,19 +100,34 @@ class Reader:
             return f"{topic}[{partition}]: {exc.args[0].name()} ({exc.args[0].str()})"
         return int(low), int(high)
 
-    def scan(self, topic: str, keep: Callable[[Any], None]) -> str | None:
-        """Every record of `topic` from its start to its end as the scan began, given to
-        `keep`; None when all were read, else why the scan stopped short."""
+    def scan(
+        self,
+        topic: str,
+        keep: Callable[[Any], None],
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> str | None:
+        """Every record of `topic` from its start (with `since_ms`: from each partition's
+        first record stamped at or after it, found by ListOffsets) to its end (with
+        `until_ms`: up to the first record stamped at or after that), given to `keep`;
+        None when all were read, else why the scan stopped short."""
         partitions = self._partitions(topic)
         if isinstance(partitions, str):
             return partitions
         starts: list[TopicPartition] = []
+        ends: dict[int, int] = {}
         for partition in partitions:
             marks = self._watermarks(topic, partition)
             if isinstance(marks, str):
                 return marks
-            if marks[1] > marks[0]:
-                starts.append(TopicPartition(topic, partition, marks[0]))
+            start = marks[0] if since_ms is None else self._offset_at(topic, partition, since_ms)
+            end = OFFSET_MAX if until_ms is None else self._offset_at(topic, partition, until_ms)
+            if isinstance(start, str) or isinstance(end, str):
+                return start if isinstance(start, str) else str(end)
+            start = max(start, marks[0])
+            if min(marks[1], end) > start:
+                starts.append(TopicPartition(topic, partition, start))
+                ends[partition] = end
         pending = {tp.partition for tp in starts}
         self._consumer.assign(starts)
         read = 0
@@ -148,11 +149,29 @@ class Reader:
                     if error.fatal() or not error.retriable():
                         return f"{topic}[{message.partition()}]: {error.name()} ({error.str()})"
                     continue
+                at, offset = message.partition(), message.offset()
+                if at not in pending or offset is None:
+                    continue  # past its end
                 read += 1
                 keep(message)
+                if offset + 1 >= ends[at]:
+                    pending.discard(at)
         finally:
             self._consumer.unassign()
+            self.records_read[topic] = self.records_read.get(topic, 0) + read
         return None
+
+    def _offset_at(self, topic: str, partition: int, since_ms: int) -> int | str:
+        """The partition's first offset stamped at or after `since_ms` (its end: none)."""
+        try:
+            [found] = self._consumer.offsets_for_times(
+                [TopicPartition(topic, partition, since_ms)], timeout=max(1.0, self._left_s())
+            )
+        except KafkaException as exc:
+            return f"{topic}[{partition}]: {exc.args[0].name()} ({exc.args[0].str()})"
+        if found.error is not None:
+            return f"{topic}[{partition}]: {found.error.name()} ({found.error.str()})"
+        return OFFSET_MAX if found.offset < 0 else int(found.offset)
 
     def read_at(self, topic: str, partition: int, offset: int) -> Any:
         """The record at exactly that offset, or why there is none."""
@@ -196,8 +215,29 @@ class Reader:
             self._consumer.unassign()
 
 
-def find_decision(reader: Reader, decision_id: str) -> tuple[Any, str | None]:
-    """The newest record keyed `decision_id` (or None), and why the scan stopped short."""
+def find_decision(
+    reader: Reader, decision_id: str, since_ms: int | None = None
+) -> tuple[Any, str | None]:
+    """The newest record keyed `decision_id` (or None), and why the scan stopped short.
+
+    Read from the decision's time when it is known (`since_ms`, else the time a UUIDv7
+    id carries, less ID_CLOCK_SKEW_MS), by ListOffsets: every record of the id is at or
+    after it, so the newest is found reading only what came since. Not found that way
+    (a time that was wrong), the topic is scanned from its start. `reader.found_by`
+    says which answered."""
+    since = since_ms
+    if since is None and (id_ms := event.id_time_ms(decision_id)) is not None:
+        since = max(0, id_ms - ID_CLOCK_SKEW_MS)
+    if since is not None:
+        found, short = _newest(reader, decision_id, since)
+        if found is not None:
+            reader.found_by = "time" if since_ms is None else "since"
+            return found, short
+    reader.found_by = "scan"
+    return _newest(reader, decision_id, None)
+
+
+def _newest(reader: Reader, decision_id: str, since_ms: int | None) -> tuple[Any, str | None]:
     wanted = decision_id.encode()
     found: list[Any] = []
 
@@ -205,7 +245,7 @@ def find_decision(reader: Reader, decision_id: str) -> tuple[Any, str | None]:
         if message.key() == wanted:
             found[:] = [message]
 
-    short = reader.scan(event.DECISIONS_TOPIC, keep)
+    short = reader.scan(event.DECISIONS_TOPIC, keep, since_ms=since_ms)
     return (found[0] if found else None), short
 
 
@@ -228,8 +268,12 @@ def trace(reader: Reader, message: Any) -> Link:
         "time": headers.get("ce_time"),
         "correlationid": headers.get("correlationid"),
         "causationid": headers.get("causationid"),
+        "found_by": reader.found_by,
+        "records_scanned": reader.records_read.get(event.DECISIONS_TOPIC, 0),
     }
-    root.children += [_read(reader, read) for read in _dicts(document.get("reads"))]
+    sources: list[Source] = []  # source records found, with their timestamps
+    root.children += [_read(reader, read, sources) for read in _dicts(document.get("reads"))]
+    _add_receipts(reader, sources, message.timestamp()[1])
     calls = _dicts(document.get("tool_calls"))
     found = _ledger_and_evaluations(reader, calls)
     for call in calls:
@@ -239,7 +283,9 @@ def trace(reader: Reader, message: Any) -> Link:
     return root
 
 
-def _read(reader: Reader, read: dict[str, Any]) -> Link:
+def _read(reader: Reader, read: dict[str, Any], sources: list[Source]) -> Link:
+    """A read, the changelog record it answered from and the source record that changed
+    the entity (named by that changelog record, else by the answer)."""
     positions = ", ".join(
         f"{p.get('topic')}[{p.get('partition')}]={p.get('position')}"
         for p in _dicts(read.get("positions"))
@@ -250,9 +296,19 @@ def _read(reader: Reader, read: dict[str, Any]) -> Link:
         positions,
         {k: read[k] for k in ("found", "age_ms", "lag", "stale", "error") if k in read},
     )
-    changed_by = read.get("changed_by")
+    changed_by, via = read.get("changed_by"), "answer"
+    if read.get("found") and "error" not in read:
+        entry, from_changelog = _changelog_link(reader, read)
+        link.children.append(entry)
+        if from_changelog is not None:
+            changed_by, via = from_changelog, "changelog"
     if isinstance(changed_by, dict):
-        link.children.append(_record_link(reader, "source-record", "changed by", changed_by))
+        source, record = _record(reader, "source-record", "changed by", changed_by)
+        source.detail["via"] = via
+        link.children.append(source)
+        if record is not None:
+            at = (record.topic(), record.partition(), record.offset())
+            sources.append((source, at, record.timestamp()[1]))
     elif read.get("found"):
         link.children.append(
             Link("source-record", "changed by", missing="the answer named no changed_by")
@@ -260,22 +316,75 @@ def _read(reader: Reader, read: dict[str, Any]) -> Link:
     return link
 
 
+def _changelog_link(reader: Reader, read: dict[str, Any]) -> tuple[Link, dict[str, Any] | None]:
+    """The context service's changelog record the read answered from, and the source
+    position it names (None when not followed)."""
+    at = read.get("changelog")
+    if not isinstance(at, dict):
+        why = (
+            "a point-in-time read: folded from the sources, not read from the changelog"
+            if "as_of" in read
+            else "the answer named no changelog record (a context service that does not"
+            " record it, or a state restored before it did)"
+        )
+        return Link("changelog-record", "changelog", missing=why), None
+    link, message = _record(reader, "changelog-record", "changelog", at)
+    if message is None:
+        return link, None
+    try:
+        key = event.loads(message.key()) if message.key() is not None else None
+    except ValueError:
+        key = None
+    if key != ["entity", read.get("view"), read.get("entity")]:
+        link.missing = f"the record there is another's: key {cut(_text(message.key()) or '')}"
+        return link, None
+    value = _json(message.value())
+    if value is None:
+        deleted = message.value() is None
+        link.missing = "a tombstone (the entity was deleted)" if deleted else "not JSON"
+        return link, None
+    origin = value.get("changed_by")
+    named = event.position(*origin[:3]) if isinstance(origin, list) and len(origin) == 4 else None
+    if named is None:
+        link.missing = f"its value names no source record: changed_by {cut(repr(origin))}"
+        return link, None
+    link.detail["changed_by"] = place(*named)
+    return link, dict(zip(("topic", "partition", "offset"), named, strict=True))
+
+
+def _add_receipts(reader: Reader, sources: list[Source], decided_ms: int) -> None:
+    """Each source record's read receipts of reads begun by `decided_ms` (one scan for
+    all), as its children."""
+    wanted: dict[tuple[str, int, int], int] = {}
+    for _, at, timestamp_ms in sources:
+        stamped = max(0, timestamp_ms)  # -1: a record without a timestamp
+        wanted[at] = min(wanted.get(at, stamped), stamped)
+    found = receipts.receipt_links(reader, wanted, decided_ms)
+    for source, at, _ in sources:
+        source.children += found[at]
+
+
 def _record_link(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> Link:
+    return _record(reader, kind, label, at)[0]
+
+
+def _record(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> tuple[Link, Any]:
+    """The link to the record at a recorded position, and the record (None: missing)."""
     found_at = event.position(at.get("topic"), at.get("partition"), at.get("offset"))
     if found_at is None:
-        return Link(kind, label, missing=f"not a record position: {_cut(repr(at))}")
+        return Link(kind, label, missing=f"not a record position: {cut(repr(at))}"), None
     topic, partition, offset = found_at
     link = Link(kind, label, place(topic, partition, offset))
     found = reader.read_at(topic, partition, offset)
     if isinstance(found, str):
         link.missing = found
-        return link
+        return link, None
     link.detail = {
         "key": _text(found.key()),
         "timestamp_ms": found.timestamp()[1],
         "value_bytes": len(found.value() or b""),
     }
-    return link
+    return link, found
 
 
 def _ledger_and_evaluations(reader: Reader, calls: list[dict[str, Any]]) -> Found:
@@ -385,11 +494,6 @@ def _json(raw: bytes | None) -> dict[str, Any] | None:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _cut(text: str) -> str:
-    """A hostile record's text shown, at most LINK_CHARS_MAX characters of it."""
-    return text if len(text) <= LINK_CHARS_MAX else text[: LINK_CHARS_MAX - 3] + "..."
 
 
 def _text(raw: bytes | None) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -192,12 +191,13 @@ class Decisions:
                 raise DecisionError(f"a decision's input must be JSON: {exc}") from None
             if size > INPUT_BYTES_MAX:
                 raise DecisionError(f"a decision's input is {size} bytes, past {INPUT_BYTES_MAX}")
-        ident = event.check_name("decision id", decision_id or str(uuid.uuid4()))
+        started_ms = _CLOCK.wall_ms()
+        ident = event.check_name("decision id", decision_id or event.new_decision_id(started_ms))
         correlation = event.check_name("correlation id", correlation_id or ident)
         attributes = event.Attributes(
             id=ident,
             source=self._source,
-            time_ms=_CLOCK.wall_ms(),
+            time_ms=started_ms,
             correlation_id=correlation,
             causation_id=event.check_name("causation id", causation_id or correlation),
         )
