@@ -43,10 +43,9 @@ from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
-from contextplane.broker.topic_follower import TopicFollower
+from contextplane.broker.topic_follower import follow_catalogs
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
-from contextplane.client_properties import read_client_properties
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
@@ -330,27 +329,6 @@ class Broker:
                 return spec.advertised_host or spec.host, port
         raise KeyError(f"no listener {listener}")
 
-    def _follow_catalogs(self, services: Services) -> None:
-        """How this broker reads `_schemas` and `__contextplane_masking` when another
-        broker of the cluster leads them: an internal consumer bootstrapped through its own
-        first listener of the internal client's security protocol (PLAINTEXT, or as
-        `contextplane.internal.client.config` says; checked at load). Without such a
-        listener the broker fails closed there, as it did before."""
-        config: dict[str, str] = {}
-        if self.settings.internal_client_config:
-            config = read_client_properties(self.settings.internal_client_config)
-        protocol = config.get("security.protocol", "PLAINTEXT").upper()
-        chosen = [s for s in self.settings.listeners if s.security_protocol == protocol]
-        if not chosen:
-            return
-
-        def bootstrap() -> str:
-            host, port = self.advertised(chosen[0].name)
-            return f"{host or self.settings.host}:{port}"
-
-        for fold in (services.schemas, services.masking):
-            fold.remote = TopicFollower(fold.topic, bootstrap, self.clock, config=config)
-
     def endpoints(self) -> tuple[BrokerEndpoint, ...]:
         """What the registry publishes: each listener's advertised endpoint."""
         return tuple(
@@ -546,7 +524,8 @@ class Broker:
             spec.name: listeners.bound_port(spec.name) for spec in settings.listeners
         }
         self.bound_port = self.bound_ports[settings.listeners[0].name]
-        self._follow_catalogs(services)
+        folds = (services.schemas, services.masking)
+        follow_catalogs(self.settings, folds, self.advertised, self.clock)
         await registry.publish(self.endpoints())
         log.info("contextplane broker listening on %s:%d", settings.host, self.bound_port)
 

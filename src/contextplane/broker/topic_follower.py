@@ -21,9 +21,13 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from contextplane.client_properties import read_client_properties
 from contextplane.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from contextplane.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +198,38 @@ class TopicFollower:
     def _close(self) -> None:
         consumer, self._consumer = self._consumer, None
         consumer.close()
+
+
+class FollowedFold(Protocol):
+    """A broker-side fold of an internal topic (the schema catalog, the masking
+    policies) that reads it through `remote` when another broker leads it."""
+
+    topic: str
+    remote: TopicFollower | None
+
+
+def follow_catalogs(
+    settings: Settings,
+    folds: tuple[FollowedFold, ...],
+    advertised: Callable[[str], tuple[str, int]],
+    clock: Clock | None = None,
+) -> None:
+    """How this broker reads `_schemas` and `__contextplane_masking` when another
+    broker of the cluster leads them: an internal consumer bootstrapped through its own
+    first listener of the internal client's security protocol (PLAINTEXT, or as
+    `contextplane.internal.client.config` says; checked at load). Without such a
+    listener the broker fails closed there, as it did before."""
+    config: dict[str, str] = {}
+    if settings.internal_client_config:
+        config = read_client_properties(settings.internal_client_config)
+    protocol = config.get("security.protocol", "PLAINTEXT").upper()
+    chosen = [s for s in settings.listeners if s.security_protocol == protocol]
+    if not chosen:
+        return
+
+    def bootstrap() -> str:
+        host, port = advertised(chosen[0].name)
+        return f"{host or settings.host}:{port}"
+
+    for fold in folds:
+        fold.remote = TopicFollower(fold.topic, bootstrap, clock or SystemClock(), config=config)

@@ -15,7 +15,7 @@ its own module:
   rewritten into larger merged and per-partition objects;
 - object lifetimes: unreferenced objects deleted after their grace period
   (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
-- recovery.py: start-up replay of the WAL tail;
+- recovery.py: start-up replay of the WAL tail; partition_logs.py: a claimed partition's log;
 - wal_takeover.py: recovery of a dead broker's object WAL into partitions claimed here;
 - memory.py, admission.py: the memory budget; produce admission and the disk-full gate.
 
@@ -36,13 +36,14 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, TargetAssignment
 from contextplane.cluster.leadership import Leadership, NotLeader
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import PartitionRecord, RangeRecord, RangeSummary, WalSource
+from contextplane.metadata.records import PartitionRecord, RangeSummary, WalSource
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
 from contextplane.settings import Settings
 from contextplane.storage.admission import Admission, DiskFullGate, RefusalLog, admit
 from contextplane.storage.appender import Appender, AppendResult
+from contextplane.storage.background import background_tasks
 from contextplane.storage.block_cache import BlockCache
 from contextplane.storage.cleaner import Cleaner
 from contextplane.storage.log_cache import LogCache
@@ -50,7 +51,6 @@ from contextplane.storage.log_start import LogStart
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_compactor import ObjectCompactor
 from contextplane.storage.object_deleter import ObjectDeleter
-from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.object_wal import ObjectWal, open_wal, refuse_local_wal_backlog
 from contextplane.storage.objectstore import (
     BoundedObjectStore,
@@ -59,14 +59,8 @@ from contextplane.storage.objectstore import (
     open_object_store,
 )
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
-from contextplane.storage.partition import CachedBatch, PartitionLog, load_state
-from contextplane.storage.partition_index import (
-    FetchRanges,
-    PartitionIndex,
-    RangeStats,
-    drop_idle_indexes,
-)
-from contextplane.storage.producer_expiry import run_producer_expiry
+from contextplane.storage.partition import CachedBatch, PartitionLog
+from contextplane.storage.partition_logs import claimed_log, object_ends
 from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.readahead import Readahead
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
@@ -237,33 +231,7 @@ class StorageEngine:
         if self._free_bytes_for_appends() < self.disk_gate.headroom_bytes:
             self.disk_gate.disk_full()
             log.warning("starting on a full disk: produce is refused until space returns")
-        self._tasks = [
-            asyncio.create_task(self.uploader.run(), name="uploader"),
-            asyncio.create_task(self.log_start.run_retention(), name="retention"),
-            asyncio.create_task(
-                run_producer_expiry(
-                    self.live_partitions,
-                    self.clock,
-                    self.settings.producer_id_expiration_ms,
-                    self.settings.producer_id_expiration_check_interval_ms,
-                ),
-                name="producer-expiry",
-            ),
-            asyncio.create_task(self.deleter.run(), name="object-deleter"),
-            asyncio.create_task(
-                drop_idle_indexes(
-                    lambda: [p.index for p in self._by_stream.values()],
-                    self.clock,
-                    self.settings.object_index_idle_ms,
-                ),
-                name="object-index-idle",
-            ),
-            asyncio.create_task(self.orphan_sweep.run(), name="orphan-sweep"),
-        ]
-        if self.settings.log_cleaner_enable:
-            self._tasks.append(asyncio.create_task(self.cleaner.run(), name="log-cleaner"))
-        if self.settings.object_compaction_enable:
-            self._tasks.append(asyncio.create_task(self.compactor.run(), name="object-compactor"))
+        self._tasks = background_tasks(self)
 
     async def _open_partitions(
         self,
@@ -310,50 +278,16 @@ class StorageEngine:
     def _new_partition(
         self, record: PartitionRecord, epoch: int, summary: RangeSummary | None
     ) -> PartitionLog:
-        """A claimed partition's log as its objects end (None: it has none yet)."""
-        object_end = max(summary.end_offset if summary else 0, record.log_start_offset)
-        partition = PartitionLog(
-            stream_id=record.stream_id,
-            topic=record.topic,
-            partition=record.partition,
-            leader_epoch=epoch,
-            log_start_offset=record.log_start_offset,
-            next_offset=object_end,
-            high_watermark=object_end,
-            object_end_offset=object_end,
-            index=PartitionIndex(
-                ObjectRanges() if summary is None else None,
-                RangeStats.of(summary),
-                self._fetch_ranges(record.stream_id),
-                self.budget,
-                self.clock,
-            ),
-        )
-        load_state(partition, record.producer_state)
-        return partition
+        args = (self.metadata, self.blocks, self.budget, self.clock)
+        return claimed_log(record, epoch, summary, *args)
 
     def _serve(self, partition: PartitionLog) -> None:
         self.partitions[(partition.topic, partition.partition)] = partition
         self._by_stream[partition.stream_id] = partition
 
-    async def _summaries(self, records: list[PartitionRecord]) -> dict[int, RangeSummary]:
-        """The claimed partitions' object ends, read now (a handover's last upload is in)."""
-        summaries = {}
-        for record in records:
-            ranges = await self.metadata.ranges_of(record.stream_id)
-            if ranges:
-                summaries[record.stream_id] = RangeSummary(
-                    record.stream_id,
-                    ranges[-1].end_offset,
-                    -1,
-                    len(ranges),
-                    ranges[0].max_timestamp,
-                )
-        return summaries
-
     async def _build_recovering(self, records: list[PartitionRecord]) -> dict[int, PartitionLog]:
         """Logs for partitions claimed to recover them (records carry the new epochs)."""
-        summaries = await self._summaries(records)
+        summaries = await object_ends(self.metadata, records)
         return {
             r.stream_id: self._new_partition(r, r.leader_epoch, summaries.get(r.stream_id))
             for r in records
@@ -396,7 +330,7 @@ class StorageEngine:
         records = [r for r in records if (r.topic, r.partition) not in self.partitions]
         if not records:
             return []
-        summaries = await self._summaries(records)
+        summaries = await object_ends(self.metadata, records)
         before = set(self._by_stream)
         await self._open_partitions(records, summaries, unclean)
         opened = [stream for stream in self._by_stream if stream not in before]
@@ -463,14 +397,6 @@ class StorageEngine:
             changed = True
         if changed:
             self.leadership.generation += 1
-
-    def _fetch_ranges(self, stream_id: int) -> FetchRanges:
-        async def fetch() -> list[RangeRecord]:
-            records = await self.metadata.ranges_of(stream_id)
-            self.blocks.learn(records)  # where its objects hold ranges: spans widen within
-            return records
-
-        return fetch
 
     def _assigned(self, records: list[PartitionRecord]) -> list[PartitionRecord]:
         """Those of `records` the assignment gives this broker; the others' leaders are
