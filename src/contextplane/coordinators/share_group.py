@@ -124,14 +124,18 @@ def simple_assignment(
     partition of a subscribed topic goes to at least one of its subscribers and every
     subscriber gets at least one of its partitions; with more partitions than subscribers
     they are dealt round the subscribers, with more subscribers than partitions a
-    partition is shared by several. Members are in id order, so the answer is stable."""
+    partition is shared by several. Members are in id order, so the answer is stable.
+    Linear in the names subscribed: a member may name 100,000 topics that do not exist."""
     assignment: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
-    topics = sorted({t for names in subscriptions.values() for t in names})
-    for topic in topics:
+    subscribers: dict[str, list[str]] = {}
+    for member in sorted(subscriptions):
+        for topic in set(subscriptions[member]):
+            subscribers.setdefault(topic, []).append(member)
+    for topic in sorted(subscribers):
         count = partition_counts(topic)
-        members = sorted(m for m, names in subscriptions.items() if topic in names)
-        if count <= 0 or not members:
+        if count <= 0:
             continue
+        members = subscribers[topic]
         for index in range(max(count, len(members))):
             assignment[members[index % len(members)]].add((topic, index % count))
     return {m: frozenset(parts) for m, parts in assignment.items()}

@@ -24,7 +24,12 @@ from contextplane.broker.handlers.share_groups import coordinator
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group.group_configs import SHARE_AUTO_OFFSET_RESET
 from contextplane.coordinators.share_coordinator import ShareCoordinator
-from contextplane.coordinators.share_partition import AckType, Acquired, SharePartition
+from contextplane.coordinators.share_partition import (
+    AckType,
+    Acquired,
+    SharePartition,
+    offsets_of,
+)
 from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -64,10 +69,12 @@ class _Target:
     acquired: list[Acquired] = field(default_factory=list)
 
 
-def record_ranges(data: bytes) -> tuple[list[int], int | None]:
-    """The offsets of the records in `data` (whole RecordBatch v2 batches) that a share
-    consumer may be given (control batches' are not), and one past the last offset."""
-    offsets: list[int] = []
+def record_ranges(data: bytes) -> tuple[list[tuple[int, int]], int | None]:
+    """The (first, last) offsets of the batches in `data` (whole RecordBatch v2 batches)
+    whose records a share consumer may be given (control batches' are not), and one past
+    the last offset. Ranges, not offsets: a compressed batch of 1 MB can hold a million
+    records, and acquiring walks only as far as its bounds allow."""
+    ranges: list[tuple[int, int]] = []
     position, end = 0, None
     while position + 61 <= len(data):
         base, length = _BASE_AND_LENGTH.unpack_from(data, position)
@@ -76,10 +83,10 @@ def record_ranges(data: bytes) -> tuple[list[int], int | None]:
         (attributes,) = _ATTRIBUTES.unpack_from(data, position + _ATTRIBUTES_AT)
         (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
         if not attributes & _CONTROL:
-            offsets.extend(range(base, base + delta + 1))
+            ranges.append((base, base + delta))
         end = base + delta + 1
         position += 12 + length
-    return offsets, end
+    return ranges, end
 
 
 def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
@@ -199,9 +206,12 @@ async def _acquire_all(
             target.error = ErrorCode.kafka_storage_error
             continue
         data = _joined(chunks)
-        offsets, read_end = record_ranges(data)
+        ranges, read_end = record_ranges(data)
+        # A batch may begin far below the SPSO (a read starts at a batch's base offset).
+        spso = partition.start_offset
+        ranges = [(max(first, spso), last) for first, last in ranges if last >= spso]
         target.acquired = partition.acquire(
-            member_id, offsets, max_records - acquired, now, read_end
+            member_id, offsets_of(ranges), max_records - acquired, now, read_end
         )
         if target.acquired:
             target.records = data

@@ -1,0 +1,102 @@
+"""What a hostile share consumer (KIP-932) can send: a heartbeat subscribing to 100,000
+topic names that do not exist (the assignor compared every name with every other one,
+holding the event loop for minutes) and a ShareFetch over batches of a million tiny
+records each (every offset read became a Python int, hundreds of MB for one request).
+Another client is answered throughout and the broker's memory stays bounded."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.hostile import bombs
+from tests.hostile.support import (
+    PROBE_ANSWER_S,
+    RSS_GROWTH_MAX_MIB,
+    Probe,
+    create_topic,
+    proc_status_kib,
+    produce,
+    reset_peak_rss,
+)
+from tests.support.broker import BrokerProcess
+from tests.support.rawclient import RawClient
+
+METADATA, SHARE_HEARTBEAT, SHARE_FETCH = 3, 76, 78
+SUBSCRIBED_NAMES = 100_000
+# 10 batches of a million records: under 10 MB of zstd, ten million offsets.
+BATCHES, RECORDS_PER_BATCH = 10, 1_000_000
+MAX_RECORDS = 500
+
+
+def _topic_id(client: RawClient, topic: str) -> uuid.UUID:
+    response = client.request(METADATA, 12, topics=None, allow_auto_topic_creation=False)
+    return next(t.topic_id for t in response.topics if t.name == topic)
+
+
+def _share_fetch(client: RawClient, epoch: int, topic_id: uuid.UUID) -> Any:
+    topics = [{"topic_id": topic_id, "partitions": [{"partition_index": 0}]}] if epoch == 0 else []
+    return client.request(
+        SHARE_FETCH,
+        1,
+        group_id="tiny-records",
+        member_id="member-a",
+        share_session_epoch=epoch,
+        max_wait=0,
+        min_bytes=1,
+        max_bytes=50 << 20,
+        max_records=MAX_RECORDS,
+        batch_size=MAX_RECORDS,
+        topics=topics,
+        forgotten_topics_data=[],
+    )
+
+
+def test_a_heartbeat_naming_100000_topics_does_not_hold_the_loop(
+    hostile_broker: BrokerProcess,
+) -> None:
+    with RawClient(hostile_broker.bootstrap) as client:
+        create_topic(client, "share-probe")
+        client.sock.settimeout(300)
+        probe = Probe(hostile_broker, "share-probe")
+        with probe.running():
+            response = client.request(
+                SHARE_HEARTBEAT,
+                1,
+                group_id="wide",
+                member_id="member-a",
+                member_epoch=0,
+                subscribed_topic_names=[f"absent-{i:06d}" for i in range(SUBSCRIBED_NAMES)],
+            )
+        assert (response.error_code, response.member_epoch) == (0, 1)
+    assert not probe.failures, probe.failures
+    assert probe.latencies and max(probe.latencies) < PROBE_ANSWER_S, max(probe.latencies)
+
+
+def test_a_share_fetch_over_million_record_batches_stays_bounded(
+    hostile_broker: BrokerProcess,
+) -> None:
+    pid = hostile_broker.process.pid  # type: ignore[union-attr]
+    batch = bombs.keyless_records(RECORDS_PER_BATCH)
+    with RawClient(hostile_broker.bootstrap) as client:
+        create_topic(client, "tiny-records")
+        topic_id = _topic_id(client, "tiny-records")
+        # The share partition starts at the log's end (share.auto.offset.reset=latest).
+        opened = _share_fetch(client, 0, topic_id)
+        assert opened.error_code == 0
+        for _ in range(BATCHES):
+            assert produce(client, "tiny-records", batch)[0] == 0
+        before = proc_status_kib(pid, "VmRSS")
+        reset_peak_rss(pid)
+        client.sock.settimeout(120)
+        fetched = _share_fetch(client, 1, topic_id)
+        growth_mib = (proc_status_kib(pid, "VmHWM") - before) / 1024
+    assert fetched.error_code == 0
+    acquired = [
+        (a.first_offset, a.last_offset, a.delivery_count)
+        for t in fetched.responses
+        for p in t.partitions
+        for a in p.acquired_records
+    ]
+    assert acquired == [(0, MAX_RECORDS - 1, 1)]
+    assert growth_mib < RSS_GROWTH_MAX_MIB, f"peak RSS grew {growth_mib:.0f} MiB"
