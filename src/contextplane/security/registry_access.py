@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from contextplane.protocol.error_codes import ErrorCode
@@ -32,6 +34,15 @@ METHODS = ("NONE", "BASIC", "BEARER")
 LISTENER = "schema-registry"  # how audit records name where a request came in
 # The SCRAM mechanisms a password is checked against, strongest first.
 _MECHANISMS = (scram.SHA_512, scram.SHA_256)
+# Password checks (PBKDF2, up to 16,384 iterations each) run on threads of their own,
+# this many: a flood of Basic requests waits for them, never for the event loop's
+# default executor, which the broker beside shares (large requests, WAL reads).
+PASSWORD_CHECK_THREADS = 2
+# An unknown user's password is hashed as a user made with `contextplane user set`'s
+# defaults would be (SCRAM-SHA-512, 8192 iterations): the answer takes as long as a
+# wrong password's, so its time does not tell which users exist.
+_UNKNOWN_USER_ITERATIONS = 8192
+_UNKNOWN_USER_SALT = os.urandom(32)
 
 
 class Caller(Protocol):
@@ -72,25 +83,24 @@ class BrokerAccess:
         self._validator = validator
         self._authorizer = authorizer
         self._audit = audit
+        self._hashing = ThreadPoolExecutor(PASSWORD_CHECK_THREADS, "registry-password")
 
     async def password_principal(self, user: str, password: str) -> str | None:
         if self._credentials is None:
             return None
         for mechanism in _MECHANISMS:
             record = self._credentials.lookup(user, mechanism.name)
-            if record is None:
-                continue
-            # PBKDF2 of 4,096+ iterations: milliseconds, off the event loop.
-            matches = await asyncio.to_thread(
-                password_matches,
-                mechanism,
-                record.stored_key,
-                record.salt,
-                record.iterations,
-                password,
-            )
-            return str(Principal("User", user)) if matches else None
-        return None
+            if record is not None:
+                stored_key, salt, iterations = record.stored_key, record.salt, record.iterations
+                break
+        else:
+            mechanism, stored_key = scram.SHA_512, b""  # matches no password
+            salt, iterations = _UNKNOWN_USER_SALT, _UNKNOWN_USER_ITERATIONS
+        # PBKDF2 of 4,096+ iterations: milliseconds, off the event loop.
+        matches = await asyncio.get_running_loop().run_in_executor(
+            self._hashing, password_matches, mechanism, stored_key, salt, iterations, password
+        )
+        return str(Principal("User", user)) if matches and stored_key else None
 
     async def token_principal(self, token: str) -> str | None:
         if self._validator is None:
