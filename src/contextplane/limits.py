@@ -2,6 +2,9 @@
 
 # Kafka's socket.request.max.bytes default (100 MiB).
 SOCKET_REQUEST_BYTES_MAX = 104_857_600
+# Kafka's generated request readers refuse a string field longer than 0x7fff bytes
+# ("string field ... had invalid length"): the ids a share coordinator keeps are held to it.
+STRING_BYTES_MAX = 0x7FFF
 # Kafka's message.max.bytes default (1 MiB + record batch overhead).
 MESSAGE_BYTES_MAX = 1_048_588
 # AutoMQ and WarpStream both flush a multi-partition object at 8 MiB or 250 ms.

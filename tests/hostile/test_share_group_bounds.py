@@ -1,8 +1,9 @@
 """What a hostile share consumer (KIP-932) can send: a heartbeat subscribing to 100,000
 topic names that do not exist (the assignor compared every name with every other one,
 holding the event loop for minutes) and a ShareFetch over batches of a million tiny
-records each (every offset read became a Python int, hundreds of MB for one request).
-Another client is answered throughout and the broker's memory stays bounded."""
+records each (every offset read became a Python int, hundreds of MB for one request);
+share sessions and members under ids of 1 MiB (each was kept, 2,000 sessions of them:
+2 GiB). Another client is answered throughout and the broker's memory stays bounded."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ SUBSCRIBED_NAMES = 100_000
 # 10 batches of a million records: under 10 MB of zstd, ten million offsets.
 BATCHES, RECORDS_PER_BATCH = 10, 1_000_000
 MAX_RECORDS = 500
+# Share sessions asked for under 1 MiB member ids: 250 MiB kept before.
+HUGE_ID_SESSIONS = 250
+INVALID_REQUEST = 42
 
 
 def _topic_id(client: RawClient, topic: str) -> uuid.UUID:
@@ -34,13 +38,15 @@ def _topic_id(client: RawClient, topic: str) -> uuid.UUID:
     return next(t.topic_id for t in response.topics if t.name == topic)
 
 
-def _share_fetch(client: RawClient, epoch: int, topic_id: uuid.UUID) -> Any:
-    topics = [{"topic_id": topic_id, "partitions": [{"partition_index": 0}]}] if epoch == 0 else []
+def _share_fetch(
+    client: RawClient, epoch: int, topic_id: uuid.UUID | None, member_id: str = "member-a"
+) -> Any:
+    topics = [{"topic_id": topic_id, "partitions": [{"partition_index": 0}]}] if topic_id else []
     return client.request(
         SHARE_FETCH,
         1,
         group_id="tiny-records",
-        member_id="member-a",
+        member_id=member_id,
         share_session_epoch=epoch,
         max_wait=0,
         min_bytes=1,
@@ -89,7 +95,7 @@ def test_a_share_fetch_over_million_record_batches_stays_bounded(
         before = proc_status_kib(pid, "VmRSS")
         reset_peak_rss(pid)
         client.sock.settimeout(120)
-        fetched = _share_fetch(client, 1, topic_id)
+        fetched = _share_fetch(client, 1, None)
         growth_mib = (proc_status_kib(pid, "VmHWM") - before) / 1024
     assert fetched.error_code == 0
     acquired = [
@@ -100,3 +106,28 @@ def test_a_share_fetch_over_million_record_batches_stays_bounded(
     ]
     assert acquired == [(0, MAX_RECORDS - 1, 1)]
     assert growth_mib < RSS_GROWTH_MAX_MIB, f"peak RSS grew {growth_mib:.0f} MiB"
+
+
+def test_ids_of_a_mebibyte_are_refused_not_kept(hostile_broker: BrokerProcess) -> None:
+    pid = hostile_broker.process.pid  # type: ignore[union-attr]
+    huge = "x" * (1 << 20)
+    with RawClient(hostile_broker.bootstrap) as client:
+        client.sock.settimeout(120)
+        before = proc_status_kib(pid, "VmRSS")
+        reset_peak_rss(pid)
+        # Each would open a share session of its own, under its 1 MiB member id.
+        answers = {
+            _share_fetch(client, 0, None, f"{index}-{huge}").error_code
+            for index in range(HUGE_ID_SESSIONS)
+        }
+        growth_mib = (proc_status_kib(pid, "VmRSS") - before) / 1024
+        assert growth_mib < RSS_GROWTH_MAX_MIB, f"RSS grew {growth_mib:.0f} MiB"
+        assert answers == {INVALID_REQUEST}
+        for fields in (
+            {"group_id": huge, "member_id": "m", "subscribed_topic_names": ["t"]},
+            {"group_id": "g", "member_id": huge, "subscribed_topic_names": ["t"]},
+            {"group_id": "g", "member_id": "m", "subscribed_topic_names": [huge]},
+        ):
+            beat = client.request(SHARE_HEARTBEAT, 1, member_epoch=0, **fields)
+            assert beat.error_code == INVALID_REQUEST, fields
+            assert "longer than 32767 bytes" in beat.error_message

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contextplane.limits import STRING_BYTES_MAX
 from contextplane.protocol.error_codes import ErrorCode
 
 SHARE_GROUP_TYPE = "share"
@@ -98,8 +99,30 @@ class HeartbeatRefused(Exception):
         self.message = message
 
 
+def oversized(value: str | None) -> bool:
+    """Longer than a Kafka request's string may be: a group or member id of 1 MiB would
+    otherwise be kept, once per member and share session."""
+    return value is not None and (
+        len(value) > STRING_BYTES_MAX or len(value.encode()) > STRING_BYTES_MAX
+    )
+
+
 def _validate(request: ShareHeartbeat) -> None:
-    """Kafka's throwIfShareGroupHeartbeatRequestIsInvalid."""
+    """Kafka's throwIfShareGroupHeartbeatRequestIsInvalid, and its readers' string bound."""
+    for field_name, value in (
+        ("GroupId", request.group_id),
+        ("MemberId", request.member_id),
+        ("RackId", request.rack_id),
+    ):
+        if oversized(value):
+            raise HeartbeatRefused(
+                ErrorCode.invalid_request, f"{field_name} is longer than {STRING_BYTES_MAX} bytes."
+            )
+    if any(oversized(name) for name in request.subscribed_topic_names or ()):
+        raise HeartbeatRefused(
+            ErrorCode.invalid_request,
+            f"SubscribedTopicNames holds a name longer than {STRING_BYTES_MAX} bytes.",
+        )
     if not request.group_id:
         raise HeartbeatRefused(ErrorCode.invalid_request, "GroupId can't be empty.")
     if request.rack_id is not None and not request.rack_id:
