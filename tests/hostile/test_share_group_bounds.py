@@ -1,7 +1,8 @@
 """What a hostile share consumer (KIP-932) can send: a heartbeat subscribing to 100,000
 topic names that do not exist (the assignor compared every name with every other one,
-holding the event loop for minutes) and a ShareFetch over batches of a million tiny
-records each (every offset read became a Python int, hundreds of MB for one request);
+holding the event loop for minutes), a member naming a million (each other member's join
+then read them all again: 4 s of the event loop per join); a ShareFetch over batches of
+a million tiny records each (every offset read became a Python int, hundreds of MB for one request);
 share sessions and members under ids of 1 MiB (each was kept, 2,000 sessions of them:
 2 GiB). Another client is answered throughout and the broker's memory stays bounded."""
 
@@ -25,6 +26,7 @@ from tests.support.rawclient import RawClient
 
 METADATA, SHARE_HEARTBEAT, SHARE_FETCH = 3, 76, 78
 SUBSCRIBED_NAMES = 100_000
+CROWDED_NAMES, JOINS = 1_000_000, 10
 # 10 batches of a million records: under 10 MB of zstd, ten million offsets.
 BATCHES, RECORDS_PER_BATCH = 10, 1_000_000
 MAX_RECORDS = 500
@@ -75,6 +77,33 @@ def test_a_heartbeat_naming_100000_topics_does_not_hold_the_loop(
                 subscribed_topic_names=[f"absent-{i:06d}" for i in range(SUBSCRIBED_NAMES)],
             )
         assert (response.error_code, response.member_epoch) == (0, 1)
+    assert not probe.failures, probe.failures
+    assert probe.latencies and max(probe.latencies) < PROBE_ANSWER_S, max(probe.latencies)
+
+
+def test_joins_beside_a_member_naming_a_million_topics_are_cheap(
+    hostile_broker: BrokerProcess,
+) -> None:
+    def join(client: RawClient, member: str, names: list[str]) -> Any:
+        return client.request(
+            SHARE_HEARTBEAT,
+            1,
+            group_id="crowded",
+            member_id=member,
+            member_epoch=0,
+            subscribed_topic_names=names,
+        )
+
+    with RawClient(hostile_broker.bootstrap) as client:
+        create_topic(client, "crowded-probe")
+        client.sock.settimeout(300)
+        names = [f"absent-{i:07d}" for i in range(CROWDED_NAMES)]
+        assert join(client, "wide", names).error_code == 0
+        probe = Probe(hostile_broker, "crowded-probe")
+        with probe.running():
+            joined = [join(client, f"member-{i}", ["crowded-probe"]) for i in range(JOINS)]
+        assert [j.error_code for j in joined] == [0] * JOINS
+        assert joined[-1].member_epoch == JOINS + 1
     assert not probe.failures, probe.failures
     assert probe.latencies and max(probe.latencies) < PROBE_ANSWER_S, max(probe.latencies)
 

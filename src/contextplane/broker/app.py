@@ -430,7 +430,9 @@ class Broker:
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
         self.shares = shares = ShareCoordinator(self.metadata, share_config(settings), self.clock)
-        await shares.start(lambda name: getattr(topics.topics().get(name), "partitions", 0))
+        await shares.start(
+            lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
+        )
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
         self.transactions = txns = TransactionCoordinator(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,7 @@ class ShareCoordinator:
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
         self._partition_counts: PartitionCounts = lambda _topic: 0
+        self._existing_topics: Callable[[], Collection[str]] | None = None
         self._wake: asyncio.Event | None = None
         # Resolved when records may have become available again (ShareFetch long polls).
         self._released: set[asyncio.Future[None]] = set()
@@ -89,8 +91,15 @@ class ShareCoordinator:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, partition_counts: PartitionCounts) -> None:
+    async def start(
+        self,
+        partition_counts: PartitionCounts,
+        existing_topics: Callable[[], Collection[str]] | None = None,
+    ) -> None:
+        """`existing_topics`: the names of the topics there are, now (session expiry
+        reassigns from them)."""
         self._partition_counts = partition_counts
+        self._existing_topics = existing_topics
         for stored in await self._store.share_partitions():
             key = (stored.group_id, stored.topic, stored.partition)
             self.partitions[key] = SharePartition.load(
@@ -125,7 +134,9 @@ class ShareCoordinator:
         assert self._wake is not None
         while True:
             try:
-                for group_id, member_id in self.groups.expire_sessions(self._partition_counts):
+                existing = self._existing_topics() if self._existing_topics else None
+                expired = self.groups.expire_sessions(self._partition_counts, existing)
+                for group_id, member_id in expired:
                     self._member_gone(group_id, member_id)
                 now = self.now_ms()
                 if any([p.expire_locks(now) for p in self.partitions.values()]):
@@ -147,11 +158,11 @@ class ShareCoordinator:
         request: ShareHeartbeat,
         partition_counts: PartitionCounts,
         topics_version: int | None = None,
+        existing: Collection[str] | None = None,
     ) -> dict[str, Any]:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
-        self._partition_counts = partition_counts
-        response, left = self.groups.heartbeat(request, partition_counts, topics_version)
+        response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         for member_id in left:
             self._member_gone(request.group_id, member_id)
         self.kick()

@@ -14,7 +14,7 @@ computes the assignment at once with the `simple` assignor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,10 @@ class ShareMember:
     client_host: str
     assignment: frozenset[TopicPartition] = frozenset()
     session_deadline_ms: int = 0
+    topics: frozenset[str] = frozenset()  # `subscribed`, to look names up in
+
+    def subscribe(self, names: tuple[str, ...]) -> None:
+        self.subscribed, self.topics = names, frozenset(names)
 
 
 @dataclass(slots=True)
@@ -67,7 +71,8 @@ class ShareGroup:
     group_epoch: int = 0
     assignment_epoch: int = 0
     members: dict[str, ShareMember] = field(default_factory=dict)
-    # The partition counts the assignment was computed from: a change bumps the epoch.
+    # The partition counts the assignment was computed from (subscribed topics that
+    # exist): a change bumps the epoch.
     partition_counts: dict[str, int] = field(default_factory=dict)
     target: dict[str, frozenset[TopicPartition]] = field(default_factory=dict)
     # The topic table's generation the counts were read at: a steady heartbeat in the
@@ -78,7 +83,7 @@ class ShareGroup:
         return "Stable" if self.members else "Empty"
 
     def subscribed_topics(self) -> set[str]:
-        return {name for m in self.members.values() for name in m.subscribed}
+        return {name for m in self.members.values() for name in m.topics}
 
 
 def heartbeat_error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -149,19 +154,45 @@ def simple_assignment(
     they are dealt round the subscribers, with more subscribers than partitions a
     partition is shared by several. Members are in id order, so the answer is stable.
     Linear in the names subscribed: a member may name 100,000 topics that do not exist."""
-    assignment: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
-    subscribers: dict[str, list[str]] = {}
-    for member in sorted(subscriptions):
-        for topic in set(subscriptions[member]):
-            subscribers.setdefault(topic, []).append(member)
-    for topic in sorted(subscribers):
-        count = partition_counts(topic)
-        if count <= 0:
-            continue
-        members = subscribers[topic]
+    topics = {m: frozenset(names) for m, names in subscriptions.items()}
+    named = {t for names in topics.values() for t in names}
+    return _deal(topics, {t: n for t in named if (n := partition_counts(t)) > 0})
+
+
+def _deal(
+    topics: dict[str, frozenset[str]], counts: dict[str, int]
+) -> dict[str, frozenset[TopicPartition]]:
+    """The simple assignor over the subscribed topics that exist (`counts`): each
+    topic's subscribers found member by member, so the cost is those topics times the
+    members, whatever else they named."""
+    assignment: dict[str, set[TopicPartition]] = {m: set() for m in topics}
+    for topic in sorted(counts):
+        count = counts[topic]
+        members = sorted(m for m, names in topics.items() if topic in names)
         for index in range(max(count, len(members))):
             assignment[members[index % len(members)]].add((topic, index % count))
     return {m: frozenset(parts) for m, parts in assignment.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """Partition counts, and the names of the topics there are when known."""
+
+    partition_counts: PartitionCounts
+    existing: Collection[str] | None
+
+    def of(self, group: ShareGroup) -> dict[str, int]:
+        """The group's subscribed topics that exist, with their partition counts: from
+        the fewer of the topics there are and the names subscribed (a member may name
+        a million topics that do not exist)."""
+        members = group.members.values()
+        named = sum(len(m.topics) for m in members)
+        names: Iterable[str]
+        if self.existing is not None and len(self.existing) * len(members) < named:
+            names = (t for t in self.existing if any(t in m.topics for m in members))
+        else:
+            names = group.subscribed_topics()
+        return {t: n for t in names if (n := self.partition_counts(t)) > 0}
 
 
 class ShareGroupMachine:
@@ -180,17 +211,25 @@ class ShareGroupMachine:
         request: ShareHeartbeat,
         partition_counts: PartitionCounts,
         topics_version: int | None = None,
+        existing: Collection[str] | None = None,
     ) -> tuple[dict[str, Any], list[str]]:
-        """The response values (assignment by topic name) and the members that left."""
+        """The response values (assignment by topic name) and the members that left.
+        `existing`: the names of the topics there are, when known (an assignment then
+        reads the fewer of them and the names subscribed)."""
         try:
             _validate(request)
-            return self._heartbeat(request, partition_counts, topics_version)
+            return self._heartbeat(request, partition_counts, topics_version, existing)
         except HeartbeatRefused as refused:
             return heartbeat_error(refused.code, refused.message), []
 
     def _heartbeat(
-        self, request: ShareHeartbeat, partition_counts: PartitionCounts, topics_version: int | None
+        self,
+        request: ShareHeartbeat,
+        partition_counts: PartitionCounts,
+        topics_version: int | None,
+        existing: Collection[str] | None,
     ) -> tuple[dict[str, Any], list[str]]:
+        counts = _Counts(partition_counts, existing)
         group = self.groups.get(request.group_id)
         if group is None:
             if request.member_epoch != 0:
@@ -205,7 +244,7 @@ class ShareGroupMachine:
                     ErrorCode.unknown_member_id,
                     f"Member {request.member_id} is not a member of group {request.group_id}.",
                 )
-            self._remove(group, request.member_id, partition_counts)
+            self._remove(group, request.member_id, counts)
             return self._answer(request.member_id, LEAVE_GROUP_MEMBER_EPOCH, None), [
                 request.member_id
             ]
@@ -223,14 +262,10 @@ class ShareGroupMachine:
                     f"{self.config.max_size} members.",
                 )
             member = ShareMember(
-                request.member_id,
-                0,
-                tuple(request.subscribed_topic_names or ()),
-                request.rack_id,
-                request.client_id,
-                request.client_host,
+                request.member_id, 0, (), request.rack_id, request.client_id, request.client_host
             )
             group.members[request.member_id] = member
+            member.subscribe(tuple(request.subscribed_topic_names or ()))
             changed = True
         elif request.member_epoch not in (0, member.member_epoch):
             raise HeartbeatRefused(
@@ -246,16 +281,16 @@ class ShareGroupMachine:
             )
         names = request.subscribed_topic_names
         if names is not None and tuple(names) != member.subscribed:
-            member.subscribed = tuple(names)
+            member.subscribe(tuple(names))
             changed = True
         if request.rack_id is not None:
             member.rack_id = request.rack_id
-        if changed:
-            self._reassign(group, partition_counts)
-        elif topics_version is None or topics_version != group.topics_version:
-            counts = {t: partition_counts(t) for t in group.subscribed_topics()}
-            if counts != group.partition_counts:
-                self._reassign(group, partition_counts)
+        if (
+            changed
+            or (topics_version is None or topics_version != group.topics_version)
+            and counts.of(group) != group.partition_counts
+        ):
+            self._reassign(group, counts)
         group.topics_version = topics_version
         member.session_deadline_ms = self._now_ms() + self.config.session_timeout_ms
         sent: frozenset[TopicPartition] | None = None
@@ -277,18 +312,16 @@ class ShareGroupMachine:
             "assignment": assignment,
         }
 
-    def _reassign(self, group: ShareGroup, partition_counts: PartitionCounts) -> None:
+    def _reassign(self, group: ShareGroup, counts: _Counts) -> None:
         group.group_epoch += 1
-        group.partition_counts = {t: partition_counts(t) for t in group.subscribed_topics()}
-        group.target = simple_assignment(
-            {m.member_id: m.subscribed for m in group.members.values()},
-            lambda t: group.partition_counts.get(t, 0),
-        )
+        group.partition_counts = counts.of(group)
+        topics = {m.member_id: m.topics for m in group.members.values()}
+        group.target = _deal(topics, group.partition_counts)
         group.assignment_epoch = group.group_epoch
 
-    def _remove(self, group: ShareGroup, member_id: str, partition_counts: PartitionCounts) -> None:
+    def _remove(self, group: ShareGroup, member_id: str, counts: _Counts) -> None:
         del group.members[member_id]
-        self._reassign(group, partition_counts)
+        self._reassign(group, counts)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -298,14 +331,17 @@ class ShareGroupMachine:
             default=None,
         )
 
-    def expire_sessions(self, partition_counts: PartitionCounts) -> list[tuple[str, str]]:
+    def expire_sessions(
+        self, partition_counts: PartitionCounts, existing: Collection[str] | None = None
+    ) -> list[tuple[str, str]]:
         """Remove members whose session passed, as a leave does: (group, member) each."""
+        counts = _Counts(partition_counts, existing)
         now = self._now_ms()
         expired = []
         for group in self.groups.values():
             for member in list(group.members.values()):
                 if member.session_deadline_ms <= now:
-                    self._remove(group, member.member_id, partition_counts)
+                    self._remove(group, member.member_id, counts)
                     expired.append((group.group_id, member.member_id))
         return expired
 

@@ -55,6 +55,7 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
             ),
             partition_count,
             ctx.topics.generation,  # the table is replaced, never changed in place
+            topics,
         )
     assignment = result["assignment"]
     return ctx.reply(
