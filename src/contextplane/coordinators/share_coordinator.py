@@ -162,6 +162,7 @@ class ShareCoordinator:
     ) -> dict[str, Any]:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
+        self._partition_counts = partition_counts
         response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         for member_id in left:
             self._member_gone(request.group_id, member_id)

@@ -107,9 +107,9 @@ class HeartbeatRefused(Exception):
 def oversized(value: str | None) -> bool:
     """Longer than a Kafka request's string may be: a group or member id of 1 MiB would
     otherwise be kept, once per member and share session."""
-    return value is not None and (
-        len(value) > STRING_BYTES_MAX or len(value.encode()) > STRING_BYTES_MAX
-    )
+    if value is None or len(value) * 4 <= STRING_BYTES_MAX:  # UTF-8: 4 bytes a char at most
+        return False
+    return len(value) > STRING_BYTES_MAX or len(value.encode()) > STRING_BYTES_MAX
 
 
 def _validate(request: ShareHeartbeat) -> None:
@@ -285,11 +285,8 @@ class ShareGroupMachine:
             changed = True
         if request.rack_id is not None:
             member.rack_id = request.rack_id
-        if (
-            changed
-            or (topics_version is None or topics_version != group.topics_version)
-            and counts.of(group) != group.partition_counts
-        ):
+        topics_changed = topics_version is None or topics_version != group.topics_version
+        if changed or (topics_changed and counts.of(group) != group.partition_counts):
             self._reassign(group, counts)
         group.topics_version = topics_version
         member.session_deadline_ms = self._now_ms() + self.config.session_timeout_ms
