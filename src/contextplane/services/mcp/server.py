@@ -4,7 +4,9 @@ descriptions, served over stdio (one agent, the default) or streamable HTTP on
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -12,6 +14,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from contextplane.services.bound_socket import bind
+from contextplane.services.http_server import serve
 from contextplane.services.mcp.tools import CopilotTools
 
 log = logging.getLogger(__name__)
@@ -123,11 +127,27 @@ def run_stdio(server: MCPServer) -> None:
 
 
 def run_http(server: MCPServer, port: int) -> None:
-    server.run(
-        "streamable-http",
-        host=HOST,
-        port=port,
+    """Until SIGINT or SIGTERM, on the services' HTTP server (http_server.py): a request
+    head that trickles is dropped after its deadline and connections are bounded, which
+    the SDK's own uvicorn set-up does not do (a client sending half a head held its
+    connection for good)."""
+    asyncio.run(_serve_http(server, port))
+
+
+async def _serve_http(server: MCPServer, port: int) -> None:
+    app = server.streamable_http_app(
         streamable_http_path=PATH,
         max_request_body_size=HTTP_BODY_BYTES_MAX,
         max_sessions=HTTP_SESSIONS_MAX,
+        host=HOST,
     )
+    sock = bind(HOST, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with server.session_manager.run():  # the app's lifespan, which serve skips
+            await serve(app, sock, stop)
+    finally:
+        sock.close()
