@@ -135,6 +135,10 @@ class StorageTraceReader:
         self._loop = loop
         self._timeout_s = timeout_s
         self._deadline_ms = _CLOCK.monotonic_ms() + timeout_s * 1000
+        # What `trace` reports on its root: records read per topic, and how the decision
+        # was found (the console names it by its position).
+        self.records_read: dict[str, int] = {}
+        self.found_by = "position"
 
     def _left_s(self) -> float:
         return max(0.0, (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000)
@@ -192,9 +196,18 @@ class StorageTraceReader:
         found = self._on_loop(partial(self._record_at, topic, partition, offset))
         return f"not read within {self._timeout_s:g} s" if found is None else found
 
-    def scan(self, topic: str, keep: Callable[[Any], None]) -> str | None:
+    def scan(
+        self,
+        topic: str,
+        keep: Callable[[Any], None],
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> str | None:
         """Every committed record of `topic` from its start to its end as the scan began,
-        given to `keep`; None when all were read, else why the scan stopped short."""
+        given to `keep`; None when all were read, else why the scan stopped short. With
+        `since_ms` each partition from its first record stamped at or after it, with
+        `until_ms` up to its first record stamped at or after that (what ListOffsets by
+        time finds for the Kafka reader)."""
         record = self._services.topics.topics().get(topic)  # a dict's get: safe off the loop
         if record is None:
             return f"topic {topic}: UNKNOWN_TOPIC_OR_PART"
@@ -208,6 +221,7 @@ class StorageTraceReader:
             if isinstance(bounds, str):
                 return bounds
             led, position, end = bounds
+            started = since_ms is None
             while position < end:
                 if read >= SCAN_RECORDS_MAX or chunks * SCAN_CHUNK_BYTES >= SCAN_BYTES_MAX:
                     return f"{topic}: stopped after {read} records (the console's bound)"
@@ -221,7 +235,15 @@ class StorageTraceReader:
                     break  # nothing more to read below the end (trimmed meanwhile)
                 chunks += 1
                 for message in messages:
+                    stamp = message.timestamp()[1]
+                    if not started and stamp < (since_ms or 0):
+                        continue
+                    started = True
+                    if until_ms is not None and stamp >= until_ms:
+                        stopped = end  # this partition is read up to `until_ms`
+                        break
                     read += 1
+                    self.records_read[topic] = self.records_read.get(topic, 0) + 1
                     keep(message)
                 position = stopped
         return None
