@@ -52,6 +52,7 @@ async def _scenario() -> None:
         audit=AuditLog(),
         audit_sink=None,
         receipts=None,
+        spans=None,
         stats=BrokerStats(),
     )
     pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _api_versions)])  # type: ignore[arg-type]

@@ -62,6 +62,7 @@ def _run(scenario: Callable[[Listener, MemoryBudget], Awaitable[None]]) -> None:
             audit=AuditLog(),
             audit_sink=None,
             receipts=None,
+            spans=None,
             stats=BrokerStats(),
         )
         pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _large_response)])  # type: ignore[arg-type]
