@@ -57,8 +57,8 @@ def test_kill9_with_the_object_wal_loses_and_duplicates_nothing(
         object_store=seaweedfs.url_for(f"{prefix}/data"),
         settings={
             "wal.url": wal_url(seaweedfs, prefix),
-            "upload.interval.ms": "100",
-            "upload.bytes": "65536",
+            "upload.interval.ms": "1000",
+            "upload.bytes": "1048576",  # a tail of up to 1 MiB is un-uploaded at the kill
             "group.initial.rebalance.delay.ms": "0",
         },
     ).start()
