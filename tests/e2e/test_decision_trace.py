@@ -382,11 +382,31 @@ def test_a_decision_is_found_from_its_time_not_by_scanning(
             "found_by": "scan",
             "records_scanned": 2_002,
         }
+        # A decision recorded twice (as the MCP server records one per call): --until
+        # gives it as it stood then; before its first record it is not found. (Stamped
+        # after every earlier record: ListOffsets by time, as Kafka's, finds the first
+        # offset whose time or an earlier record's is at or after the time asked.)
+        now_ms = int(time.time() * 1000)
+        for outcome, stamp in (("first", now_ms + 1_000), ("second", now_ms + 2_000)):
+            value = json.dumps({"outcome": outcome}).encode()
+            producer.produce(DECISIONS_TOPIC, key=b"d-twice", value=value, timestamp=stamp)
+        producer.flush(TIMEOUT_S)
+        assert trace(broker.bootstrap, "d-twice", capsys)["detail"]["outcome"] == "second"
+        until_first = str(now_ms + 1_500)
+        then = trace(broker.bootstrap, "d-twice", capsys, "--until", until_first)
+        assert then["detail"]["outcome"] == "first"
+        exactly = trace(broker.bootstrap, "d-twice", capsys, "--until", str(now_ms + 2_000))
+        assert exactly["detail"]["outcome"] == "second"
+        assert trace(broker.bootstrap, "d-twice", capsys, "--until", str(now_ms)) is None
     finally:
         decisions.close()
         broker.stop()
     assert main(["trace", "d-named", "--bootstrap-server", "x:1", "--since", "soon"]) == 2
     assert "--since 'soon': not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["trace", "d", "--bootstrap-server", "x:1", "--until", "later"]) == 2
+    assert "--until 'later': not an ISO 8601 time" in capsys.readouterr().err
+    assert main(["trace", "d", "--bootstrap-server", "x:1", "--since", "5", "--until", "4"]) == 2
+    assert "--until: expected at or after --since" in capsys.readouterr().err
 
 
 def test_an_unknown_decision_id_exits_1(

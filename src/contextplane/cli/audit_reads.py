@@ -34,14 +34,15 @@ RANGES_SHOWN = 8
 COLUMNS = ("TIME", "PRINCIPAL", "CLIENT_ID", "GROUP", "CLIENT_ADDRESS", "PARTITION", "OFFSETS")
 
 
-def parse_since(text: str) -> int:
-    """Milliseconds since the epoch from an ISO 8601 time (UTC unless it says) or ms."""
+def parse_since(text: str, option: str = "--since") -> int:
+    """Milliseconds since the epoch from an ISO 8601 time (UTC unless it says) or ms;
+    `option` names the argument in the error."""
     if text.isdigit():
         return int(text)
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ConfigError(f"--since {text!r}: not an ISO 8601 time or milliseconds") from exc
+        raise ConfigError(f"{option} {text!r}: not an ISO 8601 time or milliseconds") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return int(moment.timestamp() * 1000)

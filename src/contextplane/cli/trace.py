@@ -53,6 +53,13 @@ def add_parser(sub: Any) -> None:
         " ms): read from there (ListOffsets by time), not from the topic's start; an id the"
         " SDK made (a UUIDv7) carries its own time",
     )
+    trace.add_argument(
+        "--until",
+        metavar="TIME",
+        help="the decision as recorded at or before TIME (same forms as --since): a decision"
+        " recorded more than once (the MCP server records one event per call) as it stood"
+        " then; records stamped later are not read",
+    )
     add_connection_arguments(trace)
     add_output_argument(trace)
 
@@ -70,14 +77,15 @@ def _trace(args: argparse.Namespace) -> int:
     records_max = args.max_records if args.max_records is not None else trace_reader.RECORDS_MAX
     if records_max <= 0:
         raise ConfigError("--max-records: expected a positive number")
-    since_ms = parse_since(args.since) if args.since is not None else None
-    if since_ms is not None and not 0 <= since_ms < 2**63:
-        raise ConfigError(f"--since {args.since!r}: outside the timestamps a record can have")
+    since_ms = _time_ms("--since", args.since)
+    until_ms = _time_ms("--until", args.until)
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        raise ConfigError("--until: expected at or after --since")
     connection = Connection(config_from_arguments(args))
     reader = trace_reader.Reader(connection.client_config(), args.timeout, records_max)
     try:
         connection.metadata(reader.client, args.timeout)
-        message, short = trace_reader.find_decision(reader, args.decision_id, since_ms)
+        message, short = trace_reader.find_decision(reader, args.decision_id, since_ms, until_ms)
         if message is None:
             why = f" ({short})" if short else ""
             raise CommandError(f"decision {args.decision_id!r} not found in {DECISIONS_TOPIC}{why}")
@@ -89,6 +97,16 @@ def _trace(args: argparse.Namespace) -> int:
     else:
         print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
     return 0 if tree.missing is None else 1
+
+
+def _time_ms(option: str, text: str | None) -> int | None:
+    """An --since / --until argument in epoch ms, checked (None when not given)."""
+    if text is None:
+        return None
+    ms = parse_since(text, option)
+    if not 0 <= ms < 2**63 - 1:
+        raise ConfigError(f"{option} {text!r}: outside the timestamps a record can have")
+    return ms
 
 
 def _rows(link: Any, depth: int) -> Any:

@@ -216,9 +216,10 @@ class Reader:
 
 
 def find_decision(
-    reader: Reader, decision_id: str, since_ms: int | None = None
+    reader: Reader, decision_id: str, since_ms: int | None = None, until_ms: int | None = None
 ) -> tuple[Any, str | None]:
-    """The newest record keyed `decision_id` (or None), and why the scan stopped short.
+    """The newest record keyed `decision_id` (or None), and why the scan stopped short;
+    with `until_ms`, the newest stamped at or before it (the scan stops there).
 
     Read from the decision's time when it is known (`since_ms`, else the time a UUIDv7
     id carries, less ID_CLOCK_SKEW_MS), by ListOffsets: every record of the id is at or
@@ -229,23 +230,29 @@ def find_decision(
     if since is None and (id_ms := event.id_time_ms(decision_id)) is not None:
         since = max(0, id_ms - ID_CLOCK_SKEW_MS)
     if since is not None:
-        found, short = _newest(reader, decision_id, since)
+        found, short = _newest(reader, decision_id, since, until_ms)
         if found is not None:
             reader.found_by = "time" if since_ms is None else "since"
             return found, short
     reader.found_by = "scan"
-    return _newest(reader, decision_id, None)
+    return _newest(reader, decision_id, None, until_ms)
 
 
-def _newest(reader: Reader, decision_id: str, since_ms: int | None) -> tuple[Any, str | None]:
+def _newest(
+    reader: Reader, decision_id: str, since_ms: int | None, until_ms: int | None
+) -> tuple[Any, str | None]:
     wanted = decision_id.encode()
     found: list[Any] = []
 
     def keep(message: Any) -> None:
-        if message.key() == wanted:
+        # The scan ends at the first offset stamped after until_ms (ListOffsets); a record
+        # before it with a later CreateTime is not the decision as it stood then either.
+        if message.key() == wanted and (until_ms is None or message.timestamp()[1] <= until_ms):
             found[:] = [message]
 
-    short = reader.scan(event.DECISIONS_TOPIC, keep, since_ms=since_ms)
+    # scan's until is exclusive: records stamped at until_ms itself are wanted.
+    until = None if until_ms is None else until_ms + 1
+    short = reader.scan(event.DECISIONS_TOPIC, keep, since_ms=since_ms, until_ms=until)
     return (found[0] if found else None), short
 
 
