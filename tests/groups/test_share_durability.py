@@ -209,3 +209,24 @@ def test_a_deleted_topics_share_partitions_leave_the_store(
         await store.close()
 
     asyncio.run(run())
+
+
+def test_a_deleted_share_groups_partitions_leave_the_store(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    async def run() -> None:
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        coordinator = await _coordinator(store)
+        coordinator.partition(KEY, 0).acquire("a", range(3), 3, coordinator.now_ms())
+        coordinator.partition(("other-group", "t", 0), 7)
+        assert await coordinator.save()
+        assert coordinator.knows(KEY[0]) and not coordinator.knows("never")
+        assert await coordinator.delete_group(KEY[0]) == ErrorCode.none
+        assert not coordinator.knows(KEY[0])
+        assert [(p.group_id, p.start_offset) for p in await store.share_partitions()] == [
+            ("other-group", 7)
+        ]
+        await coordinator.stop()
+        await store.close()
+
+    asyncio.run(run())

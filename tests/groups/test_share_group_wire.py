@@ -14,11 +14,19 @@ from kio.schema.errors import ErrorCode
 
 from tests.groups.support import Broker, Wire
 
-FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA = 10, 16, 19, 3
+FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA, DELETE_GROUPS = 10, 16, 19, 3, 42
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
 ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
 # Each test's own topic (a share group starts at the end of what is there).
-TOPICS = {"jobs": 3, "tasks": 1, "leaving": 1, "renewed": 1, "dropped": 1, "backlog": 1}
+TOPICS = {
+    "jobs": 3,
+    "tasks": 1,
+    "leaving": 1,
+    "renewed": 1,
+    "dropped": 1,
+    "backlog": 1,
+    "removed": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +329,34 @@ def test_share_auto_offset_reset_earliest_reads_the_backlog(broker: Broker, wire
     # Another group, at the default: the backlog is behind it.
     assert _beat(wire, "late", "a", 0, ["backlog"]).error_code == ErrorCode.none
     assert _acquired(_fetch(wire, "late", "a", 0, _one(backlog))) == []
+
+
+def _delete(wire: Wire, group: str) -> ErrorCode:
+    [result] = wire.call(DELETE_GROUPS, 2, groups_names=[group]).results
+    return result.error_code
+
+
+def test_a_share_group_is_deleted_once_empty_with_its_state(broker: Broker, wire: Wire) -> None:
+    """DeleteGroups (Kafka's Admin.deleteShareGroups sends it): NON_EMPTY_GROUP while a
+    member is in the group; once it left, the group and its share partitions go, so the
+    group starts afresh (share.auto.offset.reset: at the end) and held records are gone."""
+    removed = _topic_ids(wire)["removed"]
+    assert _beat(wire, "doomed", "a", 0, ["removed"]).error_code == ErrorCode.none
+    assert _fetch(wire, "doomed", "a", 0, _one(removed)).error_code == ErrorCode.none
+    _produce(broker, "removed", 3)
+    assert _acquired(_fetch(wire, "doomed", "a", 1, [], wait_ms=5_000)) == [(0, 2, 1)]
+    assert _delete(wire, "doomed") == ErrorCode.non_empty_group
+    assert _beat(wire, "doomed", "a", -1).member_epoch == -1
+    assert _delete(wire, "doomed") == ErrorCode.none
+    listed = wire.call(LIST_GROUPS, 5, states_filter=[], types_filter=["share"])
+    assert "doomed" not in {g.group_id for g in listed.groups}
+    described = wire.call(
+        SHARE_DESCRIBE, 1, group_ids=["doomed"], include_authorized_operations=False
+    )
+    assert described.groups[0].error_code == ErrorCode.group_id_not_found
+    assert _delete(wire, "doomed") == ErrorCode.group_id_not_found
+    # Joined again: the held records 0-2 are not redelivered; it starts at the end.
+    assert _beat(wire, "doomed", "b", 0, ["removed"]).error_code == ErrorCode.none
+    assert _fetch(wire, "doomed", "b", 0, _one(removed)).error_code == ErrorCode.none
+    _produce(broker, "removed", 1)
+    assert _acquired(_fetch(wire, "doomed", "b", 1, [], wait_ms=5_000)) == [(3, 3, 1)]

@@ -263,6 +263,31 @@ class ShareCoordinator:
             session.partitions = {p for p in session.partitions if p[0] != topic}
         await self._store.delete_share_topic_state(topic)
 
+    def knows(self, group_id: str) -> bool:
+        """A share group with members or with share-partition state (membership is not
+        stored: after a restart a group is known by its state until members return)."""
+        return self.groups.group(group_id) is not None or any(
+            key[0] == group_id for key in self.partitions
+        )
+
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups of a share group: refused while it has members (as Kafka), else
+        its share-partition state goes from the store, then from memory."""
+        group = self.groups.group(group_id)
+        if group is not None and group.members:
+            return ErrorCode.non_empty_group
+        try:
+            await self._store.delete_share_group_state(group_id)
+        except MetadataStoreUnavailable:
+            return ErrorCode.coordinator_not_available  # retriable: nothing was deleted
+        self.groups.remove_group(group_id)
+        for key in [k for k in self.partitions if k[0] == group_id]:
+            del self.partitions[key]
+            self._saved_epochs.pop(key, None)
+        for key in [k for k in self.sessions.sessions if k[0] == group_id]:
+            self.sessions.close(key)
+        return ErrorCode.none
+
     # -- describe and list --------------------------------------------------------------
 
     def describe(self, group_id: str) -> dict[str, Any] | None:

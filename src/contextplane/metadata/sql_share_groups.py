@@ -54,9 +54,11 @@ def save(db: Db, stored: StoredSharePartition) -> None:
         )
 
 
-def delete_topic(db: Db, topic: str) -> None:
-    db.execute("DELETE FROM share_inflight WHERE topic=?", (topic,))
-    db.execute("DELETE FROM share_partition_state WHERE topic=?", (topic,))
+def delete_where(db: Db, column: str, value: str) -> None:
+    """Every share partition whose `column` (topic or group_id) is `value`."""
+    assert column in ("topic", "group_id")
+    db.execute(f"DELETE FROM share_inflight WHERE {column}=?", (value,))
+    db.execute(f"DELETE FROM share_partition_state WHERE {column}=?", (value,))
 
 
 class SharePartitionRows:
@@ -78,11 +80,17 @@ class SharePartitionRows:
         engine._run_write(run)
 
     def delete_share_topic_state(self, topic: str) -> None:
+        self._delete_share_state("topic", topic)
+
+    def delete_share_group_state(self, group_id: str) -> None:
+        self._delete_share_state("group_id", group_id)
+
+    def _delete_share_state(self, column: str, value: str) -> None:
         engine: Any = self
 
         def run() -> None:
             with engine._transaction():
-                delete_topic(self._db, topic)
+                delete_where(self._db, column, value)
 
         engine._run_write(run)
 
@@ -102,3 +110,7 @@ class SharePartitionCalls:
     async def delete_share_topic_state(self, topic: str) -> None:
         store: Any = self
         await store._call(store.engine.delete_share_topic_state, topic)
+
+    async def delete_share_group_state(self, group_id: str) -> None:
+        store: Any = self
+        await store._call(store.engine.delete_share_group_state, group_id)

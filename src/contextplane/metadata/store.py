@@ -228,6 +228,10 @@ class MetadataStore(Protocol):
         """Every share partition of a deleted topic, in every group."""
         ...
 
+    async def delete_share_group_state(self, group_id: str) -> None:
+        """Every share partition of a deleted share group."""
+        ...
+
     async def acls(self) -> list[AclRecord]: ...
     async def create_acls(self, records: list[AclRecord]) -> None:
         """Store ACL bindings (one transaction; a binding already stored stays once)."""

@@ -461,7 +461,13 @@ def _group_id_not_found(group: dict[str, Any]) -> None:
 async def delete_groups(ctx: RequestContext, request: Any) -> Reply:
     refused = [g for g in request.groups_names if ctx.denied(ResourceType.GROUP, g)]
     allowed = [g for g in request.groups_names if g not in refused]
-    results = await ctx.groups.delete_groups(allowed) if allowed else []
+    shares = ctx.services.shares
+    share_ids = {g for g in allowed if shares is not None and shares.knows(g)}
+    classic = [g for g in allowed if g not in share_ids]
+    results = await ctx.groups.delete_groups(classic) if classic else []
+    for group_id in share_ids:
+        assert shares is not None
+        results.append({"group_id": group_id, "error_code": await shares.delete_group(group_id)})
     error = ErrorCode.group_authorization_failed
     results.extend({"group_id": g, "error_code": error} for g in refused)
     for result in results:
