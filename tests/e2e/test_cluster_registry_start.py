@@ -1,0 +1,134 @@
+"""The schema registry's start on a cluster (two broker processes on one PostgreSQL):
+
+- `_schemas` exists but no broker has claimed its partition yet (its target broker is
+  paused, as a broker is between a topic's creation and its claim): the registry waits
+  past its `--timeout` (LEADER_NOT_AVAILABLE is retriable, as in Confluent's KafkaStore,
+  within `--init-timeout`), starts once the partition is claimed, and the schema it
+  registers then validates produces on both brokers, the one that does not lead
+  `_schemas` reading it from the leader;
+- with no broker reachable at all it exits 1 once the init timeout has passed, naming
+  the topic and the last Kafka error.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from contextplane.cluster.assignment_plan import Candidate, place
+from tests.e2e.test_cluster_catalogs import ALL, broker, create, produce, stored
+from tests.support.postgres import PostgresServer
+from tests.support.registry import RegistryProcess
+from tests.support.wait import wait_until
+
+SCHEMA = json.dumps(
+    {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+)
+# Long enough that the paused broker keeps its lease (its partitions are not moved to
+# the other broker) while the registry waits.
+SESSION_MS = "30000"
+# The registry's --timeout: shorter than the wait for the claim, which the init
+# timeout (60 s) bounds instead.
+KAFKA_TIMEOUT_S = 3.0
+
+
+def next_stream_id(url: str) -> int:
+    """The stream id the next partition created gets (the identity's next value)."""
+    with psycopg.connect(url) as db:
+        sequence = db.execute("SELECT pg_get_serial_sequence('partitions', 'stream_id')")
+        (name,) = sequence.fetchone() or (None,)
+        last, called = db.execute(f"SELECT last_value, is_called FROM {name}").fetchone() or (0, 0)
+    return int(last) + 1 if called else int(last)
+
+
+def test_a_registry_waits_for_its_topic_to_be_claimed(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    settings = {"broker.session.timeout.ms": SESSION_MS}
+    brokers = {
+        1: broker(tmp_path / "one", 1, url, objects, **settings).start(),
+        2: broker(tmp_path / "two", 2, url, objects, **settings).start(),
+    }
+    paused: int | None = None
+    try:
+        admin = AdminClient({"bootstrap.servers": brokers[1].bootstrap})
+        wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
+        # The broker `_schemas` will be placed on is paused: it cannot claim it.
+        candidates = [Candidate(1, None), Candidate(2, None)]
+        target = place([next_stream_id(url)], candidates)[next_stream_id(url)]
+        other = 3 - target
+        brokers[target].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        paused = target
+        registry = RegistryProcess(
+            brokers[other].bootstrap,
+            tmp_path / "registry.log",
+            kafka_timeout_s=KAFKA_TIMEOUT_S,
+        ).spawn()
+        try:
+            wait_until(lambda: stored(url, "_schemas"), 30, "the registry created _schemas")
+            assert stored(url, "_schemas")[0] == {"leader": -1, "target": target, "dirty": 0}
+            # Waiting past its --timeout, the topic still unclaimed: it must not give up.
+            wait_until(
+                lambda: registry.logged(r"waiting for _schemas: .*LEADER_NOT_AVAILABLE"),
+                30,
+                "the registry waits for the leader",
+            )
+            # Past its --timeout (each Kafka call's bound), it still waits: only the
+            # init timeout ends the start.
+            time.sleep(2 * KAFKA_TIMEOUT_S)
+            assert registry.logged(r"ready on") is None
+            assert stored(url, "_schemas")[0]["leader"] == -1
+            brokers[target].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+            paused = None
+            registry.wait_ready(60)
+            assert stored(url, "_schemas")[0]["leader"] == target
+
+            one = {"bootstrap.servers": brokers[1].bootstrap}
+            create(one, url, "checked", {"confluent.value.schema.validation": "true"})
+            serializer = JSONSerializer(SCHEMA, SchemaRegistryClient({"url": registry.url}))
+            context = SerializationContext("checked", MessageField.VALUE)
+            good = serializer({"name": "Ada"}, context)
+            unknown = b"\x00" + struct.pack(">I", 9_999) + b"{}"
+            # Every partition, so both brokers validate (one of them reads `_schemas`
+            # from the other).
+            for partition in ALL:
+                assert produce(one, "checked", partition, good) is None
+                refused = produce(one, "checked", partition, unknown)
+                assert refused is not None and refused.code() == KafkaError.INVALID_RECORD
+            assert registry.stop() == 0, registry.log_tail()
+        finally:
+            registry.stop()
+    finally:
+        if paused is not None:
+            brokers[paused].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        for running in brokers.values():
+            running.stop()
+
+
+def test_a_registry_with_no_broker_reachable_exits_1_after_its_init_timeout() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    command = [sys.executable, "-m", "contextplane.cli.main", "registry", "--port", "0"]
+    command += ["--bootstrap", f"127.0.0.1:{port}", "--init-timeout", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    (last,) = [x for x in done.stderr.splitlines() if x.startswith("contextplane registry: ")]
+    assert "creating _schemas" in last and "init timeout of 2 s" in last, last
+    assert "the last Kafka error: " in last, last
