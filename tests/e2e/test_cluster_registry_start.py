@@ -69,10 +69,14 @@ def test_a_registry_waits_for_its_topic_to_be_claimed(
     try:
         admin = AdminClient({"bootstrap.servers": brokers[1].bootstrap})
         wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
+        one = {"bootstrap.servers": brokers[1].bootstrap}
+        create(one, url, "checked", {"confluent.value.schema.validation": "true"})
         # The broker `_schemas` will be placed on is paused: it cannot claim it.
         candidates = [Candidate(1, None), Candidate(2, None)]
         target = place([next_stream_id(url)], candidates)[next_stream_id(url)]
         other = 3 - target
+        through_other = {"bootstrap.servers": brokers[other].bootstrap}
+        own = [p for p, row in stored(url, "checked").items() if row["leader"] == other]
         brokers[target].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
         paused = target
         registry = RegistryProcess(
@@ -89,8 +93,12 @@ def test_a_registry_waits_for_its_topic_to_be_claimed(
                 30,
                 "the registry waits for the leader",
             )
-            # Past its --timeout (each Kafka call's bound), it still waits: only the
-            # init timeout ends the start.
+            # The broker that will not lead `_schemas` asks for it now, while it has no
+            # leader: it fails closed (the id the registry will give is not known yet).
+            first_id = b"\x00" + struct.pack(">I", 1) + json.dumps({"name": "Ada"}).encode()
+            assert produce(through_other, "checked", own[0], first_id) is not None
+            # Past its --timeout (each Kafka call's bound), the registry still waits:
+            # only the init timeout ends its start.
             time.sleep(2 * KAFKA_TIMEOUT_S)
             assert registry.logged(r"ready on") is None
             assert stored(url, "_schemas")[0]["leader"] == -1
@@ -99,17 +107,16 @@ def test_a_registry_waits_for_its_topic_to_be_claimed(
             registry.wait_ready(60)
             assert stored(url, "_schemas")[0]["leader"] == target
 
-            one = {"bootstrap.servers": brokers[1].bootstrap}
-            create(one, url, "checked", {"confluent.value.schema.validation": "true"})
             serializer = JSONSerializer(SCHEMA, SchemaRegistryClient({"url": registry.url}))
             context = SerializationContext("checked", MessageField.VALUE)
             good = serializer({"name": "Ada"}, context)
             unknown = b"\x00" + struct.pack(">I", 9_999) + b"{}"
-            # Every partition, so both brokers validate (one of them reads `_schemas`
-            # from the other).
+            assert good[:5] == first_id[:5]  # the id the earlier record named
+            # Every partition, so both brokers validate: the one that asked before the
+            # claim reads `_schemas` from its leader now.
             for partition in ALL:
-                assert produce(one, "checked", partition, good) is None
-                refused = produce(one, "checked", partition, unknown)
+                assert produce(through_other, "checked", partition, good) is None
+                refused = produce(through_other, "checked", partition, unknown)
                 assert refused is not None and refused.code() == KafkaError.INVALID_RECORD
             assert registry.stop() == 0, registry.log_tail()
         finally:
