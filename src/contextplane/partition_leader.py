@@ -13,9 +13,10 @@ from typing import Any
 
 
 def refresh_leader(client: Any, topic: str, partition: int, timeout_s: float) -> str | None:
-    """Ask for `topic`'s metadata on `client` (a confluent-kafka Consumer, Producer or
-    AdminClient), refreshing its cache; None once `partition` has a leader, else what the
-    answer says is missing (Kafka's error name). Raises KafkaException when unanswered."""
+    """Ask for `topic`'s metadata on `client` (a confluent-kafka Consumer: its Metadata
+    requests never auto-create the topic), refreshing its cache; None once `partition`
+    has a leader, else what the answer says is missing (Kafka's error name). Raises
+    KafkaException when unanswered."""
     described = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
     if described is None:
         return "UNKNOWN_TOPIC_OR_PART"

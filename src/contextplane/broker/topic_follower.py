@@ -2,17 +2,18 @@
 cluster that does not lead `_schemas` or `__contextplane_masking` reads them, as
 Confluent's registry reads `_schemas` (RFC 0005, "Catalogs in a cluster as built").
 
-It bootstraps through this broker's own listener, as any client of the cluster does (with
-the security properties of `contextplane.internal.client.config`, if any), and
+It bootstraps through this broker's own listener, as any client of the cluster does
+(with the security properties of `contextplane.internal.client.config`, if any), and
 librdkafka finds the leader from the Metadata answers (again after a failover; a
 partition it saw without a leader, the topic just created, is asked about again when a
 probe fails: partition_leader.py). A catch-up first asks the leader for its high
-watermark (ListOffsets, `end_since`), then reads to it (`read`), so what the caller folds is never older than what the leader had acknowledged
-when the caller's request arrived. Concurrent callers share a probe that started after
-they arrived (a ticket taken on arrival), so a burst of fetches costs one round trip, not
-one each. librdkafka's calls block: they run on one thread of the follower's own, created
-on first use (a broker that leads both topics, or has no validating topic and no policy,
-never starts it). Memory: librdkafka's queue and each read are bounded by `read_bytes`.
+watermark (ListOffsets, `end_since`), then reads to it (`read`), so what the caller
+folds is never older than what the leader had acknowledged when the caller's request
+arrived. Concurrent callers share a probe that started after they arrived (a ticket
+taken on arrival), so a burst of fetches costs one round trip, not one each.
+librdkafka's calls block: they run on one thread of the follower's own, created on first
+use (a broker that leads both topics, or has no validating topic and no policy, never
+starts it). Memory: librdkafka's queue and each read are bounded by `read_bytes`.
 """
 
 from __future__ import annotations
