@@ -155,7 +155,7 @@ def test_schemas_and_masking_policies_are_known_on_every_broker(
         admin = AdminClient(one)
         wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
         # `_schemas` created as the registry creates it, and led, before the registry
-        # starts: a registry that creates it reads its end before a broker claimed it.
+        # starts (a registry that creates it itself: test_cluster_registry_start.py).
         schemas = NewTopic("_schemas", 1, 1, config={"cleanup.policy": "compact"})
         admin.create_topics([schemas])["_schemas"].result(30)
         wait_until(lambda: led(url, "_schemas"), 15, "_schemas led")

@@ -277,14 +277,18 @@ def test_up_serves_the_registry_beside_the_broker(tmp_path: Path) -> None:
 def test_an_unreachable_cluster_at_start_exits_with_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "contextplane.cli.main", "registry"]
-        + ["--bootstrap", "127.0.0.1:1", "--timeout", "2", "--port", "0"],
+        + ["--bootstrap", "127.0.0.1:1", "--init-timeout", "2", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    # One line that says what failed, not an empty reason.
-    assert "contextplane registry: Operation timed out: creating _schemas on 127.0.0.1:1" in (
-        result.stderr
+    # One line that says what failed, not an empty reason: the topic, the start's bound
+    # (`--init-timeout`, Confluent's kafkastore.init.timeout.ms) and the last Kafka error.
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("contextplane registry: ")]
+    assert line.startswith(
+        "contextplane registry: Operation timed out: creating _schemas on 127.0.0.1:1"
     ), result.stderr
+    assert "within the init timeout of 2 s" in line, line
+    assert "the last Kafka error: " in line, line
     assert "ready" not in result.stdout

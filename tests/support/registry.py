@@ -21,14 +21,21 @@ class RegistryProcess:
     port: int = 0  # 0: any free port at the first start; a restart keeps the port
     # `--timeout`: how long a Kafka call may take before the request answers 50002.
     kafka_timeout_s: float = 20.0
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    _log_offset: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> RegistryProcess:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.spawn()
+        return self.wait_ready(timeout_s)
+
+    def spawn(self) -> RegistryProcess:
+        """Start the process without waiting for it to be ready."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         args = [sys.executable, "-m", "contextplane.cli.main", "registry"]
         args += [
@@ -38,16 +45,24 @@ class RegistryProcess:
             str(self.port),
             "--timeout",
             str(self.kafka_timeout_s),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        process = self.process
+        return self
 
+    def logged(self, pattern: str) -> re.Match[str] | None:
+        """`pattern` in what this start logged so far; fails once the process has exited."""
+        process = self.process
+        assert process is not None, "not spawned"
+        if process.poll() is not None:
+            raise RuntimeError(f"registry exited early:\n{self.log_tail()}")
+        with open(self.log_path, "rb") as file:
+            file.seek(self._log_offset)
+            return re.search(pattern, file.read().decode(errors="replace"))
+
+    def wait_ready(self, timeout_s: float = 60.0) -> RegistryProcess:
         def ready_port() -> int | None:
-            if process.poll() is not None:
-                raise RuntimeError(f"registry exited early:\n{self.log_tail()}")
-            with open(self.log_path, "rb") as file:
-                file.seek(offset)
-                found = _READY.search(file.read().decode(errors="replace"))
+            found = self.logged(_READY.pattern)
             return int(found.group(1)) if found else None
 
         self.port = wait_until(ready_port, timeout_s, "the registry is ready")

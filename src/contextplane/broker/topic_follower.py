@@ -2,16 +2,18 @@
 cluster that does not lead `_schemas` or `__contextplane_masking` reads them, as
 Confluent's registry reads `_schemas` (RFC 0005, "Catalogs in a cluster as built").
 
-It bootstraps through this broker's own listener, as any client of the cluster does (with
-the security properties of `contextplane.internal.client.config`, if any), and
-librdkafka finds the leader from the Metadata answers (again after a failover). A catch-up
-first asks the leader for its high watermark (ListOffsets, `end_since`), then reads to it
-(`read`), so what the caller folds is never older than what the leader had acknowledged
-when the caller's request arrived. Concurrent callers share a probe that started after
-they arrived (a ticket taken on arrival), so a burst of fetches costs one round trip, not
-one each. librdkafka's calls block: they run on one thread of the follower's own, created
-on first use (a broker that leads both topics, or has no validating topic and no policy,
-never starts it). Memory: librdkafka's queue and each read are bounded by `read_bytes`.
+It bootstraps through this broker's own listener, as any client of the cluster does
+(with the security properties of `contextplane.internal.client.config`, if any), and
+librdkafka finds the leader from the Metadata answers (again after a failover; a
+partition it saw without a leader, the topic just created, is asked about again when a
+probe fails: partition_leader.py). A catch-up first asks the leader for its high
+watermark (ListOffsets, `end_since`), then reads to it (`read`), so what the caller
+folds is never older than what the leader had acknowledged when the caller's request
+arrived. Concurrent callers share a probe that started after they arrived (a ticket
+taken on arrival), so a burst of fetches costs one round trip, not one each.
+librdkafka's calls block: they run on one thread of the follower's own, created on first
+use (a broker that leads both topics, or has no validating topic and no policy, never
+starts it). Memory: librdkafka's queue and each read are bounded by `read_bytes`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.client_properties import read_client_properties
 from contextplane.clock import Clock, SystemClock
+from contextplane.partition_leader import refresh_leader
 
 if TYPE_CHECKING:
     from contextplane.settings import Settings
@@ -157,11 +160,28 @@ class TopicFollower:
         return self._consumer
 
     def _watermarks(self) -> tuple[int, int]:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
-        low, high = self._client().get_watermark_offsets(
-            TopicPartition(self.topic, 0), timeout=self.timeout_ms / 1000, cached=False
-        )
+        consumer = self._client()
+        partition = TopicPartition(self.topic, 0)
+        deadline = self._clock.monotonic_ms() + self.timeout_ms
+
+        def remaining_s() -> float:
+            return max(0.001, (deadline - self._clock.monotonic_ms()) / 1000)
+
+        try:
+            low, high = consumer.get_watermark_offsets(
+                partition, timeout=remaining_s(), cached=False
+            )
+        except KafkaException:
+            # The handle may hold the partition as leaderless from an earlier ask (the
+            # topic just created): refreshed, and asked again once it has a leader.
+            missing = refresh_leader(consumer, self.topic, 0, remaining_s())
+            if missing is not None:
+                raise FollowError(f"{self.topic} has no leader: {missing}") from None
+            low, high = consumer.get_watermark_offsets(
+                partition, timeout=remaining_s(), cached=False
+            )
         return int(low), int(high)
 
     def _read(self, position: int, end: int) -> Chunk:

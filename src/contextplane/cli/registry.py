@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from contextplane.broker.context import Services
 
 DEFAULT_PORT = 8081  # Confluent's
+# The store's own default, not imported from it: the store loads confluent_kafka.
+INIT_TIMEOUT_S = 60.0
+INIT_TIMEOUT_MAX_S = 86_400.0  # a day: longer is a mistake, not a wait
 
 
 def add_parser(sub: Any) -> None:
@@ -50,6 +53,13 @@ def add_parser(sub: Any) -> None:
         help="of the topic when it is created (default: the cluster's default)",
     )
     registry.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    registry.add_argument(
+        "--init-timeout",
+        type=float,
+        default=INIT_TIMEOUT_S,
+        help="seconds the start may wait for the topic to be created, led and replayed"
+        " (Confluent's kafkastore.init.timeout.ms; default 60)",
+    )
     registry.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
 
 
@@ -57,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
     log_to_stderr(args.log_level)
+    if not 0 < args.init_timeout <= INIT_TIMEOUT_MAX_S:
+        print(
+            f"contextplane registry: --init-timeout {args.init_timeout:g} is not in"
+            f" (0, {INIT_TIMEOUT_MAX_S:g}] seconds",
+            file=sys.stderr,
+        )
+        return 2
     try:
         security = security_config(args.command_config)
     except (ConfigError, OSError) as exc:
@@ -84,6 +101,7 @@ async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
         topic=args.topic or SCHEMAS_TOPIC,
         replication_factor=args.replication_factor,
         timeout_s=args.timeout,
+        init_timeout_s=args.init_timeout,
         client_config=security,
     )
     await run_registry(store, args.host, args.port, stop)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +26,12 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.services.schema_registry.errors import store_error, store_timeout
+from contextplane.partition_leader import refresh_leader
+from contextplane.services.schema_registry.errors import (
+    RegistryError,
+    store_error,
+    store_timeout,
+)
 from contextplane.services.schema_registry.records import SCHEMAS_TOPIC, encode
 
 log = logging.getLogger("contextplane.schema_registry")
@@ -40,6 +46,9 @@ READ_BATCH_MAX = 500
 # How long the reader waits for a record before it checks whether it is stopping.
 READ_WAIT_S = 0.2
 END_OFFSET_RETRY_S = 0.2
+# How long the start may wait for the topic (created, led, replayed): Confluent's
+# `kafkastore.init.timeout.ms` default.
+INIT_TIMEOUT_S = 60.0
 
 
 class Store(Protocol):
@@ -85,6 +94,7 @@ class KafkaStore:
         topic: str = SCHEMAS_TOPIC,
         replication_factor: int = -1,
         timeout_s: float = 30.0,
+        init_timeout_s: float = INIT_TIMEOUT_S,
         client_config: dict[str, str] | None = None,
     ) -> None:
         common: dict[str, str | int | float | bool] = {
@@ -95,6 +105,7 @@ class KafkaStore:
         self._topic = topic
         self._replication_factor = replication_factor
         self._timeout_s = timeout_s
+        self._init_timeout_s = init_timeout_s
         self._producer = Producer(
             {
                 **common,
@@ -139,37 +150,52 @@ class KafkaStore:
         self._unsure = False
 
     async def start(self, apply: Apply) -> None:
-        """Create the topic if missing, then replay it to its end before returning."""
+        """Create the topic if missing, then replay it to its end before returning, all
+        within the init timeout (Confluent's `kafkastore.init.timeout.ms`): a topic just
+        created has no leader until a broker of the cluster claims it, which is waited
+        for, as are retriable errors."""
         self._apply = apply
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._create_topic)
-        high = await self._end_offset()
+        deadline = self._loop.time() + self._init_timeout_s
+        await asyncio.to_thread(self._create_topic, deadline)
+        high = await self._end_offset(deadline, self._not_ready)
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         self._reader = threading.Thread(target=self._read, name="schemas-reader", daemon=True)
         self._reader.start()
-        await self._until_applied(high, f"replaying {self._topic} to offset {high}")
+        what = f"replaying {self._topic} to offset {high}"
+        await self._until_applied(high, what, max(0.0, deadline - self._loop.time()))
+
+    def _not_ready(self, reason: str) -> RegistryError:
+        return store_timeout(
+            f"{self._topic} was not ready within the init timeout of"
+            f" {self._init_timeout_s:g} s; the last Kafka error: {reason}"
+        )
 
     async def sync(self) -> None:
         if not self._unsure:
             return
+        assert self._loop is not None
         # Records of the failed write may still land: only once none is outstanding
         # (each is delivered or failed within message.timeout.ms) does the topic's end
         # say everything that will ever be in it.
         outstanding = await asyncio.to_thread(self._producer.flush, self._timeout_s)
         if outstanding:
             raise store_timeout(f"{outstanding} earlier records to {self._topic} are unresolved")
-        high = await self._end_offset()
+        high = await self._end_offset(
+            self._loop.time() + self._timeout_s,
+            lambda reason: store_timeout(f"the end offset of {self._topic}: {reason}"),
+        )
         await self._until_applied(high, f"reading {self._topic} to offset {high}")
         self._unsure = False
 
-    async def _end_offset(self) -> int:
-        """The topic's high watermark, asked again until the timeout: a topic just created
-        may not be known to every broker yet. Each ask is bounded by what remains, so no
-        call outlives the request that made it."""
+    async def _end_offset(self, deadline: float, timed_out: Callable[[str], RegistryError]) -> int:
+        """The topic's high watermark, asked again until `deadline`: a topic just created
+        may have no leader yet. Each ask is bounded by what remains, so no call outlives
+        the request that made it; a failed ask refreshes the handle's metadata, without
+        which it would go on failing (partition_leader.py)."""
         assert self._loop is not None
         partition = TopicPartition(self._topic, 0)
-        deadline = self._loop.time() + self._timeout_s
-        reason = "no answer"
+        reason = logged = "no answer"
         while (remaining := deadline - self._loop.time()) > 0:
             try:
                 offsets = await asyncio.to_thread(
@@ -179,10 +205,30 @@ class KafkaStore:
                     return int(offsets[1])
             except KafkaException as exc:
                 reason = str(exc)
+                reason = await self._leader_missing(deadline) or reason
+            if reason != logged:  # once per reason, not every retry
+                log.info("waiting for %s: %s", self._topic, reason)
+                logged = reason
             await asyncio.sleep(END_OFFSET_RETRY_S)
-        raise store_timeout(f"the end offset of {self._topic}: {reason}")
+        raise timed_out(reason)
 
-    def _create_topic(self) -> None:
+    async def _leader_missing(self, deadline: float) -> str | None:
+        """What the cluster says partition 0 lacks (None: it has a leader now)."""
+        assert self._loop is not None
+        remaining = min(self._timeout_s, deadline - self._loop.time())
+        if remaining <= 0:
+            return None
+        try:
+            missing = await asyncio.to_thread(
+                refresh_leader, self._offsets, self._topic, 0, remaining
+            )
+        except KafkaException as exc:
+            return str(exc)
+        return f"partition 0 of {self._topic}: {missing}" if missing else None
+
+    def _create_topic(self, deadline: float) -> None:
+        """Create the topic, asked again after a retriable error until `deadline` (on
+        the event loop's clock, asyncio's being `time.monotonic`)."""
         admin = AdminClient(self._common)
         topic = NewTopic(
             self._topic,
@@ -190,23 +236,33 @@ class KafkaStore:
             replication_factor=self._replication_factor,
             config={"cleanup.policy": "compact"},
         )
-        future = admin.create_topics([topic], request_timeout=self._timeout_s)[self._topic]
-        unanswered = store_timeout(
-            f"creating {self._topic} on {self._common['bootstrap.servers']} got no"
-            f" answer within {self._timeout_s:g} s (is the Kafka cluster reachable?)"
+        reason = "no answer"
+        while (remaining := deadline - time.monotonic()) > 0:
+            future = admin.create_topics([topic], request_timeout=remaining)[self._topic]
+            try:
+                future.result(remaining)
+                log.info("created topic %s", self._topic)
+                return
+            except TimeoutError:  # concurrent.futures': no message of its own
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    return
+                reason = str(error)
+                # librdkafka's own request timeout can fire first ("Failed while
+                # waiting for controller"): the same unanswered request.
+                if error.code() == KafkaError._TIMED_OUT:
+                    break
+                if not error.retriable():
+                    raise
+            log.info("creating %s: %s; retrying", self._topic, reason)
+            time.sleep(END_OFFSET_RETRY_S)
+        raise store_timeout(
+            f"creating {self._topic} on {self._common['bootstrap.servers']} got no answer"
+            f" within the init timeout of {self._init_timeout_s:g} s (is the Kafka cluster"
+            f" reachable?); the last Kafka error: {reason}"
         )
-        try:
-            future.result(self._timeout_s)
-            log.info("created topic %s", self._topic)
-        except TimeoutError:  # concurrent.futures': no message of its own
-            raise unanswered from None
-        except KafkaException as exc:
-            # librdkafka's own request timeout can fire first ("Failed while waiting for
-            # controller"): the same unanswered request, said the same way.
-            if exc.args[0].code() == KafkaError._TIMED_OUT:
-                raise unanswered from None
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
 
     def _read(self) -> None:
         """The reader thread: every record, in order, handed to the event loop."""
@@ -264,17 +320,20 @@ class KafkaStore:
                 still.append((offset, waiter))
         self._waiters = still
 
-    async def _until_applied(self, next_offset: int, what: str) -> None:
+    async def _until_applied(
+        self, next_offset: int, what: str, timeout_s: float | None = None
+    ) -> None:
         if self._next_offset >= next_offset:
             return
         assert self._loop is not None
+        timeout_s = self._timeout_s if timeout_s is None else timeout_s
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiters.append((next_offset, waiter))
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s):
                 await waiter
         except TimeoutError:
-            raise store_timeout(f"{what} took longer than {self._timeout_s:.0f} s") from None
+            raise store_timeout(f"{what} took longer than {timeout_s:.0f} s") from None
 
     async def write(self, records: list[Record]) -> None:
         self._unsure = True  # until the records are read back
