@@ -26,6 +26,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.clock import SystemClock
 from contextplane.partition_leader import refresh_leader
 from contextplane.services.schema_registry.errors import (
     RegistryError,
@@ -237,7 +238,8 @@ class KafkaStore:
             config={"cleanup.policy": "compact"},
         )
         reason = "no answer"
-        while (remaining := deadline - time.monotonic()) > 0:
+        clock = SystemClock()
+        while (remaining := deadline - clock.monotonic_ms() / 1000) > 0:
             future = admin.create_topics([topic], request_timeout=remaining)[self._topic]
             try:
                 future.result(remaining)
