@@ -87,8 +87,13 @@ def _trace(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(tree.document())
     else:
-        print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
+        print_tree(tree)
     return 0 if tree.missing is None else 1
+
+
+def print_tree(tree: Any) -> None:
+    """A trace's tree (services/trace/link.py's Link) as aligned columns, one link a line."""
+    print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
 
 
 def _rows(link: Any, depth: int) -> Any:
