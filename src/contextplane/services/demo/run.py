@@ -142,7 +142,7 @@ class Demo:
         try:
             return child.wait_ready(time.monotonic() + self._left_s(START_WAIT_S))
         except ChildError as exc:
-            raise StepError(f"{exc} (log: {child.log_path.name})") from None
+            raise StepError(str(exc)) from None
 
     def _broker(self, work: Path) -> str:
         self.step = "broker"
