@@ -27,6 +27,8 @@ def add_parser(sub: Any) -> None:
     demo.add_argument("scenario", choices=SCENARIOS, help="the scenario (support-copilot)")
     demo.add_argument(
         "--bootstrap-server",
+        "--bootstrap",
+        dest="bootstrap_server",
         help="a Kafka cluster to run against (default: an embedded broker on a free port)",
     )
     demo.add_argument(

@@ -15,11 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from contextplane.clock import SystemClock
+
 STOP_WAIT_S = 15.0
 # The ready line comes within a start's first lines: only this much of a log is searched.
 READY_SCAN_BYTES = 1024 * 1024
 _POLL_S = 0.05
 _PR_SET_PDEATHSIG = 1
+_CLOCK = SystemClock()
 
 
 class ChildError(Exception):
@@ -53,9 +56,9 @@ class Child:
             )
         return self
 
-    def wait_ready(self, deadline: float) -> int:
-        """The port it serves on, once its ready line is printed (before `deadline`,
-        time.monotonic())."""
+    def wait_ready(self, deadline_ms: int) -> int:
+        """The port it serves on, once its ready line is printed (before `deadline_ms`,
+        the clock's monotonic ms)."""
         assert self._process is not None, "not started"
         while True:
             with open(self.log_path, "rb") as log:
@@ -69,7 +72,7 @@ class Child:
                     f"the {self.name} exited with status {self._process.returncode}:"
                     f" {self.last_line()}"
                 )
-            if time.monotonic() >= deadline:
+            if _CLOCK.monotonic_ms() >= deadline_ms:
                 raise ChildError(f"the {self.name} was not ready in time: {self.last_line()}")
             time.sleep(_POLL_S)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.clock import SystemClock
 from contextplane.copilot import ActionsClient, Context, Decisions
 from contextplane.services.demo import copilot, scenario
 from contextplane.services.demo.children import Child, ChildError
@@ -35,6 +35,7 @@ EXECUTOR_ID = "contextplane-demo-executor"
 # One Kafka call or tool call of a step waits at most this (and never past the deadline).
 CALL_WAIT_S = 30.0
 START_WAIT_S = 60.0
+_CLOCK = SystemClock()
 
 
 class StepError(Exception):
@@ -80,7 +81,7 @@ class Demo:
     show_trace: Callable[[Any], None]  # the traced decision's tree (a trace Link)
     step: str = "start"
     run_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    _deadline: float = 0.0
+    _deadline_ms: int = 0
     _work: tempfile.TemporaryDirectory[str] | None = None
     _children: list[Child] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -88,7 +89,7 @@ class Demo:
     _feeder: Producer | None = None
 
     def run(self) -> dict[str, Any]:
-        self._deadline = time.monotonic() + self.settings.timeout_s
+        self._deadline_ms = _CLOCK.monotonic_ms() + int(self.settings.timeout_s * 1000)
         self._work = tempfile.TemporaryDirectory(prefix="contextplane-demo-")
         work = Path(self._work.name)
         self._bootstrap = self._broker(work)
@@ -128,7 +129,7 @@ class Demo:
             self._work = None
 
     def _left_s(self, most: float = CALL_WAIT_S) -> float:
-        left = self._deadline - time.monotonic()
+        left = (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000
         if left <= 0:
             raise StepError(f"the demo's {self.settings.timeout_s:g} s ran out")
         return min(most, left)
@@ -140,7 +141,7 @@ class Demo:
 
     def _ready(self, child: Child) -> int:
         try:
-            return child.wait_ready(time.monotonic() + self._left_s(START_WAIT_S))
+            return child.wait_ready(_CLOCK.monotonic_ms() + int(self._left_s(START_WAIT_S) * 1000))
         except ChildError as exc:
             raise StepError(str(exc)) from None
 
