@@ -21,9 +21,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.clock import SystemClock
 from contextplane.copilot import ActionsClient, Context, Decisions
-from contextplane.services.demo import copilot, scenario
+from contextplane.services.demo import copilot, review, scenario
 from contextplane.services.demo.children import Child, ChildError
 from contextplane.services.demo.endpoint import CountingEndpoint
+from contextplane.services.demo.errors import StepError
 from contextplane.services.kafka_delivery import produce_and_wait
 from contextplane.services.kafka_topics import ensure_topics
 
@@ -36,10 +37,6 @@ EXECUTOR_ID = "contextplane-demo-executor"
 CALL_WAIT_S = 30.0
 START_WAIT_S = 60.0
 _CLOCK = SystemClock()
-
-
-class StepError(Exception):
-    """A step did not do what it should (the message says what; `Demo.step` names it)."""
 
 
 @dataclass
@@ -83,7 +80,6 @@ class Demo:
     run_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     _deadline_ms: int = 0
     _work: tempfile.TemporaryDirectory[str] | None = None
-    _children: list[Child] = field(default_factory=list)
     _closers: list[Callable[[], Any]] = field(default_factory=list)
     _bootstrap: str = ""
     _feeder: Producer | None = None
@@ -135,7 +131,6 @@ class Demo:
         return min(most, left)
 
     def _start(self, child: Child) -> Child:
-        self._children.append(child)
         self._closers.append(child.stop)
         return child.start()
 
@@ -284,20 +279,8 @@ class Demo:
         self.say(f"tool calls executed: {executed} (counted at the tool endpoint)")
 
     def _trace(self, config: dict[str, Any], traced: Decided) -> dict[str, Any]:
-        from contextplane.services.trace import reader as trace_reader
-
         self.step = "trace"
-        reader = trace_reader.Reader(config, self._left_s(), trace_reader.RECORDS_MAX)
-        try:
-            message, short = trace_reader.find_decision(reader, traced.decision_id)
-            if message is None:
-                why = f" ({short})" if short else ""
-                raise StepError(f"decision {traced.decision_id} not found{why}")
-            tree = trace_reader.trace(reader, message)
-        finally:
-            reader.close()
-        if tree.missing is not None:
-            raise StepError(f"decision {traced.decision_id}: {tree.missing}")
+        tree = review.trace_decision(config, traced.decision_id, self._left_s())
         self.say(f"trace of {traced.ticket['ticket_id']}'s decision {traced.decision_id}:")
         self.show_trace(tree)
         return tree.document()
@@ -310,46 +293,18 @@ class Demo:
         decided: list[Decided],
         endpoint: CountingEndpoint,
     ) -> dict[str, Any]:
-        from contextplane.services.replay import recorded, runner
-
         self.step = "replay"
         run = f"support-copilot-{self.run_tag}"
         calls_before = endpoint.calls
-        log = recorded.DecisionLog(config, self._left_s())
-        replayer = runner.Replayer(
-            self._bootstrap,
-            run,
-            copilot.decide,  # the same rules; the reply is written back by `_copilot` only
-            context_url=context_url,
-            ledger_url=executor_url,
-            client_config=self.settings.client_config,
-            timeout_s=self._left_s(),
+        urls = (context_url, executor_url)
+        landed = {d.decision_id: d.landed for d in decided}
+        topic, diffs = review.replay_decisions(
+            config, self.settings.client_config, run, urls, landed, self._left_s()
         )
-        ours = {d.decision_id for d in decided}
-        diffs = []
-        try:
-            for partition in sorted({d.landed[0] for d in decided}):
-                offsets = [d.landed[1] for d in decided if d.landed[0] == partition]
-                span = log.span_of_offsets(partition, min(offsets), max(offsets) + 1)
-                diffs += [replayer.replay(r) for r in log.read(span) if r.decision_id in ours]
-        except recorded.RangeError as exc:
-            raise StepError(str(exc)) from None
-        finally:
-            replayer.close()
-            log.close()
         calls = endpoint.calls - calls_before
         differing = [d.decision_id for d in diffs if d.differs]
-        summary = {
-            "run": run,
-            "topic": replayer.topic,
-            "decisions": len(diffs),
-            "tool_calls": calls,
-            "differing": len(differing),
-            "differing_decisions": differing,
-            "results": [d.document() for d in diffs],
-        }
         self.say(
-            f"replay: {len(diffs)} decisions to {replayer.topic}, {len(differing)} differing,"
+            f"replay: {len(diffs)} decisions to {topic}, {len(differing)} differing,"
             f" {calls} tool calls at the endpoint"
         )
         if len(diffs) != len(decided):
@@ -358,7 +313,15 @@ class Demo:
             raise StepError(f"the replay made {calls} tool calls")
         if differing:
             raise StepError(f"decisions differ: {', '.join(differing)}")
-        return summary
+        return {
+            "run": run,
+            "topic": topic,
+            "decisions": len(diffs),
+            "tool_calls": calls,
+            "differing": len(differing),
+            "differing_decisions": differing,
+            "results": [d.document() for d in diffs],
+        }
 
 
 def _states(decided: Decided) -> set[str]:
