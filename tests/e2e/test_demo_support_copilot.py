@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,11 @@ def missing_links(tree: dict[str, Any]) -> list[str]:
 
 def children_of(pid: int) -> list[str]:
     """The command lines of `pid`'s live child processes (Linux /proc)."""
+    return [cmdline for _, cmdline in children(pid)]
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """`pid`'s live child processes and their command lines (Linux /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -105,7 +113,7 @@ def children_of(pid: int) -> list[str]:
             continue
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         if int(ppid) == pid and state != "Z":
-            found.append(cmdline)
+            found.append((int(entry.name), cmdline))
     return found
 
 
@@ -181,6 +189,34 @@ def test_a_run_out_of_time_names_its_step_and_leaves_no_child(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("contextplane demo: broker: the broker was not ready in time"), err
     assert not [c for c in children_of(os.getpid()) if "contextplane.cli.launch" in c]
+
+
+def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
+    """SIGINT (what Ctrl-C sends) once the services run: exit 1 naming the step it
+    interrupted, and the broker, context service and executor it started all gone."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "contextplane.cli.launch", "demo", "support-copilot"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # the demo's own --timeout ends it if it never gets there
+            if line.startswith("context service on"):
+                break
+        started = [
+            pid for pid, cmdline in children(demo.pid) if "contextplane.cli.launch" in cmdline
+        ]
+        assert len(started) == 3, started
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=90)
+    finally:
+        demo.kill()
+    assert demo.returncode == 1
+    assert err.strip().splitlines()[-1].endswith(": interrupted"), err
+    assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []
 
 
 def read_all(bootstrap: str, topic: str) -> list[Any]:
