@@ -27,10 +27,11 @@ class CountingEndpoint:
             timeout = 10  # a request's reads on the socket, at most
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 <= length <= BODY_BYTES_MAX:
+                length_text = self.headers.get("Content-Length") or "0"
+                if not length_text.isdigit() or int(length_text) > BODY_BYTES_MAX:
                     self.send_error(413)
                     return
+                length = int(length_text)
                 try:
                     arguments = json.loads(self.rfile.read(length) or b"null")
                 except ValueError:
