@@ -9,6 +9,7 @@ cluster (cli/client_commands.py);
 `contextplane executor` performs policy-gated tool calls through a ledger (cli/executor.py);
 `contextplane mcp` serves context, tool calls and traces to MCP agents (cli/mcp.py);
 `contextplane trace` follows a copilot decision's links back (cli/trace.py);
+`contextplane demo support-copilot` runs the copilot data plane on sample data (cli/demo.py);
 `contextplane cost` prices a workload against Kafka on replicated disks (cli/cost.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
@@ -29,6 +30,7 @@ from contextplane.cli import (
     completion,
     context,
     cost,
+    demo,
     executor,
     mcp,
     registry,
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     context.add_parser(sub)
     executor.add_parser(sub)
     mcp.add_parser(sub)
+    demo.add_parser(sub)
     cost.add_parser(sub)
     completion.add_parser(sub)
     return parser
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return executor.run(args)
     if args.command == "mcp":
         return mcp.run(args)
+    if args.command == "demo":
+        return demo.run(args)
     if args.command == "cost":
         return cost.run(args)
     if args.command == "completion":

@@ -95,7 +95,7 @@ def _trace(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(tree.document())
     else:
-        print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
+        print_tree(tree)
     return 0 if tree.missing is None else 1
 
 
@@ -107,6 +107,11 @@ def _time_ms(option: str, text: str | None) -> int | None:
     if not 0 <= ms < 2**63 - 1:
         raise ConfigError(f"{option} {text!r}: outside the timestamps a record can have")
     return ms
+
+
+def print_tree(tree: Any) -> None:
+    """A trace's tree (services/trace/link.py's Link) as aligned columns, one link a line."""
+    print_table(("LINK", "STATUS", "WHERE", "DETAIL"), list(_rows(tree, 0)))
 
 
 def _rows(link: Any, depth: int) -> Any:
