@@ -242,7 +242,8 @@ SETTINGS: tuple[Setting, ...] = (
         "socket.request.max.bytes",
         "socket_request_max_bytes",
         "bytes",
-        "largest request frame; larger ones close the connection",
+        "largest request frame; larger ones close the connection, as does a request string "
+        "(a name, an id) longer than 32,767 bytes, Kafka's fixed bound",
         low=1,
         high=INT_MAX,
     ),

@@ -15,6 +15,7 @@ from kio.serial import entity_reader
 from kio.serial.errors import DecodeError
 from kio.static.constants import EntityType
 
+from contextplane.limits import STRING_BYTES_MAX
 from contextplane.protocol.lenient import (
     ArrayLengthError,
     LenientDecodeError,
@@ -67,6 +68,9 @@ def test_matches_native_reader(schema: type, data: st.DataObject) -> None:
         entity,
         len(padding) + len(encoded),
     )
+    # Past 32 KiB of input the string readers check lengths (a plan of their own).
+    long_tail = encoded + bytes(STRING_BYTES_MAX + 1)
+    assert read_entity_lenient(schema, long_tail) == expected
 
 
 @pytest.mark.parametrize("schema", [s for s in REQUEST_SCHEMAS if s.__flexible__], ids=schema_id)
@@ -151,7 +155,8 @@ ALL_PAYLOAD_SCHEMAS = _all_payload_schemas()
 def test_plan_builds_for_every_kio_schema() -> None:
     assert len(ALL_PAYLOAD_SCHEMAS) > 500
     for schema in ALL_PAYLOAD_SCHEMAS:
-        assert _entity_plan(schema, False).min_size >= 0
+        for bound_strings in (False, True):
+            assert _entity_plan(schema, False, bound_strings).min_size >= 0
 
 
 @settings(

@@ -295,8 +295,8 @@ def decode_body(schema: Any, frame: bytes, position: int) -> Any:
 
     kio's native reader pre-allocates whatever array length a frame declares and aborts
     the whole process when that allocation fails, so untrusted frames go through the
-    lenient reader, which rejects lengths that cannot fit in the frame (and skips unknown
-    tagged fields, as KIP-482 requires).
+    lenient reader, which rejects lengths that cannot fit in the frame and strings longer
+    than Kafka's 32,767 bytes (and skips unknown tagged fields, as KIP-482 requires).
     """
     try:
         body, _end = read_entity_lenient(schema, frame, position)

@@ -14,7 +14,13 @@ reader only where the input is not a valid encoding:
 * a tagged nullable string may be null (native rejects it even though Kafka allows it);
 * an array whose declared length cannot fit in the remaining bytes is rejected before
   anything is allocated (Kafka's own check; the native reader pre-allocates the length
-  and aborts the process on a huge one).
+  and aborts the process on a huge one);
+* a compact string longer than 32,767 bytes is rejected from its length prefix, before
+  its bytes are decoded, as Kafka's generated readers reject it ("string field X had
+  invalid length N"); a legacy string's int16 length cannot exceed that bound. Only
+  input of more than 32,767 bytes can hold such a string, so only it is read with the
+  checking string readers (a plan of their own): smaller requests, most of them, pay
+  nothing, and a shorter buffer declaring a longer string fails as truncated.
 
 Every malformed or truncated input raises `LenientDecodeError`: a ValueError, and also a
 ProtocolError, because bytes this reader rejects cannot be a Kafka request and the
@@ -49,6 +55,7 @@ from kio.serial._introspect import (
 from kio.serial.errors import SerialError
 
 from contextplane.errors import ProtocolError
+from contextplane.limits import STRING_BYTES_MAX
 
 __all__ = ["ArrayLengthError", "LenientDecodeError", "read_entity_lenient"]
 
@@ -108,7 +115,8 @@ def read_entity_lenient(
         data = bytes(data)
     if not 0 <= position <= len(data):
         raise LenientDecodeError(f"position {position} is outside a {len(data)}-byte buffer")
-    return _entity_plan(schema, False).read(data, position)
+    bound_strings = len(data) - position > STRING_BYTES_MAX
+    return _entity_plan(schema, False, bound_strings).read(data, position)
 
 
 def _native_primitive(native: Callable[[bytes, int], tuple[Any, int]]) -> FieldReader:
@@ -117,6 +125,40 @@ def _native_primitive(native: Callable[[bytes, int], tuple[Any, int]]) -> FieldR
         return value, position + size
 
     return read
+
+
+def _bounded_compact_string(
+    native: Callable[[bytes, int], tuple[Any, int]], field_name: str
+) -> FieldReader:
+    """A compact string reader that refuses a length above Kafka's bound from the prefix."""
+
+    def read(data: bytes, position: int) -> tuple[Any, int]:
+        # A prefix of one or two bytes (a high bit clear) is a length below 16,383: two
+        # byte tests for the usual string.
+        try:
+            long_prefix = data[position] & data[position + 1] & 0x80
+        except IndexError:  # too few bytes left for any string: the native reader says so
+            long_prefix = 0
+        if long_prefix:
+            length = read_unsigned_varint(data, position)[0] - 1
+            if length > STRING_BYTES_MAX:
+                raise LenientDecodeError(f"string field {field_name} had invalid length {length}")
+        value, size = native(data, position)
+        return value, position + size
+
+    return read
+
+
+def _primitive_reader(
+    native: Callable[[bytes, int], tuple[Any, int]],
+    kafka_type: str,
+    flexible: bool,
+    bound_strings: bool,
+    name: str,
+) -> FieldReader:
+    if bound_strings and flexible and kafka_type == "string":
+        return _bounded_compact_string(native, name)
+    return _native_primitive(native)
 
 
 def _primitive_min_size(kafka_type: str, flexible: bool) -> int:
@@ -165,8 +207,9 @@ def _array_reader(item: FieldReader, item_min: int, flexible: bool, nullable: bo
 class _EntityPlan:
     """How to read one entity class: its regular fields in order, then its tags."""
 
-    def __init__(self, entity_type: type, nullable: bool) -> None:
+    def __init__(self, entity_type: type, nullable: bool, bound_strings: bool) -> None:
         self.entity_type = entity_type
+        self.bound_strings = bound_strings
         self.name = entity_type.__name__
         self.nullable = nullable
         self.flexible: bool = entity_type.__flexible__  # type: ignore[attr-defined]
@@ -209,16 +252,20 @@ class _EntityPlan:
                 if not is_tag:
                     raise
                 native = get_reader(kafka_type, flexible, False)
-            return _native_primitive(native), _primitive_min_size(kafka_type, flexible)
+            bound = self.bound_strings
+            reader = _primitive_reader(native, kafka_type, flexible, bound, field.name)
+            return reader, _primitive_min_size(kafka_type, flexible)
         if isinstance(field_class, EntityField):
-            plan = _entity_plan(field_class.type_, optional)
+            plan = _entity_plan(field_class.type_, optional, self.bound_strings)
             return plan.read, plan.min_size
         if isinstance(field_class, PrimitiveTupleField):
             kafka_type = get_schema_field_type(field)
-            item = _native_primitive(get_reader(kafka_type, flexible, False))
+            native = get_reader(kafka_type, flexible, False)
+            bound = self.bound_strings
+            item = _primitive_reader(native, kafka_type, flexible, bound, field.name)
             item_min = _primitive_min_size(kafka_type, flexible)
         elif isinstance(field_class, EntityTupleField):
-            plan = _entity_plan(field_class.type_, False)
+            plan = _entity_plan(field_class.type_, False, self.bound_strings)
             item, item_min = plan.read, plan.min_size
         else:  # pragma: no cover - kio has exactly these four classes
             raise TypeError(f"unsupported field {field.name} of {self.name}")
@@ -289,5 +336,5 @@ class _EntityPlan:
 
 
 @functools.cache
-def _entity_plan(entity_type: type, nullable: bool) -> _EntityPlan:
-    return _EntityPlan(entity_type, nullable)
+def _entity_plan(entity_type: type, nullable: bool, bound_strings: bool) -> _EntityPlan:
+    return _EntityPlan(entity_type, nullable, bound_strings)

@@ -24,7 +24,6 @@ from contextplane.broker.handlers.share_groups import coordinator
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group.group_configs import SHARE_AUTO_OFFSET_RESET
 from contextplane.coordinators.share_coordinator import ShareCoordinator
-from contextplane.coordinators.share_group import oversized
 from contextplane.coordinators.share_partition import (
     AckType,
     Acquired,
@@ -331,7 +330,7 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
             node_endpoints=[],
         )
 
-    if not group_id or not member_id or oversized(group_id) or oversized(member_id):
+    if not group_id or not member_id:
         return top_level(ErrorCode.invalid_request)
     code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
@@ -425,7 +424,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
             throttle_time=ctx.throttle_ms, error_code=code, responses=[], node_endpoints=[]
         )
 
-    if not group_id or not member_id or oversized(group_id) or oversized(member_id):
+    if not group_id or not member_id:
         return top_level(ErrorCode.invalid_request)
     if epoch == INITIAL_EPOCH:
         return top_level(ErrorCode.invalid_share_session_epoch)
