@@ -32,6 +32,7 @@ from contextplane.broker.handlers import (
     scram,
     share_fetch,
     share_groups,
+    share_offsets,
     transactions,
     transactions_admin,
 )
@@ -232,6 +233,30 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     ),
     (78, 1, 2, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
     (79, 1, 2, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
+    (
+        90,
+        0,
+        1,
+        share_offsets.describe_share_group_offsets,
+        authz.describe_share_group_offsets,
+        authz.refuse_top_level,
+    ),
+    (
+        91,
+        0,
+        0,
+        share_offsets.alter_share_group_offsets,
+        authz.alter_share_group_offsets,
+        authz.refuse_top_level,
+    ),
+    (
+        92,
+        0,
+        0,
+        share_offsets.delete_share_group_offsets,
+        authz.delete_share_group_offsets,
+        authz.refuse_top_level,
+    ),
 ]
 
 
