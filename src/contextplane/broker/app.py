@@ -233,30 +233,9 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     ),
     (78, 1, 2, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
     (79, 1, 2, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
-    (
-        90,
-        0,
-        1,
-        share_offsets.describe_share_group_offsets,
-        authz.describe_share_group_offsets,
-        authz.refuse_top_level,
-    ),
-    (
-        91,
-        0,
-        0,
-        share_offsets.alter_share_group_offsets,
-        authz.alter_share_group_offsets,
-        authz.refuse_top_level,
-    ),
-    (
-        92,
-        0,
-        0,
-        share_offsets.delete_share_group_offsets,
-        authz.delete_share_group_offsets,
-        authz.refuse_top_level,
-    ),
+    (90, 0, 1, share_offsets.describe, authz.describe_share_offsets, authz.refuse_top_level),
+    (91, 0, 0, share_offsets.alter, authz.alter_share_offsets, authz.refuse_top_level),
+    (92, 0, 0, share_offsets.delete, authz.delete_share_offsets, authz.refuse_top_level),
 ]
 
 

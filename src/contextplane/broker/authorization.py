@@ -246,7 +246,7 @@ def offset_delete(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
-def describe_share_group_offsets(ctx: RequestContext, request: Any) -> Needs:
+def describe_share_offsets(ctx: RequestContext, request: Any) -> Needs:
     """DESCRIBE on each group; DESCRIBE on each named topic (TOPIC_AUTHORIZATION_FAILED
     per partition); topics=null lists only the describable topics, quietly."""
     needs = _each(Op.DESCRIBE, GROUP, (g.group_id for g in request.groups))
@@ -257,14 +257,14 @@ def describe_share_group_offsets(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
-def alter_share_group_offsets(ctx: RequestContext, request: Any) -> Needs:
+def alter_share_offsets(ctx: RequestContext, request: Any) -> Needs:
     """READ on the group (the whole request), READ on each topic."""
     needs = _each(Op.READ, TOPIC, (t.topic_name for t in request.topics))
     needs.gate = _group_gate(Op.READ, request.group_id)
     return needs
 
 
-def delete_share_group_offsets(ctx: RequestContext, request: Any) -> Needs:
+def delete_share_offsets(ctx: RequestContext, request: Any) -> Needs:
     """DELETE on the group (the whole request), READ on each topic."""
     needs = _each(Op.READ, TOPIC, (t.topic_name for t in request.topics))
     needs.gate = _group_gate(Op.DELETE, request.group_id)

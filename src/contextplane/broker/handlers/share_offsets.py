@@ -128,7 +128,7 @@ def _describe_group(ctx: RequestContext, group: Any) -> dict[str, Any]:
     return answer
 
 
-async def describe_share_group_offsets(ctx: RequestContext, request: Any) -> Reply:
+async def describe(ctx: RequestContext, request: Any) -> Reply:
     share = LoopShare()
     groups = []
     items = 0
@@ -151,7 +151,7 @@ def _partition_results(partitions: Any, code: ErrorCode, message: str | None) ->
     ]
 
 
-async def alter_share_group_offsets(ctx: RequestContext, request: Any) -> Reply:
+async def alter(ctx: RequestContext, request: Any) -> Reply:
     group_id = request.group_id
 
     def top_level(code: ErrorCode, message: str | None) -> Reply:
@@ -223,7 +223,7 @@ async def alter_share_group_offsets(ctx: RequestContext, request: Any) -> Reply:
 # -- DeleteShareGroupOffsets -----------------------------------------------------------
 
 
-async def delete_share_group_offsets(ctx: RequestContext, request: Any) -> Reply:
+async def delete(ctx: RequestContext, request: Any) -> Reply:
     group_id = request.group_id
     shares = coordinator(ctx)
 
