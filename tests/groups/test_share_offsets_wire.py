@@ -138,6 +138,11 @@ def test_describe_alter_and_delete_share_group_offsets(broker: Broker, wire: Wir
         ("ledger", 1): (0, 0, ErrorCode.none),
     }
     assert every.topics[0].topic_id == ledger
+    # A group named again and again is answered once, not with its partitions each time.
+    repeated = wire.call(
+        DESCRIBE_OFFSETS, 1, groups=[{"group_id": "books", "topics": None}] * 5_000
+    )
+    assert [_offsets(g) for g in repeated.groups] == [_offsets(every)]
     # v0 has no lag; a partition without state, an unknown topic: -1, not an error.
     named = _describe(
         wire,

@@ -68,7 +68,10 @@ def _described_partition(
     return entry
 
 
-def _describe_group(ctx: RequestContext, group: Any) -> dict[str, Any]:
+def _describe_group(
+    ctx: RequestContext, group: Any, stated: dict[str, list[tuple[str, int]]]
+) -> dict[str, Any]:
+    """`stated`: each group's share partitions (topic, index), for topics=null."""
     group_id = group.group_id
     answer: dict[str, Any] = {
         "group_id": group_id,
@@ -84,7 +87,7 @@ def _describe_group(ctx: RequestContext, group: Any) -> dict[str, Any]:
         # Every partition the group has state for, of the topics the principal may
         # describe (the others left out silently, as Kafka does).
         wanted: dict[str, list[int]] = {}
-        for _, topic, index in shares.group_partitions(group_id):
+        for topic, index in stated.get(group_id, ()):
             if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic):
                 wanted.setdefault(topic, []).append(index)
         requested = [(topic, indexes, False) for topic, indexes in wanted.items()]
@@ -129,13 +132,24 @@ def _describe_group(ctx: RequestContext, group: Any) -> dict[str, Any]:
 
 
 async def describe(ctx: RequestContext, request: Any) -> Reply:
+    """A group named twice is answered once (the admin client never repeats one): a
+    request repeating a group with many share partitions would otherwise be answered
+    with each of them as many times."""
     share = LoopShare()
+    stated: dict[str, list[tuple[str, int]]] = {}
+    if any(g.topics is None for g in request.groups):
+        for group_id, topic, index in sorted(coordinator(ctx).partitions):
+            stated.setdefault(group_id, []).append((topic, index))
     groups = []
     items = 0
+    seen: set[str] = set()
     for group in request.groups:
+        if group.group_id in seen:
+            continue
+        seen.add(group.group_id)
         if share.due():
             await asyncio.sleep(0)
-        described = _describe_group(ctx, group)
+        described = _describe_group(ctx, group, stated)
         items += sum(len(t["partitions"]) for t in described["topics"]) + 1
         groups.append(described)
     return await ctx.large_reply(items, throttle_time=ctx.throttle_ms, groups=groups)
