@@ -305,6 +305,14 @@ def test_authorized_as_kafka(tmp_path: Path) -> None:
             refused = _alter(wire, "no-read", {"ledger": [(0, 0)]})
             assert refused.error_code == ErrorCode.group_authorization_failed
             assert _alter(wire, "read-only", {"ledger": [(0, 0)]}).error_code == ErrorCode.none
+            # A group never seen before exists once altered, Empty, as in Kafka.
+            described = wire.call(
+                77, 1, group_ids=["read-only"], include_authorized_operations=False
+            )
+            assert (described.groups[0].error_code, described.groups[0].group_state) == (
+                ErrorCode.none,
+                "Empty",
+            )
             refused = _delete(wire, "read-only", ["ledger"])
             assert refused.error_code == ErrorCode.group_authorization_failed
             deleted = _delete(wire, "open", ["spare", "ledger"])

@@ -328,6 +328,7 @@ class ShareCoordinator:
             fresh.state_epoch = max(write.state_epoch, current.state_epoch if current else 0)
             self.partitions[key] = fresh
             self._saved_epochs[key] = write.state_epoch
+        self.groups.ensure_group(group_id)
         self.kick()
         return ErrorCode.none
 
