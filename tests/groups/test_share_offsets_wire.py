@@ -4,6 +4,7 @@ Kafka 4.4's errors and authorization."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,7 +118,10 @@ def _ledger_partition(topic_id: uuid.UUID, index: int, *acks: tuple[int, int, in
     }
 
 
-def test_describe_alter_and_delete_share_group_offsets(broker: Broker, wire: Wire) -> None:
+def test_describe_alter_and_delete_share_group_offsets(
+    broker: Broker, wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="contextplane.audit")
     ledger = _topic_ids(wire)["ledger"]
     assert _beat(wire, "books", "a", 0, ["ledger"]).error_code == ErrorCode.none
     opened = _fetch(wire, "books", "a", 0, [_ledger_partition(ledger, 0)])
@@ -201,6 +205,18 @@ def test_describe_alter_and_delete_share_group_offsets(broker: Broker, wire: Wir
         ),
     }
     assert _describe(wire, 1, "books").topics == ()
+    # The two changes are audited as the other admin changes are.
+    audited = [r.getMessage() for r in caplog.records if "ShareGroupOffsets" in r.getMessage()]
+    assert any(
+        'audit AlterShareGroupOffsets group="books" result=NONE' in line
+        and 'partitions="ledger-0=4"' in line
+        for line in audited
+    ), audited
+    assert any(
+        'audit DeleteShareGroupOffsets group="books" result=NONE' in line
+        and 'topics="ledger"' in line
+        for line in audited
+    ), audited
 
 
 def test_errors_for_groups_that_are_not_share_groups(wire: Wire) -> None:
