@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
-from contextplane.broker.handlers.share_groups import coordinator
+from contextplane.broker.handlers.share_groups import coordinator, other_protocol
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.share_coordinator import ShareCoordinator
 from contextplane.errors import KafkaError
@@ -31,11 +31,6 @@ _NON_EMPTY = "The group is not empty."
 def _topic_id(ctx: RequestContext, name: str) -> uuid.UUID | None:
     record = ctx.topics.topics().get(name)
     return None if record is None else uuid.UUID(bytes=record.topic_id)
-
-
-def _other_protocol(ctx: RequestContext, group_id: str) -> bool:
-    groups = ctx.groups
-    return groups.state.group(group_id) is not None or groups.consumer.group(group_id) is not None
 
 
 # -- DescribeShareGroupOffsets ---------------------------------------------------------
@@ -176,7 +171,7 @@ async def alter(ctx: RequestContext, request: Any) -> Reply:
 
     if not group_id:
         return top_level(ErrorCode.invalid_group_id, None)
-    if _other_protocol(ctx, group_id):
+    if other_protocol(ctx, group_id):
         return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
     if coordinator(ctx).has_members(group_id):
         return top_level(ErrorCode.non_empty_group, _NON_EMPTY)
@@ -249,7 +244,7 @@ async def delete(ctx: RequestContext, request: Any) -> Reply:
 
     if not group_id:
         return top_level(ErrorCode.invalid_group_id, None)
-    if _other_protocol(ctx, group_id):
+    if other_protocol(ctx, group_id):
         return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
     if not shares.knows(group_id):
         return top_level(ErrorCode.group_id_not_found, f"Share group {group_id} not found.")
