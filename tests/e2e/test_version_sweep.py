@@ -385,6 +385,25 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "share_session_epoch": -1,
             "topics": [],
         },
+        90: {  # DescribeShareGroupOffsets: every partition of one group, named ones of another
+            "groups": [
+                {"group_id": GROUP + "-share", "topics": None},
+                {
+                    "group_id": GROUP + "-offsets",
+                    "topics": [{"topic_name": TOPIC, "partitions": [0]}],
+                },
+            ]
+        },
+        91: {  # AlterShareGroupOffsets: an empty share group's SPSO
+            "group_id": GROUP + "-offsets",
+            "topics": [
+                {"topic_name": TOPIC, "partitions": [{"partition_index": 0, "start_offset": 0}]}
+            ],
+        },
+        92: {  # DeleteShareGroupOffsets: the state altered above
+            "group_id": GROUP + "-offsets",
+            "topics": [{"topic_name": TOPIC}],
+        },
     }
 
 

@@ -230,3 +230,53 @@ def test_a_deleted_share_groups_partitions_leave_the_store(
         await store.close()
 
     asyncio.run(run())
+
+
+def test_altered_and_deleted_share_group_offsets_are_stored(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """AlterShareGroupOffsets: the new SPSO, without in-flight runs, is in the store
+    before the answer, and a store out of reach changes nothing; DeleteShareGroupOffsets
+    removes only the named topic's partitions of that group."""
+
+    async def run() -> None:
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        coordinator = await _coordinator(store)
+        coordinator.partition(KEY, 0).acquire("a", range(3), 3, coordinator.now_ms())
+        coordinator.partition(("g", "other", 0), 7)
+        coordinator.partition(("other-group", "t", 0), 9)
+        assert await coordinator.save()
+        held = coordinator.partitions[KEY]
+
+        real_save = store.save_share_partitions
+
+        async def refuse(partitions: list[StoredSharePartition]) -> None:
+            raise MetadataStoreUnavailable("connection lost")
+
+        store.save_share_partitions = refuse  # type: ignore[method-assign]
+        refused = await coordinator.alter_offsets("g", {("t", 0): 2})
+        assert refused == ErrorCode.coordinator_not_available
+        assert coordinator.partitions[KEY] is held and held.acquired_count() == 3
+        store.save_share_partitions = real_save  # type: ignore[method-assign]
+
+        assert await coordinator.alter_offsets("g", {("t", 0): 2}) == ErrorCode.none
+        assert (coordinator.partitions[KEY].start_offset, coordinator.partitions[KEY].runs()) == (
+            2,
+            [],
+        )
+        await coordinator.stop()
+        await store.close()
+
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        restarted = await _coordinator(store)
+        assert (restarted.partitions[KEY].start_offset, restarted.partitions[KEY].runs()) == (
+            2,
+            [],
+        )
+        assert await restarted.delete_offsets("g", ["t"]) == ErrorCode.none
+        stored = {(p.group_id, p.topic): p.start_offset for p in await store.share_partitions()}
+        assert stored == {("g", "other"): 7, ("other-group", "t"): 9}
+        await restarted.stop()
+        await store.close()
+
+    asyncio.run(run())

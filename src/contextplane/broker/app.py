@@ -32,6 +32,7 @@ from contextplane.broker.handlers import (
     scram,
     share_fetch,
     share_groups,
+    share_offsets,
     transactions,
     transactions_admin,
 )
@@ -232,6 +233,9 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     ),
     (78, 1, 2, share_fetch.share_fetch, authz.share_group_member, authz.refuse_top_level),
     (79, 1, 2, share_fetch.share_acknowledge, authz.share_group_member, authz.refuse_top_level),
+    (90, 0, 1, share_offsets.describe, authz.describe_share_offsets, authz.refuse_top_level),
+    (91, 0, 0, share_offsets.alter, authz.alter_share_offsets, authz.refuse_top_level),
+    (92, 0, 0, share_offsets.delete, authz.delete_share_offsets, authz.refuse_top_level),
 ]
 
 

@@ -246,6 +246,31 @@ def offset_delete(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
+def describe_share_offsets(ctx: RequestContext, request: Any) -> Needs:
+    """DESCRIBE on each group; DESCRIBE on each named topic (TOPIC_AUTHORIZATION_FAILED
+    per partition); topics=null lists only the describable topics, quietly."""
+    needs = _each(Op.DESCRIBE, GROUP, (g.group_id for g in request.groups))
+    named = [t.topic_name for g in request.groups if g.topics is not None for t in g.topics]
+    needs.resources.extend(_each(Op.DESCRIBE, TOPIC, named).resources)
+    if any(g.topics is None for g in request.groups):
+        needs.quiet = [Action(Op.DESCRIBE, TOPIC, name) for name in ctx.topics.topics()]
+    return needs
+
+
+def alter_share_offsets(ctx: RequestContext, request: Any) -> Needs:
+    """READ on the group (the whole request), READ on each topic."""
+    needs = _each(Op.READ, TOPIC, (t.topic_name for t in request.topics))
+    needs.gate = _group_gate(Op.READ, request.group_id)
+    return needs
+
+
+def delete_share_offsets(ctx: RequestContext, request: Any) -> Needs:
+    """DELETE on the group (the whole request), READ on each topic."""
+    needs = _each(Op.READ, TOPIC, (t.topic_name for t in request.topics))
+    needs.gate = _group_gate(Op.DELETE, request.group_id)
+    return needs
+
+
 def describe_groups(ctx: RequestContext, request: Any) -> Needs:
     needs = _each(Op.DESCRIBE, GROUP, request.groups)
     if getattr(request, "include_authorized_operations", False):

@@ -288,6 +288,67 @@ class ShareCoordinator:
             self.sessions.close(key)
         return ErrorCode.none
 
+    # -- share-group offsets (admin) ----------------------------------------------------
+
+    def has_members(self, group_id: str) -> bool:
+        group = self.groups.group(group_id)
+        return group is not None and bool(group.members)
+
+    def group_partitions(self, group_id: str) -> list[ShareKey]:
+        """The share partitions the group has state for, in topic and partition order."""
+        return sorted(key for key in self.partitions if key[0] == group_id)
+
+    async def alter_offsets(self, group_id: str, starts: dict[tuple[str, int], int]) -> ErrorCode:
+        """AlterShareGroupOffsets: each named share partition starts afresh at its new
+        SPSO, its in-flight records dropped. Only for a group without members (as Kafka:
+        NON_EMPTY_GROUP); stored before the answer (COORDINATOR_NOT_AVAILABLE, retriable,
+        when the store refuses: nothing changed)."""
+        if self.has_members(group_id):
+            return ErrorCode.non_empty_group
+        writes = []
+        for (topic, index), start in starts.items():
+            key = (group_id, topic, index)
+            current = self.partitions.get(key)
+            epoch = (current.state_epoch if current is not None else 0) + 1
+            writes.append(StoredSharePartition(group_id, topic, index, start, epoch, []))
+        try:
+            await self._store.save_share_partitions(writes)
+        except MetadataStoreUnavailable:
+            return ErrorCode.coordinator_not_available
+        for write in writes:
+            key = (group_id, write.topic, write.partition)
+            fresh = SharePartition(
+                write.start_offset,
+                self.config.delivery_count_limit,
+                self.config.partition_max_record_locks,
+                self.config.record_lock_duration_ms,
+            )
+            # A change made while the save awaited is replaced: the alter is the latest.
+            current = self.partitions.get(key)
+            fresh.state_epoch = max(write.state_epoch, current.state_epoch if current else 0)
+            self.partitions[key] = fresh
+            self._saved_epochs[key] = write.state_epoch
+        self.groups.ensure_group(group_id)
+        self.kick()
+        return ErrorCode.none
+
+    async def delete_offsets(self, group_id: str, topics: Collection[str]) -> ErrorCode:
+        """DeleteShareGroupOffsets: the topics' share partitions go from the store, then
+        memory; a group with members keeps them (NON_EMPTY_GROUP)."""
+        if self.has_members(group_id):
+            return ErrorCode.non_empty_group
+        names = set(topics)
+        if not names:
+            return ErrorCode.none
+        try:
+            await self._store.delete_share_group_state(group_id, sorted(names))
+        except MetadataStoreUnavailable:
+            return ErrorCode.coordinator_not_available
+        for key in [k for k in self.partitions if k[0] == group_id and k[1] in names]:
+            del self.partitions[key]
+            self._saved_epochs.pop(key, None)
+        return ErrorCode.none
+
     # -- describe and list --------------------------------------------------------------
 
     def describe(self, group_id: str) -> dict[str, Any] | None:

@@ -182,6 +182,11 @@ class ShareGroupMachine:
     def group(self, group_id: str) -> ShareGroup | None:
         return self.groups.get(group_id)
 
+    def ensure_group(self, group_id: str) -> None:
+        """An empty share group (AlterShareGroupOffsets of a group never seen creates
+        one, as Kafka's coordinator does)."""
+        self.groups.setdefault(group_id, ShareGroup(group_id))
+
     # -- heartbeats ---------------------------------------------------------------------
 
     def heartbeat(

@@ -292,6 +292,11 @@ class SharePartition:
         self.state_epoch += 1
         self._advance_start()
 
+    def delivery_complete_count(self) -> int:
+        """In-flight records already done (acknowledged or archived): Kafka's
+        `deliveryCompleteCount`, which share-partition lag leaves out."""
+        return sum(1 for r in self.in_flight.values() if r.state in _DONE)
+
     def acquired_count(self) -> int:
         return sum(1 for r in self.in_flight.values() if r.state == RecordState.ACQUIRED)
 

@@ -61,6 +61,14 @@ def delete_where(db: Db, column: str, value: str) -> None:
     db.execute(f"DELETE FROM share_partition_state WHERE {column}=?", (value,))
 
 
+def delete_group_topics(db: Db, group_id: str, topics: list[str]) -> None:
+    """A group's share partitions of the named topics (DeleteShareGroupOffsets)."""
+    for table in ("share_inflight", "share_partition_state"):
+        db.executemany(
+            f"DELETE FROM {table} WHERE group_id=? AND topic=?", [(group_id, t) for t in topics]
+        )
+
+
 class SharePartitionRows:
     """`SqlEngine`'s share-partition methods (over its connection and transactions)."""
 
@@ -82,8 +90,17 @@ class SharePartitionRows:
     def delete_share_topic_state(self, topic: str) -> None:
         self._delete_share_state("topic", topic)
 
-    def delete_share_group_state(self, group_id: str) -> None:
-        self._delete_share_state("group_id", group_id)
+    def delete_share_group_state(self, group_id: str, topics: list[str] | None = None) -> None:
+        if topics is None:
+            self._delete_share_state("group_id", group_id)
+            return
+        engine: Any = self
+
+        def run() -> None:
+            with engine._transaction():
+                delete_group_topics(self._db, group_id, topics)
+
+        engine._run_write(run)
 
     def _delete_share_state(self, column: str, value: str) -> None:
         engine: Any = self
@@ -111,6 +128,8 @@ class SharePartitionCalls:
         store: Any = self
         await store._call(store.engine.delete_share_topic_state, topic)
 
-    async def delete_share_group_state(self, group_id: str) -> None:
+    async def delete_share_group_state(
+        self, group_id: str, topics: list[str] | None = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.delete_share_group_state, group_id)
+        await store._call(store.engine.delete_share_group_state, group_id, topics)

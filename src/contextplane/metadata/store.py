@@ -228,8 +228,10 @@ class MetadataStore(Protocol):
         """Every share partition of a deleted topic, in every group."""
         ...
 
-    async def delete_share_group_state(self, group_id: str) -> None:
-        """Every share partition of a deleted share group."""
+    async def delete_share_group_state(
+        self, group_id: str, topics: list[str] | None = None
+    ) -> None:
+        """Every share partition of a deleted share group, or of its named topics."""
         ...
 
     async def acls(self) -> list[AclRecord]: ...

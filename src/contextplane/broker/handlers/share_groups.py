@@ -23,7 +23,7 @@ def coordinator(ctx: RequestContext) -> ShareCoordinator:
     return shares
 
 
-def _other_protocol(ctx: RequestContext, group_id: str) -> bool:
+def other_protocol(ctx: RequestContext, group_id: str) -> bool:
     """A group id is one kind of group: a classic or consumer group's id is not a share
     group's."""
     groups = ctx.groups
@@ -38,7 +38,7 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         return 0 if record is None else record.partitions
 
     names = request.subscribed_topic_names
-    if _other_protocol(ctx, request.group_id):
+    if other_protocol(ctx, request.group_id):
         result = heartbeat_error(
             ErrorCode.group_id_not_found, f"Group {request.group_id} is not a share group."
         )
@@ -88,7 +88,7 @@ def _described(ctx: RequestContext, group_id: str, include_operations: bool) -> 
     if group is None:
         message = (
             f"Group {group_id} is not a share group."
-            if _other_protocol(ctx, group_id)
+            if other_protocol(ctx, group_id)
             else f"Group {group_id} not found."
         )
         return {**empty, "error_code": ErrorCode.group_id_not_found, "error_message": message}

@@ -1,0 +1,296 @@
+"""The share-group offsets admin APIs (KIP-932): DescribeShareGroupOffsets,
+AlterShareGroupOffsets and DeleteShareGroupOffsets, as Kafka 4.4's KafkaApis and group
+coordinator answer them (what `kafka-share-groups.sh --describe --offsets`,
+`--reset-offsets` and `--delete-offsets` send).
+
+Thin: the share coordinator (`ctx.services.shares`) keeps the share partitions; here
+topics are resolved, authorized and answered one by one. Every answer is as long as its
+request (or, for topics=null, as the group's share partitions), so the frame bounds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.handlers.share_groups import coordinator, other_protocol
+from contextplane.broker.loopshare import LoopShare
+from contextplane.coordinators.share_coordinator import ShareCoordinator
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import Operation, ResourceType, denial_message
+
+_ZERO_ID = uuid.UUID(int=0)
+_NO_STATE = -1  # Kafka's uninitialized start offset (and unknown lag)
+_UNKNOWN_PARTITION = "This server does not host this topic-partition."
+_NON_EMPTY = "The group is not empty."
+
+
+def _topic_id(ctx: RequestContext, name: str) -> uuid.UUID | None:
+    record = ctx.topics.topics().get(name)
+    return None if record is None else uuid.UUID(bytes=record.topic_id)
+
+
+# -- DescribeShareGroupOffsets ---------------------------------------------------------
+
+
+def _described_partition(
+    ctx: RequestContext, shares: ShareCoordinator, group_id: str, topic: str, index: int
+) -> dict[str, Any]:
+    """One partition's SPSO and lag. Kafka's lag: high watermark - SPSO - the in-flight
+    records already done; -1 (both) where the group has no state for the partition."""
+    entry: dict[str, Any] = {
+        "partition_index": index,
+        "start_offset": _NO_STATE,
+        "leader_epoch": 0,
+        "lag": _NO_STATE,
+        "error_code": ErrorCode.none,
+        "error_message": None,
+    }
+    state = shares.partitions.get((group_id, topic, index))
+    if state is None:
+        return entry
+    entry["start_offset"] = state.start_offset
+    try:
+        log = ctx.log.partition(topic, index)
+    except KafkaError as exc:  # as Kafka: the end offset could not be read
+        entry.update(error_code=exc.code, error_message=str(exc) or None)
+        return entry
+    entry["leader_epoch"] = log.leader_epoch
+    entry["lag"] = log.high_watermark - state.start_offset - state.delivery_complete_count()
+    return entry
+
+
+def _describe_group(
+    ctx: RequestContext, group: Any, stated: dict[str, list[tuple[str, int]]]
+) -> dict[str, Any]:
+    """`stated`: each group's share partitions (topic, index), for topics=null."""
+    group_id = group.group_id
+    answer: dict[str, Any] = {
+        "group_id": group_id,
+        "topics": [],
+        "error_code": ErrorCode.none,
+        "error_message": None,
+    }
+    if ctx.denied(ResourceType.GROUP, group_id):
+        error = ErrorCode.group_authorization_failed
+        return {**answer, "error_code": error, "error_message": denial_message(ResourceType.GROUP)}
+    shares = coordinator(ctx)
+    if group.topics is None:
+        # Every partition the group has state for, of the topics the principal may
+        # describe (the others left out silently, as Kafka does).
+        wanted: dict[str, list[int]] = {}
+        for topic, index in stated.get(group_id, ()):
+            if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic):
+                wanted.setdefault(topic, []).append(index)
+        requested = [(topic, indexes, False) for topic, indexes in wanted.items()]
+    else:
+        requested = [
+            (
+                t.topic_name,
+                [int(p) for p in t.partitions],
+                ctx.denied(ResourceType.TOPIC, t.topic_name),
+            )
+            for t in group.topics
+        ]
+    for name, indexes, denied in requested:
+        topic_id = _topic_id(ctx, name)
+        partitions = []
+        for index in indexes:
+            if denied:
+                partitions.append(
+                    {
+                        "partition_index": index,
+                        "start_offset": _NO_STATE,
+                        "leader_epoch": 0,
+                        "error_code": ErrorCode.topic_authorization_failed,
+                        "error_message": denial_message(ResourceType.TOPIC),
+                    }
+                )
+            elif topic_id is None:  # as Kafka: absent data, not an error
+                partitions.append(
+                    {
+                        "partition_index": index,
+                        "start_offset": _NO_STATE,
+                        "leader_epoch": 0,
+                        "error_code": ErrorCode.none,
+                    }
+                )
+            else:
+                partitions.append(_described_partition(ctx, shares, group_id, name, index))
+        answer["topics"].append(
+            {"topic_name": name, "topic_id": topic_id or _ZERO_ID, "partitions": partitions}
+        )
+    return answer
+
+
+async def describe(ctx: RequestContext, request: Any) -> Reply:
+    """A group named twice is answered once (the admin client never repeats one): a
+    request repeating a group with many share partitions would otherwise be answered
+    with each of them as many times."""
+    share = LoopShare()
+    stated: dict[str, list[tuple[str, int]]] = {}
+    if any(g.topics is None for g in request.groups):
+        for group_id, topic, index in sorted(coordinator(ctx).partitions):
+            stated.setdefault(group_id, []).append((topic, index))
+    groups = []
+    items = 0
+    seen: set[str] = set()
+    for group in request.groups:
+        if group.group_id in seen:
+            continue
+        seen.add(group.group_id)
+        if share.due():
+            await asyncio.sleep(0)
+        described = _describe_group(ctx, group, stated)
+        items += sum(len(t["partitions"]) for t in described["topics"]) + 1
+        groups.append(described)
+    return await ctx.large_reply(items, throttle_time=ctx.throttle_ms, groups=groups)
+
+
+# -- AlterShareGroupOffsets ------------------------------------------------------------
+
+
+def _partition_results(partitions: Any, code: ErrorCode, message: str | None) -> list[Any]:
+    return [
+        {"partition_index": p.partition_index, "error_code": code, "error_message": message}
+        for p in partitions
+    ]
+
+
+async def alter(ctx: RequestContext, request: Any) -> Reply:
+    group_id = request.group_id
+
+    def top_level(code: ErrorCode, message: str | None) -> Reply:
+        ctx.audit.record(ctx, "AlterShareGroupOffsets", "group", group_id, code)
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms, error_code=code, error_message=message, responses=[]
+        )
+
+    if not group_id:
+        return top_level(ErrorCode.invalid_group_id, None)
+    if other_protocol(ctx, group_id):
+        return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
+    if coordinator(ctx).has_members(group_id):
+        return top_level(ErrorCode.non_empty_group, _NON_EMPTY)
+    topics = ctx.topics.topics()
+    responses = []
+    starts: dict[tuple[str, int], int] = {}
+    accepted: list[dict[str, Any]] = []
+    for topic in request.topics:
+        name = topic.topic_name
+        record = topics.get(name)
+        entry: dict[str, Any] = {"topic_name": name, "topic_id": _ZERO_ID, "partitions": []}
+        responses.append(entry)
+        if ctx.denied(ResourceType.TOPIC, name):
+            entry["partitions"] = _partition_results(
+                topic.partitions,
+                ErrorCode.topic_authorization_failed,
+                denial_message(ResourceType.TOPIC),
+            )
+            continue
+        if record is None:
+            entry["partitions"] = _partition_results(
+                topic.partitions, ErrorCode.unknown_topic_or_partition, _UNKNOWN_PARTITION
+            )
+            continue
+        entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+        for p in topic.partitions:
+            index, start = int(p.partition_index), int(p.start_offset)
+            result = {"partition_index": index, "error_code": ErrorCode.none, "error_message": None}
+            if not 0 <= index < record.partitions:
+                result.update(
+                    error_code=ErrorCode.unknown_topic_or_partition,
+                    error_message=_UNKNOWN_PARTITION,
+                )
+            elif start < 0:  # an SPSO is an offset: a negative one would never be reached
+                result.update(
+                    error_code=ErrorCode.invalid_request,
+                    error_message=f"The start offset {start} is negative.",
+                )
+            else:
+                starts[(name, index)] = start
+                accepted.append(result)
+            entry["partitions"].append(result)
+    code = await coordinator(ctx).alter_offsets(group_id, starts) if starts else ErrorCode.none
+    if code == ErrorCode.non_empty_group:
+        return top_level(code, _NON_EMPTY)
+    if code != ErrorCode.none:
+        for result in accepted:
+            result.update(error_code=code, error_message=None)
+    changed = ",".join(f"{t}-{i}={o}" for (t, i), o in starts.items())
+    ctx.audit.record(
+        ctx, "AlterShareGroupOffsets", "group", group_id, code, {"partitions": changed}
+    )
+    return await ctx.large_reply(
+        len(starts), throttle_time=ctx.throttle_ms, error_code=ErrorCode.none, responses=responses
+    )
+
+
+# -- DeleteShareGroupOffsets -----------------------------------------------------------
+
+
+async def delete(ctx: RequestContext, request: Any) -> Reply:
+    group_id = request.group_id
+    shares = coordinator(ctx)
+
+    def top_level(code: ErrorCode, message: str | None) -> Reply:
+        ctx.audit.record(ctx, "DeleteShareGroupOffsets", "group", group_id, code)
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms, error_code=code, error_message=message, responses=[]
+        )
+
+    if not group_id:
+        return top_level(ErrorCode.invalid_group_id, None)
+    if other_protocol(ctx, group_id):
+        return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
+    if not shares.knows(group_id):
+        return top_level(ErrorCode.group_id_not_found, f"Share group {group_id} not found.")
+    if shares.has_members(group_id):
+        return top_level(ErrorCode.non_empty_group, _NON_EMPTY)
+    topics = ctx.topics.topics()
+    with_state = {key[1] for key in shares.group_partitions(group_id)}
+    responses: list[dict[str, Any]] = []
+    deleted: dict[str, dict[str, Any]] = {}
+    for topic in request.topics:
+        name = topic.topic_name
+        record = topics.get(name)
+        entry: dict[str, Any] = {
+            "topic_name": name,
+            "topic_id": _ZERO_ID if record is None else uuid.UUID(bytes=record.topic_id),
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+        if ctx.denied(ResourceType.TOPIC, name):
+            entry.update(
+                error_code=ErrorCode.topic_authorization_failed,
+                error_message=denial_message(ResourceType.TOPIC),
+            )
+        elif record is None:
+            entry.update(
+                error_code=ErrorCode.unknown_topic_or_partition, error_message=_UNKNOWN_PARTITION
+            )
+        elif name not in with_state:
+            entry.update(
+                error_code=ErrorCode.unknown_topic_or_partition,
+                error_message="There is no offset information to delete.",
+            )
+        else:
+            deleted[name] = entry
+        responses.append(entry)
+    code = await shares.delete_offsets(group_id, list(deleted)) if deleted else ErrorCode.none
+    if code == ErrorCode.non_empty_group:  # a member joined while the store was written
+        return top_level(code, _NON_EMPTY)
+    for entry in deleted.values() if code != ErrorCode.none else ():
+        entry.update(error_code=code, error_message=None)
+    ctx.audit.record(
+        ctx, "DeleteShareGroupOffsets", "group", group_id, code, {"topics": ",".join(deleted)}
+    )
+    return await ctx.large_reply(
+        len(responses),
+        throttle_time=ctx.throttle_ms,
+        error_code=ErrorCode.none,
+        responses=responses,
+    )
