@@ -482,7 +482,8 @@ SETTINGS: tuple[Setting, ...] = (
         "shutdown.timeout.ms",
         "shutdown_timeout_ms",
         "ms",
-        "a clean stop uploads for at most this long; the rest stays in the WAL for the next start",
+        "a clean stop uploads for at most this long; the rest stays in the WAL for the next start "
+        "(a stop that uploaded everything leaves the WAL empty: the next start replays nothing)",
         low=0,
     ),
     Setting(

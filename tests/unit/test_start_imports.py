@@ -25,6 +25,23 @@ NOT_AT_START = (
     "opentelemetry",
     # What the crc32c package's __init__ imports to set its __version__ (protocol/crc.py).
     "importlib.metadata",
+    # Masking's codecs and their libraries: on the first Avro or Protobuf value masked.
+    "contextplane.broker.masking_avro",
+    "fastavro",
+    "contextplane.broker.masking_protobuf",
+    "google.protobuf",
+    # zstd: on the first zstd batch (protocol/decompress.py); RE2: on the first regex
+    # subscription (coordinators/consumer_group/regex.py).
+    "backports.zstd",
+    "re2",
+    # tempfile (and shutil): only to load a PEM keystore (security/tls.py).
+    "tempfile",
+    # The other commands' modules: `up` builds only its own parser (cli/main.py).
+    "contextplane.cli.client_commands",
+    "contextplane.cli.users",
+    "contextplane.cli.cost",
+    "contextplane.cli.audit_reads",
+    "contextplane.cli.registry",
     # Schemas of versions newer than kio's: on the first request of that version.
     *(module for module, _request, _response in codec.OWN_SCHEMAS.values()),
 )
@@ -34,6 +51,7 @@ import sys
 sys.modules["hypothesis"] = None  # as cli/launch.py does
 import contextplane.cli.main
 import contextplane.broker.app
+contextplane.cli.main.build_parser(up_only=True).parse_args(["up", "--port", "0"])
 print(",".join(name for name in sys.argv[1:] if name in sys.modules))
 """
 

@@ -6,10 +6,12 @@ offsets, timestamps, keys, headers, producer fields and attributes, so the same 
 a new CRC). Pure functions: the fetch handler runs them on a worker thread.
 
 JSON Schema values are masked here, Avro ones by masking_avro.py, Protobuf ones by
-masking_protobuf.py. Fail closed: a value without the wire format, whose id is unknown,
-whose schema cannot be masked (a Protobuf schema with references), or that does not
-decode (or, masked, does not encode) becomes null, counted as
-`fail_closed`; it is never passed through. A value no policy touches keeps its bytes.
+masking_protobuf.py, each imported on the first value of its kind (fastavro and protobuf
+are ~0.2 s of a start otherwise, and most brokers never mask). Fail closed: a value
+without the wire format, whose id is unknown, whose schema cannot be masked (a Protobuf
+schema with references), or that does not decode (or, masked, does not encode) becomes
+null, counted as `fail_closed`; it is never passed through. A value no policy touches
+keeps its bytes.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from contextplane.broker.masking_avro import AvroCodec
-from contextplane.broker.masking_protobuf import ProtobufCodec
 from contextplane.protocol.record_codec import read_records, write_batch
 from contextplane.protocol.records import parse_header
 from contextplane.security.masking_policy import HASH, KEEP_LAST, NULL, Action, MaskingPolicy
 
 if TYPE_CHECKING:
+    from contextplane.broker.masking_avro import AvroCodec
+    from contextplane.broker.masking_protobuf import ProtobufCodec
     from contextplane.services.schema_registry.state import StoredSchema
 
 FAIL_CLOSED = "fail_closed"  # the metric's action for a value that could not be masked
@@ -159,11 +161,7 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
         if stored.schema_type != "JSON":
             codec = masker.codecs.get(schema_id)
             if codec is None:
-                codec = masker.codecs[schema_id] = (
-                    AvroCodec(stored.parsed)  # type: ignore[arg-type]
-                    if stored.schema_type == "AVRO"
-                    else ProtobufCodec(stored)
-                )
+                codec = masker.codecs[schema_id] = _codec(stored)
             payload = codec.mask(value[5:], action_at, apply, applied)
         else:
             document = _mask_json(json.loads(value[5:]), "$", action_at, apply, applied, 0)
@@ -174,6 +172,17 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
         return value, None
     strongest = min(applied, key=lambda a: a.strength)
     return value[:5] + payload, str(strongest)
+
+
+def _codec(stored: StoredSchema) -> AvroCodec | ProtobufCodec:
+    """The codec of an Avro or Protobuf schema, its library imported on first use."""
+    if stored.schema_type == "AVRO":
+        from contextplane.broker.masking_avro import AvroCodec
+
+        return AvroCodec(stored.parsed)  # type: ignore[arg-type]
+    from contextplane.broker.masking_protobuf import ProtobufCodec
+
+    return ProtobufCodec(stored)
 
 
 def _mask_json(

@@ -17,7 +17,15 @@ import zlib
 
 import cramjam
 
-from contextplane.protocol.decompress import GZIP, LZ4, NONE, SNAPPY, ZSTD, xxh32, zstd
+from contextplane.protocol.decompress import (
+    GZIP,
+    LZ4,
+    NONE,
+    SNAPPY,
+    ZSTD,
+    xxh32,
+    zstd_module,
+)
 
 _XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK_BYTES = 32 * 1024
@@ -56,7 +64,7 @@ def _lz4(data: bytes) -> bytes:
 
 
 def _zstd(data: bytes) -> bytes:
-    return zstd.compress(data)
+    return zstd_module().compress(data)
 
 
 _WRITERS = {GZIP: _gzip, SNAPPY: _snappy, LZ4: _lz4, ZSTD: _zstd}

@@ -22,16 +22,24 @@ The formats are those Kafka's own readers accept (clients' `compress` package):
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Iterator
+from types import ModuleType
 
 import cramjam
 
-try:  # Python 3.14+: the standard library's zstd module
-    from compression import zstd  # type: ignore[import-not-found]
-except ImportError:  # earlier Pythons: its backport, the same API
-    from backports import zstd  # type: ignore[no-redef]
+
+@functools.cache
+def zstd_module() -> ModuleType:
+    """The zstd module, imported on the first zstd batch (~30 ms a start otherwise)."""
+    try:  # Python 3.14+: the standard library's zstd module
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:  # earlier Pythons: its backport, the same API
+        from backports import zstd  # type: ignore[no-redef]
+    return zstd
+
 
 # Output granularity: the validator walks records one chunk at a time (a record that
 # straddles two chunks costs a little more).
@@ -72,7 +80,7 @@ def decompressed_chunks(
                 pending_bytes += len(piece)
         if pending:
             yield b"".join(pending)
-    except (zlib.error, zstd.ZstdError, cramjam.DecompressionError, struct.error) as exc:
+    except (zlib.error, cramjam.DecompressionError, struct.error) as exc:  # zstd's: _zstd
         raise DecompressionError(str(exc)) from None
 
 
@@ -261,6 +269,16 @@ _ZSTD_WINDOW_LOG_FLOOR = 23
 def _zstd(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
     if not payload:  # zstd-jni reads no input as an empty stream (no error)
         return
+    zstd = zstd_module()
+    try:
+        yield from _zstd_frames(zstd, payload, limit, chunk_bytes)
+    except zstd.ZstdError as exc:
+        raise DecompressionError(str(exc)) from None
+
+
+def _zstd_frames(
+    zstd: ModuleType, payload: memoryview, limit: int, chunk_bytes: int
+) -> Iterator[bytes]:
     window_log = max(_ZSTD_WINDOW_LOG_FLOOR, min(_ZSTD_WINDOW_LOG_MAX, limit.bit_length()))
     options = {zstd.DecompressionParameter.window_log_max: window_log}
     data: bytes | memoryview = payload

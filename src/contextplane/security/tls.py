@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +189,8 @@ def _load_keystore(context: ssl.SSLContext, config: TlsConfig) -> None:
             "certificate chain)"
         )
     # load_cert_chain reads files only: the PEM goes through a private temporary file.
+    import tempfile  # here: ~30 ms (with shutil) of every start otherwise
+
     with tempfile.TemporaryDirectory(prefix="contextplane-tls-") as private:
         path = Path(private) / "keystore.pem"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

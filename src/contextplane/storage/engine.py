@@ -430,6 +430,12 @@ class StorageEngine:
                 self.settings.shutdown_timeout_ms,
             )
         self.uploader.abandon()
+        # Everything uploaded: the file WAL's active segment goes too, so the next start
+        # replays (reads and checks) nothing instead of up to a segment of uploaded
+        # entries. Not the object WAL: its trim starts deleting objects in the background,
+        # which the close then cuts short (its crash test lost reads that way).
+        if not isinstance(self.wal, ObjectWal):
+            self.trim_wal(reclaim_active=True)
         self.dirty.close()
         self.wal.close()
 
@@ -566,15 +572,16 @@ class StorageEngine:
         """Upload one object of the oldest pending batches (at most `upload.bytes`)."""
         return await self.uploader.upload_once()
 
-    def trim_wal(self) -> None:
+    def trim_wal(self, reclaim_active: bool = False) -> None:
         """Delete WAL data that holds nothing un-uploaded (only partitions with pending
-        batches hold any)."""
+        batches hold any); with `reclaim_active`, or on a full disk, the active segment
+        too when all of it is uploaded."""
         position = self.wal.end_position
         for partition in self.log_cache.pending.values():
             first = partition.first_unuploaded_position()
             if first is not None:
                 position = min(position, first)
-        self.wal.trim(position, reclaim_active=self.disk_gate.full)
+        self.wal.trim(position, reclaim_active=reclaim_active or self.disk_gate.full)
 
     async def enforce_retention(self, now_ms: int) -> None:
         await self.log_start.enforce_retention(now_ms)

@@ -16,11 +16,13 @@ Rules of this file:
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import re2
+if TYPE_CHECKING:
+    import re2
 
 PATTERN_BYTES_MAX = 1024
 PATTERN_MEMORY_MAX = 1 << 20
@@ -29,14 +31,16 @@ PATTERNS_CACHED_MAX = 1024
 TopicNames = Callable[[], Iterable[str]]
 
 
-def _options() -> re2.Options:
+@functools.cache
+def _re2() -> tuple[Any, re2.Options]:
+    """RE2 and the options every pattern compiles with, imported on the first regex
+    subscription (~20 ms of a start otherwise)."""
+    import re2
+
     options = re2.Options()
     options.max_mem = PATTERN_MEMORY_MAX
     options.log_errors = False  # refused patterns are answered, not logged to stderr
-    return options
-
-
-_OPTIONS = _options()
+    return re2, options
 
 
 class InvalidPattern(ValueError):
@@ -53,8 +57,9 @@ def compile_pattern(pattern: str) -> Any:
 
     if len(pattern.encode()) > PATTERN_BYTES_MAX:
         raise invalid(f"it is longer than {PATTERN_BYTES_MAX} bytes")
+    re2, options = _re2()
     try:
-        return re2.compile(pattern, _OPTIONS)
+        return re2.compile(pattern, options)
     except re2.error as exc:
         detail = exc.args[0] if exc.args else exc
         raise invalid(detail.decode() if isinstance(detail, bytes) else str(detail)) from None
