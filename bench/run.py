@@ -458,6 +458,8 @@ def phase_partitions(
                 opened, closed = puts_of(before_line), puts_of(final_line)
                 if opened is not None and closed is not None:
                     entry["broker_puts"] = closed - opened
+                    stored = ((final_line or {}).get("object_store") or {}).get("put_bytes")
+                    entry["broker_put_bytes"] = stored  # the objects' bytes, since start
             if replay_here:
                 res = replay_one_partition(
                     inst, "parts", count, load["per_partition"][0], timeout=600
