@@ -208,6 +208,7 @@ class Uploader:
             elif self._pending_since is None:
                 self._pending_since = now
             if self._full_object_pending():
+                await self._writes_in_flight(check_s)
                 return
             if self._pending_since is not None:
                 age_s = now - self._pending_since
@@ -222,8 +223,21 @@ class Uploader:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self.wakeup.wait()
-            if self.wakeup.is_set():
-                return
+            # Looked at again, not taken as due: a wake-up set during the last upload may
+            # be stale (that upload took the bytes that set it).
+            self.wakeup.clear()
+
+    async def _writes_in_flight(self, bound_s: float) -> None:
+        """Wait (at most `bound_s`) for the WAL writes in flight: the append that reached
+        the size wakes us before it is durable, and an object takes durable batches
+        only, so without this it would go a batch short of full."""
+        writing = [
+            p.waiter() for p in self._log_cache.pending.values() if p.high_watermark < p.next_offset
+        ]
+        if writing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(bound_s):
+                    await asyncio.wait(writing)
 
     async def drain(self) -> None:
         """Upload until nothing durable is pending (a clean stop); retries failures with
