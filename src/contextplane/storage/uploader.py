@@ -202,6 +202,8 @@ class Uploader:
         loop = asyncio.get_running_loop()
         interval_s, check_s = self._settings.upload_interval_ms / 1000, self._check_s
         while True:
+            # The metadata reserve comes back as soon as there is room, idle or not.
+            self._before_upload()
             now = loop.time()
             if not self._log_cache.pending_bytes:
                 self._pending_since = None
