@@ -97,8 +97,9 @@ def test_pending_bytes_are_uploaded_at_a_quarter_of_the_memory_budget(tmp_path: 
             await _append(engine, index, 32 * KIB)
             index += 1
         await wait_until_async(lambda: bool(store.put_sizes), 30, "the share's object")
-        # Taken once pending reached the share: all of it, far below upload.bytes.
-        assert share <= store.put_sizes[0] < settings.upload_bytes
+        # Taken once pending reached the share (less the one append a slow WAL write may
+        # still hold back), far below upload.bytes.
+        assert share - 64 * KIB <= store.put_sizes[0] < settings.upload_bytes // 8
         await engine.close()
 
     asyncio.run(run())
