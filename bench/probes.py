@@ -75,6 +75,12 @@ def gets_of(line: dict[str, Any] | None) -> dict[str, int] | None:
     return {"GET": found[0], "GET_bytes": found[1]} if found else None
 
 
+def puts_of(line: dict[str, Any] | None) -> int | None:
+    """The PUTs a probe line counts since its process started (None: no store counters)."""
+    store = (line or {}).get("object_store") or {}
+    return int(store["puts"]) if "puts" in store else None
+
+
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """A workload's window: loop lag (median of the per-second p50s, median and max of the
     per-second p99s, the largest lateness), GC pauses by generation, peak RSS and budget

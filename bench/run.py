@@ -27,7 +27,7 @@ from bench import limits as limits_mod
 from bench import report, store_alone, workloads
 from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
-from bench.probes import window_between, window_end, window_start
+from bench.probes import puts_of, window_between, window_end, window_start
 from bench.profiler import Profiler
 from bench.profiles import GIB, MIB, PROFILES, Profile
 from bench.selection import WORKLOADS, parse_workloads, phases, skipped_keys
@@ -440,6 +440,8 @@ def phase_partitions(
                     killed = True
                 continue
             before = inst.object_counts() or {}
+            # The broker's own PUT count opens here: its first line after the topic exists.
+            before_line = inst.probes.next_line(timeout=15) if inst.probes else None
             load = workloads.produce_bulk(
                 bs, "parts", count, values, total_bytes=prof.partitions_bytes
             )
@@ -451,6 +453,13 @@ def phase_partitions(
                 # A clean stop uploads what is pending; a restart reads cold from objects.
                 inst.stop()
                 ingested = inst.object_counts() or {}
+                # ... and closes on the clean stop's last line, written after its drain.
+                final_line = inst.probes.final_line() if inst.probes else None
+                opened, closed = puts_of(before_line), puts_of(final_line)
+                if opened is not None and closed is not None:
+                    entry["broker_puts"] = closed - opened
+                    stored = ((final_line or {}).get("object_store") or {}).get("put_bytes")
+                    entry["broker_put_bytes"] = stored  # the objects' bytes, since start
             if replay_here:
                 res = replay_one_partition(
                     inst, "parts", count, load["per_partition"][0], timeout=600
@@ -479,16 +488,24 @@ def phase_partitions(
             gib_in = load["bytes"] / GIB
             gib_out = read["bytes"] / GIB
             if target.has_object_store:
-                # Every write-class request: a multipart upload is several requests.
-                puts = sum(
-                    ingested.get(k, 0) - before.get(k, 0) for k in WRITE_REQUESTS if k in ingested
-                )
+                puts: int | None
+                if inst.object_counting.startswith("HTTP"):
+                    # Every write-class request: a multipart upload is several requests.
+                    puts = sum(
+                        ingested.get(k, 0) - before.get(k, 0)
+                        for k in WRITE_REQUESTS
+                        if k in ingested
+                    )
+                    entry["objects_written"] = sum(
+                        ingested.get(k, 0) - before.get(k, 0)
+                        for k in ("PUT", "POST_COMPLETE_MULTIPART")
+                    )
+                else:
+                    # The broker's count, not the files left: object compaction deletes
+                    # the objects it merged.
+                    puts = entry.get("broker_puts")
                 entry["puts"] = puts
-                entry["objects_written"] = sum(
-                    ingested.get(k, 0) - before.get(k, 0)
-                    for k in ("PUT", "POST_COMPLETE_MULTIPART")
-                )
-                entry["puts_per_gib"] = puts / gib_in if gib_in else None
+                entry["puts_per_gib"] = puts / gib_in if puts is not None and gib_in else None
                 entry.update(counted)  # gets: the proxy's on s3://, the broker's on file://
                 gets = counted.get("gets")
                 entry["gets_per_gib"] = gets / gib_out if gets is not None and gib_out else None
@@ -638,10 +655,11 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [
             "Object requests: s3:// counted per HTTP request by tests/support/s3proxy.py in front "
             "of SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
-            "and their POSTs); file:// PUTs = object files created. One PUT per 8 MiB upload "
-            "would be 128 per GiB. GETs: s3:// per HTTP request; file:// the broker's own "
-            "object store counter (debug probe lines), also recorded on s3:// as "
-            "`broker_gets`.",
+            "and their POSTs); file:// PUTs = the broker's own object store counter (debug probe "
+            "lines, load to clean stop), also recorded on s3:// as `broker_puts`. One PUT per "
+            "8 MiB upload would be 128 per GiB. GETs: s3:// per HTTP request; file:// the "
+            "broker's own object store counter (debug probe lines), also recorded on s3:// "
+            "as `broker_gets`.",
             "Probes (contextplane, `debug.probe.file`): loop lag = lateness of a 1 ms timer "
             "on the broker's event loop, p50/p99/max per second; GC pauses by generation; RSS "
             "beside the memory budget's used bytes. Per workload under `probes`.",

@@ -188,8 +188,7 @@ class ContextplaneInstance(Instance):
             )
         else:
             self.object_counting = (
-                "PUTs = object files created under data/objects; GETs = the broker's "
-                "object store counter (debug probe lines)"
+                "PUTs and GETs = the broker's object store counters (debug probe lines)"
             )
         self.probes = ProbeFile(directory / "probes.jsonl")
         self.broker = BrokerProcess(

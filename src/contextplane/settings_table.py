@@ -315,10 +315,18 @@ SETTINGS: tuple[Setting, ...] = (
         "upload.bytes",
         "upload_bytes",
         "bytes",
-        "upload a multi-partition object at this many pending bytes",
+        "upload a multi-partition object at this many pending bytes (or at a quarter of "
+        "`memory.budget.bytes`, if less)",
         low=1,
     ),
-    Setting("upload.interval.ms", "upload_interval_ms", "ms", "... or after this long", low=1),
+    Setting(
+        "upload.interval.ms",
+        "upload_interval_ms",
+        "ms",
+        "... or once the oldest pending byte has waited this long (the WAL already holds it "
+        "durably; checked every 250 ms)",
+        low=1,
+    ),
     Setting(
         "object.read.coalesce.bytes",
         "object_read_coalesce_bytes",

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from contextplane import limits
 from contextplane.clock import Clock
 from contextplane.cluster.leadership import Leadership
 from contextplane.metadata.records import CommitOutcome, ObjectCommit, RangeCommit, RangeRecord
@@ -132,6 +133,8 @@ class Uploader:
         self._uploading = asyncio.Lock()
         self._upload: asyncio.Future[int] | None = None  # the loop's, maybe outliving it
         self._unsettled: _Upload | None = None  # put, its commit's outcome unknown
+        # Event-loop time the oldest pending byte counts its age from (None: none pending).
+        self._pending_since: float | None = None
 
     def abandon(self) -> None:
         """Cancel an upload that outlived the loop and the drain's deadline; the WAL
@@ -140,21 +143,14 @@ class Uploader:
             self._upload.cancel()
 
     async def run(self) -> None:
-        """Upload on every interval or wake-up, back to back while a backlog remains."""
-        interval_s = self._settings.upload_interval_ms / 1000
-        upload_bytes = self._settings.upload_bytes
-        log_cache = self._log_cache
+        """Upload once an object's worth is pending or the oldest pending byte is
+        `upload.interval.ms` old; back to back while a backlog remains."""
         uploaded = 0
         while True:
             # Back to back while a full object's worth is waiting (catching up after an
-            # outage); otherwise on the interval or when append wakes us.
-            if not uploaded or log_cache.pending_bytes < upload_bytes:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
-                # cancellation that arrives as the wake-up fires, and the loop would
-                # outlive the engine's close (or a simulated crash) forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval_s):
-                        await self.wakeup.wait()
+            # outage); otherwise once the size or the age bound is reached.
+            if not uploaded or not self._full_object_pending():
+                await self._until_due()
             self.wakeup.clear()
             self._before_upload()
             uploaded = 0
@@ -172,23 +168,84 @@ class Uploader:
             except Exception as exc:  # noqa: BLE001 - keep the WAL; retry after a back-off
                 self.failures += 1
                 self.failed_attempts += 1
-                backoff = min(interval_s * 2**self.failures, _RETRY_BACKOFF_MAX_S)
+                backoff = min(self._check_s * 2**self.failures, _RETRY_BACKOFF_MAX_S)
                 log.warning(
                     "object upload failed (%d in a row; %d bytes wait in the WAL): %s",
                     self.failures,
-                    log_cache.pending_bytes,
+                    self._log_cache.pending_bytes,
                     exc,
                 )
                 await asyncio.sleep(backoff)
             else:
                 self.failures = 0
 
+    @property
+    def _check_s(self) -> float:
+        """How often pending bytes are looked at, and the base of retry back-offs and a
+        flush's waits (no more than the age bound itself)."""
+        return min(self._settings.upload_interval_ms, limits.UPLOAD_CHECK_MS) / 1000
+
+    def _full_object_pending(self) -> bool:
+        """An object's worth is pending: `upload.bytes`, or less if the memory budget's
+        share for it is smaller (pending bytes live in the log cache, and their upload
+        reserves twice its size of the in-flight share: memory.py)."""
+        share = self._log_cache.budget.in_flight_limit // 2
+        return self._log_cache.pending_bytes >= min(self._settings.upload_bytes, share)
+
+    async def _until_due(self) -> None:
+        """Wait until an object's worth is pending (the appender wakes us at
+        `upload.bytes`) or the oldest pending byte has waited `upload.interval.ms`.
+
+        A byte's age counts from when a check first found it pending (checks are at most
+        `limits.UPLOAD_CHECK_MS` apart, and read one counter: idle partitions cost
+        nothing), or from the last object's selection for what it left behind."""
+        loop = asyncio.get_running_loop()
+        interval_s, check_s = self._settings.upload_interval_ms / 1000, self._check_s
+        while True:
+            # The metadata reserve comes back as soon as there is room, idle or not.
+            self._before_upload()
+            now = loop.time()
+            if not self._log_cache.pending_bytes:
+                self._pending_since = None
+            elif self._pending_since is None:
+                self._pending_since = now
+            if self._full_object_pending():
+                await self._writes_in_flight(check_s)
+                return
+            if self._pending_since is not None:
+                age_s = now - self._pending_since
+                if age_s >= interval_s:
+                    return
+                wait_s = min(check_s, interval_s - age_s)
+            else:
+                wait_s = check_s
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives as the wake-up fires, and the loop would outlive the engine's
+            # close (or a simulated crash) forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self.wakeup.wait()
+            # Looked at again, not taken as due: a wake-up set during the last upload may
+            # be stale (that upload took the bytes that set it).
+            self.wakeup.clear()
+
+    async def _writes_in_flight(self, bound_s: float) -> None:
+        """Wait (at most `bound_s`) for the WAL writes in flight: the append that reached
+        the size wakes us before it is durable, and an object takes durable batches
+        only, so without this it would go a batch short of full."""
+        writing = [
+            p.waiter() for p in self._log_cache.pending.values() if p.high_watermark < p.next_offset
+        ]
+        if writing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(bound_s):
+                    await asyncio.wait(writing)
+
     async def drain(self) -> None:
         """Upload until nothing durable is pending (a clean stop); retries failures with
         a back-off, and gives up once the metadata store has been out of reach for
         `_DRAIN_STORE_OUTAGE_S`: nothing can be published until it returns, and the WAL
         keeps the rest for the next start (each failed try leaves an orphan object)."""
-        interval_s = self._settings.upload_interval_ms / 1000
         failures = 0
         unreachable_since: float | None = None
         while True:
@@ -210,7 +267,7 @@ class Uploader:
                         )
                         return
                 log.warning("final upload failed, retrying: %s", exc)
-                await asyncio.sleep(min(interval_s * 2**failures, _DRAIN_BACKOFF_MAX_S))
+                await asyncio.sleep(min(self._check_s * 2**failures, _DRAIN_BACKOFF_MAX_S))
 
     async def upload_once(self) -> int:
         """Upload one object of the oldest pending batches; returns its size (0: none)."""
@@ -221,7 +278,7 @@ class Uploader:
         """Upload every batch of one partition (a handover's flush: RFC 0004 §6), waiting
         for its WAL writes in flight; the caller has stopped its appends. Objects of this
         partition alone, so the flush moves only its tail; an upload failure is raised."""
-        wait_s = self._settings.upload_interval_ms / 1000
+        wait_s = self._check_s
         while not partition.deleted and partition.object_end_offset < partition.next_offset:
             if partition.high_watermark < partition.next_offset:
                 # Not durable yet (or taken back after a failed write, which notifies).
@@ -276,6 +333,10 @@ class Uploader:
         chunks = select_for_upload(partitions, settings.upload_bytes)
         if not chunks:
             return None
+        if only is None:
+            # What this object leaves pending counts its age from now: it came after the
+            # batches taken, or was not durable yet (a WAL write in flight).
+            self._pending_since = asyncio.get_running_loop().time()
         size = sum(b.size for _, batches in chunks for b in batches)
         key = ""
         try:

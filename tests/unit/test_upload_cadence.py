@@ -1,0 +1,105 @@
+"""When the uploader cuts an object: at `upload.bytes` pending (or a quarter of the memory
+budget, if less), or once the oldest pending byte is `upload.interval.ms` old; between
+those, checks put nothing, and a clean stop uploads what waits in one object."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from contextplane.protocol.records import split_batches
+from contextplane.settings import Settings
+from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.objectstore import BoundedObjectStore
+from tests.support.metadata import open_store
+from tests.support.rawclient import record_batch
+from tests.support.wait import wait_until_async
+
+KIB = 1024
+MIB = 1024 * KIB
+NEVER_MS = 600_000  # an age bound no test lives to see
+
+
+async def _engine(settings: Settings, store: MemoryObjectStore) -> StorageEngine:
+    metadata = await open_store(settings, {"t": 2})
+    objects = BoundedObjectStore(store, settings.object_store_request_timeout_ms)
+    engine = StorageEngine(settings, metadata, objects=objects)
+    await engine.open()
+    return engine
+
+
+async def _append(engine: StorageEngine, index: int, size: int) -> None:
+    partition = engine.partitions[("t", index % 2)]
+    data = record_batch([b"%08d" % index + b"v" * size])
+    await engine.append(partition, split_batches(data, 1 << 20)).durable
+
+
+def test_a_byte_waits_for_its_age_bound_not_the_next_tick(tmp_path: Path) -> None:
+    """A byte arriving between two checks is uploaded once it is `upload.interval.ms` old:
+    a fixed cadence would upload it at the next tick, however young."""
+    interval_ms = 1_000
+    settings = Settings(data_dir=tmp_path, upload_interval_ms=interval_ms)
+    store = MemoryObjectStore()
+
+    async def run() -> float:
+        engine = await _engine(settings, store)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.6)  # mid-way between where ticks of 1 s would fall
+        appended = loop.time()
+        await _append(engine, 0, KIB)
+        await wait_until_async(
+            lambda: engine.uploader.objects_committed == 1, 30, "the record is uploaded"
+        )
+        uploaded = loop.time()
+        await engine.close()
+        return uploaded - appended
+
+    assert asyncio.run(run()) >= interval_ms / 1000
+    assert len(store.put_sizes) == 1
+
+
+def test_checks_put_nothing_and_a_clean_stop_puts_one_object(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, upload_interval_ms=NEVER_MS)
+    store = MemoryObjectStore()
+
+    async def run() -> None:
+        engine = await _engine(settings, store)
+        for index in range(6):  # spread over several checks (250 ms apart)
+            await _append(engine, index, 16 * KIB)
+            await asyncio.sleep(0.1)
+        assert engine.uploader.objects_committed == 0
+        assert store.put_sizes == []
+        await engine.close()  # the drain
+        assert engine.pending_bytes == 0
+
+    asyncio.run(run())
+    assert len(store.put_sizes) == 1  # both partitions' batches in one object
+
+
+def test_pending_bytes_are_uploaded_at_a_quarter_of_the_memory_budget(tmp_path: Path) -> None:
+    """`upload.bytes` above what the memory budget can hold for an upload: the budget's
+    share (a quarter: an upload reserves twice its size of the in-flight half) cuts the
+    objects instead, whatever the age bound."""
+    settings = Settings(
+        data_dir=tmp_path,
+        upload_interval_ms=NEVER_MS,
+        upload_bytes=64 * MIB,
+        memory_budget_bytes=4 * MIB,
+    )
+    share = settings.memory_budget_bytes // 4
+    store = MemoryObjectStore()
+
+    async def run() -> None:
+        engine = await _engine(settings, store)
+        index = 0
+        while engine.pending_bytes < share:
+            await _append(engine, index, 32 * KIB)
+            index += 1
+        await wait_until_async(lambda: bool(store.put_sizes), 30, "the share's object")
+        # Taken once pending reached the share (less the one append a slow WAL write may
+        # still hold back), far below upload.bytes.
+        assert share - 64 * KIB <= store.put_sizes[0] < settings.upload_bytes // 8
+        await engine.close()
+
+    asyncio.run(run())
