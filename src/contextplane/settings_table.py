@@ -17,6 +17,7 @@ from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
+from contextplane.settings_object_reads import OBJECT_READ_SETTINGS
 from contextplane.settings_object_wal import OBJECT_WAL_SETTINGS
 from contextplane.settings_security import SECURITY_SETTINGS
 from contextplane.settings_share_groups import SHARE_GROUP_SETTINGS
@@ -327,77 +328,7 @@ SETTINGS: tuple[Setting, ...] = (
         "durably; checked every 250 ms)",
         low=1,
     ),
-    Setting(
-        "object.read.coalesce.bytes",
-        "object_read_coalesce_bytes",
-        "bytes",
-        "a catch-up fetch reads ranges of one object with gaps below this in one GET",
-        low=0,
-        high=64 * 1024 * 1024,
-    ),
-    Setting(
-        "object.read.span.bytes",
-        "object_read_span_bytes",
-        "bytes",
-        "... of at most this many bytes (a single larger range is read alone)",
-        low=1,
-        high=1024 * 1024 * 1024,
-    ),
-    Setting(
-        "object.read.part.bytes",
-        "object_read_part_bytes",
-        "bytes",
-        "a span larger than this is read as parallel GETs of at most this, split at ranges "
-        "(and a span is widened to the rest of its object up to this)",
-        low=1,
-        high=1024 * 1024 * 1024,
-    ),
-    Setting(
-        "object.read.concurrency",
-        "object_read_concurrency",
-        "",
-        "object GETs in flight at once for fetches, broker-wide",
-        low=1,
-        high=1024,
-    ),
-    Setting(
-        "object.read.ahead.enable",
-        "object_read_ahead_enable",
-        "",
-        "read ahead of catch-up consumers, as far as each stream's rate reads in 2 GET p99s",
-    ),
-    Setting(
-        "object.read.ahead.min.bytes",
-        "object_read_ahead_min_bytes",
-        "bytes",
-        "a stream's read-ahead window is at least this ...",
-        low=0,
-        high=1024 * 1024 * 1024,
-    ),
-    Setting(
-        "object.read.ahead.max.bytes",
-        "object_read_ahead_max_bytes",
-        "bytes",
-        "... and at most this (the larger of the two if below the minimum)",
-        low=0,
-        high=1024 * 1024 * 1024,
-    ),
-    Setting(
-        "object.index.idle.ms",
-        "object_index_idle_ms",
-        "ms",
-        "a partition's object index, loaded on its first object read, is dropped from memory"
-        " after this long unused",
-        low=1,
-    ),
-    Setting(
-        "object.read.fetch.concurrency",
-        "object_read_fetch_concurrency",
-        "",
-        "fetches that read from objects planned and assembled at once (tail fetches never wait)",
-        low=1,
-        high=1024,
-    ),
+    *OBJECT_READ_SETTINGS,
     Setting(
         "wal.fsync",
         "wal_fsync",
