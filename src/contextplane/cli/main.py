@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from contextplane import dataclass_code, tracing
+from contextplane.broker import malloc_policy
 from contextplane.cli import (
     audit_reads,
     client_commands,
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
     report_ignored(settings)
+    malloc_policy.apply()  # before any thread: each keeps the arena it was given
     try:
         import uvloop
 
