@@ -130,3 +130,38 @@ def test_recovery_reads_segments_in_bounded_chunks(tmp_path: Path) -> None:
     asyncio.run(write())
     entries = list(FileWal(tmp_path, 1 << 20).recover(chunk_bytes=64))
     assert [e.batch for e in entries] == [bytes([i]) * (i * 7 % 150) for i in range(30)]
+
+
+class RecordingDisk(FileOps):
+    """Real writes, each cut short to half (as a real short write can be), recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def write(self, fd: int, data: memoryview) -> int:
+        self.asked.append(len(data))
+        return os.write(fd, data[: max(1, len(data) // 2)])
+
+
+def test_a_group_commit_is_written_in_pieces_not_joined_whole(tmp_path: Path) -> None:
+    """A group commit of 6 MiB is never one 6 MiB copy: each write is handed at most a
+    piece (or one entry larger than a piece), and short writes still land every byte."""
+    from contextplane.storage.file_wal import WRITE_PIECE_BYTES
+
+    disk = RecordingDisk()
+    batches = [bytes([i]) * (300 * 1024) for i in range(20)] + [b"z" * (2 * WRITE_PIECE_BYTES)]
+
+    async def run() -> None:
+        wal = FileWal(tmp_path, 64 << 20, files=disk)
+        list(wal.recover())
+        # Appended without waiting: all but the first wait for one group commit.
+        durable = [wal.append(3, i, batch)[1] for i, batch in enumerate(batches)]
+        await asyncio.gather(*durable)
+        wal.close()
+
+    asyncio.run(run())
+    assert sum(len(b) for b in batches) > 6 * WRITE_PIECE_BYTES
+    assert max(disk.asked) <= 2 * WRITE_PIECE_BYTES  # the large batch itself, no more
+    assert sorted(disk.asked)[-2] < WRITE_PIECE_BYTES + 300 * 1024 + 64
+    entries = list(FileWal(tmp_path, 64 << 20).recover())
+    assert [(e.base_offset, e.batch) for e in entries] == list(enumerate(batches))

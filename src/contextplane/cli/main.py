@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 from contextplane import dataclass_code, tracing
+from contextplane.broker import malloc_policy
 from contextplane.cluster.registry import DuplicateBrokerRegistration
 from contextplane.logsafe import log_to_stderr
 from contextplane.metadata.store import MetadataStoreUnreachable
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 2
     report_ignored(settings)
+    malloc_policy.apply()  # before any thread: each keeps the arena it was given
     try:
         import uvloop
 

@@ -45,6 +45,10 @@ _SEGMENT_SUFFIX = ".wal"
 BATCH_OFFSET_IN_ENTRY = _ENTRY_HEADER.size + _PAYLOAD_HEADER.size
 # Recovery reads segments in chunks of this size, so replay never holds a whole segment.
 RECOVERY_CHUNK_BYTES = 4 * 1024 * 1024
+# A group commit is written in pieces of about this size: joining all of it at once
+# copied every pending byte a second time (outside the memory budget) for as long as
+# the write and fdatasync took.
+WRITE_PIECE_BYTES = 1024 * 1024
 
 
 class FileOps:
@@ -78,7 +82,7 @@ class FileWal:
         self._files = files or FileOps()
         self.on_failure = on_failure
         directory.mkdir(parents=True, exist_ok=True)
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = []  # entries' parts: head, batch, head, batch, ...
         self._pending_waiters: list[asyncio.Future[None]] = []
         self._pending_bytes = 0
         self._writing = False  # a group commit is with the sync thread
@@ -180,10 +184,11 @@ class FileWal:
         self, stream_id: int, base_offset: int, batch: bytes
     ) -> tuple[int, asyncio.Future[None]]:
         """Queue one entry; returns its WAL position and a future resolved when durable."""
-        entry = entry_head(stream_id, base_offset, batch) + batch
+        # Head and batch stay two parts: the batch is the log cache's own bytes, not copied.
+        head = entry_head(stream_id, base_offset, batch)
         position = self.end_position
-        self._pending.append(entry)
-        self._pending_bytes += len(entry)
+        self._pending += (head, batch)
+        self._pending_bytes += len(head) + len(batch)
         waiter = asyncio.get_running_loop().create_future()
         self._pending_waiters.append(waiter)
         if not self._writing:
@@ -195,7 +200,7 @@ class FileWal:
         entries, waiters = self._pending, self._pending_waiters
         self._pending, self._pending_waiters = [], []
         self._in_flight = waiters
-        self._in_flight_bytes = sum(len(e) for e in entries)
+        self._in_flight_bytes = sum(len(part) for part in entries)
         self._writing = True
         self._sync_thread.submit(entries, asyncio.get_running_loop(), self._written)
 
@@ -233,15 +238,16 @@ class FileWal:
                 waiter.set_exception(error)
                 waiter.exception()  # retrieved: a caller that gave up must not log it
 
-    def _write_and_sync(self, entries: list[bytes]) -> None:
+    def _write_and_sync(self, parts: list[bytes]) -> None:
         if self._tail_dirty:
             self._cut_tail()
         self._tail_dirty = True
-        data = memoryview(b"".join(entries))
         try:
-            while data:
-                written = self._files.write(self._fd, data)
-                data = data[written:]
+            for piece in _pieces(parts, WRITE_PIECE_BYTES):
+                data = memoryview(piece)
+                while data:
+                    written = self._files.write(self._fd, data)
+                    data = data[written:]
             if self._fsync:
                 self._files.sync(self._fd)
         except OSError:
@@ -461,3 +467,24 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _pieces(parts: list[bytes], piece_bytes: int) -> Iterator[bytes]:
+    """`parts` joined into consecutive pieces of about `piece_bytes` (a larger part is a
+    piece of its own, written as it is)."""
+    group: list[bytes] = []
+    size = 0
+    for part in parts:
+        if len(part) >= piece_bytes:
+            if group:
+                yield b"".join(group)
+                group, size = [], 0
+            yield part
+            continue
+        group.append(part)
+        size += len(part)
+        if size >= piece_bytes:
+            yield b"".join(group)
+            group, size = [], 0
+    if group:
+        yield b"".join(group)
