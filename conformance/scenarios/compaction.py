@@ -42,10 +42,13 @@ SEGMENT_MS = 4000
 DELETE_RETENTION_MS = 15_000
 CLEANED_WITHIN_S = 60.0
 # Past segment.ms for both: contextplane dates a segment by its upload, up to
-# upload.interval.ms (250 ms) after the produce.
+# upload.interval.ms after the produce (250 ms here, below).
 ROLL_MARGIN_MS = 750
 
-SETTINGS = {"log.cleaner.backoff.ms": "100"}
+# contextplane uploads a quiet partition's bytes once they are `upload.interval.ms` old
+# (5 s by default): past SEGMENT_MS + ROLL_MARGIN_MS, so the sentinel would share the
+# input's object, its newest segment, which is never cleaned. Kafka ignores the name.
+SETTINGS = {"log.cleaner.backoff.ms": "100", "upload.interval.ms": "250"}
 
 
 def _wait_until_clock(deadline_ms: int) -> None:
