@@ -1,4 +1,4 @@
-"""KIP-848 heartbeats with hostile values: megabyte ids, epochs and timeouts at the int32
+"""KIP-848 heartbeats with hostile values: ids of Kafka's largest string, epochs and timeouts at the int32
 extremes, partitions listed on a join under a topic id no topic has, 100,000 subscribed
 topic names and owned partitions, thousands of groups from one connection. Each gets
 Kafka's answer on the same connection, and the broker keeps serving."""
@@ -11,6 +11,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.limits import STRING_BYTES_MAX
 from contextplane.protocol.error_codes import ErrorCode
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
@@ -19,7 +20,6 @@ HEARTBEAT = 68
 DESCRIBE = 69
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
-MEGABYTE = 1024 * 1024
 
 
 def heartbeat(client: RawClient, **fields: Any) -> Any:
@@ -53,8 +53,9 @@ def test_hostile_values_get_kafkas_answers(hostile_broker: BrokerProcess) -> Non
     admin = AdminClient({"bootstrap.servers": hostile_broker.bootstrap})
     admin.create_topics([NewTopic(f"{prefix}-t", 4)])[f"{prefix}-t"].result(30)
     with RawClient(hostile_broker.bootstrap) as client:
-        # Kafka bounds none of these strings but by the request's size.
-        huge = "x" * MEGABYTE
+        # Kafka's largest string (one byte more closes the connection, as Kafka's readers
+        # refuse it: tests/hostile/test_string_bounds.py).
+        huge = "x" * STRING_BYTES_MAX
         for field in ("group_id", "member_id", "instance_id", "rack_id"):
             fields = {"group_id": f"{prefix}-{field}", field: huge}
             joined = heartbeat(client, **fields)
