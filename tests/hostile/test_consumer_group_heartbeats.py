@@ -1,5 +1,6 @@
-"""KIP-848 heartbeats with hostile values: ids of Kafka's largest string, epochs and timeouts at the int32
-extremes, partitions listed on a join under a topic id no topic has, 100,000 subscribed
+"""KIP-848 heartbeats with hostile values: ids of Kafka's largest string, epochs and
+timeouts at the int32 extremes, partitions listed on a join under a topic id no topic
+has, 100,000 subscribed
 topic names and owned partitions, thousands of groups from one connection. Each gets
 Kafka's answer on the same connection, and the broker keeps serving."""
 

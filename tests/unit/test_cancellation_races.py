@@ -126,7 +126,11 @@ def test_close_during_an_upload_commit_does_not_upload_the_batches_again(
     the commit but before marking the batches uploaded left them pending: the final
     drain uploaded them again and the commit collided with the committed ranges (UNIQUE
     constraint) until shutdown.timeout.ms ran out."""
-    settings = Settings(data_dir=tmp_path, upload_interval_ms=60_000, shutdown_timeout_ms=3_000)
+    # One batch is an object's worth (upload.bytes=1): the append wakes the uploader,
+    # which uploads at once; the age bound (a minute) never triggers one of its own.
+    settings = Settings(
+        data_dir=tmp_path, upload_interval_ms=60_000, upload_bytes=1, shutdown_timeout_ms=3_000
+    )
 
     async def run() -> None:
         metadata = await open_store(settings, {"t": 1})
@@ -144,7 +148,6 @@ def test_close_during_an_upload_commit_does_not_upload_the_batches_again(
         metadata.commit_object = commit_then_pause  # type: ignore[method-assign]
         partition = engine.partitions[("t", 0)]
         await engine.append(partition, batch(1, 0, 10, b"A")).durable
-        engine.uploader.wakeup.set()
         await wait_until_async(committed.is_set, 5, "the upload's commit")
         closing = asyncio.create_task(engine.close())
         await _yield(3)  # close has cancelled the loop

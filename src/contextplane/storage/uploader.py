@@ -92,6 +92,10 @@ def _retrieve(upload: asyncio.Future[int]) -> None:
         log.warning("object upload failed during shutdown: %s", upload.exception())
 
 
+# How close to its age bound a pending byte counts as due (see _until_due).
+_AGE_SLACK_S = 0.001
+
+
 class Uploader:
     def __init__(
         self,
@@ -146,14 +150,16 @@ class Uploader:
         """Upload once an object's worth is pending or the oldest pending byte is
         `upload.interval.ms` old; back to back while a backlog remains."""
         uploaded = 0
+        took_nothing = False
         while True:
             # Back to back while a full object's worth is waiting (catching up after an
             # outage); otherwise once the size or the age bound is reached.
             if not uploaded or not self._full_object_pending():
-                await self._until_due()
+                await self._until_due(pause_first=took_nothing)
             self.wakeup.clear()
             self._before_upload()
             uploaded = 0
+            took_nothing = False
             # The upload is a task of its own, so that cancelling this loop (the engine's
             # close) cannot abandon it between its metadata commit, which the store's
             # worker thread finishes anyway, and marking its batches uploaded: the final
@@ -178,6 +184,7 @@ class Uploader:
                 await asyncio.sleep(backoff)
             else:
                 self.failures = 0
+                took_nothing = not uploaded
 
     @property
     def _check_s(self) -> float:
@@ -192,7 +199,7 @@ class Uploader:
         share = self._log_cache.budget.in_flight_limit // 2
         return self._log_cache.pending_bytes >= min(self._settings.upload_bytes, share)
 
-    async def _until_due(self) -> None:
+    async def _until_due(self, pause_first: bool = False) -> None:
         """Wait until an object's worth is pending (the appender wakes us at
         `upload.bytes`) or the oldest pending byte has waited `upload.interval.ms`.
 
@@ -201,6 +208,11 @@ class Uploader:
         nothing), or from the last object's selection for what it left behind."""
         loop = asyncio.get_running_loop()
         interval_s, check_s = self._settings.upload_interval_ms / 1000, self._check_s
+        if pause_first:
+            # The last try took nothing although bytes were due (none durable yet, or no
+            # memory to build the object): not again before a check or a wake-up, or the
+            # loop would spin without yielding time.
+            await self._wake_or(check_s)
         while True:
             # The metadata reserve comes back as soon as there is room, idle or not.
             self._before_upload()
@@ -214,20 +226,27 @@ class Uploader:
                 return
             if self._pending_since is not None:
                 age_s = now - self._pending_since
-                if age_s >= interval_s:
+                # Within a millisecond counts as due: a timer set for the rest of the age
+                # can fire a float's rounding short of it, and waiting that remainder
+                # again would not move a virtual clock (the simulation's) at all.
+                if age_s >= interval_s - _AGE_SLACK_S:
                     return
                 wait_s = min(check_s, interval_s - age_s)
             else:
                 wait_s = check_s
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
-            # that arrives as the wake-up fires, and the loop would outlive the engine's
-            # close (or a simulated crash) forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    await self.wakeup.wait()
-            # Looked at again, not taken as due: a wake-up set during the last upload may
-            # be stale (that upload took the bytes that set it).
-            self.wakeup.clear()
+            await self._wake_or(wait_s)
+
+    async def _wake_or(self, seconds: float) -> None:
+        """Until the appender wakes us or `seconds` pass; the wake-up is then cleared: it
+        is looked at again, not taken as due (one set during the last upload may be
+        stale: that upload took the bytes that set it)."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+        # that arrives as the wake-up fires, and the loop would outlive the engine's
+        # close (or a simulated crash) forever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wakeup.wait()
+        self.wakeup.clear()
 
     async def _writes_in_flight(self, bound_s: float) -> None:
         """Wait (at most `bound_s`) for the WAL writes in flight: the append that reached
