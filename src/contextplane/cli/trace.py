@@ -85,13 +85,11 @@ def _trace(args: argparse.Namespace) -> int:
     reader = trace_reader.Reader(connection.client_config(), args.timeout, records_max)
     try:
         connection.metadata(reader.client, args.timeout)
-        message, short = trace_reader.find_decision(reader, args.decision_id, since_ms, until_ms)
-        if message is None:
-            why = f" ({short})" if short else ""
-            raise CommandError(f"decision {args.decision_id!r} not found in {DECISIONS_TOPIC}{why}")
-        tree = trace_reader.trace(reader, message)
+        tree, why = trace_reader.find_and_trace(reader, args.decision_id, since_ms, until_ms)
     finally:
         reader.close()
+    if tree is None:
+        raise CommandError(f"decision {args.decision_id!r} not found in {DECISIONS_TOPIC}{why}")
     if args.output == "json":
         print_json(tree.document())
     else:

@@ -25,6 +25,7 @@ from contextplane.security.acls import Operation, ResourceType, denial_message
 _ZERO_ID = uuid.UUID(int=0)
 _NO_STATE = -1  # Kafka's uninitialized start offset (and unknown lag)
 _UNKNOWN_PARTITION = "This server does not host this topic-partition."
+_ALTER, _DELETE = "AlterShareGroupOffsets", "DeleteShareGroupOffsets"
 _NON_EMPTY = "The group is not empty."
 
 
@@ -160,21 +161,36 @@ def _partition_results(partitions: Any, code: ErrorCode, message: str | None) ->
     ]
 
 
+def _group_error(
+    ctx: RequestContext, api: str, group_id: str, code: ErrorCode, message: str | None
+) -> Reply:
+    """A group-level error of Alter/DeleteShareGroupOffsets, audited."""
+    ctx.audit.record(ctx, api, "group", group_id, code)
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms, error_code=code, error_message=message, responses=[]
+    )
+
+
+def _group_refused(ctx: RequestContext, api: str, group_id: str, known: bool) -> Reply | None:
+    """The group-level refusals of the two changing APIs, in Kafka's order (`known`: the
+    group must have share state or members, as DeleteShareGroupOffsets asks); None: go on."""
+    shares = coordinator(ctx)
+    refusal: tuple[ErrorCode, str | None] | None = None
+    if not group_id:
+        refusal = (ErrorCode.invalid_group_id, None)
+    elif other_protocol(ctx, group_id):
+        refusal = (ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
+    elif known and not shares.knows(group_id):
+        refusal = (ErrorCode.group_id_not_found, f"Share group {group_id} not found.")
+    elif shares.has_members(group_id):
+        refusal = (ErrorCode.non_empty_group, _NON_EMPTY)
+    return None if refusal is None else _group_error(ctx, api, group_id, *refusal)
+
+
 async def alter(ctx: RequestContext, request: Any) -> Reply:
     group_id = request.group_id
-
-    def top_level(code: ErrorCode, message: str | None) -> Reply:
-        ctx.audit.record(ctx, "AlterShareGroupOffsets", "group", group_id, code)
-        return ctx.reply(
-            throttle_time=ctx.throttle_ms, error_code=code, error_message=message, responses=[]
-        )
-
-    if not group_id:
-        return top_level(ErrorCode.invalid_group_id, None)
-    if other_protocol(ctx, group_id):
-        return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
-    if coordinator(ctx).has_members(group_id):
-        return top_level(ErrorCode.non_empty_group, _NON_EMPTY)
+    if (refused := _group_refused(ctx, _ALTER, group_id, known=False)) is not None:
+        return refused
     topics = ctx.topics.topics()
     responses = []
     starts: dict[tuple[str, int], int] = {}
@@ -216,14 +232,12 @@ async def alter(ctx: RequestContext, request: Any) -> Reply:
             entry["partitions"].append(result)
     code = await coordinator(ctx).alter_offsets(group_id, starts) if starts else ErrorCode.none
     if code == ErrorCode.non_empty_group:
-        return top_level(code, _NON_EMPTY)
+        return _group_error(ctx, _ALTER, group_id, code, _NON_EMPTY)
     if code != ErrorCode.none:
         for result in accepted:
             result.update(error_code=code, error_message=None)
     changed = ",".join(f"{t}-{i}={o}" for (t, i), o in starts.items())
-    ctx.audit.record(
-        ctx, "AlterShareGroupOffsets", "group", group_id, code, {"partitions": changed}
-    )
+    ctx.audit.record(ctx, _ALTER, "group", group_id, code, {"partitions": changed})
     return await ctx.large_reply(
         len(starts), throttle_time=ctx.throttle_ms, error_code=ErrorCode.none, responses=responses
     )
@@ -235,21 +249,8 @@ async def alter(ctx: RequestContext, request: Any) -> Reply:
 async def delete(ctx: RequestContext, request: Any) -> Reply:
     group_id = request.group_id
     shares = coordinator(ctx)
-
-    def top_level(code: ErrorCode, message: str | None) -> Reply:
-        ctx.audit.record(ctx, "DeleteShareGroupOffsets", "group", group_id, code)
-        return ctx.reply(
-            throttle_time=ctx.throttle_ms, error_code=code, error_message=message, responses=[]
-        )
-
-    if not group_id:
-        return top_level(ErrorCode.invalid_group_id, None)
-    if other_protocol(ctx, group_id):
-        return top_level(ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
-    if not shares.knows(group_id):
-        return top_level(ErrorCode.group_id_not_found, f"Share group {group_id} not found.")
-    if shares.has_members(group_id):
-        return top_level(ErrorCode.non_empty_group, _NON_EMPTY)
+    if (refused := _group_refused(ctx, _DELETE, group_id, known=True)) is not None:
+        return refused
     topics = ctx.topics.topics()
     with_state = {key[1] for key in shares.group_partitions(group_id)}
     responses: list[dict[str, Any]] = []
@@ -282,12 +283,10 @@ async def delete(ctx: RequestContext, request: Any) -> Reply:
         responses.append(entry)
     code = await shares.delete_offsets(group_id, list(deleted)) if deleted else ErrorCode.none
     if code == ErrorCode.non_empty_group:  # a member joined while the store was written
-        return top_level(code, _NON_EMPTY)
+        return _group_error(ctx, _DELETE, group_id, code, _NON_EMPTY)
     for entry in deleted.values() if code != ErrorCode.none else ():
         entry.update(error_code=code, error_message=None)
-    ctx.audit.record(
-        ctx, "DeleteShareGroupOffsets", "group", group_id, code, {"topics": ",".join(deleted)}
-    )
+    ctx.audit.record(ctx, _DELETE, "group", group_id, code, {"topics": ",".join(deleted)})
     return await ctx.large_reply(
         len(responses),
         throttle_time=ctx.throttle_ms,

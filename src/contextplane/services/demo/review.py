@@ -19,13 +19,11 @@ def trace_decision(config: dict[str, Any], decision_id: str, timeout_s: float) -
     """The decision's tree; StepError when it is not found or is not a decision."""
     reader = trace_reader.Reader(config, timeout_s, trace_reader.RECORDS_MAX)
     try:
-        message, short = trace_reader.find_decision(reader, decision_id)
-        if message is None:
-            why = f" ({short})" if short else ""
-            raise StepError(f"decision {decision_id} not found{why}")
-        tree = trace_reader.trace(reader, message)
+        tree, why = trace_reader.find_and_trace(reader, decision_id)
     finally:
         reader.close()
+    if tree is None:
+        raise StepError(f"decision {decision_id} not found{why}")
     if tree.missing is not None:
         raise StepError(f"decision {decision_id}: {tree.missing}")
     return tree

@@ -109,13 +109,11 @@ class CopilotTools:
         with _named(f"trace of {ident!r}"):
             reader = trace_reader.Reader(config, timeout, trace_reader.RECORDS_MAX)
             try:
-                message, short = trace_reader.find_decision(reader, ident)
-                if message is None:
-                    why = f" ({short})" if short else ""
-                    raise ToolError(f"decision {ident!r} not found in {DECISIONS_TOPIC}{why}")
-                tree = trace_reader.trace(reader, message)
+                tree, why = trace_reader.find_and_trace(reader, ident)
             finally:
                 reader.close()
+            if tree is None:
+                raise ToolError(f"decision {ident!r} not found in {DECISIONS_TOPIC}{why}")
         return tree.document()
 
     def _actions_client(self) -> ActionsClient:

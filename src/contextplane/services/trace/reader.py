@@ -256,6 +256,17 @@ def _newest(
     return (found[0] if found else None), short
 
 
+def find_and_trace(
+    reader: Reader, decision_id: str, since_ms: int | None = None, until_ms: int | None = None
+) -> tuple[Link | None, str]:
+    """`find_decision`, then `trace` of what it found: (the tree, ""), or (None, " (why
+    the scan stopped short)" or "") for the caller's not-found message."""
+    message, short = find_decision(reader, decision_id, since_ms, until_ms)
+    if message is None:
+        return None, f" ({short})" if short else ""
+    return trace(reader, message), ""
+
+
 def trace(reader: Reader, message: Any) -> Link:
     """The decision record's tree: its reads, tool calls and write-backs, each followed."""
     where = place(message.topic(), message.partition(), message.offset())
