@@ -284,7 +284,14 @@ def test_a_second_executor_of_the_same_transactional_id_fences_the_first(
         newer = executor(broker, tools, tmp_path, "newer").start()
         try:
             newer_client = ActionsClient(broker.bootstrap, newer.url)
-            held = newer_client.call("refund", {"amount": 2}, "k-held")
+
+            def call(key: str, amount: int) -> Any:
+                try:
+                    return newer_client.call("refund", {"amount": amount}, key, wait_s=TIMEOUT_S)
+                except ActionsClientError as exc:
+                    raise AssertionError(f"{exc}\nnewer:\n{newer.log_tail()}") from None
+
+            held = call("k-held", 2)
             assert held.state == "done" and held.entry["executor"] == "executor-1"
             endpoint.release.set()  # the older's call returns; it cannot record it
             assert older.process is not None
@@ -293,7 +300,7 @@ def test_a_second_executor_of_the_same_transactional_id_fences_the_first(
             assert "fenced" in older.log_text()
             keys = [f"k{n}" for n in range(6)]
             for key in keys:
-                assert newer_client.call("refund", {"amount": 1}, key).state == "done"
+                assert call(key, 1).state == "done"
             newer_client.close()
 
             def calls(log: str) -> list[str]:
@@ -304,6 +311,7 @@ def test_a_second_executor_of_the_same_transactional_id_fences_the_first(
             assert endpoint.requests["k-held"] == 2  # the newer's call, with the same key
             assert dict(endpoint.effects) == dict.fromkeys(["k-older", "k-held", *keys], 1)
             assert ledger_entries(broker.bootstrap)[("call", "k-held")]["state"] == "done"
+            assert newer.process is not None and newer.process.poll() is None, newer.log_tail()
         finally:
             newer.stop()
     finally:

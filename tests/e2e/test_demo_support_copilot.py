@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -183,11 +184,16 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_run_out_of_time_names_its_step_and_leaves_no_child(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """0.5 s is less than the embedded broker's start: the step is named, exit 1, and the
-    broker child it started is stopped."""
+    """0.5 s is far less than the whole demo: it ends in an early step (the broker's start,
+    or the topics when the broker started quickly), named, exit 1, and the broker child it
+    started is stopped."""
     assert main(["demo", "support-copilot", "--timeout", "0.5"]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("contextplane demo: broker: the broker was not ready in time"), err
+    assert re.match(
+        r"contextplane demo: (broker: the broker was not ready in time"
+        r"|(broker|topics|feed|context service): the demo's 0\.5 s ran out)",
+        err,
+    ), err
     assert not [c for c in children_of(os.getpid()) if "contextplane.cli.launch" in c]
 
 
