@@ -48,6 +48,16 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         "`authentication.realm`)",
     ),
     Setting(
+        "contextplane.registry.kafkastore.init.timeout.ms",
+        "registry_kafkastore_init_timeout_ms",
+        "ms",
+        "how long the registry beside the broker waits to read `_schemas` to its end at "
+        "start before giving up (Confluent's `kafkastore.init.timeout.ms`; "
+        "`contextplane registry --init-timeout` for the standalone registry)",
+        low=1,
+        high=86_400_000,
+    ),
+    Setting(
         "contextplane.internal.client.config",
         "internal_client_config",
         "",

@@ -274,6 +274,37 @@ def test_up_serves_the_registry_beside_the_broker(tmp_path: Path) -> None:
         assert process.wait(60) == 0, log_path.read_text()
 
 
+def test_up_gives_the_registry_the_init_timeout_it_is_set(tmp_path: Path) -> None:
+    """`contextplane.registry.kafkastore.init.timeout.ms` bounds the registry's start
+    beside the broker: at 1 ms `_schemas` cannot be ready, the registry stops naming the
+    timeout it was given, and the broker goes on serving."""
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "contextplane.cli.main", "up", "--data-dir", str(tmp_path / "d")]
+            + ["--port", "0", "--registry-port", "0"]
+            + ["--set", "contextplane.registry.kafkastore.init.timeout.ms=1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def stopped() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            return "the schema registry stopped" in log_path.read_text()
+
+        wait_until(stopped, 60, "the registry gives up")
+        text = log_path.read_text()
+        assert "init timeout of 0.001 s" in text, text
+        assert "schema registry ready" not in text
+        port = int(re.findall(r"listening on \S+:(\d+)", text)[0])
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        assert admin.list_topics(timeout=10).brokers, "the broker still serves"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log_path.read_text()
+
+
 def test_an_unreachable_cluster_at_start_exits_with_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "contextplane.cli.main", "registry"]

@@ -131,8 +131,10 @@ def start_beside(
     from contextplane.services.schema_registry.store import KafkaStore
 
     access = None
+    init_timeout_s = INIT_TIMEOUT_S
     if services is not None:
         settings = services.settings
+        init_timeout_s = settings.registry_kafkastore_init_timeout_ms / 1000
         access = registry_access(
             settings.registry_authentication_method,
             settings.registry_authentication_realm,
@@ -142,7 +144,7 @@ def start_beside(
             services.audit,
         )
     stop = asyncio.Event()
-    store = KafkaStore(f"{host}:{broker_port}")
+    store = KafkaStore(f"{host}:{broker_port}", init_timeout_s=init_timeout_s)
     task = asyncio.create_task(run_registry(store, host, port, stop, access))
     task.add_done_callback(_report)
     return RegistryBeside(task, stop)
