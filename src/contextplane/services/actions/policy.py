@@ -1,11 +1,12 @@
 """A tool's Cedar policies evaluated for one call (cedarpy: the cedar-policy crate).
 
 The request: principal `Copilot::"<caller>"`, action `Action::"call"`, resource
-`Tool::"<tool>"`, context `{arguments, entity, entity_found, approved}` (`entity`: the
-state the context service answered, `{}` when the tool reads none). The tool's `policy`
-permits a call outright; where it does not, a permit by its `approval_policy` means the
-call waits for a human approval (`awaiting-approval`); else it is denied. Cedar denies
-by default and on any evaluation error, and so does this.
+`Tool::"<tool>"`, context `{arguments, entity, entity_found, approved, approver?}`
+(`entity`: the state the context service answered, `{}` when the tool reads none;
+`approver`: the principal whose approval the broker's ACLs attest, absent otherwise).
+The tool's `policy` permits a call outright; where it does not, a permit by its
+`approval_policy` means the call waits for a human approval (`awaiting-approval`); else it
+is denied. Cedar denies by default and on any evaluation error, and so does this.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def evaluate(
     arguments: dict[str, Any],
     entity: dict[str, Any] | None,
     approved: bool,
+    approver: str | None = None,
 ) -> Evaluation:
     request = {
         "principal": f"Copilot::{_quoted(caller)}",
@@ -61,6 +63,8 @@ def evaluate(
             "approved": approved,
         },
     }
+    if approver is not None:
+        request["context"]["approver"] = approver
     first = cedarpy.is_authorized(request, policy, [])
     if first.allowed:
         return _evaluation(ALLOW, first, request)
