@@ -52,19 +52,20 @@ def evaluate(
     approved: bool,
     approver: str | None = None,
 ) -> Evaluation:
+    context: dict[str, Any] = {
+        "arguments": cedar_value(arguments),
+        "entity": cedar_value(entity or {}),
+        "entity_found": entity is not None,
+        "approved": approved,
+    }
+    if approver is not None:
+        context["approver"] = approver
     request = {
         "principal": f"Copilot::{_quoted(caller)}",
         "action": 'Action::"call"',
         "resource": f"Tool::{_quoted(tool)}",
-        "context": {
-            "arguments": cedar_value(arguments),
-            "entity": cedar_value(entity or {}),
-            "entity_found": entity is not None,
-            "approved": approved,
-        },
+        "context": context,
     }
-    if approver is not None:
-        request["context"]["approver"] = approver
     first = cedarpy.is_authorized(request, policy, [])
     if first.allowed:
         return _evaluation(ALLOW, first, request)
