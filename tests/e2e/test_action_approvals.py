@@ -148,19 +148,52 @@ def command_config(tmp_path: Path, user: str) -> Path:
     return path
 
 
+def secured_executor(broker: BrokerProcess, tools: Path, tmp_path: Path) -> ExecutorProcess:
+    admin = command_config(tmp_path, "admin")
+    return ExecutorProcess(
+        broker.bootstrap,
+        tools,
+        tmp_path,
+        tmp_path / "executor.log",
+        extra_args=["--command-config", str(admin)],
+    )
+
+
+def test_the_executor_will_not_start_while_others_may_write_an_approvers_topic(
+    secured: BrokerProcess, tmp_path: Path
+) -> None:
+    tools = tools_file(tmp_path, "http://127.0.0.1:9/act", approvers=True)
+    # No ACLs yet: a cluster allowing everyone where none is found would let anyone approve.
+    with pytest.raises(RuntimeError, match="no ACL lets User:alice write copilot.approvals.alice"):
+        secured_executor(secured, tools, tmp_path).start()
+    grant(secured)
+    prefixed = AclBinding(
+        ResourceType.TOPIC,
+        "copilot.approvals.",
+        ResourcePatternType.PREFIXED,
+        "User:copilot",
+        "*",
+        AclOperation.ALL,
+        AclPermissionType.ALLOW,
+    )
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap, **login(secured, "admin")})
+    for future in admin.create_acls([prefixed]).values():
+        future.result(TIMEOUT_S)
+    with pytest.raises(RuntimeError) as refused:
+        secured_executor(secured, tools, tmp_path).start()
+    assert (
+        "User:copilot may write copilot.approvals.alice (ALL on prefixed 'copilot.approvals.'):"
+        " only User:alice may"
+    ) in str(refused.value)
+
+
 def test_only_the_tools_approver_releases_the_call_and_only_once(
     secured: BrokerProcess, tmp_path: Path
 ) -> None:
     endpoint = CountingEndpoint(honours_key=True)
     tools = tools_file(tmp_path, endpoint.url, approvers=True)
-    running = ExecutorProcess(
-        secured.bootstrap,
-        tools,
-        tmp_path,
-        tmp_path / "executor.log",
-        extra_args=["--command-config", str(command_config(tmp_path, "admin"))],
-    ).start()
     grant(secured)
+    running = secured_executor(secured, tools, tmp_path).start()
     clients = {
         user: ActionsClient(secured.bootstrap, running.url, login(secured, user))
         for user in ("copilot", "alice", "mallory")

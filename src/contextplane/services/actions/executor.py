@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from contextplane import tracing
 from contextplane.clock import SystemClock
 from contextplane.services.actions import endpoint, ledger
+from contextplane.services.actions.approval_acls import check_approval_acls
 from contextplane.services.actions.approvals import Approval, read_approval
 from contextplane.services.actions.ledger import LedgerIndex, LedgerKey
 from contextplane.services.actions.policy import ALLOW, DENY, Evaluation, evaluate
@@ -144,6 +145,9 @@ class Executor:
         id, rebuild the index from the ledger, join the group."""
         admin = AdminClient(self._common)
         self._create_topics(admin)
+        problems = check_approval_acls(admin, self._approvers_by_topic, self._config.timeout_s)
+        if problems:
+            raise StartError("; ".join(problems))
         log.info("fencing earlier incarnations of %s", self._config.transactional_id)
         try:
             self._producer.init_transactions(self._config.timeout_s)
