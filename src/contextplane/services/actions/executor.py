@@ -471,8 +471,10 @@ class Executor:
         state = held.get("state")
         if state == ledger.STARTED and held.get("approval") == where:
             return None  # this approval released it and the call was interrupted
-        if state != ledger.AWAITING_APPROVAL or not isinstance(held.get("request_value"), dict):
+        if state != ledger.AWAITING_APPROVAL:
             return f"the call is {state}, not awaiting approval"
+        if not isinstance(held.get("request_value"), dict):
+            return "the awaiting entry does not hold its request: produce the request again"
         return None
 
     def _expired(self, entry: dict[str, Any]) -> bool:
