@@ -5,8 +5,9 @@ confluent-kafka clients and a counting tool endpoint.
 
 An approval by the tool's approver releases the call once; another principal cannot write
 the approver's topic (the broker refuses it), its approval on its own topic approves
-nothing, and a typed `approved_by` approves nothing for a tool that names approvers.
-Entries past `--key-retention-ms` are tombstoned: the key leaves the executor's index and
+nothing, and a typed `approved_by` approves nothing for a tool that names approvers; the
+executor will not start while the ACLs let anyone else write an approver's topic; an
+approved call interrupted by SIGKILL is resumed from its approval, effect once. Entries past `--key-retention-ms` are tombstoned: the key leaves the executor's index and
 the same request is then a new call."""
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from confluent_kafka.admin import (
 
 from contextplane.services.actions import ledger
 from contextplane.services.actions.client import ActionsClient, ActionsClientError
+from contextplane.services.kafka_delivery import produce_and_wait
 from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.broker import BrokerProcess
 from tests.support.wait import wait_until
@@ -254,6 +256,53 @@ def test_only_the_tools_approver_releases_the_call_and_only_once(
     finally:
         for client in clients.values():
             client.close()
+        running.stop()
+        endpoint.close()
+
+
+def test_an_approved_call_killed_mid_call_is_resumed_once_on_restart(
+    secured: BrokerProcess, tmp_path: Path
+) -> None:
+    """The endpoint holds its answer to the approved call; the executor is killed with
+    SIGKILL meanwhile. The approval is read again after the restart and the call resumed
+    with the same key: the effect once, `done`, approved by alice."""
+    endpoint = CountingEndpoint(honours_key=True)
+    endpoint.hold.add("refund-held")
+    tools = tools_file(tmp_path, endpoint.url, approvers=True)
+    grant(secured)
+    running = secured_executor(secured, tools, tmp_path).start()
+    copilot = ActionsClient(secured.bootstrap, running.url, login(secured, "copilot"))
+    alice = ActionsClient(secured.bootstrap, running.url, login(secured, "alice"))
+    arguments = {"account": "a1", "amount": 700}
+    try:
+        waiting = copilot.call("refund", arguments, "refund-held")
+        assert waiting.state == "awaiting-approval"
+        # Produced without waiting for its outcome: the executor is killed mid call.
+        produce_and_wait(
+            alice._producer,
+            "copilot.approvals.alice",
+            b"refund-held",
+            json.dumps({"request_hash": waiting.entry["request_hash"]}).encode(),
+            TIMEOUT_S,
+            ActionsClientError,
+            "the approval",
+        )
+        assert endpoint.arrived.wait(TIMEOUT_S), running.log_tail()
+        running.kill9()
+        endpoint.release.set()  # the held answer finds its caller gone
+
+        running.start()
+
+        def done() -> dict[str, Any] | None:
+            entry = (ledger_read(running.url, "refund-held") or {}).get("entry") or {}
+            return entry if entry.get("state") == "done" else None
+
+        entry = wait_until(done, TIMEOUT_S, "the approved call is done after the restart")
+        assert entry["approved_by"] == "User:alice"
+        assert (endpoint.requests["refund-held"], endpoint.effects["refund-held"]) == (2, 1)
+    finally:
+        copilot.close()
+        alice.close()
         running.stop()
         endpoint.close()
 

@@ -377,6 +377,9 @@ class Executor:
         started = self._entry(request, ledger.STARTED, where)
         started["evaluation"] = summary
         self._note_approval(started, request, approver, approval)
+        if approval is not None:
+            # The approval is what is read again after a crash: the call is rebuilt from it.
+            started["request_value"] = request.value
         # Transaction A: the offset stays *at* the request, so the request is read again
         # if the call is interrupted; committing it also proves this member still owns
         # the partition in the group's current generation.
@@ -470,7 +473,8 @@ class Executor:
             return f"{approver} is not an approver of tool {held.get('tool')!r}"
         state = held.get("state")
         if state == ledger.STARTED and held.get("approval") == where:
-            return None  # this approval released it and the call was interrupted
+            # This approval released it and the call was interrupted: resumed.
+            return None if isinstance(held.get("request_value"), dict) else "no request kept"
         if state != ledger.AWAITING_APPROVAL:
             return f"the call is {state}, not awaiting approval"
         if not isinstance(held.get("request_value"), dict):
@@ -571,6 +575,7 @@ class Executor:
             request.tool.name,
         )
         entry = {**held, "state": ledger.UNKNOWN, "request": where, "at_ms": _now_ms()}
+        entry.pop("request_value", None)  # settled: nothing will read the request again
         entry["reason"] = (
             "interrupted mid call; the endpoint does not honour Idempotency-Key, so whether"
             " the effect happened is for a human to find out"
@@ -590,6 +595,7 @@ class Executor:
 
             outcome = traced_call(self._tracer, tool, request.arguments, request.key)
         entry = {**started, "at_ms": _now_ms()}
+        entry.pop("request_value", None)  # only a call still to be made needs its request
         if isinstance(outcome, endpoint.Answer):
             entry["state"] = ledger.DONE
             entry["result"] = {
