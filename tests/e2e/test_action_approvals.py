@@ -7,8 +7,9 @@ An approval by the tool's approver releases the call once; another principal can
 the approver's topic (the broker refuses it), its approval on its own topic approves
 nothing, and a typed `approved_by` approves nothing for a tool that names approvers; the
 executor will not start while the ACLs let anyone else write an approver's topic; an
-approved call interrupted by SIGKILL is resumed from its approval, effect once. Entries past `--key-retention-ms` are tombstoned: the key leaves the executor's index and
-the same request is then a new call."""
+approved call interrupted by SIGKILL is resumed from its approval, effect once. Entries
+past `--key-retention-ms` are tombstoned: the key leaves the executor's index and the same
+request is then a new call."""
 
 from __future__ import annotations
 
