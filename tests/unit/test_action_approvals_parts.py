@@ -1,14 +1,23 @@
 """Approvals and key retention, the pure parts: the tools file's `approvers` (each error
-names the field; each approver's topic), an approval record read or refused with why, and
-which ledger keys the index finds expired."""
+names the field; each approver's topic), an approval record read or refused with why, the
+ACLs that make an approvals topic its approver's alone, and which ledger keys the index
+finds expired."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from contextplane.services.actions import ledger
+from contextplane.services.actions.approval_acls import approval_acl_problems
 from contextplane.services.actions.approvals import Approval, read_approval
 from contextplane.services.actions.ledger import LedgerIndex
 from contextplane.services.actions.tools import ToolsFileError, approvals_topics, parse_tools
@@ -80,3 +89,28 @@ def test_expired_keys_are_old_settled_and_of_owned_partitions() -> None:
     wanted = [ledger.call_key("old"), ledger.conflict_key("old", "h"), refused]
     assert sorted(expired) == sorted(wanted)
     assert len(index.expired(1_000, owned, 2)) == 2
+
+
+def _binding(
+    principal: str,
+    operation: AclOperation,
+    name: str = "copilot.approvals.alice",
+    permission: AclPermissionType = AclPermissionType.ALLOW,
+) -> AclBinding:
+    literal = ResourcePatternType.LITERAL
+    return AclBinding(ResourceType.TOPIC, name, literal, principal, "*", operation, permission)
+
+
+def test_an_approvals_topic_is_the_approvers_alone() -> None:
+    topic, alice = "copilot.approvals.alice", "User:alice"
+    assert approval_acl_problems(topic, alice, [_binding(alice, AclOperation.WRITE)]) == []
+    harmless = [
+        _binding(alice, AclOperation.ALL),
+        _binding("User:bob", AclOperation.READ),
+        _binding("User:bob", AclOperation.WRITE, permission=AclPermissionType.DENY),
+    ]
+    assert approval_acl_problems(topic, alice, harmless) == []
+    everyone = _binding("User:*", AclOperation.WRITE, name="*")
+    problems = approval_acl_problems(topic, alice, [_binding(alice, AclOperation.WRITE), everyone])
+    assert problems == [f"User:* may write {topic} (WRITE on literal '*'): only {alice} may"]
+    assert "no ACL lets User:alice write" in approval_acl_problems(topic, alice, [])[0]

@@ -57,8 +57,8 @@ def check_approval_acls(admin: AdminClient, topics: dict[str, str], timeout_s: f
             ResourceType.TOPIC,
             topic,
             ResourcePatternType.MATCH,
-            None,
-            None,
+            None,  # type: ignore[arg-type]  # any principal
+            None,  # type: ignore[arg-type]  # any host
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
