@@ -38,10 +38,24 @@ def add_parser(sub: Any) -> None:
     executor.add_argument(
         "--command-config", type=Path, help="client security properties (Kafka's names)"
     )
+    executor.add_argument(
+        "--key-retention-ms",
+        type=_retention_ms,
+        default=24 * 3600 * 1000,
+        help="ledger entries older than this are tombstoned: a request for such a key is a"
+        " new call (default 86400000, 24 h; 0 keeps them for ever)",
+    )
     executor.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     executor.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8091)")
     executor.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
     executor.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+
+
+def _retention_ms(text: str) -> int:
+    value = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= value <= 10 * 365 * 24 * 3600 * 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: milliseconds, 0 to ten years")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,5 +88,6 @@ async def _serve(
         context_url=args.context_url,
         timeout_s=args.timeout,
         client_config=security,
+        key_retention_ms=args.key_retention_ms,
     )
     return await run_executor(Executor(tools, config), args.host, args.port, stop)

@@ -1,9 +1,10 @@
 """The executor's HTTP read of the ledger (JSON; errors as RFC 9457 problem details).
 
-GET /v1/ledger?key=K[&request_hash=H][&value_hash=V]
+GET /v1/ledger?key=K[&request_hash=H][&value_hash=V][&approver=P]
     {"key": K, "entry": the call's entry or null,
      "conflict": the conflict entry of request H under K, or null,
-     "rejected": the rejection of the request record whose value hashes to V, or null}
+     "rejected": the rejection of the request record whose value hashes to V, or null,
+     "approval": P's refused approval of request H under K, or null}
     404 (`not-found`) when the index holds none of them.
 
 The key is a query parameter, not a path segment: an idempotency key may hold '/'.
@@ -42,9 +43,14 @@ async def _entry(request: Request) -> Response:
     entry = index.get(ledger.call_key(key))
     conflict = None if hash_ is None else index.get(ledger.conflict_key(key, hash_))
     rejected = None if raw_hash is None else index.get(ledger.rejected_key_of(key, raw_hash))
-    if entry is None and conflict is None and rejected is None:
+    approver = request.query_params.get("approver")
+    approval = None
+    if approver is not None and hash_ is not None:
+        approval = index.get(ledger.approval_key(key, approver, hash_))
+    if entry is None and conflict is None and rejected is None and approval is None:
         return _problem(404, "not-found", f"the ledger has no entry for key {key!r}")
-    return JSONResponse({"key": key, "entry": entry, "conflict": conflict, "rejected": rejected})
+    found = {"entry": entry, "conflict": conflict, "rejected": rejected, "approval": approval}
+    return JSONResponse({"key": key, **found})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,11 @@ outcome waited for (bounded) through the executor's ledger read.
     outcome.state, outcome.result   # "done", {"status": 200, "body": ...}
 
 The same key with the same request answers the recorded outcome again (the endpoint is
-not called again); with a different request, `conflict`.
+not called again); with a different request, `conflict`. An `awaiting-approval` call is
+released by its tool's approver, logged in as that principal:
+
+    approver = ActionsClient(bootstrap, executor_url, alice_login)
+    approver.approve("User:alice", "refund-a1-1", outcome.entry["request_hash"])
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from confluent_kafka import Producer
 
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
+from contextplane.services.actions.tools import approvals_topic
 from contextplane.services.kafka_delivery import produce_and_wait
 from contextplane.services.trace import current
 
@@ -152,11 +157,44 @@ class ActionsClient:
                 )
             threading.Event().wait(POLL_PAUSE_S)
 
+    def approve(
+        self, approver: str, idempotency_key: str, request_hash: str, wait_s: float = CALL_WAIT_S
+    ) -> Outcome:
+        """Approve the call under `idempotency_key` whose request hashes to `request_hash`,
+        as `approver` (`User:NAME`: the principal this client logs in as; the cluster's
+        ACLs refuse anyone else's write to its approvals topic), and wait for what the
+        approval did: the call's outcome, or `refused` with why."""
+        value = encoded({"request_hash": request_hash})
+        landed = produce_and_wait(
+            self._producer,
+            approvals_topic(approver),
+            idempotency_key.encode(),
+            value,
+            wait_s,
+            ActionsClientError,
+            f"the approval of {idempotency_key!r}",
+        )
+        clock = SystemClock()
+        deadline = clock.monotonic_ms() + wait_s * 1000
+        while True:
+            try:
+                found = read_ledger(self._url, idempotency_key, request_hash, approver=approver)
+            except OSError:
+                found = None  # the executor restarting: the approval waits in Kafka
+            outcome = _approval_outcome(found, request_hash, landed)
+            if outcome is not None:
+                return outcome
+            if clock.monotonic_ms() > deadline:
+                raise ActionsClientError(
+                    f"no outcome for the approval of {idempotency_key!r} within {wait_s:g} s"
+                )
+            threading.Event().wait(POLL_PAUSE_S)
+
     def entry(
         self, idempotency_key: str, request_hash: str | None = None, value_hash: str | None = None
     ) -> dict[str, Any] | None:
-        """The executor's ledger read: `{entry, conflict, rejected}`, or None when it has
-        none of them."""
+        """The executor's ledger read: `{entry, conflict, rejected, approval}`, or None when
+        it has none of them."""
         return read_ledger(self._url, idempotency_key, request_hash, value_hash)
 
     def _produce(self, key: str, value: dict[str, Any], wait_s: float) -> tuple[int, int]:
@@ -198,19 +236,45 @@ class ActionsClient:
         self._producer.flush(HTTP_TIMEOUT_S)
 
 
+def _approval_outcome(
+    found: dict[str, Any] | None, request_hash: str, landed: tuple[int, int]
+) -> Outcome | None:
+    """What the approval produced at `landed` did: its refusal, or the call's entry once
+    this approval moved it (a final state, or any state it wrote)."""
+    if found is None:
+        return None
+    refused = found.get("approval")
+    if isinstance(refused, dict) and _at(refused.get("approval")) == landed:
+        return Outcome(ledger.REFUSED, None, refused)
+    entry = found.get("entry")
+    if not isinstance(entry, dict) or entry.get("request_hash") != request_hash:
+        return None
+    state = entry.get("state")
+    if state in ledger.FINAL or (state != ledger.STARTED and _at(entry.get("approval")) == landed):
+        return Outcome(str(state), entry.get("result"), entry)
+    return None
+
+
+def _at(where: Any) -> tuple[Any, Any] | None:
+    return (where.get("partition"), where.get("offset")) if isinstance(where, dict) else None
+
+
 def read_ledger(
     executor_url: str,
     idempotency_key: str,
     request_hash: str | None = None,
     value_hash: str | None = None,
+    approver: str | None = None,
 ) -> dict[str, Any] | None:
     """`GET /v1/ledger?key=` of the executor at `executor_url`: `{entry, conflict,
-    rejected}`, or None when it has none of them (a read only: no producer)."""
+    rejected, approval}`, or None when it has none of them (a read only: no producer)."""
     query = {"key": idempotency_key}
     if request_hash is not None:
         query["request_hash"] = request_hash
     if value_hash is not None:
         query["value_hash"] = value_hash
+    if approver is not None:
+        query["approver"] = approver
     url = f"{executor_url.rstrip('/')}/v1/ledger?{urllib.parse.urlencode(query)}"
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:

@@ -10,6 +10,11 @@ Idempotency-Key header, then B (ledger `done` + the offset past the request). A 
 between them leaves `started`, and the request unconsumed: whoever reads it next calls an
 idempotent endpoint again with the same key, and records `unknown` for one that is not.
 
+An `awaiting-approval` call is released by an approval on `copilot.approvals.NAME`, the
+topic only `User:NAME` may write (`approvals.py`): it is evaluated again with that
+principal as `context.approver`, in the same two transactions, the group offset being the
+approval's. Entries older than the key retention are tombstoned (`_expire`).
+
 The loop runs on its own thread (confluent-kafka and the endpoint calls block). The
 transactional id is stable across restarts and is also the group's static member id, so
 a restart fences its predecessor in both the transaction coordinator and the group.
@@ -29,10 +34,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from contextplane import tracing
 from contextplane.clock import SystemClock
 from contextplane.services.actions import endpoint, ledger
+from contextplane.services.actions.approval_acls import check_approval_acls
+from contextplane.services.actions.approvals import Approval, read_approval
 from contextplane.services.actions.ledger import LedgerIndex, LedgerKey
 from contextplane.services.actions.policy import ALLOW, DENY, Evaluation, evaluate
 from contextplane.services.actions.requests import Refused, Request, read_request
-from contextplane.services.actions.tools import Tool
+from contextplane.services.actions.tools import Tool, approvals_topics
 from contextplane.services.context.client import ContextClient, ContextClientError
 from contextplane.services.kafka_topics import ensure_topics
 
@@ -53,6 +60,12 @@ STUCK_SLACK_S = 5.0
 STUCK_PRODUCERS_MAX = 3
 # A context read's fence wait, at most (the tool's own time bound is for the endpoint).
 CONTEXT_WAIT_MS = 5_000
+# Ledger keys kept (idempotency holds within it) unless configured: payment APIs keep 24 h.
+KEY_RETENTION_MS = 24 * 3600 * 1000
+# Tombstones per transaction, at most; the rest wait for the next sweep.
+TOMBSTONES_MAX = 1000
+# How often the index is swept for expired keys, at most (a small retention: more often).
+SWEEP_EVERY_MS = 60_000
 
 
 class StartError(Exception):
@@ -71,15 +84,19 @@ class ExecutorConfig:
     context_url: str | None = None
     timeout_s: float = 30.0
     client_config: dict[str, str] = field(default_factory=dict)
+    key_retention_ms: int = KEY_RETENTION_MS  # 0: keys are kept for ever
 
 
-Record = tuple[str, LedgerKey | str, dict[str, Any]]  # topic, key, value
+Record = tuple[str, LedgerKey | str, dict[str, Any] | None]  # topic, key, value (None: tombstone)
 
 
 class Executor:
     def __init__(self, tools: dict[str, Tool], config: ExecutorConfig) -> None:
         self._tools = tools
         self._config = config
+        self._approvers_by_topic = approvals_topics(tools)
+        self._owned: set[tuple[str, int]] = set()  # the partitions assigned to this member
+        self._next_sweep_ms = 0
         self._common: dict[str, Any] = {
             "bootstrap.servers": config.bootstrap,
             **config.client_config,
@@ -128,6 +145,9 @@ class Executor:
         id, rebuild the index from the ledger, join the group."""
         admin = AdminClient(self._common)
         self._create_topics(admin)
+        problems = check_approval_acls(admin, self._approvers_by_topic, self._config.timeout_s)
+        if problems:
+            raise StartError("; ".join(problems))
         log.info("fencing earlier incarnations of %s", self._config.transactional_id)
         try:
             self._producer.init_transactions(self._config.timeout_s)
@@ -137,7 +157,9 @@ class Executor:
         self._read_ledger_to_end()
         log.info("ledger index rebuilt: %d entries", len(self.index))
         self._consumer.subscribe(
-            [ledger.REQUESTS_TOPIC], on_assign=self._assigned, on_revoke=self._revoked
+            [ledger.REQUESTS_TOPIC, *sorted(self._approvers_by_topic)],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
         )
 
     def _create_topics(self, admin: AdminClient) -> None:
@@ -145,6 +167,7 @@ class Executor:
             NewTopic(ledger.LEDGER_TOPIC, num_partitions=1, config={"cleanup.policy": "compact"}),
             NewTopic(ledger.EVALUATIONS_TOPIC, num_partitions=1),
             NewTopic(ledger.REQUESTS_TOPIC, num_partitions=1),
+            *(NewTopic(topic, num_partitions=1) for topic in sorted(self._approvers_by_topic)),
         ]
         config = self._config
         ensure_topics(admin, wanted, config.bootstrap, config.timeout_s, StartError)
@@ -177,10 +200,12 @@ class Executor:
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [(p.topic, p.partition) for p in partitions])
+        self._owned.update((p.topic, p.partition) for p in partitions)
         self._catch_up.set()
 
     def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
+        self._owned.difference_update((p.topic, p.partition) for p in partitions)
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -242,6 +267,7 @@ class Executor:
             self._read_ledger_to_end()
         else:
             self._read_ledger(0)
+        self._expire()
         if message is None:
             return
         error = message.error()
@@ -250,9 +276,12 @@ class Executor:
             # fatal() False on the message's error: both are checked.
             if error.fatal() or error.code() == KafkaError._FATAL:
                 raise KafkaException(error)
-            log.warning("reading %s: %s", ledger.REQUESTS_TOPIC, error.str())
+            log.warning("reading %s: %s", message.topic(), error.str())
             return
-        self._handle(message)
+        if message.topic() == ledger.REQUESTS_TOPIC:
+            self._handle(message)
+        else:
+            self._handle_approval(message)
 
     def _handle(self, message: Any) -> None:
         where = {
@@ -297,8 +326,20 @@ class Executor:
             "at_ms": _now_ms(),
         }
 
-    def _evaluate_and_act(self, request: Request, message: Any, where: dict[str, Any]) -> None:
+    def _evaluate_and_act(
+        self,
+        request: Request,
+        message: Any,
+        where: dict[str, Any],
+        approval: dict[str, Any] | None = None,
+    ) -> None:
+        """Evaluate the policy and act on its decision. `approval`: the approval record that
+        released the call (its topic names the approver), when one did; `message` is then
+        that record, whose offset the transactions commit."""
         tool = request.tool
+        approver = None if approval is None else self._approvers_by_topic[approval["topic"]]
+        # A typed `approved_by` approves only a tool that names no approvers.
+        typed_approval = request.approved_by is not None and not tool.approvers
         entity: dict[str, Any] | None = None
         context_read: dict[str, Any] | None = None
         if tool.context is not None:
@@ -316,7 +357,8 @@ class Executor:
             caller=request.caller,
             arguments=request.arguments,
             entity=entity,
-            approved=request.approved_by is not None,
+            approved=approver is not None or typed_approval,
+            approver=approver,
         )
         event = self._evaluation_event(request, evaluation, context_read)
         summary = {"decision": evaluation.decision, "policy_version": tool.policy_version}
@@ -325,13 +367,19 @@ class Executor:
             state = ledger.DENIED if evaluation.decision == DENY else ledger.AWAITING_APPROVAL
             entry = self._entry(request, state, where)
             entry["evaluation"] = summary
+            self._note_approval(entry, request, approver, approval)
+            if state == ledger.AWAITING_APPROVAL:
+                # What an approval evaluates again: the request as it came.
+                entry["request_value"] = request.value
             call = (ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)
             self._finish([evaluated, call], message)
             return
         started = self._entry(request, ledger.STARTED, where)
         started["evaluation"] = summary
-        if request.approved_by is not None:
-            started["approved_by"] = request.approved_by
+        self._note_approval(started, request, approver, approval)
+        if approval is not None:
+            # The approval is what is read again after a crash: the call is rebuilt from it.
+            started["request_value"] = request.value
         # Transaction A: the offset stays *at* the request, so the request is read again
         # if the call is interrupted; committing it also proves this member still owns
         # the partition in the group's current generation.
@@ -345,6 +393,119 @@ class Executor:
             self._read_again(message)
             return
         self._call_and_record(request, started, message)
+
+    @staticmethod
+    def _note_approval(
+        entry: dict[str, Any],
+        request: Request,
+        approver: str | None,
+        approval: dict[str, Any] | None,
+    ) -> None:
+        if approver is not None:
+            entry["approved_by"] = approver
+            entry["approval"] = approval
+        elif request.approved_by is not None and request.tool.approvers:
+            entry["approved_by_ignored"] = (
+                f"{request.tool.name} is approved only by its approvers, on their"
+                " copilot.approvals.NAME topics; a request's approved_by approves nothing"
+            )
+        elif request.approved_by is not None:
+            entry["approved_by"] = request.approved_by  # typed by the requester
+
+    def _handle_approval(self, message: Any) -> None:
+        """An approval: it releases the `awaiting-approval` call it names, once; one that
+        approves nothing is recorded as `refused` under its own key, with why."""
+        where = {
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+        }
+        approver = self._approvers_by_topic[message.topic()]
+        got = read_approval(message.key(), message.value())
+        if isinstance(got, str):
+            log.warning("approval at %s by %s refused: %s", where, approver, got)
+            self._finish([], message)
+            return
+        self._read_ledger_to_end()  # the call's entry may be another executor's, just written
+        held = self.index.get(ledger.call_key(got.key))
+        why = self._why_not_approved(got, approver, held, where)
+        if why is None:
+            assert held is not None
+            request = read_request(
+                got.key.encode(), ledger.encode_entry(held["request_value"]), self._tools
+            )
+            if isinstance(request, Refused):  # the tools file changed since
+                why = f"the request no longer reads: {request.reason}"
+            elif held["state"] == ledger.STARTED:
+                self._resume(request, message, held["request"])
+                return
+            else:
+                self._evaluate_and_act(request, message, held["request"], approval=where)
+                return
+        log.warning("approval of %r by %s refused: %s", got.key, approver, why)
+        entry = {
+            "state": ledger.REFUSED,
+            "key": got.key,
+            "approver": approver,
+            "request_hash": got.request_hash,
+            "approval": where,
+            "reason": why,
+            "executor": self._config.transactional_id,
+            "at_ms": _now_ms(),
+        }
+        key = ledger.approval_key(got.key, approver, got.request_hash)
+        self._finish([(ledger.LEDGER_TOPIC, key, entry)], message)
+
+    def _why_not_approved(
+        self,
+        approval: Approval,
+        approver: str,
+        held: dict[str, Any] | None,
+        where: dict[str, Any],
+    ) -> str | None:
+        """Why `approval` releases nothing, or None when it releases (or resumes) the call."""
+        if held is None or self._expired(held):
+            return "no call under this key awaits approval (none, or past the key retention)"
+        if held.get("request_hash") != approval.request_hash:
+            return f"the call under this key is request {held.get('request_hash')}"
+        tool = self._tools.get(str(held.get("tool")))
+        if tool is None or approver not in tool.approvers:
+            return f"{approver} is not an approver of tool {held.get('tool')!r}"
+        state = held.get("state")
+        if state == ledger.STARTED and held.get("approval") == where:
+            # This approval released it and the call was interrupted: resumed.
+            return None if isinstance(held.get("request_value"), dict) else "no request kept"
+        if state != ledger.AWAITING_APPROVAL:
+            return f"the call is {state}, not awaiting approval"
+        if not isinstance(held.get("request_value"), dict):
+            return "the awaiting entry does not hold its request: produce the request again"
+        return None
+
+    def _expired(self, entry: dict[str, Any]) -> bool:
+        retention = self._config.key_retention_ms
+        at_ms = entry.get("at_ms")
+        return retention > 0 and isinstance(at_ms, int) and at_ms < _now_ms() - retention
+
+    # -- key retention -------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        """Tombstones for the entries of owned partitions older than the key retention
+        (swept at most every SWEEP_EVERY_MS, or a quarter of the retention): the compacted
+        ledger and this index keep only the horizon's keys. A request for a key tombstoned
+        is a new call."""
+        retention = self._config.key_retention_ms
+        now = _now_ms()
+        if retention <= 0 or now < self._next_sweep_ms:
+            return
+        self._next_sweep_ms = now + min(SWEEP_EVERY_MS, max(retention // 4, 1))
+        keys = self.index.expired(now - retention, self._owned, TOMBSTONES_MAX)
+        if not keys:
+            return
+        log.info("tombstoning %d ledger keys older than %d ms", len(keys), retention)
+        try:
+            self._transact([(ledger.LEDGER_TOPIC, key, None) for key in keys], None)
+        except AbortedError:
+            self._next_sweep_ms = now  # the next step tries again
 
     def _read_context(self, request: Request) -> tuple[dict[str, Any] | None, dict[str, Any]] | str:
         """The tool's context entity (its state, what was read), or why it could not be."""
@@ -414,6 +575,7 @@ class Executor:
             request.tool.name,
         )
         entry = {**held, "state": ledger.UNKNOWN, "request": where, "at_ms": _now_ms()}
+        entry.pop("request_value", None)  # settled: nothing will read the request again
         entry["reason"] = (
             "interrupted mid call; the endpoint does not honour Idempotency-Key, so whether"
             " the effect happened is for a human to find out"
@@ -433,6 +595,7 @@ class Executor:
 
             outcome = traced_call(self._tracer, tool, request.arguments, request.key)
         entry = {**started, "at_ms": _now_ms()}
+        entry.pop("request_value", None)  # only a call still to be made needs its request
         if isinstance(outcome, endpoint.Answer):
             entry["state"] = ledger.DONE
             entry["result"] = {
@@ -495,7 +658,8 @@ class Executor:
         producer = self._producer
         written: dict[bytes, int] = {}
         encoded = [
-            (topic, _key_bytes(key), ledger.encode_entry(value)) for topic, key, value in records
+            (topic, _key_bytes(key), None if value is None else ledger.encode_entry(value))
+            for topic, key, value in records
         ]
 
         def delivered(error: KafkaError | None, message: Any) -> None:

@@ -4,7 +4,11 @@
 compaction keeps a key's latest state: `["call", KEY]`. A request that reuses a key with
 different arguments gets its own record, `["conflict", KEY, REQUEST_HASH]`, so the
 refusal never replaces the entry the key already has; a request that cannot be read,
-`["rejected", KEY, HASH OF ITS BYTES]`. Keys and values are JSON.
+`["rejected", KEY, HASH OF ITS BYTES]`; an approval that approves nothing,
+`["approval", KEY, PRINCIPAL, REQUEST_HASH]`. Keys and values are JSON.
+
+Every entry is tombstoned once it is older than the key retention (`expired`), except a
+call under way (`started`): idempotency holds within that horizon.
 
 States of a call entry: `started` (the policy allowed it and the endpoint is being
 called), `done` (the endpoint answered: its status and body), `denied`,
@@ -29,6 +33,8 @@ UNKNOWN = "unknown"
 ERROR = "error"
 CONFLICT = "conflict"
 REJECTED = "rejected"
+APPROVAL = "approval"
+REFUSED = "refused"  # an approval's state when it approved nothing
 FINAL = frozenset({DONE, DENIED, UNKNOWN})
 
 LEDGER_TOPIC = "copilot.ledger"
@@ -58,6 +64,10 @@ def call_key(key: str) -> LedgerKey:
 
 def conflict_key(key: str, hash_: str) -> LedgerKey:
     return ("conflict", key, hash_)
+
+
+def approval_key(key: str, principal: str, hash_: str) -> LedgerKey:
+    return (APPROVAL, key, principal, hash_)
 
 
 def value_hash(raw: bytes) -> str:
@@ -139,3 +149,35 @@ class LedgerIndex:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def expired(
+        self, before_ms: int, owned: set[tuple[str, int]], count_max: int
+    ) -> list[LedgerKey]:
+        """Keys (at most `count_max`) whose entry was written before `before_ms`, is not a
+        call under way, and came from a record of a partition in `owned`: the owner of a
+        key's partition is the one executor that writes its entries, so a tombstone never
+        races a newer entry of the same key from another executor."""
+        found: list[LedgerKey] = []
+        for key, held in self._entries.items():
+            entry = held.entry
+            at_ms = entry.get("at_ms")
+            if not isinstance(at_ms, int) or at_ms >= before_ms:
+                continue
+            if entry.get("state") == STARTED or source(key, entry) not in owned:
+                continue
+            found.append(key)
+            if len(found) >= count_max:
+                break
+        return found
+
+
+def source(key: LedgerKey, entry: dict[str, Any]) -> tuple[str, int] | None:
+    """The topic and partition of the record an entry was written for: the approval's for
+    a refused approval, else the request's."""
+    where = entry.get("approval" if key[0] == APPROVAL else "request")
+    if not isinstance(where, dict):
+        return None
+    topic, partition = where.get("topic"), where.get("partition")
+    if not isinstance(topic, str) or type(partition) is not int:
+        return None
+    return topic, partition

@@ -1,11 +1,12 @@
 """A tool's Cedar policies evaluated for one call (cedarpy: the cedar-policy crate).
 
 The request: principal `Copilot::"<caller>"`, action `Action::"call"`, resource
-`Tool::"<tool>"`, context `{arguments, entity, entity_found, approved}` (`entity`: the
-state the context service answered, `{}` when the tool reads none). The tool's `policy`
-permits a call outright; where it does not, a permit by its `approval_policy` means the
-call waits for a human approval (`awaiting-approval`); else it is denied. Cedar denies
-by default and on any evaluation error, and so does this.
+`Tool::"<tool>"`, context `{arguments, entity, entity_found, approved, approver?}`
+(`entity`: the state the context service answered, `{}` when the tool reads none;
+`approver`: the principal whose approval the broker's ACLs attest, absent otherwise).
+The tool's `policy` permits a call outright; where it does not, a permit by its
+`approval_policy` means the call waits for a human approval (`awaiting-approval`); else it
+is denied. Cedar denies by default and on any evaluation error, and so does this.
 """
 
 from __future__ import annotations
@@ -49,17 +50,21 @@ def evaluate(
     arguments: dict[str, Any],
     entity: dict[str, Any] | None,
     approved: bool,
+    approver: str | None = None,
 ) -> Evaluation:
+    context: dict[str, Any] = {
+        "arguments": cedar_value(arguments),
+        "entity": cedar_value(entity or {}),
+        "entity_found": entity is not None,
+        "approved": approved,
+    }
+    if approver is not None:
+        context["approver"] = approver
     request = {
         "principal": f"Copilot::{_quoted(caller)}",
         "action": 'Action::"call"',
         "resource": f"Tool::{_quoted(tool)}",
-        "context": {
-            "arguments": cedar_value(arguments),
-            "entity": cedar_value(entity or {}),
-            "entity_found": entity is not None,
-            "approved": approved,
-        },
+        "context": context,
     }
     first = cedarpy.is_authorized(request, policy, [])
     if first.allowed:

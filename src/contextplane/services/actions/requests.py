@@ -26,6 +26,7 @@ class Request:
     approved_by: str | None
     # A read fence for the tool's context entity: {(topic, partition): offset}.
     context_offsets: dict[tuple[str, int], int] | None
+    value: dict[str, Any]  # the record's value as read (an approval evaluates it again)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read_request(
     offsets = _offsets(value.get("context_offsets"))
     if isinstance(offsets, str):
         return Refused(key, offsets)
-    return Request(key, decision_id, tool, arguments, hash_, caller, approved_by, offsets)
+    return Request(key, decision_id, tool, arguments, hash_, caller, approved_by, offsets, value)
 
 
 def _offsets(raw: Any) -> dict[tuple[str, int], int] | None | str:

@@ -10,6 +10,7 @@ TOML, read by the standard library's `tomllib`::
     timeout_ms = 5000
     policy = '''permit(principal, action, resource) when { context.arguments.amount <= 100 };'''
     approval_policy = '''permit(principal, action, resource);'''   # optional
+    approvers = ["User:alice"]   # optional: who may approve, on copilot.approvals.NAME
     [tools.refund.context]       # optional: the entity the policy sees as context.entity
     view = "account"
     entity = "account_id"        # a dotted path into the call's arguments
@@ -34,7 +35,19 @@ TIMEOUT_MS_MAX = 120_000
 POLICY_CHARS_MAX = 64 * 1024
 # A tool name is part of ledger entries, Cedar entity ids and URLs.
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-_KEYS = {"endpoint", "idempotent", "timeout_ms", "policy", "approval_policy", "context"}
+_KEYS = {
+    "endpoint",
+    "idempotent",
+    "timeout_ms",
+    "policy",
+    "approval_policy",
+    "approvers",
+    "context",
+}
+APPROVERS_MAX = 100
+# An approver is a `User:` principal whose name fits in its approvals topic's name.
+_APPROVER = re.compile(r"User:([A-Za-z0-9._-]{1,200})")
+APPROVALS_TOPIC_PREFIX = "copilot.approvals."
 
 
 class ToolsFileError(ValueError):
@@ -56,11 +69,15 @@ class Tool:
     policy: str
     approval_policy: str | None = None
     context: ContextRead | None = None
+    # Principals whose approvals count; empty: the request's own `approved_by` approves.
+    approvers: tuple[str, ...] = ()
 
     @property
     def policy_version(self) -> str:
         """The hash of the policy texts: which policies an evaluation applied."""
         text = self.policy + "\0" + (self.approval_policy or "")
+        if self.approvers:  # who may approve is part of the policy (none: as before)
+            text += "\0" + "\0".join(self.approvers)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -100,7 +117,25 @@ def _tool(name: str, table: Any) -> Tool:
         policy=policy,
         approval_policy=_policy(table, "approval_policy", at, required=False),
         context=_context(table.get("context"), f"{at}.context"),
+        approvers=_approvers(table.get("approvers", []), f"{at}.approvers"),
     )
+
+
+def approvals_topic(principal: str) -> str:
+    """The topic only `principal` may write (the cluster's ACLs see to it): a record there
+    is that principal's approval. `principal` is one `_approvers` accepted."""
+    found = _APPROVER.fullmatch(principal)
+    assert found is not None, principal
+    return APPROVALS_TOPIC_PREFIX + found.group(1)
+
+
+def approvals_topics(tools: dict[str, Tool]) -> dict[str, str]:
+    """Each approvals topic the tools name, with its principal."""
+    return {
+        approvals_topic(principal): principal
+        for tool in tools.values()
+        for principal in tool.approvers
+    }
 
 
 def _required(table: dict[str, Any], key: str, kind: type, at: str) -> Any:
@@ -123,6 +158,18 @@ def _policy(table: dict[str, Any], key: str, at: str, *, required: bool) -> str 
     except PolicyError as exc:
         raise ToolsFileError(f"{at}.{key}: {exc}") from None
     return text
+
+
+def _approvers(value: Any, at: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > APPROVERS_MAX:
+        raise ToolsFileError(f"{at}: expected a list of at most {APPROVERS_MAX} principals")
+    for principal in value:
+        if not isinstance(principal, str) or not _APPROVER.fullmatch(principal):
+            raise ToolsFileError(
+                f"{at}: {principal!r} is not User:NAME (NAME of letters, digits, '.', '_'"
+                " and '-', at most 200)"
+            )
+    return tuple(dict.fromkeys(value))
 
 
 def _context(table: Any, at: str) -> ContextRead | None:

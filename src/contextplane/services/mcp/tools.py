@@ -161,7 +161,10 @@ def refusal_text(tool: str, key: str, state: str, entry: dict[str, Any]) -> str:
     if state == ledger.DENIED:
         why = f"denied by its policy (version {evaluation.get('policy_version')})"
     elif state == ledger.AWAITING_APPROVAL:
-        why = "awaiting approval: its policy did not permit it, its approval policy would"
+        why = (
+            "awaiting approval: its policy did not permit it, its approval policy would"
+            f" (an approval names the key and request {entry.get('request_hash')})"
+        )
     else:
         why = state
     reason = entry.get("reason")

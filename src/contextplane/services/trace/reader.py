@@ -484,7 +484,8 @@ def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
     link = Link("ledger-entry", "ledger entry", _where(entry))
     value = _json(entry.value())
     if value is None:
-        link.missing = "deleted (a tombstone)" if entry.value() is None else "not JSON"
+        deleted = "deleted (a tombstone: past the executor's key retention)"
+        link.missing = deleted if entry.value() is None else "not JSON"
         return link
     result = value.get("result")
     if not isinstance(result, dict):
@@ -495,6 +496,8 @@ def _ledger_link(entry: Any, refusal: Any, unread: str) -> Link:
         "executor": value.get("executor"),
         "status": result.get("status"),
     }
+    if "approved_by" in value:
+        link.detail["approved_by"] = value["approved_by"]
     return link
 
 
