@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane import tracing
@@ -36,11 +35,18 @@ from contextplane.clock import SystemClock
 from contextplane.services.actions import endpoint, ledger
 from contextplane.services.actions.approval_acls import check_approval_acls
 from contextplane.services.actions.approvals import Approval, read_approval
-from contextplane.services.actions.ledger import LedgerIndex, LedgerKey
+from contextplane.services.actions.ledger import LedgerIndex
 from contextplane.services.actions.policy import ALLOW, DENY, Evaluation, evaluate
+from contextplane.services.actions.policy_context import read_context
 from contextplane.services.actions.requests import Refused, Request, read_request
 from contextplane.services.actions.tools import Tool, approvals_topics
-from contextplane.services.context.client import ContextClient, ContextClientError
+from contextplane.services.actions.transactor import (
+    OUTAGE_S,
+    RETRY_PAUSE_S,
+    AbortedError,
+    Record,
+    Transactor,
+)
 from contextplane.services.kafka_topics import ensure_topics
 
 log = logging.getLogger("contextplane.actions")
@@ -50,16 +56,6 @@ _CLOCK = SystemClock()
 READ_WAIT_S = 0.2
 # Ledger records taken per read of the ledger between requests.
 LEDGER_READ_MAX = 1000
-# How long a transaction keeps retrying through a cluster outage (a broker restarting)
-# before the executor gives up and exits (the next start settles the transaction).
-OUTAGE_S = 120.0
-RETRY_PAUSE_S = 0.5
-# A send_offsets_to_transaction still running this long past its own timeout is stuck;
-# after this many stuck producers the executor exits (a restart starts clean).
-STUCK_SLACK_S = 5.0
-STUCK_PRODUCERS_MAX = 3
-# A context read's fence wait, at most (the tool's own time bound is for the endpoint).
-CONTEXT_WAIT_MS = 5_000
 # Ledger keys kept (idempotency holds within it) unless configured: payment APIs keep 24 h.
 KEY_RETENTION_MS = 24 * 3600 * 1000
 # Tombstones per transaction, at most; the rest wait for the next sweep.
@@ -72,10 +68,6 @@ class StartError(Exception):
     """The executor cannot start: an unreachable cluster, a topic it cannot create."""
 
 
-class AbortedError(Exception):
-    """The open transaction was aborted: nothing of it is committed."""
-
-
 @dataclass
 class ExecutorConfig:
     bootstrap: str
@@ -85,9 +77,6 @@ class ExecutorConfig:
     timeout_s: float = 30.0
     client_config: dict[str, str] = field(default_factory=dict)
     key_retention_ms: int = KEY_RETENTION_MS  # 0: keys are kept for ever
-
-
-Record = tuple[str, LedgerKey | str, dict[str, Any] | None]  # topic, key, value (None: tombstone)
 
 
 class Executor:
@@ -104,11 +93,6 @@ class Executor:
         self.index = LedgerIndex()
         # A span per tool call when traces are configured (tracing.py), else None.
         self._tracer = tracing.started_tracer("contextplane-executor")
-        # Set by the producer's error callback when it loses the cluster: the next
-        # transaction starts on a new producer (see _replace_producer).
-        self._disconnected = threading.Event()
-        self._producer = self._new_producer()
-        self._stuck_producers: list[Producer] = []
         self._consumer = Consumer(
             {
                 **self._common,
@@ -135,6 +119,9 @@ class Executor:
         self._ledger_at = 0  # the next ledger offset to read
         self._catch_up = threading.Event()  # set by an assignment: read the ledger first
         self._stopping = threading.Event()
+        self._transactor = Transactor(
+            self._common, config.transactional_id, config.timeout_s, self._consumer, self._stopping
+        )
         self.failure: str | None = None
         self.calls_made = 0
 
@@ -150,7 +137,7 @@ class Executor:
             raise StartError("; ".join(problems))
         log.info("fencing earlier incarnations of %s", self._config.transactional_id)
         try:
-            self._producer.init_transactions(self._config.timeout_s)
+            self._transactor.init()
         except KafkaException as exc:
             raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
         self._ledger_reader.assign([TopicPartition(ledger.LEDGER_TOPIC, 0, 0)])
@@ -171,32 +158,6 @@ class Executor:
         ]
         config = self._config
         ensure_topics(admin, wanted, config.bootstrap, config.timeout_s, StartError)
-
-    def _new_producer(self) -> Producer:
-        def on_error(error: KafkaError) -> None:
-            if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-                self._disconnected.set()
-
-        return Producer(
-            {
-                **self._common,
-                "transactional.id": self._config.transactional_id,
-                "transaction.timeout.ms": 60_000,
-                "linger.ms": 0,
-                "error_cb": on_error,
-            }
-        )
-
-    def _replace_producer(self, deadline: float) -> None:
-        """A new producer of the same transactional id; its init_transactions fences the
-        old one and aborts whatever it left open. librdkafka's send_offsets_to_transaction
-        can wait forever, past its timeout, on a group coordinator it cached before a
-        broker restart (confluentinc/librdkafka#5456, #5511): a producer that lost the
-        cluster is not used for another transaction."""
-        self._disconnected.clear()
-        self._producer = self._new_producer()
-        self._retrying(lambda: self._producer.init_transactions(self._config.timeout_s), deadline)
-        log.info("transactional producer replaced after losing the cluster")
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [(p.topic, p.partition) for p in partitions])
@@ -343,7 +304,7 @@ class Executor:
         entity: dict[str, Any] | None = None
         context_read: dict[str, Any] | None = None
         if tool.context is not None:
-            read = self._read_context(request)
+            read = read_context(self._config.context_url, request)
             if isinstance(read, str):
                 entry = self._entry(request, ledger.ERROR, where)
                 entry["reason"] = read
@@ -507,42 +468,6 @@ class Executor:
         except AbortedError:
             self._next_sweep_ms = now  # the next step tries again
 
-    def _read_context(self, request: Request) -> tuple[dict[str, Any] | None, dict[str, Any]] | str:
-        """The tool's context entity (its state, what was read), or why it could not be."""
-        tool_context = request.tool.context
-        assert tool_context is not None
-        if self._config.context_url is None:
-            return "the tool reads context and the executor has no --context-url"
-        value: Any = request.arguments
-        for part in tool_context.entity_path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            path = ".".join(tool_context.entity_path)
-            return f"arguments.{path}: no entity id there"
-        client = ContextClient(self._config.context_url)
-        try:
-            answer = client.get(
-                tool_context.view,
-                str(value),
-                min_offsets=request.context_offsets,
-                timeout_ms=CONTEXT_WAIT_MS if request.context_offsets else None,
-            )
-        except ContextClientError as exc:
-            return f"context {tool_context.view}/{value}: {exc.status} {exc}"
-        except OSError as exc:
-            return f"context {tool_context.view}/{value}: {exc}"
-        read = {
-            "view": answer.view,
-            "entity": answer.entity,
-            "found": answer.found,
-            "positions": [
-                {"topic": p.topic, "partition": p.partition, "position": p.position}
-                for p in answer.freshness.partitions
-            ],
-            "age_ms": answer.freshness.age_ms,
-        }
-        return answer.state if answer.found else None, read
-
     def _evaluation_event(
         self, request: Request, evaluation: Evaluation, context_read: dict[str, Any] | None
     ) -> dict[str, Any]:
@@ -648,100 +573,13 @@ class Executor:
     # -- transactions --------------------------------------------------------------------
 
     def _transact(self, records: list[Record], offset: TopicPartition | None) -> None:
-        """Produce `records` and commit `offset` for the group in one transaction; the
-        ledger records then enter the index. AbortedError when it was aborted; a fatal
-        error (fenced) or an unknown outcome is raised and ends the executor."""
-        deadline = _CLOCK.monotonic_ms() / 1000 + OUTAGE_S
-        self._producer.poll(0)  # serves the error callback, which notes a lost cluster
-        if self._disconnected.is_set():
-            self._replace_producer(deadline)
-        producer = self._producer
-        written: dict[bytes, int] = {}
-        encoded = [
-            (topic, _key_bytes(key), None if value is None else ledger.encode_entry(value))
-            for topic, key, value in records
-        ]
-
-        def delivered(error: KafkaError | None, message: Any) -> None:
-            if error is None and message.topic() == ledger.LEDGER_TOPIC:
-                written[message.key()] = int(message.offset())
-
-        self._retrying(producer.begin_transaction, deadline)
-        try:
-            for topic, key, value in encoded:
-                producer.produce(topic, key=key, value=value, on_delivery=delivered)
-            if offset is not None:
-                self._retrying(lambda: self._send_offsets(producer, offset), deadline)
-            self._retrying(lambda: _flushed(producer, self._config.timeout_s), deadline)
-            self._retrying(lambda: producer.commit_transaction(self._config.timeout_s), deadline)
-        except AbortedError as exc:
-            log.warning("transaction aborted: %s", exc)
-            if producer is self._producer:  # else the replacement aborted it already
-                self._retrying(lambda: producer.abort_transaction(self._config.timeout_s), deadline)
-            raise
-        for topic, key, value in encoded:
-            if topic == ledger.LEDGER_TOPIC and key in written:
-                ledger_key = ledger.decode_key(key)
-                assert ledger_key is not None
-                self.index.apply(ledger_key, value, written[key])
-
-    def _send_offsets(self, producer: Producer, offset: TopicPartition) -> None:
-        """send_offsets_to_transaction, on a thread of its own: one that outlives its
-        timeout is stuck (librdkafka#5456) and its producer is abandoned for a new one,
-        whose init_transactions aborts the stuck transaction."""
-        metadata = self._consumer.consumer_group_metadata()
-        failed: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                producer.send_offsets_to_transaction([offset], metadata, self._config.timeout_s)
-            except BaseException as exc:  # handed to the caller's thread
-                failed.append(exc)
-
-        sender = threading.Thread(target=send, name="send-offsets", daemon=True)
-        sender.start()
-        sender.join(self._config.timeout_s + STUCK_SLACK_S)
-        if sender.is_alive():
-            if len(self._stuck_producers) >= STUCK_PRODUCERS_MAX:
-                raise RuntimeError("the transactional producer is stuck again; exiting")
-            self._stuck_producers.append(producer)  # kept: destroying it would block too
-            log.warning("send_offsets_to_transaction is stuck; replacing the producer")
-            self._replace_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
-            raise AbortedError("the producer was stuck sending the group offsets")
-        if failed:
-            raise failed[0]
-
-    def _retrying(self, operation: Callable[[], Any], deadline: float) -> Any:
-        while True:
-            try:
-                return operation()
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal():
-                    raise
-                if error.txn_requires_abort():
-                    raise AbortedError(error.str()) from None
-                if not error.retriable() or _CLOCK.monotonic_ms() / 1000 > deadline:
-                    raise
-                log.warning("transaction step failed (%s); retrying", error.str())
-                self._stopping.wait(RETRY_PAUSE_S)
-
-
-def _flushed(producer: Producer, timeout_s: float) -> None:
-    """Every record delivered (serving the delivery reports), else a retriable error."""
-    left = producer.flush(timeout_s)
-    if left:
-        raise KafkaException(
-            KafkaError(KafkaError._TIMED_OUT, f"{left} records undelivered", retriable=True)
-        )
+        """One transaction (transactor.py); the ledger records committed enter the index."""
+        for key, value, offset_written in self._transactor.transact(records, offset):
+            self.index.apply(key, value, offset_written)
 
 
 def _offset(message: Any, offset: int) -> TopicPartition:
     return TopicPartition(message.topic(), message.partition(), offset)
-
-
-def _key_bytes(key: LedgerKey | str) -> bytes:
-    return key.encode() if isinstance(key, str) else ledger.encode_key(key)
 
 
 def _now_ms() -> int:

@@ -1,0 +1,182 @@
+"""The executor's transactional producer: one transaction produces ledger records and
+commits the group's offset (KIP-447: it fails unless the member still owns the partition
+in the group's current generation), retried through an outage, with librdkafka's stuck
+`send_offsets_to_transaction` worked around (RFC 0006 §2)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from contextplane.clock import SystemClock
+from contextplane.services.actions import ledger
+from contextplane.services.actions.ledger import LedgerKey
+
+log = logging.getLogger("contextplane.actions")
+_CLOCK = SystemClock()
+
+# How long a transaction keeps retrying through a cluster outage (a broker restarting)
+# before the executor gives up and exits (the next start settles the transaction).
+OUTAGE_S = 120.0
+RETRY_PAUSE_S = 0.5
+# A send_offsets_to_transaction still running this long past its own timeout is stuck;
+# after this many stuck producers the executor exits (a restart starts clean).
+STUCK_SLACK_S = 5.0
+STUCK_PRODUCERS_MAX = 3
+
+Record = tuple[str, LedgerKey | str, dict[str, Any] | None]  # topic, key, value (None: tombstone)
+# A ledger record committed: its key, value and offset.
+Written = tuple[LedgerKey, bytes | None, int]
+
+
+class AbortedError(Exception):
+    """The open transaction was aborted: nothing of it is committed."""
+
+
+class Transactor:
+    def __init__(
+        self,
+        common: dict[str, Any],
+        transactional_id: str,
+        timeout_s: float,
+        consumer: Consumer,
+        stopping: threading.Event,
+    ) -> None:
+        self._common = common
+        self._transactional_id = transactional_id
+        self._timeout_s = timeout_s
+        self._consumer = consumer  # whose group metadata each offset commit carries
+        self._stopping = stopping
+        # Set by the producer's error callback when it loses the cluster: the next
+        # transaction starts on a new producer (see _replace_producer).
+        self._disconnected = threading.Event()
+        self._producer = self._new_producer()
+        self._stuck_producers: list[Producer] = []
+
+    def init(self) -> None:
+        """Fence earlier incarnations of the transactional id (KafkaException if not)."""
+        self._producer.init_transactions(self._timeout_s)
+
+    def _new_producer(self) -> Producer:
+        def on_error(error: KafkaError) -> None:
+            if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+                self._disconnected.set()
+
+        return Producer(
+            {
+                **self._common,
+                "transactional.id": self._transactional_id,
+                "transaction.timeout.ms": 60_000,
+                "linger.ms": 0,
+                "error_cb": on_error,
+            }
+        )
+
+    def _replace_producer(self, deadline: float) -> None:
+        """A new producer of the same transactional id; its init_transactions fences the
+        old one and aborts whatever it left open. librdkafka's send_offsets_to_transaction
+        can wait forever, past its timeout, on a group coordinator it cached before a
+        broker restart (confluentinc/librdkafka#5456, #5511): a producer that lost the
+        cluster is not used for another transaction."""
+        self._disconnected.clear()
+        self._producer = self._new_producer()
+        self._retrying(lambda: self._producer.init_transactions(self._timeout_s), deadline)
+        log.info("transactional producer replaced after losing the cluster")
+
+    def transact(self, records: list[Record], offset: TopicPartition | None) -> list[Written]:
+        """Produce `records` and commit `offset` for the group in one transaction; the
+        ledger records committed are returned. AbortedError when it was aborted; a fatal
+        error (fenced) or an unknown outcome is raised and ends the executor."""
+        deadline = _CLOCK.monotonic_ms() / 1000 + OUTAGE_S
+        self._producer.poll(0)  # serves the error callback, which notes a lost cluster
+        if self._disconnected.is_set():
+            self._replace_producer(deadline)
+        producer = self._producer
+        written: dict[bytes, int] = {}
+        encoded = [
+            (topic, _key_bytes(key), None if value is None else ledger.encode_entry(value))
+            for topic, key, value in records
+        ]
+
+        def delivered(error: KafkaError | None, message: Any) -> None:
+            if error is None and message.topic() == ledger.LEDGER_TOPIC:
+                written[message.key()] = int(message.offset())
+
+        self._retrying(producer.begin_transaction, deadline)
+        try:
+            for topic, key, value in encoded:
+                producer.produce(topic, key=key, value=value, on_delivery=delivered)
+            if offset is not None:
+                self._retrying(lambda: self._send_offsets(producer, offset), deadline)
+            self._retrying(lambda: _flushed(producer, self._timeout_s), deadline)
+            self._retrying(lambda: producer.commit_transaction(self._timeout_s), deadline)
+        except AbortedError as exc:
+            log.warning("transaction aborted: %s", exc)
+            if producer is self._producer:  # else the replacement aborted it already
+                self._retrying(lambda: producer.abort_transaction(self._timeout_s), deadline)
+            raise
+        committed: list[Written] = []
+        for topic, key, value in encoded:
+            if topic == ledger.LEDGER_TOPIC and key in written:
+                ledger_key = ledger.decode_key(key)
+                assert ledger_key is not None
+                committed.append((ledger_key, value, written[key]))
+        return committed
+
+    def _send_offsets(self, producer: Producer, offset: TopicPartition) -> None:
+        """send_offsets_to_transaction, on a thread of its own: one that outlives its
+        timeout is stuck (librdkafka#5456) and its producer is abandoned for a new one,
+        whose init_transactions aborts the stuck transaction."""
+        metadata = self._consumer.consumer_group_metadata()
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                producer.send_offsets_to_transaction([offset], metadata, self._timeout_s)
+            except BaseException as exc:  # handed to the caller's thread
+                failed.append(exc)
+
+        sender = threading.Thread(target=send, name="send-offsets", daemon=True)
+        sender.start()
+        sender.join(self._timeout_s + STUCK_SLACK_S)
+        if sender.is_alive():
+            if len(self._stuck_producers) >= STUCK_PRODUCERS_MAX:
+                raise RuntimeError("the transactional producer is stuck again; exiting")
+            self._stuck_producers.append(producer)  # kept: destroying it would block too
+            log.warning("send_offsets_to_transaction is stuck; replacing the producer")
+            self._replace_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
+            raise AbortedError("the producer was stuck sending the group offsets")
+        if failed:
+            raise failed[0]
+
+    def _retrying(self, operation: Callable[[], Any], deadline: float) -> Any:
+        while True:
+            try:
+                return operation()
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal():
+                    raise
+                if error.txn_requires_abort():
+                    raise AbortedError(error.str()) from None
+                if not error.retriable() or _CLOCK.monotonic_ms() / 1000 > deadline:
+                    raise
+                log.warning("transaction step failed (%s); retrying", error.str())
+                self._stopping.wait(RETRY_PAUSE_S)
+
+
+def _flushed(producer: Producer, timeout_s: float) -> None:
+    """Every record delivered (serving the delivery reports), else a retriable error."""
+    left = producer.flush(timeout_s)
+    if left:
+        raise KafkaException(
+            KafkaError(KafkaError._TIMED_OUT, f"{left} records undelivered", retriable=True)
+        )
+
+
+def _key_bytes(key: LedgerKey | str) -> bytes:
+    return key.encode() if isinstance(key, str) else ledger.encode_key(key)
