@@ -359,6 +359,23 @@ def rows(results: dict[str, Any]) -> list[Row]:
             gap=False,
         )
     )
+    for kind, label in (("avro", "Avro"), ("json", "JSON Schema"), ("protobuf", "Protobuf")):
+        out.append(
+            Row(
+                f"Masked fetch / unmasked, {label} (records/s ratio, same run)",
+                "higher",
+                lambda t, k=kind: _value_cell(t, "masking", k, "throughput_ratio"),
+                gap=False,
+            )
+        )
+        out.append(
+            Row(
+                f"… broker CPU a masked {label} record adds (µs)",
+                "lower",
+                lambda t, k=kind: _value_cell(t, "masking", k, "masking_cpu_us_per_record"),
+                gap=False,
+            )
+        )
     return out
 
 

@@ -17,6 +17,7 @@ WORKLOADS: dict[str, str] = {
     "peak-rss": "peak RSS",
     "replay": "one partition of 1,000 replayed",
     "limits": "limits",
+    "masking": "masked fetch",
 }
 
 # The result keys each workload fills (a target's result dict).
@@ -29,6 +30,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "peak-rss": ("partitions",),
     "replay": ("replay",),
     "limits": (),
+    "masking": ("masking",),
 }
 
 
@@ -56,6 +58,7 @@ PHASE_OF: dict[str, str] = {
     "peak-rss": "partitions",
     "replay": "partitions",
     "limits": "limits",
+    "masking": "masking",
 }
 
 
