@@ -376,6 +376,16 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 gap=False,
             )
         )
+    for kind in ("GET /schemas/ids/{id}", "GET /subjects/{s}/versions/latest",
+                 "POST /subjects/{s} (lookup)"):  # fmt: skip
+        out.append(
+            Row(
+                f"Schema registry {kind} (requests/s, 4 client threads)",
+                "higher",
+                lambda t, k=kind: _value_cell(t, "registry", "lookups", k, "median"),
+                gap=False,
+            )
+        )
     return out
 
 

@@ -18,6 +18,7 @@ WORKLOADS: dict[str, str] = {
     "replay": "one partition of 1,000 replayed",
     "limits": "limits",
     "masking": "masked fetch",
+    "registry": "schema registry lookups",
 }
 
 # The result keys each workload fills (a target's result dict).
@@ -31,6 +32,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "replay": ("replay",),
     "limits": (),
     "masking": ("masking",),
+    "registry": ("registry",),
 }
 
 
@@ -59,6 +61,7 @@ PHASE_OF: dict[str, str] = {
     "replay": "partitions",
     "limits": "limits",
     "masking": "masking",
+    "registry": "registry",
 }
 
 
