@@ -1,6 +1,7 @@
 """bench/masking.py runs end to end on a tiny workload (its figures are never judged
-here): every format is loaded, checked masked for copilot and clear for alice, read by
-both, and summarised as masked / unmasked ratios."""
+here): every format is loaded, checked masked for copilot as the three policies say
+(redact, hash, keep-last-4) and clear for alice, read by both, and summarised as masked /
+unmasked ratios."""
 
 from __future__ import annotations
 
@@ -20,10 +21,3 @@ def test_the_masking_benchmark_measures_every_format(tmp_path: Path) -> None:
             assert reader["broker_cpu_us_per_record"] >= 0
         assert figures["throughput_ratio"] > 0 and figures["throughput_ratio_paired"] > 0
         assert 500 < figures["value_bytes_mean"] < 1100  # a realistic event's size
-
-
-def test_the_event_tags_three_fields_each_covered_by_one_policy() -> None:
-    tags = {tag for _, tag, _ in masking.POLICIES}
-    assert set(masking.TAGGED.values()) == tags
-    assert {action for _, _, action in masking.POLICIES} == {"redact", "hash", "keep-last-4"}
-    assert len(masking.FIELDS) == 13
