@@ -41,6 +41,14 @@ class Profile:
     partitions: int = 8
     # the one-partition replay reads partition 0 of a topic of this many partitions
     replay_partitions: int = 1000
+    # masked fetch (bench/masking.py): records per format, read by each reader per round
+    masking_records: int = 50_000
+    masking_rounds: int = 3
+    # schema registry lookups (bench/registry_lookups.py): schemas registered, then rounds
+    # of this many seconds per lookup kind
+    registry_schemas: int = 200
+    registry_seconds: float = 5.0
+    registry_rounds: int = 3
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -65,6 +73,11 @@ PROFILES = {
         limit_fsyncs=50,
         limit_tcp_bytes=64 * MIB,
         replay_partitions=100,
+        masking_records=2_000,
+        masking_rounds=1,
+        registry_schemas=20,
+        registry_seconds=0.5,
+        registry_rounds=1,
     ),
     "quick": Profile(
         name="quick",
@@ -83,6 +96,11 @@ PROFILES = {
         limit_write_bytes=128 * MIB,
         limit_fsyncs=300,
         limit_tcp_bytes=512 * MIB,
+        masking_records=10_000,
+        masking_rounds=2,
+        registry_schemas=100,
+        registry_seconds=2.0,
+        registry_rounds=2,
     ),
     "standard": Profile(
         name="standard",

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 READY = re.compile(r"contextplane schema registry ready on \S+:(\d+)")
 HEADERS = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
@@ -77,27 +78,24 @@ def rate(
     return sum(counts) / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--schemas", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def measure(
+    bootstrap: str, schemas: int = 200, threads: int = 4, seconds: float = 5.0, rounds: int = 3
+) -> dict[str, Any]:
+    """Registrations per second (one at a time), and per lookup kind the requests per
+    second of every round and their median."""
     with tempfile.TemporaryFile() as log:
-        process, port = start_registry(args.bootstrap, log)
+        process, port = start_registry(bootstrap, log)
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port)
             run = uuid.uuid4().hex[:8]  # subjects of this run: each registration is a write
             ids: list[int] = []
             began = time.perf_counter()
-            for index in range(args.schemas):
+            for index in range(schemas):
                 body = json.dumps({"schema": schema(index)})
                 connection.request("POST", f"/subjects/{run}-{index}/versions", body, HEADERS)
                 ids.append(json.loads(connection.getresponse().read())["id"])
             registered_s = time.perf_counter() - began
-            n = args.schemas
+            n = schemas
             kinds: dict[str, Callable[[int], tuple[str, str, str | None]]] = {
                 "GET /schemas/ids/{id}": lambda i: ("GET", f"/schemas/ids/{ids[i % n]}", None),
                 "GET /subjects/{s}/versions/latest": lambda i: (
@@ -112,16 +110,37 @@ def main() -> None:
                 ),
             }
             results: dict[str, list[float]] = {kind: [] for kind in kinds}
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for kind, request in kinds.items():
-                    results[kind].append(rate(port, args.threads, args.seconds, request))
-            print(f"registered {n} schemas, one at a time: {n / registered_s:.0f} per second")
-            for kind, rates in results.items():
-                each = ", ".join(f"{r:.0f}" for r in rates)
-                print(f"{kind}: median {statistics.median(rates):.0f}/s ({each})")
+                    results[kind].append(rate(port, threads, seconds, request))
         finally:
             process.terminate()
             process.wait(30)
+    return {
+        "schemas": schemas,
+        "threads": threads,
+        "registered_per_s": n / registered_s,
+        "lookups": {
+            kind: {"median": statistics.median(rates), "rounds": rates}
+            for kind, rates in results.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--schemas", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    found = measure(args.bootstrap, args.schemas, args.threads, args.seconds, args.rounds)
+    n = found["schemas"]
+    print(f"registered {n} schemas, one at a time: {found['registered_per_s']:.0f} per second")
+    for kind, figures in found["lookups"].items():
+        each = ", ".join(f"{r:.0f}" for r in figures["rounds"])
+        print(f"{kind}: median {figures['median']:.0f}/s ({each})")
 
 
 if __name__ == "__main__":

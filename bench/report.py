@@ -359,6 +359,33 @@ def rows(results: dict[str, Any]) -> list[Row]:
             gap=False,
         )
     )
+    for kind, label in (("avro", "Avro"), ("json", "JSON Schema"), ("protobuf", "Protobuf")):
+        out.append(
+            Row(
+                f"Masked fetch / unmasked, {label} (records/s ratio, same run)",
+                "higher",
+                lambda t, k=kind: _value_cell(t, "masking", k, "throughput_ratio"),
+                gap=False,
+            )
+        )
+        out.append(
+            Row(
+                f"… broker CPU a masked {label} record adds (µs)",
+                "lower",
+                lambda t, k=kind: _value_cell(t, "masking", k, "masking_cpu_us_per_record"),
+                gap=False,
+            )
+        )
+    for kind in ("GET /schemas/ids/{id}", "GET /subjects/{s}/versions/latest",
+                 "POST /subjects/{s} (lookup)"):  # fmt: skip
+        out.append(
+            Row(
+                f"Schema registry {kind} (requests/s, 4 client threads)",
+                "higher",
+                lambda t, k=kind: _value_cell(t, "registry", "lookups", k, "median"),
+                gap=False,
+            )
+        )
     return out
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import limits as limits_mod
-from bench import report, store_alone, workloads
+from bench import masking, registry_lookups, report, store_alone, workloads
 from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
 from bench.probes import puts_of, window_between, window_end, window_start
@@ -33,14 +33,16 @@ from bench.profiles import GIB, MIB, PROFILES, Profile
 from bench.selection import WORKLOADS, parse_workloads, phases, skipped_keys
 from bench.stats import spread
 from bench.targets import TARGETS, Instance, Target
+from tests.support.broker import BrokerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # Phases each target takes part in. Kafka with flush=1 differs from Kafka only in the
 # produce path, so it runs the produce workloads (its catch-up / restart / memory would
-# repeat Kafka's at the cost of minutes).
+# repeat Kafka's at the cost of minutes). Masking and the schema registry are contextplane's
+# alone, and the object store plays no part in them: one contextplane target measures them.
 PHASES: dict[str, tuple[str, ...]] = {
-    "contextplane-file": ("produce", "retained", "partitions"),
+    "contextplane-file": ("produce", "retained", "partitions", "masking", "registry"),
     "contextplane-s3": ("produce", "retained", "partitions"),
     "kafka": ("produce", "retained", "partitions"),
     "kafka-flush1": ("produce",),
@@ -48,6 +50,10 @@ PHASES: dict[str, tuple[str, ...]] = {
 }
 WRITE_REQUESTS = ("PUT", "PUT_PART", "POST_CREATE_MULTIPART", "POST_COMPLETE_MULTIPART", "POST")
 SKIPPED = "runs the produce workloads only: it is Kafka with a different flush policy"
+CONTEXTPLANE_ONLY = {
+    "masking": "masked fetch is measured on contextplane-file only (no other target masks fields)",
+    "registry": "measured on contextplane-file only (the registry is contextplane's)",
+}
 
 
 class Log:
@@ -534,14 +540,42 @@ def phase_partitions(
             _rm(inst.directory)
 
 
+def phase_masking(
+    target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
+) -> None:
+    """bench/masking.py: its own broker (SASL users, the registry beside it) under the
+    target's directory, every format."""
+    out["masking"] = masking.run(prof.masking_records, prof.masking_rounds, target.root / "masking")
+
+
+def phase_registry(
+    target: Target, prof: Profile, values: list[bytes], out: dict[str, Any], ctx: dict[str, Any]
+) -> None:
+    """bench/registry_lookups.py against a broker of its own under the target's directory."""
+    broker = BrokerProcess(target.root / "registry-broker").start()
+    try:
+        out["registry"] = registry_lookups.measure(
+            broker.bootstrap,
+            prof.registry_schemas,
+            seconds=prof.registry_seconds,
+            rounds=prof.registry_rounds,
+        )
+    finally:
+        broker.stop()
+
+
 PHASE_FUNCS = {
     "retained": phase_retained,
     "partitions": phase_partitions,
+    "masking": phase_masking,
+    "registry": phase_registry,
 }
 PHASE_RESULT_KEYS = {
     "produce": ("throughput", "latency"),
     "retained": ("catchup", "restart", "retained"),
     "partitions": ("partitions", "replay"),
+    "masking": ("masking",),
+    "registry": ("registry",),
 }
 
 
@@ -557,7 +591,7 @@ def new_result(target: Target, chosen: frozenset[str]) -> dict[str, Any]:
     for phase, keys in PHASE_RESULT_KEYS.items():
         if phase not in PHASES[target.name]:
             for key in keys:
-                out["na"][key] = "not run: " + SKIPPED
+                out["na"][key] = "not run: " + CONTEXTPLANE_ONLY.get(phase, SKIPPED)
     for key in skipped_keys(chosen):
         out["na"].setdefault(key, "not run: not among --workloads")
     if target.name == "tansu":
@@ -573,7 +607,7 @@ def run_target_phases(
 ) -> None:
     """The per-target phases (retained data, partition counts), one target at a time."""
     log: Log = ctx["log"]
-    for phase in ("retained", "partitions"):
+    for phase in ("retained", "partitions", "masking", "registry"):
         if phase not in PHASES[target.name] or phase not in phases(ctx["workloads"]):
             continue
         log(f"{target.name}: {phase}")

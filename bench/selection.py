@@ -17,6 +17,8 @@ WORKLOADS: dict[str, str] = {
     "peak-rss": "peak RSS",
     "replay": "one partition of 1,000 replayed",
     "limits": "limits",
+    "masking": "masked fetch",
+    "registry": "schema registry lookups",
 }
 
 # The result keys each workload fills (a target's result dict).
@@ -29,6 +31,8 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "peak-rss": ("partitions",),
     "replay": ("replay",),
     "limits": (),
+    "masking": ("masking",),
+    "registry": ("registry",),
 }
 
 
@@ -56,6 +60,8 @@ PHASE_OF: dict[str, str] = {
     "peak-rss": "partitions",
     "replay": "partitions",
     "limits": "limits",
+    "masking": "masking",
+    "registry": "registry",
 }
 
 

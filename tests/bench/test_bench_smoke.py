@@ -85,12 +85,23 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
     assert replay["partitions"] == results["profile"]["replay_partitions"] == 100
     assert replay["read"]["complete"] and replay["read"]["messages"] > 0
     assert replay["MBps"] > 0 and replay["gets"] > 0 and replay["gets_per_gib"] > 0
+    # The same records read with and without a masking policy, every format.
+    assert set(target["masking"]) == {"avro", "json", "protobuf"}
+    for figures in target["masking"].values():
+        assert figures["throughput_ratio"] > 0
+        assert figures["records"] == results["profile"]["masking_records"]
+    # Schema registry lookups, every kind.
+    assert target["registry"]["registered_per_s"] > 0
+    assert len(target["registry"]["lookups"]) == 3
+    assert all(kind["median"] > 0 for kind in target["registry"]["lookups"].values())
     metrics = [row["metric"] for row in results["evaluation"]["rows"]]
     assert any(m.startswith("Produce throughput") for m in metrics)
     assert any(m.startswith("Restart") for m in metrics)
     assert any(m.startswith("One partition of 100 replayed") for m in metrics)
     assert any("8 in flight" in m for m in metrics)
     assert any("loop lag" in m for m in metrics)
+    assert any(m.startswith("Masked fetch / unmasked, Avro") for m in metrics)
+    assert any(m.startswith("Schema registry GET /schemas/ids/{id}") for m in metrics)
 
     table = (out / "results.md").read_text()
     assert "| Metric | Goal (contextplane) | contextplane file://" in table
@@ -132,7 +143,8 @@ def test_bench_runs_only_the_workloads_asked_for(tmp_path: Path) -> None:
     target = results["targets"]["contextplane-file"]
     assert not target["errors"], target["errors"]
     assert target["replay"]["read"]["complete"] and target["replay"]["gets_per_gib"] > 0
-    for skipped in ("throughput", "latency", "catchup", "restart", "partitions"):
+    skipped_keys = ("throughput", "latency", "catchup", "restart", "partitions", "masking")
+    for skipped in (*skipped_keys, "registry"):
         assert skipped not in target
         assert target["na"][skipped] == "not run: not among --workloads"
     assert set(target["seconds"]) == {"partitions"}

@@ -304,6 +304,46 @@ def test_avro_fields_are_masked_by_record_name_and_field() -> None:
     assert counts == {"keep-last-3": 1}
 
 
+def test_avro_with_a_referenced_type_is_masked_in_every_value_of_a_fetch() -> None:
+    # The codec is built once per fetch and reused for every value: the referenced
+    # record's name must still resolve on the second and later values, and the tag written
+    # in the referenced schema applies where the record is used.
+    state = RegistryState()
+    street = {"name": "street", "type": "string", "confluent:tags": ["PII"]}
+    address = {"type": "record", "name": "Address", "namespace": "geo", "fields": [street]}
+    person = {"type": "record", "name": "Person", "namespace": "crm",
+              "fields": [{"name": "name", "type": "string"},
+                         {"name": "home", "type": "geo.Address"}]}  # fmt: skip
+    state.apply(encode(schema_key("geo-address", 1)), encode(
+        {"subject": "geo-address", "version": 1, "id": 8, "schema": json.dumps(address)}
+    ))  # fmt: skip
+    reference = {"name": "geo.Address", "subject": "geo-address", "version": 1}
+    state.apply(encode(schema_key("people-value", 1)), encode(
+        {"subject": "people-value", "version": 1, "id": 9, "schema": json.dumps(person),
+         "references": [reference]}
+    ))  # fmt: skip
+    assert 9 in state.schemas
+    writer = fastavro.parse_schema({**person, "fields": [person["fields"][0],  # type: ignore[dict-item]
+                                    {"name": "home", "type": address}]})  # fmt: skip
+
+    def value(name: str, street: str) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, writer, {"name": name, "home": {"street": street}})
+        return struct.pack(">bI", 0, 9) + out.getvalue()
+
+    batch = encode_batch([Rec(value("Ada", "1 Main St")), Rec(value("Bob", "2 Side St"))])
+    out, counts = rebuilt(batch, FieldMasker([policy("redact")], state.schemas.get, KEY))
+    read = [
+        fastavro.schemaless_reader(io.BytesIO(record.value[5:]), writer, None)  # type: ignore[index]
+        for record in read_records(out, LIMIT)[1]
+    ]
+    assert read == [
+        {"name": "Ada", "home": {"street": "****"}},
+        {"name": "Bob", "home": {"street": "****"}},
+    ]
+    assert counts == {"redact": 2}
+
+
 def test_avro_masks_the_type_cannot_hold_fail_closed() -> None:
     # `age` is an int: redact cannot write it, so the value is not sent at all.
     out, counts = rebuilt(

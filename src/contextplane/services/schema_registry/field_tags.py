@@ -52,7 +52,13 @@ def inline_tags(parsed: AvroSchema | JsonSchema | ProtobufSchema) -> FieldTags:
     found: dict[str, set[str]] = {}
     aliases: dict[str, str] = {}
     if isinstance(parsed, AvroSchema):
-        _avro(json.loads(parsed.canonical), "", found, [0])
+        visits = [0]
+        _avro(json.loads(parsed.canonical), "", found, visits)
+        # The referenced schemas' records too (their fields by the same full-name paths):
+        # confluent-kafka's rules see only the schema's own text, but masking fails safe,
+        # so a field tagged where its record is defined is masked wherever it is used.
+        for named in parsed.named.values():
+            _avro(named, "", found, visits)
     elif isinstance(parsed, JsonSchema):
         _json(parsed, parsed.document, parsed.document, "$", found, ({}, aliases), [0])
     else:
