@@ -71,6 +71,9 @@ class ExecutorConfig:
     context_url: str | None = None
     timeout_s: float = 30.0
     client_config: dict[str, str] = field(default_factory=dict)
+    # A transaction left open by an executor that died is aborted by the broker after this,
+    # and holds back read_committed readers of its partitions until then.
+    transaction_timeout_ms: int = 60_000
 
 
 Record = tuple[str, LedgerKey | str, dict[str, Any]]  # topic, key, value
@@ -158,7 +161,7 @@ class Executor:
             {
                 **self._common,
                 "transactional.id": self._config.transactional_id,
-                "transaction.timeout.ms": 60_000,
+                "transaction.timeout.ms": self._config.transaction_timeout_ms,
                 "linger.ms": 0,
                 "error_cb": on_error,
             }
