@@ -20,8 +20,8 @@ from conformance.suites import (
 WITH_FULL_ONLY = [name for name in SUITES if full_only_path(name).exists()]
 
 
-def test_the_librdkafka_suites_leave_their_slowest_tests_to_the_full_run() -> None:
-    assert {"librdkafka", "librdkafka_sasl"} <= set(WITH_FULL_ONLY)
+def test_the_suites_leave_their_slowest_tests_to_the_full_run() -> None:
+    assert {"librdkafka", "librdkafka_sasl", "franz_go"} <= set(WITH_FULL_ONLY)
 
 
 @pytest.mark.parametrize("suite", WITH_FULL_ONLY)
@@ -47,7 +47,7 @@ def test_the_tests_a_full_only_line_names_as_cover_run_in_ci(
         test, _, comment = line.partition("#")
         if not test.strip():
             continue
-        named = re.findall(r"\b\d{4}_\w+", comment)
+        named = re.findall(r"\b(?:\d{4}_\w+|Test\w+)", comment)  # librdkafka's, franz-go's
         missing = [t for t in named if t not in quick]
         assert not missing, f"{test.strip()}: its cover is not run in CI: {missing}"
 
