@@ -14,12 +14,15 @@ run) provides `broker_spec(prepared) -> BrokerSpec` instead of BROKER_SETTINGS.
 (`tests.allow` beside suite.py, one test id per line, '#' comments) names tests that pass
 against contextplane: one of them failing (or not reported at all) is a regression and
 fails the gate; a passing test not listed is reported as newly passing so the list can
-grow. The quick (CI) run executes only the allowlisted tests; the full run executes all.
+grow. The quick (CI) run executes only the allowlisted tests, less those named in
+`tests.full-only` beside it (slow ones whose area other listed tests also cover), unless
+CONTEXTPLANE_FULL_CONFORMANCE=1; the full run executes all.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import tempfile
 import time
@@ -81,8 +84,16 @@ def allowlist_path(name: str) -> Path:
     return HERE / name / "tests.allow"
 
 
-def read_allowlist(name: str) -> list[str]:
-    path = allowlist_path(name)
+def full_only_path(name: str) -> Path:
+    return HERE / name / "tests.full-only"
+
+
+# Set to 1, the quick run executes every allowlisted test, the full-only ones too.
+FULL_CONFORMANCE_ENV = "CONTEXTPLANE_FULL_CONFORMANCE"
+
+
+def _read_ids(path: Path) -> list[str]:
+    """Test ids, one a line, '#' comments."""
     if not path.exists():
         return []
     out = []
@@ -93,6 +104,24 @@ def read_allowlist(name: str) -> list[str]:
     return out
 
 
+def read_allowlist(name: str) -> list[str]:
+    return _read_ids(allowlist_path(name))
+
+
+def read_full_only(name: str) -> list[str]:
+    return _read_ids(full_only_path(name))
+
+
+def quick_tests(name: str) -> list[str]:
+    """The allowlisted tests the quick (CI) run executes: all of them with
+    CONTEXTPLANE_FULL_CONFORMANCE=1, otherwise those not listed as full-only."""
+    allow = read_allowlist(name)
+    if os.environ.get(FULL_CONFORMANCE_ENV) == "1":
+        return allow
+    full_only = set(read_full_only(name))
+    return [t for t in allow if t not in full_only]
+
+
 @dataclass
 class SuiteResult:
     name: str
@@ -100,7 +129,8 @@ class SuiteResult:
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/skipped
     allowlist: list[str] = field(default_factory=list)
     ran_all: bool = False  # full run (every test) rather than the allowlisted subset
-    scope: str = "allowlisted"  # "all", "allowlisted" or "selected" (--only)
+    # "all", "allowlisted", "CI subset" (less full-only tests) or "selected" (--only)
+    scope: str = "allowlisted"
     error: str | None = None  # the suite could not run at all
     seconds: float = 0.0
     kafka_version: str = ""
@@ -164,9 +194,12 @@ def run_suite(
     BrokerSpec, is a context manager yielding (bootstrap, kafka_version)), run the selected
     tests."""
     module = load(name)
-    allow = read_allowlist(name)
+    # The quick run answers for the tests it runs: a full-only one not run is no regression.
+    allow = read_allowlist(name) if full or only else quick_tests(name)
     result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
     result.scope = "selected" if only else ("all" if full else "allowlisted")
+    if result.scope == "allowlisted" and len(allow) < len(read_allowlist(name)):
+        result.scope = "CI subset"
     started = time.monotonic()
     try:
         prepared = module.prepare(log)

@@ -45,6 +45,8 @@ class Settings:
     port: int = 9092
     # The HTTP surface beside the Kafka listener (/metrics), on the listener's host; -1: off.
     http_port: int = 8080
+    # The HTTP surface's request-head deadline (services/http_server.py REQUEST_HEAD_S).
+    http_request_head_timeout_ms: int = 30_000
     # What the console's view freshness page asks (a context service's URL; "": none) and
     # the price table its object store page prices usage with.
     console_context_url: str = ""

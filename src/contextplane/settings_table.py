@@ -61,6 +61,16 @@ SETTINGS: tuple[Setting, ...] = (
         high=65535,
     ),
     Setting(
+        "http.request.head.timeout.ms",
+        "http_request_head_timeout_ms",
+        "ms",
+        "how long a connection to `http.port` has to send a request's line and headers,"
+        " from its accept or its last answer, before it is dropped (a client trickling"
+        " bytes holds nothing longer)",
+        low=1,
+        high=3_600_000,
+    ),
+    Setting(
         "console.context.url",
         "console_context_url",
         "",
@@ -527,6 +537,7 @@ TOOL_VARIABLES = frozenset(
         "CACHE",
         "CACHE_STARTED_EMPTY",
         "CONNECT_FILE_VERSION",
+        "FULL_CONFORMANCE",
         "FUZZ_SCALE",
         "FUZZ_SHRINK",
         "GROUPS_REFERENCE",

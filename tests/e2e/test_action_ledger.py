@@ -474,8 +474,15 @@ def test_rebalances_and_a_member_killed_mid_stream_act_once_per_key(
     )
     endpoint, tools = endpoint_and_tools(tmp_path, honours_key=True)
     first = executor(broker, tools, tmp_path, "first").start()
+    # The transaction the killed executor leaves open holds back the ledger's readers until
+    # the broker aborts it: after 10 s rather than the default minute.
     second = ExecutorProcess(
-        broker.bootstrap, tools, tmp_path, tmp_path / "second.log", transactional_id="executor-2"
+        broker.bootstrap,
+        tools,
+        tmp_path,
+        tmp_path / "second.log",
+        transactional_id="executor-2",
+        extra_args=["--transaction-timeout-ms", "10000"],
     )
     client = ActionsClient(broker.bootstrap, first.url)
     try:

@@ -55,7 +55,7 @@ def metrics_url(tmp_path: Path) -> Iterator[tuple[InProcessBroker, str]]:
 
     async def serve() -> HttpBeside:
         assert broker.broker is not None
-        return start_beside(sock, broker.broker.pipeline.services)
+        return start_beside(sock, broker.broker.pipeline.services, broker.broker.settings)
 
     http = broker.call(serve())
     try:

@@ -15,6 +15,16 @@ def test_a_port_out_of_range_is_refused(capsys: pytest.CaptureFixture[str]) -> N
     assert "--http: expected a port from 1 to 65535, got 70000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("ms", ["0", "3600001"])
+def test_a_request_head_timeout_out_of_range_is_refused(
+    capsys: pytest.CaptureFixture[str], ms: str
+) -> None:
+    args = ["mcp", "--bootstrap", "127.0.0.1:9092", "--http", "9000"]
+    assert main([*args, "--request-head-timeout-ms", ms]) == 2
+    expected = f"--request-head-timeout-ms: expected 1 to 3600000, got {ms}"
+    assert expected in capsys.readouterr().err
+
+
 def test_an_unreadable_command_config_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 from contextplane.cli.service_launch import run_service
 
 DEFAULT_PORT = 8091
+# librdkafka's least transaction.timeout.ms; Kafka's default transaction.max.timeout.ms.
+TRANSACTION_TIMEOUT_MS_RANGE = (1_000, 900_000)
 
 
 def add_parser(sub: Any) -> None:
@@ -48,6 +51,14 @@ def add_parser(sub: Any) -> None:
     executor.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     executor.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8091)")
     executor.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
+    executor.add_argument(
+        "--transaction-timeout-ms",
+        type=int,
+        default=60_000,
+        metavar="MS",
+        help="the producer's transaction.timeout.ms: how long a transaction this executor "
+        "left open when it died holds back the ledger's readers (default 60000)",
+    )
     executor.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
 
 
@@ -63,6 +74,15 @@ def run(args: argparse.Namespace) -> int:
 
     from contextplane.services.actions.executor import StartError
     from contextplane.services.actions.tools import ToolsFileError, load_tools
+
+    low, high = TRANSACTION_TIMEOUT_MS_RANGE
+    if not low <= args.transaction_timeout_ms <= high:
+        print(
+            f"contextplane executor: --transaction-timeout-ms: expected {low} to {high}, "
+            f"got {args.transaction_timeout_ms}",
+            file=sys.stderr,
+        )
+        return 2
 
     return run_service(
         "executor",
@@ -89,5 +109,6 @@ async def _serve(
         timeout_s=args.timeout,
         client_config=security,
         key_retention_ms=args.key_retention_ms,
+        transaction_timeout_ms=args.transaction_timeout_ms,
     )
     return await run_executor(Executor(tools, config), args.host, args.port, stop)

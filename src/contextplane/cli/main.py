@@ -234,7 +234,7 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
         if registry_port is not None
         else None
     )
-    http = start_beside(http_socket, broker.pipeline.services) if http_socket else None
+    http = start_beside(http_socket, broker.pipeline.services, settings) if http_socket else None
     stopped = asyncio.create_task(stop.wait())
     lost = asyncio.create_task(broker.registration_lost.wait())
     await asyncio.wait([stopped, lost], return_when=asyncio.FIRST_COMPLETED)

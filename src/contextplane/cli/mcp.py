@@ -13,6 +13,9 @@ from contextplane.cli.kafka_client import ConfigError, security_config
 from contextplane.logsafe import log_to_stderr
 
 PORT_MAX = 65535
+# The broker's http.request.head.timeout.ms, with its default and bound.
+REQUEST_HEAD_MS_DEFAULT = 30_000
+REQUEST_HEAD_MS_MAX = 3_600_000
 
 
 def add_parser(sub: Any) -> None:
@@ -42,6 +45,14 @@ def add_parser(sub: Any) -> None:
         metavar="PORT",
         help="serve streamable HTTP on 127.0.0.1:PORT at /mcp instead of stdio",
     )
+    mcp.add_argument(
+        "--request-head-timeout-ms",
+        type=int,
+        default=REQUEST_HEAD_MS_DEFAULT,
+        metavar="MS",
+        help="with --http: how long a connection has to send a request's line and headers "
+        f"before it is dropped (default {REQUEST_HEAD_MS_DEFAULT})",
+    )
     mcp.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING"))
 
 
@@ -50,6 +61,12 @@ def run(args: argparse.Namespace) -> int:
     log_to_stderr(args.log_level)
     if args.http is not None and not 0 < args.http <= PORT_MAX:
         return _fail(f"--http: expected a port from 1 to {PORT_MAX}, got {args.http}", 2)
+    if not 0 < args.request_head_timeout_ms <= REQUEST_HEAD_MS_MAX:
+        return _fail(
+            f"--request-head-timeout-ms: expected 1 to {REQUEST_HEAD_MS_MAX}, "
+            f"got {args.request_head_timeout_ms}",
+            2,
+        )
     try:
         security = security_config(args.command_config)
     except (ConfigError, OSError) as exc:
@@ -71,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if args.http is None:
             server.run_stdio(app)
         else:
-            server.run_http(app, args.http)
+            server.run_http(app, args.http, args.request_head_timeout_ms / 1000)
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # the port taken

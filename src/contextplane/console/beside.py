@@ -57,14 +57,17 @@ class HttpBeside:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-def start_beside(sock: socket.socket, services: object) -> HttpBeside:
+def start_beside(sock: socket.socket, services: object, settings: Settings) -> HttpBeside:
     stop = asyncio.Event()
-    task = asyncio.create_task(_serve(sock, services, stop), name="http-surface")
+    head_s = settings.http_request_head_timeout_ms / 1000
+    task = asyncio.create_task(_serve(sock, services, stop, head_s), name="http-surface")
     task.add_done_callback(_report)
     return HttpBeside(task, stop)
 
 
-async def _serve(sock: socket.socket, services: object, stop: asyncio.Event) -> None:
+async def _serve(
+    sock: socket.socket, services: object, stop: asyncio.Event, request_head_s: float
+) -> None:
     try:
         (
             app_module,
@@ -92,7 +95,7 @@ async def _serve(sock: socket.socket, services: object, stop: asyncio.Event) -> 
         where = f"{host}:{port}"
         log.info("console at http://%s/, metrics at http://%s/metrics", where, where)
         try:
-            await server_module.serve(app, sock, stop)
+            await server_module.serve(app, sock, stop, request_head_s=request_head_s)
         finally:
             stop.set()
             await asyncio.gather(sampling, return_exceptions=True)

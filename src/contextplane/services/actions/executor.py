@@ -77,6 +77,9 @@ class ExecutorConfig:
     timeout_s: float = 30.0
     client_config: dict[str, str] = field(default_factory=dict)
     key_retention_ms: int = KEY_RETENTION_MS  # 0: keys are kept for ever
+    # A transaction left open by an executor that died is aborted by the broker after this,
+    # and holds back read_committed readers of its partitions until then.
+    transaction_timeout_ms: int = 60_000
 
 
 class Executor:
@@ -120,7 +123,12 @@ class Executor:
         self._catch_up = threading.Event()  # set by an assignment: read the ledger first
         self._stopping = threading.Event()
         self._transactor = Transactor(
-            self._common, config.transactional_id, config.timeout_s, self._consumer, self._stopping
+            self._common,
+            config.transactional_id,
+            config.transaction_timeout_ms,
+            config.timeout_s,
+            self._consumer,
+            self._stopping,
         )
         self.failure: str | None = None
         self.calls_made = 0

@@ -42,12 +42,14 @@ class Transactor:
         self,
         common: dict[str, Any],
         transactional_id: str,
+        transaction_timeout_ms: int,
         timeout_s: float,
         consumer: Consumer,
         stopping: threading.Event,
     ) -> None:
         self._common = common
         self._transactional_id = transactional_id
+        self._transaction_timeout_ms = transaction_timeout_ms
         self._timeout_s = timeout_s
         self._consumer = consumer  # whose group metadata each offset commit carries
         self._stopping = stopping
@@ -70,7 +72,7 @@ class Transactor:
             {
                 **self._common,
                 "transactional.id": self._transactional_id,
-                "transaction.timeout.ms": 60_000,
+                "transaction.timeout.ms": self._transaction_timeout_ms,
                 "linger.ms": 0,
                 "error_cb": on_error,
             }

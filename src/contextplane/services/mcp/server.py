@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from contextplane.services.bound_socket import bind
-from contextplane.services.http_server import serve
+from contextplane.services.http_server import REQUEST_HEAD_S, serve
 from contextplane.services.mcp.tools import CopilotTools
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,15 @@ def run_stdio(server: MCPServer) -> None:
     server.run("stdio")
 
 
-def run_http(server: MCPServer, port: int) -> None:
+def run_http(server: MCPServer, port: int, request_head_s: float = REQUEST_HEAD_S) -> None:
     """Until SIGINT or SIGTERM, on the services' HTTP server (http_server.py): a request
     head that trickles is dropped after its deadline and connections are bounded, which
     the SDK's own uvicorn set-up does not do (a client sending half a head held its
     connection for good)."""
-    asyncio.run(_serve_http(server, port))
+    asyncio.run(_serve_http(server, port, request_head_s))
 
 
-async def _serve_http(server: MCPServer, port: int) -> None:
+async def _serve_http(server: MCPServer, port: int, request_head_s: float) -> None:
     app = server.streamable_http_app(
         streamable_http_path=PATH,
         max_request_body_size=HTTP_BODY_BYTES_MAX,
@@ -148,6 +148,6 @@ async def _serve_http(server: MCPServer, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with server.session_manager.run():  # the app's lifespan, which serve skips
-            await serve(app, sock, stop)
+            await serve(app, sock, stop, request_head_s=request_head_s)
     finally:
         sock.close()

@@ -1,0 +1,60 @@
+"""The quick (CI) run's subset of each client suite's allowlist: the allowlist less the
+tests in `tests.full-only`, every allowlisted test with CONTEXTPLANE_FULL_CONFORMANCE=1.
+A full-only line names tests that keep its area covered in CI: they must be run there."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conformance.suites import (
+    FULL_CONFORMANCE_ENV,
+    SUITES,
+    full_only_path,
+    quick_tests,
+    read_allowlist,
+    read_full_only,
+)
+
+WITH_FULL_ONLY = [name for name in SUITES if full_only_path(name).exists()]
+
+
+def test_the_suites_leave_their_slowest_tests_to_the_full_run() -> None:
+    assert {"librdkafka", "librdkafka_sasl", "franz_go"} <= set(WITH_FULL_ONLY)
+
+
+@pytest.mark.parametrize("suite", WITH_FULL_ONLY)
+def test_full_only_tests_are_allowlisted_and_left_out_of_the_quick_run(
+    suite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(FULL_CONFORMANCE_ENV, raising=False)
+    allow, full_only = read_allowlist(suite), read_full_only(suite)
+    assert full_only, f"{full_only_path(suite)} names no test"
+    stale = [t for t in full_only if t not in allow]
+    assert not stale, f"full-only tests not on the allowlist: {stale}"
+    assert quick_tests(suite) == [t for t in allow if t not in set(full_only)]
+
+
+@pytest.mark.parametrize("suite", WITH_FULL_ONLY)
+def test_the_tests_a_full_only_line_names_as_cover_run_in_ci(
+    suite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(FULL_CONFORMANCE_ENV, raising=False)
+    # A secured variant's line may name a test the plain suite runs in CI.
+    quick = set(quick_tests(suite)) | set(quick_tests("librdkafka"))
+    for line in full_only_path(suite).read_text().splitlines():
+        test, _, comment = line.partition("#")
+        if not test.strip():
+            continue
+        named = re.findall(r"\b(?:\d{4}_\w+|Test\w+)", comment)  # librdkafka's, franz-go's
+        missing = [t for t in named if t not in quick]
+        assert not missing, f"{test.strip()}: its cover is not run in CI: {missing}"
+
+
+@pytest.mark.parametrize("suite", WITH_FULL_ONLY)
+def test_full_conformance_runs_every_allowlisted_test(
+    suite: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FULL_CONFORMANCE_ENV, "1")
+    assert quick_tests(suite) == read_allowlist(suite)
