@@ -1,0 +1,203 @@
+"""Share groups' dead-letter topics (KIP-1191) with the Java 4.4 `KafkaShareConsumer`: a
+record the consumer REJECTs, and one it releases until the delivery count limit archives
+it, are copied to the group's `errors.deadletterqueue.topic.name` with Kafka's
+`__dlq.errors.*` headers (and, with `errors.deadletterqueue.copy.record.enable`, the
+record's key, value and headers); the copies survive a restart, which copies nothing
+again; a topic not enabled with `errors.deadletterqueue.group.enable` gets nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.e2e.test_share_consumers import TIMEOUT_S, Delivery, JavaConsumer
+from tests.support.inprocess import InProcessBroker
+from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
+
+LIMIT = 2  # group.share.delivery.count.limit (Kafka's least)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
+    process = InProcessBroker(
+        tmp_path_factory.mktemp("share-dlq") / "broker",
+        settings={
+            "group.share.record.lock.duration.ms": "5000",
+            "group.share.delivery.count.limit": str(LIMIT),
+        },
+    ).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def _topics(broker: InProcessBroker, source: str, dlq: str, enabled: bool) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    gate = {"errors.deadletterqueue.group.enable": "true" if enabled else "false"}
+    futures = admin.create_topics([NewTopic(source, 1, 1), NewTopic(dlq, 2, 1, config=gate)])
+    for future in futures.values():
+        future.result(30)
+
+
+def _group_configs(broker: InProcessBroker, group: str, configs: dict[str, str]) -> None:
+    with RawClient(broker.bootstrap) as client:
+        altered = client.request(
+            44,  # IncrementalAlterConfigs, as kafka-configs.sh --entity-type groups sends it
+            1,
+            resources=[
+                {
+                    "resource_type": 32,  # GROUP
+                    "resource_name": group,
+                    "configs": [
+                        {"name": name, "config_operation": 0, "value": value}
+                        for name, value in configs.items()
+                    ],
+                }
+            ],
+            validate_only=False,
+        )
+        assert altered.responses[0].error_code == 0, altered
+
+
+def _produce(broker: InProcessBroker, topic: str, values: list[str]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for index, value in enumerate(values):
+        producer.produce(
+            topic, key=f"k{index}".encode(), value=value.encode(), headers=[("trace", b"t")]
+        )
+    assert producer.flush(10) == 0
+
+
+def _work(broker: InProcessBroker, topic: str, group: str, values: list[str]) -> list[Delivery]:
+    """One explicit Java share consumer until every record is done (accepted, rejected,
+    or released `LIMIT` times); closed (its acknowledgements committed) before returning."""
+    consumer = JavaConsumer.start("worker", broker.bootstrap, topic, group, "explicit")
+    seen: list[Delivery] = []
+
+    def done() -> bool:
+        seen.extend(consumer.deliveries())
+        finished = {d.offset for d in seen if d.did in ("accept", "reject")}
+        finished |= {d.offset for d in seen if d.did == "release" and d.count == LIMIT}
+        return finished >= set(range(len(values)))
+
+    try:
+        wait_until(done, TIMEOUT_S, "every record done", poll_s=0.1)
+    finally:
+        consumer.close()
+    return seen + consumer.deliveries()
+
+
+def _read_all(broker: InProcessBroker, topic: str) -> list[dict[str, object]]:
+    """Every record of the two-partition `topic`, read to its end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "dlq-reader",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in (0, 1)])
+        out: list[dict[str, object]] = []
+        at_end: set[int] = set()
+
+        def drained() -> bool:
+            message = consumer.poll(0.2)
+            if message is None:
+                return False
+            if message.error():
+                at_end.add(message.partition())
+                return at_end == {0, 1}
+            out.append(
+                {
+                    "partition": message.partition(),
+                    "key": message.key(),
+                    "value": message.value(),
+                    "headers": [(k, v) for k, v in message.headers() or []],
+                }
+            )
+            return False
+
+        wait_until(drained, TIMEOUT_S, f"{topic} read to its end", poll_s=0)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_rejected_and_exhausted_records_are_copied_with_kafkas_headers(
+    broker: InProcessBroker,
+) -> None:
+    _topics(broker, "orders", "dlq.orders", enabled=True)
+    _group_configs(
+        broker,
+        "order-workers",
+        {
+            "share.auto.offset.reset": "earliest",
+            "errors.deadletterqueue.topic.name": "dlq.orders",
+            "errors.deadletterqueue.copy.record.enable": "true",
+        },
+    )
+    values = ["job-0", "reject-1", "poison-2", "job-3"]
+    _produce(broker, "orders", values)
+    seen = _work(broker, "orders", "order-workers", values)
+    assert [(d.count, d.did) for d in seen if d.offset == 2] == [(1, "release"), (2, "release")]
+
+    def copied(offset: int, count: int, message: str) -> dict[str, object]:
+        return {
+            "partition": 0,  # the source partition modulo the DLQ topic's partitions
+            "key": f"k{offset}".encode(),
+            "value": values[offset].encode(),
+            "headers": [
+                ("trace", b"t"),
+                ("__dlq.errors.topic", b"orders"),
+                ("__dlq.errors.partition", b"0"),
+                ("__dlq.errors.offset", str(offset).encode()),
+                ("__dlq.errors.group", b"order-workers"),
+                ("__dlq.errors.delivery.count", str(count).encode()),
+                ("__dlq.errors.message", message.encode()),
+            ],
+        }
+
+    expected = [
+        copied(1, 1, "Offset rejected by client."),
+        copied(2, LIMIT, "Offset delivery count exceeded the threshold."),
+    ]
+    assert _read_all(broker, "dlq.orders") == expected
+    # Durable and written once: a restart keeps the copies and copies nothing again.
+    broker.restart()
+    assert _read_all(broker, "dlq.orders") == expected
+
+
+def test_without_copy_record_only_headers_and_a_closed_topic_gets_nothing(
+    broker: InProcessBroker,
+) -> None:
+    _topics(broker, "bare", "dlq.bare", enabled=True)
+    _topics(broker, "closed", "dlq.closed", enabled=False)
+    for source in ("bare", "closed"):
+        _group_configs(
+            broker,
+            f"{source}-workers",
+            {
+                "share.auto.offset.reset": "earliest",
+                "errors.deadletterqueue.topic.name": f"dlq.{source}",
+            },
+        )
+        _produce(broker, source, ["reject-0", "job-1"])
+        _work(broker, source, f"{source}-workers", ["reject-0", "job-1"])
+    [bare] = _read_all(broker, "dlq.bare")
+    assert (bare["key"], bare["value"]) == (None, None)  # copy.record.enable is false
+    assert [k for k, _ in bare["headers"]] == [  # type: ignore[attr-defined]
+        "__dlq.errors.topic",
+        "__dlq.errors.partition",
+        "__dlq.errors.offset",
+        "__dlq.errors.group",
+        "__dlq.errors.delivery.count",
+        "__dlq.errors.message",
+    ]
+    # errors.deadletterqueue.group.enable=false: the record is archived without a copy.
+    assert _read_all(broker, "dlq.closed") == []
