@@ -133,6 +133,12 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "num.partitions": lambda s: str(s.num_partitions),
     "default.replication.factor": lambda s: str(s.default_replication_factor),
     "auto.create.topics.enable": lambda s: str(s.auto_create_topics_enable).lower(),
+    "errors.deadletterqueue.auto.create.topics.enable": lambda s: str(
+        s.errors_deadletterqueue_auto_create_topics_enable
+    ).lower(),
+    "errors.deadletterqueue.topic.name.prefix": lambda s: (
+        s.errors_deadletterqueue_topic_name_prefix
+    ),
     "log.retention.ms": lambda s: str(s.retention_ms),
     "log.retention.bytes": lambda s: str(s.retention_bytes),
     "log.cleanup.policy": lambda s: s.log_cleanup_policy,

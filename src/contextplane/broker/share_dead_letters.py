@@ -26,7 +26,6 @@ the storage refuses raises, so the coordinator keeps the records and tries again
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -66,7 +65,7 @@ REJECTED_MESSAGE = "Offset rejected by client."
 EXCEEDED_MESSAGE = "Offset delivery count exceeded the threshold."
 # Kafka reads at most this much of the source log per DLQ read (records are mostly single).
 _READ_BYTES = 1024 * 1024
-_LOG_EVERY_S = 60.0
+_LOG_EVERY_MS = 60_000
 _BATCH_OVERHEAD = 61  # a v2 batch's header
 # Most a record's framing adds to its key, value and headers (length, attributes and the
 # timestamp, offset, key and value varints): sizes are summed, not re-encoded, per record.
@@ -152,7 +151,7 @@ class ShareDeadLetters:
         self._group_configs = group_configs
         self._stats = stats
         self._clock = clock
-        self._logged: dict[str, float] = {}  # reason -> when last logged (monotonic s)
+        self._logged: dict[str, int] = {}  # reason -> when last logged (monotonic ms)
 
     async def __call__(self, taken: list[tuple[ShareKey, list[Undeliverable]]]) -> None:
         for (group_id, topic, partition), records in taken:
@@ -294,8 +293,8 @@ class ShareDeadLetters:
         self._stats.share_dead_lettered(WRITTEN, len(records))
 
     def _log_bounded(self, reason: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._logged.get(reason, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+        now = self._clock.monotonic_ms()
+        if now - self._logged.get(reason, -_LOG_EVERY_MS) >= _LOG_EVERY_MS:
             self._logged[reason] = now
             log.warning(message, *args)
 
