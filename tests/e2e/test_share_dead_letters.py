@@ -3,32 +3,38 @@ record the consumer REJECTs, and one it releases until the delivery count limit 
 it, are copied to the group's `errors.deadletterqueue.topic.name` with Kafka's
 `__dlq.errors.*` headers (and, with `errors.deadletterqueue.copy.record.enable`, the
 record's key, value and headers); the copies survive a restart, which copies nothing
-again; a topic not enabled with `errors.deadletterqueue.group.enable` gets nothing."""
+again, and a broker killed with SIGKILL mid-work, whose restart may repeat a copy (KIP-1191
+allows it) but never loses one; a topic not enabled with
+`errors.deadletterqueue.group.enable` gets nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.e2e.test_share_consumers import TIMEOUT_S, Delivery, JavaConsumer
+from tests.support.broker import BrokerProcess
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
 LIMIT = 2  # group.share.delivery.count.limit (Kafka's least)
+SETTINGS = {
+    "group.share.record.lock.duration.ms": "5000",
+    "group.share.delivery.count.limit": str(LIMIT),
+}
+Broker = InProcessBroker | BrokerProcess
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
     process = InProcessBroker(
         tmp_path_factory.mktemp("share-dlq") / "broker",
-        settings={
-            "group.share.record.lock.duration.ms": "5000",
-            "group.share.delivery.count.limit": str(LIMIT),
-        },
+        settings=SETTINGS,
     ).start()
     try:
         yield process
@@ -36,7 +42,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker
         process.stop()
 
 
-def _topics(broker: InProcessBroker, source: str, dlq: str, enabled: bool) -> None:
+def _topics(broker: Broker, source: str, dlq: str, enabled: bool) -> None:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     gate = {"errors.deadletterqueue.group.enable": "true" if enabled else "false"}
     futures = admin.create_topics([NewTopic(source, 1, 1), NewTopic(dlq, 2, 1, config=gate)])
@@ -44,7 +50,7 @@ def _topics(broker: InProcessBroker, source: str, dlq: str, enabled: bool) -> No
         future.result(30)
 
 
-def _group_configs(broker: InProcessBroker, group: str, configs: dict[str, str]) -> None:
+def _group_configs(broker: Broker, group: str, configs: dict[str, str]) -> None:
     with RawClient(broker.bootstrap) as client:
         altered = client.request(
             44,  # IncrementalAlterConfigs, as kafka-configs.sh --entity-type groups sends it
@@ -64,7 +70,7 @@ def _group_configs(broker: InProcessBroker, group: str, configs: dict[str, str])
         assert altered.responses[0].error_code == 0, altered
 
 
-def _produce(broker: InProcessBroker, topic: str, values: list[str]) -> None:
+def _produce(broker: Broker, topic: str, values: list[str]) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
     for index, value in enumerate(values):
         producer.produce(
@@ -92,7 +98,7 @@ def _work(broker: InProcessBroker, topic: str, group: str, values: list[str]) ->
     return seen + consumer.deliveries()
 
 
-def _read_all(broker: InProcessBroker, topic: str) -> list[dict[str, object]]:
+def _read_all(broker: Broker, topic: str) -> list[dict[str, object]]:
     """Every record of the two-partition `topic`, read to its end."""
     consumer = Consumer(
         {
@@ -201,3 +207,60 @@ def test_without_copy_record_only_headers_and_a_closed_topic_gets_nothing(
     ]
     # errors.deadletterqueue.group.enable=false: the record is archived without a copy.
     assert _read_all(broker, "dlq.closed") == []
+
+
+def _start_offset(broker: Broker, group: str, topic: str) -> int:
+    """The share-partition start offset of `topic`-0 (DescribeShareGroupOffsets)."""
+    with RawClient(broker.bootstrap) as client:
+        [described] = client.call(90, 0, groups=[{"group_id": group, "topics": None}]).groups
+    offsets = [
+        p.start_offset for t in described.topics if t.topic_name == topic for p in t.partitions
+    ]
+    return offsets[0] if offsets else -1
+
+
+def test_a_broker_killed_mid_work_loses_no_copy(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "broker", settings=SETTINGS).start()
+    try:
+        _topics(broker, "jobs", "dlq.jobs", enabled=True)
+        _group_configs(
+            broker,
+            "job-workers",
+            {
+                "share.auto.offset.reset": "earliest",
+                "errors.deadletterqueue.topic.name": "dlq.jobs",
+            },
+        )
+        values = [f"reject-{i}" if i % 3 == 0 else f"job-{i}" for i in range(30)]
+        _produce(broker, "jobs", values)
+        first = JavaConsumer.start("first", broker.bootstrap, "jobs", "job-workers", "explicit")
+        seen: list[Delivery] = []
+
+        def rejecting() -> bool:
+            seen.extend(first.deliveries())
+            return any(d.did == "reject" for d in seen)
+
+        try:
+            wait_until(rejecting, TIMEOUT_S, "a first rejection", poll_s=0.01)
+            broker.kill9()  # wherever its copies or its acknowledgements were
+        finally:
+            first.process.kill()  # its client fails with the broker; what it held returns
+            first.process.wait(timeout=TIMEOUT_S)
+        broker.start()
+        second = JavaConsumer.start("second", broker.bootstrap, "jobs", "job-workers", "explicit")
+        try:
+            wait_until(
+                lambda: _start_offset(broker, "job-workers", "jobs") == len(values),
+                TIMEOUT_S,
+                "every record done",
+                poll_s=0.2,
+            )
+        finally:
+            second.close()
+        copies = _read_all(broker, "dlq.jobs")
+    finally:
+        broker.stop()
+    copied = [int(dict(c["headers"])["__dlq.errors.offset"]) for c in copies]  # type: ignore[call-overload]
+    # Every rejected record has a copy (one, or two if the kill fell between a copy and
+    # its archive being stored); no other record has one.
+    assert set(copied) == {i for i, v in enumerate(values) if v.startswith("reject")}

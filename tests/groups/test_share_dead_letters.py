@@ -3,6 +3,9 @@ DLQ record's encoding (Kafka's `__dlq.errors.*` context headers, the copied reco
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from contextplane.broker.dead_letters import encoded_header
 from contextplane.broker.share_dead_letters import (
     EXCEEDED_MESSAGE,
@@ -12,11 +15,15 @@ from contextplane.broker.share_dead_letters import (
     dead_letter_batch,
     dead_letter_record,
 )
+from contextplane.coordinators.share_coordinator import ShareConfig, ShareCoordinator
 from contextplane.coordinators.share_partition import AckType, SharePartition, Undeliverable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_codec import encode_varint, read_records, zigzag_varint
+from contextplane.settings import Settings
+from tests.support.metadata import open_store
 
 LOCK_MS = 30_000
+KEY = ("g", "t", 0)
 
 
 def _headers(encoded: bytes) -> list[tuple[bytes, bytes]]:
@@ -84,3 +91,47 @@ def test_a_copied_record_keeps_its_key_value_and_headers_before_the_context_ones
     assert _headers(first.headers) == [(b"trace", b"t-1"), (b"empty", b""), *added]
     assert (second.key, second.value, second.offset) == (None, None, 1)
     assert _headers(second.headers) == added
+
+
+def test_the_archive_is_stored_only_after_its_copy_is_written(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """The coordinator hands undeliverable records to its sink before it stores the state
+    that archived them; a sink that fails leaves that state unstored and gets the same
+    records again at the next save (so a crash in between repeats a copy, never loses one)."""
+
+    async def run() -> None:
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        coordinator = ShareCoordinator(store, ShareConfig())
+        await coordinator.start(lambda _topic: 1)
+        calls: list[list[Undeliverable]] = []
+        stored_at_call: list[list[tuple[int, int, int, int]]] = []
+
+        async def sink(taken: list[tuple[tuple[str, str, int], list[Undeliverable]]]) -> None:
+            [(key, records)] = taken
+            assert key == KEY
+            calls.append(records)
+            stored_at_call.append(
+                [tuple(r) for p in await store.share_partitions() for r in p.runs]
+            )
+            if len(calls) == 1:
+                raise OSError("the dead-letter topic's storage refused")
+
+        coordinator.dead_letters = sink
+        partition = coordinator.partition(KEY, 0)
+        partition.acquire("a", range(3), 3, coordinator.now_ms())
+        acks = [(0, 2, (AckType.ACCEPT, AckType.REJECT, AckType.ACCEPT))]
+        assert partition.acknowledge("a", acks, coordinator.now_ms()) == ErrorCode.none
+        assert not await coordinator.save()
+        assert await store.share_partitions() == []  # nothing stored while the copy failed
+        assert await coordinator.save()
+        assert calls == [[Undeliverable(1, 1, True)]] * 2
+        assert stored_at_call == [[], []]  # each call came before the archive was stored
+        [stored] = await store.share_partitions()
+        assert stored.start_offset == 3
+        assert await coordinator.save()
+        assert len(calls) == 2  # copied once written: not again
+        await coordinator.stop()
+        await store.close()
+
+    asyncio.run(run())
