@@ -1,12 +1,12 @@
 """Share groups' dead-letter records (KIP-1191): which archives are undeliverable, and the
-DLQ record's encoding (Kafka's `__dlq.errors.*` context headers, the copied record)."""
+DLQ record's encoding (Kafka's `__dlq.errors.*` context headers, the copied key and
+value), and that the coordinator stores an archive only after its copy."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from contextplane.broker.dead_letters import encoded_header
 from contextplane.broker.share_dead_letters import (
     EXCEEDED_MESSAGE,
     REJECTED_MESSAGE,
@@ -18,7 +18,7 @@ from contextplane.broker.share_dead_letters import (
 from contextplane.coordinators.share_coordinator import ShareConfig, ShareCoordinator
 from contextplane.coordinators.share_partition import AckType, SharePartition, Undeliverable
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.record_codec import encode_varint, read_records, zigzag_varint
+from contextplane.protocol.record_codec import read_records, zigzag_varint
 from contextplane.settings import Settings
 from tests.support.metadata import open_store
 
@@ -76,19 +76,16 @@ def test_context_headers_are_kafkas_keys_and_text_values() -> None:
     assert rejected[-1] == (b"__dlq.errors.message", REJECTED_MESSAGE.encode())
 
 
-def test_a_copied_record_keeps_its_key_value_and_headers_before_the_context_ones() -> None:
-    original_headers = (
-        encode_varint(2) + encoded_header(b"trace", b"t-1") + encoded_header(b"empty", b"")
-    )
+def test_a_copied_record_keeps_its_key_and_value_and_carries_the_context_headers() -> None:
     added = context_headers("orders", 0, "workers", Undeliverable(9, 1, True))
-    copied = dead_letter_record(added, Original(b"k", b"v", original_headers), 0, 1_000)
+    copied = dead_letter_record(added, Original(b"k", b"v"), 0, 1_000)
     bare = dead_letter_record(added, None, 1, 1_000)
     batch = dead_letter_batch([copied, bare], 1_000)
     header, records = read_records(batch, 1 << 20)
     assert (header.producer_id, header.records_count, header.attributes) == (-1, 2, 0)
     first, second = records
     assert (first.key, first.value, first.timestamp, first.offset) == (b"k", b"v", 1_000, 0)
-    assert _headers(first.headers) == [(b"trace", b"t-1"), (b"empty", b""), *added]
+    assert _headers(first.headers) == added  # the original's headers are not copied (Kafka)
     assert (second.key, second.value, second.offset) == (None, None, 1)
     assert _headers(second.headers) == added
 

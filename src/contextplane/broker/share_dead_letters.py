@@ -14,8 +14,9 @@ when it is written (Kafka's choice: retention then counts from the copy), on par
 `source partition % partitions`, with Kafka's context headers `__dlq.errors.topic`,
 `.partition`, `.offset`, `.group`, `.delivery.count` and `.message`. With the group
 config `errors.deadletterqueue.copy.record.enable` it also carries the original record's
-key, value and headers, read back from the log (a record retention or compaction
-removed is copied with the context headers only, as Kafka does).
+key and value (not its headers: Kafka 4.4 copies neither), read back from the log (a
+record retention or compaction removed is copied with the context headers only, as
+Kafka does).
 
 A topic that cannot be used (none and `errors.deadletterqueue.auto.create.topics.enable`
 off, not enabled for groups, a name starting `__` or outside the prefix) leaves the record
@@ -45,7 +46,6 @@ from contextplane.protocol.record_codec import (
     encode_varint,
     read_records,
     write_batch,
-    zigzag_varint,
 )
 from contextplane.protocol.records import BatchHeader, parse_header
 from contextplane.settings import Settings
@@ -80,7 +80,6 @@ class Original:
 
     key: bytes | None
     value: bytes | None
-    headers: bytes  # encoded: the count, then each header
 
 
 def context_headers(
@@ -101,13 +100,8 @@ def context_headers(
 def dead_letter_record(
     added: Sequence[tuple[bytes, bytes]], original: Original | None, offset: int, now_ms: int
 ) -> Record:
-    """A DLQ record: the original's key, value and headers when given, then `added`."""
-    count, kept = 0, b""
-    if original is not None:
-        count, position = zigzag_varint(original.headers, 0)
-        kept = original.headers[position:]
-    tail = b"".join(encoded_header(k, v) for k, v in added)
-    headers = encode_varint(max(count, 0) + len(added)) + kept + tail
+    """A DLQ record: the original's key and value when given, and the `added` headers."""
+    headers = encode_varint(len(added)) + b"".join(encoded_header(k, v) for k, v in added)
     key = original.key if original is not None else None
     value = original.value if original is not None else None
     return Record(0, now_ms, offset, key, value, headers)
@@ -246,7 +240,7 @@ class ShareDeadLetters:
                 _, records = read_records(batch, limit)
                 for record in records:
                     end = max(end, record.offset + 1)
-                    found[record.offset] = Original(record.key, record.value, record.headers)
+                    found[record.offset] = Original(record.key, record.value)
                 header = parse_header(batch)
                 end = max(end, header.base_offset + header.last_offset_delta + 1)
             if end <= start:

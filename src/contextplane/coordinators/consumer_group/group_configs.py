@@ -32,7 +32,7 @@ SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
 # Kafka also takes "by_duration:<ISO-8601 duration>": not built (refused as invalid).
 SHARE_AUTO_OFFSET_RESETS = ("latest", "earliest")
 # KIP-1191: where a share group's undeliverable records are copied, and whether the copy
-# carries the record's key, value and headers (else only the context headers).
+# carries the record's key and value (else only the context headers).
 DLQ_TOPIC_NAME = "errors.deadletterqueue.topic.name"
 DLQ_COPY_RECORD = "errors.deadletterqueue.copy.record.enable"
 _BOOLEANS = ("true", "false")
@@ -81,7 +81,7 @@ SPECS: dict[str, GroupConfigSpec] = {
         "",
         0,
         0,
-        "Whether the key, value and headers of a record are copied into its DLQ record.",
+        "Whether the key and value of a record are copied into its DLQ record.",
         kind="boolean",
     ),
 }
