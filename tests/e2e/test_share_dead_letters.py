@@ -5,7 +5,8 @@ it, are copied to the group's `errors.deadletterqueue.topic.name` with Kafka's
 record's key and value), exactly as Apache Kafka 4.4 copies them; the copies survive a
 restart, which copies nothing
 again, and a broker killed with SIGKILL mid-work, whose restart may repeat a copy (KIP-1191
-allows it) but never loses one; a topic not enabled with
+allows it) but never loses one; a missing topic is created when
+`errors.deadletterqueue.auto.create.topics.enable` is on, and a topic not enabled with
 `errors.deadletterqueue.group.enable` gets nothing."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from harness import kafka_reference
 from tests.e2e.test_share_consumers import TIMEOUT_S, Delivery, JavaConsumer
@@ -28,6 +29,7 @@ LIMIT = 2  # group.share.delivery.count.limit (Kafka's least)
 SETTINGS = {
     "group.share.record.lock.duration.ms": "5000",
     "group.share.delivery.count.limit": str(LIMIT),
+    "errors.deadletterqueue.auto.create.topics.enable": "true",
 }
 # Kafka bounds the lock duration and the limit by these (its defaults are above them).
 KAFKA_MINIMUMS = {
@@ -66,11 +68,14 @@ def cluster(
         kafka.stop()
 
 
-def _topics(broker: Broker, source: str, dlq: str, enabled: bool) -> None:
+def _topics(broker: Broker, source: str, dlq: str, enabled: bool | None) -> None:
+    """The source topic, and the two-partition DLQ topic unless `enabled` is None."""
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    gate = {"errors.deadletterqueue.group.enable": "true" if enabled else "false"}
-    futures = admin.create_topics([NewTopic(source, 1, 1), NewTopic(dlq, 2, 1, config=gate)])
-    for future in futures.values():
+    topics = [NewTopic(source, 1, 1)]
+    if enabled is not None:
+        gate = {"errors.deadletterqueue.group.enable": str(enabled).lower()}
+        topics.append(NewTopic(dlq, 2, 1, config=gate))
+    for future in admin.create_topics(topics).values():
         future.result(30)
 
 
@@ -123,8 +128,8 @@ def _work(broker: InProcessBroker, topic: str, group: str, values: list[str]) ->
 
 
 def _read_all(broker: Broker, topic: str, at_least: int = 0) -> list[dict[str, object]]:
-    """Every record of the two-partition `topic`, read to its end once it holds
-    `at_least` (Apache Kafka writes its copies after answering the acknowledgement)."""
+    """Every record of `topic`, read to its end once it holds `at_least` (Apache Kafka
+    writes its copies after answering the acknowledgement)."""
     consumer = Consumer(
         {
             "bootstrap.servers": broker.bootstrap,
@@ -133,7 +138,9 @@ def _read_all(broker: Broker, topic: str, at_least: int = 0) -> list[dict[str, o
         }
     )
     try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in (0, 1)])
+        partitions = set(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+        assert partitions, f"no topic {topic}"
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         out: list[dict[str, object]] = []
         at_end: set[int] = set()
 
@@ -143,7 +150,7 @@ def _read_all(broker: Broker, topic: str, at_least: int = 0) -> list[dict[str, o
                 return False
             if message.error():
                 at_end.add(message.partition())
-                return at_end == {0, 1} and len(out) >= at_least
+                return at_end == partitions and len(out) >= at_least
             out.append(
                 {
                     "partition": message.partition(),
@@ -202,10 +209,11 @@ def test_rejected_and_exhausted_records_are_copied_with_kafkas_headers(cluster: 
         assert _read_all(cluster, "dlq.orders") == expected
 
 
-def test_without_copy_record_only_headers_and_a_closed_topic_gets_nothing(
+def test_an_auto_created_topic_gets_headers_only_and_a_closed_topic_nothing(
     broker: InProcessBroker,
 ) -> None:
-    _topics(broker, "bare", "dlq.bare", enabled=True)
+    # errors.deadletterqueue.auto.create.topics.enable is on: dlq.bare is made at the copy.
+    _topics(broker, "bare", "dlq.bare", enabled=None)
     _topics(broker, "closed", "dlq.closed", enabled=False)
     for source in ("bare", "closed"):
         _group_configs(
@@ -228,6 +236,9 @@ def test_without_copy_record_only_headers_and_a_closed_topic_gets_nothing(
         "__dlq.errors.delivery.count",
         "__dlq.errors.message",
     ]
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    [made] = admin.describe_configs([ConfigResource(ResourceType.TOPIC, "dlq.bare")]).values()
+    assert made.result(30)["errors.deadletterqueue.group.enable"].value == "true"
     # errors.deadletterqueue.group.enable=false: the record is archived without a copy.
     assert _read_all(broker, "dlq.closed") == []
 
