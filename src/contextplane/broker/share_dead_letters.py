@@ -14,14 +14,15 @@ when it is written (Kafka's choice: retention then counts from the copy), on par
 `source partition % partitions`, with Kafka's context headers `__dlq.errors.topic`,
 `.partition`, `.offset`, `.group`, `.delivery.count` and `.message`. With the group
 config `errors.deadletterqueue.copy.record.enable` it also carries the original record's
-key and value (not its headers: Kafka 4.4 copies neither), read back from the log (a
+key and value (not its headers, which Kafka 4.4 does not copy), read back from the log (a
 record retention or compaction removed is copied with the context headers only, as
 Kafka does).
 
 A topic that cannot be used (none and `errors.deadletterqueue.auto.create.topics.enable`
-off, not enabled for groups, a name starting `__` or outside the prefix) leaves the record
-archived without a copy, counted and logged at most once a minute per reason; a write
-the storage refuses raises, so the coordinator keeps the records and tries again.
+off, not enabled for groups, a name starting `__` or outside the prefix, a partition this
+broker does not lead) leaves the record archived without a copy, counted and logged at
+most once a minute per reason; a write the storage refuses raises, so the coordinator
+keeps the records and tries again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from contextplane.coordinators.share_partition import Undeliverable
 from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.metadata.records import TopicRecord
+from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.record_codec import (
     Record,
     encode_varint,
@@ -71,7 +73,7 @@ _BATCH_OVERHEAD = 61  # a v2 batch's header
 # timestamp, offset, key and value varints): sizes are summed, not re-encoded, per record.
 _RECORD_OVERHEAD = 32
 # The outcomes counted (BrokerStats.share_dead_lettered).
-WRITTEN, NO_TOPIC, REFUSED = "written", "no_topic", "refused"
+WRITTEN, NO_TOPIC, REFUSED, NOT_HERE = "written", "no_topic", "refused", "not_here"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +239,10 @@ class ShareDeadLetters:
                 break
             end = start
             for batch in _batches(b"".join(bytes(c) for c in chunks)):
-                _, records = read_records(batch, limit)
+                try:
+                    _, records = read_records(batch, limit)
+                except (ValueError, IndexError, DecompressionError, DecompressedTooLarge):
+                    continue  # unreadable here: its records are copied with headers only
                 for record in records:
                     end = max(end, record.offset + 1)
                     found[record.offset] = Original(record.key, record.value)
@@ -262,7 +267,20 @@ class ShareDeadLetters:
         large for it alone goes with its context headers only) and wait until durable."""
         bytes_max = int(topic_config(target.configs, "max.message.bytes", self._settings))
         now = self._clock.wall_ms()
-        out = self._storage.partition(target.name, partition % target.partitions)
+        try:
+            out = self._storage.partition(target.name, partition % target.partitions)
+        except KafkaError as exc:  # led by another broker, or deleted since: not retried
+            self._stats.share_dead_lettered(NOT_HERE, len(records))
+            self._log_bounded(
+                NOT_HERE,
+                "share group %s: %d undeliverable records archived without a dead-letter "
+                "copy to %s: %s",
+                escape(group_id),
+                len(records),
+                escape(target.name),
+                exc,
+            )
+            return
         batches: list[bytes] = []
         pending: list[Record] = []
         size = _BATCH_OVERHEAD

@@ -122,7 +122,7 @@ class BrokerStats:
 
     def share_dead_lettered(self, outcome: str, records: int) -> None:
         """`records` a share group gave up on: copied to its dead-letter topic (`written`)
-        or archived without a copy (`no_topic`, `refused`)."""
+        or archived without a copy (`no_topic`, `refused`, `not_here`)."""
         self.share_dead_letters[outcome] = self.share_dead_letters.get(outcome, 0) + records
 
     def masked(self, topic: str, action: str, records: int) -> None:

@@ -312,8 +312,8 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     share_dead = CounterMetricFamily(
         "contextplane_share_group_dead_lettered_records",
         "Records share groups gave up on (rejected, or past the delivery count limit), by "
-        "outcome (written: copied to the group's dead-letter topic; no_topic, refused: "
-        "archived without a copy)",
+        "outcome (written: copied to the group's dead-letter topic; no_topic, refused, "
+        "not_here: archived without a copy)",
         labels=["outcome"],
     )
     for outcome, count in sorted(snapshot.share_dead_letters.items()):
