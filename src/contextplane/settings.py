@@ -85,6 +85,9 @@ class Settings:
     group_share_delivery_count_limit: int = 5
     group_share_partition_max_record_locks: int = 2_000
     group_share_max_share_sessions: int = 2_000
+    # KIP-1191's share-group dead-letter settings (broker/share_dead_letters.py).
+    errors_deadletterqueue_auto_create_topics_enable: bool = False
+    errors_deadletterqueue_topic_name_prefix: str = "dlq."
     offsets_topic_num_partitions: int = limits.OFFSETS_TOPIC_PARTITIONS
     offsets_topic_retention_ms: int = limits.OFFSETS_TOPIC_RETENTION_MS
     # Kafka's log.segment.bytes / log.roll.ms: retention deletes whole closed segments.

@@ -44,6 +44,7 @@ from contextplane.broker.offsets_topic import OffsetsTopicWriter
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
+from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import marker_writer
@@ -521,6 +522,9 @@ class Broker:
             receipts=self.receipts,
             spans=_request_spans(settings),
             shares=shares,
+        )
+        shares.dead_letters = ShareDeadLetters(
+            topics, storage, settings, groups.configs.get, services.stats, self.clock
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller

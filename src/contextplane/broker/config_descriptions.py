@@ -72,6 +72,11 @@ TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
         "A batch schema validation refuses is appended to this topic instead, with headers "
         "naming its source topic, partition and reason; empty for none.",
     ),
+    "errors.deadletterqueue.group.enable": _described(
+        ConfigType.BOOLEAN,
+        (),
+        "Whether share groups may use this topic as their dead-letter queue topic.",
+    ),
     "cleanup.policy": _described(
         ConfigType.LIST,
         ("log.cleanup.policy",),

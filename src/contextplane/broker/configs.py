@@ -51,6 +51,7 @@ def _strategy(value: str) -> bool:
 
 
 DLQ_TOPIC = "contextplane.schema.validation.dlq.topic"
+DLQ_GROUP_ENABLE = "errors.deadletterqueue.group.enable"
 
 
 def dlq_topic_problem(value: str) -> str | None:
@@ -120,6 +121,9 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     subjects.KEY_VALIDATION: (_boolean, lambda s: "false"),
     subjects.VALUE_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
     subjects.KEY_STRATEGY: (_strategy, lambda s: subjects.DEFAULT_STRATEGY),
+    # KIP-1191: the topic's administrator lets share groups use it as their dead-letter
+    # topic (broker/share_dead_letters.py).
+    DLQ_GROUP_ENABLE: (_boolean, lambda s: "false"),
     # Where a refused batch goes instead (broker/dead_letters.py); "" for nowhere. Checked
     # with its own messages by `checked_topic_config`.
     DLQ_TOPIC: (lambda v: dlq_topic_problem(v) is None, lambda s: ""),
@@ -129,6 +133,12 @@ BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "num.partitions": lambda s: str(s.num_partitions),
     "default.replication.factor": lambda s: str(s.default_replication_factor),
     "auto.create.topics.enable": lambda s: str(s.auto_create_topics_enable).lower(),
+    "errors.deadletterqueue.auto.create.topics.enable": lambda s: str(
+        s.errors_deadletterqueue_auto_create_topics_enable
+    ).lower(),
+    "errors.deadletterqueue.topic.name.prefix": lambda s: (
+        s.errors_deadletterqueue_topic_name_prefix
+    ),
     "log.retention.ms": lambda s: str(s.retention_ms),
     "log.retention.bytes": lambda s: str(s.retention_bytes),
     "log.cleanup.policy": lambda s: s.log_cleanup_policy,

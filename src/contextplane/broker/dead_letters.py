@@ -145,7 +145,7 @@ def dead_letter_batch(
         header, records = read_records(batch, decompressed_max)
     except DecompressedTooLarge as exc:
         raise ValueError(f"the refused batch is too large to dead-letter: {exc}") from None
-    where = _header(TOPIC_HEADER, topic.encode()) + _header(
+    where = encoded_header(TOPIC_HEADER, topic.encode()) + encoded_header(
         PARTITION_HEADER, str(partition).encode()
     )
     # The three headers per distinct reason (a batch's refusals mostly share one).
@@ -155,7 +155,7 @@ def dead_letter_batch(
         reason = reasons.get(index, BATCH_REFUSED)
         tail = added.get(reason)
         if tail is None:
-            tail = added[reason] = where + _header(REASON_HEADER, reason.encode())
+            tail = added[reason] = where + encoded_header(REASON_HEADER, reason.encode())
         count, position = zigzag_varint(record.headers, 0)
         headers = encode_varint(max(count, 0) + 3) + record.headers[position:] + tail
         dead.append(Record(0, record.timestamp, record.offset, record.key, record.value, headers))
@@ -175,5 +175,6 @@ def dead_letter_batch(
     return out
 
 
-def _header(key: bytes, value: bytes) -> bytes:
+def encoded_header(key: bytes, value: bytes) -> bytes:
+    """One record header as the record format encodes it (varint lengths)."""
     return encode_varint(len(key)) + key + encode_varint(len(value)) + value

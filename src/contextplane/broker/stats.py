@@ -58,6 +58,8 @@ class BrokerStats:
         # (topic, reason) -> records refused by schema validation (topics hosted here).
         self.schema_rejections: dict[tuple[str, str], int] = {}
         self.schema_dead_letters: dict[tuple[str, str], int] = {}  # (topic, outcome)
+        # Share groups' undeliverable records, by outcome (share_dead_letters.py).
+        self.share_dead_letters: dict[str, int] = {}
         self.masked_records: dict[tuple[str, str], int] = {}  # (topic, action)
 
     def _topic(self, topic: str) -> TopicCounters:
@@ -117,6 +119,11 @@ class BrokerStats:
         answered success), `copied` (answered INVALID_RECORD all the same) or `failed`."""
         key = (topic, outcome)
         self.schema_dead_letters[key] = self.schema_dead_letters.get(key, 0) + 1
+
+    def share_dead_lettered(self, outcome: str, records: int) -> None:
+        """`records` a share group gave up on: copied to its dead-letter topic (`written`)
+        or archived without a copy (`no_topic`, `refused`, `not_here`)."""
+        self.share_dead_letters[outcome] = self.share_dead_letters.get(outcome, 0) + records
 
     def masked(self, topic: str, action: str, records: int) -> None:
         """`records` of `topic` masked for a consumer by `action` (or `fail_closed`)."""

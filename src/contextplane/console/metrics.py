@@ -85,6 +85,7 @@ class Snapshot:
     denials: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)
+    share_dead_letters: dict[str, int] = field(default_factory=dict)
     masked_records: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
@@ -129,6 +130,7 @@ class BrokerMetrics:
             denials=dict(stats.denials),
             schema_rejections=dict(stats.schema_rejections),
             schema_dead_letters=dict(stats.schema_dead_letters),
+            share_dead_letters=dict(stats.share_dead_letters),
             masked_records=dict(stats.masked_records),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
@@ -307,6 +309,16 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (topic, outcome), count in sorted(snapshot.schema_dead_letters.items()):
         dead_letters.add_metric([topic, outcome], count)
     yield dead_letters
+    share_dead = CounterMetricFamily(
+        "contextplane_share_group_dead_lettered_records",
+        "Records share groups gave up on (rejected, or past the delivery count limit), by "
+        "outcome (written: copied to the group's dead-letter topic; no_topic, refused, "
+        "not_here: archived without a copy)",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(snapshot.share_dead_letters.items()):
+        share_dead.add_metric([outcome], count)
+    yield share_dead
     masked = CounterMetricFamily(
         "contextplane_masked_records",
         "Records whose value was masked for a consumer by a masking policy, by action "

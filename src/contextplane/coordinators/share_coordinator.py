@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from contextplane.coordinators.share_group import (
     ShareHeartbeat,
     heartbeat_error,
 )
-from contextplane.coordinators.share_partition import Run, SharePartition
+from contextplane.coordinators.share_partition import Run, SharePartition, Undeliverable
 from contextplane.coordinators.share_sessions import ShareSessions
 from contextplane.metadata.records import StoredSharePartition
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
@@ -40,6 +40,9 @@ from contextplane.tasks import cancel_and_wait, log_round_failure
 log = logging.getLogger(__name__)
 
 ShareKey = tuple[str, str, int]  # group id, topic, partition
+# Copies undeliverable records to their groups' dead-letter topics (KIP-1191), durably;
+# raises when it could not (the records are offered to it again at the next save).
+DeadLetterSink = Callable[[list[tuple[ShareKey, list[Undeliverable]]]], Awaitable[None]]
 
 # How soon changes a timer made (expired locks) that could not be saved are tried again.
 _SAVE_RETRY_MS = 1_000
@@ -88,6 +91,10 @@ class ShareCoordinator:
         # Resolved when records may have become available again (ShareFetch long polls).
         self._released: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self.dead_letters: DeadLetterSink | None = None
+        # One save at a time: a save must not store an archive whose dead-letter copy
+        # another save is still writing.
+        self._saving = asyncio.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -227,8 +234,33 @@ class ShareCoordinator:
         ]
 
     async def save(self) -> bool:
-        """Write every share partition changed since its last save; False if the store
-        refused (the changes stay to be saved by the timer task)."""
+        """Write every share partition changed since its last save, after copying the
+        records it archived as undeliverable to the dead-letter topics (so a crash between
+        the two can repeat a copy, never lose one); False if either refused (the changes
+        stay to be saved by the timer task)."""
+        async with self._saving:
+            return await self._save()
+
+    async def _copy_undeliverable(self) -> bool:
+        taken = [(key, p.take_undeliverable()) for key, p in self.partitions.items()]
+        taken = [(key, records) for key, records in taken if records]
+        if not taken or self.dead_letters is None:
+            return True
+        try:
+            await self.dead_letters(taken)
+        except Exception as exc:  # noqa: BLE001 - any failure is retried at the next save
+            log_round_failure(log, "copying undeliverable share records", exc)
+            for key, records in taken:
+                partition = self.partitions.get(key)
+                if partition is not None:
+                    partition.undeliverable[:0] = records
+            self.kick()
+            return False
+        return True
+
+    async def _save(self) -> bool:
+        if not await self._copy_undeliverable():
+            return False
         keys = self._unsaved()
         if not keys:
             return True

@@ -64,6 +64,16 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class Undeliverable:
+    """A record archived as undeliverable (KIP-1191): REJECTed by its member, or released
+    after its last delivery; its copy goes to the group's dead-letter topic, if any."""
+
+    offset: int
+    delivery_count: int
+    rejected: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Acquired:
     """A range handed to a member by one ShareFetch (its `acquired_records`)."""
 
@@ -88,6 +98,9 @@ class SharePartition:
         self.in_flight: dict[int, InFlight] = {}
         # Bumped by each change a store must see (acquire, acknowledge, release, expiry).
         self.state_epoch = 0
+        # Archived as undeliverable since the last `take_undeliverable`: each offset once
+        # (ARCHIVED is final), so at most what was in flight between two saves.
+        self.undeliverable: list[Undeliverable] = []
 
     # -- loading and saving -------------------------------------------------------------
 
@@ -241,21 +254,29 @@ class SharePartition:
             elif kind == AckType.ACCEPT:
                 self._settle(record, RecordState.ACKNOWLEDGED)
             elif kind == AckType.RELEASE:
-                self._release(record)
+                self._release(offset, record)
             else:  # REJECT, GAP
+                if kind == AckType.REJECT:
+                    self.undeliverable.append(Undeliverable(offset, record.delivery_count, True))
                 self._settle(record, RecordState.ARCHIVED)
         if planned:
             self.state_epoch += 1
             self._advance_start()
         return ErrorCode.none
 
+    def take_undeliverable(self) -> list[Undeliverable]:
+        """The records archived as undeliverable since the last call (the caller copies
+        them to the dead-letter topic before the state that archived them is stored)."""
+        taken, self.undeliverable = self.undeliverable, []
+        return taken
+
     def release_member(self, member_id: str) -> bool:
         """Release every record `member_id` holds (its share session closed or it left the
         group); True if any was."""
         released = False
-        for record in self.in_flight.values():
+        for offset, record in self.in_flight.items():
             if record.state == RecordState.ACQUIRED and record.member_id == member_id:
-                self._release(record)
+                self._release(offset, record)
                 released = True
         if released:
             self.state_epoch += 1
@@ -265,9 +286,9 @@ class SharePartition:
     def expire_locks(self, now_ms: int) -> bool:
         """Release records whose lock deadline has passed; True if any was."""
         expired = False
-        for record in self.in_flight.values():
+        for offset, record in self.in_flight.items():
             if record.state == RecordState.ACQUIRED and record.deadline_ms <= now_ms:
-                self._release(record)
+                self._release(offset, record)
                 expired = True
         if expired:
             self.state_epoch += 1
@@ -302,9 +323,10 @@ class SharePartition:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _release(self, record: InFlight) -> None:
+    def _release(self, offset: int, record: InFlight) -> None:
         # A record delivered as often as the limit allows is not offered again.
         if record.delivery_count >= self.delivery_limit:
+            self.undeliverable.append(Undeliverable(offset, record.delivery_count, False))
             self._settle(record, RecordState.ARCHIVED)
         else:
             self._settle(record, RecordState.AVAILABLE)

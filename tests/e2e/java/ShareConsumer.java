@@ -4,7 +4,8 @@
 // <value> <what it did>", then closes (committing what is pending and leaving the group).
 // Modes: "implicit" (share.acknowledgement.mode=implicit: every record is accepted at the
 // next poll); "explicit": a value starting "release" is released on its first delivery
-// and accepted later, one starting "reject" is rejected, any other accepted, then
+// and accepted later, one starting "reject" is rejected, one starting "poison" is released
+// on every delivery (until the delivery count limit archives it), any other accepted, then
 // commitSync; "hold": records are printed and never acknowledged (the test kills it).
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -50,6 +51,9 @@ public class ShareConsumer {
                     } else if (mode.equals("explicit")) {
                         AcknowledgeType type = AcknowledgeType.ACCEPT;
                         if (record.value().startsWith("release") && count == 1) {
+                            type = AcknowledgeType.RELEASE;
+                            did = "release";
+                        } else if (record.value().startsWith("poison")) {
                             type = AcknowledgeType.RELEASE;
                             did = "release";
                         } else if (record.value().startsWith("reject")) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS
+from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS, ConfigType
 from contextplane.broker.configs import (
     BROKER_CONFIGS,
     LIST_CONFIGS,
@@ -158,7 +158,12 @@ def _group_config(
         entry = _config(name, overrides[name], SOURCE_GROUP)
     else:
         entry = _config(name, broker, SOURCE_DEFAULT)
-    entry["config_type"] = CONFIG_TYPE_STRING if spec.choices else CONFIG_TYPE_INT
+    if spec.kind == "boolean":
+        entry["config_type"] = ConfigType.BOOLEAN
+    else:
+        entry["config_type"] = (
+            CONFIG_TYPE_STRING if group_configs.is_string(spec) else CONFIG_TYPE_INT
+        )
     if getattr(request, "include_documentation", False):
         entry["documentation"] = spec.documentation
     if getattr(request, "include_synonyms", False):

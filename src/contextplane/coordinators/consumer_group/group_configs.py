@@ -9,9 +9,11 @@ Rules of this file:
   `group.consumer.min/max.*` bounds; errors are INVALID_CONFIG with Kafka's messages.
 * A group without an override uses the broker setting; overrides apply from the group's
   next heartbeat (the session timer a heartbeat restarts, the interval it answers).
-* The consumer group configs and share groups' `share.auto.offset.reset` (STRING:
-  `latest` or `earliest`) are known; the other share and the streams groups' ones are
-  refused as unknown until they are built.
+* The consumer group configs, share groups' `share.auto.offset.reset` (STRING: `latest`
+  or `earliest`) and KIP-1191's dead-letter configs `errors.deadletterqueue.topic.name`
+  (STRING, a topic name or empty) and `errors.deadletterqueue.copy.record.enable`
+  (BOOLEAN) are known; the other share and the streams groups' ones are refused as
+  unknown until they are built.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
 SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
 # Kafka also takes "by_duration:<ISO-8601 duration>": not built (refused as invalid).
 SHARE_AUTO_OFFSET_RESETS = ("latest", "earliest")
+# KIP-1191: where a share group's undeliverable records are copied, and whether the copy
+# carries the record's key and value (else only the context headers).
+DLQ_TOPIC_NAME = "errors.deadletterqueue.topic.name"
+DLQ_COPY_RECORD = "errors.deadletterqueue.copy.record.enable"
+_BOOLEANS = ("true", "false")
+_TOPIC_NAME_LENGTH_MAX = 249  # Kafka's Topic.MAX_NAME_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,7 @@ class GroupConfigSpec:
     maximum: int
     documentation: str
     choices: tuple[str, ...] = ()  # a STRING config's values (empty: an INT config)
+    kind: str = ""  # "string" (free text), "boolean"; "" for INT or a choice
 
 
 SPECS: dict[str, GroupConfigSpec] = {
@@ -60,7 +69,27 @@ SPECS: dict[str, GroupConfigSpec] = {
         "The strategy to initialize the share-partition start offset.",
         SHARE_AUTO_OFFSET_RESETS,
     ),
+    DLQ_TOPIC_NAME: GroupConfigSpec(
+        "",
+        0,
+        0,
+        "The name of the topic to be used as the dead-letter queue (DLQ) for records that "
+        "exceed the delivery count limit or are rejected by a share consumer.",
+        kind="string",
+    ),
+    DLQ_COPY_RECORD: GroupConfigSpec(
+        "",
+        0,
+        0,
+        "Whether the key and value of a record are copied into its DLQ record.",
+        kind="boolean",
+    ),
 }
+
+
+def is_string(spec: GroupConfigSpec) -> bool:
+    """A STRING config (free text or a choice), as DescribeConfigs types it."""
+    return bool(spec.choices) or spec.kind == "string"
 
 
 def broker_value(name: str, config: ConsumerGroupConfig) -> int | str:
@@ -68,6 +97,10 @@ def broker_value(name: str, config: ConsumerGroupConfig) -> int | str:
         return config.session_timeout_ms
     if name == SHARE_AUTO_OFFSET_RESET:
         return SHARE_AUTO_OFFSET_RESETS[0]  # Kafka's default, latest
+    if name == DLQ_TOPIC_NAME:
+        return ""  # no dead-letter topic
+    if name == DLQ_COPY_RECORD:
+        return "false"
     return config.heartbeat_interval_ms
 
 
@@ -79,6 +112,22 @@ def checked(configs: Mapping[str, str]) -> dict[str, int]:
         spec = SPECS.get(name)
         if spec is None:
             raise KafkaError(ErrorCode.invalid_config, f"Unknown group config name: {name}")
+        if spec.kind == "string":
+            if len(text) > _TOPIC_NAME_LENGTH_MAX:
+                raise KafkaError(
+                    ErrorCode.invalid_config,
+                    f"Invalid value for configuration {name}: a topic name is at most "
+                    f"{_TOPIC_NAME_LENGTH_MAX} characters",
+                )
+            continue
+        if spec.kind == "boolean":
+            if text.strip().lower() not in _BOOLEANS:
+                raise KafkaError(
+                    ErrorCode.invalid_config,
+                    f"Invalid value {text} for configuration {name}: Expected value to be "
+                    "either true or false",
+                )
+            continue
         if spec.choices:
             if text.strip().lower() not in spec.choices:
                 raise KafkaError(
