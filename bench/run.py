@@ -50,7 +50,7 @@ PHASES: dict[str, tuple[str, ...]] = {
 }
 WRITE_REQUESTS = ("PUT", "PUT_PART", "POST_CREATE_MULTIPART", "POST_COMPLETE_MULTIPART", "POST")
 SKIPPED = "runs the produce workloads only: it is Kafka with a different flush policy"
-CONTEXTPLANE_ONLY = {
+ONLY_ON_CONTEXTPLANE = {
     "masking": "masked fetch is measured on contextplane-file only (no other target masks fields)",
     "registry": "measured on contextplane-file only (the registry is contextplane's)",
 }
@@ -591,7 +591,7 @@ def new_result(target: Target, chosen: frozenset[str]) -> dict[str, Any]:
     for phase, keys in PHASE_RESULT_KEYS.items():
         if phase not in PHASES[target.name]:
             for key in keys:
-                out["na"][key] = "not run: " + CONTEXTPLANE_ONLY.get(phase, SKIPPED)
+                out["na"][key] = "not run: " + ONLY_ON_CONTEXTPLANE.get(phase, SKIPPED)
     for key in skipped_keys(chosen):
         out["na"].setdefault(key, "not run: not among --workloads")
     if target.name == "tansu":
