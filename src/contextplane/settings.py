@@ -154,8 +154,7 @@ class Settings:
     # Who may use the schema registry beside the broker (security/registry_access.py).
     registry_authentication_method: str = "NONE"
     registry_authentication_realm: str = "SchemaRegistry"
-    # How long the registry beside the broker waits for `_schemas` at start (Confluent's
-    # kafkastore.init.timeout.ms): in a cluster another broker may still be claiming it.
+    # The registry's wait for `_schemas` at start (Confluent's kafkastore.init.timeout.ms).
     registry_kafkastore_init_timeout_ms: int = 60_000
     # Kafka client properties of the internal consumer that reads `_schemas` and the
     # masking policies from the broker leading them (broker/topic_follower.py).
