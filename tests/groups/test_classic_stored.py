@@ -28,6 +28,7 @@ from contextplane.protocol.offsets_records import (
 from contextplane.settings import Settings
 from tests.groups.test_group_state import SESSION_MS, Harness, subscription
 from tests.support.metadata import open_store
+from tests.support.wait import wait_until_async
 
 
 class Stored:
@@ -234,6 +235,40 @@ def test_a_coordinator_on_the_same_store_loads_the_group(tmp_path: Path) -> None
         finally:
             await second.stop()
             await first.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_write_the_store_refuses_is_retried_by_the_timer_task(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await open_store(Settings(data_dir=tmp_path))
+        coordinator = GroupCoordinator(store, CoordinatorConfig(initial_rebalance_delay_ms=0))
+        await coordinator.start()
+        real_save = store.save_classic_groups
+        refusals = []
+
+        async def refuse_once(writes: dict[str, bytes | None]) -> None:
+            if not refusals:
+                refusals.append(sorted(writes))
+                raise OSError("disk unplugged")
+            await real_save(writes)
+
+        store.save_classic_groups = refuse_once  # type: ignore[method-assign]
+        try:
+            join = await coordinator.join_group(_join("g", "", "i1"))
+            member_id, generation = join["member_id"], join["generation_id"]
+            sync = await coordinator.sync_group(
+                SyncRequest("g", generation, member_id, {member_id: b"plan"}, "i1")
+            )
+            # Answered after the first try; the timer task writes it once the store takes it.
+            assert sync["error_code"] == ErrorCode.none and refusals == [["g"]]
+            await wait_until_async(
+                lambda: coordinator.classic.next_save_ms() is None, 10, "the retry is written"
+            )
+            assert set(await store.classic_groups()) == {"g"}
+        finally:
+            await coordinator.stop()
             await store.close()
 
     asyncio.run(main())

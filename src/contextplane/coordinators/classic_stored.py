@@ -118,9 +118,12 @@ class ClassicGroupSaver:
                 return self._retry_at_ms is None
             try:
                 await self._store.save_classic_groups(writes)
-            except Exception as exc:  # noqa: BLE001 - retried by the timer task
-                # Values stored meanwhile are newer than these.
+            except BaseException as exc:
+                # Kept for the next try (a cancelled stop's too); values stored meanwhile
+                # are newer than these.
                 self._pending = writes | self._pending
+                if not isinstance(exc, Exception):
+                    raise
                 self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS
                 self._failed.event(
                     "the metadata store",
