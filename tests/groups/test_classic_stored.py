@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from contextplane.clock import ManualClock
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
@@ -204,12 +205,13 @@ def _join(group: str, member_id: str, instance: str | None) -> JoinRequest:
     )
 
 
-def test_a_coordinator_on_the_same_store_loads_the_group(tmp_path: Path) -> None:
-    """Through the metadata store (SQLite): a second coordinator, started without the
-    first one stopping (as after kill -9), has the group; deleting it deletes the row."""
+def test_a_coordinator_on_the_same_store_loads_the_group(metadata_url: str, tmp_path: Path) -> None:
+    """Through the metadata store (SQLite and PostgreSQL): a second coordinator, started
+    without the first one stopping (as after kill -9), has the group; deleting it deletes
+    the row."""
 
     async def main() -> None:
-        store = await open_store(Settings(data_dir=tmp_path))
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
         first = GroupCoordinator(store, CoordinatorConfig(initial_rebalance_delay_ms=0))
         await first.start()
         join = await first.join_group(_join("g", "", "i1"))
@@ -269,6 +271,43 @@ def test_a_write_the_store_refuses_is_retried_by_the_timer_task(tmp_path: Path) 
             assert set(await store.classic_groups()) == {"g"}
         finally:
             await coordinator.stop()
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_an_expiry_is_written_only_by_a_broker_that_serves_the_group(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """A second coordinator loads the group; its members (talking to the first) expire
+    there. On a store brokers share (PostgreSQL) it must not write that over the live
+    coordinator's row; on its own store (SQLite) it is the coordinator, and writes it."""
+
+    async def main() -> None:
+        store = await open_store(Settings(data_dir=tmp_path, metadata_url=metadata_url))
+        first = GroupCoordinator(store, CoordinatorConfig(initial_rebalance_delay_ms=0))
+        await first.start()
+        join = await first.join_group(_join("g", "", "i1"))
+        member_id, generation = join["member_id"], join["generation_id"]
+        await first.sync_group(SyncRequest("g", generation, member_id, {member_id: b"plan"}, "i1"))
+        clock = ManualClock()
+        second = GroupCoordinator(
+            store, CoordinatorConfig(initial_rebalance_delay_ms=0), clock=clock
+        )
+        await second.start()
+        try:
+            clock.advance(SESSION_MS + 1)
+            second.state.fire_due_timers()
+            assert second.state.describe_group("g")["group_state"] == "Empty"
+            await second.classic.flush()
+            stored = decode_group_metadata_value((await store.classic_groups())["g"])
+            if store.shared:
+                assert [m.member_id for m in stored.members] == [member_id]
+            else:
+                assert (stored.members, stored.generation) == ([], generation + 1)
+        finally:
+            await second.stop()
+            await first.stop()
             await store.close()
 
     asyncio.run(main())
