@@ -459,8 +459,8 @@ class GroupCoordinator:
                 yield group_id, committed
 
     def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
-        """The metadata of every group that has completed a rebalance since this
-        coordinator started (Stable, or Empty after one)."""
+        """The metadata of every group that has completed a rebalance (Stable, or Empty
+        after one), here or before a restart (a loaded group)."""
         now = self._wall_ms()
         return [
             (group.group_id, group_metadata(group, now))
