@@ -573,7 +573,7 @@ def test_session_expiry_over_the_wire(broker: Broker) -> None:
 
 
 @contextplane_only
-def test_restart_keeps_offsets_and_lists_group_empty(tmp_path: Path) -> None:
+def test_restart_keeps_offsets_and_the_group(tmp_path: Path) -> None:
     broker = Broker(tmp_path / "restart").start()
     try:
         with Wire(broker.port) as wire:
@@ -618,17 +618,35 @@ def test_restart_keeps_offsets_and_lists_group_empty(tmp_path: Path) -> None:
                 (0, 11, "x"),
                 (1, 22, ""),
             }
+            # The group comes back as its last generation left it (Kafka loads its
+            # GroupMetadataValue): Stable, the member heartbeating on without a rejoin.
             listed = {g.group_id: g.group_state for g in wire.call(LIST, 5).groups}
-            assert listed == {"wire-restart": "Empty"}
+            assert listed == {"wire-restart": "Stable"}
             described = wire.call(
                 DESCRIBE, 5, groups=["wire-restart"], include_authorized_operations=False
+            ).groups[0]
+            assert (described.group_state, described.protocol_data) == ("Stable", "range")
+            assert [(m.member_id, m.member_assignment) for m in described.members] == [
+                (member_id, b"plan")
+            ]
+            hb = wire.call(
+                HEARTBEAT, 4, group_id="wire-restart", generation_id=generation, member_id=member_id
             )
-            assert described.groups[0].group_state == "Empty"
-            # The old member is gone; a heartbeat says so.
+            assert hb.error_code == ErrorCode.none
+            leave = wire.call(LEAVE, 5, group_id="wire-restart", members=[{"member_id": member_id}])
+            assert leave.members[0].error_code == ErrorCode.none
+        broker.stop()
+        broker.start()
+        with Wire(broker.port) as wire:
+            # Emptied, the group is stored Empty: the member that left stays gone.
+            listed = {g.group_id: g.group_state for g in wire.call(LIST, 5).groups}
+            assert listed == {"wire-restart": "Empty"}
             hb = wire.call(
                 HEARTBEAT, 4, group_id="wire-restart", generation_id=generation, member_id=member_id
             )
             assert hb.error_code == ErrorCode.unknown_member_id
+            # The next generation follows the stored one (the emptied generation + 1).
+            assert join_stable(wire, "wire-restart")[1] == generation + 2
     finally:
         broker.stop()
 

@@ -3,10 +3,11 @@
 It owns what the pure machine does not: one asyncio task that fires the machine's timers
 when they are due, asyncio futures for parked JoinGroup / SyncGroup requests, and the
 committed offsets, which live in the metadata store so that they survive a restart.
-Classic group membership is in memory only (as in Kafka, a restarted coordinator's
-members rejoin); a group known only from its committed offsets is loaded as Empty on
-start. KIP-848 consumer groups are stored whole (`ConsumerGroupSaver`): loaded at start,
-each change saved before the heartbeat that names it is answered.
+Classic groups are stored where Kafka writes their GroupMetadataValue
+(`ClassicGroupSaver`) and loaded at start Stable at their generation, so members go on
+heartbeating; a group known only from its committed offsets is loaded as Empty. KIP-848
+consumer groups are stored whole (`ConsumerGroupSaver`): loaded at start, each change
+saved before the heartbeat that names it is answered.
 
 Groups of both protocols live here: classic ones in `GroupStateMachine`, KIP-848 consumer
 groups in `ConsumerGroupMachine`. A group id is one or the other: an Empty group of one
@@ -28,6 +29,7 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.clock import Clock, SystemClock
+from contextplane.coordinators.classic_stored import ClassicGroupSaver
 from contextplane.coordinators.consumer_group.machine import (
     ConsumerGroupMachine,
     PartitionCounts,
@@ -55,7 +57,10 @@ from contextplane.coordinators.group_state import (
     sync_error,
 )
 from contextplane.coordinators.group_state.states import GroupState
-from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal, group_metadata
+from contextplane.coordinators.group_state.stored import group_metadata
+from contextplane.coordinators.group_state.views import describe_group_error
+from contextplane.coordinators.offset_fetch import fetched_topics
+from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal
 from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
@@ -107,6 +112,7 @@ class GroupCoordinator:
         )
         self.state = GroupStateMachine(self._now_ms, config)
         self.state.set_group_stored_listener(self._group_stored)
+        self.classic = ClassicGroupSaver(store, self.state, self._now_ms)
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer)
@@ -121,9 +127,10 @@ class GroupCoordinator:
 
     async def start(self) -> None:
         consumer_groups = await self.saver.load()
+        loaded = consumer_groups | await self.classic.load(consumer_groups)
         await self.configs.load()
         for group_id in await self._store.groups_with_offsets():
-            if group_id not in consumer_groups:
+            if group_id not in loaded:
                 self.state.load_empty_group(group_id)
         self._wake = asyncio.Event()
         self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
@@ -134,11 +141,14 @@ class GroupCoordinator:
         self._active = False
         await cancel_and_wait(self._task)
         self._task = None
+        await self.classic.flush()
         self.state.shutdown(ErrorCode.not_coordinator)
         self.consumer.shutdown()
 
     def _group_stored(self, group: Group) -> None:
-        self.journal.group_stored(group.group_id, group_metadata(group, self._wall_ms()))
+        metadata = group_metadata(group, self._wall_ms())
+        self.classic.stored(group.group_id, metadata)
+        self.journal.group_stored(group.group_id, metadata)
 
     @property
     def active(self) -> bool:
@@ -155,6 +165,7 @@ class GroupCoordinator:
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.state.next_deadline(), self.consumer.next_deadline()]
+        deadlines.append(self.classic.next_save_ms())
         if self.saver.unsaved:
             deadlines.append(self._now_ms() + _SAVE_RETRY_MS)
         return min((d for d in deadlines if d is not None), default=None)
@@ -165,6 +176,7 @@ class GroupCoordinator:
             try:
                 self.state.fire_due_timers()
                 self.consumer.fire_due_timers()
+                await self.classic.flush()
                 self.saver.take_timer_changes()
                 await self.saver.retry()
                 if self._now_ms() >= self._next_cleanup_ms:
@@ -200,9 +212,10 @@ class GroupCoordinator:
         with_offsets = set(await self._store.groups_with_offsets())
         removed = [g for g in candidates if g not in with_offsets]
         for group_id in removed:
-            self.state.remove_group(group_id)
+            self.classic.remove_group(group_id)
             self._forget_consumer_group(group_id)
         await self.saver.save(removed)
+        await self.classic.flush()
         if removed:
             log.info("removed %d empty groups without offsets", len(removed))
         return removed
@@ -212,7 +225,7 @@ class GroupCoordinator:
 
         def complete(response: dict[str, Any]) -> None:
             if not future.done():
-                future.set_result(response)
+                self.classic.answer(future, response)
 
         return future, complete
 
@@ -234,7 +247,8 @@ class GroupCoordinator:
             self._forget_consumer_group(request.group_id)
             if self._wake is not None:
                 self._wake.set()
-        self.state.join(request, waiter)
+        with self.classic.serving(request.group_id):
+            self.state.join(request, waiter)
         self._kick()
         return future
 
@@ -243,7 +257,8 @@ class GroupCoordinator:
         if not self._active:
             waiter(sync_error(ErrorCode.coordinator_not_available))
             return future
-        self.state.sync(request, waiter)
+        with self.classic.serving(request.group_id):
+            self.state.sync(request, waiter)
         self._kick()
         return future
 
@@ -252,7 +267,8 @@ class GroupCoordinator:
     ) -> ErrorCode:
         if not self._active:
             return ErrorCode.coordinator_not_available
-        code = self.state.heartbeat(group_id, member_id, generation_id, group_instance_id)
+        with self.classic.serving(group_id):
+            code = self.state.heartbeat(group_id, member_id, generation_id, group_instance_id)
         self._kick()
         return code
 
@@ -261,7 +277,8 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         if not self._active:
             return ErrorCode.coordinator_not_available, []
-        result = self.state.leave(group_id, members)
+        with self.classic.serving(group_id):
+            result = self.state.leave(group_id, members)
         self._kick()
         return result
 
@@ -382,29 +399,7 @@ class GroupCoordinator:
         except KafkaError as exc:  # the store cannot answer now: retriable for the client
             log.warning("reading the offsets of group %s failed: %s", escape(group_id), exc)
             return ErrorCode.coordinator_not_available, []
-        result: list[dict[str, Any]] = []
-        if topics is None:
-            by_topic: dict[str, list[int]] = {}
-            for topic, partition in sorted(committed):
-                by_topic.setdefault(topic, []).append(partition)
-            wanted: Iterable[tuple[str, Iterable[int]]] = by_topic.items()
-        else:
-            wanted = topics
-        for topic, partitions in wanted:
-            entries = []
-            for partition in partitions:
-                found = committed.get((topic, partition))
-                entries.append(
-                    {
-                        "partition_index": partition,
-                        "committed_offset": -1 if found is None else found.offset,
-                        "committed_leader_epoch": -1 if found is None else found.leader_epoch,
-                        "metadata": "" if found is None else (found.metadata or ""),
-                        "error_code": ErrorCode.none,
-                    }
-                )
-            result.append({"name": topic, "partitions": entries})
-        return ErrorCode.none, result
+        return ErrorCode.none, fetched_topics(committed, topics)
 
     async def delete_offsets(
         self, group_id: str, topics: list[tuple[str, list[int]]]
@@ -464,8 +459,8 @@ class GroupCoordinator:
                 yield group_id, committed
 
     def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
-        """The metadata of every group that has completed a rebalance since this
-        coordinator started (Stable, or Empty after one)."""
+        """The metadata of every group that has completed a rebalance (Stable, or Empty
+        after one), here or before a restart (a loaded group)."""
         now = self._wall_ms()
         return [
             (group.group_id, group_metadata(group, now))
@@ -488,16 +483,7 @@ class GroupCoordinator:
         results = []
         for group_id in group_ids:
             if not self._active:
-                results.append(
-                    {
-                        "error_code": ErrorCode.coordinator_not_available,
-                        "group_id": group_id,
-                        "group_state": "",
-                        "protocol_type": "",
-                        "protocol_data": "",
-                        "members": [],
-                    }
-                )
+                results.append(describe_group_error(group_id, ErrorCode.coordinator_not_available))
                 continue
             consumer_group = self.consumer.group(group_id)
             if consumer_group is not None:
@@ -525,9 +511,10 @@ class GroupCoordinator:
                 code = ErrorCode.none if error is None else error
                 if error is None:
                     # Out of the state machine before the await: nobody can join it now.
-                    self.state.remove_group(group_id)  # audited by the DeleteGroups handler
+                    self.classic.remove_group(group_id)  # audited by the DeleteGroups handler
                     self._forget_consumer_group(group_id)
                     await self.saver.save([group_id])
+                    await self.classic.flush()
                     await self._store.delete_offsets(group_id, None)
                     self.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
@@ -561,15 +548,14 @@ class GroupCoordinator:
                     f"Group {request.group_id} is not a consumer group.",
                 )
             if request.member_epoch > 0:
-                # An Empty group known by its offsets: after a restart a consumer group's
-                # members are not known (membership is not stored yet), so the member
-                # is told to rejoin, as Kafka tells a member its coordinator forgot.
+                # An Empty classic group: the member is not known here, so it is told to
+                # rejoin, as Kafka tells a member its coordinator forgot.
                 return heartbeat_error(
                     ErrorCode.unknown_member_id,
                     f"Member {request.member_id} is not a member of group {request.group_id}.",
                 )
             if request.member_epoch == 0:
-                self.state.remove_group(request.group_id)  # upgrade of an empty group
+                self.classic.remove_group(request.group_id)  # upgrade of an empty group
         response = self.consumer.heartbeat(request, partitions, topics_version, topic_names)
         self.saver.served(request.group_id)
         self._kick()

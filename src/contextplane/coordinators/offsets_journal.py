@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from contextplane.coordinators.group_state.classic_group import Group
 from contextplane.metadata.records import OffsetRow
-from contextplane.protocol.offsets_records import GroupMetadata, MemberMetadata
+from contextplane.protocol.offsets_records import GroupMetadata
 
 
 class OffsetsJournal(Protocol):
@@ -37,28 +36,3 @@ class NoJournal:
 
     def group_deleted(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
         pass
-
-
-def group_metadata(group: Group, now_wall_ms: int) -> GroupMetadata:
-    """A group as Kafka's GroupMetadataValue holds it after a completed rebalance."""
-    protocol = group.protocol_name
-    return GroupMetadata(
-        protocol_type=group.protocol_type or "",
-        generation=group.generation_id,
-        protocol=protocol,
-        leader=group.leader_id,
-        current_state_timestamp_ms=now_wall_ms,
-        members=[
-            MemberMetadata(
-                member_id=m.member_id,
-                group_instance_id=m.group_instance_id,
-                client_id=m.client_id,
-                client_host=m.client_host,
-                rebalance_timeout_ms=m.rebalance_timeout_ms,
-                session_timeout_ms=m.session_timeout_ms,
-                subscription=m.metadata(protocol),
-                assignment=m.assignment,
-            )
-            for m in group.members.values()
-        ],
-    )

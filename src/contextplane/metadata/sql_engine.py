@@ -44,6 +44,7 @@ from contextplane.metadata.sql_assignment import (
     place_partitions,
 )
 from contextplane.metadata.sql_brokers import BrokerRows
+from contextplane.metadata.sql_classic_groups import ClassicGroupRows
 from contextplane.metadata.sql_consumer_groups import ConsumerGroupRows
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_objects import (
@@ -85,6 +86,7 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
 class SqlEngine(
     QuotaRows,
+    ClassicGroupRows,
     ConsumerGroupRows,
     SharePartitionRows,
     TransactionRows,

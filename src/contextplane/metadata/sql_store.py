@@ -26,6 +26,7 @@ from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
 from contextplane.metadata.sql_assignment import AssignmentCalls, TargetOf
 from contextplane.metadata.sql_brokers import BrokerCalls
+from contextplane.metadata.sql_classic_groups import ClassicGroupCalls
 from contextplane.metadata.sql_consumer_groups import ConsumerGroupCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
@@ -40,6 +41,7 @@ _T = TypeVar("_T")
 
 class SqlMetadataStore(
     QuotaCalls,
+    ClassicGroupCalls,
     ConsumerGroupCalls,
     SharePartitionCalls,
     TransactionCalls,

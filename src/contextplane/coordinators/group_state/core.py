@@ -51,8 +51,9 @@ class Core:
         self.groups: dict[str, Group] = {}
         self.timers: Timers[GroupTimer] = Timers()
         # Told of each group whose metadata Kafka would store: a completed rebalance
-        # (the leader's assignment, or nobody left). The shell writes it to
-        # __consumer_offsets; it must not re-enter the machine.
+        # (the leader's assignment, or nobody left), or a static member replaced without
+        # a rebalance. The shell stores it and writes it to __consumer_offsets; it must
+        # not re-enter the machine.
         self.on_group_stored: Callable[[Group], None] | None = None
 
     def group_stored(self, group: Group) -> None:

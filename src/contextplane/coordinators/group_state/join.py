@@ -239,6 +239,9 @@ class JoinPhase:
                     # leader id, so none of them believes it leads.
                     response = group.join_response(new_id, with_members=False)
                     response["leader"] = current_leader or UNKNOWN_MEMBER_ID
+                # Kafka stores the group here, before the answer: the new member id is
+                # the one that counts from now on.
+                self._core.group_stored(group)
                 complete_join(new, response)
             else:
                 self._rebalance.maybe_prepare_or_complete_join(

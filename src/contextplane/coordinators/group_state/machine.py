@@ -86,7 +86,8 @@ class GroupStateMachine:
 
     def set_group_stored_listener(self, listener: Callable[[Group], None] | None) -> None:
         """Call `listener` with each group whose metadata Kafka would store (a completed
-        rebalance: the leader's assignment, or nobody left)."""
+        rebalance: the leader's assignment, or nobody left; a static member replaced in a
+        Stable group)."""
         self._core.on_group_stored = listener
 
     # -- timers -------------------------------------------------------------------------
@@ -129,6 +130,19 @@ class GroupStateMachine:
     def load_empty_group(self, group_id: str) -> Group:
         """A group known only from its committed offsets (e.g. after a restart)."""
         return self._core.get_or_create(group_id)
+
+    def load_group(self, group: Group) -> None:
+        """A group as its stored metadata left it (`stored.loaded_group`; Kafka's
+        loadGroup): each member's session starts now, and a group over the size limit
+        (the limit may have changed) rebalances so its members can commit first."""
+        core = self._core
+        core.groups[group.group_id] = group
+        for member in group.members.values():
+            core.reschedule_heartbeat(group, member)
+        if len(group.members) > core.config.max_group_size:
+            self._rebalance.prepare(
+                group, f"loaded with {len(group.members)} members, over the group size limit"
+            )
 
     def remove_group(self, group_id: str) -> None:
         core = self._core

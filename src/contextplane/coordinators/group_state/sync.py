@@ -69,9 +69,11 @@ class SyncPhase:
                 )
                 for m in group.members.values():
                     m.assignment = request.assignments.get(m.member_id, b"")
+                # Stored before the members are told, as Kafka answers them once the
+                # record is written.
+                self._core.group_stored(group)
                 self._rebalance.propagate_assignment(group, ErrorCode.none)
                 group.transition(GroupEvent.ASSIGNMENT, self._core.now_ms())
-                self._core.group_stored(group)
         elif group.is_in(GroupState.STABLE):
             self._remove_pending_sync_member(group, request.member_id)
             member = group.members[request.member_id]

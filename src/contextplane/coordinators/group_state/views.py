@@ -37,16 +37,21 @@ def list_groups(
     ]
 
 
+def describe_group_error(group_id: str, code: ErrorCode, state: str = "") -> dict[str, Any]:
+    """DescribeGroups' entry for a group it cannot describe (or an unknown one: Dead)."""
+    return {
+        "error_code": code,
+        "group_id": group_id,
+        "group_state": state,
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+    }
+
+
 def describe_group(group_id: str, group: Group | None) -> dict[str, Any]:
     if group is None:
-        return {
-            "error_code": ErrorCode.none,
-            "group_id": group_id,
-            "group_state": GroupState.DEAD.value,
-            "protocol_type": "",
-            "protocol_data": "",
-            "members": [],
-        }
+        return describe_group_error(group_id, ErrorCode.none, GroupState.DEAD.value)
     stable = group.is_in(GroupState.STABLE)
     members = [
         {
