@@ -81,6 +81,23 @@ def puts_of(line: dict[str, Any] | None) -> int | None:
     return int(store["puts"]) if "puts" in store else None
 
 
+def rewrite_puts_of(line: dict[str, Any] | None) -> int | None:
+    """The PUTs of rewrites (object compaction's and the log cleaner's outputs) a probe
+    line counts since its process started: the part of `puts_of` that is not ingest."""
+    store = (line or {}).get("object_store") or {}
+    if "compaction_puts" not in store:
+        return None
+    return int(store["compaction_puts"]) + int(store.get("cleaner_puts", 0))
+
+
+def uploads_of(line: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The objects the uploader committed since start and their bytes (None: not kept)."""
+    store = (line or {}).get("object_store") or {}
+    if "upload_objects" not in store:
+        return None
+    return int(store["upload_objects"]), int(store["upload_object_bytes"])
+
+
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """A workload's window: loop lag (median of the per-second p50s, median and max of the
     per-second p99s, the largest lateness), GC pauses by generation, peak RSS and budget
