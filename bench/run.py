@@ -29,8 +29,7 @@ from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
 from bench.probes import (
     puts_of,
-    rewrite_puts_of,
-    uploads_of,
+    rewrites_and_uploads,
     window_between,
     window_end,
     window_start,
@@ -467,7 +466,7 @@ def phase_partitions(
                     entry["broker_puts"] = closed - opened
                     stored = ((final_line or {}).get("object_store") or {}).get("put_bytes")
                     entry["broker_put_bytes"] = stored  # the objects' bytes, since start
-                entry.update(_rewrites_and_uploads(before_line, final_line))
+                entry.update(rewrites_and_uploads(before_line, final_line))
             if replay_here:
                 res = replay_one_partition(
                     inst, "parts", count, load["per_partition"][0], timeout=600
@@ -551,25 +550,6 @@ def phase_partitions(
             if not killed:
                 _stop(inst, log)
             _rm(inst.directory)
-
-
-def _rewrites_and_uploads(
-    opened: dict[str, Any] | None, closed: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Between two probe lines: the rewrites' PUTs (object compaction, the log cleaner),
-    and the uploader's objects with their mean size (what sets ingest PUTs per GiB)."""
-    out: dict[str, Any] = {}
-    rewrites = (rewrite_puts_of(opened), rewrite_puts_of(closed))
-    if rewrites[0] is not None and rewrites[1] is not None:
-        out["rewrite_puts"] = rewrites[1] - rewrites[0]
-    uploads = (uploads_of(opened), uploads_of(closed))
-    if uploads[0] is not None and uploads[1] is not None:
-        objects = uploads[1][0] - uploads[0][0]
-        out["upload_objects"] = objects
-        if objects:
-            mean = (uploads[1][1] - uploads[0][1]) / objects
-            out["upload_object_MiB_mean"] = round(mean / MIB, 2)
-    return out
 
 
 PHASE_FUNCS = {
