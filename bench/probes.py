@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 MB = 1e6
+MIB = 1024 * 1024
 
 
 class ProbeFile:
@@ -79,6 +80,42 @@ def puts_of(line: dict[str, Any] | None) -> int | None:
     """The PUTs a probe line counts since its process started (None: no store counters)."""
     store = (line or {}).get("object_store") or {}
     return int(store["puts"]) if "puts" in store else None
+
+
+def rewrite_puts_of(line: dict[str, Any] | None) -> int | None:
+    """The PUTs of rewrites (object compaction's and the log cleaner's outputs) a probe
+    line counts since its process started: the part of `puts_of` that is not ingest."""
+    store = (line or {}).get("object_store") or {}
+    if "compaction_puts" not in store:
+        return None
+    return int(store["compaction_puts"]) + int(store.get("cleaner_puts", 0))
+
+
+def uploads_of(line: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The objects the uploader committed since start and their bytes (None: not kept)."""
+    store = (line or {}).get("object_store") or {}
+    if "upload_objects" not in store:
+        return None
+    return int(store["upload_objects"]), int(store["upload_object_bytes"])
+
+
+def rewrites_and_uploads(
+    opened: dict[str, Any] | None, closed: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Between two probe lines: the rewrites' PUTs (object compaction, the log cleaner),
+    and the uploader's objects with their mean size (what sets ingest PUTs per GiB)."""
+    out: dict[str, Any] = {}
+    rewrites = (rewrite_puts_of(opened), rewrite_puts_of(closed))
+    if rewrites[0] is not None and rewrites[1] is not None:
+        out["rewrite_puts"] = rewrites[1] - rewrites[0]
+    uploads = (uploads_of(opened), uploads_of(closed))
+    if uploads[0] is not None and uploads[1] is not None:
+        objects = uploads[1][0] - uploads[0][0]
+        out["upload_objects"] = objects
+        if objects:
+            mean = (uploads[1][1] - uploads[0][1]) / objects
+            out["upload_object_MiB_mean"] = round(mean / MIB, 2)
+    return out
 
 
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:

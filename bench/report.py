@@ -308,6 +308,15 @@ def rows(results: dict[str, Any]) -> list[Row]:
     for count in prof.get("partition_counts", ()):
         out.append(
             Row(
+                f"Rewrite PUTs per GiB ingested (object compaction, cleaner), {count:,} partitions",
+                "lower",
+                lambda t, c=count: _value_cell(t, "partitions", str(c), "rewrite_puts_per_gib"),
+                gap=False,
+            )
+        )
+    for count in prof.get("partition_counts", ()):
+        out.append(
+            Row(
                 f"Object GETs per GiB read (after restart), {count:,} partitions",
                 "lower",
                 lambda t, c=count: _value_cell(t, "partitions", str(c), "gets_per_gib"),

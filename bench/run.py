@@ -27,7 +27,13 @@ from bench import limits as limits_mod
 from bench import masking, registry_lookups, report, store_alone, workloads
 from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
-from bench.probes import puts_of, window_between, window_end, window_start
+from bench.probes import (
+    puts_of,
+    rewrites_and_uploads,
+    window_between,
+    window_end,
+    window_start,
+)
 from bench.profiler import Profiler
 from bench.profiles import GIB, MIB, PROFILES, Profile
 from bench.selection import WORKLOADS, parse_workloads, phases, skipped_keys
@@ -466,6 +472,7 @@ def phase_partitions(
                     entry["broker_puts"] = closed - opened
                     stored = ((final_line or {}).get("object_store") or {}).get("put_bytes")
                     entry["broker_put_bytes"] = stored  # the objects' bytes, since start
+                entry.update(rewrites_and_uploads(before_line, final_line))
             if replay_here:
                 res = replay_one_partition(
                     inst, "parts", count, load["per_partition"][0], timeout=600
@@ -510,8 +517,17 @@ def phase_partitions(
                     # The broker's count, not the files left: object compaction deletes
                     # the objects it merged.
                     puts = entry.get("broker_puts")
+                # The target is on ingest: compaction's and the cleaner's rewrites (one
+                # PUT each, counted by the broker) are reported apart.
+                rewrites = entry.get("rewrite_puts")
+                entry["puts_all"] = puts
+                if puts is not None and rewrites is not None:
+                    puts -= rewrites
                 entry["puts"] = puts
                 entry["puts_per_gib"] = puts / gib_in if puts is not None and gib_in else None
+                entry["rewrite_puts_per_gib"] = (
+                    rewrites / gib_in if rewrites is not None and gib_in else None
+                )
                 entry.update(counted)  # gets: the proxy's on s3://, the broker's on file://
                 gets = counted.get("gets")
                 entry["gets_per_gib"] = gets / gib_out if gets is not None and gib_out else None
@@ -528,7 +544,9 @@ def phase_partitions(
             log(
                 f"  {count} partitions: create {entry['create_s']:.1f} s, load "
                 f"{load['MBps']:.1f} MB/s, read {read['MBps']:.1f} MB/s, PUT/GiB "
-                f"{entry.get('puts_per_gib')}, GET/GiB {entry.get('gets_per_gib')}, "
+                f"{entry.get('puts_per_gib')} (+ rewrites {entry.get('rewrite_puts_per_gib')}; "
+                f"uploads of {entry.get('upload_object_MiB_mean')} MiB mean), "
+                f"GET/GiB {entry.get('gets_per_gib')}, "
                 f"peak RSS {entry['peak_rss_MB']:.0f} MB"
             )
         except Exception as exc:  # noqa: BLE001 - one partition count failing is reported
@@ -690,7 +708,9 @@ def main(argv: list[str] | None = None) -> int:
             "Object requests: s3:// counted per HTTP request by tests/support/s3proxy.py in front "
             "of SeaweedFS, where 'PUTs' are all write requests (object PUTs, multipart part PUTs "
             "and their POSTs); file:// PUTs = the broker's own object store counter (debug probe "
-            "lines, load to clean stop), also recorded on s3:// as `broker_puts`. One PUT per "
+            "lines, load to clean stop), also recorded on s3:// as `broker_puts`. PUTs per GiB "
+            "ingested leave out the rewrites' PUTs (object compaction, the log cleaner: the "
+            "broker's count, `rewrite_puts`, one PUT each); `puts_all` keeps them. One PUT per "
             "8 MiB upload would be 128 per GiB. GETs: s3:// per HTTP request; file:// the "
             "broker's own object store counter (debug probe lines), also recorded on s3:// "
             "as `broker_gets`.",

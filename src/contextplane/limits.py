@@ -18,15 +18,19 @@ UPLOAD_INTERVAL_MS = 5_000
 # The uploader looks at the pending byte count this often (an int: idle partitions cost
 # nothing), so a byte's age counts from at most this long after it arrived.
 UPLOAD_CHECK_MS = 250
+# An upload object's data: under 8 MiB before the batch that crosses it (uploader.py cuts
+# after that batch), then that batch: 9 MiB with batches of Kafka's default 1 MiB (the
+# largest, 12 bytes over, or a topic's larger max.message.bytes costs one more GET).
+UPLOAD_OBJECT_DATA_BYTES_MAX = UPLOAD_BYTES_MAX + 1024 * 1024
 # Catch-up object reads (RFC 0003, 2a-2c): ranges of one object with gaps below 1 MiB are
 # read by one GET (object_store's and obstore's get_ranges default), of at most one upload
-# object (8 MiB); 8 GETs in flight broker-wide (SeaweedFS's GET throughput knee here);
+# object's data; 8 GETs in flight broker-wide (SeaweedFS's GET throughput knee here);
 # a span above one upload object is read as parts of at most that, in parallel (4 MiB
 # parts cost two GETs per full object, and objects in flight already fill the 8 slots).
 OBJECT_READ_COALESCE_BYTES = 1024 * 1024
-OBJECT_READ_SPAN_BYTES = UPLOAD_BYTES_MAX
+OBJECT_READ_SPAN_BYTES = UPLOAD_OBJECT_DATA_BYTES_MAX
 OBJECT_READ_CONCURRENCY = 8
-OBJECT_READ_PART_BYTES = UPLOAD_BYTES_MAX
+OBJECT_READ_PART_BYTES = UPLOAD_OBJECT_DATA_BYTES_MAX
 # Read-ahead (RFC 0003, 2d): a stream's window is its read rate x 2 GET p99s, within
 # AutoMQ's StreamReader.Readahead bounds (512 KiB start, 32 MiB cap). Catch-up fetches
 # planned and assembled at once (2e): 2, one per core of the machines we size for.

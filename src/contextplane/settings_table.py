@@ -327,7 +327,7 @@ SETTINGS: tuple[Setting, ...] = (
         "upload_bytes",
         "bytes",
         "upload a multi-partition object at this many pending bytes (or at a quarter of "
-        "`memory.budget.bytes`, if less)",
+        "`memory.budget.bytes`, if less); the batch that reaches it is the object's last",
         low=1,
     ),
     Setting(

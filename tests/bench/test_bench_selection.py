@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.probes import ProbeFile, gets_of, summarize
+from bench.probes import ProbeFile, gets_of, rewrites_and_uploads, summarize
 from bench.selection import WORKLOADS, parse_workloads, phases, skipped_keys
 
 
@@ -84,3 +84,22 @@ def test_the_probe_file_reads_complete_lines_and_marks_windows(tmp_path: Path) -
     assert gets_of(probes.since(1)[0]) == {"GET": 7, "GET_bytes": 7000}
     assert probes.next_line(1)["seq"] == 2  # type: ignore[index]
     assert probes.final_line() is None
+
+
+def test_rewrite_puts_and_the_uploads_mean_size_are_counted_between_two_lines() -> None:
+    """The ingest target leaves out object compaction's and the cleaner's PUTs: the window
+    reports them, and the uploads' count and mean size, from the broker's counters."""
+
+    def line(puts: int, compaction: int, cleaner: int, uploads: int, mib: int) -> dict:
+        counts = {"puts": puts, "compaction_puts": compaction, "cleaner_puts": cleaner}
+        counts |= {"upload_objects": uploads, "upload_object_bytes": mib * 1024 * 1024}
+        return {"object_store": counts}
+
+    opened, closed = line(3, 1, 0, 2, 16), line(70, 5, 2, 62, 512)
+    assert rewrites_and_uploads(opened, closed) == {
+        "rewrite_puts": 6,
+        "upload_objects": 60,
+        "upload_object_MiB_mean": 8.27,
+    }
+    # A broker without the rewrite counters (an older build): nothing is claimed.
+    assert rewrites_and_uploads({"object_store": {"puts": 3}}, closed) == {}

@@ -124,4 +124,8 @@ def test_the_broker_writes_a_probe_line_each_second_and_a_final_one_at_a_clean_s
         "puts",
         "put_bytes",
         "deletes",
+        "compaction_puts",
+        "cleaner_puts",
+        "upload_objects",
+        "upload_object_bytes",
     }

@@ -10,7 +10,6 @@ from contextplane.clock import ManualClock
 from contextplane.protocol.records import parse_header
 from contextplane.storage.admission import DiskFullGate, admit
 from contextplane.storage.memory import CACHED_BATCH_OVERHEAD_BYTES, MemoryBudget, ResidentBatches
-from contextplane.storage.object_format import index_bytes_max
 from contextplane.storage.partition import CachedBatch, PartitionLog
 from contextplane.storage.producer_state import ProducerStateTable
 from contextplane.storage.uploader import select_for_upload
@@ -141,13 +140,16 @@ def partition_with(stream_id: int, batches: list[CachedBatch]) -> PartitionLog:
     return PartitionLog(stream_id, f"t{stream_id}", 0, 0, 0, end, end, 0, cache=batches)
 
 
-def test_upload_takes_the_oldest_wal_data_up_to_the_bound() -> None:
+def test_upload_takes_the_oldest_wal_data_through_the_batch_that_crosses_the_bound() -> None:
     a = partition_with(1, [CachedBatch(i, i + 1, 0, None, i * 20, 10) for i in range(10)])
     b = partition_with(2, [CachedBatch(i, i + 1, 0, None, i * 20 + 10, 10) for i in range(10)])
-    bound = 45 + index_bytes_max(2)  # the object's index counts against upload.bytes
-    chosen = select_for_upload([a, b], bound)
+    chosen = select_for_upload([a, b], 35)  # the data counts, not the index on top
     picked = {p.stream_id: [x.base_offset for x in batches] for p, batches in chosen}
-    assert picked == {1: [0, 1], 2: [0, 1]}  # WAL order, a prefix of each partition
+    # WAL order, a prefix of each partition: 30 bytes are short of the bound, and the
+    # fourth batch, which crosses it, is the object's last.
+    assert picked == {1: [0, 1], 2: [0, 1]}
+    exactly = select_for_upload([a, b], 40)
+    assert sum(len(bs) for _, bs in exactly) == 4  # reaching the bound is enough
     huge = partition_with(3, [CachedBatch(0, 1, 0, None, 0, 1000)])
     assert [len(bs) for _, bs in select_for_upload([huge], 45)] == [1]  # alone if too big
     b.high_watermark = 0  # nothing durable in b

@@ -11,6 +11,7 @@ from contextplane.protocol.records import split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore
+from contextplane.storage.object_format import index_bytes_max
 from contextplane.storage.objectstore import BoundedObjectStore
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
@@ -98,8 +99,36 @@ def test_pending_bytes_are_uploaded_at_a_quarter_of_the_memory_budget(tmp_path: 
             index += 1
         await wait_until_async(lambda: bool(store.put_sizes), 30, "the share's object")
         # Taken once pending reached the share (less the one append a slow WAL write may
-        # still hold back), far below upload.bytes.
-        assert share - 64 * KIB <= store.put_sizes[0] < settings.upload_bytes // 8
+        # still hold back), far below upload.bytes, and over the share by one batch at
+        # most: what the upload reserves stays within the budget's in-flight half.
+        batch = len(record_batch([b"%08d" % 0 + b"v" * 32 * KIB]))
+        assert share - 64 * KIB <= store.put_sizes[0] < share + batch + index_bytes_max(2)
         await engine.close()
 
     asyncio.run(run())
+
+
+def test_an_object_is_cut_after_the_batch_that_crosses_upload_bytes(tmp_path: Path) -> None:
+    """As Kafka's `segment.bytes` rolls on the next append: the batch that brings the
+    object to `upload.bytes` is its last, so objects fill to the bound whatever the batch
+    size, and none is over it by more than that one batch."""
+    settings = Settings(data_dir=tmp_path, upload_interval_ms=NEVER_MS, upload_bytes=100 * KIB)
+    one = record_batch([b"v" * 30 * KIB])
+    store = MemoryObjectStore()
+
+    async def run() -> None:
+        engine = await _engine(settings, store)
+        # One append of 14 batches, durable together: every object has its pick of them.
+        await engine.append(engine.partitions[("t", 0)], split_batches(one * 14, 1 << 20)).durable
+        # Three objects of four batches each (three are 90 KiB: short of the bound).
+        await wait_until_async(lambda: len(store.put_sizes) == 3, 30, "three full objects")
+        await engine.close()  # the drain takes the two left
+
+    asyncio.run(run())
+    *full, rest = store.put_sizes
+    assert len(full) == 3
+    index = index_bytes_max(1)  # on top of the data, which upload.bytes bounds
+    for size in full:
+        # Over the bound, by less than the one batch that crossed it (and the index).
+        assert settings.upload_bytes <= size - index < settings.upload_bytes + len(one)
+    assert rest < 3 * len(one)

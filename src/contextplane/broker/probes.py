@@ -110,7 +110,9 @@ def rss_bytes() -> int | None:
 
 
 def object_store_counts(storage: StorageEngine) -> dict[str, int]:
-    """The object store's requests since start (empty for an unbounded test store)."""
+    """The object store's requests since start (empty for an unbounded test store), and
+    which of its PUTs were rewrites (object compaction, the log cleaner) rather than
+    ingest, with the uploads' objects and bytes (their average size)."""
     objects = storage.objects
     if not isinstance(objects, BoundedObjectStore):
         return {}
@@ -120,6 +122,10 @@ def object_store_counts(storage: StorageEngine) -> dict[str, int]:
         "puts": objects.puts,
         "put_bytes": objects.put_bytes,
         "deletes": objects.deletes,
+        "compaction_puts": storage.compactor.stats.objects_written,
+        "cleaner_puts": storage.cleaner.stats.objects_written,
+        "upload_objects": storage.uploader.objects_committed,
+        "upload_object_bytes": storage.uploader.bytes_committed,
     }
 
 
@@ -128,11 +134,14 @@ def log_object_store_counts(storage: StorageEngine) -> None:
     counts = object_store_counts(storage)
     if counts:
         log.info(
-            "object store requests since start: %d GETs (%d bytes), %d PUTs (%d bytes), %d DELETEs",
+            "object store requests since start: %d GETs (%d bytes), %d PUTs (%d bytes; %d"
+            " object compaction's, %d the log cleaner's), %d DELETEs",
             counts["gets"],
             counts["get_bytes"],
             counts["puts"],
             counts["put_bytes"],
+            counts["compaction_puts"],
+            counts["cleaner_puts"],
             counts["deletes"],
         )
 

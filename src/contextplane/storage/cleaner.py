@@ -106,6 +106,7 @@ class CleanerStats:
     swaps: int = 0
     bytes_read: int = 0  # of the dirty sections mapped
     bytes_written: int = 0
+    objects_written: int = 0  # its PUTs: rewrites, apart from ingest's
     seconds: float = 0.0
 
 
@@ -325,6 +326,7 @@ class Cleaner:
             if key:
                 self._in_flight.add(key)
                 await self._objects.put(key, data)
+                self.stats.objects_written += 1
                 self.stats.bytes_written += size
                 await self.throttle.maybe_throttle(size)
             swapped = await self._metadata.swap_ranges(swap)

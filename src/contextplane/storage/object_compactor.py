@@ -64,6 +64,7 @@ class CompactorStats:
     refused: int = 0  # outputs no stream of which could be swapped
     bytes_read: int = 0
     bytes_written: int = 0
+    objects_written: int = 0  # its PUTs: rewrites, apart from ingest's
 
 
 def spans_of(ranges: Iterable[RangeRecord], gap: int) -> list[tuple[int, int]]:
@@ -275,6 +276,7 @@ class ObjectCompactor:
         self._in_flight.add(output.key)
         try:
             await self._objects.put(output.key, data)
+            self.stats.objects_written += 1
             self.stats.bytes_written += output.size
             return await self._metadata.swap_objects(swap)
         finally:

@@ -1,9 +1,11 @@
 """The uploader: durable, not-yet-uploaded batches → one object at a time → metadata →
 WAL trim.
 
-Each object takes the oldest un-uploaded batches in WAL order, across partitions, up to
-`upload.bytes` (a single larger batch goes alone), so after an outage the backlog goes up
-as a series of bounded objects and the WAL can be trimmed from its head as they land.
+Each object takes the oldest un-uploaded batches in WAL order, across partitions, until
+its data reaches `upload.bytes`: the batch that crosses it is the object's last (as
+Kafka's `segment.bytes` rolls on the next append), so its data is over by at most one
+batch (its index comes on top), and after an outage the backlog goes up as a series of
+bounded objects and the WAL can be trimmed from its head as they land.
 Batches whose bytes left memory are read back from the WAL.
 """
 
@@ -27,7 +29,6 @@ from contextplane.storage.object_format import (
     IndexEntry,
     StreamChunk,
     build_object,
-    index_bytes_max,
     object_key,
     parts_size,
 )
@@ -50,9 +51,16 @@ _DRAIN_STORE_OUTAGE_S = 10.0
 def select_for_upload(
     partitions: Iterable[PartitionLog], upload_bytes: int
 ) -> list[tuple[PartitionLog, list[CachedBatch]]]:
-    """The oldest durable un-uploaded batches (by WAL position) whose object, index
-    included, fits in `upload_bytes` (at least one batch); each partition's share is a
-    prefix of its pending batches."""
+    """The oldest durable un-uploaded batches (by WAL position) up to and including the
+    one that brings the object's data to `upload_bytes`; each partition's share is a
+    prefix of its pending batches.
+
+    Cutting after the crossing batch rather than before it fills objects to `upload_bytes`
+    whatever the batch size (cutting before left ~1 MB batches' objects at 7.7 of 8 MiB,
+    and a PUT more per GiB); the data is over by at most that one batch. The index comes
+    on top, as Kafka's `segment.bytes` counts the log and not its index files: counted
+    in, its bound (55 bytes a stream) took ~0.5 MiB of each object's data at 10,000
+    partitions, and pending bytes (data) reached `upload.bytes` before an object did."""
 
     def keyed(index: int, partition: PartitionLog) -> Iterator[tuple[int, int, CachedBatch]]:
         for batch in partition.pending_upload():
@@ -62,9 +70,8 @@ def select_for_upload(
     chosen: dict[int, list[CachedBatch]] = {}
     total = 0
     for _, index, batch in heapq.merge(*(keyed(i, p) for i, p in enumerate(ordered))):
-        streams = len(chosen) + (index not in chosen)
-        if total and total + batch.size + index_bytes_max(streams) > upload_bytes:
-            break
+        if total >= upload_bytes:
+            break  # the last batch taken reached the bound
         chosen.setdefault(index, []).append(batch)
         total += batch.size
     return [(ordered[i], batches) for i, batches in sorted(chosen.items())]
@@ -90,6 +97,15 @@ def _retrieve(upload: asyncio.Future[int]) -> None:
     (the WAL keeps the data), not left as a never-retrieved exception."""
     if not upload.cancelled() and upload.exception() is not None:
         log.warning("object upload failed during shutdown: %s", upload.exception())
+
+
+async def _durable_to(partition: PartitionLog, end_offset: int) -> None:
+    """Until `partition` is durable to `end_offset`, or has no such offset any more (a
+    failed write's batches were taken back, which notifies)."""
+    while partition.high_watermark < min(end_offset, partition.next_offset):
+        if partition.deleted:
+            return
+        await partition.waiter()
 
 
 # How close to its age bound a pending byte counts as due (see _until_due).
@@ -192,12 +208,17 @@ class Uploader:
         flush's waits (no more than the age bound itself)."""
         return min(self._settings.upload_interval_ms, limits.UPLOAD_CHECK_MS) / 1000
 
-    def _full_object_pending(self) -> bool:
-        """An object's worth is pending: `upload.bytes`, or less if the memory budget's
-        share for it is smaller (pending bytes live in the log cache, and their upload
-        reserves twice its size of the in-flight share: memory.py)."""
+    @property
+    def _object_bytes(self) -> int:
+        """An object's worth: `upload.bytes`, or less if the memory budget's share for it
+        is smaller (pending bytes live in the log cache, and an upload reserves twice its
+        object's size of the in-flight share: memory.py). An object exceeds it by at most
+        its last batch (select_for_upload)."""
         share = self._log_cache.budget.in_flight_limit // 2
-        return self._log_cache.pending_bytes >= min(self._settings.upload_bytes, share)
+        return min(self._settings.upload_bytes, share)
+
+    def _full_object_pending(self) -> bool:
+        return self._log_cache.pending_bytes >= self._object_bytes
 
     async def _until_due(self, pause_first: bool = False) -> None:
         """Wait until an object's worth is pending (the appender wakes us at
@@ -251,14 +272,18 @@ class Uploader:
     async def _writes_in_flight(self, bound_s: float) -> None:
         """Wait (at most `bound_s`) for the WAL writes in flight: the append that reached
         the size wakes us before it is durable, and an object takes durable batches
-        only, so without this it would go a batch short of full."""
+        only, so without this it would go short of full. Each partition is waited for up
+        to its last offset now, not its first write to land: one append's batches may
+        take several WAL writes."""
         writing = [
-            p.waiter() for p in self._log_cache.pending.values() if p.high_watermark < p.next_offset
+            _durable_to(p, p.next_offset)
+            for p in self._log_cache.pending.values()
+            if p.high_watermark < p.next_offset
         ]
         if writing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(bound_s):
-                    await asyncio.wait(writing)
+                    await asyncio.gather(*writing)
 
     async def drain(self) -> None:
         """Upload until nothing durable is pending (a clean stop); retries failures with
@@ -349,7 +374,7 @@ class Uploader:
         nothing is pending."""
         settings, log_cache = self._settings, self._log_cache
         partitions = self._partitions() if only is None else [only]
-        chunks = select_for_upload(partitions, settings.upload_bytes)
+        chunks = select_for_upload(partitions, self._object_bytes)
         if not chunks:
             return None
         if only is None:
