@@ -187,7 +187,9 @@ def test_backlog_past_the_budget_is_throttled_refused_and_uploaded_in_bounded_ob
             f"[store down] after the outage: {len(sizes)} objects, largest"
             f" {max(sizes) / MIB:.2f} MiB; broker VmHWM {peak_rss_kib / 1024:.0f} MiB"
         )
-        assert max(sizes) <= upload
+        # An object ends with the batch that brings it to upload.bytes (over by one batch
+        # at most: here batch.size, 1 MiB), its index on top: bounded, not the backlog.
+        assert max(sizes) <= upload + 1 * MIB + 64 * 1024, max(sizes)
         assert sum(sizes) >= len(producer.acked) * 1000
         # Reads now come from objects alone.
         (broker.data_dir / "wal").rename(broker.data_dir / "wal-aside")
