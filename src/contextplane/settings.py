@@ -27,6 +27,7 @@ from typing import Any
 from contextplane import limits, listener_settings, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
+from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
 from contextplane.settings_table import (
     ENV_PREFIX,
@@ -39,7 +40,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(ConsumerGroupSettings):  # the group.consumer.* fields are its own
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -73,10 +74,6 @@ class Settings:
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
-    # Kafka's group.consumer.* defaults (KIP-848).
-    group_consumer_session_timeout_ms: int = 45_000
-    group_consumer_heartbeat_interval_ms: int = 5_000
-    group_consumer_assignment_interval_ms: int = 1_000
     # Kafka's group.share.* defaults (KIP-932).
     group_share_session_timeout_ms: int = 45_000
     group_share_heartbeat_interval_ms: int = 5_000

@@ -19,7 +19,8 @@ class GroupConfigs:
     async def load(self) -> None:
         self._configs = await self._store.group_configs()
         for group_id, configs in self._configs.items():
-            self._machine.group_configs[group_id] = checked(configs)
+            # As stored: bounds lowered or raised since hold for the next alteration.
+            self._machine.group_configs[group_id] = checked(configs, None)
 
     def get(self, group_id: str) -> dict[str, str]:
         """The group's overrides (a copy)."""
@@ -27,7 +28,7 @@ class GroupConfigs:
 
     async def set(self, group_id: str, configs: dict[str, str], validate_only: bool) -> None:
         """Replace the group's overrides; KafkaError(INVALID_CONFIG) for a bad one."""
-        values = checked(configs)
+        values = checked(configs, self._machine.config)
         if validate_only:
             return
         await self._store.set_group_configs(group_id, configs)

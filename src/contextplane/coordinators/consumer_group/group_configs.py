@@ -6,7 +6,8 @@ one group.
 Rules of this file:
 
 * Values are checked as Kafka checks them: a known name, an INT, within the broker's
-  `group.consumer.min/max.*` bounds; errors are INVALID_CONFIG with Kafka's messages.
+  `group.consumer.min/max.*` settings (`bounds`); errors are INVALID_CONFIG with Kafka's
+  messages. Stored values are loaded as they are, whatever the bounds are now.
 * A group without an override uses the broker setting; overrides apply from the group's
   next heartbeat (the session timer a heartbeat restarts, the interval it answers).
 * The consumer group configs, share groups' `share.auto.offset.reset` (STRING: `latest`
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from contextplane.coordinators.consumer_group import messages
 from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
 from contextplane.errors import KafkaError
+from contextplane.limits import INT_MAX
 from contextplane.protocol.error_codes import ErrorCode
 
 SESSION_TIMEOUT = "consumer.session.timeout.ms"
@@ -104,9 +106,20 @@ def broker_value(name: str, config: ConsumerGroupConfig) -> int | str:
     return config.heartbeat_interval_ms
 
 
-def checked(configs: Mapping[str, str]) -> dict[str, int]:
+def bounds(name: str, config: ConsumerGroupConfig) -> tuple[int, int]:
+    """An INT config's range: the broker's group.consumer.min/max.* settings."""
+    if name == SESSION_TIMEOUT:
+        return config.min_session_timeout_ms, config.max_session_timeout_ms
+    if name == HEARTBEAT_INTERVAL:
+        return config.min_heartbeat_interval_ms, config.max_heartbeat_interval_ms
+    spec = SPECS[name]
+    return spec.minimum, spec.maximum
+
+
+def checked(configs: Mapping[str, str], config: ConsumerGroupConfig | None) -> dict[str, int]:
     """The INT overrides as integers (the STRING ones checked, not returned), or
-    KafkaError(INVALID_CONFIG) with Kafka's message."""
+    KafkaError(INVALID_CONFIG) with Kafka's message. Without `config` (stored values,
+    loaded at start) an INT is not held to the broker's current bounds."""
     values: dict[str, int] = {}
     for name, text in configs.items():
         spec = SPECS.get(name)
@@ -144,10 +157,10 @@ def checked(configs: Mapping[str, str]) -> dict[str, int]:
                 ErrorCode.invalid_config,
                 f"Invalid value {text} for configuration {name}: Not a number of type INT",
             ) from None
-        if not spec.minimum <= value <= spec.maximum:
+        low, high = bounds(name, config) if config is not None else (1, INT_MAX)
+        if not low <= value <= high:
             raise KafkaError(
-                ErrorCode.invalid_config,
-                f"{name} must be in the range {spec.minimum} to {spec.maximum} inclusive.",
+                ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."
             )
         values[name] = value
     return values

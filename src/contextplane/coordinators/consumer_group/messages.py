@@ -19,8 +19,9 @@ from contextplane.coordinators.consumer_group.group import (
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 )
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings_consumer_groups import ConsumerGroupSettings, assignor_names
 
-# Kafka's group.consumer.* defaults and bounds.
+# Kafka's group.consumer.* defaults and their bounds' defaults.
 SESSION_TIMEOUT_MS_DEFAULT = 45_000
 SESSION_TIMEOUT_MS_MIN = 45_000
 SESSION_TIMEOUT_MS_MAX = 60_000
@@ -40,6 +41,26 @@ class ConsumerGroupConfig:
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
+    # group.consumer.min/max.*: the bounds of the per-group configs.
+    min_session_timeout_ms: int = SESSION_TIMEOUT_MS_MIN
+    max_session_timeout_ms: int = SESSION_TIMEOUT_MS_MAX
+    min_heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_MIN
+    max_heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_MAX
+
+
+def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfig:
+    """The machine's config from the broker's group.consumer.* settings."""
+    return ConsumerGroupConfig(
+        session_timeout_ms=settings.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
+        assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
+        assignors=assignor_names(settings),
+        max_size=settings.group_consumer_max_size,
+        min_session_timeout_ms=settings.group_consumer_min_session_timeout_ms,
+        max_session_timeout_ms=settings.group_consumer_max_session_timeout_ms,
+        min_heartbeat_interval_ms=settings.group_consumer_min_heartbeat_interval_ms,
+        max_heartbeat_interval_ms=settings.group_consumer_max_heartbeat_interval_ms,
+    )
 
 
 @dataclass(frozen=True, slots=True)
