@@ -1,7 +1,8 @@
 """Differential: the consumer groups' broker settings answered alike by contextplane and
 Apache Kafka 4.4 (from the harness), each started with the same settings: the heartbeat
 interval told, UNSUPPORTED_ASSIGNOR and GROUP_MAX_SIZE_REACHED with their messages, a
-group config outside the lowered bounds refused with INVALID_CONFIG, and
+group config outside the lowered bounds or a session not above the interval refused
+with INVALID_CONFIG, and
 with `group.coordinator.rebalance.protocols=classic` the consumer group APIs answered
 UNSUPPORTED_VERSION while ApiVersions still lists them (Kafka 4.4 does)."""
 
@@ -30,6 +31,7 @@ FIND_COORDINATOR, OFFSET_FETCH = 10, 9
 SETTINGS = {
     "group.consumer.min.heartbeat.interval.ms": "1000",
     "group.consumer.heartbeat.interval.ms": "2000",
+    "group.consumer.min.session.timeout.ms": "1000",
     "group.consumer.max.size": "2",
     "group.consumer.assignors": "range",
 }
@@ -83,6 +85,8 @@ def _settings_in_effect(port: int) -> list[tuple[Any, ...]]:
             interval = joined.heartbeat_interval.total_seconds()
             answers.append((joined.error_code, joined.error_message, interval))
         answers.append(_alter_group(wire, "settings-diff", "consumer.heartbeat.interval.ms", "500"))
+        # Within the bounds, yet not above the broker's heartbeat interval (2 s).
+        answers.append(_alter_group(wire, "settings-diff", "consumer.session.timeout.ms", "2000"))
         return answers
 
 
@@ -104,6 +108,10 @@ def test_assignors_size_and_heartbeat_interval_as_kafka(tmp_path: Path, run: Cal
         (
             ErrorCode.invalid_config,
             "consumer.heartbeat.interval.ms must be in the range 1000 to 15000 inclusive.",
+        ),
+        (
+            ErrorCode.invalid_config,
+            "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms",
         ),
     ]
 

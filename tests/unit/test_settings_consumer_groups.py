@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from contextplane.coordinators.consumer_group import group_configs
 from contextplane.coordinators.consumer_group.messages import consumer_group_config
+from contextplane.errors import KafkaError
 from contextplane.settings import SettingsError, load_settings
 
 
@@ -132,3 +134,20 @@ def test_migration_policy_is_case_insensitive_and_share_may_be_listed() -> None:
         "group.coordinator.rebalance.protocols": "classic,consumer,share",
     })  # fmt: skip
     assert settings.group_consumer_migration_policy == "UPGRADE"
+
+
+def test_group_configs_are_held_to_the_broker_bounds_when_altered_not_when_loaded() -> None:
+    config = consumer_group_config(
+        _settings(**{
+            "group.consumer.min.session.timeout.ms": "3000",
+            "group.consumer.session.timeout.ms": "6000",
+        })
+    )  # fmt: skip
+    session = group_configs.SESSION_TIMEOUT
+    assert group_configs.checked({session: "5001"}, config) == {session: 5001}
+    with pytest.raises(KafkaError, match="must be in the range 3000 to 60000 inclusive"):
+        group_configs.checked({session: "2999"}, config)
+    with pytest.raises(KafkaError, match=f"^{session} must be greater than consumer.heartbeat"):
+        group_configs.checked({session: "5000", group_configs.HEARTBEAT_INTERVAL: "5000"}, config)
+    # Stored before the bounds were raised: loaded as stored.
+    assert group_configs.checked({session: "1000"}, None) == {session: 1000}

@@ -6,7 +6,8 @@ one group.
 Rules of this file:
 
 * Values are checked as Kafka checks them: a known name, an INT, within the broker's
-  `group.consumer.min/max.*` settings (`bounds`); errors are INVALID_CONFIG with Kafka's
+  `group.consumer.min/max.*` settings (`bounds`), the session above the heartbeat
+  interval (each the group's or else the broker's); errors are INVALID_CONFIG with Kafka's
   messages. Stored values are loaded as they are, whatever the bounds are now.
 * A group without an override uses the broker setting; overrides apply from the group's
   next heartbeat (the session timer a heartbeat restarts, the interval it answers).
@@ -163,4 +164,12 @@ def checked(configs: Mapping[str, str], config: ConsumerGroupConfig | None) -> d
                 ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."
             )
         values[name] = value
+    if config is not None and (SESSION_TIMEOUT in values or HEARTBEAT_INTERVAL in values):
+        # Kafka 4.4: the group's session (its own or the broker's) must exceed its interval.
+        session = values.get(SESSION_TIMEOUT, config.session_timeout_ms)
+        if session <= values.get(HEARTBEAT_INTERVAL, config.heartbeat_interval_ms):
+            raise KafkaError(
+                ErrorCode.invalid_config,
+                f"{SESSION_TIMEOUT} must be greater than {HEARTBEAT_INTERVAL}",
+            )
     return values
