@@ -211,3 +211,27 @@ def _protocols_problem(text: str) -> str | None:
     if "classic" not in listed:
         return "Disabling the 'classic' protocol is not supported."
     return None
+
+
+def deprecations(settings: Settings) -> list[str]:
+    """Kafka 4.4's warnings at start when `group.coordinator.rebalance.protocols` is
+    given (deprecated: Kafka 5.0 enables every protocol)."""
+    if "group.coordinator.rebalance.protocols" not in settings.given:
+        return []
+    listed = items(settings.group_coordinator_rebalance_protocols)
+    warnings = []
+    if "share" in listed:
+        warnings.append(
+            "'share' in `group.coordinator.rebalance.protocols` is deprecated. Share groups "
+            "are controlled by the 'share.version' feature. This config will be removed in "
+            "Kafka 5.0."
+        )
+    disabled = [p for p in ("classic", "consumer", "streams") if p not in listed]
+    if disabled:
+        warnings.append(
+            "The config `group.coordinator.rebalance.protocols` is deprecated and will be "
+            f"removed in Kafka 5.0. The following protocol(s) are currently disabled: "
+            f"{', '.join(disabled)}. Please remove the configuration, which will restore "
+            "all protocols to the default enabled state, to prepare for the upgrade."
+        )
+    return warnings

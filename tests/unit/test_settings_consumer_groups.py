@@ -151,3 +151,13 @@ def test_group_configs_are_held_to_the_broker_bounds_when_altered_not_when_loade
         group_configs.checked({session: "5000", group_configs.HEARTBEAT_INTERVAL: "5000"}, config)
     # Stored before the bounds were raised: loaded as stored.
     assert group_configs.checked({session: "1000"}, None) == {session: 1000}
+
+
+def test_giving_rebalance_protocols_warns_as_kafka_does() -> None:
+    from contextplane.settings_consumer_groups import deprecations
+
+    assert deprecations(_settings()) == []
+    warned = deprecations(_settings(**{"group.coordinator.rebalance.protocols": "classic,share"}))
+    assert warned[0].startswith("'share' in `group.coordinator.rebalance.protocols` is deprec")
+    assert warned[1].startswith("The config `group.coordinator.rebalance.protocols` is deprec")
+    assert "currently disabled: consumer, streams." in warned[1]
