@@ -156,10 +156,12 @@ def _refused(group_id: str) -> dict[str, Any]:
 
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
     if not consumer_protocol_enabled(ctx.settings):
-        groups = [
+        unsupported = [
             {**_refused(g), "error_code": ErrorCode.unsupported_version} for g in request.group_ids
         ]
-        return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)
+        return await ctx.large_reply(
+            len(unsupported), throttle_time=ctx.throttle_ms, groups=unsupported
+        )
     include_operations = request.include_authorized_operations
     # A request may name 200,000 groups: each is described on its own, the loop given
     # back every few milliseconds (each description holds for its group alone, as Kafka's).
