@@ -3,7 +3,7 @@ tool endpoint on 127.0.0.1: each idempotency key acts once however often it is s
 policy denials never reach the endpoint, a SIGKILL mid call is resolved on restart as
 far as the endpoint allows (called again with the same key, or `unknown`), the broker's
 kill -9 is ridden out, and a second executor of the same transactional id fences the
-first before it calls anything."""
+first before it calls anything (and stays unfenced when the broker restarts under both)."""
 
 from __future__ import annotations
 
