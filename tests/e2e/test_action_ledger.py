@@ -3,7 +3,7 @@ tool endpoint on 127.0.0.1: each idempotency key acts once however often it is s
 policy denials never reach the endpoint, a SIGKILL mid call is resolved on restart as
 far as the endpoint allows (called again with the same key, or `unknown`), the broker's
 kill -9 is ridden out, and a second executor of the same transactional id fences the
-first before it calls anything."""
+first before it calls anything (and stays unfenced when the broker restarts under both)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.services.actions import ledger
@@ -92,6 +92,20 @@ def ledger_entries(bootstrap: str) -> dict[tuple[str, ...], dict[str, Any]]:
         return found
     finally:
         reader.close()
+
+
+def requests_consumed(bootstrap: str, group: str = "contextplane-executor") -> bool:
+    """The executor group's committed offset of the requests topic is at its end."""
+    tp = TopicPartition(ledger.REQUESTS_TOPIC, 0)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    asked = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [tp])])
+    committed = asked[group].result(TIMEOUT_S).topic_partitions[0].offset
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-watermarks"})
+    try:
+        _, end = reader.get_watermark_offsets(tp, timeout=TIMEOUT_S, cached=False)
+    finally:
+        reader.close()
+    return bool(committed == end)
 
 
 def evaluations(bootstrap: str) -> list[dict[str, Any]]:
@@ -312,6 +326,63 @@ def test_a_second_executor_of_the_same_transactional_id_fences_the_first(
             assert dict(endpoint.effects) == dict.fromkeys(["k-older", "k-held", *keys], 1)
             assert ledger_entries(broker.bootstrap)[("call", "k-held")]["state"] == "done"
             assert newer.process is not None and newer.process.poll() is None, newer.log_tail()
+        finally:
+            newer.stop()
+    finally:
+        client.close()
+        older.stop()
+        endpoint.close()
+
+
+def test_a_fenced_executor_does_not_revive_itself_after_a_broker_restart(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    """As above, but the broker is killed and restarted while the older is still held in
+    its call, after the newer took its place, and the newer serves a call after the
+    restart. The older's producer then sees the cluster lost; it must not replace it (a
+    new producer's init_transactions would fence the newer): it learns from the old one
+    that it is fenced and exits 1, its outcome unrecorded; the newer keeps serving."""
+    endpoint, tools = endpoint_and_tools(tmp_path, honours_key=True)
+    endpoint.hold.add("k-held")
+    older = executor(broker, tools, tmp_path, "older").start()
+    client = ActionsClient(broker.bootstrap, older.url)
+    try:
+        request = {"decision_id": "d1", "tool": "refund", "arguments": {"amount": 2}}
+        client._produce("k-held", request, TIMEOUT_S)
+        assert endpoint.arrived.wait(TIMEOUT_S), older.log_tail()
+        newer = executor(broker, tools, tmp_path, "newer").start()
+        try:
+            newer_client = ActionsClient(broker.bootstrap, newer.url)
+
+            def call(key: str) -> Any:
+                try:
+                    return newer_client.call("refund", {"amount": 2}, key, wait_s=TIMEOUT_S)
+                except ActionsClientError as exc:
+                    raise AssertionError(f"{exc}\nnewer:\n{newer.log_tail()}") from None
+
+            assert call("k-held").state == "done"
+            # The newer idle (both k-held requests consumed): the restart lands on the
+            # older alone, not in the middle of the newer's transaction.
+            wait_until(lambda: requests_consumed(broker.bootstrap), TIMEOUT_S, "k-held consumed")
+            broker.kill9()
+            broker.start()
+            # The newer serves first: its producer, which lost the cluster too, is replaced.
+            assert call("k0").state == "done"
+            endpoint.release.set()  # the older's call returns into a restarted cluster
+            assert older.process is not None
+            wait_until(lambda: older.process.poll() is not None, TIMEOUT_S, "the older exits")
+            assert older.process.returncode == 1
+            keys = ["k0", "k1", "k2"]
+            for key in keys[1:]:
+                assert call(key).state == "done"  # the newer was not fenced in turn
+            newer_client.close()
+            assert newer.process is not None and newer.process.poll() is None, newer.log_tail()
+            # The older learnt it was fenced from its old producer, and made no new one.
+            assert "fenced by a newer instance" in older.log_text()
+            assert "producer replaced" not in older.log_text()
+            assert endpoint.requests["k-held"] == 2  # the older's call, then the newer's
+            assert dict(endpoint.effects) == dict.fromkeys(["k-held", *keys], 1)
+            assert ledger_entries(broker.bootstrap)[("call", "k-held")]["state"] == "done"
         finally:
             newer.stop()
     finally:

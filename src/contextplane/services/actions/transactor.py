@@ -28,6 +28,9 @@ RETRY_PAUSE_S = 0.5
 STUCK_SLACK_S = 5.0
 STUCK_PRODUCERS_MAX = 3
 
+# The key of the record that proves a producer's epoch (never committed: aborted at once).
+PROBE_KEY = b'["fence-probe"]'
+
 Record = tuple[str, LedgerKey | str, dict[str, Any] | None]  # topic, key, value (None: tombstone)
 # A ledger record committed: its key, value and offset.
 Written = tuple[LedgerKey, bytes | None, int]
@@ -53,8 +56,10 @@ class Transactor:
         self._timeout_s = timeout_s
         self._consumer = consumer  # whose group metadata each offset commit carries
         self._stopping = stopping
-        # Set by the producer's error callback when it loses the cluster: the next
-        # transaction starts on a new producer (see _replace_producer).
+        # Set when the producer loses a broker connection (its error callback, or its
+        # log: an idle connection closed by a restarting broker is only logged): the next
+        # transaction starts on a new producer (see _replace_producer). One per producer:
+        # an abandoned one's failures say nothing of its replacement.
         self._disconnected = threading.Event()
         self._producer = self._new_producer()
         self._stuck_producers: list[Producer] = []
@@ -64,9 +69,11 @@ class Transactor:
         self._producer.init_transactions(self._timeout_s)
 
     def _new_producer(self) -> Producer:
+        lost = self._disconnected = threading.Event()
+
         def on_error(error: KafkaError) -> None:
             if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-                self._disconnected.set()
+                lost.set()
 
         return Producer(
             {
@@ -75,6 +82,7 @@ class Transactor:
                 "transaction.timeout.ms": self._transaction_timeout_ms,
                 "linger.ms": 0,
                 "error_cb": on_error,
+                "logger": _ConnectionWatch(lost),
             }
         )
 
@@ -84,10 +92,27 @@ class Transactor:
         can wait forever, past its timeout, on a group coordinator it cached before a
         broker restart (confluentinc/librdkafka#5456, #5511): a producer that lost the
         cluster is not used for another transaction."""
-        self._disconnected.clear()
+        self._prove_not_fenced(deadline)
+        self._swap_producer(deadline)
+
+    def _prove_not_fenced(self, deadline: float) -> None:
+        """Before a new producer bumps the epoch, the old one shows the transaction
+        coordinator still holds its epoch: a probe in a transaction aborted at once (no
+        group offset, so nothing waits on the group coordinator). A newer incarnation of
+        the transactional id that started meanwhile (a zombie's call returning after a
+        broker restart) gets PRODUCER_FENCED here, fatal: this process exits rather than
+        fence the newer one in turn."""
+        producer = self._producer
+        self._retrying(producer.begin_transaction, deadline)
+        producer.produce(ledger.LEDGER_TOPIC, key=PROBE_KEY, value=None)
+        self._retrying(lambda: _flushed(producer, self._timeout_s), deadline)
+        # Fenced, the flush's delivery failed and the abort raises the fatal error.
+        self._retrying(lambda: producer.abort_transaction(self._timeout_s), deadline)
+
+    def _swap_producer(self, deadline: float) -> None:
         self._producer = self._new_producer()
         self._retrying(lambda: self._producer.init_transactions(self._timeout_s), deadline)
-        log.info("transactional producer replaced after losing the cluster")
+        log.info("transactional producer replaced")
 
     def transact(self, records: list[Record], offset: TopicPartition | None) -> list[Written]:
         """Produce `records` and commit `offset` for the group in one transaction; the
@@ -150,7 +175,8 @@ class Transactor:
                 raise RuntimeError("the transactional producer is stuck again; exiting")
             self._stuck_producers.append(producer)  # kept: destroying it would block too
             log.warning("send_offsets_to_transaction is stuck; replacing the producer")
-            self._replace_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
+            # Not proven first: its AddOffsetsToTxn was accepted, so the epoch was current.
+            self._swap_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
             raise AbortedError("the producer was stuck sending the group offsets")
         if failed:
             raise failed[0]
@@ -169,6 +195,21 @@ class Transactor:
                     raise
                 log.warning("transaction step failed (%s); retrying", error.str())
                 self._stopping.wait(RETRY_PAUSE_S)
+
+
+class _ConnectionWatch(logging.Logger):
+    """librdkafka's log, handed on to the `contextplane.rdkafka` logger; a broker
+    connection failing (its FAIL facility) sets `lost`."""
+
+    def __init__(self, lost: threading.Event) -> None:
+        super().__init__("contextplane.rdkafka.producer")
+        self._lost = lost
+        self._out = logging.getLogger("contextplane.rdkafka")
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if args and args[0] == "FAIL":
+            self._lost.set()
+        self._out.log(level, msg, *args, **kwargs)
 
 
 def _flushed(producer: Producer, timeout_s: float) -> None:
