@@ -430,11 +430,14 @@ class Broker:
                 heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
                 assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
             ),
+            settings=settings,
         )
         await groups.start()
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
-        self.shares = shares = ShareCoordinator(self.metadata, share_config(settings), self.clock)
+        self.shares = shares = ShareCoordinator(
+            self.metadata, share_config(settings), self.clock, groups.configs.share_values
+        )
         await shares.start(
             lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
         )

@@ -29,6 +29,7 @@ from contextplane.coordinators.share_group import (
     ShareHeartbeat,
     heartbeat_error,
 )
+from contextplane.coordinators.share_group_configs import OffsetReset, ShareGroupValues
 from contextplane.coordinators.share_partition import Run, SharePartition, Undeliverable
 from contextplane.coordinators.share_sessions import ShareSessions
 from contextplane.metadata.records import StoredSharePartition
@@ -75,13 +76,20 @@ def share_config(settings: Settings) -> ShareConfig:
 
 class ShareCoordinator:
     def __init__(
-        self, store: MetadataStore, config: ShareConfig | None = None, clock: Clock | None = None
+        self,
+        store: MetadataStore,
+        config: ShareConfig | None = None,
+        clock: Clock | None = None,
+        group_values: Callable[[str], ShareGroupValues] | None = None,
     ) -> None:
+        """`group_values`: a share group's own configs (`GroupConfigs.share_values`);
+        without it every group runs with the broker's settings."""
         self._store = store
         self.config = config or ShareConfig()
         clock = clock or SystemClock()
         self.now_ms = clock.monotonic_ms
-        self.groups = ShareGroupMachine(self.now_ms, self.config.group)
+        self._group_values = group_values
+        self.groups = ShareGroupMachine(self.now_ms, self.config.group, self._timing)
         self.partitions: dict[ShareKey, SharePartition] = {}
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
@@ -95,6 +103,24 @@ class ShareCoordinator:
         # One save at a time: a save must not store an archive whose dead-letter copy
         # another save is still writing.
         self._saving = asyncio.Lock()
+
+    # -- a group's own configs ----------------------------------------------------------
+
+    def values(self, group_id: str) -> ShareGroupValues:
+        """What the group runs with: its configs, else the broker's settings."""
+        if self._group_values is not None:
+            return self._group_values(group_id)
+        return ShareGroupValues(
+            self.config.group.session_timeout_ms,
+            self.config.group.heartbeat_interval_ms,
+            self.config.record_lock_duration_ms,
+            OffsetReset("latest"),
+            False,
+        )
+
+    def _timing(self, group_id: str) -> tuple[int, int]:
+        values = self.values(group_id)
+        return values.session_timeout_ms, values.heartbeat_interval_ms
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -214,7 +240,8 @@ class ShareCoordinator:
 
     def partition(self, key: ShareKey, start_offset: int) -> SharePartition:
         """The share partition, created at `start_offset` (where
-        `share.auto.offset.reset` puts a partition the group never fetched)."""
+        `share.auto.offset.reset` puts a partition the group never fetched); records it
+        acquires from now on are locked for the group's `share.record.lock.duration.ms`."""
         partition = self.partitions.get(key)
         if partition is None:
             partition = self.partitions[key] = SharePartition(
@@ -224,6 +251,7 @@ class ShareCoordinator:
                 self.config.record_lock_duration_ms,
             )
             partition.state_epoch = 1
+        partition.lock_duration_ms = self.values(key[0]).record_lock_duration_ms
         return partition
 
     def _unsaved(self) -> list[ShareKey]:
