@@ -17,7 +17,7 @@ from contextplane.coordinators.share_group_configs import (
 )
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.settings import Settings
+from contextplane.settings import Settings, SettingsError, load_settings
 
 HOUR_MS = 3_600_000
 
@@ -132,4 +132,18 @@ def test_strings_are_refused_with_kafkas_messages() -> None:
     assert _refusal({"share.record.lock.duration.ms": "99999999999"}) == (
         "Invalid value 99999999999 for configuration share.record.lock.duration.ms: Not a "
         "number of type INT"
+    )
+
+
+def test_the_brokers_bounds_are_ordered() -> None:
+    """Kafka's require on each min/max pair: refused at load with its message."""
+    overrides = {
+        "group.share.min.session.timeout.ms": "50000",
+        "group.share.max.session.timeout.ms": "46000",
+    }
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={}, overrides=overrides)
+    assert str(refused.value).endswith(
+        "group.share.max.session.timeout.ms must be greater than or equal to "
+        "group.share.min.session.timeout.ms"
     )
