@@ -28,6 +28,7 @@ from contextplane import limits, listener_settings, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_hints import family_suggestion
+from contextplane.settings_share_groups import ShareGroupFields
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -39,7 +40,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(ShareGroupFields):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -77,21 +78,6 @@ class Settings:
     group_consumer_session_timeout_ms: int = 45_000
     group_consumer_heartbeat_interval_ms: int = 5_000
     group_consumer_assignment_interval_ms: int = 1_000
-    # Kafka's group.share.* defaults (KIP-932).
-    group_share_session_timeout_ms: int = 45_000
-    group_share_heartbeat_interval_ms: int = 5_000
-    group_share_max_size: int = 200
-    group_share_record_lock_duration_ms: int = 30_000
-    # The bounds of a share group's own configs (Kafka's group.share.min/max.*).
-    group_share_min_session_timeout_ms: int = 45_000
-    group_share_max_session_timeout_ms: int = 60_000
-    group_share_min_heartbeat_interval_ms: int = 5_000
-    group_share_max_heartbeat_interval_ms: int = 15_000
-    group_share_min_record_lock_duration_ms: int = 15_000
-    group_share_max_record_lock_duration_ms: int = 60_000
-    group_share_delivery_count_limit: int = 5
-    group_share_partition_max_record_locks: int = 2_000
-    group_share_max_share_sessions: int = 2_000
     # KIP-1191's share-group dead-letter settings (broker/share_dead_letters.py).
     errors_deadletterqueue_auto_create_topics_enable: bool = False
     errors_deadletterqueue_topic_name_prefix: str = "dlq."

@@ -8,9 +8,32 @@ to, as Kafka's GroupConfig checks them; a broker value outside them is allowed h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from contextplane.limits import INT_MAX
+
+
+@dataclass(frozen=True)
+class ShareGroupFields:
+    """The share-group fields of `Settings` (its base: kept here with their rows)."""
+
+    # Kafka's group.share.* defaults (KIP-932).
+    group_share_session_timeout_ms: int = 45_000
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30_000
+    # The bounds of a share group's own configs (Kafka's group.share.min/max.*).
+    group_share_min_session_timeout_ms: int = 45_000
+    group_share_max_session_timeout_ms: int = 60_000
+    group_share_min_heartbeat_interval_ms: int = 5_000
+    group_share_max_heartbeat_interval_ms: int = 15_000
+    group_share_min_record_lock_duration_ms: int = 15_000
+    group_share_max_record_lock_duration_ms: int = 60_000
+    group_share_delivery_count_limit: int = 5
+    group_share_partition_max_record_locks: int = 2_000
+    group_share_max_share_sessions: int = 2_000
+
 
 SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
     dict(
