@@ -186,6 +186,8 @@ class ShareGroupMachine:
         self.config = config or ShareGroupConfig()
         self.groups: dict[str, ShareGroup] = {}
         self._timing = timing
+        # Groups whose stored form changed since the owner last took them (`take_changed`).
+        self.changed: set[str] = set()
 
     def timing(self, group_id: str) -> tuple[int, int]:
         """The group's session timeout and heartbeat interval (its `share.*` configs
@@ -200,7 +202,20 @@ class ShareGroupMachine:
     def ensure_group(self, group_id: str) -> None:
         """An empty share group (AlterShareGroupOffsets of a group never seen creates
         one, as Kafka's coordinator does)."""
-        self.groups.setdefault(group_id, ShareGroup(group_id))
+        if group_id not in self.groups:
+            self.groups[group_id] = ShareGroup(group_id)
+            self.changed.add(group_id)
+
+    def load_group(self, group: ShareGroup) -> None:
+        """A stored group, its members' sessions starting now."""
+        deadline = self._now_ms() + self.timing(group.group_id)[0]
+        for member in group.members.values():
+            member.session_deadline_ms = deadline
+        self.groups[group.group_id] = group
+
+    def take_changed(self) -> set[str]:
+        taken, self.changed = self.changed, set()
+        return taken
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -280,8 +295,9 @@ class ShareGroupMachine:
         if names is not None and tuple(names) != member.subscribed:
             member.subscribe(tuple(names))
             changed = True
-        if request.rack_id is not None:
+        if request.rack_id is not None and request.rack_id != member.rack_id:
             member.rack_id = request.rack_id
+            self.changed.add(group.group_id)
         topics_changed = topics_version is None or topics_version != group.topics_version
         if changed or (topics_changed and counts.of(group) != group.partition_counts):
             self._reassign(group, counts)
@@ -292,6 +308,7 @@ class ShareGroupMachine:
             member.member_epoch = group.assignment_epoch
             member.assignment = group.target.get(member.member_id, frozenset())
             sent = member.assignment
+            self.changed.add(group.group_id)
         return self._answer(group.group_id, member.member_id, member.member_epoch, sent), []
 
     def _answer(
@@ -311,6 +328,7 @@ class ShareGroupMachine:
         }
 
     def _reassign(self, group: ShareGroup, counts: _Counts) -> None:
+        self.changed.add(group.group_id)
         group.group_epoch += 1
         group.partition_counts = counts.of(group)
         topics = {m.member_id: m.topics for m in group.members.values()}
@@ -397,4 +415,5 @@ class ShareGroupMachine:
         ]
 
     def remove_group(self, group_id: str) -> None:
-        self.groups.pop(group_id, None)
+        if self.groups.pop(group_id, None) is not None:
+            self.changed.add(group_id)
