@@ -388,8 +388,8 @@ class ShareCoordinator:
         await self._store.delete_share_topic_state(topic)
 
     def knows(self, group_id: str) -> bool:
-        """A share group with members or with share-partition state (membership is not
-        stored: after a restart a group is known by its state until members return)."""
+        """A share group with members or with share-partition state (a group stored
+        before membership was is known by its state until members return)."""
         return self.groups.group(group_id) is not None or any(
             key[0] == group_id for key in self.partitions
         )
