@@ -243,6 +243,8 @@ class ShareCoordinator:
     async def save_groups(self) -> bool:
         """Store the membership of every group changed since its last save (deleting
         those gone); False if the store refused (kept to be saved by the timer task)."""
+        if not self._unsaved_groups:
+            return True  # a steady heartbeat: nothing to write, nothing to wait for
         async with self._saving_groups:
             writes: dict[str, bytes | None] = {}
             for group_id in sorted(self._unsaved_groups):
