@@ -27,6 +27,7 @@ from typing import Any
 from contextplane import limits, listener_settings, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
+from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
 from contextplane.settings_share_groups import ShareGroupFields
 from contextplane.settings_table import (
@@ -40,7 +41,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ShareGroupFields):
+class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer.* fields
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -74,10 +75,6 @@ class Settings(ShareGroupFields):
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
-    # Kafka's group.consumer.* defaults (KIP-848).
-    group_consumer_session_timeout_ms: int = 45_000
-    group_consumer_heartbeat_interval_ms: int = 5_000
-    group_consumer_assignment_interval_ms: int = 1_000
     # KIP-1191's share-group dead-letter settings (broker/share_dead_letters.py).
     errors_deadletterqueue_auto_create_topics_enable: bool = False
     errors_deadletterqueue_topic_name_prefix: str = "dlq."

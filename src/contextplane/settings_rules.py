@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from contextplane import tracing
+from contextplane import settings_consumer_groups, tracing
 from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane.security import oauthbearer_settings, sasl_settings
 
@@ -59,6 +59,9 @@ def first_problem(settings: Settings) -> str | None:
     bounds = _share_bounds_problem(settings)
     if bounds is not None:
         return bounds
+    consumer_groups = settings_consumer_groups.first_problem(settings)
+    if consumer_groups is not None:
+        return consumer_groups
     sasl_listeners = [(s.name, s.security_protocol) for s in settings.listeners if s.sasl]
     try:
         sasl_settings.check(

@@ -16,6 +16,7 @@ from contextplane.setting import Setting
 from contextplane.settings_audit import AUDIT_SETTINGS
 from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_compaction import COMPACTION_SETTINGS
+from contextplane.settings_consumer_groups import CONSUMER_GROUP_SETTINGS
 from contextplane.settings_oauthbearer import OAUTHBEARER_SETTINGS
 from contextplane.settings_object_reads import OBJECT_READ_SETTINGS
 from contextplane.settings_object_wal import OBJECT_WAL_SETTINGS
@@ -276,33 +277,6 @@ SETTINGS: tuple[Setting, ...] = (
         high=INT_MAX,
     ),
     Setting(
-        "group.consumer.session.timeout.ms",
-        "group_consumer_session_timeout_ms",
-        "ms",
-        "a consumer-protocol (KIP-848) member that sends no heartbeat for this long leaves "
-        "its group (within Kafka's default min and max session timeouts)",
-        low=45_000,
-        high=60_000,
-    ),
-    Setting(
-        "group.consumer.heartbeat.interval.ms",
-        "group_consumer_heartbeat_interval_ms",
-        "ms",
-        "how often consumer-protocol members heartbeat, as told in each heartbeat response "
-        "(within Kafka's default min and max heartbeat intervals)",
-        low=5_000,
-        high=15_000,
-    ),
-    Setting(
-        "group.consumer.assignment.interval.ms",
-        "group_consumer_assignment_interval_ms",
-        "ms",
-        "a consumer-protocol group's target assignment is recomputed at most this often "
-        "(changes in between are batched; 0: at every change), as Kafka 4.3+",
-        low=0,
-        high=15_000,
-    ),
-    Setting(
         "offsets.topic.num.partitions",
         "offsets_topic_num_partitions",
         "",
@@ -507,6 +481,7 @@ SETTINGS: tuple[Setting, ...] = (
         *COMPACTION_SETTINGS,
         *OBJECT_WAL_SETTINGS,
         *TELEMETRY_SETTINGS,
+        *CONSUMER_GROUP_SETTINGS,
         *SHARE_GROUP_SETTINGS,
     )
 )

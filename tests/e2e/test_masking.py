@@ -251,6 +251,7 @@ def test_hash_list_and_delete(
         "topic": "customers-h*",
         "tags": ["PII"],
         "action": "hash",
+        "keys": "masked",
     } in listed
 
     masked = consume(user(broker, "copilot"), topic, 3)

@@ -66,7 +66,7 @@ def test_the_reset_strategies() -> None:
 
 def _refusal(configs: dict[str, str], settings: Settings | None = None) -> str:
     with pytest.raises(KafkaError) as refused:
-        checked(configs, settings)
+        checked(configs, settings or Settings())
     assert refused.value.code == ErrorCode.invalid_config
     return refused.value.message or ""
 
@@ -79,7 +79,8 @@ def test_values_lie_within_the_brokers_share_bounds() -> None:
             "share.record.lock.duration.ms": "20000",
             "share.isolation.level": "read_committed",
             "share.auto.offset.reset": "by_duration:P1DT2H",
-        }
+        },
+        Settings(),
     ) == {
         "share.session.timeout.ms": 50_000,
         "share.heartbeat.interval.ms": 6_000,
@@ -113,6 +114,10 @@ def test_values_lie_within_the_brokers_share_bounds() -> None:
     assert _refusal(
         {"share.session.timeout.ms": "3000", "share.heartbeat.interval.ms": "3000"}, wide
     ) == ("share.session.timeout.ms must be greater than share.heartbeat.interval.ms")
+    # Stored values are loaded as they are, whatever the bounds are now.
+    assert checked({"share.record.lock.duration.ms": "1000"}, None) == {
+        "share.record.lock.duration.ms": 1_000
+    }
 
 
 def test_strings_are_refused_with_kafkas_messages() -> None:

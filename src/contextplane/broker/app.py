@@ -53,7 +53,7 @@ from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
-from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
+from contextplane.coordinators.consumer_group.messages import consumer_group_config
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
@@ -425,11 +425,7 @@ class Broker:
             self.metadata,
             CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
             self.clock,
-            consumer_config=ConsumerGroupConfig(
-                session_timeout_ms=settings.group_consumer_session_timeout_ms,
-                heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
-                assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
-            ),
+            consumer_config=consumer_group_config(settings),
             settings=settings,
         )
         await groups.start()

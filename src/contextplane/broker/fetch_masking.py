@@ -17,7 +17,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import topic_config
 from contextplane.broker.context import RequestContext
-from contextplane.broker.masking import FieldMasker, Masked, mask_chunks
+from contextplane.broker.masking import FieldMasker, Masked, mask_chunks, no_references
 from contextplane.broker.read_receipts import returned_range_of
 from contextplane.logsafe import escape
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
@@ -87,9 +87,10 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
     async with catalog.current(storage, catalog.topic in known):
         registry = catalog.registry
         schemas = registry.schemas if registry is not None else {}
+        referenced = registry.referenced_schema if registry is not None else no_references
         loop = asyncio.get_running_loop()
         for entry, topic, covering, batch_max, fetch_offset in jobs:
-            masker = FieldMasker(covering, schemas.get, key)
+            masker = FieldMasker(covering, schemas.get, key, referenced)
             try:
                 masked: Masked = await loop.run_in_executor(
                     _masking_pool(),

@@ -1,17 +1,22 @@
-"""Masking record values for a consumer a policy names: each batch decoded, each value in
-the Confluent wire format (magic 0, a 4-byte schema id) deserialized against its schema,
-the fields whose tags a policy names replaced per its action, the value re-encoded with
-the same prefix, and the batch rebuilt (`record_codec.write_batch`: same base offset,
-offsets, timestamps, keys, headers, producer fields and attributes, so the same codec;
-a new CRC). Pure functions: the fetch handler runs them on a worker thread.
+"""Masking record values and keys for a consumer a policy names: each batch decoded, each
+value (and key) in the Confluent wire format (magic 0, a 4-byte schema id) deserialized
+against its schema, the fields whose tags a policy names replaced per its action,
+re-encoded with the same prefix, and the batch rebuilt (`record_codec.write_batch`: same
+base offset, offsets, timestamps, headers, producer fields and attributes, so the same
+codec; a new CRC). Pure functions: the fetch handler runs them on a worker thread.
 
-JSON Schema values are masked here, Avro ones by masking_avro.py, Protobuf ones by
-masking_protobuf.py, each imported on the first value of its kind (fastavro and protobuf
+JSON Schema payloads are masked here, Avro ones by masking_avro.py, Protobuf ones by
+masking_protobuf.py, each imported on the first payload of its kind (fastavro and protobuf
 are ~0.2 s of a start otherwise, and most brokers never mask). Fail closed: a value
-without the wire format, whose id is unknown, whose schema cannot be masked (a Protobuf
-schema with references), or that does not decode (or, masked, does not encode) becomes
-null, counted as `fail_closed`; it is never passed through. A value no policy touches
-keeps its bytes.
+without the wire format, whose id is unknown, or that does not decode (or, masked, does
+not encode) becomes null, counted as `fail_closed`; it is never passed through. A value
+no policy touches keeps its bytes.
+
+Keys follow the covering policies' `keys` (masking_policy.py): by default a key in the
+wire format whose id is registered is masked as a value is, and any other key (most keys
+are plain strings or numbers) is sent as stored; `fail-closed` treats keys as values;
+`clear` leaves them alone. Partitioning and compaction use the stored key, so a masked
+key changes neither.
 """
 
 from __future__ import annotations
@@ -22,15 +27,26 @@ import json
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from contextplane.protocol.record_codec import read_records, write_batch
 from contextplane.protocol.records import parse_header
-from contextplane.security.masking_policy import HASH, KEEP_LAST, NULL, Action, MaskingPolicy
+from contextplane.security.masking_policy import (
+    HASH,
+    KEEP_LAST,
+    KEYS_CLEAR,
+    KEYS_FAIL_CLOSED,
+    NULL,
+    Action,
+    MaskingPolicy,
+    parse_action,
+)
 
 if TYPE_CHECKING:
     from contextplane.broker.masking_avro import AvroCodec
     from contextplane.broker.masking_protobuf import ProtobufCodec
+    from contextplane.services.schema_registry.references import Reference
     from contextplane.services.schema_registry.state import StoredSchema
 
 FAIL_CLOSED = "fail_closed"  # the metric's action for a value that could not be masked
@@ -42,6 +58,12 @@ ACTIONS_CACHED_MAX = 100_000
 JSON_DEPTH_MAX = 200
 
 SchemaLookup = Callable[[int], "StoredSchema | None"]
+# A schema's reference (resolved to a version) -> the schema it names (None when gone).
+ReferenceLookup = Callable[["Reference"], "StoredSchema | None"]
+
+
+def no_references(reference: Reference) -> StoredSchema | None:
+    return None
 
 
 @dataclass
@@ -64,15 +86,28 @@ class FieldMasker:
     policies: Sequence[MaskingPolicy]
     schemas: SchemaLookup
     hmac_key: bytes
+    referenced: ReferenceLookup = no_references
     # Schema id -> its Avro or Protobuf codec, built on first use within one fetch's masking.
     codecs: dict[int, AvroCodec | ProtobufCodec] = field(default_factory=dict)
-    # (schema id, path) -> the action there, across the values of one fetch's masking
-    # (paths come from the data: bounded, cleared when full).
-    actions: dict[tuple[int, str], Action | None] = field(default_factory=dict)
+    # (schema id, path, of a key) -> the action there, across the payloads of one fetch's
+    # masking (paths come from the data: bounded, cleared when full).
+    actions: dict[tuple[int, str, bool], Action | None] = field(default_factory=dict)
 
-    def action_for(self, tags: frozenset[str]) -> Action | None:
-        """The strongest action of the policies whose tags meet `tags`."""
-        found = [p.action for p in self.policies if p.tags & tags]
+    @cached_property
+    def key_policies(self) -> tuple[MaskingPolicy, ...]:
+        """The policies that mask keys (all but `keys: clear`)."""
+        return tuple(p for p in self.policies if p.keys != KEYS_CLEAR)
+
+    @cached_property
+    def keys_fail_closed(self) -> bool:
+        """A covering policy treats keys as values: a key without a schema is sent null."""
+        return any(p.keys == KEYS_FAIL_CLOSED for p in self.policies)
+
+    def action_for(self, tags: frozenset[str], of_key: bool = False) -> Action | None:
+        """The strongest action of the policies (masking keys, for a key) whose tags meet
+        `tags`."""
+        policies = self.key_policies if of_key else self.policies
+        found = [p.action for p in policies if p.tags & tags]
         return min(found, key=lambda a: a.strength) if found else None
 
 
@@ -121,37 +156,52 @@ def mask_batch(
 ) -> bytes:
     header, records = read_records(batch, decompressed_max)
     changed = False
+    mask_keys = bool(masker.key_policies)
     for record in records:
         masked.decompressed += len(record.value or b"") + len(record.key or b"")
-        if record.value is None:
-            continue  # a tombstone holds nothing to mask
-        value, action = mask_value(bytes(record.value), masker)
-        if action is not None:
-            record.value = value
-            masked.count(action)
+        done: list[str] = []  # the actions that changed this record's value and key
+        if record.value is not None:  # a tombstone holds nothing to mask
+            value, action = mask_value(bytes(record.value), masker)
+            if action is not None:
+                record.value = value
+                done.append(action)
+        if mask_keys and record.key is not None:
+            key, action = mask_value(bytes(record.key), masker, of_key=True)
+            if action is not None:
+                record.key = key
+                done.append(action)
+        if done:
+            masked.count(min(done, key=_strength))
             changed = True
     if not changed:
         return bytes(batch)
     return write_batch(header, records)
 
 
-def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | None]:
-    """(the value to send, the action that changed it or None if unchanged)."""
-    if len(value) < 5 or value[0] != 0:
-        return None, FAIL_CLOSED
-    schema_id = int.from_bytes(value[1:5], "big")
-    stored = masker.schemas(schema_id)
+def _strength(action: str) -> int:
+    """Lower is stronger: failing closed, then the actions' own order."""
+    return -1 if action == FAIL_CLOSED else parse_action(action).strength
+
+
+def mask_value(
+    value: bytes, masker: FieldMasker, of_key: bool = False
+) -> tuple[bytes | None, str | None]:
+    """(the value, or key, to send; the action that changed it or None if unchanged)."""
+    schema_id = int.from_bytes(value[1:5], "big") if len(value) >= 5 and value[0] == 0 else 0
+    stored = masker.schemas(schema_id) if schema_id else None
     if stored is None or stored.schema_type not in ("JSON", "AVRO", "PROTOBUF"):
+        if of_key and not masker.keys_fail_closed:
+            return value, None  # a key without a registered schema: not schema-framed
         return None, FAIL_CLOSED
     applied: list[Action] = []
     actions = masker.actions
 
     def action_at(path: str) -> Action | None:
-        key = (schema_id, path)
+        key = (schema_id, path, of_key)
         if key not in actions:
             if len(actions) >= ACTIONS_CACHED_MAX:
                 actions.clear()
-            actions[key] = masker.action_for(stored.tags_of(path))
+            actions[key] = masker.action_for(stored.tags_of(path), of_key)
         return actions[key]
 
     def apply(field_value: Any, action: Action) -> Any:
@@ -161,7 +211,7 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
         if stored.schema_type != "JSON":
             codec = masker.codecs.get(schema_id)
             if codec is None:
-                codec = masker.codecs[schema_id] = _codec(stored)
+                codec = masker.codecs[schema_id] = _codec(stored, masker.referenced)
             payload = codec.mask(value[5:], action_at, apply, applied)
         else:
             document = _mask_json(json.loads(value[5:]), "$", action_at, apply, applied, 0)
@@ -174,7 +224,7 @@ def mask_value(value: bytes, masker: FieldMasker) -> tuple[bytes | None, str | N
     return value[:5] + payload, str(strongest)
 
 
-def _codec(stored: StoredSchema) -> AvroCodec | ProtobufCodec:
+def _codec(stored: StoredSchema, referenced: ReferenceLookup) -> AvroCodec | ProtobufCodec:
     """The codec of an Avro or Protobuf schema, its library imported on first use."""
     if stored.schema_type == "AVRO":
         from contextplane.broker.masking_avro import AvroCodec
@@ -182,7 +232,7 @@ def _codec(stored: StoredSchema) -> AvroCodec | ProtobufCodec:
         return AvroCodec(stored.parsed)  # type: ignore[arg-type]
     from contextplane.broker.masking_protobuf import ProtobufCodec
 
-    return ProtobufCodec(stored)
+    return ProtobufCodec(stored, referenced)
 
 
 def _mask_json(

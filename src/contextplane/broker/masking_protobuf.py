@@ -6,9 +6,12 @@ confluent-kafka's Protobuf rule executor names them) is tagged replaced, the mes
 serialized again after the same prefix.
 
 Protobuf has no null: `null`, and `redact` of a field that is not a string, clear the
-field (its default, or absent). A schema with references to other subjects is not masked
-here (the caller sends such values null); its imports of `confluent/meta.proto` (the tags'
-option, kept in the descriptor as raw bytes) and of the well-known types are resolved.
+field (its default, or absent). The schema's references (an import per referenced
+subject version, named as the import) are resolved into the same descriptor pool, their
+own references first, so a message using an imported type is decoded and that type's
+tagged fields masked too; imports of `confluent/meta.proto` (the tags' option, kept in
+the descriptor as raw bytes) and of the well-known types are resolved as well. A
+reference whose version is gone, or that is not Protobuf, fails the value closed.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 
 from contextplane.broker.schema_ids import message_path
 from contextplane.protocol.record_codec import zigzag_varint
 from contextplane.security.masking_policy import NULL, Action
+from contextplane.services.schema_registry.references import REFERENCE_DEPTH_MAX
 
 if TYPE_CHECKING:
+    from contextplane.broker.masking import ReferenceLookup
     from contextplane.services.schema_registry.state import StoredSchema
 
 META_PROTO = "confluent/meta.proto"
@@ -34,24 +39,41 @@ ApplyAction = Callable[[Any, Action], Any]
 
 
 class ProtobufCodec:
-    """One stored Protobuf schema's messages, built once for masking."""
+    """One stored Protobuf schema's messages (with those of its references), built once
+    for masking."""
 
-    def __init__(self, stored: StoredSchema) -> None:
-        if stored.references:
-            raise ValueError("Protobuf schemas with references are not masked")
-        file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(stored.serialized))
-        pool = descriptor_pool.DescriptorPool()
-        known = descriptor_pool.Default()
-        for name in list(file.dependency):
-            if name == META_PROTO:
-                file.dependency.remove(name)
-                continue
-            well_known = descriptor_pb2.FileDescriptorProto()
-            known.FindFileByName(name).CopyToProto(well_known)  # KeyError: not well known
-            pool.Add(well_known)
-        file.name = f"masked-{stored.schema_id}.proto"
-        self.file = pool.AddSerializedFile(file.SerializeToString())
+    def __init__(self, stored: StoredSchema, referenced: ReferenceLookup) -> None:
+        self.pool = descriptor_pool.DescriptorPool()
+        self.referenced = referenced
+        self.added: set[str] = set()  # file names in the pool
+        self.file = self._add(stored, f"masked-{stored.schema_id}.proto", 0)
         self.top = list(self.file.message_types_by_name.values())
+
+    def _add(self, stored: StoredSchema, name: str, depth: int) -> FileDescriptor:
+        """`stored`'s file under `name`, once its dependencies are in the pool."""
+        if depth > REFERENCE_DEPTH_MAX:
+            raise ValueError("references nested too deeply to mask")
+        file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(stored.serialized))
+        references = {reference.name: reference for reference in stored.references}
+        for dependency in list(file.dependency):
+            if dependency == META_PROTO:
+                file.dependency.remove(dependency)
+            elif dependency in self.added:
+                continue
+            elif dependency in references:
+                target = self.referenced(references[dependency])
+                if target is None or target.schema_type != "PROTOBUF":
+                    raise ValueError(f"reference {dependency!r} names no Protobuf schema")
+                self._add(target, dependency, depth + 1)
+            else:
+                well_known = descriptor_pb2.FileDescriptorProto()
+                # KeyError: neither a reference nor a well-known type.
+                descriptor_pool.Default().FindFileByName(dependency).CopyToProto(well_known)
+                self.pool.Add(well_known)
+                self.added.add(dependency)
+        file.name = name
+        self.added.add(name)
+        return self.pool.AddSerializedFile(file.SerializeToString())
 
     def message_at(self, path: tuple[int, ...]) -> Descriptor:
         messages = self.top

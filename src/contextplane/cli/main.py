@@ -34,6 +34,7 @@ from contextplane.security.jwks import JwksError
 from contextplane.security.registry_access import RegistryAccessError
 from contextplane.security.tls import TlsConfigError
 from contextplane.settings import Settings, SettingsError, load_settings
+from contextplane.settings_consumer_groups import deprecations
 from contextplane.storage.store_marker import ObjectStoreMismatch
 
 # Time beyond shutdown.timeout.ms for everything but the final upload.
@@ -201,6 +202,8 @@ def report_ignored(settings: Settings) -> None:
     """Kafka settings given that have no effect here: each named once, at start."""
     for name, reason in settings.ignored.items():
         logging.getLogger("contextplane").warning("setting %s ignored (%s)", name, reason)
+    for warning in deprecations(settings):
+        logging.getLogger("contextplane").warning("%s", warning)
 
 
 async def _run(settings: Settings, registry_port: int | None = None) -> int:

@@ -29,6 +29,7 @@ from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.protocol_admin import connect, send
 from contextplane.clock import SystemClock
 from contextplane.security.masking_policy import (
+    KEYS_MASKED,
     MASKING_TOPIC,
     MaskingPolicy,
     check_name,
@@ -38,7 +39,7 @@ from contextplane.security.masking_policy import (
 )
 
 TIMEOUT_S = 30.0
-_COLUMNS = ("NAME", "PRINCIPAL", "TOPIC", "TAGS", "ACTION")
+_COLUMNS = ("NAME", "PRINCIPAL", "TOPIC", "TAGS", "ACTION", "KEYS")
 
 
 def add_parser(sub: Any) -> None:
@@ -55,6 +56,12 @@ def add_parser(sub: Any) -> None:
     add.add_argument(
         "--action", default="redact", help="redact (default), null, hash or keep-last-N"
     )
+    add.add_argument(
+        "--keys",
+        default=KEYS_MASKED,
+        help="masked (default: keys with a registered schema masked as values are), "
+        "clear (keys as stored) or fail-closed (keys without one sent null, as values)",
+    )
     for parser in (add, listed, delete):
         add_connection_arguments(parser)
         add_output_argument(parser)
@@ -67,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     try:
-        policy = make_policy(args.name, args.principal, args.topic, args.tag, args.action)
+        policy = make_policy(
+            args.name, args.principal, args.topic, args.tag, args.action, args.keys
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     connection = Connection(config_from_arguments(args))
@@ -228,7 +237,7 @@ def _show(policies: list[MaskingPolicy], output: str) -> None:
         print_table(
             _COLUMNS,
             [
-                (p.name, p.principal, p.topic, ",".join(sorted(p.tags)), str(p.action))
+                (p.name, p.principal, p.topic, ",".join(sorted(p.tags)), str(p.action), p.keys)
                 for p in policies
             ],
         )

@@ -1,8 +1,9 @@
 """Masking policies: which principal gets which tagged fields of which topics masked, and
 how. One policy is one record of the compacted topic `__contextplane_masking`: key the
-policy's name, value JSON `{"principal", "topic", "tags", "action"}`; a tombstone deletes
-it. The broker folds the topic (broker/masking_policies.py); `contextplane mask` writes
-it. Both read a value with `parse_policy`, so what the CLI accepts the broker applies.
+policy's name, value JSON `{"principal", "topic", "tags", "action"[, "keys"]}`; a
+tombstone deletes it. The broker folds the topic (broker/masking_policies.py);
+`contextplane mask` writes it. Both read a value with `parse_policy`, so what the CLI
+accepts the broker applies.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ KEEP_LAST = "keep-last"
 ACTION_STRENGTH = (NULL, REDACT, HASH, KEEP_LAST)
 _KEEP_LAST = re.compile(r"keep-last-([0-9]{1,4})")
 
+# What a policy does to record keys. `masked` (the default): a key in the Confluent wire
+# format whose schema id is registered is masked as a value is (one that then does not
+# decode is sent null); any other key (a string, a number) is sent as stored. `clear`:
+# keys are sent as stored. `fail-closed`: keys are treated exactly as values, so a key
+# without the wire format or with an unknown id is sent null too.
+KEYS_MASKED = "masked"
+KEYS_CLEAR = "clear"
+KEYS_FAIL_CLOSED = "fail-closed"
+KEYS_MODES = (KEYS_MASKED, KEYS_CLEAR, KEYS_FAIL_CLOSED)
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -50,6 +61,7 @@ class MaskingPolicy:
     topic: str  # a topic name, or a prefix followed by `*`
     tags: frozenset[str]
     action: Action
+    keys: str = KEYS_MASKED  # one of KEYS_MODES
 
     def covers(self, principal: str, topic: str) -> bool:
         if self.principal not in ("*", principal):
@@ -64,6 +76,7 @@ class MaskingPolicy:
             "topic": self.topic,
             "tags": sorted(self.tags),
             "action": str(self.action),
+            "keys": self.keys,
         }
 
 
@@ -85,7 +98,7 @@ def check_name(name: str) -> str:
 
 
 def make_policy(
-    name: str, principal: str, topic: str, tags: list[str], action: str
+    name: str, principal: str, topic: str, tags: list[str], action: str, keys: str = KEYS_MASKED
 ) -> MaskingPolicy:
     """A policy from its parts; ValueError naming what is wrong."""
     check_name(name)
@@ -99,7 +112,9 @@ def make_policy(
         raise ValueError(f"a policy names 1 to {POLICY_TAGS_MAX} tags")
     if any(not isinstance(t, str) or not t or len(t) > TAG_CHARS_MAX for t in tags):
         raise ValueError(f"a tag is a string of 1 to {TAG_CHARS_MAX} characters")
-    return MaskingPolicy(name, principal, topic, frozenset(tags), parse_action(action))
+    if keys not in KEYS_MODES:
+        raise ValueError(f"keys {keys!r} is not one of {', '.join(KEYS_MODES)}")
+    return MaskingPolicy(name, principal, topic, frozenset(tags), parse_action(action), keys)
 
 
 def parse_policy(name: str, value: bytes) -> MaskingPolicy:
@@ -117,7 +132,10 @@ def parse_policy(name: str, value: bytes) -> MaskingPolicy:
         raise ValueError("principal, topic and action are strings")
     if not isinstance(tags, list):
         raise ValueError("tags is a list of strings")
-    return make_policy(name, principal, topic, tags, action)
+    keys = body.get("keys", KEYS_MASKED)  # policies written before keys were masked
+    if not isinstance(keys, str):
+        raise ValueError("keys is a string")
+    return make_policy(name, principal, topic, tags, action, keys)
 
 
 def encode_policy(policy: MaskingPolicy) -> bytes:

@@ -23,6 +23,7 @@ from contextplane.coordinators.consumer_group.assignors import TopicPartition
 from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
+from contextplane.settings_consumer_groups import consumer_protocol_enabled
 
 # ConsumerGroupDescribe v1's member_type for a member of the consumer protocol.
 CONSUMER_MEMBER_TYPE = 1
@@ -76,6 +77,18 @@ def _ms(value: Any) -> int:
 
 
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
+    if not consumer_protocol_enabled(ctx.settings):
+        # Kafka answers so when group.coordinator.rebalance.protocols leaves it out (and
+        # still lists the API in ApiVersions).
+        return ctx.reply(
+            throttle_time=ctx.throttle_ms,
+            error_code=ErrorCode.unsupported_version,
+            error_message=None,
+            member_id=None,
+            member_epoch=0,
+            heartbeat_interval=0,
+            assignment=None,
+        )
     topics = ctx.topics.topics()
 
     def partition_count(name: str) -> int:
@@ -142,6 +155,13 @@ def _refused(group_id: str) -> dict[str, Any]:
 
 
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
+    if not consumer_protocol_enabled(ctx.settings):
+        unsupported = [
+            {**_refused(g), "error_code": ErrorCode.unsupported_version} for g in request.group_ids
+        ]
+        return await ctx.large_reply(
+            len(unsupported), throttle_time=ctx.throttle_ms, groups=unsupported
+        )
     include_operations = request.include_authorized_operations
     # A request may name 200,000 groups: each is described on its own, the loop given
     # back every few milliseconds (each description holds for its group alone, as Kafka's).

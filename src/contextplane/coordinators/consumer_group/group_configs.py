@@ -8,9 +8,13 @@ dead-letter configs; each INT one overrides its `group.*` broker setting for one
 Rules of this file:
 
 * Values are checked as Kafka checks them: a known name, an INT within the broker's
-  bounds (`group.consumer.*`: Kafka's default min and max; `group.share.min/max.*`: the
-  broker's settings), a session timeout above its heartbeat interval (the group's or the
-  broker's), a STRING among its values; errors are INVALID_CONFIG with Kafka's messages.
+  bounds (`group.consumer.min/max.*` and `group.share.min/max.*` settings, named by
+  `GroupConfigSpec.bounds`), a session timeout above its heartbeat interval (each the
+  group's or else the broker's), a STRING among its values; errors are INVALID_CONFIG with
+  Kafka's messages.
+* Stored values, consumer and share alike, are loaded as they are (`checked(configs,
+  None)`): bounds changed since hold for the next alteration, never refuse a start. A
+  share group's INT values are kept within the current bounds when used (`share_values`).
 * A group without an override uses the broker setting; overrides apply from the group's
   next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
   lock duration from the next records acquired, the reset and isolation level from the
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from contextplane.coordinators import share_group_configs as share
 from contextplane.coordinators.consumer_group import messages
 from contextplane.errors import KafkaError
+from contextplane.limits import INT_MAX
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 
@@ -50,7 +55,7 @@ class GroupConfigSpec:
     documentation: str
     choices: tuple[str, ...] = ()  # a STRING config's values (empty: an INT config)
     kind: str = ""  # "string" (free text), "boolean", "reset"; "" for INT or a choice
-    # The broker settings bounding an INT (`group.share.min/max.*`; empty: fixed bounds).
+    # The broker settings bounding an INT (`group.*.min/max.*`; empty: fixed bounds).
     bounds: tuple[str, str] = ("", "")
     default: str = ""  # the value without an override, when no broker setting gives it
 
@@ -61,12 +66,17 @@ SPECS: dict[str, GroupConfigSpec] = {
         messages.SESSION_TIMEOUT_MS_MIN,
         messages.SESSION_TIMEOUT_MS_MAX,
         "The timeout to detect client failures when using the consumer group protocol.",
+        bounds=("group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"),
     ),
     HEARTBEAT_INTERVAL: GroupConfigSpec(
         "group.consumer.heartbeat.interval.ms",
         messages.HEARTBEAT_INTERVAL_MS_MIN,
         messages.HEARTBEAT_INTERVAL_MS_MAX,
         "The heartbeat interval given to the members of a consumer group.",
+        bounds=(
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        ),
     ),
     share.SESSION_TIMEOUT: GroupConfigSpec(
         "group.share.session.timeout.ms",
@@ -166,11 +176,11 @@ def _bounds(spec: GroupConfigSpec, settings: Settings) -> tuple[int, int]:
     return getattr(settings, low.replace(".", "_")), getattr(settings, high.replace(".", "_"))
 
 
-def checked(configs: Mapping[str, str], settings: Settings | None = None) -> dict[str, int]:
+def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, int]:
     """The INT overrides as integers (the STRING ones checked, not returned), or
     KafkaError(INVALID_CONFIG) with Kafka's message. `settings`: the broker's, whose
-    bounds and defaults apply (Kafka's defaults when None)."""
-    settings = settings or Settings()
+    bounds and defaults apply; None for stored values, loaded at start, which are not held
+    to the broker's current bounds."""
     values: dict[str, int] = {}
     for name, text in configs.items():
         spec = SPECS.get(name)
@@ -212,15 +222,17 @@ def checked(configs: Mapping[str, str], settings: Settings | None = None) -> dic
                 ErrorCode.invalid_config,
                 f"Invalid value {text} for configuration {name}: Not a number of type INT",
             )
-        minimum, maximum = _bounds(spec, settings)
-        if not minimum <= value <= maximum:
+        low, high = _bounds(spec, settings) if settings is not None else (1, INT_MAX)
+        if not low <= value <= high:
             raise KafkaError(
-                ErrorCode.invalid_config,
-                f"{name} must be in the range {minimum} to {maximum} inclusive.",
+                ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."
             )
         values[name] = value
+    if settings is None:
+        return values
     for session, heartbeat in _SESSION_PAIRS:
         if session in values or heartbeat in values:
+            # Kafka 4.4: the group's session (its own or the broker's) must exceed its interval.
             session_ms = values.get(session, int(broker_value(session, settings)))
             heartbeat_ms = values.get(heartbeat, int(broker_value(heartbeat, settings)))
             if session_ms <= heartbeat_ms:

@@ -19,8 +19,9 @@ from contextplane.coordinators.consumer_group.group import (
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 )
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings_consumer_groups import ConsumerGroupSettings, assignor_names
 
-# Kafka's group.consumer.* defaults and bounds.
+# Kafka's group.consumer.* defaults and their bounds' defaults.
 SESSION_TIMEOUT_MS_DEFAULT = 45_000
 SESSION_TIMEOUT_MS_MIN = 45_000
 SESSION_TIMEOUT_MS_MAX = 60_000
@@ -40,6 +41,17 @@ class ConsumerGroupConfig:
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
+
+
+def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfig:
+    """The machine's config from the broker's group.consumer.* settings."""
+    return ConsumerGroupConfig(
+        session_timeout_ms=settings.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
+        assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
+        assignors=assignor_names(settings),
+        max_size=settings.group_consumer_max_size,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,8 +62,9 @@ def inline_tags(parsed: AvroSchema | JsonSchema | ProtobufSchema) -> FieldTags:
     elif isinstance(parsed, JsonSchema):
         _json(parsed, parsed.document, parsed.document, "$", found, ({}, aliases), [0])
     else:
-        for name in parsed.own_messages:
-            for field_name, tags in parsed.messages[name].field_tags.items():
+        # Every message the file knows, its imports' too (as for Avro's referenced records).
+        for name, message in parsed.messages.items():
+            for field_name, tags in message.field_tags.items():
                 found.setdefault(f"{name}.{field_name}", set()).update(tags)
     return FieldTags({path: frozenset(tags) for path, tags in found.items()}, aliases)
 

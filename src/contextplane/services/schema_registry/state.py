@@ -252,6 +252,12 @@ class RegistryState:
             )
         return found
 
+    def referenced_schema(self, reference: Reference) -> StoredSchema | None:
+        """The schema a stored schema's reference (resolved to a version) names, or None
+        when that version is gone."""
+        version = self.subjects.get(reference.subject, {}).get(reference.version)
+        return self.schemas.get(version.schema_id) if version is not None else None
+
     def referencing_ids(self, subject: str, version: int, *, deleted: bool) -> list[int]:
         """Ids of the schemas that refer to this version (`deleted`: also those whose every
         version is soft-deleted), ascending."""
