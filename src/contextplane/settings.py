@@ -29,6 +29,7 @@ from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
+from contextplane.settings_share_groups import ShareGroupFields
 from contextplane.settings_table import (
     ENV_PREFIX,
     IGNORED,
@@ -40,7 +41,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ConsumerGroupSettings):  # the group.consumer.* fields are its own
+class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer.* fields
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -74,14 +75,6 @@ class Settings(ConsumerGroupSettings):  # the group.consumer.* fields are its ow
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
     group_initial_rebalance_delay_ms: int = 3000
-    # Kafka's group.share.* defaults (KIP-932).
-    group_share_session_timeout_ms: int = 45_000
-    group_share_heartbeat_interval_ms: int = 5_000
-    group_share_max_size: int = 200
-    group_share_record_lock_duration_ms: int = 30_000
-    group_share_delivery_count_limit: int = 5
-    group_share_partition_max_record_locks: int = 2_000
-    group_share_max_share_sessions: int = 2_000
     # KIP-1191's share-group dead-letter settings (broker/share_dead_letters.py).
     errors_deadletterqueue_auto_create_topics_enable: bool = False
     errors_deadletterqueue_topic_name_prefix: str = "dlq."

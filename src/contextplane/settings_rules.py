@@ -56,6 +56,9 @@ def first_problem(settings: Settings) -> str | None:
             f"broker.heartbeat.interval.ms={settings.broker_heartbeat_interval_ms} must be"
             f" less than broker.session.timeout.ms={settings.broker_session_timeout_ms}"
         )
+    bounds = _share_bounds_problem(settings)
+    if bounds is not None:
+        return bounds
     consumer_groups = settings_consumer_groups.first_problem(settings)
     if consumer_groups is not None:
         return consumer_groups
@@ -122,3 +125,14 @@ def _http_url(text: str) -> bool:
     except ValueError:
         return False
     return url.scheme in ("http", "https") and bool(url.hostname)
+
+
+def _share_bounds_problem(settings: Settings) -> str | None:
+    """Kafka's require on each `group.share.min/max.*` pair (its message)."""
+    for what in ("session.timeout.ms", "heartbeat.interval.ms", "record.lock.duration.ms"):
+        low_name, high_name = f"group.share.min.{what}", f"group.share.max.{what}"
+        low = getattr(settings, low_name.replace(".", "_"))
+        high = getattr(settings, high_name.replace(".", "_"))
+        if high < low:
+            return f"{high_name} must be greater than or equal to {low_name}"
+    return None

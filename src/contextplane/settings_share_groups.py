@@ -1,13 +1,39 @@
 """The share groups' (KIP-932) rows of the settings table (`settings_table.SETTINGS` ends
 with them): kept apart so the table stays one readable module. Each is `Setting`'s
 fields; the names, defaults and bounds are Kafka's (`group.share.record.lock.duration.ms`
-is bounded as Kafka bounds the setting itself, 1 s to 1 h)."""
+is bounded as Kafka bounds the setting itself, 1 s to 1 h). The `group.share.min/max.*`
+ones bound what a share group's own configs (`share.session.timeout.ms`, ...) may be set
+to, as Kafka's GroupConfig checks them; a broker value outside them is allowed here
+(Kafka refuses to start), so tests may shorten a lock without lowering the minimum."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from contextplane.limits import INT_MAX
+
+
+@dataclass(frozen=True)
+class ShareGroupFields:
+    """The share-group fields of `Settings` (its base: kept here with their rows)."""
+
+    # Kafka's group.share.* defaults (KIP-932).
+    group_share_session_timeout_ms: int = 45_000
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30_000
+    # The bounds of a share group's own configs (Kafka's group.share.min/max.*).
+    group_share_min_session_timeout_ms: int = 45_000
+    group_share_max_session_timeout_ms: int = 60_000
+    group_share_min_heartbeat_interval_ms: int = 5_000
+    group_share_max_heartbeat_interval_ms: int = 15_000
+    group_share_min_record_lock_duration_ms: int = 15_000
+    group_share_max_record_lock_duration_ms: int = 60_000
+    group_share_delivery_count_limit: int = 5
+    group_share_partition_max_record_locks: int = 2_000
+    group_share_max_share_sessions: int = 2_000
+
 
 SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
     dict(
@@ -15,17 +41,19 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_share_session_timeout_ms",
         unit="ms",
         meaning="a share-group (KIP-932) member that sends no heartbeat for this long leaves its "
-        "group and the records it holds are offered again",
-        low=45_000,
-        high=60_000,
+        "group and the records it holds are offered again (a group's `share.session.timeout.ms` "
+        "overrides it)",
+        low=1,
+        high=INT_MAX,
     ),
     dict(
         name="group.share.heartbeat.interval.ms",
         attr="group_share_heartbeat_interval_ms",
         unit="ms",
-        meaning="how often share-group members heartbeat, as told in each heartbeat response",
-        low=5_000,
-        high=15_000,
+        meaning="how often share-group members heartbeat, as told in each heartbeat response "
+        "(a group's `share.heartbeat.interval.ms` overrides it)",
+        low=1,
+        high=INT_MAX,
     ),
     dict(
         name="group.share.max.size",
@@ -40,8 +68,56 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_share_record_lock_duration_ms",
         unit="ms",
         meaning="how long a share consumer holds the records one ShareFetch acquired before they "
-        "are offered to others",
+        "are offered to others (a group's `share.record.lock.duration.ms` overrides it)",
         low=1_000,
+        high=3_600_000,
+    ),
+    dict(
+        name="group.share.min.session.timeout.ms",
+        attr="group_share_min_session_timeout_ms",
+        unit="ms",
+        meaning="the least a share group's `share.session.timeout.ms` may be set to",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.max.session.timeout.ms",
+        attr="group_share_max_session_timeout_ms",
+        unit="ms",
+        meaning="the most a share group's `share.session.timeout.ms` may be set to",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.min.heartbeat.interval.ms",
+        attr="group_share_min_heartbeat_interval_ms",
+        unit="ms",
+        meaning="the least a share group's `share.heartbeat.interval.ms` may be set to",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.max.heartbeat.interval.ms",
+        attr="group_share_max_heartbeat_interval_ms",
+        unit="ms",
+        meaning="the most a share group's `share.heartbeat.interval.ms` may be set to",
+        low=1,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.min.record.lock.duration.ms",
+        attr="group_share_min_record_lock_duration_ms",
+        unit="ms",
+        meaning="the least a share group's `share.record.lock.duration.ms` may be set to",
+        low=1_000,
+        high=30_000,
+    ),
+    dict(
+        name="group.share.max.record.lock.duration.ms",
+        attr="group_share_max_record_lock_duration_ms",
+        unit="ms",
+        meaning="the most a share group's `share.record.lock.duration.ms` may be set to",
+        low=30_000,
         high=3_600_000,
     ),
     dict(

@@ -183,7 +183,7 @@ def test_acknowledged_records_stay_done_across_a_sigkill(tmp_path: Path) -> None
         broker.kill9()
         broker.restart()
         with RawClient(broker.bootstrap) as client:
-            _join(client, "b")  # membership is not stored: a new member
+            _join(client, "b")  # a new member (a stays one until its session ends)
             first = _fetch(client, "b", 0, work)
             assert first.error_code == ErrorCode.none
             got = _acquired(first) or _acquired(_fetch(client, "b", 1, None))

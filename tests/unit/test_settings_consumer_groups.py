@@ -17,29 +17,43 @@ def _settings(**given: str):
 
 
 def test_kafkas_defaults() -> None:
-    config = consumer_group_config(_settings())
+    settings = _settings()
+    config = consumer_group_config(settings)
     assert (config.heartbeat_interval_ms, config.session_timeout_ms) == (5_000, 45_000)
-    assert (config.min_heartbeat_interval_ms, config.max_heartbeat_interval_ms) == (5_000, 15_000)
-    assert (config.min_session_timeout_ms, config.max_session_timeout_ms) == (45_000, 60_000)
+    heartbeat_bounds = (
+        settings.group_consumer_min_heartbeat_interval_ms,
+        settings.group_consumer_max_heartbeat_interval_ms,
+    )
+    assert heartbeat_bounds == (5_000, 15_000)
+    session_bounds = (
+        settings.group_consumer_min_session_timeout_ms,
+        settings.group_consumer_max_session_timeout_ms,
+    )
+    assert session_bounds == (45_000, 60_000)
     assert config.assignors == ("uniform", "range")
     assert config.max_size == 2**31 - 1
 
 
 def test_values_within_lowered_bounds_are_taken() -> None:
-    config = consumer_group_config(
-        _settings(**{
-            "group.consumer.min.heartbeat.interval.ms": "1000",
-            "group.consumer.heartbeat.interval.ms": "2000",
-            "group.consumer.min.session.timeout.ms": "6000",
-            "group.consumer.session.timeout.ms": "6000",
-            "group.consumer.max.size": "3",
-            "group.consumer.assignors": (
-                "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform"
-            ),
-        })
-    )  # fmt: skip
-    assert (config.heartbeat_interval_ms, config.min_heartbeat_interval_ms) == (2000, 1000)
-    assert (config.session_timeout_ms, config.min_session_timeout_ms) == (6000, 6000)
+    settings = _settings(**{
+        "group.consumer.min.heartbeat.interval.ms": "1000",
+        "group.consumer.heartbeat.interval.ms": "2000",
+        "group.consumer.min.session.timeout.ms": "6000",
+        "group.consumer.session.timeout.ms": "6000",
+        "group.consumer.max.size": "3",
+        "group.consumer.assignors": (
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform"
+        ),
+    })  # fmt: skip
+    config = consumer_group_config(settings)
+    assert (config.heartbeat_interval_ms, settings.group_consumer_min_heartbeat_interval_ms) == (
+        2000,
+        1000,
+    )
+    assert (config.session_timeout_ms, settings.group_consumer_min_session_timeout_ms) == (
+        6000,
+        6000,
+    )
     assert config.assignors == ("range", "uniform")  # class names as Kafka's names
     assert config.max_size == 3
 
@@ -137,12 +151,10 @@ def test_migration_policy_is_case_insensitive_and_share_may_be_listed() -> None:
 
 
 def test_group_configs_are_held_to_the_broker_bounds_when_altered_not_when_loaded() -> None:
-    config = consumer_group_config(
-        _settings(**{
-            "group.consumer.min.session.timeout.ms": "3000",
-            "group.consumer.session.timeout.ms": "6000",
-        })
-    )  # fmt: skip
+    config = _settings(**{
+        "group.consumer.min.session.timeout.ms": "3000",
+        "group.consumer.session.timeout.ms": "6000",
+    })  # fmt: skip
     session = group_configs.SESSION_TIMEOUT
     assert group_configs.checked({session: "5001"}, config) == {session: 5001}
     with pytest.raises(KafkaError, match="must be in the range 3000 to 60000 inclusive"):

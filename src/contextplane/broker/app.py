@@ -426,11 +426,14 @@ class Broker:
             CoordinatorConfig(initial_rebalance_delay_ms=settings.group_initial_rebalance_delay_ms),
             self.clock,
             consumer_config=consumer_group_config(settings),
+            settings=settings,
         )
         await groups.start()
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.on_topic_deleted)
-        self.shares = shares = ShareCoordinator(self.metadata, share_config(settings), self.clock)
+        self.shares = shares = ShareCoordinator(
+            self.metadata, share_config(settings), self.clock, groups.configs.share_values
+        )
         await shares.start(
             lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
         )

@@ -68,6 +68,7 @@ from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
 from contextplane.repeated_log import RepeatedLog
+from contextplane.settings import Settings
 from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ class GroupCoordinator:
         clock: Clock | None = None,
         journal: OffsetsJournal | None = None,
         consumer_config: ConsumerGroupConfig | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """`settings`: the broker's, bounding the groups' own configs."""
         self._store = store
         self.journal: OffsetsJournal = journal or NoJournal()
         clock = clock or SystemClock()
@@ -115,7 +118,7 @@ class GroupCoordinator:
         self.classic = ClassicGroupSaver(store, self.state, self._now_ms)
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
-        self.configs = GroupConfigs(store, self.consumer)
+        self.configs = GroupConfigs(store, self.consumer, settings)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._active = False

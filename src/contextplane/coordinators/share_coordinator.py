@@ -2,9 +2,11 @@
 (`ShareGroupMachine`), the share partitions (`SharePartition`) and the share sessions.
 
 One broker owns every share group's state (the inter-broker share state APIs are not
-served; RFC 0008 §2): membership is in memory (a restarted broker's members rejoin, told
-UNKNOWN_MEMBER_ID), share partitions are in the metadata store, loaded at start, and a
-change is saved before the ShareFetch / ShareAcknowledge that made it is answered. A
+served; RFC 0008 §2): membership and share partitions are in the metadata store, loaded
+at start (members' sessions timed from the load, so they heartbeat on without
+rejoining); a membership change is saved before the heartbeat that made it is answered
+(a timer's expiry by the timer task), a share partition's before the ShareFetch /
+ShareAcknowledge that made it. A
 timer task expires members' sessions and records' locks; a member that leaves or expires
 gives back what it held.
 
@@ -29,8 +31,10 @@ from contextplane.coordinators.share_group import (
     ShareHeartbeat,
     heartbeat_error,
 )
+from contextplane.coordinators.share_group_configs import OffsetReset, ShareGroupValues
 from contextplane.coordinators.share_partition import Run, SharePartition, Undeliverable
 from contextplane.coordinators.share_sessions import ShareSessions
+from contextplane.coordinators.share_stored import BadShareGroupValue, decode, encode
 from contextplane.metadata.records import StoredSharePartition
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
@@ -75,13 +79,20 @@ def share_config(settings: Settings) -> ShareConfig:
 
 class ShareCoordinator:
     def __init__(
-        self, store: MetadataStore, config: ShareConfig | None = None, clock: Clock | None = None
+        self,
+        store: MetadataStore,
+        config: ShareConfig | None = None,
+        clock: Clock | None = None,
+        group_values: Callable[[str], ShareGroupValues] | None = None,
     ) -> None:
+        """`group_values`: a share group's own configs (`GroupConfigs.share_values`);
+        without it every group runs with the broker's settings."""
         self._store = store
         self.config = config or ShareConfig()
         clock = clock or SystemClock()
         self.now_ms = clock.monotonic_ms
-        self.groups = ShareGroupMachine(self.now_ms, self.config.group)
+        self._group_values = group_values
+        self.groups = ShareGroupMachine(self.now_ms, self.config.group, self._timing)
         self.partitions: dict[ShareKey, SharePartition] = {}
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
@@ -95,6 +106,31 @@ class ShareCoordinator:
         # One save at a time: a save must not store an archive whose dead-letter copy
         # another save is still writing.
         self._saving = asyncio.Lock()
+        # Membership: one save at a time, the value each group last stored, the groups
+        # not stored yet, and those heartbeated here since start (on a store other
+        # brokers share, only their expiries are written: every broker loads every group).
+        self._saving_groups = asyncio.Lock()
+        self._stored_groups: dict[str, bytes] = {}
+        self._unsaved_groups: set[str] = set()
+        self._served: set[str] = set()
+
+    # -- a group's own configs ----------------------------------------------------------
+
+    def values(self, group_id: str) -> ShareGroupValues:
+        """What the group runs with: its configs, else the broker's settings."""
+        if self._group_values is not None:
+            return self._group_values(group_id)
+        return ShareGroupValues(
+            self.config.group.session_timeout_ms,
+            self.config.group.heartbeat_interval_ms,
+            self.config.record_lock_duration_ms,
+            OffsetReset("latest"),
+            False,
+        )
+
+    def _timing(self, group_id: str) -> tuple[int, int]:
+        values = self.values(group_id)
+        return values.session_timeout_ms, values.heartbeat_interval_ms
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -107,6 +143,13 @@ class ShareCoordinator:
         reassigns from them)."""
         self._partition_counts = partition_counts
         self._existing_topics = existing_topics
+        for group_id, raw in (await self._store.share_groups()).items():
+            try:
+                self.groups.load_group(decode(group_id, raw))
+            except BadShareGroupValue as exc:
+                log.warning("share group %r: stored membership not loaded: %s", group_id, exc)
+                continue
+            self._stored_groups[group_id] = raw
         for stored in await self._store.share_partitions():
             key = (stored.group_id, stored.topic, stored.partition)
             self.partitions[key] = SharePartition.load(
@@ -133,7 +176,7 @@ class ShareCoordinator:
     def _next_deadline(self) -> int | None:
         deadlines = [self.groups.next_deadline()]
         deadlines += [p.next_deadline() for p in self.partitions.values()]
-        if self._unsaved():
+        if self._unsaved() or self._unsaved_groups:
             deadlines.append(self.now_ms() + _SAVE_RETRY_MS)
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -145,6 +188,8 @@ class ShareCoordinator:
                 expired = self.groups.expire_sessions(self._partition_counts, existing)
                 for group_id, member_id in expired:
                     self._member_gone(group_id, member_id)
+                self._take_group_changes(timer=True)
+                await self.save_groups()
                 now = self.now_ms()
                 if any([p.expire_locks(now) for p in self.partitions.values()]):
                     self.notify_released()
@@ -160,21 +205,68 @@ class ShareCoordinator:
 
     # -- membership ---------------------------------------------------------------------
 
-    def heartbeat(
+    async def heartbeat(
         self,
         request: ShareHeartbeat,
         partition_counts: PartitionCounts,
         topics_version: int | None = None,
         existing: Collection[str] | None = None,
     ) -> dict[str, Any]:
+        """The heartbeat's answer, once what it changed is stored (COORDINATOR_NOT_AVAILABLE
+        when the store refused: the member retries, the change is kept and saved by the
+        timer task, and a retry at the epoch the member had is accepted)."""
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
         response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         for member_id in left:
             self._member_gone(request.group_id, member_id)
+        if self.groups.group(request.group_id) is not None:
+            self._served.add(request.group_id)
         self.kick()
+        self._take_group_changes()
+        if not await self.save_groups():
+            return heartbeat_error(ErrorCode.coordinator_not_available)
         return response
+
+    def _take_group_changes(self, timer: bool = False) -> None:
+        changed = self.groups.take_changed()
+        if timer and self._store.shared:
+            changed &= self._served
+        self._unsaved_groups |= changed
+
+    def _stored(self, group_id: str) -> bool:
+        group = self.groups.group(group_id)
+        value = None if group is None else encode(group)
+        return value == self._stored_groups.get(group_id)
+
+    async def save_groups(self) -> bool:
+        """Store the membership of every group changed since its last save (deleting
+        those gone); False if the store refused (kept to be saved by the timer task)."""
+        if not self._unsaved_groups:
+            return True  # a steady heartbeat: nothing to write, nothing to wait for
+        async with self._saving_groups:
+            writes: dict[str, bytes | None] = {}
+            for group_id in sorted(self._unsaved_groups):
+                group = self.groups.group(group_id)
+                value = None if group is None else encode(group)
+                if value != self._stored_groups.get(group_id):
+                    writes[group_id] = value
+            if writes:
+                try:
+                    await self._store.save_share_groups(writes)
+                except Exception as exc:  # noqa: BLE001 - retried by the timer task
+                    log_round_failure(log, "saving share group membership", exc)
+                    self.kick()
+                    return False
+            for group_id, value in writes.items():
+                if value is None:
+                    self._stored_groups.pop(group_id, None)
+                else:
+                    self._stored_groups[group_id] = value
+            # Unsaved no more only if nothing changed it while the write awaited.
+            self._unsaved_groups = {g for g in self._unsaved_groups if not self._stored(g)}
+            return True
 
     def _member_gone(self, group_id: str, member_id: str) -> None:
         """A member left or expired: what it held is offered to the others now."""
@@ -214,7 +306,8 @@ class ShareCoordinator:
 
     def partition(self, key: ShareKey, start_offset: int) -> SharePartition:
         """The share partition, created at `start_offset` (where
-        `share.auto.offset.reset` puts a partition the group never fetched)."""
+        `share.auto.offset.reset` puts a partition the group never fetched); records it
+        acquires from now on are locked for the group's `share.record.lock.duration.ms`."""
         partition = self.partitions.get(key)
         if partition is None:
             partition = self.partitions[key] = SharePartition(
@@ -224,6 +317,7 @@ class ShareCoordinator:
                 self.config.record_lock_duration_ms,
             )
             partition.state_epoch = 1
+        partition.lock_duration_ms = self.values(key[0]).record_lock_duration_ms
         return partition
 
     def _unsaved(self) -> list[ShareKey]:
@@ -296,8 +390,8 @@ class ShareCoordinator:
         await self._store.delete_share_topic_state(topic)
 
     def knows(self, group_id: str) -> bool:
-        """A share group with members or with share-partition state (membership is not
-        stored: after a restart a group is known by its state until members return)."""
+        """A share group with members or with share-partition state (a group stored
+        before membership was is known by its state until members return)."""
         return self.groups.group(group_id) is not None or any(
             key[0] == group_id for key in self.partitions
         )
@@ -313,6 +407,9 @@ class ShareCoordinator:
         except MetadataStoreUnavailable:
             return ErrorCode.coordinator_not_available  # retriable: nothing was deleted
         self.groups.remove_group(group_id)
+        self._served.discard(group_id)
+        self._take_group_changes()
+        await self.save_groups()  # a refusal is retried by the timer task
         for key in [k for k in self.partitions if k[0] == group_id]:
             del self.partitions[key]
             self._saved_epochs.pop(key, None)
@@ -361,6 +458,8 @@ class ShareCoordinator:
             self.partitions[key] = fresh
             self._saved_epochs[key] = write.state_epoch
         self.groups.ensure_group(group_id)
+        self._take_group_changes()
+        await self.save_groups()  # a refusal is retried by the timer task
         self.kick()
         return ErrorCode.none
 

@@ -26,6 +26,8 @@ LEAVE_GROUP_MEMBER_EPOCH = -1
 
 TopicPartition = tuple[str, int]
 PartitionCounts = Callable[[str], int]
+# A group's (session timeout, heartbeat interval): its own configs, else the broker's.
+GroupTiming = Callable[[str], tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +176,25 @@ class _Counts:
 
 
 class ShareGroupMachine:
-    def __init__(self, now_ms: Callable[[], int], config: ShareGroupConfig | None = None) -> None:
+    def __init__(
+        self,
+        now_ms: Callable[[], int],
+        config: ShareGroupConfig | None = None,
+        timing: GroupTiming | None = None,
+    ) -> None:
         self._now_ms = now_ms
         self.config = config or ShareGroupConfig()
         self.groups: dict[str, ShareGroup] = {}
+        self._timing = timing
+        # Groups whose stored form changed since the owner last took them (`take_changed`).
+        self.changed: set[str] = set()
+
+    def timing(self, group_id: str) -> tuple[int, int]:
+        """The group's session timeout and heartbeat interval (its `share.*` configs
+        apply from its members' next heartbeats)."""
+        if self._timing is None:
+            return self.config.session_timeout_ms, self.config.heartbeat_interval_ms
+        return self._timing(group_id)
 
     def group(self, group_id: str) -> ShareGroup | None:
         return self.groups.get(group_id)
@@ -185,7 +202,20 @@ class ShareGroupMachine:
     def ensure_group(self, group_id: str) -> None:
         """An empty share group (AlterShareGroupOffsets of a group never seen creates
         one, as Kafka's coordinator does)."""
-        self.groups.setdefault(group_id, ShareGroup(group_id))
+        if group_id not in self.groups:
+            self.groups[group_id] = ShareGroup(group_id)
+            self.changed.add(group_id)
+
+    def load_group(self, group: ShareGroup) -> None:
+        """A stored group, its members' sessions starting now."""
+        deadline = self._now_ms() + self.timing(group.group_id)[0]
+        for member in group.members.values():
+            member.session_deadline_ms = deadline
+        self.groups[group.group_id] = group
+
+    def take_changed(self) -> set[str]:
+        taken, self.changed = self.changed, set()
+        return taken
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -228,9 +258,8 @@ class ShareGroupMachine:
                     f"Member {request.member_id} is not a member of group {request.group_id}.",
                 )
             self._remove(group, request.member_id, counts)
-            return self._answer(request.member_id, LEAVE_GROUP_MEMBER_EPOCH, None), [
-                request.member_id
-            ]
+            answer = self._answer(group.group_id, request.member_id, LEAVE_GROUP_MEMBER_EPOCH, None)
+            return answer, [request.member_id]
         changed = False
         if member is None:
             if request.member_epoch != 0:
@@ -266,33 +295,40 @@ class ShareGroupMachine:
         if names is not None and tuple(names) != member.subscribed:
             member.subscribe(tuple(names))
             changed = True
-        if request.rack_id is not None:
+        if request.rack_id is not None and request.rack_id != member.rack_id:
             member.rack_id = request.rack_id
+            self.changed.add(group.group_id)
         topics_changed = topics_version is None or topics_version != group.topics_version
         if changed or (topics_changed and counts.of(group) != group.partition_counts):
             self._reassign(group, counts)
         group.topics_version = topics_version
-        member.session_deadline_ms = self._now_ms() + self.config.session_timeout_ms
+        member.session_deadline_ms = self._now_ms() + self.timing(group.group_id)[0]
         sent: frozenset[TopicPartition] | None = None
         if request.member_epoch == 0 or member.member_epoch != group.assignment_epoch:
             member.member_epoch = group.assignment_epoch
             member.assignment = group.target.get(member.member_id, frozenset())
             sent = member.assignment
-        return self._answer(member.member_id, member.member_epoch, sent), []
+            self.changed.add(group.group_id)
+        return self._answer(group.group_id, member.member_id, member.member_epoch, sent), []
 
     def _answer(
-        self, member_id: str, epoch: int, assignment: frozenset[TopicPartition] | None
+        self,
+        group_id: str,
+        member_id: str,
+        epoch: int,
+        assignment: frozenset[TopicPartition] | None,
     ) -> dict[str, Any]:
         return {
             "error_code": ErrorCode.none,
             "error_message": None,
             "member_id": member_id,
             "member_epoch": epoch,
-            "heartbeat_interval_ms": self.config.heartbeat_interval_ms,
+            "heartbeat_interval_ms": self.timing(group_id)[1],
             "assignment": assignment,
         }
 
     def _reassign(self, group: ShareGroup, counts: _Counts) -> None:
+        self.changed.add(group.group_id)
         group.group_epoch += 1
         group.partition_counts = counts.of(group)
         topics = {m.member_id: m.topics for m in group.members.values()}
@@ -328,8 +364,9 @@ class ShareGroupMachine:
     def restart_sessions(self) -> None:
         now = self._now_ms()
         for group in self.groups.values():
+            session_ms = self.timing(group.group_id)[0]
             for member in group.members.values():
-                member.session_deadline_ms = now + self.config.session_timeout_ms
+                member.session_deadline_ms = now + session_ms
 
     # -- describe and list --------------------------------------------------------------
 
@@ -378,4 +415,5 @@ class ShareGroupMachine:
         ]
 
     def remove_group(self, group_id: str) -> None:
-        self.groups.pop(group_id, None)
+        if self.groups.pop(group_id, None) is not None:
+            self.changed.add(group_id)

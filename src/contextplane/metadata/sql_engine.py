@@ -55,6 +55,7 @@ from contextplane.metadata.sql_objects import (
 )
 from contextplane.metadata.sql_offsets import upsert_group_offsets
 from contextplane.metadata.sql_quotas import QuotaRows
+from contextplane.metadata.sql_share_group_members import ShareGroupRows
 from contextplane.metadata.sql_share_groups import SharePartitionRows
 from contextplane.metadata.sql_transactions import TransactionRows
 from contextplane.metadata.sql_wal_dirty import (
@@ -87,6 +88,7 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
 class SqlEngine(
     QuotaRows,
     ClassicGroupRows,
+    ShareGroupRows,
     ConsumerGroupRows,
     SharePartitionRows,
     TransactionRows,

@@ -31,6 +31,7 @@ from contextplane.metadata.sql_consumer_groups import ConsumerGroupCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
 from contextplane.metadata.sql_quotas import QuotaCalls
+from contextplane.metadata.sql_share_group_members import ShareGroupCalls
 from contextplane.metadata.sql_share_groups import SharePartitionCalls
 from contextplane.metadata.sql_transactions import TransactionCalls
 from contextplane.metadata.sql_wal_dirty import WalDirtyCalls
@@ -42,6 +43,7 @@ _T = TypeVar("_T")
 class SqlMetadataStore(
     QuotaCalls,
     ClassicGroupCalls,
+    ShareGroupCalls,
     ConsumerGroupCalls,
     SharePartitionCalls,
     TransactionCalls,

@@ -213,6 +213,15 @@ class MetadataStore(Protocol):
         """Every write in one transaction (None: the group is deleted)."""
         ...
 
+    # -- share groups' membership (loaded at start, each change saved before it is told)
+    async def share_groups(self) -> dict[str, bytes]:
+        """Group id -> its membership (coordinators/share_stored.py)."""
+        ...
+
+    async def save_share_groups(self, writes: dict[str, bytes | None]) -> None:
+        """Every write in one transaction (None: the group is deleted)."""
+        ...
+
     # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
     async def consumer_groups(self) -> list[StoredConsumerGroup]: ...
     async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:

@@ -151,9 +151,10 @@ def _group_config(
     ctx: RequestContext, request: Any, name: str, overrides: dict[str, str]
 ) -> dict[str, Any]:
     """A group config as Kafka describes it: the group's override, else the broker's
-    `group.consumer.*` setting (a DEFAULT_CONFIG synonym, as Kafka lists it)."""
+    `group.*` setting, listed as a DEFAULT_CONFIG synonym (a config without a broker
+    setting lists itself with its default, as Kafka 4.4 does)."""
     spec = group_configs.SPECS[name]
-    broker = str(group_configs.broker_value(name, ctx.groups.consumer.config))
+    broker = str(group_configs.broker_value(name, ctx.settings))
     if name in overrides:
         entry = _config(name, overrides[name], SOURCE_GROUP)
     else:
@@ -168,8 +169,7 @@ def _group_config(
         entry["documentation"] = spec.documentation
     if getattr(request, "include_synonyms", False):
         synonyms = [(name, overrides[name], SOURCE_GROUP)] if name in overrides else []
-        if spec.broker_setting:
-            synonyms.append((spec.broker_setting, broker, SOURCE_DEFAULT))
+        synonyms.append((spec.broker_setting or name, broker, SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
     return entry
 

@@ -60,7 +60,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
                         ErrorCode.unsupported_version,
                         f"timestamp {wanted.timestamp} needs a newer ListOffsets version",
                     )
-                offset, timestamp = await _lookup(
+                offset, timestamp = await lookup_offset(
                     ctx, partition, wanted.timestamp, getattr(request, "isolation_level", 0)
                 )
                 entry.update(
@@ -75,7 +75,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
     return await ctx.large_reply(count, throttle_time=ctx.throttle_ms, topics=topics)
 
 
-async def _lookup(
+async def lookup_offset(
     ctx: RequestContext, partition: PartitionLog, target: int, isolation_level: int
 ) -> tuple[int, int]:
     # The last offset a consumer of this isolation level may fetch: read_committed

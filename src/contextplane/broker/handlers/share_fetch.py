@@ -20,10 +20,11 @@ from typing import Any
 
 from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.handlers.offsets import lookup_offset
 from contextplane.broker.handlers.share_groups import coordinator
 from contextplane.broker.loopshare import LoopShare
-from contextplane.coordinators.consumer_group.group_configs import SHARE_AUTO_OFFSET_RESET
 from contextplane.coordinators.share_coordinator import ShareCoordinator
+from contextplane.coordinators.share_group_configs import BY_DURATION, EARLIEST
 from contextplane.coordinators.share_partition import (
     AckType,
     Acquired,
@@ -35,21 +36,23 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
-from contextplane.storage.reader import ReadRequest
+from contextplane.storage.reader import READ_COMMITTED, READ_UNCOMMITTED, ReadRequest
+from contextplane.storage.transactions_index import AbortedTxn
 
 _BASE_AND_LENGTH = struct.Struct(">qi")
 _ATTRIBUTES = struct.Struct(">h")
 _LAST_OFFSET_DELTA = struct.Struct(">i")
+_PRODUCER_ID = struct.Struct(">q")
 _ATTRIBUTES_AT = 21  # base offset, length, leader epoch, magic, crc
 _LAST_OFFSET_DELTA_AT = 23
+_PRODUCER_ID_AT = 43  # ... attributes, last offset delta, first and max timestamps
+_TRANSACTIONAL = 0x10
 _CONTROL = 0x20
 # The share consumer's max.poll.records default: a request that names none gets this many.
 _MAX_RECORDS_DEFAULT = 500
 # ShareFetch / ShareAcknowledge v2 (KIP-1222): the RENEW acknowledgement type.
 RENEW_FROM = 2
 RENEW = int(AckType.RENEW)
-# share.isolation.level's default, read_uncommitted (the group config is not built).
-_READ_UNCOMMITTED = 0
 
 Batches = list[tuple[int, int, tuple[int, ...]]]
 
@@ -69,11 +72,17 @@ class _Target:
     acquired: list[Acquired] = field(default_factory=list)
 
 
-def record_ranges(data: bytes) -> tuple[list[tuple[int, int]], int | None]:
+def record_ranges(
+    data: bytes, aborted: Sequence[AbortedTxn] = ()
+) -> tuple[list[tuple[int, int]], int | None]:
     """The (first, last) offsets of the batches in `data` (whole RecordBatch v2 batches)
-    whose records a share consumer may be given (control batches' are not), and one past
-    the last offset. Ranges, not offsets: a compressed batch of 1 MB can hold a million
-    records, and acquiring walks only as far as its bounds allow."""
+    whose records a share consumer may be given (not control batches', nor those of the
+    `aborted` transactions: a read_committed group's), and one past the last offset.
+    Ranges, not offsets: a compressed batch of 1 MB can hold a million records, and
+    acquiring walks only as far as its bounds allow."""
+    by_producer: dict[int, list[AbortedTxn]] = {}
+    for txn in aborted:
+        by_producer.setdefault(txn.producer_id, []).append(txn)
     ranges: list[tuple[int, int]] = []
     position, end = 0, None
     while position + 61 <= len(data):
@@ -82,11 +91,22 @@ def record_ranges(data: bytes) -> tuple[list[tuple[int, int]], int | None]:
             break
         (attributes,) = _ATTRIBUTES.unpack_from(data, position + _ATTRIBUTES_AT)
         (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
-        if not attributes & _CONTROL:
+        if not attributes & _CONTROL and not (
+            attributes & _TRANSACTIONAL
+            and _in_aborted(
+                by_producer, _PRODUCER_ID.unpack_from(data, position + _PRODUCER_ID_AT)[0], base
+            )
+        ):
             ranges.append((base, base + delta))
         end = base + delta + 1
         position += 12 + length
     return ranges, end
+
+
+def _in_aborted(by_producer: dict[int, list[AbortedTxn]], producer_id: int, offset: int) -> bool:
+    """Whether the producer's batch at `offset` is in one of its aborted transactions
+    (from its first offset to its ABORT marker)."""
+    return any(t.first_offset <= offset <= t.last_offset for t in by_producer.get(producer_id, ()))
 
 
 def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
@@ -148,20 +168,35 @@ def _acknowledge(
     shares.notify_released()
 
 
-def _share_partition(
+async def _share_partition(
     ctx: RequestContext,
     shares: ShareCoordinator,
     group_id: str,
     target: _Target,
     log: PartitionLog,
 ) -> SharePartition:
-    # share.auto.offset.reset (a group config; Kafka's default latest): where a partition
-    # the group never fetched starts, the end of the log or its start.
-    reset = ctx.groups.configs.get(group_id).get(SHARE_AUTO_OFFSET_RESET, "latest")
-    start = log.log_start_offset if reset.strip().lower() == "earliest" else log.high_watermark
-    partition = shares.partition((group_id, target.topic or "", target.index), start)
+    key = (group_id, target.topic or "", target.index)
+    start = log.high_watermark
+    if key not in shares.partitions:
+        start = await _reset_offset(ctx, shares.values(group_id).offset_reset, log)
+    partition = shares.partition(key, start)
     partition.move_start(log.log_start_offset)
     return partition
+
+
+async def _reset_offset(ctx: RequestContext, reset: Any, log: PartitionLog) -> int:
+    """Where a partition the group never fetched starts (`share.auto.offset.reset`,
+    Kafka's default latest): the log's end, its start, or the first record stamped at or
+    after now minus the duration (as ListOffsets by timestamp; the end when none is)."""
+    if reset.strategy == EARLIEST:
+        return log.log_start_offset
+    if reset.strategy == BY_DURATION:
+        offset, _ = await lookup_offset(
+            ctx, log, ctx.clock.wall_ms() - reset.duration_ms, READ_UNCOMMITTED
+        )
+        if offset >= 0:
+            return offset
+    return log.high_watermark
 
 
 async def _acquire_all(
@@ -175,6 +210,10 @@ async def _acquire_all(
 ) -> int:
     """Read and acquire for every fetchable target; returns the records acquired."""
     reading: list[tuple[_Target, SharePartition, int]] = []
+    # share.isolation.level: a read_committed group reads up to the last stable offset
+    # and is given no record of an aborted transaction.
+    committed = shares.values(group_id).read_committed
+    isolation = READ_COMMITTED if committed else READ_UNCOMMITTED
     for target in targets:
         target.records, target.acquired = b"", []
         if target.error != ErrorCode.none or target.topic is None:
@@ -184,21 +223,20 @@ async def _acquire_all(
         except KafkaError as exc:
             target.error = exc.code
             continue
-        partition = _share_partition(ctx, shares, group_id, target, log)
+        partition = await _share_partition(ctx, shares, group_id, target, log)
         start = partition.next_fetch_offset()
-        if start is not None and start < log.high_watermark:
+        end = log.last_stable_offset if committed else log.high_watermark
+        if start is not None and start < end:
             reading.append((target, partition, start))
     if not reading:
         return 0
     budget = min(max_bytes, ctx.settings.fetch_max_bytes)
     per_partition = max(1, budget // len(reading))
-    requests = [
-        ReadRequest(t.log, start, per_partition, _READ_UNCOMMITTED) for t, _, start in reading
-    ]
+    requests = [ReadRequest(t.log, start, per_partition, isolation) for t, _, start in reading]
     results = await ctx.log.read_many(requests, budget, LoopShare().due)
     acquired = 0
     now = shares.now_ms()
-    for (target, partition, _), chunks in zip(reading, results, strict=True):
+    for (target, partition, start), chunks in zip(reading, results, strict=True):
         if isinstance(chunks, KafkaError):
             target.error = chunks.code
             continue
@@ -207,6 +245,10 @@ async def _acquire_all(
             continue
         data = _joined(chunks)
         ranges, read_end = record_ranges(data)
+        txns = target.log.transactions if target.log is not None else None
+        if committed and txns is not None and read_end is not None and txns.aborted_since(start):
+            # Only the aborted transactions the batches read may hold, as Fetch lists them.
+            ranges, read_end = record_ranges(data, txns.aborted_in(start, read_end))
         # A batch may begin far below the SPSO (a read starts at a batch's base offset).
         spso = partition.start_offset
         ranges = [(max(first, spso), last) for first, last in ranges if last >= spso]
@@ -319,7 +361,11 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
     group_id, member_id = request.group_id or "", request.member_id or ""
     epoch = int(request.share_session_epoch)
     asked = _resolve(ctx, request.topics)
-    lock_ms = shares.config.record_lock_duration_ms
+    lock_ms = (
+        shares.values(group_id).record_lock_duration_ms
+        if group_id
+        else shares.config.record_lock_duration_ms
+    )
 
     def top_level(code: ErrorCode) -> Reply:
         return ctx.reply(
@@ -439,7 +485,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
     return ctx.reply(
         throttle_time=ctx.throttle_ms,
         error_code=ErrorCode.none,
-        acquisition_lock_timeout=shares.config.record_lock_duration_ms,  # v2
+        acquisition_lock_timeout=shares.values(group_id).record_lock_duration_ms,  # v2
         responses=_topics(ctx, asked, fetch=False),
         node_endpoints=[],
     )

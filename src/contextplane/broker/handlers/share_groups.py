@@ -43,7 +43,7 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
             ErrorCode.group_id_not_found, f"Group {request.group_id} is not a share group."
         )
     else:
-        result = coordinator(ctx).heartbeat(
+        result = await coordinator(ctx).heartbeat(
             ShareHeartbeat(
                 group_id=request.group_id,
                 member_id=request.member_id,

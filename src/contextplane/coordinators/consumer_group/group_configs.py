@@ -1,21 +1,27 @@
-"""Per-group configs of consumer groups (Kafka's GroupConfig, GROUP config resources of
-DescribeConfigs and IncrementalAlterConfigs): `consumer.session.timeout.ms` and
-`consumer.heartbeat.interval.ms`, each overriding its `group.consumer.*` broker setting for
-one group.
+"""Per-group configs (Kafka's GroupConfig, GROUP config resources of DescribeConfigs and
+IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms` and
+`consumer.heartbeat.interval.ms`, the share groups' `share.session.timeout.ms`,
+`share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.auto.offset.reset`
+and `share.isolation.level` (`share_group_configs.py` reads the last two), and KIP-1191's
+dead-letter configs; each INT one overrides its `group.*` broker setting for one group.
 
 Rules of this file:
 
-* Values are checked as Kafka checks them: a known name, an INT, within the broker's
-  `group.consumer.min/max.*` settings (`bounds`), the session above the heartbeat
-  interval (each the group's or else the broker's); errors are INVALID_CONFIG with Kafka's
-  messages. Stored values are loaded as they are, whatever the bounds are now.
+* Values are checked as Kafka checks them: a known name, an INT within the broker's
+  bounds (`group.consumer.min/max.*` and `group.share.min/max.*` settings, named by
+  `GroupConfigSpec.bounds`), a session timeout above its heartbeat interval (each the
+  group's or else the broker's), a STRING among its values; errors are INVALID_CONFIG with
+  Kafka's messages.
+* Stored values, consumer and share alike, are loaded as they are (`checked(configs,
+  None)`): bounds changed since hold for the next alteration, never refuse a start. A
+  share group's INT values are kept within the current bounds when used (`share_values`).
 * A group without an override uses the broker setting; overrides apply from the group's
-  next heartbeat (the session timer a heartbeat restarts, the interval it answers).
-* The consumer group configs, share groups' `share.auto.offset.reset` (STRING: `latest`
-  or `earliest`) and KIP-1191's dead-letter configs `errors.deadletterqueue.topic.name`
-  (STRING, a topic name or empty) and `errors.deadletterqueue.copy.record.enable`
-  (BOOLEAN) are known; the other share and the streams groups' ones are refused as
-  unknown until they are built.
+  next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
+  lock duration from the next records acquired, the reset and isolation level from the
+  next ShareFetch.
+* Kafka 4.4's other group configs (`share.delivery.count.limit`,
+  `share.partition.max.record.locks`, `share.renew.acknowledge.enable`, the assignment
+  intervals, the streams groups' ones) are refused as unknown until they are built.
 """
 
 from __future__ import annotations
@@ -23,17 +29,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from contextplane.coordinators import share_group_configs as share
 from contextplane.coordinators.consumer_group import messages
-from contextplane.coordinators.consumer_group.messages import ConsumerGroupConfig
 from contextplane.errors import KafkaError
 from contextplane.limits import INT_MAX
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings import Settings
 
 SESSION_TIMEOUT = "consumer.session.timeout.ms"
 HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
-SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
-# Kafka also takes "by_duration:<ISO-8601 duration>": not built (refused as invalid).
-SHARE_AUTO_OFFSET_RESETS = ("latest", "earliest")
+SHARE_AUTO_OFFSET_RESET = share.AUTO_OFFSET_RESET
 # KIP-1191: where a share group's undeliverable records are copied, and whether the copy
 # carries the record's key and value (else only the context headers).
 DLQ_TOPIC_NAME = "errors.deadletterqueue.topic.name"
@@ -49,7 +54,10 @@ class GroupConfigSpec:
     maximum: int
     documentation: str
     choices: tuple[str, ...] = ()  # a STRING config's values (empty: an INT config)
-    kind: str = ""  # "string" (free text), "boolean"; "" for INT or a choice
+    kind: str = ""  # "string" (free text), "boolean", "reset"; "" for INT or a choice
+    # The broker settings bounding an INT (`group.*.min/max.*`; empty: fixed bounds).
+    bounds: tuple[str, str] = ("", "")
+    default: str = ""  # the value without an override, when no broker setting gives it
 
 
 SPECS: dict[str, GroupConfigSpec] = {
@@ -58,19 +66,67 @@ SPECS: dict[str, GroupConfigSpec] = {
         messages.SESSION_TIMEOUT_MS_MIN,
         messages.SESSION_TIMEOUT_MS_MAX,
         "The timeout to detect client failures when using the consumer group protocol.",
+        bounds=("group.consumer.min.session.timeout.ms", "group.consumer.max.session.timeout.ms"),
     ),
     HEARTBEAT_INTERVAL: GroupConfigSpec(
         "group.consumer.heartbeat.interval.ms",
         messages.HEARTBEAT_INTERVAL_MS_MIN,
         messages.HEARTBEAT_INTERVAL_MS_MAX,
         "The heartbeat interval given to the members of a consumer group.",
+        bounds=(
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        ),
+    ),
+    share.SESSION_TIMEOUT: GroupConfigSpec(
+        "group.share.session.timeout.ms",
+        0,
+        0,
+        "The timeout to detect client failures when using the share group protocol.",
+        bounds=("group.share.min.session.timeout.ms", "group.share.max.session.timeout.ms"),
+    ),
+    share.HEARTBEAT_INTERVAL: GroupConfigSpec(
+        "group.share.heartbeat.interval.ms",
+        0,
+        0,
+        "The heartbeat interval given to the members of a share group.",
+        bounds=("group.share.min.heartbeat.interval.ms", "group.share.max.heartbeat.interval.ms"),
+    ),
+    share.RECORD_LOCK_DURATION: GroupConfigSpec(
+        "group.share.record.lock.duration.ms",
+        0,
+        0,
+        "The record acquisition lock duration in milliseconds for share groups.",
+        bounds=(
+            "group.share.min.record.lock.duration.ms",
+            "group.share.max.record.lock.duration.ms",
+        ),
     ),
     SHARE_AUTO_OFFSET_RESET: GroupConfigSpec(
         "",
         0,
         0,
-        "The strategy to initialize the share-partition start offset.",
-        SHARE_AUTO_OFFSET_RESETS,
+        "The strategy to initialize the share-partition start offset. <ul><li>earliest: "
+        "automatically reset the offset to the earliest offset</li><li>latest: "
+        "automatically reset the offset to the latest offset</li><li>by_duration:&lt;"
+        "duration&gt;: automatically reset the offset to a configured duration from the "
+        "current timestamp. &lt;duration&gt; must be specified in ISO8601 format "
+        "(PnDTnHnMn.nS). Negative duration is not allowed.</li><li>anything else: throw "
+        "exception to the share consumer.</li></ul>",
+        kind="reset",
+        default=share.LATEST,
+    ),
+    share.ISOLATION_LEVEL: GroupConfigSpec(
+        "",
+        0,
+        0,
+        'Controls how to read records written transactionally. If set to "read_committed", '
+        "the share group will only deliver transactional records which have been committed. "
+        'If set to "read_uncommitted", the share group will return all messages, even '
+        "transactional messages which have been aborted. Non-transactional records will be "
+        "returned unconditionally in either mode.",
+        share.ISOLATION_LEVELS,
+        default=share.READ_UNCOMMITTED,
     ),
     DLQ_TOPIC_NAME: GroupConfigSpec(
         "",
@@ -86,41 +142,45 @@ SPECS: dict[str, GroupConfigSpec] = {
         0,
         "Whether the key and value of a record are copied into its DLQ record.",
         kind="boolean",
+        default="false",
     ),
 }
 
 
+# (session timeout, heartbeat interval) pairs Kafka checks one against the other.
+_SESSION_PAIRS = (
+    (SESSION_TIMEOUT, HEARTBEAT_INTERVAL),
+    (share.SESSION_TIMEOUT, share.HEARTBEAT_INTERVAL),
+)
+
+
 def is_string(spec: GroupConfigSpec) -> bool:
-    """A STRING config (free text or a choice), as DescribeConfigs types it."""
-    return bool(spec.choices) or spec.kind == "string"
+    """A STRING config (free text, a choice or the reset), as DescribeConfigs types it."""
+    return bool(spec.choices) or spec.kind in ("string", "reset")
 
 
-def broker_value(name: str, config: ConsumerGroupConfig) -> int | str:
-    if name == SESSION_TIMEOUT:
-        return config.session_timeout_ms
-    if name == SHARE_AUTO_OFFSET_RESET:
-        return SHARE_AUTO_OFFSET_RESETS[0]  # Kafka's default, latest
-    if name == DLQ_TOPIC_NAME:
-        return ""  # no dead-letter topic
-    if name == DLQ_COPY_RECORD:
-        return "false"
-    return config.heartbeat_interval_ms
-
-
-def bounds(name: str, config: ConsumerGroupConfig) -> tuple[int, int]:
-    """An INT config's range: the broker's group.consumer.min/max.* settings."""
-    if name == SESSION_TIMEOUT:
-        return config.min_session_timeout_ms, config.max_session_timeout_ms
-    if name == HEARTBEAT_INTERVAL:
-        return config.min_heartbeat_interval_ms, config.max_heartbeat_interval_ms
+def broker_value(name: str, settings: Settings) -> int | str:
+    """The value a group without an override has: its broker setting's, else the
+    config's own default."""
     spec = SPECS[name]
-    return spec.minimum, spec.maximum
+    if spec.broker_setting:
+        value: int | str = getattr(settings, spec.broker_setting.replace(".", "_"))
+        return value
+    return spec.default
 
 
-def checked(configs: Mapping[str, str], config: ConsumerGroupConfig | None) -> dict[str, int]:
+def _bounds(spec: GroupConfigSpec, settings: Settings) -> tuple[int, int]:
+    low, high = spec.bounds
+    if not low:
+        return spec.minimum, spec.maximum
+    return getattr(settings, low.replace(".", "_")), getattr(settings, high.replace(".", "_"))
+
+
+def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, int]:
     """The INT overrides as integers (the STRING ones checked, not returned), or
-    KafkaError(INVALID_CONFIG) with Kafka's message. Without `config` (stored values,
-    loaded at start) an INT is not held to the broker's current bounds."""
+    KafkaError(INVALID_CONFIG) with Kafka's message. `settings`: the broker's, whose
+    bounds and defaults apply; None for stored values, loaded at start, which are not held
+    to the broker's current bounds."""
     values: dict[str, int] = {}
     for name, text in configs.items():
         spec = SPECS.get(name)
@@ -142,14 +202,13 @@ def checked(configs: Mapping[str, str], config: ConsumerGroupConfig | None) -> d
                     "either true or false",
                 )
             continue
+        if spec.kind == "reset":
+            if share.offset_reset(text.strip()) is None:
+                raise KafkaError(ErrorCode.invalid_config, share.reset_refusal(text.strip()))
+            continue
         if spec.choices:
-            if text.strip().lower() not in spec.choices:
-                raise KafkaError(
-                    ErrorCode.invalid_config,
-                    f"Invalid value {text} for configuration {name}: the value must be "
-                    f"either 'earliest', 'latest' or of the format "
-                    f"'by_duration:<PnDTnHnMn.nS.>'.",
-                )
+            if text.strip() not in spec.choices:
+                raise KafkaError(ErrorCode.invalid_config, share.isolation_refusal(text.strip()))
             continue
         try:
             value = int(text.strip())
@@ -158,18 +217,26 @@ def checked(configs: Mapping[str, str], config: ConsumerGroupConfig | None) -> d
                 ErrorCode.invalid_config,
                 f"Invalid value {text} for configuration {name}: Not a number of type INT",
             ) from None
-        low, high = bounds(name, config) if config is not None else (1, INT_MAX)
+        if not -(2**31) <= value < 2**31:
+            raise KafkaError(
+                ErrorCode.invalid_config,
+                f"Invalid value {text} for configuration {name}: Not a number of type INT",
+            )
+        low, high = _bounds(spec, settings) if settings is not None else (1, INT_MAX)
         if not low <= value <= high:
             raise KafkaError(
                 ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."
             )
         values[name] = value
-    if config is not None and (SESSION_TIMEOUT in values or HEARTBEAT_INTERVAL in values):
-        # Kafka 4.4: the group's session (its own or the broker's) must exceed its interval.
-        session = values.get(SESSION_TIMEOUT, config.session_timeout_ms)
-        if session <= values.get(HEARTBEAT_INTERVAL, config.heartbeat_interval_ms):
-            raise KafkaError(
-                ErrorCode.invalid_config,
-                f"{SESSION_TIMEOUT} must be greater than {HEARTBEAT_INTERVAL}",
-            )
+    if settings is None:
+        return values
+    for session, heartbeat in _SESSION_PAIRS:
+        if session in values or heartbeat in values:
+            # Kafka 4.4: the group's session (its own or the broker's) must exceed its interval.
+            session_ms = values.get(session, int(broker_value(session, settings)))
+            heartbeat_ms = values.get(heartbeat, int(broker_value(heartbeat, settings)))
+            if session_ms <= heartbeat_ms:
+                raise KafkaError(
+                    ErrorCode.invalid_config, f"{session} must be greater than {heartbeat}"
+                )
     return values

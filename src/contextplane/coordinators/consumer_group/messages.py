@@ -41,11 +41,6 @@ class ConsumerGroupConfig:
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
-    # group.consumer.min/max.*: the bounds of the per-group configs.
-    min_session_timeout_ms: int = SESSION_TIMEOUT_MS_MIN
-    max_session_timeout_ms: int = SESSION_TIMEOUT_MS_MAX
-    min_heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_MIN
-    max_heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_MAX
 
 
 def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfig:
@@ -56,10 +51,6 @@ def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfi
         assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
         assignors=assignor_names(settings),
         max_size=settings.group_consumer_max_size,
-        min_session_timeout_ms=settings.group_consumer_min_session_timeout_ms,
-        max_session_timeout_ms=settings.group_consumer_max_session_timeout_ms,
-        min_heartbeat_interval_ms=settings.group_consumer_min_heartbeat_interval_ms,
-        max_heartbeat_interval_ms=settings.group_consumer_max_heartbeat_interval_ms,
     )
 
 

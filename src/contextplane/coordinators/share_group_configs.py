@@ -1,0 +1,128 @@
+"""A share group's own configs (KIP-932 GROUP config resources) as Kafka 4.4 reads them:
+`share.auto.offset.reset` (`earliest`, `latest` or `by_duration:<ISO-8601 duration>`) and
+`share.isolation.level`, and the values a share group runs with (its override, else the
+broker's `group.share.*` setting).
+
+`by_duration:` takes what Java's `Duration.parse` takes (`PnDTnHnMn.nS`, signs allowed on
+each part, letters in either case, the fraction at most 9 digits) and refuses a negative
+duration, as Kafka's ShareGroupAutoOffsetResetStrategy does; the prefix is lower case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+AUTO_OFFSET_RESET = "share.auto.offset.reset"
+ISOLATION_LEVEL = "share.isolation.level"
+SESSION_TIMEOUT = "share.session.timeout.ms"
+HEARTBEAT_INTERVAL = "share.heartbeat.interval.ms"
+RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
+
+EARLIEST, LATEST, BY_DURATION = "earliest", "latest", "by_duration:"
+READ_COMMITTED, READ_UNCOMMITTED = "read_committed", "read_uncommitted"
+ISOLATION_LEVELS = (READ_COMMITTED, READ_UNCOMMITTED)  # Kafka's order in its message
+
+# java.time.Duration's pattern (its Lazy.PATTERN), matched case-insensitively.
+_DURATION = re.compile(
+    r"([-+]?)P(?:([-+]?[0-9]+)D)?"
+    r"(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?",
+    re.IGNORECASE,
+)
+_LONG_MAX = 2**63 - 1
+# Longer text is no duration Java parses into a long of seconds.
+_DURATION_TEXT_MAX = 200
+
+
+def duration_ms(text: str) -> int | None:
+    """An ISO-8601 duration in ms as Java's Duration.parse reads it (negative allowed),
+    or None when Java would refuse it."""
+    if len(text) > _DURATION_TEXT_MAX:
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None or match.group(3) is not None and match.group(3).upper() == "T":
+        return None  # a T with no time part, as Java refuses
+    sign, days, hours, minutes, seconds, fraction = match.group(1, 2, 4, 5, 6, 7)
+    if days is None and hours is None and minutes is None and seconds is None:
+        return None
+    total = 0
+    for part, unit in ((days, 86_400), (hours, 3_600), (minutes, 60), (seconds, 1)):
+        if part is not None:
+            total += int(part) * unit
+            if abs(int(part) * unit) > _LONG_MAX or abs(total) > _LONG_MAX:
+                return None  # Java's Math.multiplyExact / addExact overflow
+    nanos = int((fraction or "").ljust(9, "0")) if fraction else 0
+    if seconds is not None and seconds.startswith("-"):
+        nanos = -nanos
+    millis = total * 1000 + int(nanos / 1_000_000)
+    return -millis if sign == "-" else millis
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetReset:
+    """Where a share partition the group never fetched starts."""
+
+    strategy: str  # EARLIEST, LATEST or BY_DURATION
+    duration_ms: int = 0  # BY_DURATION: records newer than now minus this
+
+
+def offset_reset(text: str) -> OffsetReset | None:
+    """`share.auto.offset.reset`'s value, or None when Kafka refuses it."""
+    if text in (EARLIEST, LATEST):
+        return OffsetReset(text)
+    if text.startswith(BY_DURATION):
+        millis = duration_ms(text[len(BY_DURATION) :])
+        if millis is not None and millis >= 0:
+            return OffsetReset(BY_DURATION, millis)
+    return None
+
+
+def reset_refusal(text: str) -> str:
+    """Kafka's message for a `share.auto.offset.reset` it refuses."""
+    return (
+        f"Invalid value {text} for configuration {AUTO_OFFSET_RESET}: Invalid value `{text}` "
+        f"for configuration {AUTO_OFFSET_RESET}. The value must be either 'earliest', "
+        "'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."
+    )
+
+
+def isolation_refusal(text: str) -> str:
+    return (
+        f"Invalid value {text} for configuration {ISOLATION_LEVEL}: String must be one of: "
+        + ", ".join(ISOLATION_LEVELS)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupValues:
+    """What one share group runs with: its overrides, else the broker's settings."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    record_lock_duration_ms: int
+    offset_reset: OffsetReset
+    read_committed: bool
+
+
+def share_group_values(
+    overrides: Mapping[str, str],
+    session_timeout_ms: int,
+    heartbeat_interval_ms: int,
+    record_lock_duration_ms: int,
+) -> ShareGroupValues:
+    """The group's values from its stored (already checked) overrides and the broker
+    settings given."""
+
+    def number(name: str, default: int) -> int:
+        text = overrides.get(name)
+        return default if text is None else int(text.strip())
+
+    reset = offset_reset(overrides.get(AUTO_OFFSET_RESET, LATEST)) or OffsetReset(LATEST)
+    return ShareGroupValues(
+        number(SESSION_TIMEOUT, session_timeout_ms),
+        number(HEARTBEAT_INTERVAL, heartbeat_interval_ms),
+        number(RECORD_LOCK_DURATION, record_lock_duration_ms),
+        reset,
+        overrides.get(ISOLATION_LEVEL) == READ_COMMITTED,
+    )

@@ -1,0 +1,244 @@
+"""A share group's own configs over the wire: DescribeConfigs and IncrementalAlterConfigs
+answered as Apache Kafka 4.4 answers them (the same requests to both), and each config
+taking effect: the heartbeat interval a member is told, its session expiring, the lock
+on the records it acquires, where a new share partition starts (`by_duration:`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from kio.schema.errors import ErrorCode
+
+from harness import kafka_reference
+from tests.groups.support import Broker, Wire
+from tests.groups.test_share_group_wire import _acquired, _beat, _fetch, _one, _topic_ids
+from tests.support.wait import wait_until
+
+DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, GROUP_RESOURCE = 32, 44, 32
+CREATE_TOPICS, SHARE_DESCRIBE = 19, 77
+SET, DELETE = 0, 1
+SHARE_CONFIGS = [
+    "share.auto.offset.reset",
+    "share.heartbeat.interval.ms",
+    "share.isolation.level",
+    "share.record.lock.duration.ms",
+    "share.session.timeout.ms",
+]
+
+
+def _describe(wire: Wire, group: str) -> dict[str, Any]:
+    response = wire.call(
+        DESCRIBE_CONFIGS,
+        4,
+        resources=[
+            {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": group,
+                "configuration_keys": SHARE_CONFIGS,
+            }
+        ],
+        include_synonyms=True,
+        include_documentation=True,
+    )
+    (result,) = response.results
+    assert result.error_code == ErrorCode.none, result
+    return {
+        c.name: (
+            c.value,
+            c.config_source,
+            c.config_type,
+            c.read_only,
+            c.is_sensitive,
+            [(s.name, s.value, s.source) for s in c.synonyms],
+            c.documentation,
+        )
+        for c in result.configs
+    }
+
+
+def _alter(wire: Wire, group: str, *changes: tuple[str, int, str | None]) -> tuple[int, Any]:
+    response = wire.call(
+        INCREMENTAL_ALTER_CONFIGS,
+        1,
+        resources=[
+            {
+                "resource_type": GROUP_RESOURCE,
+                "resource_name": group,
+                "configs": [
+                    {"name": n, "config_operation": op, "value": v} for n, op, v in changes
+                ],
+            }
+        ],
+        validate_only=False,
+    )
+    (result,) = response.responses
+    return result.error_code, result.error_message
+
+
+# Alterations of one group, in order: accepted ones change what the next describe shows.
+ALTERATIONS: list[tuple[tuple[str, int, str | None], ...]] = [
+    (("share.record.lock.duration.ms", SET, "14999"),),
+    (("share.record.lock.duration.ms", SET, "60001"),),
+    (("share.record.lock.duration.ms", SET, "abc"),),
+    (("share.session.timeout.ms", SET, "44000"),),
+    (("share.session.timeout.ms", SET, "61000"),),
+    (("share.heartbeat.interval.ms", SET, "4000"),),
+    (("share.heartbeat.interval.ms", SET, "16000"),),
+    (("share.isolation.level", SET, "READ_COMMITTED"),),
+    (("share.isolation.level", SET, "bogus"),),
+    (("share.auto.offset.reset", SET, "by_duration:-PT1H"),),
+    (("share.auto.offset.reset", SET, "BY_DURATION:PT1H"),),
+    (("share.auto.offset.reset", SET, "by_duration:"),),
+    (("share.auto.offset.reset", SET, "Earliest"),),
+    (("share.auto.offset.reset", SET, "by_duration:P1DT2H3M4.5S"),),
+    (
+        ("share.session.timeout.ms", SET, "50000"),
+        ("share.heartbeat.interval.ms", SET, "6000"),
+        ("share.record.lock.duration.ms", SET, "20000"),
+        ("share.isolation.level", SET, "read_committed"),
+        ("share.auto.offset.reset", SET, "by_duration:PT1H"),
+    ),
+    (("share.record.lock.duration.ms", 2, "1"),),  # APPEND: not a LIST
+    (("share.isolation.level", DELETE, None),),
+]
+
+
+def _conversation(port: int) -> list[Any]:
+    """Everything a client sees of one group's share configs through the alterations."""
+    seen: list[Any] = []
+    with Wire(port) as wire:
+        seen.append(_describe(wire, "configured"))
+        for changes in ALTERATIONS:
+            seen.append((changes, _alter(wire, "configured", *changes)))
+        seen.append(_describe(wire, "configured"))
+    return seen
+
+
+@pytest.mark.slow  # starts Apache Kafka
+def test_share_group_configs_as_apache_kafka_answers(tmp_path: Path) -> None:
+    kafka = kafka_reference.start(data_dir=tmp_path / "kafka", timeout=120)
+    try:
+        expected = _conversation(int(kafka.bootstrap.rsplit(":", 1)[1]))
+    finally:
+        kafka.stop()
+    broker = Broker(tmp_path / "contextplane").start()
+    try:
+        got = _conversation(broker.port)
+    finally:
+        broker.stop()
+    assert got == expected
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker whose own share settings are far longer than any test waits (10 min
+    sessions, 1 h locks), with bounds that let a group ask for short ones: what expires
+    here within a test's liveness bound does so by the group's configs."""
+    process = Broker(
+        tmp_path_factory.mktemp("share-configs") / "broker",
+        settings={
+            "group.share.session.timeout.ms": "600000",
+            "group.share.record.lock.duration.ms": "3600000",
+            "group.share.min.session.timeout.ms": "1000",
+            "group.share.min.heartbeat.interval.ms": "100",
+            "group.share.min.record.lock.duration.ms": "1000",
+        },
+    ).start()
+    try:
+        with Wire(process.port) as wire:
+            response = wire.call(
+                CREATE_TOPICS,
+                7,
+                topics=[
+                    {"name": name, "num_partitions": 1, "replication_factor": 1}
+                    for name in ("timed", "locked", "dated")
+                ],
+                timeout=10_000,
+            )
+            assert all(t.error_code == ErrorCode.none for t in response.topics)
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def wire(broker: Broker) -> Iterator[Wire]:
+    with Wire(broker.port) as connection:
+        yield connection
+
+
+def _members(wire: Wire, group: str) -> int:
+    described = wire.call(SHARE_DESCRIBE, 1, group_ids=[group], include_authorized_operations=False)
+    return len(described.groups[0].members)
+
+
+def test_heartbeat_interval_and_session_timeout_are_the_groups(wire: Wire) -> None:
+    assert _alter(
+        wire,
+        "timed",
+        ("share.session.timeout.ms", SET, "2000"),
+        ("share.heartbeat.interval.ms", SET, "500"),
+    ) == (ErrorCode.none, None)
+    joined = _beat(wire, "timed", "quiet", 0, ["timed"])
+    assert joined.error_code == ErrorCode.none
+    assert joined.heartbeat_interval.total_seconds() == 0.5
+    # It never heartbeats again: the group's 2 s session (the broker's is 10 min) ends it.
+    wait_until(lambda: _members(wire, "timed") == 0, 60, "the quiet member expired", poll_s=0.2)
+    # The broker's own interval for a group without configs.
+    other = _beat(wire, "untimed", "m", 0, ["timed"])
+    assert other.heartbeat_interval.total_seconds() == 5
+
+
+def test_records_are_locked_for_the_groups_duration(broker: Broker, wire: Wire) -> None:
+    locked = _topic_ids(wire)["locked"]
+    assert _alter(wire, "lockers", ("share.record.lock.duration.ms", SET, "1000")) == (
+        ErrorCode.none,
+        None,
+    )
+    for member in ("a", "b"):
+        assert _beat(wire, "lockers", member, 0, ["locked"]).error_code == ErrorCode.none
+    opened = _fetch(wire, "lockers", "a", 0, _one(locked))
+    assert opened.acquisition_lock_timeout.total_seconds() == 1
+    assert _fetch(wire, "lockers", "b", 0, _one(locked)).error_code == ErrorCode.none
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    producer.produce("locked", value=b"job", partition=0)
+    assert producer.flush(10) == 0
+    assert _acquired(_fetch(wire, "lockers", "a", 1, [], wait_ms=5_000)) == [(0, 0, 1)]
+    # a neither acknowledges nor leaves: after the group's 1 s lock (the broker's is an
+    # hour) the record is b's, delivered a second time.
+    epoch = 1
+    again: list[tuple[int, int, int]] = []
+    deadline = time.monotonic() + 60
+    while not again and time.monotonic() < deadline:
+        again = _acquired(_fetch(wire, "lockers", "b", epoch, [], wait_ms=1_000))
+        epoch += 1
+    assert again == [(0, 0, 2)]
+
+
+def test_by_duration_starts_at_the_first_record_that_recent(broker: Broker, wire: Wire) -> None:
+    dated = _topic_ids(wire)["dated"]
+    now_ms = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for age_minutes in (180, 120, 30, 10):  # offsets 0-3
+        stamp = now_ms - age_minutes * 60_000
+        producer.produce("dated", value=b"x", partition=0, timestamp=stamp)
+    assert producer.flush(10) == 0
+    for group, reset, first in (("hour", "by_duration:PT1H", 2), ("day", "by_duration:P1D", 0)):
+        assert _alter(wire, group, ("share.auto.offset.reset", SET, reset)) == (
+            ErrorCode.none,
+            None,
+        )
+        assert _beat(wire, group, "m", 0, ["dated"]).error_code == ErrorCode.none
+        assert _acquired(_fetch(wire, group, "m", 0, _one(dated))) == [(first, 3, 1)]
+    # Nothing that recent: the end of the log, as latest.
+    assert _alter(wire, "minute", ("share.auto.offset.reset", SET, "by_duration:PT1M")) == (
+        ErrorCode.none,
+        None,
+    )
+    assert _beat(wire, "minute", "m", 0, ["dated"]).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "minute", "m", 0, _one(dated))) == []
