@@ -520,6 +520,12 @@ class StorageEngine:
         """Assign offsets to validated batches and queue them for the WAL (appender.py)."""
         return self._appender.append(partition, batches, log_append_time_ms)
 
+    def mirror_append(
+        self, partition: PartitionLog, header: BatchHeader, batch: memoryview
+    ) -> AppendResult:
+        """Append a batch copied from another cluster at its own offsets (appender.py)."""
+        return self._appender.mirror(partition, header, batch)
+
     def _take_back_failed_writes(self, position: int, error: BaseException) -> None:
         # A batch that is not durable is not uploaded: its partition is pending.
         self._appender.take_back(self.log_cache.pending_partitions(), position, error)
