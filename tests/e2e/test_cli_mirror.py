@@ -20,11 +20,20 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from contextplane.cli.mirror_state import STATE_TOPIC
 from harness import kafka_reference
-from tests.support.cli import contextplane
+from tests.support.cli import contextplane, one_error_line
 from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
@@ -311,3 +320,46 @@ def high_watermark(bootstrap: str, topic: str) -> int:
         return 0  # the mirror has not created the topic yet
     finally:
         consumer.close()
+
+
+def test_a_target_without_alter_on_the_cluster_refuses_the_appends(
+    kafka: kafka_reference.KafkaHandle, tmp_path: Path
+) -> None:
+    settings = {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+    }
+    secured = InProcessBroker(tmp_path / "secured", settings=settings).start()
+    try:
+        deny = AclBinding(
+            ResourceType.BROKER,
+            "kafka-cluster",
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "*",
+            AclOperation.ALTER,
+            AclPermissionType.DENY,
+        )
+        admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+        admin.create_acls([deny])[deny].result(30)
+        topic = f"refused-{uuid.uuid4().hex[:6]}"
+        create(kafka.bootstrap, topic, 1)
+        produce(kafka.bootstrap, topic, 0, 3)
+        run = contextplane(
+            "mirror",
+            "--source-bootstrap-server",
+            kafka.bootstrap,
+            "--bootstrap-server",
+            secured.bootstrap,
+            "--topics",
+            topic,
+            "--once",
+            timeout_s=80,
+        )
+        assert one_error_line(run) == (
+            f"contextplane mirror: mirror append to {topic}-0 on the target: "
+            "CLUSTER_AUTHORIZATION_FAILED"
+        )
+        assert high_watermark(secured.bootstrap, topic) == 0
+    finally:
+        secured.stop()

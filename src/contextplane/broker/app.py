@@ -64,7 +64,6 @@ from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.sql_assignment import TargetOf
 from contextplane.metadata.store import MetadataStore, open_metadata_store
-from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
@@ -245,18 +244,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
 def build_routes() -> list[Route]:
     # Schemas load on a version's first request: importing every version's at start cost
     # seconds (tests/unit/test_routes.py checks each advertised version has them).
-    return [Route(*route) for route in ROUTES] + [
-        # contextplane's own, not advertised (protocol/mirror_append.py)
-        Route(
-            MIRROR_APPEND_KEY,
-            0,
-            0,
-            mirror.mirror_append,
-            authz.mirror_append,
-            authz.refuse_mirror_append,
-            advertised=False,
-        )
-    ]
+    return [Route(*route) for route in ROUTES] + [mirror.ROUTE]  # contextplane's own
 
 
 def sasl_listener_configs(settings: Settings) -> dict[str, SaslListenerConfig]:

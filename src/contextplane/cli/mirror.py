@@ -34,6 +34,7 @@ from contextplane.cli.kafka_client import (
 from contextplane.cli.mirror_run import Mirror, PartitionProgress
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.wire import Cluster, WireError
+from contextplane.clock import SystemClock
 
 TOPICS_MAX = 10_000
 IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each fetch already waits)
@@ -97,7 +98,8 @@ def _mirror(args: argparse.Namespace) -> int:
     copied: dict[str, dict[str, int]] = {}
     try:
         mirror = _connected(lambda: Mirror(source, target, progress))
-        shown_at = time.monotonic()
+        clock = SystemClock()
+        shown_at = clock.monotonic_ms()
         saved = {(p.topic, p.partition): p.position for p in progress}
         while True:
             moved = _connected(mirror.round)
@@ -111,9 +113,9 @@ def _mirror(args: argparse.Namespace) -> int:
                 copied = mirror_groups.copy_offsets(source_admin, target_admin, groups, positions)
             if args.once and caught_up:
                 break
-            if time.monotonic() - shown_at >= args.interval:
+            if clock.monotonic_ms() - shown_at >= args.interval * 1000:
                 _show_progress(progress)
-                shown_at = time.monotonic()
+                shown_at = clock.monotonic_ms()
             if not moved:
                 time.sleep(IDLE_SLEEP_S)
     finally:

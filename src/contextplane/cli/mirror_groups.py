@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contextplane.cli.kafka_client import answer
+from contextplane.cli.kafka_client import CommandError, answer, kafka_error_text
 
 
 def source_groups(admin: Any, named: list[str] | None) -> list[str]:
@@ -49,6 +49,12 @@ def copy_offsets(
             ],
             f"committing group {group}'s offsets on the target",
         )
+        for tp in committed.topic_partitions:
+            if tp.error is not None:
+                raise CommandError(
+                    f"committing group {group}'s offset of {tp.topic}-{tp.partition} on the "
+                    f"target: {kafka_error_text(tp.error)}"
+                )
         copied[group] = {
             f"{tp.topic}:{tp.partition}": tp.offset for tp in committed.topic_partitions
         }

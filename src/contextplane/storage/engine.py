@@ -183,6 +183,7 @@ class StorageEngine:
             # epoch is read after each PUT, before acknowledging (RFC 0004 §5).
             self._confirm if metadata.shared and isinstance(self.wal, ObjectWal) else None,
         )
+        self.mirror_append = self._appender.mirror  # a batch at its source's offsets
         self.readahead = Readahead(
             self.blocks,
             (
@@ -519,12 +520,6 @@ class StorageEngine:
     ) -> AppendResult:
         """Assign offsets to validated batches and queue them for the WAL (appender.py)."""
         return self._appender.append(partition, batches, log_append_time_ms)
-
-    def mirror_append(
-        self, partition: PartitionLog, header: BatchHeader, batch: memoryview
-    ) -> AppendResult:
-        """Append a batch copied from another cluster at its own offsets (appender.py)."""
-        return self._appender.mirror(partition, header, batch)
 
     def _take_back_failed_writes(self, position: int, error: BaseException) -> None:
         # A batch that is not durable is not uploaded: its partition is pending.

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from contextplane.broker import authorization as authz
 from contextplane.broker.configs import topic_config
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.handlers.produce import ACK_WAIT_MIN_MS
 from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.pipeline import Route
 from contextplane.errors import KafkaError
+from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import split_batches
 
@@ -85,3 +88,15 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> list
         if result.durable is not None:
             waits.append(result.durable)
     return waits
+
+
+# Served, not advertised in ApiVersions (protocol/mirror_append.py).
+ROUTE = Route(
+    MIRROR_APPEND_KEY,
+    0,
+    0,
+    mirror_append,
+    authz.mirror_append,
+    authz.refuse_mirror_append,
+    advertised=False,
+)
