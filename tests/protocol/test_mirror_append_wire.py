@@ -18,6 +18,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.mirror_append import API_KEY as MIRROR_APPEND
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 API_VERSIONS, CREATE_TOPICS = 18, 19
 
@@ -115,6 +116,32 @@ def test_batches_keep_their_offsets_gaps_and_resends(broker: InProcessBroker) ->
         (9, None, b"e"),
         (20, None, b"f"),
     ]
+
+
+def test_mirrored_batches_and_gaps_outlive_upload_and_restart(tmp_path: Path) -> None:
+    """Uploaded to objects (the log cache holds nothing, so reads go there), then read
+    after a restart; a resend after the restart is still acknowledged as mirrored."""
+    settings = {"upload.interval.ms": "100", "log.cache.bytes": "1"}
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        with RawClient(running.bootstrap) as client:
+            topic = create_topic(client)
+            first = at(3, record_batch([b"a", b"b"]))
+            assert mirror(client, topic, first).log_end_offset == 5
+            assert mirror(client, topic, at(9, record_batch([b"c"]))).log_end_offset == 10
+        partition = running.broker.storage.partition(topic, 0)  # type: ignore[union-attr]
+        wait_until(lambda: partition.object_end_offset == 10, 30, "the upload")
+        expected = [(3, None, b"a"), (4, None, b"b"), (9, None, b"c")]
+        assert consumed(running.bootstrap, topic, 3) == expected
+        running.restart()
+        with RawClient(running.bootstrap) as client:
+            again = mirror(client, topic, first)
+            assert (again.error_code, again.log_end_offset) == (ErrorCode.none, 10)
+            after = mirror(client, topic, at(12, record_batch([b"d"])))
+            assert (after.error_code, after.log_end_offset) == (ErrorCode.none, 13)
+        assert consumed(running.bootstrap, topic, 4) == [*expected, (12, None, b"d")]
+    finally:
+        running.stop()
 
 
 def test_refused_without_alter_on_the_cluster(tmp_path: Path) -> None:
