@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, answer
+from contextplane.cli.kafka_client import (
+    ADMIN_TIMEOUT_S,
+    CommandError,
+    answer,
+    kafka_error_text,
+)
+from contextplane.clock import SystemClock
 
 STATE_TOPIC = "__contextplane_mirror"
 _READ_POLL_S = 0.5
@@ -37,7 +43,7 @@ def _key(topic: str, partition: int) -> bytes:
 
 def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
     """Every partition's stored position (the last record of each key wins)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
         config
@@ -52,24 +58,35 @@ def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
         if high <= low:
             return positions
         consumer.assign([TopicPartition(STATE_TOPIC, 0, low)])
-        while True:
+        clock = SystemClock()
+        deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
+        offset = low - 1
+        while offset < high - 1:
+            if clock.monotonic_ms() >= deadline_ms:
+                raise CommandError(f"reading {STATE_TOPIC}: not read to its end in time")
             message = consumer.poll(_READ_POLL_S)
             if message is None:
                 continue
-            if message.error() is not None:
-                if message.offset() >= high - 1 or message.error().code() == -191:  # EOF
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     break
-                raise CommandError(f"reading {STATE_TOPIC}: {message.error().str()}")
-            try:
-                topic, partition = json.loads(message.key())
-                positions[(str(topic), int(partition))] = int(json.loads(message.value())["next"])
-            except (TypeError, ValueError, KeyError):
-                pass  # not a record this command wrote: ignored
-            if message.offset() >= high - 1:
-                break
+                raise CommandError(f"reading {STATE_TOPIC}: {kafka_error_text(error)}")
+            offset = message.offset() or 0
+            _take(positions, message.key(), message.value())
     finally:
         consumer.close()
     return positions
+
+
+def _take(positions: dict[tuple[str, int], int], key: bytes | None, value: bytes | None) -> None:
+    """One progress record into `positions` (a record this command did not write is
+    ignored)."""
+    try:
+        topic, partition = json.loads(key or b"")
+        positions[(str(topic), int(partition))] = int(json.loads(value or b"")["next"])
+    except (TypeError, ValueError, KeyError):
+        pass
 
 
 class StateWriter:
