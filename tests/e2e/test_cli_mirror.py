@@ -363,3 +363,30 @@ def test_a_target_without_alter_on_the_cluster_refuses_the_appends(
         assert high_watermark(secured.bootstrap, topic) == 0
     finally:
         secured.stop()
+
+
+def test_a_target_topic_with_records_no_mirror_wrote_is_refused(
+    kafka: kafka_reference.KafkaHandle, target: InProcessBroker
+) -> None:
+    """Its batches would otherwise pass for the source's (a batch below the log end is
+    acknowledged as mirrored already)."""
+    topic = f"taken-{uuid.uuid4().hex[:6]}"
+    create(kafka.bootstrap, topic, 1)
+    produce(kafka.bootstrap, topic, 0, 3)
+    create(target.bootstrap, topic, 1)
+    produce(target.bootstrap, topic, 0, 2)
+    run = contextplane(
+        "mirror",
+        "--source-bootstrap-server",
+        kafka.bootstrap,
+        "--bootstrap-server",
+        target.bootstrap,
+        "--topics",
+        topic,
+        "--once",
+        timeout_s=80,
+    )
+    assert one_error_line(run) == (
+        f"contextplane mirror: {topic}-0 holds 2 offsets on the target that this mirror did "
+        "not write: mirror into a new or empty topic"
+    )

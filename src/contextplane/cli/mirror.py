@@ -84,7 +84,7 @@ def _mirror(args: argparse.Namespace) -> int:
     mirror_state.ensure_topic(target_admin, target_metadata)
     stored = mirror_state.read(target_config)
     progress = [
-        PartitionProgress(topic, p, stored.get((topic, p), 0))
+        PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
         for topic in topics
         for p in sorted(source_metadata.topics[topic].partitions)
     ]
@@ -100,7 +100,10 @@ def _mirror(args: argparse.Namespace) -> int:
         mirror = _connected(lambda: Mirror(source, target, progress))
         clock = SystemClock()
         shown_at = clock.monotonic_ms()
+        # Stored before the first append: a partition the target holds records of is
+        # then always one with a stored position (Mirror refuses the others).
         saved = {(p.topic, p.partition): p.position for p in progress}
+        writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
         while True:
             moved = _connected(mirror.round)
             positions = {(p.topic, p.partition): p.position for p in progress}

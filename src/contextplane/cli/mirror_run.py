@@ -23,6 +23,7 @@ from contextplane.protocol.records import BATCH_HEADER_BYTES, parse_header
 
 FETCH = 1
 LIST_OFFSETS = 2
+EARLIEST, LATEST = -2, -1  # ListOffsets' timestamps
 DELETE_RECORDS = 21
 FETCH_VERSION = 12  # topics by name; every Kafka from 3.1 to 4.x answers it
 PARTITION_BYTES_MAX = 1024 * 1024
@@ -43,6 +44,7 @@ class PartitionProgress:
     topic: str
     partition: int
     position: int  # the next source offset to fetch
+    stored: bool = False  # the position came from the progress topic
     source_end: int = -1  # the source's high watermark at the last fetch
     source_start: int = 0
     target_start: int = 0  # the target's log start, as far as this mirror moved it
@@ -87,6 +89,7 @@ class Mirror:
         topics = sorted({p.topic for p in progress})
         self._source_leaders = source.leaders(topics)
         self._target_leaders = target.leaders(topics)
+        self._check_targets_unwritten()
         self._start_at_log_start(list(self.progress.values()))
 
     def round(self) -> int:
@@ -143,34 +146,25 @@ class Mirror:
         return out
 
     def _start_at_log_start(self, partitions: list[PartitionProgress]) -> None:
-        """Note each partition's log start on the source (ListOffsets, earliest), and
-        begin there where the position is below it."""
-        by_leader: dict[str, list[PartitionProgress]] = defaultdict(list)
+        """Note each partition's log start on the source, and begin there where the
+        position is below it."""
+        starts = _list_offsets(self.source, self._source_leaders, partitions, EARLIEST, "source")
         for p in partitions:
-            by_leader[self._source_leader(p)].append(p)
-        for address, group in by_leader.items():
-            topics: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for p in group:
-                topics[p.topic].append(
-                    {"partition_index": p.partition, "current_leader_epoch": -1, "timestamp": -2}
+            p.source_start = starts[(p.topic, p.partition)]
+            p.position = max(p.position, p.source_start)
+
+    def _check_targets_unwritten(self) -> None:
+        """A partition without a stored position must be empty on the target: a batch
+        the target holds already is acknowledged as mirrored, so records that no mirror
+        wrote would pass for the source's."""
+        fresh = [p for p in self.progress.values() if not p.stored]
+        ends = _list_offsets(self.target, self._target_leaders, fresh, LATEST, "target")
+        for (topic, partition), end in ends.items():
+            if end > 0:
+                raise CommandError(
+                    f"{topic}-{partition} holds {end} offsets on the target that this mirror "
+                    "did not write: mirror into a new or empty topic"
                 )
-            answer = self.source.connection(address).request(
-                LIST_OFFSETS,
-                7,
-                replica_id=-1,
-                isolation_level=0,
-                topics=[{"name": t, "partitions": ps} for t, ps in topics.items()],
-            )
-            for topic in answer.topics:
-                for result in topic.partitions:
-                    progress = self.progress[(topic.name, result.partition_index)]
-                    if result.error_code:
-                        raise CommandError(
-                            f"log start of {topic.name}-{result.partition_index} on the "
-                            f"source: {error_name(result.error_code)}"
-                        )
-                    progress.source_start = result.offset
-                    progress.position = max(progress.position, result.offset)
 
     def _source_leader(self, progress: PartitionProgress) -> str:
         leader = self._source_leaders.get((progress.topic, progress.partition))
@@ -260,6 +254,45 @@ class Mirror:
                     self.progress[
                         (topic.name, result.partition_index)
                     ].target_start = result.low_watermark
+
+
+def _list_offsets(
+    cluster: Cluster,
+    leaders: dict[tuple[str, int], str],
+    partitions: list[PartitionProgress],
+    timestamp: int,
+    side: str,
+) -> dict[tuple[str, int], int]:
+    """ListOffsets (EARLIEST or LATEST) of `partitions`, from their leaders on `cluster`."""
+    by_leader: dict[str, list[PartitionProgress]] = defaultdict(list)
+    for p in partitions:
+        leader = leaders.get((p.topic, p.partition))
+        if leader is None:
+            raise CommandError(f"{p.topic}-{p.partition} has no leader on the {side}")
+        by_leader[leader].append(p)
+    offsets: dict[tuple[str, int], int] = {}
+    for address, group in by_leader.items():
+        topics: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for p in group:
+            topics[p.topic].append(
+                {"partition_index": p.partition, "current_leader_epoch": -1, "timestamp": timestamp}
+            )
+        answer = cluster.connection(address).request(
+            LIST_OFFSETS,
+            7,
+            replica_id=-1,
+            isolation_level=0,
+            topics=[{"name": t, "partitions": ps} for t, ps in topics.items()],
+        )
+        for topic in answer.topics:
+            for result in topic.partitions:
+                if result.error_code:
+                    raise CommandError(
+                        f"offsets of {topic.name}-{result.partition_index} on the {side}: "
+                        f"{error_name(result.error_code)}"
+                    )
+                offsets[(topic.name, result.partition_index)] = result.offset
+    return offsets
 
 
 __all__ = ["Mirror", "PartitionProgress", "WireError", "complete_batches"]
