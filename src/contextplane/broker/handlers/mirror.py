@@ -85,6 +85,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> list
     waits = []
     for header, batch in split_batches(records, batch_bytes_max, sparse=True):
         result = ctx.log.mirror_append(partition, header, batch)
+        ctx.services.stats.produced(topic, header.records_count, len(batch))  # bytes in
         if result.durable is not None:
             waits.append(result.durable)
     return waits
