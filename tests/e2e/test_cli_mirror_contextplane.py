@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli_mirror import create, produce, read_all, transaction
 from tests.support.cli import contextplane, one_error_line
 from tests.support.inprocess import InProcessBroker
+from tests.support.mirror import create, produce, read_all, transaction
 
 
 @pytest.fixture

@@ -144,6 +144,24 @@ def test_mirrored_batches_and_gaps_outlive_upload_and_restart(tmp_path: Path) ->
         running.stop()
 
 
+def test_batches_the_checks_refuse_are_named(broker: InProcessBroker) -> None:
+    with RawClient(broker.bootstrap) as client:
+        topic = create_topic(client)
+        corrupt = bytearray(record_batch([b"a"]))
+        corrupt[-1] ^= 0xFF  # a record byte, under the CRC
+        refused = mirror(client, topic, bytes(corrupt))
+        assert (refused.error_code, refused.error_message) == (
+            ErrorCode.corrupt_message,
+            "record batch CRC mismatch",
+        )
+        truncated = mirror(client, topic, record_batch([b"a"])[:40])
+        assert truncated.error_code == ErrorCode.invalid_record
+        internal = mirror(client, "__consumer_offsets", record_batch([b"a"]))
+        assert internal.error_code == ErrorCode.invalid_topic_exception
+        # Nothing of them was written.
+        assert mirror(client, topic, record_batch([b"b"])).log_end_offset == 1
+
+
 def test_refused_without_alter_on_the_cluster(tmp_path: Path) -> None:
     settings = {
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
