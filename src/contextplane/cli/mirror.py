@@ -112,11 +112,14 @@ def _mirror(args: argparse.Namespace) -> int:
                 writer.save(changed)
                 saved = positions
             caught_up = all(p.lag == 0 for p in progress)
-            if groups and (caught_up or not args.once):
+            due = clock.monotonic_ms() - shown_at >= args.interval * 1000
+            # Groups are copied once per interval (each is a request per group to both
+            # clusters), and at the end of `--once`.
+            if groups and (caught_up if args.once else due):
                 copied = mirror_groups.copy_offsets(source_admin, target_admin, groups, positions)
             if args.once and caught_up:
                 break
-            if clock.monotonic_ms() - shown_at >= args.interval * 1000:
+            if due:
                 _show_progress(progress)
                 shown_at = clock.monotonic_ms()
             if not moved:
