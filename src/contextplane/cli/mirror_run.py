@@ -11,12 +11,13 @@ finds is the source's.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from contextplane.cli.kafka_client import CommandError
-from contextplane.cli.wire import Cluster, WireError
+from contextplane.cli.wire import Cluster, WireError, error_name
 from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BATCH_HEADER_BYTES, parse_header
@@ -30,13 +31,7 @@ PARTITION_BYTES_MAX = 1024 * 1024
 FETCH_BYTES_MAX = 16 * 1024 * 1024
 FETCH_WAIT_MS = 200
 APPEND_TIMEOUT_MS = 30_000
-
-
-def error_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name.upper()
-    except ValueError:
-        return f"error {code}"
+LEADER_TRIES, LEADER_WAIT_S = 20, 0.5
 
 
 @dataclass
@@ -89,6 +84,11 @@ class Mirror:
         topics = sorted({p.topic for p in progress})
         self._source_leaders = source.leaders(topics)
         self._target_leaders = target.leaders(topics)
+        for _ in range(LEADER_TRIES):  # topics just created may not be led yet
+            if all(key in self._target_leaders for key in self.progress):
+                break
+            time.sleep(LEADER_WAIT_S)
+            self._target_leaders = target.leaders(topics)
         self._check_targets_unwritten()
         self._start_at_log_start(list(self.progress.values()))
 

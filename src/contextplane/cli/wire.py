@@ -18,10 +18,19 @@ from kio.serial import entity_reader, entity_writer
 
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema
+from contextplane.protocol.error_codes import ErrorCode
 
 REQUEST_TIMEOUT_S = 30.0
 RESPONSE_BYTES_MAX = 256 * 1024 * 1024
 _API_VERSIONS = 18
+
+
+def error_name(code: int) -> str:
+    """Kafka's name of an error code, as the other commands print it."""
+    try:
+        return ErrorCode(code).name.upper()
+    except ValueError:
+        return f"error {code}"
 
 
 class WireError(Exception):
@@ -116,7 +125,7 @@ class Cluster:
         for topic in answer.topics:
             if topic.error_code:
                 raise WireError(
-                    f"topic {topic.name} on {self.bootstrap}: error {int(topic.error_code)}"
+                    f"topic {topic.name} on {self.bootstrap}: {error_name(topic.error_code)}"
                 )
             for partition in topic.partitions:
                 address = self._addresses.get(partition.leader_id)
