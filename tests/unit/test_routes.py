@@ -4,7 +4,7 @@ loads them on a version's first request, not at start)."""
 from __future__ import annotations
 
 from contextplane.broker.app import ROUTES, build_routes
-from contextplane.protocol.codec import request_schema, response_schema
+from contextplane.protocol.codec import MIRROR_APPEND_KEY, request_schema, response_schema
 
 
 def test_every_advertised_version_has_its_schemas() -> None:
@@ -20,6 +20,13 @@ def test_every_advertised_version_has_its_schemas() -> None:
 
 
 def test_routes_advertise_the_declared_ranges() -> None:
-    assert [(r.api_key, r.min_version, r.max_version) for r in build_routes()] == [
+    routes = build_routes()
+    assert [(r.api_key, r.min_version, r.max_version) for r in routes if r.advertised] == [
         (api_key, low, high) for api_key, low, high, *_ in ROUTES
     ]
+    # contextplane's own APIs are served, not advertised to Kafka clients.
+    own = [r for r in routes if not r.advertised]
+    assert [(r.api_key, r.min_version, r.max_version) for r in own] == [(MIRROR_APPEND_KEY, 0, 0)]
+    for route in own:
+        request_schema(route.api_key, route.min_version)
+        response_schema(route.api_key, route.min_version)

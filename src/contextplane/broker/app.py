@@ -24,6 +24,7 @@ from contextplane.broker.handlers import (
     consumer_groups,
     fetch,
     groups,
+    mirror,
     offsets,
     produce,
     producer_ids,
@@ -243,7 +244,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
 def build_routes() -> list[Route]:
     # Schemas load on a version's first request: importing every version's at start cost
     # seconds (tests/unit/test_routes.py checks each advertised version has them).
-    return [Route(*route) for route in ROUTES]
+    return [Route(*route) for route in ROUTES] + [mirror.ROUTE]  # contextplane's own
 
 
 def sasl_listener_configs(settings: Settings) -> dict[str, SaslListenerConfig]:

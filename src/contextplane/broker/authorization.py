@@ -375,6 +375,33 @@ def init_producer_id(ctx: RequestContext, request: Any) -> Needs:
     )
 
 
+# -- mirror append --------------------------------------------------------------------
+
+
+def mirror_append(ctx: RequestContext, request: Any) -> Needs:
+    """MirrorAppend writes at offsets of its choosing: ALTER on the cluster, as replication
+    is the cluster's own business in Kafka."""
+    return Needs(gate=Gate((_cluster(Op.ALTER),), ErrorCode.cluster_authorization_failed))
+
+
+def refuse_mirror_append(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    """Every partition of the request answers the refusal (the response has no top-level
+    error)."""
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        topics=[
+            {
+                "name": topic.name,
+                "partitions": [
+                    {"index": p.index, "error_code": error, "error_message": None}
+                    for p in topic.partitions
+                ],
+            }
+            for topic in request.topics
+        ],
+    )
+
+
 # -- ACLs -----------------------------------------------------------------------------
 
 

@@ -80,6 +80,7 @@ class Route:
     handler: Handler
     needs: NeedsOf = nothing  # what its request needs authorized
     refuse: Refusal = refuse_top_level  # its answer when a gate is refused
+    advertised: bool = True  # listed by ApiVersions (contextplane's own APIs are not)
 
 
 class Pipeline:
@@ -89,9 +90,9 @@ class Pipeline:
         self._advertised: tuple[tuple[Route, ...], list[dict[str, int]]] | None = None
 
     def api_versions(self) -> list[dict[str, int]]:
-        """What ApiVersions advertises: exactly the routes, nothing more (one list, the
+        """What ApiVersions advertises: exactly the Kafka routes, nothing more (one list, the
         same object every time while the routes stay the same: its encoding is cached)."""
-        routes = tuple(self.routes.values())
+        routes = tuple(r for r in self.routes.values() if r.advertised)
         if self._advertised is None or self._advertised[0] != routes:
             listed = [
                 {"api_key": r.api_key, "min_version": r.min_version, "max_version": r.max_version}

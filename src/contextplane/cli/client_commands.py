@@ -1,5 +1,5 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`, `replay`.
+`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`, `replay`, `mirror`.
 `cli/launch.py` parses and runs them without importing the broker (which `cli/main.py`
 does for `up`): less than half the CPU time to start."""
 
@@ -15,6 +15,7 @@ from contextplane.cli import (
     evaluate,
     group,
     mask,
+    mirror,
     produce,
     quota,
     replay,
@@ -36,6 +37,7 @@ COMMANDS = {
     "evaluate": evaluate,
     "trace": trace,
     "replay": replay,
+    "mirror": mirror,
 }
 
 

@@ -38,6 +38,7 @@ CLIENT_COMMANDS = frozenset(
         "evaluate",
         "trace",
         "replay",
+        "mirror",
     }
 )
 

@@ -26,6 +26,7 @@ from contextplane.errors import ProtocolError
 from contextplane.protocol.lenient import read_entity_lenient
 
 API_VERSIONS_KEY = 18
+MIRROR_APPEND_KEY = 10_000  # contextplane's own (protocol/mirror_append.py)
 _HEADER_FIXED = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
 
@@ -195,6 +196,11 @@ OWN_SCHEMAS: dict[tuple[int, int], tuple[str, str, str]] = {
         "DeleteGroupsResponse",
     ),
     (18, 5): ("contextplane.protocol.api_versions_v5", "ApiVersionsRequest", "ApiVersionsResponse"),
+    (MIRROR_APPEND_KEY, 0): (
+        "contextplane.protocol.mirror_append",
+        "MirrorAppendRequest",
+        "MirrorAppendResponse",
+    ),
 }
 
 

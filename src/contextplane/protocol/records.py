@@ -72,13 +72,17 @@ def parse_header(data: bytes | memoryview, position: int = 0) -> BatchHeader:
     return BatchHeader(*_HEADER.unpack_from(data, position))
 
 
-def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, memoryview]]:
+def split_batches(
+    data: bytes, batch_bytes_max: int, sparse: bool = False
+) -> list[tuple[BatchHeader, memoryview]]:
     """Split a produce payload into validated batches.
 
     Raises KafkaError with Kafka's own code for each kind of bad input: a truncated or
     malformed batch (truncated, inconsistent length or record count) or a legacy (v0/v1)
     batch is INVALID_RECORD, an unknown magic or a bad CRC is CORRUPT_MESSAGE, a batch
     over `message.max.bytes` is MESSAGE_TOO_LARGE — the codes Apache Kafka 4.4 returns.
+    `sparse`: a batch may hold fewer records than offsets (a batch copied from a log that
+    compaction thinned, even to none), as Kafka's log keeps them.
     """
     view = memoryview(data)
     batches: list[tuple[BatchHeader, memoryview]] = []
@@ -113,7 +117,10 @@ def split_batches(data: bytes, batch_bytes_max: int) -> list[tuple[BatchHeader, 
                 ErrorCode.unsupported_compression_type,
                 f"compression codec {header.compression} is unknown",
             )
-        if header.records_count != header.last_offset_delta + 1 or header.records_count <= 0:
+        if sparse:
+            if not 0 <= header.records_count <= header.last_offset_delta + 1:
+                raise KafkaError(ErrorCode.invalid_record, "record count exceeds the offsets")
+        elif header.records_count != header.last_offset_delta + 1 or header.records_count <= 0:
             raise KafkaError(ErrorCode.invalid_record, "record count and offset delta disagree")
         batches.append((header, batch))
         position += size
@@ -137,6 +144,32 @@ def stamp(
         struct.pack_into(">h", out, 21, attributes | TIMESTAMP_TYPE_BIT)
         struct.pack_into(">q", out, 35, log_append_time_ms)
         struct.pack_into(">I", out, 17, crc32c(memoryview(out)[_CRC_START:]))
+    return bytes(out)
+
+
+def empty_batch(base_offset: int, offsets: int, timestamp_ms: int) -> bytes:
+    """A batch of no records spanning `offsets` offsets from `base_offset`: what Kafka's
+    log cleaner leaves where it removed every record of a batch, so the offsets stay
+    taken and readers step over them."""
+    out = bytearray(BATCH_HEADER_BYTES)
+    _HEADER.pack_into(
+        out,
+        0,
+        base_offset,
+        BATCH_HEADER_BYTES - _LENGTH_PREFIX_BYTES,
+        -1,  # partition leader epoch: the appender stamps it
+        2,  # magic
+        0,  # crc, below
+        0,  # attributes: no compression, create time
+        offsets - 1,  # last offset delta
+        timestamp_ms,
+        timestamp_ms,
+        -1,  # no producer
+        -1,
+        -1,
+        0,  # no records
+    )
+    struct.pack_into(">I", out, 17, crc32c(memoryview(out)[_CRC_START:]))
     return bytes(out)
 
 

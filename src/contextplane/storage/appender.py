@@ -15,6 +15,7 @@ at the same offsets rather than "deduplicated" onto offsets never written.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import errno
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.records import TRANSACTIONAL_BIT, BatchHeader, stamp
+from contextplane.protocol.records import (
+    TRANSACTIONAL_BIT,
+    BatchHeader,
+    empty_batch,
+    parse_header,
+    stamp,
+)
 from contextplane.storage.admission import DiskFullGate
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
@@ -124,6 +131,67 @@ class Appender:
             _acknowledgement(partition, durable, self._before_ack(partition), self._confirm),
         )
 
+    def mirror(
+        self, partition: PartitionLog, header: BatchHeader, batch: memoryview
+    ) -> AppendResult:
+        """Append a batch copied from another cluster at its own base offset (MirrorAppend).
+
+        Offsets the source no longer has before it (compaction, aborted-then-cleaned
+        transactions, a later log start) are spanned by an empty batch, as Kafka's log
+        cleaner leaves them, so the log stays contiguous for the WAL, objects and readers.
+        A batch wholly below the log end that starts where a batch here starts, or below
+        what is cached, is taken as already mirrored (a resumed mirror sends it again):
+        acknowledged once durable, not written. The source's producer ids are not
+        entered in the idempotence table (they were the source's to check, and would
+        collide with this cluster's own), but transactions are tracked so read_committed
+        readers see what the source's see."""
+        if partition.handing_over:
+            raise NotLeader(f"{partition.topic}-{partition.partition} is moving: retry")
+        base = header.base_offset
+        end = base + header.last_offset_delta + 1
+        if base < partition.next_offset:
+            if end <= partition.next_offset and _mirrored_already(partition, base, end):
+                return AppendResult(base, -1, _durable_at(partition, end))
+            raise KafkaError(
+                ErrorCode.invalid_record,
+                f"batch at offsets {base}-{end - 1} overlaps the log of "
+                f"{partition.topic}-{partition.partition}, which ends at "
+                f"{partition.next_offset}",
+            )
+        refusal = self._disk_gate.refusal()
+        if refusal is not None:
+            raise KafkaError(ErrorCode.kafka_storage_error, refusal)
+        if base > partition.next_offset:
+            gap = empty_batch(
+                partition.next_offset, base - partition.next_offset, header.base_timestamp
+            )
+            self._write_at(partition, parse_header(gap), memoryview(gap))
+        durable = self._write_at(partition, header, batch)
+        if self._log_cache.pending_bytes >= self._upload_bytes:
+            self._wake_uploader()
+        return AppendResult(
+            base,
+            -1,
+            _acknowledgement(partition, durable, self._before_ack(partition), self._confirm),
+        )
+
+    def _write_at(
+        self, partition: PartitionLog, header: BatchHeader, batch: memoryview
+    ) -> asyncio.Future[None]:
+        """Queue one batch at its own base offset (the log end) for the WAL."""
+        base = header.base_offset
+        data = stamp(batch, base, partition.leader_epoch)
+        end = base + header.last_offset_delta + 1
+        position, durable = self._wal.append(partition.stream_id, base, data)
+        self._log_cache.add(
+            partition, CachedBatch(base, end, header.max_timestamp, data, position, len(data))
+        )
+        if header.attributes & TRANSACTIONAL_BIT:
+            track_transaction(partition, header, data, base)
+        partition.next_offset = end
+        durable.add_done_callback(_advance_when_durable(partition, end))
+        return durable
+
     def take_back(
         self, partitions: Iterable[PartitionLog], position: int, error: BaseException
     ) -> None:
@@ -145,6 +213,16 @@ def _advance_when_durable(
             partition.advance_high_watermark(end)
 
     return advance
+
+
+def _mirrored_already(partition: PartitionLog, base: int, end: int) -> bool:
+    """Whether offsets `base` to `end` (below the log end) were mirrored already: a
+    cached batch starts at `base`, or they are older than anything cached (in objects)."""
+    cache = partition.cache
+    if not cache or base < cache[0].base_offset:
+        return True
+    index = bisect.bisect_left(cache, base, key=lambda b: b.base_offset)
+    return index < len(cache) and cache[index].base_offset == base and end <= cache[-1].end_offset
 
 
 def _durable_at(partition: PartitionLog, end_offset: int) -> asyncio.Future[None] | None:

@@ -183,6 +183,7 @@ class StorageEngine:
             # epoch is read after each PUT, before acknowledging (RFC 0004 §5).
             self._confirm if metadata.shared and isinstance(self.wal, ObjectWal) else None,
         )
+        self.mirror_append = self._appender.mirror  # a batch at its source's offsets
         self.readahead = Readahead(
             self.blocks,
             (

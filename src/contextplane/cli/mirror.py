@@ -1,0 +1,240 @@
+"""`contextplane mirror`: copy topics from a source Kafka cluster into contextplane at
+the offsets they have there, with their topic configs and consumer group offsets.
+
+    contextplane mirror --source-bootstrap-server kafka:9092 --bootstrap-server cp:9092 \\
+        --topics orders,payments --group-offsets --once
+
+Missing topics are created on the target with the source's partition count and the
+configs the source sets on them (not its defaults). Batches are fetched as the source
+holds them and appended with MirrorAppend (the target's principal needs ALTER on the
+cluster); offsets, keys, values, headers, timestamps, transactions and gaps stay as they
+are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror that was
+stopped resumes. `--once` stops when every partition has caught up with the source's
+high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
+Exit status 2 for arguments it cannot use, 1 for what a cluster refused or did not
+answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import Any
+
+from contextplane.cli import mirror_groups, mirror_state
+from contextplane.cli.kafka_client import (
+    CommandError,
+    ConfigError,
+    Connection,
+    answer,
+    run_command,
+)
+from contextplane.cli.mirror_run import Mirror, PartitionProgress
+from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.cli.wire import Cluster, WireError
+from contextplane.clock import SystemClock
+
+TOPICS_MAX = 10_000
+IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each fetch already waits)
+
+
+def add_parser(sub: Any) -> None:
+    mirror = sub.add_parser(
+        "mirror", help="copy topics from a Kafka cluster into contextplane, offsets kept"
+    )
+    mirror.add_argument(
+        "--source-bootstrap-server", required=True, help="host:port of the source cluster"
+    )
+    mirror.add_argument(
+        "--bootstrap-server", required=True, help="host:port of the target (contextplane)"
+    )
+    which = mirror.add_mutually_exclusive_group(required=True)
+    which.add_argument("--topics", help="comma-separated topic names")
+    which.add_argument("--topics-regex", help="a regular expression the whole name matches")
+    mirror.add_argument(
+        "--group-offsets",
+        action="store_true",
+        help="copy consumer groups' committed offsets on the mirrored topics",
+    )
+    mirror.add_argument("--groups", help="comma-separated groups to copy (default: all)")
+    mirror.add_argument(
+        "--once", action="store_true", help="stop once every partition has caught up"
+    )
+    mirror.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between progress lines (5)"
+    )
+    add_output_argument(mirror)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command("mirror", lambda: _mirror(args))
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    if not 0.1 <= args.interval <= 3600:
+        raise ConfigError("--interval must be between 0.1 and 3600 seconds")
+    source_config = {"bootstrap.servers": args.source_bootstrap_server}
+    target_config = {"bootstrap.servers": args.bootstrap_server}
+    source_admin, source_metadata = _admin(source_config)
+    target_admin, target_metadata = _admin(target_config)
+    topics = _topics(args, source_metadata)
+    _create_missing(source_admin, target_admin, source_metadata, target_metadata, topics)
+    mirror_state.ensure_topic(target_admin, target_metadata)
+    stored = mirror_state.read(target_config)
+    progress = [
+        PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
+        for topic in topics
+        for p in sorted(source_metadata.topics[topic].partitions)
+    ]
+    groups = (
+        mirror_groups.source_groups(source_admin, _names(args.groups, "--groups"))
+        if args.group_offsets
+        else []
+    )
+    source, target = Cluster(args.source_bootstrap_server), Cluster(args.bootstrap_server)
+    writer = mirror_state.StateWriter(target_config)
+    copied: dict[str, dict[str, int]] = {}
+    try:
+        mirror = _connected(lambda: Mirror(source, target, progress))
+        clock = SystemClock()
+        shown_at = clock.monotonic_ms()
+        # Stored before the first append: a partition the target holds records of is
+        # then always one with a stored position (Mirror refuses the others).
+        saved = {(p.topic, p.partition): p.position for p in progress}
+        writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
+        while True:
+            moved = _connected(mirror.round)
+            positions = {(p.topic, p.partition): p.position for p in progress}
+            changed = {key: at for key, at in positions.items() if saved.get(key) != at}
+            if changed:
+                writer.save(changed)
+                saved = positions
+            caught_up = all(p.lag == 0 for p in progress)
+            due = clock.monotonic_ms() - shown_at >= args.interval * 1000
+            # Groups are copied once per interval (each is a request per group to both
+            # clusters), and at the end of `--once`.
+            if groups and (caught_up if args.once else due):
+                copied = mirror_groups.copy_offsets(source_admin, target_admin, groups, positions)
+            if args.once and caught_up:
+                break
+            if due:
+                _show_progress(progress)
+                shown_at = clock.monotonic_ms()
+            if not moved:
+                time.sleep(IDLE_SLEEP_S)
+    finally:
+        source.close()
+        target.close()
+    _summary(args, progress, copied)
+    return 0
+
+
+def _admin(config: dict[str, str]) -> tuple[Any, Any]:
+    from confluent_kafka.admin import AdminClient
+
+    connection = Connection(config)
+    admin = AdminClient(connection.client_config())
+    return admin, connection.metadata(admin, 30.0)
+
+
+def _names(text: str | None, flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or len(names) > TOPICS_MAX:
+        raise ConfigError(f"{flag}: between 1 and {TOPICS_MAX} names")
+    return names
+
+
+def _topics(args: argparse.Namespace, metadata: Any) -> list[str]:
+    """The source topics to mirror; CommandError naming one it does not have."""
+    if args.topics_regex is not None:
+        try:
+            pattern = re.compile(args.topics_regex)
+        except re.error as exc:
+            raise ConfigError(f"--topics-regex: {exc}") from None
+        chosen = sorted(
+            t for t in metadata.topics if not t.startswith("__") and pattern.fullmatch(t)
+        )
+        if not chosen:
+            raise CommandError(f"no topic of the source matches {args.topics_regex}")
+        return chosen
+    chosen = _names(args.topics, "--topics") or []
+    for name in chosen:
+        if name not in metadata.topics:
+            raise CommandError(f"topic {name} is not on the source: UNKNOWN_TOPIC_OR_PARTITION")
+    return sorted(set(chosen))
+
+
+def _create_missing(
+    source_admin: Any, target_admin: Any, source: Any, target: Any, topics: list[str]
+) -> None:
+    """Create on the target the topics it lacks, with the source's partition count and
+    the configs set on the source topic; CommandError for a target topic with fewer
+    partitions."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource, NewTopic, ResourceType
+
+    for name in topics:
+        partitions = len(source.topics[name].partitions)
+        existing = target.topics.get(name)
+        if existing is not None:
+            if len(existing.partitions) < partitions:
+                raise CommandError(
+                    f"topic {name} has {len(existing.partitions)} partitions on the target "
+                    f"and {partitions} on the source"
+                )
+            continue
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        entries = answer(source_admin.describe_configs([resource])[resource], f"configs of {name}")
+        configs = {
+            key: entry.value
+            for key, entry in entries.items()
+            if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and entry.value is not None
+        }
+        created = target_admin.create_topics([NewTopic(name, partitions, 1, config=configs)])
+        answer(created[name], f"creating topic {name} on the target")
+
+
+def _connected(step: Any) -> Any:
+    try:
+        return step()
+    except WireError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _show_progress(progress: list[PartitionProgress]) -> None:
+    lag = sum(max(p.lag, 0) for p in progress)
+    behind = sum(1 for p in progress if p.lag != 0)
+    line = f"mirror: {len(progress)} partitions, {behind} behind, lag {lag} records"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _summary(
+    args: argparse.Namespace, progress: list[PartitionProgress], copied: dict[str, dict[str, int]]
+) -> None:
+    rows = [
+        {
+            "topic": p.topic,
+            "partition": p.partition,
+            "source_end": p.source_end,
+            "mirrored_end": p.position,
+            "lag": p.lag,
+        }
+        for p in progress
+    ]
+    if args.output == "json":
+        print_json({"partitions": rows, "groups": copied})
+        return
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print_table(
+        ["TOPIC", "PARTITION", "SOURCE-END", "MIRRORED-END", "LAG"],
+        [list(row.values()) for row in rows],
+    )
+    for group, offsets in sorted(copied.items()):
+        print(f"group {group}: {len(offsets)} offsets copied")

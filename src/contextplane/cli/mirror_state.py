@@ -1,0 +1,105 @@
+"""The mirror's progress, kept on the target in a compacted topic (`STATE_TOPIC`): one
+record per source partition, keyed by topic and partition, whose value is the offset the
+next fetch starts at. Read back whole when a mirror starts, so a mirror that was stopped
+or killed resumes where its last acknowledged append ended (a batch sent again is
+acknowledged by MirrorAppend without a second copy)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from contextplane.cli.kafka_client import (
+    ADMIN_TIMEOUT_S,
+    CommandError,
+    answer,
+    kafka_error_text,
+)
+from contextplane.clock import SystemClock
+
+STATE_TOPIC = "__contextplane_mirror"
+_READ_POLL_S = 0.5
+
+
+def ensure_topic(admin: Any, metadata: Any) -> None:
+    """Create the state topic on the target unless it is there."""
+    from confluent_kafka.admin import NewTopic
+
+    if STATE_TOPIC in metadata.topics:
+        return
+    created = admin.create_topics(
+        [NewTopic(STATE_TOPIC, 1, 1, config={"cleanup.policy": "compact"})]
+    )
+    try:
+        answer(created[STATE_TOPIC], f"creating the mirror's state topic {STATE_TOPIC}")
+    except CommandError as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def _key(topic: str, partition: int) -> bytes:
+    return json.dumps([topic, partition]).encode()
+
+
+def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """Every partition's stored position (the last record of each key wins)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        config
+        | {"group.id": "contextplane-mirror-state", "enable.auto.commit": False}
+        | {"enable.partition.eof": True}
+    )
+    positions: dict[tuple[str, int], int] = {}
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(STATE_TOPIC, 0), timeout=ADMIN_TIMEOUT_S
+        )
+        if high <= low:
+            return positions
+        consumer.assign([TopicPartition(STATE_TOPIC, 0, low)])
+        clock = SystemClock()
+        deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
+        offset = low - 1
+        while offset < high - 1:
+            if clock.monotonic_ms() >= deadline_ms:
+                raise CommandError(f"reading {STATE_TOPIC}: not read to its end in time")
+            message = consumer.poll(_READ_POLL_S)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                raise CommandError(f"reading {STATE_TOPIC}: {kafka_error_text(error)}")
+            offset = message.offset() or 0
+            _take(positions, message.key(), message.value())
+    finally:
+        consumer.close()
+    return positions
+
+
+def _take(positions: dict[tuple[str, int], int], key: bytes | None, value: bytes | None) -> None:
+    """One progress record into `positions` (a record this command did not write is
+    ignored)."""
+    try:
+        topic, partition = json.loads(key or b"")
+        positions[(str(topic), int(partition))] = int(json.loads(value or b"")["next"])
+    except (TypeError, ValueError, KeyError):
+        pass
+
+
+class StateWriter:
+    def __init__(self, config: dict[str, Any]) -> None:
+        from confluent_kafka import Producer
+
+        self._producer = Producer(config | {"acks": "all", "linger.ms": 5})
+
+    def save(self, positions: dict[tuple[str, int], int]) -> None:
+        """Store `positions` and wait until the target has them."""
+        for (topic, partition), offset in positions.items():
+            self._producer.produce(
+                STATE_TOPIC, key=_key(topic, partition), value=json.dumps({"next": offset})
+            )
+        if self._producer.flush(ADMIN_TIMEOUT_S):
+            raise CommandError(f"{STATE_TOPIC}: progress not acknowledged within the timeout")

@@ -1,0 +1,134 @@
+"""A blocking Kafka protocol client for what librdkafka does not expose: record batches
+fetched as bytes, exactly as the source's log holds them (base offsets, CRCs, control
+batches, aborted transactions), and contextplane's own MirrorAppend. Requests are kio's
+entities (protocol/codec.py), one connection per broker, PLAINTEXT only.
+
+Every read has a deadline (REQUEST_TIMEOUT_S) and a response is bounded by
+RESPONSE_BYTES_MAX; a broker that says otherwise is a WireError naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+from typing import Any
+
+from kio.serial import entity_reader, entity_writer
+
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import request_schema, response_schema
+from contextplane.protocol.error_codes import ErrorCode
+
+REQUEST_TIMEOUT_S = 30.0
+RESPONSE_BYTES_MAX = 256 * 1024 * 1024
+_API_VERSIONS = 18
+
+
+def error_name(code: int) -> str:
+    """Kafka's name of an error code, as the other commands print it."""
+    try:
+        return ErrorCode(code).name.upper()
+    except ValueError:
+        return f"error {code}"
+
+
+class WireError(Exception):
+    """A broker could not be reached, or answered what no Kafka broker would."""
+
+
+class BrokerConnection:
+    def __init__(self, address: str, client_id: str = "contextplane-mirror") -> None:
+        host, _, port = address.rpartition(":")
+        self.address = address
+        try:
+            self._sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
+        except (OSError, ValueError) as exc:
+            raise WireError(f"cannot connect to {address}: {exc}") from None
+        self._client_id = client_id.encode()
+        self._correlation_id = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def request(self, api_key: int, version: int, **fields: Any) -> Any:
+        """One request's response entity."""
+        schema = request_schema(api_key, version)
+        body = build(schema, fields)
+        self._correlation_id += 1
+        head = struct.pack(">hhih", api_key, version, self._correlation_id, len(self._client_id))
+        head += self._client_id + (b"\x00" if schema.__flexible__ else b"")
+        buffer = io.BytesIO()
+        entity_writer(schema)(buffer, body)
+        payload = head + buffer.getvalue()
+        try:
+            self._sock.sendall(struct.pack(">i", len(payload)) + payload)
+            (size,) = struct.unpack(">i", self._read(4))
+            if not 4 <= size <= RESPONSE_BYTES_MAX:
+                raise WireError(f"{self.address} sent a response of {size} bytes")
+            frame = self._read(size)
+        except OSError as exc:
+            raise WireError(f"{self.address}: {exc}") from None
+        (correlation_id,) = struct.unpack_from(">i", frame, 0)
+        if correlation_id != self._correlation_id:
+            raise WireError(f"{self.address} answered another request ({correlation_id})")
+        response = response_schema(api_key, version)
+        position = 4
+        if response.__flexible__ and api_key != _API_VERSIONS:  # ApiVersions: header v0
+            position += 1  # no tagged fields in the response header
+        try:
+            return entity_reader(response)(frame, position)[0]
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is the broker's
+            raise WireError(f"{self.address} sent an unreadable response: {exc}") from None
+
+    def _read(self, count: int) -> bytes:
+        chunks = []
+        while count:
+            chunk = self._sock.recv(min(count, 1 << 20))
+            if not chunk:
+                raise WireError(f"{self.address} closed the connection")
+            chunks.append(chunk)
+            count -= len(chunk)
+        return b"".join(chunks)
+
+
+class Cluster:
+    """Connections to a cluster's brokers, found from its metadata."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._connections: dict[str, BrokerConnection] = {}
+        self._addresses: dict[int, str] = {}
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    def connection(self, address: str) -> BrokerConnection:
+        if address not in self._connections:
+            self._connections[address] = BrokerConnection(address)
+        return self._connections[address]
+
+    def leaders(self, topics: list[str]) -> dict[tuple[str, int], str]:
+        """Each partition's leader's address; WireError naming a topic the cluster lacks."""
+        first = self.bootstrap.split(",")[0]
+        answer = self.connection(first).request(
+            3,
+            12,
+            topics=[{"name": t, "topic_id": None} for t in topics],
+            allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False,
+        )
+        self._addresses = {b.node_id: f"{b.host}:{b.port}" for b in answer.brokers}
+        leaders: dict[tuple[str, int], str] = {}
+        for topic in answer.topics:
+            if topic.error_code:
+                raise WireError(
+                    f"topic {topic.name} on {self.bootstrap}: {error_name(topic.error_code)}"
+                )
+            for partition in topic.partitions:
+                address = self._addresses.get(partition.leader_id)
+                if address is not None:
+                    leaders[(topic.name, partition.partition_index)] = address
+        return leaders

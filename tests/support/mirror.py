@@ -1,0 +1,92 @@
+"""Clients of a source and a target cluster for the mirror's tests: topics created,
+records produced with keys, headers and timestamps, transactions, and a partition read
+whole as a consumer sees it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+Record = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]], int]
+
+
+def create(bootstrap: str, topic: str, partitions: int, **configs: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1, config=configs)])[topic].result(30)
+
+
+def produce(bootstrap: str, topic: str, partition: int, count: int, start: int = 0) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # Explicit and an hour old, within every retention the test sets.
+    first_ms = int(time.time() * 1000) - 3_600_000
+    for n in range(start, start + count):
+        producer.produce(
+            topic,
+            key=None if n % 5 == 0 else f"k{n}".encode(),
+            value=f"v{n}".encode() * (1 + n % 3),
+            partition=partition,
+            headers=[("n", str(n).encode()), ("h", b"x")] if n % 2 else None,
+            timestamp=first_ms + n,
+        )
+    assert producer.flush(30) == 0
+
+
+def transaction(
+    bootstrap: str, topic: str, partition: int, values: list[bytes], commit: bool
+) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex[:6]}"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for value in values:
+        producer.produce(topic, value=value, partition=partition)
+    producer.flush(30)
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.abort_transaction(30)
+
+
+def read_all(
+    bootstrap: str, topic: str, partition: int, isolation: str = "read_uncommitted"
+) -> list[Record]:
+    """Every record of a partition from its log start to its end, as a consumer sees it."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, partition, -2)])  # OFFSET_BEGINNING
+    seen: list[Record] = []
+    idle = 0
+    try:
+        while idle < 60:  # a liveness bound: 30 s without a record
+            message = consumer.poll(0.5)
+            if message is None:
+                idle += 1
+                continue
+            idle = 0
+            if message.error() is not None:
+                break  # end of the partition
+            seen.append(
+                (
+                    message.partition(),
+                    message.offset(),
+                    message.key(),
+                    message.value(),
+                    list(message.headers() or []),
+                    message.timestamp()[1],
+                )
+            )
+    finally:
+        consumer.close()
+    return seen
