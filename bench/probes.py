@@ -135,6 +135,9 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             total["count"] += entry["count"]
             total["total_ms"] += entry["total_ms"]
             total["max_ms"] = max(total["max_ms"], entry["max_ms"])
+    # The broker's own Produce request times (absent from lines of older brokers).
+    produce = [line["produce"] for line in lines if (line.get("produce") or {}).get("count")]
+    produce_p99s = [entry["p99_ms"] for entry in produce]
     rss = [line["rss_bytes"] for line in lines if line.get("rss_bytes")]
     used = [line["budget_used_bytes"] for line in lines if "budget_used_bytes" in line]
     return {
@@ -144,6 +147,11 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_median": statistics.median(p99s) if p99s else None,
             "p99_max": max(p99s) if p99s else None,
             "max": max(maxes) if maxes else None,
+        },
+        "produce_ms": {
+            "p99_median": statistics.median(produce_p99s) if produce_p99s else None,
+            "p99_max": max(produce_p99s) if produce_p99s else None,
+            "max": max((entry["max_ms"] for entry in produce), default=None),
         },
         "gc": gc,
         "gc_pause_max_ms": max((g["max_ms"] for g in gc.values()), default=0.0),
