@@ -124,6 +124,8 @@ def one_run(
         "ratio": round(busy / idle, 2) if idle else None,
         "loop_lag_p99_idle_ms": (before.get("loop_lag_ms") or {}).get("p99_max"),
         "loop_lag_p99_during_ms": (during.get("loop_lag_ms") or {}).get("p99_max"),
+        "loop_cpu_lag_p99_idle_ms": (before.get("loop_cpu_lag_ms") or {}).get("p99_median"),
+        "loop_cpu_lag_p99_during_ms": (during.get("loop_cpu_lag_ms") or {}).get("p99_median"),
         # The broker's own Produce time (frame read to response written), median second.
         "broker_produce_p99_idle_ms": (before.get("produce_ms") or {}).get("p99_median"),
         "broker_produce_p99_during_ms": (during.get("produce_ms") or {}).get("p99_median"),
@@ -197,6 +199,8 @@ def main() -> None:
             "producer_p99_during_ms",
             "loop_lag_p99_idle_ms",
             "loop_lag_p99_during_ms",
+            "loop_cpu_lag_p99_idle_ms",
+            "loop_cpu_lag_p99_during_ms",
             "broker_produce_p99_idle_ms",
             "broker_produce_p99_during_ms",
             "gc_pause_max_during_ms",

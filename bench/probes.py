@@ -135,6 +135,13 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             total["count"] += entry["count"]
             total["total_ms"] += entry["total_ms"]
             total["max_ms"] = max(total["max_ms"], entry["max_ms"])
+    # The loop thread's CPU between asking for the 1 ms timer and running it: the work
+    # that delayed it, not the time the thread waited for a core (older brokers: none).
+    cpu_p99s = [
+        line["loop_cpu_lag"]["p99_ms"]
+        for line in lines
+        if (line.get("loop_cpu_lag") or {}).get("count")
+    ]
     # The broker's own Produce request times (absent from lines of older brokers).
     produce = [line["produce"] for line in lines if (line.get("produce") or {}).get("count")]
     produce_p99s = [entry["p99_ms"] for entry in produce]
@@ -147,6 +154,10 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_median": statistics.median(p99s) if p99s else None,
             "p99_max": max(p99s) if p99s else None,
             "max": max(maxes) if maxes else None,
+        },
+        "loop_cpu_lag_ms": {
+            "p99_median": statistics.median(cpu_p99s) if cpu_p99s else None,
+            "p99_max": max(cpu_p99s) if cpu_p99s else None,
         },
         "produce_ms": {
             "p99_median": statistics.median(produce_p99s) if produce_p99s else None,

@@ -141,6 +141,9 @@ def test_the_broker_writes_a_probe_line_each_second_and_a_final_one_at_a_clean_s
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     lag = first["loop_lag"]
     assert isinstance(lag, dict) and lag["count"] > 0 and lag["p99_ms"] >= lag["p50_ms"] >= 0
+    cpu_lag = first["loop_cpu_lag"]
+    assert isinstance(cpu_lag, dict) and cpu_lag["count"] == lag["count"]
+    assert cpu_lag["p99_ms"] >= cpu_lag["p50_ms"] >= 0
     assert isinstance(first["rss_bytes"], int) and first["rss_bytes"] > 0
     assert first["budget_total_bytes"] > 0 and first["budget_used_bytes"] >= 0  # type: ignore[operator]
     assert isinstance(first["gc"], dict)

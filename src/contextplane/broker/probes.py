@@ -3,7 +3,11 @@
 Once a second the broker appends one JSON line to that file: how late the event loop ran
 a 1 ms timer (p50/p99/max over the second: work on the loop delays every connection by
 that much; measured with `clock.elapsed_ns`, because uvloop's own clock counts whole
-milliseconds and its timers fall due on whole milliseconds: below ~1 ms it is noise), the
+milliseconds and its timers fall due on whole milliseconds: below ~1 ms it is noise);
+beside it the loop thread's CPU time between asking for that timer and running it
+(`loop_cpu_lag`, the same statistics): the work on the loop that delayed it, without the
+time the thread was not scheduled, which on a machine others share is most of the
+lateness; the
 garbage collector's pauses by generation, the broker's own time for the Produce requests
 answered in that second (p50/p99/max from the frame read to the response written,
 Kafka's TotalTimeMs: a producer's latency less the client's and the network's part),
@@ -25,6 +29,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -185,6 +190,8 @@ class Probes:
         self._storage = storage
         self._clock = clock
         self._lag = LagWindow()
+        self._cpu_lag = LagWindow()
+        self._asked_cpu_ns = 0
         self._gc = GcPauses()
         self._file: TextIO | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -223,10 +230,12 @@ class Probes:
     def _ask_timer(self) -> None:
         # A bare callback, not a task sleeping: a thousand wake-ups a second stay cheap.
         self._asked_ns = elapsed_ns()
+        self._asked_cpu_ns = time.thread_time_ns()
         self._timer = asyncio.get_running_loop().call_later(TICK_S, self._on_timer)
 
     def _on_timer(self) -> None:
         self._lag.add((elapsed_ns() - self._asked_ns) / 1e9 - TICK_S)
+        self._cpu_lag.add((time.thread_time_ns() - self._asked_cpu_ns) / 1e9)
         self._ask_timer()
 
     async def _report(self) -> None:
@@ -243,6 +252,7 @@ class Probes:
             "monotonic_ms": self._clock.monotonic_ms(),
             "final": final,
             "loop_lag": self._lag.take(),
+            "loop_cpu_lag": self._cpu_lag.take(),
             "gc": self._gc.take(),
             "produce": None if self._produce is None else self._produce.take(),
             "rss_bytes": rss_bytes(),
