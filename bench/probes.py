@@ -137,11 +137,10 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             total["max_ms"] = max(total["max_ms"], entry["max_ms"])
     # The loop thread's CPU between asking for the 1 ms timer and running it: the work
     # that delayed it, not the time the thread waited for a core (older brokers: none).
-    cpu_p99s = [
-        line["loop_cpu_lag"]["p99_ms"]
-        for line in lines
-        if (line.get("loop_cpu_lag") or {}).get("count")
+    cpu_lags = [
+        line["loop_cpu_lag"] for line in lines if (line.get("loop_cpu_lag") or {}).get("count")
     ]
+    cpu_p99s = [entry["p99_ms"] for entry in cpu_lags]
     # The broker's own Produce request times (absent from lines of older brokers).
     produce = [line["produce"] for line in lines if (line.get("produce") or {}).get("count")]
     produce_p99s = [entry["p99_ms"] for entry in produce]
@@ -158,6 +157,9 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
         "loop_cpu_lag_ms": {
             "p99_median": statistics.median(cpu_p99s) if cpu_p99s else None,
             "p99_max": max(cpu_p99s) if cpu_p99s else None,
+            # A long turn delays one timer only: its largest is the longest turn's work.
+            "max_median": statistics.median(e["max_ms"] for e in cpu_lags) if cpu_lags else None,
+            "max": max((e["max_ms"] for e in cpu_lags), default=None),
         },
         "produce_ms": {
             "p99_median": statistics.median(produce_p99s) if produce_p99s else None,
