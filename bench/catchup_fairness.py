@@ -60,6 +60,7 @@ def one_run(
     values: list[bytes],
     settings: dict[str, str],
     profile: Path | None = None,
+    reader_process: bool = True,
 ) -> dict[str, Any]:
     previous = os.environ.get("PYTHONPATH")
     if source is not None:
@@ -81,8 +82,9 @@ def one_run(
         load = workloads.produce_bulk(bs, "retained", PARTITIONS, values, total_bytes=mib * MIB)
         if load["failed"]:
             raise RuntimeError(f"load failed: {load['first_error']}")
-        inst.stop()  # a restart empties the log cache (the environment is the same)
-        inst.start()
+        # A restart empties the log cache; as bench/run.py does, it waits until the broker
+        # serves a produce and a fetch (one more message in the topic).
+        workloads.time_to_serving(inst, "retained", values[0])
         inst.evict_page_cache()
         mark = window_start(inst)
         marks: list[int | None] = []
@@ -99,13 +101,14 @@ def one_run(
             bs,
             "retained",
             PARTITIONS,
-            load["messages"],
+            load["messages"] + 1,
             "live",
             values,
             RATE,
             BEFORE_SECONDS,
             timeout=300.0,
             during=reading,
+            reader_process=reader_process,
         )
         broker_cpu = (inst.cpu_seconds()[0] - cpu0) / (time.monotonic() - t0)
         before = window_between(inst, mark, marks[0]) or {}
@@ -170,6 +173,11 @@ def main() -> None:
         help="wal.fsync=false: on a machine whose disk others share, the producer's p99 is"
         " otherwise their fdatasync latency more than the broker's",
     )
+    parser.add_argument(
+        "--reader-in-process",
+        action="store_true",
+        help="read in this process, beside the paced producer (as the bench did before)",
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     parser.add_argument(
         "--profile", type=Path, help="py-spy each read into this directory (event loop's top)"
@@ -189,7 +197,13 @@ def main() -> None:
             for name, source in turn:
                 profile = args.profile / f"pyspy-{round_no}-{name}.txt" if args.profile else None
                 result = one_run(
-                    tmp / f"{round_no}-{name}", source, args.mib, values, settings, profile
+                    tmp / f"{round_no}-{name}",
+                    source,
+                    args.mib,
+                    values,
+                    settings,
+                    profile,
+                    reader_process=not args.reader_in_process,
                 )
                 runs[name].append(result)
                 print(f"round {round_no} {name}: {json.dumps(result)}", flush=True)
