@@ -397,8 +397,10 @@ def catchup_run(
     timeout: float,
     during: Callable[[], None] | None = None,
     reader_process: bool = True,
+    warmup_seconds: float = 1.0,
 ) -> dict[str, Any]:
-    """A paced producer on `live_topic`; after `before_seconds`, read all of `topic`.
+    """A paced producer on `live_topic`; after `warmup_seconds` (not counted) and
+    `before_seconds`, read all of `topic`.
 
     The read runs in a child process (`reader_process`): librdkafka's message latency
     is taken when the delivery callback asks for it, on a thread that needs this
@@ -410,8 +412,8 @@ def catchup_run(
         if pool is not None:
             pool.apply(_ready)  # the child is up and has imported the client
         producer = PacedProducer(bootstrap, live_topic, partitions, values, rate).start()
-        warm = time.monotonic() + 1.0
-        time.sleep(1.0 + before_seconds)
+        warm = time.monotonic() + warmup_seconds
+        time.sleep(warmup_seconds + before_seconds)
         start = time.monotonic()
         if during is not None:
             during()
