@@ -16,9 +16,10 @@ Nothing a client does can hold the broker's memory or its attention for long:
   request memory counts: the frame holds memory meanwhile), and a
   connection with nothing in progress is closed after connections.max.idle.ms;
 - a connection yields to the others after every request, has a bounded number of
-  responses queued, and writes the next response only once the client has read enough
-  of the previous ones; the bytes of the responses it holds are counted in the memory
-  budget until the client has read them (`held_responses.py`).
+  responses queued, and writes a response a slice at a time (`response_slices.py`), the
+  next slice only once the client has read enough of the previous ones; the bytes of
+  the responses it holds are counted in the memory budget until the client has read
+  them (`held_responses.py`).
 """
 
 from __future__ import annotations
