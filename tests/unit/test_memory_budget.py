@@ -26,7 +26,6 @@ from contextplane.security.audit import AuditLog
 from contextplane.security.authorizer import AllowEverything
 from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
-from contextplane.storage.admission import ADMIT, Admission, admit
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
@@ -172,27 +171,6 @@ def test_response_bytes_shrink_the_log_cache_but_do_not_refuse_produce() -> None
     budget.pin_responses(600)
     assert budget.log_cache_limit == 400
     assert budget.produce_pinned_bytes == 0  # a slow consumer does not refuse producers
-
-
-def test_reads_in_flight_do_not_throttle_producers_but_uploads_do() -> None:
-    async def main() -> None:
-        budget = MemoryBudget(total_bytes=1000, log_cache_cap_bytes=0)
-
-        def admission() -> Admission:
-            return admit(0, 1 << 30, budget.produce_pinned_bytes, budget.total_bytes)
-
-        # A catch-up read's GETs can fill the in-flight share, half the budget, which is
-        # where produce throttling starts: they are a consumer's, not a backlog.
-        async with budget.reserve(500, read=True):
-            assert budget.read_bytes == 500
-            assert budget.produce_pinned_bytes == 0
-            assert admission() == ADMIT
-        async with budget.reserve(600):  # an upload's: the store is behind
-            assert budget.produce_pinned_bytes == 600
-            assert admission().throttle_ms > 0
-        assert budget.in_flight_bytes == budget.read_bytes == 0
-
-    asyncio.run(main())
 
 
 @pytest.mark.parametrize("compaction_size", [250, 10_000])

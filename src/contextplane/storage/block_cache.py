@@ -258,7 +258,7 @@ class BlockCache:
         return task
 
     async def _get(self, span: Span, ahead: bool) -> memoryview:
-        async with self._gets, self._budget.reserve(span.size, read=True):
+        async with self._gets, self._budget.reserve(span.size):
             data = await self._objects.get_range(span.object_key, span.start, span.end)
         if ahead:
             self.ahead_bytes -= span.size  # before the insert counts the cached span

@@ -112,7 +112,7 @@ class LogCache:
             if reserved:
                 read = await pinned.read()
             else:
-                async with self.budget.reserve(sum(batches[i].size for i in missing), read=True):
+                async with self.budget.reserve(sum(batches[i].size for i in missing)):
                     read = await pinned.read()
         finally:
             pinned.close()

@@ -51,7 +51,6 @@ class MemoryBudget:
         self.block_cache_bytes = 0
         self.in_flight_bytes = 0  # every reservation, compaction's included
         self.compaction_bytes = 0  # the part of in_flight_bytes object compaction holds
-        self.read_bytes = 0  # the part of in_flight_bytes reads for consumers hold
         self.response_bytes = 0  # responses held by connections (queued or unsent)
         self.range_record_bytes = 0  # object range records of loaded partitions
         self.request_bytes = 0  # requests read and not yet handled
@@ -64,14 +63,11 @@ class MemoryBudget:
 
     @property
     def produce_pinned_bytes(self) -> int:
-        """What produce admission weighs: un-uploaded batch records and the writes in
-        flight. Not what consumers hold: a slow consumer's unsent response, or a catch-up
-        read's GETs in flight (up to the whole in-flight share, half the budget, where
-        throttling starts), must not throttle or refuse producers."""
+        """What produce admission weighs: un-uploaded batch records and in-flight I/O
+        (a slow consumer's unsent response must not refuse producers)."""
         return (
             self.cached_batches * CACHED_BATCH_OVERHEAD_BYTES
             + self.in_flight_bytes
-            - self.read_bytes
             + self.wal_bytes
         )
 
@@ -150,13 +146,10 @@ class MemoryBudget:
                 waiter.set_result(None)
 
     @asynccontextmanager
-    async def reserve(
-        self, size: int, *, compaction: bool = False, read: bool = False
-    ) -> AsyncIterator[None]:
+    async def reserve(self, size: int, *, compaction: bool = False) -> AsyncIterator[None]:
         """Hold `size` in-flight bytes for the block; waits while the in-flight share is
         used (a single upload or read larger than the share still proceeds alone; object
-        compaction's reservations together stay within half the share). A `read` (for a
-        consumer) is not weighed by produce admission."""
+        compaction's reservations together stay within half the share)."""
         loop = asyncio.get_running_loop()
         while not self._room_for(size, compaction):
             waiter: asyncio.Future[None] = loop.create_future()
@@ -172,8 +165,6 @@ class MemoryBudget:
         self.in_flight_bytes += size
         if compaction:
             self.compaction_bytes += size
-        if read:
-            self.read_bytes += size
         self.on_shrink()
         try:
             yield
@@ -181,8 +172,6 @@ class MemoryBudget:
             self.in_flight_bytes -= size
             if compaction:
                 self.compaction_bytes -= size
-            if read:
-                self.read_bytes -= size
             self._wake()
 
 
