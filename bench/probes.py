@@ -135,6 +135,15 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             total["count"] += entry["count"]
             total["total_ms"] += entry["total_ms"]
             total["max_ms"] = max(total["max_ms"], entry["max_ms"])
+    # The loop thread's CPU between asking for the 1 ms timer and running it: the work
+    # that delayed it, not the time the thread waited for a core (older brokers: none).
+    cpu_lags = [
+        line["loop_cpu_lag"] for line in lines if (line.get("loop_cpu_lag") or {}).get("count")
+    ]
+    cpu_p99s = [entry["p99_ms"] for entry in cpu_lags]
+    # The broker's own Produce request times (absent from lines of older brokers).
+    produce = [line["produce"] for line in lines if (line.get("produce") or {}).get("count")]
+    produce_p99s = [entry["p99_ms"] for entry in produce]
     rss = [line["rss_bytes"] for line in lines if line.get("rss_bytes")]
     used = [line["budget_used_bytes"] for line in lines if "budget_used_bytes" in line]
     return {
@@ -144,6 +153,18 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_median": statistics.median(p99s) if p99s else None,
             "p99_max": max(p99s) if p99s else None,
             "max": max(maxes) if maxes else None,
+        },
+        "loop_cpu_lag_ms": {
+            "p99_median": statistics.median(cpu_p99s) if cpu_p99s else None,
+            "p99_max": max(cpu_p99s) if cpu_p99s else None,
+            # A long turn delays one timer only: its largest is the longest turn's work.
+            "max_median": statistics.median(e["max_ms"] for e in cpu_lags) if cpu_lags else None,
+            "max": max((e["max_ms"] for e in cpu_lags), default=None),
+        },
+        "produce_ms": {
+            "p99_median": statistics.median(produce_p99s) if produce_p99s else None,
+            "p99_max": max(produce_p99s) if produce_p99s else None,
+            "max": max((entry["max_ms"] for entry in produce), default=None),
         },
         "gc": gc,
         "gc_pause_max_ms": max((g["max_ms"] for g in gc.values()), default=0.0),

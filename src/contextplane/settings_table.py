@@ -413,8 +413,9 @@ SETTINGS: tuple[Setting, ...] = (
         "debug.probe.file",
         "debug_probe_file",
         "",
-        "append one JSON line a second of event-loop lag, GC pauses, RSS, memory budget use "
-        "and object store requests to this file (a benchmark's instrument; empty: off)",
+        "append one JSON line a second of event-loop lag (wall clock and the loop's CPU), GC "
+        "pauses, the broker's Produce request times, RSS, memory budget use and object store "
+        "requests to this file (a benchmark's instrument; empty: off)",
         default_text="empty (off)",
     ),
     Setting(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.broker.probes import GcPauses, LagWindow, percentile
+from contextplane.broker.probes import GcPauses, LagWindow, ProduceTimes, percentile
+from contextplane.broker.stats import REQUEST_TIMES_KEPT, BrokerStats
 from contextplane.settings import Settings
 from contextplane.storage.memory_objects import MemoryObjectStore
 from contextplane.storage.objectstore import BoundedObjectStore
@@ -48,6 +49,31 @@ def test_lag_window_counts_an_early_timer_as_on_time() -> None:
     summary = window.take()
     assert summary["p50_ms"] == 0
     assert summary["max_ms"] == pytest.approx(3)
+
+
+def test_produce_times_are_the_requests_answered_in_the_window() -> None:
+    stats = BrokerStats()
+    stats.request_done(0, 5_000_000)  # before the probe watched: not in its first window
+    times = ProduceTimes(stats)
+    for ms in range(1, 101):
+        stats.request_done(0, ms * 1_000_000)
+    stats.request_done(1, 900_000_000)  # a Fetch: not a Produce
+    summary = times.take()
+    assert summary["count"] == 100
+    assert summary["p50_ms"] == pytest.approx(50)
+    assert summary["p99_ms"] == pytest.approx(99)
+    assert summary["max_ms"] == pytest.approx(100)
+    assert times.take() == {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    # Past the ring's length a window has the newest the ring holds, in order.
+    for ms in range(REQUEST_TIMES_KEPT + 10):
+        stats.request_done(0, ms * 1_000_000)
+    summary = times.take()
+    assert summary["count"] == REQUEST_TIMES_KEPT
+    assert summary["max_ms"] == pytest.approx(REQUEST_TIMES_KEPT + 9)
+    produce = stats.requests[0]
+    assert produce.since(produce.count - 3) == pytest.approx(
+        [REQUEST_TIMES_KEPT + 7, REQUEST_TIMES_KEPT + 8, REQUEST_TIMES_KEPT + 9]
+    )
 
 
 def test_gc_pauses_are_summed_per_generation_per_window() -> None:
@@ -115,9 +141,13 @@ def test_the_broker_writes_a_probe_line_each_second_and_a_final_one_at_a_clean_s
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     lag = first["loop_lag"]
     assert isinstance(lag, dict) and lag["count"] > 0 and lag["p99_ms"] >= lag["p50_ms"] >= 0
+    cpu_lag = first["loop_cpu_lag"]
+    assert isinstance(cpu_lag, dict) and cpu_lag["count"] == lag["count"]
+    assert cpu_lag["p99_ms"] >= cpu_lag["p50_ms"] >= 0
     assert isinstance(first["rss_bytes"], int) and first["rss_bytes"] > 0
     assert first["budget_total_bytes"] > 0 and first["budget_used_bytes"] >= 0  # type: ignore[operator]
     assert isinstance(first["gc"], dict)
+    assert set(first["produce"]) == {"count", "p50_ms", "p99_ms", "max_ms"}  # type: ignore[arg-type]
     assert set(last["object_store"]) == {  # type: ignore[arg-type]
         "gets",
         "get_bytes",

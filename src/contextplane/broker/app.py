@@ -523,6 +523,8 @@ class Broker:
             spans=_request_spans(settings),
             shares=shares,
         )
+        if self._probes is not None:
+            self._probes.watch_requests(services.stats)
         shares.dead_letters = ShareDeadLetters(
             topics, storage, settings, groups.configs.get, services.stats, self.clock
         )

@@ -3,9 +3,16 @@
 Once a second the broker appends one JSON line to that file: how late the event loop ran
 a 1 ms timer (p50/p99/max over the second: work on the loop delays every connection by
 that much; measured with `clock.elapsed_ns`, because uvloop's own clock counts whole
-milliseconds and its timers fall due on whole milliseconds: below ~1 ms it is noise), the
-garbage collector's pauses by generation, the process's RSS beside the memory budget's
-used bytes, and the object store's requests so far. A clean stop writes a last line
+milliseconds and its timers fall due on whole milliseconds: below ~1 ms it is noise);
+beside it the loop thread's CPU time between asking for that timer and running it
+(`loop_cpu_lag`, the same statistics): the work on the loop that delayed it, without the
+time the thread was not scheduled, which on a machine others share is most of the
+lateness; the
+garbage collector's pauses by generation, the broker's own time for the Produce requests
+answered in that second (p50/p99/max from the frame read to the response written,
+Kafka's TotalTimeMs: a producer's latency less the client's and the network's part),
+the process's RSS beside the memory budget's used bytes, and the object store's
+requests so far. A clean stop writes a last line
 (`"final": true`) after storage has uploaded what it could, so the bench reads exact
 request counts for the process's lifetime.
 
@@ -22,9 +29,11 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from contextplane.broker.stats import BrokerStats
 from contextplane.clock import Clock, elapsed_ns
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.objectstore import BoundedObjectStore
@@ -34,6 +43,7 @@ log = logging.getLogger(__name__)
 # The timer the loop-lag probe asks for, and how often a line is written.
 TICK_S = 0.001
 REPORT_S = 1.0
+_PRODUCE_KEY = 0
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -64,6 +74,32 @@ class LagWindow:
             "p50_ms": percentile(samples, 0.50) * 1000,
             "p99_ms": percentile(samples, 0.99) * 1000,
             "max_ms": samples[-1] * 1000,
+        }
+
+
+class ProduceTimes:
+    """The broker's Produce request times (`BrokerStats`) answered since the last take."""
+
+    def __init__(self, stats: BrokerStats) -> None:
+        self._stats = stats
+        self._seen = self._count()
+
+    def _count(self) -> int:
+        times = self._stats.requests.get(_PRODUCE_KEY)
+        return 0 if times is None else times.count
+
+    def take(self) -> dict[str, float | int | None]:
+        """This window's count and p50/p99/max in ms (of the ones the ring still holds)."""
+        times = self._stats.requests.get(_PRODUCE_KEY)
+        window = sorted(times.since(self._seen)) if times is not None else []
+        self._seen = self._count()
+        if not window:
+            return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {
+            "count": len(window),
+            "p50_ms": percentile(window, 0.50),
+            "p99_ms": percentile(window, 0.99),
+            "max_ms": window[-1],
         }
 
 
@@ -154,12 +190,19 @@ class Probes:
         self._storage = storage
         self._clock = clock
         self._lag = LagWindow()
+        self._cpu_lag = LagWindow()
+        self._asked_cpu_ns = 0
         self._gc = GcPauses()
         self._file: TextIO | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._asked_ns = 0
         self._seq = 0
+        self._produce: ProduceTimes | None = None
+
+    def watch_requests(self, stats: BrokerStats) -> None:
+        """Report the Produce request times of `stats` (once the request path exists)."""
+        self._produce = ProduceTimes(stats)
 
     def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,10 +230,12 @@ class Probes:
     def _ask_timer(self) -> None:
         # A bare callback, not a task sleeping: a thousand wake-ups a second stay cheap.
         self._asked_ns = elapsed_ns()
+        self._asked_cpu_ns = time.thread_time_ns()
         self._timer = asyncio.get_running_loop().call_later(TICK_S, self._on_timer)
 
     def _on_timer(self) -> None:
         self._lag.add((elapsed_ns() - self._asked_ns) / 1e9 - TICK_S)
+        self._cpu_lag.add((time.thread_time_ns() - self._asked_cpu_ns) / 1e9)
         self._ask_timer()
 
     async def _report(self) -> None:
@@ -207,7 +252,9 @@ class Probes:
             "monotonic_ms": self._clock.monotonic_ms(),
             "final": final,
             "loop_lag": self._lag.take(),
+            "loop_cpu_lag": self._cpu_lag.take(),
             "gc": self._gc.take(),
+            "produce": None if self._produce is None else self._produce.take(),
             "rss_bytes": rss_bytes(),
             "budget_used_bytes": budget.used_bytes,
             "budget_total_bytes": budget.total_bytes,

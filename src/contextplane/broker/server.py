@@ -16,9 +16,10 @@ Nothing a client does can hold the broker's memory or its attention for long:
   request memory counts: the frame holds memory meanwhile), and a
   connection with nothing in progress is closed after connections.max.idle.ms;
 - a connection yields to the others after every request, has a bounded number of
-  responses queued, and writes the next response only once the client has read enough
-  of the previous ones; the bytes of the responses it holds are counted in the memory
-  budget until the client has read them (`held_responses.py`).
+  responses queued, and writes a response a slice at a time (`response_slices.py`), the
+  next slice only once the client has read enough of the previous ones; the bytes of
+  the responses it holds are counted in the memory budget until the client has read
+  them (`held_responses.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from contextplane import limits
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.held_responses import HeldResponses, parts_size
+from contextplane.broker.response_slices import response_slices
 from contextplane.broker.throttle import Mute
 from contextplane.clock import elapsed_ns
 from contextplane.errors import ProtocolError
@@ -51,8 +53,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Bytes of queued responses after which the connection stops reading (back-pressure).
-_WRITE_HIGH_WATER_BYTES = 8 * 1024 * 1024
+# A response is handed to the transport in slices of at most this (response_slices.py),
+# the next once the transport holds no more than this: one loop turn's socket writes
+# for a connection stay near this plus the socket's own buffer, however large the
+# response. Past it the connection also stops reading (back-pressure).
+_WRITE_SLICE_BYTES = 1024 * 1024
+_WRITE_HIGH_WATER_BYTES = _WRITE_SLICE_BYTES
 # Pause reasons: the broker's request budget is spent / the client reads too slowly.
 _PAUSED_FOR_MEMORY = "memory"
 _PAUSED_FOR_WRITES = "writes"
@@ -472,16 +478,26 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._mute.after_response(self._info.throttle)
 
     async def _write(self, parts: list[bytes], held: int) -> None:
-        """Write one response's parts; `held` is what of them is already counted as held
-        (a body queued in memory). One that must wait for the client is counted from now;
-        whatever the transport keeps of it is counted until it is sent."""
-        if not held and not self._writable.is_set():
-            held = parts_size(parts)
+        """Write one response's parts, a slice at a time; `held` is what of them is
+        already counted as held (a body queued in memory). One that must wait, for the
+        client or between its slices, is counted from now; whatever the transport keeps
+        of it is counted until it is sent."""
+        size = parts_size(parts)
+        if not held and (size > _WRITE_SLICE_BYTES or not self._writable.is_set()):
+            held = size
             self._held.hold(held, self._buffered())
-        # Only once the client has read the earlier responses: a connection cannot pile
-        # up response bytes in its transport.
-        await self._writable.wait()
-        if self._transport is not None and not self._transport.is_closing():
+        for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
+            if number:
+                await asyncio.sleep(0)  # the other connections' callbacks between slices
+            # Only once the client has read the earlier slices: a connection cannot pile
+            # up response bytes in its transport, nor one loop turn write them all.
+            await self._writable.wait()
+            transport = self._transport
+            if transport is None or transport.is_closing():
+                break
             self._last_activity = self._loop.time()
-            self._transport.writelines(parts)
+            transport.writelines(piece)
+            written = min(parts_size(piece), held)
+            held -= written
+            self._held.written(written, self._buffered())
         self._held.written(held, self._buffered())

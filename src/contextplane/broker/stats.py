@@ -47,6 +47,13 @@ class RequestTimes:
             self.recent_ms[self._next] = ms
             self._next = (self._next + 1) % REQUEST_TIMES_KEPT
 
+    def since(self, count: int) -> list[float]:
+        """The times of the requests after the first `count`, oldest first (as many of
+        them as the ring still holds)."""
+        ordered = self.recent_ms[self._next :] + self.recent_ms[: self._next]
+        new = min(self.count - count, len(ordered))
+        return ordered[len(ordered) - new :] if new > 0 else []
+
 
 class BrokerStats:
     def __init__(self) -> None:
