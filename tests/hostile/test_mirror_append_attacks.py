@@ -7,17 +7,22 @@ reads what was accepted."""
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.mirror_append import API_KEY as MIRROR_APPEND
-from contextplane.protocol.records import crc32c
+from contextplane.protocol.records import crc32c, empty_batch
+from tests.e2e.test_compaction import BASE_TS, clean_up_to, round_
+from tests.e2e.test_retention import create
 from tests.protocol.test_mirror_append_wire import at, consumed, create_topic, mirror
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient, record_batch
+from tests.support.wait import wait_until
 
 CREATE_TOPICS, METADATA = 19, 3
 _CRC_START = 21
@@ -115,3 +120,50 @@ def test_an_unsupported_version_closes_only_that_connection(broker: InProcessBro
         topic = create_topic(client)
         answer: Any = mirror(client, topic, at(0, record_batch([b"v"])))
         assert answer.error_code == ErrorCode.none
+
+
+def test_unreadable_mirrored_records_leave_only_their_partition_uncompacted(
+    tmp_path: Path,
+) -> None:
+    """MirrorAppend checks a batch's header and CRC, not its records (a sparse batch's
+    offsets need not be dense). A batch whose header counts a record it does not hold,
+    mirrored into a compacted topic, cannot be cleaned: that partition is left as it is
+    (as Kafka marks a partition uncleanable) and the others are still compacted."""
+    settings = {
+        "upload.interval.ms": "50",
+        "log.cleaner.backoff.ms": "50",
+        "log.segment.delete.delay.ms": "100",
+    }
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        compacted = {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.01",
+            "segment.ms": "1",  # every upload closes its segment
+        }
+        create(running.bootstrap, "poisoned", **compacted)
+        create(running.bootstrap, "healthy", **compacted)
+        hollow = resealed(empty_batch(0, 1, BASE_TS), last_offset_delta=0, records_count=1)
+        with RawClient(running.bootstrap) as client:
+            assert mirror(client, "poisoned", hollow).error_code == ErrorCode.none
+            wait_uploaded(running, "poisoned")
+            later = at(1, record_batch([b"v"], keys=[b"k"]))
+            assert mirror(client, "poisoned", later).error_code == ErrorCode.none
+            wait_uploaded(running, "poisoned")
+        round_(running, "healthy", [(b"k", b"v1", BASE_TS)])
+        round_(running, "healthy", [(b"k", b"v2", BASE_TS + 1)])
+        wait_until(lambda: clean_up_to(running, "healthy") == 1, 20, "healthy is cleaned")
+        assert clean_up_to(running, "poisoned") == 0
+    finally:
+        running.stop()
+
+
+def wait_uploaded(broker: InProcessBroker, topic: str) -> None:
+    async def uploaded() -> bool:
+        assert broker.broker is not None and broker.broker.storage is not None
+        partition = broker.broker.storage.partition(topic, 0)
+        ranges = await partition.index.load()
+        return bool(len(ranges)) and ranges[-1].end_offset == partition.high_watermark
+
+    wait_until(lambda: broker.call(uploaded()), 20, f"{topic} is uploaded")
+    time.sleep(0.002)  # segment.ms=1: the next upload closes a new segment
