@@ -87,8 +87,9 @@ class FieldMasker:
     schemas: SchemaLookup
     hmac_key: bytes
     referenced: ReferenceLookup = no_references
-    # Schema id -> its Avro or Protobuf codec, built on first use within one fetch's masking.
-    codecs: dict[int, AvroCodec | ProtobufCodec] = field(default_factory=dict)
+    # Schema id -> its Avro or Protobuf codec, built on first use within one fetch's masking;
+    # None when it could not be built (its values fail closed without trying again).
+    codecs: dict[int, AvroCodec | ProtobufCodec | None] = field(default_factory=dict)
     # (schema id, path, of a key) -> the action there, across the payloads of one fetch's
     # masking (paths come from the data: bounded, cleared when full).
     actions: dict[tuple[int, str, bool], Action | None] = field(default_factory=dict)
@@ -209,9 +210,9 @@ def mask_value(
 
     try:
         if stored.schema_type != "JSON":
-            codec = masker.codecs.get(schema_id)
+            codec = _cached_codec(masker, schema_id, stored)
             if codec is None:
-                codec = masker.codecs[schema_id] = _codec(stored, masker.referenced)
+                return None, FAIL_CLOSED
             payload = codec.mask(value[5:], action_at, apply, applied)
         else:
             document = _mask_json(json.loads(value[5:]), "$", action_at, apply, applied, 0)
@@ -222,6 +223,19 @@ def mask_value(
         return value, None
     strongest = min(applied, key=lambda a: a.strength)
     return value[:5] + payload, str(strongest)
+
+
+def _cached_codec(
+    masker: FieldMasker, schema_id: int, stored: StoredSchema
+) -> AvroCodec | ProtobufCodec | None:
+    """The schema's codec, built once per fetch; None when it cannot be (a reference gone,
+    a cycle, too deep): built once, not again for each of the fetch's records."""
+    if schema_id not in masker.codecs:
+        try:
+            masker.codecs[schema_id] = _codec(stored, masker.referenced)
+        except Exception:  # noqa: BLE001 - whatever the schema libraries raise
+            masker.codecs[schema_id] = None
+    return masker.codecs[schema_id]
 
 
 def _codec(stored: StoredSchema, referenced: ReferenceLookup) -> AvroCodec | ProtobufCodec:

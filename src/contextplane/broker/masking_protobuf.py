@@ -46,6 +46,7 @@ class ProtobufCodec:
         self.pool = descriptor_pool.DescriptorPool()
         self.referenced = referenced
         self.added: set[str] = set()  # file names in the pool
+        self.adding: set[str] = set()  # file names whose dependencies are being added
         self.file = self._add(stored, f"masked-{stored.schema_id}.proto", 0)
         self.top = list(self.file.message_types_by_name.values())
 
@@ -54,12 +55,17 @@ class ProtobufCodec:
         if depth > REFERENCE_DEPTH_MAX:
             raise ValueError("references nested too deeply to mask")
         file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(stored.serialized))
+        self.adding.add(name)
         references = {reference.name: reference for reference in stored.references}
         for dependency in list(file.dependency):
             if dependency == META_PROTO:
                 file.dependency.remove(dependency)
             elif dependency in self.added:
                 continue
+            elif dependency in self.adding:
+                # A registry replayed from forged records can hold a cycle (a version
+                # deleted and registered again importing what imports it).
+                raise ValueError(f"reference {dependency!r} imports itself through a cycle")
             elif dependency in references:
                 target = self.referenced(references[dependency])
                 if target is None or target.schema_type != "PROTOBUF":

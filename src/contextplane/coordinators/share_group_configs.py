@@ -24,15 +24,39 @@ EARLIEST, LATEST, BY_DURATION = "earliest", "latest", "by_duration:"
 READ_COMMITTED, READ_UNCOMMITTED = "read_committed", "read_uncommitted"
 ISOLATION_LEVELS = (READ_COMMITTED, READ_UNCOMMITTED)  # Kafka's order in its message
 
-# java.time.Duration's pattern (its Lazy.PATTERN), matched case-insensitively.
+# java.time.Duration's pattern (its Lazy.PATTERN), matched case-insensitively in ASCII
+# only, as Java's CASE_INSENSITIVE without UNICODE_CASE: 'ſ' (U+017F) is no 's'.
 _DURATION = re.compile(
     r"([-+]?)P(?:([-+]?[0-9]+)D)?"
     r"(T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _LONG_MAX = 2**63 - 1
 # Longer text is no duration Java parses into a long of seconds.
 _DURATION_TEXT_MAX = 200
+
+
+# Integer.parseInt's shape: a sign, then digits of any script (Character.digit), and
+# nothing else: Python's int() would also take '_' separators and inner Unicode spaces.
+_JAVA_INT = re.compile(r"[-+]?\d+")
+
+
+def java_trim(text: str) -> str:
+    """Java's String.trim, which Kafka's ConfigDef applies to every value: each char up
+    to U+0020 off both ends (NUL and the other controls too), no Unicode space."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
+
+
+def java_int(text: str) -> int | None:
+    """`text` trimmed and read as Java's Integer.parseInt reads a long's digits (the
+    range is the caller's), or None when Java would refuse it."""
+    trimmed = java_trim(text)
+    return int(trimmed) if _JAVA_INT.fullmatch(trimmed) else None
 
 
 def duration_ms(text: str) -> int | None:
@@ -52,11 +76,15 @@ def duration_ms(text: str) -> int | None:
             total += int(part) * unit
             if abs(int(part) * unit) > _LONG_MAX or abs(total) > _LONG_MAX:
                 return None  # Java's Math.multiplyExact / addExact overflow
-    nanos = int((fraction or "").ljust(9, "0")) if fraction else 0
+    nanos = int(fraction.ljust(9, "0")) if fraction else 0
     if seconds is not None and seconds.startswith("-"):
         nanos = -nanos
-    millis = total * 1000 + int(nanos / 1_000_000)
-    return -millis if sign == "-" else millis
+    # Exact in nanoseconds, so a sub-millisecond negative duration stays negative (Java's
+    # isNegative): whole milliseconds towards zero, but -1 rather than 0 for it.
+    exact = (total * 1_000_000_000 + nanos) * (-1 if sign == "-" else 1)
+    if exact < 0:
+        return -(-exact // 1_000_000) or -1
+    return exact // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +143,15 @@ def share_group_values(
     settings given."""
 
     def number(name: str, default: int) -> int:
-        text = overrides.get(name)
-        return default if text is None else int(text.strip())
+        value = java_int(overrides.get(name, ""))
+        return default if value is None else value
 
-    reset = offset_reset(overrides.get(AUTO_OFFSET_RESET, LATEST)) or OffsetReset(LATEST)
+    # Stored as given: read trimmed, as Kafka reads them.
+    reset = offset_reset(java_trim(overrides.get(AUTO_OFFSET_RESET, LATEST)))
     return ShareGroupValues(
         number(SESSION_TIMEOUT, session_timeout_ms),
         number(HEARTBEAT_INTERVAL, heartbeat_interval_ms),
         number(RECORD_LOCK_DURATION, record_lock_duration_ms),
-        reset,
-        overrides.get(ISOLATION_LEVEL) == READ_COMMITTED,
+        reset or OffsetReset(LATEST),
+        java_trim(overrides.get(ISOLATION_LEVEL, "")) == READ_COMMITTED,
     )

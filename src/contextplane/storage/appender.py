@@ -35,6 +35,12 @@ from contextplane.storage.log_cache import LogCache
 from contextplane.storage.partition import CachedBatch, PartitionLog, track_transaction
 from contextplane.storage.wal import WalWriteError, WriteAheadLog
 
+OFFSET_MAX = 2**63 - 1  # Kafka's offsets are signed 64-bit
+GAP_BATCH_OFFSETS_MAX = 2**31  # an empty batch's last offset delta is a signed 32-bit
+# Gap batches one mirrored batch may be preceded by: ~34 billion offsets, 16 small WAL
+# writes, so a request cannot make the broker write (and cache) a batch per 2^31 offsets.
+GAP_BATCHES_MAX = 16
+
 
 @dataclass(slots=True)
 class AppendResult:
@@ -149,6 +155,7 @@ class Appender:
             raise NotLeader(f"{partition.topic}-{partition.partition} is moving: retry")
         base = header.base_offset
         end = base + header.last_offset_delta + 1
+        _check_offsets(partition, header)
         if base < partition.next_offset:
             if end <= partition.next_offset and _mirrored_already(partition, base, end):
                 return AppendResult(base, -1, _durable_at(partition, end))
@@ -161,10 +168,9 @@ class Appender:
         refusal = self._disk_gate.refusal()
         if refusal is not None:
             raise KafkaError(ErrorCode.kafka_storage_error, refusal)
-        if base > partition.next_offset:
-            gap = empty_batch(
-                partition.next_offset, base - partition.next_offset, header.base_timestamp
-            )
+        while partition.next_offset < base:  # _check_offsets bounded the batches
+            offsets = min(base - partition.next_offset, GAP_BATCH_OFFSETS_MAX)
+            gap = empty_batch(partition.next_offset, offsets, header.base_timestamp)
             self._write_at(partition, parse_header(gap), memoryview(gap))
         durable = self._write_at(partition, header, batch)
         if self._log_cache.pending_bytes >= self._upload_bytes:
@@ -200,6 +206,28 @@ class Appender:
         self._log_cache.take_back_from(partitions, position)
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             self._disk_gate.disk_full()
+
+
+def _check_offsets(partition: PartitionLog, header: BatchHeader) -> None:
+    """Refuse a mirrored batch whose offsets no log could hold: a negative base, a batch
+    spanning no offsets, offsets past Kafka's largest (2^63 - 1), or a gap before it
+    wider than GAP_BATCHES_MAX empty batches span (each writes a batch to the WAL)."""
+    base, delta = header.base_offset, header.last_offset_delta
+    name = f"{partition.topic}-{partition.partition}"
+    if base < 0 or delta < 0 or base + delta > OFFSET_MAX:
+        raise KafkaError(
+            ErrorCode.invalid_record,
+            f"batch at base offset {base} with last offset delta {delta} is not a valid "
+            f"offset range for {name}",
+        )
+    gap = base - partition.next_offset
+    if gap > GAP_BATCH_OFFSETS_MAX * GAP_BATCHES_MAX:
+        raise KafkaError(
+            ErrorCode.invalid_record,
+            f"batch at offset {base} leaves a gap of {gap} offsets after the log end "
+            f"{partition.next_offset} of {name}; at most "
+            f"{GAP_BATCH_OFFSETS_MAX * GAP_BATCHES_MAX} are spanned",
+        )
 
 
 def _advance_when_durable(

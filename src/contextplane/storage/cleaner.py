@@ -33,12 +33,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from contextplane.clock import Clock
 from contextplane.metadata.records import RangeCommit, RangeRecord, RangeSwap
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage.cleaner_throttle import IoThrottle
@@ -70,6 +73,32 @@ from contextplane.tasks import log_round_failure
 log = logging.getLogger(__name__)
 
 FIRST_DIRTY = "first_dirty_offset"
+# What reading a stored batch's records raises when they are not what their header says
+# (a batch MirrorAppend took without walking its records, or a corrupted object).
+_PARSE_ERRORS = (
+    IndexError,
+    ValueError,
+    struct.error,
+    DecompressionError,
+    DecompressedTooLarge,
+)
+
+_Result = TypeVar("_Result")
+
+
+class UnreadableBatches(Exception):
+    """A partition's stored records could not be parsed for cleaning."""
+
+
+async def _parsing(partition: PartitionLog, parse: Callable[..., _Result], *args: Any) -> _Result:
+    """`parse(*args)` in a worker thread; a parse failure named as the partition's."""
+    try:
+        return await asyncio.to_thread(parse, *args)
+    except _PARSE_ERRORS as exc:
+        raise UnreadableBatches(
+            f"the records of {partition.topic}-{partition.partition} cannot be read for "
+            f"cleaning ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def is_compacted(configs: dict[str, str], settings: Settings) -> bool:
@@ -135,6 +164,7 @@ class Cleaner:
         self._on_unreferenced = on_unreferenced
         self._forget_cached_below = forget_cached_below
         self._first_dirty: dict[int, int] = {}
+        self._uncleanable: set[int] = set()  # streams whose records could not be read
         self._loaded = False
         self.stats = CleanerStats()
         self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
@@ -180,6 +210,8 @@ class Cleaner:
             configs = self._topic_configs(partition.topic)
             if partition.deleted or not is_compacted(configs, self._settings):
                 continue
+            if partition.stream_id in self._uncleanable:
+                continue
             if not partition.index.loaded and not partition.index.stats.range_count:
                 continue  # nothing uploaded: no need to load it
             ranges = await partition.index.load()
@@ -196,7 +228,13 @@ class Cleaner:
         if best is None:
             return False
         _, partition, config, end = best
-        await self.clean_partition(partition, config, end)
+        try:
+            await self.clean_partition(partition, config, end)
+        except UnreadableBatches as exc:
+            # Kafka's cleaner marks such a partition uncleanable and cleans the others:
+            # retried, it would be the dirtiest again at every pass, forever.
+            self._uncleanable.add(partition.stream_id)
+            log.error("%s: left uncompacted until the broker restarts", exc)
         return True
 
     async def clean_partition(
@@ -224,8 +262,8 @@ class Cleaner:
             if record.end_offset > end:
                 break
             data = await self._read(record)
-            full_at = await asyncio.to_thread(
-                map_batches, data, offset_map, aborted, self._limit, first_dirty
+            full_at = await _parsing(
+                partition, map_batches, data, offset_map, aborted, self._limit, first_dirty
             )
             self.stats.bytes_read += record.size
             if full_at is not None:
@@ -245,7 +283,8 @@ class Cleaner:
             changed = False
             for record in group:
                 data = await self._read(record)
-                cleaned = await asyncio.to_thread(
+                cleaned = await _parsing(
+                    partition,
                     clean_batches,
                     data,
                     offset_map,

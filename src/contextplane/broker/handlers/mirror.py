@@ -20,6 +20,7 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import split_batches
+from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
 PARTITIONS_MAX = 10_000  # per request: the mirror sends one fetch's worth
 
@@ -74,7 +75,7 @@ async def mirror_append(ctx: RequestContext, request: Any) -> Reply:
 
 def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> list[Any]:
     """Append one partition's batches; the futures of their durability."""
-    if is_internal(topic):
+    if _refused_target(topic):
         raise KafkaError(ErrorCode.invalid_topic_exception, f"{topic} is internal")
     partition = ctx.log.partition(topic, index)  # UNKNOWN_TOPIC_OR_PARTITION if not led here
     configs = ctx.topics.topics()[topic].configs
@@ -89,6 +90,13 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> list
         if result.durable is not None:
             waits.append(result.durable)
     return waits
+
+
+def _refused_target(topic: str) -> bool:
+    """Topics a mirror must not write: the broker's own, any `__`-named one (Kafka's and
+    contextplane's state: the mirror's progress, masking policies; `contextplane mirror`
+    skips them too) and the schema registry's, whose schema ids are this cluster's."""
+    return is_internal(topic) or topic.startswith("__") or topic == SCHEMAS_TOPIC
 
 
 # Served, not advertised in ApiVersions (protocol/mirror_append.py).

@@ -191,9 +191,10 @@ async def _reset_offset(ctx: RequestContext, reset: Any, log: PartitionLog) -> i
     if reset.strategy == EARLIEST:
         return log.log_start_offset
     if reset.strategy == BY_DURATION:
-        offset, _ = await lookup_offset(
-            ctx, log, ctx.clock.wall_ms() - reset.duration_ms, READ_UNCOMMITTED
-        )
+        # A duration reaching before the epoch asks for every record; a negative target
+        # would be one of ListOffsets' special timestamps (-1 latest, -2 earliest, ...).
+        since_ms = max(0, ctx.clock.wall_ms() - reset.duration_ms)
+        offset, _ = await lookup_offset(ctx, log, since_ms, READ_UNCOMMITTED)
         if offset >= 0:
             return offset
     return log.high_watermark

@@ -195,7 +195,7 @@ def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, 
                 )
             continue
         if spec.kind == "boolean":
-            if text.strip().lower() not in _BOOLEANS:
+            if share.java_trim(text).lower() not in _BOOLEANS:
                 raise KafkaError(
                     ErrorCode.invalid_config,
                     f"Invalid value {text} for configuration {name}: Expected value to be "
@@ -203,21 +203,19 @@ def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, 
                 )
             continue
         if spec.kind == "reset":
-            if share.offset_reset(text.strip()) is None:
-                raise KafkaError(ErrorCode.invalid_config, share.reset_refusal(text.strip()))
+            if share.offset_reset(share.java_trim(text)) is None:
+                raise KafkaError(
+                    ErrorCode.invalid_config, share.reset_refusal(share.java_trim(text))
+                )
             continue
         if spec.choices:
-            if text.strip() not in spec.choices:
-                raise KafkaError(ErrorCode.invalid_config, share.isolation_refusal(text.strip()))
+            if share.java_trim(text) not in spec.choices:
+                raise KafkaError(
+                    ErrorCode.invalid_config, share.isolation_refusal(share.java_trim(text))
+                )
             continue
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise KafkaError(
-                ErrorCode.invalid_config,
-                f"Invalid value {text} for configuration {name}: Not a number of type INT",
-            ) from None
-        if not -(2**31) <= value < 2**31:
+        value = share.java_int(text)
+        if value is None or not -(2**31) <= value < 2**31:
             raise KafkaError(
                 ErrorCode.invalid_config,
                 f"Invalid value {text} for configuration {name}: Not a number of type INT",
