@@ -1,5 +1,5 @@
-"""The statements of the classic group table (migration 0015), and the engine and store
-methods over it (mixed into `SqlEngine` and `SqlMetadataStore`).
+"""The engine and store methods over the classic group table (migration 0015), mixed
+into `SqlEngine` and `SqlMetadataStore`; its statements are `sql_group_documents.py`'s.
 
 A row's value is the group's GroupMetadataValue (coordinators/classic_stored.py writes
 and reads it); here it is opaque bytes. One save is one transaction.
@@ -10,24 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from contextplane.metadata.sql_db import Db
-
-
-def load(db: Db) -> dict[str, bytes]:
-    return {
-        group_id: bytes(metadata)
-        for group_id, metadata in db.execute("SELECT group_id, metadata FROM classic_groups")
-    }
-
-
-def save(db: Db, group_id: str, metadata: bytes | None) -> None:
-    if metadata is None:
-        db.execute("DELETE FROM classic_groups WHERE group_id=?", (group_id,))
-        return
-    db.execute(
-        "INSERT INTO classic_groups (group_id, metadata) VALUES (?, ?)"
-        " ON CONFLICT (group_id) DO UPDATE SET metadata=excluded.metadata",
-        (group_id, metadata),
-    )
+from contextplane.metadata.sql_group_documents import load, save_all
 
 
 class ClassicGroupRows:
@@ -36,17 +19,10 @@ class ClassicGroupRows:
     _db: Db
 
     def classic_groups(self) -> dict[str, bytes]:
-        return load(self._db)
+        return load(self._db, "classic_groups")
 
     def save_classic_groups(self, writes: dict[str, bytes | None]) -> None:
-        engine: Any = self  # a SqlEngine: its transactions and disk-full retry
-
-        def run() -> None:
-            with engine._transaction():
-                for group_id, metadata in sorted(writes.items()):
-                    save(self._db, group_id, metadata)
-
-        engine._run_write(run)
+        save_all(self, "classic_groups", writes)
 
 
 class ClassicGroupCalls:
