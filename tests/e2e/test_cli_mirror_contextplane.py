@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from tests.support.cli import contextplane, one_error_line
 from tests.support.inprocess import InProcessBroker
@@ -69,3 +71,53 @@ def test_topics_by_regex_mirror_between_contextplane_brokers(
     assert one_error_line(missing) == (
         "contextplane mirror: topic nope is not on the source: UNKNOWN_TOPIC_OR_PARTITION"
     )
+
+
+def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, offset)])
+    admin.alter_consumer_group_offsets([request])[group].result(timeout=30)
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])
+    (found,) = (
+        admin.list_consumer_group_offsets([request])[group].result(timeout=30).topic_partitions
+    )
+    return int(found.offset)
+
+
+def test_group_offsets_are_copied_forward_only(
+    brokers: tuple[InProcessBroker, InProcessBroker],
+) -> None:
+    """A group that moved over and went on is never rewound by the next run."""
+    source, target = brokers
+    create(source.bootstrap, "ledger", 1)
+    produce(source.bootstrap, "ledger", 0, 20)
+
+    def mirror() -> None:
+        run = contextplane(
+            "mirror",
+            "--source-bootstrap-server",
+            source.bootstrap,
+            "--bootstrap-server",
+            target.bootstrap,
+            "--topics",
+            "ledger",
+            "--group-offsets",
+            "--groups",
+            "billing",
+            "--once",
+        )
+        assert run.status == 0, run.err
+
+    _commit(source.bootstrap, "billing", "ledger", 10)
+    mirror()
+    assert _committed(target.bootstrap, "billing", "ledger") == 10
+    _commit(target.bootstrap, "billing", "ledger", 15)  # its consumers moved over, went on
+    mirror()
+    assert _committed(target.bootstrap, "billing", "ledger") == 15
+    _commit(source.bootstrap, "billing", "ledger", 18)  # and back on the source, further
+    mirror()
+    assert _committed(target.bootstrap, "billing", "ledger") == 18

@@ -2,7 +2,9 @@
 offsets on the mirrored topics, read with OffsetFetch on the source and written with
 OffsetCommit on the target (confluent-kafka's admin calls). An offset is copied only
 once the mirror has appended past it, so a consumer that moves to the target never
-starts beyond what is there; a later round copies it."""
+starts beyond what is there; a later round copies it. Offsets only move forward: a
+partition the group has committed further on the target (its consumers moved over and
+went on) keeps the target's offset, so running the mirror again never rewinds them."""
 
 from __future__ import annotations
 
@@ -36,10 +38,13 @@ def copy_offsets(
             source.list_consumer_group_offsets([request])[group],
             f"offsets of group {group} on the source",
         )
+        on_target = _committed(target, group, fetched.topic_partitions)
         ready = [
             TopicPartition(tp.topic, tp.partition, tp.offset)
             for tp in fetched.topic_partitions
-            if tp.offset >= 0 and tp.offset <= mirrored.get((tp.topic, tp.partition), -1)
+            if tp.offset >= 0
+            and tp.offset <= mirrored.get((tp.topic, tp.partition), -1)
+            and tp.offset > on_target.get((tp.topic, tp.partition), -1)
         ]
         if not ready:
             continue
@@ -59,3 +64,17 @@ def copy_offsets(
             f"{tp.topic}:{tp.partition}": tp.offset for tp in committed.topic_partitions
         }
     return copied
+
+
+def _committed(target: Any, group: str, partitions: list[Any]) -> dict[tuple[str, int], int]:
+    """What `group` has committed on the target for `partitions` (-1 where nothing)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    asked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    if not asked:
+        return {}
+    fetched = answer(
+        target.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, asked)])[group],
+        f"offsets of group {group} on the target",
+    )
+    return {(tp.topic, tp.partition): tp.offset for tp in fetched.topic_partitions}
