@@ -71,6 +71,22 @@ def test_topics_by_regex_mirror_between_contextplane_brokers(
     assert one_error_line(missing) == (
         "contextplane mirror: topic nope is not on the source: UNKNOWN_TOPIC_OR_PARTITION"
     )
+    state = contextplane(
+        "mirror",
+        "--source-bootstrap-server",
+        source.bootstrap,
+        "--bootstrap-server",
+        target.bootstrap,
+        "--topics",
+        "_schemas",
+        "--once",
+    )
+    assert one_error_line(state, status=2) == (
+        "contextplane mirror: topic _schemas is not mirrored: `__` topics and _schemas hold"
+        " each cluster's own state (MirrorAppend refuses them)"
+    )
+    admin = AdminClient({"bootstrap.servers": target.bootstrap})
+    assert "_schemas" not in admin.list_topics(timeout=30).topics  # refused before creating
 
 
 def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:

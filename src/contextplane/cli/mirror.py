@@ -35,6 +35,7 @@ from contextplane.cli.mirror_run import Mirror, PartitionProgress
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.wire import Cluster, WireError
 from contextplane.clock import SystemClock
+from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
 TOPICS_MAX = 10_000
 IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each fetch already waits)
@@ -155,17 +156,26 @@ def _topics(args: argparse.Namespace, metadata: Any) -> list[str]:
             pattern = re.compile(args.topics_regex)
         except re.error as exc:
             raise ConfigError(f"--topics-regex: {exc}") from None
-        chosen = sorted(
-            t for t in metadata.topics if not t.startswith("__") and pattern.fullmatch(t)
-        )
+        chosen = sorted(t for t in metadata.topics if _mirrored(t) and pattern.fullmatch(t))
         if not chosen:
             raise CommandError(f"no topic of the source matches {args.topics_regex}")
         return chosen
     chosen = _names(args.topics, "--topics") or []
     for name in chosen:
+        if not _mirrored(name):
+            raise ConfigError(
+                f"topic {name} is not mirrored: `__` topics and {SCHEMAS_TOPIC} hold each "
+                "cluster's own state (MirrorAppend refuses them)"
+            )
         if name not in metadata.topics:
             raise CommandError(f"topic {name} is not on the source: UNKNOWN_TOPIC_OR_PARTITION")
     return sorted(set(chosen))
+
+
+def _mirrored(topic: str) -> bool:
+    """Not a topic of a cluster's own state (the ones the broker refuses to mirror into),
+    so nothing is created on the target for a name that is refused anyway."""
+    return not topic.startswith("__") and topic != SCHEMAS_TOPIC
 
 
 def _create_missing(
