@@ -111,24 +111,10 @@ class Appender:
             raise KafkaError(ErrorCode.kafka_storage_error, refusal)
         first_offset = partition.next_offset
         durable: asyncio.Future[None] | None = None
-        log_cache = self._log_cache
         for header, batch in headers:
-            base = partition.next_offset
-            data = stamp(batch, base, partition.leader_epoch, log_append_time_ms)
-            end = base + header.last_offset_delta + 1
-            position, durable = self._wal.append(partition.stream_id, base, data)
-            max_timestamp = (
-                header.max_timestamp if log_append_time_ms is None else log_append_time_ms
-            )
-            log_cache.add(
-                partition, CachedBatch(base, end, max_timestamp, data, position, len(data))
-            )
-            partition.producers.record(header, base)
-            if header.attributes & TRANSACTIONAL_BIT:  # skip the call on the plain path
-                track_transaction(partition, header, data, base)
-            partition.next_offset = end
-            durable.add_done_callback(_advance_when_durable(partition, end))
-        if log_cache.pending_bytes >= self._upload_bytes:
+            partition.producers.record(header, partition.next_offset)
+            durable = self._write_at(partition, header, batch, log_append_time_ms)
+        if self._log_cache.pending_bytes >= self._upload_bytes:
             self._wake_uploader()
         assert durable is not None
         return AppendResult(
@@ -182,17 +168,24 @@ class Appender:
         )
 
     def _write_at(
-        self, partition: PartitionLog, header: BatchHeader, batch: memoryview
+        self,
+        partition: PartitionLog,
+        header: BatchHeader,
+        batch: memoryview,
+        log_append_time_ms: int | None = None,
     ) -> asyncio.Future[None]:
-        """Queue one batch at its own base offset (the log end) for the WAL."""
-        base = header.base_offset
-        data = stamp(batch, base, partition.leader_epoch)
+        """Queue one batch at the log end (a mirrored batch's own base offset, which the
+        log end has reached) for the WAL and the log cache; the future is its
+        durability."""
+        base = partition.next_offset
+        data = stamp(batch, base, partition.leader_epoch, log_append_time_ms)
         end = base + header.last_offset_delta + 1
         position, durable = self._wal.append(partition.stream_id, base, data)
+        max_timestamp = header.max_timestamp if log_append_time_ms is None else log_append_time_ms
         self._log_cache.add(
-            partition, CachedBatch(base, end, header.max_timestamp, data, position, len(data))
+            partition, CachedBatch(base, end, max_timestamp, data, position, len(data))
         )
-        if header.attributes & TRANSACTIONAL_BIT:
+        if header.attributes & TRANSACTIONAL_BIT:  # skip the call on the plain path
             track_transaction(partition, header, data, base)
         partition.next_offset = end
         durable.add_done_callback(_advance_when_durable(partition, end))
