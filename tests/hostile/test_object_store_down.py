@@ -34,6 +34,7 @@ from tests.hostile.support import (
     read_partitions,
 )
 from tests.support.broker import BrokerProcess
+from tests.support.metadata import uploaded_end_offsets
 from tests.support.rawclient import RawClient, record_batch
 from tests.support.seaweedfs import SeaweedFS
 from tests.support.wait import wait_until
@@ -230,8 +231,13 @@ def test_catch_up_read_from_a_stopped_store_fails_retriably_in_bounded_time(
                 batch = record_batch([b"%d" % i * 1000] * 10)
                 answer = raw_produce(client, "catchup", batch, partition=i % partitions)
                 assert answer.error_code == ErrorCode.none
-            produced = partitions * 5 * 10 * 1000
-            wait_until(lambda: sum(object_sizes(store, "catchup")) > produced, 30, "upload")
+            # Committed to objects, not only PUT: until the commit the WAL serves the reads.
+            uploaded = dict.fromkeys(range(partitions), 5 * 10)
+            wait_until(
+                lambda: uploaded_end_offsets(tmp_path / "broker", "catchup") == uploaded,
+                30,
+                "upload",
+            )
             everything = dict.fromkeys(range(partitions), 0)
             store.freeze()
             try:

@@ -4,6 +4,8 @@ metadata URL, for tests of the store's SQL itself."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contextplane.metadata.runner import InlineRunner
@@ -34,3 +36,18 @@ def open_engine(url: str) -> SqlEngine:
     from contextplane.metadata.postgres import PostgresEngine
 
     return PostgresEngine(url)
+
+
+def uploaded_end_offsets(data_dir: Path, topic: str) -> dict[int, int]:
+    """Partition -> the end offset of its data committed to objects, read from a running
+    broker's SQLite metadata (read-only): what reads are served from objects, not the WAL."""
+    db = sqlite3.connect(f"file:{data_dir / 'metadata.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT p.partition, MAX(r.end_offset) FROM ranges r JOIN partitions p"
+            " ON p.stream_id = r.stream_id WHERE p.topic = ? GROUP BY p.partition",
+            (topic,),
+        ).fetchall()
+    finally:
+        db.close()
+    return {partition: end for partition, end in rows}
