@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contextplane.broker.configs import invalid_topic_config
+from contextplane.broker.configs import INTEGER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
 
 
 @pytest.mark.parametrize("value", ["0", "0.5", "1", "1.0", "0.01", " 0.25 "])
@@ -17,3 +17,66 @@ def test_a_dirty_ratio_outside_zero_to_one_is_invalid_config(value: str) -> None
     assert invalid_topic_config("min.cleanable.dirty.ratio", value) == (
         f"Invalid value {value} for configuration min.cleanable.dirty.ratio"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "retention.ms",
+            "1_000",
+            "Invalid value 1_000 for configuration retention.ms: Not a number of type LONG",
+        ),
+        (
+            "retention.ms",
+            "-2",
+            "Invalid value -2 for configuration retention.ms: Value must be at least -1",
+        ),
+        # Below the floor the number is named as parsed, as Kafka's Range validator names it.
+        (
+            "retention.ms",
+            " -02 ",
+            "Invalid value -2 for configuration retention.ms: Value must be at least -1",
+        ),
+        (
+            "segment.bytes",
+            "2147483648",
+            "Invalid value 2147483648 for configuration segment.bytes: Not a number of type INT",
+        ),
+        (
+            "min.insync.replicas",
+            "0",
+            "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1",
+        ),
+        (
+            "max.compaction.lag.ms",
+            "1 0",
+            "Invalid value 1 0 for configuration max.compaction.lag.ms: Not a number of type LONG",
+        ),
+    ],
+)
+def test_integer_configs_are_read_as_java_reads_them(name: str, value: str, message: str) -> None:
+    assert invalid_topic_config(name, value) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("retention.ms", " 1000\t"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "+5"),
+        ("retention.ms", "\u0661\u0662"),
+        ("segment.bytes", "1048576"),
+    ],
+)
+def test_integer_configs_java_accepts_are_accepted(name: str, value: str) -> None:
+    assert invalid_topic_config(name, value) is None
+
+
+def test_every_integer_config_is_a_topic_config() -> None:
+    assert set(INTEGER_CONFIGS) <= set(TOPIC_CONFIGS)
+
+
+def test_leading_zeros_past_pythons_digit_limit_are_read_as_java_reads_them() -> None:
+    assert invalid_topic_config("retention.ms", "0" * 5000 + "7") is None
+    assert invalid_topic_config("retention.ms", "-" + "9" * 5000) is not None

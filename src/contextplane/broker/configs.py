@@ -12,20 +12,48 @@ from dataclasses import dataclass
 
 from contextplane.broker import subject_strategies as subjects
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, java_int, java_trim
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 
+# Kafka's INT and LONG topic configs and their atLeast floors (LogConfig's ConfigDef).
+_INT = "INT"
+_LONG = "LONG"
+_RANGES = {_INT: (INT_MIN, INT_MAX), _LONG: (LONG_MIN, LONG_MAX)}
+INTEGER_CONFIGS: dict[str, tuple[str, int | None]] = {
+    "retention.ms": (_LONG, -1),
+    "retention.bytes": (_LONG, None),
+    # Kafka 4's floor for segment.bytes is 1 MiB.
+    "segment.bytes": (_INT, 1024 * 1024),
+    "segment.ms": (_LONG, 1),
+    "max.message.bytes": (_INT, 0),
+    "min.insync.replicas": (_INT, 1),
+    "delete.retention.ms": (_LONG, 0),
+    "min.compaction.lag.ms": (_LONG, 0),
+    "max.compaction.lag.ms": (_LONG, 1),
+    "file.delete.delay.ms": (_LONG, 0),
+    "flush.messages": (_LONG, 1),
+    "flush.ms": (_LONG, 0),
+    "message.timestamp.before.max.ms": (_LONG, 0),
+    "message.timestamp.after.max.ms": (_LONG, 0),
+}
 
-def _int(value: str) -> bool:
-    try:
-        int(value)
-    except ValueError:
-        return False
-    return True
+
+def integer_refusal(name: str, value: str) -> str | None:
+    """ConfigDef's message refusing `value` for integer config `name`, or None. A value
+    below the floor is named as parsed (Range.ensureValid gets the number, not the text)."""
+    kind, floor = INTEGER_CONFIGS[name]
+    number = java_int(value)
+    low, high = _RANGES[kind]
+    if number is None or not low <= number <= high:
+        return f"Invalid value {value} for configuration {name}: Not a number of type {kind}"
+    if floor is not None and number < floor:
+        return f"Invalid value {number} for configuration {name}: Value must be at least {floor}"
+    return None
 
 
-def _non_negative(value: str) -> bool:
-    return _int(value) and int(value) >= 0
+def _integer(name: str) -> Callable[[str], bool]:
+    return lambda value: integer_refusal(name, value) is None
 
 
 def _ratio(value: str) -> bool:
@@ -89,29 +117,46 @@ def topic_config(configs: Mapping[str, str], name: str, settings: Settings) -> s
 TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]] = {
     # A LIST: each item is checked against LIST_CONFIGS; the empty list is valid.
     "cleanup.policy": (lambda v: True, lambda s: s.log_cleanup_policy),
-    "retention.ms": (_int, lambda s: str(s.retention_ms)),
-    "retention.bytes": (_int, lambda s: str(s.retention_bytes)),
-    # Kafka 4's floor for segment.bytes is 1 MiB.
-    "segment.bytes": (lambda v: _int(v) and int(v) >= 1024 * 1024, lambda s: str(s.segment_bytes)),
-    "segment.ms": (lambda v: _int(v) and int(v) >= 1, lambda s: str(s.segment_ms)),
-    "max.message.bytes": (_int, lambda s: str(s.message_max_bytes)),
-    "min.insync.replicas": (_int, lambda s: "1"),
+    "retention.ms": (_integer("retention.ms"), lambda s: str(s.retention_ms)),
+    "retention.bytes": (_integer("retention.bytes"), lambda s: str(s.retention_bytes)),
+    "segment.bytes": (_integer("segment.bytes"), lambda s: str(s.segment_bytes)),
+    "segment.ms": (_integer("segment.ms"), lambda s: str(s.segment_ms)),
+    "max.message.bytes": (_integer("max.message.bytes"), lambda s: str(s.message_max_bytes)),
+    "min.insync.replicas": (_integer("min.insync.replicas"), lambda s: "1"),
     "compression.type": (
         _choice("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
         lambda s: "producer",
     ),
     "message.timestamp.type": (_choice("CreateTime", "LogAppendTime"), lambda s: "CreateTime"),
-    "delete.retention.ms": (_int, lambda s: str(s.log_cleaner_delete_retention_ms)),
-    "min.compaction.lag.ms": (_int, lambda s: str(s.log_cleaner_min_compaction_lag_ms)),
-    "max.compaction.lag.ms": (_int, lambda s: str(s.log_cleaner_max_compaction_lag_ms)),
+    "delete.retention.ms": (
+        _integer("delete.retention.ms"),
+        lambda s: str(s.log_cleaner_delete_retention_ms),
+    ),
+    "min.compaction.lag.ms": (
+        _integer("min.compaction.lag.ms"),
+        lambda s: str(s.log_cleaner_min_compaction_lag_ms),
+    ),
+    "max.compaction.lag.ms": (
+        _integer("max.compaction.lag.ms"),
+        lambda s: str(s.log_cleaner_max_compaction_lag_ms),
+    ),
     "min.cleanable.dirty.ratio": (_ratio, lambda s: str(s.log_cleaner_min_cleanable_ratio)),
-    "file.delete.delay.ms": (_non_negative, lambda s: str(s.log_segment_delete_delay_ms)),
-    "flush.messages": (_int, lambda s: "1"),
-    "flush.ms": (_int, lambda s: "0"),
+    "file.delete.delay.ms": (
+        _integer("file.delete.delay.ms"),
+        lambda s: str(s.log_segment_delete_delay_ms),
+    ),
+    "flush.messages": (_integer("flush.messages"), lambda s: "1"),
+    "flush.ms": (_integer("flush.ms"), lambda s: "0"),
     "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),
     # Enforced per record on produce. Kafka 4's defaults: any age, at most an hour ahead.
-    "message.timestamp.before.max.ms": (_non_negative, lambda s: "9223372036854775807"),
-    "message.timestamp.after.max.ms": (_non_negative, lambda s: "3600000"),
+    "message.timestamp.before.max.ms": (
+        _integer("message.timestamp.before.max.ms"),
+        lambda s: "9223372036854775807",
+    ),
+    "message.timestamp.after.max.ms": (
+        _integer("message.timestamp.after.max.ms"),
+        lambda s: "3600000",
+    ),
     # LISTs of partition:broker pairs (or `*`) that Kafka throttles during reassignment;
     # one broker never reassigns, so they are stored and described only.
     "leader.replication.throttled.replicas": (lambda v: True, lambda s: ""),
@@ -228,11 +273,16 @@ def checked_topic_config(name: str, value: str | None) -> str:
         if problem is not None:
             raise KafkaError(ErrorCode.invalid_config, problem)
     if list_config is None:
-        if not spec[0](value.strip()):
+        trimmed = java_trim(value)
+        if name in INTEGER_CONFIGS:
+            refusal = integer_refusal(name, value)
+            if refusal is not None:
+                raise KafkaError(ErrorCode.invalid_config, refusal)
+        elif not spec[0](trimmed):
             raise KafkaError(
                 ErrorCode.invalid_config, f"Invalid value {value} for configuration {name}"
             )
-        return value.strip()
+        return trimmed
     items = list_items(value)
     if "" in items and not list_config.empty_items:
         raise KafkaError(

@@ -1,0 +1,41 @@
+"""Numbers in config text read as Kafka's ConfigDef reads them (Java's String.trim, then
+Integer.parseInt or Long.parseLong), so a value Kafka refuses is refused here too."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+# Integer.parseInt's shape: a sign, then digits of any script (Character.digit), and
+# nothing else: Python's int() would also take '_' separators and inner Unicode spaces.
+_JAVA_INT = re.compile(r"[-+]?\d+")
+# Past any long: more significant digits than this are out of range whatever the sign.
+_DIGITS_MAX = 20
+
+
+def java_trim(text: str) -> str:
+    """Java's String.trim, which Kafka's ConfigDef applies to every value: each char up
+    to U+0020 off both ends (NUL and the other controls too), no Unicode space."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
+
+
+def java_int(text: str) -> int | None:
+    """`text` trimmed and read as Java's parseInt/parseLong read digits (the range is the
+    caller's), or None when Java would refuse it."""
+    trimmed = java_trim(text)
+    if not _JAVA_INT.fullmatch(trimmed):
+        return None
+    sign = -1 if trimmed[0] == "-" else 1
+    # Leading zeros are allowed in any number (Java reads them); int() would refuse a
+    # string past Python's digit limit, so the size is judged on the significant digits.
+    digits = "".join(str(unicodedata.decimal(c)) for c in trimmed.lstrip("+-")).lstrip("0")
+    if len(digits) > _DIGITS_MAX:
+        return sign * 10**_DIGITS_MAX
+    return sign * int(digits or "0")

@@ -1,0 +1,67 @@
+"""Differential: integer topic configs checked alike by contextplane and Apache Kafka 4.4
+(from the harness). Each value goes through CreateTopics with validate_only, and the
+answer (accepted, or INVALID_CONFIG with its message) must be the same on both: Java's
+trim and parseInt/parseLong (no `1_000`, no inner spaces, Unicode digits allowed), the
+INT and LONG ranges, and LogConfig's atLeast floors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import kafka_reference
+from tests.support.broker import BrokerProcess
+
+CASES = [
+    ("retention.ms", "1_000"),
+    ("retention.ms", " 1000\t"),
+    ("retention.ms", "-1"),
+    ("retention.ms", "-2"),
+    ("retention.ms", "+5000"),
+    ("retention.ms", "9223372036854775807"),
+    ("retention.ms", "9223372036854775808"),
+    ("retention.ms", "\u0661\u0662"),
+    ("retention.bytes", "-5"),
+    ("retention.bytes", "1 000"),
+    ("segment.bytes", "2147483648"),
+    ("segment.bytes", "1048575"),
+    ("max.message.bytes", "-1"),
+    ("min.insync.replicas", "0"),
+    ("max.compaction.lag.ms", "0"),
+    ("flush.messages", "0"),
+    ("delete.retention.ms", "-1"),
+    ("message.timestamp.after.max.ms", "0x10"),
+]
+
+
+def _answers(bootstrap: str) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    answers = []
+    for index, (name, value) in enumerate(CASES):
+        topic = NewTopic(f"numbers-{index}", 1, 1, config={name: value})
+        future = admin.create_topics([topic], validate_only=True, request_timeout=15)
+        try:
+            future[topic.topic].result(30)
+            answers.append(f"{name}={value!r}: accepted")
+        except KafkaException as exc:
+            error = exc.args[0]
+            answers.append(f"{name}={value!r}: {error.name()} {error.str()}")
+    return answers
+
+
+def test_integer_topic_configs_are_checked_as_kafka_checks_them(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "contextplane").start()
+    try:
+        ours = _answers(broker.bootstrap)
+    finally:
+        broker.stop()
+    kafka = kafka_reference.start(data_dir=tmp_path / "kafka", timeout=120)
+    try:
+        theirs = _answers(f"127.0.0.1:{kafka.port}")
+    finally:
+        kafka.stop()
+    assert ours == theirs
+    assert any("accepted" in answer for answer in ours)
+    assert any("INVALID_CONFIG" in answer for answer in ours)
