@@ -419,9 +419,10 @@ class StorageEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.takeover.close()
-        deadline_s = self.settings.shutdown_timeout_ms / 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_timeout_ms / 1000
         try:
-            async with asyncio.timeout(deadline_s):  # not wait_for: see uploader.run
+            async with asyncio.timeout_at(deadline):  # not wait_for: see uploader.run
                 await self.uploader.drain()
         except TimeoutError:
             log.warning(
@@ -433,9 +434,11 @@ class StorageEngine:
         self.uploader.abandon()
         # Everything uploaded: the file WAL's active segment goes too, so the next start
         # replays (reads and checks) nothing instead of up to a segment of uploaded
-        # entries. Not the object WAL: its trim starts deleting objects in the background,
-        # which the close then cuts short (its crash test lost reads that way).
-        if not isinstance(self.wal, ObjectWal):
+        # entries. The object WAL is emptied within the same deadline, not trimmed: its
+        # trim deletes in the background, which the close would cut short.
+        if isinstance(self.wal, ObjectWal):
+            await self._empty_object_wal(deadline)
+        else:
             self.trim_wal(reclaim_active=True)
         self.dirty.close()
         self.wal.close()
@@ -577,12 +580,38 @@ class StorageEngine:
         """Delete WAL data that holds nothing un-uploaded (only partitions with pending
         batches hold any); with `reclaim_active`, or on a full disk, the active segment
         too when all of it is uploaded."""
+        position = self._uploaded_wal_end()
+        self.wal.trim(position, reclaim_active=reclaim_active or self.disk_gate.full)
+
+    def _uploaded_wal_end(self) -> int:
+        """The WAL position below which every entry is in objects."""
         position = self.wal.end_position
         for partition in self.log_cache.pending.values():
             first = partition.first_unuploaded_position()
             if first is not None:
                 position = min(position, first)
-        self.wal.trim(position, reclaim_active=reclaim_active or self.disk_gate.full)
+        return position
+
+    async def _empty_object_wal(self, deadline: float) -> None:
+        """At a clean stop that uploaded everything, leave only the object WAL's marker
+        (`ObjectWal.empty`) by `deadline` (loop time); otherwise, or if the store fails,
+        the objects stay and the next start skips what is uploaded."""
+        assert isinstance(self.wal, ObjectWal)
+        position = self._uploaded_wal_end()
+        if position < self.wal.end_position:
+            return  # the un-uploaded tail stays for the next start
+        try:
+            async with asyncio.timeout_at(deadline):
+                deleted = await self.wal.empty(position)
+        except (TimeoutError, OSError) as exc:
+            log.warning(
+                "shutdown: the object WAL was not emptied (%s); the next start skips what"
+                " is uploaded",
+                str(exc) or f"shutdown.timeout.ms={self.settings.shutdown_timeout_ms}",
+            )
+            return
+        if deleted:
+            log.info("shutdown: everything uploaded, %d object WAL objects deleted", deleted)
 
     async def enforce_retention(self, now_ms: int) -> None:
         await self.log_start.enforce_retention(now_ms)

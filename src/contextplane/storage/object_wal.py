@@ -30,6 +30,13 @@ them, so whatever a failed or partial deletion leaves lies below a recorded floo
 and superseded objects then go in bulk (S3 DeleteObjects: one request per 1,000 keys),
 one request at most every `DELETE_INTERVAL_NS`.
 
+A clean stop that uploaded everything (`empty`) PUTs an empty object at the durable end
+naming it as floor (start = end = floor), then deletes every other object in bulk: once
+that marker is durable everything else lies below its floor or starts at or past its
+start (superseded), so whatever a failed, partial or interrupted deletion leaves is
+dropped by the next recovery. The next start, or another broker's takeover, reads
+nothing, and the next incarnation writes on from the same end.
+
 Memory: the entries held until their PUT returns are counted in the memory budget
 (`MemoryBudget.wal_bytes`, pinned), so produce admission refuses before they outgrow it.
 """
@@ -222,6 +229,8 @@ class ObjectWal:
         self._superseded: list[str] = []  # to delete
         self._floor = 0  # the highest floor a durable object names
         self._deleting = False
+        self._delete_task: asyncio.Task[None] | None = None
+        self._emptying = False  # a clean stop deletes: no background deletion beside it
         self._delete_interval_ns = delete_interval_ns
         self._deleted_at_ns = -delete_interval_ns
         self.puts = 0
@@ -296,6 +305,8 @@ class ObjectWal:
         self._start_deletes()
 
     async def _read_whole(self, obj: WalObject) -> memoryview:
+        if obj.end == obj.start:
+            return memoryview(b"")  # a clean stop's marker: nothing to read
         return await self._store.get_range(obj.key, 0, obj.end - obj.start)
 
     # -- appends -----------------------------------------------------------------------
@@ -485,10 +496,11 @@ class ObjectWal:
         self._start_deletes()
 
     def _start_deletes(self) -> None:
-        if self._deleting or not self._recovered:
+        if self._deleting or self._emptying or not self._recovered:
             return
         self._deleting = True
         task = asyncio.get_running_loop().create_task(self._delete_due())
+        self._delete_task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -517,6 +529,42 @@ class ObjectWal:
             log.info("object WAL: deleting objects failed (%s); retried later", exc)
         finally:
             self._deleting = False
+
+    # -- a clean stop ------------------------------------------------------------------
+
+    async def empty(self, uploaded_end: int) -> int:
+        """A clean stop whose uploads reached `uploaded_end`: when that is the end of
+        the log and every entry is durable, PUT the marker (see the module doc), then
+        delete every other object known, `_DELETE_KEYS_MAX` keys a request. Returns how
+        many were deleted; raises the store's error (what is left is dropped at the
+        next start). The caller bounds it in time and closes the WAL after it."""
+        if not self._recovered or self._pending.sizes or self._in_flight:
+            return 0  # entries not yet durable: the next start needs the log
+        if uploaded_end < self._durable_end:
+            return 0  # not all uploaded: the next start replays the tail
+        self._emptying = True
+        # Deletion runs here from now on; PUTs of a failed generation still out are
+        # superseded when they return, so wait for them to know their keys.
+        if self._delete_task is not None:
+            self._delete_task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        end = self._durable_end
+        doomed = [o.key for o in (*self._trimmed, *self._objects)] + self._superseded
+        only_marker = [(o.start, o.end) for o in self._objects] == [(end, end)]
+        if not doomed or (only_marker and not self._trimmed and not self._superseded):
+            return 0  # nothing written, or already only the marker
+        assert self._incarnation is not None
+        key = wal_object_key(self._node_id, self._incarnation, self._sequence, end, end, end)
+        self._sequence += 1
+        await self._store.put(key, [])
+        marker = WalObject(self._incarnation, self._sequence - 1, end, end, end, key)
+        self._objects, self._starts, self._floor = [marker], [end], end
+        deleted = 0
+        for first in range(0, len(doomed), _DELETE_KEYS_MAX):
+            await self._store.delete_many(doomed[first : first + _DELETE_KEYS_MAX])
+            deleted = min(len(doomed), first + _DELETE_KEYS_MAX)
+        self._trimmed, self._superseded = [], []
+        return deleted
 
     def free_bytes(self) -> int:
         """An object store does not fill up as a disk does."""
