@@ -22,19 +22,28 @@ from tests.support.metadata import open_store
 from tests.unit.test_clean_stop_wal import batch
 
 
-def settings_for(tmp_path: Path, shutdown_timeout_ms: int) -> Settings:
+def settings_for(tmp_path: Path, shutdown_timeout_ms: int, wal_url: str = "") -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         upload_interval_ms=3_600_000,
         shutdown_timeout_ms=shutdown_timeout_ms,
-        wal_url=(tmp_path / "wal-objects").as_uri(),
+        wal_url=wal_url or (tmp_path / "wal-objects").as_uri(),
     )
 
 
-def wal_objects(tmp_path: Path) -> list[WalObject]:
-    root = tmp_path / "wal-objects"
-    found = [parse_key(str(p.relative_to(root))) for p in root.rglob("*") if p.is_file()]
+async def listed_wal_objects(settings: Settings) -> list[WalObject]:
+    """Every WAL object of the node in the store, in write order."""
+    store = open_object_store(settings.wal_url, 10_000)
+    found = [
+        parse_key(info.key)
+        async for page in store.list_pages(f"{settings.node_id}/", 1000)
+        for info in page
+    ]
     return sorted((o for o in found if o is not None), key=lambda o: (o.incarnation, o.sequence))
+
+
+def wal_objects(settings: Settings) -> list[WalObject]:
+    return asyncio.run(listed_wal_objects(settings))
 
 
 def is_marker(obj: WalObject) -> bool:
@@ -118,7 +127,7 @@ def test_a_clean_stop_that_uploaded_everything_leaves_only_the_marker(
     caplog.set_level(logging.INFO, logger="contextplane.storage")
     settings = settings_for(tmp_path, shutdown_timeout_ms=10_000)
     asyncio.run(write_and_stop(settings))
-    [marker] = wal_objects(tmp_path)
+    [marker] = wal_objects(settings)
     assert is_marker(marker) and marker.end > 50_000, marker
 
     async def takeover_reads() -> int:
@@ -133,12 +142,12 @@ def test_a_clean_stop_that_uploaded_everything_leaves_only_the_marker(
     assert offsets == [0, 10, 20, 30, 40]
     assert retry == 40, "the producer's last batch is not recognised as a retry"
     assert replays(caplog) == [], "the restart replayed WAL entries"
-    assert wal_objects(tmp_path) == [marker], "a retry answered as a duplicate writes nothing"
+    assert wal_objects(settings) == [marker], "a retry answered as a duplicate writes nothing"
 
     async def write_on() -> list[WalObject]:
         engine = await open_engine(settings)
         await engine.append(engine.partitions[("t", 0)], batch(50, 10, b"5")).durable
-        written = wal_objects(tmp_path)
+        written = await listed_wal_objects(settings)
         await engine.close()
         await engine.metadata.close()
         return written
@@ -146,15 +155,16 @@ def test_a_clean_stop_that_uploaded_everything_leaves_only_the_marker(
     # The next incarnation writes on from the marker's end; its stop leaves a marker.
     old, new = asyncio.run(write_on())
     assert old == marker and new.start == marker.end and new.incarnation > marker.incarnation
-    [again] = wal_objects(tmp_path)
+    [again] = wal_objects(settings)
     assert is_marker(again) and again.end == new.end and again.incarnation == new.incarnation
 
 
 def test_a_stop_cut_short_keeps_the_objects_and_the_next_start_loses_nothing(
     tmp_path: Path,
 ) -> None:
-    asyncio.run(write_and_stop(settings_for(tmp_path, shutdown_timeout_ms=0)))
-    left = wal_objects(tmp_path)
+    settings = settings_for(tmp_path, shutdown_timeout_ms=0)
+    asyncio.run(write_and_stop(settings))
+    left = wal_objects(settings)
     assert left and not any(is_marker(o) for o in left)
     assert sum(o.end - o.start for o in left) > 50_000
     offsets, retry = asyncio.run(read_after_restart(settings_for(tmp_path, 10_000)))
@@ -166,8 +176,12 @@ def test_a_crash_while_the_stop_empties_the_wal_loses_and_duplicates_nothing(
     tmp_path: Path, halt_at: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="contextplane.storage")
-    settings = settings_for(tmp_path, shutdown_timeout_ms=10_000)
+    check_a_crash_while_emptying(settings_for(tmp_path, 10_000), halt_at, caplog)
 
+
+def check_a_crash_while_emptying(
+    settings: Settings, halt_at: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def die_while_stopping() -> None:
         store = HaltingStore(open_object_store(settings.wal_url, 10_000), halt_at)
         engine = await open_engine(settings, ObjectWal(store, settings.node_id))  # type: ignore[arg-type]
@@ -181,12 +195,12 @@ def test_a_crash_while_the_stop_empties_the_wal_loses_and_duplicates_nothing(
         await engine.metadata.close()
 
     asyncio.run(die_while_stopping())
-    left = wal_objects(tmp_path)
+    left = wal_objects(settings)
     assert any(is_marker(o) for o in left)
     if halt_at == "delete":
         assert 1 < len(left) < 6, "the deletion was not partial"
     offsets, retry = asyncio.run(read_after_restart(settings))
     assert offsets == [0, 10, 20, 30, 40] and retry == 40
     assert replays(caplog) == [], "the restart replayed WAL entries"
-    [marker] = wal_objects(tmp_path)  # the leftovers went at the restart or its stop
+    [marker] = wal_objects(settings)  # the leftovers went at the restart or its stop
     assert is_marker(marker)
