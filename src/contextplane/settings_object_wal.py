@@ -17,7 +17,10 @@ OBJECT_WAL_SETTINGS: tuple[dict[str, Any], ...] = (
         " waits for that broker's disk), or an object store URL (`s3://bucket/wal?endpoint="
         "...`, `file://`) where each group commit is one PUT before the acknowledgement"
         " (slower: a PUT's latency; the tail lives in the store, so when a broker dies another"
-        " takes over its partitions at once, replaying it); switch only after a clean stop",
+        " takes over its partitions at once, replaying it); a clean stop that uploads"
+        " everything within `shutdown.timeout.ms` leaves only one empty marker object there"
+        " (otherwise the un-uploaded tail stays for the next start); switch only after a"
+        " clean stop",
         default_text="empty (local files)",
     ),
     dict(

@@ -16,10 +16,12 @@ import pytest
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory_objects import ObjectBucket
 from contextplane.storage.object_wal import ObjectWal, WalObject, parse_key
 from contextplane.storage.objectstore import BoundedObjectStore, ObjectInfo, open_object_store
 from tests.support.metadata import open_store
 from tests.unit.test_clean_stop_wal import batch
+from tests.unit.test_object_wal import GatedStore, opened, recovered, turn
 
 
 def settings_for(tmp_path: Path, shutdown_timeout_ms: int, wal_url: str = "") -> Settings:
@@ -204,3 +206,28 @@ def check_a_crash_while_emptying(
     assert replays(caplog) == [], "the restart replayed WAL entries"
     [marker] = wal_objects(settings)  # the leftovers went at the restart or its stop
     assert is_marker(marker)
+
+
+def test_an_append_while_the_marker_is_put_is_kept_after_it() -> None:
+    """A late append (a connection still open at the stop) is PUT after the marker, so
+    it supersedes the marker instead of being superseded by it."""
+
+    async def run() -> None:
+        bucket = ObjectBucket()
+        store = GatedStore(bucket)
+        wal = await opened(store)
+        _, durable = wal.append(1, 0, b"a")
+        await turn()
+        store.finish(0)
+        await durable
+        emptying = asyncio.create_task(wal.empty(wal.end_position))
+        await turn()
+        assert len(store.started) == 2, "the marker's PUT did not start"
+        _, late = wal.append(1, 1, b"late")
+        await turn()
+        store.finish(2)  # the late PUT returns first
+        store.finish(1)
+        assert await emptying == 1 and (await late) is None
+        assert [e.batch for e in await recovered(bucket)] == [b"late"]
+
+    asyncio.run(run())

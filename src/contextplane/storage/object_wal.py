@@ -538,16 +538,20 @@ class ObjectWal:
         delete every other object known, `_DELETE_KEYS_MAX` keys a request. Returns how
         many were deleted; raises the store's error (what is left is dropped at the
         next start). The caller bounds it in time and closes the WAL after it."""
-        if not self._recovered or self._pending.sizes or self._in_flight:
-            return 0  # entries not yet durable: the next start needs the log
-        if uploaded_end < self._durable_end:
-            return 0  # not all uploaded: the next start replays the tail
+        if not self._all_durable_below(uploaded_end):
+            return 0  # the next start needs the log
         self._emptying = True
         # Deletion runs here from now on; PUTs of a failed generation still out are
         # superseded when they return, so wait for them to know their keys.
         if self._delete_task is not None:
             self._delete_task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self._all_durable_below(uploaded_end):
+            # Appended meanwhile: a marker now would supersede it.
+            self._emptying = False
+            return 0
+        # No await from here to the PUT: an append after it is PUT later and so
+        # supersedes the marker instead.
         end = self._durable_end
         doomed = [o.key for o in (*self._trimmed, *self._objects)] + self._superseded
         only_marker = [(o.start, o.end) for o in self._objects] == [(end, end)]
@@ -558,13 +562,24 @@ class ObjectWal:
         self._sequence += 1
         await self._store.put(key, [])
         marker = WalObject(self._incarnation, self._sequence - 1, end, end, end, key)
-        self._objects, self._starts, self._floor = [marker], [end], end
+        self._objects = [marker, *(o for o in self._objects if o.start >= end)]
+        self._starts = [o.start for o in self._objects]
+        self._floor = max(self._floor, end)
         deleted = 0
         for first in range(0, len(doomed), _DELETE_KEYS_MAX):
             await self._store.delete_many(doomed[first : first + _DELETE_KEYS_MAX])
             deleted = min(len(doomed), first + _DELETE_KEYS_MAX)
         self._trimmed, self._superseded = [], []
         return deleted
+
+    def _all_durable_below(self, uploaded_end: int) -> bool:
+        """Nothing queued or in flight, and every durable entry uploaded."""
+        return (
+            self._recovered
+            and not self._pending.sizes
+            and not self._in_flight
+            and uploaded_end >= self._durable_end
+        )
 
     def free_bytes(self) -> int:
         """An object store does not fill up as a disk does."""
