@@ -5,14 +5,17 @@
   nothing and every acknowledged record reads back once at its offset.
 * the store frozen (SIGSTOP) during the stop: the stop gives up at `shutdown.timeout.ms`
   and keeps the WAL objects; the restart replays them and loses nothing.
-* the process dying while its stop writes the marker or deletes the objects (the
-  engine in process on the SeaweedFS store, halted there): nothing lost or duplicated.
+* kill -9 of the broker once its stop's marker is listed (the store frozen then, so the
+  deletion waits), and the process dying while its stop writes the marker or deletes the
+  objects (the engine in process on the SeaweedFS store, halted there): nothing lost or
+  duplicated.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import signal
 import uuid
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from tests.e2e.test_crash import PARTITIONS, RDKAFKA_LOG, TOPIC, verify_log
 from tests.e2e.test_object_wal import produce_once, wal_keys, wal_url
 from tests.support.broker import BrokerProcess
 from tests.support.seaweedfs import SeaweedFS, seaweedfs_fixture  # noqa: F401 - fixture
+from tests.support.wait import wait_until
 from tests.unit.test_clean_stop_object_wal import (
     check_a_crash_while_emptying,
     is_marker,
@@ -107,6 +111,47 @@ def test_a_stop_with_the_store_frozen_keeps_the_wal_and_the_restart_loses_nothin
         broker.start(timeout_s=60)
         assert replayed(broker), "the restart replayed nothing from the object WAL"
         verify_log(broker.bootstrap, acked, sizes)
+    finally:
+        broker.stop()
+        store.stop()
+
+
+@pytest.mark.slow
+def test_kill9_once_the_stop_wrote_its_marker_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """The store is frozen as soon as the marker is listed, so the broker is killed while
+    its deletion waits (unless it finished first: then while it exits)."""
+    store = SeaweedFS(tmp_path / "weed").start()
+    prefix = "killed"
+    broker = broker_on(store, prefix, tmp_path / "broker")
+    try:
+        acked, sizes = produce(broker, 100)
+        for round_ in range(1, 20):  # more WAL objects: a longer deletion
+            more = produce_once(broker.bootstrap, [f"k{round_}-{i}".encode() for i in range(10)])
+            acked.update((k, v) for k, v in more.items() if isinstance(v, tuple))
+            sizes.update((k, 100) for k in more)
+        written = len(wal_objects(store, prefix))
+        assert broker.process is not None
+        broker.process.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: any(is_marker(o) for o in wal_objects(store, prefix)),
+            30,
+            "the stop's marker",
+            poll_s=0.01,
+        )
+        store.freeze()
+        try:
+            broker.kill9()
+        finally:
+            store.thaw()
+        left = wal_objects(store, prefix)
+        assert any(is_marker(o) for o in left)
+        print(f"\nWAL objects: {written} before the stop, {len(left)} left at the kill")
+        broker.start(timeout_s=60)
+        assert replayed(broker) == [], "the restart replayed WAL entries"
+        checked = verify_log(broker.bootstrap, acked, sizes)
+        assert checked["unacked_present"] == 0
     finally:
         broker.stop()
         store.stop()
