@@ -419,8 +419,7 @@ class StorageEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.takeover.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.shutdown_timeout_ms / 1000
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout_ms / 1000
         try:
             async with asyncio.timeout_at(deadline):  # not wait_for: see uploader.run
                 await self.uploader.drain()

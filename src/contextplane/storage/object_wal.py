@@ -562,7 +562,8 @@ class ObjectWal:
         self._sequence += 1
         await self._store.put(key, [])
         marker = WalObject(self._incarnation, self._sequence - 1, end, end, end, key)
-        self._objects = [marker, *(o for o in self._objects if o.start >= end)]
+        gone = set(doomed)
+        self._objects = [marker, *(o for o in self._objects if o.key not in gone)]
         self._starts = [o.start for o in self._objects]
         self._floor = max(self._floor, end)
         deleted = 0
