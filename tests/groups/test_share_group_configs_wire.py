@@ -130,11 +130,12 @@ ALTERATIONS: list[tuple[tuple[str, int, str | None], ...]] = [
     (("share.partition.max.record.locks", SET, "99"),),
     (("share.partition.max.record.locks", SET, "4001"),),
     (("share.partition.max.record.locks", SET, "150"),),
+    (("share.heartbeat.interval.ms", SET, " 6000 "),),
     (("share.renew.acknowledge.enable", SET, "maybe"),),
     (("share.renew.acknowledge.enable", SET, "FALSE"),),
     (("errors.deadletterqueue.topic.name", SET, "__dlq"),),
     (("errors.deadletterqueue.copy.record.enable", SET, "True"),),
-    (("share.delivery.count.limit", DELETE, None),),
+    (("share.partition.max.record.locks", DELETE, None),),
 ]
 
 

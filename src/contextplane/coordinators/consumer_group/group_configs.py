@@ -194,6 +194,19 @@ def is_string(spec: GroupConfigSpec) -> bool:
     return bool(spec.choices) or spec.kind in ("string", "reset")
 
 
+def described(name: str, text: str) -> str:
+    """A stored (already checked) override as Kafka describes it: its parsed value
+    written back (ConfigDef.convertToString), so ` 7 ` is `7` and `FALSE` is `false`."""
+    trimmed = share.java_trim(text)
+    spec = SPECS.get(name)
+    if spec is None or is_string(spec):
+        return trimmed
+    if spec.kind == "boolean":
+        return trimmed.lower()
+    value = share.java_int(trimmed)
+    return trimmed if value is None else str(value)
+
+
 def broker_value(name: str, settings: Settings) -> int | str:
     """The value a group without an override has: its broker setting's, else the
     config's own default."""
