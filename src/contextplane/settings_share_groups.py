@@ -3,8 +3,10 @@ with them): kept apart so the table stays one readable module. Each is `Setting`
 fields; the names, defaults and bounds are Kafka's (`group.share.record.lock.duration.ms`
 is bounded as Kafka bounds the setting itself, 1 s to 1 h). The `group.share.min/max.*`
 ones bound what a share group's own configs (`share.session.timeout.ms`, ...) may be set
-to, as Kafka's GroupConfig checks them; a broker value outside them is allowed here
-(Kafka refuses to start), so tests may shorten a lock without lowering the minimum."""
+to, as Kafka's GroupConfig checks them; a broker session, heartbeat or lock value outside
+them is allowed here (Kafka refuses to start), so tests may shorten a lock without
+lowering the minimum; a delivery count limit or record lock limit outside them refuses
+the start, as in Kafka (`settings_rules`)."""
 
 from __future__ import annotations
 
