@@ -135,4 +135,12 @@ def _share_bounds_problem(settings: Settings) -> str | None:
         high = getattr(settings, high_name.replace(".", "_"))
         if high < low:
             return f"{high_name} must be greater than or equal to {low_name}"
+    # ShareGroupConfig's requires: the broker's value itself within its bounds.
+    for what in ("delivery.count.limit", "partition.max.record.locks"):
+        names = (f"group.share.min.{what}", f"group.share.{what}", f"group.share.max.{what}")
+        low, value, high = (getattr(settings, n.replace(".", "_")) for n in names)
+        if high < value:
+            return f"{names[2]} must be greater than or equal to {names[1]}"
+        if value < low:
+            return f"{names[1]} must be greater than or equal to {names[0]}"
     return None

@@ -3,8 +3,10 @@ with them): kept apart so the table stays one readable module. Each is `Setting`
 fields; the names, defaults and bounds are Kafka's (`group.share.record.lock.duration.ms`
 is bounded as Kafka bounds the setting itself, 1 s to 1 h). The `group.share.min/max.*`
 ones bound what a share group's own configs (`share.session.timeout.ms`, ...) may be set
-to, as Kafka's GroupConfig checks them; a broker value outside them is allowed here
-(Kafka refuses to start), so tests may shorten a lock without lowering the minimum."""
+to, as Kafka's GroupConfig checks them; a broker session, heartbeat or lock value outside
+them is allowed here (Kafka refuses to start), so tests may shorten a lock without
+lowering the minimum; a delivery count limit or record lock limit outside them refuses
+the start, as in Kafka (`settings_rules`)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,11 @@ class ShareGroupFields:
     group_share_min_record_lock_duration_ms: int = 15_000
     group_share_max_record_lock_duration_ms: int = 60_000
     group_share_delivery_count_limit: int = 5
+    group_share_min_delivery_count_limit: int = 2
+    group_share_max_delivery_count_limit: int = 10
     group_share_partition_max_record_locks: int = 2_000
+    group_share_min_partition_max_record_locks: int = 100
+    group_share_max_partition_max_record_locks: int = 4_000
     group_share_max_share_sessions: int = 2_000
 
 
@@ -125,17 +131,50 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_share_delivery_count_limit",
         unit="",
         meaning="a record of a share group delivered this many times without being accepted is "
-        "archived (never delivered again)",
+        "archived (never delivered again; a group's `share.delivery.count.limit` overrides it)",
         low=2,
         high=10,
+    ),
+    dict(
+        name="group.share.min.delivery.count.limit",
+        attr="group_share_min_delivery_count_limit",
+        unit="",
+        meaning="the least a share group's `share.delivery.count.limit` may be set to",
+        low=2,
+        high=5,
+    ),
+    dict(
+        name="group.share.max.delivery.count.limit",
+        attr="group_share_max_delivery_count_limit",
+        unit="",
+        meaning="the most a share group's `share.delivery.count.limit` may be set to",
+        low=5,
+        high=25,
     ),
     dict(
         name="group.share.partition.max.record.locks",
         attr="group_share_partition_max_record_locks",
         unit="",
         meaning="most in-flight records (delivered, not yet done) per share partition: it bounds "
-        "the state kept and stored for it",
+        "the state kept and stored for it (a group's `share.partition.max.record.locks` "
+        "overrides it)",
         low=100,
+        high=10_000,
+    ),
+    dict(
+        name="group.share.min.partition.max.record.locks",
+        attr="group_share_min_partition_max_record_locks",
+        unit="",
+        meaning="the least a share group's `share.partition.max.record.locks` may be set to",
+        low=100,
+        high=2_000,
+    ),
+    dict(
+        name="group.share.max.partition.max.record.locks",
+        attr="group_share_max_partition_max_record_locks",
+        unit="",
+        meaning="the most a share group's `share.partition.max.record.locks` may be set to",
+        low=2_000,
         high=10_000,
     ),
     dict(
@@ -152,12 +191,14 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="errors_deadletterqueue_auto_create_topics_enable",
         unit="",
         meaning="a share group's dead-letter topic (KIP-1191) that does not exist is created "
-        "when a record is first copied there (else the record is archived without a copy)",
+        "when a record is first copied there (else the record is archived without a copy); "
+        "static here, dynamic in Kafka",
     ),
     dict(
         name="errors.deadletterqueue.topic.name.prefix",
         attr="errors_deadletterqueue_topic_name_prefix",
         unit="",
-        meaning="a share group's dead-letter topic must start with this (empty: any name)",
+        meaning="a share group's dead-letter topic must start with this (empty: any name); "
+        "static here, dynamic in Kafka",
     ),
 )

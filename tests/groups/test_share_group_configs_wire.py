@@ -1,7 +1,9 @@
 """A share group's own configs over the wire: DescribeConfigs and IncrementalAlterConfigs
 answered as Apache Kafka 4.4 answers them (the same requests to both), and each config
 taking effect: the heartbeat interval a member is told, its session expiring, the lock
-on the records it acquires, where a new share partition starts (`by_duration:`)."""
+on the records it acquires, where a new share partition starts (`by_duration:`), how
+often a record is delivered, whether a lock may be renewed; and a stored override outside
+the bounds of a broker restarted with narrower ones capped to them, as Kafka caps it."""
 
 from __future__ import annotations
 
@@ -16,17 +18,32 @@ from kio.schema.errors import ErrorCode
 
 from harness import kafka_reference
 from tests.groups.support import Broker, Wire
-from tests.groups.test_share_group_wire import _acquired, _beat, _fetch, _one, _topic_ids
+from tests.groups.test_share_group_wire import (
+    RELEASE,
+    RENEW,
+    SHARE_ACK,
+    _ack,
+    _acquired,
+    _beat,
+    _fetch,
+    _one,
+    _topic_ids,
+)
 from tests.support.wait import wait_until
 
 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, GROUP_RESOURCE = 32, 44, 32
 CREATE_TOPICS, SHARE_DESCRIBE = 19, 77
 SET, DELETE = 0, 1
 SHARE_CONFIGS = [
+    "errors.deadletterqueue.copy.record.enable",
+    "errors.deadletterqueue.topic.name",
     "share.auto.offset.reset",
+    "share.delivery.count.limit",
     "share.heartbeat.interval.ms",
     "share.isolation.level",
+    "share.partition.max.record.locks",
     "share.record.lock.duration.ms",
+    "share.renew.acknowledge.enable",
     "share.session.timeout.ms",
 ]
 
@@ -105,6 +122,20 @@ ALTERATIONS: list[tuple[tuple[str, int, str | None], ...]] = [
     ),
     (("share.record.lock.duration.ms", 2, "1"),),  # APPEND: not a LIST
     (("share.isolation.level", DELETE, None),),
+    (("share.record.lock.duration.ms", SET, "999"),),  # below the ConfigDef's floor
+    (("share.session.timeout.ms", SET, "0"),),
+    (("share.delivery.count.limit", SET, "1"),),
+    (("share.delivery.count.limit", SET, "11"),),
+    (("share.delivery.count.limit", SET, " 7 "),),
+    (("share.partition.max.record.locks", SET, "99"),),
+    (("share.partition.max.record.locks", SET, "4001"),),
+    (("share.partition.max.record.locks", SET, "150"),),
+    (("share.heartbeat.interval.ms", SET, " 6000 "),),
+    (("share.renew.acknowledge.enable", SET, "maybe"),),
+    (("share.renew.acknowledge.enable", SET, "FALSE"),),
+    (("errors.deadletterqueue.topic.name", SET, "__dlq"),),
+    (("errors.deadletterqueue.copy.record.enable", SET, "True"),),
+    (("share.partition.max.record.locks", DELETE, None),),
 ]
 
 
@@ -156,7 +187,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
                 7,
                 topics=[
                     {"name": name, "num_partitions": 1, "replication_factor": 1}
-                    for name in ("timed", "locked", "dated")
+                    for name in ("timed", "locked", "dated", "limited", "unrenewed")
                 ],
                 timeout=10_000,
             )
@@ -242,3 +273,124 @@ def test_by_duration_starts_at_the_first_record_that_recent(broker: Broker, wire
     )
     assert _beat(wire, "minute", "m", 0, ["dated"]).error_code == ErrorCode.none
     assert _acquired(_fetch(wire, "minute", "m", 0, _one(dated))) == []
+
+
+def _produce_one(broker: Broker, topic: str) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    producer.produce(topic, value=b"job", partition=0)
+    assert producer.flush(10) == 0
+
+
+def test_a_record_is_delivered_as_often_as_the_groups_limit(broker: Broker, wire: Wire) -> None:
+    """The broker allows 5 deliveries; the group's `share.delivery.count.limit=2`
+    archives the record at its second release."""
+    limited = _topic_ids(wire)["limited"]
+    assert _alter(wire, "twice", ("share.delivery.count.limit", SET, "2")) == (
+        ErrorCode.none,
+        None,
+    )
+    assert _beat(wire, "twice", "m", 0, ["limited"]).error_code == ErrorCode.none
+    assert _fetch(wire, "twice", "m", 0, _one(limited)).error_code == ErrorCode.none
+    _produce_one(broker, "limited")
+    assert _acquired(_fetch(wire, "twice", "m", 1, [], wait_ms=5_000)) == [(0, 0, 1)]
+    released = _ack(wire, "twice", "m", 2, _one(limited, (0, 0, RELEASE)))
+    assert released.responses[0].partitions[0].error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "twice", "m", 3, [])) == [(0, 0, 2)]
+    released = _ack(wire, "twice", "m", 4, _one(limited, (0, 0, RELEASE)))
+    assert released.responses[0].partitions[0].error_code == ErrorCode.none
+    # Archived: nothing is offered again (the broker's own limit would allow 3 more).
+    assert _acquired(_fetch(wire, "twice", "m", 5, [])) == []
+
+
+def test_a_group_without_renew_may_not_renew_a_lock(broker: Broker, wire: Wire) -> None:
+    """`share.renew.acknowledge.enable=false`: a RENEW is refused with Kafka's
+    INVALID_RECORD_STATE and the record stays acquired, to be acknowledged."""
+    unrenewed = _topic_ids(wire)["unrenewed"]
+    assert _alter(wire, "no-renew", ("share.renew.acknowledge.enable", SET, "false")) == (
+        ErrorCode.none,
+        None,
+    )
+    assert _beat(wire, "no-renew", "m", 0, ["unrenewed"]).error_code == ErrorCode.none
+    assert _fetch(wire, "no-renew", "m", 0, _one(unrenewed)).error_code == ErrorCode.none
+    _produce_one(broker, "unrenewed")
+    assert _acquired(_fetch(wire, "no-renew", "m", 1, [], wait_ms=5_000)) == [(0, 0, 1)]
+    renew = wire.call(
+        SHARE_ACK,
+        2,
+        group_id="no-renew",
+        member_id="m",
+        share_session_epoch=2,
+        is_renew_ack=True,
+        topics=_one(unrenewed, (0, 0, RENEW)),
+    )
+    assert renew.responses[0].partitions[0].error_code == ErrorCode.invalid_record_state
+    # Allowed again: the same renew is accepted.
+    assert _alter(wire, "no-renew", ("share.renew.acknowledge.enable", DELETE, None)) == (
+        ErrorCode.none,
+        None,
+    )
+    renew = wire.call(
+        SHARE_ACK,
+        2,
+        group_id="no-renew",
+        member_id="m",
+        share_session_epoch=3,
+        is_renew_ack=True,
+        topics=_one(unrenewed, (0, 0, RENEW)),
+    )
+    assert renew.responses[0].partitions[0].error_code == ErrorCode.none
+
+
+def test_a_stored_override_is_capped_to_a_restarted_brokers_bounds(tmp_path: Path) -> None:
+    """Set within wide bounds, then the broker restarts with Kafka's default ones
+    (locks 15-60 s): the group's 2 s lock runs as 15 s, with Kafka's warning, and its
+    alteration is checked against the new bounds."""
+    process = Broker(
+        tmp_path / "broker",
+        settings={
+            "group.share.min.record.lock.duration.ms": "1000",
+            "group.share.max.delivery.count.limit": "25",
+        },
+    ).start()
+    try:
+        with Wire(process.port) as wire:
+            created = wire.call(
+                CREATE_TOPICS,
+                7,
+                topics=[{"name": "capped", "num_partitions": 1, "replication_factor": 1}],
+                timeout=10_000,
+            )
+            assert created.topics[0].error_code == ErrorCode.none
+            assert _alter(
+                wire,
+                "capped",
+                ("share.record.lock.duration.ms", SET, "2000"),
+                ("share.delivery.count.limit", SET, "20"),
+            ) == (ErrorCode.none, None)
+        process.settings = {"group.initial.rebalance.delay.ms": "0"}
+        process.restart()
+        warnings = "\n".join(process.log_since(0))  # each start logs afresh
+        assert (
+            "The group config 'share.record.lock.duration.ms' for group 'capped' has value "
+            "2000 which is below the broker's allowed minimum 15000. The effective value "
+            "will be capped to 15000." in warnings
+        )
+        assert (
+            "The group config 'share.delivery.count.limit' for group 'capped' has value 20 "
+            "which exceeds the broker's allowed maximum 10. The effective value will be "
+            "capped to 10." in warnings
+        )
+        with Wire(process.port) as wire:
+            capped = _topic_ids(wire)["capped"]
+            assert _beat(wire, "capped", "m", 0, ["capped"]).error_code == ErrorCode.none
+            opened = _fetch(wire, "capped", "m", 0, _one(capped))
+            assert opened.error_code == ErrorCode.none
+            assert opened.acquisition_lock_timeout.total_seconds() == 15
+            # The stored value stands until altered, and the next alteration is checked
+            # against the bounds the broker has now.
+            assert _alter(wire, "capped", ("share.delivery.count.limit", SET, "20")) == (
+                ErrorCode.invalid_config,
+                "share.delivery.count.limit must be in the range 2 to 10 inclusive.",
+            )
+    finally:
+        process.stop()

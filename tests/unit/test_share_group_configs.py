@@ -10,10 +10,13 @@ from contextplane.coordinators.consumer_group.group_configs import checked
 from contextplane.coordinators.share_group_configs import (
     BY_DURATION,
     EARLIEST,
+    INT_CONFIGS,
     LATEST,
     OffsetReset,
+    capped,
     duration_ms,
     offset_reset,
+    share_group_values,
 )
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -152,3 +155,97 @@ def test_the_brokers_bounds_are_ordered() -> None:
         "group.share.max.session.timeout.ms must be greater than or equal to "
         "group.share.min.session.timeout.ms"
     )
+
+
+def test_the_delivery_limit_and_record_locks_lie_within_their_bounds() -> None:
+    assert checked(
+        {
+            "share.delivery.count.limit": "10",
+            "share.partition.max.record.locks": "100",
+            "share.renew.acknowledge.enable": " FALSE ",
+        },
+        Settings(),
+    ) == {"share.delivery.count.limit": 10, "share.partition.max.record.locks": 100}
+    assert _refusal({"share.delivery.count.limit": "11"}) == (
+        "share.delivery.count.limit must be in the range 2 to 10 inclusive."
+    )
+    assert _refusal({"share.partition.max.record.locks": "4001"}) == (
+        "share.partition.max.record.locks must be in the range 100 to 4000 inclusive."
+    )
+    # Below the ConfigDef's floor Kafka names the floor, not the broker's bounds.
+    assert _refusal({"share.delivery.count.limit": " 1"}) == (
+        "Invalid value 1 for configuration share.delivery.count.limit: Value must be at least 2"
+    )
+    assert _refusal({"share.partition.max.record.locks": "99"}) == (
+        "Invalid value 99 for configuration share.partition.max.record.locks: Value must be "
+        "at least 100"
+    )
+    assert _refusal({"share.renew.acknowledge.enable": "yes"}) == (
+        "Invalid value yes for configuration share.renew.acknowledge.enable: Expected value "
+        "to be either true or false"
+    )
+    wide = Settings(group_share_max_delivery_count_limit=25)
+    assert checked({"share.delivery.count.limit": "25"}, wide) == {"share.delivery.count.limit": 25}
+
+
+def test_a_dead_letter_topic_may_not_start_with_two_underscores() -> None:
+    assert _refusal({"errors.deadletterqueue.topic.name": " __dlq"}) == (
+        "errors.deadletterqueue.topic.name: DLQ topic name must not start with '__'"
+    )
+    assert checked({"errors.deadletterqueue.topic.name": "dlq._x"}, Settings()) == {}
+
+
+def test_overrides_outside_narrower_bounds_are_capped_when_used() -> None:
+    """Kafka's GroupConfig.evaluate: a stored override outside the broker's current
+    bounds runs capped to them; the broker's own values are never capped."""
+    stored = {
+        "share.record.lock.duration.ms": "1000",
+        "share.delivery.count.limit": "10",
+        "share.partition.max.record.locks": "150",
+        "share.session.timeout.ms": "59000",
+    }
+    defaults = {name: 7 for name in INT_CONFIGS}
+    bounds = {name: (200, 5_000) for name in INT_CONFIGS}
+    values = share_group_values(stored, defaults, bounds)
+    assert (
+        values.record_lock_duration_ms,
+        values.delivery_count_limit,
+        values.partition_max_record_locks,
+        values.session_timeout_ms,
+        values.heartbeat_interval_ms,
+    ) == (1_000, 200, 200, 5_000, 7)
+    assert values.renew_enabled
+    assert sorted(capped(stored, bounds)) == [
+        ("share.delivery.count.limit", 10, "minimum", 200),
+        ("share.partition.max.record.locks", 150, "minimum", 200),
+        ("share.session.timeout.ms", 59_000, "maximum", 5_000),
+    ]
+    assert not share_group_values(
+        {"share.renew.acknowledge.enable": "False"}, defaults, bounds
+    ).renew_enabled
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"group.share.max.delivery.count.limit": "5", "group.share.delivery.count.limit": "6"},
+            "group.share.max.delivery.count.limit must be greater than or equal to "
+            "group.share.delivery.count.limit",
+        ),
+        (
+            {
+                "group.share.min.partition.max.record.locks": "2000",
+                "group.share.partition.max.record.locks": "1000",
+            },
+            "group.share.partition.max.record.locks must be greater than or equal to "
+            "group.share.min.partition.max.record.locks",
+        ),
+    ],
+)
+def test_the_brokers_limits_lie_within_their_bounds(
+    overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={}, overrides=overrides)
+    assert str(refused.value).endswith(message)

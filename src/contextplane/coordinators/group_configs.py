@@ -2,15 +2,22 @@
 stored strings, loaded at start and replaced whole by each alteration (stored first), and
 their checked values handed to the consumer group machine, which applies them from each
 group's next heartbeat; a share group's values are read from them on each use
-(`share_values`)."""
+(`share_values`), an INT override outside the broker's current `group.share.min/max.*`
+capped to them (Kafka's GroupConfig.evaluate; its warning is logged at load)."""
 
 from __future__ import annotations
 
 import logging
 
-from contextplane.coordinators.consumer_group.group_configs import checked
+from contextplane.coordinators import share_group_configs as share
+from contextplane.coordinators.consumer_group.group_configs import (
+    SPECS,
+    bounds_of,
+    broker_value,
+    checked,
+)
 from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
-from contextplane.coordinators.share_group_configs import ShareGroupValues, share_group_values
+from contextplane.coordinators.share_group_configs import ShareGroupValues
 from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.settings import Settings
@@ -31,48 +38,40 @@ class GroupConfigs:
         self._configs = await self._store.group_configs()
         for group_id, configs in self._configs.items():
             # As stored: bounds changed since hold for the next alteration (a share
-            # group's values are kept within them when used, `share_values`).
+            # group's values are capped to them when used, `share_values`).
             try:
                 self._machine.group_configs[group_id] = checked(configs, None)
             except KafkaError as exc:  # a config this version no longer knows
                 log.warning("group %r: stored configs not loaded: %s", group_id, exc.message)
+                continue
+            for name, value, bound, effective in share.capped(configs, self._share_bounds()):
+                below = "is below" if bound == "minimum" else "exceeds"
+                log.warning(
+                    "The group config '%s' for group '%s' has value %d which %s the broker's "
+                    "allowed %s %d. The effective value will be capped to %d.",
+                    name,
+                    group_id,
+                    value,
+                    below,
+                    bound,
+                    effective,
+                    effective,
+                )
 
     def get(self, group_id: str) -> dict[str, str]:
         """The group's overrides (a copy)."""
         return dict(self._configs.get(group_id, {}))
 
     def share_values(self, group_id: str) -> ShareGroupValues:
-        """What the share group runs with: its overrides within the broker's
+        """What the share group runs with: its overrides capped to the broker's current
         `group.share.min/max.*`, else the broker's `group.share.*` settings."""
-        s = self.settings
-        values = share_group_values(
-            self._configs.get(group_id, {}),
-            s.group_share_session_timeout_ms,
-            s.group_share_heartbeat_interval_ms,
-            s.group_share_record_lock_duration_ms,
+        defaults = {name: int(broker_value(name, self.settings)) for name in share.INT_CONFIGS}
+        return share.share_group_values(
+            self._configs.get(group_id, {}), defaults, self._share_bounds()
         )
-        return ShareGroupValues(
-            _within(
-                values.session_timeout_ms,
-                s.group_share_min_session_timeout_ms,
-                s.group_share_max_session_timeout_ms,
-                s.group_share_session_timeout_ms,
-            ),
-            _within(
-                values.heartbeat_interval_ms,
-                s.group_share_min_heartbeat_interval_ms,
-                s.group_share_max_heartbeat_interval_ms,
-                s.group_share_heartbeat_interval_ms,
-            ),
-            _within(
-                values.record_lock_duration_ms,
-                s.group_share_min_record_lock_duration_ms,
-                s.group_share_max_record_lock_duration_ms,
-                s.group_share_record_lock_duration_ms,
-            ),
-            values.offset_reset,
-            values.read_committed,
-        )
+
+    def _share_bounds(self) -> dict[str, tuple[int, int]]:
+        return {name: bounds_of(SPECS[name], self.settings) for name in share.INT_CONFIGS}
 
     async def set(self, group_id: str, configs: dict[str, str], validate_only: bool) -> None:
         """Replace the group's overrides; KafkaError(INVALID_CONFIG) for a bad one."""
@@ -86,9 +85,3 @@ class GroupConfigs:
         else:
             self._configs.pop(group_id, None)
             self._machine.group_configs.pop(group_id, None)
-
-
-def _within(value: int, low: int, high: int, broker: int) -> int:
-    """An override kept within the bounds; the broker's value itself is never clamped
-    (a broker setting outside its own bounds is allowed here)."""
-    return value if value == broker else min(max(value, low), high)

@@ -126,6 +126,8 @@ class ShareCoordinator:
             self.config.record_lock_duration_ms,
             OffsetReset("latest"),
             False,
+            self.config.delivery_count_limit,
+            self.config.partition_max_record_locks,
         )
 
     def _timing(self, group_id: str) -> tuple[int, int]:
@@ -152,12 +154,13 @@ class ShareCoordinator:
             self._stored_groups[group_id] = raw
         for stored in await self._store.share_partitions():
             key = (stored.group_id, stored.topic, stored.partition)
+            values = self.values(stored.group_id)
             self.partitions[key] = SharePartition.load(
                 stored.start_offset,
                 [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
-                self.config.delivery_count_limit,
-                self.config.partition_max_record_locks,
-                self.config.record_lock_duration_ms,
+                values.delivery_count_limit,
+                values.partition_max_record_locks,
+                values.record_lock_duration_ms,
             )
             self.partitions[key].state_epoch = stored.state_epoch
             self._saved_epochs[key] = stored.state_epoch
@@ -306,18 +309,30 @@ class ShareCoordinator:
 
     def partition(self, key: ShareKey, start_offset: int) -> SharePartition:
         """The share partition, created at `start_offset` (where
-        `share.auto.offset.reset` puts a partition the group never fetched); records it
-        acquires from now on are locked for the group's `share.record.lock.duration.ms`."""
+        `share.auto.offset.reset` puts a partition the group never fetched); from now on
+        it runs with the group's current `share.record.lock.duration.ms`,
+        `share.delivery.count.limit` and `share.partition.max.record.locks` (Kafka reads
+        them at each use: a lowered limit holds from the next release, a lowered lock
+        bound from the next acquisition)."""
+        values = self.values(key[0])
         partition = self.partitions.get(key)
         if partition is None:
             partition = self.partitions[key] = SharePartition(
                 start_offset,
-                self.config.delivery_count_limit,
-                self.config.partition_max_record_locks,
-                self.config.record_lock_duration_ms,
+                values.delivery_count_limit,
+                values.partition_max_record_locks,
+                values.record_lock_duration_ms,
             )
             partition.state_epoch = 1
-        partition.lock_duration_ms = self.values(key[0]).record_lock_duration_ms
+        _run_with(partition, values)
+        return partition
+
+    def existing(self, key: ShareKey) -> SharePartition | None:
+        """The share partition if there is one, running with the group's current configs
+        (as `partition`)."""
+        partition = self.partitions.get(key)
+        if partition is not None:
+            _run_with(partition, self.values(key[0]))
         return partition
 
     def _unsaved(self) -> list[ShareKey]:
@@ -446,11 +461,12 @@ class ShareCoordinator:
             return ErrorCode.coordinator_not_available
         for write in writes:
             key = (group_id, write.topic, write.partition)
+            values = self.values(group_id)
             fresh = SharePartition(
                 write.start_offset,
-                self.config.delivery_count_limit,
-                self.config.partition_max_record_locks,
-                self.config.record_lock_duration_ms,
+                values.delivery_count_limit,
+                values.partition_max_record_locks,
+                values.record_lock_duration_ms,
             )
             # A change made while the save awaited is replaced: the alter is the latest.
             current = self.partitions.get(key)
@@ -487,3 +503,9 @@ class ShareCoordinator:
 
     def list_groups(self, states_filter: Any = (), types_filter: Any = ()) -> list[dict[str, Any]]:
         return self.groups.list_groups(states_filter, types_filter)
+
+
+def _run_with(partition: SharePartition, values: ShareGroupValues) -> None:
+    partition.lock_duration_ms = values.record_lock_duration_ms
+    partition.delivery_limit = values.delivery_count_limit
+    partition.max_in_flight = values.partition_max_record_locks

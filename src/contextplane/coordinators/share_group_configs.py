@@ -1,7 +1,8 @@
 """A share group's own configs (KIP-932 GROUP config resources) as Kafka 4.4 reads them:
 `share.auto.offset.reset` (`earliest`, `latest` or `by_duration:<ISO-8601 duration>`) and
-`share.isolation.level`, and the values a share group runs with (its override, else the
-broker's `group.share.*` setting).
+`share.isolation.level`, and the values a share group runs with: its override (an INT one
+capped to the broker's current bounds, as Kafka's GroupConfig.evaluate caps it), else the
+broker's `group.share.*` setting.
 
 `by_duration:` takes what Java's `Duration.parse` takes (`PnDTnHnMn.nS`, signs allowed on
 each part, letters in either case, the fraction at most 9 digits) and refuses a negative
@@ -11,7 +12,7 @@ duration, as Kafka's ShareGroupAutoOffsetResetStrategy does; the prefix is lower
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 AUTO_OFFSET_RESET = "share.auto.offset.reset"
@@ -19,6 +20,17 @@ ISOLATION_LEVEL = "share.isolation.level"
 SESSION_TIMEOUT = "share.session.timeout.ms"
 HEARTBEAT_INTERVAL = "share.heartbeat.interval.ms"
 RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
+DELIVERY_COUNT_LIMIT = "share.delivery.count.limit"
+PARTITION_MAX_RECORD_LOCKS = "share.partition.max.record.locks"
+RENEW_ACKNOWLEDGE = "share.renew.acknowledge.enable"
+# The INT configs a share group runs with, each bounded by `group.share.min/max.*`.
+INT_CONFIGS = (
+    SESSION_TIMEOUT,
+    HEARTBEAT_INTERVAL,
+    RECORD_LOCK_DURATION,
+    DELIVERY_COUNT_LIMIT,
+    PARTITION_MAX_RECORD_LOCKS,
+)
 
 EARLIEST, LATEST, BY_DURATION = "earliest", "latest", "by_duration:"
 READ_COMMITTED, READ_UNCOMMITTED = "read_committed", "read_uncommitted"
@@ -131,27 +143,53 @@ class ShareGroupValues:
     record_lock_duration_ms: int
     offset_reset: OffsetReset
     read_committed: bool
+    delivery_count_limit: int = 5
+    partition_max_record_locks: int = 2_000
+    renew_enabled: bool = True
 
 
 def share_group_values(
     overrides: Mapping[str, str],
-    session_timeout_ms: int,
-    heartbeat_interval_ms: int,
-    record_lock_duration_ms: int,
+    defaults: Mapping[str, int],
+    bounds: Mapping[str, tuple[int, int]],
 ) -> ShareGroupValues:
-    """The group's values from its stored (already checked) overrides and the broker
-    settings given."""
+    """The group's values from its stored (already checked) overrides: `defaults` and
+    `bounds` map each of `INT_CONFIGS` to the broker's setting and its current
+    `group.share.min/max.*` (an override outside them is capped; the broker's own
+    value never is)."""
 
-    def number(name: str, default: int) -> int:
+    def number(name: str) -> int:
         value = java_int(overrides.get(name, ""))
-        return default if value is None else value
+        if value is None:
+            return defaults[name]
+        low, high = bounds[name]
+        return min(max(value, low), high)
 
     # Stored as given: read trimmed, as Kafka reads them.
     reset = offset_reset(java_trim(overrides.get(AUTO_OFFSET_RESET, LATEST)))
     return ShareGroupValues(
-        number(SESSION_TIMEOUT, session_timeout_ms),
-        number(HEARTBEAT_INTERVAL, heartbeat_interval_ms),
-        number(RECORD_LOCK_DURATION, record_lock_duration_ms),
+        number(SESSION_TIMEOUT),
+        number(HEARTBEAT_INTERVAL),
+        number(RECORD_LOCK_DURATION),
         reset or OffsetReset(LATEST),
         java_trim(overrides.get(ISOLATION_LEVEL, "")) == READ_COMMITTED,
+        number(DELIVERY_COUNT_LIMIT),
+        number(PARTITION_MAX_RECORD_LOCKS),
+        java_trim(overrides.get(RENEW_ACKNOWLEDGE, "true")).lower() != "false",
     )
+
+
+def capped(
+    overrides: Mapping[str, str], bounds: Mapping[str, tuple[int, int]]
+) -> Iterator[tuple[str, int, str, int]]:
+    """Each INT override outside `bounds`: (name, value, "minimum" or "maximum", the
+    value it is capped to)."""
+    for name in INT_CONFIGS:
+        value = java_int(overrides.get(name, ""))
+        if value is None:
+            continue
+        low, high = bounds[name]
+        if value < low:
+            yield name, value, "minimum", low
+        elif value > high:
+            yield name, value, "maximum", high

@@ -155,8 +155,9 @@ def _group_config(
     setting lists itself with its default, as Kafka 4.4 does)."""
     spec = group_configs.SPECS[name]
     broker = str(group_configs.broker_value(name, ctx.settings))
-    if name in overrides:
-        entry = _config(name, overrides[name], SOURCE_GROUP)
+    override = group_configs.described(name, overrides[name]) if name in overrides else None
+    if override is not None:
+        entry = _config(name, override, SOURCE_GROUP)
     else:
         entry = _config(name, broker, SOURCE_DEFAULT)
     if spec.kind == "boolean":
@@ -168,7 +169,7 @@ def _group_config(
     if getattr(request, "include_documentation", False):
         entry["documentation"] = spec.documentation
     if getattr(request, "include_synonyms", False):
-        synonyms = [(name, overrides[name], SOURCE_GROUP)] if name in overrides else []
+        synonyms = [(name, override, SOURCE_GROUP)] if override is not None else []
         synonyms.append((spec.broker_setting or name, broker, SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
     return entry

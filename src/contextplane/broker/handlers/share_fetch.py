@@ -151,6 +151,7 @@ def _acknowledge(
     targets: list[_Target],
 ) -> None:
     now = shares.now_ms()
+    renew_enabled = shares.values(group_id).renew_enabled  # share.renew.acknowledge.enable
     for target in targets:
         if not target.acks:
             continue
@@ -160,8 +161,12 @@ def _acknowledge(
         if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
             target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
             continue
-        partition = shares.partitions.get((group_id, target.topic, target.index))
+        partition = shares.existing((group_id, target.topic, target.index))
         if partition is None:
+            target.ack_error = ErrorCode.invalid_record_state
+            continue
+        if not renew_enabled and any(RENEW in types for _, _, types in target.acks):
+            # Kafka: "Renewing acquisition locks is not enabled for the group."
             target.ack_error = ErrorCode.invalid_record_state
             continue
         target.ack_error = partition.acknowledge(member_id, target.acks, now)

@@ -1,27 +1,31 @@
 """Per-group configs (Kafka's GroupConfig, GROUP config resources of DescribeConfigs and
 IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms` and
 `consumer.heartbeat.interval.ms`, the share groups' `share.session.timeout.ms`,
-`share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.auto.offset.reset`
-and `share.isolation.level` (`share_group_configs.py` reads the last two), and KIP-1191's
-dead-letter configs; each INT one overrides its `group.*` broker setting for one group.
+`share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.delivery.count.limit`,
+`share.partition.max.record.locks`, `share.renew.acknowledge.enable`,
+`share.auto.offset.reset` and `share.isolation.level` (`share_group_configs.py` reads the
+share ones), and KIP-1191's dead-letter configs; each INT one overrides its `group.*`
+broker setting for one group.
 
 Rules of this file:
 
-* Values are checked as Kafka checks them: a known name, an INT within the broker's
-  bounds (`group.consumer.min/max.*` and `group.share.min/max.*` settings, named by
+* Values are checked as Kafka checks them: a known name, an INT at least its ConfigDef
+  floor (`GroupConfigSpec.floor`) and within the broker's bounds
+  (`group.consumer.min/max.*` and `group.share.min/max.*` settings, named by
   `GroupConfigSpec.bounds`), a session timeout above its heartbeat interval (each the
   group's or else the broker's), a STRING among its values; errors are INVALID_CONFIG with
-  Kafka's messages.
+  Kafka's messages; a dead-letter topic name starting with `__` is refused.
 * Stored values, consumer and share alike, are loaded as they are (`checked(configs,
   None)`): bounds changed since hold for the next alteration, never refuse a start. A
-  share group's INT values are kept within the current bounds when used (`share_values`).
+  share group's INT overrides outside the current bounds are capped to them when used
+  (`share_values`), as Kafka's GroupConfig.evaluate caps them, with its warning at load.
 * A group without an override uses the broker setting; overrides apply from the group's
   next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
   lock duration from the next records acquired, the reset and isolation level from the
   next ShareFetch.
-* Kafka 4.4's other group configs (`share.delivery.count.limit`,
-  `share.partition.max.record.locks`, `share.renew.acknowledge.enable`, the assignment
-  intervals, the streams groups' ones) are refused as unknown until they are built.
+* Kafka 4.4's other group configs (the assignment intervals and assignor offload of
+  consumer and share groups, the streams groups' ones) are refused as unknown until they
+  are built.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class GroupConfigSpec:
     # The broker settings bounding an INT (`group.*.min/max.*`; empty: fixed bounds).
     bounds: tuple[str, str] = ("", "")
     default: str = ""  # the value without an override, when no broker setting gives it
+    floor: int = 1  # an INT's ConfigDef validator (`atLeast`), checked before the bounds
 
 
 SPECS: dict[str, GroupConfigSpec] = {
@@ -101,6 +106,34 @@ SPECS: dict[str, GroupConfigSpec] = {
             "group.share.min.record.lock.duration.ms",
             "group.share.max.record.lock.duration.ms",
         ),
+        floor=1_000,
+    ),
+    share.DELIVERY_COUNT_LIMIT: GroupConfigSpec(
+        "group.share.delivery.count.limit",
+        0,
+        0,
+        "The maximum number of delivery attempts for a record delivered to a share group.",
+        bounds=("group.share.min.delivery.count.limit", "group.share.max.delivery.count.limit"),
+        floor=2,
+    ),
+    share.PARTITION_MAX_RECORD_LOCKS: GroupConfigSpec(
+        "group.share.partition.max.record.locks",
+        0,
+        0,
+        "Share-group record lock limit per share-partition.",
+        bounds=(
+            "group.share.min.partition.max.record.locks",
+            "group.share.max.partition.max.record.locks",
+        ),
+        floor=100,
+    ),
+    share.RENEW_ACKNOWLEDGE: GroupConfigSpec(
+        "",
+        0,
+        0,
+        "Whether the renew acknowledge type is enabled for the share group.",
+        kind="boolean",
+        default="true",
     ),
     SHARE_AUTO_OFFSET_RESET: GroupConfigSpec(
         "",
@@ -132,15 +165,17 @@ SPECS: dict[str, GroupConfigSpec] = {
         "",
         0,
         0,
-        "The name of the topic to be used as the dead-letter queue (DLQ) for records that "
-        "exceed the delivery count limit or are rejected by a share consumer.",
+        "The name of the topic to be used as the dead-letter queue (DLQ) topic for this "
+        "share group. If blank (the default), the group does not have a DLQ topic.",
         kind="string",
     ),
     DLQ_COPY_RECORD: GroupConfigSpec(
         "",
         0,
         0,
-        "Whether the key and value of a record are copied into its DLQ record.",
+        "When writing onto the dead-letter queue topic, whether to copy the original record "
+        "onto the DLQ topic, or just write a record containing the context information "
+        "headers.",
         kind="boolean",
         default="false",
     ),
@@ -159,6 +194,19 @@ def is_string(spec: GroupConfigSpec) -> bool:
     return bool(spec.choices) or spec.kind in ("string", "reset")
 
 
+def described(name: str, text: str) -> str:
+    """A stored (already checked) override as Kafka describes it: its parsed value
+    written back (ConfigDef.convertToString), so ` 7 ` is `7` and `FALSE` is `false`."""
+    trimmed = share.java_trim(text)
+    spec = SPECS.get(name)
+    if spec is None or is_string(spec):
+        return trimmed
+    if spec.kind == "boolean":
+        return trimmed.lower()
+    value = share.java_int(trimmed)
+    return trimmed if value is None else str(value)
+
+
 def broker_value(name: str, settings: Settings) -> int | str:
     """The value a group without an override has: its broker setting's, else the
     config's own default."""
@@ -169,7 +217,7 @@ def broker_value(name: str, settings: Settings) -> int | str:
     return spec.default
 
 
-def _bounds(spec: GroupConfigSpec, settings: Settings) -> tuple[int, int]:
+def bounds_of(spec: GroupConfigSpec, settings: Settings) -> tuple[int, int]:
     low, high = spec.bounds
     if not low:
         return spec.minimum, spec.maximum
@@ -192,6 +240,13 @@ def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, 
                     ErrorCode.invalid_config,
                     f"Invalid value for configuration {name}: a topic name is at most "
                     f"{_TOPIC_NAME_LENGTH_MAX} characters",
+                )
+            # At alteration only: one stored before this check still loads.
+            dlq = name == DLQ_TOPIC_NAME and settings is not None
+            if dlq and share.java_trim(text).startswith("__"):
+                raise KafkaError(
+                    ErrorCode.invalid_config,
+                    f"{name}: DLQ topic name must not start with '__'",
                 )
             continue
         if spec.kind == "boolean":
@@ -220,7 +275,13 @@ def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, 
                 ErrorCode.invalid_config,
                 f"Invalid value {text} for configuration {name}: Not a number of type INT",
             )
-        low, high = _bounds(spec, settings) if settings is not None else (1, INT_MAX)
+        if value < spec.floor:
+            raise KafkaError(
+                ErrorCode.invalid_config,
+                f"Invalid value {value} for configuration {name}: Value must be at least "
+                f"{spec.floor}",
+            )
+        low, high = bounds_of(spec, settings) if settings is not None else (1, INT_MAX)
         if not low <= value <= high:
             raise KafkaError(
                 ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."
