@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from contextplane.java_numbers import java_int, java_trim
+
 AUTO_OFFSET_RESET = "share.auto.offset.reset"
 ISOLATION_LEVEL = "share.isolation.level"
 SESSION_TIMEOUT = "share.session.timeout.ms"
@@ -46,29 +48,6 @@ _DURATION = re.compile(
 _LONG_MAX = 2**63 - 1
 # Longer text is no duration Java parses into a long of seconds.
 _DURATION_TEXT_MAX = 200
-
-
-# Integer.parseInt's shape: a sign, then digits of any script (Character.digit), and
-# nothing else: Python's int() would also take '_' separators and inner Unicode spaces.
-_JAVA_INT = re.compile(r"[-+]?\d+")
-
-
-def java_trim(text: str) -> str:
-    """Java's String.trim, which Kafka's ConfigDef applies to every value: each char up
-    to U+0020 off both ends (NUL and the other controls too), no Unicode space."""
-    start, end = 0, len(text)
-    while start < end and text[start] <= " ":
-        start += 1
-    while end > start and text[end - 1] <= " ":
-        end -= 1
-    return text[start:end]
-
-
-def java_int(text: str) -> int | None:
-    """`text` trimmed and read as Java's Integer.parseInt reads a long's digits (the
-    range is the caller's), or None when Java would refuse it."""
-    trimmed = java_trim(text)
-    return int(trimmed) if _JAVA_INT.fullmatch(trimmed) else None
 
 
 def duration_ms(text: str) -> int | None:
