@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tests.support.audit_topics import read_json_topic
 from tests.support.broker import BrokerProcess
+from tests.support.jwt_issuer import AUDIENCE, ISSUER, Issuer
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
@@ -67,6 +69,7 @@ def login(user: str) -> dict[str, str]:
 class Standalone:
     broker: BrokerProcess
     registry: RegistryProcess
+    command_config: Path
 
     def client(self, user: str, password: str | None = None) -> SchemaRegistryClient:
         secret = f"{user}-secret" if password is None else password
@@ -120,7 +123,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]
         for future in admin.create_acls(grant).values():
             future.result(30)
         registry.start()
-        yield Standalone(broker, registry)
+        yield Standalone(broker, registry, command_config)
     finally:
         assert registry.stop() == 0, registry.log_tail()
         broker.stop()
@@ -213,3 +216,47 @@ def test_subjects_follow_the_clusters_acls_and_changes_are_audited(
     assert change["result"] == "200"
     assert (denial["api"], denial["operation"]) == ("RegisterSchema", "WRITE")
     assert denial["acl"] == "no ACL allows it"
+
+
+def test_bearer_tokens_are_validated_with_the_brokers_oauthbearer_settings(
+    standalone: Standalone, tmp_path: Path
+) -> None:
+    """BEARER: tokens of the issuer that `sasl.oauthbearer.*` names, as a broker's
+    OAUTHBEARER listener validates them; subjects by the same cluster ACLs."""
+    issuer = Issuer()
+    settings = tmp_path / "registry-login.properties"
+    settings.write_text(
+        "contextplane.registry.authentication.method=BEARER\n"
+        f"sasl.oauthbearer.jwks.endpoint.url={issuer.write_jwks(tmp_path / 'jwks.json').as_uri()}\n"
+        f"sasl.oauthbearer.expected.issuer={ISSUER}\n"
+        f"sasl.oauthbearer.expected.audience={AUDIENCE}\n"
+    )
+    registry = RegistryProcess(
+        standalone.broker.bootstrap,
+        tmp_path / "bearer-registry.log",
+        extra_args=("--command-config", str(standalone.command_config), "--config", str(settings)),
+    ).start()
+    try:
+
+        def client(token: str) -> SchemaRegistryClient:
+            return SchemaRegistryClient(
+                {
+                    "url": registry.url,
+                    "bearer.auth.credentials.source": "STATIC_TOKEN",
+                    "bearer.auth.token": token,
+                    "bearer.auth.logical.cluster": "lsrc-1",
+                }
+            )
+
+        assert client(issuer.token("alice")).register_schema("orders-key", Schema(ORDER)) > 0
+        with pytest.raises(SchemaRegistryError) as refused:
+            client(issuer.token("bob")).register_schema("orders-key", Schema(ORDER))
+        assert (refused.value.http_status_code, refused.value.error_code) == (403, 40301)
+        for token in (issuer.token("alice", lifetime_s=-3600), issuer.unsigned_token()):
+            with pytest.raises(SchemaRegistryError) as unauthorized:
+                client(token).get_subjects()
+            assert unauthorized.value.http_status_code == 401
+        status, headers, _ = _get(f"{registry.url}/subjects", _basic("alice", "alice-secret"))
+        assert (status, headers.get("WWW-Authenticate")) == (401, 'Bearer realm="SchemaRegistry"')
+    finally:
+        assert registry.stop() == 0, registry.log_tail()
