@@ -260,3 +260,28 @@ def test_bearer_tokens_are_validated_with_the_brokers_oauthbearer_settings(
         assert (status, headers.get("WWW-Authenticate")) == (401, 'Bearer realm="SchemaRegistry"')
     finally:
         assert registry.stop() == 0, registry.log_tail()
+
+
+def test_a_registry_whose_principal_may_not_read_the_acls_does_not_start(
+    standalone: Standalone, tmp_path: Path
+) -> None:
+    as_bob = tmp_path / "bob.properties"
+    as_bob.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+        f'sasl.jaas.config={SCRAM} required username="bob" password="bob-secret";\n'
+    )
+    registry = RegistryProcess(
+        standalone.broker.bootstrap,
+        tmp_path / "bob-registry.log",
+        extra_args=(
+            "--command-config", str(as_bob),
+            "--set", "contextplane.registry.authentication.method=BASIC",
+        ),
+    ).spawn()  # fmt: skip
+    assert registry.process is not None
+    assert registry.process.wait(60) == 1
+    assert (
+        "contextplane registry: the cluster's ACLs: DescribeAcls: CLUSTER_AUTHORIZATION_FAILED"
+        in registry.log_tail()
+    ), registry.log_tail()
+    assert "needs DESCRIBE on the cluster" in registry.log_tail()

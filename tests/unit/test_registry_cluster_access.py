@@ -22,11 +22,12 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from contextplane.cli.protocol_admin import connect_with
 from contextplane.security.acls import Operation
 from contextplane.security.acls import ResourceType as Kind
 from contextplane.security.authorizer import Action
 from contextplane.security.principal import Principal
-from contextplane.services.schema_registry.cluster_acls import ClusterAcls
+from contextplane.services.schema_registry.cluster_acls import AclsUnavailable, ClusterAcls
 from contextplane.services.schema_registry.cluster_logins import ClusterLogins, login_config
 from tests.support.inprocess import InProcessBroker
 
@@ -50,15 +51,16 @@ def _acl(
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AdminClient, str]]:
-    """(an admin on the PLAINTEXT listener, the SASL listener's address)."""
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AdminClient, str, str]]:
+    """(an admin on the PLAINTEXT listener, its address, the SASL listener's)."""
     broker = InProcessBroker(tmp_path_factory.mktemp("cluster"), settings=SETTINGS).start()
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{broker.listener_port('PLAINTEXT')}"})
+    plaintext = f"127.0.0.1:{broker.listener_port('PLAINTEXT')}"
+    admin = AdminClient({"bootstrap.servers": plaintext})
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
     upserts = [UserScramCredentialUpsertion(u, info, f"{u}-secret".encode()) for u in ("alice",)]
     for future in admin.alter_user_scram_credentials(upserts).values():
         future.result(30)
-    yield admin, f"127.0.0.1:{broker.listener_port('SASL_PLAINTEXT')}"
+    yield admin, plaintext, f"127.0.0.1:{broker.listener_port('SASL_PLAINTEXT')}"
     broker.stop()
 
 
@@ -82,9 +84,9 @@ def test_login_config_keeps_tls_and_replaces_sasl() -> None:
 
 
 def test_passwords_are_checked_by_the_cluster_once_per_user_at_a_time(
-    cluster: tuple[AdminClient, str],
+    cluster: tuple[AdminClient, str, str],
 ) -> None:
-    _, sasl = cluster
+    _, _, sasl = cluster
     logins = ClusterLogins(login_config({"bootstrap.servers": sasl}, "SCRAM-SHA-512"), "_schemas")
 
     async def scenario() -> None:
@@ -106,8 +108,8 @@ def test_passwords_are_checked_by_the_cluster_once_per_user_at_a_time(
         logins.close()
 
 
-def test_subject_acls_are_read_from_the_cluster(cluster: tuple[AdminClient, str]) -> None:
-    admin, _ = cluster
+def test_subject_acls_are_read_from_the_cluster(cluster: tuple[AdminClient, str, str]) -> None:
+    admin, plaintext, _ = cluster
     prefixed, deny = ResourcePatternType.PREFIXED, AclPermissionType.DENY
     bindings = [
         _acl("User:alice", AclOperation.WRITE, ":subject:orders-", prefixed),
@@ -120,7 +122,9 @@ def test_subject_acls_are_read_from_the_cluster(cluster: tuple[AdminClient, str]
     ]
     for future in admin.create_acls(bindings).values():
         future.result(30)
-    acls = ClusterAcls(admin, frozenset({"User:admin"}), False, 30.0)
+    acls = ClusterAcls(
+        connect_with({"bootstrap.servers": plaintext}), frozenset({"User:admin"}), False
+    )
 
     def allowed(who: str, operation: Operation, subject: str | None) -> bool:
         if subject is None:
@@ -146,6 +150,22 @@ def test_subject_acls_are_read_from_the_cluster(cluster: tuple[AdminClient, str]
             await acls.close()
 
     asyncio.run(scenario())
+
+
+def test_a_refused_describe_acls_is_an_error_not_an_empty_list(
+    cluster: tuple[AdminClient, str, str],
+) -> None:
+    """confluent-kafka answers a refused DescribeAcls as no ACLs; read as such,
+    allow.everyone.if.no.acl.found=true would allow everyone."""
+    _, _, sasl = cluster
+    as_alice = login_config({"bootstrap.servers": sasl}, "SCRAM-SHA-512") | {
+        "sasl.username": "alice",
+        "sasl.password": "alice-secret",
+    }
+    acls = ClusterAcls(connect_with(as_alice), frozenset(), True)
+    with pytest.raises(AclsUnavailable, match="DescribeAcls: CLUSTER_AUTHORIZATION_FAILED"):
+        asyncio.run(acls.start())
+    asyncio.run(acls.close())
 
 
 def test_a_cluster_that_does_not_answer_accepts_no_password(tmp_path: Path) -> None:

@@ -144,6 +144,8 @@ async def open_cluster_access(
     registry's librdkafka settings, bootstrap included."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from contextplane.cli.kafka_client import BrokerUnreachable, ConfigError
+    from contextplane.cli.protocol_admin import connect_with
     from contextplane.services.kafka_topics import ensure_topics
 
     method = settings.registry_authentication_method.strip().upper() or "NONE"
@@ -156,21 +158,23 @@ async def open_cluster_access(
         logins = ClusterLogins(login_config(client_config, login_mechanism), schemas_topic)
     else:
         validator = await token_validator(settings)
-    admin = AdminClient(dict[str, Any](client_config))
+    try:
+        reader = connect_with(client_config, timeout_s)
+    except (BrokerUnreachable, ConfigError) as exc:
+        raise RegistryAccessError(f"reading the cluster's ACLs: {exc}") from None
     acls = ClusterAcls(
-        admin,
-        parse_super_users(settings.super_users),
-        settings.allow_everyone_if_no_acl_found,
-        timeout_s,
+        reader, parse_super_users(settings.super_users), settings.allow_everyone_if_no_acl_found
     )
     try:
         await acls.start()
     except AclsUnavailable as exc:
+        await acls.close()
         raise RegistryAccessError(
             f"the cluster's ACLs: {exc} (the registry's principal needs DESCRIBE on the cluster)"
         ) from None
     topic = None
     if audit_topic is not None:
+        admin = AdminClient(dict[str, Any](client_config))
         wanted = [NewTopic(audit_topic, 1, replication_factor)]
         bootstrap = client_config["bootstrap.servers"]
         ensure_topics(admin, wanted, bootstrap, timeout_s, RegistryAccessError)

@@ -7,6 +7,10 @@ ACLs older than STALE_S (the cluster has not answered since) decide nothing: onl
 users are allowed until a read succeeds again, so a revoked ACL never outlives the
 outage. More than ACLS_MAX ACLs of those kinds are refused rather than read in part (a
 missing DENY would allow). The registry's principal needs DESCRIBE on the cluster.
+
+DescribeAcls goes through kafka-python (cli/protocol_admin.py), not confluent-kafka, which
+answers a refused DescribeAcls (CLUSTER_AUTHORIZATION_FAILED, SECURITY_DISABLED) as an
+empty list: read as "no ACLs", `allow.everyone.if.no.acl.found=true` would then allow all.
 """
 
 from __future__ import annotations
@@ -32,27 +36,33 @@ class AclsUnavailable(Exception):
     """The cluster's ACLs could not be read (the message names Kafka's error)."""
 
 
-def registry_bindings(described: list[Any]) -> list[AclBinding]:
-    """The ACLs that can decide a registry request, from confluent-kafka's bindings."""
+# DescribeAcls' filter: ANY resource type, pattern, operation and permission; any name,
+# principal and host.
+_MATCH_ANY = 1
+
+
+def registry_bindings(resources: list[Any]) -> list[AclBinding]:
+    """The ACLs that can decide a registry request, from DescribeAcls' resources."""
     kept = []
-    for binding in described:
-        kind = ResourceType(binding.restype.value)
+    for resource in resources:
+        kind, name = resource.resource_type, resource.resource_name
         if kind == ResourceType.TOPIC:
-            if not (binding.name.startswith(SUBJECT_PREFIX) or binding.name == WILDCARD_RESOURCE):
+            if not (name.startswith(SUBJECT_PREFIX) or name == WILDCARD_RESOURCE):
                 continue
         elif kind != ResourceType.CLUSTER:
             continue
-        kept.append(
-            AclBinding.from_wire(
-                kind,
-                binding.name,
-                binding.resource_pattern_type.value,
-                binding.principal,
-                binding.host,
-                binding.operation.value,
-                binding.permission_type.value,
+        for acl in resource.acls:
+            kept.append(
+                AclBinding.from_wire(
+                    kind,
+                    name,
+                    resource.pattern_type,
+                    acl.principal,
+                    acl.host,
+                    acl.operation,
+                    acl.permission_type,
+                )  # fmt: skip
             )
-        )
         if len(kept) > ACLS_MAX:
             raise AclsUnavailable(f"more than {ACLS_MAX} subject and cluster ACLs")
     return kept
@@ -64,12 +74,10 @@ class ClusterAcls:
         admin: Any,
         super_users: frozenset[str],
         allow_if_no_acl: bool,
-        timeout_s: float,
     ) -> None:
-        self._admin = admin  # confluent-kafka AdminClient of the registry's connection
+        self._admin = admin  # kafka-python KafkaAdminClient (protocol_admin.connect_with)
         self._super_users = super_users
         self._allow_if_no_acl = allow_if_no_acl
-        self._timeout_s = timeout_s
         self._clock = SystemClock()
         self._current = StandardAuthorizer((), super_users, allow_if_no_acl)
         self._read_ms = 0
@@ -94,34 +102,29 @@ class ClusterAcls:
                 log.warning("the cluster's ACLs were not read (%s); kept for %g s", exc, STALE_S)
 
     async def _refresh(self) -> None:
+        # One read at a time (start, then the loop): the kafka-python client is not shared.
         bindings = await asyncio.get_running_loop().run_in_executor(None, self._describe)
         self._current = StandardAuthorizer(bindings, self._super_users, self._allow_if_no_acl)
         self._read_ms = self._clock.monotonic_ms()
 
     def _describe(self) -> list[AclBinding]:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import (
-            AclBindingFilter,
-            AclOperation,
-            AclPermissionType,
-            ResourcePatternType,
-        )
-        from confluent_kafka.admin import ResourceType as KafkaResourceType
+        from kafka.protocol.admin import DescribeAclsRequest
 
-        from contextplane.cli.kafka_client import exception_text
+        from contextplane.cli.kafka_client import CommandError
+        from contextplane.cli.protocol_admin import response_error, send
 
-        anything: Any = None  # confluent-kafka's stubs say str; None matches any
-        every = AclBindingFilter(
-            KafkaResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything,
-            AclOperation.ANY, AclPermissionType.ANY,
+        request = DescribeAclsRequest(
+            resource_type_filter=_MATCH_ANY, resource_name_filter=None,
+            pattern_type_filter=_MATCH_ANY, principal_filter=None, host_filter=None,
+            operation=_MATCH_ANY, permission_type=_MATCH_ANY,
         )  # fmt: skip
         try:
-            found = self._admin.describe_acls(every, request_timeout=self._timeout_s)
-            return registry_bindings(found.result(timeout=self._timeout_s))
-        except KafkaException as exc:
-            raise AclsUnavailable(f"DescribeAcls: {exception_text(exc)}") from None
-        except TimeoutError:
-            raise AclsUnavailable(f"DescribeAcls: no answer within {self._timeout_s:g} s") from None
+            response = send(self._admin, request, "DescribeAcls")
+            response_error(response.error_code, response.error_message, "DescribeAcls")
+        except CommandError as exc:
+            raise AclsUnavailable(str(exc)) from None
+        return registry_bindings(response.resources)
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
+        self._admin.close()
