@@ -175,3 +175,16 @@ def test_a_cluster_that_does_not_answer_accepts_no_password(tmp_path: Path) -> N
         assert not asyncio.run(logins.check("alice", "alice-secret"))
     finally:
         logins.close()
+
+
+def test_a_cluster_without_an_authorizer_allows_every_caller(tmp_path: Path) -> None:
+    """As `contextplane up` without one: DescribeAcls answers SECURITY_DISABLED."""
+    broker = InProcessBroker(tmp_path / "open").start()
+    acls = ClusterAcls(connect_with({"bootstrap.servers": broker.bootstrap}), frozenset(), False)
+    write = Action(Operation.WRITE, Kind.TOPIC, ":subject:orders-value")
+    try:
+        asyncio.run(acls.start())
+        assert acls.authorizer().authorize(Principal("User", "bob"), "127.0.0.1", [write]) == [True]
+    finally:
+        asyncio.run(acls.close())
+        broker.stop()

@@ -6,7 +6,9 @@ StandardAuthorizer with the registry's `super.users`, as `contextplane up` decid
 ACLs older than STALE_S (the cluster has not answered since) decide nothing: only super
 users are allowed until a read succeeds again, so a revoked ACL never outlives the
 outage. More than ACLS_MAX ACLs of those kinds are refused rather than read in part (a
-missing DENY would allow). The registry's principal needs DESCRIBE on the cluster.
+missing DENY would allow). The registry's principal needs DESCRIBE on the cluster. A
+cluster without an authorizer (SECURITY_DISABLED) allows every authenticated caller
+everything, as `contextplane up` without one does.
 
 DescribeAcls goes through kafka-python (cli/protocol_admin.py), not confluent-kafka, which
 answers a refused DescribeAcls (CLUSTER_AUTHORIZATION_FAILED, SECURITY_DISABLED) as an
@@ -20,7 +22,9 @@ import logging
 from typing import Any
 
 from contextplane.clock import SystemClock
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import WILDCARD_RESOURCE, AclBinding, ResourceType
+from contextplane.security.authorizer import AllowEverything, Authorizer
 from contextplane.security.standard_authorizer import StandardAuthorizer
 from contextplane.security.subject_acls import SUBJECT_PREFIX
 from contextplane.tasks import cancel_and_wait
@@ -79,7 +83,7 @@ class ClusterAcls:
         self._super_users = super_users
         self._allow_if_no_acl = allow_if_no_acl
         self._clock = SystemClock()
-        self._current = StandardAuthorizer((), super_users, allow_if_no_acl)
+        self._current: Authorizer = StandardAuthorizer((), super_users, allow_if_no_acl)
         self._read_ms = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -88,7 +92,7 @@ class ClusterAcls:
         await self._refresh()
         self._task = asyncio.create_task(self._refreshing(), name="registry-acls")
 
-    def authorizer(self) -> StandardAuthorizer:
+    def authorizer(self) -> Authorizer:
         if self._clock.monotonic_ms() - self._read_ms > STALE_S * 1000:
             return StandardAuthorizer((), self._super_users, False)
         return self._current
@@ -104,10 +108,14 @@ class ClusterAcls:
     async def _refresh(self) -> None:
         # One read at a time (start, then the loop): the kafka-python client is not shared.
         bindings = await asyncio.get_running_loop().run_in_executor(None, self._describe)
-        self._current = StandardAuthorizer(bindings, self._super_users, self._allow_if_no_acl)
+        if bindings is None:  # as `up` without an authorizer: everything is allowed
+            self._current = AllowEverything()
+        else:
+            self._current = StandardAuthorizer(bindings, self._super_users, self._allow_if_no_acl)
         self._read_ms = self._clock.monotonic_ms()
 
-    def _describe(self) -> list[AclBinding]:
+    def _describe(self) -> list[AclBinding] | None:
+        """The ACLs; None when the cluster has no authorizer (SECURITY_DISABLED)."""
         from kafka.protocol.admin import DescribeAclsRequest
 
         from contextplane.cli.kafka_client import CommandError
@@ -120,6 +128,8 @@ class ClusterAcls:
         )  # fmt: skip
         try:
             response = send(self._admin, request, "DescribeAcls")
+            if response.error_code == ErrorCode.security_disabled:
+                return None
             response_error(response.error_code, response.error_message, "DescribeAcls")
         except CommandError as exc:
             raise AclsUnavailable(str(exc)) from None
