@@ -46,6 +46,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka_reference.
     handle = kafka_reference.start(
         data_dir=tmp_path_factory.mktemp("kafka"),
         timeout=120,
+        heap="512m",
         client_protocol="SASL_PLAINTEXT",
         extra_props={
             "sasl.enabled.mechanisms": "PLAIN",
