@@ -169,9 +169,9 @@ async def open_cluster_access(
         await acls.start()
     except AclsUnavailable as exc:
         await acls.close()
-        raise RegistryAccessError(
-            f"the cluster's ACLs: {exc} (the registry's principal needs DESCRIBE on the cluster)"
-        ) from None
+        refused = "AUTHORIZATION_FAILED" in str(exc)
+        hint = " (the registry's principal needs DESCRIBE on the cluster)" if refused else ""
+        raise RegistryAccessError(f"the cluster's ACLs: {exc}{hint}") from None
     topic = None
     if audit_topic is not None:
         admin = AdminClient(dict[str, Any](client_config))
@@ -179,6 +179,11 @@ async def open_cluster_access(
         bootstrap = client_config["bootstrap.servers"]
         ensure_topics(admin, wanted, bootstrap, timeout_s, RegistryAccessError)
         topic = AuditTopic(client_config, audit_topic)
-    audit = AuditLog(topic.offer if topic else None, SOURCE, SystemClock().wall_ms)
+    audit = AuditLog(
+        topic.offer if topic else None,
+        SOURCE,
+        SystemClock().wall_ms,
+        denial_records_per_second=settings.audit_denial_records_per_second,
+    )
     realm = settings.registry_authentication_realm
     return ClusterAccess(method, realm, logins, validator, acls, audit, topic)
