@@ -92,10 +92,15 @@ def kafka_python_config(librdkafka: dict[str, str]) -> dict[str, Any]:
 def connect(args: argparse.Namespace) -> Any:
     """A kafka-python KafkaAdminClient of the cluster `args` names (bootstrapped: the
     cluster answered); BrokerUnreachable naming why not within CONNECT_TIMEOUT_S."""
+    return connect_with(config_from_arguments(args))
+
+
+def connect_with(librdkafka: dict[str, str], request_timeout_s: float = ADMIN_TIMEOUT_S) -> Any:
+    """`connect` for librdkafka settings (bootstrap included), as `client_config` makes them."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    config = kafka_python_config(config_from_arguments(args))
+    config = kafka_python_config(librdkafka)
     log = ConnectionLog()
     kafka_logger = logging.getLogger("kafka")
     kafka_logger.addHandler(log)
@@ -104,7 +109,7 @@ def connect(args: argparse.Namespace) -> Any:
         return KafkaAdminClient(
             **config,
             bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
-            request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000),
+            request_timeout_ms=int(request_timeout_s * 1000),
         )
     except KafkaError as exc:
         raise BrokerUnreachable(_no_connection(config, log, exc)) from None

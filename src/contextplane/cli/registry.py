@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from contextplane.cli.kafka_client import ConfigError, security_config
 from contextplane.logsafe import log_to_stderr
+from contextplane.security.registry_access import RegistryAccessError
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from contextplane.broker.context import Services
@@ -27,6 +29,9 @@ DEFAULT_PORT = 8081  # Confluent's
 # The store's own default, not imported from it: the store loads confluent_kafka.
 INIT_TIMEOUT_S = 60.0
 INIT_TIMEOUT_MAX_S = 86_400.0  # a day: longer is a mistake, not a wait
+# What a Basic password may be checked with (cluster_logins.py's; not imported from it:
+# it loads confluent_kafka).
+MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 def add_parser(sub: Any) -> None:
@@ -60,6 +65,26 @@ def add_parser(sub: Any) -> None:
         help="seconds the start may wait for the topic to be created, led and replayed"
         " (Confluent's kafkastore.init.timeout.ms; default 60)",
     )
+    registry.add_argument(
+        "--config",
+        type=Path,
+        help="a properties file with the login settings in the broker's names"
+        " (contextplane.registry.authentication.method, super.users, sasl.oauthbearer.*)",
+    )
+    registry.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="one such setting"
+    )
+    registry.add_argument(
+        "--login-mechanism",
+        choices=MECHANISMS,
+        help="the SASL mechanism a Basic password is checked with on the cluster (default:"
+        " --command-config's sasl.mechanism when it is one of these, else SCRAM-SHA-512)",
+    )
+    registry.add_argument(
+        "--audit-topic",
+        help="also produce the audit records (changes, denials, failed logins) to this"
+        " topic, created when missing (they always go to the log)",
+    )
     registry.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
 
 
@@ -76,19 +101,39 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         security = security_config(args.command_config)
-    except (ConfigError, OSError) as exc:
+        settings = _login_settings(args)
+    except (ConfigError, SettingsError, OSError) as exc:
         print(f"contextplane registry: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(args, security))
+        return asyncio.run(_serve(args, security, settings))
     except KeyboardInterrupt:
         return 0
-    except (RegistryError, KafkaException, OSError) as exc:
+    except (RegistryError, RegistryAccessError, KafkaException, OSError) as exc:
         print(f"contextplane registry: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
+def _login_settings(args: argparse.Namespace) -> Settings:
+    """`--config` and `--set` read as `contextplane up` reads them (SettingsError)."""
+    overrides: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    return load_settings(args.config, overrides=overrides)
+
+
+def _login_mechanism(args: argparse.Namespace, security: dict[str, str]) -> str:
+    if args.login_mechanism:
+        return str(args.login_mechanism)
+    own = security.get("sasl.mechanism", "").upper()
+    return own if own in MECHANISMS else MECHANISMS[0]
+
+
+async def _serve(args: argparse.Namespace, security: dict[str, str], settings: Settings) -> int:
+    from contextplane.services.schema_registry.cluster_access import open_cluster_access
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import SCHEMAS_TOPIC, KafkaStore
 
@@ -96,15 +141,29 @@ async def _serve(args: argparse.Namespace, security: dict[str, str]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    topic = args.topic or SCHEMAS_TOPIC
     store = KafkaStore(
         args.bootstrap,
-        topic=args.topic or SCHEMAS_TOPIC,
+        topic=topic,
         replication_factor=args.replication_factor,
         timeout_s=args.timeout,
         init_timeout_s=args.init_timeout,
         client_config=security,
     )
-    await run_registry(store, args.host, args.port, stop)
+    access = await open_cluster_access(
+        settings,
+        security | {"bootstrap.servers": args.bootstrap},
+        schemas_topic=topic,
+        login_mechanism=_login_mechanism(args, security),
+        audit_topic=args.audit_topic,
+        replication_factor=args.replication_factor,
+        timeout_s=args.timeout,
+    )
+    try:
+        await run_registry(store, args.host, args.port, stop, access)
+    finally:
+        if access is not None:
+            await access.close()
     return 0
 
 

@@ -85,6 +85,10 @@ class BrokerAccess:
         self._audit = audit
         self._hashing = ThreadPoolExecutor(PASSWORD_CHECK_THREADS, "registry-password")
 
+    def authorizer(self) -> Authorizer:
+        """What decides now (a registry run alone reads its cluster's ACLs anew)."""
+        return self._authorizer
+
     async def password_principal(self, user: str, password: str) -> str | None:
         if self._credentials is None:
             return None
@@ -114,7 +118,7 @@ class BrokerAccess:
     def allowed(self, caller: Caller, operation: str, resource: str, name: str) -> bool:
         principal, host = _who(caller)
         action = _action(operation, resource, name)
-        return self._authorizer.authorize(principal, host, [action])[0]
+        return self.authorizer().authorize(principal, host, [action])[0]
 
     def audit(
         self,
@@ -130,7 +134,7 @@ class BrokerAccess:
         principal, host = _who(caller)
         acl = ""
         if not allowed and resource in ("SUBJECT", "CLUSTER"):
-            acl = decided_by(self._authorizer, principal, host, _action(operation, resource, name))
+            acl = decided_by(self.authorizer(), principal, host, _action(operation, resource, name))
         self._audit.service_request(
             service=LISTENER,
             principal=str(principal),
