@@ -36,7 +36,7 @@ import obstore
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.storage.object_wal import parse_key
+from contextplane.storage.object_wal_names import parse_key
 from tests.support.broker import BrokerProcess
 from tests.support.seaweedfs import SeaweedFS
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.storage.object_wal import WalObject, parse_key
+from contextplane.storage.object_wal_names import WalObject, parse_key
 from tests.e2e.test_crash import PARTITIONS, RDKAFKA_LOG, TOPIC, verify_log
 from tests.e2e.test_object_wal import produce_once, wal_keys, wal_url
 from tests.support.broker import BrokerProcess

@@ -17,7 +17,8 @@ from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import ObjectBucket
-from contextplane.storage.object_wal import ObjectWal, WalObject, parse_key
+from contextplane.storage.object_wal import ObjectWal
+from contextplane.storage.object_wal_names import WalObject, parse_key
 from contextplane.storage.objectstore import BoundedObjectStore, ObjectInfo, open_object_store
 from tests.support.metadata import open_store
 from tests.unit.test_clean_stop_wal import batch

@@ -21,8 +21,8 @@ from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
-from contextplane.storage.object_wal import (
-    ObjectWal,
+from contextplane.storage.object_wal import ObjectWal
+from contextplane.storage.object_wal_names import (
     WalObject,
     parse_key,
     plan_recovery,

@@ -15,6 +15,7 @@ its own module:
   rewritten into larger merged and per-partition objects;
 - object lifetimes: unreferenced objects deleted after their grace period
   (object_deleter.py), objects a crash left uncommitted swept (orphan_sweep.py);
+- clean_stop.py: a stop's last upload and what it leaves of the WAL;
 - recovery.py: start-up replay of the WAL tail; partition_logs.py: a claimed partition's log;
 - wal_takeover.py: recovery of a dead broker's object WAL into partitions claimed here;
 - memory.py, admission.py: the memory budget; produce admission and the disk-full gate.
@@ -41,6 +42,7 @@ from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import BatchHeader
 from contextplane.settings import Settings
+from contextplane.storage import clean_stop
 from contextplane.storage.admission import Admission, DiskFullGate, RefusalLog, admit
 from contextplane.storage.appender import Appender, AppendResult
 from contextplane.storage.background import background_tasks
@@ -419,26 +421,7 @@ class StorageEngine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.takeover.close()
-        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout_ms / 1000
-        try:
-            async with asyncio.timeout_at(deadline):  # not wait_for: see uploader.run
-                await self.uploader.drain()
-        except TimeoutError:
-            log.warning(
-                "shutdown: %d un-uploaded bytes stay in the WAL for the next start"
-                " (shutdown.timeout.ms=%d)",
-                self.pending_bytes,
-                self.settings.shutdown_timeout_ms,
-            )
-        self.uploader.abandon()
-        # Everything uploaded: the file WAL's active segment goes too, so the next start
-        # replays (reads and checks) nothing instead of up to a segment of uploaded
-        # entries. The object WAL is emptied within the same deadline, not trimmed: its
-        # trim deletes in the background, which the close would cut short.
-        if isinstance(self.wal, ObjectWal):
-            await self._empty_object_wal(deadline)
-        else:
-            self.trim_wal(reclaim_active=True)
+        await clean_stop.upload_and_settle_wal(self)
         self.dirty.close()
         self.wal.close()
 
@@ -579,10 +562,10 @@ class StorageEngine:
         """Delete WAL data that holds nothing un-uploaded (only partitions with pending
         batches hold any); with `reclaim_active`, or on a full disk, the active segment
         too when all of it is uploaded."""
-        position = self._uploaded_wal_end()
+        position = self.uploaded_wal_end()
         self.wal.trim(position, reclaim_active=reclaim_active or self.disk_gate.full)
 
-    def _uploaded_wal_end(self) -> int:
+    def uploaded_wal_end(self) -> int:
         """The WAL position below which every entry is in objects."""
         position = self.wal.end_position
         for partition in self.log_cache.pending.values():
@@ -590,27 +573,6 @@ class StorageEngine:
             if first is not None:
                 position = min(position, first)
         return position
-
-    async def _empty_object_wal(self, deadline: float) -> None:
-        """At a clean stop that uploaded everything, leave only the object WAL's marker
-        (`ObjectWal.empty`) by `deadline` (loop time); otherwise, or if the store fails,
-        the objects stay and the next start skips what is uploaded."""
-        assert isinstance(self.wal, ObjectWal)
-        position = self._uploaded_wal_end()
-        if position < self.wal.end_position:
-            return  # the un-uploaded tail stays for the next start
-        try:
-            async with asyncio.timeout_at(deadline):
-                deleted = await self.wal.empty(position)
-        except (TimeoutError, OSError) as exc:
-            log.warning(
-                "shutdown: the object WAL was not emptied (%s); the next start skips what"
-                " is uploaded",
-                str(exc) or f"shutdown.timeout.ms={self.settings.shutdown_timeout_ms}",
-            )
-            return
-        if deleted:
-            log.info("shutdown: everything uploaded, %d object WAL objects deleted", deleted)
 
     async def enforce_retention(self, now_ms: int) -> None:
         await self.log_start.enforce_retention(now_ms)

@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,13 +61,17 @@ from contextplane.storage.file_wal import (
     scan_entries,
 )
 from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.object_wal_names import (
+    WalObject,
+    parse_key,
+    plan_recovery,
+    wal_object_key,
+)
 from contextplane.storage.objectstore import ObjectStore, open_object_store
 from contextplane.storage.wal import WalEntry, WalWriteError, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-# <incarnation>/<sequence>-<start>-<end>-<floor> under the node's prefix.
-_NAME = re.compile(r"(\d+)/(\d{20})-(\d{20})-(\d{20})-(\d{20})$")
 # Keys per bulk deletion (S3's DeleteObjects limit).
 _DELETE_KEYS_MAX = 1_000
 # Deletions gather for this long into one bulk request: nothing waits for them, and a
@@ -124,51 +127,6 @@ def refuse_local_wal_backlog(settings: Settings, uploaded_end: Callable[[int], i
             " not yet in objects: start once without wal.url and stop cleanly (the stop"
             " uploads them), then set it"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class WalObject:
-    incarnation: int
-    sequence: int
-    start: int  # WAL position of its first byte
-    end: int  # WAL position past its last byte
-    floor: int  # the log's start when it was written: below it all is uploaded
-    key: str
-
-
-def wal_object_key(
-    node_id: int, incarnation: int, sequence: int, start: int, end: int, floor: int
-) -> str:
-    return f"{node_id}/{incarnation:020d}/{sequence:020d}-{start:020d}-{end:020d}-{floor:020d}"
-
-
-def parse_key(key: str) -> WalObject | None:
-    """The object a listed key names (None: not a WAL object's name)."""
-    found = _NAME.search(key)
-    if found is None:
-        return None
-    incarnation, sequence, start, end, floor = map(int, found.groups())
-    return WalObject(incarnation, sequence, start, end, floor, key)
-
-
-def plan_recovery(objects: Sequence[WalObject]) -> tuple[list[WalObject], list[WalObject]]:
-    """(the log: a contiguous run of objects in position order, the others: superseded
-    or past a hole). Pure: the rule is the module doc's."""
-    kept: list[WalObject] = []
-    floor = max((o.floor for o in objects), default=0)
-    dropped = [o for o in objects if o.start < floor]
-    for obj in sorted(objects, key=lambda o: (o.incarnation, o.sequence)):
-        if obj.start < floor:
-            continue
-        while kept and kept[-1].start >= obj.start:
-            dropped.append(kept.pop())  # rewritten later from its start or before
-        kept.append(obj)
-    for index in range(1, len(kept)):
-        if kept[index].start != kept[index - 1].end:
-            dropped.extend(kept[index:])
-            del kept[index:]
-            break
-    return kept, dropped
 
 
 @dataclass(slots=True, eq=False)
