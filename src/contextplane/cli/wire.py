@@ -38,13 +38,18 @@ class WireError(Exception):
 
 
 class BrokerConnection:
-    def __init__(self, address: str, client_id: str = "contextplane-mirror") -> None:
+    def __init__(
+        self, address: str, side: str = "", client_id: str = "contextplane-mirror"
+    ) -> None:
         host, _, port = address.rpartition(":")
         self.address = address
+        # Which cluster the broker belongs to ("the source (host:port)"), so that an error
+        # says which side of the mirror failed.
+        self._side = side
         try:
             self._sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
         except (OSError, ValueError) as exc:
-            raise WireError(f"cannot connect to {address}: {exc}") from None
+            raise self._error(f"cannot connect to {address}: {exc}") from None
         self._client_id = client_id.encode()
         self._correlation_id = 0
 
@@ -65,13 +70,13 @@ class BrokerConnection:
             self._sock.sendall(struct.pack(">i", len(payload)) + payload)
             (size,) = struct.unpack(">i", self._read(4))
             if not 4 <= size <= RESPONSE_BYTES_MAX:
-                raise WireError(f"{self.address} sent a response of {size} bytes")
+                raise self._error(f"{self.address} sent a response of {size} bytes")
             frame = self._read(size)
         except OSError as exc:
-            raise WireError(f"{self.address}: {exc}") from None
+            raise self._error(f"{self.address}: {exc}") from None
         (correlation_id,) = struct.unpack_from(">i", frame, 0)
         if correlation_id != self._correlation_id:
-            raise WireError(f"{self.address} answered another request ({correlation_id})")
+            raise self._error(f"{self.address} answered another request ({correlation_id})")
         response = response_schema(api_key, version)
         position = 4
         if response.__flexible__ and api_key != _API_VERSIONS:  # ApiVersions: header v0
@@ -79,24 +84,29 @@ class BrokerConnection:
         try:
             return entity_reader(response)(frame, position)[0]
         except Exception as exc:  # noqa: BLE001 - any decoding failure is the broker's
-            raise WireError(f"{self.address} sent an unreadable response: {exc}") from None
+            raise self._error(f"{self.address} sent an unreadable response: {exc}") from None
+
+    def _error(self, text: str) -> WireError:
+        return WireError(f"{self._side}: {text}" if self._side else text)
 
     def _read(self, count: int) -> bytes:
         chunks = []
         while count:
             chunk = self._sock.recv(min(count, 1 << 20))
             if not chunk:
-                raise WireError(f"{self.address} closed the connection")
+                raise self._error(f"{self.address} closed the connection")
             chunks.append(chunk)
             count -= len(chunk)
         return b"".join(chunks)
 
 
 class Cluster:
-    """Connections to a cluster's brokers, found from its metadata."""
+    """Connections to a cluster's brokers, found from its metadata; `side` ("source" or
+    "target") names the cluster in every error."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, side: str = "") -> None:
         self.bootstrap = bootstrap
+        self.side = f"the {side} ({bootstrap})" if side else ""
         self._connections: dict[str, BrokerConnection] = {}
         self._addresses: dict[int, str] = {}
 
@@ -107,7 +117,7 @@ class Cluster:
 
     def connection(self, address: str) -> BrokerConnection:
         if address not in self._connections:
-            self._connections[address] = BrokerConnection(address)
+            self._connections[address] = BrokerConnection(address, self.side)
         return self._connections[address]
 
     def leaders(self, topics: list[str]) -> dict[tuple[str, int], str]:
@@ -125,7 +135,8 @@ class Cluster:
         for topic in answer.topics:
             if topic.error_code:
                 raise WireError(
-                    f"topic {topic.name} on {self.bootstrap}: {error_name(topic.error_code)}"
+                    f"topic {topic.name} on {self.side or self.bootstrap}: "
+                    f"{error_name(topic.error_code)}"
                 )
             for partition in topic.partitions:
                 address = self._addresses.get(partition.leader_id)
