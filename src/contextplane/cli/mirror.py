@@ -11,8 +11,9 @@ cluster); offsets, keys, values, headers, timestamps, transactions and gaps stay
 are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror that was
 stopped resumes. `--once` stops when every partition has caught up with the source's
 high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
-Exit status 2 for arguments it cannot use, 1 for what a cluster refused or did not
-answer.
+Either way (Ctrl-C too, exit 130) it ends with the lag per partition. Exit status 2 for
+arguments it cannot use (a target that is not contextplane among them), 1 for what a
+cluster refused or did not answer, named by its side.
 """
 
 from __future__ import annotations
