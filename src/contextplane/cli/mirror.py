@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from contextplane.cli import mirror_groups, mirror_state
@@ -33,10 +34,12 @@ from contextplane.cli.kafka_client import (
     Connection,
     answer,
     run_command,
+    security_config,
 )
 from contextplane.cli.mirror_run import Mirror, PartitionProgress, answers_mirror_append
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.wire import Cluster, WireError
+from contextplane.cli.wire_security import Security, SecurityError
 from contextplane.clock import SystemClock
 from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
@@ -53,6 +56,16 @@ def add_parser(sub: Any) -> None:
     )
     mirror.add_argument(
         "--bootstrap-server", required=True, help="host:port of the target (contextplane)"
+    )
+    mirror.add_argument(
+        "--source-command-config",
+        type=Path,
+        help="the source's client security properties (Kafka's names)",
+    )
+    mirror.add_argument(
+        "--command-config",
+        type=Path,
+        help="the target's client security properties (Kafka's names)",
     )
     which = mirror.add_mutually_exclusive_group(required=True)
     which.add_argument("--topics", help="comma-separated topic names")
@@ -79,12 +92,16 @@ def run(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace) -> int:
     if not 0.1 <= args.interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds")
-    source_config = {"bootstrap.servers": args.source_bootstrap_server}
-    target_config = {"bootstrap.servers": args.bootstrap_server}
+    source_config, source_security = _config(
+        args.source_bootstrap_server, args.source_command_config, "--source-command-config"
+    )
+    target_config, target_security = _config(
+        args.bootstrap_server, args.command_config, "--command-config"
+    )
     source_admin, source_metadata = _admin(source_config, "source")
     target_admin, target_metadata = _admin(target_config, "target")
-    source = Cluster(args.source_bootstrap_server, "source")
-    target = Cluster(args.bootstrap_server, "target")
+    source = Cluster(args.source_bootstrap_server, "source", source_security)
+    target = Cluster(args.bootstrap_server, "target", target_security)
     try:
         _connected(lambda: _check_target(target))
         topics = _topics(args, source_metadata)
@@ -183,6 +200,19 @@ def _check_target(target: Cluster) -> None:
             "MirrorAppend, which the mirror writes with; give a contextplane cluster as "
             "--bootstrap-server"
         )
+
+
+def _config(
+    bootstrap: str, command_config: Path | None, flag: str
+) -> tuple[dict[str, str], Security]:
+    """One side's librdkafka settings (its bootstrap servers and the security properties
+    of its command config file) and the raw connection's security from the same;
+    ConfigError naming the flag."""
+    try:
+        config = security_config(command_config) | {"bootstrap.servers": bootstrap}
+        return config, Security.from_config(config)
+    except (OSError, ConfigError, SecurityError) as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _admin(config: dict[str, str], side: str) -> tuple[Any, Any]:

@@ -1,7 +1,8 @@
 """A blocking Kafka protocol client for what librdkafka does not expose: record batches
 fetched as bytes, exactly as the source's log holds them (base offsets, CRCs, control
 batches, aborted transactions), and contextplane's own MirrorAppend. Requests are kio's
-entities (protocol/codec.py), one connection per broker, PLAINTEXT only.
+entities (protocol/codec.py), one connection per broker, with TLS and SASL as
+cli/wire_security.py sets them up.
 
 Every read has a deadline (REQUEST_TIMEOUT_S) and a response is bounded by
 RESPONSE_BYTES_MAX; a broker that says otherwise is a WireError naming it.
@@ -16,6 +17,7 @@ from typing import Any
 
 from kio.serial import entity_reader, entity_writer
 
+from contextplane.cli.wire_security import LoginRefused, Security
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema
 from contextplane.protocol.error_codes import ErrorCode
@@ -39,19 +41,34 @@ class WireError(Exception):
 
 class BrokerConnection:
     def __init__(
-        self, address: str, side: str = "", client_id: str = "contextplane-mirror"
+        self,
+        address: str,
+        side: str = "",
+        security: Security | None = None,
+        client_id: str = "contextplane-mirror",
     ) -> None:
         host, _, port = address.rpartition(":")
         self.address = address
         # Which cluster the broker belongs to ("the source (host:port)"), so that an error
         # says which side of the mirror failed.
         self._side = side
+        security = security or Security()
         try:
-            self._sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
+            sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
         except (OSError, ValueError) as exc:
             raise self._error(f"cannot connect to {address}: {exc}") from None
+        try:
+            self._sock = security.wrap(sock, host)
+        except OSError as exc:  # ssl.SSLError among them
+            sock.close()
+            raise self._error(f"TLS with {address}: {exc}") from None
         self._client_id = client_id.encode()
         self._correlation_id = 0
+        try:
+            security.login(self)
+        except LoginRefused as exc:
+            self.close()
+            raise self._error(f"{address}: {exc}") from None
 
     def close(self) -> None:
         self._sock.close()
@@ -104,8 +121,9 @@ class Cluster:
     """Connections to a cluster's brokers, found from its metadata; `side` ("source" or
     "target") names the cluster in every error."""
 
-    def __init__(self, bootstrap: str, side: str = "") -> None:
+    def __init__(self, bootstrap: str, side: str = "", security: Security | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or Security()
         self.side = f"the {side} ({bootstrap})" if side else ""
         self._connections: dict[str, BrokerConnection] = {}
         self._addresses: dict[int, str] = {}
@@ -117,7 +135,7 @@ class Cluster:
 
     def connection(self, address: str) -> BrokerConnection:
         if address not in self._connections:
-            self._connections[address] = BrokerConnection(address, self.side)
+            self._connections[address] = BrokerConnection(address, self.side, self.security)
         return self._connections[address]
 
     def leaders(self, topics: list[str]) -> dict[tuple[str, int], str]:
