@@ -20,9 +20,9 @@ SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 
 @pytest.fixture
-def clusters(tmp_path: Path) -> Iterator[tuple[BrokerProcess, dict[str, str], Path, Path]]:
-    """A source with a TLS listener and a target with a SASL/SCRAM one; the source's
-    librdkafka settings, and a command config file for each."""
+def clusters(tmp_path: Path) -> Iterator[tuple[BrokerProcess, BrokerProcess, Path, Path]]:
+    """A source with a TLS listener and a target with a SASL/SCRAM one, and a command
+    config file for each."""
     ca = TestCa()
     ca_pem = ca.write(tmp_path / "ca.pem")
     keystore = ca.issue("broker", server=True).write(tmp_path / "broker.pem")
