@@ -128,7 +128,9 @@ def _mirror(args: argparse.Namespace) -> int:
             _loop(args, mirror, progress, writer, copy_groups if groups else None, seen)
         except KeyboardInterrupt:
             # Ctrl-C: what was appended is recorded and the summary shown, as with --once.
-            writer.save({(p.topic, p.partition): p.position for p in progress})
+            # Only partitions stored already: one interrupted before its first save may
+            # not have been checked empty on the target yet.
+            writer.save({(p.topic, p.partition): p.position for p in progress if p.stored})
             _summary(args, progress, seen)
             return 130
     finally:
@@ -153,6 +155,8 @@ def _loop(
     # always one with a stored position (Mirror refuses the others).
     saved = {(p.topic, p.partition): p.position for p in progress}
     writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
+    for p in progress:
+        p.stored = True
     while True:
         moved = _connected(mirror.round)
         positions = {(p.topic, p.partition): p.position for p in progress}

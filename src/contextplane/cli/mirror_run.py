@@ -39,7 +39,7 @@ class PartitionProgress:
     topic: str
     partition: int
     position: int  # the next source offset to fetch
-    stored: bool = False  # the position came from the progress topic
+    stored: bool = False  # the progress topic holds a position of the partition
     source_end: int = -1  # the source's high watermark at the last fetch
     source_start: int = 0
     target_start: int = 0  # the target's log start, as far as this mirror moved it
