@@ -122,7 +122,7 @@ def _mirror(args: argparse.Namespace) -> int:
             )
 
         writer = mirror_state.StateWriter(target_config)
-        seen = GroupsSeen()
+        seen = mirror_groups.GroupsSeen(_note)
         try:
             mirror = _connected(lambda: Mirror(source, target, progress))
             _loop(args, mirror, progress, writer, copy_groups if groups else None, seen)
@@ -146,7 +146,7 @@ def _loop(
     progress: list[PartitionProgress],
     writer: mirror_state.StateWriter,
     copy_groups: Callable[[dict[tuple[str, int], int]], mirror_groups.GroupsPass] | None,
-    seen: GroupsSeen,
+    seen: mirror_groups.GroupsSeen,
 ) -> None:
     """Rounds until every partition has caught up (`--once`) or until interrupted."""
     clock = SystemClock()
@@ -177,23 +177,6 @@ def _loop(
             shown_at = clock.monotonic_ms()
         if not moved:
             time.sleep(IDLE_SLEEP_S)
-
-
-class GroupsSeen:
-    """The offsets copied over all passes, and why a group had none copied in the last
-    pass; each reason is told once on stderr, when it first appears."""
-
-    def __init__(self) -> None:
-        self.copied: dict[str, dict[str, int]] = {}
-        self.not_copied: dict[str, str] = {}
-
-    def take(self, done: mirror_groups.GroupsPass) -> None:
-        for group, offsets in done.copied.items():
-            self.copied.setdefault(group, {}).update(offsets)
-        for group, reason in done.not_copied.items():
-            if self.not_copied.get(group) != reason:
-                _note(reason)
-        self.not_copied = done.not_copied
 
 
 def _check_target(target: Cluster) -> None:
@@ -322,7 +305,7 @@ def _note(line: str) -> None:
 
 
 def _summary(
-    args: argparse.Namespace, progress: list[PartitionProgress], groups: GroupsSeen
+    args: argparse.Namespace, progress: list[PartitionProgress], groups: mirror_groups.GroupsSeen
 ) -> None:
     rows = [
         {

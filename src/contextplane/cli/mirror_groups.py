@@ -11,6 +11,7 @@ refuses an admin commit to a group that is not empty) and tried again on the nex
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,24 @@ class GroupsPass:
 
     copied: dict[str, dict[str, int]] = field(default_factory=dict)
     not_copied: dict[str, str] = field(default_factory=dict)
+
+
+class GroupsSeen:
+    """The offsets copied over all passes, and why a group had none copied in the last
+    pass; each reason is told (`tell`) once, when it first appears."""
+
+    def __init__(self, tell: Callable[[str], None]) -> None:
+        self.copied: dict[str, dict[str, int]] = {}
+        self.not_copied: dict[str, str] = {}
+        self._tell = tell
+
+    def take(self, done: GroupsPass) -> None:
+        for group, offsets in done.copied.items():
+            self.copied.setdefault(group, {}).update(offsets)
+        for group, reason in done.not_copied.items():
+            if self.not_copied.get(group) != reason:
+                self._tell(reason)
+        self.not_copied = done.not_copied
 
 
 def source_groups(admin: Any, named: list[str] | None) -> list[str]:
