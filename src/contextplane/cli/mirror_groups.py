@@ -1,12 +1,17 @@
 """Consumer group offsets copied from the source to the target: each group's committed
 offsets on the mirrored topics, read with OffsetFetch on the source and written with
-OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata
-and leader epoch. An offset is copied only once the mirror has appended past it, so a
-consumer that moves to the target never starts beyond what is there; a later round
-copies it. Offsets only move forward: a partition the group has committed further on the
-target (its consumers moved over and went on) keeps the target's offset, so running the
-mirror again never rewinds them. A group with members on the target is left alone (Kafka
-refuses an admin commit to a group that is not empty) and tried again on the next pass."""
+OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata.
+The source's leader epoch is not carried: MirrorAppend stamps the target leader's own
+epoch on every batch, so the source's would name an epoch the target's log never had, and
+a consumer validating its position against it (OffsetForLeaderEpoch) could take that for
+a truncation and reset; without one it starts at the offset as given.
+
+An offset is copied only once the mirror has appended past it, so a consumer that moves
+to the target never starts beyond what is there; a later round copies it. Offsets only
+move forward: a partition the group has committed further on the target (its consumers
+moved over and went on) keeps the target's offset, so running the mirror again never
+rewinds them. A group with members on the target is left alone (Kafka refuses an admin
+commit to a group that is not empty) and tried again on the next pass."""
 
 from __future__ import annotations
 
@@ -113,16 +118,13 @@ def copy_offsets(
 
 
 def _offset(fetched: Any) -> Any:
-    """The source's committed offset, with its metadata and leader epoch where it has them
-    (confluent-kafka refuses None for either)."""
+    """The source's committed offset with its metadata, where it has any (confluent-kafka
+    refuses None); no leader epoch (the module's docstring says why)."""
     from confluent_kafka import TopicPartition
 
-    details: dict[str, Any] = {}
-    if fetched.metadata is not None:
-        details["metadata"] = fetched.metadata
-    if fetched.leader_epoch is not None:
-        details["leader_epoch"] = fetched.leader_epoch
-    return TopicPartition(fetched.topic, fetched.partition, fetched.offset, **details)
+    if fetched.metadata is None:
+        return TopicPartition(fetched.topic, fetched.partition, fetched.offset)
+    return TopicPartition(fetched.topic, fetched.partition, fetched.offset, fetched.metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
