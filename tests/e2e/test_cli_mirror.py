@@ -4,7 +4,8 @@ source reads, offset for offset (keys, values, headers, timestamps, a log start 
 DeleteRecords, committed and aborted transactions at either isolation level); a topic
 config set on the source is set on the target; a consumer group moves from the source to
 the target and goes on without losing or repeating a record; a mirror killed mid-way,
-or whose progress record is older than what it appended, resumes without a duplicate."""
+or whose progress record is older than what it appended, resumes without a duplicate;
+Apache Kafka given as the target is refused before anything is created on it."""
 
 from __future__ import annotations
 
@@ -309,3 +310,33 @@ def test_a_target_topic_with_records_no_mirror_wrote_is_refused(
         f"contextplane mirror: {topic}-0 holds 2 offsets on the target that this mirror did "
         "not write: mirror into a new or empty topic"
     )
+
+
+def test_apache_kafka_as_the_target_is_refused_before_anything_is_created(
+    kafka: kafka_reference.KafkaHandle, tmp_path: Path
+) -> None:
+    source = InProcessBroker(tmp_path / "source").start()
+    try:
+        topic = f"wrong-way-{uuid.uuid4().hex[:6]}"
+        create(source.bootstrap, topic, 1)
+        produce(source.bootstrap, topic, 0, 3)
+        run = contextplane(
+            "mirror",
+            "--source-bootstrap-server",
+            source.bootstrap,
+            "--bootstrap-server",
+            kafka.bootstrap,
+            "--topics",
+            topic,
+            "--once",
+            timeout_s=80,
+        )
+    finally:
+        source.stop()
+    assert one_error_line(run, status=2) == (
+        f"contextplane mirror: the target ({kafka.bootstrap}) is not contextplane: it does "
+        "not serve MirrorAppend, which the mirror writes with; give a contextplane cluster "
+        "as --bootstrap-server"
+    )
+    on_kafka = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics
+    assert topic not in on_kafka and STATE_TOPIC not in on_kafka

@@ -1,6 +1,7 @@
 """Clients of a source and a target cluster for the mirror's tests: topics created,
 records produced with keys, headers and timestamps, transactions, and a partition read
-whole as a consumer sees it."""
+whole as a consumer sees it (creating, producing and reading through a secured listener
+too, given its librdkafka security settings)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,25 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 Record = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]], int]
+Security = dict[str, str] | None  # librdkafka's security settings of a secured listener
 
 
-def create(bootstrap: str, topic: str, partitions: int, **configs: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def create(
+    bootstrap: str, topic: str, partitions: int, security: Security = None, **configs: str
+) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap} | (security or {}))
     admin.create_topics([NewTopic(topic, partitions, 1, config=configs)])[topic].result(30)
 
 
-def produce(bootstrap: str, topic: str, partition: int, count: int, start: int = 0) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+def produce(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    count: int,
+    start: int = 0,
+    security: Security = None,
+) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5} | (security or {}))
     # Explicit and an hour old, within every retention the test sets.
     first_ms = int(time.time() * 1000) - 3_600_000
     for n in range(start, start + count):
@@ -52,7 +63,11 @@ def transaction(
 
 
 def read_all(
-    bootstrap: str, topic: str, partition: int, isolation: str = "read_uncommitted"
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    isolation: str = "read_uncommitted",
+    security: Security = None,
 ) -> list[Record]:
     """Every record of a partition from its log start to its end, as a consumer sees it."""
     consumer = Consumer(
@@ -64,6 +79,7 @@ def read_all(
             "isolation.level": isolation,
             "enable.partition.eof": True,
         }
+        | (security or {})
     )
     consumer.assign([TopicPartition(topic, partition, -2)])  # OFFSET_BEGINNING
     seen: list[Record] = []

@@ -11,8 +11,9 @@ cluster); offsets, keys, values, headers, timestamps, transactions and gaps stay
 are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror that was
 stopped resumes. `--once` stops when every partition has caught up with the source's
 high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
-Exit status 2 for arguments it cannot use, 1 for what a cluster refused or did not
-answer.
+Either way (Ctrl-C too, exit 130) it ends with the lag per partition. Exit status 2 for
+arguments it cannot use (a target that is not contextplane among them), 1 for what a
+cluster refused or did not answer, named by its side.
 """
 
 from __future__ import annotations
@@ -21,19 +22,24 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from contextplane.cli import mirror_groups, mirror_state
 from contextplane.cli.kafka_client import (
+    BrokerUnreachable,
     CommandError,
     ConfigError,
     Connection,
     answer,
     run_command,
+    security_config,
 )
-from contextplane.cli.mirror_run import Mirror, PartitionProgress
+from contextplane.cli.mirror_run import Mirror, PartitionProgress, answers_mirror_append
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.wire import Cluster, WireError
+from contextplane.cli.wire_security import Security, SecurityError
 from contextplane.clock import SystemClock
 from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
@@ -50,6 +56,16 @@ def add_parser(sub: Any) -> None:
     )
     mirror.add_argument(
         "--bootstrap-server", required=True, help="host:port of the target (contextplane)"
+    )
+    mirror.add_argument(
+        "--source-command-config",
+        type=Path,
+        help="the source's client security properties (Kafka's names)",
+    )
+    mirror.add_argument(
+        "--command-config",
+        type=Path,
+        help="the target's client security properties (Kafka's names)",
     )
     which = mirror.add_mutually_exclusive_group(required=True)
     which.add_argument("--topics", help="comma-separated topic names")
@@ -76,68 +92,126 @@ def run(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace) -> int:
     if not 0.1 <= args.interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds")
-    source_config = {"bootstrap.servers": args.source_bootstrap_server}
-    target_config = {"bootstrap.servers": args.bootstrap_server}
-    source_admin, source_metadata = _admin(source_config)
-    target_admin, target_metadata = _admin(target_config)
-    topics = _topics(args, source_metadata)
-    _create_missing(source_admin, target_admin, source_metadata, target_metadata, topics)
-    mirror_state.ensure_topic(target_admin, target_metadata)
-    stored = mirror_state.read(target_config)
-    progress = [
-        PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
-        for topic in topics
-        for p in sorted(source_metadata.topics[topic].partitions)
-    ]
-    groups = (
-        mirror_groups.source_groups(source_admin, _names(args.groups, "--groups"))
-        if args.group_offsets
-        else []
+    source_config, source_security = _config(
+        args.source_bootstrap_server, args.source_command_config, "--source-command-config"
     )
-    source, target = Cluster(args.source_bootstrap_server), Cluster(args.bootstrap_server)
-    writer = mirror_state.StateWriter(target_config)
-    copied: dict[str, dict[str, int]] = {}
+    target_config, target_security = _config(
+        args.bootstrap_server, args.command_config, "--command-config"
+    )
+    source_admin, source_metadata = _admin(source_config, "source")
+    target_admin, target_metadata = _admin(target_config, "target")
+    source = Cluster(args.source_bootstrap_server, "source", source_security)
+    target = Cluster(args.bootstrap_server, "target", target_security)
     try:
-        mirror = _connected(lambda: Mirror(source, target, progress))
-        clock = SystemClock()
-        shown_at = clock.monotonic_ms()
-        # Stored before the first append: a partition the target holds records of is
-        # then always one with a stored position (Mirror refuses the others).
-        saved = {(p.topic, p.partition): p.position for p in progress}
-        writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
-        while True:
-            moved = _connected(mirror.round)
-            positions = {(p.topic, p.partition): p.position for p in progress}
-            changed = {key: at for key, at in positions.items() if saved.get(key) != at}
-            if changed:
-                writer.save(changed)
-                saved = positions
-            caught_up = all(p.lag == 0 for p in progress)
-            due = clock.monotonic_ms() - shown_at >= args.interval * 1000
-            # Groups are copied once per interval (each is a request per group to both
-            # clusters), and at the end of `--once`.
-            if groups and (caught_up if args.once else due):
-                copied = mirror_groups.copy_offsets(source_admin, target_admin, groups, positions)
-            if args.once and caught_up:
-                break
-            if due:
-                _show_progress(progress)
-                shown_at = clock.monotonic_ms()
-            if not moved:
-                time.sleep(IDLE_SLEEP_S)
+        _connected(lambda: _check_target(target))
+        topics = _topics(args, source_metadata)
+        _create_missing(source_admin, target_admin, source_metadata, target_metadata, topics)
+        mirror_state.ensure_topic(target_admin, target_metadata)
+        stored = mirror_state.read(target_config)
+        progress = [
+            PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
+            for topic in topics
+            for p in sorted(source_metadata.topics[topic].partitions)
+        ]
+        named = _names(args.groups, "--groups")
+        groups = mirror_groups.source_groups(source_admin, named) if args.group_offsets else []
+
+        def copy_groups(positions: dict[tuple[str, int], int]) -> mirror_groups.GroupsPass:
+            return mirror_groups.copy_offsets(
+                source_admin, target_admin, groups, positions, named=named is not None
+            )
+
+        writer = mirror_state.StateWriter(target_config)
+        seen = mirror_groups.GroupsSeen(_note)
+        try:
+            mirror = _connected(lambda: Mirror(source, target, progress))
+            _loop(args, mirror, progress, writer, copy_groups if groups else None, seen)
+        except KeyboardInterrupt:
+            # Ctrl-C: what was appended is recorded and the summary shown, as with --once.
+            # Only partitions stored already: one interrupted before its first save may
+            # not have been checked empty on the target yet.
+            writer.save({(p.topic, p.partition): p.position for p in progress if p.stored})
+            _summary(args, progress, seen)
+            return 130
     finally:
         source.close()
         target.close()
-    _summary(args, progress, copied)
+    _summary(args, progress, seen)
     return 0
 
 
-def _admin(config: dict[str, str]) -> tuple[Any, Any]:
+def _loop(
+    args: argparse.Namespace,
+    mirror: Mirror,
+    progress: list[PartitionProgress],
+    writer: mirror_state.StateWriter,
+    copy_groups: Callable[[dict[tuple[str, int], int]], mirror_groups.GroupsPass] | None,
+    seen: mirror_groups.GroupsSeen,
+) -> None:
+    """Rounds until every partition has caught up (`--once`) or until interrupted."""
+    clock = SystemClock()
+    shown_at = clock.monotonic_ms()
+    # Stored before the first append: a partition the target holds records of is then
+    # always one with a stored position (Mirror refuses the others).
+    saved = {(p.topic, p.partition): p.position for p in progress}
+    writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
+    for p in progress:
+        p.stored = True
+    while True:
+        moved = _connected(mirror.round)
+        positions = {(p.topic, p.partition): p.position for p in progress}
+        changed = {key: at for key, at in positions.items() if saved.get(key) != at}
+        if changed:
+            writer.save(changed)
+            saved = positions
+        caught_up = all(p.lag == 0 for p in progress)
+        due = clock.monotonic_ms() - shown_at >= args.interval * 1000
+        # Groups are copied once per interval (each is a request per group to both
+        # clusters), and at the end of `--once`.
+        if copy_groups is not None and (caught_up if args.once else due):
+            seen.take(copy_groups(positions))
+        if args.once and caught_up:
+            return
+        if due:
+            _show_progress(progress)
+            shown_at = clock.monotonic_ms()
+        if not moved:
+            time.sleep(IDLE_SLEEP_S)
+
+
+def _check_target(target: Cluster) -> None:
+    """ConfigError unless the target is contextplane, before anything is created on it."""
+    if not answers_mirror_append(target):
+        raise ConfigError(
+            f"the target ({target.bootstrap}) is not contextplane: it does not serve "
+            "MirrorAppend, which the mirror writes with; give a contextplane cluster as "
+            "--bootstrap-server"
+        )
+
+
+def _config(
+    bootstrap: str, command_config: Path | None, flag: str
+) -> tuple[dict[str, str], Security]:
+    """One side's librdkafka settings (its bootstrap servers and the security properties
+    of its command config file) and the raw connection's security from the same;
+    ConfigError naming the flag."""
+    try:
+        config = security_config(command_config) | {"bootstrap.servers": bootstrap}
+        return config, Security.from_config(config)
+    except (OSError, ConfigError, SecurityError) as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def _admin(config: dict[str, str], side: str) -> tuple[Any, Any]:
+    """An AdminClient of one side and its metadata; BrokerUnreachable naming the side."""
     from confluent_kafka.admin import AdminClient
 
     connection = Connection(config)
     admin = AdminClient(connection.client_config())
-    return admin, connection.metadata(admin, 30.0)
+    try:
+        return admin, connection.metadata(admin, 30.0)
+    except BrokerUnreachable as exc:
+        raise BrokerUnreachable(f"the {side} ({config['bootstrap.servers']}): {exc}") from None
 
 
 def _names(text: str | None, flag: str) -> list[str] | None:
@@ -224,8 +298,14 @@ def _show_progress(progress: list[PartitionProgress]) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def _note(line: str) -> None:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # past the progress line
+    print(f"mirror: {line}", file=sys.stderr, flush=True)
+
+
 def _summary(
-    args: argparse.Namespace, progress: list[PartitionProgress], copied: dict[str, dict[str, int]]
+    args: argparse.Namespace, progress: list[PartitionProgress], groups: mirror_groups.GroupsSeen
 ) -> None:
     rows = [
         {
@@ -238,7 +318,9 @@ def _summary(
         for p in progress
     ]
     if args.output == "json":
-        print_json({"partitions": rows, "groups": copied})
+        print_json(
+            {"partitions": rows, "groups": groups.copied, "groups_not_copied": groups.not_copied}
+        )
         return
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -246,5 +328,5 @@ def _summary(
         ["TOPIC", "PARTITION", "SOURCE-END", "MIRRORED-END", "LAG"],
         [list(row.values()) for row in rows],
     )
-    for group, offsets in sorted(copied.items()):
+    for group, offsets in sorted(groups.copied.items()):
         print(f"group {group}: {len(offsets)} offsets copied")

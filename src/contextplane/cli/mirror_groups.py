@@ -1,16 +1,62 @@
 """Consumer group offsets copied from the source to the target: each group's committed
 offsets on the mirrored topics, read with OffsetFetch on the source and written with
-OffsetCommit on the target (confluent-kafka's admin calls). An offset is copied only
-once the mirror has appended past it, so a consumer that moves to the target never
-starts beyond what is there; a later round copies it. Offsets only move forward: a
-partition the group has committed further on the target (its consumers moved over and
-went on) keeps the target's offset, so running the mirror again never rewinds them."""
+OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata.
+The source's leader epoch is not carried: MirrorAppend stamps the target leader's own
+epoch on every batch, so the source's would name an epoch the target's log never had, and
+a consumer validating its position against it (OffsetForLeaderEpoch) could take that for
+a truncation and reset; without one it starts at the offset as given.
+
+An offset is copied only once the mirror has appended past it, so a consumer that moves
+to the target never starts beyond what is there; a later round copies it. Offsets only
+move forward: a partition the group has committed further on the target (its consumers
+moved over and went on) keeps the target's offset, so running the mirror again never
+rewinds them. A group with members on the target is left alone (Kafka refuses an admin
+commit to a group that is not empty) and tried again on the next pass."""
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from contextplane.cli.kafka_client import CommandError, answer, kafka_error_text
+from contextplane.cli.kafka_client import (
+    ADMIN_TIMEOUT_S,
+    CommandError,
+    answer,
+    exception_text,
+    kafka_error_text,
+)
+
+# What the target's coordinator answers an admin commit while the group has members.
+_ACTIVE_GROUP_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION")
+
+
+@dataclass
+class GroupsPass:
+    """One pass over the groups: per group, the offsets copied as {"topic:partition":
+    offset}; and why a group had nothing copied, where the user should know."""
+
+    copied: dict[str, dict[str, int]] = field(default_factory=dict)
+    not_copied: dict[str, str] = field(default_factory=dict)
+
+
+class GroupsSeen:
+    """The offsets copied over all passes, and why a group had none copied in the last
+    pass; each reason is told (`tell`) once, when it first appears."""
+
+    def __init__(self, tell: Callable[[str], None]) -> None:
+        self.copied: dict[str, dict[str, int]] = {}
+        self.not_copied: dict[str, str] = {}
+        self._tell = tell
+
+    def take(self, done: GroupsPass) -> None:
+        for group, offsets in done.copied.items():
+            self.copied.setdefault(group, {}).update(offsets)
+        for group, reason in done.not_copied.items():
+            if self.not_copied.get(group) != reason:
+                self._tell(reason)
+        self.not_copied = done.not_copied
 
 
 def source_groups(admin: Any, named: list[str] | None) -> list[str]:
@@ -26,44 +72,88 @@ def copy_offsets(
     target: Any,
     groups: list[str],
     mirrored: dict[tuple[str, int], int],
-) -> dict[str, dict[str, int]]:
-    """Copy what `groups` committed on the mirrored partitions; per group, the offsets
-    copied as {"topic:partition": offset}."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    named: bool = False,
+) -> GroupsPass:
+    """Copy what `groups` committed on the mirrored partitions. With `named` (the user
+    listed the groups), a group without offsets on those partitions is reported too."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
 
-    copied: dict[str, dict[str, int]] = {}
+    result = GroupsPass()
     for group in groups:
         request = ConsumerGroupTopicPartitions(group)
         fetched = answer(
             source.list_consumer_group_offsets([request])[group],
             f"offsets of group {group} on the source",
         )
-        on_target = _committed(target, group, fetched.topic_partitions)
-        ready = [
-            TopicPartition(tp.topic, tp.partition, tp.offset)
+        ours = [
+            tp
             for tp in fetched.topic_partitions
-            if tp.offset >= 0
-            and tp.offset <= mirrored.get((tp.topic, tp.partition), -1)
+            if tp.offset >= 0 and (tp.topic, tp.partition) in mirrored
+        ]
+        if not ours:
+            if named:
+                result.not_copied[group] = (
+                    f"group {group} has no offsets on the mirrored topics on the source"
+                    if fetched.topic_partitions
+                    else f"group {group} is not found on the source (it has no committed offsets)"
+                )
+            continue
+        on_target = _committed(target, group, ours)
+        ready = [
+            _offset(tp)
+            for tp in ours
+            if mirrored[(tp.topic, tp.partition)] >= tp.offset
             and tp.offset > on_target.get((tp.topic, tp.partition), -1)
         ]
         if not ready:
             continue
-        committed = answer(
-            target.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, ready)])[
-                group
-            ],
-            f"committing group {group}'s offsets on the target",
-        )
-        for tp in committed.topic_partitions:
-            if tp.error is not None:
-                raise CommandError(
-                    f"committing group {group}'s offset of {tp.topic}-{tp.partition} on the "
-                    f"target: {kafka_error_text(tp.error)}"
-                )
-        copied[group] = {
-            f"{tp.topic}:{tp.partition}": tp.offset for tp in committed.topic_partitions
-        }
-    return copied
+        committed = _commit(target, group, ready)
+        if committed is None:
+            result.not_copied[group] = (
+                f"group {group} has members on the target; its offsets are copied once it is empty"
+            )
+            continue
+        result.copied[group] = {f"{tp.topic}:{tp.partition}": tp.offset for tp in committed}
+    return result
+
+
+def _offset(fetched: Any) -> Any:
+    """The source's committed offset with its metadata, where it has any (confluent-kafka
+    refuses None); no leader epoch (the module's docstring says why)."""
+    from confluent_kafka import TopicPartition
+
+    if fetched.metadata is None:
+        return TopicPartition(fetched.topic, fetched.partition, fetched.offset)
+    return TopicPartition(fetched.topic, fetched.partition, fetched.offset, fetched.metadata)
+
+
+def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
+    """Commit `offsets` for `group` on the target; None when the group has members there."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+
+    what = f"committing group {group}'s offsets on the target"
+    future = target.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)])
+    try:
+        committed = future[group].result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        if _active(exception_text(exc)):
+            return None
+        raise CommandError(f"{what}: {exception_text(exc)}") from None
+    except concurrent.futures.TimeoutError:
+        raise CommandError(f"{what}: no answer within {ADMIN_TIMEOUT_S:.0f} s") from None
+    for tp in committed.topic_partitions:
+        if tp.error is not None:
+            if _active(kafka_error_text(tp.error)):
+                return None
+            raise CommandError(
+                f"committing group {group}'s offset of {tp.topic}-{tp.partition} on the "
+                f"target: {kafka_error_text(tp.error)}"
+            )
+    return list(committed.topic_partitions)
+
+
+def _active(error_text: str) -> bool:
+    return error_text.startswith(_ACTIVE_GROUP_ERRORS)
 
 
 def _committed(target: Any, group: str, partitions: list[Any]) -> dict[tuple[str, int], int]:
@@ -71,8 +161,6 @@ def _committed(target: Any, group: str, partitions: list[Any]) -> dict[tuple[str
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
     asked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    if not asked:
-        return {}
     fetched = answer(
         target.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, asked)])[group],
         f"offsets of group {group} on the target",

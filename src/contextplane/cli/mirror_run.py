@@ -39,7 +39,7 @@ class PartitionProgress:
     topic: str
     partition: int
     position: int  # the next source offset to fetch
-    stored: bool = False  # the position came from the progress topic
+    stored: bool = False  # the progress topic holds a position of the partition
     source_end: int = -1  # the source's high watermark at the last fetch
     source_start: int = 0
     target_start: int = 0  # the target's log start, as far as this mirror moved it
@@ -256,6 +256,19 @@ class Mirror:
                     ].target_start = result.low_watermark
 
 
+def answers_mirror_append(target: Cluster) -> bool:
+    """Whether the target serves MirrorAppend (contextplane's own request, not listed by
+    ApiVersions): asked with no partitions, which a contextplane broker answers with
+    nothing, while a Kafka broker closes the connection on an API key it does not know."""
+    connection = target.connection(target.bootstrap.split(",")[0])  # unreachable: WireError
+    try:
+        connection.request(MIRROR_APPEND_KEY, 0, timeout=APPEND_TIMEOUT_MS, topics=[])
+    except WireError:
+        target.close()  # the connection is gone; later requests open new ones
+        return False
+    return True
+
+
 def _list_offsets(
     cluster: Cluster,
     leaders: dict[tuple[str, int], str],
@@ -295,4 +308,10 @@ def _list_offsets(
     return offsets
 
 
-__all__ = ["Mirror", "PartitionProgress", "WireError", "complete_batches"]
+__all__ = [
+    "Mirror",
+    "PartitionProgress",
+    "WireError",
+    "answers_mirror_append",
+    "complete_batches",
+]

@@ -1,7 +1,8 @@
 """A blocking Kafka protocol client for what librdkafka does not expose: record batches
 fetched as bytes, exactly as the source's log holds them (base offsets, CRCs, control
 batches, aborted transactions), and contextplane's own MirrorAppend. Requests are kio's
-entities (protocol/codec.py), one connection per broker, PLAINTEXT only.
+entities (protocol/codec.py), one connection per broker, with TLS and SASL as
+cli/wire_security.py sets them up.
 
 Every read has a deadline (REQUEST_TIMEOUT_S) and a response is bounded by
 RESPONSE_BYTES_MAX; a broker that says otherwise is a WireError naming it.
@@ -16,6 +17,7 @@ from typing import Any
 
 from kio.serial import entity_reader, entity_writer
 
+from contextplane.cli.wire_security import LoginRefused, Security
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema
 from contextplane.protocol.error_codes import ErrorCode
@@ -38,15 +40,35 @@ class WireError(Exception):
 
 
 class BrokerConnection:
-    def __init__(self, address: str, client_id: str = "contextplane-mirror") -> None:
+    def __init__(
+        self,
+        address: str,
+        side: str = "",
+        security: Security | None = None,
+        client_id: str = "contextplane-mirror",
+    ) -> None:
         host, _, port = address.rpartition(":")
         self.address = address
+        # Which cluster the broker belongs to ("the source (host:port)"), so that an error
+        # says which side of the mirror failed.
+        self._side = side
+        security = security or Security()
         try:
-            self._sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
+            sock = socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S)
         except (OSError, ValueError) as exc:
-            raise WireError(f"cannot connect to {address}: {exc}") from None
+            raise self._error(f"cannot connect to {address}: {exc}") from None
+        try:
+            self._sock = security.wrap(sock, host)
+        except OSError as exc:  # ssl.SSLError among them
+            sock.close()
+            raise self._error(f"TLS with {address}: {exc}") from None
         self._client_id = client_id.encode()
         self._correlation_id = 0
+        try:
+            security.login(self)
+        except LoginRefused as exc:
+            self.close()
+            raise self._error(f"{address}: {exc}") from None
 
     def close(self) -> None:
         self._sock.close()
@@ -65,13 +87,13 @@ class BrokerConnection:
             self._sock.sendall(struct.pack(">i", len(payload)) + payload)
             (size,) = struct.unpack(">i", self._read(4))
             if not 4 <= size <= RESPONSE_BYTES_MAX:
-                raise WireError(f"{self.address} sent a response of {size} bytes")
+                raise self._error(f"{self.address} sent a response of {size} bytes")
             frame = self._read(size)
         except OSError as exc:
-            raise WireError(f"{self.address}: {exc}") from None
+            raise self._error(f"{self.address}: {exc}") from None
         (correlation_id,) = struct.unpack_from(">i", frame, 0)
         if correlation_id != self._correlation_id:
-            raise WireError(f"{self.address} answered another request ({correlation_id})")
+            raise self._error(f"{self.address} answered another request ({correlation_id})")
         response = response_schema(api_key, version)
         position = 4
         if response.__flexible__ and api_key != _API_VERSIONS:  # ApiVersions: header v0
@@ -79,24 +101,30 @@ class BrokerConnection:
         try:
             return entity_reader(response)(frame, position)[0]
         except Exception as exc:  # noqa: BLE001 - any decoding failure is the broker's
-            raise WireError(f"{self.address} sent an unreadable response: {exc}") from None
+            raise self._error(f"{self.address} sent an unreadable response: {exc}") from None
+
+    def _error(self, text: str) -> WireError:
+        return WireError(f"{self._side}: {text}" if self._side else text)
 
     def _read(self, count: int) -> bytes:
         chunks = []
         while count:
             chunk = self._sock.recv(min(count, 1 << 20))
             if not chunk:
-                raise WireError(f"{self.address} closed the connection")
+                raise self._error(f"{self.address} closed the connection")
             chunks.append(chunk)
             count -= len(chunk)
         return b"".join(chunks)
 
 
 class Cluster:
-    """Connections to a cluster's brokers, found from its metadata."""
+    """Connections to a cluster's brokers, found from its metadata; `side` ("source" or
+    "target") names the cluster in every error."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, side: str = "", security: Security | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or Security()
+        self.side = f"the {side} ({bootstrap})" if side else ""
         self._connections: dict[str, BrokerConnection] = {}
         self._addresses: dict[int, str] = {}
 
@@ -107,7 +135,7 @@ class Cluster:
 
     def connection(self, address: str) -> BrokerConnection:
         if address not in self._connections:
-            self._connections[address] = BrokerConnection(address)
+            self._connections[address] = BrokerConnection(address, self.side, self.security)
         return self._connections[address]
 
     def leaders(self, topics: list[str]) -> dict[tuple[str, int], str]:
@@ -125,7 +153,8 @@ class Cluster:
         for topic in answer.topics:
             if topic.error_code:
                 raise WireError(
-                    f"topic {topic.name} on {self.bootstrap}: {error_name(topic.error_code)}"
+                    f"topic {topic.name} on {self.side or self.bootstrap}: "
+                    f"{error_name(topic.error_code)}"
                 )
             for partition in topic.partitions:
                 address = self._addresses.get(partition.leader_id)
