@@ -15,14 +15,14 @@ from contextplane.services.trace.link import Link
 
 
 def approve(
-    bootstrap: str, executor_url: str, login: dict[str, str], approver: str, key: str, wait_s: float
+    bootstrap: str, executor_url: str, login: dict[str, Any], approver: str, key: str, wait_s: float
 ) -> Outcome:
     """The call under `key` approved as `approver` (logged in with `login`) and done;
     StepError naming what did not happen."""
     client = ActionsClient(bootstrap, executor_url, client_config=login)
     try:
-        found = client.entry(key) or {}
-        entry = found.get("entry") if isinstance(found.get("entry"), dict) else {}
+        found = (client.entry(key) or {}).get("entry")
+        entry: dict[str, Any] = found if isinstance(found, dict) else {}
         request_hash = entry.get("request_hash")
         if entry.get("state") != ledger.AWAITING_APPROVAL or not isinstance(request_hash, str):
             raise StepError(f"call {key!r} is {entry.get('state') or 'not in the ledger'}")

@@ -166,8 +166,8 @@ class Demo:
         except subprocess.TimeoutExpired:
             self._left_s()  # names the demo's --timeout when that is what ran out
             raise StepError(f"adding the users: no answer within {START_WAIT_S:g} s") from None
-        # The demo stops its broker while its clients are open: no log line for each close.
-        self._login = admin.client_config() | {"log.connection.close": False}
+        # The given client settings (the CLI's librdkafka logger among them), logged in.
+        self._login = self.settings.client_config | admin.client_config()
         self._login_file = admin.write_properties(work / "admin.properties")
         args = ["up", "--data-dir", str(work / "broker"), "--port", "0"]
         args += ["--set", "http.port=-1"]  # no console: 8080 may be taken
@@ -346,7 +346,7 @@ class Demo:
         held, key = waiting[0]
         ticket_id, amount = held.ticket["ticket_id"], held.ticket["amount"]
         calls_before = endpoint.calls
-        login = self._approver.client_config()
+        login = self.settings.client_config | self._approver.client_config()
         outcome = approval.approve(
             self._bootstrap, executor_url, login, logins.APPROVER, key, self._left_s()
         )
