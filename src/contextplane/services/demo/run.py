@@ -2,8 +2,10 @@
 topics, the sample events, the context service and the executor as child processes
 with a counting tool endpoint, the rule-based copilot over the tickets (each ticket
 produced, then decided inside `decisions.decision()` with a read fence after it, its
-reply written back), one decision traced, and the recorded decisions replayed against
-the ledger. Each step that fails raises StepError naming it; everything started is
+reply written back), one decision traced, the recorded decisions replayed against the
+ledger, and (on the embedded broker, whose SASL users and ACL `logins.py` sets up) the
+refund the threshold held approved by its approver and its decision traced to the
+approval. Each step that fails raises StepError naming it; everything started is
 stopped whatever happens (`Demo.close`)."""
 
 from __future__ import annotations
