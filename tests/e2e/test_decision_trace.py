@@ -36,6 +36,7 @@ from contextplane.copilot import (
     Decisions,
     DecisionTooLargeError,
 )
+from contextplane.services.trace import reader as trace_reader
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.context import TOPICS, VIEWS, ContextProcess
@@ -248,6 +249,37 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     )
     assert any(line.startswith("      read by ") and CONTEXT_READER in line for line in lines)
     assert not any(" missing " in line for line in lines)
+
+    # The whole trace, its ten topics, asks the cluster's metadata once.
+    lookups: list[str | None] = []
+    reader = trace_reader.Reader(
+        {"bootstrap.servers": copilot.broker.bootstrap},
+        TIMEOUT_S,
+        trace_reader.RECORDS_MAX,
+        consumer=lambda config: CountingLookups(Consumer(config), lookups),
+    )
+    try:
+        found, _ = trace_reader.find_and_trace(reader, "d-refund")
+    finally:
+        reader.close()
+    assert found is not None and found.document() | {"detail": {}} == tree | {"detail": {}}
+    assert lookups == [None]  # one listing of every topic, none per link
+
+
+class CountingLookups:
+    """A consumer whose metadata lookups (`list_topics`) are noted: the topic asked for,
+    None for every topic."""
+
+    def __init__(self, consumer: Consumer, lookups: list[str | None]) -> None:
+        self._consumer = consumer
+        self._lookups = lookups
+
+    def list_topics(self, topic: str | None = None, **options: Any) -> Any:
+        self._lookups.append(topic)
+        return self._consumer.list_topics(topic, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
 
 
 def test_an_exception_inside_the_block_still_records_the_decision(

@@ -39,6 +39,9 @@ EXPECTED = {
     "T-1006": [("update_ticket", "done")],  # a question
 }
 EXECUTED = sum(state == "done" for calls in EXPECTED.values() for _, state in calls)
+# On its embedded broker the demo approves the refund the threshold held (250 > 100).
+APPROVED = "T-1002"
+APPROVER = "User:support-lead"
 
 
 def run_demo(capsys: pytest.CaptureFixture[str], *more: str) -> tuple[dict[str, Any], str]:
@@ -52,7 +55,7 @@ def links(tree: dict[str, Any]) -> list[dict[str, Any]]:
     return [tree, *(link for child in tree["children"] for link in links(child))]
 
 
-def check_summary(summary: dict[str, Any]) -> None:
+def check_summary(summary: dict[str, Any], *, approved: bool) -> None:
     decisions = summary["decisions"]
     assert [d["ticket_id"] for d in decisions] == [t["ticket_id"] for t in scenario.TICKETS]
     assert len({d["decision_id"] for d in decisions}) == len(scenario.TICKETS)
@@ -60,7 +63,8 @@ def check_summary(summary: dict[str, Any]) -> None:
         calls = [(c["tool"], c["state"]) for c in decision["tool_calls"]]
         assert calls == EXPECTED[decision["ticket_id"]], decision
     assert summary["tool_calls_executed"] == EXECUTED == 8
-    assert sum(summary["tool_calls_by_tool"].values()) == EXECUTED
+    # The approval's call is counted at the endpoint after the decisions' 8.
+    assert sum(summary["tool_calls_by_tool"].values()) == EXECUTED + approved
     replay = summary["replay"]
     assert replay["decisions"] == len(decisions) and replay["tool_calls"] == 0
     assert replay["differing"] == 0 and replay["differing_decisions"] == []
@@ -89,7 +93,30 @@ def check_summary(summary: dict[str, Any]) -> None:
     )
     evaluations = [link for link in links(tree) if link["kind"] == "policy-evaluation"]
     assert {e["detail"]["decision"] for e in evaluations} == {"allow"}
-    return None
+    if approved:
+        check_approval(summary)
+    else:  # no approver's login on a cluster the demo did not set up
+        assert "embedded broker only" in summary["approval"]["skipped"]
+
+
+def check_approval(summary: dict[str, Any]) -> None:
+    """The held refund approved by the approver, called once, and its decision's trace
+    naming who approved it: the ledger entry `done`, approved_by the approver, after the
+    evaluation that held it and the one that let it through."""
+    approval = summary["approval"]
+    [held] = [d for d in summary["decisions"] if d["ticket_id"] == APPROVED]
+    [refund] = [c for c in held["tool_calls"] if c["tool"] == "refund"]
+    assert refund["state"] == "awaiting-approval"  # as the decision recorded it
+    assert approval["decision_id"] == held["decision_id"] and approval["key"] == refund["key"]
+    assert approval["state"] == "done" and approval["approved_by"] == APPROVER
+    assert approval["tool_calls"] == 1
+    tree = approval["trace"]["tree"]
+    assert tree["label"] == held["decision_id"] and missing_links(tree) == []
+    [call] = [c for c in tree["children"] if c["detail"].get("key") == refund["key"]]
+    [entry] = [c for c in call["children"] if c["kind"] == "ledger-entry"]
+    assert entry["detail"]["state"] == "done" and entry["detail"]["approved_by"] == APPROVER
+    evaluations = [c["detail"] for c in call["children"] if c["kind"] == "policy-evaluation"]
+    assert [e["decision"] for e in evaluations] == ["awaiting-approval", "allow"]
 
 
 def missing_links(tree: dict[str, Any]) -> list[str]:
@@ -121,7 +148,7 @@ def children(pid: int) -> list[tuple[int, str]]:
 def test_the_demo_on_its_embedded_broker(capsys: pytest.CaptureFixture[str]) -> None:
     summary, err = run_demo(capsys)
     assert "starting an embedded broker" in err and summary["embedded_broker"] is True
-    check_summary(summary)
+    check_summary(summary, approved=True)
     # A contextplane broker keeps read receipts: the trace found every link, the
     # consumer that picked the source record up among them.
     assert missing_links(summary["trace"]["tree"]) == []
@@ -136,9 +163,9 @@ def test_the_demo_against_a_given_cluster(
     broker = InProcessBroker(tmp_path / "broker").start()
     try:
         summary, err = run_demo(capsys, "--bootstrap-server", broker.bootstrap)
-        assert "embedded" not in err and summary["embedded_broker"] is False
+        assert "starting an embedded broker" not in err and summary["embedded_broker"] is False
         assert summary["bootstrap_server"] == broker.bootstrap
-        check_summary(summary)
+        check_summary(summary, approved=False)
         # What the cluster holds: one request per call made live (none by the replay), a
         # `done` ledger entry per call the endpoint counted, one reply per ticket, one
         # replayed decision per decision.
@@ -168,7 +195,7 @@ def test_the_demo_against_apache_kafka(tmp_path: Path, capsys: pytest.CaptureFix
         summary, _ = run_demo(capsys, "--bootstrap-server", kafka.bootstrap)
     finally:
         kafka.stop()
-    check_summary(summary)
+    check_summary(summary, approved=False)
     [missing] = missing_links(summary["trace"]["tree"])
     assert "__contextplane_read_receipts: UNKNOWN_TOPIC_OR_PART" in missing, missing
 

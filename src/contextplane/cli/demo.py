@@ -1,7 +1,8 @@
 """`contextplane demo support-copilot`: the copilot data plane end to end on sample data
 (services/demo/): a broker (embedded unless `--bootstrap-server` names one), the
 context service and the executor, a rule-based copilot deciding support tickets, one
-decision traced, and every decision replayed with zero tool calls. Exit 0 when every
+decision traced, every decision replayed with zero tool calls, and (embedded broker only)
+a held refund approved by its approver and traced to the approval. Exit 0 when every
 step did what it should, 1 naming the step that did not, 2 for bad arguments."""
 
 from __future__ import annotations

@@ -84,7 +84,9 @@ def _trace(args: argparse.Namespace) -> int:
     connection = Connection(config_from_arguments(args))
     reader = trace_reader.Reader(connection.client_config(), args.timeout, records_max)
     try:
-        connection.metadata(reader.client, args.timeout)
+        # The probe that names an unreachable cluster lists every topic: the reader's one
+        # metadata lookup of the trace.
+        reader.know(connection.metadata(reader.client, args.timeout))
         tree, why = trace_reader.find_and_trace(reader, args.decision_id, since_ms, until_ms)
     finally:
         reader.close()

@@ -2,13 +2,16 @@
 topics, the sample events, the context service and the executor as child processes
 with a counting tool endpoint, the rule-based copilot over the tickets (each ticket
 produced, then decided inside `decisions.decision()` with a read fence after it, its
-reply written back), one decision traced, and the recorded decisions replayed against
-the ledger. Each step that fails raises StepError naming it; everything started is
+reply written back), one decision traced, the recorded decisions replayed against the
+ledger, and (on the embedded broker, whose SASL users and ACL `logins.py` sets up) the
+refund the threshold held approved by its approver and its decision traced to the
+approval. Each step that fails raises StepError naming it; everything started is
 stopped whatever happens (`Demo.close`)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -21,12 +24,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.clock import SystemClock
 from contextplane.copilot import ActionsClient, Context, Decisions
-from contextplane.services.demo import copilot, review, scenario
+from contextplane.services.actions import ledger
+from contextplane.services.demo import approval, copilot, logins, review, scenario
 from contextplane.services.demo.children import Child, ChildError
 from contextplane.services.demo.endpoint import CountingEndpoint
 from contextplane.services.demo.errors import StepError
 from contextplane.services.kafka_delivery import produce_and_wait
 from contextplane.services.kafka_topics import ensure_topics
+from contextplane.services.trace.link import Link
 
 SOURCE = "contextplane-demo/support-copilot"
 # Fixed names: a second run against the same cluster takes over the first's changelog,
@@ -83,13 +88,19 @@ class Demo:
     _closers: list[Callable[[], Any]] = field(default_factory=list)
     _bootstrap: str = ""
     _feeder: Producer | None = None
+    # How the demo and its services log in (the embedded broker's super user, else the
+    # given --command-config), and the approver's login (the embedded broker only).
+    _login: dict[str, Any] = field(default_factory=dict)
+    _login_file: Path | None = None
+    _approver: logins.Login | None = None
 
     def run(self) -> dict[str, Any]:
         self._deadline_ms = _CLOCK.monotonic_ms() + int(self.settings.timeout_s * 1000)
         self._work = tempfile.TemporaryDirectory(prefix="contextplane-demo-")
         work = Path(self._work.name)
+        self._login, self._login_file = self.settings.client_config, self.settings.command_config
         self._bootstrap = self._broker(work)
-        config = {"bootstrap.servers": self._bootstrap, **self.settings.client_config}
+        config = {"bootstrap.servers": self._bootstrap, **self._login}
         self._topics(config)
         context = self._start_context(work)
         fence = self._feed(config)
@@ -100,8 +111,11 @@ class Demo:
         executed = endpoint.calls
         self._check_executed(decided, executed)
         traced = next((d for d in decided if "refund" in _states(d)), decided[0])
-        tree = self._trace(config, traced)
+        tree = self._trace(config, traced).document()
+        # Before the approval: a replay answers each call's newest ledger entry, and the
+        # approved call's is `done` where its decision recorded `awaiting-approval`.
         replay = self._replay(config, context_url, executor_url, decided, endpoint)
+        approved = self._approval(config, executor_url, decided, endpoint)
         return {
             "bootstrap_server": self._bootstrap,
             "embedded_broker": self.settings.bootstrap is None,
@@ -110,6 +124,7 @@ class Demo:
             "tool_calls_by_tool": dict(sorted(endpoint.by_tool.items())),
             "replay": replay,
             "trace": {"decision_id": traced.decision_id, "tree": tree},
+            "approval": approved,
         }
 
     def close(self) -> None:
@@ -144,9 +159,22 @@ class Demo:
         self.step = "broker"
         if self.settings.bootstrap is not None:
             return self.settings.bootstrap
-        self.note("starting an embedded broker on 127.0.0.1 (a free port, a temporary data dir)")
+        self.note(
+            "starting an embedded broker on 127.0.0.1 (a free port, a temporary data dir,"
+            f" SASL/SCRAM users User:{logins.ADMIN} and {logins.APPROVER})"
+        )
+        try:
+            admin, self._approver = logins.add_users(work / "broker", self._left_s(START_WAIT_S))
+        except subprocess.TimeoutExpired:
+            self._left_s()  # names the demo's --timeout when that is what ran out
+            raise StepError(f"adding the users: no answer within {START_WAIT_S:g} s") from None
+        # The given client settings (the CLI's librdkafka logger among them), logged in.
+        self._login = self.settings.client_config | admin.client_config()
+        self._login_file = admin.write_properties(work / "admin.properties")
         args = ["up", "--data-dir", str(work / "broker"), "--port", "0"]
         args += ["--set", "http.port=-1"]  # no console: 8080 may be taken
+        for name, value in logins.BROKER_SETTINGS.items():
+            args += ["--set", f"{name}={value}"]
         ready = "contextplane broker ready"
         broker = self._start(Child("broker", args, work / "broker.log", ready))
         port = self._ready(broker)
@@ -160,6 +188,9 @@ class Demo:
         wanted = [NewTopic(topic, 1) for topic in scenario.TOPICS]
         ensure_topics(admin, wanted, self._bootstrap, self._left_s(), StepError)
         self.say(f"topics: {', '.join(scenario.TOPICS)}")
+        if self._approver is not None:
+            topic = logins.grant_approver(admin, self._left_s())
+            self.say(f"ACL: {logins.APPROVER} may write {topic}, no one else but the super user")
 
     def _producer(self, config: dict[str, Any]) -> Producer:
         producer = Producer({**config, "acks": "all", "enable.idempotence": True})
@@ -192,7 +223,7 @@ class Demo:
         fence[(event.topic, partition)] = offset
 
     def _security(self) -> list[str]:
-        path = self.settings.command_config
+        path = self._login_file
         return [] if path is None else ["--command-config", str(path)]
 
     def _start_context(self, work: Path) -> Child:
@@ -210,7 +241,8 @@ class Demo:
         context_url = f"http://127.0.0.1:{self._ready(context)}"
         self.step = "executor"
         tools = work / "tools.toml"
-        tools.write_text(scenario.tools_file(endpoint_url))
+        approver = None if self._approver is None else logins.APPROVER
+        tools.write_text(scenario.tools_file(endpoint_url, approver))
         args = ["executor", "--bootstrap", self._bootstrap, "--port", "0", *self._security()]
         args += ["--tools", str(tools), "--context-url", context_url]
         args += ["--transactional-id", EXECUTOR_ID, "--group", EXECUTOR_ID]
@@ -228,7 +260,7 @@ class Demo:
         fence: dict[tuple[str, int], int],
     ) -> list[Decided]:
         self.step = "copilot"
-        bootstrap, security = self._bootstrap, self.settings.client_config
+        bootstrap, security = self._bootstrap, self._login
         context = Context(context_url)
         tools = ActionsClient(bootstrap, executor_url, client_config=security)
         self._closers.append(tools.close)
@@ -278,12 +310,70 @@ class Demo:
             raise StepError(f"the endpoint counted {executed} calls, the ledger {done} done")
         self.say(f"tool calls executed: {executed} (counted at the tool endpoint)")
 
-    def _trace(self, config: dict[str, Any], traced: Decided) -> dict[str, Any]:
+    def _trace(self, config: dict[str, Any], traced: Decided) -> Link:
         self.step = "trace"
         tree = review.trace_decision(config, traced.decision_id, self._left_s())
         self.say(f"trace of {traced.ticket['ticket_id']}'s decision {traced.decision_id}:")
         self.show_trace(tree)
-        return tree.document()
+        return tree
+
+    def _approval(
+        self,
+        config: dict[str, Any],
+        executor_url: str,
+        decided: list[Decided],
+        endpoint: CountingEndpoint,
+    ) -> dict[str, Any]:
+        """The first refund the threshold held for approval, approved by the approver
+        (the embedded broker only: elsewhere the demo has no approver's login), called
+        once, and its decision traced to the approval."""
+        self.step = "approval"
+        if self._approver is None:
+            why = (
+                "shown on the embedded broker only (an approver's own login, and an"
+                " approvals topic only that principal may write)"
+            )
+            self.say(f"approval: skipped: {why}")
+            return {"skipped": why}
+        waiting = [
+            (d, str(c["key"]))
+            for d in decided
+            for c in d.tool_calls
+            if c["tool"] == "refund"
+            and c["state"] == ledger.AWAITING_APPROVAL
+            and d.ticket.get("amount", 0) > scenario.AUTO_APPROVED_MAX
+        ]
+        if not waiting:
+            raise StepError("no refund above the threshold awaits approval")
+        held, key = waiting[0]
+        ticket_id, amount = held.ticket["ticket_id"], held.ticket["amount"]
+        calls_before = endpoint.calls
+        login = self.settings.client_config | self._approver.client_config()
+        outcome = approval.approve(
+            self._bootstrap, executor_url, login, logins.APPROVER, key, self._left_s()
+        )
+        calls = endpoint.calls - calls_before
+        self.say(
+            f"approval: {ticket_id}'s refund of {amount} approved by {logins.APPROVER}:"
+            f" {outcome.state}, {calls} tool call at the endpoint"
+        )
+        if calls != 1:
+            raise StepError(f"the approved refund reached the endpoint {calls} times")
+        tree = self._trace(config, held)
+        self.step = "approval"
+        shown = approval.approved_by(tree, key)
+        if shown != logins.APPROVER:
+            raise StepError(f"the trace of {held.decision_id} names approved_by {shown!r}")
+        return {
+            "ticket_id": ticket_id,
+            "decision_id": held.decision_id,
+            "key": key,
+            "approver": logins.APPROVER,
+            "state": outcome.state,
+            "approved_by": outcome.entry.get("approved_by"),
+            "tool_calls": calls,
+            "trace": {"decision_id": held.decision_id, "tree": tree.document()},
+        }
 
     def _replay(
         self,
@@ -299,7 +389,7 @@ class Demo:
         urls = (context_url, executor_url)
         landed = {d.decision_id: d.landed for d in decided}
         topic, diffs = review.replay_decisions(
-            config, self.settings.client_config, run, urls, landed, self._left_s()
+            config, self._login, run, urls, landed, self._left_s()
         )
         calls = endpoint.calls - calls_before
         differing = [d.decision_id for d in diffs if d.differs]

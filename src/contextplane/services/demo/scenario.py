@@ -1,7 +1,8 @@
 """The support-copilot scenario's data, pure: the topics, the sample CRM, entitlement,
 incident and ticket events (deterministic), the views file and the tools file with
 their Cedar policies. Refunds up to 100 are auto-approved for gold accounts; any other
-refund up to 1,000 waits for a human approval; past that it is denied."""
+refund up to 1,000 waits for a human approval (the approver's, when the tools file names
+one); past that it is denied."""
 
 from __future__ import annotations
 
@@ -133,16 +134,27 @@ max_items = 50
 """
 
 
-def tools_file(endpoint_url: str) -> str:
-    """The tools file, each tool POSTed to `endpoint_url`/NAME."""
+def tools_file(endpoint_url: str, approver: str | None = None) -> str:
+    """The tools file, each tool POSTed to `endpoint_url`/NAME; with `approver`
+    (`User:NAME`), a refund awaiting approval is released by that principal's approval."""
+    approved = (
+        f"""
+permit(principal, action, resource == Tool::"refund")
+when {{ context.approved && context.approver == "{approver}"
+        && context.arguments.amount <= {APPROVAL_MAX} }};"""
+        if approver
+        else ""
+    )
+    approvers = f'approvers = ["{approver}"]' if approver else ""
     return f"""
 [tools.refund]
 endpoint = "{endpoint_url}/refund"
 idempotent = true
+{approvers}
 policy = '''
 permit(principal, action, resource == Tool::"refund")
 when {{ context.entity has profile && context.entity.profile.tier == "gold"
-        && context.arguments.amount <= {AUTO_APPROVED_MAX} }};
+        && context.arguments.amount <= {AUTO_APPROVED_MAX} }};{approved}
 '''
 approval_policy = '''
 permit(principal, action, resource == Tool::"refund")

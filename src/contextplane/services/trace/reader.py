@@ -37,6 +37,7 @@ DECISION_BYTES_MAX = event.CLIENT_MESSAGE_BYTES_MAX
 # later (CreateTime), or by the broker (LogAppendTime): read from this long before it.
 ID_CLOCK_SKEW_MS = 60_000
 _POLL_S = 0.2
+FETCH_WAIT_MS = 10
 _CLOCK = SystemClock()
 
 # A source record found: its link, topic/partition/offset and timestamp.
@@ -48,16 +49,32 @@ class TraceError(Exception):
 
 
 class Reader:
-    """One consumer, reassigned for each scan or read; every scan ends by the deadline."""
+    """One consumer, reassigned for each scan or read; every scan ends by the deadline.
 
-    def __init__(self, config: dict[str, Any], timeout_s: float, records_max: int) -> None:
-        self._consumer = Consumer(
+    The cluster's metadata is asked once per trace (every topic's partition count, kept
+    for the reader's life: a trace follows links into some ten topics, and each
+    librdkafka lookup takes a metadata round trip of its own); a topic that listing
+    does not name is asked for alone, so its error (authorization, absence) is Kafka's.
+    `consumer` makes the client (a wrapper counts the lookups in a test)."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        timeout_s: float,
+        records_max: int,
+        consumer: Callable[[dict[str, Any]], Any] = Consumer,
+    ) -> None:
+        self._consumer = consumer(
             config
             | {
                 "group.id": f"contextplane-trace-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "isolation.level": "read_committed",
+                # A trace reads to ends it knows and never waits for new records: a fetch
+                # the broker holds at a partition's end (500 ms by default) would hold up
+                # the next link's ListOffsets on the same connection as long.
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
             }
         )
         self._deadline_ms = _CLOCK.monotonic_ms() + timeout_s * 1000
@@ -67,6 +84,8 @@ class Reader:
         self.records_read: dict[str, int] = {}
         # How `find_decision` found the decision: "time" (the id's), "since", "scan".
         self.found_by = "scan"
+        # topic -> its partition count, or why it has none; None: not listed yet.
+        self._topics: dict[str, int | str] | None = None
 
     @property
     def client(self) -> Consumer:
@@ -79,17 +98,28 @@ class Reader:
     def _left_s(self) -> float:
         return max(0.0, (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000)
 
+    def know(self, metadata: Any) -> dict[str, int | str]:
+        """The cluster's metadata of every topic (`list_topics()`), kept: a caller that
+        asked it already saves the reader its lookup."""
+        topics = self._topics = {} if self._topics is None else self._topics
+        for name, found in metadata.topics.items():
+            topics[name] = _count(name, found)
+        return topics
+
     def _partitions(self, topic: str) -> list[int] | str:
-        """The topic's partitions, or why there are none."""
+        """The topic's partitions (Kafka numbers them 0 to count - 1), or why there are
+        none; from the one listing of every topic, else asked for this topic alone."""
         try:
-            metadata = self._consumer.list_topics(topic, timeout=max(1.0, self._left_s()))
-        except KafkaException as exc:
+            topics = self._topics
+            if topics is None:
+                topics = self.know(self._consumer.list_topics(timeout=max(1.0, self._left_s())))
+            if topic not in topics:
+                metadata = self._consumer.list_topics(topic, timeout=max(1.0, self._left_s()))
+                topics[topic] = _count(topic, metadata.topics.get(topic))
+        except KafkaException as exc:  # not kept: a later link may get an answer
             return f"topic {topic}: {exc.args[0].str()}"
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            error = found.error.name() if found is not None else "absent"
-            return f"topic {topic}: {error}"
-        return sorted(found.partitions)
+        count = topics[topic]
+        return count if isinstance(count, str) else list(range(count))
 
     def _watermarks(self, topic: str, partition: int) -> tuple[int, int] | str:
         try:
@@ -213,6 +243,14 @@ class Reader:
             return f"not read within {self._timeout_s:g} s"
         finally:
             self._consumer.unassign()
+
+
+def _count(topic: str, found: Any) -> int | str:
+    """A topic's partition count from its metadata, or why it has none."""
+    if found is None or found.error is not None:
+        error = found.error.name() if found is not None else "absent"
+        return f"topic {topic}: {error}"
+    return len(found.partitions)
 
 
 def find_decision(
