@@ -39,3 +39,15 @@ def java_int(text: str) -> int | None:
     if len(digits) > _DIGITS_MAX:
         return sign * 10**_DIGITS_MAX
     return sign * int(digits or "0")
+
+
+def stored_int(value: str | int) -> int:
+    """A stored integer config (or its default, already a number) as Kafka reads it:
+    int() refuses a text Java reads, such as leading zeros past Python's 4,300-digit
+    limit. ValueError for a text the config's checks would have refused."""
+    if isinstance(value, int):
+        return value
+    number = java_int(value)
+    if number is None:
+        raise ValueError(f"not an integer: {value[:40]!r}")
+    return number

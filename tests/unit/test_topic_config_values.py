@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contextplane.broker.configs import INTEGER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
+from contextplane.java_numbers import stored_int
 
 
 @pytest.mark.parametrize("value", ["0", "0.5", "1", "1.0", "0.01", " 0.25 "])
@@ -80,3 +81,14 @@ def test_every_integer_config_is_a_topic_config() -> None:
 def test_leading_zeros_past_pythons_digit_limit_are_read_as_java_reads_them() -> None:
     assert invalid_topic_config("retention.ms", "0" * 5000 + "7") is None
     assert invalid_topic_config("retention.ms", "-" + "9" * 5000) is not None
+
+
+def test_a_stored_integer_is_read_as_it_was_checked() -> None:
+    """int() refuses leading zeros past Python's digit limit that the checks accept."""
+    accepted = "0" * 5000 + "7"
+    assert invalid_topic_config("segment.ms", accepted) is None
+    assert stored_int(accepted) == 7
+    assert stored_int("\u0661\u0662") == 12
+    assert stored_int(604800000) == 604800000
+    with pytest.raises(ValueError, match="not an integer"):
+        stored_int("1_000")

@@ -40,6 +40,7 @@ from contextplane.coordinators.consumer_group.group_configs import DLQ_COPY_RECO
 from contextplane.coordinators.share_coordinator import ShareKey
 from contextplane.coordinators.share_partition import Undeliverable
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import stored_int
 from contextplane.logsafe import escape
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
@@ -265,7 +266,7 @@ class ShareDeadLetters:
     ) -> None:
         """Append the copies in batches within the topic's max.message.bytes (a record too
         large for it alone goes with its context headers only) and wait until durable."""
-        bytes_max = int(topic_config(target.configs, "max.message.bytes", self._settings))
+        bytes_max = stored_int(topic_config(target.configs, "max.message.bytes", self._settings))
         now = self._clock.wall_ms()
         try:
             out = self._storage.partition(target.name, partition % target.partitions)
