@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from contextplane.broker.configs import INTEGER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
-from contextplane.java_numbers import stored_int
+from contextplane.java_numbers import java_double, stored_int
+from contextplane.settings import Settings
+from contextplane.storage.cleaner import cleaner_config
 
 
 @pytest.mark.parametrize("value", ["0", "0.5", "1", "1.0", "0.01", " 0.25 "])
@@ -13,7 +15,23 @@ def test_a_dirty_ratio_between_zero_and_one_is_accepted(value: str) -> None:
     assert invalid_topic_config("min.cleanable.dirty.ratio", value) is None
 
 
-@pytest.mark.parametrize("value", ["half", "", "-0.1", "1.5", "2", "nan", "inf"])
+@pytest.mark.parametrize(
+    "value",
+    # Java's Double.parseDouble takes a d/f suffix, hexadecimal, NaN (which Range.between
+    # lets through); float() refused them.
+    ["0.5d", "0.5F", "0x1p-1", ".5e0", "NaN", "-0.0", "1e-99999"],
+)
+def test_a_dirty_ratio_java_reads_is_accepted_and_read_by_the_cleaner(value: str) -> None:
+    assert invalid_topic_config("min.cleanable.dirty.ratio", value) is None
+    ratio = cleaner_config({"min.cleanable.dirty.ratio": value}, Settings())
+    assert ratio.min_cleanable_dirty_ratio == java_double(value) or value == "NaN"
+
+
+@pytest.mark.parametrize(
+    "value",
+    # float() took '_', Unicode digits and spaces, "nan" and "inf"; Java does not.
+    ["half", "", "-0.1", "1.5", "2", "nan", "inf", "0.2_5", "\uff10.\uff15", "\u20030.5"],
+)
 def test_a_dirty_ratio_outside_zero_to_one_is_invalid_config(value: str) -> None:
     assert invalid_topic_config("min.cleanable.dirty.ratio", value) == (
         f"Invalid value {value} for configuration min.cleanable.dirty.ratio"

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from contextplane.broker import subject_strategies as subjects
 from contextplane.errors import KafkaError
-from contextplane.java_numbers import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, java_int, java_trim
+from contextplane.java_numbers import (
+    INT_MAX,
+    INT_MIN,
+    LONG_MAX,
+    LONG_MIN,
+    java_double,
+    java_int,
+    java_trim,
+)
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 
@@ -57,12 +65,10 @@ def _integer(name: str) -> Callable[[str], bool]:
 
 
 def _ratio(value: str) -> bool:
-    """A DOUBLE in [0, 1] (Kafka's min.cleanable.dirty.ratio: Range.between(0, 1))."""
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    return 0.0 <= number <= 1.0
+    """A DOUBLE in [0, 1] (Kafka's min.cleanable.dirty.ratio: Range.between(0, 1), which
+    compares with < and >, so NaN passes)."""
+    number = java_double(value)
+    return number is not None and not (number < 0.0 or number > 1.0)
 
 
 def _choice(*options: str) -> Callable[[str], bool]:
