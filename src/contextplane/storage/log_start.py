@@ -25,6 +25,11 @@ from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
 
+# Kafka takes file.delete.delay.ms up to Long.MAX_VALUE; the deletion's due time (now
+# plus the delay) is kept in a 64-bit column, so a longer delay (146 million years: as
+# good as never) is read as this one.
+DELETE_DELAY_MS_MAX = 2**62
+
 
 class LogStart:
     def __init__(
@@ -94,11 +99,13 @@ class LogStart:
 
     def delete_delay_ms(self, topic: str) -> int:
         """How long an object this topic stops referencing is kept (Kafka's topic
-        `file.delete.delay.ms`, by default the broker's `log.segment.delete.delay.ms`)."""
+        `file.delete.delay.ms`, by default the broker's `log.segment.delete.delay.ms`),
+        at most DELETE_DELAY_MS_MAX."""
         configs = self._topic_configs(topic)
-        return stored_int(
+        delay_ms = stored_int(
             configs.get("file.delete.delay.ms", self._settings.log_segment_delete_delay_ms)
         )
+        return min(delay_ms, DELETE_DELAY_MS_MAX)
 
     async def delete_orphans(self, keys: list[str]) -> None:
         """Delete objects that were never referenced (an upload no partition could
