@@ -73,7 +73,8 @@ def _topics(broker: Broker, source: str, dlq: str, enabled: bool | None) -> None
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     topics = [NewTopic(source, 1, 1)]
     if enabled is not None:
-        gate = {"errors.deadletterqueue.group.enable": str(enabled).lower()}
+        # Upper case: Kafka's BOOLEAN takes either case (TRUE was read as false here).
+        gate = {"errors.deadletterqueue.group.enable": str(enabled).upper()}
         topics.append(NewTopic(dlq, 2, 1, config=gate))
     for future in admin.create_topics(topics).values():
         future.result(30)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from contextplane.broker.configs import INTEGER_CONFIGS, TOPIC_CONFIGS, invalid_topic_config
+from contextplane.broker.configs import (
+    INTEGER_CONFIGS,
+    TOPIC_CONFIGS,
+    checked_topic_config,
+    invalid_topic_config,
+    is_true,
+)
 from contextplane.java_numbers import java_double, stored_double, stored_int
 from contextplane.settings import Settings
 from contextplane.storage.cleaner import cleaner_config
@@ -113,3 +119,14 @@ def test_a_stored_integer_is_read_as_it_was_checked() -> None:
     assert stored_double("0.2_5") == 0.25
     with pytest.raises(ValueError):
         stored_int("ten")
+
+
+@pytest.mark.parametrize("value", ["TRUE", "False", " true "])
+def test_a_boolean_in_any_case_is_accepted_and_read_as_kafka_reads_it(value: str) -> None:
+    """Kafka's BOOLEAN is true or false in any case: unclean.leader.election.enable was
+    checked as a choice of lower case, and a dead-letter topic's
+    errors.deadletterqueue.group.enable=TRUE was accepted but read as false."""
+    for name in ("unclean.leader.election.enable", "errors.deadletterqueue.group.enable"):
+        assert invalid_topic_config(name, value) is None
+        stored = checked_topic_config(name, value)
+        assert is_true(stored) == (value.strip().lower() == "true")

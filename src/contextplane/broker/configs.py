@@ -80,6 +80,11 @@ def _boolean(value: str) -> bool:
     return value.lower() in ("true", "false")
 
 
+def is_true(value: str | None) -> bool:
+    """A stored BOOLEAN topic config read as Kafka reads it: `true` in any case."""
+    return value is not None and value.lower() == "true"
+
+
 def _strategy(value: str) -> bool:
     return subjects.parse_strategy(value) is not None
 
@@ -153,7 +158,7 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     ),
     "flush.messages": (_integer("flush.messages"), lambda s: "1"),
     "flush.ms": (_integer("flush.ms"), lambda s: "0"),
-    "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),
+    "unclean.leader.election.enable": (_boolean, lambda s: "false"),
     # Enforced per record on produce. Kafka 4's defaults: any age, at most an hour ahead.
     "message.timestamp.before.max.ms": (
         _integer("message.timestamp.before.max.ms"),

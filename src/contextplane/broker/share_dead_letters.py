@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from contextplane.broker.configs import DLQ_GROUP_ENABLE, topic_config
+from contextplane.broker.configs import DLQ_GROUP_ENABLE, is_true, topic_config
 from contextplane.broker.dead_letters import encoded_header
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.topics import TopicManager, validate_topic_name
@@ -172,9 +172,8 @@ class ShareDeadLetters:
         target = self._topics.topics().get(name)
         if name.startswith("__"):
             problem = REFUSED, "a dead-letter topic cannot start with __"
-        elif (
-            target is not None
-            and topic_config(target.configs, DLQ_GROUP_ENABLE, self._settings) != "true"
+        elif target is not None and not is_true(
+            topic_config(target.configs, DLQ_GROUP_ENABLE, self._settings)
         ):
             problem = REFUSED, f"the topic does not set {DLQ_GROUP_ENABLE}=true"
         elif prefix and not name.startswith(prefix):
