@@ -175,8 +175,9 @@ def test_rejected_and_exhausted_records_are_copied_with_kafkas_headers(cluster: 
         "order-workers",
         {
             "share.auto.offset.reset": "earliest",
-            "errors.deadletterqueue.topic.name": "dlq.orders",
-            "errors.deadletterqueue.copy.record.enable": "true",
+            # Stored as given, read trimmed (Java's trim: NUL too) and in either case.
+            "errors.deadletterqueue.topic.name": " dlq.orders\t",
+            "errors.deadletterqueue.copy.record.enable": "TRUE\x00",
         },
     )
     values = ["job-0", "reject-1", "poison-2", "job-3"]

@@ -40,7 +40,7 @@ from contextplane.coordinators.consumer_group.group_configs import DLQ_COPY_RECO
 from contextplane.coordinators.share_coordinator import ShareKey
 from contextplane.coordinators.share_partition import Undeliverable
 from contextplane.errors import KafkaError
-from contextplane.java_numbers import stored_int
+from contextplane.java_numbers import java_trim, stored_int
 from contextplane.logsafe import escape
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
@@ -153,14 +153,15 @@ class ShareDeadLetters:
     async def __call__(self, taken: list[tuple[ShareKey, list[Undeliverable]]]) -> None:
         for (group_id, topic, partition), records in taken:
             configs = self._group_configs(group_id)
-            name = configs.get(DLQ_TOPIC_NAME, "")
+            # Group configs are stored as given: read trimmed, as Kafka reads them.
+            name = java_trim(configs.get(DLQ_TOPIC_NAME, ""))
             if not name:
                 continue
             target = await self._usable(group_id, name, len(records))
             if target is None:
                 continue
             originals: dict[int, Original] = {}
-            if configs.get(DLQ_COPY_RECORD, "false").strip().lower() == "true":
+            if is_true(java_trim(configs.get(DLQ_COPY_RECORD, "false"))):
                 originals = await self._originals(topic, partition, [r.offset for r in records])
             await self._write(group_id, topic, partition, records, originals, target)
 
