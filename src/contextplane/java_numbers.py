@@ -1,8 +1,10 @@
 """Numbers in config text read as Kafka's ConfigDef reads them (Java's String.trim, then
-Integer.parseInt or Long.parseLong), so a value Kafka refuses is refused here too."""
+Integer.parseInt, Long.parseLong or Double.parseDouble), so a value Kafka refuses is
+refused here too, and one it takes is taken."""
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -11,6 +13,16 @@ LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 # Integer.parseInt's shape: a sign, then digits of any script (Character.digit), and
 # nothing else: Python's int() would also take '_' separators and inner Unicode spaces.
 _JAVA_INT = re.compile(r"[-+]?\d+")
+# Double.parseDouble's grammar (Double.valueOf's documented regex): ASCII digits only, an
+# optional f/F/d/D suffix, hexadecimal with a binary exponent, NaN and Infinity as
+# spelled; Python's float() also takes '_', Unicode digits and spaces, "nan", "inf".
+_JAVA_DOUBLE = re.compile(
+    r"[+-]?(?:NaN|Infinity|(?:"
+    r"(?P<decimal>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<hex>0[xX](?:[0-9a-fA-F]+\.?|[0-9a-fA-F]*\.[0-9a-fA-F]+)[pP][+-]?[0-9]+)"
+    r")[fFdD]?)",
+    re.ASCII,
+)
 # Past any long: more significant digits than this are out of range whatever the sign.
 _DIGITS_MAX = 20
 
@@ -39,3 +51,43 @@ def java_int(text: str) -> int | None:
     if len(digits) > _DIGITS_MAX:
         return sign * 10**_DIGITS_MAX
     return sign * int(digits or "0")
+
+
+def java_double(text: str) -> float | None:
+    """`text` trimmed and read as Java's Double.parseDouble reads it, or None when Java
+    would refuse it (NaN is a double: Kafka's Range.between lets it through)."""
+    trimmed = java_trim(text)
+    match = _JAVA_DOUBLE.fullmatch(trimmed)
+    if match is None:
+        return None
+    if match["hex"] is not None:
+        try:
+            number = float.fromhex(match["hex"])
+        except OverflowError:  # Java's is Infinity
+            number = math.inf
+        return -number if trimmed.startswith("-") else number
+    if match["decimal"] is not None:
+        number = float(match["decimal"])
+        return -number if trimmed.startswith("-") else number
+    return float(trimmed.replace("Infinity", "inf"))
+
+
+def stored_int(value: str | int) -> int:
+    """A stored integer config (or its default, already a number) as Kafka reads it:
+    int() refuses a text Java reads, such as leading zeros past Python's 4,300-digit
+    limit. A text stored before the checks were Java's (`1_000`) is read as int() read
+    it then; ValueError for one neither reads."""
+    if isinstance(value, int):
+        return value
+    number = java_int(value)
+    return int(value) if number is None else number
+
+
+def stored_double(value: str | float) -> float:
+    """A stored DOUBLE config (or its default, already a number) as Kafka reads it:
+    float() refuses what Java reads, such as `0.5d`. A text stored before the check was
+    Java's (`0.2_5`) is read as float() read it then; ValueError for one neither reads."""
+    if isinstance(value, float | int):
+        return float(value)
+    number = java_double(value)
+    return float(value) if number is None else number

@@ -210,6 +210,10 @@ PARTITIONS_PER_REQUEST_MAX = 10_000
 # Metadata records one request may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP:
 # a topic record, a record per partition and per explicit config); more is POLICY_VIOLATION.
 RECORDS_PER_REQUEST_MAX = 10_000
+# The most records a share partition may hold in flight under any setting (the top of
+# group.share.partition.max.record.locks and group.share.max.partition.max.record.locks):
+# a stored share partition is loaded up to it whatever its bound is now.
+SHARE_PARTITION_RECORD_LOCKS_MAX = 10_000
 # Kafka's broker fetch.max.bytes default (55 MiB): the most one Fetch response carries,
 # whatever the request's max_bytes (still at least one batch, KIP-74).
 FETCH_BYTES_MAX = 57_671_680

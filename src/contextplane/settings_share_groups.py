@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contextplane.limits import INT_MAX
+from contextplane.limits import INT_MAX, SHARE_PARTITION_RECORD_LOCKS_MAX
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         "the state kept and stored for it (a group's `share.partition.max.record.locks` "
         "overrides it)",
         low=100,
-        high=10_000,
+        high=SHARE_PARTITION_RECORD_LOCKS_MAX,
     ),
     dict(
         name="group.share.min.partition.max.record.locks",
@@ -175,7 +175,7 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         unit="",
         meaning="the most a share group's `share.partition.max.record.locks` may be set to",
         low=2_000,
-        high=10_000,
+        high=SHARE_PARTITION_RECORD_LOCKS_MAX,
     ),
     dict(
         name="group.share.max.share.sessions",

@@ -73,7 +73,8 @@ def _topics(broker: Broker, source: str, dlq: str, enabled: bool | None) -> None
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     topics = [NewTopic(source, 1, 1)]
     if enabled is not None:
-        gate = {"errors.deadletterqueue.group.enable": str(enabled).lower()}
+        # Upper case: Kafka's BOOLEAN takes either case (TRUE was read as false here).
+        gate = {"errors.deadletterqueue.group.enable": str(enabled).upper()}
         topics.append(NewTopic(dlq, 2, 1, config=gate))
     for future in admin.create_topics(topics).values():
         future.result(30)
@@ -174,8 +175,9 @@ def test_rejected_and_exhausted_records_are_copied_with_kafkas_headers(cluster: 
         "order-workers",
         {
             "share.auto.offset.reset": "earliest",
-            "errors.deadletterqueue.topic.name": "dlq.orders",
-            "errors.deadletterqueue.copy.record.enable": "true",
+            # Stored as given, read trimmed (Java's trim: NUL too) and in either case.
+            "errors.deadletterqueue.topic.name": " dlq.orders\t",
+            "errors.deadletterqueue.copy.record.enable": "TRUE\x00",
         },
     )
     values = ["job-0", "reject-1", "poison-2", "job-3"]

@@ -2,7 +2,10 @@
 (from the harness). Each value goes through CreateTopics with validate_only, and the
 answer (accepted, or INVALID_CONFIG with its message) must be the same on both: Java's
 trim and parseInt/parseLong (no `1_000`, no inner spaces, Unicode digits allowed), the
-INT and LONG ranges, and LogConfig's atLeast floors."""
+INT and LONG ranges, and LogConfig's atLeast floors. `min.cleanable.dirty.ratio` (a DOUBLE,
+Double.parseDouble: a d/f suffix, hexadecimal and NaN taken; '_', Unicode digits and
+"nan" not) and `unclean.leader.election.enable` (a BOOLEAN, either case) are compared by
+acceptance only."""
 
 from __future__ import annotations
 
@@ -35,6 +38,17 @@ CASES = [
     ("message.timestamp.after.max.ms", "0x10"),
 ]
 
+# Compared by acceptance only: DOUBLE (Double.parseDouble) and BOOLEAN (either case).
+RATIO, UNCLEAN = "min.cleanable.dirty.ratio", "unclean.leader.election.enable"
+ACCEPTANCE = [
+    *[
+        (RATIO, value)
+        for value in ("0.5d", "0.5F", "0x1p-1", ".5e0", "NaN", "-0.0", "0.2_5", "nan", "1.5")
+    ],
+    (RATIO, "\uff10.\uff15"),
+    *[(UNCLEAN, value) for value in ("TRUE", "False", " true ", "yes", "1")],
+]
+
 
 def _answers(bootstrap: str) -> list[str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -48,6 +62,14 @@ def _answers(bootstrap: str) -> list[str]:
         except KafkaException as exc:
             error = exc.args[0]
             answers.append(f"{name}={value!r}: {error.name()} {error.str()}")
+    for index, (name, value) in enumerate(ACCEPTANCE):
+        topic = NewTopic(f"accepted-{index}", 1, 1, config={name: value})
+        future = admin.create_topics([topic], validate_only=True, request_timeout=15)
+        try:
+            future[topic.topic].result(30)
+            answers.append(f"{name}={value!r}: accepted")
+        except KafkaException as exc:
+            answers.append(f"{name}={value!r}: {exc.args[0].name()}")
     return answers
 
 

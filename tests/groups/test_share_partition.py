@@ -213,3 +213,20 @@ def test_acknowledgements_are_bounded_by_what_can_be_in_flight() -> None:
     twice = [(0, 1, (AckType.ACCEPT,)), (1, 1, (AckType.RELEASE,))]
     assert p.acknowledge("a", twice, 0) == ErrorCode.invalid_request
     assert p.in_flight[0].state == RecordState.ACQUIRED
+
+
+def test_a_lowered_in_flight_bound_keeps_what_was_stored() -> None:
+    """share.partition.max.record.locks lowered (or its override capped by a lowered
+    group.share.max.partition.max.record.locks) before a restart: the stored records past
+    the new bound were dropped, so acknowledged ones were delivered again and the others
+    started over at delivery count 0. Kafka loads every stored record; the bound holds
+    back only new acquisitions."""
+    p = _partition(max_in_flight=4000)
+    p.acquire("a", range(0, 4000), 4000, now_ms=0)
+    p.acknowledge("a", [(2000, 3999, (AckType.ACCEPT,))], 0)
+    loaded = SharePartition.load(p.start_offset, p.runs(), 5, 100, LOCK_MS)
+    assert loaded.end_offset == 4000
+    assert loaded.acquire("c", range(0, 4000), 10_000, now_ms=0) == [Acquired(0, 1999, 2)]
+    assert loaded.next_fetch_offset() is None  # past the bound: nothing new acquired
+    loaded.acknowledge("c", [(0, 1999, (AckType.ACCEPT,))], 0)
+    assert (loaded.start_offset, loaded.next_fetch_offset()) == (4000, 4000)

@@ -232,3 +232,20 @@ def horizons(data: bytes) -> dict[int, bool]:
         out[header.base_offset] = delete_horizon(header) is not None
         position += header.total_bytes
     return out
+
+
+def test_the_longest_delete_retention_keeps_a_tombstone_without_overflow() -> None:
+    """delete.retention.ms=Long.MAX_VALUE, which Kafka accepts: now plus it is past a
+    batch's 64-bit timestamp, and the rewrite of a batch keeping a tombstone failed (every
+    cleaning of the partition, each round). The horizon is the latest time there is."""
+    data, aborted, _ = build([("plain", [(b"a", b"1"), (b"a", b"2"), (b"b", None)])])
+    index = AbortedIndex(aborted)
+    offset_map = OffsetMap(capacity=1 << 20)
+    map_batches(data, offset_map, index, LIMIT)
+    cleaned = clean_batches(
+        data, offset_map, index, TransactionsSeen(), NOW, 2**63 - 1, LIMIT
+    ).batches
+    header = parse_header(b"".join(cleaned))
+    assert delete_horizon(header) == 2**63 - 1
+    kept = [(r.key, r.value) for r in read_records(b"".join(cleaned), LIMIT)[1]]
+    assert kept == [(b"a", b"2"), (b"b", None)]

@@ -188,3 +188,26 @@ def test_a_cluster_without_an_authorizer_allows_every_caller(tmp_path: Path) -> 
     finally:
         asyncio.run(acls.close())
         broker.stop()
+
+
+def test_a_name_librdkafka_would_change_is_refused(cluster: tuple[AdminClient, str, str]) -> None:
+    """librdkafka ends a setting at a NUL and drops its leading whitespace: "alice\\0x"
+    or " alice" with alice's password logged in as alice, and the registry served the
+    caller as User:alice\\0x or User: alice, principals a DENY of User:alice does not
+    match."""
+    _, _, sasl = cluster
+    logins = ClusterLogins(login_config({"bootstrap.servers": sasl}, "SCRAM-SHA-512"), "_schemas")
+    changed = [
+        ("alice\0x", "alice-secret"),
+        (" alice", "alice-secret"),
+        ("\talice", "alice-secret"),
+        ("\nalice", "alice-secret"),
+        ("alice", "alice-secret\0anything"),
+        ("alice", " alice-secret"),
+    ]
+    try:
+        for user, password in changed:
+            assert not asyncio.run(logins.check(user, password)), (user, password)
+        assert asyncio.run(logins.check("alice", "alice-secret"))
+    finally:
+        logins.close()

@@ -14,7 +14,7 @@ from contextplane.broker import authorization as authz
 from contextplane.broker import authorization_txn as authz_txn
 from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
-from contextplane.broker.configs import retention_configs
+from contextplane.broker.configs import is_true, retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.handlers import (
     acls,
@@ -401,7 +401,7 @@ class Broker:
             registry,
             topics.refresh,
             lambda name: name in topics.topics(),
-            lambda name: topics.configs(name).get("unclean.leader.election.enable") == "true",
+            lambda name: is_true(topics.configs(name).get("unclean.leader.election.enable")),
             settings.node_id,
             settings.broker_heartbeat_interval_ms / 1000,
         )
@@ -412,7 +412,7 @@ class Broker:
             lambda: frozenset(
                 name
                 for name in topics.topics()
-                if topics.configs(name).get("unclean.leader.election.enable") == "true"
+                if is_true(topics.configs(name).get("unclean.leader.election.enable"))
             ),
         )
         if settings.debug_probe_file:

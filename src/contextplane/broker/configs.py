@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from contextplane.broker import subject_strategies as subjects
 from contextplane.errors import KafkaError
-from contextplane.java_numbers import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, java_int, java_trim
+from contextplane.java_numbers import (
+    INT_MAX,
+    INT_MIN,
+    LONG_MAX,
+    LONG_MIN,
+    java_double,
+    java_int,
+    java_trim,
+)
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 
@@ -57,12 +65,10 @@ def _integer(name: str) -> Callable[[str], bool]:
 
 
 def _ratio(value: str) -> bool:
-    """A DOUBLE in [0, 1] (Kafka's min.cleanable.dirty.ratio: Range.between(0, 1))."""
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    return 0.0 <= number <= 1.0
+    """A DOUBLE in [0, 1] (Kafka's min.cleanable.dirty.ratio: Range.between(0, 1), which
+    compares with < and >, so NaN passes)."""
+    number = java_double(value)
+    return number is not None and not (number < 0.0 or number > 1.0)
 
 
 def _choice(*options: str) -> Callable[[str], bool]:
@@ -72,6 +78,11 @@ def _choice(*options: str) -> Callable[[str], bool]:
 def _boolean(value: str) -> bool:
     """Kafka's BOOLEAN: true or false in any case."""
     return value.lower() in ("true", "false")
+
+
+def is_true(value: str | None) -> bool:
+    """A stored BOOLEAN topic config read as Kafka reads it: `true` in any case."""
+    return value is not None and value.lower() == "true"
 
 
 def _strategy(value: str) -> bool:
@@ -147,7 +158,7 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     ),
     "flush.messages": (_integer("flush.messages"), lambda s: "1"),
     "flush.ms": (_integer("flush.ms"), lambda s: "0"),
-    "unclean.leader.election.enable": (_choice("true", "false"), lambda s: "false"),
+    "unclean.leader.election.enable": (_boolean, lambda s: "false"),
     # Enforced per record on produce. Kafka 4's defaults: any age, at most an hour ahead.
     "message.timestamp.before.max.ms": (
         _integer("message.timestamp.before.max.ms"),

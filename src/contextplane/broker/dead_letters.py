@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.broker.configs import DLQ_TOPIC, topic_config
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import stored_int
 from contextplane.logsafe import escape
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
@@ -104,7 +105,7 @@ async def _append(
     target = ctx.topics.topics().get(target_name)
     if target is None:
         raise KafkaError(ErrorCode.unknown_topic_or_partition, f"no topic {target_name}")
-    bytes_max = int(topic_config(target.configs, "max.message.bytes", ctx.settings))
+    bytes_max = stored_int(topic_config(target.configs, "max.message.bytes", ctx.settings))
     batch = await asyncio.get_running_loop().run_in_executor(
         executor,
         dead_letter_batch,

@@ -19,6 +19,7 @@ from contextplane.broker.configs import topic_config
 from contextplane.broker.context import RequestContext
 from contextplane.broker.masking import FieldMasker, Masked, mask_chunks, no_references
 from contextplane.broker.read_receipts import returned_range_of
+from contextplane.java_numbers import stored_int
 from contextplane.logsafe import escape
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
@@ -77,7 +78,7 @@ async def mask_fetch(ctx: RequestContext, targets: list[Target]) -> None:
             # A topic deleted meanwhile is still masked, within the broker's own bound.
             topic = known.get(partition.topic)
             configs = topic.configs if topic is not None else {}
-            batch_max = int(topic_config(configs, "max.message.bytes", ctx.settings))
+            batch_max = stored_int(topic_config(configs, "max.message.bytes", ctx.settings))
             jobs.append((entry, partition.topic, covering, batch_max, wanted.fetch_offset))
     if not jobs:
         return

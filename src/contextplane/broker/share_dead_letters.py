@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from contextplane.broker.configs import DLQ_GROUP_ENABLE, topic_config
+from contextplane.broker.configs import DLQ_GROUP_ENABLE, is_true, topic_config
 from contextplane.broker.dead_letters import encoded_header
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.topics import TopicManager, validate_topic_name
@@ -40,6 +40,7 @@ from contextplane.coordinators.consumer_group.group_configs import DLQ_COPY_RECO
 from contextplane.coordinators.share_coordinator import ShareKey
 from contextplane.coordinators.share_partition import Undeliverable
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import java_trim, stored_int
 from contextplane.logsafe import escape
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
@@ -152,14 +153,15 @@ class ShareDeadLetters:
     async def __call__(self, taken: list[tuple[ShareKey, list[Undeliverable]]]) -> None:
         for (group_id, topic, partition), records in taken:
             configs = self._group_configs(group_id)
-            name = configs.get(DLQ_TOPIC_NAME, "")
+            # Group configs are stored as given: read trimmed, as Kafka reads them.
+            name = java_trim(configs.get(DLQ_TOPIC_NAME, ""))
             if not name:
                 continue
             target = await self._usable(group_id, name, len(records))
             if target is None:
                 continue
             originals: dict[int, Original] = {}
-            if configs.get(DLQ_COPY_RECORD, "false").strip().lower() == "true":
+            if is_true(java_trim(configs.get(DLQ_COPY_RECORD, "false"))):
                 originals = await self._originals(topic, partition, [r.offset for r in records])
             await self._write(group_id, topic, partition, records, originals, target)
 
@@ -171,9 +173,8 @@ class ShareDeadLetters:
         target = self._topics.topics().get(name)
         if name.startswith("__"):
             problem = REFUSED, "a dead-letter topic cannot start with __"
-        elif (
-            target is not None
-            and topic_config(target.configs, DLQ_GROUP_ENABLE, self._settings) != "true"
+        elif target is not None and not is_true(
+            topic_config(target.configs, DLQ_GROUP_ENABLE, self._settings)
         ):
             problem = REFUSED, f"the topic does not set {DLQ_GROUP_ENABLE}=true"
         elif prefix and not name.startswith(prefix):
@@ -265,7 +266,7 @@ class ShareDeadLetters:
     ) -> None:
         """Append the copies in batches within the topic's max.message.bytes (a record too
         large for it alone goes with its context headers only) and wait until durable."""
-        bytes_max = int(topic_config(target.configs, "max.message.bytes", self._settings))
+        bytes_max = stored_int(topic_config(target.configs, "max.message.bytes", self._settings))
         now = self._clock.wall_ms()
         try:
             out = self._storage.partition(target.name, partition % target.partitions)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
+from contextplane.limits import SHARE_PARTITION_RECORD_LOCKS_MAX
 from contextplane.protocol.error_codes import ErrorCode
 
 
@@ -114,12 +115,16 @@ class SharePartition:
         lock_duration_ms: int,
     ) -> SharePartition:
         """A partition as stored: locks are not, so what was ACQUIRED is AVAILABLE again
-        (its delivery count kept, as Kafka's share coordinator keeps it)."""
+        (its delivery count kept, as Kafka's share coordinator keeps it). Every stored
+        record is loaded, more than `max_in_flight` too (the bound was lowered since: it
+        holds back only new acquisitions, as in Kafka; a record dropped here would be
+        delivered again from count 0, acknowledged or not), up to the most any setting
+        allows (a stored run is never walked past it)."""
         partition = cls(start_offset, delivery_limit, max_in_flight, lock_duration_ms)
         for run in runs:
             state = RecordState.AVAILABLE if run.state == RecordState.ACQUIRED else run.state
             for offset in range(max(run.first_offset, start_offset), run.last_offset + 1):
-                if len(partition.in_flight) >= max_in_flight:
+                if len(partition.in_flight) >= SHARE_PARTITION_RECORD_LOCKS_MAX:
                     break
                 partition.in_flight[offset] = InFlight(state, run.delivery_count)
                 partition.end_offset = max(partition.end_offset, offset + 1)
@@ -226,8 +231,9 @@ class SharePartition:
             if first > last or not types or (len(types) != 1 and len(types) != last - first + 1):
                 return ErrorCode.invalid_request
             span += last - first + 1
-            if span > self.max_in_flight:
-                return ErrorCode.invalid_record_state  # more than can be held
+            # More than can be held (a lowered bound still holds what was loaded).
+            if span > max(self.max_in_flight, len(self.in_flight)):
+                return ErrorCode.invalid_record_state
             for index, offset in enumerate(range(first, last + 1)):
                 raw = types[0] if len(types) == 1 else types[index]
                 try:

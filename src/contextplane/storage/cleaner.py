@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from contextplane.clock import Clock
+from contextplane.java_numbers import stored_double, stored_int
 from contextplane.metadata.records import RangeCommit, RangeRecord, RangeSwap
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
@@ -112,20 +113,20 @@ def cleaner_config(configs: dict[str, str], settings: Settings) -> CleanerConfig
     """The topic's cleaning configs; the broker's log.cleaner.* defaults where it sets none
     (as Kafka's LogConfig falls back to them)."""
     return CleanerConfig(
-        min_cleanable_dirty_ratio=float(
+        min_cleanable_dirty_ratio=stored_double(
             configs.get("min.cleanable.dirty.ratio", settings.log_cleaner_min_cleanable_ratio)
         ),
-        min_compaction_lag_ms=int(
+        min_compaction_lag_ms=stored_int(
             configs.get("min.compaction.lag.ms", settings.log_cleaner_min_compaction_lag_ms)
         ),
-        max_compaction_lag_ms=int(
+        max_compaction_lag_ms=stored_int(
             configs.get("max.compaction.lag.ms", settings.log_cleaner_max_compaction_lag_ms)
         ),
-        delete_retention_ms=int(
+        delete_retention_ms=stored_int(
             configs.get("delete.retention.ms", settings.log_cleaner_delete_retention_ms)
         ),
-        segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
-        segment_ms=int(configs.get("segment.ms", settings.segment_ms)),
+        segment_bytes=stored_int(configs.get("segment.bytes", settings.segment_bytes)),
+        segment_ms=stored_int(configs.get("segment.ms", settings.segment_ms)),
     )
 
 

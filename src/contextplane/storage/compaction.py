@@ -31,6 +31,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from contextplane.java_numbers import LONG_MAX
 from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.control_records import marker_type
 from contextplane.protocol.record_codec import (
@@ -159,7 +160,9 @@ def clean_batches(
     """The batches of one range that survive cleaning (see the module doc)."""
     out: list[bytes] = []
     changed = False
-    new_horizon = now_ms + delete_retention_ms
+    # A batch's base timestamp is 64 bits: a delete.retention.ms near Long.MAX_VALUE (which
+    # Kafka accepts) keeps the tombstone until the latest time there is.
+    new_horizon = min(now_ms + delete_retention_ms, LONG_MAX)
     for batch in iter_batches(data):
         header, records = read_records(batch, limit)
         horizon = delete_horizon(header)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from contextplane.clock import Clock
+from contextplane.java_numbers import stored_int
 from contextplane.metadata.store import MetadataStore
 from contextplane.settings import Settings
 from contextplane.storage.block_cache import BlockCache
@@ -23,6 +24,11 @@ from contextplane.storage.retention import may_delete, retention_start
 from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
+
+# Kafka takes file.delete.delay.ms up to Long.MAX_VALUE; the deletion's due time (now
+# plus the delay) is kept in a 64-bit column, so a longer delay (146 million years: as
+# good as never) is read as this one.
+DELETE_DELAY_MS_MAX = 2**62
 
 
 class LogStart:
@@ -63,8 +69,8 @@ class LogStart:
         settings = self._settings
         for partition in list(self._partitions()):
             configs = self._topic_configs(partition.topic)
-            retention_ms = int(configs.get("retention.ms", settings.retention_ms))
-            retention_bytes = int(configs.get("retention.bytes", settings.retention_bytes))
+            retention_ms = stored_int(configs.get("retention.ms", settings.retention_ms))
+            retention_bytes = stored_int(configs.get("retention.bytes", settings.retention_bytes))
             ranges = partition.index.loaded_ranges
             if ranges is None:
                 if not may_delete(partition.index.stats, now_ms, retention_ms, retention_bytes):
@@ -77,8 +83,8 @@ class LogStart:
                 now_ms,
                 retention_ms=retention_ms,
                 retention_bytes=retention_bytes,
-                segment_bytes=int(configs.get("segment.bytes", settings.segment_bytes)),
-                segment_ms=int(configs.get("segment.ms", settings.segment_ms)),
+                segment_bytes=stored_int(configs.get("segment.bytes", settings.segment_bytes)),
+                segment_ms=stored_int(configs.get("segment.ms", settings.segment_ms)),
             )
             if new_start is not None and new_start > partition.log_start_offset:
                 await self.advance(partition, new_start)
@@ -93,9 +99,13 @@ class LogStart:
 
     def delete_delay_ms(self, topic: str) -> int:
         """How long an object this topic stops referencing is kept (Kafka's topic
-        `file.delete.delay.ms`, by default the broker's `log.segment.delete.delay.ms`)."""
+        `file.delete.delay.ms`, by default the broker's `log.segment.delete.delay.ms`),
+        at most DELETE_DELAY_MS_MAX."""
         configs = self._topic_configs(topic)
-        return int(configs.get("file.delete.delay.ms", self._settings.log_segment_delete_delay_ms))
+        delay_ms = stored_int(
+            configs.get("file.delete.delay.ms", self._settings.log_segment_delete_delay_ms)
+        )
+        return min(delay_ms, DELETE_DELAY_MS_MAX)
 
     async def delete_orphans(self, keys: list[str]) -> None:
         """Delete objects that were never referenced (an upload no partition could

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from contextplane.clock import Clock
+from contextplane.java_numbers import stored_int
 from contextplane.limits import OBJECT_COMPACTION_SPAN_GAP_BYTES
 from contextplane.metadata.records import (
     CompactedObject,
@@ -87,8 +88,8 @@ def retention_of(configs: dict[str, str], settings: Settings) -> tuple[int, int]
     if "delete" not in [item.strip() for item in policy.split(",")]:
         return -1, -1
     return (
-        int(configs.get("retention.ms", settings.retention_ms)),
-        int(configs.get("retention.bytes", settings.retention_bytes)),
+        stored_int(configs.get("retention.ms", settings.retention_ms)),
+        stored_int(configs.get("retention.bytes", settings.retention_bytes)),
     )
 
 
@@ -168,8 +169,8 @@ class ObjectCompactor:
             led[partition.stream_id] = partition
             layouts[partition.stream_id] = StreamLayout(
                 list(ranges),
-                int(configs.get("segment.bytes", settings.segment_bytes)),
-                int(configs.get("segment.ms", settings.segment_ms)),
+                stored_int(configs.get("segment.bytes", settings.segment_bytes)),
+                stored_int(configs.get("segment.ms", settings.segment_ms)),
                 *retention_of(configs, settings),
             )
         if not layouts:

@@ -17,6 +17,7 @@ from contextplane.broker.handlers.produce import ACK_WAIT_MIN_MS
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.pipeline import Route
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import stored_int
 from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import split_batches
@@ -79,7 +80,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes) -> list
         raise KafkaError(ErrorCode.invalid_topic_exception, f"{topic} is internal")
     partition = ctx.log.partition(topic, index)  # UNKNOWN_TOPIC_OR_PARTITION if not led here
     configs = ctx.topics.topics()[topic].configs
-    batch_bytes_max = int(topic_config(configs, "max.message.bytes", ctx.settings))
+    batch_bytes_max = stored_int(topic_config(configs, "max.message.bytes", ctx.settings))
     admission = ctx.log.admission()
     if admission.refusal is not None:
         raise KafkaError(ErrorCode.kafka_storage_error, admission.refusal)

@@ -29,6 +29,7 @@ from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.schema_validation import check_schema_ids
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
+from contextplane.java_numbers import stored_int
 from contextplane.logsafe import escape
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_response import CURRENT_LEADER_FROM, encode_produce_response
@@ -305,7 +306,7 @@ def _checked_batch(
 ) -> _Batch:
     """The partition's one batch with its header and CRC checked (records not yet)."""
     configs = ctx.topics.topics()[topic].configs
-    batch_bytes_max = int(_topic_config(ctx, configs, "max.message.bytes"))
+    batch_bytes_max = stored_int(_topic_config(ctx, configs, "max.message.bytes"))
     batches = split_batches(records or b"", batch_bytes_max)
     if len(batches) != 1:
         raise KafkaError(
@@ -320,8 +321,12 @@ def _checked_batch(
         topic_partition=f"{topic}-{entry['index']}",
         compacted="compact" in _topic_config(ctx, configs, "cleanup.policy"),
         log_append_time=append_time,
-        timestamp_before_max_ms=int(_topic_config(ctx, configs, "message.timestamp.before.max.ms")),
-        timestamp_after_max_ms=int(_topic_config(ctx, configs, "message.timestamp.after.max.ms")),
+        timestamp_before_max_ms=stored_int(
+            _topic_config(ctx, configs, "message.timestamp.before.max.ms")
+        ),
+        timestamp_after_max_ms=stored_int(
+            _topic_config(ctx, configs, "message.timestamp.after.max.ms")
+        ),
         decompressed_bytes_max=batch_bytes_max * ratio,
     )
     return _Batch(topic, entry, partition, header, batch, policy, append_time)

@@ -9,6 +9,11 @@ once), at most CACHE_ENTRIES of them, keyed by an HMAC of user and password unde
 of this process (no password is kept). One login at a time per user and LOGINS_AT_ONCE
 at all: a flood of wrong passwords for one user waits its turn, and costs the cluster one
 login per distinct password at a time.
+
+A user name or password librdkafka would not send as given is refused unasked: it ends a
+setting at a NUL and drops leading whitespace, so "alice\\0x" or " alice" with alice's
+password would log in as alice while the registry named the caller by what it was sent,
+a principal no DENY of User:alice matches.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ LOGIN_CACHE_S = 60.0
 REFUSAL_CACHE_S = 2.0
 CACHE_ENTRIES = 10_000
 LOGINS_AT_ONCE = 4
+# What librdkafka strips from the start of a setting (C isspace).
+_LEADING_SPACE = " \t\n\v\f\r"
 # The longest a login may wait for the cluster (librdkafka reports a refused login at
 # once; this bounds a cluster that does not answer).
 LOGIN_TIMEOUT_S = 10.0
@@ -41,6 +48,11 @@ LOGIN_TIMEOUT_S = 10.0
 class _Answer:
     accepted: bool
     expires_ms: int
+
+
+def _sent_as_given(text: str) -> bool:
+    """Would librdkafka's login carry `text` unchanged?"""
+    return "\0" not in text and not text.startswith(tuple(_LEADING_SPACE))
 
 
 def login_config(registry_config: dict[str, str], mechanism: str) -> dict[str, str]:
@@ -73,6 +85,8 @@ class ClusterLogins:
     async def check(self, user: str, password: str) -> bool:
         """Does the cluster accept this user's password? False also when it could not be
         asked (logged, not cached)."""
+        if not (_sent_as_given(user) and _sent_as_given(password)):
+            return False
         digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         known = self._cached(digest)
         if known is not None:
