@@ -107,7 +107,10 @@ def test_a_stop_with_the_store_frozen_keeps_the_wal_and_the_restart_loses_nothin
             broker.stop()  # gives up uploading at shutdown.timeout.ms
         finally:
             store.thaw()
-        assert wal_objects(store, prefix) == written
+        # Nothing deleted. A WAL append the stop issued into the frozen store may still
+        # land after the thaw (the store read the request from its socket later): the
+        # object WAL's recovery takes it or drops it as superseded, as any failed PUT.
+        assert set(written) <= set(wal_objects(store, prefix))
         broker.start(timeout_s=60)
         assert replayed(broker), "the restart replayed nothing from the object WAL"
         verify_log(broker.bootstrap, acked, sizes)
