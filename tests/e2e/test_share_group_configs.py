@@ -112,7 +112,10 @@ def test_isolation_level_and_lock_duration_are_the_groups(broker: InProcessBroke
         _gather(rescuer, rescued, len(committed), "the held records came back")
         assert _members(broker, "committed-readers") == 2
         assert {d.value for d in rescued} == committed
-        assert all(d.count == 2 for d in rescued)
+        # Redelivered, so only by the group's lock: the broker's would hold them an hour.
+        # More than 2 when the holder's own next fetch took them back after an expiry
+        # before the rescuer's JVM had joined (a loaded machine).
+        assert all(d.count >= 2 for d in rescued)
         # A read_uncommitted group gets the aborted transaction's records too.
         everything: list[Delivery] = []
         _gather(everyone, everything, len(committed) + 2, "the uncommitted reader got all")
