@@ -4,6 +4,7 @@ refused here too, and one it takes is taken."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -72,6 +73,9 @@ def java_double(text: str) -> float | None:
     return float(trimmed.replace("Infinity", "inf"))
 
 
+# Produce reads a topic's integer configs for every batch: a config's few texts are
+# parsed once, not per batch.
+@functools.lru_cache(maxsize=4096)
 def stored_int(value: str | int) -> int:
     """A stored integer config (or its default, already a number) as Kafka reads it:
     int() refuses a text Java reads, such as leading zeros past Python's 4,300-digit
