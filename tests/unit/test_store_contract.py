@@ -184,6 +184,18 @@ def test_one_streams_ranges_and_every_streams_summary(engine: SqlEngine) -> None
     assert [r.base_offset for r in engine.ranges_of(stream)] == [10]
 
 
+def test_a_summary_counts_two_or_more_ranges_as_two(engine: SqlEngine) -> None:
+    # Start-up reads each partition's first and last range only, so it does not grow
+    # with the rows retained; retention and the cleaner ask only 0, 1 or "two or more".
+    stream, epoch = led_stream(engine)
+    for number in range(5):
+        ranges = [RangeCommit(stream, 10 * number, 10 * number + 10, 0, 100, 100 + number)]
+        engine.commit_object(ObjectCommit(f"o{number}", 100, 1_000, ranges, {stream: epoch}, {}))
+    assert engine.range_summaries() == {stream: RangeSummary(stream, 50, -1, 2, 100)}
+    engine.advance_log_start(stream, 40, 5_000)
+    assert engine.range_summaries() == {stream: RangeSummary(stream, 50, -1, 1, 104)}
+
+
 def test_object_usage_counts_objects_in_all_and_per_topic(engine: SqlEngine) -> None:
     assert engine.object_usage() == ObjectUsage(0, 0, {})
     stream, epoch = led_stream(engine, "a")

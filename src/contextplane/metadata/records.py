@@ -99,7 +99,7 @@ class RangeSummary:
     stream_id: int
     end_offset: int  # exclusive end of its last range
     retained_bytes: int  # -1: unknown (summing sizes reads every row)
-    range_count: int
+    range_count: int  # 1, or 2 for two or more (start-up seeks the first and last only)
     first_max_timestamp: int  # max_timestamp of its first (oldest) range
 
 

@@ -413,19 +413,25 @@ class SqlEngine(
         return [RangeRecord(*row) for row in rows]
 
     def range_summaries(self) -> dict[int, RangeSummary]:
-        """Every stream's `RangeSummary` (streams without ranges are left out), in one
-        grouped query over the primary key's index alone (count, first and last base
-        offset), then two primary-key lookups a stream; retained bytes would need every
-        row and are left unknown (-1)."""
+        """Every partition's `RangeSummary` (partitions without ranges are left out): its
+        first and last range found by two primary-key seeks a partition, so start-up
+        does not grow with the rows retained (a GROUP BY over the ranges read all 1.28
+        million rows of 100 GiB: seconds). `range_count` is therefore 1 or 2, two
+        meaning "two or more" (retention and the cleaner ask no more); retained bytes
+        would need every row and are left unknown (-1)."""
         rows = self._db.execute(
-            "SELECT g.stream_id, l.end_offset, g.count, f.max_timestamp FROM"
-            " (SELECT stream_id, COUNT(*) AS count, MIN(base_offset) AS first_base,"
-            " MAX(base_offset) AS last_base FROM ranges GROUP BY stream_id) g"
-            " JOIN ranges f ON f.stream_id = g.stream_id AND f.base_offset = g.first_base"
-            " JOIN ranges l ON l.stream_id = g.stream_id AND l.base_offset = g.last_base"
+            "SELECT s.stream_id, l.end_offset, s.first_base = s.last_base, f.max_timestamp"
+            " FROM (SELECT p.stream_id,"
+            " (SELECT r.base_offset FROM ranges r WHERE r.stream_id = p.stream_id"
+            " ORDER BY r.base_offset LIMIT 1) AS first_base,"
+            " (SELECT r.base_offset FROM ranges r WHERE r.stream_id = p.stream_id"
+            " ORDER BY r.base_offset DESC LIMIT 1) AS last_base FROM partitions p) s"
+            " JOIN ranges f ON f.stream_id = s.stream_id AND f.base_offset = s.first_base"
+            " JOIN ranges l ON l.stream_id = s.stream_id AND l.base_offset = s.last_base"
         ).fetchall()
         return {
-            int(r[0]): RangeSummary(int(r[0]), int(r[1]), -1, int(r[2]), int(r[3])) for r in rows
+            int(r[0]): RangeSummary(int(r[0]), int(r[1]), -1, 1 if r[2] else 2, int(r[3]))
+            for r in rows
         }
 
     @write
