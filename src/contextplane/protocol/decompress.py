@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from types import ModuleType
@@ -177,12 +178,13 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
     position = 6 + (8 if flg & 0x08 else 0)
     if position >= len(payload):
         raise DecompressionError("lz4 frame header is truncated")
-    if payload[position] != (xxh32(bytes(payload[4:position])) >> 8) & 0xFF:
+    if payload[position] != _descriptor_checksum(bytes(payload[4:position])):
         raise DecompressionError("lz4 frame descriptor checksum mismatch")
     position += 1
     # Never more output room than the limit leaves: a block that does not fit is refused
     # as too large (it may also be corrupt; the batch is refused either way).
-    out = bytearray(min(block_max, limit + 1))
+    out_bytes = min(block_max, limit + 1)
+    out = _block_buffer(out_bytes)
     produced = 0
     while True:
         if position + 4 > len(payload):
@@ -197,7 +199,7 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
             raise DecompressionError("lz4 block size is invalid")
         block = payload[position : position + size]
         position += size + (4 if block_checksum else 0)
-        room = min(len(out), limit + 1 - produced)
+        room = min(out_bytes, limit + 1 - produced)
         if stored:
             if size > room:
                 raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
@@ -218,6 +220,30 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
         if produced > limit:
             raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
         yield from _slices(data, chunk_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def _descriptor_checksum(descriptor: bytes) -> int:
+    """The frame descriptor's checksum byte: a client sends the same two descriptor bytes
+    in every batch, and the pure-Python hash cost more than decompressing a small one."""
+    return (xxh32(descriptor) >> 8) & 0xFF
+
+
+# A block's output buffer, kept per thread for the usual block sizes (64 KiB from
+# librdkafka and the Java client): zero-filling a new one for every batch cost more than
+# decompressing a small batch. Safe to share within a thread because each block's output
+# is copied out before the generator yields. Larger blocks (up to 4 MiB) get their own.
+_REUSED_BLOCK_BYTES_MAX = 256 * 1024
+_buffers = threading.local()
+
+
+def _block_buffer(size: int) -> bytearray:
+    if size > _REUSED_BLOCK_BYTES_MAX:
+        return bytearray(size)
+    buffer: bytearray | None = getattr(_buffers, "block", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _buffers.block = bytearray(_REUSED_BLOCK_BYTES_MAX)
+    return buffer
 
 
 _P1, _P2, _P3, _P4, _P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
