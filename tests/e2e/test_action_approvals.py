@@ -27,6 +27,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -259,6 +260,72 @@ def test_only_the_tools_approver_releases_the_call_and_only_once(
             client.close()
         running.stop()
         endpoint.close()
+
+
+def test_an_acl_changed_after_the_start_is_read_at_the_next_approval(
+    secured: BrokerProcess, tmp_path: Path
+) -> None:
+    endpoint = CountingEndpoint(honours_key=True)
+    tools = tools_file(tmp_path, endpoint.url, approvers=True)
+    grant(secured)
+    running = secured_executor(secured, tools, tmp_path).start()
+    clients = {
+        user: ActionsClient(secured.bootstrap, running.url, login(secured, user))
+        for user in ("copilot", "alice", "mallory")
+    }
+    copilot, alice, mallory = clients["copilot"], clients["alice"], clients["mallory"]
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap, **login(secured, "admin")})
+    alices_topic = "copilot.approvals.alice"
+    widened = allow("User:mallory", AclOperation.WRITE, ResourceType.TOPIC, alices_topic)
+    try:
+        waiting = copilot.call("refund", {"account": "a2", "amount": 500}, "refund-2")
+        assert waiting.state == "awaiting-approval"
+        hash_ = waiting.entry["request_hash"]
+
+        # Granted after the executor started: mallory may now write alice's topic, and the
+        # broker takes her approval; the executor, reading the ACLs again, does not.
+        for future in admin.create_acls([widened]).values():
+            future.result(TIMEOUT_S)
+        forged = approve_once_writable(mallory, "refund-2", hash_)
+        assert forged.state == "refused"
+        assert "User:mallory may write copilot.approvals.alice" in forged.entry["reason"]
+        assert endpoint.requests["refund-2"] == 0
+
+        # The grant removed, alice's own approval releases the call.
+        mallorys = AclBindingFilter(
+            ResourceType.TOPIC,
+            alices_topic,
+            ResourcePatternType.LITERAL,
+            "User:mallory",
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.ALLOW,
+        )
+        for future in admin.delete_acls([mallorys]).values():
+            future.result(TIMEOUT_S)
+        approved = alice.approve("User:alice", "refund-2", hash_)
+        assert approved.state == "done", approved.entry
+        assert approved.entry["approved_by"] == "User:alice"
+        assert (endpoint.requests["refund-2"], endpoint.effects["refund-2"]) == (1, 1)
+    finally:
+        for client in clients.values():
+            client.close()
+        running.stop()
+        endpoint.close()
+
+
+def approve_once_writable(client: ActionsClient, key: str, hash_: str) -> Any:
+    """Alice's approval, by `client`, produced as soon as the broker's authorizer lets it."""
+
+    def attempt() -> Any:
+        try:
+            return client.approve("User:alice", key, hash_, wait_s=15)
+        except ActionsClientError as exc:
+            if "authorization failed" not in str(exc).lower():
+                raise
+            return None
+
+    return wait_until(attempt, TIMEOUT_S, "the broker lets the new grant write")
 
 
 def test_an_approved_call_killed_mid_call_is_resumed_once_on_restart(

@@ -91,6 +91,28 @@ def test_expired_keys_are_old_settled_and_of_owned_partitions() -> None:
     assert len(index.expired(1_000, owned, 2)) == 2
 
 
+@pytest.mark.parametrize("retention_ms", [1_500, 86_400_000])
+def test_an_approval_stops_releasing_a_margin_before_the_sweep(retention_ms: int) -> None:
+    """An entry the sweep of another executor may tombstone any moment (it crosses the
+    horizon) is no longer released by an approval: no approval races the sweep."""
+    now = 10**12
+    margin = min(ledger.APPROVAL_MARGIN_MS_MAX, retention_ms // 4)
+    horizon = ledger.approval_horizon_ms(now, retention_ms)
+    assert horizon == now - retention_ms + margin
+    owned = {(ledger.REQUESTS_TOPIC, 0)}
+    at = {"topic": ledger.REQUESTS_TOPIC, "partition": 0, "offset": 1}
+    index = LedgerIndex()
+    for n, age in enumerate([retention_ms - margin // 2, retention_ms - margin - 1]):
+        entry = {"state": "awaiting-approval", "at_ms": now - age, "request": at}
+        index.apply(ledger.call_key(f"age-{age}"), ledger.encode_entry(entry), n)
+    near = {"state": "awaiting-approval", "at_ms": now - (retention_ms - margin // 2)}
+    inside = {"state": "awaiting-approval", "at_ms": now - (retention_ms - margin - 1)}
+    assert ledger.written_before(near, horizon)  # refused, though not yet swept:
+    assert not index.expired(now - retention_ms, owned, 100)
+    assert not ledger.written_before(inside, horizon)
+    assert ledger.approval_horizon_ms(now, 0) is None  # keys kept for ever
+
+
 def _binding(
     principal: str,
     operation: AclOperation,

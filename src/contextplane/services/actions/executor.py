@@ -130,6 +130,7 @@ class Executor:
             self._consumer,
             self._stopping,
         )
+        self._admin: AdminClient | None = None  # set by start: the approvals topics' ACLs
         self.failure: str | None = None
         self.calls_made = 0
 
@@ -138,7 +139,7 @@ class Executor:
     def start(self) -> None:
         """Create the topics if missing, fence earlier incarnations of the transactional
         id, rebuild the index from the ledger, join the group."""
-        admin = AdminClient(self._common)
+        admin = self._admin = AdminClient(self._common)
         self._create_topics(admin)
         problems = check_approval_acls(admin, self._approvers_by_topic, self._config.timeout_s)
         if problems:
@@ -230,13 +231,15 @@ class Executor:
         self._ledger_reader.close()
 
     def _step(self) -> None:
+        # Before the poll: the consumer's position is then that of the last request
+        # handled, which the sweep's transaction commits again (see _expire).
+        self._expire()
         message = self._consumer.poll(READ_WAIT_S)
         if self._catch_up.is_set():
             self._catch_up.clear()
             self._read_ledger_to_end()
         else:
             self._read_ledger(0)
-        self._expire()
         if message is None:
             return
         error = message.error()
@@ -357,7 +360,7 @@ class Executor:
             (ledger.LEDGER_TOPIC, ledger.call_key(request.key), started),
         ]
         try:
-            self._transact(records, _offset(message, message.offset()))
+            self._transact(records, [_offset(message, message.offset())])
         except AbortedError:
             self._read_again(message)
             return
@@ -398,6 +401,8 @@ class Executor:
         self._read_ledger_to_end()  # the call's entry may be another executor's, just written
         held = self.index.get(ledger.call_key(got.key))
         why = self._why_not_approved(got, approver, held, where)
+        if why is None and held is not None and held.get("state") != ledger.STARTED:
+            why = self._acl_problem(message.topic(), approver)  # a release, not a resume
         if why is None:
             assert held is not None
             request = read_request(
@@ -450,10 +455,20 @@ class Executor:
             return "the awaiting entry does not hold its request: produce the request again"
         return None
 
+    def _acl_problem(self, topic: str, approver: str) -> str | None:
+        """The approvals topic's ACLs read again before each release (one DescribeAcls):
+        one changed since the start check (a grant to another principal, the approver's
+        own removed) refuses the approval rather than take its writer for the approver."""
+        assert self._admin is not None, "started"
+        problems = check_approval_acls(self._admin, {topic: approver}, self._config.timeout_s)
+        if not problems:
+            return None
+        return "the ACLs no longer attest the approver: " + "; ".join(problems)
+
     def _expired(self, entry: dict[str, Any]) -> bool:
-        retention = self._config.key_retention_ms
-        at_ms = entry.get("at_ms")
-        return retention > 0 and isinstance(at_ms, int) and at_ms < _now_ms() - retention
+        """Past the key retention for an approval: a margin before the sweep's horizon."""
+        horizon = ledger.approval_horizon_ms(_now_ms(), self._config.key_retention_ms)
+        return horizon is not None and ledger.written_before(entry, horizon)
 
     # -- key retention -------------------------------------------------------------------
 
@@ -461,20 +476,55 @@ class Executor:
         """Tombstones for the entries of owned partitions older than the key retention
         (swept at most every SWEEP_EVERY_MS, or a quarter of the retention): the compacted
         ledger and this index keep only the horizon's keys. A request for a key tombstoned
-        is a new call."""
+        is a new call.
+
+        The transaction also commits the group offsets of the partitions whose keys it
+        tombstones, at the consumer's position (what the last request handled committed:
+        no offset moves). That fences it as KIP-447 fences a zombie: a member that lost a
+        partition without having seen the revocation yet is refused by the group
+        coordinator (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) and the
+        tombstones are aborted; the new owner's offset fetch waits while the transaction
+        is open, so it reads the tombstones before it writes any entry of those keys."""
         retention = self._config.key_retention_ms
         now = _now_ms()
         if retention <= 0 or now < self._next_sweep_ms:
             return
         self._next_sweep_ms = now + min(SWEEP_EVERY_MS, max(retention // 4, 1))
+        # Entries another executor wrote just now (an approval released) are seen first.
+        self._read_ledger_to_end()
         keys = self.index.expired(now - retention, self._owned, TOMBSTONES_MAX)
         if not keys:
             return
+        positions = self._positions({ledger.source(key, self.index.get(key) or {}) for key in keys})
+        keys = [k for k in keys if ledger.source(k, self.index.get(k) or {}) in positions]
+        if not keys:
+            return
         log.info("tombstoning %d ledger keys older than %d ms", len(keys), retention)
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in sorted(positions.items())]
         try:
-            self._transact([(ledger.LEDGER_TOPIC, key, None) for key in keys], None)
+            self._transact([(ledger.LEDGER_TOPIC, key, None) for key in keys], offsets)
         except AbortedError:
             self._next_sweep_ms = now  # the next step tries again
+
+    def _positions(self, partitions: set[tuple[str, int] | None]) -> dict[tuple[str, int], int]:
+        """The consumer's position of each partition, else (nothing read since it was
+        assigned) its committed offset; a partition with neither is left out (its keys
+        wait for a later sweep)."""
+        asked = [TopicPartition(t, p) for t, p in sorted(p for p in partitions if p)]
+        found: dict[tuple[str, int], int] = {}
+        try:
+            for tp in self._consumer.position(asked):
+                if tp.error is None and tp.offset >= 0:
+                    found[(tp.topic, tp.partition)] = tp.offset
+            unread = [tp for tp in asked if (tp.topic, tp.partition) not in found]
+            if unread:
+                for tp in self._consumer.committed(unread, timeout=self._config.timeout_s):
+                    if tp.error is None and tp.offset >= 0:
+                        found[(tp.topic, tp.partition)] = tp.offset
+        except KafkaException as exc:
+            log.warning("the sweep waits: reading the group's positions: %s", exc)
+            return {}
+        return found
 
     def _evaluation_event(
         self, request: Request, evaluation: Evaluation, context_read: dict[str, Any] | None
@@ -552,7 +602,7 @@ class Executor:
         final and only commits the offset)."""
         record: Record = (ledger.LEDGER_TOPIC, ledger.call_key(entry["key"]), entry)
         deadline = _CLOCK.monotonic_ms() / 1000 + OUTAGE_S
-        with_offset: TopicPartition | None = _offset(message, message.offset() + 1)
+        with_offset = [_offset(message, message.offset() + 1)]
         while True:
             try:
                 self._transact([record], with_offset)
@@ -561,13 +611,13 @@ class Executor:
                 if _CLOCK.monotonic_ms() / 1000 > deadline:
                     raise
                 log.warning("recording %r again, without the group offset", entry["key"])
-                with_offset = None
+                with_offset = []
                 self._stopping.wait(RETRY_PAUSE_S)
 
     def _finish(self, records: list[Record], message: Any) -> None:
         """One transaction: `records` and the offset past the request."""
         try:
-            self._transact(records, _offset(message, message.offset() + 1))
+            self._transact(records, [_offset(message, message.offset() + 1)])
         except AbortedError:
             self._read_again(message)
 
@@ -580,9 +630,9 @@ class Executor:
 
     # -- transactions --------------------------------------------------------------------
 
-    def _transact(self, records: list[Record], offset: TopicPartition | None) -> None:
+    def _transact(self, records: list[Record], offsets: list[TopicPartition]) -> None:
         """One transaction (transactor.py); the ledger records committed enter the index."""
-        for key, value, offset_written in self._transactor.transact(records, offset):
+        for key, value, offset_written in self._transactor.transact(records, offsets):
             self.index.apply(key, value, offset_written)
 
 

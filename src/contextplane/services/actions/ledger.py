@@ -46,6 +46,12 @@ KEY_BYTES_MAX = 256
 # What the index holds, at most: entries past it stop the executor (the ledger has
 # outgrown one process's memory; RFC 0006 "Not built": retention of old keys).
 INDEX_BYTES_MAX = 512 * 1024 * 1024
+# An approval releases an entry only this far (at most) inside the key retention, a
+# quarter of it when shorter: the sweep of another executor, which owns the request's
+# partition, may tombstone the entry as it crosses the horizon. The margin covers the
+# releasing executor's first transaction, the sweeper's read of the ledger and the
+# executors' clock skew.
+APPROVAL_MARGIN_MS_MAX = 60_000
 
 LedgerKey = tuple[str, ...]
 
@@ -160,8 +166,7 @@ class LedgerIndex:
         found: list[LedgerKey] = []
         for key, held in self._entries.items():
             entry = held.entry
-            at_ms = entry.get("at_ms")
-            if not isinstance(at_ms, int) or at_ms >= before_ms:
+            if not written_before(entry, before_ms):
                 continue
             if entry.get("state") == STARTED or source(key, entry) not in owned:
                 continue
@@ -169,6 +174,19 @@ class LedgerIndex:
             if len(found) >= count_max:
                 break
         return found
+
+
+def written_before(entry: dict[str, Any], before_ms: int) -> bool:
+    at_ms = entry.get("at_ms")
+    return type(at_ms) is int and at_ms < before_ms
+
+
+def approval_horizon_ms(now_ms: int, retention_ms: int) -> int | None:
+    """An approval releases no entry written before this (None: keys are kept for ever):
+    APPROVAL_MARGIN_MS_MAX, or a quarter of the retention, inside the sweep's horizon."""
+    if retention_ms <= 0:
+        return None
+    return now_ms - retention_ms + min(APPROVAL_MARGIN_MS_MAX, retention_ms // 4)
 
 
 def source(key: LedgerKey, entry: dict[str, Any]) -> tuple[str, int] | None:

@@ -15,6 +15,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
 from contextplane.services.actions.ledger import LedgerKey
+from contextplane.services.actions.txn_epoch import (
+    EpochUnknownError,
+    ProducerEpoch,
+    described_epoch_by,
+)
 
 log = logging.getLogger("contextplane.actions")
 _CLOCK = SystemClock()
@@ -40,6 +45,10 @@ class AbortedError(Exception):
     """The open transaction was aborted: nothing of it is committed."""
 
 
+class FencedError(Exception):
+    """A newer incarnation of the transactional id holds the coordinator's epoch."""
+
+
 class Transactor:
     def __init__(
         self,
@@ -63,10 +72,15 @@ class Transactor:
         self._disconnected = threading.Event()
         self._producer = self._new_producer()
         self._stuck_producers: list[Producer] = []
+        # The producer id and epoch the current producer's init_transactions got, as the
+        # coordinator described them (None: it did not say). librdkafka's transactions
+        # (v1, KIP-98) keep the epoch for the producer's life.
+        self._epoch: ProducerEpoch | None = None
 
     def init(self) -> None:
         """Fence earlier incarnations of the transactional id (KafkaException if not)."""
         self._producer.init_transactions(self._timeout_s)
+        self._epoch = self._describe_own_epoch(_CLOCK.monotonic_ms() / 1000 + self._timeout_s)
 
     def _new_producer(self) -> Producer:
         lost = self._disconnected = threading.Event()
@@ -109,15 +123,54 @@ class Transactor:
         # Fenced, the flush's delivery failed and the abort raises the fatal error.
         self._retrying(lambda: producer.abort_transaction(self._timeout_s), deadline)
 
+    def _replace_stuck_producer(self, deadline: float) -> None:
+        """A producer stuck mid transaction cannot run the probe (its transaction is open),
+        so the transaction coordinator is asked which producer id and epoch it holds
+        (DescribeTransactions). Another than the stuck producer's means a newer executor of
+        the transactional id started while it hung: FencedError, and this process exits
+        rather than fence the newer one. The coordinator not answering ends it too."""
+        owned = self._epoch
+        if owned is None:
+            raise FencedError(
+                "the stuck producer's epoch was never described: exiting rather than"
+                " risk fencing a newer executor"
+            )
+        try:
+            held = described_epoch_by(
+                self._common, self._transactional_id, self._timeout_s, deadline, self._stopping
+            )
+        except EpochUnknownError as exc:
+            raise FencedError(f"{exc}: exiting rather than risk fencing a newer executor") from None
+        if held != owned:
+            raise FencedError(
+                f"transactional id {self._transactional_id} is held by producer id"
+                f" {held.producer_id} epoch {held.epoch}, newer than this process's"
+                f" {owned.producer_id} epoch {owned.epoch}: a newer executor runs; exiting"
+            )
+        self._swap_producer(deadline)
+
     def _swap_producer(self, deadline: float) -> None:
         self._producer = self._new_producer()
         self._retrying(lambda: self._producer.init_transactions(self._timeout_s), deadline)
+        self._epoch = self._describe_own_epoch(deadline)
         log.info("transactional producer replaced")
 
-    def transact(self, records: list[Record], offset: TopicPartition | None) -> list[Written]:
-        """Produce `records` and commit `offset` for the group in one transaction; the
-        ledger records committed are returned. AbortedError when it was aborted; a fatal
-        error (fenced) or an unknown outcome is raised and ends the executor."""
+    def _describe_own_epoch(self, deadline: float) -> ProducerEpoch | None:
+        """The epoch just taken by init_transactions; None (logged) when the coordinator
+        does not say, and then a producer stuck later is not replaced (the process exits)."""
+        try:
+            return described_epoch_by(
+                self._common, self._transactional_id, self._timeout_s, deadline, self._stopping
+            )
+        except EpochUnknownError as exc:
+            log.warning("%s: a producer stuck mid transaction will end the executor", exc)
+            return None
+
+    def transact(self, records: list[Record], offsets: list[TopicPartition]) -> list[Written]:
+        """Produce `records` and commit `offsets` for the group in one transaction (none:
+        no group offset); the ledger records committed are returned. AbortedError when it
+        was aborted; a fatal error (fenced) or an unknown outcome is raised and ends the
+        executor."""
         deadline = _CLOCK.monotonic_ms() / 1000 + OUTAGE_S
         self._producer.poll(0)  # serves the error callback, which notes a lost cluster
         if self._disconnected.is_set():
@@ -137,8 +190,8 @@ class Transactor:
         try:
             for topic, key, value in encoded:
                 producer.produce(topic, key=key, value=value, on_delivery=delivered)
-            if offset is not None:
-                self._retrying(lambda: self._send_offsets(producer, offset), deadline)
+            if offsets:
+                self._retrying(lambda: self._send_offsets(producer, offsets), deadline)
             self._retrying(lambda: _flushed(producer, self._timeout_s), deadline)
             self._retrying(lambda: producer.commit_transaction(self._timeout_s), deadline)
         except AbortedError as exc:
@@ -154,16 +207,17 @@ class Transactor:
                 committed.append((ledger_key, value, written[key]))
         return committed
 
-    def _send_offsets(self, producer: Producer, offset: TopicPartition) -> None:
+    def _send_offsets(self, producer: Producer, offsets: list[TopicPartition]) -> None:
         """send_offsets_to_transaction, on a thread of its own: one that outlives its
-        timeout is stuck (librdkafka#5456) and its producer is abandoned for a new one,
-        whose init_transactions aborts the stuck transaction."""
+        timeout is stuck (librdkafka#5456) and its producer is abandoned for a new one
+        (once the coordinator shows no newer executor holds the transactional id), whose
+        init_transactions aborts the stuck transaction."""
         metadata = self._consumer.consumer_group_metadata()
         failed: list[BaseException] = []
 
         def send() -> None:
             try:
-                producer.send_offsets_to_transaction([offset], metadata, self._timeout_s)
+                producer.send_offsets_to_transaction(offsets, metadata, self._timeout_s)
             except BaseException as exc:  # handed to the caller's thread
                 failed.append(exc)
 
@@ -175,8 +229,7 @@ class Transactor:
                 raise RuntimeError("the transactional producer is stuck again; exiting")
             self._stuck_producers.append(producer)  # kept: destroying it would block too
             log.warning("send_offsets_to_transaction is stuck; replacing the producer")
-            # Not proven first: its AddOffsetsToTxn was accepted, so the epoch was current.
-            self._swap_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
+            self._replace_stuck_producer(_CLOCK.monotonic_ms() / 1000 + OUTAGE_S)
             raise AbortedError("the producer was stuck sending the group offsets")
         if failed:
             raise failed[0]
