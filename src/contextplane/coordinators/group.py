@@ -675,13 +675,24 @@ class GroupCoordinator:
         self.saver.served(request.group_id)
         self._kick()
         await self._downgrade_due()
-        if not await self.saver.save([request.group_id], request.member_id):
+        if upgraded:
+            saved = await self._save_conversion(request.group_id, request.member_id)
+        else:
+            saved = await self.saver.save([request.group_id], request.member_id)
+        if not saved:
             # The member retries; the step is kept and saved by the timer task, and its
             # retry at the epoch it had is accepted as after a lost response.
             return heartbeat_error(ErrorCode.coordinator_not_available)
-        if upgraded:
-            await self.classic.flush()  # the classic group's row goes
         return response
+
+    async def _save_conversion(self, group_id: str, member_id: str | None = None) -> bool:
+        """A group converted between the protocols: its consumer group rows and its
+        classic group row in one store transaction, so a restart finds one group."""
+
+        async def write(classic: dict[str, bytes | None]) -> bool:
+            return await self.saver.save([group_id], member_id, classic)
+
+        return await self.classic.write_with(group_id, write)
 
     def _upgrade(self, classic: Group) -> dict[str, Any] | None:
         """Kafka's online upgrade of a classic group with members (migration.py); the
@@ -737,10 +748,7 @@ class GroupCoordinator:
                 )
             log.info("converted consumer group %s to a classic group at generation %d",
                      escape(group_id), classic.generation_id)  # fmt: skip
-            # The classic row first: until the consumer rows are gone they win at load,
-            # so a crash in between leaves the consumer group, not no group.
-            await self.classic.flush()
-            await self.saver.save([group_id])
+            await self._save_conversion(group_id)
 
     def consumer_group_describe(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         """ConsumerGroupDescribe's groups (assignments by topic name)."""
