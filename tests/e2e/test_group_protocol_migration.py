@@ -114,7 +114,9 @@ def test_a_classic_group_upgrades_and_downgrades_while_consuming(tmp_path: Path)
             )
 
         wait_until(lambda: classic_with(2), SETTLE_S, "two classic members consumed it all")
-        generation = coordinator.state.group(GROUP).generation_id
+        classic_group = coordinator.state.group(GROUP)
+        assert classic_group is not None
+        generation = classic_group.generation_id
 
         c = Consumer(broker.bootstrap, "c", "consumer", 60, tmp_path / "c.out")
         consumers.append(c)
