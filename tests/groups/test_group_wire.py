@@ -150,8 +150,9 @@ def _consumer_heartbeat(wire: Wire, version: int, group: str, member_id: str, ep
 @pytest.mark.parametrize("version", [0, 1])
 def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version: int) -> None:
     """KIP-848 on the wire: a member joins (v0: the coordinator names it), the group is
-    described with its epochs, a classic JoinGroup is refused while the group has a
-    member, and after the member leaves the empty group takes classic members."""
+    described with its epochs, a classic JoinGroup of another protocol type is refused
+    while the group has a member, and after the member leaves the empty group takes
+    classic members."""
     group = f"kip848-wire-{version}"
     member = "" if version == 0 else "m-1"
     joined = _consumer_heartbeat(wire, version, group, member, 0)
@@ -177,7 +178,10 @@ def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version
     assert mine.members[0].member_type == 1
     assert unknown.error_code == ErrorCode.group_id_not_found
     assert unknown.error_message == "Group nobody not found."
-    classic = join(wire, group)
+    # A classic member may join through Kafka's compatible path, with the consumer
+    # embedded protocol only.
+    assert join(wire, group).error_code == ErrorCode.member_id_required
+    classic = join(wire, group, protocol_type="connect")
     assert classic.error_code == ErrorCode.inconsistent_group_protocol
     stale = _consumer_heartbeat(wire, version, group, joined.member_id, 7)
     assert stale.error_code == ErrorCode.fenced_member_epoch
