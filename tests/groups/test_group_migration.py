@@ -31,6 +31,7 @@ from contextplane.coordinators.group_state.states import GroupState
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
 from tests.support.metadata import open_store
+from tests.support.wait import wait_until_async
 
 UPGRADE = "Cannot upgrade classic group g to consumer group because"
 
@@ -333,6 +334,28 @@ def test_a_classic_join_to_a_consumer_group_under_disabled_is_refused(tmp_path: 
             await coordinator.consumer_group_heartbeat(_consumer_join(), _partitions)
             refused = await coordinator.join_group(_join(""))
             assert refused["error_code"] == ErrorCode.inconsistent_group_protocol
+        finally:
+            await coordinator.stop()
+
+    asyncio.run(main())
+
+
+def test_the_last_consumer_member_expiring_downgrades_the_group(tmp_path: Path) -> None:
+    """The timer task fences a consumer-protocol member whose session ran out; the classic
+    members' own (longer) sessions keep them, and the group is classic again."""
+
+    async def main() -> None:
+        coordinator = await _coordinator(tmp_path, session_timeout_ms=300)
+        try:
+            ids, _ = await _classic_group(coordinator)
+            joined = await coordinator.consumer_group_heartbeat(_consumer_join(), _partitions)
+            assert joined["error_code"] == ErrorCode.none
+            await wait_until_async(
+                lambda: coordinator.state.group("g") is not None, 10, "the downgrade"
+            )
+            downgraded = coordinator.state.group("g")
+            assert downgraded is not None and set(downgraded.members) == set(ids)
+            assert coordinator.consumer.group("g") is None
         finally:
             await coordinator.stop()
 
