@@ -683,6 +683,9 @@ class GroupCoordinator:
             # The member retries; the step is kept and saved by the timer task, and its
             # retry at the epoch it had is accepted as after a lost response.
             return heartbeat_error(ErrorCode.coordinator_not_available)
+        if upgraded:
+            # Kafka's GroupMetadata tombstone of the classic group (offsets stay).
+            self.journal.group_deleted(request.group_id, [])
         return response
 
     async def _save_conversion(self, group_id: str, member_id: str | None = None) -> bool:
