@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 from kio.schema.errors import ErrorCode
 
+from contextplane.coordinators.consumer_group.consumer_protocol import (
+    decode_assignment,
+    encode_assignment,
+)
 from tests.groups.support import Broker, Wire, subscription
 from tests.support.wait import wait_until
 
@@ -784,3 +788,55 @@ def test_group_configs_as_kafka_describes_and_alters_them(wire: Wire) -> None:
         "consumer.heartbeat.interval.ms": ("5000", 5),
         "consumer.session.timeout.ms": ("45000", 5),
     }
+
+
+def test_a_classic_group_with_a_member_upgrades_online(wire: Wire) -> None:
+    """Kafka 4.4's online upgrade on the wire: a ConsumerGroupHeartbeat joining a classic
+    group of another protocol type is refused with Kafka's text; one joining a consumer
+    protocol group converts it at the classic generation; the classic member is told to
+    rejoin, rejoins without a leader at the new epoch and syncs its partitions; when the
+    consumer-protocol member leaves the group is classic again, rebalancing."""
+    connect = join(wire, "upgrade-connect", protocol_type="connect")
+    connect = join(wire, "upgrade-connect", connect.member_id, protocol_type="connect")
+    assert connect.error_code == ErrorCode.none
+    refused = _consumer_heartbeat(wire, 1, "upgrade-connect", "cm-0", 0)
+    assert (refused.error_code, refused.error_message) == (
+        ErrorCode.group_id_not_found,
+        "Cannot upgrade classic group upgrade-connect to consumer group because the group "
+        "does not use the consumer embedded protocol.",
+    )
+
+    group = "upgrade-wire"
+    first = join(wire, group)
+    joined = join(wire, group, first.member_id)
+    member, generation = joined.member_id, joined.generation_id
+    plan = encode_assignment({("orders", 0), ("orders", 1), ("orders", 2)}, 0)
+    synced = wire.call(
+        SYNC, 5, group_id=group, generation_id=generation, member_id=member,
+        protocol_type="consumer", protocol_name="range",
+        assignments=[{"member_id": member, "assignment": plan}],
+    )  # fmt: skip
+    assert synced.error_code == ErrorCode.none
+    upgraded = _consumer_heartbeat(wire, 1, group, "cm-1", 0)
+    assert (upgraded.error_code, upgraded.member_epoch) == (ErrorCode.none, generation + 1)
+    beat = wire.call(HEARTBEAT, 4, group_id=group, generation_id=generation, member_id=member)
+    assert beat.error_code == ErrorCode.rebalance_in_progress
+    rejoined = join(wire, group, member)
+    assert (rejoined.error_code, rejoined.generation_id, rejoined.leader, rejoined.members) == (
+        ErrorCode.none,
+        generation + 1,
+        "",
+        (),
+    )
+    assert (rejoined.protocol_type, rejoined.protocol_name) == ("consumer", "range")
+    held = wire.call(
+        SYNC, 5, group_id=group, generation_id=rejoined.generation_id, member_id=member,
+        protocol_type="consumer", protocol_name="range", assignments=[],
+    )  # fmt: skip
+    assert held.error_code == ErrorCode.none
+    assert decode_assignment(held.assignment).partitions <= {("orders", p) for p in range(3)}
+    left = _consumer_heartbeat(wire, 1, group, "cm-1", -1)
+    assert left.error_code == ErrorCode.none
+    described = wire.call(DESCRIBE, 5, groups=[group], include_authorized_operations=False)
+    (classic,) = described.groups
+    assert (classic.group_state, classic.protocol_type) == ("PreparingRebalance", "consumer")
