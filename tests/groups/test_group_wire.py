@@ -840,3 +840,42 @@ def test_a_classic_group_with_a_member_upgrades_online(wire: Wire) -> None:
     described = wire.call(DESCRIBE, 5, groups=[group], include_authorized_operations=False)
     (classic,) = described.groups
     assert (classic.group_state, classic.protocol_type) == ("PreparingRebalance", "consumer")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "user_data", "reason"),
+    [
+        (b"\x00\x00\x00", None, "the embedded consumer protocol is malformed."),
+        (
+            None,
+            b"custom",
+            "an unsupported custom assignor is in use. Please refer to the documentation or "
+            "switch to a default assignor before re-attempting the upgrade.",
+        ),
+    ],
+)
+def test_an_upgrade_kafka_refuses_on_the_wire(
+    wire: Wire, metadata: bytes | None, user_data: bytes | None, reason: str
+) -> None:
+    group = f"upgrade-refused-{len(reason)}"
+    protocols = [{"name": "range", "metadata": metadata or subscription("orders")}]
+    first = join(wire, group, protocols=protocols)
+    joined = join(wire, group, first.member_id, protocols=protocols)
+    plan = encode_assignment({("orders", 0)}, 0, user_data)
+    synced = wire.call(
+        SYNC, 5, group_id=group, generation_id=joined.generation_id, member_id=joined.member_id,
+        protocol_type="consumer", protocol_name="range",
+        assignments=[{"member_id": joined.member_id, "assignment": plan}],
+    )  # fmt: skip
+    assert synced.error_code == ErrorCode.none
+    refused = _consumer_heartbeat(wire, 1, group, "cm-1", 0)
+    assert (refused.error_code, refused.error_message) == (
+        ErrorCode.group_id_not_found,
+        f"Cannot upgrade classic group {group} to consumer group because {reason}",
+    )
+    # Still the classic group, at its generation.
+    beat = wire.call(
+        HEARTBEAT, 4, group_id=group, generation_id=joined.generation_id,
+        member_id=joined.member_id,
+    )  # fmt: skip
+    assert beat.error_code == ErrorCode.none
