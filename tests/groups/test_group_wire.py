@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 from kio.schema.errors import ErrorCode
 
+from contextplane.coordinators.consumer_group.consumer_protocol import (
+    decode_assignment,
+    encode_assignment,
+)
 from tests.groups.support import Broker, Wire, subscription
 from tests.support.wait import wait_until
 
@@ -150,8 +154,9 @@ def _consumer_heartbeat(wire: Wire, version: int, group: str, member_id: str, ep
 @pytest.mark.parametrize("version", [0, 1])
 def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version: int) -> None:
     """KIP-848 on the wire: a member joins (v0: the coordinator names it), the group is
-    described with its epochs, a classic JoinGroup is refused while the group has a
-    member, and after the member leaves the empty group takes classic members."""
+    described with its epochs, a classic JoinGroup of another protocol type is refused
+    while the group has a member, and after the member leaves the empty group takes
+    classic members."""
     group = f"kip848-wire-{version}"
     member = "" if version == 0 else "m-1"
     joined = _consumer_heartbeat(wire, version, group, member, 0)
@@ -177,7 +182,10 @@ def test_consumer_group_heartbeat_joins_describes_and_leaves(wire: Wire, version
     assert mine.members[0].member_type == 1
     assert unknown.error_code == ErrorCode.group_id_not_found
     assert unknown.error_message == "Group nobody not found."
-    classic = join(wire, group)
+    # A classic member may join through Kafka's compatible path, with the consumer
+    # embedded protocol only.
+    assert join(wire, group).error_code == ErrorCode.member_id_required
+    classic = join(wire, group, protocol_type="connect")
     assert classic.error_code == ErrorCode.inconsistent_group_protocol
     stale = _consumer_heartbeat(wire, version, group, joined.member_id, 7)
     assert stale.error_code == ErrorCode.fenced_member_epoch
@@ -780,3 +788,94 @@ def test_group_configs_as_kafka_describes_and_alters_them(wire: Wire) -> None:
         "consumer.heartbeat.interval.ms": ("5000", 5),
         "consumer.session.timeout.ms": ("45000", 5),
     }
+
+
+def test_a_classic_group_with_a_member_upgrades_online(wire: Wire) -> None:
+    """Kafka 4.4's online upgrade on the wire: a ConsumerGroupHeartbeat joining a classic
+    group of another protocol type is refused with Kafka's text; one joining a consumer
+    protocol group converts it at the classic generation; the classic member is told to
+    rejoin, rejoins without a leader at the new epoch and syncs its partitions; when the
+    consumer-protocol member leaves the group is classic again, rebalancing."""
+    connect = join(wire, "upgrade-connect", protocol_type="connect")
+    connect = join(wire, "upgrade-connect", connect.member_id, protocol_type="connect")
+    assert connect.error_code == ErrorCode.none
+    refused = _consumer_heartbeat(wire, 1, "upgrade-connect", "cm-0", 0)
+    assert (refused.error_code, refused.error_message) == (
+        ErrorCode.group_id_not_found,
+        "Cannot upgrade classic group upgrade-connect to consumer group because the group "
+        "does not use the consumer embedded protocol.",
+    )
+
+    group = "upgrade-wire"
+    first = join(wire, group)
+    joined = join(wire, group, first.member_id)
+    member, generation = joined.member_id, joined.generation_id
+    plan = encode_assignment({("orders", 0), ("orders", 1), ("orders", 2)}, 0)
+    synced = wire.call(
+        SYNC, 5, group_id=group, generation_id=generation, member_id=member,
+        protocol_type="consumer", protocol_name="range",
+        assignments=[{"member_id": member, "assignment": plan}],
+    )  # fmt: skip
+    assert synced.error_code == ErrorCode.none
+    upgraded = _consumer_heartbeat(wire, 1, group, "cm-1", 0)
+    assert (upgraded.error_code, upgraded.member_epoch) == (ErrorCode.none, generation + 1)
+    beat = wire.call(HEARTBEAT, 4, group_id=group, generation_id=generation, member_id=member)
+    assert beat.error_code == ErrorCode.rebalance_in_progress
+    rejoined = join(wire, group, member)
+    assert (rejoined.error_code, rejoined.generation_id, rejoined.leader, rejoined.members) == (
+        ErrorCode.none,
+        generation + 1,
+        "",
+        (),
+    )
+    assert (rejoined.protocol_type, rejoined.protocol_name) == ("consumer", "range")
+    held = wire.call(
+        SYNC, 5, group_id=group, generation_id=rejoined.generation_id, member_id=member,
+        protocol_type="consumer", protocol_name="range", assignments=[],
+    )  # fmt: skip
+    assert held.error_code == ErrorCode.none
+    assert decode_assignment(held.assignment).partitions <= {("orders", p) for p in range(3)}
+    left = _consumer_heartbeat(wire, 1, group, "cm-1", -1)
+    assert left.error_code == ErrorCode.none
+    described = wire.call(DESCRIBE, 5, groups=[group], include_authorized_operations=False)
+    (classic,) = described.groups
+    assert (classic.group_state, classic.protocol_type) == ("PreparingRebalance", "consumer")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "user_data", "reason"),
+    [
+        (b"\x00\x00\x00", None, "the embedded consumer protocol is malformed."),
+        (
+            None,
+            b"custom",
+            "an unsupported custom assignor is in use. Please refer to the documentation or "
+            "switch to a default assignor before re-attempting the upgrade.",
+        ),
+    ],
+)
+def test_an_upgrade_kafka_refuses_on_the_wire(
+    wire: Wire, metadata: bytes | None, user_data: bytes | None, reason: str
+) -> None:
+    group = f"upgrade-refused-{len(reason)}"
+    protocols = [{"name": "range", "metadata": metadata or subscription("orders")}]
+    first = join(wire, group, protocols=protocols)
+    joined = join(wire, group, first.member_id, protocols=protocols)
+    plan = encode_assignment({("orders", 0)}, 0, user_data)
+    synced = wire.call(
+        SYNC, 5, group_id=group, generation_id=joined.generation_id, member_id=joined.member_id,
+        protocol_type="consumer", protocol_name="range",
+        assignments=[{"member_id": joined.member_id, "assignment": plan}],
+    )  # fmt: skip
+    assert synced.error_code == ErrorCode.none
+    refused = _consumer_heartbeat(wire, 1, group, "cm-1", 0)
+    assert (refused.error_code, refused.error_message) == (
+        ErrorCode.group_id_not_found,
+        f"Cannot upgrade classic group {group} to consumer group because {reason}",
+    )
+    # Still the classic group, at its generation.
+    beat = wire.call(
+        HEARTBEAT, 4, group_id=group, generation_id=joined.generation_id,
+        member_id=joined.member_id,
+    )  # fmt: skip
+    assert beat.error_code == ErrorCode.none

@@ -45,6 +45,7 @@ import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.CommitFailedException;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -59,6 +60,7 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.RebalanceInProgressException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -277,7 +279,16 @@ public final class ClientTool {
                 }
                 if (group != null && !commit.isEmpty()) {
                     // Commit exactly what was printed, so a later consumer resumes after it.
-                    consumer.commitSync(commit, Duration.ofMillis(Math.max(5000, timeoutMs)));
+                    try {
+                        consumer.commitSync(commit, Duration.ofMillis(Math.max(5000, timeoutMs)));
+                    } catch (CommitFailedException | RebalanceInProgressException e) {
+                        // A rebalance took the partitions first (as an application would,
+                        // go on: the records are delivered again to their next owner).
+                        Map<String, Object> failed = new LinkedHashMap<>();
+                        failed.put("type", "commit_failed");
+                        failed.put("error", e.getClass().getSimpleName());
+                        emit(failed);
+                    }
                 }
             }
             consumer.close(Duration.ofSeconds(10));

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from contextplane.coordinators.group_state import GroupStateMachine
@@ -135,6 +135,22 @@ class ClassicGroupSaver:
             self._retry_at_ms = None
             self._failed.flush(self._now_ms() / 1000)
             return True
+
+    async def write_with(
+        self,
+        group_id: str,
+        write: Callable[[dict[str, bytes | None]], Awaitable[bool]],
+    ) -> bool:
+        """Hand the group's pending value (if any) to `write`, which puts it in its own
+        transaction (a conversion between the protocols) and says whether it landed; if
+        not, it is pending again (behind any newer value)."""
+        async with self._lock:
+            taken = {group_id: self._pending.pop(group_id)} if group_id in self._pending else {}
+            if await write(taken):
+                return True
+            self._pending = taken | self._pending
+            self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS
+            return False
 
     def remove_group(self, group_id: str) -> None:
         """Out of the machine (deleted, cleaned up, or upgraded to a consumer group); its

@@ -76,20 +76,30 @@ class ConsumerGroupSaver:
         if self.unsaved:
             await self.save(sorted(self.unsaved))
 
-    async def save(self, group_ids: Iterable[str], member_id: str | None = None) -> bool:
+    async def save(
+        self,
+        group_ids: Iterable[str],
+        member_id: str | None = None,
+        classic: dict[str, bytes | None] | None = None,
+    ) -> bool:
         """Bring the store to these groups' state (deleting those gone); True once it
         has it. `member_id`: the heartbeating member, the only one that may have changed
-        if the group's epochs and members did not."""
+        if the group's epochs and members did not. `classic`: classic group rows to
+        write in the same transaction (a conversion between the protocols)."""
         ids = list(group_ids)
         group = self._machine.group
-        if not any(self._saved.changes(g, group(g), member_id) for g in ids):
+        if not classic and not any(self._saved.changes(g, group(g), member_id) for g in ids):
             return True  # a steady heartbeat: nothing to write, nothing to wait for
         async with self._lock:
             # Computed again under the lock: an earlier save may have written it.
             pending = [p for g in ids if (p := self._saved.changes(g, group(g), member_id))]
-            if pending:
+            if pending or classic:
                 try:
-                    await self._store.save_consumer_groups([p.write for p in pending])
+                    writes = [p.write for p in pending]
+                    if classic:
+                        await self._store.convert_groups(writes, classic)
+                    else:
+                        await self._store.save_consumer_groups(writes)
                 except Exception as exc:  # noqa: BLE001 - retried by the timer task
                     self.unsaved.update(ids)
                     self._failed.event(

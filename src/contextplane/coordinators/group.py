@@ -30,6 +30,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.classic_stored import ClassicGroupSaver
+from contextplane.coordinators.consumer_group.group import ConsumerGroup
 from contextplane.coordinators.consumer_group.machine import (
     ConsumerGroupMachine,
     PartitionCounts,
@@ -37,7 +38,15 @@ from contextplane.coordinators.consumer_group.machine import (
 from contextplane.coordinators.consumer_group.messages import (
     ConsumerGroupConfig,
     ConsumerHeartbeat,
+    HeartbeatRefused,
     heartbeat_error,
+    validate_heartbeat,
+)
+from contextplane.coordinators.consumer_group.migration import (
+    UpgradeRefused,
+    from_classic_group,
+    to_classic_group,
+    upgrade_refusal,
 )
 from contextplane.coordinators.consumer_group.regex import TopicNames
 from contextplane.coordinators.consumer_group.views import (
@@ -120,6 +129,8 @@ class GroupCoordinator:
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
         self._wake: asyncio.Event | None = None
+        # Saves of classic members' JoinGroups in consumer groups, answered when done.
+        self._background: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._active = False
         self._next_cleanup_ms = 0
@@ -179,6 +190,7 @@ class GroupCoordinator:
             try:
                 self.state.fire_due_timers()
                 self.consumer.fire_due_timers()
+                await self._downgrade_due()
                 await self.classic.flush()
                 self.saver.take_timer_changes()
                 await self.saver.retry()
@@ -234,7 +246,15 @@ class GroupCoordinator:
 
     # -- membership ---------------------------------------------------------------------
 
-    def join_group(self, request: JoinRequest) -> asyncio.Future[dict[str, Any]]:
+    def join_group(
+        self,
+        request: JoinRequest,
+        partitions: PartitionCounts | None = None,
+        topics_version: int | None = None,
+        topic_names: TopicNames = tuple,
+    ) -> asyncio.Future[dict[str, Any]]:
+        """`partitions`, `topics_version`, `topic_names`: the topic table, as for a
+        ConsumerGroupHeartbeat, for a classic member joining a consumer group."""
         future, waiter = self._waiter()
         if not self._active:
             waiter(join_error(request.member_id, ErrorCode.coordinator_not_available))
@@ -242,9 +262,9 @@ class GroupCoordinator:
         consumer_group = self.consumer.group(request.group_id)
         if consumer_group is not None:
             if consumer_group.members:
-                # Classic members inside a consumer group (Kafka's compatible path) are
-                # not built (RFC 0008 slice 2): answered as a protocol that does not fit.
-                waiter(join_error(request.member_id, ErrorCode.inconsistent_group_protocol))
+                self._join_consumer_group(
+                    consumer_group, request, waiter, partitions, topics_version, topic_names
+                )
                 return future
             # Downgrade of an empty group; its rows are deleted by the timer task.
             self._forget_consumer_group(request.group_id)
@@ -255,10 +275,70 @@ class GroupCoordinator:
         self._kick()
         return future
 
+    def _join_consumer_group(
+        self,
+        group: ConsumerGroup,
+        request: JoinRequest,
+        waiter: Callable[[dict[str, Any]], None],
+        partitions: PartitionCounts | None,
+        topics_version: int | None,
+        topic_names: TopicNames,
+    ) -> None:
+        """A classic member in a consumer group (Kafka's compatible path): answered once
+        the group's new state is saved."""
+        config = self.state.config
+        if (
+            not config.session_timeout_ms_min
+            <= request.session_timeout_ms
+            <= config.session_timeout_ms_max
+        ):
+            waiter(join_error(request.member_id, ErrorCode.invalid_session_timeout))
+            return
+        if partitions is None:
+            partitions = self._known_partitions(group)
+        response = self.consumer.classic.join(
+            group, request, partitions, topics_version, topic_names
+        )
+        self._after_consumer_change(request.group_id, response, waiter)
+
+    @staticmethod
+    def _known_partitions(group: ConsumerGroup) -> PartitionCounts:
+        """Without the topic table: the partition counts the group last saw."""
+        counts = dict(group.subscription_metadata)
+        return lambda topic: counts.get(topic, 0)
+
+    def _after_consumer_change(
+        self,
+        group_id: str,
+        response: dict[str, Any],
+        waiter: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Save the consumer group (or its downgrade) before the response leaves."""
+        self.saver.served(group_id)
+        self._kick()
+
+        async def save_then_answer() -> None:
+            await self._downgrade_due()
+            saved = await self.saver.save([group_id])
+            waiter(
+                response
+                if saved
+                else {**response, "error_code": ErrorCode.coordinator_not_available}
+            )
+
+        task = asyncio.ensure_future(save_then_answer())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def sync_group(self, request: SyncRequest) -> asyncio.Future[dict[str, Any]]:
         future, waiter = self._waiter()
         if not self._active:
             waiter(sync_error(ErrorCode.coordinator_not_available))
+            return future
+        consumer_group = self.consumer.group(request.group_id)
+        if consumer_group is not None:
+            waiter(self.consumer.classic.sync(consumer_group, request))
+            self._kick()
             return future
         with self.classic.serving(request.group_id):
             self.state.sync(request, waiter)
@@ -270,6 +350,19 @@ class GroupCoordinator:
     ) -> ErrorCode:
         if not self._active:
             return ErrorCode.coordinator_not_available
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            target_epoch = consumer_group.assignment_epoch
+            code = self.consumer.classic.heartbeat(
+                consumer_group, member_id, generation_id, group_instance_id
+            )
+            self.saver.served(group_id)
+            if consumer_group.assignment_epoch != target_epoch and self._wake is not None:
+                # A new target: saved by the timer task, as a timer's change is.
+                self.consumer.changed_by_timers.add(group_id)
+                self._wake.set()
+            self._kick()
+            return code
         with self.classic.serving(group_id):
             code = self.state.heartbeat(group_id, member_id, generation_id, group_instance_id)
         self._kick()
@@ -280,6 +373,15 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         if not self._active:
             return ErrorCode.coordinator_not_available, []
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            result = self.consumer.classic.leave(consumer_group, members)
+            # Saved by the timer task, as a timer's change (a leave needs no answer
+            # that names the new state).
+            self.consumer.changed_by_timers.add(group_id)
+            if self._wake is not None:
+                self._wake.set()
+            return result
         with self.classic.serving(group_id):
             result = self.state.leave(group_id, members)
         self._kick()
@@ -542,31 +644,114 @@ class GroupCoordinator:
         the member was told."""
         if not self._active:
             return heartbeat_error(ErrorCode.coordinator_not_available)
+        upgraded = False
         classic = self.state.group(request.group_id)
         if classic is not None:
             empty = classic.is_in(GroupState.EMPTY) and not classic.members
             if not empty or classic.pending_join:
-                return heartbeat_error(
-                    ErrorCode.group_id_not_found,
-                    f"Group {request.group_id} is not a consumer group.",
-                )
-            if request.member_epoch > 0:
+                if request.member_epoch != 0:
+                    return heartbeat_error(
+                        ErrorCode.group_id_not_found,
+                        f"Group {request.group_id} is not a consumer group.",
+                    )
+                try:  # a request Kafka refuses converts nothing
+                    validate_heartbeat(request, self.consumer.config.assignors)
+                except HeartbeatRefused as exc:
+                    return heartbeat_error(exc.code, exc.message)
+                refused = self._upgrade(classic)
+                if refused is not None:
+                    return refused
+                upgraded = True
+            elif request.member_epoch > 0:
                 # An Empty classic group: the member is not known here, so it is told to
                 # rejoin, as Kafka tells a member its coordinator forgot.
                 return heartbeat_error(
                     ErrorCode.unknown_member_id,
                     f"Member {request.member_id} is not a member of group {request.group_id}.",
                 )
-            if request.member_epoch == 0:
+            elif request.member_epoch == 0:
                 self.classic.remove_group(request.group_id)  # upgrade of an empty group
         response = self.consumer.heartbeat(request, partitions, topics_version, topic_names)
         self.saver.served(request.group_id)
         self._kick()
-        if not await self.saver.save([request.group_id], request.member_id):
+        await self._downgrade_due()
+        if upgraded:
+            saved = await self._save_conversion(request.group_id, request.member_id)
+        else:
+            saved = await self.saver.save([request.group_id], request.member_id)
+        if not saved:
             # The member retries; the step is kept and saved by the timer task, and its
             # retry at the epoch it had is accepted as after a lost response.
             return heartbeat_error(ErrorCode.coordinator_not_available)
+        if upgraded:
+            # Kafka's GroupMetadata tombstone of the classic group (offsets stay).
+            self.journal.group_deleted(request.group_id, [])
         return response
+
+    async def _save_conversion(self, group_id: str, member_id: str | None = None) -> bool:
+        """A group converted between the protocols: its consumer group rows and its
+        classic group row in one store transaction, so a restart finds one group."""
+
+        async def write(classic: dict[str, bytes | None]) -> bool:
+            return await self.saver.save([group_id], member_id, classic)
+
+        return await self.classic.write_with(group_id, write)
+
+    def _upgrade(self, classic: Group) -> dict[str, Any] | None:
+        """Kafka's online upgrade of a classic group with members (migration.py); the
+        heartbeat's error response if it is refused (the group stays classic)."""
+        group_id = classic.group_id
+        refusal = upgrade_refusal(classic, self.consumer.config)
+        if refusal is not None:
+            return heartbeat_error(ErrorCode.group_id_not_found, refusal)
+        # Parked JoinGroup / SyncGroup are told to rejoin even if a later check refuses,
+        # as in Kafka.
+        self.state.answer_parked(group_id, ErrorCode.rebalance_in_progress)
+        max_size = self.consumer.config.max_size
+        if len(classic.members) >= max_size:
+            return heartbeat_error(
+                ErrorCode.group_max_size_reached,
+                f"The consumer group has reached its maximum capacity of {max_size} members.",
+            )
+        try:
+            converted = from_classic_group(classic, self.consumer.config.assignors[0])
+        except UpgradeRefused as exc:
+            return heartbeat_error(ErrorCode.group_id_not_found, str(exc))
+        self.classic.remove_group(group_id)  # its row goes at the next flush
+        self.consumer.adopt(converted)
+        log.info(
+            "converted classic group %s with %d members to a consumer group at epoch %d",
+            escape(group_id),
+            len(converted.members),
+            converted.group_epoch,
+        )
+        return None
+
+    async def _downgrade_due(self) -> None:
+        """Consumer groups whose last consumer-protocol member left while classic members
+        remain become classic groups again, when the policy and group.max.size allow."""
+        for group_id in sorted(self.consumer.take_downgrades()):
+            group = self.consumer.group(group_id)
+            if group is None or not group.all_classic_except(set()):
+                continue
+            if not self.consumer.config.downgrade_enabled():
+                log.info("group %s stays a consumer group: online downgrade is disabled",
+                         escape(group_id))  # fmt: skip
+                continue
+            if len(group.members) > self.state.config.max_group_size:
+                log.info("group %s stays a consumer group: it exceeds group.max.size",
+                         escape(group_id))  # fmt: skip
+                continue
+            classic = to_classic_group(group, self._now_ms())
+            self._forget_consumer_group(group_id)
+            with self.classic.serving(group_id):
+                self.state.adopt(
+                    classic,
+                    f"Downgrade group {group_id} from consumer to classic for member leaving.",
+                )
+            log.info("converted consumer group %s to a classic group at generation %d",
+                     escape(group_id), classic.generation_id)  # fmt: skip
+            await self._save_conversion(group_id)
 
     def consumer_group_describe(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         """ConsumerGroupDescribe's groups (assignments by topic name)."""

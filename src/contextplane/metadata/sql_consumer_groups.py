@@ -13,6 +13,7 @@ from typing import Any
 
 from contextplane.metadata.records import ConsumerGroupWrite, StoredConsumerGroup
 from contextplane.metadata.sql_db import Db
+from contextplane.metadata.sql_group_documents import save_one
 
 
 def load(db: Db) -> list[StoredConsumerGroup]:
@@ -104,6 +105,22 @@ class ConsumerGroupRows:
 
         engine._run_write(run)
 
+    def convert_groups(
+        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+    ) -> None:
+        """A group changing protocol: its consumer group rows and its classic group row
+        (None deletes it) in one transaction, so a restart finds one of the two."""
+        engine: Any = self
+
+        def run() -> None:
+            with engine._transaction():
+                for write in writes:
+                    save(self._db, write)
+                for group_id, metadata in sorted(classic.items()):
+                    save_one(self._db, "classic_groups", group_id, metadata)
+
+        engine._run_write(run)
+
     def group_configs(self) -> dict[str, dict[str, str]]:
         return load_group_configs(self._db)
 
@@ -128,6 +145,12 @@ class ConsumerGroupCalls:
     async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
         store: Any = self
         await store._call(store.engine.save_consumer_groups, writes)
+
+    async def convert_groups(
+        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+    ) -> None:
+        store: Any = self
+        await store._call(store.engine.convert_groups, writes, classic)
 
     async def group_configs(self) -> dict[str, dict[str, str]]:
         store: Any = self

@@ -21,7 +21,7 @@ def load(db: Db, table: GroupTable) -> dict[str, bytes]:
     }
 
 
-def _save(db: Db, table: GroupTable, group_id: str, metadata: bytes | None) -> None:
+def save_one(db: Db, table: GroupTable, group_id: str, metadata: bytes | None) -> None:
     if metadata is None:
         db.execute(f"DELETE FROM {table} WHERE group_id=?", (group_id,))
         return
@@ -39,6 +39,6 @@ def save_all(engine: Any, table: GroupTable, writes: dict[str, bytes | None]) ->
     def run() -> None:
         with engine._transaction():
             for group_id, metadata in sorted(writes.items()):
-                _save(engine._db, table, group_id, metadata)
+                save_one(engine._db, table, group_id, metadata)
 
     engine._run_write(run)

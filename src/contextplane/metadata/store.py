@@ -228,6 +228,13 @@ class MetadataStore(Protocol):
         """Every write in one transaction."""
         ...
 
+    async def convert_groups(
+        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+    ) -> None:
+        """Consumer group writes and classic group rows (None: deleted) in one
+        transaction: a group converted between the protocols."""
+        ...
+
     async def group_configs(self) -> dict[str, dict[str, str]]:
         """Per-group configs (GROUP config resources): group id -> name -> value."""
         ...

@@ -25,9 +25,6 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import OPERATIONS_NOT_REQUESTED, ResourceType
 from contextplane.settings_consumer_groups import consumer_protocol_enabled
 
-# ConsumerGroupDescribe v1's member_type for a member of the consumer protocol.
-CONSUMER_MEMBER_TYPE = 1
-
 
 def _owned(
     ctx: RequestContext, topic_partitions: Any
@@ -195,4 +192,3 @@ def _describe_members(ctx: RequestContext, group: dict[str, Any]) -> None:
         member["target_assignment"] = {
             "topic_partitions": by_topic_id(ctx, member["target_assignment"], True)
         }
-        member["member_type"] = CONSUMER_MEMBER_TYPE

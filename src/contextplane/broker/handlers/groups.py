@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext, later
+from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.group import OffsetCommitEntry
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
@@ -159,7 +160,20 @@ async def join_group(ctx: RequestContext, request: Any) -> Reply:
             values["protocol_name"] = None
         return ctx.response(values, throttle_time=0)
 
-    return _later(ctx.groups.join_group(join), build)
+    # A classic member joining a consumer group is assigned from the topic table.
+    topics = ctx.topics.topics()
+
+    def partition_count(name: str) -> int:
+        record = topics.get(name)
+        return 0 if record is None else record.partitions
+
+    joined = ctx.groups.join_group(
+        join,
+        partition_count,
+        ctx.topics.generation,
+        lambda: [name for name in topics if not is_internal(name)],
+    )
+    return _later(joined, build)
 
 
 async def sync_group(ctx: RequestContext, request: Any) -> Reply:

@@ -27,6 +27,19 @@ LEAVE_GROUP_MEMBER_EPOCH = -1
 CONSUMER_GROUP_TYPE = "consumer"
 
 
+@dataclass(frozen=True, slots=True)
+class ClassicMetadata:
+    """What a member that speaks the classic protocol (JoinGroup / SyncGroup / Heartbeat)
+    inside a consumer group joined with (Kafka's ClassicMemberMetadata)."""
+
+    session_timeout_ms: int
+    # (protocol name, ConsumerProtocolSubscription bytes), in the member's preference.
+    protocols: tuple[tuple[str, bytes], ...]
+
+    def protocol_names(self) -> list[str]:
+        return [name for name, _ in self.protocols]
+
+
 class ConsumerGroupState(enum.Enum):
     EMPTY = "Empty"
     ASSIGNING = "Assigning"
@@ -53,6 +66,9 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: frozenset[TopicPartition] = frozenset()
     revoking: frozenset[TopicPartition] = frozenset()
+    # Set for a member of the classic protocol (joined by JoinGroup, or upgraded with its
+    # classic group); None for a ConsumerGroupHeartbeat member.
+    classic: ClassicMetadata | None = None
 
     def reconciliation(self) -> Reconciliation:
         return Reconciliation(self.state, self.epoch, self.assigned, self.revoking)
@@ -119,6 +135,25 @@ class ConsumerGroup:
                 held |= other.assigned
                 held |= other.revoking
         return held
+
+    def classic_members(self) -> list[ConsumerMember]:
+        return [m for m in self.members.values() if m.classic is not None]
+
+    def all_classic_except(self, leaving: set[str]) -> bool:
+        """Whether every member but `leaving` speaks the classic protocol (and some do):
+        the group may go back to being a classic group once they have left."""
+        rest = [m for m in self.members.values() if m.member_id not in leaving]
+        return bool(rest) and all(m.classic is not None for m in rest)
+
+    def supports_classic_protocols(self, protocol_type: str, names: list[str]) -> bool:
+        """Kafka's supportsClassicProtocols: a classic member may join if it speaks the
+        consumer embedded protocol and offers a protocol every classic member supports."""
+        if protocol_type != CONSUMER_GROUP_TYPE or not names:
+            return False
+        classic = self.classic_members()
+        return any(
+            all(name in m.classic.protocol_names() for m in classic if m.classic) for name in names
+        )
 
     def invariants(self) -> list[str]:
         """What must hold between any two calls; an empty list when it does."""

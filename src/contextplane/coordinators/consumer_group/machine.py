@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from contextplane.coordinators.consumer_group.assignors import ASSIGNORS
+from contextplane.coordinators.consumer_group.assignors import ASSIGNORS, TopicPartition
+from contextplane.coordinators.consumer_group.classic_path import ClassicPath
 from contextplane.coordinators.consumer_group.group import (
     CONSUMER_GROUP_TYPE,
     LEAVE_GROUP_MEMBER_EPOCH,
@@ -48,6 +48,12 @@ from contextplane.coordinators.consumer_group.messages import (
 )
 from contextplane.coordinators.consumer_group.reconcile import MemberState, reconcile
 from contextplane.coordinators.consumer_group.regex import InvalidPattern, RegexMatches, TopicNames
+from contextplane.coordinators.consumer_group.timers import (
+    ClassicDeadline,
+    ConsumerTimer,
+    RevocationDeadline,
+    SessionExpiry,
+)
 from contextplane.coordinators.group_state.timers import Timers
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -55,29 +61,6 @@ from contextplane.protocol.error_codes import ErrorCode
 _TIMER_ACTIONS_PER_CALL_MAX = 100_000
 
 PartitionCounts = Callable[[str], int]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionExpiry:
-    group_id: str
-    member_id: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return ("consumer-session", self.group_id, self.member_id)
-
-
-@dataclass(frozen=True, slots=True)
-class RevocationDeadline:
-    group_id: str
-    member_id: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return ("consumer-revocation", self.group_id, self.member_id)
-
-
-ConsumerTimer = SessionExpiry | RevocationDeadline
 
 
 class ConsumerGroupMachine:
@@ -93,6 +76,11 @@ class ConsumerGroupMachine:
         self.group_configs: dict[str, dict[str, int]] = {}
         # Groups changed by timers since the owner last took them (to be saved).
         self.changed_by_timers: set[str] = set()
+        # Groups whose last consumer-protocol member left while classic members remain:
+        # the owner may turn them back into classic groups (`take_downgrades`).
+        self.downgrades_due: set[str] = set()
+        # JoinGroup / SyncGroup / Heartbeat / LeaveGroup of classic members.
+        self.classic = ClassicPath(self)
 
     # -- timers -------------------------------------------------------------------------
 
@@ -125,6 +113,16 @@ class ConsumerGroupMachine:
         if overrides is None:
             return self.config.heartbeat_interval_ms
         return overrides.get(HEARTBEAT_INTERVAL, self.config.heartbeat_interval_ms)
+
+    def member_session_ms(self, group_id: str, member: ConsumerMember) -> int:
+        """A classic member's session is the one it joined with, as in Kafka."""
+        if member.classic is not None:
+            return member.classic.session_timeout_ms
+        return self.session_timeout_ms(group_id)
+
+    def take_downgrades(self) -> set[str]:
+        due, self.downgrades_due = self.downgrades_due, set()
+        return due
 
     def _schedule(self, timer: ConsumerTimer, delay_ms: int) -> None:
         self.timers.schedule(timer.key, self.now_ms() + max(0, delay_ms), timer)
@@ -196,6 +194,39 @@ class ConsumerGroupMachine:
         bump |= self._update(member, request)
         if member.instance_id is not None:
             group.static_members[member.instance_id] = member.member_id
+        self._advance(group, member, bump, request.owned, partitions, topics_version, topic_names)
+        self._schedule(
+            SessionExpiry(group.group_id, member.member_id),
+            self.member_session_ms(group.group_id, member),
+        )
+        # Kafka sends the assignment on a join, when it changed, or when the member's view
+        # of what it owns differs from it.
+        send_assignment = (
+            joining
+            or member.assigned != before
+            or (request.owned is not None and request.owned != member.assigned)
+        )
+        return {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": member.member_id,
+            "member_epoch": member.epoch,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms(group.group_id),
+            "assignment": member.assigned if send_assignment else None,
+        }
+
+    def _advance(
+        self,
+        group: ConsumerGroup,
+        member: ConsumerMember,
+        bump: bool,
+        owned: frozenset[TopicPartition] | None,
+        partitions: PartitionCounts,
+        topics_version: int | None,
+        topic_names: TopicNames,
+    ) -> None:
+        """After a member's request changed it (`bump`: what the assignor sees): the group
+        epoch, the target if due, and the member's reconciliation with what it `owned`."""
         # Looked up again only when the subscriptions or the topics changed: it costs a
         # lookup per name the group subscribes to, and a member may name 100,000.
         topics_changed = topics_version is None or topics_version != group.metadata_topics_version
@@ -219,35 +250,19 @@ class ConsumerGroupMachine:
             current,
             group.assignment_epoch,
             group.target.get(member.member_id, frozenset()),
-            request.owned,
+            owned,
             group.held_by_others(member.member_id),
         )
         was_revoking = member.state is MemberState.UNREVOKED_PARTITIONS
         member.apply(step, recomputed=step is not current)
         revocation = RevocationDeadline(group.group_id, member.member_id)
-        if member.state is MemberState.UNREVOKED_PARTITIONS:
+        # A classic member is told to revoke at its next Heartbeat and bounded by its join
+        # timer instead (classic_path.py).
+        if member.state is MemberState.UNREVOKED_PARTITIONS and member.classic is None:
             if not was_revoking:
                 self._schedule(revocation, member.rebalance_timeout_ms)
         else:
             self.timers.cancel(revocation.key)
-        self._schedule(
-            SessionExpiry(group.group_id, member.member_id), self.session_timeout_ms(group.group_id)
-        )
-        # Kafka sends the assignment on a join, when it changed, or when the member's view
-        # of what it owns differs from it.
-        send_assignment = (
-            joining
-            or member.assigned != before
-            or (request.owned is not None and request.owned != member.assigned)
-        )
-        return {
-            "error_code": ErrorCode.none,
-            "error_message": None,
-            "member_id": member.member_id,
-            "member_epoch": member.epoch,
-            "heartbeat_interval_ms": self.heartbeat_interval_ms(group.group_id),
-            "assignment": member.assigned if send_assignment else None,
-        }
 
     def _member(
         self, group: ConsumerGroup, request: ConsumerHeartbeat
@@ -469,13 +484,20 @@ class ConsumerGroupMachine:
             and group.static_members.get(member.instance_id) == member.member_id
         ):
             del group.static_members[member.instance_id]
-        self.timers.cancel(SessionExpiry(group.group_id, member.member_id).key)
-        self.timers.cancel(RevocationDeadline(group.group_id, member.member_id).key)
+        for timer in (
+            SessionExpiry(group.group_id, member.member_id),
+            RevocationDeadline(group.group_id, member.member_id),
+            ClassicDeadline(group.group_id, member.member_id, "join"),
+            ClassicDeadline(group.group_id, member.member_id, "sync"),
+        ):
+            self.timers.cancel(timer.key)
 
     def _remove_member(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         """The member is gone: what it held is free now; the others get a new target (at
         a later heartbeat, as the assignment interval allows)."""
         self._drop(group, member)
+        if member.classic is None and group.all_classic_except(set()):
+            self.downgrades_due.add(group.group_id)
         topics = group.subscribed_topics()
         group.subscription_metadata = {
             t: n for t, n in group.subscription_metadata.items() if t in topics
@@ -492,13 +514,18 @@ class ConsumerGroupMachine:
         for member in group.members.values():
             self._schedule(
                 SessionExpiry(group.group_id, member.member_id),
-                self.session_timeout_ms(group.group_id),
+                self.member_session_ms(group.group_id, member),
             )
             if member.state is MemberState.UNREVOKED_PARTITIONS:
                 self._schedule(
                     RevocationDeadline(group.group_id, member.member_id),
                     member.rebalance_timeout_ms,
                 )
+
+    def adopt(self, group: ConsumerGroup) -> None:
+        """A classic group converted to this protocol (migration.py): its members are
+        classic ones, each with its own session."""
+        self.load_group(group)
 
     def group(self, group_id: str) -> ConsumerGroup | None:
         return self.groups.get(group_id)
@@ -558,6 +585,10 @@ class ConsumerGroupMachine:
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
+        if member.classic is not None:
+            # A classic member commits with its generation (= its member epoch) at any
+            # version, and a stale one is told ILLEGAL_GENERATION, as Kafka does.
+            return None if member_epoch == member.epoch else ErrorCode.illegal_generation
         if not transactional and api_version < 9:
             return ErrorCode.unsupported_version
         if member_epoch != member.epoch:

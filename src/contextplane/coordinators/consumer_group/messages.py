@@ -41,6 +41,15 @@ class ConsumerGroupConfig:
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
+    # group.consumer.migration.policy: which conversions of a group with members between
+    # the classic and the consumer protocol are allowed.
+    migration_policy: str = "bidirectional"
+
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "upgrade")
+
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "downgrade")
 
 
 def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfig:
@@ -51,6 +60,7 @@ def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfi
         assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
         assignors=assignor_names(settings),
         max_size=settings.group_consumer_max_size,
+        migration_policy=settings.group_consumer_migration_policy,
     )
 
 

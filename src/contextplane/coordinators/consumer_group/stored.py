@@ -21,13 +21,18 @@ Rules of this file:
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
-from contextplane.coordinators.consumer_group.group import ConsumerGroup, ConsumerMember
+from contextplane.coordinators.consumer_group.group import (
+    ClassicMetadata,
+    ConsumerGroup,
+    ConsumerMember,
+)
 from contextplane.coordinators.consumer_group.reconcile import MemberState
 from contextplane.metadata.records import ConsumerGroupWrite, MemberWrite, StoredConsumerGroup
 
@@ -58,6 +63,7 @@ def _member_snapshot(member: ConsumerMember, target: frozenset[TopicPartition]) 
         member.subscribed_regex,
         member.regex_topics,
         member.server_assignor,
+        member.classic,
     )
     assignment = (
         member.epoch,
@@ -110,7 +116,27 @@ def member_metadata_document(member: ConsumerMember) -> str:
             "regex": member.subscribed_regex,
             "regex_topics": sorted(member.regex_topics),
             "assignor": member.server_assignor,
+            "classic": _classic_document(member.classic),
         }
+    )
+
+
+def _classic_document(classic: ClassicMetadata | None) -> dict[str, Any] | None:
+    if classic is None:
+        return None
+    return {
+        "session_timeout_ms": classic.session_timeout_ms,
+        "protocols": [[name, base64.b64encode(meta).decode()] for name, meta in classic.protocols],
+    }
+
+
+def _classic_metadata(document: dict[str, Any] | None) -> ClassicMetadata | None:
+    """A member's classic metadata (documents written before it existed have none)."""
+    if document is None:
+        return None
+    return ClassicMetadata(
+        int(document["session_timeout_ms"]),
+        tuple((str(name), base64.b64decode(meta)) for name, meta in document["protocols"]),
     )
 
 
@@ -156,6 +182,7 @@ def load_group(stored: StoredConsumerGroup) -> ConsumerGroup:
             state=MemberState(m["state"]),
             assigned=_from_partitions(m["assigned"]),
             revoking=_from_partitions(m["revoking"]),
+            classic=_classic_metadata(m.get("classic")),
         )
         group.members[member_id] = member
         target = _from_partitions(m["target"])

@@ -10,6 +10,9 @@ from contextplane.coordinators.consumer_group.assignors import TopicPartition
 from contextplane.coordinators.consumer_group.group import ConsumerGroup, ConsumerMember
 from contextplane.protocol.error_codes import ErrorCode
 
+CLASSIC_MEMBER_TYPE = 0
+CONSUMER_MEMBER_TYPE = 1
+
 
 def describe_member(member: ConsumerMember, target: frozenset[TopicPartition]) -> dict[str, Any]:
     """One member of ConsumerGroupDescribe (assignments by topic name)."""
@@ -25,6 +28,8 @@ def describe_member(member: ConsumerMember, target: frozenset[TopicPartition]) -
         # What the member holds, including what it is still revoking (as Kafka shows it).
         "assignment": member.assigned | member.revoking,
         "target_assignment": target,
+        # ConsumerGroupDescribe v1: 0 for a classic member, 1 for a consumer-protocol one.
+        "member_type": CLASSIC_MEMBER_TYPE if member.classic is not None else CONSUMER_MEMBER_TYPE,
     }
 
 

@@ -144,6 +144,24 @@ class GroupStateMachine:
                 group, f"loaded with {len(group.members)} members, over the group size limit"
             )
 
+    def adopt(self, group: Group, reason: str) -> None:
+        """A consumer group converted back to a classic one (Stable, its members holding
+        their last assignment): stored, its members' sessions start now, and a rebalance
+        starts so that they agree again with a client-side leader."""
+        self.load_group(group)
+        self._core.group_stored(group)
+        self._rebalance.prepare(group, reason)
+
+    def answer_parked(self, group_id: str, code: ErrorCode) -> None:
+        """Answer every parked JoinGroup and SyncGroup of the group with `code` (an
+        upgrade to the consumer protocol tells them to rejoin)."""
+        group = self._core.groups.get(group_id)
+        if group is None:
+            return
+        for member in group.members.values():
+            complete_join(member, join_error(member.member_id, code))
+            complete_sync(member, sync_error(code))
+
     def remove_group(self, group_id: str) -> None:
         core = self._core
         group = core.groups.pop(group_id, None)
