@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,10 +50,11 @@ async def serve(
     request_head_s: float = REQUEST_HEAD_S,
     write_stall_s: float = WRITE_STALL_S,
     traced_as: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve `app` on `sock` until `stop` is set, then finish requests under way (at
     most GRACEFUL_SHUTDOWN_S). `traced_as`: the service's name, for a span per request
-    when traces are configured (`tracing.py`)."""
+    when traces are configured (`tracing.py`); `tls`: serve HTTPS with this context."""
     served: Any = app
     tracer = tracing.started_tracer(traced_as) if traced_as is not None else None
     if tracer is not None:
@@ -70,6 +72,7 @@ async def serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         limit_concurrency=CONNECTIONS_MAX,
         h11_max_incomplete_event_size=HEADERS_BYTES_MAX,
+        ssl_context_factory=None if tls is None else lambda _config, _default: tls,
     )
     server = _EmbeddedServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
