@@ -53,11 +53,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     plaintext = f"127.0.0.1:{broker.listener_port('PLAINTEXT')}"
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
     upsert = UserScramCredentialUpsertion("alice", info, b"alice-secret")
-    for future in (
-        AdminClient({"bootstrap.servers": plaintext})
-        .alter_user_scram_credentials([upsert])
-        .values()
-    ):
+    admin = AdminClient({"bootstrap.servers": plaintext})  # kept until it has answered
+    for future in admin.alter_user_scram_credentials([upsert]).values():
         future.result(30)
     yield plaintext, f"127.0.0.1:{broker.listener_port('SASL_PLAINTEXT')}"
     broker.stop()

@@ -200,7 +200,8 @@ def start_beside(
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import KafkaStore
 
-    access = tls = None
+    access = None
+    tls: ssl.SSLContext | None = None
     init_timeout_s = INIT_TIMEOUT_S
     if services is not None:
         settings = services.settings

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -42,6 +42,13 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _given_context(
+    tls: ssl.SSLContext,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    """uvicorn's `ssl_context_factory` for a context the caller built (security/tls.py)."""
+    return lambda _config, _default: tls
+
+
 async def serve(
     app: Starlette,
     sock: socket.socket,
@@ -72,7 +79,7 @@ async def serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         limit_concurrency=CONNECTIONS_MAX,
         h11_max_incomplete_event_size=HEADERS_BYTES_MAX,
-        ssl_context_factory=None if tls is None else lambda _config, _default: tls,
+        ssl_context_factory=None if tls is None else _given_context(tls),
     )
     server = _EmbeddedServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 # Different credentials one address may have checked at once: the cluster logins' four
 # threads (cluster_logins.py) keep two for everyone else, and beside the broker the other
@@ -63,8 +63,7 @@ class AddressLogins:
                 break
             try:
                 # Shielded: a waiter that goes away does not cancel the check it shares.
-                shared: Checked = await asyncio.shield(pending)  # type: ignore[assignment]
-                return shared
+                return cast(Checked, await asyncio.shield(pending))
             except asyncio.CancelledError:
                 if not pending.cancelled():
                     raise  # this request was cancelled
