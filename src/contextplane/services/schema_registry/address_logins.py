@@ -3,10 +3,12 @@ to the cluster (a registry run alone) or a PBKDF2 on one of two threads (beside 
 broker), so one address sending wrong passwords for many user names would otherwise
 queue its checks ahead of every other client's.
 
-The same credentials from one address share one check (a client's burst of requests at
-start waits for one answer); at most PER_ADDRESS different ones are checked at once per
-address, and past that a request is refused at once (TooManyLogins: 429 with
-Retry-After), before any check is queued. A cached answer completes without waiting, so
+At most PER_ADDRESS different credentials are checked at once per address, and past that
+a request is refused at once (TooManyLogins: 429 with Retry-After), before any check is
+queued. The same credentials again count once (a client's burst of requests at start is
+never refused); each request still makes its own check, so a flood of one wrong password
+is paced by the checks as before (the cluster logins answer it from their cache, one
+login per user at a time). A cached answer completes without waiting, so
 it holds its place for no time at all. The table holds an address only while one of its
 checks is in flight, so it never outgrows the connections served at once (uvicorn's
 CONNECTIONS_MAX) times PER_ADDRESS.
@@ -14,12 +16,11 @@ CONNECTIONS_MAX) times PER_ADDRESS.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 
 # Different credentials one address may have checked at once: the cluster logins' four
 # threads (cluster_logins.py) keep two for everyone else, and beside the broker the other
@@ -41,7 +42,8 @@ class AddressLogins:
         self.refused = 0  # requests answered 429 (a test and an operator read it)
         # Credentials are keyed by an HMAC under a key of this process: none is kept.
         self._key = os.urandom(32)
-        self._in_flight: dict[str, dict[bytes, asyncio.Future[object]]] = {}
+        # address -> credentials being checked -> requests checking them
+        self._in_flight: dict[str, dict[bytes, int]] = {}
 
     def addresses(self) -> int:
         """Addresses with a check in flight now."""
@@ -50,38 +52,22 @@ class AddressLogins:
     async def check(
         self, host: str, credentials: str, run: Callable[[], Awaitable[Checked]]
     ) -> Checked:
-        """`run()`'s answer for these credentials from `host`: the answer of a check of
-        the same credentials already in flight from there, else a check of its own;
-        TooManyLogins when the address has too many others in flight."""
+        """`run()`'s answer, unless `host` already has PER_ADDRESS other credentials in
+        flight (TooManyLogins)."""
         digest = hmac.new(
             self._key, credentials.encode("utf-8", "surrogateescape"), hashlib.sha256
         ).digest()
-        while True:
-            checks = self._in_flight.get(host)
-            pending = checks.get(digest) if checks is not None else None
-            if pending is None:
-                break
-            try:
-                # Shielded: a waiter that goes away does not cancel the check it shares.
-                return cast(Checked, await asyncio.shield(pending))
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this request was cancelled
-                # The check it waited for was abandoned: make one of its own.
-        if checks is not None and len(checks) >= self.per_address:
+        checks = self._in_flight.get(host)
+        if checks is not None and digest not in checks and len(checks) >= self.per_address:
             self.refused += 1
             raise TooManyLogins
         checks = self._in_flight.setdefault(host, {})
-        answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        checks[digest] = answer
+        checks[digest] = checks.get(digest, 0) + 1
         try:
-            result = await run()
-        except BaseException:
-            answer.cancel()  # the waiters check for themselves
-            raise
+            return await run()
         finally:
-            del checks[digest]
-            if not checks:
-                del self._in_flight[host]
-        answer.set_result(result)
-        return result
+            checks[digest] -= 1
+            if not checks[digest]:
+                del checks[digest]
+                if not checks:
+                    del self._in_flight[host]
