@@ -48,8 +48,15 @@ def _get(url: str, context: ssl.SSLContext | None = None) -> None:
         answer.read()
 
 
-def _plain_http(port: int) -> None:
-    _get(f"http://127.0.0.1:{port}/subjects")
+def _refused(url: str, context: ssl.SSLContext | None = None) -> None:
+    """The connection is refused: no HTTP answer at all (HTTPError is an answer)."""
+    with pytest.raises(REFUSED) as refused:
+        _get(url, context)
+    assert not isinstance(refused.value, urllib.error.HTTPError), refused.value
+
+
+def _plain_http_refused(port: int) -> None:
+    _refused(f"http://127.0.0.1:{port}/subjects")
 
 
 def test_the_standalone_registry_serves_https_to_clients_with_certificates(
@@ -79,17 +86,14 @@ def test_the_standalone_registry_serves_https_to_clients_with_certificates(
                 }
             )
         )
-        with pytest.raises(REFUSED):
-            _plain_http(registry.port)
+        _plain_http_refused(registry.port)
         # Trusting the server is not enough: the registry asks for a certificate.
-        with pytest.raises(REFUSED):
-            _get(f"{url}/subjects", ssl.create_default_context(cafile=str(ca_file)))
+        _refused(f"{url}/subjects", ssl.create_default_context(cafile=str(ca_file)))
         # A certificate the registry's truststore does not know is refused too.
         stranger = TestCa("another CA").issue("app").write(tmp_path / "stranger.pem")
         unknown = ssl.create_default_context(cafile=str(ca_file))
         unknown.load_cert_chain(stranger)
-        with pytest.raises(REFUSED):
-            _get(f"{url}/subjects", unknown)
+        _refused(f"{url}/subjects", unknown)
     finally:
         assert registry.stop() == 0, registry.log_tail()
 
@@ -101,8 +105,7 @@ def test_the_registry_beside_the_broker_serves_https(tmp_path: Path) -> None:
         port = int(http_url.rsplit(":", 1)[1])
         url = f"https://127.0.0.1:{port}"
         _registers(SchemaRegistryClient({"url": url, "ssl.ca.location": str(ca_file)}))
-        with pytest.raises(REFUSED):
-            _plain_http(port)
+        _plain_http_refused(port)
 
 
 def test_a_keystore_without_a_key_is_refused_at_start(tmp_path: Path) -> None:
