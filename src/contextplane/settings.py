@@ -146,6 +146,11 @@ class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer
     registry_authentication_realm: str = "SchemaRegistry"
     # The registry's wait for `_schemas` at start (Confluent's kafkastore.init.timeout.ms).
     registry_kafkastore_init_timeout_ms: int = 60_000
+    # HTTPS on the registry's port (services/schema_registry/https.py): PEM, as listeners'.
+    registry_ssl_keystore_location: str = ""
+    registry_ssl_key_password: str = ""
+    registry_ssl_truststore_location: str = ""
+    registry_ssl_client_authentication: str = "NONE"
     # Kafka client properties of the internal consumer that reads `_schemas` and the
     # masking policies from the broker leading them (broker/topic_follower.py).
     internal_client_config: str = ""
@@ -372,7 +377,10 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 # Settings with a fixed set of values (case-insensitive; "" is unset), checked where they
 # are read so that a file's error names its line.
-_CHOICES = {"ssl.client.auth": ("", "required", "requested", "none")}
+_CHOICES = {
+    "ssl.client.auth": ("", "required", "requested", "none"),
+    "contextplane.registry.ssl.client.authentication": ("", "required", "requested", "none"),
+}
 # LIST settings whose items have a fixed set of values (Kafka's ValidList); the value is
 # kept trimmed and without repeats, as the topic config it is the default of.
 _LIST_CHOICES = {"log.cleanup.policy": ("compact", "delete")}

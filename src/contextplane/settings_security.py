@@ -58,6 +58,39 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         high=86_400_000,
     ),
     Setting(
+        "contextplane.registry.ssl.keystore.location",
+        "registry_ssl_keystore_location",
+        "",
+        "set: the schema registry serves HTTPS (Confluent's `listeners=https://...`) with "
+        "this PEM file, its private key (PKCS#8, encrypted with "
+        "`contextplane.registry.ssl.key.password` or not) then certificate chain, as the "
+        "broker's `ssl.keystore.location` (Confluent's is a JKS or PKCS12 store: refused)",
+        default_text="empty (HTTP)",
+    ),
+    Setting(
+        "contextplane.registry.ssl.key.password",
+        "registry_ssl_key_password",
+        "",
+        "the password of the registry's encrypted private key",
+        default_text="empty",
+    ),
+    Setting(
+        "contextplane.registry.ssl.truststore.location",
+        "registry_ssl_truststore_location",
+        "",
+        "PEM file of the certificate authorities that the registry's HTTPS clients' "
+        "certificates must chain to (`contextplane.registry.ssl.client.authentication`)",
+        default_text="empty (the system's CAs)",
+    ),
+    Setting(
+        "contextplane.registry.ssl.client.authentication",
+        "registry_ssl_client_authentication",
+        "",
+        "Confluent's values: `REQUIRED`: an HTTPS client must present a certificate the "
+        "registry's truststore trusts; `REQUESTED`: it may (one it presents must be trusted);"
+        " `NONE`: not asked",
+    ),
+    Setting(
         "contextplane.internal.client.config",
         "internal_client_config",
         "",

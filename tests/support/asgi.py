@@ -26,7 +26,9 @@ async def call(
     body: Any = None,
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 40000),
 ) -> Answer:
+    """`client`: the address the request comes from."""
     parts = urlsplit(target)
     payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     head = [(b"content-type", b"application/vnd.schemaregistry.v1+json")]
@@ -43,7 +45,7 @@ async def call(
         "query_string": parts.query.encode(),
         "root_path": "",
         "headers": head,
-        "client": ("127.0.0.1", 40000),
+        "client": client,
         "server": ("127.0.0.1", 8081),
     }
     sent = False

@@ -110,7 +110,8 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
         assert answer.status == 401
 
     asyncio.run(main())
-    data = [record["data"] for record in records]
+    logins = [r["data"] for r in records if r["data"].get("operation") == "AUTHENTICATE"]
+    data = [r["data"] for r in records if r["data"].get("operation") != "AUTHENTICATE"]
     assert {
         "api": "RegisterSchema",
         "principal": "User:alice",
@@ -133,8 +134,11 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
     assert any(
         d.get("api") == "UpdateGlobalConfig" and d["principal"] == "User:admin" for d in data
     )
-    failures = [d for d in data if d.get("operation") == "AUTHENTICATE"]
-    assert len(failures) == 5 and {d["mechanism"] for d in failures} == {"HTTP BEARER"}
+    failures = [d for d in logins if d["decision"] == "DENIED"]
+    assert len(failures) == 5 and {d["mechanism"] for d in logins} == {"HTTP BEARER"}
+    # Each successful login of a new session (here a new token) is audited too.
+    successes = {d["principal"] for d in logins if d["decision"] == "ALLOWED"}
+    assert successes == {"User:alice", "User:bob", "User:admin", "User:carol"}
 
 
 def test_every_route_has_a_need() -> None:

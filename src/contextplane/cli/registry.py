@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from contextplane.cli.kafka_client import ConfigError, security_config
 from contextplane.logsafe import log_to_stderr
 from contextplane.security.registry_access import RegistryAccessError
+from contextplane.security.tls import TlsConfigError
 from contextplane.services.schema_registry.errors import RegistryError
+from contextplane.services.schema_registry.https import registry_tls
 from contextplane.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -68,8 +71,9 @@ def add_parser(sub: Any) -> None:
     registry.add_argument(
         "--config",
         type=Path,
-        help="a properties file with the login settings in the broker's names"
-        " (contextplane.registry.authentication.method, super.users, sasl.oauthbearer.*)",
+        help="a properties file with the login and HTTPS settings in the broker's names"
+        " (contextplane.registry.authentication.method, super.users, sasl.oauthbearer.*,"
+        " contextplane.registry.ssl.*)",
     )
     registry.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="one such setting"
@@ -102,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         security = security_config(args.command_config)
         settings = _login_settings(args)
-    except (ConfigError, SettingsError, OSError) as exc:
+        tls = registry_tls(settings)
+    except (ConfigError, SettingsError, TlsConfigError, OSError) as exc:
         print(f"contextplane registry: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(args, security, settings))
+        return asyncio.run(_serve(args, security, settings, tls))
     except KeyboardInterrupt:
         return 0
     except (RegistryError, RegistryAccessError, KafkaException, OSError) as exc:
@@ -132,7 +137,12 @@ def _login_mechanism(args: argparse.Namespace, security: dict[str, str]) -> str:
     return own if own in MECHANISMS else MECHANISMS[0]
 
 
-async def _serve(args: argparse.Namespace, security: dict[str, str], settings: Settings) -> int:
+async def _serve(
+    args: argparse.Namespace,
+    security: dict[str, str],
+    settings: Settings,
+    tls: ssl.SSLContext | None,
+) -> int:
     from contextplane.services.schema_registry.cluster_access import open_cluster_access
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import SCHEMAS_TOPIC, KafkaStore
@@ -160,7 +170,7 @@ async def _serve(args: argparse.Namespace, security: dict[str, str], settings: S
         timeout_s=args.timeout,
     )
     try:
-        await run_registry(store, args.host, args.port, stop, access)
+        await run_registry(store, args.host, args.port, stop, access, tls)
     finally:
         if access is not None:
             await access.close()
@@ -184,15 +194,18 @@ def start_beside(
     host: str, broker_port: int, port: int, services: Services | None = None
 ) -> RegistryBeside:
     """`services`: the broker's, whose SCRAM users, token validation, ACLs and audit log
-    guard the registry as its settings say (security/registry_access.py)."""
+    guard the registry as its settings say (security/registry_access.py), and whose
+    `contextplane.registry.ssl.*` settings give it HTTPS (TlsConfigError)."""
     from contextplane.security.registry_access import registry_access
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import KafkaStore
 
     access = None
+    tls: ssl.SSLContext | None = None
     init_timeout_s = INIT_TIMEOUT_S
     if services is not None:
         settings = services.settings
+        tls = registry_tls(settings)
         init_timeout_s = settings.registry_kafkastore_init_timeout_ms / 1000
         access = registry_access(
             settings.registry_authentication_method,
@@ -204,7 +217,7 @@ def start_beside(
         )
     stop = asyncio.Event()
     store = KafkaStore(f"{host}:{broker_port}", init_timeout_s=init_timeout_s)
-    task = asyncio.create_task(run_registry(store, host, port, stop, access))
+    task = asyncio.create_task(run_registry(store, host, port, stop, access, tls))
     task.add_done_callback(_report)
     return RegistryBeside(task, stop)
 

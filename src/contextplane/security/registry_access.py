@@ -159,6 +159,16 @@ class BrokerAccess:
             reason=reason,
         )
 
+    def authenticated(self, host: str, port: int, principal: str) -> None:
+        kind, _, name = principal.partition(":")
+        self._audit.authentication(
+            peer=f"{host}:{port}",
+            listener=LISTENER,
+            mechanism=f"HTTP {self.method}",
+            principal=Principal(kind, name),
+            success=True,
+        )
+
 
 def _who(caller: Caller) -> tuple[Principal, str]:
     kind, _, name = caller.principal.partition(":")

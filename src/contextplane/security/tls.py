@@ -82,9 +82,13 @@ class TlsConfig:
     ssl_client_auth: str
     ssl_principal_mapping_rules: str
     overridden: frozenset[str] = frozenset()
+    # Set: every setting is named with it (the schema registry's own `contextplane.registry.`).
+    prefix: str = ""
 
     def name(self, setting: str) -> str:
         """How a message names a setting: with the listener prefix when overridden."""
+        if self.prefix:
+            return self.prefix + setting
         if setting in self.overridden:
             return f"listener.name.{self.listener.lower()}.{setting}"
         return setting

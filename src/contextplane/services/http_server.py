@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -41,6 +42,13 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _given_context(
+    tls: ssl.SSLContext,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    """uvicorn's `ssl_context_factory` for a context the caller built (security/tls.py)."""
+    return lambda _config, _default: tls
+
+
 async def serve(
     app: Starlette,
     sock: socket.socket,
@@ -49,10 +57,11 @@ async def serve(
     request_head_s: float = REQUEST_HEAD_S,
     write_stall_s: float = WRITE_STALL_S,
     traced_as: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve `app` on `sock` until `stop` is set, then finish requests under way (at
     most GRACEFUL_SHUTDOWN_S). `traced_as`: the service's name, for a span per request
-    when traces are configured (`tracing.py`)."""
+    when traces are configured (`tracing.py`); `tls`: serve HTTPS with this context."""
     served: Any = app
     tracer = tracing.started_tracer(traced_as) if traced_as is not None else None
     if tracer is not None:
@@ -70,6 +79,7 @@ async def serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         limit_concurrency=CONNECTIONS_MAX,
         h11_max_incomplete_event_size=HEADERS_BYTES_MAX,
+        ssl_context_factory=None if tls is None else _given_context(tls),
     )
     server = _EmbeddedServer(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))

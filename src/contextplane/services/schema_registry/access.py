@@ -4,7 +4,9 @@ builds one on a broker's SCRAM users, OAUTHBEARER validator, ACLs and audit log)
 Without one, every request is served as before, by nobody in particular.
 
 `Authentication` (ASGI middleware) answers 401 with `WWW-Authenticate` before any route
-runs and puts the `Caller` in the scope; `guarded` wraps a route with what it needs
+runs (429 with `Retry-After` past the logins in flight one address may have:
+address_logins.py), audits a session's first success (session_audit.py) and puts the
+`Caller` in the scope; `guarded` wraps a route with what it needs
 (access_rules.py): READ or WRITE on the path's subject or ALTER on the cluster, denials
 answered 403 (40301), changes audited with their result.
 """
@@ -22,8 +24,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contextplane.services.schema_registry import errors
+from contextplane.services.schema_registry.address_logins import (
+    RETRY_AFTER_S,
+    AddressLogins,
+    TooManyLogins,
+)
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
+from contextplane.services.schema_registry.session_audit import SessionAudit
 
 CALLER_KEY = "contextplane.registry.caller"
 # A Basic credential or a bearer token longer than this is refused unread (a JWT the
@@ -81,6 +89,10 @@ class Access(Protocol):
 
     def authentication_failed(self, host: str, port: int, reason: str) -> None: ...
 
+    def authenticated(self, host: str, port: int, principal: str) -> None:
+        """Audit a session's first successful authentication."""
+        ...
+
 
 def access_of(request: Request) -> Access | None:
     access: Access | None = request.app.state.access
@@ -98,6 +110,8 @@ class Authentication:
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
         self.access = access
+        self.logins = AddressLogins()
+        self.sessions = SessionAudit()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,7 +119,20 @@ class Authentication:
             return
         host, port = scope.get("client") or ("", 0)
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        principal, reason = await self._principal(header)
+        try:
+            principal, reason = await self.logins.check(
+                host, header, lambda: self._principal(header)
+            )
+        except TooManyLogins:
+            self.access.authentication_failed(host, port, "too many logins in flight")
+            error = errors.too_many_logins()
+            response = RegistryResponse(
+                error.body(),
+                status_code=error.status,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+            await response(scope, receive, send)
+            return
         if principal is None:
             self.access.authentication_failed(host, port, reason)
             error = errors.unauthorized()
@@ -115,6 +142,8 @@ class Authentication:
             )
             await response(scope, receive, send)
             return
+        if self.sessions.is_new(host, header):
+            self.access.authenticated(host, port, principal)
         scope[CALLER_KEY] = Caller(principal, host, port)
         await self.app(scope, receive, send)
 

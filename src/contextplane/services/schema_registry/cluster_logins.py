@@ -8,7 +8,8 @@ for LOGIN_CACHE_S, a refusal for only REFUSAL_CACHE_S (a password just set works
 once), at most CACHE_ENTRIES of them, keyed by an HMAC of user and password under a key
 of this process (no password is kept). One login at a time per user and LOGINS_AT_ONCE
 at all: a flood of wrong passwords for one user waits its turn, and costs the cluster one
-login per distinct password at a time.
+login per distinct password at a time (and per client address, two different credentials
+at once: address_logins.py).
 
 A user name or password librdkafka would not send as given is refused unasked: it ends a
 setting at a NUL and drops leading whitespace, so "alice\\0x" or " alice" with alice's

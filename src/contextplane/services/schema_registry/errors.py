@@ -170,6 +170,14 @@ def unauthorized() -> RegistryError:
     return RegistryError(401, 401, "Unauthorized")
 
 
+def too_many_logins() -> RegistryError:
+    """A client address with too many credentials being checked at once (address_logins.py);
+    Confluent's rate limits answer 429 with the status as the code."""
+    return RegistryError(
+        429, 429, "Too Many Requests: too many logins in flight from this client address"
+    )
+
+
 def forbidden(operation: str, resource: str, name: str) -> RegistryError:
     """An authenticated principal the ACLs refuse (Confluent's 40301 and words)."""
     return RegistryError(403, 40301, f"User is denied operation {operation} on {resource}: {name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from contextplane.services.bound_socket import bind
 from contextplane.services.http_server import serve
@@ -11,21 +12,31 @@ from contextplane.services.schema_registry.app import build_app
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.store import Store
 
-READY_LINE = "contextplane schema registry ready on {host}:{port}"
+READY_LINE = "contextplane schema registry ready on {host}:{port} ({scheme})"
 
 
 async def run_registry(
-    store: Store, host: str, port: int, stop: asyncio.Event, access: Access | None = None
+    store: Store,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    access: Access | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Bind, replay the store, print the ready line, serve until `stop`, close the store;
-    `access`: who may do what (None: anyone, anything)."""
+    `access`: who may do what (None: anyone, anything); `tls`: HTTPS (https.py)."""
     sock = bind(host, port)
     registry = SchemaRegistry(store)
     try:
         await registry.start()
-        print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
+        scheme = "https" if tls is not None else "http"
+        print(READY_LINE.format(host=host, port=sock.getsockname()[1], scheme=scheme), flush=True)
         await serve(
-            build_app(registry, access), sock, stop, traced_as="contextplane-schema-registry"
+            build_app(registry, access),
+            sock,
+            stop,
+            traced_as="contextplane-schema-registry",
+            tls=tls,
         )
     finally:
         sock.close()
