@@ -24,6 +24,7 @@ from kio.serial.writers import write_compact_array_length
 
 from contextplane.errors import ProtocolError
 from contextplane.protocol.lenient import read_entity_lenient
+from contextplane.protocol.produce_request import PRODUCE_KEY, read_produce
 
 API_VERSIONS_KEY = 18
 MIRROR_APPEND_KEY = 10_000  # contextplane's own (protocol/mirror_append.py)
@@ -292,6 +293,10 @@ def decode_request(frame: bytes) -> Request:
         raise UnsupportedVersion(header) from None
     if schema.__flexible__:
         position = skip_tagged_fields(frame, position)
+    if header.api_key == PRODUCE_KEY:  # the hot request, read by hand when it can be
+        body = read_produce(schema, frame, position)
+        if body is not None:
+            return Request(header, body)
     body = decode_body(schema, frame, position)
     return Request(header, body)
 
