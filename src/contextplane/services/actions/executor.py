@@ -13,7 +13,8 @@ idempotent endpoint again with the same key, and records `unknown` for one that 
 An `awaiting-approval` call is released by an approval on `copilot.approvals.NAME`, the
 topic only `User:NAME` may write (`approvals.py`): it is evaluated again with that
 principal as `context.approver`, in the same two transactions, the group offset being the
-approval's. Entries older than the key retention are tombstoned (`_expire`).
+approval's. Entries older than the key retention are tombstoned (`_expire`). The records
+written are built by `entries.py`; the ledger is read into the index by `ledger_reader.py`.
 
 The loop runs on its own thread (confluent-kafka and the endpoint calls block). The
 transactional id is stable across restarts and is also the group's static member id, so
@@ -32,11 +33,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane import tracing
 from contextplane.clock import SystemClock
-from contextplane.services.actions import endpoint, ledger
+from contextplane.services.actions import endpoint, entries, ledger
 from contextplane.services.actions.approval_acls import check_approval_acls
-from contextplane.services.actions.approvals import Approval, read_approval
+from contextplane.services.actions.approvals import read_approval, why_not_approved
 from contextplane.services.actions.ledger import LedgerIndex
-from contextplane.services.actions.policy import ALLOW, DENY, Evaluation, evaluate
+from contextplane.services.actions.ledger_reader import LedgerReader
+from contextplane.services.actions.policy import ALLOW, DENY, evaluate
 from contextplane.services.actions.policy_context import read_context
 from contextplane.services.actions.requests import Refused, Request, read_request
 from contextplane.services.actions.tools import Tool, approvals_topics
@@ -54,8 +56,6 @@ _CLOCK = SystemClock()
 
 # How long a poll waits for a request before the loop checks whether it is stopping.
 READ_WAIT_S = 0.2
-# Ledger records taken per read of the ledger between requests.
-LEDGER_READ_MAX = 1000
 # Ledger keys kept (idempotency holds within it) unless configured: payment APIs keep 24 h.
 KEY_RETENTION_MS = 24 * 3600 * 1000
 # Tombstones per transaction, at most; the rest wait for the next sweep.
@@ -110,16 +110,9 @@ class Executor:
                 "auto.offset.reset": "earliest",
             }
         )
-        self._ledger_reader = Consumer(
-            {
-                **self._common,
-                "group.id": f"{config.group}-ledger",  # assigned, never subscribed
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
+        self._ledger = LedgerReader(
+            self._common, config.group, self.index, config.timeout_s, StartError
         )
-        self._ledger_at = 0  # the next ledger offset to read
         self._catch_up = threading.Event()  # set by an assignment: read the ledger first
         self._stopping = threading.Event()
         self._transactor = Transactor(
@@ -149,8 +142,8 @@ class Executor:
             self._transactor.init()
         except KafkaException as exc:
             raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
-        self._ledger_reader.assign([TopicPartition(ledger.LEDGER_TOPIC, 0, 0)])
-        self._read_ledger_to_end()
+        self._ledger.start()
+        self._ledger.read_to_end()
         log.info("ledger index rebuilt: %d entries", len(self.index))
         self._consumer.subscribe(
             [ledger.REQUESTS_TOPIC, *sorted(self._approvers_by_topic)],
@@ -177,37 +170,6 @@ class Executor:
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
         self._owned.difference_update((p.topic, p.partition) for p in partitions)
 
-    # -- the ledger ----------------------------------------------------------------------
-
-    def _read_ledger_to_end(self) -> None:
-        """Read the ledger (committed records) up to its last stable offset, as asked now:
-        every entry a previous owner of a partition committed is in the index after."""
-        tp = TopicPartition(ledger.LEDGER_TOPIC, 0)
-        deadline = _CLOCK.monotonic_ms() / 1000 + self._config.timeout_s
-        _, end = self._ledger_reader.get_watermark_offsets(
-            tp, timeout=self._config.timeout_s, cached=False
-        )
-        while self._ledger_at < end:
-            if _CLOCK.monotonic_ms() / 1000 > deadline:
-                raise StartError(f"reading {ledger.LEDGER_TOPIC} stopped at {self._ledger_at}")
-            self._read_ledger(READ_WAIT_S)
-
-    def _read_ledger(self, wait_s: float) -> None:
-        for message in self._ledger_reader.consume(LEDGER_READ_MAX, timeout=wait_s):
-            error = message.error()
-            offset = message.offset()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF and offset is not None:
-                    self._ledger_at = max(self._ledger_at, offset)
-                else:
-                    log.warning("reading %s: %s", ledger.LEDGER_TOPIC, error.str())
-                continue
-            assert offset is not None, "a record has an offset"
-            self._ledger_at = max(self._ledger_at, offset + 1)
-            key = ledger.decode_key(message.key())
-            if key is not None:
-                self.index.apply(key, message.value(), offset)
-
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -228,7 +190,7 @@ class Executor:
             self._consumer.close()
         except KafkaException as exc:
             log.warning("leaving the group: %s", exc)
-        self._ledger_reader.close()
+        self._ledger.close()
 
     def _step(self) -> None:
         # Before the poll: the consumer's position is then that of the last request
@@ -237,9 +199,9 @@ class Executor:
         message = self._consumer.poll(READ_WAIT_S)
         if self._catch_up.is_set():
             self._catch_up.clear()
-            self._read_ledger_to_end()
+            self._ledger.read_to_end()
         else:
-            self._read_ledger(0)
+            self._ledger.read(0)
         if message is None:
             return
         error = message.error()
@@ -287,16 +249,7 @@ class Executor:
             self._evaluate_and_act(got, message, where)
 
     def _entry(self, request: Request, state: str, where: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "state": state,
-            "key": request.key,
-            "tool": request.tool.name,
-            "decision_id": request.decision_id,
-            "request_hash": request.hash,
-            "request": where,
-            "executor": self._config.transactional_id,
-            "at_ms": _now_ms(),
-        }
+        return entries.call_entry(request, state, where, self._config.transactional_id, _now_ms())
 
     def _evaluate_and_act(
         self,
@@ -332,14 +285,15 @@ class Executor:
             approved=approver is not None or typed_approval,
             approver=approver,
         )
-        event = self._evaluation_event(request, evaluation, context_read)
+        executor = self._config.transactional_id
+        event = entries.evaluation_event(request, evaluation, context_read, executor, _now_ms())
         summary = {"decision": evaluation.decision, "policy_version": tool.policy_version}
         evaluated: Record = (ledger.EVALUATIONS_TOPIC, request.key, event)
         if evaluation.decision != ALLOW:
             state = ledger.DENIED if evaluation.decision == DENY else ledger.AWAITING_APPROVAL
             entry = self._entry(request, state, where)
             entry["evaluation"] = summary
-            self._note_approval(entry, request, approver, approval)
+            entries.note_approval(entry, request, approver, approval)
             if state == ledger.AWAITING_APPROVAL:
                 # What an approval evaluates again: the request as it came.
                 entry["request_value"] = request.value
@@ -348,7 +302,7 @@ class Executor:
             return
         started = self._entry(request, ledger.STARTED, where)
         started["evaluation"] = summary
-        self._note_approval(started, request, approver, approval)
+        entries.note_approval(started, request, approver, approval)
         if approval is not None:
             # The approval is what is read again after a crash: the call is rebuilt from it.
             started["request_value"] = request.value
@@ -366,24 +320,6 @@ class Executor:
             return
         self._call_and_record(request, started, message)
 
-    @staticmethod
-    def _note_approval(
-        entry: dict[str, Any],
-        request: Request,
-        approver: str | None,
-        approval: dict[str, Any] | None,
-    ) -> None:
-        if approver is not None:
-            entry["approved_by"] = approver
-            entry["approval"] = approval
-        elif request.approved_by is not None and request.tool.approvers:
-            entry["approved_by_ignored"] = (
-                f"{request.tool.name} is approved only by its approvers, on their"
-                " copilot.approvals.NAME topics; a request's approved_by approves nothing"
-            )
-        elif request.approved_by is not None:
-            entry["approved_by"] = request.approved_by  # typed by the requester
-
     def _handle_approval(self, message: Any) -> None:
         """An approval: it releases the `awaiting-approval` call it names, once; one that
         approves nothing is recorded as `refused` under its own key, with why."""
@@ -398,9 +334,10 @@ class Executor:
             log.warning("approval at %s by %s refused: %s", where, approver, got)
             self._finish([], message)
             return
-        self._read_ledger_to_end()  # the call's entry may be another executor's, just written
+        self._ledger.read_to_end()  # the call's entry may be another executor's, just written
         held = self.index.get(ledger.call_key(got.key))
-        why = self._why_not_approved(got, approver, held, where)
+        retention = self._config.key_retention_ms
+        why = why_not_approved(got, approver, held, where, self._tools, _now_ms(), retention)
         if why is None and held is not None and held.get("state") != ledger.STARTED:
             why = self._acl_problem(message.topic(), approver)  # a release, not a resume
         if why is None:
@@ -417,43 +354,10 @@ class Executor:
                 self._evaluate_and_act(request, message, held["request"], approval=where)
                 return
         log.warning("approval of %r by %s refused: %s", got.key, approver, why)
-        entry = {
-            "state": ledger.REFUSED,
-            "key": got.key,
-            "approver": approver,
-            "request_hash": got.request_hash,
-            "approval": where,
-            "reason": why,
-            "executor": self._config.transactional_id,
-            "at_ms": _now_ms(),
-        }
+        executor = self._config.transactional_id
+        entry = entries.refused_approval_entry(got, approver, where, why, executor, _now_ms())
         key = ledger.approval_key(got.key, approver, got.request_hash)
         self._finish([(ledger.LEDGER_TOPIC, key, entry)], message)
-
-    def _why_not_approved(
-        self,
-        approval: Approval,
-        approver: str,
-        held: dict[str, Any] | None,
-        where: dict[str, Any],
-    ) -> str | None:
-        """Why `approval` releases nothing, or None when it releases (or resumes) the call."""
-        if held is None or self._expired(held):
-            return "no call under this key awaits approval (none, or past the key retention)"
-        if held.get("request_hash") != approval.request_hash:
-            return f"the call under this key is request {held.get('request_hash')}"
-        tool = self._tools.get(str(held.get("tool")))
-        if tool is None or approver not in tool.approvers:
-            return f"{approver} is not an approver of tool {held.get('tool')!r}"
-        state = held.get("state")
-        if state == ledger.STARTED and held.get("approval") == where:
-            # This approval released it and the call was interrupted: resumed.
-            return None if isinstance(held.get("request_value"), dict) else "no request kept"
-        if state != ledger.AWAITING_APPROVAL:
-            return f"the call is {state}, not awaiting approval"
-        if not isinstance(held.get("request_value"), dict):
-            return "the awaiting entry does not hold its request: produce the request again"
-        return None
 
     def _acl_problem(self, topic: str, approver: str) -> str | None:
         """The approvals topic's ACLs read again before each release (one DescribeAcls):
@@ -464,11 +368,6 @@ class Executor:
         if not problems:
             return None
         return "the ACLs no longer attest the approver: " + "; ".join(problems)
-
-    def _expired(self, entry: dict[str, Any]) -> bool:
-        """Past the key retention for an approval: a margin before the sweep's horizon."""
-        horizon = ledger.approval_horizon_ms(_now_ms(), self._config.key_retention_ms)
-        return horizon is not None and ledger.written_before(entry, horizon)
 
     # -- key retention -------------------------------------------------------------------
 
@@ -491,7 +390,7 @@ class Executor:
             return
         self._next_sweep_ms = now + min(SWEEP_EVERY_MS, max(retention // 4, 1))
         # Entries another executor wrote just now (an approval released) are seen first.
-        self._read_ledger_to_end()
+        self._ledger.read_to_end()
         keys = self.index.expired(now - retention, self._owned, TOMBSTONES_MAX)
         if not keys:
             return
@@ -526,23 +425,6 @@ class Executor:
             return {}
         return found
 
-    def _evaluation_event(
-        self, request: Request, evaluation: Evaluation, context_read: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        return {
-            "key": request.key,
-            "decision_id": request.decision_id,
-            "tool": request.tool.name,
-            "policy_version": request.tool.policy_version,
-            "inputs": evaluation.request,
-            "context_read": context_read,
-            "decision": evaluation.decision,
-            "reasons": list(evaluation.reasons),
-            "errors": list(evaluation.errors),
-            "executor": self._config.transactional_id,
-            "at_ms": _now_ms(),
-        }
-
     def _resume(self, request: Request, message: Any, where: dict[str, Any]) -> None:
         """A `started` entry whose request is read again: the call was interrupted (this
         process or a predecessor died between transactions A and B)."""
@@ -557,12 +439,7 @@ class Executor:
             request.key,
             request.tool.name,
         )
-        entry = {**held, "state": ledger.UNKNOWN, "request": where, "at_ms": _now_ms()}
-        entry.pop("request_value", None)  # settled: nothing will read the request again
-        entry["reason"] = (
-            "interrupted mid call; the endpoint does not honour Idempotency-Key, so whether"
-            " the effect happened is for a human to find out"
-        )
+        entry = entries.interrupted_entry(held, where, _now_ms())
         self._finish([(ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)], message)
 
     def _call_and_record(self, request: Request, started: dict[str, Any], message: Any) -> None:
@@ -577,22 +454,7 @@ class Executor:
             from contextplane.services.actions.call_span import traced_call  # only when traced
 
             outcome = traced_call(self._tracer, tool, request.arguments, request.key)
-        entry = {**started, "at_ms": _now_ms()}
-        entry.pop("request_value", None)  # only a call still to be made needs its request
-        if isinstance(outcome, endpoint.Answer):
-            entry["state"] = ledger.DONE
-            entry["result"] = {
-                "status": outcome.status,
-                "body": outcome.body,
-                "truncated": outcome.truncated,
-            }
-        elif isinstance(outcome, endpoint.NotSent) or tool.idempotent:
-            # Not sent, or sent with a key the endpoint deduplicates by: trying again is safe.
-            entry["state"] = ledger.ERROR
-            entry["reason"] = outcome.reason
-        else:
-            entry["state"] = ledger.UNKNOWN
-            entry["reason"] = outcome.reason
+        entry = entries.outcome_entry(started, outcome, tool.idempotent, _now_ms())
         self._record_outcome(entry, message)
 
     def _record_outcome(self, entry: dict[str, Any], message: Any) -> None:
