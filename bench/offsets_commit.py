@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from contextplane.broker.app import Broker
-from contextplane.coordinators.group import OffsetCommitEntry
+from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.offsets_journal import NoJournal
 from contextplane.metadata.records import OffsetRow
 from contextplane.settings import Settings
@@ -54,7 +54,7 @@ async def run(partitions: int, rounds: int) -> dict[str, float]:
             offset = 0
             for _ in range(rounds):
                 for journal, times in ((writer, on), (NoJournal(), off)):
-                    groups.journal = journal
+                    groups.offsets.journal = journal
                     for _ in range(COMMITS_PER_ROUND):
                         offset += 1
                         entries = [
@@ -67,7 +67,7 @@ async def run(partitions: int, rounds: int) -> dict[str, float]:
                 writer.offsets_committed("bench-group", rows, 1_800_000_000_000)
                 append.append(time.process_time() - started)
                 await asyncio.sleep(0.01)  # let the WAL sync what was queued
-            groups.journal = writer
+            groups.offsets.journal = writer
         finally:
             await broker.stop()
     return {

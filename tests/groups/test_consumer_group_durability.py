@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
-from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
+from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.metadata.records import ConsumerGroupWrite
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
+from contextplane.coordinators.committed_offsets import OffsetCommitEntry
+from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig, JoinRequest
 from contextplane.metadata.store import MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
@@ -199,9 +200,9 @@ def test_store_outage_fails_commits_retriably_without_a_traceback_each(
         finally:
             await coordinator.stop()
 
-    with caplog.at_level(logging.WARNING, logger="contextplane.coordinators.group"):
+    with caplog.at_level(logging.WARNING, logger="contextplane.coordinators.committed_offsets"):
         asyncio.run(main())
-    lines = [r for r in caplog.records if r.name == "contextplane.coordinators.group"]
+    lines = [r for r in caplog.records if r.name == "contextplane.coordinators.committed_offsets"]
     assert [r.exc_info for r in lines if r.exc_info] == []
     assert len(lines) == BURST
     assert "metadata store unavailable" in lines[0].getMessage()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.consumer_group.consumer_protocol import (
     MalformedProtocol,
     Subscription,
@@ -25,7 +26,7 @@ from contextplane.coordinators.consumer_group.messages import (
     ConsumerGroupConfig,
     ConsumerHeartbeat,
 )
-from contextplane.coordinators.group import GroupCoordinator, OffsetCommitEntry
+from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig, JoinRequest, SyncRequest
 from contextplane.coordinators.group_state.states import GroupState
 from contextplane.protocol.error_codes import ErrorCode

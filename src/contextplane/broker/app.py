@@ -431,7 +431,7 @@ class Broker:
         )
         await groups.start()
         await offsets_topic.start(groups)
-        topics.on_deleted.append(groups.on_topic_deleted)
+        topics.on_deleted.append(groups.offsets.on_topic_deleted)
         self.shares = shares = ShareCoordinator(
             self.metadata, share_config(settings), self.clock, groups.configs.share_values
         )
@@ -451,7 +451,7 @@ class Broker:
                 settings.transaction_remove_expired_transaction_cleanup_interval_ms,
             ),
             marker_writer(storage, self.clock),
-            lambda group_id, rows, ms: groups.journal.offsets_committed(group_id, rows, ms),
+            lambda group_id, rows, ms: groups.offsets.journal.offsets_committed(group_id, rows, ms),
         )
         await txns.start()
         routes = build_routes()

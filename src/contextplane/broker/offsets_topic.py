@@ -112,7 +112,7 @@ class OffsetsTopicWriter:
     async def start(self, coordinator: GroupCoordinator) -> None:
         """Append a snapshot (repairing what a crash lost), then keep the topic complete."""
         self._coordinator = coordinator
-        coordinator.journal = self
+        coordinator.offsets.journal = self
         await self.snapshot()
         self._task = asyncio.create_task(self._run(), name="offsets-topic-snapshots")
 
@@ -172,7 +172,7 @@ class OffsetsTopicWriter:
         await self.ensure_topic()  # DeleteTopics may delete it, as Kafka allows
         started_ms = self._wall_ms()
         count = written = 0
-        async for group_id, committed in coordinator.snapshot_offsets():
+        async for group_id, committed in coordinator.offsets.snapshot():
             rows = [
                 (topic, partition, c.offset, c.leader_epoch, c.metadata or "", c.commit_ms)
                 for (topic, partition), c in sorted(committed.items())

@@ -137,7 +137,7 @@ class BrokerMetrics:
         )
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
-        async for group_id, committed in services.groups.snapshot_offsets():
+        async for group_id, committed in services.groups.offsets.snapshot():
             offsets = {tp: c.offset for tp, c in committed.items() if tp in led}
             if offsets:
                 snapshot.groups[group_id] = (members.get(group_id, 0), offsets)

@@ -95,7 +95,7 @@ class ConsoleSampler:
         lags: dict[str, dict[TopicPartition, int]] = {}
         # One more than the history keeps, so it knows some were left out; the rest
         # are not read at all (one metadata store query a group).
-        async for group_id, committed in services.groups.snapshot_offsets():
+        async for group_id, committed in services.groups.offsets.snapshot():
             led = {
                 tp: lag(watermarks[tp], c.offset) for tp, c in committed.items() if tp in watermarks
             }

@@ -2,7 +2,8 @@
 
 It owns what the pure machine does not: one asyncio task that fires the machine's timers
 when they are due, asyncio futures for parked JoinGroup / SyncGroup requests, and the
-committed offsets, which live in the metadata store so that they survive a restart.
+committed offsets, which live in the metadata store so that they survive a restart
+(committed_offsets.py; which member may commit is decided here).
 Classic groups are stored where Kafka writes their GroupMetadataValue
 (`ClassicGroupSaver`) and loaded at start Stable at their generation, so members go on
 heartbeating; a group known only from its committed offsets is loaded as Empty. KIP-848
@@ -12,7 +13,8 @@ saved before the heartbeat that names it is answered.
 Groups of both protocols live here: classic ones in `GroupStateMachine`, KIP-848 consumer
 groups in `ConsumerGroupMachine`. A group id is one or the other: an Empty group of one
 kind becomes the other kind when a member of the other protocol joins it (Kafka's
-upgrade and downgrade of empty groups); a group with members refuses the other protocol.
+upgrade and downgrade of empty groups); one with members converts as Kafka's online
+upgrade and downgrade allow (group_conversion.py).
 
 Every method runs on the event loop thread and never awaits in the middle of a state
 change, so the machine needs no locks.
@@ -23,13 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from contextplane import limits
 from contextplane.clock import Clock, SystemClock
 from contextplane.coordinators.classic_stored import ClassicGroupSaver
+from contextplane.coordinators.committed_offsets import CommittedOffsets, OffsetCommitEntry
 from contextplane.coordinators.consumer_group.group import ConsumerGroup
 from contextplane.coordinators.consumer_group.machine import (
     ConsumerGroupMachine,
@@ -38,15 +39,7 @@ from contextplane.coordinators.consumer_group.machine import (
 from contextplane.coordinators.consumer_group.messages import (
     ConsumerGroupConfig,
     ConsumerHeartbeat,
-    HeartbeatRefused,
     heartbeat_error,
-    validate_heartbeat,
-)
-from contextplane.coordinators.consumer_group.migration import (
-    UpgradeRefused,
-    from_classic_group,
-    to_classic_group,
-    upgrade_refusal,
 )
 from contextplane.coordinators.consumer_group.regex import TopicNames
 from contextplane.coordinators.consumer_group.views import (
@@ -56,6 +49,7 @@ from contextplane.coordinators.consumer_group.views import (
 )
 from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
 from contextplane.coordinators.group_configs import GroupConfigs
+from contextplane.coordinators.group_conversion import GroupConversion
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,
@@ -68,37 +62,21 @@ from contextplane.coordinators.group_state import (
 from contextplane.coordinators.group_state.states import GroupState
 from contextplane.coordinators.group_state.stored import group_metadata
 from contextplane.coordinators.group_state.views import describe_group_error
-from contextplane.coordinators.offset_fetch import fetched_topics
 from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal
 from contextplane.errors import KafkaError
-from contextplane.logsafe import escape
-from contextplane.metadata.records import OffsetRow
-from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
+from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
-from contextplane.repeated_log import RepeatedLog
 from contextplane.settings import Settings
 from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
-# How often repeated commit failures during a metadata-store outage are summarised.
-_UNAVAILABLE_LOG_INTERVAL_S = 10.0
-
 # How soon a consumer group's state that could not be saved is tried again.
 _SAVE_RETRY_MS = 1_000
 
 # Kafka's offsets.retention.check.interval.ms default: how often Empty groups without
 # committed offsets are forgotten.
 GROUP_CLEANUP_INTERVAL_MS = 600_000
-
-
-@dataclass(slots=True)
-class OffsetCommitEntry:
-    topic: str
-    partition: int
-    offset: int
-    leader_epoch: int
-    metadata: str | None
 
 
 class GroupCoordinator:
@@ -113,21 +91,19 @@ class GroupCoordinator:
     ) -> None:
         """`settings`: the broker's, bounding the groups' own configs."""
         self._store = store
-        self.journal: OffsetsJournal = journal or NoJournal()
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms
         self._wall_ms = clock.wall_ms
-        # An outage of the metadata store fails every commit until it is back: one line
-        # per burst, not a traceback per commit.
-        self._unavailable_commits = RepeatedLog(
-            log, "offset commits failed: metadata store unavailable", _UNAVAILABLE_LOG_INTERVAL_S
-        )
+        self.offsets = CommittedOffsets(store, journal or NoJournal(), self._now_ms, self._wall_ms)
         self.state = GroupStateMachine(self._now_ms, config)
         self.state.set_group_stored_listener(self._group_stored)
         self.classic = ClassicGroupSaver(store, self.state, self._now_ms)
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
+        self.conversion = GroupConversion(
+            self.state, self.consumer, self.classic, self.saver, self._now_ms
+        )
         self._wake: asyncio.Event | None = None
         # Saves of classic members' JoinGroups in consumer groups, answered when done.
         self._background: set[asyncio.Future[None]] = set()
@@ -162,7 +138,7 @@ class GroupCoordinator:
     def _group_stored(self, group: Group) -> None:
         metadata = group_metadata(group, self._wall_ms())
         self.classic.stored(group.group_id, metadata)
-        self.journal.group_stored(group.group_id, metadata)
+        self.offsets.journal.group_stored(group.group_id, metadata)
 
     @property
     def active(self) -> bool:
@@ -190,7 +166,7 @@ class GroupCoordinator:
             try:
                 self.state.fire_due_timers()
                 self.consumer.fire_due_timers()
-                await self._downgrade_due()
+                await self.conversion.downgrade_due()
                 await self.classic.flush()
                 self.saver.take_timer_changes()
                 await self.saver.retry()
@@ -318,7 +294,7 @@ class GroupCoordinator:
         self._kick()
 
         async def save_then_answer() -> None:
-            await self._downgrade_due()
+            await self.conversion.downgrade_due()
             saved = await self.saver.save([group_id])
             waiter(
                 response
@@ -407,36 +383,7 @@ class GroupCoordinator:
         self._kick()
         if error is not None:
             return [error] * len(entries)
-        codes: list[ErrorCode] = []
-        rows = []
-        for entry in entries:
-            metadata = entry.metadata
-            if metadata is not None and len(metadata) > limits.OFFSET_METADATA_BYTES_MAX:
-                codes.append(ErrorCode.offset_metadata_too_large)
-                continue
-            codes.append(ErrorCode.none)
-            rows.append(
-                OffsetRow(entry.topic, entry.partition, entry.offset, entry.leader_epoch,
-                          metadata or "")
-            )  # fmt: skip
-        if rows:
-            commit_ms = self._wall_ms()
-            try:
-                await self._store.commit_offsets(group_id, rows, commit_ms)
-            except MetadataStoreUnavailable as exc:
-                self._unavailable_commits.event(
-                    "the metadata store",
-                    self._now_ms() / 1000,
-                    "committing offsets of group %s failed: metadata store unavailable (%s)",
-                    escape(group_id),
-                    exc,
-                )
-                return self._retriable(codes)
-            except Exception:  # noqa: BLE001 - the store failed: retriable for the client
-                log.exception("committing offsets of group %s failed", escape(group_id))
-                return self._retriable(codes)
-            self.journal.offsets_committed(group_id, rows, commit_ms)
-        return codes
+        return await self.offsets.commit(group_id, entries)
 
     def _validate_commit(
         self,
@@ -458,10 +405,6 @@ class GroupCoordinator:
         return self.state.validate_offset_commit(
             group_id, member_id, group_instance_id, generation_id, api_version, transactional
         )
-
-    @staticmethod
-    def _retriable(codes: list[ErrorCode]) -> list[ErrorCode]:
-        return [ErrorCode.coordinator_not_available if c == ErrorCode.none else c for c in codes]
 
     def validate_txn_offset_commit(
         self,
@@ -499,12 +442,7 @@ class GroupCoordinator:
             error = self.consumer.validate_offset_fetch(consumer_group, member_id, member_epoch)
             if error is not None:
                 return error, []
-        try:
-            committed = await self._store.fetch_offsets(group_id)
-        except KafkaError as exc:  # the store cannot answer now: retriable for the client
-            log.warning("reading the offsets of group %s failed: %s", escape(group_id), exc)
-            return ErrorCode.coordinator_not_available, []
-        return ErrorCode.none, fetched_topics(committed, topics)
+        return await self.offsets.fetch(group_id, topics)
 
     async def delete_offsets(
         self, group_id: str, topics: list[tuple[str, list[int]]]
@@ -519,49 +457,15 @@ class GroupCoordinator:
             error = self.state.validate_offset_delete(group_id)
             if error is not None:
                 return error, []
-        results = []
-        doomed: list[tuple[str, int]] = []
         # Once per request: a group's subscriptions may name many topics.
         consumer_topics = consumer_group.subscribed_topics() if consumer_group is not None else None
-        for topic, partitions in topics:
-            subscribed = (
-                topic in consumer_topics
-                if consumer_topics is not None
-                else self.state.is_subscribed_to_topic(group_id, topic)
-            )
-            code = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
-            if not subscribed:
-                doomed.extend((topic, p) for p in partitions)
-            results.append(
-                {
-                    "name": topic,
-                    "partitions": [{"partition_index": p, "error_code": code} for p in partitions],
-                }
-            )
-        if doomed:
-            committed = await self._store.fetch_offsets(group_id)
-            await self._store.delete_offsets(group_id, doomed)
-            self.journal.offsets_deleted(group_id, [k for k in doomed if k in committed])
-        return ErrorCode.none, results
 
-    async def on_topic_deleted(self, topic: str) -> None:
-        """Drop the committed offsets of a deleted topic from every group (Kafka's
-        onPartitionsDeleted), with a tombstone for each in __consumer_offsets."""
-        doomed = {}
-        for group_id in await self._store.groups_with_offsets():
-            partitions = [k for k in await self._store.fetch_offsets(group_id) if k[0] == topic]
-            if partitions:
-                doomed[group_id] = partitions
-        await self._store.delete_topic_offsets(topic)
-        for group_id, partitions in doomed.items():
-            self.journal.offsets_deleted(group_id, partitions)
+        def subscribed(topic: str) -> bool:
+            if consumer_topics is not None:
+                return topic in consumer_topics
+            return self.state.is_subscribed_to_topic(group_id, topic)
 
-    async def snapshot_offsets(self) -> AsyncIterator[tuple[str, dict[tuple[str, int], Any]]]:
-        """(group, committed offsets) of every group with offsets, one group at a time."""
-        for group_id in await self._store.groups_with_offsets():
-            committed = await self._store.fetch_offsets(group_id)
-            if committed:
-                yield group_id, committed
+        return ErrorCode.none, await self.offsets.delete(group_id, topics, subscribed)
 
     def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
         """The metadata of every group that has completed a rebalance (Stable, or Empty
@@ -621,7 +525,7 @@ class GroupCoordinator:
                     await self.saver.save([group_id])
                     await self.classic.flush()
                     await self._store.delete_offsets(group_id, None)
-                    self.journal.group_deleted(group_id, list(committed))
+                    self.offsets.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results
@@ -644,39 +548,15 @@ class GroupCoordinator:
         the member was told."""
         if not self._active:
             return heartbeat_error(ErrorCode.coordinator_not_available)
-        upgraded = False
-        classic = self.state.group(request.group_id)
-        if classic is not None:
-            empty = classic.is_in(GroupState.EMPTY) and not classic.members
-            if not empty or classic.pending_join:
-                if request.member_epoch != 0:
-                    return heartbeat_error(
-                        ErrorCode.group_id_not_found,
-                        f"Group {request.group_id} is not a consumer group.",
-                    )
-                try:  # a request Kafka refuses converts nothing
-                    validate_heartbeat(request, self.consumer.config.assignors)
-                except HeartbeatRefused as exc:
-                    return heartbeat_error(exc.code, exc.message)
-                refused = self._upgrade(classic)
-                if refused is not None:
-                    return refused
-                upgraded = True
-            elif request.member_epoch > 0:
-                # An Empty classic group: the member is not known here, so it is told to
-                # rejoin, as Kafka tells a member its coordinator forgot.
-                return heartbeat_error(
-                    ErrorCode.unknown_member_id,
-                    f"Member {request.member_id} is not a member of group {request.group_id}.",
-                )
-            elif request.member_epoch == 0:
-                self.classic.remove_group(request.group_id)  # upgrade of an empty group
+        refused, upgraded = self.conversion.before_heartbeat(request)
+        if refused is not None:
+            return refused
         response = self.consumer.heartbeat(request, partitions, topics_version, topic_names)
         self.saver.served(request.group_id)
         self._kick()
-        await self._downgrade_due()
+        await self.conversion.downgrade_due()
         if upgraded:
-            saved = await self._save_conversion(request.group_id, request.member_id)
+            saved = await self.conversion.save(request.group_id, request.member_id)
         else:
             saved = await self.saver.save([request.group_id], request.member_id)
         if not saved:
@@ -685,73 +565,8 @@ class GroupCoordinator:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         if upgraded:
             # Kafka's GroupMetadata tombstone of the classic group (offsets stay).
-            self.journal.group_deleted(request.group_id, [])
+            self.offsets.journal.group_deleted(request.group_id, [])
         return response
-
-    async def _save_conversion(self, group_id: str, member_id: str | None = None) -> bool:
-        """A group converted between the protocols: its consumer group rows and its
-        classic group row in one store transaction, so a restart finds one group."""
-
-        async def write(classic: dict[str, bytes | None]) -> bool:
-            return await self.saver.save([group_id], member_id, classic)
-
-        return await self.classic.write_with(group_id, write)
-
-    def _upgrade(self, classic: Group) -> dict[str, Any] | None:
-        """Kafka's online upgrade of a classic group with members (migration.py); the
-        heartbeat's error response if it is refused (the group stays classic)."""
-        group_id = classic.group_id
-        refusal = upgrade_refusal(classic, self.consumer.config)
-        if refusal is not None:
-            return heartbeat_error(ErrorCode.group_id_not_found, refusal)
-        # Parked JoinGroup / SyncGroup are told to rejoin even if a later check refuses,
-        # as in Kafka.
-        self.state.answer_parked(group_id, ErrorCode.rebalance_in_progress)
-        max_size = self.consumer.config.max_size
-        if len(classic.members) >= max_size:
-            return heartbeat_error(
-                ErrorCode.group_max_size_reached,
-                f"The consumer group has reached its maximum capacity of {max_size} members.",
-            )
-        try:
-            converted = from_classic_group(classic, self.consumer.config.assignors[0])
-        except UpgradeRefused as exc:
-            return heartbeat_error(ErrorCode.group_id_not_found, str(exc))
-        self.classic.remove_group(group_id)  # its row goes at the next flush
-        self.consumer.adopt(converted)
-        log.info(
-            "converted classic group %s with %d members to a consumer group at epoch %d",
-            escape(group_id),
-            len(converted.members),
-            converted.group_epoch,
-        )
-        return None
-
-    async def _downgrade_due(self) -> None:
-        """Consumer groups whose last consumer-protocol member left while classic members
-        remain become classic groups again, when the policy and group.max.size allow."""
-        for group_id in sorted(self.consumer.take_downgrades()):
-            group = self.consumer.group(group_id)
-            if group is None or not group.all_classic_except(set()):
-                continue
-            if not self.consumer.config.downgrade_enabled():
-                log.info("group %s stays a consumer group: online downgrade is disabled",
-                         escape(group_id))  # fmt: skip
-                continue
-            if len(group.members) > self.state.config.max_group_size:
-                log.info("group %s stays a consumer group: it exceeds group.max.size",
-                         escape(group_id))  # fmt: skip
-                continue
-            classic = to_classic_group(group, self._now_ms())
-            self._forget_consumer_group(group_id)
-            with self.classic.serving(group_id):
-                self.state.adopt(
-                    classic,
-                    f"Downgrade group {group_id} from consumer to classic for member leaving.",
-                )
-            log.info("converted consumer group %s to a classic group at generation %d",
-                     escape(group_id), classic.generation_id)  # fmt: skip
-            await self._save_conversion(group_id)
 
     def consumer_group_describe(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         """ConsumerGroupDescribe's groups (assignments by topic name)."""

@@ -19,7 +19,7 @@ from typing import Any
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
-from contextplane.coordinators.group import OffsetCommitEntry
+from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
