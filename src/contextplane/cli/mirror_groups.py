@@ -16,6 +16,7 @@ commit to a group that is not empty) and tried again on the next pass."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ from contextplane.cli.kafka_client import (
     kafka_error_text,
 )
 
+# A source offset of (topic, partition) as the target's, or None while not copied yet.
+Translate = Callable[[str, int, int], int | None]
+
 # What the target's coordinator answers an admin commit while the group has members.
 _ACTIVE_GROUP_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION")
 
@@ -39,6 +43,7 @@ class GroupsPass:
 
     copied: dict[str, dict[str, int]] = field(default_factory=dict)
     not_copied: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)  # the source offsets
 
 
 class GroupsSeen:
@@ -47,12 +52,14 @@ class GroupsSeen:
 
     def __init__(self, tell: Callable[[str], None]) -> None:
         self.copied: dict[str, dict[str, int]] = {}
+        self.sources: dict[str, dict[str, int]] = {}
         self.not_copied: dict[str, str] = {}
         self._tell = tell
 
     def take(self, done: GroupsPass) -> None:
         for group, offsets in done.copied.items():
             self.copied.setdefault(group, {}).update(offsets)
+            self.sources.setdefault(group, {}).update(done.sources.get(group, {}))
         for group, reason in done.not_copied.items():
             if self.not_copied.get(group) != reason:
                 self._tell(reason)
@@ -73,10 +80,15 @@ def copy_offsets(
     groups: list[str],
     mirrored: dict[tuple[str, int], int],
     named: bool = False,
+    translate: Translate | None = None,
 ) -> GroupsPass:
-    """Copy what `groups` committed on the mirrored partitions. With `named` (the user
-    listed the groups), a group without offsets on those partitions is reported too."""
+    """Copy what `groups` committed on the mirrored partitions (`mirrored`: each one's
+    position). With `named` (the user listed the groups), a group without offsets on
+    those partitions is reported too. `translate` maps a source offset to the target's
+    (a copy mirror's offsets differ); without it the offset is kept, once mirrored past."""
     from confluent_kafka import ConsumerGroupTopicPartitions
+
+    translate = translate or functools.partial(_kept, mirrored)
 
     result = GroupsPass()
     for group in groups:
@@ -99,11 +111,14 @@ def copy_offsets(
                 )
             continue
         on_target = _committed(target, group, ours)
+        translated = {
+            (tp.topic, tp.partition): translate(tp.topic, tp.partition, tp.offset) for tp in ours
+        }
         ready = [
-            _offset(tp)
+            _offset(tp, at)
             for tp in ours
-            if mirrored[(tp.topic, tp.partition)] >= tp.offset
-            and tp.offset > on_target.get((tp.topic, tp.partition), -1)
+            if (at := translated[(tp.topic, tp.partition)]) is not None
+            and at > on_target.get((tp.topic, tp.partition), -1)
         ]
         if not ready:
             continue
@@ -114,17 +129,29 @@ def copy_offsets(
             )
             continue
         result.copied[group] = {f"{tp.topic}:{tp.partition}": tp.offset for tp in committed}
+        result.sources[group] = {
+            f"{tp.topic}:{tp.partition}": tp.offset
+            for tp in ours
+            if f"{tp.topic}:{tp.partition}" in result.copied[group]
+        }
     return result
 
 
-def _offset(fetched: Any) -> Any:
-    """The source's committed offset with its metadata, where it has any (confluent-kafka
-    refuses None); no leader epoch (the module's docstring says why)."""
+def _kept(
+    mirrored: dict[tuple[str, int], int], topic: str, partition: int, offset: int
+) -> int | None:
+    """The offset itself, once the offset-keeping mirror has appended past it."""
+    return offset if mirrored[(topic, partition)] >= offset else None
+
+
+def _offset(fetched: Any, at: int) -> Any:
+    """The offset `at` on the target with the source's commit metadata, where it has any
+    (confluent-kafka refuses None); no leader epoch (the module's docstring says why)."""
     from confluent_kafka import TopicPartition
 
     if fetched.metadata is None:
-        return TopicPartition(fetched.topic, fetched.partition, fetched.offset)
-    return TopicPartition(fetched.topic, fetched.partition, fetched.offset, fetched.metadata)
+        return TopicPartition(fetched.topic, fetched.partition, at)
+    return TopicPartition(fetched.topic, fetched.partition, at, fetched.metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
