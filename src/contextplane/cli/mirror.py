@@ -12,8 +12,12 @@ are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror
 stopped resumes. `--once` stops when every partition has caught up with the source's
 high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
 Either way (Ctrl-C too, exit 130) it ends with the lag per partition. Exit status 2 for
-arguments it cannot use (a target that is not contextplane among them), 1 for what a
-cluster refused or did not answer, named by its side.
+arguments it cannot use (`--mode offsets` into a target that is not contextplane among
+them), 1 for what a cluster refused or did not answer, named by its side.
+
+A target that is not contextplane (found by an empty MirrorAppend), or `--mode copy`,
+gets the copy mirror instead (`mirror_copy.py`): records produced in transactions with
+the progress, group offsets translated through an offset map; the rollback into Kafka.
 """
 
 from __future__ import annotations

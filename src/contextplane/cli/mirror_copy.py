@@ -189,18 +189,19 @@ class CopyMirror:
             )
             for message in messages:
                 key = (message.topic(), message.partition())
-                progress = self.progress[key]
                 error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    if error.retriable():
+                        continue  # the client retries it (a connection lost, a leader moving)
+                    where = f"{key[0]}-{key[1]}" if key in self.progress else "records"
+                    raise CommandError(f"reading {where} on the source: {kafka_error_text(error)}")
+                progress = self.progress[key]
+                if error is not None:  # the partition's end, past markers and aborted records
                     progress.source_end = message.offset()
                     progress.caught_up = True
                     if message.offset() > moved.get(key, progress.position):
-                        moved[key] = message.offset()  # past markers and aborted records
+                        moved[key] = message.offset()
                     continue
-                if error is not None:
-                    raise CommandError(
-                        f"reading {key[0]}-{key[1]} on the source: {kafka_error_text(error)}"
-                    )
                 progress.caught_up = False
                 batch.append(message)
                 size += len(message.key() or b"") + len(message.value() or b"")

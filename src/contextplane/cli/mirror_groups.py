@@ -7,7 +7,9 @@ a consumer validating its position against it (OffsetForLeaderEpoch) could take 
 a truncation and reset; without one it starts at the offset as given.
 
 An offset is copied only once the mirror has appended past it, so a consumer that moves
-to the target never starts beyond what is there; a later round copies it. Offsets only
+to the target never starts beyond what is there; a later round copies it. A copy mirror's
+target offsets differ from the source's: it gives a `Translate` (its offset map), and
+the translated offset is committed and compared. Offsets only
 move forward: a partition the group has committed further on the target (its consumers
 moved over and went on) keeps the target's offset, so running the mirror again never
 rewinds them. A group with members on the target is left alone (Kafka refuses an admin
