@@ -188,7 +188,7 @@ class CopyMirror:
                 min(CONSUME_BATCH, ROUND_RECORDS - len(batch)), CONSUME_WAIT_S
             )
             for message in messages:
-                key = (message.topic(), message.partition())
+                key = (str(message.topic()), int(message.partition() or 0))
                 error = message.error()
                 if error is not None and error.code() != KafkaError._PARTITION_EOF:
                     if error.retriable():
@@ -196,16 +196,17 @@ class CopyMirror:
                     where = f"{key[0]}-{key[1]}" if key in self.progress else "records"
                     raise CommandError(f"reading {where} on the source: {kafka_error_text(error)}")
                 progress = self.progress[key]
+                offset = int(message.offset() or 0)
                 if error is not None:  # the partition's end, past markers and aborted records
-                    progress.source_end = message.offset()
+                    progress.source_end = offset
                     progress.caught_up = True
-                    if message.offset() > moved.get(key, progress.position):
-                        moved[key] = message.offset()
+                    if offset > moved.get(key, progress.position):
+                        moved[key] = offset
                     continue
                 progress.caught_up = False
                 batch.append(message)
                 size += len(message.key() or b"") + len(message.value() or b"")
-                moved[key] = message.offset() + 1
+                moved[key] = offset + 1
             if not messages or self.caught_up():
                 break
         return batch, moved

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from contextplane.cli.kafka_client import (
     ADMIN_TIMEOUT_S,
@@ -30,9 +31,20 @@ from contextplane.cli.kafka_client import (
     exception_text,
     kafka_error_text,
 )
+from contextplane.clock import SystemClock
+
+T = TypeVar("T")
 
 # A source offset of (topic, partition) as the target's, or None while not copied yet.
 Translate = Callable[[str, int, int], int | None]
+
+# What a coordinator answers while it is not ready: asked again.
+_COORDINATOR_NOT_READY = (
+    "COORDINATOR_LOAD_IN_PROGRESS",
+    "COORDINATOR_NOT_AVAILABLE",
+    "NOT_COORDINATOR",
+)
+_COORDINATOR_RETRY_S = 0.5
 
 # What the target's coordinator answers an admin commit while the group has members.
 _ACTIVE_GROUP_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION")
@@ -112,7 +124,7 @@ def copy_offsets(
                     else f"group {group} is not found on the source (it has no committed offsets)"
                 )
             continue
-        on_target = _committed(target, group, ours)
+        on_target = _coordinator_ready(functools.partial(_committed, target, group, ours))
         translated = {
             (tp.topic, tp.partition): translate(tp.topic, tp.partition, tp.offset) for tp in ours
         }
@@ -124,7 +136,7 @@ def copy_offsets(
         ]
         if not ready:
             continue
-        committed = _commit(target, group, ready)
+        committed = _coordinator_ready(functools.partial(_commit, target, group, ready))
         if committed is None:
             result.not_copied[group] = (
                 f"group {group} has members on the target; its offsets are copied once it is empty"
@@ -179,6 +191,22 @@ def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
                 f"target: {kafka_error_text(tp.error)}"
             )
     return list(committed.topic_partitions)
+
+
+def _coordinator_ready(call: Callable[[], T]) -> T:
+    """`call`, asked again while the target's group coordinator is loading or moving
+    (a cluster just started answers COORDINATOR_LOAD_IN_PROGRESS for a while), for at
+    most ADMIN_TIMEOUT_S."""
+    clock = SystemClock()
+    deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
+    while True:
+        try:
+            return call()
+        except CommandError as exc:
+            retriable = any(f": {name}" in str(exc) for name in _COORDINATOR_NOT_READY)
+            if not retriable or clock.monotonic_ms() >= deadline_ms:
+                raise
+        time.sleep(_COORDINATOR_RETRY_S)
 
 
 def _active(error_text: str) -> bool:
