@@ -169,7 +169,11 @@ class CopyMirror:
         return progress.offsets.translate(offset, progress.position)
 
     def close(self) -> None:
+        """Close the consumer and let the producer go now, while the program runs: a
+        transactional producer left to the interpreter's exit could crash it."""
         self._consumer.close()
+        self._producer.flush(ADMIN_TIMEOUT_S)
+        del self._producer
 
     def abort(self) -> None:
         """Leave no transaction open (Ctrl-C between rounds has none)."""

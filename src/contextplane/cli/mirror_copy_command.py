@@ -39,6 +39,7 @@ def run(
     finally:
         mirror.close()
     summary(args, list(mirror.progress.values()), seen)
+    sys.stdout.flush()  # the summary is out whatever happens at exit
     return 0
 
 
