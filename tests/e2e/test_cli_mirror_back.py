@@ -54,6 +54,7 @@ def mirror_back(source: InProcessBroker, kafka: kafka_reference.KafkaHandle, *ar
         "--output",
         "json",
         *args,
+        stdin="",
         timeout_s=120,
     )
     return run.json()
