@@ -5,7 +5,8 @@ DeleteRecords, committed and aborted transactions at either isolation level); a 
 config set on the source is set on the target; a consumer group moves from the source to
 the target and goes on without losing or repeating a record; a mirror killed mid-way,
 or whose progress record is older than what it appended, resumes without a duplicate;
-Apache Kafka given as the target is refused before anything is created on it."""
+Apache Kafka given as the target of `--mode offsets` is refused before anything is
+created on it."""
 
 from __future__ import annotations
 
@@ -34,16 +35,10 @@ from contextplane.cli.mirror_state import STATE_TOPIC
 from harness import kafka_reference
 from tests.support.cli import contextplane, one_error_line
 from tests.support.inprocess import InProcessBroker
-from tests.support.mirror import create, produce, read_all, transaction
+from tests.support.mirror import commit_part, create, produce, read_all, transaction
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
-
-COORDINATOR_NOT_READY = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-}
 
 
 @pytest.fixture(scope="module")
@@ -118,42 +113,6 @@ def test_offsets_records_configs_and_a_group_move_over(
         (r[0], r[1]) for p in (0, 1) for r in read_all(kafka.bootstrap, topic, p, "read_committed")
     )
     assert sorted(before + after) == everything, (before, after, everything)
-
-
-def commit_part(
-    bootstrap: str, group: str, topic: str, partition: int, count: int
-) -> list[tuple[int, int]]:
-    """`group` reads `count` records of one partition and commits after them."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(topic, partition, -2)])
-    seen: list[tuple[int, int]] = []
-    try:
-        while len(seen) < count:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                seen.append((message.partition(), message.offset()))
-        # The source's group coordinator may still be loading: its errors are retriable.
-        wait_until(lambda: committed(consumer, message), 30, "the source's commit")
-    finally:
-        consumer.close()
-    return seen
-
-
-def committed(consumer: Consumer, message: Any) -> bool:
-    try:
-        consumer.commit(message, asynchronous=False)
-    except KafkaException as exc:
-        if exc.args[0].code() not in COORDINATOR_NOT_READY:
-            raise
-        return False
-    return True
 
 
 def consume_group(bootstrap: str, group: str, topic: str, limit: int) -> list[tuple[int, int]]:
@@ -312,9 +271,10 @@ def test_a_target_topic_with_records_no_mirror_wrote_is_refused(
     )
 
 
-def test_apache_kafka_as_the_target_is_refused_before_anything_is_created(
+def test_apache_kafka_as_the_target_of_mode_offsets_is_refused_before_anything_is_created(
     kafka: kafka_reference.KafkaHandle, tmp_path: Path
 ) -> None:
+    """(Without `--mode offsets` the mirror copies into it: test_cli_mirror_back.py.)"""
     source = InProcessBroker(tmp_path / "source").start()
     try:
         topic = f"wrong-way-{uuid.uuid4().hex[:6]}"
@@ -328,6 +288,8 @@ def test_apache_kafka_as_the_target_is_refused_before_anything_is_created(
             kafka.bootstrap,
             "--topics",
             topic,
+            "--mode",
+            "offsets",
             "--once",
             timeout_s=80,
         )
@@ -335,8 +297,8 @@ def test_apache_kafka_as_the_target_is_refused_before_anything_is_created(
         source.stop()
     assert one_error_line(run, status=2) == (
         f"contextplane mirror: the target ({kafka.bootstrap}) is not contextplane: it does "
-        "not serve MirrorAppend, which the mirror writes with; give a contextplane cluster "
-        "as --bootstrap-server"
+        "not serve MirrorAppend, which --mode offsets writes with; give a contextplane "
+        "cluster as --bootstrap-server, or --mode copy"
     )
     on_kafka = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30).topics
     assert topic not in on_kafka and STATE_TOPIC not in on_kafka

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.wait import wait_until
 
 Record = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]], int]
 Security = dict[str, str] | None  # librdkafka's security settings of a secured listener
+
+COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def create(
@@ -106,3 +115,39 @@ def read_all(
     finally:
         consumer.close()
     return seen
+
+
+def commit_part(
+    bootstrap: str, group: str, topic: str, partition: int, count: int
+) -> list[tuple[int, int]]:
+    """`group` reads `count` records of one partition and commits after them."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(topic, partition, -2)])
+    seen: list[tuple[int, int]] = []
+    try:
+        while len(seen) < count:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.append((message.partition(), message.offset()))
+        # The source's group coordinator may still be loading: its errors are retriable.
+        wait_until(lambda: committed(consumer, message), 30, "the source's commit")
+    finally:
+        consumer.close()
+    return seen
+
+
+def committed(consumer: Consumer, message: Any) -> bool:
+    try:
+        consumer.commit(message, asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() not in COORDINATOR_NOT_READY:
+            raise
+        return False
+    return True

@@ -12,8 +12,12 @@ are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror
 stopped resumes. `--once` stops when every partition has caught up with the source's
 high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
 Either way (Ctrl-C too, exit 130) it ends with the lag per partition. Exit status 2 for
-arguments it cannot use (a target that is not contextplane among them), 1 for what a
-cluster refused or did not answer, named by its side.
+arguments it cannot use (`--mode offsets` into a target that is not contextplane among
+them), 1 for what a cluster refused or did not answer, named by its side.
+
+A target that is not contextplane (found by an empty MirrorAppend), or `--mode copy`,
+gets the copy mirror instead (`mirror_copy.py`): records produced in transactions with
+the progress, group offsets translated through an offset map; the rollback into Kafka.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli import mirror_groups, mirror_state
+from contextplane.cli import mirror_copy_command, mirror_groups, mirror_state
 from contextplane.cli.kafka_client import (
     BrokerUnreachable,
     CommandError,
@@ -36,6 +40,7 @@ from contextplane.cli.kafka_client import (
     run_command,
     security_config,
 )
+from contextplane.cli.mirror_copy import CopyMirror
 from contextplane.cli.mirror_run import Mirror, PartitionProgress, answers_mirror_append
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.wire import Cluster, WireError
@@ -44,6 +49,7 @@ from contextplane.clock import SystemClock
 from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
 TOPICS_MAX = 10_000
+NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each fetch already waits)
 
 
@@ -82,6 +88,19 @@ def add_parser(sub: Any) -> None:
     mirror.add_argument(
         "--interval", type=float, default=5.0, help="seconds between progress lines (5)"
     )
+    mirror.add_argument(
+        "--mode",
+        choices=("auto", "offsets", "copy"),
+        default="auto",
+        help="offsets: batches appended at the source's offsets (the target must be "
+        "contextplane); copy: records produced in transactions, group offsets translated "
+        "(a rollback into Kafka); auto (default): offsets if the target is contextplane",
+    )
+    mirror.add_argument(
+        "--name",
+        default="default",
+        help="the mirror's name in copy mode: its transactional.id and progress records",
+    )
     add_output_argument(mirror)
 
 
@@ -92,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace) -> int:
     if not 0.1 <= args.interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds")
+    if not NAME.fullmatch(args.name):
+        raise ConfigError("--name: 1 to 100 letters, digits, '.', '_' or '-'")
     source_config, source_security = _config(
         args.source_bootstrap_server, args.source_command_config, "--source-command-config"
     )
@@ -103,10 +124,18 @@ def _mirror(args: argparse.Namespace) -> int:
     source = Cluster(args.source_bootstrap_server, "source", source_security)
     target = Cluster(args.bootstrap_server, "target", target_security)
     try:
-        _connected(lambda: _check_target(target))
+        copy = _connected(lambda: _copies(args.mode, target))
         topics = _topics(args, source_metadata)
-        _create_missing(source_admin, target_admin, source_metadata, target_metadata, topics)
+        created = _create_missing(
+            source_admin, target_admin, source_metadata, target_metadata, topics
+        )
         mirror_state.ensure_topic(target_admin, target_metadata)
+        if copy:
+            partitions = [
+                (topic, p) for topic in topics for p in source_metadata.topics[topic].partitions
+            ]
+            copier = CopyMirror(source_config, target_config, args.name, partitions, created)
+            return _copy(args, source_admin, target_admin, copier)
         stored = mirror_state.read(target_config)
         progress = [
             PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
@@ -179,14 +208,43 @@ def _loop(
             time.sleep(IDLE_SLEEP_S)
 
 
-def _check_target(target: Cluster) -> None:
-    """ConfigError unless the target is contextplane, before anything is created on it."""
-    if not answers_mirror_append(target):
+def _copies(mode: str, target: Cluster) -> bool:
+    """Whether the mirror copies records (else it appends batches at their offsets),
+    decided before anything is created on the target: `--mode offsets` into a target
+    that is not contextplane is a ConfigError."""
+    if mode == "copy":
+        return True
+    if answers_mirror_append(target):
+        return False
+    if mode == "offsets":
         raise ConfigError(
             f"the target ({target.bootstrap}) is not contextplane: it does not serve "
-            "MirrorAppend, which the mirror writes with; give a contextplane cluster as "
-            "--bootstrap-server"
+            "MirrorAppend, which --mode offsets writes with; give a contextplane cluster as "
+            "--bootstrap-server, or --mode copy"
         )
+    _note(
+        f"the target ({target.bootstrap}) is not contextplane: copying records, "
+        "group offsets translated (--mode copy)"
+    )
+    return True
+
+
+def _copy(
+    args: argparse.Namespace, source_admin: Any, target_admin: Any, copier: CopyMirror
+) -> int:
+    """Copy mode (`mirror_copy_command.py`)."""
+    named = _names(args.groups, "--groups")
+    groups = mirror_groups.source_groups(source_admin, named) if args.group_offsets else []
+
+    def copy_groups(
+        positions: dict[tuple[str, int], int], translate: mirror_groups.Translate
+    ) -> mirror_groups.GroupsPass:
+        return mirror_groups.copy_offsets(
+            source_admin, target_admin, groups, positions, named is not None, translate
+        )
+
+    seen = mirror_groups.GroupsSeen(_note)
+    return mirror_copy_command.run(args, copier, copy_groups if groups else None, seen, _show_line)
 
 
 def _config(
@@ -254,12 +312,13 @@ def _mirrored(topic: str) -> bool:
 
 def _create_missing(
     source_admin: Any, target_admin: Any, source: Any, target: Any, topics: list[str]
-) -> None:
+) -> set[str]:
     """Create on the target the topics it lacks, with the source's partition count and
     the configs set on the source topic; CommandError for a target topic with fewer
-    partitions."""
+    partitions. The names of those created."""
     from confluent_kafka.admin import ConfigResource, ConfigSource, NewTopic, ResourceType
 
+    created: set[str] = set()
     for name in topics:
         partitions = len(source.topics[name].partitions)
         existing = target.topics.get(name)
@@ -277,8 +336,10 @@ def _create_missing(
             for key, entry in entries.items()
             if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value and entry.value is not None
         }
-        created = target_admin.create_topics([NewTopic(name, partitions, 1, config=configs)])
-        answer(created[name], f"creating topic {name} on the target")
+        creating = target_admin.create_topics([NewTopic(name, partitions, 1, config=configs)])
+        answer(creating[name], f"creating topic {name} on the target")
+        created.add(name)
+    return created
 
 
 def _connected(step: Any) -> Any:
@@ -291,7 +352,11 @@ def _connected(step: Any) -> Any:
 def _show_progress(progress: list[PartitionProgress]) -> None:
     lag = sum(max(p.lag, 0) for p in progress)
     behind = sum(1 for p in progress if p.lag != 0)
-    line = f"mirror: {len(progress)} partitions, {behind} behind, lag {lag} records"
+    _show_line(f"mirror: {len(progress)} partitions, {behind} behind, lag {lag} records")
+
+
+def _show_line(line: str) -> None:
+    """A progress line on stderr (rewritten in place on a terminal)."""
     if sys.stderr.isatty():
         print(f"\r{line}", end="", file=sys.stderr, flush=True)
     else:
@@ -319,7 +384,12 @@ def _summary(
     ]
     if args.output == "json":
         print_json(
-            {"partitions": rows, "groups": groups.copied, "groups_not_copied": groups.not_copied}
+            {
+                "mode": "offsets",
+                "partitions": rows,
+                "groups": groups.copied,
+                "groups_not_copied": groups.not_copied,
+            }
         )
         return
     if sys.stderr.isatty():

@@ -7,7 +7,9 @@ a consumer validating its position against it (OffsetForLeaderEpoch) could take 
 a truncation and reset; without one it starts at the offset as given.
 
 An offset is copied only once the mirror has appended past it, so a consumer that moves
-to the target never starts beyond what is there; a later round copies it. Offsets only
+to the target never starts beyond what is there; a later round copies it. A copy mirror's
+target offsets differ from the source's: it gives a `Translate` (its offset map), and
+the translated offset is committed and compared. Offsets only
 move forward: a partition the group has committed further on the target (its consumers
 moved over and went on) keeps the target's offset, so running the mirror again never
 rewinds them. A group with members on the target is left alone (Kafka refuses an admin
@@ -16,9 +18,11 @@ commit to a group that is not empty) and tried again on the next pass."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from contextplane.cli.kafka_client import (
     ADMIN_TIMEOUT_S,
@@ -27,6 +31,20 @@ from contextplane.cli.kafka_client import (
     exception_text,
     kafka_error_text,
 )
+from contextplane.clock import SystemClock
+
+T = TypeVar("T")
+
+# A source offset of (topic, partition) as the target's, or None while not copied yet.
+Translate = Callable[[str, int, int], int | None]
+
+# What a coordinator answers while it is not ready: asked again.
+_COORDINATOR_NOT_READY = (
+    "COORDINATOR_LOAD_IN_PROGRESS",
+    "COORDINATOR_NOT_AVAILABLE",
+    "NOT_COORDINATOR",
+)
+_COORDINATOR_RETRY_S = 0.5
 
 # What the target's coordinator answers an admin commit while the group has members.
 _ACTIVE_GROUP_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION")
@@ -39,6 +57,7 @@ class GroupsPass:
 
     copied: dict[str, dict[str, int]] = field(default_factory=dict)
     not_copied: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)  # the source offsets
 
 
 class GroupsSeen:
@@ -47,12 +66,14 @@ class GroupsSeen:
 
     def __init__(self, tell: Callable[[str], None]) -> None:
         self.copied: dict[str, dict[str, int]] = {}
+        self.sources: dict[str, dict[str, int]] = {}
         self.not_copied: dict[str, str] = {}
         self._tell = tell
 
     def take(self, done: GroupsPass) -> None:
         for group, offsets in done.copied.items():
             self.copied.setdefault(group, {}).update(offsets)
+            self.sources.setdefault(group, {}).update(done.sources.get(group, {}))
         for group, reason in done.not_copied.items():
             if self.not_copied.get(group) != reason:
                 self._tell(reason)
@@ -73,10 +94,15 @@ def copy_offsets(
     groups: list[str],
     mirrored: dict[tuple[str, int], int],
     named: bool = False,
+    translate: Translate | None = None,
 ) -> GroupsPass:
-    """Copy what `groups` committed on the mirrored partitions. With `named` (the user
-    listed the groups), a group without offsets on those partitions is reported too."""
+    """Copy what `groups` committed on the mirrored partitions (`mirrored`: each one's
+    position). With `named` (the user listed the groups), a group without offsets on
+    those partitions is reported too. `translate` maps a source offset to the target's
+    (a copy mirror's offsets differ); without it the offset is kept, once mirrored past."""
     from confluent_kafka import ConsumerGroupTopicPartitions
+
+    translate = translate or functools.partial(_kept, mirrored)
 
     result = GroupsPass()
     for group in groups:
@@ -98,33 +124,48 @@ def copy_offsets(
                     else f"group {group} is not found on the source (it has no committed offsets)"
                 )
             continue
-        on_target = _committed(target, group, ours)
+        on_target = _coordinator_ready(functools.partial(_committed, target, group, ours))
+        translated = {
+            (tp.topic, tp.partition): translate(tp.topic, tp.partition, tp.offset) for tp in ours
+        }
         ready = [
-            _offset(tp)
+            _offset(tp, at)
             for tp in ours
-            if mirrored[(tp.topic, tp.partition)] >= tp.offset
-            and tp.offset > on_target.get((tp.topic, tp.partition), -1)
+            if (at := translated[(tp.topic, tp.partition)]) is not None
+            and at > on_target.get((tp.topic, tp.partition), -1)
         ]
         if not ready:
             continue
-        committed = _commit(target, group, ready)
+        committed = _coordinator_ready(functools.partial(_commit, target, group, ready))
         if committed is None:
             result.not_copied[group] = (
                 f"group {group} has members on the target; its offsets are copied once it is empty"
             )
             continue
         result.copied[group] = {f"{tp.topic}:{tp.partition}": tp.offset for tp in committed}
+        result.sources[group] = {
+            f"{tp.topic}:{tp.partition}": tp.offset
+            for tp in ours
+            if f"{tp.topic}:{tp.partition}" in result.copied[group]
+        }
     return result
 
 
-def _offset(fetched: Any) -> Any:
-    """The source's committed offset with its metadata, where it has any (confluent-kafka
-    refuses None); no leader epoch (the module's docstring says why)."""
+def _kept(
+    mirrored: dict[tuple[str, int], int], topic: str, partition: int, offset: int
+) -> int | None:
+    """The offset itself, once the offset-keeping mirror has appended past it."""
+    return offset if mirrored[(topic, partition)] >= offset else None
+
+
+def _offset(fetched: Any, at: int) -> Any:
+    """The offset `at` on the target with the source's commit metadata, where it has any
+    (confluent-kafka refuses None); no leader epoch (the module's docstring says why)."""
     from confluent_kafka import TopicPartition
 
     if fetched.metadata is None:
-        return TopicPartition(fetched.topic, fetched.partition, fetched.offset)
-    return TopicPartition(fetched.topic, fetched.partition, fetched.offset, fetched.metadata)
+        return TopicPartition(fetched.topic, fetched.partition, at)
+    return TopicPartition(fetched.topic, fetched.partition, at, fetched.metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
@@ -150,6 +191,22 @@ def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
                 f"target: {kafka_error_text(tp.error)}"
             )
     return list(committed.topic_partitions)
+
+
+def _coordinator_ready(call: Callable[[], T]) -> T:
+    """`call`, asked again while the target's group coordinator is loading or moving
+    (a cluster just started answers COORDINATOR_LOAD_IN_PROGRESS for a while), for at
+    most ADMIN_TIMEOUT_S."""
+    clock = SystemClock()
+    deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
+    while True:
+        try:
+            return call()
+        except CommandError as exc:
+            retriable = any(f": {name}" in str(exc) for name in _COORDINATOR_NOT_READY)
+            if not retriable or clock.monotonic_ms() >= deadline_ms:
+                raise
+        time.sleep(_COORDINATOR_RETRY_S)
 
 
 def _active(error_text: str) -> bool:

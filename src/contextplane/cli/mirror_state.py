@@ -19,6 +19,7 @@ from contextplane.clock import SystemClock
 
 STATE_TOPIC = "__contextplane_mirror"
 _READ_POLL_S = 0.5
+KEYS_MAX = 100_000  # progress records kept in memory at start
 
 
 def ensure_topic(admin: Any, metadata: Any) -> None:
@@ -43,6 +44,15 @@ def _key(topic: str, partition: int) -> bytes:
 
 def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
     """Every partition's stored position (the last record of each key wins)."""
+    positions: dict[tuple[str, int], int] = {}
+    for key, value in read_latest(config).items():
+        _take(positions, key, value)
+    return positions
+
+
+def read_latest(config: dict[str, Any]) -> dict[bytes, bytes | None]:
+    """The state topic's latest value of each key (read committed, librdkafka's default,
+    so a copy mirror's aborted progress is not seen)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -50,13 +60,13 @@ def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
         | {"group.id": "contextplane-mirror-state", "enable.auto.commit": False}
         | {"enable.partition.eof": True}
     )
-    positions: dict[tuple[str, int], int] = {}
+    latest: dict[bytes, bytes | None] = {}
     try:
         low, high = consumer.get_watermark_offsets(
             TopicPartition(STATE_TOPIC, 0), timeout=ADMIN_TIMEOUT_S
         )
         if high <= low:
-            return positions
+            return latest
         consumer.assign([TopicPartition(STATE_TOPIC, 0, low)])
         clock = SystemClock()
         deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
@@ -73,10 +83,12 @@ def read(config: dict[str, Any]) -> dict[tuple[str, int], int]:
                     break
                 raise CommandError(f"reading {STATE_TOPIC}: {kafka_error_text(error)}")
             offset = message.offset() or 0
-            _take(positions, message.key(), message.value())
+            latest[message.key() or b""] = message.value()
+            if len(latest) > KEYS_MAX:
+                raise CommandError(f"reading {STATE_TOPIC}: more than {KEYS_MAX} keys")
     finally:
         consumer.close()
-    return positions
+    return latest
 
 
 def _take(positions: dict[tuple[str, int], int], key: bytes | None, value: bytes | None) -> None:
