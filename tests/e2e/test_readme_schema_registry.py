@@ -1,5 +1,6 @@
 """The README's "Schema registry" walkthrough runs as printed (only the addresses changed):
-its curl commands against `contextplane registry`, then its confluent-kafka example."""
+its curl commands against `contextplane registry` (subjects, data contracts, the DEK
+registry), then its confluent-kafka example."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def addresses(text: str, broker: InProcessBroker, registry: RegistryProcess) -> 
 def test_the_readme_schema_registry_walkthrough_runs_as_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    curl_block, contract_block = re.findall(r"^```sh\n(.*?)^```$", section(HEADING), re.M | re.S)
+    blocks = re.findall(r"^```sh\n(.*?)^```$", section(HEADING), re.M | re.S)
+    curl_block, contract_block, keys_block = blocks
     (example,) = walkthrough(HEADING).python
     broker = InProcessBroker(tmp_path / "broker").start()
     registry = RegistryProcess(broker.bootstrap, tmp_path / "registry.log").start()
@@ -59,6 +61,24 @@ def test_the_readme_schema_registry_walkthrough_runs_as_printed(
         assert out.count('"positiveAmount"') == 2, out  # latest, and found by its metadata
         assert '"Payment.card":["PII"]' in out, out
         assert out.rstrip().endswith('"defaultMetadata":{"properties":{"owner":"payments"}}}'), out
+
+        # The DEK registry block.
+        shell = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c",
+             addresses(preamble + "\n" + keys_block, broker, registry)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert shell.returncode == 0, shell.stderr
+        out = shell.stdout
+        assert out.startswith('{"name":"clinic-kek","kmsType":"local-kms"'), out
+        assert out.count('"encryptedKeyMaterial":"d3JhcHBlZA=="') == 2, out
+        assert out.endswith(
+            '"error_code":42271,"message":"Invalid or missing key info: shared: '
+            "this registry holds no KMS credentials, so it cannot generate or unwrap DEKs for a "
+            'shared KEK; register the KEK with shared=false"}'
+        ), out
 
         namespace: dict[str, Any] = {}
         code = addresses(example, broker, registry)

@@ -29,6 +29,7 @@ from contextplane.security.standard_authorizer import StandardAuthorizer
 from contextplane.security.subject_acls import acl_name
 from contextplane.services.schema_registry.access_rules import NEEDS
 from contextplane.services.schema_registry.app import build_app
+from contextplane.services.schema_registry.dek_registry import DekRegistry
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.store import MemoryStore
 from tests.support.asgi import Answer, call
@@ -142,7 +143,7 @@ def test_bearer_tokens_and_subject_acls(tmp_path: Path) -> None:
 
 
 def test_every_route_has_a_need() -> None:
-    routes = build_app(SchemaRegistry(MemoryStore())).routes
+    routes = build_app(SchemaRegistry(MemoryStore()), None, DekRegistry(MemoryStore())).routes
     declared = {
         (method, route.path)  # type: ignore[attr-defined]
         for route in routes

@@ -144,6 +144,7 @@ async def _serve(
     tls: ssl.SSLContext | None,
 ) -> int:
     from contextplane.services.schema_registry.cluster_access import open_cluster_access
+    from contextplane.services.schema_registry.dek_records import DEK_TOPIC
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import SCHEMAS_TOPIC, KafkaStore
 
@@ -160,6 +161,14 @@ async def _serve(
         init_timeout_s=args.init_timeout,
         client_config=security,
     )
+    keys_store = KafkaStore(
+        args.bootstrap,
+        topic=DEK_TOPIC,
+        replication_factor=args.replication_factor,
+        timeout_s=args.timeout,
+        init_timeout_s=args.init_timeout,
+        client_config=security,
+    )
     access = await open_cluster_access(
         settings,
         security | {"bootstrap.servers": args.bootstrap},
@@ -170,7 +179,7 @@ async def _serve(
         timeout_s=args.timeout,
     )
     try:
-        await run_registry(store, args.host, args.port, stop, access, tls)
+        await run_registry(store, args.host, args.port, stop, access, tls, keys_store)
     finally:
         if access is not None:
             await access.close()
@@ -197,6 +206,7 @@ def start_beside(
     guard the registry as its settings say (security/registry_access.py), and whose
     `contextplane.registry.ssl.*` settings give it HTTPS (TlsConfigError)."""
     from contextplane.security.registry_access import registry_access
+    from contextplane.services.schema_registry.dek_records import DEK_TOPIC
     from contextplane.services.schema_registry.server import run_registry
     from contextplane.services.schema_registry.store import KafkaStore
 
@@ -216,8 +226,10 @@ def start_beside(
             services.audit,
         )
     stop = asyncio.Event()
-    store = KafkaStore(f"{host}:{broker_port}", init_timeout_s=init_timeout_s)
-    task = asyncio.create_task(run_registry(store, host, port, stop, access, tls))
+    bootstrap = f"{host}:{broker_port}"
+    store = KafkaStore(bootstrap, init_timeout_s=init_timeout_s)
+    keys_store = KafkaStore(bootstrap, topic=DEK_TOPIC, init_timeout_s=init_timeout_s)
+    task = asyncio.create_task(run_registry(store, host, port, stop, access, tls, keys_store))
     task.add_done_callback(_report)
     return RegistryBeside(task, stop)
 

@@ -235,3 +235,13 @@ def require_any_readable(request: Request, schema_id: int, subjects: Iterable[st
             result="40301",
         )
         raise errors.forbidden("Read", "Schema", name)
+
+
+async def checked_on_subject(
+    request: Request, operation: str, subject: str, change: str, run: Endpoint
+) -> Response:
+    """`run` guarded as a route on `subject` is, for a route whose subject is in its
+    body rather than its path (the DEK registry's `POST /keks/{name}/deks`)."""
+    need = Need(operation, "subject", change)
+    request.path_params["subject"] = subject
+    return await guarded(run, need, change)(request)

@@ -2,11 +2,24 @@
 look anything of it up, WRITE on it to register, delete or configure it, ALTER on the
 cluster for the global config and mode (Kafka's operation for cluster-wide changes);
 lists and schemas by id answer what the caller may READ; the rest any authenticated
-caller may read."""
+caller may read.
+
+The DEK registry follows the same model: a KEK names a key in a KMS and holds no secret,
+so any authenticated caller may read KEKs, and creating, changing or deleting one is
+ALTER on the cluster; a DEK is its subject's: READ on the subject to fetch it, WRITE to
+register or delete it (the subject of `POST .../deks` is in its body: checked there)."""
 
 from __future__ import annotations
 
 from contextplane.services.schema_registry.access import Need
+from contextplane.services.schema_registry.routes.dek import (
+    DEK,
+    DEKS,
+    KEK,
+    KEKS,
+    VERSION,
+    VERSIONS,
+)
 
 _S = "/subjects/{subject:segment}"
 _V = _S + "/versions/{version:segment}"
@@ -46,4 +59,20 @@ NEEDS: dict[tuple[str, str], Need] = {
     ("DELETE", "/mode/{subject:segment}"): Need("WRITE", "subject", "DeleteSubjectMode"),
     ("POST", "/compatibility/subjects/{subject:segment}/versions/{version:segment}"): _READ,
     ("POST", "/compatibility/subjects/{subject:segment}/versions"): _READ,
+    ("GET", KEKS): _ANYONE,
+    ("POST", KEKS): Need("ALTER", "cluster", "RegisterKek"),
+    ("GET", KEK): _ANYONE,
+    ("PUT", KEK): Need("ALTER", "cluster", "UpdateKek"),
+    ("DELETE", KEK): Need("ALTER", "cluster", "DeleteKek"),
+    ("POST", KEK + "/undelete"): Need("ALTER", "cluster", "UndeleteKek"),
+    ("GET", DEKS): _LISTING,
+    ("POST", DEKS): _ANYONE,  # WRITE on the body's subject, checked by the route
+    ("GET", DEK): _READ,
+    ("POST", DEK): Need("WRITE", "subject", "RegisterDek"),
+    ("DELETE", DEK): Need("WRITE", "subject", "DeleteDek"),
+    ("POST", DEK + "/undelete"): Need("WRITE", "subject", "UndeleteDek"),
+    ("GET", VERSIONS): _READ,
+    ("GET", VERSION): _READ,
+    ("DELETE", VERSION): Need("WRITE", "subject", "DeleteDekVersion"),
+    ("POST", VERSION + "/undelete"): Need("WRITE", "subject", "UndeleteDekVersion"),
 }

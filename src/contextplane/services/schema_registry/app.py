@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from contextplane.services.schema_registry.access import Access, Authentication, guarded
 from contextplane.services.schema_registry.access_rules import NEEDS
+from contextplane.services.schema_registry.dek_registry import DekRegistry
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
 from contextplane.services.schema_registry.path_segments import RawPathRouting
@@ -22,6 +23,7 @@ from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.routes import (
     compatibility,
     config,
+    dek,
     mode,
     schemas,
     subjects,
@@ -60,7 +62,10 @@ def _guarded(route: Route) -> Route:
     return Route(route.path, endpoint, methods=methods)
 
 
-def build_app(registry: SchemaRegistry, access: Access | None = None) -> Starlette:
+def build_app(
+    registry: SchemaRegistry, access: Access | None = None, keys: DekRegistry | None = None
+) -> Starlette:
+    """`keys`: the DEK registry, served under `/dek-registry/v1` (None: not served)."""
     routes = [
         Route("/", _root, methods=["GET"]),
         *subjects.ROUTES,
@@ -68,6 +73,7 @@ def build_app(registry: SchemaRegistry, access: Access | None = None) -> Starlet
         *config.ROUTES,
         *mode.ROUTES,
         *compatibility.ROUTES,
+        *(dek.ROUTES if keys is not None else []),
     ]
     middleware = [Middleware(RawPathRouting)]
     if access is not None:
@@ -84,4 +90,5 @@ def build_app(registry: SchemaRegistry, access: Access | None = None) -> Starlet
     )
     app.state.registry = registry
     app.state.access = access
+    app.state.keys = keys
     return app

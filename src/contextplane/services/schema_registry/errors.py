@@ -8,6 +8,7 @@ same words Confluent's registry answers with (clients match on the codes).
   - 404 / 404xx  subject, version, schema not found; soft-delete states
   - 408 / 408    a request body trickled in too slowly
   - 409 / 409    incompatible schema
+  - 404 / 4047x, 409 / 4097x, 422 / 4227x, 500 / 50070  the DEK registry's keys
   - 413 / 41301  request body too large
   - 422 / 422xx  invalid schema, version, compatibility level, mode, subject, or not
                  permitted
@@ -181,3 +182,42 @@ def too_many_logins() -> RegistryError:
 def forbidden(operation: str, resource: str, name: str) -> RegistryError:
     """An authenticated principal the ACLs refuse (Confluent's 40301 and words)."""
     return RegistryError(403, 40301, f"User is denied operation {operation} on {resource}: {name}")
+
+
+# The DEK registry's (dek_registry.py): Confluent's DekRegistryErrors codes and words.
+
+
+def key_not_found(name: str) -> RegistryError:
+    return RegistryError(404, 40470, f"Key '{name}' not found")
+
+
+def key_not_soft_deleted(name: str) -> RegistryError:
+    return RegistryError(
+        404, 40471, f"Key '{name}' was not deleted first before being permanently deleted"
+    )
+
+
+def key_soft_deleted(name: str) -> RegistryError:
+    return RegistryError(404, 40472, f"Key '{name}' must be undeleted first")
+
+
+def key_exists(name: str) -> RegistryError:
+    return RegistryError(409, 40971, f"Key '{name}' already exists; use a different value")
+
+
+def too_many_keys(limit: int) -> RegistryError:
+    return RegistryError(409, 40972, f"A maximum of {limit} keys already exist")
+
+
+def invalid_key(field: str, reason: str = "") -> RegistryError:
+    """A key's field missing, malformed or out of bounds (Confluent's 42271)."""
+    detail = f": {reason}" if reason else ""
+    return RegistryError(422, 42271, f"Invalid or missing key info: {field}{detail}")
+
+
+def key_reference_exists(name: str) -> RegistryError:
+    return RegistryError(422, 42272, f"Key '{name}' is still referenced by undeleted DEKs")
+
+
+def dek_generation(message: str) -> RegistryError:
+    return RegistryError(500, 50070, message)

@@ -9,6 +9,7 @@ from contextplane.services.bound_socket import bind
 from contextplane.services.http_server import serve
 from contextplane.services.schema_registry.access import Access
 from contextplane.services.schema_registry.app import build_app
+from contextplane.services.schema_registry.dek_registry import DekRegistry
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.store import Store
 
@@ -22,17 +23,22 @@ async def run_registry(
     stop: asyncio.Event,
     access: Access | None = None,
     tls: ssl.SSLContext | None = None,
+    keys_store: Store | None = None,
 ) -> None:
-    """Bind, replay the store, print the ready line, serve until `stop`, close the store;
-    `access`: who may do what (None: anyone, anything); `tls`: HTTPS (https.py)."""
+    """Bind, replay the stores, print the ready line, serve until `stop`, close the
+    stores; `access`: who may do what (None: anyone, anything); `tls`: HTTPS (https.py);
+    `keys_store`: the DEK registry's `_dek_registry_keys` (None: no DEK registry)."""
     sock = bind(host, port)
     registry = SchemaRegistry(store)
+    keys = DekRegistry(keys_store) if keys_store is not None else None
     try:
         await registry.start()
+        if keys is not None:
+            await keys.start()
         scheme = "https" if tls is not None else "http"
         print(READY_LINE.format(host=host, port=sock.getsockname()[1], scheme=scheme), flush=True)
         await serve(
-            build_app(registry, access),
+            build_app(registry, access, keys),
             sock,
             stop,
             traced_as="contextplane-schema-registry",
@@ -41,3 +47,5 @@ async def run_registry(
     finally:
         sock.close()
         await registry.close()
+        if keys is not None:
+            await keys.close()
