@@ -88,7 +88,8 @@ def build_parser(up_only: bool = False) -> argparse.ArgumentParser:
     up.add_argument(
         "--registry-port",
         type=int,
-        help="also serve the schema registry on the listener's host, e.g. 8081 (cli/registry.py)",
+        help="also serve the schema registry on the listener's host, e.g. 8081 "
+        "(README: Schema registry)",
     )
     up.add_argument(
         "--log-level",

@@ -53,7 +53,11 @@ def add_parser(sub: Any) -> None:
     )
     registry.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     registry.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (8081)")
-    registry.add_argument("--topic", help="the state's topic (default _schemas)")
+    registry.add_argument(
+        "--topic",
+        help="the state's topic (default _schemas; broker-side validation and masking "
+        "read only _schemas)",
+    )
     registry.add_argument(
         "--replication-factor",
         type=int,
