@@ -38,9 +38,9 @@ def test_the_readme_registry_login_trial_runs_as_printed(tmp_path: Path) -> None
 
         bootstrap, registry = wait_until(ports, 60, "the broker and its registry")
         # Each command, then its exit status on a line of its own (curl's output ends with no
-        # newline); PATH and R as the README's earlier blocks set them.
+        # newline); R as the README's earlier block sets it.
         commands = client_block.replace("\\\n", " ").replace("127.0.0.1:9092", bootstrap)
-        script = f'export PATH="$PWD/.venv/bin:$PATH"\nR=http://{registry}\n' + "\n".join(
+        script = f"R=http://{registry}\n" + "\n".join(
             f"{line}\nprintf '\\nexit=%s\\n' $?" for line in commands.splitlines() if line.strip()
         )
         shell = subprocess.run(
@@ -50,6 +50,6 @@ def test_the_readme_registry_login_trial_runs_as_printed(tmp_path: Path) -> None
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, log_path.read_text()
     out = shell.stdout
-    assert re.findall(r"^exit=(\d+)$", out, re.M) == ["0"] * 5, out + shell.stderr
+    assert re.findall(r"^exit=(\d+)$", out, re.M) == ["0"] * 6, out + shell.stderr
     assert "User:alice  *     WRITE      ALLOW       SUBJECT" in out, out
     assert '[]\nexit=0\n{"error_code":401,"message":"Unauthorized"}\nexit=0' in out, out
