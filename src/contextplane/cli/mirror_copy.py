@@ -22,7 +22,7 @@ from typing import Any
 
 from contextplane.cli import mirror_state
 from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, kafka_error_text
-from contextplane.cli.mirror_offset_map import OffsetMap
+from contextplane.cli.mirror_offset_map import OffsetMap, offset_field
 
 ROUND_RECORDS = 5_000  # records in one transaction, at most
 ROUND_BYTES = 16 * 1024 * 1024  # keys and values in one transaction, at most
@@ -67,10 +67,13 @@ def stored_progress(
     value = latest.get(state_key(name, topic, partition))
     try:
         parsed = json.loads(value or b"")
+        position = offset_field(parsed["next"])
         return CopyProgress(
-            topic, partition, int(parsed["next"]), OffsetMap.from_json(parsed), stored=True
+            topic, partition, position, OffsetMap.from_json(parsed, position), stored=True
         )
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, RecursionError):
+        # None, or a record this mirror never writes: no progress, so a partition
+        # holding records on the target is refused (`_refuse_written`).
         return CopyProgress(topic, partition, 0)
 
 
@@ -146,7 +149,7 @@ class CopyMirror:
             if failures:
                 raise CommandError(failures[0])
             touched = [self.progress[key] for key in moved]
-            maps = {key: OffsetMap.from_json(self.progress[key].offsets.to_json()) for key in moved}
+            maps = {key: self.progress[key].offsets.copy() for key in moved}
             for key, pairs in delivered.items():
                 for source, target in sorted(pairs):
                     maps[key].add(source, target)
