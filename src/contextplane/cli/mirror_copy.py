@@ -137,7 +137,7 @@ class CopyMirror:
                     message.topic(),
                     key=message.key(),
                     value=message.value(),
-                    headers=message.headers(),
+                    headers=_headers(message),
                     partition=message.partition(),
                     timestamp=_create_time(message),
                     on_delivery=functools.partial(
@@ -252,6 +252,19 @@ def _delivered(
         return
     key = (message.topic(), message.partition())
     delivered.setdefault(key, []).append((source_offset, message.offset()))
+
+
+def _headers(message: Any) -> Any:
+    """The record's headers; CommandError naming a record whose header names the Python
+    client cannot read (bytes that are not UTF-8: it raises SystemError on them)."""
+    try:
+        return message.headers()
+    except (SystemError, UnicodeDecodeError):
+        where = f"{message.topic()}-{message.partition()} at offset {message.offset()}"
+        raise CommandError(
+            f"the record of {where} on the source has a header name that is not UTF-8, which"
+            " copy mode's Kafka client cannot read: it cannot be copied record by record"
+        ) from None
 
 
 def _create_time(message: Any) -> int:
