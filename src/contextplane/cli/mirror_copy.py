@@ -25,7 +25,7 @@ from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, kafka_e
 from contextplane.cli.mirror_offset_map import OffsetMap, offset_field
 
 ROUND_RECORDS = 5_000  # records in one transaction, at most
-ROUND_BYTES = 16 * 1024 * 1024  # keys and values in one transaction, at most
+ROUND_BYTES = 16 * 1024 * 1024  # keys, values and headers in one transaction, at most
 CONSUME_BATCH = 500
 CONSUME_WAIT_S = 0.5
 
@@ -212,7 +212,7 @@ class CopyMirror:
                     continue
                 progress.caught_up = False
                 batch.append(message)
-                size += len(message.key() or b"") + len(message.value() or b"")
+                size += _record_bytes(message)
                 moved[key] = offset + 1
             if not messages or self.caught_up():
                 break
@@ -252,6 +252,14 @@ def _delivered(
         return
     key = (message.topic(), message.partition())
     delivered.setdefault(key, []).append((source_offset, message.offset()))
+
+
+def _record_bytes(message: Any) -> int:
+    """What a round holds of a record: its key, value and headers (a header may be as
+    large as a value)."""
+    headers = _headers(message) or []
+    held = sum(len(name) + len(value or b"") for name, value in headers)
+    return held + len(message.key() or b"") + len(message.value() or b"")
 
 
 def _headers(message: Any) -> Any:
