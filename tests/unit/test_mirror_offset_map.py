@@ -49,9 +49,19 @@ def test_dropped_runs_round_down_and_the_first_run_stays() -> None:
 
 def test_the_map_survives_its_json() -> None:
     offsets = copied([(n, 2 * n) for n in range(RUNS_MAX + 3)])
-    again = OffsetMap.from_json(offsets.to_json())
+    again = OffsetMap.from_json(offsets.to_json(), copied_to=RUNS_MAX + 3)
     assert again == offsets
     oversized = {"runs": [[n, n, 1] for n in range(0, 4 * RUNS_MAX, 2)]}
-    trimmed = OffsetMap.from_json(oversized)
+    trimmed = OffsetMap.from_json(oversized, copied_to=4 * RUNS_MAX)
     assert len(trimmed.runs) == RUNS_MAX and trimmed.trimmed
     assert trimmed.runs[0].source == 0
+
+
+def test_a_copy_grows_on_its_own() -> None:
+    # A round adds to a copy and keeps it only once its transaction commits.
+    offsets = copied([(0, 0), (1, 1)])
+    grown = offsets.copy()
+    grown.add(2, 2)
+    grown.add(5, 4)
+    assert [(r.source, r.count) for r in offsets.runs] == [(0, 2)]
+    assert [(r.source, r.count) for r in grown.runs] == [(0, 3), (5, 1)]

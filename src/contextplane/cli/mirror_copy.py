@@ -22,10 +22,10 @@ from typing import Any
 
 from contextplane.cli import mirror_state
 from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, kafka_error_text
-from contextplane.cli.mirror_offset_map import OffsetMap
+from contextplane.cli.mirror_offset_map import OffsetMap, offset_field
 
 ROUND_RECORDS = 5_000  # records in one transaction, at most
-ROUND_BYTES = 16 * 1024 * 1024  # keys and values in one transaction, at most
+ROUND_BYTES = 16 * 1024 * 1024  # keys, values and headers in one transaction, at most
 CONSUME_BATCH = 500
 CONSUME_WAIT_S = 0.5
 
@@ -67,10 +67,13 @@ def stored_progress(
     value = latest.get(state_key(name, topic, partition))
     try:
         parsed = json.loads(value or b"")
+        position = offset_field(parsed["next"])
         return CopyProgress(
-            topic, partition, int(parsed["next"]), OffsetMap.from_json(parsed), stored=True
+            topic, partition, position, OffsetMap.from_json(parsed, position), stored=True
         )
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, RecursionError):
+        # None, or a record this mirror never writes: no progress, so a partition
+        # holding records on the target is refused (`_refuse_written`).
         return CopyProgress(topic, partition, 0)
 
 
@@ -134,7 +137,7 @@ class CopyMirror:
                     message.topic(),
                     key=message.key(),
                     value=message.value(),
-                    headers=message.headers(),
+                    headers=_headers(message),
                     partition=message.partition(),
                     timestamp=_create_time(message),
                     on_delivery=functools.partial(
@@ -146,7 +149,7 @@ class CopyMirror:
             if failures:
                 raise CommandError(failures[0])
             touched = [self.progress[key] for key in moved]
-            maps = {key: OffsetMap.from_json(self.progress[key].offsets.to_json()) for key in moved}
+            maps = {key: self.progress[key].offsets.copy() for key in moved}
             for key, pairs in delivered.items():
                 for source, target in sorted(pairs):
                     maps[key].add(source, target)
@@ -209,7 +212,7 @@ class CopyMirror:
                     continue
                 progress.caught_up = False
                 batch.append(message)
-                size += len(message.key() or b"") + len(message.value() or b"")
+                size += _record_bytes(message)
                 moved[key] = offset + 1
             if not messages or self.caught_up():
                 break
@@ -249,6 +252,27 @@ def _delivered(
         return
     key = (message.topic(), message.partition())
     delivered.setdefault(key, []).append((source_offset, message.offset()))
+
+
+def _record_bytes(message: Any) -> int:
+    """What a round holds of a record: its key, value and headers (a header may be as
+    large as a value)."""
+    headers = _headers(message) or []
+    held = sum(len(name) + len(value or b"") for name, value in headers)
+    return held + len(message.key() or b"") + len(message.value() or b"")
+
+
+def _headers(message: Any) -> Any:
+    """The record's headers; CommandError naming a record whose header names the Python
+    client cannot read (bytes that are not UTF-8: it raises SystemError on them)."""
+    try:
+        return message.headers()
+    except (SystemError, UnicodeDecodeError):
+        where = f"{message.topic()}-{message.partition()} at offset {message.offset()}"
+        raise CommandError(
+            f"the record of {where} on the source has a header name that is not UTF-8, which"
+            " copy mode's Kafka client cannot read: it cannot be copied record by record"
+        ) from None
 
 
 def _create_time(message: Any) -> int:

@@ -9,12 +9,17 @@ A consumer group's committed source offset O is translated to the target offset 
 first copied record whose source offset is at least O. That is exact where the map holds
 the records around O; in the part that was dropped it rounds down (to just after the
 first run), so a translated offset never passes a record the group has not consumed, as
-MirrorMaker 2's checkpoints do. An offset past what was copied is not translated yet."""
+MirrorMaker 2's checkpoints do. An offset past what was copied is not translated yet.
+
+A stored map is read strictly: the state topic is on the target, which anyone may
+write, and its offsets are sought to and committed for groups."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from contextplane.limits import LONG_MAX
 
 RUNS_MAX = 500  # about 20 KB of JSON per partition's progress record
 
@@ -69,13 +74,45 @@ class OffsetMap:
             return run.target_end  # the runs after this one are gone: round down
         return self.runs[index + 1].target
 
+    def copy(self) -> OffsetMap:
+        return OffsetMap([Run(r.source, r.target, r.count) for r in self.runs], self.trimmed)
+
     def to_json(self) -> dict[str, Any]:
         return {"runs": [[r.source, r.target, r.count] for r in self.runs], "trimmed": self.trimmed}
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> OffsetMap:
-        runs = [Run(int(s), int(t), int(n)) for s, t, n in value.get("runs", [])]
-        trimmed = bool(value.get("trimmed", False)) or len(runs) > RUNS_MAX
+    def from_json(cls, value: dict[str, Any], copied_to: int) -> OffsetMap:
+        """The map a progress record holds; ValueError for one this mirror never writes
+        (the state topic is the target's: anyone may write it): offsets outside a Kafka
+        long, empty or overlapping runs, runs past `copied_to`."""
+        runs: list[Run] = []
+        listed = value.get("runs", [])
+        if not isinstance(listed, list):
+            raise ValueError("'runs' is not a list")
+        for item in listed:
+            if not isinstance(item, list) or len(item) != 3:
+                raise ValueError(f"a run {str(item)[:64]} is not [source, target, count]")
+            run = Run(*(offset_field(number) for number in item))
+            previous = runs[-1] if runs else Run(0, 0, 0)
+            if (
+                run.count < 1
+                or run.source < previous.source_end
+                or run.target < previous.target_end
+            ):
+                raise ValueError(f"the run {item} is empty or overlaps the one before")
+            if run.source_end > copied_to or run.target_end > LONG_MAX:
+                raise ValueError(f"the run {item} ends past what was copied")
+            runs.append(run)
+        trimmed = value.get("trimmed", False)
+        if not isinstance(trimmed, bool):
+            raise ValueError("'trimmed' is not a boolean")
         if len(runs) > RUNS_MAX:
-            runs = runs[:1] + runs[1 - RUNS_MAX :]
+            runs, trimmed = runs[:1] + runs[1 - RUNS_MAX :], True
         return cls(runs, trimmed)
+
+
+def offset_field(value: object) -> int:
+    """An offset as a progress record holds it: an integer in [0, Kafka's long max]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LONG_MAX:
+        raise ValueError(f"{str(value)[:64]} is not an offset")
+    return value

@@ -142,7 +142,7 @@ class Authentication:
             )
             await response(scope, receive, send)
             return
-        if self.sessions.is_new(host, header):
+        if self.sessions.is_new(host, principal):
             self.access.authenticated(host, port, principal)
         scope[CALLER_KEY] = Caller(principal, host, port)
         await self.app(scope, receive, send)

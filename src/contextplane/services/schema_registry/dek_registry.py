@@ -28,7 +28,12 @@ from contextplane.services.schema_registry.dek_records import (
     dek_key,
     kek_key,
 )
-from contextplane.services.schema_registry.records import INT32_MAX, decode
+from contextplane.services.schema_registry.records import (
+    INT32_MAX,
+    decode,
+    int32_field,
+    text_field,
+)
 from contextplane.services.schema_registry.state import UNREADABLE
 from contextplane.services.schema_registry.store import Record, Store
 
@@ -109,24 +114,35 @@ class DekRegistry:
             log.warning("skipped a _dek_registry_keys record it cannot read (%s)", exc)
 
     def _apply(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
+        # A value must be its key's: one under another key would be served under the wrong
+        # name and outlive its own key's tombstone once the topic is compacted.
         keytype = key.get("keytype")
         if keytype == "KEK":
-            name = key["name"]
+            name = text_field(key, "name")
             if value is None:
                 self.keks.pop(name, None)
-            else:
-                self.keks[name] = Kek.from_json(value)
+                return
+            kek = Kek.from_json(value)
+            if kek.name != name:
+                raise ValueError(f"a KEK value named {kek.name!r} under the key {name!r}")
+            self.keks[name] = kek
         elif keytype == "DEK":
-            identity = (key["kekName"], key["subject"], key["algorithm"])
-            version = key["version"]
+            identity = (
+                text_field(key, "kekName"),
+                text_field(key, "subject"),
+                text_field(key, "algorithm"),
+            )
+            version = int32_field(key, "version")
             if value is None:
                 versions = self.deks.get(identity, {})
                 versions.pop(version, None)
                 if not versions:
                     self.deks.pop(identity, None)
-            else:
-                dek = Dek.from_json(value)
-                self.deks.setdefault(dek.identity, {})[dek.version] = dek
+                return
+            dek = Dek.from_json(value)
+            if (dek.identity, dek.version) != (identity, version):
+                raise ValueError("a DEK value under another DEK's key")
+            self.deks.setdefault(dek.identity, {})[dek.version] = dek
         elif keytype != "NOOP":
             raise ValueError(f"keytype {keytype!r}")
 
