@@ -222,13 +222,18 @@ class ShareCoordinator:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
         response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
-        for member_id in left:
-            self._member_gone(request.group_id, member_id)
         if self.groups.group(request.group_id) is not None:
             self._served.add(request.group_id)
         self.kick()
         self._take_group_changes()
-        if not await self.save_groups():
+        saved = await self.save_groups()
+        # A leaving member's session closes (its records offered to others) once the
+        # leave is stored, as Kafka's onMemberLeave follows the coordinator's write: a
+        # client that sends its final ShareAcknowledge beside the leave (librdkafka 2.16
+        # does, on its own connection) has it applied rather than refused.
+        for member_id in left:
+            self._member_gone(request.group_id, member_id)
+        if not saved:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         return response
 
