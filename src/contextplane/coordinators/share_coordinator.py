@@ -227,10 +227,10 @@ class ShareCoordinator:
         self.kick()
         self._take_group_changes()
         saved = await self.save_groups()
-        # A leaving member's session closes (its records offered to others) once the
-        # leave is stored, as Kafka's onMemberLeave follows the coordinator's write: a
-        # client that sends its final ShareAcknowledge beside the leave (librdkafka 2.16
-        # does, on its own connection) has it applied rather than refused.
+        # A leaving member's session closes (its records offered to others) only once the
+        # leave is stored: librdkafka 2.16 sends its final ShareAcknowledge beside the
+        # leave, on another connection, and it then finds the session. (Kafka 4.4 never
+        # closes a session at a leave, only at epoch -1, a disconnect or eviction.)
         for member_id in left:
             self._member_gone(request.group_id, member_id)
         if not saved:
