@@ -3,8 +3,8 @@ contextplane's share groups: three consumers (explicit ACCEPT/RELEASE/REJECT and
 split a two-partition topic; a consumer in a child process stopped mid-batch has the
 records it held delivered to the others (SIGKILLed: at once, its connection closed;
 SIGSTOPped: once the group's lock expires); a closed one's unacknowledged records go to
-another at once; a Java 4.4 `KafkaShareConsumer` shares one group with a confluent-kafka
-one."""
+another at once, and the acknowledgement it sent at close is applied; a Java 4.4
+`KafkaShareConsumer` shares one group with a confluent-kafka one."""
 
 from __future__ import annotations
 
@@ -45,9 +45,11 @@ bootstrap, topic, group = sys.argv[1:4]
 consumer = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
                           "share.acknowledgement.mode": "explicit", "max.poll.records": 5})
 consumer.subscribe([topic])
-batch = []
-while not batch:
+batch, deadline = [], time.monotonic() + 120  # the parent reads until EOF
+while not batch and time.monotonic() < deadline:
     batch = [m for m in consumer.poll(0.5) or [] if m.error() is None]
+if not batch:
+    sys.exit("no records")
 first, rest = batch[0], batch[1:]
 consumer.acknowledge(first, AcknowledgeType.ACCEPT)
 consumer.commit_sync(30)
@@ -62,7 +64,8 @@ time.sleep(3600)
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
     """The broker's own lock is an hour: a record comes back early only by the group's
-    `share.record.lock.duration.ms`, so nothing is redelivered by accident on a slow run."""
+    `share.record.lock.duration.ms`, a release, a closed session or a dropped connection,
+    so nothing is redelivered by accident on a slow run."""
     process = InProcessBroker(
         tmp_path_factory.mktemp("share-ck") / "broker",
         settings={
