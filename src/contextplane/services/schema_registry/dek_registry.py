@@ -30,7 +30,7 @@ from contextplane.services.schema_registry.dek_records import (
 )
 from contextplane.services.schema_registry.records import (
     INT32_MAX,
-    decode,
+    decode_record,
     int32_field,
     text_field,
 )
@@ -104,11 +104,7 @@ class DekRegistry:
     def apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
         """One record; one this version cannot read is logged and skipped."""
         try:
-            key = decode(raw_key)
-            value = decode(raw_value)
-            if key is None:
-                raise ValueError("a record without a key")
-            self._apply(key, value)
+            self._apply(*decode_record(raw_key, raw_value))
         except UNREADABLE as exc:
             self.skipped_records += 1
             log.warning("skipped a _dek_registry_keys record it cannot read (%s)", exc)

@@ -140,6 +140,17 @@ def decode(raw: bytes | None) -> dict[str, Any] | None:
     return document
 
 
+def decode_record(
+    raw_key: bytes | None, raw_value: bytes | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A record's key and value (None: a tombstone); ValueError for a record without a
+    key or with anything but JSON objects."""
+    key = decode(raw_key)
+    if key is None:
+        raise ValueError("a record without a key")
+    return key, decode(raw_value)
+
+
 @dataclass(frozen=True)
 class ConfigValue:
     """A CONFIG value: a subject's or the global settings. Each field may be unset

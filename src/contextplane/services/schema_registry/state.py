@@ -28,7 +28,7 @@ from contextplane.services.schema_registry.protobuf_schema import ProtobufSchema
 from contextplane.services.schema_registry.records import (
     ConfigValue,
     SchemaValue,
-    decode,
+    decode_record,
     int32_field,
     text_field,
 )
@@ -283,11 +283,7 @@ class RegistryState:
         """One record of `_schemas`. A record this version cannot read is logged and
         skipped: one bad record must not stop the registry from serving the rest."""
         try:
-            key = decode(raw_key)
-            value = decode(raw_value)
-            if key is None:
-                raise ValueError("a record without a key")
-            self._apply(key, value)
+            self._apply(*decode_record(raw_key, raw_value))
         except UNREADABLE as exc:
             self.skipped_records += 1
             log.warning("skipped a _schemas record it cannot read (%s)", exc)
