@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,45 @@ if TYPE_CHECKING:
 
 # The percentiles Kafka's request histograms publish (the JMX exporter's `quantile` label).
 QUANTILES = (0.50, 0.75, 0.95, 0.98, 0.99, 0.999)
+
+# Kafka's RequestMetrics histograms this broker can time truthfully, from the ring's fields
+# (RequestTimes.add: size, received, handled, local, dequeued, ready, written; ns). Its
+# ThrottleTimeMs and MessageConversionsTimeMs are not kept; no followers, so no
+# FetchFollower. Kafka's remote time precedes its response queue time; here a response
+# waits its turn first (earlier responses of the connection written), then for its
+# delayed part (WAL sync, long poll, join), so a delayed part that finished while earlier
+# responses were written is counted as response queue time.
+REQUEST_COMPONENTS: tuple[tuple[str, str, Callable[[Sequence[int]], float]], ...] = (
+    (
+        "requestqueuetimems",
+        "Time from a request's frame arriving whole to its handler called (ms; decoding "
+        "and the connection's earlier requests included)",
+        lambda r: (r[2] - r[1]) / 1e6,
+    ),
+    ("localtimems", "Time in the request's handler (ms)", lambda r: (r[3] - r[2]) / 1e6),
+    (
+        "responsequeuetimems",
+        "Time from the handler's return to the response's turn (ms: the connection's "
+        "earlier responses written)",
+        lambda r: (r[4] - r[3]) / 1e6,
+    ),
+    (
+        "remotetimems",
+        "Time waiting for the handler's delayed part (ms: WAL sync, long poll, group join)",
+        lambda r: (r[5] - r[4]) / 1e6,
+    ),
+    (
+        "responsesendtimems",
+        "Time writing the response to the socket (ms; large responses' encoding included)",
+        lambda r: (r[6] - r[5]) / 1e6,
+    ),
+    (
+        "totaltimems",
+        "Time from a request's frame arriving whole to its response written (ms)",
+        lambda r: (r[6] - r[1]) / 1e6,
+    ),
+    ("requestbytes", "Size of the request (bytes, header included)", lambda r: float(r[0])),
+)
 
 _TOPIC_COUNTERS = (
     ("messagesin", "messages_in", "Records appended"),
@@ -120,10 +159,7 @@ class BrokerMetrics:
             partitions=partitions,
             all_topics=dataclasses.replace(stats.all_topics),
             topics={name: dataclasses.replace(c) for name, c in stats.topics.items()},
-            requests={
-                api_name(key): RequestTimes(t.count, list(t.recent_ms))
-                for key, t in stats.requests.items()
-            },
+            requests={api_name(key): t.copy() for key, t in stats.requests.items()},
             budget=_budget(services),
             objects=object_store_counts(storage),
             controller=services.cluster.registry.is_controller,
@@ -200,20 +236,24 @@ def _request_families(snapshot: Snapshot) -> Iterable[Metric]:
         "Requests answered, by request type",
         labels=["request"],
     )
-    total_time = GaugeMetricFamily(
-        "kafka_network_requestmetrics_totaltimems",
-        "Time from a request's turn on its connection to its response written (ms): "
-        f"quantiles of each type's latest {REQUEST_TIMES_KEPT} requests",
-        labels=["request", "quantile"],
-    )
+    window = f": quantiles of each type's latest {REQUEST_TIMES_KEPT} requests"
+    histograms = [
+        GaugeMetricFamily(
+            f"kafka_network_requestmetrics_{name}", text + window, labels=["request", "quantile"]
+        )
+        for name, text, _ in REQUEST_COMPONENTS
+    ]
     for name, times in sorted(snapshot.requests.items()):
         requests.add_metric([name], times.count)
-        ordered = sorted(times.recent_ms)
-        if ordered:
+        rows = times.rows()
+        if not rows:
+            continue
+        for family, (_, _, value) in zip(histograms, REQUEST_COMPONENTS, strict=True):
+            ordered = sorted(map(value, rows))
             for quantile in QUANTILES:
-                total_time.add_metric([name, str(quantile)], percentile(ordered, quantile))
+                family.add_metric([name, str(quantile)], percentile(ordered, quantile))
     yield requests
-    yield total_time
+    yield from histograms
 
 
 def _offset_families(snapshot: Snapshot) -> Iterable[Metric]:
