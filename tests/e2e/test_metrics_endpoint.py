@@ -219,6 +219,9 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     ]
     assert sum(denials) >= 1
     assert _value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    # Every partition served (tests/e2e/test_cluster_failover.py counts offline ones).
+    assert _value(samples, "kafka_server_replicamanager_offlinepartitionscount") == 0
+    assert _value(samples, "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
     syncs = _value(samples, "contextplane_wal_sync_seconds_count")
     assert (
         syncs >= 1 and _value(samples, "contextplane_wal_sync_seconds_bucket", le="+Inf") == syncs

@@ -23,6 +23,7 @@ scrapes run one at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from prometheus_client.samples import Sample
 
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
+from contextplane.console.partition_health import OfflineCounts, read_offline_counts
 from contextplane.console.storage_metrics import storage_counts, storage_families
 from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
@@ -129,6 +131,7 @@ class Snapshot:
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
+    offline: OfflineCounts | None = None  # None: the metadata store did not answer
 
 
 class BrokerMetrics:
@@ -171,6 +174,9 @@ class BrokerMetrics:
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
         )
+        # The metadata store down: the gauges are left out, the rest is still worth a scrape.
+        with contextlib.suppress(Exception):
+            snapshot.offline = await read_offline_counts(services)
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
         async for group_id, committed in services.groups.offsets.snapshot():
@@ -324,6 +330,17 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
         "1 on the broker that holds the controller lease",
         value=int(snapshot.controller),
     )
+    if snapshot.offline is not None:
+        yield GaugeMetricFamily(
+            "kafka_server_replicamanager_offlinepartitionscount",
+            "Partitions targeted at this broker that it does not serve",
+            value=snapshot.offline.here,
+        )
+        yield GaugeMetricFamily(
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a live leader (on the controller; 0 on the other brokers)",
+            value=snapshot.offline.cluster,
+        )
     denials = CounterMetricFamily(
         "contextplane_authorization_denied",
         "Authorizations refused (each also an audit record)",
