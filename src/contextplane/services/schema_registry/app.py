@@ -18,6 +18,7 @@ from contextplane.services.schema_registry.access_rules import NEEDS
 from contextplane.services.schema_registry.dek_registry import DekRegistry
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
+from contextplane.services.schema_registry.metrics import RegistryCounts, metrics
 from contextplane.services.schema_registry.path_segments import RawPathRouting
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.routes import (
@@ -38,6 +39,7 @@ async def _root(request: Request) -> Response:
 
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
+    request.app.state.counts.answered(exc.error_code)
     return RegistryResponse(exc.body(), status_code=exc.status)
 
 
@@ -79,6 +81,7 @@ def build_app(
     if access is not None:
         routes = [_guarded(route) for route in routes]
         middleware.append(Middleware(Authentication, access=access))
+    routes.append(Route("/metrics", metrics, methods=["GET"]))  # any authenticated caller
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -91,4 +94,5 @@ def build_app(
     app.state.registry = registry
     app.state.access = access
     app.state.keys = keys
+    app.state.counts = RegistryCounts()
     return app
