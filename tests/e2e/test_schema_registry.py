@@ -22,6 +22,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.inprocess import InProcessBroker
+from tests.support.prometheus_queries import alert_queries, check_queries, exported
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
@@ -53,10 +54,13 @@ def avro(document: dict[str, object]) -> Schema:
 
 
 def scrape(url: str) -> dict[tuple[str, str], float]:
-    """(name, its one label's value or "") -> value, from a Prometheus text exposition."""
+    """(name, its one label's value or "") -> value, from a Prometheus text exposition;
+    the registry's alert rules checked against it."""
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = response.read().decode()
+    rules = alert_queries("contextplane-schema-registry")
+    check_queries(rules, exported(text), "the registry's alert rules")
     return {
         (sample.name, next(iter(sample.labels.values()), "")): sample.value
         for family in text_string_to_metric_families(text)

@@ -70,6 +70,7 @@ def build_app(
     """`keys`: the DEK registry, served under `/dek-registry/v1` (None: not served)."""
     routes = [
         Route("/", _root, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *subjects.ROUTES,
         *schemas.ROUTES,
         *config.ROUTES,
@@ -81,7 +82,6 @@ def build_app(
     if access is not None:
         routes = [_guarded(route) for route in routes]
         middleware.append(Middleware(Authentication, access=access))
-    routes.append(Route("/metrics", metrics, methods=["GET"]))  # any authenticated caller
     app = Starlette(
         routes=routes,
         middleware=middleware,
