@@ -36,6 +36,7 @@ from contextplane.copilot import (
     Decisions,
     DecisionTooLargeError,
 )
+from contextplane.services.actions.txn_epoch import described_epoch
 from contextplane.services.trace import reader as trace_reader
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.actions import CountingEndpoint, ExecutorProcess
@@ -214,6 +215,8 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     assert source["status"] == "found" and source["detail"]["via"] == "changelog"
     assert source["where"] == f"crm.accounts[{account_at[0]}]@{account_at[1]}"
     assert source["detail"]["key"] == "a1"
+    # The test's producer is neither idempotent nor transactional: Kafka stamps no id.
+    assert source["detail"]["producer_id"] == -1 and not source["detail"]["transactional"]
     # ...and the broker's read receipts say which consumer picked it up.
     receipts = child(source, "read-receipt")
     assert receipts and all(r["status"] == "found" for r in receipts)
@@ -280,6 +283,49 @@ class CountingLookups:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
+
+
+def test_a_source_record_names_the_producer_of_its_batch(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The producer id and epoch of the batch holding each source record (read raw: the
+    Python client does not expose them) are the ones the transaction coordinator gave the
+    transactional producer, and a fresh id for an idempotent one."""
+    bootstrap = copilot.broker.bootstrap
+    writer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "crm-writer"})
+    writer.init_transactions(TIMEOUT_S)
+    writer.begin_transaction()
+    landed: dict[str, tuple[int, int]] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        landed[message.key().decode()] = (message.partition(), message.offset())
+
+    writer.produce("crm.accounts", key=b"a4", value=b'{"tier": "gold"}', on_delivery=delivered)
+    writer.commit_transaction(TIMEOUT_S)
+    idempotent = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    idempotent.produce("crm.accounts", key=b"a5", value=b'{"tier": "gold"}', on_delivery=delivered)
+    idempotent.flush(TIMEOUT_S)
+    described = described_epoch({"bootstrap.servers": bootstrap}, "crm-writer", TIMEOUT_S)
+    with copilot.decisions.decision("d-producers"):
+        for key in ("a4", "a5"):
+            fence = {("crm.accounts", landed[key][0]): landed[key][1]}
+            assert copilot.context.get("account", key, min_offsets=fence).found
+    tree = trace(copilot, "d-producers", capsys)
+    sources = {}
+    for read in child(tree, "read"):
+        [source] = child(read, "source-record")
+        sources[source["detail"]["key"]] = source
+    assert sources["a4"]["where"] == "crm.accounts[{}]@{}".format(*landed["a4"])
+    assert sources["a4"]["detail"]["producer_id"] == described.producer_id
+    assert sources["a4"]["detail"]["producer_epoch"] == described.epoch
+    assert sources["a4"]["detail"]["transactional"] is True
+    assert sources["a5"]["where"] == "crm.accounts[{}]@{}".format(*landed["a5"])
+    assert sources["a5"]["detail"]["producer_id"] not in (-1, described.producer_id)
+    assert sources["a5"]["detail"]["transactional"] is False
+    assert main(["trace", "d-producers", "--bootstrap-server", bootstrap]) == 0
+    table = capsys.readouterr().out
+    assert f"producer_id={described.producer_id}" in table
 
 
 def test_an_exception_inside_the_block_still_records_the_decision(

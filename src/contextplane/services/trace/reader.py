@@ -10,8 +10,8 @@ changelog record, and the source record it names. Transactional topics are read
 `read_committed`. A link that cannot be followed is a node `missing` with the reason,
 never left out.
 
-The producer id of a source record's batch is not shown: confluent-kafka's `Message`
-does not expose it.
+A source record's producer (id, epoch, transactional) is read from its batch header
+with a raw Fetch (`producer.py`): confluent-kafka's `Message` does not expose it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contextplane.services.actions import ledger
 from contextplane.services.trace import event, receipts
 from contextplane.services.trace.event import OFFSET_MAX
 from contextplane.services.trace.link import Link, cut, place
+from contextplane.services.trace.producer import BatchProducers
 
 RECORDS_MAX = 1_000_000
 EVALUATIONS_PER_KEY_MAX = 10
@@ -86,6 +87,7 @@ class Reader:
         self.found_by = "scan"
         # topic -> its partition count, or why it has none; None: not listed yet.
         self._topics: dict[str, int | str] | None = None
+        self._producers = BatchProducers(config)
 
     @property
     def client(self) -> Consumer:
@@ -94,6 +96,14 @@ class Reader:
 
     def close(self) -> None:
         self._consumer.close()
+        self._producers.close()
+
+    def producer_of(self, topic: str, partition: int, offset: int) -> dict[str, Any]:
+        """The producer fields of a record's batch, or `producer` saying why not read."""
+        if self._left_s() <= 0:
+            return {"producer": f"not read within {self._timeout_s:g} s"}
+        found = self._producers.producer_of(topic, partition, offset)
+        return {"producer": f"not read: {found}"} if isinstance(found, str) else found
 
     def _left_s(self) -> float:
         return max(0.0, (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000)
@@ -364,6 +374,7 @@ def _read(reader: Reader, read: dict[str, Any], sources: list[Source]) -> Link:
         link.children.append(source)
         if record is not None:
             at = (record.topic(), record.partition(), record.offset())
+            source.detail.update(reader.producer_of(*at))
             sources.append((source, at, record.timestamp()[1]))
     elif read.get("found"):
         link.children.append(
