@@ -9,6 +9,7 @@ in the backlog never becomes the record that changed the state."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 from confluent_kafka import Producer
 
 from contextplane.copilot import ActionsClient, Context, Decisions
+from contextplane.services.trace.event import DECISIONS_TOPIC
+from contextplane.services.trace.reader import Reader, find_decision
 from tests.e2e.test_decision_trace import (
     RECEIPTS_ON,
     TIMEOUT_S,
@@ -83,6 +86,16 @@ def source_of(tree: dict[str, Any]) -> dict[str, Any]:
     return source
 
 
+def decision_value(copilot: Copilot, decision_id: str) -> dict[str, Any]:
+    """The newest recorded value of a decision, as JSON."""
+    found, _ = find_decision(
+        Reader({"bootstrap.servers": copilot.broker.bootstrap}, TIMEOUT_S, 10**6), decision_id
+    )
+    assert found is not None
+    value: dict[str, Any] = json.loads(found.value())
+    return value
+
+
 def missing(tree: dict[str, Any]) -> list[str]:
     """The kinds of the links the tree could not follow."""
     own = [tree["kind"]] if tree["status"] == "missing" else []
@@ -140,6 +153,21 @@ def test_the_trace_holds_after_a_backlog_recovery_and_a_rebuild(
     rebuilt = decide(copilot, "d-after-rebuild", last_at, 30)
     assert rebuilt.changelog == account.changelog
     assert source_of(trace(copilot, "d-after-rebuild", capsys))["where"] == source["where"]
+    # Offsets that moved under a decision (a copy mirror into another cluster renumbers a
+    # transactional topic such as the changelog): its changelog position now holds another
+    # state of the entity. The trace says so and follows the answer's own changed_by.
+    moved = decision_value(copilot, "d-after-backlog")
+    [before_read] = [r for r in before["children"] if r["kind"] == "read"]
+    [old_changelog] = child(before_read, "changelog-record")
+    moved["reads"][0]["changelog"]["offset"] = int(old_changelog["where"].rsplit("@", 1)[1])
+    copilot.produce(DECISIONS_TOPIC, "d-moved", moved)
+    shifted = trace(copilot, "d-moved", capsys)
+    [read] = child(shifted, "read")
+    [changelog] = child(read, "changelog-record")
+    assert changelog["status"] == "missing" and "another state of the entity" in changelog["why"]
+    source = source_of(shifted)
+    assert source["status"] == "found" and source["detail"]["via"] == "answer"
+    assert source["where"] == "crm.accounts[{}]@{}".format(*changed_at)
     # Each refund acted once, through all of it.
     assert copilot.endpoint.effects == {
         "d-before-refund": 1,

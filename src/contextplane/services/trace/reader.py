@@ -41,6 +41,7 @@ _POLL_S = 0.2
 FETCH_WAIT_MS = 10
 _CLOCK = SystemClock()
 
+_AT = ("topic", "partition", "offset")
 # A source record found: its link, topic/partition/offset and timestamp.
 Source = tuple[Link, tuple[str, int, int], int]
 
@@ -416,7 +417,17 @@ def _changelog_link(reader: Reader, read: dict[str, Any]) -> tuple[Link, dict[st
         link.missing = f"its value names no source record: changed_by {cut(repr(origin))}"
         return link, None
     link.detail["changed_by"] = place(*named)
-    return link, dict(zip(("topic", "partition", "offset"), named, strict=True))
+    said = read.get("changed_by")
+    answered = event.position(*(said.get(k) for k in _AT)) if isinstance(said, dict) else None
+    if answered is not None and answered != named:
+        # Same entity, another state: the changelog's offsets moved since the decision
+        # (a copy mirror, a rollback into another cluster), so the answer names the source.
+        link.missing = (
+            f"it holds another state of the entity (changed by {place(*named)}, the answer"
+            f" by {place(*answered)}): the changelog's offsets moved since the decision"
+        )
+        return link, None
+    return link, dict(zip(_AT, named, strict=True))
 
 
 def _add_receipts(reader: Reader, sources: list[Source], decided_ms: int) -> None:
