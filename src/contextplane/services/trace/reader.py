@@ -375,7 +375,9 @@ def _read(reader: Reader, read: dict[str, Any], sources: list[Source]) -> Link:
         link.children.append(source)
         if record is not None:
             at = (record.topic(), record.partition(), record.offset())
-            source.detail.update(reader.producer_of(*at))
+            # The console's reader over its storage engine has no raw Fetch: no producer.
+            if (producer_of := getattr(reader, "producer_of", None)) is not None:
+                source.detail.update(producer_of(*at))
             sources.append((source, at, record.timestamp()[1]))
     elif read.get("found"):
         link.children.append(
