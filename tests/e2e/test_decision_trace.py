@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,14 @@ class Copilot:
 
 @pytest.fixture(scope="module", name="copilot")
 def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilot]:
-    tmp = tmp_path_factory.mktemp("decision-trace")
+    with running_copilot(tmp_path_factory.mktemp("decision-trace")) as (running, _):
+        yield running
+
+
+@contextmanager
+def running_copilot(tmp: Any) -> Iterator[tuple[Copilot, ContextProcess]]:
+    """The plane (`start_plane`), the executor with the refund tool, and the copilot's
+    clients; the context service too, for tests that stop it."""
     broker, context = start_plane(tmp, RECEIPTS_ON)
     endpoint = CountingEndpoint(honours_key=True)
     tools_file = tmp / "tools.toml"
@@ -111,7 +119,7 @@ def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilo
         Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"}),
     )
     try:
-        yield running
+        yield running, context
     finally:
         running.tools.close()
         running.decisions.close()

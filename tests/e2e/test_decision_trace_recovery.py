@@ -17,20 +17,16 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from contextplane.copilot import ActionsClient, Context, Decisions
 from contextplane.services.trace.event import DECISIONS_TOPIC
-from contextplane.services.trace.reader import Reader, find_decision
+from contextplane.services.trace.reader import RECORDS_MAX, Reader, find_decision
 from tests.e2e.test_decision_trace import (
-    RECEIPTS_ON,
     TIMEOUT_S,
-    TOOLS,
     Copilot,
     child,
-    start_plane,
+    running_copilot,
     trace,
     wait_for_receipt,
 )
-from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.context import ContextProcess
 
 BACKLOG = 300
@@ -38,32 +34,8 @@ BACKLOG = 300
 
 @pytest.fixture(name="plane")
 def plane_fixture(tmp_path: Any) -> Iterator[tuple[Copilot, ContextProcess]]:
-    broker, context = start_plane(tmp_path, RECEIPTS_ON)
-    endpoint = CountingEndpoint(honours_key=True)
-    tools_file = tmp_path / "tools.toml"
-    tools_file.write_text(TOOLS.format(url=endpoint.url))
-    executor = ExecutorProcess(
-        broker.bootstrap, tools_file, tmp_path, tmp_path / "executor.log", "executor-1"
-    )
-    executor.extra_args = ["--context-url", context.url]
-    executor.start()
-    copilot = Copilot(
-        broker,
-        Context(context.url),
-        ActionsClient(broker.bootstrap, executor.url),
-        Decisions(broker.bootstrap, source="support-copilot"),
-        endpoint,
-        Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"}),
-    )
-    try:
-        yield copilot, context
-    finally:
-        copilot.tools.close()
-        copilot.decisions.close()
-        executor.stop()
-        context.stop()
-        endpoint.close()
-        broker.stop()
+    with running_copilot(tmp_path) as running:
+        yield running
 
 
 def decide(copilot: Copilot, decision_id: str, at: tuple[int, int], amount: int) -> Any:
@@ -88,12 +60,14 @@ def source_of(tree: dict[str, Any]) -> dict[str, Any]:
 
 def decision_value(copilot: Copilot, decision_id: str) -> dict[str, Any]:
     """The newest recorded value of a decision, as JSON."""
-    found, _ = find_decision(
-        Reader({"bootstrap.servers": copilot.broker.bootstrap}, TIMEOUT_S, 10**6), decision_id
-    )
-    assert found is not None
-    value: dict[str, Any] = json.loads(found.value())
-    return value
+    reader = Reader({"bootstrap.servers": copilot.broker.bootstrap}, TIMEOUT_S, RECORDS_MAX)
+    try:
+        found, _ = find_decision(reader, decision_id)
+        assert found is not None
+        value: dict[str, Any] = json.loads(found.value())
+        return value
+    finally:
+        reader.close()
 
 
 def missing(tree: dict[str, Any]) -> list[str]:
