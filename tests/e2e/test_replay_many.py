@@ -13,16 +13,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.cli.main import main
-from contextplane.copilot import ActionsClient, Context, Decisions
 from contextplane.services.actions.ledger import REQUESTS_TOPIC
-from tests.e2e.test_replay import FUNCTIONS, TOOLS, end_offset
+from tests.e2e.test_replay import FUNCTIONS, end_offset, running_plane
 from tests.support import replay_copilot
-from tests.support.actions import CountingEndpoint, ExecutorProcess
-from tests.support.context import TOPICS, VIEWS, ContextProcess
-from tests.support.inprocess import InProcessBroker
+from tests.support.actions import CountingEndpoint
 
 TIMEOUT_S = 60
 DECISIONS = 200
@@ -57,51 +53,23 @@ def produce(producer: Producer, account: str, tier: str) -> tuple[int, int]:
 def plane_fixture(tmp_path: Any) -> Iterator[tuple[str, str, str, CountingEndpoint, range]]:
     """The plane with 200 decisions recorded: (bootstrap, context url, ledger url, the
     endpoint, the decisions' offsets on partition 0)."""
-    broker = InProcessBroker(tmp_path / "broker").start()
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    for future in admin.create_topics([NewTopic(t, n, 1) for t, n in TOPICS.items()]).values():
-        future.result(TIMEOUT_S)
-    views = tmp_path / "views.toml"
-    views.write_text(VIEWS)
-    context = ContextProcess(broker.bootstrap, views, tmp_path / "context", tmp_path / "ctx.log")
-    context.start()
-    endpoint = CountingEndpoint(honours_key=True)
-    tools_file = tmp_path / "tools.toml"
-    tools_file.write_text(TOOLS.format(url=endpoint.url))
-    executor = ExecutorProcess(broker.bootstrap, tools_file, tmp_path, tmp_path / "ex.log", "ex-m")
-    executor.start()
-    tools = ActionsClient(broker.bootstrap, executor.url)
-    decisions = Decisions(broker.bootstrap, source="support-copilot")
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
-    client = Context(context.url)
-    try:
+    with running_plane(tmp_path) as plane:
+        client, endpoint, decisions = plane.client, plane.endpoint, plane.decisions
         for account, tier in TIERS.items():
-            at = produce(producer, account, tier)
+            at = produce(plane.producer, account, tier)
         client.get("account", "a5", min_offsets={("crm.accounts", at[0]): at[1]})
         landed = []
         for n in range(DECISIONS):
             with decisions.decision(f"d-{n}", input=request(n)) as decision:
-                replay_copilot.decide(request(n), client, tools, decision)
+                replay_copilot.decide(request(n), client, plane.tools, decision)
             assert decision.landed is not None and decision.landed[0] == 0
             landed.append(decision.landed[1])
         assert endpoint.effects == {f"refund-{n}": 1 for n in range(DECISIONS) if refunded(n, 100)}
         for account, tier in TIERS.items():  # every tier flipped after the decisions
-            at = produce(producer, account, "silver" if tier == "gold" else "gold")
+            at = produce(plane.producer, account, "silver" if tier == "gold" else "gold")
         client.get("account", "a5", min_offsets={("crm.accounts", at[0]): at[1]})
-        yield (
-            broker.bootstrap,
-            context.url,
-            executor.url,
-            endpoint,
-            range(landed[0], landed[-1] + 1),
-        )
-    finally:
-        tools.close()
-        decisions.close()
-        executor.stop()
-        context.stop()
-        endpoint.close()
-        broker.stop()
+        offsets = range(landed[0], landed[-1] + 1)
+        yield plane.broker.bootstrap, plane.context.url, plane.executor.url, endpoint, offsets
 
 
 def replay(plane: Any, function: str, run: str, capsys: pytest.CaptureFixture[str]) -> Any:
