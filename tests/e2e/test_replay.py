@@ -379,6 +379,7 @@ def test_bad_arguments_exit_2(recorded: Recorded, capsys: pytest.CaptureFixture[
             "1",
         ],
         "--run: run name 'a/b'": [*base, "--from-offset", "0", "--to-offset", "1", "--run", "a/b"],
+        "--tools: ": [*base, "--from-offset", "0", "--to-offset", "1", "--tools", "/no/such.toml"],
         "more than --max-decisions 2": [
             *base,
             "--from-offset",

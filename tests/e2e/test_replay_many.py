@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 
 from contextplane.cli.main import main
 from contextplane.services.actions.ledger import REQUESTS_TOPIC
-from tests.e2e.test_replay import FUNCTIONS, end_offset, running_plane
+from tests.e2e.test_replay import FUNCTIONS, TOOLS, end_offset, running_plane
 from tests.support import replay_copilot
 from tests.support.actions import CountingEndpoint
 
@@ -49,11 +49,13 @@ def produce(producer: Producer, account: str, tier: str) -> tuple[int, int]:
     return landed[0]
 
 
-@pytest.fixture(name="plane")
-def plane_fixture(tmp_path: Any) -> Iterator[tuple[str, str, str, CountingEndpoint, range]]:
+@pytest.fixture(scope="module", name="plane")
+def plane_fixture(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, str, str, CountingEndpoint, range]]:
     """The plane with 200 decisions recorded: (bootstrap, context url, ledger url, the
     endpoint, the decisions' offsets on partition 0)."""
-    with running_plane(tmp_path) as plane:
+    with running_plane(tmp_path_factory.mktemp("replay-many")) as plane:
         client, endpoint, decisions = plane.client, plane.endpoint, plane.decisions
         for account, tier in TIERS.items():
             at = produce(plane.producer, account, tier)
@@ -72,12 +74,14 @@ def plane_fixture(tmp_path: Any) -> Iterator[tuple[str, str, str, CountingEndpoi
         yield plane.broker.bootstrap, plane.context.url, plane.executor.url, endpoint, offsets
 
 
-def replay(plane: Any, function: str, run: str, capsys: pytest.CaptureFixture[str]) -> Any:
+def replay(
+    plane: Any, function: str, run: str, capsys: pytest.CaptureFixture[str], *more: str
+) -> Any:
     bootstrap, context_url, ledger_url, _, offsets = plane
     argv = ["replay", "--bootstrap-server", bootstrap, "--function", f"{FUNCTIONS}:{function}"]
     argv += ["--from-offset", str(offsets.start), "--to-offset", str(offsets.stop)]
     argv += ["--context-url", context_url, "--ledger-url", ledger_url]
-    status = main([*argv, "--run", run, "--output", "json"])
+    status = main([*argv, "--run", run, "--output", "json", *more])
     return status, json.loads(capsys.readouterr().out)
 
 
@@ -104,3 +108,31 @@ def test_a_replay_of_hundreds_of_decisions_calls_no_tool(
 
     assert sum(endpoint.requests.values()) == calls
     assert end_offset(bootstrap, REQUESTS_TOPIC) == requests_end
+
+
+def test_a_changed_tool_policy_lists_exactly_the_calls_it_decides_otherwise(
+    plane: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copilot unchanged, the refund tool's Cedar policy lowered to 30 (`--tools`):
+    each recorded evaluation decided again, the refunds above 30 denied, nothing called."""
+    bootstrap, _, _, endpoint, _ = plane
+    calls = sum(endpoint.requests.values())
+    tools = tmp_path / "changed-tools.toml"
+    tools.write_text(
+        TOOLS.format(url="http://127.0.0.1:9/unused").replace(
+            'resource == Tool::"refund");',
+            'resource == Tool::"refund") when { context.arguments.amount <= 30 };',
+        )
+    )
+    status, report = replay(plane, "decide", "policy", capsys, "--tools", str(tools))
+    assert status == 1 and report["decisions"] == DECISIONS
+    changed = {f"d-{n}" for n in range(DECISIONS) if refunded(n, 100) and not refunded(n, 30)}
+    results = {r["decision_id"]: r for r in report["results"]}
+    assert {d for d, r in results.items() if r["differs"]} == changed
+    for decision_id in changed:
+        [call] = results[decision_id]["tool_calls"]["replay"]
+        assert call["state"] == "denied" and results[decision_id]["tool_calls"]["differ"]
+        assert call["policy"]["recorded"] == "allow" and call["policy"]["replayed"] == "deny"
+    kept = [results[f"d-{n}"] for n in range(DECISIONS) if refunded(n, 30)]
+    assert kept and all(r["tool_calls"]["replay"][0]["state"] == "done" for r in kept)
+    assert sum(endpoint.requests.values()) == calls
