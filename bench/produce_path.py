@@ -1,0 +1,189 @@
+"""In-process cost of handling a small Produce request on the event loop.
+
+    .venv/bin/python -m bench.produce_path [--rounds 7] [--requests 2000] [--profile]
+
+One broker in this process (tests/support/inprocess.py, file:// store); on its loop,
+`--requests` Produce requests of one partition and one lz4 batch of one 100-byte
+record (what librdkafka sends with `linger.ms=1` at 2,000 msg/s), at v9 and v11, go
+through what the connection does between reading a frame and writing its response:
+`decode_request`, `Pipeline.dispatch` (the Produce handler, the append) and the
+acknowledgement's response bytes. The figure is the loop thread's CPU time
+(`time.thread_time`) per request; the WAL's fsync thread is not counted. Rounds
+alternate between the variants (the fast paths on, and off as on main), so load from
+other work falls on both alike; prints the median per variant and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import inspect
+import subprocess
+import sys
+import statistics
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conformance.wire import encode_batch
+from contextplane.broker.context import ConnectionInfo
+from contextplane.broker.gc_policy import settle_after_start
+from contextplane.protocol.codec import decode_request
+from tests.support.inprocess import InProcessBroker
+from tests.support.rawclient import RawClient
+from bench.request_path import request_frame
+
+PRODUCE, CREATE_TOPICS = 0, 19
+SORT = "cumulative"
+TOPIC = "produce-path"
+VALUE = bytes(range(100))
+IN_FLIGHT = 16
+
+
+def frames(count: int, version: int) -> list[bytes]:
+    out = []
+    for i in range(count):
+        batch = encode_batch([VALUE], compression="lz4", timestamp=int(time.time() * 1000))
+        fields = {
+            "transactional_id": None,
+            "acks": -1,
+            "timeout": 30_000,
+            "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": batch}]}],
+        }
+        out.append(request_frame(PRODUCE, version, i, fields)[4:])
+    return out
+
+
+async def handle_all(broker: Any, requests: list[bytes]) -> float:
+    """Loop CPU seconds to handle `requests`, responses included. Like a connection, it
+    handles requests in turn and awaits their responses in order, at most `IN_FLIGHT`
+    owed (a producer's pipeline at this rate)."""
+    pipeline = broker.pipeline
+    info = ConnectionInfo("127.0.0.1:1")
+    owed: list[Any] = []
+    started = time.thread_time()
+    for frame in requests:
+        reply = await pipeline.dispatch(decode_request(frame), info)
+        owed.append(reply.later if reply.later is not None else reply.body)
+        if len(owed) >= IN_FLIGHT:
+            for result in owed:
+                _check(await result if inspect.isawaitable(result) else result)
+            owed.clear()
+    for result in owed:
+        _check(await result if inspect.isawaitable(result) else result)
+    return time.thread_time() - started
+
+
+async def profiled(profiler: Any, work: Any) -> Any:
+    profiler.enable()  # on the loop's thread
+    try:
+        return await work
+    finally:
+        profiler.disable()
+
+
+def _check(body: Any) -> None:
+    assert isinstance(body, list), body
+    frame = b"".join(body)
+    # One topic, one partition: its error code follows the header, counts and name.
+    assert struct.unpack_from(">h", frame, frame.index(TOPIC.encode()) + len(TOPIC) + 5)[0] == 0
+
+
+def create_topic(bootstrap: str) -> None:
+    with RawClient(bootstrap) as client:
+        response = client.request(
+            CREATE_TOPICS,
+            7,
+            topics=[{"name": TOPIC, "num_partitions": 1, "replication_factor": -1}],
+            timeout=60_000,
+            validate_only=False,
+        )
+        assert response.topics[0].error_code.value == 0, response
+
+
+# The modules this bench compares, as `--baseline` has them and as they are now.
+COMPARED = ("broker/handlers/produce.py", "protocol/record_validation.py")
+
+
+def baseline_module(ref: str, path: str) -> Any:
+    """`src/contextplane/<path>` at git `ref`, loaded as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/contextplane/{path}"], capture_output=True, check=True
+    ).stdout
+    name = "baseline_" + path.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)  # noqa: S102 - our own source
+    return module
+
+
+def handlers(ref: str) -> dict[str, Any]:
+    """The Produce handler per variant: `ref`'s (with `ref`'s record check) and now's."""
+    from contextplane.broker.handlers import produce
+
+    old_produce = baseline_module(ref, COMPARED[0])
+    old_produce.validate_records = baseline_module(ref, COMPARED[1]).validate_records
+    return {ref: old_produce.produce, "branch": produce.produce}
+
+
+def use(broker: Any, handler: Any) -> None:
+    routes = broker.pipeline.routes
+    routes[PRODUCE] = dataclasses.replace(routes[PRODUCE], handler=handler)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--version", type=int, action="append")
+    parser.add_argument("--profile", action="store_true", help="cProfile one round of each")
+    parser.add_argument("--baseline", default="main", help="the git ref to compare with")
+    args = parser.parse_args()
+    versions = args.version or [9, 11]
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = InProcessBroker(Path(tmp), object_store=f"file://{tmp}/objects").start()
+        try:
+            create_topic(broker.bootstrap)
+            settle_after_start()  # as `contextplane up` does: the start-up heap frozen
+            run(broker, versions, args)
+        finally:
+            broker.stop()
+
+
+def run(broker: InProcessBroker, versions: list[int], args: Any) -> None:
+    variants = handlers(args.baseline)
+    names = list(variants)
+    results: dict[tuple[str, int], list[float]] = {}
+    for round_ in range(args.rounds + 1):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            use(broker.broker, variants[name])
+            for version in versions:
+                requests = frames(args.requests, version)
+                if args.profile and round_ == 1:
+                    import cProfile
+                    import pstats
+
+                    profiler = cProfile.Profile()
+                    broker.call(profiled(profiler, handle_all(broker.broker, requests)), 120)
+                    print(f"== {name} v{version}")
+                    pstats.Stats(profiler).sort_stats(SORT).print_stats(45)
+                    continue
+                cpu = broker.call(handle_all(broker.broker, requests), 120)
+                if round_:  # the first round warms caches
+                    results.setdefault((name, version), []).append(cpu / args.requests * 1e6)
+    for version in versions:
+        medians = {name: statistics.median(results[(name, version)]) for name in names}
+        line = ", ".join(f"{name} {value:.1f} µs" for name, value in medians.items())
+        line += f"; branch ÷ {names[0]} {medians['branch'] / medians[names[0]]:.2f}"
+        rounds = len(results[(names[0], version)])
+        print(f"v{version}: {line} (loop CPU per request, median of {rounds} rounds)")
+
+
+if __name__ == "__main__":
+    main()
