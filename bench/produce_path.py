@@ -16,27 +16,25 @@ other work falls on both alike; prints the median per variant and their ratio.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import importlib.util
 import inspect
-import subprocess
-import sys
 import statistics
 import struct
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.request_path import request_frame
 from conformance.wire import encode_batch
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.gc_policy import settle_after_start
 from contextplane.protocol.codec import decode_request
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
-from bench.request_path import request_frame
 
 PRODUCE, CREATE_TOPICS = 0, 19
 SORT = "cumulative"
