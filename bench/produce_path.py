@@ -1,16 +1,20 @@
-"""In-process cost of handling a small Produce request on the event loop.
+"""In-process cost of handling a small Produce request on the event loop, against a
+git ref's Produce handler.
 
-    .venv/bin/python -m bench.produce_path [--rounds 7] [--requests 2000] [--profile]
+    .venv/bin/python -m bench.produce_path [--baseline main] [--rounds 7] [--requests 2000]
 
-One broker in this process (tests/support/inprocess.py, file:// store); on its loop,
-`--requests` Produce requests of one partition and one lz4 batch of one 100-byte
-record (what librdkafka sends with `linger.ms=1` at 2,000 msg/s), at v9 and v11, go
-through what the connection does between reading a frame and writing its response:
-`decode_request`, `Pipeline.dispatch` (the Produce handler, the append) and the
-acknowledgement's response bytes. The figure is the loop thread's CPU time
-(`time.thread_time`) per request; the WAL's fsync thread is not counted. Rounds
-alternate between the variants (the fast paths on, and off as on main), so load from
-other work falls on both alike; prints the median per variant and their ratio.
+One broker in this process (tests/support/inprocess.py, file:// store, the start-up heap
+frozen as `contextplane up` freezes it); on its loop, `--requests` Produce requests of
+one partition and one lz4 batch of one 100-byte record (what librdkafka sends with
+`linger.ms=1` at 2,000 msg/s), at v9 and v11, go through what the connection does
+between reading a frame and writing its response: `decode_request`, `Pipeline.dispatch`
+(the Produce handler, the append) and the acknowledgement's response bytes, at most
+`IN_FLIGHT` owed at a time. The figure is the loop thread's CPU time (`time.thread_time`)
+per request; the WAL's sync thread is not counted. The baseline is `--baseline`'s
+`broker/handlers/produce.py` with its `protocol/record_validation.py`, loaded from git
+beside the current ones (everything else is the current tree's); rounds alternate
+between the two, so load from other work falls on both alike. Prints the median per
+variant and the current one's ratio to the baseline (below 1 is cheaper).
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
 
 PRODUCE, CREATE_TOPICS = 0, 19
-SORT = "cumulative"
 TOPIC = "produce-path"
 VALUE = bytes(range(100))
 IN_FLIGHT = 16
@@ -75,14 +78,6 @@ async def handle_all(broker: Any, requests: list[bytes]) -> float:
     for result in owed:
         _check(await result if inspect.isawaitable(result) else result)
     return time.thread_time() - started
-
-
-async def profiled(profiler: Any, work: Any) -> Any:
-    profiler.enable()  # on the loop's thread
-    try:
-        return await work
-    finally:
-        profiler.disable()
 
 
 def _check(body: Any) -> None:
@@ -127,7 +122,7 @@ def handlers(ref: str) -> dict[str, Any]:
 
     old_produce = baseline_module(ref, COMPARED[0])
     old_produce.validate_records = baseline_module(ref, COMPARED[1]).validate_records
-    return {ref: old_produce.produce, "branch": produce.produce}
+    return {ref: old_produce.produce, "current": produce.produce}
 
 
 def use(broker: Any, handler: Any) -> None:
@@ -135,26 +130,24 @@ def use(broker: Any, handler: Any) -> None:
     routes[PRODUCE] = dataclasses.replace(routes[PRODUCE], handler=handler)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--version", type=int, action="append")
-    parser.add_argument("--profile", action="store_true", help="cProfile one round of each")
     parser.add_argument("--baseline", default="main", help="the git ref to compare with")
-    args = parser.parse_args()
-    versions = args.version or [9, 11]
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         broker = InProcessBroker(Path(tmp), object_store=f"file://{tmp}/objects").start()
         try:
             create_topic(broker.bootstrap)
             settle_after_start()  # as `contextplane up` does: the start-up heap frozen
-            run(broker, versions, args)
+            return run(broker, args.version or [9, 11], args)
         finally:
             broker.stop()
 
 
-def run(broker: InProcessBroker, versions: list[int], args: Any) -> None:
+def run(broker: InProcessBroker, versions: list[int], args: Any) -> dict[int, dict[str, float]]:
     variants = handlers(args.baseline)
     names = list(variants)
     results: dict[tuple[str, int], list[float]] = {}
@@ -163,24 +156,20 @@ def run(broker: InProcessBroker, versions: list[int], args: Any) -> None:
             use(broker.broker, variants[name])
             for version in versions:
                 requests = frames(args.requests, version)
-                if args.profile and round_ == 1:
-                    import cProfile
-                    import pstats
-
-                    profiler = cProfile.Profile()
-                    broker.call(profiled(profiler, handle_all(broker.broker, requests)), 120)
-                    print(f"== {name} v{version}")
-                    pstats.Stats(profiler).sort_stats(SORT).print_stats(45)
-                    continue
                 cpu = broker.call(handle_all(broker.broker, requests), 120)
                 if round_:  # the first round warms caches
                     results.setdefault((name, version), []).append(cpu / args.requests * 1e6)
+    summary = {}
     for version in versions:
         medians = {name: statistics.median(results[(name, version)]) for name in names}
-        line = ", ".join(f"{name} {value:.1f} µs" for name, value in medians.items())
-        line += f"; branch ÷ {names[0]} {medians['branch'] / medians[names[0]]:.2f}"
-        rounds = len(results[(names[0], version)])
-        print(f"v{version}: {line} (loop CPU per request, median of {rounds} rounds)")
+        medians["ratio"] = medians["current"] / medians[names[0]]
+        summary[version] = medians
+        print(
+            f"v{version}: {names[0]} {medians[names[0]]:.1f} µs, current "
+            f"{medians['current']:.1f} µs, current ÷ {names[0]} {medians['ratio']:.2f} "
+            f"(loop CPU per request, median of {args.rounds} rounds)"
+        )
+    return summary
 
 
 if __name__ == "__main__":
