@@ -32,15 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.request_path import request_frame
+from bench.request_path import create_topic, request_frame
 from conformance.wire import encode_batch
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.gc_policy import settle_after_start
 from contextplane.protocol.codec import decode_request
 from tests.support.inprocess import InProcessBroker
-from tests.support.rawclient import RawClient
 
-PRODUCE, CREATE_TOPICS = 0, 19
+PRODUCE = 0
 TOPIC = "produce-path"
 VALUE = bytes(range(100))
 IN_FLIGHT = 16
@@ -87,18 +86,6 @@ def _check(body: Any) -> None:
     assert struct.unpack_from(">h", frame, frame.index(TOPIC.encode()) + len(TOPIC) + 5)[0] == 0
 
 
-def create_topic(bootstrap: str) -> None:
-    with RawClient(bootstrap) as client:
-        response = client.request(
-            CREATE_TOPICS,
-            7,
-            topics=[{"name": TOPIC, "num_partitions": 1, "replication_factor": -1}],
-            timeout=60_000,
-            validate_only=False,
-        )
-        assert response.topics[0].error_code.value == 0, response
-
-
 # The modules this bench compares, as `--baseline` has them and as they are now.
 COMPARED = ("broker/handlers/produce.py", "protocol/record_validation.py")
 
@@ -140,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         broker = InProcessBroker(Path(tmp), object_store=f"file://{tmp}/objects").start()
         try:
-            create_topic(broker.bootstrap)
+            create_topic(broker.bootstrap, TOPIC)
             settle_after_start()  # as `contextplane up` does: the start-up heap frozen
             return run(broker, args.version or [9, 11], args)
         finally:
