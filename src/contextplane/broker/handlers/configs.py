@@ -8,7 +8,6 @@ from typing import Any
 
 from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS, ConfigType
 from contextplane.broker.configs import (
-    BROKER_CONFIGS,
     LIST_CONFIGS,
     TOPIC_CONFIGS,
     check_not_itself,
@@ -16,6 +15,8 @@ from contextplane.broker.configs import (
     list_items,
 )
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
+from contextplane.broker.handlers.broker_configs import alter_broker, describe_broker
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group import group_configs
 from contextplane.errors import KafkaError
@@ -86,14 +87,12 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                     if keys is None or name in keys:
                         entry["configs"].append(_topic_config(ctx, request, name, record.configs))
         elif resource.resource_type == BROKER:
-            if resource.resource_name not in ("", str(ctx.cluster.node_id)):
-                entry.update(error_code=ErrorCode.invalid_request, error_message="Unknown broker")
-            else:
-                for name, value in sorted(BROKER_CONFIGS.items()):
-                    if keys is None or name in keys:
-                        entry["configs"].append(
-                            _config(name, value(ctx.settings), SOURCE_STATIC_BROKER, read_only=True)
-                        )
+            try:
+                entry["configs"] = describe_broker(
+                    _dynamic(ctx), request, resource.resource_name, keys, _config_type
+                )
+            except KafkaError as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
         elif resource.resource_type == GROUP:
             overrides = ctx.groups.configs.get(resource.resource_name)
             for name in sorted(group_configs.SPECS):
@@ -189,11 +188,17 @@ def _config(name: str, value: str, source: int, read_only: bool = False) -> dict
     }
 
 
+def _dynamic(ctx: RequestContext) -> DynamicBrokerConfigs:
+    dynamic = ctx.services.broker_configs
+    if dynamic is None:  # a broker assembled without them (unit tests)
+        raise KafkaError(ErrorCode.invalid_request, "Broker configs are static on this broker")
+    return dynamic
+
+
 def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     if resource.resource_type != TOPIC:
         raise KafkaError(
-            ErrorCode.invalid_request,
-            "Broker configs are static on this broker; only topic and group configs can be altered",
+            ErrorCode.invalid_request, f"Unknown resource type {resource.resource_type}"
         )
     record = ctx.topics.topics().get(resource.resource_name)
     if record is None:
@@ -204,6 +209,7 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
 
 
 async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Reply:
+    incremental = api == "IncrementalAlterConfigs"
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -216,7 +222,9 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             refusal = _refusal(ctx, resource)
             if refusal is not None:
                 raise refusal
-            if resource.resource_type == GROUP:
+            if resource.resource_type == BROKER:
+                await alter_broker(_dynamic(ctx), resource, incremental, request.validate_only)
+            elif resource.resource_type == GROUP:
                 # A group's configs exist whether or not the group does, as in Kafka.
                 name = resource.resource_name
                 configs = apply(ctx.groups.configs.get(name), resource.configs)
