@@ -72,7 +72,7 @@ _SYNONYMS = {
 }
 _NO_KAFKA_DEFAULT = frozenset({"log.retention.ms", "log.retention.minutes", "log.roll.ms"})
 # DescribeConfigs' ConfigSource values.
-DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC_BROKER, DEFAULT = 1, 2, 4, 5
+DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC_BROKER, DEFAULT = 2, 3, 4, 5
 DEFAULT_RESOURCE = ""
 
 

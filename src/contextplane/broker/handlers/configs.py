@@ -126,20 +126,22 @@ def _topic_config(
     default; with its synonyms in that order when asked (KIP-226)."""
     description = TOPIC_CONFIG_DESCRIPTIONS[name]
     default = TOPIC_CONFIGS[name][1]
-    given = ctx.settings.given
-    from_broker = [(s, given[s]) for s in description.synonyms if s in given]
+    levels = [(SOURCE_STATIC_BROKER, ctx.settings.given)]
+    if ctx.services.broker_configs is not None:  # dynamic broker configs come first
+        levels = ctx.services.broker_configs.levels()[:3]
+    from_broker = [(s, v[s], src) for src, v in levels for s in description.synonyms if s in v]
     if name in overrides:
         value, source = overrides[name], SOURCE_TOPIC
     else:
         value = default(ctx.settings)
-        source = SOURCE_STATIC_BROKER if from_broker else SOURCE_DEFAULT
+        source = from_broker[0][2] if from_broker else SOURCE_DEFAULT
     entry = _config(name, value, source)
     entry["config_type"] = description.type
     if getattr(request, "include_documentation", False):
         entry["documentation"] = description.doc
     if getattr(request, "include_synonyms", False):
         synonyms = [(name, overrides[name], SOURCE_TOPIC)] if name in overrides else []
-        synonyms += [(s, v, SOURCE_STATIC_BROKER) for s, v in from_broker]
+        synonyms += from_broker
         if description.first_synonym_has_default:
             synonyms.append((description.synonyms[0], default(_DEFAULTS), SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
