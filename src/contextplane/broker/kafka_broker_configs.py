@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 from contextplane.java_numbers import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, java_double, java_int
 
@@ -73,7 +73,8 @@ def _range_refusal(name: str, number: float, low: str, high: str | None) -> str 
 
 
 def _load() -> dict[str, KafkaBrokerConfig]:
-    text = (resources.files("contextplane.broker") / "kafka_broker_configs.tsv").read_text()
+    # Beside this module (package data); not importlib.resources, which imports tempfile.
+    text = Path(__file__).with_name("kafka_broker_configs.tsv").read_text()
     table: dict[str, KafkaBrokerConfig] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
