@@ -130,6 +130,14 @@ def test_refusals_and_validation_as_kafka_answers_them(tmp_path: Path) -> None:
             INVALID_REQUEST,
             "Unexpected broker id, expected 1 or empty string, but received 7",
         )
+        assert _alter(bootstrap, "1", ("log.retention.ms", SET, None)) == (
+            INVALID_REQUEST,
+            "Null value not supported for : log.retention.ms",
+        )
+        assert _alter(bootstrap, "1", retention, retention) == (
+            INVALID_REQUEST,
+            "Error due to duplicate config keys",
+        )
         # contextplane's own settings that Kafka does not have are static here.
         assert _alter(bootstrap, "1", ("upload.interval.ms", SET, "100")) == (
             INVALID_REQUEST,

@@ -190,6 +190,22 @@ def _config(name: str, value: str, source: int, read_only: bool = False) -> dict
     }
 
 
+def _check_changes(changes: Any) -> None:
+    """What ConfigAdminManager.preprocess refuses in either API before anything else
+    (INVALID_REQUEST): a name given twice, an unknown operation, a null value to set."""
+    names = [change.name for change in changes]
+    if len(set(names)) != len(names):
+        raise KafkaError(ErrorCode.invalid_request, "Error due to duplicate config keys")
+    for change in changes:
+        operation = getattr(change, "config_operation", SET)  # AlterConfigs: all SET
+        if operation not in _OPERATION_NAMES:
+            raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
+        if operation != DELETE and change.value is None:
+            raise KafkaError(
+                ErrorCode.invalid_request, f"Null value not supported for : {change.name}"
+            )
+
+
 def _dynamic(ctx: RequestContext) -> DynamicBrokerConfigs:
     dynamic = ctx.services.broker_configs
     if dynamic is None:  # a broker assembled without them (unit tests)
@@ -224,6 +240,7 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             refusal = _refusal(ctx, resource)
             if refusal is not None:
                 raise refusal
+            _check_changes(resource.configs)
             if resource.resource_type == BROKER:
                 await alter_broker(_dynamic(ctx), resource, incremental, request.validate_only)
             elif resource.resource_type == GROUP:
@@ -276,17 +293,8 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Reply:
     settings = ctx.settings
 
     def apply(current: dict[str, str], changes: Any) -> dict[str, str]:
-        names = [change.name for change in changes]
-        if len(set(names)) != len(names):
-            raise KafkaError(ErrorCode.invalid_request, "Error due to duplicate config keys")
-        for change in changes:
+        for change in changes:  # checked by `_check_changes`
             operation = change.config_operation
-            if operation not in _OPERATION_NAMES:
-                raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
-            if operation != DELETE and change.value is None:
-                raise KafkaError(
-                    ErrorCode.invalid_request, f"Null value not supported for : {change.name}"
-                )
             if operation == SET:
                 current[change.name] = change.value
             elif operation == DELETE:
