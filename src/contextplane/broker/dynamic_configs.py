@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from contextplane.broker.configs import BROKER_CONFIGS
 from contextplane.broker.kafka_broker_configs import (
     CLUSTER_WIDE,
     KAFKA_BROKER_CONFIGS,
@@ -70,7 +71,10 @@ _SYNONYMS = {
     )
     for name in names
 }
-_NO_KAFKA_DEFAULT = frozenset({"log.retention.ms", "log.retention.minutes", "log.roll.ms"})
+# Broker configs Kafka gives no default (their value is null unless set by that name).
+NO_KAFKA_DEFAULT = frozenset({"log.retention.ms", "log.retention.minutes", "log.roll.ms"})
+# Described without a DEFAULT_CONFIG synonym: what they default to depends on the host.
+_HOST_DEFAULTS = frozenset({"node.id", "listeners", "advertised.listeners"})
 # DescribeConfigs' ConfigSource values.
 DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC_BROKER, DEFAULT = 2, 3, 4, 5
 DEFAULT_RESOURCE = ""
@@ -113,7 +117,7 @@ class DynamicBrokerConfigs:
             static = {attr: getattr(settings, attr) for attr in _FIELDS}
             object.__setattr__(settings, "_static_values", static)
         self._static: dict[str, Any] = settings._static_values
-        self._defaults = Settings()
+        self._defaults = self._default_values(Settings())
         # resource name ('' or this node's id) -> name -> value, as stored.
         self.stored: dict[str, dict[str, str]] = {}
 
@@ -142,17 +146,25 @@ class DynamicBrokerConfigs:
         ]
 
     def kafka_defaults(self) -> dict[str, str]:
-        """The DEFAULT_CONFIG values of the settings dynamic configs set."""
-        defaults: dict[str, str] = {}
+        """The DEFAULT_CONFIG values: this broker's defaults of the configs it describes."""
+        return self._defaults
+
+    @staticmethod
+    def _default_values(defaults: Settings) -> dict[str, str]:
+        values = {
+            name: value(defaults)
+            for name, value in BROKER_CONFIGS.items()
+            if name not in NO_KAFKA_DEFAULT and name not in _HOST_DEFAULTS
+        }
         for dynamic in APPLIED:
             for name in broker_synonyms(dynamic):
                 row = _ROWS.get(name)
-                if row is not None and name not in _NO_KAFKA_DEFAULT:
-                    value = getattr(self._defaults, row.attr)
+                if row is not None and name not in NO_KAFKA_DEFAULT:
+                    value = getattr(defaults, row.attr)
                     if row.scale != 1 and isinstance(value, int) and value > 0:
                         value //= row.scale
-                    defaults[name] = text(value)
-        return defaults
+                    values[name] = text(value)
+        return values
 
     def synonyms(self, name: str) -> list[tuple[str, str | None, int]]:
         """DescribeConfigs' synonyms of broker config `name` (ConfigHelper.configSynonyms:

@@ -1,6 +1,7 @@
 """Apache Kafka 4.4's broker configs as dynamic broker configs (KIP-226) see them: which
 may be updated without restart, at which level, and how Kafka validates a value
-(`kafka_broker_configs.tsv`, generated from Kafka's own jars), with Kafka's messages."""
+and its type (`kafka_broker_configs.tsv`, generated from Kafka's own jars), with Kafka's
+messages."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ _LISTENER_PREFIX = re.compile(r"listener\.name\.[^.]*\.(.*)")
 class KafkaBrokerConfig:
     name: str
     mode: str  # STATIC, CLUSTER_WIDE, PER_BROKER or LISTENER
-    type: str = ""  # ConfigDef's type of a dynamic config: INT, LONG, DOUBLE, BOOLEAN, ...
-    validator: str = ""  # ConfigDef's validator as Kafka prints it: "[0,...]", "[a, b]"
+    type: str = ""  # ConfigDef's type: INT, LONG, DOUBLE, BOOLEAN, STRING, LIST, ...
+    validator: str = ""  # a dynamic config's validator as Kafka prints it: "[0,...]", "[a, b]"
 
     def refusal(self, value: str) -> str | None:
         """Kafka's message refusing `value` for this config (ConfigDef.parseType and the

@@ -13,6 +13,7 @@ from contextplane.broker.dynamic_configs import (
     DEFAULT,
     DEFAULT_RESOURCE,
     DYNAMIC_DEFAULT,
+    NO_KAFKA_DEFAULT,
     DynamicBrokerConfigs,
     accepted,
     text,
@@ -23,7 +24,9 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings_table import SETTINGS
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+# DescribeConfigsResponse's ConfigType of each ConfigDef type.
 _TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6, "LIST": 7}
+_TYPES |= {"CLASS": 8, "PASSWORD": 9}
 _ATTRS = {row.name: row.attr for row in SETTINGS}
 
 
@@ -73,6 +76,8 @@ def _entry(
     value: str | None
     if sensitive:
         value = None
+    elif name in NO_KAFKA_DEFAULT:  # null unless set by this very name, as in Kafka
+        value = synonyms[0][1] if synonyms else None
     elif name in BROKER_CONFIGS:
         value = BROKER_CONFIGS[name](dynamic.settings)
     elif name in _ATTRS:
