@@ -25,6 +25,7 @@ SET, DELETE, APPEND = 0, 1, 2
 DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT = 2, 3, 4, 5
 INVALID_REQUEST, INVALID_CONFIG, MESSAGE_TOO_LARGE = 42, 40, 10
 TIMEOUT_S = 60  # liveness bound of each wait
+WANTED = {"log.retention.bytes": "8192", "log.cleaner.backoff.ms": "500"}
 
 
 def _alter(bootstrap: str, name: str, *changes: tuple[str, int, str | None], **kw: Any) -> Any:
@@ -198,13 +199,18 @@ def test_a_cluster_default_reaches_the_other_broker(
     try:
         first, second = (b.bootstrap for b in brokers)
         assert _alter(first, "", ("log.retention.bytes", SET, "8192")) == (0, None)
+        # At once, before broker 2 has loaded it: its change adds to the stored set.
+        assert _alter(second, "", ("log.cleaner.backoff.ms", SET, "500")) == (0, None)
 
-        def known_on_the_second() -> bool:
-            _, _, described = _describe(second, "2", "log.retention.bytes")
-            entry = described["log.retention.bytes"]
-            return (entry.value, entry.config_source) == ("8192", DYNAMIC_DEFAULT)
+        def known_on_both() -> bool:
+            for bootstrap, node in ((first, "1"), (second, "2")):
+                _, _, described = _describe(bootstrap, node, *WANTED)
+                found = {n: (e.value, e.config_source) for n, e in described.items()}
+                if found != {n: (v, DYNAMIC_DEFAULT) for n, v in WANTED.items()}:
+                    return False
+            return True
 
-        wait_until(known_on_the_second, TIMEOUT_S, "the default applied on broker 2")
+        wait_until(known_on_both, TIMEOUT_S, "both defaults applied on both brokers")
         # A per-broker config is altered on its own broker only.
         assert _alter(first, "2", ("log.retention.bytes", SET, "1")) == (
             INVALID_REQUEST,

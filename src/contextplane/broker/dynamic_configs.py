@@ -18,6 +18,7 @@ is stored and described as Kafka does (a custom config: sensitive, no value show
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -120,6 +121,7 @@ class DynamicBrokerConfigs:
         self._defaults = self._default_values(Settings())
         # resource name ('' or this node's id) -> name -> value, as stored.
         self.stored: dict[str, dict[str, str]] = {}
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         stored = await self._store.broker_configs()
@@ -178,15 +180,33 @@ class DynamicBrokerConfigs:
             found.pop(0)
         return found
 
-    def check(self, resource: str, configs: Mapping[str, str]) -> None:
-        """KafkaError(INVALID_REQUEST) with Kafka's message when `configs` cannot be the
-        dynamic configs of `resource` (DynamicBrokerConfig.validateConfigs' order)."""
+    def check_resource(self, resource: str) -> None:
+        """ConfigAdminManager.validateResourceNameIsCurrentNodeId (INVALID_REQUEST)."""
         if resource not in (DEFAULT_RESOURCE, self.node):
             try:
                 int(resource)
             except ValueError:
                 _refuse(f"Node id must be an integer, but it is: {resource}")
             _refuse(f"Unexpected broker id, expected {self.node}, but received {resource}")
+
+    async def alter(
+        self,
+        resource: str,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        validate_only: bool,
+    ) -> None:
+        """Replace `resource`'s dynamic configs with `change` of the stored ones, read
+        again from the store (another broker may have altered them since this one last
+        loaded them), one alteration of this broker at a time."""
+        self.check_resource(resource)
+        async with self._lock:
+            current = (await self._store.broker_configs()).get(resource, {})
+            await self.set(resource, change(dict(current)), validate_only)
+
+    def check(self, resource: str, configs: Mapping[str, str]) -> None:
+        """KafkaError(INVALID_REQUEST) with Kafka's message when `configs` cannot be the
+        dynamic configs of `resource` (DynamicBrokerConfig.validateConfigs' order)."""
+        self.check_resource(resource)
         names = list(configs)
         _refuse_names([n for n in names if mode_of(n) == STATIC or _static_here(n)], "")
         _refuse_names(

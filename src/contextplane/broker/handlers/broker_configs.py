@@ -109,14 +109,15 @@ async def alter_broker(
 ) -> None:
     """Replace (AlterConfigs) or change (IncrementalAlterConfigs) a BROKER resource's
     dynamic configs; KafkaError with Kafka's code and message when refused."""
-    name = resource.resource_name
-    if not incremental:
-        configs = {c.name: c.value for c in resource.configs}
-    else:
-        configs = dict(dynamic.stored.get(name, {}))
-        for change in resource.configs:
-            _apply_change(dynamic, configs, change)
-    await dynamic.set(name, configs, validate_only)
+
+    def change(configs: dict[str, str]) -> dict[str, str]:
+        if not incremental:
+            return {c.name: c.value for c in resource.configs}
+        for one in resource.configs:
+            _apply_change(dynamic, configs, one)
+        return configs
+
+    await dynamic.alter(resource.resource_name, change, validate_only)
 
 
 def _apply_change(dynamic: DynamicBrokerConfigs, configs: dict[str, str], change: Any) -> None:
