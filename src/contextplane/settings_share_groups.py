@@ -192,13 +192,13 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         unit="",
         meaning="a share group's dead-letter topic (KIP-1191) that does not exist is created "
         "when a record is first copied there (else the record is archived without a copy); "
-        "static here, dynamic in Kafka",
+        "dynamic, as in Kafka (a broker config)",
     ),
     dict(
         name="errors.deadletterqueue.topic.name.prefix",
         attr="errors_deadletterqueue_topic_name_prefix",
         unit="",
         meaning="a share group's dead-letter topic must start with this (empty: any name); "
-        "static here, dynamic in Kafka",
+        "dynamic, as in Kafka (a broker config)",
     ),
 )

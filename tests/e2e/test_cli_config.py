@@ -93,14 +93,29 @@ def test_broker_configs_and_the_failures_are_named(broker: BrokerProcess) -> Non
     assert {row["name"]: row["value"] for row in every} == {
         name: value for name, (value, _) in expected.items()
     }
-    assert all(row["read_only"] for row in every)  # contextplane's broker configs are static
+    read_only = {row["name"]: row["read_only"] for row in every}
+    assert read_only["num.partitions"] and not read_only["log.retention.ms"]
 
-    refused = contextplane(
+    altered = contextplane(
         *config(broker.bootstrap, "alter", "broker", str(node), "--set", "log.retention.ms=1")
     )
+    assert altered.status == 0, altered.err
+    shown = contextplane(
+        *config(broker.bootstrap, "describe", "broker", str(node), "--output", "json")
+    ).json()["configs"]
+    assert {
+        "name": "log.retention.ms",
+        "value": "1",
+        "source": "DYNAMIC_BROKER_CONFIG",
+        "read_only": False,
+        "sensitive": False,
+    } in shown
+    refused = contextplane(
+        *config(broker.bootstrap, "alter", "broker", str(node), "--set", "num.partitions=3")
+    )
     assert one_error_line(refused) == (
-        f"contextplane config alter: broker '{node}': INVALID_REQUEST (Broker configs are static"
-        " on this broker; only topic and group configs can be altered)"
+        f"contextplane config alter: broker '{node}': INVALID_REQUEST (Cannot update these"
+        " configs dynamically: [num.partitions])"
     )
     unknown = contextplane(*config(broker.bootstrap, "describe", "topic", "absent"))
     assert one_error_line(unknown).startswith(
@@ -126,8 +141,8 @@ def kafka(tmp_path: Path) -> Iterator[kafka_reference.KafkaHandle]:
 def test_against_apache_kafka_dynamic_broker_and_group_configs(
     kafka: kafka_reference.KafkaHandle,
 ) -> None:
-    """What contextplane's broker does not have (dynamic broker configs) the command
-    still manages on a cluster that has them, and group configs as on contextplane."""
+    """Dynamic broker configs and group configs, managed on Apache Kafka as on
+    contextplane."""
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     node = str(next(iter(admin.list_topics(timeout=30).brokers)))
     set_broker = contextplane(

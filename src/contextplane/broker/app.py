@@ -16,6 +16,7 @@ from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
 from contextplane.broker.configs import is_true, retention_configs
 from contextplane.broker.context import ClusterView, Services
+from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
 from contextplane.broker.handlers import (
     acls,
     admin,
@@ -369,6 +370,9 @@ class Broker:
         settings = self.settings
         await self.metadata.open()
         cluster_id = await self.metadata.cluster_id()
+        # Before the components that read the settings: they start with dynamic values.
+        broker_configs = DynamicBrokerConfigs(self.metadata, settings)
+        await broker_configs.load()
         # Before any partition is claimed: a duplicate node.id stops the start here.
         self.registry = registry = Registry(self.metadata, settings, self.registration_lost.set)
         await registry.register(self.endpoints())
@@ -399,7 +403,7 @@ class Broker:
             self.metadata,
             storage,
             registry,
-            topics.refresh,
+            broker_configs.after(topics.refresh),
             lambda name: name in topics.topics(),
             lambda name: is_true(topics.configs(name).get("unclean.leader.election.enable")),
             settings.node_id,
@@ -522,6 +526,7 @@ class Broker:
             receipts=self.receipts,
             spans=_request_spans(settings),
             shares=shares,
+            broker_configs=broker_configs,
         )
         if self._probes is not None:
             self._probes.watch_requests(services.stats)

@@ -42,6 +42,7 @@ from contextplane.settings import Settings
 
 if TYPE_CHECKING:
     from contextplane.broker.audit_sink import AuditSink
+    from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
     from contextplane.broker.leaders import Leaders
     from contextplane.broker.metadata_cache import MetadataCache
     from contextplane.broker.read_receipts import ReadReceipts
@@ -103,6 +104,7 @@ class Services:
     masking: MaskingPolicies = field(default_factory=MaskingPolicies)  # masking per consumer
     spans: RequestSpans | None = None  # None: tracing is off (`tracing.py`)
     shares: ShareCoordinator | None = None  # share groups (KIP-932)
+    broker_configs: DynamicBrokerConfigs | None = None  # dynamic broker configs (KIP-226)
 
 
 @dataclass(slots=True)

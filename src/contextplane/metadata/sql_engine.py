@@ -43,6 +43,7 @@ from contextplane.metadata.sql_assignment import (
     bump_generation,
     place_partitions,
 )
+from contextplane.metadata.sql_broker_configs import BrokerConfigRows
 from contextplane.metadata.sql_brokers import BrokerRows
 from contextplane.metadata.sql_classic_groups import ClassicGroupRows
 from contextplane.metadata.sql_consumer_groups import ConsumerGroupRows
@@ -86,6 +87,7 @@ def write(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
 
 class SqlEngine(
+    BrokerConfigRows,
     QuotaRows,
     ClassicGroupRows,
     ShareGroupRows,

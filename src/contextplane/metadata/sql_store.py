@@ -25,6 +25,7 @@ from contextplane.metadata.records import (
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import Runner
 from contextplane.metadata.sql_assignment import AssignmentCalls, TargetOf
+from contextplane.metadata.sql_broker_configs import BrokerConfigCalls
 from contextplane.metadata.sql_brokers import BrokerCalls
 from contextplane.metadata.sql_classic_groups import ClassicGroupCalls
 from contextplane.metadata.sql_consumer_groups import ConsumerGroupCalls
@@ -41,6 +42,7 @@ _T = TypeVar("_T")
 
 
 class SqlMetadataStore(
+    BrokerConfigCalls,
     QuotaCalls,
     ClassicGroupCalls,
     ShareGroupCalls,

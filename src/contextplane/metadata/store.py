@@ -243,6 +243,15 @@ class MetadataStore(Protocol):
         """Replace one group's configs (none: it has none)."""
         ...
 
+    # -- dynamic broker configs (KIP-226): '' for the cluster default, else a node id
+    async def broker_configs(self) -> dict[str, dict[str, str]]:
+        """Dynamic broker configs: resource name -> name -> value."""
+        ...
+
+    async def set_broker_configs(self, broker: str, configs: dict[str, str]) -> None:
+        """Replace one resource's dynamic broker configs (none: it has none)."""
+        ...
+
     # -- KIP-932 share partitions (loaded at start, each change saved before it is told)
     async def share_partitions(self) -> list[StoredSharePartition]: ...
     async def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:

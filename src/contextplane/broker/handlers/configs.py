@@ -8,7 +8,6 @@ from typing import Any
 
 from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS, ConfigType
 from contextplane.broker.configs import (
-    BROKER_CONFIGS,
     LIST_CONFIGS,
     TOPIC_CONFIGS,
     check_not_itself,
@@ -16,6 +15,8 @@ from contextplane.broker.configs import (
     list_items,
 )
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
+from contextplane.broker.handlers.broker_configs import alter_broker, describe_broker
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group import group_configs
 from contextplane.errors import KafkaError
@@ -86,14 +87,12 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                     if keys is None or name in keys:
                         entry["configs"].append(_topic_config(ctx, request, name, record.configs))
         elif resource.resource_type == BROKER:
-            if resource.resource_name not in ("", str(ctx.cluster.node_id)):
-                entry.update(error_code=ErrorCode.invalid_request, error_message="Unknown broker")
-            else:
-                for name, value in sorted(BROKER_CONFIGS.items()):
-                    if keys is None or name in keys:
-                        entry["configs"].append(
-                            _config(name, value(ctx.settings), SOURCE_STATIC_BROKER, read_only=True)
-                        )
+            try:
+                entry["configs"] = describe_broker(
+                    _dynamic(ctx), request, resource.resource_name, keys, _config_type
+                )
+            except KafkaError as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
         elif resource.resource_type == GROUP:
             overrides = ctx.groups.configs.get(resource.resource_name)
             for name in sorted(group_configs.SPECS):
@@ -127,20 +126,22 @@ def _topic_config(
     default; with its synonyms in that order when asked (KIP-226)."""
     description = TOPIC_CONFIG_DESCRIPTIONS[name]
     default = TOPIC_CONFIGS[name][1]
-    given = ctx.settings.given
-    from_broker = [(s, given[s]) for s in description.synonyms if s in given]
+    levels = [(SOURCE_STATIC_BROKER, ctx.settings.given)]
+    if ctx.services.broker_configs is not None:  # dynamic broker configs come first
+        levels = ctx.services.broker_configs.levels()[:3]
+    from_broker = [(s, v[s], src) for src, v in levels for s in description.synonyms if s in v]
     if name in overrides:
         value, source = overrides[name], SOURCE_TOPIC
     else:
         value = default(ctx.settings)
-        source = SOURCE_STATIC_BROKER if from_broker else SOURCE_DEFAULT
+        source = from_broker[0][2] if from_broker else SOURCE_DEFAULT
     entry = _config(name, value, source)
     entry["config_type"] = description.type
     if getattr(request, "include_documentation", False):
         entry["documentation"] = description.doc
     if getattr(request, "include_synonyms", False):
         synonyms = [(name, overrides[name], SOURCE_TOPIC)] if name in overrides else []
-        synonyms += [(s, v, SOURCE_STATIC_BROKER) for s, v in from_broker]
+        synonyms += from_broker
         if description.first_synonym_has_default:
             synonyms.append((description.synonyms[0], default(_DEFAULTS), SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
@@ -189,11 +190,33 @@ def _config(name: str, value: str, source: int, read_only: bool = False) -> dict
     }
 
 
+def _check_changes(changes: Any) -> None:
+    """What ConfigAdminManager.preprocess refuses in either API before anything else
+    (INVALID_REQUEST): a name given twice, an unknown operation, a null value to set."""
+    names = [change.name for change in changes]
+    if len(set(names)) != len(names):
+        raise KafkaError(ErrorCode.invalid_request, "Error due to duplicate config keys")
+    for change in changes:
+        operation = getattr(change, "config_operation", SET)  # AlterConfigs: all SET
+        if operation not in _OPERATION_NAMES:
+            raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
+        if operation != DELETE and change.value is None:
+            raise KafkaError(
+                ErrorCode.invalid_request, f"Null value not supported for : {change.name}"
+            )
+
+
+def _dynamic(ctx: RequestContext) -> DynamicBrokerConfigs:
+    dynamic = ctx.services.broker_configs
+    if dynamic is None:  # a broker assembled without them (unit tests)
+        raise KafkaError(ErrorCode.invalid_request, "Broker configs are static on this broker")
+    return dynamic
+
+
 def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     if resource.resource_type != TOPIC:
         raise KafkaError(
-            ErrorCode.invalid_request,
-            "Broker configs are static on this broker; only topic and group configs can be altered",
+            ErrorCode.invalid_request, f"Unknown resource type {resource.resource_type}"
         )
     record = ctx.topics.topics().get(resource.resource_name)
     if record is None:
@@ -204,6 +227,7 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
 
 
 async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Reply:
+    incremental = api == "IncrementalAlterConfigs"
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -216,7 +240,10 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             refusal = _refusal(ctx, resource)
             if refusal is not None:
                 raise refusal
-            if resource.resource_type == GROUP:
+            _check_changes(resource.configs)
+            if resource.resource_type == BROKER:
+                await alter_broker(_dynamic(ctx), resource, incremental, request.validate_only)
+            elif resource.resource_type == GROUP:
                 # A group's configs exist whether or not the group does, as in Kafka.
                 name = resource.resource_name
                 configs = apply(ctx.groups.configs.get(name), resource.configs)
@@ -266,17 +293,8 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Reply:
     settings = ctx.settings
 
     def apply(current: dict[str, str], changes: Any) -> dict[str, str]:
-        names = [change.name for change in changes]
-        if len(set(names)) != len(names):
-            raise KafkaError(ErrorCode.invalid_request, "Error due to duplicate config keys")
-        for change in changes:
+        for change in changes:  # checked by `_check_changes`
             operation = change.config_operation
-            if operation not in _OPERATION_NAMES:
-                raise KafkaError(ErrorCode.invalid_request, "Unknown config operation")
-            if operation != DELETE and change.value is None:
-                raise KafkaError(
-                    ErrorCode.invalid_request, f"Null value not supported for : {change.name}"
-                )
             if operation == SET:
                 current[change.name] = change.value
             elif operation == DELETE:

@@ -1,0 +1,147 @@
+"""BROKER config resources in DescribeConfigs, AlterConfigs and IncrementalAlterConfigs:
+the broker's configs with their sources and synonyms (ConfigHelper.createBrokerConfigEntry)
+and its dynamic configs (broker/dynamic_configs.py), per broker or as the cluster default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from contextplane.broker.configs import BROKER_CONFIGS
+from contextplane.broker.dynamic_configs import (
+    APPLIED,
+    DEFAULT,
+    DEFAULT_RESOURCE,
+    DYNAMIC_DEFAULT,
+    NO_KAFKA_DEFAULT,
+    DynamicBrokerConfigs,
+    accepted,
+    text,
+)
+from contextplane.broker.kafka_broker_configs import KAFKA_BROKER_CONFIGS, base_name, mode_of
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.settings_table import SETTINGS
+
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+# DescribeConfigsResponse's ConfigType of each ConfigDef type.
+_TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6, "LIST": 7}
+_TYPES |= {"CLASS": 8, "PASSWORD": 9}
+_ATTRS = {row.name: row.attr for row in SETTINGS}
+
+
+def describe_broker(
+    dynamic: DynamicBrokerConfigs,
+    request: Any,
+    name: str,
+    keys: set[str] | None,
+    config_type: Callable[[str], int],
+) -> list[dict[str, Any]]:
+    """The configs of BROKER resource `name`: this broker's all (with `node_id`), or only
+    the cluster default's dynamic ones (the empty name), as Kafka lists them."""
+    if name not in (DEFAULT_RESOURCE, dynamic.node):
+        try:
+            int(name)
+        except ValueError:
+            raise KafkaError(
+                ErrorCode.invalid_request, f"Broker id must be an integer, but it is: {name}"
+            ) from None
+        raise KafkaError(
+            ErrorCode.invalid_request,
+            f"Unexpected broker id, expected {dynamic.node} or empty string, but received {name}",
+        )
+    if name == DEFAULT_RESOURCE:
+        names = set(dynamic.stored.get(DEFAULT_RESOURCE, {}))
+    else:
+        names = set(BROKER_CONFIGS) | set(APPLIED)
+        for configs in dynamic.stored.values():
+            names |= set(configs)
+    synonyms_wanted = getattr(request, "include_synonyms", False)
+    entries = []
+    for config in sorted(names):
+        if keys is None or config in keys:
+            entry = _entry(dynamic, config, name == DEFAULT_RESOURCE, synonyms_wanted)
+            entry["config_type"] = entry["config_type"] or config_type(config)
+            entries.append(entry)
+    return entries
+
+
+def _entry(
+    dynamic: DynamicBrokerConfigs, name: str, default_only: bool, synonyms_wanted: bool
+) -> dict[str, Any]:
+    sensitive = mode_of(name) is None and name not in _ATTRS  # a custom config
+    synonyms = dynamic.synonyms(name)
+    if default_only:
+        synonyms = [s for s in synonyms if s[2] == DYNAMIC_DEFAULT]
+    value: str | None
+    if sensitive:
+        value = None
+    elif name in NO_KAFKA_DEFAULT:  # null unless set by this very name, as in Kafka
+        value = synonyms[0][1] if synonyms else None
+    elif name in BROKER_CONFIGS:
+        value = BROKER_CONFIGS[name](dynamic.settings)
+    elif name in _ATTRS:
+        value = text(getattr(dynamic.settings, _ATTRS[name]))
+    else:
+        value = synonyms[0][1] if synonyms else None
+    if default_only and synonyms:
+        value = synonyms[0][1]
+    source = synonyms[0][2] if synonyms else DEFAULT
+    kafka = KAFKA_BROKER_CONFIGS.get(base_name(name))
+    return {
+        "name": name,
+        "value": value,
+        "read_only": not accepted(name),
+        "config_source": source,
+        "is_default": source == DEFAULT,
+        "is_sensitive": sensitive,
+        "synonyms": [
+            {"name": n, "value": None if sensitive else v, "source": s}
+            for n, v, s in (synonyms if synonyms_wanted else [])
+        ],
+        "config_type": _TYPES.get(kafka.type if kafka is not None else "", 0),
+        "documentation": None,
+    }
+
+
+async def alter_broker(
+    dynamic: DynamicBrokerConfigs, resource: Any, incremental: bool, validate_only: bool
+) -> None:
+    """Replace (AlterConfigs) or change (IncrementalAlterConfigs) a BROKER resource's
+    dynamic configs; KafkaError with Kafka's code and message when refused."""
+
+    def change(configs: dict[str, str]) -> dict[str, str]:
+        if not incremental:
+            return {c.name: c.value for c in resource.configs}
+        for one in resource.configs:
+            _apply_change(dynamic, configs, one)
+        return configs
+
+    await dynamic.alter(resource.resource_name, change, validate_only)
+
+
+def _apply_change(dynamic: DynamicBrokerConfigs, configs: dict[str, str], change: Any) -> None:
+    """One IncrementalAlterConfigs operation (ConfigAdminManager.prepareIncrementalConfigs)."""
+    name, operation = change.name, change.config_operation
+    if operation == SET:
+        configs[name] = change.value
+    elif operation == DELETE:
+        configs.pop(name, None)
+    else:
+        verb = "append" if operation == APPEND else "subtract"
+        kafka = KAFKA_BROKER_CONFIGS.get(name)
+        if kafka is None:
+            raise KafkaError(ErrorCode.invalid_config, f"Unknown config name: {name}")
+        if kafka.type != "LIST":
+            raise KafkaError(
+                ErrorCode.invalid_config,
+                f"Config value {verb} is not allowed for config key: {name}",
+            )
+        old = configs.get(name, dynamic.kafka_defaults().get(name, ""))
+        items = old.split(",") if old else []
+        given = change.value.split(",")
+        if operation == APPEND:
+            items += [item for item in given if item not in items]
+        else:
+            items = [item for item in items if item not in given]
+        configs[name] = ",".join(items)
