@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 
 
 class ConfigType(IntEnum):
@@ -35,13 +36,58 @@ class ConfigDescription:
     doc: str
 
 
+@dataclass(frozen=True)
+class KafkaTopicConfig:
+    """One row of `kafka_topic_configs.tsv` (generated from Kafka 4.4's LogConfig)."""
+
+    name: str
+    type: str  # ConfigDef's type: INT, LONG, DOUBLE, BOOLEAN, STRING, LIST
+    default: str
+    synonyms: tuple[str, ...]
+    validator: str  # as Kafka prints it: "[0,...]", "[compact, delete]", ""
+    doc: str
+
+
+def _load_kafka() -> dict[str, KafkaTopicConfig]:
+    # Beside this module (package data), as kafka_broker_configs.tsv.
+    text = Path(__file__).with_name("kafka_topic_configs.tsv").read_text()
+    rows = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+    return {
+        r[0]: KafkaTopicConfig(r[0], r[1], r[2], tuple(filter(None, r[3].split(","))), r[4], r[5])
+        for r in rows
+    }
+
+
+KAFKA_TOPIC_CONFIGS = _load_kafka()
+# Broker configs Kafka gives no default: a topic config whose first synonym is one of
+# them lists no DEFAULT_CONFIG synonym unless that broker config is set.
+NO_DEFAULT_SYNONYMS = frozenset(
+    {"log.retention.ms", "log.roll.ms", "log.flush.interval.ms", "log.roll.jitter.ms"}
+)
+# Kafka's defaults of the later synonyms (the hours forms; the flush scheduler).
+LATER_SYNONYM_DEFAULTS = {
+    "log.retention.hours": "168",
+    "log.roll.hours": "168",
+    "log.roll.jitter.hours": "0",
+    "log.flush.scheduler.interval.ms": "9223372036854775807",
+}
+# Described with Kafka's defaults; contextplane accepts, validates and stores them as Kafka
+# does but does not act on them (no local segment files, indexes or tiered storage).
+NOT_ACTED_ON = "Not acted on by contextplane (validated and stored as in Kafka). "
+
+
 def _described(
     type_: ConfigType, synonyms: tuple[str, ...], doc: str, has_default: bool = True
 ) -> ConfigDescription:
     return ConfigDescription(type_, synonyms, has_default and bool(synonyms), doc)
 
 
-TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
+def _kafka_described(row: KafkaTopicConfig, doc: str) -> ConfigDescription:
+    first = row.synonyms[0] if row.synonyms else None
+    return _described(ConfigType[row.type], row.synonyms, doc, first not in NO_DEFAULT_SYNONYMS)
+
+
+_OWN_DESCRIPTIONS: dict[str, ConfigDescription] = {
     "confluent.key.schema.validation": _described(
         ConfigType.BOOLEAN,
         (),
@@ -183,4 +229,18 @@ TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
         ("unclean.leader.election.enable",),
         "Accepted for compatibility: leadership moves without losing acknowledged data.",
     ),
+}
+
+# Kafka's topic configs with Kafka's types and synonyms (contextplane's line of
+# documentation where it acts on the config, Kafka's where it does not), and
+# contextplane's own.
+TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
+    **{
+        name: _kafka_described(
+            row,
+            _OWN_DESCRIPTIONS[name].doc if name in _OWN_DESCRIPTIONS else NOT_ACTED_ON + row.doc,
+        )
+        for name, row in KAFKA_TOPIC_CONFIGS.items()
+    },
+    **{n: d for n, d in _OWN_DESCRIPTIONS.items() if n not in KAFKA_TOPIC_CONFIGS},
 }

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from contextplane.broker import subject_strategies as subjects
+from contextplane.broker.config_descriptions import KAFKA_TOPIC_CONFIGS
+from contextplane.broker.kafka_broker_configs import KafkaBrokerConfig
 from contextplane.errors import KafkaError
 from contextplane.java_numbers import (
     INT_MAX,
@@ -185,6 +187,58 @@ TOPIC_CONFIGS: dict[str, tuple[Callable[[str], bool], Callable[[Settings], str]]
     DLQ_TOPIC: (lambda v: dlq_topic_problem(v) is None, lambda s: ""),
 }
 
+# Kafka 4.4's topic configs contextplane does not act on (no local segment files or
+# indexes, no tiered storage, batches stored as produced so no compression level):
+# described with Kafka's defaults, validated with Kafka's validators and messages, stored.
+NOT_ACTED_ON = (
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "index.interval.bytes",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.decompressed.message.bytes",
+    "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+)
+TIERED_STORAGE_OFF = (
+    "Tiered Storage functionality is disabled in the broker. Topic cannot be configured "
+    "with remote log storage."
+)
+
+
+def kafka_refusal(name: str, value: str) -> str | None:
+    """Kafka's message refusing `value` for a config of NOT_ACTED_ON, or None. Tiered
+    storage is off on this broker, as on a Kafka broker without
+    remote.log.storage.system.enable, so `remote.storage.enable=true` is refused."""
+    row = KAFKA_TOPIC_CONFIGS[name]
+    if row.validator == "[1,...,9] or -1":  # GzipCompression's LevelValidator
+        refusal = KafkaBrokerConfig(name, "static", row.type).refusal(value)
+        number = java_int(value.strip())
+        if refusal is None and number != -1 and not (number is not None and 1 <= number <= 9):
+            refusal = (
+                f"Invalid value {number} for configuration {name}: "
+                "Value must be between 1 and 9 or equal to -1"
+            )
+        return refusal
+    refusal = KafkaBrokerConfig(name, "static", row.type, row.validator).refusal(value)
+    if refusal is None and name == "remote.storage.enable" and is_true(value.strip()):
+        return TIERED_STORAGE_OFF
+    return refusal
+
+
+for _name in NOT_ACTED_ON:
+    TOPIC_CONFIGS[_name] = (
+        lambda value, name=_name: kafka_refusal(name, value) is None,
+        lambda s, name=_name: KAFKA_TOPIC_CONFIGS[name].default,
+    )
+
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "num.partitions": lambda s: str(s.num_partitions),
     "default.replication.factor": lambda s: str(s.default_replication_factor),
@@ -285,6 +339,9 @@ def checked_topic_config(name: str, value: str | None) -> str:
             raise KafkaError(ErrorCode.invalid_config, problem)
     if list_config is None:
         trimmed = java_trim(value)
+        refusal = kafka_refusal(name, value) if name in NOT_ACTED_ON else None
+        if refusal is not None:
+            raise KafkaError(ErrorCode.invalid_config, refusal)
         if name in INTEGER_CONFIGS:
             refusal = integer_refusal(name, value)
             if refusal is not None:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contextplane.broker.config_descriptions import TOPIC_CONFIG_DESCRIPTIONS, ConfigType
+from contextplane.broker.config_descriptions import (
+    LATER_SYNONYM_DEFAULTS,
+    TOPIC_CONFIG_DESCRIPTIONS,
+    ConfigType,
+)
 from contextplane.broker.configs import (
     LIST_CONFIGS,
     TOPIC_CONFIGS,
@@ -121,15 +125,13 @@ def _refusal(ctx: RequestContext, resource: Any) -> KafkaError | None:
 def _topic_config(
     ctx: RequestContext, request: Any, name: str, overrides: dict[str, str]
 ) -> dict[str, Any]:
-    """A topic config as Kafka describes it: from the topic's override, else from the
-    broker settings it falls back to (given ones are static broker configs), else the
-    default; with its synonyms in that order when asked (KIP-226)."""
+    """A topic config as Kafka describes it (ConfigHelper.createTopicConfigEntry): from the
+    topic's override, else from the broker configs it falls back to; its synonyms are the
+    override, then each level's broker synonyms in Kafka's order (dynamic per broker,
+    dynamic default, static, default), from the first synonym on (KIP-226)."""
     description = TOPIC_CONFIG_DESCRIPTIONS[name]
     default = TOPIC_CONFIGS[name][1]
-    levels = [(SOURCE_STATIC_BROKER, ctx.settings.given)]
-    if ctx.services.broker_configs is not None:  # dynamic broker configs come first
-        levels = ctx.services.broker_configs.levels()[:3]
-    from_broker = [(s, v[s], src) for src, v in levels for s in description.synonyms if s in v]
+    from_broker = _broker_synonyms(ctx, name)
     if name in overrides:
         value, source = overrides[name], SOURCE_TOPIC
     else:
@@ -142,10 +144,28 @@ def _topic_config(
     if getattr(request, "include_synonyms", False):
         synonyms = [(name, overrides[name], SOURCE_TOPIC)] if name in overrides else []
         synonyms += from_broker
-        if description.first_synonym_has_default:
-            synonyms.append((description.synonyms[0], default(_DEFAULTS), SOURCE_DEFAULT))
         entry["synonyms"] = [{"name": n, "value": v, "source": src} for n, v, src in synonyms]
     return entry
+
+
+def _broker_synonyms(ctx: RequestContext, name: str) -> list[tuple[str, str, int]]:
+    """ConfigHelper.configSynonyms for a topic config: Kafka drops every synonym before the
+    first one's own, so `retention.ms` lists none when only log.retention.hours is set."""
+    description = TOPIC_CONFIG_DESCRIPTIONS[name]
+    if not description.synonyms:
+        return []
+    levels = [(SOURCE_STATIC_BROKER, ctx.settings.given)]
+    if ctx.services.broker_configs is not None:  # dynamic broker configs come first
+        levels = ctx.services.broker_configs.levels()[:3]
+    first = description.synonyms[0]
+    defaults = dict(LATER_SYNONYM_DEFAULTS)
+    if description.first_synonym_has_default:
+        defaults[first] = TOPIC_CONFIGS[name][1](_DEFAULTS)
+    levels.append((SOURCE_DEFAULT, defaults))
+    found = [(s, v[s], src) for src, v in levels for s in description.synonyms if s in v]
+    while found and found[0][0] != first:
+        found.pop(0)
+    return found
 
 
 def _group_config(
