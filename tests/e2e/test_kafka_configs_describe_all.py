@@ -1,0 +1,183 @@
+"""Apache Kafka's own `kafka-configs.sh --describe --all` (ConfigCommand, Kafka 4.4's tools
+jar) of a topic with an override, under a dynamic cluster-default broker config and a
+static one, against contextplane and against Apache Kafka 4.4: the same config names, the
+same synonyms (names, sources, order) and the same values where contextplane does not
+deliberately differ. Kafka's side is started by the fixture of
+tests/e2e/test_kafka_configs_brokers_tool.py (`log.retention.hours=100`)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+from tests.e2e.test_kafka_configs_brokers_tool import TIMEOUT_S, Cluster, _printed, cluster
+
+__all__ = ["cluster"]  # the fixture, imported to be shared
+
+# contextplane's own topic configs, which Kafka does not have.
+OWN = {
+    "confluent.key.schema.validation",
+    "confluent.key.subject.name.strategy",
+    "confluent.value.schema.validation",
+    "confluent.value.subject.name.strategy",
+    "contextplane.schema.validation.dlq.topic",
+}
+# Values contextplane describes differently on purpose: every acknowledged write is
+# durable, so it flushes after each message (Kafka's defaults: Long.MAX_VALUE).
+OWN_VALUES = {"flush.messages": "1", "flush.ms": "0"}
+_LINE = re.compile(
+    r"(?P<name>[^=]+)=(?P<value>.*) sensitive=(?P<sensitive>\w+) synonyms=\{(?P<syn>.*)\}"
+)
+
+
+def _create_topic(bootstrap: str, topic: str, *configs: str) -> None:
+    from conformance.suites.librdkafka.suite import fetch_kafka_tools
+
+    java = shutil.which("java")
+    assert java is not None, "java is installed by harness/install.sh"
+    command = [java, "-cp", f"{fetch_kafka_tools()}/*", "org.apache.kafka.tools.TopicCommand"]
+    command += ["--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "1"]
+    for config in configs:
+        command += ["--config", config]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _described(lines: list[str]) -> dict[str, tuple[str, str, str]]:
+    """name -> (value, sensitive, synonyms) of each line of a `--describe --all`."""
+    rows = {}
+    for line in lines[1:]:
+        match = _LINE.fullmatch(line)
+        assert match is not None, line
+        rows[match["name"]] = (match["value"], match["sensitive"], match["syn"])
+    return rows
+
+
+# What Apache Kafka 4.4 prints for topic `described` (the flush intervals aside): the
+# override, the dynamic default, no synonym for retention.ms' or segment.ms' hours forms
+# (Kafka lists none before log.retention.ms or log.roll.ms), the configs contextplane
+# does not act on with Kafka's defaults.
+KAFKA_DESCRIBED = {
+    "cleanup.policy": ("delete", "false", "DEFAULT_CONFIG:log.cleanup.policy=delete"),
+    "compression.gzip.level": ("-1", "false", "DEFAULT_CONFIG:compression.gzip.level=-1"),
+    "compression.lz4.level": ("9", "false", "DEFAULT_CONFIG:compression.lz4.level=9"),
+    "compression.type": ("producer", "false", "DEFAULT_CONFIG:compression.type=producer"),
+    "compression.zstd.level": ("3", "false", "DEFAULT_CONFIG:compression.zstd.level=3"),
+    "delete.retention.ms": (
+        "86400000",
+        "false",
+        "DEFAULT_CONFIG:log.cleaner.delete.retention.ms=86400000",
+    ),
+    "errors.deadletterqueue.group.enable": ("false", "false", ""),
+    "file.delete.delay.ms": ("60000", "false", "DEFAULT_CONFIG:log.segment.delete.delay.ms=60000"),
+    "follower.replication.throttled.replicas": ("", "false", ""),
+    "index.interval.bytes": ("4096", "false", "DEFAULT_CONFIG:log.index.interval.bytes=4096"),
+    "leader.replication.throttled.replicas": ("", "false", ""),
+    "local.retention.bytes": ("-2", "false", "DEFAULT_CONFIG:log.local.retention.bytes=-2"),
+    "local.retention.ms": ("-2", "false", "DEFAULT_CONFIG:log.local.retention.ms=-2"),
+    "max.compaction.lag.ms": (
+        "9223372036854775807",
+        "false",
+        "DEFAULT_CONFIG:log.cleaner.max.compaction.lag.ms=9223372036854775807",
+    ),
+    "max.decompressed.message.bytes": (
+        "2147483639",
+        "false",
+        "DEFAULT_CONFIG:max.decompressed.message.bytes=2147483639",
+    ),
+    "max.message.bytes": ("1048588", "false", "DEFAULT_CONFIG:message.max.bytes=1048588"),
+    "message.timestamp.after.max.ms": (
+        "3600000",
+        "false",
+        "DEFAULT_CONFIG:log.message.timestamp.after.max.ms=3600000",
+    ),
+    "message.timestamp.before.max.ms": (
+        "9223372036854775807",
+        "false",
+        "DEFAULT_CONFIG:log.message.timestamp.before.max.ms=9223372036854775807",
+    ),
+    "message.timestamp.type": (
+        "CreateTime",
+        "false",
+        "DEFAULT_CONFIG:log.message.timestamp.type=CreateTime",
+    ),
+    "min.cleanable.dirty.ratio": (
+        "0.5",
+        "false",
+        "DEFAULT_CONFIG:log.cleaner.min.cleanable.ratio=0.5",
+    ),
+    "min.compaction.lag.ms": ("0", "false", "DEFAULT_CONFIG:log.cleaner.min.compaction.lag.ms=0"),
+    "min.insync.replicas": (
+        "1",
+        "false",
+        (
+            "DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, "
+            "DEFAULT_CONFIG:min.insync.replicas=1"
+        ),
+    ),
+    "preallocate": ("false", "false", "DEFAULT_CONFIG:log.preallocate=false"),
+    "remote.copy.lag.bytes": ("-1", "false", "DEFAULT_CONFIG:log.remote.copy.lag.bytes=-1"),
+    "remote.copy.lag.ms": ("0", "false", "DEFAULT_CONFIG:log.remote.copy.lag.ms=0"),
+    "remote.log.copy.disable": ("false", "false", ""),
+    "remote.log.delete.on.disable": ("false", "false", ""),
+    "remote.storage.enable": ("false", "false", ""),
+    "retention.bytes": ("-1", "false", "DEFAULT_CONFIG:log.retention.bytes=-1"),
+    "retention.ms": ("5000", "false", "DYNAMIC_TOPIC_CONFIG:retention.ms=5000"),
+    "segment.bytes": (
+        "2000000",
+        "false",
+        (
+            "DYNAMIC_DEFAULT_BROKER_CONFIG:log.segment.bytes=2000000, "
+            "DEFAULT_CONFIG:log.segment.bytes=1073741824"
+        ),
+    ),
+    "segment.index.bytes": (
+        "10485760",
+        "false",
+        "DEFAULT_CONFIG:log.index.size.max.bytes=10485760",
+    ),
+    "segment.jitter.ms": ("0", "false", ""),
+    "segment.ms": ("604800000", "false", ""),
+    "unclean.leader.election.enable": (
+        "false",
+        "false",
+        "DEFAULT_CONFIG:unclean.leader.election.enable=false",
+    ),
+}
+
+
+def test_describe_all_of_a_topic_reads_like_kafkas(cluster: Cluster) -> None:
+    bootstrap, _ = cluster
+    _create_topic(bootstrap(), "described", "retention.ms=5000")
+    _create_topic(bootstrap(), "plain")
+    added = "log.segment.bytes=2000000,min.insync.replicas=1"
+    _printed(
+        bootstrap(),
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--add-config",
+        added,
+    )
+
+    lines = _printed(
+        bootstrap(), "--describe", "--all", "--entity-type", "topics", "--entity-name", "described"
+    )
+    assert lines[0] == "All configs for topic described are:"
+    rows = _described(lines)
+    kafka_names = set(rows) - OWN
+    assert len(kafka_names) == 37, sorted(kafka_names)
+    for name, value in OWN_VALUES.items():
+        assert rows[name][0] in (value, "9223372036854775807"), name
+    # Every config the same way on both brokers apart from the deliberate values.
+    shown = {name: row for name, row in rows.items() if name not in OWN and name not in OWN_VALUES}
+    assert shown == KAFKA_DESCRIBED
+    # No override, only log.retention.hours given: retention.ms lists no synonym.
+    plain = _described(
+        _printed(
+            bootstrap(), "--describe", "--all", "--entity-type", "topics", "--entity-name", "plain"
+        )
+    )
+    assert plain["retention.ms"] == (str(100 * 3600 * 1000), "false", "")
