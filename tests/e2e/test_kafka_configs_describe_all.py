@@ -181,3 +181,54 @@ def test_describe_all_of_a_topic_reads_like_kafkas(cluster: Cluster) -> None:
         )
     )
     assert plain["retention.ms"] == (str(100 * 3600 * 1000), "false", "")
+
+
+# Broker configs both must describe alike: set dynamically and statically by the test,
+# and configs this broker has no equivalent of, with Kafka's defaults. (The rest differ
+# where the harness gives Kafka host settings, or where contextplane's defaults are its
+# own: docs/rfcs/0008-kafka4-parity.md, "DescribeConfigs complete as built".)
+BROKER_LINES = {
+    "log.retention.ms": (
+        "5000",
+        "false",
+        "DYNAMIC_BROKER_CONFIG:log.retention.ms=5000, "
+        "STATIC_BROKER_CONFIG:log.retention.hours=100, "
+        "DEFAULT_CONFIG:log.retention.hours=168",
+    ),
+    "log.retention.hours": (
+        "100",
+        "false",
+        "STATIC_BROKER_CONFIG:log.retention.hours=100, DEFAULT_CONFIG:log.retention.hours=168",
+    ),
+    "log.retention.minutes": ("null", "false", ""),
+    "log.segment.bytes": (
+        "2000000",
+        "false",
+        "DYNAMIC_DEFAULT_BROKER_CONFIG:log.segment.bytes=2000000, "
+        "DEFAULT_CONFIG:log.segment.bytes=1073741824",
+    ),
+    "background.threads": ("10", "false", "DEFAULT_CONFIG:background.threads=10"),
+    "compression.gzip.level": ("-1", "false", "DEFAULT_CONFIG:compression.gzip.level=-1"),
+    "log.local.retention.ms": ("-2", "false", "DEFAULT_CONFIG:log.local.retention.ms=-2"),
+    "remote.log.storage.system.enable": (
+        "false",
+        "false",
+        "DEFAULT_CONFIG:remote.log.storage.system.enable=false",
+    ),
+    "ssl.key.password": ("null", "true", ""),
+    "alter.config.policy.class.name": ("null", "false", ""),
+}
+
+
+def test_describe_all_of_a_broker_reads_like_kafkas(cluster: Cluster) -> None:
+    bootstrap, _ = cluster
+    default = ("--entity-type", "brokers", "--entity-default")
+    _printed(bootstrap(), "--alter", *default, "--add-config", "log.segment.bytes=2000000")
+    broker = ("--entity-type", "brokers", "--entity-name", "1")
+    _printed(bootstrap(), "--alter", *broker, "--add-config", "log.retention.ms=5000")
+    lines = _printed(bootstrap(), "--describe", "--all", *broker)
+    assert lines[0] == "All configs for broker 1 are:"
+    rows = _described(lines)
+    # Kafka 4.4's CONFIG_DEF less its internal configs.
+    assert len(rows) == 350
+    assert {name: rows[name] for name in BROKER_LINES} == BROKER_LINES

@@ -158,14 +158,25 @@ class DynamicBrokerConfigs:
             for name, value in BROKER_CONFIGS.items()
             if name not in NO_KAFKA_DEFAULT and name not in _HOST_DEFAULTS
         }
-        for dynamic in APPLIED:
-            for name in broker_synonyms(dynamic):
-                row = _ROWS.get(name)
-                if row is not None and name not in NO_KAFKA_DEFAULT:
-                    value = getattr(defaults, row.attr)
-                    if row.scale != 1 and isinstance(value, int) and value > 0:
-                        value //= row.scale
+        names = [name for dynamic in APPLIED for name in broker_synonyms(dynamic)]
+        # Every config Kafka describes: this broker's default where it has the setting,
+        # else Kafka's (a config this broker has no equivalent of).
+        names += [name for name, config in KAFKA_BROKER_CONFIGS.items() if config.described]
+        for name in names:
+            if name in values or name in NO_KAFKA_DEFAULT or name in _HOST_DEFAULTS:
+                continue
+            row = _ROWS.get(name)
+            kafka = KAFKA_BROKER_CONFIGS.get(name)
+            kafka_default = kafka.default if kafka is not None else None
+            if row is not None:
+                value = getattr(defaults, row.attr)
+                if row.scale != 1 and isinstance(value, int) and value > 0:
+                    value //= row.scale
+                # An empty setting stands for Kafka's none (a path, a password).
+                if value not in (None, "") or (value == "" and kafka_default == ""):
                     values[name] = text(value)
+            elif kafka_default is not None:
+                values[name] = kafka_default
         return values
 
     def synonyms(self, name: str) -> list[tuple[str, str | None, int]]:

@@ -28,6 +28,8 @@ class KafkaBrokerConfig:
     mode: str  # STATIC, CLUSTER_WIDE, PER_BROKER or LISTENER
     type: str = ""  # ConfigDef's type: INT, LONG, DOUBLE, BOOLEAN, STRING, LIST, ...
     validator: str = ""  # a dynamic config's validator as Kafka prints it: "[0,...]", "[a, b]"
+    default: str | None = None  # Kafka's default as DescribeConfigs prints it; None: none
+    described: bool = False  # listed by Kafka's DescribeConfigs of a broker
 
     def refusal(self, value: str) -> str | None:
         """Kafka's message refusing `value` for this config (ConfigDef.parseType and the
@@ -80,7 +82,8 @@ def _load() -> dict[str, KafkaBrokerConfig]:
     for line in text.splitlines():
         if line and not line.startswith("#"):
             fields = line.split("\t")
-            table[fields[0]] = KafkaBrokerConfig(*fields[:4])
+            default = None if fields[4] == "\\N" else fields[4]
+            table[fields[0]] = KafkaBrokerConfig(*fields[:4], default, fields[5] != "internal")
     return table
 
 

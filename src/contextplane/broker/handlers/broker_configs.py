@@ -28,6 +28,12 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _TYPES = {"BOOLEAN": 1, "STRING": 2, "INT": 3, "SHORT": 4, "LONG": 5, "DOUBLE": 6, "LIST": 7}
 _TYPES |= {"CLASS": 8, "PASSWORD": 9}
 _ATTRS = {row.name: row.attr for row in SETTINGS}
+# Settings named in another unit than their field holds (log.retention.hours).
+_SCALED = {row.name for row in SETTINGS if row.scale != 1}
+# The broker configs Kafka 4.4 describes (its CONFIG_DEF less the internal ones).
+_KAFKA_DESCRIBED = {name for name, config in KAFKA_BROKER_CONFIGS.items() if config.described}
+# The documentation of a Kafka config this broker has no equivalent of.
+NO_EQUIVALENT = "No equivalent in contextplane: described with Apache Kafka 4.4's default."
 
 
 def describe_broker(
@@ -53,7 +59,7 @@ def describe_broker(
     if name == DEFAULT_RESOURCE:
         names = set(dynamic.stored.get(DEFAULT_RESOURCE, {}))
     else:
-        names = set(BROKER_CONFIGS) | set(APPLIED)
+        names = set(BROKER_CONFIGS) | set(APPLIED) | _KAFKA_DESCRIBED
         for configs in dynamic.stored.values():
             names |= set(configs)
     synonyms_wanted = getattr(request, "include_synonyms", False)
@@ -62,14 +68,25 @@ def describe_broker(
         if keys is None or config in keys:
             entry = _entry(dynamic, config, name == DEFAULT_RESOURCE, synonyms_wanted)
             entry["config_type"] = entry["config_type"] or config_type(config)
+            if getattr(request, "include_documentation", False) and not _equivalent(config):
+                entry["documentation"] = NO_EQUIVALENT
             entries.append(entry)
     return entries
+
+
+def _equivalent(name: str) -> bool:
+    """Whether this broker has a setting of its own behind broker config `name`."""
+    return name in BROKER_CONFIGS or name in _ATTRS or name in APPLIED
 
 
 def _entry(
     dynamic: DynamicBrokerConfigs, name: str, default_only: bool, synonyms_wanted: bool
 ) -> dict[str, Any]:
-    sensitive = mode_of(name) is None and name not in _ATTRS  # a custom config
+    kafka = KAFKA_BROKER_CONFIGS.get(base_name(name))
+    # A custom config, or a password, as Kafka hides them.
+    sensitive = (mode_of(name) is None and name not in _ATTRS) or (
+        kafka is not None and kafka.type == "PASSWORD"
+    )
     synonyms = dynamic.synonyms(name)
     if default_only:
         synonyms = [s for s in synonyms if s[2] == DYNAMIC_DEFAULT]
@@ -80,14 +97,18 @@ def _entry(
         value = synonyms[0][1] if synonyms else None
     elif name in BROKER_CONFIGS:
         value = BROKER_CONFIGS[name](dynamic.settings)
+    elif name in _SCALED:  # the hours forms: as given, else their default
+        value = synonyms[0][1] if synonyms else None
     elif name in _ATTRS:
-        value = text(getattr(dynamic.settings, _ATTRS[name]))
+        setting = getattr(dynamic.settings, _ATTRS[name])
+        # An empty setting stands for Kafka's none (a path, an issuer).
+        none = setting is None or (setting == "" and kafka is not None and kafka.default is None)
+        value = None if none else text(setting)
     else:
         value = synonyms[0][1] if synonyms else None
     if default_only and synonyms:
         value = synonyms[0][1]
     source = synonyms[0][2] if synonyms else DEFAULT
-    kafka = KAFKA_BROKER_CONFIGS.get(base_name(name))
     return {
         "name": name,
         "value": value,
