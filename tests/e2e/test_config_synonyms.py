@@ -106,3 +106,100 @@ def test_documentation_only_when_asked(shared_broker: InProcessBroker) -> None:
         configs = _describe(client, "documented", [], documentation=True)
     assert len(configs) > 15
     assert all(c.documentation for c in configs.values())
+
+
+def test_configs_not_acted_on_are_described_and_checked_as_kafka(
+    shared_broker: InProcessBroker,
+) -> None:
+    with RawClient(shared_broker.bootstrap) as client:
+        created = client.request(
+            CREATE_TOPICS,
+            5,
+            topics=[
+                {
+                    "name": "not-acted-on",
+                    "num_partitions": 1,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [{"name": "segment.index.bytes", "value": "4096"}],
+                }
+            ],
+            timeout=10_000,
+            validate_only=False,
+        )
+        assert created.topics[0].error_code == 0
+        configs = _describe(client, "not-acted-on", [], documentation=True)
+
+        def alter(name: str, value: str) -> tuple[int, str | None]:
+            change = {"name": name, "config_operation": 0, "value": value}
+            resource = {"resource_type": TOPIC_RESOURCE, "resource_name": "not-acted-on"}
+            answer = client.request(
+                44, 1, resources=[{**resource, "configs": [change]}], validate_only=True
+            )
+            return answer.responses[0].error_code, answer.responses[0].error_message
+
+        refusals = [
+            alter("remote.storage.enable", "true"),
+            alter("compression.gzip.level", "0"),
+            alter("preallocate", "yes"),
+        ]
+        accepted = [alter("remote.storage.enable", "false"), alter("compression.zstd.level", "-5")]
+        broker = client.request(
+            DESCRIBE_CONFIGS,
+            4,
+            resources=[
+                {
+                    "resource_type": 4,
+                    "resource_name": "1",
+                    "configuration_keys": ["ssl.key.password", "background.threads"],
+                }
+            ],
+            include_synonyms=True,
+            include_documentation=True,
+        )
+    assert (
+        len(set(configs) - {n for n in configs if n.startswith(("confluent.", "contextplane."))})
+        == 37
+    )
+    index = configs["segment.index.bytes"]
+    assert (index.value, index.config_source, index.config_type) == ("4096", TOPIC_CONFIG, INT)
+    assert _synonyms(index) == [
+        ("segment.index.bytes", "4096", TOPIC_CONFIG),
+        ("log.index.size.max.bytes", "10485760", DEFAULT_CONFIG),
+    ]
+    level = configs["compression.gzip.level"]
+    assert (level.value, level.config_source, level.read_only, level.is_sensitive) == (
+        "-1",
+        DEFAULT_CONFIG,
+        False,
+        False,
+    )
+    assert level.documentation.startswith("Not acted on by contextplane")
+    remote = configs["remote.storage.enable"]
+    assert (remote.value, remote.config_type, _synonyms(remote)) == ("false", 1, [])
+    invalid_config = 40
+    assert refusals == [
+        (
+            invalid_config,
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be "
+            "configured with remote log storage.",
+        ),
+        (
+            invalid_config,
+            "Invalid value 0 for configuration compression.gzip.level: Value must be between "
+            "1 and 9 or equal to -1",
+        ),
+        (
+            invalid_config,
+            "Invalid value yes for configuration preallocate: Expected value to be either "
+            "true or false",
+        ),
+    ]
+    assert accepted == [(0, None), (0, None)]
+    described = {c.name: c for c in broker.results[0].configs}
+    password = described["ssl.key.password"]
+    assert (password.value, password.is_sensitive, password.config_type) == (None, True, 9)
+    threads = described["background.threads"]
+    assert (threads.value, threads.config_source) == ("10", DEFAULT_CONFIG)
+    assert _synonyms(threads) == [("background.threads", "10", DEFAULT_CONFIG)]
+    assert threads.documentation.startswith("No equivalent in contextplane")
