@@ -233,11 +233,16 @@ def kafka_refusal(name: str, value: str) -> str | None:
     return refusal
 
 
+def _kafka_checked(name: str) -> Callable[[str], bool]:
+    return lambda value: kafka_refusal(name, value) is None
+
+
+def _kafka_default(name: str) -> Callable[[Settings], str]:
+    return lambda settings: KAFKA_TOPIC_CONFIGS[name].default
+
+
 for _name in NOT_ACTED_ON:
-    TOPIC_CONFIGS[_name] = (
-        lambda value, name=_name: kafka_refusal(name, value) is None,
-        lambda s, name=_name: KAFKA_TOPIC_CONFIGS[name].default,
-    )
+    TOPIC_CONFIGS[_name] = (_kafka_checked(_name), _kafka_default(_name))
 
 BROKER_CONFIGS: dict[str, Callable[[Settings], str]] = {
     "num.partitions": lambda s: str(s.num_partitions),

@@ -83,7 +83,9 @@ def _load() -> dict[str, KafkaBrokerConfig]:
         if line and not line.startswith("#"):
             fields = line.split("\t")
             default = None if fields[4] == "\\N" else fields[4]
-            table[fields[0]] = KafkaBrokerConfig(*fields[:4], default, fields[5] != "internal")
+            name, mode, type_, validator = fields[:4]
+            described = fields[5] != "internal"
+            table[name] = KafkaBrokerConfig(name, mode, type_, validator, default, described)
     return table
 
 
