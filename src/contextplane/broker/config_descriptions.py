@@ -1,4 +1,5 @@
-"""How DescribeConfigs describes each topic config: its type, the broker settings it
+"""How DescribeConfigs describes each topic config (Kafka 4.4's, from
+`kafka_topic_configs.tsv`, and contextplane's own): its type, the broker settings it
 falls back to (Kafka's synonyms, KIP-226) and a line of documentation.
 
 The synonyms are Kafka's own (LogConfig's server default properties), so tools that show
@@ -87,12 +88,13 @@ def _kafka_described(row: KafkaTopicConfig, doc: str) -> ConfigDescription:
     return _described(ConfigType[row.type], row.synonyms, doc, first not in NO_DEFAULT_SYNONYMS)
 
 
+# contextplane's own topic configs, which Kafka does not have.
 _OWN_DESCRIPTIONS: dict[str, ConfigDescription] = {
     "confluent.key.schema.validation": _described(
         ConfigType.BOOLEAN,
         (),
-        "Each produced record's key must carry the id of a live schema registered under "
-        "the subject its strategy names (a null key passes).",
+        "Each produced record's key must carry the id of a live schema registered under"
+        " the subject its strategy names (a null key passes).",
     ),
     "confluent.key.subject.name.strategy": _described(
         ConfigType.STRING,
@@ -103,8 +105,8 @@ _OWN_DESCRIPTIONS: dict[str, ConfigDescription] = {
     "confluent.value.schema.validation": _described(
         ConfigType.BOOLEAN,
         (),
-        "Each produced record's value must carry the id of a live schema registered under "
-        "the subject its strategy names (a null value, a tombstone, passes).",
+        "Each produced record's value must carry the id of a live schema registered "
+        "under the subject its strategy names (a null value, a tombstone, passes).",
     ),
     "confluent.value.subject.name.strategy": _described(
         ConfigType.STRING,
@@ -115,119 +117,66 @@ _OWN_DESCRIPTIONS: dict[str, ConfigDescription] = {
     "contextplane.schema.validation.dlq.topic": _described(
         ConfigType.STRING,
         (),
-        "A batch schema validation refuses is appended to this topic instead, with headers "
-        "naming its source topic, partition and reason; empty for none.",
+        "A batch schema validation refuses is appended to this topic instead, with "
+        "headers naming its source topic, partition and reason; empty for none.",
     ),
-    "errors.deadletterqueue.group.enable": _described(
-        ConfigType.BOOLEAN,
-        (),
-        "Whether share groups may use this topic as their dead-letter queue topic.",
+}
+# contextplane's line of documentation for the Kafka topic configs it acts on.
+_OWN_DOCS: dict[str, str] = {
+    "errors.deadletterqueue.group.enable": (
+        "Whether share groups may use this topic as their dead-letter queue topic."
     ),
-    "cleanup.policy": _described(
-        ConfigType.LIST,
-        ("log.cleanup.policy",),
-        "delete: old segments are deleted by retention; compact: only the newest record "
-        "of each key is kept; both together apply both.",
+    "cleanup.policy": (
+        "delete: old segments are deleted by retention; compact: only the newest record"
+        " of each key is kept; both together apply both."
     ),
-    "compression.type": _described(
-        ConfigType.STRING,
-        ("compression.type",),
-        "The codec batches are stored with; producer keeps each batch as produced.",
+    "compression.type": (
+        "The codec batches are stored with; producer keeps each batch as produced."
     ),
-    "delete.retention.ms": _described(
-        ConfigType.LONG,
-        ("log.cleaner.delete.retention.ms",),
-        "How long a tombstone of a compacted topic stays readable after cleaning.",
+    "delete.retention.ms": (
+        "How long a tombstone of a compacted topic stays readable after cleaning."
     ),
-    "file.delete.delay.ms": _described(
-        ConfigType.LONG,
-        ("log.segment.delete.delay.ms",),
-        "How long an object no longer referenced is kept before it is deleted.",
+    "file.delete.delay.ms": (
+        "How long an object no longer referenced is kept before it is deleted."
     ),
-    "flush.messages": _described(
-        ConfigType.LONG,
-        ("log.flush.interval.messages",),
-        "Accepted for compatibility: every acknowledged write is already durable.",
+    "flush.messages": ("Accepted for compatibility: every acknowledged write is already durable."),
+    "flush.ms": ("Accepted for compatibility: every acknowledged write is already durable."),
+    "follower.replication.throttled.replicas": (
+        "Stored and described; there are no followers to throttle."
     ),
-    "flush.ms": _described(
-        ConfigType.LONG,
-        ("log.flush.interval.ms",),
-        "Accepted for compatibility: every acknowledged write is already durable.",
-        has_default=False,
+    "leader.replication.throttled.replicas": (
+        "Stored and described; there are no followers to throttle."
     ),
-    "follower.replication.throttled.replicas": _described(
-        ConfigType.LIST, (), "Stored and described; there are no followers to throttle."
+    "max.compaction.lag.ms": ("The longest a record may stay uncompacted."),
+    "max.message.bytes": ("The largest record batch the topic accepts, after compression."),
+    "message.timestamp.after.max.ms": (
+        "How far a record's timestamp may be ahead of the broker's clock."
     ),
-    "leader.replication.throttled.replicas": _described(
-        ConfigType.LIST, (), "Stored and described; there are no followers to throttle."
+    "message.timestamp.before.max.ms": (
+        "How far a record's timestamp may be behind the broker's clock."
     ),
-    "max.compaction.lag.ms": _described(
-        ConfigType.LONG,
-        ("log.cleaner.max.compaction.lag.ms",),
-        "The longest a record may stay uncompacted.",
+    "message.timestamp.type": (
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the append time."
     ),
-    "max.message.bytes": _described(
-        ConfigType.INT,
-        ("message.max.bytes",),
-        "The largest record batch the topic accepts, after compression.",
+    "min.cleanable.dirty.ratio": (
+        "The share of uncleaned bytes above which a compacted partition is cleaned."
     ),
-    "message.timestamp.after.max.ms": _described(
-        ConfigType.LONG,
-        ("log.message.timestamp.after.max.ms",),
-        "How far a record's timestamp may be ahead of the broker's clock.",
+    "min.compaction.lag.ms": ("The least time a record stays uncompacted."),
+    "min.insync.replicas": (
+        "Accepted for compatibility: data is durable in the object store, not in replicas."
     ),
-    "message.timestamp.before.max.ms": _described(
-        ConfigType.LONG,
-        ("log.message.timestamp.before.max.ms",),
-        "How far a record's timestamp may be behind the broker's clock.",
+    "retention.bytes": (
+        "The most bytes a partition retains before its oldest segments are deleted; -1 is no limit."
     ),
-    "message.timestamp.type": _described(
-        ConfigType.STRING,
-        ("log.message.timestamp.type",),
-        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the append time.",
+    "retention.ms": (
+        "How long a record is retained before its segment may be deleted; -1 is forever."
     ),
-    "min.cleanable.dirty.ratio": _described(
-        ConfigType.DOUBLE,
-        ("log.cleaner.min.cleanable.ratio",),
-        "The share of uncleaned bytes above which a compacted partition is cleaned.",
+    "segment.bytes": (
+        "The size at which a segment closes; retention deletes whole closed segments."
     ),
-    "min.compaction.lag.ms": _described(
-        ConfigType.LONG,
-        ("log.cleaner.min.compaction.lag.ms",),
-        "The least time a record stays uncompacted.",
-    ),
-    "min.insync.replicas": _described(
-        ConfigType.INT,
-        ("min.insync.replicas",),
-        "Accepted for compatibility: data is durable in the object store, not in replicas.",
-    ),
-    "retention.bytes": _described(
-        ConfigType.LONG,
-        ("log.retention.bytes",),
-        "The most bytes a partition retains before its oldest segments are deleted; -1 "
-        "is no limit.",
-    ),
-    "retention.ms": _described(
-        ConfigType.LONG,
-        ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
-        "How long a record is retained before its segment may be deleted; -1 is forever.",
-        has_default=False,
-    ),
-    "segment.bytes": _described(
-        ConfigType.INT,
-        ("log.segment.bytes",),
-        "The size at which a segment closes; retention deletes whole closed segments.",
-    ),
-    "segment.ms": _described(
-        ConfigType.LONG,
-        ("log.roll.ms", "log.roll.hours"),
-        "The age at which a segment closes even if not full.",
-        has_default=False,
-    ),
-    "unclean.leader.election.enable": _described(
-        ConfigType.BOOLEAN,
-        ("unclean.leader.election.enable",),
-        "Accepted for compatibility: leadership moves without losing acknowledged data.",
+    "segment.ms": ("The age at which a segment closes even if not full."),
+    "unclean.leader.election.enable": (
+        "Accepted for compatibility: leadership moves without losing acknowledged data."
     ),
 }
 
@@ -238,9 +187,9 @@ TOPIC_CONFIG_DESCRIPTIONS: dict[str, ConfigDescription] = {
     **{
         name: _kafka_described(
             row,
-            _OWN_DESCRIPTIONS[name].doc if name in _OWN_DESCRIPTIONS else NOT_ACTED_ON + row.doc,
+            _OWN_DOCS.get(name, NOT_ACTED_ON + row.doc),
         )
         for name, row in KAFKA_TOPIC_CONFIGS.items()
     },
-    **{n: d for n, d in _OWN_DESCRIPTIONS.items() if n not in KAFKA_TOPIC_CONFIGS},
+    **_OWN_DESCRIPTIONS,
 }
