@@ -59,11 +59,14 @@ class ClassicGroupSaver:
         self._answering: set[asyncio.Task[None]] = set()
         self._failed = RepeatedLog(log, "classic group saves failed", _FAILED_SAVES_LOG_INTERVAL_S)
 
-    async def load(self, skip: set[str]) -> set[str]:
-        """Every stored group not in `skip` into the machine; returns their ids."""
+    async def load(
+        self, skip: set[str], wanted: Callable[[str], bool] = lambda group_id: True
+    ) -> set[str]:
+        """Every stored group `wanted` and not in `skip` into the machine; returns their
+        ids."""
         loaded = set()
         for group_id, value in sorted((await self._store.classic_groups()).items()):
-            if group_id in skip:
+            if group_id in skip or not wanted(group_id):
                 continue
             try:
                 group = loaded_group(group_id, decode_group_metadata_value(value), self._now_ms())
@@ -151,6 +154,14 @@ class ClassicGroupSaver:
             self._pending = taken | self._pending
             self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS
             return False
+
+    def unload(self, group_id: str) -> None:
+        """The group's shard moved away: its parked requests answered NOT_COORDINATOR,
+        out of the machine, and nothing more written for it (its new coordinator owns
+        its row)."""
+        self._machine.unload_group(group_id)
+        self._pending.pop(group_id, None)
+        self._served.discard(group_id)
 
     def remove_group(self, group_id: str) -> None:
         """Out of the machine (deleted, cleaned up, or upgraded to a consumer group); its

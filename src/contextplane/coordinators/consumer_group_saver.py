@@ -47,15 +47,24 @@ class ConsumerGroupSaver:
         self._served: set[str] = set()
         self._failed = RepeatedLog(log, "consumer group saves failed", _FAILED_SAVES_LOG_INTERVAL_S)
 
-    async def load(self) -> set[str]:
-        """Every stored group into the machine; returns their ids."""
+    async def load(self, wanted: Callable[[str], bool] = lambda group_id: True) -> set[str]:
+        """Every stored group `wanted` into the machine; returns their ids."""
         loaded = set()
         for stored in await self._store.consumer_groups():
+            if not wanted(stored.group_id):
+                continue
             group = load_group(stored)
             self._machine.load_group(group)
             self._saved.remember(group)
             loaded.add(group.group_id)
         return loaded
+
+    def unload(self, group_id: str) -> None:
+        """The group's shard moved away: out of the machine, nothing written (its new
+        coordinator owns its rows)."""
+        self._machine.remove_group(group_id)
+        self._served.discard(group_id)
+        self.unsaved.discard(group_id)
 
     def served(self, group_id: str) -> None:
         if self._machine.group(group_id) is not None:

@@ -196,11 +196,28 @@ class MetadataStore(Protocol):
         """Each stream's cleaner progress, as the last swap stored it."""
         ...
 
-    async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None: ...
+    async def commit_offsets(
+        self,
+        group_id: str,
+        rows: list[OffsetRow],
+        now_ms: int,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        """Upsert `rows`; with `fence` (the coordinator shard's stream and leader epoch)
+        only while that epoch is stored, read in the same transaction (else
+        CoordinatorFenced, nothing written)."""
+        ...
+
     async def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]: ...
     async def delete_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]] | None
-    ) -> None: ...
+        self,
+        group_id: str,
+        partitions: list[tuple[str, int]] | None,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        """Delete a group's offsets (all: None), fenced as `commit_offsets`."""
+        ...
+
     async def delete_topic_offsets(self, topic: str) -> None: ...
     async def groups_with_offsets(self) -> list[str]: ...
 

@@ -1,0 +1,97 @@
+"""Loading and unloading a group coordinator's shards (RFC 0004 §3): the part of
+`GroupCoordinator` that follows the `__consumer_offsets` partitions led here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from contextplane.coordinators.classic_stored import ClassicGroupSaver
+from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
+from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
+from contextplane.coordinators.group_shards import GroupShards
+from contextplane.coordinators.group_state import GroupStateMachine
+from contextplane.coordinators.group_state.states import GroupState
+from contextplane.coordinators.group_state.stored import group_metadata
+from contextplane.errors import CoordinatorFenced
+from contextplane.logsafe import escape
+from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import GroupMetadata
+
+log = logging.getLogger(__name__)
+
+
+class ShardLoading:
+    _store: MetadataStore
+    shards: GroupShards
+    shard_loaded: list[Callable[[int], Awaitable[None]]]
+    state: GroupStateMachine
+    classic: ClassicGroupSaver
+    consumer: ConsumerGroupMachine
+    saver: ConsumerGroupSaver
+    _active: bool
+    _wall_ms: Callable[[], int]
+
+    def _refused(self, group_id: str) -> ErrorCode | None:
+        """Why a request for the group is not served here, or None."""
+        if not self._active:
+            return ErrorCode.coordinator_not_available
+        return None if self.shards.serves(group_id) else ErrorCode.not_coordinator
+
+    async def _load(self, shards: set[int]) -> None:
+        """The stored groups of `shards` (all without leases) into the machines."""
+        wanted = self.shards.in_shards(shards)
+        consumer_groups = await self.saver.load(wanted)
+        loaded = consumer_groups | await self.classic.load(consumer_groups, wanted)
+        for group_id in await self._store.groups_with_offsets():
+            if group_id not in loaded and wanted(group_id):
+                self.state.load_empty_group(group_id)
+        self.shards.loaded |= shards
+
+    async def load_shard(self, shard: int) -> None:
+        """This broker now leads `__consumer_offsets` partition `shard`: serve its groups
+        as stored (members rejoin here, as after a Kafka coordinator move). A shard
+        still loaded from an earlier lease (fenced away since) is loaded afresh."""
+        if shard in self.shards.loaded:
+            self.unload_shard(shard)
+        await self._load({shard})
+        log.info("group coordinator: loaded shard %d", shard)
+        for loaded in self.shard_loaded:
+            await loaded(shard)
+
+    def is_loaded(self, shard: int) -> bool:
+        return shard in self.shards.loaded
+
+    async def load_led_shards(self) -> None:
+        """Load every shard led here and not loaded (the offsets topic created anew)."""
+        for shard in sorted(self.shards.led() - self.shards.loaded):
+            await self.load_shard(shard)
+
+    def unload_shard(self, shard: int) -> None:
+        """`shard` is handed over (or fenced): its parked requests answer NOT_COORDINATOR
+        and its groups leave this coordinator without any write."""
+        self.shards.loaded.discard(shard)
+        wanted = self.shards.in_shards({shard})
+        for group_id in [g for g in self.state.groups if wanted(g)]:
+            self.classic.unload(group_id)
+        for group_id in [g for g in self.consumer.groups if wanted(g)]:
+            self.saver.unload(group_id)
+        log.info("group coordinator: unloaded shard %d", shard)
+
+    def _fenced(self, group_id: str, fenced: CoordinatorFenced) -> None:
+        """A write found the shard at another epoch: another broker leads it now."""
+        log.warning("group %s: %s; unloading its shard", escape(group_id), fenced)
+        self.unload_shard(self.shards.shard(group_id))
+        if self.shards.leases is not None:
+            self.shards.leases.release(fenced.stream_id)
+
+    def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
+        """The metadata of every group that has completed a rebalance (Stable, or Empty
+        after one), here or before a restart (a loaded group)."""
+        now = self._wall_ms()
+        return [
+            (group.group_id, group_metadata(group, now))
+            for group in self.state.groups.values()
+            if group.generation_id > 0 and group.is_in(GroupState.STABLE, GroupState.EMPTY)
+        ]
