@@ -14,7 +14,7 @@ from contextplane.broker import authorization as authz
 from contextplane.broker import authorization_txn as authz_txn
 from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
-from contextplane.broker.configs import is_true, retention_configs
+from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.handlers import (
     acls,
@@ -41,7 +41,7 @@ from contextplane.broker.internal_topics import AUDIT_TOPIC, is_internal
 from contextplane.broker.leaders import Leaders
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
-from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter
+from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter, unclean_election
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
@@ -403,7 +403,7 @@ class Broker:
             registry,
             topics.refresh,
             lambda name: name in topics.topics(),
-            lambda name: is_true(topics.configs(name).get("unclean.leader.election.enable")),
+            lambda name: unclean_election(topics, name),
             settings.node_id,
             settings.broker_heartbeat_interval_ms / 1000,
         )
@@ -411,11 +411,7 @@ class Broker:
             self.metadata,
             registry,
             settings.broker_heartbeat_interval_ms / 1000,
-            lambda: frozenset(
-                name
-                for name in topics.topics()
-                if is_true(topics.configs(name).get("unclean.leader.election.enable"))
-            ),
+            lambda: frozenset(name for name in topics.topics() if unclean_election(topics, name)),
         )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)

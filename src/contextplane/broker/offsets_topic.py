@@ -27,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from contextplane.broker.configs import is_true
 from contextplane.broker.internal_topics import InternalTopic, Record, append, ensure
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
@@ -65,6 +66,17 @@ def topic_configs(settings: Settings) -> dict[str, str]:
         "retention.bytes": "-1",
         "segment.bytes": str(SEGMENT_BYTES),
     }
+
+
+def unclean_election(topics: TopicManager, name: str) -> bool:
+    """May a dead broker's partition of `name` holding records in no object be taken
+    over, those records given up (RFC 0004 §5)? The topic's
+    `unclean.leader.election.enable`; always for `__consumer_offsets`, a copy of what
+    the metadata store holds that the new leader's snapshot at shard load repairs, so a
+    group coordinator never waits for a dead broker's disk."""
+    if name == OFFSETS_TOPIC:
+        return True
+    return is_true(topics.configs(name).get("unclean.leader.election.enable"))
 
 
 def legacy_topic_configs(settings: Settings) -> dict[str, str]:
