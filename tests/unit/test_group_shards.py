@@ -3,8 +3,8 @@ on one metadata store, each with its group coordinator following the `__consumer
 partitions it leads. A group is served only by its shard's leader (NOT_COORDINATOR
 elsewhere); a planned move of the shard unloads it (a parked JoinGroup answered
 NOT_COORDINATOR) and loads it on the target with every committed offset; a coordinator
-whose shard was claimed at a newer epoch behind its back commits and deletes nothing,
-answers NOT_COORDINATOR and lets the partition go."""
+whose shard was claimed at a newer epoch behind its back commits, deletes and saves
+group state for nothing, answers NOT_COORDINATOR and lets the partition go."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.errors import CoordinatorFenced
-from contextplane.metadata.records import BrokerEndpoint, OffsetRow
+from contextplane.metadata.records import BrokerEndpoint, ConsumerGroupWrite, OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from contextplane.settings import Settings
@@ -128,8 +128,15 @@ def test_groups_follow_their_shard_and_a_fenced_coordinator_commits_nothing(
             await one.reconciler.reconcile()
             assert shard in one.groups.shards.loaded
             assert await one.committed(theirs) == (ErrorCode.none, 20)
+            fence = (row.stream_id, epoch)
             with pytest.raises(CoordinatorFenced):
-                await two.metadata.delete_offsets(theirs, None, (row.stream_id, epoch))
+                await two.metadata.delete_offsets(theirs, None, fence)
+            # Group state writes too, in their own transactions (nothing written).
+            with pytest.raises(CoordinatorFenced):
+                await two.metadata.save_classic_groups({theirs: b"stale"}, {fence})
+            with pytest.raises(CoordinatorFenced):
+                await two.metadata.save_consumer_groups([ConsumerGroupWrite(theirs, None)], {fence})
+            assert theirs not in await one.metadata.classic_groups()
             assert await two.commit(theirs, 21) == [ErrorCode.not_coordinator]
             assert (OFFSETS_TOPIC, shard) not in two.engine.partitions  # released
             assert shard not in two.groups.shards.loaded

@@ -25,8 +25,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from contextplane.coordinators.group_shards import GroupShards
 from contextplane.coordinators.group_state import GroupStateMachine
 from contextplane.coordinators.group_state.stored import loaded_group
+from contextplane.errors import CoordinatorFenced
 from contextplane.logsafe import escape
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.offsets_records import (
@@ -50,6 +52,7 @@ class ClassicGroupSaver:
         self._store = store
         self._machine = machine
         self._now_ms = now_ms
+        self.shards = GroupShards()  # the coordinator's, fencing each write
         # Group id -> the value to write (None: delete the row), in the order stored.
         self._pending: dict[str, bytes | None] = {}
         self._lock = asyncio.Lock()
@@ -117,14 +120,18 @@ class ClassicGroupSaver:
             return True
         async with self._lock:
             writes, self._pending = self._pending, {}
+            served, fences = self.shards.fences(writes)
+            writes = {group_id: writes[group_id] for group_id in served}
             if not writes:
                 return self._retry_at_ms is None
             try:
-                await self._store.save_classic_groups(writes)
+                await self._store.save_classic_groups(writes, fences)
             except BaseException as exc:
                 # Kept for the next try (a cancelled stop's too); values stored meanwhile
                 # are newer than these.
                 self._pending = writes | self._pending
+                if isinstance(exc, CoordinatorFenced):
+                    self.shards.on_fenced(exc.stream_id)  # unloads: its writes dropped
                 if not isinstance(exc, Exception):
                     raise
                 self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS

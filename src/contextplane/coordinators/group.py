@@ -106,6 +106,8 @@ class GroupCoordinator(ShardLoading):
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
+        self.classic.shards = self.saver.shards = self.shards
+        self.shards.on_fenced = self._fenced_stream
         self.conversion = GroupConversion(
             self.state, self.consumer, self.classic, self.saver, self._now_ms
         )

@@ -86,6 +86,18 @@ class ShardLoading:
         if self.shards.leases is not None:
             self.shards.leases.release(fenced.stream_id)
 
+    def _fenced_stream(self, stream_id: int) -> None:
+        """A group state write found the shard of `stream_id` at another epoch."""
+        leases = self.shards.leases
+        if leases is None:
+            return
+        for shard in sorted(self.shards.loaded):
+            lease = leases.lease(shard)
+            if lease is not None and lease[0] == stream_id:
+                log.warning("shard %d: a group state write was fenced; unloading it", shard)
+                self.unload_shard(shard)
+        leases.release(stream_id)
+
     def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
         """The metadata of every group that has completed a rebalance (Stable, or Empty
         after one), here or before a restart (a loaded group)."""

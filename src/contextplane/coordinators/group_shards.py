@@ -15,7 +15,7 @@ nothing is fenced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from contextplane.protocol.offsets_records import partition_for
@@ -40,6 +40,8 @@ class GroupShards:
     def __init__(self, leases: ShardLeases | None = None) -> None:
         self.leases = leases
         self.loaded: set[int] = set()
+        # Called with the stream of a shard a group state write found fenced.
+        self.on_fenced: Callable[[int], None] = lambda stream_id: None
 
     def shard(self, group_id: str) -> int:
         count = self.leases.count() if self.leases is not None else 0
@@ -67,6 +69,21 @@ class GroupShards:
         if lease is None:
             raise NotServed(shard)
         return lease
+
+    def fences(self, group_ids: Iterable[str]) -> tuple[list[str], set[tuple[int, int]]]:
+        """(the groups of `group_ids` served here, the fences of their shards): a
+        group state write covers only those, each checked in its transaction."""
+        served: list[str] = []
+        fences: set[tuple[int, int]] = set()
+        for group_id in group_ids:
+            try:
+                fence = self.fence(group_id)
+            except NotServed:
+                continue  # moved: its new coordinator owns its rows
+            served.append(group_id)
+            if fence is not None:
+                fences.add(fence)
+        return served, fences
 
     def serves(self, group_id: str) -> bool:
         try:

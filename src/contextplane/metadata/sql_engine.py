@@ -461,6 +461,10 @@ class SqlEngine(
         if fence is not None and self.leader_epoch(fence[0]) != fence[1]:
             raise CoordinatorFenced(fence[0])
 
+    def check_shards(self, fences: Iterable[tuple[int, int]]) -> None:
+        for fence in sorted(fences):  # one lock order for every writer
+            self._check_shard(fence)
+
     @write
     def commit_offsets(
         self,

@@ -12,6 +12,7 @@ engine.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.errors import DependencyUnavailable
@@ -226,8 +227,12 @@ class MetadataStore(Protocol):
         """Group id -> its GroupMetadataValue."""
         ...
 
-    async def save_classic_groups(self, writes: dict[str, bytes | None]) -> None:
-        """Every write in one transaction (None: the group is deleted)."""
+    async def save_classic_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction (None: the group is deleted), once each
+        coordinator shard (stream, epoch) of `fences` is still at its epoch (else
+        CoordinatorFenced, nothing written)."""
         ...
 
     # -- share groups' membership (loaded at start, each change saved before it is told)
@@ -241,15 +246,21 @@ class MetadataStore(Protocol):
 
     # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
     async def consumer_groups(self) -> list[StoredConsumerGroup]: ...
-    async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
-        """Every write in one transaction."""
+    async def save_consumer_groups(
+        self, writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction, fenced as `save_classic_groups`."""
         ...
 
     async def convert_groups(
-        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+        self,
+        writes: list[ConsumerGroupWrite],
+        classic: dict[str, bytes | None],
+        fences: Collection[tuple[int, int]] = (),
     ) -> None:
         """Consumer group writes and classic group rows (None: deleted) in one
-        transaction: a group converted between the protocols."""
+        transaction: a group converted between the protocols; fenced as
+        `save_classic_groups`."""
         ...
 
     async def group_configs(self) -> dict[str, dict[str, str]]:
