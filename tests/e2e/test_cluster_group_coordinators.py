@@ -145,11 +145,14 @@ def test_the_coordinators_broker_killed_the_group_moves_with_every_committed_off
         epoch = stored(url, OFFSETS_TOPIC)[shard]["epoch"]
 
         one.kill9()
+        killed = time.monotonic()
         wait_until(
             lambda: stored(url, OFFSETS_TOPIC)[shard]["leader"] == 2, 30, "broker 2 takes it"
         )
+        claimed_s = time.monotonic() - killed
         assert stored(url, OFFSETS_TOPIC)[shard]["epoch"] > epoch
         wait_until(lambda: coordinator_of(two.bootstrap, group) == (0, 2), 15, "found on 2")
+        found_s = time.monotonic() - killed
         # Nothing committed before the kill is lost: broker 2 reads the same offsets.
         reader = Consumer({"bootstrap.servers": two.bootstrap, "group.id": group})
         try:
@@ -159,7 +162,9 @@ def test_the_coordinators_broker_killed_the_group_moves_with_every_committed_off
         assert after == before
         member.consume(PER_PARTITION * PARTITIONS)  # goes on (duplicates allowed)
         member.check_continued()
-        print(f"coordinator kill -9: {member.failed_commits} commits failed during the move")
+        print(f"coordinator kill -9: shard claimed {claimed_s:.2f} s, FindCoordinator answers"
+              f" it {found_s:.2f} s after the kill (session 1,500 ms, the controller killed"
+              f" too); {member.failed_commits} commits failed during the move")  # fmt: skip
     finally:
         if member is not None:
             member.consumer.close()
