@@ -149,6 +149,7 @@ class OffsetsTopicWriter:
         self._coordinator = coordinator
         coordinator.offsets.journal = self
         coordinator.shard_loaded.append(self._shard_loaded)
+        self._topics.on_deleted.append(self._topic_deleted)
         await self.snapshot()
         self._task = asyncio.create_task(self._run(), name="offsets-topic-snapshots")
 
@@ -199,6 +200,13 @@ class OffsetsTopicWriter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(delay_s, 0.0)):
                     await self._wake.wait()
+
+    async def _topic_deleted(self, name: str) -> None:
+        """DeleteTopics took the topic (its groups' shards with it): create it again now,
+        so its partitions, the coordinator's shards, are led here again."""
+        if name == OFFSETS_TOPIC:
+            self._repair_at_ms = self._wall_ms()
+            self._wake.set()
 
     async def _shard_loaded(self, shard: int) -> None:
         """A shard moved here: append its snapshot (what its last leader may not have)."""
