@@ -31,6 +31,7 @@ from contextplane.coordinators.group_state.stored import loaded_group
 from contextplane.errors import CoordinatorFenced
 from contextplane.logsafe import escape
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import (
     GroupMetadata,
     decode_group_metadata_value,
@@ -166,7 +167,8 @@ class ClassicGroupSaver:
         """The group's shard moved away: its parked requests answered NOT_COORDINATOR,
         out of the machine, and nothing more written for it (its new coordinator owns
         its row)."""
-        self._machine.unload_group(group_id)
+        self._machine.answer_parked(group_id, ErrorCode.not_coordinator)
+        self._machine.remove_group(group_id)
         self._pending.pop(group_id, None)
         self._served.discard(group_id)
 

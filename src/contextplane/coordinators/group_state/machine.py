@@ -174,17 +174,6 @@ class GroupStateMachine:
         core.cancel(sync_key(group_id))
         group.transition(GroupEvent.UNLOAD, core.now_ms())
 
-    def unload_group(self, group_id: str, code: ErrorCode = ErrorCode.not_coordinator) -> None:
-        """One group moved to another coordinator: its parked requests answered with
-        `code`, its timers dropped."""
-        group = self._core.groups.get(group_id)
-        if group is None:
-            return
-        for member in group.members.values():
-            complete_join(member, join_error(member.member_id, code))
-            complete_sync(member, sync_error(code))
-        self.remove_group(group_id)
-
     def shutdown(self, code: ErrorCode = ErrorCode.not_coordinator) -> None:
         """Unload every group: answer parked requests with `code`, drop all timers."""
         core = self._core
