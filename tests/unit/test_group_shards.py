@@ -4,7 +4,8 @@ partitions it leads. A group is served only by its shard's leader (NOT_COORDINAT
 elsewhere); a planned move of the shard unloads it (a parked JoinGroup answered
 NOT_COORDINATOR) and loads it on the target with every committed offset; a coordinator
 whose shard was claimed at a newer epoch behind its back commits, deletes and saves
-group state for nothing, answers NOT_COORDINATOR and lets the partition go."""
+group state for nothing, answers NOT_COORDINATOR and lets the partition go; a shard
+opened outside the reconciler's pass is loaded by the first request for it."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from contextplane.settings import Settings
 from contextplane.storage.memory_objects import ObjectBucket
 from tests.groups.test_group_coordinator import join_request
 from tests.support.metadata import open_store
+from tests.support.wait import wait_until_async
 from tests.unit.test_reconciler import Node
 
 SHARDS = 4
@@ -146,6 +148,26 @@ def test_groups_follow_their_shard_and_a_fenced_coordinator_commits_nothing(
             with pytest.raises(CoordinatorFenced):
                 await two.metadata.commit_offsets(theirs, rows, 0, (row.stream_id, epoch))
             assert await one.committed(theirs) == (ErrorCode.none, 22)
+
+            # A shard's partition opened here outside the reconciler's pass (as a
+            # recovery from a dead broker's object WAL serves it later): the first
+            # request loads it, answered COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+            shard = partition_for(mine, SHARDS)
+            await Controller(one.metadata, one.registry, 0.05).move({stored[shard].stream_id: 1})
+            await two.reconciler.reconcile()  # hands it over
+            rows = await one.metadata.partitions(OFFSETS_TOPIC)
+            await one.engine.assign([r for r in rows if r.partition == shard])
+            assert shard not in one.groups.shards.loaded
+            assert await one.commit(mine, 13) == [ErrorCode.coordinator_load_in_progress]
+            await wait_until_async(lambda: shard in one.groups.shards.loaded, 10, "loaded")
+            assert await one.committed(mine) == (ErrorCode.none, 12)
+            assert await one.commit(mine, 13) == [ErrorCode.none]
+            await one.reconciler.reconcile()  # finds it loaded: no second load
+            assert await one.committed(mine) == (ErrorCode.none, 13)
+            # The handover recorded the epoch it unloaded the shard at (a request during
+            # the handover does not load it again) and node 2 serves it no more.
+            assert two.groups.shards.unloaded_at[shard] == stored[shard].leader_epoch + 1
+            assert await two.commit(mine, 14) == [ErrorCode.not_coordinator]
         finally:
             await two.stop()
             await one.stop()

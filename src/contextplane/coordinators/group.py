@@ -96,6 +96,7 @@ class GroupCoordinator(ShardLoading):
         self.shards = GroupShards(leases)
         # Called with each shard loaded (the offsets topic's writer repairs its copy).
         self.shard_loaded: list[Callable[[int], Awaitable[None]]] = []
+        self._loading: dict[int, asyncio.Future[None]] = {}  # shards being loaded
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms
         self._wall_ms = clock.wall_ms

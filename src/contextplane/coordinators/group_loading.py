@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -18,6 +19,7 @@ from contextplane.logsafe import escape
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import GroupMetadata
+from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,28 @@ class ShardLoading:
     consumer: ConsumerGroupMachine
     saver: ConsumerGroupSaver
     _active: bool
+    _loading: dict[int, asyncio.Future[None]]
     _wall_ms: Callable[[], int]
 
     def _refused(self, group_id: str) -> ErrorCode | None:
-        """Why a request for the group is not served here, or None."""
+        """Why a request for the group is not served here, or None. A shard led here at
+        an epoch it was never loaded or unloaded at (its partition recovered from a dead
+        broker's WAL after the reconciler's pass, say) is loaded now, answered
+        COORDINATOR_LOAD_IN_PROGRESS meanwhile, as Kafka answers while it loads one."""
         if not self._active:
             return ErrorCode.coordinator_not_available
-        return None if self.shards.serves(group_id) else ErrorCode.not_coordinator
+        if self.shards.serves(group_id):
+            return None
+        shard = self.shards.shard(group_id)
+        if self.shards.loadable(shard):
+            if shard not in self._loading:
+                self._start_loading(shard).add_done_callback(_log_failed_load)
+            return ErrorCode.coordinator_load_in_progress
+        return ErrorCode.not_coordinator
+
+    def _start_loading(self, shard: int) -> asyncio.Future[None]:
+        task = self._loading[shard] = asyncio.ensure_future(self._load_afresh(shard))
+        return task
 
     async def _load(self, shards: set[int]) -> None:
         """The stored groups of `shards` (all without leases) into the machines."""
@@ -53,12 +70,20 @@ class ShardLoading:
         """This broker now leads `__consumer_offsets` partition `shard`: serve its groups
         as stored (members rejoin here, as after a Kafka coordinator move). A shard
         still loaded from an earlier lease (fenced away since) is loaded afresh."""
-        if shard in self.shards.loaded:
-            self.unload_shard(shard)
-        await self._load({shard})
-        log.info("group coordinator: loaded shard %d", shard)
-        for loaded in self.shard_loaded:
-            await loaded(shard)
+        # One load at a time (a request's and the reconciler's).
+        await asyncio.shield(self._loading.get(shard) or self._start_loading(shard))
+
+    async def _load_afresh(self, shard: int) -> None:
+        try:
+            if shard in self.shards.loaded:
+                self.unload_shard(shard)
+            self.shards.unloaded_at.pop(shard, None)
+            await self._load({shard})
+            log.info("group coordinator: loaded shard %d", shard)
+            for loaded in self.shard_loaded:
+                await loaded(shard)
+        finally:
+            self._loading.pop(shard, None)
 
     def is_loaded(self, shard: int) -> bool:
         return shard in self.shards.loaded
@@ -72,6 +97,9 @@ class ShardLoading:
         """`shard` is handed over (or fenced): its parked requests answer NOT_COORDINATOR
         and its groups leave this coordinator without any write."""
         self.shards.loaded.discard(shard)
+        lease = self.shards.leases.lease(shard) if self.shards.leases is not None else None
+        if lease is not None:
+            self.shards.unloaded_at[shard] = lease[1]  # not loaded again at this epoch
         wanted = self.shards.in_shards({shard})
         for group_id in [g for g in self.state.groups if wanted(g)]:
             self.classic.unload(group_id)
@@ -107,3 +135,9 @@ class ShardLoading:
             for group in self.state.groups.values()
             if group.generation_id > 0 and group.is_in(GroupState.STABLE, GroupState.EMPTY)
         ]
+
+
+def _log_failed_load(task: asyncio.Future[None]) -> None:
+    """A load a request started failed: logged, and the next request tries again."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log_round_failure(log, "loading a group coordinator shard", exc)

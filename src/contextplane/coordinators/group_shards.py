@@ -40,6 +40,9 @@ class GroupShards:
     def __init__(self, leases: ShardLeases | None = None) -> None:
         self.leases = leases
         self.loaded: set[int] = set()
+        # Shard -> the leader epoch it was unloaded at while still led here (a handover
+        # under way): not loaded again at that epoch.
+        self.unloaded_at: dict[int, int] = {}
         # Called with the stream of a shard a group state write found fenced.
         self.on_fenced: Callable[[int], None] = lambda stream_id: None
 
@@ -84,6 +87,13 @@ class GroupShards:
             if fence is not None:
                 fences.add(fence)
         return served, fences
+
+    def loadable(self, shard: int) -> bool:
+        """Led here, not loaded, and not unloaded at its current epoch."""
+        if self.leases is None or shard < 0 or shard in self.loaded:
+            return False
+        lease = self.leases.lease(shard)
+        return lease is not None and self.unloaded_at.get(shard) != lease[1]
 
     def serves(self, group_id: str) -> bool:
         try:
