@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -51,7 +52,7 @@ from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
 from contextplane.coordinators.group_configs import GroupConfigs
 from contextplane.coordinators.group_conversion import GroupConversion
 from contextplane.coordinators.group_loading import ShardLoading
-from contextplane.coordinators.group_shards import GroupShards, NotServed, ShardLeases
+from contextplane.coordinators.group_shards import GroupShards, ShardLeases
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,
@@ -64,7 +65,7 @@ from contextplane.coordinators.group_state import (
 from contextplane.coordinators.group_state.stored import group_metadata
 from contextplane.coordinators.group_state.views import describe_group_error
 from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal
-from contextplane.errors import CoordinatorFenced, KafkaError
+from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
@@ -387,13 +388,10 @@ class GroupCoordinator(ShardLoading):
         self._kick()
         if error is not None:
             return [error] * len(entries)
-        try:
-            return await self.offsets.commit(group_id, entries, self.shards.fence(group_id))
-        except CoordinatorFenced as fenced:
-            self._fenced(group_id, fenced)
-        except NotServed:  # unloaded while the commit waited for the store
-            pass
-        return [ErrorCode.not_coordinator] * len(entries)
+        ok, codes = await self._fenced_write(
+            group_id, lambda fence: self.offsets.commit(group_id, entries, fence)
+        )
+        return codes if ok and codes is not None else [ErrorCode.not_coordinator] * len(entries)
 
     def _validate_commit(
         self,
@@ -475,14 +473,12 @@ class GroupCoordinator(ShardLoading):
                 return topic in consumer_topics
             return self.state.is_subscribed_to_topic(group_id, topic)
 
-        try:
-            fence = self.shards.fence(group_id)
-            return ErrorCode.none, await self.offsets.delete(group_id, topics, subscribed, fence)
-        except CoordinatorFenced as fenced:
-            self._fenced(group_id, fenced)
-        except NotServed:
-            pass
-        return ErrorCode.not_coordinator, []
+        ok, deleted = await self._fenced_write(
+            group_id, lambda fence: self.offsets.delete(group_id, topics, subscribed, fence)
+        )
+        if not ok or deleted is None:
+            return ErrorCode.not_coordinator, []
+        return ErrorCode.none, deleted
 
     # -- groups -------------------------------------------------------------------------
 
@@ -531,8 +527,12 @@ class GroupCoordinator(ShardLoading):
                     self._forget_consumer_group(group_id)
                     await self.saver.save([group_id])
                     await self.classic.flush()
-                    await self._store.delete_offsets(group_id, None, self.shards.fence(group_id))
-                    self.offsets.journal.group_deleted(group_id, list(committed))
+                    delete = functools.partial(self._store.delete_offsets, group_id, None)
+                    ok, _ = await self._fenced_write(group_id, delete)
+                    if not ok:  # the shard moved meanwhile: its new coordinator has it
+                        code = ErrorCode.not_coordinator
+                    else:
+                        self.offsets.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results

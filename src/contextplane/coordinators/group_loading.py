@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from contextplane.coordinators.classic_stored import ClassicGroupSaver
 from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
 from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
-from contextplane.coordinators.group_shards import GroupShards
+from contextplane.coordinators.group_shards import GroupShards, NotServed
 from contextplane.coordinators.group_state import GroupStateMachine
 from contextplane.coordinators.group_state.states import GroupState
 from contextplane.coordinators.group_state.stored import group_metadata
@@ -22,6 +23,7 @@ from contextplane.protocol.offsets_records import GroupMetadata
 from contextplane.tasks import log_round_failure
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class ShardLoading:
@@ -113,6 +115,20 @@ class ShardLoading:
         self.unload_shard(self.shards.shard(group_id))
         if self.shards.leases is not None:
             self.shards.leases.release(fenced.stream_id)
+
+    async def _fenced_write(
+        self, group_id: str, write: Callable[[tuple[int, int] | None], Awaitable[_T]]
+    ) -> tuple[bool, _T | None]:
+        """(True, what `write` returned), given the group's shard fence; (False, None) when
+        the shard is not served here any more (unloaded while the request waited) or the
+        write found it fenced (then unloaded and released)."""
+        try:
+            return True, await write(self.shards.fence(group_id))
+        except CoordinatorFenced as fenced:
+            self._fenced(group_id, fenced)
+        except NotServed:
+            pass
+        return False, None
 
     def _fenced_stream(self, stream_id: int) -> None:
         """A group state write found the shard of `stream_id` at another epoch."""
