@@ -70,8 +70,10 @@ class ShardLoading:
 
     async def load_shard(self, shard: int) -> None:
         """This broker now leads `__consumer_offsets` partition `shard`: serve its groups
-        as stored (members rejoin here, as after a Kafka coordinator move). A shard
-        still loaded from an earlier lease (fenced away since) is loaded afresh."""
+        as stored (a classic group Stable at its stored generation, a consumer group
+        whole; members with nothing stored rejoin, as after a Kafka coordinator move).
+        A shard still loaded from an earlier lease (fenced away since) is loaded
+        afresh."""
         # One load at a time (a request's and the reconciler's).
         await asyncio.shield(self._loading.get(shard) or self._start_loading(shard))
 
