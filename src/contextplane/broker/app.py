@@ -14,7 +14,7 @@ from contextplane.broker import authorization as authz
 from contextplane.broker import authorization_txn as authz_txn
 from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.authorization import NeedsOf, Refusal
-from contextplane.broker.configs import is_true, retention_configs
+from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
 from contextplane.broker.handlers import (
@@ -42,7 +42,7 @@ from contextplane.broker.internal_topics import AUDIT_TOPIC, is_internal
 from contextplane.broker.leaders import Leaders
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
-from contextplane.broker.offsets_topic import OffsetsTopicWriter
+from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter, unclean_election
 from contextplane.broker.pipeline import Handler, Pipeline, Route
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
@@ -65,6 +65,7 @@ from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.sql_assignment import TargetOf
 from contextplane.metadata.store import MetadataStore, open_metadata_store
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
@@ -345,10 +346,11 @@ class Broker:
 
     def _placement(self, topic: str) -> TargetOf:
         """Where a new topic's partitions go (RFC 0004 §2): over the live brokers, by
-        `assignment_plan`; an internal topic stays on this broker, whose coordinators
-        write it (coordinators across brokers are a later slice)."""
+        `assignment_plan`, `__consumer_offsets` too (its leaders are the group
+        coordinators, §3); the other internal topics stay on this broker, which writes
+        them."""
         node_id = self.settings.node_id
-        if is_internal(topic) or self.registry is None:
+        if (is_internal(topic) and topic != OFFSETS_TOPIC) or self.registry is None:
             return lambda stream_id: node_id
         candidates = [
             Candidate(b.node_id, b.rack)
@@ -405,7 +407,7 @@ class Broker:
             registry,
             broker_configs.after(topics.refresh),
             lambda name: name in topics.topics(),
-            lambda name: is_true(topics.configs(name).get("unclean.leader.election.enable")),
+            lambda name: unclean_election(topics, name),
             settings.node_id,
             settings.broker_heartbeat_interval_ms / 1000,
         )
@@ -413,11 +415,7 @@ class Broker:
             self.metadata,
             registry,
             settings.broker_heartbeat_interval_ms / 1000,
-            lambda: frozenset(
-                name
-                for name in topics.topics()
-                if is_true(topics.configs(name).get("unclean.leader.election.enable"))
-            ),
+            lambda: frozenset(name for name in topics.topics() if unclean_election(topics, name)),
         )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
@@ -432,8 +430,10 @@ class Broker:
             self.clock,
             consumer_config=consumer_group_config(settings),
             settings=settings,
+            leases=OffsetsShards(storage, topics),
         )
         await groups.start()
+        self.reconciler.coordinator = groups
         await offsets_topic.start(groups)
         topics.on_deleted.append(groups.offsets.on_topic_deleted)
         self.shares = shares = ShareCoordinator(
