@@ -221,18 +221,18 @@ class ShareCoordinator:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
-        response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
+        response, _left = self.groups.heartbeat(
+            request, partition_counts, topics_version, existing
+        )
         if self.groups.group(request.group_id) is not None:
             self._served.add(request.group_id)
         self.kick()
         self._take_group_changes()
         saved = await self.save_groups()
-        # A leaving member's session closes (its records offered to others) only once the
-        # leave is stored: librdkafka 2.16 sends its final ShareAcknowledge beside the
-        # leave, on another connection, and it then finds the session. (Kafka 4.4 never
-        # closes a session at a leave, only at epoch -1, a disconnect or eviction.)
-        for member_id in left:
-            self._member_gone(request.group_id, member_id)
+        # A leave leaves the member's share session and the records it holds alone, as
+        # Kafka 4.4 does: they go back when the session closes (epoch -1, its connection
+        # dropped) or their locks expire. librdkafka 2.16 sends its last ShareAcknowledge
+        # beside the leave, on another connection: it must still find the session.
         if not saved:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         return response
