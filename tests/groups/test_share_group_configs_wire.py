@@ -27,6 +27,7 @@ from tests.groups.test_share_group_wire import (
     _beat,
     _fetch,
     _one,
+    _produce,
     _topic_ids,
 )
 from tests.support.wait import wait_until
@@ -208,7 +209,10 @@ def _members(wire: Wire, group: str) -> int:
     return len(described.groups[0].members)
 
 
-def test_heartbeat_interval_and_session_timeout_are_the_groups(wire: Wire) -> None:
+def test_heartbeat_interval_and_session_timeout_are_the_groups(
+    broker: Broker, wire: Wire
+) -> None:
+    timed = _topic_ids(wire)["timed"]
     assert _alter(
         wire,
         "timed",
@@ -218,8 +222,17 @@ def test_heartbeat_interval_and_session_timeout_are_the_groups(wire: Wire) -> No
     joined = _beat(wire, "timed", "quiet", 0, ["timed"])
     assert joined.error_code == ErrorCode.none
     assert joined.heartbeat_interval.total_seconds() == 0.5
+    assert _fetch(wire, "timed", "quiet", 0, _one(timed)).error_code == ErrorCode.none
+    _produce(broker, "timed", 1)
+    assert _acquired(_fetch(wire, "timed", "quiet", 1, [], wait_ms=5_000)) == [(0, 0, 1)]
     # It never heartbeats again: the group's 2 s session (the broker's is 10 min) ends it.
     wait_until(lambda: _members(wire, "timed") == 0, 60, "the quiet member expired", poll_s=0.2)
+    # As in Kafka 4.4, the expiry leaves its share session and its record (locked for the
+    # broker's hour) alone; the session's close gives the record to another member.
+    assert _beat(wire, "timed", "keen", 0, ["timed"]).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "timed", "keen", 0, _one(timed))) == []
+    assert _ack(wire, "timed", "quiet", -1, []).error_code == ErrorCode.none
+    assert _acquired(_fetch(wire, "timed", "keen", 1, [], wait_ms=5_000)) == [(0, 0, 2)]
     # The broker's own interval for a group without configs.
     other = _beat(wire, "untimed", "m", 0, ["timed"])
     assert other.heartbeat_interval.total_seconds() == 5

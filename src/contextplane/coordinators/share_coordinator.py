@@ -7,8 +7,10 @@ at start (members' sessions timed from the load, so they heartbeat on without
 rejoining); a membership change is saved before the heartbeat that made it is answered
 (a timer's expiry by the timer task), a share partition's before the ShareFetch /
 ShareAcknowledge that made it. A
-timer task expires members' sessions and records' locks; a member that leaves or expires
-gives back what it held.
+timer task expires members' sessions and records' locks. As in Kafka 4.4, membership and
+share sessions are apart: a member that leaves or expires keeps its share session and
+the records it acquired, which go back when the session closes (epoch -1, its connection
+dropped) or their locks expire.
 
 Every method runs on the event loop thread and changes state without awaiting in the
 middle, so nothing needs a lock; only saves await.
@@ -188,9 +190,8 @@ class ShareCoordinator:
         while True:
             try:
                 existing = self._existing_topics() if self._existing_topics else None
-                expired = self.groups.expire_sessions(self._partition_counts, existing)
-                for group_id, member_id in expired:
-                    self._member_gone(group_id, member_id)
+                # An expired member's share session and records stay, as at a leave.
+                self.groups.expire_sessions(self._partition_counts, existing)
                 self._take_group_changes(timer=True)
                 await self.save_groups()
                 now = self.now_ms()
@@ -275,11 +276,6 @@ class ShareCoordinator:
             # Unsaved no more only if nothing changed it while the write awaited.
             self._unsaved_groups = {g for g in self._unsaved_groups if not self._stored(g)}
             return True
-
-    def _member_gone(self, group_id: str, member_id: str) -> None:
-        """A member left or expired: what it held is offered to the others now."""
-        self.sessions.close_member(group_id, member_id)
-        self.release(group_id, member_id)
 
     def connection_lost(self, key: tuple[str, str], owner: object) -> None:
         """The connection that opened a share session is gone: the session closes and
