@@ -43,30 +43,42 @@ def _produce(bootstrap: str, count: int) -> None:
     assert producer.flush(10) == 0
 
 
-def _join(wire: Wire, member: str) -> int:
+def _holds_it(beat: Any) -> bool:
+    if beat.assignment is None:
+        return False
+    return [p for t in beat.assignment.topic_partitions for p in t.partitions] == [0]
+
+
+def _join(wire: Wire, member: str, epochs: dict[str, int], holding: set[str]) -> None:
     for _ in range(_TRIES):
         wire.call(FIND_COORDINATOR, 6, key_type=0, coordinator_keys=[GROUP])
         joined = _beat(wire, GROUP, member, 0, [TOPIC])
         if joined.error_code == ErrorCode.none:
-            return int(joined.member_epoch)
+            epochs[member] = joined.member_epoch
+            if _holds_it(joined):
+                holding.add(member)
+            return
         time.sleep(0.5)
     raise AssertionError(f"{member} could not join: {joined}")
 
 
-def _assigned(wire: Wire, epochs: dict[str, int]) -> None:
-    """Heartbeat both members until each holds partition 0."""
+def _assigned(wire: Wire) -> None:
+    """Both members joined and heartbeating until each holds partition 0 (an assignment
+    is sent when it changes, so a member that got it stays holding it)."""
+    epochs: dict[str, int] = {}
     holding: set[str] = set()
+    for member in ("a", "b"):
+        _join(wire, member, epochs, holding)
     for _ in range(_TRIES):
+        if holding == set(epochs):
+            return
+        time.sleep(0.5)
         for member, epoch in epochs.items():
             beat = _beat(wire, GROUP, member, epoch)
             assert beat.error_code == ErrorCode.none, beat
             epochs[member] = beat.member_epoch
-            if beat.assignment is not None:
-                if [p for t in beat.assignment.topic_partitions for p in t.partitions] == [0]:
-                    holding.add(member)
-        if holding == set(epochs):
-            return
-        time.sleep(0.5)
+            if _holds_it(beat):
+                holding.add(member)
     raise AssertionError(f"not assigned: {epochs} {holding}")
 
 
@@ -81,7 +93,7 @@ def _conversation(port: int, bootstrap: str) -> list[Any]:
         )
         assert created.topics[0].error_code == ErrorCode.none
         topic = _topic_ids(wire)[TOPIC]
-        _assigned(wire, {member: _join(wire, member) for member in ("a", "b")})
+        _assigned(wire)
         epochs = {"a": 0, "b": 0}
         for member, connection in (("a", other), ("b", wire)):
             opened = _fetch(connection, GROUP, member, 0, _one(topic))
@@ -110,9 +122,12 @@ def _conversation(port: int, bootstrap: str) -> list[Any]:
         for _ in range(3):
             released += _acquired(_fetch(wire, GROUP, "b", epochs["b"], [], 5_000))
             epochs["b"] += 1
-            if len(released) >= 2:
+            if sum(last - first + 1 for first, last, _ in released) >= 2:
                 break
-        seen.append(("b gets them", sorted(released)))
+        # Per offset: Kafka 4.4 answers a range per batch, (1, 1, 2) and (2, 2, 2), where
+        # contextplane joins adjacent ranges of one delivery count, (1, 2, 2).
+        per_offset = sorted((o, n) for first, last, n in released for o in range(first, last + 1))
+        seen.append(("b gets them", per_offset))
         described = wire.call(SHARE_DESCRIBE, 1, group_ids=[GROUP], include_authorized_operations=False)
         seen.append(("members", [m.member_id for m in described.groups[0].members]))
     return seen
@@ -127,7 +142,7 @@ EXPECTED = [
     ("a accepts 0", ErrorCode.none, ErrorCode.none),
     ("a fetches after its leave", ErrorCode.none, [(2, 2, 1)]),
     ("a closes its session", ErrorCode.none),
-    ("b gets them", [(1, 1, 2), (2, 2, 2)]),
+    ("b gets them", [(1, 2), (2, 2)]),
     ("members", ["b"]),
 ]
 
