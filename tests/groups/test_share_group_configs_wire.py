@@ -38,6 +38,8 @@ SET, DELETE = 0, 1
 SHARE_CONFIGS = [
     "errors.deadletterqueue.copy.record.enable",
     "errors.deadletterqueue.topic.name",
+    "share.assignment.interval.ms",
+    "share.assignor.offload.enable",
     "share.auto.offset.reset",
     "share.delivery.count.limit",
     "share.heartbeat.interval.ms",
@@ -137,6 +139,12 @@ ALTERATIONS: list[tuple[tuple[str, int, str | None], ...]] = [
     (("errors.deadletterqueue.topic.name", SET, "__dlq"),),
     (("errors.deadletterqueue.copy.record.enable", SET, "True"),),
     (("share.partition.max.record.locks", DELETE, None),),
+    (("share.assignment.interval.ms", SET, "-1"),),
+    (("share.assignment.interval.ms", SET, "15001"),),
+    (("share.assignment.interval.ms", SET, "1.5"),),
+    (("share.assignment.interval.ms", SET, " 500 "),),
+    (("share.assignor.offload.enable", SET, "nope"),),
+    (("share.assignor.offload.enable", SET, " FALSE "),),
 ]
 
 
@@ -209,9 +217,7 @@ def _members(wire: Wire, group: str) -> int:
     return len(described.groups[0].members)
 
 
-def test_heartbeat_interval_and_session_timeout_are_the_groups(
-    broker: Broker, wire: Wire
-) -> None:
+def test_heartbeat_interval_and_session_timeout_are_the_groups(broker: Broker, wire: Wire) -> None:
     timed = _topic_ids(wire)["timed"]
     assert _alter(
         wire,
@@ -236,6 +242,32 @@ def test_heartbeat_interval_and_session_timeout_are_the_groups(
     # The broker's own interval for a group without configs.
     other = _beat(wire, "untimed", "m", 0, ["timed"])
     assert other.heartbeat_interval.total_seconds() == 5
+
+
+def test_the_groups_assignment_interval_batches_its_targets(wire: Wire) -> None:
+    """Within the group's `share.assignment.interval.ms` of its last target a joiner is
+    in the group at the new group epoch but assigned nothing, its epoch the assignment
+    epoch; the first heartbeat once the interval allows (here: set to 0) computes it."""
+    assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "15000")) == (
+        ErrorCode.none,
+        None,
+    )
+    a = _beat(wire, "batched", "a", 0, ["timed"])
+    assert (a.member_epoch, len(a.assignment.topic_partitions)) == (1, 1)
+    b = _beat(wire, "batched", "b", 0, ["timed"])
+    assert (b.error_code, b.member_epoch, b.assignment.topic_partitions) == (0, 1, ())
+    described = wire.call(
+        SHARE_DESCRIBE, 1, group_ids=["batched"], include_authorized_operations=False
+    ).groups[0]
+    assert (described.group_epoch, described.assignment_epoch) == (2, 1)
+    assert _beat(wire, "batched", "b", 1).assignment is None  # still not due
+    assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "0")) == (
+        ErrorCode.none,
+        None,
+    )
+    b = _beat(wire, "batched", "b", 1)
+    assert b.member_epoch == 2
+    assert [(t.partitions) for t in b.assignment.topic_partitions] == [(0,)]
 
 
 def test_records_are_locked_for_the_groups_duration(broker: Broker, wire: Wire) -> None:

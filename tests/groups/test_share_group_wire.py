@@ -31,7 +31,12 @@ TOPICS = {
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    process = Broker(tmp_path_factory.mktemp("share") / "broker").start()
+    # Targets at every change (no assignment interval): the epochs below are Kafka's
+    # when its interval has passed.
+    process = Broker(
+        tmp_path_factory.mktemp("share") / "broker",
+        settings={"group.share.assignment.interval.ms": "0"},
+    ).start()
     try:
         with Wire(process.port) as wire:
             response = wire.call(

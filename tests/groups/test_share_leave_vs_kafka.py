@@ -128,7 +128,9 @@ def _conversation(port: int, bootstrap: str) -> list[Any]:
         # contextplane joins adjacent ranges of one delivery count, (1, 2, 2).
         per_offset = sorted((o, n) for first, last, n in released for o in range(first, last + 1))
         seen.append(("b gets them", per_offset))
-        described = wire.call(SHARE_DESCRIBE, 1, group_ids=[GROUP], include_authorized_operations=False)
+        described = wire.call(
+            SHARE_DESCRIBE, 1, group_ids=[GROUP], include_authorized_operations=False
+        )
         seen.append(("members", [m.member_id for m in described.groups[0].members]))
     return seen
 

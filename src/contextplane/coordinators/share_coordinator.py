@@ -71,6 +71,7 @@ def share_config(settings: Settings) -> ShareConfig:
             session_timeout_ms=settings.group_share_session_timeout_ms,
             heartbeat_interval_ms=settings.group_share_heartbeat_interval_ms,
             max_size=settings.group_share_max_size,
+            assignment_interval_ms=settings.group_share_assignment_interval_ms,
         ),
         record_lock_duration_ms=settings.group_share_record_lock_duration_ms,
         delivery_count_limit=settings.group_share_delivery_count_limit,
@@ -94,7 +95,12 @@ class ShareCoordinator:
         clock = clock or SystemClock()
         self.now_ms = clock.monotonic_ms
         self._group_values = group_values
-        self.groups = ShareGroupMachine(self.now_ms, self.config.group, self._timing)
+        self.groups = ShareGroupMachine(
+            self.now_ms,
+            self.config.group,
+            self._timing,
+            lambda group_id: self.values(group_id).assignment_interval_ms,
+        )
         self.partitions: dict[ShareKey, SharePartition] = {}
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
@@ -130,6 +136,7 @@ class ShareCoordinator:
             False,
             self.config.delivery_count_limit,
             self.config.partition_max_record_locks,
+            assignment_interval_ms=self.config.group.assignment_interval_ms,
         )
 
     def _timing(self, group_id: str) -> tuple[int, int]:
@@ -222,9 +229,7 @@ class ShareCoordinator:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
-        response, _left = self.groups.heartbeat(
-            request, partition_counts, topics_version, existing
-        )
+        response, _left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         if self.groups.group(request.group_id) is not None:
             self._served.add(request.group_id)
         self.kick()

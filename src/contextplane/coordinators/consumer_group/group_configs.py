@@ -3,9 +3,9 @@ IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms` and
 `consumer.heartbeat.interval.ms`, the share groups' `share.session.timeout.ms`,
 `share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.delivery.count.limit`,
 `share.partition.max.record.locks`, `share.renew.acknowledge.enable`,
-`share.auto.offset.reset` and `share.isolation.level` (`share_group_configs.py` reads the
-share ones), and KIP-1191's dead-letter configs; each INT one overrides its `group.*`
-broker setting for one group.
+`share.assignment.interval.ms`, `share.assignor.offload.enable`, `share.auto.offset.reset`
+and `share.isolation.level` (`share_group_configs.py` reads the share ones), and KIP-1191's
+dead-letter configs; each INT one overrides its `group.*` broker setting for one group.
 
 Rules of this file:
 
@@ -23,9 +23,8 @@ Rules of this file:
   next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
   lock duration from the next records acquired, the reset and isolation level from the
   next ShareFetch.
-* Kafka 4.4's other group configs (the assignment intervals and assignor offload of
-  consumer and share groups, the streams groups' ones) are refused as unknown until they
-  are built.
+* Kafka 4.4's other group configs (the consumer groups' assignment interval and assignor
+  offload, the streams groups' ones) are refused as unknown until they are built.
 """
 
 from __future__ import annotations
@@ -135,6 +134,24 @@ SPECS: dict[str, GroupConfigSpec] = {
         kind="boolean",
         default="true",
     ),
+    share.ASSIGNMENT_INTERVAL: GroupConfigSpec(
+        "group.share.assignment.interval.ms",
+        0,
+        0,
+        "The interval between assignment updates for a share group.",
+        bounds=(
+            "group.share.min.assignment.interval.ms",
+            "group.share.max.assignment.interval.ms",
+        ),
+        floor=0,
+    ),
+    share.ASSIGNOR_OFFLOAD: GroupConfigSpec(
+        "group.share.assignor.offload.enable",
+        0,
+        0,
+        "Whether to offload share group assignment to a group coordinator background thread.",
+        kind="boolean",
+    ),
     SHARE_AUTO_OFFSET_RESET: GroupConfigSpec(
         "",
         0,
@@ -212,7 +229,9 @@ def broker_value(name: str, settings: Settings) -> int | str:
     config's own default."""
     spec = SPECS[name]
     if spec.broker_setting:
-        value: int | str = getattr(settings, spec.broker_setting.replace(".", "_"))
+        value: int | str | bool = getattr(settings, spec.broker_setting.replace(".", "_"))
+        if isinstance(value, bool):
+            return "true" if value else "false"  # as Kafka writes a BOOLEAN
         return value
     return spec.default
 
