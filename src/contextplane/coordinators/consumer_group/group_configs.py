@@ -62,6 +62,7 @@ class GroupConfigSpec:
     bounds: tuple[str, str] = ("", "")
     default: str = ""  # the value without an override, when no broker setting gives it
     floor: int = 1  # an INT's ConfigDef validator (`atLeast`), checked before the bounds
+    internal: bool = False  # Kafka's defineInternal: an override is described as given
 
 
 SPECS: dict[str, GroupConfigSpec] = {
@@ -151,6 +152,7 @@ SPECS: dict[str, GroupConfigSpec] = {
         0,
         "Whether to offload share group assignment to a group coordinator background thread.",
         kind="boolean",
+        internal=True,
     ),
     SHARE_AUTO_OFFSET_RESET: GroupConfigSpec(
         "",
@@ -216,6 +218,8 @@ def described(name: str, text: str) -> str:
     written back (ConfigDef.convertToString), so ` 7 ` is `7` and `FALSE` is `false`."""
     trimmed = share.java_trim(text)
     spec = SPECS.get(name)
+    if spec is not None and spec.internal:
+        return text  # Kafka 4.4 describes an internal config's override untouched
     if spec is None or is_string(spec):
         return trimmed
     if spec.kind == "boolean":
