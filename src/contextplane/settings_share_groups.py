@@ -52,8 +52,8 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_share_session_timeout_ms",
         unit="ms",
         meaning="a share-group (KIP-932) member that sends no heartbeat for this long leaves its "
-        "group and the records it holds are offered again (a group's `share.session.timeout.ms` "
-        "overrides it)",
+        "group; the records it holds stay acquired until its share session closes or their "
+        "locks expire, as in Kafka (a group's `share.session.timeout.ms` overrides it)",
         low=1,
         high=INT_MAX,
     ),
