@@ -27,7 +27,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.serialization import StringDeserializer
 
-from tests.e2e.test_share_consumers import TIMEOUT_S, JavaConsumer, _members
+from tests.e2e.test_share_consumers import TIMEOUT_S, JavaConsumer, _assigned, _members
 from tests.e2e.test_share_group_configs import _configure
 from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
@@ -218,7 +218,7 @@ def test_three_confluent_consumers_split_a_topic(broker: InProcessBroker) -> Non
     workers[1].commit_async = True
     seen: list[Delivery] = []
     try:
-        wait_until(lambda: _members(broker, "ck-splitters") == 3, TIMEOUT_S, "all three joined")
+        wait_until(lambda: _assigned(broker, "ck-splitters") == 3, TIMEOUT_S, "all assigned")
 
         def all_done() -> bool:
             for worker in workers:
