@@ -1,7 +1,9 @@
 """The context service against a running cluster: how fast it applies a backlog of source
 records (the service stopped with SIGSTOP while they are produced, then resumed) next to
 the broker's own produce rate for the same records, get latency, and how long a read
-fence waits for a record just produced. Rounds interleave produce and apply. Then
+fence waits for a record just produced. Rounds interleave produce and apply. Then a
+steady event rate (`--steady-rate` records/s for `--steady-seconds`) with gets back to
+back: their latency and the freshness age and lag each answer reports. Then
 point-in-time reads (`as_of`) next to plain gets, interleaved: at vectors the view passed
 within its kept snapshots, and at older ones read from the log start.
 
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -106,6 +109,43 @@ def as_of_samples(
     return plain, past
 
 
+def steady(
+    bootstrap: str, topic: str, client: ContextClient, rate: int, seconds: float, start: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Records produced at `rate` per second for `seconds` (a thread, paced every 10 ms)
+    while this thread reads entities back to back: each read's seconds, the freshness age
+    it reported (ms) and its lag (offsets behind the high watermarks the loop last saw)."""
+    done = threading.Event()
+
+    def pace() -> None:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+        began, sent = time.perf_counter(), 0
+        while (elapsed := time.perf_counter() - began) < seconds:
+            for n in range(sent, int(elapsed * rate)):
+                value = {"account": {"id": f"a{n % ACCOUNTS}"}, "n": start + n}
+                producer.produce(topic, key=str(start + n).encode(), value=json.dumps(value))
+            sent = max(sent, int(elapsed * rate))
+            producer.poll(0)
+            time.sleep(0.01)
+        producer.flush(60)
+        done.set()
+
+    thread = threading.Thread(target=pace, daemon=True)
+    thread.start()
+    reads, ages, lags = [], [], []
+    n = 0
+    while not done.is_set():
+        began = time.perf_counter()
+        answer = client.get("account", f"a{n % ACCOUNTS}")
+        reads.append(time.perf_counter() - began)
+        if answer.freshness.age_ms is not None:
+            ages.append(float(answer.freshness.age_ms))
+        lags.append(float(answer.freshness.lag or 0))
+        n += 1
+    thread.join()
+    return reads, ages, lags
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -119,6 +159,8 @@ def main() -> int:
     parser.add_argument("--gets", type=int, default=2_000)
     parser.add_argument("--snapshot-every", type=int, default=10_000)
     parser.add_argument("--as-of-reads", type=int, default=200)
+    parser.add_argument("--steady-rate", type=int, default=500, help="records/s")
+    parser.add_argument("--steady-seconds", type=float, default=20.0)
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     tickets, sink = f"bench.tickets.{run}", f"bench.produce.{run}"
@@ -204,6 +246,11 @@ def main() -> int:
                 answer = client.get("account", f"a{(produced + n) % ACCOUNTS}", min_offsets=fence)
                 fence_waits.append(time.perf_counter() - began)
                 seen.append(positions_of(answer))
+            produced += 200
+            loaded = steady(
+                args.bootstrap, tickets, client, args.steady_rate, args.steady_seconds, produced
+            )
+            produced += int(args.steady_rate * args.steady_seconds)
             freshness = client.views()["views"]["account"]["freshness"]
             total = sum(p["position"] for p in freshness["partitions"])
             time.sleep(2)  # the snapshot thread looks once a second
@@ -235,6 +282,14 @@ def main() -> int:
     print(
         f"fence wait after the produce ack: p50 {ms(fence_waits, 0.5)} ms, "
         f"p99 {ms(fence_waits, 0.99)} ms"
+    )
+    reads, ages, lags = loaded
+    print(
+        f"under a steady {args.steady_rate} records/s for {args.steady_seconds:g} s,"
+        f" {len(reads)} gets back to back: get p50 {ms(reads, 0.5)} ms, p99 {ms(reads, 0.99)}"
+        f" ms; freshness age p50 {percentile(ages, 0.5):.0f} ms, p99"
+        f" {percentile(ages, 0.99):.0f} ms, max {max(ages):.0f} ms; lag p50"
+        f" {percentile(lags, 0.5):.0f}, p99 {percentile(lags, 0.99):.0f} offsets"
     )
     print(f"at the end: age {freshness['age_ms']} ms, lag {freshness['lag']}")
     print(f"as_of on {total:,} records, a snapshot every {args.snapshot_every:,} (3 kept):")

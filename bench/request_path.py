@@ -169,12 +169,12 @@ def _produce_ok(_i: int, response: bytes) -> None:
         raise AssertionError(f"produce failed: {error!r}")
 
 
-def create_topic(bootstrap: str) -> None:
+def create_topic(bootstrap: str, topic: str = TOPIC) -> None:
     with RawClient(bootstrap) as client:
         response = client.request(
             CREATE_TOPICS,
             7,
-            topics=[{"name": TOPIC, "num_partitions": 1, "replication_factor": -1}],
+            topics=[{"name": topic, "num_partitions": 1, "replication_factor": -1}],
             timeout=60_000,
             validate_only=False,
         )

@@ -32,6 +32,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.e2e.test_metrics_endpoint import _metrics_url, _scrape, _value
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient, record_batch
@@ -154,6 +155,15 @@ def read_back(
     return read
 
 
+def offline_gauges(metrics_url: str) -> tuple[float, float]:
+    """(offline here, offline in the cluster) as the broker's /metrics says."""
+    _, samples = _scrape(metrics_url)
+    return (
+        _value(samples, "kafka_server_replicamanager_offlinepartitionscount"),
+        _value(samples, "kafka_controller_kafkacontroller_offlinepartitionscount"),
+    )
+
+
 def listed_brokers(bootstrap: str) -> list[int]:
     with RawClient(bootstrap) as raw:
         answer = raw.request(METADATA, 12, topics=[], allow_auto_topic_creation=False)
@@ -265,7 +275,7 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url, objects = fixture(tmp_path, postgres_server)
-    one = broker(tmp_path / "one", 1, url, objects).start()
+    one = broker(tmp_path / "one", 1, url, objects, **{"http.port": "0"}).start()
     # Broker 2 uploads nothing by itself: what it acknowledges stays in its WAL.
     two = broker(
         tmp_path / "two", 2, url, objects,
@@ -310,6 +320,9 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
         assert answered[idle] == (1, 0)
         assert replicas[idle] == ([1], [])
         wait_until(lambda: stored(url, "un")[given_up]["leader"] == 1, 30, "unclean claim")
+        # The controller (broker 1) counts them offline; none is targeted at it unserved.
+        metrics = _metrics_url(one)
+        assert offline_gauges(metrics) == (0, len(written))
         assert (
             "unclean leader election: records node 2 acknowledged past offset 0"
             in (tmp_path / "one-broker.log").read_text()
@@ -322,6 +335,7 @@ def test_a_killed_brokers_dirty_partitions_stay_offline_until_it_returns(
             30,
             "broker 2 leads its dirty partitions again",
         )
+        wait_until(lambda: offline_gauges(metrics) == (0, 0), 30, "no partition offline")
         read = read_back(one.bootstrap, "fo", list(range(8)), len(acks.acked))
         assert read == acks.acked, "an acknowledged record is missing or different"
     finally:

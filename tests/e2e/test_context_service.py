@@ -28,6 +28,7 @@ from tests.support.context import (  # noqa: F401 - fixtures
     service_fixture,
     views_fixture,
 )
+from tests.support.prometheus_queries import alert_queries, check_queries, exported
 from tests.support.wait import wait_until
 
 
@@ -127,7 +128,9 @@ def test_get_merges_the_sources_with_freshness(
     # Caught up: not stale, though its newest event is an hour older than the target.
     assert (fresh.target_ms, fresh.stale) == (60_000, False)
     with urllib.request.urlopen(f"{service.url}/metrics", timeout=TIMEOUT_S) as response:
-        metrics = response.read().decode().splitlines()
+        text = response.read().decode()
+    check_queries(alert_queries("contextplane-context"), exported(text), "the context rules")
+    metrics = text.splitlines()
     assert 'contextplane_context_stale{view="account"} 0.0' in metrics
     assert 'contextplane_context_freshness_target_seconds{view="account"} 60.0' in metrics
     assert (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from contextplane.copilot import (
     Decisions,
     DecisionTooLargeError,
 )
+from contextplane.services.actions.txn_epoch import described_epoch
 from contextplane.services.trace import reader as trace_reader
 from contextplane.services.trace.event import DECISIONS_TOPIC
 from tests.support.actions import CountingEndpoint, ExecutorProcess
@@ -91,7 +93,14 @@ class Copilot:
 
 @pytest.fixture(scope="module", name="copilot")
 def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilot]:
-    tmp = tmp_path_factory.mktemp("decision-trace")
+    with running_copilot(tmp_path_factory.mktemp("decision-trace")) as (running, _):
+        yield running
+
+
+@contextmanager
+def running_copilot(tmp: Any) -> Iterator[tuple[Copilot, ContextProcess]]:
+    """The plane (`start_plane`), the executor with the refund tool, and the copilot's
+    clients; the context service too, for tests that stop it."""
     broker, context = start_plane(tmp, RECEIPTS_ON)
     endpoint = CountingEndpoint(honours_key=True)
     tools_file = tmp / "tools.toml"
@@ -110,7 +119,7 @@ def copilot_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copilo
         Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"}),
     )
     try:
-        yield running
+        yield running, context
     finally:
         running.tools.close()
         running.decisions.close()
@@ -214,6 +223,8 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     assert source["status"] == "found" and source["detail"]["via"] == "changelog"
     assert source["where"] == f"crm.accounts[{account_at[0]}]@{account_at[1]}"
     assert source["detail"]["key"] == "a1"
+    # The test's producer is neither idempotent nor transactional: Kafka stamps no id.
+    assert source["detail"]["producer_id"] == -1 and not source["detail"]["transactional"]
     # ...and the broker's read receipts say which consumer picked it up.
     receipts = child(source, "read-receipt")
     assert receipts and all(r["status"] == "found" for r in receipts)
@@ -280,6 +291,49 @@ class CountingLookups:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
+
+
+def test_a_source_record_names_the_producer_of_its_batch(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The producer id and epoch of the batch holding each source record (read raw: the
+    Python client does not expose them) are the ones the transaction coordinator gave the
+    transactional producer, and a fresh id for an idempotent one."""
+    bootstrap = copilot.broker.bootstrap
+    writer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "crm-writer"})
+    writer.init_transactions(TIMEOUT_S)
+    writer.begin_transaction()
+    landed: dict[str, tuple[int, int]] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None, error
+        landed[message.key().decode()] = (message.partition(), message.offset())
+
+    writer.produce("crm.accounts", key=b"a4", value=b'{"tier": "gold"}', on_delivery=delivered)
+    writer.commit_transaction(TIMEOUT_S)
+    idempotent = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    idempotent.produce("crm.accounts", key=b"a5", value=b'{"tier": "gold"}', on_delivery=delivered)
+    idempotent.flush(TIMEOUT_S)
+    described = described_epoch({"bootstrap.servers": bootstrap}, "crm-writer", TIMEOUT_S)
+    with copilot.decisions.decision("d-producers"):
+        for key in ("a4", "a5"):
+            fence = {("crm.accounts", landed[key][0]): landed[key][1]}
+            assert copilot.context.get("account", key, min_offsets=fence).found
+    tree = trace(copilot, "d-producers", capsys)
+    sources = {}
+    for read in child(tree, "read"):
+        [source] = child(read, "source-record")
+        sources[source["detail"]["key"]] = source
+    assert sources["a4"]["where"] == "crm.accounts[{}]@{}".format(*landed["a4"])
+    assert sources["a4"]["detail"]["producer_id"] == described.producer_id
+    assert sources["a4"]["detail"]["producer_epoch"] == described.epoch
+    assert sources["a4"]["detail"]["transactional"] is True
+    assert sources["a5"]["where"] == "crm.accounts[{}]@{}".format(*landed["a5"])
+    assert sources["a5"]["detail"]["producer_id"] not in (-1, described.producer_id)
+    assert sources["a5"]["detail"]["transactional"] is False
+    assert main(["trace", "d-producers", "--bootstrap-server", bootstrap]) == 0
+    table = capsys.readouterr().out
+    assert f"producer_id={described.producer_id}" in table
 
 
 def test_an_exception_inside_the_block_still_records_the_decision(

@@ -9,7 +9,6 @@ warning and a serving broker when it is the default.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
@@ -33,6 +32,12 @@ from confluent_kafka.admin import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import BrokerProcess
+from tests.support.prometheus_queries import (
+    alert_queries,
+    check_queries,
+    dashboard_queries,
+    exported,
+)
 from tests.support.wait import wait_until
 
 _METRICS_AT = re.compile(r"metrics at http://(\S+?)/metrics")
@@ -219,6 +224,9 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     ]
     assert sum(denials) >= 1
     assert _value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+    # Every partition served (tests/e2e/test_cluster_failover.py counts offline ones).
+    assert _value(samples, "kafka_server_replicamanager_offlinepartitionscount") == 0
+    assert _value(samples, "kafka_controller_kafkacontroller_offlinepartitionscount") == 0
     syncs = _value(samples, "contextplane_wal_sync_seconds_count")
     assert (
         syncs >= 1 and _value(samples, "contextplane_wal_sync_seconds_bucket", le="+Inf") == syncs
@@ -229,7 +237,9 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     assert 0 < _value(samples, "contextplane_memory_budget_bytes", kind="used") < limit
     assert _value(samples, "process_resident_memory_bytes") > 0
 
-    _check_dashboard(samples)
+    names = exported(text)
+    check_queries(dashboard_queries(), names, "the Grafana dashboard")
+    check_queries(alert_queries("contextplane-broker"), names, "the broker's alert rules")
 
     for future in admin.delete_topics([SMALL]).values():
         future.result(30)
@@ -237,34 +247,6 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     assert not [key for key in after if ("topic", SMALL) in key[1]], (
         "a deleted topic's series stayed"
     )
-
-
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "contextplane.json"
-
-
-def _check_dashboard(samples: dict) -> None:  # type: ignore[type-arg]
-    """Every metric the shipped Grafana dashboard queries is exported, with the labels its
-    queries group by."""
-    exported: dict[str, set[str]] = {}
-    for name, labels in samples:
-        exported.setdefault(name, set()).update(label for label, _ in labels)
-    queries = [
-        target["expr"]
-        for panel in json.loads(DASHBOARD.read_text())["panels"]
-        for target in panel["targets"]
-    ]
-    assert queries
-    for query in queries:
-        names = re.findall(r"\b((?:kafka|contextplane|process)_[a-z_]+)\b", query)
-        assert names, query
-        grouped = {
-            label.strip()
-            for found in re.findall(r"by \(([^)]*)\)", query)
-            for label in found.split(",")
-        } - {"instance"}  # added by Prometheus at scrape time
-        for name in names:
-            assert name in exported, f"the dashboard queries {name}, which is not exported"
-            assert grouped <= exported[name], f"{query}: {grouped - exported[name]} not on {name}"
 
 
 def _up(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -415,3 +415,40 @@ def test_duplicate_topic_in_one_create_request_gets_one_answer(client: RawClient
     assert [(t.name, t.error_code) for t in response.topics] == [
         ("twice-in-one", ErrorCode.invalid_request)
     ]
+
+
+def test_a_topic_config_change_applies_to_the_next_produce(
+    shared_broker: InProcessBroker, client: RawClient
+) -> None:
+    """A partition's record policy is built once per config texts: a change must reach
+    the very next batch, and a change back must too."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
+
+    assert create(client, "policychange", 1).error_code == ErrorCode.none
+    old_batch = record_batch([b"a"], timestamp_ms=1000)  # 1970: any window refuses it
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+
+    def set_config(name: str, value: str) -> None:
+        op = AlterConfigOpType.SET
+        entry = ConfigEntry(name, value, incremental_operation=op)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, "policychange")
+        resource.add_incremental_config(entry)
+        admin.incremental_alter_configs([resource])[resource].result(10)
+
+    assert produce(client, "policychange", old_batch).error_code == ErrorCode.none
+    set_config("message.timestamp.before.max.ms", "3600000")
+    refused = produce(client, "policychange", old_batch)
+    assert refused.error_code == ErrorCode.invalid_timestamp
+    set_config("message.timestamp.type", "LogAppendTime")
+    stamped = produce(client, "policychange", old_batch)
+    assert stamped.error_code == ErrorCode.none and stamped.log_append_time is not None
+    set_config("message.timestamp.type", "CreateTime")
+    assert produce(client, "policychange", old_batch).error_code == ErrorCode.invalid_timestamp
+    set_config("message.timestamp.before.max.ms", str(2**63 - 1))
+    accepted = produce(client, "policychange", old_batch)
+    assert accepted.error_code == ErrorCode.none and accepted.log_append_time is None

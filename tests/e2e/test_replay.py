@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,7 +88,26 @@ def _iso(ms: int) -> str:
 @pytest.fixture(scope="module", name="recorded")
 def recorded_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     """Four decisions recorded live, then every account's tier changed."""
-    tmp = tmp_path_factory.mktemp("replay")
+    with running_plane(tmp_path_factory.mktemp("replay")) as plane:
+        yield from _recorded(plane)
+
+
+@dataclass
+class Plane:
+    broker: InProcessBroker
+    context: ContextProcess
+    endpoint: CountingEndpoint
+    executor: ExecutorProcess
+    tools: ActionsClient
+    decisions: Decisions
+    producer: Producer
+    client: Context
+
+
+@contextmanager
+def running_plane(tmp: Any) -> Iterator[Plane]:
+    """A broker with the account view's sources, the context service, the executor with
+    the refund tool, and the copilot's clients."""
     broker = InProcessBroker(tmp / "broker").start()
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for future in admin.create_topics([NewTopic(t, n, 1) for t, n in TOPICS.items()]).values():
@@ -106,36 +126,10 @@ def recorded_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recor
     tools = ActionsClient(broker.bootstrap, executor.url)
     decisions = Decisions(broker.bootstrap, source="support-copilot")
     producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
-    client = Context(context.url)
     try:
-        running = Recorded(
-            broker, context.url, executor.url, endpoint, producer, client, 0, 0, "", ""
+        yield Plane(
+            broker, context, endpoint, executor, tools, decisions, producer, Context(context.url)
         )
-        tiers = {"a1": "gold", "a2": "silver", "a3": "gold", "a4": "gold"}
-        fence = {}
-        for account, tier in tiers.items():
-            at = running.produce("crm.accounts", account, {"name": account, "tier": tier})
-            fence = {("crm.accounts", at[0]): at[1]}
-        client.get("account", "a4", min_offsets=fence)  # every account applied
-        landed = []
-        since_ms = int(datetime.now(UTC).timestamp() * 1000) - 1
-        for request in REQUESTS:
-            with decisions.decision(f"d-{request['account_id']}", input=request) as decision:
-                replay_copilot.decide(request, client, tools, decision)
-            assert decision.landed is not None
-            landed.append(decision.landed)
-        until_ms = int(datetime.now(UTC).timestamp() * 1000) + 1
-        assert [p for p, _ in landed] == [0] * len(REQUESTS)
-        running.first, running.end = landed[0][1], landed[-1][1] + 1
-        running.since, running.until = _iso(since_ms), _iso(until_ms)
-        assert endpoint.effects == {"refund-a1": 1, "refund-a3": 1}
-        # The accounts change after the decisions: a replay must not see it.
-        for account, tier in {"a1": "silver", "a2": "gold", "a3": "silver"}.items():
-            at = running.produce("crm.accounts", account, {"name": account, "tier": tier})
-            fence = {("crm.accounts", at[0]): at[1]}
-        now = client.get("account", "a3", min_offsets=fence)
-        assert now.state is not None and now.state["profile"]["tier"] == "silver"
-        yield running
     finally:
         tools.close()
         decisions.close()
@@ -143,6 +137,47 @@ def recorded_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recor
         context.stop()
         endpoint.close()
         broker.stop()
+
+
+def _recorded(plane: Plane) -> Iterator[Recorded]:
+    client, endpoint = plane.client, plane.endpoint
+    running = Recorded(
+        plane.broker,
+        plane.context.url,
+        plane.executor.url,
+        endpoint,
+        plane.producer,
+        client,
+        0,
+        0,
+        "",
+        "",
+    )
+    tiers = {"a1": "gold", "a2": "silver", "a3": "gold", "a4": "gold"}
+    fence = {}
+    for account, tier in tiers.items():
+        at = running.produce("crm.accounts", account, {"name": account, "tier": tier})
+        fence = {("crm.accounts", at[0]): at[1]}
+    client.get("account", "a4", min_offsets=fence)  # every account applied
+    landed = []
+    since_ms = int(datetime.now(UTC).timestamp() * 1000) - 1
+    for request in REQUESTS:
+        with plane.decisions.decision(f"d-{request['account_id']}", input=request) as decision:
+            replay_copilot.decide(request, client, plane.tools, decision)
+        assert decision.landed is not None
+        landed.append(decision.landed)
+    until_ms = int(datetime.now(UTC).timestamp() * 1000) + 1
+    assert [p for p, _ in landed] == [0] * len(REQUESTS)
+    running.first, running.end = landed[0][1], landed[-1][1] + 1
+    running.since, running.until = _iso(since_ms), _iso(until_ms)
+    assert endpoint.effects == {"refund-a1": 1, "refund-a3": 1}
+    # The accounts change after the decisions: a replay must not see it.
+    for account, tier in {"a1": "silver", "a2": "gold", "a3": "silver"}.items():
+        at = running.produce("crm.accounts", account, {"name": account, "tier": tier})
+        fence = {("crm.accounts", at[0]): at[1]}
+    now = client.get("account", "a3", min_offsets=fence)
+    assert now.state is not None and now.state["profile"]["tier"] == "silver"
+    yield running
 
 
 def end_offset(bootstrap: str, topic: str) -> int:
@@ -344,6 +379,7 @@ def test_bad_arguments_exit_2(recorded: Recorded, capsys: pytest.CaptureFixture[
             "1",
         ],
         "--run: run name 'a/b'": [*base, "--from-offset", "0", "--to-offset", "1", "--run", "a/b"],
+        "--tools: ": [*base, "--from-offset", "0", "--to-offset", "1", "--tools", "/no/such.toml"],
         "more than --max-decisions 2": [
             *base,
             "--from-offset",

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.inprocess import InProcessBroker
+from tests.support.prometheus_queries import alert_queries, check_queries, exported
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
@@ -50,6 +53,21 @@ def avro(document: dict[str, object]) -> Schema:
     return Schema(json.dumps(document), "AVRO")
 
 
+def scrape(url: str) -> dict[tuple[str, str], float]:
+    """(name, its one label's value or "") -> value, from a Prometheus text exposition;
+    the registry's alert rules checked against it."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    rules = alert_queries("contextplane-schema-registry")
+    check_queries(rules, exported(text), "the registry's alert rules")
+    return {
+        (sample.name, next(iter(sample.labels.values()), "")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_the_client_registers_looks_up_checks_and_deletes(registry: RegistryProcess) -> None:
     client = SchemaRegistryClient({"url": registry.url})
     first = client.register_schema("users-value", avro(USER_V1))
@@ -75,6 +93,17 @@ def test_the_client_registers_looks_up_checks_and_deletes(registry: RegistryProc
     with pytest.raises(SchemaRegistryError) as missing:
         client.get_version("users-value", 9)
     assert missing.value.error_code == 40402
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema("users-value", Schema('{"type": "recrd"}', "AVRO"))
+    assert invalid.value.error_code == 42201
+    # The registry's own /metrics counts what it refused and what it holds.
+    scraped = scrape(f"{registry.url}/metrics")
+    assert scraped[("contextplane_schema_registry_rejected_total", "incompatible")] == 1
+    assert scraped[("contextplane_schema_registry_rejected_total", "invalid_schema")] == 1
+    assert scraped[("contextplane_schema_registry_errors_total", "40402")] == 1
+    assert scraped[("contextplane_schema_registry_subjects", "")] == 1
+    assert scraped[("contextplane_schema_registry_schemas", "AVRO")] == 2
+    assert scraped[("process_resident_memory_bytes", "")] > 0
 
     client.set_compatibility("users-value", "NONE")
     assert client.get_compatibility("users-value") == "NONE"

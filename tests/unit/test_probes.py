@@ -51,13 +51,18 @@ def test_lag_window_counts_an_early_timer_as_on_time() -> None:
     assert summary["max_ms"] == pytest.approx(3)
 
 
+def answered(stats: BrokerStats, api_key: int, total_ns: int) -> None:
+    """A request of `api_key` answered `total_ns` after its frame arrived whole."""
+    stats.request_done(api_key, 100, 0, 0, 0, 0, 0, total_ns)
+
+
 def test_produce_times_are_the_requests_answered_in_the_window() -> None:
     stats = BrokerStats()
-    stats.request_done(0, 5_000_000)  # before the probe watched: not in its first window
+    answered(stats, 0, 5_000_000)  # before the probe watched: not in its first window
     times = ProduceTimes(stats)
     for ms in range(1, 101):
-        stats.request_done(0, ms * 1_000_000)
-    stats.request_done(1, 900_000_000)  # a Fetch: not a Produce
+        answered(stats, 0, ms * 1_000_000)
+    answered(stats, 1, 900_000_000)  # a Fetch: not a Produce
     summary = times.take()
     assert summary["count"] == 100
     assert summary["p50_ms"] == pytest.approx(50)
@@ -66,7 +71,7 @@ def test_produce_times_are_the_requests_answered_in_the_window() -> None:
     assert times.take() == {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     # Past the ring's length a window has the newest the ring holds, in order.
     for ms in range(REQUEST_TIMES_KEPT + 10):
-        stats.request_done(0, ms * 1_000_000)
+        answered(stats, 0, ms * 1_000_000)
     summary = times.take()
     assert summary["count"] == REQUEST_TIMES_KEPT
     assert summary["max_ms"] == pytest.approx(REQUEST_TIMES_KEPT + 9)

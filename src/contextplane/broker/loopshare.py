@@ -26,8 +26,8 @@ class LoopShare:
 
     __slots__ = ("_clock", "_until")
 
-    def __init__(self) -> None:
-        self._clock = asyncio.get_running_loop().time
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._clock = (loop or asyncio.get_running_loop()).time
         self._until = self._clock() + _SLICE_S
 
     def due(self) -> bool:

@@ -105,6 +105,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._info = self._connection_info()
         # Request memory counted for each admitted frame not yet handled, oldest first.
         self._frame_costs: deque[int] = deque()
+        # When each admitted frame arrived whole (perf_counter_ns), oldest first: the
+        # start of Kafka's RequestQueueTimeMs and TotalTimeMs.
+        self._received_ns: deque[int] = deque()
         self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
         self._held = HeldResponses(listener.shared.response_budget)
@@ -167,10 +170,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_activity = self._loop.time()
+        completed = self._conn.frames_completed
         self._conn.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
         self._reserved += nbytes
         self._memory.take(nbytes)
         self._admit_frames()
+        whole = self._conn.frames_completed - completed
+        if whole:
+            self._received_ns.extend([elapsed_ns()] * whole)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
@@ -348,6 +355,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 continue
             if not isinstance(frame, bytes):  # NO_MORE_REQUESTS
                 return
+            received_ns = self._received_ns.popleft()
+            size = len(frame)
             large = _decoded_off_loop(frame)
             try:
                 decoded = (
@@ -360,9 +369,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             del frame
             cost = self._frame_costs.popleft()
             self._handling = True
-            started_ns = elapsed_ns()  # Kafka's TotalTimeMs: from here to the response sent
+            # Kafka's request queue time ends here; its local time is the handler's.
+            timing = (size, received_ns, elapsed_ns())
             try:
-                item = await self._handle(event)
+                item = await self._handle(event, timing)
             finally:
                 self._handling = False
                 self._last_activity = self._loop.time()
@@ -381,7 +391,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     # A body in memory until its turn: counted meanwhile.
                     held = parts_size(item[1])
                     self._held.hold(held, self._buffered())
-                await self._responses.put((*item, large, held, started_ns))
+                await self._responses.put((*item, large, held, (*timing, elapsed_ns())))
             if conn.closing:
                 if not self._transport_closing():
                     # A handler's verdict closes the connection (a failed SASL
@@ -400,9 +410,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _transport_closing(self) -> bool:
         return self._transport is None or self._transport.is_closing()
 
-    async def _handle(self, event: Request | UnsupportedRequest) -> Any:
+    async def _handle(
+        self, event: Request | UnsupportedRequest, timing: tuple[int, int, int]
+    ) -> Any:
         """The response queue item for one request: (header, body or awaitable of it),
-        or None (no response, or the connection was closed)."""
+        or None (no response, or the connection was closed). `timing`: its frame's size,
+        when it arrived whole and when its handling started (for an acks=0 produce)."""
         header = event.header
         if isinstance(event, UnsupportedRequest):
             body = self._pipeline.unsupported_version(header, self._info)
@@ -423,7 +436,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if reply.silent:  # acks=0 produce: no response at all (a throttle mutes at once)
             self._conn.send_nothing(header)
             self._mute.after_response(self._info.throttle)
-            self._pipeline.services.stats.request_done(header.api_key, 0)
+            now = elapsed_ns()  # Kafka times a response it never sends as sent at once
+            self._pipeline.services.stats.request_done(header.api_key, *timing, now, now, now, now)
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -446,11 +460,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._transport is not None:
                     self._transport.close()  # once the buffered responses are sent
                 return
-            header, result, large, held, started_ns = item
+            header, result, large, held, timing = item
+            dequeued_ns = ready_ns = elapsed_ns()  # its turn: the responses before it written
             if inspect.isawaitable(result):
                 self._awaiting_result = True
                 try:
                     body = await result
+                    ready_ns = elapsed_ns()  # Kafka's remote time: the delayed part's wait
                 except Exception:
                     log.exception("api key %d from %s failed", header.api_key, self._peer)
                     self._abort("internal error")
@@ -474,7 +490,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 await self._write([frame], held)
             else:
                 await self._write([self._conn.send_response(header, body)], held)
-            self._pipeline.services.stats.request_done(header.api_key, elapsed_ns() - started_ns)
+            self._pipeline.services.stats.request_done(
+                header.api_key, *timing, dequeued_ns, ready_ns, elapsed_ns()
+            )
             self._mute.after_response(self._info.throttle)
 
     async def _write(self, parts: list[bytes], held: int) -> None:

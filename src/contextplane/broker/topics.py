@@ -235,10 +235,14 @@ class TopicManager:
 
     async def _delete(self, name: str) -> None:
         delay_ms = self._log.delete_delay_ms(name)
-        self._log.drop_topic(name)
-        self._set({k: v for k, v in self._topics.items() if k != name})
+        # The store first: a deletion it refuses leaves the topic served as before (dropped
+        # here first, it would vanish until the next start brought it back). Uploads
+        # committed meanwhile find the stream gone and leave it out; a deletion whose
+        # outcome is unknown is repeated harmlessly by the client's retry.
         # Its objects are deleted after file.delete.delay.ms: fetches reading them finish.
         await self._metadata.delete_topic(name, self._log.clock.wall_ms() + delay_ms)
+        self._log.drop_topic(name)
+        self._set({k: v for k, v in self._topics.items() if k != name})
         for callback in self.on_deleted:
             await callback(name)  # Kafka's onPartitionsDeleted
         self._log.objects_unreferenced()

@@ -1,7 +1,9 @@
 """`contextplane replay`: recorded decisions of `copilot.decisions` run again through the
 copilot function without side effects (services/replay/): reads as of the recorded
 positions, tool calls answered from the ledger, the new decisions on
-`copilot.replay.<run>`, and per decision whether its tool calls or outcome differ. Exit 0
+`copilot.replay.<run>` (with `--tools`, each call's recorded policy evaluation decided
+again under that file's policies), and per decision whether its tool calls or outcome
+differ. Exit 0
 when nothing differs, 1 when something does (or the cluster cannot be read), 2 for bad
 arguments."""
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from contextplane.cli.kafka_client import (
@@ -56,6 +60,12 @@ def add_parser(sub: Any) -> None:
     )
     replay.add_argument("--context-url", help="the context service the reads are made at")
     replay.add_argument("--ledger-url", help="the executor whose ledger answers the tool calls")
+    replay.add_argument(
+        "--tools",
+        metavar="FILE",
+        help="a tools file whose policies decide each call's recorded policy evaluation"
+        " again (nothing is called; a call they decide otherwise differs)",
+    )
     replay.add_argument(
         "--timeout",
         type=float,
@@ -138,6 +148,7 @@ def _replay(args: argparse.Namespace) -> int:
         function = runner.load_function(args.function)
     except runner.FunctionError as exc:
         raise ConfigError(f"--function: {exc}") from None
+    changed = _changed_tools(args.tools)
     connection = Connection(config_from_arguments(args))
     log = recorded_log.DecisionLog(connection.client_config(), args.timeout)
     try:
@@ -155,24 +166,31 @@ def _replay(args: argparse.Namespace) -> int:
                 f"the range holds {total:,} offsets, more than --max-decisions"
                 f" {args.max_decisions:,}"
             )
-        replayer = runner.Replayer(
-            args.bootstrap_server,
-            run_name,
-            function,
-            context_url=args.context_url,
-            ledger_url=args.ledger_url,
-            # The connection's logger too: librdkafka's lines are for --log-level DEBUG.
-            client_config={
-                k: v for k, v in connection.client_config().items() if k != "bootstrap.servers"
-            },
-            timeout_s=args.timeout,
-        )
         try:
-            diffs = [replayer.replay(rec) for span in spans for rec in log.read(span)]
+            records: Iterable[Any] = (rec for span in spans for rec in log.read(span))
+            policies = None
+            if changed is not None:  # every decision read first: their keys' evaluations
+                records = list(records)
+                policies = _policies(connection.client_config(), changed, records, args.timeout)
+            replayer = runner.Replayer(
+                args.bootstrap_server,
+                run_name,
+                function,
+                context_url=args.context_url,
+                ledger_url=args.ledger_url,
+                # The connection's logger too: librdkafka's lines are for --log-level DEBUG.
+                client_config={
+                    k: v for k, v in connection.client_config().items() if k != "bootstrap.servers"
+                },
+                timeout_s=args.timeout,
+                policies=policies,
+            )
+            try:
+                diffs = [replayer.replay(rec) for rec in records]
+            finally:
+                replayer.close()
         except recorded_log.RangeError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            replayer.close()
     finally:
         log.close()
     differing = sum(1 for d in diffs if d.differs)
@@ -197,6 +215,39 @@ def _replay(args: argparse.Namespace) -> int:
         )
         print(f"{len(diffs)} decisions replayed to {topic}, {differing} differing")
     return 1 if differing else 0
+
+
+def _changed_tools(path: str | None) -> Any:
+    """The `--tools` file's tools (None without one); ConfigError naming what is wrong."""
+    if path is None:
+        return None
+    from contextplane.services.actions.tools import ToolsFileError, load_tools
+
+    try:
+        return load_tools(Path(path))
+    except (OSError, ToolsFileError) as exc:
+        raise ConfigError(f"--tools: {exc}") from None
+
+
+def _policies(config: dict[str, Any], tools: Any, records: list[Any], timeout_s: float) -> Any:
+    """The changed policies with the first recorded evaluation of each call's key (one
+    scan of `copilot.policy-evaluations`); CommandError when the scan stops short."""
+    from contextplane.services.actions.ledger import EVALUATIONS_TOPIC
+    from contextplane.services.replay.policies import ChangedPolicies, wanted_keys
+    from contextplane.services.trace.reader import RECORDS_MAX, Reader
+
+    keys = wanted_keys([r.document for r in records if isinstance(r.document, dict)])
+    policies = ChangedPolicies(tools, {key: {} for key in keys})
+    if not keys:
+        return policies
+    reader = Reader(config, timeout_s, RECORDS_MAX)
+    try:
+        short = reader.scan(EVALUATIONS_TOPIC, policies.keep)
+    finally:
+        reader.close()
+    if short:
+        raise CommandError(f"reading {EVALUATIONS_TOPIC}: {short}")
+    return policies
 
 
 def _where(at: dict[str, Any] | None) -> str:

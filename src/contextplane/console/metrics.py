@@ -23,8 +23,9 @@ scrapes run one at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from prometheus_client.samples import Sample
 
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
+from contextplane.console.partition_health import OfflineCounts, read_offline_counts
 from contextplane.console.share_group_metrics import share_group_families
 from contextplane.console.storage_metrics import storage_counts, storage_families
 from contextplane.prometheus_text import exposition
@@ -49,6 +51,45 @@ if TYPE_CHECKING:
 
 # The percentiles Kafka's request histograms publish (the JMX exporter's `quantile` label).
 QUANTILES = (0.50, 0.75, 0.95, 0.98, 0.99, 0.999)
+
+# Kafka's RequestMetrics histograms this broker can time truthfully, from the ring's fields
+# (RequestTimes.add: size, received, handled, local, dequeued, ready, written; ns). Its
+# ThrottleTimeMs and MessageConversionsTimeMs are not kept; no followers, so no
+# FetchFollower. Kafka's remote time precedes its response queue time; here a response
+# waits its turn first (earlier responses of the connection written), then for its
+# delayed part (WAL sync, long poll, join), so a delayed part that finished while earlier
+# responses were written is counted as response queue time.
+REQUEST_COMPONENTS: tuple[tuple[str, str, Callable[[Sequence[int]], float]], ...] = (
+    (
+        "requestqueuetimems",
+        "Time from a request's frame arriving whole to its handler called (ms; decoding "
+        "and the connection's earlier requests included)",
+        lambda r: (r[2] - r[1]) / 1e6,
+    ),
+    ("localtimems", "Time in the request's handler (ms)", lambda r: (r[3] - r[2]) / 1e6),
+    (
+        "responsequeuetimems",
+        "Time from the handler's return to the response's turn (ms: the connection's "
+        "earlier responses written)",
+        lambda r: (r[4] - r[3]) / 1e6,
+    ),
+    (
+        "remotetimems",
+        "Time waiting for the handler's delayed part (ms: WAL sync, long poll, group join)",
+        lambda r: (r[5] - r[4]) / 1e6,
+    ),
+    (
+        "responsesendtimems",
+        "Time writing the response to the socket (ms; large responses' encoding included)",
+        lambda r: (r[6] - r[5]) / 1e6,
+    ),
+    (
+        "totaltimems",
+        "Time from a request's frame arriving whole to its response written (ms)",
+        lambda r: (r[6] - r[1]) / 1e6,
+    ),
+    ("requestbytes", "Size of the request (bytes, header included)", lambda r: float(r[0])),
+)
 
 _TOPIC_COUNTERS = (
     ("messagesin", "messages_in", "Records appended"),
@@ -92,6 +133,7 @@ class Snapshot:
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
+    offline: OfflineCounts | None = None  # None: the metadata store did not answer
 
 
 class BrokerMetrics:
@@ -122,10 +164,7 @@ class BrokerMetrics:
             partitions=partitions,
             all_topics=dataclasses.replace(stats.all_topics),
             topics={name: dataclasses.replace(c) for name, c in stats.topics.items()},
-            requests={
-                api_name(key): RequestTimes(t.count, list(t.recent_ms))
-                for key, t in stats.requests.items()
-            },
+            requests={api_name(key): t.copy() for key, t in stats.requests.items()},
             budget=_budget(services),
             objects=object_store_counts(storage),
             controller=services.cluster.registry.is_controller,
@@ -138,6 +177,9 @@ class BrokerMetrics:
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
         )
+        # The metadata store down: the gauges are left out, the rest is still worth a scrape.
+        with contextlib.suppress(Exception):
+            snapshot.offline = await read_offline_counts(services)
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
         async for group_id, committed in services.groups.offsets.snapshot():
@@ -204,20 +246,24 @@ def _request_families(snapshot: Snapshot) -> Iterable[Metric]:
         "Requests answered, by request type",
         labels=["request"],
     )
-    total_time = GaugeMetricFamily(
-        "kafka_network_requestmetrics_totaltimems",
-        "Time from a request's turn on its connection to its response written (ms): "
-        f"quantiles of each type's latest {REQUEST_TIMES_KEPT} requests",
-        labels=["request", "quantile"],
-    )
+    window = f": quantiles of each type's latest {REQUEST_TIMES_KEPT} requests"
+    histograms = [
+        GaugeMetricFamily(
+            f"kafka_network_requestmetrics_{name}", text + window, labels=["request", "quantile"]
+        )
+        for name, text, _ in REQUEST_COMPONENTS
+    ]
     for name, times in sorted(snapshot.requests.items()):
         requests.add_metric([name], times.count)
-        ordered = sorted(times.recent_ms)
-        if ordered:
+        rows = times.rows()
+        if not rows:
+            continue
+        for family, (_, _, value) in zip(histograms, REQUEST_COMPONENTS, strict=True):
+            ordered = sorted(map(value, rows))
             for quantile in QUANTILES:
-                total_time.add_metric([name, str(quantile)], percentile(ordered, quantile))
+                family.add_metric([name, str(quantile)], percentile(ordered, quantile))
     yield requests
-    yield total_time
+    yield from histograms
 
 
 def _offset_families(snapshot: Snapshot) -> Iterable[Metric]:
@@ -288,6 +334,17 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
         "1 on the broker that holds the controller lease",
         value=int(snapshot.controller),
     )
+    if snapshot.offline is not None:
+        yield GaugeMetricFamily(
+            "kafka_server_replicamanager_offlinepartitionscount",
+            "Partitions targeted at this broker that it does not serve",
+            value=snapshot.offline.here,
+        )
+        yield GaugeMetricFamily(
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a live leader (on the controller; 0 on the other brokers)",
+            value=snapshot.offline.cluster,
+        )
     denials = CounterMetricFamily(
         "contextplane_authorization_denied",
         "Authorizations refused (each also an audit record)",

@@ -163,24 +163,7 @@ _LZ4_UNCOMPRESSED_BIT = 0x80000000
 
 
 def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
-    if len(payload) < 7:
-        raise DecompressionError("lz4 frame header is truncated")
-    if struct.unpack_from("<I", payload, 0)[0] != _LZ4_MAGIC:
-        raise DecompressionError("lz4 frame magic is wrong")
-    flg, bd = payload[4], payload[5]
-    # Kafka's Lz4BlockInputStream: version 1, independent blocks, no dictionary id.
-    if flg & 0x03 or not flg & 0x20 or flg >> 6 != 1:
-        raise DecompressionError(f"lz4 frame flags {flg:#x} are not supported")
-    if bd & 0x8F or not 4 <= (bd >> 4) & 7 <= 7:
-        raise DecompressionError(f"lz4 block descriptor {bd:#x} is invalid")
-    block_max = 1 << (2 * ((bd >> 4) & 7) + 8)
-    block_checksum = bool(flg & 0x10)
-    position = 6 + (8 if flg & 0x08 else 0)
-    if position >= len(payload):
-        raise DecompressionError("lz4 frame header is truncated")
-    if payload[position] != _descriptor_checksum(bytes(payload[4:position])):
-        raise DecompressionError("lz4 frame descriptor checksum mismatch")
-    position += 1
+    block_max, block_checksum, position = _lz4_frame(payload)
     # Never more output room than the limit leaves: a block that does not fit is refused
     # as too large (it may also be corrupt; the batch is refused either way).
     out_bytes = min(block_max, limit + 1)
@@ -200,26 +183,74 @@ def _lz4(payload: memoryview, limit: int, chunk_bytes: int) -> Iterator[bytes]:
         block = payload[position : position + size]
         position += size + (4 if block_checksum else 0)
         room = min(out_bytes, limit + 1 - produced)
-        if stored:
-            if size > room:
-                raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
-            data = bytes(block)
-        else:
-            try:
-                written = cramjam.lz4.decompress_block_into(
-                    block, memoryview(out)[:room], output_len=room
-                )
-            except cramjam.DecompressionError:
-                if room < block_max:
-                    raise DecompressedTooLarge(
-                        f"records decompress to more than {limit} bytes"
-                    ) from None
-                raise
-            data = bytes(memoryview(out)[:written])
+        data = _lz4_block(block, stored, out, room, room < block_max, limit)
         produced += len(data)
         if produced > limit:
             raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
         yield from _slices(data, chunk_bytes)
+
+
+def lz4_one_block(payload: memoryview, limit: int) -> bytes | None:
+    """The decompressed payload of the frame producers send for a small batch (one block
+    then the end mark), if it is that and decompresses to at most `limit` bytes; None
+    for anything else, valid or not: `decompressed_chunks` reads it then, and names what
+    is wrong. Bytes after the end mark are ignored, as there."""
+    try:
+        block_max, block_checksum, position = _lz4_frame(payload)
+        (size,) = struct.unpack_from("<I", payload, position)
+        position += 4
+        stored = bool(size & _LZ4_UNCOMPRESSED_BIT)
+        size &= ~_LZ4_UNCOMPRESSED_BIT
+        end = position + size + (4 if block_checksum else 0)
+        if not 0 < size <= block_max or end + 4 > len(payload):
+            return None
+        if struct.unpack_from("<I", payload, end)[0] != 0:
+            return None  # more blocks, or no end mark
+        room = min(block_max, limit + 1)
+        block = payload[position : position + size]
+        data = _lz4_block(block, stored, _block_buffer(room), room, True, limit)
+    except (DecompressionError, DecompressedTooLarge, cramjam.DecompressionError, struct.error):
+        return None
+    return data if len(data) <= limit else None
+
+
+def _lz4_frame(payload: memoryview) -> tuple[int, bool, int]:
+    """An lz4 frame's header checked: (block size bound, whether each block carries a
+    checksum, the position of the first block)."""
+    if len(payload) < 7:
+        raise DecompressionError("lz4 frame header is truncated")
+    if struct.unpack_from("<I", payload, 0)[0] != _LZ4_MAGIC:
+        raise DecompressionError("lz4 frame magic is wrong")
+    flg, bd = payload[4], payload[5]
+    # Kafka's Lz4BlockInputStream: version 1, independent blocks, no dictionary id.
+    if flg & 0x03 or not flg & 0x20 or flg >> 6 != 1:
+        raise DecompressionError(f"lz4 frame flags {flg:#x} are not supported")
+    if bd & 0x8F or not 4 <= (bd >> 4) & 7 <= 7:
+        raise DecompressionError(f"lz4 block descriptor {bd:#x} is invalid")
+    position = 6 + (8 if flg & 0x08 else 0)
+    if position >= len(payload):
+        raise DecompressionError("lz4 frame header is truncated")
+    if payload[position] != _descriptor_checksum(bytes(payload[4:position])):
+        raise DecompressionError("lz4 frame descriptor checksum mismatch")
+    return 1 << (2 * ((bd >> 4) & 7) + 8), bool(flg & 0x10), position + 1
+
+
+def _lz4_block(
+    block: memoryview, stored: bool, out: bytearray, room: int, limited: bool, limit: int
+) -> bytes:
+    """One block's bytes, decompressed into `out` (at most `room` of them) and copied out.
+    A block that does not fit is too large when `limited` (the room is the limit's)."""
+    if stored:
+        if len(block) > room:
+            raise DecompressedTooLarge(f"records decompress to more than {limit} bytes")
+        return bytes(block)
+    try:
+        written = cramjam.lz4.decompress_block_into(block, memoryview(out)[:room], output_len=room)
+    except cramjam.DecompressionError:
+        if limited:
+            raise DecompressedTooLarge(f"records decompress to more than {limit} bytes") from None
+        raise
+    return bytes(memoryview(out)[:written])
 
 
 @functools.lru_cache(maxsize=64)

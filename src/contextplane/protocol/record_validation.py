@@ -17,20 +17,19 @@ inside (decompressing with a bound, `decompress.py`) and rejects, with Kafka's c
   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`, or the
   LogAppendTime bit set by a producer on a LogAppendTime topic (INVALID_TIMESTAMP).
 
-Complete records are walked by `record_walk.walk`, a flat loop over one buffer (the hot
-path: compiled by mypyc when the package was built, see `compiled.py`, else interpreted).
-An uncompressed batch of up to 2 MiB is walked in place. A small record that straddles
-two decompressed chunks is joined to the next chunk; a large one is read by `_Stream`,
-which skips key and value bytes without keeping them and skips the headers that lie
-whole in a chunk in one compiled loop (`record_walk.skip_header_run`). Memory stays at
-about two chunks whatever the records' sizes (a raw snappy block, which cannot be read in
-parts, costs its declared size, checked first against the bound).
-
-Work is bounded per byte whatever the framing: no record costs Python-level steps per
-header, and the record errors (KIP-467) are searched for by the compiled
-`record_walk.find_record_error`, Python looking only at the offending records it names.
-Each compiled call covers at most a chunk or so (the GIL is held during it), so a
-thread of the validation pool never keeps the event loop waiting for long.
+Complete records are walked by `record_walk.walk`, a flat loop over one buffer (compiled
+by mypyc when the package was built, see `compiled.py`, else interpreted). An
+uncompressed batch of up to 2 MiB, and a producer's usual small lz4 batch (one block),
+are walked whole. Otherwise a small record that straddles two decompressed chunks is
+joined to the next chunk; a large one is read by `_Stream`, which skips key, value and
+header bytes without keeping them (the headers whole in a chunk in one compiled loop,
+`record_walk.skip_header_run`): memory stays at about two chunks whatever the records'
+sizes (a raw snappy block, which cannot be read in parts, costs its declared size,
+checked first against the bound). No record costs Python-level steps per header; the
+record errors (KIP-467) are searched for by the compiled `record_walk.find_record_error`,
+Python looking only at the offending records it names. Each compiled call covers at most
+a chunk or so (the GIL is held during it), so a thread of the validation pool never
+keeps the event loop waiting for long.
 """
 
 from __future__ import annotations
@@ -44,9 +43,11 @@ from contextplane.limits import RECORD_ERRORS_LISTED_MAX
 from contextplane.protocol import record_walk
 from contextplane.protocol.decompress import (
     CHUNK_BYTES,
+    LZ4,
     DecompressedTooLarge,
     DecompressionError,
     decompressed_chunks,
+    lz4_one_block,
 )
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_walk import ErrorScan, WalkState, size_mismatch
@@ -55,14 +56,12 @@ from contextplane.protocol.records import BATCH_HEADER_BYTES, TIMESTAMP_TYPE_BIT
 _INT64_MIN = record_walk.INT64_MIN
 _INT64_MAX = record_walk.INT64_MAX
 NO_TIMESTAMP = -1
-# Reading a stored batch skips key and value bytes, so memory stays at a chunk whatever
-# this is; it only bounds the work of one read.
+# Reading a stored batch keeps at most a chunk whatever this is: it bounds a read's work.
 _STORED_BATCH_BYTES_MAX = 1 << 40
 
-# An uncompressed batch up to this size is walked in place, in one call of the compiled
-# walk, which holds the GIL throughout (about 20-40 ms for 1 MiB of the densest records,
-# empty headers); a larger one (a topic's max.message.bytes raised) is walked chunk by
-# chunk like a decompressed one, so the event loop gets the GIL between chunks.
+# An uncompressed batch up to this size is walked in place, in one compiled call holding
+# the GIL (20-40 ms for 1 MiB of the densest records); a larger one (max.message.bytes
+# raised) chunk by chunk like a decompressed one, so the loop gets the GIL between chunks.
 WALKED_WHOLE_BYTES_MAX = 2 * 1024 * 1024
 
 PREMATURE_EOF = "Incorrect declared batch size, premature EOF reached"
@@ -268,34 +267,54 @@ def validate_records(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> None:
     """Raise KafkaError (or RecordErrors) if the batch's records are not acceptable."""
-    walk = walker.WalkState()
-    try:
+    walk = _small_lz4_walked(header, batch, policy, chunk_bytes)
+    if walk is None:
+        walk = walker.WalkState()
         try:
-            if header.compression == 0 and len(batch) <= WALKED_WHOLE_BYTES_MAX:
-                _walk_whole(_as_bytes(batch), header.records_count, walk)
-            else:
-                stream = _stream(header, batch, policy, chunk_bytes)
-                _walk_stream(stream, header.records_count, walk, chunk_bytes)
-        except _Malformed as exc:
+            try:
+                if header.compression == 0 and len(batch) <= WALKED_WHOLE_BYTES_MAX:
+                    _walk_whole(_as_bytes(batch), header.records_count, walk)
+                else:
+                    stream = _stream(header, batch, policy, chunk_bytes)
+                    _walk_stream(stream, header.records_count, walk, chunk_bytes)
+            except _Malformed as exc:
+                raise KafkaError(
+                    ErrorCode.invalid_record, f"{exc} in topic partition {policy.topic_partition}"
+                ) from None
+        except DecompressionError as exc:
             raise KafkaError(
-                ErrorCode.invalid_record, f"{exc} in topic partition {policy.topic_partition}"
+                ErrorCode.unknown_server_error,
+                f"Failed to decompress record stream in topic partition "
+                f"{policy.topic_partition}: {exc}",
             ) from None
-    except DecompressionError as exc:
-        raise KafkaError(
-            ErrorCode.unknown_server_error,
-            f"Failed to decompress record stream in topic partition "
-            f"{policy.topic_partition}: {exc}",
-        ) from None
-    except DecompressedTooLarge as exc:
-        raise KafkaError(
-            ErrorCode.message_too_large, f"{exc} in topic partition {policy.topic_partition}"
-        ) from None
+        except DecompressedTooLarge as exc:
+            raise KafkaError(
+                ErrorCode.message_too_large, f"{exc} in topic partition {policy.topic_partition}"
+            ) from None
     if (policy.compacted and walk.keyless) or not _timestamps_surely_valid(
         header, policy, now_ms, walk
     ):
         rejection = _record_errors(header, batch, policy, now_ms, chunk_bytes, walk.keyless)
         if rejection is not None:
             raise rejection
+
+
+def _small_lz4_walked(
+    header: BatchHeader, batch: bytes | memoryview, policy: RecordPolicy, chunk_bytes: int
+) -> WalkState | None:
+    """The walk of a producer's usual small batch (lz4, one block, one chunk) read whole,
+    if nothing in it is wrong; else None: the chunked stream reads it and names errors."""
+    if header.compression != LZ4:
+        return None
+    limit = min(policy.decompressed_bytes_max, chunk_bytes)
+    data = lz4_one_block(memoryview(batch)[BATCH_HEADER_BYTES:], limit)
+    if data is None:
+        return None
+    walk = walker.WalkState()
+    count = header.records_count
+    if walker.walk(data, 0, count, walk) != len(data) or walk.error or walk.index != count:
+        return None
+    return walk
 
 
 def _stream(

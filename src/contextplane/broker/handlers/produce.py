@@ -13,6 +13,7 @@ pool's queue holds at most one job per connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +90,8 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     topics = []
     batches: list[_Batch] = []
     failed = False
-    share = LoopShare()
+    loop = asyncio.get_running_loop()
+    share = LoopShare(loop)
     entries = 0
     for name, topic_id, partition_data in distinct_partitions(ctx, request.topic_data):
         partitions = []
@@ -149,7 +151,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     # Kafka's purgatory answers acks=all), floored because a write here waits for a disk
     # sync and its dirty mark where Kafka's leader waits for neither.
     wait_s = max(request.timeout.total_seconds(), ACK_WAIT_MIN_MS / 1000)
-    deadline = asyncio.get_running_loop().time() + wait_s
+    deadline = loop.time() + wait_s
 
     async def respond() -> Any:
         rejected = failed
@@ -161,8 +163,11 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             )
         for entry, durable in pending:
             try:
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.shield(durable)
+                if durable.done():  # usual once requests queue: no timer, no shield
+                    durable.result()
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        await asyncio.shield(durable)
             except TimeoutError:
                 entry.update(
                     error_code=ErrorCode.request_timed_out,
@@ -315,21 +320,41 @@ def _checked_batch(
         )
     header, batch = batches[0]
     _check_transactional(ctx, transactional_id, topic, entry["index"], header)
-    append_time = _topic_config(ctx, configs, "message.timestamp.type") == "LogAppendTime"
-    ratio = ctx.settings.message_max_decompression_ratio
-    policy = RecordPolicy(
-        topic_partition=f"{topic}-{entry['index']}",
-        compacted="compact" in _topic_config(ctx, configs, "cleanup.policy"),
-        log_append_time=append_time,
-        timestamp_before_max_ms=stored_int(
-            _topic_config(ctx, configs, "message.timestamp.before.max.ms")
-        ),
-        timestamp_after_max_ms=stored_int(
-            _topic_config(ctx, configs, "message.timestamp.after.max.ms")
-        ),
+    policy = _record_policy(
+        topic,
+        entry["index"],
+        _topic_config(ctx, configs, "message.timestamp.type"),
+        ctx.settings.message_max_decompression_ratio,
+        _topic_config(ctx, configs, "cleanup.policy"),
+        _topic_config(ctx, configs, "message.timestamp.before.max.ms"),
+        _topic_config(ctx, configs, "message.timestamp.after.max.ms"),
+        batch_bytes_max,
+    )
+    append_time = policy.log_append_time
+    return _Batch(topic, entry, partition, header, batch, policy, append_time)
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_policy(
+    topic: str,
+    index: int,
+    timestamp_type: str,
+    ratio: int,
+    cleanup_policy: str,
+    before_max_ms: str,
+    after_max_ms: str,
+    batch_bytes_max: int,
+) -> RecordPolicy:
+    """A partition's record policy from its configs' texts (the same for every batch
+    until a config changes: built once, not per request)."""
+    return RecordPolicy(
+        topic_partition=f"{topic}-{index}",
+        compacted="compact" in cleanup_policy,
+        log_append_time=timestamp_type == "LogAppendTime",
+        timestamp_before_max_ms=stored_int(before_max_ms),
+        timestamp_after_max_ms=stored_int(after_max_ms),
         decompressed_bytes_max=batch_bytes_max * ratio,
     )
-    return _Batch(topic, entry, partition, header, batch, policy, append_time)
 
 
 async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | None:
@@ -425,6 +450,7 @@ def _validated_inline(item: _Batch, now_ms: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def _with_limit(policy: RecordPolicy, decompressed_bytes_max: int) -> RecordPolicy:
     return RecordPolicy(
         policy.topic_partition,

@@ -66,6 +66,12 @@ def evaluate(
         "resource": f"Tool::{_quoted(tool)}",
         "context": context,
     }
+    return decide(request, policy, approval_policy)
+
+
+def decide(request: dict[str, Any], policy: str, approval_policy: str | None) -> Evaluation:
+    """A Cedar request (principal, action, resource, context) against a tool's policies:
+    the executor's evaluation, and a replay's of a recorded request under other policies."""
     first = cedarpy.is_authorized(request, policy, [])
     if first.allowed:
         return _evaluation(ALLOW, first, request)

@@ -1,8 +1,9 @@
 """Pure: how a replayed decision differs from its original. Tool calls are compared in
 order by key, tool and arguments (a state is what the ledger answered, not the copilot's
-choice: shown, not compared); outcomes as text. A call recorded before decisions held
-arguments, whose request record could not be read back either, is compared by key and
-tool."""
+choice: shown, not compared), and a call whose recorded policy evaluation the replay's
+tools file decides otherwise (`policy`) differs; outcomes as text. A call recorded before
+decisions held arguments, whose request record could not be read back either, is compared
+by key and tool."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ _ABSENT = object()
 
 
 def call_summary(call: dict[str, Any]) -> dict[str, Any]:
-    names = ("key", "tool", "arguments", "state", "error")
+    names = ("key", "tool", "arguments", "state", "error", "policy")
     return {name: call[name] for name in names if name in call}
 
 
 def _same_call(original: dict[str, Any], replayed: dict[str, Any]) -> bool:
     if (original.get("key"), original.get("tool")) != (replayed.get("key"), replayed.get("tool")):
+        return False
+    if "policy" in replayed:  # decided otherwise under the replay's tools file, or not at all
         return False
     arguments = original.get("arguments", _ABSENT)
     return arguments is _ABSENT or arguments == replayed.get("arguments")

@@ -1,6 +1,7 @@
 """What the copilot function is given in a replay instead of the live clients: a context
 client whose every read is a point-in-time read at the positions the original decision
-recorded, and a tools client that answers each call from the ledger. Neither has a Kafka
+recorded, and a tools client that answers each call from the ledger (decided again under
+changed tool policies when a replay is given them: `policies.py`). Neither has a Kafka
 producer: the replay cannot produce a tool call (RFC 0006 §3: the zero is structural)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from contextplane.services.actions import ledger
 from contextplane.services.actions.client import ActionsClientError, Outcome, read_ledger
 from contextplane.services.context.client import ContextClient, ContextClientError, EntityContext
+from contextplane.services.replay.policies import ChangedPolicies
 from contextplane.services.trace import current
 
 # A replayed call whose key has no ledger entry: it is not called, and says so.
@@ -111,8 +113,9 @@ class ReplayTools:
     not hold answers `not-recorded`, one held for other arguments `conflict` (what the
     executor would answer)."""
 
-    def __init__(self, ledger_url: str | None) -> None:
+    def __init__(self, ledger_url: str | None, policies: ChangedPolicies | None = None) -> None:
         self._ledger_url = ledger_url
+        self._policies = policies  # `--tools`: the recorded evaluations decided again
 
     def call(
         self,
@@ -125,6 +128,10 @@ class ReplayTools:
         decision = current.current()
         try:
             outcome = self._recorded(tool, arguments, idempotency_key)
+            if self._policies is not None and outcome.state not in (NOT_RECORDED, ledger.CONFLICT):
+                outcome, policy = self._policies.apply(tool, idempotency_key, outcome)
+                if policy is not None:
+                    noted["policy"] = policy
         except ActionsClientError as exc:
             noted.update(state="no-outcome", error=str(exc))
             raise

@@ -22,6 +22,7 @@ from typing import Any
 from contextplane.services.context.client import ContextClient
 from contextplane.services.replay import diff
 from contextplane.services.replay.doubles import ReplayContext, ReplayTools
+from contextplane.services.replay.policies import ChangedPolicies
 from contextplane.services.replay.recorded import Recorded, RequestArguments
 from contextplane.services.trace.recorder import Decision, DecisionError, Decisions
 
@@ -78,8 +79,10 @@ class Replayer:
         ledger_url: str | None,
         client_config: dict[str, Any] | None = None,
         timeout_s: float = 30.0,
+        policies: ChangedPolicies | None = None,
     ) -> None:
         self.topic = replay_topic(run)
+        self._policies = policies
         self._function = function
         self._context = None if context_url is None else ContextClient(context_url)
         self._ledger_url = ledger_url
@@ -100,7 +103,7 @@ class Replayer:
         self._requests.fill(original)  # calls recorded before decisions held arguments
         reads = [r for r in original.get("reads") or [] if isinstance(r, dict)]
         context = ReplayContext(self._context, reads)
-        tools = ReplayTools(self._ledger_url)
+        tools = ReplayTools(self._ledger_url, self._policies)
         opened: list[Decision] = []
         try:
             with self._decisions.decision(

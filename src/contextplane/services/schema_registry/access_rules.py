@@ -30,6 +30,7 @@ _ANYONE = Need("READ", "nothing")
 # (method, route path) -> need; every route of app.py has one (tests check it).
 NEEDS: dict[tuple[str, str], Need] = {
     ("GET", "/"): _ANYONE,
+    ("GET", "/metrics"): _ANYONE,  # counts, no names (metrics.py)
     ("GET", "/subjects"): _LISTING,
     ("POST", _S): _READ,
     ("DELETE", _S): Need("WRITE", "subject", "DeleteSubject"),

@@ -18,6 +18,7 @@ from contextplane.services.schema_registry.access_rules import NEEDS
 from contextplane.services.schema_registry.dek_registry import DekRegistry
 from contextplane.services.schema_registry.errors import RegistryError
 from contextplane.services.schema_registry.http_io import RegistryResponse
+from contextplane.services.schema_registry.metrics import RegistryCounts, metrics
 from contextplane.services.schema_registry.path_segments import RawPathRouting
 from contextplane.services.schema_registry.registry import SchemaRegistry
 from contextplane.services.schema_registry.routes import (
@@ -38,6 +39,7 @@ async def _root(request: Request) -> Response:
 
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
+    request.app.state.counts.answered(exc.error_code)
     return RegistryResponse(exc.body(), status_code=exc.status)
 
 
@@ -68,6 +70,7 @@ def build_app(
     """`keys`: the DEK registry, served under `/dek-registry/v1` (None: not served)."""
     routes = [
         Route("/", _root, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *subjects.ROUTES,
         *schemas.ROUTES,
         *config.ROUTES,
@@ -91,4 +94,5 @@ def build_app(
     app.state.registry = registry
     app.state.access = access
     app.state.keys = keys
+    app.state.counts = RegistryCounts()
     return app

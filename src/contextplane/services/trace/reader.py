@@ -10,8 +10,8 @@ changelog record, and the source record it names. Transactional topics are read
 `read_committed`. A link that cannot be followed is a node `missing` with the reason,
 never left out.
 
-The producer id of a source record's batch is not shown: confluent-kafka's `Message`
-does not expose it.
+A source record's producer (id, epoch, transactional) is read from its batch header
+with a raw Fetch (`producer.py`): confluent-kafka's `Message` does not expose it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contextplane.services.actions import ledger
 from contextplane.services.trace import event, receipts
 from contextplane.services.trace.event import OFFSET_MAX
 from contextplane.services.trace.link import Link, cut, place
+from contextplane.services.trace.producer import BatchProducers
 
 RECORDS_MAX = 1_000_000
 EVALUATIONS_PER_KEY_MAX = 10
@@ -40,6 +41,7 @@ _POLL_S = 0.2
 FETCH_WAIT_MS = 10
 _CLOCK = SystemClock()
 
+_AT = ("topic", "partition", "offset")
 # A source record found: its link, topic/partition/offset and timestamp.
 Source = tuple[Link, tuple[str, int, int], int]
 
@@ -86,6 +88,7 @@ class Reader:
         self.found_by = "scan"
         # topic -> its partition count, or why it has none; None: not listed yet.
         self._topics: dict[str, int | str] | None = None
+        self._producers = BatchProducers(config)
 
     @property
     def client(self) -> Consumer:
@@ -94,6 +97,14 @@ class Reader:
 
     def close(self) -> None:
         self._consumer.close()
+        self._producers.close()
+
+    def producer_of(self, topic: str, partition: int, offset: int) -> dict[str, Any]:
+        """The producer fields of a record's batch, or `producer` saying why not read."""
+        if self._left_s() <= 0:
+            return {"producer": f"not read within {self._timeout_s:g} s"}
+        found = self._producers.producer_of(topic, partition, offset)
+        return {"producer": f"not read: {found}"} if isinstance(found, str) else found
 
     def _left_s(self) -> float:
         return max(0.0, (self._deadline_ms - _CLOCK.monotonic_ms()) / 1000)
@@ -364,6 +375,9 @@ def _read(reader: Reader, read: dict[str, Any], sources: list[Source]) -> Link:
         link.children.append(source)
         if record is not None:
             at = (record.topic(), record.partition(), record.offset())
+            # The console's reader over its storage engine has no raw Fetch: no producer.
+            if (producer_of := getattr(reader, "producer_of", None)) is not None:
+                source.detail.update(producer_of(*at))
             sources.append((source, at, record.timestamp()[1]))
     elif read.get("found"):
         link.children.append(
@@ -405,7 +419,17 @@ def _changelog_link(reader: Reader, read: dict[str, Any]) -> tuple[Link, dict[st
         link.missing = f"its value names no source record: changed_by {cut(repr(origin))}"
         return link, None
     link.detail["changed_by"] = place(*named)
-    return link, dict(zip(("topic", "partition", "offset"), named, strict=True))
+    said = read.get("changed_by")
+    answered = event.position(*(said.get(k) for k in _AT)) if isinstance(said, dict) else None
+    if answered is not None and answered != named:
+        # Same entity, another state: the changelog's offsets moved since the decision
+        # (a copy mirror, a rollback into another cluster), so the answer names the source.
+        link.missing = (
+            f"it holds another state of the entity (changed by {place(*named)}, the answer"
+            f" by {place(*answered)}): the changelog's offsets moved since the decision"
+        )
+        return link, None
+    return link, dict(zip(_AT, named, strict=True))
 
 
 def _add_receipts(reader: Reader, sources: list[Source], decided_ms: int) -> None:
