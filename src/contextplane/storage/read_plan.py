@@ -5,16 +5,17 @@ stream, so the next ranges of many partitions of a catch-up lie side by side in 
 objects. Reading them partition by partition costs one GET per range; planning the whole
 Fetch at once costs about one GET per object:
 
-* `plan_ranges` chooses the ranges each partition takes: the first partition's next
-  range first (KIP-74's first batch is always read), then object by object, oldest object
-  first, every partition's ranges in that object, each partition within its byte limit
-  and all of them within the response's. A partition's ranges are always a prefix of its
-  ranges from its offset, so the batches it returns are a prefix of what a read of that
-  partition alone returns. A partition whose next range lies in an object newer than the
-  ones the response fills gets nothing this time (as Kafka leaves a partition empty once
-  the response is full): reading its one range would cost a GET of a few KiB of an object
-  that a later fetch reads whole. It is read when the others reach that object, or
-  sooner when it is first in a request (clients rotate their partitions' order).
+* `plan_ranges` chooses the ranges each partition takes: object by object, oldest object
+  first, every partition's ranges in that object, each partition within its byte limit,
+  whole objects while they fit in the response's (the first object alone may be cut at
+  that bound), so the response's first range is always read (KIP-74's progress). A
+  partition's ranges are always a prefix of its ranges from its offset, so the batches
+  it returns are a prefix of what a read of that partition alone returns. A partition
+  whose next range lies in an object newer than the ones the response fills gets nothing
+  this time, even first in the request (Kafka fills partitions in request order; here
+  they are filled in the order of their data's age): reading its one range would cost a
+  GET of a few KiB of an object that a later fetch reads whole. It is read when the
+  others reach that object: its data is then the oldest the consumer asks for.
 * `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
   of at most the span bound (a single range larger than that is a span alone);
   `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.
@@ -78,8 +79,9 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
     per-partition reader keeps reading ranges while it has room), so at most one range
     past that bound is read. Objects are taken whole (every partition's ranges in them)
     while they fit in `max_bytes`; the first that does not is left for a later fetch,
-    unless it is the first object, read then up to one range past `max_bytes`. The
-    first partition's first range is taken whatever the bounds (KIP-74).
+    unless it is the first object, read then up to one range past `max_bytes`: the
+    oldest range is always read (KIP-74's progress: its first batch is returned
+    whatever the bounds). With no room at all, the first partition's next range is.
     """
     total = 0
 
@@ -89,13 +91,8 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
         partition.taken_bytes += record.size
         total += record.size
 
-    first = True
     for partition in partitions:
-        record = partition.advance()
-        if record is not None and first:
-            take(partition, record)
-            partition.advance()
-            first = False
+        partition.advance()
     heap: list[tuple[tuple[int, str], int]] = [
         (_object_order(p.next), index) for index, p in enumerate(partitions) if p.next is not None
     ]
@@ -133,6 +130,11 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
             partition.taken_bytes -= record.size
             total -= record.size
         break
+    if total == 0:  # no room at all: the first partition's first range (KIP-74)
+        for partition in partitions:
+            if partition.next is not None:
+                take(partition, partition.next)
+                break
 
 
 def coalesce(ranges: Iterable[RangeRecord], coalesce_bytes: int, span_bytes: int) -> list[Span]:
