@@ -215,3 +215,22 @@ def test_two_instances_share_hand_over_and_take_back(broker: BrokerProcess, tmp_
     finally:
         a.stop()
         b.stop()
+
+
+def test_sources_not_co_partitioned_stop_the_start_naming_each(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic("ops.incidents", 2, 1)]).values():
+        future.result(TIMEOUT_S)
+    service = instance(broker, tmp_path, "a")
+    service.views.write_text(
+        VIEWS + '\n[[views.account.sources]]\ntopic = "ops.incidents"\nfield = "incident"\n'
+    )
+    with pytest.raises(RuntimeError, match="exited early"):
+        service.start()
+    assert (
+        "need co-partitioned sources (one partition count): crm.accounts has 4,"
+        " ops.incidents has 2, support.tickets has 4"
+    ) in service.log_tail()
+    assert "ctxp.changelog" not in admin.list_topics(timeout=TIMEOUT_S).topics
