@@ -48,23 +48,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(name="broker")
-def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(tmp_path / "broker").start()
-    admin = AdminClient({"bootstrap.servers": running.bootstrap})
+def create_sources(bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     topics = [NewTopic(t, PARTITIONS, 1) for t in ("crm.accounts", "support.tickets")]
     for future in admin.create_topics(topics).values():
         future.result(TIMEOUT_S)
+
+
+@pytest.fixture(name="broker")
+def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
+    running = BrokerProcess(tmp_path / "broker").start()
+    create_sources(running.bootstrap)
     yield running
     running.stop()
 
 
-def instance(broker: BrokerProcess, tmp_path: Path, name: str) -> ContextProcess:
+def instance(bootstrap: str, tmp_path: Path, name: str) -> ContextProcess:
     views = tmp_path / "views.toml"
     views.write_text(VIEWS)
     port = free_port()
     return ContextProcess(
-        broker.bootstrap,
+        bootstrap,
         views,
         tmp_path / f"data-{name}",
         tmp_path / f"{name}.log",
@@ -181,13 +185,19 @@ def applied(service: ContextProcess) -> int:
 
 
 def test_two_instances_share_hand_over_and_take_back(broker: BrokerProcess, tmp_path: Path) -> None:
-    a = instance(broker, tmp_path, "a").start()
-    b = instance(broker, tmp_path, "b").start()
+    share_hand_over_take_back(broker.bootstrap, tmp_path)
+
+
+def share_hand_over_take_back(bootstrap: str, tmp_path: Path, start_s: float = 60.0) -> None:
+    """Two instances share the partitions and serve each entity from its owner; one
+    killed, the other takes all from the changelog; restarted, it takes its share back."""
+    a = instance(bootstrap, tmp_path, "a").start(start_s)
+    b = instance(bootstrap, tmp_path, "b").start(start_s)
     try:
         split = shared(a, b)
         assert all(len(parts) == PARTITIONS // 2 for parts in split.values()), split
         sends = [("crm.accounts", x, {"name": x}) for x in ACCOUNTS] + tickets(0) + tickets(1)
-        fence = produce(broker.bootstrap, sends)
+        fence = produce(bootstrap, sends)
         assert states([a, b], split, fence) == expected(2)
         # Each applied its own partitions only: together, every record once.
         wait_until(
@@ -204,13 +214,13 @@ def test_two_instances_share_hand_over_and_take_back(broker: BrokerProcess, tmp_
         assert taken
         # Restored from the changelog: the same state, no fold lost or doubled.
         assert states([b], {b.url: list(range(PARTITIONS))}, fence) == expected(2)
-        fence = produce(broker.bootstrap, tickets(2))
+        fence = produce(bootstrap, tickets(2))
         assert states([b], {b.url: list(range(PARTITIONS))}, fence) == expected(3)
 
-        a.start()
+        a.start(start_s)
         split = shared(a, b)
         assert all(len(parts) == PARTITIONS // 2 for parts in split.values()), split
-        fence = produce(broker.bootstrap, tickets(3))
+        fence = produce(bootstrap, tickets(3))
         assert states([a, b], split, fence) == expected(4)
     finally:
         a.stop()
@@ -223,7 +233,7 @@ def test_sources_not_co_partitioned_stop_the_start_naming_each(
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for future in admin.create_topics([NewTopic("ops.incidents", 2, 1)]).values():
         future.result(TIMEOUT_S)
-    service = instance(broker, tmp_path, "a")
+    service = instance(broker.bootstrap, tmp_path, "a")
     service.views.write_text(
         VIEWS + '\n[[views.account.sources]]\ntopic = "ops.incidents"\nfield = "incident"\n'
     )

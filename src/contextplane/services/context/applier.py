@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -275,8 +276,15 @@ class Applier:
         compacted = {"cleanup.policy": "compact"}
         new = NewTopic(config.changelog_topic, num_partitions=count, config=compacted)
         ensure_topics(admin, [new], config.bootstrap, config.timeout_s, StartError)
-        described = admin.list_topics(config.changelog_topic, timeout=config.timeout_s)
-        have = len(described.topics[config.changelog_topic].partitions)
+        # A topic just created may not be in every broker's metadata yet.
+        deadline = time.monotonic() + config.timeout_s
+        have = 0
+        while not have and time.monotonic() < deadline:
+            described = admin.list_topics(config.changelog_topic, timeout=config.timeout_s)
+            topic = described.topics.get(config.changelog_topic)
+            have = 0 if topic is None or topic.error is not None else len(topic.partitions)
+            if not have:
+                time.sleep(0.1)
         if have != count:
             raise StartError(
                 f"{config.changelog_topic} has {have} partitions, the sources {count}"
