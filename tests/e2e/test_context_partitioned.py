@@ -178,6 +178,13 @@ def tickets(n: int) -> list[tuple[str, str, Any]]:
     return [("support.tickets", a, {"n": n}) for a in ACCOUNTS]
 
 
+def skipped(service: ContextProcess) -> int:
+    with urllib.request.urlopen(f"{service.url}/v1/views", timeout=TIMEOUT_S) as response:
+        view = json.loads(response.read())["views"]["account"]
+        count: int = view["skipped"].get("not-co-partitioned", 0)
+        return count
+
+
 def applied(service: ContextProcess) -> int:
     with urllib.request.urlopen(f"{service.url}/v1/views", timeout=TIMEOUT_S) as response:
         count: int = json.loads(response.read())["applied_records"]
@@ -206,6 +213,19 @@ def share_hand_over_take_back(bootstrap: str, tmp_path: Path, start_s: float = 6
             "both count every record once",
         )
         assert applied(a) > 0 and applied(b) > 0
+
+        # A record of an entity produced to another partition than its id hashes to is
+        # skipped and counted where it landed, never folded into a second copy.
+        stray = ACCOUNTS[0]
+        elsewhere = (entity_partition(stray, PARTITIONS) + 1) % PARTITIONS
+        producer = Producer({"bootstrap.servers": bootstrap})
+        producer.produce(
+            "support.tickets", key=stray.encode(), value=b'{"n": 99}', partition=elsewhere
+        )
+        producer.flush(TIMEOUT_S)
+        wait_until(
+            lambda: skipped(a) + skipped(b) == 1 or None, TIMEOUT_S, "the stray record skipped"
+        )
 
         a.kill9()
         taken = wait_until(

@@ -44,6 +44,7 @@ from contextplane.services.context.merge import (
     read,
 )
 from contextplane.services.context.order import canonical_order, record_origin
+from contextplane.services.context.partitions import entity_partition
 from contextplane.services.context.restore import RestoreError, restore
 from contextplane.services.context.store import EntityKey, LocalStore
 from contextplane.services.context.views import Source, View
@@ -377,6 +378,11 @@ class Applier:
                     self._skip(view, got.reason, origin)
                     continue
                 entity_id, value = got
+                if owned is not None and entity_partition(entity_id, self.partition_count) != tp[1]:
+                    # Its entity lives where its id hashes (the owner `get` redirects to):
+                    # a record produced elsewhere would split it between two owners.
+                    self._skip(view, "not-co-partitioned", origin)
+                    continue
                 key = (view, entity_id)
                 where[key] = 0 if owned is None else tp[1]
                 if key not in loaded:
@@ -401,7 +407,11 @@ class Applier:
         self._positions = positions
         for key, raw in encoded.items():
             self._remember(key, changed[key], 0 if raw is None else len(raw))
-        self.applied_records += sum(1 for m in messages[:taken] if m.error() is None)
+        self.applied_records += sum(
+            1
+            for m in messages[:taken]
+            if m.error() is None and (owned is None or m.partition() in owned)
+        )
         self._on_applied(dict(positions))
         return taken
 
