@@ -28,6 +28,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane.clock import SystemClock
 from contextplane.services.context import changelog, partitions
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
@@ -51,6 +52,7 @@ from contextplane.services.context.views import Source, View
 from contextplane.services.kafka_topics import ensure_topics
 
 log = logging.getLogger("contextplane.context")
+_CLOCK = SystemClock()
 
 # Records taken from the consumer per transaction: many records of one entity in one
 # batch become one changelog record (a batch of 500 applied ~1,500 records/s, 5,000 ~5,000,
@@ -278,9 +280,9 @@ class Applier:
         new = NewTopic(config.changelog_topic, num_partitions=count, config=compacted)
         ensure_topics(admin, [new], config.bootstrap, config.timeout_s, StartError)
         # A topic just created may not be in every broker's metadata yet.
-        deadline = time.monotonic() + config.timeout_s
+        deadline = _CLOCK.monotonic_ms() / 1000 + config.timeout_s
         have = 0
-        while not have and time.monotonic() < deadline:
+        while not have and _CLOCK.monotonic_ms() / 1000 < deadline:
             described = admin.list_topics(config.changelog_topic, timeout=config.timeout_s)
             topic = described.topics.get(config.changelog_topic)
             have = 0 if topic is None or topic.error is not None else len(topic.partitions)

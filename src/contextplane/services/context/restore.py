@@ -4,17 +4,18 @@ single instance, and for each partition a partitioned instance is assigned."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from contextplane.clock import SystemClock
 from contextplane.services.context import changelog
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
 from contextplane.services.context.store import EntityKey, LocalStore
 
 log = logging.getLogger("contextplane.context")
+_CLOCK = SystemClock()
 
 # Records taken from the changelog per SQLite transaction.
 RESTORE_BATCH_MAX = 5000
@@ -54,12 +55,12 @@ def restore(
         restored = 0
         at = start
         while at < high:
-            deadline = time.monotonic() + wait_s
+            deadline = _CLOCK.monotonic_ms() / 1000 + wait_s
             first = None
-            while first is None and time.monotonic() < deadline:
+            while first is None and _CLOCK.monotonic_ms() / 1000 < deadline:
                 # consume() would wait for a whole batch (or its timeout) even at the
                 # end: the first record is polled, then what is already fetched taken.
-                first = reader.poll(min(1.0, max(0.0, deadline - time.monotonic())))
+                first = reader.poll(min(1.0, max(0.0, deadline - _CLOCK.monotonic_ms() / 1000)))
             if first is None:
                 raise RestoreError(f"reading {topic}[{partition}] stopped at {at} of {high}")
             messages = [first, *reader.consume(RESTORE_BATCH_MAX - 1, timeout=0)]
