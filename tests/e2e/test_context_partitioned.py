@@ -8,6 +8,7 @@ doubled; its restart rebalances them back."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -264,3 +265,35 @@ def test_sources_not_co_partitioned_stop_the_start_naming_each(
         " ops.incidents has 2, support.tickets has 4"
     ) in service.log_tail()
     assert "ctxp.changelog" not in admin.list_topics(timeout=TIMEOUT_S).topics
+
+
+def test_a_paused_instance_rejoins_without_writing_over_its_successor(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    """SIGSTOP past the session: the other instance takes every partition and applies
+    more; SIGCONT: the paused one finds itself out of the group, rejoins and takes its
+    share back from the changelog, every fold still once."""
+    a = instance(broker.bootstrap, tmp_path, "a").start()
+    b = instance(broker.bootstrap, tmp_path, "b").start()
+    try:
+        split = shared(a, b)
+        sends = [("crm.accounts", x, {"name": x}) for x in ACCOUNTS] + tickets(0)
+        fence = produce(broker.bootstrap, sends)
+        assert states([a, b], split, fence) == expected(1)
+        assert a.process is not None
+        a.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: owned(b) == list(range(PARTITIONS)) or None, TIMEOUT_S * 2, "b owns all"
+            )
+            fence = produce(broker.bootstrap, tickets(1))
+            assert states([b], {b.url: list(range(PARTITIONS))}, fence) == expected(2)
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        split = shared(a, b)
+        fence = produce(broker.bootstrap, tickets(2))
+        assert states([a, b], split, fence) == expected(3)
+        assert a.process.poll() is None and b.process is not None and b.process.poll() is None
+    finally:
+        a.stop()
+        b.stop()

@@ -560,19 +560,27 @@ class Applier:
         )
         # Raised on failure: the loop stops and the next start settles the transaction.
         self._producer.abort_transaction(self._config.timeout_s)
-        self._seek_to_positions()
+        self._seek_to_positions(assign=self.owned is None)
         self._stopping.wait(RETRY_PAUSE_S)
 
-    def _seek_to_positions(self) -> None:
-        """Every source partition from its committed position (its start if none)."""
-        self._consumer.assign(
-            [
-                TopicPartition(t, p, self._positions[(t, p)].position)
-                if (t, p) in self._positions
-                else TopicPartition(t, p, OFFSET_BEGINNING)
-                for t, p in self._assigned
-            ]
-        )
+    def _seek_to_positions(self, assign: bool = True) -> None:
+        """Every source partition from its committed position (its start if none):
+        assigned so, or (a subscribed instance after an aborted transaction, whose
+        assignment is the group's) sought to it."""
+        at = [
+            TopicPartition(t, p, self._positions[(t, p)].position)
+            if (t, p) in self._positions
+            else TopicPartition(t, p, OFFSET_BEGINNING)
+            for t, p in self._assigned
+        ]
+        if assign:
+            self._consumer.assign(at)
+            return
+        for tp in at:
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: the next owner restores it
+                log.info("not reading %s[%d] again: %s", tp.topic, tp.partition, exc)
 
     def _note_watermarks(self) -> None:
         seen = dict(self.watermarks)
