@@ -7,6 +7,8 @@ JSON result and a Markdown table with the expected keys.
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +164,56 @@ def test_bench_peers_come_from_the_bench_extra() -> None:
     )
     assert version.stdout.startswith("tansu ")
     assert py_spy() is not None
+
+
+@pytest.mark.slow  # ~30 s: two brokers (one on SeaweedFS) and the latency load on each
+def test_latency_rows_follow_a_warm_up_run_with_the_same_clients_for_every_target(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--profile",
+            "smoke",
+            "--targets",
+            "contextplane-file,contextplane-s3",
+            "--workloads",
+            "latency",
+            "--out",
+            str(out),
+            "--tmp",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    profile = results["profile"]
+    configs = []
+    for name in ("contextplane-file", "contextplane-s3"):
+        target = results["targets"][name]
+        assert not target["errors"], target["errors"]
+        latency = target["latency"]
+        # The warm-up ran the same load for the profile's length, kept out of the rows.
+        warmup = latency["warmup"]
+        assert warmup["seconds"] == profile["latency_warmup_seconds"]
+        assert warmup["sent"] > 0 and warmup["produce"]["count"] > 0
+        assert len(latency["runs"]) == profile["latency_runs"]
+        # Pinned where the machine has cores to spare, else the reason is given.
+        pinning = latency["pinning"]
+        assert pinning["pinned"] == (len(os.sched_getaffinity(0)) >= 3)
+        assert pinning["pinned"] or pinning["reason"]
+        # The rows are the measured runs' alone.
+        p99s = [run["produce"]["p99_ms"] for run in latency["runs"]]
+        assert latency["produce"]["p99_ms"]["median"] == statistics.median(p99s)
+        for run in latency["runs"]:
+            configs.append((run["consumer_config"], run["producer_config"]))
+    assert configs and all(c == configs[0] for c in configs)
+    assert configs[0][0]["fetch.wait.max.ms"] == 100
