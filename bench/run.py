@@ -272,6 +272,12 @@ def _latency_warmups(
     return warmups
 
 
+def _pinning_note(plan: pinning.Split) -> str:
+    if plan.reason is not None:
+        return f"not pinned ({plan.reason})"
+    return f"pinned to cores {sorted(plan.client)} and {sorted(plan.broker)}"
+
+
 def _get_path(data: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(data, dict):
@@ -755,6 +761,10 @@ def main(argv: list[str] | None = None) -> int:
             "on the broker's event loop, p50/p99/max per second; GC pauses by generation; RSS "
             "beside the memory budget's used bytes. Per workload under `probes`.",
             "Peak RSS = VmHWM of the broker process (JVM for Kafka; SeaweedFS not included).",
+            f"Latency rows: after one warm-up run of the same load per target "
+            f"({prof.latency_warmup_seconds:g} s, `latency.warmup`, not in the rows); the "
+            f"clients' settings are the same for every target (recorded per run); load client "
+            f"and broker {_pinning_note(pinning.machine_split())}.",
             "Restart = SIGTERM (clean stop), then process start → first acknowledged produce "
             "and first fetched retained record (the later of the two). Kafka's figure "
             "includes JVM start and the harness's 0.25 s readiness poll.",

@@ -175,3 +175,4 @@ def test_latency_rows_follow_a_warm_up_run_with_the_same_clients_for_every_targe
             configs.append((run["consumer_config"], run["producer_config"]))
     assert configs and all(c == configs[0] for c in configs)
     assert configs[0][0]["fetch.wait.max.ms"] == 100
+    assert any(note.startswith("Latency rows: after one warm-up run") for note in results["notes"])
