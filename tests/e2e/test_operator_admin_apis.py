@@ -1,0 +1,84 @@
+"""The operators' admin APIs on the wire (RFC 0008 §3): DescribeLogDirs sizes from the
+object index plus the WAL tail; the tools that call them are in
+tests/e2e/test_operator_tools.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contextplane.limits import PARTITIONS_PER_REQUEST_MAX
+from contextplane.protocol.error_codes import ErrorCode
+from tests.support.inprocess import InProcessBroker
+from tests.support.rawclient import RawClient
+
+TIMEOUT_S = 30
+DESCRIBE_LOG_DIRS = 35
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
+    running = InProcessBroker(tmp_path_factory.mktemp("opadmin") / "broker").start()
+    yield running
+    running.stop()
+
+
+def _topic(bootstrap: str, partitions: int) -> str:
+    name = f"opa-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(TIMEOUT_S)
+    return name
+
+
+def _sizes(bootstrap: str, topics: list[dict[str, object]] | None) -> dict[tuple[str, int], int]:
+    with RawClient(bootstrap) as client:
+        response = client.request(DESCRIBE_LOG_DIRS, 4, topics=topics)
+    assert response.error_code == ErrorCode.none
+    (result,) = response.results
+    assert result.error_code == ErrorCode.none
+    assert result.total_bytes >= result.usable_bytes > 0
+    return {
+        (t.name, p.partition_index): p.partition_size for t in result.topics for p in t.partitions
+    }
+
+
+def test_sizes_count_the_wal_tail_and_stay_once_uploaded(broker: InProcessBroker) -> None:
+    topic = _topic(broker.bootstrap, 2)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for _ in range(20):
+        producer.produce(topic, b"x" * 1000, partition=0)
+        producer.flush(TIMEOUT_S)  # one batch each
+    sizes = _sizes(broker.bootstrap, None)
+    # 20 batches of one 1000-byte record: their headers on top.
+    assert 20_000 < sizes[(topic, 0)] < 25_000
+    assert sizes[(topic, 1)] == 0
+    assert broker.broker is not None and broker.broker.storage is not None
+    broker.call(broker.broker.storage.upload_once())
+    assert _sizes(broker.bootstrap, None)[(topic, 0)] == sizes[(topic, 0)]
+
+
+def test_only_the_partitions_asked_for(broker: InProcessBroker) -> None:
+    topic = _topic(broker.bootstrap, 3)
+    asked = [{"topic": topic, "partitions": [1, 7]}, {"topic": "no-such-topic", "partitions": [0]}]
+    assert set(_sizes(broker.bootstrap, asked)) == {(topic, 1)}
+    assert _sizes(broker.bootstrap, []) == {}
+
+
+def test_too_many_partitions_are_refused(broker: InProcessBroker) -> None:
+    asked = [{"topic": "t", "partitions": list(range(PARTITIONS_PER_REQUEST_MAX + 1))}]
+    with RawClient(broker.bootstrap) as client:
+        response = client.request(DESCRIBE_LOG_DIRS, 4, topics=asked)
+    assert response.error_code == ErrorCode.invalid_request
+    assert response.results == ()
+
+
+def test_log_dir_is_the_data_dir(broker: InProcessBroker, tmp_path: Path) -> None:
+    with RawClient(broker.bootstrap) as client:
+        response = client.request(DESCRIBE_LOG_DIRS, 1, topics=None)
+    (result,) = response.results
+    assert result.log_dir == str(broker.data_dir.resolve())

@@ -1,0 +1,77 @@
+"""Apache Kafka 4.4's operator tools (its tools jar) against contextplane and, marked
+slow, against Apache Kafka 4.4: what both print is compared where it can be.
+`kafka-log-dirs.sh --describe`: one log directory per broker, each partition's size
+(the same batches from the same producer: the same bytes on both)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import kafka_reference
+from tests.support.inprocess import InProcessBroker
+
+TIMEOUT_S = 120  # liveness bound of each command
+
+
+@pytest.fixture(params=["contextplane", pytest.param("apache-kafka", marks=pytest.mark.slow)])
+def bootstrap(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "contextplane":
+        broker = InProcessBroker(tmp_path / "broker").start()
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
+    else:
+        kafka = kafka_reference.start(data_dir=tmp_path / "kafka")
+        try:
+            yield kafka.bootstrap
+        finally:
+            kafka.stop()
+
+
+def _tool(bootstrap: str, tool: str, *args: str) -> list[str]:
+    """The output lines of one of Kafka's tools (org.apache.kafka.tools.<tool>); it must
+    succeed."""
+    from conformance.suites.librdkafka.suite import fetch_kafka_tools
+
+    java = shutil.which("java")
+    assert java is not None, "java is installed by harness/install.sh"
+    command = [java, "-cp", f"{fetch_kafka_tools()}/*", f"org.apache.kafka.tools.{tool}"]
+    command += ["--bootstrap-server", bootstrap, *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [line.strip() for line in result.stdout.strip().splitlines()]
+
+
+def _produced(bootstrap: str, topic: str, partitions: int, records: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(TIMEOUT_S)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    for i in range(records):
+        producer.produce(topic, f"record-{i:04d}".encode() * 10, partition=0)
+        producer.flush(TIMEOUT_S)  # one batch each: the same bytes on both brokers
+
+
+def test_kafka_log_dirs_describe(bootstrap: str) -> None:
+    _produced(bootstrap, "sized", 2, 10)
+    printed = _tool(bootstrap, "LogDirsCommand", "--describe", "--topic-list", "sized")
+    assert printed[0] == "Querying brokers for log directories information"
+    assert printed[1] == "Received log directory information from brokers 1"
+    (broker,) = json.loads(printed[2])["brokers"]
+    assert broker["broker"] == 1
+    (log_dir,) = broker["logDirs"]
+    assert log_dir["error"] is None
+    partitions = {p["partition"]: p for p in log_dir["partitions"]}
+    assert set(partitions) == {"sized-0", "sized-1"}
+    assert partitions["sized-1"]["size"] == 0
+    # Ten batches of one record with a 110-byte value, as Kafka stores them.
+    assert partitions["sized-0"]["size"] == 10 * 180
+    assert all(p["offsetLag"] == 0 and p["isFuture"] is False for p in partitions.values())
