@@ -1,5 +1,6 @@
 """The operators' admin APIs on the wire (RFC 0008 §3): DescribeLogDirs sizes from the
-object index plus the WAL tail; the tools that call them are in
+object index plus the WAL tail; ListConfigResources as Kafka 4.4 answers (what it
+answered to the same requests is written beside each); the tools that call them are in
 tests/e2e/test_operator_tools.py."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tests.support.rawclient import RawClient
 
 TIMEOUT_S = 30
 DESCRIBE_LOG_DIRS = 35
+LIST_CONFIG_RESOURCES = 74
+INCREMENTAL_ALTER_CONFIGS = 44
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +85,43 @@ def test_log_dir_is_the_data_dir(broker: InProcessBroker, tmp_path: Path) -> Non
         response = client.request(DESCRIBE_LOG_DIRS, 1, topics=None)
     (result,) = response.results
     assert result.log_dir == str(broker.data_dir.resolve())
+
+
+def _listed(client: RawClient, version: int, types: list[int]) -> set[tuple[int, str]]:
+    response = client.request(LIST_CONFIG_RESOURCES, version, resource_types=types)
+    assert response.error_code == ErrorCode.none
+    return {(r.resource_type, r.resource_name) for r in response.config_resources}
+
+
+def test_list_config_resources(broker: InProcessBroker) -> None:
+    topic = _topic(broker.bootstrap, 1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    with RawClient(broker.bootstrap) as client:
+        altered = client.request(
+            INCREMENTAL_ALTER_CONFIGS,
+            1,
+            resources=[
+                {
+                    "resource_type": 32,
+                    "resource_name": group,
+                    "configs": [
+                        {"name": "consumer.session.timeout.ms", "config_operation": 0,
+                         "value": "50000"}
+                    ],
+                }
+            ],
+            validate_only=False,
+        )  # fmt: skip
+        assert altered.responses[0].error_code == ErrorCode.none
+        # No types: brokers (as BROKER and BROKER_LOGGER), topics, client metrics (none);
+        # groups only when asked for.
+        every = _listed(client, 1, [])
+        assert {(4, "1"), (8, "1"), (2, topic)} <= every
+        assert {t for t, _ in every} == {2, 4, 8}
+        assert _listed(client, 1, [32]) == {(32, group)}
+        assert _listed(client, 1, [4, 4]) == {(4, "1")}
+        assert _listed(client, 1, [16]) == set()
+        assert _listed(client, 0, []) == set()  # v0: client metrics only
+        refused = client.request(LIST_CONFIG_RESOURCES, 1, resource_types=[1])
+        assert refused.error_code == ErrorCode.unsupported_version
+        assert refused.config_resources == ()

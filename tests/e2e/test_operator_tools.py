@@ -1,7 +1,9 @@
 """Apache Kafka 4.4's operator tools (its tools jar) against contextplane and, marked
 slow, against Apache Kafka 4.4: what both print is compared where it can be.
 `kafka-log-dirs.sh --describe`: one log directory per broker, each partition's size
-(the same batches from the same producer: the same bytes on both)."""
+(the same batches from the same producer: the same bytes on both).
+`kafka-client-metrics.sh --list` and `kafka-configs.sh --describe --entity-type groups`
+(ListConfigResources)."""
 
 from __future__ import annotations
 
@@ -75,3 +77,23 @@ def test_kafka_log_dirs_describe(bootstrap: str) -> None:
     # Ten batches of one record with a 110-byte value, as Kafka stores them.
     assert partitions["sized-0"]["size"] == 10 * 180
     assert all(p["offsetLag"] == 0 and p["isFuture"] is False for p in partitions.values())
+
+
+def test_kafka_client_metrics_list(bootstrap: str) -> None:
+    """ListConfigResources v1 with CLIENT_METRICS: none on either broker."""
+    assert _tool(bootstrap, "ClientMetricsCommand", "--list") == []
+
+
+def test_kafka_configs_describe_groups_lists_those_with_configs(bootstrap: str) -> None:
+    """`--describe --entity-type groups` without a name lists the groups through
+    ListConfigResources: those with config overrides."""
+    group = ("--entity-type", "groups")
+    _tool(bootstrap, "ConfigCommand", "--alter", *group, "--entity-name", "g1",
+          "--add-config", "consumer.session.timeout.ms=50000")  # fmt: skip
+    printed = _tool(bootstrap, "ConfigCommand", "--describe", *group)
+    assert printed == [
+        "Dynamic configs for group g1 are:",
+        "consumer.session.timeout.ms=50000 sensitive=false "
+        "synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=50000, "
+        "DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000}",
+    ]

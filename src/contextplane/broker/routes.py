@@ -11,6 +11,7 @@ from contextplane.broker.handlers import (
     acls,
     admin,
     cluster,
+    config_resources,
     configs,
     consumer_groups,
     fetch,
@@ -171,6 +172,14 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         consumer_groups.consumer_group_describe,
         authz.consumer_group_describe,
         authz.refuse_top_level,
+    ),
+    (
+        74,
+        0,
+        1,
+        config_resources.list_config_resources,
+        authz_ops.list_config_resources,
+        config_resources.refuse,
     ),
     (76, 1, 1, share_groups.share_group_heartbeat, authz.group_member, authz.refuse_top_level),
     (
