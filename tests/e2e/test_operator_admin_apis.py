@@ -22,6 +22,8 @@ TIMEOUT_S = 30
 DESCRIBE_LOG_DIRS = 35
 LIST_CONFIG_RESOURCES = 74
 INCREMENTAL_ALTER_CONFIGS = 44
+ELECT_LEADERS = 43
+NOT_NEEDED = "Leader election not needed for topic partition."
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,32 @@ def test_list_config_resources(broker: InProcessBroker) -> None:
         refused = client.request(LIST_CONFIG_RESOURCES, 1, resource_types=[1])
         assert refused.error_code == ErrorCode.unsupported_version
         assert refused.config_resources == ()
+
+
+def test_elect_leaders_answers_as_kafka(broker: InProcessBroker) -> None:
+    """Kafka 4.4 answered these same requests with these codes and messages."""
+    topic = _topic(broker.bootstrap, 1)
+    asked = [{"topic": topic, "partitions": [0, 5]}, {"topic": "nope", "partitions": [0]}]
+    with RawClient(broker.bootstrap) as client:
+        response = client.request(ELECT_LEADERS, 2, election_type=0, topic_partitions=asked,
+                                  timeout=30_000)  # fmt: skip
+        assert response.error_code == ErrorCode.none
+        answered = {
+            (r.topic, p.partition_id): (p.error_code, p.error_message)
+            for r in response.replica_election_results
+            for p in r.partition_result
+        }
+        assert answered == {
+            (topic, 0): (ErrorCode.election_not_needed, NOT_NEEDED),
+            (topic, 5): (ErrorCode.unknown_topic_or_partition, f"No such partition as {topic}-5"),
+            ("nope", 0): (ErrorCode.unknown_topic_or_partition, "No such topic as nope"),
+        }
+        every = client.request(ELECT_LEADERS, 2, election_type=1, topic_partitions=None,
+                               timeout=30_000)  # fmt: skip
+        assert every.error_code == ErrorCode.none
+        assert all(r.partition_result == () for r in every.replica_election_results)
+        assert topic in {r.topic for r in every.replica_election_results}
+        too_many = [{"topic": topic, "partitions": list(range(PARTITIONS_PER_REQUEST_MAX + 1))}]
+        refused = client.request(ELECT_LEADERS, 2, election_type=0, topic_partitions=too_many,
+                                 timeout=30_000)  # fmt: skip
+        assert refused.error_code == ErrorCode.invalid_request

@@ -97,3 +97,19 @@ def test_kafka_configs_describe_groups_lists_those_with_configs(bootstrap: str) 
         "synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=50000, "
         "DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000}",
     ]
+
+
+def test_kafka_leader_election(bootstrap: str) -> None:
+    """One replica: the preferred replica leads already, on both brokers."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("elected", 2, 1)])["elected"].result(TIMEOUT_S)
+    election = ("LeaderElectionCommand", "--election-type")
+    named = ("--topic", "elected", "--partition", "1")
+    assert _tool(bootstrap, *election, "PREFERRED", *named) == [
+        "Valid replica already elected for partitions elected-1"
+    ]
+    assert _tool(bootstrap, *election, "UNCLEAN", *named) == [
+        "Valid replica already elected for partitions elected-1"
+    ]
+    every = _tool(bootstrap, *election, "PREFERRED", "--all-topic-partitions")
+    assert every == []

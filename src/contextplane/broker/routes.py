@@ -14,6 +14,7 @@ from contextplane.broker.handlers import (
     config_resources,
     configs,
     consumer_groups,
+    elect_leaders,
     fetch,
     groups,
     log_dirs,
@@ -98,6 +99,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
     (36, 0, 2, sasl.sasl_authenticate, authz.nothing, authz.refuse_top_level),
     (37, 0, 3, admin.create_partitions, authz.create_partitions, authz.refuse_top_level),
     (42, 0, 3, groups.delete_groups, authz.delete_groups, authz.refuse_top_level),
+    (43, 0, 2, elect_leaders.elect_leaders, authz_ops.elect_leaders, elect_leaders.refuse),
     (44, 0, 1, configs.incremental_alter_configs, authz.alter_configs, authz.refuse_top_level),
     (47, 0, 0, groups.offset_delete, authz.offset_delete, authz.refuse_top_level),
     (
