@@ -23,6 +23,7 @@ DESCRIBE_LOG_DIRS = 35
 LIST_CONFIG_RESOURCES = 74
 INCREMENTAL_ALTER_CONFIGS = 44
 ELECT_LEADERS = 43
+DESCRIBE_QUORUM = 55
 NOT_NEEDED = "Leader election not needed for topic partition."
 
 
@@ -156,3 +157,19 @@ def test_elect_leaders_answers_as_kafka(broker: InProcessBroker) -> None:
         refused = client.request(ELECT_LEADERS, 2, election_type=0, topic_partitions=too_many,
                                  timeout=30_000)  # fmt: skip
         assert refused.error_code == ErrorCode.invalid_request
+
+
+def test_describe_quorum_only_the_metadata_partition(broker: InProcessBroker) -> None:
+    with RawClient(broker.bootstrap) as client:
+        quorum = client.request(DESCRIBE_QUORUM, 2, topics=[
+            {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}
+        ])  # fmt: skip
+        (partition,) = quorum.topics[0].partitions
+        assert (partition.error_code, partition.leader_id) == (ErrorCode.none, 1)
+        assert [v.replica_id for v in partition.current_voters] == [1]
+        assert partition.observers == ()
+        assert [n.node_id for n in quorum.nodes] == [1]
+        other = client.request(DESCRIBE_QUORUM, 2, topics=[
+            {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 1}]}
+        ])  # fmt: skip
+        assert other.topics[0].partitions[0].error_code == ErrorCode.unknown_topic_or_partition

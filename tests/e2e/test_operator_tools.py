@@ -113,3 +113,16 @@ def test_kafka_leader_election(bootstrap: str) -> None:
     ]
     every = _tool(bootstrap, *election, "PREFERRED", "--all-topic-partitions")
     assert every == []
+
+
+def test_kafka_metadata_quorum_status(bootstrap: str) -> None:
+    """One voter, the leader (contextplane: the controller, a documented difference), no
+    observers and no lag on a one-broker cluster."""
+    printed = _tool(bootstrap, "MetadataQuorumCommand", "describe", "--status")
+    fields = dict(line.split(":", 1) for line in printed)
+    fields = {name.strip(): value.strip() for name, value in fields.items()}
+    assert fields["LeaderId"] == "1"
+    assert fields["MaxFollowerLag"] == "0"
+    assert fields["CurrentObservers"] == "[]"
+    (voter,) = json.loads(fields["CurrentVoters"])
+    assert voter["id"] == 1

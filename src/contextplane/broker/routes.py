@@ -22,6 +22,7 @@ from contextplane.broker.handlers import (
     offsets,
     produce,
     producer_ids,
+    quorum,
     quotas,
     sasl,
     scram,
@@ -134,6 +135,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz.alter_user_scram_credentials,
         authz.refuse_alter_user_scram_credentials,
     ),
+    (55, 0, 2, quorum.describe_quorum, authz_ops.describe_quorum, quorum.refuse),
     (60, 0, 2, cluster.describe_cluster, authz.describe_cluster, authz.refuse_top_level),
     (
         61,

@@ -111,7 +111,7 @@ def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
     return listed
 
 
-def _controller_id(ctx: RequestContext) -> int:
+def controller_id(ctx: RequestContext) -> int:
     """The controller's node (RFC 0004 §2), as Metadata and DescribeCluster report it:
     the node holding the controller's lease while its broker is listed; otherwise, as a
     KRaft broker names some live broker, this one (admin requests reach any broker)."""
@@ -271,7 +271,7 @@ def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
             throttle_time=ctx.throttle_ms,
             brokers=_broker_entries(ctx),
             cluster_id=cluster.cluster_id,
-            controller_id=_controller_id(ctx),
+            controller_id=controller_id(ctx),
             topics=[],
             cluster_authorized_operations=_cluster_operations(ctx)
             if with_operations
@@ -386,7 +386,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         error_message=None,
         endpoint_type=BROKER_ENDPOINT,
         cluster_id=ctx.cluster.cluster_id,
-        controller_id=_controller_id(ctx),
+        controller_id=controller_id(ctx),
         # The live brokers, never fenced: an expired lease is unlisted, not fenced, so
         # IncludeFencedBrokers (v2) lists the same.
         brokers=[
