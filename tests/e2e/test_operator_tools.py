@@ -8,6 +8,7 @@ slow, against Apache Kafka 4.4: what both print is compared where it can be.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -126,3 +127,28 @@ def test_kafka_metadata_quorum_status(bootstrap: str) -> None:
     assert fields["CurrentObservers"] == "[]"
     (voter,) = json.loads(fields["CurrentVoters"])
     assert voter["id"] == 1
+
+
+def _features(bootstrap: str) -> dict[str, dict[str, str]]:
+    """`kafka-features.sh describe`: each feature's fields (but the epoch)."""
+    described = {}
+    for line in _tool(bootstrap, "FeatureCommand", "describe"):
+        fields = dict(re.findall(r"(\w+): (\S+)", line))  # padded with spaces
+        fields.pop("Epoch")
+        described[fields.pop("Feature")] = fields
+    return described
+
+
+def test_kafka_features_describe(bootstrap: str) -> None:
+    """The features both brokers finalize print the same; Kafka 4.4 also lists KRaft's
+    (metadata.version, kraft.version), streams.version and ELR, which contextplane does
+    not have, and finalizes share.version 2 where contextplane has 1."""
+    features = _features(bootstrap)
+    for name in ("group.version", "transaction.version"):
+        level = "1" if name == "group.version" else "2"
+        assert features[name] == {
+            "SupportedMinVersion": "0",
+            "SupportedMaxVersion": level,
+            "FinalizedVersionLevel": level,
+        }
+    assert features["share.version"]["SupportedMinVersion"] == "0"

@@ -31,12 +31,17 @@ CREATE = Operation.CREATE
 # Transactions v2 (KIP-890): clients that know it (the Java 4.x producer) use it when
 # ApiVersions finalizes transaction.version 2, as Kafka 4.x does by default; the others
 # keep the classic protocol (RFC 0002).
-# Share groups (KIP-932): share.version 1, as Kafka 4.2+ finalizes it by default.
+# Share groups (KIP-932): share.version 1 (Kafka 4.4 finalizes 2, whose additions are not
+# built). The consumer group protocol (KIP-848): group.version 1, as Kafka 4.x finalizes.
+# `kafka-features.sh describe` prints these; KRaft's metadata.version and kraft.version
+# have no meaning without a quorum (conformance/differences.md).
 SUPPORTED_FEATURES: list[dict[str, Any]] = [
+    {"name": "group.version", "min_version": 0, "max_version": 1},
     {"name": "transaction.version", "min_version": 0, "max_version": 2},
     {"name": "share.version", "min_version": 0, "max_version": 1},
 ]
 FINALIZED_FEATURES = [
+    {"name": "group.version", "max_version_level": 1, "min_version_level": 1},
     {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2},
     {"name": "share.version", "max_version_level": 1, "min_version_level": 1},
 ]
