@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from contextplane.limits import PARTITIONS_PER_REQUEST_MAX
 from contextplane.protocol.error_codes import ErrorCode
@@ -173,3 +181,45 @@ def test_describe_quorum_only_the_metadata_partition(broker: InProcessBroker) ->
             {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 1}]}
         ])  # fmt: skip
         assert other.topics[0].partitions[0].error_code == ErrorCode.unknown_topic_or_partition
+
+
+def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
+    """With an authorizer: DescribeLogDirs and DescribeQuorum need DESCRIBE on the
+    cluster, ElectLeaders ALTER, ListConfigResources DESCRIBE_CONFIGS; each refused as a
+    whole with CLUSTER_AUTHORIZATION_FAILED."""
+    settings = {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+    }
+    running = InProcessBroker(tmp_path / "broker", settings=settings).start()
+    try:
+        denied = [
+            AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
+                       "User:ANONYMOUS", "*", operation, AclPermissionType.DENY)
+            for operation in (
+                AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.DESCRIBE_CONFIGS
+            )
+        ]  # fmt: skip
+        admin = AdminClient({"bootstrap.servers": running.bootstrap})
+        for future in admin.create_acls(denied).values():
+            future.result(TIMEOUT_S)
+        refused = ErrorCode.cluster_authorization_failed
+        with RawClient(running.bootstrap) as client:
+            log_dirs = client.request(DESCRIBE_LOG_DIRS, 4, topics=None)
+            assert (log_dirs.error_code, log_dirs.results) == (refused, ())
+            listed = client.request(LIST_CONFIG_RESOURCES, 1, resource_types=[])
+            assert (listed.error_code, listed.config_resources) == (refused, ())
+            quorum = client.request(DESCRIBE_QUORUM, 2, topics=[
+                {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}
+            ])  # fmt: skip
+            assert (quorum.error_code, quorum.topics) == (refused, ())
+            asked = [{"topic": "t", "partitions": [0, 1]}]
+            elected = client.request(ELECT_LEADERS, 2, election_type=0,
+                                     topic_partitions=asked, timeout=30_000)  # fmt: skip
+            assert elected.error_code == refused
+            assert [
+                (p.partition_id, p.error_code)
+                for p in elected.replica_election_results[0].partition_result
+            ] == [(0, refused), (1, refused)]
+    finally:
+        running.stop()
