@@ -11,8 +11,11 @@ between reading a frame and writing its response: `decode_request`, `Pipeline.di
 (the Produce handler, the append) and the acknowledgement's response bytes, at most
 `IN_FLIGHT` owed at a time. The figure is the loop thread's CPU time (`time.thread_time`)
 per request; the WAL's sync thread is not counted. The baseline is `--baseline`'s
-`broker/handlers/produce.py` with its `protocol/record_validation.py`, loaded from git
-beside the current ones (everything else is the current tree's); rounds alternate
+`broker/handlers/produce.py` with its `protocol/record_validation.py`, and its
+`storage/appender.py` and `storage/file_wal.py` (the running broker's appender and WAL
+take the baseline's classes for its rounds: methods only, the objects' state is
+shared), loaded from git beside the current ones (everything else is the current
+tree's); rounds alternate
 between the two, so load from other work falls on both alike. Prints the median per
 variant and the current one's ratio to the baseline (below 1 is cheaper).
 """
@@ -87,7 +90,12 @@ def _check(body: Any) -> None:
 
 
 # The modules this bench compares, as `--baseline` has them and as they are now.
-COMPARED = ("broker/handlers/produce.py", "protocol/record_validation.py")
+COMPARED = (
+    "broker/handlers/produce.py",
+    "protocol/record_validation.py",
+    "storage/appender.py",
+    "storage/file_wal.py",
+)
 
 
 def baseline_module(ref: str, path: str) -> Any:
@@ -103,18 +111,37 @@ def baseline_module(ref: str, path: str) -> Any:
     return module
 
 
-def handlers(ref: str) -> dict[str, Any]:
-    """The Produce handler per variant: `ref`'s (with `ref`'s record check) and now's."""
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    handler: Any  # the Produce handler
+    appender: type  # the storage engine's Appender class
+    wal: type  # FileWal
+
+
+def variants(ref: str) -> dict[str, Variant]:
+    """Per variant: `ref`'s Produce handler (with `ref`'s record check), appender and
+    WAL classes, and now's."""
     from contextplane.broker.handlers import produce
+    from contextplane.storage import appender, file_wal
 
     old_produce = baseline_module(ref, COMPARED[0])
     old_produce.validate_records = baseline_module(ref, COMPARED[1]).validate_records
-    return {ref: old_produce.produce, "current": produce.produce}
+    old_appender = baseline_module(ref, COMPARED[2]).Appender
+    old_wal = baseline_module(ref, COMPARED[3]).FileWal
+    return {
+        ref: Variant(old_produce.produce, old_appender, old_wal),
+        "current": Variant(produce.produce, appender.Appender, file_wal.FileWal),
+    }
 
 
-def use(broker: Any, handler: Any) -> None:
+def use(broker: Any, variant: Variant) -> None:
+    """Between rounds (nothing in flight): the variant's handler, and its methods on the
+    broker's own appender and WAL objects."""
     routes = broker.pipeline.routes
-    routes[PRODUCE] = dataclasses.replace(routes[PRODUCE], handler=handler)
+    routes[PRODUCE] = dataclasses.replace(routes[PRODUCE], handler=variant.handler)
+    storage = broker.storage
+    storage._appender.__class__ = variant.appender
+    storage.wal.__class__ = variant.wal
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
@@ -135,12 +162,12 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
 
 
 def run(broker: InProcessBroker, versions: list[int], args: Any) -> dict[int, dict[str, float]]:
-    variants = handlers(args.baseline)
-    names = list(variants)
+    compared = variants(args.baseline)
+    names = list(compared)
     results: dict[tuple[str, int], list[float]] = {}
     for round_ in range(args.rounds + 1):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            use(broker.broker, variants[name])
+            use(broker.broker, compared[name])
             for version in versions:
                 requests = frames(args.requests, version)
                 cpu = broker.call(handle_all(broker.broker, requests), 120)

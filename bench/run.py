@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import limits as limits_mod
-from bench import masking, registry_lookups, report, store_alone, workloads
+from bench import masking, pinning, registry_lookups, report, store_alone, workloads
 from bench.isolation import measuring
 from bench.object_reads import GetWindow, replay_one_partition
 from bench.probes import (
@@ -131,6 +131,8 @@ def phase_produce(
                     )
                 for i in range(prof.latency_runs if "latency" in chosen else 0):
                     workloads.create_topic(inst.bootstrap, f"lat-{i}", prof.partitions, 60)
+                if "latency" in chosen:
+                    workloads.create_topic(inst.bootstrap, "lat-warm", prof.partitions, 60)
                 workloads.produce_bulk(inst.bootstrap, "tput", prof.partitions, values, seconds=1)
                 log(f"{target.name}: started for the produce workloads")
             except Exception as exc:  # noqa: BLE001 - reported; the other targets go on
@@ -189,10 +191,12 @@ def phase_produce(
                 outs[name].setdefault("profiles", {})["produce"] = summary
                 log(f"  {name} profiled produce run: {res['MBps']:.1f} MB/s")
         lat: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        plan = pinning.machine_split()
+        warmups = _latency_warmups(insts, prof, values, plan, log) if "latency" in chosen else {}
         for i in range(prof.latency_runs if "latency" in chosen else 0):
             for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
                 mark = window_start(insts[name])
-                with measuring(insts[name], insts.values()):
+                with measuring(insts[name], insts.values()), _pinned(plan, insts[name]):
                     res = workloads.latency_run(
                         insts[name].bootstrap,
                         f"lat-{i}",
@@ -218,6 +222,8 @@ def phase_produce(
                 for kind in ("produce", "end_to_end")
             }
             latency["runs"] = runs
+            latency["warmup"] = warmups.get(name)
+            latency["pinning"] = plan.describe()
             # The loop's lag beside the producer's p99 (worst second of each run).
             latency["loop_lag_p99_max_ms"] = spread(
                 [
@@ -233,6 +239,43 @@ def phase_produce(
         for inst in insts.values():
             _stop(inst, log)
             _rm(inst.directory)
+
+
+def _pinned(plan: pinning.Split, inst: Instance) -> Any:
+    return pinning.pinned(plan, [inst.pid or 0, inst.store_pid() or 0])
+
+
+def _latency_warmups(
+    insts: dict[str, Instance], prof: Profile, values: list[bytes], plan: pinning.Split, log: Log
+) -> dict[str, dict[str, Any]]:
+    """One run of the latency load per target before the measured ones (a JVM's JIT, a
+    broker's caches and connections warm), its figures kept apart from the rows."""
+    warmups = {}
+    for name, inst in insts.items():
+        with measuring(inst, insts.values()), _pinned(plan, inst):
+            res = workloads.latency_run(
+                inst.bootstrap,
+                "lat-warm",
+                prof.partitions,
+                values,
+                prof.latency_rate,
+                prof.latency_warmup_seconds,
+            )
+        warmups[name] = {
+            key: res[key] for key in ("seconds", "sent", "failed", "produce", "end_to_end")
+        }
+        log(
+            f"  {name} latency warm-up ({prof.latency_warmup_seconds:g} s, not recorded): "
+            f"produce p99 {res['produce']['p99_ms']:.2f} ms, "
+            f"e2e p99 {res['end_to_end']['p99_ms']:.2f} ms"
+        )
+    return warmups
+
+
+def _pinning_note(plan: pinning.Split) -> str:
+    if plan.reason is not None:
+        return f"not pinned ({plan.reason})"
+    return f"pinned to cores {sorted(plan.client)} and {sorted(plan.broker)}"
 
 
 def _get_path(data: Any, *path: str) -> Any:
@@ -718,6 +761,10 @@ def main(argv: list[str] | None = None) -> int:
             "on the broker's event loop, p50/p99/max per second; GC pauses by generation; RSS "
             "beside the memory budget's used bytes. Per workload under `probes`.",
             "Peak RSS = VmHWM of the broker process (JVM for Kafka; SeaweedFS not included).",
+            f"Latency rows: after one warm-up run of the same load per target "
+            f"({prof.latency_warmup_seconds:g} s, `latency.warmup`, not in the rows); the "
+            f"clients' settings are the same for every target (recorded per run); load client "
+            f"and broker {_pinning_note(pinning.machine_split())}.",
             "Restart = SIGTERM (clean stop), then process start → first acknowledged produce "
             "and first fetched retained record (the later of the two). Kafka's figure "
             "includes JVM start and the harness's 0.25 s readiness poll.",

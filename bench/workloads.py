@@ -64,6 +64,12 @@ def latency_config(bootstrap: str) -> dict[str, Any]:
     }
 
 
+def tailing_consumer_config(bootstrap: str) -> dict[str, Any]:
+    """The latency rows' tailing consumer, the same for every target (its Fetch waits up
+    to 100 ms for a first byte, librdkafka's fetch.min.bytes=1 default)."""
+    return {**consumer_config(bootstrap), "fetch.wait.max.ms": 100, "fetch.min.bytes": 1}
+
+
 def consumer_config(bootstrap: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
@@ -274,9 +280,8 @@ class TimestampConsumer:
     def __init__(
         self, bootstrap: str, topic: str, partitions: int, config: dict[str, Any] | None = None
     ) -> None:
-        self.consumer = ck.Consumer(
-            {**consumer_config(bootstrap), "fetch.wait.max.ms": 100, **(config or {})}
-        )
+        self.config = {**tailing_consumer_config(bootstrap), **(config or {})}
+        self.consumer = ck.Consumer(self.config)
         # Each latency run uses a fresh topic, so reading from the beginning needs no
         # ListOffsets(latest) (unreliable on Tansu).
         self.consumer.assign(
@@ -329,11 +334,19 @@ def latency_run(
     return {
         "rate": rate,
         "seconds": seconds,
+        # What the clients were given, less what differs by run (a broker's address, a
+        # group id): the same for every target.
+        "consumer_config": _comparable(consumer.config),
+        "producer_config": _comparable(latency_config(bootstrap)),
         "sent": producer.sent,
         "failed": producer.failures,
         "produce": latency_summary(producer.window(warm, end)),
         "end_to_end": latency_summary(consumer.window(warm, end)),
     }
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("bootstrap.servers", "group.id")}
 
 
 # -- consume -----------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     install(path)
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]  # as cli/launch.py
     import contextplane.cli.main  # noqa: F401
-    from contextplane.broker.app import ROUTES
+    from contextplane.broker.routes import ROUTES
     from contextplane.protocol.codec import request_schema, response_schema
 
     for api_key, lowest, highest, *_ in ROUTES:

@@ -143,4 +143,17 @@ def _share_bounds_problem(settings: Settings) -> str | None:
             return f"{names[2]} must be greater than or equal to {names[1]}"
         if value < low:
             return f"{names[1]} must be greater than or equal to {names[0]}"
+    # GroupCoordinatorConfig's requires on the assignment interval, in its order.
+    names = (
+        "group.share.min.assignment.interval.ms",
+        "group.share.assignment.interval.ms",
+        "group.share.max.assignment.interval.ms",
+    )
+    low, value, high = (getattr(settings, n.replace(".", "_")) for n in names)
+    if high < low:
+        return f"{names[2]} must be greater than or equal to {names[0]}"
+    if value < low:
+        return f"{names[1]} must be greater than or equal to {names[0]}"
+    if value > high:
+        return f"{names[1]} must be less than or equal to {names[2]}"
     return None

@@ -39,6 +39,11 @@ class ShareGroupFields:
     group_share_min_partition_max_record_locks: int = 100
     group_share_max_partition_max_record_locks: int = 4_000
     group_share_max_share_sessions: int = 2_000
+    # How often a share group's target assignment may be recomputed (Kafka 4.4).
+    group_share_assignment_interval_ms: int = 1_000
+    group_share_min_assignment_interval_ms: int = 0
+    group_share_max_assignment_interval_ms: int = 15_000
+    group_share_assignor_offload_enable: bool = True
 
 
 SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
@@ -47,8 +52,8 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_share_session_timeout_ms",
         unit="ms",
         meaning="a share-group (KIP-932) member that sends no heartbeat for this long leaves its "
-        "group and the records it holds are offered again (a group's `share.session.timeout.ms` "
-        "overrides it)",
+        "group; the records it holds stay acquired until its share session closes or their "
+        "locks expire, as in Kafka (a group's `share.session.timeout.ms` overrides it)",
         low=1,
         high=INT_MAX,
     ),
@@ -185,6 +190,39 @@ SHARE_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         "(SHARE_SESSION_LIMIT_REACHED beyond)",
         low=1,
         high=INT_MAX,
+    ),
+    dict(
+        name="group.share.assignment.interval.ms",
+        attr="group_share_assignment_interval_ms",
+        unit="ms",
+        meaning="a share group's assignment is recomputed at most once per this interval: a "
+        "member joining or leaving within it is assigned at a heartbeat after it (a group's "
+        "`share.assignment.interval.ms` overrides it; 0: at once)",
+        low=0,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.min.assignment.interval.ms",
+        attr="group_share_min_assignment_interval_ms",
+        unit="ms",
+        meaning="the least a share group's `share.assignment.interval.ms` may be set to",
+        low=0,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.max.assignment.interval.ms",
+        attr="group_share_max_assignment_interval_ms",
+        unit="ms",
+        meaning="the most a share group's `share.assignment.interval.ms` may be set to",
+        low=0,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.share.assignor.offload.enable",
+        attr="group_share_assignor_offload_enable",
+        unit="",
+        meaning="accepted as Kafka's (an internal setting there); the assignor runs on the "
+        "event loop, as its cost is linear in the subscribed topics and members",
     ),
     dict(
         name="errors.deadletterqueue.auto.create.topics.enable",

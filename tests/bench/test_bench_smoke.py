@@ -7,41 +7,39 @@ JSON result and a Markdown table with the expected keys.
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow  # a minute and more: the whole benchmark harness end to end
-def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """`python -m bench.run --profile smoke` with `args`; its results.json (the run must
+    succeed), written under tmp_path/out with the brokers' data under tmp_path."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--profile",
-            "smoke",
-            "--targets",
-            "contextplane-file",
-            "--out",
-            str(out),
-            "--tmp",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "bench.run", "--profile", "smoke", *args]
+        + ["--out", str(out), "--tmp", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
 
-    results = json.loads((out / "results.json").read_text())
+
+@pytest.mark.slow  # a minute and more: the whole benchmark harness end to end
+def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run_bench(tmp_path, "--targets", "contextplane-file", timeout=240)
     assert {"meta", "profile", "limits", "targets", "evaluation", "notes"} <= results.keys()
     assert results["profile"]["name"] == "smoke"
     limits = results["limits"]
@@ -114,30 +112,9 @@ def test_bench_smoke_profile_writes_json_and_markdown(tmp_path: Path) -> None:
 @pytest.mark.slow  # ~20 s: a broker with a 100-partition topic, loaded and restarted
 def test_bench_runs_only_the_workloads_asked_for(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--profile",
-            "smoke",
-            "--targets",
-            "contextplane-file",
-            "--workloads",
-            "replay",
-            "--out",
-            str(out),
-            "--tmp",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    results = run_bench(
+        tmp_path, "--targets", "contextplane-file", "--workloads", "replay", timeout=180
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
     assert results["meta"]["workloads"] == ["replay"]
     assert results["limits"] is None
     target = results["targets"]["contextplane-file"]
@@ -162,3 +139,40 @@ def test_bench_peers_come_from_the_bench_extra() -> None:
     )
     assert version.stdout.startswith("tansu ")
     assert py_spy() is not None
+
+
+@pytest.mark.slow  # ~30 s: two brokers (one on SeaweedFS) and the latency load on each
+def test_latency_rows_follow_a_warm_up_run_with_the_same_clients_for_every_target(
+    tmp_path: Path,
+) -> None:
+    results = run_bench(
+        tmp_path,
+        "--targets",
+        "contextplane-file,contextplane-s3",
+        "--workloads",
+        "latency",
+        timeout=240,
+    )
+    profile = results["profile"]
+    configs = []
+    for name in ("contextplane-file", "contextplane-s3"):
+        target = results["targets"][name]
+        assert not target["errors"], target["errors"]
+        latency = target["latency"]
+        # The warm-up ran the same load for the profile's length, kept out of the rows.
+        warmup = latency["warmup"]
+        assert warmup["seconds"] == profile["latency_warmup_seconds"]
+        assert warmup["sent"] > 0 and warmup["produce"]["count"] > 0
+        assert len(latency["runs"]) == profile["latency_runs"]
+        # Pinned where the machine has cores to spare, else the reason is given.
+        pinning = latency["pinning"]
+        assert pinning["pinned"] == (len(os.sched_getaffinity(0)) >= 3)
+        assert pinning["pinned"] or pinning["reason"]
+        # The rows are the measured runs' alone.
+        p99s = [run["produce"]["p99_ms"] for run in latency["runs"]]
+        assert latency["produce"]["p99_ms"]["median"] == statistics.median(p99s)
+        for run in latency["runs"]:
+            configs.append((run["consumer_config"], run["producer_config"]))
+    assert configs and all(c == configs[0] for c in configs)
+    assert configs[0][0]["fetch.wait.max.ms"] == 100
+    assert any(note.startswith("Latency rows: after one warm-up run") for note in results["notes"])

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from contextplane.services.context.client import ContextClient, ContextClientError
 from harness import kafka_reference
 from tests.e2e.test_context_as_of_time import check_as_of_a_time
+from tests.e2e.test_context_partitioned import create_sources, share_hand_over_take_back
 from tests.e2e.test_context_service import Events, fence
 from tests.support.context import TIMEOUT_S, TOPICS, VIEWS, ContextProcess
 
@@ -116,3 +117,15 @@ def test_as_of_a_time_against_apache_kafka(
         check_as_of_a_time(kafka.bootstrap, service.url)
     finally:
         service.stop()
+
+
+def test_partitioned_instances_against_apache_kafka(tmp_path: Path) -> None:
+    """Two partitioned instances share, hand over on SIGKILL and take back through
+    Apache Kafka's group coordinator (range assignment, the generation checked by each
+    transaction's offset commit)."""
+    kafka = kafka_reference.start(data_dir=tmp_path / "kafka", timeout=120)
+    try:
+        create_sources(kafka.bootstrap)
+        share_hand_over_take_back(kafka.bootstrap, tmp_path, start_s=120)
+    finally:
+        kafka.stop()

@@ -27,7 +27,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.serialization import StringDeserializer
 
-from tests.e2e.test_share_consumers import TIMEOUT_S, JavaConsumer, _members
+from tests.e2e.test_share_consumers import TIMEOUT_S, JavaConsumer, _assigned, _members
 from tests.e2e.test_share_group_configs import _configure
 from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
@@ -218,7 +218,7 @@ def test_three_confluent_consumers_split_a_topic(broker: InProcessBroker) -> Non
     workers[1].commit_async = True
     seen: list[Delivery] = []
     try:
-        wait_until(lambda: _members(broker, "ck-splitters") == 3, TIMEOUT_S, "all three joined")
+        wait_until(lambda: _assigned(broker, "ck-splitters") == 3, TIMEOUT_S, "all assigned")
 
         def all_done() -> bool:
             for worker in workers:
@@ -428,11 +428,11 @@ def test_a_closed_consumers_unacknowledged_records_go_to_another(
 
 def test_the_acknowledgement_sent_at_close_is_applied(broker: InProcessBroker) -> None:
     """librdkafka 2.16's close() sends its last ShareAcknowledge and its leave heartbeat at
-    once, on two connections. The broker closes a leaving member's share session only once
-    the leave is stored, so the acknowledgement finds the session: the accepted record
-    never comes back. When the session closed at the leave itself, about one close in six
-    lost its acknowledgement (SHARE_SESSION_NOT_FOUND) and the record was delivered again
-    (Kafka 4.4 keeps the session past a leave); 20 closes in a row."""
+    once, on two connections. As Kafka 4.4, the broker keeps a share session past its
+    member's leave, so the acknowledgement finds the session whichever arrives first: the
+    accepted record never comes back. When the session closed at the leave, about one
+    close in six lost its acknowledgement (SHARE_SESSION_NOT_FOUND) and the record was
+    delivered again; 20 closes in a row."""
     _topic(broker, "ck-close-acks", 1)
     _earliest(broker, "ck-close-ackers")
     _produce(broker, "ck-close-acks", [f"job-{i}" for i in range(24)])

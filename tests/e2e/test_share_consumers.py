@@ -109,6 +109,20 @@ def _members(broker: InProcessBroker, group: str) -> int:
         return len(described.groups[0].members)
 
 
+def _assigned(broker: InProcessBroker, group: str) -> int:
+    """Members holding partitions of the group's current assignment: a member that joins
+    within the group's assignment interval (1 s) of the last target gets its partitions
+    at a heartbeat after it (5 s apart), as in Kafka."""
+    with RawClient(broker.bootstrap) as client:
+        described = client.call(77, 1, group_ids=[group], include_authorized_operations=False)
+        group_described = described.groups[0]
+        return sum(
+            1
+            for m in group_described.members
+            if m.member_epoch == group_described.assignment_epoch and m.assignment.topic_partitions
+        )
+
+
 def _collect(consumers: list[JavaConsumer], offsets: set[int], seen: list[Delivery]) -> None:
     """Gather deliveries until every one of `offsets` is done (accepted or rejected)."""
 
@@ -150,7 +164,7 @@ def test_java_share_consumers_share_a_partition(broker: InProcessBroker) -> None
     )
     consumers = [explicit, implicit]
     try:
-        wait_until(lambda: _members(broker, "java-workers") == 2, TIMEOUT_S, "both members joined")
+        wait_until(lambda: _assigned(broker, "java-workers") == 2, TIMEOUT_S, "both assigned")
         producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
         seen = _warm_up(consumers, producer, "java-work")
         first_job = max(d.offset for d in seen) + 1
@@ -220,7 +234,7 @@ def test_confluent_share_consumers_acknowledge_and_redeliver(broker: InProcessBr
     try:
         for consumer in (explicit, implicit):
             consumer.subscribe(["ck-work"])
-        wait_until(lambda: _members(broker, "ck-workers") == 2, TIMEOUT_S, "both members joined")
+        wait_until(lambda: _assigned(broker, "ck-workers") == 2, TIMEOUT_S, "both assigned")
         probes = 0
 
         def poll_both() -> None:

@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from contextplane.console.metrics import BrokerMetrics
 from harness import kafka_reference
 from tests.e2e.test_share_consumers import TIMEOUT_S, Delivery, JavaConsumer
 from tests.support.broker import BrokerProcess
@@ -243,6 +244,26 @@ def test_an_auto_created_topic_gets_headers_only_and_a_closed_topic_nothing(
     assert made.result(30)["errors.deadletterqueue.group.enable"].value == "true"
     # errors.deadletterqueue.group.enable=false: the record is archived without a copy.
     assert _read_all(broker, "dlq.closed") == []
+    # KIP-1191's meters under Kafka's ShareGroupMetrics names, per group: the copy
+    # written in one append; the closed topic's refusal is no produce request.
+    meters = _dlq_meters(broker)
+    assert meters["deadletterqueuerecordcount", "bare-workers"] == 1
+    assert meters["deadletterqueuetotalproducerequests", "bare-workers"] == 1
+    assert ("deadletterqueuefailedproducerequests", "bare-workers") not in meters
+    assert not [key for key in meters if key[1] == "closed-workers"]
+
+
+def _dlq_meters(broker: InProcessBroker) -> dict[tuple[str, str], int]:
+    """`kafka_server_sharegroupmetrics_*_total{group=...}` on /metrics."""
+    assert broker.broker is not None
+    metrics = BrokerMetrics(broker.broker.pipeline.services)
+    found = {}
+    for line in broker.call(metrics.exposition()).decode().splitlines():
+        if line.startswith("kafka_server_sharegroupmetrics_"):
+            series, count = line.split("} ")
+            name = series.removeprefix("kafka_server_sharegroupmetrics_").split("_total{")[0]
+            found[name, series.split('group="')[1].split('"')[0]] = int(float(count))
+    return found
 
 
 def _start_offset(broker: Broker, group: str, topic: str) -> int:

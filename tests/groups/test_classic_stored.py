@@ -5,6 +5,7 @@ Empty), members heartbeating on, sessions started at load, invariants intact."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -250,11 +251,13 @@ def test_a_write_the_store_refuses_is_retried_by_the_timer_task(tmp_path: Path) 
         real_save = store.save_classic_groups
         refusals = []
 
-        async def refuse_once(writes: dict[str, bytes | None]) -> None:
+        async def refuse_once(
+            writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+        ) -> None:
             if not refusals:
                 refusals.append(sorted(writes))
                 raise OSError("disk unplugged")
-            await real_save(writes)
+            await real_save(writes, fences)
 
         store.save_classic_groups = refuse_once  # type: ignore[method-assign]
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,13 @@ class CountingStore:
         self._save = store.save_consumer_groups
         store.save_consumer_groups = self.save  # type: ignore[method-assign]
 
-    async def save(self, writes: list[ConsumerGroupWrite]) -> None:
+    async def save(
+        self, writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
         if self.failing:
             raise MetadataStoreUnavailable("connection lost")
         self.saves.append(writes)
-        await self._save(writes)
+        await self._save(writes, fences)
 
 
 async def _coordinator(url: str, tmp_path: Path) -> tuple[GroupCoordinator, CountingStore]:
@@ -335,9 +338,11 @@ def test_concurrent_heartbeats_leave_the_store_equal_to_the_group(
         save = counting.save
         told: list[tuple[str, int]] = []
 
-        async def slow_save(writes: list[ConsumerGroupWrite]) -> None:
+        async def slow_save(
+            writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
+        ) -> None:
             await asyncio.sleep(0.01)  # overlap the next heartbeats
-            await save(writes)
+            await save(writes, fences)
 
         counting.store.save_consumer_groups = slow_save  # type: ignore[method-assign]
 

@@ -335,3 +335,34 @@ def _java_hash(text: str) -> int:
     for ch in text:
         h = (31 * h + ord(ch)) & 0xFFFFFFFF
     return h
+
+
+def test_a_deleted_offsets_topic_comes_back_and_its_groups_are_coordinated_again(
+    tmp_path: Path,
+) -> None:
+    """DeleteTopics of `__consumer_offsets` (Kafka allows it) takes every group's shard:
+    the broker creates the topic again at once, leads its partitions and coordinates the
+    groups with their committed offsets, which live in the metadata store."""
+    broker = Broker(tmp_path / "broker").start()
+    try:
+        topic = create_topic(broker.bootstrap)
+        committed = consume_and_commit(broker.bootstrap, topic, "kept", 6)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.delete_topics(["__consumer_offsets"])["__consumer_offsets"].result(15)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kept"})
+        wanted = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+        def offsets() -> dict[int, int] | None:
+            try:
+                found = consumer.committed(wanted, timeout=5)
+            except Exception:  # noqa: BLE001 - NOT_COORDINATOR until the topic is back
+                return None
+            return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+        try:
+            assert wait_until(lambda: offsets() == committed, 30, lambda: time.sleep(0.2))
+        finally:
+            consumer.close()
+        assert offsets_of(broker.bootstrap, "kept", topic) == committed  # the snapshot
+    finally:
+        broker.stop()

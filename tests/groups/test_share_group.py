@@ -31,7 +31,8 @@ def _beat(member: str, epoch: int, topics: tuple[str, ...] | None = None) -> Sha
 
 def test_members_move_to_the_group_epoch_and_expire() -> None:
     now = [0]
-    machine = ShareGroupMachine(lambda: now[0], ShareGroupConfig(session_timeout_ms=45_000))
+    config = ShareGroupConfig(session_timeout_ms=45_000, assignment_interval_ms=0)
+    machine = ShareGroupMachine(lambda: now[0], config)
     reads: list[str] = []
 
     def counts(topic: str) -> int:
@@ -64,3 +65,34 @@ def test_max_size_and_validation() -> None:
     assert full["error_code"] == ErrorCode.group_max_size_reached
     bad, _ = machine.heartbeat(_beat("c", -2), lambda t: 1)
     assert bad["error_code"] == ErrorCode.invalid_request
+
+
+def test_targets_wait_for_the_assignment_interval() -> None:
+    """A change within the group's assignment interval of the last target bumps the group
+    epoch at once; the target follows at the first heartbeat after the interval (Kafka's
+    maybeUpdateTargetAssignment), the interval being the group's own when it has one."""
+    now = [0]
+    intervals = {"g": 1_000}
+    machine = ShareGroupMachine(lambda: now[0], interval=lambda g: intervals[g])
+    a, _ = machine.heartbeat(_beat("a", 0, ("t",)), lambda t: 2)
+    assert (a["member_epoch"], a["assignment"]) == (1, {("t", 0), ("t", 1)})
+    now[0] = 500
+    b, _ = machine.heartbeat(_beat("b", 0, ("t",)), lambda t: 2)
+    assert (b["member_epoch"], b["assignment"]) == (1, frozenset())  # epoch 2 not assigned
+    described = machine.describe("g")
+    assert described is not None
+    assert (described["group_epoch"], described["assignment_epoch"]) == (2, 1)
+    now[0] = 999
+    assert machine.heartbeat(_beat("a", 1), lambda t: 2)[0]["assignment"] is None
+    now[0] = 1_000
+    a, _ = machine.heartbeat(_beat("a", 1), lambda t: 2)
+    assert (a["member_epoch"], a["assignment"]) == (2, {("t", 0)})
+    b, _ = machine.heartbeat(_beat("b", 1), lambda t: 2)
+    assert (b["member_epoch"], b["assignment"]) == (2, {("t", 1)})
+    # A leave within the interval: b keeps its target until one is due; interval 0: at once.
+    now[0] = 1_500
+    assert machine.heartbeat(_beat("a", -1), lambda t: 2)[0]["member_epoch"] == -1
+    assert machine.heartbeat(_beat("b", 2), lambda t: 2)[0]["assignment"] is None
+    intervals["g"] = 0
+    b, _ = machine.heartbeat(_beat("b", 2), lambda t: 2)
+    assert (b["member_epoch"], b["assignment"]) == (3, {("t", 0), ("t", 1)})

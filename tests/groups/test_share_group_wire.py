@@ -31,7 +31,12 @@ TOPICS = {
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    process = Broker(tmp_path_factory.mktemp("share") / "broker").start()
+    # Targets at every change (no assignment interval): the epochs below are Kafka's
+    # when its interval has passed.
+    process = Broker(
+        tmp_path_factory.mktemp("share") / "broker",
+        settings={"group.share.assignment.interval.ms": "0"},
+    ).start()
     try:
         with Wire(process.port) as wire:
             response = wire.call(
@@ -230,16 +235,24 @@ def test_records_are_acquired_once_and_acknowledged_or_redelivered(
     assert _acquired(_fetch(wire, "queue", "b", 4, [])) == [(4, 4, 2)]
 
 
-def test_a_leaving_member_gives_back_its_records(broker: Broker, wire: Wire) -> None:
+def test_a_leave_keeps_the_share_session_and_its_records(broker: Broker, wire: Wire) -> None:
+    """As in Kafka 4.4 (`test_share_leave_vs_kafka.py` runs this against both): a leave
+    closes no share session, so the member's records stay acquired and its session keeps
+    working; closing the session (epoch -1) gives them back at once."""
     leaving = _topic_ids(wire)["leaving"]
-    for member in ("a", "b"):
-        assert _beat(wire, "leavers", member, 0, ["leaving"]).error_code == ErrorCode.none
-        assert _fetch(wire, "leavers", member, 0, _one(leaving)).error_code == ErrorCode.none
-    _produce(broker, "leaving", 2)
-    assert _acquired(_fetch(wire, "leavers", "a", 1, [], wait_ms=5_000)) == [(0, 1, 1)]
-    assert _beat(wire, "leavers", "a", -1).member_epoch == -1
-    # b's fetch was waiting for nothing: the leave releases a's records to it at once.
-    assert _acquired(_fetch(wire, "leavers", "b", 1, [], wait_ms=5_000)) == [(0, 1, 2)]
+    with Wire(broker.port) as other:
+        for member, connection in (("a", other), ("b", wire)):
+            assert _beat(wire, "leavers", member, 0, ["leaving"]).error_code == ErrorCode.none
+            assert _fetch(connection, "leavers", member, 0, _one(leaving)).error_code == 0
+        _produce(broker, "leaving", 2)
+        assert _acquired(_fetch(other, "leavers", "a", 1, [], wait_ms=5_000)) == [(0, 1, 1)]
+        assert _beat(wire, "leavers", "a", -1).member_epoch == -1
+        # Still a's: b's fetch waits its whole 500 ms for nothing.
+        assert _acquired(_fetch(wire, "leavers", "b", 1, [], wait_ms=500)) == []
+        accepted = _ack(other, "leavers", "a", 2, _one(leaving, (0, 0, ACCEPT)))
+        assert accepted.responses[0].partitions[0].error_code == ErrorCode.none
+        assert _ack(other, "leavers", "a", -1, []).error_code == ErrorCode.none
+        assert _acquired(_fetch(wire, "leavers", "b", 2, [], wait_ms=5_000)) == [(1, 1, 2)]
 
 
 def test_renew_is_v2s(broker: Broker, wire: Wire) -> None:

@@ -15,13 +15,15 @@ from kio.schema.errors import ErrorCode
 
 from contextplane.clock import ManualClock
 from contextplane.coordinators.share_coordinator import ShareConfig, ShareCoordinator
-from contextplane.coordinators.share_group import ShareHeartbeat
+from contextplane.coordinators.share_group import ShareGroupConfig, ShareHeartbeat
 from contextplane.coordinators.share_stored import decode
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.settings import Settings
 from tests.groups.support import Broker, Wire
 from tests.support.metadata import open_store
 from tests.support.wait import wait_until_async
+
+IMMEDIATE = {"group.share.assignment.interval.ms": "0"}
 
 SESSION_MS = 45_000  # group.share.session.timeout.ms's default
 
@@ -31,7 +33,9 @@ def _counts(topic: str) -> int:
 
 
 async def _coordinator(store: MetadataStore, clock: ManualClock) -> ShareCoordinator:
-    coordinator = ShareCoordinator(store, ShareConfig(), clock)
+    # Targets at every change (no assignment interval), as these epochs were written.
+    config = ShareConfig(ShareGroupConfig(assignment_interval_ms=0))
+    coordinator = ShareCoordinator(store, config, clock)
     await coordinator.start(_counts)
     return coordinator
 
@@ -142,7 +146,7 @@ def test_a_refused_save_is_retried_and_the_heartbeat_told(
 
 
 def test_a_restarted_broker_keeps_its_share_members(tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "broker").start()
+    broker = Broker(tmp_path / "broker", settings=IMMEDIATE).start()
     try:
         with Wire(broker.port) as wire:
             created = wire.call(

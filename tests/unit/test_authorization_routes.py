@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from contextplane.broker import authorization as authz
-from contextplane.broker.app import ROUTES
+from contextplane.broker.routes import ROUTES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "contextplane"
 # ApiVersions and the SASL requests (SaslHandshake, SaslAuthenticate: they come before a

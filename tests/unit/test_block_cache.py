@@ -3,7 +3,7 @@ inside it with no request, concurrent readers of one span share one GET, spans a
 evicted least recently used first within the budget's share, and a deleted object's
 spans are forgotten. A span that reads at least half of the rest of its object reads all
 of that rest in its GET (read-ahead's too), within one part and the block cache's room,
-and never again what is cached."""
+and never again what is cached; so do ranges that fill half of it across holes."""
 
 from __future__ import annotations
 
@@ -224,6 +224,20 @@ def test_a_widened_span_holds_the_next_span_of_its_object_in_one_get() -> None:
         got = await blocks.read_ranges(partitions("a", 0, 1, 2, 3, 4) + tail)
         assert store.get_requests == [("a", 0, len(OBJECT))]
         assert bytes(got[-1]) == OBJECT[-1_000:]
+
+    asyncio.run(run())
+
+
+def test_ranges_filling_half_of_an_object_across_holes_are_read_in_one_get() -> None:
+    async def run() -> None:
+        blocks, store = object_cache()
+        # Holes above the coalesce bound between them (partitions not asked for, or
+        # ranges compaction moved out): coalesced alone they would be four GETs.
+        got = await blocks.read_ranges(partitions("a", 0, 2, 4, 6, 7))
+        assert store.get_requests == [("a", 0, len(OBJECT))]
+        assert bytes(got[2]) == OBJECT[4 * PARTITION_BYTES : 5 * PARTITION_BYTES]
+        await blocks.read_ranges(partitions("a", 1, 3, 5))
+        assert len(store.get_requests) == 1
 
     asyncio.run(run())
 

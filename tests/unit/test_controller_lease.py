@@ -8,10 +8,12 @@ releasing leader's epoch; each change moves the assignment generation and its ro
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
+from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller, NotController
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import BrokerEndpoint, ControllerRecord
@@ -238,3 +240,26 @@ def test_registries_elect_one_controller_and_another_takes_over_after_a_stop(
                 await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_controller_whose_own_lease_lapsed_never_expires_itself(metadata_url: str) -> None:
+    """A single broker's heartbeat can be late (its event loop stalled past the session):
+    its own failover pass must not mark it expired, which would make its next heartbeat
+    find the row gone and stop the broker."""
+    engine = open_engine(metadata_url)
+    try:
+        registered(engine, 1, 10, 300)
+        beat = engine.cluster_heartbeat(1, 10, 300, -1)
+        assert beat is not None and beat.controller.node_id == 1
+        engine.create_topic("t", 2, {}, lambda stream_id: 1)
+        time.sleep(0.4)  # the lease lapses on the database's clock
+
+        def placing(dead: frozenset[int]) -> Placement:
+            return Placement([Candidate(1, None)])
+
+        assert engine.expire_brokers(beat.controller, placing) == []
+        again = engine.cluster_heartbeat(1, 10, 300, -1)
+        assert again is not None and again.controller.node_id == 1  # its lease, taken again
+        assert {r.target_node for r in engine.partitions("t")} == {1}
+    finally:
+        engine.close()

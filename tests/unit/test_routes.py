@@ -3,7 +3,7 @@ loads them on a version's first request, not at start)."""
 
 from __future__ import annotations
 
-from contextplane.broker.app import ROUTES, build_routes
+from contextplane.broker.routes import ROUTES, build_routes
 from contextplane.protocol.codec import MIRROR_APPEND_KEY, request_schema, response_schema
 
 

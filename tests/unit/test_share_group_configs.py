@@ -241,6 +241,25 @@ def test_overrides_outside_narrower_bounds_are_capped_when_used() -> None:
             "group.share.partition.max.record.locks must be greater than or equal to "
             "group.share.min.partition.max.record.locks",
         ),
+        # GroupCoordinatorConfig's three requires on the assignment interval.
+        (
+            {
+                "group.share.min.assignment.interval.ms": "2000",
+                "group.share.max.assignment.interval.ms": "1000",
+            },
+            "group.share.max.assignment.interval.ms must be greater than or equal to "
+            "group.share.min.assignment.interval.ms",
+        ),
+        (
+            {"group.share.min.assignment.interval.ms": "2000"},
+            "group.share.assignment.interval.ms must be greater than or equal to "
+            "group.share.min.assignment.interval.ms",
+        ),
+        (
+            {"group.share.assignment.interval.ms": "15001"},
+            "group.share.assignment.interval.ms must be less than or equal to "
+            "group.share.max.assignment.interval.ms",
+        ),
     ],
 )
 def test_the_brokers_limits_lie_within_their_bounds(
@@ -249,3 +268,27 @@ def test_the_brokers_limits_lie_within_their_bounds(
     with pytest.raises(SettingsError) as refused:
         load_settings(environ={}, overrides=overrides)
     assert str(refused.value).endswith(message)
+
+
+def test_the_assignment_interval_and_assignor_offload() -> None:
+    """`share.assignment.interval.ms`: an INT at least 0 within the broker's
+    `group.share.min/max.assignment.interval.ms` (0 and 15000); the offload a BOOLEAN."""
+    assert checked(
+        {"share.assignment.interval.ms": "0", "share.assignor.offload.enable": "FALSE"},
+        Settings(),
+    ) == {"share.assignment.interval.ms": 0}
+    assert _refusal({"share.assignment.interval.ms": "-1"}) == (
+        "Invalid value -1 for configuration share.assignment.interval.ms: Value must be at least 0"
+    )
+    assert _refusal({"share.assignment.interval.ms": "15001"}) == (
+        "share.assignment.interval.ms must be in the range 0 to 15000 inclusive."
+    )
+    assert _refusal({"share.assignor.offload.enable": "1"}) == (
+        "Invalid value 1 for configuration share.assignor.offload.enable: Expected value "
+        "to be either true or false"
+    )
+    defaults = {name: 1_000 for name in INT_CONFIGS}
+    bounds = {name: (0, 15_000) for name in INT_CONFIGS}
+    stored = {"share.assignment.interval.ms": "20000"}
+    assert share_group_values(stored, defaults, bounds).assignment_interval_ms == 15_000
+    assert share_group_values({}, defaults, bounds).assignment_interval_ms == 1_000

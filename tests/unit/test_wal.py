@@ -88,3 +88,20 @@ def test_segments_roll_and_trim_removes_only_uploaded_ones(tmp_path: Path) -> No
     _, entries = open_wal(tmp_path)
     assert entries[0].position == second_base
     assert [e.base_offset for e in entries] == list(range(entries[0].base_offset, 40))
+
+
+def test_a_log_used_from_a_new_event_loop_acknowledges_on_that_loop(tmp_path: Path) -> None:
+    """The log looks its loop up once, not per append: a later loop (a restart of the
+    loop, a test's second asyncio.run) gets its futures and group commits all the same."""
+    wal, _ = open_wal(tmp_path)
+
+    async def append(first: int) -> None:
+        durables = [wal.append(3, first + i, b"y" * 50)[1] for i in range(20)]
+        assert all(d.get_loop() is asyncio.get_running_loop() for d in durables)
+        await asyncio.wait_for(asyncio.gather(*durables), 30)
+
+    asyncio.run(append(0))
+    asyncio.run(append(20))
+    wal.close()
+    _, entries = open_wal(tmp_path)
+    assert [e.base_offset for e in entries] == list(range(40))

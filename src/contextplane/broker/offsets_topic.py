@@ -27,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from contextplane.broker.configs import is_true
 from contextplane.broker.internal_topics import InternalTopic, Record, append, ensure
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
@@ -67,9 +68,42 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     }
 
 
+def unclean_election(topics: TopicManager, name: str) -> bool:
+    """May a dead broker's partition of `name` holding records in no object be taken
+    over, those records given up (RFC 0004 §5)? The topic's
+    `unclean.leader.election.enable`; always for `__consumer_offsets`, a copy of what
+    the metadata store holds that the new leader's snapshot at shard load repairs, so a
+    group coordinator never waits for a dead broker's disk."""
+    if name == OFFSETS_TOPIC:
+        return True
+    return is_true(topics.configs(name).get("unclean.leader.election.enable"))
+
+
 def legacy_topic_configs(settings: Settings) -> dict[str, str]:
     """What versions without compaction created the topic with."""
     return dict(topic_configs(settings), **{"cleanup.policy": "delete"})
+
+
+class OffsetsShards:
+    """The group coordinator's `ShardLeases`: the `__consumer_offsets` partitions this
+    broker leads, at their epochs (coordinators/group_shards.py)."""
+
+    def __init__(self, storage: StorageEngine, topics: TopicManager) -> None:
+        self._storage = storage
+        self._topics = topics
+
+    def count(self) -> int:
+        topic = self._topics.topics().get(OFFSETS_TOPIC)
+        return 0 if topic is None else topic.partitions
+
+    def lease(self, shard: int) -> tuple[int, int] | None:
+        partition = self._storage.partitions.get((OFFSETS_TOPIC, shard))
+        if partition is None or partition.handing_over:
+            return None
+        return partition.stream_id, partition.leader_epoch
+
+    def release(self, stream_id: int) -> None:
+        self._storage.leadership.release(stream_id)
 
 
 class OffsetsTopicWriter:
@@ -92,9 +126,9 @@ class OffsetsTopicWriter:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def ensure_topic(self) -> None:
+    async def ensure_topic(self) -> bool:
         """Create the internal topic at the first start (its partition count is fixed
-        from then on, as in Kafka)."""
+        from then on, as in Kafka); True if it was created."""
         partitions = self._settings.offsets_topic_num_partitions
         configs = topic_configs(self._settings)
         topic = InternalTopic(OFFSETS_TOPIC, partitions, configs)
@@ -102,17 +136,20 @@ class OffsetsTopicWriter:
             if self._topics.configs(OFFSETS_TOPIC) == legacy_topic_configs(self._settings):
                 await self._topics.set_configs(OFFSETS_TOPIC, configs)
                 log.info("%s is now cleanup.policy=compact", OFFSETS_TOPIC)
-            return
+            return False
         log.info(
             "created %s with %d partitions",
             OFFSETS_TOPIC,
             self._settings.offsets_topic_num_partitions,
         )
+        return True
 
     async def start(self, coordinator: GroupCoordinator) -> None:
         """Append a snapshot (repairing what a crash lost), then keep the topic complete."""
         self._coordinator = coordinator
         coordinator.offsets.journal = self
+        coordinator.shard_loaded.append(self._shard_loaded)
+        self._topics.on_deleted.append(self._topic_deleted)
         await self.snapshot()
         self._task = asyncio.create_task(self._run(), name="offsets-topic-snapshots")
 
@@ -164,15 +201,36 @@ class OffsetsTopicWriter:
                 async with asyncio.timeout(max(delay_s, 0.0)):
                     await self._wake.wait()
 
-    async def snapshot(self) -> int:
-        """Append every live committed offset and group; returns the records appended."""
+    async def _topic_deleted(self, name: str) -> None:
+        """DeleteTopics took the topic (its groups' shards with it): create it again now,
+        so its partitions, the coordinator's shards, are led here again."""
+        if name == OFFSETS_TOPIC:
+            self._repair_at_ms = self._wall_ms()
+            self._wake.set()
+
+    async def _shard_loaded(self, shard: int) -> None:
+        """A shard moved here: append its snapshot (what its last leader may not have)."""
+        coordinator = self._coordinator
+        assert coordinator is not None
+        try:
+            await self.snapshot(coordinator.shards.in_shards({shard}))
+        except Exception as exc:  # noqa: BLE001 - repaired by the next snapshot
+            log_round_failure(log, f"snapshot of {OFFSETS_TOPIC}-{shard}", exc)
+            self._repair_at_ms = self._wall_ms() + REPAIR_DELAY_MS
+
+    async def snapshot(self, wanted: Callable[[str], bool] | None = None) -> int:
+        """Append every live committed offset and group of the groups served here (or
+        those `wanted`); returns the records appended."""
         coordinator = self._coordinator
         assert coordinator is not None, "start() sets the coordinator"
-        self._repair_at_ms = None
-        await self.ensure_topic()  # DeleteTopics may delete it, as Kafka allows
+        if wanted is None:
+            self._repair_at_ms = None
+            if await self.ensure_topic():  # DeleteTopics may delete it, as Kafka allows
+                await coordinator.load_led_shards()
+            wanted = coordinator.shards.serves
         started_ms = self._wall_ms()
         count = written = 0
-        async for group_id, committed in coordinator.offsets.snapshot():
+        async for group_id, committed in coordinator.offsets.snapshot(wanted):
             rows = [
                 (topic, partition, c.offset, c.leader_epoch, c.metadata or "", c.commit_ms)
                 for (topic, partition), c in sorted(committed.items())
@@ -183,7 +241,8 @@ class OffsetsTopicWriter:
             written += sum(len(key) + len(value or b"") for key, value in records)
             await asyncio.sleep(0)  # many groups: let requests in between
         for group_id, metadata in coordinator.snapshot_groups():
-            self.group_stored(group_id, metadata)
+            if wanted(group_id):
+                self.group_stored(group_id, metadata)
             count += 1
         self._last_snapshot_ms = started_ms
         self._last_snapshot_bytes = written
@@ -244,7 +303,10 @@ class OffsetsTopicWriter:
         return offset_commit_key(group_id, topic, partition), value
 
     def _append(self, group_id: str, records: list[Record]) -> None:
-        """Queue `records` on the group's partition; never raises, never waits."""
+        """Queue `records` on the group's partition; never raises, never waits. A group
+        whose shard is led elsewhere is that broker's to write."""
+        if self._coordinator is not None and not self._coordinator.shards.serves(group_id):
+            return
         try:
             topic = self._topics.topics().get(OFFSETS_TOPIC)
             # No topic: `append` raises, and the snapshot that repairs it recreates it.

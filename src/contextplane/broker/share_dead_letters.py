@@ -272,6 +272,8 @@ class ShareDeadLetters:
             out = self._storage.partition(target.name, partition % target.partitions)
         except KafkaError as exc:  # led by another broker, or deleted since: not retried
             self._stats.share_dead_lettered(NOT_HERE, len(records))
+            self._stats.share_dlq_counted(group_id, "produce")
+            self._stats.share_dlq_counted(group_id, "failed")
             self._log_bounded(
                 NOT_HERE,
                 "share group %s: %d undeliverable records archived without a dead-letter "
@@ -299,10 +301,17 @@ class ShareDeadLetters:
         if pending:
             batches.append(dead_letter_batch(pending, now))
         for batch in batches:
-            result = self._storage.append(out, [(parse_header(batch), memoryview(batch))])
-            if result.durable is not None:
-                await result.durable
-            self._stats.produced(target.name, parse_header(batch).records_count, len(batch))
+            self._stats.share_dlq_counted(group_id, "produce")
+            try:
+                result = self._storage.append(out, [(parse_header(batch), memoryview(batch))])
+                if result.durable is not None:
+                    await result.durable
+            except Exception:
+                self._stats.share_dlq_counted(group_id, "failed")
+                raise  # the next save copies the records again
+            count = parse_header(batch).records_count
+            self._stats.produced(target.name, count, len(batch))
+            self._stats.share_dlq_counted(group_id, "records", count)
         self._stats.share_dead_lettered(WRITTEN, len(records))
 
     def _log_bounded(self, reason: str, message: str, *args: object) -> None:

@@ -87,6 +87,8 @@ class BrokerStats:
         self.schema_dead_letters: dict[tuple[str, str], int] = {}  # (topic, outcome)
         # Share groups' undeliverable records, by outcome (share_dead_letters.py).
         self.share_dead_letters: dict[str, int] = {}
+        # KIP-1191's per-group counts, (group, kind) -> count (share_group_metrics.py).
+        self.share_dlq_groups: dict[tuple[str, str], int] = {}
         self.masked_records: dict[tuple[str, str], int] = {}  # (topic, action)
 
     def _topic(self, topic: str) -> TopicCounters:
@@ -161,6 +163,12 @@ class BrokerStats:
         """`records` a share group gave up on: copied to its dead-letter topic (`written`)
         or archived without a copy (`no_topic`, `refused`, `not_here`)."""
         self.share_dead_letters[outcome] = self.share_dead_letters.get(outcome, 0) + records
+
+    def share_dlq_counted(self, group_id: str, kind: str, count: int = 1) -> None:
+        """A group's dead-letter copies: `records` written, `produce` appends tried,
+        `failed` ones that wrote nothing (Kafka's ShareGroupMetrics DLQ meters)."""
+        key = (group_id, kind)
+        self.share_dlq_groups[key] = self.share_dlq_groups.get(key, 0) + count
 
     def masked(self, topic: str, action: str, records: int) -> None:
         """`records` of `topic` masked for a consumer by `action` (or `fail_closed`)."""

@@ -36,6 +36,22 @@ def add_parser(sub: Any) -> None:
         help="names the changelog topic (NAME.changelog) and the transactional id",
     )
     context.add_argument(
+        "--instance",
+        help="run as one of several partitioned instances of NAME (an id stable across its"
+        " restarts): the group NAME-sources shares the co-partitioned source partitions",
+    )
+    context.add_argument(
+        "--advertised-url",
+        help="with --instance: the URL this instance serves at, named to clients another"
+        " instance redirects (421)",
+    )
+    context.add_argument(
+        "--session-timeout-ms",
+        type=_positive,
+        default=45_000,
+        help="with --instance: how long the group waits for a silent instance (45000)",
+    )
+    context.add_argument(
         "--data-dir", type=Path, default=Path("context-data"), help="the local store's directory"
     )
     context.add_argument("--timeout", type=float, default=30.0, help="seconds for Kafka calls")
@@ -96,7 +112,14 @@ async def _serve(
     from contextplane.services.context.service import ContextService
 
     config = ApplierConfig(
-        args.bootstrap, args.name, args.data_dir, args.timeout, client_config=security
+        args.bootstrap,
+        args.name,
+        args.data_dir,
+        args.timeout,
+        client_config=security,
+        instance=args.instance,
+        advertised_url=args.advertised_url,
+        session_timeout_ms=args.session_timeout_ms,
     )
     as_of = AsOfSettings(
         snapshot_every_records=args.snapshot_every_records,

@@ -13,6 +13,9 @@ since the last assignment generation it saw are read, and for each
 - anything else: its leader as read is remembered for Metadata and for
   NOT_LEADER_OR_FOLLOWER.
 
+A `__consumer_offsets` partition is a group coordinator's shard (RFC 0004 §3): its
+shard is unloaded before the partition is handed over and loaded once it is opened.
+
 A pass that failed (the store or the object store unreachable) is retried a heartbeat
 interval later from the same generation; passes never overlap.
 """
@@ -22,13 +25,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import PartitionRecord
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.storage.engine import StorageEngine
 
 log = logging.getLogger(__name__)
+
+
+class ShardCoordinator(Protocol):
+    """The group coordinator, as the reconciler drives it."""
+
+    async def load_shard(self, shard: int) -> None: ...
+    def unload_shard(self, shard: int) -> None: ...
+    def is_loaded(self, shard: int) -> bool: ...
 
 
 class Reconciler:
@@ -55,6 +68,7 @@ class Reconciler:
         self._topics_seen = -1
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # completed passes (tests wait on it)
+        self.coordinator: ShardCoordinator | None = None  # set once the groups' is up
 
     def start(self) -> None:
         self._registry.changed.set()  # a first pass at once: rows changed while stopped
@@ -97,6 +111,8 @@ class Reconciler:
             await self._refresh_topics()  # created after the heartbeat this pass follows
         to_open: dict[str, list[int]] = {}
         to_release: list[int] = []
+        shards_out: list[int] = []  # group coordinator shards handed over
+        shards_back: list[int] = []  # led and targeted here (a handover abandoned)
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
         leads = self._engine.leadership.leads
         me = self._node_id
@@ -104,10 +120,15 @@ class Reconciler:
             if not self._known_topic(row.topic):
                 continue  # deleted since
             if leads(row.stream_id):
+                shard = row.partition if row.topic == OFFSETS_TOPIC else None
                 if row.target_node not in (me, -1):
                     to_release.append(row.stream_id)
+                    if shard is not None:
+                        shards_out.append(shard)
                 else:
                     self._engine.resume(row.stream_id)
+                    if shard is not None:
+                        shards_back.append(shard)
             elif row.target_node == me and (
                 row.leader_node == -1 or (row.leader_node != me and not row.leader_live)
             ):
@@ -117,6 +138,10 @@ class Reconciler:
             elif row.leader_node != me:
                 leaders[(row.topic, row.partition)] = (row.leader_node, row.leader_epoch)
         self._engine.note_leaders(leaders)
+        coordinator = self.coordinator
+        if coordinator is not None:
+            for shard in shards_out:
+                coordinator.unload_shard(shard)  # no group write once the handover starts
         results = await asyncio.gather(
             *(self._engine.release(stream_id) for stream_id in to_release),
             return_exceptions=True,
@@ -129,8 +154,16 @@ class Reconciler:
             opening += await self._records(topic, set(streams))
             if self._unclean_election(topic):
                 unclean.update(streams)
+        shards_in: list[int] = []  # shards opened here now (loaded afresh)
         if opening:
-            await self._engine.assign(opening, frozenset(unclean))
+            opened = set(await self._engine.assign(opening, frozenset(unclean)))
+            shards_in = [
+                r.partition for r in opening if r.topic == OFFSETS_TOPIC and r.stream_id in opened
+            ]
+        if coordinator is not None:
+            shards_in += [s for s in shards_back if not coordinator.is_loaded(s)]
+            for shard in shards_in:
+                await coordinator.load_shard(shard)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]

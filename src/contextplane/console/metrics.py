@@ -40,6 +40,7 @@ from prometheus_client.samples import Sample
 from contextplane.broker.probes import object_store_counts, percentile
 from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCounters
 from contextplane.console.partition_health import OfflineCounts, read_offline_counts
+from contextplane.console.share_group_metrics import share_group_families
 from contextplane.console.storage_metrics import storage_counts, storage_families
 from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
@@ -127,6 +128,7 @@ class Snapshot:
     schema_rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     schema_dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)
     share_dead_letters: dict[str, int] = field(default_factory=dict)
+    share_dlq_groups: dict[tuple[str, str], int] = field(default_factory=dict)
     masked_records: dict[tuple[str, str], int] = field(default_factory=dict)
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
@@ -170,6 +172,7 @@ class BrokerMetrics:
             schema_rejections=dict(stats.schema_rejections),
             schema_dead_letters=dict(stats.schema_dead_letters),
             share_dead_letters=dict(stats.share_dead_letters),
+            share_dlq_groups=dict(stats.share_dlq_groups),
             masked_records=dict(stats.masked_records),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
@@ -218,6 +221,7 @@ def families(snapshot: Snapshot) -> Iterable[Metric]:
     yield from _group_families(snapshot)
     yield from _own_families(snapshot)
     yield from storage_families(snapshot.storage)
+    yield from share_group_families(snapshot.share_dlq_groups)
 
 
 def _topic_families(snapshot: Snapshot) -> Iterable[Metric]:

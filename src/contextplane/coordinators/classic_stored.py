@@ -25,10 +25,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from contextplane.coordinators.group_shards import GroupShards
 from contextplane.coordinators.group_state import GroupStateMachine
 from contextplane.coordinators.group_state.stored import loaded_group
+from contextplane.errors import CoordinatorFenced
 from contextplane.logsafe import escape
 from contextplane.metadata.store import MetadataStore
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import (
     GroupMetadata,
     decode_group_metadata_value,
@@ -50,6 +53,7 @@ class ClassicGroupSaver:
         self._store = store
         self._machine = machine
         self._now_ms = now_ms
+        self.shards = GroupShards()  # the coordinator's, fencing each write
         # Group id -> the value to write (None: delete the row), in the order stored.
         self._pending: dict[str, bytes | None] = {}
         self._lock = asyncio.Lock()
@@ -59,11 +63,14 @@ class ClassicGroupSaver:
         self._answering: set[asyncio.Task[None]] = set()
         self._failed = RepeatedLog(log, "classic group saves failed", _FAILED_SAVES_LOG_INTERVAL_S)
 
-    async def load(self, skip: set[str]) -> set[str]:
-        """Every stored group not in `skip` into the machine; returns their ids."""
+    async def load(
+        self, skip: set[str], wanted: Callable[[str], bool] = lambda group_id: True
+    ) -> set[str]:
+        """Every stored group `wanted` and not in `skip` into the machine; returns their
+        ids."""
         loaded = set()
         for group_id, value in sorted((await self._store.classic_groups()).items()):
-            if group_id in skip:
+            if group_id in skip or not wanted(group_id):
                 continue
             try:
                 group = loaded_group(group_id, decode_group_metadata_value(value), self._now_ms())
@@ -114,14 +121,18 @@ class ClassicGroupSaver:
             return True
         async with self._lock:
             writes, self._pending = self._pending, {}
+            served, fences = self.shards.fences(writes)
+            writes = {group_id: writes[group_id] for group_id in served}
             if not writes:
                 return self._retry_at_ms is None
             try:
-                await self._store.save_classic_groups(writes)
+                await self._store.save_classic_groups(writes, fences)
             except BaseException as exc:
                 # Kept for the next try (a cancelled stop's too); values stored meanwhile
                 # are newer than these.
                 self._pending = writes | self._pending
+                if isinstance(exc, CoordinatorFenced):
+                    self.shards.on_fenced(exc.stream_id)  # unloads: its writes dropped
                 if not isinstance(exc, Exception):
                     raise
                 self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS
@@ -151,6 +162,15 @@ class ClassicGroupSaver:
             self._pending = taken | self._pending
             self._retry_at_ms = self._now_ms() + SAVE_RETRY_MS
             return False
+
+    def unload(self, group_id: str) -> None:
+        """The group's shard moved away: its parked requests answered NOT_COORDINATOR,
+        out of the machine, and nothing more written for it (its new coordinator owns
+        its row)."""
+        self._machine.answer_parked(group_id, ErrorCode.not_coordinator)
+        self._machine.remove_group(group_id)
+        self._pending.pop(group_id, None)
+        self._served.discard(group_id)
 
     def remove_group(self, group_id: str) -> None:
         """Out of the machine (deleted, cleaned up, or upgraded to a consumer group); its

@@ -13,7 +13,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.coordinators.offset_fetch import fetched_topics
 from contextplane.coordinators.offsets_journal import OffsetsJournal
-from contextplane.errors import KafkaError
+from contextplane.errors import CoordinatorFenced, KafkaError
 from contextplane.logsafe import escape
 from contextplane.metadata.records import OffsetRow
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
@@ -53,8 +53,14 @@ class CommittedOffsets:
             log, "offset commits failed: metadata store unavailable", _UNAVAILABLE_LOG_INTERVAL_S
         )
 
-    async def commit(self, group_id: str, entries: list[OffsetCommitEntry]) -> list[ErrorCode]:
-        """One error code per entry, in order, for a commit the group allowed."""
+    async def commit(
+        self,
+        group_id: str,
+        entries: list[OffsetCommitEntry],
+        fence: tuple[int, int] | None = None,
+    ) -> list[ErrorCode]:
+        """One error code per entry, in order, for a commit the group allowed; `fence`:
+        the group's shard (stream, epoch), CoordinatorFenced raised when it moved."""
         codes: list[ErrorCode] = []
         rows = []
         for entry in entries:
@@ -70,7 +76,9 @@ class CommittedOffsets:
         if rows:
             commit_ms = self._wall_ms()
             try:
-                await self._store.commit_offsets(group_id, rows, commit_ms)
+                await self._store.commit_offsets(group_id, rows, commit_ms, fence)
+            except CoordinatorFenced:
+                raise
             except MetadataStoreUnavailable as exc:
                 self._unavailable_commits.event(
                     "the metadata store",
@@ -98,7 +106,11 @@ class CommittedOffsets:
         return ErrorCode.none, fetched_topics(committed, topics)
 
     async def delete(
-        self, group_id: str, topics: list[tuple[str, list[int]]], subscribed: Callable[[str], bool]
+        self,
+        group_id: str,
+        topics: list[tuple[str, list[int]]],
+        subscribed: Callable[[str], bool],
+        fence: tuple[int, int] | None = None,
     ) -> list[dict[str, Any]]:
         """OffsetDelete's per-topic results: a topic the group is `subscribed` to keeps its
         offsets; the others' go, with a tombstone for each partition that had one."""
@@ -117,7 +129,7 @@ class CommittedOffsets:
             )
         if doomed:
             committed = await self._store.fetch_offsets(group_id)
-            await self._store.delete_offsets(group_id, doomed)
+            await self._store.delete_offsets(group_id, doomed, fence)
             self.journal.offsets_deleted(group_id, [k for k in doomed if k in committed])
         return results
 
@@ -133,9 +145,14 @@ class CommittedOffsets:
         for group_id, partitions in doomed.items():
             self.journal.offsets_deleted(group_id, partitions)
 
-    async def snapshot(self) -> AsyncIterator[tuple[str, dict[tuple[str, int], Any]]]:
-        """(group, committed offsets) of every group with offsets, one group at a time."""
+    async def snapshot(
+        self, wanted: Callable[[str], bool] = lambda group_id: True
+    ) -> AsyncIterator[tuple[str, dict[tuple[str, int], Any]]]:
+        """(group, committed offsets) of every group `wanted` with offsets, one group at
+        a time."""
         for group_id in await self._store.groups_with_offsets():
+            if not wanted(group_id):
+                continue
             committed = await self._store.fetch_offsets(group_id)
             if committed:
                 yield group_id, committed

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 
 from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
 from contextplane.coordinators.consumer_group.stored import SavedGroups, load_group
+from contextplane.coordinators.group_shards import GroupShards
+from contextplane.errors import CoordinatorFenced
 from contextplane.metadata.store import MetadataStore
 from contextplane.repeated_log import RepeatedLog
 
@@ -39,6 +41,7 @@ class ConsumerGroupSaver:
         self._store = store
         self._machine = machine
         self._now_ms = now_ms
+        self.shards = GroupShards()  # the coordinator's, fencing each write
         self._saved = SavedGroups()
         self._lock = asyncio.Lock()
         # Groups whose last change is not in the store yet.
@@ -47,15 +50,24 @@ class ConsumerGroupSaver:
         self._served: set[str] = set()
         self._failed = RepeatedLog(log, "consumer group saves failed", _FAILED_SAVES_LOG_INTERVAL_S)
 
-    async def load(self) -> set[str]:
-        """Every stored group into the machine; returns their ids."""
+    async def load(self, wanted: Callable[[str], bool] = lambda group_id: True) -> set[str]:
+        """Every stored group `wanted` into the machine; returns their ids."""
         loaded = set()
         for stored in await self._store.consumer_groups():
+            if not wanted(stored.group_id):
+                continue
             group = load_group(stored)
             self._machine.load_group(group)
             self._saved.remember(group)
             loaded.add(group.group_id)
         return loaded
+
+    def unload(self, group_id: str) -> None:
+        """The group's shard moved away: out of the machine, nothing written (its new
+        coordinator owns its rows)."""
+        self._machine.remove_group(group_id)
+        self._served.discard(group_id)
+        self.unsaved.discard(group_id)
 
     def served(self, group_id: str) -> None:
         if self._machine.group(group_id) is not None:
@@ -95,13 +107,17 @@ class ConsumerGroupSaver:
             pending = [p for g in ids if (p := self._saved.changes(g, group(g), member_id))]
             if pending or classic:
                 try:
-                    writes = [p.write for p in pending]
+                    served, fences = self.shards.fences([*ids, *(classic or {})])
+                    writes = [p.write for p in pending if p.write.group_id in served]
                     if classic:
-                        await self._store.convert_groups(writes, classic)
+                        await self._store.convert_groups(writes, classic, fences)
                     else:
-                        await self._store.save_consumer_groups(writes)
+                        await self._store.save_consumer_groups(writes, fences)
                 except Exception as exc:  # noqa: BLE001 - retried by the timer task
                     self.unsaved.update(ids)
+                    if isinstance(exc, CoordinatorFenced):
+                        self.shards.on_fenced(exc.stream_id)  # unloads: nothing to retry
+                        return False
                     self._failed.event(
                         "the metadata store",
                         self._now_ms() / 1000,

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from contextplane.clock import Clock, SystemClock
@@ -50,6 +51,8 @@ from contextplane.coordinators.consumer_group.views import (
 from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
 from contextplane.coordinators.group_configs import GroupConfigs
 from contextplane.coordinators.group_conversion import GroupConversion
+from contextplane.coordinators.group_loading import ShardLoading
+from contextplane.coordinators.group_shards import GroupShards, ShardLeases
 from contextplane.coordinators.group_state import (
     CoordinatorConfig,
     Group,
@@ -59,14 +62,12 @@ from contextplane.coordinators.group_state import (
     join_error,
     sync_error,
 )
-from contextplane.coordinators.group_state.states import GroupState
 from contextplane.coordinators.group_state.stored import group_metadata
 from contextplane.coordinators.group_state.views import describe_group_error
 from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal
 from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.offsets_records import GroupMetadata
 from contextplane.settings import Settings
 from contextplane.tasks import cancel_and_wait, log_round_failure
 
@@ -79,7 +80,7 @@ _SAVE_RETRY_MS = 1_000
 GROUP_CLEANUP_INTERVAL_MS = 600_000
 
 
-class GroupCoordinator:
+class GroupCoordinator(ShardLoading):
     def __init__(
         self,
         store: MetadataStore,
@@ -88,9 +89,15 @@ class GroupCoordinator:
         journal: OffsetsJournal | None = None,
         consumer_config: ConsumerGroupConfig | None = None,
         settings: Settings | None = None,
+        leases: ShardLeases | None = None,
     ) -> None:
-        """`settings`: the broker's, bounding the groups' own configs."""
+        """`settings`: the broker's, bounding the groups' own configs. `leases`: the
+        `__consumer_offsets` partitions led here (group_shards.py); None serves all."""
         self._store = store
+        self.shards = GroupShards(leases)
+        # Called with each shard loaded (the offsets topic's writer repairs its copy).
+        self.shard_loaded: list[Callable[[int], Awaitable[None]]] = []
+        self._loading: dict[int, asyncio.Future[None]] = {}  # shards being loaded
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms
         self._wall_ms = clock.wall_ms
@@ -101,6 +108,8 @@ class GroupCoordinator:
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
+        self.classic.shards = self.saver.shards = self.shards
+        self.shards.on_fenced = self._fenced_stream
         self.conversion = GroupConversion(
             self.state, self.consumer, self.classic, self.saver, self._now_ms
         )
@@ -116,12 +125,8 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        consumer_groups = await self.saver.load()
-        loaded = consumer_groups | await self.classic.load(consumer_groups)
         await self.configs.load()
-        for group_id in await self._store.groups_with_offsets():
-            if group_id not in loaded:
-                self.state.load_empty_group(group_id)
+        await self._load(self.shards.led())
         self._wake = asyncio.Event()
         self._next_cleanup_ms = self._now_ms() + GROUP_CLEANUP_INTERVAL_MS
         self._active = True
@@ -232,8 +237,8 @@ class GroupCoordinator:
         """`partitions`, `topics_version`, `topic_names`: the topic table, as for a
         ConsumerGroupHeartbeat, for a classic member joining a consumer group."""
         future, waiter = self._waiter()
-        if not self._active:
-            waiter(join_error(request.member_id, ErrorCode.coordinator_not_available))
+        if (refused := self._refused(request.group_id)) is not None:
+            waiter(join_error(request.member_id, refused))
             return future
         consumer_group = self.consumer.group(request.group_id)
         if consumer_group is not None:
@@ -308,8 +313,8 @@ class GroupCoordinator:
 
     def sync_group(self, request: SyncRequest) -> asyncio.Future[dict[str, Any]]:
         future, waiter = self._waiter()
-        if not self._active:
-            waiter(sync_error(ErrorCode.coordinator_not_available))
+        if (refused := self._refused(request.group_id)) is not None:
+            waiter(sync_error(refused))
             return future
         consumer_group = self.consumer.group(request.group_id)
         if consumer_group is not None:
@@ -324,8 +329,8 @@ class GroupCoordinator:
     def heartbeat(
         self, group_id: str, member_id: str, generation_id: int, group_instance_id: str | None
     ) -> ErrorCode:
-        if not self._active:
-            return ErrorCode.coordinator_not_available
+        if (refused := self._refused(group_id)) is not None:
+            return refused
         consumer_group = self.consumer.group(group_id)
         if consumer_group is not None:
             target_epoch = consumer_group.assignment_epoch
@@ -347,8 +352,8 @@ class GroupCoordinator:
     def leave_group(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
-        if not self._active:
-            return ErrorCode.coordinator_not_available, []
+        if (refused := self._refused(group_id)) is not None:
+            return refused, []
         consumer_group = self.consumer.group(group_id)
         if consumer_group is not None:
             result = self.consumer.classic.leave(consumer_group, members)
@@ -375,15 +380,18 @@ class GroupCoordinator:
         entries: list[OffsetCommitEntry],
     ) -> list[ErrorCode]:
         """One error code per entry, in order."""
-        if not self._active:
-            return [ErrorCode.coordinator_not_available] * len(entries)
+        if (refused := self._refused(group_id)) is not None:
+            return [refused] * len(entries)
         error = self._validate_commit(
             group_id, member_id, group_instance_id, generation_id, api_version, False
         )
         self._kick()
         if error is not None:
             return [error] * len(entries)
-        return await self.offsets.commit(group_id, entries)
+        ok, codes = await self._fenced_write(
+            group_id, lambda fence: self.offsets.commit(group_id, entries, fence)
+        )
+        return codes if ok and codes is not None else [ErrorCode.not_coordinator] * len(entries)
 
     def _validate_commit(
         self,
@@ -416,8 +424,8 @@ class GroupCoordinator:
     ) -> None:
         """TxnOffsetCommit's member checks, as Kafka's group coordinator makes them
         (group_state/offsets.py); raises the error."""
-        if not self._active:
-            raise KafkaError(ErrorCode.coordinator_not_available)
+        if (refused := self._refused(group_id)) is not None:
+            raise KafkaError(refused)
         error = self._validate_commit(
             group_id, member_id, group_instance_id, generation_id, api_version, True
         )
@@ -435,8 +443,8 @@ class GroupCoordinator:
         """(group error, topics) with partitions as OffsetFetch response dicts. `topics`
         None means every committed offset of the group. Unknown partitions get -1.
         OffsetFetch v9+ names the member of a consumer group, whose epoch is checked."""
-        if not self._active:
-            return ErrorCode.coordinator_not_available, []
+        if (refused := self._refused(group_id)) is not None:
+            return refused, []
         consumer_group = self.consumer.group(group_id)
         if consumer_group is not None:
             error = self.consumer.validate_offset_fetch(consumer_group, member_id, member_epoch)
@@ -448,10 +456,10 @@ class GroupCoordinator:
         self, group_id: str, topics: list[tuple[str, list[int]]]
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         """OffsetDelete: (top-level error, per-topic partition results)."""
-        if not self._active:
-            return ErrorCode.coordinator_not_available, []
         if not group_id:
             return ErrorCode.invalid_group_id, []
+        if (refused := self._refused(group_id)) is not None:
+            return refused, []
         consumer_group = self.consumer.group(group_id)
         if consumer_group is None:
             error = self.state.validate_offset_delete(group_id)
@@ -465,17 +473,12 @@ class GroupCoordinator:
                 return topic in consumer_topics
             return self.state.is_subscribed_to_topic(group_id, topic)
 
-        return ErrorCode.none, await self.offsets.delete(group_id, topics, subscribed)
-
-    def snapshot_groups(self) -> list[tuple[str, GroupMetadata]]:
-        """The metadata of every group that has completed a rebalance (Stable, or Empty
-        after one), here or before a restart (a loaded group)."""
-        now = self._wall_ms()
-        return [
-            (group.group_id, group_metadata(group, now))
-            for group in self.state.groups.values()
-            if group.generation_id > 0 and group.is_in(GroupState.STABLE, GroupState.EMPTY)
-        ]
+        ok, deleted = await self._fenced_write(
+            group_id, lambda fence: self.offsets.delete(group_id, topics, subscribed, fence)
+        )
+        if not ok or deleted is None:
+            return ErrorCode.not_coordinator, []
+        return ErrorCode.none, deleted
 
     # -- groups -------------------------------------------------------------------------
 
@@ -491,8 +494,8 @@ class GroupCoordinator:
     def describe_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         results = []
         for group_id in group_ids:
-            if not self._active:
-                results.append(describe_group_error(group_id, ErrorCode.coordinator_not_available))
+            if (refused := self._refused(group_id)) is not None:
+                results.append(describe_group_error(group_id, refused))
                 continue
             consumer_group = self.consumer.group(group_id)
             if consumer_group is not None:
@@ -508,8 +511,8 @@ class GroupCoordinator:
             if group_id in seen:
                 continue
             seen.add(group_id)
-            if not self._active:
-                code = ErrorCode.coordinator_not_available
+            if (refused := self._refused(group_id)) is not None:
+                code = refused
             else:
                 committed = await self._store.fetch_offsets(group_id)
                 consumer_group = self.consumer.group(group_id)
@@ -524,8 +527,12 @@ class GroupCoordinator:
                     self._forget_consumer_group(group_id)
                     await self.saver.save([group_id])
                     await self.classic.flush()
-                    await self._store.delete_offsets(group_id, None)
-                    self.offsets.journal.group_deleted(group_id, list(committed))
+                    delete = functools.partial(self._store.delete_offsets, group_id, None)
+                    ok, _ = await self._fenced_write(group_id, delete)
+                    if not ok:  # the shard moved meanwhile: its new coordinator has it
+                        code = ErrorCode.not_coordinator
+                    else:
+                        self.offsets.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()
         return results
@@ -546,8 +553,8 @@ class GroupCoordinator:
         """ConsumerGroupHeartbeat's response values (assignment by topic name), sent only
         once the store has the state they name: a restart keeps the epoch and partitions
         the member was told."""
-        if not self._active:
-            return heartbeat_error(ErrorCode.coordinator_not_available)
+        if (refused_code := self._refused(request.group_id)) is not None:
+            return heartbeat_error(refused_code)
         refused, upgraded = self.conversion.before_heartbeat(request)
         if refused is not None:
             return refused
@@ -572,12 +579,13 @@ class GroupCoordinator:
         """ConsumerGroupDescribe's groups (assignments by topic name)."""
         results = []
         for group_id in group_ids:
-            group = self.consumer.group(group_id) if self._active else None
+            refused = self._refused(group_id)
+            group = self.consumer.group(group_id) if refused is None else None
             if group is not None:
                 results.append(describe_group(group))
                 continue
-            if not self._active:
-                code, message = ErrorCode.coordinator_not_available, None
+            if refused is not None:
+                code, message = refused, None
             elif self.state.group(group_id) is not None:
                 code, message = (
                     ErrorCode.group_id_not_found,

@@ -58,6 +58,10 @@ class GroupConfigs:
                     effective,
                 )
 
+    def group_ids(self) -> list[str]:
+        """The groups with overrides (ListConfigResources lists them)."""
+        return [group_id for group_id, configs in self._configs.items() if configs]
+
     def get(self, group_id: str) -> dict[str, str]:
         """The group's overrides (a copy)."""
         return dict(self._configs.get(group_id, {}))

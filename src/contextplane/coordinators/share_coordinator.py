@@ -7,8 +7,10 @@ at start (members' sessions timed from the load, so they heartbeat on without
 rejoining); a membership change is saved before the heartbeat that made it is answered
 (a timer's expiry by the timer task), a share partition's before the ShareFetch /
 ShareAcknowledge that made it. A
-timer task expires members' sessions and records' locks; a member that leaves or expires
-gives back what it held.
+timer task expires members' sessions and records' locks. As in Kafka 4.4, membership and
+share sessions are apart: a member that leaves or expires keeps its share session and
+the records it acquired, which go back when the session closes (epoch -1, its connection
+dropped) or their locks expire.
 
 Every method runs on the event loop thread and changes state without awaiting in the
 middle, so nothing needs a lock; only saves await.
@@ -69,6 +71,7 @@ def share_config(settings: Settings) -> ShareConfig:
             session_timeout_ms=settings.group_share_session_timeout_ms,
             heartbeat_interval_ms=settings.group_share_heartbeat_interval_ms,
             max_size=settings.group_share_max_size,
+            assignment_interval_ms=settings.group_share_assignment_interval_ms,
         ),
         record_lock_duration_ms=settings.group_share_record_lock_duration_ms,
         delivery_count_limit=settings.group_share_delivery_count_limit,
@@ -92,7 +95,12 @@ class ShareCoordinator:
         clock = clock or SystemClock()
         self.now_ms = clock.monotonic_ms
         self._group_values = group_values
-        self.groups = ShareGroupMachine(self.now_ms, self.config.group, self._timing)
+        self.groups = ShareGroupMachine(
+            self.now_ms,
+            self.config.group,
+            self._timing,
+            lambda group_id: self.values(group_id).assignment_interval_ms,
+        )
         self.partitions: dict[ShareKey, SharePartition] = {}
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
@@ -128,6 +136,7 @@ class ShareCoordinator:
             False,
             self.config.delivery_count_limit,
             self.config.partition_max_record_locks,
+            assignment_interval_ms=self.config.group.assignment_interval_ms,
         )
 
     def _timing(self, group_id: str) -> tuple[int, int]:
@@ -188,9 +197,8 @@ class ShareCoordinator:
         while True:
             try:
                 existing = self._existing_topics() if self._existing_topics else None
-                expired = self.groups.expire_sessions(self._partition_counts, existing)
-                for group_id, member_id in expired:
-                    self._member_gone(group_id, member_id)
+                # An expired member's share session and records stay, as at a leave.
+                self.groups.expire_sessions(self._partition_counts, existing)
                 self._take_group_changes(timer=True)
                 await self.save_groups()
                 now = self.now_ms()
@@ -221,18 +229,16 @@ class ShareCoordinator:
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         self._partition_counts = partition_counts
-        response, left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
+        response, _left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         if self.groups.group(request.group_id) is not None:
             self._served.add(request.group_id)
         self.kick()
         self._take_group_changes()
         saved = await self.save_groups()
-        # A leaving member's session closes (its records offered to others) only once the
-        # leave is stored: librdkafka 2.16 sends its final ShareAcknowledge beside the
-        # leave, on another connection, and it then finds the session. (Kafka 4.4 never
-        # closes a session at a leave, only at epoch -1, a disconnect or eviction.)
-        for member_id in left:
-            self._member_gone(request.group_id, member_id)
+        # A leave leaves the member's share session and the records it holds alone, as
+        # Kafka 4.4 does: they go back when the session closes (epoch -1, its connection
+        # dropped) or their locks expire. librdkafka 2.16 sends its last ShareAcknowledge
+        # beside the leave, on another connection: it must still find the session.
         if not saved:
             return heartbeat_error(ErrorCode.coordinator_not_available)
         return response
@@ -275,11 +281,6 @@ class ShareCoordinator:
             # Unsaved no more only if nothing changed it while the write awaited.
             self._unsaved_groups = {g for g in self._unsaved_groups if not self._stored(g)}
             return True
-
-    def _member_gone(self, group_id: str, member_id: str) -> None:
-        """A member left or expired: what it held is offered to the others now."""
-        self.sessions.close_member(group_id, member_id)
-        self.release(group_id, member_id)
 
     def connection_lost(self, key: tuple[str, str], owner: object) -> None:
         """The connection that opened a share session is gone: the session closes and

@@ -8,8 +8,11 @@ A share group is the consumer protocol without revocation: a partition may be as
 to several members at once (they share its records, the share partition decides who gets
 which), so a member moves to the group's epoch and assignment at its next heartbeat.
 Any change of what the assignor sees (a member joins, leaves, expires, changes its
-subscription, or a subscribed topic's partition count changes) bumps the group epoch and
-computes the assignment at once with the `simple` assignor.
+subscription, or a subscribed topic's partition count changes) bumps the group epoch; the
+`simple` assignor computes the new target then, or, within the group's assignment
+interval (`share.assignment.interval.ms`, else `group.share.assignment.interval.ms`) of the
+last one, at the first heartbeat after it (Kafka's maybeUpdateTargetAssignment): members
+stay at the assignment epoch meanwhile.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ TopicPartition = tuple[str, int]
 PartitionCounts = Callable[[str], int]
 # A group's (session timeout, heartbeat interval): its own configs, else the broker's.
 GroupTiming = Callable[[str], tuple[int, int]]
+# A group's assignment interval: its own config, else the broker's.
+GroupInterval = Callable[[str], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class ShareGroupConfig:
     session_timeout_ms: int = 45_000
     heartbeat_interval_ms: int = 5_000
     max_size: int = 200
+    assignment_interval_ms: int = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ class ShareGroup:
     # The topic table's generation the counts were read at: a steady heartbeat in the
     # same generation reads none (a member may subscribe to 100,000 names).
     topics_version: int | None = None
+    # When the target was last computed (not stored: after a load the next is at once).
+    last_assignment_ms: int | None = None
 
     def state(self) -> str:
         return "Stable" if self.members else "Empty"
@@ -181,11 +189,13 @@ class ShareGroupMachine:
         now_ms: Callable[[], int],
         config: ShareGroupConfig | None = None,
         timing: GroupTiming | None = None,
+        interval: GroupInterval | None = None,
     ) -> None:
         self._now_ms = now_ms
         self.config = config or ShareGroupConfig()
         self.groups: dict[str, ShareGroup] = {}
         self._timing = timing
+        self._interval = interval
         # Groups whose stored form changed since the owner last took them (`take_changed`).
         self.changed: set[str] = set()
 
@@ -301,6 +311,8 @@ class ShareGroupMachine:
         topics_changed = topics_version is None or topics_version != group.topics_version
         if changed or (topics_changed and counts.of(group) != group.partition_counts):
             self._reassign(group, counts)
+        elif group.group_epoch > group.assignment_epoch and self._assignment_due(group):
+            self._new_target(group)
         group.topics_version = topics_version
         member.session_deadline_ms = self._now_ms() + self.timing(group.group_id)[0]
         sent: frozenset[TopicPartition] | None = None
@@ -328,9 +340,30 @@ class ShareGroupMachine:
         }
 
     def _reassign(self, group: ShareGroup, counts: _Counts) -> None:
+        """What the assignor sees changed: a new group epoch, and its target now if the
+        assignment interval allows."""
         self.changed.add(group.group_id)
         group.group_epoch += 1
         group.partition_counts = counts.of(group)
+        if self._assignment_due(group):
+            self._new_target(group)
+
+    def _assignment_due(self, group: ShareGroup) -> bool:
+        last = group.last_assignment_ms
+        if last is None:
+            return True
+        interval = (
+            self.config.assignment_interval_ms
+            if self._interval is None
+            else self._interval(group.group_id)
+        )
+        return self._now_ms() - last >= interval
+
+    def _new_target(self, group: ShareGroup) -> None:
+        """The target of the group epoch, from its members and the partition counts read
+        at its last change."""
+        self.changed.add(group.group_id)
+        group.last_assignment_ms = self._now_ms()
         topics = {m.member_id: m.topics for m in group.members.values()}
         group.target = _deal(topics, group.partition_counts)
         group.assignment_epoch = group.group_epoch

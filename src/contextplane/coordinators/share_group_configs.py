@@ -25,6 +25,9 @@ RECORD_LOCK_DURATION = "share.record.lock.duration.ms"
 DELIVERY_COUNT_LIMIT = "share.delivery.count.limit"
 PARTITION_MAX_RECORD_LOCKS = "share.partition.max.record.locks"
 RENEW_ACKNOWLEDGE = "share.renew.acknowledge.enable"
+ASSIGNMENT_INTERVAL = "share.assignment.interval.ms"
+# Accepted and described as Kafka 4.4's (an internal config there); nothing to offload to.
+ASSIGNOR_OFFLOAD = "share.assignor.offload.enable"
 # The INT configs a share group runs with, each bounded by `group.share.min/max.*`.
 INT_CONFIGS = (
     SESSION_TIMEOUT,
@@ -32,6 +35,7 @@ INT_CONFIGS = (
     RECORD_LOCK_DURATION,
     DELIVERY_COUNT_LIMIT,
     PARTITION_MAX_RECORD_LOCKS,
+    ASSIGNMENT_INTERVAL,
 )
 
 EARLIEST, LATEST, BY_DURATION = "earliest", "latest", "by_duration:"
@@ -125,6 +129,7 @@ class ShareGroupValues:
     delivery_count_limit: int = 5
     partition_max_record_locks: int = 2_000
     renew_enabled: bool = True
+    assignment_interval_ms: int = 1_000
 
 
 def share_group_values(
@@ -155,6 +160,7 @@ def share_group_values(
         number(DELIVERY_COUNT_LIMIT),
         number(PARTITION_MAX_RECORD_LOCKS),
         java_trim(overrides.get(RENEW_ACKNOWLEDGE, "true")).lower() != "false",
+        number(ASSIGNMENT_INTERVAL),
     )
 
 

@@ -56,6 +56,3 @@ class ShareSessions:
 
     def close(self, key: SessionKey) -> ShareSession | None:
         return self.sessions.pop(key, None)
-
-    def close_member(self, group_id: str, member_id: str) -> None:
-        self.sessions.pop((group_id, member_id), None)

@@ -7,6 +7,7 @@ and reads it); here it is opaque bytes. One save is one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from contextplane.metadata.sql_db import Db
@@ -21,8 +22,10 @@ class ClassicGroupRows:
     def classic_groups(self) -> dict[str, bytes]:
         return load(self._db, "classic_groups")
 
-    def save_classic_groups(self, writes: dict[str, bytes | None]) -> None:
-        save_all(self, "classic_groups", writes)
+    def save_classic_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        save_all(self, "classic_groups", writes, fences)
 
 
 class ClassicGroupCalls:
@@ -33,6 +36,8 @@ class ClassicGroupCalls:
         result: dict[str, bytes] = await store._call(store.engine.classic_groups)
         return result
 
-    async def save_classic_groups(self, writes: dict[str, bytes | None]) -> None:
+    async def save_classic_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.save_classic_groups, writes)
+        await store._call(store.engine.save_classic_groups, writes, fences)

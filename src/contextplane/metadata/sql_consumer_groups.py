@@ -9,6 +9,7 @@ transaction, so a group's row and its members' rows never disagree after a crash
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from contextplane.metadata.records import ConsumerGroupWrite, StoredConsumerGroup
@@ -95,18 +96,24 @@ class ConsumerGroupRows:
     def consumer_groups(self) -> list[StoredConsumerGroup]:
         return load(self._db)
 
-    def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
+    def save_consumer_groups(
+        self, writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
         engine: Any = self  # a SqlEngine: its transactions and disk-full retry
 
         def run() -> None:
             with engine._transaction():
+                engine.check_shards(fences)
                 for write in writes:
                     save(self._db, write)
 
         engine._run_write(run)
 
     def convert_groups(
-        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+        self,
+        writes: list[ConsumerGroupWrite],
+        classic: dict[str, bytes | None],
+        fences: Collection[tuple[int, int]] = (),
     ) -> None:
         """A group changing protocol: its consumer group rows and its classic group row
         (None deletes it) in one transaction, so a restart finds one of the two."""
@@ -114,6 +121,7 @@ class ConsumerGroupRows:
 
         def run() -> None:
             with engine._transaction():
+                engine.check_shards(fences)
                 for write in writes:
                     save(self._db, write)
                 for group_id, metadata in sorted(classic.items()):
@@ -142,15 +150,20 @@ class ConsumerGroupCalls:
         result: list[StoredConsumerGroup] = await store._call(store.engine.consumer_groups)
         return result
 
-    async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
-        store: Any = self
-        await store._call(store.engine.save_consumer_groups, writes)
-
-    async def convert_groups(
-        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+    async def save_consumer_groups(
+        self, writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
     ) -> None:
         store: Any = self
-        await store._call(store.engine.convert_groups, writes, classic)
+        await store._call(store.engine.save_consumer_groups, writes, fences)
+
+    async def convert_groups(
+        self,
+        writes: list[ConsumerGroupWrite],
+        classic: dict[str, bytes | None],
+        fences: Collection[tuple[int, int]] = (),
+    ) -> None:
+        store: Any = self
+        await store._call(store.engine.convert_groups, writes, classic, fences)
 
     async def group_configs(self) -> dict[str, dict[str, str]]:
         store: Any = self

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
-from contextplane.errors import KafkaError
+from contextplane.errors import CoordinatorFenced, KafkaError
 from contextplane.metadata import sql_acls, sql_producer_state, sql_scram
 from contextplane.metadata.records import (
     AclRecord,
@@ -457,9 +457,26 @@ class SqlEngine(
 
     # -- group offsets -----------------------------------------------------------------
 
+    def _check_shard(self, fence: tuple[int, int] | None) -> None:
+        """A coordinator's write is fenced by its shard's (stream, leader epoch), read
+        locked in the write's transaction as `commit_object` reads its streams'."""
+        if fence is not None and self.leader_epoch(fence[0]) != fence[1]:
+            raise CoordinatorFenced(fence[0])
+
+    def check_shards(self, fences: Iterable[tuple[int, int]]) -> None:
+        for fence in sorted(fences):  # one lock order for every writer
+            self._check_shard(fence)
+
     @write
-    def commit_offsets(self, group_id: str, rows: Iterable[OffsetRow], now_ms: int) -> None:
+    def commit_offsets(
+        self,
+        group_id: str,
+        rows: Iterable[OffsetRow],
+        now_ms: int,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
         with self._transaction():
+            self._check_shard(fence)
             upsert_group_offsets(self._db, group_id, rows, now_ms)
 
     def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
@@ -471,8 +488,14 @@ class SqlEngine(
         return {(r[0], r[1]): CommittedOffset(r[2], r[3], r[4], r[5]) for r in rows}
 
     @write
-    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
+    def delete_offsets(
+        self,
+        group_id: str,
+        partitions: list[tuple[str, int]] | None,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
         with self._transaction():
+            self._check_shard(fence)
             if partitions is None:
                 self._db.execute("DELETE FROM group_offsets WHERE group_id=?", (group_id,))
             else:

@@ -6,6 +6,7 @@ coordinators/share_stored.py); here it is bytes. One save is one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from contextplane.metadata.sql_db import Db
@@ -32,12 +33,19 @@ def save_one(db: Db, table: GroupTable, group_id: str, metadata: bytes | None) -
     )
 
 
-def save_all(engine: Any, table: GroupTable, writes: dict[str, bytes | None]) -> None:
+def save_all(
+    engine: Any,
+    table: GroupTable,
+    writes: dict[str, bytes | None],
+    fences: Collection[tuple[int, int]] = (),
+) -> None:
     """Every write (None deletes) in one transaction of `engine` (a SqlEngine: its
-    transactions and disk-full retry)."""
+    transactions and disk-full retry), once each coordinator shard of `fences` is still
+    at its epoch (else CoordinatorFenced, nothing written)."""
 
     def run() -> None:
         with engine._transaction():
+            engine.check_shards(fences)
             for group_id, metadata in sorted(writes.items()):
                 save_one(engine._db, table, group_id, metadata)
 

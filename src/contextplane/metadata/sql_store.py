@@ -145,14 +145,25 @@ class SqlMetadataStore(
     async def advance_log_start(self, stream_id: int, offset: int, delete_due_ms: int) -> list[str]:
         return await self._call(self.engine.advance_log_start, stream_id, offset, delete_due_ms)
 
-    async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None:
-        await self._call(self.engine.commit_offsets, group_id, rows, now_ms)
+    async def commit_offsets(
+        self,
+        group_id: str,
+        rows: list[OffsetRow],
+        now_ms: int,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        await self._call(self.engine.commit_offsets, group_id, rows, now_ms, fence)
 
     async def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         return await self._call(self.engine.fetch_offsets, group_id)
 
-    async def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None) -> None:
-        await self._call(self.engine.delete_offsets, group_id, partitions)
+    async def delete_offsets(
+        self,
+        group_id: str,
+        partitions: list[tuple[str, int]] | None,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        await self._call(self.engine.delete_offsets, group_id, partitions, fence)
 
     async def delete_topic_offsets(self, topic: str) -> None:
         await self._call(self.engine.delete_topic_offsets, topic)

@@ -137,7 +137,8 @@ class WalDirtyRows:
         un-uploaded records given up by the claim), or when its registration names an
         object WAL: then every such partition goes to one live broker, the recoverer,
         which claims them and replays that WAL. With no placement (no live broker to
-        move to) the brokers are only marked."""
+        move to) the brokers are only marked. The controller's own node is never
+        expired here."""
         engine: Any = self
         expiries: list[Expiry] = []
         with engine._transaction():
@@ -145,12 +146,17 @@ class WalDirtyRows:
                 return []
             # node -> whether it may have acknowledged without marks (all its
             # partitions then count as dirty), and whether its WAL is an object WAL
+            # Never its own node: the controller runs this pass, so it is alive; its lease
+            # lapsing only means its heartbeat was late (a stalled loop), and expiring it
+            # would stop a single broker. A controller that is truly gone loses the
+            # controller lease to another broker, which then expires it.
             brokers = self._db.execute(
                 engine._sql(
                     "SELECT node_id, unmarked_acks, wal_url FROM brokers"
                     " WHERE state IN ('live', 'draining') AND lease_expires_ms < NOW_MS"
-                    " ORDER BY node_id" + self._lock
-                )
+                    " AND node_id <> ? ORDER BY node_id" + self._lock
+                ),
+                (controller.node_id,),
             ).fetchall()
             unmarked = {int(row[0]): int(row[1]) != 0 for row in brokers}
             object_wal = {int(row[0]) for row in brokers if row[2] is not None}

@@ -12,6 +12,7 @@ engine.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.errors import DependencyUnavailable
@@ -196,11 +197,28 @@ class MetadataStore(Protocol):
         """Each stream's cleaner progress, as the last swap stored it."""
         ...
 
-    async def commit_offsets(self, group_id: str, rows: list[OffsetRow], now_ms: int) -> None: ...
+    async def commit_offsets(
+        self,
+        group_id: str,
+        rows: list[OffsetRow],
+        now_ms: int,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        """Upsert `rows`; with `fence` (the coordinator shard's stream and leader epoch)
+        only while that epoch is stored, read in the same transaction (else
+        CoordinatorFenced, nothing written)."""
+        ...
+
     async def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]: ...
     async def delete_offsets(
-        self, group_id: str, partitions: list[tuple[str, int]] | None
-    ) -> None: ...
+        self,
+        group_id: str,
+        partitions: list[tuple[str, int]] | None,
+        fence: tuple[int, int] | None = None,
+    ) -> None:
+        """Delete a group's offsets (all: None), fenced as `commit_offsets`."""
+        ...
+
     async def delete_topic_offsets(self, topic: str) -> None: ...
     async def groups_with_offsets(self) -> list[str]: ...
 
@@ -209,8 +227,12 @@ class MetadataStore(Protocol):
         """Group id -> its GroupMetadataValue."""
         ...
 
-    async def save_classic_groups(self, writes: dict[str, bytes | None]) -> None:
-        """Every write in one transaction (None: the group is deleted)."""
+    async def save_classic_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction (None: the group is deleted), once each
+        coordinator shard (stream, epoch) of `fences` is still at its epoch (else
+        CoordinatorFenced, nothing written)."""
         ...
 
     # -- share groups' membership (loaded at start, each change saved before it is told)
@@ -224,15 +246,21 @@ class MetadataStore(Protocol):
 
     # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
     async def consumer_groups(self) -> list[StoredConsumerGroup]: ...
-    async def save_consumer_groups(self, writes: list[ConsumerGroupWrite]) -> None:
-        """Every write in one transaction."""
+    async def save_consumer_groups(
+        self, writes: list[ConsumerGroupWrite], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction, fenced as `save_classic_groups`."""
         ...
 
     async def convert_groups(
-        self, writes: list[ConsumerGroupWrite], classic: dict[str, bytes | None]
+        self,
+        writes: list[ConsumerGroupWrite],
+        classic: dict[str, bytes | None],
+        fences: Collection[tuple[int, int]] = (),
     ) -> None:
         """Consumer group writes and classic group rows (None: deleted) in one
-        transaction: a group converted between the protocols."""
+        transaction: a group converted between the protocols; fenced as
+        `save_classic_groups`."""
         ...
 
     async def group_configs(self) -> dict[str, dict[str, str]]:

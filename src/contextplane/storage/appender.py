@@ -290,7 +290,8 @@ def _acknowledgement(
     the metadata store (`marked`, None when it is already), its epoch confirmed after
     both (`confirm`, if given), and the partition still led here (a fenced partition
     stops acknowledging at once)."""
-    acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    # The durable future's own loop: asyncio.get_running_loop() is a getpid() on 3.11.
+    acked: asyncio.Future[None] = durable.get_loop().create_future()
     if marked is not None:
         durable = _joined(durable, marked)  # type: ignore[assignment]
 

@@ -15,7 +15,9 @@ that no reader has used yet go only after every span already read.
 A span to read is widened to the rest of its object (`read_plan.widen`) when it already
 reads at least half of it, within one part and the room read-ahead may take: the cache
 knows how far each object's ranges reach (`learn`: every range loaded or asked for), so
-one GET of an object serves the other partitions' ranges in it.
+one GET of an object serves the other partitions' ranges in it. The ranges one read asks
+of an object are weighed together first (`_spans`): when they fill half of the rest of
+it, one GET reads that rest whatever holes lie between them.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class BlockCache:
         starts GETs only while fewer than half of the slots are taken."""
         self.learn(missing)
         get_of: dict[int, tuple[asyncio.Task[memoryview], SpanKey]] = {}
-        for span in coalesce(missing, self._coalesce_bytes, self._span_bytes):
+        for span in self._spans(missing):
             rest: list[RangeRecord] = []
             for record in span.ranges:
                 joined = self._in_flight(record)  # a span widened just before holds it
@@ -168,6 +170,39 @@ class BlockCache:
                     for record in part.ranges:
                         get_of[id(record)] = (task, key)
         return get_of
+
+    def _spans(self, missing: Sequence[RangeRecord]) -> list[Span]:
+        """Per object, one span over the rest of the object (`_gap`) when the ranges asked
+        for fill at least half of it, within one part and the room `_widened` allows;
+        else the ranges coalesced. Coalescing alone cuts an object at every gap of at
+        least the coalesce bound (the holes that object compaction leaves, or partitions
+        not asked for), and widening each of those spans alone then makes a GET each."""
+        by_object: dict[str, list[RangeRecord]] = {}
+        for record in missing:
+            by_object.setdefault(record.object_key, []).append(record)
+        spans: list[Span] = []
+        room = self.ahead_room() - self.share_bytes // 8
+        for key, records in by_object.items():
+            start = min(r.position for r in records)
+            end = max(r.position + r.size for r in records)
+            union = Span(key, start, end, tuple(sorted(records, key=lambda r: r.position)))
+            low, high = self._gap(union)
+            asked = sum(r.size for r in records)
+            limit = min(self._part_bytes, asked + max(room, 0))
+            if high - low <= limit and 2 * asked >= high - low and self._clear(key, low, high):
+                spans.append(Span(key, low, high, union.ranges))
+                continue
+            spans.extend(coalesce(records, self._coalesce_bytes, self._span_bytes))
+        return spans
+
+    def _clear(self, key: str, start: int, end: int) -> bool:
+        """Whether no cached span and no GET in flight holds bytes of [start, end)."""
+        starts = self._starts.get(key)
+        if starts:
+            index = bisect.bisect_left(starts, end) - 1  # the last cached span before `end`
+            if index >= 0 and self._ends[key][index] > start:
+                return False
+        return all(e <= start or s >= end for s, e in self._pending.get(key, ()))
 
     def _widened(self, span: Span) -> Span:
         """`span` widened to the rest of its object (`read_plan.widen`), at most one part

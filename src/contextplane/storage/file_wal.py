@@ -89,6 +89,9 @@ class FileWal:
         self._in_flight: list[asyncio.Future[None]] = []
         self._in_flight_bytes = 0
         self._sync_thread = SyncThread(self._write_and_sync)
+        # The loop the appends run on, looked up once: on Python 3.11 every
+        # `asyncio.get_running_loop()` is a getpid() system call, twice an append.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._segment_base = 0
         self._end_position = 0  # durable end
@@ -189,20 +192,24 @@ class FileWal:
         position = self.end_position
         self._pending += (head, batch)
         self._pending_bytes += len(head) + len(batch)
-        waiter = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # the first append, or a new loop
+            loop = self._loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._pending_waiters.append(waiter)
         if not self._writing:
-            self._start_write()
+            self._start_write(loop)
         return position, waiter
 
-    def _start_write(self) -> None:
-        """Hand everything queued to the sync thread as one group commit."""
+    def _start_write(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand everything queued to the sync thread as one group commit; `done` comes
+        back on `loop`."""
         entries, waiters = self._pending, self._pending_waiters
         self._pending, self._pending_waiters = [], []
         self._in_flight = waiters
-        self._in_flight_bytes = sum(len(part) for part in entries)
+        self._in_flight_bytes = self._pending_bytes  # nothing is in flight: all queued
         self._writing = True
-        self._sync_thread.submit(entries, asyncio.get_running_loop(), self._written)
+        self._sync_thread.submit(entries, loop, self._written)
 
     def _written(self, error: Exception | None) -> None:
         """On the loop, once the sync thread has written (or failed) a group commit."""
@@ -219,7 +226,8 @@ class FileWal:
         if self._end_position - self._segment_base >= self._segment_bytes:
             self.roll()
         if self._pending:
-            self._start_write()
+            assert self._loop is not None  # `_written` runs on it: submit was given it
+            self._start_write(self._loop)
 
     def _fail_pending(self, waiters: list[asyncio.Future[None]], exc: BaseException) -> None:
         """Fail every entry past the durable end: those being written and those queued

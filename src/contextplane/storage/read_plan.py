@@ -5,12 +5,17 @@ stream, so the next ranges of many partitions of a catch-up lie side by side in 
 objects. Reading them partition by partition costs one GET per range; planning the whole
 Fetch at once costs about one GET per object:
 
-* `plan_ranges` chooses the ranges each partition takes: every partition's next range
-  first (none starves, and KIP-74's first batch is always read), then object by object,
-  oldest object first, every partition's ranges in that object, each partition within its
-  byte limit and all of them within the response's. A partition's ranges are always a
-  prefix of its ranges from its offset, so the batches it returns are a prefix of what a
-  read of that partition alone returns.
+* `plan_ranges` chooses the ranges each partition takes: object by object, oldest object
+  first, every partition's ranges in that object, each partition within its byte limit,
+  whole objects while they fit in the response's (the first object alone may be cut at
+  that bound), so the response's first range is always read (KIP-74's progress). A
+  partition's ranges are always a prefix of its ranges from its offset, so the batches
+  it returns are a prefix of what a read of that partition alone returns. A partition
+  whose next range lies in an object newer than the ones the response fills gets nothing
+  this time, even first in the request (Kafka fills partitions in request order; here
+  they are filled in the order of their data's age): reading its one range would cost a
+  GET of a few KiB of an object that a later fetch reads whole. It is read when the
+  others reach that object: its data is then the oldest the consumer asks for.
 * `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
   of at most the span bound (a single range larger than that is a span alone);
   `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.
@@ -70,10 +75,13 @@ def _object_order(record: RangeRecord) -> tuple[int, str]:
 def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
     """Fill each partition's `taken` with the ranges it reads (see the module doc).
 
-    A range is taken while its partition has read less than its `bytes_max` and the
-    response less than `max_bytes` (as the per-partition reader keeps reading ranges
-    while it has room), so at most one range past each bound is read; the first
-    partition's first range is taken whatever the bounds (KIP-74).
+    A range is taken while its partition has read less than its `bytes_max` (as the
+    per-partition reader keeps reading ranges while it has room), so at most one range
+    past that bound is read. Objects are taken whole (every partition's ranges in them)
+    while they fit in `max_bytes`; the first that does not is left for a later fetch,
+    unless it is the first object, read then up to one range past `max_bytes`: the
+    oldest range is always read (KIP-74's progress: its first batch is returned
+    whatever the bounds). With no room at all, the first partition's next range is.
     """
     total = 0
 
@@ -83,31 +91,50 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
         partition.taken_bytes += record.size
         total += record.size
 
-    first = True
     for partition in partitions:
-        record = partition.advance()
-        if record is None:
-            continue
-        if first or (total < max_bytes and partition.bytes_max > 0):
-            take(partition, record)
-            partition.advance()
-        else:
-            partition.next = None
-        first = False
+        partition.advance()
     heap: list[tuple[tuple[int, str], int]] = [
         (_object_order(p.next), index) for index, p in enumerate(partitions) if p.next is not None
     ]
     heapq.heapify(heap)
+    whole = False  # whether an object's ranges were all taken
     while heap and total < max_bytes:
-        order, index = heapq.heappop(heap)
-        partition = partitions[index]
-        record = partition.next
-        assert record is not None
-        if partition.taken_bytes >= partition.bytes_max:
-            continue  # this partition is full
-        take(partition, record)
-        if partition.advance() is not None:
-            heapq.heappush(heap, (_object_order(partition.next), index))  # type: ignore[arg-type]
+        # Every partition's ranges in the oldest object the heap holds, in turn.
+        order = heap[0][0]
+        before = total
+        added: list[tuple[PlanPartition, RangeRecord]] = []  # in the order taken
+        while heap and heap[0][0] == order:
+            _, index = heapq.heappop(heap)
+            partition = partitions[index]
+            record = partition.next
+            assert record is not None
+            if partition.taken_bytes >= partition.bytes_max:
+                continue  # this partition is full
+            take(partition, record)
+            added.append((partition, record))
+            if partition.advance() is not None:
+                heapq.heappush(heap, (_object_order(partition.next), index))  # type: ignore[arg-type]
+        if total <= max_bytes:
+            whole = True
+            continue
+        # The object does not fit. After whole objects it is left to a later fetch, which
+        # reads it whole (not a slice now and the rest in another GET); as the first it
+        # is read up to the bound, one range past it, as ranges are taken above.
+        keep = 0
+        if not whole:
+            while keep < len(added) and before < max_bytes:
+                before += added[keep][1].size
+                keep += 1
+        for partition, record in reversed(added[keep:]):
+            partition.taken.pop()
+            partition.taken_bytes -= record.size
+            total -= record.size
+        break
+    if total == 0:  # no room at all: the first partition's first range (KIP-74)
+        for partition in partitions:
+            if partition.next is not None:
+                take(partition, partition.next)
+                break
 
 
 def coalesce(ranges: Iterable[RangeRecord], coalesce_bytes: int, span_bytes: int) -> list[Span]:

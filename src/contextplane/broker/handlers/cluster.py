@@ -31,12 +31,17 @@ CREATE = Operation.CREATE
 # Transactions v2 (KIP-890): clients that know it (the Java 4.x producer) use it when
 # ApiVersions finalizes transaction.version 2, as Kafka 4.x does by default; the others
 # keep the classic protocol (RFC 0002).
-# Share groups (KIP-932): share.version 1, as Kafka 4.2+ finalizes it by default.
+# Share groups (KIP-932): share.version 1 (Kafka 4.4 finalizes 2, whose additions are not
+# built). The consumer group protocol (KIP-848): group.version 1, as Kafka 4.x finalizes.
+# `kafka-features.sh describe` prints these; KRaft's metadata.version and kraft.version
+# have no meaning without a quorum (conformance/differences.md).
 SUPPORTED_FEATURES: list[dict[str, Any]] = [
+    {"name": "group.version", "min_version": 0, "max_version": 1},
     {"name": "transaction.version", "min_version": 0, "max_version": 2},
     {"name": "share.version", "min_version": 0, "max_version": 1},
 ]
 FINALIZED_FEATURES = [
+    {"name": "group.version", "max_version_level": 1, "min_version_level": 1},
     {"name": "transaction.version", "max_version_level": 2, "min_version_level": 2},
     {"name": "share.version", "max_version_level": 1, "min_version_level": 1},
 ]
@@ -111,7 +116,7 @@ def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
     return listed
 
 
-def _controller_id(ctx: RequestContext) -> int:
+def controller_id(ctx: RequestContext) -> int:
     """The controller's node (RFC 0004 §2), as Metadata and DescribeCluster report it:
     the node holding the controller's lease while its broker is listed; otherwise, as a
     KRaft broker names some live broker, this one (admin requests reach any broker)."""
@@ -271,7 +276,7 @@ def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
             throttle_time=ctx.throttle_ms,
             brokers=_broker_entries(ctx),
             cluster_id=cluster.cluster_id,
-            controller_id=_controller_id(ctx),
+            controller_id=controller_id(ctx),
             topics=[],
             cluster_authorized_operations=_cluster_operations(ctx)
             if with_operations
@@ -386,7 +391,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Reply:
         error_message=None,
         endpoint_type=BROKER_ENDPOINT,
         cluster_id=ctx.cluster.cluster_id,
-        controller_id=_controller_id(ctx),
+        controller_id=controller_id(ctx),
         # The live brokers, never fenced: an expired lease is unlisted, not fenced, so
         # IncludeFencedBrokers (v2) lists the same.
         brokers=[

@@ -22,6 +22,7 @@ from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from contextplane.security.acls import (
     CLUSTER_NAME,
     OPERATIONS_NOT_REQUESTED,
@@ -32,7 +33,6 @@ from contextplane.security.acls import (
 
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
-SHARE_KEY_TYPE = 2
 SHARE_KEY_TYPE = 2
 _KEY_RESOURCES = {
     GROUP_KEY_TYPE: ResourceType.GROUP,
@@ -86,13 +86,33 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     resource = _KEY_RESOURCES.get(key_type)
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
-    if key_type in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE) or (
+    if key_type == GROUP_KEY_TYPE:
+        return _group_coordinator(ctx, key)
+    if key_type == TRANSACTION_KEY_TYPE or (
         key_type == SHARE_KEY_TYPE and _share_partition_key(key)
     ):
-        # One broker coordinates all (share: the share-partition state's owner).
+        # Any broker coordinates all (share: the share-partition state's owner).
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
     return ErrorCode.invalid_request, -1, "", -1
+
+
+def _group_coordinator(ctx: RequestContext, group_id: str) -> tuple[ErrorCode, int, str, int]:
+    """The leader of the group's `__consumer_offsets` partition (RFC 0004 §3), with its
+    endpoint on the listener the request came in on; COORDINATOR_NOT_AVAILABLE while the
+    partition has no live leader."""
+    topic = ctx.topics.topics().get(OFFSETS_TOPIC)
+    if topic is not None:
+        cluster = ctx.cluster
+        node, _ = cluster.leaders.of(OFFSETS_TOPIC, partition_for(group_id, topic.partitions))
+        if node == cluster.node_id:
+            host, port = ctx.advertised()
+            return ErrorCode.none, node, host, port
+        for broker in cluster.registry.brokers:
+            endpoint = broker.endpoint(ctx.connection.listener)
+            if broker.node_id == node and endpoint is not None:
+                return ErrorCode.none, node, endpoint.host, endpoint.port
+    return ErrorCode.coordinator_not_available, -1, "", -1
 
 
 def _share_partition_key(key: str) -> bool:

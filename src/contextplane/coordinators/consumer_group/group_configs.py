@@ -3,9 +3,9 @@ IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms` and
 `consumer.heartbeat.interval.ms`, the share groups' `share.session.timeout.ms`,
 `share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.delivery.count.limit`,
 `share.partition.max.record.locks`, `share.renew.acknowledge.enable`,
-`share.auto.offset.reset` and `share.isolation.level` (`share_group_configs.py` reads the
-share ones), and KIP-1191's dead-letter configs; each INT one overrides its `group.*`
-broker setting for one group.
+`share.assignment.interval.ms`, `share.assignor.offload.enable`, `share.auto.offset.reset`
+and `share.isolation.level` (`share_group_configs.py` reads the share ones), and KIP-1191's
+dead-letter configs; each INT one overrides its `group.*` broker setting for one group.
 
 Rules of this file:
 
@@ -23,9 +23,8 @@ Rules of this file:
   next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
   lock duration from the next records acquired, the reset and isolation level from the
   next ShareFetch.
-* Kafka 4.4's other group configs (the assignment intervals and assignor offload of
-  consumer and share groups, the streams groups' ones) are refused as unknown until they
-  are built.
+* Kafka 4.4's other group configs (the consumer groups' assignment interval and assignor
+  offload, the streams groups' ones) are refused as unknown until they are built.
 """
 
 from __future__ import annotations
@@ -63,6 +62,7 @@ class GroupConfigSpec:
     bounds: tuple[str, str] = ("", "")
     default: str = ""  # the value without an override, when no broker setting gives it
     floor: int = 1  # an INT's ConfigDef validator (`atLeast`), checked before the bounds
+    internal: bool = False  # Kafka's defineInternal: an override is described as given
 
 
 SPECS: dict[str, GroupConfigSpec] = {
@@ -135,6 +135,25 @@ SPECS: dict[str, GroupConfigSpec] = {
         kind="boolean",
         default="true",
     ),
+    share.ASSIGNMENT_INTERVAL: GroupConfigSpec(
+        "group.share.assignment.interval.ms",
+        0,
+        0,
+        "The interval between assignment updates for a share group.",
+        bounds=(
+            "group.share.min.assignment.interval.ms",
+            "group.share.max.assignment.interval.ms",
+        ),
+        floor=0,
+    ),
+    share.ASSIGNOR_OFFLOAD: GroupConfigSpec(
+        "group.share.assignor.offload.enable",
+        0,
+        0,
+        "Whether to offload share group assignment to a group coordinator background thread.",
+        kind="boolean",
+        internal=True,
+    ),
     SHARE_AUTO_OFFSET_RESET: GroupConfigSpec(
         "",
         0,
@@ -199,6 +218,8 @@ def described(name: str, text: str) -> str:
     written back (ConfigDef.convertToString), so ` 7 ` is `7` and `FALSE` is `false`."""
     trimmed = share.java_trim(text)
     spec = SPECS.get(name)
+    if spec is not None and spec.internal:
+        return text  # Kafka 4.4 describes an internal config's override untouched
     if spec is None or is_string(spec):
         return trimmed
     if spec.kind == "boolean":
@@ -212,7 +233,9 @@ def broker_value(name: str, settings: Settings) -> int | str:
     config's own default."""
     spec = SPECS[name]
     if spec.broker_setting:
-        value: int | str = getattr(settings, spec.broker_setting.replace(".", "_"))
+        value: int | str | bool = getattr(settings, spec.broker_setting.replace(".", "_"))
+        if isinstance(value, bool):
+            return "true" if value else "false"  # as Kafka writes a BOOLEAN
         return value
     return spec.default
 

@@ -9,9 +9,9 @@ changelog holds; `run` then loops until `stop`. Every fold is `merge.read` + `me
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +20,6 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     KafkaException,
@@ -29,7 +28,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from contextplane.services.context import changelog
+from contextplane.clock import SystemClock
+from contextplane.services.context import changelog, partitions
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
 from contextplane.services.context.merge import (
@@ -44,11 +44,15 @@ from contextplane.services.context.merge import (
     fold_within_bound,
     read,
 )
+from contextplane.services.context.order import canonical_order, record_origin
+from contextplane.services.context.partitions import entity_partition
+from contextplane.services.context.restore import RestoreError, restore
 from contextplane.services.context.store import EntityKey, LocalStore
 from contextplane.services.context.views import Source, View
 from contextplane.services.kafka_topics import ensure_topics
 
 log = logging.getLogger("contextplane.context")
+_CLOCK = SystemClock()
 
 # Records taken from the consumer per transaction: many records of one entity in one
 # batch become one changelog record (a batch of 500 applied ~1,500 records/s, 5,000 ~5,000,
@@ -66,6 +70,9 @@ ENTITY_CACHE_BYTES_MAX = 64 * 1024 * 1024
 COMMIT_ATTEMPTS_MAX = 3
 # After a failed transaction the loop waits this long before reading the batch again.
 RETRY_PAUSE_S = 0.5
+
+# A transaction open longer is aborted by the broker.
+TRANSACTION_TIMEOUT_MS = 60_000
 
 OnApplied = Callable[[dict[TP, Position]], None]
 
@@ -85,48 +92,24 @@ class ApplierConfig:
     data_dir: Path
     timeout_s: float = 30.0
     client_config: dict[str, str] = field(default_factory=dict)
+    # Set: one of several partitioned instances of `name` (its id, stable across its
+    # restarts: it names the transactional id); None: the single instance.
+    instance: str | None = None
+    advertised_url: str | None = None  # where this instance serves, told to the others
+    session_timeout_ms: int = 45_000  # how soon the group notices a dead instance
 
     @property
     def changelog_topic(self) -> str:
         return f"{self.name}.changelog"
 
+    @property
+    def group(self) -> str:
+        return f"{self.name}-sources"
 
-def record_origin(message: Any) -> tuple[Origin, int | None]:
-    """A consumed record as an Origin (timestamp -1 when it has none) and its timestamp."""
-    kind, timestamp = message.timestamp()
-    timestamp_ms = None if kind == TIMESTAMP_NOT_AVAILABLE else int(timestamp)
-    origin = Origin(
-        message.topic(),
-        message.partition(),
-        message.offset(),
-        -1 if timestamp_ms is None else timestamp_ms,
-    )
-    return origin, timestamp_ms
-
-
-def _order_key(message: Any) -> tuple[int, str, int]:
-    """The point-in-time read's order key (as_of.fold_in_order): (timestamp, topic,
-    partition); a partition EOF event or a record without a timestamp sorts as -1."""
-    timestamp = -1
-    if message.error() is None:
-        kind, at = message.timestamp()
-        timestamp = -1 if kind == TIMESTAMP_NOT_AVAILABLE else int(at)
-    return (timestamp, message.topic(), message.partition())
-
-
-def canonical_order(messages: list[Any]) -> list[Any]:
-    """A batch in the order an `as_of` read folds the same records: each partition's in
-    offset order, partitions merged by their next record's (timestamp, topic, partition).
-    Records that arrive in one batch then give the state `as_of` gives; a record that
-    arrives in a later batch than one with a later timestamp still folds after it (the
-    loop does not hold records back waiting for slower partitions)."""
-    by_partition: dict[tuple[str, int], list[Any]] = {}
-    for message in messages:
-        by_partition.setdefault((message.topic(), message.partition()), []).append(message)
-    if len(by_partition) < 2:
-        return messages
-    lanes = (by_partition[tp] for tp in sorted(by_partition))
-    return list(heapq.merge(*lanes, key=_order_key))
+    @property
+    def transactional_id(self) -> str:
+        base = f"{self.name}-applier"
+        return base if self.instance is None else f"{base}-{self.instance}"
 
 
 class Applier:
@@ -148,19 +131,36 @@ class Applier:
                 **common,
                 # Stable across restarts: init_transactions fences the previous
                 # incarnation and aborts what it left open.
-                "transactional.id": f"{config.name}-applier",
-                "transaction.timeout.ms": 60_000,
+                "transactional.id": config.transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 "linger.ms": 5,
             }
         )
+        default_client_id = (
+            config.group
+            if config.instance is None
+            else partitions.client_id(config.name, config.instance, config.advertised_url)
+        )
+        grouped = (
+            {}
+            if config.instance is None
+            else {
+                # Partition p of every source together: co-partitioned by entity id.
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": config.session_timeout_ms,
+            }
+        )
+        self.client_id = config.client_config.get("client.id", default_client_id)
         self._consumer = Consumer(
             {
                 **common,
-                # Partitions are assigned, never subscribed: positions live in the changelog.
-                "group.id": f"{config.name}-sources",
+                **grouped,
+                # The single instance assigns itself every partition; partitioned ones
+                # subscribe. Either way positions live in the changelog.
+                "group.id": config.group,
                 # What the broker's read receipts name as the reader of the sources (a
                 # client config may set its own).
-                "client.id": config.client_config.get("client.id", f"{config.name}-sources"),
+                "client.id": self.client_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
@@ -172,6 +172,11 @@ class Applier:
         self._cache: dict[EntityKey, tuple[Entity | None, int]] = {}
         self._cache_bytes = 0
         self._assigned: list[TP] = []
+        self._sources: list[TP] = []
+        # Partitioned: the partition numbers restored and applied here (replaced whole;
+        # the event loop reads it); None: the single instance, which owns all.
+        self.owned: frozenset[int] | None = None
+        self.partition_count = 0
         # The high watermark of each source partition, as the last fetch reported it.
         self.watermarks: dict[TP, int] = {}
         self.skipped: Counter[tuple[str, str]] = Counter()  # (view, reason) -> records
@@ -186,25 +191,108 @@ class Applier:
         store from the changelog, seek the sources; the positions restored."""
         admin = AdminClient(self._common)
         # Sources first: a service that cannot start leaves no changelog topic behind.
-        partitions = self._source_partitions(admin)
-        self._create_changelog(admin)
-        log.info("fencing earlier incarnations of %s-applier", self._config.name)
+        found = self._source_partitions(admin)
+        self._sources = found
+        counts = Counter(topic for topic, _ in found)
+        self.partition_count = 1
+        if self._config.instance is not None:
+            try:
+                self.partition_count = partitions.co_partitioned(dict(counts))
+            except ValueError as exc:
+                raise StartError(str(exc)) from None
+        self._create_changelog(admin, self.partition_count)
+        log.info("fencing earlier incarnations of %s", self._config.transactional_id)
         try:
             self._producer.init_transactions(self._config.timeout_s)
         except KafkaException as exc:
             raise StartError(f"initialising transactions: {exc.args[0].str()}") from None
+        if self._config.instance is not None:
+            # What the store holds may be older than what other instances wrote since:
+            # each partition assigned is restored whole.
+            self._store.drop_partitions(set(range(self.partition_count)))
+            self.owned = frozenset()
+            self._consumer.subscribe(
+                sorted(counts),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+            return {}
         log.info("restoring from %s", self._config.changelog_topic)
-        self._restore()
+        try:
+            restore(
+                self._common,
+                self._config.name,
+                self._config.changelog_topic,
+                0,
+                self._store,
+                self._config.timeout_s,
+            )
+        except RestoreError as exc:
+            raise StartError(str(exc)) from None
         self._positions = self._store.positions()
-        self._assigned = partitions
+        self._assigned = found
         self._seek_to_positions()
         return dict(self._positions)
 
-    def _create_changelog(self, admin: AdminClient) -> None:
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        """Restore the changelog partitions of the numbers assigned (dropping those no
+        longer owned), then read each source partition from its restored position.
+        Runs on the apply thread, inside poll."""
+        numbers = {tp.partition for tp in assigned}
+        self._store.drop_partitions(set(range(self.partition_count)) - numbers)
+        self._cache.clear()
+        self._cache_bytes = 0
+        # A transaction an instance left open when it died holds the changelog's end
+        # back until the broker aborts it (its timeout, 60 s).
+        wait_s = self._config.timeout_s + TRANSACTION_TIMEOUT_MS / 1000
+        for number in sorted(numbers):
+            restore(
+                self._common,
+                self._config.name,
+                self._config.changelog_topic,
+                number,
+                self._store,
+                wait_s,
+            )
+        self._positions = {tp: at for tp, at in self._store.positions().items() if tp[1] in numbers}
+        self._assigned = sorted((tp.topic, tp.partition) for tp in assigned)
+        self._seek_to_positions()
+        self.owned = frozenset(numbers)
+        log.info("instance %s owns partitions %s", self._config.instance, sorted(numbers))
+        self._on_applied(dict(self._positions))
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Every batch is committed before the next poll: nothing is left to flush. The
+        rows stay until the next assignment says which partitions moved; no read is
+        answered from them meanwhile."""
+        self.owned = frozenset()
+        self._assigned = []
+        log.info(
+            "instance %s gave up partitions %s",
+            self._config.instance,
+            sorted({tp.partition for tp in revoked}),
+        )
+
+    def _create_changelog(self, admin: AdminClient, count: int) -> None:
         config = self._config
         compacted = {"cleanup.policy": "compact"}
-        new = NewTopic(config.changelog_topic, num_partitions=1, config=compacted)
+        new = NewTopic(config.changelog_topic, num_partitions=count, config=compacted)
         ensure_topics(admin, [new], config.bootstrap, config.timeout_s, StartError)
+        # A topic just created may not be in every broker's metadata yet.
+        deadline = _CLOCK.monotonic_ms() / 1000 + config.timeout_s
+        have = 0
+        while not have and _CLOCK.monotonic_ms() / 1000 < deadline:
+            described = admin.list_topics(config.changelog_topic, timeout=config.timeout_s)
+            topic = described.topics.get(config.changelog_topic)
+            have = 0 if topic is None or topic.error is not None else len(topic.partitions)
+            if not have:
+                time.sleep(0.1)
+        if have != count:
+            raise StartError(
+                f"{config.changelog_topic} has {have} partitions, the sources {count}"
+                f" ({'partitioned' if config.instance else 'one instance'}): use another --name"
+            )
 
     def _source_partitions(self, admin: AdminClient) -> list[TP]:
         metadata = admin.list_topics(timeout=self._config.timeout_s)
@@ -215,63 +303,6 @@ class Applier:
                 raise StartError(f"source topic {topic!r} does not exist")
             found += [(topic, p) for p in sorted(described.partitions)]
         return found
-
-    def _restore(self) -> None:
-        """Read the changelog (committed records only) from where the store last read it
-        to its end. Entity values are whole states: reading one again is harmless."""
-        topic = self._config.changelog_topic
-        reader = Consumer(
-            {
-                **self._common,
-                "group.id": f"{self._config.name}-restore",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
-        )
-        try:
-            low, high = reader.get_watermark_offsets(
-                TopicPartition(topic, 0), timeout=self._config.timeout_s
-            )
-            start = max(self._store.changelog_position(), low)
-            if start >= high:
-                return
-            reader.assign([TopicPartition(topic, 0, start)])
-            restored = 0
-            at = start
-            while at < high:
-                # consume() would wait for a whole batch (or its timeout) even at the
-                # end: the first record is polled, then what is already fetched taken.
-                first = reader.poll(self._config.timeout_s)
-                if first is None:
-                    raise StartError(f"reading {topic} stopped at offset {at} of {high}")
-                messages = [first, *reader.consume(READ_BATCH_MAX - 1, timeout=0)]
-                entities: dict[EntityKey, bytes | None] = {}
-                entity_offsets: dict[EntityKey, int] = {}
-                positions: dict[TP, Position] = {}
-                for message in messages:
-                    error = message.error()
-                    offset = message.offset()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF and offset is not None:
-                            at = max(at, offset)
-                            continue
-                        raise StartError(f"reading {topic}: {error.str()}")
-                    assert offset is not None, "a record has an offset"
-                    at = offset + 1
-                    record = changelog.read_record(message.key(), message.value())
-                    if isinstance(record, changelog.EntityRecord):
-                        entities[record.key] = record.value
-                        entity_offsets[record.key] = offset
-                    elif isinstance(record, changelog.PositionRecord):
-                        positions[record.partition] = record.position
-                self._store.commit(entities, positions, at, entity_offsets)
-                restored += len(entities)
-            log.info(
-                "restored %d entity changes from %s offsets %d to %d", restored, topic, start, at
-            )
-        finally:
-            reader.close()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -292,8 +323,9 @@ class Applier:
 
     @property
     def partitions(self) -> list[TP]:
-        """The source partitions read, known once `start` returned."""
-        return list(self._assigned)
+        """Every source partition of the views, known once `start` returned (a
+        partitioned instance reads those of the numbers it owns)."""
+        return list(self._sources)
 
     def _step(self) -> None:
         try:
@@ -320,11 +352,15 @@ class Applier:
         taken = 0
         changed: dict[EntityKey, Entity | None] = {}
         folds: dict[EntityKey, list[Fold]] = {}
+        where: dict[EntityKey, int] = {}  # the changelog partition of each entity
         positions = dict(self._positions)
+        owned = self.owned
         for message in messages:
             if batch_bytes > BATCH_BYTES_MAX:
                 break
             taken += 1
+            if owned is not None and message.partition() not in owned:
+                continue  # fetched before its partition was revoked in this batch
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -344,7 +380,13 @@ class Applier:
                     self._skip(view, got.reason, origin)
                     continue
                 entity_id, value = got
+                if owned is not None and entity_partition(entity_id, self.partition_count) != tp[1]:
+                    # Its entity lives where its id hashes (the owner `get` redirects to):
+                    # a record produced elsewhere would split it between two owners.
+                    self._skip(view, "not-co-partitioned", origin)
+                    continue
                 key = (view, entity_id)
+                where[key] = 0 if owned is None else tp[1]
                 if key not in loaded:
                     loaded[key], size = self._load(key)
                     batch_bytes += size
@@ -362,12 +404,16 @@ class Applier:
         moved = {tp: at for tp, at in positions.items() if self._positions.get(tp) != at}
         if not encoded and not moved:
             return taken
-        changelog_position, entity_offsets = self._commit_to_changelog(encoded, moved)
-        self._store.commit(encoded, moved, changelog_position, entity_offsets)
+        read_to, entity_offsets = self._commit_to_changelog(encoded, moved, where)
+        self._store.commit(encoded, moved, None, entity_offsets, where, read_to)
         self._positions = positions
         for key, raw in encoded.items():
             self._remember(key, changed[key], 0 if raw is None else len(raw))
-        self.applied_records += sum(1 for m in messages[:taken] if m.error() is None)
+        self.applied_records += sum(
+            1
+            for m in messages[:taken]
+            if m.error() is None and (owned is None or m.partition() in owned)
+        )
         self._on_applied(dict(positions))
         return taken
 
@@ -427,19 +473,26 @@ class Applier:
             )
 
     def _commit_to_changelog(
-        self, entities: dict[EntityKey, bytes | None], positions: dict[TP, Position]
-    ) -> tuple[int | None, dict[EntityKey, int]]:
-        """One Kafka transaction; the changelog offset just past it if every record's
-        offset was reported, else None (the store keeps its older, safe read position),
-        and the offset of each entity's record that was reported."""
+        self,
+        entities: dict[EntityKey, bytes | None],
+        positions: dict[TP, Position],
+        where: dict[EntityKey, int],
+    ) -> tuple[dict[int, int], dict[EntityKey, int]]:
+        """One Kafka transaction; for each changelog partition written, the offset just
+        past it if every record's offset there was reported (one not reported: the store
+        keeps its older, safe read position), and the offset of each entity's record
+        that was reported."""
         topic = self._config.changelog_topic
-        offsets: list[int] = []
+        single = self.owned is None
+        offsets: dict[int, list[int]] = {}
         keys = {changelog.entity_key(key): key for key in entities}
         entity_offsets: dict[EntityKey, int] = {}
+        sent = Counter(where[key] for key in entities)
+        sent.update(0 if single else tp[1] for tp in positions)
 
         def delivered(error: KafkaError | None, message: Any) -> None:
             if error is None:
-                offsets.append(int(message.offset()))
+                offsets.setdefault(int(message.partition()), []).append(int(message.offset()))
                 key = keys.get(message.key())
                 if key is not None:
                     entity_offsets[key] = int(message.offset())
@@ -452,7 +505,7 @@ class Applier:
                     topic,
                     key=changelog.entity_key(key),
                     value=value,
-                    partition=0,
+                    partition=where[key],
                     on_delivery=delivered,
                 )
             for tp, at in positions.items():
@@ -460,17 +513,27 @@ class Applier:
                     topic,
                     key=changelog.position_key(tp),
                     value=changelog.position_value(at),
-                    partition=0,
+                    partition=0 if single else tp[1],
                     on_delivery=delivered,
                 )
             producer.flush(self._config.timeout_s)  # serves the delivery callbacks
+            if not single:
+                # As Kafka Streams' EOS-v2: the group's generation goes with the
+                # transaction, so an instance the group has moved on from (paused past
+                # its session, then awake) is refused the commit instead of writing to
+                # partitions another instance now owns.
+                producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, at.position) for (t, p), at in positions.items()],
+                    self._consumer.consumer_group_metadata(),
+                    self._config.timeout_s,
+                )
         except (KafkaException, BufferError) as exc:
             if isinstance(exc, KafkaException) and exc.args[0].fatal():
                 raise
             raise AbortableError(str(exc)) from None  # nothing is committed yet
         self._commit()
-        sent = len(entities) + len(positions)
-        return (max(offsets) + 1 if len(offsets) == sent else None), entity_offsets
+        read_to = {p: max(offsets[p]) + 1 for p, n in sent.items() if len(offsets.get(p, ())) == n}
+        return read_to, entity_offsets
 
     def _commit(self) -> None:
         """Commit the open transaction. A retriable failure is retried; one the client
@@ -497,19 +560,27 @@ class Applier:
         )
         # Raised on failure: the loop stops and the next start settles the transaction.
         self._producer.abort_transaction(self._config.timeout_s)
-        self._seek_to_positions()
+        self._seek_to_positions(assign=self.owned is None)
         self._stopping.wait(RETRY_PAUSE_S)
 
-    def _seek_to_positions(self) -> None:
-        """Every source partition from its committed position (its start if none)."""
-        self._consumer.assign(
-            [
-                TopicPartition(t, p, self._positions[(t, p)].position)
-                if (t, p) in self._positions
-                else TopicPartition(t, p, OFFSET_BEGINNING)
-                for t, p in self._assigned
-            ]
-        )
+    def _seek_to_positions(self, assign: bool = True) -> None:
+        """Every source partition from its committed position (its start if none):
+        assigned so, or (a subscribed instance after an aborted transaction, whose
+        assignment is the group's) sought to it."""
+        at = [
+            TopicPartition(t, p, self._positions[(t, p)].position)
+            if (t, p) in self._positions
+            else TopicPartition(t, p, OFFSET_BEGINNING)
+            for t, p in self._assigned
+        ]
+        if assign:
+            self._consumer.assign(at)
+            return
+        for tp in at:
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: the next owner restores it
+                log.info("not reading %s[%d] again: %s", tp.topic, tp.partition, exc)
 
     def _note_watermarks(self) -> None:
         seen = dict(self.watermarks)

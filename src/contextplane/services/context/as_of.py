@@ -26,7 +26,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from contextplane.clock import Clock
 from contextplane.services.context import errors
-from contextplane.services.context.applier import record_origin
 from contextplane.services.context.as_of_time import resolve
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
@@ -38,6 +37,7 @@ from contextplane.services.context.merge import (
     fold_bounded,
     read,
 )
+from contextplane.services.context.order import record_origin
 from contextplane.services.context.snapshots import Snapshots
 from contextplane.services.context.views import View
 

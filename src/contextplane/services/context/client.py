@@ -125,8 +125,20 @@ class ContextClient:
         return answer
 
     def _call(self, method: str, path: str, body: Any, timeout_s: float) -> Any:
+        try:
+            return self._call_at(self._url, method, path, body, timeout_s)
+        except ContextClientError as exc:
+            # A partitioned instance that does not own the entity names the one that
+            # does: asked once more there (never further: a second 421 is raised).
+            owner = exc.problem.get("owner") if exc.kind == "not-owner" else None
+            url = owner.get("url") if isinstance(owner, dict) else None
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise
+            return self._call_at(url.rstrip("/"), method, path, body, timeout_s)
+
+    def _call_at(self, base: str, method: str, path: str, body: Any, timeout_s: float) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self._url + path, data=data, method=method)
+        request = urllib.request.Request(base + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:

@@ -16,11 +16,16 @@
                           snapshot starts after them; `deleted` lists each partition;
                           or an as_of timestamp older than a partition's retained log
   - 413 body-too-large
+  - 421 not-owner         a partitioned instance asked for an entity (or a fence on a
+                          partition) another instance owns; `owner` names it (client id,
+                          host, and `url` when it advertised one), `partition` the number
   - 422 as-of-too-far     an as_of read would scan more records than the bound, or keep
                           more bytes of one entity's records than its bound
   - 503 too-many-waits    more fenced reads waiting at once than the bound
   - 503 too-many-as-of    more point-in-time reads running at once than the bound
   - 503 as-of-failed      reading the sources for an as_of read failed
+  - 503 partition-moving  the entity's partition is being handed over (a rebalance):
+                          no instance serves it yet; retry
   - 503 not-applying      the apply loop stopped (fenced by a newer instance, or a fault)
   - 504 fence-timeout     the view did not reach the fence in time; `short` lists where
                           each partition is
@@ -203,4 +208,27 @@ def as_of_timeout(timeout_ms: int) -> ContextError:
         "as-of-timeout",
         "Point-in-time read too slow",
         f"the as_of read did not finish within {timeout_ms} ms",
+    )
+
+
+def not_owner(view: str, entity: str, partition: int, owner: dict[str, Any]) -> ContextError:
+    where = owner.get("url") or owner.get("client_id")
+    return ContextError(
+        421,
+        "not-owner",
+        "Another instance owns this entity",
+        f"{view}/{entity} is in partition {partition}, which instance {where} serves: ask it",
+        partition=partition,
+        owner=owner,
+    )
+
+
+def partition_moving(view: str, entity: str, partition: int) -> ContextError:
+    return ContextError(
+        503,
+        "partition-moving",
+        "Partition being handed over",
+        f"{view}/{entity} is in partition {partition}, which no instance serves yet"
+        " (the group is rebalancing); retry",
+        partition=partition,
     )

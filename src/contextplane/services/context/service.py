@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from confluent_kafka.admin import AdminClient
+
 from contextplane.clock import Clock, SystemClock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
@@ -29,6 +31,7 @@ from contextplane.services.context.freshness import (
     unmet,
 )
 from contextplane.services.context.merge import Origin, RecordAt, decode_entity
+from contextplane.services.context.partitions import entity_partition, owners
 from contextplane.services.context.snapshots import Snapshots, Snapshotter
 from contextplane.services.context.store import LocalStore
 from contextplane.services.context.views import View
@@ -45,6 +48,9 @@ FENCE_WAIT_MS_DEFAULT = 5_000
 FENCE_WAITERS_MAX = 1_000
 FENCE_PARTITIONS_MAX = 1_000
 JOIN_S = 10.0
+# A partitioned instance asks the group who owns a partition within this (per read it
+# redirects; a read it answers itself asks no one).
+OWNER_LOOKUP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class ContextService:
             self._snapshots, self._applier.store_path, settings.snapshot_every_records
         )
         common = {"bootstrap.servers": config.bootstrap, **config.client_config}
+        self._common = common
+        self._group = config.group
         self._point_in_time = PointInTime(
             common, config.name, self._snapshots, settings, self._clock
         )
@@ -160,10 +168,12 @@ class ContextService:
             raise errors.not_applying(self.failure)
         if min_offsets:
             self._check_fence(declared, min_offsets, timeout_ms)
-            if unmet(self._positions, min_offsets):
-                await self._wait(view, min_offsets, timeout_ms)
+        if self._applier.owned is not None:
+            await self._owner_check(view, entity, min_offsets or {})
+        if min_offsets and unmet(self._positions, min_offsets):
+            await self._wait(view, min_offsets, timeout_ms)
         assert self._reads is not None, "get before start"
-        raw, changelog_offset, positions = self._reads.entity_row(view, entity)
+        raw, at, positions = self._reads.entity_located(view, entity)
         stored = None if raw is None else decode_entity(raw)
         return EntityAnswer(
             view,
@@ -172,8 +182,8 @@ class ContextService:
             None if stored is None else stored.changed_by,
             self._freshness(declared, positions),
             changelog=None
-            if stored is None or changelog_offset is None
-            else RecordAt(self._changelog_topic, 0, changelog_offset),
+            if stored is None or at is None or at[1] is None
+            else RecordAt(self._changelog_topic, at[0], at[1]),
         )
 
     async def _get_as_of(
@@ -242,6 +252,27 @@ class ContextService:
             as_of=past.vector,
         )
 
+    async def _owner_check(self, view: str, entity: str, fence: dict[TopicPartition, int]) -> None:
+        """A partitioned instance answers for the partitions it owns: another's entity
+        (or fence) is answered 421 naming the owner, one no one owns yet 503."""
+        owned = self._applier.owned
+        assert owned is not None
+        partition = entity_partition(entity, self._applier.partition_count)
+        outside = sorted({p for _, p in fence} - owned)
+        if partition in owned and not outside:
+            return
+        wanted = partition if partition not in owned else outside[0]
+        admin = AdminClient(self._common)
+        try:
+            found = await asyncio.to_thread(owners, admin, self._group, OWNER_LOOKUP_S)
+        except Exception as exc:  # the answer is the same: ask again later
+            log.warning("looking up the owner of partition %d: %s", wanted, exc)
+            found = {}
+        owner = found.get(wanted)
+        if owner is None or owner.client_id == self._applier.client_id:  # being restored here
+            raise errors.partition_moving(view, entity, wanted)
+        raise errors.not_owner(view, entity, wanted, dataclasses.asdict(owner))
+
     def _view(self, view: str) -> View:
         declared = self.views.get(view)
         if declared is None:
@@ -279,10 +310,11 @@ class ContextService:
                 self._waiters.remove(entry)
 
     def _freshness(self, view: View, positions: dict[TopicPartition, Position]) -> Freshness:
+        owned = self._applier.owned
         mine = {
             tp: positions.get(tp, Position(0, None))
             for tp in self._partitions
-            if tp[0] in view.topics
+            if tp[0] in view.topics and (owned is None or tp[1] in owned)
         }
         fresh = freshness(mine, self._applier.watermarks, self._clock.wall_ms())
         target = view.freshness_target_ms
@@ -293,9 +325,12 @@ class ContextService:
         assert self._reads is not None, "status before start"
         positions = self._reads.positions()
         skipped = dict(self._applier.skipped)  # one copy: the apply thread adds keys
+        owned = self._applier.owned
         return {
             "applied_records": self._applier.applied_records,
             "failure": self.failure,
+            # Partitioned: the partition numbers this instance serves; the single one: null.
+            "partitions": None if owned is None else sorted(owned),
             "views": {
                 name: {
                     "freshness": self._freshness(view, positions),

@@ -33,6 +33,15 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 # column or a delivery report that did not come): what `get` names as the record it
 # answered from. Added to a store that predates it, in place.
 _CHANGELOG_OFFSET_COLUMN = "ALTER TABLE entities ADD COLUMN changelog_offset INTEGER"
+# The changelog partition holding each entity (NULL: 0, the single instance's one
+# partition); partitioned instances drop a partition's rows when it moves elsewhere.
+_CHANGELOG_PARTITION_COLUMN = "ALTER TABLE entities ADD COLUMN changelog_partition INTEGER"
+
+
+def _position_name(partition: int) -> str:
+    """The meta row of a changelog partition's read position (partition 0 keeps the
+    single instance's name, so its stores read as before)."""
+    return "changelog_position" if partition == 0 else f"changelog_position:{partition}"
 
 
 class LocalStore:
@@ -48,6 +57,8 @@ class LocalStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entities)")}
         if "changelog_offset" not in columns:
             self._db.execute(_CHANGELOG_OFFSET_COLUMN)
+        if "changelog_partition" not in columns:
+            self._db.execute(_CHANGELOG_PARTITION_COLUMN)
 
     def commit(
         self,
@@ -55,10 +66,19 @@ class LocalStore:
         positions: dict[TopicPartition, Position],
         changelog_position: int | None,
         changelog_offsets: dict[EntityKey, int] | None = None,
+        changelog_partitions: dict[EntityKey, int] | None = None,
+        partition_positions: dict[int, int] | None = None,
     ) -> None:
         """Entity values (None: deleted), positions and the changelog's read position,
-        all or nothing; `changelog_offsets`: where each entity's value is on the changelog."""
+        all or nothing; `changelog_offsets`: where each entity's value is on the changelog;
+        `changelog_partitions`: which partition holds it (absent: 0);
+        `partition_positions`: read positions of changelog partitions besides 0's
+        `changelog_position`."""
         offsets = changelog_offsets or {}
+        partitions = changelog_partitions or {}
+        read_to = dict(partition_positions or {})
+        if changelog_position is not None:
+            read_to[0] = changelog_position
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -66,19 +86,19 @@ class LocalStore:
                 if value is None:
                     db.execute("DELETE FROM entities WHERE view = ? AND entity = ?", (view, entity))
                 else:
+                    key = (view, entity)
                     db.execute(
-                        "INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?)",
-                        (view, entity, value, offsets.get((view, entity))),
+                        "INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?, ?)",
+                        (view, entity, value, offsets.get(key), partitions.get(key, 0)),
                     )
             db.executemany(
                 "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)",
                 [(t, p, at.position, at.newest_ms) for (t, p), at in positions.items()],
             )
-            if changelog_position is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('changelog_position', ?)",
-                    (changelog_position,),
-                )
+            db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(_position_name(p), at) for p, at in read_to.items()],
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -94,11 +114,19 @@ class LocalStore:
     ) -> tuple[bytes | None, int | None, dict[TopicPartition, Position]]:
         """An entity's value, its changelog offset (None: not known) and the positions
         it reflects, from one read transaction."""
+        raw, at, positions = self.entity_located(view, entity)
+        return raw, None if at is None else at[1], positions
+
+    def entity_located(
+        self, view: str, entity: str
+    ) -> tuple[bytes | None, tuple[int, int | None] | None, dict[TopicPartition, Position]]:
+        """As `entity_row`, with the changelog (partition, offset or None) of the value."""
         db = self._db
         db.execute("BEGIN")
         try:
             row = db.execute(
-                "SELECT value, changelog_offset FROM entities WHERE view = ? AND entity = ?",
+                "SELECT value, changelog_partition, changelog_offset FROM entities"
+                " WHERE view = ? AND entity = ?",
                 (view, entity),
             ).fetchone()
             positions = self._positions()
@@ -106,7 +134,7 @@ class LocalStore:
             db.execute("COMMIT")
         if row is None:
             return None, None, positions
-        return bytes(row[0]), row[1], positions
+        return bytes(row[0]), (row[1] or 0, row[2]), positions
 
     def entities(self, view: str) -> dict[str, bytes]:
         """Every entity of a view (tests and tools; a view can be large)."""
@@ -120,11 +148,27 @@ class LocalStore:
         rows = self._db.execute("SELECT topic, partition, position, newest_ms FROM positions")
         return {(t, p): Position(position, newest) for t, p, position, newest in rows}
 
-    def changelog_position(self) -> int:
+    def changelog_position(self, partition: int = 0) -> int:
         row = self._db.execute(
-            "SELECT value FROM meta WHERE name = 'changelog_position'"
+            "SELECT value FROM meta WHERE name = ?", (_position_name(partition),)
         ).fetchone()
         return 0 if row is None else int(row[0])
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget every changelog partition numbered in `partitions`: its entities, the
+        positions of the source partitions of the same number and its read position (a
+        partitioned instance that no longer owns them; one transaction)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for p in sorted(partitions):
+                db.execute("DELETE FROM entities WHERE IFNULL(changelog_partition, 0) = ?", (p,))
+                db.execute("DELETE FROM positions WHERE partition = ?", (p,))
+                db.execute("DELETE FROM meta WHERE name = ?", (_position_name(p),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def copy_to(self, path: Path) -> None:
         """A consistent copy of the whole store (one read transaction: entities and the

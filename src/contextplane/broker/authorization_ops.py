@@ -1,0 +1,37 @@
+"""What the operators' admin APIs need authorized (Kafka 4.4's KafkaApis): each a
+cluster operation for the whole request, refused with CLUSTER_AUTHORIZATION_FAILED.
+DescribeLogDirs and DescribeQuorum DESCRIBE; ElectLeaders ALTER; ListConfigResources
+DESCRIBE_CONFIGS."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from contextplane.broker.authorization import CLUSTER, Gate, Needs, Op
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.security.acls import CLUSTER_NAME, Operation
+from contextplane.security.authorizer import Action
+
+if TYPE_CHECKING:
+    from contextplane.broker.context import RequestContext
+
+
+def _on_cluster(operation: Operation) -> Needs:
+    action = Action(operation, CLUSTER, CLUSTER_NAME)
+    return Needs(gate=Gate((action,), ErrorCode.cluster_authorization_failed))
+
+
+def describe_log_dirs(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.DESCRIBE)
+
+
+def describe_quorum(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.DESCRIBE)
+
+
+def elect_leaders(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.ALTER)
+
+
+def list_config_resources(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.DESCRIBE_CONFIGS)
