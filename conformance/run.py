@@ -15,9 +15,14 @@ Suites:
   kafka_python  kafka-python's integration tests (PyPI sdist)
   kafka_python_sasl
                 its SASL tests (PLAIN, SCRAM-SHA-256/512) over SASL_PLAINTEXT
+  librdkafka_consumer
+                its consumer-group tests with group.protocol=consumer (KIP-848), from a
+                newer Debian source package
   franz_go      franz-go's kgo integration tests (Go module proxy)
                 quick: the allowlisted tests only (enough to catch regressions);
                 full: every test, to find newly passing ones for the allowlist.
+  franz_go_consumer
+                its KIP-848 group subtests
 
 Exit status 1 when an allowlisted test or conforming scenario regressed, or a suite with
 an allowlist could not run; 0 otherwise. Results go to --out (default
@@ -51,16 +56,20 @@ BUDGET = {
     "quick": {
         "librdkafka": 420,
         "librdkafka_sasl": 180,
+        "librdkafka_consumer": 180,
         "kafka_python": 300,
         "kafka_python_sasl": 180,
         "franz_go": 420,
+        "franz_go_consumer": 180,
     },
     "full": {
         "librdkafka": 2400,
         "librdkafka_sasl": 600,
+        "librdkafka_consumer": 1500,
         "kafka_python": 1500,
         "kafka_python_sasl": 300,
         "franz_go": 1800,
+        "franz_go_consumer": 900,
     },
 }
 

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SUITES = ["librdkafka", "librdkafka_sasl", "kafka_python", "kafka_python_sasl", "franz_go"]
+SUITES = [
+    "librdkafka",
+    "librdkafka_sasl",
+    "librdkafka_consumer",
+    "kafka_python",
+    "kafka_python_sasl",
+    "franz_go",
+    "franz_go_consumer",
+]
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 

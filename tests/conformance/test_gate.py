@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance import differential, run
-from conformance.suites import read_allowlist, run_suite
+from conformance.suites import SUITES, read_allowlist, run_suite
 
 # Minutes each (Apache Kafka and the client suites against the broker): CI runs them; the
 # quick subset (-m "not slow") leaves them to `python -m conformance.run`.
@@ -37,9 +37,7 @@ def test_differential_scenarios_still_match_kafka(tmp_path: Path) -> None:
     assert differential.load_deliberate(), "conformance/differences.md lost its table"
 
 
-@pytest.mark.parametrize(
-    "suite", ["librdkafka", "librdkafka_sasl", "kafka_python", "kafka_python_sasl", "franz_go"]
-)
+@pytest.mark.parametrize("suite", SUITES)
 def test_allowlisted_client_tests_still_pass(tmp_path: Path, suite: str) -> None:
     if not read_allowlist(suite):
         pytest.skip(f"conformance/suites/{suite}/tests.allow is empty")

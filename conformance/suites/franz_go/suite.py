@@ -103,12 +103,18 @@ def integration_tests(src: Path) -> list[str]:
 
 PER_TEST_TIMEOUT = 150  # seconds; a hung test (e.g. waiting on transactions) is failed
 PARALLEL = 2
-_RESULT = re.compile(r"^--- (PASS|FAIL|SKIP): (\S+)", re.M)
+_RESULT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+)", re.M)  # subtests are indented
+
+
+def run_pattern(test: str) -> str:
+    """-test.run for a test id, a subtest's too (`TestGroupETL/range/848`: Go matches each
+    '/'-separated level; deeper subtests of the one named run as well)."""
+    return "/".join(f"^{re.escape(level)}$" for level in test.split("/"))
 
 
 def _run_one(binary: Path, cwd: Path, env: dict[str, str], test: str, logs: Path) -> str:
     """One test in its own process, so a hang costs one timeout, not the whole run."""
-    cmd = [str(binary), "-test.v", f"-test.run=^{re.escape(test)}$", "-test.parallel=4"]
+    cmd = [str(binary), "-test.v", f"-test.run={run_pattern(test)}", "-test.parallel=4"]
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=True, text=True,
@@ -121,7 +127,7 @@ def _run_one(binary: Path, cwd: Path, env: dict[str, str], test: str, logs: Path
             f"\n--- conformance: killed after {PER_TEST_TIMEOUT}s\n"
         )
         code = -1
-    (logs / f"{test}.log").write_text(output)
+    (logs / f"{test.replace('/', '.')}.log").write_text(output)
     states = {m[2]: m[1] for m in _RESULT.finditer(output)}
     state = states.get(test)
     if code == -1:

@@ -2,11 +2,16 @@
 # Fetch librdkafka's source package from Debian (apt-get source; adds a deb-src entry if
 # none is configured) and build the library and its test runner, into the cache dir.
 # Idempotent: a finished build is reused. Prints the source directory on its last line.
+# With LIBRDKAFKA_RELEASE and LIBRDKAFKA_VERSION (e.g. sid, 2.14.2-1) it fetches that
+# version from that Debian release instead, through an apt configuration of its own in the
+# cache (the system's sources stay as they are), into librdkafka-<release>-src.
 # Every step logs to a file in the cache; a failing step prints one line naming it and the
 # tail of its log on stderr, and exits 1.
 set -euo pipefail
 CACHE=${CONTEXTPLANE_CACHE:-$HOME/.cache/contextplane}
-ROOT="$CACHE/librdkafka-src"
+RELEASE=${LIBRDKAFKA_RELEASE:-}
+VERSION=${LIBRDKAFKA_VERSION:-}
+ROOT="$CACHE/librdkafka${RELEASE:+-$RELEASE}-src"
 mkdir -p "$ROOT"
 
 # The unpacked source is a directory *inside* ROOT (never ROOT itself, whose name also
@@ -41,7 +46,15 @@ for tool in apt-get dpkg; do
         exit 1
     }
 done
-if ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+if [ -n "$RELEASE" ]; then
+    # Another release's source index, in the cache: apt-get source with these options only.
+    APT="$ROOT/apt"
+    mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+        "http://deb.debian.org/debian $RELEASE main" >"$APT/sources.list"
+    APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache")
+elif ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     # The same archive as the binary packages, source side (Debian's deb822 format).
     base=/etc/apt/sources.list.d/debian.sources
     if [ -f "$base" ]; then
@@ -61,6 +74,13 @@ done
 if [ -n "$need" ]; then
     step "apt-get install of the build dependencies ($need )" "$ROOT/apt-install.log" \
         env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y $need
+fi
+if [ -z "$src" ] && [ -n "$RELEASE" ]; then
+    step "apt-get update ($RELEASE sources)" "$ROOT/apt-update.log" apt-get "${APT_OPTS[@]}" update
+    step "apt-get source librdkafka=$VERSION ($RELEASE)" "$ROOT/apt-source.log" \
+        bash -c 'cd "$1" && shift && apt-get "$@" source "librdkafka=$0"' \
+        "$VERSION" "$ROOT" "${APT_OPTS[@]}"
+    src=$(source_dir)
 fi
 if [ -z "$src" ]; then
     # A stale package list may name a version the archive no longer has: update once.

@@ -46,11 +46,13 @@ _LINE = re.compile(r"=+ Test (\S+) (PASSED|FAILED|SKIPPED)")
 _DECL = re.compile(r"_TEST\(\s*(\d{4}_\w+),\s*([^,)]*)")  # name, flags (may span lines)
 
 
-def prepare(log) -> Path:  # noqa: ANN001
-    """Fetch and build (cached); returns the source directory."""
+def prepare(log, release: str = "", version: str = "") -> Path:  # noqa: ANN001
+    """Fetch and build (cached); returns the source directory. `release` and `version`
+    (e.g. "sid", "2.14.2-1") take that source package from another Debian release."""
     log("librdkafka: apt-get source + build (cached after the first time, ~4 min)")
+    env = dict(os.environ, LIBRDKAFKA_RELEASE=release, LIBRDKAFKA_VERSION=version)
     proc = subprocess.run(
-        ["bash", str(HERE / "prepare.sh")], capture_output=True, text=True, check=False
+        ["bash", str(HERE / "prepare.sh")], capture_output=True, text=True, check=False, env=env
     )
     if proc.returncode != 0:
         raise SuiteUnavailable(tail(proc.stderr or proc.stdout or "prepare.sh failed silently"))
