@@ -106,15 +106,14 @@ PARALLEL = 2
 _RESULT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+)", re.M)  # subtests are indented
 
 
-def run_pattern(test: str) -> str:
-    """-test.run for a test id, a subtest's too (`TestGroupETL/range/848`: Go matches each
-    '/'-separated level; deeper subtests of the one named run as well)."""
-    return "/".join(f"^{re.escape(level)}$" for level in test.split("/"))
-
-
-def _run_one(binary: Path, cwd: Path, env: dict[str, str], test: str, logs: Path) -> str:
-    """One test in its own process, so a hang costs one timeout, not the whole run."""
-    cmd = [str(binary), "-test.v", f"-test.run={run_pattern(test)}", "-test.parallel=4"]
+def _run_one(
+    binary: Path, cwd: Path, env: dict[str, str], top: str, ids: list[str], logs: Path
+) -> dict[str, str]:
+    """One top-level test in its own process, so a hang costs one timeout, not the whole
+    run; `ids` are it or its subtests (`TestGroupETL/range/848`), each judged by its own
+    result line. The whole test runs: its subtests share state (a semaphore a subtest
+    left out by -test.run never releases), and a subtest's line is its verdict."""
+    cmd = [str(binary), "-test.v", f"-test.run=^{re.escape(top)}$", "-test.parallel=4"]
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=True, text=True,
@@ -127,16 +126,16 @@ def _run_one(binary: Path, cwd: Path, env: dict[str, str], test: str, logs: Path
             f"\n--- conformance: killed after {PER_TEST_TIMEOUT}s\n"
         )
         code = -1
-    (logs / f"{test.replace('/', '.')}.log").write_text(output)
+    (logs / f"{top}.log").write_text(output)
     states = {m[2]: m[1] for m in _RESULT.finditer(output)}
-    state = states.get(test)
-    if code == -1:
-        return FAILED
-    if state == "PASS" and code == 0:
-        return PASSED
-    if state == "SKIP" and code == 0:
-        return SKIPPED
-    return FAILED
+    outcomes = {}
+    for test in ids:
+        state = states.get(test)
+        # A subtest's sibling failing fails the process, not the subtest.
+        ok = code == 0 or (code != -1 and "/" in test)
+        verdict = {"PASS": PASSED, "SKIP": SKIPPED}.get(state or "", FAILED)
+        outcomes[test] = verdict if ok else FAILED
+    return outcomes
 
 
 def run(
@@ -158,20 +157,26 @@ def run(
         KGO_TEST_RECORDS=str(TEST_RECORDS),
     )
     log(f"franz-go: {len(selected)} integration tests against {bootstrap}, {PARALLEL} at a time")
+    by_top: dict[str, list[str]] = {}
+    for test in selected:
+        by_top.setdefault(test.split("/", 1)[0], []).append(test)
     outcomes: dict[str, str] = {}
     with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {}
-        for test in selected:
-            futures[test] = pool.submit(
-                lambda t: (
-                    FAILED
+        futures = {
+            top: pool.submit(
+                lambda top, ids: (
+                    dict.fromkeys(ids, FAILED)
                     if time.monotonic() > deadline
-                    else _run_one(binary, src / "pkg" / "kgo", env, t, logs)
+                    else _run_one(binary, src / "pkg" / "kgo", env, top, ids, logs)
                 ),
-                test,
+                top,
+                ids,
             )
-        for test in selected:
-            outcomes[test] = futures[test].result()
-            log(f"  franz-go {test:<55} {outcomes[test]}")
+            for top, ids in by_top.items()
+        }
+        for top, ids in by_top.items():
+            outcomes.update(futures[top].result())
+            for test in ids:
+                log(f"  franz-go {test:<55} {outcomes[test]}")
     log(f"franz-go: per-test output in {logs}")
     return outcomes

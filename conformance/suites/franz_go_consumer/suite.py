@@ -41,4 +41,6 @@ def run(
     log,  # noqa: ANN001
     deadline: float,
 ) -> dict[str, str]:
-    return franz_go.run(src, bootstrap, kafka_version, TESTS if tests is None else tests, log, deadline)
+    return franz_go.run(
+        src, bootstrap, kafka_version, TESTS if tests is None else tests, log, deadline
+    )

@@ -78,8 +78,12 @@ fi
 if [ -z "$src" ] && [ -n "$RELEASE" ]; then
     step "apt-get update ($RELEASE sources)" "$ROOT/apt-update.log" apt-get "${APT_OPTS[@]}" update
     step "apt-get source librdkafka=$VERSION ($RELEASE)" "$ROOT/apt-source.log" \
-        bash -c 'cd "$1" && shift && apt-get "$@" source "librdkafka=$0"' \
+        bash -c 'cd "$1" && shift && apt-get "$@" source --download-only "librdkafka=$0"' \
         "$VERSION" "$ROOT" "${APT_OPTS[@]}"
+    # Upstream's tree: Debian's patches build against the system's nanopb and cJSON, which
+    # the upstream build does not need (it has its own copies).
+    step "dpkg-source -x --skip-patches" "$ROOT/dpkg-source.log" \
+        bash -c 'cd "$1" && dpkg-source -x --skip-patches librdkafka_"$0".dsc' "$VERSION" "$ROOT"
     src=$(source_dir)
 fi
 if [ -z "$src" ]; then
