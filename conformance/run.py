@@ -56,7 +56,7 @@ BUDGET = {
     "quick": {
         "librdkafka": 420,
         "librdkafka_sasl": 180,
-        "librdkafka_consumer": 180,
+        "librdkafka_consumer": 420,
         "kafka_python": 300,
         "kafka_python_sasl": 180,
         "franz_go": 420,

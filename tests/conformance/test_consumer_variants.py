@@ -58,6 +58,7 @@ struct test tests[] = {
     _TEST(0001_multiobj, 0),
     _TEST(0147_consumer_group_consumer_mock, TEST_F_LOCAL),
     _TEST(0113_cooperative_rebalance, 0, TEST_BRKVER(2, 4, 0, 0)),
+    _TEST(0139_offset_validation_mock, 0),
 };
 """
 
@@ -72,6 +73,7 @@ def test_the_librdkafka_variant_runs_group_tests_under_the_consumer_protocol(
     (tests / "0001-multiobj.c").write_text("rd_kafka_produce(rkt, 0, 0, NULL, 0);")
     (tests / "0147-consumer_group_consumer_mock.c").write_text("rd_kafka_subscribe(rk, t);")
     (tests / "0113-cooperative_rebalance.cpp").write_text("c->subscribe(topics);")
+    (tests / "0139-offset_validation_mock.c").write_text("test_consumer_subscribe(c, t);")
     assert librdkafka_consumer.group_tests(tmp_path) == [
         "0018_cgrp_term",
         "0113_cooperative_rebalance",
