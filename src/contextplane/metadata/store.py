@@ -240,8 +240,11 @@ class MetadataStore(Protocol):
         """Group id -> its membership (coordinators/share_stored.py)."""
         ...
 
-    async def save_share_groups(self, writes: dict[str, bytes | None]) -> None:
-        """Every write in one transaction (None: the group is deleted)."""
+    async def save_share_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction (None: the group is deleted), fenced as
+        `save_classic_groups`."""
         ...
 
     # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
