@@ -37,7 +37,7 @@ from contextplane.coordinators.share_group import (
 from contextplane.coordinators.share_group_configs import OffsetReset, ShareGroupValues
 from contextplane.coordinators.share_partition import Run, SharePartition, Undeliverable
 from contextplane.coordinators.share_sessions import ShareSessions
-from contextplane.coordinators.share_shards import ShareShards
+from contextplane.coordinators.share_shards import ShareKey, ShareShards
 from contextplane.coordinators.share_stored import encode
 from contextplane.errors import CoordinatorFenced
 from contextplane.metadata.records import StoredSharePartition
@@ -48,7 +48,6 @@ from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
-ShareKey = tuple[str, str, int]  # group id, topic, partition
 # Copies undeliverable records to their groups' dead-letter topics (KIP-1191), durably;
 # raises when it could not (the records are offered to it again at the next save).
 DeadLetterSink = Callable[[list[tuple[ShareKey, list[Undeliverable]]]], Awaitable[None]]
@@ -126,6 +125,10 @@ class ShareCoordinator(ShareShards):
         self._served: set[str] = set()
         self.shards = None
         self._refuse = None
+        # Share partition -> the (stream, leader epoch) of the topic partition it is served
+        # under here, and the reads of share partitions under way (`lead`).
+        self._leads: dict[ShareKey, tuple[int, int]] = {}
+        self._leading: dict[ShareKey, asyncio.Future[None]] = {}
 
     # -- a group's own configs ----------------------------------------------------------
 
@@ -160,18 +163,10 @@ class ShareCoordinator(ShareShards):
         self._partition_counts = partition_counts
         self._existing_topics = existing_topics
         await self._load_groups(self._wanted())
-        for stored in await self._store.share_partitions():
-            key = (stored.group_id, stored.topic, stored.partition)
-            values = self.values(stored.group_id)
-            self.partitions[key] = SharePartition.load(
-                stored.start_offset,
-                [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
-                values.delivery_count_limit,
-                values.partition_max_record_locks,
-                values.record_lock_duration_ms,
-            )
-            self.partitions[key].state_epoch = stored.state_epoch
-            self._saved_epochs[key] = stored.state_epoch
+        # Following shards, each share partition is read when its topic partition's
+        # leader here first serves it (`lead`); alone, all are loaded now.
+        for stored in [] if self.shards is not None else await self._store.share_partitions():
+            self._load_partition(stored)
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run_timers(), name="share-coordinator-timers")
 
@@ -353,6 +348,19 @@ class ShareCoordinator(ShareShards):
             _run_with(partition, self.values(key[0]))
         return partition
 
+    def _load_partition(self, stored: StoredSharePartition) -> None:
+        key = (stored.group_id, stored.topic, stored.partition)
+        values = self.values(stored.group_id)
+        self.partitions[key] = SharePartition.load(
+            stored.start_offset,
+            [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
+            values.delivery_count_limit,
+            values.partition_max_record_locks,
+            values.record_lock_duration_ms,
+        )
+        self.partitions[key].state_epoch = stored.state_epoch
+        self._saved_epochs[key] = stored.state_epoch
+
     def _unsaved(self) -> list[ShareKey]:
         return [
             key
@@ -401,8 +409,13 @@ class ShareCoordinator(ShareShards):
             writes.append(
                 StoredSharePartition(*key, partition.start_offset, partition.state_epoch, runs)
             )
+        fences = {self._leads[key] for key in keys if key in self._leads}
         try:
-            await self._store.save_share_partitions(writes)
+            await self._store.save_share_partitions(writes, fences)
+        except CoordinatorFenced as fenced:
+            self._lost_lead(fenced.stream_id)
+            self.kick()
+            return False
         except MetadataStoreUnavailable:
             self.kick()
             return False
@@ -432,6 +445,8 @@ class ShareCoordinator(ShareShards):
     async def delete_group(self, group_id: str) -> ErrorCode:
         """DeleteGroups of a share group: refused while it has members (as Kafka), else
         its share-partition state goes from the store, then from memory."""
+        if (refused := self.refused(group_id)) is not None:
+            return refused
         group = self.groups.group(group_id)
         if group is not None and group.members:
             return ErrorCode.non_empty_group

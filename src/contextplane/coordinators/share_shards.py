@@ -10,21 +10,27 @@ unloads the shard (through the group coordinator, so both kinds of groups leave)
 
 Share partitions are not a shard's: a share partition is served by its topic
 partition's leader, which is where ShareFetch and ShareAcknowledge go (Kafka's
-share-partition leader).
+share-partition leader). It is read from the store when that leader first serves it at
+a leader epoch (`lead`), and its saves carry the topic partition's (stream, leader
+epoch): a save found fenced drops that stream's share partitions from memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 from contextplane.coordinators.group_shards import GroupShards
 from contextplane.coordinators.share_group import ShareGroupMachine
+from contextplane.coordinators.share_partition import SharePartition
 from contextplane.coordinators.share_stored import BadShareGroupValue, decode
+from contextplane.metadata.records import StoredSharePartition
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
+ShareKey = tuple[str, str, int]  # group id, topic, partition
 
 
 class ShareShards:
@@ -37,6 +43,12 @@ class ShareShards:
     # None for a coordinator alone (unit tests), which serves every group.
     shards: GroupShards | None
     _refuse: Callable[[str], ErrorCode | None] | None
+    partitions: dict[ShareKey, SharePartition]
+    _saved_epochs: dict[ShareKey, int]
+    _leads: dict[ShareKey, tuple[int, int]]
+    _leading: dict[ShareKey, asyncio.Future[None]]
+
+    def _load_partition(self, stored: StoredSharePartition) -> None: ...
 
     def follow(self, shards: GroupShards, refuse: Callable[[str], ErrorCode | None]) -> None:
         """Serve only the share groups of the shards `shards` has loaded; `refuse` is the
@@ -93,3 +105,38 @@ class ShareShards:
         if self.shards is None:
             return group_ids, set()
         return self.shards.fences(group_ids)
+
+    # -- share partitions, served by their topic partitions' leaders -------------------
+
+    async def lead(self, key: ShareKey, fence: tuple[int, int]) -> None:
+        """Serve share partition `key` as its topic partition's leader at `fence` (stream,
+        leader epoch): one served here at another epoch, or never, is read afresh from the
+        store (another leader may have changed it); one loaded at start is taken as is.
+        Its saves are fenced by `fence` from now on."""
+        if self._leads.get(key) == fence:
+            return
+        if key not in self._leads and key in self.partitions:
+            self._leads[key] = fence  # loaded at start: this broker's own last state
+            return
+        reading = self._leading.get(key)
+        if reading is None:
+            reading = self._leading[key] = asyncio.ensure_future(self._read(key, fence))
+            reading.add_done_callback(lambda _: self._leading.pop(key, None))
+        await asyncio.shield(reading)
+
+    async def _read(self, key: ShareKey, fence: tuple[int, int]) -> None:
+        stored = await self._store.share_partitions(key)
+        self.partitions.pop(key, None)
+        self._saved_epochs.pop(key, None)
+        for partition in stored:
+            self._load_partition(partition)
+        self._leads[key] = fence
+
+    def _lost_lead(self, stream_id: int) -> None:
+        """A share partition save found the topic partition of `stream_id` led at another
+        epoch: its share partitions go from memory (a later use reads them afresh)."""
+        log.warning("stream %d is led at another epoch: its share partitions go", stream_id)
+        for key in [k for k, fence in self._leads.items() if fence[0] == stream_id]:
+            del self._leads[key]
+            self.partitions.pop(key, None)
+            self._saved_epochs.pop(key, None)
