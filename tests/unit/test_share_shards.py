@@ -5,7 +5,8 @@ group's membership is served only by its shard's leader (NOT_COORDINATOR elsewhe
 planned move of the shard drops it on the source and loads it on the target, where its
 member heartbeats on at its epoch; a coordinator whose shard was claimed at a newer epoch
 behind its back saves no membership (the store refuses it in the save's transaction),
-answers NOT_COORDINATOR and drops the shard's share groups."""
+answers NOT_COORDINATOR and drops the shard's share groups. A share partition follows its
+topic partition's leader instead, its saves fenced by that partition's leader epoch."""
 
 from __future__ import annotations
 
@@ -133,5 +134,75 @@ def test_share_groups_follow_their_shard_and_a_fenced_save_is_refused(
         finally:
             await two.stop()
             await one.stop()
+
+    asyncio.run(run())
+
+
+def test_share_partitions_follow_their_topic_partitions_leader(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """A share partition is served by its topic partition's leader: the new leader reads
+    the state the old one saved, and the old one's later save is fenced in its
+    transaction (nothing written; its copy dropped)."""
+
+    async def run() -> None:
+        first = Settings(
+            data_dir=tmp_path / "one",
+            node_id=1,
+            metadata_url=metadata_url,
+            upload_interval_ms=3_600_000,
+            broker_heartbeat_interval_ms=3_600_000,
+            broker_session_timeout_ms=3_600_000,
+        )
+        second = replace(first, data_dir=tmp_path / "two", node_id=2)
+        for settings in (first, second):
+            settings.data_dir.mkdir()
+        bucket = ObjectBucket()
+        nodes = {
+            1: ShareNode(first, await open_store(first), bucket),
+            2: ShareNode(second, await open_store(second), bucket),
+        }
+        for node in nodes.values():
+            await node.start()
+        endpoint = BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT")
+        await nodes[1].registry.publish((endpoint,))
+        try:
+            await nodes[1].topics.create("t", 1, {})
+            for node in nodes.values():
+                await node.reconciler.reconcile()
+            row = (await nodes[1].metadata.partitions("t"))[0]
+            old, new = nodes[row.leader_node], nodes[3 - row.leader_node]
+            key = ("g", "t", 0)
+
+            def fence(node: ShareNode) -> tuple[int, int]:
+                return row.stream_id, node.engine.partitions[("t", 0)].leader_epoch
+
+            await old.shares.lead(key, fence(old))
+            stale = old.shares.partition(key, 0)
+            assert len(stale.acquire("m", range(5), 5, old.shares.now_ms(), 5)) == 1
+            assert await old.shares.save()
+
+            await Controller(old.metadata, old.registry, 0.05).move(
+                {row.stream_id: new.settings.node_id}
+            )
+            await old.reconciler.reconcile()
+            await new.reconciler.reconcile()
+            await new.shares.lead(key, fence(new))
+            moved = new.shares.existing(key)
+            assert moved is not None and moved.state_epoch == stale.state_epoch
+            assert [(r.first_offset, r.last_offset) for r in moved.runs()] == [(0, 4)]
+            moved.release_member("m")  # the records are offered again on the new leader
+            assert await new.shares.save()
+            saved = await new.metadata.share_partitions(key)
+
+            # The old leader's copy changes behind the move (its member acknowledges):
+            # the save is refused in its transaction, the copy goes.
+            stale.acknowledge("m", [(0, 4, (1,))], old.shares.now_ms())
+            assert not await old.shares.save()
+            assert key not in old.shares.partitions
+            assert await new.metadata.share_partitions(key) == saved
+        finally:
+            for node in nodes.values():
+                await node.stop()
 
     asyncio.run(run())
