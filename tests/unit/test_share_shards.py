@@ -39,9 +39,7 @@ class ShareNode(CoordinatedNode):
     async def start(self) -> None:
         await super().start()
         self.shares = ShareCoordinator(self.metadata)
-        self.shares.follow(self.groups.shards, self.groups.refused)
-        self.groups.shard_loaded.append(self.shares.load_shard)
-        self.groups.shard_unloaded.append(self.shares.unload_shard)
+        self.shares.follow(self.groups)
         await self.shares.start(_counts)
 
     async def stop(self) -> None:

@@ -439,9 +439,7 @@ class Broker:
         self.shares = shares = ShareCoordinator(
             self.metadata, share_config(settings), self.clock, groups.configs.share_values
         )
-        shares.follow(groups.shards, groups.refused)  # share groups follow their shards
-        groups.shard_loaded.append(shares.load_shard)
-        groups.shard_unloaded.append(shares.unload_shard)
+        shares.follow(groups)  # share groups follow their shards
         await shares.start(
             lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
         )

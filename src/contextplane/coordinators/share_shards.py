@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from contextplane.coordinators.group_shards import GroupShards
 from contextplane.coordinators.share_group import ShareGroupMachine
@@ -28,6 +29,9 @@ from contextplane.coordinators.share_stored import BadShareGroupValue, decode
 from contextplane.metadata.records import StoredSharePartition
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from contextplane.coordinators.group import GroupCoordinator
 
 log = logging.getLogger(__name__)
 ShareKey = tuple[str, str, int]  # group id, topic, partition
@@ -50,12 +54,14 @@ class ShareShards:
 
     def _load_partition(self, stored: StoredSharePartition) -> None: ...
 
-    def follow(self, shards: GroupShards, refuse: Callable[[str], ErrorCode | None]) -> None:
-        """Serve only the share groups of the shards `shards` has loaded; `refuse` is the
-        group coordinator's answer to a request for a group id (which starts loading a
-        shard led here but not loaded yet)."""
-        self.shards = shards
-        self._refuse = refuse
+    def follow(self, groups: GroupCoordinator) -> None:
+        """Serve only the share groups of the shards `groups` has loaded, loading and
+        dropping them with its shards; a request for another group is answered as
+        `groups` answers one (which starts loading a shard led here but not loaded yet)."""
+        self.shards = groups.shards
+        self._refuse = groups.refused
+        groups.shard_loaded.append(self.load_shard)
+        groups.shard_unloaded.append(self.unload_shard)
 
     def refused(self, group_id: str) -> ErrorCode | None:
         """NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS) when the group's shard is not
