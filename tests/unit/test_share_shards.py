@@ -11,7 +11,6 @@ topic partition's leader instead, its saves fenced by that partition's leader ep
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,9 @@ from contextplane.errors import CoordinatorFenced
 from contextplane.metadata.records import BrokerEndpoint
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
-from contextplane.settings import Settings
 from contextplane.storage.memory_objects import ObjectBucket
 from tests.support.metadata import open_store
-from tests.unit.test_group_shards import SHARDS, CoordinatedNode, group_on
+from tests.unit.test_group_shards import SHARDS, CoordinatedNode, group_on, pair_settings
 
 
 def _counts(topic: str) -> int:
@@ -52,27 +50,23 @@ class ShareNode(CoordinatedNode):
         return await self.shares.heartbeat(request, _counts)
 
 
+async def _started(metadata_url: str, tmp_path: Path) -> tuple[ShareNode, ShareNode]:
+    """Two brokers on one metadata store and bucket, node 1 registered."""
+    bucket = ObjectBucket()
+    first, second = pair_settings(metadata_url, tmp_path)
+    one = ShareNode(first, await open_store(first), bucket)
+    two = ShareNode(second, await open_store(second), bucket)
+    await one.start()
+    await two.start()
+    await one.registry.publish((BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT"),))
+    return one, two
+
+
 def test_share_groups_follow_their_shard_and_a_fenced_save_is_refused(
     metadata_url: str, tmp_path: Path
 ) -> None:
     async def run() -> None:
-        first = Settings(
-            data_dir=tmp_path / "one",
-            node_id=1,
-            metadata_url=metadata_url,
-            upload_interval_ms=3_600_000,
-            broker_heartbeat_interval_ms=3_600_000,  # the test drives each pass itself
-            broker_session_timeout_ms=3_600_000,
-        )
-        second = replace(first, data_dir=tmp_path / "two", node_id=2)
-        for settings in (first, second):
-            settings.data_dir.mkdir()
-        bucket = ObjectBucket()
-        one = ShareNode(first, await open_store(first), bucket)
-        two = ShareNode(second, await open_store(second), bucket)
-        await one.start()
-        await two.start()
-        await one.registry.publish((BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT"),))
+        one, two = await _started(metadata_url, tmp_path)
         try:
             await one.topics.create(OFFSETS_TOPIC, SHARDS, {})
             await one.groups.load_led_shards()  # as the offsets topic's creation does
@@ -144,26 +138,7 @@ def test_share_partitions_follow_their_topic_partitions_leader(
     transaction (nothing written; its copy dropped)."""
 
     async def run() -> None:
-        first = Settings(
-            data_dir=tmp_path / "one",
-            node_id=1,
-            metadata_url=metadata_url,
-            upload_interval_ms=3_600_000,
-            broker_heartbeat_interval_ms=3_600_000,
-            broker_session_timeout_ms=3_600_000,
-        )
-        second = replace(first, data_dir=tmp_path / "two", node_id=2)
-        for settings in (first, second):
-            settings.data_dir.mkdir()
-        bucket = ObjectBucket()
-        nodes = {
-            1: ShareNode(first, await open_store(first), bucket),
-            2: ShareNode(second, await open_store(second), bucket),
-        }
-        for node in nodes.values():
-            await node.start()
-        endpoint = BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT")
-        await nodes[1].registry.publish((endpoint,))
+        nodes = dict(enumerate(await _started(metadata_url, tmp_path), start=1))
         try:
             await nodes[1].topics.create("t", 1, {})
             for node in nodes.values():
