@@ -254,6 +254,7 @@ class Broker:
         self.shares = shares = ShareCoordinator(
             self.metadata, share_config(settings), self.clock, groups.configs.share_values
         )
+        shares.follow(groups)  # share groups follow their shards
         await shares.start(
             lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
         )

@@ -143,7 +143,7 @@ def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
     return targets
 
 
-def _acknowledge(
+async def _acknowledge(
     ctx: RequestContext,
     shares: ShareCoordinator,
     group_id: str,
@@ -161,7 +161,14 @@ def _acknowledge(
         if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
             target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
             continue
-        partition = shares.existing((group_id, target.topic, target.index))
+        key = (group_id, target.topic, target.index)
+        try:  # served by the topic partition's leader, as Kafka's share-partition leader
+            log = ctx.log.partition(target.topic, target.index)
+        except KafkaError as exc:
+            target.ack_error = exc.code
+            continue
+        await shares.lead(key, (log.stream_id, log.leader_epoch))
+        partition = shares.existing(key)
         if partition is None:
             target.ack_error = ErrorCode.invalid_record_state
             continue
@@ -181,6 +188,7 @@ async def _share_partition(
     log: PartitionLog,
 ) -> SharePartition:
     key = (group_id, target.topic or "", target.index)
+    await shares.lead(key, (log.stream_id, log.leader_epoch))
     start = log.high_watermark
     if key not in shares.partitions:
         start = await _reset_offset(ctx, shares.values(group_id).offset_reset, log)
@@ -395,7 +403,7 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
                 session.partitions.difference_update(
                     (record.name, int(p)) for p in topic.partitions
                 )
-    _acknowledge(ctx, shares, group_id, member_id, asked)
+    await _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)
@@ -483,7 +491,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
     code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
-    _acknowledge(ctx, shares, group_id, member_id, asked)
+    await _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)
