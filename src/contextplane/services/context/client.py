@@ -132,9 +132,10 @@ class ContextClient:
             # does: asked once more there (never further: a second 421 is raised).
             owner = exc.problem.get("owner") if exc.kind == "not-owner" else None
             url = owner.get("url") if isinstance(owner, dict) else None
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            origin = _followable(url, self._url)
+            if origin is None:
                 raise
-            return self._call_at(url.rstrip("/"), method, path, body, timeout_s)
+            return self._call_at(origin, method, path, body, timeout_s)
 
     def _call_at(self, base: str, method: str, path: str, body: Any, timeout_s: float) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -142,7 +143,7 @@ class ContextClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            with _OPENER.open(request, timeout=timeout_s) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
@@ -151,6 +152,41 @@ class ContextClient:
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The service never answers 3xx: one is an error, not a place to send the request."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _followable(url: Any, configured: str) -> str | None:
+    """The origin a 421 names, when the SDK may ask there: http(s)://host[:port] only
+    (no credentials, path or query to smuggle another host in), and never plain http
+    when the configured service is https."""
+    if not isinstance(url, str) or not url.isascii() or not url.isprintable() or " " in url:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        return None
+    if parts.scheme == "http" and configured.startswith("https://"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def read_record(answer: EntityContext) -> dict[str, Any]:
