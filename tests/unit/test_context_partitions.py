@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from contextplane.services.context.freshness import Position
 from contextplane.services.context.client import _followable
+from contextplane.services.context.freshness import Position
 from contextplane.services.context.partitions import (
     co_partitioned,
     entity_partition,
