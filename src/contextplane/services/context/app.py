@@ -45,6 +45,10 @@ BODY_READ_S = 10.0
 class ProblemResponse(JSONResponse):
     media_type = "application/problem+json"
 
+    def render(self, content: Any) -> bytes:
+        # ASCII with escapes: a problem may quote the request's text, lone surrogates too.
+        return json.dumps(content, separators=(",", ":")).encode()
+
 
 def service_of(request: Request) -> ContextService:
     service: ContextService = request.app.state.service
@@ -96,6 +100,11 @@ async def _fenced_get(request: Request) -> Response:
     entity = body.get("entity")
     if not isinstance(entity, str) or not entity:
         raise errors.bad_request("'entity' must be a non-empty string")
+    if not entity.isascii():
+        try:  # JSON's "\ud800" is a lone surrogate: no key, row or partition has it
+            entity.encode()
+        except UnicodeEncodeError:
+            raise errors.bad_request(f"'entity' {entity!r} has no UTF-8 form") from None
     timeout_ms = body.get("timeout_ms", FENCE_WAIT_MS_DEFAULT)
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
         raise errors.bad_request("'timeout_ms' must be an integer")
