@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from contextplane.services.ascii_json import AsciiJSONResponse
 from contextplane.services.context import errors, metrics
 from contextplane.services.context.freshness import TopicPartition
 from contextplane.services.context.service import (
@@ -42,12 +43,8 @@ BODY_BYTES_MAX = 64 * 1024
 BODY_READ_S = 10.0
 
 
-class ProblemResponse(JSONResponse):
-    media_type = "application/problem+json"
-
-    def render(self, content: Any) -> bytes:
-        # ASCII with escapes: a problem may quote the request's text, lone surrogates too.
-        return json.dumps(content, separators=(",", ":")).encode()
+class ProblemResponse(AsciiJSONResponse):
+    media_type = "application/problem+json"  # it may quote the request's text
 
 
 def service_of(request: Request) -> ContextService:
