@@ -3,11 +3,15 @@ built"): anyone allowed to join `NAME-sources` writes its own client id, which i
 an instance's 421 `not-owner` takes the owner's URL from. Members that advertise another
 host's server (plainly, or as `http://own-host@elsewhere`) take partitions, but the 421
 names no URL for them and the SDK follows nowhere: readers are never sent to a third
-party."""
+party. And a flood of misdirected reads costs the broker one owner lookup, not one per
+read (each used to open a Kafka admin client of its own)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,9 +26,10 @@ from tests.e2e.test_context_partitioned import (
     instance,
     owned,
     raw_get,
+    shared,
 )
 from tests.support.broker import BrokerProcess
-from tests.support.context import TIMEOUT_S
+from tests.support.context import TIMEOUT_S, ContextProcess
 from tests.support.wait import wait_until
 
 ELSEWHERE = [
@@ -92,3 +97,32 @@ def test_a_member_advertising_another_host_is_never_named_nor_followed(
         for member in members:
             member.close()
         service.stop()
+
+
+def lookups(service: ContextProcess) -> int:
+    with urllib.request.urlopen(f"{service.url}/v1/views", timeout=TIMEOUT_S) as response:
+        count: int = json.loads(response.read())["owner_lookups"]
+        return count
+
+
+def test_a_flood_of_misdirected_reads_asks_the_group_once(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    a = instance(broker.bootstrap, tmp_path, "a").start()
+    b = instance(broker.bootstrap, tmp_path, "b").start()
+    try:
+        split = shared(a, b)
+        elsewhere = [x for x in ACCOUNTS if entity_partition(x, PARTITIONS) in split[b.url]]
+        # The first misdirected read asks the group; the flood after it asks no more.
+        assert raw_get(a, elsewhere[0])[0] == 421
+        before = lookups(a)
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(
+                pool.map(lambda n: raw_get(a, elsewhere[n % len(elsewhere)]), range(300))
+            )
+        assert {status for status, _ in answers} == {421}
+        assert {problem["owner"]["url"] for _, problem in answers} == {b.url}
+        assert lookups(a) == before
+    finally:
+        a.stop()
+        b.stop()
