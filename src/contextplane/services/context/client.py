@@ -15,6 +15,7 @@ the answer reflects that record or anything newer.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +30,9 @@ from contextplane.services.trace import current
 HTTP_SLACK_S = 10.0
 # How long an as_of read may take at the service, at most (its own bound decides).
 AS_OF_WAIT_S = 60.0
+# An answer is one entity's state (at most 900 KiB stored) and a line per source
+# partition: a reply past this is not read into memory.
+REPLY_BYTES_MAX = 8 * 1024 * 1024
 
 
 class ContextClientError(Exception):
@@ -142,16 +146,41 @@ class ContextClient:
         request = urllib.request.Request(base + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        deadline = time.monotonic() + timeout_s
         try:
             with _OPENER.open(request, timeout=timeout_s) as response:
-                return json.loads(response.read())
+                return json.loads(_reply(response, deadline))
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
+            raw = _reply(exc.fp, deadline)
             try:
                 problem = json.loads(raw)
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+
+
+def _reply(response: Any, deadline: float) -> bytes:
+    """The reply's body, read to REPLY_BYTES_MAX by the call's deadline: a server that
+    streams without end, or a byte at a time (each within the socket's timeout), is a
+    504 `reply-too-large` / `reply-too-slow`, not memory or a caller held for ever."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(64 * 1024):
+        size += len(chunk)
+        if size > REPLY_BYTES_MAX:
+            raise ContextClientError(
+                502,
+                {
+                    "type": "/problems/reply-too-large",
+                    "detail": f"a reply past {REPLY_BYTES_MAX} bytes",
+                },
+            )
+        if time.monotonic() > deadline:
+            raise ContextClientError(
+                504, {"type": "/problems/reply-too-slow", "detail": "the reply did not end in time"}
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
