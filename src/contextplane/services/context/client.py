@@ -33,6 +33,7 @@ AS_OF_WAIT_S = 60.0
 # An answer is one entity's state (at most 900 KiB stored) and a line per source
 # partition: a reply past this is not read into memory.
 REPLY_BYTES_MAX = 8 * 1024 * 1024
+BAD_REPLY = "/problems/bad-reply"
 
 
 class ContextClientError(Exception):
@@ -103,10 +104,14 @@ class ContextClient:
         as_of: dict[tuple[str, int], int] | None,
         as_of_ms: int | None,
     ) -> EntityContext:
+        for name, text in (("view", view), ("entity", entity)):
+            if not text.isascii() and not _utf8(text):  # a lone surrogate: JSON's "\ud800"
+                problem = {"type": "/problems/bad-request", "detail": f"{name} {text!r}: no UTF-8"}
+                raise ContextClientError(400, problem)
         past = as_of is not None or as_of_ms is not None
         if min_offsets is None and timeout_ms is None and not past:
             path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
-            return _entity(self._call("GET", path, None, self._timeout_s))
+            return _answer(self._call("GET", path, None, self._timeout_s))
         body: dict[str, Any] = {"entity": entity}
         if min_offsets:
             body["min_offsets"] = _vector_json(min_offsets)
@@ -121,7 +126,7 @@ class ContextClient:
         if past:
             wait_s = max(wait_s, AS_OF_WAIT_S)
         answer = self._call("POST", f"/v1/views/{_quote(view)}/get", body, wait_s + HTTP_SLACK_S)
-        return _entity(answer)
+        return _answer(answer)
 
     def views(self) -> dict[str, Any]:
         """Each view's freshness and skipped records, as the service reports them."""
@@ -149,7 +154,12 @@ class ContextClient:
         deadline = time.monotonic() + timeout_s
         try:
             with _OPENER.open(request, timeout=timeout_s) as response:
-                return json.loads(_reply(response, deadline))
+                raw = _reply(response, deadline)
+                try:
+                    return json.loads(raw)
+                except ValueError:
+                    detail = f"the reply is not JSON: {raw[:80]!r}"
+                    raise ContextClientError(502, {"type": BAD_REPLY, "detail": detail}) from None
         except urllib.error.HTTPError as exc:
             raw = _reply(exc.fp, deadline)
             try:
@@ -157,6 +167,24 @@ class ContextClient:
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _answer(raw: Any) -> EntityContext:
+    """The reply as an answer; one that is not (a server that is not a context service
+    of this version) is a 502 `bad-reply` the caller handles like any refusal."""
+    try:
+        return _entity(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"the reply is not an entity answer: {type(exc).__name__} {exc}"
+        raise ContextClientError(502, {"type": BAD_REPLY, "detail": detail[:200]}) from None
 
 
 def _reply(response: Any, deadline: float) -> bytes:
