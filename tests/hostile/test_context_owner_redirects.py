@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from confluent_kafka import Consumer
 
 from contextplane.services.context.client import ContextClient, ContextClientError
 from contextplane.services.context.partitions import entity_partition
-from tests.e2e.test_context_partitioned import (
+from tests.e2e.test_context_partitioned import (  # noqa: F401 - the broker fixture
     ACCOUNTS,
     PARTITIONS,
-    create_sources,
+    broker_fixture,
     instance,
     owned,
     raw_get,
@@ -36,14 +35,6 @@ ELSEWHERE = [
     "http://203.0.113.9:8090",  # TEST-NET-3: never this machine
     "http://127.0.0.1:8090@203.0.113.9:8090",  # userinfo hiding the real host
 ]
-
-
-@pytest.fixture(name="broker")
-def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(tmp_path / "broker").start()
-    create_sources(running.bootstrap)
-    yield running
-    running.stop()
 
 
 def hostile_member(bootstrap: str, n: int, url: str) -> Consumer:
