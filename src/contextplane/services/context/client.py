@@ -15,13 +15,13 @@ the answer reflects that record or anything newer.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from contextplane.clock import SystemClock
 from contextplane.services.context.freshness import Freshness, PartitionFreshness
 from contextplane.services.context.merge import Origin, RecordAt
 from contextplane.services.trace import current
@@ -34,6 +34,7 @@ AS_OF_WAIT_S = 60.0
 # partition: a reply past this is not read into memory.
 REPLY_BYTES_MAX = 8 * 1024 * 1024
 BAD_REPLY = "/problems/bad-reply"
+_CLOCK = SystemClock()
 
 
 class ContextClientError(Exception):
@@ -151,7 +152,7 @@ class ContextClient:
         request = urllib.request.Request(base + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        deadline = time.monotonic() + timeout_s
+        deadline = _CLOCK.monotonic_ms() + int(timeout_s * 1000)
         try:
             with _OPENER.open(request, timeout=timeout_s) as response:
                 raw = _reply(response, deadline)
@@ -187,7 +188,7 @@ def _answer(raw: Any) -> EntityContext:
         raise ContextClientError(502, {"type": BAD_REPLY, "detail": detail[:200]}) from None
 
 
-def _reply(response: Any, deadline: float) -> bytes:
+def _reply(response: Any, deadline: int) -> bytes:
     """The reply's body, read to REPLY_BYTES_MAX by the call's deadline: a server that
     streams without end, or a byte at a time (each within the socket's timeout), is a
     504 `reply-too-large` / `reply-too-slow`, not memory or a caller held for ever."""
@@ -203,7 +204,7 @@ def _reply(response: Any, deadline: float) -> bytes:
                     "detail": f"a reply past {REPLY_BYTES_MAX} bytes",
                 },
             )
-        if time.monotonic() > deadline:
+        if _CLOCK.monotonic_ms() > deadline:
             raise ContextClientError(
                 504, {"type": "/problems/reply-too-slow", "detail": "the reply did not end in time"}
             )
