@@ -14,8 +14,9 @@ committed with commit_async; a record counts once the broker confirms its acknow
 shows every one of them holding partitions, all start polling at once (a consumer that
 joined first would otherwise take every record); `records_per_s` = records ÷ (last
 confirmation − first record delivered), `records_per_s_from_start` counts from the
-moment they start polling. Every produced record must be confirmed exactly once (`missing`, `duplicates`,
-and `redelivered`: deliveries with a delivery count above 1). Writes
+moment they start polling. Every produced record must be confirmed exactly once
+(`missing`, `duplicates`; `redelivered`: deliveries with a delivery count above 1). Beside it, the
+broker's CPU time per 1,000 records over each round (group join included). Writes
 `share-results.json` and `share-results.md` to `--out`.
 """
 
@@ -164,8 +165,7 @@ def _wait_assigned(bootstrap: str, group: str, members: int, timeout_s: float = 
         assigned = sum(
             1
             for m in group_described.members
-            if m.member_epoch == group_described.assignment_epoch
-            and m.assignment.topic_partitions
+            if m.member_epoch == group_described.assignment_epoch and m.assignment.topic_partitions
         )
         if assigned >= members:
             break
@@ -244,7 +244,11 @@ def run(
         for i in range(rounds):
             k = i % len(names)
             for name in names[k:] + names[:k]:
+                cpu0 = insts[name].cpu_seconds()[0]
                 res = one_round(insts[name].bootstrap, f"share-{i}", produced[name], consumers)
+                # The broker's CPU (user + system) over the whole round, join included.
+                cpu_ms = (insts[name].cpu_seconds()[0] - cpu0) * 1000
+                res["broker_cpu_ms_per_1000"] = cpu_ms * 1000 / records
                 results["runs"][name].append(res)
                 brief = {k: v for k, v in res.items() if k != "errors" or v}
                 _log(f"  round {i} {name}: {brief}", t0)
@@ -262,7 +266,7 @@ def _log(message: str, started: float) -> None:
 
 def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for key in ("records_per_s", "records_per_s_from_start"):
+    for key in ("records_per_s", "records_per_s_from_start", "broker_cpu_ms_per_1000"):
         medians = {
             name: group_targets.median([r[key] for r in runs if key in r])
             for name, runs in results["runs"].items()
