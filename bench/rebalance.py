@@ -18,11 +18,7 @@ so each figure is late by at most one poll. Writes `rebalance-results.json` and
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +29,6 @@ from confluent_kafka import Consumer
 from bench import group_targets, workloads
 from bench.targets import Instance
 
-ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "rebalance"
 POLL_S = 0.02
 PHASE_TIMEOUT_S = 180.0
@@ -194,29 +189,20 @@ def run(
     insts: dict[str, Instance] = {}
     try:
         for name in names:
-            insts[name] = group_targets.start(name, tmp)
-            created = workloads.create_topic(insts[name].bootstrap, TOPIC, partitions, 60)
-            if created["error"]:
-                raise RuntimeError(f"{name}: create topic: {created['error']}")
-            _log(f"{name}: started at {insts[name].bootstrap}", t0)
+            insts[name] = group_targets.start_with_topic(name, tmp, TOPIC, partitions)
+            group_targets.log(f"{name}: started at {insts[name].bootstrap}", t0)
         for i in range(rounds):
             for protocol in protocols:
-                k = i % len(names)
-                for name in names[k:] + names[:k]:
+                for name in group_targets.rotated(names, i):
                     group = f"rb-{protocol}-{i}"
                     res = one_round(insts[name].bootstrap, group, protocol, members, partitions)
                     results["runs"][protocol][name].append(res)
-                    _log(f"  round {i} {protocol} {name}: {res}", t0)
+                    group_targets.log(f"  round {i} {protocol} {name}: {res}", t0)
     finally:
         group_targets.stop_all(insts)
-    results["meta"]["loadavg_after"] = os.getloadavg()
-    results["meta"]["runtime_s"] = time.monotonic() - t0
+    group_targets.finish(results, t0)
     results["summary"] = summarize(results)
     return results
-
-
-def _log(message: str, started: float) -> None:
-    print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
 
 
 def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -224,21 +210,8 @@ def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for protocol, by_target in results["runs"].items():
         for phase in ("join_s", "leave_s"):
-            medians = {
-                name: group_targets.median([r[phase] for r in runs if phase in r])
-                for name, runs in by_target.items()
-            }
-            rows.append(
-                {
-                    "protocol": protocol,
-                    "phase": phase,
-                    "medians": medians,
-                    "rounds": {n: sum(phase in r for r in runs) for n, runs in by_target.items()},
-                    "ratio": group_targets.ratio(
-                        medians.get("contextplane-file"), medians.get("kafka")
-                    ),
-                }
-            )
+            figure = group_targets.figure(by_target, phase)
+            rows.append({"protocol": protocol, "phase": phase, **figure})
     return rows
 
 
@@ -258,9 +231,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"{settings['members']} members (threads), {settings['partitions']} partitions, medians "
-        f"of {settings['rounds']} interleaved rounds; {meta['client']}; load average before "
-        f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f} "
-        f"({meta['cores']} cores), {meta['runtime_s']:.0f} s.",
+        f"of {settings['rounds']} interleaved rounds; " + group_targets.load_line(meta),
     ]
     return "\n".join(lines) + "\n"
 
@@ -281,19 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown += [p for p in protocols if p not in PROTOCOLS]
     if unknown or not names or not protocols or args.members < 2:
         raise SystemExit(f"unknown targets or protocols: {unknown} (or fewer than 2 members)")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (args.out or ROOT / "bench" / "results" / f"{stamp}-rebalance").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="cp-rebalance-", dir=args.tmp))
-    try:
-        results = run(names, protocols, args.rounds, args.members, args.partitions, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    (out / "rebalance-results.json").write_text(json.dumps(results, indent=1, default=str))
-    table = markdown(results)
-    (out / "rebalance-results.md").write_text(table)
-    print(table)
-    return 0
+    return group_targets.run_and_write(
+        args.out,
+        args.tmp,
+        "rebalance",
+        lambda tmp: run(names, protocols, args.rounds, args.members, args.partitions, tmp),
+        markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import multiprocessing
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +33,6 @@ from typing import Any
 from bench import group_targets, workloads
 from bench.targets import Instance
 
-ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "share-throughput"
 ROUND_TIMEOUT_S = 600.0
 
@@ -235,15 +230,13 @@ def run(
     produced: dict[str, set[Key]] = {}
     try:
         for name in names:
-            insts[name] = group_targets.start(name, tmp)
-            created = workloads.create_topic(insts[name].bootstrap, TOPIC, partitions, 60)
-            if created["error"]:
-                raise RuntimeError(f"{name}: create topic: {created['error']}")
+            insts[name] = group_targets.start_with_topic(name, tmp, TOPIC, partitions)
             produced[name] = produce(insts[name].bootstrap, records, partitions)
-            _log(f"{name}: started at {insts[name].bootstrap}, {records} records produced", t0)
+            group_targets.log(
+                f"{name}: started at {insts[name].bootstrap}, {records} records produced", t0
+            )
         for i in range(rounds):
-            k = i % len(names)
-            for name in names[k:] + names[:k]:
+            for name in group_targets.rotated(names, i):
                 cpu0 = insts[name].cpu_seconds()[0]
                 res = one_round(insts[name].bootstrap, f"share-{i}", produced[name], consumers)
                 # The broker's CPU (user + system) over the whole round, join included.
@@ -251,28 +244,18 @@ def run(
                 res["broker_cpu_ms_per_1000"] = cpu_ms * 1000 / records
                 results["runs"][name].append(res)
                 brief = {k: v for k, v in res.items() if k != "errors" or v}
-                _log(f"  round {i} {name}: {brief}", t0)
+                group_targets.log(f"  round {i} {name}: {brief}", t0)
     finally:
         group_targets.stop_all(insts)
-    results["meta"]["loadavg_after"] = os.getloadavg()
-    results["meta"]["runtime_s"] = time.monotonic() - t0
+    group_targets.finish(results, t0)
     results["summary"] = summarize(results)
     return results
-
-
-def _log(message: str, started: float) -> None:
-    print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
 
 
 def summarize(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for key in ("records_per_s", "records_per_s_from_start", "broker_cpu_ms_per_1000"):
-        medians = {
-            name: group_targets.median([r[key] for r in runs if key in r])
-            for name, runs in results["runs"].items()
-        }
-        ratio = group_targets.ratio(medians.get("contextplane-file"), medians.get("kafka"))
-        rows.append({"metric": key, "medians": medians, "ratio": ratio})
+        rows.append({"metric": key, **group_targets.figure(results["runs"], key)})
     exact = {
         name: all(r["missing"] == r["duplicates"] == r["unknown"] == 0 for r in runs)
         for name, runs in results["runs"].items()
@@ -298,9 +281,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{settings['consumers']} share consumers (processes), {settings['records']} records "
         f"of 1 KiB on {settings['partitions']} partitions, medians of {settings['rounds']} "
-        f"interleaved rounds; {meta['client']}; load average before "
-        f"{meta['loadavg_before'][0]:.2f}, after {meta['loadavg_after'][0]:.2f} "
-        f"({meta['cores']} cores), {meta['runtime_s']:.0f} s.",
+        f"interleaved rounds; " + group_targets.load_line(meta),
     ]
     return "\n".join(lines) + "\n"
 
@@ -319,19 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in group_targets.TARGET_NAMES]
     if unknown or not names or args.records < 1 or args.consumers < 1:
         raise SystemExit(f"unknown targets {unknown} (or no records, no consumers)")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (args.out or ROOT / "bench" / "results" / f"{stamp}-share").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="cp-share-", dir=args.tmp))
-    try:
-        results = run(names, args.rounds, args.records, args.partitions, args.consumers, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    (out / "share-results.json").write_text(json.dumps(results, indent=1, default=str))
-    table = markdown(results)
-    (out / "share-results.md").write_text(table)
-    print(table)
-    return 0
+    return group_targets.run_and_write(
+        args.out,
+        args.tmp,
+        "share",
+        lambda tmp: run(names, args.rounds, args.records, args.partitions, args.consumers, tmp),
+        markdown,
+    )
 
 
 if __name__ == "__main__":
