@@ -132,8 +132,9 @@ def positions(
         topic, partition, offset = p.get("topic"), p.get("partition"), p.get("position")
         text = f"{topic}[{partition}]={offset}"
         if translation is not None and isinstance(topic, str):
-            valid = all(type(n) is int and n >= 0 for n in (partition, offset))
-            here = translation.position(topic, partition, offset) if valid else None
+            here = None
+            if isinstance(partition, int) and isinstance(offset, int) and offset >= 0:
+                here = translation.position(topic, partition, offset)
             if here is None:
                 rounded.append(f"{text}: not known here")
             elif here[0] != offset:
