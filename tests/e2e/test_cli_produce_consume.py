@@ -22,6 +22,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from contextplane.services.context.partitions import entity_partition
 from tests.support.broker import BrokerProcess
 from tests.support.cli import contextplane, one_error_line
 
@@ -166,6 +167,22 @@ def test_produce_writes_keys_values_and_headers_and_reports_offsets(
         (2, b"a"),
         (2, b"b"),
     ]
+
+
+def test_produce_partitions_keyed_records_as_kafkas_producer_does(
+    broker: BrokerProcess, admin: AdminClient
+) -> None:
+    # librdkafka's default (CRC32) would put most of these keys elsewhere; the context
+    # service's partitioned instances skip a record found outside its key's partition.
+    create(admin, "keyed", 4)
+    keys = [f"account-{n}" for n in range(24)]
+    contextplane(
+        *cli(broker, "produce", "keyed", "--key-separator", "|"),
+        stdin="".join(f"{key}|v\n" for key in keys),
+    )
+    placed = {key.decode(): partition for partition, _, key, *_ in read_all(broker, "keyed", 24)}
+    assert placed == {key: entity_partition(key, 4) for key in keys}
+    assert len(set(placed.values())) == 4
 
 
 def test_produce_fails_naming_the_error_when_a_record_is_refused(

@@ -14,10 +14,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from contextplane.services.context.client import ContextClient, ContextClientError
+from tests.support.audit_topics import RECEIPTS_TOPIC, read_json_topic
 from tests.support.broker import BrokerProcess
 from tests.support.context import (  # noqa: F401 - fixtures
     TIMEOUT_S,
@@ -370,4 +371,40 @@ def test_as_of_is_refused_past_an_open_transaction(
         status, answer = raw_as_of(service.url, "a1", {("crm.accounts", 0): 3})
         assert (status, answer["state"]) == (200, {"profile": {"tier": "gold"}})
     finally:
+        service.stop()
+
+
+def test_as_of_reads_are_not_credited_to_another_consumers_group(
+    broker: BrokerProcess, views: Path, tmp_path: Path
+) -> None:
+    # A receipt's group is the last one its principal, client id and host joined: a
+    # consumer with librdkafka's default client id joins "billing" from this host first.
+    service = started(broker, views, tmp_path)
+    other = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "billing",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        source = Source(broker.bootstrap)
+        source.send("crm.accounts", 0, "a1", {"name": "Acme", "tier": "gold"})
+        other.subscribe(["billing.entitlements"])
+        wait_until(lambda: other.poll(0.2) is None and other.assignment(), 30, "billing joined")
+        status, answer = raw_as_of(service.url, "a1", dict(source.ends))
+        assert status == 200 and answer["state"]["profile"]["tier"] == "gold", answer
+
+        def as_of_receipts() -> list[dict[str, Any]]:
+            events = read_json_topic(broker.bootstrap, RECEIPTS_TOPIC)
+            return [
+                e["data"]
+                for e in events
+                if e["data"]["topic"] == "crm.accounts" and e["data"]["client_id"] == "ctx-as-of"
+            ]
+
+        receipts = wait_until(as_of_receipts, 30, "a receipt of the as_of read")
+        assert [r["group"] for r in receipts] == [None] * len(receipts)
+    finally:
+        other.close()
         service.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,7 +157,9 @@ def trace(
     return json.loads(out) if status == 0 else None
 
 
-def wait_for_receipt(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+def wait_for_receipt(
+    bootstrap: str, topic: str, partition: int, offset: int, reader: str = CONTEXT_READER
+) -> None:
     """Until the broker wrote a receipt of the context service's read of that offset (a
     receipt is written once its window closes)."""
 
@@ -164,7 +167,7 @@ def wait_for_receipt(bootstrap: str, topic: str, partition: int, offset: int) ->
         return any(
             r["topic"] == topic and r["partition"] == partition and received(r, offset)
             for r in read_receipts({"bootstrap.servers": bootstrap}, None, TIMEOUT_S)
-            if r["client_id"] == CONTEXT_READER
+            if r["client_id"] == reader
         )
 
     wait_until(written, TIMEOUT_S, f"a read receipt of {topic}[{partition}]@{offset}", 0.2)
@@ -231,6 +234,9 @@ def test_a_decision_traces_back_to_its_source_ledger_evaluation_and_write_back(
     assert all(r["where"].startswith("__contextplane_read_receipts[0]@") for r in receipts)
     picked = [r["detail"] for r in receipts if r["detail"]["client_id"] == CONTEXT_READER]
     assert picked and picked[0]["principal"] == "User:ANONYMOUS"
+    # The single instance assigns itself the sources: no group, the service named.
+    assert picked[0]["group"] is None and picked[0]["service"] == "ctx"
+    assert picked[0]["member"] == "single instance (assign(): joins no group)"
     [call] = child(tree, "tool-call")
     assert call["detail"] == {"key": "refund-a1-1", "state": "done"}
     [request] = child(call, "request")
@@ -334,6 +340,64 @@ def test_a_source_record_names_the_producer_of_its_batch(
     assert main(["trace", "d-producers", "--bootstrap-server", bootstrap]) == 0
     table = capsys.readouterr().out
     assert f"producer_id={described.producer_id}" in table
+
+
+# A partitioned instance's view: one source, so any partition count is co-partitioned.
+ACCOUNTS_VIEW = """
+[views.account]
+[[views.account.sources]]
+topic = "crm.accounts"
+field = "profile"
+"""
+
+
+def owns(url: str) -> bool:
+    """Has the partitioned instance at `url` been assigned a partition?"""
+    with urllib.request.urlopen(f"{url}/v1/views", timeout=TIMEOUT_S) as response:
+        return bool(json.loads(response.read())["partitions"])
+
+
+def test_a_partitioned_instance_is_named_by_its_group_and_member(
+    copilot: Copilot, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """A context instance started with `--instance` reads its sources as a member of the
+    group `NAME-sources`: the receipt of its read names that group, and the trace the
+    service and the member (the instance id) the test started."""
+    views = tmp_path / "views.toml"
+    views.write_text(ACCOUNTS_VIEW)
+    service = ContextProcess(
+        copilot.broker.bootstrap,
+        views,
+        tmp_path / "ctxp",
+        tmp_path / "ctxp.log",
+        name="ctxp",
+        extra_args=["--instance", "p1"],
+    ).start()
+    try:
+        wait_until(lambda: owns(service.url), TIMEOUT_S, "the instance owns its partition")
+        at = copilot.produce("crm.accounts", "a7", {"name": "a7", "tier": "gold"})
+        context = Context(service.url)
+        with copilot.decisions.decision("d-partitioned"):
+            fence = {("crm.accounts", at[0]): at[1]}
+            account = context.get("account", "a7", min_offsets=fence, timeout_ms=30_000)
+            assert account.found
+        wait_for_receipt(copilot.broker.bootstrap, "crm.accounts", *at, reader="ctxp-sources-p1")
+    finally:
+        service.stop()
+    tree = trace(copilot, "d-partitioned", capsys)
+    [read] = child(tree, "read")
+    [changelog] = child(read, "changelog-record")
+    assert changelog["status"] == "found" and changelog["where"].startswith("ctxp.changelog[")
+    [source] = child(read, "source-record")
+    assert source["where"] == "crm.accounts[{}]@{}".format(*at)
+    picked = [
+        r["detail"]
+        for r in child(source, "read-receipt")
+        if r["status"] == "found" and r["detail"]["client_id"] == "ctxp-sources-p1"
+    ]
+    assert picked, child(source, "read-receipt")
+    assert picked[0]["group"] == "ctxp-sources"
+    assert picked[0]["service"] == "ctxp" and picked[0]["member"] == "p1"
 
 
 def test_an_exception_inside_the_block_still_records_the_decision(

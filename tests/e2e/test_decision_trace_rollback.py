@@ -3,13 +3,12 @@ decisions made on contextplane, then every copilot topic mirrored into Kafka 4.4
 `contextplane mirror --mode copy` (the way back: Kafka takes no batches at given
 offsets). Copy mode renumbers topics (the source's transaction markers are left out, the
 mirror's own are added), so offsets a decision recorded may hold other records on Kafka.
-What the trace there still guarantees, and this test checks: the decision and each call's
-ledger entry and policy evaluation are found (by key, not offset), with the same
-contents; and the changelog link is never silently wrong: found only when the record
-there is the read's entity in the state the answer named, else missing with why (the
-source is then followed from the answer). Records read at a recorded offset (source,
-request, write-back) are not checked: RFC 0006, "Producers, recovery and rollback in
-the trace as built", says what is not built."""
+The trace there finds the mirror's offset map (kept on Kafka, in its state topic) and
+reads each recorded position where the map says it went: this test checks that every
+record so read (changelog, source, request, write-back) is the one the trace found on
+contextplane, by key, timestamp and size; that the decision and each call's ledger entry
+and policy evaluation are found (by key) with the same contents; and that the read's
+positions vector translates exactly."""
 
 from __future__ import annotations
 
@@ -63,9 +62,11 @@ def test_the_trace_on_kafka_after_a_rollback_is_never_silently_wrong(
         )
         capsys.readouterr()
         assert status == 0
+    moved = 0
     for decision_id in decisions:
         there = trace(kafka.bootstrap, decision_id, capsys)
         assert there is not None and there["detail"]["outcome"] == "ok"
+        assert "copied here by the copy mirror" in there["detail"]["offset_map"]
         [call_here], [call_there] = child(here[decision_id], "tool-call"), child(there, "tool-call")
         for kind in ("ledger-entry", "policy-evaluation"):
             [found] = child(call_there, kind)
@@ -73,13 +74,30 @@ def test_the_trace_on_kafka_after_a_rollback_is_never_silently_wrong(
                 found["status"] == "found"
                 and found["detail"] == child(call_here, kind)[0]["detail"]
             )
-        [read] = child(there, "read")
-        [changelog] = child(read, "changelog-record")
-        [source] = child(read, "source-record")
-        if changelog["status"] == "found":  # then it is the entity's, in the state answered
-            assert changelog["detail"]["key"] == '["entity","account","a1"]'
-            [answered] = child(child(here[decision_id], "read")[0], "source-record")
-            assert changelog["detail"]["changed_by"] == answered["where"]
-            assert source["detail"]["via"] == "changelog"
-        else:
-            assert changelog["why"] and source["detail"].get("via", "answer") == "answer"
+        [read_here], [read_there] = child(here[decision_id], "read"), child(there, "read")
+        [request_here], [request_there] = child(call_here, "request"), child(call_there, "request")
+        pairs = [
+            (child(read_here, "changelog-record")[0], child(read_there, "changelog-record")[0]),
+            (child(read_here, "source-record")[0], child(read_there, "source-record")[0]),
+            (request_here, request_there),
+            (child(here[decision_id], "write-back")[0], child(there, "write-back")[0]),
+        ]
+        for link_here, link_there in pairs:
+            # The record at the translated position is the one the source had there.
+            assert link_here["status"] == "found" and link_there["status"] == "found", link_there
+            for name in ("key", "timestamp_ms", "value_bytes"):
+                assert link_there["detail"][name] == link_here["detail"][name]
+            if link_there["where"] != link_here["where"]:
+                assert link_there["detail"]["recorded_at"] == link_here["where"]
+                moved += 1
+        # The changelog record names the source record the answer named (source numbering).
+        changelog_there = pairs[0][1]
+        assert changelog_there["detail"]["changed_by"] == pairs[1][0]["where"]
+        assert pairs[1][1]["detail"]["via"] == "changelog"
+        assert (
+            read_there["detail"].get("recorded_positions", read_here["where"])
+            == (read_here["where"])
+        )
+        assert "positions_not_exact" not in read_there["detail"]
+    # Copy renumbered some of them (the changelog's and the ledger's transaction markers).
+    assert moved > 0

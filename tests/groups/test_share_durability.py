@@ -73,11 +73,11 @@ def test_a_refused_save_is_written_by_the_timer_task(metadata_url: str, tmp_path
         real_save = store.save_share_partitions
         failing = True
 
-        async def save(partitions: list[StoredSharePartition]) -> None:
+        async def save(partitions: list[StoredSharePartition], fences: Any = ()) -> None:
             if failing:
                 raise MetadataStoreUnavailable("connection lost")
             saved.append(partitions)
-            await real_save(partitions)
+            await real_save(partitions, fences)
 
         store.save_share_partitions = save  # type: ignore[method-assign]
         coordinator.partition(KEY, 5).acquire("a", [5], 1, coordinator.now_ms())
@@ -250,7 +250,7 @@ def test_altered_and_deleted_share_group_offsets_are_stored(
 
         real_save = store.save_share_partitions
 
-        async def refuse(partitions: list[StoredSharePartition]) -> None:
+        async def refuse(partitions: list[StoredSharePartition], fences: Any = ()) -> None:
             raise MetadataStoreUnavailable("connection lost")
 
         store.save_share_partitions = refuse  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ the queue (ShareFetch, ShareAcknowledge, share sessions), with Kafka's errors.""
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,7 @@ TOPICS = {
     "dropped": 1,
     "backlog": 1,
     "removed": 1,
+    "trimmed": 1,
 }
 
 
@@ -127,7 +129,15 @@ def test_members_share_the_partitions_and_see_kafkas_errors(wire: Wire) -> None:
     assert (a.member_epoch, _partitions(a)) == (3, {0, 1, 2})
 
 
-def _fetch(wire: Wire, group: str, member: str, epoch: int, topics: Any, wait_ms: int = 0) -> Any:
+def _fetch(
+    wire: Wire,
+    group: str,
+    member: str,
+    epoch: int,
+    topics: Any,
+    wait_ms: int = 0,
+    max_records: int = 100,
+) -> Any:
     return wire.call(
         SHARE_FETCH,
         1,
@@ -137,8 +147,8 @@ def _fetch(wire: Wire, group: str, member: str, epoch: int, topics: Any, wait_ms
         max_wait=wait_ms,
         min_bytes=1,
         max_bytes=1 << 20,
-        max_records=100,
-        batch_size=100,
+        max_records=max_records,
+        batch_size=max_records,
         topics=topics,
         forgotten_topics_data=[],
     )
@@ -377,3 +387,41 @@ def test_a_share_group_is_deleted_once_empty_with_its_state(broker: Broker, wire
     assert _fetch(wire, "doomed", "b", 0, _one(removed)).error_code == ErrorCode.none
     _produce(broker, "removed", 1)
     assert _acquired(_fetch(wire, "doomed", "b", 1, [], wait_ms=5_000)) == [(3, 3, 1)]
+
+
+def _batches(records: bytes) -> list[tuple[int, int]]:
+    """The (first, last) offsets of each RecordBatch in a response's records."""
+    out, position = [], 0
+    while position + 27 <= len(records):
+        base, length = struct.unpack_from(">qi", records, position)
+        (delta,) = struct.unpack_from(">i", records, position + 23)
+        out.append((base, base + delta))
+        position += 12 + length
+    assert position == len(records)  # whole batches only
+    return out
+
+
+def test_a_fetch_sends_only_the_batches_holding_acquired_records(
+    broker: Broker, wire: Wire
+) -> None:
+    """Kafka 4.4 slices a ShareFetch's records to the batches with acquired ones
+    (`ShareFetchUtils.maybeSliceFetchRecords`): a small max_records over a large backlog
+    gets a few batches, not all it could read."""
+    trimmed = _topic_ids(wire)["trimmed"]
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for index in range(400):
+        producer.produce("trimmed", value=b"x" * 200, partition=0)
+        if index % 10 == 9:
+            assert producer.flush(10) == 0  # one batch (or a few) per flush
+    assert _alter_group(wire, "trim", "earliest").error_code == ErrorCode.none
+    for member in ("a", "b"):
+        assert _beat(wire, "trim", member, 0, ["trimmed"]).error_code == ErrorCode.none
+    for member, first in (("a", 0), ("b", 15), ("a", 30)):
+        epoch = 0 if first < 30 else 1
+        got = _fetch(wire, "trim", member, epoch, _one(trimmed), max_records=15)
+        assert [(f, last) for f, last, _ in _acquired(got)] == [(first, first + 14)]
+        batches = _batches(bytes(got.responses[0].partitions[0].records))
+        # Every batch sent holds an acquired record; together they hold all 15.
+        assert all(f <= first + 14 and last >= first for f, last in batches)
+        assert batches[0][0] <= first and batches[-1][1] >= first + 14
+        assert len(batches) < 10  # of the ~40 in the backlog

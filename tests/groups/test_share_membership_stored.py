@@ -124,10 +124,10 @@ def test_a_refused_save_is_retried_and_the_heartbeat_told(
         real_save = store.save_share_groups
         failing = True
 
-        async def save(writes: dict[str, bytes | None]) -> None:
+        async def save(writes: dict[str, bytes | None], fences: Any = ()) -> None:
             if failing:
                 raise MetadataStoreUnavailable("connection lost")
-            await real_save(writes)
+            await real_save(writes, fences)
 
         store.save_share_groups = save  # type: ignore[method-assign]
         refused = await _beat(coordinator, "a", 0, ("t",))

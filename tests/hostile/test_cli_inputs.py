@@ -142,6 +142,19 @@ def test_trace_names_what_cannot_be_followed(
     assert any(why in (text or "") for text in whys), whys
 
 
+def test_trace_of_an_id_that_is_not_utf8_is_an_argument_error(
+    hostile: tuple[str, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shell passes any bytes: Python gives the ones UTF-8 cannot decode as lone
+    surrogates (surrogateescape), which no record key can hold."""
+    bootstrap, _ = hostile
+    status = main(["trace", "d-\udcff", "--bootstrap-server", bootstrap])
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    assert "decision id" in captured.err and "UTF-8" in captured.err
+    assert "Traceback" not in captured.err
+
+
 def test_trace_of_fields_of_the_wrong_type_shows_the_decision(
     hostile: tuple[str, dict[str, int]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -107,7 +107,10 @@ def test_joins_beside_a_member_naming_a_million_topics_are_cheap(
         with probe.running():
             joined = [join(client, f"member-{i}", ["crowded-probe"]) for i in range(JOINS)]
         assert [j.error_code for j in joined] == [0] * JOINS
-        assert joined[-1].member_epoch == JOINS + 1
+        # A new target is computed at most once per share.assignment.interval.ms (1 s, as
+        # in Kafka), so how many of the joins it covers depends on their pace.
+        epochs = [j.member_epoch for j in joined]
+        assert epochs == sorted(epochs) and 1 <= epochs[-1] <= JOINS + 1, epochs
     assert not probe.failures, probe.failures
     assert probe.latencies and max(probe.latencies) < PROBE_ANSWER_S, max(probe.latencies)
 

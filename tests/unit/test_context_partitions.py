@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from contextplane.services.context.client import _followable
 from contextplane.services.context.freshness import Position
-from contextplane.services.context.partitions import co_partitioned, entity_partition, murmur2
+from contextplane.services.context.partitions import (
+    co_partitioned,
+    entity_partition,
+    murmur2,
+    vouched_url,
+)
 from contextplane.services.context.store import LocalStore
 
 
@@ -55,3 +61,34 @@ def test_dropping_a_partition_forgets_its_entities_positions_and_read_position(
         assert (store.changelog_position(1), store.changelog_position(2)) == (0, 6)
     finally:
         store.close()
+
+
+def test_a_member_names_only_an_origin_on_its_own_address() -> None:
+    assert vouched_url("http://127.0.0.1:8090/", "/127.0.0.1") == "http://127.0.0.1:8090"
+    assert vouched_url("https://localhost:8443", "/127.0.0.1") == "https://localhost:8443"
+    assert vouched_url("http://127.0.0.1:1", "/::ffff:127.0.0.1") == "http://127.0.0.1:1"
+    for url in (
+        "http://203.0.113.9:8090",  # another host
+        "http://127.0.0.1:1@203.0.113.9",  # userinfo hiding it
+        "http://127.0.0.1:1/elsewhere",
+        "http://127.0.0.1:1?q",
+        "http://127.0.0.1:1#f",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:1\n",
+        " http://127.0.0.1:1",
+        "ftp://127.0.0.1",
+        "javascript:alert(1)",
+        "http://\u00e9vil.example",
+        "http://" + "a" * 300,
+        "http://no_such_host_under.invalid",
+    ):
+        assert vouched_url(url, "/127.0.0.1") is None, url
+    assert vouched_url("http://127.0.0.1:1", "not an address") is None
+
+
+def test_the_sdk_follows_only_an_origin_and_never_downgrades() -> None:
+    assert _followable("http://127.0.0.1:1/", "http://127.0.0.1:2") == "http://127.0.0.1:1"
+    assert _followable("https://h:1", "http://127.0.0.1:2") == "https://h:1"
+    assert _followable("http://h:1", "https://127.0.0.1:2") is None
+    for url in (None, 5, "http://a@b", "http://h/x", "http://h?q", "file:///etc/passwd", "http://"):
+        assert _followable(url, "http://127.0.0.1:2") is None, url

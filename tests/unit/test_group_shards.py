@@ -63,21 +63,27 @@ def group_on(shards: set[int]) -> str:
     return next(g for i in range(1000) if partition_for(g := f"g{i}", SHARDS) in shards)
 
 
+def pair_settings(metadata_url: str, tmp_path: Path) -> tuple[Settings, Settings]:
+    """Two brokers' settings on one metadata store; each test drives every pass itself."""
+    first = Settings(
+        data_dir=tmp_path / "one",
+        node_id=1,
+        metadata_url=metadata_url,
+        upload_interval_ms=3_600_000,
+        broker_heartbeat_interval_ms=3_600_000,
+        broker_session_timeout_ms=3_600_000,
+    )
+    second = replace(first, data_dir=tmp_path / "two", node_id=2)
+    for settings in (first, second):
+        settings.data_dir.mkdir()
+    return first, second
+
+
 def test_groups_follow_their_shard_and_a_fenced_coordinator_commits_nothing(
     metadata_url: str, tmp_path: Path
 ) -> None:
     async def run() -> None:
-        first = Settings(
-            data_dir=tmp_path / "one",
-            node_id=1,
-            metadata_url=metadata_url,
-            upload_interval_ms=3_600_000,
-            broker_heartbeat_interval_ms=3_600_000,  # the test drives each pass itself
-            broker_session_timeout_ms=3_600_000,
-        )
-        second = replace(first, data_dir=tmp_path / "two", node_id=2)
-        for settings in (first, second):
-            settings.data_dir.mkdir()
+        first, second = pair_settings(metadata_url, tmp_path)
         bucket = ObjectBucket()
         one = CoordinatedNode(first, await open_store(first), bucket)
         two = CoordinatedNode(second, await open_store(second), bucket)

@@ -216,11 +216,20 @@ class Broker:
         # Replayed and marked: the heartbeat may now write what storage owes and set
         # or clear the flag (RFC 0004 §5's outage path).
         registry.marks = storage.dirty
+
+        async def refresh_catalog() -> None:
+            # What a move of `generation.topics` asks this broker to read again: the
+            # topics, the dynamic broker configs and the group configs.
+            await topics.refresh()
+            await broker_configs.load()
+            if self.groups is not None:
+                await self.groups.configs.load()
+
         self.reconciler = Reconciler(
             self.metadata,
             storage,
             registry,
-            broker_configs.after(topics.refresh),
+            refresh_catalog,
             lambda name: name in topics.topics(),
             lambda name: unclean_election(topics, name),
             settings.node_id,
@@ -254,6 +263,7 @@ class Broker:
         self.shares = shares = ShareCoordinator(
             self.metadata, share_config(settings), self.clock, groups.configs.share_values
         )
+        shares.follow(groups)  # share groups follow their shards
         await shares.start(
             lambda name: getattr(topics.topics().get(name), "partitions", 0), topics.topics
         )

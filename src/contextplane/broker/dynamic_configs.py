@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from contextplane.broker.configs import BROKER_CONFIGS
@@ -127,16 +127,6 @@ class DynamicBrokerConfigs:
         stored = await self._store.broker_configs()
         self.stored = {r: c for r, c in stored.items() if r in (DEFAULT_RESOURCE, self.node)}
         self._apply()
-
-    def after(self, refresh: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """`refresh` (the topic table's), then these configs: what a move of
-        `generation.topics` asks a broker to read again."""
-
-        async def both() -> None:
-            await refresh()
-            await self.load()
-
-        return both
 
     def levels(self) -> list[tuple[int, Mapping[str, str]]]:
         """Where a value may come from, in Kafka's precedence."""

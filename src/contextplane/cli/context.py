@@ -43,7 +43,8 @@ def add_parser(sub: Any) -> None:
     context.add_argument(
         "--advertised-url",
         help="with --instance: the URL this instance serves at, named to clients another"
-        " instance redirects (421)",
+        " instance redirects (421); named only when its host is (or resolves to) this"
+        " instance's address as the broker sees it",
     )
     context.add_argument(
         "--session-timeout-ms",

@@ -105,6 +105,10 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
             # Kafka's producer default with acks=all: no duplicates from its retries.
             "enable.idempotence": args.acks in ("all", "-1"),
             "linger.ms": 5,
+            # A keyed record goes where Kafka's Java producer and console producer put
+            # it (murmur2), not librdkafka's default CRC32: consumers that rely on key
+            # partitioning (the context service's instances) find it there.
+            "partitioner": "murmur2_random",
         }
     )
     metadata = connection.metadata(producer, FLUSH_TIMEOUT_S, args.topic)

@@ -22,6 +22,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.logsafe import escape
 
 DEFAULT_TIMEOUT_S = 30.0
 TIMEOUT_S_MAX = 3600.0
@@ -72,6 +73,12 @@ def _trace(args: argparse.Namespace) -> int:
     from contextplane.services.trace import reader as trace_reader
     from contextplane.services.trace.event import DECISIONS_TOPIC
 
+    try:  # bytes a shell passed that are not UTF-8 arrive as lone surrogates
+        args.decision_id.encode()
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"decision id {escape(args.decision_id)}: not UTF-8 (no record key holds it)"
+        ) from None
     if not 0 < args.timeout <= TIMEOUT_S_MAX:
         raise ConfigError(f"--timeout: expected more than 0 and at most {TIMEOUT_S_MAX:g} s")
     records_max = args.max_records if args.max_records is not None else trace_reader.RECORDS_MAX

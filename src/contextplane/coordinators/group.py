@@ -97,6 +97,8 @@ class GroupCoordinator(ShardLoading):
         self.shards = GroupShards(leases)
         # Called with each shard loaded (the offsets topic's writer repairs its copy).
         self.shard_loaded: list[Callable[[int], Awaitable[None]]] = []
+        # Called with each shard unloaded (the share coordinator drops its share groups).
+        self.shard_unloaded: list[Callable[[int], None]] = []
         self._loading: dict[int, asyncio.Future[None]] = {}  # shards being loaded
         clock = clock or SystemClock()
         self._now_ms = clock.monotonic_ms

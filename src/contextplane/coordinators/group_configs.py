@@ -1,7 +1,9 @@
 """Per-group configs (GROUP config resources) as the group coordinator keeps them: the
-stored strings, loaded at start and replaced whole by each alteration (stored first), and
-their checked values handed to the consumer group machine, which applies them from each
-group's next heartbeat; a share group's values are read from them on each use
+stored strings, replaced whole by each alteration (stored first) and loaded at start and
+again when `generation.topics` moved (each write moves it, so an alteration through any
+broker reaches every broker at its next cluster heartbeat), and their checked values
+handed to the consumer group machine, which applies them from each group's next
+heartbeat; a share group's values are read from them on each use
 (`share_values`), an INT override outside the broker's current `group.share.min/max.*`
 capped to them (Kafka's GroupConfig.evaluate; its warning is logged at load)."""
 
@@ -35,28 +37,39 @@ class GroupConfigs:
         self._configs: dict[str, dict[str, str]] = {}
 
     async def load(self) -> None:
-        self._configs = await self._store.group_configs()
-        for group_id, configs in self._configs.items():
-            # As stored: bounds changed since hold for the next alteration (a share
-            # group's values are capped to them when used, `share_values`).
-            try:
-                self._machine.group_configs[group_id] = checked(configs, None)
-            except KafkaError as exc:  # a config this version no longer knows
-                log.warning("group %r: stored configs not loaded: %s", group_id, exc.message)
-                continue
-            for name, value, bound, effective in share.capped(configs, self._share_bounds()):
-                below = "is below" if bound == "minimum" else "exceeds"
-                log.warning(
-                    "The group config '%s' for group '%s' has value %d which %s the broker's "
-                    "allowed %s %d. The effective value will be capped to %d.",
-                    name,
-                    group_id,
-                    value,
-                    below,
-                    bound,
-                    effective,
-                    effective,
-                )
+        """The stored configs, at start and again whenever `generation.topics` moved
+        (another broker may have altered a group's): a group whose configs changed is
+        checked (and its capped values warned about) again, one no longer stored dropped."""
+        stored = await self._store.group_configs()
+        previous, self._configs = self._configs, stored
+        for group_id in previous.keys() - stored.keys():
+            self._machine.group_configs.pop(group_id, None)
+        for group_id, configs in stored.items():
+            if previous.get(group_id) != configs:
+                self._apply(group_id, configs)
+
+    def _apply(self, group_id: str, configs: dict[str, str]) -> None:
+        # As stored: bounds changed since hold for the next alteration (a share group's
+        # values are capped to them when used, `share_values`).
+        try:
+            self._machine.group_configs[group_id] = checked(configs, None)
+        except KafkaError as exc:  # a config this version no longer knows
+            self._machine.group_configs.pop(group_id, None)
+            log.warning("group %r: stored configs not loaded: %s", group_id, exc.message)
+            return
+        for name, value, bound, effective in share.capped(configs, self._share_bounds()):
+            below = "is below" if bound == "minimum" else "exceeds"
+            log.warning(
+                "The group config '%s' for group '%s' has value %d which %s the broker's "
+                "allowed %s %d. The effective value will be capped to %d.",
+                name,
+                group_id,
+                value,
+                below,
+                bound,
+                effective,
+                effective,
+            )
 
     def group_ids(self) -> list[str]:
         """The groups with overrides (ListConfigResources lists them)."""

@@ -30,6 +30,7 @@ class ShardLoading:
     _store: MetadataStore
     shards: GroupShards
     shard_loaded: list[Callable[[int], Awaitable[None]]]
+    shard_unloaded: list[Callable[[int], None]]
     state: GroupStateMachine
     classic: ClassicGroupSaver
     consumer: ConsumerGroupMachine
@@ -53,6 +54,10 @@ class ShardLoading:
                 self._start_loading(shard).add_done_callback(_log_failed_load)
             return ErrorCode.coordinator_load_in_progress
         return ErrorCode.not_coordinator
+
+    def refused(self, group_id: str) -> ErrorCode | None:
+        """Why a request for the group is not served here, or None (`_refused`)."""
+        return self._refused(group_id)
 
     def _start_loading(self, shard: int) -> asyncio.Future[None]:
         task = self._loading[shard] = asyncio.ensure_future(self._load_afresh(shard))
@@ -109,6 +114,8 @@ class ShardLoading:
             self.classic.unload(group_id)
         for group_id in [g for g in self.consumer.groups if wanted(g)]:
             self.saver.unload(group_id)
+        for unloaded in self.shard_unloaded:
+            unloaded(shard)
         log.info("group coordinator: unloaded shard %d", shard)
 
     def _fenced(self, group_id: str, fenced: CoordinatorFenced) -> None:

@@ -1,16 +1,17 @@
 """The share coordinator (KIP-932): the async shell around share-group membership
 (`ShareGroupMachine`), the share partitions (`SharePartition`) and the share sessions.
 
-One broker owns every share group's state (the inter-broker share state APIs are not
-served; RFC 0008 §2): membership and share partitions are in the metadata store, loaded
-at start (members' sessions timed from the load, so they heartbeat on without
-rejoining); a membership change is saved before the heartbeat that made it is answered
-(a timer's expiry by the timer task), a share partition's before the ShareFetch /
-ShareAcknowledge that made it. A
-timer task expires members' sessions and records' locks. As in Kafka 4.4, membership and
-share sessions are apart: a member that leaves or expires keeps its share session and
-the records it acquired, which go back when the session closes (epoch -1, its connection
-dropped) or their locks expire.
+A share group's membership is served by its `__consumer_offsets` shard's leader, loaded
+and dropped with the shard (share_shards.py; members' sessions timed from the load, so
+they heartbeat on without rejoining), each save fenced by the shard's leader epoch. Share
+partitions are in the metadata store too, loaded at start (the inter-broker share state
+APIs are not served; RFC 0008 §2). A membership change is saved before the heartbeat
+that made it is answered (a timer's expiry by the timer task), a share partition's
+before the ShareFetch / ShareAcknowledge that made it. A timer task expires members'
+sessions and records' locks. As in Kafka 4.4, membership and share sessions are apart:
+a member that leaves or expires keeps its share session and the records it acquired,
+which go back when the session closes (epoch -1, its connection dropped) or their locks
+expire.
 
 Every method runs on the event loop thread and changes state without awaiting in the
 middle, so nothing needs a lock; only saves await.
@@ -36,7 +37,9 @@ from contextplane.coordinators.share_group import (
 from contextplane.coordinators.share_group_configs import OffsetReset, ShareGroupValues
 from contextplane.coordinators.share_partition import Run, SharePartition, Undeliverable
 from contextplane.coordinators.share_sessions import ShareSessions
-from contextplane.coordinators.share_stored import BadShareGroupValue, decode, encode
+from contextplane.coordinators.share_shards import ShareKey, ShareShards
+from contextplane.coordinators.share_stored import encode
+from contextplane.errors import CoordinatorFenced
 from contextplane.metadata.records import StoredSharePartition
 from contextplane.metadata.store import MetadataStore, MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
@@ -45,7 +48,6 @@ from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
-ShareKey = tuple[str, str, int]  # group id, topic, partition
 # Copies undeliverable records to their groups' dead-letter topics (KIP-1191), durably;
 # raises when it could not (the records are offered to it again at the next save).
 DeadLetterSink = Callable[[list[tuple[ShareKey, list[Undeliverable]]]], Awaitable[None]]
@@ -80,7 +82,7 @@ def share_config(settings: Settings) -> ShareConfig:
     )
 
 
-class ShareCoordinator:
+class ShareCoordinator(ShareShards):
     def __init__(
         self,
         store: MetadataStore,
@@ -121,6 +123,12 @@ class ShareCoordinator:
         self._stored_groups: dict[str, bytes] = {}
         self._unsaved_groups: set[str] = set()
         self._served: set[str] = set()
+        self.shards = None
+        self._refuse = None
+        # Share partition -> the (stream, leader epoch) of the topic partition it is served
+        # under here, and the reads of share partitions under way (`lead`).
+        self._leads: dict[ShareKey, tuple[int, int]] = {}
+        self._leading: dict[ShareKey, asyncio.Future[None]] = {}
 
     # -- a group's own configs ----------------------------------------------------------
 
@@ -154,25 +162,11 @@ class ShareCoordinator:
         reassigns from them)."""
         self._partition_counts = partition_counts
         self._existing_topics = existing_topics
-        for group_id, raw in (await self._store.share_groups()).items():
-            try:
-                self.groups.load_group(decode(group_id, raw))
-            except BadShareGroupValue as exc:
-                log.warning("share group %r: stored membership not loaded: %s", group_id, exc)
-                continue
-            self._stored_groups[group_id] = raw
-        for stored in await self._store.share_partitions():
-            key = (stored.group_id, stored.topic, stored.partition)
-            values = self.values(stored.group_id)
-            self.partitions[key] = SharePartition.load(
-                stored.start_offset,
-                [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
-                values.delivery_count_limit,
-                values.partition_max_record_locks,
-                values.record_lock_duration_ms,
-            )
-            self.partitions[key].state_epoch = stored.state_epoch
-            self._saved_epochs[key] = stored.state_epoch
+        await self._load_groups(self._wanted())
+        # Following shards, each share partition is read when its topic partition's
+        # leader here first serves it (`lead`); alone, all are loaded now.
+        for stored in [] if self.shards is not None else await self._store.share_partitions():
+            self._load_partition(stored)
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run_timers(), name="share-coordinator-timers")
 
@@ -228,6 +222,8 @@ class ShareCoordinator:
         timer task, and a retry at the epoch the member had is accepted)."""
         if self._task is None:
             return heartbeat_error(ErrorCode.coordinator_not_available)
+        if (refused := self.refused(request.group_id)) is not None:
+            return heartbeat_error(refused)
         self._partition_counts = partition_counts
         response, _left = self.groups.heartbeat(request, partition_counts, topics_version, existing)
         if self.groups.group(request.group_id) is not None:
@@ -239,8 +235,9 @@ class ShareCoordinator:
         # Kafka 4.4 does: they go back when the session closes (epoch -1, its connection
         # dropped) or their locks expire. librdkafka 2.16 sends its last ShareAcknowledge
         # beside the leave, on another connection: it must still find the session.
-        if not saved:
-            return heartbeat_error(ErrorCode.coordinator_not_available)
+        if not saved:  # NOT_COORDINATOR when the save found the shard fenced
+            refused = self.refused(request.group_id) or ErrorCode.coordinator_not_available
+            return heartbeat_error(refused)
         return response
 
     def _take_group_changes(self, timer: bool = False) -> None:
@@ -260,15 +257,25 @@ class ShareCoordinator:
         if not self._unsaved_groups:
             return True  # a steady heartbeat: nothing to write, nothing to wait for
         async with self._saving_groups:
+            # Groups whose shard left meanwhile are their new coordinator's to store.
+            served, fences = self._fences(sorted(self._unsaved_groups))
+            self._unsaved_groups &= set(served)
             writes: dict[str, bytes | None] = {}
-            for group_id in sorted(self._unsaved_groups):
+            for group_id in served:
                 group = self.groups.group(group_id)
                 value = None if group is None else encode(group)
                 if value != self._stored_groups.get(group_id):
                     writes[group_id] = value
             if writes:
                 try:
-                    await self._store.save_share_groups(writes)
+                    await self._store.save_share_groups(writes, fences)
+                except CoordinatorFenced as fenced:
+                    # Another broker leads a shard now: the group coordinator unloads it
+                    # (and, through `unload_shard`, its share groups).
+                    log.warning("share groups: %s; unloading the shard", fenced)
+                    if self.shards is not None:
+                        self.shards.on_fenced(fenced.stream_id)
+                    return False
                 except Exception as exc:  # noqa: BLE001 - retried by the timer task
                     log_round_failure(log, "saving share group membership", exc)
                     self.kick()
@@ -341,6 +348,19 @@ class ShareCoordinator:
             _run_with(partition, self.values(key[0]))
         return partition
 
+    def _load_partition(self, stored: StoredSharePartition) -> None:
+        key = (stored.group_id, stored.topic, stored.partition)
+        values = self.values(stored.group_id)
+        self.partitions[key] = SharePartition.load(
+            stored.start_offset,
+            [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
+            values.delivery_count_limit,
+            values.partition_max_record_locks,
+            values.record_lock_duration_ms,
+        )
+        self.partitions[key].state_epoch = stored.state_epoch
+        self._saved_epochs[key] = stored.state_epoch
+
     def _unsaved(self) -> list[ShareKey]:
         return [
             key
@@ -389,8 +409,13 @@ class ShareCoordinator:
             writes.append(
                 StoredSharePartition(*key, partition.start_offset, partition.state_epoch, runs)
             )
+        fences = {self._leads[key] for key in keys if key in self._leads}
         try:
-            await self._store.save_share_partitions(writes)
+            await self._store.save_share_partitions(writes, fences)
+        except CoordinatorFenced as fenced:
+            self._lost_lead(fenced.stream_id)
+            self.kick()
+            return False
         except MetadataStoreUnavailable:
             self.kick()
             return False
@@ -420,6 +445,8 @@ class ShareCoordinator:
     async def delete_group(self, group_id: str) -> ErrorCode:
         """DeleteGroups of a share group: refused while it has members (as Kafka), else
         its share-partition state goes from the store, then from memory."""
+        if (refused := self.refused(group_id)) is not None:
+            return refused
         group = self.groups.group(group_id)
         if group is not None and group.members:
             return ErrorCode.non_empty_group

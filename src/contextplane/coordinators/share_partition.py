@@ -102,6 +102,10 @@ class SharePartition:
         # Archived as undeliverable since the last `take_undeliverable`: each offset once
         # (ARCHIVED is final), so at most what was in flight between two saves.
         self.undeliverable: list[Undeliverable] = []
+        # What ShareFetch reads showed of the log's records, to bound the next read by
+        # what it can acquire (0: not known yet, read the request's share of its bytes).
+        self.read_bytes_per_record = 0.0
+        self.read_batch_max = 0
 
     # -- loading and saving -------------------------------------------------------------
 

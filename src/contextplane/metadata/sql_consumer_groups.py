@@ -1,6 +1,7 @@
 """The statements of the KIP-848 consumer group tables and the per-group configs
 (migration 0013), and the engine and store methods over them (mixed into `SqlEngine` and
-`SqlMetadataStore`).
+`SqlMetadataStore`). A group's configs are replaced whole in one transaction that also
+moves `generation.topics`, so every broker reads them again (as dynamic broker configs).
 
 The rows' documents are JSON the group coordinator writes and reads
 (coordinators/consumer_group/stored.py); here they are opaque text. One save is one
@@ -13,6 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 from contextplane.metadata.records import ConsumerGroupWrite, StoredConsumerGroup
+from contextplane.metadata.sql_assignment import TOPICS_GENERATION, bump_generation
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_group_documents import save_one
 
@@ -137,6 +139,9 @@ class ConsumerGroupRows:
 
         def run() -> None:
             with engine._transaction():
+                # Other brokers read the group configs again when it moves: the group's
+                # coordinator and its share partitions' leaders may be any of them.
+                bump_generation(self._db, TOPICS_GENERATION)
                 replace_group_configs(self._db, group_id, configs)
 
         engine._run_write(run)

@@ -3,10 +3,13 @@ and store methods over them (mixed into `SqlEngine` and `SqlMetadataStore`).
 
 A save replaces each named share partition's row and its in-flight runs, all in one
 transaction: a crash leaves a partition as one save or the next wrote it, never a mix.
+A save is fenced by the leader epochs of the topic partitions it covers (each share
+partition is served by its topic partition's leader), checked in its transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from contextplane.metadata.records import StoredSharePartition
@@ -15,11 +18,14 @@ from contextplane.metadata.sql_db import Db
 _KEY = "group_id=? AND topic=? AND partition_index=?"
 
 
-def load(db: Db) -> list[StoredSharePartition]:
+def load(db: Db, key: tuple[str, str, int] | None = None) -> list[StoredSharePartition]:
+    """Every share partition, or the one of `key` (group, topic, partition)."""
+    where, args = ("", ()) if key is None else (f" WHERE {_KEY}", key)
     partitions: dict[tuple[str, str, int], StoredSharePartition] = {}
     rows = db.execute(
         "SELECT group_id, topic, partition_index, start_offset, state_epoch"
-        " FROM share_partition_state"
+        " FROM share_partition_state" + where,
+        args,
     )
     for group_id, topic, index, start, epoch in rows:
         partitions[(group_id, topic, index)] = StoredSharePartition(
@@ -27,7 +33,8 @@ def load(db: Db) -> list[StoredSharePartition]:
         )
     runs = db.execute(
         "SELECT group_id, topic, partition_index, first_offset, last_offset, state,"
-        " delivery_count FROM share_inflight ORDER BY first_offset"
+        " delivery_count FROM share_inflight" + where + " ORDER BY first_offset",
+        args,
     )
     for group_id, topic, index, first, last, state, count in runs:
         stored = partitions.get((group_id, topic, index))
@@ -74,14 +81,19 @@ class SharePartitionRows:
 
     _db: Db
 
-    def share_partitions(self) -> list[StoredSharePartition]:
-        return load(self._db)
+    def share_partitions(
+        self, key: tuple[str, str, int] | None = None
+    ) -> list[StoredSharePartition]:
+        return load(self._db, key)
 
-    def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
+    def save_share_partitions(
+        self, partitions: list[StoredSharePartition], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
         engine: Any = self  # a SqlEngine: its transactions and disk-full retry
 
         def run() -> None:
             with engine._transaction():
+                engine.check_shards(fences)
                 for stored in partitions:
                     save(self._db, stored)
 
@@ -115,14 +127,18 @@ class SharePartitionRows:
 class SharePartitionCalls:
     """`SqlMetadataStore`'s share-partition methods, run on its worker thread."""
 
-    async def share_partitions(self) -> list[StoredSharePartition]:
+    async def share_partitions(
+        self, key: tuple[str, str, int] | None = None
+    ) -> list[StoredSharePartition]:
         store: Any = self  # a SqlMetadataStore
-        result: list[StoredSharePartition] = await store._call(store.engine.share_partitions)
+        result: list[StoredSharePartition] = await store._call(store.engine.share_partitions, key)
         return result
 
-    async def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
+    async def save_share_partitions(
+        self, partitions: list[StoredSharePartition], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.save_share_partitions, partitions)
+        await store._call(store.engine.save_share_partitions, partitions, fences)
 
     async def delete_share_topic_state(self, topic: str) -> None:
         store: Any = self

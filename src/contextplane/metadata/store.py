@@ -240,8 +240,11 @@ class MetadataStore(Protocol):
         """Group id -> its membership (coordinators/share_stored.py)."""
         ...
 
-    async def save_share_groups(self, writes: dict[str, bytes | None]) -> None:
-        """Every write in one transaction (None: the group is deleted)."""
+    async def save_share_groups(
+        self, writes: dict[str, bytes | None], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Every write in one transaction (None: the group is deleted), fenced as
+        `save_classic_groups`."""
         ...
 
     # -- KIP-848 consumer groups (loaded at start, each change saved before it is told)
@@ -281,9 +284,18 @@ class MetadataStore(Protocol):
         ...
 
     # -- KIP-932 share partitions (loaded at start, each change saved before it is told)
-    async def share_partitions(self) -> list[StoredSharePartition]: ...
-    async def save_share_partitions(self, partitions: list[StoredSharePartition]) -> None:
-        """Replace each partition's state and in-flight runs, all in one transaction."""
+    async def share_partitions(
+        self, key: tuple[str, str, int] | None = None
+    ) -> list[StoredSharePartition]:
+        """Every share partition, or the one of `key` (group, topic, partition)."""
+        ...
+
+    async def save_share_partitions(
+        self, partitions: list[StoredSharePartition], fences: Collection[tuple[int, int]] = ()
+    ) -> None:
+        """Replace each partition's state and in-flight runs, all in one transaction, once
+        each topic partition (stream, leader epoch) of `fences` is still at its epoch
+        (else CoordinatorFenced, nothing written)."""
         ...
 
     async def delete_share_topic_state(self, topic: str) -> None:

@@ -3,10 +3,12 @@ acknowledgements, in share sessions.
 
 A ShareFetch first applies the acknowledgements it carries, then reads each partition of
 the session from where its share partition has records to offer and acquires up to
-`max_records` of them for the member; the response carries the batches read and the
-acquired ranges (the client delivers only those). Every change is saved in the metadata
-store before the answer. With nothing to acquire it waits up to `max_wait` for new
-records or released ones.
+`max_records` of them for the member; the response carries the batches holding acquired
+records and the acquired ranges (the client delivers only those), as Kafka slices them
+(`ShareFetchUtils.maybeSliceFetchRecords`). A read is bounded by what the request can
+acquire, from the bytes per record the partition's earlier reads showed. Every change
+is saved in the metadata store before the answer. With nothing to acquire it waits up
+to `max_wait` for new records or released ones.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ _TRANSACTIONAL = 0x10
 _CONTROL = 0x20
 # The share consumer's max.poll.records default: a request that names none gets this many.
 _MAX_RECORDS_DEFAULT = 500
+# The least a partition reads once its bytes per record are known, and how many times the
+# records wanted it reads (room for records other members hold in between).
+_READ_MIN = 64 * 1024
+_READ_SLACK = 2
 # ShareFetch / ShareAcknowledge v2 (KIP-1222): the RENEW acknowledgement type.
 RENEW_FROM = 2
 RENEW = int(AckType.RENEW)
@@ -103,6 +109,62 @@ def record_ranges(
     return ranges, end
 
 
+def acquired_batches(data: bytes, acquired: Sequence[Acquired]) -> bytes:
+    """The whole batches of `data` that hold an acquired record (`acquired` ascending,
+    as `SharePartition.acquire` returns them): Kafka sends no others, and the ranges
+    tell the client which of their records are its."""
+    kept: list[tuple[int, int]] = []
+    position, index = 0, 0
+    while position + 61 <= len(data) and index < len(acquired):
+        base, length = _BASE_AND_LENGTH.unpack_from(data, position)
+        if length < 49 or position + 12 + length > len(data):
+            break
+        (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
+        last, end = base + delta, position + 12 + length
+        while index < len(acquired) and acquired[index].last_offset < base:
+            index += 1
+        if index < len(acquired) and acquired[index].first_offset <= last:
+            if kept and kept[-1][1] == position:
+                kept[-1] = (kept[-1][0], end)  # contiguous: one slice
+            else:
+                kept.append((position, end))
+        position = end
+    if len(kept) == 1 and kept[0] == (0, len(data)):
+        return data
+    return b"".join(data[a:b] for a, b in kept)
+
+
+def _read_bound(partition: SharePartition, wanted: int, per_partition: int) -> int:
+    """Bytes to read for `wanted` records: a few times what they took in this partition's
+    earlier reads, at least its largest batch seen; the whole share of the budget until
+    a read has shown them (or after a bounded read came back empty)."""
+    per_record = partition.read_bytes_per_record
+    if per_record <= 0:
+        return per_partition
+    estimate = max(int(per_record * wanted * _READ_SLACK), partition.read_batch_max, _READ_MIN)
+    return min(per_partition, estimate)
+
+
+def _note_read(partition: SharePartition, data: bytes) -> None:
+    """What the read showed of this partition's record sizes (for `_read_bound`)."""
+    if not data:
+        # Nothing fitted a bounded read (a batch larger than any seen): read it all next.
+        partition.read_bytes_per_record = 0.0
+        return
+    position, first, end, largest = 0, None, 0, 0
+    while position + 61 <= len(data):
+        base, length = _BASE_AND_LENGTH.unpack_from(data, position)
+        if length < 49:
+            break
+        (delta,) = _LAST_OFFSET_DELTA.unpack_from(data, position + _LAST_OFFSET_DELTA_AT)
+        first = base if first is None else first
+        end, largest = base + delta + 1, max(largest, 12 + length)
+        position += 12 + length
+    if first is not None and end > first:
+        partition.read_bytes_per_record = len(data) / (end - first)
+        partition.read_batch_max = max(partition.read_batch_max, largest)
+
+
 def _in_aborted(by_producer: dict[int, list[AbortedTxn]], producer_id: int, offset: int) -> bool:
     """Whether the producer's batch at `offset` is in one of its aborted transactions
     (from its first offset to its ABORT marker)."""
@@ -143,7 +205,7 @@ def _resolve(ctx: RequestContext, topics: Any) -> list[_Target]:
     return targets
 
 
-def _acknowledge(
+async def _acknowledge(
     ctx: RequestContext,
     shares: ShareCoordinator,
     group_id: str,
@@ -161,7 +223,14 @@ def _acknowledge(
         if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
             target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
             continue
-        partition = shares.existing((group_id, target.topic, target.index))
+        key = (group_id, target.topic, target.index)
+        try:  # served by the topic partition's leader, as Kafka's share-partition leader
+            log = ctx.log.partition(target.topic, target.index)
+        except KafkaError as exc:
+            target.ack_error = exc.code
+            continue
+        await shares.lead(key, (log.stream_id, log.leader_epoch))
+        partition = shares.existing(key)
         if partition is None:
             target.ack_error = ErrorCode.invalid_record_state
             continue
@@ -181,6 +250,7 @@ async def _share_partition(
     log: PartitionLog,
 ) -> SharePartition:
     key = (group_id, target.topic or "", target.index)
+    await shares.lead(key, (log.stream_id, log.leader_epoch))
     start = log.high_watermark
     if key not in shares.partitions:
         start = await _reset_offset(ctx, shares.values(group_id).offset_reset, log)
@@ -238,7 +308,10 @@ async def _acquire_all(
         return 0
     budget = min(max_bytes, ctx.settings.fetch_max_bytes)
     per_partition = max(1, budget // len(reading))
-    requests = [ReadRequest(t.log, start, per_partition, isolation) for t, _, start in reading]
+    requests = [
+        ReadRequest(t.log, start, _read_bound(p, max_records, per_partition), isolation)
+        for t, p, start in reading
+    ]
     results = await ctx.log.read_many(requests, budget, LoopShare().due)
     acquired = 0
     now = shares.now_ms()
@@ -250,6 +323,7 @@ async def _acquire_all(
             target.error = ErrorCode.kafka_storage_error
             continue
         data = _joined(chunks)
+        _note_read(partition, data)
         ranges, read_end = record_ranges(data)
         txns = target.log.transactions if target.log is not None else None
         if committed and txns is not None and read_end is not None and txns.aborted_since(start):
@@ -262,7 +336,7 @@ async def _acquire_all(
             member_id, offsets_of(ranges), max_records - acquired, now, read_end
         )
         if target.acquired:
-            target.records = data
+            target.records = acquired_batches(data, target.acquired)
             acquired += sum(a.last_offset - a.first_offset + 1 for a in target.acquired)
         if acquired >= max_records:
             break
@@ -395,7 +469,7 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
                 session.partitions.difference_update(
                     (record.name, int(p)) for p in topic.partitions
                 )
-    _acknowledge(ctx, shares, group_id, member_id, asked)
+    await _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)
@@ -483,7 +557,7 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
     code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
-    _acknowledge(ctx, shares, group_id, member_id, asked)
+    await _acknowledge(ctx, shares, group_id, member_id, asked)
     if epoch == FINAL_EPOCH:
         shares.sessions.close((group_id, member_id))
         shares.release(group_id, member_id)

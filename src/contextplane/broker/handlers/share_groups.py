@@ -84,6 +84,8 @@ def _described(ctx: RequestContext, group_id: str, include_operations: bool) -> 
     }
     if ctx.denied(ResourceType.GROUP, group_id):
         return {**empty, "error_code": ErrorCode.group_authorization_failed}
+    if (refused := coordinator(ctx).refused(group_id)) is not None:
+        return {**empty, "error_code": refused}  # its shard's leader coordinates it
     group = coordinator(ctx).describe(group_id)
     if group is None:
         message = (

@@ -178,6 +178,8 @@ def _group_refused(ctx: RequestContext, api: str, group_id: str, known: bool) ->
     refusal: tuple[ErrorCode, str | None] | None = None
     if not group_id:
         refusal = (ErrorCode.invalid_group_id, None)
+    elif (not_here := shares.refused(group_id)) is not None:
+        refusal = (not_here, None)  # its shard's leader coordinates it
     elif other_protocol(ctx, group_id):
         refusal = (ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.")
     elif known and not shares.knows(group_id):

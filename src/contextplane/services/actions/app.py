@@ -17,11 +17,12 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from contextplane.services.actions import ledger
 from contextplane.services.actions.ledger import LedgerIndex
+from contextplane.services.ascii_json import AsciiJSONResponse
 from contextplane.services.context.app import ProblemResponse
 
 log = logging.getLogger("contextplane.actions")
@@ -50,7 +51,8 @@ async def _entry(request: Request) -> Response:
     if entry is None and conflict is None and rejected is None and approval is None:
         return _problem(404, "not-found", f"the ledger has no entry for key {key!r}")
     found = {"entry": entry, "conflict": conflict, "rejected": rejected, "approval": approval}
-    return JSONResponse({"key": key, **found})
+    # Entries quote the request: its text may have no UTF-8 form (a lone surrogate).
+    return AsciiJSONResponse({"key": key, **found})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

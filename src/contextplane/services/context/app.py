@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from contextplane.services.ascii_json import AsciiJSONResponse
 from contextplane.services.context import errors, metrics
 from contextplane.services.context.freshness import TopicPartition
 from contextplane.services.context.service import (
@@ -42,8 +43,8 @@ BODY_BYTES_MAX = 64 * 1024
 BODY_READ_S = 10.0
 
 
-class ProblemResponse(JSONResponse):
-    media_type = "application/problem+json"
+class ProblemResponse(AsciiJSONResponse):
+    media_type = "application/problem+json"  # it may quote the request's text
 
 
 def service_of(request: Request) -> ContextService:
@@ -96,6 +97,11 @@ async def _fenced_get(request: Request) -> Response:
     entity = body.get("entity")
     if not isinstance(entity, str) or not entity:
         raise errors.bad_request("'entity' must be a non-empty string")
+    if not entity.isascii():
+        try:  # JSON's "\ud800" is a lone surrogate: no key, row or partition has it
+            entity.encode()
+        except UnicodeEncodeError:
+            raise errors.bad_request(f"'entity' {entity!r} has no UTF-8 form") from None
     timeout_ms = body.get("timeout_ms", FENCE_WAIT_MS_DEFAULT)
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool):
         raise errors.bad_request("'timeout_ms' must be an integer")

@@ -111,6 +111,10 @@ class PointInTime:
             **client_config,
             # Assigned partitions only: the group is never joined and nothing committed.
             "group.id": f"{name}-as-of",
+            # Its own client id: a read receipt names the group last seen for the same
+            # principal, client id and host, so librdkafka's shared default ("rdkafka")
+            # would credit these reads to some other consumer's group in a trace.
+            "client.id": client_config.get("client.id", f"{name}-as-of"),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",

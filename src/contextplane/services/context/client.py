@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from contextplane.clock import SystemClock
 from contextplane.services.context.freshness import Freshness, PartitionFreshness
 from contextplane.services.context.merge import Origin, RecordAt
 from contextplane.services.trace import current
@@ -29,6 +30,11 @@ from contextplane.services.trace import current
 HTTP_SLACK_S = 10.0
 # How long an as_of read may take at the service, at most (its own bound decides).
 AS_OF_WAIT_S = 60.0
+# An answer is one entity's state (at most 900 KiB stored) and a line per source
+# partition: a reply past this is not read into memory.
+REPLY_BYTES_MAX = 8 * 1024 * 1024
+BAD_REPLY = "/problems/bad-reply"
+_CLOCK = SystemClock()
 
 
 class ContextClientError(Exception):
@@ -99,10 +105,14 @@ class ContextClient:
         as_of: dict[tuple[str, int], int] | None,
         as_of_ms: int | None,
     ) -> EntityContext:
+        for name, text in (("view", view), ("entity", entity)):
+            if not text.isascii() and not _utf8(text):  # a lone surrogate: JSON's "\ud800"
+                problem = {"type": "/problems/bad-request", "detail": f"{name} {text!r}: no UTF-8"}
+                raise ContextClientError(400, problem)
         past = as_of is not None or as_of_ms is not None
         if min_offsets is None and timeout_ms is None and not past:
             path = f"/v1/views/{_quote(view)}/entities/{_quote(entity)}"
-            return _entity(self._call("GET", path, None, self._timeout_s))
+            return _answer(self._call("GET", path, None, self._timeout_s))
         body: dict[str, Any] = {"entity": entity}
         if min_offsets:
             body["min_offsets"] = _vector_json(min_offsets)
@@ -117,7 +127,7 @@ class ContextClient:
         if past:
             wait_s = max(wait_s, AS_OF_WAIT_S)
         answer = self._call("POST", f"/v1/views/{_quote(view)}/get", body, wait_s + HTTP_SLACK_S)
-        return _entity(answer)
+        return _answer(answer)
 
     def views(self) -> dict[str, Any]:
         """Each view's freshness and skipped records, as the service reports them."""
@@ -132,25 +142,109 @@ class ContextClient:
             # does: asked once more there (never further: a second 421 is raised).
             owner = exc.problem.get("owner") if exc.kind == "not-owner" else None
             url = owner.get("url") if isinstance(owner, dict) else None
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            origin = _followable(url, self._url)
+            if origin is None:
                 raise
-            return self._call_at(url.rstrip("/"), method, path, body, timeout_s)
+            return self._call_at(origin, method, path, body, timeout_s)
 
     def _call_at(self, base: str, method: str, path: str, body: Any, timeout_s: float) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(base + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        deadline = _CLOCK.monotonic_ms() + int(timeout_s * 1000)
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                return json.loads(response.read())
+            with _OPENER.open(request, timeout=timeout_s) as response:
+                raw = _reply(response, deadline)
+                try:
+                    return json.loads(raw)
+                except ValueError:
+                    detail = f"the reply is not JSON: {raw[:80]!r}"
+                    raise ContextClientError(502, {"type": BAD_REPLY, "detail": detail}) from None
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
+            raw = _reply(exc.fp, deadline)
             try:
                 problem = json.loads(raw)
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _answer(raw: Any) -> EntityContext:
+    """The reply as an answer; one that is not (a server that is not a context service
+    of this version) is a 502 `bad-reply` the caller handles like any refusal."""
+    try:
+        return _entity(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"the reply is not an entity answer: {type(exc).__name__} {exc}"
+        raise ContextClientError(502, {"type": BAD_REPLY, "detail": detail[:200]}) from None
+
+
+def _reply(response: Any, deadline: int) -> bytes:
+    """The reply's body, read to REPLY_BYTES_MAX by the call's deadline: a server that
+    streams without end, or a byte at a time (each within the socket's timeout), is a
+    504 `reply-too-large` / `reply-too-slow`, not memory or a caller held for ever."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(64 * 1024):
+        size += len(chunk)
+        if size > REPLY_BYTES_MAX:
+            raise ContextClientError(
+                502,
+                {
+                    "type": "/problems/reply-too-large",
+                    "detail": f"a reply past {REPLY_BYTES_MAX} bytes",
+                },
+            )
+        if _CLOCK.monotonic_ms() > deadline:
+            raise ContextClientError(
+                504, {"type": "/problems/reply-too-slow", "detail": "the reply did not end in time"}
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The service never answers 3xx: one is an error, not a place to send the request."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _followable(url: Any, configured: str) -> str | None:
+    """The origin a 421 names, when the SDK may ask there: http(s)://host[:port] only
+    (no credentials, path or query to smuggle another host in), and never plain http
+    when the configured service is https."""
+    if not isinstance(url, str) or not url.isascii() or not url.isprintable() or " " in url:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        return None
+    if parts.scheme == "http" and configured.startswith("https://"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def read_record(answer: EntityContext) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from contextplane.clock import Clock, SystemClock
 from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
@@ -31,7 +29,8 @@ from contextplane.services.context.freshness import (
     unmet,
 )
 from contextplane.services.context.merge import Origin, RecordAt, decode_entity
-from contextplane.services.context.partitions import entity_partition, owners
+from contextplane.services.context.owner_lookup import OwnerLookup
+from contextplane.services.context.partitions import entity_partition
 from contextplane.services.context.snapshots import Snapshots, Snapshotter
 from contextplane.services.context.store import LocalStore
 from contextplane.services.context.views import View
@@ -48,9 +47,6 @@ FENCE_WAIT_MS_DEFAULT = 5_000
 FENCE_WAITERS_MAX = 1_000
 FENCE_PARTITIONS_MAX = 1_000
 JOIN_S = 10.0
-# A partitioned instance asks the group who owns a partition within this (per read it
-# redirects; a read it answers itself asks no one).
-OWNER_LOOKUP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,9 @@ class ContextService:
             self._snapshots, self._applier.store_path, settings.snapshot_every_records
         )
         common = {"bootstrap.servers": config.bootstrap, **config.client_config}
-        self._common = common
-        self._group = config.group
+        self._owners = OwnerLookup(
+            common, config.group, lambda: self._applier.partition_count, lambda: self._applier.owned
+        )
         self._point_in_time = PointInTime(
             common, config.name, self._snapshots, settings, self._clock
         )
@@ -262,13 +259,7 @@ class ContextService:
         if partition in owned and not outside:
             return
         wanted = partition if partition not in owned else outside[0]
-        admin = AdminClient(self._common)
-        try:
-            found = await asyncio.to_thread(owners, admin, self._group, OWNER_LOOKUP_S)
-        except Exception as exc:  # the answer is the same: ask again later
-            log.warning("looking up the owner of partition %d: %s", wanted, exc)
-            found = {}
-        owner = found.get(wanted)
+        owner = (await self._owners.owners()).get(wanted)
         if owner is None or owner.client_id == self._applier.client_id:  # being restored here
             raise errors.partition_moving(view, entity, wanted)
         raise errors.not_owner(view, entity, wanted, dataclasses.asdict(owner))
@@ -329,6 +320,7 @@ class ContextService:
         return {
             "applied_records": self._applier.applied_records,
             "failure": self.failure,
+            "owner_lookups": self._owners.lookups,
             # Partitioned: the partition numbers this instance serves; the single one: null.
             "partitions": None if owned is None else sorted(owned),
             "views": {

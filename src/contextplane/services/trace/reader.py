@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from contextplane.clock import SystemClock
 from contextplane.services.actions import ledger
-from contextplane.services.trace import event, receipts
+from contextplane.services.trace import event, receipts, rollback
 from contextplane.services.trace.event import OFFSET_MAX
 from contextplane.services.trace.link import Link, cut, place
 from contextplane.services.trace.producer import BatchProducers
@@ -89,6 +89,7 @@ class Reader:
         # topic -> its partition count, or why it has none; None: not listed yet.
         self._topics: dict[str, int | str] | None = None
         self._producers = BatchProducers(config)
+        self.translation: rollback.Translation | None = None  # when copied (rollback.py)
 
     @property
     def client(self) -> Consumer:
@@ -116,6 +117,14 @@ class Reader:
         for name, found in metadata.topics.items():
             topics[name] = _count(name, found)
         return topics
+
+    def listed(self, topic: str) -> bool:
+        """Is `topic` in the cluster's one listing of every topic (no lookup of its own)?"""
+        try:
+            listing = self._topics or self._consumer.list_topics(timeout=max(1.0, self._left_s()))
+        except KafkaException:
+            return False
+        return topic in (listing if isinstance(listing, dict) else self.know(listing))
 
     def _partitions(self, topic: str) -> list[int] | str:
         """The topic's partitions (Kafka numbers them 0 to count - 1), or why there are
@@ -338,6 +347,8 @@ def trace(reader: Reader, message: Any) -> Link:
         "found_by": reader.found_by,
         "records_scanned": reader.records_read.get(event.DECISIONS_TOPIC, 0),
     }
+    if hasattr(reader, "translation"):  # not the console's reader (its own cluster's)
+        rollback.translate_if_copied(reader, message, root)
     sources: list[Source] = []  # source records found, with their timestamps
     root.children += [_read(reader, read, sources) for read in _dicts(document.get("reads"))]
     _add_receipts(reader, sources, message.timestamp()[1])
@@ -353,16 +364,12 @@ def trace(reader: Reader, message: Any) -> Link:
 def _read(reader: Reader, read: dict[str, Any], sources: list[Source]) -> Link:
     """A read, the changelog record it answered from and the source record that changed
     the entity (named by that changelog record, else by the answer)."""
-    positions = ", ".join(
-        f"{p.get('topic')}[{p.get('partition')}]={p.get('position')}"
-        for p in _dicts(read.get("positions"))
+    detail = {k: read[k] for k in ("found", "age_ms", "lag", "stale", "error") if k in read}
+    # The positions vector, as the source recorded it or translated (`rollback.py`).
+    where = rollback.positions(
+        getattr(reader, "translation", None), _dicts(read.get("positions")), detail
     )
-    link = Link(
-        "read",
-        f"read {read.get('view')}/{read.get('entity')}",
-        positions,
-        {k: read[k] for k in ("found", "age_ms", "lag", "stale", "error") if k in read},
-    )
+    link = Link("read", f"read {read.get('view')}/{read.get('entity')}", where, detail)
     changed_by, via = read.get("changed_by"), "answer"
     if read.get("found") and "error" not in read:
         entry, from_changelog = _changelog_link(reader, read)
@@ -455,11 +462,19 @@ def _record(reader: Reader, kind: str, label: str, at: dict[str, Any]) -> tuple[
         return Link(kind, label, missing=f"not a record position: {cut(repr(at))}"), None
     topic, partition, offset = found_at
     link = Link(kind, label, place(topic, partition, offset))
+    if (translation := getattr(reader, "translation", None)) is not None:
+        here = translation.record(topic, partition, offset)
+        if here != offset:  # the record is elsewhere here, or where is not known
+            link.detail["recorded_at"] = link.where
+            if isinstance(here, str):
+                link.missing = here
+                return link, None
+            link.where, offset = place(topic, partition, here), here
     found = reader.read_at(topic, partition, offset)
     if isinstance(found, str):
         link.missing = found
         return link, None
-    link.detail = {
+    link.detail |= {
         "key": _text(found.key()),
         "timestamp_ms": found.timestamp()[1],
         "value_bytes": len(found.value() or b""),

@@ -38,6 +38,10 @@ PRODUCER_CLOCK_SKEW_MS = 5 * 60 * 1000
 RECEIPT_WINDOW_MAX_MS = 10 * 60 * 1000
 # A receipt's value read, at most (the broker's are well under 64 KiB).
 RECEIPT_BYTES_MAX = 1024 * 1024
+# How the context service names its sources' reader (services/context/partitions.py;
+# not imported: the trace reads any cluster's records, the service need not be here).
+_GROUP_SUFFIX = "-sources"
+_URL_SEPARATOR = "@"
 _SHOWN = ("principal", "client_id", "group", "client_address", "first_fetch_time", "coarse")
 
 Wanted = tuple[str, int, int]  # a source record's topic, partition and offset
@@ -140,11 +144,35 @@ def _holds(receipt: dict[str, Any], offset: int) -> bool:
     return False
 
 
+def context_member(group: Any, client_id: Any) -> dict[str, str]:
+    """The context service instance a receipt's reader is, by the client ids the service
+    reads its sources with (services/context/applier.py): a partitioned instance joins the
+    group `NAME-sources` as `NAME-sources-INSTANCE[@URL]` (the broker names that group in
+    its receipts), the single instance assigns itself every partition as `NAME-sources`
+    and joins no group. The broker's receipts hold no Kafka member id (Fetch names none);
+    the instance id is the member's stable name, its member id changing at every join.
+    Any reader may choose these client ids: a name, as the receipt's client id is."""
+    if not isinstance(client_id, str) or not client_id:
+        return {}
+    if isinstance(group, str) and group.endswith(_GROUP_SUFFIX):
+        if client_id.startswith(f"{group}-"):
+            instance = client_id[len(group) + 1 :].split(_URL_SEPARATOR, 1)[0]
+            if instance:
+                return {"service": cut(group[: -len(_GROUP_SUFFIX)]), "member": cut(instance)}
+    elif group is None and client_id.endswith(_GROUP_SUFFIX) and client_id != _GROUP_SUFFIX:
+        return {
+            "service": cut(client_id[: -len(_GROUP_SUFFIX)]),
+            "member": "single instance (assign(): joins no group)",
+        }
+    return {}
+
+
 def _link(message: Any, receipt: dict[str, Any]) -> Link:
     detail = {
         name: cut(value) if isinstance(value, str) else value
         for name in _SHOWN
         if isinstance(value := receipt.get(name), str | bool | None)
     }
+    detail.update(context_member(receipt.get("group"), receipt.get("client_id")))
     where = place(message.topic(), message.partition(), message.offset())
     return Link("read-receipt", "read by", where, detail)
