@@ -50,8 +50,16 @@ if [ -n "$RELEASE" ]; then
     # Another release's source index, in the cache: apt-get source with these options only.
     APT="$ROOT/apt"
     mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial"
+    # The archive the system's own packages come from (its first Debian URI).
+    archive=$(grep -hsoE '^URIs: *[^ ]+' /etc/apt/sources.list.d/debian.sources | head -n1 \
+        | sed 's/^URIs: *//')
+    if [ -z "$archive" ]; then
+        archive=$(grep -hsE '^deb ' /etc/apt/sources.list | sed -E 's/^deb +(\[[^]]*\] +)?//' \
+            | awk '{print $1}' | head -n1)
+    fi
+    [ -n "$archive" ] || { echo "librdkafka: no Debian archive in the apt sources" >&2; exit 1; }
     echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-        "http://deb.debian.org/debian $RELEASE main" >"$APT/sources.list"
+        "$archive $RELEASE main" >"$APT/sources.list"
     APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache")
 elif ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
