@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from contextplane.cli import mirror_state
 from tests.support.broker import free_port
-from tests.support.cli import contextplane, one_error_line
+from tests.support.cli import contextplane, one_error_line, sigint_as_from_a_terminal
 from tests.support.inprocess import InProcessBroker
 from tests.support.mirror import create, produce, read_all, transaction
 from tests.support.wait import wait_until
@@ -268,6 +268,7 @@ def test_ctrl_c_saves_progress_and_prints_the_summary(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_from_a_terminal,
     )
     try:
         wait_until(lambda: _log_end(target.bootstrap, "clicks") == 200, 60, "the copy")

@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
 
 from contextplane.services.context.partitions import entity_partition
 from tests.support.broker import BrokerProcess
-from tests.support.cli import contextplane, one_error_line
+from tests.support.cli import contextplane, one_error_line, sigint_as_from_a_terminal
 
 # Topics only as the tests create them; a group's first join not held back 3 s; an
 # authorizer that allows what no ACL covers, so that one DENY ACL makes a refusal.
@@ -311,9 +311,7 @@ def test_ctrl_c_mid_stream_reports_what_was_printed(
         + list(cli(broker, "consume", "interrupted", "--from-beginning")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        # As a terminal starts it: a test run started in the background (`cmd &` in a
-        # script) ignores SIGINT, the child inherits that, and Python then leaves it ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=sigint_as_from_a_terminal,
     )
     try:
         assert consume.stdout is not None

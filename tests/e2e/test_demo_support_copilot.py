@@ -24,6 +24,7 @@ from contextplane.cli.main import main
 from contextplane.services.actions.ledger import LEDGER_TOPIC, REQUESTS_TOPIC
 from contextplane.services.demo import scenario
 from harness import kafka_reference
+from tests.support.cli import sigint_as_from_a_terminal
 from tests.support.inprocess import InProcessBroker
 
 pytestmark = pytest.mark.slow  # each run of the demo ≈ 25 s
@@ -233,6 +234,7 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        preexec_fn=sigint_as_from_a_terminal,
     )
     try:
         assert demo.stdout is not None

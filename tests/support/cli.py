@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -44,3 +45,10 @@ def one_error_line(run: Run, status: int = 1) -> str:
     lines = run.err.strip().splitlines()
     assert len(lines) == 1, run.err
     return lines[0]
+
+
+def sigint_as_from_a_terminal() -> None:
+    """A `preexec_fn` for a child that a test stops with SIGINT (what Ctrl-C sends): a test
+    run started in the background (`cmd &` in a script) ignores SIGINT, a child inherits
+    that, and Python then leaves it ignored; a terminal starts it with the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
