@@ -236,6 +236,16 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "validate_only": True,
         },
         42: {"groups_names": ["sweep-absent-group"]},  # DeleteGroups
+        35: {"topics": [{"topic": TOPIC, "partitions": [0]}]},  # DescribeLogDirs
+        43: {  # ElectLeaders: the partition's leader is its target (ELECTION_NOT_NEEDED)
+            "election_type": 0,
+            "topic_partitions": [{"topic": TOPIC, "partitions": [0]}],
+            "timeout": 5000,
+        },
+        55: {  # DescribeQuorum: the one partition Kafka answers
+            "topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]
+        },
+        74: {"resource_types": []},  # ListConfigResources: the default types
         44: {  # IncrementalAlterConfigs (validate only)
             "resources": [
                 {
