@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args[0]) if args else TABLE
     install(path)
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]  # as cli/launch.py
+    import contextplane.broker.app  # noqa: F401  # the broker's start, beyond its request table
     import contextplane.cli.main  # noqa: F401
     from contextplane.broker.routes import ROUTES
     from contextplane.protocol.codec import request_schema, response_schema
