@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib.util
 import inspect
 import statistics
@@ -153,12 +154,19 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         broker = InProcessBroker(Path(tmp), object_store=f"file://{tmp}/objects").start()
+        thresholds = gc.get_threshold()
+        freezer = None
         try:
             create_topic(broker.bootstrap, TOPIC)
-            settle_after_start()  # as `contextplane up` does: the start-up heap frozen
+            freezer = settle_after_start()  # as `contextplane up` does: the start-up heap frozen
             return run(broker, args.version or [9, 11], args)
         finally:
             broker.stop()
+            # This process may go on (a test run): its collector as it was before.
+            if freezer is not None:
+                freezer.uninstall()
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
 
 
 def run(broker: InProcessBroker, versions: list[int], args: Any) -> dict[int, dict[str, float]]:
