@@ -29,6 +29,7 @@ from tests.groups.test_share_group_wire import (
     _one,
     _topic_ids,
 )
+from tests.support.wait import wait_until
 
 GROUP, TOPIC = "leavers", "leaving"
 # Kafka creates __consumer_offsets and the share state topic at the first request that
@@ -92,7 +93,8 @@ def _conversation(port: int, bootstrap: str) -> list[Any]:
             timeout=10_000,
         )
         assert created.topics[0].error_code == ErrorCode.none
-        topic = _topic_ids(wire)[TOPIC]
+        # Kafka's metadata lists a topic just created only once its brokers learned it.
+        topic = wait_until(lambda: _topic_ids(wire).get(TOPIC), 30, f"{TOPIC} listed")
         _assigned(wire)
         epochs = {"a": 0, "b": 0}
         for member, connection in (("a", other), ("b", wire)):
