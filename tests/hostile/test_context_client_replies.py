@@ -5,6 +5,7 @@ caller can handle, not memory filled or a caller held for ever."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -67,3 +68,14 @@ def test_replies_past_their_size_or_time_are_errors(hostile: str, view: str, kin
     with pytest.raises(ContextClientError) as failed:
         ContextClient(hostile, timeout_s=1.0).get(view, "e1")
     assert failed.value.kind == kind
+
+
+def test_a_service_that_does_not_answer_is_a_problem_naming_it() -> None:
+    # A port nothing listens on: bound and closed again, so the connection is refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(ContextClientError) as failed:
+        ContextClient(url, timeout_s=1.0).get("account", "a1")
+    assert (failed.value.status, failed.value.kind) == (503, "unreachable")
+    assert url in str(failed.value)

@@ -34,6 +34,7 @@ AS_OF_WAIT_S = 60.0
 # partition: a reply past this is not read into memory.
 REPLY_BYTES_MAX = 8 * 1024 * 1024
 BAD_REPLY = "/problems/bad-reply"
+UNREACHABLE = "/problems/unreachable"
 _CLOCK = SystemClock()
 
 
@@ -168,6 +169,11 @@ class ContextClient:
             except ValueError:
                 problem = {"detail": raw.decode(errors="replace")}
             raise ContextClientError(exc.code, problem) from None
+        except urllib.error.URLError as exc:
+            # No answer at all (refused, no route, a name that does not resolve): the
+            # caller's one error type, naming the service it could not reach.
+            detail = f"the context service at {base} did not answer: {exc.reason}"
+            raise ContextClientError(503, {"type": UNREACHABLE, "detail": detail}) from None
 
 
 def _utf8(text: str) -> bool:
