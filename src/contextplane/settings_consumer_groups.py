@@ -40,6 +40,9 @@ class ConsumerGroupSettings:
     group_consumer_min_heartbeat_interval_ms: int = 5_000
     group_consumer_max_heartbeat_interval_ms: int = 15_000
     group_consumer_assignment_interval_ms: int = 1_000
+    group_consumer_min_assignment_interval_ms: int = 0
+    group_consumer_max_assignment_interval_ms: int = 15_000
+    group_consumer_assignor_offload_enable: bool = True
     group_consumer_max_size: int = INT_MAX
     group_consumer_assignors: str = "uniform,range"
     group_consumer_migration_policy: str = "bidirectional"
@@ -91,9 +94,33 @@ CONSUMER_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         attr="group_consumer_assignment_interval_ms",
         unit="ms",
         meaning="a consumer-protocol group's target assignment is recomputed at most this "
-        "often (changes in between are batched; 0: at every change), as Kafka 4.3+",
+        "often (changes in between are batched; 0: at every change), as Kafka 4.3+; a "
+        "group's `consumer.assignment.interval.ms` overrides it",
         low=0,
-        high=15_000,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.consumer.min.assignment.interval.ms",
+        attr="group_consumer_min_assignment_interval_ms",
+        unit="ms",
+        meaning="the least a consumer group's `consumer.assignment.interval.ms` may be set to",
+        low=0,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.consumer.max.assignment.interval.ms",
+        attr="group_consumer_max_assignment_interval_ms",
+        unit="ms",
+        meaning="the most a consumer group's `consumer.assignment.interval.ms` may be set to",
+        low=0,
+        high=INT_MAX,
+    ),
+    dict(
+        name="group.consumer.assignor.offload.enable",
+        attr="group_consumer_assignor_offload_enable",
+        unit="",
+        meaning="accepted as Kafka's (an internal setting there); the assignor runs on the "
+        "event loop, as its cost is linear in the subscribed partitions and members",
     ),
     dict(
         name="group.consumer.max.size",
@@ -154,6 +181,13 @@ _ORDERS = (
     ("group_consumer_session_timeout_ms", ">=", "group_consumer_min_session_timeout_ms"),
     ("group_consumer_session_timeout_ms", "<=", "group_consumer_max_session_timeout_ms"),
     ("group_consumer_heartbeat_interval_ms", "<", "group_consumer_session_timeout_ms"),
+    (
+        "group_consumer_max_assignment_interval_ms",
+        ">=",
+        "group_consumer_min_assignment_interval_ms",
+    ),
+    ("group_consumer_assignment_interval_ms", ">=", "group_consumer_min_assignment_interval_ms"),
+    ("group_consumer_assignment_interval_ms", "<=", "group_consumer_max_assignment_interval_ms"),
 )
 _WORDS = {">=": "greater than or equal to", "<=": "less than or equal to", "<": "less than"}
 

@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from contextplane.coordinators.consumer_group import group_configs
 from contextplane.coordinators.consumer_group.assignors import range_assignor, uniform
 from contextplane.coordinators.consumer_group.group import ConsumerGroup
 from contextplane.coordinators.consumer_group.machine import ConsumerGroupMachine
@@ -255,6 +256,26 @@ def test_targets_are_batched_by_the_assignment_interval() -> None:
     clock.now = 2_000
     a = _beat(machine, "a", 3, owned=_all("t", 3))
     assert (a["member_epoch"], a["assignment"]) == (4, _all("t", 6))
+
+
+def test_a_groups_own_assignment_interval_overrides_the_brokers() -> None:
+    """`consumer.assignment.interval.ms` (a GROUP config): 0 for this group makes every
+    change a new target at once, while the broker's interval is 1 s."""
+    clock = Clock()
+    machine = ConsumerGroupMachine(clock)
+    machine.group_configs["g"] = {group_configs.ASSIGNMENT_INTERVAL: 0}
+    _join(machine, "a")
+    b = _join(machine, "b")
+    assert _group(machine).state().value == "Reconciling"  # not Assigning: no wait
+    assert b["member_epoch"] == 3
+    # Past the broker's 1 s but within the group's 5 s: the next change waits.
+    machine.group_configs["g"] = {group_configs.ASSIGNMENT_INTERVAL: 5_000}
+    clock.now = 1_000
+    c = _join(machine, "c")
+    assert _group(machine).state().value == "Assigning"
+    clock.now = 5_000
+    _beat(machine, "c", c["member_epoch"], owned=())
+    assert _group(machine).state().value != "Assigning"
 
 
 def test_three_members_take_kafkas_partitions() -> None:

@@ -681,7 +681,7 @@ GROUP_CONFIG_NAMES = ["consumer.heartbeat.interval.ms", "consumer.session.timeou
 
 
 def _group_configs(
-    wire: Wire, group: str
+    wire: Wire, group: str, names: list[str] = GROUP_CONFIG_NAMES
 ) -> dict[str, tuple[str, int, list[tuple[str, str, int]]]]:
     response = wire.call(
         DESCRIBE_CONFIGS,
@@ -690,7 +690,7 @@ def _group_configs(
             {
                 "resource_type": GROUP_RESOURCE,
                 "resource_name": group,
-                "configuration_keys": GROUP_CONFIG_NAMES,
+                "configuration_keys": names,
             }
         ],
         include_synonyms=True,
@@ -765,6 +765,16 @@ def test_group_configs_as_kafka_describes_and_alters_them(wire: Wire) -> None:
             "of type INT"
         ),
         ("bogus.x", 0, "1"): "Unknown group config name: bogus.x",
+        ("consumer.assignment.interval.ms", 0, "15001"): (
+            "consumer.assignment.interval.ms must be in the range 0 to 15000 inclusive."
+        ),
+        ("consumer.assignor.offload.enable", 0, "maybe"): (
+            "Invalid value maybe for configuration consumer.assignor.offload.enable: Expected "
+            "value to be either true or false"
+        ),
+        ("streams.session.timeout.ms", 0, "50000"): (
+            "Unknown group config name: streams.session.timeout.ms"
+        ),
         ("consumer.session.timeout.ms", 2, "1"): (
             "Can't APPEND to key consumer.session.timeout.ms because its type is not LIST."
         ),
@@ -788,6 +798,14 @@ def test_group_configs_as_kafka_describes_and_alters_them(wire: Wire) -> None:
         "consumer.heartbeat.interval.ms": ("5000", 5),
         "consumer.session.timeout.ms": ("45000", 5),
     }
+    interval = ("consumer.assignment.interval.ms", 0, " 0 ")
+    assert _alter_group(wire, group, interval) == (ErrorCode.none, None)
+    assert _group_configs(wire, group, [interval[0]]) == {
+        interval[0]: ("0", 8, [
+            (interval[0], "0", 8),
+            ("group.consumer.assignment.interval.ms", "1000", 5),
+        ]),
+    }  # fmt: skip
 
 
 def test_a_classic_group_with_a_member_upgrades_online(wire: Wire) -> None:

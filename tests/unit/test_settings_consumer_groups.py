@@ -165,6 +165,37 @@ def test_group_configs_are_held_to_the_broker_bounds_when_altered_not_when_loade
     assert group_configs.checked({session: "1000"}, None) == {session: 1000}
 
 
+def test_the_assignment_interval_and_assignor_offload_as_group_configs() -> None:
+    """`consumer.assignment.interval.ms`: an INT at least 0 within the broker's
+    `group.consumer.min/max.assignment.interval.ms` (0 and 15000); the offload a BOOLEAN.
+    A stored 0 loads (stored values are held to the config's own floor only)."""
+    interval, offload = group_configs.ASSIGNMENT_INTERVAL, group_configs.ASSIGNOR_OFFLOAD
+    settings = _settings()
+    assert group_configs.checked({interval: "0", offload: "FALSE"}, settings) == {interval: 0}
+    assert group_configs.checked({interval: "0"}, None) == {interval: 0}
+    share_interval = "share.assignment.interval.ms"
+    assert group_configs.checked({share_interval: "0"}, None) == {share_interval: 0}
+    refusals = {
+        "-1": f"Invalid value -1 for configuration {interval}: Value must be at least 0",
+        "15001": f"{interval} must be in the range 0 to 15000 inclusive.",
+    }
+    for text, message in refusals.items():
+        with pytest.raises(KafkaError) as refused:
+            group_configs.checked({interval: text}, settings)
+        assert refused.value.message == message
+    with pytest.raises(KafkaError, match="Expected value to be either true or false"):
+        group_configs.checked({offload: "1"}, settings)
+    narrower = _settings(**{"group.consumer.max.assignment.interval.ms": "2000"})
+    with pytest.raises(KafkaError, match="must be in the range 0 to 2000 inclusive"):
+        group_configs.checked({interval: "2001"}, narrower)
+    with pytest.raises(SettingsError) as refused_start:
+        _settings(**{"group.consumer.min.assignment.interval.ms": "2000"})
+    assert str(refused_start.value) == (
+        "group.consumer.assignment.interval.ms must be greater than or equal to "
+        "group.consumer.min.assignment.interval.ms"
+    )
+
+
 def test_giving_rebalance_protocols_warns_as_kafka_does() -> None:
     from contextplane.settings_consumer_groups import deprecations
 

@@ -1,6 +1,7 @@
 """Per-group configs (Kafka's GroupConfig, GROUP config resources of DescribeConfigs and
-IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms` and
-`consumer.heartbeat.interval.ms`, the share groups' `share.session.timeout.ms`,
+IncrementalAlterConfigs): the consumer groups' `consumer.session.timeout.ms`,
+`consumer.heartbeat.interval.ms`, `consumer.assignment.interval.ms` and
+`consumer.assignor.offload.enable`, the share groups' `share.session.timeout.ms`,
 `share.heartbeat.interval.ms`, `share.record.lock.duration.ms`, `share.delivery.count.limit`,
 `share.partition.max.record.locks`, `share.renew.acknowledge.enable`,
 `share.assignment.interval.ms`, `share.assignor.offload.enable`, `share.auto.offset.reset`
@@ -23,8 +24,8 @@ Rules of this file:
   next heartbeat (the session timer a heartbeat restarts, the interval it answers), a
   lock duration from the next records acquired, the reset and isolation level from the
   next ShareFetch.
-* Kafka 4.4's other group configs (the consumer groups' assignment interval and assignor
-  offload, the streams groups' ones) are refused as unknown until they are built.
+* Kafka 4.4's streams groups' configs are refused as unknown: streams groups are not
+  built.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from contextplane.settings import Settings
 
 SESSION_TIMEOUT = "consumer.session.timeout.ms"
 HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
+ASSIGNMENT_INTERVAL = "consumer.assignment.interval.ms"
+# Accepted and described as Kafka 4.4's (an internal config there); nothing to offload to.
+ASSIGNOR_OFFLOAD = "consumer.assignor.offload.enable"
 SHARE_AUTO_OFFSET_RESET = share.AUTO_OFFSET_RESET
 # KIP-1191: where a share group's undeliverable records are copied, and whether the copy
 # carries the record's key and value (else only the context headers).
@@ -82,6 +86,25 @@ SPECS: dict[str, GroupConfigSpec] = {
             "group.consumer.min.heartbeat.interval.ms",
             "group.consumer.max.heartbeat.interval.ms",
         ),
+    ),
+    ASSIGNMENT_INTERVAL: GroupConfigSpec(
+        "group.consumer.assignment.interval.ms",
+        0,
+        0,
+        "The interval between assignment updates for a consumer group.",
+        bounds=(
+            "group.consumer.min.assignment.interval.ms",
+            "group.consumer.max.assignment.interval.ms",
+        ),
+        floor=0,
+    ),
+    ASSIGNOR_OFFLOAD: GroupConfigSpec(
+        "group.consumer.assignor.offload.enable",
+        0,
+        0,
+        "Whether to offload consumer group assignment to a group coordinator background thread.",
+        kind="boolean",
+        internal=True,
     ),
     share.SESSION_TIMEOUT: GroupConfigSpec(
         "group.share.session.timeout.ms",
@@ -304,7 +327,8 @@ def checked(configs: Mapping[str, str], settings: Settings | None) -> dict[str, 
                 f"Invalid value {value} for configuration {name}: Value must be at least "
                 f"{spec.floor}",
             )
-        low, high = bounds_of(spec, settings) if settings is not None else (1, INT_MAX)
+        # A stored value is held to its floor only (an interval of 0 is a valid one).
+        low, high = bounds_of(spec, settings) if settings is not None else (spec.floor, INT_MAX)
         if not low <= value <= high:
             raise KafkaError(
                 ErrorCode.invalid_config, f"{name} must be in the range {low} to {high} inclusive."

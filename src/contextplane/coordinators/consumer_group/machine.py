@@ -37,6 +37,7 @@ from contextplane.coordinators.consumer_group.group import (
     ConsumerMember,
 )
 from contextplane.coordinators.consumer_group.group_configs import (
+    ASSIGNMENT_INTERVAL,
     HEARTBEAT_INTERVAL,
     SESSION_TIMEOUT,
 )
@@ -119,6 +120,12 @@ class ConsumerGroupMachine:
         if overrides is None:
             return self.config.heartbeat_interval_ms
         return overrides.get(HEARTBEAT_INTERVAL, self.config.heartbeat_interval_ms)
+
+    def assignment_interval_ms(self, group_id: str) -> int:
+        overrides = self.group_configs.get(group_id)
+        if overrides is None:
+            return self.config.assignment_interval_ms
+        return overrides.get(ASSIGNMENT_INTERVAL, self.config.assignment_interval_ms)
 
     def member_session_ms(self, group_id: str, member: ConsumerMember) -> int:
         """A classic member's session is the one it joined with, as in Kafka."""
@@ -287,7 +294,8 @@ class ConsumerGroupMachine:
         """Kafka 4.3+ batches changes: a new target at most once per assignment interval
         (the group is Assigning meanwhile), computed by the next heartbeat after it."""
         last = group.last_assignment_ms
-        return last is None or self.now_ms() - last >= self.config.assignment_interval_ms
+        interval = self.assignment_interval_ms(group.group_id)
+        return last is None or self.now_ms() - last >= interval
 
     def _new_target(self, group: ConsumerGroup) -> None:
         group.last_assignment_ms = self.now_ms()
