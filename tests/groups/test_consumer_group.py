@@ -23,6 +23,7 @@ from contextplane.coordinators.consumer_group.reconcile import (
     Reconciliation,
     reconcile,
 )
+from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.consumer_group.views import describe_group
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -522,7 +523,11 @@ def test_a_regex_matches_whole_names_and_follows_the_topic_table() -> None:
         return list(counts)
 
     machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
-    kw = {"partitions": lambda t: counts.get(t, 0), "topics_version": 1, "topic_names": names}
+    kw = {
+        "partitions": lambda t: counts.get(t, 0),
+        "topics_version": 1,
+        "regex_topics": RegexTopics(names),
+    }
     joined = _regex_join(machine, "a", "orders-.*", **kw)
     assert joined["error_code"] == ErrorCode.none
     assert joined["assignment"] == {("orders-1", 0), ("orders-1", 1), ("orders-eu", 0)}
@@ -566,7 +571,7 @@ def test_regex_patterns_are_bounded_and_checked_by_re2() -> None:
         "(a+)+$",
         partitions=_partitions,
         topics_version=1,
-        topic_names=lambda: ["a" * 5000 + "b"],
+        regex_topics=RegexTopics(lambda: ["a" * 5000 + "b"]),
     )
     assert ok["error_code"] == ErrorCode.none
     # A pattern over RE2's memory bound is refused, not compiled unbounded.
