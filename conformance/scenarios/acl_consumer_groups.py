@@ -21,36 +21,9 @@ from conformance.scenarios._acl_common import (
     grant,
     revoke,
 )
+from conformance.scenarios.consumer_groups import CONSUMER_GROUP_DESCRIBE, _heartbeat
 from conformance.wire import Acl, err
 from tests.support.rawclient import RawClient
-
-CONSUMER_GROUP_HEARTBEAT = 68
-
-
-def _heartbeat(
-    client: RawClient,
-    group: str,
-    member_id: str,
-    epoch: int,
-    *,
-    names: list[str] | None = None,
-    regex: str | None = None,
-    owned: list[dict[str, Any]] | None = None,
-) -> Any:
-    return client.request(
-        CONSUMER_GROUP_HEARTBEAT,
-        1,
-        group_id=group,
-        member_id=member_id,
-        member_epoch=epoch,
-        instance_id=None,
-        rack_id=None,
-        rebalance_timeout=30000 if epoch == 0 else -1,
-        subscribed_topic_names=names,
-        subscribed_topic_regex=regex,
-        server_assignor=None,
-        topic_partitions=[] if epoch == 0 else owned,
-    )
 
 
 def _answer(response: Any) -> dict[str, Any]:
@@ -70,17 +43,16 @@ def _assigned_topics(client: RawClient, group: str, member: str, timeout_s: floa
     joined = _heartbeat(client, group, member, 0, regex="acl-cgh-.*|__consumer_offsets")
     if joined.error_code:
         return err(joined.error_code)
-    epoch, owned = joined.member_epoch, []
-    deadline = time.monotonic() + timeout_s
+    beat, deadline = joined, time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        beat = _heartbeat(client, group, member, epoch, owned=owned)
-        epoch = beat.member_epoch
+        # contextplane resolves the regex in the joining heartbeat; Kafka in a later one.
         if beat.assignment is not None and beat.assignment.topic_partitions:
             ids = {t.topic_id for t in beat.assignment.topic_partitions}
             names = {t.topic_id: t.name for t in wire.metadata(client, None).topics}
             _heartbeat(client, group, member, -1)
             return sorted(names.get(i, "?") for i in ids)
         time.sleep(0.25)
+        beat = _heartbeat(client, group, member, beat.member_epoch)
     _heartbeat(client, group, member, -1)
     return "no assignment"
 
@@ -109,15 +81,17 @@ def heartbeat_topic_describe(ctx: Ctx) -> None:
             ],
         )
         refused = wire.retry_coordinator(
-            lambda: _heartbeat(client, group, "m-one", 0, names=[opened, closed])
+            lambda: _heartbeat(client, group, "m-one", 0, topics=[opened, closed])
         )
         ctx.record("named_closed", _answer(refused))
-        ctx.record("named_missing", _answer(_heartbeat(client, group, "m-one", 0, names=[ghost])))
-        both = _heartbeat(client, closed_group, "m-one", 0, names=[closed])
+        ctx.record("named_missing", _answer(_heartbeat(client, group, "m-one", 0, topics=[ghost])))
+        both = _heartbeat(client, closed_group, "m-one", 0, topics=[closed])
         ctx.record("group_first", _answer(both))
-        described = client.request(69, 1, group_ids=[group], include_authorized_operations=False)
+        described = client.request(
+            CONSUMER_GROUP_DESCRIBE, 1, group_ids=[group], include_authorized_operations=False
+        )
         ctx.record("nothing_created", err(described.groups[0].error_code))
-        joined = _heartbeat(client, group, "m-one", 0, names=[opened])
+        joined = _heartbeat(client, group, "m-one", 0, topics=[opened])
         ctx.record("named_open", err(joined.error_code))
         _heartbeat(client, group, "m-one", -1)
         ctx.record("regex", _assigned_topics(client, "acl-cgh-regex-g", "m-regex"))
