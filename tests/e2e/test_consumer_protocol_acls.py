@@ -140,29 +140,30 @@ def test_a_regex_matches_internal_topics_and_only_describable_ones(
 ) -> None:
     _setup(secured.bootstrap, "rx-open", "rx-closed")
     consumer = _consumer(secured.bootstrap, "rx-client", "^(__consumer_offsets|rx-.*)$")
+    expected = {"__consumer_offsets", "rx-open"}
     try:
-
-        def target() -> set[str]:
-            """The topics of the member's target assignment, computed in one step from
-            everything its regex resolved to."""
-            consumer.poll(0.2)
-            described = client.request(
-                CONSUMER_GROUP_DESCRIBE,
-                1,
-                group_ids=["rx-client"],
-                include_authorized_operations=False,
-            )
-            members = described.groups[0].members
-            if not members:
-                return set()
-            return {t.topic_name for t in members[0].target_assignment.topic_partitions}
-
         with RawClient(secured.bootstrap) as client:
-            assert wait_until(target, SETTLE_S, "a target") == {"__consumer_offsets", "rx-open"}
+
+            def target() -> set[str]:
+                """The topics of the member's target assignment, computed in one step
+                from everything its regex resolved to."""
+                consumer.poll(0.2)
+                described = client.request(
+                    CONSUMER_GROUP_DESCRIBE,
+                    1,
+                    group_ids=["rx-client"],
+                    include_authorized_operations=False,
+                )
+                members = described.groups[0].members
+                if not members:
+                    return set()
+                return {t.topic_name for t in members[0].target_assignment.topic_partitions}
+
+            assert wait_until(target, SETTLE_S, "a target") == expected
 
         def assigned() -> bool:
             consumer.poll(0.2)
-            return {tp.topic for tp in consumer.assignment()} == {"__consumer_offsets", "rx-open"}
+            return {tp.topic for tp in consumer.assignment()} == expected
 
         wait_until(assigned, SETTLE_S, "the client's assignment")
     finally:
