@@ -248,20 +248,6 @@ class RequestContext:
         """A decision the route asked for quietly (for filtering); True with no authorizer."""
         return self.verdicts.get(Action(operation, resource_type, name), True)
 
-    def allowed_now(
-        self, operation: Operation, resource_type: ResourceType, names: frozenset[str]
-    ) -> frozenset[str]:
-        """The names the principal may `operation`, decided now in one call and quietly,
-        for resources the route cannot name before the handler runs (the topics a
-        consumer group's regex matches)."""
-        authorizer = self.services.authorizer
-        if not authorizer.enabled or not names:
-            return names
-        ordered = list(names)
-        actions = [Action(operation, resource_type, name) for name in ordered]
-        answers = authorizer.authorize(self.principal, self.client_host, actions)
-        return frozenset(n for n, ok in zip(ordered, answers, strict=True) if ok)
-
     def authorized_operations(self, resource_type: ResourceType, name: str) -> int:
         """Kafka's bit set of the operations the principal may perform on a resource
         (implied ones included), from decisions the route asked for quietly (every

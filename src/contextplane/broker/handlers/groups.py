@@ -18,6 +18,7 @@ from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.pipeline import allowed_late
 from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
@@ -85,7 +86,7 @@ def regex_topics(ctx: RequestContext, topics: dict[str, Any]) -> RegexTopics:
     decided quietly (Kafka's Action with logIfDenied=false)."""
 
     def describable(found: frozenset[str]) -> frozenset[str]:
-        return ctx.allowed_now(Operation.DESCRIBE, ResourceType.TOPIC, found)
+        return allowed_late(ctx, Operation.DESCRIBE, ResourceType.TOPIC, found)
 
     return RegexTopics(lambda: topics, describable)
 
