@@ -28,6 +28,7 @@ def _heartbeat(
     rebalance_timeout: int = 30000,
     assignor: str | None = None,
     instance_id: str | None = None,
+    regex: str | None = None,
 ) -> Any:
     joining = epoch == 0
     return client.request(
@@ -40,7 +41,7 @@ def _heartbeat(
         rack_id=None,
         rebalance_timeout=rebalance_timeout if joining else -1,
         subscribed_topic_names=topics,
-        subscribed_topic_regex=None,
+        subscribed_topic_regex=regex,
         server_assignor=assignor,
         topic_partitions=(
             [] if joining else None

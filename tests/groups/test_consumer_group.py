@@ -24,6 +24,7 @@ from contextplane.coordinators.consumer_group.reconcile import (
     Reconciliation,
     reconcile,
 )
+from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.consumer_group.views import describe_group
 from contextplane.protocol.error_codes import ErrorCode
 
@@ -543,7 +544,11 @@ def test_a_regex_matches_whole_names_and_follows_the_topic_table() -> None:
         return list(counts)
 
     machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
-    kw = {"partitions": lambda t: counts.get(t, 0), "topics_version": 1, "topic_names": names}
+    kw = {
+        "partitions": lambda t: counts.get(t, 0),
+        "topics_version": 1,
+        "regex_topics": RegexTopics(names),
+    }
     joined = _regex_join(machine, "a", "orders-.*", **kw)
     assert joined["error_code"] == ErrorCode.none
     assert joined["assignment"] == {("orders-1", 0), ("orders-1", 1), ("orders-eu", 0)}
@@ -571,6 +576,42 @@ def test_a_regex_matches_whole_names_and_follows_the_topic_table() -> None:
     assert described["subscribed_topic_regex"] == "orders-.*"
 
 
+def test_regex_matches_are_cut_to_what_the_heartbeating_principal_may_describe() -> None:
+    """Kafka resolves a group's regexes with the context of the member whose heartbeat
+    triggered it and drops the topics it may not DESCRIBE; each pattern is authorized
+    once per resolution, however many members share it."""
+    counts = {"__consumer_offsets": 3, "orders-1": 1, "orders-secret": 1}
+    asked: list[frozenset[str]] = []
+    hidden = {"orders-secret"}
+
+    def describable(found: frozenset[str]) -> frozenset[str]:
+        asked.append(found)
+        return frozenset(t for t in found if t not in hidden)
+
+    machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
+    kw = {
+        "partitions": lambda t: counts.get(t, 0),
+        "topics_version": 1,
+        "regex_topics": RegexTopics(lambda: counts, describable),
+    }
+    _regex_join(machine, "a", ".*", **kw)
+    assert _regex_join(machine, "b", ".*", **kw)["error_code"] == ErrorCode.none
+    assert asked == [frozenset(counts)] * 2  # each member's own subscription change
+    group = _group(machine)
+    assert {m.regex_topics for m in group.members.values()} == {
+        frozenset({"__consumer_offsets", "orders-1"})
+    }
+    # The topic table moves: every member's regex again, the shared pattern asked once,
+    # with the view of the member heartbeating now.
+    asked.clear()
+    hidden = set()
+    kw["topics_version"] = 2
+    epoch = group.members["a"].epoch
+    machine.heartbeat(ConsumerHeartbeat("g", "a", epoch, owned=None), **kw)
+    assert asked == [frozenset(counts)]
+    assert all(m.regex_topics == set(counts) for m in group.members.values())
+
+
 def test_regex_patterns_are_bounded_and_checked_by_re2() -> None:
     machine = ConsumerGroupMachine(Clock(), IMMEDIATE)
     too_long = _regex_join(machine, "a", "a" * 1025, partitions=_partitions)
@@ -587,7 +628,7 @@ def test_regex_patterns_are_bounded_and_checked_by_re2() -> None:
         "(a+)+$",
         partitions=_partitions,
         topics_version=1,
-        topic_names=lambda: ["a" * 5000 + "b"],
+        regex_topics=RegexTopics(lambda: ["a" * 5000 + "b"]),
     )
     assert ok["error_code"] == ErrorCode.none
     # A pattern over RE2's memory bound is refused, not compiled unbounded.

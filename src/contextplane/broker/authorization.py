@@ -202,6 +202,15 @@ def group_member(ctx: RequestContext, request: Any) -> Needs:
     return Needs(gate=_group_gate(Op.READ, request.group_id))
 
 
+def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Needs:
+    """READ on the group; DESCRIBE on every topic the member subscribes to by name (Kafka
+    4.4's KafkaApis answers TOPIC_AUTHORIZATION_FAILED if one is denied, whether or not it
+    exists). A regex's matches are filtered by the handler, quietly, once known."""
+    needs = _each(Op.DESCRIBE, TOPIC, request.subscribed_topic_names or ())
+    needs.gate = _group_gate(Op.READ, request.group_id)
+    return needs
+
+
 def share_group_member(ctx: RequestContext, request: Any) -> Needs:
     """ShareFetch, ShareAcknowledge: READ on the group (the handler checks READ on each
     topic, answering TOPIC_AUTHORIZATION_FAILED per partition)."""

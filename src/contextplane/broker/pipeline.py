@@ -16,7 +16,9 @@
   Kafka's error for that resource. Every refused need is audited (principal, operation,
   resource): one record per operation, resource type and error of the request, naming
   the first 100 resources and counting the rest, within a per-principal rate
-  (`security/denial_limit.py`). With no authorizer nothing is asked.
+  (`security/denial_limit.py`). With no authorizer nothing is asked. A handler that
+  learns what to filter only as it runs (the topics a consumer group's regex matches)
+  asks here too, through `allowed_late`: one call, quietly.
 * quota: how long the client is to be throttled for request_percentage
   (`ctx.throttle_ms`; Produce and Fetch add their byte-rate quotas with `ctx.throttle`),
   reported by the handler in throttle_time_ms together with its own (storage
@@ -59,7 +61,7 @@ from contextplane.protocol.codec import (
 )
 from contextplane.protocol.connection_state import SASL_HANDSHAKE_KEY, State
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.acls import denial_error
+from contextplane.security.acls import Operation, ResourceType, denial_error
 from contextplane.security.audit import Denial
 from contextplane.security.authorizer import Action
 
@@ -224,3 +226,18 @@ class Pipeline:
             error_code=ErrorCode.unsupported_version,
             api_keys=self.api_versions(),
         )
+
+
+def allowed_late(
+    ctx: RequestContext, operation: Operation, resource_type: ResourceType, names: frozenset[str]
+) -> frozenset[str]:
+    """The names the principal may `operation`, decided in one call and quietly (no audit
+    line: Kafka's logIfDenied=false filters), for resources no route can name before its
+    handler runs."""
+    authorizer = ctx.services.authorizer
+    if not authorizer.enabled or not names:
+        return names
+    ordered = list(names)
+    actions = [Action(operation, resource_type, name) for name in ordered]
+    answers = authorizer.authorize(ctx.principal, ctx.client_host, actions)
+    return frozenset(n for n, ok in zip(ordered, answers, strict=True) if ok)

@@ -166,7 +166,7 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         0,
         1,
         consumer_groups.consumer_group_heartbeat,
-        authz.group_member,
+        authz.consumer_group_heartbeat,
         authz.refuse_top_level,
     ),
     (

@@ -42,7 +42,7 @@ from contextplane.coordinators.consumer_group.messages import (
     ConsumerHeartbeat,
     heartbeat_error,
 )
-from contextplane.coordinators.consumer_group.regex import TopicNames
+from contextplane.coordinators.consumer_group.regex import NO_TOPICS, RegexTopics
 from contextplane.coordinators.consumer_group.views import (
     classic_view,
     describe_error,
@@ -234,9 +234,9 @@ class GroupCoordinator(ShardLoading):
         request: JoinRequest,
         partitions: PartitionCounts | None = None,
         topics_version: int | None = None,
-        topic_names: TopicNames = tuple,
+        regex_topics: RegexTopics = NO_TOPICS,
     ) -> asyncio.Future[dict[str, Any]]:
-        """`partitions`, `topics_version`, `topic_names`: the topic table, as for a
+        """`partitions`, `topics_version`, `regex_topics`: the topic table, as for a
         ConsumerGroupHeartbeat, for a classic member joining a consumer group."""
         future, waiter = self._waiter()
         if (refused := self._refused(request.group_id)) is not None:
@@ -246,7 +246,7 @@ class GroupCoordinator(ShardLoading):
         if consumer_group is not None:
             if consumer_group.members:
                 self._join_consumer_group(
-                    consumer_group, request, waiter, partitions, topics_version, topic_names
+                    consumer_group, request, waiter, partitions, topics_version, regex_topics
                 )
                 return future
             # Downgrade of an empty group; its rows are deleted by the timer task.
@@ -265,7 +265,7 @@ class GroupCoordinator(ShardLoading):
         waiter: Callable[[dict[str, Any]], None],
         partitions: PartitionCounts | None,
         topics_version: int | None,
-        topic_names: TopicNames,
+        regex_topics: RegexTopics,
     ) -> None:
         """A classic member in a consumer group (Kafka's compatible path): answered once
         the group's new state is saved."""
@@ -280,7 +280,7 @@ class GroupCoordinator(ShardLoading):
         if partitions is None:
             partitions = self._known_partitions(group)
         response = self.consumer.classic.join(
-            group, request, partitions, topics_version, topic_names
+            group, request, partitions, topics_version, regex_topics
         )
         self._after_consumer_change(request.group_id, response, waiter)
 
@@ -550,7 +550,7 @@ class GroupCoordinator(ShardLoading):
         request: ConsumerHeartbeat,
         partitions: PartitionCounts,
         topics_version: int | None = None,
-        topic_names: TopicNames = tuple,
+        regex_topics: RegexTopics = NO_TOPICS,
     ) -> dict[str, Any]:
         """ConsumerGroupHeartbeat's response values (assignment by topic name), sent only
         once the store has the state they name: a restart keeps the epoch and partitions
@@ -560,7 +560,7 @@ class GroupCoordinator(ShardLoading):
         refused, upgraded = self.conversion.before_heartbeat(request)
         if refused is not None:
             return refused
-        response = self.consumer.heartbeat(request, partitions, topics_version, topic_names)
+        response = self.consumer.heartbeat(request, partitions, topics_version, regex_topics)
         self.saver.served(request.group_id)
         self._kick()
         await self.conversion.downgrade_due()

@@ -16,8 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
-from contextplane.broker.handlers.groups import client_host
-from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.handlers.groups import client_host, regex_topics
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
 from contextplane.coordinators.consumer_group.messages import ConsumerHeartbeat
@@ -73,26 +72,35 @@ def _ms(value: Any) -> int:
     return int(value)
 
 
+def _heartbeat_refused(ctx: RequestContext, code: ErrorCode) -> Reply:
+    """A heartbeat KafkaApis answers before the coordinator sees it: the code alone."""
+    return ctx.reply(
+        throttle_time=ctx.throttle_ms,
+        error_code=code,
+        error_message=None,
+        member_id=None,
+        member_epoch=0,
+        heartbeat_interval=0,
+        assignment=None,
+    )
+
+
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
     if not consumer_protocol_enabled(ctx.settings):
         # Kafka answers so when group.coordinator.rebalance.protocols leaves it out (and
         # still lists the API in ApiVersions).
-        return ctx.reply(
-            throttle_time=ctx.throttle_ms,
-            error_code=ErrorCode.unsupported_version,
-            error_message=None,
-            member_id=None,
-            member_epoch=0,
-            heartbeat_interval=0,
-            assignment=None,
-        )
+        return _heartbeat_refused(ctx, ErrorCode.unsupported_version)
+    names = request.subscribed_topic_names
+    if names and any(ctx.denied(ResourceType.TOPIC, name) for name in names):
+        # One subscribed name the principal may not DESCRIBE fails the whole heartbeat,
+        # the group untouched, as in Kafka 4.4 (the route asked for each name).
+        return _heartbeat_refused(ctx, ErrorCode.topic_authorization_failed)
     topics = ctx.topics.topics()
 
     def partition_count(name: str) -> int:
         record = topics.get(name)
         return 0 if record is None else record.partitions
 
-    names = request.subscribed_topic_names
     member_id = request.member_id
     if not member_id and request.member_epoch == 0 and ctx.api_version == 0:
         # v0 lets the coordinator name a joining member (v1 clients name themselves).
@@ -116,12 +124,8 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         api_version=ctx.api_version,
     )
     # The topic table is replaced, never changed in place: its generation names it.
-    # Regexes never match internal topics, as in Kafka.
     result = await ctx.groups.consumer_group_heartbeat(
-        heartbeat,
-        partition_count,
-        ctx.topics.generation,
-        lambda: [name for name in topics if not is_internal(name)],
+        heartbeat, partition_count, ctx.topics.generation, regex_topics(ctx, topics)
     )
     assignment = result["assignment"]
     return ctx.reply(

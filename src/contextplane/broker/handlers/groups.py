@@ -17,9 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext, later
-from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.pipeline import allowed_late
 from contextplane.coordinators.committed_offsets import OffsetCommitEntry
+from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
@@ -77,6 +78,17 @@ def _later(future: asyncio.Future[dict[str, Any]], build: Callable[[dict[str, An
 def client_host(ctx: RequestContext) -> str:
     host = ctx.peer.rsplit(":", 1)[0] if ":" in ctx.peer else ctx.peer
     return "/" + host
+
+
+def regex_topics(ctx: RequestContext, topics: dict[str, Any]) -> RegexTopics:
+    """What a consumer group's regexes may match in this request: every topic, internal
+    ones too, as Kafka's TopicRegexResolver; then only those the principal may DESCRIBE,
+    decided quietly (Kafka's Action with logIfDenied=false)."""
+
+    def describable(found: frozenset[str]) -> frozenset[str]:
+        return allowed_late(ctx, Operation.DESCRIBE, ResourceType.TOPIC, found)
+
+    return RegexTopics(lambda: topics, describable)
 
 
 # -- FindCoordinator -----------------------------------------------------------------
@@ -191,7 +203,7 @@ async def join_group(ctx: RequestContext, request: Any) -> Reply:
         join,
         partition_count,
         ctx.topics.generation,
-        lambda: [name for name in topics if not is_internal(name)],
+        regex_topics(ctx, topics),
     )
     return _later(joined, build)
 

@@ -35,7 +35,7 @@ from contextplane.coordinators.consumer_group.group import (
     ConsumerMember,
 )
 from contextplane.coordinators.consumer_group.reconcile import MemberState
-from contextplane.coordinators.consumer_group.regex import TopicNames
+from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.consumer_group.timers import ClassicDeadline, SessionExpiry
 from contextplane.coordinators.group_state.messages import (
     JoinRequest,
@@ -69,7 +69,7 @@ class ClassicPath:
         request: JoinRequest,
         partitions: PartitionCounts,
         topics_version: int | None,
-        topic_names: TopicNames,
+        regex_topics: RegexTopics,
     ) -> dict[str, Any]:
         machine = self._machine
         if machine.config.migration_policy == "disabled":
@@ -92,7 +92,7 @@ class ClassicPath:
         if member.instance_id is not None:
             group.static_members[member.instance_id] = member.member_id
         machine._advance(
-            group, member, bump, subscription.owned, partitions, topics_version, topic_names
+            group, member, bump, subscription.owned, partitions, topics_version, regex_topics
         )
         self._restart_session(group, member)
         machine.timers.cancel(self._deadline(group, member, "join").key)

@@ -13,7 +13,9 @@ Rules of this file:
   restart its session.
 * Regex subscriptions (regex.py) are evaluated when a member's subscription changes
   (its own) or the topic table's version moved (the group's), never at a steady
-  heartbeat; their matches count as subscribed topics.
+  heartbeat; their matches, cut to the topics the heartbeating principal may describe
+  (as Kafka resolves a group's regexes with the context of the member that triggered
+  it), count as subscribed topics.
 * A member leaves (epoch -1), expires (session timeout) or fails to revoke in time
   (rebalance timeout) the same way: it is removed, the partitions it held are free at
   once, the group epoch is bumped, and a later heartbeat computes the new target.
@@ -54,7 +56,12 @@ from contextplane.coordinators.consumer_group.messages import (
     validate_heartbeat,
 )
 from contextplane.coordinators.consumer_group.reconcile import MemberState, reconcile
-from contextplane.coordinators.consumer_group.regex import InvalidPattern, RegexMatches, TopicNames
+from contextplane.coordinators.consumer_group.regex import (
+    NO_TOPICS,
+    InvalidPattern,
+    RegexMatches,
+    RegexTopics,
+)
 from contextplane.coordinators.consumer_group.timers import (
     ClassicDeadline,
     ConsumerTimer,
@@ -147,12 +154,13 @@ class ConsumerGroupMachine:
         request: ConsumerHeartbeat,
         partitions: PartitionCounts,
         topics_version: int | None = None,
-        topic_names: TopicNames = tuple,
+        regex_topics: RegexTopics = NO_TOPICS,
     ) -> dict[str, Any]:
         """The response's field values (assignment as partitions by topic name, or None).
         `partitions` gives a topic's partition count (0 if it does not exist);
         `topics_version` changes whenever a count or a name may have (None: it is
-        unknown); `topic_names` lists the topics a regex may match (no internal ones)."""
+        unknown); `regex_topics` the topics a regex may match and the ones of them the
+        principal may describe."""
         existed = request.group_id in self.groups
         try:
             validate_heartbeat(request, self.config.assignors)
@@ -163,7 +171,7 @@ class ConsumerGroupMachine:
                     raise HeartbeatRefused(ErrorCode.invalid_regular_expression, str(exc)) from None
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
                 return self._leave(request, partitions)
-            return self._heartbeat(request, partitions, topics_version, topic_names)
+            return self._heartbeat(request, partitions, topics_version, regex_topics)
         except HeartbeatRefused as refused:
             group = self.groups.get(request.group_id)
             if not existed and group is not None and not group.members:
@@ -184,7 +192,7 @@ class ConsumerGroupMachine:
         request: ConsumerHeartbeat,
         partitions: PartitionCounts,
         topics_version: int | None,
-        topic_names: TopicNames,
+        regex_topics: RegexTopics,
     ) -> dict[str, Any]:
         joining = request.member_epoch == 0
         group = self._group(request.group_id, create=joining)
@@ -207,7 +215,7 @@ class ConsumerGroupMachine:
         bump |= apply_request(member, request)
         if member.instance_id is not None:
             group.static_members[member.instance_id] = member.member_id
-        self._advance(group, member, bump, request.owned, partitions, topics_version, topic_names)
+        self._advance(group, member, bump, request.owned, partitions, topics_version, regex_topics)
         self._schedule(
             SessionExpiry(group.group_id, member.member_id),
             self.member_session_ms(group.group_id, member),
@@ -236,7 +244,7 @@ class ConsumerGroupMachine:
         owned: frozenset[TopicPartition] | None,
         partitions: PartitionCounts,
         topics_version: int | None,
-        topic_names: TopicNames,
+        regex_topics: RegexTopics,
     ) -> None:
         """After a member's request changed it (`bump`: what the assignor sees): the group
         epoch, the target if due, and the member's reconciliation with what it `owned`."""
@@ -247,7 +255,7 @@ class ConsumerGroupMachine:
             # Regexes are evaluated again when the topics changed (every member's) or a
             # subscription did (this member's): never at a steady heartbeat.
             resolving = group.members.values() if topics_changed else (member,)
-            bump |= self._resolve_regexes(resolving, topics_version, topic_names)
+            bump |= self._resolve_regexes(resolving, topics_version, regex_topics)
             # The subscribed topics that exist (a topic has at least one partition).
             metadata = {t: n for t in group.subscribed_topics() if (n := partitions(t))}
             group.metadata_topics_version = topics_version
@@ -278,13 +286,18 @@ class ConsumerGroupMachine:
             self.timers.cancel(revocation.key)
 
     def _resolve_regexes(
-        self, members: Iterable[ConsumerMember], topics_version: int | None, names: TopicNames
+        self, members: Iterable[ConsumerMember], topics_version: int | None, topics: RegexTopics
     ) -> bool:
-        """Each member's regex matches, now; True if any member's changed."""
+        """Each member's regex matches that the principal may describe, now; True if any
+        member's changed."""
         changed = False
+        resolved: dict[str, frozenset[str]] = {"": frozenset()}  # each pattern authorized once
         for member in members:
-            pattern = member.subscribed_regex
-            found = self.regexes.matches(pattern, topics_version, names) if pattern else frozenset()
+            pattern = member.subscribed_regex or ""
+            found = resolved.get(pattern)
+            if found is None:
+                matches = self.regexes.matches(pattern, topics_version, topics.names)
+                found = resolved[pattern] = topics.describable(matches)
             if found != member.regex_topics:
                 member.regex_topics = found
                 changed = True

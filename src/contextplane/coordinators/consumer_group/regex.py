@@ -7,8 +7,11 @@ Rules of this file:
   by `PATTERN_MEMORY_MAX`; anything RE2 refuses raises `InvalidPattern` with Kafka's
   message (answered INVALID_REGULAR_EXPRESSION). RE2 matches in linear time: no
   pattern can stall the event loop.
-* A topic matches when the whole name matches (Java's `Matcher.matches()`); the caller
-  leaves internal topics out of the names, as Kafka does.
+* A topic matches when the whole name matches (Java's `Matcher.matches()`). Every topic
+  of the topic table is offered, internal ones included (`__consumer_offsets`, the
+  audit topics), as Kafka's TopicRegexResolver offers every topic of its metadata image;
+  the matches are then cut to the topics the requesting principal may DESCRIBE
+  (`RegexTopics.describable`), as Kafka filters them through its authorizer.
 * `RegexMatches` evaluates each distinct pattern once per version of the topic table and
   keeps at most `PATTERNS_CACHED_MAX` patterns, so a heartbeat costs a lookup, and a
   topic created or deleted costs one pass over the names per pattern in use.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,6 +33,24 @@ PATTERN_MEMORY_MAX = 1 << 20
 PATTERNS_CACHED_MAX = 1024
 
 TopicNames = Callable[[], Iterable[str]]
+TopicFilter = Callable[[frozenset[str]], frozenset[str]]
+
+
+def _every(found: frozenset[str]) -> frozenset[str]:
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RegexTopics:
+    """What a regex evaluated for one request may match: `names`, every topic of the topic
+    table, and `describable`, the matched topics the request's principal may DESCRIBE
+    (Kafka's filterTopicDescribeAuthorizedTopics; every topic without an authorizer)."""
+
+    names: TopicNames = tuple
+    describable: TopicFilter = _every
+
+
+NO_TOPICS = RegexTopics()
 
 
 @functools.cache
