@@ -21,6 +21,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -73,6 +74,7 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@functools.cache  # once per tree and process: every instance runs the same tree
 def compile_bytecode(src: Path) -> None:
     """Write the bytecode of a source tree's modules, as installing a wheel does.
 
@@ -82,7 +84,9 @@ def compile_bytecode(src: Path) -> None:
 
     The same holds for the code `dataclasses` generates (`contextplane/dataclass_code.py`):
     a deployed broker keeps it from its first start, a run under PYTHONDONTWRITEBYTECODE
-    never does, so it is written here too, where the tree has that module."""
+    never does, so it is written here too, where the tree has that module. Writing that
+    table takes a process importing the broker (seconds on a busy machine) whether or not
+    it changed, so a run does it once per tree rather than at every instance's start."""
     compileall.compile_dir(src, quiet=1)
     if (src / "contextplane" / "dataclass_code.py").exists():
         env = {**os.environ, "PYTHONPATH": str(src)}

@@ -25,6 +25,7 @@ from tests.e2e.test_consumer_group_settings import (
 )
 from tests.groups.support import Wire
 from tests.support.broker import BrokerProcess
+from tests.support.twins import kafka_twin
 from tests.support.wait import wait_until
 
 FIND_COORDINATOR, OFFSET_FETCH = 10, 9
@@ -90,7 +91,9 @@ def _settings_in_effect(port: int) -> list[tuple[Any, ...]]:
         return answers
 
 
-@pytest.mark.parametrize("run", [_on_contextplane, _on_kafka], ids=["contextplane", "kafka"])
+@pytest.mark.parametrize(
+    "run", [pytest.param(_on_contextplane, id="contextplane"), kafka_twin(_on_kafka, id="kafka")]
+)
 def test_assignors_size_and_heartbeat_interval_as_kafka(tmp_path: Path, run: Callable) -> None:
     assert run(tmp_path, SETTINGS, _settings_in_effect) == [
         (ErrorCode.none, None, 2),
@@ -132,7 +135,9 @@ def _consumer_protocol_answers(port: int) -> tuple[Any, ...]:
         )
 
 
-@pytest.mark.parametrize("run", [_on_contextplane, _on_kafka], ids=["contextplane", "kafka"])
+@pytest.mark.parametrize(
+    "run", [pytest.param(_on_contextplane, id="contextplane"), kafka_twin(_on_kafka, id="kafka")]
+)
 def test_consumer_protocol_left_out_as_kafka(tmp_path: Path, run: Callable) -> None:
     only_classic = {"group.coordinator.rebalance.protocols": "classic"}
     assert run(tmp_path, only_classic, _consumer_protocol_answers) == (

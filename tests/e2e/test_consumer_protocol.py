@@ -25,9 +25,15 @@ from tests.support.inprocess import InProcessBroker
 PARTITIONS = 6
 RECORDS_PER_ROUND = 60 * PARTITIONS
 # Liveness bounds, well above the protocol's own pace (a handover waits for the next
-# heartbeat of the new owner: 5 s, Kafka's group.consumer.heartbeat.interval.ms).
+# heartbeat of the new owner).
 SETTLE_S = 60
 CLIENT_TIMEOUT_S = 90
+# Members heartbeat every second rather than Kafka's 5 (its least interval lowered to
+# allow it): each handover waits for a heartbeat, and the tests make a dozen of them.
+HEARTBEAT_SETTINGS = {
+    "group.consumer.min.heartbeat.interval.ms": "1000",
+    "group.consumer.heartbeat.interval.ms": "1000",
+}
 
 
 def _create_topic(bootstrap: str, topic: str) -> None:
@@ -127,7 +133,7 @@ def _settle(
 
 
 def test_consumers_split_rebalance_and_keep_commits_across_restart(tmp_path: Path) -> None:
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     topic, group = "kip848-split", "kip848-group"
     try:
         _create_topic(broker.bootstrap, topic)
@@ -179,7 +185,7 @@ def test_java_and_confluent_consumers_share_a_group(tmp_path: Path) -> None:
     protocol, in one group: the Java one takes half the partitions, consumes and commits
     some records, leaves, and the confluent one takes everything back and consumes the
     rest, with no record consumed by both."""
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     topic, group = "kip848-mixed", "kip848-mixed-group"
     java_count = 30
     try:
@@ -246,7 +252,7 @@ def _consumer_groups_tool(bootstrap: str, *args: str) -> str:
 
 
 def test_kafka_consumer_groups_describes_a_consumer_protocol_group(tmp_path: Path) -> None:
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     topic, group = "kip848-tool", "kip848-tool-group"
     try:
         _create_topic(broker.bootstrap, topic)
@@ -286,7 +292,7 @@ def test_a_static_member_comes_back_to_its_partitions_without_a_rebalance(
     """group.instance.id with the consumer protocol: closing leaves with epoch -2, the
     member keeps its place, and a new consumer with the same instance id gets the same
     partitions at once, the group epoch unchanged."""
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     topic, group = "kip848-static", "kip848-static-group"
 
     def static(name: str, instance: str) -> Consumer:

@@ -15,10 +15,11 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import java_client
+from tests.e2e.test_consumer_protocol import HEARTBEAT_SETTINGS
 from tests.support.inprocess import InProcessBroker
 
-# Liveness bound, well above the protocol's pace (5 s heartbeats, a new target at the
-# next heartbeat after the topic table changes).
+# Liveness bound, well above the protocol's pace (heartbeats every second, HEARTBEAT_SETTINGS;
+# a new target at the next heartbeat after the topic table changes).
 SETTLE_S = 60
 
 
@@ -50,7 +51,7 @@ def _poll_until(consumer: Consumer, done: Callable[[], bool], what: str) -> None
 
 
 def test_a_regex_subscription_picks_up_a_topic_created_later(tmp_path: Path) -> None:
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     try:
         _create(broker.bootstrap, "orders-eu", 2)
         _create(broker.bootstrap, "payments", 2)
@@ -105,7 +106,7 @@ def test_a_regex_subscription_picks_up_a_topic_created_later(tmp_path: Path) -> 
 
 
 def test_a_bad_regex_is_reported_to_the_consumer(tmp_path: Path) -> None:
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     try:
         # librdkafka checks a pattern with its own engine first: a back-reference passes
         # there and is refused by RE2 on the broker, as RE2/J refuses it in Kafka.
@@ -134,7 +135,7 @@ def test_a_bad_regex_is_reported_to_the_consumer(tmp_path: Path) -> None:
 def test_a_java_consumer_subscribes_with_a_subscription_pattern(tmp_path: Path) -> None:
     """The Java 4.x consumer's SubscriptionPattern (KIP-848's broker-side regex): it
     consumes a matching topic created after it joined, and never the others."""
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     try:
         _create(broker.bootstrap, "orders-a", 2)
         _create(broker.bootstrap, "payments", 1)

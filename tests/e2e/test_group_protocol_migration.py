@@ -22,12 +22,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.coordinators.group_state.states import GroupState
 from harness import java_client
+from tests.e2e.test_consumer_protocol import HEARTBEAT_SETTINGS
 from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
 PARTITIONS = 6
 # Liveness bounds, well above the protocols' own pace (classic heartbeats every 3 s,
-# consumer-protocol ones every 5 s).
+# consumer-protocol ones every second: HEARTBEAT_SETTINGS).
 SETTLE_S = 90
 CLIENT_TIMEOUT_S = 240
 GROUP = "migrating-group"
@@ -92,7 +93,7 @@ def _committed(broker: InProcessBroker) -> list[int]:
 
 
 def test_a_classic_group_upgrades_and_downgrades_while_consuming(tmp_path: Path) -> None:
-    broker = InProcessBroker(tmp_path / "broker").start()
+    broker = InProcessBroker(tmp_path / "broker", settings=HEARTBEAT_SETTINGS).start()
     coordinator = broker.broker.groups
     consumers: list[Consumer] = []
     ends = [0] * PARTITIONS

@@ -18,6 +18,7 @@ import pytest
 
 from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
+from tests.support.twins import kafka_twin
 
 TIMEOUT_S = 120  # liveness bound of each command
 BROKER = ("--entity-type", "brokers", "--entity-name", "1")
@@ -29,7 +30,7 @@ Cluster = tuple[Callable[[], str], Callable[[], None]]
 
 
 # Apache Kafka's run takes minutes (two starts, a JVM per command).
-@pytest.fixture(params=["contextplane", pytest.param("apache-kafka", marks=pytest.mark.slow)])
+@pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     if request.param == "contextplane":
         broker = InProcessBroker(tmp_path / "broker", settings=dict(STATIC)).start()

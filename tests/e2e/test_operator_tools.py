@@ -1,5 +1,6 @@
 """Apache Kafka 4.4's operator tools (its tools jar) against contextplane and, marked
-slow, against Apache Kafka 4.4: what both print is compared where it can be.
+slow and long (tests/support/twins.py), against Apache Kafka 4.4: what both print is
+compared where it can be.
 `kafka-log-dirs.sh --describe`: one log directory per broker, each partition's size
 (the same batches from the same producer: the same bytes on both).
 `kafka-client-metrics.sh --list` and `kafka-configs.sh --describe --entity-type groups`
@@ -20,11 +21,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
+from tests.support.twins import kafka_twin
 
 TIMEOUT_S = 120  # liveness bound of each command
 
 
-@pytest.fixture(params=["contextplane", pytest.param("apache-kafka", marks=pytest.mark.slow)])
+@pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def bootstrap(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "contextplane":
         broker = InProcessBroker(tmp_path / "broker").start()

@@ -24,6 +24,7 @@ from tests.e2e.test_share_consumers import TIMEOUT_S, Delivery, JavaConsumer
 from tests.support.broker import BrokerProcess
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
+from tests.support.twins import kafka_twin
 from tests.support.wait import wait_until
 
 LIMIT = 2  # group.share.delivery.count.limit (Kafka's least)
@@ -52,7 +53,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker
         process.stop()
 
 
-@pytest.fixture(params=["contextplane", pytest.param("apache-kafka", marks=pytest.mark.slow)])
+@pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def cluster(
     request: pytest.FixtureRequest, broker: InProcessBroker, tmp_path: Path
 ) -> Iterator[Broker]:

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
 from tests.support.rawclient import RawClient
+from tests.support.twins import kafka_twin
 from tests.support.wait import wait_until
 
 TOPIC, GROUP = "tool-calls", "tools"
@@ -26,7 +27,7 @@ TIMEOUT_S = 120  # liveness bound of each wait
 
 
 # Apache Kafka's run takes about two minutes (its start, a JVM per command).
-@pytest.fixture(params=["contextplane", pytest.param("apache-kafka", marks=pytest.mark.slow)])
+@pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(which broker, its bootstrap address)."""
     if request.param == "contextplane":
