@@ -4,7 +4,9 @@ the engine and store methods over them (mixed into `SqlEngine` and
 
 Each coordinator transition is one call, so one store transaction: the row, its
 partitions and groups are replaced together; completing a commit moves the
-transaction's pending offsets into `group_offsets` in the same transaction.
+transaction's pending offsets into `group_offsets` in the same transaction. Every write
+takes the coordinator shard's (stream, leader epoch) and checks it in that transaction
+(RFC 0004 §3), so a deposed coordinator changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_offsets import upsert_group_offsets
+
+# A coordinator shard's (stream id, leader epoch); None: not fenced (a lone coordinator).
+Fence = tuple[int, int] | None
 
 _COLUMNS = (
     "transactional_id, producer_id, previous_producer_id, epoch, timeout_ms, state,"
@@ -154,30 +159,39 @@ class TransactionRows:
         return load(self._db)
 
     def save_transaction(
-        self, record: TransactionRecord, previous: TransactionRecord | None = None
+        self,
+        record: TransactionRecord,
+        previous: TransactionRecord | None = None,
+        fence: Fence = None,
     ) -> None:
         engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
+            engine._check_shard(fence)
             save(self._db, record, previous)
 
-    def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    def add_txn_offsets(
+        self, tid: str, group_id: str, rows: list[OffsetRow], fence: Fence = None
+    ) -> None:
         engine: Any = self
         with engine._transaction():
+            engine._check_shard(fence)
             add_offsets(self._db, tid, group_id, rows)
 
     def complete_transaction(
-        self, record: TransactionRecord, committed: bool, now_ms: int
+        self, record: TransactionRecord, committed: bool, now_ms: int, fence: Fence = None
     ) -> dict[str, list[OffsetRow]]:
         engine: Any = self
         with engine._transaction():
+            engine._check_shard(fence)
             return complete(self._db, record, committed, now_ms)
 
     def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
         return pending_offsets(self._db)
 
-    def remove_transaction(self, tid: str) -> None:
+    def remove_transaction(self, tid: str, fence: Fence = None) -> None:
         engine: Any = self
         with engine._transaction():
+            engine._check_shard(fence)
             remove(self._db, tid)
 
 
@@ -190,21 +204,26 @@ class TransactionCalls:
         return result
 
     async def save_transaction(
-        self, record: TransactionRecord, previous: TransactionRecord | None = None
+        self,
+        record: TransactionRecord,
+        previous: TransactionRecord | None = None,
+        fence: Fence = None,
     ) -> None:
         store: Any = self
-        await store._call(store.engine.save_transaction, record, previous)
+        await store._call(store.engine.save_transaction, record, previous, fence)
 
-    async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    async def add_txn_offsets(
+        self, tid: str, group_id: str, rows: list[OffsetRow], fence: Fence = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.add_txn_offsets, tid, group_id, rows)
+        await store._call(store.engine.add_txn_offsets, tid, group_id, rows, fence)
 
     async def complete_transaction(
-        self, record: TransactionRecord, committed: bool, now_ms: int
+        self, record: TransactionRecord, committed: bool, now_ms: int, fence: Fence = None
     ) -> dict[str, list[OffsetRow]]:
         store: Any = self
         result: dict[str, list[OffsetRow]] = await store._call(
-            store.engine.complete_transaction, record, committed, now_ms
+            store.engine.complete_transaction, record, committed, now_ms, fence
         )
         return result
 
@@ -215,6 +234,6 @@ class TransactionCalls:
         )
         return result
 
-    async def remove_transaction(self, tid: str) -> None:
+    async def remove_transaction(self, tid: str, fence: Fence = None) -> None:
         store: Any = self
-        await store._call(store.engine.remove_transaction, tid)
+        await store._call(store.engine.remove_transaction, tid, fence)

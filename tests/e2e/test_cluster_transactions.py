@@ -1,0 +1,183 @@
+"""Transaction coordinators across brokers (RFC 0004 §3): two broker processes on one
+PostgreSQL and one file:// object store. Broker 1 starts alone, so it creates
+`__transaction_state` and leads every shard: it coordinates every transactional id,
+while the topic created once both are up has half its partitions on broker 2.
+
+- a confluent-kafka transactional producer commits one transaction and aborts another
+  over all four partitions: the markers for broker 2's partitions go over the
+  inter-broker client (WriteTxnMarkers), broker 2 verifies the producer's first batch
+  per partition at broker 1 (AddPartitionsToTxn VerifyOnly), and a read_committed
+  consumer reads exactly the committed records;
+- broker 1 (the coordinator) killed -9 with a transaction open on every partition:
+  broker 2 takes the shard, loads the transaction as stored, and a new producer with
+  the same transactional id fences it (abort markers, now all local); read_committed
+  reads the committed transactions and none of the open one's records.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
+from contextplane.protocol.offsets_records import partition_for
+from tests.e2e.test_cluster_failover import broker, create, listed_brokers, stored
+from tests.support.postgres import PostgresServer
+from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
+
+PARTITIONS = 4
+PER_PARTITION = 20
+FIND_COORDINATOR = 10
+TRANSACTION_KEY = 1
+TID = "payments"
+
+
+def coordinator_of(bootstrap: str, tid: str) -> tuple[int, int]:
+    """(error code, node id) of FindCoordinator v3 for transactional id `tid`."""
+    with RawClient(bootstrap) as raw:
+        answer = raw.request(FIND_COORDINATOR, 3, key=tid, key_type=TRANSACTION_KEY)
+    return int(answer.error_code), int(answer.node_id)
+
+
+def transactional(bootstrap: str) -> Producer:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": TID,
+            "transaction.timeout.ms": 60_000,
+            "topic.metadata.refresh.interval.ms": 500,
+        }
+    )
+    producer.init_transactions(60)
+    return producer
+
+
+def send(producer: Producer, topic: str, label: str) -> None:
+    """One record per partition and index, `label` in its value; waits for the acks."""
+    for p in range(PARTITIONS):
+        for i in range(PER_PARTITION):
+            producer.produce(topic, value=f"{label}-{p}-{i}".encode(), partition=p)
+    assert producer.flush(60) == 0
+
+
+def read_committed(bootstrap: str, topic: str, expected: int) -> list[str]:
+    """The values a read_committed consumer reads from the start, once `expected` were
+    read and the end of every partition reached."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[str] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and not (
+            len(values) >= expected and len(at_end) == PARTITIONS
+        ):
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                at_end.add(message.partition())
+                continue
+            at_end.discard(message.partition())
+            values.append(message.value().decode())
+    finally:
+        consumer.close()
+    return values
+
+
+def expected(label: str) -> list[str]:
+    return [f"{label}-{p}-{i}" for p in range(PARTITIONS) for i in range(PER_PARTITION)]
+
+
+def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_broker(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    one = broker(tmp_path / "one", 1, url, objects).start()
+    two = broker(tmp_path / "two", 2, url, objects).start()
+    try:
+        wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2], 15, "both listed")
+        leaders = create(one.bootstrap, "orders", PARTITIONS, url)
+        shard = partition_for(TID, 50)
+        assert stored(url, TXN_STATE_TOPIC)[shard]["leader"] == 1
+        assert coordinator_of(two.bootstrap, TID) == (0, 1)
+        producer = transactional(f"{two.bootstrap}")
+        producer.begin_transaction()
+        send(producer, "orders", "committed")
+        producer.commit_transaction(60)
+        producer.begin_transaction()
+        send(producer, "orders", "aborted")
+        producer.abort_transaction(60)
+        producer.begin_transaction()
+        send(producer, "orders", "second")
+        producer.commit_transaction(60)
+        want = expected("committed") + expected("second")
+        values = read_committed(two.bootstrap, "orders", len(want))
+        # Broker 2's partitions included: their markers came from broker 1.
+        assert sorted(values) == sorted(want) and 2 in leaders.values()
+    finally:
+        two.stop()
+        one.stop()
+
+
+def test_the_coordinators_broker_killed_mid_transaction_the_new_coordinator_aborts_it(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    one = broker(tmp_path / "one", 1, url, objects).start()
+    two = broker(tmp_path / "two", 2, url, objects).start()
+    try:
+        wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2], 15, "both listed")
+        create(one.bootstrap, "orders", PARTITIONS, url)
+        shard = partition_for(TID, 50)
+        assert coordinator_of(two.bootstrap, TID) == (0, 1)
+        first = transactional(f"{one.bootstrap},{two.bootstrap}")
+        first.begin_transaction()
+        send(first, "orders", "committed")
+        first.commit_transaction(60)
+        first.begin_transaction()
+        send(first, "orders", "open")
+        # Uploaded, so that broker 1's partitions move at once (a clean failover).
+        wait_until(
+            lambda: all(r["dirty"] == 0 for r in stored(url, "orders").values()), 30, "uploaded"
+        )
+        epoch = stored(url, TXN_STATE_TOPIC)[shard]["epoch"]
+
+        one.kill9()
+        wait_until(
+            lambda: stored(url, TXN_STATE_TOPIC)[shard]["leader"] == 2, 30, "broker 2 takes it"
+        )
+        assert stored(url, TXN_STATE_TOPIC)[shard]["epoch"] > epoch
+        wait_until(lambda: coordinator_of(two.bootstrap, TID) == (0, 2), 15, "found on 2")
+        wait_until(
+            lambda: all(r["leader"] == 2 for r in stored(url, "orders").values()),
+            30,
+            "broker 2 leads every partition",
+        )
+        # The open transaction is not readable, and a new producer with the id fences it.
+        second = transactional(two.bootstrap)
+        second.begin_transaction()
+        send(second, "orders", "after")
+        second.commit_transaction(60)
+        want = expected("committed") + expected("after")
+        values = read_committed(two.bootstrap, "orders", len(want))
+        assert sorted(values) == sorted(want)
+        first.purge()
+    finally:
+        two.stop()
+        one.stop()
