@@ -282,6 +282,7 @@ class Broker:
             lambda: registry.brokers,
             [spec.name for spec in settings.listeners if spec.security_protocol == "PLAINTEXT"],
             settings.node_id,
+            self.clock,
         )
         await ensure(topics, TXN_STATE)
         self.transactions = txns = TransactionCoordinator(

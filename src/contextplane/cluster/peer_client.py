@@ -18,13 +18,13 @@ import asyncio
 import io
 import logging
 import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kio.serial import entity_writer
 
 from contextplane import limits
+from contextplane.clock import Clock
 from contextplane.metadata.records import BrokerRecord
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema, skip_tagged_fields
@@ -42,8 +42,9 @@ class PeerUnavailable(ConnectionError):
 class PeerConnection:
     """One connection to one peer, reconnected on demand."""
 
-    def __init__(self, node_id: int, client_id: str) -> None:
+    def __init__(self, node_id: int, client_id: str, clock: Clock) -> None:
         self.node_id = node_id
+        self._clock = clock
         self._client_id = client_id.encode()
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -52,7 +53,7 @@ class PeerConnection:
         self._slots = asyncio.Semaphore(limits.PEER_IN_FLIGHT_MAX)
         self._connecting = asyncio.Lock()
         self._backoff_s = 0.0
-        self._retry_at = 0.0
+        self._retry_at_ms = 0
 
     async def request(
         self, endpoint: tuple[str, int], api_key: int, version: int, **fields: Any
@@ -66,7 +67,8 @@ class PeerConnection:
             self._waiting[correlation] = (answer, api_key, version)
             try:
                 writer.write(self._frame(api_key, version, correlation, fields))
-                frame = await asyncio.wait_for(answer, limits.PEER_REQUEST_TIMEOUT_S)
+                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
+                    frame = await answer
             except (OSError, TimeoutError) as exc:
                 self._fail(exc)
                 raise PeerUnavailable(f"node {self.node_id}: {exc!r}") from exc
@@ -95,12 +97,11 @@ class PeerConnection:
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
-            if time.monotonic() < self._retry_at:
+            if self._clock.monotonic_ms() < self._retry_at_ms:
                 raise PeerUnavailable(f"node {self.node_id}: reconnecting after a failure")
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*endpoint), limits.PEER_REQUEST_TIMEOUT_S
-                )
+                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
+                    reader, writer = await asyncio.open_connection(*endpoint)
             except (OSError, TimeoutError) as exc:
                 self._back_off()
                 raise PeerUnavailable(f"node {self.node_id} at {endpoint}: {exc!r}") from exc
@@ -127,7 +128,7 @@ class PeerConnection:
         self._backoff_s = min(
             max(self._backoff_s * 2, limits.PEER_BACKOFF_MIN_S), limits.PEER_BACKOFF_MAX_S
         )
-        self._retry_at = time.monotonic() + self._backoff_s
+        self._retry_at_ms = self._clock.monotonic_ms() + int(self._backoff_s * 1000)
 
     def _fail(self, exc: BaseException) -> None:
         """Drop the connection: every request waiting on it fails."""
@@ -163,8 +164,13 @@ class Peers:
     """A connection per peer broker, found in the registry's live brokers."""
 
     def __init__(
-        self, brokers: Callable[[], list[BrokerRecord]], listeners: list[str], node_id: int
+        self,
+        brokers: Callable[[], list[BrokerRecord]],
+        listeners: list[str],
+        node_id: int,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._brokers = brokers
         self._listeners = listeners  # this broker's PLAINTEXT listener names, in order
         self._client_id = f"broker-{node_id}"
@@ -186,7 +192,9 @@ class Peers:
             raise PeerUnavailable(f"node {node_id} is not a live broker with a PLAINTEXT listener")
         connection = self._connections.get(node_id)
         if connection is None:
-            connection = self._connections[node_id] = PeerConnection(node_id, self._client_id)
+            connection = self._connections[node_id] = PeerConnection(
+                node_id, self._client_id, self._clock
+            )
         return await connection.request(endpoint, api_key, version, **fields)
 
     async def close(self) -> None:

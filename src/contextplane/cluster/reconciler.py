@@ -151,8 +151,8 @@ class Reconciler:
             elif row.leader_node != me:
                 leaders[(row.topic, row.partition)] = (row.leader_node, row.leader_epoch)
         self._engine.note_leaders(leaders)
-        for topic, shard in shards_out:
-            coordinators[topic].unload_shard(shard)  # no write once the handover starts
+        for topic, out in shards_out:
+            coordinators[topic].unload_shard(out)  # no write once the handover starts
         results = await asyncio.gather(
             *(self._engine.release(stream_id) for stream_id in to_release),
             return_exceptions=True,
@@ -174,8 +174,8 @@ class Reconciler:
                 if r.topic in coordinators and r.stream_id in opened
             ]
         shards_in += [(t, s) for t, s in shards_back if not coordinators[t].is_loaded(s)]
-        for topic, shard in shards_in:
-            await coordinators[topic].load_shard(shard)
+        for topic, index in shards_in:
+            await coordinators[topic].load_shard(index)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
