@@ -17,6 +17,8 @@ while the topic created once both are up has half its partitions on broker 2.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
@@ -24,6 +26,7 @@ from confluent_kafka import Consumer, Producer
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.protocol.offsets_records import partition_for
 from tests.e2e.test_cluster_failover import broker, create, listed_brokers, stored
+from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
@@ -100,10 +103,12 @@ def expected(label: str) -> list[str]:
     return [f"{label}-{p}-{i}" for p in range(PARTITIONS) for i in range(PER_PARTITION)]
 
 
-def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_broker(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
-    url = postgres_server.create_database()
+@contextmanager
+def cluster(
+    tmp_path: Path, url: str
+) -> Iterator[tuple[BrokerProcess, BrokerProcess, dict[int, int]]]:
+    """Broker 1 (started alone: it leads every `__transaction_state` shard), broker 2,
+    and "orders" with partitions on both (partition -> leader)."""
     (tmp_path / "objects").mkdir()
     objects = (tmp_path / "objects").as_uri()
     one = broker(tmp_path / "one", 1, url, objects).start()
@@ -111,9 +116,18 @@ def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_br
     try:
         wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2], 15, "both listed")
         leaders = create(one.bootstrap, "orders", PARTITIONS, url)
-        shard = partition_for(TID, 50)
-        assert stored(url, TXN_STATE_TOPIC)[shard]["leader"] == 1
+        assert stored(url, TXN_STATE_TOPIC)[partition_for(TID, 50)]["leader"] == 1
         assert coordinator_of(two.bootstrap, TID) == (0, 1)
+        yield one, two, leaders
+    finally:
+        two.stop()
+        one.stop()
+
+
+def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_broker(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    with cluster(tmp_path, postgres_server.create_database()) as (_, two, leaders):
         producer = transactional(f"{two.bootstrap}")
         producer.begin_transaction()
         send(producer, "orders", "committed")
@@ -128,24 +142,14 @@ def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_br
         values = read_committed(two.bootstrap, "orders", len(want))
         # Broker 2's partitions included: their markers came from broker 1.
         assert sorted(values) == sorted(want) and 2 in leaders.values()
-    finally:
-        two.stop()
-        one.stop()
 
 
 def test_the_coordinators_broker_killed_mid_transaction_the_new_coordinator_aborts_it(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    (tmp_path / "objects").mkdir()
-    objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path / "one", 1, url, objects).start()
-    two = broker(tmp_path / "two", 2, url, objects).start()
-    try:
-        wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2], 15, "both listed")
-        create(one.bootstrap, "orders", PARTITIONS, url)
+    with cluster(tmp_path, url) as (one, two, _):
         shard = partition_for(TID, 50)
-        assert coordinator_of(two.bootstrap, TID) == (0, 1)
         first = transactional(f"{one.bootstrap},{two.bootstrap}")
         first.begin_transaction()
         send(first, "orders", "committed")
@@ -182,6 +186,3 @@ def test_the_coordinators_broker_killed_mid_transaction_the_new_coordinator_abor
         print(f"coordinator kill -9: FindCoordinator answers broker 2 {found_s:.2f} s after"
               " the kill (session 1,500 ms)")  # fmt: skip
         first.purge()
-    finally:
-        two.stop()
-        one.stop()

@@ -97,17 +97,12 @@ class TxnShardLoading:
         log.info("transaction coordinator: unloaded shard %d", shard)
 
     def refused(self, tid: str) -> ErrorCode | None:
-        """Why a request for `tid` is not served here, or None. A shard led here at an
-        epoch it was never loaded at (opened outside the reconciler's pass) starts
-        loading: COORDINATOR_LOAD_IN_PROGRESS meanwhile, as Kafka answers."""
-        if self.shards.serves(tid):
-            return None
-        shard = self.shards.shard(tid)
-        if self.shards.loadable(shard):
-            if shard not in self._loading:
-                self._start_loading(shard).add_done_callback(_log_failed_load)
-            return ErrorCode.coordinator_load_in_progress
-        return ErrorCode.not_coordinator
+        """Why a request for `tid` is not served here, or None (`GroupShards.refusal`:
+        a shard led here and never loaded at its epoch starts loading)."""
+        return self.shards.refusal(tid, self._loading, self._load_in_background)
+
+    def _load_in_background(self, shard: int) -> None:
+        self._start_loading(shard).add_done_callback(_log_failed_load)
 
     def check_served(self, tid: str) -> None:
         """Raise the error `refused` names."""
