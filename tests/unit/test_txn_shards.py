@@ -3,7 +3,8 @@ engines on one metadata store, each with its transaction coordinator following t
 `__transaction_state` partitions it leads (the reconciler loads and unloads them). A
 transactional id is served only by its shard's leader (NOT_COORDINATOR elsewhere); a
 planned move of the shard unloads it and its target goes on with the stored
-transaction, finishing a Prepare state the old coordinator could not; a coordinator
+transaction, finishing a Prepare state the old coordinator could not, offsets a group
+coordinator on the other broker added included; a coordinator
 whose shard was claimed at a newer epoch behind its back commits nothing, answers
 NOT_COORDINATOR and lets the partition go."""
 
@@ -19,7 +20,7 @@ from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import BrokerEndpoint
+from contextplane.metadata.records import BrokerEndpoint, OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import partition_for
 from contextplane.settings import Settings
@@ -108,6 +109,16 @@ def test_transactional_ids_follow_their_shard_and_a_fenced_coordinator_commits_n
             assert codes == {("t", 0): ErrorCode.not_coordinator}
             await one.txns.add_partitions(mine, pid, epoch, [("t", 0), ("t", 1)])
 
+            # TxnOffsetCommit at a group coordinator on node 2: checked against the
+            # stored transaction in the store transaction that adds the offsets.
+            rows = [OffsetRow("t", 0, 42, -1, "")]
+            offsets = two.txns.txn_offset_commit(mine, "g", pid, epoch, rows)
+            assert await code_of(offsets) == ErrorCode.invalid_txn_state  # "g" not added
+            await one.txns.add_offsets(mine, pid, epoch, "g")
+            offsets = two.txns.txn_offset_commit(mine, "g", pid, epoch + 1, rows)
+            assert await code_of(offsets) == ErrorCode.producer_fenced
+            await two.txns.txn_offset_commit(mine, "g", pid, epoch, rows)
+
             # A planned move with a commit prepared that could not write its markers:
             # the target loads the transaction and finishes the commit.
             one.markers_fail = True
@@ -126,6 +137,7 @@ def test_transactional_ids_follow_their_shard_and_a_fenced_coordinator_commits_n
             assert shard in two.txns.shards.loaded
             assert sorted(two.markers) == [("t", 0, pid, True), ("t", 1, pid, True)]
             assert two.txns.record(mine).state == "CompleteCommit"  # type: ignore[union-attr]
+            assert (await two.metadata.fetch_offsets("g"))[("t", 0)].offset == 42
             await two.txns.add_partitions(mine, pid, epoch, [("t", 2)])
 
             # Node 2's shard of `theirs` released in the store and claimed by node 1

@@ -312,7 +312,14 @@ class TransactionCoordinator(TxnShardLoading):
         transaction is verified first, then `check_group` (the group coordinator's member
         checks, which raise), in the order Kafka makes them. With `adds_group`
         (TxnOffsetCommit v5 of a transactions v2 producer) it adds the group to the
-        transaction as AddOffsetsToTxn does."""
+        transaction as AddOffsetsToTxn does. For an id coordinated by another broker
+        (this broker the group's coordinator only) the stored transaction is checked in
+        the store transaction that adds the offsets (`add_txn_offsets_checked`); the
+        group must have been added by AddOffsetsToTxn."""
+        if self.shards.leases is not None and self.refused(tid) is not None and not adds_group:
+            check_group()
+            await self._store.add_txn_offsets_checked(tid, group_id, (producer_id, epoch), rows)
+            return
         self.check_served(tid)
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)

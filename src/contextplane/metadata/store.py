@@ -354,6 +354,14 @@ class MetadataStore(Protocol):
         """TxnOffsetCommit: offsets pending until the transaction completes."""
         ...
 
+    async def add_txn_offsets_checked(
+        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+    ) -> None:
+        """TxnOffsetCommit for a transaction coordinated by another broker: in one
+        transaction, the stored transaction checked (the producer's, Ongoing, the group
+        added; else its KafkaError) with its row locked, then the offsets pending."""
+        ...
+
     async def complete_transaction(
         self,
         record: TransactionRecord,
