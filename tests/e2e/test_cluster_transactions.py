@@ -11,20 +11,26 @@ while the topic created once both are up has half its partitions on broker 2.
 - broker 1 (the coordinator) killed -9 with a transaction open on every partition:
   broker 2 takes the shard, loads the transaction as stored, and a new producer with
   the same transactional id fences it (abort markers, now all local); read_committed
-  reads the committed transactions and none of the open one's records.
+  reads the committed transactions and none of the open one's records;
+- the Java client's transactions v2 with its sink partition on broker 2: Produce v12+
+  adds the partition at the coordinator on broker 1 (AddPartitionsToTxn v5).
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.protocol.offsets_records import partition_for
+from harness import java_client
+from harness._maven import java_tool
 from tests.e2e.test_cluster_failover import broker, create, listed_brokers, stored
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
@@ -36,6 +42,7 @@ PER_PARTITION = 20
 FIND_COORDINATOR = 10
 TRANSACTION_KEY = 1
 TID = "payments"
+JAVA_V2 = Path(__file__).parent / "java" / "TransactionsV2.java"
 
 
 def coordinator_of(bootstrap: str, tid: str) -> tuple[int, int]:
@@ -186,3 +193,60 @@ def test_the_coordinators_broker_killed_mid_transaction_the_new_coordinator_abor
         print(f"coordinator kill -9: FindCoordinator answers broker 2 {found_s:.2f} s after"
               " the kill (session 1,500 ms)")  # fmt: skip
         first.purge()
+
+
+def test_java_transactions_v2_with_the_sink_led_by_another_broker(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The Java client's transactions v2 (KIP-890): its Produce v12+ to broker 2 adds
+    the sink partition at the coordinator on broker 1 (AddPartitionsToTxn v5 over the
+    inter-broker client); commit, abort, commit; only the committed records show and
+    the consumed offsets are committed with them."""
+    url = postgres_server.create_database()
+    with cluster(tmp_path, url) as (one, two, _):
+        admin = AdminClient({"bootstrap.servers": two.bootstrap})
+        # Single-partition candidates for the sink, placed by their stream ids: the
+        # first that broker 2 leads is the sink.
+        names = ["source"] + [f"sink{n}" for n in range(4)]
+        for name in names:
+            admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
+        wait_until(lambda: all(stored(url, n)[0]["leader"] != -1 for n in names), 15, "claimed")
+        sink = next(n for n in names[1:] if stored(url, n)[0]["leader"] == 2)
+        plain = Producer({"bootstrap.servers": two.bootstrap})
+        for value in (b"0", b"1", b"2", b"3"):
+            plain.produce("source", value, partition=0)
+        assert plain.flush(30) == 0
+        java_client.build()
+        libs = java_client.client_home() / "libs"
+        bootstrap = f"{one.bootstrap},{two.bootstrap}"
+        result = subprocess.run(
+            [java_tool("java"), "-cp", f"{libs}/*", str(JAVA_V2), bootstrap]
+            + ["source", sink, "transform", TID],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
+        consumer = Consumer(
+            {
+                "bootstrap.servers": two.bootstrap,
+                "group.id": "transform",
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            assert consumer.committed([TopicPartition("source", 0)], 30)[0].offset == 4
+            consumer.assign([TopicPartition(sink, 0, 0)])
+            values: list[bytes] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error():
+                    break  # the end of the committed records
+                values.append(message.value())
+            assert values == [b"a", b"c"]
+        finally:
+            consumer.close()
