@@ -13,7 +13,8 @@ while the topic created once both are up has half its partitions on broker 2.
   the same transactional id fences it (abort markers, now all local); read_committed
   reads the committed transactions and none of the open one's records;
 - the Java client's transactions v2 with its sink partition on broker 2: Produce v12+
-  adds the partition at the coordinator on broker 1 (AddPartitionsToTxn v5).
+  adds the partition at the coordinator on broker 1 (AddPartitionsToTxn v5); and, on
+  three brokers, with its group and transaction coordinators on different brokers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
-from contextplane.protocol.offsets_records import partition_for
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from harness import java_client
 from harness._maven import java_tool
 from tests.e2e.test_cluster_failover import broker, create, listed_brokers, stored
@@ -227,26 +228,84 @@ def test_java_transactions_v2_with_the_sink_led_by_another_broker(
             timeout=180,
         )
         assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
-        consumer = Consumer(
-            {
-                "bootstrap.servers": two.bootstrap,
-                "group.id": "transform",
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            }
+        assert committed_values(two.bootstrap, "transform", sink) == (4, [b"a", b"c"])
+
+
+def test_java_transactions_v2_with_group_and_transaction_coordinators_apart(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Three brokers; broker 1, which created the shards, killed: brokers 2 and 3 share
+    them. The Java client's group (its `__consumer_offsets` shard) is coordinated by one
+    and its transactional id by the other: TxnOffsetCommit v5+ at the group's
+    coordinator adds the group at the transaction's (AddOffsetsToTxn over the
+    inter-broker client) and stores the offsets checked against the stored transaction;
+    the committed offset and records are exactly the committed transactions'."""
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    one = broker(tmp_path / "one", 1, url, objects).start()
+    others = [broker(tmp_path / f"b{n}", n, url, objects).start() for n in (2, 3)]
+    try:
+        wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2, 3], 15, "all listed")
+        one.kill9()
+        for shards in (OFFSETS_TOPIC, TXN_STATE_TOPIC):
+            wait_until(
+                lambda shards=shards: {r["leader"] for r in stored(url, shards).values()} == {2, 3},
+                30,
+                f"{shards} on brokers 2 and 3",
+            )
+        groups = {p: r["leader"] for p, r in stored(url, OFFSETS_TOPIC).items()}
+        txns = {p: r["leader"] for p, r in stored(url, TXN_STATE_TOPIC).items()}
+        count = len(groups)
+        group = next(g for n in range(500) if groups[partition_for(g := f"g{n}", count)] == 3)
+        tid = next(t for n in range(500) if txns[partition_for(t := f"t{n}", 50)] == 2)
+        bootstrap = ",".join(b.bootstrap for b in others)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for name in ("source", "sink"):
+            admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
+        plain = Producer({"bootstrap.servers": bootstrap})
+        for value in (b"0", b"1", b"2", b"3"):
+            plain.produce("source", value, partition=0)
+        assert plain.flush(30) == 0
+        java_client.build()
+        libs = java_client.client_home() / "libs"
+        result = subprocess.run(
+            [java_tool("java"), "-cp", f"{libs}/*", str(JAVA_V2), bootstrap]
+            + ["source", "sink", group, tid],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
-        try:
-            assert consumer.committed([TopicPartition("source", 0)], 30)[0].offset == 4
-            consumer.assign([TopicPartition(sink, 0, 0)])
-            values: list[bytes] = []
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                message = consumer.poll(0.5)
-                if message is None:
-                    continue
-                if message.error():
-                    break  # the end of the committed records
-                values.append(message.value())
-            assert values == [b"a", b"c"]
-        finally:
-            consumer.close()
+        assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
+        assert committed_values(bootstrap, group, "sink") == (4, [b"a", b"c"])
+    finally:
+        for running in others:
+            running.stop()
+        one.stop()
+
+
+def committed_values(bootstrap: str, group: str, sink: str) -> tuple[int, list[bytes]]:
+    """(the group's committed offset of source-0, the sink's read_committed values)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        offset = consumer.committed([TopicPartition("source", 0)], 30)[0].offset
+        consumer.assign([TopicPartition(sink, 0, 0)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                break  # the end of the committed records
+            values.append(message.value())
+        return offset, values
+    finally:
+        consumer.close()

@@ -27,6 +27,7 @@ from contextplane.protocol.offsets_records import partition_for
 log = logging.getLogger(__name__)
 
 ADD_PARTITIONS_TO_TXN_KEY = 24
+ADD_OFFSETS_TO_TXN_KEY = 25
 Partition = tuple[str, int]
 # (topic, partition) -> the error its batch gets (None: verified).
 Verified = dict[Partition, KafkaError | None]
@@ -65,6 +66,41 @@ def _open_here(ctx: RequestContext, partition: Partition, producer_id: int) -> b
     return log_ is not None and log_.transactions.in_transaction(producer_id)
 
 
+async def add_group_remote(
+    ctx: RequestContext, tid: str, producer: tuple[int, int], group_id: str
+) -> None:
+    """TxnOffsetCommit v5+ (transactions v2) at a group coordinator whose transactional
+    id another broker coordinates: the group joins the transaction there, with
+    AddOffsetsToTxn, as the client would have sent it; raises the coordinator's error
+    (COORDINATOR_NOT_AVAILABLE when it cannot be asked: the client retries)."""
+    try:
+        node = _coordinator_node(ctx, tid)
+        answer: Any = await ctx.cluster.peers.request(  # type: ignore[union-attr]
+            node,
+            ADD_OFFSETS_TO_TXN_KEY,
+            4,
+            transactional_id=tid,
+            producer_id=producer[0],
+            producer_epoch=producer[1],
+            group_id=group_id,
+        )
+    except (KafkaError, OSError) as exc:
+        raise KafkaError(ErrorCode.coordinator_not_available, str(exc)) from exc
+    if answer.error_code:
+        raise KafkaError(ErrorCode(answer.error_code))
+
+
+def _coordinator_node(ctx: RequestContext, tid: str) -> int:
+    """The broker coordinating `tid`, when it is another live one."""
+    topic = ctx.topics.topics().get(TXN_STATE_TOPIC)
+    if ctx.cluster.peers is None or topic is None:
+        raise KafkaError(ErrorCode.coordinator_not_available)
+    node, _ = ctx.cluster.leaders.of(TXN_STATE_TOPIC, partition_for(tid, topic.partitions))
+    if node in (-1, ctx.cluster.node_id):
+        raise KafkaError(ErrorCode.coordinator_not_available)
+    return node
+
+
 async def _ask(
     ctx: RequestContext,
     tid: str,
@@ -72,17 +108,11 @@ async def _ask(
     wanted: list[Partition],
     add: bool,
 ) -> dict[Partition, ErrorCode]:
-    peers = ctx.cluster.peers
-    topic = ctx.topics.topics().get(TXN_STATE_TOPIC)
-    if peers is None or topic is None:
-        raise KafkaError(ErrorCode.coordinator_not_available)
-    node, _ = ctx.cluster.leaders.of(TXN_STATE_TOPIC, partition_for(tid, topic.partitions))
-    if node in (-1, ctx.cluster.node_id):
-        raise KafkaError(ErrorCode.coordinator_not_available)
+    node = _coordinator_node(ctx, tid)
     by_topic: dict[str, list[int]] = {}
     for name, index in wanted:
         by_topic.setdefault(name, []).append(index)
-    answer: Any = await peers.request(
+    answer: Any = await ctx.cluster.peers.request(  # type: ignore[union-attr]
         node,
         ADD_PARTITIONS_TO_TXN_KEY,
         5 if add else 4,
