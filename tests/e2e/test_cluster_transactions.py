@@ -137,15 +137,13 @@ def test_a_transaction_committed_and_aborted_through_a_coordinator_on_another_br
 ) -> None:
     with cluster(tmp_path, postgres_server.create_database()) as (_, two, leaders):
         producer = transactional(f"{two.bootstrap}")
-        producer.begin_transaction()
-        send(producer, "orders", "committed")
-        producer.commit_transaction(60)
-        producer.begin_transaction()
-        send(producer, "orders", "aborted")
-        producer.abort_transaction(60)
-        producer.begin_transaction()
-        send(producer, "orders", "second")
-        producer.commit_transaction(60)
+        for label in ("committed", "aborted", "second"):
+            producer.begin_transaction()
+            send(producer, "orders", label)
+            if label == "aborted":
+                producer.abort_transaction(60)
+            else:
+                producer.commit_transaction(60)
         want = expected("committed") + expected("second")
         values = read_committed(two.bootstrap, "orders", len(want))
         # Broker 2's partitions included: their markers came from broker 1.
