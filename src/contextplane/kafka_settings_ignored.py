@@ -37,9 +37,10 @@ _NO_INTERNAL_TOPICS = (
     "no transaction or share-group state topics; producer state is in the metadata store"
 )
 _NO_INTER_BROKER = (
-    "brokers meet in the metadata store; their one client of each other (the internal "
-    "consumer of `_schemas` and the masking policies) logs in as "
-    "`contextplane.internal.client.config` says"
+    "brokers meet in the metadata store; the internal consumer of `_schemas` and the "
+    "masking policies logs in as `contextplane.internal.client.config` says, and the "
+    "transaction coordinator's calls to other brokers (markers, verification) use a "
+    "PLAINTEXT listener without SASL"
 )
 _ONE_LOOP = "one asyncio event loop serves every connection"
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
@@ -85,7 +86,11 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting(
         "offsets.topic.compression.codec", "`__consumer_offsets` batches are uncompressed"
     ),
-    KafkaSetting("transaction.state.log.*", _NO_INTERNAL_TOPICS),
+    KafkaSetting(
+        "transaction.state.log.*",
+        "`__transaction_state` has Kafka's 50 partitions, whose leaders are the transaction "
+        "coordinators, and holds no records: transaction state is in the metadata store",
+    ),
     KafkaSetting("share.coordinator.state.topic.*", _NO_INTERNAL_TOPICS),
     KafkaSetting(
         "offsets.retention.minutes",

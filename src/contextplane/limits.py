@@ -295,3 +295,12 @@ OBJECT_COMPACTION_READ_BYTES_PER_SECOND = 32 * 1024 * 1024
 # Ranges of one input object closer than this are read with one GET (the gap is read and
 # dropped): fewer requests for little extra memory.
 OBJECT_COMPACTION_SPAN_GAP_BYTES = 64 * 1024
+
+# The inter-broker client (cluster/peer_client.py): requests in flight per peer, the
+# largest response frame it reads (its answers are markers' and verifications' results:
+# small), how long one request may take, and the reconnect backoff bounds.
+PEER_IN_FLIGHT_MAX = 64
+PEER_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
+PEER_REQUEST_TIMEOUT_S = 30.0
+PEER_BACKOFF_MIN_S = 0.1
+PEER_BACKOFF_MAX_S = 5.0

@@ -224,9 +224,9 @@ def test_timed_out_transactions_are_aborted_together(tmp_path: Path) -> None:
         saved: list[str] = []
         save = engine.metadata.save_transaction
 
-        async def recording(record: Any, previous: Any = None) -> None:
+        async def recording(record: Any, previous: Any = None, fence: Any = None) -> None:
             saved.append(record.state)
-            await save(record, previous)
+            await save(record, previous, fence)
 
         engine.metadata.save_transaction = recording  # type: ignore[method-assign]
         txns = TransactionCoordinator(

@@ -14,7 +14,13 @@ from contextplane.broker.audit_sink import AuditSink
 from contextplane.broker.configs import retention_configs
 from contextplane.broker.context import ClusterView, Services
 from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
-from contextplane.broker.internal_topics import AUDIT_TOPIC, is_internal
+from contextplane.broker.internal_topics import (
+    AUDIT_TOPIC,
+    SHARD_TOPICS,
+    TXN_STATE,
+    ensure,
+    is_internal,
+)
 from contextplane.broker.leaders import Leaders
 from contextplane.broker.listener import BrokerListeners, serve, tls_contexts
 from contextplane.broker.metadata_cache import MetadataCache
@@ -26,10 +32,11 @@ from contextplane.broker.routes import build_routes
 from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
 from contextplane.broker.topics import TopicManager
-from contextplane.broker.txn_markers import marker_writer
+from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
+from contextplane.cluster.peer_client import Peers
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
 from contextplane.coordinators.consumer_group.messages import consumer_group_config
@@ -38,11 +45,11 @@ from contextplane.coordinators.group_state import CoordinatorConfig
 from contextplane.coordinators.producer_ids import ProducerIds
 from contextplane.coordinators.share_coordinator import ShareCoordinator, share_config
 from contextplane.coordinators.transactions import TransactionConfig, TransactionCoordinator
+from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.sql_assignment import TargetOf
 from contextplane.metadata.store import MetadataStore, open_metadata_store
-from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.security.acl_admin import AclAdmin
 from contextplane.security.audit import AuditLog
@@ -132,6 +139,7 @@ class Broker:
         self._probes: Probes | None = None
         self.registry: Registry | None = None
         self.reconciler: Reconciler | None = None
+        self.peers: Peers | None = None
         self.controller: Controller | None = None  # its writes count only while it leads
         # Set when another incarnation took this node.id: the process must stop.
         self.registration_lost = asyncio.Event()
@@ -161,11 +169,11 @@ class Broker:
 
     def _placement(self, topic: str) -> TargetOf:
         """Where a new topic's partitions go (RFC 0004 §2): over the live brokers, by
-        `assignment_plan`, `__consumer_offsets` too (its leaders are the group
-        coordinators, §3); the other internal topics stay on this broker, which writes
-        them."""
+        `assignment_plan`, `__consumer_offsets` and `__transaction_state` too (their
+        leaders are the group and transaction coordinators, §3); the other internal
+        topics stay on this broker, which writes them."""
         node_id = self.settings.node_id
-        if (is_internal(topic) and topic != OFFSETS_TOPIC) or self.registry is None:
+        if (is_internal(topic) and topic not in SHARD_TOPICS) or self.registry is None:
             return lambda stream_id: node_id
         candidates = [
             Candidate(b.node_id, b.rack)
@@ -269,6 +277,14 @@ class Broker:
         )
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
+        leaders = Leaders(storage, registry, settings.node_id)
+        self.peers = peers = Peers(
+            lambda: registry.brokers,
+            [spec.name for spec in settings.listeners if spec.security_protocol == "PLAINTEXT"],
+            settings.node_id,
+            self.clock,
+        )
+        await ensure(topics, TXN_STATE)
         self.transactions = txns = TransactionCoordinator(
             self.metadata,
             producer_ids,
@@ -279,10 +295,12 @@ class Broker:
                 settings.transactional_id_expiration_ms,
                 settings.transaction_remove_expired_transaction_cleanup_interval_ms,
             ),
-            marker_writer(storage, self.clock),
+            routed_marker_writer(storage, self.clock, leaders, peers, settings.node_id),
             lambda group_id, rows, ms: groups.offsets.journal.offsets_committed(group_id, rows, ms),
+            leases=OffsetsShards(storage, topics, TXN_STATE_TOPIC),
         )
         await txns.start()
+        self.reconciler.coordinators[TXN_STATE_TOPIC] = txns
         routes = build_routes()
         acl_admin: AclAdmin | None = None
         authorizer: Authorizer = AllowEverything()
@@ -321,7 +339,6 @@ class Broker:
             settings.audit_denial_records_per_second,
         )
         sink.before_flush = audit.report_suppressed
-        leaders = Leaders(storage, registry, settings.node_id)
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -338,6 +355,7 @@ class Broker:
                 registry=registry,
                 leaders=leaders,
                 rack=settings.broker_rack,
+                peers=peers,
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,
@@ -395,6 +413,8 @@ class Broker:
             await self.audit_sink.stop()  # what is buffered is appended before storage closes
         if self.transactions is not None:
             await self.transactions.stop()
+        if self.peers is not None:
+            await self.peers.close()
         if self.shares is not None:
             await self.shares.stop()
         if self.groups is not None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from contextplane.broker.read_receipts import ReadReceipts
     from contextplane.broker.request_spans import RequestSpans
     from contextplane.broker.topics import TopicManager
+    from contextplane.cluster.peer_client import Peers
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
@@ -75,6 +76,7 @@ class ClusterView:
     registry: Registry  # the live brokers Metadata and DescribeCluster list
     leaders: Leaders  # each partition's leader, as Metadata and KIP-951 errors name it
     rack: str | None = None  # broker.rack
+    peers: Peers | None = None  # the inter-broker client (transaction verification)
 
 
 @dataclass(slots=True)

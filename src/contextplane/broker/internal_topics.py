@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contextplane.broker.topics import TopicManager
+from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, encode_batch
@@ -23,7 +24,10 @@ from contextplane.storage.engine import StorageEngine
 
 AUDIT_TOPIC = "__contextplane_audit"
 READ_RECEIPTS_TOPIC = "__contextplane_read_receipts"
-INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, AUDIT_TOPIC, READ_RECEIPTS_TOPIC})
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC, AUDIT_TOPIC, READ_RECEIPTS_TOPIC})
+# Internal topics whose partitions are coordinator shards (RFC 0004 §3): spread over the
+# brokers like any topic, their leaders the coordinators.
+SHARD_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
 # The security audit trail: never deleted through the Kafka API (DeleteTopics answers
 # TOPIC_DELETION_DISABLED), so no client erases the record of what it did. Its retention
 # stays an administrator's AlterConfigs, which is itself audited.
@@ -46,6 +50,11 @@ class InternalTopic:
     name: str
     partitions: int
     configs: dict[str, str]
+
+
+# `__transaction_state`: Kafka's transaction.state.log.num.partitions default. Nothing
+# is written to it; its partitions give transactional ids shards with leaders and epochs.
+TXN_STATE = InternalTopic(TXN_STATE_TOPIC, 50, {"cleanup.policy": "compact"})
 
 
 async def ensure(topics: TopicManager, topic: InternalTopic) -> bool:

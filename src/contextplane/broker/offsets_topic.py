@@ -85,19 +85,24 @@ def legacy_topic_configs(settings: Settings) -> dict[str, str]:
 
 
 class OffsetsShards:
-    """The group coordinator's `ShardLeases`: the `__consumer_offsets` partitions this
-    broker leads, at their epochs (coordinators/group_shards.py)."""
+    """A coordinator's `ShardLeases`: the partitions of its internal topic
+    (`__consumer_offsets` for the group coordinator, `__transaction_state` for the
+    transaction coordinator) this broker leads, at their epochs
+    (coordinators/group_shards.py)."""
 
-    def __init__(self, storage: StorageEngine, topics: TopicManager) -> None:
+    def __init__(
+        self, storage: StorageEngine, topics: TopicManager, topic: str = OFFSETS_TOPIC
+    ) -> None:
         self._storage = storage
         self._topics = topics
+        self._topic = topic
 
     def count(self) -> int:
-        topic = self._topics.topics().get(OFFSETS_TOPIC)
+        topic = self._topics.topics().get(self._topic)
         return 0 if topic is None else topic.partitions
 
     def lease(self, shard: int) -> tuple[int, int] | None:
-        partition = self._storage.partitions.get((OFFSETS_TOPIC, shard))
+        partition = self._storage.partitions.get((self._topic, shard))
         if partition is None or partition.handing_over:
             return None
         return partition.stream_id, partition.leader_epoch

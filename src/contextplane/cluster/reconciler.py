@@ -13,8 +13,9 @@ since the last assignment generation it saw are read, and for each
 - anything else: its leader as read is remembered for Metadata and for
   NOT_LEADER_OR_FOLLOWER.
 
-A `__consumer_offsets` partition is a group coordinator's shard (RFC 0004 §3): its
-shard is unloaded before the partition is handed over and loaded once it is opened.
+A `__consumer_offsets` partition is a group coordinator's shard and a
+`__transaction_state` partition a transaction coordinator's (RFC 0004 §3): a shard is
+unloaded before its partition is handed over and loaded once it is opened.
 
 A pass that failed (the store or the object store unreachable) is retried a heartbeat
 interval later from the same generation; passes never overlap.
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class ShardCoordinator(Protocol):
-    """The group coordinator, as the reconciler drives it."""
+    """A group or transaction coordinator, as the reconciler drives it."""
 
     async def load_shard(self, shard: int) -> None: ...
     def unload_shard(self, shard: int) -> None: ...
@@ -68,7 +69,18 @@ class Reconciler:
         self._topics_seen = -1
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # completed passes (tests wait on it)
-        self.coordinator: ShardCoordinator | None = None  # set once the groups' is up
+        # Internal topic -> the coordinator whose shards its partitions are (set once
+        # each is up).
+        self.coordinators: dict[str, ShardCoordinator] = {}
+
+    @property
+    def coordinator(self) -> ShardCoordinator | None:
+        """The group coordinator (of `__consumer_offsets`)."""
+        return self.coordinators.get(OFFSETS_TOPIC)
+
+    @coordinator.setter
+    def coordinator(self, coordinator: ShardCoordinator) -> None:
+        self.coordinators[OFFSETS_TOPIC] = coordinator
 
     def start(self) -> None:
         self._registry.changed.set()  # a first pass at once: rows changed while stopped
@@ -111,8 +123,9 @@ class Reconciler:
             await self._refresh_topics()  # created after the heartbeat this pass follows
         to_open: dict[str, list[int]] = {}
         to_release: list[int] = []
-        shards_out: list[int] = []  # group coordinator shards handed over
-        shards_back: list[int] = []  # led and targeted here (a handover abandoned)
+        coordinators = dict(self.coordinators)
+        shards_out: list[tuple[str, int]] = []  # coordinator shards handed over
+        shards_back: list[tuple[str, int]] = []  # led and targeted here (a handover abandoned)
         leaders: dict[tuple[str, int], tuple[int, int]] = {}
         leads = self._engine.leadership.leads
         me = self._node_id
@@ -120,7 +133,7 @@ class Reconciler:
             if not self._known_topic(row.topic):
                 continue  # deleted since
             if leads(row.stream_id):
-                shard = row.partition if row.topic == OFFSETS_TOPIC else None
+                shard = (row.topic, row.partition) if row.topic in coordinators else None
                 if row.target_node not in (me, -1):
                     to_release.append(row.stream_id)
                     if shard is not None:
@@ -138,10 +151,8 @@ class Reconciler:
             elif row.leader_node != me:
                 leaders[(row.topic, row.partition)] = (row.leader_node, row.leader_epoch)
         self._engine.note_leaders(leaders)
-        coordinator = self.coordinator
-        if coordinator is not None:
-            for shard in shards_out:
-                coordinator.unload_shard(shard)  # no group write once the handover starts
+        for topic, out in shards_out:
+            coordinators[topic].unload_shard(out)  # no write once the handover starts
         results = await asyncio.gather(
             *(self._engine.release(stream_id) for stream_id in to_release),
             return_exceptions=True,
@@ -154,16 +165,17 @@ class Reconciler:
             opening += await self._records(topic, set(streams))
             if self._unclean_election(topic):
                 unclean.update(streams)
-        shards_in: list[int] = []  # shards opened here now (loaded afresh)
+        shards_in: list[tuple[str, int]] = []  # shards opened here now (loaded afresh)
         if opening:
             opened = set(await self._engine.assign(opening, frozenset(unclean)))
             shards_in = [
-                r.partition for r in opening if r.topic == OFFSETS_TOPIC and r.stream_id in opened
+                (r.topic, r.partition)
+                for r in opening
+                if r.topic in coordinators and r.stream_id in opened
             ]
-        if coordinator is not None:
-            shards_in += [s for s in shards_back if not coordinator.is_loaded(s)]
-            for shard in shards_in:
-                await coordinator.load_shard(shard)
+        shards_in += [(t, s) for t, s in shards_back if not coordinators[t].is_loaded(s)]
+        for topic, index in shards_in:
+            await coordinators[topic].load_shard(index)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]

@@ -40,20 +40,14 @@ class ShardLoading:
     _wall_ms: Callable[[], int]
 
     def _refused(self, group_id: str) -> ErrorCode | None:
-        """Why a request for the group is not served here, or None. A shard led here at
-        an epoch it was never loaded or unloaded at (its partition recovered from a dead
-        broker's WAL after the reconciler's pass, say) is loaded now, answered
-        COORDINATOR_LOAD_IN_PROGRESS meanwhile, as Kafka answers while it loads one."""
+        """Why a request for the group is not served here, or None (`GroupShards.refusal`:
+        a shard led here and never loaded at its epoch starts loading)."""
         if not self._active:
             return ErrorCode.coordinator_not_available
-        if self.shards.serves(group_id):
-            return None
-        shard = self.shards.shard(group_id)
-        if self.shards.loadable(shard):
-            if shard not in self._loading:
-                self._start_loading(shard).add_done_callback(_log_failed_load)
-            return ErrorCode.coordinator_load_in_progress
-        return ErrorCode.not_coordinator
+        return self.shards.refusal(group_id, self._loading, self._load_in_background)
+
+    def _load_in_background(self, shard: int) -> None:
+        self._start_loading(shard).add_done_callback(_log_failed_load)
 
     def refused(self, group_id: str) -> ErrorCode | None:
         """Why a request for the group is not served here, or None (`_refused`)."""

@@ -15,9 +15,10 @@ nothing is fenced.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Protocol
 
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import partition_for
 
 
@@ -94,6 +95,22 @@ class GroupShards:
             return False
         lease = self.leases.lease(shard)
         return lease is not None and self.unloaded_at.get(shard) != lease[1]
+
+    def refusal(
+        self, key: str, loading: Container[int], load: Callable[[int], None]
+    ) -> ErrorCode | None:
+        """Why a request for `key` is not served here, or None. A shard led here at an
+        epoch it was never loaded or unloaded at (its partition recovered from a dead
+        broker's WAL after the reconciler's pass, say) is loaded now (`load`, unless it is
+        `loading`), answered COORDINATOR_LOAD_IN_PROGRESS meanwhile, as Kafka answers."""
+        if self.serves(key):
+            return None
+        shard = self.shard(key)
+        if self.loadable(shard):
+            if shard not in loading:
+                load(shard)
+            return ErrorCode.coordinator_load_in_progress
+        return ErrorCode.not_coordinator
 
     def serves(self, group_id: str) -> bool:
         try:

@@ -2,7 +2,8 @@
 every transition stored in the metadata store before it is acted on, markers written to
 each partition of a transaction through the storage engine.
 
-One broker coordinates every transactional.id. A transactional.id's requests are
+A broker coordinates the transactional ids of the `__transaction_state` partitions it
+leads (txn_shards.py, RFC 0004 §3). A transactional.id's requests are
 serialised by its own lock, so a transition and the markers it needs are never
 interleaved with another request for the same id. EndTxn answers once its Prepare state
 is durable and its markers are written; a marker that cannot be written (a full disk)
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 
 from contextplane import limits
 from contextplane.clock import Clock
+from contextplane.coordinators.group_shards import GroupShards, ShardLeases
 from contextplane.coordinators.producer_ids import ProducerIds
+from contextplane.coordinators.txn_shards import TxnShardLoading
 from contextplane.coordinators.txn_state import (
     TxnState,
     check_can_add,
@@ -31,7 +34,7 @@ from contextplane.coordinators.txn_state import (
     state_of,
     transition,
 )
-from contextplane.errors import KafkaError
+from contextplane.errors import CoordinatorFenced, KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
@@ -53,7 +56,7 @@ class TransactionConfig:
     remove_expired_interval_ms: int = limits.TRANSACTION_REMOVE_EXPIRED_INTERVAL_MS
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(TxnShardLoading):
     def __init__(
         self,
         store: MetadataStore,
@@ -62,6 +65,7 @@ class TransactionCoordinator:
         config: TransactionConfig,
         write_marker: MarkerWriter,
         offsets_committed: OffsetsCommitted | None = None,
+        leases: ShardLeases | None = None,
     ) -> None:
         self._store = store
         self._producer_ids = producer_ids
@@ -75,19 +79,15 @@ class TransactionCoordinator:
         self._expiry: asyncio.Task[None] | None = None
         # group -> transactional id -> partitions with offsets pending in its transaction
         self._pending: dict[str, dict[str, set[tuple[str, int]]]] = {}
+        self.shards = GroupShards(leases)
+        self._loading: dict[int, asyncio.Future[None]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every transactional.id; finish what a stop left in a Prepare state."""
-        for record in await self._store.transactions():
-            self._records[record.transactional_id] = record
-        for tid, group_id, topic, partition in await self._store.pending_txn_offsets():
-            self._pending.setdefault(group_id, {}).setdefault(tid, set()).add((topic, partition))
-        for tid, record in list(self._records.items()):
-            if state_of(record) in (S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE):
-                async with self._lock(tid):
-                    await self._finish(tid)
+        """Load the transactional ids of the shards led here (every id without leases);
+        finish what a stop left in a Prepare state."""
+        await self._load(None if self.shards.leases is None else self.shards.led())
         self._timer = asyncio.create_task(
             repeat_every(
                 self._config.abort_interval_ms / 1000,
@@ -111,6 +111,17 @@ class TransactionCoordinator:
         await cancel_and_wait(self._timer)
         await cancel_and_wait(self._expiry)
 
+    async def _finish_prepared(self, tids: list[str]) -> None:
+        for tid in tids:
+            record = self._records.get(tid)
+            if record is not None and state_of(record) in (
+                S.PREPARE_COMMIT,
+                S.PREPARE_ABORT,
+                S.PREPARE_EPOCH_FENCE,
+            ):
+                async with self._lock(tid):
+                    await self._finish(tid)
+
     def _lock(self, tid: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(tid)
 
@@ -121,8 +132,22 @@ class TransactionCoordinator:
         return list(self._records.values())
 
     async def _save(self, record: TransactionRecord) -> None:
-        await self._store.save_transaction(record, self._records.get(record.transactional_id))
-        self._records[record.transactional_id] = record
+        """Store a transition fenced by the id's shard; NOT_COORDINATOR if the shard
+        moved (the write refused), or was handed over while it was written."""
+        tid = record.transactional_id
+        fence = self.fence(tid)
+        try:
+            await self._store.save_transaction(record, self._records.get(tid), fence)
+        except CoordinatorFenced as fenced:
+            raise self.fenced(tid, fenced) from None
+        self._still_served(tid)
+        self._records[tid] = record
+
+    def _still_served(self, tid: str) -> None:
+        """After a write: the id's shard was not unloaded meanwhile (its new coordinator
+        reads what was written and goes on from it)."""
+        if self.shards.leases is not None and not self.shards.serves(tid):
+            raise KafkaError(ErrorCode.not_coordinator)
 
     def _now(self) -> int:
         return self._clock.wall_ms()
@@ -135,6 +160,7 @@ class TransactionCoordinator:
         """(producer id, epoch) for a transactional producer; fences every older one."""
         if not tid:
             raise KafkaError(ErrorCode.invalid_request, "empty transactional id")
+        self.check_served(tid)
         if timeout_ms <= 0 or timeout_ms > self._config.max_timeout_ms:
             raise KafkaError(
                 ErrorCode.invalid_transaction_timeout,
@@ -197,6 +223,7 @@ class TransactionCoordinator:
     ) -> None:
         """AddPartitionsToTxn; with `version` 2, the partitions a transactions v2
         producer's Produce names (KIP-890: the client sends no AddPartitionsToTxn)."""
+        self.check_served(tid)
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
             check_can_add(record)
@@ -217,6 +244,8 @@ class TransactionCoordinator:
         error: ErrorCode | None = None
         if not tid:
             error = ErrorCode.invalid_request
+        elif (refused := self.refused(tid)) is not None:
+            error = refused
         elif record is None or record.producer_id != producer_id:
             error = ErrorCode.invalid_producer_id_mapping
         elif record.epoch != epoch:
@@ -241,6 +270,7 @@ class TransactionCoordinator:
         return [p for p in partitions if p not in record.partitions]
 
     async def add_offsets(self, tid: str, producer_id: int, epoch: int, group_id: str) -> None:
+        self.check_served(tid)
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
             check_can_add(record)
@@ -282,7 +312,15 @@ class TransactionCoordinator:
         transaction is verified first, then `check_group` (the group coordinator's member
         checks, which raise), in the order Kafka makes them. With `adds_group`
         (TxnOffsetCommit v5 of a transactions v2 producer) it adds the group to the
-        transaction as AddOffsetsToTxn does."""
+        transaction as AddOffsetsToTxn does. For an id coordinated by another broker
+        (this broker the group's coordinator only) the stored transaction is checked in
+        the store transaction that adds the offsets (`add_txn_offsets_checked`); the
+        group must have been added by AddOffsetsToTxn."""
+        if self.shards.leases is not None and self.refused(tid) is not None and not adds_group:
+            check_group()
+            await self._store.add_txn_offsets_checked(tid, group_id, (producer_id, epoch), rows)
+            return
+        self.check_served(tid)
         async with self._lock(tid):
             record = check_producer(self._records.get(tid), producer_id, epoch)
             if adds_group and not (state_of(record) is S.ONGOING and group_id in record.groups):
@@ -296,7 +334,11 @@ class TransactionCoordinator:
                     f"group {group_id!r} is not part of the ongoing transaction",
                 )
             check_group()
-            await self._store.add_txn_offsets(tid, group_id, rows)
+            try:
+                await self._store.add_txn_offsets(tid, group_id, rows, self.fence(tid))
+            except CoordinatorFenced as fenced:
+                raise self.fenced(tid, fenced) from None
+            self._still_served(tid)
             pending = self._pending.setdefault(group_id, {}).setdefault(tid, set())
             pending.update((r.topic, r.partition) for r in rows)
 
@@ -342,6 +384,7 @@ class TransactionCoordinator:
         (EndTxn v5, transactions v2) the epoch is bumped by every commit or abort: the
         markers carry the new epoch, a retry naming the epoch before gets the same
         answer, and an abort needs no partition added (txn_state.end_decision_v2)."""
+        self.check_served(tid)
         async with self._lock(tid):
             record = self._records.get(tid)
             if record is None:
@@ -362,7 +405,9 @@ class TransactionCoordinator:
                 changes["start_ms"] = now  # an abort with no partition added
             await self._save(transition(record, prepare, now, **changes))
             await self._finish(tid)
-            current = self._records[tid]
+            current = self._records.get(tid)
+            if current is None:  # its shard moved while the markers were written
+                raise KafkaError(ErrorCode.not_coordinator)
             if state_of(current) is prepare and current.epoch > limits.PRODUCER_EPOCH_MAX:
                 # The markers are not written yet (the timer retries them), so the new
                 # producer id is not chosen: the client retries until it is.
@@ -395,8 +440,11 @@ class TransactionCoordinator:
 
     async def _finish(self, tid: str) -> None:
         """Write the markers of a Prepare state, then complete (under the id's lock).
-        Failures leave the Prepare state for the timer (or the next start) to finish."""
-        record = self._records[tid]
+        Failures leave the Prepare state for the timer (or the next start, or the
+        shard's next coordinator) to finish."""
+        record = self._records.get(tid)
+        if record is None:
+            return  # its shard was unloaded: its new coordinator finishes it
         if state_of(record) is S.PREPARE_EPOCH_FENCE:
             record = transition(record, S.PREPARE_ABORT, self._now())
             await self._save(record)
@@ -427,7 +475,12 @@ class TransactionCoordinator:
             done.producer_id = await self._producer_ids.allocate()
             done.epoch = 0
         now = self._now()
-        moved = await self._store.complete_transaction(done, commit, now)
+        try:
+            moved = await self._store.complete_transaction(done, commit, now, self.fence(tid))
+        except CoordinatorFenced as fenced:
+            raise self.fenced(tid, fenced) from None
+        if tid not in self._records:
+            return  # unloaded while it was written: the new coordinator reads it
         self._records[tid] = done
         for group_id in record.groups:
             by_tid = self._pending.get(group_id, {})
@@ -460,6 +513,8 @@ class TransactionCoordinator:
             async with self._lock(tid):
                 if tid not in self._records or self._records[tid] is not record:
                     return 0  # it moved on (or expired) meanwhile
+                if not self.shards.serves(tid):
+                    return 0  # moved: its new coordinator settles it
                 if state_of(record) is not S.ONGOING:
                     await self._finish(tid)
                     return 0
@@ -501,8 +556,14 @@ class TransactionCoordinator:
                 current = self._records.get(tid)
                 if current is not record or not self._expired(current):
                     continue  # it moved on meanwhile
-                await self._store.remove_transaction(tid)
-                del self._records[tid]
+                try:
+                    await self._store.remove_transaction(tid, self.fence(tid))
+                except CoordinatorFenced as fenced:
+                    self.fenced(tid, fenced)
+                    continue
+                except KafkaError:  # moved: its new coordinator expires it
+                    continue
+                self._records.pop(tid, None)
                 removed.append(tid)
         if removed:
             log.info("removed %d expired transactional ids", len(removed))

@@ -65,6 +65,11 @@ def denied(tid: str) -> dict[str, Any]:
     return _not_found(tid, ErrorCode.transactional_id_authorization_failed)
 
 
+def failed(tid: str, code: ErrorCode) -> dict[str, Any]:
+    """An id this coordinator does not answer for (NOT_COORDINATOR, as Kafka)."""
+    return _not_found(tid, code)
+
+
 def unknown_states(state_filters: Iterable[str]) -> list[str]:
     """The state filters that name no state (Kafka lists them in the response)."""
     return [name for name in state_filters if name not in _STATE_NAMES]

@@ -4,16 +4,24 @@ the engine and store methods over them (mixed into `SqlEngine` and
 
 Each coordinator transition is one call, so one store transaction: the row, its
 partitions and groups are replaced together; completing a commit moves the
-transaction's pending offsets into `group_offsets` in the same transaction.
+transaction's pending offsets into `group_offsets` in the same transaction. Every write
+takes the coordinator shard's (stream, leader epoch) and checks it in that transaction
+(RFC 0004 §3), so a deposed coordinator changes nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from contextplane.coordinators.txn_state import producer_fenced, producer_id_not_assigned
+from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_offsets import upsert_group_offsets
+from contextplane.protocol.error_codes import ErrorCode
+
+# A coordinator shard's (stream id, leader epoch); None: not fenced (a lone coordinator).
+Fence = tuple[int, int] | None
 
 _COLUMNS = (
     "transactional_id, producer_id, previous_producer_id, epoch, timeout_ms, state,"
@@ -108,12 +116,38 @@ def add_offsets(db: Db, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
     )
 
 
+def check_ongoing(db: Db, lock: str, tid: str, group_id: str, producer: tuple[int, int]) -> None:
+    """TxnOffsetCommit at a group coordinator on another broker than the transaction's:
+    the stored transaction (its row locked, so its coordinator's completion waits) must
+    be the producer's, Ongoing, with the group added; else the coordinator's error."""
+    row = db.execute(
+        "SELECT producer_id, epoch, state FROM transactions WHERE transactional_id=?" + lock,
+        (tid,),
+    ).fetchone()
+    if row is None or row[0] != producer[0]:
+        raise producer_id_not_assigned()
+    if row[1] != producer[1]:
+        raise producer_fenced()
+    added = db.execute(
+        "SELECT 1 FROM transaction_groups WHERE transactional_id=? AND group_id=?",
+        (tid, group_id),
+    ).fetchone()
+    if row[2] != "Ongoing" or added is None:
+        raise KafkaError(
+            ErrorCode.invalid_txn_state,
+            f"group {group_id!r} is not part of the ongoing transaction",
+        )
+
+
 def complete(
-    db: Db, record: TransactionRecord, committed: bool, now_ms: int
+    db: Db, record: TransactionRecord, committed: bool, now_ms: int, lock: str = ""
 ) -> dict[str, list[OffsetRow]]:
     """Save `record` (its Complete state) and settle its pending offsets: into the
-    groups' committed offsets on a commit, dropped on an abort. Returns those moved."""
+    groups' committed offsets on a commit, dropped on an abort. Returns those moved.
+    The transaction's row is locked first, so offsets another broker's group
+    coordinator is adding (`check_ongoing`) are settled with it, or refused after."""
     tid = record.transactional_id
+    db.execute("SELECT state FROM transactions WHERE transactional_id=?" + lock, (tid,))
     moved: dict[str, list[OffsetRow]] = {}
     if committed:
         for group_id, topic, partition, offset, epoch, metadata in db.execute(
@@ -154,30 +188,47 @@ class TransactionRows:
         return load(self._db)
 
     def save_transaction(
-        self, record: TransactionRecord, previous: TransactionRecord | None = None
+        self,
+        record: TransactionRecord,
+        previous: TransactionRecord | None = None,
+        fence: Fence = None,
     ) -> None:
         engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
+            engine._check_shard(fence)
             save(self._db, record, previous)
 
-    def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    def add_txn_offsets(
+        self, tid: str, group_id: str, rows: list[OffsetRow], fence: Fence = None
+    ) -> None:
         engine: Any = self
         with engine._transaction():
+            engine._check_shard(fence)
+            add_offsets(self._db, tid, group_id, rows)
+
+    def add_txn_offsets_checked(
+        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+    ) -> None:
+        engine: Any = self
+        with engine._transaction():
+            check_ongoing(self._db, engine._lock, tid, group_id, producer)
             add_offsets(self._db, tid, group_id, rows)
 
     def complete_transaction(
-        self, record: TransactionRecord, committed: bool, now_ms: int
+        self, record: TransactionRecord, committed: bool, now_ms: int, fence: Fence = None
     ) -> dict[str, list[OffsetRow]]:
         engine: Any = self
         with engine._transaction():
-            return complete(self._db, record, committed, now_ms)
+            engine._check_shard(fence)
+            return complete(self._db, record, committed, now_ms, engine._lock)
 
     def pending_txn_offsets(self) -> list[tuple[str, str, str, int]]:
         return pending_offsets(self._db)
 
-    def remove_transaction(self, tid: str) -> None:
+    def remove_transaction(self, tid: str, fence: Fence = None) -> None:
         engine: Any = self
         with engine._transaction():
+            engine._check_shard(fence)
             remove(self._db, tid)
 
 
@@ -190,21 +241,32 @@ class TransactionCalls:
         return result
 
     async def save_transaction(
-        self, record: TransactionRecord, previous: TransactionRecord | None = None
+        self,
+        record: TransactionRecord,
+        previous: TransactionRecord | None = None,
+        fence: Fence = None,
     ) -> None:
         store: Any = self
-        await store._call(store.engine.save_transaction, record, previous)
+        await store._call(store.engine.save_transaction, record, previous, fence)
 
-    async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    async def add_txn_offsets(
+        self, tid: str, group_id: str, rows: list[OffsetRow], fence: Fence = None
+    ) -> None:
         store: Any = self
-        await store._call(store.engine.add_txn_offsets, tid, group_id, rows)
+        await store._call(store.engine.add_txn_offsets, tid, group_id, rows, fence)
+
+    async def add_txn_offsets_checked(
+        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+    ) -> None:
+        store: Any = self
+        await store._call(store.engine.add_txn_offsets_checked, tid, group_id, producer, rows)
 
     async def complete_transaction(
-        self, record: TransactionRecord, committed: bool, now_ms: int
+        self, record: TransactionRecord, committed: bool, now_ms: int, fence: Fence = None
     ) -> dict[str, list[OffsetRow]]:
         store: Any = self
         result: dict[str, list[OffsetRow]] = await store._call(
-            store.engine.complete_transaction, record, committed, now_ms
+            store.engine.complete_transaction, record, committed, now_ms, fence
         )
         return result
 
@@ -215,6 +277,6 @@ class TransactionCalls:
         )
         return result
 
-    async def remove_transaction(self, tid: str) -> None:
+    async def remove_transaction(self, tid: str, fence: Fence = None) -> None:
         store: Any = self
-        await store._call(store.engine.remove_transaction, tid)
+        await store._call(store.engine.remove_transaction, tid, fence)

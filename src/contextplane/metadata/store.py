@@ -332,18 +332,42 @@ class MetadataStore(Protocol):
         ...
 
     async def save_transaction(
-        self, record: TransactionRecord, previous: TransactionRecord | None = None
+        self,
+        record: TransactionRecord,
+        previous: TransactionRecord | None = None,
+        fence: tuple[int, int] | None = None,
     ) -> None:
         """One coordinator transition: the row, its partitions and groups, in one
-        transaction; `previous`, what is stored now, lets only the changes be written."""
+        transaction; `previous`, what is stored now, lets only the changes be written.
+        With `fence` (the `__transaction_state` shard's stream and leader epoch) only
+        while that epoch is stored, read in the same transaction (else CoordinatorFenced);
+        the other transaction writes are fenced the same way."""
         ...
 
-    async def add_txn_offsets(self, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
+    async def add_txn_offsets(
+        self,
+        tid: str,
+        group_id: str,
+        rows: list[OffsetRow],
+        fence: tuple[int, int] | None = None,
+    ) -> None:
         """TxnOffsetCommit: offsets pending until the transaction completes."""
         ...
 
+    async def add_txn_offsets_checked(
+        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+    ) -> None:
+        """TxnOffsetCommit for a transaction coordinated by another broker: in one
+        transaction, the stored transaction checked (the producer's, Ongoing, the group
+        added; else its KafkaError) with its row locked, then the offsets pending."""
+        ...
+
     async def complete_transaction(
-        self, record: TransactionRecord, committed: bool, now_ms: int
+        self,
+        record: TransactionRecord,
+        committed: bool,
+        now_ms: int,
+        fence: tuple[int, int] | None = None,
     ) -> dict[str, list[OffsetRow]]:
         """Save `record` and, in the same transaction, make its pending offsets the
         groups' committed offsets (`committed`) or drop them; returns those committed."""
@@ -353,7 +377,7 @@ class MetadataStore(Protocol):
         """(transactional id, group, topic, partition) of every pending offset."""
         ...
 
-    async def remove_transaction(self, tid: str) -> None:
+    async def remove_transaction(self, tid: str, fence: tuple[int, int] | None = None) -> None:
         """An expired transactional.id: its row and everything of it, in one transaction."""
         ...
 

@@ -22,6 +22,7 @@ from contextplane.broker.pipeline import allowed_late
 from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
+from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from contextplane.security.acls import (
@@ -99,24 +100,27 @@ def _coordinator(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCod
     if resource is not None and ctx.denied(resource, key):
         return denial_error(resource), -1, "", -1
     if key_type == GROUP_KEY_TYPE:
-        return _group_coordinator(ctx, key)
-    if key_type == TRANSACTION_KEY_TYPE or (
-        key_type == SHARE_KEY_TYPE and _share_partition_key(key)
-    ):
-        # Any broker coordinates all (share: the share-partition state's owner).
+        return _shard_coordinator(ctx, key, OFFSETS_TOPIC)
+    if key_type == TRANSACTION_KEY_TYPE:
+        return _shard_coordinator(ctx, key, TXN_STATE_TOPIC)
+    if key_type == SHARE_KEY_TYPE and _share_partition_key(key):
+        # Any broker answers for the share-partition state (it is in the shared store).
         host, port = ctx.advertised()
         return ErrorCode.none, ctx.cluster.node_id, host, port
     return ErrorCode.invalid_request, -1, "", -1
 
 
-def _group_coordinator(ctx: RequestContext, group_id: str) -> tuple[ErrorCode, int, str, int]:
-    """The leader of the group's `__consumer_offsets` partition (RFC 0004 §3), with its
-    endpoint on the listener the request came in on; COORDINATOR_NOT_AVAILABLE while the
-    partition has no live leader."""
-    topic = ctx.topics.topics().get(OFFSETS_TOPIC)
+def _shard_coordinator(
+    ctx: RequestContext, key: str, shards: str
+) -> tuple[ErrorCode, int, str, int]:
+    """The leader of the key's partition of `shards` (`__consumer_offsets` for a group,
+    `__transaction_state` for a transactional id: RFC 0004 §3), with its endpoint on the
+    listener the request came in on; COORDINATOR_NOT_AVAILABLE while the partition has
+    no live leader."""
+    topic = ctx.topics.topics().get(shards)
     if topic is not None:
         cluster = ctx.cluster
-        node, _ = cluster.leaders.of(OFFSETS_TOPIC, partition_for(group_id, topic.partitions))
+        node, _ = cluster.leaders.of(shards, partition_for(key, topic.partitions))
         if node == cluster.node_id:
             host, port = ctx.advertised()
             return ErrorCode.none, node, host, port

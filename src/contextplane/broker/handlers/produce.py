@@ -28,6 +28,12 @@ from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.schema_validation import check_schema_ids
+from contextplane.broker.txn_verification import (
+    Verified,
+    checked,
+    coordinated_elsewhere,
+    verify_remote,
+)
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.java_numbers import stored_int
@@ -85,7 +91,13 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
             ctx.principal, ctx.header.client_id, _record_bytes(request.topic_data)
         )
     )
-    if request.transactional_id is not None and ctx.api_version >= 12 and request_error is None:
+    tid: str | None = request.transactional_id
+    remote: Verified | None = None  # verified by a coordinator on another broker
+    if tid is not None and request_error is None and coordinated_elsewhere(ctx, tid):
+        producer, wanted = transactional_partitions(ctx, request)
+        if producer is not None:
+            remote = await verify_remote(ctx, tid, producer, wanted, ctx.api_version >= 12)
+    elif tid is not None and ctx.api_version >= 12 and request_error is None:
         request_error = await add_to_transaction(ctx, request)
     topics = []
     batches: list[_Batch] = []
@@ -121,9 +133,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                     continue
                 partition = ctx.log.partition(name, data.index)
                 batches.append(
-                    _checked_batch(
-                        ctx, name, entry, partition, data.records, request.transactional_id
-                    )
+                    _checked_batch(ctx, name, entry, partition, data.records, tid, remote)
                 )
             except KafkaError as exc:
                 _reject(ctx, name or str(topic_id), entry, exc)
@@ -308,6 +318,7 @@ def _checked_batch(
     partition: PartitionLog,
     records: bytes | None,
     transactional_id: str | None,
+    remote: Verified | None = None,
 ) -> _Batch:
     """The partition's one batch with its header and CRC checked (records not yet)."""
     configs = ctx.topics.topics()[topic].configs
@@ -319,7 +330,7 @@ def _checked_batch(
             "Produce requests are only allowed to contain exactly one record batch per partition",
         )
     header, batch = batches[0]
-    _check_transactional(ctx, transactional_id, topic, entry["index"], header)
+    _check_transactional(ctx, transactional_id, topic, entry["index"], header, remote)
     policy = _record_policy(
         topic,
         entry["index"],
@@ -365,6 +376,23 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
     except CONCURRENT_TRANSACTIONS: the previous transaction is still completing, and
     the whole request gets Kafka's retriable NOT_ENOUGH_REPLICAS naming it."""
     tid: str = request.transactional_id
+    producer, wanted = transactional_partitions(ctx, request)
+    missing = ctx.transactions.missing_partitions(tid, wanted)
+    if producer is None or not missing:
+        return None
+    try:
+        await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
+    except KafkaError as exc:
+        if exc.code == ErrorCode.concurrent_transactions:
+            return unverified(ErrorCode.concurrent_transactions)
+    return None
+
+
+def transactional_partitions(
+    ctx: RequestContext, request: Any
+) -> tuple[tuple[int, int] | None, list[tuple[str, int]]]:
+    """(producer id and epoch, the partitions) of the request's transactional batches,
+    leaving out those the batch checks answer (unknown, denied, internal, malformed)."""
     known = ctx.topics.topics()
     wanted: list[tuple[str, int]] = []
     producer: tuple[int, int] | None = None
@@ -383,19 +411,16 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
             if header.is_transactional and not header.is_control:
                 producer = (header.producer_id, header.producer_epoch)
                 wanted.append((record.name, data.index))
-    missing = ctx.transactions.missing_partitions(tid, wanted)
-    if producer is None or not missing:
-        return None
-    try:
-        await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
-    except KafkaError as exc:
-        if exc.code == ErrorCode.concurrent_transactions:
-            return unverified(ErrorCode.concurrent_transactions)
-    return None
+    return producer, wanted
 
 
 def _check_transactional(
-    ctx: RequestContext, tid: str | None, topic: str, index: int, header: BatchHeader
+    ctx: RequestContext,
+    tid: str | None,
+    topic: str,
+    index: int,
+    header: BatchHeader,
+    remote: Verified | None = None,
 ) -> None:
     """Clients never write markers; a transactional batch must belong to its producer's
     ongoing transaction, which must include this partition (transaction verification)."""
@@ -408,13 +433,18 @@ def _check_transactional(
             raise KafkaError(
                 ErrorCode.invalid_txn_state, "a transactional batch needs a transactional id"
             )
+        abortable = ctx.api_version >= 11  # Kafka's genericErrorSupported
+        if remote is not None:
+            missing = unverified(ErrorCode.not_coordinator)
+            checked(remote.get((topic, index), missing), abortable)
+            return
         ctx.transactions.verify_produce(
             tid,
             header.producer_id,
             header.producer_epoch,
             topic,
             index,
-            abortable=ctx.api_version >= 11,  # Kafka's genericErrorSupported
+            abortable=abortable,
         )
 
 

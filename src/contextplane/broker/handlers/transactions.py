@@ -15,6 +15,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.transactions_batch import add_partitions_to_txns
+from contextplane.broker.txn_verification import add_group_remote, coordinated_elsewhere
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
@@ -190,6 +191,11 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
             slots.append(slot)
     if rows:
         try:
+            adds_group = ctx.api_version >= 5  # transactions v2: AddOffsetsToTxn's job too
+            if adds_group and coordinated_elsewhere(ctx, request.transactional_id):
+                producer = (request.producer_id, request.producer_epoch)
+                await add_group_remote(ctx, request.transactional_id, producer, request.group_id)
+                adds_group = False
             await ctx.transactions.txn_offset_commit(
                 request.transactional_id,
                 request.group_id,
@@ -204,8 +210,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                     getattr(request, "generation_id", -1),
                     ctx.api_version,
                 ),
-                # v5 (transactions v2) also does AddOffsetsToTxn's job.
-                adds_group=ctx.api_version >= 5,
+                adds_group=adds_group,
             )
         except KafkaError as exc:
             for slot in slots:

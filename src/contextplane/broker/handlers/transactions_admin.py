@@ -32,6 +32,10 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> Reply:
         if ctx.denied(TXN, tid):
             states.append(txn_listing.denied(tid))
             continue
+        refused = ctx.transactions.refused(tid)
+        if refused is not None:  # another broker's shard (or one loading here)
+            states.append(txn_listing.failed(tid, refused))
+            continue
         entry = txn_listing.describe(tid, ctx.transactions.record(tid))
         entry["topics"] = [
             t for t in entry["topics"] if ctx.allowed(Operation.DESCRIBE, TOPIC, t["topic"])

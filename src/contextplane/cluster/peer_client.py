@@ -1,0 +1,203 @@
+"""The inter-broker client (RFC 0004 §3): the requests a broker sends another broker,
+today the transaction coordinator's WriteTxnMarkers to partitions led elsewhere.
+
+One connection per peer, opened on first use on the peer's endpoint of a PLAINTEXT
+listener this broker also serves (brokers of one cluster share listener names), requests
+encoded with the protocol codec and pipelined on it, at most `PEER_IN_FLIGHT_MAX` at
+once. Every response frame is bounded (`PEER_RESPONSE_BYTES_MAX`) before it is read and
+decoded with the lenient reader, as requests from clients are. A connection that fails
+(refused, reset, a request timed out, a frame out of bounds) fails every request on it;
+the next request reconnects, not before a backoff that doubles from
+`PEER_BACKOFF_MIN_S` to `PEER_BACKOFF_MAX_S` while the peer stays unreachable: callers
+(the coordinator's timer) retry, so a dead peer costs one failed connect per backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from kio.serial import entity_writer
+
+from contextplane import limits
+from contextplane.clock import Clock
+from contextplane.metadata.records import BrokerRecord
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import request_schema, response_schema, skip_tagged_fields
+from contextplane.protocol.lenient import read_entity_lenient
+
+log = logging.getLogger(__name__)
+
+_INT32 = struct.Struct(">i")
+
+
+class PeerUnavailable(ConnectionError):
+    """The peer cannot be reached now (or is in its reconnect backoff)."""
+
+
+class PeerConnection:
+    """One connection to one peer, reconnected on demand."""
+
+    def __init__(self, node_id: int, client_id: str, clock: Clock) -> None:
+        self.node_id = node_id
+        self._clock = clock
+        self._client_id = client_id.encode()
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._waiting: dict[int, tuple[asyncio.Future[bytes], int, int]] = {}
+        self._correlation = 0
+        self._slots = asyncio.Semaphore(limits.PEER_IN_FLIGHT_MAX)
+        self._connecting = asyncio.Lock()
+        self._backoff_s = 0.0
+        self._retry_at_ms = 0
+
+    async def request(
+        self, endpoint: tuple[str, int], api_key: int, version: int, **fields: Any
+    ) -> Any:
+        """Send one request, return its decoded response; PeerUnavailable on failure."""
+        async with self._slots:
+            writer = await self._connected(endpoint)
+            self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+            correlation = self._correlation
+            answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            self._waiting[correlation] = (answer, api_key, version)
+            try:
+                writer.write(self._frame(api_key, version, correlation, fields))
+                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
+                    frame = await answer
+            except (OSError, TimeoutError) as exc:
+                self._fail(exc)
+                raise PeerUnavailable(f"node {self.node_id}: {exc!r}") from exc
+            finally:
+                self._waiting.pop(correlation, None)
+        try:
+            return _decode(api_key, version, frame)
+        except Exception as exc:  # noqa: BLE001 - a peer that answers garbage is dropped
+            self._fail(exc)
+            raise PeerUnavailable(f"node {self.node_id}: malformed response ({exc!r})") from exc
+
+    def _frame(self, api_key: int, version: int, correlation: int, fields: Any) -> bytes:
+        schema = request_schema(api_key, version)
+        buffer = io.BytesIO()
+        buffer.write(b"\0\0\0\0")
+        buffer.write(struct.pack(">hhih", api_key, version, correlation, len(self._client_id)))
+        buffer.write(self._client_id)
+        if schema.__flexible__:
+            buffer.write(b"\0")  # no tagged fields in the header
+        entity_writer(schema)(buffer, build(schema, fields))
+        frame = buffer.getbuffer()
+        _INT32.pack_into(frame, 0, len(frame) - 4)
+        return bytes(frame)
+
+    async def _connected(self, endpoint: tuple[str, int]) -> asyncio.StreamWriter:
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer
+            if self._clock.monotonic_ms() < self._retry_at_ms:
+                raise PeerUnavailable(f"node {self.node_id}: reconnecting after a failure")
+            try:
+                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
+                    reader, writer = await asyncio.open_connection(*endpoint)
+            except (OSError, TimeoutError) as exc:
+                self._back_off()
+                raise PeerUnavailable(f"node {self.node_id} at {endpoint}: {exc!r}") from exc
+            self._backoff_s = 0.0
+            self._writer = writer
+            self._reader_task = asyncio.create_task(self._read(reader), name=f"peer-{self.node_id}")
+            return writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                (size,) = _INT32.unpack(await reader.readexactly(4))
+                if not 4 <= size <= limits.PEER_RESPONSE_BYTES_MAX:
+                    raise ConnectionError(f"a response frame of {size} bytes")
+                frame = await reader.readexactly(size)
+                (correlation,) = _INT32.unpack_from(frame, 0)
+                waiting = self._waiting.get(correlation)
+                if waiting is not None and not waiting[0].done():
+                    waiting[0].set_result(frame)
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            self._fail(exc)
+
+    def _back_off(self) -> None:
+        self._backoff_s = min(
+            max(self._backoff_s * 2, limits.PEER_BACKOFF_MIN_S), limits.PEER_BACKOFF_MAX_S
+        )
+        self._retry_at_ms = self._clock.monotonic_ms() + int(self._backoff_s * 1000)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Drop the connection: every request waiting on it fails."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._back_off()
+        for answer, _, _ in self._waiting.values():
+            if not answer.done():
+                answer.set_exception(ConnectionError(f"connection to node {self.node_id} lost"))
+        if self._reader_task is not None and self._reader_task is not asyncio.current_task():
+            self._reader_task.cancel()
+        self._reader_task = None
+        log.info("connection to node %d dropped (%r)", self.node_id, exc)
+
+    async def close(self) -> None:
+        task = self._reader_task
+        self._fail(ConnectionError("closed"))
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _decode(api_key: int, version: int, frame: bytes) -> Any:
+    schema = response_schema(api_key, version)
+    position = 4
+    if schema.__flexible__ and api_key != 18:  # ApiVersions keeps header v0
+        position = skip_tagged_fields(frame, position)
+    body, _ = read_entity_lenient(schema, frame, position)
+    return body
+
+
+class Peers:
+    """A connection per peer broker, found in the registry's live brokers."""
+
+    def __init__(
+        self,
+        brokers: Callable[[], list[BrokerRecord]],
+        listeners: list[str],
+        node_id: int,
+        clock: Clock,
+    ) -> None:
+        self._clock = clock
+        self._brokers = brokers
+        self._listeners = listeners  # this broker's PLAINTEXT listener names, in order
+        self._client_id = f"broker-{node_id}"
+        self._connections: dict[int, PeerConnection] = {}
+
+    def endpoint(self, node_id: int) -> tuple[str, int] | None:
+        for broker in self._brokers():
+            if broker.node_id != node_id:
+                continue
+            for name in self._listeners:
+                found = broker.endpoint(name)
+                if found is not None:
+                    return found.host, found.port
+        return None
+
+    async def request(self, node_id: int, api_key: int, version: int, **fields: Any) -> Any:
+        endpoint = self.endpoint(node_id)
+        if endpoint is None:
+            raise PeerUnavailable(f"node {node_id} is not a live broker with a PLAINTEXT listener")
+        connection = self._connections.get(node_id)
+        if connection is None:
+            connection = self._connections[node_id] = PeerConnection(
+                node_id, self._client_id, self._clock
+            )
+        return await connection.request(endpoint, api_key, version, **fields)
+
+    async def close(self) -> None:
+        for connection in self._connections.values():
+            await connection.close()
+        self._connections.clear()

@@ -1,0 +1,91 @@
+"""The inter-broker client (cluster/peer_client.py): requests encoded with the protocol
+codec and answered by a real broker; a response frame out of bounds drops the
+connection before anything is read; an unreachable peer is not dialled again before
+its backoff has passed (driven by a manual clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from contextplane import limits
+from contextplane.clock import ManualClock
+from contextplane.cluster.peer_client import PeerConnection, PeerUnavailable
+from contextplane.protocol.error_codes import ErrorCode
+from tests.support.inprocess import InProcessBroker
+
+
+def endpoint(bootstrap: str) -> tuple[str, int]:
+    host, port = bootstrap.rsplit(":", 1)
+    return host, int(port)
+
+
+def test_write_txn_markers_and_metadata_answered_by_a_broker(broker: InProcessBroker) -> None:
+    async def run() -> None:
+        peer = PeerConnection(2, "broker-2", ManualClock())
+        try:
+            marker = {
+                "producer_id": 7,
+                "producer_epoch": 0,
+                "transaction_result": True,
+                "topics": [{"name": "absent", "partition_indexes": [0]}],
+                "coordinator_epoch": 0,
+            }
+            where = endpoint(broker.bootstrap)
+            answers = await asyncio.gather(
+                peer.request(where, 27, 1, markers=[marker]),
+                peer.request(where, 3, 12, topics=[], allow_auto_topic_creation=False),
+            )
+            (written, metadata) = answers
+            code = written.markers[0].topics[0].partitions[0].error_code
+            assert code == ErrorCode.unknown_topic_or_partition
+            assert [b.node_id for b in metadata.brokers] == [1]
+        finally:
+            await peer.close()
+
+    asyncio.run(run())
+
+
+def test_an_oversized_frame_drops_the_connection_and_a_dead_peer_waits_its_backoff() -> None:
+    async def run() -> None:
+        connections = 0
+
+        async def answer_huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            await reader.read(4)
+            writer.write(struct.pack(">i", limits.PEER_RESPONSE_BYTES_MAX + 1))
+            await writer.drain()
+            await reader.read()  # until the client drops it
+            writer.close()
+
+        server = await asyncio.start_server(answer_huge, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        clock = ManualClock()
+        peer = PeerConnection(2, "broker-2", clock)
+        request = {"topics": [], "allow_auto_topic_creation": False}
+        try:
+            with pytest.raises(PeerUnavailable):
+                await peer.request(("127.0.0.1", port), 3, 12, **request)
+            assert connections == 1
+            # Within the backoff: refused at once, no connection attempted.
+            with pytest.raises(PeerUnavailable, match="reconnecting"):
+                await peer.request(("127.0.0.1", port), 3, 12, **request)
+            assert connections == 1
+            server.close()
+            await server.wait_closed()
+            clock.advance(int(limits.PEER_BACKOFF_MAX_S * 1000))
+            with socket.socket() as free:  # a port nothing listens on
+                free.bind(("127.0.0.1", 0))
+                dead = free.getsockname()[1]
+            with pytest.raises(PeerUnavailable):
+                await peer.request(("127.0.0.1", dead), 3, 12, **request)
+            with pytest.raises(PeerUnavailable, match="reconnecting"):
+                await peer.request(("127.0.0.1", dead), 3, 12, **request)
+        finally:
+            await peer.close()
+
+    asyncio.run(run())
