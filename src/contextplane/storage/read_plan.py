@@ -67,21 +67,19 @@ class Span:
         return self.end - self.start
 
 
-def _object_order(record: RangeRecord) -> tuple[int, str]:
-    """Oldest object first (commit time; the key breaks ties)."""
-    return (record.created_ms, record.object_key)
-
-
-def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
+def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bool = True) -> None:
     """Fill each partition's `taken` with the ranges it reads (see the module doc).
 
-    A range is taken while its partition has read less than its `bytes_max` (as the
-    per-partition reader keeps reading ranges while it has room), so at most one range
-    past that bound is read. Objects are taken whole (every partition's ranges in them)
-    while they fit in `max_bytes`; the first that does not is left for a later fetch,
-    unless it is the first object, read then up to one range past `max_bytes`: the
-    oldest range is always read (KIP-74's progress: its first batch is returned
-    whatever the bounds). With no room at all, the first partition's next range is.
+    With `min_one` (no partition ahead of these in the response returned data), the first
+    partition with data in request order takes its next range whatever the bounds
+    (KIP-74: Kafka's minOneMessage), and that range's object comes first: every
+    partition whose next range it holds takes it, read by the same GET. Then objects
+    oldest first. A range is taken while its partition has read less than its
+    `bytes_max` (as the per-partition reader keeps reading ranges while it has room), so
+    at most one range past that bound is read. Objects are taken whole (every partition's
+    ranges in them) while they fit in `max_bytes`; the first that does not is left for a
+    later fetch, unless it is the first object, read then up to one range past
+    `max_bytes`.
     """
     total = 0
 
@@ -93,27 +91,46 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
 
     for partition in partitions:
         partition.advance()
-    heap: list[tuple[tuple[int, str], int]] = [
-        (_object_order(p.next), index) for index, p in enumerate(partitions) if p.next is not None
+    first_object = ""  # no object key is empty
+    if min_one:
+        first = next((p for p in partitions if p.next is not None), None)
+        if first is not None and first.next is not None:
+            first_object = first.next.object_key
+            take(first, first.next)
+            first.advance()
+
+    def order(record: RangeRecord) -> tuple[bool, int, str]:
+        """The first partition's object, then oldest first (commit time; key breaks ties)."""
+        return (record.object_key != first_object, record.created_ms, record.object_key)
+
+    heap: list[tuple[tuple[bool, int, str], int]] = [
+        (order(p.next), index)
+        for index, p in enumerate(partitions)
+        if p.next is not None and p.taken_bytes < p.bytes_max
     ]
     heapq.heapify(heap)
     whole = False  # whether an object's ranges were all taken
     while heap and total < max_bytes:
-        # Every partition's ranges in the oldest object the heap holds, in turn.
-        order = heap[0][0]
+        # Every partition's ranges in the first object the heap holds, in request order,
+        # the group fixed before any is taken: a partition moving on to the first
+        # partition's object must not cut this object short.
+        key = heap[0][0]
+        group = []
+        while heap and heap[0][0] == key:
+            group.append(heapq.heappop(heap)[1])
         before = total
         added: list[tuple[PlanPartition, RangeRecord]] = []  # in the order taken
-        while heap and heap[0][0] == order:
-            _, index = heapq.heappop(heap)
+        for index in group:
             partition = partitions[index]
             record = partition.next
-            assert record is not None
-            if partition.taken_bytes >= partition.bytes_max:
-                continue  # this partition is full
-            take(partition, record)
-            added.append((partition, record))
-            if partition.advance() is not None:
-                heapq.heappush(heap, (_object_order(partition.next), index))  # type: ignore[arg-type]
+            while record is not None and order(record) == key:
+                take(partition, record)
+                added.append((partition, record))
+                record = partition.advance()
+                if partition.taken_bytes >= partition.bytes_max:
+                    break  # this partition is full
+            if record is not None and partition.taken_bytes < partition.bytes_max:
+                heapq.heappush(heap, (order(record), index))
         if total <= max_bytes:
             whole = True
             continue
@@ -130,11 +147,6 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
             partition.taken_bytes -= record.size
             total -= record.size
         break
-    if total == 0:  # no room at all: the first partition's first range (KIP-74)
-        for partition in partitions:
-            if partition.next is not None:
-                take(partition, partition.next)
-                break
 
 
 def coalesce(ranges: Iterable[RangeRecord], coalesce_bytes: int, span_bytes: int) -> list[Span]:
