@@ -5,17 +5,22 @@ stream, so the next ranges of many partitions of a catch-up lie side by side in 
 objects. Reading them partition by partition costs one GET per range; planning the whole
 Fetch at once costs about one GET per object:
 
-* `plan_ranges` chooses the ranges each partition takes: object by object, oldest object
-  first, every partition's ranges in that object, each partition within its byte limit,
-  whole objects while they fit in the response's (the first object alone may be cut at
-  that bound), so the response's first range is always read (KIP-74's progress). A
-  partition's ranges are always a prefix of its ranges from its offset, so the batches
-  it returns are a prefix of what a read of that partition alone returns. A partition
-  whose next range lies in an object newer than the ones the response fills gets nothing
-  this time, even first in the request (Kafka fills partitions in request order; here
-  they are filled in the order of their data's age): reading its one range would cost a
-  GET of a few KiB of an object that a later fetch reads whole. It is read when the
-  others reach that object: its data is then the oldest the consumer asks for.
+* `plan_ranges` chooses the ranges each partition takes: the first partition with data
+  in request order takes its next range whatever the bounds (KIP-74; Kafka's
+  ReplicaManager.readFromLog reads partitions in request order with minOneMessage until
+  one returns data), and that range's object comes first, every partition whose next
+  range it holds taking it in the same GET. Then object by object, oldest object first,
+  every partition's ranges in that object, each partition within its byte limit, whole
+  objects while they fit in the response's (the first object alone may be cut at that
+  bound). A partition's ranges are always a prefix of its ranges from its offset, so the
+  batches it returns are a prefix of what a read of that partition alone returns. Other
+  partitions are filled in the order of their data's age, not the request's: one whose
+  next range lies in an object newer than the ones the response fills gets nothing this
+  time (reading its one range would cost a GET of a few KiB of an object that a later
+  fetch reads whole). It is read when the others reach that object, or sooner when it
+  comes first in a request: clients rotate their partitions (the Java consumer moves a
+  partition that returned data to the end, librdkafka starts each request one partition
+  further), so none starves.
 * `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
   of at most the span bound (a single range larger than that is a span alone);
   `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.

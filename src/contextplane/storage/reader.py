@@ -166,13 +166,14 @@ class Reader:
         # first batch whatever the bounds only if no partition ahead of them has data.
         budget = max_bytes - total
         min_one = total == 0
+        first_planned = min(plans, default=len(requests))
         for index in range(first, len(requests)):
             request = requests[index]
             if results[index] is None and index not in plans:
                 limit = min(request.bytes_max, max_bytes)
                 cached = request.partition.cached_from(request.offset, limit, True, ends[index])
                 budget -= sum(batch.size for batch in cached or ())
-                if cached and plans and index < min(plans):
+                if cached and index < first_planned:
                     min_one = False
         plan_ranges(list(plans.values()), max(budget, 0), min_one)
         taken = [record for plan in plans.values() for record in plan.taken]
