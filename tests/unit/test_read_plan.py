@@ -3,8 +3,8 @@
 Random layouts of multi-partition objects, some partitions partly in the log cache, are
 read with `read_many` and compared with the per-partition reader it replaced (kept below
 as the oracle): each partition's batches are
-a prefix of what the old reader returns for it, a response holds at least one batch when
-any partition has one, and it stays within max_bytes but for its first batch. The spans
+a prefix of what the old reader returns for it, the first partition with data in request
+order gets at least one batch, and the response stays within max_bytes but for that batch. The spans
 `coalesce` makes hold every range exactly once, whole, within the span bound, and merge
 every gap below the coalesce bound that the span bound allows. `widen` extends a span to
 the rest of its object only when the span reads at least half of it, within its bound.
@@ -230,6 +230,8 @@ def test_each_partition_returns_a_prefix_of_the_old_read(
             layout.objects, request.partition, request.offset, min(request.bytes_max, max_bytes)
         )
         assert got == oracle[: len(got)]
+        if request.offset < request.partition.high_watermark and not total:
+            assert got, "the first partition with data gets at least one batch (KIP-74)"
         size = sum(map(len, got))
         if size:
             first_batch = first_batch or len(got[0])
@@ -323,10 +325,11 @@ def test_a_catch_up_reads_each_object_with_one_get(seed: int) -> None:
     # 20 partitions over 12 objects, each object holding a different subset of them (as
     # a fast producer's uploads do), read back from offset 0 by fetches of ~2.5 objects
     # through a block cache smaller than one object, the request order rotated as
-    # librdkafka rotates it: each object is read by one GET. A fetch takes whole objects
-    # and leaves the one that does not fit to the next fetch; a partition whose next range
-    # is in a newer object waits for it, first in the request or not (its range alone
-    # would cost a GET of its own, and the object another one later).
+    # librdkafka rotates it: each object is read by one GET, but for the object of the
+    # first partition's next range when it is newer than the oldest one a partition still
+    # needs (that range is read whatever the bounds, KIP-74; the object's other ranges
+    # then cost a GET of their own later). A fetch takes whole objects and leaves the one
+    # that does not fit to the next fetch.
     rng = random.Random(seed)
     spec: list[list[RangeSpec]] = [
         [([(1, 100)], 0) if rng.random() < 0.4 else None for _ in range(20)] for _ in range(12)
@@ -338,21 +341,55 @@ def test_a_catch_up_reads_each_object_with_one_get(seed: int) -> None:
     reader, store = reader_over(layout.objects, part_bytes=SPAN_BYTES, budget_bytes=2_000)
     offsets = [0] * len(layout.partitions)
     read: list[list[bytes]] = [[] for _ in layout.partitions]
-    fetches = 0
+    fetches = ahead = 0
     while any(o < p.high_watermark for o, p in zip(offsets, layout.partitions, strict=True)):
         fetches += 1
         assert fetches <= 12
         order = sorted(range(20), key=lambda p: (p - fetches) % 20)
         requests = [ReadRequest(layout.partitions[p], offsets[p], 1_000_000) for p in order]
+        ages = [
+            next(iter(r.partition.ranges.from_offset(r.offset))).created_ms
+            if r.offset < r.partition.high_watermark
+            else None
+            for r in requests
+        ]
+        first_age = next(age for age in ages if age is not None)
+        ahead += first_age > min(age for age in ages if age is not None)
         results = asyncio.run(reader.read_many(requests, 5 * object_bytes // 2))
         for p, result in zip(order, results, strict=True):
             assert isinstance(result, list)
             chunks = [bytes(c) for c in result]
             read[p] += chunks
             offsets[p] = next_offset(chunks, offsets[p])
-    assert store.gets == len(layout.objects)
+    assert store.gets <= len(layout.objects) + ahead
     for partition, chunks in zip(layout.partitions, read, strict=True):
         assert chunks == old_read(layout.objects, partition, 0, 1_000_000)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_catch_up_whose_first_partitions_lead_reads_each_object_once(seed: int) -> None:
+    # As above, but the first partition of every request is in every object (its next
+    # range is always in the oldest one read): exactly one GET per object.
+    rng = random.Random(seed)
+    spec: list[list[RangeSpec]] = [
+        [([(1, 100)], 0)] + [([(1, 100)], 0) if rng.random() < 0.4 else None for _ in range(19)]
+        for _ in range(12)
+    ]
+    layout = build(spec)
+    object_bytes = max(map(len, layout.objects.values()))
+    reader, store = reader_over(layout.objects, part_bytes=SPAN_BYTES, budget_bytes=2_000)
+    offsets = [0] * len(layout.partitions)
+    fetches = 0
+    while any(o < p.high_watermark for o, p in zip(offsets, layout.partitions, strict=True)):
+        fetches += 1
+        assert fetches <= 12
+        order = [0] + sorted(range(1, 20), key=lambda p: (p - fetches) % 19)
+        requests = [ReadRequest(layout.partitions[p], offsets[p], 1_000_000) for p in order]
+        results = asyncio.run(reader.read_many(requests, 5 * object_bytes // 2))
+        for p, result in zip(order, results, strict=True):
+            assert isinstance(result, list)
+            offsets[p] = next_offset([bytes(c) for c in result], offsets[p])
+    assert store.gets == len(layout.objects)
 
 
 def test_a_span_above_the_part_bound_is_cut_between_ranges() -> None:
@@ -380,3 +417,64 @@ def test_a_span_is_widened_to_the_rest_of_its_object_when_it_reads_half_of_it() 
     # Only within the gap (cached spans or GETs in flight around it).
     assert bounds(widen(span, 1_500, 8_000, 10_000)) == (1_500, 8_000)
     assert widen(span, 2_000, 7_000, 10_000) is span
+
+
+def late_partition_layout(old_objects: int) -> Layout:
+    """Partitions 1-3 in `old_objects` objects, then partition 0 alone in two newer ones:
+    partition 0's data is newer than everything the others have left to read."""
+    spec: list[list[RangeSpec]] = [[None] + [([(1, 900)], 0)] * 3 for _ in range(old_objects)]
+    spec += [[([(1, 900)], 0), None, None, None] for _ in range(2)]
+    return build(spec)
+
+
+def test_the_first_partition_with_data_gets_a_batch_though_its_data_is_the_newest() -> None:
+    # Kafka reads partitions in request order and ignores the bounds for the first one
+    # with data (ReplicaManager.readFromLog's minOneMessage): partition 0 gets a batch.
+    layout = late_partition_layout(6)
+    reader, _ = reader_over(layout.objects, part_bytes=SPAN_BYTES)
+    requests = [ReadRequest(p, 0, 1_000_000) for p in layout.partitions]
+    results = asyncio.run(reader.read_many(requests, 6_000))
+    got = [[bytes(c) for c in r] for r in results if isinstance(r, list)]
+    assert got[0], "partition 0 is first in the request and has data"
+    assert got[0] == old_read(layout.objects, layout.partitions[0], 0, 1_000_000)[: len(got[0])]
+    # The rest of the response still goes to the oldest objects: partitions 1-3 get data.
+    assert all(got[1:])
+
+
+@pytest.mark.parametrize("client", ["java", "librdkafka"])
+def test_a_client_that_rotates_its_partitions_starves_none(client: str) -> None:
+    # The backlog of partitions 1-3 takes ~6 fetches; partition 0's data is newer. Kafka
+    # leaves fairness to the request order, which clients rotate: the Java consumer moves
+    # a partition that returned data to the end of the next request
+    # (SubscriptionState.movePartitionToEnd), librdkafka starts each request one
+    # partition further. Within one rotation every partition with data gets a batch.
+    layout = late_partition_layout(12)
+    reader, store = reader_over(layout.objects, part_bytes=SPAN_BYTES, budget_bytes=2_000)
+    count = len(layout.partitions)
+    offsets = [0] * count
+    read: list[list[bytes]] = [[] for _ in range(count)]
+    order = list(range(count))
+    fetches = 0
+    while any(o < p.high_watermark for o, p in zip(offsets, layout.partitions, strict=True)):
+        fetches += 1
+        assert fetches <= 20
+        requests = [ReadRequest(layout.partitions[p], offsets[p], 1_000_000) for p in order]
+        results = asyncio.run(reader.read_many(requests, 6_000))
+        returned = []
+        for p, result in zip(order, results, strict=True):
+            assert isinstance(result, list)
+            chunks = [bytes(c) for c in result]
+            read[p] += chunks
+            offsets[p] = next_offset(chunks, offsets[p])
+            if chunks:
+                returned.append(p)
+        if fetches == count:
+            assert all(read), f"a partition got nothing in {count} fetches: {offsets}"
+        if client == "java":
+            order = [p for p in order if p not in returned] + returned
+        else:
+            order = order[1:] + order[:1]
+    for partition, chunks in zip(layout.partitions, read, strict=True):
+        assert chunks == old_read(layout.objects, partition, 0, 1_000_000)
+    # Partition 0's two objects are read ahead of their turn, each once.
+    assert store.gets <= len(layout.objects) + 2

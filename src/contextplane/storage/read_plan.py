@@ -5,17 +5,22 @@ stream, so the next ranges of many partitions of a catch-up lie side by side in 
 objects. Reading them partition by partition costs one GET per range; planning the whole
 Fetch at once costs about one GET per object:
 
-* `plan_ranges` chooses the ranges each partition takes: object by object, oldest object
-  first, every partition's ranges in that object, each partition within its byte limit,
-  whole objects while they fit in the response's (the first object alone may be cut at
-  that bound), so the response's first range is always read (KIP-74's progress). A
-  partition's ranges are always a prefix of its ranges from its offset, so the batches
-  it returns are a prefix of what a read of that partition alone returns. A partition
-  whose next range lies in an object newer than the ones the response fills gets nothing
-  this time, even first in the request (Kafka fills partitions in request order; here
-  they are filled in the order of their data's age): reading its one range would cost a
-  GET of a few KiB of an object that a later fetch reads whole. It is read when the
-  others reach that object: its data is then the oldest the consumer asks for.
+* `plan_ranges` chooses the ranges each partition takes: the first partition with data
+  in request order takes its next range whatever the bounds (KIP-74; Kafka's
+  ReplicaManager.readFromLog reads partitions in request order with minOneMessage until
+  one returns data), and that range's object comes first, every partition whose next
+  range it holds taking it in the same GET. Then object by object, oldest object first,
+  every partition's ranges in that object, each partition within its byte limit, whole
+  objects while they fit in the response's (the first object alone may be cut at that
+  bound). A partition's ranges are always a prefix of its ranges from its offset, so the
+  batches it returns are a prefix of what a read of that partition alone returns. Other
+  partitions are filled in the order of their data's age, not the request's: one whose
+  next range lies in an object newer than the ones the response fills gets nothing this
+  time (reading its one range would cost a GET of a few KiB of an object that a later
+  fetch reads whole). It is read when the others reach that object, or sooner when it
+  comes first in a request: clients rotate their partitions (the Java consumer moves a
+  partition that returned data to the end, librdkafka starts each request one partition
+  further), so none starves.
 * `coalesce` merges, per object, ranges whose gap is below the coalesce bound into spans
   of at most the span bound (a single range larger than that is a span alone);
   `split_parts` cuts a span into GETs of at most the part bound, at range boundaries.
@@ -67,21 +72,19 @@ class Span:
         return self.end - self.start
 
 
-def _object_order(record: RangeRecord) -> tuple[int, str]:
-    """Oldest object first (commit time; the key breaks ties)."""
-    return (record.created_ms, record.object_key)
-
-
-def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
+def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bool = True) -> None:
     """Fill each partition's `taken` with the ranges it reads (see the module doc).
 
-    A range is taken while its partition has read less than its `bytes_max` (as the
-    per-partition reader keeps reading ranges while it has room), so at most one range
-    past that bound is read. Objects are taken whole (every partition's ranges in them)
-    while they fit in `max_bytes`; the first that does not is left for a later fetch,
-    unless it is the first object, read then up to one range past `max_bytes`: the
-    oldest range is always read (KIP-74's progress: its first batch is returned
-    whatever the bounds). With no room at all, the first partition's next range is.
+    With `min_one` (no partition ahead of these in the response returned data), the first
+    partition with data in request order takes its next range whatever the bounds
+    (KIP-74: Kafka's minOneMessage), and that range's object comes first: every
+    partition whose next range it holds takes it, read by the same GET. Then objects
+    oldest first. A range is taken while its partition has read less than its
+    `bytes_max` (as the per-partition reader keeps reading ranges while it has room), so
+    at most one range past that bound is read. Objects are taken whole (every partition's
+    ranges in them) while they fit in `max_bytes`; the first that does not is left for a
+    later fetch, unless it is the first object, read then up to one range past
+    `max_bytes`.
     """
     total = 0
 
@@ -93,27 +96,46 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
 
     for partition in partitions:
         partition.advance()
-    heap: list[tuple[tuple[int, str], int]] = [
-        (_object_order(p.next), index) for index, p in enumerate(partitions) if p.next is not None
+    first_object = ""  # no object key is empty
+    if min_one:
+        first = next((p for p in partitions if p.next is not None), None)
+        if first is not None and first.next is not None:
+            first_object = first.next.object_key
+            take(first, first.next)
+            first.advance()
+
+    def order(record: RangeRecord) -> tuple[bool, int, str]:
+        """The first partition's object, then oldest first (commit time; key breaks ties)."""
+        return (record.object_key != first_object, record.created_ms, record.object_key)
+
+    heap: list[tuple[tuple[bool, int, str], int]] = [
+        (order(p.next), index)
+        for index, p in enumerate(partitions)
+        if p.next is not None and p.taken_bytes < p.bytes_max
     ]
     heapq.heapify(heap)
     whole = False  # whether an object's ranges were all taken
     while heap and total < max_bytes:
-        # Every partition's ranges in the oldest object the heap holds, in turn.
-        order = heap[0][0]
+        # Every partition's ranges in the first object the heap holds, in request order,
+        # the group fixed before any is taken: a partition moving on to the first
+        # partition's object must not cut this object short.
+        key = heap[0][0]
+        group = []
+        while heap and heap[0][0] == key:
+            group.append(heapq.heappop(heap)[1])
         before = total
         added: list[tuple[PlanPartition, RangeRecord]] = []  # in the order taken
-        while heap and heap[0][0] == order:
-            _, index = heapq.heappop(heap)
+        for index in group:
             partition = partitions[index]
             record = partition.next
-            assert record is not None
-            if partition.taken_bytes >= partition.bytes_max:
-                continue  # this partition is full
-            take(partition, record)
-            added.append((partition, record))
-            if partition.advance() is not None:
-                heapq.heappush(heap, (_object_order(partition.next), index))  # type: ignore[arg-type]
+            while record is not None and order(record) == key:
+                take(partition, record)
+                added.append((partition, record))
+                record = partition.advance()
+                if partition.taken_bytes >= partition.bytes_max:
+                    break  # this partition is full
+            if record is not None and partition.taken_bytes < partition.bytes_max:
+                heapq.heappush(heap, (order(record), index))
         if total <= max_bytes:
             whole = True
             continue
@@ -130,11 +152,6 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int) -> None:
             partition.taken_bytes -= record.size
             total -= record.size
         break
-    if total == 0:  # no room at all: the first partition's first range (KIP-74)
-        for partition in partitions:
-            if partition.next is not None:
-                take(partition, partition.next)
-                break
 
 
 def coalesce(ranges: Iterable[RangeRecord], coalesce_bytes: int, span_bytes: int) -> list[Span]:

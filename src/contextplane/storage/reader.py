@@ -162,15 +162,20 @@ class Reader:
                     results[index] = exc
                     continue
                 plans[index] = PlanPartition(ranges, end, request.bytes_max)
-        # The object reads get what the cached partitions leave of the response.
+        # The object reads get what the cached partitions leave of the response, and the
+        # first batch whatever the bounds only if no partition ahead of them has data.
         budget = max_bytes - total
+        min_one = total == 0
+        first_planned = min(plans, default=len(requests))
         for index in range(first, len(requests)):
             request = requests[index]
             if results[index] is None and index not in plans:
                 limit = min(request.bytes_max, max_bytes)
                 cached = request.partition.cached_from(request.offset, limit, True, ends[index])
                 budget -= sum(batch.size for batch in cached or ())
-        plan_ranges(list(plans.values()), max(budget, 0))
+                if cached and index < first_planned:
+                    min_one = False
+        plan_ranges(list(plans.values()), max(budget, 0), min_one)
         taken = [record for plan in plans.values() for record in plan.taken]
         readahead = self._readahead
         if readahead is not None:
@@ -216,7 +221,7 @@ class Reader:
     ) -> Chunks:
         ranges = await _object_index(partition)
         plan = PlanPartition(ranges.from_offset(offset), end, bytes_max)
-        plan_ranges([plan], bytes_max)
+        plan_ranges([plan], bytes_max, allow_oversize)
         read = await self._blocks.read_ranges(plan.taken)
         return _batches(
             list(zip(plan.taken, read, strict=True)), offset, end, bytes_max, allow_oversize
