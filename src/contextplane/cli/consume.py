@@ -1,9 +1,11 @@
 """`contextplane consume TOPIC`: records to stdout, as `kcat -C` and
-`kafka-console-consumer.sh` print them. Without `-g` it reads every partition by
-assignment (no group is joined, nothing is committed); with `-g GROUP` it joins the group
-and commits what it printed. `--format` takes kcat's tokens; `--format json` (or
-`--output json`) prints one JSON document per record per line: a consumer streams, so
-each record is its own document (JSON Lines)."""
+`kafka-console-consumer.sh` print them. Without `-g` it reads every partition, or those
+`-p` names, by assignment (no group is joined, nothing is committed), from the end, the
+start, `-o N` or the first record at or after `--from-timestamp`; with `-g GROUP` it joins
+the group and commits what it printed (with `-o` or `--from-timestamp` it is assigned
+every partition instead, and commits under the group). `--format` takes kcat's tokens;
+`--format json` (or `--output json`) prints one JSON document per record per line: a
+consumer streams, so each record is its own document (JSON Lines)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from contextplane.cli.kafka_client import (
     CommandError,
+    ConfigError,
     Connection,
     add_connection_arguments,
     config_from_arguments,
@@ -23,6 +26,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument
+from contextplane.cli.times import parse_timestamp_ms
 from contextplane.clock import SystemClock
 
 # kcat's format tokens.
@@ -45,7 +49,21 @@ def add_parser(sub: Any) -> None:
         help="from each partition's start (with -g: where the group has no offset)",
     )
     start.add_argument(
-        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition"
+        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition read"
+    )
+    start.add_argument(
+        "--from-timestamp",
+        metavar="MS|ISO",
+        help="from each partition's first record at or after this time: epoch milliseconds "
+        "or ISO 8601, UTC unless given (kcat's -o s@MS); its log end where none is that late",
+    )
+    consume.add_argument(
+        "-p",
+        "--partition",
+        type=partition_number,
+        action="append",
+        metavar="N",
+        help="read only partition N (repeatable; not with -g, as kafka-console-consumer.sh)",
     )
     consume.add_argument(
         "-n", "--max-messages", type=int, metavar="MAX", help="stop after MAX records"
@@ -65,6 +83,13 @@ def add_parser(sub: Any) -> None:
     )
     add_connection_arguments(consume)
     add_output_argument(consume)
+
+
+def partition_number(text: str) -> int:
+    """argparse's type for `-p`: a partition is a number from 0 (exit status 2 otherwise)."""
+    if not text.isdigit() or len(text) > 10:
+        raise argparse.ArgumentTypeError(f"not a partition number: {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,8 +169,16 @@ def record_document(message: Any) -> dict[str, Any]:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
+    if args.partition and args.group is not None:
+        # kafka-console-consumer.sh's rule: a group's member is assigned its partitions.
+        raise ConfigError("-p/--partition and -g/--group cannot be given together")
+    when_ms = (
+        parse_timestamp_ms(args.from_timestamp, "--from-timestamp")
+        if args.from_timestamp is not None
+        else None
+    )
     connection = Connection(config_from_arguments(args))
     consumer = Consumer(
         connection.client_config()
@@ -163,20 +196,11 @@ def _consume(args: argparse.Namespace) -> int:
             error = kafka_error_text(topic.error) if topic is not None else "absent"
             raise CommandError(f"topic {args.topic!r}: {error}")
         clock = IdleClock(args.timeout)
-        if args.group is not None and args.offset is None:
+        if args.group is not None and args.offset is None and when_ms is None:
             consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())
         else:
             clock.assigned()
-            start = (
-                args.offset
-                if args.offset is not None
-                else OFFSET_BEGINNING
-                if args.from_beginning
-                else OFFSET_END
-            )
-            consumer.assign(
-                [TopicPartition(args.topic, p, start) for p in sorted(topic.partitions)]
-            )
+            consumer.assign(start_positions(consumer, args, topic, when_ms))
         _print_records(consumer, args, clock, printed)
     except KeyboardInterrupt:
         sys.stdout.flush()  # Ctrl-C ends consumption; the summary counts what was printed
@@ -184,6 +208,41 @@ def _consume(args: argparse.Namespace) -> int:
         consumer.close()  # with -g: commits what was printed
     print(f"Processed a total of {printed.count} messages", file=sys.stderr)
     return 0
+
+
+def start_positions(
+    consumer: Any, args: argparse.Namespace, topic: Any, when_ms: int | None
+) -> list[Any]:
+    """Where each partition read starts: `-o`, the offset of `--from-timestamp` (ListOffsets
+    by time; the log end where no record is that late, as kcat), the start or the end."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    chosen = sorted(set(args.partition)) if args.partition else sorted(topic.partitions)
+    missing = [p for p in chosen if p not in topic.partitions]
+    if missing:
+        raise CommandError(
+            f"topic {args.topic!r} has no partition {missing[0]} (it has {len(topic.partitions)})"
+        )
+    if when_ms is None:
+        start = (
+            args.offset
+            if args.offset is not None
+            else OFFSET_BEGINNING
+            if args.from_beginning
+            else OFFSET_END
+        )
+        return [TopicPartition(args.topic, p, start) for p in chosen]
+    asked = [TopicPartition(args.topic, p, when_ms) for p in chosen]
+    found = consumer.offsets_for_times(asked, timeout=CONNECT_TIMEOUT_S)
+    for tp in found:
+        if tp.error is not None:
+            raise CommandError(
+                f"topic {args.topic!r} partition {tp.partition}: {kafka_error_text(tp.error)}"
+            )
+    return [
+        TopicPartition(args.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+        for tp in found
+    ]
 
 
 class Printed:
