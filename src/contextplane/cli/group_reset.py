@@ -178,7 +178,8 @@ def _targets(
     if args.shift_by is not None:
         for topic, partition in wanted:
             if (topic, partition) not in committed:
-                raise CommandError(
+                # Kafka's tool prints its usage here: the request cannot be met as asked.
+                raise ConfigError(
                     f"Cannot shift offset for partition {topic}-{partition} since there is "
                     "no current committed offset"
                 )
