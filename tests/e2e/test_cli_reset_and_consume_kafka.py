@@ -8,7 +8,6 @@ kafka-consumer-groups.sh is asked the same dry runs and must plan the same offse
 from __future__ import annotations
 
 import datetime
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from contextplane.clock import SystemClock
 from harness import kafka_reference
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.cli import Run, contextplane, one_error_line
+from tests.support.kafka_tools import kafka_tool_command
 from tests.support.wait import wait_until
 
 HOUR_MS = 3_600_000
@@ -295,19 +295,7 @@ def contextplane_command() -> list[str]:
 
 def kafka_tool(bootstrap: str, *args: str) -> list[str]:
     """kafka-consumer-groups.sh's output lines (Kafka 4.4's ConsumerGroupCommand)."""
-    from conformance.suites.librdkafka.suite import fetch_kafka_tools
-
-    java = shutil.which("java")
-    assert java is not None, "java is installed by harness/install.sh"
-    command = [
-        java,
-        "-cp",
-        f"{fetch_kafka_tools()}/*",
-        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-        "--bootstrap-server",
-        bootstrap,
-        *args,
-    ]
+    command = kafka_tool_command("consumer.group.ConsumerGroupCommand", bootstrap, *args)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.splitlines()

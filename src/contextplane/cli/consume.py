@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import signal
 import sys
 import uuid
 from typing import Any
@@ -201,7 +202,17 @@ def _consume(args: argparse.Namespace) -> int:
         else:
             clock.assigned()
             consumer.assign(start_positions(consumer, args, topic, when_ms))
-        _print_records(consumer, args, clock, printed)
+        interrupted = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if interrupted:
+            # Ctrl-C while records print stops the loop between records, not inside one:
+            # with unbuffered output (PYTHONUNBUFFERED) an exception raised between a
+            # record's write and its count would report one fewer than was printed.
+            signal.signal(signal.SIGINT, printed.stop)
+        try:
+            _print_records(consumer, args, clock, printed)
+        finally:
+            if interrupted:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
     except KeyboardInterrupt:
         sys.stdout.flush()  # Ctrl-C ends consumption; the summary counts what was printed
     finally:
@@ -251,6 +262,10 @@ class Printed:
 
     def __init__(self) -> None:
         self.count = 0
+        self.stopped = False
+
+    def stop(self, *_: object) -> None:
+        self.stopped = True
 
 
 class IdleClock:
@@ -282,7 +297,7 @@ def _print_records(
     consumer: Any, args: argparse.Namespace, clock: IdleClock, printed: Printed
 ) -> None:
     out = sys.stdout.buffer
-    while args.max_messages is None or printed.count < args.max_messages:
+    while not printed.stopped and (args.max_messages is None or printed.count < args.max_messages):
         message = consumer.poll(0.2)
         if message is None:
             out.flush()
