@@ -202,8 +202,8 @@ def _consume(args: argparse.Namespace) -> int:
         else:
             clock.assigned()
             consumer.assign(start_positions(consumer, args, topic, when_ms))
-        interrupted = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        if interrupted:
+        ctrl_c_default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if ctrl_c_default:
             # Ctrl-C while records print stops the loop between records, not inside one:
             # with unbuffered output (PYTHONUNBUFFERED) an exception raised between a
             # record's write and its count would report one fewer than was printed.
@@ -211,7 +211,7 @@ def _consume(args: argparse.Namespace) -> int:
         try:
             _print_records(consumer, args, clock, printed)
         finally:
-            if interrupted:
+            if ctrl_c_default:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
     except KeyboardInterrupt:
         sys.stdout.flush()  # Ctrl-C ends consumption; the summary counts what was printed
