@@ -435,8 +435,8 @@ def test_a_group_with_members_is_neither_reset_nor_deleted(
             )
         )
         assert one_error_line(refused) == (
-            "contextplane group reset-offsets: assignments can only be reset if the group "
-            "'busy' is inactive, but the current state is Stable (1 members)"
+            "contextplane group reset-offsets: Assignments can only be reset if the group "
+            "'busy' is inactive, but the current state is Stable."
         )
         kept = contextplane(*cli(broker, "group", "delete", "busy"))
         assert one_error_line(kept).startswith(

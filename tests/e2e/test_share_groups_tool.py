@@ -7,7 +7,6 @@ same."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
+from tests.support.kafka_tools import kafka_tool_command
 from tests.support.rawclient import RawClient
 from tests.support.twins import kafka_twin
 from tests.support.wait import wait_until
@@ -45,19 +45,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
 
 
 def _share_groups(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
-    from conformance.suites.librdkafka.suite import fetch_kafka_tools
-
-    java = shutil.which("java")
-    assert java is not None, "java is installed by harness/install.sh"
-    command = [
-        java,
-        "-cp",
-        f"{fetch_kafka_tools()}/*",
-        "org.apache.kafka.tools.consumer.group.ShareGroupCommand",
-        "--bootstrap-server",
-        bootstrap,
-        *args,
-    ]
+    command = kafka_tool_command("consumer.group.ShareGroupCommand", bootstrap, *args)
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 

@@ -1,21 +1,25 @@
 """`contextplane consume TOPIC`: records to stdout, as `kcat -C` and
-`kafka-console-consumer.sh` print them. Without `-g` it reads every partition by
-assignment (no group is joined, nothing is committed); with `-g GROUP` it joins the group
-and commits what it printed. `--format` takes kcat's tokens; `--format json` (or
-`--output json`) prints one JSON document per record per line: a consumer streams, so
-each record is its own document (JSON Lines)."""
+`kafka-console-consumer.sh` print them. Without `-g` it reads every partition, or those
+`-p` names, by assignment (no group is joined, nothing is committed), from the end, the
+start, `-o N` or the first record at or after `--from-timestamp`; with `-g GROUP` it joins
+the group and commits what it printed (with `-o` or `--from-timestamp` it is assigned
+every partition instead, and commits under the group). `--format` takes kcat's tokens;
+`--format json` (or `--output json`) prints one JSON document per record per line: a
+consumer streams, so each record is its own document (JSON Lines)."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import json
+import signal
 import sys
 import uuid
 from typing import Any
 
 from contextplane.cli.kafka_client import (
     CommandError,
+    ConfigError,
     Connection,
     add_connection_arguments,
     config_from_arguments,
@@ -23,6 +27,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument
+from contextplane.cli.times import parse_timestamp_ms
 from contextplane.clock import SystemClock
 
 # kcat's format tokens.
@@ -45,7 +50,21 @@ def add_parser(sub: Any) -> None:
         help="from each partition's start (with -g: where the group has no offset)",
     )
     start.add_argument(
-        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition"
+        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition read"
+    )
+    start.add_argument(
+        "--from-timestamp",
+        metavar="MS|ISO",
+        help="from each partition's first record at or after this time: epoch milliseconds "
+        "or ISO 8601, UTC unless given (kcat's -o s@MS); its log end where none is that late",
+    )
+    consume.add_argument(
+        "-p",
+        "--partition",
+        type=partition_number,
+        action="append",
+        metavar="N",
+        help="read only partition N (repeatable; not with -g, as kafka-console-consumer.sh)",
     )
     consume.add_argument(
         "-n", "--max-messages", type=int, metavar="MAX", help="stop after MAX records"
@@ -65,6 +84,13 @@ def add_parser(sub: Any) -> None:
     )
     add_connection_arguments(consume)
     add_output_argument(consume)
+
+
+def partition_number(text: str) -> int:
+    """argparse's type for `-p`: a partition is a number from 0 (exit status 2 otherwise)."""
+    if not text.isdigit() or len(text) > 10:
+        raise argparse.ArgumentTypeError(f"not a partition number: {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,8 +170,16 @@ def record_document(message: Any) -> dict[str, Any]:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
+    if args.partition and args.group is not None:
+        # kafka-console-consumer.sh's rule: a group's member is assigned its partitions.
+        raise ConfigError("-p/--partition and -g/--group cannot be given together")
+    when_ms = (
+        parse_timestamp_ms(args.from_timestamp, "--from-timestamp")
+        if args.from_timestamp is not None
+        else None
+    )
     connection = Connection(config_from_arguments(args))
     consumer = Consumer(
         connection.client_config()
@@ -163,21 +197,22 @@ def _consume(args: argparse.Namespace) -> int:
             error = kafka_error_text(topic.error) if topic is not None else "absent"
             raise CommandError(f"topic {args.topic!r}: {error}")
         clock = IdleClock(args.timeout)
-        if args.group is not None and args.offset is None:
+        if args.group is not None and args.offset is None and when_ms is None:
             consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())
         else:
             clock.assigned()
-            start = (
-                args.offset
-                if args.offset is not None
-                else OFFSET_BEGINNING
-                if args.from_beginning
-                else OFFSET_END
-            )
-            consumer.assign(
-                [TopicPartition(args.topic, p, start) for p in sorted(topic.partitions)]
-            )
-        _print_records(consumer, args, clock, printed)
+            consumer.assign(start_positions(consumer, args, topic, when_ms))
+        ctrl_c_default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if ctrl_c_default:
+            # Ctrl-C while records print stops the loop between records, not inside one:
+            # with unbuffered output (PYTHONUNBUFFERED) an exception raised between a
+            # record's write and its count would report one fewer than was printed.
+            signal.signal(signal.SIGINT, printed.stop)
+        try:
+            _print_records(consumer, args, clock, printed)
+        finally:
+            if ctrl_c_default:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
     except KeyboardInterrupt:
         sys.stdout.flush()  # Ctrl-C ends consumption; the summary counts what was printed
     finally:
@@ -186,12 +221,51 @@ def _consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def start_positions(
+    consumer: Any, args: argparse.Namespace, topic: Any, when_ms: int | None
+) -> list[Any]:
+    """Where each partition read starts: `-o`, the offset of `--from-timestamp` (ListOffsets
+    by time; the log end where no record is that late, as kcat), the start or the end."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    chosen = sorted(set(args.partition)) if args.partition else sorted(topic.partitions)
+    missing = [p for p in chosen if p not in topic.partitions]
+    if missing:
+        raise CommandError(
+            f"topic {args.topic!r} has no partition {missing[0]} (it has {len(topic.partitions)})"
+        )
+    if when_ms is None:
+        start = (
+            args.offset
+            if args.offset is not None
+            else OFFSET_BEGINNING
+            if args.from_beginning
+            else OFFSET_END
+        )
+        return [TopicPartition(args.topic, p, start) for p in chosen]
+    asked = [TopicPartition(args.topic, p, when_ms) for p in chosen]
+    found = consumer.offsets_for_times(asked, timeout=CONNECT_TIMEOUT_S)
+    for tp in found:
+        if tp.error is not None:
+            raise CommandError(
+                f"topic {args.topic!r} partition {tp.partition}: {kafka_error_text(tp.error)}"
+            )
+    return [
+        TopicPartition(args.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+        for tp in found
+    ]
+
+
 class Printed:
     """How many records were written, kept outside the loop so that Ctrl-C mid-stream
     still reports them."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.stopped = False
+
+    def stop(self, *_: object) -> None:
+        self.stopped = True
 
 
 class IdleClock:
@@ -223,7 +297,7 @@ def _print_records(
     consumer: Any, args: argparse.Namespace, clock: IdleClock, printed: Printed
 ) -> None:
     out = sys.stdout.buffer
-    while args.max_messages is None or printed.count < args.max_messages:
+    while not printed.stopped and (args.max_messages is None or printed.count < args.max_messages):
         message = consumer.poll(0.2)
         if message is None:
             out.flush()

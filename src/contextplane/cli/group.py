@@ -6,12 +6,12 @@ cluster through confluent-kafka's AdminClient, as `kafka-consumer-groups.sh` and
 from __future__ import annotations
 
 import argparse
-import datetime
 from typing import Any
 
+from contextplane.cli import group_reset
+from contextplane.cli.group_reset import state_name
 from contextplane.cli.kafka_client import (
     CommandError,
-    ConfigError,
     add_connection_arguments,
     answer,
     connect_admin,
@@ -19,16 +19,6 @@ from contextplane.cli.kafka_client import (
 )
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.topic import log_offsets
-
-# librdkafka's ConsumerGroupState names, as Kafka writes the states.
-_STATES = {
-    "UNKNOWN": "Unknown",
-    "PREPARING_REBALANCING": "PreparingRebalance",
-    "COMPLETING_REBALANCING": "CompletingRebalance",
-    "STABLE": "Stable",
-    "DEAD": "Dead",
-    "EMPTY": "Empty",
-}
 
 
 def add_parser(sub: Any) -> None:
@@ -42,25 +32,7 @@ def add_parser(sub: Any) -> None:
     reset = what.add_parser(
         "reset-offsets", help="move a group's committed offsets (a dry run unless --execute)"
     )
-    reset.add_argument("group")
-    reset.add_argument(
-        "--topic",
-        required=True,
-        metavar="TOPIC[:P,...]",
-        help="the topic, all its partitions or those listed (as kafka-consumer-groups.sh)",
-    )
-    to = reset.add_mutually_exclusive_group(required=True)
-    to.add_argument("--to-earliest", action="store_true", help="each partition's log start")
-    to.add_argument("--to-latest", action="store_true", help="each partition's log end")
-    to.add_argument("--to-offset", type=int, metavar="N", help="N, within each partition's log")
-    to.add_argument(
-        "--to-datetime",
-        metavar="ISO",
-        help="the first offset at or after this time (ISO 8601, UTC unless given)",
-    )
-    reset.add_argument(
-        "--execute", action="store_true", help="commit the offsets (default: show them only)"
-    )
+    group_reset.add_arguments(reset)
     delete = what.add_parser("delete", help="delete a group that has no members")
     delete.add_argument("group")
     for parser in (listing, describe, reset, delete):
@@ -72,14 +44,10 @@ def run(args: argparse.Namespace) -> int:
     body = {
         "list": _list,
         "describe": _describe,
-        "reset-offsets": _reset_offsets,
+        "reset-offsets": group_reset.run,
         "delete": _delete,
     }[args.group_command]
     return run_command(f"group {args.group_command}", lambda: body(args))
-
-
-def state_name(state: Any) -> str:
-    return _STATES.get(state.name, state.name) if state is not None else "Unknown"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -102,25 +70,13 @@ def _description(admin: Any, group: str) -> Any:
     return answer(admin.describe_consumer_groups([group])[group], f"group {group!r}")
 
 
-def _committed(admin: Any, group: str) -> dict[tuple[str, int], int]:
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
-    request = [ConsumerGroupTopicPartitions(group)]
-    result = answer(admin.list_consumer_group_offsets(request)[group], f"group {group!r} offsets")
-    return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions
-        if tp.error is None and tp.offset >= 0
-    }
-
-
 def _describe(args: argparse.Namespace) -> int:
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
     admin, _ = connect_admin(args)
     description = _description(admin, args.group)
-    committed = _committed(admin, args.group)
+    committed = group_reset.committed_offsets(admin, args.group)
     state = state_name(description.state)
     if state == "Dead" and not committed:
         raise CommandError(f"group {args.group!r} does not exist")
@@ -219,93 +175,6 @@ def _describe(args: argparse.Namespace) -> int:
             for p in partitions
         ],
     )
-    return 0
-
-
-def parse_datetime_ms(text: str) -> int:
-    """Milliseconds since the epoch of an ISO 8601 time (UTC unless it says)."""
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--to-datetime {text!r}: not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def topic_partitions(spec: str, metadata: Any) -> list[tuple[str, int]]:
-    """`TOPIC` (all its partitions) or `TOPIC:0,2` as (topic, partition) pairs."""
-    name, _, listed = spec.partition(":")
-    topic = metadata.topics.get(name)
-    if topic is None or topic.error is not None:
-        error = f": {topic.error.name()}" if topic is not None else ""
-        raise CommandError(f"topic {name!r} does not exist{error}")
-    if not listed:
-        return [(name, p) for p in sorted(topic.partitions)]
-    try:
-        wanted = [int(p) for p in listed.split(",")]
-    except ValueError:
-        raise ConfigError(f"--topic {spec!r}: partitions are numbers, e.g. {name}:0,1") from None
-    missing = [p for p in wanted if p not in topic.partitions]
-    if missing:
-        raise CommandError(f"topic {name!r} has no partition {missing[0]}")
-    return [(name, p) for p in sorted(set(wanted))]
-
-
-def _reset_offsets(args: argparse.Namespace) -> int:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import OffsetSpec
-
-    when_ms = parse_datetime_ms(args.to_datetime) if args.to_datetime else None
-    admin, _ = connect_admin(args)
-    metadata = admin.list_topics(args.topic.partition(":")[0], timeout=10.0)
-    wanted = topic_partitions(args.topic, metadata)
-    description = _description(admin, args.group)
-    if description.members:
-        # Kafka's own refusal: a live member would commit over the reset.
-        raise CommandError(
-            f"assignments can only be reset if the group {args.group!r} is inactive, but "
-            f"the current state is {state_name(description.state)} "
-            f"({len(description.members)} members)"
-        )
-    partitions = [TopicPartition(t, p) for t, p in wanted]
-    starts = log_offsets(admin, partitions, OffsetSpec.earliest())
-    ends = log_offsets(admin, partitions, OffsetSpec.latest())
-    if args.to_earliest:
-        targets = {key: starts[key] for key in wanted}
-    elif args.to_latest:
-        targets = {key: ends[key] for key in wanted}
-    elif args.to_offset is not None:
-        # As Kafka's tool: an offset outside the log is moved to its nearer end.
-        targets = {key: min(max(args.to_offset, starts[key]), ends[key]) for key in wanted}
-    else:
-        assert when_ms is not None
-        found = log_offsets(admin, partitions, OffsetSpec.for_timestamp(when_ms))
-        # No record at or after the time: the log end, as Kafka's tool does.
-        targets = {key: found[key] if found[key] >= 0 else ends[key] for key in wanted}
-    if args.execute:
-        request = ConsumerGroupTopicPartitions(
-            args.group, [TopicPartition(t, p, targets[(t, p)]) for t, p in wanted]
-        )
-        result = answer(
-            admin.alter_consumer_group_offsets([request])[args.group], f"group {args.group!r}"
-        )
-        for tp in result.topic_partitions:
-            if tp.error is not None:
-                raise CommandError(
-                    f"group {args.group!r} topic {tp.topic!r} partition {tp.partition}: "
-                    f"{tp.error.name()} ({tp.error.str()})"
-                )
-    offsets = [{"topic": t, "partition": p, "offset": targets[(t, p)]} for t, p in wanted]
-    if args.output == "json":
-        print_json({"group": args.group, "executed": args.execute, "offsets": offsets})
-        return 0
-    print_table(
-        ("GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"),
-        [(args.group, o["topic"], o["partition"], o["offset"]) for o in offsets],
-    )
-    if not args.execute:
-        print("\n(dry run: nothing committed; add --execute to commit these offsets)")
     return 0
 
 
