@@ -343,7 +343,8 @@ def test_authorized_as_kafka(tmp_path: Path) -> None:
 def test_described_after_a_restart_before_any_fetch(tmp_path: Path) -> None:
     """A share partition is read from the store when its topic partition's leader first
     serves it; `kafka-share-groups.sh --describe --offsets` after a restart, before any
-    consumer came back, said the group had no offset information."""
+    consumer came back, said the group had no offset information, and `--delete-offsets`
+    that there was none to delete."""
     broker = Broker(tmp_path / "broker").start()
     try:
         with Wire(broker.port) as wire:
@@ -364,5 +365,12 @@ def test_described_after_a_restart_before_any_fetch(tmp_path: Path) -> None:
             assert _offsets(_describe(wire, 1, "kept")) == before
             named = _describe(wire, 1, "kept", [{"topic_name": "ledger", "partitions": [0]}])
             assert _offsets(named) == before
+            # kafka-share-groups.sh --delete-offsets: "There is no offset information to
+            # delete." before the fix, as the group's state was not in memory.
+            deleted = _delete(wire, "kept", ["ledger"])
+            assert [(t.topic_name, t.error_code) for t in deleted.responses] == [
+                ("ledger", ErrorCode.none)
+            ]
+            assert _describe(wire, 1, "kept").topics == ()
     finally:
         broker.stop()

@@ -491,10 +491,6 @@ class ShareCoordinator(ShareShards):
         group = self.groups.group(group_id)
         return group is not None and bool(group.members)
 
-    def group_partitions(self, group_id: str) -> list[ShareKey]:
-        """The share partitions the group has state for, in topic and partition order."""
-        return sorted(key for key in self.partitions if key[0] == group_id)
-
     async def alter_offsets(self, group_id: str, starts: dict[tuple[str, int], int]) -> ErrorCode:
         """AlterShareGroupOffsets: each named share partition starts afresh at its new
         SPSO, its in-flight records dropped. Only for a group without members (as Kafka:

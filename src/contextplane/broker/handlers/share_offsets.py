@@ -266,7 +266,10 @@ async def delete(ctx: RequestContext, request: Any) -> Reply:
     if (refused := _group_refused(ctx, _DELETE, group_id, known=True)) is not None:
         return refused
     topics = ctx.topics.topics()
-    with_state = {key[1] for key in shares.group_partitions(group_id)}
+    try:  # held here or only stored (not served since a restart, or led elsewhere)
+        with_state = {key[1] for key in await shares.described_partitions({group_id})}
+    except MetadataStoreUnavailable:
+        return _group_error(ctx, _DELETE, group_id, ErrorCode.coordinator_not_available, None)
     responses: list[dict[str, Any]] = []
     deleted: dict[str, dict[str, Any]] = {}
     for topic in request.topics:
