@@ -8,6 +8,7 @@ import functools
 import math
 import re
 import unicodedata
+from decimal import Decimal
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -95,3 +96,32 @@ def stored_double(value: str | float) -> float:
         return float(value)
     number = java_double(value)
     return float(value) if number is None else number
+
+
+def java_double_text(number: float) -> str:
+    """`number` as Java's Double.toString prints it, which is how Kafka shows a DOUBLE
+    config: the shortest digits that read back (at least two), plain from 10^-3 up to
+    10^7 (`0.5`, `123.0`), else `1.7976931348623157E308` (Python's repr: `1e+308`).
+    Java 17's older algorithm sometimes prints a digit more; Java 19+ prints these."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    sign = "-" if math.copysign(1.0, number) < 0 else ""
+    magnitude = abs(number)
+    if magnitude == 0.0:
+        return f"{sign}0.0"
+    _, digit_tuple, exponent = Decimal(repr(magnitude)).as_tuple()
+    if len(digit_tuple) == 1:  # Java prints at least two digits: the nearest two
+        _, digit_tuple, exponent = Decimal(f"{magnitude:.1e}").as_tuple()
+    assert isinstance(exponent, int)  # a finite number
+    # The power of ten of the first digit, then the digits without trailing zeros.
+    power = len(digit_tuple) - 1 + exponent
+    digits = "".join(map(str, digit_tuple)).rstrip("0")
+    if 1e-3 <= magnitude < 1e7:
+        if power >= 0:
+            whole, fraction = digits[: power + 1].ljust(power + 1, "0"), digits[power + 1 :]
+        else:
+            whole, fraction = "0", "0" * (-power - 1) + digits
+        return f"{sign}{whole}.{fraction or '0'}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{power}"

@@ -122,6 +122,13 @@ def test_kafka_configs_alters_describes_and_deletes_broker_configs(cluster: Clus
             "Invalid value -5 for configuration message.max.bytes: Value must be at least 0",
         ),
         (
+            DEFAULT,
+            "log.cleaner.min.cleanable.ratio=1e10",
+            # The number as Java's Double.toString prints it.
+            "Invalid value 1.0E10 for configuration log.cleaner.min.cleanable.ratio: "
+            "Value must be no more than 1",
+        ),
+        (
             BROKER,
             "log.cleanup.policy=[compact,purge]",
             "Invalid value purge for configuration log.cleanup.policy: String must be one of: "

@@ -210,6 +210,12 @@ BROKER_LINES = {
         "false",
         "DEFAULT_CONFIG:remote.log.storage.system.enable=false",
     ),
+    # A DOUBLE as Java prints it (Double.MAX_VALUE, not Python's 1.7976931348623157e+308).
+    "log.cleaner.io.max.bytes.per.second": (
+        "1.7976931348623157E308",
+        "false",
+        "DEFAULT_CONFIG:log.cleaner.io.max.bytes.per.second=1.7976931348623157E308",
+    ),
     "ssl.key.password": ("null", "true", ""),
     "alter.config.policy.class.name": ("null", "false", ""),
 }

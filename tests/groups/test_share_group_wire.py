@@ -17,6 +17,7 @@ from tests.groups.support import Broker, Wire
 
 FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA, DELETE_GROUPS = 10, 16, 19, 3, 42
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
+CONSUMER_GROUP_DESCRIBE = 69
 ACCEPT, RELEASE, REJECT, RENEW = 1, 2, 3, 4
 # Each test's own topic (a share group starts at the end of what is there).
 TOPICS = {
@@ -103,6 +104,14 @@ def test_members_share_the_partitions_and_see_kafkas_errors(wire: Wire) -> None:
     assert {m.member_id for m in work.members} == {"member-a", "member-b"}
     assert nope.error_code == ErrorCode.group_id_not_found
     assert nope.error_message == "Group nope not found."
+    # kafka-consumer-groups.sh --describe of a share group: Kafka 4.4's answer.
+    as_consumer = wire.call(
+        CONSUMER_GROUP_DESCRIBE, 0, group_ids=["work"], include_authorized_operations=False
+    )
+    assert (as_consumer.groups[0].error_code, as_consumer.groups[0].error_message) == (
+        ErrorCode.group_id_not_found,
+        "Group work is not a consumer group.",
+    )
 
     listed = wire.call(LIST_GROUPS, 5, states_filter=[], types_filter=["share"])
     assert [(g.group_id, g.group_type, g.group_state) for g in listed.groups] == [

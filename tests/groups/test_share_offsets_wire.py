@@ -338,3 +338,39 @@ def test_authorized_as_kafka(tmp_path: Path) -> None:
             }
     finally:
         process.stop()
+
+
+def test_described_after_a_restart_before_any_fetch(tmp_path: Path) -> None:
+    """A share partition is read from the store when its topic partition's leader first
+    serves it; `kafka-share-groups.sh --describe --offsets` after a restart, before any
+    consumer came back, said the group had no offset information, and `--delete-offsets`
+    that there was none to delete."""
+    broker = Broker(tmp_path / "broker").start()
+    try:
+        with Wire(broker.port) as wire:
+            _create_topics(wire)
+            ledger = _topic_ids(wire)["ledger"]
+            assert _beat(wire, "kept", "a", 0, ["ledger"]).error_code == ErrorCode.none
+            assert _fetch(wire, "kept", "a", 0, [_ledger_partition(ledger, 0)]).error_code == 0
+            _produce(broker, "ledger", 4)
+            assert _acquired(_fetch(wire, "kept", "a", 1, [], wait_ms=5_000)) == [(0, 3, 1)]
+            _ack(wire, "kept", "a", 2, [_ledger_partition(ledger, 0, (0, 1, ACCEPT))])
+            before = _offsets(_describe(wire, 1, "kept"))
+            assert before == {("ledger", 0): (2, 2, ErrorCode.none)}
+            assert _beat(wire, "kept", "a", -1, None).error_code == ErrorCode.none
+        broker.restart()
+        with Wire(broker.port) as wire:
+            # After a clean stop the records held by the departed member were released:
+            # the start offset and lag as before.
+            assert _offsets(_describe(wire, 1, "kept")) == before
+            named = _describe(wire, 1, "kept", [{"topic_name": "ledger", "partitions": [0]}])
+            assert _offsets(named) == before
+            # kafka-share-groups.sh --delete-offsets: "There is no offset information to
+            # delete." before the fix, as the group's state was not in memory.
+            deleted = _delete(wire, "kept", ["ledger"])
+            assert [(t.topic_name, t.error_code) for t in deleted.responses] == [
+                ("ledger", ErrorCode.none)
+            ]
+            assert _describe(wire, 1, "kept").topics == ()
+    finally:
+        broker.stop()

@@ -34,6 +34,7 @@ from contextplane.broker.kafka_broker_configs import (
     mode_of,
 )
 from contextplane.errors import KafkaError
+from contextplane.java_numbers import java_double_text
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings, SettingsError, _coerce, ignored_reason
@@ -101,7 +102,9 @@ def _no_effect(name: str) -> bool:
 
 def text(value: Any) -> str:
     """A settings value as Kafka prints a config value."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return java_double_text(value) if isinstance(value, float) else str(value)
 
 
 class DynamicBrokerConfigs:

@@ -9,7 +9,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from contextplane.java_numbers import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, java_double, java_int
+from contextplane.java_numbers import (
+    INT_MAX,
+    INT_MIN,
+    LONG_MAX,
+    LONG_MIN,
+    java_double,
+    java_double_text,
+    java_int,
+)
 
 STATIC = "static"
 CLUSTER_WIDE = "cluster-wide"
@@ -67,7 +75,7 @@ class KafkaBrokerConfig:
 
 def _range_refusal(name: str, number: float, low: str, high: str | None) -> str | None:
     """Range.ensureValid's message; the number as Java prints it."""
-    shown = number if isinstance(number, int) else repr(number)
+    shown = number if isinstance(number, int) else java_double_text(number)
     if number < float(low):
         return f"Invalid value {shown} for configuration {name}: Value must be at least {low}"
     if high is not None and number > float(high):

@@ -348,18 +348,38 @@ class ShareCoordinator(ShareShards):
             _run_with(partition, self.values(key[0]))
         return partition
 
-    def _load_partition(self, stored: StoredSharePartition) -> None:
-        key = (stored.group_id, stored.topic, stored.partition)
+    def _loaded(self, stored: StoredSharePartition) -> SharePartition:
         values = self.values(stored.group_id)
-        self.partitions[key] = SharePartition.load(
+        partition = SharePartition.load(
             stored.start_offset,
             [Run(*run) for run in stored.runs],  # type: ignore[arg-type]
             values.delivery_count_limit,
             values.partition_max_record_locks,
             values.record_lock_duration_ms,
         )
-        self.partitions[key].state_epoch = stored.state_epoch
+        partition.state_epoch = stored.state_epoch
+        return partition
+
+    def _load_partition(self, stored: StoredSharePartition) -> None:
+        key = (stored.group_id, stored.topic, stored.partition)
+        self.partitions[key] = self._loaded(stored)
         self._saved_epochs[key] = stored.state_epoch
+
+    async def described_partitions(
+        self, group_ids: Collection[str]
+    ) -> dict[ShareKey, SharePartition]:
+        """The share partitions of `group_ids` for DescribeShareGroupOffsets: those held
+        here (newer than the store's until saved), and the others as stored, unheld: a
+        partition is read when its topic partition's leader first serves it, so after a
+        restart, or while another broker leads it, only the store has it.
+        MetadataStoreUnavailable when the store does not answer."""
+        wanted = set(group_ids)
+        found = {key: p for key, p in self.partitions.items() if key[0] in wanted}
+        for stored in await self._store.share_partitions():
+            key = (stored.group_id, stored.topic, stored.partition)
+            if stored.group_id in wanted and key not in found:
+                found[key] = self._loaded(stored)
+        return found
 
     def _unsaved(self) -> list[ShareKey]:
         return [
@@ -470,10 +490,6 @@ class ShareCoordinator(ShareShards):
     def has_members(self, group_id: str) -> bool:
         group = self.groups.group(group_id)
         return group is not None and bool(group.members)
-
-    def group_partitions(self, group_id: str) -> list[ShareKey]:
-        """The share partitions the group has state for, in topic and partition order."""
-        return sorted(key for key in self.partitions if key[0] == group_id)
 
     async def alter_offsets(self, group_id: str, starts: dict[tuple[str, int], int]) -> ErrorCode:
         """AlterShareGroupOffsets: each named share partition starts afresh at its new

@@ -176,6 +176,9 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
             refused.append(group_id)
             continue
         for group in ctx.groups.consumer_group_describe([group_id]):
+            if group["error_code"] == ErrorCode.group_id_not_found and _share_group(ctx, group_id):
+                # One id is one group of one kind, as in Kafka's coordinator.
+                group["error_message"] = f"Group {group_id} is not a consumer group."
             _describe_members(ctx, group)
             group["authorized_operations"] = (
                 ctx.authorized_operations(ResourceType.GROUP, group_id)
@@ -185,6 +188,11 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Reply:
             groups.append(group)
     groups.extend(_refused(g) for g in refused)  # Kafka lists refused groups last
     return await ctx.large_reply(len(groups), throttle_time=ctx.throttle_ms, groups=groups)
+
+
+def _share_group(ctx: RequestContext, group_id: str) -> bool:
+    shares = ctx.services.shares
+    return shares is not None and shares.knows(group_id)
 
 
 def _describe_members(ctx: RequestContext, group: dict[str, Any]) -> None:

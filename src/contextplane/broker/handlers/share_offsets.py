@@ -11,14 +11,17 @@ request (or, for topics=null, as the group's share partitions), so the frame bou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.share_groups import coordinator, other_protocol
 from contextplane.broker.loopshare import LoopShare
-from contextplane.coordinators.share_coordinator import ShareCoordinator
+from contextplane.coordinators.share_partition import SharePartition
+from contextplane.coordinators.share_shards import ShareKey
 from contextplane.errors import KafkaError
+from contextplane.metadata.store import MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation, ResourceType, denial_message
 
@@ -27,6 +30,8 @@ _NO_STATE = -1  # Kafka's uninitialized start offset (and unknown lag)
 _UNKNOWN_PARTITION = "This server does not host this topic-partition."
 _ALTER, _DELETE = "AlterShareGroupOffsets", "DeleteShareGroupOffsets"
 _NON_EMPTY = "The group is not empty."
+# The share partitions described: held here, or as stored.
+States = dict[ShareKey, SharePartition]
 
 
 def _topic_id(ctx: RequestContext, name: str) -> uuid.UUID | None:
@@ -38,7 +43,7 @@ def _topic_id(ctx: RequestContext, name: str) -> uuid.UUID | None:
 
 
 def _described_partition(
-    ctx: RequestContext, shares: ShareCoordinator, group_id: str, topic: str, index: int
+    ctx: RequestContext, states: States, group_id: str, topic: str, index: int
 ) -> dict[str, Any]:
     """One partition's SPSO and lag. Kafka's lag: high watermark - SPSO - the in-flight
     records already done; -1 (both) where the group has no state for the partition."""
@@ -50,7 +55,7 @@ def _described_partition(
         "error_code": ErrorCode.none,
         "error_message": None,
     }
-    state = shares.partitions.get((group_id, topic, index))
+    state = states.get((group_id, topic, index))
     if state is None:
         return entry
     entry["start_offset"] = state.start_offset
@@ -65,7 +70,10 @@ def _described_partition(
 
 
 def _describe_group(
-    ctx: RequestContext, group: Any, stated: dict[str, list[tuple[str, int]]]
+    ctx: RequestContext,
+    group: Any,
+    stated: dict[str, list[tuple[str, int]]],
+    states: States | None,
 ) -> dict[str, Any]:
     """`stated`: each group's share partitions (topic, index), for topics=null."""
     group_id = group.group_id
@@ -78,7 +86,8 @@ def _describe_group(
     if ctx.denied(ResourceType.GROUP, group_id):
         error = ErrorCode.group_authorization_failed
         return {**answer, "error_code": error, "error_message": denial_message(ResourceType.GROUP)}
-    shares = coordinator(ctx)
+    if states is None:  # the store did not answer: retriable
+        return {**answer, "error_code": ErrorCode.coordinator_not_available}
     if group.topics is None:
         # Every partition the group has state for, of the topics the principal may
         # describe (the others left out silently, as Kafka does).
@@ -120,7 +129,7 @@ def _describe_group(
                     }
                 )
             else:
-                partitions.append(_described_partition(ctx, shares, group_id, name, index))
+                partitions.append(_described_partition(ctx, states, group_id, name, index))
         answer["topics"].append(
             {"topic_name": name, "topic_id": topic_id or _ZERO_ID, "partitions": partitions}
         )
@@ -133,8 +142,11 @@ async def describe(ctx: RequestContext, request: Any) -> Reply:
     with each of them as many times."""
     share = LoopShare()
     stated: dict[str, list[tuple[str, int]]] = {}
+    states: States | None = None
+    with contextlib.suppress(MetadataStoreUnavailable):
+        states = await coordinator(ctx).described_partitions({g.group_id for g in request.groups})
     if any(g.topics is None for g in request.groups):
-        for group_id, topic, index in sorted(coordinator(ctx).partitions):
+        for group_id, topic, index in sorted(states or ()):
             stated.setdefault(group_id, []).append((topic, index))
     groups = []
     items = 0
@@ -145,7 +157,7 @@ async def describe(ctx: RequestContext, request: Any) -> Reply:
         seen.add(group.group_id)
         if share.due():
             await asyncio.sleep(0)
-        described = _describe_group(ctx, group, stated)
+        described = _describe_group(ctx, group, stated, states)
         items += sum(len(t["partitions"]) for t in described["topics"]) + 1
         groups.append(described)
     return await ctx.large_reply(items, throttle_time=ctx.throttle_ms, groups=groups)
@@ -254,7 +266,10 @@ async def delete(ctx: RequestContext, request: Any) -> Reply:
     if (refused := _group_refused(ctx, _DELETE, group_id, known=True)) is not None:
         return refused
     topics = ctx.topics.topics()
-    with_state = {key[1] for key in shares.group_partitions(group_id)}
+    try:  # held here or only stored (not served since a restart, or led elsewhere)
+        with_state = {key[1] for key in await shares.described_partitions({group_id})}
+    except MetadataStoreUnavailable:
+        return _group_error(ctx, _DELETE, group_id, ErrorCode.coordinator_not_available, None)
     responses: list[dict[str, Any]] = []
     deleted: dict[str, dict[str, Any]] = {}
     for topic in request.topics:
