@@ -15,8 +15,9 @@ from confluent_kafka import Producer
 from kio.schema.errors import ErrorCode
 
 from tests.groups.support import Broker, Wire
+from tests.groups.test_share_group_wire import _acquired, _fetch
 
-METADATA, CREATE_TOPICS, SHARE_HEARTBEAT, SHARE_FETCH, SHARE_ACK = 3, 19, 76, 78, 79
+METADATA, CREATE_TOPICS, SHARE_HEARTBEAT, SHARE_ACK = 3, 19, 76, 79
 GAP, ACCEPT, RELEASE, REJECT, RENEW = 0, 1, 2, 3, 4
 RECORDS = 6
 Batch = tuple[int, int, list[int]]
@@ -65,32 +66,6 @@ def _batches(topic_id: uuid.UUID, batches: list[Batch]) -> list[dict[str, Any]]:
     ]
 
 
-def _fetch(wire: Wire, member: str, epoch: int, topics: Any, wait_ms: int = 0) -> Any:
-    return wire.call(
-        SHARE_FETCH,
-        1,
-        group_id="acks",
-        member_id=member,
-        share_session_epoch=epoch,
-        max_wait=wait_ms,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        max_records=RECORDS,
-        batch_size=RECORDS,
-        topics=topics,
-        forgotten_topics_data=[],
-    )
-
-
-def _acquired(response: Any) -> list[tuple[int, int, int]]:
-    return [
-        (a.first_offset, a.last_offset, a.delivery_count)
-        for t in response.responses
-        for p in t.partitions
-        for a in p.acquired_records
-    ]
-
-
 def test_invalid_batches_are_refused_before_any_record_changes(broker: Broker) -> None:
     with Wire(broker.port) as wire:
         created = wire.call(
@@ -112,12 +87,12 @@ def test_invalid_batches_are_refused_before_any_record_changes(broker: Broker) -
         )
         assert beat.error_code == ErrorCode.none
         # share.auto.offset.reset=latest: the partition starts at the end, then fills.
-        assert _fetch(wire, "a", 0, _batches(topic_id, [])).error_code == ErrorCode.none
+        assert _fetch(wire, "acks", "a", 0, _batches(topic_id, [])).error_code == ErrorCode.none
         producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
         for index in range(RECORDS):
             producer.produce("acked", value=f"job-{index}".encode(), partition=0)
         assert producer.flush(10) == 0
-        assert _acquired(_fetch(wire, "a", 1, [], wait_ms=5_000)) == [(0, RECORDS - 1, 1)]
+        assert _acquired(_fetch(wire, "acks", "a", 1, [], wait_ms=5_000)) == [(0, RECORDS - 1, 1)]
 
         epoch = 2
         answers = {}
@@ -126,7 +101,9 @@ def test_invalid_batches_are_refused_before_any_record_changes(broker: Broker) -
             acked = wire.call(SHARE_ACK, 1, **fields, topics=_batches(topic_id, batches))
             answers[name] = (acked.error_code, acked.responses[0].partitions[0].error_code)
             epoch += 1
-        piggy = _fetch(wire, "a", epoch, _batches(topic_id, HOSTILE["valid then descending"]))
+        piggy = _fetch(
+            wire, "acks", "a", epoch, _batches(topic_id, HOSTILE["valid then descending"])
+        )
         answers["piggybacked"] = (
             piggy.error_code,
             piggy.responses[0].partitions[0].acknowledge_error_code,
@@ -147,4 +124,4 @@ def test_invalid_batches_are_refused_before_any_record_changes(broker: Broker) -
         )
         assert settled.responses[0].partitions[0].error_code == ErrorCode.none
         # Only the released record comes back, delivered a second time.
-        assert _acquired(_fetch(wire, "a", epoch + 2, [])) == [(2, 2, 2)]
+        assert _acquired(_fetch(wire, "acks", "a", epoch + 2, [])) == [(2, 2, 2)]
