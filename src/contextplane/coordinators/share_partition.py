@@ -46,6 +46,24 @@ class AckType(IntEnum):
 _DONE = (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
 
 
+def batches_valid(batches: Iterable[tuple[int, int, tuple[int, ...]]], max_type: int) -> bool:
+    """Whether a partition's acknowledgement batches are well formed, checked before any
+    record is looked at as Kafka checks them (KafkaApis.validateAcknowledgementBatches):
+    each range forward and starting at or after the previous one's last offset, with one
+    type or one per offset, each type in 0..`max_type`. Else the partition is answered
+    INVALID_REQUEST and none of its batches is applied."""
+    previous_last = -1
+    for first, last, types in batches:
+        if first > last or first < previous_last or not types:
+            return False
+        if len(types) > 1 and last - first != len(types) - 1:
+            return False
+        if any(not 0 <= kind <= max_type for kind in types):
+            return False
+        previous_last = last
+    return True
+
+
 @dataclass(slots=True)
 class InFlight:
     state: RecordState

@@ -31,6 +31,7 @@ from contextplane.coordinators.share_partition import (
     AckType,
     Acquired,
     SharePartition,
+    batches_valid,
     offsets_of,
 )
 from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
@@ -220,8 +221,10 @@ async def _acknowledge(
         if target.error != ErrorCode.none or target.topic is None:
             target.ack_error = target.error
             continue
-        if ctx.api_version < RENEW_FROM and any(RENEW in types for _, _, types in target.acks):
-            target.ack_error = ErrorCode.invalid_request  # RENEW is v2's
+        # RENEW is v2's: a v1 request naming it is malformed, as any other unknown type.
+        max_type = RENEW if ctx.api_version >= RENEW_FROM else RENEW - 1
+        if not batches_valid(target.acks, max_type):
+            target.ack_error = ErrorCode.invalid_request
             continue
         key = (group_id, target.topic, target.index)
         try:  # served by the topic partition's leader, as Kafka's share-partition leader

@@ -252,8 +252,11 @@ async def alter(ctx: RequestContext, request: Any) -> Reply:
             result.update(error_code=code, error_message=None)
     changed = ",".join(f"{t}-{i}={o}" for (t, i), o in starts.items())
     ctx.audit.record(ctx, _ALTER, "group", group_id, code, {"partitions": changed})
+    # Every partition named is answered, altered or not (30,000 unknown ones held the
+    # loop 3 s when counted by the altered ones).
+    answered = len(responses) + sum(len(entry["partitions"]) for entry in responses)
     return await ctx.large_reply(
-        len(starts), throttle_time=ctx.throttle_ms, error_code=ErrorCode.none, responses=responses
+        answered, throttle_time=ctx.throttle_ms, error_code=ErrorCode.none, responses=responses
     )
 
 
