@@ -67,7 +67,7 @@ def encode_produce_response(
     """
     flexible = version >= FLEXIBLE_FROM
     leaders = version >= CURRENT_LEADER_FROM
-    errors: dict[int, int] = {}
+    counts: dict[int, int] = {}  # error code -> partitions
     out = bytearray(b"\x00\x00\x00\x00")
     out += _INT32.pack(correlation_id)
     if flexible:
@@ -83,7 +83,7 @@ def encode_produce_response(
         _length(out, len(partitions), flexible)
         for partition in partitions:
             code = partition["error_code"]
-            errors[code] = errors.get(code, 0) + 1
+            counts[code] = counts.get(code, 0) + 1
             out += _PARTITION.pack(
                 partition["index"],
                 code,
@@ -113,4 +113,4 @@ def encode_produce_response(
     elif flexible:
         out += NO_TAGGED_FIELDS
     _INT32.pack_into(out, 0, len(out) - 4)
-    return Encoded([bytes(out)], errors, throttle_ms)
+    return Encoded([bytes(out)], counts, throttle_ms)
