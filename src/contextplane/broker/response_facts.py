@@ -36,7 +36,8 @@ def _plan(cls: type) -> tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]:
 
 
 def _walk(entity: Any, errors: dict[int, int], skip: str | None, counted: bool) -> None:
-    codes, nested = _plan(type(entity))
+    cls: type = type(entity)
+    codes, nested = _plan(cls)
     if counted:
         for name in codes:
             code = int(getattr(entity, name))
