@@ -11,7 +11,6 @@ carries its counts (`protocol/encoded.py`).
 from __future__ import annotations
 
 import datetime
-import functools
 from typing import Any
 
 from contextplane.protocol.build import _field_plan
@@ -22,17 +21,22 @@ from contextplane.protocol.encoded import Encoded
 _TOP_LEVEL_UNCOUNTED = frozenset({3, 50})
 # DeleteAcls counts its filter results, not the ACLs each matched (a field at any depth).
 _NOT_WALKED = {31: "matching_acls"}
-_MS = datetime.timedelta(milliseconds=1)
 NO_ERRORS: dict[int, int] = {}
 
 
-@functools.cache
-def _plan(cls: type) -> tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]:
+_Plan = tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]
+_PLANS: dict[type, _Plan] = {}  # a plain dict: a lookup per entity on the loop
+
+
+def _plan(cls: type) -> _Plan:
     """(the error code fields, the (field, is a tuple) holding nested entities) of `cls`."""
-    plan = _field_plan(cls)
-    codes = tuple(name for name, kafka_type, *_ in plan if kafka_type == "error_code")
-    nested = tuple((name, is_tuple) for name, _, entity, is_tuple, _ in plan if entity)
-    return codes, nested
+    plan = _PLANS.get(cls)
+    if plan is None:
+        fields = _field_plan(cls)
+        codes = tuple(name for name, kafka_type, *_ in fields if kafka_type == "error_code")
+        nested = tuple((name, is_tuple) for name, _, entity, is_tuple, _ in fields if entity)
+        plan = _PLANS[cls] = (codes, nested)
+    return plan
 
 
 def _walk(entity: Any, errors: dict[int, int], skip: str | None, counted: bool) -> None:
@@ -61,7 +65,9 @@ def entity_errors(api_key: int, entity: Any) -> dict[int, int]:
 
 def entity_throttle_ms(entity: Any) -> int:
     throttle = getattr(entity, "throttle_time", None)
-    return throttle // _MS if isinstance(throttle, datetime.timedelta) else 0
+    if not throttle:  # None, or a zero timedelta
+        return 0
+    return round(throttle.total_seconds() * 1000) if isinstance(throttle, datetime.timedelta) else 0
 
 
 def response_facts(api_key: int, body: Any) -> tuple[dict[int, int], int]:
