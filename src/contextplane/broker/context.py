@@ -30,7 +30,7 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, encode_response, response_schema
 from contextplane.protocol.connection_state import ConnectionState
-from contextplane.protocol.encoded import Encoded
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.security.acls import (
     SUPPORTED_OPERATIONS,
     Operation,
@@ -296,12 +296,12 @@ class RequestContext:
             return Reply(body=self.response(None, **kwargs))
         header = self.header
 
-        def encoded() -> Encoded:
+        def build_and_encode() -> Encoded:
             body = self.response(None, **kwargs)
             frame = encode_response(header.api_key, header.api_version, header.correlation_id, body)
-            return Encoded([frame], *response_facts(header.api_key, body))
+            return encoded([frame], *response_facts(header.api_key, body))
 
-        return Reply(body=await asyncio.to_thread(encoded))
+        return Reply(body=await asyncio.to_thread(build_and_encode))
 
 
 def later(awaitable: Awaitable[Any]) -> Reply:

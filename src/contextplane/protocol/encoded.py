@@ -14,14 +14,19 @@ from typing import Any
 class Encoded(list[Any]):
     """Frame parts (a plain list to the connection), with `errors`: error code ->
     occurrences, counted as Kafka's `errorCounts()` counts the response's, and
-    `throttle_ms`: the throttle time the response reports."""
+    `throttle_ms`: the throttle time the response reports. Made by `encoded`."""
 
     __slots__ = ("errors", "throttle_ms")
+    errors: dict[int, int]
+    throttle_ms: int
 
-    def __init__(self, parts: Iterable[Any], errors: dict[int, int], throttle_ms: int) -> None:
-        super().__init__(parts)
-        self.errors = errors
-        self.throttle_ms = throttle_ms
+
+def encoded(parts: Iterable[Any], errors: dict[int, int], throttle_ms: int) -> Encoded:
+    """Half the cost of an `__init__` calling list's (this runs for every Produce)."""
+    frame = Encoded(parts)
+    frame.errors = errors
+    frame.throttle_ms = throttle_ms
+    return frame
 
 
 def count_error(errors: dict[int, int], code: int, times: int = 1) -> None:

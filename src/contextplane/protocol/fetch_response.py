@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from contextplane.protocol.encoded import Encoded
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.protocol.leader_tags import (
     NO_TAGGED_FIELDS,
     current_leader,
@@ -138,4 +138,4 @@ def encode_fetch_response(
     first = parts[0]
     assert isinstance(first, bytearray)
     _INT32.pack_into(first, 0, frame_size)
-    return Encoded(parts, errors, throttle_ms)
+    return encoded(parts, errors, throttle_ms)

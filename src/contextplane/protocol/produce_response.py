@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from contextplane.protocol.encoded import Encoded
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.protocol.leader_tags import (
     NO_TAGGED_FIELDS,
     current_leader,
@@ -113,4 +113,4 @@ def encode_produce_response(
     elif flexible:
         out += NO_TAGGED_FIELDS
     _INT32.pack_into(out, 0, len(out) - 4)
-    return Encoded([bytes(out)], counts, throttle_ms)
+    return encoded([bytes(out)], counts, throttle_ms)

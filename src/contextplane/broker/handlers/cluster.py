@@ -14,7 +14,7 @@ from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
-from contextplane.protocol.encoded import Encoded, count_error
+from contextplane.protocol.encoded import count_error, encoded
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
     CLUSTER_NAME,
@@ -98,7 +98,7 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
     frame = bytearray(cached[1])
     _CORRELATION.pack_into(frame, 4, ctx.header.correlation_id)  # after the size
     # Pre-encoded frame parts; Kafka counts ApiVersions' one error code.
-    return Reply(body=Encoded([bytes(frame)], {ErrorCode.none: 1}, ctx.throttle_ms))
+    return Reply(body=encoded([bytes(frame)], {ErrorCode.none: 1}, ctx.throttle_ms))
 
 
 def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
@@ -171,12 +171,12 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
                     entry["topic_authorized_operations"] = ctx.authorized_operations(
                         TOPIC, entry["name"]
                     )
-        encoded: list[bytes] = []
+        refused_entries: list[bytes] = []
         if is_large(len(failed)):
-            encoded = await asyncio.to_thread(_encoded_errors, ctx, failed)
+            refused_entries = await asyncio.to_thread(_encoded_errors, ctx, failed)
         elif failed:  # (building even an empty response costs more than the lookups)
-            encoded = _encoded_errors(ctx, failed)
-        failures = iter(encoded)
+            refused_entries = _encoded_errors(ctx, failed)
+        failures = iter(refused_entries)
         parts = []
         for r in resolved:
             if share.due():
@@ -194,7 +194,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     frame = encode_response_with_array(
         ctx.header.api_key, ctx.header.correlation_id, outer, "topics", items, count
     )
-    return Reply(body=Encoded(frame, errors, ctx.throttle_ms))
+    return Reply(body=encoded(frame, errors, ctx.throttle_ms))
 
 
 class _WithOperations:
