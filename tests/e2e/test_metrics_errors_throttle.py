@@ -34,7 +34,7 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
 
 
 def _ms(response: object) -> int:
-    return int(response.throttle_time.total_seconds() * 1000)  # type: ignore[attr-defined]
+    return round(response.throttle_time.total_seconds() * 1000)  # type: ignore[attr-defined]
 
 
 def test_error_codes_and_throttle_times_are_counted_per_request(broker: BrokerProcess) -> None:
