@@ -55,21 +55,8 @@ def test_error_codes_and_throttle_times_are_counted_per_request(broker: BrokerPr
         fetch_codes = 0
         with RawClient(bootstrap, client_id="slow") as slow:
             for _ in range(3):  # 10 kB each under a 10 kB/s quota: throttled
-                response = slow.request(
-                    wire.PRODUCE,
-                    9,
-                    transactional_id=None,
-                    acks=-1,
-                    timeout=10000,
-                    topic_data=[
-                        {
-                            "name": TOPIC,
-                            "partition_data": [
-                                {"index": 0, "records": wire.encode_batch([RECORD])}
-                            ],
-                        }
-                    ],
-                )
+                batch = wire.encode_batch([RECORD])
+                response = slow.request(wire.PRODUCE, 9, **wire.produce_fields(TOPIC, batch))
                 assert response.responses[0].partition_responses[0].error_code == 0
                 produced.append(_ms(response))
             for offset in (0, 1):
