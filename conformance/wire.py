@@ -402,17 +402,28 @@ def produce(
     transactional_id: str | None = None,
 ) -> Any:
     """One batch to one partition; returns the partition response (None for acks=0)."""
-    fields = {
-        "transactional_id": transactional_id,
-        "acks": acks,
-        "timeout": 10000,
-        "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
-    }
+    fields = produce_fields(topic, batch, partition, acks, transactional_id)
     if acks == 0:
         send_no_response(client, PRODUCE, version, **fields)
         return None
     response = client.request(PRODUCE, version, **fields)
     return response.responses[0].partition_responses[0]
+
+
+def produce_fields(
+    topic: str,
+    batch: bytes,
+    partition: int = 0,
+    acks: int = -1,
+    transactional_id: str | None = None,
+) -> dict[str, Any]:
+    """A Produce request's fields: one batch to one partition."""
+    return {
+        "transactional_id": transactional_id,
+        "acks": acks,
+        "timeout": 10000,
+        "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}],
+    }
 
 
 def fetch(

@@ -189,6 +189,26 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
         samples, "kafka_network_requestmetrics_totaltimems", request="Produce", quantile="0.5"
     )
     assert 0 < p50 <= p99
+    # ErrorsPerSec: each partition's code of every Produce response, NONE included, so
+    # as many as the partition produce requests; the refused record's code; librdkafka's
+    # Metadata for the topic nobody may describe answered with its topic's code.
+    errors = "kafka_network_requestmetrics_errors_total"
+    produce_codes = [
+        value
+        for (name, labels), value in samples.items()
+        if name == errors and ("request", "Produce") in labels
+    ]
+    assert sum(produce_codes) == _value(
+        samples, "kafka_server_brokertopicmetrics_totalproducerequests_total"
+    )
+    assert _value(samples, errors, request="Produce", error="MESSAGE_TOO_LARGE") == 1
+    assert _value(samples, errors, request="Metadata", error="TOPIC_AUTHORIZATION_FAILED") >= 1
+    assert _value(samples, errors, request="ApiVersions", error="NONE") == _value(
+        samples, "kafka_network_requestmetrics_requests_total", request="ApiVersions"
+    )
+    for quantile in ("0.5", "0.999"):  # no quota: no throttle
+        throttle = "kafka_network_requestmetrics_throttletimems"
+        assert _value(samples, throttle, request="Produce", quantile=quantile) == 0
 
     assert _value(samples, "kafka_brokers") == 1
     assert _value(samples, "kafka_topic_partitions", topic=TOPIC) == 3

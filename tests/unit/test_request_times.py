@@ -33,8 +33,8 @@ def scrape(stats: BrokerStats) -> dict[tuple[str, str, str], float]:
 def test_each_component_is_the_time_between_its_two_points() -> None:
     stats = BrokerStats()
     # received 0, handler 1 ms later, 2 ms in it, its turn 3 ms later, 4 ms for its
-    # delayed part, 5 ms writing: 15 ms in all.
-    stats.request_done(0, 300, 0, 1 * MS, 3 * MS, 6 * MS, 10 * MS, 15 * MS)
+    # delayed part, 5 ms writing: 15 ms in all; a quota throttled it for 7 ms.
+    stats.request_done(0, 300, 0, 1 * MS, 3 * MS, 6 * MS, 10 * MS, 15 * MS, 7)
     samples = scrape(stats)
     expected = {
         "requestqueuetimems": 1,
@@ -44,6 +44,7 @@ def test_each_component_is_the_time_between_its_two_points() -> None:
         "responsesendtimems": 5,
         "totaltimems": 15,
         "requestbytes": 300,
+        "throttletimems": 7,
     }
     assert {name for name, _, _ in REQUEST_COMPONENTS} == set(expected)
     for name, value in expected.items():

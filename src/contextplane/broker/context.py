@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.loopshare import is_large
 from contextplane.broker.masking_policies import MaskingPolicies
+from contextplane.broker.response_facts import response_facts
 from contextplane.broker.schema_catalog import SchemaCatalog
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.throttle import ConnectionThrottle
@@ -29,6 +30,7 @@ from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import RequestHeader, encode_response, response_schema
 from contextplane.protocol.connection_state import ConnectionState
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.security.acls import (
     SUPPORTED_OPERATIONS,
     Operation,
@@ -296,13 +298,12 @@ class RequestContext:
             return Reply(body=self.response(None, **kwargs))
         header = self.header
 
-        def encoded() -> list[bytes]:
+        def build_and_encode() -> Encoded:
             body = self.response(None, **kwargs)
-            return [
-                encode_response(header.api_key, header.api_version, header.correlation_id, body)
-            ]
+            frame = encode_response(header.api_key, header.api_version, header.correlation_id, body)
+            return encoded([frame], *response_facts(header.api_key, body))
 
-        return Reply(body=await asyncio.to_thread(encoded))
+        return Reply(body=await asyncio.to_thread(build_and_encode))
 
 
 def later(awaitable: Awaitable[Any]) -> Reply:

@@ -46,7 +46,8 @@ class MetadataCache:
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
         self._leadership: dict[str, tuple[tuple[int, int, int], ...]] = {}
-        self._all: dict[int, tuple[bytes, int]] = {}
+        self._leaderless: dict[str, int] = {}  # each cached topic's partitions without one
+        self._all: dict[int, tuple[bytes, int, dict[int, int]]] = {}
         self._generation: tuple[int, int, int] = (-1, -1, -1)
 
     def topic(self, version: int, build: Callable[..., Any], record: TopicRecord) -> bytes:
@@ -64,8 +65,11 @@ class MetadataCache:
         entry = dict(self._topic_entry(record), topic_authorized_operations=operations)
         return encode_entity(build(topics=[entry]).topics[0])
 
-    def all_topics(self, version: int, build: Callable[..., Any]) -> tuple[bytes, int]:
-        """Every topic's entry, joined, and how many there are."""
+    def all_topics(
+        self, version: int, build: Callable[..., Any]
+    ) -> tuple[bytes, int, dict[int, int]]:
+        """Every topic's entry, joined, how many there are, and their error codes
+        (code -> occurrences, Kafka's errorCounts() of them)."""
         self._sync()
         cached = self._all.get(version)
         if cached is None:
@@ -74,8 +78,27 @@ class MetadataCache:
             if missing:
                 self._encode(version, build, missing)
             blob = b"".join(self._entries[(version, r.name)][1] for r in records)
-            cached = self._all[version] = (blob, len(records))
+            errors: dict[int, int] = {}
+            for record in records:
+                self.count_errors(record, errors)
+            cached = self._all[version] = (blob, len(records), errors)
         return cached
+
+    def count_errors(self, record: TopicRecord, errors: dict[int, int]) -> None:
+        """Add a topic entry's error codes to `errors`: the topic's (NONE) and each
+        partition's (LEADER_NOT_AVAILABLE without a live leader), as `_topic_entry`."""
+        leaderless = self._leaderless.get(record.name)
+        if leaderless is None:  # not cached (an entry with authorized operations)
+            leaderless = sum(
+                1
+                for index in range(record.partitions)
+                if self._leaders.of(record.name, index)[0] == -1
+            )
+        none = 1 + record.partitions - leaderless
+        errors[ErrorCode.none] = errors.get(ErrorCode.none, 0) + none
+        if leaderless:
+            code = ErrorCode.leader_not_available
+            errors[code] = errors.get(code, 0) + leaderless
 
     def _sync(self) -> None:
         generation = (
@@ -102,6 +125,7 @@ class MetadataCache:
         cached = {name for _, name in self._entries}
         for name in [n for n in self._leadership if n not in cached]:
             del self._leadership[name]
+            self._leaderless.pop(name, None)
 
     def _holds(self, version: int, record: TopicRecord) -> bool:
         cached = self._entries.get((version, record.name))
@@ -111,7 +135,8 @@ class MetadataCache:
         built = build(topics=[self._topic_entry(r) for r in records]).topics
         for record, entity in zip(records, built, strict=True):
             self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
-            self._leadership[record.name] = self._leadership_of(record)
+            leadership = self._leadership[record.name] = self._leadership_of(record)
+            self._leaderless[record.name] = sum(1 for lead, _, _ in leadership if lead == -1)
 
     def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int, int], ...]:
         """Each of the topic's partitions' (leader, epoch, replica); leader and epoch

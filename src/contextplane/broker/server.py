@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from contextplane import limits
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.held_responses import HeldResponses, parts_size
+from contextplane.broker.response_facts import response_facts
 from contextplane.broker.response_slices import response_slices
 from contextplane.broker.throttle import Mute
 from contextplane.clock import elapsed_ns
@@ -435,9 +436,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return None
         if reply.silent:  # acks=0 produce: no response at all (a throttle mutes at once)
             self._conn.send_nothing(header)
+            throttle_ms = self._info.throttle.owed_ms  # taken by the mute below
             self._mute.after_response(self._info.throttle)
             now = elapsed_ns()  # Kafka times a response it never sends as sent at once
-            self._pipeline.services.stats.request_done(header.api_key, *timing, now, now, now, now)
+            # No response, no error counted (Kafka counts errors as it sends a response).
+            self._pipeline.services.stats.request_done(
+                header.api_key, *timing, now, now, now, now, throttle_ms
+            )
             return None
         return (header, reply.body if reply.later is None else reply.later)
 
@@ -475,23 +480,21 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     self._awaiting_result = False
             else:
                 body = result
+            facts = None
             if isinstance(body, list):  # pre-encoded frame parts
                 await self._write(self._conn.send_encoded(header, body), held)
             elif large:
-                # Encoded in a worker thread, in its turn (responses stay in order).
+                # Encoded in a worker thread, in its turn (responses stay in order), where
+                # its error codes are counted too.
                 self._conn.send_encoded(header, [])
-                frame = await asyncio.to_thread(
-                    encode_response,
-                    header.api_key,
-                    header.api_version,
-                    header.correlation_id,
-                    body,
-                )
+                frame, facts = await asyncio.to_thread(_encoded_with_facts, header, body)
                 await self._write([frame], held)
             else:
                 await self._write([self._conn.send_response(header, body)], held)
+            written_ns = elapsed_ns()
+            errors, throttle_ms = facts or response_facts(header.api_key, body)
             self._pipeline.services.stats.request_done(
-                header.api_key, *timing, dequeued_ns, ready_ns, elapsed_ns()
+                header.api_key, *timing, dequeued_ns, ready_ns, written_ns, throttle_ms, errors
             )
             self._mute.after_response(self._info.throttle)
 
@@ -519,3 +522,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             held -= written
             self._held.written(written, self._buffered())
         self._held.written(held, self._buffered())
+
+
+def _encoded_with_facts(header: Any, body: Any) -> tuple[bytes, tuple[dict[int, int], int]]:
+    """A large response's frame and its metrics' facts (`response_facts`), off the loop."""
+    frame = encode_response(header.api_key, header.api_version, header.correlation_id, body)
+    return frame, response_facts(header.api_key, body)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 # exporter's view of Kafka's histograms (which decay over about five minutes).
 REQUEST_TIMES_KEPT = 1024
 # What a request keeps (`RequestTimes.add`): its frame's size, then the perf_counter_ns of
-# the six points Kafka's RequestChannel times, as this broker's connection meets them.
-REQUEST_FIELDS = 7
-Row = tuple[int, int, int, int, int, int, int]
+# the six points Kafka's RequestChannel times, as this broker's connection meets them,
+# then the throttle time (ms) its response reported.
+REQUEST_FIELDS = 8
+Row = tuple[int, int, int, int, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -51,7 +52,8 @@ class RequestTimes:
         """A request answered: its frame's size and its points (perf_counter_ns): the
         frame whole (received), its handler called (handled) and returned (local), its
         response's turn to be written (dequeued), the response in hand (ready: after
-        any wait for the handler's delayed part) and written (written)."""
+        any wait for the handler's delayed part) and written (written); then the
+        response's throttle time (ms)."""
         self.count += 1
         ring = self.ring
         if len(ring) < REQUEST_TIMES_KEPT:
@@ -80,6 +82,9 @@ class BrokerStats:
         self.all_topics = TopicCounters()
         self.topics: dict[str, TopicCounters] = {}
         self.requests: dict[int, RequestTimes] = {}
+        # (api key, error code) -> occurrences in responses (Kafka's ErrorsPerSec): at
+        # most the APIs served times the error codes Kafka has.
+        self.errors: dict[tuple[int, int], int] = {}
         # (operation, resource type) -> authorizations refused: a few dozen keys at most.
         self.denials: dict[tuple[str, str], int] = {}
         # (topic, reason) -> records refused by schema validation (topics hosted here).
@@ -137,12 +142,20 @@ class BrokerStats:
         dequeued: int,
         ready: int,
         written: int,
+        throttle_ms: int = 0,
+        errors: dict[int, int] | None = None,
     ) -> None:
-        """A request answered (or dropped, for acks=0): `RequestTimes.add`."""
+        """A request answered (or dropped, for acks=0): `RequestTimes.add`, and its
+        response's error codes (code -> occurrences) counted."""
         times = self.requests.get(api_key)
         if times is None:
             times = self.requests[api_key] = RequestTimes()
-        times.add((size, received, handled, local, dequeued, ready, written))
+        times.add((size, received, handled, local, dequeued, ready, written, throttle_ms))
+        if errors:
+            counts = self.errors
+            for code, times_seen in errors.items():
+                key = (api_key, code)
+                counts[key] = counts.get(key, 0) + times_seen
 
     def denied(self, operation: str, resource_type: str) -> None:
         key = (operation, resource_type)

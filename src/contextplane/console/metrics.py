@@ -2,8 +2,9 @@
 
 * Apache Kafka's MBeans as the Prometheus JMX exporter's example configuration names them
   (`lowercaseOutputName`): `kafka_server_brokertopicmetrics_*_total` per topic and for all
-  topics, `kafka_network_requestmetrics_requests_total` and the `totaltimems` quantiles
-  per request type.
+  topics, `kafka_network_requestmetrics_requests_total`, `_errors_total` (by request and
+  error) and the `totaltimems` (and its parts', `throttletimems`) quantiles per request
+  type.
 * kafka_exporter's names for offsets and lag: `kafka_brokers`, `kafka_topic_partitions`,
   `kafka_topic_partition_{current,oldest}_offset`, `kafka_topic_partition_leader`,
   `kafka_consumergroup_{current_offset,lag,lag_sum,members}`.
@@ -44,6 +45,7 @@ from contextplane.console.share_group_metrics import share_group_families
 from contextplane.console.storage_metrics import storage_counts, storage_families
 from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.file_wal import FileWal
 
 if TYPE_CHECKING:
@@ -53,12 +55,13 @@ if TYPE_CHECKING:
 QUANTILES = (0.50, 0.75, 0.95, 0.98, 0.99, 0.999)
 
 # Kafka's RequestMetrics histograms this broker can time truthfully, from the ring's fields
-# (RequestTimes.add: size, received, handled, local, dequeued, ready, written; ns). Its
-# ThrottleTimeMs and MessageConversionsTimeMs are not kept; no followers, so no
-# FetchFollower. Kafka's remote time precedes its response queue time; here a response
-# waits its turn first (earlier responses of the connection written), then for its
-# delayed part (WAL sync, long poll, join), so a delayed part that finished while earlier
-# responses were written is counted as response queue time.
+# (RequestTimes.add: size, received, handled, local, dequeued, ready, written; ns; then
+# the response's throttle ms). MessageConversionsTimeMs is not kept (nothing is
+# converted); no followers, so no FetchFollower. Kafka's remote time precedes its
+# response queue time; here a response waits its turn first (earlier responses of the
+# connection written), then for its delayed part (WAL sync, long poll, join), so a delayed
+# part that finished while earlier responses were written is counted as response queue
+# time.
 REQUEST_COMPONENTS: tuple[tuple[str, str, Callable[[Sequence[int]], float]], ...] = (
     (
         "requestqueuetimems",
@@ -89,6 +92,12 @@ REQUEST_COMPONENTS: tuple[tuple[str, str, Callable[[Sequence[int]], float]], ...
         lambda r: (r[6] - r[1]) / 1e6,
     ),
     ("requestbytes", "Size of the request (bytes, header included)", lambda r: float(r[0])),
+    (
+        "throttletimems",
+        "Throttle time the response reported (ms: the quota's, or storage back-pressure's "
+        "for Produce; 0 when none)",
+        lambda r: float(r[7]),
+    ),
 )
 
 _TOPIC_COUNTERS = (
@@ -119,6 +128,8 @@ class Snapshot:
     all_topics: TopicCounters
     topics: dict[str, TopicCounters]
     requests: dict[str, RequestTimes]
+    # (request, error) -> occurrences in responses: Kafka's ErrorsPerSec.
+    errors: dict[tuple[str, str], int] = field(default_factory=dict)
     # group -> (members, committed offset by (topic, partition))
     groups: dict[str, tuple[int, dict[tuple[str, int], int]]] = field(default_factory=dict)
     budget: dict[str, int] = field(default_factory=dict)
@@ -165,6 +176,7 @@ class BrokerMetrics:
             all_topics=dataclasses.replace(stats.all_topics),
             topics={name: dataclasses.replace(c) for name, c in stats.topics.items()},
             requests={api_name(key): t.copy() for key, t in stats.requests.items()},
+            errors={(api_name(k), error_name(e)): n for (k, e), n in stats.errors.items()},
             budget=_budget(services),
             objects=object_store_counts(storage),
             controller=services.cluster.registry.is_controller,
@@ -187,6 +199,14 @@ class BrokerMetrics:
             if offsets:
                 snapshot.groups[group_id] = (members.get(group_id, 0), offsets)
         return snapshot
+
+
+def error_name(code: int) -> str:
+    """Kafka's name of an error code (its `Errors` enum constant), as the `error` label."""
+    try:
+        return ErrorCode(code).name.upper()
+    except ValueError:
+        return str(code)
 
 
 def _wal_sync(wal: object) -> tuple[list[tuple[str, int]], float] | None:
@@ -253,6 +273,15 @@ def _request_families(snapshot: Snapshot) -> Iterable[Metric]:
         )
         for name, text, _ in REQUEST_COMPONENTS
     ]
+    errors = CounterMetricFamily(
+        "kafka_network_requestmetrics_errors",
+        "Error codes in responses, by request type and error (NONE included), as Kafka "
+        "counts each response's errorCounts()",
+        labels=["request", "error"],
+    )
+    for labels, count in sorted(snapshot.errors.items()):
+        errors.add_metric(list(labels), count)
+    yield errors
     for name, times in sorted(snapshot.requests.items()):
         requests.add_metric([name], times.count)
         rows = times.rows()

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.protocol.leader_tags import (
     NO_TAGGED_FIELDS,
     current_leader,
@@ -55,8 +56,10 @@ def encode_fetch_response(
     session_id: int,
     topics: Sequence[dict[str, Any]],
     endpoints: Sequence[dict[str, Any]] = (),
-) -> list[Chunk]:
-    """The response frame (size prefix included) as parts, for Fetch v4 and later.
+) -> Encoded:
+    """The response frame (size prefix included) as parts, for Fetch v4 and later, with
+    its error codes counted as Kafka's FetchResponse.errorCounts() (the top-level code,
+    NONE before v7, and each partition's).
 
     `topics` are the handler's plain values: `topic` / `topic_id` and `partitions`, each
     with `partition_index`, `error_code`, `high_watermark`, `last_stable_offset`,
@@ -67,6 +70,7 @@ def encode_fetch_response(
     """
     flexible = version >= FLEXIBLE_FROM
     parts: list[Chunk] = []
+    errors = {int(error_code): 1}
     out = bytearray(b"\x00\x00\x00\x00")
     if version >= 7:
         out += _HEADER_V7.pack(correlation_id, throttle_ms, error_code, session_id)
@@ -88,9 +92,11 @@ def encode_fetch_response(
         partitions = topic["partitions"]
         out += uvarint(len(partitions) + 1) if flexible else _INT32.pack(len(partitions))
         for partition in partitions:
+            code = partition["error_code"]
+            errors[code] = errors.get(code, 0) + 1
             out += _PARTITION_V4.pack(
                 partition["partition_index"],
-                partition["error_code"],
+                code,
                 partition["high_watermark"],
                 partition["last_stable_offset"],
             )
@@ -132,4 +138,4 @@ def encode_fetch_response(
     first = parts[0]
     assert isinstance(first, bytearray)
     _INT32.pack_into(first, 0, frame_size)
-    return parts
+    return encoded(parts, errors, throttle_ms)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.protocol.leader_tags import (
     NO_TAGGED_FIELDS,
     current_leader,
@@ -52,8 +53,9 @@ def encode_produce_response(
     throttle_ms: int,
     topics: Sequence[dict[str, Any]],
     endpoints: Sequence[dict[str, Any]] = (),
-) -> list[bytes]:
-    """The response frame (size prefix included), for Produce v3–v13.
+) -> Encoded:
+    """The response frame (size prefix included), for Produce v3–v13, with its error
+    codes counted as Kafka's ProduceResponse.errorCounts() (each partition's).
 
     `topics` are the handler's plain values: `name` (v3–v12) or `topic_id` (a UUID,
     v13) and `partition_responses`, each with
@@ -65,6 +67,7 @@ def encode_produce_response(
     """
     flexible = version >= FLEXIBLE_FROM
     leaders = version >= CURRENT_LEADER_FROM
+    counts: dict[int, int] = {}  # error code -> partitions
     out = bytearray(b"\x00\x00\x00\x00")
     out += _INT32.pack(correlation_id)
     if flexible:
@@ -79,9 +82,11 @@ def encode_produce_response(
         partitions = topic["partition_responses"]
         _length(out, len(partitions), flexible)
         for partition in partitions:
+            code = partition["error_code"]
+            counts[code] = counts.get(code, 0) + 1
             out += _PARTITION.pack(
                 partition["index"],
-                partition["error_code"],
+                code,
                 partition["base_offset"],
                 partition["log_append_time"],
             )
@@ -108,4 +113,4 @@ def encode_produce_response(
     elif flexible:
         out += NO_TAGGED_FIELDS
     _INT32.pack_into(out, 0, len(out) - 4)
-    return [bytes(out)]
+    return encoded([bytes(out)], counts, throttle_ms)

@@ -14,6 +14,7 @@ from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
+from contextplane.protocol.encoded import count_error, encoded
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
     CLUSTER_NAME,
@@ -96,7 +97,8 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
             _api_versions_frames[ctx.api_version] = cached
     frame = bytearray(cached[1])
     _CORRELATION.pack_into(frame, 4, ctx.header.correlation_id)  # after the size
-    return Reply(body=[bytes(frame)])  # pre-encoded frame parts
+    # Pre-encoded frame parts; Kafka counts ApiVersions' one error code.
+    return Reply(body=encoded([bytes(frame)], {ErrorCode.none: 1}, ctx.throttle_ms))
 
 
 def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
@@ -142,8 +144,10 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
     with_operations = getattr(request, "include_topic_authorized_operations", False)
     if with_operations:
         cache = _WithOperations(ctx, cache)
+    # Kafka's errorCounts(): each topic's error code and each of its partitions'.
+    errors: dict[int, int] = {}
     if requested is None:
-        items, count = await _all_topics(ctx, cache)
+        items, count = await _all_topics(ctx, cache, errors)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
         if auto_create:
@@ -167,30 +171,30 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
                     entry["topic_authorized_operations"] = ctx.authorized_operations(
                         TOPIC, entry["name"]
                     )
-        encoded: list[bytes] = []
+        refused_entries: list[bytes] = []
         if is_large(len(failed)):
-            encoded = await asyncio.to_thread(_encoded_errors, ctx, failed)
+            refused_entries = await asyncio.to_thread(_encoded_errors, ctx, failed)
         elif failed:  # (building even an empty response costs more than the lookups)
-            encoded = _encoded_errors(ctx, failed)
-        errors = iter(encoded)
+            refused_entries = _encoded_errors(ctx, failed)
+        failures = iter(refused_entries)
         parts = []
         for r in resolved:
             if share.due():
                 await asyncio.sleep(0)
-            parts.append(
-                next(errors)
-                if isinstance(r, dict)
-                else cache.topic(ctx.api_version, ctx.response, r)
-            )
+            if isinstance(r, dict):
+                parts.append(next(failures))
+                count_error(errors, r["error_code"])  # (an unknown topic: no partitions)
+            else:
+                parts.append(cache.topic(ctx.api_version, ctx.response, r))
+                ctx.services.metadata_cache.count_errors(r, errors)
         items = b"".join(parts)
         count = len(resolved)
     outer = _metadata_outer(ctx, getattr(request, "include_cluster_authorized_operations", False))
     # Pre-encoded frame parts: the cached topic entries are spliced in as bytes.
-    return Reply(
-        body=encode_response_with_array(
-            ctx.header.api_key, ctx.header.correlation_id, outer, "topics", items, count
-        )
+    frame = encode_response_with_array(
+        ctx.header.api_key, ctx.header.correlation_id, outer, "topics", items, count
     )
+    return Reply(body=encoded(frame, errors, ctx.throttle_ms))
 
 
 class _WithOperations:
@@ -207,12 +211,13 @@ class _WithOperations:
 
 
 async def _all_topics(
-    ctx: RequestContext, cache: MetadataCache | _WithOperations
+    ctx: RequestContext, cache: MetadataCache | _WithOperations, errors: dict[int, int]
 ) -> tuple[bytes, int]:
-    """The encoded entries of every topic the principal may describe, and their count."""
+    """The encoded entries of every topic the principal may describe, and their count;
+    their error codes are added to `errors`."""
     if not ctx.verdicts and isinstance(cache, MetadataCache):
         # No authorizer (or no topic): every topic, from the cache's joined list.
-        return cache.all_topics(ctx.api_version, ctx.response)
+        return _counted(cache.all_topics(ctx.api_version, ctx.response), errors)
     records = ctx.topics.topics()
     share = LoopShare()
     describable = []
@@ -222,7 +227,7 @@ async def _all_topics(
         if ctx.allowed(DESCRIBE, TOPIC, name):
             describable.append(record)
     if len(describable) == len(records) and isinstance(cache, MetadataCache):
-        return cache.all_topics(ctx.api_version, ctx.response)
+        return _counted(cache.all_topics(ctx.api_version, ctx.response), errors)
     # The topics the principal may not describe are left out, as Kafka does; entries
     # with authorized operations are built one by one, sharing the loop.
     parts = []
@@ -230,7 +235,16 @@ async def _all_topics(
         if share.due():
             await asyncio.sleep(0)
         parts.append(cache.topic(ctx.api_version, ctx.response, record))
+        ctx.services.metadata_cache.count_errors(record, errors)
     return b"".join(parts), len(describable)
+
+
+def _counted(
+    joined: tuple[bytes, int, dict[int, int]], errors: dict[int, int]
+) -> tuple[bytes, int]:
+    for code, times in joined[2].items():
+        count_error(errors, code, times)
+    return joined[0], joined[1]
 
 
 async def _auto_create(ctx: RequestContext, requested: Any) -> None:
