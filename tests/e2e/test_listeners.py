@@ -17,6 +17,7 @@ from tests.support.rawclient import RawClient
 API_VERSIONS, METADATA, FIND_COORDINATOR, DESCRIBE_CLUSTER = 18, 3, 10, 60
 
 TWO_LISTENERS = {
+    "group.initial.rebalance.delay.ms": "0",  # not under test here
     "listeners": "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0,REPLICATION://127.0.0.1:0",
     "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,"
     "REPLICATION:PLAINTEXT",

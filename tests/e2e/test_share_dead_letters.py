@@ -32,6 +32,9 @@ SETTINGS = {
     "group.share.record.lock.duration.ms": "5000",
     "group.share.delivery.count.limit": str(LIMIT),
     "errors.deadletterqueue.auto.create.topics.enable": "true",
+    # Members learn their assignment at a heartbeat: 1 s rather than Kafka's 5 s.
+    "group.share.heartbeat.interval.ms": "1000",
+    "group.share.min.heartbeat.interval.ms": "1000",
 }
 # Kafka bounds the lock duration and the limit by these (its defaults are above them).
 KAFKA_MINIMUMS = {

@@ -79,6 +79,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _tls_settings(pki: dict[str, Path], **more: str) -> dict[str, str]:
     return {
+        "group.initial.rebalance.delay.ms": "0",  # not under test here
         "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
         "ssl.keystore.location": str(pki["keystore"]),
         "ssl.truststore.location": str(pki["ca"]),
