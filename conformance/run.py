@@ -143,7 +143,7 @@ def kafka_broker(spec: BrokerSpec, keep: Path) -> Iterator[tuple[str, str]]:
 
 
 def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
-    from conformance import brokers
+    from conformance import pairs
 
     scenarios = differential.select(quick=not full, patterns=patterns)
     log(f"differential: {len(scenarios)} scenarios; starting Apache Kafka and contextplane")
@@ -153,20 +153,23 @@ def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
     for sc in scenarios:
         groups.setdefault(sc.settings, []).append(sc)
     report = None
-    for number, (settings, group) in enumerate(groups.items()):
-        extra = dict(settings)
-        keep = out / "differential" / (f"settings-{number}" if settings else "")
-        with brokers.kafka(extra) as kafka, brokers.contextplane(extra, keep=keep) as ours:
+    plans = [
+        (dict(settings), out / "differential" / (f"settings-{number}" if settings else ""))
+        for number, settings in enumerate(groups)
+    ]
+    with pairs.one_ahead(plans) as started_pairs:
+        for pair, group in zip(started_pairs, groups.values(), strict=True):
+            kafka, ours = pair.wait()
             log(
                 f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
                 f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
-                + (f", settings {extra}" if extra else "")
+                + (f", settings {pair.extra}" if pair.extra else "")
             )
             part = differential.run(group, kafka.bootstrap, ours.bootstrap, log=log)
-        if report is None:
-            report = part
-        else:
-            report.results.extend(part.results)
+            if report is None:
+                report = part
+            else:
+                report.results.extend(part.results)
     if report is None:
         report = differential.run([], "", "", log=log)
     report.seconds = time.monotonic() - started
