@@ -45,7 +45,10 @@ when {{ context.arguments.amount <= 1000 }};
 
 @pytest.fixture(name="broker")
 def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(tmp_path / "broker").start()
+    # Executors join their group at once rather than after Kafka's 3-s initial delay.
+    running = BrokerProcess(
+        tmp_path / "broker", settings={"group.initial.rebalance.delay.ms": "0"}
+    ).start()
     yield running
     running.stop()
 
