@@ -50,7 +50,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka_reference.
 
 @pytest.fixture
 def target(tmp_path: Path) -> Iterator[InProcessBroker]:
-    running = InProcessBroker(tmp_path / "target").start()
+    # The group that moves over joins at once rather than after Kafka's 3-s initial delay.
+    running = InProcessBroker(
+        tmp_path / "target", settings={"group.initial.rebalance.delay.ms": "0"}
+    ).start()
     yield running
     running.stop()
 
