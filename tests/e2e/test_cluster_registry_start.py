@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -64,9 +64,17 @@ def test_a_registry_waits_for_its_topic_to_be_claimed(
         wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 15, "both listed")
         one = {"bootstrap.servers": brokers[1].bootstrap}
         create(one, url, "checked", {"confluent.value.schema.validation": "true"})
-        # The broker `_schemas` will be placed on is paused: it cannot claim it.
+        # The broker `_schemas` will be placed on is paused: it cannot claim it. Broker 1
+        # started alone, so it leads every `__consumer_offsets` shard: the registry's
+        # groups need it, so `_schemas` is steered to broker 2 by filler topics.
         candidates = [Candidate(1, None), Candidate(2, None)]
-        target = place([next_stream_id(url)], candidates)[next_stream_id(url)]
+        fillers = 0
+        while place([next_stream_id(url)], candidates)[next_stream_id(url)] != 2:
+            fillers += 1
+            filler = NewTopic(f"filler-{fillers}", 1, 1)
+            admin.create_topics([filler])[filler.topic].result(30)
+            assert fillers < 20, "placement never chose broker 2"
+        target = 2
         other = 3 - target
         through_other = {"bootstrap.servers": brokers[other].bootstrap}
         own = [p for p, row in stored(url, "checked").items() if row["leader"] == other]

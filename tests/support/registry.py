@@ -78,7 +78,7 @@ class RegistryProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise RuntimeError(f"registry did not stop on SIGTERM:\n{self.log_tail()}") from None
+            raise RuntimeError(f"registry did not stop on SIGTERM:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
