@@ -38,7 +38,11 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         return 0 if record is None else record.partitions
 
     names = request.subscribed_topic_names
-    if other_protocol(ctx, request.group_id):
+    if names and any(ctx.denied(ResourceType.TOPIC, name) for name in names):
+        # One subscribed name the principal may not DESCRIBE refuses the whole heartbeat
+        # with the code alone, the group untouched, as Kafka 4.4 (the route asked).
+        result = heartbeat_error(ErrorCode.topic_authorization_failed)
+    elif other_protocol(ctx, request.group_id):
         result = heartbeat_error(
             ErrorCode.group_id_not_found, f"Group {request.group_id} is not a share group."
         )
