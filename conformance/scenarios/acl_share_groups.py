@@ -5,8 +5,6 @@ member names, as for ConsumerGroupHeartbeat."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
 from conformance.scenarios._acl_common import (
@@ -19,19 +17,9 @@ from conformance.scenarios._acl_common import (
     grant,
     revoke,
 )
+from conformance.scenarios.acl_consumer_groups import _answer
 from conformance.scenarios.share_groups import SHARE_GROUP_DESCRIBE, _beat
 from conformance.wire import Acl, err
-
-
-def _answer(response: Any) -> dict[str, Any]:
-    return {
-        "error": err(response.error_code),
-        "message": response.error_message,
-        "member_id": response.member_id,
-        "epoch": response.member_epoch,
-        "interval": int(response.heartbeat_interval.total_seconds() * 1000),
-        "assignment": response.assignment is not None,
-    }
 
 
 @scenario(settings=OPEN)

@@ -13,23 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
-    AdminClient,
-    NewTopic,
-    ResourcePatternType,
-    ResourceType,
-)
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, ResourceType
 
+from tests.e2e.test_consumer_protocol_acls import AUTHORIZER
+from tests.support.acl_setup import allow_alice
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
 
-AUTHORIZER = {
-    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-    "allow.everyone.if.no.acl.found": "true",
-}
 SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE = 76, 77
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND = 29, 30, 69
 
@@ -47,24 +37,14 @@ def _close_to_anonymous(bootstrap: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic("open", 2, 1), NewTopic("closed", 2, 1)]).values():
         future.result(30)
-    acls = [
-        AclBinding(
-            kind,
-            name,
-            ResourcePatternType.LITERAL,
-            "User:alice",
-            "*",
-            operation,
-            AclPermissionType.ALLOW,
-        )
-        for kind, name, operation in (
+    allow_alice(
+        admin,
+        [
             (ResourceType.TOPIC, "closed", AclOperation.DESCRIBE),
             (ResourceType.TOPIC, "ghost", AclOperation.DESCRIBE),
             (ResourceType.GROUP, "closed-g", AclOperation.READ),
-        )
-    ]
-    for future in admin.create_acls(acls).values():
-        future.result(10)
+        ],
+    )
 
 
 def _beat(client: RawClient, group: str, names: list[str] | None, epoch: int = 0) -> Any:
