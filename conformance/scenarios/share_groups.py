@@ -145,3 +145,43 @@ def epochs_while_partitions_initialize(ctx: Ctx) -> None:
     ctx.record("a sees the new partition", _until_moved(names, client, group, "a", a))
     ctx.record("a leaves", _answer(names, _beat(client, group, "a", -1)))
     ctx.record("described after the last leave", _described(names, client, group))
+
+
+ALTER_SHARE_GROUP_OFFSETS = 91
+
+
+@scenario(quick=False, settings=NO_INTERVAL)
+def epochs_after_altered_offsets(ctx: Ctx) -> None:
+    """AlterShareGroupOffsets writes (so initializes) the share partitions it names: a
+    member joining afterwards is dealt those at its join, the others (here the topic's
+    second partition) one epoch later."""
+    client = ctx.raw()
+    names = _Names(client)
+    group, topic = "share-epochs-altered", "share-epochs-altered"
+    wire.create_topic(client, topic, 2)
+    ctx.check(wire.wait_for_topic(client, topic, 2), "topic ready")
+    wire.find_coordinator(client, group)
+
+    def alter() -> Any:
+        return client.request(
+            ALTER_SHARE_GROUP_OFFSETS,
+            0,
+            group_id=group,
+            topics=[
+                {"topic_name": topic, "partitions": [{"partition_index": 0, "start_offset": 0}]}
+            ],
+        )
+
+    altered = wire.retry_coordinator(alter, 30)
+    ctx.record(
+        "altered",
+        (
+            wire.err(altered.error_code),
+            [wire.err(p.error_code) for t in altered.responses for p in t.partitions],
+        ),
+    )
+    ctx.record("described", _described(names, client, group))
+    joined = _beat(client, group, "a", 0, [topic])
+    ctx.record("a joins", _answer(names, joined))
+    ctx.record("a initialized", _until_moved(names, client, group, "a", joined.member_epoch))
+    ctx.record("described after", _described(names, client, group))

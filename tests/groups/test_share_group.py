@@ -140,3 +140,22 @@ def test_epochs_and_assignments_step_by_step_as_kafka() -> None:
     assert beat("a", 7) == (8, None)
     assert beat("a", 8) == (9, [("other", 0), *two, ("two", 2)])
     assert beat("a", -1) == (-1, None) and epochs() == (10, 10)
+
+
+def test_partitions_altered_or_deleted_before_a_join() -> None:
+    """AlterShareGroupOffsets initializes the partitions it writes (from 0, without a
+    gap, counted here): a member joining is dealt them at once, the rest an epoch later;
+    DeleteShareGroupOffsets forgets them: dealt again only after a heartbeat."""
+    machine = ShareGroupMachine(lambda: 0, ShareGroupConfig(assignment_interval_ms=0))
+    machine.ensure_group("g")
+    machine.initialize("g", [("t", 0), ("t", 2)])  # 2 is past a gap: not counted
+    a, _ = machine.heartbeat(_beat("a", 0, ("t",)), lambda t: 3)
+    assert (a["member_epoch"], a["assignment"]) == (2, {("t", 0)})
+    a, _ = machine.heartbeat(_beat("a", 2), lambda t: 3)
+    assert (a["member_epoch"], len(a["assignment"])) == (3, 3)
+    assert machine.heartbeat(_beat("a", -1), lambda t: 3)[0]["member_epoch"] == -1
+    machine.uninitialize("g", ["t"])
+    b, _ = machine.heartbeat(_beat("b", 0, ("t",)), lambda t: 3)
+    assert (b["member_epoch"], b["assignment"]) == (5, frozenset())
+    b, _ = machine.heartbeat(_beat("b", 5), lambda t: 3)
+    assert (b["member_epoch"], len(b["assignment"])) == (6, 3)

@@ -247,6 +247,29 @@ class ShareGroupMachine:
             self.groups[group_id] = ShareGroup(group_id)
             self.changed.add(group_id)
 
+    def initialize(self, group_id: str, partitions: Iterable[TopicPartition]) -> None:
+        """Share partitions whose state AlterShareGroupOffsets wrote count as initialized
+        (as Kafka's alterShareGroupOffsets records them): a member joining is dealt them
+        at its join. Kept per topic as a count, so partitions from 0 on without a gap."""
+        group = self.groups[group_id]
+        written: dict[str, set[int]] = {}
+        for topic, index in partitions:
+            written.setdefault(topic, set()).add(index)
+        for topic, indexes in written.items():
+            count = group.initialized.get(topic, 0)
+            while count in indexes:
+                count += 1
+            if count:
+                group.initialized[topic] = count
+        self.changed.add(group_id)
+
+    def uninitialize(self, group_id: str, topics: Collection[str]) -> None:
+        """DeleteShareGroupOffsets removed the topics' share-partition state: a member
+        subscribing again waits for it to be initialized anew."""
+        group = self.groups.get(group_id)
+        if group is not None and any(group.initialized.pop(t, None) for t in list(topics)):
+            self.changed.add(group_id)
+
     def load_group(self, group: ShareGroup) -> None:
         """A stored group, its members' sessions starting now."""
         deadline = self._now_ms() + self.timing(group.group_id)[0]
