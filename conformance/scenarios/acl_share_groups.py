@@ -48,6 +48,12 @@ def heartbeat_topic_describe(ctx: Ctx) -> None:
         refused = wire.retry_coordinator(lambda: _beat(client, group, "m-one", 0, [opened, closed]))
         ctx.record("named_closed", _answer(refused))
         ctx.record("named_missing", _answer(_beat(client, group, "m-one", 0, [ghost])))
+        long_id = _beat(client, group, "m" * 37, 0, [closed])  # the member id is checked first
+        ctx.record("member_id_37_first", _answer(long_id))
+        ctx.record("member_id_36", _answer(_beat(client, group, "é" * 36, 0, [closed])))
+        ctx.record(
+            "member_id_astral", _answer(_beat(client, group, "\U0001f600" * 19, 0, [closed]))
+        )
         ctx.record("group_first", _answer(_beat(client, closed_group, "m-one", 0, [closed])))
         described = client.request(
             SHARE_GROUP_DESCRIBE, 1, group_ids=[group], include_authorized_operations=False

@@ -22,6 +22,7 @@ from tests.support.rawclient import RawClient
 
 SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE = 76, 77
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND = 29, 30, 69
+INVALID_REQUEST = 42
 
 
 @pytest.fixture
@@ -78,6 +79,17 @@ def test_a_share_member_naming_a_topic_it_may_not_describe_is_refused(
     with RawClient(secured.bootstrap) as client:
         assert _answer(_beat(client, "g", ["open", "closed"])) == refused
         assert _answer(_beat(client, "g", ["ghost"])) == refused  # existing or not
+        # Kafka's member id check (at most 36 UTF-16 code units) comes before the topics'.
+        long_id = client.request(
+            SHARE_GROUP_HEARTBEAT,
+            1,
+            group_id="g",
+            member_id="m" * 37,
+            member_epoch=0,
+            rack_id=None,
+            subscribed_topic_names=["closed"],
+        )
+        assert (long_id.error_code, long_id.error_message) == (INVALID_REQUEST, None)
         # READ on the group is checked first.
         assert _beat(client, "closed-g", ["closed"]).error_code == GROUP_AUTHORIZATION_FAILED
         described = client.request(
