@@ -77,6 +77,15 @@ def _share_consumer(brokers: Brokers, group: str, consumers: list[ShareConsumer]
     return consumer
 
 
+def _assigned(broker: BrokerProcess, group: str, consumer: ShareConsumer) -> int:
+    """After a poll: how many partitions the group's members are dealt."""
+    assert not consumer.poll(0.5)
+    with RawClient(broker.bootstrap) as client:
+        described = client.request(77, 1, group_ids=[group], include_authorized_operations=False)
+    members = described.groups[0].members
+    return sum(len(t.partitions) for m in members for t in m.assignment.topic_partitions)
+
+
 def _produce(url: str, bootstrap: str) -> None:
     """PER_PARTITION records into each partition, uploaded."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
@@ -97,8 +106,11 @@ def test_the_share_coordinators_broker_killed_the_consumer_goes_on(
         assert stored(url, OFFSETS_TOPIC)[shard]["leader"] == 1
         consumer = _share_consumer((one, two), group, consumers)
         # The empty topic fetched first: every share partition starts at offset 0 (Kafka's
-        # default share.auto.offset.reset, latest, on an empty log).
+        # default share.auto.offset.reset, latest, on an empty log). The member is dealt
+        # the partitions at its second heartbeat, as in Kafka (their state is initialized
+        # after its join): polled until then, and a while after.
         seen: list[tuple[int, int]] = []
+        wait_until(lambda: _assigned(one, group, consumer) == PARTITIONS, 60, "assigned")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             assert not consumer.poll(0.5)

@@ -3,6 +3,8 @@ epochs without revocation, session expiry, and a steady heartbeat that reads not
 
 from __future__ import annotations
 
+from typing import Any
+
 from contextplane.coordinators.share_group import (
     ShareGroupConfig,
     ShareGroupMachine,
@@ -40,18 +42,20 @@ def test_members_move_to_the_group_epoch_and_expire() -> None:
         return 4
 
     a, _ = machine.heartbeat(_beat("a", 0, ("t",)), counts, topics_version=1)
-    assert (a["member_epoch"], len(a["assignment"])) == (1, 4)
+    assert (a["member_epoch"], a["assignment"]) == (2, frozenset())  # not initialized yet
+    a, _ = machine.heartbeat(_beat("a", 2), counts, topics_version=1)
+    assert (a["member_epoch"], len(a["assignment"])) == (3, 4)
     b, _ = machine.heartbeat(_beat("b", 0, ("t",)), counts, topics_version=1)
-    assert b["member_epoch"] == 2
-    a, _ = machine.heartbeat(_beat("a", 1), counts, topics_version=1)
-    assert a["member_epoch"] == 2 and len(a["assignment"]) == 2
+    assert b["member_epoch"] == 4
+    a, _ = machine.heartbeat(_beat("a", 3), counts, topics_version=1)
+    assert a["member_epoch"] == 4 and len(a["assignment"]) == 2
     reads.clear()
-    steady, _ = machine.heartbeat(_beat("a", 2), counts, topics_version=1)
+    steady, _ = machine.heartbeat(_beat("a", 4), counts, topics_version=1)
     assert steady["assignment"] is None and reads == []  # nothing read, nothing sent
     # The topic table moved: counts are read again (unchanged: no new epoch).
-    steady, _ = machine.heartbeat(_beat("a", 2), counts, topics_version=2)
-    assert reads == ["t"] and steady["member_epoch"] == 2
-    fenced, _ = machine.heartbeat(_beat("a", 1), counts)
+    steady, _ = machine.heartbeat(_beat("a", 4), counts, topics_version=2)
+    assert reads == ["t"] and steady["member_epoch"] == 4
+    fenced, _ = machine.heartbeat(_beat("a", 3), counts)
     assert fenced["error_code"] == ErrorCode.fenced_member_epoch
     now[0] = 45_000
     assert machine.expire_sessions(counts) == [("g", "a"), ("g", "b")]
@@ -75,24 +79,83 @@ def test_targets_wait_for_the_assignment_interval() -> None:
     intervals = {"g": 1_000}
     machine = ShareGroupMachine(lambda: now[0], interval=lambda g: intervals[g])
     a, _ = machine.heartbeat(_beat("a", 0, ("t",)), lambda t: 2)
-    assert (a["member_epoch"], a["assignment"]) == (1, {("t", 0), ("t", 1)})
-    now[0] = 500
+    assert (a["member_epoch"], a["assignment"]) == (2, frozenset())
+    now[0] = 1_000  # t's partitions initialized since: a new epoch deals them
+    a, _ = machine.heartbeat(_beat("a", 2), lambda t: 2)
+    assert (a["member_epoch"], a["assignment"]) == (3, {("t", 0), ("t", 1)})
+    now[0] = 1_500
     b, _ = machine.heartbeat(_beat("b", 0, ("t",)), lambda t: 2)
-    assert (b["member_epoch"], b["assignment"]) == (1, frozenset())  # epoch 2 not assigned
+    assert (b["member_epoch"], b["assignment"]) == (3, frozenset())  # epoch 4 not assigned
     described = machine.describe("g")
     assert described is not None
-    assert (described["group_epoch"], described["assignment_epoch"]) == (2, 1)
-    now[0] = 999
-    assert machine.heartbeat(_beat("a", 1), lambda t: 2)[0]["assignment"] is None
-    now[0] = 1_000
-    a, _ = machine.heartbeat(_beat("a", 1), lambda t: 2)
-    assert (a["member_epoch"], a["assignment"]) == (2, {("t", 0)})
-    b, _ = machine.heartbeat(_beat("b", 1), lambda t: 2)
-    assert (b["member_epoch"], b["assignment"]) == (2, {("t", 1)})
+    assert (described["group_epoch"], described["assignment_epoch"]) == (4, 3)
+    now[0] = 1_999
+    assert machine.heartbeat(_beat("a", 3), lambda t: 2)[0]["assignment"] is None
+    now[0] = 2_000
+    a, _ = machine.heartbeat(_beat("a", 3), lambda t: 2)
+    assert (a["member_epoch"], a["assignment"]) == (4, {("t", 0)})
+    b, _ = machine.heartbeat(_beat("b", 3), lambda t: 2)
+    assert (b["member_epoch"], b["assignment"]) == (4, {("t", 1)})
     # A leave within the interval: b keeps its target until one is due; interval 0: at once.
-    now[0] = 1_500
+    now[0] = 2_500
     assert machine.heartbeat(_beat("a", -1), lambda t: 2)[0]["member_epoch"] == -1
-    assert machine.heartbeat(_beat("b", 2), lambda t: 2)[0]["assignment"] is None
+    assert machine.heartbeat(_beat("b", 4), lambda t: 2)[0]["assignment"] is None
     intervals["g"] = 0
-    b, _ = machine.heartbeat(_beat("b", 2), lambda t: 2)
-    assert (b["member_epoch"], b["assignment"]) == (3, {("t", 0), ("t", 1)})
+    b, _ = machine.heartbeat(_beat("b", 4), lambda t: 2)
+    assert (b["member_epoch"], b["assignment"]) == (5, {("t", 0), ("t", 1)})
+
+
+def test_epochs_and_assignments_step_by_step_as_kafka() -> None:
+    """Kafka 4.4's answers with no assignment interval (read from a run against it): a
+    group starts at epoch 1; its share partitions are initialized after the heartbeat that
+    first subscribes to them, so that one gets no partitions and the next a new epoch; a
+    leave bumps the group epoch and leaves the target to the next heartbeat; the last
+    leave sets both epochs; the assignment is sent when the member names its topics or
+    its partitions change."""
+    machine = ShareGroupMachine(lambda: 0, ShareGroupConfig(assignment_interval_ms=0))
+    counts = {"two": 2, "other": 1}
+
+    def beat(member: str, epoch: int, topics: tuple[str, ...] | None = None) -> tuple[Any, ...]:
+        answer, _ = machine.heartbeat(_beat(member, epoch, topics), lambda t: counts.get(t, 0))
+        sent = answer["assignment"]
+        return answer["member_epoch"], None if sent is None else sorted(sent)
+
+    def epochs() -> tuple[int, int]:
+        described = machine.describe("g")
+        assert described is not None
+        return described["group_epoch"], described["assignment_epoch"]
+
+    two = [("two", 0), ("two", 1)]
+    assert beat("a", 0, ("two",)) == (2, []) and epochs() == (2, 2)
+    assert beat("a", 2) == (3, two) and epochs() == (3, 3)
+    assert beat("a", 3) == (3, None)
+    assert beat("b", 0, ("two",)) == (4, [("two", 1)]) and epochs() == (4, 4)
+    assert beat("a", 3) == (4, [("two", 0)])
+    assert beat("b", -1) == (-1, None) and epochs() == (5, 4)
+    assert beat("a", 4) == (5, two) and epochs() == (5, 5)
+    assert beat("a", 5, ("two", "other")) == (6, two)  # other: not initialized yet
+    assert beat("a", 6) == (7, [("other", 0), *two])
+    assert beat("a", 7, ("two", "other")) == (7, [("other", 0), *two])  # names: sent
+    counts["two"] = 3  # a partition added: dealt one epoch after it is seen
+    assert beat("a", 7) == (8, None)
+    assert beat("a", 8) == (9, [("other", 0), *two, ("two", 2)])
+    assert beat("a", -1) == (-1, None) and epochs() == (10, 10)
+
+
+def test_partitions_altered_or_deleted_before_a_join() -> None:
+    """AlterShareGroupOffsets initializes the partitions it writes (from 0, without a
+    gap, counted here): a member joining is dealt them at once, the rest an epoch later;
+    DeleteShareGroupOffsets forgets them: dealt again only after a heartbeat."""
+    machine = ShareGroupMachine(lambda: 0, ShareGroupConfig(assignment_interval_ms=0))
+    machine.ensure_group("g")
+    machine.initialize("g", [("t", 0), ("t", 2)])  # 2 is past a gap: not counted
+    a, _ = machine.heartbeat(_beat("a", 0, ("t",)), lambda t: 3)
+    assert (a["member_epoch"], a["assignment"]) == (2, {("t", 0)})
+    a, _ = machine.heartbeat(_beat("a", 2), lambda t: 3)
+    assert (a["member_epoch"], len(a["assignment"])) == (3, 3)
+    assert machine.heartbeat(_beat("a", -1), lambda t: 3)[0]["member_epoch"] == -1
+    machine.uninitialize("g", ["t"])
+    b, _ = machine.heartbeat(_beat("b", 0, ("t",)), lambda t: 3)
+    assert (b["member_epoch"], b["assignment"]) == (5, frozenset())
+    b, _ = machine.heartbeat(_beat("b", 5), lambda t: 3)
+    assert (b["member_epoch"], len(b["assignment"])) == (6, 3)

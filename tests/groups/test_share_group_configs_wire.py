@@ -253,25 +253,32 @@ def test_the_groups_assignment_interval_batches_its_targets(wire: Wire) -> None:
     """Within the group's `share.assignment.interval.ms` of its last target a joiner is
     in the group at the new group epoch but assigned nothing, its epoch the assignment
     epoch; the first heartbeat once the interval allows (here: set to 0) computes it."""
-    assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "15000")) == (
-        ErrorCode.none,
-        None,
-    )
-    a = _beat(wire, "batched", "a", 0, ["timed"])
-    assert (a.member_epoch, len(a.assignment.topic_partitions)) == (1, 1)
-    b = _beat(wire, "batched", "b", 0, ["timed"])
-    assert (b.error_code, b.member_epoch, b.assignment.topic_partitions) == (0, 1, ())
-    described = wire.call(
-        SHARE_DESCRIBE, 1, group_ids=["batched"], include_authorized_operations=False
-    ).groups[0]
-    assert (described.group_epoch, described.assignment_epoch) == (2, 1)
-    assert _beat(wire, "batched", "b", 1).assignment is None  # still not due
+    # a is dealt its partition at once: no interval to wait for before the next target.
     assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "0")) == (
         ErrorCode.none,
         None,
     )
-    b = _beat(wire, "batched", "b", 1)
-    assert b.member_epoch == 2
+    a = _beat(wire, "batched", "a", 0, ["timed"])
+    assert (a.member_epoch, a.assignment.topic_partitions) == (2, ())  # not initialized yet
+    a = _beat(wire, "batched", "a", 2)
+    assert (a.member_epoch, len(a.assignment.topic_partitions)) == (3, 1)
+    assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "15000")) == (
+        ErrorCode.none,
+        None,
+    )
+    b = _beat(wire, "batched", "b", 0, ["timed"])
+    assert (b.error_code, b.member_epoch, b.assignment.topic_partitions) == (0, 3, ())
+    described = wire.call(
+        SHARE_DESCRIBE, 1, group_ids=["batched"], include_authorized_operations=False
+    ).groups[0]
+    assert (described.group_epoch, described.assignment_epoch) == (4, 3)
+    assert _beat(wire, "batched", "b", 3).assignment is None  # still not due
+    assert _alter(wire, "batched", ("share.assignment.interval.ms", SET, "0")) == (
+        ErrorCode.none,
+        None,
+    )
+    b = _beat(wire, "batched", "b", 3)
+    assert b.member_epoch == 4
     assert [(t.partitions) for t in b.assignment.topic_partitions] == [(0,)]
 
 

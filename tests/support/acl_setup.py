@@ -22,6 +22,19 @@ def grant_alice_orders(admin_config: dict[str, Any]) -> None:
     admin = AdminClient(admin_config)
     admin.poll(0)
     admin.create_topics([NewTopic("orders", 1)])["orders"].result(20)
+    allow_alice(
+        admin,
+        [
+            (ResourceType.TOPIC, "orders", AclOperation.READ),
+            (ResourceType.TOPIC, "orders", AclOperation.WRITE),
+            (ResourceType.GROUP, "readers", AclOperation.READ),
+        ],
+    )
+
+
+def allow_alice(admin: AdminClient, grants: list[tuple[Any, str, Any]]) -> None:
+    """ALLOW ACLs for User:alice from any host: (resource type, literal name, operation)
+    each."""
     acls = [
         AclBinding(
             resource,
@@ -32,11 +45,7 @@ def grant_alice_orders(admin_config: dict[str, Any]) -> None:
             operation,
             AclPermissionType.ALLOW,
         )
-        for resource, name, operation in (
-            (ResourceType.TOPIC, "orders", AclOperation.READ),
-            (ResourceType.TOPIC, "orders", AclOperation.WRITE),
-            (ResourceType.GROUP, "readers", AclOperation.READ),
-        )
+        for resource, name, operation in grants
     ]
     for future in admin.create_acls(acls).values():
         future.result(20)

@@ -211,6 +211,15 @@ def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Needs:
     return needs
 
 
+def share_group_heartbeat(ctx: RequestContext, request: Any) -> Needs:
+    """READ on the group; DESCRIBE on every topic the member subscribes to, as
+    ConsumerGroupHeartbeat (Kafka 4.4's KafkaApis answers TOPIC_AUTHORIZATION_FAILED, the
+    code alone, if one is denied, whether or not it exists)."""
+    needs = _each(Op.DESCRIBE, TOPIC, request.subscribed_topic_names or ())
+    needs.gate = _group_gate(Op.READ, request.group_id)
+    return needs
+
+
 def share_group_member(ctx: RequestContext, request: Any) -> Needs:
     """ShareFetch, ShareAcknowledge: READ on the group (the handler checks READ on each
     topic, answering TOPIC_AUTHORIZATION_FAILED per partition)."""

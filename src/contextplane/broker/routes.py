@@ -185,7 +185,14 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         authz_ops.list_config_resources,
         config_resources.refuse,
     ),
-    (76, 1, 1, share_groups.share_group_heartbeat, authz.group_member, authz.refuse_top_level),
+    (
+        76,
+        1,
+        1,
+        share_groups.share_group_heartbeat,
+        authz.share_group_heartbeat,
+        authz.refuse_top_level,
+    ),
     (
         77,
         1,

@@ -523,6 +523,7 @@ class ShareCoordinator(ShareShards):
             self.partitions[key] = fresh
             self._saved_epochs[key] = write.state_epoch
         self.groups.ensure_group(group_id)
+        self.groups.initialize(group_id, starts)
         self._take_group_changes()
         await self.save_groups()  # a refusal is retried by the timer task
         self.kick()
@@ -543,6 +544,9 @@ class ShareCoordinator(ShareShards):
         for key in [k for k in self.partitions if k[0] == group_id and k[1] in names]:
             del self.partitions[key]
             self._saved_epochs.pop(key, None)
+        self.groups.uninitialize(group_id, names)
+        self._take_group_changes()
+        await self.save_groups()  # a refusal is retried by the timer task
         return ErrorCode.none
 
     # -- describe and list --------------------------------------------------------------

@@ -13,6 +13,18 @@ subscription, or a subscribed topic's partition count changes) bumps the group e
 interval (`share.assignment.interval.ms`, else `group.share.assignment.interval.ms`) of the
 last one, at the first heartbeat after it (Kafka's maybeUpdateTargetAssignment): members
 stay at the assignment epoch meanwhile.
+
+Kafka 4.4's epochs, step by step: a group starts at epoch 1 (assignment epoch 1); the
+assignor deals only the share partitions whose state is initialized, and Kafka initializes
+a subscribed topic's partitions after the heartbeat that first sees them (asynchronously,
+so the heartbeat itself has none of them). contextplane's share-partition state is made at
+once, but the epochs follow Kafka's: a member joining a topic no member subscribed to yet
+gets epoch 2 and no partitions, its next heartbeat epoch 3 and the partitions (Kafka's
+initializedAssignmentPending bumps the group epoch once the initialized partitions are not
+all in the target); a topic's new partitions likewise take a second epoch. A leave bumps
+the group epoch and leaves the target to the next heartbeat (the last member's leave sets
+the assignment epoch too). A heartbeat carries the assignment when it joins, names its
+topics, or its partitions changed.
 """
 
 from __future__ import annotations
@@ -75,8 +87,8 @@ class ShareMember:
 @dataclass(slots=True)
 class ShareGroup:
     group_id: str
-    group_epoch: int = 0
-    assignment_epoch: int = 0
+    group_epoch: int = 1
+    assignment_epoch: int = 1
     members: dict[str, ShareMember] = field(default_factory=dict)
     # The partition counts the assignment was computed from (subscribed topics that
     # exist): a change bumps the epoch.
@@ -87,6 +99,9 @@ class ShareGroup:
     topics_version: int | None = None
     # When the target was last computed (not stored: after a load the next is at once).
     last_assignment_ms: int | None = None
+    # Per topic, how many of its partitions have their share state initialized (Kafka's
+    # ShareGroupStatePartitionMetadata): the assignor deals only those.
+    initialized: dict[str, int] = field(default_factory=dict)
 
     def state(self) -> str:
         return "Stable" if self.members else "Empty"
@@ -183,6 +198,22 @@ class _Counts:
         return {t: n for t in names if (n := self.partition_counts(t)) > 0}
 
 
+def _initialized_pending(group: ShareGroup) -> bool:
+    """Kafka's initializedAssignmentPending: a subscribed topic has initialized partitions
+    the target does not deal (each is dealt to a member at least once when dealt)."""
+    if not group.members or not group.initialized:
+        return False
+    dealt: dict[str, set[int]] = {}
+    for parts in group.target.values():
+        for topic, index in parts:
+            dealt.setdefault(topic, set()).add(index)
+    for topic, count in group.initialized.items():
+        subscribed = any(topic in m.topics for m in group.members.values())
+        if subscribed and dealt.get(topic, set()) != set(range(count)):
+            return True
+    return False
+
+
 class ShareGroupMachine:
     def __init__(
         self,
@@ -214,6 +245,29 @@ class ShareGroupMachine:
         one, as Kafka's coordinator does)."""
         if group_id not in self.groups:
             self.groups[group_id] = ShareGroup(group_id)
+            self.changed.add(group_id)
+
+    def initialize(self, group_id: str, partitions: Iterable[TopicPartition]) -> None:
+        """Share partitions whose state AlterShareGroupOffsets wrote count as initialized
+        (as Kafka's alterShareGroupOffsets records them): a member joining is dealt them
+        at its join. Kept per topic as a count, so partitions from 0 on without a gap."""
+        group = self.groups[group_id]
+        written: dict[str, set[int]] = {}
+        for topic, index in partitions:
+            written.setdefault(topic, set()).add(index)
+        for topic, indexes in written.items():
+            count = group.initialized.get(topic, 0)
+            while count in indexes:
+                count += 1
+            if count:
+                group.initialized[topic] = count
+        self.changed.add(group_id)
+
+    def uninitialize(self, group_id: str, topics: Collection[str]) -> None:
+        """DeleteShareGroupOffsets removed the topics' share-partition state: a member
+        subscribing again waits for it to be initialized anew."""
+        group = self.groups.get(group_id)
+        if group is not None and any(group.initialized.pop(t, None) for t in list(topics)):
             self.changed.add(group_id)
 
     def load_group(self, group: ShareGroup) -> None:
@@ -309,18 +363,28 @@ class ShareGroupMachine:
             member.rack_id = request.rack_id
             self.changed.add(group.group_id)
         topics_changed = topics_version is None or topics_version != group.topics_version
+        if group.assignment_epoch >= group.group_epoch and _initialized_pending(group):
+            changed = True  # partitions initialized since the target: a new epoch deals them
         if changed or (topics_changed and counts.of(group) != group.partition_counts):
             self._reassign(group, counts)
         elif group.group_epoch > group.assignment_epoch and self._assignment_due(group):
             self._new_target(group)
         group.topics_version = topics_version
         member.session_deadline_ms = self._now_ms() + self.timing(group.group_id)[0]
-        sent: frozenset[TopicPartition] | None = None
-        if request.member_epoch == 0 or member.member_epoch != group.assignment_epoch:
+        before = member.assignment
+        if member.member_epoch != group.assignment_epoch:
             member.member_epoch = group.assignment_epoch
             member.assignment = group.target.get(member.member_id, frozenset())
-            sent = member.assignment
             self.changed.add(group.group_id)
+        # Kafka initializes the subscribed partitions after this heartbeat: the next deals them.
+        if group.initialized != (initialized := {**group.initialized, **group.partition_counts}):
+            group.initialized = initialized
+            self.changed.add(group.group_id)
+        sent = (
+            member.assignment
+            if request.member_epoch == 0 or names is not None or member.assignment != before
+            else None
+        )
         return self._answer(group.group_id, member.member_id, member.member_epoch, sent), []
 
     def _answer(
@@ -365,12 +429,25 @@ class ShareGroupMachine:
         self.changed.add(group.group_id)
         group.last_assignment_ms = self._now_ms()
         topics = {m.member_id: m.topics for m in group.members.values()}
-        group.target = _deal(topics, group.partition_counts)
+        assignable = {
+            t: n
+            for t, count in group.partition_counts.items()
+            if (n := min(count, group.initialized.get(t, 0))) > 0
+        }
+        group.target = _deal(topics, assignable)
         group.assignment_epoch = group.group_epoch
 
     def _remove(self, group: ShareGroup, member_id: str, counts: _Counts) -> None:
+        """Kafka's shareGroupFenceMember: a new group epoch, the target left to the next
+        heartbeat; the last member's leave makes the (empty) target that epoch's."""
         del group.members[member_id]
-        self._reassign(group, counts)
+        group.target.pop(member_id, None)
+        self.changed.add(group.group_id)
+        group.group_epoch += 1
+        group.partition_counts = counts.of(group)
+        if not group.members:
+            group.assignment_epoch = group.group_epoch
+            group.last_assignment_ms = None
 
     # -- sessions -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ def encode(group: ShareGroup) -> bytes:
         "group_epoch": group.group_epoch,
         "assignment_epoch": group.assignment_epoch,
         "partition_counts": group.partition_counts,
+        "initialized": group.initialized,
         "members": [
             {
                 "member_id": m.member_id,
@@ -67,6 +68,13 @@ def decode(group_id: str, raw: bytes) -> ShareGroup:
     ):
         raise BadShareGroupValue("partition_counts")
     group.partition_counts = dict(counts)
+    # A group stored before initialized counts were: its share partitions all exist.
+    initialized = value.get("initialized", counts)
+    if not isinstance(initialized, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in initialized.values()
+    ):
+        raise BadShareGroupValue("initialized")
+    group.initialized = dict(initialized)
     members = value.get("members")
     if not isinstance(members, list):
         raise BadShareGroupValue("members")

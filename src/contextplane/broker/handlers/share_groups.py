@@ -30,6 +30,12 @@ def other_protocol(ctx: RequestContext, group_id: str) -> bool:
     return groups.state.group(group_id) is not None or groups.consumer.group(group_id) is not None
 
 
+def member_id_valid(member_id: str | None) -> bool:
+    """Kafka 4.4's KafkaApis.isMemberIdValid, checked after READ on the group and before
+    the topics: not empty, at most 36 UTF-16 code units (Java's String.length)."""
+    return member_id is not None and 0 < len(member_id.encode("utf-16-le")) <= 72
+
+
 async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
     topics = ctx.topics.topics()
 
@@ -38,7 +44,14 @@ async def share_group_heartbeat(ctx: RequestContext, request: Any) -> Reply:
         return 0 if record is None else record.partitions
 
     names = request.subscribed_topic_names
-    if other_protocol(ctx, request.group_id):
+    if not member_id_valid(request.member_id):
+        # Kafka builds the answer from the code alone: its message is not sent.
+        result = heartbeat_error(ErrorCode.invalid_request)
+    elif names and any(ctx.denied(ResourceType.TOPIC, name) for name in names):
+        # One subscribed name the principal may not DESCRIBE refuses the whole heartbeat
+        # with the code alone, the group untouched, as Kafka 4.4 (the route asked).
+        result = heartbeat_error(ErrorCode.topic_authorization_failed)
+    elif other_protocol(ctx, request.group_id):
         result = heartbeat_error(
             ErrorCode.group_id_not_found, f"Group {request.group_id} is not a share group."
         )
