@@ -75,10 +75,11 @@ class RegistryProcess:
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.process.kill()
             self.process.wait()
-            raise RuntimeError(f"registry did not stop on SIGTERM:\n{self.log_tail()}")
+            # From the timeout, which keeps the exception a failed stop interrupts in view.
+            raise RuntimeError(f"registry did not stop on SIGTERM:\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
