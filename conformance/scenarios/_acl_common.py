@@ -1,5 +1,6 @@
-"""What the ACL scenarios share (acls.py, acl_bounds.py, acl_hosts.py, acl_sasl.py): the
-broker settings, Kafka's ACL codes, and creating, listing and deleting ACLs.
+"""What the ACL scenarios share (acls.py, acl_bounds.py, acl_hosts.py, acl_sasl.py,
+acl_consumer_groups.py, acl_share_groups.py): the broker settings, Kafka's ACL codes, and
+creating, listing and deleting ACLs.
 
 Kafka applies an ACL change to the broker's authorizer asynchronously; each change is
 followed by DescribeAcls until the broker shows it, as a client would wait.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from conformance import wire
@@ -108,3 +110,37 @@ def deleted_bindings(response: Any) -> list[Any]:
         (err(r.error_code), sorted(binding_text(m, m) for m in r.matching_acls))
         for r in response.filter_results
     ]
+
+
+@dataclass(frozen=True)
+class HeartbeatAcls:
+    """What a group heartbeat's authorization scenario names: a topic open to every
+    client, one closed to it, one closed and never created, a group and a closed group."""
+
+    opened: str
+    closed: str
+    ghost: str
+    group: str
+    closed_group: str
+
+    def acls(self) -> list[Acl]:
+        """The ACLs naming only alice, which close `closed`, `ghost` and `closed_group`."""
+        return [
+            Acl(TOPIC, self.closed, operation=DESCRIBE, principal=ALICE),
+            Acl(TOPIC, self.ghost, operation=DESCRIBE, principal=ALICE),
+            Acl(GROUP, self.closed_group, operation=READ, principal=ALICE),
+        ]
+
+
+def heartbeat_acls(ctx: Ctx, client: RawClient, prefix: str) -> HeartbeatAcls:
+    """The names of `prefix`, with the two real topics created (2 partitions each) and
+    the group's coordinator found; the ACLs are granted by the caller, in its `try`."""
+    names = HeartbeatAcls(
+        f"{prefix}-open", f"{prefix}-closed", f"{prefix}-ghost", f"{prefix}-g",
+        f"{prefix}-closed-g",
+    )  # fmt: skip
+    for name in (names.opened, names.closed):
+        wire.create_topic(client, name, 2)
+        ctx.check(wire.wait_for_topic(client, name, 2), f"topic {name} ready")
+    wire.find_coordinator(client, names.group)
+    return names

@@ -11,18 +11,9 @@ from typing import Any
 
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
-from conformance.scenarios._acl_common import (
-    ALICE,
-    DESCRIBE,
-    GROUP,
-    OPEN,
-    READ,
-    TOPIC,
-    grant,
-    revoke,
-)
+from conformance.scenarios._acl_common import OPEN, grant, heartbeat_acls, revoke
 from conformance.scenarios.consumer_groups import CONSUMER_GROUP_DESCRIBE, _heartbeat
-from conformance.wire import Acl, err
+from conformance.wire import err
 from tests.support.rawclient import RawClient
 
 
@@ -63,23 +54,11 @@ def heartbeat_topic_describe(ctx: Ctx) -> None:
     refused whole with TOPIC_AUTHORIZATION_FAILED; READ on the group is checked first;
     a regex skips the closed topic and matches `__consumer_offsets`."""
     client = ctx.raw()
-    opened, closed, ghost = "acl-cgh-open", "acl-cgh-closed", "acl-cgh-ghost"
-    group, closed_group = "acl-cgh-g", "acl-cgh-closed-g"
-    for name in (opened, closed):
-        wire.create_topic(client, name, 2)
-        ctx.check(wire.wait_for_topic(client, name, 2), f"topic {name} ready")
-    wire.find_coordinator(client, group)
+    names = heartbeat_acls(ctx, client, "acl-cgh")
+    opened, closed, ghost = names.opened, names.closed, names.ghost
+    group, closed_group = names.group, names.closed_group
     try:
-        grant(
-            ctx,
-            client,
-            "acls",
-            [
-                Acl(TOPIC, closed, operation=DESCRIBE, principal=ALICE),
-                Acl(TOPIC, ghost, operation=DESCRIBE, principal=ALICE),
-                Acl(GROUP, closed_group, operation=READ, principal=ALICE),
-            ],
-        )
+        grant(ctx, client, "acls", names.acls())
         refused = wire.retry_coordinator(
             lambda: _heartbeat(client, group, "m-one", 0, topics=[opened, closed])
         )

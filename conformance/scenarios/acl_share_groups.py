@@ -7,19 +7,10 @@ from __future__ import annotations
 
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
-from conformance.scenarios._acl_common import (
-    ALICE,
-    DESCRIBE,
-    GROUP,
-    OPEN,
-    READ,
-    TOPIC,
-    grant,
-    revoke,
-)
+from conformance.scenarios._acl_common import OPEN, grant, heartbeat_acls, revoke
 from conformance.scenarios.acl_consumer_groups import _answer
 from conformance.scenarios.share_groups import SHARE_GROUP_DESCRIBE, _beat
-from conformance.wire import Acl, err
+from conformance.wire import err
 
 
 @scenario(settings=OPEN)
@@ -28,23 +19,11 @@ def heartbeat_topic_describe(ctx: Ctx) -> None:
     whole with TOPIC_AUTHORIZATION_FAILED, at its join and when it changes its
     subscription; READ on the group is checked first; nothing is created."""
     client = ctx.raw()
-    opened, closed, ghost = "acl-sgh-open", "acl-sgh-closed", "acl-sgh-ghost"
-    group, closed_group = "acl-sgh-g", "acl-sgh-closed-g"
-    for name in (opened, closed):
-        wire.create_topic(client, name, 2)
-        ctx.check(wire.wait_for_topic(client, name, 2), f"topic {name} ready")
-    wire.find_coordinator(client, group)
+    names = heartbeat_acls(ctx, client, "acl-sgh")
+    opened, closed, ghost = names.opened, names.closed, names.ghost
+    group, closed_group = names.group, names.closed_group
     try:
-        grant(
-            ctx,
-            client,
-            "acls",
-            [
-                Acl(TOPIC, closed, operation=DESCRIBE, principal=ALICE),
-                Acl(TOPIC, ghost, operation=DESCRIBE, principal=ALICE),
-                Acl(GROUP, closed_group, operation=READ, principal=ALICE),
-            ],
-        )
+        grant(ctx, client, "acls", names.acls())
         refused = wire.retry_coordinator(lambda: _beat(client, group, "m-one", 0, [opened, closed]))
         ctx.record("named_closed", _answer(refused))
         ctx.record("named_missing", _answer(_beat(client, group, "m-one", 0, [ghost])))

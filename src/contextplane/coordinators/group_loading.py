@@ -99,10 +99,7 @@ class ShardLoading:
     def unload_shard(self, shard: int) -> None:
         """`shard` is handed over (or fenced): its parked requests answer NOT_COORDINATOR
         and its groups leave this coordinator without any write."""
-        self.shards.loaded.discard(shard)
-        lease = self.shards.leases.lease(shard) if self.shards.leases is not None else None
-        if lease is not None:
-            self.shards.unloaded_at[shard] = lease[1]  # not loaded again at this epoch
+        self.shards.forget(shard)
         wanted = self.shards.in_shards({shard})
         for group_id in [g for g in self.state.groups if wanted(g)]:
             self.classic.unload(group_id)

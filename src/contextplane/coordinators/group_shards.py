@@ -47,6 +47,14 @@ class GroupShards:
         # Called with the stream of a shard a group state write found fenced.
         self.on_fenced: Callable[[int], None] = lambda stream_id: None
 
+    def forget(self, shard: int) -> None:
+        """`shard` unloaded: not loaded here, nor loaded again at the epoch it is still
+        leased at (a handover under way)."""
+        self.loaded.discard(shard)
+        lease = self.leases.lease(shard) if self.leases is not None else None
+        if lease is not None:
+            self.unloaded_at[shard] = lease[1]
+
     def shard(self, group_id: str) -> int:
         count = self.leases.count() if self.leases is not None else 0
         return partition_for(group_id, count) if count > 0 else -1

@@ -81,11 +81,7 @@ class TxnShardLoading:
     def unload_shard(self, shard: int) -> None:
         """`shard` is handed over (or fenced): its ids leave this coordinator without a
         write; their next request answers NOT_COORDINATOR."""
-        self.shards.loaded.discard(shard)
-        leases = self.shards.leases
-        lease = leases.lease(shard) if leases is not None else None
-        if lease is not None:
-            self.shards.unloaded_at[shard] = lease[1]  # not loaded again at this epoch
+        self.shards.forget(shard)
         wanted = self.shards.in_shards({shard})
         for tid in [t for t in self._records if wanted(t)]:
             del self._records[tid]
