@@ -20,6 +20,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # The web console's browser tests drive Debian's chromium through playwright (never
 # `playwright install`: the browser comes from the distribution, not a download).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The dashboard's and the alert rules' PromQL run on a real Prometheus, the rules' unit
+# tests on promtool (tests/e2e/test_prometheus_server.py): both in Debian's prometheus.
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -1,12 +1,14 @@
 """The PromQL the repository ships (the Grafana dashboard's panels, the alert rules of
 deploy/prometheus/) checked against a real scrape: every metric a query names is
-exported, with the labels its `by (...)` groups on. PromQL itself is not run here."""
+exported, with the labels its `by (...)` groups on. PromQL itself runs on a real Prometheus
+in tests/e2e/test_prometheus_server.py."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,12 +28,14 @@ def dashboard_queries() -> list[str]:
     ]
 
 
+def alert_groups() -> dict[str, list[dict[str, Any]]]:
+    """The alert rules of deploy/prometheus/alerts.yml by group name."""
+    return {g["name"]: g["rules"] for g in yaml.safe_load(ALERTS.read_text())["groups"]}
+
+
 def alert_queries(group: str) -> list[str]:
     """The `expr` of every rule of the alert rules' `group`."""
-    (rules,) = [
-        g["rules"] for g in yaml.safe_load(ALERTS.read_text())["groups"] if g["name"] == group
-    ]
-    return [rule["expr"] for rule in rules]
+    return [rule["expr"] for rule in alert_groups()[group]]
 
 
 def exported(text: str) -> dict[str, set[str] | None]:
