@@ -165,15 +165,14 @@ class Cleaner:
         self._on_unreferenced = on_unreferenced
         self._forget_cached_below = forget_cached_below
         self._first_dirty: dict[int, int] = {}
-        self._uncleanable: set[int] = set()  # streams whose records could not be read
+        # Streams whose records could not be read, with the bound they were read within.
+        self._uncleanable: dict[int, int] = {}
         self._loaded = False
         self.stats = CleanerStats()
         self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
         self.wakeup = asyncio.Event()
         # Held while a partition is cleaned; object compaction takes them too.
         self.locks = StreamRewriteLocks()
-        # Records of a stored batch decompress to at most this (they were validated so).
-        self._limit = settings.message_max_bytes * settings.message_max_decompression_ratio
 
     async def run(self) -> None:
         while True:
@@ -189,6 +188,15 @@ class Cleaner:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.log_cleaner_backoff_ms / 1000):
                         await self.wakeup.wait()
+
+    def _limit(self, configs: dict[str, str]) -> int:
+        """What a stored batch's records decompress to at most: they were validated within
+        the topic's max.message.bytes when produced. As Kafka's Cleaner, which grows its
+        buffers to the larger of that and the broker's message.max.bytes, read here on
+        every pass, so a dynamic change applies at once (LogCleaner.reconfigure)."""
+        broker = self._settings.message_max_bytes
+        topic = stored_int(configs.get("max.message.bytes", broker))
+        return max(topic, broker) * self._settings.message_max_decompression_ratio
 
     async def _load(self) -> None:
         if not self._loaded:
@@ -211,8 +219,9 @@ class Cleaner:
             configs = self._topic_configs(partition.topic)
             if partition.deleted or not is_compacted(configs, self._settings):
                 continue
-            if partition.stream_id in self._uncleanable:
-                continue
+            failed_within = self._uncleanable.get(partition.stream_id)
+            if failed_within is not None and self._limit(configs) <= failed_within:
+                continue  # tried again only once the bound grew (a dynamic change)
             if not partition.index.loaded and not partition.index.stats.range_count:
                 continue  # nothing uploaded: no need to load it
             ranges = await partition.index.load()
@@ -234,8 +243,9 @@ class Cleaner:
         except UnreadableBatches as exc:
             # Kafka's cleaner marks such a partition uncleanable and cleans the others:
             # retried, it would be the dirtiest again at every pass, forever.
-            self._uncleanable.add(partition.stream_id)
-            log.error("%s: left uncompacted until the broker restarts", exc)
+            limit = self._limit(self._topic_configs(partition.topic))
+            self._uncleanable[partition.stream_id] = limit
+            log.error("%s: left uncompacted until the broker restarts or its bound grows", exc)
         return True
 
     async def clean_partition(
@@ -254,6 +264,7 @@ class Cleaner:
         if not len(ranges):
             return
         first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
+        limit = self._limit(self._topic_configs(partition.topic))
         aborted = AbortedIndex(partition.transactions.aborted_in(0, end))
         offset_map = OffsetMap(
             max(1, self._settings.log_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES)
@@ -264,7 +275,7 @@ class Cleaner:
                 break
             data = await self._read(record)
             full_at = await _parsing(
-                partition, map_batches, data, offset_map, aborted, self._limit, first_dirty
+                partition, map_batches, data, offset_map, aborted, limit, first_dirty
             )
             self.stats.bytes_read += record.size
             if full_at is not None:
@@ -293,7 +304,7 @@ class Cleaner:
                     txns,
                     now_ms,
                     config.delete_retention_ms,
-                    self._limit,
+                    limit,
                 )
                 survivors.extend(cleaned.batches)
                 changed = changed or cleaned.changed
