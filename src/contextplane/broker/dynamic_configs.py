@@ -62,6 +62,7 @@ APPLIED = (
     "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.io.max.bytes.per.second",
     "errors.deadletterqueue.auto.create.topics.enable",
     "errors.deadletterqueue.topic.name.prefix",
 )
@@ -130,6 +131,9 @@ class DynamicBrokerConfigs:
         # resource name ('' or this node's id) -> name -> value, as stored.
         self.stored: dict[str, dict[str, str]] = {}
         self._lock = asyncio.Lock()
+        # Called after a change applied: a component sleeping on an old value (the
+        # cleaner's log.cleaner.backoff.ms) wakes to read the new one.
+        self.on_change: list[Callable[[], None]] = []
 
     async def load(self) -> None:
         stored = await self._store.broker_configs()
@@ -267,6 +271,7 @@ class DynamicBrokerConfigs:
     def _apply(self) -> None:
         """Each APPLIED field from the most specific level naming it, else its static
         value. A stored value this version refuses is skipped, as Kafka skips it."""
+        changed = False
         for attr, names in _FIELDS.items():
             value = self._static[attr]
             for resource in (self.node, DEFAULT_RESOURCE):
@@ -284,6 +289,10 @@ class DynamicBrokerConfigs:
                 log.info("broker config %s is now %s", names[0], text(value))
                 # The one Settings object every component reads: see the module's doc.
                 object.__setattr__(self.settings, attr, value)
+                changed = True
+        if changed:
+            for listener in self.on_change:
+                listener()
 
 
 def is_custom(name: str) -> bool:

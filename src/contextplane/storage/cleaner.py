@@ -22,6 +22,9 @@ and cleans it in one pass:
    A group in which nothing changes is not rewritten.
 
 Every read and PUT is paced by `log.cleaner.io.max.bytes.per.second` (cleaner_throttle.py).
+Every broker setting is read where it is used, so a dynamic broker config (KIP-226:
+message.max.bytes, the cleaner's) applies from the next read, as Kafka's
+LogCleaner.reconfigure applies it by restarting its threads.
 Parsing and rewriting records runs in a worker thread, one range at a time, so the event
 loop keeps serving. A crash before a swap leaves an object nothing references (the orphan
 sweep's); after it, the old objects are in the deletion queue. Either way every record is
@@ -170,6 +173,8 @@ class Cleaner:
         self._loaded = False
         self.stats = CleanerStats()
         self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
+        # The setting the throttle was last given: a dynamic change replaces its rate.
+        self._rate = settings.log_cleaner_io_max_bytes_per_second
         self.wakeup = asyncio.Event()
         # Held while a partition is cleaned; object compaction takes them too.
         self.locks = StreamRewriteLocks()
@@ -327,8 +332,16 @@ class Cleaner:
         data = await self._objects.get_range(
             record.object_key, record.position, record.position + record.size
         )
-        await self.throttle.maybe_throttle(len(data))
+        await self._paced(len(data))
         return data
+
+    async def _paced(self, size: int) -> None:
+        """Pace `size` bytes read or written, at the rate set now (a dynamic
+        log.cleaner.io.max.bytes.per.second applies from the next read or PUT)."""
+        rate = self._settings.log_cleaner_io_max_bytes_per_second
+        if rate != self._rate:
+            self._rate = self.throttle.bytes_per_second = rate
+        await self.throttle.maybe_throttle(size)
 
     async def _swap(
         self,
@@ -379,7 +392,7 @@ class Cleaner:
                 await self._objects.put(key, data)
                 self.stats.objects_written += 1
                 self.stats.bytes_written += size
-                await self.throttle.maybe_throttle(size)
+                await self._paced(size)
             swapped = await self._metadata.swap_ranges(swap)
         finally:
             if key:

@@ -1,9 +1,12 @@
-"""The log cleaner reads a batch's records within the larger of the topic's
-`max.message.bytes` and the broker's current `message.max.bytes` (times
-message.max.decompression.ratio), as Kafka's Cleaner grows its buffers to the larger of
-the two and LogCleaner.reconfigure takes a dynamic `message.max.bytes` at once: a
-dynamic raise reaches it without a restart, and a topic allowed larger batches than the
-broker's default has them compacted."""
+"""Dynamic broker configs reach the log cleaner without a restart, as Kafka's
+LogCleaner.reconfigure applies them.
+
+It reads a batch's records within the larger of the topic's `max.message.bytes` and the
+broker's current `message.max.bytes` (times message.max.decompression.ratio), as Kafka's
+Cleaner grows its buffers to the larger of the two: a dynamic raise reaches it, and a
+topic allowed larger batches than the broker's default has them compacted. A dynamic
+`log.cleaner.io.max.bytes.per.second` paces its next read; any applied change wakes it
+from its `log.cleaner.backoff.ms` sleep, so a new backoff counts from then."""
 
 from __future__ import annotations
 
@@ -36,10 +39,13 @@ def _gzip_batch(records: list[tuple[bytes, bytes | None]]) -> bytes:
 
 
 async def _logs_after_passes(
-    tmp_path: Path, topic_configs: dict[str, str], raise_to: str | None
+    tmp_path: Path,
+    topic_configs: dict[str, str],
+    raise_to: str | None,
+    more: dict[str, str] | None = None,
 ) -> list[list[tuple[int, bytes | None, bytes | None]]]:
     """The log after a cleaner pass, then (when `raise_to`) after the broker's
-    message.max.bytes is raised dynamically and the cleaner passes again."""
+    message.max.bytes (and `more`) is raised dynamically and the cleaner passes again."""
     clock = ManualClock()
     settings = Settings(
         data_dir=tmp_path,
@@ -70,10 +76,16 @@ async def _logs_after_passes(
     if raise_to is not None:  # as IncrementalAlterConfigs on the cluster default does
         dynamic = DynamicBrokerConfigs(metadata, settings)
         await dynamic.load()
-        await dynamic.set("", {"message.max.bytes": raise_to}, validate_only=False)
+        dynamic.on_change.append(engine.cleaner.wakeup.set)  # as the broker wires it
+        engine.cleaner.wakeup.clear()
+        changes = {"message.max.bytes": raise_to, **(more or {})}
+        await dynamic.set("", changes, validate_only=False)
         assert settings.message_max_bytes == int(raise_to)
+        assert engine.cleaner.wakeup.is_set()
         assert await engine.cleaner.clean_once()
         logs.append(await log_of(engine))
+        rate = settings.log_cleaner_io_max_bytes_per_second
+        assert engine.cleaner.throttle.bytes_per_second == rate
     await engine.close()
     await metadata.close()
     return logs
@@ -97,3 +109,10 @@ def test_a_topic_max_message_bytes_above_the_broker_s_is_the_cleaner_s_bound(
 ) -> None:
     configs = {**COMPACTED, "max.message.bytes": "1048588"}
     assert asyncio.run(_logs_after_passes(tmp_path, configs, raise_to=None)) == [COMPACTED_LOG]
+
+
+def test_a_dynamic_cleaner_io_rate_paces_the_next_pass(tmp_path: Path) -> None:
+    # 100 MB/s: the pass's few KiB never wait, but the throttle takes the new rate.
+    more = {"log.cleaner.io.max.bytes.per.second": "1e8"}
+    logs = asyncio.run(_logs_after_passes(tmp_path, COMPACTED, raise_to="1048588", more=more))
+    assert logs == [UNCLEANED, COMPACTED_LOG]
