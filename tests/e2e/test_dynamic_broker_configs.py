@@ -241,9 +241,8 @@ def test_custom_configs_are_bounded_per_resource_and_an_over_bound_change_change
             f"Cannot keep {most + 1} custom configs (names Kafka does not know) for broker 1: "
             f"at most {most} per broker resource",
         )
-        assert _describe(bootstrap, "1", "log.retention.bytes")[2][
-            "log.retention.bytes"
-        ].config_source == (DEFAULT)
+        described = _describe(bootstrap, "1", "log.retention.bytes")[2]
+        assert described["log.retention.bytes"].config_source == DEFAULT
         assert broker.broker.settings.retention_bytes == static_bytes
         # Up to the bound is kept; one more is refused; a swap within it is taken.
         assert _alter(bootstrap, "", *custom[:most]) == (0, None)
