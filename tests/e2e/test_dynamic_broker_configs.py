@@ -43,6 +43,24 @@ def _alter(bootstrap: str, name: str, *changes: tuple[str, int, str | None], **k
     return result.error_code, result.error_message
 
 
+def _replace(bootstrap: str, name: str, configs: dict[str, str]) -> int:
+    """AlterConfigs (the whole set) of one BROKER resource: its error code."""
+    with RawClient(bootstrap) as client:
+        answer = client.request(
+            33,
+            2,
+            resources=[
+                {
+                    "resource_type": BROKER,
+                    "resource_name": name,
+                    "configs": [{"name": n, "value": v} for n, v in configs.items()],
+                }
+            ],
+            validate_only=False,
+        )
+    return int(answer.responses[0].error_code)
+
+
 def _describe(bootstrap: str, name: str, *keys: str, resource_type: int = BROKER) -> Any:
     """DescribeConfigs v4 with synonyms: (error code, message, name -> entry)."""
     with RawClient(bootstrap) as client:
@@ -159,20 +177,7 @@ def test_refusals_and_validation_as_kafka_answers_them(tmp_path: Path) -> None:
         assert _alter(bootstrap, "", retention, validate_only=True) == (0, None)
         assert _describe(bootstrap, "")[2] == {}
         # AlterConfigs replaces the resource's whole set.
-        with RawClient(bootstrap) as client:
-            answer = client.request(
-                33,
-                2,
-                resources=[
-                    {
-                        "resource_type": BROKER,
-                        "resource_name": "1",
-                        "configs": [{"name": "log.retention.bytes", "value": "4096"}],
-                    }
-                ],
-                validate_only=False,
-            )
-        assert answer.responses[0].error_code == 0
+        assert _replace(bootstrap, "1", {"log.retention.bytes": "4096"}) == 0
         _, _, described = _describe(bootstrap, "1")
         dynamic = {n: e.value for n, e in described.items() if e.config_source == DYNAMIC_BROKER}
         assert dynamic == {"log.retention.bytes": "4096"}
@@ -256,20 +261,8 @@ def test_custom_configs_are_bounded_per_resource_and_an_over_bound_change_change
         assert _alter(bootstrap, "", *swap) == (0, None)
         assert len(_describe(bootstrap, "")[2]) == most
         # AlterConfigs, which replaces the whole set, is held to the same bound.
-        with RawClient(bootstrap) as client:
-            answer = client.request(
-                33,
-                2,
-                resources=[
-                    {
-                        "resource_type": BROKER,
-                        "resource_name": "1",
-                        "configs": [{"name": n, "value": v} for n, _op, v in custom],
-                    }
-                ],
-                validate_only=False,
-            )
-        assert answer.responses[0].error_code == POLICY_VIOLATION
+        replaced = {n: v for n, _op, v in custom if v is not None}
+        assert _replace(bootstrap, "1", replaced) == POLICY_VIOLATION
         # The bytes: few names whose values (each within Kafka's 32,767-byte string bound)
         # together pass the bound.
         value = "x" * 32_000
