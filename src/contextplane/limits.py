@@ -210,6 +210,15 @@ PARTITIONS_PER_REQUEST_MAX = 10_000
 # Metadata records one request may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP:
 # a topic record, a record per partition and per explicit config); more is POLICY_VIOLATION.
 RECORDS_PER_REQUEST_MAX = 10_000
+# Custom broker configs (names Kafka does not know, stored as given: KIP-226) one BROKER
+# resource, a broker or the cluster default, may hold: how many, and their names' and
+# values' UTF-8 bytes together. Kafka bounds them only per request (each name and value
+# at STRING_BYTES_MAX, RECORDS_PER_REQUEST_MAX records); here every change is also held
+# to a bound on what the resource keeps, so repeated requests cannot grow the store
+# without end. A plugin's configs number in the tens; a tenth of Kafka's per-operation
+# record bound, within 1 MiB (an eighth of KRaft's 8 MiB metadata batch), leaves room.
+BROKER_CUSTOM_CONFIGS_MAX = 1_000
+BROKER_CUSTOM_CONFIG_BYTES_MAX = 1_048_576
 # The most records a share partition may hold in flight under any setting (the top of
 # group.share.partition.max.record.locks and group.share.max.partition.max.record.locks):
 # a stored share partition is loaded up to it whatever its bound is now.

@@ -14,6 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contextplane import limits
 from tests.support.broker import BrokerProcess
 from tests.support.inprocess import InProcessBroker
 from tests.support.postgres import PostgresServer
@@ -23,7 +24,7 @@ from tests.support.wait import wait_until
 BROKER = 4  # ConfigResource.Type.BROKER
 SET, DELETE, APPEND = 0, 1, 2
 DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT = 2, 3, 4, 5
-INVALID_REQUEST, INVALID_CONFIG, MESSAGE_TOO_LARGE = 42, 40, 10
+INVALID_REQUEST, INVALID_CONFIG, MESSAGE_TOO_LARGE, POLICY_VIOLATION = 42, 40, 10, 44
 TIMEOUT_S = 60  # liveness bound of each wait
 WANTED = {"log.retention.bytes": "8192", "log.cleaner.backoff.ms": "500"}
 
@@ -40,6 +41,24 @@ def _alter(bootstrap: str, name: str, *changes: tuple[str, int, str | None], **k
         )
     result = answer.responses[0]
     return result.error_code, result.error_message
+
+
+def _replace(bootstrap: str, name: str, configs: dict[str, str]) -> int:
+    """AlterConfigs (the whole set) of one BROKER resource: its error code."""
+    with RawClient(bootstrap) as client:
+        answer = client.request(
+            33,
+            2,
+            resources=[
+                {
+                    "resource_type": BROKER,
+                    "resource_name": name,
+                    "configs": [{"name": n, "value": v} for n, v in configs.items()],
+                }
+            ],
+            validate_only=False,
+        )
+    return int(answer.responses[0].error_code)
 
 
 def _describe(bootstrap: str, name: str, *keys: str, resource_type: int = BROKER) -> Any:
@@ -158,20 +177,7 @@ def test_refusals_and_validation_as_kafka_answers_them(tmp_path: Path) -> None:
         assert _alter(bootstrap, "", retention, validate_only=True) == (0, None)
         assert _describe(bootstrap, "")[2] == {}
         # AlterConfigs replaces the resource's whole set.
-        with RawClient(bootstrap) as client:
-            answer = client.request(
-                33,
-                2,
-                resources=[
-                    {
-                        "resource_type": BROKER,
-                        "resource_name": "1",
-                        "configs": [{"name": "log.retention.bytes", "value": "4096"}],
-                    }
-                ],
-                validate_only=False,
-            )
-        assert answer.responses[0].error_code == 0
+        assert _replace(bootstrap, "1", {"log.retention.bytes": "4096"}) == 0
         _, _, described = _describe(bootstrap, "1")
         dynamic = {n: e.value for n, e in described.items() if e.config_source == DYNAMIC_BROKER}
         assert dynamic == {"log.retention.bytes": "4096"}
@@ -222,3 +228,49 @@ def test_a_cluster_default_reaches_the_other_broker(
     finally:
         for broker in brokers:
             broker.stop()
+
+
+def test_custom_configs_are_bounded_per_resource_and_an_over_bound_change_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    broker = InProcessBroker(tmp_path / "broker").start()
+    bootstrap = broker.bootstrap
+    most = limits.BROKER_CUSTOM_CONFIGS_MAX
+    custom = [(f"plugin.setting.{i}", SET, "v") for i in range(most + 1)]
+    try:
+        assert broker.broker is not None
+        static_bytes = broker.broker.settings.retention_bytes
+        # One name over, with a config this broker applies: nothing is stored or applied.
+        assert _alter(bootstrap, "1", ("log.retention.bytes", SET, "4096"), *custom) == (
+            POLICY_VIOLATION,
+            f"Cannot keep {most + 1} custom configs (names Kafka does not know) for broker 1: "
+            f"at most {most} per broker resource",
+        )
+        described = _describe(bootstrap, "1", "log.retention.bytes")[2]
+        assert described["log.retention.bytes"].config_source == DEFAULT
+        assert broker.broker.settings.retention_bytes == static_bytes
+        # Up to the bound is kept; one more is refused; a swap within it is taken.
+        assert _alter(bootstrap, "", *custom[:most]) == (0, None)
+        assert len(_describe(bootstrap, "")[2]) == most
+        assert _alter(bootstrap, "", custom[most]) == (
+            POLICY_VIOLATION,
+            f"Cannot keep {most + 1} custom configs (names Kafka does not know) for the "
+            f"cluster default: at most {most} per broker resource",
+        )
+        swap = (("plugin.setting.0", DELETE, None), ("plugin.setting.new", SET, "w"))
+        assert _alter(bootstrap, "", *swap) == (0, None)
+        assert len(_describe(bootstrap, "")[2]) == most
+        # AlterConfigs, which replaces the whole set, is held to the same bound.
+        replaced = {n: v for n, _op, v in custom if v is not None}
+        assert _replace(bootstrap, "1", replaced) == POLICY_VIOLATION
+        # The bytes: few names whose values (each within Kafka's 32,767-byte string bound)
+        # together pass the bound.
+        value = "x" * 32_000
+        count = limits.BROKER_CUSTOM_CONFIG_BYTES_MAX // len(value) + 1
+        big = [(f"plugin.blob.{i}", SET, value) for i in range(count)]
+        code, message = _alter(bootstrap, "1", *big)
+        assert code == POLICY_VIOLATION
+        assert message.startswith(f"Cannot keep {count * 32_000 + sum(len(n) for n, _, _ in big)}")
+        assert _alter(bootstrap, "1", *big[:-1]) == (0, None)
+    finally:
+        broker.stop()

@@ -211,6 +211,7 @@ class Broker:
                 topics.configs(name) if topics is not None else {}, settings.log_cleanup_policy
             ),
         )
+        broker_configs.on_change.append(storage.cleaner.wakeup.set)
         # Before the WAL is replayed and uploaded: never into another cluster's store.
         await check_store_marker(
             storage.objects, self.metadata, cluster_id, settings.resolved_object_store_url

@@ -13,7 +13,11 @@ A name Kafka 4.4 makes dynamic is accepted when it is `APPLIED` or when it has n
 on this broker even at start (`settings_table.IGNORED`: thread counts, flush intervals);
 one Kafka makes static, or this broker cannot apply live (TLS stores, connection limits),
 is refused with INVALID_REQUEST as Kafka refuses a static one. A name Kafka does not know
-is stored and described as Kafka does (a custom config: sensitive, no value shown).
+is stored and described as Kafka does (a custom config: sensitive, no value shown), up to
+limits.BROKER_CUSTOM_CONFIGS_MAX of them per resource, with at most
+limits.BROKER_CUSTOM_CONFIG_BYTES_MAX bytes of names and values: a change that would
+leave the resource above either (and above what it holds now) is refused whole with
+POLICY_VIOLATION, the code Kafka's controller answers for an operation over its bounds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from contextplane import limits
 from contextplane.broker.configs import BROKER_CONFIGS
 from contextplane.broker.kafka_broker_configs import (
     CLUSTER_WIDE,
@@ -57,6 +62,7 @@ APPLIED = (
     "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.io.max.bytes.per.second",
     "errors.deadletterqueue.auto.create.topics.enable",
     "errors.deadletterqueue.topic.name.prefix",
 )
@@ -125,6 +131,9 @@ class DynamicBrokerConfigs:
         # resource name ('' or this node's id) -> name -> value, as stored.
         self.stored: dict[str, dict[str, str]] = {}
         self._lock = asyncio.Lock()
+        # Called after a change applied: a component sleeping on an old value (the
+        # cleaner's log.cleaner.backoff.ms) wakes to read the new one.
+        self.on_change: list[Callable[[], None]] = []
 
     async def load(self) -> None:
         stored = await self._store.broker_configs()
@@ -205,11 +214,15 @@ class DynamicBrokerConfigs:
         self.check_resource(resource)
         async with self._lock:
             current = (await self._store.broker_configs()).get(resource, {})
-            await self.set(resource, change(dict(current)), validate_only)
+            await self.set(resource, change(dict(current)), validate_only, current)
 
-    def check(self, resource: str, configs: Mapping[str, str]) -> None:
+    def check(
+        self, resource: str, configs: Mapping[str, str], current: Mapping[str, str] | None = None
+    ) -> None:
         """KafkaError(INVALID_REQUEST) with Kafka's message when `configs` cannot be the
-        dynamic configs of `resource` (DynamicBrokerConfig.validateConfigs' order)."""
+        dynamic configs of `resource` (DynamicBrokerConfig.validateConfigs' order), then
+        POLICY_VIOLATION when they hold more custom configs than a resource may keep
+        (`current`: what it holds now, which a change may shrink but not grow past them)."""
         self.check_resource(resource)
         names = list(configs)
         _refuse_names([n for n in names if mode_of(n) == STATIC or _static_here(n)], "")
@@ -235,10 +248,17 @@ class DynamicBrokerConfigs:
                     _coerce(_ROWS[name], name, configs[name])
                 except SettingsError as exc:
                     _refuse(str(exc))
+        _check_custom_bound(resource, configs, current or {})
 
-    async def set(self, resource: str, configs: dict[str, str], validate_only: bool) -> None:
+    async def set(
+        self,
+        resource: str,
+        configs: dict[str, str],
+        validate_only: bool,
+        current: Mapping[str, str] | None = None,
+    ) -> None:
         """Replace `resource`'s dynamic configs (stored first), then apply them."""
-        self.check(resource, configs)
+        self.check(resource, configs, current)
         if validate_only:
             return
         await self._store.set_broker_configs(resource, configs)
@@ -251,6 +271,7 @@ class DynamicBrokerConfigs:
     def _apply(self) -> None:
         """Each APPLIED field from the most specific level naming it, else its static
         value. A stored value this version refuses is skipped, as Kafka skips it."""
+        changed = False
         for attr, names in _FIELDS.items():
             value = self._static[attr]
             for resource in (self.node, DEFAULT_RESOURCE):
@@ -268,6 +289,45 @@ class DynamicBrokerConfigs:
                 log.info("broker config %s is now %s", names[0], text(value))
                 # The one Settings object every component reads: see the module's doc.
                 object.__setattr__(self.settings, attr, value)
+                changed = True
+        if changed:
+            for listener in self.on_change:
+                listener()
+
+
+def is_custom(name: str) -> bool:
+    """A name neither Kafka 4.4 nor this broker knows: stored as given, described hidden."""
+    return mode_of(name) is None and name not in _ROWS
+
+
+def _custom_size(configs: Mapping[str, str]) -> tuple[int, int]:
+    """How many custom configs `configs` holds, and their names' and values' bytes."""
+    custom = [(name, value) for name, value in configs.items() if is_custom(name)]
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in custom)
+    return len(custom), size
+
+
+def _check_custom_bound(
+    resource: str, configs: Mapping[str, str], current: Mapping[str, str]
+) -> None:
+    """POLICY_VIOLATION when `configs` would keep more custom configs (count or bytes) than
+    limits allow and more than `current` does (one stored above them may still shrink)."""
+    count, size = _custom_size(configs)
+    held_count, held_size = _custom_size(current)
+    label = "the cluster default" if resource == DEFAULT_RESOURCE else f"broker {resource}"
+    if count > limits.BROKER_CUSTOM_CONFIGS_MAX and count > held_count:
+        raise KafkaError(
+            ErrorCode.policy_violation,
+            f"Cannot keep {count} custom configs (names Kafka does not know) for {label}: "
+            f"at most {limits.BROKER_CUSTOM_CONFIGS_MAX} per broker resource",
+        )
+    if size > limits.BROKER_CUSTOM_CONFIG_BYTES_MAX and size > held_size:
+        raise KafkaError(
+            ErrorCode.policy_violation,
+            f"Cannot keep {size} bytes of custom configs (names Kafka does not know and their "
+            f"values) for {label}: at most {limits.BROKER_CUSTOM_CONFIG_BYTES_MAX} bytes per "
+            "broker resource",
+        )
 
 
 def _static_here(name: str) -> bool:

@@ -22,6 +22,9 @@ and cleans it in one pass:
    A group in which nothing changes is not rewritten.
 
 Every read and PUT is paced by `log.cleaner.io.max.bytes.per.second` (cleaner_throttle.py).
+Every broker setting is read where it is used, so a dynamic broker config (KIP-226:
+message.max.bytes, the cleaner's) applies from the next read, as Kafka's
+LogCleaner.reconfigure applies it by restarting its threads.
 Parsing and rewriting records runs in a worker thread, one range at a time, so the event
 loop keeps serving. A crash before a swap leaves an object nothing references (the orphan
 sweep's); after it, the old objects are in the deletion queue. Either way every record is
@@ -165,15 +168,16 @@ class Cleaner:
         self._on_unreferenced = on_unreferenced
         self._forget_cached_below = forget_cached_below
         self._first_dirty: dict[int, int] = {}
-        self._uncleanable: set[int] = set()  # streams whose records could not be read
+        # Streams whose records could not be read, with the bound they were read within.
+        self._uncleanable: dict[int, int] = {}
         self._loaded = False
         self.stats = CleanerStats()
         self.throttle = IoThrottle(settings.log_cleaner_io_max_bytes_per_second, clock)
+        # The setting the throttle was last given: a dynamic change replaces its rate.
+        self._rate = settings.log_cleaner_io_max_bytes_per_second
         self.wakeup = asyncio.Event()
         # Held while a partition is cleaned; object compaction takes them too.
         self.locks = StreamRewriteLocks()
-        # Records of a stored batch decompress to at most this (they were validated so).
-        self._limit = settings.message_max_bytes * settings.message_max_decompression_ratio
 
     async def run(self) -> None:
         while True:
@@ -189,6 +193,15 @@ class Cleaner:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.log_cleaner_backoff_ms / 1000):
                         await self.wakeup.wait()
+
+    def _limit(self, configs: dict[str, str]) -> int:
+        """What a stored batch's records decompress to at most: they were validated within
+        the topic's max.message.bytes when produced. As Kafka's Cleaner, which grows its
+        buffers to the larger of that and the broker's message.max.bytes, read here on
+        every pass, so a dynamic change applies at once (LogCleaner.reconfigure)."""
+        broker = self._settings.message_max_bytes
+        topic = stored_int(configs.get("max.message.bytes", broker))
+        return max(topic, broker) * self._settings.message_max_decompression_ratio
 
     async def _load(self) -> None:
         if not self._loaded:
@@ -211,8 +224,9 @@ class Cleaner:
             configs = self._topic_configs(partition.topic)
             if partition.deleted or not is_compacted(configs, self._settings):
                 continue
-            if partition.stream_id in self._uncleanable:
-                continue
+            failed_within = self._uncleanable.get(partition.stream_id)
+            if failed_within is not None and self._limit(configs) <= failed_within:
+                continue  # tried again only once the bound grew (a dynamic change)
             if not partition.index.loaded and not partition.index.stats.range_count:
                 continue  # nothing uploaded: no need to load it
             ranges = await partition.index.load()
@@ -234,8 +248,9 @@ class Cleaner:
         except UnreadableBatches as exc:
             # Kafka's cleaner marks such a partition uncleanable and cleans the others:
             # retried, it would be the dirtiest again at every pass, forever.
-            self._uncleanable.add(partition.stream_id)
-            log.error("%s: left uncompacted until the broker restarts", exc)
+            limit = self._limit(self._topic_configs(partition.topic))
+            self._uncleanable[partition.stream_id] = limit
+            log.error("%s: left uncompacted until the broker restarts or its bound grows", exc)
         return True
 
     async def clean_partition(
@@ -254,6 +269,7 @@ class Cleaner:
         if not len(ranges):
             return
         first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
+        limit = self._limit(self._topic_configs(partition.topic))
         aborted = AbortedIndex(partition.transactions.aborted_in(0, end))
         offset_map = OffsetMap(
             max(1, self._settings.log_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES)
@@ -264,7 +280,7 @@ class Cleaner:
                 break
             data = await self._read(record)
             full_at = await _parsing(
-                partition, map_batches, data, offset_map, aborted, self._limit, first_dirty
+                partition, map_batches, data, offset_map, aborted, limit, first_dirty
             )
             self.stats.bytes_read += record.size
             if full_at is not None:
@@ -293,7 +309,7 @@ class Cleaner:
                     txns,
                     now_ms,
                     config.delete_retention_ms,
-                    self._limit,
+                    limit,
                 )
                 survivors.extend(cleaned.batches)
                 changed = changed or cleaned.changed
@@ -316,8 +332,16 @@ class Cleaner:
         data = await self._objects.get_range(
             record.object_key, record.position, record.position + record.size
         )
-        await self.throttle.maybe_throttle(len(data))
+        await self._paced(len(data))
         return data
+
+    async def _paced(self, size: int) -> None:
+        """Pace `size` bytes read or written, at the rate set now (a dynamic
+        log.cleaner.io.max.bytes.per.second applies from the next read or PUT)."""
+        rate = self._settings.log_cleaner_io_max_bytes_per_second
+        if rate != self._rate:
+            self._rate = self.throttle.bytes_per_second = rate
+        await self.throttle.maybe_throttle(size)
 
     async def _swap(
         self,
@@ -368,7 +392,7 @@ class Cleaner:
                 await self._objects.put(key, data)
                 self.stats.objects_written += 1
                 self.stats.bytes_written += size
-                await self.throttle.maybe_throttle(size)
+                await self._paced(size)
             swapped = await self._metadata.swap_ranges(swap)
         finally:
             if key:

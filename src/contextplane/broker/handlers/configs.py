@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from contextplane import limits
 from contextplane.broker.config_descriptions import (
     LATER_SYNONYM_DEFAULTS,
     TOPIC_CONFIG_DESCRIPTIONS,
@@ -251,6 +252,12 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
 
 async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Reply:
     incremental = api == "IncrementalAlterConfigs"
+    # Kafka's controller writes a record per config change of the authorized resources
+    # and, above QuorumController.MAX_RECORDS_PER_USER_OP, answers every resource of the
+    # request with this error: without it, one request could store configs for a million
+    # groups (which need not exist).
+    changes = sum(len(r.configs) for r in request.resources if _refusal(ctx, r) is None)
+    too_large = changes > limits.RECORDS_PER_REQUEST_MAX
     results = []
     for resource in request.resources:
         entry: dict[str, Any] = {
@@ -260,6 +267,11 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             "resource_name": resource.resource_name,
         }
         try:
+            if too_large:
+                raise KafkaError(
+                    ErrorCode.policy_violation,
+                    "Unable to perform excessively large batch operation.",
+                )
             refusal = _refusal(ctx, resource)
             if refusal is not None:
                 raise refusal
