@@ -227,6 +227,16 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         "Kafka's default GSSAPI (Kerberos) is not available: a SASL listener needs this set",
     ),
     Setting(
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl_mechanism_inter_broker_protocol",
+        "",
+        "the mechanism a broker logs in with when it calls another broker (transaction "
+        "markers, verification) on a SASL inter-broker listener (`inter.broker.listener.name`"
+        " or `security.inter.broker.protocol`): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "
+        "enabled on that listener, with `username` and `password` in the listener's "
+        "`listener.name.<listener>.<mechanism>.sasl.jaas.config`",
+    ),
+    Setting(
         "sasl.server.max.receive.size",
         "sasl_server_max_receive_size",
         "bytes",

@@ -36,7 +36,7 @@ from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
-from contextplane.cluster.peer_client import Peers
+from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
 from contextplane.coordinators.consumer_group.messages import consumer_group_config
@@ -280,7 +280,7 @@ class Broker:
         leaders = Leaders(storage, registry, settings.node_id)
         self.peers = peers = Peers(
             lambda: registry.brokers,
-            [spec.name for spec in settings.listeners if spec.security_protocol == "PLAINTEXT"],
+            peer_security(settings),
             settings.node_id,
             self.clock,
         )
