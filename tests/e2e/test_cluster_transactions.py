@@ -53,9 +53,10 @@ def coordinator_of(bootstrap: str, tid: str) -> tuple[int, int]:
     return int(answer.error_code), int(answer.node_id)
 
 
-def transactional(bootstrap: str) -> Producer:
+def transactional(bootstrap: str, security: dict[str, str] | None = None) -> Producer:
     producer = Producer(
         {
+            **(security or {}),
             "bootstrap.servers": bootstrap,
             "transactional.id": TID,
             "transaction.timeout.ms": 60_000,
@@ -74,11 +75,14 @@ def send(producer: Producer, topic: str, label: str) -> None:
     assert producer.flush(60) == 0
 
 
-def read_committed(bootstrap: str, topic: str, expected: int) -> list[str]:
+def read_committed(
+    bootstrap: str, topic: str, expected: int, security: dict[str, str] | None = None
+) -> list[str]:
     """The values a read_committed consumer reads from the start, once `expected` were
     read and the end of every partition reached."""
     consumer = Consumer(
         {
+            **(security or {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",
