@@ -26,7 +26,7 @@ authentication never gets an open door.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NAMES = (
@@ -98,8 +98,9 @@ class Listeners:
     # Given names that are only checked, never used: name -> why.
     unused: dict[str, str]
     explicit: bool  # `listeners` was given (else Kafka's default PLAINTEXT://:9092)
-    # The inter-broker listener named, and by which setting (None: neither was given).
-    inter_broker: tuple[str, str] | None = None
+    # The inter-broker listener named, and by which setting, as the Settings fields
+    # `inter_broker_listener` and `inter_broker_setting` (empty: neither was given).
+    inter_broker: dict[str, str] = field(default_factory=dict)
 
 
 def is_loopback(host: str) -> bool:
@@ -223,10 +224,8 @@ def read(given: dict[str, str], controller_names: str | None) -> Listeners:
     return Listeners(binds, advertised, unused, "listeners" in given, inter_broker)
 
 
-def _inter_broker(
-    given: dict[str, str], names: list[str], served: list[str]
-) -> tuple[str, str] | None:
-    """(listener, the setting naming it) of the inter-broker listener, when given."""
+def _inter_broker(given: dict[str, str], names: list[str], served: list[str]) -> dict[str, str]:
+    """The inter-broker listener and the setting naming it, when given."""
     inter = given.get("security.inter.broker.protocol")
     inter_name = given.get("inter.broker.listener.name")
     if inter is not None and inter_name is not None:
@@ -246,7 +245,7 @@ def _inter_broker(
     else:
         setting = "inter.broker.listener.name"
     if inter_name is None:
-        return None
+        return {}
     name = inter_name.strip().upper()
     if name not in names:
         raise ListenerError(
@@ -258,7 +257,7 @@ def _inter_broker(
             f"{setting}={inter_name.strip()}: listener {name} is in controller.listener.names;"
             f" brokers call each other on a broker listener ({','.join(served)})"
         )
-    return name, setting
+    return {"inter_broker_listener": name, "inter_broker_setting": setting}
 
 
 def listener_ssl_name(name: str, ssl_names: frozenset[str]) -> tuple[str, str] | None:

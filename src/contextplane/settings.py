@@ -29,6 +29,7 @@ from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
+from contextplane.settings_security import SECURITY_DERIVED, InterBrokerFields
 from contextplane.settings_share_groups import ShareGroupFields
 from contextplane.settings_table import (
     ENV_PREFIX,
@@ -41,7 +42,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer.* fields
+class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields):  # the mixins' fields
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -174,16 +175,9 @@ class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer
     # The listeners served, from `listeners` and the settings around it (empty: one
     # PLAINTEXT listener on host:port). Derived, not a setting of its own.
     listener_specs: tuple[listener_settings.ListenerSpec, ...] = ()
-    # The listener brokers call each other on (inter.broker.listener.name or
-    # security.inter.broker.protocol), and the setting that named it ("": neither given).
-    inter_broker_listener: str = ""
-    inter_broker_listener_setting: str = ""
     # SASL (Kafka's names and defaults; GSSAPI, Kafka's default mechanism, is refused on
     # a SASL listener: this broker has no Kerberos).
     sasl_enabled_mechanisms: str = "GSSAPI"
-    # The mechanism the inter-broker client logs in with on a SASL listener (Kafka's
-    # default GSSAPI is not available: a SASL inter-broker listener needs this set).
-    sasl_mechanism_inter_broker_protocol: str = "GSSAPI"
     sasl_server_max_receive_size: int = limits.SASL_RECEIVE_BYTES_MAX
     connection_failed_authentication_delay_ms: int = limits.FAILED_AUTHENTICATION_DELAY_MS
     connections_max_reauth_ms: int = 0
@@ -294,17 +288,7 @@ class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer
 # Kafka's ssl.* settings, each of which listener.name.<listener>.ssl.* may override.
 _SSL_NAMES = frozenset(s.name for s in SETTINGS if s.name.startswith("ssl."))
 # Settings fields that are not settings of their own: derived from others.
-DERIVED_FIELDS = frozenset(
-    {
-        "ignored",
-        "given",
-        "listener_specs",
-        "listener_ssl",
-        "listener_sasl",
-        "inter_broker_listener",
-        "inter_broker_listener_setting",
-    }
-)
+DERIVED_FIELDS = frozenset({"ignored", "given", "listener_specs"}) | SECURITY_DERIVED
 
 
 class SettingsError(ValueError):
@@ -581,10 +565,7 @@ def load_settings(
         )
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
-    if found.inter_broker is not None:
-        values["inter_broker_listener"], values["inter_broker_listener_setting"] = (
-            found.inter_broker
-        )
+    values.update(found.inter_broker)  # inter_broker_listener and inter_broker_setting
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
     given = dict(given_names.values())
     return _check(Settings(**values, listener_sasl=listener_sasl, ignored=ignored, given=given))

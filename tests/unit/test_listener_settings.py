@@ -119,7 +119,7 @@ def test_inter_broker_settings_name_the_listener_brokers_call_each_other_on() ->
     assert "inter.broker.listener.name" not in settings.ignored
     settings = _load(**{"security.inter.broker.protocol": "PLAINTEXT"})
     assert settings.inter_broker_listener == "PLAINTEXT"
-    assert settings.inter_broker_listener_setting == "security.inter.broker.protocol"
+    assert settings.inter_broker_setting == "security.inter.broker.protocol"
     assert _load().inter_broker_listener == ""
 
 

@@ -69,7 +69,7 @@ def login(settings: Settings) -> InterBrokerLogin | None:
         return None
     if not spec.sasl:
         return InterBrokerLogin(spec.name, spec.security_protocol)
-    named_by = settings.inter_broker_listener_setting or "the listeners"
+    named_by = settings.inter_broker_setting or "the listeners"
     mechanism = settings.sasl_mechanism_inter_broker_protocol.strip().upper()
     where = f"inter-broker listener {spec.name} ({spec.security_protocol}, from {named_by})"
     if mechanism not in CLIENT_MECHANISMS:
