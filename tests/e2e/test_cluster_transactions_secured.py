@@ -36,14 +36,7 @@ from contextplane.security.acls import (
     ResourceType,
 )
 from tests.e2e.test_cluster_failover import broker, stored
-from tests.e2e.test_cluster_transactions import (
-    PARTITIONS,
-    TID,
-    expected,
-    read_committed,
-    send,
-    transactional,
-)
+from tests.e2e.test_cluster_transactions import PARTITIONS, TID, commit_abort_commit
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.tls import TestCa
@@ -103,19 +96,6 @@ def secured_cluster(
         one.stop()
 
 
-def _commit_abort_commit(two: BrokerProcess, client: dict[str, str]) -> None:
-    producer = transactional(two.bootstrap, client)
-    for label in ("committed", "aborted", "second"):
-        producer.begin_transaction()
-        send(producer, "orders", label)
-        if label == "aborted":
-            producer.abort_transaction(60)
-        else:
-            producer.commit_transaction(60)
-    values = read_committed(two.bootstrap, "orders", 2 * PARTITIONS * 20, client)
-    assert sorted(values) == sorted(expected("committed") + expected("second"))
-
-
 def test_a_transaction_across_brokers_on_sasl_scram_listeners_only(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
@@ -138,7 +118,7 @@ def test_a_transaction_across_brokers_on_sasl_scram_listeners_only(
         "sasl.password": "admin-secret",
     }
     with secured_cluster(tmp_path, url, {1: common, 2: common}, client) as (_, two):
-        _commit_abort_commit(two, client)
+        commit_abort_commit(two.bootstrap, client)
 
 
 def test_a_transaction_across_brokers_on_mutual_tls_listeners_only(
@@ -184,4 +164,4 @@ def test_a_transaction_across_brokers_on_mutual_tls_listeners_only(
     (pki / "client.crt").write_bytes(issued.chain_pem)
     (pki / "client.key").write_bytes(issued.key_pem)
     with secured_cluster(tmp_path, url, {1: settings(1), 2: settings(2)}, client) as (_, two):
-        _commit_abort_commit(two, client)
+        commit_abort_commit(two.bootstrap, client)
