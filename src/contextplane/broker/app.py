@@ -278,9 +278,16 @@ class Broker:
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
         leaders = Leaders(storage, registry, settings.node_id)
+        security = peer_security(settings)
+        if security is None and self.metadata.shared:
+            # Kafka would refuse to start; a cluster's brokers then cannot call each other.
+            log.warning(
+                "no inter-broker listener (no PLAINTEXT listener): set "
+                "inter.broker.listener.name for transactions across brokers"
+            )
         self.peers = peers = Peers(
             lambda: registry.brokers,
-            peer_security(settings),
+            security,
             settings.node_id,
             self.clock,
         )
