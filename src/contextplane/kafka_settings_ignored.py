@@ -36,12 +36,6 @@ _NO_QUORUM = (
 _NO_INTERNAL_TOPICS = (
     "no transaction or share-group state topics; producer state is in the metadata store"
 )
-_NO_INTER_BROKER = (
-    "brokers meet in the metadata store; the internal consumer of `_schemas` and the "
-    "masking policies logs in as `contextplane.internal.client.config` says, and the "
-    "transaction coordinator's calls to other brokers (markers, verification) use a "
-    "PLAINTEXT listener without SASL"
-)
 _ONE_LOOP = "one asyncio event loop serves every connection"
 _NO_REPLICAS = "no replicas; acknowledged data is in the WAL, then object storage"
 
@@ -104,7 +98,6 @@ IGNORED: tuple[KafkaSetting, ...] = (
         "controlled.shutdown.*",
         "no leadership hand-over; a clean stop uploads for at most shutdown.timeout.ms",
     ),
-    KafkaSetting("sasl.mechanism.inter.broker.protocol", _NO_INTER_BROKER),
     KafkaSetting("sasl.mechanism.controller.protocol", _NO_QUORUM),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),
     KafkaSetting(

@@ -4,9 +4,9 @@
 (what Metadata, FindCoordinator and DescribeCluster tell a client that came in on that
 listener; by default the listener itself), `listener.security.protocol.map`
 (`NAME:PROTOCOL`; by default each protocol's name maps to itself),
-`inter.broker.listener.name` and `security.inter.broker.protocol` (checked, then reported
-as unused: brokers meet in the metadata store). Listeners named in
-`controller.listener.names` are not served (no controller quorum).
+`inter.broker.listener.name` and `security.inter.broker.protocol` (the listener the
+inter-broker client dials on a peer: cluster/peer_client.py, security/inter_broker.py).
+Listeners named in `controller.listener.names` are not served (no controller quorum).
 
 Kafka's checks and messages: each listener a different name and (port 0 aside) a
 different port, every name in the protocol map, advertised names a subset of the
@@ -26,7 +26,7 @@ authentication never gets an open door.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NAMES = (
@@ -98,6 +98,9 @@ class Listeners:
     # Given names that are only checked, never used: name -> why.
     unused: dict[str, str]
     explicit: bool  # `listeners` was given (else Kafka's default PLAINTEXT://:9092)
+    # The inter-broker listener named, and by which setting, as the Settings fields
+    # `inter_broker_listener` and `inter_broker_setting` (empty: neither was given).
+    inter_broker: dict[str, str] = field(default_factory=dict)
 
 
 def is_loopback(host: str) -> bool:
@@ -216,14 +219,13 @@ def read(given: dict[str, str], controller_names: str | None) -> Listeners:
                     f"advertised.listeners: {endpoint.name}: port 0 cannot be advertised"
                 )
             advertised[endpoint.name] = endpoint
-    _inter_broker(given, mapping, listener_names, unused)
+    inter_broker = _inter_broker(given, listener_names, [e.name for e in client])
     binds = tuple((e, mapping[e.name]) for e in client)
-    return Listeners(binds, advertised, unused, explicit="listeners" in given)
+    return Listeners(binds, advertised, unused, "listeners" in given, inter_broker)
 
 
-def _inter_broker(
-    given: dict[str, str], mapping: dict[str, str], names: list[str], unused: dict[str, str]
-) -> None:
+def _inter_broker(given: dict[str, str], names: list[str], served: list[str]) -> dict[str, str]:
+    """The inter-broker listener and the setting naming it, when given."""
     inter = given.get("security.inter.broker.protocol")
     inter_name = given.get("inter.broker.listener.name")
     if inter is not None and inter_name is not None:
@@ -243,16 +245,19 @@ def _inter_broker(
     else:
         setting = "inter.broker.listener.name"
     if inter_name is None:
-        return
-    if inter_name.strip().upper() not in names:
+        return {}
+    name = inter_name.strip().upper()
+    if name not in names:
         raise ListenerError(
             f"{setting} must name a listener defined in advertised.listeners. The valid "
             f"options based on currently configured listeners are {','.join(names)}"
         )
-    unused[setting] = (
-        "no inter-broker replication; brokers meet in the metadata store, and their "
-        "internal consumer picks its listener by `contextplane.internal.client.config`"
-    )
+    if name not in served:
+        raise ListenerError(
+            f"{setting}={inter_name.strip()}: listener {name} is in controller.listener.names;"
+            f" brokers call each other on a broker listener ({','.join(served)})"
+        )
+    return {"inter_broker_listener": name, "inter_broker_setting": setting}
 
 
 def listener_ssl_name(name: str, ssl_names: frozenset[str]) -> tuple[str, str] | None:

@@ -29,6 +29,7 @@ from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
+from contextplane.settings_security import SECURITY_DERIVED, InterBrokerFields
 from contextplane.settings_share_groups import ShareGroupFields
 from contextplane.settings_table import (
     ENV_PREFIX,
@@ -41,7 +42,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer.* fields
+class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields):  # the mixins' fields
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -287,7 +288,7 @@ class Settings(ShareGroupFields, ConsumerGroupSettings):  # group.share/consumer
 # Kafka's ssl.* settings, each of which listener.name.<listener>.ssl.* may override.
 _SSL_NAMES = frozenset(s.name for s in SETTINGS if s.name.startswith("ssl."))
 # Settings fields that are not settings of their own: derived from others.
-DERIVED_FIELDS = frozenset({"ignored", "given", "listener_specs", "listener_ssl", "listener_sasl"})
+DERIVED_FIELDS = frozenset({"ignored", "given", "listener_specs"}) | SECURITY_DERIVED
 
 
 class SettingsError(ValueError):
@@ -564,6 +565,7 @@ def load_settings(
         )
     except listener_settings.ListenerError as exc:
         raise SettingsError(str(exc)) from None
+    values.update(found.inter_broker)  # inter_broker_listener and inter_broker_setting
     ignored.update({name: f"no effect: {why}" for name, why in found.unused.items()})
     given = dict(given_names.values())
     return _check(Settings(**values, listener_sasl=listener_sasl, ignored=ignored, given=given))

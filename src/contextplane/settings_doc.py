@@ -100,9 +100,11 @@ def render() -> str:
         "and DescribeCluster answer with the advertised endpoint of the listener the client "
         "came in on; the first listener is the one `listener.host`/`listener.port` (`--host`, "
         "`--port`) and `advertised.host`/`advertised.port` describe, and must agree with; an "
-        "empty host binds `listener.host`; the inter-broker settings are checked (they must "
-        "name a listener) and have no effect (the internal consumer of `_schemas` and the "
-        "masking policies picks its listener by `contextplane.internal.client.config`) |"
+        "empty host binds `listener.host`; the inter-broker settings name the listener a "
+        "broker calls other brokers on (transaction markers, verification), as itself: its "
+        "keystore on TLS, `sasl.mechanism.inter.broker.protocol` on SASL (neither given: the "
+        "PLAINTEXT listener); the internal consumer of `_schemas` and the masking policies "
+        "picks its listener by `contextplane.internal.client.config` |"
     )
     for ignored in IGNORED:
         accepts = f" (only `{'`, `'.join(ignored.accepts)}`)" if ignored.accepts else ""

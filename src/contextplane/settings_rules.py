@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from contextplane import settings_consumer_groups, tracing
 from contextplane.client_properties import ClientPropertyError, read_client_properties
-from contextplane.security import oauthbearer_settings, sasl_settings
+from contextplane.security import inter_broker, oauthbearer_settings, sasl_settings
 
 if TYPE_CHECKING:
     from contextplane.settings import Settings
@@ -72,6 +72,9 @@ def first_problem(settings: Settings) -> str | None:
         )
     except sasl_settings.SaslSettingsError as exc:
         return str(exc)
+    inter = inter_broker.problem(settings)
+    if inter is not None:
+        return inter
     if settings.registry_authentication_method.upper() not in ("NONE", "BASIC", "BEARER"):
         return (
             "contextplane.registry.authentication.method: "

@@ -3,8 +3,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from contextplane.limits import INT_MAX
 from contextplane.setting import Setting
+
+
+@dataclass(frozen=True)
+class InterBrokerFields:
+    """The inter-broker fields of `Settings` (its base; security/inter_broker.py reads them)."""
+
+    # The mechanism a broker logs in with on a SASL inter-broker listener (Kafka's default
+    # GSSAPI is not available here: such a listener needs it set).
+    sasl_mechanism_inter_broker_protocol: str = "GSSAPI"
+    # Derived: the listener brokers call each other on, and the setting that named it
+    # (inter.broker.listener.name or security.inter.broker.protocol; "": neither given).
+    inter_broker_listener: str = ""
+    inter_broker_setting: str = ""
+
+
+# The security fields of `Settings` derived from other settings, not settings of their own.
+SECURITY_DERIVED = frozenset(
+    {"listener_ssl", "listener_sasl", "inter_broker_listener", "inter_broker_setting"}
+)
 
 SECURITY_SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -225,6 +246,16 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         " each mechanism's JAAS entry: `listener.name.<listener>.<mechanism>.sasl.jaas.config`,"
         ' required for PLAIN, whose `user_<name>="<password>"` options are its users). '
         "Kafka's default GSSAPI (Kerberos) is not available: a SASL listener needs this set",
+    ),
+    Setting(
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl_mechanism_inter_broker_protocol",
+        "",
+        "the mechanism a broker logs in with when it calls another broker (transaction "
+        "markers, verification) on a SASL inter-broker listener (`inter.broker.listener.name`"
+        " or `security.inter.broker.protocol`): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "
+        "enabled on that listener, with `username` and `password` in the listener's "
+        "`listener.name.<listener>.<mechanism>.sasl.jaas.config`",
     ),
     Setting(
         "sasl.server.max.receive.size",

@@ -103,7 +103,10 @@ class TestCa:
         key_password: str | None = None,
         subject: x509.Name | None = None,
         expired: bool = False,
+        client_too: bool = False,
     ) -> Issued:
+        """`server`: for 127.0.0.1 and localhost; `client_too`: a server certificate that
+        also authenticates its holder as a client (a broker's, calling other brokers)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         if expired:  # valid until an hour ago
@@ -132,7 +135,11 @@ class TestCa:
                 ),
                 critical=False,
             ).add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+                x509.ExtendedKeyUsage(
+                    [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+                    + ([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH] if client_too else [])
+                ),
+                critical=False,
             )
         else:
             builder = builder.add_extension(

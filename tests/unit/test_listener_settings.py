@@ -107,17 +107,20 @@ def test_two_listeners_on_port_zero_are_not_duplicates() -> None:
     assert [s.port for s in settings.listeners] == [0, 0]
 
 
-def test_inter_broker_settings_are_checked_then_reported_unused() -> None:
+def test_inter_broker_settings_name_the_listener_brokers_call_each_other_on() -> None:
     settings = _load(
         **{
             "listeners": "PLAINTEXT://127.0.0.1:9092,REPLICATION://127.0.0.1:9093",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT",
-            "inter.broker.listener.name": "REPLICATION",
+            "inter.broker.listener.name": "replication",
         }
     )
-    assert "inter-broker" in settings.ignored["inter.broker.listener.name"]
+    assert settings.inter_broker_listener == "REPLICATION"
+    assert "inter.broker.listener.name" not in settings.ignored
     settings = _load(**{"security.inter.broker.protocol": "PLAINTEXT"})
-    assert "inter-broker" in settings.ignored["security.inter.broker.protocol"]
+    assert settings.inter_broker_listener == "PLAINTEXT"
+    assert settings.inter_broker_setting == "security.inter.broker.protocol"
+    assert _load().inter_broker_listener == ""
 
 
 def test_controller_listeners_are_not_served() -> None:

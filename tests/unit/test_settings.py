@@ -245,10 +245,10 @@ def test_a_kafka_server_properties_file_works_and_its_unused_settings_are_listed
     # The one PLAINTEXT listener is honoured: its port, and the advertised host and port.
     assert (settings.host, settings.port) == ("127.0.0.1", 9092)
     assert settings.advertised == ("localhost", 9092)
+    assert settings.inter_broker_listener == "PLAINTEXT"  # the peer client's listener
     assert set(settings.ignored) == {
         "process.roles",
         "controller.quorum.bootstrap.servers",
-        "inter.broker.listener.name",
         "controller.listener.names",
         "num.network.threads",
         "num.io.threads",

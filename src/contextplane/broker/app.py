@@ -36,7 +36,7 @@ from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
-from contextplane.cluster.peer_client import Peers
+from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
 from contextplane.coordinators.consumer_group.messages import consumer_group_config
@@ -279,9 +279,16 @@ class Broker:
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
         leaders = Leaders(storage, registry, settings.node_id)
+        security = peer_security(settings)
+        if security is None and self.metadata.shared:
+            # Kafka would refuse to start; a cluster's brokers then cannot call each other.
+            log.warning(
+                "no inter-broker listener (no PLAINTEXT listener): set "
+                "inter.broker.listener.name for transactions across brokers"
+            )
         self.peers = peers = Peers(
             lambda: registry.brokers,
-            [spec.name for spec in settings.listeners if spec.security_protocol == "PLAINTEXT"],
+            security,
             settings.node_id,
             self.clock,
         )

@@ -23,8 +23,8 @@ MODULES = {
     "OAUTHBEARER": OAUTHBEARER_MODULE,
 }
 FLAGS = ("required", "requisite", "sufficient", "optional")
-# Options a broker-side module may carry (the client's own credentials, for inter-broker
-# traffic, are accepted and unused: one broker has none).
+# Options a broker-side module may carry (username and password: the broker's own login
+# on its inter-broker listener, security/inter_broker.py).
 _OPTIONS = {
     PLAIN_MODULE: ("username", "password"),
     SCRAM_MODULE: ("username", "password", "tokenauth"),

@@ -213,7 +213,9 @@ def _load_keystore(context: ssl.SSLContext, config: TlsConfig) -> None:
             ) from None
 
 
-def _load_truststore(context: ssl.SSLContext, config: TlsConfig) -> None:
+def _load_truststore(
+    context: ssl.SSLContext, config: TlsConfig, purpose: ssl.Purpose = ssl.Purpose.CLIENT_AUTH
+) -> None:
     _check_type(config, "ssl.truststore.type", config.ssl_truststore_type)
     try:
         if config.ssl_truststore_location:
@@ -222,7 +224,7 @@ def _load_truststore(context: ssl.SSLContext, config: TlsConfig) -> None:
         elif config.ssl_truststore_certificates:
             context.load_verify_locations(cadata=config.ssl_truststore_certificates)
         elif context.verify_mode != ssl.CERT_NONE:
-            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as the JVM's cacerts
+            context.load_default_certs(purpose)  # as the JVM's cacerts
     except ssl.SSLError as exc:
         setting = (
             "ssl.truststore.location"
@@ -254,6 +256,21 @@ def build_context(config: TlsConfig) -> ssl.SSLContext:
     context.sslobject_class = AlertKeepingSSLObject  # a refusal's alert reaches the client
     _load_keystore(context, config)
     _load_truststore(context, config)
+    return context
+
+
+def build_client_context(config: TlsConfig) -> ssl.SSLContext:
+    """A client SSLContext from one listener's settings, for this broker's calls to the
+    same listener on another broker: it presents its own keystore (so a peer that asks
+    for a certificate sees this broker's) and verifies the peer's certificate and host
+    name against the listener's truststore. TlsConfigError names a setting it refuses."""
+    low, high = _protocols(config)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the peer and its name
+    context.minimum_version = low
+    context.maximum_version = high
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    _load_keystore(context, config)
+    _load_truststore(context, config, ssl.Purpose.SERVER_AUTH)
     return context
 
 
