@@ -13,17 +13,14 @@ from contextplane.coordinators.consumer_group.messages import (
 )
 from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.protocol.error_codes import ErrorCode
+from tests.groups.test_consumer_group import Clock, _regex_join
 
 COUNTS = {"rx-open": 2, "rx-closed": 1, "other": 1}
 INTERVAL_MS = 10_000
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        return self.now
+def _partitions(topic: str) -> int:
+    return COUNTS.get(topic, 0)
 
 
 def _topics(hidden: set[str], asked: list[str] | None = None, who: str = "") -> RegexTopics:
@@ -44,15 +41,9 @@ def _machine() -> tuple[ConsumerGroupMachine, Clock]:
 
 
 def _join(machine: ConsumerGroupMachine, member: str, pattern: str, topics: RegexTopics) -> dict:
-    request = ConsumerHeartbeat(
-        group_id="g",
-        member_id=member,
-        member_epoch=0,
-        rebalance_timeout_ms=30_000,
-        subscribed_topic_regex=pattern,
-        owned=frozenset(),
+    response = _regex_join(
+        machine, member, pattern, partitions=_partitions, topics_version=1, regex_topics=topics
     )
-    response = machine.heartbeat(request, lambda t: COUNTS.get(t, 0), 1, topics)
     assert response["error_code"] == ErrorCode.none
     return response
 
@@ -61,7 +52,7 @@ def _beat(machine: ConsumerGroupMachine, member: str, topics: RegexTopics) -> di
     group = machine.groups["g"]
     held = group.members[member]
     request = ConsumerHeartbeat("g", member, held.epoch, owned=held.assigned)
-    response = machine.heartbeat(request, lambda t: COUNTS.get(t, 0), 1, topics)
+    response = machine.heartbeat(request, _partitions, 1, topics)
     assert response["error_code"] == ErrorCode.none
     return response
 
@@ -131,7 +122,7 @@ def test_a_regex_no_member_subscribes_to_is_forgotten_and_resolved_afresh() -> N
     _join(machine, "a", "rx-.*", _topics(set()))
     _join(machine, "keep", "oth.*", _topics(set()))
     leave = ConsumerHeartbeat("g", "a", -1)
-    machine.heartbeat(leave, lambda t: COUNTS.get(t, 0), 1, _topics(set()))
+    machine.heartbeat(leave, _partitions, 1, _topics(set()))
     group = machine.groups["g"]
     assert "rx-.*" not in group.resolved_regexes
     _join(machine, "c", "rx-.*", _topics({"rx-closed"}))
