@@ -43,6 +43,7 @@ class ConsumerGroupSettings:
     group_consumer_min_assignment_interval_ms: int = 0
     group_consumer_max_assignment_interval_ms: int = 15_000
     group_consumer_assignor_offload_enable: bool = True
+    group_consumer_regex_refresh_interval_ms: int = 600_000
     group_consumer_max_size: int = INT_MAX
     group_consumer_assignors: str = "uniform,range"
     group_consumer_migration_policy: str = "bidirectional"
@@ -121,6 +122,16 @@ CONSUMER_GROUP_SETTINGS: tuple[dict[str, Any], ...] = (
         unit="",
         meaning="accepted as Kafka's (an internal setting there); the assignor runs on the "
         "event loop, as its cost is linear in the subscribed partitions and members",
+    ),
+    dict(
+        name="group.consumer.regex.refresh.interval.ms",
+        attr="group_consumer_regex_refresh_interval_ms",
+        unit="ms",
+        meaning="a consumer group's regex subscriptions are resolved again at its first "
+        "heartbeat after this long even if no topic was created or deleted (so a topic "
+        "becoming DESCRIBE-able takes effect), as Kafka; at least 10000",
+        low=10_000,
+        high=INT_MAX,
     ),
     dict(
         name="group.consumer.max.size",

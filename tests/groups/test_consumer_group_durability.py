@@ -296,6 +296,8 @@ def test_a_regex_member_is_stored_with_its_matches() -> None:
     group.members["m"] = member
     group.target["m"] = member.assigned
     group.subscription_metadata = {"orders-1": 1}
+    group.resolved_regexes = {"orders-.*": member.regex_topics}
+    group.regexes_resolved_ms = 1234
     stored = StoredConsumerGroup(
         "g",
         group_document(group),
@@ -313,6 +315,10 @@ def test_a_regex_member_is_stored_with_its_matches() -> None:
         frozenset({"orders-1"}),
         frozenset({("orders-1", 0)}),
     )
+    # The group's one result per regex and when it was resolved (the next refresh is an
+    # interval after it, not at the first heartbeat after a restart).
+    assert loaded.resolved_regexes == {"orders-.*": frozenset({"orders-1"})}
+    assert loaded.regexes_resolved_ms == 1234
     saved = SavedGroups()
     saved.remember(loaded)
     assert saved.changes("g", loaded, "m") is None

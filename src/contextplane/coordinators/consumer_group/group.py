@@ -109,6 +109,10 @@ class ConsumerGroup:
     subscription_metadata: dict[str, int] = field(default_factory=dict)
     # The topic table's version the metadata was read at (None: read at every heartbeat).
     metadata_topics_version: int | None = None
+    # Kafka's resolved regular expressions: one result per regex the members subscribe
+    # to, resolved for all of them together, and when (ms; None: not since a load).
+    resolved_regexes: dict[str, frozenset[str]] = field(default_factory=dict)
+    regexes_resolved_ms: int | None = None
 
     def state(self) -> ConsumerGroupState:
         if not self.members:
@@ -127,6 +131,17 @@ class ConsumerGroup:
             topics |= member.subscribed_topics
             topics |= member.regex_topics
         return topics
+
+    def subscribed_regexes(self) -> set[str]:
+        return {m.subscribed_regex for m in self.members.values() if m.subscribed_regex}
+
+    def forget_unused_regexes(self) -> None:
+        """Drop the results of regexes no member subscribes to any more (Kafka writes
+        their tombstones), so a later subscriber resolves them afresh."""
+        if self.resolved_regexes:
+            used = self.subscribed_regexes()
+            for pattern in [p for p in self.resolved_regexes if p not in used]:
+                del self.resolved_regexes[pattern]
 
     def held_by_others(self, member_id: str) -> set[TopicPartition]:
         held: set[TopicPartition] = set()

@@ -11,11 +11,12 @@ Rules of this file:
   epoch if what the assignor sees changed, compute the target if the group epoch is
   ahead of it and the assignment interval allows, reconcile the member (reconcile.py),
   restart its session.
-* Regex subscriptions (regex.py) are evaluated when a member's subscription changes
-  (its own) or the topic table's version moved (the group's), never at a steady
-  heartbeat; their matches, cut to the topics the heartbeating principal may describe
-  (as Kafka resolves a group's regexes with the context of the member that triggered
-  it), count as subscribed topics.
+* Regex subscriptions (regex.py) are resolved as Kafka resolves them: one result per
+  regex per group, every regex of the group at once, with the view of the member whose
+  heartbeat triggered it (its matches cut to what that principal may describe), when a
+  regex is new to the group, the topic table's version moved, or
+  `regex_refresh_interval_ms` passed since the last resolution; never at a steady
+  heartbeat before that. A member's regex topics count as subscribed topics.
 * A member leaves (epoch -1), expires (session timeout) or fails to revoke in time
   (rebalance timeout) the same way: it is removed, the partitions it held are free at
   once, the group epoch is bumped, and a later heartbeat computes the new target.
@@ -251,11 +252,11 @@ class ConsumerGroupMachine:
         # Looked up again only when the subscriptions or the topics changed: it costs a
         # lookup per name the group subscribes to, and a member may name 100,000.
         topics_changed = topics_version is None or topics_version != group.metadata_topics_version
-        if bump or topics_changed:
-            # Regexes are evaluated again when the topics changed (every member's) or a
-            # subscription did (this member's): never at a steady heartbeat.
-            resolving = group.members.values() if topics_changed else (member,)
-            bump |= self._resolve_regexes(resolving, topics_version, regex_topics)
+        if bump or topics_changed or self._regex_refresh_due(group):
+            # Regexes are resolved again when the topics changed, a regex is new to the
+            # group, or the refresh interval passed: never at a steady heartbeat.
+            group.forget_unused_regexes()
+            bump |= self._resolve_regexes(group, topics_changed, topics_version, regex_topics)
             # The subscribed topics that exist (a topic has at least one partition).
             metadata = {t: n for t in group.subscribed_topics() if (n := partitions(t))}
             group.metadata_topics_version = topics_version
@@ -285,19 +286,42 @@ class ConsumerGroupMachine:
         else:
             self.timers.cancel(revocation.key)
 
+    def _regex_refresh_due(self, group: ConsumerGroup) -> bool:
+        """Kafka's periodic refresh: strictly after group.consumer.regex.refresh.interval.ms
+        (so a topic that became DESCRIBE-able is picked up without a topic change)."""
+        if not group.resolved_regexes:
+            return False
+        last = group.regexes_resolved_ms
+        return last is None or self.now_ms() > last + self.config.regex_refresh_interval_ms
+
     def _resolve_regexes(
-        self, members: Iterable[ConsumerMember], topics_version: int | None, topics: RegexTopics
+        self,
+        group: ConsumerGroup,
+        topics_changed: bool,
+        topics_version: int | None,
+        topics: RegexTopics,
     ) -> bool:
-        """Each member's regex matches that the principal may describe, now; True if any
-        member's changed."""
+        """Kafka's maybeUpdateRegularExpressions, in the heartbeat's own turn: when the
+        group has a regex not resolved yet, the topics changed or the refresh is due,
+        every regex of the group is resolved once with the heartbeating member's view
+        (one match pass per pattern and topics version, one authorizer call per pattern);
+        every member then subscribes to its regex's group-wide result. True if a
+        member's topics changed."""
+        regexes = group.subscribed_regexes()
+        if regexes and (
+            topics_changed
+            or regexes != group.resolved_regexes.keys()
+            or self._regex_refresh_due(group)
+        ):
+            group.resolved_regexes = {
+                p: topics.describable(self.regexes.matches(p, topics_version, topics.names))
+                for p in sorted(regexes)
+            }
+            group.regexes_resolved_ms = self.now_ms()
         changed = False
-        resolved: dict[str, frozenset[str]] = {"": frozenset()}  # each pattern authorized once
-        for member in members:
-            pattern = member.subscribed_regex or ""
-            found = resolved.get(pattern)
-            if found is None:
-                matches = self.regexes.matches(pattern, topics_version, topics.names)
-                found = resolved[pattern] = topics.describable(matches)
+        for member in group.members.values():
+            pattern = member.subscribed_regex
+            found = group.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
             if found != member.regex_topics:
                 member.regex_topics = found
                 changed = True
@@ -356,6 +380,7 @@ class ConsumerGroupMachine:
 
     def _drop(self, group: ConsumerGroup, member: ConsumerMember) -> None:
         group.members.pop(member.member_id, None)
+        group.forget_unused_regexes()
         group.target.pop(member.member_id, None)
         if (
             member.instance_id is not None

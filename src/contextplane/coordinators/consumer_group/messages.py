@@ -31,6 +31,8 @@ HEARTBEAT_INTERVAL_MS_MAX = 15_000
 # Kafka 4.3+: a group's target is recomputed at most this often (0: at every change).
 ASSIGNMENT_INTERVAL_MS_DEFAULT = 1_000
 MAX_SIZE_DEFAULT = 2**31 - 1
+# Kafka's group.consumer.regex.refresh.interval.ms (at least 10 s there).
+REGEX_REFRESH_INTERVAL_MS_DEFAULT = 600_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ConsumerGroupConfig:
     session_timeout_ms: int = SESSION_TIMEOUT_MS_DEFAULT
     heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS_DEFAULT
     assignment_interval_ms: int = ASSIGNMENT_INTERVAL_MS_DEFAULT
+    regex_refresh_interval_ms: int = REGEX_REFRESH_INTERVAL_MS_DEFAULT
     # group.consumer.assignors: the first is the default.
     assignors: tuple[str, ...] = ("uniform", "range")
     max_size: int = MAX_SIZE_DEFAULT
@@ -58,6 +61,7 @@ def consumer_group_config(settings: ConsumerGroupSettings) -> ConsumerGroupConfi
         session_timeout_ms=settings.group_consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
         assignment_interval_ms=settings.group_consumer_assignment_interval_ms,
+        regex_refresh_interval_ms=settings.group_consumer_regex_refresh_interval_ms,
         assignors=assignor_names(settings),
         max_size=settings.group_consumer_max_size,
         migration_policy=settings.group_consumer_migration_policy,

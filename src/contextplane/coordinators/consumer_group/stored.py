@@ -49,6 +49,7 @@ def _group_snapshot(group: ConsumerGroup) -> GroupSnapshot:
         group.assignment_epoch,
         group.assignor_name,
         group.subscription_metadata,
+        group.regexes_resolved_ms,
     )
 
 
@@ -99,6 +100,7 @@ def group_document(group: ConsumerGroup) -> str:
             "assignment_epoch": group.assignment_epoch,
             "assignor": group.assignor_name,
             "partition_counts": group.subscription_metadata,
+            "regexes_resolved_ms": group.regexes_resolved_ms,
         }
     )
 
@@ -163,6 +165,8 @@ def load_group(stored: StoredConsumerGroup) -> ConsumerGroup:
         assignment_epoch=int(doc["assignment_epoch"]),
         assignor_name=str(doc["assignor"]),
         subscription_metadata={str(t): int(n) for t, n in doc["partition_counts"].items()},
+        # Documents written before it: None, resolved again at the first heartbeat.
+        regexes_resolved_ms=doc.get("regexes_resolved_ms"),
     )
     for member_id, (metadata, assignment) in sorted(stored.members.items()):
         m = json.loads(metadata) | json.loads(assignment)
@@ -190,6 +194,9 @@ def load_group(stored: StoredConsumerGroup) -> ConsumerGroup:
             group.target[member_id] = target
         if member.instance_id is not None:
             group.static_members[member.instance_id] = member_id
+        if member.subscribed_regex:
+            # Every member of a regex holds the group's one result for it.
+            group.resolved_regexes[member.subscribed_regex] = member.regex_topics
     return group
 
 
