@@ -75,6 +75,7 @@ def ledger_entries(bootstrap: str) -> dict[tuple[str, ...], dict[str, Any]]:
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the end reported at once, not after a 500-ms empty fetch
         }
     )
     try:
