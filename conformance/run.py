@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,34 +143,61 @@ def kafka_broker(spec: BrokerSpec, keep: Path) -> Iterator[tuple[str, str]]:
         handle.stop()
 
 
+def _run_beside(plan: tuple[dict[str, str], Path | None], group: list[Any]) -> Any:
+    """One group's scenarios on a pair of brokers of their own (a thread of the caller's)."""
+    from conformance import pairs
+
+    pair = pairs.BrokerPair(*plan)
+    pair.start()
+    try:
+        kafka, ours = pair.wait()
+        log(f"differential: a pair beside the others, settings {pair.extra}")
+        return differential.run(group, kafka.bootstrap, ours.bootstrap, log=log)
+    finally:
+        pair.close()
+
+
 def run_differential(full: bool, patterns: list[str] | None, out: Path) -> Any:
     from conformance import pairs
 
     scenarios = differential.select(quick=not full, patterns=patterns)
     log(f"differential: {len(scenarios)} scenarios; starting Apache Kafka and contextplane")
     started = time.monotonic()
-    # Scenarios that need the same broker settings share one pair of brokers.
-    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+    # Scenarios that need the same broker settings share one pair of brokers; those that
+    # mostly wait (`beside`) run on their own pair while the others run.
+    groups: dict[tuple[tuple[tuple[str, str], ...], bool], list[Any]] = {}
     for sc in scenarios:
-        groups.setdefault(sc.settings, []).append(sc)
+        groups.setdefault((sc.settings, sc.beside), []).append(sc)
+    plans = {
+        key: (dict(key[0]), out / "differential" / (f"settings-{number}" if key[0] else ""))
+        for number, key in enumerate(groups)
+    }
+    in_turn = [key for key in groups if not key[1]]
+    beside = [key for key in groups if key[1]]
+    parts: dict[Any, Any] = {}
+    with ThreadPoolExecutor(max(1, len(beside))) as pool:
+        waiting: dict[Any, Future[Any]] = {}
+        with pairs.one_ahead([plans[key] for key in in_turn]) as started_pairs:
+            for pair, key in zip(started_pairs, in_turn, strict=True):
+                kafka, ours = pair.wait()
+                log(
+                    f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
+                    f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
+                    + (f", settings {pair.extra}" if pair.extra else "")
+                )
+                if not waiting:  # once the first pair is up: not three pairs starting at once
+                    waiting = {k: pool.submit(_run_beside, plans[k], groups[k]) for k in beside}
+                parts[key] = differential.run(groups[key], kafka.bootstrap, ours.bootstrap, log=log)
+        for other in beside:
+            parts[other] = (
+                waiting.get(other) or pool.submit(_run_beside, plans[other], groups[other])
+            ).result()
     report = None
-    plans = [
-        (dict(settings), out / "differential" / (f"settings-{number}" if settings else ""))
-        for number, settings in enumerate(groups)
-    ]
-    with pairs.one_ahead(plans) as started_pairs:
-        for pair, group in zip(started_pairs, groups.values(), strict=True):
-            kafka, ours = pair.wait()
-            log(
-                f"differential: Kafka {kafka_reference.KAFKA_VERSION} at {kafka.bootstrap}, "
-                f"contextplane at {ours.bootstrap} (up in {time.monotonic() - started:.0f}s)"
-                + (f", settings {pair.extra}" if pair.extra else "")
-            )
-            part = differential.run(group, kafka.bootstrap, ours.bootstrap, log=log)
-            if report is None:
-                report = part
-            else:
-                report.results.extend(part.results)
+    for key in groups:  # the report in the groups' order, whichever finished first
+        if report is None:
+            report = parts[key]
+        else:
+            report.results.extend(parts[key].results)
     if report is None:
         report = differential.run([], "", "", log=log)
     report.seconds = time.monotonic() - started

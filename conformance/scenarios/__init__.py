@@ -11,6 +11,8 @@ then differences too).
 Scenarios marked `quick=True` form the CI subset. A scenario that needs brokers started
 with particular settings (e.g. the ACL scenarios: an authorizer) names them in
 `settings`; both brokers get them, and scenarios sharing settings share a pair of brokers.
+A scenario marked `beside=True` mostly waits on broker clocks (e.g. the log cleaner): its
+group runs on a pair of its own at the same time as the other groups, not after them.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ class Scenario:
     quick: bool
     doc: str
     settings: tuple[tuple[str, str], ...] = ()  # broker settings both brokers start with
+    beside: bool = False  # mostly waits: run beside the other groups, on a pair of its own
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    quick: bool = True, settings: dict[str, str] | None = None
+    quick: bool = True, settings: dict[str, str] | None = None, beside: bool = False
 ) -> Callable[[ScenarioFn], ScenarioFn]:
     def register(fn: ScenarioFn) -> ScenarioFn:
         area = fn.__module__.rsplit(".", 1)[-1]
@@ -55,6 +58,7 @@ def scenario(
             quick,
             (fn.__doc__ or "").strip(),
             tuple(sorted((settings or {}).items())),
+            beside,
         )
         return fn
 

@@ -119,7 +119,7 @@ def _wait_for_log(
         time.sleep(0.2)
 
 
-@scenario(settings=SETTINGS)
+@scenario(settings=SETTINGS, beside=True)  # ~30 s, nearly all of it waiting for clocks
 def cleaned_log(ctx: Ctx) -> None:
     """Keyed batches of every codec, overwrites, tombstones, an aborted and a committed
     transaction on a compacted topic; what is left below a sentinel after the first

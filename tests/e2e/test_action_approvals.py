@@ -42,6 +42,9 @@ from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.broker import BrokerProcess
 from tests.support.wait import wait_until
 
+# Groups join at once rather than after the 3-s initial rebalance delay.
+FAST_JOINS = {"group.initial.rebalance.delay.ms": "0"}
+
 TIMEOUT_S = 60
 USERS = ("admin", "copilot", "alice", "mallory")
 SETTINGS = {
@@ -50,6 +53,7 @@ SETTINGS = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     "super.users": "User:admin",
     "auto.create.topics.enable": "false",
+    **FAST_JOINS,
 }
 SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
@@ -376,7 +380,7 @@ def test_an_approved_call_killed_mid_call_is_resumed_once_on_restart(
 
 
 def test_keys_past_the_retention_are_tombstoned_and_then_new_calls(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "broker").start()
+    broker = BrokerProcess(tmp_path / "broker", settings=FAST_JOINS).start()
     endpoint = CountingEndpoint(honours_key=True)
     tools = tools_file(tmp_path, endpoint.url, approvers=False)
     running = ExecutorProcess(
@@ -457,6 +461,7 @@ def read_all(
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the end reported at once, not after a 500-ms empty fetch
         }
     )
     try:

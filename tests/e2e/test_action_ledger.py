@@ -75,6 +75,7 @@ def ledger_entries(bootstrap: str) -> dict[tuple[str, ...], dict[str, Any]]:
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the end reported at once, not after a 500-ms empty fetch
         }
     )
     try:
@@ -570,11 +571,15 @@ def test_rebalances_and_a_member_killed_mid_stream_act_once_per_key(
         send(keys[:50])
         second.start()
         send(keys[50:100])
+        # The first may have called all of those before the second was dealt partitions:
+        # more once it has some, so that the second calls too.
+        wait_until(lambda: "assigned [(" in second.log_text(), TIMEOUT_S, "the second's share")
+        send(keys[100:125])
         wait_until(
             lambda: "calling refund for key" in second.log_text(), TIMEOUT_S, "the second calls"
         )
         second.kill9()
-        send(keys[100:])
+        send(keys[125:])
 
         def all_done() -> bool:
             found = client.entry  # the first executor's index: it reads the whole ledger

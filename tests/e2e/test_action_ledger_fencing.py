@@ -175,6 +175,7 @@ def committed_records(bootstrap: str, topic: str) -> list[tuple[bytes | None, by
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the end reported at once, not after a 500-ms empty fetch
         }
     )
     try:

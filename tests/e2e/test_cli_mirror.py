@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,15 +112,17 @@ def test_offsets_records_configs_and_a_group_move_over(
 
     # The group goes on on the target: together with what it read on the source, every
     # record once.
-    after = consume_group(target.bootstrap, group, topic, 1_000)
     everything = sorted(
         (r[0], r[1]) for p in (0, 1) for r in read_all(kafka.bootstrap, topic, p, "read_committed")
     )
+    after = consume_group(target.bootstrap, group, topic, len(everything) - len(before))
     assert sorted(before + after) == everything, (before, after, everything)
 
 
-def consume_group(bootstrap: str, group: str, topic: str, limit: int) -> list[tuple[int, int]]:
-    """Up to `limit` records read by `group` (committed), as (partition, offset)."""
+def consume_group(bootstrap: str, group: str, topic: str, expected: int) -> list[tuple[int, int]]:
+    """The records `group` reads (committing each), as (partition, offset): until
+    `expected` arrived (or 60 s passed), then whatever else arrives within a second, so
+    that a record read twice or one too many shows."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -131,19 +134,19 @@ def consume_group(bootstrap: str, group: str, topic: str, limit: int) -> list[tu
     )
     consumer.subscribe([topic])
     seen: list[tuple[int, int]] = []
-    idle = 0
+    deadline = time.monotonic() + 60
+    extra_until: float | None = None
     try:
-        while len(seen) < limit and idle < 10:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                idle += 1 if seen or message is not None else 0
-                continue
-            idle = 0
-            seen.append((message.partition(), message.offset()))
-            consumer.commit(message, asynchronous=False)
+        while time.monotonic() < (extra_until or deadline):
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                seen.append((message.partition(), message.offset()))
+                consumer.commit(message, asynchronous=False)
+            if extra_until is None and len(seen) >= expected:
+                extra_until = time.monotonic() + 1.0
     finally:
         consumer.close()
-    return seen[:limit]
+    return seen
 
 
 def test_resumes_after_a_kill_and_a_stale_progress_record(

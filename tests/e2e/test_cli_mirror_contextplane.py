@@ -26,11 +26,14 @@ from tests.support.inprocess import InProcessBroker
 from tests.support.mirror import create, produce, read_all, transaction
 from tests.support.wait import wait_until
 
+# Groups join at once rather than after the 3-s initial rebalance delay.
+FAST_JOINS = {"group.initial.rebalance.delay.ms": "0"}
+
 
 @pytest.fixture
 def brokers(tmp_path: Path) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
-    source = InProcessBroker(tmp_path / "source").start()
-    target = InProcessBroker(tmp_path / "target").start()
+    source = InProcessBroker(tmp_path / "source", settings=FAST_JOINS).start()
+    target = InProcessBroker(tmp_path / "target", settings=FAST_JOINS).start()
     yield source, target
     target.stop()
     source.stop()

@@ -26,6 +26,9 @@ from tests.support.broker import BrokerProcess
 from tests.support.context import TIMEOUT_S, ContextProcess
 from tests.support.wait import wait_until
 
+# Groups join at once rather than after the 3-s initial rebalance delay.
+FAST_JOINS = {"group.initial.rebalance.delay.ms": "0"}
+
 VIEWS = """
 [views.account]
 
@@ -58,7 +61,7 @@ def create_sources(bootstrap: str) -> None:
 
 @pytest.fixture(name="broker")
 def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(tmp_path / "broker").start()
+    running = BrokerProcess(tmp_path / "broker", settings=FAST_JOINS).start()
     create_sources(running.bootstrap)
     yield running
     running.stop()

@@ -133,7 +133,9 @@ def running_copilot(tmp: Any) -> Iterator[tuple[Copilot, ContextProcess]]:
 def start_plane(tmp: Any, settings: dict[str, str]) -> tuple[InProcessBroker, ContextProcess]:
     """A broker with the account view's sources and the replies topic, and the context
     service reading them."""
-    broker = InProcessBroker(tmp / "broker", settings=settings).start()
+    # The executor's group joins at once rather than after the 3-s initial rebalance delay.
+    fast_joins = {"group.initial.rebalance.delay.ms": "0"}
+    broker = InProcessBroker(tmp / "broker", settings=fast_joins | settings).start()
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     wanted = [NewTopic(t, n, 1) for t, n in {**TOPICS, REPLIES: 1}.items()]
     for future in admin.create_topics(wanted).values():

@@ -87,9 +87,12 @@ def read_all(
             "auto.offset.reset": "earliest",
             "isolation.level": isolation,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the end reported at once, not after a 500-ms empty fetch
         }
         | (security or {})
     )
+    # The leader known before the assignment (else librdkafka retries the offset 500 ms on).
+    consumer.list_topics(topic, timeout=30)
     consumer.assign([TopicPartition(topic, partition, -2)])  # OFFSET_BEGINNING
     seen: list[Record] = []
     idle = 0
@@ -129,6 +132,7 @@ def commit_part(
             "isolation.level": "read_committed",
         }
     )
+    consumer.list_topics(topic, timeout=30)  # the leader known before the assignment
     consumer.assign([TopicPartition(topic, partition, -2)])
     seen: list[tuple[int, int]] = []
     try:
