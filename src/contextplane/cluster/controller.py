@@ -117,3 +117,16 @@ class Controller:
             raise NotController(
                 f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
             )
+
+    async def cancel(self, streams: list[int]) -> dict[int, str]:
+        """Cancel the moves of `streams` not handed over yet (their leader keeps them);
+        per stream what was found (`metadata/sql_reassignments.py`)."""
+        registry = self._registry
+        if not registry.is_controller:
+            raise NotController(f"node {registry.controller.node_id} is the controller")
+        found = await self._metadata.cancel_reassignments(registry.controller, streams)
+        if found is None:
+            raise NotController(
+                f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
+            )
+        return found
