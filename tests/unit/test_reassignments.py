@@ -19,7 +19,7 @@ def test_one_live_broker_is_the_only_valid_assignment() -> None:
     refused = {
         (): "The manual partition assignment includes an empty replica list.",
         (1, 2): "The replication factor is 1: name one broker, not 2.",
-        (2, 2): "The replication factor is 1: name one broker, not 2.",
+        (2, 2): "The manual partition assignment includes the broker 2 more than once.",
         (3,): "The manual partition assignment includes broker 3, but no such broker is"
         " registered.",
     }

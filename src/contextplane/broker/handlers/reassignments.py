@@ -1,7 +1,8 @@
 """AlterPartitionReassignments (API 45, v0-1) and ListPartitionReassignments (API 46, v0)
 over the controller's planned moves (RFC 0004 §6). With one replica per partition a
 reassignment names exactly one live broker (else INVALID_REPLICA_ASSIGNMENT, as Kafka's
-controller answers an unregistered broker or a duplicate); naming the current leader
+controller answers an empty list, a duplicate or an unregistered broker, with its
+messages); naming the current leader
 completes at once (or cancels a move in progress, as Kafka reverting to the original
 replicas does); `Replicas: null` cancels a move whose source still leads the partition
 (NO_REASSIGNMENT_IN_PROGRESS if none; REASSIGNMENT_IN_PROGRESS once the source has
@@ -39,16 +40,23 @@ def check_replicas(replicas: tuple[int, ...], live: set[int]) -> Result | None:
             ErrorCode.invalid_replica_assignment,
             "The manual partition assignment includes an empty replica list.",
         )
+    for index, broker in enumerate(replicas):
+        if broker in replicas[:index]:
+            return (
+                ErrorCode.invalid_replica_assignment,
+                f"The manual partition assignment includes the broker {broker} more than once.",
+            )
+    for broker in replicas:
+        if broker not in live:
+            return (
+                ErrorCode.invalid_replica_assignment,
+                f"The manual partition assignment includes broker {broker}, but no such"
+                " broker is registered.",
+            )
     if len(replicas) != 1:
         return (
             ErrorCode.invalid_replica_assignment,
             f"The replication factor is 1: name one broker, not {len(replicas)}.",
-        )
-    if replicas[0] not in live:
-        return (
-            ErrorCode.invalid_replica_assignment,
-            f"The manual partition assignment includes broker {replicas[0]}, but no such"
-            " broker is registered.",
         )
     return None
 
@@ -88,7 +96,12 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
             key = (topic.name, int(asked.partition_index))
             row = (rows or {}).get(key[1])
             if row is None:
-                results[key] = (ErrorCode.unknown_topic_or_partition, None)
+                results[key] = (
+                    ErrorCode.unknown_topic_or_partition,
+                    f"Unable to find partition {key[0]}:{key[1]}."
+                    if rows
+                    else f"Unable to find a topic named {key[0]}.",
+                )
             elif asked.replicas is None:
                 cancels[row.stream_id] = key
             elif (refused := check_replicas(tuple(asked.replicas), live)) is not None:
@@ -123,10 +136,7 @@ def _cancelled(found: str, key: tuple[str, int]) -> Result:
     if found == CANCELLED:
         return OK
     if found == NONE:
-        return (
-            ErrorCode.no_reassignment_in_progress,
-            f"Unable to cancel reassignment for {key[0]}-{key[1]}: no reassignment in progress.",
-        )
+        return ErrorCode.no_reassignment_in_progress, None  # as Kafka's, no message
     return (
         ErrorCode.reassignment_in_progress,
         f"The move of {key[0]}-{key[1]} was handed over already; it completes on its target.",
