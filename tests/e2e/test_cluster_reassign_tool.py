@@ -12,7 +12,6 @@ Metadata names). The same tool against Apache Kafka on one broker is the twin be
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from pathlib import Path
 
@@ -22,26 +21,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
 from tests.e2e.test_cluster_moves import broker, partitions, ranges, read_all
-from tests.support.kafka_tools import kafka_tool_command
+from tests.support.kafka_tools import reassign_partitions as reassign
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
 TOPIC = "moving"
-TOOL = "reassign.ReassignPartitionsCommand"
-TIMEOUT_S = 120  # liveness bound of each command
-
-
-def reassign(bootstrap: str, *args: str) -> str:
-    """What the tool prints; it must succeed."""
-    result = subprocess.run(
-        kafka_tool_command(TOOL, bootstrap, *args),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return result.stdout
 
 
 def plan(path: Path, moves: dict[int, int]) -> str:

@@ -9,6 +9,7 @@ tests/e2e/test_cluster_reassign_tool.py."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from contextplane.limits import PARTITIONS_PER_REQUEST_MAX
 from contextplane.protocol.error_codes import ErrorCode
 from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
+from tests.support.kafka_tools import reassign_partitions as reassign
 from tests.support.rawclient import RawClient
 from tests.support.twins import kafka_twin
 
@@ -139,3 +141,23 @@ def test_too_many_partitions_are_refused_whole(tmp_path: Path) -> None:
         ErrorCode.invalid_request
     }
     assert (listed.error_code, list(listed.topics)) == (ErrorCode.invalid_request, [])
+
+
+def test_the_tool_on_one_broker_answers_as_kafka(bootstrap: str, tmp_path: Path) -> None:
+    """`kafka-reassign-partitions.sh` moving a partition to the broker it is on: started,
+    completed at once, nothing listed; one to a broker that does not exist fails."""
+    topic = f"re-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT_S)
+    node = admin.describe_cluster().result(TIMEOUT_S).nodes[0].id
+    here = tmp_path / "here.json"
+    here.write_text(
+        json.dumps(
+            {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [node]}]}
+        )
+    )
+    executed = reassign(bootstrap, "--execute", "--reassignment-json-file", str(here))
+    assert f"Successfully started partition reassignment for {topic}-0" in executed
+    verified = reassign(bootstrap, "--verify", "--reassignment-json-file", str(here))
+    assert f"Reassignment of partition {topic}-0 is completed." in verified
+    assert "No partition reassignments found." in reassign(bootstrap, "--list")
