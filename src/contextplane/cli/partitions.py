@@ -16,8 +16,10 @@ from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, ConfigE
 from contextplane.cli.kafka_client import add_connection_arguments as add_connection
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.protocol_admin import connect, error_text, response_error
+from contextplane.clock import SystemClock
 
 _POLL_S = 0.1
+_CLOCK = SystemClock()
 
 
 def add_parser(sub: Any) -> None:
@@ -83,15 +85,15 @@ def _move(args: argparse.Namespace) -> int:
                 )
             ],
         )
-        started = time.monotonic()
+        started = _CLOCK.monotonic_ms()
         response = _controller_request(admin, request, what)
         for answered in response.responses:
             for result in answered.partitions:
                 response_error(result.error_code, result.error_message, what)
         status, elapsed_ms = "started", None
         if args.wait:
-            _wait(admin, topic, index, args.to, started + args.timeout, what)
-            status, elapsed_ms = "moved", round((time.monotonic() - started) * 1000)
+            _wait(admin, topic, index, args.to, started + int(args.timeout * 1000), what)
+            status, elapsed_ms = "moved", _CLOCK.monotonic_ms() - started
     finally:
         admin.close()
     document = {
@@ -111,13 +113,14 @@ def _move(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(admin: Any, topic: str, index: int, node: int, deadline: float, what: str) -> None:
-    """Until the move is no longer listed and Metadata names `node` the leader."""
+def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what: str) -> None:
+    """Until the move is no longer listed and Metadata names `node` the leader (or the
+    monotonic `deadline_ms`)."""
     while True:
         listed = admin.list_partition_reassignments({topic: [index]})
         if not listed and _leader(admin, topic, index) == node:
             return
-        if time.monotonic() >= deadline:
+        if _CLOCK.monotonic_ms() >= deadline_ms:
             raise CommandError(f"{what}: not done when --timeout ran out (still moving)")
         time.sleep(_POLL_S)
 
