@@ -12,8 +12,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.e2e.test_cluster_moves import broker, partitions
+from tests.e2e.test_cluster_moves import partitions
 from tests.support.cli import contextplane, one_error_line
+from tests.support.moving_producer import two_brokers
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
@@ -25,14 +26,7 @@ def test_move_waits_for_the_new_leader_and_names_failures(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    (tmp_path / "objects").mkdir()
-    objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path / "one", 1, url, objects).start()
-    two = broker(tmp_path / "two", 2, url, objects).start()
-    try:
-        assert one.broker is not None and one.broker.registry is not None
-        registry = one.broker.registry
-        wait_until(lambda: registry.live_ids == {1, 2}, 10, "broker 1 sees broker 2")
+    with two_brokers(tmp_path, url) as (one, two):
         admin = AdminClient({"bootstrap.servers": one.bootstrap})
         admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(30)
         wait_until(
@@ -107,6 +101,3 @@ def test_move_waits_for_the_new_leader_and_names_failures(
         assert one_error_line(malformed, 2) == (
             "contextplane partitions move: expected TOPIC-PARTITION (e.g. orders-3), got 'nodash'"
         )
-    finally:
-        two.stop()
-        one.stop()

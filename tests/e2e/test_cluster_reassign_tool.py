@@ -12,16 +12,15 @@ Metadata names). The same tool against Apache Kafka on one broker is the twin be
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
-from tests.e2e.test_cluster_moves import broker, partitions, ranges, read_all
+from tests.e2e.test_cluster_moves import partitions, ranges, read_all
 from tests.support.kafka_tools import reassign_partitions as reassign
+from tests.support.moving_producer import MovingProducer, two_brokers
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
@@ -48,15 +47,8 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    (tmp_path / "objects").mkdir()
-    objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path / "one", 1, url, objects).start()
-    two = broker(tmp_path / "two", 2, url, objects).start()
-    try:
+    with two_brokers(tmp_path, url) as (one, two):
         assert one.broker is not None and two.broker is not None
-        registry = one.broker.registry
-        assert registry is not None
-        wait_until(lambda: registry.live_ids == {1, 2}, 10, "broker 1 sees broker 2")
         admin = AdminClient({"bootstrap.servers": one.bootstrap})
         admin.create_topics([NewTopic(TOPIC, 4, 1)])[TOPIC].result(30)
         wait_until(
@@ -89,34 +81,8 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
         # A partition broker 1 leads moves to broker 2 under an idempotent producer.
         moved = next(p for p, row in sorted(stored.items()) if row[1] == 1)
         stream_id, _, epoch_before, _ = stored[moved]
-        producer = Producer(
-            {"bootstrap.servers": one.bootstrap, "acks": "all", "enable.idempotence": True}
-        )
-        acked: list[int] = []
-        errors: list[str] = []
-        stop = threading.Event()
-
-        def ack(error: object, message: object) -> None:
-            if error is not None:
-                errors.append(str(error))
-            else:
-                acked.append(message.offset())  # type: ignore[attr-defined]
-
-        def produce() -> None:
-            n = 0
-            while not stop.is_set():
-                try:
-                    producer.produce(
-                        TOPIC, value=f"m{n}".encode(), partition=moved, on_delivery=ack
-                    )
-                    n += 1
-                except (BufferError, KafkaException):
-                    pass  # queue full or partition moving: not sent, never counted as acked
-                producer.poll(0.002)
-            producer.flush(60)
-
-        writer = threading.Thread(target=produce)
-        writer.start()
+        producer = MovingProducer(one.bootstrap, TOPIC, moved).start()
+        acked, errors = producer.acked, producer.errors
         wait_until(lambda: len(acked) >= 200, 30, "the producer is going")
         wait_until(lambda: len(ranges(url, stream_id)) >= 2, 30, "some data is in objects")
         retained = ranges(url, stream_id)
@@ -136,8 +102,7 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
         gets_during = two.broker.storage.objects.gets - gets_before  # type: ignore[union-attr]
         count_at_move = len(acked)
         wait_until(lambda: len(acked) >= count_at_move + 200, 30, "the producer follows it")
-        stop.set()
-        writer.join(90)
+        producer.stop()
         assert errors == []
         assert sorted(acked) == list(range(len(acked)))
         read = read_all(two.bootstrap, TOPIC, moved, len(acked))
@@ -182,6 +147,3 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
         assert (row[1], row[3]) == (2, 2)
         with psycopg.connect(url) as db:
             assert db.execute("SELECT COUNT(*) FROM reassignments").fetchone() == (0,)
-    finally:
-        two.stop()
-        one.stop()

@@ -20,11 +20,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.limits import PARTITIONS_PER_REQUEST_MAX
 from contextplane.protocol.error_codes import ErrorCode
-from harness import kafka_reference
 from tests.support.inprocess import InProcessBroker
 from tests.support.kafka_tools import reassign_partitions as reassign
 from tests.support.rawclient import RawClient
-from tests.support.twins import kafka_twin
+from tests.support.twins import kafka_twin, twin_bootstrap
 
 ALTER, LIST = 45, 46
 TIMEOUT_S = 30
@@ -32,18 +31,8 @@ TIMEOUT_S = 30
 
 @pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def bootstrap(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "contextplane":
-        broker = InProcessBroker(tmp_path / "broker").start()
-        try:
-            yield broker.bootstrap
-        finally:
-            broker.stop()
-    else:
-        kafka = kafka_reference.start(data_dir=tmp_path / "kafka")
-        try:
-            yield kafka.bootstrap
-        finally:
-            kafka.stop()
+    with twin_bootstrap(request.param, tmp_path) as address:
+        yield address
 
 
 def _answers(response: Any) -> dict[tuple[str, int], tuple[int, str | None]]:
