@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.cluster.assignment_plan import Candidate, place
-from tests.support.moving_producer import MovingProducer, cluster_broker
+from tests.support.moving_producer import MovingProducer, two_brokers
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
@@ -66,15 +66,10 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    (tmp_path / "objects").mkdir()
-    objects = (tmp_path / "objects").as_uri()
-    one = cluster_broker(tmp_path / "one", 1, url, objects).start()
-    two = cluster_broker(tmp_path / "two", 2, url, objects).start()
-    try:
+    with two_brokers(tmp_path, url) as (one, two):
         assert one.broker is not None and two.broker is not None
         registry = one.broker.registry
         assert registry is not None
-        wait_until(lambda: registry.live_ids == {1, 2}, 10, "broker 1 sees broker 2")
         assert registry.is_controller  # the first to start took the controller
 
         admin = AdminClient({"bootstrap.servers": one.bootstrap})
@@ -165,6 +160,3 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
         assert ranges(url, stream_id) == served_from
         again = read_all(one.bootstrap, "spread", moved, len(acked) + 1)
         assert again == read
-    finally:
-        two.stop()
-        one.stop()
