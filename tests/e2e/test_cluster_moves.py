@@ -8,37 +8,19 @@ only its tail) and the producer follows it to its new leader."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.cluster.assignment_plan import Candidate, place
-from tests.support.inprocess import InProcessBroker
+from tests.support.moving_producer import MovingProducer, two_brokers
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
 PARTITIONS = 8
-
-
-def broker(data_dir: Path, node_id: int, url: str, objects: str) -> InProcessBroker:
-    return InProcessBroker(
-        data_dir,
-        object_store=objects,
-        settings={
-            "metadata.url": url,
-            "node.id": str(node_id),
-            "broker.rack": f"rack-{node_id}",
-            "broker.heartbeat.interval.ms": "200",
-            "broker.session.timeout.ms": "3000",
-            "group.initial.rebalance.delay.ms": "0",
-            # Retained ranges stay the objects they are: the test compares them.
-            "object.compaction.enable": "false",
-        },
-    )
 
 
 def partitions(url: str, topic: str) -> dict[int, tuple[int, int, int, int]]:
@@ -84,15 +66,10 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    (tmp_path / "objects").mkdir()
-    objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path / "one", 1, url, objects).start()
-    two = broker(tmp_path / "two", 2, url, objects).start()
-    try:
+    with two_brokers(tmp_path, url) as (one, two):
         assert one.broker is not None and two.broker is not None
         registry = one.broker.registry
         assert registry is not None
-        wait_until(lambda: registry.live_ids == {1, 2}, 10, "broker 1 sees broker 2")
         assert registry.is_controller  # the first to start took the controller
 
         admin = AdminClient({"bootstrap.servers": one.bootstrap})
@@ -129,34 +106,8 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
         moved = next(p for p, row in sorted(stored.items()) if row[3] == 1)
         stream_id = stored[moved][0]
         epoch_before = partitions(url, "spread")[moved][2]
-        mover = Producer(
-            {"bootstrap.servers": one.bootstrap, "acks": "all", "enable.idempotence": True}
-        )
-        acked: list[int] = []
-        errors: list[str] = []
-        stop = threading.Event()
-
-        def ack(error: object, message: object) -> None:
-            if error is not None:
-                errors.append(str(error))
-            else:
-                acked.append(message.offset())  # type: ignore[attr-defined]
-
-        def produce() -> None:
-            n = 0
-            while not stop.is_set():
-                try:
-                    mover.produce(
-                        "spread", value=f"m{n}".encode(), partition=moved, on_delivery=ack
-                    )
-                    n += 1
-                except (BufferError, KafkaException):
-                    pass  # queue full or partition moving: not sent, so never counted as acked
-                mover.poll(0.002)
-            mover.flush(60)
-
-        writer = threading.Thread(target=produce)
-        writer.start()
+        mover = MovingProducer(one.bootstrap, "spread", moved).start()
+        acked, errors = mover.acked, mover.errors
         wait_until(lambda: len(acked) >= 200, 30, "the producer is going")
         wait_until(lambda: len(ranges(url, stream_id)) >= 2, 30, "some data is in objects")
         retained = ranges(url, stream_id)
@@ -170,8 +121,7 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
         gets_during = two.broker.storage.objects.gets - gets_before  # type: ignore[union-attr]
         count_at_move = len(acked)
         wait_until(lambda: len(acked) >= count_at_move + 200, 30, "the producer follows it")
-        stop.set()
-        writer.join(90)
+        mover.stop()
         assert errors == []
 
         # Nothing lost, offsets contiguous, each value once and in order.
@@ -210,6 +160,3 @@ def test_topics_spread_over_the_brokers_and_a_planned_move_copies_nothing(
         assert ranges(url, stream_id) == served_from
         again = read_all(one.bootstrap, "spread", moved, len(acked) + 1)
         assert again == read
-    finally:
-        two.stop()
-        one.stop()

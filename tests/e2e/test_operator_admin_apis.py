@@ -32,6 +32,7 @@ LIST_CONFIG_RESOURCES = 74
 INCREMENTAL_ALTER_CONFIGS = 44
 ELECT_LEADERS = 43
 DESCRIBE_QUORUM = 55
+ALTER_REASSIGNMENTS, LIST_REASSIGNMENTS = 45, 46
 NOT_NEEDED = "Leader election not needed for topic partition."
 
 
@@ -185,7 +186,8 @@ def test_describe_quorum_only_the_metadata_partition(broker: InProcessBroker) ->
 
 def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
     """With an authorizer: DescribeLogDirs and DescribeQuorum need DESCRIBE on the
-    cluster, ElectLeaders ALTER, ListConfigResources DESCRIBE_CONFIGS; each refused as a
+    cluster, ElectLeaders ALTER, ListConfigResources DESCRIBE_CONFIGS,
+    AlterPartitionReassignments ALTER and ListPartitionReassignments DESCRIBE; each refused as a
     whole with CLUSTER_AUTHORIZATION_FAILED."""
     settings = {
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -221,5 +223,14 @@ def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
                 (p.partition_id, p.error_code)
                 for p in elected.replica_election_results[0].partition_result
             ] == [(0, refused), (1, refused)]
+            moved = client.request(ALTER_REASSIGNMENTS, 1, timeout=30_000, topics=[
+                {"name": "t", "partitions": [{"partition_index": 0, "replicas": [1]}]}
+            ])  # fmt: skip
+            assert moved.error_code == refused
+            assert [(p.partition_index, p.error_code) for p in moved.responses[0].partitions] == [
+                (0, refused)
+            ]
+            moves = client.request(LIST_REASSIGNMENTS, 0, timeout=30_000, topics=None)
+            assert (moves.error_code, moves.topics) == (refused, ())
     finally:
         running.stop()

@@ -19,27 +19,15 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import kafka_reference
-from tests.support.inprocess import InProcessBroker
-from tests.support.twins import kafka_twin
+from tests.support.twins import kafka_twin, twin_bootstrap
 
 TIMEOUT_S = 120  # liveness bound of each command
 
 
 @pytest.fixture(params=["contextplane", kafka_twin("apache-kafka")])
 def bootstrap(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "contextplane":
-        broker = InProcessBroker(tmp_path / "broker").start()
-        try:
-            yield broker.bootstrap
-        finally:
-            broker.stop()
-    else:
-        kafka = kafka_reference.start(data_dir=tmp_path / "kafka")
-        try:
-            yield kafka.bootstrap
-        finally:
-            kafka.stop()
+    with twin_bootstrap(request.param, tmp_path) as address:
+        yield address
 
 
 def _tool(bootstrap: str, tool: str, *args: str) -> list[str]:

@@ -242,6 +242,11 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "topic_partitions": [{"topic": TOPIC, "partitions": [0]}],
             "timeout": 5000,
         },
+        45: {  # AlterPartitionReassignments: cancel with none in progress
+            "timeout": 5000,
+            "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0, "replicas": None}]}],
+        },
+        46: {"timeout": 5000, "topics": None},  # ListPartitionReassignments: every move
         55: {  # DescribeQuorum: the one partition Kafka answers
             "topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]
         },

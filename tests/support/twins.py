@@ -7,6 +7,9 @@ alone after a change to an expectation."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,3 +20,25 @@ KAFKA_TWIN_MARKS = (pytest.mark.slow, pytest.mark.long)
 def kafka_twin(value: Any, id: str = "apache-kafka") -> Any:  # noqa: A002 - pytest's name
     """`value` as the Apache Kafka parameter of a twin test."""
     return pytest.param(value, id=id, marks=KAFKA_TWIN_MARKS)
+
+
+@contextmanager
+def twin_bootstrap(side: str, data_dir: Path) -> Iterator[str]:
+    """The bootstrap address of one side of a twin: a contextplane broker
+    ("contextplane") or Apache Kafka 4.4 (anything else), stopped after."""
+    if side == "contextplane":
+        from tests.support.inprocess import InProcessBroker
+
+        broker = InProcessBroker(data_dir / "broker").start()
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
+        return
+    from harness import kafka_reference
+
+    kafka = kafka_reference.start(data_dir=data_dir / "kafka")
+    try:
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()

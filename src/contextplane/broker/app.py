@@ -364,6 +364,7 @@ class Broker:
                 leaders=leaders,
                 rack=settings.broker_rack,
                 peers=peers,
+                controller=self.controller,
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,

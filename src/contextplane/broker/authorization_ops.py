@@ -1,6 +1,7 @@
 """What the operators' admin APIs need authorized (Kafka 4.4's KafkaApis): each a
 cluster operation for the whole request, refused with CLUSTER_AUTHORIZATION_FAILED.
-DescribeLogDirs and DescribeQuorum DESCRIBE; ElectLeaders ALTER; ListConfigResources
+DescribeLogDirs, DescribeQuorum and ListPartitionReassignments DESCRIBE; ElectLeaders
+and AlterPartitionReassignments ALTER; ListConfigResources
 DESCRIBE_CONFIGS."""
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def describe_quorum(ctx: RequestContext, request: Any) -> Needs:
 
 def elect_leaders(ctx: RequestContext, request: Any) -> Needs:
     return _on_cluster(Op.ALTER)
+
+
+def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.ALTER)
+
+
+def list_partition_reassignments(ctx: RequestContext, request: Any) -> Needs:
+    return _on_cluster(Op.DESCRIBE)
 
 
 def list_config_resources(ctx: RequestContext, request: Any) -> Needs:

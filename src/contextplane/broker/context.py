@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from contextplane.broker.read_receipts import ReadReceipts
     from contextplane.broker.request_spans import RequestSpans
     from contextplane.broker.topics import TopicManager
+    from contextplane.cluster.controller import Controller
     from contextplane.cluster.peer_client import Peers
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
@@ -79,6 +80,7 @@ class ClusterView:
     leaders: Leaders  # each partition's leader, as Metadata and KIP-951 errors name it
     rack: str | None = None  # broker.rack
     peers: Peers | None = None  # the inter-broker client (transaction verification)
+    controller: Controller | None = None  # its writes count only while this broker leads
 
 
 @dataclass(slots=True)

@@ -1,5 +1,6 @@
 """The commands that are Kafka clients of a running cluster: `topic`, `group`, `config`,
-`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`, `replay`, `mirror`.
+`acl`, `user`, `quota`, `mask`, `produce`, `consume`, `evaluate`, `trace`, `replay`, `mirror`,
+`partitions`.
 `cli/launch.py` parses and runs them without importing the broker (which `cli/main.py`
 does for `up`): less than half the CPU time to start."""
 
@@ -16,6 +17,7 @@ from contextplane.cli import (
     group,
     mask,
     mirror,
+    partitions,
     produce,
     quota,
     replay,
@@ -38,6 +40,7 @@ COMMANDS = {
     "trace": trace,
     "replay": replay,
     "mirror": mirror,
+    "partitions": partitions,
 }
 
 

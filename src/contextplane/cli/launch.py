@@ -39,6 +39,7 @@ CLIENT_COMMANDS = frozenset(
         "trace",
         "replay",
         "mirror",
+        "partitions",
     }
 )
 

@@ -3,8 +3,8 @@ holding the controller's lease, each fenced in its transaction by the controller
 it holds, so a controller paused past its lease writes nothing.
 
 Two decisions so far: a planned move (new targets for partitions, which their leaders
-hand over and their targets claim, cluster/reconciler.py; operator commands such as
-AlterPartitionReassignments are built on it later), and failover: each heartbeat
+hand over and their targets claim, cluster/reconciler.py; AlterPartitionReassignments,
+broker/handlers/reassignments.py, moves and cancels through it), and failover: each heartbeat
 interval, brokers whose lease lapsed on the database's clock are marked expired and
 their clean partitions retargeted over the live brokers by the placement function, in
 one fenced transaction; their dirty partitions stay targeted at them, offline until they
@@ -117,3 +117,16 @@ class Controller:
             raise NotController(
                 f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
             )
+
+    async def cancel(self, streams: list[int]) -> dict[int, str]:
+        """Cancel the moves of `streams` not handed over yet (their leader keeps them);
+        per stream what was found (`metadata/sql_reassignments.py`)."""
+        registry = self._registry
+        if not registry.is_controller:
+            raise NotController(f"node {registry.controller.node_id} is the controller")
+        found = await self._metadata.cancel_reassignments(registry.controller, streams)
+        if found is None:
+            raise NotController(
+                f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
+            )
+        return found

@@ -415,6 +415,17 @@ class AssignmentRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Reassignment:
+    """A move in progress (a `reassignments` row): `source` leads until it hands over."""
+
+    topic: str
+    partition: int
+    source: int
+    target: int
+    started_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Expiry:
     """A broker the controller found with a lapsed lease and marked expired: where its
     clean partitions went (stream -> node) and which dirty ones stay offline, targeted

@@ -178,6 +178,9 @@ class AssignmentRows:
                     " WHERE stream_id=?",
                     (target, announced, stream_id),
                 )
+                if int(row[0]) == target:  # back to its leader: a move cancelled
+                    self._db.execute("DELETE FROM reassignments WHERE stream_id=?", (stream_id,))
+                    continue
                 self._db.execute(
                     self._sql(
                         "INSERT INTO reassignments VALUES (?, ?, ?, NOW_MS, ?)"

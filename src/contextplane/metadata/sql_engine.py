@@ -56,6 +56,7 @@ from contextplane.metadata.sql_objects import (
 )
 from contextplane.metadata.sql_offsets import upsert_group_offsets
 from contextplane.metadata.sql_quotas import QuotaRows
+from contextplane.metadata.sql_reassignments import ReassignmentRows
 from contextplane.metadata.sql_share_group_members import ShareGroupRows
 from contextplane.metadata.sql_share_groups import SharePartitionRows
 from contextplane.metadata.sql_transactions import TransactionRows
@@ -98,6 +99,7 @@ class SqlEngine(
     CompactionRows,
     BrokerRows,
     AssignmentRows,
+    ReassignmentRows,
     WalDirtyRows,
 ):
     """Synchronous: one connection, called from one thread at a time."""
@@ -533,6 +535,7 @@ class SqlEngine(
     move_partitions = write(AssignmentRows.move_partitions)
     release_leadership = write(AssignmentRows.release_leadership)
     resign_controller = write(AssignmentRows.resign_controller)
+    cancel_reassignments = write(ReassignmentRows.cancel_reassignments)
 
     # -- SCRAM credentials -------------------------------------------------------------
 

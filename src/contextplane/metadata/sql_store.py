@@ -32,6 +32,7 @@ from contextplane.metadata.sql_consumer_groups import ConsumerGroupCalls
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_objects import ObjectCalls
 from contextplane.metadata.sql_quotas import QuotaCalls
+from contextplane.metadata.sql_reassignments import ReassignmentCalls
 from contextplane.metadata.sql_share_group_members import ShareGroupCalls
 from contextplane.metadata.sql_share_groups import SharePartitionCalls
 from contextplane.metadata.sql_transactions import TransactionCalls
@@ -52,6 +53,7 @@ class SqlMetadataStore(
     ObjectCalls,
     BrokerCalls,
     AssignmentCalls,
+    ReassignmentCalls,
     WalDirtyCalls,
 ):
     """`MetadataStore` over a `SqlEngine`: every call runs on the runner."""

@@ -38,6 +38,7 @@ from contextplane.metadata.records import (
     RangeRecord,
     RangeSummary,
     RangeSwap,
+    Reassignment,
     Registration,
     ScramCredentialRecord,
     StoredConsumerGroup,
@@ -449,6 +450,18 @@ class MetadataStore(Protocol):
     ) -> bool:
         """The controller's new targets (stream -> node), fenced by its epoch: False and
         nothing written when `controller` no longer holds the controller."""
+        ...
+
+    async def reassignments(self) -> list[Reassignment]:
+        """Every move in progress (ListPartitionReassignments)."""
+        ...
+
+    async def cancel_reassignments(
+        self, controller: ControllerRecord, streams: list[int]
+    ) -> dict[int, str] | None:
+        """Target streams whose move is not handed over back at their leader, fenced by
+        the controller's epoch (None: fenced); per stream what was found
+        (`sql_reassignments`: cancelled, none, handed-over)."""
         ...
 
     async def assignment_changes(self, since: int) -> tuple[int, list[AssignmentRow]]:

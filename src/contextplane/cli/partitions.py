@@ -1,0 +1,173 @@
+"""`contextplane partitions move TOPIC-PARTITION --to N [--wait]` and `partitions moves`:
+operator moves of any Kafka cluster (AlterPartitionReassignments and
+ListPartitionReassignments, spoken through cli/protocol_admin.py and sent to the
+controller Metadata names, as `kafka-reassign-partitions.sh` sends them). Against
+contextplane a move copies nothing (RFC 0004 §6): the leader uploads its tail and
+hands the partition over. `--wait` returns once the cluster names the new leader and
+reports how long the move took from the request."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, ConfigError, run_command
+from contextplane.cli.kafka_client import add_connection_arguments as add_connection
+from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.cli.protocol_admin import connect, error_text, response_error
+from contextplane.clock import SystemClock
+
+_POLL_S = 0.1
+_CLOCK = SystemClock()
+
+
+def add_parser(sub: Any) -> None:
+    partitions = sub.add_parser("partitions", help="move partitions between brokers")
+    what = partitions.add_subparsers(dest="partitions_command", required=True)
+    move = what.add_parser("move", help="move a partition to another broker")
+    move.add_argument("partition", metavar="TOPIC-PARTITION", help="e.g. orders-3")
+    move.add_argument("--to", type=int, required=True, metavar="N", help="the broker's node id")
+    move.add_argument(
+        "--wait", action="store_true", help="return once the broker leads the partition"
+    )
+    move.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="how long --wait waits"
+    )
+    moves = what.add_parser("moves", help="the moves in progress")
+    for parser in (move, moves):
+        add_connection(parser)
+        add_output_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    body = {"move": _move, "moves": _moves}[args.partitions_command]
+    return run_command(f"partitions {args.partitions_command}", lambda: body(args))
+
+
+def parse_partition(text: str) -> tuple[str, int]:
+    """`orders-3` as ("orders", 3); ConfigError for anything else."""
+    topic, _, index = text.rpartition("-")
+    if not topic or not index.isdigit():
+        raise ConfigError(f"expected TOPIC-PARTITION (e.g. orders-3), got {text!r}")
+    return topic, int(index)
+
+
+def _controller_request(admin: Any, request: Any, what: str) -> Any:
+    """`request`'s response from the controller (kafka-python resends it once to a new
+    controller on NOT_CONTROLLER); CommandError naming `what` on a top-level error."""
+    import kafka.errors as errors
+
+    def top_level(response: Any) -> Any:
+        yield errors.for_code(response.error_code)
+
+    try:
+        response = admin._manager.run(admin._send_request_to_controller, request, top_level, False)
+    except (errors.KafkaError, RuntimeError) as exc:
+        raise CommandError(f"{what}: {error_text(type(exc), str(exc))}") from None
+    response_error(response.error_code, response.error_message, what)
+    return response
+
+
+def _move(args: argparse.Namespace) -> int:
+    from kafka.protocol.admin import AlterPartitionReassignmentsRequest
+
+    topic, index = parse_partition(args.partition)
+    what = f"move {topic}-{index} to broker {args.to}"
+    admin = connect(args)
+    try:
+        partition = AlterPartitionReassignmentsRequest.ReassignableTopic.ReassignablePartition
+        request = AlterPartitionReassignmentsRequest(
+            timeout_ms=int(ADMIN_TIMEOUT_S * 1000),
+            topics=[
+                AlterPartitionReassignmentsRequest.ReassignableTopic(
+                    name=topic, partitions=[partition(partition_index=index, replicas=[args.to])]
+                )
+            ],
+        )
+        started = _CLOCK.monotonic_ms()
+        response = _controller_request(admin, request, what)
+        for answered in response.responses:
+            for result in answered.partitions:
+                response_error(result.error_code, result.error_message, what)
+        status, elapsed_ms = "started", None
+        if args.wait:
+            _wait(admin, topic, index, args.to, started + int(args.timeout * 1000), what)
+            status, elapsed_ms = "moved", _CLOCK.monotonic_ms() - started
+    finally:
+        admin.close()
+    document = {
+        "topic": topic,
+        "partition": index,
+        "to": args.to,
+        "status": status,
+        "elapsed_ms": elapsed_ms,
+    }
+    if args.output == "json":
+        print_json(document)
+    else:
+        took = "" if elapsed_ms is None else f"{elapsed_ms} ms"
+        print_table(
+            ("PARTITION", "TO", "STATUS", "TOOK"), [(args.partition, args.to, status, took)]
+        )
+    return 0
+
+
+def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what: str) -> None:
+    """Until the move is no longer listed and Metadata names `node` the leader (or the
+    monotonic `deadline_ms`)."""
+    while True:
+        listed = admin.list_partition_reassignments({topic: [index]})
+        if not listed and _leader(admin, topic, index) == node:
+            return
+        if _CLOCK.monotonic_ms() >= deadline_ms:
+            raise CommandError(f"{what}: not done when --timeout ran out (still moving)")
+        time.sleep(_POLL_S)
+
+
+def _leader(admin: Any, topic: str, index: int) -> int:
+    for described in admin.describe_topics([topic]):
+        for partition in described.get("partitions", ()):
+            if partition["partition_index"] == index:
+                return int(partition["leader_id"])
+    return -1
+
+
+def _moves(args: argparse.Namespace) -> int:
+    from kafka.protocol.admin import ListPartitionReassignmentsRequest
+
+    admin = connect(args)
+    try:
+        response = _controller_request(
+            admin,
+            ListPartitionReassignmentsRequest(timeout_ms=int(ADMIN_TIMEOUT_S * 1000), topics=None),
+            "list moves",
+        )
+    finally:
+        admin.close()
+    moves = [
+        {
+            "topic": t.name,
+            "partition": p.partition_index,
+            "replicas": list(p.replicas),
+            "adding": list(p.adding_replicas),
+            "removing": list(p.removing_replicas),
+        }
+        for t in response.topics
+        for p in t.partitions
+    ]
+    if args.output == "json":
+        print_json({"moves": moves})
+    else:
+        print_table(
+            ("PARTITION", "FROM", "TO"),
+            [
+                (
+                    f"{m['topic']}-{m['partition']}",
+                    ",".join(map(str, m["removing"])) or "-",
+                    ",".join(map(str, m["adding"])),
+                )
+                for m in moves
+            ],
+        )
+    return 0
