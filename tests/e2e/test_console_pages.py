@@ -668,6 +668,9 @@ def test_decisions_page_lists_an_sdk_decision_and_its_trace(
     assert page.inner_text("#decision-id") == "d-console"
     read = page.locator("li.link[data-kind=read]")
     assert "read account/a2" in read.inner_text()
+    # Values as `contextplane trace` prints them: JSON, not Python's reprs.
+    detail = read.locator("span.detail").first.inner_text().split()
+    assert "found=true" in detail and "stale=false" in detail
     source = read.locator("li.link[data-kind=source-record]")
     assert source.get_attribute("data-status") == "found"
     where = f"crm.accounts[{account_partition}]@{account_offset}"

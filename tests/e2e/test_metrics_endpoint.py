@@ -382,3 +382,48 @@ def test_storage_metrics_count_uploads_and_where_reads_were_answered(tmp_path: P
         assert _value(second, "contextplane_block_cache_reads_total", result="hit") > hits
     finally:
         broker.stop()
+
+
+def test_group_members_count_classic_and_kip848_members(broker: BrokerProcess) -> None:
+    """kafka_consumergroup_members counts a group's members whichever protocol it speaks,
+    as `kafka-consumer-groups.sh --describe` lists them."""
+    url = _metrics_url(broker)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic(TOPIC, 1, 1)]).values():
+        future.result(30)
+    producer = ck.Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(TOPIC, value=VALUE)
+    assert producer.flush(10) == 0
+    consumers = {}
+    for protocol in ("classic", "consumer"):
+        consumer = ck.Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": f"readers-{protocol}",
+                "group.protocol": protocol,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([TOPIC])
+        consumers[protocol] = consumer
+    for consumer in consumers.values():
+        message = wait_until(lambda c=consumer: c.poll(0.5), timeout_s=60, what="a record")
+        assert message.error() is None
+        consumer.commit(message, asynchronous=False)  # a group is exported once it commits
+
+    def members() -> dict[str, float]:
+        _, samples = _scrape(url)
+        return {
+            protocol: samples.get(
+                ("kafka_consumergroup_members", (("consumergroup", f"readers-{protocol}"),)), -1
+            )
+            for protocol in consumers
+        }
+
+    assert members() == {"classic": 1, "consumer": 1}
+    for consumer in consumers.values():
+        consumer.close()  # leaves its group
+    wait_until(
+        lambda: members() == {"classic": 0, "consumer": 0}, timeout_s=30, what="both groups empty"
+    )

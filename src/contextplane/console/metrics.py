@@ -194,6 +194,11 @@ class BrokerMetrics:
             snapshot.offline = await read_offline_counts(services)
         led = {(row.topic, row.partition) for row in partitions}
         members = {g: len(group.members) for g, group in services.groups.state.groups.items()}
+        # KIP-848 groups (and classic ones converted to them) are the consumer machine's,
+        # as DescribeGroups answers them.
+        members.update(
+            (g, len(group.members)) for g, group in services.groups.consumer.groups.items()
+        )
         async for group_id, committed in services.groups.offsets.snapshot():
             offsets = {tp: c.offset for tp, c in committed.items() if tp in led}
             if offsets:

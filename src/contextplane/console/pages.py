@@ -9,6 +9,7 @@ links quote a name as one path segment.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,8 @@ def _environment() -> Environment:
     env.filters["count"] = lambda n: "—" if n is None else f"{n:,}"
     env.filters["bytes"] = _human_bytes
     env.filters["rate"] = lambda r: f"{r:,.1f}"
+    # A trace link's value as `contextplane trace` prints it: text as is, else JSON.
+    env.filters["detail"] = lambda v: v if isinstance(v, str) else json.dumps(v)
     env.globals["lag_chart"] = lag_chart_svg
     return env
 
