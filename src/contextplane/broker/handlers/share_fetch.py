@@ -406,10 +406,9 @@ def _session_error(
             return ErrorCode.invalid_request  # nothing can be acknowledged in a new session
         shares.release(group_id, member_id)  # a new session gives back the old one's records
         owner = ctx.connection
-        code = shares.sessions.open(key, _fetchable(targets), owner)
-        if code == ErrorCode.none:
-            owner.on_lost[("share-session", key)] = lambda: shares.connection_lost(key, owner)
-        return code
+        return shares.sessions.open(
+            key, _fetchable(targets), owner, lambda: shares.connection_lost(key, owner)
+        )
     if epoch == FINAL_EPOCH:
         return shares.sessions.check_final(key)
     code, session = shares.sessions.advance(key, epoch)
