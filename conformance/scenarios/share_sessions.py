@@ -13,8 +13,9 @@ from typing import Any
 from conformance import wire
 from conformance.scenarios import Ctx, scenario
 from tests.support.rawclient import RawClient
+from tests.support.share_requests import acquired, share_fetch
 
-SHARE_GROUP_HEARTBEAT, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76, 78, 79
+SHARE_GROUP_HEARTBEAT, SHARE_ACKNOWLEDGE = 76, 79
 GROUP, TOPIC = "share-members", "share-members"
 # Kafka initializes a share partition's state at its first fetch, asynchronously:
 # a fetch is repeated (waiting) until it acquires.
@@ -29,20 +30,7 @@ def _fetch(
     group: str | None = GROUP,
     wait_ms: int = 0,
 ) -> Any:
-    return client.request(
-        SHARE_FETCH,
-        1,
-        group_id=group,
-        member_id=member,
-        share_session_epoch=epoch,
-        max_wait=wait_ms,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        max_records=100,
-        batch_size=100,
-        topics=topics or [],
-        forgotten_topics_data=[],
-    )
+    return share_fetch(client, group, member, epoch, topics or [], wait_ms)
 
 
 def _ack(client: RawClient, member: str | None, epoch: int, group: str | None = GROUP) -> Any:
@@ -71,15 +59,6 @@ def _partition(topic_id: Any) -> list[dict[str, Any]]:
             "topic_id": topic_id,
             "partitions": [{"partition_index": 0, "acknowledgement_batches": []}],
         }
-    ]
-
-
-def _acquired(response: Any) -> list[tuple[int, int, int]]:
-    return [
-        (a.first_offset, a.last_offset, a.delivery_count)
-        for t in response.responses
-        for p in t.partitions
-        for a in p.acquired_records
     ]
 
 
@@ -128,7 +107,7 @@ def member_ids(ctx: Ctx) -> None:
     for _ in range(ACQUIRE_TRIES):
         fetched = _fetch(client, ghost, epoch, wait_ms=1_000)
         epoch += 1
-        if fetched.error_code or (got := _acquired(fetched)):
+        if fetched.error_code or (got := acquired(fetched)):
             break
     ctx.record("ghost acquires", (wire.err(fetched.error_code), got))
     ctx.record("ghost's session goes on", _top(_ack(client, ghost, epoch)))
