@@ -23,6 +23,7 @@ from contextplane.settings import Settings
 from tests.support.broker import BrokerProcess
 from tests.support.metadata import open_store
 from tests.support.rawclient import RawClient
+from tests.support.share_requests import acquired
 from tests.support.wait import wait_until_async
 
 KEY = ("g", "t", 0)
@@ -123,13 +124,7 @@ def _fetch(client: RawClient, member: str, epoch: int, topic_id: uuid.UUID | Non
     )
 
 
-def _acquired(response: Any) -> list[tuple[int, int, int]]:
-    return [
-        (a.first_offset, a.last_offset, a.delivery_count)
-        for t in response.responses
-        for p in t.partitions
-        for a in p.acquired_records
-    ]
+_acquired = acquired
 
 
 def _join(client: RawClient, member: str) -> None:

@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from kio.schema.errors import ErrorCode
 
 from tests.groups.support import Broker, Wire
+from tests.support.share_requests import acquired, share_fetch
 
 FIND_COORDINATOR, LIST_GROUPS, CREATE_TOPICS, METADATA, DELETE_GROUPS = 10, 16, 19, 3, 42
 SHARE_HEARTBEAT, SHARE_DESCRIBE, SHARE_FETCH, SHARE_ACK = 76, 77, 78, 79
@@ -151,20 +152,7 @@ def _fetch(
     wait_ms: int = 0,
     max_records: int = 100,
 ) -> Any:
-    return wire.call(
-        SHARE_FETCH,
-        1,
-        group_id=group,
-        member_id=member,
-        share_session_epoch=epoch,
-        max_wait=wait_ms,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        max_records=max_records,
-        batch_size=max_records,
-        topics=topics,
-        forgotten_topics_data=[],
-    )
+    return share_fetch(wire, group, member, epoch, topics, wait_ms, max_records)
 
 
 def _ack(wire: Wire, group: str, member: str, epoch: int, topics: Any) -> Any:
@@ -190,13 +178,7 @@ def _one(topic_id: uuid.UUID, *batches: tuple[int, int, int]) -> list[dict[str, 
     ]
 
 
-def _acquired(response: Any) -> list[tuple[int, int, int]]:
-    return [
-        (a.first_offset, a.last_offset, a.delivery_count)
-        for t in response.responses
-        for p in t.partitions
-        for a in p.acquired_records
-    ]
+_acquired = acquired
 
 
 def _produce(broker: Broker, topic: str, count: int) -> None:

@@ -172,7 +172,9 @@ def test_share_partitions_follow_their_topic_partitions_leader(
             saved = await new.metadata.share_partitions(key)
 
             # The old leader's copy changes behind the move (its member acknowledges):
-            # the save is refused in its transaction, the copy goes.
+            # the save is refused in its transaction, the copy goes. (A request takes it
+            # through `existing`, which has the next save look at it.)
+            assert old.shares.existing(key) is stale
             stale.acknowledge("m", [(0, 4, (1,))], old.shares.now_ms())
             assert not await old.shares.save()
             assert key not in old.shares.partitions

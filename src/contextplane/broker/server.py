@@ -182,9 +182,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
-        for callback in self._info.on_lost.values():
+        # Taken out first: a callback may drop its own entry (a share session closing).
+        callbacks, self._info.on_lost = list(self._info.on_lost.values()), {}
+        for callback in callbacks:
             callback()
-        self._info.on_lost.clear()
         for task in self._tasks:
             task.cancel()
         while not self._responses.empty():  # responses owed to a client that is gone

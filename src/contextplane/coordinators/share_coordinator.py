@@ -106,6 +106,11 @@ class ShareCoordinator(ShareShards):
         self.partitions: dict[ShareKey, SharePartition] = {}
         self.sessions = ShareSessions(self.config.max_share_sessions)
         self._saved_epochs: dict[ShareKey, int] = {}
+        # The share partitions a save or the timer must look at: those handed out or
+        # changed since their last save, and those that may hold locks. Never all of them:
+        # a broker keeps every share partition it served, idle ones by the thousand.
+        self._dirty: set[ShareKey] = set()
+        self._locked: set[ShareKey] = set()
         self._partition_counts: PartitionCounts = lambda _topic: 0
         self._existing_topics: Callable[[], Collection[str]] | None = None
         self._wake: asyncio.Event | None = None
@@ -181,7 +186,9 @@ class ShareCoordinator(ShareShards):
 
     def _next_deadline(self) -> int | None:
         deadlines = [self.groups.next_deadline()]
-        deadlines += [p.next_deadline() for p in self.partitions.values()]
+        held = [(k, p.next_deadline()) for k, p in self._held(self._locked)]
+        self._locked = {k for k, deadline in held if deadline is not None}
+        deadlines += [deadline for _, deadline in held]
         if self._unsaved() or self._unsaved_groups:
             deadlines.append(self.now_ms() + _SAVE_RETRY_MS)
         return min((d for d in deadlines if d is not None), default=None)
@@ -196,7 +203,9 @@ class ShareCoordinator(ShareShards):
                 self._take_group_changes(timer=True)
                 await self.save_groups()
                 now = self.now_ms()
-                if any([p.expire_locks(now) for p in self.partitions.values()]):
+                expired = [k for k, p in self._held(self._locked) if p.expire_locks(now)]
+                if expired:
+                    self._dirty.update(expired)
                     self.notify_released()
                 await self.save()
             except Exception as exc:  # noqa: BLE001 - the next deadline retries
@@ -298,9 +307,8 @@ class ShareCoordinator(ShareShards):
             self.release(*key)
 
     def release(self, group_id: str, member_id: str) -> None:
-        for (group, _, _), partition in self.partitions.items():
-            if group == group_id:
-                partition.release_member(member_id)
+        mine = [k for k in self._locked if k[0] == group_id]  # only those hold records
+        self._dirty.update(k for k, p in self._held(mine) if p.release_member(member_id))
         self.notify_released()
         self.kick()
 
@@ -338,6 +346,8 @@ class ShareCoordinator(ShareShards):
             )
             partition.state_epoch = 1
         _run_with(partition, values)
+        self._dirty.add(key)  # the caller may change it: acquire, acknowledge, move start
+        self._locked.add(key)
         return partition
 
     def existing(self, key: ShareKey) -> SharePartition | None:
@@ -346,6 +356,8 @@ class ShareCoordinator(ShareShards):
         partition = self.partitions.get(key)
         if partition is not None:
             _run_with(partition, self.values(key[0]))
+            self._dirty.add(key)
+            self._locked.add(key)
         return partition
 
     def _loaded(self, stored: StoredSharePartition) -> SharePartition:
@@ -381,10 +393,14 @@ class ShareCoordinator(ShareShards):
                 found[key] = self._loaded(stored)
         return found
 
+    def _held(self, keys: Collection[ShareKey]) -> list[tuple[ShareKey, SharePartition]]:
+        """The share partitions of `keys` still held (one may have gone meanwhile)."""
+        return [(k, p) for k in list(keys) if (p := self.partitions.get(k)) is not None]
+
     def _unsaved(self) -> list[ShareKey]:
         return [
             key
-            for key, partition in self.partitions.items()
+            for key, partition in self._held(self._dirty)
             if self._saved_epochs.get(key) != partition.state_epoch
         ]
 
@@ -397,7 +413,7 @@ class ShareCoordinator(ShareShards):
             return await self._save()
 
     async def _copy_undeliverable(self) -> bool:
-        taken = [(key, p.take_undeliverable()) for key, p in self.partitions.items()]
+        taken = [(key, p.take_undeliverable()) for key, p in self._held(self._dirty)]
         taken = [(key, records) for key, records in taken if records]
         if not taken or self.dead_letters is None:
             return True
@@ -418,6 +434,7 @@ class ShareCoordinator(ShareShards):
             return False
         keys = self._unsaved()
         if not keys:
+            self._dirty.clear()  # saved, their dead letters copied
             return True
         writes = []
         for key in keys:
@@ -443,6 +460,12 @@ class ShareCoordinator(ShareShards):
             key = (write.group_id, write.topic, write.partition)
             # A later change made during the await is saved by the next save.
             self._saved_epochs[key] = max(self._saved_epochs.get(key, 0), write.state_epoch)
+        # Clean now unless changed (or given dead letters) while the write awaited.
+        self._dirty = {
+            k
+            for k, p in self._held(self._dirty)
+            if self._saved_epochs.get(k) != p.state_epoch or p.undeliverable
+        }
         return True
 
     async def on_topic_deleted(self, topic: str) -> None:
@@ -522,6 +545,7 @@ class ShareCoordinator(ShareShards):
             fresh.state_epoch = max(write.state_epoch, current.state_epoch if current else 0)
             self.partitions[key] = fresh
             self._saved_epochs[key] = write.state_epoch
+            self._dirty.add(key)
         self.groups.ensure_group(group_id)
         self.groups.initialize(group_id, starts)
         self._take_group_changes()

@@ -3,11 +3,15 @@
 A share consumer opens a session on a broker with a ShareFetch at epoch 0 naming the
 partitions it fetches; each later ShareFetch or ShareAcknowledge carries the next epoch
 (1, 2, ...) and may add partitions or forget some; epoch -1 closes it. The sessions are
-kept per (group, member) and bounded by `group.share.max.share.sessions`.
+kept per (group, member) and bounded by `group.share.max.share.sessions` (Kafka 4.4's
+ShareSessionCache: a new session past it is SHARE_SESSION_LIMIT_REACHED, none evicted).
+A session closes with the connection that opened it: the connection holds a hook for
+each session open on it, dropped when the session closes or moves to another connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contextplane.protocol.error_codes import ErrorCode
@@ -32,12 +36,21 @@ class ShareSessions:
         self.sessions: dict[SessionKey, ShareSession] = {}
 
     def open(
-        self, key: SessionKey, partitions: set[TopicPartition], owner: object = None
+        self,
+        key: SessionKey,
+        partitions: set[TopicPartition],
+        owner: object = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> ErrorCode:
-        """Epoch 0: a new session, replacing the member's old one."""
+        """Epoch 0: a new session, replacing the member's old one; `on_lost` runs if the
+        `owner` connection goes while it is open."""
         if key not in self.sessions and len(self.sessions) >= self.max_sessions:
             return ErrorCode.share_session_limit_reached
+        self.close(key)
         self.sessions[key] = ShareSession(INITIAL_EPOCH + 1, set(partitions), owner)
+        hooks = _hooks(owner)
+        if hooks is not None and on_lost is not None:
+            hooks[(_HOOK, key)] = on_lost
         return ErrorCode.none
 
     def advance(self, key: SessionKey, epoch: int) -> tuple[ErrorCode, ShareSession | None]:
@@ -55,4 +68,16 @@ class ShareSessions:
         return ErrorCode.none if key in self.sessions else ErrorCode.share_session_not_found
 
     def close(self, key: SessionKey) -> ShareSession | None:
-        return self.sessions.pop(key, None)
+        session = self.sessions.pop(key, None)
+        if session is not None and (hooks := _hooks(session.owner)) is not None:
+            hooks.pop((_HOOK, key), None)
+        return session
+
+
+_HOOK = "share-session"
+
+
+def _hooks(owner: object) -> dict[object, Callable[[], None]] | None:
+    """The owner connection's hooks run when it goes (`ConnectionInfo.on_lost`)."""
+    hooks = getattr(owner, "on_lost", None)
+    return hooks if isinstance(hooks, dict) else None

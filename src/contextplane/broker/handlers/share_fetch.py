@@ -23,7 +23,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.handlers.offsets import lookup_offset
-from contextplane.broker.handlers.share_groups import coordinator
+from contextplane.broker.handlers.share_groups import coordinator, member_id_valid
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.share_coordinator import ShareCoordinator
 from contextplane.coordinators.share_group_configs import BY_DURATION, EARLIEST
@@ -406,10 +406,9 @@ def _session_error(
             return ErrorCode.invalid_request  # nothing can be acknowledged in a new session
         shares.release(group_id, member_id)  # a new session gives back the old one's records
         owner = ctx.connection
-        code = shares.sessions.open(key, _fetchable(targets), owner)
-        if code == ErrorCode.none:
-            owner.on_lost[("share-session", key)] = lambda: shares.connection_lost(key, owner)
-        return code
+        return shares.sessions.open(
+            key, _fetchable(targets), owner, lambda: shares.connection_lost(key, owner)
+        )
     if epoch == FINAL_EPOCH:
         return shares.sessions.check_final(key)
     code, session = shares.sessions.advance(key, epoch)
@@ -439,6 +438,17 @@ def _session_targets(
     return targets
 
 
+def _malformed(request: Any) -> ErrorCode:
+    """Kafka 4.4's KafkaApis checks before any session: a group id (null is refused, an
+    empty one is a group like any other) and the member id's shape (`isMemberIdValid`,
+    after READ on the group, which the route checked). Nothing asks whether the member
+    belongs to the group: a share session is keyed by (group, member id) alone, and one
+    whose member left or never joined fetches and acknowledges as any other."""
+    if request.group_id is None or not member_id_valid(request.member_id):
+        return ErrorCode.invalid_request
+    return ErrorCode.none
+
+
 async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
     shares = coordinator(ctx)
     group_id, member_id = request.group_id or "", request.member_id or ""
@@ -451,16 +461,17 @@ async def share_fetch(ctx: RequestContext, request: Any) -> Reply:
     )
 
     def top_level(code: ErrorCode) -> Reply:
+        # Kafka's ShareFetchRequest.getErrorResponse: the code alone, a lock timeout of 0.
         return ctx.reply(
             throttle_time=ctx.throttle_ms,
             error_code=code,
-            acquisition_lock_timeout=lock_ms,
+            acquisition_lock_timeout=0,
             responses=[],
             node_endpoints=[],
         )
 
-    if not group_id or not member_id:
-        return top_level(ErrorCode.invalid_request)
+    if (code := _malformed(request)) != ErrorCode.none:
+        return top_level(code)
     code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
     if code != ErrorCode.none:
         return top_level(code)
@@ -553,8 +564,8 @@ async def share_acknowledge(ctx: RequestContext, request: Any) -> Reply:
             throttle_time=ctx.throttle_ms, error_code=code, responses=[], node_endpoints=[]
         )
 
-    if not group_id or not member_id:
-        return top_level(ErrorCode.invalid_request)
+    if (code := _malformed(request)) != ErrorCode.none:
+        return top_level(code)
     if epoch == INITIAL_EPOCH:
         return top_level(ErrorCode.invalid_share_session_epoch)
     code = _session_error(ctx, shares, group_id, member_id, epoch, asked)
