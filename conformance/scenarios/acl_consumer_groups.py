@@ -31,7 +31,9 @@ def _answer(response: Any) -> dict[str, Any]:
 def _assigned_topics(client: RawClient, group: str, member: str, timeout_s: float = 15.0) -> Any:
     """Heartbeat until the member is assigned partitions (Kafka resolves a regex
     asynchronously, then computes the target): the names of its topics."""
-    joined = _heartbeat(client, group, member, 0, regex="acl-cgh-.*|__consumer_offsets")
+    joined = wire.retry_coordinator(
+        lambda: _heartbeat(client, group, member, 0, regex="acl-cgh-.*|__consumer_offsets")
+    )
     if joined.error_code:
         return err(joined.error_code)
     beat, deadline = joined, time.monotonic() + timeout_s
@@ -66,11 +68,17 @@ def heartbeat_topic_describe(ctx: Ctx) -> None:
         ctx.record("named_missing", _answer(_heartbeat(client, group, "m-one", 0, topics=[ghost])))
         both = _heartbeat(client, closed_group, "m-one", 0, topics=[closed])
         ctx.record("group_first", _answer(both))
-        described = client.request(
-            CONSUMER_GROUP_DESCRIBE, 1, group_ids=[group], include_authorized_operations=False
+        # The refusals above are made before the coordinator is asked, so a fresh Kafka
+        # may still be loading the group's offsets partition here: retried as clients do.
+        described = wire.retry_coordinator(
+            lambda: client.request(
+                CONSUMER_GROUP_DESCRIBE, 1, group_ids=[group], include_authorized_operations=False
+            ).groups[0]
         )
-        ctx.record("nothing_created", err(described.groups[0].error_code))
-        joined = _heartbeat(client, group, "m-one", 0, topics=[opened])
+        ctx.record("nothing_created", err(described.error_code))
+        joined = wire.retry_coordinator(
+            lambda: _heartbeat(client, group, "m-one", 0, topics=[opened])
+        )
         ctx.record("named_open", err(joined.error_code))
         _heartbeat(client, group, "m-one", -1)
         ctx.record("regex", _assigned_topics(client, "acl-cgh-regex-g", "m-regex"))
