@@ -78,7 +78,7 @@ async def verify_remote(
     codes = await _asked(ctx, tid, producer, wanted, add)
     for partition in wanted:
         code = codes.get(partition, ErrorCode.unknown_server_error)
-        verified[partition] = _error(code, add)
+        verified[partition] = produce_error(code, add)
     return verified
 
 
@@ -186,7 +186,7 @@ async def _ask(
     return codes
 
 
-def _error(code: ErrorCode, add: bool) -> KafkaError | None:
+def produce_error(code: ErrorCode, add: bool) -> KafkaError | None:
     """The produce error for a coordinator's answer, as Kafka 4.4's leader maps it
     (`add`: Produce v12+, whose clients retry CONCURRENT_TRANSACTIONS)."""
     if code == ErrorCode.none:
