@@ -116,26 +116,6 @@ async def add_group_remote(
     return shard
 
 
-async def _asked(
-    ctx: RequestContext,
-    tid: str,
-    producer: tuple[int, int],
-    wanted: list[Partition],
-    add: bool,
-) -> dict[Partition, ErrorCode]:
-    """The coordinator's answer per partition, or the error Kafka's
-    AddPartitionsToTxnManager gives them all: COORDINATOR_NOT_AVAILABLE with no
-    coordinator known, NETWORK_EXCEPTION when it cannot be reached."""
-    try:
-        return await _ask(ctx, tid, producer, wanted, add)
-    except KafkaError as exc:
-        log.info("verifying %r at its coordinator: %s", tid, exc.code.name.upper())
-        return dict.fromkeys(wanted, exc.code)
-    except OSError as exc:
-        log.info("verifying %r at its coordinator failed: %r", tid, exc)
-        return dict.fromkeys(wanted, ErrorCode.network_exception)
-
-
 def _coordinator_node(ctx: RequestContext, tid: str) -> int:
     """The broker coordinating `tid`, when it is another live one."""
     topic = ctx.topics.topics().get(TXN_STATE_TOPIC)
@@ -147,31 +127,27 @@ def _coordinator_node(ctx: RequestContext, tid: str) -> int:
     return node
 
 
-async def _ask(
+async def _asked(
     ctx: RequestContext,
     tid: str,
     producer: tuple[int, int],
     wanted: list[Partition],
     add: bool,
 ) -> dict[Partition, ErrorCode]:
-    node = _coordinator_node(ctx, tid)
+    """The coordinator's answer per partition, or the error Kafka's
+    AddPartitionsToTxnManager gives them all: COORDINATOR_NOT_AVAILABLE with no
+    coordinator known, NETWORK_EXCEPTION when it cannot be reached."""
     by_topic: dict[str, list[int]] = {}
     for name, index in wanted:
         by_topic.setdefault(name, []).append(index)
-    answer: Any = await ctx.cluster.peers.request(  # type: ignore[union-attr]
-        node,
-        ADD_PARTITIONS_TO_TXN_KEY,
-        5 if add else 4,
-        transactions=[
-            {
-                "transactional_id": tid,
-                "producer_id": producer[0],
-                "producer_epoch": producer[1],
-                "verify_only": not add,
-                "topics": [{"name": n, "partitions": p} for n, p in by_topic.items()],
-            }
-        ],
-    )
+    try:
+        answer = await _request(ctx, tid, producer, by_topic, add)
+    except KafkaError as exc:
+        log.info("verifying %r at its coordinator: %s", tid, exc.code.name.upper())
+        return dict.fromkeys(wanted, exc.code)
+    except OSError as exc:
+        log.info("verifying %r at its coordinator failed: %r", tid, exc)
+        return dict.fromkeys(wanted, ErrorCode.network_exception)
     if answer.error_code:
         # AddPartitionsToTxnManager: a broker refused CLUSTER_ACTION is INVALID_TXN_STATE.
         code = ErrorCode(answer.error_code)
@@ -184,6 +160,30 @@ async def _ask(
             for p in topic_result.results_by_partition:
                 codes[(topic_result.name, p.partition_index)] = ErrorCode(p.partition_error_code)
     return codes
+
+
+async def _request(
+    ctx: RequestContext,
+    tid: str,
+    producer: tuple[int, int],
+    by_topic: dict[str, list[int]],
+    add: bool,
+) -> Any:
+    """AddPartitionsToTxn to `tid`'s coordinator: v5 adding, else v4 VerifyOnly."""
+    return await ctx.cluster.peers.request(  # type: ignore[union-attr]
+        _coordinator_node(ctx, tid),
+        ADD_PARTITIONS_TO_TXN_KEY,
+        5 if add else 4,
+        transactions=[
+            {
+                "transactional_id": tid,
+                "producer_id": producer[0],
+                "producer_epoch": producer[1],
+                "verify_only": not add,
+                "topics": [{"name": n, "partitions": p} for n, p in by_topic.items()],
+            }
+        ],
+    )
 
 
 def produce_error(code: ErrorCode, add: bool) -> KafkaError | None:
