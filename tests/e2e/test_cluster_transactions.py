@@ -14,7 +14,9 @@ while the topic created once both are up has half its partitions on broker 2.
   reads the committed transactions and none of the open one's records;
 - the Java client's transactions v2 with its sink partition on broker 2: Produce v12+
   adds the partition at the coordinator on broker 1 (AddPartitionsToTxn v5); and, on
-  three brokers, with its group and transaction coordinators on different brokers.
+  three brokers, with its group and transaction coordinators on different brokers (the
+  group's coordinator adds the group's `__consumer_offsets` partition at the
+  transaction's with AddPartitionsToTxn v5).
 """
 
 from __future__ import annotations
@@ -246,16 +248,31 @@ def test_java_transactions_v2_with_group_and_transaction_coordinators_apart(
     """Three brokers; broker 1, which created the shards, killed: brokers 2 and 3 share
     them. The Java client's group (its `__consumer_offsets` shard) is coordinated by one
     and its transactional id by the other: TxnOffsetCommit v5+ at the group's
-    coordinator adds the group at the transaction's (AddOffsetsToTxn over the
-    inter-broker client) and stores the offsets checked against the stored transaction;
-    the committed offset and records are exactly the committed transactions'."""
-    url = postgres_server.create_database()
+    coordinator adds the group's `__consumer_offsets` partition at the transaction's
+    (AddPartitionsToTxn v5 over the inter-broker client, as Kafka) and stores the
+    offsets checked against the stored transaction; the committed offset and records
+    are exactly the committed transactions'."""
+    coordinators_apart(tmp_path, postgres_server.create_database(), dict.fromkeys((1, 2, 3), {}))
+
+
+def coordinators_apart(
+    tmp_path: Path,
+    url: str,
+    settings: dict[int, dict[str, str]],
+    client: dict[str, str] | None = None,
+    java_config: Path | None = None,
+) -> None:
+    """The Java transactions v2 program with its group and transaction coordinators on
+    brokers 2 and 3 (broker 1, which created the shards, killed), each broker started
+    with its `settings`; `client` and `java_config`: the clients' security settings."""
+    client = client or {}
     (tmp_path / "objects").mkdir()
     objects = (tmp_path / "objects").as_uri()
-    one = broker(tmp_path / "one", 1, url, objects).start()
-    others = [broker(tmp_path / f"b{n}", n, url, objects).start() for n in (2, 3)]
+    one = broker(tmp_path / "one", 1, url, objects, **settings[1]).start()
+    others = [broker(tmp_path / f"b{n}", n, url, objects, **settings[n]).start() for n in (2, 3)]
     try:
-        wait_until(lambda: listed_brokers(one.bootstrap) == [1, 2, 3], 15, "all listed")
+        admin = AdminClient({**client, "bootstrap.servers": one.bootstrap})
+        wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 3, 15, "all listed")
         one.kill9()
         for shards in (OFFSETS_TOPIC, TXN_STATE_TOPIC):
             wait_until(
@@ -269,10 +286,10 @@ def test_java_transactions_v2_with_group_and_transaction_coordinators_apart(
         group = next(g for n in range(500) if groups[partition_for(g := f"g{n}", count)] == 3)
         tid = next(t for n in range(500) if txns[partition_for(t := f"t{n}", 50)] == 2)
         bootstrap = ",".join(b.bootstrap for b in others)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient({**client, "bootstrap.servers": bootstrap})
         for name in ("source", "sink"):
             admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
-        plain = Producer({"bootstrap.servers": bootstrap})
+        plain = Producer({**client, "bootstrap.servers": bootstrap})
         for value in (b"0", b"1", b"2", b"3"):
             plain.produce("source", value, partition=0)
         assert plain.flush(30) == 0
@@ -280,23 +297,27 @@ def test_java_transactions_v2_with_group_and_transaction_coordinators_apart(
         libs = java_client.client_home() / "libs"
         result = subprocess.run(
             [java_tool("java"), "-cp", f"{libs}/*", str(JAVA_V2), bootstrap]
-            + ["source", "sink", group, tid],
+            + ["source", "sink", group, tid]
+            + ([str(java_config)] if java_config is not None else []),
             capture_output=True,
             text=True,
             timeout=180,
         )
         assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-3000:]
-        assert committed_values(bootstrap, group, "sink") == (4, [b"a", b"c"])
+        assert committed_values(bootstrap, group, "sink", client) == (4, [b"a", b"c"])
     finally:
         for running in others:
             running.stop()
         one.stop()
 
 
-def committed_values(bootstrap: str, group: str, sink: str) -> tuple[int, list[bytes]]:
+def committed_values(
+    bootstrap: str, group: str, sink: str, client: dict[str, str] | None = None
+) -> tuple[int, list[bytes]]:
     """(the group's committed offset of source-0, the sink's read_committed values)."""
     consumer = Consumer(
         {
+            **(client or {}),
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "isolation.level": "read_committed",

@@ -11,7 +11,11 @@ transactions.
   with `sasl.mechanism.inter.broker.protocol` and the listener's JAAS username/password;
 - SSL only, `ssl.client.auth=required`: each broker presents its own certificate
   (CN=broker-1, CN=broker-2), mapped by `ssl.principal.mapping.rules` to User:broker,
-  which is not a super user but is granted CLUSTER_ACTION on the cluster.
+  which is not a super user but is granted CLUSTER_ACTION on the cluster; and, on three
+  brokers, the Java client's transactions v2 with its group and transaction
+  coordinators on different brokers: the group's coordinator adds the group's
+  `__consumer_offsets` partition at the transaction's with AddPartitionsToTxn v5, as
+  Kafka does, which CLUSTER_ACTION alone allows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -36,7 +41,12 @@ from contextplane.security.acls import (
     ResourceType,
 )
 from tests.e2e.test_cluster_failover import broker, stored
-from tests.e2e.test_cluster_transactions import PARTITIONS, TID, commit_abort_commit
+from tests.e2e.test_cluster_transactions import (
+    PARTITIONS,
+    TID,
+    commit_abort_commit,
+    coordinators_apart,
+)
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.tls import TestCa
@@ -121,11 +131,18 @@ def test_a_transaction_across_brokers_on_sasl_scram_listeners_only(
         commit_abort_commit(two.bootstrap, client)
 
 
-def test_a_transaction_across_brokers_on_mutual_tls_listeners_only(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
-    url = postgres_server.create_database()
-    # User:broker may CLUSTER_ACTION, nothing else; the client is a super user.
+@dataclass
+class MutualTls:
+    """SSL-only listeners with `ssl.client.auth=required`: each broker's own certificate
+    maps to User:broker, granted only CLUSTER_ACTION; the clients' to User:client, a
+    super user (librdkafka settings in `client`, the Java client's in `java_config`)."""
+
+    settings: dict[int, dict[str, str]]
+    client: dict[str, str]
+    java_config: Path
+
+
+def mutual_tls(tmp_path: Path, url: str, brokers: tuple[int, ...]) -> MutualTls:
     cluster_action = AclRecord(
         ResourceType.CLUSTER,
         CLUSTER_NAME,
@@ -155,13 +172,40 @@ def test_a_transaction_across_brokers_on_mutual_tls_listeners_only(
         }
 
     issued = ca.issue("client")
+    (pki / "client.crt").write_bytes(issued.chain_pem)
+    (pki / "client.key").write_bytes(issued.key_pem)
+    java_config = pki / "client.properties"
+    java_config.write_text(
+        "security.protocol=SSL\nssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={truststore}\nssl.keystore.type=PEM\n"
+        f"ssl.keystore.location={issued.write(pki / 'client.pem')}\n"
+    )
     client = {
         "security.protocol": "SSL",
         "ssl.ca.location": str(truststore),
         "ssl.certificate.location": str(pki / "client.crt"),
         "ssl.key.location": str(pki / "client.key"),
     }
-    (pki / "client.crt").write_bytes(issued.chain_pem)
-    (pki / "client.key").write_bytes(issued.key_pem)
-    with secured_cluster(tmp_path, url, {1: settings(1), 2: settings(2)}, client) as (_, two):
-        commit_abort_commit(two.bootstrap, client)
+    return MutualTls({n: settings(n) for n in brokers}, client, java_config)
+
+
+def test_a_transaction_across_brokers_on_mutual_tls_listeners_only(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    tls = mutual_tls(tmp_path, url, (1, 2))
+    with secured_cluster(tmp_path, url, tls.settings, tls.client) as (_, two):
+        commit_abort_commit(two.bootstrap, tls.client)
+
+
+def test_transactions_v2_with_coordinators_apart_on_mutual_tls_listeners_only(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The Java client's transactions v2 consume-transform-produce with its group and
+    transaction coordinators on different brokers: the group's coordinator adds the
+    group's `__consumer_offsets` partition at the transaction's with AddPartitionsToTxn
+    v5, which User:broker's CLUSTER_ACTION alone allows (a forwarded AddOffsetsToTxn
+    would need WRITE on the transactional id and READ on the group)."""
+    url = postgres_server.create_database()
+    tls = mutual_tls(tmp_path, url, (1, 2, 3))
+    coordinators_apart(tmp_path, url, tls.settings, tls.client, tls.java_config)

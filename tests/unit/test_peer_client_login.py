@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,13 +33,21 @@ MARKER = {
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroker]:
-    data_dir = tmp_path_factory.mktemp("peer-login")
+    broker = secured_broker(tmp_path_factory.mktemp("peer-login"))
+    yield broker
+    broker.stop()
+
+
+def secured_broker(data_dir: Path) -> InProcessBroker:
+    """A started broker whose only listener is SASL_PLAINTEXT with SCRAM-SHA-512 and the
+    StandardAuthorizer: User:broker (password broker-secret) a super user, User:alice
+    (alice-secret) granted nothing."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         for user in ("broker", "alice"):
             monkeypatch.setattr("sys.stdin", io.StringIO(f"{user}-secret\n"))
             args = ["users", "add", user, "--data-dir", str(data_dir), "--password-stdin"]
             assert cli(args) == 0
-    broker = InProcessBroker(
+    return InProcessBroker(
         data_dir,
         settings={
             "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
@@ -47,8 +56,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBroke
             "super.users": "User:broker",
         },
     ).start()
-    yield broker
-    broker.stop()
 
 
 def _write_markers(broker: InProcessBroker, user: str, password: str) -> list[int]:

@@ -4,7 +4,9 @@ engines on one metadata store, each with its transaction coordinator following t
 transactional id is served only by its shard's leader (NOT_COORDINATOR elsewhere); a
 planned move of the shard unloads it and its target goes on with the stored
 transaction, finishing a Prepare state the old coordinator could not, offsets a group
-coordinator on the other broker added included; a coordinator
+coordinator on the other broker added included (its group added by AddOffsetsToTxn, or
+by its `__consumer_offsets` partition as transactions v2 add it, which gets no marker);
+a coordinator
 whose shard was claimed at a newer epoch behind its back commits nothing, answers
 NOT_COORDINATOR and lets the partition go."""
 
@@ -22,7 +24,7 @@ from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import BrokerEndpoint, OffsetRow
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.offsets_records import partition_for
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from contextplane.settings import Settings
 from contextplane.storage.memory_objects import ObjectBucket
 from tests.support.metadata import open_store
@@ -118,6 +120,16 @@ def test_transactional_ids_follow_their_shard_and_a_fenced_coordinator_commits_n
             offsets = two.txns.txn_offset_commit(mine, "g", pid, epoch + 1, rows)
             assert await code_of(offsets) == ErrorCode.producer_fenced
             await two.txns.txn_offset_commit(mine, "g", pid, epoch, rows)
+            # Transactions v2: the group coordinator's broker added the group's
+            # `__consumer_offsets` partition (AddPartitionsToTxn v5, as Kafka's does):
+            # that admits the groups of that partition, and it gets no marker.
+            later = [OffsetRow("t", 1, 7, -1, "")]
+            offsets = two.txns.txn_offset_commit(mine, "v2", pid, epoch, later, group_shard=5)
+            assert await code_of(offsets) == ErrorCode.invalid_txn_state  # not added yet
+            await one.txns.add_partitions(mine, pid, epoch, [(OFFSETS_TOPIC, 5)], version=2)
+            offsets = two.txns.txn_offset_commit(mine, "v2", pid, epoch, later, group_shard=6)
+            assert await code_of(offsets) == ErrorCode.invalid_txn_state  # another partition
+            await two.txns.txn_offset_commit(mine, "v2", pid, epoch, later, group_shard=5)
 
             # A planned move with a commit prepared that could not write its markers:
             # the target loads the transaction and finishes the commit.
@@ -138,6 +150,7 @@ def test_transactional_ids_follow_their_shard_and_a_fenced_coordinator_commits_n
             assert sorted(two.markers) == [("t", 0, pid, True), ("t", 1, pid, True)]
             assert two.txns.record(mine).state == "CompleteCommit"  # type: ignore[union-attr]
             assert (await two.metadata.fetch_offsets("g"))[("t", 0)].offset == 42
+            assert (await two.metadata.fetch_offsets("v2"))[("t", 1)].offset == 7
             await two.txns.add_partitions(mine, pid, epoch, [("t", 2)])
 
             # Node 2's shard of `theirs` released in the store and claimed by node 1

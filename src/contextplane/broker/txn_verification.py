@@ -1,15 +1,22 @@
 """Transaction verification when another broker coordinates the transactional id
 (KIP-890, RFC 0004 §3): the partition leader asks the coordinator with
-AddPartitionsToTxn, as Kafka's leaders do.
+AddPartitionsToTxn, as Kafka's leaders do (AddPartitionsToTxnManager), authorized there
+by CLUSTER_ACTION.
 
 Produce v0-11 (transactions v1: the client added the partitions itself) asks v4 with
 `verify_only`; Produce v12+ (transactions v2: the leader adds them) asks v5 without it.
 Only the first batch of a transaction on a partition pays the round trip: while the
 producer has a transaction open on the partition (no marker yet) its batches belong to
 it, as Kafka's leader skips verification for a partition with an ongoing transaction.
-The answers become the errors the local coordinator's checks raise
-(`TransactionCoordinator.verify_produce`); a coordinator that cannot be reached, or is
-not the coordinator any more, is Kafka's retriable NOT_ENOUGH_REPLICAS.
+The answers become the errors Kafka 4.4's leader answers (ReplicaManager
+handleProduceAppend): a coordinator that cannot be reached (NETWORK_EXCEPTION), is not
+known (COORDINATOR_NOT_AVAILABLE), loading or moved is the retriable
+NOT_ENOUGH_REPLICAS naming it, and so is CONCURRENT_TRANSACTIONS before Produce v12.
+
+TxnOffsetCommit v5+ (transactions v2) at a group coordinator whose transactional id
+another broker coordinates adds the group's `__consumer_offsets` partition there the
+same way (v5), as Kafka's group coordinator does before it writes transactional offsets
+(CoordinatorPartitionWriter.maybeStartTransactionVerification).
 """
 
 from __future__ import annotations
@@ -22,15 +29,32 @@ from contextplane.coordinators.transactions import unverified
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.offsets_records import partition_for
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 
 log = logging.getLogger(__name__)
 
 ADD_PARTITIONS_TO_TXN_KEY = 24
-ADD_OFFSETS_TO_TXN_KEY = 25
 Partition = tuple[str, int]
 # (topic, partition) -> the error its batch gets (None: verified).
 Verified = dict[Partition, KafkaError | None]
+# Kafka's leader answers these NOT_ENOUGH_REPLICAS: retriable, and no metadata refresh.
+_UNVERIFIED = frozenset(
+    {
+        ErrorCode.network_exception,
+        ErrorCode.coordinator_load_in_progress,
+        ErrorCode.coordinator_not_available,
+        ErrorCode.not_coordinator,
+    }
+)
+# What Kafka's group coordinator answers TxnOffsetCommit for a failed verification
+# (CoordinatorOperationExceptionHelper); other errors are answered as they are.
+_GROUP_ERRORS = {
+    ErrorCode.network_exception: ErrorCode.coordinator_load_in_progress,
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+}
 
 
 def coordinated_elsewhere(ctx: RequestContext, tid: str) -> bool:
@@ -51,13 +75,10 @@ async def verify_remote(
     verified: Verified = dict.fromkeys(partitions)
     if not wanted:
         return verified
-    try:
-        codes = await _ask(ctx, tid, producer, wanted, add)
-    except (KafkaError, OSError) as exc:
-        log.info("verifying %r at its coordinator failed: %r", tid, exc)
-        codes = dict.fromkeys(wanted, ErrorCode.not_coordinator)
+    codes = await _asked(ctx, tid, producer, wanted, add)
     for partition in wanted:
-        verified[partition] = _error(codes.get(partition, ErrorCode.unknown_server_error))
+        code = codes.get(partition, ErrorCode.unknown_server_error)
+        verified[partition] = produce_error(code, add)
     return verified
 
 
@@ -66,28 +87,33 @@ def _open_here(ctx: RequestContext, partition: Partition, producer_id: int) -> b
     return log_ is not None and log_.transactions.in_transaction(producer_id)
 
 
+def group_shard(ctx: RequestContext, group_id: str) -> int:
+    """The group's `__consumer_offsets` partition (-1: the topic does not exist)."""
+    topic = ctx.topics.topics().get(OFFSETS_TOPIC)
+    return partition_for(group_id, topic.partitions) if topic is not None else -1
+
+
 async def add_group_remote(
     ctx: RequestContext, tid: str, producer: tuple[int, int], group_id: str
-) -> None:
+) -> int:
     """TxnOffsetCommit v5+ (transactions v2) at a group coordinator whose transactional
-    id another broker coordinates: the group joins the transaction there, with
-    AddOffsetsToTxn, as the client would have sent it; raises the coordinator's error
-    (COORDINATOR_NOT_AVAILABLE when it cannot be asked: the client retries)."""
-    try:
-        node = _coordinator_node(ctx, tid)
-        answer: Any = await ctx.cluster.peers.request(  # type: ignore[union-attr]
-            node,
-            ADD_OFFSETS_TO_TXN_KEY,
-            4,
-            transactional_id=tid,
-            producer_id=producer[0],
-            producer_epoch=producer[1],
-            group_id=group_id,
-        )
-    except (KafkaError, OSError) as exc:
-        raise KafkaError(ErrorCode.coordinator_not_available, str(exc)) from exc
-    if answer.error_code:
-        raise KafkaError(ErrorCode(answer.error_code))
+    id another broker coordinates: the group's `__consumer_offsets` partition joins the
+    transaction there (AddPartitionsToTxn v5, CLUSTER_ACTION, as Kafka's group
+    coordinator asks); returns that partition. Raises the error Kafka's group
+    coordinator answers (an unreachable coordinator COORDINATOR_LOAD_IN_PROGRESS, an
+    unknown one COORDINATOR_NOT_AVAILABLE: the client retries)."""
+    shard = group_shard(ctx, group_id)
+    if shard < 0:
+        raise KafkaError(ErrorCode.coordinator_not_available)
+    partition = (OFFSETS_TOPIC, shard)
+    code = (await _asked(ctx, tid, producer, [partition], True)).get(
+        partition, ErrorCode.unknown_server_error
+    )
+    if code == ErrorCode.producer_fenced:
+        code = ErrorCode.invalid_producer_epoch  # AddPartitionsToTxnManager's mapping
+    if code != ErrorCode.none:
+        raise KafkaError(_GROUP_ERRORS.get(code, code))
+    return shard
 
 
 def _coordinator_node(ctx: RequestContext, tid: str) -> int:
@@ -101,19 +127,51 @@ def _coordinator_node(ctx: RequestContext, tid: str) -> int:
     return node
 
 
-async def _ask(
+async def _asked(
     ctx: RequestContext,
     tid: str,
     producer: tuple[int, int],
     wanted: list[Partition],
     add: bool,
 ) -> dict[Partition, ErrorCode]:
-    node = _coordinator_node(ctx, tid)
+    """The coordinator's answer per partition, or the error Kafka's
+    AddPartitionsToTxnManager gives them all: COORDINATOR_NOT_AVAILABLE with no
+    coordinator known, NETWORK_EXCEPTION when it cannot be reached."""
     by_topic: dict[str, list[int]] = {}
     for name, index in wanted:
         by_topic.setdefault(name, []).append(index)
-    answer: Any = await ctx.cluster.peers.request(  # type: ignore[union-attr]
-        node,
+    try:
+        answer = await _request(ctx, tid, producer, by_topic, add)
+    except KafkaError as exc:
+        log.info("verifying %r at its coordinator: %s", tid, exc.code.name.upper())
+        return dict.fromkeys(wanted, exc.code)
+    except OSError as exc:
+        log.info("verifying %r at its coordinator failed: %r", tid, exc)
+        return dict.fromkeys(wanted, ErrorCode.network_exception)
+    if answer.error_code:
+        # AddPartitionsToTxnManager: a broker refused CLUSTER_ACTION is INVALID_TXN_STATE.
+        code = ErrorCode(answer.error_code)
+        if code == ErrorCode.cluster_authorization_failed:
+            code = ErrorCode.invalid_txn_state
+        return dict.fromkeys(wanted, code)
+    codes: dict[Partition, ErrorCode] = {}
+    for result in answer.results_by_transaction:
+        for topic_result in result.topic_results:
+            for p in topic_result.results_by_partition:
+                codes[(topic_result.name, p.partition_index)] = ErrorCode(p.partition_error_code)
+    return codes
+
+
+async def _request(
+    ctx: RequestContext,
+    tid: str,
+    producer: tuple[int, int],
+    by_topic: dict[str, list[int]],
+    add: bool,
+) -> Any:
+    """AddPartitionsToTxn to `tid`'s coordinator: v5 adding, else v4 VerifyOnly."""
+    return await ctx.cluster.peers.request(  # type: ignore[union-attr]
+        _coordinator_node(ctx, tid),
         ADD_PARTITIONS_TO_TXN_KEY,
         5 if add else 4,
         transactions=[
@@ -126,27 +184,20 @@ async def _ask(
             }
         ],
     )
-    if answer.error_code:
-        return dict.fromkeys(wanted, ErrorCode(answer.error_code))
-    codes: dict[Partition, ErrorCode] = {}
-    for result in answer.results_by_transaction:
-        for topic_result in result.topic_results:
-            for p in topic_result.results_by_partition:
-                codes[(topic_result.name, p.partition_index)] = ErrorCode(p.partition_error_code)
-    return codes
 
 
-def _error(code: ErrorCode) -> KafkaError | None:
-    """The produce error for a coordinator's answer (as `verify_produce` raises them)."""
+def produce_error(code: ErrorCode, add: bool) -> KafkaError | None:
+    """The produce error for a coordinator's answer, as Kafka 4.4's leader maps it
+    (`add`: Produce v12+, whose clients retry CONCURRENT_TRANSACTIONS)."""
     if code == ErrorCode.none:
         return None
     if code == ErrorCode.producer_fenced:
         return KafkaError(ErrorCode.invalid_producer_epoch)
-    if code in (ErrorCode.invalid_producer_id_mapping, ErrorCode.invalid_producer_epoch):
-        return KafkaError(code)
     if code in (ErrorCode.transaction_abortable, ErrorCode.invalid_txn_state):
         return KafkaError(code, "Partition was not added to the transaction")
-    return unverified(code)
+    if code in _UNVERIFIED or (code == ErrorCode.concurrent_transactions and not add):
+        return unverified(code)
+    return KafkaError(code)
 
 
 def checked(error: KafkaError | None, abortable: bool) -> None:

@@ -38,6 +38,7 @@ from contextplane.errors import CoordinatorFenced, KafkaError
 from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.tasks import KeyedLocks, cancel_and_wait, repeat_every
 
 log = logging.getLogger(__name__)
@@ -307,6 +308,7 @@ class TransactionCoordinator(TxnShardLoading):
         rows: list[OffsetRow],
         check_group: Callable[[], None] = lambda: None,
         adds_group: bool = False,
+        group_shard: int = -1,
     ) -> None:
         """Offsets pending until the transaction commits (dropped if it aborts). The
         transaction is verified first, then `check_group` (the group coordinator's member
@@ -315,10 +317,12 @@ class TransactionCoordinator(TxnShardLoading):
         transaction as AddOffsetsToTxn does. For an id coordinated by another broker
         (this broker the group's coordinator only) the stored transaction is checked in
         the store transaction that adds the offsets (`add_txn_offsets_checked`); the
-        group must have been added by AddOffsetsToTxn."""
+        group must have been added by AddOffsetsToTxn, or its `__consumer_offsets`
+        partition `group_shard` by AddPartitionsToTxn (transactions v2, as Kafka)."""
         if self.shards.leases is not None and self.refused(tid) is not None and not adds_group:
             check_group()
-            await self._store.add_txn_offsets_checked(tid, group_id, (producer_id, epoch), rows)
+            producer = (producer_id, epoch)
+            await self._store.add_txn_offsets_checked(tid, group_id, producer, rows, group_shard)
             return
         self.check_served(tid)
         async with self._lock(tid):
@@ -454,7 +458,9 @@ class TransactionCoordinator(TxnShardLoading):
                 *(
                     self._write_marker(topic, index, record.producer_id, record.epoch, commit)
                     for (topic, index), written in record.partitions.items()
-                    if not written
+                    # A group's shard, added by its coordinator's broker (transactions v2
+                    # TxnOffsetCommit): the store settles its offsets with the state.
+                    if not written and topic != OFFSETS_TOPIC
                 )
             )
         except (KafkaError, OSError) as exc:

@@ -19,6 +19,7 @@ from contextplane.metadata.records import OffsetRow, TransactionRecord
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_offsets import upsert_group_offsets
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 
 # A coordinator shard's (stream id, leader epoch); None: not fenced (a lone coordinator).
 Fence = tuple[int, int] | None
@@ -116,10 +117,14 @@ def add_offsets(db: Db, tid: str, group_id: str, rows: list[OffsetRow]) -> None:
     )
 
 
-def check_ongoing(db: Db, lock: str, tid: str, group_id: str, producer: tuple[int, int]) -> None:
+def check_ongoing(
+    db: Db, lock: str, tid: str, group_id: str, producer: tuple[int, int], shard: int = -1
+) -> None:
     """TxnOffsetCommit at a group coordinator on another broker than the transaction's:
     the stored transaction (its row locked, so its coordinator's completion waits) must
-    be the producer's, Ongoing, with the group added; else the coordinator's error."""
+    be the producer's, Ongoing, with the group added (AddOffsetsToTxn) or its
+    `__consumer_offsets` partition `shard` (AddPartitionsToTxn from the group
+    coordinator's broker, transactions v2); else the coordinator's error."""
     row = db.execute(
         "SELECT producer_id, epoch, state FROM transactions WHERE transactional_id=?" + lock,
         (tid,),
@@ -129,8 +134,10 @@ def check_ongoing(db: Db, lock: str, tid: str, group_id: str, producer: tuple[in
     if row[1] != producer[1]:
         raise producer_fenced()
     added = db.execute(
-        "SELECT 1 FROM transaction_groups WHERE transactional_id=? AND group_id=?",
-        (tid, group_id),
+        "SELECT 1 FROM transaction_groups WHERE transactional_id=? AND group_id=?"
+        " UNION ALL SELECT 1 FROM transaction_partitions WHERE transactional_id=?"
+        " AND topic=? AND partition=?",
+        (tid, group_id, tid, OFFSETS_TOPIC, shard),
     ).fetchone()
     if row[2] != "Ongoing" or added is None:
         raise KafkaError(
@@ -207,11 +214,16 @@ class TransactionRows:
             add_offsets(self._db, tid, group_id, rows)
 
     def add_txn_offsets_checked(
-        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+        self,
+        tid: str,
+        group_id: str,
+        producer: tuple[int, int],
+        rows: list[OffsetRow],
+        group_shard: int = -1,
     ) -> None:
         engine: Any = self
         with engine._transaction():
-            check_ongoing(self._db, engine._lock, tid, group_id, producer)
+            check_ongoing(self._db, engine._lock, tid, group_id, producer, group_shard)
             add_offsets(self._db, tid, group_id, rows)
 
     def complete_transaction(
@@ -256,10 +268,17 @@ class TransactionCalls:
         await store._call(store.engine.add_txn_offsets, tid, group_id, rows, fence)
 
     async def add_txn_offsets_checked(
-        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+        self,
+        tid: str,
+        group_id: str,
+        producer: tuple[int, int],
+        rows: list[OffsetRow],
+        group_shard: int = -1,
     ) -> None:
         store: Any = self
-        await store._call(store.engine.add_txn_offsets_checked, tid, group_id, producer, rows)
+        await store._call(
+            store.engine.add_txn_offsets_checked, tid, group_id, producer, rows, group_shard
+        )
 
     async def complete_transaction(
         self, record: TransactionRecord, committed: bool, now_ms: int, fence: Fence = None

@@ -356,11 +356,17 @@ class MetadataStore(Protocol):
         ...
 
     async def add_txn_offsets_checked(
-        self, tid: str, group_id: str, producer: tuple[int, int], rows: list[OffsetRow]
+        self,
+        tid: str,
+        group_id: str,
+        producer: tuple[int, int],
+        rows: list[OffsetRow],
+        group_shard: int = -1,
     ) -> None:
         """TxnOffsetCommit for a transaction coordinated by another broker: in one
         transaction, the stored transaction checked (the producer's, Ongoing, the group
-        added; else its KafkaError) with its row locked, then the offsets pending."""
+        added, or its `__consumer_offsets` partition `group_shard`; else its KafkaError)
+        with its row locked, then the offsets pending."""
         ...
 
     async def complete_transaction(

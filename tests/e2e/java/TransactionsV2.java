@@ -2,7 +2,9 @@
 // tests/e2e/test_transactions_v2.py as a single-file program: three transactions in one
 // producer session (commit, abort, commit), each sending the consumer's offsets with
 // sendOffsetsToTransaction. Against a broker that finalizes transaction.version 2 the
-// client uses transactions v2 (KIP-890). Prints "done" when every step succeeded.
+// client uses transactions v2 (KIP-890). Prints "done" when every step succeeded. An
+// optional sixth argument names a properties file (security settings) both clients load.
+import java.io.FileReader;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -19,13 +21,21 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public class TransactionsV2 {
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0], source = args[1], sink = args[2], group = args[3], tid = args[4];
+        Properties common = new Properties();
+        if (args.length > 5) {
+            try (FileReader reader = new FileReader(args[5])) {
+                common.load(reader);
+            }
+        }
         Properties c = new Properties();
+        c.putAll(common);
         c.put("bootstrap.servers", bootstrap);
         c.put("group.id", group);
         c.put("auto.offset.reset", "earliest");
         c.put("enable.auto.commit", "false");
         c.put("isolation.level", "read_committed");
         Properties p = new Properties();
+        p.putAll(common);
         p.put("bootstrap.servers", bootstrap);
         p.put("transactional.id", tid);
         p.put("max.block.ms", "30000");

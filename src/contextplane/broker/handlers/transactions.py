@@ -192,9 +192,11 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
     if rows:
         try:
             adds_group = ctx.api_version >= 5  # transactions v2: AddOffsetsToTxn's job too
+            shard = -1
             if adds_group and coordinated_elsewhere(ctx, request.transactional_id):
                 producer = (request.producer_id, request.producer_epoch)
-                await add_group_remote(ctx, request.transactional_id, producer, request.group_id)
+                tid, group_id = request.transactional_id, request.group_id
+                shard = await add_group_remote(ctx, tid, producer, group_id)
                 adds_group = False
             await ctx.transactions.txn_offset_commit(
                 request.transactional_id,
@@ -211,6 +213,7 @@ async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
                     ctx.api_version,
                 ),
                 adds_group=adds_group,
+                group_shard=shard,
             )
         except KafkaError as exc:
             for slot in slots:
