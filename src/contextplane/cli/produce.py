@@ -7,6 +7,8 @@ cluster refused a record (reading stops there; records already sent are reported
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -21,6 +23,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, fail, print_json, print_table
+from contextplane.cli.progress import Bar
 
 # A line longer than this is refused before it is sent (librdkafka's own default
 # message.max.bytes: the client would refuse it too); it bounds what one line holds.
@@ -120,21 +123,21 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
         raise CommandError(f"topic {args.topic!r} has no partition {args.partition}")
     delivery = Delivery()
     sent = 0
-    while delivery.refusal is None:
-        line = lines.readline(MAX_LINE_BYTES + 2)
-        if not line:
-            break
-        # As Kafka's console producer reads lines: without "\n" or "\r\n".
-        line = line.removesuffix(b"\n").removesuffix(b"\r") if line.endswith(b"\n") else line
-        if len(line) > MAX_LINE_BYTES:
-            delivery.refusal = f"line {sent + 1} is longer than {MAX_LINE_BYTES} bytes"
-            break
-        key = None
-        if separator is not None and separator in line:
-            key, line = line.split(separator, 1)
-        _send(producer, delivery, args, key, line, record_headers)
-        sent += 1
-    unacknowledged = producer.flush(FLUSH_TIMEOUT_S)
+    read = 0
+    size = _file_size(lines)
+    bar = Bar(args.output, f"produce {args.topic}", in_bytes=True)
+    try:
+        while delivery.refusal is None:
+            line = lines.readline(MAX_LINE_BYTES + 2)
+            if not line:
+                break
+            read += len(line)
+            sent += _line(producer, delivery, args, line, sent, separator, record_headers)
+            bar.update(read, size, f"{sent} records sent")
+        bar.update(read, size, f"{sent} records sent", force=True)
+        unacknowledged = producer.flush(FLUSH_TIMEOUT_S)
+    finally:
+        bar.close()
     _print_report(args, delivery, sent)
     if delivery.refusal is not None:
         return fail("produce", f"topic {args.topic!r}: {delivery.refusal}")
@@ -145,6 +148,40 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
             f"{FLUSH_TIMEOUT_S:.0f} s",
         )
     return 0
+
+
+def _line(
+    producer: Any,
+    delivery: Delivery,
+    args: argparse.Namespace,
+    line: bytes,
+    sent: int,
+    separator: bytes | None,
+    record_headers: list[tuple[str, bytes]],
+) -> int:
+    """Send one line read as a record; 1 if it was sent, 0 if it is refused as too long."""
+    # As Kafka's console producer reads lines: without "\n" or "\r\n".
+    line = line.removesuffix(b"\n").removesuffix(b"\r") if line.endswith(b"\n") else line
+    if len(line) > MAX_LINE_BYTES:
+        delivery.refusal = f"line {sent + 1} is longer than {MAX_LINE_BYTES} bytes"
+        return 0
+    key = None
+    if separator is not None and separator in line:
+        key, line = line.split(separator, 1)
+    _send(producer, delivery, args, key, line, record_headers)
+    return 1
+
+
+def _file_size(lines: BinaryIO) -> int | None:
+    """The bytes left to read when stdin is a regular file (the bar's total), else None."""
+    try:
+        status = os.fstat(lines.fileno())
+        position = lines.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return max(status.st_size - position, 0)
 
 
 def _send(
