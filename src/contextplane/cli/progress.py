@@ -12,13 +12,14 @@ are printed once the bar is closed).
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from contextplane.clock import SystemClock
+
 # How often the command hands its numbers to the bar: a lock and a few dictionary writes
 # in rich each time, too much for every line of a large file.
-UPDATE_EVERY_S = 0.1
+UPDATE_EVERY_MS = 100
 
 
 def wanted(output: str) -> bool:
@@ -34,7 +35,8 @@ class Bar:
     ) -> None:
         self._progress: Any = None
         self._task: Any = None
-        self._updated_at = 0.0
+        self._clock = SystemClock()
+        self._updated_at = -UPDATE_EVERY_MS
         if not wanted(output):
             return
         from rich.console import Console
@@ -73,11 +75,11 @@ class Bar:
         self, completed: float, total: float | None, detail: str = "", *, force: bool = False
     ) -> None:
         """The work done and its total (None: not known, the bar pulses); at most every
-        UPDATE_EVERY_S unless `force`."""
+        UPDATE_EVERY_MS unless `force`."""
         if self._progress is None:
             return
-        now = time.monotonic()
-        if not force and now - self._updated_at < UPDATE_EVERY_S:
+        now = self._clock.monotonic_ms()
+        if not force and now - self._updated_at < UPDATE_EVERY_MS:
             return
         self._updated_at = now
         self._progress.update(self._task, completed=completed, total=total, detail=detail)
