@@ -171,6 +171,30 @@ def test_produce_writes_keys_values_and_headers_and_reports_offsets(
     ]
 
 
+def test_produce_with_acks_0_reports_records_without_offsets(
+    broker: Cluster, admin: AdminClient
+) -> None:
+    """With acks=0 the broker answers nothing: the records are counted, their offsets
+    unknown ("-", JSON null), not a crash on the missing offset."""
+    create(admin, "fire-and-forget", 1)
+    produced = cli(broker, "produce", "fire-and-forget", "--acks", "0")
+    table = contextplane(*produced, stdin="a\nb\n")
+    assert table.rows() == [
+        ["TOPIC", "PARTITION", "RECORDS", "FIRST-OFFSET", "LAST-OFFSET"],
+        ["fire-and-forget", "0", "2", "-", "-"],
+    ]
+    document = contextplane(*produced, "--output", "json", stdin="c\n").json()
+    assert document["partitions"] == [
+        {"partition": 0, "records": 1, "first_offset": None, "last_offset": None}
+    ]
+    records = read_all(broker, "fire-and-forget", 3)
+    assert [(offset, value) for _, offset, _, value, _ in records] == [
+        (0, b"a"),
+        (1, b"b"),
+        (2, b"c"),
+    ]
+
+
 def test_produce_partitions_keyed_records_as_kafkas_producer_does(
     broker: Cluster, admin: AdminClient
 ) -> None:

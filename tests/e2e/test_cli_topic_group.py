@@ -114,6 +114,22 @@ def test_topic_create_list_and_describe_show_what_the_cluster_holds(
     }
     again = one_error_line(contextplane(*cli(broker, "topic", "create", "orders")))
     assert again.startswith("contextplane topic create: topic 'orders': TOPIC_ALREADY_EXISTS")
+    # A name or a partition count Kafka refuses: its error and its message.
+    for args, refusal in [
+        (
+            ("bad name",),
+            "TOPIC_EXCEPTION (Topic name is invalid: 'bad name' contains one or more "
+            "characters other than ASCII alphanumerics, '.', '_' and '-')",
+        ),
+        (
+            ("zero", "-p", "0"),
+            "INVALID_PARTITIONS (Number of partitions was set to an invalid non-positive value.)",
+        ),
+    ]:
+        refused = contextplane(*cli(broker, "topic", "create", *args))
+        assert one_error_line(refused) == (
+            f"contextplane topic create: topic {args[0]!r}: {refusal}"
+        )
 
     listed = contextplane(*cli(broker, "topic", "list", "--output", "json")).json()
     assert listed["topics"] == [

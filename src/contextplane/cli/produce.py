@@ -78,6 +78,8 @@ class Delivery:
         partition = self.written.setdefault(message.partition(), PartitionWritten())
         offset = message.offset()
         partition.records += 1
+        if offset is None or offset < 0:  # acks=0: the broker answers nothing, no offset
+            return
         if partition.first_offset < 0 or 0 <= offset < partition.first_offset:
             partition.first_offset = offset
         partition.last_offset = max(partition.last_offset, offset)
@@ -211,8 +213,9 @@ def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> No
         {
             "partition": number,
             "records": written.records,
-            "first_offset": written.first_offset,
-            "last_offset": written.last_offset,
+            # None (JSON null, "-" in the table) where acks=0 told no offset.
+            "first_offset": written.first_offset if written.first_offset >= 0 else None,
+            "last_offset": written.last_offset if written.last_offset >= 0 else None,
         }
         for number, written in sorted(delivery.written.items())
     ]
@@ -230,8 +233,18 @@ def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> No
     print_table(
         ("TOPIC", "PARTITION", "RECORDS", "FIRST-OFFSET", "LAST-OFFSET"),
         [
-            (args.topic, p["partition"], p["records"], p["first_offset"], p["last_offset"])
+            (
+                args.topic,
+                p["partition"],
+                p["records"],
+                _known(p["first_offset"]),
+                _known(p["last_offset"]),
+            )
             for p in partitions
         ],
     )
     print(f"\n{written_total} of {sent} records written")
+
+
+def _known(offset: int | None) -> object:
+    return "-" if offset is None else offset
