@@ -209,7 +209,7 @@ def _send(
 
 
 def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> None:
-    partitions = [
+    partitions: list[dict[str, int | None]] = [
         {
             "partition": number,
             "records": written.records,
@@ -219,7 +219,7 @@ def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> No
         }
         for number, written in sorted(delivery.written.items())
     ]
-    written_total = sum(p["records"] for p in partitions)
+    written_total = sum(written.records for written in delivery.written.values())
     if args.output == "json":
         print_json(
             {
