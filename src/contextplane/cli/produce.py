@@ -116,11 +116,7 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
             "partitioner": "murmur2_random",
         }
     )
-    metadata = connection.metadata(producer, FLUSH_TIMEOUT_S, args.topic)
-    topic = metadata.topics.get(args.topic)
-    if topic is None or topic.error is not None:
-        error = kafka_error_text(topic.error) if topic is not None else "absent"
-        raise CommandError(f"topic {args.topic!r}: {error}")
+    topic = connection.topic(producer, FLUSH_TIMEOUT_S, args.topic)
     if args.partition is not None and args.partition not in topic.partitions:
         raise CommandError(f"topic {args.topic!r} has no partition {args.partition}")
     delivery = Delivery()
