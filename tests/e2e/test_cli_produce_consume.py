@@ -23,8 +23,8 @@ from confluent_kafka.admin import (
 )
 
 from contextplane.services.context.partitions import entity_partition
-from tests.support.broker import BrokerProcess
 from tests.support.cli import contextplane, one_error_line, sigint_as_from_a_terminal
+from tests.support.cli_clusters import CLUSTER_KINDS, Cluster, started
 
 # Topics only as the tests create them; a group's first join not held back 3 s; an
 # authorizer that allows what no ACL covers, so that one DENY ACL makes a refusal.
@@ -51,16 +51,18 @@ def deny(admin: AdminClient, topic: str, operation: AclOperation) -> None:
         future.result(30)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("cli-produce-consume") / "data"
-    process = BrokerProcess(data, settings=SETTINGS).start()
-    yield process
-    process.stop()
+@pytest.fixture(scope="module", params=CLUSTER_KINDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    with started(
+        request.param, tmp_path_factory.mktemp("cli-produce-consume"), SETTINGS
+    ) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
-def admin(broker: BrokerProcess) -> AdminClient:
+def admin(broker: Cluster) -> AdminClient:
     return AdminClient({"bootstrap.servers": broker.bootstrap})
 
 
@@ -69,12 +71,12 @@ def create(admin: AdminClient, name: str, partitions: int, **configs: str) -> No
     admin.create_topics([topic])[name].result(30)
 
 
-def cli(broker: BrokerProcess, *args: str) -> tuple[str, ...]:
+def cli(broker: Cluster, *args: str) -> tuple[str, ...]:
     return (*args, "--bootstrap-server", broker.bootstrap)
 
 
 def read_all(
-    broker: BrokerProcess, topic: str, count: int
+    broker: Cluster, topic: str, count: int
 ) -> list[tuple[int, int, bytes | None, bytes, list[tuple[str, bytes]]]]:
     consumer = Consumer(
         {"bootstrap.servers": broker.bootstrap, "group.id": "check", "enable.auto.commit": False}
@@ -99,7 +101,7 @@ def read_all(
 
 
 def test_produce_writes_keys_values_and_headers_and_reports_offsets(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     create(admin, "lines", 3)
     lines = "user-1:signed up\nuser-2:paid: 10 EUR\r\nno key here\nuser-1:left\n"
@@ -169,8 +171,38 @@ def test_produce_writes_keys_values_and_headers_and_reports_offsets(
     ]
 
 
+def test_produce_with_acks_0_reports_records_without_offsets(
+    broker: Cluster, admin: AdminClient
+) -> None:
+    """With acks=0 the broker answers nothing: the records are counted, their offsets
+    unknown ("-", JSON null), not a crash on the missing offset."""
+    create(admin, "fire-and-forget", 1)
+    # One record acknowledged first, so the partition is led: a record sent with acks=0
+    # before then is lost (Kafka answers it nothing and closes the connection on
+    # NOT_LEADER_OR_FOLLOWER), which a broker just given the topic may still answer.
+    led = contextplane(*cli(broker, "produce", "fire-and-forget"), stdin="led\n")
+    assert led.status == 0, led.err
+    produced = cli(broker, "produce", "fire-and-forget", "--acks", "0")
+    table = contextplane(*produced, stdin="a\nb\n")
+    assert table.rows() == [
+        ["TOPIC", "PARTITION", "RECORDS", "FIRST-OFFSET", "LAST-OFFSET"],
+        ["fire-and-forget", "0", "2", "-", "-"],
+    ]
+    document = contextplane(*produced, "--output", "json", stdin="c\n").json()
+    assert document["partitions"] == [
+        {"partition": 0, "records": 1, "first_offset": None, "last_offset": None}
+    ]
+    records = read_all(broker, "fire-and-forget", 4)
+    assert [(offset, value) for _, offset, _, value, _ in records] == [
+        (0, b"led"),
+        (1, b"a"),
+        (2, b"b"),
+        (3, b"c"),
+    ]
+
+
 def test_produce_partitions_keyed_records_as_kafkas_producer_does(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     # librdkafka's default (CRC32) would put most of these keys elsewhere; the context
     # service's partitioned instances skip a record found outside its key's partition.
@@ -186,7 +218,7 @@ def test_produce_partitions_keyed_records_as_kafkas_producer_does(
 
 
 def test_produce_fails_naming_the_error_when_a_record_is_refused(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     create(admin, "small", 1, **{"max.message.bytes": "200"})
     refused = contextplane(*cli(broker, "produce", "small"), stdin="x" * 500 + "\n")
@@ -214,7 +246,7 @@ def test_produce_fails_naming_the_error_when_a_record_is_refused(
     )
 
 
-def produce(broker: BrokerProcess, topic: str, count: int, partition: int = 0) -> None:
+def produce(broker: Cluster, topic: str, count: int, partition: int = 0) -> None:
     producer = Producer({"bootstrap.servers": broker.bootstrap})
     for i in range(count):
         producer.produce(
@@ -229,7 +261,7 @@ def produce(broker: BrokerProcess, topic: str, count: int, partition: int = 0) -
 
 
 def test_consume_prints_records_in_kcat_formats_and_json(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     create(admin, "events", 2)
     produce(broker, "events", 5, partition=1)
@@ -283,9 +315,7 @@ def test_consume_prints_records_in_kcat_formats_and_json(
     )
 
 
-def test_consume_with_a_group_commits_what_it_printed(
-    broker: BrokerProcess, admin: AdminClient
-) -> None:
+def test_consume_with_a_group_commits_what_it_printed(broker: Cluster, admin: AdminClient) -> None:
     create(admin, "jobs", 1)
     produce(broker, "jobs", 6)
     first = contextplane(
@@ -301,9 +331,7 @@ def test_consume_with_a_group_commits_what_it_printed(
     assert rest.out.splitlines() == ["value 4", "value 5"]
 
 
-def test_ctrl_c_mid_stream_reports_what_was_printed(
-    broker: BrokerProcess, admin: AdminClient
-) -> None:
+def test_ctrl_c_mid_stream_reports_what_was_printed(broker: Cluster, admin: AdminClient) -> None:
     create(admin, "interrupted", 1)
     produce(broker, "interrupted", 3)
     consume = subprocess.Popen(

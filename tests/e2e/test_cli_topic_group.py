@@ -28,8 +28,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from tests.support.broker import BrokerProcess, free_port
+from tests.support.broker import free_port
 from tests.support.cli import contextplane, one_error_line
+from tests.support.cli_clusters import CLUSTER_KINDS, Cluster, started
 from tests.support.wait import wait_until
 
 # Topics only as the tests create them; a group's first join not held back 3 s; an
@@ -57,20 +58,20 @@ def deny(admin: AdminClient, topic: str, operation: AclOperation) -> None:
         future.result(30)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("cli-topic-group") / "data"
-    process = BrokerProcess(data, settings=SETTINGS).start()
-    yield process
-    process.stop()
+@pytest.fixture(scope="module", params=CLUSTER_KINDS)
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    with started(request.param, tmp_path_factory.mktemp("cli-topic-group"), SETTINGS) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
-def admin(broker: BrokerProcess) -> AdminClient:
+def admin(broker: Cluster) -> AdminClient:
     return AdminClient({"bootstrap.servers": broker.bootstrap})
 
 
-def cli(broker: BrokerProcess, *args: str) -> tuple[str, ...]:
+def cli(broker: Cluster, *args: str) -> tuple[str, ...]:
     return (*args, "--bootstrap-server", broker.bootstrap)
 
 
@@ -84,7 +85,7 @@ def topic_configs(admin: AdminClient, topic: str) -> dict[str, str]:
     }
 
 
-def produce(broker: BrokerProcess, topic: str, records: list[tuple[int, int]]) -> None:
+def produce(broker: Cluster, topic: str, records: list[tuple[int, int]]) -> None:
     """(partition, timestamp ms) per record, values `v0`, `v1`, ..."""
     producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
     for i, (partition, timestamp) in enumerate(records):
@@ -93,7 +94,7 @@ def produce(broker: BrokerProcess, topic: str, records: list[tuple[int, int]]) -
 
 
 def test_topic_create_list_and_describe_show_what_the_cluster_holds(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     created = contextplane(
         *cli(broker, "topic", "create", "orders", "-p", "3", "-c", "retention.ms=3600000")
@@ -113,6 +114,22 @@ def test_topic_create_list_and_describe_show_what_the_cluster_holds(
     }
     again = one_error_line(contextplane(*cli(broker, "topic", "create", "orders")))
     assert again.startswith("contextplane topic create: topic 'orders': TOPIC_ALREADY_EXISTS")
+    # A name or a partition count Kafka refuses: its error and its message.
+    for args, refusal in [
+        (
+            ("bad name",),
+            "TOPIC_EXCEPTION (Topic name is invalid: 'bad name' contains one or more "
+            "characters other than ASCII alphanumerics, '.', '_' and '-')",
+        ),
+        (
+            ("zero", "-p", "0"),
+            "INVALID_PARTITIONS (Number of partitions was set to an invalid non-positive value.)",
+        ),
+    ]:
+        refused = contextplane(*cli(broker, "topic", "create", *args))
+        assert one_error_line(refused) == (
+            f"contextplane topic create: topic {args[0]!r}: {refusal}"
+        )
 
     listed = contextplane(*cli(broker, "topic", "list", "--output", "json")).json()
     assert listed["topics"] == [
@@ -169,7 +186,7 @@ def test_topic_create_list_and_describe_show_what_the_cluster_holds(
 
 
 def test_topic_alter_config_sets_and_deletes_and_names_what_is_refused(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     contextplane(*cli(broker, "topic", "create", "settings", "-p", "1", "-c", "retention.ms=1000"))
     changed = contextplane(
@@ -227,7 +244,7 @@ def test_topic_alter_config_sets_and_deletes_and_names_what_is_refused(
 
 
 def test_topic_delete_deletes_what_exists_and_names_what_does_not(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     for name in ("gone1", "gone2"):
         contextplane(*cli(broker, "topic", "create", name, "-p", "1"))
@@ -276,7 +293,7 @@ def committed(admin: AdminClient, group: str) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
 
 
-def commit(broker: BrokerProcess, group: str, offsets: dict[tuple[str, int], int]) -> None:
+def commit(broker: Cluster, group: str, offsets: dict[tuple[str, int], int]) -> None:
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
     consumer.commit(
         offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
@@ -289,7 +306,7 @@ def iso(ms: int) -> str:
 
 
 def test_group_list_and_describe_show_committed_offsets_and_lag(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     contextplane(*cli(broker, "topic", "create", "lagging", "-p", "2"))
     produce(broker, "lagging", [(0, 1_000)] * 6 + [(1, 1_000)] * 4)
@@ -324,7 +341,7 @@ def test_group_list_and_describe_show_committed_offsets_and_lag(
 
 
 def test_group_reset_offsets_is_a_dry_run_unless_executed(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     contextplane(*cli(broker, "topic", "create", "replay", "-p", "2"))
     base = 1_700_000_000_000
@@ -391,7 +408,7 @@ def test_group_reset_offsets_is_a_dry_run_unless_executed(
 
 
 def test_a_group_with_members_is_neither_reset_nor_deleted(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     contextplane(*cli(broker, "topic", "create", "live", "-p", "1"))
     member = Consumer(
@@ -452,7 +469,7 @@ def test_a_group_with_members_is_neither_reset_nor_deleted(
 
 
 def test_an_authorization_refusal_is_named_with_kafkas_error(
-    broker: BrokerProcess, admin: AdminClient
+    broker: Cluster, admin: AdminClient
 ) -> None:
     contextplane(*cli(broker, "topic", "create", "secret", "-p", "1"))
     deny(admin, "secret", AclOperation.ALTER_CONFIGS)

@@ -240,7 +240,9 @@ def test_the_dead_letter_config_is_validated_and_described(
     assert itself.error_message == f"{DLQ}: loop cannot be its own dead-letter topic"
     illegal = creating("t1", "no spaces")
     assert illegal.error_code == ErrorCode.invalid_config
-    assert illegal.error_message.startswith(f"{DLQ}: Topic name 'no spaces' contains characters")
+    assert illegal.error_message.startswith(
+        f"{DLQ}: Topic name is invalid: 'no spaces' contains one or more characters"
+    )
     internal = creating("t1", "__consumer_offsets")
     assert internal.error_code == ErrorCode.invalid_config
     assert internal.error_message == (
@@ -248,7 +250,7 @@ def test_the_dead_letter_config_is_validated_and_described(
     )
     too_long = creating("t1", "x" * 250)
     assert too_long.error_code == ErrorCode.invalid_config
-    assert "longer than 249 characters" in too_long.error_message
+    assert "is longer than the max allowed length 249" in too_long.error_message
     assert "loop" not in {t.name for t in wire.metadata(client, None).topics}
 
     create(client, "events", {})

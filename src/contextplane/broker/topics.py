@@ -30,19 +30,21 @@ _NAME_LENGTH_MAX = 249  # Kafka's Topic.MAX_NAME_LENGTH
 
 
 def validate_topic_name(name: str) -> None:
-    if not name or name in (".", ".."):
-        raise KafkaError(ErrorCode.invalid_topic_exception, f"Topic name {name!r} is illegal")
-    if len(name) > _NAME_LENGTH_MAX:
-        raise KafkaError(
-            ErrorCode.invalid_topic_exception,
-            f"Topic name is longer than {_NAME_LENGTH_MAX} characters",
+    """Kafka's `Topic.validate`, with its messages (what Kafka's CreateTopics answers)."""
+    problem = None
+    if not name:
+        problem = "the empty string is not allowed"
+    elif name in (".", ".."):
+        problem = f"'{name}' is not allowed"
+    elif len(name) > _NAME_LENGTH_MAX:
+        problem = f"the length of '{name}' is longer than the max allowed length {_NAME_LENGTH_MAX}"
+    elif not _LEGAL_NAME.match(name):
+        problem = (
+            f"'{name}' contains one or more characters other than ASCII alphanumerics, '.', "
+            "'_' and '-'"
         )
-    if not _LEGAL_NAME.match(name):
-        raise KafkaError(
-            ErrorCode.invalid_topic_exception,
-            f"Topic name {name!r} contains characters other than ASCII alphanumerics, '.', "
-            "'_' and '-'",
-        )
+    if problem is not None:
+        raise KafkaError(ErrorCode.invalid_topic_exception, f"Topic name is invalid: {problem}")
 
 
 _T = TypeVar("_T")
@@ -151,13 +153,15 @@ class TopicManager:
             partitions = settings.num_partitions
         if partitions <= 0:
             raise KafkaError(
-                ErrorCode.invalid_partitions, "Number of partitions must be larger than 0."
+                ErrorCode.invalid_partitions,
+                "Number of partitions was set to an invalid non-positive value.",
             )
         if replication_factor == -1:
             replication_factor = settings.default_replication_factor
         if replication_factor <= 0:
             raise KafkaError(
-                ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0."
+                ErrorCode.invalid_replication_factor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
             )
         if replication_factor > 1:
             raise KafkaError(

@@ -191,11 +191,7 @@ def _consume(args: argparse.Namespace) -> int:
     )
     printed = Printed()
     try:
-        metadata = connection.metadata(consumer, CONNECT_TIMEOUT_S, args.topic)
-        topic = metadata.topics.get(args.topic)
-        if topic is None or topic.error is not None:
-            error = kafka_error_text(topic.error) if topic is not None else "absent"
-            raise CommandError(f"topic {args.topic!r}: {error}")
+        topic = connection.topic(consumer, CONNECT_TIMEOUT_S, args.topic)
         clock = IdleClock(args.timeout)
         if args.group is not None and args.offset is None and when_ms is None:
             consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())

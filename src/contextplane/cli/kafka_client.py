@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ from contextplane.properties_file import parse_properties
 CONNECT_TIMEOUT_S = 10.0
 # How long an admin request (create, describe, list offsets, ...) may take to answer.
 ADMIN_TIMEOUT_S = 30.0
+# A topic just created may not be in the answering broker's metadata yet (Kafka creates it
+# asynchronously: librdkafka waits topic.metadata.propagation.max.ms, Kafka's producer
+# max.block.ms, before calling it absent); one said unknown is asked for again this long.
+PROPAGATION_WAIT_S = 2.0
+PROPAGATION_POLL_S = 0.1
 NEEDS_SECURITY = (
     "the listener likely needs security settings: give --command-config with its "
     "security.protocol (and SASL or TLS properties)"
@@ -140,6 +146,26 @@ class Connection:
                     raise BrokerUnreachable(unsecured) from None
                 if self._all_refused() or clock.monotonic_ms() >= deadline_ms:
                     raise BrokerUnreachable(self._no_connection(waited_s)) from None
+
+    def topic(self, client: Any, timeout_s: float, name: str) -> Any:
+        """`name`'s metadata (confluent-kafka's TopicMetadata); CommandError naming
+        Kafka's error where the cluster has no such topic, after PROPAGATION_WAIT_S."""
+        from confluent_kafka import KafkaError
+
+        clock = SystemClock()
+        deadline_ms = clock.monotonic_ms() + PROPAGATION_WAIT_S * 1000
+        while True:
+            topic = self.metadata(client, timeout_s, name).topics.get(name)
+            unknown = topic is not None and topic.error is not None
+            if not unknown or topic.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                break
+            if clock.monotonic_ms() >= deadline_ms:
+                break
+            time.sleep(PROPAGATION_POLL_S)
+        if topic is None or topic.error is not None:
+            error = kafka_error_text(topic.error) if topic is not None else "absent"
+            raise CommandError(f"topic {name!r}: {error}")
+        return topic
 
     def _all_refused(self) -> bool:
         """Nothing listens at any bootstrap address: waiting longer would not help a

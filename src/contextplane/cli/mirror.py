@@ -43,6 +43,7 @@ from contextplane.cli.kafka_client import (
 from contextplane.cli.mirror_copy import CopyMirror
 from contextplane.cli.mirror_run import Mirror, PartitionProgress, answers_mirror_append
 from contextplane.cli.output import add_output_argument, print_json, print_table
+from contextplane.cli.progress import Bar, mirrored
 from contextplane.cli.wire import Cluster, WireError
 from contextplane.cli.wire_security import Security, SecurityError
 from contextplane.clock import SystemClock
@@ -186,26 +187,33 @@ def _loop(
     writer.save({(p.topic, p.partition): p.position for p in progress if not p.stored})
     for p in progress:
         p.stored = True
-    while True:
-        moved = _connected(mirror.round)
-        positions = {(p.topic, p.partition): p.position for p in progress}
-        changed = {key: at for key, at in positions.items() if saved.get(key) != at}
-        if changed:
-            writer.save(changed)
-            saved = positions
-        caught_up = all(p.lag == 0 for p in progress)
-        due = clock.monotonic_ms() - shown_at >= args.interval * 1000
-        # Groups are copied once per interval (each is a request per group to both
-        # clusters), and at the end of `--once`.
-        if copy_groups is not None and (caught_up if args.once else due):
-            seen.take(copy_groups(positions))
-        if args.once and caught_up:
-            return
-        if due:
-            _show_progress(progress)
-            shown_at = clock.monotonic_ms()
-        if not moved:
-            time.sleep(IDLE_SLEEP_S)
+    started = {(p.topic, p.partition): p.position for p in progress}
+    bar = Bar(args.output, "mirror")
+    try:
+        while True:
+            moved = _connected(mirror.round)
+            positions = {(p.topic, p.partition): p.position for p in progress}
+            changed = {key: at for key, at in positions.items() if saved.get(key) != at}
+            if changed:
+                writer.save(changed)
+                saved = positions
+            caught_up = all(p.lag == 0 for p in progress)
+            done = sum(at - started[key] for key, at in positions.items())
+            mirrored(bar, done, [p.lag for p in progress], force=caught_up)
+            due = clock.monotonic_ms() - shown_at >= args.interval * 1000
+            # Groups are copied once per interval (each is a request per group to both
+            # clusters), and at the end of `--once`.
+            if copy_groups is not None and (caught_up if args.once else due):
+                seen.take(copy_groups(positions))
+            if args.once and caught_up:
+                return
+            if due:
+                _show_progress(args, bar, progress)
+                shown_at = clock.monotonic_ms()
+            if not moved:
+                time.sleep(IDLE_SLEEP_S)
+    finally:
+        bar.close()
 
 
 def _copies(mode: str, target: Cluster) -> bool:
@@ -349,23 +357,34 @@ def _connected(step: Any) -> Any:
         raise CommandError(str(exc)) from None
 
 
-def _show_progress(progress: list[PartitionProgress]) -> None:
+def _show_progress(args: argparse.Namespace, bar: Bar, progress: list[PartitionProgress]) -> None:
+    if bar.drawn or args.once:
+        return
     lag = sum(max(p.lag, 0) for p in progress)
     behind = sum(1 for p in progress if p.lag != 0)
     _show_line(f"mirror: {len(progress)} partitions, {behind} behind, lag {lag} records")
 
 
+class _Stderr:
+    line_open = False  # a progress line rewritten in place ends without a newline
+
+
 def _show_line(line: str) -> None:
-    """A progress line on stderr (rewritten in place on a terminal)."""
+    """A lag line of a mirror that runs on (not `--once`) where no bar is drawn: each
+    --interval on stderr, rewritten in place on a terminal (there only with --output
+    json: a table gets the bar), one line each in a pipe or a file (the running mirror's
+    log)."""
     if sys.stderr.isatty():
         print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        _Stderr.line_open = True
     else:
         print(line, file=sys.stderr, flush=True)
 
 
 def _note(line: str) -> None:
-    if sys.stderr.isatty():
+    if _Stderr.line_open:
         print(file=sys.stderr)  # past the progress line
+        _Stderr.line_open = False
     print(f"mirror: {line}", file=sys.stderr, flush=True)
 
 

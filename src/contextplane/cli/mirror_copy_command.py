@@ -14,6 +14,7 @@ from typing import Any
 from contextplane.cli import mirror_groups
 from contextplane.cli.mirror_copy import CopyMirror, CopyProgress
 from contextplane.cli.output import print_json, print_table
+from contextplane.cli.progress import Bar, mirrored
 from contextplane.clock import SystemClock
 
 IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each consume already waits)
@@ -52,20 +53,29 @@ def _loop(
 ) -> None:
     clock = SystemClock()
     shown_at = clock.monotonic_ms()
-    while True:
-        moved = mirror.round()
-        caught_up = mirror.caught_up()
-        due = clock.monotonic_ms() - shown_at >= args.interval * 1000
-        if copy_groups is not None and (caught_up if args.once else due):
-            positions = {key: p.position for key, p in mirror.progress.items()}
-            seen.take(copy_groups(positions, mirror.translate))
-        if args.once and caught_up:
-            return
-        if due:
-            show(_progress_line(list(mirror.progress.values())))
-            shown_at = clock.monotonic_ms()
-        if not moved:
-            time.sleep(IDLE_SLEEP_S)
+    bar = Bar(args.output, "mirror (copy)")
+    try:
+        while True:
+            moved = mirror.round()
+            caught_up = mirror.caught_up()
+            progress = list(mirror.progress.values())
+            copied = sum(p.copied for p in progress)
+            mirrored(bar, copied, [p.lag for p in progress], force=caught_up)
+            due = clock.monotonic_ms() - shown_at >= args.interval * 1000
+            if copy_groups is not None and (caught_up if args.once else due):
+                positions = {key: p.position for key, p in mirror.progress.items()}
+                seen.take(copy_groups(positions, mirror.translate))
+            if args.once and caught_up:
+                return
+            if due:
+                # Where no bar is drawn, a line per interval of a mirror that runs on.
+                if not bar.drawn and not args.once:
+                    show(_progress_line(progress))
+                shown_at = clock.monotonic_ms()
+            if not moved:
+                time.sleep(IDLE_SLEEP_S)
+    finally:
+        bar.close()
 
 
 def _progress_line(progress: list[CopyProgress]) -> str:

@@ -7,6 +7,8 @@ cluster refused a record (reading stops there; records already sent are reported
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -21,6 +23,7 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, fail, print_json, print_table
+from contextplane.cli.progress import Bar
 
 # A line longer than this is refused before it is sent (librdkafka's own default
 # message.max.bytes: the client would refuse it too); it bounds what one line holds.
@@ -75,6 +78,8 @@ class Delivery:
         partition = self.written.setdefault(message.partition(), PartitionWritten())
         offset = message.offset()
         partition.records += 1
+        if offset is None or offset < 0:  # acks=0: the broker answers nothing, no offset
+            return
         if partition.first_offset < 0 or 0 <= offset < partition.first_offset:
             partition.first_offset = offset
         partition.last_offset = max(partition.last_offset, offset)
@@ -111,30 +116,26 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
             "partitioner": "murmur2_random",
         }
     )
-    metadata = connection.metadata(producer, FLUSH_TIMEOUT_S, args.topic)
-    topic = metadata.topics.get(args.topic)
-    if topic is None or topic.error is not None:
-        error = kafka_error_text(topic.error) if topic is not None else "absent"
-        raise CommandError(f"topic {args.topic!r}: {error}")
+    topic = connection.topic(producer, FLUSH_TIMEOUT_S, args.topic)
     if args.partition is not None and args.partition not in topic.partitions:
         raise CommandError(f"topic {args.topic!r} has no partition {args.partition}")
     delivery = Delivery()
     sent = 0
-    while delivery.refusal is None:
-        line = lines.readline(MAX_LINE_BYTES + 2)
-        if not line:
-            break
-        # As Kafka's console producer reads lines: without "\n" or "\r\n".
-        line = line.removesuffix(b"\n").removesuffix(b"\r") if line.endswith(b"\n") else line
-        if len(line) > MAX_LINE_BYTES:
-            delivery.refusal = f"line {sent + 1} is longer than {MAX_LINE_BYTES} bytes"
-            break
-        key = None
-        if separator is not None and separator in line:
-            key, line = line.split(separator, 1)
-        _send(producer, delivery, args, key, line, record_headers)
-        sent += 1
-    unacknowledged = producer.flush(FLUSH_TIMEOUT_S)
+    read = 0
+    size = _file_size(lines)
+    bar = Bar(args.output, f"produce {args.topic}", in_bytes=True)
+    try:
+        while delivery.refusal is None:
+            line = lines.readline(MAX_LINE_BYTES + 2)
+            if not line:
+                break
+            read += len(line)
+            sent += _line(producer, delivery, args, line, sent, separator, record_headers)
+            bar.update(read, size, f"{sent} records sent")
+        bar.update(read, size, f"{sent} records sent", force=True)
+        unacknowledged = producer.flush(FLUSH_TIMEOUT_S)
+    finally:
+        bar.close()
     _print_report(args, delivery, sent)
     if delivery.refusal is not None:
         return fail("produce", f"topic {args.topic!r}: {delivery.refusal}")
@@ -145,6 +146,40 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
             f"{FLUSH_TIMEOUT_S:.0f} s",
         )
     return 0
+
+
+def _line(
+    producer: Any,
+    delivery: Delivery,
+    args: argparse.Namespace,
+    line: bytes,
+    sent: int,
+    separator: bytes | None,
+    record_headers: list[tuple[str, bytes]],
+) -> int:
+    """Send one line read as a record; 1 if it was sent, 0 if it is refused as too long."""
+    # As Kafka's console producer reads lines: without "\n" or "\r\n".
+    line = line.removesuffix(b"\n").removesuffix(b"\r") if line.endswith(b"\n") else line
+    if len(line) > MAX_LINE_BYTES:
+        delivery.refusal = f"line {sent + 1} is longer than {MAX_LINE_BYTES} bytes"
+        return 0
+    key = None
+    if separator is not None and separator in line:
+        key, line = line.split(separator, 1)
+    _send(producer, delivery, args, key, line, record_headers)
+    return 1
+
+
+def _file_size(lines: BinaryIO) -> int | None:
+    """The bytes left to read when stdin is a regular file (the bar's total), else None."""
+    try:
+        status = os.fstat(lines.fileno())
+        position = lines.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return max(status.st_size - position, 0)
 
 
 def _send(
@@ -170,16 +205,17 @@ def _send(
 
 
 def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> None:
-    partitions = [
+    partitions: list[dict[str, int | None]] = [
         {
             "partition": number,
             "records": written.records,
-            "first_offset": written.first_offset,
-            "last_offset": written.last_offset,
+            # None (JSON null, "-" in the table) where acks=0 told no offset.
+            "first_offset": written.first_offset if written.first_offset >= 0 else None,
+            "last_offset": written.last_offset if written.last_offset >= 0 else None,
         }
         for number, written in sorted(delivery.written.items())
     ]
-    written_total = sum(p["records"] for p in partitions)
+    written_total = sum(written.records for written in delivery.written.values())
     if args.output == "json":
         print_json(
             {
@@ -193,8 +229,18 @@ def _print_report(args: argparse.Namespace, delivery: Delivery, sent: int) -> No
     print_table(
         ("TOPIC", "PARTITION", "RECORDS", "FIRST-OFFSET", "LAST-OFFSET"),
         [
-            (args.topic, p["partition"], p["records"], p["first_offset"], p["last_offset"])
+            (
+                args.topic,
+                p["partition"],
+                p["records"],
+                _known(p["first_offset"]),
+                _known(p["last_offset"]),
+            )
             for p in partitions
         ],
     )
     print(f"\n{written_total} of {sent} records written")
+
+
+def _known(offset: int | None) -> object:
+    return "-" if offset is None else offset
