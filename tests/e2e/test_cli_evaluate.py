@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,13 @@ def test_a_failing_or_endless_restart_command_fails_the_probe(
     assert_nothing_left(broker.bootstrap)
 
 
+def task_failed(worker: kafka_connect.ConnectWorker, name: str) -> bool:
+    try:  # 404 until the worker has written the connector's first status
+        return "FAILED" in str(worker.connector_status(name))
+    except kafka_connect.ConnectError:
+        return False
+
+
 def test_connectors_of_a_connect_worker_and_their_state(
     broker: InProcessBroker, tmp_path: Path
 ) -> None:
@@ -337,11 +345,7 @@ def test_connectors_of_a_connect_worker_and_their_state(
                 "tasks.max": "1",
             },
         )
-        wait_until(
-            lambda: "FAILED" in str(worker.connector_status("evaluate-sink")),
-            120,
-            "the sink's task fails",
-        )
+        wait_until(partial(task_failed, worker, "evaluate-sink"), 120, "the sink's task fails")
         failed = evaluate(broker.bootstrap, "--connect", worker.url, "--probe", "connectors")
     assert failed.status == 1, failed.err
     (row,) = [line for line in failed.out.splitlines() if line.startswith("connectors ")]

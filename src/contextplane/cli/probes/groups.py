@@ -10,15 +10,20 @@ _PARTITIONS = 2
 _PER_PARTITION = 5
 
 
+def _filled_topic(ctx: ProbeContext) -> str:
+    """A topic of the probe's own with `_PER_PARTITION` records in each partition."""
+    topic = ctx.create_topic(partitions=_PARTITIONS)
+    records = [
+        Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)
+    ]
+    produce(ctx, topic, records)
+    return topic
+
+
 def consumer_group(ctx: ProbeContext) -> str:
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-    topic = ctx.create_topic(partitions=_PARTITIONS)
-    produce(
-        ctx,
-        topic,
-        [Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)],
-    )
+    topic = _filled_topic(ctx)
     group = ctx.group()
     consumer = Consumer(
         ctx.client_config(
@@ -67,12 +72,7 @@ def group_offsets(ctx: ProbeContext) -> str:
     starts at them."""
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-    topic = ctx.create_topic(partitions=_PARTITIONS)
-    produce(
-        ctx,
-        topic,
-        [Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)],
-    )
+    topic = _filled_topic(ctx)
     group = ctx.group()
     written = {0: 1, 1: _PER_PARTITION - 1}
     wanted = [TopicPartition(topic, p, offset) for p, offset in written.items()]
