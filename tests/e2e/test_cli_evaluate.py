@@ -294,6 +294,10 @@ def test_a_failing_or_endless_restart_command_fails_the_probe(
     assert one_error_line(unquoted, status=2) == (
         "contextplane evaluate: --restart-command: No closing quotation"
     )
+    local = evaluate(broker.bootstrap, "--connect", "file:///etc/passwd")
+    assert one_error_line(local, status=2) == (
+        "contextplane evaluate: --connect file:///etc/passwd: an http:// or https:// URL"
+    )
     assert_nothing_left(broker.bootstrap)
 
 

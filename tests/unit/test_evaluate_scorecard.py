@@ -38,7 +38,7 @@ def test_every_probe_passed_is_green_everywhere_with_each_probe_as_evidence() ->
         "evidence": "group-offsets evidence",
     }
     assert rollback.evidence() == (
-        "every probe passed: offsets-by-time pass, group-offsets pass, consumer-replay pass"
+        "every probe passed; offsets-by-time pass, group-offsets pass, consumer-replay pass"
     )
 
 

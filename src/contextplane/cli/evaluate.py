@@ -121,6 +121,8 @@ def _settings(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--restart-command: {exc}") from None
         if not restart:
             raise ConfigError("--restart-command: an empty command")
+    if args.connect is not None and not args.connect.startswith(("http://", "https://")):
+        raise ConfigError(f"--connect {args.connect}: an http:// or https:// URL")
     return Settings(
         config_from_arguments(args),
         args.timeout,

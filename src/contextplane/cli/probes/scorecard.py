@@ -78,7 +78,7 @@ class Category:
             f"{name}{'' if essential else '*'} {result}"
             for name, essential, result, _ in self.probes
         )
-        return f"{self.reason}: {shown}"
+        return f"{self.reason}; {shown}"
 
 
 def score(results: list[ProbeResult]) -> list[Category]:
