@@ -119,6 +119,7 @@ def run_command(ctx: ProbeContext, argv: tuple[str, ...]) -> str:
     its own, killed with all it started when the probe's time runs out; ProbeFailure
     with its exit status and last line of output when it does not exit 0."""
     limit_s = ctx.remaining_s()
+    started_ms = ctx.clock.monotonic_ms()
     with tempfile.TemporaryFile() as output:
         try:
             process = subprocess.Popen(
@@ -144,4 +145,5 @@ def run_command(ctx: ProbeContext, argv: tuple[str, ...]) -> str:
     said = f" ({lines[-1].strip()})" if lines else ""
     if status != 0:
         raise ProbeFailure(f"restart command exited with status {status}{said}")
-    return f"restart command exited 0{said}"
+    took_s = (ctx.clock.monotonic_ms() - started_ms) / 1000
+    return f"restart command exited 0 after {took_s:.1f} s{said}"
