@@ -1,20 +1,25 @@
 """`contextplane evaluate`: what works on a Kafka-compatible cluster, as a client sees it.
 
 Conformance probes that need only a client (`cli/probes/`): produce and fetch, each
-compression codec, a consumer group, offsets by time, transactions, topic admin, ACLs,
-TLS, read receipts and a schema registry, each pass, fail or n-a with its evidence and
-time, then a scorecard. Exit status 0 when nothing failed, 1 otherwise, 2 for arguments
-it cannot use. Each probe makes its own `__evaluate-...` topics and groups and removes
-them, and is bounded by `--timeout`.
+compression codec, a consumer group, offsets by time, a replay, group offsets written for
+a rollback, transactions, topic admin, what Kafka Connect needs, ACLs, TLS, read receipts,
+and with their options a schema registry, a Connect worker's connectors and a restart;
+each pass, fail or n-a with its evidence and time, then the readiness scorecard
+(`probes/scorecard.py`). Exit status 0 when nothing failed, 1 otherwise (or when the
+cluster does not answer at all: one line), 2 for arguments it cannot use. Each probe
+makes its own `__evaluate-...` topics and groups and removes them, and is bounded by
+`--timeout`.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from contextplane.cli.kafka_client import (
     ConfigError,
+    Connection,
     add_connection_arguments,
     config_from_arguments,
     run_command,
@@ -40,6 +45,15 @@ def add_parser(sub: Any) -> None:
         "--schema-registry", metavar="URL", help="also probe this schema registry"
     )
     evaluate.add_argument(
+        "--connect", metavar="URL", help="also probe this Kafka Connect worker's connectors"
+    )
+    evaluate.add_argument(
+        "--restart-command",
+        metavar="CMD",
+        help="a command that restarts the cluster (run without a shell, bounded by "
+        "--timeout): records and offsets must survive it",
+    )
+    evaluate.add_argument(
         "--probe",
         action="append",
         choices=tuple(PROBES),
@@ -53,20 +67,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from contextplane.cli.probes import PROBES, Settings, run_probes
+    from contextplane.cli.probes import PROBES, run_probes
     from contextplane.cli.probes.base import FAIL, NOT_APPLICABLE, PASS
+    from contextplane.cli.probes.scorecard import score
 
-    if not TIMEOUT_MIN_S <= args.timeout <= TIMEOUT_MAX_S:
-        raise ConfigError(
-            f"--timeout {args.timeout:g}: from {TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
-        )
-    settings = Settings(config_from_arguments(args), args.timeout, args.schema_registry)
+    settings = _settings(args)
+    _reachable(settings.config, args.timeout)
     names = [name for name in PROBES if not args.probe or name in args.probe]
     results = list(run_probes(settings, names))
     counts = {
         result: sum(1 for r in results if r.result == result)
         for result in (PASS, FAIL, NOT_APPLICABLE)
     }
+    categories = score(results)
     if args.output == "json":
         print_json(
             {
@@ -76,6 +89,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                     "passed": counts[PASS],
                     "failed": counts[FAIL],
                     "not_applicable": counts[NOT_APPLICABLE],
+                    "categories": [category.document() for category in categories],
                 },
             }
         )
@@ -84,5 +98,44 @@ def _evaluate(args: argparse.Namespace) -> int:
             ("PROBE", "RESULT", "SECONDS", "EVIDENCE"),
             [(r.name, r.result, f"{r.seconds:.2f}", r.evidence) for r in results],
         )
-        print(f"\n{counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_APPLICABLE]} n-a")
+        print(f"\n{counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_APPLICABLE]} n-a\n")
+        print_table(
+            ("CATEGORY", "READINESS", "EVIDENCE"),
+            [(c.name, c.status, c.evidence()) for c in categories],
+        )
     return 1 if counts[FAIL] else 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from contextplane.cli.probes import Settings
+
+    if not TIMEOUT_MIN_S <= args.timeout <= TIMEOUT_MAX_S:
+        raise ConfigError(
+            f"--timeout {args.timeout:g}: from {TIMEOUT_MIN_S:g} to {TIMEOUT_MAX_S:g} seconds"
+        )
+    restart: tuple[str, ...] = ()
+    if args.restart_command is not None:
+        try:
+            restart = tuple(shlex.split(args.restart_command))
+        except ValueError as exc:
+            raise ConfigError(f"--restart-command: {exc}") from None
+        if not restart:
+            raise ConfigError("--restart-command: an empty command")
+    if args.connect is not None and not args.connect.startswith(("http://", "https://")):
+        raise ConfigError(f"--connect {args.connect}: an http:// or https:// URL")
+    return Settings(
+        config_from_arguments(args),
+        args.timeout,
+        args.schema_registry,
+        connect_url=args.connect,
+        restart_command=restart,
+    )
+
+
+def _reachable(config: dict[str, str], timeout_s: float) -> None:
+    """BrokerUnreachable (one line, exit 1) when the cluster does not answer: every probe
+    would fail for the same reason."""
+    from confluent_kafka.admin import AdminClient
+
+    connection = Connection(config)
+    connection.metadata(AdminClient(connection.client_config()), timeout_s)

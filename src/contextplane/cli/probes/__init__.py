@@ -9,7 +9,16 @@ import threading
 from collections.abc import Callable, Iterator
 
 from contextplane.cli.kafka_client import BrokerUnreachable, exception_text
-from contextplane.cli.probes import admin, audit, groups, records, security, transactions
+from contextplane.cli.probes import (
+    admin,
+    audit,
+    connect,
+    groups,
+    records,
+    recovery,
+    security,
+    transactions,
+)
 from contextplane.cli.probes.base import (
     FAIL,
     NOT_APPLICABLE,
@@ -32,12 +41,18 @@ PROBES: dict[str, Probe] = {
     **{f"compression-{codec}": records.compression(codec) for codec in records.CODECS},
     "consumer-group": groups.consumer_group,
     "offsets-by-time": records.offsets_by_timestamp,
+    "consumer-replay": recovery.consumer_replay,
+    "group-offsets": groups.group_offsets,
     "transactions": transactions.transactions,
     "topic-admin": admin.topic_admin,
+    "connect-cluster": connect.connect_cluster,
+    "connectors": connect.connectors,
     "acls": admin.acls,
     "tls": security.tls,
     "audit-reads": audit.audit_reads,
     "schema-registry": security.schema_registry,
+    # Last: what the others made is gone before the cluster restarts.
+    "restart": recovery.restart,
 }
 
 

@@ -20,7 +20,7 @@ def topic_admin(ctx: ProbeContext) -> str:
     if described.error is not None or len(described.partitions) != 3:
         shown = described.error or f"{len(described.partitions)} partitions"
         raise ProbeFailure(f"described as {shown}, created with 3 partitions")
-    configs = _topic_configs(ctx, topic)
+    configs = topic_configs(ctx, topic)
     entry = configs.get("retention.ms")
     shown = None if entry is None else (entry.value, source_name(entry.source))
     if shown != (_RETENTION_MS, "DYNAMIC_TOPIC_CONFIG"):
@@ -39,7 +39,7 @@ def topic_admin(ctx: ProbeContext) -> str:
     )
 
 
-def _topic_configs(ctx: ProbeContext, topic: str) -> dict[str, Any]:
+def topic_configs(ctx: ProbeContext, topic: str) -> dict[str, Any]:
     from confluent_kafka.admin import ConfigResource, ResourceType
 
     resource = ConfigResource(ResourceType.TOPIC, topic)

@@ -58,6 +58,8 @@ class Settings:
     config: dict[str, str]  # librdkafka's settings: bootstrap.servers and security
     timeout_s: float
     schema_registry: str | None = None
+    connect_url: str | None = None
+    restart_command: tuple[str, ...] = ()  # argv, run without a shell
     cleanup_s: float = CLEANUP_S
 
 

@@ -1,5 +1,5 @@
-"""The consumer group probe: join, consume, commit, and the committed offsets read back
-by the member and by the admin API."""
+"""The consumer group probes: join, consume, commit, and the committed offsets read back
+by the member and by the admin API; offsets written for an empty group (a rollback)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ _PARTITIONS = 2
 _PER_PARTITION = 5
 
 
+def _filled_topic(ctx: ProbeContext) -> str:
+    """A topic of the probe's own with `_PER_PARTITION` records in each partition."""
+    topic = ctx.create_topic(partitions=_PARTITIONS)
+    records = [
+        Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)
+    ]
+    produce(ctx, topic, records)
+    return topic
+
+
 def consumer_group(ctx: ProbeContext) -> str:
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-    topic = ctx.create_topic(partitions=_PARTITIONS)
-    produce(
-        ctx,
-        topic,
-        [Record(b"%d" % i, partition=p) for p in range(_PARTITIONS) for i in range(_PER_PARTITION)],
-    )
+    topic = _filled_topic(ctx)
     group = ctx.group()
     consumer = Consumer(
         ctx.client_config(
@@ -58,4 +63,50 @@ def consumer_group(ctx: ProbeContext) -> str:
     return (
         f"joined a group, was assigned both partitions, consumed {len(messages)} records, "
         f"committed offsets {expected} read back by the member and the admin API"
+    )
+
+
+def group_offsets(ctx: ProbeContext) -> str:
+    """What a rollback (mirror back) writes: a group that has no members gets offsets by
+    the admin API (OffsetCommit), read back by OffsetFetch, and a member that joins it
+    starts at them."""
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+
+    topic = _filled_topic(ctx)
+    group = ctx.group()
+    written = {0: 1, 1: _PER_PARTITION - 1}
+    wanted = [TopicPartition(topic, p, offset) for p, offset in written.items()]
+    admin = ctx.admin()
+    ctx.answer(
+        admin.alter_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=ctx.remaining_s()
+        )[group],
+        f"OffsetCommit for the empty group {group!r}",
+    )
+    listed = ctx.answer(
+        admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in written])],
+            request_timeout=ctx.remaining_s(),
+        )[group],
+        f"offsets of group {group!r}",
+    )
+    fetched = {part.partition: part.offset for part in listed.topic_partitions}
+    if fetched != written:
+        raise ProbeFailure(f"OffsetFetch read back {fetched}, written {written}")
+    # Where the written offsets were not kept, the member would start at the end.
+    config = {"group.id": group, "auto.offset.reset": "latest", "enable.auto.commit": False}
+    member = Consumer(ctx.client_config(**config))
+    try:
+        member.subscribe([topic])
+        expected = sum(_PER_PARTITION - offset for offset in written.values())
+        first: dict[int, int] = {}
+        for message in poll(ctx, member, expected):
+            first.setdefault(message.partition(), message.offset())
+    finally:
+        member.close()
+    if first != written:
+        raise ProbeFailure(f"a joining member started at {first}, written {written}")
+    return (
+        f"offsets {written} written for an empty group by the admin API (OffsetCommit), "
+        "read back by OffsetFetch, and a joining member started at them"
     )
