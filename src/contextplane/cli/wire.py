@@ -4,8 +4,10 @@ batches, aborted transactions), and contextplane's own MirrorAppend. Requests ar
 entities (protocol/codec.py), one connection per broker, with TLS and SASL as
 cli/wire_security.py sets them up.
 
-Every read has a deadline (REQUEST_TIMEOUT_S) and a response is bounded by
-RESPONSE_BYTES_MAX; a broker that says otherwise is a WireError naming it.
+Every response has one deadline, REQUEST_TIMEOUT_S from the request's sending, as
+Kafka's clients have request.timeout.ms (a deadline per read alone let a broker trickle
+a byte within each one for ever), and is bounded by RESPONSE_BYTES_MAX; a broker that
+says otherwise is a WireError naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import time
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
@@ -83,12 +86,18 @@ class BrokerConnection:
         buffer = io.BytesIO()
         entity_writer(schema)(buffer, body)
         payload = head + buffer.getvalue()
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
         try:
+            self._sock.settimeout(REQUEST_TIMEOUT_S)
             self._sock.sendall(struct.pack(">i", len(payload)) + payload)
-            (size,) = struct.unpack(">i", self._read(4))
+            (size,) = struct.unpack(">i", self._read(4, deadline))
             if not 4 <= size <= RESPONSE_BYTES_MAX:
                 raise self._error(f"{self.address} sent a response of {size} bytes")
-            frame = self._read(size)
+            frame = self._read(size, deadline)
+        except TimeoutError:
+            raise self._error(
+                f"{self.address}: no complete answer within {REQUEST_TIMEOUT_S:g} s"
+            ) from None
         except OSError as exc:
             raise self._error(f"{self.address}: {exc}") from None
         (correlation_id,) = struct.unpack_from(">i", frame, 0)
@@ -106,9 +115,13 @@ class BrokerConnection:
     def _error(self, text: str) -> WireError:
         return WireError(f"{self._side}: {text}" if self._side else text)
 
-    def _read(self, count: int) -> bytes:
+    def _read(self, count: int, deadline: float) -> bytes:
         chunks = []
         while count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
             chunk = self._sock.recv(min(count, 1 << 20))
             if not chunk:
                 raise self._error(f"{self.address} closed the connection")
