@@ -1,5 +1,5 @@
 """A TCP proxy on 127.0.0.1 in front of a real broker that passes every byte through,
-except the responses to one API asked by one client id: those it starts and then
+except the responses to one API (asked by one client id, or any): those it starts and then
 trickles, a byte every `gap_s`, for as long as the client listens (a slow loris on the
 broker's side of the wire)."""
 
@@ -12,7 +12,9 @@ import time
 
 
 class TricklingProxy:
-    def __init__(self, upstream: str, api_key: int, client_id: bytes, gap_s: float = 0.5) -> None:
+    def __init__(
+        self, upstream: str, api_key: int, client_id: bytes | None = None, gap_s: float = 0.5
+    ) -> None:
         host, port = upstream.rsplit(":", 1)
         self._upstream = (host, int(port))
         self._api_key = api_key
@@ -45,7 +47,8 @@ class TricklingProxy:
                     answer = _frame(upstream)
                     if answer is None:
                         return
-                    if api_key == self._api_key and frame[14 : 14 + id_size] == self._client_id:
+                    named = frame[14 : 14 + id_size]
+                    if api_key == self._api_key and self._client_id in (None, named):
                         self._trickle(client, answer)
                         return
                     client.sendall(answer)
