@@ -15,12 +15,12 @@ from __future__ import annotations
 import io
 import socket
 import struct
-import time
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
 
 from contextplane.cli.wire_security import LoginRefused, Security
+from contextplane.clock import SystemClock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema
 from contextplane.protocol.error_codes import ErrorCode
@@ -66,6 +66,7 @@ class BrokerConnection:
             sock.close()
             raise self._error(f"TLS with {address}: {exc}") from None
         self._client_id = client_id.encode()
+        self._clock = SystemClock()
         self._correlation_id = 0
         try:
             security.login(self)
@@ -86,14 +87,14 @@ class BrokerConnection:
         buffer = io.BytesIO()
         entity_writer(schema)(buffer, body)
         payload = head + buffer.getvalue()
-        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        deadline_ms = self._clock.monotonic_ms() + REQUEST_TIMEOUT_S * 1000
         try:
             self._sock.settimeout(REQUEST_TIMEOUT_S)
             self._sock.sendall(struct.pack(">i", len(payload)) + payload)
-            (size,) = struct.unpack(">i", self._read(4, deadline))
+            (size,) = struct.unpack(">i", self._read(4, deadline_ms))
             if not 4 <= size <= RESPONSE_BYTES_MAX:
                 raise self._error(f"{self.address} sent a response of {size} bytes")
-            frame = self._read(size, deadline)
+            frame = self._read(size, deadline_ms)
         except TimeoutError:
             raise self._error(
                 f"{self.address}: no complete answer within {REQUEST_TIMEOUT_S:g} s"
@@ -115,13 +116,13 @@ class BrokerConnection:
     def _error(self, text: str) -> WireError:
         return WireError(f"{self._side}: {text}" if self._side else text)
 
-    def _read(self, count: int, deadline: float) -> bytes:
+    def _read(self, count: int, deadline_ms: float) -> bytes:
         chunks = []
         while count:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            left_ms = deadline_ms - self._clock.monotonic_ms()
+            if left_ms <= 0:
                 raise TimeoutError
-            self._sock.settimeout(left)
+            self._sock.settimeout(left_ms / 1000)
             chunk = self._sock.recv(min(count, 1 << 20))
             if not chunk:
                 raise self._error(f"{self.address} closed the connection")
