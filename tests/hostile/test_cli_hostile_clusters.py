@@ -13,20 +13,17 @@ import pytest
 
 from contextplane.cli.wire import REQUEST_TIMEOUT_S
 from tests.hostile.trickling_proxy import TricklingProxy
-from tests.support.cli import contextplane, one_error_line
+from tests.support.cli import one_error_line
 from tests.support.inprocess import InProcessBroker
-from tests.support.mirror import create, produce
+from tests.support.mirror import create, mirror_once, produce, two_brokers
 
 METADATA = 3
 
 
 @pytest.fixture
 def brokers(tmp_path: Path) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
-    source = InProcessBroker(tmp_path / "source").start()
-    target = InProcessBroker(tmp_path / "target").start()
-    yield source, target
-    target.stop()
-    source.stop()
+    with two_brokers(tmp_path) as pair:
+        yield pair
 
 
 def test_mirror_gives_up_on_a_source_that_trickles_its_answer(
@@ -37,18 +34,10 @@ def test_mirror_gives_up_on_a_source_that_trickles_its_answer(
     produce(source.bootstrap, "orders", 0, 3)
     proxy = TricklingProxy(source.bootstrap, METADATA, b"contextplane-mirror", gap_s=0.5)
     try:
-        run = contextplane(
-            "mirror",
-            "--source-bootstrap-server",
-            proxy.bootstrap,
-            "--bootstrap-server",
-            target.bootstrap,
-            "--topics",
-            "orders",
-            "--once",
-            # The answer trickles for over a minute; the liveness bound is well past the
-            # request's deadline and well short of the trickle's end.
-            timeout_s=REQUEST_TIMEOUT_S + 25,
+        # The answer trickles for over a minute; the liveness bound is well past the
+        # request's deadline and well short of the trickle's end.
+        run = mirror_once(
+            proxy.bootstrap, target.bootstrap, "orders", timeout_s=REQUEST_TIMEOUT_S + 25
         )
     finally:
         proxy.close()

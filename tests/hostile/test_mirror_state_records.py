@@ -16,9 +16,9 @@ import pytest
 
 from contextplane.cli.mirror_state import STATE_TOPIC
 from contextplane.limits import LONG_MAX
-from tests.support.cli import Run, contextplane, one_error_line
+from tests.support.cli import Run, one_error_line
 from tests.support.inprocess import InProcessBroker
-from tests.support.mirror import create, produce
+from tests.support.mirror import create, mirror_once, produce, two_brokers
 
 TOPIC = "orders"
 KEY = b'["orders", 0]'
@@ -35,17 +35,12 @@ BESIDE = [b'["orders", 1e400]', b"[" * 100_000, b'["orders", -1]']
 
 @pytest.fixture
 def brokers(tmp_path: Path) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
-    source = InProcessBroker(tmp_path / "source").start()
-    target = InProcessBroker(tmp_path / "target").start()
-    create(source.bootstrap, TOPIC, 1)
-    produce(source.bootstrap, TOPIC, 0, 5)
-    try:
+    with two_brokers(tmp_path) as (source, target):
+        create(source.bootstrap, TOPIC, 1)
+        produce(source.bootstrap, TOPIC, 0, 5)
         first = _mirror(source, target)  # the state topic and the progress exist from here
         assert first.rows()[1] == [TOPIC, "0", "5", "5", "0"], first.err
         yield source, target
-    finally:
-        target.stop()
-        source.stop()
 
 
 @pytest.mark.parametrize("value", REPLACING, ids=range(len(REPLACING)))
@@ -76,13 +71,4 @@ def _write_state(target: InProcessBroker, key: bytes, value: bytes) -> None:
 
 
 def _mirror(source: InProcessBroker, target: InProcessBroker) -> Run:
-    return contextplane(
-        "mirror",
-        "--source-bootstrap-server",
-        source.bootstrap,
-        "--bootstrap-server",
-        target.bootstrap,
-        "--topics",
-        TOPIC,
-        "--once",
-    )
+    return mirror_once(source.bootstrap, target.bootstrap, TOPIC)
