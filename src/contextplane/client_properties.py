@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contextplane.properties_file import parse_properties
+from contextplane.properties_file import parse_properties, read_properties_text
 from contextplane.security import jaas
 
 
@@ -72,7 +72,7 @@ def librdkafka_config(properties: dict[str, str]) -> dict[str, str]:
 def read_client_properties(path: str) -> dict[str, str]:
     """librdkafka settings from a Kafka client properties file."""
     try:
-        text = Path(path).expanduser().read_text()
+        text = read_properties_text(Path(path).expanduser())
     except OSError as exc:
         raise ClientPropertyError(f"{path}: {exc.strerror or exc}") from None
     try:

@@ -3,6 +3,13 @@ server.properties and client configs use."""
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
+# Far past any real server.properties or client config (a few KiB): a larger "file" is
+# a mistake such as /dev/zero, which read whole would take all of memory.
+PROPERTIES_BYTES_MAX = 1024 * 1024
+
 
 class PropertiesSyntaxError(ValueError):
     """A line the format cannot read (a malformed \\uxxxx escape)."""
@@ -36,6 +43,28 @@ def _unescape(text: str, number: int) -> str:
 def _ends_in_continuation(line: str) -> bool:
     """An odd number of trailing backslashes continues the line (Java's rule)."""
     return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
+class PropertiesFileError(OSError):
+    """A file that is no properties file; shown as its reason alone, as a strerror."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def read_properties_text(path: Path) -> str:
+    """A properties file's text; OSError for one that cannot be read, and
+    PropertiesFileError for one larger than PROPERTIES_BYTES_MAX or not UTF-8 text."""
+    with path.open("rb") as file:
+        data = file.read(PROPERTIES_BYTES_MAX + 1)
+    if len(data) > PROPERTIES_BYTES_MAX:
+        raise PropertiesFileError(
+            errno.EFBIG, f"larger than {PROPERTIES_BYTES_MAX} bytes: not a properties file"
+        )
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise PropertiesFileError(errno.EILSEQ, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def properties_lines(text: str) -> list[tuple[int, str, str]]:

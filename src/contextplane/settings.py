@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contextplane import limits, listener_settings, settings_rules
+from contextplane import limits, listener_settings, properties_file, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
@@ -481,7 +481,7 @@ def _read_config(path: Path) -> list[tuple[str, str, str]]:
     """(origin, name, value) of each entry of a properties file; origin is file:line."""
     resolved = path.expanduser().resolve()
     try:
-        text = resolved.read_text()
+        text = properties_file.read_properties_text(resolved)
     except FileNotFoundError:
         raise SettingsError(f"config file not found: {resolved}") from None
     except OSError as exc:

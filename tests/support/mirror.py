@@ -5,13 +5,18 @@ too, given its librdkafka security settings)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.support.cli import Run, contextplane
+from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
 Record = tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes]], int]
@@ -155,3 +160,24 @@ def committed(consumer: Consumer, message: Any) -> bool:
             raise
         return False
     return True
+
+
+@contextlib.contextmanager
+def two_brokers(root: Path) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
+    """A source and a target contextplane broker under `root`, stopped on leaving."""
+    source = InProcessBroker(root / "source").start()
+    target = InProcessBroker(root / "target").start()
+    try:
+        yield source, target
+    finally:
+        target.stop()
+        source.stop()
+
+
+def mirror_once(source: str, target: str, topics: str, timeout_s: float = 60.0) -> Run:
+    """`contextplane mirror --once` of `topics` (comma-separated) from source to target."""
+    return contextplane(
+        *("mirror", "--source-bootstrap-server", source, "--bootstrap-server", target),
+        *("--topics", topics, "--once"),
+        timeout_s=timeout_s,
+    )

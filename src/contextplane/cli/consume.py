@@ -5,7 +5,11 @@ start, `-o N` or the first record at or after `--from-timestamp`; with `-g GROUP
 the group and commits what it printed (with `-o` or `--from-timestamp` it is assigned
 every partition instead, and commits under the group). `--format` takes kcat's tokens;
 `--format json` (or `--output json`) prints one JSON document per record per line: a
-consumer streams, so each record is its own document (JSON Lines)."""
+consumer streams, so each record is its own document (JSON Lines). Piped, a record's bytes
+are written as they are, as kcat writes them; on a terminal, the characters that would
+drive it (escape sequences, carriage returns, bidirectional overrides) are shown as
+backslash escapes: a producer's record cannot rewrite the screen, retitle the window or
+set the clipboard of whoever reads the topic."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from contextplane.cli.kafka_client import (
 from contextplane.cli.output import add_output_argument
 from contextplane.cli.times import parse_timestamp_ms
 from contextplane.clock import SystemClock
+from contextplane.logsafe import escape_controls
 
 # kcat's format tokens.
 _TOKENS = "tpokvThKS"
@@ -101,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode(errors="backslashreplace")
+
+
+def for_terminal(line: bytes) -> bytes:
+    """A formatted record as a terminal may show it: its lines and tabs kept, every other
+    character that is not printable (or byte that is not UTF-8) as a backslash escape."""
+    text = line.decode(errors="backslashreplace")
+    return "\n".join(
+        "\t".join(escape_controls(cell) for cell in row.split("\t")) for row in text.split("\n")
+    ).encode()
 
 
 def format_record(template: str, message: Any) -> bytes:
@@ -293,6 +307,7 @@ def _print_records(
     consumer: Any, args: argparse.Namespace, clock: IdleClock, printed: Printed
 ) -> None:
     out = sys.stdout.buffer
+    shown = for_terminal if sys.stdout.isatty() else bytes
     while not printed.stopped and (args.max_messages is None or printed.count < args.max_messages):
         message = consumer.poll(0.2)
         if message is None:
@@ -309,7 +324,7 @@ def _print_records(
         if args.format == "json":
             out.write(json.dumps(record_document(message), sort_keys=True).encode())
         else:
-            out.write(format_record(args.format, message))
+            out.write(shown(format_record(args.format, message)))
         out.write(b"\n")
         printed.count += 1
     out.flush()

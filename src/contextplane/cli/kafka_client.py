@@ -20,7 +20,7 @@ from typing import Any
 from contextplane.cli.output import fail
 from contextplane.client_properties import ClientPropertyError, librdkafka_config
 from contextplane.clock import SystemClock
-from contextplane.properties_file import parse_properties
+from contextplane.properties_file import parse_properties, read_properties_text
 
 # A broker that answers at all answers Metadata within this; past it the tool says why
 # it could not connect rather than wait for the whole --timeout.
@@ -90,7 +90,7 @@ def config_from_arguments(args: argparse.Namespace) -> dict[str, str]:
     """librdkafka settings from `--bootstrap-server` and `--command-config` (ConfigError
     or OSError when the file cannot be used)."""
     try:
-        text = args.command_config.read_text() if args.command_config else ""
+        text = read_properties_text(args.command_config) if args.command_config else ""
     except OSError as exc:
         raise ConfigError(f"--command-config: {exc}") from None
     return client_config(parse_properties(text)) | {"bootstrap.servers": args.bootstrap_server}
@@ -266,5 +266,5 @@ def run_command(command: str, body: Callable[[], int]) -> int:
 def security_config(command_config: Path | None) -> dict[str, str]:
     """librdkafka's security settings from a `--command-config` file (Kafka's names),
     or none; OSError for an unreadable file, ConfigError for a property it cannot map."""
-    properties = parse_properties(command_config.read_text()) if command_config else {}
+    properties = parse_properties(read_properties_text(command_config)) if command_config else {}
     return client_config(properties)

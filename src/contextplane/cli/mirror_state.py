@@ -16,6 +16,7 @@ from contextplane.cli.kafka_client import (
     kafka_error_text,
 )
 from contextplane.clock import SystemClock
+from contextplane.limits import INT_MAX, LONG_MAX
 
 STATE_TOPIC = "__contextplane_mirror"
 _READ_POLL_S = 0.5
@@ -93,12 +94,16 @@ def read_latest(config: dict[str, Any]) -> dict[bytes, bytes | None]:
 
 def _take(positions: dict[tuple[str, int], int], key: bytes | None, value: bytes | None) -> None:
     """One progress record into `positions` (a record this command did not write is
-    ignored)."""
+    ignored: the topic is anyone's to write, and an infinite, nested or out-of-range
+    number there is no position any Fetch could start at)."""
     try:
         topic, partition = json.loads(key or b"")
-        positions[(str(topic), int(partition))] = int(json.loads(value or b"")["next"])
-    except (TypeError, ValueError, KeyError):
-        pass
+        position = int(json.loads(value or b"")["next"])
+        partition = int(partition)
+    except (TypeError, ValueError, KeyError, OverflowError, RecursionError):
+        return
+    if 0 <= partition <= INT_MAX and 0 <= position <= LONG_MAX:
+        positions[(str(topic), partition)] = position
 
 
 class StateWriter:

@@ -4,8 +4,10 @@ batches, aborted transactions), and contextplane's own MirrorAppend. Requests ar
 entities (protocol/codec.py), one connection per broker, with TLS and SASL as
 cli/wire_security.py sets them up.
 
-Every read has a deadline (REQUEST_TIMEOUT_S) and a response is bounded by
-RESPONSE_BYTES_MAX; a broker that says otherwise is a WireError naming it.
+Every response has one deadline, REQUEST_TIMEOUT_S from the request's sending, as
+Kafka's clients have request.timeout.ms (a deadline per read alone let a broker trickle
+a byte within each one for ever), and is bounded by RESPONSE_BYTES_MAX; a broker that
+says otherwise is a WireError naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from kio.serial import entity_reader, entity_writer
 
 from contextplane.cli.wire_security import LoginRefused, Security
+from contextplane.clock import SystemClock
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema, response_schema
 from contextplane.protocol.error_codes import ErrorCode
@@ -63,6 +66,7 @@ class BrokerConnection:
             sock.close()
             raise self._error(f"TLS with {address}: {exc}") from None
         self._client_id = client_id.encode()
+        self._clock = SystemClock()
         self._correlation_id = 0
         try:
             security.login(self)
@@ -83,12 +87,18 @@ class BrokerConnection:
         buffer = io.BytesIO()
         entity_writer(schema)(buffer, body)
         payload = head + buffer.getvalue()
+        deadline_ms = self._clock.monotonic_ms() + REQUEST_TIMEOUT_S * 1000
         try:
+            self._sock.settimeout(REQUEST_TIMEOUT_S)
             self._sock.sendall(struct.pack(">i", len(payload)) + payload)
-            (size,) = struct.unpack(">i", self._read(4))
+            (size,) = struct.unpack(">i", self._read(4, deadline_ms))
             if not 4 <= size <= RESPONSE_BYTES_MAX:
                 raise self._error(f"{self.address} sent a response of {size} bytes")
-            frame = self._read(size)
+            frame = self._read(size, deadline_ms)
+        except TimeoutError:
+            raise self._error(
+                f"{self.address}: no complete answer within {REQUEST_TIMEOUT_S:g} s"
+            ) from None
         except OSError as exc:
             raise self._error(f"{self.address}: {exc}") from None
         (correlation_id,) = struct.unpack_from(">i", frame, 0)
@@ -106,9 +116,13 @@ class BrokerConnection:
     def _error(self, text: str) -> WireError:
         return WireError(f"{self._side}: {text}" if self._side else text)
 
-    def _read(self, count: int) -> bytes:
+    def _read(self, count: int, deadline_ms: float) -> bytes:
         chunks = []
         while count:
+            left_ms = deadline_ms - self._clock.monotonic_ms()
+            if left_ms <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left_ms / 1000)
             chunk = self._sock.recv(min(count, 1 << 20))
             if not chunk:
                 raise self._error(f"{self.address} closed the connection")
