@@ -31,6 +31,9 @@ TOPIC = "priced"
 RECORDS = 400
 VALUE = b"v" * 1000
 GIB = 1 << 30
+UNKNOWN = "unknown"
+BYTES_IN = ("kafka_server_brokertopicmetrics_bytesin_total", ())
+BYTES_OUT = ("kafka_server_brokertopicmetrics_bytesout_total", ())
 
 
 def cost(*args: str) -> subprocess.CompletedProcess[str]:
@@ -47,6 +50,16 @@ def metrics_url(tmp_path: Path) -> Iterator[tuple[InProcessBroker, str]]:
     """A broker whose log cache holds nothing (reads go to objects), uploading every 100
     ms, with its HTTP surface served as `contextplane up` serves it."""
     settings = {"http.port": "0", "upload.interval.ms": "100", "log.cache.bytes": "1"}
+    yield from serving(tmp_path, settings)
+
+
+@pytest.fixture
+def zone_a_broker(tmp_path: Path) -> Iterator[tuple[InProcessBroker, str]]:
+    """A broker in zone `a` (broker.rack), its HTTP surface served."""
+    yield from serving(tmp_path, {"http.port": "0", "broker.rack": "a"})
+
+
+def serving(tmp_path: Path, settings: dict[str, str]) -> Iterator[tuple[InProcessBroker, str]]:
     broker = InProcessBroker(tmp_path / "broker", settings=settings).start()
     assert broker.broker is not None
     sock = bind_http(broker.broker.settings)
@@ -173,6 +186,74 @@ def counters(url: str) -> dict[str, float]:
         "bytes_in": samples[("kafka_server_brokertopicmetrics_bytesin_total", ())],
         "bytes_out": samples[("kafka_server_brokertopicmetrics_bytesout_total", ())],
     }
+
+
+def test_cross_zone_bytes_measured_by_the_client_s_zone(
+    zone_a_broker: tuple[InProcessBroker, str],
+) -> None:
+    """Producers naming zones a and b in client.id and one naming none, consumers of zone
+    a (client.id) and b (client.rack, sent in Fetch v11+): the broker in zone a counts
+    each one's record bytes as same, cross or unknown, and `cost` prices the measured
+    cross-zone shares."""
+    broker, url = zone_a_broker
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+    produced = {"a": 100, "b": 300, UNKNOWN: 50}  # records each producer sends
+    for zone, count in produced.items():
+        client_id = "plain" if zone == UNKNOWN else f"app,contextplane_az={zone}"
+        producer = ck.Producer({"bootstrap.servers": broker.bootstrap, "client.id": client_id,
+                                "linger.ms": 5, "compression.type": "none"})  # fmt: skip
+        for _ in range(count):
+            producer.produce(TOPIC, value=VALUE)
+        assert producer.flush(30) == 0
+    total = sum(produced.values())
+    for zone, settings in (("a", {"client.id": "reader contextplane_az=a"}),
+                           ("b", {"client.rack": "b"})):  # fmt: skip
+        consumer = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": zone,
+                                "enable.auto.commit": False, **settings})  # fmt: skip
+        consumer.assign([ck.TopicPartition(TOPIC, 0, 0)])
+        read, deadline = 0, time.monotonic() + 30
+        while read < total and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is not None and message.error() is None:
+                read += 1
+        consumer.close()
+        assert read == total
+
+    samples = scrape(url)
+
+    def zone_bytes(direction: str, relation: str, zone: str) -> float:
+        labels = {"direction": direction, "zone_relation": relation, "client_zone": zone}
+        return samples.get(
+            ("contextplane_zone_record_bytes_total", tuple(sorted(labels.items()))), 0
+        )
+
+    same_in, cross_in = zone_bytes("in", "same", "a"), zone_bytes("in", "cross", "b")
+    unknown_in = zone_bytes("in", UNKNOWN, UNKNOWN)
+    # Each producer's record bytes: its values plus batch and record headers (< 100 bytes
+    # a record uncompressed), every byte of them counted under its own zone.
+    for count, counted in ((100, same_in), (300, cross_in), (50, unknown_in)):
+        assert count * len(VALUE) < counted < count * (len(VALUE) + 100)
+    assert same_in + cross_in + unknown_in == samples[BYTES_IN]
+    same_out, cross_out = zone_bytes("out", "same", "a"), zone_bytes("out", "cross", "b")
+    assert same_out >= same_in + cross_in + unknown_in <= cross_out  # each read everything
+    assert same_out + cross_out == samples[BYTES_OUT]  # nothing read unattributed
+    assert zone_bytes("out", UNKNOWN, UNKNOWN) == 0
+
+    done = cost("--write-mibps", "5", "--metrics-url", url, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    crossing = json.loads(done.stdout)["cross_zone"]
+    assert crossing["produced_measured"] and crossing["read_measured"]
+    assert crossing["produced_share"] == pytest.approx(cross_in / (same_in + cross_in))
+    assert crossing["read_share"] == pytest.approx(cross_out / (same_out + cross_out))
+    table = cost("--write-mibps", "5", "--metrics-url", url)
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if x.startswith("cross-zone share: "))
+    assert f"{cross_in / (same_in + cross_in):.1%} (measured) of produced" in line
+    assert f"from the broker's /metrics at {url}" in line
+    # Without the broker's counters the share is the model's, and said to be.
+    modelled = cost("--write-mibps", "5", "--puts-per-gib", "1", "--gets-per-gib", "1")
+    assert "cross-zone share: 66.7% (modelled) of produced" in modelled.stdout
 
 
 def test_rates_need_a_broker_that_answers(tmp_path: Path) -> None:

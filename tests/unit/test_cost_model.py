@@ -13,6 +13,7 @@ import pytest
 from contextplane.cli import cost_inputs
 from contextplane.cli.cost_inputs import WORKLOAD_FIELDS, InputError
 from contextplane.cli.cost_model import (
+    CrossZone,
     Prices,
     RequestRate,
     Workload,
@@ -90,6 +91,17 @@ def test_zones_set_what_crosses() -> None:
     assert all(i.monthly == 0 for i in kafka_one_zone.items if i.item.startswith("cross-zone"))
     two = kafka_cost(replace(WORKLOAD, zones=2), PRICES)  # one follower in the other zone
     assert monthly(two.items, "cross-zone replication") == pytest.approx(25_664.0625 * 0.02)
+
+
+def test_measured_cross_zone_shares_replace_the_model() -> None:
+    leaders = replace(WORKLOAD, zone_local_clients=False)
+    measured = CrossZone(0.25, None, "a broker")  # produced measured, read modelled
+    across = monthly(
+        contextplane_cost(leaders, PRICES, PUTS, GETS, measured).items, "cross-zone transfer"
+    )
+    assert across == pytest.approx((25_664.0625 * 0.25 + 51_328.125 * 2 / 3) * 0.02)
+    # Zone-local clients are the model's alone: no bytes cross, measured or not.
+    assert contextplane_cost(WORKLOAD, PRICES, PUTS, GETS, measured).items[3].monthly == 0
 
 
 def test_cost_against_retention_grows_faster_for_replicated_disks() -> None:

@@ -25,6 +25,7 @@ from contextplane.broker.response_facts import response_facts
 from contextplane.broker.schema_catalog import SchemaCatalog
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.throttle import ConnectionThrottle
+from contextplane.broker.zones import ZoneCell
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
@@ -129,6 +130,8 @@ class ConnectionInfo:
     sasl: SaslSession | None = None  # the SASL mechanism chosen, once it is
     # Run once the connection is gone, one per key (share sessions close with it).
     on_lost: dict[object, Callable[[], None]] = field(default_factory=dict)
+    # The client's zone's byte counts (zones.py), from its first Produce or Fetch.
+    zone: ZoneCell | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contextplane.broker.zones import ZoneLedger
+
 # Each API's most recent requests kept for its latency quantiles: a window, like the JMX
 # exporter's view of Kafka's histograms (which decay over about five minutes).
 REQUEST_TIMES_KEPT = 1024
@@ -95,6 +97,7 @@ class BrokerStats:
         # KIP-1191's per-group counts, (group, kind) -> count (share_group_metrics.py).
         self.share_dlq_groups: dict[tuple[str, str], int] = {}
         self.masked_records: dict[tuple[str, str], int] = {}  # (topic, action)
+        self.zones = ZoneLedger()  # record bytes by the client's zone (zones.py)
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)

@@ -24,12 +24,14 @@ from typing import Any
 from contextplane.cli import cost_inputs
 from contextplane.cli.cost_inputs import WORKLOAD_FIELDS, ZONE_LOCAL, InputError
 from contextplane.cli.cost_model import (
+    CrossZone,
     Deployment,
     Prices,
     RequestRate,
     Workload,
     assumptions,
     contextplane_cost,
+    cross_zone_shares,
     kafka_cost,
     totals_by_retention,
 )
@@ -102,21 +104,26 @@ def _cost(args: argparse.Namespace) -> int:
     load = cost_inputs.workload(given, args.workload)
     price_path = cost_inputs.price_file(args.prices)
     prices = cost_inputs.prices(price_path)
-    puts, gets = _request_rates(args, load)
-    ours = contextplane_cost(load, prices, puts, gets)
+    puts, gets, crossing = _request_rates(args, load)
+    ours = contextplane_cost(load, prices, puts, gets, crossing)
     theirs = kafka_cost(load, prices)
-    said = assumptions(load, prices, puts, gets)
+    said = assumptions(load, prices, puts, gets, crossing)
     if args.plot is not None:
-        _plot(args.plot, load, prices, puts, gets)
+        _plot(args.plot, load, prices, puts, gets, crossing)
+    rates = (puts, gets, crossing)
     if args.output == "json":
-        print_json(_document(load, prices, price_path, puts, gets, (ours, theirs), said, args.plot))
+        print_json(_document(load, prices, price_path, rates, (ours, theirs), said, args.plot))
         return 0
-    _print(load, prices, price_path, puts, gets, (ours, theirs), said, args.plot)
+    _print(load, prices, price_path, rates, (ours, theirs), said, args.plot)
     return 0
 
 
-def _request_rates(args: argparse.Namespace, load: Workload) -> tuple[RequestRate, RequestRate]:
-    """Flags first, then the broker's counters, then the benchmark's table."""
+Rates = tuple[RequestRate, RequestRate, CrossZone | None]
+
+
+def _request_rates(args: argparse.Namespace, load: Workload) -> Rates:
+    """Flags first, then the broker's counters, then the benchmark's table; the measured
+    cross-zone shares only from the broker's counters."""
     puts = (
         cost_inputs.flag_rate("--puts-per-gib", args.puts_per_gib)
         if args.puts_per_gib is not None
@@ -127,10 +134,10 @@ def _request_rates(args: argparse.Namespace, load: Workload) -> tuple[RequestRat
         if args.gets_per_gib is not None
         else None
     )
-    if puts is not None and gets is not None:
-        return puts, gets
+    if puts is not None and gets is not None and not args.metrics_url:
+        return puts, gets, None
     if args.metrics_url:
-        measured_puts, measured_gets = cost_inputs.metrics_rates(args.metrics_url)
+        measured_puts, measured_gets, crossing = cost_inputs.metrics_rates(args.metrics_url)
         puts = puts or measured_puts
         gets = gets or measured_gets
         for rate, what, flag in (
@@ -144,9 +151,9 @@ def _request_rates(args: argparse.Namespace, load: Workload) -> tuple[RequestRat
                     from_broker=True,
                 )
         assert puts is not None and gets is not None
-        return puts, gets
+        return puts, gets, crossing
     bench_puts, bench_gets = cost_inputs.bench_rates(args.bench_results, load.partitions)
-    return puts or bench_puts, gets or bench_gets
+    return puts or bench_puts, gets or bench_gets, None
 
 
 def _check_plot(path: Path) -> None:
@@ -161,14 +168,21 @@ def _check_plot(path: Path) -> None:
         ) from None
 
 
-def _plot(path: Path, load: Workload, prices: Prices, puts: RequestRate, gets: RequestRate) -> None:
+def _plot(
+    path: Path,
+    load: Workload,
+    prices: Prices,
+    puts: RequestRate,
+    gets: RequestRate,
+    crossing: CrossZone | None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: a file only
     from matplotlib.figure import Figure
     from matplotlib.ticker import StrMethodFormatter
 
-    ours, theirs = totals_by_retention(load, prices, puts, gets, PLOT_DAYS)
+    ours, theirs = totals_by_retention(load, prices, puts, gets, PLOT_DAYS, crossing)
     figure = Figure(figsize=(8, 4.5), layout="tight")
     axes = figure.subplots()
     axes.plot(PLOT_DAYS, ours, label=TITLES["contextplane"])
@@ -198,6 +212,22 @@ def _rate(per_gib: float) -> str:
     return f"{per_gib:,.0f}" if per_gib >= 1000 else f"{per_gib:.4g}"
 
 
+def _crossing_line(load: Workload, crossing: CrossZone | None) -> str:
+    """Which cross-zone shares are measured and which modelled."""
+    produced, read = cross_zone_shares(load, crossing)
+
+    def said(share: float, measured: float | None) -> str:
+        return f"{share:.1%} ({'measured' if measured is not None else 'modelled'})"
+
+    shares = (
+        f"cross-zone share: {said(produced, crossing and crossing.produced)} of produced,"
+        f" {said(read, crossing and crossing.read)} of read bytes"
+    )
+    if load.zone_local_clients:
+        return "cross-zone share: none (modelled: --zone-local-clients)"
+    return shares if crossing is None else f"{shares} from {crossing.source}"
+
+
 def _shown(path: Path) -> str:
     """A path inside the repository as the repository names it."""
     try:
@@ -210,12 +240,12 @@ def _print(
     load: Workload,
     prices: Prices,
     price_path: Path,
-    puts: RequestRate,
-    gets: RequestRate,
+    rates: Rates,
     deployments: tuple[Deployment, Deployment],
     said: list[str],
     plot: Path | None,
 ) -> None:
+    puts, gets, crossing = rates
     print(
         f"workload: {load.write_mibps:g} MiB/s written, read {load.read_fanout:g}×, retained"
         f" {load.retention_days:g} days, {load.partitions:,} partitions, {load.zones} zones"
@@ -223,6 +253,7 @@ def _print(
     print(f"prices: {_shown(price_path)} (list prices as of {prices.as_of}, to be checked)")
     print(f"PUTs per GiB written: {_rate(puts.per_gib)} from {puts.source}")
     print(f"GETs per GiB read: {_rate(gets.per_gib)} from {gets.source}")
+    print(_crossing_line(load, crossing))
     print()
     rows: list[list[object]] = []
     for deployment in deployments:
@@ -256,12 +287,13 @@ def _document(
     load: Workload,
     prices: Prices,
     price_path: Path,
-    puts: RequestRate,
-    gets: RequestRate,
+    rates: Rates,
     deployments: tuple[Deployment, Deployment],
     said: list[str],
     plot: Path | None,
 ) -> dict[str, Any]:
+    puts, gets, crossing = rates
+    produced, read = cross_zone_shares(load, crossing)
     document: dict[str, Any] = {
         "workload": dataclasses.asdict(load),
         "prices": {**dataclasses.asdict(prices), "as_of": prices.as_of.isoformat(),
@@ -269,6 +301,13 @@ def _document(
         "request_rates": {
             "puts_per_gib": dataclasses.asdict(puts),
             "gets_per_gib": dataclasses.asdict(gets),
+        },
+        "cross_zone": {
+            "produced_share": produced,
+            "read_share": read,
+            "produced_measured": crossing is not None and crossing.produced is not None,
+            "read_measured": crossing is not None and crossing.read is not None,
+            "source": None if crossing is None else crossing.source,
         },
         "deployments": {
             d.name: {"items": [dataclasses.asdict(i) for i in d.items], "monthly_total": d.total}

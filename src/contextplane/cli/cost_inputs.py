@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contextplane.cli.cost_model import Prices, RequestRate, Workload
+from contextplane.cli.cost_model import CrossZone, Prices, RequestRate, Workload
 from contextplane.clock import SystemClock
 
 # The repository's folders, found from this file (an editable install or a checkout).
@@ -212,11 +212,14 @@ PUTS: Series = ("contextplane_object_store_requests_total", {"operation": "put"}
 GETS: Series = ("contextplane_object_store_requests_total", {"operation": "get"})
 BYTES_IN: Series = ("kafka_server_brokertopicmetrics_bytesin_total", {})
 BYTES_OUT: Series = ("kafka_server_brokertopicmetrics_bytesout_total", {})
+ZONE_BYTES = "contextplane_zone_record_bytes_total"  # console/zone_metrics.py
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None]:
+def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None, CrossZone | None]:
     """PUTs per GiB produced and GETs per GiB read since the broker started, from its
-    counters; None for a rate whose bytes are zero (nothing to divide by)."""
+    counters (None for a rate whose bytes are zero: nothing to divide by), and the shares
+    of record bytes that crossed zones (None when it saw no client of a known zone)."""
     samples = scrape(url)
 
     def value(series: Series) -> float:
@@ -231,7 +234,38 @@ def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None]:
         return found
 
     counts = (value(PUTS), value(GETS), value(BYTES_IN), value(BYTES_OUT))
-    return counter_rates(url, f"the broker's /metrics at {url}", *counts)
+    where = f"the broker's /metrics at {url}"
+    return (*counter_rates(url, where, *counts), cross_zone(samples, where))
+
+
+def cross_zone(samples: Samples, where: str) -> CrossZone | None:
+    """The shares of produced (`in`) and read (`out`) record bytes of clients in a known
+    zone that crossed zones; bytes of clients in no known zone are left out of both
+    sides (said in `source`). None when no direction has bytes of a known zone."""
+    bytes_by: dict[tuple[str, str], float] = {}
+    for (name, labels), count in samples.items():
+        label = dict(labels)
+        if name != ZONE_BYTES or not math.isfinite(count) or count < 0:
+            continue
+        key = (label.get("direction", ""), label.get("zone_relation", ""))
+        bytes_by[key] = bytes_by.get(key, 0.0) + count
+    shares: list[float | None] = []
+    said: list[str] = []
+    for direction, what in (("in", "produced"), ("out", "read")):
+        same, cross = (
+            bytes_by.get((direction, "same"), 0.0),
+            bytes_by.get((direction, "cross"), 0.0),
+        )
+        unknown = bytes_by.get((direction, "unknown"), 0.0)
+        known = same + cross
+        shares.append(cross / known if known > 0 else None)
+        said.append(
+            f"{cross / GIB:.3g} of {known / GIB:.3g} GiB {what} by clients of a known zone"
+            f" crossed zones ({unknown / GIB:.3g} GiB of clients in no known zone left out)"
+        )
+    if shares[0] is None and shares[1] is None:
+        return None
+    return CrossZone(shares[0], shares[1], f"{where}: {'; '.join(said)}")
 
 
 def counter_rates(
@@ -268,8 +302,8 @@ def _measured_rate(url: str, what: str, requests: float, gib: float) -> float:
     return rate
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """The samples of the four series above, from one bounded GET of `url`."""
+def scrape(url: str) -> Samples:
+    """The samples of the series above, from one bounded GET of `url`."""
     # Imported here: `contextplane up` parses its command line with this module loaded.
     import urllib.error
     import urllib.request
@@ -288,7 +322,7 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         raise InputError(f"{url}: no answer ({reason})", from_broker=True) from None
     if len(body) > METRICS_BYTES_MAX:
         raise InputError(f"{url}: more than {METRICS_BYTES_MAX} bytes", from_broker=True)
-    names = {series[0] for series in (PUTS, GETS, BYTES_IN, BYTES_OUT)}
+    names = {series[0] for series in (PUTS, GETS, BYTES_IN, BYTES_OUT)} | {ZONE_BYTES}
     wanted = "\n".join(
         line
         for line in body.decode(errors="replace").splitlines()

@@ -61,6 +61,17 @@ class RequestRate:
 
 
 @dataclass(frozen=True, slots=True)
+class CrossZone:
+    """Shares of record bytes that crossed zones as a broker measured them (its
+    `contextplane_zone_record_bytes_total`): produced and read, each None where it saw no
+    bytes of a client in a known zone (the model's share stands), and where from."""
+
+    produced: float | None
+    read: float | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class LineItem:
     item: str
     quantity: float
@@ -108,15 +119,30 @@ def kafka_replicas_across_zones(zones: int) -> int:
     return min(KAFKA_REPLICATION_FACTOR - 1, zones - 1)
 
 
+def cross_zone_shares(workload: Workload, crossing: CrossZone | None) -> tuple[float, float]:
+    """The shares of produced and of read bytes that cross zones: none for zone-local
+    clients, else measured where `crossing` has them, else modelled (`other_zone_share`)."""
+    if workload.zone_local_clients:
+        return 0.0, 0.0
+    modelled = other_zone_share(workload.zones)
+    if crossing is None:
+        return modelled, modelled
+    produced = modelled if crossing.produced is None else crossing.produced
+    return produced, modelled if crossing.read is None else crossing.read
+
+
 def contextplane_cost(
-    workload: Workload, prices: Prices, puts: RequestRate, gets: RequestRate
+    workload: Workload,
+    prices: Prices,
+    puts: RequestRate,
+    gets: RequestRate,
+    crossing: CrossZone | None = None,
 ) -> Deployment:
     v = volumes(workload)
     put_count = v.written_gib * puts.per_gib
     get_count = v.read_gib * gets.per_gib
-    across = 0.0
-    if not workload.zone_local_clients:
-        across = (v.written_gib + v.read_gib) * other_zone_share(workload.zones)
+    produced_share, read_share = cross_zone_shares(workload, crossing)
+    across = v.written_gib * produced_share + v.read_gib * read_share
     return Deployment(
         CONTEXTPLANE,
         (
@@ -166,20 +192,41 @@ def _item(item: str, quantity: float, unit: str, unit_price: float) -> LineItem:
     return LineItem(item, quantity, unit, unit_price, quantity * unit_price)
 
 
+def _measured_zone_text(crossing: CrossZone, modelled: float, zones: int) -> str:
+    def figure(share: float | None, what: str) -> str:
+        if share is None:
+            return f"{modelled:.0%} of {what} bytes cross zones (modelled: {zones} zones)"
+        return f"{share:.1%} of {what} bytes cross zones (measured)"
+
+    return (
+        f"contextplane: {figure(crossing.produced, 'produced')};"
+        f" {figure(crossing.read, 'read')}; measured from {crossing.source}"
+    )
+
+
 def totals_by_retention(
-    workload: Workload, prices: Prices, puts: RequestRate, gets: RequestRate, days: range
+    workload: Workload,
+    prices: Prices,
+    puts: RequestRate,
+    gets: RequestRate,
+    days: range,
+    crossing: CrossZone | None = None,
 ) -> tuple[list[float], list[float]]:
     """Monthly totals (contextplane, Kafka) of the same workload at each retention."""
     ours, theirs = [], []
     for day in days:
         at = replace(workload, retention_days=float(day))
-        ours.append(contextplane_cost(at, prices, puts, gets).total)
+        ours.append(contextplane_cost(at, prices, puts, gets, crossing).total)
         theirs.append(kafka_cost(at, prices).total)
     return ours, theirs
 
 
 def assumptions(
-    workload: Workload, prices: Prices, puts: RequestRate, gets: RequestRate
+    workload: Workload,
+    prices: Prices,
+    puts: RequestRate,
+    gets: RequestRate,
+    crossing: CrossZone | None = None,
 ) -> list[str]:
     """Every figure and simplification the line items rest on, in words."""
     share = other_zone_share(workload.zones)
@@ -192,11 +239,13 @@ def assumptions(
             " region is not charged by zone. That path is designed, not yet built: today a"
             " client reaches each partition's leader (the default prices that)"
         )
+    elif crossing is not None:
+        zone_text = _measured_zone_text(crossing, share, zones)
     else:
         zone_text = (
             f"contextplane: clients reach each partition's leader, in another zone for"
             f" {share:.0%} of partitions ({zones} zones), so that share of produced and"
-            " read bytes crosses zones"
+            " read bytes crosses zones (modelled)"
         )
     return [
         f"prices: {prices.provider} {prices.region}, list prices as of {prices.as_of}"

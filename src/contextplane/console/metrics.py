@@ -43,6 +43,7 @@ from contextplane.broker.stats import REQUEST_TIMES_KEPT, RequestTimes, TopicCou
 from contextplane.console.partition_health import OfflineCounts, read_offline_counts
 from contextplane.console.share_group_metrics import share_group_families
 from contextplane.console.storage_metrics import storage_counts, storage_families
+from contextplane.console.zone_metrics import ZoneRow, zone_families
 from contextplane.prometheus_text import exposition
 from contextplane.protocol.codec import api_name
 from contextplane.protocol.error_codes import ErrorCode
@@ -145,6 +146,7 @@ class Snapshot:
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
     offline: OfflineCounts | None = None  # None: the metadata store did not answer
+    zones: list[ZoneRow] = field(default_factory=list)  # console/zone_metrics.py
 
 
 class BrokerMetrics:
@@ -188,6 +190,7 @@ class BrokerMetrics:
             masked_records=dict(stats.masked_records),
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
+            zones=stats.zones.rows(services.settings.broker_rack),
         )
         # The metadata store down: the gauges are left out, the rest is still worth a scrape.
         with contextlib.suppress(Exception):
@@ -247,6 +250,7 @@ def families(snapshot: Snapshot) -> Iterable[Metric]:
     yield from _own_families(snapshot)
     yield from storage_families(snapshot.storage)
     yield from share_group_families(snapshot.share_dlq_groups)
+    yield from zone_families(snapshot.zones)
 
 
 def _topic_families(snapshot: Snapshot) -> Iterable[Metric]:

@@ -120,7 +120,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
     total = await _read_all(ctx, request, targets)
     if total >= min_bytes or wait_ms == 0 or _has_error(targets):
         await mask_fetch(ctx, targets)
-        return Reply(body=_response(ctx, topics, targets))
+        return Reply(body=_response(ctx, topics, targets, request))
 
     async def long_poll() -> Any:
         loop = asyncio.get_running_loop()
@@ -138,7 +138,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
                 waiter.cancel()
             amount = await _read_all(ctx, request, targets)
         await mask_fetch(ctx, targets)
-        return _response(ctx, topics, targets)
+        return _response(ctx, topics, targets, request)
 
     return later(long_poll())
 
@@ -233,6 +233,7 @@ def _response(
     ctx: RequestContext,
     topics: list[dict[str, Any]],
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+    request: Any,
 ) -> Any:
     size = sum(max(records_size(p["records"]), 0) for t in topics for p in t["partitions"])
     if ctx.span is not None:
@@ -249,6 +250,8 @@ def _response(
         else:
             _record_reads(ctx, targets)
     _count_fetches(ctx, targets, counts_bytes=bool(topics))
+    if topics:
+        count_zone_bytes(ctx, size, getattr(request, "rack_id", None))
     endpoints = _current_leaders(ctx, topics) if _has_error(targets) else []
     header = ctx.header
     # Frame parts with the record chunks in place, byte for byte what kio writes.
@@ -293,6 +296,20 @@ def _count_fetches(
         if partition is not None:
             size = records_size(entry["records"]) if counts_bytes else 0
             stats.fetched(partition.topic, max(size, 0))
+
+
+def count_zone_bytes(ctx: RequestContext, size: int, rack_id: str | None) -> None:
+    """A response's record bytes, by the client's zone: its client.id's, else the
+    rack_id (KIP-392, Fetch v11+) of its first Fetch that names one."""
+    connection = ctx.connection
+    zones = ctx.services.stats.zones
+    zone = connection.zone
+    if zone is None:
+        zone = zones.for_client_id(ctx.header.client_id)
+    if zone is zones.unknown:
+        zone = zones.for_fetch(zone, rack_id)
+    connection.zone = zone
+    zone.bytes_out += size
 
 
 def _record_reads(

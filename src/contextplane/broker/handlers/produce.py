@@ -85,12 +85,16 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     admission = ctx.log.admission()
     if request_error is None and admission.refusal is not None:
         request_error = KafkaError(ErrorCode.kafka_storage_error, admission.refusal)
+    record_bytes = _record_bytes(request.topic_data)
     # producer_byte_rate counts the request's record bytes (Kafka: the request's size).
     quota_ms = ctx.throttle(
-        ctx.services.quotas.produce_throttle_ms(
-            ctx.principal, ctx.header.client_id, _record_bytes(request.topic_data)
-        )
+        ctx.services.quotas.produce_throttle_ms(ctx.principal, ctx.header.client_id, record_bytes)
     )
+    # The bytes crossed the wire from the client's zone, whatever becomes of them.
+    zone = ctx.connection.zone
+    if zone is None:
+        zone = ctx.connection.zone = ctx.services.stats.zones.for_client_id(ctx.header.client_id)
+    zone.bytes_in += record_bytes
     tid: str | None = request.transactional_id
     remote: Verified | None = None  # verified by a coordinator on another broker
     if tid is not None and request_error is None and coordinated_elsewhere(ctx, tid):
