@@ -29,6 +29,8 @@ from contextplane.cli.cost_inputs import GIB, ZONE_BYTES, cross_zone
         ("contextplane_az=" + "a" * (RACK_CHARS_MAX + 1), None),  # too long: not cut short
         ("contextplane_az=" + "a" * RACK_CHARS_MAX, "a" * RACK_CHARS_MAX),
         ("consumer-1", None),
+        ("contextplane_az=unknown", None),  # the counters' own words
+        ("contextplane_az=other", None),
         ("", None),
         (None, None),
     ],

@@ -37,17 +37,21 @@ _SEPARATORS = re.compile(r"[,; &|]")
 class ZoneCell:
     """The record bytes of the connections of one client zone."""
 
-    __slots__ = ("zone", "bytes_in", "bytes_out")
+    __slots__ = ("zone", "known", "bytes_in", "bytes_out")
 
     def __init__(self, zone: str) -> None:
         self.zone = zone
+        self.known = zone != UNKNOWN  # a Fetch's rack_id cannot change a known zone
         self.bytes_in = 0  # Produce request record bytes
         self.bytes_out = 0  # Fetch response record bytes
 
 
 def rack_name(text: str | None) -> str | None:
-    """`text` as a zone name, or None when it is none (empty, too long, odd characters)."""
+    """`text` as a zone name, or None when it is none (empty, too long, odd characters,
+    or one of the two words the counters use themselves)."""
     if not text or len(text) > RACK_CHARS_MAX or RACK_CHARACTERS.fullmatch(text) is None:
+        return None
+    if text in (UNKNOWN, OTHER):  # the labels' own words: not a zone a client may claim
         return None
     return text
 

@@ -302,8 +302,11 @@ def count_zone_bytes(ctx: RequestContext, size: int, rack_id: str | None) -> Non
     """A response's record bytes, by the client's zone: its client.id's, else the
     rack_id (KIP-392, Fetch v11+) of its first Fetch that names one."""
     connection = ctx.connection
-    zones = ctx.services.stats.zones
     zone = connection.zone
+    if zone is not None and zone.known:  # the steady state: one addition
+        zone.bytes_out += size
+        return
+    zones = ctx.services.stats.zones
     if zone is None:
         zone = zones.for_client_id(ctx.header.client_id)
     if zone is zones.unknown:

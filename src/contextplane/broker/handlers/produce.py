@@ -90,11 +90,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
     quota_ms = ctx.throttle(
         ctx.services.quotas.produce_throttle_ms(ctx.principal, ctx.header.client_id, record_bytes)
     )
-    # The bytes crossed the wire from the client's zone, whatever becomes of them.
-    zone = ctx.connection.zone
-    if zone is None:
-        zone = ctx.connection.zone = ctx.services.stats.zones.for_client_id(ctx.header.client_id)
-    zone.bytes_in += record_bytes
+    count_zone_bytes(ctx, record_bytes)
     tid: str | None = request.transactional_id
     remote: Verified | None = None  # verified by a coordinator on another broker
     if tid is not None and request_error is None and coordinated_elsewhere(ctx, tid):
@@ -248,6 +244,16 @@ def _current_leaders(ctx: RequestContext, topics: list[dict[str, Any]]) -> list[
         ((t["name"], p["index"], p) for t in topics for p in t["partition_responses"]),
         (ErrorCode.not_leader_or_follower,),
     )
+
+
+def count_zone_bytes(ctx: RequestContext, record_bytes: int) -> None:
+    """The request's record bytes, by the client's zone (its client.id's: Produce carries
+    no rack), whatever becomes of them: they crossed the wire."""
+    connection = ctx.connection
+    zone = connection.zone
+    if zone is None:
+        zone = connection.zone = ctx.services.stats.zones.for_client_id(ctx.header.client_id)
+    zone.bytes_in += record_bytes
 
 
 def _record_bytes(topic_data: Any) -> int:
