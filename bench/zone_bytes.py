@@ -5,7 +5,7 @@ Fetch, as a ratio of each request's handler time with the counting on to off.
 
 One broker in this process (`broker.rack=a`); each round produces `--records` 1 KiB
 records one request each (linger 0, a flush per record) from a client naming its zone
-in client.id, then reads them back (a fetch per 100 records at most: max.partition.fetch.bytes), with the counting
+in client.id, then reads them back (a fetch per 100 records at most), with the counting
 on and off in alternate rounds (off: the handlers' `count_zone_bytes` replaced by a
 no-op). The handler time is the broker's own per-request ring (`localtimems`: the
 handler called to returned), whose median per round is taken; prints one JSON line per

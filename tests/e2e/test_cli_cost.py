@@ -78,6 +78,24 @@ def serving(tmp_path: Path, settings: dict[str, str]) -> Iterator[tuple[InProces
         broker.stop()
 
 
+def read_all(
+    broker: InProcessBroker, settings: dict[str, str], partitions: int, expected: int
+) -> int:
+    """How many records a consumer reads from the start of TOPIC's `partitions`: until
+    `expected` or 30 s pass."""
+    consumer = ck.Consumer(
+        {"bootstrap.servers": broker.bootstrap, "enable.auto.commit": False, **settings}
+    )
+    consumer.assign([ck.TopicPartition(TOPIC, p, 0) for p in range(partitions)])
+    read, deadline = 0, time.monotonic() + 30
+    while read < expected and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            read += 1
+    consumer.close()
+    return read
+
+
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -107,17 +125,7 @@ def test_rates_from_a_running_broker_s_metrics(
         30,
         "every record uploaded",
     )
-    consumer = ck.Consumer(
-        {"bootstrap.servers": broker.bootstrap, "group.id": "cost", "enable.auto.commit": False}
-    )
-    consumer.assign([ck.TopicPartition(TOPIC, p, 0) for p in range(2)])
-    read, deadline = 0, time.monotonic() + 30
-    while read < RECORDS and time.monotonic() < deadline:
-        message = consumer.poll(1)
-        if message is not None and message.error() is None:
-            read += 1
-    consumer.close()
-    assert read == RECORDS
+    assert read_all(broker, {"group.id": "cost"}, 2, RECORDS) == RECORDS
 
     # Uploads, compaction and the cleaner may still PUT or GET while the command runs; no
     # record is produced or read: its rates lie between the counters before and after.
@@ -209,16 +217,7 @@ def test_cross_zone_bytes_measured_by_the_client_s_zone(
     total = sum(produced.values())
     for zone, settings in (("a", {"client.id": "reader contextplane_az=a"}),
                            ("b", {"client.rack": "b"})):  # fmt: skip
-        consumer = ck.Consumer({"bootstrap.servers": broker.bootstrap, "group.id": zone,
-                                "enable.auto.commit": False, **settings})  # fmt: skip
-        consumer.assign([ck.TopicPartition(TOPIC, 0, 0)])
-        read, deadline = 0, time.monotonic() + 30
-        while read < total and time.monotonic() < deadline:
-            message = consumer.poll(1)
-            if message is not None and message.error() is None:
-                read += 1
-        consumer.close()
-        assert read == total
+        assert read_all(broker, {"group.id": zone, **settings}, 1, total) == total
 
     samples = scrape(url)
 
