@@ -250,6 +250,15 @@ def test_cross_zone_bytes_measured_by_the_client_s_zone(
     line = next(x for x in table.stdout.splitlines() if x.startswith("cross-zone share: "))
     assert f"{cross_in / (same_in + cross_in):.1%} (measured) of produced" in line
     assert f"from the broker's /metrics at {url}" in line
+    # Rates from flags: the broker's counters still give the measured shares.
+    flagged = cost("--write-mibps", "5", "--puts-per-gib", "1", "--gets-per-gib", "1",
+                   "--metrics-url", url, "--output", "json")  # fmt: skip
+    assert flagged.returncode == 0, flagged.stderr
+    assert json.loads(flagged.stdout)["cross_zone"] == crossing
+    # The console's object store page prices the same counters, read in-process.
+    with urllib.request.urlopen(url.removesuffix("/metrics") + "/storage", timeout=10) as page:
+        text = html.unescape(page.read().decode())
+    assert f"{cross_in / (same_in + cross_in):.1%} of produced bytes cross zones (measured)" in text
     # Without the broker's counters the share is the model's, and said to be.
     modelled = cost("--write-mibps", "5", "--puts-per-gib", "1", "--gets-per-gib", "1")
     assert "cross-zone share: 66.7% (modelled) of produced" in modelled.stdout

@@ -137,7 +137,9 @@ def _request_rates(args: argparse.Namespace, load: Workload) -> Rates:
     if puts is not None and gets is not None and not args.metrics_url:
         return puts, gets, None
     if args.metrics_url:
-        measured_puts, measured_gets, crossing = cost_inputs.metrics_rates(args.metrics_url)
+        measured_puts, measured_gets, crossing = cost_inputs.metrics_rates(
+            args.metrics_url, rates_needed=puts is None or gets is None
+        )
         puts = puts or measured_puts
         gets = gets or measured_gets
         for rate, what, flag in (

@@ -216,11 +216,17 @@ ZONE_BYTES = "contextplane_zone_record_bytes_total"  # console/zone_metrics.py
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None, CrossZone | None]:
+def metrics_rates(
+    url: str, rates_needed: bool = True
+) -> tuple[RequestRate | None, RequestRate | None, CrossZone | None]:
     """PUTs per GiB produced and GETs per GiB read since the broker started, from its
-    counters (None for a rate whose bytes are zero: nothing to divide by), and the shares
-    of record bytes that crossed zones (None when it saw no client of a known zone)."""
+    counters (None for a rate whose bytes are zero: nothing to divide by; both None
+    unless `rates_needed`), and the shares of record bytes that crossed zones (None when
+    it saw no client of a known zone)."""
     samples = scrape(url)
+    where = f"the broker's /metrics at {url}"
+    if not rates_needed:  # both given as flags: only the zone counters are read
+        return None, None, cross_zone(samples, where)
 
     def value(series: Series) -> float:
         found = samples.get((series[0], tuple(sorted(series[1].items()))))
@@ -234,7 +240,6 @@ def metrics_rates(url: str) -> tuple[RequestRate | None, RequestRate | None, Cro
         return found
 
     counts = (value(PUTS), value(GETS), value(BYTES_IN), value(BYTES_OUT))
-    where = f"the broker's /metrics at {url}"
     return (*counter_rates(url, where, *counts), cross_zone(samples, where))
 
 
@@ -249,6 +254,11 @@ def cross_zone(samples: Samples, where: str) -> CrossZone | None:
             continue
         key = (label.get("direction", ""), label.get("zone_relation", ""))
         bytes_by[key] = bytes_by.get(key, 0.0) + count
+    return zone_shares(bytes_by, where)
+
+
+def zone_shares(bytes_by: dict[tuple[str, str], float], where: str) -> CrossZone | None:
+    """`cross_zone` from record bytes by (direction, zone relation)."""
     shares: list[float | None] = []
     said: list[str] = []
     for direction, what in (("in", "produced"), ("out", "read")):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from contextplane.broker.probes import object_store_counts
 from contextplane.cli import cost_inputs
 from contextplane.cli.cost_model import (
+    CrossZone,
     Deployment,
     Prices,
     RequestRate,
@@ -146,15 +147,27 @@ class UsageReader:
             kafka_brokers=KAFKA_BROKERS,
             zone_local_clients=False,
         )
+        crossing = self._crossing()
         return CostEstimate(
             prices,
             file_name,
             stored,
-            contextplane_cost(workload, prices, puts, gets),
+            contextplane_cost(workload, prices, puts, gets, crossing),
             kafka_cost(workload, prices),
             workload,
-            assumptions(workload, prices, puts, gets),
+            assumptions(workload, prices, puts, gets, crossing),
         )
+
+    def _crossing(self) -> CrossZone | None:
+        """The measured cross-zone shares (broker/zones.py), as `cost --metrics-url`."""
+        bytes_by: dict[tuple[str, str], float] = {}
+        services = self._services
+        for _, relation, bytes_in, bytes_out in services.stats.zones.rows(
+            services.settings.broker_rack
+        ):
+            for key, count in ((("in", relation), bytes_in), (("out", relation), bytes_out)):
+                bytes_by[key] = bytes_by.get(key, 0.0) + count
+        return cost_inputs.zone_shares(bytes_by, "this broker's counters since it started")
 
     def _rates(
         self, requests: dict[str, int], bytes_in: int, bytes_out: int, partitions: int
