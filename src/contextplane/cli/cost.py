@@ -9,7 +9,9 @@ table in deploy/prices/, printed with every assumption the figures rest on.
 
 The object store's PUTs per GiB written and GETs per GiB read come from `--puts-per-gib`
 and `--gets-per-gib`, else from a running broker's counters (`--metrics-url`), else from
-bench/RESULTS.md at the nearest partition count; the output says which. It needs no
+bench/RESULTS.md at the nearest partition count; the output says which. The shares of
+produced and read bytes that cross zones are the broker's measured ones with
+`--metrics-url` where it saw clients of a known zone (broker/zones.py), else modelled. It needs no
 cluster otherwise. Exit status 2 for an input it cannot use, 1 when the broker did not
 answer or had nothing to measure, or the plot could not be written.
 """
@@ -69,7 +71,11 @@ def add_parser(sub: Any) -> None:
         metavar="NAME|FILE",
         help=f"a deploy/prices/ table by name (its newest) or a file (default {DEFAULT_PRICES})",
     )
-    cost.add_argument("--metrics-url", metavar="URL", help="a broker's /metrics: its request rates")
+    cost.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="a broker's /metrics: its request rates, and the cross-zone shares it measured",
+    )
     cost.add_argument(
         "--bench-results",
         type=Path,
