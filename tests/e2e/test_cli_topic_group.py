@@ -95,9 +95,7 @@ def produce(broker: Cluster, topic: str, records: list[tuple[int, int]]) -> None
     assert producer.flush(30) == 0
 
 
-def test_topic_list_shows_internal_topics_only_with_i(
-    broker: Cluster, admin: AdminClient
-) -> None:
+def test_topic_list_shows_internal_topics_only_with_i(broker: Cluster, admin: AdminClient) -> None:
     # A committed offset: the cluster now holds __consumer_offsets.
     admin.create_topics([NewTopic("visible", 1, 1)])["visible"].result(30)
     committer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lister"})
