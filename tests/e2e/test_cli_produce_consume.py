@@ -351,6 +351,10 @@ def test_consume_offset_takes_kcats_forms(broker: Cluster, admin: AdminClient) -
     assert sorted(grouped.out.splitlines()) == ["0 4", "1 1"]
     # -o stored with -g: from the offsets the group just committed, so nothing is left.
     assert shown("-g", "tailers", "-o", "stored") == []
+    # A log start moved past the tail: from the log start (kcat: OFFSET_OUT_OF_RANGE).
+    for future in admin.delete_records([TopicPartition("tail", 0, 3)]).values():
+        future.result(30)
+    assert shown("-o", "-4") == ["0 3", "0 4", "1 0", "1 1"]
 
 
 def test_consume_with_a_group_commits_what_it_printed(broker: Cluster, admin: AdminClient) -> None:
