@@ -338,6 +338,7 @@ def test_consume_offset_takes_kcats_forms(broker: Cluster, admin: AdminClient) -
         ("-0", "-0 is not a count of offsets from the end"),
         ("last", "'last': expected beginning, end, stored, N, -N (the last N offsets) or s@MS"),
         ("s@soon", "neither epoch milliseconds nor an ISO 8601 time"),
+        ("9223372036854775808", "'9223372036854775808': expected beginning, end"),
     ):
         refused = contextplane(*cli(broker, "consume", "tail", "-o", start))
         assert refused.status == 2 and problem in refused.err, (start, refused.err)

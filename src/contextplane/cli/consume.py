@@ -112,7 +112,8 @@ class Start:
 
 
 _START_WORDS = ("beginning", "end", "stored")
-_OFFSET_DIGITS_MAX = 19  # an int64
+_OFFSET_DIGITS_MAX = 19  # an int64's: longer text is not parsed at all
+_OFFSET_MAX = 2**63 - 1
 
 
 def start_offset(text: str) -> Start:
@@ -120,7 +121,7 @@ def start_offset(text: str) -> Start:
     if text in _START_WORDS:
         return Start(text)
     digits = text.removeprefix("-")
-    if digits.isdigit() and len(digits) <= _OFFSET_DIGITS_MAX:
+    if digits.isdigit() and len(digits) <= _OFFSET_DIGITS_MAX and int(digits) <= _OFFSET_MAX:
         if text.startswith("-"):
             if int(digits) == 0:
                 raise argparse.ArgumentTypeError("-0 is not a count of offsets from the end")
