@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,14 @@ from contextplane.cli import mirror_state
 from tests.support.broker import free_port
 from tests.support.cli import contextplane, one_error_line, sigint_as_from_a_terminal
 from tests.support.inprocess import InProcessBroker
-from tests.support.mirror import create, produce, read_all, transaction
+from tests.support.mirror import (
+    create,
+    log_end,
+    produce,
+    read_all,
+    start_mirror,
+    transaction,
+)
 from tests.support.wait import wait_until
 
 # Groups join at once rather than after the 3-s initial rebalance delay.
@@ -253,28 +258,9 @@ def test_ctrl_c_saves_progress_and_prints_the_summary(
     create(source.bootstrap, "clicks", 1)
     create(target.bootstrap, "clicks", 1)
     produce(source.bootstrap, "clicks", 0, 200)
-    running = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "contextplane.cli.launch",
-            "mirror",
-            "--source-bootstrap-server",
-            source.bootstrap,
-            "--bootstrap-server",
-            target.bootstrap,
-            "--topics",
-            "clicks",
-            "--output",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=sigint_as_from_a_terminal,
-    )
+    running = start_mirror(source.bootstrap, target.bootstrap, preexec_fn=sigint_as_from_a_terminal)
     try:
-        wait_until(lambda: _log_end(target.bootstrap, "clicks") == 200, 60, "the copy")
+        wait_until(lambda: log_end(target.bootstrap, "clicks") == 200, 60, "the copy")
         running.send_signal(signal.SIGINT)
         out, err = running.communicate(timeout=60)
     finally:
@@ -285,11 +271,3 @@ def test_ctrl_c_saves_progress_and_prints_the_summary(
         {"topic": "clicks", "partition": 0, "source_end": 200, "mirrored_end": 200, "lag": 0}
     ]
     assert mirror_state.read({"bootstrap.servers": target.bootstrap}) == {("clicks", 0): 200}
-
-
-def _log_end(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
-    try:
-        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
-    finally:
-        consumer.close()

@@ -315,6 +315,49 @@ def test_consume_prints_records_in_kcat_formats_and_json(
     )
 
 
+def test_consume_offset_takes_kcats_forms(broker: Cluster, admin: AdminClient) -> None:
+    create(admin, "tail", 2)
+    produce(broker, "tail", 5, partition=0)
+    produce(broker, "tail", 2, partition=1)
+
+    def shown(*start: str) -> list[str]:
+        run = contextplane(
+            *cli(broker, "consume", "tail", *start, "--timeout", "1", "--format", "%p %o")
+        )
+        assert run.status == 0, run.err
+        return sorted(run.out.splitlines())
+
+    # -N: the last N offsets of each partition, from its start where it holds fewer.
+    assert shown("-o", "-3") == ["0 2", "0 3", "0 4", "1 0", "1 1"]
+    assert shown("-o", "-1") == ["0 4", "1 1"]
+    assert shown("-o", "beginning") == [f"0 {i}" for i in range(5)] + ["1 0", "1 1"]
+    assert shown("-o", "end") == []
+    assert shown("-o", "4") == ["0 4"]
+    assert shown("-o", "s@1700000000001", "-p", "1") == ["1 1"]
+    for start, problem in (
+        ("-0", "-0 is not a count of offsets from the end"),
+        ("last", "'last': expected beginning, end, stored, N, -N (the last N offsets) or s@MS"),
+        ("s@soon", "neither epoch milliseconds nor an ISO 8601 time"),
+        ("9223372036854775808", "'9223372036854775808': expected beginning, end"),
+    ):
+        refused = contextplane(*cli(broker, "consume", "tail", "-o", start))
+        assert refused.status == 2 and problem in refused.err, (start, refused.err)
+    stored = contextplane(*cli(broker, "consume", "tail", "-o", "stored"))
+    assert one_error_line(stored, status=2) == (
+        "contextplane consume: -o stored reads the group's committed offsets: it needs -g GROUP"
+    )
+    grouped = contextplane(
+        *cli(broker, "consume", "tail", "-g", "tailers", "-o", "-1", "-n", "2", "--format", "%p %o")
+    )
+    assert sorted(grouped.out.splitlines()) == ["0 4", "1 1"]
+    # -o stored with -g: from the offsets the group just committed, so nothing is left.
+    assert shown("-g", "tailers", "-o", "stored") == []
+    # A log start moved past the tail: from the log start (kcat: OFFSET_OUT_OF_RANGE).
+    for future in admin.delete_records([TopicPartition("tail", 0, 3)]).values():
+        future.result(30)
+    assert shown("-o", "-4") == ["0 3", "0 4", "1 0", "1 1"]
+
+
 def test_consume_with_a_group_commits_what_it_printed(broker: Cluster, admin: AdminClient) -> None:
     create(admin, "jobs", 1)
     produce(broker, "jobs", 6)

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaException,
     Producer,
     TopicCollection,
     TopicPartition,
@@ -24,6 +25,7 @@ from confluent_kafka.admin import (
     AdminClient,
     ConfigResource,
     ConfigSource,
+    NewTopic,
     ResourcePatternType,
     ResourceType,
 )
@@ -93,6 +95,38 @@ def produce(broker: Cluster, topic: str, records: list[tuple[int, int]]) -> None
     assert producer.flush(30) == 0
 
 
+def test_topic_list_shows_internal_topics_only_with_i(broker: Cluster, admin: AdminClient) -> None:
+    # A committed offset: the cluster now holds __consumer_offsets.
+    admin.create_topics([NewTopic("visible", 1, 1)])["visible"].result(30)
+    committer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lister"})
+
+    def committed() -> bool:
+        try:  # Kafka answers NOT_COORDINATOR while it creates __consumer_offsets
+            committer.commit(offsets=[TopicPartition("visible", 0, 0)], asynchronous=False)
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(committed, 60, "the first commit")
+    committer.close()
+    described = admin.describe_topics(TopicCollection(["__consumer_offsets"]))
+    assert described["__consumer_offsets"].result(30).is_internal
+
+    default = contextplane(*cli(broker, "topic", "list", "--output", "json")).json()["topics"]
+    assert "visible" in [t["name"] for t in default]
+    assert [t for t in default if t["internal"] or t["name"] == "__consumer_offsets"] == []
+    table = contextplane(*cli(broker, "topic", "list")).rows()
+    assert "visible" in [row[0] for row in table]
+    assert "__consumer_offsets" not in [row[0] for row in table]
+
+    everything = contextplane(*cli(broker, "topic", "list", "-i", "--output", "json")).json()
+    offsets = [t for t in everything["topics"] if t["name"] == "__consumer_offsets"]
+    assert len(offsets) == 1 and offsets[0]["internal"] is True
+    assert [t for t in everything["topics"] if not t["internal"]] == default
+    table = contextplane(*cli(broker, "topic", "list", "--internal")).rows()
+    assert "__consumer_offsets" in [row[0] for row in table]
+
+
 def test_topic_create_list_and_describe_show_what_the_cluster_holds(
     broker: Cluster, admin: AdminClient
 ) -> None:
@@ -133,8 +167,14 @@ def test_topic_create_list_and_describe_show_what_the_cluster_holds(
 
     listed = contextplane(*cli(broker, "topic", "list", "--output", "json")).json()
     assert listed["topics"] == [
-        {"name": name, "partitions": len(topic.partitions), "replication_factor": 1}
+        {
+            "name": name,
+            "partitions": len(topic.partitions),
+            "replication_factor": 1,
+            "internal": False,
+        }
         for name, topic in sorted(metadata.topics.items())
+        if not name.startswith("__")
     ]
     table = contextplane(*cli(broker, "topic", "list")).rows()
     assert table[0] == ["NAME", "PARTITIONS", "REPLICAS"]

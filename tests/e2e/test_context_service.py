@@ -28,7 +28,12 @@ from tests.support.context import (  # noqa: F401 - fixtures
     service_fixture,
     views_fixture,
 )
-from tests.support.prometheus_queries import alert_queries, check_queries, exported
+from tests.support.prometheus_queries import (
+    alert_queries,
+    check_queries,
+    dashboard_queries,
+    exported,
+)
 from tests.support.wait import wait_until
 
 
@@ -130,6 +135,7 @@ def test_get_merges_the_sources_with_freshness(
     with urllib.request.urlopen(f"{service.url}/metrics", timeout=TIMEOUT_S) as response:
         text = response.read().decode()
     check_queries(alert_queries("contextplane-context"), exported(text), "the context rules")
+    check_queries(dashboard_queries("context"), exported(text), "the dashboard's view panels")
     metrics = text.splitlines()
     assert 'contextplane_context_stale{view="account"} 0.0' in metrics
     assert 'contextplane_context_freshness_target_seconds{view="account"} 60.0' in metrics

@@ -258,7 +258,7 @@ def test_metrics_match_what_clients_produced_consumed_and_committed(
     assert _value(samples, "process_resident_memory_bytes") > 0
 
     names = exported(text)
-    check_queries(dashboard_queries(), names, "the Grafana dashboard")
+    check_queries(dashboard_queries("broker"), names, "the Grafana dashboard")
     check_queries(alert_queries("contextplane-broker"), names, "the broker's alert rules")
 
     for future in admin.delete_topics([SMALL]).values():

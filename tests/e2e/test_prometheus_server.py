@@ -170,6 +170,12 @@ def test_prometheus_evaluates_every_dashboard_query_and_alert_rule(
     budget = answers['sum by (kind) (contextplane_memory_budget_bytes{kind=~"limit|used"})']
     assert _labels_of(budget, "kind") == {"limit", "used"}
     assert answers["process_resident_memory_bytes"]
+    # The produce traffic's WAL group commits: a p99 sync latency, in seconds.
+    wal_p99 = answers[
+        "histogram_quantile(0.99, sum by (instance, le) "
+        "(rate(contextplane_wal_sync_seconds_bucket[5m])))"
+    ]
+    assert len(wal_p99) == 1 and float(wal_p99[0]["value"][1]) > 0
 
     # Every alert rule loaded and evaluated without an error against the real series.
     def evaluated() -> list[dict] | None:  # type: ignore[type-arg]

@@ -22,7 +22,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.inprocess import InProcessBroker
-from tests.support.prometheus_queries import alert_queries, check_queries, exported
+from tests.support.prometheus_queries import (
+    alert_queries,
+    check_queries,
+    dashboard_queries,
+    exported,
+)
 from tests.support.registry import RegistryProcess
 from tests.support.wait import wait_until
 
@@ -61,6 +66,7 @@ def scrape(url: str) -> dict[tuple[str, str], float]:
         text = response.read().decode()
     rules = alert_queries("contextplane-schema-registry")
     check_queries(rules, exported(text), "the registry's alert rules")
+    check_queries(dashboard_queries("registry"), exported(text), "the dashboard's registry panels")
     return {
         (sample.name, next(iter(sample.labels.values()), "")): sample.value
         for family in text_string_to_metric_families(text)

@@ -6,9 +6,11 @@ too, given its librdkafka security settings)."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,4 +182,42 @@ def mirror_once(source: str, target: str, topics: str, timeout_s: float = 60.0) 
         *("mirror", "--source-bootstrap-server", source, "--bootstrap-server", target),
         *("--topics", topics, "--once"),
         timeout_s=timeout_s,
+    )
+
+
+def log_end(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """A partition's high watermark (its log end: control records count)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        watermarks = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return int(watermarks[1])
+    finally:
+        consumer.close()
+
+
+def start_mirror(
+    source: str, target: str, *extra: str, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[str]:
+    """`contextplane mirror` of the topic `clicks` from `source` into `target`, running
+    until stopped, its summary a JSON document on stdout."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "contextplane.cli.launch",
+            "mirror",
+            "--source-bootstrap-server",
+            source,
+            "--bootstrap-server",
+            target,
+            "--topics",
+            "clicks",
+            "--output",
+            "json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
     )

@@ -20,12 +20,35 @@ _NAME = re.compile(r"\b((?:kafka|contextplane|process)_[a-z_]+)\b")
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 
 
-def dashboard_queries() -> list[str]:
-    return [
+# The services beside the broker with their own /metrics, by their metrics' prefix.
+SERVICE_PREFIXES = {
+    "registry": "contextplane_schema_registry_",
+    "context": "contextplane_context_",
+}
+
+
+def dashboard_queries(service: str | None = None) -> list[str]:
+    """The dashboard's queries; with `service` (broker, registry, context) those on the
+    metrics that service exports, to check against its scrape."""
+    queries = [
         target["expr"]
         for panel in json.loads(DASHBOARD.read_text())["panels"]
         for target in panel["targets"]
     ]
+    if service is None:
+        return queries
+    return [query for query in queries if _service_of(query) == service]
+
+
+def _service_of(query: str) -> str:
+    services = {
+        service
+        for name in _NAME.findall(query)
+        for service, prefix in SERVICE_PREFIXES.items()
+        if name.startswith(prefix)
+    }
+    assert len(services) <= 1, f"{query}: metrics of {sorted(services)} in one query"
+    return services.pop() if services else "broker"
 
 
 def alert_groups() -> dict[str, list[dict[str, Any]]]:

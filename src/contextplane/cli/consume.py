@@ -3,7 +3,9 @@
 `-p` names, by assignment (no group is joined, nothing is committed), from the end, the
 start, `-o N` or the first record at or after `--from-timestamp`; with `-g GROUP` it joins
 the group and commits what it printed (with `-o` or `--from-timestamp` it is assigned
-every partition instead, and commits under the group). `--format` takes kcat's tokens;
+every partition instead, and commits under the group). `-o` is kcat's: `beginning`,
+`end`, `stored` (the group's committed offsets: needs `-g`), `N`, `-N` (the last N
+offsets of each partition) or `s@MS`. `--format` takes kcat's tokens;
 `--format json` (or `--output json`) prints one JSON document per record per line: a
 consumer streams, so each record is its own document (JSON Lines). Piped, a record's bytes
 are written as they are, as kcat writes them; on a terminal, the characters that would
@@ -19,6 +21,7 @@ import json
 import signal
 import sys
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from contextplane.cli.kafka_client import (
@@ -55,7 +58,13 @@ def add_parser(sub: Any) -> None:
         help="from each partition's start (with -g: where the group has no offset)",
     )
     start.add_argument(
-        "-o", "--offset", type=int, metavar="N", help="from offset N of every partition read"
+        "-o",
+        "--offset",
+        type=start_offset,
+        metavar="OFFSET",
+        help="as kcat's -o: beginning, end, stored (the group's committed offsets, with -g), "
+        "N (offset N of every partition read), -N (the last N offsets of each) or s@MS "
+        "(as --from-timestamp)",
     )
     start.add_argument(
         "--from-timestamp",
@@ -96,6 +105,54 @@ def partition_number(text: str) -> int:
     if not text.isdigit() or len(text) > 10:
         raise argparse.ArgumentTypeError(f"not a partition number: {text!r}")
     return int(text)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where `-o` starts each partition: `kind` is beginning, end, stored, offset (at
+    `value`), tail (`value` offsets before the log end) or time (`value` epoch ms)."""
+
+    kind: str
+    value: int = 0
+
+
+_START_WORDS = ("beginning", "end", "stored")
+_OFFSET_DIGITS_MAX = 19  # an int64's: longer text is not parsed at all
+_OFFSET_MAX = 2**63 - 1
+
+
+def start_offset(text: str) -> Start:
+    """argparse's type for `-o`, kcat's forms (exit status 2 for any other)."""
+    if text in _START_WORDS:
+        return Start(text)
+    digits = text.removeprefix("-")
+    if digits.isdigit() and len(digits) <= _OFFSET_DIGITS_MAX and int(digits) <= _OFFSET_MAX:
+        if text.startswith("-"):
+            if int(digits) == 0:
+                raise argparse.ArgumentTypeError("-0 is not a count of offsets from the end")
+            return Start("tail", int(digits))
+        return Start("offset", int(digits))
+    if text.startswith("s@"):
+        try:
+            return Start("time", parse_timestamp_ms(text[2:], "-o s@"))
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: expected beginning, end, stored, N, -N (the last N offsets) or s@MS"
+    )
+
+
+def _normalise_start(args: argparse.Namespace) -> None:
+    """`-o stored` and `-o s@MS` as the options that say the same: a group's committed
+    offsets (the default with `-g`) and `--from-timestamp`."""
+    start: Start | None = args.offset
+    if start is None or start.kind not in ("stored", "time"):
+        return
+    args.offset = None
+    if start.kind == "stored" and args.group is None:
+        raise ConfigError("-o stored reads the group's committed offsets: it needs -g GROUP")
+    if start.kind == "time":
+        args.from_timestamp = str(start.value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,6 +243,7 @@ def record_document(message: Any) -> dict[str, Any]:
 def _consume(args: argparse.Namespace) -> int:
     from confluent_kafka import Consumer
 
+    _normalise_start(args)
     if args.partition and args.group is not None:
         # kafka-console-consumer.sh's rule: a group's member is assigned its partitions.
         raise ConfigError("-p/--partition and -g/--group cannot be given together")
@@ -245,14 +303,14 @@ def start_positions(
             f"topic {args.topic!r} has no partition {missing[0]} (it has {len(topic.partitions)})"
         )
     if when_ms is None:
-        start = (
-            args.offset
-            if args.offset is not None
-            else OFFSET_BEGINNING
-            if args.from_beginning
-            else OFFSET_END
-        )
-        return [TopicPartition(args.topic, p, start) for p in chosen]
+        start: Start = args.offset or Start("beginning" if args.from_beginning else "end")
+        if start.kind == "tail":
+            return [
+                TopicPartition(args.topic, p, _tail_offset(consumer, args.topic, p, start.value))
+                for p in chosen
+            ]
+        fixed = {"beginning": OFFSET_BEGINNING, "end": OFFSET_END}.get(start.kind, start.value)
+        return [TopicPartition(args.topic, p, fixed) for p in chosen]
     asked = [TopicPartition(args.topic, p, when_ms) for p in chosen]
     found = consumer.offsets_for_times(asked, timeout=CONNECT_TIMEOUT_S)
     for tp in found:
@@ -264,6 +322,17 @@ def start_positions(
         TopicPartition(args.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
         for tp in found
     ]
+
+
+def _tail_offset(consumer: Any, topic: str, partition: int, count: int) -> int:
+    """kcat's `-o -N`: N offsets before the partition's log end, not before its start
+    (offsets, not records: a transaction marker or a compacted record counts)."""
+    from confluent_kafka import TopicPartition
+
+    low, high = consumer.get_watermark_offsets(
+        TopicPartition(topic, partition), timeout=CONNECT_TIMEOUT_S
+    )
+    return int(max(low, high - count))
 
 
 class Printed:

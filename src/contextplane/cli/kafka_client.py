@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import logging
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -257,10 +255,6 @@ def run_command(command: str, body: Callable[[], int]) -> int:
         return fail(command, exception_text(exc))
     except KeyboardInterrupt:  # Ctrl-C: the shell's status for SIGINT, no traceback
         return 130
-    except BrokenPipeError:  # `| head`: the reader has what it wanted
-        # Python flushes stdout again at exit: the rest goes nowhere, without a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 def security_config(command_config: Path | None) -> dict[str, str]:

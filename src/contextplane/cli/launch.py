@@ -13,11 +13,16 @@ broker serves and at exit.
 
 The commands that are Kafka clients of a running cluster (`CLIENT_COMMANDS`,
 cli/client_commands.py) are parsed and run without importing the broker at all.
+
+A command whose stdout is closed early (`contextplane completion bash | head`) ends
+quietly with exit status 141, as kcat (C) and rpk (Go) do when SIGPIPE ends them: 128 +
+SIGPIPE, which a shell's `pipefail` sees as the reader having stopped early.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 
 from contextplane import dataclass_code
@@ -44,7 +49,22 @@ CLIENT_COMMANDS = frozenset(
 )
 
 
+SIGPIPE_STATUS = 141
+
+
 def run() -> int:
+    try:
+        try:
+            return _run()
+        finally:
+            sys.stdout.flush()  # inside the handler: what is left is written here, not at exit
+    except BrokenPipeError:
+        # The reader has what it wanted; Python flushes stdout again at exit: nowhere now.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_STATUS
+
+
+def _run() -> int:
     dataclass_code.install()
     atexit.register(dataclass_code.save)
     if "hypothesis" not in sys.modules:

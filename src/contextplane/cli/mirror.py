@@ -11,7 +11,7 @@ cluster); offsets, keys, values, headers, timestamps, transactions and gaps stay
 are. Progress is kept in the target's `__contextplane_mirror` topic, so a mirror that was
 stopped resumes. `--once` stops when every partition has caught up with the source's
 high watermark; otherwise the mirror runs until interrupted, showing each round's lag.
-Either way (Ctrl-C too, exit 130) it ends with the lag per partition. Exit status 2 for
+Either way (Ctrl-C or SIGTERM too, exit 130) it ends with the lag per partition. Exit status 2 for
 arguments it cannot use (`--mode offsets` into a target that is not contextplane among
 them), 1 for what a cluster refused or did not answer, named by its side.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -106,7 +107,19 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_command("mirror", lambda: _mirror(args))
+    # SIGTERM (systemd, Kubernetes) stops the mirror as Ctrl-C does: progress saved,
+    # the summary printed, exit status 130.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return run_command("mirror", lambda: _mirror(args))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(*_: object) -> None:
+    # A second SIGTERM must not cut the save and the summary short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _mirror(args: argparse.Namespace) -> int:

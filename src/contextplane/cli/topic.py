@@ -49,7 +49,14 @@ def add_parser(sub: Any) -> None:
         help="a topic config, e.g. retention.ms=86400000 (repeatable)",
     )
 
-    what.add_parser("list", help="the cluster's topics")
+    listing = what.add_parser("list", help="the cluster's topics (internal ones with -i)")
+    listing.add_argument(
+        "-i",
+        "--internal",
+        action="store_true",
+        help="also the topics the cluster calls internal (__consumer_offsets, "
+        "__transaction_state, ...), as rpk's -i",
+    )
 
     describe = what.add_parser(
         "describe", help="partitions, leaders, offsets and the configs set on a topic"
@@ -118,15 +125,24 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    _, metadata = connect_admin(args)
+    admin, metadata = connect_admin(args)
+    # Named but not readable by this principal: not listed.
+    names = sorted(name for name, topic in metadata.topics.items() if topic.error is None)
+    internal = _internal(admin, names)
     topics = []
-    for name in sorted(metadata.topics):
-        topic = metadata.topics[name]
-        if topic.error is not None:
-            continue  # named but not readable by this principal
-        partitions = topic.partitions
+    for name in names:
+        if name in internal and not args.internal:
+            continue
+        partitions = metadata.topics[name].partitions
         replicas = len(next(iter(partitions.values())).replicas) if partitions else 0
-        topics.append({"name": name, "partitions": len(partitions), "replication_factor": replicas})
+        topics.append(
+            {
+                "name": name,
+                "partitions": len(partitions),
+                "replication_factor": replicas,
+                "internal": name in internal,
+            }
+        )
     if args.output == "json":
         print_json({"topics": topics})
     else:
@@ -135,6 +151,23 @@ def _list(args: argparse.Namespace) -> int:
             [(t["name"], t["partitions"], t["replication_factor"]) for t in topics],
         )
     return 0
+
+
+def _internal(admin: Any, names: list[str]) -> set[str]:
+    """The topics among `names` the cluster marks internal (Metadata's is_internal, which
+    librdkafka's listing does not carry: DescribeTopics does)."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    if not names:
+        return set()
+    found = set()
+    for name, future in admin.describe_topics(TopicCollection(names)).items():
+        try:
+            if future.result(30).is_internal:
+                found.add(name)
+        except KafkaException:
+            continue  # deleted since the listing: listed as it was
+    return found
 
 
 def _describe(args: argparse.Namespace) -> int:
