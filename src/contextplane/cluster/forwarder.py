@@ -134,7 +134,9 @@ class PartitionWriter:
                 partition, [(parse_header(batch), memoryview(batch))], append_time
             )
             if result.durable is not None:
-                await result.durable
+                # The engine owns the future: a deadline must not cancel it.
+                result.durable.add_done_callback(_retrieve)
+                await asyncio.shield(result.durable)
             return
         self.forwarded += 1
         timeout_ms = max(int((deadline - asyncio.get_running_loop().time()) * 1000), 1)
@@ -151,3 +153,9 @@ class PartitionWriter:
         code = ErrorCode(codes[0]) if len(codes) == 1 else ErrorCode.unknown_server_error
         if code != ErrorCode.none:
             raise KafkaError(code, f"node {node} answered {code.name} for {topic}-{index}")
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Read the outcome of a durable wait given up on, so it is not reported unread."""
+    if not future.cancelled():
+        future.exception()
