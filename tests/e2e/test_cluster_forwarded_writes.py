@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from conformance import wire
 from conformance.wire import Rec
 from tests.e2e.test_cluster_failover import broker, create, fixture, stored
 from tests.support.audit_topics import AUDIT_TOPIC, RECEIPTS_TOPIC, read_json_topic
+from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
@@ -76,26 +79,38 @@ def read_one(bootstrap: str, topic: str, partition: int) -> Any:
     raise AssertionError(f"nothing read from {topic}-{partition}")
 
 
-def test_writes_served_by_the_broker_not_leading_the_audit_topics_reach_them(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
-    url, objects = fixture(tmp_path, postgres_server)
+@contextmanager
+def audited_pair(
+    tmp_path: Path, url: str, objects: str
+) -> Iterator[tuple[BrokerProcess, BrokerProcess, int]]:
+    """Brokers 1 (leading both audit topics) and 2, and a partition of `orders` that
+    broker 2 leads; both stopped after."""
     one = broker(tmp_path / "one", 1, url, objects, **AUDITED).start()
     two = broker(tmp_path / "two", 2, url, objects, **AUDITED).start()
     try:
         assert stored(url, AUDIT_TOPIC)[0]["leader"] == 1
         assert stored(url, RECEIPTS_TOPIC)[0]["leader"] == 1
         on_two = min(p for p, node in create(one.bootstrap, "orders", 8, url).items() if node == 2)
+        yield one, two, on_two
+    finally:
+        two.stop()
+        one.stop()
+
+
+def test_writes_served_by_the_broker_not_leading_the_audit_topics_reach_them(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url, objects = fixture(tmp_path, postgres_server)
+    with audited_pair(tmp_path, url, objects) as (one, two, on_two):
         produce_each(two.bootstrap, "orders", on_two, [f"o{i}" for i in range(5)])
         assert read_one(two.bootstrap, "orders", on_two).value() == b"o0"
 
-        written = wait_until(
+        wait_until(
             lambda: len(audited_writes(one.bootstrap, 2)) == 5 or None,
             30,
             "broker 2's five audited writes in the audit topic",
             poll_s=0.5,
         )
-        assert written
         receipts = wait_until(
             lambda: [
                 r
@@ -130,20 +145,13 @@ def test_writes_served_by_the_broker_not_leading_the_audit_topics_reach_them(
             with RawClient(node.bootstrap) as client:
                 refused = wire.produce(client, AUDIT_TOPIC, wire.encode_batch([Rec(b"x")]))
             assert refused.error_code == 17  # INVALID_TOPIC_EXCEPTION
-    finally:
-        two.stop()
-        one.stop()
 
 
 def test_audit_records_wait_in_the_buffer_while_the_audit_leader_is_killed(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url, objects = fixture(tmp_path, postgres_server)
-    one = broker(tmp_path / "one", 1, url, objects, **AUDITED).start()
-    two = broker(tmp_path / "two", 2, url, objects, **AUDITED).start()
-    try:
-        assert stored(url, AUDIT_TOPIC)[0]["leader"] == 1
-        on_two = min(p for p, node in create(one.bootstrap, "orders", 8, url).items() if node == 2)
+    with audited_pair(tmp_path, url, objects) as (one, two, on_two):
         produce_each(two.bootstrap, "orders", on_two, [f"before{i}" for i in range(5)])
         wait_until(
             lambda: len(audited_writes(one.bootstrap, 2)) == 5 or None,
@@ -168,6 +176,3 @@ def test_audit_records_wait_in_the_buffer_while_the_audit_leader_is_killed(
             poll_s=0.5,
         )
         assert len(found) == 10  # the five served while the leader was away included
-    finally:
-        two.stop()
-        one.stop()

@@ -34,13 +34,24 @@ from contextplane.broker.internal_topics import (
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
 from contextplane.cluster.forwarder import PartitionWriter
+from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import encode_batch
 from contextplane.settings import Settings
 from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
+# A leader's answers that no retry changes.
+_NEVER_TAKEN = frozenset(
+    {
+        ErrorCode.message_too_large,
+        ErrorCode.record_list_too_large,
+        ErrorCode.invalid_record,
+        ErrorCode.corrupt_message,
+    }
+)
 FAIL_OPEN = "fail-open"
 FAIL_CLOSED = "fail-closed"
 OVERFLOW_POLICIES = (FAIL_OPEN, FAIL_CLOSED)
@@ -220,22 +231,30 @@ class AuditSink:
                 await self._writer.write(
                     topic, 0, [encode_batch(chunk, now_ms)], limits.BROKER_WRITE_TIMEOUT_S
                 )
-            except Exception as exc:  # noqa: BLE001 - a leader away, a full disk, a deletion
+            except KafkaError as exc:
+                if exc.code not in _NEVER_TAKEN:
+                    return await self._failed(topic, len(records) - done, done, exc)
+                # A leader that will never take this batch (its topic's max.message.bytes
+                # lowered below it): given up, counted and logged, so later records go on.
                 self.failed_writes += 1
-                (log.warning if not self._failing else log.info)(
-                    "appending %d records to %s failed (kept to retry): %s",
-                    len(records) - done,
-                    topic,
-                    exc,
-                )
-                self._failing = True
-                if topic not in self._topics.topics():
-                    await self._recreate()
-                return done
+                log.warning("%d records to %s given up: %s", len(chunk), topic, exc)
+            except Exception as exc:  # noqa: BLE001 - a leader away, a full disk, a deletion
+                return await self._failed(topic, len(records) - done, done, exc)
             done += len(chunk)
         if done and self._failing:
             self._failing = False
             log.warning("appending to %s works again", topic)
+        return done
+
+    async def _failed(self, topic: str, count: int, done: int, exc: Exception) -> int:
+        """Count and log a failed write of `count` records (kept); returns `done`."""
+        self.failed_writes += 1
+        (log.info if self._failing else log.warning)(
+            "appending %d records to %s failed (kept to retry): %s", count, topic, exc
+        )
+        self._failing = True
+        if topic not in self._topics.topics():
+            await self._recreate()
         return done
 
     async def _recreate(self) -> None:
