@@ -8,6 +8,8 @@ file:// object store. Broker 1 starts alone, so it creates and leads
   on a validating topic whose dead-letter partition the other broker leads is written
   there and the producer answered success; a client's Produce to the audit topic stays
   refused;
+- a share group coordinated by broker 1 rejects a record of a partition broker 1
+  leads: its copy reaches the group's dead-letter partition, which broker 2 leads;
 - broker 1 killed -9 while broker 2 serves requests: broker 2 keeps the audit records
   it cannot write, retries, and every one of them is in the audit topic once broker 1 is
   back (or the partition moved).
@@ -22,12 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conformance import wire
 from conformance.wire import Rec
+from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from tests.e2e.test_cluster_failover import broker, create, fixture, stored
+from tests.e2e.test_share_dead_letters import SETTINGS, _group_configs, _read_all, _work
 from tests.support.audit_topics import AUDIT_TOPIC, RECEIPTS_TOPIC, read_json_topic
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
@@ -42,6 +46,7 @@ AUDITED = {
 }
 DLQ = "contextplane.schema.validation.dlq.topic"
 VALIDATING = {"confluent.value.schema.validation": "true"}
+SHARE_SETTINGS = {**SETTINGS, "group.initial.rebalance.delay.ms": "0"}
 
 
 def produce_each(bootstrap: str, topic: str, partition: int, labels: list[str]) -> None:
@@ -81,12 +86,12 @@ def read_one(bootstrap: str, topic: str, partition: int) -> Any:
 
 @contextmanager
 def audited_pair(
-    tmp_path: Path, url: str, objects: str
+    tmp_path: Path, url: str, objects: str, **extra: str
 ) -> Iterator[tuple[BrokerProcess, BrokerProcess, int]]:
-    """Brokers 1 (leading both audit topics) and 2, and a partition of `orders` that
-    broker 2 leads; both stopped after."""
-    one = broker(tmp_path / "one", 1, url, objects, **AUDITED).start()
-    two = broker(tmp_path / "two", 2, url, objects, **AUDITED).start()
+    """Brokers 1 (leading both audit topics and every `__consumer_offsets` shard) and
+    2, and a partition of `orders` that broker 2 leads; both stopped after."""
+    one = broker(tmp_path / "one", 1, url, objects, **AUDITED, **extra).start()
+    two = broker(tmp_path / "two", 2, url, objects, **AUDITED, **extra).start()
     try:
         assert stored(url, AUDIT_TOPIC)[0]["leader"] == 1
         assert stored(url, RECEIPTS_TOPIC)[0]["leader"] == 1
@@ -176,3 +181,40 @@ def test_audit_records_wait_in_the_buffer_while_the_audit_leader_is_killed(
             poll_s=0.5,
         )
         assert len(found) == 10  # the five served while the leader was away included
+
+
+def test_a_share_groups_dead_letters_reach_a_partition_the_other_broker_leads(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url, objects = fixture(tmp_path, postgres_server)
+    with audited_pair(tmp_path, url, objects, **SHARE_SETTINGS) as (one, _, _):
+        group = "job-workers"
+        assert stored(url, OFFSETS_TOPIC)[partition_for(group, 50)]["leader"] == 1
+        jobs = create(one.bootstrap, "jobs", 8, url)
+        gate = {"errors.deadletterqueue.group.enable": "TRUE"}
+        letters = create(one.bootstrap, "dlq.jobs", 8, url, gate)
+        # Broker 1 coordinates the group and leads the source partition; broker 2 leads
+        # the dead-letter partition its copies go to (the same index).
+        source = min(p for p in range(8) if jobs[p] == 1 and letters[p] == 2)
+        _group_configs(
+            one,
+            group,
+            {
+                "share.auto.offset.reset": "earliest",
+                "errors.deadletterqueue.topic.name": "dlq.jobs",
+                "errors.deadletterqueue.copy.record.enable": "true",
+            },
+        )
+        values = ["job-0", "reject-1", "job-2"]
+        producer = Producer({"bootstrap.servers": one.bootstrap, "acks": "all"})
+        for index, value in enumerate(values):
+            producer.produce(
+                "jobs", key=f"k{index}".encode(), value=value.encode(), partition=source
+            )
+        assert producer.flush(30) == 0
+        _work(one, "jobs", group, values)  # type: ignore[arg-type]
+        copies = [c for c in _read_all(one, "dlq.jobs", 1) if c["partition"] == source]
+        assert [(c["key"], c["value"]) for c in copies] == [(b"k1", b"reject-1")]
+        headers = dict(copies[0]["headers"])  # type: ignore[call-overload]
+        assert headers["__dlq.errors.partition"] == str(source).encode()
+        assert headers["__dlq.errors.message"] == b"Offset rejected by client."
