@@ -313,3 +313,6 @@ PEER_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 PEER_REQUEST_TIMEOUT_S = 30.0
 PEER_BACKOFF_MIN_S = 0.1
 PEER_BACKOFF_MAX_S = 5.0
+# How long one of the broker's own writes (audit records, read receipts, dead letters:
+# cluster/forwarder.py) may take, retries to a moved leader included.
+BROKER_WRITE_TIMEOUT_S = 10.0

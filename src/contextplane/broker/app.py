@@ -36,6 +36,7 @@ from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
+from contextplane.cluster.forwarder import PartitionWriter
 from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
@@ -330,7 +331,8 @@ class Broker:
         if sasl_listeners:
             sasl = SaslAuthenticator(sasl_listeners, scram_credentials, self.clock)
             await sasl.load_keys()  # an OAUTHBEARER JWKS that cannot be read stops the start
-        self.audit_sink = sink = AuditSink(storage, topics, settings, self.clock)
+        writer = PartitionWriter(storage, self.clock, leaders, peers, settings.node_id)
+        self.audit_sink = sink = AuditSink(writer, topics, settings, self.clock)
         await sink.start()
         source = f"contextplane://{cluster_id}/broker/{settings.node_id}"
         if settings.audit_read_receipts_enable:
@@ -379,11 +381,12 @@ class Broker:
             spans=_request_spans(settings),
             shares=shares,
             broker_configs=broker_configs,
+            writer=writer,
         )
         if self._probes is not None:
             self._probes.watch_requests(services.stats)
         shares.dead_letters = ShareDeadLetters(
-            topics, storage, settings, groups.configs.get, services.stats, self.clock
+            topics, storage, settings, groups.configs.get, services.stats, self.clock, writer
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller

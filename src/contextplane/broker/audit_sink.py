@@ -6,7 +6,11 @@ Producers of records (`AuditLog`, `ReadReceipts`) call `offer`, which never wait
 record joins the buffer, or, when the buffer holds `contextplane.audit.buffer.records`
 records, it is dropped and counted (`dropped`), with one warning per episode. A flusher
 task appends what is buffered every `contextplane.audit.flush.interval.ms` (sooner once a
-batch's worth is waiting). With `contextplane.audit.overflow.policy=fail-closed` the
+batch's worth is waiting), through `cluster/forwarder.py`: locally when this broker
+leads the topic's partition, else as a Produce to its leader. Records that could not be
+written (a leader away, moving or killed) stay in the buffer, counted in
+`failed_writes`, and are retried at the next round; so a leader away for long fills the
+buffer, and the overflow policy decides. With `contextplane.audit.overflow.policy=fail-closed` the
 pipeline asks `refusing()` before each request and closes the connection of a request
 while the buffer is full, so nothing that would be audited happens unrecorded.
 """
@@ -29,13 +33,25 @@ from contextplane.broker.internal_topics import (
 )
 from contextplane.broker.topics import TopicManager
 from contextplane.clock import Clock
+from contextplane.cluster.forwarder import PartitionWriter
+from contextplane.errors import KafkaError
 from contextplane.logsafe import escape
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.offsets_records import encode_batch
 from contextplane.settings import Settings
-from contextplane.storage.engine import StorageEngine
 from contextplane.tasks import cancel_and_wait, log_round_failure
 
 log = logging.getLogger(__name__)
 
+# A leader's answers that no retry changes.
+_NEVER_TAKEN = frozenset(
+    {
+        ErrorCode.message_too_large,
+        ErrorCode.record_list_too_large,
+        ErrorCode.invalid_record,
+        ErrorCode.corrupt_message,
+    }
+)
 FAIL_OPEN = "fail-open"
 FAIL_CLOSED = "fail-closed"
 OVERFLOW_POLICIES = (FAIL_OPEN, FAIL_CLOSED)
@@ -67,9 +83,9 @@ def audit_topics(settings: Settings) -> list[InternalTopic]:
 
 class AuditSink:
     def __init__(
-        self, storage: StorageEngine, topics: TopicManager, settings: Settings, clock: Clock
+        self, writer: PartitionWriter, topics: TopicManager, settings: Settings, clock: Clock
     ) -> None:
-        self._storage = storage
+        self._writer = writer
         self._topics = topics
         self._settings = settings
         self._wall_ms = clock.wall_ms
@@ -80,6 +96,8 @@ class AuditSink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._overflowing = False
+        self._failing = False  # a write failed: the next failures are logged quietly
+        self._filed = 0  # records at the front of the buffer already in the audit file
         # Called before each flush (True at the stop): the audit log's summaries of the
         # denial records its rate bound held back (`AuditLog.report_suppressed`).
         self.before_flush: Callable[[bool], None] | None = None
@@ -105,6 +123,8 @@ class AuditSink:
         if self.before_flush is not None:
             self.before_flush(True)
         await self.flush()
+        if self._buffer:
+            log.warning("%d audit records could not be written before the stop", len(self._buffer))
 
     # -- producers of records -------------------------------------------------------------
 
@@ -157,45 +177,85 @@ class AuditSink:
                 log_round_failure(log, "audit flush", exc)
 
     async def flush(self) -> None:
+        """Write what is buffered; records that could not be written stay at the front of
+        the buffer for the next round (their place counts against its capacity)."""
         buffer = self._buffer
         if not buffer:
             return
-        taken = list(buffer)
-        buffer.clear()
+        taken = list(buffer)  # kept in the buffer until written
         if self._overflowing:
             self._overflowing = False
             log.warning("audit buffer drained; %d records dropped so far", self.dropped)
-        by_topic: dict[str, list[tuple[bytes, bytes | None]]] = {}
-        for topic, key, value in taken:
-            by_topic.setdefault(topic, []).append((key, value))
+        by_topic: dict[str, list[int]] = {}
+        for index, (topic, _, _) in enumerate(taken):
+            by_topic.setdefault(topic, []).append(index)
+        if self._file is not None:
+            # Records kept from a failed round are in the file already.
+            lines = [v for t, _, v in taken[self._filed :] if t == AUDIT_TOPIC]
+            if lines:
+                try:
+                    await asyncio.to_thread(_append_lines, self._file, lines)
+                except OSError as exc:
+                    self.failed_writes += 1
+                    log.warning(
+                        "writing the audit file %s failed: %s", escape(str(self._file)), exc
+                    )
         now = self._wall_ms()
-        durable: list[asyncio.Future[None]] = []
-        for topic, records in by_topic.items():
+        written = await asyncio.gather(
+            *(
+                self._write_topic(topic, [taken[i][1:] for i in indexes], now)
+                for topic, indexes in by_topic.items()
+            )
+        )
+        unwritten = sorted(
+            i
+            for indexes, done in zip(by_topic.values(), written, strict=True)
+            for i in indexes[done:]
+        )
+        kept = [taken[i] for i in unwritten]
+        newer = list(buffer)[len(taken) :]
+        buffer.clear()
+        buffer.extend(kept)
+        buffer.extend(newer)
+        self._filed = len(kept)
+        self.written += len(taken) - len(kept)
+
+    async def _write_topic(
+        self, topic: str, records: list[internal_topics.Record], now_ms: int
+    ) -> int:
+        """Write `records` in batches to the topic's partition, wherever it is led; how
+        many were written (a failure stops at its batch: the rest are kept)."""
+        done = 0
+        for chunk in internal_topics.chunks(records):
             try:
-                durable += internal_topics.append(
-                    self._storage, self._topics, topic, 0, records, now
+                await self._writer.write(
+                    topic, 0, [encode_batch(chunk, now_ms)], limits.BROKER_WRITE_TIMEOUT_S
                 )
-            except Exception as exc:  # noqa: BLE001 - a full disk, a deleted topic
+            except KafkaError as exc:
+                if exc.code not in _NEVER_TAKEN:
+                    return await self._failed(topic, len(records) - done, done, exc)
+                # A leader that will never take this batch (its topic's max.message.bytes
+                # lowered below it): given up, counted and logged, so later records go on.
                 self.failed_writes += 1
-                log.warning("appending %d records to %s failed: %s", len(records), topic, exc)
-                if topic not in self._topics.topics():
-                    await self._recreate()
-        audit_lines = by_topic.get(AUDIT_TOPIC)
-        if self._file is not None and audit_lines:
-            try:
-                await asyncio.to_thread(
-                    _append_lines, self._file, [v or b"" for _, v in audit_lines]
-                )
-            except OSError as exc:
-                self.failed_writes += 1
-                log.warning("writing the audit file %s failed: %s", escape(str(self._file)), exc)
-        for future in durable:
-            try:
-                await future
-            except Exception as exc:  # noqa: BLE001 - counted and logged
-                self.failed_writes += 1
-                log.warning("an audit append was not written: %s", exc)
-        self.written += len(taken)
+                log.warning("%d records to %s given up: %s", len(chunk), topic, exc)
+            except Exception as exc:  # noqa: BLE001 - a leader away, a full disk, a deletion
+                return await self._failed(topic, len(records) - done, done, exc)
+            done += len(chunk)
+        if done and self._failing:
+            self._failing = False
+            log.warning("appending to %s works again", topic)
+        return done
+
+    async def _failed(self, topic: str, count: int, done: int, exc: Exception) -> int:
+        """Count and log a failed write of `count` records (kept); returns `done`."""
+        self.failed_writes += 1
+        (log.info if self._failing else log.warning)(
+            "appending %d records to %s failed (kept to retry): %s", count, topic, exc
+        )
+        self._failing = True
+        if topic not in self._topics.topics():
+            await self._recreate()
+        return done
 
     async def _recreate(self) -> None:
         """DeleteTopics may delete an internal topic, as Kafka allows: create it again."""

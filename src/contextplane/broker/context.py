@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from contextplane.broker.request_spans import RequestSpans
     from contextplane.broker.topics import TopicManager
     from contextplane.cluster.controller import Controller
+    from contextplane.cluster.forwarder import PartitionWriter
     from contextplane.cluster.peer_client import Peers
     from contextplane.cluster.registry import Registry
     from contextplane.coordinators.group import GroupCoordinator
@@ -112,6 +113,9 @@ class Services:
     spans: RequestSpans | None = None  # None: tracing is off (`tracing.py`)
     shares: ShareCoordinator | None = None  # share groups (KIP-932)
     broker_configs: DynamicBrokerConfigs | None = None  # dynamic broker configs (KIP-226)
+    # The broker's own writes to partitions led here or elsewhere (dead letters); None:
+    # appended here (tests that assemble services alone).
+    writer: PartitionWriter | None = None
 
 
 @dataclass(slots=True)

@@ -5,7 +5,8 @@ there instead, as Kafka Connect's `errors.deadletterqueue.topic.name` keeps what
 connector could not take: each record's key, value, headers and timestamp, plus headers
 naming the source topic, partition and reason. Its records are written as one new batch
 in the original's codec with no producer id (the producer's sequence belongs to the
-source partition), through the storage engine's normal append, on partition
+source partition), through the storage engine's normal append, or as a Produce to its
+leader when another broker leads it (`cluster/forwarder.py`), on partition
 `p % partitions` of the dead-letter topic, within that topic's max.message.bytes.
 
 What the producer is answered (RFC 0005, "Slice 7 as built"): success with offset -1 once
@@ -26,8 +27,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.broker.configs import DLQ_TOPIC, topic_config
+from contextplane.cluster.forwarder import PartitionWriter
 from contextplane.errors import KafkaError
 from contextplane.java_numbers import stored_int
+from contextplane.limits import BROKER_WRITE_TIMEOUT_S
 from contextplane.logsafe import escape
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.error_codes import ErrorCode
@@ -38,7 +41,7 @@ from contextplane.protocol.record_codec import (
     write_batch,
     zigzag_varint,
 )
-from contextplane.protocol.records import COMPRESSION_MASK, BatchHeader, parse_header
+from contextplane.protocol.records import COMPRESSION_MASK, BatchHeader
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
@@ -66,9 +69,16 @@ class RefusedBatch(Protocol):
     routed: bool
 
 
-async def route(ctx: RequestContext, batches: Sequence[RefusedBatch], executor: Executor) -> None:
+async def route(
+    ctx: RequestContext,
+    batches: Sequence[RefusedBatch],
+    executor: Executor,
+    timeout_s: float = BROKER_WRITE_TIMEOUT_S,
+) -> None:
     """Append each schema-refused batch of a topic with a dead-letter topic there; a batch
-    written durably there is `routed` (its error cleared) unless it is idempotent."""
+    written durably there is `routed` (its error cleared) unless it is idempotent. Each
+    write may take `timeout_s` (the Produce's timeout), at most BROKER_WRITE_TIMEOUT_S."""
+    wait_s = min(max(timeout_s, 0.001), BROKER_WRITE_TIMEOUT_S)
     known = ctx.topics.topics()
     for item in batches:
         if item.schema_refusals is None or item.error is None:
@@ -79,7 +89,7 @@ async def route(ctx: RequestContext, batches: Sequence[RefusedBatch], executor: 
             continue
         partition = item.entry["index"]
         try:
-            await _append(ctx, item, target_name, partition, executor)
+            await _append(ctx, item, target_name, partition, executor, wait_s)
         except (KafkaError, OSError, ValueError, IndexError, DecompressionError) as exc:
             ctx.services.stats.schema_dead_lettered(item.topic, "failed")
             log.info(
@@ -99,7 +109,12 @@ async def route(ctx: RequestContext, batches: Sequence[RefusedBatch], executor: 
 
 
 async def _append(
-    ctx: RequestContext, item: RefusedBatch, target_name: str, partition: int, executor: Executor
+    ctx: RequestContext,
+    item: RefusedBatch,
+    target_name: str,
+    partition: int,
+    executor: Executor,
+    wait_s: float,
 ) -> None:
     """Write the dead-letter batch and wait until it is durable; raises on any failure."""
     target = ctx.topics.topics().get(target_name)
@@ -119,15 +134,18 @@ async def _append(
         item.schema_refusals or {},
         bytes_max,
     )
-    target_log = ctx.log.partition(target_name, partition % target.partitions)
+    index = partition % target.partitions
     append_time = (
         ctx.now_ms()
         if topic_config(target.configs, "message.timestamp.type", ctx.settings) == "LogAppendTime"
         else None
     )
-    result = ctx.log.append(target_log, [(parse_header(batch), memoryview(batch))], append_time)
-    if result.durable is not None:
-        await result.durable
+    writer = ctx.services.writer
+    if writer is None:
+        writer = PartitionWriter(ctx.log, ctx.services.clock)
+    # Here, or at the partition's leader on another broker; bounded by the produce's own
+    # timeout (a failure answers the original INVALID_RECORD).
+    await writer.write(target_name, index, [batch], wait_s, append_time)
     ctx.services.stats.produced(target_name, item.header.records_count, len(batch))
 
 

@@ -5,7 +5,8 @@ Metadata, readable by clients allowed to READ them, never produced to by clients
 read receipts topic are all internal. Each writer describes its topic with an
 `InternalTopic`, creates it with `ensure` and appends (key, value) records with
 `append`: uncompressed RecordBatch v2 batches through the storage engine, the same WAL
-and object path as produced data.
+and object path as produced data. The audit sink writes its `chunks` through
+`cluster/forwarder.py` instead, so that a partition led by another broker gets them.
 """
 
 from __future__ import annotations

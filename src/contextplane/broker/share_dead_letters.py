@@ -20,9 +20,10 @@ Kafka does).
 
 A topic that cannot be used (none and `errors.deadletterqueue.auto.create.topics.enable`
 off, not enabled for groups, a name starting `__` or outside the prefix, a partition this
-broker does not lead) leaves the record archived without a copy, counted and logged at
-most once a minute per reason; a write the storage refuses raises, so the coordinator
-keeps the records and tries again.
+partition gone since) leaves the record archived without a copy, counted and logged at
+most once a minute per reason; a DLQ partition led by another broker is written there
+(`cluster/forwarder.py`); a write that fails raises, so the coordinator keeps the
+records and tries again.
 """
 
 from __future__ import annotations
@@ -36,14 +37,17 @@ from contextplane.broker.dead_letters import encoded_header
 from contextplane.broker.stats import BrokerStats
 from contextplane.broker.topics import TopicManager, validate_topic_name
 from contextplane.clock import Clock
+from contextplane.cluster.forwarder import PartitionWriter
 from contextplane.coordinators.consumer_group.group_configs import DLQ_COPY_RECORD, DLQ_TOPIC_NAME
 from contextplane.coordinators.share_coordinator import ShareKey
 from contextplane.coordinators.share_partition import Undeliverable
 from contextplane.errors import KafkaError
 from contextplane.java_numbers import java_trim, stored_int
+from contextplane.limits import BROKER_WRITE_TIMEOUT_S
 from contextplane.logsafe import escape
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_codec import (
     Record,
     encode_varint,
@@ -141,7 +145,9 @@ class ShareDeadLetters:
         group_configs: Callable[[str], Mapping[str, str]],
         stats: BrokerStats,
         clock: Clock,
+        writer: PartitionWriter,
     ) -> None:
+        self._writer = writer
         self._topics = topics
         self._storage = storage
         self._settings = settings
@@ -268,22 +274,6 @@ class ShareDeadLetters:
         large for it alone goes with its context headers only) and wait until durable."""
         bytes_max = stored_int(topic_config(target.configs, "max.message.bytes", self._settings))
         now = self._clock.wall_ms()
-        try:
-            out = self._storage.partition(target.name, partition % target.partitions)
-        except KafkaError as exc:  # led by another broker, or deleted since: not retried
-            self._stats.share_dead_lettered(NOT_HERE, len(records))
-            self._stats.share_dlq_counted(group_id, "produce")
-            self._stats.share_dlq_counted(group_id, "failed")
-            self._log_bounded(
-                NOT_HERE,
-                "share group %s: %d undeliverable records archived without a dead-letter "
-                "copy to %s: %s",
-                escape(group_id),
-                len(records),
-                escape(target.name),
-                exc,
-            )
-            return
         batches: list[bytes] = []
         pending: list[Record] = []
         size = _BATCH_OVERHEAD
@@ -300,15 +290,31 @@ class ShareDeadLetters:
             size += _size(record)
         if pending:
             batches.append(dead_letter_batch(pending, now))
+        index = partition % target.partitions
         for batch in batches:
             self._stats.share_dlq_counted(group_id, "produce")
             try:
-                result = self._storage.append(out, [(parse_header(batch), memoryview(batch))])
-                if result.durable is not None:
-                    await result.durable
+                # Here or at the partition's leader on another broker (forwarder.py).
+                await self._writer.write(target.name, index, [batch], BROKER_WRITE_TIMEOUT_S)
+            except KafkaError as exc:
+                self._stats.share_dlq_counted(group_id, "failed")
+                if exc.code != ErrorCode.unknown_topic_or_partition:
+                    raise  # the next save copies the records again
+                # Deleted since: archived without a copy, not retried.
+                self._stats.share_dead_lettered(NOT_HERE, len(records))
+                self._log_bounded(
+                    NOT_HERE,
+                    "share group %s: %d undeliverable records archived without a "
+                    "dead-letter copy to %s: %s",
+                    escape(group_id),
+                    len(records),
+                    escape(target.name),
+                    exc,
+                )
+                return
             except Exception:
                 self._stats.share_dlq_counted(group_id, "failed")
-                raise  # the next save copies the records again
+                raise
             count = parse_header(batch).records_count
             self._stats.produced(target.name, count, len(batch))
             self._stats.share_dlq_counted(group_id, "records", count)

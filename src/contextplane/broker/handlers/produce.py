@@ -25,7 +25,7 @@ from contextplane.broker import dead_letters
 from contextplane.broker.configs import topic_config
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.handlers.current_leader import name_current_leaders
-from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS, is_internal
 from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.schema_validation import check_schema_ids
 from contextplane.broker.txn_verification import (
@@ -34,6 +34,7 @@ from contextplane.broker.txn_verification import (
     coordinated_elsewhere,
     verify_remote,
 )
+from contextplane.cluster.forwarder import from_broker
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.java_numbers import stored_int
@@ -42,7 +43,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_response import CURRENT_LEADER_FROM, encode_produce_response
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, parse_header, split_batches
-from contextplane.security.acls import ResourceType
+from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,17 @@ class _Batch:
     # Set by the schema check on a refusal: batch index -> why (for the dead-letter topic).
     schema_refusals: dict[int, str] | None = field(default=None)
     routed: bool = field(default=False)  # written to the dead-letter topic instead
+
+
+def _broker_writes(ctx: RequestContext, topic: str) -> bool:
+    """Another broker's write of its audit records or read receipts (forwarder.py): the
+    broker's client id and CLUSTER_ACTION on the cluster, as Kafka's inter-broker
+    principal; every other write to an internal topic stays refused."""
+    return (
+        topic in AUDIT_TRAIL_TOPICS
+        and from_broker(ctx.header.client_id)
+        and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+    )
 
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:
@@ -127,7 +139,8 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
                 if name is None:  # v13: an id no topic has
                     raise KafkaError(ErrorCode.unknown_topic_id)
                 ctx.require(TOPIC, name)
-                if is_internal(name):  # Kafka: INVALID_TOPIC_EXCEPTION, and no message
+                if is_internal(name) and not _broker_writes(ctx, name):
+                    # Kafka: INVALID_TOPIC_EXCEPTION, and no message
                     entry["error_code"] = ErrorCode.invalid_topic_exception
                     failed = True
                     continue
@@ -141,7 +154,7 @@ async def produce(ctx: RequestContext, request: Any) -> Reply:
         topics.append({"name": name, "topic_id": topic_id, "partition_responses": partitions})
     await _validate_records(batches, ctx.now_ms())
     await check_schema_ids(ctx, batches, _validation_pool())
-    await dead_letters.route(ctx, batches, _validation_pool())
+    await dead_letters.route(ctx, batches, _validation_pool(), request.timeout.total_seconds())
     pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
     for item in batches:
         if share.due():
