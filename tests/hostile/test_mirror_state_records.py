@@ -14,7 +14,9 @@ from pathlib import Path
 import confluent_kafka as ck
 import pytest
 
-from contextplane.cli.mirror_state import STATE_TOPIC
+from contextplane.cli import mirror_state
+from contextplane.cli.kafka_client import CommandError
+from contextplane.cli.mirror_state import RECORD_BYTES_MAX, STATE_TOPIC
 from contextplane.limits import LONG_MAX
 from tests.support.cli import Run, one_error_line
 from tests.support.inprocess import InProcessBroker
@@ -28,6 +30,8 @@ REPLACING = [
     b'{"next": 1e400}',
     b'{"next": %d}' % (LONG_MAX + 1),
     b"[" * 100_000,  # json's recursion ends in RecursionError
+    # A valid position in a record larger than any this command writes.
+    b'{"next": 5, "pad": "%s"}' % (b"x" * RECORD_BYTES_MAX),
 ]
 # Keys of no partition.
 BESIDE = [b'["orders", 1e400]', b"[" * 100_000, b'["orders", -1]']
@@ -62,6 +66,23 @@ def test_a_hostile_key_beside_the_progress_is_ignored(
     _write_state(target, key, b'{"next": 1}')
     run = _mirror(source, target)
     assert run.rows()[1] == [TOPIC, "0", "8", "8", "0"], run.err
+
+
+def test_what_is_kept_at_start_is_bounded_in_all(
+    brokers: tuple[InProcessBroker, InProcessBroker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records each within the size a progress record may have, under many keys, fill
+    the bound on what a start keeps: the read stops, naming it, instead of growing."""
+    _, target = brokers
+    value = b'{"next": 1, "pad": "%s"}' % (b"x" * (RECORD_BYTES_MAX // 2))
+    for key in range(8):
+        _write_state(target, b'["filler", %d]' % key, value)
+    monkeypatch.setattr(mirror_state, "KEPT_BYTES_MAX", 4 * RECORD_BYTES_MAX // 2)
+    with pytest.raises(CommandError, match="its latest records hold more than 131,072 bytes"):
+        mirror_state.read_latest({"bootstrap.servers": target.bootstrap})
+    monkeypatch.setattr(mirror_state, "KEPT_BYTES_MAX", 16 * RECORD_BYTES_MAX)
+    kept = mirror_state.read_latest({"bootstrap.servers": target.bootstrap})
+    assert len(kept) == 9  # the mirror's own progress and the fillers
 
 
 def _write_state(target: InProcessBroker, key: bytes, value: bytes) -> None:

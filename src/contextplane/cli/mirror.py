@@ -48,6 +48,7 @@ from contextplane.cli.progress import Bar, mirrored
 from contextplane.cli.wire import Cluster, WireError
 from contextplane.cli.wire_security import Security, SecurityError
 from contextplane.clock import SystemClock
+from contextplane.logsafe import escape
 from contextplane.services.schema_registry.records import SCHEMAS_TOPIC
 
 TOPICS_MAX = 10_000
@@ -431,4 +432,4 @@ def _summary(
         [list(row.values()) for row in rows],
     )
     for group, offsets in sorted(groups.copied.items()):
-        print(f"group {group}: {len(offsets)} offsets copied")
+        print(f"group {escape(group)}: {len(offsets)} offsets copied")

@@ -16,6 +16,7 @@ from contextplane.cli.mirror_copy import CopyMirror, CopyProgress
 from contextplane.cli.output import print_json, print_table
 from contextplane.cli.progress import Bar, mirrored
 from contextplane.clock import SystemClock
+from contextplane.logsafe import escape
 
 IDLE_SLEEP_S = 0.2  # between rounds that moved nothing (each consume already waits)
 
@@ -128,4 +129,5 @@ def summary(
     )
     for group, offsets in sorted(translated.items()):
         for partition, at in sorted(offsets.items()):
-            print(f"group {group}: {partition} source {at['source']} -> target {at['target']}")
+            shown = f"group {escape(group)}: {escape(partition)}"
+            print(f"{shown} source {at['source']} -> target {at['target']}")

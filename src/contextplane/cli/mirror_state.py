@@ -21,6 +21,12 @@ from contextplane.limits import INT_MAX, LONG_MAX
 STATE_TOPIC = "__contextplane_mirror"
 _READ_POLL_S = 0.5
 KEYS_MAX = 100_000  # progress records kept in memory at start
+# A progress record this command writes is at most ~20 KB (a copy mirror's offset map,
+# `mirror_offset_map.RUNS_MAX`); a larger one was written by someone else and is no
+# progress. What is kept at start is bounded in all, so a state topic filled with
+# large records cannot exhaust memory.
+RECORD_BYTES_MAX = 64 * 1024
+KEPT_BYTES_MAX = 256 * 1024 * 1024
 
 
 def ensure_topic(admin: Any, metadata: Any) -> None:
@@ -62,6 +68,7 @@ def read_latest(config: dict[str, Any]) -> dict[bytes, bytes | None]:
         | {"enable.partition.eof": True}
     )
     latest: dict[bytes, bytes | None] = {}
+    kept = 0  # bytes of the keys and values in `latest`
     try:
         low, high = consumer.get_watermark_offsets(
             TopicPartition(STATE_TOPIC, 0), timeout=ADMIN_TIMEOUT_S
@@ -84,9 +91,20 @@ def read_latest(config: dict[str, Any]) -> dict[bytes, bytes | None]:
                     break
                 raise CommandError(f"reading {STATE_TOPIC}: {kafka_error_text(error)}")
             offset = message.offset() or 0
-            latest[message.key() or b""] = message.value()
+            key, value = message.key() or b"", message.value()
+            if len(key) + len(value or b"") > RECORD_BYTES_MAX:
+                value = None  # not a record this command writes: no progress
+            if key in latest:
+                kept -= len(key) + len(latest[key] or b"")
+            kept += len(key) + len(value or b"")
+            latest[key] = value
             if len(latest) > KEYS_MAX:
                 raise CommandError(f"reading {STATE_TOPIC}: more than {KEYS_MAX} keys")
+            if kept > KEPT_BYTES_MAX:
+                raise CommandError(
+                    f"reading {STATE_TOPIC}: its latest records hold more than "
+                    f"{KEPT_BYTES_MAX:,} bytes"
+                )
     finally:
         consumer.close()
     return latest
