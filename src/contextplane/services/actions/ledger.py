@@ -147,8 +147,9 @@ class LedgerIndex:
         self.kinds[kind] += by
         if kind == "call":
             state = entry.get("state")
-            known = isinstance(state, str) and state in self.states  # (a list: unhashable)
-            self.states[state if known else "other"] += by
+            if not (isinstance(state, str) and state in self.states):  # (a list: unhashable)
+                state = "other"
+            self.states[state] += by
 
     def get(self, key: LedgerKey) -> dict[str, Any] | None:
         found = self._entries.get(key)
