@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from contextplane.services.actions import ledger
 from contextplane.services.actions.client import ActionsClient
+from tests.e2e.test_action_ledger import broker_fixture  # noqa: F401 - the broker fixture
 from tests.support.actions import CountingEndpoint, ExecutorProcess
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.prometheus_queries import (
@@ -56,15 +55,6 @@ policy = '''permit(principal, action, resource);'''
 """
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(name="broker")
-def broker_fixture(tmp_path: Path) -> Iterator[BrokerProcess]:
-    running = BrokerProcess(
-        tmp_path / "broker", settings={"group.initial.rebalance.delay.ms": "0"}
-    ).start()
-    yield running
-    running.stop()
 
 
 def scrape(url: str) -> tuple[str, Samples]:
