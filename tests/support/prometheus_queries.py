@@ -24,11 +24,12 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 SERVICE_PREFIXES = {
     "registry": "contextplane_schema_registry_",
     "context": "contextplane_context_",
+    "executor": "contextplane_executor_",
 }
 
 
 def dashboard_queries(service: str | None = None) -> list[str]:
-    """The dashboard's queries; with `service` (broker, registry, context) those on the
+    """The dashboard's queries; with `service` (broker, registry, context, executor) those on the
     metrics that service exports, to check against its scrape."""
     queries = [
         target["expr"]

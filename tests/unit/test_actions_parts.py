@@ -121,3 +121,19 @@ def test_the_index_is_bounded() -> None:
     with pytest.raises(IndexFullError):
         for n in range(100):
             index.apply(ledger.call_key(f"k{n}"), ledger.encode_entry({"n": n}), n)
+
+
+def test_the_index_counts_its_entries_by_kind_and_calls_by_state() -> None:
+    """What the executor's /metrics reports: a state or kind the executor never writes
+    (anyone may write the ledger topic) is `other`, an unhashable one too."""
+    index = LedgerIndex()
+    index.apply(ledger.call_key("a"), ledger.encode_entry({"state": "started"}), 1)
+    index.apply(ledger.call_key("a"), ledger.encode_entry({"state": "done"}), 2)
+    index.apply(ledger.call_key("b"), ledger.encode_entry({"state": ["x"]}), 3)
+    index.apply(ledger.call_key("c"), ledger.encode_entry({"state": "awaiting-approval"}), 4)
+    index.apply(ledger.call_key("c"), None, 5)
+    index.apply(ledger.conflict_key("a", "h"), ledger.encode_entry({"state": "conflict"}), 6)
+    index.apply(("made-up",), ledger.encode_entry({}), 7)
+    assert {k: v for k, v in index.kinds.items() if v} == {"call": 2, "conflict": 1, "other": 1}
+    assert {s: n for s, n in index.states.items() if n} == {"done": 1, "other": 1}
+    assert index.bytes_used > 0 and index.bytes_max == ledger.INDEX_BYTES_MAX

@@ -6,6 +6,9 @@ GET /v1/ledger?key=K[&request_hash=H][&value_hash=V][&approver=P]
      "rejected": the rejection of the request record whose value hashes to V, or null,
      "approval": P's refused approval of request H under K, or null}
     404 (`not-found`) when the index holds none of them.
+GET /metrics
+    Prometheus's text format (`metrics.py`). Neither route authenticates: the port is
+    bound on `--host`, 127.0.0.1 by default (RFC 0006, "Not built").
 
 The key is a query parameter, not a path segment: an idempotency key may hold '/'.
 """
@@ -22,6 +25,7 @@ from starlette.routing import Route
 
 from contextplane.services.actions import ledger
 from contextplane.services.actions.ledger import LedgerIndex
+from contextplane.services.actions.metrics import ExecutorCounts, metrics
 from contextplane.services.ascii_json import AsciiJSONResponse
 from contextplane.services.context.app import ProblemResponse
 
@@ -65,10 +69,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _problem(500, "internal", "the request failed; see the executor's log")
 
 
-def build_app(index: LedgerIndex) -> Starlette:
+def build_app(index: LedgerIndex, counts: ExecutorCounts) -> Starlette:
     app = Starlette(
-        routes=[Route("/v1/ledger", _entry, methods=["GET"])],
+        routes=[
+            Route("/v1/ledger", _entry, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.index = index
+    app.state.counts = counts
     return app

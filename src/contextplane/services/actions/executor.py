@@ -38,6 +38,7 @@ from contextplane.services.actions.approval_acls import check_approval_acls
 from contextplane.services.actions.approvals import read_approval, why_not_approved
 from contextplane.services.actions.ledger import LedgerIndex
 from contextplane.services.actions.ledger_reader import LedgerReader
+from contextplane.services.actions.metrics import REPLAYED, ExecutorCounts, status_class
 from contextplane.services.actions.policy import ALLOW, DENY, evaluate
 from contextplane.services.actions.policy_context import read_context
 from contextplane.services.actions.requests import Refused, Request, read_request
@@ -87,6 +88,10 @@ class Executor:
         self._tools = tools
         self._config = config
         self._approvers_by_topic = approvals_topics(tools)
+        approvers = self._approvers_by_topic
+        # What /metrics reads; its labels are the tools file's names only.
+        self.counts = ExecutorCounts(tools, approvers.values(), [ledger.REQUESTS_TOPIC, *approvers])
+        self._next_lag_ms = 0
         self._owned: set[tuple[str, int]] = set()  # the partitions assigned to this member
         self._next_sweep_ms = 0
         self._common: dict[str, Any] = {
@@ -164,11 +169,13 @@ class Executor:
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [(p.topic, p.partition) for p in partitions])
         self._owned.update((p.topic, p.partition) for p in partitions)
+        self.counts.assigned = len(self._owned)
         self._catch_up.set()
 
     def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", [(p.topic, p.partition) for p in partitions])
         self._owned.difference_update((p.topic, p.partition) for p in partitions)
+        self.counts.assigned = len(self._owned)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -197,6 +204,7 @@ class Executor:
         # handled, which the sweep's transaction commits again (see _expire).
         self._expire()
         message = self._consumer.poll(READ_WAIT_S)
+        self._note_lag()
         if self._catch_up.is_set():
             self._catch_up.clear()
             self._ledger.read_to_end()
@@ -212,6 +220,7 @@ class Executor:
                 raise KafkaException(error)
             log.warning("reading %s: %s", message.topic(), error.str())
             return
+        self.counts.consumed_from(message.topic())
         if message.topic() == ledger.REQUESTS_TOPIC:
             self._handle(message)
         else:
@@ -226,13 +235,14 @@ class Executor:
         got = read_request(message.key(), message.value(), self._tools)
         if isinstance(got, Refused):
             log.warning("request at %s refused: %s", where, got.reason)
-            if got.key is None:
-                self._finish([], message)
-                return
-            entry = {"state": ledger.REJECTED, "key": got.key, "reason": got.reason}
-            entry.update(request=where, at_ms=_now_ms())
-            raw = message.value() or b""
-            self._finish([(ledger.LEDGER_TOPIC, ledger.rejected_key(got.key, raw), entry)], message)
+            records: list[Record] = []
+            if got.key is not None:
+                entry = {"state": ledger.REJECTED, "key": got.key, "reason": got.reason}
+                entry.update(request=where, at_ms=_now_ms())
+                key = ledger.rejected_key(got.key, message.value() or b"")
+                records.append((ledger.LEDGER_TOPIC, key, entry))
+            if self._finish(records, message):
+                self.counts.rejected["no_key" if got.key is None else got.kind] += 1
             return
         held = self.index.get(ledger.call_key(got.key))
         if held is not None and held.get("request_hash") != got.hash:
@@ -240,9 +250,11 @@ class Executor:
             entry["reason"] = "the idempotency key was used with a different request"
             entry["held_request_hash"] = held.get("request_hash")
             key = ledger.conflict_key(got.key, got.hash)
-            self._finish([(ledger.LEDGER_TOPIC, key, entry)], message)
+            if self._finish([(ledger.LEDGER_TOPIC, key, entry)], message):
+                self.counts.call(got.tool.name, ledger.CONFLICT)
         elif held is not None and held.get("state") in ledger.FINAL:
-            self._finish([], message)  # the recorded result stands
+            if self._finish([], message):  # the recorded result stands
+                self.counts.call(got.tool.name, REPLAYED)
         elif held is not None and held.get("state") == ledger.STARTED:
             self._resume(got, message, where)
         else:
@@ -272,7 +284,9 @@ class Executor:
             if isinstance(read, str):
                 entry = self._entry(request, ledger.ERROR, where)
                 entry["reason"] = read
-                self._finish([(ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)], message)
+                call_entry = (ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)
+                if self._finish([call_entry], message):
+                    self.counts.call(tool.name, ledger.ERROR)
                 return
             entity, context_read = read
         evaluation = evaluate(
@@ -298,7 +312,9 @@ class Executor:
                 # What an approval evaluates again: the request as it came.
                 entry["request_value"] = request.value
             call = (ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)
-            self._finish([evaluated, call], message)
+            if self._finish([evaluated, call], message):
+                self.counts.call(tool.name, state)
+                self._count_evaluation(tool.name, evaluation.decision, approver)
             return
         started = self._entry(request, ledger.STARTED, where)
         started["evaluation"] = summary
@@ -318,7 +334,13 @@ class Executor:
         except AbortedError:
             self._read_again(message)
             return
+        self._count_evaluation(tool.name, evaluation.decision, approver)
         self._call_and_record(request, started, message)
+
+    def _count_evaluation(self, tool: str, decision: str, approver: str | None) -> None:
+        self.counts.decisions[(tool, decision)] += 1
+        if approver is not None:
+            self.counts.approvals[(approver, "released")] += 1
 
     def _handle_approval(self, message: Any) -> None:
         """An approval: it releases the `awaiting-approval` call it names, once; one that
@@ -332,7 +354,8 @@ class Executor:
         got = read_approval(message.key(), message.value())
         if isinstance(got, str):
             log.warning("approval at %s by %s refused: %s", where, approver, got)
-            self._finish([], message)
+            if self._finish([], message):
+                self.counts.approvals[(approver, "refused")] += 1
             return
         self._ledger.read_to_end()  # the call's entry may be another executor's, just written
         held = self.index.get(ledger.call_key(got.key))
@@ -357,7 +380,8 @@ class Executor:
         executor = self._config.transactional_id
         entry = entries.refused_approval_entry(got, approver, where, why, executor, _now_ms())
         key = ledger.approval_key(got.key, approver, got.request_hash)
-        self._finish([(ledger.LEDGER_TOPIC, key, entry)], message)
+        if self._finish([(ledger.LEDGER_TOPIC, key, entry)], message):
+            self.counts.approvals[(approver, "refused")] += 1
 
     def _acl_problem(self, topic: str, approver: str) -> str | None:
         """The approvals topic's ACLs read again before each release (one DescribeAcls):
@@ -402,6 +426,7 @@ class Executor:
         offsets = [TopicPartition(t, p, offset) for (t, p), offset in sorted(positions.items())]
         try:
             self._transact([(ledger.LEDGER_TOPIC, key, None) for key in keys], offsets)
+            self.counts.tombstones += len(keys)
         except AbortedError:
             self._next_sweep_ms = now  # the next step tries again
 
@@ -440,12 +465,14 @@ class Executor:
             request.tool.name,
         )
         entry = entries.interrupted_entry(held, where, _now_ms())
-        self._finish([(ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)], message)
+        if self._finish([(ledger.LEDGER_TOPIC, ledger.call_key(request.key), entry)], message):
+            self.counts.call(request.tool.name, ledger.UNKNOWN)
 
     def _call_and_record(self, request: Request, started: dict[str, Any], message: Any) -> None:
         tool = request.tool
         self.calls_made += 1
         log.info("calling %s for key %r", tool.name, request.key)
+        began_ms = _CLOCK.monotonic_ms()
         if self._tracer is None:
             outcome = endpoint.call(
                 tool.endpoint, request.arguments, request.key, tool.timeout_ms / 1000
@@ -454,8 +481,14 @@ class Executor:
             from contextplane.services.actions.call_span import traced_call  # only when traced
 
             outcome = traced_call(self._tracer, tool, request.arguments, request.key)
+        if isinstance(outcome, endpoint.Answer):
+            result = status_class(outcome.status)
+        else:
+            result = "not_sent" if isinstance(outcome, endpoint.NotSent) else "interrupted"
+        self.counts.endpoint_call(tool.name, result, (_CLOCK.monotonic_ms() - began_ms) / 1000)
         entry = entries.outcome_entry(started, outcome, tool.idempotent, _now_ms())
         self._record_outcome(entry, message)
+        self.counts.call(tool.name, entry["state"])
 
     def _record_outcome(self, entry: dict[str, Any], message: Any) -> None:
         """Transaction B: the outcome and the offset past the request. The endpoint has
@@ -476,12 +509,15 @@ class Executor:
                 with_offset = []
                 self._stopping.wait(RETRY_PAUSE_S)
 
-    def _finish(self, records: list[Record], message: Any) -> None:
-        """One transaction: `records` and the offset past the request."""
+    def _finish(self, records: list[Record], message: Any) -> bool:
+        """One transaction: `records` and the offset past the request; False when it was
+        aborted (the request is read again)."""
         try:
             self._transact(records, [_offset(message, message.offset() + 1)])
+            return True
         except AbortedError:
             self._read_again(message)
+            return False
 
     def _read_again(self, message: Any) -> None:
         try:
@@ -494,8 +530,31 @@ class Executor:
 
     def _transact(self, records: list[Record], offsets: list[TopicPartition]) -> None:
         """One transaction (transactor.py); the ledger records committed enter the index."""
-        for key, value, offset_written in self._transactor.transact(records, offsets):
+        try:
+            written = self._transactor.transact(records, offsets)
+        except AbortedError:
+            self.counts.transactions["aborted"] += 1
+            raise
+        self.counts.transactions["committed"] += 1
+        for key, value, offset_written in written:
             self.index.apply(key, value, offset_written)
+
+    def _note_lag(self) -> None:
+        """Each assigned partition's records past the position (the last stable offset
+        librdkafka cached from its fetches, for read_committed), once a second at most."""
+        now = _CLOCK.monotonic_ms()
+        if now < self._next_lag_ms:
+            return
+        self._next_lag_ms = now + 1000
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            for tp in self._consumer.position([TopicPartition(t, p) for t, p in self._owned]):
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    lag[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+        except KafkaException as exc:
+            log.debug("the lag waits: %s", exc)
+        self.counts.lag = lag
 
 
 def _offset(message: Any, offset: int) -> TopicPartition:

@@ -118,6 +118,12 @@ class IndexFullError(Exception):
     """The ledger holds more than INDEX_BYTES_MAX of entries."""
 
 
+# What the index counts its entries by (its /metrics): anything else is `other`, since
+# anyone able to write the ledger topic may write any key or state.
+KINDS = ("call", "conflict", "rejected", APPROVAL, "other")
+STATES = (STARTED, DONE, DENIED, AWAITING_APPROVAL, UNKNOWN, ERROR, "other")
+
+
 class LedgerIndex:
     """The ledger folded by key: the newest entry of each (tombstones remove)."""
 
@@ -125,6 +131,25 @@ class LedgerIndex:
         self._entries: dict[LedgerKey, Indexed] = {}
         self._bytes = 0
         self._bytes_max = bytes_max
+        self.kinds = dict.fromkeys(KINDS, 0)  # entries by key kind
+        self.states = dict.fromkeys(STATES, 0)  # call entries by state
+
+    @property
+    def bytes_used(self) -> int:
+        return self._bytes
+
+    @property
+    def bytes_max(self) -> int:
+        return self._bytes_max
+
+    def _count(self, key: LedgerKey, entry: dict[str, Any], by: int) -> None:
+        kind = key[0] if key[0] in self.kinds else "other"
+        self.kinds[kind] += by
+        if kind == "call":
+            state = entry.get("state")
+            if not (isinstance(state, str) and state in self.states):  # (a list: unhashable)
+                state = "other"
+            self.states[state] += by
 
     def get(self, key: LedgerKey) -> dict[str, Any] | None:
         found = self._entries.get(key)
@@ -136,6 +161,7 @@ class LedgerIndex:
             return
         if held is not None:
             self._bytes -= held.size
+            self._count(key, held.entry, -1)
             del self._entries[key]
         if raw is None:
             return
@@ -152,6 +178,7 @@ class LedgerIndex:
             )
         self._entries[key] = Indexed(entry, offset, size)
         self._bytes += size
+        self._count(key, entry, 1)
 
     def __len__(self) -> int:
         return len(self._entries)

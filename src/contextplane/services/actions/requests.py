@@ -33,6 +33,7 @@ class Request:
 class Refused:
     key: str | None  # None: no usable idempotency key, so no ledger entry can name it
     reason: str
+    kind: str = "malformed"  # what /metrics counts it as (else no_key, unknown_tool)
 
 
 def read_request(
@@ -71,7 +72,7 @@ def read_request(
     assert isinstance(tool_name, str) and isinstance(decision_id, str)
     tool = tools.get(tool_name)
     if tool is None:
-        return Refused(key, f"unknown tool {tool_name!r}")
+        return Refused(key, f"unknown tool {tool_name!r}", "unknown_tool")
     if not isinstance(arguments, dict):
         return Refused(key, "arguments: expected a JSON object")
     hash_ = request_hash(tool_name, arguments)

@@ -33,9 +33,8 @@ async def run_executor(executor: Executor, host: str, port: int, stop: asyncio.E
         thread = threading.Thread(target=run, name="executor", daemon=True)
         thread.start()
         print(READY_LINE.format(host=host, port=sock.getsockname()[1]), flush=True)
-        serving = asyncio.create_task(
-            serve(build_app(executor.index), sock, stop, traced_as="contextplane-executor")
-        )
+        app = build_app(executor.index, executor.counts)
+        serving = asyncio.create_task(serve(app, sock, stop, traced_as="contextplane-executor"))
         waiting = asyncio.create_task(ended.wait())
         await asyncio.wait([serving, waiting], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
