@@ -17,7 +17,8 @@ class Run:
     err: str
 
     def json(self) -> Any:
-        assert self.status == 0, self.err
+        # The status too: a negative one is the signal that ended the program.
+        assert self.status == 0, (self.status, self.err)
         return json.loads(self.out)
 
     def rows(self) -> list[list[str]]:

@@ -150,7 +150,7 @@ def _mirror(args: argparse.Namespace) -> int:
                 (topic, p) for topic in topics for p in source_metadata.topics[topic].partitions
             ]
             copier = CopyMirror(source_config, target_config, args.name, partitions, created)
-            return _copy(args, source_admin, target_admin, copier)
+            return _copy(args, source_admin, target_admin, target_config, copier)
         stored = mirror_state.read(target_config)
         progress = [
             PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
@@ -162,7 +162,12 @@ def _mirror(args: argparse.Namespace) -> int:
 
         def copy_groups(positions: dict[tuple[str, int], int]) -> mirror_groups.GroupsPass:
             return mirror_groups.copy_offsets(
-                source_admin, target_admin, groups, positions, named=named is not None
+                source_admin,
+                target_admin,
+                target_config,
+                groups,
+                positions,
+                named=named is not None,
             )
 
         writer = mirror_state.StateWriter(target_config)
@@ -252,7 +257,11 @@ def _copies(mode: str, target: Cluster) -> bool:
 
 
 def _copy(
-    args: argparse.Namespace, source_admin: Any, target_admin: Any, copier: CopyMirror
+    args: argparse.Namespace,
+    source_admin: Any,
+    target_admin: Any,
+    target_config: dict[str, str],
+    copier: CopyMirror,
 ) -> int:
     """Copy mode (`mirror_copy_command.py`)."""
     named = _names(args.groups, "--groups")
@@ -262,7 +271,13 @@ def _copy(
         positions: dict[tuple[str, int], int], translate: mirror_groups.Translate
     ) -> mirror_groups.GroupsPass:
         return mirror_groups.copy_offsets(
-            source_admin, target_admin, groups, positions, named is not None, translate
+            source_admin,
+            target_admin,
+            target_config,
+            groups,
+            positions,
+            named is not None,
+            translate,
         )
 
     seen = mirror_groups.GroupsSeen(_note)

@@ -1,6 +1,8 @@
 """Consumer group offsets copied from the source to the target: each group's committed
 offsets on the mirrored topics, read with OffsetFetch on the source and written with
-OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata.
+OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata;
+what the target has committed is read by a consumer of the group (`group_committed.py`
+says why not by the admin client).
 The source's leader epoch is not carried: MirrorAppend stamps the target leader's own
 epoch on every batch, so the source's would name an epoch the target's log never had, and
 a consumer validating its position against it (OffsetForLeaderEpoch) could take that for
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from contextplane.cli import group_committed
 from contextplane.cli.kafka_client import (
     ADMIN_TIMEOUT_S,
     CommandError,
@@ -91,15 +94,17 @@ def source_groups(admin: Any, named: list[str] | None) -> list[str]:
 def copy_offsets(
     source: Any,
     target: Any,
+    target_config: dict[str, Any],
     groups: list[str],
     mirrored: dict[tuple[str, int], int],
     named: bool = False,
     translate: Translate | None = None,
 ) -> GroupsPass:
     """Copy what `groups` committed on the mirrored partitions (`mirrored`: each one's
-    position). With `named` (the user listed the groups), a group without offsets on
-    those partitions is reported too. `translate` maps a source offset to the target's
-    (a copy mirror's offsets differ); without it the offset is kept, once mirrored past."""
+    position); `target_config` is the target's client configuration. With `named` (the
+    user listed the groups), a group without offsets on those partitions is reported too.
+    `translate` maps a source offset to the target's (a copy mirror's offsets differ);
+    without it the offset is kept, once mirrored past."""
     from confluent_kafka import ConsumerGroupTopicPartitions
 
     translate = translate or functools.partial(_kept, mirrored)
@@ -124,7 +129,7 @@ def copy_offsets(
                     else f"group {group} is not found on the source (it has no committed offsets)"
                 )
             continue
-        on_target = _coordinator_ready(functools.partial(_committed, target, group, ours))
+        on_target = _coordinator_ready(functools.partial(_committed, target_config, group, ours))
         translated = {
             (tp.topic, tp.partition): translate(tp.topic, tp.partition, tp.offset) for tp in ours
         }
@@ -213,13 +218,12 @@ def _active(error_text: str) -> bool:
     return error_text.startswith(_ACTIVE_GROUP_ERRORS)
 
 
-def _committed(target: Any, group: str, partitions: list[Any]) -> dict[tuple[str, int], int]:
+def _committed(
+    target_config: dict[str, Any], group: str, partitions: list[Any]
+) -> dict[tuple[str, int], int]:
     """What `group` has committed on the target for `partitions` (-1 where nothing)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-    asked = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    fetched = answer(
-        target.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, asked)])[group],
-        f"offsets of group {group} on the target",
+    asked = [(tp.topic, tp.partition) for tp in partitions]
+    fetched = group_committed.committed(
+        target_config, group, asked, f"offsets of group {group} on the target"
     )
-    return {(tp.topic, tp.partition): tp.offset for tp in fetched.topic_partitions}
+    return {(tp.topic, tp.partition): tp.offset for tp in fetched}
