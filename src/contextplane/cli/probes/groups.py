@@ -3,6 +3,7 @@ by the member and by the admin API; offsets written for an empty group (a rollba
 
 from __future__ import annotations
 
+from contextplane.cli import group_committed
 from contextplane.cli.probes.base import ProbeContext, ProbeFailure
 from contextplane.cli.probes.clients import Record, poll, produce
 
@@ -83,14 +84,13 @@ def group_offsets(ctx: ProbeContext) -> str:
         )[group],
         f"OffsetCommit for the empty group {group!r}",
     )
-    listed = ctx.answer(
-        admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in written])],
-            request_timeout=ctx.remaining_s(),
-        )[group],
-        f"offsets of group {group!r}",
+    # Read back by a consumer of the group, not the admin client: librdkafka's admin
+    # OffsetFetch crashes the process on a coordinator error (cli/group_committed.py),
+    # which a Kafka whose group coordinator is still loading answers here.
+    listed = group_committed.committed(
+        ctx.client_config(), group, [(topic, p) for p in written], f"offsets of group {group!r}"
     )
-    fetched = {part.partition: part.offset for part in listed.topic_partitions}
+    fetched = {part.partition: part.offset for part in listed}
     if fetched != written:
         raise ProbeFailure(f"OffsetFetch read back {fetched}, written {written}")
     # Where the written offsets were not kept, the member would start at the end.
