@@ -356,14 +356,16 @@ def test_storage_metrics_count_uploads_and_where_reads_were_answered(tmp_path: P
         url = _metrics_url(broker)
 
         def uploaded() -> dict | None:  # type: ignore[type-arg]
+            # An upload's PUT is counted by the store before the upload is committed and
+            # counted: a scrape between the two sees them apart, so wait for one that
+            # sees every upload done.
             _, samples = _scrape(url)
-            done = _value(samples, "contextplane_uploads_total") >= 1
+            done = _value(samples, "contextplane_uploads_total") >= 1 and _value(
+                samples, "contextplane_upload_bytes_total"
+            ) == _value(samples, "contextplane_object_store_bytes_total", direction="written")
             return samples if done else None
 
-        samples = wait_until(uploaded, timeout_s=30, what="an upload")
-        assert _value(samples, "contextplane_upload_bytes_total") == _value(
-            samples, "contextplane_object_store_bytes_total", direction="written"
-        )
+        samples = wait_until(uploaded, timeout_s=30, what="uploads matching the bytes written")
         assert _value(samples, "contextplane_upload_failures_total") == 0
         assert _value(samples, "contextplane_object_compaction_passes_total") >= 0
         assert _value(samples, "contextplane_log_cleaner_bytes_total", direction="read") == 0
