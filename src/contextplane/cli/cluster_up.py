@@ -133,8 +133,9 @@ def _table(cluster: LocalCluster, took: float) -> str:
             f"S3 endpoint        {cluster.seaweedfs.endpoint} (bucket {cluster.seaweedfs.bucket})",
             f"state              {cluster.directory} ({where}; logs broker-N.log there)",
             "",
-            "try failover: kill -9 a broker's pid; another leads its partitions"
-            " once its lease lapses (broker.session.timeout.ms):",
+            "try failover: kill -9 a broker; once its lease lapses (broker.session.timeout.ms,"
+            " 6 s) and the controller sees it, others lead its partitions, every"
+            " acknowledged record kept (the object WAL):",
             f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}",
             f"  kill -9 {first.pid}",
             f"  contextplane topic describe demo --bootstrap-server {cluster.brokers[-1].bootstrap}",

@@ -61,7 +61,8 @@ def initdb_command(bin_dir: Path, data: Path) -> list[str]:
 
 def postgres_command(bin_dir: Path, data: Path, port: int, options: Sequence[str]) -> list[str]:
     """`postgres` on 127.0.0.1:`port` with `options` (each NAME=VALUE) after ours."""
-    settings = ["listen_addresses=127.0.0.1", "max_connections=200", *options]
+    settings = ["listen_addresses=127.0.0.1", "unix_socket_directories=", "max_connections=200",
+                *options]  # fmt: skip
     return [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
             *(word for option in settings for word in ("-c", option))]  # fmt: skip
 
