@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.brokers <= MAX_BROKERS:
         return _fail(f"--brokers must be 1 to {MAX_BROKERS}, got {args.brokers}")
     top = args.base_port + 100 + args.brokers - 1
-    if args.base_port != 0 and not (1024 <= args.base_port and top <= 65535):
+    if args.base_port != 0 and not (args.base_port >= 1024 and top <= 65535):
         return _fail(f"--base-port must be 0 or 1024 to {65535 - 100 - args.brokers + 1}")
     try:
         settings = _settings(args.set)
@@ -115,7 +115,7 @@ def _serve(cluster: LocalCluster, stop: threading.Event) -> int:
 def _table(cluster: LocalCluster, took: float) -> str:
     where = "removed at exit" if cluster.temporary else "kept for the next `up --dir`"
     first = cluster.brokers[0]
-    other = cluster.brokers[-1].node_id
+    last = cluster.brokers[-1]
     rows = [f"{'node':<6}{'bootstrap':<18}{'rack':<6}{'pid':<9}metrics"]
     rows += [
         f"{b.node_id:<6}{b.bootstrap:<18}{b.rack:<6}{b.pid!s:<9}"
@@ -138,9 +138,9 @@ def _table(cluster: LocalCluster, took: float) -> str:
             " acknowledged record kept (the object WAL):",
             f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}",
             f"  kill -9 {first.pid}",
-            f"  contextplane topic describe demo --bootstrap-server {cluster.brokers[-1].bootstrap}",
-            f"try a move:  contextplane partitions move demo-0 --to {other} --wait"
-            f" --bootstrap-server {cluster.brokers[-1].bootstrap}",
+            f"  contextplane topic describe demo --bootstrap-server {last.bootstrap}",
+            f"try a move:  contextplane partitions move demo-0 --to {last.node_id} --wait"
+            f" --bootstrap-server {last.bootstrap}",
             "Ctrl-C stops everything (brokers first).",
         ]
     )

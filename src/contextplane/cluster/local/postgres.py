@@ -49,6 +49,12 @@ def as_unprivileged(directory: Path) -> list[str]:
     if os.geteuid() != 0:
         return []
     entry = pwd.getpwnam(UNPRIVILEGED_USER)
+    for parent in directory.resolve().parents:
+        if parent.stat().st_mode & 0o001 == 0:  # others may not pass through
+            raise StartFailed(
+                f"PostgreSQL runs as {UNPRIVILEGED_USER} under root, and {parent} does not"
+                " let it through: choose a --dir every user may traverse (e.g. under /tmp)"
+            )
     os.chown(directory, entry.pw_uid, entry.pw_gid)
     return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
             "--"]  # fmt: skip

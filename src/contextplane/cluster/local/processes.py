@@ -49,9 +49,7 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def wait_for(
-    ready: Callable[[], bool], timeout_s: float, what: str, stop: threading.Event
-) -> None:
+def wait_for(ready: Callable[[], bool], timeout_s: float, what: str, stop: threading.Event) -> None:
     """Poll `ready` until true; Interrupted on `stop`, StartFailed after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not ready():
@@ -61,9 +59,7 @@ def wait_for(
             raise StartFailed(f"{what}: not ready within {timeout_s:.0f} s")
 
 
-def stop_process(
-    process: subprocess.Popen[bytes] | None, sig: int, timeout_s: float
-) -> int | None:
+def stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout_s: float) -> int | None:
     """Send `sig`, wait up to `timeout_s`, then SIGKILL; the exit status (None: none ran)."""
     if process is None:
         return None

@@ -131,7 +131,9 @@ class LocalSeaweedFS:
     def _ready(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise StartFailed(f"weed mini exited ({self.process.returncode}):\n{log_tail(self.log)}")
+            raise StartFailed(
+                f"weed mini exited ({self.process.returncode}):\n{log_tail(self.log)}"
+            )
         return probe(self.endpoint, self.bucket)
 
     @property
