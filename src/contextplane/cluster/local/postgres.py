@@ -17,6 +17,7 @@ from pathlib import Path
 from contextplane.cluster.local.processes import (
     MissingProgram,
     StartFailed,
+    die_with_parent,
     log_tail,
     stop_process,
     wait_for,
@@ -107,6 +108,8 @@ class LocalPostgres:
                 [*as_user, *postgres_command(self.bin, data, self.port, ())],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.root, start_new_session=True,
+                # Not as root: setpriv's change of user clears the parent-death signal.
+                preexec_fn=die_with_parent,
             )  # fmt: skip
         wait_for(self._accepts, START_TIMEOUT_S, f"PostgreSQL on port {self.port}", stop)
         self._create_database()

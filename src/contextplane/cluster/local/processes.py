@@ -9,10 +9,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 
+from contextplane.clock import SystemClock
+
 _PR_SET_PDEATHSIG = 1
+_CLOCK = SystemClock()
 
 
 class MissingProgram(RuntimeError):
@@ -51,11 +53,11 @@ def die_with_parent() -> None:
 
 def wait_for(ready: Callable[[], bool], timeout_s: float, what: str, stop: threading.Event) -> None:
     """Poll `ready` until true; Interrupted on `stop`, StartFailed after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
+    deadline = _CLOCK.monotonic_ms() / 1000 + timeout_s
     while not ready():
         if stop.wait(0.2):
             raise Interrupted
-        if time.monotonic() > deadline:
+        if _CLOCK.monotonic_ms() / 1000 > deadline:
             raise StartFailed(f"{what}: not ready within {timeout_s:.0f} s")
 
 

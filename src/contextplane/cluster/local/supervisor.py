@@ -10,10 +10,10 @@ import json
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from contextplane.clock import SystemClock
 from contextplane.cluster.local.brokers import LocalBroker
 from contextplane.cluster.local.postgres import INSTALL_HINT as PG_HINT
 from contextplane.cluster.local.postgres import LocalPostgres, server_binaries
@@ -24,6 +24,7 @@ from contextplane.cluster.local.seaweedfs import PORT_FLAGS, LocalSeaweedFS, wee
 MAX_BROKERS = 9
 STATE_FILE = "cluster.json"
 MEMBERSHIP_TIMEOUT_S = 60.0
+_CLOCK = SystemClock()
 
 
 def require_programs() -> None:
@@ -91,7 +92,7 @@ class LocalCluster:
     def start(self, stop: threading.Event) -> float:
         """Everything, waited for until each broker lists all; the seconds it took.
         Interrupted on `stop`; StartFailed or MissingProgram (the caller then `close`s)."""
-        began = time.monotonic()
+        began = _CLOCK.monotonic_ms() / 1000
         self.postgres.start(stop)
         self.seaweedfs.start(stop)
         for broker in self.brokers:  # started together, then waited for
@@ -105,7 +106,7 @@ class LocalCluster:
                 f"broker {broker.node_id} listing all {len(self.brokers)} brokers",
                 stop,
             )
-        return time.monotonic() - began
+        return _CLOCK.monotonic_ms() / 1000 - began
 
     def close(self) -> None:
         """Brokers (all signalled at once, then waited for), SeaweedFS, PostgreSQL; the
