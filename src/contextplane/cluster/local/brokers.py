@@ -4,6 +4,7 @@ port and data directory, the shared metadata URL and object store, its output in
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from contextplane.cluster.local.processes import (
 )
 
 RACKS = ("a", "b", "c")
-READY_LINE = "contextplane broker ready on"
+_READY = re.compile(r"contextplane broker ready on [^\s:]+:(\d+)")
+_CONSOLE = re.compile(r"console at http://[^\s/]+:(\d+)/")
 START_TIMEOUT_S = 120.0
 # A clean stop uploads the tail within shutdown.timeout.ms (30 s by default) and slack.
 STOP_TIMEOUT_S = 45.0
@@ -82,7 +84,15 @@ class LocalBroker:
             )
         with open(self.log, "rb") as log:
             log.seek(self._log_start)
-            return READY_LINE.encode() in log.read()
+            text = log.read().decode(errors="replace")
+        # Port 0 (`--base-port 0`): the ports it bound, as it reports them.
+        listening = _READY.search(text)
+        console = _CONSOLE.search(text)
+        if listening is None or console is None:
+            return False
+        self.port = int(listening.group(1))
+        self.http_port = int(console.group(1))
+        return True
 
     @property
     def pid(self) -> int | None:

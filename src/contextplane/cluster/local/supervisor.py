@@ -62,12 +62,13 @@ class LocalCluster:
             "wal.url": self.seaweedfs.url_for("wal"),
             **settings,
         }
-        ports = free_ports(2 * brokers) if base_port == 0 else []
+        # Base port 0: each broker binds free ports itself and reports them (ports chosen
+        # here could be taken before a broker binds them).
         self.brokers = [
             LocalBroker(
                 node_id=n,
-                port=ports[n - 1] if ports else base_port + n - 1,
-                http_port=ports[brokers + n - 1] if ports else base_port + 100 + n - 1,
+                port=base_port and base_port + n - 1,
+                http_port=base_port and base_port + 100 + n - 1,
                 directory=self.directory / f"broker-{n}",
                 settings=shared,
             )
