@@ -109,15 +109,21 @@ class LocalCluster:
             )
         return _CLOCK.monotonic_ms() / 1000 - began
 
-    def close(self) -> None:
+    def close(self, keep_logs: Path | None = None) -> None:
         """Brokers (all signalled at once, then waited for), SeaweedFS, PostgreSQL; the
-        directory too when it was a temporary one."""
+        directory too when it was a temporary one (after copying the brokers' logs to
+        `keep_logs`, when given)."""
         for broker in self.brokers:
             broker.signal_stop()
         for broker in self.brokers:
             broker.stop()
         self.seaweedfs.stop()
         self.postgres.stop()
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for broker in self.brokers:
+                if broker.log.exists():
+                    shutil.copy(broker.log, keep_logs / broker.log.name)
         if self.temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 
