@@ -64,6 +64,7 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.read_replica import ReadReplicas
 from contextplane.storage.store_marker import check_store_marker
 
 if TYPE_CHECKING:
@@ -367,6 +368,9 @@ class Broker:
                 rack=settings.broker_rack,
                 peers=peers,
                 controller=self.controller,
+                replicas=ReadReplicas(
+                    storage.metadata, storage.blocks, settings.upload_interval_ms, storage.clock
+                ),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,
