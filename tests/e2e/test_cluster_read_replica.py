@@ -6,6 +6,7 @@ one PostgreSQL and one object store, broker 1 in rack a and broker 2 in rack b, 
   broker 2 (PreferredReadReplica) and reads every record exactly once and in order from
   it, also records produced while it waits at the end: broker 2's /metrics count the
   record bytes it sent to zone b, broker 1's count none;
+- the Java client with `client.rack=b` the same;
 - a consumer without a rack, and one with `client.rack=b` but read_committed, read from
   the leader: broker 2 sends them no record bytes;
 - broker 2 killed -9 while the rack-b consumer reads from it: the consumer goes back to
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from harness import java_client
 from tests.e2e.test_cluster_failover import broker, create, fixture, uploaded_end
 from tests.e2e.test_metrics_endpoint import _metrics_url, _scrape
 from tests.support.broker import BrokerProcess
@@ -121,6 +123,19 @@ def test_a_consumer_of_rack_b_reads_a_rack_a_partition_from_the_rack_b_broker(
         sent_two = zone_bytes_out(metrics_two, "b")
         assert sent_two >= sum(len(v) for v in values(0, 500))
         assert zone_bytes_out(metrics_one, "b") == 0  # not a record byte crossed zones
+        # The Java client the same way: every record once, in order, from broker 2.
+        java = java_client.run(
+            ["consume", "--bootstrap", one.bootstrap, "--topic", TOPIC, "--count", "500",
+             "--timeout-ms", "60000", "--config", "client.rack=b"],
+            timeout=120,
+            check=True,
+        )  # fmt: skip
+        assert [(r[1], r[3]) for r in java.records] == [
+            (offset, value.decode()) for offset, value in enumerate(values(0, 500))
+        ]
+        assert zone_bytes_out(metrics_two, "b") >= 2 * sent_two
+        assert zone_bytes_out(metrics_one, "b") == 0
+        sent_two = zone_bytes_out(metrics_two, "b")
         # Without a rack, or read_committed, the leader serves (the replica sends nothing).
         for config in ({}, {"client.rack": "b", "isolation.level": "read_committed"}):
             plain = consumer(one.bootstrap, **config)

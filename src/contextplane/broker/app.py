@@ -28,6 +28,7 @@ from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter,
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
+from contextplane.broker.replica_selector import RACK_AWARE_SELECTOR
 from contextplane.broker.routes import build_routes
 from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
@@ -280,7 +281,8 @@ class Broker:
         )
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
-        leaders = Leaders(storage, registry, settings.node_id)
+        rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
+        leaders = Leaders(storage, registry, settings.node_id, settings.broker_rack, rack_aware)
         security = peer_security(settings)
         if security is None and self.metadata.shared:
             # Kafka would refuse to start; a cluster's brokers then cannot call each other.

@@ -5,7 +5,7 @@ Kafka's default (`LeaderSelector`, or the setting left empty) keeps every consum
 leader; `RackAwareReplicaSelector` sends a consumer whose rack differs from the leader's to
 a replica in its own rack. Here any live broker of that rack can serve the partition from
 uploaded data (storage/read_replica.py), so the leader picks one by rendezvous hashing of
-the partition's stream id over the live brokers of the client's rack: one broker per zone
+the partition (topic and index) over the live brokers of the client's rack: one broker per zone
 warms its block cache for a partition, and the choice stays put while those brokers do
 (librdkafka backs off a partition whose preferred replica changes within a minute).
 
@@ -24,6 +24,7 @@ from contextplane.broker.zones import OTHER, ZoneCell
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
+    from contextplane.cluster.registry import Registry
 
 LEADER_SELECTOR = "org.apache.kafka.common.replica.LeaderSelector"
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
@@ -68,45 +69,55 @@ def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
     return zone.zone
 
 
-def _chosen(ctx: RequestContext, stream_id: int, rack: str) -> int:
-    """The live broker of `rack` whose rendezvous weight for the stream is highest; -1
-    when `rack` has no live broker."""
-    cluster = ctx.cluster
-    registry = cluster.registry
-    nodes = [
-        b.node_id
-        for b in registry.brokers
-        if b.rack == rack and b.state == "live" and b.node_id in registry.live_ids
-    ]
-    if cluster.rack == rack and cluster.node_id not in nodes:
-        nodes.append(cluster.node_id)
+def rendezvous(topic: str, index: int, nodes: list[int]) -> int:
+    """The node of `nodes` whose rendezvous weight for the partition is highest; -1 for
+    none. Keyed by topic and index, so every broker computes it from what it knows."""
     best, best_weight = -1, b""
     for node in nodes:
-        weight = hashlib.blake2b(f"{stream_id}/{node}".encode(), digest_size=8).digest()
+        key = f"{topic}/{index}/{node}".encode()
+        weight = hashlib.blake2b(key, digest_size=8).digest()
         if weight > best_weight:
             best, best_weight = node, weight
     return best
 
 
-def preferred_replica(ctx: RequestContext, request: Any, stream_id: int) -> int:
+def rack_nodes(registry: Registry, node_id: int, own_rack: str | None, rack: str) -> list[int]:
+    """The live brokers of `rack`: this one (`node_id`, in `own_rack`) and the registry's."""
+    nodes = [
+        b.node_id
+        for b in registry.brokers
+        if b.rack == rack and b.state == "live" and b.node_id in registry.live_ids
+    ]
+    if own_rack == rack and node_id not in nodes:
+        nodes.append(node_id)
+    return nodes
+
+
+def _chosen(ctx: RequestContext, topic: str, index: int, rack: str) -> int:
+    cluster = ctx.cluster
+    nodes = rack_nodes(cluster.registry, cluster.node_id, cluster.rack, rack)
+    return rendezvous(topic, index, nodes)
+
+
+def preferred_replica(ctx: RequestContext, request: Any, topic: str, index: int) -> int:
     """The leader's answer for one partition: the broker the consumer should fetch it from
     instead, or -1 (serve it here)."""
     zone = _consumer_zone(ctx, request)
     if zone is None or zone == ctx.settings.broker_rack:
         return -1
-    chosen = _chosen(ctx, stream_id, zone)
+    chosen = _chosen(ctx, topic, index, zone)
     return -1 if chosen == ctx.cluster.node_id else chosen
 
 
 def may_serve_as_replica(ctx: RequestContext, request: Any) -> bool:
-    """Whether a Fetch for a partition led elsewhere may be served here (the stream's
-    choice is checked once its id is known: `is_chosen`): the consumer is in this
-    broker's zone and may be sent to a replica."""
+    """Whether a Fetch for a partition led elsewhere may be served here (which broker
+    of the zone serves the partition: `is_chosen`): the consumer is in this broker's
+    zone and may be sent to a replica."""
     zone = _consumer_zone(ctx, request)
     return zone is not None and zone == ctx.settings.broker_rack
 
 
-def is_chosen(ctx: RequestContext, stream_id: int) -> bool:
-    """Whether this broker is the one its zone's consumers of the stream are sent to."""
+def is_chosen(ctx: RequestContext, topic: str, index: int) -> bool:
+    """Whether this broker is the one its zone's consumers of the partition are sent to."""
     rack = ctx.settings.broker_rack
-    return rack is not None and _chosen(ctx, stream_id, rack) == ctx.cluster.node_id
+    return rack is not None and _chosen(ctx, topic, index, rack) == ctx.cluster.node_id

@@ -112,7 +112,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
                     check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                     # A consumer of another zone is sent to a broker of its own (KIP-392).
                     if _in_log(partition, wanted.fetch_offset):
-                        node = preferred_replica(ctx, request, partition.stream_id)
+                        node = preferred_replica(ctx, request, name, wanted.partition)
                         entry["preferred_read_replica"] = node
                 except KafkaError as exc:
                     entry["error_code"] = exc.code

@@ -52,12 +52,12 @@ async def resolve(ctx: RequestContext, targets: list[ReplicaTarget]) -> None:
         return
     for target in targets:
         entry, wanted = target.entry, target.wanted
+        if not is_chosen(ctx, target.topic, wanted.partition):
+            continue
         try:
             mirror = await replicas.mirror(target.topic, wanted.partition)
         except KafkaError as exc:
             entry["error_code"] = exc.code
-            continue
-        if not is_chosen(ctx, mirror.stream_id):
             continue
         # The leader's epoch as this broker last read it: a client ahead of it is told to
         # retry (this broker has not seen that leader yet), behind it to refresh.
