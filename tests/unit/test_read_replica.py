@@ -2,7 +2,8 @@
 against a leader's storage engine on the same SQLite store and object bucket: it reads
 what the leader uploaded and no more, refreshes at most once per interval however many
 fetches ask, waits for an offset past its end while uploads move it and answers
-OFFSET_OUT_OF_RANGE once they stop, follows the log start, and forgets an idle mirror."""
+OFFSET_OUT_OF_RANGE once they stop, follows the log start, and forgets an idle mirror;
+the mirrors' ranges count in a memory budget while kept."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.read_replica import IDLE_MS, STALE_MS, ReadReplicas
@@ -59,7 +61,8 @@ def test_the_mirror_serves_uploaded_batches_and_refreshes_once_per_interval(
             return await replica_ranges(topic, partition, since)
 
         engine.metadata.replica_ranges = counted  # type: ignore[method-assign]
-        replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, clock)
+        budget = MemoryBudget(1 << 30, 1 << 20)  # the mirrors' own, to count them alone
+        replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, clock, budget)
         try:
             await append(engine, [b"a", b"b"])
             await append(engine, [b"c"], upload=False)  # acknowledged, not uploaded
@@ -68,6 +71,7 @@ def test_the_mirror_serves_uploaded_batches_and_refreshes_once_per_interval(
             mirror = mirrors[0]
             assert all(m is mirror for m in mirrors) and queries == [-1]
             assert (mirror.log_start_offset, mirror.end_offset) == (0, 2)
+            assert budget.range_record_bytes == RANGE_RECORD_BYTES
             partition = engine.partitions[("t", 0)]
             read = await replicas.read(mirror, 0, 1 << 20, True)
             assert (
@@ -106,6 +110,7 @@ def test_the_mirror_serves_uploaded_batches_and_refreshes_once_per_interval(
             clock.advance(IDLE_MS)
             fresh = await replicas.mirror("t", 0)
             assert fresh is not mirror and queries[-1] == -1  # loaded afresh
+            assert budget.range_record_bytes == len(fresh.ranges) * RANGE_RECORD_BYTES
         finally:
             await engine.close()
             await engine.metadata.close()

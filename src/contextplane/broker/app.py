@@ -371,7 +371,11 @@ class Broker:
                 peers=peers,
                 controller=self.controller,
                 replicas=ReadReplicas(
-                    storage.metadata, storage.blocks, settings.upload_interval_ms, storage.clock
+                    storage.metadata,
+                    storage.blocks,
+                    settings.upload_interval_ms,
+                    storage.clock,
+                    storage.budget,
                 ),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),

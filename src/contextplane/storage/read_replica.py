@@ -5,9 +5,11 @@ For each partition it serves this way it keeps a mirror of the partition's objec
 (`ObjectRanges`), refreshed from the metadata store by reading the ranges past the
 mirror's end: at most one query per partition per `upload.interval.ms`, shared by every
 consumer fetching it, and only while it is fetched (a mirror unused for `IDLE_MS` is
-dropped). Records are read through the broker's block cache, like any catch-up read.
-Its high watermark is the end of the leader's uploaded objects as last read, so a
-consumer here is about one upload interval behind the leader's acknowledgements.
+dropped; while kept, its ranges count in the memory budget as a leader's index does).
+Records are read through the broker's block cache, like any catch-up read. Its high
+watermark is the end of the leader's uploaded objects as last read, so a consumer here
+is about one upload interval (plus up to one refresh interval) behind the leader's
+acknowledgements.
 
 A read of an object that is gone (the cleaner or compaction replaced the ranges below the
 mirror's end, and the object was deleted since) drops the mirror: the next fetch loads it
@@ -25,6 +27,7 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.block_cache import BlockCache
+from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.read_plan import PlanPartition, plan_ranges
 from contextplane.storage.reader import Chunks, batches_in
@@ -60,10 +63,16 @@ class ReadReplicas:
     """The mirrors of the partitions this broker serves as a read replica."""
 
     def __init__(
-        self, metadata: MetadataStore, blocks: BlockCache, interval_ms: int, clock: Clock
+        self,
+        metadata: MetadataStore,
+        blocks: BlockCache,
+        interval_ms: int,
+        clock: Clock,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self._metadata = metadata
         self._blocks = blocks
+        self._budget = budget  # where the mirrors' ranges are counted, as a leader's are
         self._interval_ms = interval_ms
         self._clock = clock
         self._mirrors: dict[tuple[str, int], Mirror] = {}
@@ -81,6 +90,7 @@ class ReadReplicas:
         mirror = self._mirrors.get(key)
         if mirror is None:
             mirror = self._mirrors[key] = Mirror(topic, partition, moved_ms=now)
+            self._count(mirror)
         mirror.used_ms = now
         if now - mirror.refreshed_ms >= self._interval_ms:
             await self._refresh(mirror)
@@ -125,7 +135,7 @@ class ReadReplicas:
             )
         except OSError:
             # Its object may have been replaced and deleted: read the ranges afresh next.
-            self._mirrors.pop((mirror.topic, mirror.partition), None)
+            self._drop(mirror)
             raise
 
     async def _refresh(self, mirror: Mirror) -> None:
@@ -148,10 +158,12 @@ class ReadReplicas:
             ) from exc
         now = self._clock.monotonic_ms()
         if found is None:
-            self._mirrors.pop((mirror.topic, mirror.partition), None)
+            self._drop(mirror)
             raise KafkaError(ErrorCode.unknown_topic_or_partition, "no such partition")
         if mirror.loaded and found.stream_id != mirror.stream_id:  # deleted and created again
+            mirror.ranges.uncount()
             mirror.ranges, mirror.end_offset, mirror.loaded = ObjectRanges(), 0, False
+            self._count(mirror)
             return await self._query(mirror)
         mirror.stream_id = found.stream_id
         for record in found.ranges:
@@ -165,9 +177,17 @@ class ReadReplicas:
         mirror.end_offset = max(mirror.end_offset, found.log_start_offset)
 
     def _drop_idle(self, now: int) -> None:
-        idle = [k for k, m in self._mirrors.items() if now - m.used_ms >= IDLE_MS]
-        for key in idle:
-            del self._mirrors[key]
+        for mirror in [m for m in self._mirrors.values() if now - m.used_ms >= IDLE_MS]:
+            self._drop(mirror)
+
+    def _count(self, mirror: Mirror) -> None:
+        if self._budget is not None:
+            mirror.ranges.count_in(self._budget)
+
+    def _drop(self, mirror: Mirror) -> None:
+        if self._mirrors.get((mirror.topic, mirror.partition)) is mirror:
+            del self._mirrors[(mirror.topic, mirror.partition)]
+        mirror.ranges.uncount()
 
 
 def _clear(mirror: Mirror) -> None:
