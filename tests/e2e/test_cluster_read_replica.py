@@ -170,8 +170,11 @@ def test_a_killed_replica_sends_its_consumer_back_to_the_leader(
             assert zone_bytes_out(metrics_two, "b") > 0  # read from the replica
             assert zone_bytes_out(metrics_one, "b") == 0
             two.kill9()
+            killed = time.monotonic()
             produce(one.bootstrap, partition, values(200, 100))
             got += read(reader, 100, timeout_s=90)
+            back_s = time.monotonic() - killed
+            print(f"replica killed: the rest read from the leader {back_s:.1f} s after")
         finally:
             reader.close()
         assert got == list(enumerate(values(0, 300)))
