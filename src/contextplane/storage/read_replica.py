@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 # A mirror not fetched for this long is dropped (its memory is its ranges).
 IDLE_MS = 60_000
 # An offset past the mirror's end is waited for while the uploaded end keeps moving; once
-# it has not moved for this long, the offset is answered OFFSET_OUT_OF_RANGE (as a Kafka
-# follower answers an offset past its log end), which sends the consumer to the leader.
+# it has not moved for this long (or three upload intervals, if longer), the offset is
+# answered OFFSET_OUT_OF_RANGE (as a Kafka follower answers an offset past its log end),
+# which sends the consumer to the leader.
 STALE_MS = 10_000
 
 
@@ -74,6 +75,7 @@ class ReadReplicas:
         self._blocks = blocks
         self._budget = budget  # where the mirrors' ranges are counted, as a leader's are
         self._interval_ms = interval_ms
+        self._stale_ms = max(STALE_MS, 3 * interval_ms)
         self._clock = clock
         self._mirrors: dict[tuple[str, int], Mirror] = {}
         self.refreshes = 0  # store queries made (observability, tests)
@@ -108,7 +110,7 @@ class ReadReplicas:
             raise KafkaError(ErrorCode.offset_out_of_range, "offset below the log start")
         if offset <= mirror.end_offset:
             return True
-        if self._clock.monotonic_ms() - mirror.moved_ms >= STALE_MS:
+        if self._clock.monotonic_ms() - mirror.moved_ms >= self._stale_ms:
             raise KafkaError(
                 ErrorCode.offset_out_of_range,
                 f"offset {offset} is past this replica's end {mirror.end_offset}",
