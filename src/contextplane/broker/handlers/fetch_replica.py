@@ -92,6 +92,8 @@ async def read(ctx: RequestContext, targets: list[ReplicaTarget], budget: int, t
                 first = total + read_bytes == 0
                 chunks = await replicas.read(mirror, wanted.fetch_offset, limit, first)
         except KafkaError as exc:
+            # -1 watermarks, as Kafka answers with an error: librdkafka goes back to the
+            # leader on OFFSET_OUT_OF_RANGE from a replica when its offset is past them.
             entry.update(error_code=exc.code, high_watermark=-1, log_start_offset=-1)
             continue
         except OSError as exc:  # an object store outage fails this partition only
