@@ -113,6 +113,16 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="none",
     ),
     Setting(
+        "replica.selector.class",
+        "replica_selector_class",
+        "",
+        "which broker a consumer fetches from (KIP-392): empty or "
+        "`org.apache.kafka.common.replica.LeaderSelector`, the leader (Kafka's default); "
+        "`org.apache.kafka.common.replica.RackAwareReplicaSelector`, a live broker of the "
+        "consumer's rack serving uploaded data, when its rack differs from the leader's",
+        default_text="empty (the leader)",
+    ),
+    Setting(
         "broker.heartbeat.interval.ms",
         "broker_heartbeat_interval_ms",
         "ms",

@@ -28,6 +28,7 @@ from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter,
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
+from contextplane.broker.replica_selector import RACK_AWARE_SELECTOR
 from contextplane.broker.routes import build_routes
 from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
@@ -64,6 +65,7 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.read_replica import ReadReplicas
 from contextplane.storage.store_marker import check_store_marker
 
 if TYPE_CHECKING:
@@ -279,7 +281,8 @@ class Broker:
         )
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
-        leaders = Leaders(storage, registry, settings.node_id)
+        rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
+        leaders = Leaders(storage, registry, settings.node_id, settings.broker_rack, rack_aware)
         security = peer_security(settings)
         if security is None and self.metadata.shared:
             # Kafka would refuse to start; a cluster's brokers then cannot call each other.
@@ -367,6 +370,13 @@ class Broker:
                 rack=settings.broker_rack,
                 peers=peers,
                 controller=self.controller,
+                replicas=ReadReplicas(
+                    storage.metadata,
+                    storage.blocks,
+                    settings.upload_interval_ms,
+                    storage.clock,
+                    storage.budget,
+                ),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,

@@ -40,6 +40,7 @@ from contextplane.metadata.records import (
     RangeSwap,
     Reassignment,
     Registration,
+    ReplicaRanges,
     ScramCredentialRecord,
     StoredConsumerGroup,
     StoredSharePartition,
@@ -144,6 +145,11 @@ class MetadataStore(Protocol):
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]: ...
     async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
         """One stream's ranges in offset order (its object index, loaded on first need)."""
+        ...
+
+    async def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
+        """A read replica's refresh: the partition's stream id, log start and ranges
+        starting at or after `since` (None: no such partition)."""
         ...
 
     async def range_summaries(self) -> dict[int, RangeSummary]:
