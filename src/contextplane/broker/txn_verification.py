@@ -11,7 +11,9 @@ it, as Kafka's leader skips verification for a partition with an ongoing transac
 The answers become the errors Kafka 4.4's leader answers (ReplicaManager
 handleProduceAppend): a coordinator that cannot be reached (NETWORK_EXCEPTION), is not
 known (COORDINATOR_NOT_AVAILABLE), loading or moved is the retriable
-NOT_ENOUGH_REPLICAS naming it, and so is CONCURRENT_TRANSACTIONS before Produce v12.
+NOT_ENOUGH_REPLICAS naming it, and so is CONCURRENT_TRANSACTIONS before Produce v12;
+from v12 the leader asks again for up to 100 ms, then answers CONCURRENT_TRANSACTIONS
+itself (Kafka's maybeRetryOnConcurrentTransactions; those clients retry it).
 
 TxnOffsetCommit v5+ (transactions v2) at a group coordinator whose transactional id
 another broker coordinates adds the group's `__consumer_offsets` partition there the
@@ -21,6 +23,7 @@ same way (v5), as Kafka's group coordinator does before it writes transactional 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -37,6 +40,9 @@ ADD_PARTITIONS_TO_TXN_KEY = 24
 Partition = tuple[str, int]
 # (topic, partition) -> the error its batch gets (None: verified).
 Verified = dict[Partition, KafkaError | None]
+# Kafka's add.partitions.to.txn.retry.backoff.ms and .backoff.max.ms defaults (static
+# broker configs there; capped by request.timeout.ms, which is longer).
+ADD_RETRY_BACKOFF_S, ADD_RETRY_MAX_S = 0.020, 0.100
 # Kafka's leader answers these NOT_ENOUGH_REPLICAS: retriable, and no metadata refresh.
 _UNVERIFIED = frozenset(
     {
@@ -55,6 +61,18 @@ _GROUP_ERRORS = {
     ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
     ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
 }
+
+
+async def retry_wait(started: float) -> bool:
+    """Transactions v2 (Produce v12+): a partition the coordinator cannot add yet
+    (CONCURRENT_TRANSACTIONS: the previous transaction's markers are being written) is
+    asked again after `ADD_RETRY_BACKOFF_S` while less than `ADD_RETRY_MAX_S` passed
+    since `started` (loop time), as Kafka 4.4's leader retries before it answers
+    CONCURRENT_TRANSACTIONS. False: answer now."""
+    if asyncio.get_running_loop().time() - started >= ADD_RETRY_MAX_S:
+        return False
+    await asyncio.sleep(ADD_RETRY_BACKOFF_S)
+    return True
 
 
 def coordinated_elsewhere(ctx: RequestContext, tid: str) -> bool:
@@ -76,6 +94,12 @@ async def verify_remote(
     if not wanted:
         return verified
     codes = await _asked(ctx, tid, producer, wanted, add)
+    if add:
+        started = asyncio.get_running_loop().time()
+        while (
+            busy := [p for p in wanted if codes.get(p) == ErrorCode.concurrent_transactions]
+        ) and (await retry_wait(started)):
+            codes.update(await _asked(ctx, tid, producer, busy, add))
     for partition in wanted:
         code = codes.get(partition, ErrorCode.unknown_server_error)
         verified[partition] = produce_error(code, add)
