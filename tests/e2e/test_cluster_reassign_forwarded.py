@@ -25,6 +25,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conformance import wire
+from conformance.scenarios.transactions_v2 import _end as end_txn
 from contextplane.clock import ManualClock
 from contextplane.cluster.peer_client import PeerConnection, PeerSecurity
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
@@ -41,13 +42,13 @@ from contextplane.security.acls import (
 from contextplane.security.inter_broker import InterBrokerLogin
 from tests.e2e.test_cluster_failover import broker, create, stored
 from tests.e2e.test_cluster_moves import partitions
-from tests.e2e.test_cluster_transactions_secured import AUTHORIZER, SCRAM_MODULE, _prepare_store
+from tests.e2e.test_cluster_transactions_secured import _prepare_store, scram_only
 from tests.support.inprocess import InProcessBroker
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
-ALTER_PARTITION_REASSIGNMENTS, METADATA, END_TXN = 45, 3, 26
+ALTER_PARTITION_REASSIGNMENTS, METADATA = 45, 3
 TOPIC = "moving"
 USERS = ("broker", "root", "admin", "alice")
 
@@ -72,7 +73,6 @@ def secured_pair(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, In
     acls = [_allow("User:broker", Operation.CLUSTER_ACTION), _allow("User:admin", Operation.ALTER)]
     _prepare_store(url, {user: f"{user}-secret" for user in USERS}, acls)
     (tmp_path / "objects").mkdir()
-    jaas = f'{SCRAM_MODULE} required username="broker" password="broker-secret";'
 
     def started(node_id: int) -> InProcessBroker:
         return InProcessBroker(
@@ -83,13 +83,7 @@ def secured_pair(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, In
                 "node.id": str(node_id),
                 "broker.heartbeat.interval.ms": "200",
                 "broker.session.timeout.ms": "3000",
-                "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
-                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-                "inter.broker.listener.name": "SASL_PLAINTEXT",
-                "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-                "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": jaas,
-                "authorizer.class.name": AUTHORIZER,
-                "super.users": "User:root",
+                **scram_only("User:root"),
             },
         ).start()
 
@@ -262,14 +256,7 @@ def test_the_controller_gone_is_not_controller_and_a_held_transaction_concurrent
 
             # The commit is prepared, but its marker for broker 1's partition cannot be
             # written: the transaction stays in PrepareCommit.
-            ended = at_two.request(
-                END_TXN,
-                5,
-                transactional_id=tid,
-                producer_id=pid,
-                producer_epoch=epoch,
-                committed=True,
-            )
+            ended = end_txn(at_two, tid, pid, epoch, commit=True)
             assert ended.error_code == ErrorCode.none
             next_epoch = ended.producer_epoch
             assert next_epoch == epoch + 1

@@ -84,13 +84,7 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
         whole, answered = await forward(ctx, request, node)
         if whole is not None:
             return _whole(ctx, request, *whole)
-        return await ctx.large_reply(
-            len(answered),
-            throttle_time=ctx.throttle_ms,
-            error_code=ErrorCode.none,
-            error_message=None,
-            responses=_by_topic(ctx, request, answered),
-        )
+        return await _answer(ctx, request, answered)
     live = {ctx.cluster.node_id, *registry.live_ids}
     store = ctx.log.metadata
     results: dict[tuple[str, int], Result] = {}
@@ -137,6 +131,12 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
         results.update((key, OK) for key in moved.values())
         for stream_id, key in cancels.items():
             results[key] = _cancelled(found.get(stream_id, NONE), key)
+    return await _answer(ctx, request, results)
+
+
+async def _answer(
+    ctx: RequestContext, request: Any, results: dict[tuple[str, int], Result]
+) -> Reply:
     return await ctx.large_reply(
         len(results),
         throttle_time=ctx.throttle_ms,
