@@ -50,10 +50,10 @@ from tests.support.wait import wait_until
 
 ALTER_PARTITION_REASSIGNMENTS, METADATA = 45, 3
 TOPIC = "moving"
-USERS = ("broker", "root", "admin", "alice")
+USERS = ("broker", "root", "admin", "alice", "b1", "b2")
 
 
-def _allow(principal: str, operation: Operation) -> AclRecord:
+def allow(principal: str, operation: Operation) -> AclRecord:
     return AclRecord(
         ResourceType.CLUSTER,
         CLUSTER_NAME,
@@ -66,11 +66,12 @@ def _allow(principal: str, operation: Operation) -> AclRecord:
 
 
 @contextmanager
-def secured_pair(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
+def secured_pair(
+    tmp_path: Path, url: str, acls: list[AclRecord], logins: tuple[str, str] = ("broker", "broker")
+) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
     """Brokers 1 (the controller: it starts first) and 2 with SASL_PLAINTEXT/SCRAM
-    listeners only; User:root a super user, User:broker only CLUSTER_ACTION, User:admin
-    ALTER on the cluster, User:alice nothing."""
-    acls = [_allow("User:broker", Operation.CLUSTER_ACTION), _allow("User:admin", Operation.ALTER)]
+    listeners only, logging in to each other as `logins`; every user of `USERS` has the
+    password `<user>-secret`, User:root is a super user, `acls` are granted."""
     _prepare_store(url, {user: f"{user}-secret" for user in USERS}, acls)
     (tmp_path / "objects").mkdir()
 
@@ -83,7 +84,7 @@ def secured_pair(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, In
                 "node.id": str(node_id),
                 "broker.heartbeat.interval.ms": "200",
                 "broker.session.timeout.ms": "3000",
-                **scram_only("User:root"),
+                **scram_only("User:root", logins[node_id - 1]),
             },
         ).start()
 
@@ -100,34 +101,44 @@ def secured_pair(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, In
         one.stop()
 
 
-def _alter(bootstrap: str, user: str, moves: dict[int, int], version: int = 0) -> Any:
-    """AlterPartitionReassignments of `moves` (partition -> broker) logged in as `user`."""
+def call(bootstrap: str, user: str, api_key: int, version: int, **fields: Any) -> Any:
+    """One request logged in as `user` (SCRAM-SHA-512), its decoded response."""
     login = InterBrokerLogin(
         "SASL_PLAINTEXT", "SASL_PLAINTEXT", "SCRAM-SHA-512", user, f"{user}-secret"
     )
 
     async def run() -> Any:
-        client = PeerConnection(0, "reassign-test", ManualClock(), PeerSecurity(login))
+        client = PeerConnection(0, "raw-test", ManualClock(), PeerSecurity(login))
         host, port = bootstrap.rsplit(":", 1)
         try:
-            return await client.request(
-                (host, int(port)),
-                ALTER_PARTITION_REASSIGNMENTS,
-                version,
-                timeout=30_000,
-                topics=[
-                    {
-                        "name": TOPIC,
-                        "partitions": [
-                            {"partition_index": p, "replicas": [node]} for p, node in moves.items()
-                        ],
-                    }
-                ],
-            )
+            return await client.request((host, int(port)), api_key, version, **fields)
         finally:
             await client.close()
 
     return asyncio.run(run())
+
+
+def alter(
+    bootstrap: str, user: str, moves: dict[int, int], version: int = 0, topic: str = TOPIC
+) -> Any:
+    """AlterPartitionReassignments of `moves` (partition -> broker) logged in as `user`."""
+    wanted = [{"partition_index": p, "replicas": [node]} for p, node in moves.items()]
+    topics = [{"name": topic, "partitions": wanted}]
+    return call(
+        bootstrap, user, ALTER_PARTITION_REASSIGNMENTS, version, timeout=30_000, topics=topics
+    )
+
+
+def root_admin(bootstrap: str) -> AdminClient:
+    return AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "root",
+            "sasl.password": "root-secret",
+        }
+    )
 
 
 def _codes(answer: Any) -> list[tuple[int, int]]:
@@ -138,16 +149,10 @@ def test_a_non_controller_authorizes_its_client_then_forwards_to_the_controller(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url = postgres_server.create_database()
-    with secured_pair(tmp_path, url) as (one, two):
+    acls = [allow("User:broker", Operation.CLUSTER_ACTION), allow("User:admin", Operation.ALTER)]
+    with secured_pair(tmp_path, url, acls) as (one, two):
         assert one.broker is not None
-        client = {
-            "bootstrap.servers": one.bootstrap,
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": "root",
-            "sasl.password": "root-secret",
-        }
-        admin = AdminClient(client)
+        admin = root_admin(one.bootstrap)
         admin.create_topics([NewTopic(TOPIC, 2, 1)])[TOPIC].result(30)
         wait_until(
             lambda: all(r[1] == r[3] != -1 for r in partitions(url, TOPIC).values()),
@@ -163,7 +168,7 @@ def test_a_non_controller_authorizes_its_client_then_forwards_to_the_controller(
 
         # alice may not ALTER the cluster: broker 2 refuses, the controller never asked.
         before = asked()
-        refused = _alter(two.bootstrap, "alice", {on_one: 2})
+        refused = alter(two.bootstrap, "alice", {on_one: 2})
         assert refused.error_code == ErrorCode.cluster_authorization_failed
         assert _codes(refused) == [(on_one, ErrorCode.cluster_authorization_failed)]
         assert asked() == before
@@ -172,7 +177,7 @@ def test_a_non_controller_authorizes_its_client_then_forwards_to_the_controller(
         # admin may: broker 2 forwards (as User:broker, CLUSTER_ACTION only) and the
         # controller moves the partition; v1 too, and an unknown partition is the
         # controller's answer, relayed.
-        moved = _alter(two.bootstrap, "admin", {on_one: 2, 7: 2}, version=1)
+        moved = alter(two.bootstrap, "admin", {on_one: 2, 7: 2}, version=1)
         assert (moved.error_code, moved.error_message) == (ErrorCode.none, None)
         assert _codes(moved) == [
             (on_one, ErrorCode.none),

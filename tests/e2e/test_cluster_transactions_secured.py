@@ -79,10 +79,10 @@ def _prepare_store(url: str, users: dict[str, str], acls: list[AclRecord]) -> No
     asyncio.run(run())
 
 
-def scram_only(super_users: str) -> dict[str, str]:
-    """Broker settings: one SASL_PLAINTEXT listener with SCRAM-SHA-512, brokers logging
-    in to each other as User:broker (password broker-secret), the StandardAuthorizer."""
-    jaas = f'{SCRAM_MODULE} required username="broker" password="broker-secret";'
+def scram_only(super_users: str, user: str = "broker") -> dict[str, str]:
+    """Broker settings: one SASL_PLAINTEXT listener with SCRAM-SHA-512, the broker
+    logging in to others as User:`user` (password `user`-secret), the StandardAuthorizer."""
+    jaas = f'{SCRAM_MODULE} required username="{user}" password="{user}-secret";'
     return {
         "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",

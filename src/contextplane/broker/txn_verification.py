@@ -6,8 +6,9 @@ by CLUSTER_ACTION.
 Produce v0-11 (transactions v1: the client added the partitions itself) asks v4 with
 `verify_only`; Produce v12+ (transactions v2: the leader adds them) asks v5 without it.
 Only the first batch of a transaction on a partition pays the round trip: while the
-producer has a transaction open on the partition (no marker yet) its batches belong to
-it, as Kafka's leader skips verification for a partition with an ongoing transaction.
+producer has a transaction open on the partition under the batch's epoch (no marker
+yet) its batches belong to it, as Kafka's leader skips verification for a partition
+with an ongoing transaction of that producer and epoch.
 The answers become the errors Kafka 4.4's leader answers (ReplicaManager
 handleProduceAppend): a coordinator that cannot be reached (NETWORK_EXCEPTION), is not
 known (COORDINATOR_NOT_AVAILABLE), loading or moved is the retriable
@@ -89,7 +90,7 @@ async def verify_remote(
 ) -> Verified:
     """Each partition's verification at the transaction's coordinator on another broker
     (`add`: transactions v2, the partitions are added to the transaction)."""
-    wanted = [p for p in partitions if not _open_here(ctx, p, producer[0])]
+    wanted = [p for p in partitions if not _open_here(ctx, p, producer)]
     verified: Verified = dict.fromkeys(partitions)
     if not wanted:
         return verified
@@ -106,9 +107,16 @@ async def verify_remote(
     return verified
 
 
-def _open_here(ctx: RequestContext, partition: Partition, producer_id: int) -> bool:
+def _open_here(ctx: RequestContext, partition: Partition, producer: tuple[int, int]) -> bool:
+    """Has the producer a transaction open on the partition under this epoch (Kafka's
+    UnifiedLog.hasOngoingTransaction(producerId, producerEpoch))? One of an earlier
+    epoch is the previous transaction waiting for its marker (transactions v2 bumps the
+    epoch at every end): the batch is verified, not folded into it."""
     log_ = ctx.log.partitions.get(partition)
-    return log_ is not None and log_.transactions.in_transaction(producer_id)
+    if log_ is None or not log_.transactions.in_transaction(producer[0]):
+        return False
+    entry = log_.producers.producers.get(producer[0])
+    return entry is not None and entry.epoch == producer[1]
 
 
 def group_shard(ctx: RequestContext, group_id: str) -> int:
