@@ -94,9 +94,9 @@ async def verify_remote(
     verified: Verified = dict.fromkeys(partitions)
     if not wanted:
         return verified
+    started = asyncio.get_running_loop().time()
     codes = await _asked(ctx, tid, producer, wanted, add)
     if add:
-        started = asyncio.get_running_loop().time()
         while (
             busy := [p for p in wanted if codes.get(p) == ErrorCode.concurrent_transactions]
         ) and (await retry_wait(started)):
