@@ -35,9 +35,9 @@ from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
-from contextplane.cluster.load import LoadMeter
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.forwarder import PartitionWriter
+from contextplane.cluster.load import LoadMeter
 from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry

@@ -55,6 +55,7 @@ _COMMAND_MODULES = (
     "demo",
     "cost",
     "completion",
+    "cluster_balance",
 )
 
 
@@ -194,6 +195,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _command("audit_reads").run(args)
     if args.command in _command("client_commands").COMMANDS:
         return _command("client_commands").run(args)
+    if args.command == "cluster":
+        return _command("cluster_balance").run(args)
     if args.command == "completion":
         return _command("completion").run(args.shell, build_parser())
     return _command(args.command).run(args)

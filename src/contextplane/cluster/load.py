@@ -96,7 +96,8 @@ def encode(rates: Iterable[tuple[str, int, float, float]]) -> str:
     for topic, partition, rate_in, rate_out in rows[:TOP_PARTITIONS]:
         if round(rate_in) == 0 and round(rate_out) == 0:
             break  # the rest are idle: absent means no traffic
-        part = json.dumps([topic, partition, round(rate_in), round(rate_out)], separators=(",", ":"))
+        row = [topic, partition, round(rate_in), round(rate_out)]
+        part = json.dumps(row, separators=(",", ":"))
         if size + len(part) + 1 > MAX_BYTES:
             break
         parts.append(part)

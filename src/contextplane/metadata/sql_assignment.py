@@ -82,9 +82,10 @@ class AssignmentRows:
         unmarked_acks: bool | None = None,
         load: str | None = None,
     ) -> ClusterHeartbeat | None:
-        """Renew this incarnation's lease (and write its `load` unless None), renew or take the controller's, and read the
-        live brokers, the controller and the change generations, in one transaction;
-        None when the registration is no longer this incarnation's.
+        """Renew this incarnation's lease (and write its `load` unless None), renew or
+        take the controller's, and read the live brokers, the controller and the change
+        generations, in one transaction; None when the registration is no longer this
+        incarnation's.
 
         The dirty marks this broker owes (`owed_marks`, stream -> epoch: records it
         acknowledged while the store was out of its reach) are written first, so no
