@@ -6,9 +6,9 @@ Each broker's measured load and state are its two `contextplane.broker.*` BROKER
 configs (broker/handlers/broker_balance.py): read with DescribeConfigs, and `draining`
 set or cleared with IncrementalAlterConfigs, so the commands are authorized and audited
 as config changes are. The moves are planned here (cluster/balance_plan.py) from those
-loads and Metadata's leaders, and sent as AlterPartitionReassignments batches. The
-internal topics a broker writes itself (`__contextplane_*`) are never moved; the
-coordinator shards (`__consumer_offsets`, `__transaction_state`) are.
+loads and Metadata's leaders, and sent as AlterPartitionReassignments batches. Every
+partition may move, internal topics included: a coordinator shard moves with its
+partition, and the brokers' own writes follow the leader (cluster/forwarder.py).
 """
 
 from __future__ import annotations
@@ -65,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
     return run_command(f"cluster {args.cluster_command}", lambda: body(args))
 
 
-def _send(admin: Any, request: Any, node_id: int | None = None) -> Any:
+def _send(admin: Any, request: Any) -> Any:
+    """`request`'s response from any broker: each answers for every node (the registry
+    is shared), and the node named may be one the client cannot reach."""
     import kafka.errors as errors
 
     async def call() -> Any:
-        return await admin._manager.send(request, node_id=node_id)
+        return await admin._manager.send(request)
 
     try:
         return admin._manager.run(call)
@@ -93,7 +95,7 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
         request = DescribeConfigsRequest(
             resources=[(BROKER_RESOURCE, str(node), [LOAD, STATE])], include_synonyms=False
         )
-        (result,) = _send(admin, request, node).results
+        (result,) = _send(admin, request).results
         response_error(result.error_code, result.error_message, f"describe broker {node}")
         values = {c.name: c.value for c in result.configs}
         load = decode(values.get(LOAD) or "{}")
@@ -104,15 +106,10 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
     return brokers, loads
 
 
-def _movable(topic: str) -> bool:
-    return not topic.startswith("__contextplane_")
-
-
 def _leaders(admin: Any) -> dict[tuple[str, int], int]:
     return {
         (str(t["name"]), int(p["partition_index"])): int(p["leader_id"])
         for t in admin.describe_topics()
-        if _movable(str(t["name"]))
         for p in t["partitions"]
     }
 
@@ -133,7 +130,7 @@ def _set_state(admin: Any, node: int, state: str) -> None:
     request = IncrementalAlterConfigsRequest(
         resources=[(BROKER_RESOURCE, str(node), [(STATE, 0, state)])], validate_only=False
     )
-    for result in _send(admin, request, node).responses:
+    for result in _send(admin, request).responses:
         response_error(result.error_code, result.error_message, f"set broker {node} {state}")
 
 
