@@ -132,4 +132,7 @@ def test_rebalance_and_drain_by_measured_load(
         assert {row[3] for row in partitions(url, "after-undrain").values()} == {1, 2}
 
         unknown = contextplane("cluster", "drain", "7", "--bootstrap-server", two.bootstrap)
-        assert one_error_line(unknown) == ("contextplane cluster drain: describe broker 7: ...")
+        assert one_error_line(unknown) == (
+            "contextplane cluster drain: set broker 7 draining: BROKER_NOT_AVAILABLE"
+            " (Broker 7 is not live)"
+        )
