@@ -19,6 +19,7 @@ can take off it. Nothing is ever placed on a draining broker.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,10 +91,14 @@ def plan(
     if draining_only or len(eligible) < 2:
         return moves
     moved = {m.key for m in moves}
-    by_leader: dict[int, list[Led]] = {n: [] for n in eligible}
+    # Each broker's movable partitions as (load, key), sorted: a move's best partition is
+    # found by bisection, so a plan stays fast with tens of thousands of partitions.
+    by_leader: dict[int, list[tuple[float, PartitionKey]]] = {n: [] for n in eligible}
     for led in partitions:
         if led.key not in moved and led.load > 0 and leaders[led.key] in by_leader:
-            by_leader[leaders[led.key]].append(led)
+            by_leader[leaders[led.key]].append((led.load, led.key))
+    for held in by_leader.values():
+        held.sort()
     for _ in range(max(max_moves, 0)):
         move = _best_move(eligible, racks, loads, by_leader)
         if move is None:
@@ -101,7 +106,8 @@ def plan(
         moves.append(move)
         loads[move.source] -= move.load
         loads[move.target] += move.load
-        by_leader[move.source] = [p for p in by_leader[move.source] if p.key != move.key]
+        held = by_leader[move.source]
+        held.pop(bisect.bisect_left(held, (move.load, move.key)))
     return moves
 
 
@@ -109,22 +115,32 @@ def _best_move(
     eligible: list[int],
     racks: Mapping[int, str | None],
     loads: dict[int, float],
-    by_leader: dict[int, list[Led]],
+    by_leader: dict[int, list[tuple[float, PartitionKey]]],
 ) -> Move | None:
     """The move off the most loaded broker that leaves the larger of the two lowest,
-    within its rack if one lowers its load at all; None when none does."""
+    within its rack if one lowers its load at all; None when none does.
+
+    For a target `gap` below the peak, moving load `l` leaves max(peak - l, peak - gap +
+    l): lower than the peak for 0 < l < gap, lowest at l = gap / 2, so only the
+    partitions on either side of gap / 2 need a look."""
     source = max(eligible, key=lambda n: (loads[n], -n))
     peak = loads[source]
+    held = by_leader[source]
     best: dict[bool, tuple[float, float, PartitionKey, int]] = {}
-    for led in by_leader[source]:
-        for target in eligible:
-            if target == source:
+    for target in eligible:
+        gap = peak - loads[target]
+        if target == source or gap <= 0 or not held:
+            continue
+        middle = bisect.bisect_left(held, (gap / 2,))
+        for index in (middle - 1, middle):
+            if not 0 <= index < len(held):
                 continue
-            after = max(peak - led.load, loads[target] + led.load)
+            load, key = held[index]
+            after = max(peak - load, loads[target] + load)
             if after >= peak:
                 continue  # would not lower the peak of the pair
             across = racks[target] != racks[source]
-            candidate = (after, -led.load, led.key, target)
+            candidate = (after, -load, key, target)
             if across not in best or candidate < best[across]:
                 best[across] = candidate
     chosen = best.get(False) or best.get(True)
