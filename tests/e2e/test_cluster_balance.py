@@ -102,6 +102,7 @@ def test_rebalance_and_drain_by_measured_load(
                 "--output", "json",
             ).json()  # fmt: skip
             assert drained["status"] == "done" and drained["node"] == 1
+            print(f"drain of {len(drained['moves'])} partitions: {drained['elapsed_ms']} ms")
             assert {m["to"] for m in drained["moves"]} == {2}
             assert _row(url, 1)[0] == "draining"
             assert 1 not in _leaders(admin).values()
