@@ -138,6 +138,15 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
     ),
     Setting(
+        "partition.move.timeout.ms",
+        "partition_move_timeout_ms",
+        "ms",
+        "a planned move whose source has not uploaded the partition's tail within this long is"
+        " abandoned: the source serves it again, and its target takes it over only when the"
+        " source's lease expires",
+        low=1,
+    ),
+    Setting(
         "object.store.url",
         "object_store_url",
         "",

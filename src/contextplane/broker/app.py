@@ -38,6 +38,7 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.forwarder import PartitionWriter
+from contextplane.cluster.load import LoadMeter
 from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
@@ -178,12 +179,13 @@ class Broker:
         node_id = self.settings.node_id
         if (is_internal(topic) and topic not in SHARD_TOPICS) or self.registry is None:
             return lambda stream_id: node_id
-        candidates = [
-            Candidate(b.node_id, b.rack)
-            for b in self.registry.brokers
-            if b.state == "live" and b.node_id != node_id
-        ]
-        return Placement([Candidate(node_id, self.settings.broker_rack), *candidates])
+        brokers = self.registry.brokers
+        # Nothing on a draining broker, this one included; it knows itself live before
+        # its first heartbeat lists it, and with every broker draining it places here.
+        candidates = [Candidate(b.node_id, b.rack) for b in brokers if b.state == "live"]
+        if node_id not in {b.node_id for b in brokers} or not candidates:
+            candidates.append(Candidate(node_id, self.settings.broker_rack))
+        return Placement(candidates)
 
     async def start(self) -> None:
         try:
@@ -228,6 +230,7 @@ class Broker:
         # Replayed and marked: the heartbeat may now write what storage owes and set
         # or clear the flag (RFC 0004 §5's outage path).
         registry.marks = storage.dirty
+        registry.load = LoadMeter(storage.partitions.values).document
 
         async def refresh_catalog() -> None:
             # What a move of `generation.topics` asks this broker to read again: the

@@ -57,6 +57,7 @@ _COMMAND_MODULES = (
     "cost",
     "cluster",
     "completion",
+    "cluster_balance",
 )
 
 
@@ -196,6 +197,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return _command("audit_reads").run(args)
     if args.command in _command("client_commands").COMMANDS:
         return _command("client_commands").run(args)
+    if args.command == "cluster":
+        return _command("cluster_balance").run(args)
     if args.command == "completion":
         return _command("completion").run(args.shell, build_parser())
     return _command(args.command).run(args)

@@ -337,8 +337,9 @@ def _count_fetches(
     stats = ctx.services.stats
     for entry, partition, _ in targets:
         if partition is not None:
-            size = records_size(entry["records"]) if counts_bytes else 0
-            stats.fetched(partition.topic, max(size, 0))
+            size = max(records_size(entry["records"]), 0) if counts_bytes else 0
+            stats.fetched(partition.topic, size)
+            partition.bytes_out += size
 
 
 def count_zone_bytes(ctx: RequestContext, size: int, rack_id: str | None) -> None:

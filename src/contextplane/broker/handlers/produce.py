@@ -558,6 +558,7 @@ def _append(
         ctx.services.stats.produce_failed(item.topic)
         return exc
     ctx.services.stats.produced(item.topic, item.header.records_count, len(item.batch))
+    item.partition.bytes_in += len(item.batch)
     entry["base_offset"] = result.base_offset
     entry["log_append_time"] = result.log_append_time
     entry["log_start_offset"] = item.partition.log_start_offset
