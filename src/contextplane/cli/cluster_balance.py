@@ -35,9 +35,8 @@ _POLL_S = 0.2
 _CLOCK = SystemClock()
 
 
-def add_parser(sub: Any) -> None:
-    cluster = sub.add_parser("cluster", help="balance and drain the brokers of a cluster")
-    what = cluster.add_subparsers(dest="cluster_command", required=True)
+def add_parsers(what: Any) -> None:
+    """`rebalance`, `drain` and `undrain` under `contextplane cluster` (cli/cluster.py)."""
     rebalance = what.add_parser("rebalance", help="move partitions to even the measured load")
     rebalance.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
     rebalance.add_argument(

@@ -10,7 +10,8 @@ cluster (cli/client_commands.py);
 `contextplane mcp` serves context, tool calls and traces to MCP agents (cli/mcp.py);
 `contextplane trace` follows a copilot decision's links back (cli/trace.py);
 `contextplane demo support-copilot` runs the copilot data plane on sample data (cli/demo.py);
-`contextplane cluster up` runs a local cluster: PostgreSQL, SeaweedFS, brokers (cli/cluster.py);
+`contextplane cluster up` runs a local cluster: PostgreSQL, SeaweedFS, brokers, and `cluster
+rebalance/drain/undrain` move partitions by measured load (cli/cluster.py);
 `contextplane cost` prices a workload against Kafka on replicated disks (cli/cost.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
@@ -57,7 +58,6 @@ _COMMAND_MODULES = (
     "cost",
     "cluster",
     "completion",
-    "cluster_balance",
 )
 
 
@@ -197,8 +197,6 @@ def _run_command(args: argparse.Namespace) -> int:
         return _command("audit_reads").run(args)
     if args.command in _command("client_commands").COMMANDS:
         return _command("client_commands").run(args)
-    if args.command == "cluster":
-        return _command("cluster_balance").run(args)
     if args.command == "completion":
         return _command("completion").run(args.shell, build_parser())
     return _command(args.command).run(args)
