@@ -1,7 +1,8 @@
 """`contextplane group reset-offsets GROUP`: `kafka-consumer-groups.sh --reset-offsets` over
 confluent-kafka's AdminClient (the committed offsets read through kafka-python:
-`group_committed.py`; a coordinator not ready yet asked again), with its scopes (`--topic`, repeatable, or `--all-topics`:
-every partition the group has committed offsets for), its scenarios and their rules:
+`group_committed.py`; a coordinator not ready yet asked again), with its scopes
+(`--topic`, repeatable, or `--all-topics`: every partition the group has committed offsets
+for), its scenarios and their rules:
 `--to-offset` and `--shift-by` are moved into the log (its start or end), `--to-datetime`
 and `--by-duration` go to the log end where no record is that late, `--shift-by` needs a
 committed offset, and only an Empty or Dead (unknown) group is reset. A dry run unless
