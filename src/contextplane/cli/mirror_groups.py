@@ -140,7 +140,7 @@ def _copy_pass(
         there = group_committed.committed(
             on_target, group, list(ours), f"offsets of group {group} on the target"
         )
-        translated = {key: translate(*key, found.offset) for key, found in ours.items()}
+        translated = {key: translate(key[0], key[1], found.offset) for key, found in ours.items()}
         ready = [
             _offset(key, found, at)
             for key, found in ours.items()
@@ -180,9 +180,10 @@ def _offset(key: Partition, fetched: Committed, at: int) -> Any:
     (confluent-kafka refuses None); no leader epoch (the module's docstring says why)."""
     from confluent_kafka import TopicPartition
 
+    topic, partition = key
     if fetched.metadata is None:
-        return TopicPartition(*key, at)
-    return TopicPartition(*key, at, fetched.metadata)
+        return TopicPartition(topic, partition, at)
+    return TopicPartition(topic, partition, at, fetched.metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
