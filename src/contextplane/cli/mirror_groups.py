@@ -177,13 +177,16 @@ def _kept(
 
 def _offset(key: Partition, fetched: Committed, at: int) -> Any:
     """The offset `at` on the target with the source's commit metadata, where it has any
-    (confluent-kafka refuses None); no leader epoch (the module's docstring says why)."""
+    (confluent-kafka refuses None); no leader epoch (the module's docstring says why).
+    The metadata is taken up to its first NUL: librdkafka commits a C string with its
+    terminator, which it adds again here (and confluent-kafka refuses a NUL inside)."""
     from confluent_kafka import TopicPartition
 
     topic, partition = key
-    if fetched.metadata is None:
+    metadata = (fetched.metadata or "").split("\0", 1)[0]
+    if not metadata:
         return TopicPartition(topic, partition, at)
-    return TopicPartition(topic, partition, at, fetched.metadata)
+    return TopicPartition(topic, partition, at, metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
