@@ -48,6 +48,7 @@ from contextplane.coordinators.consumer_group.views import (
     describe_error,
     describe_group,
 )
+from contextplane.coordinators.consumer_group_regexes import RegexResolver
 from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
 from contextplane.coordinators.group_configs import GroupConfigs
 from contextplane.coordinators.group_conversion import GroupConversion
@@ -110,6 +111,7 @@ class GroupCoordinator(ShardLoading):
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
+        self.regexes = RegexResolver(self.consumer, lambda group_id: self.saver.save([group_id]))
         self.classic.shards = self.saver.shards = self.shards
         self.shards.on_fenced = self._fenced_stream
         self.conversion = GroupConversion(
@@ -138,6 +140,7 @@ class GroupCoordinator(ShardLoading):
         self._active = False
         await cancel_and_wait(self._task)
         self._task = None
+        await self.regexes.stop()
         await self.classic.flush()
         self.state.shutdown(ErrorCode.not_coordinator)
         self.consumer.shutdown()
@@ -282,6 +285,7 @@ class GroupCoordinator(ShardLoading):
         response = self.consumer.classic.join(
             group, request, partitions, topics_version, regex_topics
         )
+        self.regexes.start_due()
         self._after_consumer_change(request.group_id, response, waiter)
 
     @staticmethod
@@ -561,6 +565,7 @@ class GroupCoordinator(ShardLoading):
         if refused is not None:
             return refused
         response = self.consumer.heartbeat(request, partitions, topics_version, regex_topics)
+        self.regexes.start_due()
         self.saver.served(request.group_id)
         self._kick()
         await self.conversion.downgrade_due()

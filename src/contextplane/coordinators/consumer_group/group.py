@@ -135,6 +135,18 @@ class ConsumerGroup:
     def subscribed_regexes(self) -> set[str]:
         return {m.subscribed_regex for m in self.members.values() if m.subscribed_regex}
 
+    def members_take_resolved_regexes(self) -> bool:
+        """Every member's regex topics become its regex's group-wide result (none while
+        it is not resolved yet); True if a member's topics changed."""
+        changed = False
+        for member in self.members.values():
+            pattern = member.subscribed_regex
+            found = self.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
+            if found != member.regex_topics:
+                member.regex_topics = found
+                changed = True
+        return changed
+
     def forget_unused_regexes(self) -> None:
         """Drop the results of regexes no member subscribes to any more (Kafka writes
         their tombstones), so a later subscriber resolves them afresh."""
