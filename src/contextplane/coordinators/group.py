@@ -156,7 +156,9 @@ class GroupCoordinator(ShardLoading):
 
     def _kick(self) -> None:
         """Wake the timer task if a state change scheduled a timer earlier than the one it
-        sleeps until (most changes, e.g. heartbeats, only push deadlines later)."""
+        sleeps until (most changes, e.g. heartbeats, only push deadlines later); start the
+        regex resolutions it asked for."""
+        self.regexes.start_due()
         if self._wake is None or self._sleeping_until is None:
             return
         deadline = self._next_deadline()
@@ -281,18 +283,11 @@ class GroupCoordinator(ShardLoading):
             waiter(join_error(request.member_id, ErrorCode.invalid_session_timeout))
             return
         if partitions is None:
-            partitions = self._known_partitions(group)
+            partitions = group.known_partitions()
         response = self.consumer.classic.join(
             group, request, partitions, topics_version, regex_topics
         )
-        self.regexes.start_due()
         self._after_consumer_change(request.group_id, response, waiter)
-
-    @staticmethod
-    def _known_partitions(group: ConsumerGroup) -> PartitionCounts:
-        """Without the topic table: the partition counts the group last saw."""
-        counts = dict(group.subscription_metadata)
-        return lambda topic: counts.get(topic, 0)
 
     def _after_consumer_change(
         self,
@@ -565,7 +560,6 @@ class GroupCoordinator(ShardLoading):
         if refused is not None:
             return refused
         response = self.consumer.heartbeat(request, partitions, topics_version, regex_topics)
-        self.regexes.start_due()
         self.saver.served(request.group_id)
         self._kick()
         await self.conversion.downgrade_due()

@@ -16,6 +16,7 @@ Rules of this file:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
@@ -131,6 +132,11 @@ class ConsumerGroup:
             topics |= member.subscribed_topics
             topics |= member.regex_topics
         return topics
+
+    def known_partitions(self) -> Callable[[str], int]:
+        """Without the topic table: the partition counts the group last saw."""
+        counts = dict(self.subscription_metadata)
+        return lambda topic: counts.get(topic, 0)
 
     def subscribed_regexes(self) -> set[str]:
         return {m.subscribed_regex for m in self.members.values() if m.subscribed_regex}
