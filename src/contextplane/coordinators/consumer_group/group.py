@@ -127,10 +127,14 @@ class ConsumerGroup:
         return ConsumerGroupState.STABLE
 
     def subscribed_topics(self) -> set[str]:
-        topics: set[str] = set()
+        # Members sharing a regex share its result, one set: each distinct set once.
+        distinct: dict[int, frozenset[str]] = {}
         for member in self.members.values():
-            topics |= member.subscribed_topics
-            topics |= member.regex_topics
+            distinct[id(member.subscribed_topics)] = member.subscribed_topics
+            distinct[id(member.regex_topics)] = member.regex_topics
+        topics: set[str] = set()
+        for found in distinct.values():
+            topics |= found
         return topics
 
     def known_partitions(self) -> Callable[[str], int]:
@@ -148,9 +152,11 @@ class ConsumerGroup:
         for member in self.members.values():
             pattern = member.subscribed_regex
             found = self.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
-            if found != member.regex_topics:
+            if found is not member.regex_topics:
+                # The group's one set, even when equal: later unions and compares are
+                # then by identity.
+                changed |= found != member.regex_topics
                 member.regex_topics = found
-                changed = True
         return changed
 
     def forget_unused_regexes(self) -> None:
