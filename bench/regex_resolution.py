@@ -140,7 +140,8 @@ async def _round(group: Group, way: str) -> dict[str, Any]:
         del machine.regex_resolved
         await resolver.stop()
         regex_resolution.match_names = regex.match_names
-    assert f"topic-0-new-{group.created}" in group.machine.groups["g"].resolved_regexes["topic-0-.*"]
+    resolved = group.machine.groups["g"].resolved_regexes["topic-0-.*"]
+    assert f"topic-0-new-{group.created}" in resolved  # the result was applied
     gaps = sorted(probe.gaps)
     return {
         "way": way,
@@ -166,7 +167,10 @@ async def _main(args: argparse.Namespace) -> None:
             results[way].append(result)
             print(json.dumps({"round": round_, **result}), flush=True)
     keys = ("heartbeat_ms", "applied_ms", "apply_step_ms", "loop_stall_max_ms", "loop_stall_p99_ms")
-    medians = {w: {k: statistics.median(r[k] for r in rs) for k in keys} for w, rs in results.items()}
+    medians = {
+        way: {k: statistics.median(r[k] for r in rounds) for k in keys}
+        for way, rounds in results.items()
+    }
     for way, summary in medians.items():
         print(json.dumps({"way": way, "median": summary}))
     ratios = {
