@@ -38,7 +38,9 @@ MEMBERS = 100
 PROBE_S = 0.001
 
 
-def _each(patterns: list[str], names: Iterable[str]) -> dict[str, frozenset[str]]:
+def _each(
+    patterns: list[str], names: Iterable[str], pause: object = None
+) -> dict[str, frozenset[str]]:
     listed = list(names)
     return {p: regex._match_each(p, listed) for p in patterns}
 

@@ -149,13 +149,20 @@ class ConsumerGroup:
         """Every member's regex topics become its regex's group-wide result (none while
         it is not resolved yet); True if a member's topics changed."""
         changed = False
+        # Members sharing a regex share their old set too: each pair compared once.
+        compared: dict[tuple[int, int], bool] = {}
         for member in self.members.values():
             pattern = member.subscribed_regex
             found = self.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
-            if found is not member.regex_topics:
+            held = member.regex_topics
+            if found is not held:
+                key = (id(found), id(held))
+                differs = compared.get(key)
+                if differs is None:
+                    differs = compared[key] = found != held
+                changed |= differs
                 # The group's one set, even when equal: later unions and compares are
                 # then by identity.
-                changed |= found != member.regex_topics
                 member.regex_topics = found
         return changed
 

@@ -360,10 +360,16 @@ class ConsumerGroupMachine:
         group.resolved_regexes = {p: describable[p] for p in sorted(group.subscribed_regexes())}
         group.regexes_resolved_ms = resolution.requested_ms
         if group.members_take_resolved_regexes():
-            partitions = resolution.partitions
-            group.subscription_metadata = {
-                t: n for t in group.subscribed_topics() if (n := partitions(t))
-            }
+            # The topic table is the one the metadata was read at (current): only the
+            # topics subscribed or unsubscribed since are looked at, in Python.
+            subscribed = group.subscribed_topics()
+            metadata = dict(group.subscription_metadata)
+            for topic in metadata.keys() - subscribed:
+                del metadata[topic]
+            for topic in subscribed - metadata.keys():
+                if count := resolution.partitions(topic):
+                    metadata[topic] = count
+            group.subscription_metadata = metadata
             group.group_epoch += 1
         return True
 

@@ -42,6 +42,8 @@ PATTERNS_CACHED_MAX = 1024
 SET_PATTERNS_MAX = 16
 SET_MEMORY_MAX = SET_PATTERNS_MAX * PATTERN_MEMORY_MAX
 _ANYTHING = "(?s:.*)"
+# How many names a worker thread matches between two pauses (~0.5 ms of work).
+PAUSE_EVERY_NAMES = 256
 
 TopicNames = Callable[[], Iterable[str]]
 TopicFilter = Callable[[frozenset[str]], frozenset[str]]
@@ -141,16 +143,28 @@ class RegexMatches:
         self._cache[pattern] = (compiled, topics_version, found)
 
 
-def match_names(patterns: list[str], names: Iterable[str]) -> dict[str, frozenset[str]]:
-    """pattern -> the names it matches whole, for valid patterns (checked before)."""
+def match_names(
+    patterns: list[str], names: Iterable[str], pause: Callable[[], object] | None = None
+) -> dict[str, frozenset[str]]:
+    """pattern -> the names it matches whole, for valid patterns (checked before).
+    `pause`, if given, is called every `PAUSE_EVERY_NAMES` names (in a worker thread: a
+    sleep, so that the event loop's thread takes the GIL at once rather than after the
+    interpreter's switch interval)."""
     listed = list(names)
     found: dict[str, frozenset[str]] = {}
     for first in range(0, len(patterns), SET_PATTERNS_MAX):
-        found.update(_match_set(patterns[first : first + SET_PATTERNS_MAX], listed))
+        chunk = patterns[first : first + SET_PATTERNS_MAX]
+        found.update(_match_set(chunk, listed, pause or _no_pause))
     return found
 
 
-def _match_set(patterns: list[str], names: list[str]) -> dict[str, frozenset[str]]:
+def _no_pause() -> None:
+    pass
+
+
+def _match_set(
+    patterns: list[str], names: list[str], pause: Callable[[], object]
+) -> dict[str, frozenset[str]]:
     re2, _options = _re2()
     set_options = re2.Options()
     set_options.max_mem = SET_MEMORY_MAX
@@ -166,7 +180,9 @@ def _match_set(patterns: list[str], names: list[str]) -> dict[str, frozenset[str
     hits: list[list[str]] = [[] for _ in patterns]
     compiled: list[Any] = []  # for names the set gave up on
     match = regex_set._set.Match  # the wrapper's Match less its per-call checks
-    for name in names:
+    for count, name in enumerate(names, 1):
+        if count % PAUSE_EVERY_NAMES == 0:
+            pause()
         indexes = match(name.encode())
         if anything not in indexes:  # the set's DFA ran out of memory on this name
             compiled = compiled or [compile_pattern(p) for p in patterns]

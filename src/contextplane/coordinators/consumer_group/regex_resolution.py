@@ -50,11 +50,12 @@ class RegexResolution:
     def same_work(self, other: RegexResolution) -> bool:
         return self.patterns == other.patterns and self.topics_version == other.topics_version
 
-    def match(self) -> dict[str, frozenset[str]]:
-        """Every pattern's matches over the topic names (thread-safe: see the rules)."""
+    def match(self, pause: Callable[[], object] | None = None) -> dict[str, frozenset[str]]:
+        """Every pattern's matches over the topic names (thread-safe: see the rules);
+        `pause`: as `match_names`'s."""
         found = dict(self.known)
         if self.missing:
-            found.update(match_names(self.missing, self.topics.names()))
+            found.update(match_names(self.missing, self.topics.names(), pause))
         return found
 
     def current(self, group: ConsumerGroup) -> bool:
