@@ -460,6 +460,7 @@ class ConsumerGroupMachine:
         restarts them on load too), and a member that was revoking gets its rebalance
         timeout again."""
         self.groups[group.group_id] = group
+        self.resolutions.forget(group.group_id)  # one for a group it replaces is dropped
         for member in group.members.values():
             self._schedule(
                 SessionExpiry(group.group_id, member.member_id),
@@ -489,6 +490,7 @@ class ConsumerGroupMachine:
 
     def shutdown(self) -> None:
         self.groups.clear()
+        self.resolutions.clear()  # the owner cancelled the ones in flight
         self.timers = Timers()
 
     def removable_empty_groups(self) -> list[str]:

@@ -134,6 +134,11 @@ class RegexResolutions:
     def waiting(self, group_id: str) -> bool:
         return group_id in self._waiting
 
+    def clear(self) -> None:
+        self.in_flight.clear()
+        self._waiting.clear()
+        self._due.clear()
+
     def forget(self, group_id: str) -> None:
         self.in_flight.pop(group_id, None)
         self._waiting.pop(group_id, None)
