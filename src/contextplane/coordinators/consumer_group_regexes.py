@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # thread, if it waits for the GIL, takes it now rather than after the interpreter's switch
 # interval (5 ms), which a thread that gives the GIL back only for microseconds at a time
 # (each RE2 match) would otherwise make it wait at every turn.
-_PAUSE_S = 0.0001
+_PAUSE_S = 0.0005
 
 
 def _pause() -> None:
