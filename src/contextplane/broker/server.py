@@ -112,6 +112,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
         self._held = HeldResponses(listener.shared.response_budget)
+        # Told of every request read whole and started; large responses take its turns.
+        self._governor = listener.shared.governor
         self._writing = False  # the write loop is busy with a response (or awaiting it)
         self._writable = asyncio.Event()
         self._writable.set()
@@ -179,6 +181,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         whole = self._conn.frames_completed - completed
         if whole:
             self._received_ns.extend([elapsed_ns()] * whole)
+            self._governor.arrived(whole)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
@@ -200,6 +203,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
+        self._governor.started(len(self._received_ns))  # never to be started
+        self._received_ns.clear()
         self._held.release_all()
         self._mute.close()
         self._memory.end_overdraft(self)
@@ -358,6 +363,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if not isinstance(frame, bytes):  # NO_MORE_REQUESTS
                 return
             received_ns = self._received_ns.popleft()
+            self._governor.started()
             size = len(frame)
             large = _decoded_off_loop(frame)
             try:
@@ -508,8 +514,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not held and (size > _WRITE_SLICE_BYTES or not self._writable.is_set()):
             held = size
             self._held.hold(held, self._buffered())
+        bulk = size > _WRITE_SLICE_BYTES  # a catch-up Fetch's, not a tail's: governed
         for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
-            if number:
+            if bulk:
+                # Each slice only once no request waits for the loop (loop_governor.py).
+                await self._governor.turn()
+            elif number:
                 await asyncio.sleep(0)  # the other connections' callbacks between slices
             # Only once the client has read the earlier slices: a connection cannot pile
             # up response bytes in its transport, nor one loop turn write them all.
