@@ -140,6 +140,9 @@ def one_run(
         "broker_produce_p99_idle_ms": (before.get("produce_ms") or {}).get("p99_median"),
         "broker_produce_p99_during_ms": (during.get("produce_ms") or {}).get("p99_median"),
         "gc_pause_max_during_ms": during.get("gc_pause_max_ms"),
+        # Catch-up chunks that waited for the live path's requests, and those forced.
+        "turns_deferred_during": during.get("turns_deferred"),
+        "turns_forced_during": during.get("turns_forced"),
         "gc_during": during.get("gc"),
         "broker_cpu": round(broker_cpu, 2),
         "loadavg_1m": os.getloadavg()[0],

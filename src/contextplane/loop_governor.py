@@ -1,5 +1,5 @@
 """The loop-time governor: bulk work (catch-up reads and their large responses) runs on
-the event loop only while no request is waiting for it (RFC 0003, slice 5).
+the event loop only while no request is waiting for it (RFC 0003, slice 15).
 
 Every connection shares one event loop. A replaying consumer can keep it busy on its
 own (the write of ~200 MB/s of Fetch responses, their reads), and a paced producer's
@@ -24,11 +24,16 @@ and its responses are still written in request order by its one writer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 # How often a deferred turn looks again whether the waiting requests have started.
 POLL_S = 0.001
 # The longest one turn waits: a chunk of bulk work at least this often.
 WAIT_MAX_S = 0.05
+
+
+def _none() -> int:
+    return 0
 
 
 class LoopGovernor:
@@ -51,14 +56,16 @@ class LoopGovernor:
         """`count` requests started (or dropped with their connection)."""
         self.waiting = max(self.waiting - count, 0)
 
-    async def turn(self) -> None:
-        """Return once no request waits for the loop, or after at most `WAIT_MAX_S`."""
+    async def turn(self, own: Callable[[], int] = _none) -> None:
+        """Return once no request waits for the loop, or after at most `WAIT_MAX_S`.
+        `own()`: the waiting requests of the connection whose work this is, not waited
+        for (they may wait behind this very work)."""
         await asyncio.sleep(0)  # one pass: the I/O poll admits what arrived meanwhile
-        if not self.waiting:
+        if self.waiting <= own():
             return
         self.deferred += 1
         for _ in range(self._polls_max):
             await asyncio.sleep(self._poll_s)
-            if not self.waiting:
+            if self.waiting <= own():
                 return
         self.forced += 1

@@ -127,13 +127,45 @@ def _request(correlation_id: int) -> bytes:
 
 
 async def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """`size` bytes; a guard against a hang, not a measure: a response that never comes."""
     loop = asyncio.get_running_loop()
     received = bytearray()
-    while len(received) < size:
-        chunk = await loop.sock_recv(sock, size - len(received))
-        assert chunk, "the broker closed the connection"
-        received += chunk
+    async with asyncio.timeout(30):
+        while len(received) < size:
+            chunk = await loop.sock_recv(sock, size - len(received))
+            assert chunk, "the broker closed the connection"
+            received += chunk
     return bytes(received)
+
+
+async def _listener(governor: LoopGovernor, release: asyncio.Event) -> Listener:
+    """A listener whose ApiVersions answers correlation id 7 with LARGE bytes, others with
+    16, and BLOCKING only once `release` is set."""
+
+    async def handler(ctx: RequestContext, request: Any) -> Reply:
+        correlation_id = ctx.header.correlation_id
+        if correlation_id == BLOCKING:
+            await release.wait()
+        size = LARGE if correlation_id == 7 else 16
+        head = struct.pack(">ii", size + 4, correlation_id)
+        return Reply(body=[head, bytes([correlation_id]) * size])
+
+    services = SimpleNamespace(
+        authorizer=AllowEverything(),
+        quotas=NoQuotas(),
+        audit=AuditLog(),
+        audit_sink=None,
+        receipts=None,
+        spans=None,
+        stats=BrokerStats(),
+    )
+    pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, handler)])  # type: ignore[arg-type]
+    shared = SharedLimits(
+        ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), governor=governor
+    )
+    listener = Listener(pipeline, Settings(), shared=shared)
+    await listener.start("127.0.0.1", 0)
+    return listener
 
 
 def test_a_large_response_waits_while_another_connections_request_waits() -> None:
@@ -143,31 +175,8 @@ def test_a_large_response_waits_while_another_connections_request_waits() -> Non
 
     async def main() -> None:
         release = asyncio.Event()
-
-        async def handler(ctx: RequestContext, request: Any) -> Reply:
-            correlation_id = ctx.header.correlation_id
-            if correlation_id == BLOCKING:
-                await release.wait()
-            size = LARGE if correlation_id == 7 else 16
-            head = struct.pack(">ii", size + 4, correlation_id)
-            return Reply(body=[head, bytes([correlation_id]) * size])
-
-        services = SimpleNamespace(
-            authorizer=AllowEverything(),
-            quotas=NoQuotas(),
-            audit=AuditLog(),
-            audit_sink=None,
-            receipts=None,
-            spans=None,
-            stats=BrokerStats(),
-        )
-        pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, handler)])  # type: ignore[arg-type]
         governor = LoopGovernor(poll_s=0.001, wait_max_s=3600)
-        shared = SharedLimits(
-            ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), governor=governor
-        )
-        listener = Listener(pipeline, Settings(), shared=shared)
-        await listener.start("127.0.0.1", 0)
+        listener = await _listener(governor, release)
         loop = asyncio.get_running_loop()
         a, b = socket.socket(), socket.socket()
         try:
@@ -193,6 +202,35 @@ def test_a_large_response_waits_while_another_connections_request_waits() -> Non
         finally:
             a.close()
             b.close()
+            listener.close()
+
+    _run(main)
+
+
+def test_a_large_response_does_not_wait_for_its_own_connections_requests() -> None:
+    """A client pipelines a large request, one whose handler the test holds and a third:
+    the third waits behind the second on the same connection, and the large response is
+    written whole meanwhile (waiting for it would wait for itself)."""
+
+    async def main() -> None:
+        release = asyncio.Event()
+        governor = LoopGovernor(poll_s=0.001, wait_max_s=3600)
+        listener = await _listener(governor, release)
+        loop = asyncio.get_running_loop()
+        a = socket.socket()
+        try:
+            a.setblocking(False)
+            await loop.sock_connect(a, ("127.0.0.1", listener.port))
+            await loop.sock_sendall(a, _request(7) + _request(BLOCKING) + _request(2))
+            got = await _recv_exactly(a, 8 + LARGE)
+            assert got == struct.pack(">ii", LARGE + 4, 7) + bytes([7]) * LARGE
+            assert governor.waiting == 1 and governor.forced == 0
+            release.set()
+            for correlation_id in (BLOCKING, 2):
+                got = await _recv_exactly(a, 8 + 16)
+                assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+        finally:
+            a.close()
             listener.close()
 
     _run(main)

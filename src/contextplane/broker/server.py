@@ -518,7 +518,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
             if bulk:
                 # Each slice only once no request waits for the loop (loop_governor.py).
-                await self._governor.turn()
+                await self._governor.turn(self._received_ns.__len__)
             elif number:
                 await asyncio.sleep(0)  # the other connections' callbacks between slices
             # Only once the client has read the earlier slices: a connection cannot pile
