@@ -234,3 +234,37 @@ def test_a_large_response_does_not_wait_for_its_own_connections_requests() -> No
             listener.close()
 
     _run(main)
+
+
+def test_a_muted_connections_requests_do_not_hold_back_bulk_work() -> None:
+    """Requests read while their connection is muted for a quota wait for the throttle,
+    not for the loop: not counted until the mute ends, counted again then."""
+
+    async def main() -> None:
+        release = asyncio.Event()
+        governor = LoopGovernor(poll_s=0.001, wait_max_s=3600)
+        listener = await _listener(governor, release)
+        loop = asyncio.get_running_loop()
+        b = socket.socket()
+        try:
+            b.setblocking(False)
+            await loop.sock_connect(b, ("127.0.0.1", listener.port))
+            await loop.sock_sendall(b, _request(BLOCKING) + _request(2))
+            await wait_until_async(lambda: governor.waiting == 1, 10, "B's second request waits")
+            (connection,) = listener.connections
+            connection._mute.start(3_600_000)
+            assert governor.waiting == 0
+            await governor.turn()
+            assert governor.deferred == 0
+            connection._mute._end()  # the throttle is over
+            assert governor.waiting == 1
+            release.set()
+            for correlation_id in (BLOCKING, 2):
+                got = await _recv_exactly(b, 8 + 16)
+                assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+            assert governor.waiting == 0
+        finally:
+            b.close()
+            listener.close()
+
+    _run(main)

@@ -131,9 +131,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_started: float | None = None
         self._handling = False
         self._awaiting_result = False
-        self._mute = Mute(
-            lambda: self._pause(_PAUSED_FOR_THROTTLE), lambda: self._resume(_PAUSED_FOR_THROTTLE)
-        )
+        self._mute = Mute(self._muted, self._unmuted)
 
     @property
     def _closed(self) -> bool:
@@ -181,7 +179,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         whole = self._conn.frames_completed - completed
         if whole:
             self._received_ns.extend([elapsed_ns()] * whole)
-            self._governor.arrived(whole)
+            if not self._mute.muted:
+                self._governor.arrived(whole)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
@@ -203,7 +202,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
-        self._governor.started(len(self._received_ns))  # never to be started
+        if not self._mute.muted:
+            self._governor.started(len(self._received_ns))  # never to be started
         self._received_ns.clear()
         self._held.release_all()
         self._mute.close()
@@ -342,6 +342,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._conn.close()
             self._transport.abort()
 
+    def _muted(self) -> None:
+        self._pause(_PAUSED_FOR_THROTTLE)
+        # A muted connection's requests wait for their throttle, not for the loop.
+        self._governor.started(len(self._received_ns))
+
+    def _unmuted(self) -> None:
+        self._governor.arrived(len(self._received_ns))
+        self._resume(_PAUSED_FOR_THROTTLE)
+
+    def _own_waiting(self) -> int:
+        """Of the requests the governor counts as waiting, this connection's."""
+        return 0 if self._mute.muted else len(self._received_ns)
+
     def _abort(self, reason: str) -> None:
         log.warning("closing connection from %s: %s", self._peer, escape(reason))
         self._conn.close()
@@ -363,7 +376,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if not isinstance(frame, bytes):  # NO_MORE_REQUESTS
                 return
             received_ns = self._received_ns.popleft()
-            self._governor.started()
+            if not self._mute.muted:
+                self._governor.started()
             size = len(frame)
             large = _decoded_off_loop(frame)
             try:
@@ -518,7 +532,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
             if bulk:
                 # Each slice only once no request waits for the loop (loop_governor.py).
-                await self._governor.turn(self._received_ns.__len__)
+                await self._governor.turn(self._own_waiting)
             elif number:
                 await asyncio.sleep(0)  # the other connections' callbacks between slices
             # Only once the client has read the earlier slices: a connection cannot pile
