@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from types import SimpleNamespace
 from typing import Any
 
 import uvloop
@@ -15,14 +14,10 @@ import uvloop
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
-from contextplane.broker.pipeline import Pipeline, Route
-from contextplane.broker.stats import BrokerStats
 from contextplane.loop_governor import LoopGovernor
-from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
-from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.read_lane import ReadLane
+from tests.support.bare_pipeline import bare_pipeline
 from tests.support.wait import wait_until_async
 
 API_VERSIONS = 18
@@ -150,16 +145,7 @@ async def _listener(governor: LoopGovernor, release: asyncio.Event) -> Listener:
         head = struct.pack(">ii", size + 4, correlation_id)
         return Reply(body=[head, bytes([correlation_id]) * size])
 
-    services = SimpleNamespace(
-        authorizer=AllowEverything(),
-        quotas=NoQuotas(),
-        audit=AuditLog(),
-        audit_sink=None,
-        receipts=None,
-        spans=None,
-        stats=BrokerStats(),
-    )
-    pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, handler)])  # type: ignore[arg-type]
+    pipeline = bare_pipeline(API_VERSIONS, handler)
     shared = SharedLimits(
         ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), governor=governor
     )
