@@ -154,6 +154,19 @@ async def _listener(governor: LoopGovernor, release: asyncio.Event) -> Listener:
     return listener
 
 
+async def _small_answers(sock: socket.socket, *correlation_ids: int) -> None:
+    """The 16-byte answers to `correlation_ids`, in that order."""
+    for correlation_id in correlation_ids:
+        got = await _recv_exactly(sock, 8 + 16)
+        assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+
+
+async def _connected(listener: Listener, *sockets: socket.socket) -> None:
+    for sock in sockets:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", listener.port))
+
+
 def test_a_large_response_waits_while_another_connections_request_waits() -> None:
     """Connection B's second request waits behind its first (whose handler the test holds);
     connection A's large response is not written meanwhile, and is, whole and in order,
@@ -166,9 +179,7 @@ def test_a_large_response_waits_while_another_connections_request_waits() -> Non
         loop = asyncio.get_running_loop()
         a, b = socket.socket(), socket.socket()
         try:
-            for sock in (a, b):
-                sock.setblocking(False)
-                await loop.sock_connect(sock, ("127.0.0.1", listener.port))
+            await _connected(listener, a, b)
             await loop.sock_sendall(b, _request(BLOCKING) + _request(2))
             await wait_until_async(lambda: governor.waiting == 1, 10, "B's second request waits")
             await loop.sock_sendall(a, _request(7))
@@ -181,9 +192,7 @@ def test_a_large_response_waits_while_another_connections_request_waits() -> Non
             release.set()
             got = await _recv_exactly(a, 8 + LARGE)
             assert got == struct.pack(">ii", LARGE + 4, 7) + bytes([7]) * LARGE
-            for correlation_id in (BLOCKING, 2):  # B's answered in order
-                got = await _recv_exactly(b, 8 + 16)
-                assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+            await _small_answers(b, BLOCKING, 2)  # B's answered in order
             assert governor.waiting == 0 and governor.forced == 0
         finally:
             a.close()
@@ -205,16 +214,13 @@ def test_a_large_response_does_not_wait_for_its_own_connections_requests() -> No
         loop = asyncio.get_running_loop()
         a = socket.socket()
         try:
-            a.setblocking(False)
-            await loop.sock_connect(a, ("127.0.0.1", listener.port))
+            await _connected(listener, a)
             await loop.sock_sendall(a, _request(7) + _request(BLOCKING) + _request(2))
             got = await _recv_exactly(a, 8 + LARGE)
             assert got == struct.pack(">ii", LARGE + 4, 7) + bytes([7]) * LARGE
             assert governor.waiting == 1 and governor.forced == 0
             release.set()
-            for correlation_id in (BLOCKING, 2):
-                got = await _recv_exactly(a, 8 + 16)
-                assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+            await _small_answers(a, BLOCKING, 2)
         finally:
             a.close()
             listener.close()
@@ -233,8 +239,7 @@ def test_a_muted_connections_requests_do_not_hold_back_bulk_work() -> None:
         loop = asyncio.get_running_loop()
         b = socket.socket()
         try:
-            b.setblocking(False)
-            await loop.sock_connect(b, ("127.0.0.1", listener.port))
+            await _connected(listener, b)
             await loop.sock_sendall(b, _request(BLOCKING) + _request(2))
             await wait_until_async(lambda: governor.waiting == 1, 10, "B's second request waits")
             (connection,) = listener.connections
@@ -245,9 +250,7 @@ def test_a_muted_connections_requests_do_not_hold_back_bulk_work() -> None:
             connection._mute._end()  # the throttle is over
             assert governor.waiting == 1
             release.set()
-            for correlation_id in (BLOCKING, 2):
-                got = await _recv_exactly(b, 8 + 16)
-                assert got == struct.pack(">ii", 20, correlation_id) + bytes([correlation_id]) * 16
+            await _small_answers(b, BLOCKING, 2)
             assert governor.waiting == 0
         finally:
             b.close()
