@@ -232,7 +232,8 @@ class Broker:
             self.metadata.topic,
             lambda name: name in topics.topics(),
             lambda: len(registry.live_ids) > 1,
-            settings.broker_heartbeat_interval_ms / 1000,
+            settings.broker_heartbeat_interval_ms,
+            self.clock,
         )
         topics.on_found = registry.changed.set
         storage.dirty.may_ack_unmarked = registry.may_ack_unmarked

@@ -14,9 +14,9 @@ RATE_PER_S start per second. A miss beyond those bounds is answered as before.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from contextplane.clock import Clock
 from contextplane.metadata.records import TopicRecord
 
 IN_FLIGHT_MAX = 4
@@ -30,18 +30,20 @@ class TopicLookup:
         read: Callable[[str], Awaitable[TopicRecord | None]],
         known: Callable[[str], bool],
         enabled: Callable[[], bool],
-        negative_ttl_s: float,
+        negative_ttl_ms: int,
+        clock: Clock,
     ) -> None:
         """`read(name)` reads one topic from the store; `known(name)` asks the table;
         `enabled()` whether another broker may create topics (a cluster)."""
         self._read = read
         self._known = known
         self._enabled = enabled
-        self._ttl_s = negative_ttl_s
-        self._absent: dict[str, float] = {}  # name -> until when (monotonic) it is absent
+        self._ttl_ms = negative_ttl_ms
+        self._clock = clock
+        self._absent: dict[str, int] = {}  # name -> until when (monotonic ms) it is absent
         self._in_flight = 0
         self._tokens = RATE_PER_S
-        self._refilled = time.monotonic()
+        self._refilled = clock.monotonic_ms()
         self.lookups = 0  # store reads issued (tests and operators count them)
 
     async def find(self, names: Iterable[str | None]) -> list[TopicRecord]:
@@ -66,7 +68,7 @@ class TopicLookup:
         return found
 
     def _may_read(self, name: str) -> bool:
-        now = time.monotonic()
+        now = self._clock.monotonic_ms()
         until = self._absent.get(name)
         if until is not None:
             if until > now:
@@ -74,7 +76,7 @@ class TopicLookup:
             del self._absent[name]
         if self._in_flight >= IN_FLIGHT_MAX:
             return False
-        self._tokens = min(RATE_PER_S, self._tokens + (now - self._refilled) * RATE_PER_S)
+        self._tokens = min(RATE_PER_S, self._tokens + (now - self._refilled) * RATE_PER_S / 1000)
         self._refilled = now
         if self._tokens < 1:
             return False
@@ -82,11 +84,11 @@ class TopicLookup:
         return True
 
     def _remember_absent(self, name: str) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic_ms()
         if len(self._absent) >= NEGATIVE_MAX:
             # Expired entries out first; still full, the oldest half (dicts keep order).
             self._absent = {n: t for n, t in self._absent.items() if t > now}
             if len(self._absent) >= NEGATIVE_MAX:
                 keep = list(self._absent.items())[NEGATIVE_MAX // 2 :]
                 self._absent = dict(keep)
-        self._absent[name] = now + self._ttl_s
+        self._absent[name] = now + self._ttl_ms
