@@ -32,6 +32,7 @@ from contextplane.broker.replica_selector import RACK_AWARE_SELECTOR
 from contextplane.broker.routes import build_routes
 from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
+from contextplane.broker.topic_lookup import TopicLookup
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
@@ -225,6 +226,16 @@ class Broker:
             self.metadata, storage, settings, lambda topic: self._placement(topic)
         )
         await topics.load()
+        # In a cluster a topic another broker just created is read on its first miss
+        # here rather than at the next heartbeat (broker/topic_lookup.py).
+        topics.lookup = TopicLookup(
+            self.metadata.topic,
+            lambda name: name in topics.topics(),
+            lambda: len(registry.live_ids) > 1,
+            settings.broker_heartbeat_interval_ms,
+            self.clock,
+        )
+        topics.on_found = registry.changed.set
         storage.dirty.may_ack_unmarked = registry.may_ack_unmarked
         await storage.open()
         # Replayed and marked: the heartbeat may now write what storage owes and set

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from contextplane import limits
 from contextplane.broker.configs import check_not_itself, checked_topic_config
+from contextplane.broker.topic_lookup import TopicLookup
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import TopicRecord
 from contextplane.metadata.sql_assignment import TargetOf
@@ -73,6 +74,10 @@ class TopicManager:
         # for caches derived from it (Metadata responses).
         self.generation = 0
         self._changes: set[asyncio.Task[Any]] = set()  # changes run to their end
+        # Reads topics another broker created since the last heartbeat (a cluster's);
+        # `on_found` is called once some were added (the reconciler then opens them).
+        self.lookup: TopicLookup | None = None
+        self.on_found: Callable[[], None] | None = None
 
     async def _to_completion(self, change: Coroutine[Any, Any, _T]) -> _T:
         """Run a change of the topic table to its end even if the request that asked for
@@ -121,6 +126,19 @@ class TopicManager:
 
     def topics(self) -> dict[str, TopicRecord]:
         return self._topics
+
+    async def find_missing(self, names: Iterable[str | None]) -> None:
+        """Add to the table those of `names` another broker created since the last
+        heartbeat (within the lookup's bounds; see broker/topic_lookup.py)."""
+        if self.lookup is None:
+            return
+        seen = self.generation
+        found = await self.lookup.find(names)
+        if not found or self.generation != seen:
+            return  # the table changed meanwhile (perhaps a deletion): the read may be stale
+        self._set({**self._topics, **{r.name: r for r in found}})
+        if self.on_found is not None:
+            self.on_found()
 
     def configs(self, name: str) -> dict[str, str]:
         """A topic's explicit configs ({} for an unknown topic)."""

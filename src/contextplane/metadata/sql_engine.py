@@ -212,6 +212,14 @@ class SqlEngine(
         ).fetchall()
         return [TopicRecord(r[0], bytes(r[1]), int(r[3]), json.loads(r[2])) for r in rows]
 
+    def topic(self, name: str) -> TopicRecord | None:
+        row = self._db.execute(
+            "SELECT t.name, t.topic_id, t.configs, COUNT(p.partition) FROM topics t "
+            "LEFT JOIN partitions p ON p.topic = t.name WHERE t.name = ? GROUP BY t.name",
+            (name,),
+        ).fetchone()
+        return TopicRecord(row[0], bytes(row[1]), int(row[3]), json.loads(row[2])) if row else None
+
     @write
     def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         """Delete a topic and its ranges; returns the keys of objects no range points at

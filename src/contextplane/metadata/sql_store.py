@@ -114,6 +114,9 @@ class SqlMetadataStore(
     async def topics(self) -> list[TopicRecord]:
         return await self._call(self.engine.topics)
 
+    async def topic(self, name: str) -> TopicRecord | None:
+        return await self._call(self.engine.topic, name)
+
     async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         return await self._call(self.engine.delete_topic, name, delete_due_ms)
 

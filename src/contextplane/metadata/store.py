@@ -91,6 +91,10 @@ class MetadataStore(Protocol):
         ...
 
     async def topics(self) -> list[TopicRecord]: ...
+    async def topic(self, name: str) -> TopicRecord | None:
+        """One topic by name (None: no such topic)."""
+        ...
+
     async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         """Delete a topic and its ranges; objects no range references now become due for
         deletion at `delete_due_ms` (in the same transaction); returns their keys."""

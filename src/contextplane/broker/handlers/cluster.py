@@ -150,6 +150,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         items, count = await _all_topics(ctx, cache, errors)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
+        await ctx.topics.find_missing(wanted.name for wanted in requested)
         if auto_create:
             # Auto-creation first: it changes the topic table the cached entries come from.
             await _auto_create(ctx, requested)

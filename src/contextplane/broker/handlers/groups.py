@@ -272,8 +272,10 @@ async def leave_group(ctx: RequestContext, request: Any) -> Reply:
 
 
 async def offset_commit(ctx: RequestContext, request: Any) -> Reply:
-    topics = ctx.topics.topics()
     by_id = ctx.api_version >= 10  # KIP-848: v10 names topics by id only
+    if not by_id:
+        await ctx.topics.find_missing(topic.name for topic in request.topics)
+    topics = ctx.topics.topics()
     results: dict[Any, dict[str, Any]] = {}
     entries: list[OffsetCommitEntry] = []
     slots: list[dict[str, Any]] = []

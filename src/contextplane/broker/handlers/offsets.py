@@ -35,6 +35,7 @@ def _oldest_special(version: int) -> int:
 
 
 async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
+    await ctx.topics.find_missing(topic.name for topic in request.topics)
     topics = []
     count = 0
     share = LoopShare()

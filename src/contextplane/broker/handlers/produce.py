@@ -94,6 +94,7 @@ def _broker_writes(ctx: RequestContext, topic: str) -> bool:
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:
     request_error = _request_error(request)
+    await ctx.topics.find_missing(getattr(t, "name", None) for t in request.topic_data)
     # Storage back-pressure (WAL backlog, memory budget, full disk): throttle or refuse.
     admission = ctx.log.admission()
     if request_error is None and admission.refusal is not None:

@@ -144,6 +144,7 @@ async def end_txn(ctx: RequestContext, request: Any) -> Reply:
 
 
 async def txn_offset_commit(ctx: RequestContext, request: Any) -> Reply:
+    await ctx.topics.find_missing(getattr(topic, "name", None) for topic in request.topics)
     known = ctx.topics.topics()
     rows: list[OffsetRow] = []
     results: list[dict[str, Any]] = []
