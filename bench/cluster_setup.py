@@ -1,0 +1,138 @@
+"""A three-broker cluster for the cluster benches: one PostgreSQL, one object store
+(SeaweedFS through `s3://`, or a shared `file://` directory), brokers with `node.id` 1..N
+and racks a, b, c.
+
+With `zones=True` every broker has one listener per zone (`ZA`, `ZB`, `ZC`), each
+advertising that zone's counting forwarder to it (`bench/zone_proxy.py`): a client that
+bootstraps on zone X's forwarders is answered with zone X's endpoints of every broker
+(Metadata lists the endpoints of the listener the request came in on, as Kafka does),
+and each broker calls its peers on its own zone's listener (`inter.broker.listener.name`),
+so inter-broker bytes are counted by zone pair too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.zone_proxy import Route, ZoneProxy
+from tests.support.broker import BrokerProcess, free_port
+from tests.support.postgres import PostgresServer
+from tests.support.seaweedfs import SeaweedFS
+
+ZONES = ("a", "b", "c")
+
+
+def listener(zone: str) -> str:
+    return f"Z{zone.upper()}"
+
+
+@dataclass
+class Cluster:
+    root: Path
+    store: str = "file"  # "file" or "s3"
+    zones: bool = False
+    probes: bool = False  # each broker's probe line a second (`debug.probe.file`)
+    size: int = 3
+    settings: dict[str, str] = field(default_factory=dict)
+    postgres: PostgresServer | None = None
+    seaweedfs: SeaweedFS | None = None
+    proxy: ZoneProxy | None = None
+    brokers: dict[int, BrokerProcess] = field(default_factory=dict)
+    metadata_url: str = ""
+    objects_url: str = ""
+    prefix: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
+    # zone -> node id -> the forwarder's port (zones=True)
+    forwarders: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def rack(self, node_id: int) -> str:
+        return ZONES[(node_id - 1) % len(ZONES)]
+
+    def store_url(self, what: str) -> str:
+        """The object store URL of `what` (`data`, `wal`) under this run's prefix."""
+        if self.seaweedfs is not None:
+            return self.seaweedfs.url_for(f"{self.prefix}/{what}")
+        path = self.root / "objects" / what
+        path.mkdir(parents=True, exist_ok=True)
+        return path.as_uri()
+
+    @staticmethod
+    def probe_path(broker: BrokerProcess) -> Path:
+        return broker.data_dir.parent / f"{broker.data_dir.name}.probe"
+
+    def start(self) -> Cluster:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.postgres = PostgresServer().start()
+        self.metadata_url = self.postgres.create_database()
+        if self.store == "s3":
+            self.seaweedfs = SeaweedFS(self.root / "weed").start()
+        self.objects_url = self.store_url("data")
+        nodes = range(1, self.size + 1)
+        ports = {n: {z: free_port() for z in ZONES} for n in nodes}
+        if self.zones:
+            self.proxy = ZoneProxy()
+            for zone in ZONES:
+                self.forwarders[zone] = {}
+                for n in nodes:
+                    route = self.proxy.listen(Route(zone, self.rack(n), n, ports[n][zone]))
+                    self.forwarders[zone][n] = route.port
+        for n in nodes:
+            self.brokers[n] = self._broker(n, ports[n])
+        for broker in self.brokers.values():
+            broker.start()
+        return self
+
+    def _broker(self, node_id: int, ports: dict[str, int]) -> BrokerProcess:
+        settings = {
+            "node.id": str(node_id),
+            "broker.rack": self.rack(node_id),
+            "broker.heartbeat.interval.ms": "300",
+            **self.settings,
+        }
+        port = 0
+        if self.zones:
+            settings["listeners"] = ",".join(
+                f"{listener(z)}://127.0.0.1:{ports[z]}" for z in ZONES
+            )
+            settings["advertised.listeners"] = ",".join(
+                f"{listener(z)}://127.0.0.1:{self.forwarders[z][node_id]}" for z in ZONES
+            )
+            settings["listener.security.protocol.map"] = ",".join(
+                f"{listener(z)}:PLAINTEXT" for z in ZONES
+            )
+            settings["inter.broker.listener.name"] = listener(self.rack(node_id))
+            port = ports[ZONES[0]]
+        data_dir = self.root / f"broker-{node_id}"
+        if self.probes:
+            settings["debug.probe.file"] = str(data_dir.parent / f"{data_dir.name}.probe")
+        return BrokerProcess(
+            data_dir,
+            port=port,
+            metadata_url=self.metadata_url,
+            object_store=self.objects_url,
+            settings=settings,
+        )
+
+    def bootstrap(self, zone: str | None = None) -> str:
+        """Every broker, through zone `zone`'s forwarders (zones=True), else directly."""
+        if zone is not None:
+            return ",".join(f"127.0.0.1:{p}" for p in self.forwarders[zone].values())
+        return ",".join(
+            b.bootstrap
+            for b in self.brokers.values()
+            if b.process is not None and b.process.poll() is None
+        )
+
+    def stop(self) -> None:
+        for broker in self.brokers.values():
+            try:
+                broker.stop()
+            except RuntimeError:
+                pass
+        if self.proxy is not None:
+            self.proxy.close()
+        if self.seaweedfs is not None:
+            self.seaweedfs.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
