@@ -51,6 +51,12 @@ def stored(url: str, topic: str) -> dict[int, dict[str, int]]:
     return {r[0]: {"leader": r[1], "target": r[2], "dirty": r[3]} for r in rows}
 
 
+def controller(url: str) -> int:
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT node_id FROM controller").fetchone()
+    return int(row[0]) if row else -1
+
+
 def live(url: str) -> set[int]:
     with psycopg.connect(url) as db:
         rows = db.execute("SELECT node_id FROM brokers WHERE state='live'").fetchall()
@@ -84,6 +90,7 @@ def producer(cluster: Cluster) -> Producer:
             "linger.ms": 0,
             "message.timeout.ms": 120_000,
             "topic.metadata.refresh.interval.ms": 250,
+            "log_level": 2,  # not the dead broker's connection refusals
         }
     )
 
@@ -114,6 +121,7 @@ def one_round(cluster: Cluster, mode: str, index: int, partitions: int) -> dict[
         else:
             served[message.partition()] = time.monotonic() - killed
 
+    was_controller = controller(cluster.metadata_url) == victim
     cluster.brokers[victim].kill9()
     killed = time.monotonic()
     for p in theirs:
@@ -140,6 +148,7 @@ def one_round(cluster: Cluster, mode: str, index: int, partitions: int) -> dict[
         "mode": mode,
         "round": index,
         "victim": victim,
+        "victim_was_controller": was_controller,
         "partitions": theirs,
         "claimed_s": {str(p): round(s, 3) for p, s in sorted(claimed.items())},
         "served_s": {str(p): round(s, 3) for p, s in sorted(served.items())},
@@ -195,7 +204,7 @@ def main() -> None:
     parser.add_argument("--session-ms", type=int, default=3000)
     parser.add_argument("--modes", default="object_wal,local_wal")
     parser.add_argument("--store", choices=("file", "s3"), default="s3")
-    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--out", type=Path, help="write the result's JSON here too")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -12,6 +12,7 @@ so inter-broker bytes are counted by zone pair too.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,17 @@ class Cluster:
             if b.process is not None and b.process.poll() is None
         )
 
+    def dead(self) -> dict[int, str]:
+        """node id -> the log tail of each broker process that exited."""
+        return {
+            n: b.log_tail(15)
+            for n, b in self.brokers.items()
+            if b.process is not None and b.process.poll() is not None
+        }
+
     def stop(self) -> None:
+        for n, tail in self.dead().items():
+            print(f"broker {n} had exited:\n{tail}", file=sys.stderr, flush=True)
         for broker in self.brokers.values():
             try:
                 broker.stop()
