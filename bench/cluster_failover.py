@@ -44,8 +44,7 @@ def stored(url: str, topic: str) -> dict[int, dict[str, int]]:
     """partition -> leader, target, wal_dirty, as PostgreSQL holds them."""
     with psycopg.connect(url) as db:
         rows = db.execute(
-            "SELECT partition, leader_node, target_node, wal_dirty FROM partitions"
-            " WHERE topic=%s",
+            "SELECT partition, leader_node, target_node, wal_dirty FROM partitions WHERE topic=%s",
             (topic,),
         ).fetchall()
     return {r[0]: {"leader": r[1], "target": r[2], "dirty": r[3]} for r in rows}
@@ -73,11 +72,12 @@ def create(cluster: Cluster, topic: str, partitions: int) -> dict[int, int]:
         lambda: len(admin.list_topics(timeout=10).brokers) == len(nodes), 30, "brokers listed"
     )
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
-    wait_until(
-        lambda: all(r["leader"] == r["target"] != -1 for r in stored(cluster.metadata_url, topic).values()),
-        60,
-        "each partition led where targeted",
-    )  # fmt: skip
+
+    def placed() -> bool:
+        rows = stored(cluster.metadata_url, topic).values()
+        return all(r["leader"] == r["target"] != -1 for r in rows)
+
+    wait_until(placed, 60, "each partition led where targeted")
     return {p: r["leader"] for p, r in stored(cluster.metadata_url, topic).items()}
 
 

@@ -174,7 +174,9 @@ def run(root: Path, sizes: list[int], moves: int, store: str, tail_mib: int) -> 
         mib: statistics.median(r["served_s"] for r in rows if r["retained_mib"] == mib)
         for mib in sizes
     }
-    summary: dict[str, Any] = {f"served_s_median.{mib}MiB": round(m, 3) for mib, m in medians.items()}
+    summary: dict[str, Any] = {
+        f"served_s_median.{mib}MiB": round(m, 3) for mib, m in medians.items()
+    }
     summary.update({
         f"metadata_s_median.{mib}MiB": round(
             statistics.median(r["metadata_s"] for r in rows if r["retained_mib"] == mib), 3

@@ -12,6 +12,7 @@ so inter-broker bytes are counted by zone pair too.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -93,9 +94,7 @@ class Cluster:
         }
         port = 0
         if self.zones:
-            settings["listeners"] = ",".join(
-                f"{listener(z)}://127.0.0.1:{ports[z]}" for z in ZONES
-            )
+            settings["listeners"] = ",".join(f"{listener(z)}://127.0.0.1:{ports[z]}" for z in ZONES)
             settings["advertised.listeners"] = ",".join(
                 f"{listener(z)}://127.0.0.1:{self.forwarders[z][node_id]}" for z in ZONES
             )
@@ -137,10 +136,8 @@ class Cluster:
         for n, tail in self.dead().items():
             print(f"broker {n} had exited:\n{tail}", file=sys.stderr, flush=True)
         for broker in self.brokers.values():
-            try:
+            with contextlib.suppress(RuntimeError):  # stopped it all the same
                 broker.stop()
-            except RuntimeError:
-                pass
         if self.proxy is not None:
             self.proxy.close()
         if self.seaweedfs is not None:

@@ -165,9 +165,7 @@ def run(root: Path, mib: int, partitions: int, store: str) -> dict[str, Any]:
             "leaders": {str(p): {"node": n, "rack": cluster.rack(n)} for p, n in led.items()},
             "expected_cross_share": round(expected_cross_share(cluster, led), 4),
             "produced": phase_figures(produced_counts, "produce", total * VALUE_BYTES),
-            "consumed": phase_figures(
-                consumed_counts, "fetch", total * VALUE_BYTES * len(ZONES)
-            ),
+            "consumed": phase_figures(consumed_counts, "fetch", total * VALUE_BYTES * len(ZONES)),
         }
     finally:
         cluster.stop()
