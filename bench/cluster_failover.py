@@ -2,21 +2,23 @@
 partitions, led elsewhere (issue #13 item 9, RFC 0004 §8).
 
     .venv/bin/python -m bench.cluster_failover [--rounds 3] [--session-ms 3000]
-        [--modes object_wal,local_wal] [--store file|s3] [--partitions 6]
+        [--modes object_wal,local_wal] [--store file|s3] [--partitions 12]
 
 Per mode, three brokers on one PostgreSQL and one object store (`bench/cluster_setup.py`):
 `object_wal` with `wal.url` on the store (any broker takes a dead one's partitions at
 once, replaying its WAL), `local_wal` with the default local WAL and every partition
 clean (all its records uploaded, `wal_dirty` = 0, waited for before the kill: a dirty
-partition would wait for its broker's disk). Each round creates a fresh topic spread over
-the three live brokers, produces 100 records to each partition, kills one broker (rotating)
-with SIGKILL, and at once sends one record to each of its partitions from an idempotent
-acks=all producer that was already connected (`topic.metadata.refresh.interval.ms`
-250, so the client's discovery adds at most ~250 ms). Per partition: `claimed_s` (the
-kill → PostgreSQL names a live leader, polled every 50 ms) and `served_s` (the kill →
-the record acknowledged). The killed broker restarts on its data directory before the
-next round. The floor is `broker.session.timeout.ms`: the lease must lapse before the
-controller moves anything, so the figures are also given as a ratio to it.
+partition would wait for its broker's disk). Each round creates a fresh topic spread
+over the three live brokers, produces 100 records to each partition, kills one broker
+with SIGKILL (even rounds one that is not the controller, odd rounds the controller,
+whose lease must lapse too before a new controller moves anything), and at once sends
+one record to each of its partitions from an idempotent acks=all producer that was
+already connected (`topic.metadata.refresh.interval.ms` 250, so the client's discovery
+adds at most ~250 ms). Per partition: `claimed_s` (the kill → PostgreSQL names a live
+leader, polled every 50 ms) and `served_s` (the kill → the record acknowledged). The
+killed broker restarts on its data directory before the next round. The floor is
+`broker.session.timeout.ms` (the lease must lapse before the controller moves anything),
+so the figures are also given as a ratio to it, per mode and per kind of victim.
 """
 
 from __future__ import annotations
@@ -98,7 +100,12 @@ def producer(cluster: Cluster) -> Producer:
 def one_round(cluster: Cluster, mode: str, index: int, partitions: int) -> dict[str, Any]:
     topic = f"failover-{mode}-{index}"
     led = create(cluster, topic, partitions)
-    victim = sorted(set(led.values()))[index % len(set(led.values()))]
+    # Even rounds kill a broker that is not the controller, odd rounds the controller
+    # (whose lease must lapse too before anything moves), when it leads some partition.
+    leading = sorted(set(led.values()))
+    holder = controller(cluster.metadata_url)
+    others = [n for n in leading if n != holder] or leading
+    victim = holder if index % 2 == 1 and holder in leading else others[index // 2 % len(others)]
     theirs = sorted(p for p, n in led.items() if n == victim)
     client = producer(cluster)
     for i in range(RECORDS_PER_PARTITION * partitions):
@@ -157,16 +164,23 @@ def one_round(cluster: Cluster, mode: str, index: int, partitions: int) -> dict[
 
 
 def summary(rows: list[dict[str, Any]], session_s: float) -> dict[str, Any]:
+    """Per mode and kind of victim (`controller`, `broker`): the median and max over rounds
+    of the time until the last of the victim's partitions, and the median / session."""
     out: dict[str, Any] = {}
     for mode in sorted({r["mode"] for r in rows}):
-        for kind in ("claimed_s", "served_s"):
-            # per round, the time until the last of the victim's partitions
-            last = [max(r[kind].values()) for r in rows if r["mode"] == mode and r[kind]]
-            if not last:
-                continue
-            out[f"{mode}.{kind}_median"] = round(statistics.median(last), 3)
-            out[f"{mode}.{kind}_max"] = round(max(last), 3)
-            out[f"{mode}.{kind}_median_per_session"] = round(statistics.median(last) / session_s, 2)
+        for victim in ("controller", "broker"):
+            mine = [
+                r for r in rows
+                if r["mode"] == mode and r["victim_was_controller"] == (victim == "controller")
+            ]  # fmt: skip
+            for kind in ("claimed_s", "served_s"):
+                last = [max(r[kind].values()) for r in mine if r[kind]]
+                if not last:
+                    continue
+                name = f"{mode}.{victim}.{kind}"
+                out[f"{name}_median"] = round(statistics.median(last), 3)
+                out[f"{name}_max"] = round(max(last), 3)
+                out[f"{name}_median_per_session"] = round(statistics.median(last) / session_s, 2)
         out[f"{mode}.unserved"] = sum(
             len(r["partitions"]) - len(r["served_s"]) for r in rows if r["mode"] == mode
         )
