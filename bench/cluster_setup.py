@@ -80,10 +80,24 @@ class Cluster:
                     route = self.proxy.listen(Route(zone, self.rack(n), n, ports[n][zone]))
                     self.forwarders[zone][n] = route.port
         for n in nodes:
-            self.brokers[n] = self._broker(n, ports[n])
-        for broker in self.brokers.values():
-            broker.start()
+            self.brokers[n] = self._start_broker(n, ports[n])
         return self
+
+    def _start_broker(self, node_id: int, ports: dict[str, int]) -> BrokerProcess:
+        """Start the broker; with zones (its listener ports picked beforehand, so another
+        process may take one meanwhile) again on fresh ports if it exits at start."""
+        for attempt in range(3):
+            broker = self._broker(node_id, ports)
+            try:
+                return broker.start()
+            except RuntimeError:
+                if not self.zones or attempt == 2:
+                    raise
+            ports = {z: free_port() for z in ZONES}
+            for zone in ZONES:
+                assert self.proxy is not None
+                self.proxy.retarget(zone, node_id, ports[zone])
+        raise AssertionError("unreachable")
 
     def _broker(self, node_id: int, ports: dict[str, int]) -> BrokerProcess:
         settings = {

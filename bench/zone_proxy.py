@@ -54,6 +54,8 @@ class ZoneProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # (client zone, node id) -> the broker's port, when it changed since `listen`
+        self._targets: dict[tuple[str, int], int] = {}
         self._thread.start()
 
     def listen(self, route: Route) -> Route:
@@ -69,6 +71,11 @@ class ZoneProxy:
 
         port = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
         return Route(route.client_zone, route.broker_zone, route.node_id, route.target_port, port)
+
+    def retarget(self, client_zone: str, node_id: int, port: int) -> None:
+        """Send new connections of that forwarder to `port` (a broker restarted on
+        other ports because one was taken)."""
+        self._targets[(client_zone, node_id)] = port
 
     def snapshot(self) -> dict[Key, int]:
         with self._lock:
@@ -102,7 +109,8 @@ class ZoneProxy:
         assert task is not None
         self._tasks.add(task)
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", route.target_port)
+            port = self._targets.get((route.client_zone, route.node_id), route.target_port)
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             writer.close()
             self._tasks.discard(task)
