@@ -37,19 +37,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.cluster_setup import Cluster
+from tests.e2e.test_cluster_failover import stored  # partition -> leader, target, dirty
 from tests.support.wait import wait_until
 
 RECORDS_PER_PARTITION = 100
-
-
-def stored(url: str, topic: str) -> dict[int, dict[str, int]]:
-    """partition -> leader, target, wal_dirty, as PostgreSQL holds them."""
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT partition, leader_node, target_node, wal_dirty FROM partitions WHERE topic=%s",
-            (topic,),
-        ).fetchall()
-    return {r[0]: {"leader": r[1], "target": r[2], "dirty": r[3]} for r in rows}
 
 
 def controller(url: str) -> int:
