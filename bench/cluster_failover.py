@@ -142,6 +142,7 @@ def one_round(cluster: Cluster, mode: str, index: int, partitions: int) -> dict[
     watcher.join()
     client.flush(10)
     cluster.brokers[victim].start()
+    cluster.wait_listed()
     return {
         "mode": mode,
         "round": index,

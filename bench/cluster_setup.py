@@ -18,10 +18,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from bench.zone_proxy import Route, ZoneProxy
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.postgres import PostgresServer
 from tests.support.seaweedfs import SeaweedFS
+from tests.support.wait import wait_until
 
 ZONES = ("a", "b", "c")
 
@@ -81,7 +84,24 @@ class Cluster:
                     self.forwarders[zone][n] = route.port
         for n in nodes:
             self.brokers[n] = self._start_broker(n, ports[n])
+        self.wait_listed()
         return self
+
+    def wait_listed(self) -> None:
+        """Until every broker lists every live one at its bound endpoint: a broker asked
+        for port 0 registers first and publishes its endpoint once bound, and a client
+        that saw the first row would dial port 0."""
+        if self.zones:
+            return  # the advertised endpoints (the forwarders) are known before start
+        expected = {n: b.bootstrap for n, b in self.brokers.items() if b.process is not None}
+        for broker in self.brokers.values():
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+            def listed(admin: AdminClient = admin) -> bool:
+                brokers = admin.list_topics(timeout=10).brokers
+                return {n: f"{b.host}:{b.port}" for n, b in brokers.items()} == expected
+
+            wait_until(listed, 60, f"broker {broker.bootstrap} lists every broker, bound")
 
     def _start_broker(self, node_id: int, ports: dict[str, int]) -> BrokerProcess:
         """Start the broker; with zones (its listener ports picked beforehand, so another
