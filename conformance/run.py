@@ -4,6 +4,7 @@
     python -m conformance.run --full     # everything (documented run, ~11 min on 2 cores)
     python -m conformance.run --suite differential --suite librdkafka
     python -m conformance.run --suite librdkafka --only 0001_multiobj
+    python -m conformance.run --cluster  # the client suites against three brokers
 
 Suites:
   differential  the scenario corpus (conformance/scenarios) against Apache Kafka 4.x and
@@ -23,6 +24,10 @@ Suites:
                 full: every test, to find newly passing ones for the allowlist.
   franz_go_consumer
                 its KIP-848 group subtests
+
+With --cluster the client suites run against a local three-broker cluster (PostgreSQL,
+SeaweedFS, conformance/cluster_target.py) instead of one broker, the differential
+corpus only when --suite names it (it compares one broker with one Kafka broker).
 
 Exit status 1 when an allowlisted test or conforming scenario regressed, or a suite with
 an allowlist could not run; 0 otherwise. Results go to --out (default
@@ -259,10 +264,17 @@ def main(argv: list[str] | None = None) -> int:
         help="broker for the client suites; 'kafka' runs them against Apache Kafka to "
         "triage failures (not a gate result)",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run the client suites against three brokers on PostgreSQL and SeaweedFS",
+    )
     args = parser.parse_args(argv)
+    if args.cluster and args.against == "kafka":
+        parser.error("--cluster runs against contextplane only")
     full = bool(args.full)
     mode_name = "full" if full else "quick"
-    suites = args.suite or ALL
+    suites = args.suite or (list(SUITES) if args.cluster else ALL)
     out = args.out or cache_root() / "conformance" / "last"
     if out.exists():
         shutil.rmtree(out)
@@ -278,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         log(f"== {name}")
         broker = kafka_broker if args.against == "kafka" else contextplane_broker
+        if args.cluster:
+            from conformance.cluster_target import cluster_broker as broker
         result = run_suite(
             name,
             lambda spec, name=name, broker=broker: broker(spec, out / name),
@@ -293,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.against == "kafka":
         for r in results:
             r.label += " [vs Apache Kafka]"
+    if args.cluster:
+        for r in results:
+            r.label += " [3 brokers]"
     log("")
     log(table(results, report, mode_name))
     log("")
@@ -320,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"    {name}")
     summary = {
         "mode": mode_name,
+        "target": "cluster" if args.cluster else args.against,
         "seconds": round(time.monotonic() - started, 1),
         "suites": [r.to_json() for r in results],
         "differential": None

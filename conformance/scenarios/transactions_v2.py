@@ -41,8 +41,9 @@ def _end(client: Any, tid: str, pid: int, epoch: int, commit: bool) -> Any:
 def _produce(
     client: Any, tid: str, topic: str, pid: int, epoch: int, seq: int, version: int = 12
 ) -> str:
-    """One transactional batch; retried while the leader cannot verify it yet
-    (NOT_ENOUGH_REPLICAS: the previous transaction's markers are being written)."""
+    """One transactional batch; retried while the leader cannot verify it yet (the
+    previous transaction's markers are being written: NOT_ENOUGH_REPLICAS before v12,
+    CONCURRENT_TRANSACTIONS from v12)."""
     batch = wire.encode_batch(
         [f"{epoch}-{seq}".encode()],
         producer_id=pid,
@@ -53,7 +54,8 @@ def _produce(
     deadline = time.monotonic() + RETRY_S
     while True:
         part = wire.produce(client, topic, batch, transactional_id=tid, version=version)
-        if part.error_code != NOT_ENOUGH_REPLICAS or time.monotonic() > deadline:
+        busy = part.error_code in (NOT_ENOUGH_REPLICAS, CONCURRENT_TRANSACTIONS)
+        if not busy or time.monotonic() > deadline:
             return err(part.error_code)
         time.sleep(0.1)
 

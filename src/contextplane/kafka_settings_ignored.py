@@ -90,7 +90,7 @@ IGNORED: tuple[KafkaSetting, ...] = (
         "offsets.retention.minutes",
         "committed offsets are kept until their group or topic is deleted",
     ),
-    KafkaSetting("replica.*", _NO_REPLICAS),
+    KafkaSetting("replica.*", _NO_REPLICAS, unless=frozenset({"replica.selector.class"})),
     KafkaSetting("num.replica.fetchers", _NO_REPLICAS),
     KafkaSetting("min.insync.replicas", _NO_REPLICAS),
     KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),

@@ -48,19 +48,19 @@ class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields):  # t
     port: int = 9092
     # The HTTP surface beside the Kafka listener (/metrics), on the listener's host; -1: off.
     http_port: int = 8080
-    # The HTTP surface's request-head deadline (services/http_server.py REQUEST_HEAD_S).
-    http_request_head_timeout_ms: int = 30_000
-    # What the console's view freshness page asks (a context service's URL; "": none) and
-    # the price table its object store page prices usage with.
+    http_request_head_timeout_ms: int = 30_000  # http_server.py's request-head deadline
+    # The console's freshness page's context service ("": none); its object store prices.
     console_context_url: str = ""
     console_cost_prices: str = "aws-us-east-1"
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 1
     broker_rack: str | None = None  # free text, reported by Metadata and DescribeCluster
-    # The registry's lease (RFC 0004 §1): renewed every interval, lost after the timeout.
+    replica_selector_class: str = ""  # KIP-392: Kafka's default keeps consumers on leaders
+    # The registry's lease (RFC 0004 §1); how long a move's source may take to release (§6).
     broker_heartbeat_interval_ms: int = 1_000
     broker_session_timeout_ms: int = 6_000
+    partition_move_timeout_ms: int = 30_000
     # "file://" (under data_dir/objects), "memory://", or "s3://bucket?endpoint=..."
     object_store_url: str = ""
     metadata_url: str = ""

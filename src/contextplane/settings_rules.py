@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from contextplane import settings_consumer_groups, tracing
+from contextplane.broker import replica_selector
 from contextplane.client_properties import ClientPropertyError, read_client_properties
 from contextplane.security import inter_broker, oauthbearer_settings, sasl_settings
 
@@ -32,6 +33,12 @@ def first_problem(settings: Settings) -> str | None:
         return (
             f"authorizer.class.name: {settings.authorizer_class_name!r} is not available;"
             f" use {STANDARD_AUTHORIZER} or leave it empty"
+        )
+    if settings.replica_selector_class not in replica_selector.SELECTORS:
+        return (
+            f"replica.selector.class: {settings.replica_selector_class!r} is not available;"
+            f" use {replica_selector.RACK_AWARE_SELECTOR},"
+            f" {replica_selector.LEADER_SELECTOR} or leave it empty"
         )
     for principal in settings.super_users.split(";"):
         # Kafka parses each one as principalType:principalName, or refuses to start.

@@ -113,6 +113,16 @@ SETTINGS: tuple[Setting, ...] = (
         default_text="none",
     ),
     Setting(
+        "replica.selector.class",
+        "replica_selector_class",
+        "",
+        "which broker a consumer fetches from (KIP-392): empty or "
+        "`org.apache.kafka.common.replica.LeaderSelector`, the leader (Kafka's default); "
+        "`org.apache.kafka.common.replica.RackAwareReplicaSelector`, a live broker of the "
+        "consumer's rack serving uploaded data, when its rack differs from the leader's",
+        default_text="empty (the leader)",
+    ),
+    Setting(
         "broker.heartbeat.interval.ms",
         "broker_heartbeat_interval_ms",
         "ms",
@@ -125,6 +135,15 @@ SETTINGS: tuple[Setting, ...] = (
         "ms",
         "the registry lease: a broker not heard from for this long is no longer listed,"
         " and its node.id may be taken",
+        low=1,
+    ),
+    Setting(
+        "partition.move.timeout.ms",
+        "partition_move_timeout_ms",
+        "ms",
+        "a planned move whose source has not uploaded the partition's tail within this long is"
+        " abandoned: the source serves it again, and its target takes it over only when the"
+        " source's lease expires",
         low=1,
     ),
     Setting(

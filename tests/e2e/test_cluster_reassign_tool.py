@@ -3,11 +3,12 @@ PostgreSQL and one object store (RFC 0004 §6, slice 5): `--generate` proposes a
 from what the brokers describe; `--execute` moves a partition holding data under an
 idempotent acks=all producer, `--verify` sees it complete, and nothing is lost, the
 offsets stay contiguous, the ranges retained before the move are the same objects after
-it and the new leader read no object (nothing copied); with the source's reconciler
-held, a move back is listed (`--list`: replicas target then source, adding the target,
-removing the source) and `--cancel` undoes it, the source keeping the partition. A
-non-controller answers NOT_CONTROLLER (Kafka's admin client resends to the controller
-Metadata names). The same tool against Apache Kafka on one broker is the twin below."""
+it and the new leader read no object (nothing copied); a raw AlterPartitionReassignments
+sent to the non-controller is forwarded to the controller and moves another partition;
+with the source's reconciler held, a move back is listed (`--list`: replicas target then
+source, adding the target, removing the source) and `--cancel` undoes it, the source
+keeping the partition. The same tool against Apache Kafka on one broker is the twin
+below."""
 
 from __future__ import annotations
 
@@ -111,17 +112,27 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
         assert gets_during == 0
         assert "No partition reassignments found." in reassign(one.bootstrap, "--list")
 
-        # A non-controller refuses the write, naming no partition it changed.
+        # A non-controller forwards the write to the controller (broker 1): a partition
+        # broker 1 leads moves to broker 2, asked of broker 2 by a raw client.
+        other = next(p for p, row in sorted(stored.items()) if row[1] == 1 and p != moved)
         with RawClient(two.bootstrap) as client:
-            refused = client.request(
+            forwarded = client.request(
                 45,
                 0,
                 timeout=30_000,
                 topics=[
-                    {"name": TOPIC, "partitions": [{"partition_index": moved, "replicas": [1]}]}
+                    {"name": TOPIC, "partitions": [{"partition_index": other, "replicas": [2]}]}
                 ],
             )
-        assert refused.error_code == ErrorCode.not_controller
+        assert forwarded.error_code == ErrorCode.none
+        assert [(p.partition_index, p.error_code) for p in forwarded.responses[0].partitions] == [
+            (other, ErrorCode.none)
+        ]
+        wait_until(
+            lambda: partitions(url, TOPIC)[other][1:4:2] == (2, 2),
+            30,
+            "the forwarded move completes",
+        )
         assert partitions(url, TOPIC)[moved][3] == 2
 
         # Held by its source (broker 2's reconciler stopped), a move back is listed and

@@ -79,6 +79,21 @@ def _prepare_store(url: str, users: dict[str, str], acls: list[AclRecord]) -> No
     asyncio.run(run())
 
 
+def scram_only(super_users: str, user: str = "broker") -> dict[str, str]:
+    """Broker settings: one SASL_PLAINTEXT listener with SCRAM-SHA-512, the broker
+    logging in to others as User:`user` (password `user`-secret), the StandardAuthorizer."""
+    jaas = f'{SCRAM_MODULE} required username="{user}" password="{user}-secret";'
+    return {
+        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": jaas,
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": super_users,
+    }
+
+
 @contextmanager
 def secured_cluster(
     tmp_path: Path, url: str, settings: dict[int, dict[str, str]], client: dict[str, str]
@@ -111,16 +126,7 @@ def test_a_transaction_across_brokers_on_sasl_scram_listeners_only(
 ) -> None:
     url = postgres_server.create_database()
     _prepare_store(url, {"broker": "broker-secret", "admin": "admin-secret"}, [])
-    jaas = f'{SCRAM_MODULE} required username="broker" password="broker-secret";'
-    common = {
-        "listeners": "SASL_PLAINTEXT://127.0.0.1:0",
-        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": jaas,
-        "authorizer.class.name": AUTHORIZER,
-        "super.users": "User:broker;User:admin",
-    }
+    common = scram_only("User:broker;User:admin")
     client = {
         "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": "SCRAM-SHA-512",

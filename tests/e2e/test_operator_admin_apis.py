@@ -30,6 +30,7 @@ TIMEOUT_S = 30
 DESCRIBE_LOG_DIRS = 35
 LIST_CONFIG_RESOURCES = 74
 INCREMENTAL_ALTER_CONFIGS = 44
+DESCRIBE_CONFIGS = 32
 ELECT_LEADERS = 43
 DESCRIBE_QUORUM = 55
 ALTER_REASSIGNMENTS, LIST_REASSIGNMENTS = 45, 46
@@ -188,7 +189,8 @@ def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
     """With an authorizer: DescribeLogDirs and DescribeQuorum need DESCRIBE on the
     cluster, ElectLeaders ALTER, ListConfigResources DESCRIBE_CONFIGS,
     AlterPartitionReassignments ALTER and ListPartitionReassignments DESCRIBE; each refused as a
-    whole with CLUSTER_AUTHORIZATION_FAILED."""
+    whole with CLUSTER_AUTHORIZATION_FAILED; the balancer's broker configs DESCRIBE_CONFIGS
+    and ALTER_CONFIGS."""
     settings = {
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "true",
@@ -199,7 +201,8 @@ def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
             AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
                        "User:ANONYMOUS", "*", operation, AclPermissionType.DENY)
             for operation in (
-                AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.DESCRIBE_CONFIGS
+                AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.DESCRIBE_CONFIGS,
+                AclOperation.ALTER_CONFIGS,
             )
         ]  # fmt: skip
         admin = AdminClient({"bootstrap.servers": running.bootstrap})
@@ -232,5 +235,19 @@ def test_authorized_on_the_cluster_as_kafka(tmp_path: Path) -> None:
             ]
             moves = client.request(LIST_REASSIGNMENTS, 0, timeout=30_000, topics=None)
             assert (moves.error_code, moves.topics) == (refused, ())
+            # The balancer's broker configs (`contextplane cluster rebalance | drain`):
+            # DESCRIBE_CONFIGS and ALTER_CONFIGS on the cluster, as any BROKER resource.
+            load = client.request(DESCRIBE_CONFIGS, 4, resources=[
+                {"resource_type": 4, "resource_name": "1",
+                 "configuration_keys": ["contextplane.broker.load"]}
+            ], include_synonyms=False, include_documentation=False)  # fmt: skip
+            assert [(r.error_code, r.configs) for r in load.results] == [(refused, ())]
+            drain = client.request(INCREMENTAL_ALTER_CONFIGS, 1, resources=[
+                {"resource_type": 4, "resource_name": "1", "configs": [
+                    {"name": "contextplane.broker.state", "config_operation": 0,
+                     "value": "draining"}
+                ]}
+            ], validate_only=False)  # fmt: skip
+            assert [r.error_code for r in drain.responses] == [refused]
     finally:
         running.stop()

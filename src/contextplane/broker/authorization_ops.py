@@ -1,14 +1,15 @@
 """What the operators' admin APIs need authorized (Kafka 4.4's KafkaApis): each a
 cluster operation for the whole request, refused with CLUSTER_AUTHORIZATION_FAILED.
 DescribeLogDirs, DescribeQuorum and ListPartitionReassignments DESCRIBE; ElectLeaders
-and AlterPartitionReassignments ALTER; ListConfigResources
-DESCRIBE_CONFIGS."""
+and AlterPartitionReassignments ALTER (or CLUSTER_ACTION, forwarded by a broker);
+ListConfigResources DESCRIBE_CONFIGS."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.authorization import CLUSTER, Gate, Needs, Op
+from contextplane.cluster.forwarder import from_broker
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import CLUSTER_NAME, Operation
 from contextplane.security.authorizer import Action
@@ -35,6 +36,17 @@ def elect_leaders(ctx: RequestContext, request: Any) -> Needs:
 
 
 def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Needs:
+    if from_broker(ctx.header.client_id):
+        # Forwarded by a broker that authorized its client's ALTER there
+        # (handlers/reassignments_forward.py): CLUSTER_ACTION grants it, as Kafka's
+        # controller takes a broker's Envelope.
+        actions = (Op.ALTER, Op.CLUSTER_ACTION)
+        return Needs(
+            gate=Gate(
+                tuple(Action(op, CLUSTER, CLUSTER_NAME) for op in actions),
+                ErrorCode.cluster_authorization_failed,
+            )
+        )
     return _on_cluster(Op.ALTER)
 
 

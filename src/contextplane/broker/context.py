@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from contextplane.security.sasl_authenticator import SaslAuthenticator, SaslSession
     from contextplane.security.scram_credentials import ScramCredentials
     from contextplane.storage.engine import StorageEngine
+    from contextplane.storage.read_replica import ReadReplicas
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class ClusterView:
     rack: str | None = None  # broker.rack
     peers: Peers | None = None  # the inter-broker client (transaction verification)
     controller: Controller | None = None  # its writes count only while this broker leads
+    replicas: ReadReplicas | None = None  # partitions served here as a read replica
 
 
 @dataclass(slots=True)

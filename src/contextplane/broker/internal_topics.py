@@ -63,7 +63,14 @@ async def ensure(topics: TopicManager, topic: InternalTopic) -> bool:
     Kafka); True if it was created."""
     if topic.name in topics.topics():
         return False
-    await topics.create(topic.name, topic.partitions, dict(topic.configs))
+    try:
+        await topics.create(topic.name, topic.partitions, dict(topic.configs))
+    except KafkaError as exc:
+        if exc.code != ErrorCode.topic_already_exists:
+            raise
+        # Another broker starting at the same time on the same metadata created it.
+        await topics.refresh()
+        return False
     return True
 
 

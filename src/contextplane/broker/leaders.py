@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from contextplane.broker.replica_selector import rack_nodes, rendezvous
+
 if TYPE_CHECKING:
     from contextplane.cluster.registry import Registry
     from contextplane.storage.engine import StorageEngine
@@ -23,10 +25,19 @@ NO_LEADER = (-1, -1)
 
 
 class Leaders:
-    def __init__(self, log: StorageEngine, registry: Registry, node_id: int) -> None:
+    def __init__(
+        self,
+        log: StorageEngine,
+        registry: Registry,
+        node_id: int,
+        rack: str | None = None,
+        rack_aware: bool = False,
+    ) -> None:
         self._log = log
         self._registry = registry
         self._node_id = node_id
+        self._rack = rack  # broker.rack
+        self._rack_aware = rack_aware and rack is not None  # replica.selector.class
 
     def of(self, topic: str, index: int) -> tuple[int, int]:
         """(node, leader epoch) of the partition's leader; (-1, -1) when no live broker is
@@ -49,6 +60,32 @@ class Leaders:
         if elsewhere is not None and elsewhere[0] != -1:
             return elsewhere[0]
         return self._node_id
+
+    def read_replicas(self, topic: str, index: int) -> tuple[int, ...]:
+        """With the rack-aware replica selector, the brokers a leader may send consumers
+        of other racks to (KIP-392): one live broker per rack other than the leader's,
+        chosen as the leader chooses (replica_selector.py). Metadata lists them among the
+        partition's replicas, since the Java client follows a PreferredReadReplica only to
+        a broker listed there (`Cluster.nodeIfOnline`); none without a live leader."""
+        if not self._rack_aware:
+            return ()
+        leader = self.of(topic, index)[0]
+        if leader == -1:
+            return ()
+        brokers = self._registry.brokers
+        racks = {b.rack for b in brokers if b.rack and b.node_id in self._registry.live_ids}
+        if self._rack is not None:
+            racks.add(self._rack)
+        leader_rack = self._rack if leader == self._node_id else None
+        for broker in brokers:
+            if broker.node_id == leader:
+                leader_rack = broker.rack
+        chosen = (
+            rendezvous(topic, index, rack_nodes(self._registry, self._node_id, self._rack, rack))
+            for rack in racks
+            if rack != leader_rack
+        )
+        return tuple(sorted(node for node in chosen if node not in (-1, leader)))
 
     def is_offline(self, node: int) -> bool:
         """The node is not a live broker (its lease lapsed or it stopped)."""

@@ -27,6 +27,8 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.engine import StorageEngine
 
 _OPERATIONS_NOT_REQUESTED = -(2**31)
+# A partition's (leader, epoch, replica, read replicas), as its entry was encoded.
+Leadership = tuple[int, int, int, tuple[int, ...]]
 
 
 class MetadataCache:
@@ -45,7 +47,7 @@ class MetadataCache:
         self._leaders = leaders
         self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
-        self._leadership: dict[str, tuple[tuple[int, int, int], ...]] = {}
+        self._leadership: dict[str, tuple[Leadership, ...]] = {}
         self._leaderless: dict[str, int] = {}  # each cached topic's partitions without one
         self._all: dict[int, tuple[bytes, int, dict[int, int]]] = {}
         self._generation: tuple[int, int, int] = (-1, -1, -1)
@@ -136,13 +138,18 @@ class MetadataCache:
         for record, entity in zip(records, built, strict=True):
             self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
             leadership = self._leadership[record.name] = self._leadership_of(record)
-            self._leaderless[record.name] = sum(1 for lead, _, _ in leadership if lead == -1)
+            self._leaderless[record.name] = sum(1 for lead, *_ in leadership if lead == -1)
 
-    def _leadership_of(self, record: TopicRecord) -> tuple[tuple[int, int, int], ...]:
-        """Each of the topic's partitions' (leader, epoch, replica); leader and epoch
-        (-1, -1): no live leader."""
+    def _leadership_of(self, record: TopicRecord) -> tuple[Leadership, ...]:
+        """Each of the topic's partitions' (leader, epoch, replica, read replicas); leader
+        and epoch (-1, -1): no live leader."""
+        leaders = self._leaders
         return tuple(
-            (*self._leaders.of(record.name, index), self._leaders.replica(record.name, index))
+            (
+                *leaders.of(record.name, index),
+                leaders.replica(record.name, index),
+                leaders.read_replicas(record.name, index),
+            )
             for index in range(record.partitions)
         )
 
@@ -152,6 +159,8 @@ class MetadataCache:
             leader, epoch = self._leaders.of(record.name, index)
             # One replica (RF=1): where the partition is, even on a broker that is gone.
             replica = self._leaders.replica(record.name, index)
+            # Brokers of other racks serving it from objects (KIP-392), with the selector.
+            readers = list(self._leaders.read_replicas(record.name, index))
             partitions.append(
                 {
                     "error_code": ErrorCode.none
@@ -160,8 +169,8 @@ class MetadataCache:
                     "partition_index": index,
                     "leader_id": leader,
                     "leader_epoch": epoch,
-                    "replica_nodes": [replica],
-                    "isr_nodes": [leader] if leader != -1 else [],
+                    "replica_nodes": [replica, *readers],
+                    "isr_nodes": [leader, *readers] if leader != -1 else [],
                     "offline_replicas": [replica] if self._leaders.is_offline(replica) else [],
                 }
             )

@@ -6,12 +6,15 @@ by CLUSTER_ACTION.
 Produce v0-11 (transactions v1: the client added the partitions itself) asks v4 with
 `verify_only`; Produce v12+ (transactions v2: the leader adds them) asks v5 without it.
 Only the first batch of a transaction on a partition pays the round trip: while the
-producer has a transaction open on the partition (no marker yet) its batches belong to
-it, as Kafka's leader skips verification for a partition with an ongoing transaction.
+producer has a transaction open on the partition under the batch's epoch (no marker
+yet) its batches belong to it, as Kafka's leader skips verification for a partition
+with an ongoing transaction of that producer and epoch.
 The answers become the errors Kafka 4.4's leader answers (ReplicaManager
 handleProduceAppend): a coordinator that cannot be reached (NETWORK_EXCEPTION), is not
 known (COORDINATOR_NOT_AVAILABLE), loading or moved is the retriable
-NOT_ENOUGH_REPLICAS naming it, and so is CONCURRENT_TRANSACTIONS before Produce v12.
+NOT_ENOUGH_REPLICAS naming it, and so is CONCURRENT_TRANSACTIONS before Produce v12;
+from v12 the leader asks again for up to 100 ms, then answers CONCURRENT_TRANSACTIONS
+itself (Kafka's maybeRetryOnConcurrentTransactions; those clients retry it).
 
 TxnOffsetCommit v5+ (transactions v2) at a group coordinator whose transactional id
 another broker coordinates adds the group's `__consumer_offsets` partition there the
@@ -21,6 +24,7 @@ same way (v5), as Kafka's group coordinator does before it writes transactional 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -37,6 +41,9 @@ ADD_PARTITIONS_TO_TXN_KEY = 24
 Partition = tuple[str, int]
 # (topic, partition) -> the error its batch gets (None: verified).
 Verified = dict[Partition, KafkaError | None]
+# Kafka's add.partitions.to.txn.retry.backoff.ms and .backoff.max.ms defaults (static
+# broker configs there; capped by request.timeout.ms, which is longer).
+ADD_RETRY_BACKOFF_S, ADD_RETRY_MAX_S = 0.020, 0.100
 # Kafka's leader answers these NOT_ENOUGH_REPLICAS: retriable, and no metadata refresh.
 _UNVERIFIED = frozenset(
     {
@@ -57,6 +64,18 @@ _GROUP_ERRORS = {
 }
 
 
+async def retry_wait(started: float) -> bool:
+    """Transactions v2 (Produce v12+): a partition the coordinator cannot add yet
+    (CONCURRENT_TRANSACTIONS: the previous transaction's markers are being written) is
+    asked again after `ADD_RETRY_BACKOFF_S` while less than `ADD_RETRY_MAX_S` passed
+    since `started` (loop time), as Kafka 4.4's leader retries before it answers
+    CONCURRENT_TRANSACTIONS. False: answer now."""
+    if asyncio.get_running_loop().time() - started >= ADD_RETRY_MAX_S:
+        return False
+    await asyncio.sleep(ADD_RETRY_BACKOFF_S)
+    return True
+
+
 def coordinated_elsewhere(ctx: RequestContext, tid: str) -> bool:
     """Is `tid` coordinated by another broker (its shard not led here)?"""
     return ctx.cluster.peers is not None and ctx.transactions.refused(tid) is not None
@@ -71,20 +90,33 @@ async def verify_remote(
 ) -> Verified:
     """Each partition's verification at the transaction's coordinator on another broker
     (`add`: transactions v2, the partitions are added to the transaction)."""
-    wanted = [p for p in partitions if not _open_here(ctx, p, producer[0])]
+    wanted = [p for p in partitions if not _open_here(ctx, p, producer)]
     verified: Verified = dict.fromkeys(partitions)
     if not wanted:
         return verified
+    started = asyncio.get_running_loop().time()
     codes = await _asked(ctx, tid, producer, wanted, add)
+    if add:
+        while (
+            busy := [p for p in wanted if codes.get(p) == ErrorCode.concurrent_transactions]
+        ) and (await retry_wait(started)):
+            codes.update(await _asked(ctx, tid, producer, busy, add))
     for partition in wanted:
         code = codes.get(partition, ErrorCode.unknown_server_error)
         verified[partition] = produce_error(code, add)
     return verified
 
 
-def _open_here(ctx: RequestContext, partition: Partition, producer_id: int) -> bool:
+def _open_here(ctx: RequestContext, partition: Partition, producer: tuple[int, int]) -> bool:
+    """Has the producer a transaction open on the partition under this epoch (Kafka's
+    UnifiedLog.hasOngoingTransaction(producerId, producerEpoch))? One of an earlier
+    epoch is the previous transaction waiting for its marker (transactions v2 bumps the
+    epoch at every end): the batch is verified, not folded into it."""
     log_ = ctx.log.partitions.get(partition)
-    return log_ is not None and log_.transactions.in_transaction(producer_id)
+    if log_ is None or not log_.transactions.in_transaction(producer[0]):
+        return False
+    entry = log_.producers.producers.get(producer[0])
+    return entry is not None and entry.epoch == producer[1]
 
 
 def group_shard(ctx: RequestContext, group_id: str) -> int:

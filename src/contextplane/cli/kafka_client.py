@@ -198,7 +198,14 @@ class Connection:
             return f"cannot connect to {servers}: connection refused (is a broker running there?)"
         seen = f": {self.transport[0].str()}" if self.transport else ""
         refused = any("Connection refused" in error.str() for error in self.transport)
-        hint = f"; {NEEDS_SECURITY}" if self._plaintext() and not refused else ""
+        # A listener expecting TLS or SASL closes a plaintext client's connection; one
+        # that stayed open without an answer is a slow or stalled cluster instead.
+        if refused or not self._plaintext():
+            hint = ""
+        elif self.log.failures:
+            hint = f"; {NEEDS_SECURITY}"
+        else:
+            hint = "; the connection stayed open without an answer (a slow or stalled broker?)"
         return f"no answer from {servers} within {waited_s:.0f} s{seen}{hint}"
 
 

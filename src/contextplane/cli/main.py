@@ -10,6 +10,8 @@ cluster (cli/client_commands.py);
 `contextplane mcp` serves context, tool calls and traces to MCP agents (cli/mcp.py);
 `contextplane trace` follows a copilot decision's links back (cli/trace.py);
 `contextplane demo support-copilot` runs the copilot data plane on sample data (cli/demo.py);
+`contextplane cluster up` runs a local cluster: PostgreSQL, SeaweedFS, brokers, and `cluster
+rebalance/drain/undrain` move partitions by measured load (cli/cluster.py);
 `contextplane cost` prices a workload against Kafka on replicated disks (cli/cost.py);
 `contextplane completion bash|zsh|tcsh` prints a shell completion script (cli/completion.py)."""
 
@@ -54,6 +56,7 @@ _COMMAND_MODULES = (
     "mcp",
     "demo",
     "cost",
+    "cluster",
     "completion",
 )
 

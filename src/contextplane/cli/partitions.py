@@ -53,7 +53,7 @@ def parse_partition(text: str) -> tuple[str, int]:
     return topic, int(index)
 
 
-def _controller_request(admin: Any, request: Any, what: str) -> Any:
+def controller_request(admin: Any, request: Any, what: str) -> Any:
     """`request`'s response from the controller (kafka-python resends it once to a new
     controller on NOT_CONTROLLER); CommandError naming `what` on a top-level error."""
     import kafka.errors as errors
@@ -86,7 +86,7 @@ def _move(args: argparse.Namespace) -> int:
             ],
         )
         started = _CLOCK.monotonic_ms()
-        response = _controller_request(admin, request, what)
+        response = controller_request(admin, request, what)
         for answered in response.responses:
             for result in answered.partitions:
                 response_error(result.error_code, result.error_message, what)
@@ -138,7 +138,7 @@ def _moves(args: argparse.Namespace) -> int:
 
     admin = connect(args)
     try:
-        response = _controller_request(
+        response = controller_request(
             admin,
             ListPartitionReassignmentsRequest(timeout_ms=int(ADMIN_TIMEOUT_S * 1000), topics=None),
             "list moves",

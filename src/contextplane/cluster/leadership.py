@@ -36,6 +36,16 @@ class NotLeader(KafkaError):
         super().__init__(ErrorCode.not_leader_or_follower, message)
 
 
+class MoveTimedOut(RuntimeError):
+    """A handover's source did not upload the partition's tail within
+    `partition.move.timeout.ms`: it serves the partition again, and the move is left to
+    failover (its target claims it once the source's lease expires, never before)."""
+
+    def __init__(self, stream_id: int) -> None:
+        super().__init__(f"stream {stream_id}: not released within partition.move.timeout.ms")
+        self.stream_id = stream_id
+
+
 def is_fenced(stream_id: int, local_epoch: int, stored_epoch: int) -> bool:
     """The epoch rule: behind the stored epoch is fenced; ahead of it cannot happen."""
     assert local_epoch <= stored_epoch, (

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from contextplane.cluster.leadership import MoveTimedOut
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import PartitionRecord
 from contextplane.metadata.store import MetadataStore
@@ -68,6 +69,8 @@ class Reconciler:
         self._assignment_seen = 0  # the assignment generation whose rows were all read
         self._topics_seen = -1
         self._task: asyncio.Task[None] | None = None
+        # Streams whose handover timed out (stream -> the target it was for).
+        self._abandoned: dict[int, int] = {}
         self.passes = 0  # completed passes (tests wait on it)
         # Internal topic -> the coordinator whose shards its partitions are (set once
         # each is up).
@@ -134,6 +137,9 @@ class Reconciler:
                 continue  # deleted since
             if leads(row.stream_id):
                 shard = (row.topic, row.partition) if row.topic in coordinators else None
+                if self._abandoned.get(row.stream_id) == row.target_node:
+                    continue  # left to failover: tried again only for another target
+                self._abandoned.pop(row.stream_id, None)
                 if row.target_node not in (me, -1):
                     to_release.append(row.stream_id)
                     if shard is not None:
@@ -157,6 +163,17 @@ class Reconciler:
             *(self._engine.release(stream_id) for stream_id in to_release),
             return_exceptions=True,
         )
+        for stream_id, result in zip(to_release, results, strict=True):
+            if isinstance(result, MoveTimedOut):
+                row = next(r for r in rows if r.stream_id == stream_id)
+                target = self._abandoned[stream_id] = row.target_node
+                if row.topic in coordinators:
+                    shards_back.append((row.topic, row.partition))  # loaded again below
+                log.warning(
+                    "%s; served here again, its move to node %d left to failover",
+                    result,
+                    target,
+                )
         # One claim for every topic: a dead broker's object WAL is then read once
         # for all the partitions recovered from it (storage/wal_takeover.py).
         opening: list[PartitionRecord] = []
@@ -176,7 +193,9 @@ class Reconciler:
         shards_in += [(t, s) for t, s in shards_back if not coordinators[t].is_loaded(s)]
         for topic, index in shards_in:
             await coordinators[topic].load_shard(index)
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures = [
+            r for r in results if isinstance(r, BaseException) and not isinstance(r, MoveTimedOut)
+        ]
         if failures:
             raise failures[0]
         self._assignment_seen = generation

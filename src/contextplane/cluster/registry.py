@@ -105,6 +105,9 @@ class Registry:
         # acknowledged without their marks; None: not now.
         self.marks: OwedMarks | None = None
         self._unmarked_until: int | None = None
+        # This broker's measured load as the JSON each heartbeat writes (cluster/load.py),
+        # given once storage has opened: (the monotonic clock in seconds) -> document.
+        self.load: Callable[[float], str] | None = None
 
     async def register(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
         """Take this node id for a new incarnation, or raise DuplicateBrokerRegistration."""
@@ -215,6 +218,7 @@ class Registry:
                         self._controller_epoch(),
                         owed,
                         unmarked,
+                        self._load_document(sent_ms),
                     )
             except Exception as exc:
                 self._steady_since = None
@@ -240,6 +244,16 @@ class Registry:
                 # interval of margin for the acknowledgement's own way out.
                 self._unmarked_until = sent_ms + self._session_ms - int(self._interval_s * 1000)
             self._heard(beat)
+
+    def _load_document(self, now_ms: int) -> str | None:
+        """The load to publish (None: none measured yet, the row's left as it is)."""
+        if self.load is None:
+            return None
+        try:
+            return self.load(now_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - the lease matters more than the load
+            log.warning("node %d: measuring the load failed (%r)", self._node_id, exc)
+            return None
 
     def _outage_path(self) -> tuple[dict[int, int] | None, bool | None]:
         """What the next heartbeat writes of the outage path: the marks owed, and the

@@ -336,6 +336,12 @@ def _offset_families(snapshot: Snapshot) -> Iterable[Metric]:
     yield from (partitions, current, oldest, leader)
 
 
+# A scrape's per group-partition series (~300 bytes each, as kafka_exporter's): past this
+# many (~9 MB), later groups in name order keep only their per-topic lag sums, so a
+# broker with very many groups still answers within Prometheus's 10 s scrape timeout.
+GROUP_PARTITION_SERIES_MAX = 30_000
+
+
 def _group_families(snapshot: Snapshot) -> Iterable[Metric]:
     watermarks = {(r.topic, r.partition): r.high_watermark for r in snapshot.partitions}
     labels = ["consumergroup", "topic", "partition"]
@@ -353,17 +359,29 @@ def _group_families(snapshot: Snapshot) -> Iterable[Metric]:
     members = GaugeMetricFamily(
         "kafka_consumergroup_members", "Members of a group", labels=["consumergroup"]
     )
+    omitted = GaugeMetricFamily(
+        "contextplane_metrics_group_partition_series_omitted",
+        "Group-partitions left out of kafka_consumergroup_current_offset and _lag"
+        f" (at most {GROUP_PARTITION_SERIES_MAX} per scrape; _lag_sum still covers them)",
+    )
+    room = GROUP_PARTITION_SERIES_MAX
+    left_out = 0
     for group_id, (count, offsets) in sorted(snapshot.groups.items()):
         members.add_metric([group_id], count)
         sums: dict[str, int] = {}
         for (topic, partition), offset in sorted(offsets.items()):
             behind = max(0, watermarks[(topic, partition)] - offset)
+            sums[topic] = sums.get(topic, 0) + behind
+            if room == 0:
+                left_out += 1
+                continue
+            room -= 1
             current.add_metric([group_id, topic, str(partition)], offset)
             lag.add_metric([group_id, topic, str(partition)], behind)
-            sums[topic] = sums.get(topic, 0) + behind
         for topic, total in sorted(sums.items()):
             lag_sum.add_metric([group_id, topic], total)
-    yield from (current, lag, lag_sum, members)
+    omitted.add_metric([], left_out)
+    yield from (current, lag, lag_sum, members, omitted)
 
 
 def _own_families(snapshot: Snapshot) -> Iterable[Metric]:

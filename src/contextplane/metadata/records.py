@@ -104,6 +104,15 @@ class RangeSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaRanges:
+    """What a read replica refreshes its mirror of a partition from (RFC 0004 §7)."""
+
+    stream_id: int
+    log_start_offset: int
+    ranges: list[RangeRecord]  # those starting at or after the offset asked, in order
+
+
+@dataclass(frozen=True, slots=True)
 class RangeCommit:
     """A range of an object being committed (its key and time are the object's)."""
 

@@ -80,10 +80,12 @@ class AssignmentRows:
         controller_epoch: int,
         owed_marks: dict[int, int] | None = None,
         unmarked_acks: bool | None = None,
+        load: str | None = None,
     ) -> ClusterHeartbeat | None:
-        """Renew this incarnation's lease, renew or take the controller's, and read the
-        live brokers, the controller and the change generations, in one transaction;
-        None when the registration is no longer this incarnation's.
+        """Renew this incarnation's lease (and write its `load` unless None), renew or
+        take the controller's, and read the live brokers, the controller and the change
+        generations, in one transaction; None when the registration is no longer this
+        incarnation's.
 
         The dirty marks this broker owes (`owed_marks`, stream -> epoch: records it
         acknowledged while the store was out of its reach) are written first, so no
@@ -98,7 +100,7 @@ class AssignmentRows:
         engine: Any = self  # a SqlEngine: its transactions and registry statements
         with engine._transaction():
             owed_marked = write_owed_marks(self._db, node_id, owed_marks or {})
-            if not engine._renew(node_id, incarnation, session_ms):
+            if not engine._renew(node_id, incarnation, session_ms, load):
                 return None
             if unmarked_acks is not None:
                 set_unmarked_acks(self._db, node_id, incarnation, unmarked_acks)
@@ -248,6 +250,7 @@ class AssignmentCalls:
         controller_epoch: int,
         owed_marks: dict[int, int] | None = None,
         unmarked_acks: bool | None = None,
+        load: str | None = None,
     ) -> ClusterHeartbeat | None:
         store: Any = self  # a SqlMetadataStore
         result: ClusterHeartbeat | None = await store._call(
@@ -258,6 +261,7 @@ class AssignmentCalls:
             controller_epoch,
             owed_marks,
             unmarked_acks,
+            load,
         )
         return result
 

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
+from contextplane.metadata.sql_assignment import ASSIGNMENT_GENERATION, bump_generation
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
@@ -122,17 +123,46 @@ class BrokerRows:
                 return None
             return self.live_brokers()
 
-    def _renew(self, node_id: int, incarnation: int, session_ms: int) -> bool:
-        """In a heartbeat's transaction: renew this incarnation's lease (False: the row
-        is no longer its own)."""
+    def _renew(
+        self, node_id: int, incarnation: int, session_ms: int, load: str | None = None
+    ) -> bool:
+        """In a heartbeat's transaction: renew this incarnation's lease, and write its
+        measured load unless None (False: the row is no longer its own)."""
+        loaded = "" if load is None else ", load = ?"
         renewed = self._db.execute(
             self._sql(
-                "UPDATE brokers SET lease_expires_ms = NOW_MS + ?"
+                f"UPDATE brokers SET lease_expires_ms = NOW_MS + ?{loaded}"
                 f" WHERE node_id=? AND incarnation=? AND state IN {_LEASED}"
             ),
-            (session_ms, node_id, incarnation),
+            (session_ms, *(() if load is None else (load,)), node_id, incarnation),
         ).rowcount
         return bool(renewed == 1)
+
+    def broker_loads(self) -> list[tuple[int, str, str]]:
+        """(node id, state, load document) of every broker whose lease has not expired."""
+        rows = self._db.execute(
+            self._sql(
+                f"SELECT node_id, state, load FROM brokers WHERE state IN {_LEASED}"
+                " AND lease_expires_ms >= NOW_MS ORDER BY node_id"
+            )
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def set_broker_draining(self, node_id: int, draining: bool) -> bool:
+        """Mark a live broker draining (placement and the balancer put nothing there) or
+        live again, announced with `generation.assignment`; False: no such live broker."""
+        engine: Any = self
+        with engine._transaction():
+            changed = self._db.execute(
+                self._sql(
+                    f"UPDATE brokers SET state=? WHERE node_id=? AND state IN {_LEASED}"
+                    " AND lease_expires_ms >= NOW_MS"
+                ),
+                ("draining" if draining else "live", node_id),
+            ).rowcount
+            if changed == 1:
+                bump_generation(self._db, ASSIGNMENT_GENERATION)
+            return bool(changed == 1)
 
     def live_brokers(self) -> list[BrokerRecord]:
         """Every broker whose lease has not expired, by node id."""
@@ -219,6 +249,16 @@ class BrokerCalls:
     async def live_brokers(self) -> list[BrokerRecord]:
         store: Any = self
         result: list[BrokerRecord] = await store._call(store.engine.live_brokers)
+        return result
+
+    async def broker_loads(self) -> list[tuple[int, str, str]]:
+        store: Any = self
+        result: list[tuple[int, str, str]] = await store._call(store.engine.broker_loads)
+        return result
+
+    async def set_broker_draining(self, node_id: int, draining: bool) -> bool:
+        store: Any = self
+        result: bool = await store._call(store.engine.set_broker_draining, node_id, draining)
         return result
 
     async def set_broker_endpoints(

@@ -19,6 +19,7 @@ from contextplane.metadata.records import (
     PartitionRecord,
     RangeRecord,
     RangeSummary,
+    ReplicaRanges,
     ScramCredentialRecord,
     TopicRecord,
 )
@@ -140,6 +141,9 @@ class SqlMetadataStore(
 
     async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
         return await self._call(self.engine.ranges_of, stream_id)
+
+    async def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
+        return await self._call(self.engine.replica_ranges, topic, partition, since)
 
     async def range_summaries(self) -> dict[int, RangeSummary]:
         return await self._call(self.engine.range_summaries)

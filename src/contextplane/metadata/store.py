@@ -40,6 +40,7 @@ from contextplane.metadata.records import (
     RangeSwap,
     Reassignment,
     Registration,
+    ReplicaRanges,
     ScramCredentialRecord,
     StoredConsumerGroup,
     StoredSharePartition,
@@ -144,6 +145,11 @@ class MetadataStore(Protocol):
     async def ranges_by_stream(self) -> dict[int, list[RangeRecord]]: ...
     async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
         """One stream's ranges in offset order (its object index, loaded on first need)."""
+        ...
+
+    async def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
+        """A read replica's refresh: the partition's stream id, log start and ranges
+        starting at or after `since` (None: no such partition)."""
         ...
 
     async def range_summaries(self) -> dict[int, RangeSummary]:
@@ -425,6 +431,14 @@ class MetadataStore(Protocol):
     async def set_broker_endpoints(
         self, node_id: int, incarnation: int, endpoints: tuple[BrokerEndpoint, ...]
     ) -> bool: ...
+    async def broker_loads(self) -> list[tuple[int, str, str]]:
+        """(node id, state, load document) of every broker whose lease is live."""
+        ...
+
+    async def set_broker_draining(self, node_id: int, draining: bool) -> bool:
+        """Mark live broker `node_id` draining or live; False when it is not live."""
+        ...
+
     async def deregister_broker(
         self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
     ) -> None:
@@ -442,8 +456,10 @@ class MetadataStore(Protocol):
         controller_epoch: int,
         owed_marks: dict[int, int] | None = None,
         unmarked_acks: bool | None = None,
+        load: str | None = None,
     ) -> ClusterHeartbeat | None:
-        """Write the dirty marks owed (stream -> epoch), renew the lease, set the
+        """Write the dirty marks owed (stream -> epoch), renew the lease (writing the
+        broker's measured `load` document unless None), set the
         `unmarked_acks` flag (unless None), renew or take the controller's lease, read
         the live brokers, the controller and the change generations, in one transaction;
         None when the row is no longer this incarnation's."""

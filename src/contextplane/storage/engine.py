@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, TargetAssignment
-from contextplane.cluster.leadership import Leadership, NotLeader
+from contextplane.cluster.leadership import Leadership, MoveTimedOut, NotLeader
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import PartitionRecord, RangeSummary, WalSource
 from contextplane.metadata.store import MetadataStore
@@ -350,16 +350,21 @@ class StorageEngine:
         in flight, upload its tail (`Uploader.flush`), then leave it without a leader in
         the metadata store (if this broker still leads it at its epoch), so its target
         claims it with nothing to copy. False when it was not led here or was fenced
-        meanwhile. A failed upload serves it again and raises; a failed release raises
-        with appends still refused. The reconciler retries either."""
+        meanwhile. A failed upload serves it again and raises (MoveTimedOut past
+        `partition.move.timeout.ms`); a failed release raises with appends still refused.
+        The reconciler retries either but the timeout."""
         partition = self._by_stream.get(stream_id)
         if partition is None:
             return False
         partition.handing_over = True
+        deadline = asyncio.timeout(self.settings.partition_move_timeout_ms / 1000)
         try:
-            await self.uploader.flush(partition)
-        except BaseException:
+            async with deadline:
+                await self.uploader.flush(partition)
+        except BaseException as exc:
             partition.handing_over = False
+            if deadline.expired():
+                raise MoveTimedOut(stream_id) from exc
             raise
         if partition.deleted:
             return False  # fenced or deleted during the flush

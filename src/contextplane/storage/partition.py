@@ -73,6 +73,9 @@ class PartitionLog:
     dirty_marked: asyncio.Future[None] | None = None
     # Bumped whenever batches past the high watermark are taken back (a failed write).
     truncations: int = 0
+    # Record bytes produced here and fetched from here (the balancer's load: cluster/load.py).
+    bytes_in: int = 0
+    bytes_out: int = 0
 
     @property
     def ranges(self) -> ObjectRanges:

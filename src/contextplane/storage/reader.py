@@ -195,7 +195,7 @@ class Reader:
             plan = plans.get(index)
             try:
                 if plan is not None:
-                    chunks = _batches(
+                    chunks = batches_in(
                         [(r, data[id(r)]) for r in plan.taken], offset, end, limit, total == 0
                     )
                 else:
@@ -223,7 +223,7 @@ class Reader:
         plan = PlanPartition(ranges.from_offset(offset), end, bytes_max)
         plan_ranges([plan], bytes_max, allow_oversize)
         read = await self._blocks.read_ranges(plan.taken)
-        return _batches(
+        return batches_in(
             list(zip(plan.taken, read, strict=True)), offset, end, bytes_max, allow_oversize
         )
 
@@ -288,7 +288,7 @@ def _end(partition: PartitionLog, offset: int, isolation_level: int) -> int:
     return partition.high_watermark
 
 
-def _batches(
+def batches_in(
     ranges: Sequence[tuple[RangeRecord, memoryview | BaseException]],
     offset: int,
     end: int,

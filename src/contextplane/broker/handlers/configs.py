@@ -21,6 +21,7 @@ from contextplane.broker.configs import (
 )
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
+from contextplane.broker.handlers import broker_balance
 from contextplane.broker.handlers.broker_configs import alter_broker, describe_broker
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group import group_configs
@@ -93,9 +94,14 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Reply:
                         entry["configs"].append(_topic_config(ctx, request, name, record.configs))
         elif resource.resource_type == BROKER:
             try:
-                entry["configs"] = describe_broker(
-                    _dynamic(ctx), request, resource.resource_name, keys, _config_type
-                )
+                if keys is not None and broker_balance.asks_for_describe(keys):
+                    entry["configs"] = await broker_balance.describe(
+                        ctx, resource.resource_name, keys
+                    )
+                else:
+                    entry["configs"] = describe_broker(
+                        _dynamic(ctx), request, resource.resource_name, keys, _config_type
+                    )
             except KafkaError as exc:
                 entry.update(error_code=exc.code, error_message=exc.message)
         elif resource.resource_type == GROUP:
@@ -276,7 +282,9 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
             if refusal is not None:
                 raise refusal
             _check_changes(resource.configs)
-            if resource.resource_type == BROKER:
+            if resource.resource_type == BROKER and broker_balance.asks_for_alter(resource):
+                await broker_balance.alter(ctx, resource, incremental, request.validate_only)
+            elif resource.resource_type == BROKER:
                 await alter_broker(_dynamic(ctx), resource, incremental, request.validate_only)
             elif resource.resource_type == GROUP:
                 # A group's configs exist whether or not the group does, as in Kafka.

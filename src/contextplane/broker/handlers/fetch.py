@@ -16,9 +16,16 @@ from contextplane import limits
 from contextplane.broker.access_audit import audit_allowed_read
 from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.fetch_masking import mask_fetch
+from contextplane.broker.handlers import fetch_replica
 from contextplane.broker.handlers.current_leader import name_current_leaders
+from contextplane.broker.handlers.fetch_replica import ReplicaTarget
 from contextplane.broker.loopshare import LoopShare
 from contextplane.broker.read_receipts import returned_range_of
+from contextplane.broker.replica_selector import (
+    connection_zone,
+    may_serve_as_replica,
+    preferred_replica,
+)
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.fetch_response import (
@@ -76,6 +83,7 @@ def check_leader_epoch(partition: PartitionLog, current_leader_epoch: int) -> No
 async def fetch(ctx: RequestContext, request: Any) -> Reply:
     wait_ms = min(max(int(request.max_wait.total_seconds() * 1000), 0), limits.FETCH_WAIT_MS_MAX)
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]] = []
+    replicas: list[ReplicaTarget] = []  # led elsewhere, maybe served here (KIP-392)
     topics: list[dict[str, Any]] = []
     for name, topic_id, wanted_partitions in _distinct_partitions(ctx, request.topics):
         partitions: list[dict[str, Any]] = []
@@ -102,8 +110,16 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
                     partition = ctx.log.partition(name, wanted.partition)
                     # current_leader_epoch exists from Fetch v9 (KIP-320); older is -1.
                     check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
+                    # A consumer of another zone is sent to a broker of its own (KIP-392).
+                    if _in_log(partition, wanted.fetch_offset):
+                        node = preferred_replica(ctx, request, name, wanted.partition)
+                        entry["preferred_read_replica"] = node
                 except KafkaError as exc:
                     entry["error_code"] = exc.code
+                    if exc.code == ErrorCode.not_leader_or_follower and may_serve_as_replica(
+                        ctx, request
+                    ):
+                        replicas.append(ReplicaTarget(entry, name, wanted))
                     partition = None
             targets.append((entry, partition, wanted))
         topics.append(
@@ -117,10 +133,13 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
     # Kafka: min_bytes at most what the client's consumer_byte_rate lets one fetch carry.
     window_bytes = ctx.services.quotas.fetch_bytes_max(ctx.principal, ctx.header.client_id)
     min_bytes = request.min_bytes if window_bytes is None else min(request.min_bytes, window_bytes)
-    total = await _read_all(ctx, request, targets)
-    if total >= min_bytes or wait_ms == 0 or _has_error(targets):
-        await mask_fetch(ctx, targets)
-        return Reply(body=_response(ctx, topics, targets, request))
+    if replicas:
+        await fetch_replica.resolve(ctx, replicas)
+    total = await _read_all(ctx, request, targets, replicas)
+    if total >= min_bytes or wait_ms == 0 or _has_error(targets) or _redirects(targets):
+        everything = targets + fetch_replica.served(replicas)
+        await mask_fetch(ctx, everything)
+        return Reply(body=_response(ctx, topics, everything, request))
 
     async def long_poll() -> Any:
         loop = asyncio.get_running_loop()
@@ -131,14 +150,16 @@ async def fetch(ctx: RequestContext, request: Any) -> Reply:
             if remaining <= 0:
                 break
             waiters = [p.waiter() for _, p, _ in targets if p is not None]
+            waiters += fetch_replica.waiters(ctx, replicas)
             if not waiters:
                 break
             await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
-            amount = await _read_all(ctx, request, targets)
-        await mask_fetch(ctx, targets)
-        return _response(ctx, topics, targets, request)
+            amount = await _read_all(ctx, request, targets, replicas)
+        everything = targets + fetch_replica.served(replicas)
+        await mask_fetch(ctx, everything)
+        return _response(ctx, topics, everything, request)
 
     return later(long_poll())
 
@@ -147,10 +168,22 @@ def _has_error(targets: list[tuple[dict[str, Any], PartitionLog | None, Any]]) -
     return any(entry["error_code"] != ErrorCode.none for entry, _, _ in targets)
 
 
+def _redirects(targets: list[tuple[dict[str, Any], PartitionLog | None, Any]]) -> bool:
+    """Some partition names a preferred read replica: Kafka answers at once."""
+    return any(entry["preferred_read_replica"] >= 0 for entry, _, _ in targets)
+
+
+def _in_log(partition: PartitionLog, offset: int) -> bool:
+    """An offset a read here would not answer OFFSET_OUT_OF_RANGE (only such a fetch is
+    sent to a replica, as Kafka's leader picks one only among replicas holding it)."""
+    return partition.log_start_offset <= offset <= partition.high_watermark
+
+
 async def _read_all(
     ctx: RequestContext,
     request: Any,
     targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+    replicas: list[ReplicaTarget],
 ) -> int:
     """Read every partition within the limits; returns the bytes read.
 
@@ -172,6 +205,14 @@ async def _read_all(
         if partition is None:
             continue
         entry["records"] = b""
+        if entry["preferred_read_replica"] >= 0:
+            # Kafka's leader skips the read and answers its offsets with no records.
+            entry.update(
+                high_watermark=partition.high_watermark,
+                last_stable_offset=partition.last_stable_offset,
+                log_start_offset=partition.log_start_offset,
+            )
+            continue
         if partition.deleted:  # deleted or fenced during a long poll
             entry["error_code"] = (
                 ErrorCode.not_leader_or_follower
@@ -226,6 +267,8 @@ async def _read_all(
                     for a in partition.transactions.aborted_in(wanted.fetch_offset, returned[1] + 1)
                 ]
             )
+    if replicas:
+        total += await fetch_replica.read(ctx, replicas, budget, total)
     return total
 
 
@@ -294,25 +337,15 @@ def _count_fetches(
     stats = ctx.services.stats
     for entry, partition, _ in targets:
         if partition is not None:
-            size = records_size(entry["records"]) if counts_bytes else 0
-            stats.fetched(partition.topic, max(size, 0))
+            size = max(records_size(entry["records"]), 0) if counts_bytes else 0
+            stats.fetched(partition.topic, size)
+            partition.bytes_out += size
 
 
 def count_zone_bytes(ctx: RequestContext, size: int, rack_id: str | None) -> None:
     """A response's record bytes, by the client's zone: its client.id's, else the
     rack_id (KIP-392, Fetch v11+) of its first Fetch that names one."""
-    connection = ctx.connection
-    zone = connection.zone
-    if zone is not None and zone.known:  # the steady state: one addition
-        zone.bytes_out += size
-        return
-    zones = ctx.services.stats.zones
-    if zone is None:
-        zone = zones.for_client_id(ctx.header.client_id)
-    if zone is zones.unknown:
-        zone = zones.for_fetch(zone, rack_id)
-    connection.zone = zone
-    zone.bytes_out += size
+    connection_zone(ctx, rack_id).bytes_out += size
 
 
 def _record_reads(

