@@ -2,6 +2,7 @@
 loopback (RFC 0004 §7, issue #13 items 6 and 9).
 
     .venv/bin/python -m bench.zone_traffic [--mib 96] [--partitions 6] [--store file|s3]
+        [--variants leader,replica]
 
 Three brokers (racks a, b, c) on one PostgreSQL and one object store
 (`bench/cluster_setup.py`); every client and every inter-broker call goes through the
@@ -20,7 +21,11 @@ calls) per GiB, bytes per zone pair, and the expectation from where the leaders 
 client of zone X sends or reads each partition at its leader, so the cross-zone share is
 the mean over zones of the share of partitions led in another zone (2/3 when leaders are
 spread evenly). With PreferredReadReplica (a fetch from an in-zone broker) the consumers'
-share should fall to ~0; with a proxy leader the producers' should.
+share should fall to ~0; with a proxy leader the producers' should. `--variants` runs
+a cluster per variant: `leader` (Kafka's default selector: every fetch at the leader) and
+`replica` (`replica.selector.class` Kafka's RackAwareReplicaSelector on every broker, the
+consumers read_uncommitted, as a replica serves only those); the JSON has one result per
+variant.
 
 The object store and PostgreSQL are "in region": not counted (in-region object storage
 traffic is not charged by zone).
@@ -46,6 +51,12 @@ from tests.support.wait import wait_until
 GIB = 1 << 30
 VALUE_BYTES = 1024
 TOPIC = "zones"
+
+
+# Kafka's class name for fetching from a replica in the client's rack (KIP-392); a
+# replica serves read_uncommitted consumers only (librdkafka's default is read_committed).
+RACK_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+VARIANTS = ("leader", "replica")
 
 
 def client_config(zone: str) -> dict[str, Any]:
@@ -96,6 +107,7 @@ def consume(cluster: Cluster, zone: str, count: int, partitions: int) -> int:
             "bootstrap.servers": cluster.bootstrap(zone),
             "group.id": f"bench-{zone}",
             "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
             **client_config(zone),
         }
     )
@@ -136,8 +148,13 @@ def phase_figures(counts: dict[Any, int], record_flow: str, values: int) -> dict
     }
 
 
-def run(root: Path, mib: int, partitions: int, store: str) -> dict[str, Any]:
-    cluster = Cluster(root, store=store, zones=True).start()
+def run(root: Path, mib: int, partitions: int, store: str, variant: str) -> dict[str, Any]:
+    """One cluster: consumers read at the leader (`leader`, Kafka's default selector) or
+    at a replica in their zone (`replica`, the rack-aware selector on every broker)."""
+    cluster = Cluster(root, store=store, zones=True)
+    if variant == "replica":
+        cluster.settings = {"replica.selector.class": RACK_SELECTOR}
+    cluster.start()
     try:
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap("a"), **client_config("a")})
         wait_until(
@@ -160,6 +177,7 @@ def run(root: Path, mib: int, partitions: int, store: str) -> dict[str, Any]:
             assert read == total, f"zone {zone} read {read} of {total}"
         consumed_counts = cluster.proxy.snapshot()
         return {
+            "variant": variant,
             "store": store,
             "partitions": partitions,
             "leaders": {str(p): {"node": n, "rack": cluster.rack(n)} for p, n in led.items()},
@@ -176,10 +194,15 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=96, help="MiB of values produced")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--store", choices=("file", "s3"), default="file")
+    parser.add_argument("--variants", default="leader", help="leader, replica or both")
     parser.add_argument("--out", type=Path, help="write the result's JSON here too")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-zones-") as tmp:
-        result = run(Path(tmp), args.mib, args.partitions, args.store)
+    result: dict[str, Any] = {}
+    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        if variant not in VARIANTS:
+            parser.error(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
+        with tempfile.TemporaryDirectory(prefix="bench-zones-") as tmp:
+            result[variant] = run(Path(tmp), args.mib, args.partitions, args.store, variant)
     text = json.dumps(result, indent=2)
     print(text, flush=True)
     if args.out is not None:

@@ -42,7 +42,7 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
 def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
     tmp_path: Path,
 ) -> None:
-    result = run_bench(tmp_path, "zone_traffic", "--mib", "6", "--store", "file")
+    result = run_bench(tmp_path, "zone_traffic", "--mib", "6", "--store", "file")["leader"]
     expected = result["expected_cross_share"]
     for phase, flow in (("produced", "produce_up"), ("consumed", "fetch_down")):
         figures = result[phase]
