@@ -144,6 +144,8 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     # The broker's own Produce request times (absent from lines of older brokers).
     produce = [line["produce"] for line in lines if (line.get("produce") or {}).get("count")]
     produce_p99s = [entry["p99_ms"] for entry in produce]
+    # Bulk work's turns that waited for requests, and those forced (older brokers: none).
+    governed = [line["governor"] for line in lines if line.get("governor")]
     rss = [line["rss_bytes"] for line in lines if line.get("rss_bytes")]
     used = [line["budget_used_bytes"] for line in lines if "budget_used_bytes" in line]
     return {
@@ -166,6 +168,8 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_max": max(produce_p99s) if produce_p99s else None,
             "max": max((entry["max_ms"] for entry in produce), default=None),
         },
+        "turns_deferred": _grown(governed, "deferred"),
+        "turns_forced": _grown(governed, "forced"),
         "gc": gc,
         "gc_pause_max_ms": max((g["max_ms"] for g in gc.values()), default=0.0),
         "rss_MB_max": max(rss) / MB if rss else None,
@@ -182,6 +186,11 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "series_columns": ["loop_lag_p99_ms", "loop_lag_max_ms", "rss_MB", "budget_used_MB"],
     }
+
+
+def _grown(counts: list[dict[str, int]], key: str) -> int | None:
+    """How much a counter grew over the window's lines (None: fewer than two)."""
+    return counts[-1][key] - counts[0][key] if len(counts) > 1 else None
 
 
 def window_start(instance: Any) -> int | None:

@@ -22,7 +22,6 @@ import asyncio
 import socket
 import struct
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import uvloop
@@ -31,13 +30,9 @@ from contextplane.broker import server
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
-from contextplane.broker.pipeline import Pipeline, Route
-from contextplane.broker.stats import BrokerStats
-from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
-from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.memory import MemoryBudget
+from tests.support.bare_pipeline import bare_pipeline
 
 API_KEY = 18  # ApiVersions v0: the smallest request to answer with the large body
 PART_BYTES = 256 * 1024
@@ -70,16 +65,7 @@ def _read_all(port: int, responses: int) -> None:
 
 async def _measure(responses: int) -> dict[str, float]:
     budget = MemoryBudget(total_bytes=512 * 1024 * 1024, log_cache_cap_bytes=0)
-    services = SimpleNamespace(
-        authorizer=AllowEverything(),
-        quotas=NoQuotas(),
-        audit=AuditLog(),
-        audit_sink=None,
-        receipts=None,
-        spans=None,
-        stats=BrokerStats(),
-    )
-    pipeline = Pipeline(services, [Route(API_KEY, 0, 4, _large)])  # type: ignore[arg-type]
+    pipeline = bare_pipeline(API_KEY, _large)
     shared = SharedLimits(
         ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), response_budget=budget
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,15 +14,11 @@ from kio.serial import entity_writer
 
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener
-from contextplane.broker.pipeline import Pipeline, Route
-from contextplane.broker.stats import BrokerStats
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import request_schema
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
-from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
+from tests.support.bare_pipeline import bare_pipeline
 from tests.support.wait import wait_until_async
 
 API_VERSIONS = 18
@@ -46,16 +41,7 @@ def _request(correlation_id: int) -> bytes:
 
 async def _scenario() -> None:
     settings = Settings(queued_max_request_bytes=1024 * 1024)
-    services = SimpleNamespace(
-        authorizer=AllowEverything(),
-        quotas=NoQuotas(),
-        audit=AuditLog(),
-        audit_sink=None,
-        receipts=None,
-        spans=None,
-        stats=BrokerStats(),
-    )
-    pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _api_versions)])  # type: ignore[arg-type]
+    pipeline = bare_pipeline(API_VERSIONS, _api_versions)
     listener = Listener(pipeline, settings)
     await listener.start("127.0.0.1", 0)
     try:

@@ -10,7 +10,6 @@ import struct
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,18 +17,14 @@ import pytest
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
-from contextplane.broker.pipeline import Pipeline, Route
-from contextplane.broker.stats import BrokerStats
 from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.records import split_batches
-from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
-from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.object_index import ObjectRanges
+from tests.support.bare_pipeline import bare_pipeline
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 from tests.support.wait import wait_until_async
@@ -56,16 +51,7 @@ def _run(scenario: Callable[[Listener, MemoryBudget], Awaitable[None]]) -> None:
     async def main() -> None:
         budget = MemoryBudget(total_bytes=64 * 1024 * 1024, log_cache_cap_bytes=0)
         settings = Settings()
-        services = SimpleNamespace(
-            authorizer=AllowEverything(),
-            quotas=NoQuotas(),
-            audit=AuditLog(),
-            audit_sink=None,
-            receipts=None,
-            spans=None,
-            stats=BrokerStats(),
-        )
-        pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _large_response)])  # type: ignore[arg-type]
+        pipeline = bare_pipeline(API_VERSIONS, _large_response)
         shared = SharedLimits(
             ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), response_budget=budget
         )

@@ -9,7 +9,6 @@ import asyncio
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,14 +18,10 @@ from contextplane.broker import server
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
-from contextplane.broker.pipeline import Pipeline, Route
 from contextplane.broker.response_slices import response_slices
-from contextplane.broker.stats import BrokerStats
-from contextplane.security.audit import AuditLog
-from contextplane.security.authorizer import AllowEverything
-from contextplane.security.quotas import NoQuotas
 from contextplane.settings import Settings
 from contextplane.storage.memory import MemoryBudget
+from tests.support.bare_pipeline import bare_pipeline
 from tests.support.wait import wait_until_async
 
 API_VERSIONS = 18
@@ -91,16 +86,7 @@ def _run(
 ) -> None:
     async def main() -> None:
         budget = MemoryBudget(total_bytes=256 * 1024 * 1024, log_cache_cap_bytes=0)
-        services = SimpleNamespace(
-            authorizer=AllowEverything(),
-            quotas=NoQuotas(),
-            audit=AuditLog(),
-            audit_sink=None,
-            receipts=None,
-            spans=None,
-            stats=BrokerStats(),
-        )
-        pipeline = Pipeline(services, [Route(API_VERSIONS, 0, 4, _large_response)])  # type: ignore[arg-type]
+        pipeline = bare_pipeline(API_VERSIONS, _large_response)
         shared = SharedLimits(
             ConnectionQuotas(100, 100, {}), RequestMemory(1024 * 1024), response_budget=budget
         )

@@ -31,6 +31,7 @@ from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.server import KafkaConnection
 from contextplane.broker.tls_audit import certificate_refusal
 from contextplane.listener_settings import ListenerSpec
+from contextplane.loop_governor import LoopGovernor
 from contextplane.repeated_log import RepeatedLog
 from contextplane.security.principal import ANONYMOUS, Principal
 from contextplane.security.ssl_principal import NoMatchingRule
@@ -83,9 +84,16 @@ class SharedLimits:
     read_buffer: bytearray = field(default_factory=lambda: bytearray(limits.SOCKET_READ_BYTES_MAX))
     slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
     response_budget: MemoryBudget | None = None
+    # Requests waiting for the loop, and the turns of bulk work (loop_governor.py).
+    governor: LoopGovernor = field(default_factory=LoopGovernor)
 
     @classmethod
-    def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> SharedLimits:
+    def from_settings(
+        cls,
+        settings: Settings,
+        budget: MemoryBudget | None = None,
+        governor: LoopGovernor | None = None,
+    ) -> SharedLimits:
         """The listeners' limits; with the storage's `budget`, request and response bytes
         are counted in it and requests are held to its request share."""
         quotas = ConnectionQuotas(
@@ -94,7 +102,7 @@ class SharedLimits:
             settings.connections_per_ip_overrides,
         )
         memory = RequestMemory(settings.queued_max_request_bytes, budget)
-        return cls(quotas, memory, response_budget=budget)
+        return cls(quotas, memory, response_budget=budget, governor=governor or LoopGovernor())
 
 
 class Listener:
@@ -362,7 +370,8 @@ class BrokerListeners:
         settings: Settings,
         tls: dict[str, ReloadingContext] | None = None,
     ) -> None:
-        shared = SharedLimits.from_settings(settings, pipeline.services.log.budget)
+        storage = pipeline.services.log
+        shared = SharedLimits.from_settings(settings, storage.budget, storage.loop_governor)
         tls = tls_contexts(settings) if tls is None else tls
         self.listeners = [
             Listener(pipeline, settings, spec, shared, tls.get(spec.name))

@@ -165,6 +165,11 @@ def object_store_counts(storage: StorageEngine) -> dict[str, int]:
     }
 
 
+def governor_counts(storage: StorageEngine) -> dict[str, int]:
+    governor = storage.loop_governor
+    return {"deferred": governor.deferred, "forced": governor.forced}
+
+
 def log_object_store_counts(storage: StorageEngine) -> None:
     """One line at a clean stop: what the process asked of the object store."""
     counts = object_store_counts(storage)
@@ -263,6 +268,9 @@ class Probes:
             # Requests read and not yet handled (the listeners hold them to a quarter).
             "budget_request_bytes": budget.request_bytes,
             "object_store": object_store_counts(self._storage),
+            # Bulk work's turns since start (loop_governor.py): deferred, forced after the
+            # longest wait.
+            "governor": governor_counts(self._storage),
         }
 
     def _write(self, final: bool) -> None:

@@ -112,6 +112,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frames_ready = asyncio.Event()
         self._responses: asyncio.Queue[Any] = asyncio.Queue(limits.RESPONSES_QUEUED_MAX)
         self._held = HeldResponses(listener.shared.response_budget)
+        # Told of every request read whole and started; large responses take its turns.
+        self._governor = listener.shared.governor
         self._writing = False  # the write loop is busy with a response (or awaiting it)
         self._writable = asyncio.Event()
         self._writable.set()
@@ -129,9 +131,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_started: float | None = None
         self._handling = False
         self._awaiting_result = False
-        self._mute = Mute(
-            lambda: self._pause(_PAUSED_FOR_THROTTLE), lambda: self._resume(_PAUSED_FOR_THROTTLE)
-        )
+        self._mute = Mute(self._muted, self._unmuted)
 
     @property
     def _closed(self) -> bool:
@@ -179,6 +179,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         whole = self._conn.frames_completed - completed
         if whole:
             self._received_ns.extend([elapsed_ns()] * whole)
+            if not self._mute.muted:
+                self._governor.arrived(whole)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn.connection_lost()
@@ -200,6 +202,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._memory.cancel(self._memory_wait)
             self._memory_wait = None
         self._frame_costs.clear()
+        if not self._mute.muted:
+            self._governor.started(len(self._received_ns))  # never to be started
+        self._received_ns.clear()
         self._held.release_all()
         self._mute.close()
         self._memory.end_overdraft(self)
@@ -337,6 +342,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._conn.close()
             self._transport.abort()
 
+    def _muted(self) -> None:
+        self._pause(_PAUSED_FOR_THROTTLE)
+        # A muted connection's requests wait for their throttle, not for the loop.
+        self._governor.started(len(self._received_ns))
+
+    def _unmuted(self) -> None:
+        self._governor.arrived(len(self._received_ns))
+        self._resume(_PAUSED_FOR_THROTTLE)
+
+    def _own_waiting(self) -> int:
+        """Of the requests the governor counts as waiting, this connection's."""
+        return 0 if self._mute.muted else len(self._received_ns)
+
     def _abort(self, reason: str) -> None:
         log.warning("closing connection from %s: %s", self._peer, escape(reason))
         self._conn.close()
@@ -358,6 +376,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if not isinstance(frame, bytes):  # NO_MORE_REQUESTS
                 return
             received_ns = self._received_ns.popleft()
+            if not self._mute.muted:
+                self._governor.started()
             size = len(frame)
             large = _decoded_off_loop(frame)
             try:
@@ -508,8 +528,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not held and (size > _WRITE_SLICE_BYTES or not self._writable.is_set()):
             held = size
             self._held.hold(held, self._buffered())
+        bulk = size > _WRITE_SLICE_BYTES  # a catch-up Fetch's, not a tail's: governed
         for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
-            if number:
+            if bulk:
+                # Each slice only once no request waits for the loop (loop_governor.py).
+                await self._governor.turn(self._own_waiting)
+            elif number:
                 await asyncio.sleep(0)  # the other connections' callbacks between slices
             # Only once the client has read the earlier slices: a connection cannot pile
             # up response bytes in its transport, nor one loop turn write them all.

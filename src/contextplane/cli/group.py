@@ -1,7 +1,8 @@
 """`contextplane group list|describe|reset-offsets|delete`: consumer groups of any Kafka
-cluster through confluent-kafka's AdminClient, as `kafka-consumer-groups.sh` and
-`rpk group` show and change them: lag per partition, offsets reset (a dry run unless
-`--execute`, refused while the group has members)."""
+cluster through confluent-kafka's AdminClient (committed offsets read through kafka-python:
+`group_committed.py`), as `kafka-consumer-groups.sh` and `rpk group` show and change them:
+lag per partition, offsets reset (a dry run unless `--execute`, refused while the group
+has members)."""
 
 from __future__ import annotations
 
@@ -66,17 +67,13 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _description(admin: Any, group: str) -> Any:
-    return answer(admin.describe_consumer_groups([group])[group], f"group {group!r}")
-
-
 def _describe(args: argparse.Namespace) -> int:
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
     admin, _ = connect_admin(args)
-    description = _description(admin, args.group)
-    committed = group_reset.committed_offsets(admin, args.group)
+    description = group_reset.describe(admin, args.group)
+    committed = group_reset.committed_offsets(args, args.group)
     state = state_name(description.state)
     if state == "Dead" and not committed:
         raise CommandError(f"group {args.group!r} does not exist")

@@ -1,6 +1,8 @@
 """`contextplane group reset-offsets GROUP`: `kafka-consumer-groups.sh --reset-offsets` over
-confluent-kafka's AdminClient, with its scopes (`--topic`, repeatable, or `--all-topics`:
-every partition the group has committed offsets for), its scenarios and their rules:
+confluent-kafka's AdminClient (the committed offsets read through kafka-python:
+`group_committed.py`; a coordinator not ready yet asked again), with its scopes
+(`--topic`, repeatable, or `--all-topics`: every partition the group has committed offsets
+for), its scenarios and their rules:
 `--to-offset` and `--shift-by` are moved into the log (its start or end), `--to-datetime`
 and `--by-duration` go to the log end where no record is that late, `--shift-by` needs a
 committed offset, and only an Empty or Dead (unknown) group is reset. A dry run unless
@@ -11,7 +13,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from contextplane.cli.kafka_client import CommandError, ConfigError, answer, connect_admin
+from contextplane.cli import group_committed
+from contextplane.cli.kafka_client import (
+    CommandError,
+    ConfigError,
+    answer,
+    config_from_arguments,
+    connect_admin,
+)
 from contextplane.cli.output import print_json, print_table
 from contextplane.cli.times import parse_datetime_ms, parse_duration_ms
 from contextplane.cli.topic import log_offsets
@@ -101,16 +110,22 @@ def topic_partitions(spec: str, metadata: Any) -> list[Partition]:
     return [(name, p) for p in sorted(set(wanted))]
 
 
-def committed_offsets(admin: Any, group: str) -> dict[Partition, int]:
-    from confluent_kafka import ConsumerGroupTopicPartitions
+def describe(admin: Any, group: str) -> Any:
+    """`group`'s description (DescribeGroups or ConsumerGroupDescribe), asked again while
+    its coordinator is loading or moving (Kafka just started answers NOT_COORDINATOR)."""
+    return group_committed.coordinator_ready(
+        lambda: answer(admin.describe_consumer_groups([group])[group], f"group {group!r}")
+    )
 
-    request = [ConsumerGroupTopicPartitions(group)]
-    result = answer(admin.list_consumer_group_offsets(request)[group], f"group {group!r} offsets")
-    return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions
-        if tp.error is None and tp.offset >= 0
-    }
+
+def committed_offsets(args: argparse.Namespace, group: str) -> dict[Partition, int]:
+    """Every offset `group` has committed, read by OffsetFetch through kafka-python
+    (`group_committed.py` says why not by confluent-kafka's AdminClient)."""
+    fetched = group_committed.connected(
+        config_from_arguments(args),
+        lambda admin: group_committed.committed(admin, group, None, f"group {group!r} offsets"),
+    )
+    return {key: found.offset for key, found in fetched.items() if found.offset >= 0}
 
 
 def _when_ms(args: argparse.Namespace) -> int | None:
@@ -126,16 +141,14 @@ def _when_ms(args: argparse.Namespace) -> int | None:
 def run(args: argparse.Namespace) -> int:
     when_ms = _when_ms(args)
     admin, _ = connect_admin(args)
-    description = answer(
-        admin.describe_consumer_groups([args.group])[args.group], f"group {args.group!r}"
-    )
+    description = describe(admin, args.group)
     state = state_name(description.state)
     if state not in _INACTIVE:
         raise CommandError(
             f"Assignments can only be reset if the group '{args.group}' is inactive, "
             f"but the current state is {state}."
         )
-    committed = committed_offsets(admin, args.group)
+    committed = committed_offsets(args, args.group)
     if args.all_topics:
         wanted = sorted(committed)
     else:
@@ -144,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         wanted = sorted({key for spec in args.topic for key in topic_partitions(spec, metadata)})
     targets = _targets(admin, args, wanted, committed, when_ms)
     if args.execute and wanted:
-        _commit(admin, args.group, targets)
+        group_committed.coordinator_ready(lambda: _commit(admin, args.group, targets))
     _print(args, wanted, targets)
     return 0
 

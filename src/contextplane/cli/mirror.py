@@ -150,7 +150,7 @@ def _mirror(args: argparse.Namespace) -> int:
                 (topic, p) for topic in topics for p in source_metadata.topics[topic].partitions
             ]
             copier = CopyMirror(source_config, target_config, args.name, partitions, created)
-            return _copy(args, source_admin, target_admin, target_config, copier)
+            return _copy(args, source_admin, source_config, target_admin, target_config, copier)
         stored = mirror_state.read(target_config)
         progress = [
             PartitionProgress(topic, p, stored.get((topic, p), 0), stored=(topic, p) in stored)
@@ -162,7 +162,7 @@ def _mirror(args: argparse.Namespace) -> int:
 
         def copy_groups(positions: dict[tuple[str, int], int]) -> mirror_groups.GroupsPass:
             return mirror_groups.copy_offsets(
-                source_admin,
+                source_config,
                 target_admin,
                 target_config,
                 groups,
@@ -259,6 +259,7 @@ def _copies(mode: str, target: Cluster) -> bool:
 def _copy(
     args: argparse.Namespace,
     source_admin: Any,
+    source_config: dict[str, str],
     target_admin: Any,
     target_config: dict[str, str],
     copier: CopyMirror,
@@ -271,7 +272,7 @@ def _copy(
         positions: dict[tuple[str, int], int], translate: mirror_groups.Translate
     ) -> mirror_groups.GroupsPass:
         return mirror_groups.copy_offsets(
-            source_admin,
+            source_config,
             target_admin,
             target_config,
             groups,

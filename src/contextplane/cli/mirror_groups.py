@@ -1,8 +1,8 @@
 """Consumer group offsets copied from the source to the target: each group's committed
-offsets on the mirrored topics, read with OffsetFetch on the source and written with
-OffsetCommit on the target (confluent-kafka's admin calls), with their commit metadata;
-what the target has committed is read by a consumer of the group (`group_committed.py`
-says why not by the admin client).
+offsets on the mirrored topics, read with OffsetFetch on the source (through kafka-python:
+`group_committed.py` says why not by confluent-kafka's admin client) and written with
+OffsetCommit on the target (confluent-kafka's admin call), with their commit metadata;
+what the target has committed is read the same way before.
 The source's leader epoch is not carried: MirrorAppend stamps the target leader's own
 epoch on every batch, so the source's would name an epoch the target's log never had, and
 a consumer validating its position against it (OffsetForLeaderEpoch) could take that for
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from contextplane.cli import group_committed
+from contextplane.cli.group_committed import Committed, Partition, coordinator_ready
 from contextplane.cli.kafka_client import (
     ADMIN_TIMEOUT_S,
     CommandError,
@@ -34,20 +34,9 @@ from contextplane.cli.kafka_client import (
     exception_text,
     kafka_error_text,
 )
-from contextplane.clock import SystemClock
-
-T = TypeVar("T")
 
 # A source offset of (topic, partition) as the target's, or None while not copied yet.
 Translate = Callable[[str, int, int], int | None]
-
-# What a coordinator answers while it is not ready: asked again.
-_COORDINATOR_NOT_READY = (
-    "COORDINATOR_LOAD_IN_PROGRESS",
-    "COORDINATOR_NOT_AVAILABLE",
-    "NOT_COORDINATOR",
-)
-_COORDINATOR_RETRY_S = 0.5
 
 # What the target's coordinator answers an admin commit while the group has members.
 _ACTIVE_GROUP_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION")
@@ -92,7 +81,7 @@ def source_groups(admin: Any, named: list[str] | None) -> list[str]:
 
 
 def copy_offsets(
-    source: Any,
+    source_config: dict[str, Any],
     target: Any,
     target_config: dict[str, Any],
     groups: list[str],
@@ -101,47 +90,65 @@ def copy_offsets(
     translate: Translate | None = None,
 ) -> GroupsPass:
     """Copy what `groups` committed on the mirrored partitions (`mirrored`: each one's
-    position); `target_config` is the target's client configuration. With `named` (the
-    user listed the groups), a group without offsets on those partitions is reported too.
-    `translate` maps a source offset to the target's (a copy mirror's offsets differ);
-    without it the offset is kept, once mirrored past."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
+    position); `source_config` and `target_config` are the clusters' client settings,
+    `target` the target's AdminClient. With `named` (the user listed the groups), a group
+    without offsets on those partitions is reported too. `translate` maps a source offset
+    to the target's (a copy mirror's offsets differ); without it the offset is kept, once
+    mirrored past."""
 
+    def on_source(source: Any) -> GroupsPass:
+        return group_committed.connected(
+            target_config,
+            lambda on_target: _copy_pass(
+                source, on_target, target, groups, mirrored, named, translate
+            ),
+        )
+
+    return group_committed.connected(source_config, on_source)
+
+
+def _copy_pass(
+    source: Any,
+    on_target: Any,
+    target: Any,
+    groups: list[str],
+    mirrored: dict[tuple[str, int], int],
+    named: bool,
+    translate: Translate | None,
+) -> GroupsPass:
+    """`copy_offsets` with kafka-python admin clients of both clusters (`source`,
+    `on_target`: their OffsetFetch) and the target's AdminClient (`target`: its commit)."""
     translate = translate or functools.partial(_kept, mirrored)
-
     result = GroupsPass()
     for group in groups:
-        request = ConsumerGroupTopicPartitions(group)
-        fetched = answer(
-            source.list_consumer_group_offsets([request])[group],
-            f"offsets of group {group} on the source",
+        fetched = group_committed.committed(
+            source, group, None, f"offsets of group {group} on the source"
         )
-        ours = [
-            tp
-            for tp in fetched.topic_partitions
-            if tp.offset >= 0 and (tp.topic, tp.partition) in mirrored
-        ]
+        ours = {
+            key: found
+            for key, found in sorted(fetched.items())
+            if found.offset >= 0 and key in mirrored
+        }
         if not ours:
             if named:
                 result.not_copied[group] = (
                     f"group {group} has no offsets on the mirrored topics on the source"
-                    if fetched.topic_partitions
+                    if fetched
                     else f"group {group} is not found on the source (it has no committed offsets)"
                 )
             continue
-        on_target = _coordinator_ready(functools.partial(_committed, target_config, group, ours))
-        translated = {
-            (tp.topic, tp.partition): translate(tp.topic, tp.partition, tp.offset) for tp in ours
-        }
+        there = group_committed.committed(
+            on_target, group, list(ours), f"offsets of group {group} on the target"
+        )
+        translated = {key: translate(key[0], key[1], found.offset) for key, found in ours.items()}
         ready = [
-            _offset(tp, at)
-            for tp in ours
-            if (at := translated[(tp.topic, tp.partition)]) is not None
-            and at > on_target.get((tp.topic, tp.partition), -1)
+            _offset(key, found, at)
+            for key, found in ours.items()
+            if (at := translated[key]) is not None and at > _offset_of(there, key)
         ]
         if not ready:
             continue
-        committed = _coordinator_ready(functools.partial(_commit, target, group, ready))
+        committed = coordinator_ready(functools.partial(_commit, target, group, ready))
         if committed is None:
             result.not_copied[group] = (
                 f"group {group} has members on the target; its offsets are copied once it is empty"
@@ -149,11 +156,16 @@ def copy_offsets(
             continue
         result.copied[group] = {f"{tp.topic}:{tp.partition}": tp.offset for tp in committed}
         result.sources[group] = {
-            f"{tp.topic}:{tp.partition}": tp.offset
-            for tp in ours
-            if f"{tp.topic}:{tp.partition}" in result.copied[group]
+            f"{topic}:{partition}": found.offset
+            for (topic, partition), found in ours.items()
+            if f"{topic}:{partition}" in result.copied[group]
         }
     return result
+
+
+def _offset_of(fetched: dict[Partition, Committed], key: Partition) -> int:
+    """The offset committed for `key`, -1 where none (nor an answer for it)."""
+    return fetched[key].offset if key in fetched else -1
 
 
 def _kept(
@@ -163,14 +175,18 @@ def _kept(
     return offset if mirrored[(topic, partition)] >= offset else None
 
 
-def _offset(fetched: Any, at: int) -> Any:
+def _offset(key: Partition, fetched: Committed, at: int) -> Any:
     """The offset `at` on the target with the source's commit metadata, where it has any
-    (confluent-kafka refuses None); no leader epoch (the module's docstring says why)."""
+    (confluent-kafka refuses None); no leader epoch (the module's docstring says why).
+    The metadata is taken up to its first NUL: librdkafka commits a C string with its
+    terminator, which it adds again here (and confluent-kafka refuses a NUL inside)."""
     from confluent_kafka import TopicPartition
 
-    if fetched.metadata is None:
-        return TopicPartition(fetched.topic, fetched.partition, at)
-    return TopicPartition(fetched.topic, fetched.partition, at, fetched.metadata)
+    topic, partition = key
+    metadata = (fetched.metadata or "").split("\0", 1)[0]
+    if not metadata:
+        return TopicPartition(topic, partition, at)
+    return TopicPartition(topic, partition, at, metadata)
 
 
 def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
@@ -198,32 +214,5 @@ def _commit(target: Any, group: str, offsets: list[Any]) -> list[Any] | None:
     return list(committed.topic_partitions)
 
 
-def _coordinator_ready(call: Callable[[], T]) -> T:
-    """`call`, asked again while the target's group coordinator is loading or moving
-    (a cluster just started answers COORDINATOR_LOAD_IN_PROGRESS for a while), for at
-    most ADMIN_TIMEOUT_S."""
-    clock = SystemClock()
-    deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
-    while True:
-        try:
-            return call()
-        except CommandError as exc:
-            retriable = any(f": {name}" in str(exc) for name in _COORDINATOR_NOT_READY)
-            if not retriable or clock.monotonic_ms() >= deadline_ms:
-                raise
-        time.sleep(_COORDINATOR_RETRY_S)
-
-
 def _active(error_text: str) -> bool:
     return error_text.startswith(_ACTIVE_GROUP_ERRORS)
-
-
-def _committed(
-    target_config: dict[str, Any], group: str, partitions: list[Any]
-) -> dict[tuple[str, int], int]:
-    """What `group` has committed on the target for `partitions` (-1 where nothing)."""
-    asked = [(tp.topic, tp.partition) for tp in partitions]
-    fetched = group_committed.committed(
-        target_config, group, asked, f"offsets of group {group} on the target"
-    )
-    return {(tp.topic, tp.partition): tp.offset for tp in fetched}

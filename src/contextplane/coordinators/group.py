@@ -48,6 +48,7 @@ from contextplane.coordinators.consumer_group.views import (
     describe_error,
     describe_group,
 )
+from contextplane.coordinators.consumer_group_regexes import RegexResolver
 from contextplane.coordinators.consumer_group_saver import ConsumerGroupSaver
 from contextplane.coordinators.group_configs import GroupConfigs
 from contextplane.coordinators.group_conversion import GroupConversion
@@ -110,6 +111,7 @@ class GroupCoordinator(ShardLoading):
         self.consumer = ConsumerGroupMachine(self._now_ms, consumer_config)
         self.saver = ConsumerGroupSaver(store, self.consumer, self._now_ms)
         self.configs = GroupConfigs(store, self.consumer, settings)
+        self.regexes = RegexResolver(self.consumer, lambda group_id: self.saver.save([group_id]))
         self.classic.shards = self.saver.shards = self.shards
         self.shards.on_fenced = self._fenced_stream
         self.conversion = GroupConversion(
@@ -138,6 +140,7 @@ class GroupCoordinator(ShardLoading):
         self._active = False
         await cancel_and_wait(self._task)
         self._task = None
+        await self.regexes.stop()
         await self.classic.flush()
         self.state.shutdown(ErrorCode.not_coordinator)
         self.consumer.shutdown()
@@ -153,7 +156,9 @@ class GroupCoordinator(ShardLoading):
 
     def _kick(self) -> None:
         """Wake the timer task if a state change scheduled a timer earlier than the one it
-        sleeps until (most changes, e.g. heartbeats, only push deadlines later)."""
+        sleeps until (most changes, e.g. heartbeats, only push deadlines later); start the
+        regex resolutions it asked for."""
+        self.regexes.start_due()
         if self._wake is None or self._sleeping_until is None:
             return
         deadline = self._next_deadline()
@@ -278,17 +283,11 @@ class GroupCoordinator(ShardLoading):
             waiter(join_error(request.member_id, ErrorCode.invalid_session_timeout))
             return
         if partitions is None:
-            partitions = self._known_partitions(group)
+            partitions = group.known_partitions()
         response = self.consumer.classic.join(
             group, request, partitions, topics_version, regex_topics
         )
         self._after_consumer_change(request.group_id, response, waiter)
-
-    @staticmethod
-    def _known_partitions(group: ConsumerGroup) -> PartitionCounts:
-        """Without the topic table: the partition counts the group last saw."""
-        counts = dict(group.subscription_metadata)
-        return lambda topic: counts.get(topic, 0)
 
     def _after_consumer_change(
         self,

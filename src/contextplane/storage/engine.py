@@ -37,6 +37,7 @@ from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment import Assignment, TargetAssignment
 from contextplane.cluster.leadership import Leadership, MoveTimedOut, NotLeader
 from contextplane.errors import KafkaError
+from contextplane.loop_governor import LoopGovernor
 from contextplane.metadata.records import PartitionRecord, RangeSummary, WalSource
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
@@ -199,7 +200,10 @@ class StorageEngine:
             settings.object_read_ahead_max_bytes,
             settings.object_read_ahead_enable,
         )
-        self.read_lane = ReadLane(settings.object_read_fetch_concurrency)
+        # Bulk work's turns on the loop: catch-up reads here, their responses' slices in
+        # the connections (the listeners count the requests waiting).
+        self.loop_governor = LoopGovernor()
+        self.read_lane = ReadLane(settings.object_read_fetch_concurrency, self.loop_governor)
         self.reader = Reader(self.log_cache, self.blocks, self.read_lane, self.readahead)
         self.takeover = WalTakeover(
             settings,

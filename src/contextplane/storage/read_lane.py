@@ -6,7 +6,9 @@ threads), but planning a catch-up fetch and slicing its batches out of spans is 
 time, O(partitions). A fetch that needs objects holds one of
 `object.read.fetch.concurrency` slots for that work, so however many consumers replay at
 once, the loop time their responses take is bounded; tail fetches answered from the log
-cache never take a slot, so they do not queue behind catch-up.
+cache never take a slot, so they do not queue behind catch-up. Holding a slot, a fetch
+still starts its work only at a turn of the loop governor (loop_governor.py): once no
+request waits for the loop, so the live path's requests go first.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import asyncio
 from types import TracebackType
 
 from contextplane import limits
+from contextplane.loop_governor import LoopGovernor
 
 
 class ReadLane:
-    def __init__(self, slots: int = limits.OBJECT_READ_FETCH_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        slots: int = limits.OBJECT_READ_FETCH_CONCURRENCY,
+        governor: LoopGovernor | None = None,
+    ) -> None:
         self._slots = asyncio.Semaphore(slots)
+        self.governor = governor or LoopGovernor()
         self.slots = slots
         self.busy = 0  # fetches holding a slot
         self.waiting = 0  # fetches waiting for one
@@ -31,6 +39,12 @@ class ReadLane:
         finally:
             self.waiting -= 1
         self.busy += 1
+        try:
+            await self.governor.turn()
+        except BaseException:
+            self.busy -= 1
+            self._slots.release()
+            raise
 
     async def __aexit__(
         self,

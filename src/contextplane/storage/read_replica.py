@@ -58,6 +58,9 @@ class Mirror:
     moved_ms: int = 0  # when end_offset last moved (monotonic)
     used_ms: int = 0
     refreshing: asyncio.Future[None] | None = None
+    # Record bytes fetched from here, counted by the Fetch handler as for a led partition;
+    # the heartbeat's load reports led partitions only (cluster/load.py).
+    bytes_out: int = 0
 
 
 class ReadReplicas:

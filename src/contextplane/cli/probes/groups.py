@@ -4,6 +4,7 @@ by the member and by the admin API; offsets written for an empty group (a rollba
 from __future__ import annotations
 
 from contextplane.cli import group_committed
+from contextplane.cli.group_committed import Committed, Partition
 from contextplane.cli.probes.base import ProbeContext, ProbeFailure
 from contextplane.cli.probes.clients import Record, poll, produce
 
@@ -21,8 +22,20 @@ def _filled_topic(ctx: ProbeContext) -> str:
     return topic
 
 
+def _fetched(ctx: ProbeContext, group: str, topic: str) -> dict[Partition, Committed]:
+    """`group`'s committed offsets of the probe topic's partitions, read by an admin
+    client's OffsetFetch through kafka-python: librdkafka's crashes the process on a
+    coordinator error (cli/group_committed.py), which a Kafka whose group coordinator is
+    still loading answers here."""
+    asked = [(topic, p) for p in range(_PARTITIONS)]
+    return group_committed.connected(
+        ctx.client_config(),
+        lambda admin: group_committed.committed(admin, group, asked, f"offsets of group {group!r}"),
+    )
+
+
 def consumer_group(ctx: ProbeContext) -> str:
-    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     topic = _filled_topic(ctx)
     group = ctx.group()
@@ -52,13 +65,9 @@ def consumer_group(ctx: ProbeContext) -> str:
             raise ProbeFailure(f"committed offsets read back {committed}, expected {expected}")
     finally:
         consumer.close()  # leaves the group, so that its offsets can be deleted after
-    listed = ctx.answer(
-        ctx.admin().list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, wanted)], request_timeout=ctx.remaining_s()
-        )[group],
-        f"offsets of group {group!r}",
-    )
-    by_admin = {part.partition: part.offset for part in listed.topic_partitions}
+    by_admin = {
+        partition: found.offset for (_, partition), found in _fetched(ctx, group, topic).items()
+    }
     if by_admin != expected:
         raise ProbeFailure(f"OffsetFetch (admin) read back {by_admin}, expected {expected}")
     return (
@@ -84,13 +93,9 @@ def group_offsets(ctx: ProbeContext) -> str:
         )[group],
         f"OffsetCommit for the empty group {group!r}",
     )
-    # Read back by a consumer of the group, not the admin client: librdkafka's admin
-    # OffsetFetch crashes the process on a coordinator error (cli/group_committed.py),
-    # which a Kafka whose group coordinator is still loading answers here.
-    listed = group_committed.committed(
-        ctx.client_config(), group, [(topic, p) for p in written], f"offsets of group {group!r}"
-    )
-    fetched = {part.partition: part.offset for part in listed}
+    fetched = {
+        partition: found.offset for (_, partition), found in _fetched(ctx, group, topic).items()
+    }
     if fetched != written:
         raise ProbeFailure(f"OffsetFetch read back {fetched}, written {written}")
     # Where the written offsets were not kept, the member would start at the end.

@@ -16,6 +16,7 @@ Rules of this file:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contextplane.coordinators.consumer_group.assignors import TopicPartition
@@ -126,14 +127,44 @@ class ConsumerGroup:
         return ConsumerGroupState.STABLE
 
     def subscribed_topics(self) -> set[str]:
-        topics: set[str] = set()
+        # Members sharing a regex share its result, one set: each distinct set once.
+        distinct: dict[int, frozenset[str]] = {}
         for member in self.members.values():
-            topics |= member.subscribed_topics
-            topics |= member.regex_topics
+            distinct[id(member.subscribed_topics)] = member.subscribed_topics
+            distinct[id(member.regex_topics)] = member.regex_topics
+        topics: set[str] = set()
+        for found in distinct.values():
+            topics |= found
         return topics
+
+    def known_partitions(self) -> Callable[[str], int]:
+        """Without the topic table: the partition counts the group last saw."""
+        counts = dict(self.subscription_metadata)
+        return lambda topic: counts.get(topic, 0)
 
     def subscribed_regexes(self) -> set[str]:
         return {m.subscribed_regex for m in self.members.values() if m.subscribed_regex}
+
+    def members_take_resolved_regexes(self) -> bool:
+        """Every member's regex topics become its regex's group-wide result (none while
+        it is not resolved yet); True if a member's topics changed."""
+        changed = False
+        # Members sharing a regex share their old set too: each pair compared once.
+        compared: dict[tuple[int, int], bool] = {}
+        for member in self.members.values():
+            pattern = member.subscribed_regex
+            found = self.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
+            held = member.regex_topics
+            if found is not held:
+                key = (id(found), id(held))
+                differs = compared.get(key)
+                if differs is None:
+                    differs = compared[key] = found != held
+                changed |= differs
+                # The group's one set, even when equal: later unions and compares are
+                # then by identity.
+                member.regex_topics = found
+        return changed
 
     def forget_unused_regexes(self) -> None:
         """Drop the results of regexes no member subscribes to any more (Kafka writes

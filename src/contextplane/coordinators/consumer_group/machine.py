@@ -16,7 +16,10 @@ Rules of this file:
   heartbeat triggered it (its matches cut to what that principal may describe), when a
   regex is new to the group, the topic table's version moved, or
   `regex_refresh_interval_ms` passed since the last resolution; never at a steady
-  heartbeat before that. A member's regex topics count as subscribed topics.
+  heartbeat before that. A member's regex topics count as subscribed topics. Large
+  resolutions run off the loop (regex_resolution.py): the owner takes them with
+  `take_regex_resolutions`, runs their `match` in a worker thread and hands the result
+  to `regex_resolved`, which applies it if it is still current.
 * A member leaves (epoch -1), expires (session timeout) or fails to revoke in time
   (rebalance timeout) the same way: it is removed, the partitions it held are free at
   once, the group epoch is bumped, and a later heartbeat computes the new target.
@@ -63,6 +66,10 @@ from contextplane.coordinators.consumer_group.regex import (
     RegexMatches,
     RegexTopics,
 )
+from contextplane.coordinators.consumer_group.regex_resolution import (
+    RegexResolution,
+    RegexResolutions,
+)
 from contextplane.coordinators.consumer_group.timers import (
     ClassicDeadline,
     ConsumerTimer,
@@ -87,6 +94,7 @@ class ConsumerGroupMachine:
         self.groups: dict[str, ConsumerGroup] = {}
         self.timers: Timers[ConsumerTimer] = Timers()
         self.regexes = RegexMatches()
+        self.resolutions = RegexResolutions(self.regexes)
         # Per-group configs (group_configs.py): group id -> name -> value.
         self.group_configs: dict[str, dict[str, int]] = {}
         # Groups changed by timers since the owner last took them (to be saved).
@@ -256,7 +264,8 @@ class ConsumerGroupMachine:
             # Regexes are resolved again when the topics changed, a regex is new to the
             # group, or the refresh interval passed: never at a steady heartbeat.
             group.forget_unused_regexes()
-            bump |= self._resolve_regexes(group, topics_changed, topics_version, regex_topics)
+            self._resolve_regexes(group, topics_changed, topics_version, regex_topics, partitions)
+            bump |= group.members_take_resolved_regexes()
             # The subscribed topics that exist (a topic has at least one partition).
             metadata = {t: n for t in group.subscribed_topics() if (n := partitions(t))}
             group.metadata_topics_version = topics_version
@@ -300,32 +309,69 @@ class ConsumerGroupMachine:
         topics_changed: bool,
         topics_version: int | None,
         topics: RegexTopics,
-    ) -> bool:
-        """Kafka's maybeUpdateRegularExpressions, in the heartbeat's own turn: when the
-        group has a regex not resolved yet, the topics changed or the refresh is due,
-        every regex of the group is resolved once with the heartbeating member's view
-        (one match pass per pattern and topics version, one authorizer call per pattern);
-        every member then subscribes to its regex's group-wide result. True if a
-        member's topics changed."""
+        partitions: PartitionCounts,
+    ) -> None:
+        """Kafka's maybeUpdateRegularExpressions: when the group has a regex not resolved
+        yet, the topics changed or the refresh is due, every regex of the group is
+        resolved once with the heartbeating member's view (one match pass per pattern
+        and topics version, one authorizer call per pattern): here if the work is small,
+        else off the loop, the heartbeat answering from the current results meanwhile."""
         regexes = group.subscribed_regexes()
-        if regexes and (
+        if not regexes or not (
             topics_changed
             or regexes != group.resolved_regexes.keys()
             or self._regex_refresh_due(group)
         ):
-            group.resolved_regexes = {
-                p: topics.describable(self.regexes.matches(p, topics_version, topics.names))
-                for p in sorted(regexes)
-            }
-            group.regexes_resolved_ms = self.now_ms()
-        changed = False
-        for member in group.members.values():
-            pattern = member.subscribed_regex
-            found = group.resolved_regexes.get(pattern, frozenset()) if pattern else frozenset()
-            if found != member.regex_topics:
-                member.regex_topics = found
-                changed = True
-        return changed
+            return
+        resolution = RegexResolution(
+            group, tuple(sorted(regexes)), topics_version, topics, partitions, self.now_ms()
+        )
+        self.resolutions.prepare(resolution)
+        if not self.resolutions.inline(resolution):
+            self.resolutions.want(resolution)
+            return
+        found = resolution.match()
+        self.resolutions.matched(resolution, found)
+        group.resolved_regexes = {p: topics.describable(found[p]) for p in resolution.patterns}
+        group.regexes_resolved_ms = resolution.requested_ms
+
+    def take_regex_resolutions(self) -> list[RegexResolution]:
+        """Resolutions to run off the loop (`RegexResolution.match`), then hand to
+        `regex_resolved` with their matches cut to what the view may describe."""
+        return self.resolutions.take_due()
+
+    def regex_resolved(
+        self, resolution: RegexResolution, describable: dict[str, frozenset[str]]
+    ) -> bool:
+        """Kafka's handleRegularExpressionsResult, in one step: the result becomes the
+        group's if it is still current (else it is dropped: the one waiting, or the next
+        heartbeat, resolves again); the members take it, and if their topics changed,
+        the group epoch is bumped (the next heartbeat computes the target). True if the
+        group changed (to be saved)."""
+        if not self.resolutions.finished(resolution):
+            return False
+        group = self.groups.get(resolution.group_id)
+        if group is not resolution.group:
+            return False
+        if not resolution.current(group):
+            if not self.resolutions.waiting(group.group_id):
+                group.regexes_resolved_ms = None  # the next heartbeat resolves again
+            return False
+        group.resolved_regexes = {p: describable[p] for p in sorted(group.subscribed_regexes())}
+        group.regexes_resolved_ms = resolution.requested_ms
+        if group.members_take_resolved_regexes():
+            # The topic table is the one the metadata was read at (current): only the
+            # topics subscribed or unsubscribed since are looked at, in Python.
+            subscribed = group.subscribed_topics()
+            metadata = dict(group.subscription_metadata)
+            for topic in metadata.keys() - subscribed:
+                del metadata[topic]
+            for topic in subscribed - metadata.keys():
+                if count := resolution.partitions(topic):
+                    metadata[topic] = count
+            group.subscription_metadata = metadata
+            group.group_epoch += 1
+        return True
 
     def _assignment_due(self, group: ConsumerGroup) -> bool:
         """Kafka 4.3+ batches changes: a new target at most once per assignment interval
@@ -414,6 +460,7 @@ class ConsumerGroupMachine:
         restarts them on load too), and a member that was revoking gets its rebalance
         timeout again."""
         self.groups[group.group_id] = group
+        self.resolutions.forget(group.group_id)  # one for a group it replaces is dropped
         for member in group.members.values():
             self._schedule(
                 SessionExpiry(group.group_id, member.member_id),
@@ -434,6 +481,7 @@ class ConsumerGroupMachine:
         return self.groups.get(group_id)
 
     def remove_group(self, group_id: str) -> None:
+        self.resolutions.forget(group_id)
         group = self.groups.pop(group_id, None)
         if group is None:
             return
@@ -442,6 +490,7 @@ class ConsumerGroupMachine:
 
     def shutdown(self) -> None:
         self.groups.clear()
+        self.resolutions.clear()  # the owner cancelled the ones in flight
         self.timers = Timers()
 
     def removable_empty_groups(self) -> list[str]:
