@@ -4,7 +4,8 @@ three brokers on PostgreSQL and a file:// store each. What they count must hold:
 - zone_traffic: every client reaches the brokers through its zone's forwarders (bytes
   counted for all nine zone pairs), the record flows carry at least the values produced
   and consumed, and their cross-zone share is the share of partitions led in another
-  zone, within the records' framing;
+  zone, within the records' framing; with the rack-aware replica selector the consumers'
+  record bytes stay in their zones;
 - cluster_failover: each of the killed broker's partitions is claimed by a live broker
   and a produce to it acknowledged;
 - cluster_moves: a move reads no object and writes about its tail.
@@ -38,11 +39,16 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.slow  # ~35 s: three brokers, nine forwarders, 6 MiB through them
+@pytest.mark.slow  # ~60 s: twice three brokers, nine forwarders, 6 MiB through them
 def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
     tmp_path: Path,
 ) -> None:
-    result = run_bench(tmp_path, "zone_traffic", "--mib", "6", "--store", "file")["leader"]
+    both = run_bench(
+        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica"
+    )
+    # Fetch from an in-zone replica: the consumers' record bytes stay in their zones.
+    assert both["replica"]["consumed"]["cross_record_share"] < 0.01, both["replica"]["consumed"]
+    result = both["leader"]
     expected = result["expected_cross_share"]
     for phase, flow in (("produced", "produce_up"), ("consumed", "fetch_down")):
         figures = result[phase]
