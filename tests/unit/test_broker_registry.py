@@ -103,6 +103,66 @@ def test_endpoints_are_published_by_their_incarnation_only(metadata_url: str) ->
         engine.close()
 
 
+def test_a_drained_node_id_stays_draining_across_restarts_until_undrained(
+    metadata_url: str,
+) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        assert engine.register_broker(1, 10, None, endpoints(9092), LONG_MS).registered
+        assert engine.set_broker_draining(1, True)
+        # A clean stop and a start: the row was 'stopped' in between.
+        engine.deregister_broker(1, 10)
+        again = engine.register_broker(1, 11, None, endpoints(9092), LONG_MS)
+        assert again.registered and again.broker.state == "draining"
+        # A crash and a restart from its data directory (the row still leased).
+        crashed = engine.register_broker(1, 12, None, endpoints(9092), LONG_MS, replaces=11)
+        assert crashed.registered and crashed.broker.state == "draining"
+        assert [(b.incarnation, b.state) for b in engine.live_brokers()] == [(12, "draining")]
+        # A renewal keeps it; undrain clears it, for this incarnation and the next.
+        live = engine.heartbeat_broker(1, 12, LONG_MS)
+        assert live is not None and [b.state for b in live] == ["draining"]
+        assert engine.set_broker_draining(1, False)
+        assert [b.state for b in engine.live_brokers()] == ["live"]
+        engine.deregister_broker(1, 12)
+        undrained = engine.register_broker(1, 13, None, endpoints(9092), LONG_MS)
+        assert undrained.registered and undrained.broker.state == "live"
+        # Another node id is not concerned by node 1's drain.
+        assert engine.set_broker_draining(1, True)
+        other = engine.register_broker(2, 14, None, endpoints(9093), LONG_MS)
+        assert other.registered and other.broker.state == "live"
+    finally:
+        engine.close()
+
+
+def test_a_drain_outlasts_an_expired_lease(metadata_url: str) -> None:
+    engine = open_engine(metadata_url)
+    try:
+        assert engine.register_broker(1, 10, None, endpoints(9092), LONG_MS).registered
+        assert engine.set_broker_draining(1, True)
+        # The controller declared it dead (as `expire_brokers` marks a lapsed lease).
+        engine._db.execute("UPDATE brokers SET state='expired', lease_expires_ms=0")
+        assert engine.live_brokers() == []
+        restarted = engine.register_broker(1, 11, None, endpoints(9092), LONG_MS)
+        assert restarted.registered and restarted.broker.state == "draining"
+    finally:
+        engine.close()
+
+
+def test_a_broker_is_reachable_once_its_endpoints_are_bound(metadata_url: str) -> None:
+    """Registered with port 0 (listener.port=0), a broker is live (leases, failover and
+    placement count it) but offered to no client or peer until it publishes its ports."""
+    engine = open_engine(metadata_url)
+    try:
+        assert engine.register_broker(1, 10, None, endpoints(0), LONG_MS).registered
+        assert engine.register_broker(2, 11, None, endpoints(9093), LONG_MS).registered
+        starting, bound = engine.live_brokers()
+        assert not starting.bound and bound.bound
+        assert engine.set_broker_endpoints(1, 10, endpoints(41234))
+        assert all(b.bound for b in engine.live_brokers())
+    finally:
+        engine.close()
+
+
 def settings(node_id: int, data_dir: Path) -> Settings:
     data_dir.mkdir(parents=True, exist_ok=True)
     return Settings(
@@ -129,13 +189,14 @@ def test_registries_list_each_other_and_refuse_a_duplicate(
         one = Registry(stores[0], settings(1, tmp_path / "one"), lambda: lost.append(1))
         two = Registry(stores[1], settings(2, tmp_path / "two"), lambda: lost.append(2))
         try:
-            await one.register(endpoints(0))
-            await one.publish(endpoints(9092))
-            await two.register(endpoints(9093))
-            await two.publish(endpoints(9093))
+            await one.register(endpoints(9092))
+            await two.register(endpoints(0))  # its listeners not yet bound
+            await wait_until_async(lambda: sorted(one.live_ids) == [1, 2], 10, "two live")
+            assert one.reachable_ids == {1} and two.reachable_ids == {1}
             generation = one.generation
+            await two.publish(endpoints(9093))
             await wait_until_async(
-                lambda: sorted(one.live_ids) == [1, 2], 10, "each registry lists both"
+                lambda: sorted(one.reachable_ids) == [1, 2], 10, "each registry offers both"
             )
             assert one.generation > generation
             assert [(b.node_id, b.rack, b.endpoints) for b in one.brokers] == [

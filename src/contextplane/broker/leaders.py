@@ -5,7 +5,9 @@ The leader is this broker at its epoch for a partition it leads; for another, th
 and epoch the metadata store held when this broker last read the partition (the storage
 engine's `led_elsewhere` mirror: filled at start and when a topic is created or grown
 here, refreshed by the reconciler at each assignment generation), while that node's
-lease is live in the registry; otherwise none, (-1, -1). Never a guess: a client moves
+lease is live in the registry and its endpoints are bound (a broker between its
+registration and its listeners' binding cannot be dialled: Kafka's answer for a leader
+not in the brokers list); otherwise none, (-1, -1). Never a guess: a client moves
 to a leader it is told about only if the epoch is newer than the one it knows, so an
 invented epoch would send it astray. Read at each call, so the answer follows the
 mirror and the registry as soon as either changes.
@@ -46,7 +48,7 @@ class Leaders:
         if partition is not None:
             return self._node_id, partition.leader_epoch
         elsewhere = self._log.led_elsewhere.get((topic, index))
-        if elsewhere is not None and elsewhere[0] in self._registry.live_ids:
+        if elsewhere is not None and elsewhere[0] in self._registry.reachable_ids:
             return elsewhere
         return NO_LEADER
 
@@ -73,7 +75,7 @@ class Leaders:
         if leader == -1:
             return ()
         brokers = self._registry.brokers
-        racks = {b.rack for b in brokers if b.rack and b.node_id in self._registry.live_ids}
+        racks = {b.rack for b in brokers if b.rack and b.node_id in self._registry.reachable_ids}
         if self._rack is not None:
             racks.add(self._rack)
         leader_rack = self._rack if leader == self._node_id else None
@@ -88,5 +90,6 @@ class Leaders:
         return tuple(sorted(node for node in chosen if node not in (-1, leader)))
 
     def is_offline(self, node: int) -> bool:
-        """The node is not a live broker (its lease lapsed or it stopped)."""
-        return node != self._node_id and node not in self._registry.live_ids
+        """The node is not a live broker (its lease lapsed or it stopped) or not yet
+        bound."""
+        return node != self._node_id and node not in self._registry.reachable_ids

@@ -82,11 +82,12 @@ def rendezvous(topic: str, index: int, nodes: list[int]) -> int:
 
 
 def rack_nodes(registry: Registry, node_id: int, own_rack: str | None, rack: str) -> list[int]:
-    """The live brokers of `rack`: this one (`node_id`, in `own_rack`) and the registry's."""
+    """The live (and bound) brokers of `rack`: this one (`node_id`, in `own_rack`) and
+    the registry's."""
     nodes = [
         b.node_id
         for b in registry.brokers
-        if b.rack == rack and b.state == "live" and b.node_id in registry.live_ids
+        if b.rack == rack and b.state == "live" and b.node_id in registry.reachable_ids
     ]
     if own_rack == rack and node_id not in nodes:
         nodes.append(node_id)

@@ -268,7 +268,7 @@ class Peers:
         if self._security is None:
             return None
         for broker in self._brokers():
-            if broker.node_id == node_id:
+            if broker.node_id == node_id and broker.bound:  # (port 0: not yet bound)
                 found = broker.endpoint(self._security.login.listener)
                 return (found.host, found.port) if found is not None else None
         return None

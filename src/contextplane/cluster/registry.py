@@ -87,6 +87,8 @@ class Registry:
         # whenever that list changes (caches of Metadata answers watch it).
         self.brokers: list[BrokerRecord] = []
         self.live_ids: frozenset[int] = frozenset()
+        # Those of them offered to clients and peers: bound (`BrokerRecord.bound`).
+        self.reachable_ids: frozenset[int] = frozenset()
         self.generation = 0
         # The controller as of the last heartbeat (node -1: none yet), and the change
         # generations it read; `changed` is set whenever those move.
@@ -132,7 +134,14 @@ class Registry:
                 " or stop that one"
             )
         _record(self._incarnation_file, self.incarnation)
-        log.info("registered as node %d (incarnation %d)", self._node_id, self.incarnation)
+        log.info(
+            "registered as node %d (incarnation %d%s)",
+            self._node_id,
+            self.incarnation,
+            ", draining: undrain it to place partitions here"
+            if registration.broker.state == "draining"
+            else "",
+        )
         # The first heartbeat at once: the controller's lease is taken at start.
         beat = await self._metadata.cluster_heartbeat(
             self._node_id, self.incarnation, self._session_ms, self._controller_epoch()
@@ -301,6 +310,7 @@ class Registry:
             self.generation += 1
         self.brokers = live
         self.live_ids = frozenset(b.node_id for b in live)
+        self.reachable_ids = frozenset(b.node_id for b in live if b.bound)
 
     def _lost(self) -> None:
         log.error(

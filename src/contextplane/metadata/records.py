@@ -377,6 +377,13 @@ class BrokerRecord:
         """The endpoint of `listener`, or None when this broker has no such listener."""
         return next((e for e in self.endpoints if e.listener == listener), None)
 
+    @property
+    def bound(self) -> bool:
+        """Whether its listeners' ports are known: a broker registers before it binds,
+        with port 0 for `listener.port=0`, and publishes the bound ports after. Clients
+        and peers are offered only a bound broker (one of port 0 cannot be dialled)."""
+        return all(e.port != 0 for e in self.endpoints)
+
 
 @dataclass(frozen=True, slots=True)
 class Registration:

@@ -60,7 +60,8 @@ class BrokerRows:
         wal_url: str | None = None,
     ) -> Registration:
         """Take `node_id` for this incarnation unless a live broker holds it; a live row
-        of incarnation `replaces` (one the caller knows is gone) is taken too. `wal_url`
+        of incarnation `replaces` (one the caller knows is gone) is taken too. A node id
+        drained and not undrained registers 'draining' (migration 0018). `wal_url`
         names its object WAL (None: a local WAL), which another broker recovers if it
         dies. A start's write, as the claim is: run as `SqlEngine.write` runs those
         (SQLite's reserve)."""
@@ -90,7 +91,8 @@ class BrokerRows:
                     " lease_expires_ms, registered_ms, wal_url) VALUES (?, ?, ?, ?, 'live',"
                     " NOW_MS + ?, NOW_MS, ?)"
                     " ON CONFLICT (node_id) DO UPDATE SET incarnation=excluded.incarnation,"
-                    " rack=excluded.rack, endpoints=excluded.endpoints, state='live',"
+                    " rack=excluded.rack, endpoints=excluded.endpoints,"
+                    " state=CASE WHEN brokers.draining <> 0 THEN 'draining' ELSE 'live' END,"
                     " lease_expires_ms=excluded.lease_expires_ms,"
                     " registered_ms=excluded.registered_ms, wal_url=excluded.wal_url, load='{}'"
                     " WHERE brokers.lease_expires_ms < NOW_MS"
@@ -150,15 +152,17 @@ class BrokerRows:
 
     def set_broker_draining(self, node_id: int, draining: bool) -> bool:
         """Mark a live broker draining (placement and the balancer put nothing there) or
-        live again, announced with `generation.assignment`; False: no such live broker."""
+        live again, announced with `generation.assignment`; False: no such live broker.
+        The drain is kept for the node id until undrained: its restarts register it
+        draining."""
         engine: Any = self
         with engine._transaction():
             changed = self._db.execute(
                 self._sql(
-                    f"UPDATE brokers SET state=? WHERE node_id=? AND state IN {_LEASED}"
-                    " AND lease_expires_ms >= NOW_MS"
+                    f"UPDATE brokers SET state=?, draining=? WHERE node_id=? AND state IN"
+                    f" {_LEASED} AND lease_expires_ms >= NOW_MS"
                 ),
-                ("draining" if draining else "live", node_id),
+                ("draining" if draining else "live", int(draining), node_id),
             ).rowcount
             if changed == 1:
                 bump_generation(self._db, ASSIGNMENT_GENERATION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from contextplane.broker.context import Reply, RequestContext
@@ -12,7 +13,7 @@ from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.topics import validate_topic_name
 from contextplane.errors import KafkaError
-from contextplane.metadata.records import TopicRecord
+from contextplane.metadata.records import BrokerRecord, TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
 from contextplane.protocol.encoded import count_error, encoded
 from contextplane.protocol.error_codes import ErrorCode
@@ -102,20 +103,31 @@ async def api_versions(ctx: RequestContext, request: Any) -> Reply:
 
 
 def live_brokers(ctx: RequestContext) -> list[tuple[int, str, int, str | None]]:
-    """(node id, host, port, rack) of every live broker in the registry, with the
-    endpoint of the listener the request came in on (as Kafka answers); a broker without
-    that listener is left out. This broker is always listed, with the endpoint the client
-    reached it on."""
+    """(node id, host, port, rack) of every broker offered to the client (`listed`), with
+    the endpoint of the listener the request came in on, as Kafka answers."""
     cluster = ctx.cluster
     host, port = ctx.advertised()
-    listed = [(cluster.node_id, host, port, cluster.rack)]
-    listener = ctx.connection.listener
-    for broker in cluster.registry.brokers:
+    return listed(
+        (cluster.node_id, host, port, cluster.rack),
+        cluster.registry.brokers,
+        ctx.connection.listener,
+    )
+
+
+def listed(
+    own: tuple[int, str, int, str | None], brokers: Iterable[BrokerRecord], listener: str
+) -> list[tuple[int, str, int, str | None]]:
+    """This broker (`own`: with the endpoint the client reached it on) and every other
+    live broker with an endpoint of `listener`, by node id. A broker without that
+    listener is left out, and so is one not yet bound (registered before its listeners
+    bound, with port 0: a client would dial port 0)."""
+    entries = [own]
+    for broker in brokers:
         endpoint = broker.endpoint(listener)
-        if broker.node_id != cluster.node_id and endpoint is not None:
-            listed.append((broker.node_id, endpoint.host, endpoint.port, broker.rack))
-    listed.sort()
-    return listed
+        if broker.node_id != own[0] and endpoint is not None and broker.bound:
+            entries.append((broker.node_id, endpoint.host, endpoint.port, broker.rack))
+    entries.sort()
+    return entries
 
 
 def controller_id(ctx: RequestContext) -> int:
@@ -124,7 +136,7 @@ def controller_id(ctx: RequestContext) -> int:
     KRaft broker names some live broker, this one (admin requests reach any broker)."""
     cluster = ctx.cluster
     controller = cluster.registry.controller.node_id
-    if controller == cluster.node_id or controller in cluster.registry.live_ids:
+    if controller == cluster.node_id or controller in cluster.registry.reachable_ids:
         return controller
     return cluster.node_id
 
