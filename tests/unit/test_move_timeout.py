@@ -7,41 +7,18 @@ store is back the source's data uploads and a move elsewhere is handed over as u
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 from contextplane.cluster.controller import Controller
-from contextplane.metadata.records import BrokerEndpoint
-from contextplane.settings import Settings
-from contextplane.storage.memory_objects import ObjectBucket
-from tests.support.metadata import open_store
 from tests.unit.test_engine_recovery import batch
-from tests.unit.test_reconciler import Node
+from tests.unit.test_reconciler import two_nodes
 
 
 def test_a_source_that_cannot_upload_keeps_its_partition_until_failover(
     metadata_url: str, tmp_path: Path
 ) -> None:
     async def run() -> None:
-        first = Settings(
-            data_dir=tmp_path / "one",
-            node_id=1,
-            metadata_url=metadata_url,
-            upload_interval_ms=3_600_000,
-            broker_heartbeat_interval_ms=3_600_000,  # the test drives each pass itself
-            broker_session_timeout_ms=3_600_000,
-            partition_move_timeout_ms=300,
-        )
-        second = replace(first, data_dir=tmp_path / "two", node_id=2)
-        for settings in (first, second):
-            settings.data_dir.mkdir()
-        bucket = ObjectBucket()
-        one = Node(first, await open_store(first), bucket)
-        two = Node(second, await open_store(second), bucket)
-        await one.start()
-        await two.start()
-        endpoint = (BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT"),)
-        await one.registry.publish(endpoint)  # node 1 (the controller) sees node 2 live
+        one, two, _bucket = await two_nodes(metadata_url, tmp_path, partition_move_timeout_ms=300)
         try:
             await one.topics.create("t", 2, {})
             await one.reconciler.reconcile()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,28 +64,38 @@ class Node:
         await self.metadata.close()
 
 
+async def two_nodes(
+    metadata_url: str, tmp_path: Path, **overrides: Any
+) -> tuple[Node, Node, ObjectBucket]:
+    """Nodes 1 (the controller, which sees node 2 live) and 2 on one metadata store and
+    one bucket, started; every heartbeat, upload and lease left to the test to drive."""
+    first = Settings(
+        data_dir=tmp_path / "one",
+        node_id=1,
+        metadata_url=metadata_url,
+        upload_interval_ms=3_600_000,
+        broker_heartbeat_interval_ms=3_600_000,  # the test drives each pass itself
+        broker_session_timeout_ms=3_600_000,
+        **overrides,
+    )
+    second = replace(first, data_dir=tmp_path / "two", node_id=2)
+    for settings in (first, second):
+        settings.data_dir.mkdir()
+    bucket = ObjectBucket()
+    one = Node(first, await open_store(first), bucket)
+    two = Node(second, await open_store(second), bucket)
+    await one.start()
+    await two.start()
+    endpoint = (BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT"),)
+    await one.registry.publish(endpoint)
+    return one, two, bucket
+
+
 def test_partitions_open_where_targeted_and_a_move_hands_over_only_the_tail(
     metadata_url: str, tmp_path: Path
 ) -> None:
     async def run() -> None:
-        first = Settings(
-            data_dir=tmp_path / "one",
-            node_id=1,
-            metadata_url=metadata_url,
-            upload_interval_ms=3_600_000,
-            broker_heartbeat_interval_ms=3_600_000,  # the test drives each pass itself
-            broker_session_timeout_ms=3_600_000,
-        )
-        second = replace(first, data_dir=tmp_path / "two", node_id=2)
-        for settings in (first, second):
-            settings.data_dir.mkdir()
-        bucket = ObjectBucket()
-        one = Node(first, await open_store(first), bucket)
-        two = Node(second, await open_store(second), bucket)
-        await one.start()
-        await two.start()
-        endpoint = (BrokerEndpoint("PLAINTEXT", "127.0.0.1", 9001, "PLAINTEXT"),)
-        await one.registry.publish(endpoint)  # node 1 (the controller) sees node 2 live
+        one, two, bucket = await two_nodes(metadata_url, tmp_path)
         assert one.registry.is_controller and one.registry.live_ids == {1, 2}
         try:
             await one.topics.create("t", 4, {})
