@@ -14,7 +14,7 @@ from conformance.suites import run_suite
 pytestmark = pytest.mark.slow
 
 # Produce, consume and a consumer group's commits: partitions spread over the brokers.
-TESTS = ["0001_multiobj", "0012_produce_consume", "0013_null_msgs", "0029_assign_offset"]
+TESTS = ["0008_reqacks", "0012_produce_consume", "0013_null_msgs", "0029_assign_offset"]
 
 
 def test_librdkafka_tests_pass_against_three_brokers(tmp_path: Path) -> None:
