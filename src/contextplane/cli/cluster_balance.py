@@ -21,7 +21,7 @@ from contextplane.cli.kafka_client import ADMIN_TIMEOUT_S, CommandError, run_com
 from contextplane.cli.kafka_client import add_connection_arguments as add_connection
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.partitions import controller_request
-from contextplane.cli.protocol_admin import connect, response_error
+from contextplane.cli.protocol_admin import connect, response_error, send
 from contextplane.clock import SystemClock
 from contextplane.cluster.balance_plan import Broker, Led, Move, NoBrokerLeft, plan
 from contextplane.cluster.load import decode
@@ -64,20 +64,6 @@ def run(args: argparse.Namespace) -> int:
     return run_command(f"cluster {args.cluster_command}", lambda: body(args))
 
 
-def _send(admin: Any, request: Any) -> Any:
-    """`request`'s response from any broker: each answers for every node (the registry
-    is shared), and the node named may be one the client cannot reach."""
-    import kafka.errors as errors
-
-    async def call() -> Any:
-        return await admin._manager.send(request)
-
-    try:
-        return admin._manager.run(call)
-    except (errors.KafkaError, RuntimeError) as exc:
-        raise CommandError(f"{type(exc).__name__}: {exc}") from None
-
-
 Loads = dict[tuple[str, int], float]
 
 
@@ -94,7 +80,7 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
         request = DescribeConfigsRequest(
             resources=[(BROKER_RESOURCE, str(node), [LOAD, STATE])], include_synonyms=False
         )
-        (result,) = _send(admin, request).results
+        (result,) = send(admin, request, f"describe broker {node}").results
         response_error(result.error_code, result.error_message, f"describe broker {node}")
         values = {c.name: c.value for c in result.configs}
         load = decode(values.get(LOAD) or "{}")
@@ -129,7 +115,7 @@ def _set_state(admin: Any, node: int, state: str) -> None:
     request = IncrementalAlterConfigsRequest(
         resources=[(BROKER_RESOURCE, str(node), [(STATE, 0, state)])], validate_only=False
     )
-    for result in _send(admin, request).responses:
+    for result in send(admin, request, f"set broker {node} {state}").responses:
         response_error(result.error_code, result.error_message, f"set broker {node} {state}")
 
 
