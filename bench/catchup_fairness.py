@@ -154,6 +154,11 @@ def _measured(
         # The broker's own Produce time (frame read to response written), median second.
         "broker_produce_p99_idle_ms": (before.get("produce_ms") or {}).get("p99_median"),
         "broker_produce_p99_during_ms": (during.get("produce_ms") or {}).get("p99_median"),
+        # Where that time goes: each phase's p99 (queue, local, turn, remote, write).
+        "broker_produce_phases_idle_ms": (before.get("produce_ms") or {}).get("phases_p99_median"),
+        "broker_produce_phases_during_ms": (during.get("produce_ms") or {}).get(
+            "phases_p99_median"
+        ),
         "gc_pause_max_during_ms": during.get("gc_pause_max_ms"),
         # Catch-up chunks that waited for the live path's requests, and those forced.
         "turns_deferred_during": during.get("turns_deferred"),
@@ -260,6 +265,12 @@ def main() -> None:
             "broker_cpu",
         )
         print(f"  {name}: " + ", ".join(f"{k}={_median(results, k)}" for k in keys))
+        for when in ("idle", "during"):
+            phases = [r[f"broker_produce_phases_{when}_ms"] for r in results]
+            phases = [p for p in phases if p]
+            if phases:
+                medians = {k: _median(phases, k) for k in phases[0]}
+                print(f"    broker produce p99 by phase, {when}: {medians}")
     if args.out is not None:
         args.out.write_text(json.dumps(runs, indent=1))
 

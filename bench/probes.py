@@ -118,6 +118,14 @@ def rewrites_and_uploads(
     return out
 
 
+def _phase_medians(produce: list[dict[str, Any]]) -> dict[str, float]:
+    """Per phase, the median over the seconds of its p99 (lines of older brokers have
+    no phases)."""
+    seconds = [entry["phases_p99_ms"] for entry in produce if entry.get("phases_p99_ms")]
+    names = seconds[0].keys() if seconds else ()
+    return {name: round(statistics.median(s[name] for s in seconds), 2) for name in names}
+
+
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """A workload's window: loop lag (median of the per-second p50s, median and max of the
     per-second p99s, the largest lateness), GC pauses by generation, peak RSS and budget
@@ -165,6 +173,8 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "produce_ms": {
             "p99_median": statistics.median(produce_p99s) if produce_p99s else None,
+            # Each phase's p99 (broker/probes.py PRODUCE_PHASES), median second.
+            "phases_p99_median": _phase_medians(produce),
             "p99_max": max(produce_p99s) if produce_p99s else None,
             "max": max((entry["max_ms"] for entry in produce), default=None),
         },

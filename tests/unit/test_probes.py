@@ -81,6 +81,18 @@ def test_produce_times_are_the_requests_answered_in_the_window() -> None:
     )
 
 
+def test_produce_phases_split_each_request_time_at_its_points() -> None:
+    stats = BrokerStats()
+    times = ProduceTimes(stats)
+    ms = 1_000_000
+    # received 0, handled 1, local 2, dequeued 4, ready 8, written 16 (ms): each phase
+    # twice the one before, so a phase taken from the wrong points shows.
+    for _ in range(10):
+        stats.request_done(0, 100, 0, 1 * ms, 2 * ms, 4 * ms, 8 * ms, 16 * ms)
+    phases = times.take()["phases_p99_ms"]
+    assert phases == pytest.approx({"queue": 1, "local": 1, "turn": 2, "remote": 4, "write": 8})
+
+
 def test_gc_pauses_are_summed_per_generation_per_window() -> None:
     pauses = GcPauses()
     pauses.record(0, 0.5)

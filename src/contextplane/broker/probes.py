@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 TICK_S = 0.001
 REPORT_S = 1.0
 _PRODUCE_KEY = 0
+# A Produce's time in Kafka's request phases, as (start, end) indexes of its stats row
+# (`RequestTimes.add`): waiting to be handled behind its connection's earlier requests
+# (queue), the handler (local), waiting for the responses before it (turn), for its
+# own durability (remote), and the write.
+PRODUCE_PHASES = {
+    "queue": (1, 2),
+    "local": (2, 3),
+    "turn": (3, 4),
+    "remote": (4, 5),
+    "write": (5, 6),
+}
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -88,18 +99,25 @@ class ProduceTimes:
         times = self._stats.requests.get(_PRODUCE_KEY)
         return 0 if times is None else times.count
 
-    def take(self) -> dict[str, float | int | None]:
-        """This window's count and p50/p99/max in ms (of the ones the ring still holds)."""
+    def take(self) -> dict[str, Any]:
+        """This window's count and p50/p99/max in ms (of the ones the ring still holds),
+        and the p99 of each phase of a request's time (`PRODUCE_PHASES`)."""
         times = self._stats.requests.get(_PRODUCE_KEY)
-        window = sorted(times.since(self._seen)) if times is not None else []
+        rows = times.rows_since(self._seen) if times is not None else []
         self._seen = self._count()
-        if not window:
+        if not rows:
             return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+        window = sorted((r[6] - r[1]) / 1e6 for r in rows)
+        phases = {
+            name: percentile(sorted((r[end] - r[start]) / 1e6 for r in rows), 0.99)
+            for name, (start, end) in PRODUCE_PHASES.items()
+        }
         return {
             "count": len(window),
             "p50_ms": percentile(window, 0.50),
             "p99_ms": percentile(window, 0.99),
             "max_ms": window[-1],
+            "phases_p99_ms": phases,
         }
 
 

@@ -71,12 +71,17 @@ class RequestTimes:
         """The requests the ring holds, oldest first."""
         return self.ring[self._next :] + self.ring[: self._next]
 
+    def rows_since(self, count: int) -> list[Row]:
+        """The rows of the requests after the first `count`, oldest first (as many of
+        them as the ring still holds)."""
+        rows = self.rows()
+        new = min(self.count - count, len(rows))
+        return rows[len(rows) - new :] if new > 0 else []
+
     def since(self, count: int) -> list[float]:
         """The total times (ms, frame whole to response written) of the requests after
         the first `count`, oldest first (as many of them as the ring still holds)."""
-        rows = self.rows()
-        new = min(self.count - count, len(rows))
-        return [(r[6] - r[1]) / 1e6 for r in rows[len(rows) - new :]] if new > 0 else []
+        return [(r[6] - r[1]) / 1e6 for r in self.rows_since(count)]
 
 
 class BrokerStats:
