@@ -16,17 +16,17 @@ working, and are reported once at start.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from contextplane import limits, listener_settings, properties_file, settings_rules
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
+from contextplane.settings_autobalancer import AutoBalancerFields
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
 from contextplane.settings_security import SECURITY_DERIVED, InterBrokerFields
@@ -42,7 +42,7 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields):  # the mixins' fields
+class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields, AutoBalancerFields):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -307,7 +307,7 @@ _BY_NAME: dict[str, tuple[int, Setting]] = {
         (name, setting) for setting in SETTINGS for name in setting.names
     )
 }
-_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Settings)}
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(Settings)}
 
 
 def ignored_reason(name: str, value: object) -> str | None:

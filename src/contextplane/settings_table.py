@@ -14,6 +14,7 @@ from contextplane.kafka_settings_ignored import IGNORED, SASL_REFUSED, KafkaSett
 from contextplane.limits import INT_MAX
 from contextplane.setting import Setting
 from contextplane.settings_audit import AUDIT_SETTINGS
+from contextplane.settings_autobalancer import AUTOBALANCER_SETTINGS
 from contextplane.settings_cleaner import CLEANER_SETTINGS
 from contextplane.settings_compaction import COMPACTION_SETTINGS
 from contextplane.settings_consumer_groups import CONSUMER_GROUP_SETTINGS
@@ -503,6 +504,7 @@ SETTINGS: tuple[Setting, ...] = (
         *TELEMETRY_SETTINGS,
         *CONSUMER_GROUP_SETTINGS,
         *SHARE_GROUP_SETTINGS,
+        *AUTOBALANCER_SETTINGS,
     )
 )
 

@@ -6,7 +6,7 @@ moves, counting what was acknowledged and what failed."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from tests.support.inprocess import InProcessBroker
 from tests.support.wait import wait_until
 
 
-def cluster_broker(data_dir: Path, node_id: int, url: str, objects: str) -> InProcessBroker:
+def cluster_broker(
+    data_dir: Path, node_id: int, url: str, objects: str, extra: Mapping[str, str] | None = None
+) -> InProcessBroker:
+    """A broker of the test cluster; `extra` settings on top of the cluster's."""
     return InProcessBroker(
         data_dir,
         object_store=objects,
@@ -29,17 +32,21 @@ def cluster_broker(data_dir: Path, node_id: int, url: str, objects: str) -> InPr
             "group.initial.rebalance.delay.ms": "0",
             # Retained ranges stay the objects they are: the tests compare them.
             "object.compaction.enable": "false",
+            **(extra or {}),
         },
     )
 
 
 @contextmanager
-def two_brokers(tmp_path: Path, url: str) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
-    """Brokers 1 and 2, once broker 1 sees broker 2; both stopped after."""
+def two_brokers(
+    tmp_path: Path, url: str, extra: Mapping[str, str] | None = None
+) -> Iterator[tuple[InProcessBroker, InProcessBroker]]:
+    """Brokers 1 and 2 (with `extra` settings), once broker 1 sees broker 2; both stopped
+    after."""
     (tmp_path / "objects").mkdir()
     objects = (tmp_path / "objects").as_uri()
-    one = cluster_broker(tmp_path / "one", 1, url, objects).start()
-    two = cluster_broker(tmp_path / "two", 2, url, objects).start()
+    one = cluster_broker(tmp_path / "one", 1, url, objects, extra).start()
+    two = cluster_broker(tmp_path / "two", 2, url, objects, extra).start()
     try:
         assert one.broker is not None and two.broker is not None
         registry = one.broker.registry

@@ -37,6 +37,7 @@ from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
 from contextplane.cluster.assignment_plan import Candidate, Placement
+from contextplane.cluster.autobalancer import AutoBalancer
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.forwarder import PartitionWriter
 from contextplane.cluster.load import LoadMeter
@@ -146,6 +147,7 @@ class Broker:
         self.reconciler: Reconciler | None = None
         self.peers: Peers | None = None
         self.controller: Controller | None = None  # its writes count only while it leads
+        self.autobalancer: AutoBalancer | None = None  # autobalancer.controller.enable
         # Set when another incarnation took this node.id: the process must stop.
         self.registration_lost = asyncio.Event()
         self.bound_port = settings.port  # the first listener's
@@ -267,6 +269,10 @@ class Broker:
             settings.broker_heartbeat_interval_ms / 1000,
             lambda: frozenset(name for name in topics.topics() if unclean_election(topics, name)),
         )
+        if settings.autobalancer_controller_enable:
+            self.autobalancer = AutoBalancer(
+                self.metadata, registry, self.controller, settings, self.clock
+            )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
             self._probes.start()
@@ -414,6 +420,8 @@ class Broker:
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller
+        if self.autobalancer is not None:
+            self.autobalancer.start()
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
@@ -437,6 +445,8 @@ class Broker:
             ):
                 if follower is not None:
                     await follower.close()
+        if self.autobalancer is not None:
+            await self.autobalancer.stop()
         if self.controller is not None:
             await self.controller.stop()
         if self.reconciler is not None:

@@ -23,8 +23,7 @@ from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.partitions import controller_request
 from contextplane.cli.protocol_admin import connect, response_error, send
 from contextplane.clock import SystemClock
-from contextplane.cluster.balance_plan import Broker, Led, Move, NoBrokerLeft, plan
-from contextplane.cluster.load import decode
+from contextplane.cluster.balance_plan import Broker, Led, Move, NoBrokerLeft, measured, plan
 
 LOAD = "contextplane.broker.load"
 STATE = "contextplane.broker.state"
@@ -73,8 +72,7 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
     from kafka.protocol.admin import DescribeConfigsRequest
 
     described = admin.describe_cluster()["brokers"]
-    brokers = []
-    loads: Loads = {}
+    rows = []
     for broker in sorted(described, key=lambda b: b["broker_id"]):
         node = int(broker["broker_id"])
         request = DescribeConfigsRequest(
@@ -83,12 +81,9 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
         (result,) = send(admin, request, f"describe broker {node}").results
         response_error(result.error_code, result.error_message, f"describe broker {node}")
         values = {c.name: c.value for c in result.configs}
-        load = decode(values.get(LOAD) or "{}")
-        unlisted = max(load.total - sum(load.partitions.values()), 0.0)
-        brokers.append(Broker(node, broker.get("rack"), values.get(STATE) == "draining", unlisted))
-        for key, rate in load.partitions.items():  # a move's both ends may list it
-            loads[key] = max(loads.get(key, 0.0), rate)
-    return brokers, loads
+        draining = values.get(STATE) == "draining"
+        rows.append((node, broker.get("rack"), draining, values.get(LOAD) or "{}"))
+    return measured(rows)
 
 
 def _leaders(admin: Any) -> dict[tuple[str, int], int]:

@@ -23,6 +23,8 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from contextplane.cluster.load import decode
+
 PartitionKey = tuple[str, int]
 
 
@@ -53,6 +55,23 @@ class Move:
 
 class NoBrokerLeft(ValueError):
     """Every broker is draining: nowhere to move to."""
+
+
+def measured(
+    rows: Sequence[tuple[int, str | None, bool, str]],
+) -> tuple[list[Broker], dict[PartitionKey, float]]:
+    """The brokers and the partitions' loads from each broker's (node id, rack, draining,
+    load document): a broker's load not listed per partition stays on it (`unlisted`);
+    a partition listed by both ends of a move counts its larger rate."""
+    brokers: list[Broker] = []
+    loads: dict[PartitionKey, float] = {}
+    for node, rack, draining, document in rows:
+        load = decode(document)
+        unlisted = max(load.total - sum(load.partitions.values()), 0.0)
+        brokers.append(Broker(node, rack, draining, unlisted))
+        for key, rate in load.partitions.items():
+            loads[key] = max(loads.get(key, 0.0), rate)
+    return brokers, loads
 
 
 def broker_loads(brokers: Sequence[Broker], partitions: Sequence[Led]) -> dict[int, float]:
