@@ -3,8 +3,10 @@ in flight and recent moves in, the moves (or none) and why out."""
 
 from __future__ import annotations
 
+from contextplane.broker.stats import BrokerStats, TopicCounters
 from contextplane.cluster.autobalance_round import Limits, decide
 from contextplane.cluster.balance_plan import Broker, Led
+from contextplane.console.metrics import Snapshot, render
 
 LIMITS = Limits(deviation=0.2, min_load=1000.0, max_moves=10)
 TWO = [Broker(1, None), Broker(2, None)]
@@ -71,3 +73,28 @@ def test_a_rebalanced_cluster_then_stays_put() -> None:
     moved = {m.key: m.target for m in first.moves}
     after = [Led(p.key, moved.get(p.key, p.leader), p.load) for p in partitions]
     assert decide(TWO, after, LIMITS).moves == []
+
+
+def test_the_rounds_are_counted_on_metrics() -> None:
+    stats = BrokerStats()
+    assert "contextplane_balancer_rounds" not in _families(stats)  # the balancer off
+    stats.balancer_round(0)
+    stats.balancer_round(2)
+    stats.balancer_round(0)
+    text = _families(stats)
+    assert 'contextplane_balancer_rounds_total{outcome="moved"} 1.0' in text
+    assert 'contextplane_balancer_rounds_total{outcome="skipped"} 2.0' in text
+    assert "contextplane_balancer_moved_partitions_total 2.0" in text
+
+
+def _families(stats: BrokerStats) -> str:
+    snapshot = Snapshot(
+        brokers=2,
+        partitions=[],
+        all_topics=TopicCounters(),
+        topics={},
+        requests={},
+        balancer_rounds=dict(stats.balancer_rounds),
+        balancer_moves=stats.balancer_moves,
+    )
+    return render(snapshot).decode()

@@ -269,10 +269,6 @@ class Broker:
             settings.broker_heartbeat_interval_ms / 1000,
             lambda: frozenset(name for name in topics.topics() if unclean_election(topics, name)),
         )
-        if settings.autobalancer_controller_enable:
-            self.autobalancer = AutoBalancer(
-                self.metadata, registry, self.controller, settings, self.clock
-            )
         if settings.debug_probe_file:
             self._probes = Probes(Path(settings.debug_probe_file), storage, self.clock)
             self._probes.start()
@@ -420,7 +416,10 @@ class Broker:
         )
         self.reconciler.start()  # the internal topics exist: it follows the targets now
         self.controller.start()  # failover, while this broker holds the controller
-        if self.autobalancer is not None:
+        if settings.autobalancer_controller_enable:
+            self.autobalancer = AutoBalancer(
+                self.metadata, registry, self.controller, settings, self.clock, services.stats
+            )
             self.autobalancer.start()
         self.pipeline = pipeline = Pipeline(services, routes)
         self._listeners = listeners = await serve(pipeline, settings, self._tls)

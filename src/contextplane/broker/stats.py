@@ -103,6 +103,9 @@ class BrokerStats:
         self.share_dlq_groups: dict[tuple[str, str], int] = {}
         self.masked_records: dict[tuple[str, str], int] = {}  # (topic, action)
         self.zones = ZoneLedger()  # record bytes by the client's zone (zones.py)
+        # The continuous balancer's rounds by outcome and the partitions they moved.
+        self.balancer_rounds: dict[str, int] = {}
+        self.balancer_moves = 0
 
     def _topic(self, topic: str) -> TopicCounters:
         counters = self.topics.get(topic)
@@ -195,6 +198,13 @@ class BrokerStats:
         """`records` of `topic` masked for a consumer by `action` (or `fail_closed`)."""
         key = (topic, action)
         self.masked_records[key] = self.masked_records.get(key, 0) + records
+
+    def balancer_round(self, moves: int) -> None:
+        """A round of the continuous balancer (cluster/autobalancer.py): `moved`
+        partitions, or `skipped` (unsettled, in flight, balanced enough)."""
+        outcome = "moved" if moves else "skipped"
+        self.balancer_rounds[outcome] = self.balancer_rounds.get(outcome, 0) + 1
+        self.balancer_moves += moves
 
     def forget_topics_except(self, hosted: set[str]) -> None:
         """Drop the counters of topics no longer hosted (deleted or moved away)."""

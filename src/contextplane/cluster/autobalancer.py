@@ -3,7 +3,8 @@ the controller, every `autobalancer.controller.anomaly.detect.interval.ms` it re
 brokers' published loads, who leads what and the moves in flight from the shared store,
 decides one round (cluster/autobalance_round.py) and writes its moves as the controller's
 targets (`Controller.move`, reason `rebalance`: the path AlterPartitionReassignments
-takes). One log line a round says what moved and why; `rounds` and `moved` count them.
+takes). One log line a round says what moved and why; /metrics counts the rounds by
+outcome and the partitions moved (`BrokerStats.balancer_round`).
 
 What it remembers is its own, in memory: since when the brokers (node id and
 incarnation) are the ones it sees, and which partitions moved lately (its own moves and
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from contextplane.broker.stats import BrokerStats
 from contextplane.clock import Clock
 from contextplane.cluster.autobalance_round import Limits, Round, decide
 from contextplane.cluster.balance_plan import Led, PartitionKey, measured
@@ -35,11 +37,13 @@ class AutoBalancer:
         controller: Controller,
         settings: AutoBalancerFields,
         clock: Clock,
+        stats: BrokerStats,
     ) -> None:
         self._metadata = metadata
         self._registry = registry
         self._controller = controller
         self._clock = clock
+        self._stats = stats
         self._interval_s = settings.autobalancer_controller_anomaly_detect_interval_ms / 1000
         self._cooldown_ms = settings.autobalancer_controller_cooldown_ms
         self._limits = Limits(
@@ -54,8 +58,6 @@ class AutoBalancer:
         # starts from zero, so until the cool-down ends this is the better estimate.
         self._moved_load: dict[PartitionKey, float] = {}
         self._task: asyncio.Task[None] | None = None
-        self.rounds = 0  # rounds decided
-        self.moved = 0  # partitions moved by them
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="controller-autobalancer")
@@ -113,7 +115,7 @@ class AutoBalancer:
             in_flight=len(in_flight),
             recent=self._moved_ms.keys(),
         )
-        self.rounds += 1
+        self._stats.balancer_round(len(decided.moves))
         if decided.moves:
             await self._controller.move(
                 {streams[m.key]: m.target for m in decided.moves}, reason="rebalance"
@@ -121,7 +123,6 @@ class AutoBalancer:
             for move in decided.moves:
                 self._moved_ms[move.key] = now
                 self._moved_load[move.key] = move.load
-            self.moved += len(decided.moves)
             log.info(
                 "balancer: %d moves (%s): %s",
                 len(decided.moves),

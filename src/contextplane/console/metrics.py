@@ -142,6 +142,8 @@ class Snapshot:
     share_dead_letters: dict[str, int] = field(default_factory=dict)
     share_dlq_groups: dict[tuple[str, str], int] = field(default_factory=dict)
     masked_records: dict[tuple[str, str], int] = field(default_factory=dict)
+    balancer_rounds: dict[str, int] = field(default_factory=dict)  # by outcome
+    balancer_moves: int = 0
     # The WAL's group commits: (cumulative buckets, sum in seconds); None without a file WAL.
     wal_sync: tuple[list[tuple[str, int]], float] | None = None
     storage: dict[str, float] = field(default_factory=dict)  # console/storage_metrics.py
@@ -188,6 +190,8 @@ class BrokerMetrics:
             share_dead_letters=dict(stats.share_dead_letters),
             share_dlq_groups=dict(stats.share_dlq_groups),
             masked_records=dict(stats.masked_records),
+            balancer_rounds=dict(stats.balancer_rounds),
+            balancer_moves=stats.balancer_moves,
             wal_sync=_wal_sync(storage.wal),
             storage=storage_counts(storage),
             zones=stats.zones.rows(services.settings.broker_rack),
@@ -445,6 +449,21 @@ def _own_families(snapshot: Snapshot) -> Iterable[Metric]:
     for (topic, action), count in sorted(snapshot.masked_records.items()):
         masked.add_metric([topic, action], count)
     yield masked
+    if snapshot.balancer_rounds:  # autobalancer.controller.enable, on the controller
+        rounds = CounterMetricFamily(
+            "contextplane_balancer_rounds",
+            "The continuous balancer's rounds, by outcome (moved; skipped: unsettled, moves "
+            "in flight or balanced enough)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(snapshot.balancer_rounds.items()):
+            rounds.add_metric([outcome], count)
+        yield rounds
+        yield CounterMetricFamily(
+            "contextplane_balancer_moved_partitions",
+            "Partitions the continuous balancer moved",
+            value=snapshot.balancer_moves,
+        )
     if snapshot.wal_sync is not None:
         buckets, sum_s = snapshot.wal_sync
         yield HistogramMetricFamily(
