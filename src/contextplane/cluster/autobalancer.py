@@ -7,9 +7,9 @@ takes). One log line a round says what moved and why; /metrics counts the rounds
 outcome and the partitions moved (`BrokerStats.balancer_round`).
 
 What it remembers is its own, in memory: since when the brokers (node id and
-incarnation) are the ones it sees, and which partitions moved lately (its own moves and
-any listed in flight). A new controller starts with neither, so it waits one cool-down
-before its first move.
+incarnation) are the ones it sees, and which partitions moved lately (its own moves, any
+listed in flight, any whose leader changed since the last round). A new controller starts
+with neither, so it waits one cool-down before its first move.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class AutoBalancer:
         # The load its source measured when this balancer moved it: the target's average
         # starts from zero, so until the cool-down ends this is the better estimate.
         self._moved_load: dict[PartitionKey, float] = {}
+        self._leaders: dict[PartitionKey, int] = {}  # as the last round read them
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -73,6 +74,7 @@ class AutoBalancer:
             await asyncio.sleep(self._interval_s)
             if not self._registry.is_controller:
                 self._members, self._moved_ms, self._moved_load = None, {}, {}  # afresh
+                self._leaders = {}
                 continue
             try:
                 await self.round()
@@ -86,8 +88,14 @@ class AutoBalancer:
         if members != self._members:
             self._members, self._members_since_ms = members, now
         in_flight = await self._metadata.reassignments()
-        for moving in in_flight:
-            self._moved_ms[(moving.topic, moving.partition)] = now
+        rows = await self._metadata.partitions()
+        leaders = {(r.topic, r.partition): r.leader_node for r in rows}
+        # A move seen in flight, or done since the last round (an operator's, a drain's,
+        # a failover's), counts as recent as the balancer's own.
+        changed = [k for k, node in leaders.items() if self._leaders.get(k, node) != node]
+        for key in (*((m.topic, m.partition) for m in in_flight), *changed):
+            self._moved_ms[key] = now
+        self._leaders = leaders
         self._moved_ms = {
             key: at for key, at in self._moved_ms.items() if now - at < self._cooldown_ms
         }
@@ -101,7 +109,6 @@ class AutoBalancer:
         )
         for key, load in self._moved_load.items():
             loads[key] = max(loads.get(key, 0.0), load)
-        rows = await self._metadata.partitions()
         streams = {(r.topic, r.partition): r.stream_id for r in rows}
         decided = decide(
             brokers,
