@@ -101,6 +101,7 @@ class Registry:
         self.controller = ControllerRecord(-1, 0)
         self.topics_generation = 0
         self.assignment_generation = 0
+        self.security_generation = 0
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Set by a committed change another broker announced: heartbeat now.
@@ -320,12 +321,14 @@ class Registry:
             self.generation += 1  # Metadata and DescribeCluster name the controller
         if self.is_controller and self._steady_since is None:
             self._steady_since = self._clock.monotonic_ms()
-        if (beat.topics_generation, beat.assignment_generation) != (
+        if (beat.topics_generation, beat.assignment_generation, beat.security_generation) != (
             self.topics_generation,
             self.assignment_generation,
+            self.security_generation,
         ):
             self.topics_generation = beat.topics_generation
             self.assignment_generation = beat.assignment_generation
+            self.security_generation = beat.security_generation
             self.changed.set()
 
     def _update(self, live: list[BrokerRecord]) -> None:

@@ -44,8 +44,10 @@ class GenerationListener:
         self._task: asyncio.Task[None] | None = None
         # Whether the connection is listening now (for tests and logs).
         self.listening = asyncio.Event()
-        # How many times it has started listening (a reconnection adds one).
+        # How many times it has started listening (a reconnection adds one), and the
+        # server process of the connection that listens now (-1: none).
         self.connections = 0
+        self.backend_pid = -1
 
     def start(self) -> None:
         if self._task is None:
@@ -66,6 +68,7 @@ class GenerationListener:
                 raise
             except Exception as exc:  # noqa: BLE001 - the heartbeat covers the gap
                 self.listening.clear()
+                self.backend_pid = -1
                 if self._backoff.failing_since is None:
                     log.warning(
                         "metadata store %s: change notifications lost (%s); reconnecting,"
@@ -91,6 +94,7 @@ class GenerationListener:
                     down_s,
                 )
             self.connections += 1
+            self.backend_pid = conn.info.backend_pid
             self.listening.set()
             self._wake()  # whatever committed while nobody listened
             async for _ in conn.notifies():
