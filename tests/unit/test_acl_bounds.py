@@ -221,3 +221,27 @@ def test_a_delete_response_listing_too_many_bindings_is_refused_whole(tmp_path: 
         assert len(admin.authorizer.acls) == 0
 
     run_with_admin(tmp_path, body)
+
+
+# -- reading again the ACLs another broker changed --------------------------------------
+
+
+def test_reload_applies_what_another_admin_of_the_store_changed(tmp_path: Path) -> None:
+    async def body(admin: AclAdmin, store: MetadataStore) -> None:
+        other = AclAdmin(store, StandardAuthorizer())  # another broker on the same store
+        await admin.create(topic_acls(3))
+        read = Action(Operation.READ, T, "t1")
+        assert not other.authorizer.allowed(ALICE, HOST, read)
+        await other.reload()
+        assert set(other.authorizer.acls) == set(topic_acls(3))
+        assert other.authorizer.allowed(ALICE, HOST, read)
+        changes = other.authorizer.acls.changes
+        await admin.delete([AclFilter(T, "t1", LIT, None, None, Operation.ANY, Permission.ANY)])
+        await admin.create(topic_acls(1, start=7))
+        await other.reload()
+        assert set(other.authorizer.acls) == set(admin.authorizer.acls)
+        assert not other.authorizer.allowed(ALICE, HOST, read)
+        # Only the differences were applied: one removal and one addition.
+        assert other.authorizer.acls.changes == changes + 2
+
+    run_with_admin(tmp_path, body)

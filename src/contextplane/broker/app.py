@@ -335,6 +335,8 @@ class Broker:
         if settings.authorizer_class_name:
             acl_admin = await AclAdmin.load(self.metadata, settings)
             authorizer = acl_admin.authorizer
+            # ACLs another broker changes are read when `generation.security` moves.
+            self.reconciler.refresh_security = acl_admin.reload
             log.info(
                 "authorizer %s: %d ACLs loaded",
                 settings.authorizer_class_name,

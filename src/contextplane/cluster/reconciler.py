@@ -2,7 +2,8 @@
 towards the targets in the metadata store.
 
 It wakes when a heartbeat saw a change generation move (`Registry.changed`): the topic
-table is read again when `generation.topics` moved, then the partition rows changed
+table is read again when `generation.topics` moved, the ACLs when `generation.security`
+moved (`refresh_security`, set when an authorizer is configured), then the partition rows changed
 since the last assignment generation it saw are read, and for each
 - targeted here, not led here, and without a live leader (a handover released it, it is
   new, or the controller moved it off a broker whose lease lapsed): opened
@@ -68,6 +69,9 @@ class Reconciler:
         self._retry_s = retry_s
         self._assignment_seen = 0  # the assignment generation whose rows were all read
         self._topics_seen = -1
+        self._security_seen = -1
+        # Reads the ACLs again (None: no authorizer, nothing to read).
+        self.refresh_security: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
         # Streams whose handover timed out (stream -> the target it was for).
         self._abandoned: dict[int, int] = {}
@@ -121,6 +125,10 @@ class Reconciler:
         if topics_generation != self._topics_seen:
             await self._refresh_topics()
             self._topics_seen = topics_generation
+        security_generation = self._registry.security_generation
+        if security_generation != self._security_seen and self.refresh_security is not None:
+            await self.refresh_security()
+            self._security_seen = security_generation
         generation, rows = await self._metadata.assignment_changes(self._assignment_seen)
         if any(not self._known_topic(row.topic) for row in rows):
             await self._refresh_topics()  # created after the heartbeat this pass follows

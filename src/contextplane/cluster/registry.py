@@ -15,7 +15,10 @@ A clean stop marks the row stopped, so the id is free and the broker unlisted at
 Each heartbeat also renews or takes the controller's lease (RFC 0004 §2: the first
 broker whose heartbeat finds it expired takes it, with the next controller epoch) and
 reads the change generations; `changed` is set when one of them moved, for the
-reconciler and the topic table to catch up.
+reconciler and the topic table to catch up. On PostgreSQL a commit that moves one also
+wakes every broker's registry (metadata/postgres_listener.py), which then heartbeats at
+once instead of at the end of its interval: other brokers see a change within
+milliseconds, and the interval remains the fallback while notifications are lost.
 
 A broker restarted after a crash (kill -9, power loss) finds its predecessor's lease
 still live. The data directory records the incarnation that last registered from it
@@ -95,8 +98,12 @@ class Registry:
         self.controller = ControllerRecord(-1, 0)
         self.topics_generation = 0
         self.assignment_generation = 0
+        self.security_generation = 0
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Set by a committed change another broker announced: heartbeat now.
+        self._woken = asyncio.Event()
+        self.listener = metadata.change_listener(self._woken.set)
         self._failing = False  # for logging each failing episode once
         # Since when this broker has held the controller with no failed heartbeat (the
         # monotonic clock; None: it does not hold it). See `may_expire_brokers`.
@@ -154,6 +161,8 @@ class Registry:
         if self._heartbeats is not self._metadata:
             await self._heartbeats.open()
         self._task = asyncio.create_task(self._run(), name="broker-heartbeat")
+        if self.listener is not None:
+            self.listener.start()
 
     async def publish(self, endpoints: tuple[BrokerEndpoint, ...]) -> None:
         """Publish the endpoints the listeners bound (a port 0 is known only then)."""
@@ -194,6 +203,8 @@ class Registry:
     async def stop(self) -> None:
         """Stop renewing and mark the row stopped (when it is still this incarnation's);
         a controller resigns, so another broker takes over at its next heartbeat."""
+        if self.listener is not None:
+            await self.listener.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -214,7 +225,7 @@ class Registry:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval_s)
+            await self._next_beat()
             owed, unmarked = self._outage_path()
             sent_ms = self._clock.monotonic_ms()
             try:
@@ -253,6 +264,18 @@ class Registry:
                 # interval of margin for the acknowledgement's own way out.
                 self._unmarked_until = sent_ms + self._session_ms - int(self._interval_s * 1000)
             self._heard(beat)
+
+    async def _next_beat(self) -> None:
+        """Wait for the interval to end or a change to be announced, whichever first. A
+        burst of announcements costs at most two reads: those that arrive while a read
+        runs all set the one event, and the next read covers them together."""
+        try:
+            async with asyncio.timeout(self._interval_s):
+                await self._woken.wait()
+        except TimeoutError:
+            pass
+        # Cleared before the read: a commit announced after it wakes the next one.
+        self._woken.clear()
 
     def _load_document(self, now_ms: int) -> str | None:
         """The load to publish (None: none measured yet, the row's left as it is)."""
@@ -296,12 +319,14 @@ class Registry:
             self.generation += 1  # Metadata and DescribeCluster name the controller
         if self.is_controller and self._steady_since is None:
             self._steady_since = self._clock.monotonic_ms()
-        if (beat.topics_generation, beat.assignment_generation) != (
+        if (beat.topics_generation, beat.assignment_generation, beat.security_generation) != (
             self.topics_generation,
             self.assignment_generation,
+            self.security_generation,
         ):
             self.topics_generation = beat.topics_generation
             self.assignment_generation = beat.assignment_generation
+            self.security_generation = beat.security_generation
             self.changed.set()
 
     def _update(self, live: list[BrokerRecord]) -> None:

@@ -56,6 +56,7 @@ from contextplane.metadata.postgres_connection import (
     redacted,
     session_settings,
 )
+from contextplane.metadata.postgres_listener import GenerationListener
 from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_db import Cursor
 from contextplane.metadata.sql_engine import SqlEngine
@@ -264,6 +265,10 @@ class PostgresMetadataStore(SqlMetadataStore):
         """A second connection on a second thread: a heartbeat never queues behind a long
         transaction of this store's. The same bounded waits apply to it."""
         return PostgresMetadataStore(self._url, ThreadRunner("metadata-heartbeat"), self._options)
+
+    def change_listener(self, wake: Callable[[], None]) -> GenerationListener:
+        """One LISTEN connection that calls `wake` on every committed generation bump."""
+        return GenerationListener(self._url, self._options, wake)
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         engine = self._engine

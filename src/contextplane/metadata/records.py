@@ -413,6 +413,7 @@ class ClusterHeartbeat:
     controller: ControllerRecord
     topics_generation: int
     assignment_generation: int
+    security_generation: int
     owed_marked: frozenset[int] = frozenset()
 
 

@@ -6,16 +6,22 @@ the engine and store methods over them (mixed into `SqlEngine` and `SqlMetadataS
   write first reads the row locked and writes nothing unless the epoch is still the
   writer's (the fence, as Kafka's controller epoch).
 - Change generations are counters bumped in the transaction of the change they announce:
-  `generation.topics` (topics created, deleted, grown, reconfigured) and
+  `generation.topics` (topics created, deleted, grown, reconfigured),
   `generation.assignment` (a partition's target or leader changed; each changed row also
   gets the new value in `assignment_generation`, so a broker reads only the rows past the
-  generation it last saw). A transaction bumps its counter before it writes the rows, so
-  the counter's row lock orders the changes: a reader that sees generation G sees every
-  row written at G or below.
+  generation it last saw) and `generation.security` (ACLs created or deleted). A
+  transaction bumps its counter before it writes the rows, so the counter's row lock
+  orders the changes: a reader that sees generation G sees every row written at G or
+  below.
+- On PostgreSQL each bump also sends `NOTIFY` on GENERATION_CHANNEL in its transaction
+  (delivered on commit, identical ones of a transaction folded into one), which wakes
+  every broker's registry to read the generations at once (metadata/postgres_listener.py)
+  instead of at its next heartbeat.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +31,9 @@ from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_m
 
 TOPICS_GENERATION = "generation.topics"
 ASSIGNMENT_GENERATION = "generation.assignment"
+SECURITY_GENERATION = "generation.security"
+# The PostgreSQL notification channel of the change generations (the payload: the name).
+GENERATION_CHANNEL = "contextplane_generations"
 
 # Chooses a new partition's target node from its stream id (the placement function).
 TargetOf = Callable[[int], int]
@@ -37,6 +46,8 @@ def bump_generation(db: Db, name: str) -> int:
         " DO UPDATE SET value=counters.value + 1 RETURNING value",
         (name,),
     ).fetchone()
+    if not isinstance(db, sqlite3.Connection):  # SQLite: one broker, nobody to wake
+        db.execute("SELECT pg_notify(?, ?)", (GENERATION_CHANNEL, name))
     return int(value)
 
 
@@ -126,6 +137,7 @@ class AssignmentRows:
                 controller,
                 generation(self._db, TOPICS_GENERATION),
                 generation(self._db, ASSIGNMENT_GENERATION),
+                generation(self._db, SECURITY_GENERATION),
                 frozenset(owed_marked),
             )
 

@@ -38,6 +38,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
+    SECURITY_GENERATION,
     TOPICS_GENERATION,
     AssignmentRows,
     TargetOf,
@@ -552,11 +553,13 @@ class SqlEngine(
     @write
     def create_acls(self, records: Iterable[AclRecord]) -> None:
         with self._transaction():
+            bump_generation(self._db, SECURITY_GENERATION)
             sql_acls.insert(self._db, records)
 
     @write
     def delete_acls(self, records: Iterable[AclRecord]) -> None:
         with self._transaction():
+            bump_generation(self._db, SECURITY_GENERATION)
             sql_acls.delete(self._db, records)
 
     alter_client_quotas = write(QuotaRows.alter_client_quotas)

@@ -38,6 +38,7 @@ from contextplane.metadata.sql_share_group_members import ShareGroupCalls
 from contextplane.metadata.sql_share_groups import SharePartitionCalls
 from contextplane.metadata.sql_transactions import TransactionCalls
 from contextplane.metadata.sql_wal_dirty import WalDirtyCalls
+from contextplane.metadata.store import ChangeListener
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -81,6 +82,10 @@ class SqlMetadataStore(
         heartbeat), not yet opened. This one itself by default: SQLite has one broker on
         one host, and `:memory:` cannot be shared by a second connection."""
         return self
+
+    def change_listener(self, wake: Callable[[], None]) -> ChangeListener | None:
+        """None: SQLite has one broker, whose own changes need no announcing."""
+        return None
 
     @property
     def engine(self) -> SqlEngine:

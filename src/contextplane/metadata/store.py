@@ -12,7 +12,7 @@ engine.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.errors import DependencyUnavailable
@@ -56,6 +56,14 @@ if TYPE_CHECKING:
     from contextplane.metadata.sql_assignment import TargetOf
     from contextplane.metadata.sql_wal_dirty import Placing
     from contextplane.settings import Settings
+
+
+class ChangeListener(Protocol):
+    """Wakes the registry on committed changes (metadata/postgres_listener.py)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class MetadataStore(Protocol):
@@ -406,6 +414,11 @@ class MetadataStore(Protocol):
     def companion(self) -> MetadataStore:
         """A store (not yet opened) whose calls do not queue behind this one's, for the
         registry's heartbeat; this store itself where the engine cannot share."""
+        ...
+
+    def change_listener(self, wake: Callable[[], None]) -> ChangeListener | None:
+        """What calls `wake` whenever another broker commits a change generation (not yet
+        started); None where no other broker commits (SQLite)."""
         ...
 
     async def register_broker(

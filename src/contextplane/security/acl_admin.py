@@ -1,4 +1,5 @@
-"""The broker's ACLs: loaded from the metadata store at start, changed through it.
+"""The broker's ACLs: loaded from the metadata store at start, changed through it, and
+read again when another broker changed them (`generation.security` moved: `reload`).
 
 A change is written to the store first (one transaction) and applied to the
 authorizer's index only once it is durable, so what the authorizer enforces is always
@@ -110,6 +111,18 @@ class AclAdmin:
             allow_if_no_acl=settings.allow_everyone_if_no_acl_found,
         )
         return cls(store, authorizer)
+
+    async def reload(self) -> None:
+        """Bring the index to the stored ACLs (another broker created or deleted some):
+        only the differences are applied. Read under the lock: a read from before a
+        change of this broker's must not undo it."""
+        async with self._lock:
+            stored = {from_record(r) for r in await self._store.acls()}
+            index = self.authorizer.acls
+            for binding in [b for b in index if b not in stored]:
+                index.remove(binding)
+            for binding in stored:
+                index.add(binding)
 
     async def create(self, bindings: Sequence[AclBinding]) -> None:
         """Store and enforce valid bindings (the caller validated them); too_many_creations
