@@ -85,7 +85,8 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
         values = {c.name: c.value for c in result.configs}
         load = decode(values.get(LOAD) or "{}")
         unlisted = max(load.total - sum(load.partitions.values()), 0.0)
-        brokers.append(Broker(node, broker.get("rack"), values.get(STATE) == "draining", unlisted))
+        leaving = values.get(STATE) in ("draining", "shutting_down")
+        brokers.append(Broker(node, broker.get("rack"), leaving, unlisted))
         for key, rate in load.partitions.items():  # a move's both ends may list it
             loads[key] = max(loads.get(key, 0.0), rate)
     return brokers, loads
