@@ -78,7 +78,10 @@ class Controller:
     async def move_off_shutting_down(self) -> dict[int, int]:
         """Retarget every partition targeted at a broker shutting down over the live
         brokers (stream id -> node id moved to); nothing when none is live."""
-        brokers = self._registry.brokers
+        if not any(b.state == "shutting_down" for b in self._registry.brokers):
+            return {}
+        # Read again, not a heartbeat old: a broker stopped since is no target.
+        brokers = await self._metadata.live_brokers()
         leaving = {b.node_id for b in brokers if b.state == "shutting_down"}
         live = [Candidate(b.node_id, b.rack) for b in brokers if b.state == "live"]
         if not leaving or not live:
