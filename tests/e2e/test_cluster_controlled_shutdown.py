@@ -12,11 +12,13 @@ Under an idempotent acks=all producer writing to every partition:
 - every acknowledged record is then read back exactly once, at the offset it was
   acknowledged at.
 Then the last live broker stops as a broker alone does: nothing moved, its partitions
-still its own for its next start, which serves every record.
+still its own for its next start, which serves every record; and two brokers signalled
+at once both stop without waiting for each other.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -163,6 +165,31 @@ def test_sigterm_hands_over_before_exit(tmp_path: Path, postgres_server: Postgre
         brokers[last].start()
         read = read_back(brokers[last].bootstrap, TOPIC, list(range(PARTITIONS)), len(acks.acked))
         assert read == acks.acked
+
+        # Two stopped at once (as `cluster up` stops its brokers): neither waits out
+        # shutdown.timeout.ms for a broker that is leaving too.
+        brokers[follower].start()
+        wait_until(lambda: _live(url) == {last, follower}, 15, "both live")
+        wait_until(
+            lambda: listed_brokers(brokers[last].bootstrap) == sorted((last, follower)),
+            15,
+            "both listed",
+        )
+        admin = AdminClient({"bootstrap.servers": brokers[last].bootstrap})
+        admin.create_topics([NewTopic("pair", 8, 1)])["pair"].result(30)
+        wait_until(
+            lambda: {r["leader"] for r in stored(url, "pair").values()} == {last, follower},
+            15,
+            "each leads part of a new topic",
+        )
+        pair = [brokers[last], brokers[follower]]
+        for process in pair:
+            assert process.process is not None
+            process.process.send_signal(signal.SIGTERM)
+        for process in pair:
+            process.stop()  # waits for the exit
+            assert "ran out of shutdown.timeout.ms" not in process.log_tail(400)
+        assert broker_state(url, last) == broker_state(url, follower) == "stopped"
     finally:
         for process in brokers.values():
             process.stop()

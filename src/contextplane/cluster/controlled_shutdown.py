@@ -6,9 +6,9 @@ It marks itself `shutting_down` (placement puts nothing there; unlike a drain th
 is not kept across restarts), keeps serving while the controller retargets its
 partitions (cluster/controller.py) and its reconciler hands each over, coordinator
 shards included (cluster/reconciler.py), and returns once every partition it led has a
-live leader elsewhere, or `shutdown.timeout.ms` has passed: what is left is then
-claimable once it deregisters, as after any stop. A broker alone (or on SQLite) stops
-as before.
+live leader elsewhere, no other broker is live any more (all of them stopping at
+once), or `shutdown.timeout.ms` has passed: what is left stays its own, as after any
+stop. A broker alone (or on SQLite) stops as before.
 """
 
 from __future__ import annotations
@@ -62,10 +62,19 @@ async def hand_over(
                 clock.monotonic_ms() - started,
             )
             return True
+        if not applies(metadata, registry, node_id):
+            # The others are shutting down too (a whole cluster stopped at once): none
+            # is left to take the rest, which the next start claims as before.
+            log.info(
+                "node %d: no live broker left to hand over to; %d partitions still led",
+                node_id,
+                len(leadership.led()),
+            )
+            return False
         await asyncio.sleep(_POLL_S)
     log.warning(
         "node %d: controlled shutdown ran out of shutdown.timeout.ms (%d ms) still leading"
-        " %d partitions; they are claimable once it has stopped",
+        " %d partitions; their targets claim them once it has stopped",
         node_id,
         timeout_ms,
         len(leadership.led()),
