@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.e2e.test_cluster_failover import Acks, broker_state, listed_brokers, read_back, stored
 from tests.support.broker import BrokerProcess
+from tests.support.cli import contextplane
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
@@ -125,8 +126,18 @@ def test_sigterm_hands_over_before_exit(tmp_path: Path, postgres_server: Postgre
         )
         controller = _controller(url)
         assert controller in brokers
-        follower = max(n for n in brokers if n != controller)
-        last = min(n for n in brokers if n not in (controller, follower))
+        # The first to stop: a broker that is not the controller and leads a partition of
+        # the topic (placement may give one broker none of six).
+        others = sorted(n for n in brokers if n != controller)
+        leading = {r["leader"] for r in stored(url, TOPIC).values()}
+        follower = max(others, key=lambda n: (n in leading, n))
+        if follower not in leading:
+            moved = contextplane(
+                "partitions", "move", f"{TOPIC}-0", "--to", str(follower), "--wait",
+                "--bootstrap-server", brokers[follower].bootstrap,
+            )  # fmt: skip
+            assert moved.status == 0, moved.err
+        last = next(n for n in others if n != follower)
         # The producer starts at the broker that stays: its bootstrap never goes away.
         acks = Acks(brokers[last].bootstrap)
         stop = threading.Event()
