@@ -187,7 +187,7 @@ def test_sigterm_hands_over_before_exit(tmp_path: Path, postgres_server: Postgre
             "both listed",
         )
         admin = AdminClient({"bootstrap.servers": brokers[last].bootstrap})
-        admin.create_topics([NewTopic("pair", 8, 1)])["pair"].result(30)
+        admin.create_topics([NewTopic("pair", 16, 1)])["pair"].result(30)
         wait_until(
             lambda: {r["leader"] for r in stored(url, "pair").values()} == {last, follower},
             15,
