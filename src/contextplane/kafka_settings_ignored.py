@@ -96,7 +96,8 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),
     KafkaSetting(
         "controlled.shutdown.*",
-        "no leadership hand-over; a clean stop uploads for at most shutdown.timeout.ms",
+        "a clean stop in a cluster always hands over what it leads first, as Kafka's default"
+        " true does, within shutdown.timeout.ms",
     ),
     KafkaSetting("sasl.mechanism.controller.protocol", _NO_QUORUM),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),

@@ -148,6 +148,31 @@ def test_a_drain_outlasts_an_expired_lease(metadata_url: str) -> None:
         engine.close()
 
 
+def test_a_shutdown_is_leased_but_not_kept_across_restarts(metadata_url: str) -> None:
+    """A controlled shutdown's `shutting_down` keeps the lease and the listing, only for
+    its incarnation; a drain under it is kept, and an undrain leaves it shutting down."""
+    engine = open_engine(metadata_url)
+    try:
+        assert engine.register_broker(1, 10, None, endpoints(9092), LONG_MS).registered
+        assert not engine.begin_shutdown(1, 9)  # not this incarnation's row
+        assert engine.begin_shutdown(1, 10)
+        live = engine.heartbeat_broker(1, 10, LONG_MS)
+        assert live is not None and [b.state for b in live] == ["shutting_down"]
+        assert engine.set_broker_draining(1, False)
+        assert [b.state for b in engine.live_brokers()] == ["shutting_down"]
+        engine.deregister_broker(1, 10)
+        assert not engine.begin_shutdown(1, 10)  # stopped: nothing to mark
+        again = engine.register_broker(1, 11, None, endpoints(9092), LONG_MS)
+        assert again.registered and again.broker.state == "live"
+        assert engine.set_broker_draining(1, True)
+        assert engine.begin_shutdown(1, 11)
+        engine.deregister_broker(1, 11)
+        drained = engine.register_broker(1, 12, None, endpoints(9092), LONG_MS)
+        assert drained.registered and drained.broker.state == "draining"
+    finally:
+        engine.close()
+
+
 def test_a_broker_is_reachable_once_its_endpoints_are_bound(metadata_url: str) -> None:
     """Registered with port 0 (listener.port=0), a broker is live (leases, failover and
     placement count it) but offered to no client or peer until it publishes its ports."""

@@ -263,3 +263,48 @@ def test_a_controller_whose_own_lease_lapsed_never_expires_itself(metadata_url: 
         assert {r.target_node for r in engine.partitions("t")} == {1}
     finally:
         engine.close()
+
+
+def test_the_controller_moves_a_shutting_down_brokers_partitions_its_own_included(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        stores = [await opened(metadata_url) for _ in range(2)]
+        one = Registry(stores[0], settings(1, tmp_path / "one"), lambda: None)
+        two = Registry(stores[1], settings(2, tmp_path / "two"), lambda: None)
+        try:
+            await one.register(endpoints(9092))
+            await two.register(endpoints(9093))
+            assert one.is_controller
+            await stores[0].create_topic("t", 6, {}, lambda stream_id: 1 + stream_id % 2)
+            controller = Controller(stores[0], one, 0.05)
+            assert await controller.move_off_shutting_down() == {}  # nobody leaving
+            # The controller's own node shuts down: it retargets its own partitions.
+            assert await stores[0].begin_shutdown(1, one.incarnation)
+            await wait_until_async(
+                lambda: [b.state for b in one.brokers] == ["shutting_down", "live"],
+                10,
+                "the controller sees itself shutting down",
+            )
+            mine = {r.stream_id: r.partition for r in await stores[0].partitions("t")}
+            mine = {s: p for s, p in mine.items() if 1 + s % 2 == 1}
+            assert mine
+            assert await controller.move_off_shutting_down() == dict.fromkeys(mine, 2)
+            assert {r.target_node for r in await stores[0].partitions("t")} == {2}
+            moving = await stores[0].reassignments()
+            assert {(r.partition, r.target) for r in moving} == {(p, 2) for p in mine.values()}
+            # Nowhere left to go: nothing is moved.
+            assert await stores[1].begin_shutdown(2, two.incarnation)
+            await wait_until_async(
+                lambda: [b.state for b in one.brokers] == ["shutting_down"] * 2,
+                10,
+                "both shutting down",
+            )
+            assert await controller.move_off_shutting_down() == {}
+        finally:
+            await one.stop()
+            await two.stop()
+            for store in stores:
+                await store.close()
+
+    asyncio.run(scenario())

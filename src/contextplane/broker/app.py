@@ -36,6 +36,7 @@ from contextplane.broker.topic_lookup import TopicLookup
 from contextplane.broker.topics import TopicManager
 from contextplane.broker.txn_markers import routed_marker_writer
 from contextplane.clock import Clock, SystemClock
+from contextplane.cluster import controlled_shutdown
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.autobalancer import AutoBalancer
 from contextplane.cluster.controller import Controller
@@ -435,8 +436,11 @@ class Broker:
         log.info("contextplane broker listening on %s:%d", settings.host, self.bound_port)
 
     async def stop(self) -> None:
-        """Stop listening, stop the coordinators, then close storage (which uploads for at
-        most `shutdown.timeout.ms` and leaves the rest in the WAL), then the store."""
+        """In a cluster, first hand over what this broker leads (controlled shutdown,
+        cluster/controlled_shutdown.py); then stop listening, stop the coordinators, close
+        storage (which uploads for at most `shutdown.timeout.ms` and leaves the rest in
+        the WAL), and the store."""
+        await self._hand_over()
         if self._listeners is not None:
             self._listeners.close()
         if self.pipeline is not None:
@@ -477,6 +481,25 @@ class Broker:
             await self.metadata.close()
         finally:
             self._lock.release()
+
+    async def _hand_over(self) -> None:
+        registry, storage = self.registry, self.storage
+        if registry is None or storage is None or self.reconciler is None:
+            return  # not started this far: nothing led to hand over
+        if self.registration_lost.is_set() or not controlled_shutdown.applies(
+            self.metadata, registry, self.settings.node_id
+        ):
+            return
+        try:
+            await controlled_shutdown.hand_over(
+                self.metadata,
+                registry,
+                storage.leadership,
+                self.settings.node_id,
+                self.settings.shutdown_timeout_ms,
+            )
+        except Exception as exc:  # noqa: BLE001 - the stop goes on as without it
+            log.warning("controlled shutdown failed (%r); stopping without it", exc)
 
 
 def _request_spans(settings: Settings) -> RequestSpans | None:

@@ -23,7 +23,15 @@ from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.partitions import controller_request
 from contextplane.cli.protocol_admin import connect, response_error, send
 from contextplane.clock import SystemClock
-from contextplane.cluster.balance_plan import Broker, Led, Move, NoBrokerLeft, measured, plan
+from contextplane.cluster.balance_plan import (
+    LEAVING_STATES,
+    Broker,
+    Led,
+    Move,
+    NoBrokerLeft,
+    measured,
+    plan,
+)
 
 LOAD = "contextplane.broker.load"
 STATE = "contextplane.broker.state"
@@ -81,8 +89,8 @@ def _brokers(admin: Any) -> tuple[list[Broker], Loads]:
         (result,) = send(admin, request, f"describe broker {node}").results
         response_error(result.error_code, result.error_message, f"describe broker {node}")
         values = {c.name: c.value for c in result.configs}
-        draining = values.get(STATE) == "draining"
-        rows.append((node, broker.get("rack"), draining, values.get(LOAD) or "{}"))
+        leaving = values.get(STATE) in LEAVING_STATES
+        rows.append((node, broker.get("rack"), leaving, values.get(LOAD) or "{}"))
     return measured(rows)
 
 

@@ -20,7 +20,7 @@ import logging
 from contextplane.broker.stats import BrokerStats
 from contextplane.clock import Clock
 from contextplane.cluster.autobalance_round import Limits, Round, decide
-from contextplane.cluster.balance_plan import Led, PartitionKey, measured
+from contextplane.cluster.balance_plan import LEAVING_STATES, Led, PartitionKey, measured
 from contextplane.cluster.controller import Controller
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.store import MetadataStore
@@ -103,7 +103,7 @@ class AutoBalancer:
         racks = {b.node_id: b.rack for b in self._registry.brokers}
         brokers, loads = measured(
             [
-                (node, racks.get(node), state == "draining", document)
+                (node, racks.get(node), state in LEAVING_STATES, document)
                 for node, state, document in await self._metadata.broker_loads()
             ]
         )

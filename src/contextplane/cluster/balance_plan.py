@@ -57,6 +57,11 @@ class NoBrokerLeft(ValueError):
     """Every broker is draining: nowhere to move to."""
 
 
+# Broker states that take no partitions and give theirs away: a drain, a controlled
+# shutdown.
+LEAVING_STATES = ("draining", "shutting_down")
+
+
 def measured(
     rows: Sequence[tuple[int, str | None, bool, str]],
 ) -> tuple[list[Broker], dict[PartitionKey, float]]:

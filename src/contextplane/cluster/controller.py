@@ -12,6 +12,13 @@ return on their WAL (RFC 0004 §5), unless their WAL is an object WAL: then all 
 to one live broker, which recovers them from it (§4, storage/wal_takeover.py). A
 controller expires nobody until it has held its lease one session timeout without a
 failed heartbeat (`Registry.may_expire_brokers`).
+
+A third follows from a controlled shutdown (cluster/controlled_shutdown.py): each
+interval, the partitions targeted at a broker marked `shutting_down` are retargeted over
+the live brokers by the placement function, as a planned move (reason `shutdown`) that
+the leaving broker hands over while it still serves. A controller that is itself
+shutting down does this for itself: it keeps its lease until it has handed everything
+over and deregisters, resigning then (`Registry.stop`).
 """
 
 from __future__ import annotations
@@ -60,10 +67,40 @@ class Controller:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
+            if self._registry.is_controller:
+                with contextlib.suppress(Exception):  # logged; tried again next interval
+                    await self.move_off_shutting_down()
             if not self._registry.may_expire_brokers():
                 continue
             with contextlib.suppress(Exception):  # logged; tried again next interval
                 await self.expire_brokers()
+
+    async def move_off_shutting_down(self) -> dict[int, int]:
+        """Retarget every partition targeted at a broker shutting down over the live
+        brokers (stream id -> node id moved to); nothing when none is live."""
+        if not any(b.state == "shutting_down" for b in self._registry.brokers):
+            return {}
+        # Read again, not a heartbeat old: a broker stopped since is no target.
+        brokers = await self._metadata.live_brokers()
+        leaving = {b.node_id for b in brokers if b.state == "shutting_down"}
+        live = [Candidate(b.node_id, b.rack) for b in brokers if b.state == "live"]
+        if not leaving or not live:
+            return {}
+        placement = Placement(live)
+        _, rows = await self._metadata.assignment_changes(0)
+        moves = {r.stream_id: placement(r.stream_id) for r in rows if r.target_node in leaving}
+        if moves:
+            try:
+                await self.move(moves, "shutdown")
+            except Exception as exc:
+                log.warning("moving partitions off brokers shutting down failed (%r)", exc)
+                raise
+            log.info(
+                "%d partitions moved off brokers shutting down (%s)",
+                len(moves),
+                ", ".join(map(str, sorted(leaving))),
+            )
+        return moves
 
     async def expire_brokers(self) -> list[Expiry]:
         """One failover pass: expire the brokers whose lease lapsed and retarget their

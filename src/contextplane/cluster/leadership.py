@@ -75,6 +75,10 @@ class Leadership:
     def leads(self, stream_id: int) -> bool:
         return stream_id in self._epochs
 
+    def led(self) -> frozenset[int]:
+        """The streams this broker leads now."""
+        return frozenset(self._epochs)
+
     async def claim(
         self, records: Iterable[PartitionRecord], unclean: frozenset[int] = frozenset()
     ) -> ClaimOutcome:

@@ -368,7 +368,7 @@ class BrokerRecord:
     incarnation: int
     rack: str | None
     endpoints: tuple[BrokerEndpoint, ...]
-    state: str  # 'live' | 'draining' | 'stopped' | 'expired'
+    state: str  # 'live' | 'draining' | 'shutting_down' | 'stopped' | 'expired'
     # How long the lease has left on the database's clock when the row was read (ms;
     # negative: expired). A duration, so no broker compares its clock with the database's.
     lease_remaining_ms: int

@@ -29,6 +29,10 @@ from contextplane.metadata.records import AssignmentRow, ClusterHeartbeat, Contr
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
+# The states whose lease counts: a broker shutting down still leads until it has handed
+# over (a stopped or expired broker is listed by no one).
+LEASED_STATES = "('live', 'draining', 'shutting_down')"
+
 TOPICS_GENERATION = "generation.topics"
 ASSIGNMENT_GENERATION = "generation.assignment"
 SECURITY_GENERATION = "generation.security"
@@ -218,7 +222,7 @@ class AssignmentRows:
                 self._sql(
                     "SELECT stream_id, topic, partition, leader_node, leader_epoch, target_node,"
                     " EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
-                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= NOW_MS)"
+                    f" AND b.state IN {LEASED_STATES} AND b.lease_expires_ms >= NOW_MS)"
                     " FROM partitions WHERE assignment_generation > ? ORDER BY stream_id"
                 ),
                 (since,),

@@ -13,12 +13,15 @@ import json
 from typing import Any
 
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
-from contextplane.metadata.sql_assignment import ASSIGNMENT_GENERATION, bump_generation
+from contextplane.metadata.sql_assignment import (
+    ASSIGNMENT_GENERATION,
+    LEASED_STATES,
+    bump_generation,
+)
 from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
-# States whose lease counts (a stopped or expired broker is listed by no one).
-_LEASED = "('live', 'draining')"
+_LEASED = LEASED_STATES
 _COLUMNS = "node_id, incarnation, rack, endpoints, state, lease_expires_ms - NOW_MS"
 
 
@@ -159,10 +162,30 @@ class BrokerRows:
         with engine._transaction():
             changed = self._db.execute(
                 self._sql(
-                    f"UPDATE brokers SET state=?, draining=? WHERE node_id=? AND state IN"
-                    f" {_LEASED} AND lease_expires_ms >= NOW_MS"
+                    "UPDATE brokers SET state=CASE WHEN state='shutting_down' THEN state"
+                    f" ELSE ? END, draining=? WHERE node_id=? AND state IN {_LEASED}"
+                    " AND lease_expires_ms >= NOW_MS"
                 ),
                 ("draining" if draining else "live", int(draining), node_id),
+            ).rowcount
+            if changed == 1:
+                bump_generation(self._db, ASSIGNMENT_GENERATION)
+            return bool(changed == 1)
+
+    def begin_shutdown(self, node_id: int, incarnation: int) -> bool:
+        """A controlled shutdown's start: this incarnation's row is marked
+        `shutting_down` (the controller moves its partitions off it, placement puts
+        nothing there), announced with `generation.assignment`. Unlike a drain it is
+        not kept for the node id: the next registration is live (or draining, if
+        drained). False: the row is no longer this incarnation's live one."""
+        engine: Any = self
+        with engine._transaction():
+            changed = self._db.execute(
+                self._sql(
+                    "UPDATE brokers SET state='shutting_down' WHERE node_id=? AND incarnation=?"
+                    f" AND state IN {_LEASED} AND lease_expires_ms >= NOW_MS"
+                ),
+                (node_id, incarnation),
             ).rowcount
             if changed == 1:
                 bump_generation(self._db, ASSIGNMENT_GENERATION)
@@ -263,6 +286,11 @@ class BrokerCalls:
     async def set_broker_draining(self, node_id: int, draining: bool) -> bool:
         store: Any = self
         result: bool = await store._call(store.engine.set_broker_draining, node_id, draining)
+        return result
+
+    async def begin_shutdown(self, node_id: int, incarnation: int) -> bool:
+        store: Any = self
+        result: bool = await store._call(store.engine.begin_shutdown, node_id, incarnation)
         return result
 
     async def set_broker_endpoints(

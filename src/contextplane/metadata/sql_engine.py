@@ -38,6 +38,7 @@ from contextplane.metadata.records import (
 )
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
+    LEASED_STATES,
     SECURITY_GENERATION,
     TOPICS_GENERATION,
     AssignmentRows,
@@ -327,7 +328,7 @@ class SqlEngine(
                     f" AND (NOT {dirty_sql('partitions')} OR leader_node=? OR ?=1 OR ?=1)"
                     " AND (leader_node=? OR (target_node IN (?, -1) AND (leader_node=-1"
                     " OR NOT EXISTS (SELECT 1 FROM brokers b WHERE b.node_id=partitions.leader_node"
-                    " AND b.state IN ('live', 'draining') AND b.lease_expires_ms >= "
+                    f" AND b.state IN {LEASED_STATES} AND b.lease_expires_ms >= "
                     + self._now_ms
                     + "))))",
                     (node_id, node_id, int(source is not None), announced, stream_id,

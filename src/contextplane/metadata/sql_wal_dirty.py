@@ -28,6 +28,7 @@ from typing import Any
 from contextplane.metadata.records import ControllerRecord, Expiry, WalSource
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
+    LEASED_STATES,
     TargetOf,
     bump_generation,
 )
@@ -153,7 +154,7 @@ class WalDirtyRows:
             brokers = self._db.execute(
                 engine._sql(
                     "SELECT node_id, unmarked_acks, wal_url FROM brokers"
-                    " WHERE state IN ('live', 'draining') AND lease_expires_ms < NOW_MS"
+                    f" WHERE state IN {LEASED_STATES} AND lease_expires_ms < NOW_MS"
                     " AND node_id <> ? ORDER BY node_id" + self._lock
                 ),
                 (controller.node_id,),

@@ -456,6 +456,11 @@ class MetadataStore(Protocol):
         """Mark live broker `node_id` draining or live; False when it is not live."""
         ...
 
+    async def begin_shutdown(self, node_id: int, incarnation: int) -> bool:
+        """Mark this incarnation `shutting_down` for a controlled shutdown (not kept
+        across restarts, unlike a drain); False when the row is not its live one."""
+        ...
+
     async def deregister_broker(
         self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
     ) -> None:
