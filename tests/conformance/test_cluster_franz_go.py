@@ -15,14 +15,17 @@ from conformance.suites import run_suite
 pytestmark = pytest.mark.slow
 
 # Produce and consume (one and two partitions, manual partitioning, a purged partition's
-# consumption), and consumer groups: one member committing, and the ETL chain of groups
-# over many partitions with each balancer, rebalances and commits.
+# consumption), consumer groups (one member committing, and the ETL chain of groups over
+# many partitions with each balancer, rebalances and commits), and a share group's
+# offsets described by its coordinator, which need not lead the partitions (their lag
+# comes from their leaders).
 TESTS = [
     "TestIssue325",
     "TestIssue337",
     "TestDirectPartitionPurge",
     "TestGroupSimple",
     "TestGroupETL",
+    "TestShareGroupOffsetsAdmin",
 ]
 
 
