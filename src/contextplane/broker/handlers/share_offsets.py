@@ -18,6 +18,7 @@ from typing import Any
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.share_groups import coordinator, other_protocol
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.remote_ends import End, Partition, remote_ends
 from contextplane.coordinators.share_partition import SharePartition
 from contextplane.coordinators.share_shards import ShareKey
 from contextplane.errors import KafkaError
@@ -43,10 +44,12 @@ def _topic_id(ctx: RequestContext, name: str) -> uuid.UUID | None:
 
 
 def _described_partition(
-    ctx: RequestContext, states: States, group_id: str, topic: str, index: int
+    ctx: RequestContext, states: States, ends: dict[Partition, End], key: ShareKey
 ) -> dict[str, Any]:
     """One partition's SPSO and lag. Kafka's lag: high watermark - SPSO - the in-flight
-    records already done; -1 (both) where the group has no state for the partition."""
+    records already done; -1 (both) where the group has no state for the partition. The
+    high watermark is the log's here, else in `ends` (asked of its leader)."""
+    _, topic, index = key
     entry: dict[str, Any] = {
         "partition_index": index,
         "start_offset": _NO_STATE,
@@ -55,17 +58,23 @@ def _described_partition(
         "error_code": ErrorCode.none,
         "error_message": None,
     }
-    state = states.get((group_id, topic, index))
+    state = states.get(key)
     if state is None:
         return entry
     entry["start_offset"] = state.start_offset
-    try:
-        log = ctx.log.partition(topic, index)
-    except KafkaError as exc:  # as Kafka: the end offset could not be read
-        entry.update(error_code=exc.code, error_message=str(exc) or None)
+    end = ends.get((topic, index))
+    if isinstance(end, ErrorCode):  # as Kafka: the end offset could not be read
+        entry["error_code"] = end
         return entry
-    entry["leader_epoch"] = log.leader_epoch
-    entry["lag"] = log.high_watermark - state.start_offset - state.delivery_complete_count()
+    if end is None:
+        try:
+            log = ctx.log.partition(topic, index)
+        except KafkaError as exc:
+            entry.update(error_code=exc.code, error_message=str(exc) or None)
+            return entry
+        end = (log.high_watermark, log.leader_epoch)
+    entry["leader_epoch"] = end[1]
+    entry["lag"] = end[0] - state.start_offset - state.delivery_complete_count()
     return entry
 
 
@@ -74,8 +83,10 @@ def _describe_group(
     group: Any,
     stated: dict[str, list[tuple[str, int]]],
     states: States | None,
+    ends: dict[Partition, End],
 ) -> dict[str, Any]:
-    """`stated`: each group's share partitions (topic, index), for topics=null."""
+    """`stated`: each group's share partitions (topic, index), for topics=null; `ends`:
+    the high watermarks of those other brokers lead."""
     group_id = group.group_id
     answer: dict[str, Any] = {
         "group_id": group_id,
@@ -129,7 +140,8 @@ def _describe_group(
                     }
                 )
             else:
-                partitions.append(_described_partition(ctx, states, group_id, name, index))
+                key = (group_id, name, index)
+                partitions.append(_described_partition(ctx, states, ends, key))
         answer["topics"].append(
             {"topic_name": name, "topic_id": topic_id or _ZERO_ID, "partitions": partitions}
         )
@@ -148,6 +160,7 @@ async def describe(ctx: RequestContext, request: Any) -> Reply:
     if any(g.topics is None for g in request.groups):
         for group_id, topic, index in sorted(states or ()):
             stated.setdefault(group_id, []).append((topic, index))
+    ends = await remote_ends(ctx, {(topic, index) for _, topic, index in states or ()})
     groups = []
     items = 0
     seen: set[str] = set()
@@ -157,7 +170,7 @@ async def describe(ctx: RequestContext, request: Any) -> Reply:
         seen.add(group.group_id)
         if share.due():
             await asyncio.sleep(0)
-        described = _describe_group(ctx, group, stated, states)
+        described = _describe_group(ctx, group, stated, states, ends)
         items += sum(len(t["partitions"]) for t in described["topics"]) + 1
         groups.append(described)
     return await ctx.large_reply(items, throttle_time=ctx.throttle_ms, groups=groups)
