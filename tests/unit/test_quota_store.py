@@ -93,3 +93,28 @@ def test_a_version_2_database_gains_the_quota_table(tmp_path: Path) -> None:
     engine = SqliteEngine(str(path))
     assert engine.client_quotas() == []
     engine.close()
+
+
+def test_reload_puts_in_force_what_another_broker_changed(metadata_url: str) -> None:
+    """A second QuotaAdmin on the same store (another broker) enforces a quota set or
+    removed through the first once it reloads."""
+
+    async def run() -> None:
+        store = open_metadata_store(metadata_url)
+        await store.open()
+        try:
+            mine = await QuotaAdmin.load(store, ClientQuotas(ManualClock()))
+            other = await QuotaAdmin.load(store, ClientQuotas(ManualClock()))
+            await mine.alter([Alteration(C1, (("producer_byte_rate", 1024.0),))], False)
+            assert other.quotas.configured == {}
+            await other.reload()
+            assert other.quotas.configured == {C1: {"producer_byte_rate": 1024.0}}
+            assert other.quotas.resolve("producer_byte_rate", "", "c1") is not None
+            await mine.alter([Alteration(C1, (("producer_byte_rate", None),))], False)
+            await other.reload()
+            assert other.quotas.configured == {}
+            assert other.quotas.resolve("producer_byte_rate", "", "c1") is None
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -21,11 +21,14 @@ from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import BrokerEndpoint
 from contextplane.metadata.store import MetadataStore
+from contextplane.security import scram
+from contextplane.security.scram_credentials import ScramCredentials, Upsertion
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal
 from tests.support.metadata import open_store
+from tests.support.wait import wait_until_async
 from tests.unit.test_engine_recovery import batch
 
 
@@ -161,6 +164,44 @@ def test_partitions_open_where_targeted_and_a_move_hands_over_only_the_tail(
             assert one.engine.led_elsewhere[("t", moved)] == (2, taken.leader_epoch)
             assert (await one.metadata.partitions("t"))[moved].leader_node == 2
         finally:
+            await two.stop()
+            await one.stop()
+
+    asyncio.run(run())
+
+
+def test_a_failed_security_reload_is_retried_until_it_reads_the_change(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """A SCRAM user created through node 1 moves `generation.security`; node 2's first
+    read of it fails (the store unreachable), its pass is retried and the next read
+    brings the user in, without the reconciler stopping."""
+
+    async def run() -> None:
+        one, two, _ = await two_nodes(metadata_url, tmp_path)
+        mine = await ScramCredentials.load(one.metadata)
+        theirs = await ScramCredentials.load(two.metadata)
+        failed: list[str] = []
+
+        async def refresh_security() -> None:
+            if not failed:
+                failed.append("once")
+                raise ConnectionError("the metadata store is unreachable")
+            await theirs.reload()
+
+        two.reconciler.refresh_security = refresh_security
+        try:
+            sha512 = scram.SHA_512
+            user = Upsertion("alice", sha512.type, 4096, b"salt" * 8, b"\x01" * 64)
+            await mine.alter([], [user])
+            two.registry.security_generation += 1  # what node 2's heartbeat reads
+            two.reconciler.start()
+            await wait_until_async(
+                lambda: theirs.lookup("alice", sha512.name), 10, "node 2 reads the new user"
+            )
+            assert failed == ["once"]
+        finally:
+            await two.reconciler.stop()
             await two.stop()
             await one.stop()
 

@@ -96,3 +96,24 @@ def test_kafkas_errors(metadata_url: str) -> None:
         )
 
     _run(metadata_url, body)
+
+
+def test_reload_reads_what_another_broker_changed(metadata_url: str) -> None:
+    """A second ScramCredentials on the same store (another broker) sees a user created,
+    its credential replaced and deleted only once it reloads, and then whole."""
+
+    async def body(store) -> None:  # type: ignore[no-untyped-def]
+        mine = await ScramCredentials.load(store)
+        other = await ScramCredentials.load(store)
+        await mine.alter([], [_upsert("alice"), _upsert("bob")])
+        assert other.lookup("alice", scram.SHA_512.name) is None
+        await other.reload()
+        assert other.lookup("alice", scram.SHA_512.name) == mine.lookup("alice", scram.SHA_512.name)
+        assert len(other) == 2
+        await mine.alter([Deletion("bob", SHA512)], [_upsert("alice", iterations=8192)])
+        await other.reload()
+        changed = other.lookup("alice", scram.SHA_512.name)
+        assert changed is not None and changed.iterations == 8192
+        assert other.lookup("bob", scram.SHA_512.name) is None and len(other) == 1
+
+    _run(metadata_url, body)

@@ -336,8 +336,6 @@ class Broker:
         if settings.authorizer_class_name:
             acl_admin = await AclAdmin.load(self.metadata, settings)
             authorizer = acl_admin.authorizer
-            # ACLs another broker changes are read when `generation.security` moves.
-            self.reconciler.refresh_security = acl_admin.reload
             log.info(
                 "authorizer %s: %d ACLs loaded",
                 settings.authorizer_class_name,
@@ -348,6 +346,15 @@ class Broker:
         )
         quota_admin = await QuotaAdmin.load(self.metadata, client_quotas)
         scram_credentials = await ScramCredentials.load(self.metadata)
+
+        async def refresh_security() -> None:
+            """What another broker changed (`generation.security` moved), read again."""
+            if acl_admin is not None:
+                await acl_admin.reload()
+            await quota_admin.reload()
+            await scram_credentials.reload()
+
+        self.reconciler.refresh_security = refresh_security
         sasl_listeners = sasl_listener_configs(settings)
         sasl = None
         if sasl_listeners:

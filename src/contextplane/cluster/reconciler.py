@@ -2,9 +2,9 @@
 towards the targets in the metadata store.
 
 It wakes when a heartbeat saw a change generation move (`Registry.changed`): the topic
-table is read again when `generation.topics` moved, the ACLs when `generation.security`
-moved (`refresh_security`, set when an authorizer is configured), then the partition rows changed
-since the last assignment generation it saw are read, and for each
+table is read again when `generation.topics` moved, the ACLs, SCRAM credentials and client
+quotas when `generation.security` moved (`refresh_security`), then the partition rows
+changed since the last assignment generation it saw are read, and for each
 - targeted here, not led here, and without a live leader (a handover released it, it is
   new, or the controller moved it off a broker whose lease lapsed): opened
   (`StorageEngine.assign`; the claim checks claimability in its own transaction, dirty
@@ -70,7 +70,7 @@ class Reconciler:
         self._assignment_seen = 0  # the assignment generation whose rows were all read
         self._topics_seen = -1
         self._security_seen = -1
-        # Reads the ACLs again (None: no authorizer, nothing to read).
+        # Reads the ACLs, SCRAM credentials and client quotas again (None: not set yet).
         self.refresh_security: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
         # Streams whose handover timed out (stream -> the target it was for).

@@ -9,10 +9,10 @@ the engine and store methods over them (mixed into `SqlEngine` and `SqlMetadataS
   `generation.topics` (topics created, deleted, grown, reconfigured),
   `generation.assignment` (a partition's target or leader changed; each changed row also
   gets the new value in `assignment_generation`, so a broker reads only the rows past the
-  generation it last saw) and `generation.security` (ACLs created or deleted). A
-  transaction bumps its counter before it writes the rows, so the counter's row lock
-  orders the changes: a reader that sees generation G sees every row written at G or
-  below.
+  generation it last saw) and `generation.security` (ACLs, SCRAM credentials or client
+  quotas changed). A transaction bumps its counter before it writes the rows, so the
+  counter's row lock orders the changes: a reader that sees generation G sees every row
+  written at G or below.
 - On PostgreSQL each bump also sends `NOTIFY` on GENERATION_CHANNEL in its transaction
   (delivered on commit, identical ones of a transaction folded into one), which wakes
   every broker's registry to read the generations at once (metadata/postgres_listener.py)

@@ -579,4 +579,5 @@ class SqlEngine(
         self, upserts: list[ScramCredentialRecord], deletions: list[tuple[str, str]]
     ) -> None:
         with self._transaction():
+            bump_generation(self._db, SECURITY_GENERATION)
             sql_scram.alter(self._db, upserts, deletions)

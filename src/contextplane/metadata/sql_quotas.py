@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from contextplane.metadata.records import ClientQuotaRecord
+from contextplane.metadata.sql_assignment import SECURITY_GENERATION, bump_generation
 from contextplane.metadata.sql_db import Db
 
 
@@ -54,6 +55,8 @@ class QuotaRows:
     def alter_client_quotas(self, changes: list[ClientQuotaRecord]) -> None:
         engine: Any = self  # a SqlEngine: its transactions
         with engine._transaction():
+            # Every broker enforces the quotas: they read them again when this moves.
+            bump_generation(self._db, SECURITY_GENERATION)
             alter(self._db, changes)
 
 

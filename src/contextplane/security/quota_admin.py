@@ -1,9 +1,12 @@
-"""The broker's client quotas: loaded from the metadata store at start, changed through it.
+"""The broker's client quotas: loaded from the metadata store at start, changed through
+it, and read again when another broker changed them (`generation.security` moved:
+`reload`).
 
 An AlterClientQuotas is validated against the values in force (Kafka's controller
 rules, quota_config.py), written to the store in one transaction, and only then put in
-force, so what is enforced is always what a restarted broker loads. Alterations are
-serialised: each one validates against the outcome of the one before.
+force, so what is enforced is always what a restarted broker loads. Alterations and
+reloads are serialised: each alteration validates against the outcome of the one before,
+and a reload's read from before an alteration of this broker's never undoes it.
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ class QuotaAdmin:
 
     @classmethod
     async def load(cls, store: MetadataStore, quotas: ClientQuotas) -> QuotaAdmin:
-        configured: dict[Entity, dict[str, float]] = {}
-        for record in await store.client_quotas():
-            if record.value is not None:
-                configured.setdefault(record.entity, {})[record.key] = record.value
-        quotas.replace(configured)
-        return cls(store, quotas)
+        admin = cls(store, quotas)
+        await admin.reload()
+        return admin
+
+    async def reload(self) -> None:
+        """Put the stored quotas in force, all at once."""
+        async with self._lock:
+            configured: dict[Entity, dict[str, float]] = {}
+            for record in await self._store.client_quotas():
+                if record.value is not None:
+                    configured.setdefault(record.entity, {})[record.key] = record.value
+            self.quotas.replace(configured)
 
     async def alter(
         self, alterations: list[Alteration], validate_only: bool

@@ -1,14 +1,18 @@
 """The broker's SCRAM credentials: loaded from the metadata store at start, changed
 through it (AlterUserScramCredentials), read by SCRAM logins and
-DescribeUserScramCredentials.
+DescribeUserScramCredentials, and read again when another broker (or `contextplane
+users`) changed them (`generation.security` moved: `reload`).
 
 A change is written to the store first (one transaction) and applied to the in-memory
-map only once it is durable. Validation and answers follow Kafka's ScramControlManager
-(alter) and ScramImage (describe), messages included.
+map only once it is durable; changes and reloads are serialised by one lock, so a
+reload's read from before a change of this broker's never undoes it. Validation and
+answers follow Kafka's ScramControlManager (alter) and ScramImage (describe), messages
+included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,11 +93,25 @@ def _validate_upsertion(upsertion: Upsertion) -> Outcome | None:
 class ScramCredentials:
     def __init__(self, store: MetadataStore, records: Sequence[ScramCredentialRecord]) -> None:
         self._store = store
-        self._by_key = {(r.user, r.mechanism): r for r in records}
+        self._by_key = self._keyed(records)
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _keyed(
+        records: Sequence[ScramCredentialRecord],
+    ) -> dict[tuple[str, str], ScramCredentialRecord]:
+        return {(r.user, r.mechanism): r for r in records}
 
     @classmethod
     async def load(cls, store: MetadataStore) -> ScramCredentials:
         return cls(store, await store.scram_credentials())
+
+    async def reload(self) -> None:
+        """Replace the credentials with the stored ones at once: a login after this sees
+        a user created, changed or deleted elsewhere (sessions already authenticated
+        stay, as in Kafka)."""
+        async with self._lock:
+            self._by_key = self._keyed(await self._store.scram_credentials())
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -145,6 +163,12 @@ class ScramCredentials:
         """Kafka's ScramControlManager.alterCredentials: a user named more than once in a
         request is DUPLICATE_RESOURCE; the valid changes are stored in one transaction.
         Results: deletions, upsertions, then errors."""
+        async with self._lock:
+            return await self._alter(deletions, upsertions)
+
+    async def _alter(
+        self, deletions: Sequence[Deletion], upsertions: Sequence[Upsertion]
+    ) -> list[Outcome]:
         errors: dict[str, Outcome] = {}
         deletes: dict[str, Deletion] = {}
         upserts: dict[str, Upsertion] = {}
