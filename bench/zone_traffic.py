@@ -34,6 +34,7 @@ traffic is not charged by zone).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -170,17 +171,24 @@ def run(root: Path, mib: int, partitions: int, store: str, variant: str) -> dict
         for zone in ZONES:
             produce(cluster, zone, per_zone, partitions)
         produced_counts = cluster.proxy.snapshot()
+        # A leader that moved mid-phase makes the expectation (from `led`) wrong: record it.
+        led_after_produce = leaders(cluster.bootstrap("a"), partitions)
         cluster.proxy.reset()
         total = per_zone * len(ZONES)
         for zone in ZONES:
             read = consume(cluster, zone, total, partitions)
             assert read == total, f"zone {zone} read {read} of {total}"
         consumed_counts = cluster.proxy.snapshot()
+        led_after_consume = leaders(cluster.bootstrap("a"), partitions)
         return {
             "variant": variant,
             "store": store,
             "partitions": partitions,
             "leaders": {str(p): {"node": n, "rack": cluster.rack(n)} for p, n in led.items()},
+            "leaders_moved": {
+                "produced": {str(p): n for p, n in led_after_produce.items() if n != led[p]},
+                "consumed": {str(p): n for p, n in led_after_consume.items() if n != led[p]},
+            },
             "expected_cross_share": round(expected_cross_share(cluster, led), 4),
             "produced": phase_figures(produced_counts, "produce", total * VALUE_BYTES),
             "consumed": phase_figures(consumed_counts, "fetch", total * VALUE_BYTES * len(ZONES)),
@@ -196,13 +204,19 @@ def main() -> None:
     parser.add_argument("--store", choices=("file", "s3"), default="file")
     parser.add_argument("--variants", default="leader", help="leader, replica or both")
     parser.add_argument("--out", type=Path, help="write the result's JSON here too")
+    parser.add_argument("--keep", type=Path, help="run the clusters here and keep their logs")
     args = parser.parse_args()
     result: dict[str, Any] = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         if variant not in VARIANTS:
             parser.error(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
-        with tempfile.TemporaryDirectory(prefix="bench-zones-") as tmp:
-            result[variant] = run(Path(tmp), args.mib, args.partitions, args.store, variant)
+        with contextlib.ExitStack() as stack:
+            root = (
+                args.keep / variant
+                if args.keep is not None
+                else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-zones-")))
+            )
+            result[variant] = run(root, args.mib, args.partitions, args.store, variant)
     text = json.dumps(result, indent=2)
     print(text, flush=True)
     if args.out is not None:

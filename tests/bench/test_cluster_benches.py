@@ -34,7 +34,7 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
         timeout=300,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     result: dict[str, Any] = json.loads(out.read_text())
     return result
 
@@ -46,21 +46,28 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
 def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
     tmp_path: Path,
 ) -> None:
+    clusters = tmp_path / "clusters"  # the brokers' logs stay here for a failure's cause
     both = run_bench(
-        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica"
-    )
+        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica",
+        "--keep", str(clusters),
+    )  # fmt: skip
+
+    def context(variant: str) -> str:
+        return f"{json.dumps(both[variant], indent=1)}\nbroker logs under {clusters / variant}"
+
     # Fetch from an in-zone replica: the consumers' record bytes stay in their zones.
-    assert both["replica"]["consumed"]["cross_record_share"] < 0.01, both["replica"]["consumed"]
+    assert both["replica"]["consumed"]["cross_record_share"] < 0.01, context("replica")
     result = both["leader"]
     expected = result["expected_cross_share"]
     for phase, flow in (("produced", "produce_up"), ("consumed", "fetch_down")):
         figures = result[phase]
-        assert set(figures["zone_pairs"]) == {f"{c}->{b}" for c in "abc" for b in "abc"}
+        pairs = {f"{c}->{b}" for c in "abc" for b in "abc"}
+        assert set(figures["zone_pairs"]) == pairs, context("leader")
         flows = figures["flows"]
         carried = flows.get(f"cross_{flow}", 0) + flows.get(f"same_{flow}", 0)
-        assert carried >= figures["values_bytes"], (phase, flows)
+        assert carried >= figures["values_bytes"], (phase, context("leader"))
         share = figures["cross_record_share"]
-        assert expected <= share <= expected * 1.1, (phase, share, expected)
+        assert expected <= share <= expected * 1.1, (phase, share, expected, context("leader"))
 
 
 @pytest.mark.slow  # ~30 s: three brokers, one kill -9 and its restart
