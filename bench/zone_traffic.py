@@ -2,7 +2,7 @@
 loopback (RFC 0004 §7, issue #13 items 6 and 9).
 
     .venv/bin/python -m bench.zone_traffic [--mib 96] [--partitions 6] [--store file|s3]
-        [--variants leader,replica]
+        [--variants leader,replica] [--keep DIR]
 
 Three brokers (racks a, b, c) on one PostgreSQL and one object store
 (`bench/cluster_setup.py`); every client and every inter-broker call goes through the
@@ -25,7 +25,9 @@ share should fall to ~0; with a proxy leader the producers' should. `--variants`
 a cluster per variant: `leader` (Kafka's default selector: every fetch at the leader) and
 `replica` (`replica.selector.class` Kafka's RackAwareReplicaSelector on every broker, the
 consumers read_uncommitted, as a replica serves only those); the JSON has one result per
-variant.
+variant, with the partitions whose leader moved during each phase (`leaders_moved`: the
+expectation is the leaders' at the start). `--keep DIR` runs each variant's cluster under
+DIR/<variant> and keeps it (the brokers' logs) instead of a temporary directory.
 
 The object store and PostgreSQL are "in region": not counted (in-region object storage
 traffic is not charged by zone).
