@@ -2,7 +2,7 @@
 loopback (RFC 0004 §7, issue #13 items 6 and 9).
 
     .venv/bin/python -m bench.zone_traffic [--mib 96] [--partitions 6] [--store file|s3]
-        [--variants leader,replica]
+        [--variants leader,replica] [--keep DIR]
 
 Three brokers (racks a, b, c) on one PostgreSQL and one object store
 (`bench/cluster_setup.py`); every client and every inter-broker call goes through the
@@ -25,7 +25,9 @@ share should fall to ~0; with a proxy leader the producers' should. `--variants`
 a cluster per variant: `leader` (Kafka's default selector: every fetch at the leader) and
 `replica` (`replica.selector.class` Kafka's RackAwareReplicaSelector on every broker, the
 consumers read_uncommitted, as a replica serves only those); the JSON has one result per
-variant.
+variant, with the partitions whose leader moved during each phase (`leaders_moved`: the
+expectation is the leaders' at the start). `--keep DIR` runs each variant's cluster under
+DIR/<variant> and keeps it (the brokers' logs) instead of a temporary directory.
 
 The object store and PostgreSQL are "in region": not counted (in-region object storage
 traffic is not charged by zone).
@@ -34,6 +36,7 @@ traffic is not charged by zone).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -170,17 +173,24 @@ def run(root: Path, mib: int, partitions: int, store: str, variant: str) -> dict
         for zone in ZONES:
             produce(cluster, zone, per_zone, partitions)
         produced_counts = cluster.proxy.snapshot()
+        # A leader that moved mid-phase makes the expectation (from `led`) wrong: record it.
+        led_after_produce = leaders(cluster.bootstrap("a"), partitions)
         cluster.proxy.reset()
         total = per_zone * len(ZONES)
         for zone in ZONES:
             read = consume(cluster, zone, total, partitions)
             assert read == total, f"zone {zone} read {read} of {total}"
         consumed_counts = cluster.proxy.snapshot()
+        led_after_consume = leaders(cluster.bootstrap("a"), partitions)
         return {
             "variant": variant,
             "store": store,
             "partitions": partitions,
             "leaders": {str(p): {"node": n, "rack": cluster.rack(n)} for p, n in led.items()},
+            "leaders_moved": {
+                "produced": {str(p): n for p, n in led_after_produce.items() if n != led[p]},
+                "consumed": {str(p): n for p, n in led_after_consume.items() if n != led[p]},
+            },
             "expected_cross_share": round(expected_cross_share(cluster, led), 4),
             "produced": phase_figures(produced_counts, "produce", total * VALUE_BYTES),
             "consumed": phase_figures(consumed_counts, "fetch", total * VALUE_BYTES * len(ZONES)),
@@ -196,13 +206,19 @@ def main() -> None:
     parser.add_argument("--store", choices=("file", "s3"), default="file")
     parser.add_argument("--variants", default="leader", help="leader, replica or both")
     parser.add_argument("--out", type=Path, help="write the result's JSON here too")
+    parser.add_argument("--keep", type=Path, help="run the clusters here and keep their logs")
     args = parser.parse_args()
     result: dict[str, Any] = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         if variant not in VARIANTS:
             parser.error(f"--variants: {variant!r} is not one of {', '.join(VARIANTS)}")
-        with tempfile.TemporaryDirectory(prefix="bench-zones-") as tmp:
-            result[variant] = run(Path(tmp), args.mib, args.partitions, args.store, variant)
+        with contextlib.ExitStack() as stack:
+            root = (
+                args.keep / variant
+                if args.keep is not None
+                else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-zones-")))
+            )
+            result[variant] = run(root, args.mib, args.partitions, args.store, variant)
     text = json.dumps(result, indent=2)
     print(text, flush=True)
     if args.out is not None:

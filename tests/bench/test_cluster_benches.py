@@ -2,10 +2,10 @@
 three brokers on PostgreSQL and a file:// store each. What they count must hold:
 
 - zone_traffic: every client reaches the brokers through its zone's forwarders (bytes
-  counted for all nine zone pairs), the record flows carry at least the values produced
-  and consumed, and their cross-zone share is the share of partitions led in another
-  zone, within the records' framing; with the rack-aware replica selector the consumers'
-  record bytes stay in their zones;
+  counted from every zone to each zone that leads a partition), the record flows carry
+  at least the values produced and consumed, and their cross-zone share is the share of
+  partitions led in another zone, within the records' framing; with the rack-aware
+  replica selector the consumers' record bytes stay in their zones;
 - cluster_failover: each of the killed broker's partitions is claimed by a live broker
   and a produce to it acknowledged;
 - cluster_moves: a move reads no object and writes about its tail.
@@ -34,33 +34,40 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
         timeout=300,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
-# ~60 s: twice three brokers, nine forwarders, 6 MiB through them. Left out of CI
-# (`long`): it failed 2 runs in ~12 for a cause not yet found; run it with `-m long`.
-@pytest.mark.slow
-@pytest.mark.long
+@pytest.mark.slow  # ~60 s: twice three brokers, nine forwarders, 6 MiB through them
 def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
     tmp_path: Path,
 ) -> None:
+    clusters = tmp_path / "clusters"  # the brokers' logs stay here for a failure's cause
     both = run_bench(
-        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica"
-    )
+        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica",
+        "--keep", str(clusters),
+    )  # fmt: skip
+
+    def context(variant: str) -> str:
+        return f"{json.dumps(both[variant], indent=1)}\nbroker logs under {clusters / variant}"
+
     # Fetch from an in-zone replica: the consumers' record bytes stay in their zones.
-    assert both["replica"]["consumed"]["cross_record_share"] < 0.01, both["replica"]["consumed"]
+    assert both["replica"]["consumed"]["cross_record_share"] < 0.01, context("replica")
     result = both["leader"]
     expected = result["expected_cross_share"]
+    # Every zone's clients reach every zone that leads a partition. Placement may leave a
+    # broker leading none of the 6 (then no record, and maybe no byte, goes to its zone).
+    leading = {leader["rack"] for leader in result["leaders"].values()}
+    pairs = {f"{c}->{b}" for c in "abc" for b in leading}
     for phase, flow in (("produced", "produce_up"), ("consumed", "fetch_down")):
         figures = result[phase]
-        assert set(figures["zone_pairs"]) == {f"{c}->{b}" for c in "abc" for b in "abc"}
+        assert pairs <= set(figures["zone_pairs"]), (phase, context("leader"))
         flows = figures["flows"]
         carried = flows.get(f"cross_{flow}", 0) + flows.get(f"same_{flow}", 0)
-        assert carried >= figures["values_bytes"], (phase, flows)
+        assert carried >= figures["values_bytes"], (phase, context("leader"))
         share = figures["cross_record_share"]
-        assert expected <= share <= expected * 1.1, (phase, share, expected)
+        assert expected <= share <= expected * 1.1, (phase, share, expected, context("leader"))
 
 
 @pytest.mark.slow  # ~30 s: three brokers, one kill -9 and its restart
