@@ -206,3 +206,40 @@ def test_a_failed_security_reload_is_retried_until_it_reads_the_change(
             await one.stop()
 
     asyncio.run(run())
+
+
+def test_a_security_change_is_read_while_a_pass_is_held_up(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """A pass stuck in a handover (up to `partition.move.timeout.ms`) does not hold up
+    the ACLs, users and quotas: node 2 reads a user created through node 1 meanwhile."""
+
+    async def run() -> None:
+        one, two, _ = await two_nodes(metadata_url, tmp_path)
+        mine = await ScramCredentials.load(one.metadata)
+        theirs = await ScramCredentials.load(two.metadata)
+        held = asyncio.Event()
+
+        async def stuck_pass() -> None:
+            held.set()
+            await asyncio.Event().wait()  # a handover that does not end
+
+        two.reconciler.reconcile = stuck_pass  # type: ignore[method-assign]
+        two.reconciler.refresh_security = theirs.reload
+        try:
+            two.reconciler.start()
+            await asyncio.wait_for(held.wait(), 10)
+            sha512 = scram.SHA_512
+            user = Upsertion("bob", sha512.type, 4096, b"salt" * 8, b"\x02" * 64)
+            await mine.alter([], [user])
+            two.registry.security_generation += 1  # what node 2's heartbeat reads
+            two.registry.security_changed.set()
+            await wait_until_async(
+                lambda: theirs.lookup("bob", sha512.name), 10, "node 2 reads the new user"
+            )
+        finally:
+            await two.reconciler.stop()
+            await two.stop()
+            await one.stop()
+
+    asyncio.run(run())

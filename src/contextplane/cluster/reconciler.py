@@ -2,9 +2,8 @@
 towards the targets in the metadata store.
 
 It wakes when a heartbeat saw a change generation move (`Registry.changed`): the topic
-table is read again when `generation.topics` moved, the ACLs, SCRAM credentials and client
-quotas when `generation.security` moved (`refresh_security`), then the partition rows
-changed since the last assignment generation it saw are read, and for each
+table is read again when `generation.topics` moved, then the partition rows changed since
+the last assignment generation it saw are read, and for each
 - targeted here, not led here, and without a live leader (a handover released it, it is
   new, or the controller moved it off a broker whose lease lapsed): opened
   (`StorageEngine.assign`; the claim checks claimability in its own transaction, dirty
@@ -20,6 +19,12 @@ unloaded before its partition is handed over and loaded once it is opened.
 
 A pass that failed (the store or the object store unreachable) is retried a heartbeat
 interval later from the same generation; passes never overlap.
+
+The ACLs, SCRAM credentials and client quotas are read again when `generation.security`
+moved (`refresh_security`) by a task of their own (`Registry.security_changed`): a
+revoked ACL or a deleted user takes effect without waiting behind a pass's handovers
+(each up to `partition.move.timeout.ms`), and a failing security read, retried the same
+way, holds up no partition.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class Reconciler:
         # Reads the ACLs, SCRAM credentials and client quotas again (None: not set yet).
         self.refresh_security: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._security_task: asyncio.Task[None] | None = None
         # Streams whose handover timed out (stream -> the target it was for).
         self._abandoned: dict[int, int] = {}
         self.passes = 0  # completed passes (tests wait on it)
@@ -91,13 +97,39 @@ class Reconciler:
 
     def start(self) -> None:
         self._registry.changed.set()  # a first pass at once: rows changed while stopped
+        self._registry.security_changed.set()
         self._task = asyncio.create_task(self._run(), name="reconciler")
+        self._security_task = asyncio.create_task(self._run_security(), name="security-reload")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks = [t for t in (self._task, self._security_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._security_task = None
+
+    async def _run_security(self) -> None:
+        changed = self._registry.security_changed
+        failing = False
+        while True:
+            await changed.wait()
+            changed.clear()
+            generation = self._registry.security_generation
+            if generation == self._security_seen or self.refresh_security is None:
+                continue
+            try:
+                await self.refresh_security()
+            except Exception as exc:  # noqa: BLE001 - retried from the same generation
+                if not failing:
+                    log.warning("reading the ACLs, users and quotas failed (%r); retrying", exc)
+                failing = True
+                await asyncio.sleep(self._retry_s)
+                changed.set()
+                continue
+            self._security_seen = generation
+            if failing:
+                log.info("the ACLs, users and quotas are read again")
+                failing = False
 
     async def _run(self) -> None:
         changed = self._registry.changed
@@ -125,10 +157,6 @@ class Reconciler:
         if topics_generation != self._topics_seen:
             await self._refresh_topics()
             self._topics_seen = topics_generation
-        security_generation = self._registry.security_generation
-        if security_generation != self._security_seen and self.refresh_security is not None:
-            await self.refresh_security()
-            self._security_seen = security_generation
         generation, rows = await self._metadata.assignment_changes(self._assignment_seen)
         if any(not self._known_topic(row.topic) for row in rows):
             await self._refresh_topics()  # created after the heartbeat this pass follows

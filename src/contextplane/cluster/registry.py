@@ -94,12 +94,14 @@ class Registry:
         self.reachable_ids: frozenset[int] = frozenset()
         self.generation = 0
         # The controller as of the last heartbeat (node -1: none yet), and the change
-        # generations it read; `changed` is set whenever those move.
+        # generations it read; `changed` is set whenever those move, `security_changed`
+        # too when `generation.security` did (its reload does not wait for partitions).
         self.controller = ControllerRecord(-1, 0)
         self.topics_generation = 0
         self.assignment_generation = 0
         self.security_generation = 0
         self.changed = asyncio.Event()
+        self.security_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Set by a committed change another broker announced: heartbeat now.
         self._woken = asyncio.Event()
@@ -324,6 +326,8 @@ class Registry:
             self.assignment_generation,
             self.security_generation,
         ):
+            if beat.security_generation != self.security_generation:
+                self.security_changed.set()
             self.topics_generation = beat.topics_generation
             self.assignment_generation = beat.assignment_generation
             self.security_generation = beat.security_generation
