@@ -293,6 +293,10 @@ def test_the_controller_moves_a_shutting_down_brokers_partitions_its_own_include
             assert {r.target_node for r in await stores[0].partitions("t")} == {2}
             moving = await stores[0].reassignments()
             assert {(r.partition, r.target) for r in moving} == {(p, 2) for p in mine.values()}
+            # No move may target it meanwhile (an operator's or the balancer's).
+            with pytest.raises(ValueError, match="broker 1 is shutting down"):
+                await controller.move(dict.fromkeys(mine, 1))
+            assert {r.target_node for r in await stores[0].partitions("t")} == {2}
             # Nowhere left to go: nothing is moved.
             assert await stores[1].begin_shutdown(2, two.incarnation)
             await wait_until_async(

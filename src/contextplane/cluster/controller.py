@@ -24,9 +24,8 @@ over and deregisters, resigning then (`Registry.stop`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.registry import Registry
@@ -54,6 +53,7 @@ class Controller:
         self._unclean_topics = unclean_topics
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._failing: set[str] = set()  # interval steps failing now (logged once)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="controller-failover")
@@ -68,12 +68,25 @@ class Controller:
         while True:
             await asyncio.sleep(self._interval_s)
             if self._registry.is_controller:
-                with contextlib.suppress(Exception):  # logged; tried again next interval
-                    await self.move_off_shutting_down()
-            if not self._registry.may_expire_brokers():
-                continue
-            with contextlib.suppress(Exception):  # logged; tried again next interval
-                await self.expire_brokers()
+                await self._tried(
+                    "moving partitions off brokers shutting down", self.move_off_shutting_down
+                )
+            if self._registry.may_expire_brokers():
+                await self._tried("expiring lapsed brokers", self.expire_brokers)
+
+    async def _tried(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run one interval's step; a failure is tried again next interval and logged
+        once until the step succeeds again (a store outage fails every interval)."""
+        try:
+            await step()
+        except Exception as exc:  # noqa: BLE001 - tried again next interval
+            if what not in self._failing:
+                log.warning("%s failed (%r); trying again each interval", what, exc)
+            self._failing.add(what)
+            return
+        if what in self._failing:
+            self._failing.discard(what)
+            log.info("%s works again", what)
 
     async def move_off_shutting_down(self) -> dict[int, int]:
         """Retarget every partition targeted at a broker shutting down over the live
@@ -142,14 +155,19 @@ class Controller:
 
     async def move(self, moves: dict[int, int], reason: str = "operator") -> None:
         """Target each stream at its node (stream id -> node id); every target must be a
-        live broker. Returns once the targets are written; the moves complete as the
-        brokers reconcile."""
+        live broker, not one shutting down (it would hand the partition on again, or keep
+        it offline once stopped). Returns once the targets are written; the moves
+        complete as the brokers reconcile."""
         registry = self._registry
         if not registry.is_controller:
             raise NotController(f"node {registry.controller.node_id} is the controller")
         dead = sorted({node for node in moves.values() if node not in registry.live_ids})
         if dead:
             raise ValueError(f"no live broker {', '.join(map(str, dead))} to move to")
+        leaving = {b.node_id for b in registry.brokers if b.state == "shutting_down"}
+        stopping = sorted(leaving.intersection(moves.values()))
+        if stopping:
+            raise ValueError(f"broker {', '.join(map(str, stopping))} is shutting down")
         if not await self._metadata.move_partitions(registry.controller, moves, reason):
             raise NotController(
                 f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
