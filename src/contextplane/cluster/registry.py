@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 INCARNATION_COUNTER = "broker_incarnation"
 INCARNATION_FILE = "broker.incarnation"
+# Woken heartbeats (a change announced by another broker) start at least this far apart.
+WOKEN_GAP_S = 0.05
 
 
 class OwedMarks(Protocol):
@@ -105,6 +107,7 @@ class Registry:
         self._task: asyncio.Task[None] | None = None
         # Set by a committed change another broker announced: heartbeat now.
         self._woken = asyncio.Event()
+        self._last_beat_s = 0.0  # when the last heartbeat started (the loop's clock)
         self.listener = metadata.change_listener(self._woken.set)
         self._failing = False  # for logging each failing episode once
         # Since when this broker has held the controller with no failed heartbeat (the
@@ -270,14 +273,22 @@ class Registry:
     async def _next_beat(self) -> None:
         """Wait for the interval to end or a change to be announced, whichever first. A
         burst of announcements costs at most two reads: those that arrive while a read
-        runs all set the one event, and the next read covers them together."""
+        runs all set the one event, and the next read covers them together. Woken
+        heartbeats start at least WOKEN_GAP_S apart: a client repeating a cheap change
+        (a group config, a topic created and deleted) wakes every broker each time, and
+        each heartbeat is a write and a reconciler pass on every one of them."""
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._interval_s):
                 await self._woken.wait()
+            gap_s = self._last_beat_s + WOKEN_GAP_S - loop.time()
+            if gap_s > 0:
+                await asyncio.sleep(gap_s)
         except TimeoutError:
             pass
         # Cleared before the read: a commit announced after it wakes the next one.
         self._woken.clear()
+        self._last_beat_s = loop.time()
 
     def _load_document(self, now_ms: int) -> str | None:
         """The load to publish (None: none measured yet, the row's left as it is)."""
