@@ -61,10 +61,21 @@ async def _ask(ctx: RequestContext, node: int, keys: list[Partition]) -> dict[Pa
         for p in topic.partitions:
             key = (topic.name, int(p.partition_index))
             if key in ends:
-                code = ErrorCode(p.error_code)
-                ends[key] = (int(p.offset), int(p.leader_epoch)) if code == ErrorCode.none else code
+                ends[key] = (
+                    (int(p.offset), int(p.leader_epoch))
+                    if p.error_code == ErrorCode.none
+                    else _known(int(p.error_code))
+                )
     return ends
 
 
 def _latest(index: int) -> dict[str, Any]:
     return {"partition_index": index, "current_leader_epoch": -1, "timestamp": _LATEST}
+
+
+def _known(code: int) -> ErrorCode:
+    """A peer's error code as ours (one this broker does not know: unknown_server_error)."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return ErrorCode.unknown_server_error

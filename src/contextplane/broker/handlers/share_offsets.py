@@ -148,6 +148,41 @@ def _describe_group(
     return answer
 
 
+def _answered_partitions(
+    ctx: RequestContext,
+    request: Any,
+    stated: dict[str, list[tuple[str, int]]],
+    states: States | None,
+) -> set[Partition]:
+    """The partitions the answer will show a lag for: of the groups and topics the
+    principal may describe, those requested (all with state, for topics=null) that have
+    state. Only these are asked of other leaders: a refused or unrequested one costs
+    no inter-broker request."""
+    if states is None:
+        return set()
+    wanted: set[Partition] = set()
+    for group in request.groups:
+        group_id = group.group_id
+        if ctx.denied(ResourceType.GROUP, group_id):
+            continue
+        if group.topics is None:
+            wanted.update(
+                (topic, index)
+                for topic, index in stated.get(group_id, ())
+                if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic)
+            )
+            continue
+        for t in group.topics:
+            if ctx.denied(ResourceType.TOPIC, t.topic_name):
+                continue
+            wanted.update(
+                (t.topic_name, int(index))
+                for index in t.partitions
+                if (group_id, t.topic_name, int(index)) in states
+            )
+    return wanted
+
+
 async def describe(ctx: RequestContext, request: Any) -> Reply:
     """A group named twice is answered once (the admin client never repeats one): a
     request repeating a group with many share partitions would otherwise be answered
@@ -160,7 +195,7 @@ async def describe(ctx: RequestContext, request: Any) -> Reply:
     if any(g.topics is None for g in request.groups):
         for group_id, topic, index in sorted(states or ()):
             stated.setdefault(group_id, []).append((topic, index))
-    ends = await remote_ends(ctx, {(topic, index) for _, topic, index in states or ()})
+    ends = await remote_ends(ctx, _answered_partitions(ctx, request, stated, states))
     groups = []
     items = 0
     seen: set[str] = set()
