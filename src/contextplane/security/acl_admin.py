@@ -117,11 +117,27 @@ class AclAdmin:
         only the differences are applied. Read under the lock: a read from before a
         change of this broker's must not undo it."""
         async with self._lock:
-            stored = {from_record(r) for r in await self._store.acls()}
+            records = await self._store.acls()
+            # The differences are found giving the loop back every few milliseconds (a
+            # store may hold many ACLs, every broker reloads on every change), then
+            # applied without a pause: the authorizer never sees half of them.
+            share = LoopShare()
+            stored: set[AclBinding] = set()
+            for record in records:
+                stored.add(from_record(record))
+                if share.due():
+                    await asyncio.sleep(0)
             index = self.authorizer.acls
-            for binding in [b for b in index if b not in stored]:
-                index.remove(binding)
+            gone = [b for b in index if b not in stored]
+            added = []
             for binding in stored:
+                if binding not in index:
+                    added.append(binding)
+                if share.due():
+                    await asyncio.sleep(0)
+            for binding in gone:
+                index.remove(binding)
+            for binding in added:
                 index.add(binding)
 
     async def create(self, bindings: Sequence[AclBinding]) -> None:
