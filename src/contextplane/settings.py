@@ -109,16 +109,16 @@ class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields, AutoB
     otel_exporter_otlp_endpoint: str = ""
     log_cache_bytes: int = limits.LOG_CACHE_BYTES_MAX
     retention_check_interval_ms: int = limits.RETENTION_CHECK_INTERVAL_MS
-    # Storage under pressure: memory and WAL backlog bounds, metadata disk reserve,
-    # object store request bound, shutdown deadline.
+    # Storage under pressure: memory, WAL backlog, metadata disk reserve, deadlines.
     memory_budget_bytes: int = limits.MEMORY_BUDGET_BYTES
     wal_backlog_bytes: int = limits.WAL_BACKLOG_BYTES
     metadata_reserved_bytes: int = limits.METADATA_RESERVED_BYTES
-    # A PostgreSQL metadata store's bounded waits (metadata/postgres_options.py).
+    # A PostgreSQL metadata store's bounded waits and change notices (postgres_connection.py).
     metadata_postgresql_connect_timeout_ms: int = limits.METADATA_CONNECT_TIMEOUT_MS
     metadata_postgresql_call_timeout_ms: int = limits.METADATA_CALL_TIMEOUT_MS
     metadata_postgresql_keepalive_idle_ms: int = limits.METADATA_KEEPALIVE_IDLE_MS
     metadata_postgresql_reconnect_backoff_max_ms: int = limits.METADATA_RECONNECT_BACKOFF_MAX_MS
+    metadata_postgresql_listen: bool = True
     object_store_request_timeout_ms: int = limits.OBJECT_STORE_REQUEST_TIMEOUT_MS
     shutdown_timeout_ms: int = limits.SHUTDOWN_TIMEOUT_MS
     # Connections and request buffering (Kafka's names and, but for the request bytes

@@ -414,6 +414,14 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
     ),
     Setting(
+        "metadata.postgresql.listen",
+        "metadata_postgresql_listen",
+        "",
+        "LISTEN for the changes other brokers commit (topics, ACLs, users, quotas, moves) and"
+        " read them at once; off, they are read at the next heartbeat (for a pooler in"
+        " transaction mode, such as PgBouncer's, which does not carry LISTEN)",
+    ),
+    Setting(
         "object.store.request.timeout.ms",
         "object_store_request_timeout_ms",
         "ms",

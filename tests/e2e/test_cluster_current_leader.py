@@ -132,6 +132,8 @@ def test_the_broker_that_does_not_lead_names_the_leader_and_clients_follow(
     # time: its view stays what it was before the move, as any broker's does until its
     # next heartbeat after a move.
     two.settings["broker.heartbeat.interval.ms"] = str(STALE_MS)
+    # Nor does a change notice wake it (broker 3's claim announces the move at once).
+    two.settings["metadata.postgresql.listen"] = "false"
     two.settings["broker.session.timeout.ms"] = str(2 * STALE_MS)
     three = broker(tmp_path / "three", 3, url, objects)
     try:

@@ -188,3 +188,12 @@ def test_a_stop_during_an_outage_leaves_the_tail_in_the_wal_without_waiting_it_o
             await store.close()
 
     asyncio.run(run())
+
+
+def test_listening_for_changes_can_be_turned_off_for_a_pooler(url: str) -> None:
+    """`metadata.postgresql.listen=false` (a pooler in transaction mode carries no
+    LISTEN): the store offers no change listener and the heartbeat reads changes."""
+    settings = Settings(metadata_postgresql_listen=False)
+    assert PostgresMetadataStore(url, options=OPTIONS).change_listener(lambda: None) is not None
+    quiet = PostgresMetadataStore(url, options=PostgresOptions.from_settings(settings))
+    assert quiet.change_listener(lambda: None) is None

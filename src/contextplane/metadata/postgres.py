@@ -266,8 +266,11 @@ class PostgresMetadataStore(SqlMetadataStore):
         transaction of this store's. The same bounded waits apply to it."""
         return PostgresMetadataStore(self._url, ThreadRunner("metadata-heartbeat"), self._options)
 
-    def change_listener(self, wake: Callable[[], None]) -> GenerationListener:
-        """One LISTEN connection that calls `wake` on every committed generation bump."""
+    def change_listener(self, wake: Callable[[], None]) -> GenerationListener | None:
+        """One LISTEN connection that calls `wake` on every committed generation bump
+        (None with `metadata.postgresql.listen` off: the heartbeat reads them)."""
+        if not self._options.listen:
+            return None
         return GenerationListener(self._url, self._options, wake)
 
     async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:

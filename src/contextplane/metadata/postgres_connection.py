@@ -36,6 +36,7 @@ class PostgresOptions:
     call_timeout_ms: int = limits.METADATA_CALL_TIMEOUT_MS
     keepalive_idle_ms: int = limits.METADATA_KEEPALIVE_IDLE_MS
     reconnect_backoff_max_ms: int = limits.METADATA_RECONNECT_BACKOFF_MAX_MS
+    listen: bool = True  # LISTEN for other brokers' committed changes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresOptions:
@@ -44,6 +45,7 @@ class PostgresOptions:
             settings.metadata_postgresql_call_timeout_ms,
             settings.metadata_postgresql_keepalive_idle_ms,
             settings.metadata_postgresql_reconnect_backoff_max_ms,
+            settings.metadata_postgresql_listen,
         )
 
     @property
