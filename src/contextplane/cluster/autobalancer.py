@@ -25,6 +25,7 @@ from contextplane.cluster.controller import Controller
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.store import MetadataStore
 from contextplane.settings_autobalancer import AutoBalancerFields
+from contextplane.tasks import cancel_and_wait, repeat_every
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +65,18 @@ class AutoBalancer:
         self._task = asyncio.create_task(self._run(), name="controller-autobalancer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            if not self._registry.is_controller:
-                self._members, self._moved_ms, self._moved_load = None, {}, {}  # afresh
-                self._leaders = {}
-                continue
-            try:
-                await self.round()
-            except Exception as exc:  # noqa: BLE001 - tried again next interval
-                log.warning("balancer round failed (%r); trying again next interval", exc)
+        await repeat_every(self._interval_s, self._interval, "balancer round", log)
+
+    async def _interval(self) -> None:
+        if not self._registry.is_controller:
+            self._members, self._moved_ms, self._moved_load = None, {}, {}  # afresh
+            self._leaders = {}
+            return
+        await self.round()
 
     async def round(self) -> Round:
         """Decide one round and write its moves."""

@@ -40,6 +40,7 @@ from contextplane.metadata.records import PartitionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC
 from contextplane.storage.engine import StorageEngine
+from contextplane.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -102,53 +103,48 @@ class Reconciler:
         self._security_task = asyncio.create_task(self._run_security(), name="security-reload")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, self._security_task) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in (self._task, self._security_task):
+            await cancel_and_wait(task)
         self._task = self._security_task = None
 
+    async def _run(self) -> None:
+        await self._follow(self._registry.changed, self.reconcile, "reconciling the assignment")
+
     async def _run_security(self) -> None:
-        changed = self._registry.security_changed
+        await self._follow(
+            self._registry.security_changed,
+            self._reload_security,
+            "reading the ACLs, users and quotas",
+        )
+
+    async def _follow(
+        self, changed: asyncio.Event, step: Callable[[], Awaitable[None]], what: str
+    ) -> None:
+        """Run `step` whenever `changed` is set; a failed one is retried `retry_s` later
+        (logged once until it works again)."""
         failing = False
         while True:
             await changed.wait()
             changed.clear()
-            generation = self._registry.security_generation
-            if generation == self._security_seen or self.refresh_security is None:
-                continue
             try:
-                await self.refresh_security()
+                await step()
             except Exception as exc:  # noqa: BLE001 - retried from the same generation
                 if not failing:
-                    log.warning("reading the ACLs, users and quotas failed (%r); retrying", exc)
+                    log.warning("%s failed (%r); retrying", what, exc)
                 failing = True
                 await asyncio.sleep(self._retry_s)
                 changed.set()
                 continue
-            self._security_seen = generation
             if failing:
-                log.info("the ACLs, users and quotas are read again")
+                log.info("%s works again", what)
                 failing = False
 
-    async def _run(self) -> None:
-        changed = self._registry.changed
-        failing = False
-        while True:
-            await changed.wait()
-            changed.clear()
-            try:
-                await self.reconcile()
-            except Exception as exc:  # noqa: BLE001 - retried from the same generation
-                if not failing:
-                    log.warning("reconciling the assignment failed (%r); retrying", exc)
-                failing = True
-                await asyncio.sleep(self._retry_s)
-                changed.set()
-                continue
-            if failing:
-                log.info("the assignment is reconciled again")
-                failing = False
+    async def _reload_security(self) -> None:
+        generation = self._registry.security_generation
+        if generation == self._security_seen or self.refresh_security is None:
+            return
+        await self.refresh_security()
+        self._security_seen = generation
 
     async def reconcile(self) -> None:
         """One pass: the topic table if it changed, then the rows changed since the last
