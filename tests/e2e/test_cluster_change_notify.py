@@ -9,7 +9,9 @@ PostgreSQL with a 60 s heartbeat interval, so everything broker 2 sees here befo
 - an ACL created through broker 1 is enforced by broker 2 (its Metadata answer for the
   topic the ACL denies turns into TOPIC_AUTHORIZATION_FAILED);
 - broker 2's LISTEN connection, terminated on the server, is opened again, and a change
-  committed after that still reaches broker 2 at once.
+  committed after that still reaches broker 2 at once;
+- a broker that registers is listed by broker 1 at once (so it is a placement candidate
+  there too), and once it stops cleanly it is listed no more.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def described(bootstrap: str, topic: str) -> tuple[int, int]:
     return found.error_code, len(found.partitions)
 
 
+def listed(bootstrap: str) -> set[int]:
+    """The node ids a broker's Metadata answer lists."""
+    with RawClient(bootstrap) as raw:
+        response = raw.request(METADATA, 12, topics=[], allow_auto_topic_creation=False)
+    return {broker.node_id for broker in response.brokers}
+
+
 def partitions(bootstrap: str, topic: str) -> int:
     error_code, count = described(bootstrap, topic)
     return count if error_code == 0 else 0
@@ -99,6 +108,12 @@ def test_changes_through_one_broker_reach_another_before_its_heartbeat(
         metadata_url=url,
         object_store=objects,
         settings={"node.id": "1", **SETTINGS},
+    )
+    three = BrokerProcess(
+        tmp_path / "three",
+        metadata_url=url,
+        object_store=objects,
+        settings={"node.id": "3", **SETTINGS},
     )
     two = InProcessBroker(
         tmp_path / "two",
@@ -153,10 +168,20 @@ def test_changes_through_one_broker_reach_another_before_its_heartbeat(
             "broker 2 listens again",
         )
         assert listener.backend_pid not in (first, -1)
+        # Broker 1 heartbeats woken by this change: its next timed one is an interval on.
+        woken_due = time.monotonic() + INTERVAL_S
         grow(one.bootstrap, "grown", 4)
         wait_until(lambda: partitions(two.bootstrap, "grown") == 4, 20, "4 partitions on 2")
         # None of it could have come by broker 2's heartbeat.
         assert time.monotonic() < heartbeat_due
+
+        assert listed(one.bootstrap) == {1, 2}
+        three.start()
+        wait_until(lambda: listed(one.bootstrap) == {1, 2, 3}, 20, "broker 1 lists broker 3")
+        three.stop()
+        wait_until(lambda: listed(one.bootstrap) == {1, 2}, 20, "broker 1 drops broker 3")
+        assert time.monotonic() < woken_due
     finally:
         one.stop()
         two.stop()
+        three.stop()

@@ -16,7 +16,11 @@ the engine and store methods over them (mixed into `SqlEngine` and `SqlMetadataS
 - On PostgreSQL each bump also sends `NOTIFY` on GENERATION_CHANNEL in its transaction
   (delivered on commit, identical ones of a transaction folded into one), which wakes
   every broker's registry to read the generations at once (metadata/postgres_listener.py)
-  instead of at its next heartbeat.
+  instead of at its next heartbeat. A change of the live brokers themselves (a
+  registration, its endpoints published once bound, a clean stop) sends the same NOTIFY
+  without a generation (`announce`): the woken heartbeat reads the brokers, so a broker
+  that just registered is a placement candidate and listed in Metadata on every broker
+  within milliseconds, not a heartbeat later.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ ASSIGNMENT_GENERATION = "generation.assignment"
 SECURITY_GENERATION = "generation.security"
 # The PostgreSQL notification channel of the change generations (the payload: the name).
 GENERATION_CHANNEL = "contextplane_generations"
+# The payload announcing a change of the live brokers (no generation counts those).
+BROKERS_CHANGED = "brokers"
 
 # Chooses a new partition's target node from its stream id (the placement function).
 TargetOf = Callable[[int], int]
@@ -50,9 +56,15 @@ def bump_generation(db: Db, name: str) -> int:
         " DO UPDATE SET value=counters.value + 1 RETURNING value",
         (name,),
     ).fetchone()
-    if not isinstance(db, sqlite3.Connection):  # SQLite: one broker, nobody to wake
-        db.execute("SELECT pg_notify(?, ?)", (GENERATION_CHANNEL, name))
+    announce(db, name)
     return int(value)
+
+
+def announce(db: Db, what: str) -> None:
+    """Wake every broker's registry once the caller's transaction commits (PostgreSQL
+    delivers NOTIFY on commit; nothing on a rollback)."""
+    if not isinstance(db, sqlite3.Connection):  # SQLite: one broker, nobody to wake
+        db.execute("SELECT pg_notify(?, ?)", (GENERATION_CHANNEL, what))
 
 
 def generation(db: Db, name: str) -> int:

@@ -4,7 +4,8 @@ and store methods over them (mixed into `SqlEngine` and `SqlMetadataStore`).
 Every lease time is the database's clock (`SqlEngine._now_ms`): brokers never compare
 their wall clocks with each other's. A registration takes the row of its node id only
 when the holder's lease expired or the holder stopped, in one statement, so two brokers
-starting with one id cannot both succeed.
+starting with one id cannot both succeed. A registration, its endpoints and a clean stop
+are announced to every broker (`announce`, on PostgreSQL), which read the brokers then.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 from contextplane.metadata.records import BrokerEndpoint, BrokerRecord, Registration
 from contextplane.metadata.sql_assignment import (
     ASSIGNMENT_GENERATION,
+    BROKERS_CHANGED,
     LEASED_STATES,
+    announce,
     bump_generation,
 )
 from contextplane.metadata.sql_db import Db
@@ -114,6 +117,8 @@ class BrokerRows:
             row = self._db.execute(
                 self._sql(f"SELECT {_COLUMNS} FROM brokers WHERE node_id=?"), (node_id,)
             ).fetchone()
+            if int(row[1]) == incarnation:
+                announce(self._db, BROKERS_CHANGED)
         broker = _record(row)
         return Registration(broker.incarnation == incarnation, broker)
 
@@ -208,13 +213,16 @@ class BrokerRows:
         then); False when the row is no longer this incarnation's."""
         engine: Any = self
         with engine._transaction():
-            return (
+            published = (
                 self._db.execute(
                     "UPDATE brokers SET endpoints=? WHERE node_id=? AND incarnation=?",
                     (endpoints_text(endpoints), node_id, incarnation),
                 ).rowcount
                 == 1
             )
+            if published:
+                announce(self._db, BROKERS_CHANGED)
+            return published
 
     def deregister_broker(
         self, node_id: int, incarnation: int, owed_marks: dict[int, int] | None = None
@@ -236,6 +244,7 @@ class BrokerRows:
                 ),
                 (node_id, incarnation),
             )
+            announce(self._db, BROKERS_CHANGED)
 
 
 class BrokerCalls:
