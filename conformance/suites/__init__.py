@@ -130,6 +130,17 @@ def quick_tests(name: str) -> list[str]:
     return [t for t in allow if t not in full_only]
 
 
+def answered_tests(name: str, *, full: bool, only: list[str] | None) -> list[str]:
+    """The allowlisted tests a run answers for (one of them not passing is a regression):
+    every one in the full run; those the quick run executes (a full-only one it does not
+    run is no regression); with `only`, those selected (and a selected test's subtests,
+    `Test/sub`), not the rest of the allowlist, which that run never starts."""
+    if only:
+        prefixes = tuple(f"{t}/" for t in only)
+        return [t for t in read_allowlist(name) if t in only or t.startswith(prefixes)]
+    return read_allowlist(name) if full else quick_tests(name)
+
+
 @dataclass
 class SuiteResult:
     name: str
@@ -202,8 +213,7 @@ def run_suite(
     BrokerSpec, is a context manager yielding (bootstrap, kafka_version)), run the selected
     tests."""
     module = load(name)
-    # The quick run answers for the tests it runs: a full-only one not run is no regression.
-    allow = read_allowlist(name) if full or only else quick_tests(name)
+    allow = answered_tests(name, full=full, only=only)
     result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
     result.scope = "selected" if only else ("all" if full else "allowlisted")
     if result.scope == "allowlisted" and len(allow) < len(read_allowlist(name)):

@@ -11,6 +11,7 @@ import pytest
 from conformance.suites import (
     FULL_CONFORMANCE_ENV,
     SUITES,
+    answered_tests,
     full_only_path,
     quick_tests,
     read_allowlist,
@@ -67,3 +68,18 @@ def test_full_conformance_runs_every_allowlisted_test(
 ) -> None:
     monkeypatch.setenv(FULL_CONFORMANCE_ENV, "1")
     assert quick_tests(suite) == read_allowlist(suite)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_run_of_selected_tests_answers_for_those_alone(full: bool) -> None:
+    """`--only` runs the tests it names: the rest of the allowlist, never started, is no
+    regression; a named test's allowlisted subtests are answered for with it."""
+    allow = read_allowlist("franz_go_consumer")
+    parent = next(t.split("/", 1)[0] for t in allow if "/" in t)
+    plain = next(t for t in allow if not t.startswith(parent))
+    answered = answered_tests(
+        "franz_go_consumer", full=full, only=[plain, parent, "TestNotInTheList"]
+    )
+    assert answered == [t for t in allow if t == plain or t.startswith(f"{parent}/")]
+    assert len(answered) >= 2 and len(answered) < len(allow)
+    assert answered_tests("franz_go_consumer", full=True, only=None) == allow
