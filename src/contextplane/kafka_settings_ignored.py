@@ -96,8 +96,8 @@ IGNORED: tuple[KafkaSetting, ...] = (
     KafkaSetting("unclean.leader.election.enable", _NO_REPLICAS),
     KafkaSetting(
         "controlled.shutdown.*",
-        "a clean stop in a cluster always hands over what it leads first, as Kafka's default"
-        " true does, within shutdown.timeout.ms",
+        "a controlled shutdown's handover is bounded by shutdown.timeout.ms, not retried",
+        unless=frozenset({"controlled.shutdown.enable"}),
     ),
     KafkaSetting("sasl.mechanism.controller.protocol", _NO_QUORUM),
     KafkaSetting("delete.topic.enable", "topics can always be deleted", accepts=("true",)),

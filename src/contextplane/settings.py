@@ -27,6 +27,7 @@ from contextplane import limits, listener_settings, properties_file, settings_ru
 from contextplane.properties_file import PropertiesSyntaxError, properties_lines
 from contextplane.security import oauthbearer_settings, sasl_settings
 from contextplane.settings_autobalancer import AutoBalancerFields
+from contextplane.settings_cluster import ClusterFields
 from contextplane.settings_consumer_groups import ConsumerGroupSettings
 from contextplane.settings_hints import family_suggestion
 from contextplane.settings_security import SECURITY_DERIVED, InterBrokerFields
@@ -42,7 +43,9 @@ from contextplane.settings_table import (
 
 
 @dataclass(frozen=True)
-class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields, AutoBalancerFields):
+class Settings(
+    ShareGroupFields, ConsumerGroupSettings, InterBrokerFields, AutoBalancerFields, ClusterFields
+):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 9092
@@ -57,10 +60,6 @@ class Settings(ShareGroupFields, ConsumerGroupSettings, InterBrokerFields, AutoB
     node_id: int = 1
     broker_rack: str | None = None  # free text, reported by Metadata and DescribeCluster
     replica_selector_class: str = ""  # KIP-392: Kafka's default keeps consumers on leaders
-    # The registry's lease (RFC 0004 §1); how long a move's source may take to release (§6).
-    broker_heartbeat_interval_ms: int = 1_000
-    broker_session_timeout_ms: int = 6_000
-    partition_move_timeout_ms: int = 30_000
     # "file://" (under data_dir/objects), "memory://", or "s3://bucket?endpoint=..."
     object_store_url: str = ""
     metadata_url: str = ""

@@ -148,6 +148,14 @@ SETTINGS: tuple[Setting, ...] = (
         low=1,
     ),
     Setting(
+        "controlled.shutdown.enable",
+        "controlled_shutdown_enable",
+        "",
+        "a clean stop in a cluster first hands over every partition this broker leads to the"
+        " other live brokers (within shutdown.timeout.ms), as Kafka's controlled shutdown;"
+        " false stops without: its partitions wait for its next start, offline meanwhile",
+    ),
+    Setting(
         "object.store.url",
         "object_store_url",
         "",

@@ -14,6 +14,10 @@ Under an idempotent acks=all producer writing to every partition:
 Then the last live broker stops as a broker alone does: nothing moved, its partitions
 still its own for its next start, which serves every record; and two brokers signalled
 at once both stop without waiting for each other.
+
+With `controlled.shutdown.enable=false` a stop hands nothing over, as Kafka's: the
+partitions the broker led are still its own once it has exited, and its next start
+serves every record acknowledged before the stop.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.e2e.test_cluster_failover import Acks, broker_state, listed_brokers, read_back, stored
+from tests.e2e.test_cluster_failover import (
+    Acks,
+    broker_state,
+    create,
+    listed_brokers,
+    read_back,
+    stored,
+)
 from tests.support.broker import BrokerProcess
 from tests.support.cli import contextplane
 from tests.support.postgres import PostgresServer
@@ -37,7 +48,7 @@ PARTITIONS = 6
 SESSION_MS = 60_000  # no lease lapses during the test
 
 
-def _broker(tmp_path: Path, node_id: int, url: str, objects: str) -> BrokerProcess:
+def _broker(tmp_path: Path, node_id: int, url: str, objects: str, **extra: str) -> BrokerProcess:
     return BrokerProcess(
         tmp_path / f"b{node_id}",
         metadata_url=url,
@@ -46,6 +57,7 @@ def _broker(tmp_path: Path, node_id: int, url: str, objects: str) -> BrokerProce
             "node.id": str(node_id),
             "broker.heartbeat.interval.ms": "300",
             "broker.session.timeout.ms": str(SESSION_MS),
+            **extra,
         },
     )
 
@@ -204,3 +216,37 @@ def test_sigterm_hands_over_before_exit(tmp_path: Path, postgres_server: Postgre
     finally:
         for process in brokers.values():
             process.stop()
+
+
+def test_without_controlled_shutdown_a_stop_hands_nothing_over(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    (tmp_path / "objects").mkdir()
+    objects = (tmp_path / "objects").as_uri()
+    staying = _broker(tmp_path, 1, url, objects)
+    leaving = _broker(tmp_path, 2, url, objects, **{"controlled.shutdown.enable": "false"})
+    try:
+        staying.start()
+        leaving.start()
+        leaders = create(staying.bootstrap, TOPIC, 8, url)
+        led = sorted(p for p, node in leaders.items() if node == 2)
+        acks = Acks(staying.bootstrap)
+        for n in range(200):
+            acks.send(TOPIC, n % 8, f"v{n}".encode())
+        acks.flush()
+        assert acks.errors == [] and len(acks.acked) == 200
+        before = _placed(url)
+
+        leaving.stop()
+        assert broker_state(url, 2) == "stopped"
+        assert _placed(url) == before  # its partitions still its own: nothing moved
+        assert {p: before[p] for p in led} == dict.fromkeys(led, (2, 2))
+        assert "stopping without handing over" in leaving.log_tail(400)
+
+        leaving.start()
+        read = read_back(staying.bootstrap, TOPIC, list(range(8)), len(acks.acked))
+        assert read == acks.acked
+    finally:
+        staying.stop()
+        leaving.stop()

@@ -497,6 +497,12 @@ class Broker:
             self.metadata, registry, self.settings.node_id
         ):
             return
+        if not self.settings.controlled_shutdown_enable:
+            log.info(
+                "controlled.shutdown.enable=false: stopping without handing over; the"
+                " partitions this broker leads wait for its next start"
+            )
+            return
         try:
             await controlled_shutdown.hand_over(
                 self.metadata,
