@@ -1,7 +1,8 @@
 """The conformance gate: one command, one table.
 
     python -m conformance.run            # quick: the CI subset
-    python -m conformance.run --full     # everything (documented run, ~11 min on 2 cores)
+    python -m conformance.run --full     # everything, on one broker and on three
+    python -m conformance.run --full --single   # everything, on one broker only
     python -m conformance.run --suite differential --suite librdkafka
     python -m conformance.run --suite librdkafka --only 0001_multiobj
     python -m conformance.run --cluster  # the client suites against three brokers
@@ -27,7 +28,10 @@ Suites:
 
 With --cluster the client suites run against a local three-broker cluster (PostgreSQL,
 SeaweedFS, conformance/cluster_target.py) instead of one broker, the differential
-corpus only when --suite names it (it compares one broker with one Kafka broker).
+corpus only when --suite names it (it compares one broker with one Kafka broker). --full
+runs the client suites on one broker and then on the cluster (not its SASL/SSL suites;
+`tests.cluster-fails` names the allowlisted tests that cannot pass there), unless
+--single.
 
 Exit status 1 when an allowlisted test or conforming scenario regressed, or a suite with
 an allowlist could not run; 0 otherwise. Results go to --out (default
@@ -51,7 +55,15 @@ from pathlib import Path
 from typing import Any
 
 from conformance import differential
-from conformance.suites import SUITES, BrokerSpec, SuiteResult, SuiteUnavailable, run_suite
+from conformance.cluster_target import CLUSTER_SUITES, cluster_broker
+from conformance.suites import (
+    SUITES,
+    BrokerSpec,
+    SuiteResult,
+    SuiteUnavailable,
+    read_cluster_fails,
+    run_suite,
+)
 from harness import kafka_reference
 from harness.cache import cache_root
 from tests.support.broker import BrokerProcess
@@ -78,6 +90,10 @@ BUDGET = {
         "franz_go_consumer": 900,
     },
 }
+
+
+# Three brokers on PostgreSQL and the object WAL run a suite slower than one broker.
+CLUSTER_BUDGET = 1.5
 
 
 def log(message: str) -> None:
@@ -246,6 +262,20 @@ def table(results: list[SuiteResult], report: Any, mode: str) -> str:
     return "\n".join(rows)
 
 
+def suite_targets(
+    suites: list[str], full: bool, cluster: bool, single: bool, against: str
+) -> list[tuple[bool, list[str]]]:
+    """The client suites' targets, in turn: (on three brokers?, the suites run there). The
+    full run against contextplane runs them on one broker, then on the cluster."""
+    on_cluster = [name for name in CLUSTER_SUITES if name in suites]
+    if cluster:
+        return [(True, on_cluster)]
+    targets = [(False, [name for name in SUITES if name in suites])]
+    if full and not single and against == "contextplane" and on_cluster:
+        targets.append((True, on_cluster))
+    return targets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m conformance.run", description=__doc__.split("\n\n")[0]
@@ -264,10 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         help="broker for the client suites; 'kafka' runs them against Apache Kafka to "
         "triage failures (not a gate result)",
     )
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--cluster",
         action="store_true",
         help="run the client suites against three brokers on PostgreSQL and SeaweedFS",
+    )
+    target.add_argument(
+        "--single", action="store_true", help="with --full: one broker only, no cluster"
     )
     args = parser.parse_args(argv)
     if args.cluster and args.against == "kafka":
@@ -275,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     full = bool(args.full)
     mode_name = "full" if full else "quick"
     suites = args.suite or (list(SUITES) if args.cluster else ALL)
+    targets = suite_targets(suites, full, args.cluster, args.single, args.against)
     out = args.out or cache_root() / "conformance" / "last"
     if out.exists():
         shutil.rmtree(out)
@@ -285,46 +320,46 @@ def main(argv: list[str] | None = None) -> int:
     if "differential" in suites:
         report = run_differential(full, args.scenario, out)
     results: list[SuiteResult] = []
-    for name in SUITES:
-        if name not in suites:
-            continue
-        log(f"== {name}")
-        broker = kafka_broker if args.against == "kafka" else contextplane_broker
-        if args.cluster:
-            from conformance.cluster_target import cluster_broker as broker
-        result = run_suite(
-            name,
-            lambda spec, name=name, broker=broker: broker(spec, out / name),
-            full=full,
-            only=args.only,
-            log=log,
-            budget_s=BUDGET[mode_name][name],
-        )
-        results.append(result)
-        (out / name).mkdir(parents=True, exist_ok=True)
-        (out / name / "result.json").write_text(json.dumps(result.to_json(), indent=1))
-
-    if args.against == "kafka":
-        for r in results:
-            r.label += " [vs Apache Kafka]"
-    if args.cluster:
-        for r in results:
-            r.label += " [3 brokers]"
+    for cluster, names in targets:
+        for name in names:
+            log(f"== {name}" + (" on three brokers" if cluster else ""))
+            kept = out / (f"cluster-{name}" if cluster and not args.cluster else name)
+            broker = kafka_broker if args.against == "kafka" else contextplane_broker
+            if cluster:
+                broker = cluster_broker
+            result = run_suite(
+                name,
+                lambda spec, kept=kept, broker=broker: broker(spec, kept),
+                full=full,
+                only=args.only,
+                log=log,
+                budget_s=BUDGET[mode_name][name] * (CLUSTER_BUDGET if cluster else 1),
+                cluster=cluster,
+            )
+            if args.against == "kafka":
+                result.label += " [vs Apache Kafka]"
+            if cluster:
+                result.label += " [3 brokers]"
+            results.append(result)
+            kept.mkdir(parents=True, exist_ok=True)
+            (kept / "result.json").write_text(json.dumps(result.to_json(), indent=1))
     log("")
     log(table(results, report, mode_name))
     log("")
     failing = []
     for r in results:
+        where = f"{r.name} on three brokers" if r.cluster else r.name
         if r.error and r.allowlist:
-            failing.append(f"{r.name}: could not run ({r.error})")
+            failing.append(f"{where}: could not run ({r.error})")
         for test in r.regressions if not r.error else []:
             failing.append(
-                f"{r.name}: allowlisted test {test} did not pass "
-                f"({r.outcomes.get(test, 'not run')})"
+                f"{where}: allowlisted test {test} did not pass ({r.outcomes.get(test, 'not run')})"
             )
-        if r.newly_passing:
-            log(f"{r.name}: newly passing, add to conformance/suites/{r.name}/tests.allow:")
-            for test in r.newly_passing:
+        listed = "tests.cluster-fails (remove)" if r.cluster else "tests.allow (add)"
+        newly = [t for t in r.newly_passing if not r.cluster or t in read_cluster_fails(r.name)]
+        if newly:
+            log(f"{where}: newly passing, conformance/suites/{r.name}/{listed}:")
+            for test in newly:
                 log(f"    {test}")
     if report is not None:
         for name in report.regressions:
@@ -338,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "mode": mode_name,
         "target": "cluster" if args.cluster else args.against,
+        "cluster_also": len(targets) > 1,
         "seconds": round(time.monotonic() - started, 1),
         "suites": [r.to_json() for r in results],
         "differential": None

@@ -16,7 +16,9 @@ against contextplane: one of them failing (or not reported at all) is a regressi
 fails the gate; a passing test not listed is reported as newly passing so the list can
 grow. The quick (CI) run executes only the allowlisted tests, less those named in
 `tests.full-only` beside it (slow ones whose area other listed tests also cover), unless
-CONTEXTPLANE_FULL_CONFORMANCE=1; the full run executes all.
+CONTEXTPLANE_FULL_CONFORMANCE=1; the full run executes all. Against three brokers (the
+cluster target) a run answers for the allowlist less the tests `tests.cluster-fails`
+names, each with why it cannot pass there.
 """
 
 from __future__ import annotations
@@ -112,8 +114,16 @@ def _read_ids(path: Path) -> list[str]:
     return out
 
 
+def cluster_fails_path(name: str) -> Path:
+    return HERE / name / "tests.cluster-fails"
+
+
 def read_allowlist(name: str) -> list[str]:
     return _read_ids(allowlist_path(name))
+
+
+def read_cluster_fails(name: str) -> list[str]:
+    return _read_ids(cluster_fails_path(name))
 
 
 def read_full_only(name: str) -> list[str]:
@@ -130,15 +140,23 @@ def quick_tests(name: str) -> list[str]:
     return [t for t in allow if t not in full_only]
 
 
-def answered_tests(name: str, *, full: bool, only: list[str] | None) -> list[str]:
+def answered_tests(
+    name: str, *, full: bool, only: list[str] | None, cluster: bool = False
+) -> list[str]:
     """The allowlisted tests a run answers for (one of them not passing is a regression):
     every one in the full run; those the quick run executes (a full-only one it does not
     run is no regression); with `only`, those selected (and a selected test's subtests,
-    `Test/sub`), not the rest of the allowlist, which that run never starts."""
+    `Test/sub`), not the rest of the allowlist, which that run never starts. On the
+    cluster target, none that `tests.cluster-fails` names."""
     if only:
         prefixes = tuple(f"{t}/" for t in only)
-        return [t for t in read_allowlist(name) if t in only or t.startswith(prefixes)]
-    return read_allowlist(name) if full else quick_tests(name)
+        answered = [t for t in read_allowlist(name) if t in only or t.startswith(prefixes)]
+    else:
+        answered = read_allowlist(name) if full else quick_tests(name)
+    if cluster:
+        fails = set(read_cluster_fails(name))
+        answered = [t for t in answered if t not in fails]
+    return answered
 
 
 @dataclass
@@ -150,6 +168,7 @@ class SuiteResult:
     ran_all: bool = False  # full run (every test) rather than the allowlisted subset
     # "all", "allowlisted", "CI subset" (less full-only tests) or "selected" (--only)
     scope: str = "allowlisted"
+    cluster: bool = False  # run against the three-broker target
     error: str | None = None  # the suite could not run at all
     seconds: float = 0.0
     kafka_version: str = ""
@@ -191,6 +210,7 @@ class SuiteResult:
             "skipped": self.skipped,
             "total": self.total,
             "ran_all": self.ran_all,
+            "cluster": self.cluster,
             "error": self.error,
             "seconds": round(self.seconds, 1),
             "kafka_version": self.kafka_version,
@@ -208,13 +228,16 @@ def run_suite(
     only: list[str] | None,
     log: Any,
     budget_s: float,
+    cluster: bool = False,
 ) -> SuiteResult:
     """Prepare the suite, start a broker as it needs (`bootstrap_for(spec)`, spec a
     BrokerSpec, is a context manager yielding (bootstrap, kafka_version)), run the selected
-    tests."""
+    tests. `cluster`: the broker is the three-broker target (its known failures apart)."""
     module = load(name)
-    allow = answered_tests(name, full=full, only=only)
-    result = SuiteResult(name, module.NAME, allowlist=allow, ran_all=full and not only)
+    allow = answered_tests(name, full=full, only=only, cluster=cluster)
+    result = SuiteResult(
+        name, module.NAME, allowlist=allow, ran_all=full and not only, cluster=cluster
+    )
     result.scope = "selected" if only else ("all" if full else "allowlisted")
     if result.scope == "allowlisted" and len(allow) < len(read_allowlist(name)):
         result.scope = "CI subset"

@@ -12,9 +12,11 @@ from conformance.suites import (
     FULL_CONFORMANCE_ENV,
     SUITES,
     answered_tests,
+    cluster_fails_path,
     full_only_path,
     quick_tests,
     read_allowlist,
+    read_cluster_fails,
     read_full_only,
 )
 
@@ -83,3 +85,36 @@ def test_a_run_of_selected_tests_answers_for_those_alone(full: bool) -> None:
     assert answered == [t for t in allow if t == plain or t.startswith(f"{parent}/")]
     assert len(answered) >= 2 and len(answered) < len(allow)
     assert answered_tests("franz_go_consumer", full=True, only=None) == allow
+
+
+@pytest.mark.parametrize(
+    "suite", [name for name in SUITES if cluster_fails_path(name).exists()] or ["none"]
+)
+def test_the_cluster_target_answers_for_the_allowlist_less_its_known_failures(
+    suite: str,
+) -> None:
+    """A test `tests.cluster-fails` names is allowlisted (it passes on one broker) and is
+    no regression on three brokers; every other allowlisted test still is."""
+    assert suite != "none", "no suite names tests that cannot pass on three brokers"
+    allow, fails = read_allowlist(suite), read_cluster_fails(suite)
+    assert fails and set(fails) <= set(allow), f"not allowlisted: {set(fails) - set(allow)}"
+    on_cluster = answered_tests(suite, full=True, only=None, cluster=True)
+    assert on_cluster == [t for t in allow if t not in set(fails)]
+    assert answered_tests(suite, full=True, only=None) == allow
+
+
+def test_the_full_run_adds_the_cluster_target_for_its_plaintext_suites() -> None:
+    from conformance.run import ALL, suite_targets
+
+    plain = [name for name in SUITES if not name.endswith("_sasl")]
+    assert suite_targets(ALL, True, False, False, "contextplane") == [
+        (False, SUITES),
+        (True, plain),
+    ]
+    assert suite_targets(ALL, True, False, True, "contextplane") == [(False, SUITES)]
+    assert suite_targets(ALL, False, False, False, "contextplane") == [(False, SUITES)]
+    assert suite_targets(ALL, True, False, False, "kafka") == [(False, SUITES)]
+    assert suite_targets(SUITES, False, True, False, "contextplane") == [(True, plain)]
+    assert suite_targets(["librdkafka_sasl"], True, False, False, "contextplane") == [
+        (False, ["librdkafka_sasl"])
+    ]
