@@ -145,7 +145,8 @@ def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions
     transaction open as uploaded, and the mirror lists the uploaded aborted transactions:
     both as the leader has them once its state is all uploaded; an abort uploaded later
     moves the stable offset on and adds its transaction once (the refresh reads only the
-    aborted transactions it does not know)."""
+    aborted transactions it does not know). An offset past its LSO waits, and is out of
+    range once the LSO stops moving, as one past its end."""
 
     async def run() -> None:
         engine = await leader(tmp_path)
@@ -170,6 +171,9 @@ def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions
             committed = await replicas.read(mirror, 0, 1 << 20, True, committed=True)
             assert [b.base_offset for b in map(parse_header, committed)] == [0, 1, 2, 3]
             assert await replicas.read(mirror, 4, 1 << 20, True, committed=True) == []
+            # Past the LSO (read at the leader) waits for uploads, as past the end does.
+            assert replicas.check_offset(mirror, 5) and replicas.check_offset(mirror, 4, True)
+            assert not replicas.check_offset(mirror, 5, committed=True)
             everything = await replicas.read(mirror, 0, 1 << 20, True)
             assert [b.base_offset for b in map(parse_header, everything)] == [0, 1, 2, 3, 4, 5]
             # The open transaction aborts, not uploaded yet: still held back.
@@ -177,6 +181,11 @@ def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions
             clock.advance(INTERVAL_MS)
             await replicas.mirror("t", 0)
             assert mirror.stable_offset == 4 and partition.last_stable_offset == 7
+            # An LSO that stopped moving: past it is out of range (to the leader).
+            clock.advance(STALE_MS)
+            with pytest.raises(KafkaError) as stale:
+                replicas.check_offset(mirror, 5, committed=True)
+            assert stale.value.code == ErrorCode.offset_out_of_range
             # Uploaded: the mirror's state is the leader's again.
             assert await engine.upload_once() > 0
             clock.advance(INTERVAL_MS)

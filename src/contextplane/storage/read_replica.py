@@ -65,6 +65,7 @@ class Mirror:
     loaded: bool = False
     refreshed_ms: int = -(10**12)  # monotonic; long ago: due at once
     moved_ms: int = 0  # when end_offset last moved (monotonic)
+    stable_moved_ms: int = 0  # when stable_offset last moved (monotonic)
     used_ms: int = 0
     refreshing: asyncio.Future[None] | None = None
     open_first: int | None = None  # the oldest open transaction's first offset, stored
@@ -112,7 +113,9 @@ class ReadReplicas:
         key = (topic, partition)
         mirror = self._mirrors.get(key)
         if mirror is None:
-            mirror = self._mirrors[key] = Mirror(topic, partition, moved_ms=now)
+            mirror = self._mirrors[key] = Mirror(
+                topic, partition, moved_ms=now, stable_moved_ms=now
+            )
             self._count(mirror)
         mirror.used_ms = now
         if now - mirror.refreshed_ms >= self._interval_ms:
@@ -124,17 +127,22 @@ class ReadReplicas:
         due = mirror.refreshed_ms + self._interval_ms - self._clock.monotonic_ms()
         return max(due, 0) / 1000
 
-    def check_offset(self, mirror: Mirror, offset: int) -> bool:
-        """Whether `offset` may be read here now (False: past the end, wait for uploads);
-        OFFSET_OUT_OF_RANGE below the log start, or past an end that stopped moving."""
+    def check_offset(self, mirror: Mirror, offset: int, committed: bool = False) -> bool:
+        """Whether `offset` may be read here now (False: past the end, or `committed`
+        past the last stable offset: wait for uploads); OFFSET_OUT_OF_RANGE below the
+        log start, or past an end (a last stable offset) that stopped moving. A
+        read_committed consumer is past the mirror's LSO only when the leader's is
+        further (it read there): the uploads carrying the markers are late."""
         if offset < mirror.log_start_offset:
             raise KafkaError(ErrorCode.offset_out_of_range, "offset below the log start")
-        if offset <= mirror.end_offset:
+        end, moved_ms = mirror.end_offset, mirror.moved_ms
+        if committed:
+            end, moved_ms = mirror.stable_offset, mirror.stable_moved_ms
+        if offset <= end:
             return True
-        if self._clock.monotonic_ms() - mirror.moved_ms >= self._stale_ms:
+        if self._clock.monotonic_ms() - moved_ms >= self._stale_ms:
             raise KafkaError(
-                ErrorCode.offset_out_of_range,
-                f"offset {offset} is past this replica's end {mirror.end_offset}",
+                ErrorCode.offset_out_of_range, f"offset {offset} is past this replica's end {end}"
             )
         return False
 
@@ -210,12 +218,15 @@ class ReadReplicas:
                 mirror.end_offset = record.end_offset
                 mirror.moved_ms = now
         mirror.loaded = True
+        stable = mirror.stable_offset
         mirror.open_first = found.open_first
         mirror.aborted.extend(AbortedTxn(*row) for row in found.aborted)
         mirror.log_start_offset = found.log_start_offset
         mirror.ranges.drop_below(found.log_start_offset)
         trim_aborted(mirror.aborted, found.log_start_offset)
         mirror.end_offset = max(mirror.end_offset, found.log_start_offset)
+        if mirror.stable_offset != stable:
+            mirror.stable_moved_ms = now
 
     def _drop_idle(self, now: int) -> None:
         for mirror in [m for m in self._mirrors.values() if now - m.used_ms >= IDLE_MS]:

@@ -13,7 +13,8 @@ OFFSET_OUT_OF_RANGE once it stops moving, which sends the consumer to the leader
 Kafka follower answers an offset past its log end). The last stable offset is the
 mirror's (the stored transaction state): a read_committed consumer reads below it, with
 the stored aborted transactions its batches may hold, and waits at it (empty answers)
-until an upload carries the transaction's marker, as at a Kafka follower.
+until an upload carries the transaction's marker, as at a Kafka follower; one past it
+(it read further at the leader) is treated as one past the end.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ async def read(
         try:
             mirror = target.mirror = await replicas.mirror(target.topic, wanted.partition)
             chunks: Any = []
-            if replicas.check_offset(mirror, wanted.fetch_offset):
+            if replicas.check_offset(mirror, wanted.fetch_offset, committed):
                 limit = max(min(wanted.partition_max_bytes, budget - total - read_bytes), 0)
                 first = total + read_bytes == 0
                 chunks = await replicas.read(mirror, wanted.fetch_offset, limit, first, committed)
