@@ -185,8 +185,8 @@ class ReadReplicas:
 
     async def _query(self, mirror: Mirror) -> None:
         since = mirror.end_offset if mirror.loaded else -1
-        # The aborted transactions not known yet: those the last refresh read end before
-        # the end it left, or before one it already knew of (that read may be later).
+        # Only the aborted transactions not known yet: those ending at or past the end
+        # the last refresh left and past the last one it read (which may be later).
         aborted_since = since
         if mirror.loaded and mirror.aborted:
             aborted_since = max(since, mirror.aborted[-1].last_offset + 1)
