@@ -7,8 +7,11 @@ one PostgreSQL and one object store, broker 1 in rack a and broker 2 in rack b, 
   it, also records produced while it waits at the end: broker 2's /metrics count the
   record bytes it sent to zone b, broker 1's count none;
 - the Java client with `client.rack=b` the same;
-- a consumer without a rack, and one with `client.rack=b` but read_committed, read from
-  the leader: broker 2 sends them no record bytes;
+- a consumer without a rack reads from the leader: broker 2 sends it no record bytes;
+- read_committed consumers with `client.rack=b` (confluent-kafka and the Java client) of
+  committed and aborted transactions, and of an open one with committed records after
+  it, read from broker 2 exactly the committed records, in order: none of the aborted
+  transactions, and the records after the open transaction only once it aborted;
 - broker 2 killed -9 while the rack-b consumer reads from it: the consumer goes back to
   the leader and reads the rest, every record once and in order.
 """
@@ -169,17 +172,92 @@ def test_a_consumer_of_rack_b_reads_a_rack_a_partition_from_the_rack_b_broker(
         assert zone_bytes_out(metrics_two, "b") >= 2 * sent_two
         assert zone_bytes_out(metrics_one, "b") == 0
         sent_two = zone_bytes_out(metrics_two, "b")
-        # Without a rack, or read_committed, the leader serves (the replica sends nothing).
-        for config in ({}, {"client.rack": "b", "isolation.level": "read_committed"}):
-            plain = consumer(one.bootstrap, **config)
-            plain.assign([TopicPartition(TOPIC, partition, 0)])
-            try:
-                assert read(plain, 500) == list(enumerate(values(0, 500)))
-            finally:
-                plain.close()
+        # Without a rack the leader serves (the replica sends nothing).
+        plain = consumer(one.bootstrap)
+        plain.assign([TopicPartition(TOPIC, partition, 0)])
+        try:
+            assert read(plain, 500) == list(enumerate(values(0, 500)))
+        finally:
+            plain.close()
         assert zone_bytes_out(metrics_two, "b") == sent_two
         assert zone_bytes_out(metrics_two, "unknown") == 0
         assert zone_bytes_out(metrics_one, "unknown") > 0
+
+
+def transactional(bootstrap: str, tid: str) -> Producer:
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5})
+    producer.init_transactions(60)
+    return producer
+
+
+def transaction(producer: Producer, partition: int, batch: list[bytes], commit: bool) -> None:
+    producer.begin_transaction()
+    for value in batch:
+        producer.produce(TOPIC, value=value, partition=partition)
+    if commit:
+        producer.commit_transaction(60)
+    else:
+        assert producer.flush(60) == 0  # the records are written, then aborted
+        producer.abort_transaction(60)
+
+
+def high_watermark(bootstrap: str, partition: int) -> int:
+    probe = consumer(bootstrap)
+    try:
+        return int(probe.get_watermark_offsets(TopicPartition(TOPIC, partition), 30)[1])
+    finally:
+        probe.close()
+
+
+def test_a_read_committed_consumer_of_rack_b_reads_the_committed_records_from_the_rack_b_broker(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    with zoned(tmp_path, postgres_server) as z:
+        one, partition, metrics_one, metrics_two = z.one, z.partition, z.metrics_one, z.metrics_two
+        writer = transactional(one.bootstrap, "zoned-writer")
+        transaction(writer, partition, values(0, 100), commit=True)
+        transaction(writer, partition, values(100, 50), commit=False)
+        transaction(writer, partition, values(150, 100), commit=True)
+        # Another producer's transaction left open, and committed records after it.
+        holder = transactional(one.bootstrap, "zoned-holder")
+        holder.begin_transaction()
+        for value in values(1000, 30):
+            holder.produce(TOPIC, value=value, partition=partition)
+        assert holder.flush(60) == 0
+        transaction(writer, partition, values(250, 50), commit=True)
+        # All of it uploaded, so the replica has it before the consumer starts.
+        end = high_watermark(one.bootstrap, partition)
+        wait_until(lambda: uploaded_end(z.url, TOPIC, partition) >= end, 15, "uploaded")
+        committed = values(0, 100) + values(150, 100)
+        reader = consumer(
+            one.bootstrap, **{"client.rack": "b", "isolation.level": "read_committed"}
+        )
+        reader.assign([TopicPartition(TOPIC, partition, 0)])
+        try:
+            got = read(reader, 200)
+            # The open transaction holds the rest back, and is not shown: it aborts now,
+            # and the next records the consumer returns are those committed after it.
+            holder.abort_transaction(60)
+            got += read(reader, 50)
+        finally:
+            reader.close()
+        assert [value for _, value in got] == committed + values(250, 50)
+        offsets = [offset for offset, _ in got]
+        assert offsets == sorted(set(offsets))
+        sent_two = zone_bytes_out(metrics_two, "b")
+        assert sent_two >= sum(len(v) for v in committed + values(250, 50))
+        assert zone_bytes_out(metrics_one, "b") == 0  # not a record byte crossed zones
+        # The Java client the same way.
+        java = java_client.run(
+            ["consume", "--bootstrap", one.bootstrap, "--topic", TOPIC, "--count", "250",
+             "--timeout-ms", "60000", "--isolation-level", "read_committed",
+             "--config", "client.rack=b"],
+            timeout=120,
+            check=True,
+        )  # fmt: skip
+        assert [r[3] for r in java.records] == [v.decode() for v in committed + values(250, 50)]
+        assert zone_bytes_out(metrics_two, "b") >= 2 * sent_two
+        assert zone_bytes_out(metrics_one, "b") == 0
 
 
 def test_a_killed_replica_sends_its_consumer_back_to_the_leader(

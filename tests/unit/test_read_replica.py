@@ -3,7 +3,8 @@ against a leader's storage engine on the same SQLite store and object bucket: it
 what the leader uploaded and no more, refreshes at most once per interval however many
 fetches ask, waits for an offset past its end while uploads move it and answers
 OFFSET_OUT_OF_RANGE once they stop, follows the log start, and forgets an idle mirror;
-the mirrors' ranges count in a memory budget while kept."""
+the mirrors' ranges count in a memory budget while kept; it knows the stored last stable
+offset and aborted transactions, as the leader has them once uploaded."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ import pytest
 from contextplane.clock import ManualClock
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import ReplicaRanges
+from contextplane.protocol.control_records import marker_batch
 from contextplane.protocol.error_codes import ErrorCode
-from contextplane.protocol.records import split_batches
+from contextplane.protocol.records import TRANSACTIONAL_BIT, parse_header, split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.read_replica import IDLE_MS, STALE_MS, ReadReplicas
+from contextplane.storage.transactions_index import AbortedTxn
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
 
@@ -56,9 +59,11 @@ def test_the_mirror_serves_uploaded_batches_and_refreshes_once_per_interval(
         queries: list[int] = []
         replica_ranges = engine.metadata.replica_ranges
 
-        async def counted(topic: str, partition: int, since: int) -> ReplicaRanges | None:
+        async def counted(
+            topic: str, partition: int, since: int, aborted_since: int = -1
+        ) -> ReplicaRanges | None:
             queries.append(since)
-            return await replica_ranges(topic, partition, since)
+            return await replica_ranges(topic, partition, since, aborted_since)
 
         engine.metadata.replica_ranges = counted  # type: ignore[method-assign]
         budget = MemoryBudget(1 << 30, 1 << 20)  # the mirrors' own, to count them alone
@@ -111,6 +116,85 @@ def test_the_mirror_serves_uploaded_batches_and_refreshes_once_per_interval(
             fresh = await replicas.mirror("t", 0)
             assert fresh is not mirror and queries[-1] == -1  # loaded afresh
             assert budget.range_record_bytes == len(fresh.ranges) * RANGE_RECORD_BYTES
+        finally:
+            await engine.close()
+            await engine.metadata.close()
+
+    asyncio.run(run())
+
+
+def txn_batch(producer_id: int, sequence: int, value: bytes) -> list:
+    data = record_batch(
+        [value],
+        producer_id=producer_id,
+        producer_epoch=0,
+        base_sequence=sequence,
+        attributes=TRANSACTIONAL_BIT,
+    )
+    return split_batches(data, 1 << 20)
+
+
+def marker(producer_id: int, commit: bool) -> list:
+    return split_batches(marker_batch(producer_id, 0, commit, 1_700_000_000_000, 0), 1 << 20)
+
+
+def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions(
+    tmp_path: Path,
+) -> None:
+    """A read_committed read of the mirror stops at the first offset of the oldest
+    transaction open as uploaded, and the mirror lists the uploaded aborted transactions:
+    both as the leader has them once its state is all uploaded; an abort uploaded later
+    moves the stable offset on and adds its transaction once (the refresh reads only the
+    aborted transactions it does not know). An offset past its LSO waits, and is out of
+    range once the LSO stops moving, as one past its end."""
+
+    async def run() -> None:
+        engine = await leader(tmp_path)
+        clock = ManualClock()
+        replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, clock)
+        partition = engine.partitions[("t", 0)]
+        try:
+            for batches in (
+                txn_batch(1, 0, b"committed"),  # 0
+                txn_batch(2, 0, b"aborted"),  # 1
+                marker(1, commit=True),  # 2
+                marker(2, commit=False),  # 3
+                txn_batch(3, 0, b"open"),  # 4
+                split_batches(record_batch([b"plain"]), 1 << 20),  # 5, held back too
+            ):
+                await engine.append(partition, batches).durable
+            assert await engine.upload_once() > 0
+            mirror = await replicas.mirror("t", 0)
+            assert mirror.end_offset == 6 and mirror.stable_offset == 4
+            assert partition.last_stable_offset == 4
+            assert mirror.aborted == partition.transactions.aborted == [AbortedTxn(2, 1, 3)]
+            committed = await replicas.read(mirror, 0, 1 << 20, True, committed=True)
+            assert [b.base_offset for b in map(parse_header, committed)] == [0, 1, 2, 3]
+            assert await replicas.read(mirror, 4, 1 << 20, True, committed=True) == []
+            # Past the LSO (read at the leader) waits for uploads, as past the end does.
+            assert replicas.check_offset(mirror, 5) and replicas.check_offset(mirror, 4, True)
+            assert not replicas.check_offset(mirror, 5, committed=True)
+            everything = await replicas.read(mirror, 0, 1 << 20, True)
+            assert [b.base_offset for b in map(parse_header, everything)] == [0, 1, 2, 3, 4, 5]
+            # The open transaction aborts, not uploaded yet: still held back.
+            await engine.append(partition, marker(3, commit=False)).durable  # 6
+            clock.advance(INTERVAL_MS)
+            await replicas.mirror("t", 0)
+            assert mirror.stable_offset == 4 and partition.last_stable_offset == 7
+            # An LSO that stopped moving: past it is out of range (to the leader).
+            clock.advance(STALE_MS)
+            with pytest.raises(KafkaError) as stale:
+                replicas.check_offset(mirror, 5, committed=True)
+            assert stale.value.code == ErrorCode.offset_out_of_range
+            # Uploaded: the mirror's state is the leader's again.
+            assert await engine.upload_once() > 0
+            clock.advance(INTERVAL_MS)
+            await replicas.mirror("t", 0)
+            assert mirror.end_offset == mirror.stable_offset == 7
+            assert mirror.aborted == partition.transactions.aborted
+            assert mirror.aborted == [AbortedTxn(2, 1, 3), AbortedTxn(3, 4, 6)]
+            committed = await replicas.read(mirror, 4, 1 << 20, True, committed=True)
+            assert [b.base_offset for b in map(parse_header, committed)] == [4, 5, 6]
         finally:
             await engine.close()
             await engine.metadata.close()

@@ -10,9 +10,9 @@ warms its block cache for a partition, and the choice stays put while those brok
 (librdkafka backs off a partition whose preferred replica changes within a minute).
 
 The client's zone is its connection's (broker/zones.py: a `client.id` token, else the
-Fetch's `rack_id`). Only read_uncommitted consumers are sent to a replica: a replica has
-no last stable offset or aborted-transaction index of its own, so read_committed
-consumers stay on the leader.
+Fetch's `rack_id`). read_committed consumers are sent too, as Kafka sends them: the
+replica answers the last stable offset and aborted transactions of the stored
+transaction state (storage/read_replica.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 SELECTORS = ("", LEADER_SELECTOR, RACK_AWARE_SELECTOR)
 # Fetch v11 carries the client's rack and PreferredReadReplica (KIP-392).
 PREFERRED_REPLICA_FROM = 11
-READ_UNCOMMITTED = 0
 
 
 def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
@@ -52,12 +51,12 @@ def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
 
 def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
     """The zone of a consumer's Fetch that may be served by a replica; None when it may
-    not (selector off, no broker rack, an old version, a replica's fetch, read_committed,
-    or a zone the client did not name)."""
+    not (selector off, no broker rack, an old version, a replica's fetch, or a zone the
+    client did not name)."""
     settings = ctx.settings
     if settings.replica_selector_class != RACK_AWARE_SELECTOR or not settings.broker_rack:
         return None
-    if ctx.api_version < PREFERRED_REPLICA_FROM or request.isolation_level != READ_UNCOMMITTED:
+    if ctx.api_version < PREFERRED_REPLICA_FROM:
         return None
     state = getattr(request, "replica_state", None)  # v15+; before, replica_id
     replica_id = state.replica_id if state is not None else getattr(request, "replica_id", -1)

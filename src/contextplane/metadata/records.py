@@ -105,11 +105,14 @@ class RangeSummary:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRanges:
-    """What a read replica refreshes its mirror of a partition from (RFC 0004 §7)."""
+    """What a read replica refreshes its mirror of a partition from (RFC 0004 §7). The
+    transaction state is read after the ranges, so it is as of their end or later."""
 
     stream_id: int
     log_start_offset: int
     ranges: list[RangeRecord]  # those starting at or after the offset asked, in order
+    open_first: int | None = None  # the first offset of the oldest open transaction
+    aborted: list[AbortedRow] = field(default_factory=list)  # by last offset, those asked
 
 
 @dataclass(frozen=True, slots=True)

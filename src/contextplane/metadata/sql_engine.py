@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any, ParamSpec, TypeVar
 
 from contextplane.errors import CoordinatorFenced, KafkaError
-from contextplane.metadata import sql_acls, sql_producer_state, sql_scram
+from contextplane.metadata import sql_acls, sql_producer_state, sql_replica, sql_scram
 from contextplane.metadata.records import (
     AclRecord,
     ClaimOutcome,
@@ -427,24 +427,10 @@ class SqlEngine(
         ).fetchall()
         return [RangeRecord(*row) for row in rows]
 
-    def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
-        """A read replica's refresh (RFC 0004 §7): the partition's stream, log start and
-        ranges starting at or after `since`, in offset order (primary-key seeks); None
-        when the partition does not exist."""
-        row = self._db.execute(
-            "SELECT stream_id, log_start_offset FROM partitions WHERE topic=? AND partition=?",
-            (topic, partition),
-        ).fetchone()
-        if row is None:
-            return None
-        rows = self._db.execute(
-            "SELECT r.stream_id, r.base_offset, r.end_offset, o.key, r.position, r.size,"
-            " r.max_timestamp, COALESCE(r.created_ms, o.created_ms) FROM ranges r"
-            " JOIN objects o ON o.object_id = r.object_id WHERE r.stream_id=?"
-            " AND r.base_offset >= ? ORDER BY r.base_offset",
-            (row[0], since),
-        ).fetchall()
-        return ReplicaRanges(row[0], row[1], [RangeRecord(*r) for r in rows])
+    def replica_ranges(
+        self, topic: str, partition: int, since: int, aborted_since: int = -1
+    ) -> ReplicaRanges | None:
+        return sql_replica.replica_ranges(self._db, topic, partition, since, aborted_since)
 
     def range_summaries(self) -> dict[int, RangeSummary]:
         """Every partition's `RangeSummary` (partitions without ranges are left out): its

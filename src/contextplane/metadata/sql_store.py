@@ -150,8 +150,10 @@ class SqlMetadataStore(
     async def ranges_of(self, stream_id: int) -> list[RangeRecord]:
         return await self._call(self.engine.ranges_of, stream_id)
 
-    async def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
-        return await self._call(self.engine.replica_ranges, topic, partition, since)
+    async def replica_ranges(
+        self, topic: str, partition: int, since: int, aborted_since: int = -1
+    ) -> ReplicaRanges | None:
+        return await self._call(self.engine.replica_ranges, topic, partition, since, aborted_since)
 
     async def range_summaries(self) -> dict[int, RangeSummary]:
         return await self._call(self.engine.range_summaries)

@@ -159,9 +159,13 @@ class MetadataStore(Protocol):
         """One stream's ranges in offset order (its object index, loaded on first need)."""
         ...
 
-    async def replica_ranges(self, topic: str, partition: int, since: int) -> ReplicaRanges | None:
+    async def replica_ranges(
+        self, topic: str, partition: int, since: int, aborted_since: int = -1
+    ) -> ReplicaRanges | None:
         """A read replica's refresh: the partition's stream id, log start and ranges
-        starting at or after `since` (None: no such partition)."""
+        starting at or after `since`, then its oldest open transaction's first offset and
+        the aborted transactions ending at or after `aborted_since` (None: no such
+        partition)."""
         ...
 
     async def range_summaries(self) -> dict[int, RangeSummary]:

@@ -11,6 +11,14 @@ watermark is the end of the leader's uploaded objects as last read, so a consume
 is about one upload interval (plus up to one refresh interval) behind the leader's
 acknowledgements.
 
+For read_committed consumers the mirror also keeps the stored transaction state, which
+an object commit writes as of the end of its ranges (storage/transactions_index.py): the
+first offset of the oldest open transaction and the aborted transactions, read in the
+same refresh after the ranges (so as of their end or later). Its last stable offset is
+the lower of that first offset and its end, as a Kafka follower's is the lower of its
+first unstable offset and its high watermark: never past the leader's, and a
+transaction whose marker is not uploaded yet is held back, never shown as committed.
+
 A read of an object that is gone (the cleaner or compaction replaced the ranges below the
 mirror's end, and the object was deleted since) drops the mirror: the next fetch loads it
 again from the store, as it stands.
@@ -31,6 +39,7 @@ from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.read_plan import PlanPartition, plan_ranges
 from contextplane.storage.reader import Chunks, batches_in
+from contextplane.storage.transactions_index import AbortedTxn, trim_aborted
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +65,21 @@ class Mirror:
     loaded: bool = False
     refreshed_ms: int = -(10**12)  # monotonic; long ago: due at once
     moved_ms: int = 0  # when end_offset last moved (monotonic)
+    stable_moved_ms: int = 0  # when stable_offset last moved (monotonic)
     used_ms: int = 0
     refreshing: asyncio.Future[None] | None = None
+    open_first: int | None = None  # the oldest open transaction's first offset, stored
+    aborted: list[AbortedTxn] = field(default_factory=list)  # stored, by last offset
     # Record bytes fetched from here, counted by the Fetch handler as for a led partition;
     # the heartbeat's load reports led partitions only (cluster/load.py).
     bytes_out: int = 0
+
+    @property
+    def stable_offset(self) -> int:
+        """The last stable offset: read_committed consumers read below it."""
+        if self.open_first is None:
+            return self.end_offset
+        return min(self.open_first, self.end_offset)
 
 
 class ReadReplicas:
@@ -94,7 +113,9 @@ class ReadReplicas:
         key = (topic, partition)
         mirror = self._mirrors.get(key)
         if mirror is None:
-            mirror = self._mirrors[key] = Mirror(topic, partition, moved_ms=now)
+            mirror = self._mirrors[key] = Mirror(
+                topic, partition, moved_ms=now, stable_moved_ms=now
+            )
             self._count(mirror)
         mirror.used_ms = now
         if now - mirror.refreshed_ms >= self._interval_ms:
@@ -106,35 +127,47 @@ class ReadReplicas:
         due = mirror.refreshed_ms + self._interval_ms - self._clock.monotonic_ms()
         return max(due, 0) / 1000
 
-    def check_offset(self, mirror: Mirror, offset: int) -> bool:
-        """Whether `offset` may be read here now (False: past the end, wait for uploads);
-        OFFSET_OUT_OF_RANGE below the log start, or past an end that stopped moving."""
+    def check_offset(self, mirror: Mirror, offset: int, committed: bool = False) -> bool:
+        """Whether `offset` may be read here now (False: past the end, or `committed`
+        past the last stable offset: wait for uploads); OFFSET_OUT_OF_RANGE below the
+        log start, or past an end (a last stable offset) that stopped moving. A
+        read_committed consumer is past the mirror's LSO only when the leader's is
+        further (it read there): the uploads carrying the markers are late."""
         if offset < mirror.log_start_offset:
             raise KafkaError(ErrorCode.offset_out_of_range, "offset below the log start")
-        if offset <= mirror.end_offset:
+        end, moved_ms = mirror.end_offset, mirror.moved_ms
+        if committed:
+            end, moved_ms = mirror.stable_offset, mirror.stable_moved_ms
+        if offset <= end:
             return True
-        if self._clock.monotonic_ms() - mirror.moved_ms >= self._stale_ms:
+        if self._clock.monotonic_ms() - moved_ms >= self._stale_ms:
             raise KafkaError(
-                ErrorCode.offset_out_of_range,
-                f"offset {offset} is past this replica's end {mirror.end_offset}",
+                ErrorCode.offset_out_of_range, f"offset {offset} is past this replica's end {end}"
             )
         return False
 
     async def read(
-        self, mirror: Mirror, offset: int, bytes_max: int, allow_oversize: bool
+        self,
+        mirror: Mirror,
+        offset: int,
+        bytes_max: int,
+        allow_oversize: bool,
+        committed: bool = False,
     ) -> Chunks:
-        """Whole batches from `offset` below the mirror's end, within `bytes_max` (the
-        first alone may exceed it with `allow_oversize`)."""
-        if offset >= mirror.end_offset:
+        """Whole batches from `offset` below the mirror's end (`committed`: below its
+        last stable offset), within `bytes_max` (the first alone may exceed it with
+        `allow_oversize`)."""
+        end = mirror.stable_offset if committed else mirror.end_offset
+        if offset >= end:
             return []
-        plan = PlanPartition(mirror.ranges.from_offset(offset), mirror.end_offset, bytes_max)
+        plan = PlanPartition(mirror.ranges.from_offset(offset), end, bytes_max)
         plan_ranges([plan], bytes_max, allow_oversize)
         read = await self._blocks.read_ranges(plan.taken)
         try:
             return batches_in(
                 list(zip(plan.taken, read, strict=True)),
                 offset,
-                mirror.end_offset,
+                end,
                 bytes_max,
                 allow_oversize,
             )
@@ -152,10 +185,17 @@ class ReadReplicas:
 
     async def _query(self, mirror: Mirror) -> None:
         since = mirror.end_offset if mirror.loaded else -1
+        # Only the aborted transactions not known yet: those ending at or past the end
+        # the last refresh left and past the last one it read (which may be later).
+        aborted_since = since
+        if mirror.loaded and mirror.aborted:
+            aborted_since = max(since, mirror.aborted[-1].last_offset + 1)
         self.refreshes += 1
         mirror.refreshed_ms = self._clock.monotonic_ms()  # a failed query is not retried at once
         try:
-            found = await self._metadata.replica_ranges(mirror.topic, mirror.partition, since)
+            found = await self._metadata.replica_ranges(
+                mirror.topic, mirror.partition, since, aborted_since
+            )
         except Exception as exc:  # noqa: BLE001 - the store's own errors, engine by engine
             log.warning("read replica of %s-%d: %s", mirror.topic, mirror.partition, exc)
             raise KafkaError(
@@ -168,6 +208,7 @@ class ReadReplicas:
         if mirror.loaded and found.stream_id != mirror.stream_id:  # deleted and created again
             mirror.ranges.uncount()
             mirror.ranges, mirror.end_offset, mirror.loaded = ObjectRanges(), 0, False
+            mirror.aborted = []
             self._count(mirror)
             return await self._query(mirror)
         mirror.stream_id = found.stream_id
@@ -177,9 +218,15 @@ class ReadReplicas:
                 mirror.end_offset = record.end_offset
                 mirror.moved_ms = now
         mirror.loaded = True
+        stable = mirror.stable_offset
+        mirror.open_first = found.open_first
+        mirror.aborted.extend(AbortedTxn(*row) for row in found.aborted)
         mirror.log_start_offset = found.log_start_offset
         mirror.ranges.drop_below(found.log_start_offset)
+        trim_aborted(mirror.aborted, found.log_start_offset)
         mirror.end_offset = max(mirror.end_offset, found.log_start_offset)
+        if mirror.stable_offset != stable:
+            mirror.stable_moved_ms = now
 
     def _drop_idle(self, now: int) -> None:
         for mirror in [m for m in self._mirrors.values() if now - m.used_ms >= IDLE_MS]:

@@ -31,6 +31,24 @@ class AbortedTxn(NamedTuple):
     last_offset: int  # the ABORT marker's offset
 
 
+def aborted_since(aborted: list[AbortedTxn], start: int) -> bool:
+    """Whether an aborted transaction of `aborted` (by last offset, so the last one ends
+    latest) ends at or after `start`: a fetch from `start` may have some to list."""
+    return bool(aborted) and aborted[-1].last_offset >= start
+
+
+def aborted_in(aborted: list[AbortedTxn], start: int, end: int) -> list[AbortedTxn]:
+    """Aborted transactions of `aborted` (by last offset) overlapping [start, end): what
+    a fetch of that range lists so the client drops their records."""
+    index = bisect.bisect_left(aborted, start, key=lambda a: a.last_offset)
+    return [a for a in aborted[index:] if a.first_offset < end]
+
+
+def trim_aborted(aborted: list[AbortedTxn], log_start_offset: int) -> None:
+    """Retention: entries wholly below the log start are of no use."""
+    del aborted[: bisect.bisect_left(aborted, log_start_offset, key=lambda a: a.last_offset)]
+
+
 @dataclass(slots=True)
 class _Open:
     first_offset: int
@@ -106,20 +124,13 @@ class PartitionTransactions:
                 self.touched.touch(pid)
 
     def aborted_since(self, start: int) -> bool:
-        """Whether an aborted transaction ends at or after `start` (kept by last offset,
-        so the last one ends latest): a fetch from `start` may have some to list."""
-        return bool(self.aborted) and self.aborted[-1].last_offset >= start
+        return aborted_since(self.aborted, start)
 
     def aborted_in(self, start: int, end: int) -> list[AbortedTxn]:
-        """Aborted transactions overlapping [start, end): what a fetch of that range
-        lists so the client drops their records."""
-        index = bisect.bisect_left(self.aborted, start, key=lambda a: a.last_offset)
-        return [a for a in self.aborted[index:] if a.first_offset < end]
+        return aborted_in(self.aborted, start, end)
 
     def trim(self, log_start_offset: int) -> None:
-        """Retention: entries wholly below the log start are of no use."""
-        index = bisect.bisect_left(self.aborted, log_start_offset, key=lambda a: a.last_offset)
-        del self.aborted[:index]
+        trim_aborted(self.aborted, log_start_offset)
 
     def closed_since(self, committed_end: int) -> dict[int, list[_Open]]:
         """The transactions closed since the last commit (their marker at or after

@@ -18,9 +18,9 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.fetch_masking import mask_fetch
 from contextplane.broker.handlers import fetch_replica
 from contextplane.broker.handlers.current_leader import name_current_leaders
+from contextplane.broker.handlers.fetch_aborted import aborted_entries
 from contextplane.broker.handlers.fetch_replica import ReplicaTarget
 from contextplane.broker.loopshare import LoopShare
-from contextplane.broker.read_receipts import returned_range_of
 from contextplane.broker.replica_selector import (
     connection_zone,
     may_serve_as_replica,
@@ -35,7 +35,7 @@ from contextplane.protocol.fetch_response import (
 )
 from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
-from contextplane.storage.reader import ReadRequest
+from contextplane.storage.reader import READ_COMMITTED, ReadRequest
 
 log = logging.getLogger(__name__)
 
@@ -248,27 +248,13 @@ async def _read_all(
         entry["high_watermark"] = partition.high_watermark
         entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
-        if request.isolation_level == 1:
-            # The aborted transactions the returned batches may hold: the client drops their
-            # records (from each first offset to the producer's ABORT marker). Bounded by
-            # the data returned, as Kafka's LocalLog.collectAbortedTransactions is, not by
-            # the LSO: a small fetch over many aborted transactions lists few. The returned
-            # batches are walked only when some aborted transaction may be among them.
-            returned = (
-                returned_range_of(wanted.fetch_offset, chunks)
-                if partition.transactions.aborted_since(wanted.fetch_offset)
-                else None
-            )
-            entry["aborted_transactions"] = (
-                []
-                if returned is None
-                else [
-                    {"producer_id": a.producer_id, "first_offset": a.first_offset}
-                    for a in partition.transactions.aborted_in(wanted.fetch_offset, returned[1] + 1)
-                ]
+        if request.isolation_level == READ_COMMITTED:
+            entry["aborted_transactions"] = aborted_entries(
+                partition.transactions.aborted, wanted.fetch_offset, chunks
             )
     if replicas:
-        total += await fetch_replica.read(ctx, replicas, budget, total)
+        committed = request.isolation_level == READ_COMMITTED
+        total += await fetch_replica.read(ctx, replicas, budget, total, committed)
     return total
 
 

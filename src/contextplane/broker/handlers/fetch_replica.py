@@ -4,13 +4,17 @@ PreferredReadReplica, reads uploaded data through the mirror of the partition's 
 index (storage/read_replica.py).
 
 Served only to the consumer the leader would send here (replica_selector.py: its zone is
-this broker's, read_uncommitted, and the stream's rendezvous choice among the live brokers
-of this zone is this broker); any other keeps NOT_LEADER_OR_FOLLOWER with the current
-leader, as today, so a consumer whose zone or choice changed goes back to the leader.
-The high watermark and last stable offset answered are the uploaded end as last read; an
-offset past it is waited for (empty answers, the long poll waking at each refresh) while
-the uploaded end moves, and is OFFSET_OUT_OF_RANGE once it stops moving, which sends the
-consumer to the leader (as a Kafka follower answers an offset past its log end).
+this broker's, and the stream's rendezvous choice among the live brokers of this zone is
+this broker); any other keeps NOT_LEADER_OR_FOLLOWER with the current leader, as today,
+so a consumer whose zone or choice changed goes back to the leader. The high watermark
+answered is the uploaded end as last read; an offset past it is waited for (empty
+answers, the long poll waking at each refresh) while the uploaded end moves, and is
+OFFSET_OUT_OF_RANGE once it stops moving, which sends the consumer to the leader (as a
+Kafka follower answers an offset past its log end). The last stable offset is the
+mirror's (the stored transaction state): a read_committed consumer reads below it, with
+the stored aborted transactions its batches may hold, and waits at it (empty answers)
+until an upload carries the transaction's marker, as at a Kafka follower; one past it
+(it read further at the leader) is treated as one past the end.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contextplane.broker.context import RequestContext
+from contextplane.broker.handlers.fetch_aborted import aborted_entries
 from contextplane.broker.replica_selector import is_chosen
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -73,10 +78,13 @@ async def resolve(ctx: RequestContext, targets: list[ReplicaTarget]) -> None:
         target.mirror = mirror
 
 
-async def read(ctx: RequestContext, targets: list[ReplicaTarget], budget: int, total: int) -> int:
+async def read(
+    ctx: RequestContext, targets: list[ReplicaTarget], budget: int, total: int, committed: bool
+) -> int:
     """Read every served partition within `budget` bytes for the response, `total` of
     them taken already (KIP-74: only the first batch of the response may exceed the
-    bounds); returns the bytes read."""
+    bounds), below the last stable offset if `committed` (read_committed); returns the
+    bytes read."""
     replicas = _replicas(ctx)
     read_bytes = 0
     for target in targets:
@@ -87,10 +95,10 @@ async def read(ctx: RequestContext, targets: list[ReplicaTarget], budget: int, t
         try:
             mirror = target.mirror = await replicas.mirror(target.topic, wanted.partition)
             chunks: Any = []
-            if replicas.check_offset(mirror, wanted.fetch_offset):
+            if replicas.check_offset(mirror, wanted.fetch_offset, committed):
                 limit = max(min(wanted.partition_max_bytes, budget - total - read_bytes), 0)
                 first = total + read_bytes == 0
-                chunks = await replicas.read(mirror, wanted.fetch_offset, limit, first)
+                chunks = await replicas.read(mirror, wanted.fetch_offset, limit, first, committed)
         except KafkaError as exc:
             # -1 watermarks, as Kafka answers with an error: librdkafka goes back to the
             # leader on OFFSET_OUT_OF_RANGE from a replica when its offset is past them.
@@ -104,9 +112,13 @@ async def read(ctx: RequestContext, targets: list[ReplicaTarget], budget: int, t
         entry.update(
             records=chunks,
             high_watermark=mirror.end_offset,
-            last_stable_offset=mirror.end_offset,
+            last_stable_offset=mirror.stable_offset,
             log_start_offset=mirror.log_start_offset,
         )
+        if committed:
+            entry["aborted_transactions"] = aborted_entries(
+                mirror.aborted, wanted.fetch_offset, chunks
+            )
     return read_bytes
 
 

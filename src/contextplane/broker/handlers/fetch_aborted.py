@@ -1,0 +1,30 @@
+"""The aborted transactions a read_committed Fetch lists with a partition's records, from
+the leader's transaction index or a read replica's mirror of the stored one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from contextplane.broker.read_receipts import returned_range_of
+from contextplane.storage.transactions_index import AbortedTxn, aborted_in, aborted_since
+
+
+def aborted_entries(
+    aborted: list[AbortedTxn], fetch_offset: int, chunks: bytes | Sequence[bytes | memoryview]
+) -> list[dict[str, Any]]:
+    """The response's entries for the aborted transactions (of `aborted`, by last offset)
+    the returned batches may hold: the client drops their records (from each first offset
+    to the producer's ABORT marker). Bounded by the data returned, as Kafka's
+    LocalLog.collectAbortedTransactions is, not by the LSO: a small fetch over many
+    aborted transactions lists few. The returned batches are walked only when some
+    aborted transaction may be among them."""
+    if not aborted_since(aborted, fetch_offset):
+        return []
+    returned = returned_range_of(fetch_offset, chunks)
+    if returned is None:
+        return []
+    return [
+        {"producer_id": a.producer_id, "first_offset": a.first_offset}
+        for a in aborted_in(aborted, fetch_offset, returned[1] + 1)
+    ]
