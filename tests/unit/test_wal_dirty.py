@@ -247,6 +247,40 @@ def test_the_controller_expires_nobody_until_it_held_its_lease_a_whole_session(
     asyncio.run(scenario())
 
 
+def test_a_broker_steady_a_session_before_it_takes_the_controller_over_may_expire_at_once(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """A dead controller's successor, whose heartbeats reached the store all along, does
+    not wait a session of its own before expiring lapsed leases; a heartbeat a session
+    after the one before (a paused process) counts as a failed one."""
+
+    async def scenario() -> None:
+        store = await opened(metadata_url)
+        first = Registry(store, node_settings(1, tmp_path / "1"), lambda: None)
+        second = Registry(store, node_settings(2, tmp_path / "2"), lambda: None)
+        try:
+            await first.register(endpoints(9092))
+            await second.register(endpoints(9093))
+            assert first.is_controller and not second.is_controller
+            await asyncio.sleep(0.5)  # more than a session (400 ms) of heartbeats
+            await first.stop()  # resigns: the second takes the controller over
+            await wait_until_async(lambda: second.is_controller, 10, "the second controls")
+            assert second.may_expire_brokers()
+            # A heartbeat a session late: steady again only a session later.
+            assert second._heard_ms is not None
+            second._heard_ms -= 1_000
+            late = second._heard_ms
+            await wait_until_async(lambda: second._heard_ms != late, 10, "a heartbeat")
+            assert not second.may_expire_brokers()
+            await wait_until_async(second.may_expire_brokers, 10, "a session held again")
+        finally:
+            await first.stop()
+            await second.stop()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 async def leader(url: str, tmp_path: Path, disk: WalMedium) -> StorageEngine:
     settings = node_settings(1, tmp_path / "one", LONG_MS)
     metadata = await opened(url)

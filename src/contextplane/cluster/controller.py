@@ -10,8 +10,10 @@ their clean partitions retargeted over the live brokers by the placement functio
 one fenced transaction; their dirty partitions stay targeted at them, offline until they
 return on their WAL (RFC 0004 §5), unless their WAL is an object WAL: then all of them go
 to one live broker, which recovers them from it (§4, storage/wal_takeover.py). A
-controller expires nobody until it has held its lease one session timeout without a
-failed heartbeat (`Registry.may_expire_brokers`).
+controller expires nobody until its heartbeats have reached the store for one session
+timeout without a failed one (`Registry.may_expire_brokers`), counted from before it took
+the controller over when it was steady then: a dead controller's partitions move one
+session after its death, not two.
 
 A third follows from a controlled shutdown (cluster/controlled_shutdown.py): each
 interval, the partitions targeted at a broker marked `shutting_down` are retargeted over

@@ -110,9 +110,11 @@ class Registry:
         self._last_beat_s = 0.0  # when the last heartbeat started (the loop's clock)
         self.listener = metadata.change_listener(self._woken.set)
         self._failing = False  # for logging each failing episode once
-        # Since when this broker has held the controller with no failed heartbeat (the
-        # monotonic clock; None: it does not hold it). See `may_expire_brokers`.
+        # Since when every heartbeat of this broker's has succeeded, none a session after
+        # the one before (the monotonic clock; None: the last one failed), and when the
+        # last one did. See `may_expire_brokers`.
         self._steady_since: int | None = None
+        self._heard_ms: int | None = None
         self._clock = SystemClock()
         # Storage's owed marks, once it has opened (before: the flag is left as stored,
         # a predecessor's WAL not yet replayed). Until when (monotonic) records may be
@@ -184,9 +186,12 @@ class Registry:
 
     def may_expire_brokers(self) -> bool:
         """Whether the controller may declare lapsed leases dead (RFC 0004 §5): only once
-        it has held the controller one full session since it (re)gained it or since its
-        last failed heartbeat. After an outage of the store every lease has lapsed at
-        once; by then every broker that is alive has renewed its own."""
+        its own heartbeats have reached the store for one full session, since it
+        registered or since its last failed (or a session late) heartbeat. After an
+        outage of the store every lease has lapsed at once; by then every broker that
+        is alive has renewed its own. A broker that was steady for that long before it
+        took the controller over (its predecessor died) may expire at once: the store
+        was reachable all along, and a lease that lapsed meanwhile was not renewed."""
         steady = self._steady_since
         return (
             self.is_controller
@@ -328,10 +333,17 @@ class Registry:
                     beat.controller.epoch,
                 )
             self.controller = beat.controller
-            self._steady_since = None
             self.generation += 1  # Metadata and DescribeCluster name the controller
-        if self.is_controller and self._steady_since is None:
-            self._steady_since = self._clock.monotonic_ms()
+        now_ms = self._clock.monotonic_ms()
+        # A heartbeat a session after the one before (a paused process, a stalled loop)
+        # counts as a failed one: the store may have been out meanwhile, unseen.
+        if (
+            self._steady_since is None
+            or self._heard_ms is None
+            or now_ms - self._heard_ms > self._session_ms
+        ):
+            self._steady_since = now_ms
+        self._heard_ms = now_ms
         if (beat.topics_generation, beat.assignment_generation, beat.security_generation) != (
             self.topics_generation,
             self.assignment_generation,
