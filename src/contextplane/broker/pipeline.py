@@ -134,9 +134,10 @@ class Pipeline:
         if route.topic_ids is not None:
             # Ids of topics another broker created since the last heartbeat: read from the
             # store (bounded) before the ids are resolved to names to be authorized.
-            await services.topics.find_missing_ids(
-                route.topic_ids(header.api_version, request.body)
-            )
+            topics = services.topics
+            unknown = topics.unknown_ids(route.topic_ids(header.api_version, request.body))
+            if unknown:
+                await topics.find_missing_ids(unknown)
         if services.authorizer.enabled:
             refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
             if refused_gate is not None:
