@@ -13,7 +13,9 @@ heartbeat, so nothing here passes by waiting for one, and broker 2's change noti
 - the same by topic id: right after broker 1 creates a topic, a Fetch v13+ naming it by
   id through broker 2 finds it (one store read; no UNKNOWN_TOPIC_ID), and once broker 2
   has claimed the partitions it leads, returns a record produced to one of them; an id
-  no topic has is UNKNOWN_TOPIC_ID, read once within a heartbeat however often asked.
+  no topic has is UNKNOWN_TOPIC_ID, read once within a heartbeat however often asked;
+  a topic found by id that an ACL denies is TOPIC_AUTHORIZATION_FAILED (ids are resolved
+  before the request is authorized).
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
 from contextplane.broker import topic_lookup
 from tests.support.broker import BrokerProcess
 from tests.support.inprocess import InProcessBroker
@@ -31,9 +42,16 @@ from tests.support.rawclient import RawClient, record_batch
 from tests.support.wait import wait_until
 
 PRODUCE, FETCH, METADATA, OFFSET_COMMIT, CREATE_TOPICS, DESCRIBE_CLUSTER = 0, 1, 3, 8, 19, 60
-UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_ID = 3, 6, 100
+UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER = 3, 6
+TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID = 29, 100
 RETRIABLE = {UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER}
 HEARTBEAT = {"broker.heartbeat.interval.ms": "5000", "broker.session.timeout.ms": "20000"}
+# ACLs enforced, everything allowed that no ACL names (the clients are anonymous).
+AUTHORIZED = {
+    **HEARTBEAT,
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "allow.everyone.if.no.acl.found": "true",
+}
 
 
 def listed(bootstrap: str) -> list[int]:
@@ -77,20 +95,22 @@ def fetch_by_id(raw: RawClient, topic_id: uuid.UUID, partitions: list[int]) -> d
     return {p.partition_index: p for t in response.responses for p in t.partitions}
 
 
-def two_brokers(tmp_path: Path, url: str) -> tuple[InProcessBroker, BrokerProcess]:
+def two_brokers(
+    tmp_path: Path, url: str, settings: dict[str, str] = HEARTBEAT
+) -> tuple[InProcessBroker, BrokerProcess]:
     """Broker 2 in this process, started first, and broker 1 in its own (not started)."""
     (tmp_path / "objects").mkdir()
     objects = (tmp_path / "objects").as_uri()
     two = InProcessBroker(
         tmp_path / "two",
-        {"node.id": "2", "metadata.url": url, **HEARTBEAT},
+        {"node.id": "2", "metadata.url": url, **settings},
         object_store=objects,
     ).start()
     one = BrokerProcess(
         tmp_path / "one",
         metadata_url=url,
         object_store=objects,
-        settings={"node.id": "1", **HEARTBEAT},
+        settings={"node.id": "1", **settings},
     )
     return two, one
 
@@ -186,26 +206,39 @@ def test_a_topic_created_on_another_broker_is_served_before_the_next_heartbeat(
 def test_a_topic_created_on_another_broker_is_fetched_by_id_before_the_next_heartbeat(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
-    two, one = two_brokers(tmp_path, postgres_server.create_database())
+    two, one = two_brokers(tmp_path, postgres_server.create_database(), AUTHORIZED)
     try:
         one.start()
         wait_until(lambda: listed(two.bootstrap) == [1, 2], 15, "broker 2 lists broker 1")
         assert two.broker is not None and two.broker.topics is not None
         lookup = two.broker.topics.lookup
         assert lookup is not None
+        # Through broker 2, so it enforces the ACL before it hears of anything else.
+        admin = AdminClient({"bootstrap.servers": two.bootstrap})
+        denial = AclBinding(
+            ResourceType.TOPIC,
+            "denied",
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "*",
+            AclOperation.READ,
+            AclPermissionType.DENY,
+        )
+        for future in admin.create_acls([denial]).values():
+            future.result(20)
         deaf(two)
 
         with RawClient(one.bootstrap) as raw:
             created = raw.request(
                 CREATE_TOPICS,
                 7,
-                topics=[{"name": "by-id", "num_partitions": 4, "replication_factor": 1,
-                         "assignments": [], "configs": []}],
+                topics=[{"name": name, "num_partitions": 4, "replication_factor": 1,
+                         "assignments": [], "configs": []} for name in ("by-id", "denied")],
                 timeout_ms=30_000,
                 validate_only=False,
             )  # fmt: skip
-        assert [t.error_code for t in created.topics] == [0]
-        topic_id = created.topics[0].topic_id
+        assert [t.error_code for t in created.topics] == [0, 0]
+        topic_id, denied_id = (t.topic_id for t in created.topics)
         partitions = [0, 1, 2, 3]
 
         before = lookup.lookups
@@ -216,6 +249,13 @@ def test_a_topic_created_on_another_broker_is_fetched_by_id_before_the_next_hear
         # moment its leader takes to open it) UNKNOWN_TOPIC_OR_PARTITION, as by name.
         assert lookup.lookups == before + 1
         assert {p.error_code for p in answered.values()} <= RETRIABLE | {0}
+
+        # The ids are resolved before the request is authorized: a topic found by its id
+        # is denied as any other.
+        with RawClient(two.bootstrap) as raw:
+            refused = fetch_by_id(raw, denied_id, partitions)
+        assert lookup.lookups == before + 2
+        assert {p.error_code for p in refused.values()} == {TOPIC_AUTHORIZATION_FAILED}
 
         # A record produced to a partition broker 2 leads comes back by id, once broker 2
         # has claimed it (its reconciler, woken by the topic found).
