@@ -177,7 +177,8 @@ def metadata(ctx: RequestContext, request: Any) -> Needs:
     for wanted in requested:
         name = getattr(wanted, "name", None)
         topic_id = getattr(wanted, "topic_id", None)
-        if name is None and topic_id is not None and topic_id.int != 0:
+        # By id as the handler resolves it: no name or the Java client's default "".
+        if not name and topic_id is not None and topic_id.int != 0:
             record = ctx.topics.by_id(topic_id.bytes)
             name = record.name if record is not None else None
         names.append(name)
