@@ -15,7 +15,8 @@ heartbeat, so nothing here passes by waiting for one, and broker 2's change noti
   has claimed the partitions it leads, returns a record produced to one of them; an id
   no topic has is UNKNOWN_TOPIC_ID, read once within a heartbeat however often asked;
   a topic found by id that an ACL denies is TOPIC_AUTHORIZATION_FAILED (ids are resolved
-  before the request is authorized).
+  before the request is authorized); a flood of random ids costs at most the bounds'
+  store reads.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def metadata(raw: RawClient, names: list[str]) -> dict[str, tuple[int, dict[int,
     }
 
 
-def fetch_by_id(raw: RawClient, topic_id: uuid.UUID, partitions: list[int]) -> dict[int, Any]:
-    """partition -> its Fetch v16 answer (v13+ names the topic by id alone)."""
+def fetch_by_ids(raw: RawClient, wanted: dict[uuid.UUID, list[int]]) -> dict[Any, Any]:
+    """(topic id, partition) -> its Fetch v16 answer (v13+ names topics by id alone)."""
     response = raw.request(
         FETCH,
         16,
@@ -87,12 +88,17 @@ def fetch_by_id(raw: RawClient, topic_id: uuid.UUID, partitions: list[int]) -> d
         topics=[{"topic_id": topic_id, "partitions": [
             {"partition": p, "current_leader_epoch": -1, "fetch_offset": 0,
              "last_fetched_epoch": -1, "log_start_offset": -1, "partition_max_bytes": 1 << 20}
-            for p in partitions]}],
+            for p in partitions]} for topic_id, partitions in wanted.items()],
         forgotten_topics_data=[],
         rack_id="",
     )  # fmt: skip
-    assert [t.topic_id for t in response.responses] == [topic_id]
-    return {p.partition_index: p for t in response.responses for p in t.partitions}
+    assert [t.topic_id for t in response.responses] == list(wanted)
+    return {(t.topic_id, p.partition_index): p for t in response.responses for p in t.partitions}
+
+
+def fetch_by_id(raw: RawClient, topic_id: uuid.UUID, partitions: list[int]) -> dict[int, Any]:
+    """partition -> its Fetch answer, for one topic named by id."""
+    return {p: answer for (_, p), answer in fetch_by_ids(raw, {topic_id: partitions}).items()}
 
 
 def two_brokers(
@@ -294,6 +300,22 @@ def test_a_topic_created_on_another_broker_is_fetched_by_id_before_the_next_hear
             for _ in range(3):
                 assert fetch_by_id(raw, nobody, [0])[0].error_code == UNKNOWN_TOPIC_ID
         assert lookup.lookups == before + 1
+
+        # A flood of random ids costs at most the bounds' store reads (shared with
+        # names), each id read once within a heartbeat however often it is asked for.
+        flood = {uuid.uuid4(): [0] for _ in range(2_000)}
+        before = lookup.lookups
+        started = time.monotonic()
+        with RawClient(two.bootstrap) as raw:
+            for _ in range(3):
+                answers = fetch_by_ids(raw, flood)
+                assert {p.error_code for p in answers.values()} == {UNKNOWN_TOPIC_ID}
+            read = lookup.lookups - before
+            assert read > 0
+            fetch_by_ids(raw, dict(list(flood.items())[:read]))  # found absent just now
+            assert lookup.lookups - before == read
+        elapsed = time.monotonic() - started
+        assert read <= topic_lookup.RATE_PER_S * (elapsed + 1)
     finally:
         one.stop()
         two.stop()
