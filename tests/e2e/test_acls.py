@@ -173,9 +173,25 @@ def test_metadata_hides_topics_and_auto_creates_only_with_create(secured: Broker
     admin = AdminClient({"bootstrap.servers": secured.bootstrap})
     admin.create_topics([NewTopic("visible", 1), NewTopic("hidden", 1)])["hidden"].result(10)
     wait_until(lambda: "hidden" in admin.list_topics(timeout=10).topics, 20, "the topics")
+    with RawClient(secured.bootstrap) as raw:
+        listed = raw.request(3, 12, topics=None, allow_auto_topic_creation=False)
+    hidden_id = next(t.topic_id for t in listed.topics if t.name == "hidden")
     create(admin, topic_acl("hidden", AclOperation.ALL, "User:alice"))
     topics = admin.list_topics(timeout=10).topics
     assert "visible" in topics and "hidden" not in topics
+    # By id (v10+), with no name or the Java client's default "": refused alike, its
+    # name not disclosed (Kafka answers the id, which is not secret).
+    for name in (None, ""):
+        with RawClient(secured.bootstrap) as raw:
+            by_id = raw.request(
+                3,
+                12,
+                topics=[{"name": name, "topic_id": hidden_id}],
+                allow_auto_topic_creation=False,
+            )
+        assert [(t.error_code, t.name, t.topic_id, len(t.partitions)) for t in by_id.topics] == [
+            (29, None, hidden_id, 0)
+        ]
     # Auto-creation: an ACL on the cluster (librdkafka calls it BROKER) that grants
     # ANONYMOUS ALTER only: CREATE on the cluster is refused from now on.
     create(

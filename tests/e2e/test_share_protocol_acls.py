@@ -13,14 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, ResourceType
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from tests.e2e.test_consumer_protocol_acls import AUTHORIZER
 from tests.support.acl_setup import allow_alice
 from tests.support.broker import BrokerProcess
 from tests.support.rawclient import RawClient
 
-SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE = 76, 77
+SHARE_GROUP_HEARTBEAT, SHARE_GROUP_DESCRIBE, SHARE_FETCH, SHARE_ACKNOWLEDGE = 76, 77, 78, 79
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, GROUP_ID_NOT_FOUND = 29, 30, 69
 INVALID_REQUEST = 42
 
@@ -107,3 +115,60 @@ def test_a_share_member_naming_a_topic_it_may_not_describe_is_refused(
             SHARE_GROUP_DESCRIBE, 1, group_ids=["g"], include_authorized_operations=False
         )
         assert [list(m.subscribed_topic_names) for m in described.groups[0].members] == [["open"]]
+
+
+def test_a_share_fetch_needs_read_on_each_topic(secured: BrokerProcess) -> None:
+    """Kafka 4.4's KafkaApis answers ShareFetch and ShareAcknowledge partitions of a topic
+    the principal may not READ with TOPIC_AUTHORIZATION_FAILED: here ANONYMOUS may
+    describe `described` (so it may subscribe) but only alice may read it."""
+    admin = AdminClient({"bootstrap.servers": secured.bootstrap})
+    admin.create_topics([NewTopic("described", 1, 1)])["described"].result(30)
+    allow_alice(admin, [(ResourceType.TOPIC, "described", AclOperation.READ)])
+    describe = AclBinding(
+        ResourceType.TOPIC,
+        "described",
+        ResourcePatternType.LITERAL,
+        "User:ANONYMOUS",
+        "*",
+        AclOperation.DESCRIBE,
+        AclPermissionType.ALLOW,
+    )
+    for future in admin.create_acls([describe]).values():
+        future.result(20)
+    with RawClient(secured.bootstrap) as client:
+        listed = client.request(3, 12, topics=None, allow_auto_topic_creation=False)
+        topic_id = next(t.topic_id for t in listed.topics if t.name == "described")
+        joined = _beat(client, "readers-g", ["described"])
+        assert joined.error_code == 0
+        partition = {"partition_index": 0, "acknowledgement_batches": []}
+        fetched = client.request(
+            SHARE_FETCH,
+            1,
+            group_id="readers-g",
+            member_id="member-one",
+            share_session_epoch=0,
+            max_wait=0,
+            min_bytes=1,
+            max_bytes=1 << 20,
+            max_records=10,
+            batch_size=10,
+            topics=[{"topic_id": topic_id, "partitions": [partition]}],
+            forgotten_topics_data=[],
+        )
+        assert fetched.error_code == 0
+        assert [(t.topic_id, [p.error_code for p in t.partitions]) for t in fetched.responses] == [
+            (topic_id, [TOPIC_AUTHORIZATION_FAILED])
+        ]
+        acknowledged = client.request(
+            SHARE_ACKNOWLEDGE,
+            1,
+            group_id="readers-g",
+            member_id="member-one",
+            share_session_epoch=1,
+            topics=[{"topic_id": topic_id, "partitions": [
+                {"partition_index": 0, "acknowledgement_batches": [
+                    {"first_offset": 0, "last_offset": 0, "acknowledge_types": [1]}]}]}],
+        )  # fmt: skip
+        assert [[p.error_code for p in t.partitions] for t in acknowledged.responses] == [
+            [TOPIC_AUTHORIZATION_FAILED]
+        ]

@@ -237,6 +237,8 @@ class Broker:
             lambda: len(registry.live_ids) > 1,
             settings.broker_heartbeat_interval_ms,
             self.clock,
+            read_id=self.metadata.topic_by_id,
+            known_id=lambda topic_id: topics.by_id(topic_id) is not None,
         )
         topics.on_found = registry.changed.set
         storage.dirty.may_ack_unmarked = registry.may_ack_unmarked

@@ -177,7 +177,8 @@ def metadata(ctx: RequestContext, request: Any) -> Needs:
     for wanted in requested:
         name = getattr(wanted, "name", None)
         topic_id = getattr(wanted, "topic_id", None)
-        if name is None and topic_id is not None and topic_id.int != 0:
+        # By id as the handler resolves it: no name or the Java client's default "".
+        if not name and topic_id is not None and topic_id.int != 0:
             record = ctx.topics.by_id(topic_id.bytes)
             name = record.name if record is not None else None
         names.append(name)
@@ -229,9 +230,11 @@ def share_group_heartbeat(ctx: RequestContext, request: Any) -> Needs:
 
 
 def share_group_member(ctx: RequestContext, request: Any) -> Needs:
-    """ShareFetch, ShareAcknowledge: READ on the group (the handler checks READ on each
-    topic, answering TOPIC_AUTHORIZATION_FAILED per partition)."""
-    return Needs(gate=_group_gate(Op.READ, request.group_id or ""))
+    """ShareFetch, ShareAcknowledge: READ on the group, and READ on each topic (the
+    handler answers TOPIC_AUTHORIZATION_FAILED per partition of a refused one)."""
+    needs = _each(Op.READ, TOPIC, topic_names(ctx, request.topics, by_id=True))
+    needs.gate = _group_gate(Op.READ, request.group_id or "")
+    return needs
 
 
 def topic_names(ctx: RequestContext, topics: Any, by_id: bool) -> list[str | None]:

@@ -1,6 +1,6 @@
 """The request pipeline: every request goes through the same ordered stages.
 
-    route → authentication state → authorize → quota → handle → audit
+    route → authentication state → topic ids → authorize → quota → handle → audit
 
 * route: the API key and version must be in the route table (else the connection is
   closed, as Kafka closes it; ApiVersions of an unknown version is answered in v0 form by
@@ -9,6 +9,10 @@
   (SASL) before it may call anything but the authentication APIs: the connection's
   state (`protocol/connection_state.py`) takes the request or closes the connection; a
   SASL session past its lifetime (connections.max.reauth.ms) is closed here too.
+* topic ids: the ids of topics a request names by id (Fetch v13+, ...) that the topic
+  table lacks are read from the store in a cluster, within bounds
+  (`broker/topic_lookup.py`): a topic another broker just created is served by id here
+  at once, not after the next heartbeat.
 * authorize: the one place the authorizer is asked. Each route declares what its
   request needs (`broker/authorization.py`); every action is decided in one call. A
   refused gate answers the whole request here (e.g. CLUSTER_AUTHORIZATION_FAILED for
@@ -49,6 +53,7 @@ from contextplane.broker.authorization import (
     refuse_top_level,
 )
 from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, Services
+from contextplane.broker.topic_ids import TopicIdsOf
 from contextplane.clock import elapsed_ns
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
@@ -83,6 +88,7 @@ class Route:
     needs: NeedsOf = nothing  # what its request needs authorized
     refuse: Refusal = refuse_top_level  # its answer when a gate is refused
     advertised: bool = True  # listed by ApiVersions (contextplane's own APIs are not)
+    topic_ids: TopicIdsOf | None = None  # the topic ids its request may name
 
 
 class Pipeline:
@@ -125,6 +131,13 @@ class Pipeline:
             )
         ctx = RequestContext(services, header, connection)
         dropped_before = sink.dropped if sink is not None else 0
+        if route.topic_ids is not None:
+            # Ids of topics another broker created since the last heartbeat: read from the
+            # store (bounded) before the ids are resolved to names to be authorized.
+            topics = services.topics
+            unknown = topics.unknown_ids(route.topic_ids(header.api_version, request.body))
+            if unknown:
+                await topics.find_missing_ids(unknown)
         if services.authorizer.enabled:
             refused_gate = self._authorize(ctx, route.needs(ctx, request.body))
             if refused_gate is not None:

@@ -34,6 +34,7 @@ from contextplane.broker.handlers import (
     transactions_admin,
 )
 from contextplane.broker.pipeline import Handler, Route
+from contextplane.broker.topic_ids import TOPIC_IDS
 
 # (api key, lowest version, highest version, handler, what it needs authorized, how a
 # refused gate is answered). The floors are those Kafka 4.x keeps (KIP-896); the
@@ -229,4 +230,5 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
 def build_routes() -> list[Route]:
     # Schemas load on a version's first request: importing every version's at start cost
     # seconds (tests/unit/test_routes.py checks each advertised version has them).
-    return [Route(*route) for route in ROUTES] + [mirror.ROUTE]  # contextplane's own
+    routes = [Route(*route, topic_ids=TOPIC_IDS.get(route[0])) for route in ROUTES]
+    return routes + [mirror.ROUTE]  # contextplane's own

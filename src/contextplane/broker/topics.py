@@ -133,7 +133,29 @@ class TopicManager:
         if self.lookup is None:
             return
         seen = self.generation
-        found = await self.lookup.find(names)
+        self._add_found(await self.lookup.find(names), seen)
+
+    def unknown_ids(self, topic_ids: Iterable[bytes]) -> list[bytes]:
+        """Those of `topic_ids` the table lacks, if another broker may have created them
+        (a cluster's); [] without iterating when none can be looked up."""
+        lookup = self.lookup
+        if lookup is None or not lookup.enabled:
+            return []  # one broker alone: the table is the whole truth
+        return [topic_id for topic_id in topic_ids if topic_id not in self._by_id]
+
+    async def find_missing_ids(self, topic_ids: list[bytes]) -> None:
+        """`find_missing` for topic ids (16 bytes each, from `unknown_ids`), called
+        before a request naming topics by id is authorized: its ids resolve to names
+        then (broker/pipeline.py)."""
+        if self.lookup is None:
+            return
+        seen = self.generation
+        found = await self.lookup.find_ids(topic_ids)
+        # An id whose name the table holds under another id (deleted and created again
+        # meanwhile) is left to the refresh, which replaces the old topic's partitions.
+        self._add_found([r for r in found if r.name not in self._topics], seen)
+
+    def _add_found(self, found: list[TopicRecord], seen: int) -> None:
         if not found or self.generation != seen:
             return  # the table changed meanwhile (perhaps a deletion): the read may be stale
         self._set({**self._topics, **{r.name: r for r in found}})

@@ -215,10 +215,17 @@ class SqlEngine(
         return [TopicRecord(r[0], bytes(r[1]), int(r[3]), json.loads(r[2])) for r in rows]
 
     def topic(self, name: str) -> TopicRecord | None:
+        return self._topic_where("t.name", name)
+
+    def topic_by_id(self, topic_id: bytes) -> TopicRecord | None:
+        return self._topic_where("t.topic_id", topic_id)
+
+    def _topic_where(self, column: str, value: str | bytes) -> TopicRecord | None:
+        # Both columns are unique, so indexed: one row at most.
         row = self._db.execute(
             "SELECT t.name, t.topic_id, t.configs, COUNT(p.partition) FROM topics t "
-            "LEFT JOIN partitions p ON p.topic = t.name WHERE t.name = ? GROUP BY t.name",
-            (name,),
+            f"LEFT JOIN partitions p ON p.topic = t.name WHERE {column} = ? GROUP BY t.name",
+            (value,),
         ).fetchone()
         return TopicRecord(row[0], bytes(row[1]), int(row[3]), json.loads(row[2])) if row else None
 

@@ -122,6 +122,9 @@ class SqlMetadataStore(
     async def topic(self, name: str) -> TopicRecord | None:
         return await self._call(self.engine.topic, name)
 
+    async def topic_by_id(self, topic_id: bytes) -> TopicRecord | None:
+        return await self._call(self.engine.topic_by_id, topic_id)
+
     async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         return await self._call(self.engine.delete_topic, name, delete_due_ms)
 

@@ -103,6 +103,10 @@ class MetadataStore(Protocol):
         """One topic by name (None: no such topic)."""
         ...
 
+    async def topic_by_id(self, topic_id: bytes) -> TopicRecord | None:
+        """One topic by its 16-byte id (None: no topic has it)."""
+        ...
+
     async def delete_topic(self, name: str, delete_due_ms: int) -> list[str]:
         """Delete a topic and its ranges; objects no range references now become due for
         deletion at `delete_due_ms` (in the same transaction); returns their keys."""
