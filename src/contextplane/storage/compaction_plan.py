@@ -21,13 +21,13 @@ the candidates for a week, and enough of them would stall compaction.)
 A stream with at least `object.compaction.stream.split.bytes` in the pass gets stream
 objects (its pieces only, at most `object.compaction.stream.object.bytes` each); the
 other streams' pieces are packed into merged objects, sorted by stream then offset, at
-most `object.compaction.merged.bytes` each. An output is laid out as whole read parts:
-`object.read.part.bytes` each (a reader's GET), as many as fit in its bound, every part
-ending at one of its ranges' ends, so the reader's cuts (`read_plan.coalesce`, `split_parts`:
-each span as many ranges as fit in a part) fall where the parts end and a whole read costs
-one GET per part. An output bounded by bytes alone cost one GET more, for a small tail
-(20 MiB read as 9 + 9 + 2 MiB). A piece is cut at range boundaries to fit; a single range
-larger than a part is a part of its own (ranges are never split).
+most `object.compaction.merged.bytes` each. An output is laid out as whole read parts of
+at most `object.read.part.bytes` (and `.span.bytes`; by default both one upload, 9 MiB),
+as many as its bound holds, each ending at one of its ranges' ends: the reader cuts a
+span the same way (`read_plan.coalesce`, `split_parts`: as many ranges as fit), so a
+whole read costs one GET per part. Bounded by bytes alone, a 20 MiB output was read as
+9 + 9 + 2 MiB, a GET more for the tail. A piece is cut at range boundaries to fit; a
+single range larger than a part is a part of its own (ranges are never split).
 Each output object is one task; a task that would only copy one object whole (not a
 sparse one) is dropped, so a lone upload waits to be merged with the next ones.
 """
