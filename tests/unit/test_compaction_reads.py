@@ -197,3 +197,22 @@ def test_a_catch_up_of_a_compacted_layout_costs_no_more_gets_per_gib_than_upload
     gets = catch_up_gets(compacted_ranges(tasks), 64 * MIB, 8 * MIB)
     assert gets == sum(whole_read_gets(t, limits.OBJECT_READ_COALESCE_BYTES, PART) for t in tasks)
     assert gets * GIB / sum(o.size for o in objects) <= 128
+
+
+def test_a_partition_takes_a_further_range_of_one_object_only_within_its_bound() -> None:
+    # A stream object of three ~5 MiB pieces: an 8 MiB partition bound takes the first
+    # only (the second would be read whole for the 3 MiB the response returns of it, and
+    # read again by the next fetch); its first range in the next object follows the
+    # partition's own rule, one range past the bound.
+    pieces = [
+        RangeRecord(0, n * 10, n * 10 + 10, key, position, 5 * MIB, 0, n)
+        for n, (key, position) in enumerate([("s1", 0), ("s1", 5 * MIB), ("s1", 10 * MIB)])
+    ]
+    plan = PlanPartition(iter(pieces), 30, 8 * MIB)
+    plan_ranges([plan], 64 * MIB)
+    assert [r.base_offset for r in plan.taken] == [0]
+    # Two objects: the partition's range in the second is its first there.
+    spread = [pieces[0], RangeRecord(0, 10, 20, "s2", 0, 5 * MIB, 0, 1)]
+    plan = PlanPartition(iter(spread), 20, 8 * MIB)
+    plan_ranges([plan], 64 * MIB)
+    assert [r.base_offset for r in plan.taken] == [0, 10]

@@ -83,7 +83,11 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
     oldest first, each with every partition whose next range it holds. A range is taken
     while its partition has read less than its `bytes_max` (as the per-partition reader
     keeps reading ranges while it has room), so at most one range past that bound is
-    read. Objects are taken whole (every partition's ranges in them) while they fit in
+    read; but within one object a further range only if it fits: a stream object holds
+    a partition's ranges of up to `upload.bytes` back to back, and taking the next one
+    past the bound read up to a whole range that the response leaves and the next
+    fetch reads again (the span has left the block cache by then). Objects are taken
+    whole (every partition's ranges in them) while they fit in
     `max_bytes`; the first that does not is left for a later fetch, unless it is the first
     object, read then up to one range past `max_bytes`.
     """
@@ -146,12 +150,19 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
             partition = partitions[index]
             record = partition.next
             while record is not None and record.object_key == key:
+                further = partition.taken and partition.taken[-1].object_key == key
+                if further and partition.taken_bytes + record.size > partition.bytes_max:
+                    break  # a further range of this object only within the bound
                 take(partition, record)
                 added.append((partition, record))
                 record = partition.advance()
                 if partition.taken_bytes >= partition.bytes_max:
                     break  # this partition is full
-            if record is not None and partition.taken_bytes < partition.bytes_max:
+            if (
+                record is not None
+                and record.object_key != key
+                and partition.taken_bytes < partition.bytes_max
+            ):
                 wait(index, record)
         if total <= max_bytes:
             whole = True
