@@ -84,6 +84,7 @@ def worlds(draw: st.DrawFn) -> World:
         merged_bytes=draw(st.integers(100, 1_500)),
         live_ratio=draw(st.floats(0, 1)),
         range_bytes=draw(st.integers(50, 1_000)),
+        part_bytes=draw(st.integers(50, 1_500)),
     )
     return World(objects, layouts, draw(st.integers(1_000, 2_000)), config)
 
@@ -218,7 +219,7 @@ def summary(key: str, created_ms: int, level: int, size: int, live: int) -> Obje
 
 
 def test_candidates_are_old_uploads_and_sparse_objects_oldest_first() -> None:
-    config = PlanConfig(100, 3, 1, 1, 1, 0.5, 1)
+    config = PlanConfig(100, 3, 1, 1, 1, 0.5, 1, 1)
     objects = [
         summary("young", 950, 0, 10, 10),
         summary("upload", 900, 0, 10, 10),

@@ -21,8 +21,13 @@ the candidates for a week, and enough of them would stall compaction.)
 A stream with at least `object.compaction.stream.split.bytes` in the pass gets stream
 objects (its pieces only, at most `object.compaction.stream.object.bytes` each); the
 other streams' pieces are packed into merged objects, sorted by stream then offset, at
-most `object.compaction.merged.bytes` each. A piece is cut at range boundaries to fit; a
-single range larger than the bound is an output of its own (ranges are never split).
+most `object.compaction.merged.bytes` each. An output is laid out as whole read parts of
+at most `object.read.part.bytes` (and `.span.bytes`; by default both one upload, 9 MiB),
+as many as its bound holds, each ending at one of its ranges' ends: the reader cuts a
+span the same way (`read_plan.coalesce`, `split_parts`: as many ranges as fit), so a
+whole read costs one GET per part. Bounded by bytes alone, a 20 MiB output was read as
+9 + 9 + 2 MiB, a GET more for the tail. A piece is cut at range boundaries to fit; a
+single range larger than a part is a part of its own (ranges are never split).
 Each output object is one task; a task that would only copy one object whole (not a
 sparse one) is dropped, so a lone upload waits to be merged with the next ones.
 """
@@ -48,6 +53,8 @@ class PlanConfig:
     # The largest range an output holds (upload.bytes, an upload's largest): a fetch
     # reads a whole range, so ranges grow no larger than uploads make them.
     range_bytes: int
+    # The reader's GET bound (object.read.part.bytes and .span.bytes, the smaller).
+    part_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +158,10 @@ def plan(
             stream_id, chosen[stream_id], streams[stream_id], now_ms, config.range_bytes
         )
         if sum(p.size for p in pieces) >= config.stream_split_bytes:
-            tasks += pack(OutputKind.STREAM, pieces, config.stream_object_bytes)
+            tasks += pack(OutputKind.STREAM, pieces, config.stream_object_bytes, config.part_bytes)
         else:
             merged += pieces
-    tasks += pack(OutputKind.MERGED, merged, config.merged_bytes)
+    tasks += pack(OutputKind.MERGED, merged, config.merged_bytes, config.part_bytes)
     by_key = {o.key: o for o in picked}
     return [t for t in tasks if not copies_one_object(t, by_key, config.live_ratio)]
 
@@ -229,30 +236,37 @@ def stream_pieces(
     return pieces
 
 
-def pack(kind: OutputKind, pieces: Sequence[Piece], limit: int) -> list[Task]:
-    """`pieces` in order into outputs of at most `limit` bytes, a piece cut at range
-    boundaries where it does not fit (a range alone larger than `limit` is an output)."""
+def pack(kind: OutputKind, pieces: Sequence[Piece], limit: int, part: int) -> list[Task]:
+    """`pieces` in order into outputs of at most `limit` bytes made of `limit // part`
+    parts (at least one) of at most `part` bytes, a piece cut at range boundaries where a
+    part is full (a range alone larger than a part is a part, and larger than `limit` an
+    output)."""
+    part = min(part, limit)
+    parts_max = max(1, limit // part)
     tasks: list[Task] = []
     current: list[Piece] = []
-    size = 0
-
-    def close() -> None:
-        nonlocal current, size
-        if current:
-            tasks.append(Task(kind, tuple(current)))
-        current, size = [], 0
+    size = 0  # bytes in `current`
+    parts = 0  # the parts of `current` before the one being filled
+    filled = 0  # bytes in the part being filled
 
     for piece in pieces:
         run: list[RangeRecord] = []
         for record in piece.sources:
-            if size + record.size > limit:
+            over = size + record.size > limit
+            if filled and (filled + record.size > part or over):
+                # The part is full: the piece's range ends with it (the reader cuts here).
                 if run:
                     current.append(Piece(piece.stream_id, tuple(run)))
                     run = []
-                close()
+                parts, filled = parts + 1, 0
+                if parts == parts_max or over:
+                    tasks.append(Task(kind, tuple(current)))
+                    current, size, parts = [], 0, 0
             run.append(record)
+            filled += record.size
             size += record.size
         if run:
             current.append(Piece(piece.stream_id, tuple(run)))
-    close()
+    if current:
+        tasks.append(Task(kind, tuple(current)))
     return tasks

@@ -142,6 +142,7 @@ class ObjectCompactor:
             stream_object_bytes=min(settings.object_compaction_stream_object_bytes, bound),
             merged_bytes=min(settings.object_compaction_merged_bytes, bound),
             live_ratio=settings.object_compaction_live_ratio,
+            part_bytes=min(settings.object_read_part_bytes, settings.object_read_span_bytes),
             range_bytes=settings.upload_bytes,
         )
 

@@ -9,10 +9,11 @@ Fetch at once costs about one GET per object:
   in request order takes its next range whatever the bounds (KIP-74; Kafka's
   ReplicaManager.readFromLog reads partitions in request order with minOneMessage until
   one returns data), and that range's object comes first, every partition whose next
-  range it holds taking it in the same GET. Then object by object, oldest object first,
-  every partition's ranges in that object, each partition within its byte limit, whole
-  objects while they fit in the response's (the first object alone may be cut at that
-  bound). A partition's ranges are always a prefix of its ranges from its offset, so the
+  range it holds taking it in the same GET. Then object by object, oldest object first
+  (an object's age: the oldest of the next ranges it holds; objects of one age in request
+  order), every partition's ranges in that object, each partition within its byte limit,
+  whole objects while they fit in the response's (the first object alone may be cut at
+  that bound). A partition's ranges are always a prefix of its ranges from its offset, so the
   batches it returns are a prefix of what a read of that partition alone returns. Other
   partitions are filled in the order of their data's age, not the request's: one whose
   next range lies in an object newer than the ones the response fills gets nothing this
@@ -79,12 +80,16 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
     partition with data in request order takes its next range whatever the bounds
     (KIP-74: Kafka's minOneMessage), and that range's object comes first: every
     partition whose next range it holds takes it, read by the same GET. Then objects
-    oldest first. A range is taken while its partition has read less than its
-    `bytes_max` (as the per-partition reader keeps reading ranges while it has room), so
-    at most one range past that bound is read. Objects are taken whole (every partition's
-    ranges in them) while they fit in `max_bytes`; the first that does not is left for a
-    later fetch, unless it is the first object, read then up to one range past
-    `max_bytes`.
+    oldest first, each with every partition whose next range it holds. A range is taken
+    while its partition has read less than its `bytes_max` (as the per-partition reader
+    keeps reading ranges while it has room), so at most one range past that bound is
+    read; but within one object a further range only if it fits: a stream object holds
+    a partition's ranges of up to `upload.bytes` back to back, and taking the next one
+    past the bound read up to a whole range that the response leaves and the next
+    fetch reads again (the span has left the block cache by then). Objects are taken
+    whole (every partition's ranges in them) while they fit in
+    `max_bytes`; the first that does not is left for a later fetch, unless it is the first
+    object, read then up to one range past `max_bytes`.
     """
     total = 0
 
@@ -104,38 +109,61 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
             take(first, first.next)
             first.advance()
 
-    def order(record: RangeRecord) -> tuple[bool, int, str]:
-        """The first partition's object, then oldest first (commit time; key breaks ties)."""
-        return (record.object_key != first_object, record.created_ms, record.object_key)
+    def order(record: RangeRecord) -> tuple[bool, int]:
+        """The first partition's object, then oldest first (commit time)."""
+        return (record.object_key != first_object, record.created_ms)
 
-    heap: list[tuple[tuple[bool, int, str], int]] = [
-        (order(p.next), index)
-        for index, p in enumerate(partitions)
-        if p.next is not None and p.taken_bytes < p.bytes_max
-    ]
-    heapq.heapify(heap)
+    # Per object, the partitions whose next range lies in it. An object is taken when its
+    # oldest such range comes up, with every one of them: a compacted object's ranges keep
+    # the commit times of the ranges they replaced (retention needs them), so one object
+    # holds ranges of several times, and taking only those of one time left the rest (a
+    # piece cut where a part or the object ends) to a later fetch, a GET each. Objects of
+    # one time go in request order (the first partition waiting on each): a compaction's
+    # outputs all have the time of its oldest input, and partitions in order read them in
+    # the order they were cut (a partition's data cut at an object's end comes next).
+    waiting: dict[str, set[int]] = {}
+    heap: list[tuple[tuple[bool, int], int]] = []  # each waiting range's order, its partition
+
+    def wait(index: int, record: RangeRecord) -> None:
+        waiting.setdefault(record.object_key, set()).add(index)
+        heapq.heappush(heap, (order(record), index))
+
+    for index, p in enumerate(partitions):
+        if p.next is not None and p.taken_bytes < p.bytes_max:
+            wait(index, p.next)
     whole = False  # whether an object's ranges were all taken
     while heap and total < max_bytes:
-        # Every partition's ranges in the first object the heap holds, in request order,
-        # the group fixed before any is taken: a partition moving on to the first
+        # Every partition's ranges in the object of the oldest range waiting, in request
+        # order, the group fixed before any is taken: a partition moving on to the first
         # partition's object must not cut this object short.
-        key = heap[0][0]
-        group = []
-        while heap and heap[0][0] == key:
-            group.append(heapq.heappop(heap)[1])
+        rank, index = heapq.heappop(heap)
+        record = partitions[index].next
+        if record is None or order(record) != rank:
+            continue  # taken already, with the rest of its object
+        key = record.object_key
+        if index not in waiting.get(key, ()):
+            continue
+        group = sorted(waiting.pop(key))
         before = total
         added: list[tuple[PlanPartition, RangeRecord]] = []  # in the order taken
         for index in group:
             partition = partitions[index]
             record = partition.next
-            while record is not None and order(record) == key:
+            while record is not None and record.object_key == key:
+                further = partition.taken and partition.taken[-1].object_key == key
+                if further and partition.taken_bytes + record.size > partition.bytes_max:
+                    break  # a further range of this object only within the bound
                 take(partition, record)
                 added.append((partition, record))
                 record = partition.advance()
                 if partition.taken_bytes >= partition.bytes_max:
                     break  # this partition is full
-            if record is not None and partition.taken_bytes < partition.bytes_max:
-                heapq.heappush(heap, (order(record), index))
+            if (
+                record is not None
+                and record.object_key != key
+                and partition.taken_bytes < partition.bytes_max
+            ):
+                wait(index, record)
         if total <= max_bytes:
             whole = True
             continue

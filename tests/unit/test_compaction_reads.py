@@ -1,0 +1,218 @@
+"""GETs of reading what object compaction writes (compaction_plan.pack, read_plan): an
+output read whole costs one GET per read part it was laid out in, and a catch-up over a
+compacted layout reads each object whole once, the ranges cut into it (which keep a later
+commit time) with the rest, so it costs no more GETs per GiB than one of uploads (one per
+8 MiB)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contextplane import limits
+from contextplane.metadata.records import ObjectSummary, RangeRecord
+from contextplane.storage.compaction_plan import (
+    OutputKind,
+    Piece,
+    PlanConfig,
+    StreamLayout,
+    Task,
+    pack,
+    plan,
+)
+from contextplane.storage.read_plan import PlanPartition, coalesce, plan_ranges, split_parts
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+# The reader's defaults (block_cache.BlockCache) and the compactor's output bound at the
+# default memory budget: a quarter of its in-flight share (object_compactor.plan_config).
+PART = min(limits.OBJECT_READ_PART_BYTES, limits.OBJECT_READ_SPAN_BYTES)
+BOUND = min(limits.OBJECT_COMPACTION_MERGED_BYTES, limits.MEMORY_BUDGET_BYTES // 8)
+# The compactor's plan at the defaults, every upload old enough.
+CONFIG = PlanConfig(
+    min_age_ms=0,
+    max_objects=limits.OBJECT_COMPACTION_MAX_OBJECTS,
+    stream_split_bytes=limits.OBJECT_COMPACTION_STREAM_SPLIT_BYTES,
+    stream_object_bytes=BOUND,
+    merged_bytes=BOUND,
+    live_ratio=limits.OBJECT_COMPACTION_LIVE_RATIO,
+    range_bytes=limits.UPLOAD_BYTES_MAX,
+    part_bytes=PART,
+)
+
+
+def whole_read_gets(task: Task, coalesce_bytes: int, part: int) -> int:
+    """The GETs of reading the task's output whole as the block cache cuts it: its ranges
+    (one per piece, laid out back to back as build_object does) coalesced into spans,
+    each span cut into parts."""
+    ranges = []
+    position = 0
+    for piece in task.pieces:
+        ranges.append(
+            RangeRecord(piece.stream_id, piece.base_offset, piece.end_offset, "out", position,
+                        piece.size, 0, 0)
+        )  # fmt: skip
+        position += piece.size
+    return sum(len(split_parts(s, part)) for s in coalesce(ranges, coalesce_bytes, part))
+
+
+def uploads(streams: int, count: int, seed: int) -> tuple[list[ObjectSummary], dict]:
+    """`count` uploads of ~8 MiB, each holding one range of every stream (a steady load
+    spread over `streams` partitions), and the streams' layouts."""
+    rng = random.Random(seed)
+    share = limits.UPLOAD_BYTES_MAX // streams
+    logs: dict[int, list[RangeRecord]] = {s: [] for s in range(streams)}
+    objects = []
+    for number in range(count):
+        key = f"u{number:03d}"
+        ranges = []
+        position = 0
+        for stream in range(streams):
+            size = rng.randint(share * 3 // 4, share * 5 // 4)
+            base = len(logs[stream]) * 100
+            record = RangeRecord(stream, base, base + 100, key, position, size, 0, number)
+            logs[stream].append(record)
+            ranges.append(record)
+            position += size
+        objects.append(ObjectSummary(key, position, number, 0, len(ranges), tuple(ranges)))
+    layouts = {s: StreamLayout(r, 1 << 40, 1 << 40) for s, r in logs.items()}
+    return objects, layouts
+
+
+# 128 uploads at 8 partitions: each stream's last output, a small one, costs a GET too.
+@pytest.mark.parametrize(("streams", "count"), [(8, 128), (1_000, 32)])
+def test_a_compacted_layout_read_whole_costs_no_more_gets_per_gib_than_uploads(
+    streams: int, count: int
+) -> None:
+    objects, layouts = uploads(streams, count, seed=streams)
+    tasks = plan(objects, layouts, 10**6, CONFIG)
+    kinds = {task.kind for task in tasks}
+    assert kinds == {OutputKind.STREAM if streams == 8 else OutputKind.MERGED}
+    assert sum(task.size for task in tasks) == sum(o.size for o in objects)
+    gets = [whole_read_gets(t, limits.OBJECT_READ_COALESCE_BYTES, PART) for t in tasks]
+    # No output costs more GETs than the parts its bound holds (two, not three).
+    assert max(gets) == BOUND // PART
+    # Uploads cost 128 GETs per GiB (one per 8 MiB); the outputs' 20 MiB cut into parts
+    # of 9 MiB cost 3 GETs per 20 MiB, about 154.
+    per_gib = sum(gets) * GIB / sum(task.size for task in tasks)
+    assert per_gib <= 128
+
+
+def test_a_range_larger_than_a_part_is_a_part_and_larger_than_the_bound_an_output() -> None:
+    records = [RangeRecord(0, n, n + 1, "u", 0, size, 0, 0) for n, size in
+               enumerate([30, 60, 10, 250, 40, 40, 40])]  # fmt: skip
+    tasks = pack(OutputKind.MERGED, [Piece(0, tuple(records))], limit=100, part=50)
+    assert [[r.size for p in t.pieces for r in p.sources] for t in tasks] == [
+        [30, 60],  # two parts: 30, then 60 alone (larger than a part)
+        [10],  # 10 then 250 would pass the bound
+        [250],
+        [40, 40],  # two parts of 40 (80 + 40 > 50)
+        [40],
+    ]
+    assert [len(t.pieces) for t in tasks] == [2, 1, 1, 2, 1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.lists(st.integers(1, 400), min_size=1, max_size=12), min_size=1),
+    limit=st.integers(1, 1_500),
+    part=st.integers(1, 1_500),
+)
+def test_an_output_read_whole_costs_one_get_per_part_its_bound_holds(
+    sizes: list[list[int]], limit: int, part: int
+) -> None:
+    pieces = []
+    for stream, run in enumerate(sizes):
+        position = 0
+        records = []
+        for n, size in enumerate(run):
+            records.append(RangeRecord(stream, n, n + 1, "u", position, size, 0, 0))
+            position += size
+        pieces.append(Piece(stream, tuple(records)))
+    tasks = pack(OutputKind.MERGED, pieces, limit, part)
+    # Every range in exactly one output, in order; outputs within their bound.
+    flat = [r for t in tasks for p in t.pieces for r in p.sources]
+    assert flat == [r for p in pieces for r in p.sources]
+    for task in tasks:
+        assert task.size <= limit or (len(task.pieces) == 1 and len(task.pieces[0].sources) == 1)
+        # Read whole by the reader's cuts (ranges back to back: any coalesce bound above 0).
+        assert whole_read_gets(task, 1, part) <= max(1, limit // part)
+
+
+def compacted_ranges(tasks: list[Task]) -> dict[int, list[RangeRecord]]:
+    """Each stream's ranges after the tasks swapped, as the compactor writes them: a
+    range per piece, with its first source's commit time, under hashed keys (as
+    object_format.object_key makes them: their order is not the outputs')."""
+    logs: dict[int, list[RangeRecord]] = {}
+    for number, task in enumerate(tasks):
+        key = f"objects/{(number * 7919) % 97:02d}/{number}.obj"
+        position = 0
+        for piece in task.pieces:
+            logs.setdefault(piece.stream_id, []).append(
+                RangeRecord(piece.stream_id, piece.base_offset, piece.end_offset, key,
+                            position, piece.size, 0, piece.created_ms)
+            )  # fmt: skip
+            position += piece.size
+    return {s: sorted(r, key=lambda r: r.base_offset) for s, r in logs.items()}
+
+
+def catch_up_gets(logs: dict[int, list[RangeRecord]], max_bytes: int, bytes_max: int) -> int:
+    """The GETs of reading every stream from offset 0 by fetches planned as the reader
+    plans them (plan_ranges; the request order rotated by one each fetch, as librdkafka
+    does), each fetch's ranges of an object read by the spans and parts the block cache
+    cuts, nothing kept between fetches."""
+    streams = sorted(logs)
+    offsets = dict.fromkeys(streams, 0)
+    ends = {s: logs[s][-1].end_offset for s in streams}
+    gets = fetches = 0
+    while any(offsets[s] < ends[s] for s in streams):
+        order = streams[fetches % len(streams) :] + streams[: fetches % len(streams)]
+        fetches += 1
+        plans = [
+            PlanPartition(iter([r for r in logs[s] if r.end_offset > offsets[s]]), ends[s],
+                          bytes_max)
+            for s in order
+        ]  # fmt: skip
+        plan_ranges(plans, max_bytes)
+        for stream, taken in zip(order, plans, strict=True):
+            if taken.taken:
+                offsets[stream] = taken.taken[-1].end_offset
+        spans = coalesce(
+            [r for p in plans for r in p.taken], limits.OBJECT_READ_COALESCE_BYTES, PART
+        )
+        gets += sum(len(split_parts(span, PART)) for span in spans)
+    return gets
+
+
+def test_a_catch_up_of_a_compacted_layout_costs_no_more_gets_per_gib_than_uploads() -> None:
+    # 1,000 partitions, 256 MiB, one pass over the 32 uploads: merged outputs of two
+    # parts, a partition's data cut where a part or an output ends. Read back by 64 MiB
+    # fetches of up to 8 MiB per partition (the bench's consumer): every fetch takes whole
+    # objects, with the ranges cut into them (which carry a later commit time).
+    objects, layouts = uploads(1_000, 32, seed=0)
+    tasks = plan(objects, layouts, 10**6, CONFIG)
+    gets = catch_up_gets(compacted_ranges(tasks), 64 * MIB, 8 * MIB)
+    assert gets == sum(whole_read_gets(t, limits.OBJECT_READ_COALESCE_BYTES, PART) for t in tasks)
+    assert gets * GIB / sum(o.size for o in objects) <= 128
+
+
+def test_a_partition_takes_a_further_range_of_one_object_only_within_its_bound() -> None:
+    # A stream object of three ~5 MiB pieces: an 8 MiB partition bound takes the first
+    # only (the second would be read whole for the 3 MiB the response returns of it, and
+    # read again by the next fetch); its first range in the next object follows the
+    # partition's own rule, one range past the bound.
+    pieces = [
+        RangeRecord(0, n * 10, n * 10 + 10, key, position, 5 * MIB, 0, n)
+        for n, (key, position) in enumerate([("s1", 0), ("s1", 5 * MIB), ("s1", 10 * MIB)])
+    ]
+    plan = PlanPartition(iter(pieces), 30, 8 * MIB)
+    plan_ranges([plan], 64 * MIB)
+    assert [r.base_offset for r in plan.taken] == [0]
+    # Two objects: the partition's range in the second is its first there.
+    spread = [pieces[0], RangeRecord(0, 10, 20, "s2", 0, 5 * MIB, 0, 1)]
+    plan = PlanPartition(iter(spread), 20, 8 * MIB)
+    plan_ranges([plan], 64 * MIB)
+    assert [r.base_offset for r in plan.taken] == [0, 10]
