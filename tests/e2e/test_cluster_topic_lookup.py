@@ -121,6 +121,16 @@ def two_brokers(
     return two, one
 
 
+def started_lookup(one: BrokerProcess, two: InProcessBroker) -> topic_lookup.TopicLookup:
+    """Start broker 1 and wait until broker 2 lists it; broker 2's topic lookup."""
+    one.start()
+    wait_until(lambda: listed(two.bootstrap) == [1, 2], 15, "broker 2 lists broker 1")
+    assert two.broker is not None and two.broker.topics is not None
+    lookup = two.broker.topics.lookup
+    assert lookup is not None
+    return lookup
+
+
 def deaf(two: InProcessBroker) -> None:
     """Broker 2 hears of no change by notification (as while its LISTEN connection is
     down): only the lookup can bring a topic in before the heartbeat."""
@@ -134,11 +144,7 @@ def test_a_topic_created_on_another_broker_is_served_before_the_next_heartbeat(
 ) -> None:
     two, one = two_brokers(tmp_path, postgres_server.create_database())
     try:
-        one.start()
-        wait_until(lambda: listed(two.bootstrap) == [1, 2], 15, "broker 2 lists broker 1")
-        assert two.broker is not None and two.broker.topics is not None
-        lookup = two.broker.topics.lookup
-        assert lookup is not None
+        lookup = started_lookup(one, two)
         before = lookup.lookups
         deaf(two)
 
@@ -218,11 +224,7 @@ def test_a_topic_created_on_another_broker_is_fetched_by_id_before_the_next_hear
 ) -> None:
     two, one = two_brokers(tmp_path, postgres_server.create_database(), AUTHORIZED)
     try:
-        one.start()
-        wait_until(lambda: listed(two.bootstrap) == [1, 2], 15, "broker 2 lists broker 1")
-        assert two.broker is not None and two.broker.topics is not None
-        lookup = two.broker.topics.lookup
-        assert lookup is not None
+        lookup = started_lookup(one, two)
         # Through broker 2, so it enforces the ACL before it hears of anything else.
         admin = AdminClient({"bootstrap.servers": two.bootstrap})
         denial = AclBinding(
