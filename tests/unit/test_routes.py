@@ -3,6 +3,9 @@ loads them on a version's first request, not at start)."""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 from contextplane.broker.routes import ROUTES, build_routes
 from contextplane.protocol.codec import MIRROR_APPEND_KEY, request_schema, response_schema
 
@@ -30,3 +33,32 @@ def test_routes_advertise_the_declared_ranges() -> None:
     for route in own:
         request_schema(route.api_key, route.min_version)
         response_schema(route.api_key, route.min_version)
+
+
+def _names_topic_ids(schema: type, seen: set[type]) -> bool:
+    """Whether a request schema has a `topic_id` field at any depth."""
+    if schema in seen:
+        return False
+    seen.add(schema)
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        if field.name == "topic_id":
+            return True
+        for arg in typing.get_args(hints[field.name]) or (hints[field.name],):
+            for inner in typing.get_args(arg) or (arg,):
+                if dataclasses.is_dataclass(inner) and _names_topic_ids(inner, seen):
+                    return True
+    return False
+
+
+def test_every_route_whose_request_names_topics_by_id_looks_unknown_ids_up() -> None:
+    """An id another broker created a moment ago must be looked up before the request is
+    served (broker/topic_ids.py), whichever API names it."""
+    routes = {r.api_key: r for r in build_routes()}
+    unlooked = sorted(
+        api_key
+        for api_key, low, high, *_ in ROUTES
+        if routes[api_key].topic_ids is None
+        and any(_names_topic_ids(request_schema(api_key, v), set()) for v in range(low, high + 1))
+    )
+    assert unlooked == []

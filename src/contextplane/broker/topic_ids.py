@@ -38,6 +38,10 @@ TOPIC_IDS: dict[int, TopicIdsOf] = {
     9: _offset_fetch,
     20: lambda version, request: _ids(getattr(request, "topics", None)),  # DeleteTopics v6+
     28: lambda version, request: _ids(request.topics),  # TxnOffsetCommit v6
+    # ConsumerGroupHeartbeat's owned partitions: an id the coordinator has not heard of
+    # would be dropped as a deleted topic, and its partitions handed to another member
+    # while this one still holds them.
+    68: lambda version, request: _ids(request.topic_partitions),
     78: lambda version, request: _ids(request.topics),  # ShareFetch
     79: lambda version, request: _ids(request.topics),  # ShareAcknowledge
 }
