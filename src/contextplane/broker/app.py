@@ -241,6 +241,7 @@ class Broker:
             known_id=lambda topic_id: topics.by_id(topic_id) is not None,
         )
         topics.on_found = registry.changed.set
+        topics.registered_brokers = lambda: max(1, len(registry.live_ids))
         storage.dirty.may_ack_unmarked = registry.may_ack_unmarked
         await storage.open()
         # Replayed and marked: the heartbeat may now write what storage owes and set

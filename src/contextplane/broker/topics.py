@@ -78,6 +78,9 @@ class TopicManager:
         # `on_found` is called once some were added (the reconciler then opens them).
         self.lookup: TopicLookup | None = None
         self.on_found: Callable[[], None] | None = None
+        # The brokers registered now (a cluster's live ones), which bound the replication
+        # factor a topic may ask for.
+        self.registered_brokers: Callable[[], int] = lambda: 1
 
     async def _to_completion(self, change: Coroutine[Any, Any, _T]) -> _T:
         """Run a change of the topic table to its end even if the request that asked for
@@ -204,15 +207,31 @@ class TopicManager:
                 "Replication factor must be larger than 0, or -1 to use the default value.",
             )
         if replication_factor > 1:
-            raise KafkaError(
-                ErrorCode.invalid_replication_factor,
-                f"Unable to replicate the partition {replication_factor} time(s): The target "
-                "replication factor of 1 is the most this broker offers (durability comes from "
-                "the WAL and object storage).",
-            )
+            self._check_replication(replication_factor)
         checked = {key: checked_topic_config(key, value) for key, value in configs.items()}
         check_not_itself(name, checked)
         return partitions, checked
+
+    def _check_replication(self, factor: int) -> None:
+        """A replication factor above 1 is accepted where Kafka's would be and the data is
+        already safer than its replicas make it: every acknowledged record is in the
+        object store (the object WAL), which any broker reads. The topic keeps one replica,
+        its leader (as AutoMQ forces), so moves and failover change only the leader."""
+        registered = self.registered_brokers()
+        prefix = f"Unable to replicate the partition {factor} time(s): "
+        if factor > registered:  # Kafka's words
+            raise KafkaError(
+                ErrorCode.invalid_replication_factor,
+                f"{prefix}The target replication factor of {factor} cannot be reached because "
+                f"only {registered} broker(s) are registered.",
+            )
+        if not self._settings.wal_url:
+            raise KafkaError(
+                ErrorCode.invalid_replication_factor,
+                f"{prefix}with the local write-ahead log a partition's newest records are on "
+                "its leader's disk alone; a replication factor above 1 needs the object WAL "
+                "(wal.url), which makes every acknowledged record durable in the object store.",
+            )
 
     async def create(self, name: str, partitions: int, configs: dict[str, str]) -> TopicRecord:
         return await self._to_completion(self._create(name, partitions, configs))
