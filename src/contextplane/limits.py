@@ -207,6 +207,14 @@ assert WAL_SEGMENT_BYTES >= UPLOAD_BYTES_MAX
 # of the request gets POLICY_VIOLATION. The same bound holds for the topics one Metadata
 # request auto-creates (Kafka sends them to its controller as one CreateTopics).
 PARTITIONS_PER_REQUEST_MAX = 10_000
+# Topics one DescribeTopicPartitions request may name (Kafka bounds them only by the
+# frame): as many as partitions one CreateTopics may create; above it the request is
+# answered INVALID_REQUEST for every topic it names. The response stays bounded: a page
+# lists at most max.request.partition.size.limit partitions, plus the topics refused.
+DESCRIBE_TOPICS_PER_REQUEST_MAX = PARTITIONS_PER_REQUEST_MAX
+# Kafka's max.request.partition.size.limit default: the most partitions one
+# DescribeTopicPartitions response lists (the request's own limit may lower it).
+DESCRIBE_PARTITIONS_PER_RESPONSE = 2000
 # Metadata records one request may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP:
 # a topic record, a record per partition and per explicit config); more is POLICY_VIOLATION.
 RECORDS_PER_REQUEST_MAX = 10_000

@@ -74,6 +74,7 @@ class Settings(
     socket_request_max_bytes: int = limits.SOCKET_REQUEST_BYTES_MAX
     # The most one Fetch response carries (Kafka's broker fetch.max.bytes).
     fetch_max_bytes: int = limits.FETCH_BYTES_MAX
+    max_request_partition_size_limit: int = limits.DESCRIBE_PARTITIONS_PER_RESPONSE
     group_initial_rebalance_delay_ms: int = 3000
     # KIP-1191's share-group dead-letter settings (broker/share_dead_letters.py).
     errors_deadletterqueue_auto_create_topics_enable: bool = False

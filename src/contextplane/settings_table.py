@@ -297,6 +297,15 @@ SETTINGS: tuple[Setting, ...] = (
         high=INT_MAX,
     ),
     Setting(
+        "max.request.partition.size.limit",
+        "max_request_partition_size_limit",
+        "",
+        "most partitions one DescribeTopicPartitions response lists, whatever the "
+        "request's limit asks (the rest are paged with its cursor)",
+        low=1,
+        high=INT_MAX,
+    ),
+    Setting(
         "group.initial.rebalance.delay.ms",
         "group_initial_rebalance_delay_ms",
         "ms",

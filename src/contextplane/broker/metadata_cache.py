@@ -153,14 +153,17 @@ class MetadataCache:
             for index in range(record.partitions)
         )
 
-    def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
+    def partition_entries(self, record: TopicRecord, start: int, end: int) -> list[dict[str, Any]]:
+        """The Metadata partition entries of the topic's partitions `start` to `end`
+        (exclusive): what DescribeTopicPartitions answers too."""
+        leaders = self._leaders
         partitions = []
-        for index in range(record.partitions):
-            leader, epoch = self._leaders.of(record.name, index)
+        for index in range(start, end):
+            leader, epoch = leaders.of(record.name, index)
             # One replica (RF=1): where the partition is, even on a broker that is gone.
-            replica = self._leaders.replica(record.name, index)
+            replica = leaders.replica(record.name, index)
             # Brokers of other racks serving it from objects (KIP-392), with the selector.
-            readers = list(self._leaders.read_replicas(record.name, index))
+            readers = list(leaders.read_replicas(record.name, index))
             partitions.append(
                 {
                     "error_code": ErrorCode.none
@@ -171,9 +174,13 @@ class MetadataCache:
                     "leader_epoch": epoch,
                     "replica_nodes": [replica, *readers],
                     "isr_nodes": [leader, *readers] if leader != -1 else [],
-                    "offline_replicas": [replica] if self._leaders.is_offline(replica) else [],
+                    "offline_replicas": [replica] if leaders.is_offline(replica) else [],
                 }
             )
+        return partitions
+
+    def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
+        partitions = self.partition_entries(record, 0, record.partitions)
         return {
             "error_code": ErrorCode.none,
             "name": record.name,

@@ -22,7 +22,8 @@
   the first 100 resources and counting the rest, within a per-principal rate
   (`security/denial_limit.py`). With no authorizer nothing is asked. A handler that
   learns what to filter only as it runs (the topics a consumer group's regex matches)
-  asks here too, through `allowed_late`: one call, quietly.
+  asks here too, through `allowed_late` (or `decide_late`, into its verdicts): one
+  call, quietly.
 * quota: how long the client is to be throttled for request_percentage
   (`ctx.throttle_ms`; Produce and Fetch add their byte-rate quotas with `ctx.throttle`),
   reported by the handler in throttle_time_ms together with its own (storage
@@ -254,3 +255,15 @@ def allowed_late(
     actions = [Action(operation, resource_type, name) for name in ordered]
     answers = authorizer.authorize(ctx.principal, ctx.client_host, actions)
     return frozenset(n for n, ok in zip(ordered, answers, strict=True) if ok)
+
+
+def decide_late(ctx: RequestContext, actions: list[Action]) -> None:
+    """Decide `actions` quietly, in one call, into the request's verdicts (`ctx.allowed`,
+    `ctx.authorized_operations`): for decisions only the handler can name, such as the
+    authorized operations of the topics one page of a response lists."""
+    authorizer = ctx.services.authorizer
+    asked = [action for action in actions if action not in ctx.verdicts]
+    if not authorizer.enabled or not asked:
+        return
+    answers = authorizer.authorize(ctx.principal, ctx.client_host, asked)
+    ctx.verdicts.update(zip(asked, answers, strict=True))

@@ -14,6 +14,7 @@ from contextplane.broker.handlers import (
     config_resources,
     configs,
     consumer_groups,
+    describe_topic_partitions,
     elect_leaders,
     fetch,
     groups,
@@ -202,6 +203,14 @@ ROUTES: list[tuple[int, int, int, Handler, NeedsOf, Refusal]] = [
         config_resources.list_config_resources,
         authz_ops.list_config_resources,
         config_resources.refuse,
+    ),
+    (
+        75,
+        0,
+        0,
+        describe_topic_partitions.describe_topic_partitions,
+        describe_topic_partitions.needs,
+        authz.refuse_top_level,  # (no gate: never refused whole)
     ),
     (
         76,
