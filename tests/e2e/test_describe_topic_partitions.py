@@ -22,6 +22,7 @@ from confluent_kafka.admin import (
 )
 from kafka.admin import KafkaAdminClient
 
+from contextplane import limits
 from tests.support.inprocess import InProcessBroker
 
 UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC, INVALID_REQUEST = 3, 17, 42
@@ -203,3 +204,22 @@ def test_java_topic_command_describes_through_the_api_in_pages(
     assert [re.search(r"Partition: (\d+)", row)[1] for row in rows] == ["0", "1", "2"]  # type: ignore[index]
     for row in rows:
         assert "\tLeader: 1\tReplicas: 1\tIsr: 1\tElr: \tLastKnownElr: " in row, row
+
+
+def test_more_names_than_the_bound_are_an_invalid_request(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start()
+    _create(broker.bootstrap, alpha=1)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        at_bound = [f"t{index}" for index in range(limits.DESCRIBE_TOPICS_PER_REQUEST_MAX - 1)]
+        answered = admin.describe_topic_partitions(["alpha", *at_bound], 10)
+        assert answered["topics"][0]["name"] == "alpha"
+        assert answered["topics"][0]["error_code"] == 0
+        over = admin.describe_topic_partitions(["alpha", *at_bound, "one-more"], 10)
+        assert len(over["topics"]) == limits.DESCRIBE_TOPICS_PER_REQUEST_MAX + 1
+        assert {t["error_code"] for t in over["topics"]} == {INVALID_REQUEST}
+        assert over["next_cursor"] is None
+    finally:
+        admin.close()
