@@ -38,6 +38,8 @@ def java_order(name: str) -> bytes:
 def from_cursor(names: Iterable[str], cursor_name: str) -> set[str]:
     """The distinct names at or after the cursor's topic (all of them with no cursor,
     whose name is "")."""
+    if not cursor_name:
+        return set(names)  # every name sorts at or after ""
     floor = java_order(cursor_name)
     return {name for name in names if java_order(name) >= floor}
 
