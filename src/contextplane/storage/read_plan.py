@@ -112,11 +112,13 @@ def plan_ranges(
 def _offer_after(partition: PlanPartition, after_bytes: int) -> None:
     """Fill `after` with the partition's next ranges in the object of its last taken
     range, back to back with it, within `after_bytes`."""
-    if not partition.taken or partition.cut:
+    record = partition.next
+    if not partition.taken or partition.cut or record is None:
         return
+    if partition.taken_bytes + record.size <= partition.bytes_max:
+        return  # stopped by the response, not its own bound: a later fetch reads on
     last = partition.taken[-1]
     end, size = last.position + last.size, 0
-    record = partition.next
     while (
         record is not None
         and record.object_key == last.object_key
