@@ -264,3 +264,27 @@ def test_read_ahead_reads_the_rest_of_an_object_for_the_other_partitions() -> No
         assert store.get_requests == [("a", 0, len(OBJECT))]
 
     asyncio.run(run())
+
+
+def test_a_span_carries_on_over_the_ranges_offered_to_one_part_kept_as_read_ahead() -> None:
+    async def run() -> None:
+        # A budget whose share (a quarter) holds 8 KiB: the GET's own 5 KiB, read, goes
+        # first when other spans come in; the 3 KiB carried after it, read ahead, stays.
+        blocks, store, memory, budget = cache(budget_bytes=32_768, objects=("a", "b", "c"))
+        along = ranges("a", (5_000, 8_000), (8_000, 9_000))  # the second passes the part
+        got = await blocks.read_ranges(ranges("a", (0, 5_000)), along)
+        assert bytes(got[0]) == OBJECT[:5_000]
+        assert memory.get_requests == [("a", 0, 8_000)]
+        assert blocks.ahead_bytes == 3_000
+        await blocks.read_ranges(ranges("b", (0, 5_000)))
+        await blocks.read_ranges(ranges("c", (0, 5_000)))
+        (carried,) = await blocks.read_ranges(along[:1])
+        assert bytes(carried) == OBJECT[5_000:8_000]
+        assert store.gets == 3  # the carried range was still cached
+        assert blocks.ahead_bytes == 0  # read now
+        # Offered ranges not back to back with the span are not carried.
+        await blocks.read_ranges(ranges("b", (8_000, 9_000)), ranges("b", (9_100, 9_200)))
+        assert memory.get_requests[-1] == ("b", 8_000, 9_000)
+        assert budget.block_cache_bytes <= budget.block_cache_limit
+
+    asyncio.run(run())

@@ -75,8 +75,12 @@ class BlockCache:
             raise result
         return result
 
-    async def read_ranges(self, records: Sequence[RangeRecord]) -> list[memoryview | BaseException]:
-        """The bytes of each range, or the error of the GET that was to read it."""
+    async def read_ranges(
+        self, records: Sequence[RangeRecord], along: Sequence[RangeRecord] = ()
+    ) -> list[memoryview | BaseException]:
+        """The bytes of each range, or the error of the GET that was to read it. A range
+        of `along` (in offset order, per partition) that lies right after a span being
+        read is read by the same GET while the span stays within one part (`_carry`)."""
         results: list[memoryview | BaseException | None] = [None] * len(records)
         waiting: list[tuple[int, asyncio.Task[memoryview], SpanKey]] = []  # index, GET, span
         missing: list[RangeRecord] = []
@@ -94,7 +98,7 @@ class BlockCache:
         self.joined += len(waiting)
         self.misses += len(missing)
         if missing:
-            get_of = self._start_gets(missing, ahead=False)
+            get_of = self._start_gets(missing, ahead=False, along=along)
             for index, record in enumerate(records):
                 if results[index] is None and id(record) in get_of:
                     waiting.append((index, *get_of[id(record)]))
@@ -140,12 +144,15 @@ class BlockCache:
                 extents[record.object_key] = (min(start, known[0]), max(end, known[1]))
 
     def _start_gets(
-        self, missing: Sequence[RangeRecord], ahead: bool
+        self, missing: Sequence[RangeRecord], ahead: bool, along: Sequence[RangeRecord] = ()
     ) -> dict[int, tuple[asyncio.Task[memoryview], SpanKey]]:
-        """Start the GETs that read `missing` (neither cached nor in flight), coalesced
-        and widened; returns, per range id, the GET that reads it and its span. Read-ahead
-        starts GETs only while fewer than half of the slots are taken."""
+        """Start the GETs that read `missing` (neither cached nor in flight), coalesced,
+        carried on over `along` and widened; returns, per range id, the GET that reads it
+        and its span. Read-ahead starts GETs only while fewer than half of the slots are
+        taken."""
         self.learn(missing)
+        self.learn(along)
+        after = self._after(along)
         get_of: dict[int, tuple[asyncio.Task[memoryview], SpanKey]] = {}
         for span in self._spans(missing):
             rest: list[RangeRecord] = []
@@ -162,14 +169,48 @@ class BlockCache:
             else:
                 spans = [span]
             for unread in spans:
+                unread, carried = self._carry(unread, after)
                 for part in split_parts(self._widened(unread), self._part_bytes):
                     if ahead and 2 * self._gets_started >= self._concurrency:
                         return get_of
-                    task = self._start_get(part, ahead)
+                    task = self._start_get(part, ahead, carried)
                     key = (part.object_key, part.start, part.end)
                     for record in part.ranges:
                         get_of[id(record)] = (task, key)
         return get_of
+
+    def _after(self, along: Sequence[RangeRecord]) -> dict[tuple[str, int], RangeRecord]:
+        """The ranges of `along` neither cached nor in flight, by (object, position)."""
+        return {
+            (r.object_key, r.position): r
+            for r in along
+            if self._find(r) is None and self._in_flight(r) is None
+        }
+
+    def _carry(self, span: Span, after: dict[tuple[str, int], RangeRecord]) -> tuple[Span, int]:
+        """`span` carried on over the ranges of `after` that follow its last range back to
+        back (some may lie in it already: a span over the rest of its object), while it
+        stays within one part and the bytes added within read-ahead's room (an eighth of
+        the share kept free, as `_widened`); and where the carried bytes start (0: none
+        carried). A stream object holds one partition's ranges back to back, laid out by
+        object compaction as whole parts; a partition's fetch ends where its bound falls,
+        inside a part, and the rest of that part, cached as read, was evicted by the
+        fetch's other spans before the partition's next fetch read it by a GET of its own
+        (3 GETs for an object of 2 parts at 8 MiB per partition and fetch)."""
+        if not after or span.size > self._part_bytes:
+            return span, 0
+        room = self.ahead_room() - self.share_bytes // 8
+        asked = end = max(r.position + r.size for r in span.ranges)
+        ranges = list(span.ranges)
+        while (record := after.get((span.object_key, end))) is not None:
+            record_end = record.position + record.size
+            if record_end - span.start > self._part_bytes or record_end - span.end > room:
+                break
+            ranges.append(record)
+            end = record_end
+        if end == asked:
+            return span, 0
+        return Span(span.object_key, span.start, max(end, span.end), tuple(ranges)), asked
 
     def _spans(self, missing: Sequence[RangeRecord]) -> list[Span]:
         """Per object, one span over the rest of the object (`_gap`) when the ranges asked
@@ -243,6 +284,11 @@ class BlockCache:
         return self._budget.block_cache_limit - self.ahead_bytes
 
     @property
+    def part_bytes(self) -> int:
+        """The most one GET reads (a span larger is read as parts)."""
+        return self._part_bytes
+
+    @property
     def share_bytes(self) -> int:
         return self._budget.block_cache_limit
 
@@ -283,29 +329,40 @@ class BlockCache:
                     return task, (record.object_key, start, end)
         return None
 
-    def _start_get(self, span: Span, ahead: bool) -> asyncio.Task[memoryview]:
-        task = asyncio.get_running_loop().create_task(self._get(span, ahead))
+    def _start_get(self, span: Span, ahead: bool, carried: int = 0) -> asyncio.Task[memoryview]:
+        """One GET of `span`; read ahead from `carried` on when not 0 (`_carry`), the
+        whole span when `ahead`."""
+        unread = span.start if ahead else carried or span.end  # read ahead from here on
+        task = asyncio.get_running_loop().create_task(self._get(span, unread))
         self._pending.setdefault(span.object_key, {})[(span.start, span.end)] = task
         self._gets_started += 1
-        if ahead:
-            self.ahead_bytes += span.size
-        task.add_done_callback(lambda t: self._got(span, t, ahead))
+        self.ahead_bytes += span.end - unread
+        task.add_done_callback(lambda t: self._got(span, t, span.end - unread))
         return task
 
-    async def _get(self, span: Span, ahead: bool) -> memoryview:
+    async def _get(self, span: Span, unread: int) -> memoryview:
+        """The span's bytes, cached: those before `unread` as read, the rest as read ahead
+        (evicted after every span read: a fetch of many stream objects reads more than
+        the share, and the carried bytes must outlive the spans it returned)."""
+        key, start, end = span.object_key, span.start, span.end
         async with self._gets, self._budget.reserve(span.size):
-            data = await self._objects.get_range(span.object_key, span.start, span.end)
-        if ahead:
-            self.ahead_bytes -= span.size  # before the insert counts the cached span
-            self._insert(span.object_key, span.start, span.end, data, self._ahead)
+            data = await self._objects.get_range(key, start, end)
+        self.ahead_bytes -= end - unread  # before the insert counts the cached span
+        if unread == start:
+            self._insert(key, start, end, data, self._ahead)
+        elif unread == end:
+            self._insert(key, start, end, data, self._lru)
         else:
-            self._insert(span.object_key, span.start, span.end, data, self._lru)
+            # The read part keeps the whole buffer alive while cached: charged whole. The
+            # carried part is a copy, so it is freed alone.
+            self._insert(key, start, unread, data, self._lru)
+            self._insert(key, unread, end, memoryview(bytes(data[unread - start :])), self._ahead)
         return data
 
-    def _got(self, span: Span, task: asyncio.Task[memoryview], ahead: bool) -> None:
+    def _got(self, span: Span, task: asyncio.Task[memoryview], ahead_bytes: int) -> None:
         self._gets_started -= 1
-        if ahead and (task.cancelled() or task.exception() is not None):
-            self.ahead_bytes -= span.size  # a failed read-ahead leaves nothing behind
+        if task.cancelled() or task.exception() is not None:
+            self.ahead_bytes -= ahead_bytes  # a failed read-ahead leaves nothing behind
         gets = self._pending.get(span.object_key)
         if gets is not None:
             gets.pop((span.start, span.end), None)

@@ -51,6 +51,10 @@ class PlanPartition:
     taken: list[RangeRecord] = field(default_factory=list)
     taken_bytes: int = 0
     next: RangeRecord | None = None
+    # Its ranges right after the last one taken, in the same object (`plan_ranges`'
+    # `after_bytes`): not returned, offered to the GET of the taken ones.
+    after: list[RangeRecord] = field(default_factory=list)
+    cut: bool = False  # ranges taken were put back (the object did not fit)
 
     def advance(self) -> RangeRecord | None:
         """The next range below `end`, or None."""
@@ -73,7 +77,9 @@ class Span:
         return self.end - self.start
 
 
-def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bool = True) -> None:
+def plan_ranges(
+    partitions: Sequence[PlanPartition], max_bytes: int, min_one: bool = True, after_bytes: int = 0
+) -> None:
     """Fill each partition's `taken` with the ranges it reads (see the module doc).
 
     With `min_one` (no partition ahead of these in the response returned data), the first
@@ -90,7 +96,42 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
     whole (every partition's ranges in them) while they fit in
     `max_bytes`; the first that does not is left for a later fetch, unless it is the first
     object, read then up to one range past `max_bytes`.
+
+    A partition whose ranges stop inside an object (its bound reached there) gets in
+    `after` its next ranges in that object, up to `after_bytes` in all: the block cache
+    reads them with the taken ones to the end of the read part (`BlockCache.read_ranges`'
+    `along`), so the partition's next fetch finds them cached rather than reading the
+    rest of a part by a GET of its own.
     """
+    _plan(partitions, max_bytes, min_one)
+    if after_bytes > 0:
+        for partition in partitions:
+            _offer_after(partition, after_bytes)
+
+
+def _offer_after(partition: PlanPartition, after_bytes: int) -> None:
+    """Fill `after` with the partition's next ranges in the object of its last taken
+    range, back to back with it, within `after_bytes`."""
+    record = partition.next
+    if not partition.taken or partition.cut or record is None:
+        return
+    if partition.taken_bytes + record.size <= partition.bytes_max:
+        return  # stopped by the response, not its own bound: a later fetch reads on
+    last = partition.taken[-1]
+    end, size = last.position + last.size, 0
+    while (
+        record is not None
+        and record.object_key == last.object_key
+        and record.position == end
+        and size + record.size <= after_bytes
+    ):
+        partition.after.append(record)
+        size += record.size
+        end += record.size
+        record = partition.advance()
+
+
+def _plan(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bool) -> None:
     total = 0
 
     def take(partition: PlanPartition, record: RangeRecord) -> None:
@@ -176,6 +217,7 @@ def plan_ranges(partitions: Sequence[PlanPartition], max_bytes: int, min_one: bo
                 before += added[keep][1].size
                 keep += 1
         for partition, record in reversed(added[keep:]):
+            partition.cut = True  # its `next` is past the ranges put back
             partition.taken.pop()
             partition.taken_bytes -= record.size
             total -= record.size

@@ -175,14 +175,16 @@ class Reader:
                 budget -= sum(batch.size for batch in cached or ())
                 if cached and index < first_planned:
                     min_one = False
-        plan_ranges(list(plans.values()), max(budget, 0), min_one)
+        blocks = self._blocks
+        plan_ranges(list(plans.values()), max(budget, 0), min_one, blocks.part_bytes)
         taken = [record for plan in plans.values() for record in plan.taken]
+        along = [record for plan in plans.values() for record in plan.after]
         readahead = self._readahead
         if readahead is not None:
             for index, plan in plans.items():
                 readahead.read(requests[index].partition, requests[index].offset, plan.taken)
             readahead.schedule()  # runs once read_ranges has started this fetch's GETs
-        read = await self._blocks.read_ranges(taken)
+        read = await blocks.read_ranges(taken, along)
         data = {id(record): got for record, got in zip(taken, read, strict=True)}
         for index in range(first, len(requests)):
             if results[index] is not None:
