@@ -251,6 +251,11 @@ def requests_for(version: int, topic_id: uuid.UUID) -> dict[int, dict[str, Any]]
             "topics": [{"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}]
         },
         74: {"resource_types": []},  # ListConfigResources: the default types
+        75: {  # DescribeTopicPartitions: the sweep topic from its first partition
+            "topics": [{"name": TOPIC}],
+            "response_partition_limit": 2000,
+            "cursor": {"topic_name": TOPIC, "partition_index": 0},
+        },
         44: {  # IncrementalAlterConfigs (validate only)
             "resources": [
                 {
