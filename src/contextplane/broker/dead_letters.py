@@ -76,9 +76,12 @@ async def route(
     timeout_s: float = BROKER_WRITE_TIMEOUT_S,
 ) -> None:
     """Append each schema-refused batch of a topic with a dead-letter topic there; a batch
-    written durably there is `routed` (its error cleared) unless it is idempotent. Each
-    write may take `timeout_s` (the Produce's timeout), at most BROKER_WRITE_TIMEOUT_S."""
-    wait_s = min(max(timeout_s, 0.001), BROKER_WRITE_TIMEOUT_S)
+    written durably there is `routed` (its error cleared) unless it is idempotent. All
+    the writes share `timeout_s` (the Produce's timeout), at most BROKER_WRITE_TIMEOUT_S:
+    a deadline per batch let one Produce of many partitions hold for as many timeouts,
+    retrying an unreachable leader all along."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(max(timeout_s, 0.001), BROKER_WRITE_TIMEOUT_S)
     known = ctx.topics.topics()
     for item in batches:
         if item.schema_refusals is None or item.error is None:
@@ -89,6 +92,9 @@ async def route(
             continue
         partition = item.entry["index"]
         try:
+            wait_s = deadline - loop.time()
+            if wait_s <= 0:
+                raise KafkaError(ErrorCode.request_timed_out, "the Produce's timeout passed")
             await _append(ctx, item, target_name, partition, executor, wait_s)
         except (KafkaError, OSError, ValueError, IndexError, DecompressionError) as exc:
             ctx.services.stats.schema_dead_lettered(item.topic, "failed")
