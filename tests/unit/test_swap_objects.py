@@ -219,15 +219,21 @@ def test_deleted_topic_is_left_out(engine: SqlEngine) -> None:
     assert_whole(engine, {b: (0, 30)}, inputs | {"merged"}, outcome)
 
 
-def test_candidates_are_old_uploads_and_sparse_objects(engine: SqlEngine) -> None:
-    assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 10)] == ["up-0", "up-1"]
-    assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 1)] == ["up-0"]
+def test_candidates_are_old_uploads_small_compacted_and_sparse_objects(engine: SqlEngine) -> None:
+    assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 10, 0)] == ["up-0", "up-1"]
+    assert [o.key for o in engine.compaction_candidates(1_001, 0.5, 1, 0)] == ["up-0"]
     swap, _ = merged_swap(engine)
     engine.swap_objects(swap)
-    assert engine.compaction_candidates(10_000, 0.5, 10) == []  # merged is level 1 and full
+    (merged,) = swap.outputs
+    # Level 1 and full: a candidate only while smaller than the small bound.
+    assert engine.compaction_candidates(10_000, 0.5, 10, merged.size) == []
+    (small,) = engine.compaction_candidates(10_000, 0.5, 10, merged.size + 1)
+    assert small.key == "merged" and len(small.ranges) == 2
     a = stream_of(engine, "a")
     engine.advance_log_start(a, 30, DUE_MS)  # half of `merged` is dead now
-    (sparse,) = engine.compaction_candidates(10_000, 0.51, 10)
+    (sparse,) = engine.compaction_candidates(10_000, 0.51, 10, 0)
     assert sparse.key == "merged" and sparse.level == 1 and sparse.streams == 2
     assert sparse.live_bytes == 3 * RANGE_BYTES
-    assert engine.compaction_candidates(10_000, 0.4, 10) == []
+    assert engine.compaction_candidates(10_000, 0.4, 10, 0) == []
+    # Both small and sparse: listed once.
+    assert len(engine.compaction_candidates(10_000, 0.51, 10, merged.size + 1)) == 1

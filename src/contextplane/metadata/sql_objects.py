@@ -206,17 +206,23 @@ class CompactionRows:
     _db: Db
 
     def compaction_candidates(
-        self, created_before_ms: int, live_ratio: float, limit: int
+        self, created_before_ms: int, live_ratio: float, limit: int, small_bytes: int
     ) -> list[ObjectSummary]:
-        """The oldest level-0 objects created at or before `created_before_ms`, and the
-        oldest objects of any level whose referenced bytes are below `live_ratio` of their
-        size, at most `limit` of each, with the ranges that reference them."""
+        """The oldest level-0 objects created at or before `created_before_ms`, the
+        oldest compacted ones smaller than `small_bytes`, and the oldest objects of any
+        level whose referenced bytes are below `live_ratio` of their size, at most `limit`
+        of each, with the ranges that reference them."""
         db = self._db
         columns = "o.object_id, o.key, o.size, o.created_ms, o.level, o.streams"
         rows = db.execute(
             f"SELECT {columns} FROM objects o WHERE o.level = 0 AND o.created_ms <= ?"  # noqa: S608
             " ORDER BY o.created_ms LIMIT ?",
             (created_before_ms, limit),
+        ).fetchall()
+        rows += db.execute(
+            f"SELECT {columns} FROM objects o WHERE o.level > 0 AND o.size < ?"  # noqa: S608
+            " AND o.created_ms <= ? ORDER BY o.created_ms LIMIT ?",
+            (small_bytes, created_before_ms, limit),
         ).fetchall()
         rows += db.execute(
             f"SELECT {columns} FROM objects o JOIN ranges r ON r.object_id = o.object_id"  # noqa: S608
@@ -338,11 +344,11 @@ class ObjectCalls:
         return result
 
     async def compaction_candidates(
-        self, created_before_ms: int, live_ratio: float, limit: int
+        self, created_before_ms: int, live_ratio: float, limit: int, small_bytes: int
     ) -> list[ObjectSummary]:
         store: Any = self
         result: list[ObjectSummary] = await store._call(
-            store.engine.compaction_candidates, created_before_ms, live_ratio, limit
+            store.engine.compaction_candidates, created_before_ms, live_ratio, limit, small_bytes
         )
         return result
 

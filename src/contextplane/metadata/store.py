@@ -208,11 +208,12 @@ class MetadataStore(Protocol):
         ...
 
     async def compaction_candidates(
-        self, created_before_ms: int, live_ratio: float, limit: int
+        self, created_before_ms: int, live_ratio: float, limit: int, small_bytes: int
     ) -> list[ObjectSummary]:
         """Object compaction's candidates: the oldest level-0 objects created by
-        `created_before_ms` and the oldest whose referenced bytes are below `live_ratio` of
-        their size (at most `limit` of each), with their ranges."""
+        `created_before_ms`, the oldest compacted ones smaller than `small_bytes`, and the
+        oldest whose referenced bytes are below `live_ratio` of their size (at most `limit`
+        of each), with their ranges."""
         ...
 
     async def swap_objects(self, swap: ObjectSwap) -> SwapOutcome:

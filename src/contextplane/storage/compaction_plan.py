@@ -1,10 +1,17 @@
 """Object compaction's plan (RFC 0003, "1. Object compaction"): which ranges of which
 objects are rewritten into which new objects. Pure: no I/O, no clock.
 
-Candidates are level-0 objects (uploads) older than `object.compaction.min.age.ms`, and
+Candidates are level-0 objects (uploads) older than `object.compaction.min.age.ms`,
 objects of any level whose referenced bytes fell below `object.compaction.live.ratio` of
-their size (their live ranges are rewritten, the dead space goes with the old object).
-At most `object.compaction.max.objects` of them, oldest first, per pass.
+their size (their live ranges are rewritten, the dead space goes with the old object),
+and compacted objects smaller than an upload (`upload.bytes`, the plan's `range_bytes`).
+At most `object.compaction.max.objects` of them, oldest first, per pass. The last
+output of a pass is what is left after the full ones (a pass of 5 uploads at 1,000
+partitions: 18 + 18 + 4 MiB), read by a GET of its own: kept as it is, a layout made by
+short passes costs a GET per pass more than uploads would (136 per GiB). As a candidate it
+is merged into the next pass's outputs; it carries the pass's oldest commit time, so it
+sorts before the uploads that came after. Alone it is left as it is (a task that only
+copies one object is dropped), so nothing is rewritten twice without new data.
 
 Their ranges are grouped per stream into *pieces*: ranges that follow each other in the
 stream's log (no other range between them) and lie in one segment as retention derives
@@ -124,8 +131,8 @@ class Task:
 def candidates(
     objects: Iterable[ObjectSummary], now_ms: int, config: PlanConfig
 ) -> list[ObjectSummary]:
-    """The objects this pass may rewrite: old enough, and an upload or sparse; the oldest
-    `max_objects` of them."""
+    """The objects this pass may rewrite: old enough, and an upload, sparse, or smaller
+    than an upload; the oldest `max_objects` of them."""
     cutoff = now_ms - config.min_age_ms
     unique = {o.key: o for o in objects}.values()
     eligible = [
@@ -133,7 +140,9 @@ def candidates(
         for o in unique
         if o.created_ms <= cutoff
         and o.ranges
-        and (o.level == 0 or o.live_bytes < config.live_ratio * o.size)
+        and (
+            o.level == 0 or o.live_bytes < config.live_ratio * o.size or o.size < config.range_bytes
+        )
     ]
     eligible.sort(key=lambda o: (o.created_ms, o.key))
     return eligible[: config.max_objects]

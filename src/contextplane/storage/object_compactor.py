@@ -153,7 +153,7 @@ class ObjectCompactor:
         self.stats.passes += 1
         config = self.plan_config()
         candidates = await self._metadata.compaction_candidates(
-            now_ms - config.min_age_ms, config.live_ratio, config.max_objects
+            now_ms - config.min_age_ms, config.live_ratio, config.max_objects, config.range_bytes
         )
         # Only the partitions with ranges in a candidate are laid out (their indexes
         # loaded): the others have nothing to rewrite this pass.
