@@ -13,20 +13,22 @@ request's)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import NewTopic
 
-from contextplane.clock import ManualClock
-from contextplane.cluster.peer_client import PeerConnection, PeerSecurity
 from contextplane.protocol.codec import MIRROR_APPEND_KEY
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation
-from contextplane.security.inter_broker import InterBrokerLogin
 from tests.e2e.test_cluster_moves import partitions
-from tests.e2e.test_cluster_reassign_forwarded import TOPIC, allow, root_admin, secured_pair
+from tests.e2e.test_cluster_reassign_forwarded import (
+    TOPIC,
+    allow,
+    call,
+    root_admin,
+    secured_pair,
+)
 from tests.support.postgres import PostgresServer
 from tests.support.wait import wait_until
 
@@ -36,19 +38,20 @@ AS_BROKER = "broker-2"
 
 def as_broker(bootstrap: str, user: str, api_key: int, version: int, **fields: Any) -> Any:
     """One request logged in as `user`, sending broker 2's client id."""
-    login = InterBrokerLogin(
-        "SASL_PLAINTEXT", "SASL_PLAINTEXT", "SCRAM-SHA-512", user, f"{user}-secret"
-    )
+    return call(bootstrap, user, api_key, version, client_id=AS_BROKER, **fields)
 
-    async def run() -> Any:
-        client = PeerConnection(0, AS_BROKER, ManualClock(), PeerSecurity(login))
-        host, port = bootstrap.rsplit(":", 1)
-        try:
-            return await client.request((host, int(port)), api_key, version, **fields)
-        finally:
-            await client.close()
 
-    return asyncio.run(run())
+def verify_only(partition: int) -> list[dict[str, Any]]:
+    """The brokers' batched AddPartitionsToTxn v4 (Produce verification) of one partition."""
+    return [
+        {
+            "transactional_id": "t",
+            "producer_id": 0,
+            "producer_epoch": 0,
+            "verify_only": True,
+            "topics": [{"name": TOPIC, "partitions": [partition]}],
+        }
+    ]
 
 
 def test_a_brokers_client_id_grants_nothing_without_cluster_action(
@@ -80,19 +83,7 @@ def test_a_brokers_client_id_grants_nothing_without_cluster_action(
         assert refused.error_code == ErrorCode.cluster_authorization_failed
         # The brokers' batched AddPartitionsToTxn (Produce verification).
         verify = as_broker(
-            one.bootstrap,
-            "alice",
-            ADD_PARTITIONS_TO_TXN,
-            4,
-            transactions=[
-                {
-                    "transactional_id": "t",
-                    "producer_id": 0,
-                    "producer_epoch": 0,
-                    "verify_only": True,
-                    "topics": [{"name": TOPIC, "partitions": [on_one]}],
-                }
-            ],
+            one.bootstrap, "alice", ADD_PARTITIONS_TO_TXN, 4, transactions=verify_only(on_one)
         )
         assert verify.error_code == ErrorCode.cluster_authorization_failed
         # contextplane's own, non-advertised MirrorAppend (ALTER on the cluster).
@@ -113,19 +104,7 @@ def test_a_brokers_client_id_grants_nothing_without_cluster_action(
         moved = as_broker(one.bootstrap, "broker", ALTER_PARTITION_REASSIGNMENTS, 0, **move)
         assert (moved.error_code, moved.responses[0].partitions[0].error_code) == (0, 0)
         verified = as_broker(
-            one.bootstrap,
-            "broker",
-            ADD_PARTITIONS_TO_TXN,
-            4,
-            transactions=[
-                {
-                    "transactional_id": "t",
-                    "producer_id": 0,
-                    "producer_epoch": 0,
-                    "verify_only": True,
-                    "topics": [{"name": TOPIC, "partitions": [on_one]}],
-                }
-            ],
+            one.bootstrap, "broker", ADD_PARTITIONS_TO_TXN, 4, transactions=verify_only(on_one)
         )
         assert verified.error_code == ErrorCode.none
         wait_until(

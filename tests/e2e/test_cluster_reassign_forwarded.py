@@ -101,14 +101,22 @@ def secured_pair(
         one.stop()
 
 
-def call(bootstrap: str, user: str, api_key: int, version: int, **fields: Any) -> Any:
-    """One request logged in as `user` (SCRAM-SHA-512), its decoded response."""
+def call(
+    bootstrap: str,
+    user: str,
+    api_key: int,
+    version: int,
+    client_id: str = "raw-test",
+    **fields: Any,
+) -> Any:
+    """One request logged in as `user` (SCRAM-SHA-512) with `client_id`, its decoded
+    response."""
     login = InterBrokerLogin(
         "SASL_PLAINTEXT", "SASL_PLAINTEXT", "SCRAM-SHA-512", user, f"{user}-secret"
     )
 
     async def run() -> Any:
-        client = PeerConnection(0, "raw-test", ManualClock(), PeerSecurity(login))
+        client = PeerConnection(0, client_id, ManualClock(), PeerSecurity(login))
         host, port = bootstrap.rsplit(":", 1)
         try:
             return await client.request((host, int(port)), api_key, version, **fields)

@@ -94,7 +94,7 @@ async def describe_topic_partitions(ctx: RequestContext, request: Any) -> Reply:
     if not list_all:
         # Named and refused: after the page, without an id, whether it exists or not.
         refused = sorted((n for n in names if ctx.denied(TOPIC, n)), key=java_order)
-        topics.extend(_refused(name) for name in refused)
+        topics.extend(_failed(name, ErrorCode.topic_authorization_failed) for name in refused)
     return await ctx.large_encoded_reply(
         _entries(page),
         throttle_time=ctx.throttle_ms,
@@ -139,9 +139,10 @@ def _unknown_error(name: str) -> ErrorCode:
     return ErrorCode.unknown_topic_or_partition
 
 
-def _refused(name: str) -> dict[str, Any]:
+def _failed(name: str, code: ErrorCode) -> dict[str, Any]:
+    """A topic answered with `code` alone: no id, no partitions."""
     return {
-        "error_code": ErrorCode.topic_authorization_failed,
+        "error_code": code,
         "name": name,
         "topic_id": _NO_ID,
         "is_internal": False,
@@ -166,15 +167,6 @@ async def _invalid(ctx: RequestContext, request: Any) -> Reply:
     return await ctx.large_encoded_reply(
         len(request.topics),
         throttle_time=ctx.throttle_ms,
-        topics=[
-            {
-                "error_code": ErrorCode.invalid_request,
-                "name": topic.name,
-                "topic_id": _NO_ID,
-                "is_internal": False,
-                "partitions": [],
-            }
-            for topic in request.topics
-        ],
+        topics=[_failed(topic.name, ErrorCode.invalid_request) for topic in request.topics],
         next_cursor=None,
     )
