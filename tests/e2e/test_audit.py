@@ -249,6 +249,12 @@ def test_produce_to_the_internal_audit_topics_is_refused(
         for topic in (AUDIT_TOPIC, RECEIPTS_TOPIC):
             refused = produce_raw(wire, topic, encode_batch([b"forged"]), partition=0)
             assert refused.error_code == 17  # INVALID_TOPIC_EXCEPTION, as __consumer_offsets
+        # A client calling itself a broker, with no authorizer: no other broker is
+        # registered here, so no broker's client id writes the audit trail.
+        for claimed in ("broker-1", "broker-2"):
+            with Wire(broker.port, claimed) as as_broker:
+                forged = produce_raw(as_broker, AUDIT_TOPIC, encode_batch([b"forged"]))
+            assert forged.error_code == 17, claimed
     finally:
         wire.close()
 

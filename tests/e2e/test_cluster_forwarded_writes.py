@@ -145,11 +145,17 @@ def test_writes_served_by_the_broker_not_leading_the_audit_topics_reach_them(
         assert (letter.key(), letter.value()) == (b"k-1", b"not avro")
         assert ("__contextplane.dlq.partition", str(source).encode()) in letter.headers()
 
-        # Clients still cannot write the audit topic, on either broker.
+        # Clients still cannot write the audit topic, on either broker; with no
+        # authorizer a broker's client id is taken only when it names another live
+        # broker (not the leader itself, not a broker that is not registered).
         for node in (one, two):
             with RawClient(node.bootstrap) as client:
                 refused = wire.produce(client, AUDIT_TOPIC, wire.encode_batch([Rec(b"x")]))
             assert refused.error_code == 17  # INVALID_TOPIC_EXCEPTION
+        for claimed in ("broker-1", "broker-9"):
+            with RawClient(one.bootstrap, client_id=claimed) as client:
+                forged = wire.produce(client, AUDIT_TOPIC, wire.encode_batch([Rec(b"forged")]))
+            assert forged.error_code == 17, claimed
 
 
 def test_audit_records_wait_in_the_buffer_while_the_audit_leader_is_killed(

@@ -1,5 +1,5 @@
 """A topic created through another broker is served here at once, not a heartbeat later
-(RFC 0004 slice 0, broker/topic_lookup.py): two brokers on one PostgreSQL with a 5 s
+(RFC 0004 slice 0, broker/topic_lookup.py): two brokers on one PostgreSQL with a 30 s
 heartbeat, so nothing here passes by waiting for one, and broker 2's change notifications
 (metadata/postgres_listener.py) stopped, so none passes by a notification either.
 
@@ -46,7 +46,12 @@ PRODUCE, FETCH, METADATA, OFFSET_COMMIT, CREATE_TOPICS, DESCRIBE_CLUSTER = 0, 1,
 UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER = 3, 6
 TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_ID = 29, 100
 RETRIABLE = {UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER}
-HEARTBEAT = {"broker.heartbeat.interval.ms": "5000", "broker.session.timeout.ms": "20000"}
+# No handovers at the end: with a 30 s heartbeat and broker 2 deaf they would wait it out.
+HEARTBEAT = {
+    "broker.heartbeat.interval.ms": "30000",
+    "broker.session.timeout.ms": "90000",
+    "controlled.shutdown.enable": "false",
+}
 # ACLs enforced, everything allowed that no ACL names (the clients are anonymous).
 AUTHORIZED = {
     **HEARTBEAT,

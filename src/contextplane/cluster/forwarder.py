@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from contextplane.storage.engine import StorageEngine
 
 # What the inter-broker client sends as its client id (`Peers`): `broker-<node id>`.
-_BROKER_CLIENT_ID = re.compile(r"broker-[0-9]{1,10}")
+_BROKER_CLIENT_ID = re.compile(r"broker-([0-9]{1,10})")
 PRODUCE_KEY = 0
 PRODUCE_VERSION = 11  # flexible, by topic name; every Kafka 4.x broker answers it
 ACKS_ALL = -1
@@ -60,7 +60,13 @@ def from_broker(client_id: str | None) -> bool:
     """Does this client id name a broker's inter-broker client? Like Kafka's own gate on
     writes to internal topics (the client id `__admin_client`), it is what a broker
     says of itself; authorization (CLUSTER_ACTION) is what a secured cluster relies on."""
-    return client_id is not None and _BROKER_CLIENT_ID.fullmatch(client_id) is not None
+    return broker_node(client_id) is not None
+
+
+def broker_node(client_id: str | None) -> int | None:
+    """The node id a broker's inter-broker client id names; None for any other client."""
+    found = None if client_id is None else _BROKER_CLIENT_ID.fullmatch(client_id)
+    return None if found is None else int(found.group(1))
 
 
 class PartitionWriter:

@@ -70,6 +70,9 @@ ENTITY_CACHE_BYTES_MAX = 64 * 1024 * 1024
 COMMIT_ATTEMPTS_MAX = 3
 # After a failed transaction the loop waits this long before reading the batch again.
 RETRY_PAUSE_S = 0.5
+# After the sources are (re)positioned, the first batch waits up to this long after its
+# first record for every other partition's first record or end (`_gather_first`).
+GATHER_WAIT_S = 1.0
 
 # A transaction open longer is aborted by the broker.
 TRANSACTION_TIMEOUT_MS = 60_000
@@ -172,6 +175,7 @@ class Applier:
         self._cache: dict[EntityKey, tuple[Entity | None, int]] = {}
         self._cache_bytes = 0
         self._assigned: list[TP] = []
+        self._unheard: set[TP] = set()  # positioned, neither a record nor its end seen yet
         self._sources: list[TP] = []
         # Partitioned: the partition numbers restored and applied here (replaced whole;
         # the event loop reads it); None: the single instance, which owns all.
@@ -333,6 +337,7 @@ class Applier:
             messages = [] if first is None else [first]
             if messages:
                 messages += self._consumer.consume(READ_BATCH_MAX - 1, timeout=0)
+                messages += self._gather_first(messages)
         except KafkaException as exc:
             log.warning("reading the sources failed (%s); retrying", exc)
             return
@@ -343,6 +348,31 @@ class Applier:
         except AbortableError as exc:
             self._recover(str(exc))
         self._note_watermarks()
+
+    def _gather_first(self, messages: list[Any]) -> list[Any]:
+        """More of the first batch after the sources were (re)positioned: until every
+        positioned partition delivered a record or its end (or GATHER_WAIT_S passed, or
+        the batch is full). The client starts each partition's fetch at its own moment
+        (a ListOffsets each), so without waiting the records already in place at start-up
+        could arrive in split batches and fold in arrival order rather than as `as_of`
+        folds them (RFC 0006 §1)."""
+        unheard = self._unheard
+        if not unheard:
+            return []
+        unheard.difference_update((m.topic(), m.partition()) for m in messages)
+        more: list[Any] = []
+        until = _CLOCK.monotonic_ms() + GATHER_WAIT_S * 1000
+        while (
+            unheard
+            and len(messages) + len(more) < READ_BATCH_MAX
+            and _CLOCK.monotonic_ms() < until
+            and not self._stopping.is_set()
+        ):
+            got = self._consumer.consume(READ_BATCH_MAX - len(messages) - len(more), 0.05)
+            unheard.difference_update((m.topic(), m.partition()) for m in got)
+            more += got
+        unheard.clear()
+        return more
 
     def _apply(self, messages: list[Any]) -> int:
         """Fold a prefix of `messages` (bounded by BATCH_BYTES_MAX) and commit it; how
@@ -573,6 +603,7 @@ class Applier:
             else TopicPartition(t, p, OFFSET_BEGINNING)
             for t, p in self._assigned
         ]
+        self._unheard = set(self._assigned)
         if assign:
             self._consumer.assign(at)
             return

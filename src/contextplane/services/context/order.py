@@ -39,7 +39,8 @@ def canonical_order(messages: list[Any]) -> list[Any]:
     offset order, partitions merged by their next record's (timestamp, topic, partition).
     Records that arrive in one batch then give the state `as_of` gives; a record that
     arrives in a later batch than one with a later timestamp still folds after it (the
-    loop does not hold records back waiting for slower partitions)."""
+    loop does not hold records back waiting for slower partitions, except right after the
+    sources are positioned: `Applier._gather_first`)."""
     by_partition: dict[tuple[str, int], list[Any]] = {}
     for message in messages:
         by_partition.setdefault((message.topic(), message.partition()), []).append(message)
