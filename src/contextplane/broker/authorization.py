@@ -103,7 +103,7 @@ def _group_gate(operation: Operation, group_id: str) -> Gate:
 def produce(ctx: RequestContext, request: Any) -> Needs:
     names = topic_names(ctx, request.topic_data, by_id=ctx.api_version >= 13)
     needs = _each(Op.WRITE, TOPIC, names)
-    if from_broker(ctx.header.client_id):
+    if from_broker(ctx):
         # A broker's own writes (cluster/forwarder.py): CLUSTER_ACTION on the cluster
         # grants them, as Kafka's inter-broker principal; the handler also asks it for
         # the audit topics, which no client may write.

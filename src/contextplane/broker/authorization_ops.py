@@ -36,7 +36,7 @@ def elect_leaders(ctx: RequestContext, request: Any) -> Needs:
 
 
 def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Needs:
-    if from_broker(ctx.header.client_id):
+    if from_broker(ctx):
         # Forwarded by a broker that authorized its client's ALTER there
         # (handlers/reassignments_forward.py): CLUSTER_ACTION grants it, as Kafka's
         # controller takes a broker's Envelope.

@@ -27,8 +27,10 @@ from contextplane.cluster.peer_client import PeerUnavailable
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import parse_header
+from contextplane.security.inter_broker import inter_broker_listener
 
 if TYPE_CHECKING:
+    from contextplane.broker.context import RequestContext
     from contextplane.broker.leaders import Leaders
     from contextplane.cluster.peer_client import Peers
     from contextplane.storage.engine import StorageEngine
@@ -56,11 +58,17 @@ RETRIABLE = frozenset(
 )
 
 
-def from_broker(client_id: str | None) -> bool:
-    """Does this client id name a broker's inter-broker client? Like Kafka's own gate on
-    writes to internal topics (the client id `__admin_client`), it is what a broker
-    says of itself; authorization (CLUSTER_ACTION) is what a secured cluster relies on."""
-    return broker_node(client_id) is not None
+def from_broker(ctx: RequestContext) -> bool:
+    """Was this request sent by a broker's inter-broker client: its client id on the
+    inter-broker listener? Like Kafka's own gate on writes to internal topics (the client
+    id `__admin_client`), the client id is what a broker says of itself, and as Kafka
+    takes a broker's forwarded request only on that listener (`fromPrivilegedListener`),
+    on any other it is any client's. Authorization (CLUSTER_ACTION) is what a secured
+    cluster relies on."""
+    if broker_node(ctx.header.client_id) is None:
+        return False
+    spec = inter_broker_listener(ctx.settings)
+    return spec is not None and spec.name == ctx.connection.listener
 
 
 def broker_node(client_id: str | None) -> int | None:

@@ -35,7 +35,7 @@ Result = tuple[ErrorCode, str | None]
 def forwardable(ctx: RequestContext) -> int | None:
     """The controller's node to forward to (None: answer NOT_CONTROLLER here)."""
     node = ctx.cluster.registry.controller.node_id
-    if ctx.cluster.peers is None or from_broker(ctx.header.client_id):
+    if ctx.cluster.peers is None or from_broker(ctx):
         return None
     return node if node not in (-1, ctx.cluster.node_id) else None
 

@@ -29,7 +29,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.clock import SystemClock
-from contextplane.services.context import changelog, partitions
+from contextplane.services.context import changelog, order, partitions
 from contextplane.services.context.freshness import Position
 from contextplane.services.context.freshness import TopicPartition as TP
 from contextplane.services.context.merge import (
@@ -44,7 +44,6 @@ from contextplane.services.context.merge import (
     fold_within_bound,
     read,
 )
-from contextplane.services.context.order import canonical_order, record_origin
 from contextplane.services.context.partitions import entity_partition
 from contextplane.services.context.restore import RestoreError, restore
 from contextplane.services.context.store import EntityKey, LocalStore
@@ -54,10 +53,6 @@ from contextplane.services.kafka_topics import ensure_topics
 log = logging.getLogger("contextplane.context")
 _CLOCK = SystemClock()
 
-# Records taken from the consumer per transaction: many records of one entity in one
-# batch become one changelog record (a batch of 500 applied ~1,500 records/s, 5,000 ~5,000,
-# bench/context_service.py with 1,000 entities).
-READ_BATCH_MAX = 5000
 # A batch also ends once its record values and the entity states it loaded pass this.
 BATCH_BYTES_MAX = 64 * 1024 * 1024
 # How long a poll waits for a record before the loop checks whether it is stopping.
@@ -70,9 +65,6 @@ ENTITY_CACHE_BYTES_MAX = 64 * 1024 * 1024
 COMMIT_ATTEMPTS_MAX = 3
 # After a failed transaction the loop waits this long before reading the batch again.
 RETRY_PAUSE_S = 0.5
-# After the sources are (re)positioned, the first batch waits up to this long after its
-# first record for every other partition's first record or end (`_gather_first`).
-GATHER_WAIT_S = 1.0
 
 # A transaction open longer is aborted by the broker.
 TRANSACTION_TIMEOUT_MS = 60_000
@@ -336,43 +328,18 @@ class Applier:
             first = self._consumer.poll(READ_WAIT_S)
             messages = [] if first is None else [first]
             if messages:
-                messages += self._consumer.consume(READ_BATCH_MAX - 1, timeout=0)
-                messages += self._gather_first(messages)
+                messages += self._consumer.consume(order.READ_BATCH_MAX - 1, timeout=0)
+                messages += order.gather(self._consumer, messages, self._unheard, self._stopping)
         except KafkaException as exc:
             log.warning("reading the sources failed (%s); retrying", exc)
             return
-        messages = canonical_order(messages)
+        messages = order.canonical_order(messages)
         try:
             while messages:
                 messages = messages[self._apply(messages) :]
         except AbortableError as exc:
             self._recover(str(exc))
         self._note_watermarks()
-
-    def _gather_first(self, messages: list[Any]) -> list[Any]:
-        """More of the first batch after the sources were (re)positioned: until every
-        positioned partition delivered a record or its end (or GATHER_WAIT_S passed, or
-        the batch is full). The client starts each partition's fetch at its own moment
-        (a ListOffsets each), so without waiting the records already in place at start-up
-        could arrive in split batches and fold in arrival order rather than as `as_of`
-        folds them (RFC 0006 §1)."""
-        unheard = self._unheard
-        if not unheard:
-            return []
-        unheard.difference_update((m.topic(), m.partition()) for m in messages)
-        more: list[Any] = []
-        until = _CLOCK.monotonic_ms() + GATHER_WAIT_S * 1000
-        while (
-            unheard
-            and len(messages) + len(more) < READ_BATCH_MAX
-            and _CLOCK.monotonic_ms() < until
-            and not self._stopping.is_set()
-        ):
-            got = self._consumer.consume(READ_BATCH_MAX - len(messages) - len(more), 0.05)
-            unheard.difference_update((m.topic(), m.partition()) for m in got)
-            more += got
-        unheard.clear()
-        return more
 
     def _apply(self, messages: list[Any]) -> int:
         """Fold a prefix of `messages` (bounded by BATCH_BYTES_MAX) and commit it; how
@@ -403,7 +370,7 @@ class Applier:
                 continue
             tp = (message.topic(), message.partition())
             batch_bytes += len(message.value() or b"")
-            origin, timestamp_ms = record_origin(message)
+            origin, timestamp_ms = order.record_origin(message)
             for view, source in self._by_topic.get(tp[0], []):
                 got = read(source, message.key(), message.value())
                 if isinstance(got, Skip):
