@@ -10,7 +10,8 @@ registration and its listeners' binding cannot be dialled: Kafka's answer for a 
 not in the brokers list); otherwise none, (-1, -1). Never a guess: a client moves
 to a leader it is told about only if the epoch is newer than the one it knows, so an
 invented epoch would send it astray. Read at each call, so the answer follows the
-mirror and the registry as soon as either changes.
+mirror and the registry as soon as either changes. Metadata lists a partition without
+a live leader with its stored epoch (`listed`); NOT_LEADER_OR_FOLLOWER names (-1, -1).
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ class Leaders:
         if elsewhere is not None and elsewhere[0] in self._registry.reachable_ids:
             return elsewhere
         return NO_LEADER
+
+    def listed(self, topic: str, index: int) -> tuple[int, int]:
+        """(node, leader epoch) as Metadata and DescribeTopicPartitions list the partition:
+        its live leader, else -1 with the epoch the metadata store last held for it, as
+        Kafka lists its image's leaderEpoch beside NO_LEADER_ID: a client compares it with
+        the epoch it knows, so it must not fall back to -1 while the partition has none.
+        (-1, -1) only for a partition this broker has not read yet."""
+        leader = self.of(topic, index)
+        if leader[0] != -1:
+            return leader
+        elsewhere = self._log.led_elsewhere.get((topic, index))
+        return NO_LEADER if elsewhere is None else (-1, elsewhere[1])
 
     def replica(self, topic: str, index: int) -> int:
         """The node holding the partition (one replica): its leader, or the broker the

@@ -142,11 +142,11 @@ class MetadataCache:
 
     def _leadership_of(self, record: TopicRecord) -> tuple[Leadership, ...]:
         """Each of the topic's partitions' (leader, epoch, replica, read replicas); leader
-        and epoch (-1, -1): no live leader."""
+        -1: no live leader (its epoch the stored one)."""
         leaders = self._leaders
         return tuple(
             (
-                *leaders.of(record.name, index),
+                *leaders.listed(record.name, index),
                 leaders.replica(record.name, index),
                 leaders.read_replicas(record.name, index),
             )
@@ -159,7 +159,7 @@ class MetadataCache:
         leaders = self._leaders
         partitions = []
         for index in range(start, end):
-            leader, epoch = leaders.of(record.name, index)
+            leader, epoch = leaders.listed(record.name, index)
             # One replica (RF=1): where the partition is, even on a broker that is gone.
             replica = leaders.replica(record.name, index)
             # Brokers of other racks serving it from objects (KIP-392), with the selector.
