@@ -321,6 +321,10 @@ PEER_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 PEER_REQUEST_TIMEOUT_S = 30.0
 PEER_BACKOFF_MIN_S = 0.1
 PEER_BACKOFF_MAX_S = 5.0
+# ZoneProduce (broker/handlers/zone_produce.py): the request frames one call hands a
+# leader, and the object bytes it makes the leader read for them.
+ZONE_PRODUCE_FRAMES_MAX = 1_000
+ZONE_PRODUCE_BYTES_MAX = 64 * 1024 * 1024
 # How long one of the broker's own writes (audit records, read receipts, dead letters:
 # cluster/forwarder.py) may take, retries to a moved leader included.
 BROKER_WRITE_TIMEOUT_S = 10.0

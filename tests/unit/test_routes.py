@@ -7,7 +7,12 @@ import dataclasses
 import typing
 
 from contextplane.broker.routes import ROUTES, build_routes
-from contextplane.protocol.codec import MIRROR_APPEND_KEY, request_schema, response_schema
+from contextplane.protocol.codec import (
+    MIRROR_APPEND_KEY,
+    ZONE_PRODUCE_KEY,
+    request_schema,
+    response_schema,
+)
 
 
 def test_every_advertised_version_has_its_schemas() -> None:
@@ -29,7 +34,10 @@ def test_routes_advertise_the_declared_ranges() -> None:
     ]
     # contextplane's own APIs are served, not advertised to Kafka clients.
     own = [r for r in routes if not r.advertised]
-    assert [(r.api_key, r.min_version, r.max_version) for r in own] == [(MIRROR_APPEND_KEY, 0, 0)]
+    assert [(r.api_key, r.min_version, r.max_version) for r in own] == [
+        (MIRROR_APPEND_KEY, 0, 0),
+        (ZONE_PRODUCE_KEY, 0, 0),
+    ]
     for route in own:
         request_schema(route.api_key, route.min_version)
         response_schema(route.api_key, route.min_version)

@@ -435,6 +435,7 @@ class Broker:
             )
             self.autobalancer.start()
         self.pipeline = pipeline = Pipeline(services, routes)
+        services.dispatch = pipeline.dispatch
         self._listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
             spec.name: listeners.bound_port(spec.name) for spec in settings.listeners

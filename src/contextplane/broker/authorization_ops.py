@@ -2,7 +2,7 @@
 cluster operation for the whole request, refused with CLUSTER_AUTHORIZATION_FAILED.
 DescribeLogDirs, DescribeQuorum and ListPartitionReassignments DESCRIBE; ElectLeaders
 and AlterPartitionReassignments ALTER (or CLUSTER_ACTION, forwarded by a broker);
-ListConfigResources DESCRIBE_CONFIGS."""
+ListConfigResources DESCRIBE_CONFIGS; ZoneProduce (a broker's) CLUSTER_ACTION."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from contextplane.security.acls import CLUSTER_NAME, Operation
 from contextplane.security.authorizer import Action
 
 if TYPE_CHECKING:
-    from contextplane.broker.context import RequestContext
+    from contextplane.broker.context import Reply, RequestContext
 
 
 def _on_cluster(operation: Operation) -> Needs:
@@ -56,3 +56,14 @@ def list_partition_reassignments(ctx: RequestContext, request: Any) -> Needs:
 
 def list_config_resources(ctx: RequestContext, request: Any) -> Needs:
     return _on_cluster(Op.DESCRIBE_CONFIGS)
+
+
+def zone_produce(ctx: RequestContext, request: Any) -> Needs:
+    """A peer's hand-over of its clients' Produce requests (handlers/zone_produce.py):
+    CLUSTER_ACTION on the cluster, as Kafka's controller asks of a broker's Envelope; the
+    frames are then authorized as the client's own requests."""
+    return _on_cluster(Op.CLUSTER_ACTION)
+
+
+def refuse_zone_produce(ctx: RequestContext, request: Any, error: ErrorCode) -> Reply:
+    return ctx.reply(throttle_time=ctx.throttle_ms, error_code=error, frames=[])

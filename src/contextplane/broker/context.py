@@ -29,7 +29,7 @@ from contextplane.broker.zones import ZoneCell
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
 from contextplane.protocol.build import build
-from contextplane.protocol.codec import RequestHeader, encode_response, response_schema
+from contextplane.protocol.codec import Request, RequestHeader, encode_response, response_schema
 from contextplane.protocol.connection_state import ConnectionState
 from contextplane.protocol.encoded import Encoded, encoded
 from contextplane.security.acls import (
@@ -118,6 +118,9 @@ class Services:
     # The broker's own writes to partitions led here or elsewhere (dead letters); None:
     # appended here (tests that assemble services alone).
     writer: PartitionWriter | None = None
+    # The pipeline's entry, for requests a peer hands over on a client's behalf
+    # (ZoneProduce); set once the pipeline exists.
+    dispatch: Callable[[Request, ConnectionInfo], Awaitable[Reply]] | None = None
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ from contextplane.broker.handlers import (
     share_offsets,
     transactions,
     transactions_admin,
+    zone_produce,
 )
 from contextplane.broker.pipeline import Handler, Route
 from contextplane.broker.topic_ids import TOPIC_IDS
@@ -240,4 +241,4 @@ def build_routes() -> list[Route]:
     # Schemas load on a version's first request: importing every version's at start cost
     # seconds (tests/unit/test_routes.py checks each advertised version has them).
     routes = [Route(*route, topic_ids=TOPIC_IDS.get(route[0])) for route in ROUTES]
-    return routes + [mirror.ROUTE]  # contextplane's own
+    return routes + [mirror.ROUTE, zone_produce.ROUTE]  # contextplane's own

@@ -71,6 +71,21 @@ def from_broker(ctx: RequestContext) -> bool:
     return spec is not None and spec.name == ctx.connection.listener
 
 
+def from_live_peer(ctx: RequestContext) -> bool:
+    """`from_broker`, and where no authorizer is set (CLUSTER_ACTION is everyone's then)
+    the client id names another live registered broker: on one broker no client passes,
+    and in a cluster a forged call names a broker that can be checked. A broker this one
+    does not list yet is refused; its caller retries. The caller still asks for
+    CLUSTER_ACTION, which decides where an authorizer is set."""
+    node = broker_node(ctx.header.client_id)
+    if node is None or not from_broker(ctx):
+        return False
+    if ctx.services.authorizer.enabled:
+        return True
+    cluster = ctx.services.cluster
+    return node != cluster.node_id and node in cluster.registry.live_ids
+
+
 def broker_node(client_id: str | None) -> int | None:
     """The node id a broker's inter-broker client id names; None for any other client."""
     found = None if client_id is None else _BROKER_CLIENT_ID.fullmatch(client_id)

@@ -28,6 +28,7 @@ from contextplane.protocol.produce_request import PRODUCE_KEY, read_produce
 
 API_VERSIONS_KEY = 18
 MIRROR_APPEND_KEY = 10_000  # contextplane's own (protocol/mirror_append.py)
+ZONE_PRODUCE_KEY = 10_001  # contextplane's own, inter-broker (protocol/zone_produce.py)
 _HEADER_FIXED = struct.Struct(">hhi")
 _INT32 = struct.Struct(">i")
 
@@ -201,6 +202,11 @@ OWN_SCHEMAS: dict[tuple[int, int], tuple[str, str, str]] = {
         "contextplane.protocol.mirror_append",
         "MirrorAppendRequest",
         "MirrorAppendResponse",
+    ),
+    (ZONE_PRODUCE_KEY, 0): (
+        "contextplane.protocol.zone_produce",
+        "ZoneProduceRequest",
+        "ZoneProduceResponse",
     ),
 }
 

@@ -35,7 +35,7 @@ from contextplane.broker.txn_verification import (
     retry_wait,
     verify_remote,
 )
-from contextplane.cluster.forwarder import broker_node, from_broker
+from contextplane.cluster.forwarder import from_live_peer
 from contextplane.coordinators.transactions import unverified
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.java_numbers import stored_int
@@ -82,24 +82,15 @@ class _Batch:
 
 
 def _broker_writes(ctx: RequestContext, topic: str) -> bool:
-    """Another broker's write of its audit records or read receipts (forwarder.py): the
-    broker's client id and CLUSTER_ACTION on the cluster, as Kafka's inter-broker
-    principal, on the inter-broker listener; every other write to an internal topic
-    stays refused. Without an authorizer CLUSTER_ACTION is everyone's, so the client id
-    must also name another live registered broker: on one broker no client writes the
-    audit trail, and in a cluster a forged record names a broker that can be checked.
-    (A broker this one does not list yet is refused; the audit sink keeps its records
-    for the next round.)"""
-    if topic not in AUDIT_TRAIL_TOPICS:
-        return False
-    node = broker_node(ctx.header.client_id)
-    if node is None or not from_broker(ctx):
-        return False
-    if not ctx.services.authorizer.enabled:
-        cluster = ctx.services.cluster
-        if node == cluster.node_id or node not in cluster.registry.live_ids:
-            return False
-    return ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+    """Another broker's write of its audit records or read receipts (forwarder.py): a
+    live peer's client id on the inter-broker listener and CLUSTER_ACTION on the cluster,
+    as Kafka's inter-broker principal; every other write to an internal topic stays
+    refused. (The audit sink keeps what a peer refused for its next round.)"""
+    return (
+        topic in AUDIT_TRAIL_TOPICS
+        and from_live_peer(ctx)
+        and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+    )
 
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:

@@ -1,0 +1,181 @@
+"""ZoneProduce (contextplane's own inter-broker API, protocol/zone_produce.py): the leader's
+side of a zone write (RFC 0004 §7, "Writes, a smaller first cut").
+
+A broker in a client's zone stored the client's Produce request frames in one object of
+the shared store and names them here; this broker reads them from the store (in region:
+no record byte crosses zones) and handles each through the ordinary pipeline as the
+client's own request (its principal and address as the proxy saw them, its client id
+from the frame), in the order given, so offsets, idempotence, transaction verification,
+authorization, quotas, validation and audit are exactly a Produce's. Each frame's
+Produce response body goes back in order.
+
+Only a live peer broker is heard (`from_live_peer`: its client id on the inter-broker
+listener, CLUSTER_ACTION on the cluster): the call names a principal, which nobody else
+may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames, ZONE_PRODUCE_BYTES_MAX object bytes
+read, each frame at most `socket.request.max.bytes`, the store read within the call's
+timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from contextplane import limits
+from contextplane.broker import authorization_ops as authz
+from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, later
+from contextplane.broker.pipeline import Route
+from contextplane.cluster.forwarder import from_live_peer
+from contextplane.errors import KafkaError, ProtocolError
+from contextplane.protocol.codec import (
+    ZONE_PRODUCE_KEY,
+    Request,
+    UnsupportedVersion,
+    decode_request,
+    encode_response,
+    response_schema,
+)
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.produce_request import PRODUCE_KEY
+from contextplane.security.principal import Principal
+
+# The smallest request frame: api key, version, correlation id, client id length.
+_FRAME_MIN = 10
+# A frame's answer when its Produce asked for the connection to be closed (an acks=0
+# produce that was refused): the proxy closes its client's connection, as Kafka does.
+CLOSE_CONNECTION = ErrorCode.network_exception
+
+
+async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
+    dispatch = ctx.services.dispatch
+    if not from_live_peer(ctx) or dispatch is None:
+        return _refused(ctx, ErrorCode.cluster_authorization_failed, "only a live peer broker")
+    try:
+        spans = _spans(request, ctx.settings.socket_request_max_bytes)
+        principal = _principal(request.principal)
+        async with asyncio.timeout(max(request.timeout.total_seconds(), 0.001)):
+            read = await asyncio.gather(
+                *(ctx.log.objects.get_range(request.object_key, s, e) for s, e in spans)
+            )
+    except KafkaError as exc:
+        return _refused(ctx, exc.code, exc.message)
+    except TimeoutError:
+        return _refused(ctx, ErrorCode.request_timed_out, "the object was not read in time")
+    except OSError as exc:
+        return _refused(ctx, ErrorCode.kafka_storage_error, f"the object was not read: {exc}")
+    connection = ConnectionInfo(
+        request.client_address,
+        listener=ctx.connection.listener,
+        security_protocol=ctx.connection.security_protocol,
+        principal=principal,
+    )
+    answers: list[tuple[int, Reply | KafkaError]] = []
+    for frame in request.frames:  # in order: a producer's batches append as it sent them
+        version = -1
+        try:
+            produce = _produce_request(_frame(spans, read, frame.position, frame.size))
+            version = produce.header.api_version
+            answers.append((version, await dispatch(produce, connection)))
+        except KafkaError as exc:
+            answers.append((version, exc))
+        except ProtocolError as exc:
+            answers.append((version, KafkaError(CLOSE_CONNECTION, str(exc))))
+
+    async def respond() -> Any:
+        frames = [await _answer(version, answer) for version, answer in answers]
+        return ctx.response(throttle_time=0, error_code=ErrorCode.none, frames=frames)
+
+    return later(respond())
+
+
+def _spans(request: Any, frame_max: int) -> list[tuple[int, int]]:
+    """The object's byte ranges to read: adjacent frames as one GET."""
+    frames = request.frames
+    if len(frames) > limits.ZONE_PRODUCE_FRAMES_MAX:
+        raise KafkaError(
+            ErrorCode.invalid_request,
+            f"{len(frames)} frames; at most {limits.ZONE_PRODUCE_FRAMES_MAX} in one call",
+        )
+    total = 0
+    spans: list[tuple[int, int]] = []
+    for frame in sorted(frames, key=lambda f: f.position):
+        if frame.position < 0 or not _FRAME_MIN <= frame.size <= frame_max:
+            raise KafkaError(
+                ErrorCode.invalid_request,
+                f"a frame of {frame.size} bytes at {frame.position}",
+            )
+        total += frame.size
+        start, end = frame.position, frame.position + frame.size
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    if total > limits.ZONE_PRODUCE_BYTES_MAX:
+        raise KafkaError(
+            ErrorCode.invalid_request,
+            f"{total} frame bytes; at most {limits.ZONE_PRODUCE_BYTES_MAX} in one call",
+        )
+    return spans
+
+
+def _frame(spans: list[tuple[int, int]], read: list[memoryview], position: int, size: int) -> bytes:
+    for (start, end), data in zip(spans, read, strict=True):
+        if start <= position and position + size <= end:
+            return bytes(data[position - start : position - start + size])
+    raise KafkaError(ErrorCode.invalid_request, f"no frame at {position}")  # unreachable
+
+
+def _principal(text: str) -> Principal:
+    kind, colon, name = text.partition(":")
+    if not colon or not kind or not name:
+        raise KafkaError(ErrorCode.invalid_request, f"not a principal: {text[:100]!r}")
+    return Principal(kind, name)
+
+
+def _produce_request(data: bytes) -> Request:
+    try:
+        request = decode_request(data)
+    except UnsupportedVersion as exc:
+        raise KafkaError(ErrorCode.unsupported_version, "the frame's version is unknown") from exc
+    except ProtocolError as exc:
+        raise KafkaError(ErrorCode.invalid_request, f"the frame is unreadable: {exc}") from exc
+    if not isinstance(request, Request) or request.header.api_key != PRODUCE_KEY:
+        raise KafkaError(ErrorCode.invalid_request, "the frame is not a Produce request")
+    return request
+
+
+async def _answer(version: int, answer: Reply | KafkaError) -> dict[str, Any]:
+    """A frame's entry: its Produce response body, or why it was not handled."""
+    if isinstance(answer, KafkaError):
+        return {"error_code": answer.code, "error_message": answer.message, "body": None}
+    if answer.silent:
+        return {"error_code": ErrorCode.none, "error_message": None, "body": None}
+    body = answer.body if answer.later is None else await answer.later
+    return {"error_code": ErrorCode.none, "error_message": None, "body": _body(version, body)}
+
+
+def _body(version: int, body: Any) -> bytes:
+    """A Produce response body without its frame's size prefix and header: a hand-encoded
+    one arrives as whole frame parts, an entity is encoded here."""
+    if isinstance(body, list):
+        frame = b"".join(bytes(part) for part in body)
+    else:
+        frame = encode_response(PRODUCE_KEY, version, 0, body)
+    # The size prefix, the correlation id and (flexible versions) the header's tags.
+    return frame[8 + (1 if response_schema(PRODUCE_KEY, version).__flexible__ else 0) :]
+
+
+def _refused(ctx: RequestContext, code: ErrorCode, message: str) -> Reply:
+    return ctx.reply(throttle_time=0, error_code=code, error_message=message, frames=[])
+
+
+# Served, not advertised in ApiVersions (protocol/zone_produce.py).
+ROUTE = Route(
+    ZONE_PRODUCE_KEY,
+    0,
+    0,
+    zone_produce,
+    authz.zone_produce,
+    authz.refuse_zone_produce,
+    advertised=False,
+)
