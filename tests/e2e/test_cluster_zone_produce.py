@@ -34,6 +34,7 @@ from tests.support.rawclient import RawClient
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 PRODUCE_VERSION = 9
 TOPIC = "zoned"
+CLIENT = "127.0.0.1:40000"  # the client's address as the proxy saw it
 
 
 def produce_frame(bootstrap: str, partition: int, batch: bytes) -> bytes:
@@ -64,7 +65,7 @@ def store(objects: Path, key: str, frames: list[bytes]) -> list[dict[str, int]]:
     path.write_bytes(b"".join(frames))
     positions, at = [], 0
     for frame in frames:
-        positions.append({"position": at, "size": len(frame)})
+        positions.append({"position": at, "size": len(frame), "client_address": CLIENT})
         at += len(frame)
     return positions
 
@@ -82,9 +83,7 @@ def hand_over(
             0,
             timeout=10_000,
             object_key=key,
-            principal=principal,
-            client_address="127.0.0.1:40000",
-            frames=frames,
+            frames=[{**frame, "principal": principal} for frame in frames],
         )
 
 

@@ -4,10 +4,11 @@ sending their record bytes across zones (RFC 0004 §7, "Writes, a smaller first 
 
 The proxy PUTs the client's Produce request frames (header and body, as the client sent
 them, each holding only the partitions one leader leads) into one object of the shared
-store, then sends each leader the object's key and the positions of its frames, with the
-client's principal and address. The leader reads them from the store (in region), handles
-each as the client's own Produce, in order, and answers each with its Produce response
-body, encoded at the request's version (none for acks=0).
+store, then sends each leader the object's key and the positions of its frames, each
+with its client's principal and address (one object holds several clients' requests).
+The leader reads them from the store (in region), handles each as the client's own
+Produce, in order, and answers each with its Produce response body, encoded at the
+request's version (none for acks=0).
 
 Like MirrorAppend, its key is outside Kafka's range and ApiVersions does not list it.
 """
@@ -34,6 +35,10 @@ class ZoneProduceFrame:
     __header_schema__: ClassVar[type[RequestHeader]] = RequestHeader
     position: i64 = field(metadata={"kafka_type": "int64"})  # in the object, in bytes
     size: i32 = field(metadata={"kafka_type": "int32"})  # the frame without its length
+    # Who sent the frame to the proxy, as its authenticator saw them (`Type:name`), and
+    # from where (`host:port`).
+    principal: str = field(metadata={"kafka_type": "string"})
+    client_address: str = field(metadata={"kafka_type": "string"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,10 +51,6 @@ class ZoneProduceRequest:
     # How long the leader may take to read the object, before the frames' own timeouts.
     timeout: i32Timedelta = field(metadata={"kafka_type": "timedelta_i32"})
     object_key: str = field(metadata={"kafka_type": "string"})
-    # Who sent the frames to the proxy, as its authenticator saw them (`Type:name`), and
-    # from where (`host:port`).
-    principal: str = field(metadata={"kafka_type": "string"})
-    client_address: str = field(metadata={"kafka_type": "string"})
     frames: tuple[ZoneProduceFrame, ...]
 
 

@@ -52,7 +52,7 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
         return _refused(ctx, ErrorCode.cluster_authorization_failed, "only a live peer broker")
     try:
         spans = _spans(request, ctx.settings.socket_request_max_bytes)
-        principal = _principal(request.principal)
+        principals = [_principal(frame.principal) for frame in request.frames]
         async with asyncio.timeout(max(request.timeout.total_seconds(), 0.001)):
             read = await asyncio.gather(
                 *(ctx.log.objects.get_range(request.object_key, s, e) for s, e in spans)
@@ -63,15 +63,20 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
         return _refused(ctx, ErrorCode.request_timed_out, "the object was not read in time")
     except OSError as exc:
         return _refused(ctx, ErrorCode.kafka_storage_error, f"the object was not read: {exc}")
-    connection = ConnectionInfo(
-        request.client_address,
-        listener=ctx.connection.listener,
-        security_protocol=ctx.connection.security_protocol,
-        principal=principal,
-    )
+    connections: dict[tuple[Principal, str], ConnectionInfo] = {}
     answers: list[tuple[int, Reply | KafkaError]] = []
-    for frame in request.frames:  # in order: a producer's batches append as it sent them
+    for frame, principal in zip(request.frames, principals, strict=True):
+        # In order: a producer's batches append as it sent them.
         version = -1
+        client = (principal, frame.client_address)
+        connection = connections.get(client)
+        if connection is None:
+            connection = connections[client] = ConnectionInfo(
+                frame.client_address,
+                listener=ctx.connection.listener,
+                security_protocol=ctx.connection.security_protocol,
+                principal=principal,
+            )
         try:
             produce = _produce_request(_frame(spans, read, frame.position, frame.size))
             version = produce.header.api_version
