@@ -1,7 +1,7 @@
 """The cluster membership fields of `Settings` (its base; their rows are in
-settings_table.py): the broker registry's lease (RFC 0004 §1), a planned move's bound and
-what a clean stop does first (§6). cluster/registry.py, cluster/reconciler.py and
-broker/app.py read them."""
+settings_table.py): the broker registry's lease (RFC 0004 §1), a planned move's bound,
+what a clean stop does first (§6) and the zone writes' proxy (§7). cluster/registry.py,
+cluster/reconciler.py and broker/app.py read them."""
 
 from __future__ import annotations
 
@@ -19,3 +19,6 @@ class ClusterFields:
     # Kafka's: a clean stop in a cluster first hands over what it leads; false stops
     # without, its partitions waiting for its next start (a restart in place).
     controlled_shutdown_enable: bool = True
+    # RFC 0004 §7: a client of this broker's zone writes partitions led in other zones
+    # through this broker (Metadata names it), record bytes through the shared store.
+    zone_produce_proxy_enable: bool = False

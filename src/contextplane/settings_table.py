@@ -156,6 +156,16 @@ SETTINGS: tuple[Setting, ...] = (
         " false stops without: its partitions wait for its next start, offline meanwhile",
     ),
     Setting(
+        "zone.produce.proxy.enable",
+        "zone_produce_proxy_enable",
+        "",
+        "in a cluster with broker.rack set, a client of this broker's zone (a client.id"
+        " token `contextplane_az=`, `ws_az=` or `automq_az=`) is told this broker leads the"
+        " partitions led in other zones: it writes them here and this broker hands their"
+        " records to the leader through the object store (ZoneProduce), so no record byte"
+        " crosses zones; reads are served here from uploaded data (as AutoMQ's zone router)",
+    ),
+    Setting(
         "object.store.url",
         "object_store_url",
         "",

@@ -215,3 +215,57 @@ def test_the_frames_are_authorized_as_the_principal_the_proxy_names(
     finally:
         two.stop()
         one.stop()
+
+
+def test_a_client_writes_a_partition_led_in_another_zone_through_its_own_zones_broker(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Broker 1 in zone a, broker 2 in zone b, `zone.produce.proxy.enable`: a client of
+    zone a (its client.id token) sends one Produce to broker 1 naming a partition each
+    broker leads; both are appended (broker 2's through a ZoneProduce, its records read
+    by broker 2 from the store), one response answers both, and no zone-router object is
+    left behind. A client naming no zone is answered NOT_LEADER_OR_FOLLOWER as before."""
+    url, objects_uri = fixture(tmp_path, postgres_server)
+    objects = tmp_path / "objects"
+    proxy = {"zone.produce.proxy.enable": "true"}
+    one = broker(tmp_path / "one", 1, url, objects_uri, **proxy, **{"broker.rack": "a"}).start()
+    two = broker(tmp_path / "two", 2, url, objects_uri, **proxy, **{"broker.rack": "b"}).start()
+    try:
+        leaders = create(one.bootstrap, TOPIC, 4, url)
+        on_one = min(p for p, node in leaders.items() if node == 1)
+        on_two = min(p for p, node in leaders.items() if node == 2)
+        fields = {
+            "transactional_id": None,
+            "acks": -1,
+            "timeout": 10_000,
+            "topic_data": [
+                {
+                    "name": TOPIC,
+                    "partition_data": [
+                        {"index": p, "records": encode_batch([Rec(f"to-{p}".encode())])}
+                        for p in (on_one, on_two)
+                    ],
+                }
+            ],
+        }
+        with RawClient(one.bootstrap, client_id="app,contextplane_az=a") as client:
+            answer = client.request(PRODUCE, PRODUCE_VERSION, **fields)
+        (topic,) = answer.responses
+        assert {p.index: (p.error_code, p.base_offset) for p in topic.partition_responses} == {
+            on_one: (0, 0),
+            on_two: (0, 0),
+        }
+        assert read_values(two.bootstrap, on_two, 1) == [f"to-{on_two}".encode()]
+        assert read_values(one.bootstrap, on_one, 1) == [f"to-{on_one}".encode()]
+        # The proxy's object was written (its directory is there) and deleted once answered.
+        router_objects = objects / "zone-router"
+        assert router_objects.is_dir()
+        assert [f for f in router_objects.rglob("*") if f.is_file()] == []
+
+        with RawClient(one.bootstrap, client_id="no-zone") as client:
+            answer = client.request(PRODUCE, PRODUCE_VERSION, **fields)
+        codes = {p.index: p.error_code for p in answer.responses[0].partition_responses}
+        assert codes == {on_one: 0, on_two: ErrorCode.not_leader_or_follower}
+    finally:
+        two.stop()
+        one.stop()

@@ -45,6 +45,7 @@ from contextplane.cluster.load import LoadMeter
 from contextplane.cluster.peer_client import Peers, peer_security
 from contextplane.cluster.reconciler import Reconciler
 from contextplane.cluster.registry import Registry
+from contextplane.cluster.zone_router import ZoneRouter
 from contextplane.coordinators.consumer_group.messages import consumer_group_config
 from contextplane.coordinators.group import GroupCoordinator
 from contextplane.coordinators.group_state import CoordinatorConfig
@@ -421,6 +422,7 @@ class Broker:
             shares=shares,
             broker_configs=broker_configs,
             writer=writer,
+            zone_router=_zone_router(settings, self.metadata.shared, storage, peers, registry),
         )
         if self._probes is not None:
             self._probes.watch_requests(services.stats)
@@ -529,3 +531,12 @@ def _request_spans(settings: Settings) -> RequestSpans | None:
     from contextplane.broker.request_spans import RequestSpans
 
     return RequestSpans(tracer)
+
+
+def _zone_router(
+    settings: Settings, shared: bool, storage: StorageEngine, peers: Peers, registry: Registry
+) -> ZoneRouter | None:
+    """The zone writes' proxy (RFC 0004 §7): in a cluster of racks, when enabled."""
+    if not (settings.zone_produce_proxy_enable and shared and settings.broker_rack):
+        return None
+    return ZoneRouter(storage.objects, peers, settings.node_id, lambda: registry.incarnation)

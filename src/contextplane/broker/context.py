@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from contextplane.cluster.forwarder import PartitionWriter
     from contextplane.cluster.peer_client import Peers
     from contextplane.cluster.registry import Registry
+    from contextplane.cluster.zone_router import ZoneRouter
     from contextplane.coordinators.group import GroupCoordinator
     from contextplane.coordinators.producer_ids import ProducerIds
     from contextplane.coordinators.share_coordinator import ShareCoordinator
@@ -121,6 +122,8 @@ class Services:
     # The pipeline's entry, for requests a peer hands over on a client's behalf
     # (ZoneProduce); set once the pipeline exists.
     dispatch: Callable[[Request, ConnectionInfo], Awaitable[Reply]] | None = None
+    # Writes for other zones' leaders through the shared store (RFC 0004 §7); None: off.
+    zone_router: ZoneRouter | None = None
 
 
 @dataclass(slots=True)

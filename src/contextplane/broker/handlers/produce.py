@@ -24,6 +24,7 @@ from contextplane import limits
 from contextplane.broker import dead_letters
 from contextplane.broker.configs import topic_config
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.handlers import produce_zoned
 from contextplane.broker.handlers.current_leader import name_current_leaders
 from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS, is_internal
 from contextplane.broker.loopshare import LoopShare, is_large
@@ -94,6 +95,13 @@ def _broker_writes(ctx: RequestContext, topic: str) -> bool:
 
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:
+    remote = produce_zoned.routed(ctx, request)
+    if remote is not None:  # partitions led in other zones, written through this broker
+        return await produce_zoned.produce(ctx, request, remote, produce_here)
+    return await produce_here(ctx, request)
+
+
+async def produce_here(ctx: RequestContext, request: Any) -> Reply:
     request_error = _request_error(request)
     await ctx.topics.find_missing(getattr(t, "name", None) for t in request.topic_data)
     # Storage back-pressure (WAL backlog, memory budget, full disk): throttle or refuse.

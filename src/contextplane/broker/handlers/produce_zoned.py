@@ -1,0 +1,207 @@
+"""A Produce for partitions led in another zone, taken by this broker for a client of its
+own zone (RFC 0004 §7, "Writes, a smaller first cut", `zone.produce.proxy.enable`).
+
+The request is split by leader: the partitions led here (or whose leader is in this zone,
+or unknown) go through the ordinary handler; each other zone's leader gets a copy of the
+request holding only its partitions, as a frame the zone router (cluster/zone_router.py)
+stores in the shared store and names to that leader (ZoneProduce). The answers are
+merged into one response, in the request's topic order. A leader's NOT_LEADER hint
+(KIP-951's current leader and endpoints) is left out: the client asks this broker's
+Metadata again, which names the broker of its own zone to write through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kio.serial import entity_reader, entity_writer
+
+from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.replica_selector import connection_zone
+from contextplane.cluster.zone_router import FrameAnswer
+from contextplane.protocol.build import build
+from contextplane.protocol.codec import encode_response, request_schema, response_schema
+from contextplane.protocol.error_codes import ErrorCode
+from contextplane.protocol.produce_request import PRODUCE_KEY
+from contextplane.protocol.produce_response import TOPIC_IDS_FROM
+
+# (leader node -> [(topic entry, its partition entries)]) of a request's other-zone part.
+Routed = dict[int, list[tuple[Any, list[Any]]]]
+Handler = Callable[[RequestContext, Any], Awaitable[Reply]]
+
+
+def routed(ctx: RequestContext, request: Any) -> Routed | None:
+    """The partitions of `request` to hand to leaders of other zones, by leader; None
+    when there are none (the ordinary handler takes the whole request)."""
+    router = ctx.services.zone_router
+    rack = ctx.settings.broker_rack
+    if router is None or not rack or request.transactional_id is not None:
+        return None
+    zone = connection_zone(ctx, None)
+    if not zone.known or zone.zone != rack:
+        return None
+    cluster = ctx.cluster
+    racks = {b.node_id: b.rack for b in cluster.registry.brokers}
+    live = cluster.registry.reachable_ids
+    found: Routed = {}
+    for topic, name in ctx.topics.names_of(request.topic_data, ctx.api_version >= 13):
+        if name is None or is_internal(name):
+            continue
+        for data in topic.partition_data:
+            leader, _ = cluster.leaders.of(name, data.index)
+            if leader in (-1, cluster.node_id) or leader not in live:
+                continue
+            if racks.get(leader) in (None, rack):
+                continue
+            entries = found.setdefault(leader, [])
+            if entries and entries[-1][0] is topic:
+                entries[-1][1].append(data)
+            else:
+                entries.append((topic, [data]))
+    return found or None
+
+
+async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handler) -> Reply:
+    router = ctx.services.zone_router
+    assert router is not None
+    handed = {id(d) for entries in remote.values() for _, parts in entries for d in parts}
+    local_topics = []
+    for topic in request.topic_data:
+        kept = tuple(d for d in topic.partition_data if id(d) not in handed)
+        if kept:
+            local_topics.append(dataclasses.replace(topic, partition_data=kept))
+    frames = {
+        leader: _frame(
+            ctx,
+            dataclasses.replace(
+                request,
+                topic_data=tuple(
+                    dataclasses.replace(topic, partition_data=tuple(parts))
+                    for topic, parts in entries
+                ),
+            ),
+        )
+        for leader, entries in remote.items()
+    }
+    answers = asyncio.ensure_future(
+        router.hand_over(
+            frames, str(ctx.principal), ctx.connection.peer, request.timeout.total_seconds()
+        )
+    )
+    local = None
+    if local_topics:
+        local = await here(ctx, dataclasses.replace(request, topic_data=tuple(local_topics)))
+    if request.acks == 0:
+        return NO_RESPONSE  # the hand-over goes on; nothing is owed to the client
+
+    async def respond() -> Any:
+        bodies = []
+        if local is not None and not local.silent:
+            body = local.body if local.later is None else await local.later
+            bodies.append(_entity(ctx.api_version, _body_bytes(ctx.api_version, body)))
+        for leader, answer in (await answers).items():
+            bodies.append(_answered(ctx.api_version, remote[leader], answer))
+        return _merged(ctx, request, bodies)
+
+    return later(respond())
+
+
+def _frame(ctx: RequestContext, request: Any) -> bytes:
+    """`request` as the client would have sent it: its header's version and client id."""
+    version = ctx.api_version
+    schema = request_schema(PRODUCE_KEY, version)
+    client_id = (ctx.header.client_id or "").encode()
+    buffer = io.BytesIO()
+    buffer.write(struct.pack(">hhih", PRODUCE_KEY, version, 0, len(client_id)))
+    buffer.write(client_id)
+    if schema.__flexible__:
+        buffer.write(b"\0")
+    entity_writer(schema)(buffer, request)
+    return buffer.getvalue()
+
+
+def _body_bytes(version: int, body: Any) -> bytes:
+    """A Produce response body without its frame's size prefix and header: a hand-encoded
+    one arrives as whole frame parts, an entity is encoded here."""
+    if isinstance(body, list):
+        frame = b"".join(bytes(part) for part in body)
+    else:
+        frame = encode_response(PRODUCE_KEY, version, 0, body)
+    # The size prefix, the correlation id and (flexible versions) the header's tags.
+    return frame[8 + (1 if response_schema(PRODUCE_KEY, version).__flexible__ else 0) :]
+
+
+def _entity(version: int, body: bytes) -> Any:
+    entity, _ = entity_reader(response_schema(PRODUCE_KEY, version))(body, 0)
+    return entity
+
+
+def _answered(version: int, entries: list[tuple[Any, list[Any]]], answer: FrameAnswer) -> Any:
+    """A leader's Produce response, or one answering each of its partitions the error."""
+    if answer.error_code == ErrorCode.none and answer.body is not None:
+        return _entity(version, answer.body)
+    code = answer.error_code or ErrorCode.unknown_server_error
+    message = answer.error_message
+    schema = response_schema(PRODUCE_KEY, version)
+    by_id = version >= TOPIC_IDS_FROM
+    return build(
+        schema,
+        {
+            "responses": [
+                {
+                    **({"topic_id": topic.topic_id} if by_id else {"name": topic.name}),
+                    "partition_responses": [
+                        {"index": d.index, "error_code": code, "error_message": message}
+                        for d in parts
+                    ],
+                }
+                for topic, parts in entries
+            ],
+            "throttle_time": 0,
+        },
+    )
+
+
+def _merged(ctx: RequestContext, request: Any, bodies: list[Any]) -> Any:
+    """One response of every body's topics, in the request's topic order, with the
+    longest throttle; NOT_LEADER hints dropped."""
+    by_topic: dict[Any, list[Any]] = {}
+    throttle = 0
+    for body in bodies:
+        throttle = max(throttle, int(body.throttle_time.total_seconds() * 1000))
+        for topic in body.responses:
+            key = getattr(topic, "topic_id", None) if ctx.api_version >= 13 else topic.name
+            by_topic.setdefault(key, []).extend(_without_hint(p) for p in topic.partition_responses)
+    responses = []
+    seen: set[Any] = set()
+    for topic in request.topic_data:
+        key = topic.topic_id if ctx.api_version >= 13 else topic.name
+        if key in seen or key not in by_topic:
+            continue
+        seen.add(key)
+        first = next(t for b in bodies for t in b.responses if _key(ctx, t) == key)
+        responses.append(dataclasses.replace(first, partition_responses=tuple(by_topic[key])))
+    template = bodies[0]
+    kwargs: dict[str, Any] = {"responses": tuple(responses)}
+    if hasattr(template, "node_endpoints"):
+        kwargs["node_endpoints"] = ()
+    return dataclasses.replace(
+        template, throttle_time=type(template.throttle_time)(milliseconds=throttle), **kwargs
+    )
+
+
+def _key(ctx: RequestContext, topic: Any) -> Any:
+    return getattr(topic, "topic_id", None) if ctx.api_version >= 13 else topic.name
+
+
+def _without_hint(partition: Any) -> Any:
+    if getattr(partition, "current_leader", None) is None:
+        return partition
+    default = type(partition.current_leader)()
+    return dataclasses.replace(partition, current_leader=default)

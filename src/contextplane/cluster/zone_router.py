@@ -1,0 +1,199 @@
+"""The proxy's side of a zone write (RFC 0004 §7, "Writes, a smaller first cut"): the
+Produce request frames this broker takes for leaders in other zones, put into one object
+of the shared store and named to each leader by ZoneProduce
+(broker/handlers/zone_produce.py), so that only the object's key and positions cross
+zones, never record bytes.
+
+Frames gather while an object is being written and its leaders answered, as a group
+commit gathers writes: one object per round, `zone-router/<node>/<incarnation>/<seq>`,
+holding at most ROUND_BYTES_MAX of frames (a larger request goes alone). Rounds run one
+after another, so a leader receives one proxy's frames in the order the clients sent
+them (a producer's in-flight requests keep their sequence order). The object is deleted
+once every leader named in it has answered; one left by a crash in between is deleted by
+the orphan sweep's age rule. Waiting frames are bounded (QUEUED_BYTES_MAX): past it a
+request waits for room, within its own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from contextplane import limits
+from contextplane.cluster.peer_client import PeerUnavailable
+from contextplane.protocol.codec import ZONE_PRODUCE_KEY
+from contextplane.protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from contextplane.cluster.peer_client import Peers
+    from contextplane.storage.objectstore import ObjectStore
+
+log = logging.getLogger(__name__)
+
+PREFIX = "zone-router/"
+# A round's object: AutoMQ's zone router uploads every 8 MiB (or 250 ms).
+ROUND_BYTES_MAX = 8 * 1024 * 1024
+# Frames waiting for a round, over every client of this broker.
+QUEUED_BYTES_MAX = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAnswer:
+    """A leader's answer to one frame: its Produce response body, or why there is none
+    (`error_code` other than NONE; `body` None also for acks=0)."""
+
+    error_code: int
+    error_message: str | None = None
+    body: bytes | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    frames: dict[int, bytes]  # leader node -> the frame of its partitions
+    principal: str
+    client_address: str
+    answered: asyncio.Future[dict[int, FrameAnswer]]
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(frame) for frame in self.frames.values())
+
+
+class ZoneRouter:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        peers: Peers,
+        node_id: int,
+        incarnation: Callable[[], int],
+    ) -> None:
+        self._objects = objects
+        self._peers = peers
+        self._node_id = node_id
+        self._incarnation = incarnation
+        self._queue: list[_Request] = []
+        self._queued_bytes = 0
+        self._room = asyncio.Condition()
+        self._rounds: asyncio.Task[None] | None = None
+        self._sequence = 0
+        # What tests and operators read: objects written, frames handed over.
+        self.objects_written = 0
+        self.frames_sent = 0
+
+    async def hand_over(
+        self, frames: dict[int, bytes], principal: str, client_address: str, timeout_s: float
+    ) -> dict[int, FrameAnswer]:
+        """Each leader's answer to its frame; a leader that could not be reached in time
+        is answered REQUEST_TIMED_OUT, a failed object write KAFKA_STORAGE_ERROR."""
+        loop = asyncio.get_running_loop()
+        request = _Request(frames, principal, client_address, loop.create_future())
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._room:
+                    await self._room.wait_for(
+                        lambda: (
+                            self._queued_bytes == 0
+                            or self._queued_bytes + request.size <= QUEUED_BYTES_MAX
+                        )
+                    )
+                    self._queue.append(request)
+                    self._queued_bytes += request.size
+                if self._rounds is None or self._rounds.done():
+                    self._rounds = asyncio.create_task(self._run_rounds())
+                return await asyncio.shield(request.answered)
+        except TimeoutError:
+            return _all(frames, ErrorCode.request_timed_out, "not answered within the timeout")
+
+    async def _run_rounds(self) -> None:
+        while self._queue:
+            taken: list[_Request] = []
+            size = 0
+            while self._queue and (not taken or size + self._queue[0].size <= ROUND_BYTES_MAX):
+                request = self._queue.pop(0)
+                taken.append(request)
+                size += request.size
+            try:
+                await self._round(taken)
+            except Exception as exc:  # noqa: BLE001 - answered, never left waiting
+                log.warning("zone router round failed: %r", exc)
+                for request in taken:
+                    if not request.answered.done():
+                        request.answered.set_result(
+                            _all(request.frames, ErrorCode.unknown_server_error, repr(exc))
+                        )
+            async with self._room:
+                self._queued_bytes -= size
+                self._room.notify_all()
+
+    async def _round(self, taken: list[_Request]) -> None:
+        """One object for `taken`, one ZoneProduce per leader, every request answered."""
+        self._sequence += 1
+        key = f"{PREFIX}{self._node_id}/{self._incarnation()}/{self._sequence}"
+        parts: list[bytes] = []
+        by_leader: dict[int, list[tuple[_Request, dict[str, Any]]]] = {}
+        position = 0
+        for request in taken:
+            for leader, frame in request.frames.items():
+                entry = {
+                    "position": position,
+                    "size": len(frame),
+                    "principal": request.principal,
+                    "client_address": request.client_address,
+                }
+                by_leader.setdefault(leader, []).append((request, entry))
+                parts.append(frame)
+                position += len(frame)
+        try:
+            await self._objects.put(key, parts)
+        except OSError as exc:
+            for request in taken:
+                request.answered.set_result(
+                    _all(request.frames, ErrorCode.kafka_storage_error, f"{key}: {exc}")
+                )
+            return
+        self.objects_written += 1
+        answers: dict[int, dict[int, FrameAnswer]] = {id(r): {} for r in taken}
+        results = await asyncio.gather(
+            *(self._call(leader, key, entries) for leader, entries in by_leader.items())
+        )
+        for (leader, entries), result in zip(by_leader.items(), results, strict=True):
+            for (request, _), answer in zip(entries, result, strict=True):
+                answers[id(request)][leader] = answer
+        for request in taken:
+            request.answered.set_result(answers[id(request)])
+        try:
+            await self._objects.delete(key)
+        except OSError as exc:  # the orphan sweep's age rule deletes it later
+            log.info("zone router object %s not deleted: %s", key, exc)
+
+    async def _call(
+        self, leader: int, key: str, entries: list[tuple[_Request, dict[str, Any]]]
+    ) -> list[FrameAnswer]:
+        frames = [entry for _, entry in entries]
+        failed: FrameAnswer | None = None
+        try:
+            answer = await self._peers.request(
+                leader,
+                ZONE_PRODUCE_KEY,
+                0,
+                timeout=int(limits.PEER_REQUEST_TIMEOUT_S * 1000),
+                object_key=key,
+                frames=frames,
+            )
+        except PeerUnavailable as exc:
+            failed = FrameAnswer(ErrorCode.not_leader_or_follower, str(exc))
+        else:
+            if answer.error_code != ErrorCode.none or len(answer.frames) != len(frames):
+                message = answer.error_message or f"{len(answer.frames)} answers"
+                failed = FrameAnswer(answer.error_code or ErrorCode.unknown_server_error, message)
+        self.frames_sent += len(frames)
+        if failed is not None:
+            return [failed] * len(frames)
+        return [FrameAnswer(f.error_code, f.error_message, f.body) for f in answer.frames]
+
+
+def _all(frames: dict[int, bytes], code: int, message: str) -> dict[int, FrameAnswer]:
+    return {leader: FrameAnswer(code, message) for leader in frames}
