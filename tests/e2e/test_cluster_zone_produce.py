@@ -30,6 +30,7 @@ from tests.e2e.test_cluster_failover import broker, create, fixture
 from tests.support.broker import BrokerProcess
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
+from tests.support.wait import wait_until
 
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 PRODUCE_VERSION = 9
@@ -92,6 +93,16 @@ def produce_answer(body: bytes) -> tuple[int, int]:
     response, _ = entity_reader(response_schema(PRODUCE, PRODUCE_VERSION))(body, 0)
     (partition,) = response.responses[0].partition_responses
     return partition.error_code, partition.base_offset
+
+
+def metadata_leader(bootstrap: str, partition: int) -> int:
+    """The leader broker `bootstrap` names for a partition of TOPIC (a client of no zone)."""
+    with RawClient(bootstrap) as client:
+        answer = client.request(METADATA, 12, topics=[{"name": TOPIC}],
+                                allow_auto_topic_creation=False,
+                                include_topic_authorized_operations=False)  # fmt: skip
+    leaders = {p.partition_index: p.leader_id for p in answer.topics[0].partitions}
+    return leaders.get(partition, -1)
 
 
 def read_values(bootstrap: str, partition: int, count: int) -> list[bytes]:
@@ -234,6 +245,9 @@ def test_a_client_writes_a_partition_led_in_another_zone_through_its_own_zones_b
         leaders = create(one.bootstrap, TOPIC, 4, url)
         on_one = min(p for p, node in leaders.items() if node == 1)
         on_two = min(p for p, node in leaders.items() if node == 2)
+        wait_until(
+            lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "broker 1 knows the leader"
+        )
         fields = {
             "transactional_id": None,
             "acks": -1,
