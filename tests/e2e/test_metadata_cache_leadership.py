@@ -23,9 +23,11 @@ def test_creating_a_topic_re_encodes_only_its_own_entry(
     encoded: list[str] = []
     encode = MetadataCache._encode
 
-    def counted(self: MetadataCache, version: int, build: Any, records: list[TopicRecord]) -> None:
+    def counted(
+        self: MetadataCache, version: int, zone: str, build: Any, records: list[TopicRecord]
+    ) -> None:
         encoded.extend(r.name for r in records)
-        encode(self, version, build, records)
+        encode(self, version, zone, build, records)
 
     monkeypatch.setattr(MetadataCache, "_encode", counted)
     broker = InProcessBroker(tmp_path).start()

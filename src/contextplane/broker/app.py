@@ -408,7 +408,9 @@ class Broker:
                     storage.budget,
                 ),
             ),
-            metadata_cache=MetadataCache(topics, storage, settings.node_id, registry, leaders),
+            metadata_cache=MetadataCache(
+                topics, storage, settings.node_id, registry, leaders, settings.broker_rack
+            ),
             authorizer=authorizer,
             quotas=client_quotas,
             audit=audit,

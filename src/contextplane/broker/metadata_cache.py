@@ -20,6 +20,7 @@ from typing import Any
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.leaders import Leaders
 from contextplane.broker.topics import TopicManager
+from contextplane.broker.zone_proxy import ZoneProxies
 from contextplane.cluster.registry import Registry
 from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity
@@ -39,51 +40,62 @@ class MetadataCache:
         node_id: int,
         registry: Registry,
         leaders: Leaders,
+        rack: str | None = None,
     ) -> None:
         self._topics = topics
         self._log = log
         self._node_id = node_id
+        self._rack = rack  # broker.rack
         self._registry = registry
         self._leaders = leaders
-        self._entries: dict[tuple[int, str], tuple[tuple[bytes, int], bytes]] = {}
+        # (version, zone, name) -> the entry; zone "" for every client, else the entry a
+        # client of that zone gets with the zone writes' proxy (`partition_entries`).
+        self._entries: dict[tuple[int, str, str], tuple[tuple[bytes, int], bytes]] = {}
         # Each cached topic's leadership when its entries were encoded.
         self._leadership: dict[str, tuple[Leadership, ...]] = {}
         self._leaderless: dict[str, int] = {}  # each cached topic's partitions without one
-        self._all: dict[int, tuple[bytes, int, dict[int, int]]] = {}
+        self._all: dict[tuple[int, str], tuple[bytes, int, dict[int, int]]] = {}
         self._generation: tuple[int, int, int] = (-1, -1, -1)
 
-    def topic(self, version: int, build: Callable[..., Any], record: TopicRecord) -> bytes:
+    def topic(
+        self, version: int, build: Callable[..., Any], record: TopicRecord, zone: str = ""
+    ) -> bytes:
         """One topic's encoded entry; `build(topics=[...])` makes this version's response."""
         self._sync()
-        if not self._holds(version, record):
-            self._encode(version, build, [record])
-        return self._entries[(version, record.name)][1]
+        if not self._holds(version, zone, record):
+            self._encode(version, zone, build, [record])
+        return self._entries[(version, zone, record.name)][1]
 
     def topic_with_operations(
-        self, version: int, build: Callable[..., Any], record: TopicRecord, operations: int
+        self,
+        version: int,
+        build: Callable[..., Any],
+        record: TopicRecord,
+        operations: int,
+        zone: str = "",
     ) -> bytes:
         """One topic's entry with its authorized-operations bit set (not cached: the
         bits are the principal's)."""
-        entry = dict(self._topic_entry(record), topic_authorized_operations=operations)
+        entry = dict(self._topic_entry(record, zone), topic_authorized_operations=operations)
         return encode_entity(build(topics=[entry]).topics[0])
 
     def all_topics(
-        self, version: int, build: Callable[..., Any]
+        self, version: int, build: Callable[..., Any], zone: str = ""
     ) -> tuple[bytes, int, dict[int, int]]:
         """Every topic's entry, joined, how many there are, and their error codes
         (code -> occurrences, Kafka's errorCounts() of them)."""
         self._sync()
-        cached = self._all.get(version)
+        cached = self._all.get((version, zone))
         if cached is None:
             records = list(self._topics.topics().values())
-            missing = [r for r in records if not self._holds(version, r)]
+            missing = [r for r in records if not self._holds(version, zone, r)]
             if missing:
-                self._encode(version, build, missing)
-            blob = b"".join(self._entries[(version, r.name)][1] for r in records)
+                self._encode(version, zone, build, missing)
+            blob = b"".join(self._entries[(version, zone, r.name)][1] for r in records)
             errors: dict[int, int] = {}
             for record in records:
                 self.count_errors(record, errors)
-            cached = self._all[version] = (blob, len(records), errors)
+            cached = self._all[(version, zone)] = (blob, len(records), errors)
         return cached
 
     def count_errors(self, record: TopicRecord, errors: dict[int, int]) -> None:
@@ -111,6 +123,7 @@ class MetadataCache:
         if generation == self._generation:
             return
         leadership_changed = generation[1:] != self._generation[1:]
+        brokers_changed = generation[2] != self._generation[2]
         self._generation = generation
         self._all.clear()
         current = self._topics.topics()
@@ -121,22 +134,26 @@ class MetadataCache:
                 if record is None or self._leadership_of(record) != leadership:
                     changed.add(name)
         for key, (identity, _) in list(self._entries.items()):
-            record = current.get(key[1])
-            if record is None or key[1] in changed or _identity(record) != identity:
+            record = current.get(key[2])
+            stale = record is None or key[2] in changed or _identity(record) != identity
+            if stale or (key[1] and brokers_changed):  # (a zone's brokers may have changed)
                 del self._entries[key]
-        cached = {name for _, name in self._entries}
+        cached = {name for _, _, name in self._entries}
         for name in [n for n in self._leadership if n not in cached]:
             del self._leadership[name]
             self._leaderless.pop(name, None)
 
-    def _holds(self, version: int, record: TopicRecord) -> bool:
-        cached = self._entries.get((version, record.name))
+    def _holds(self, version: int, zone: str, record: TopicRecord) -> bool:
+        cached = self._entries.get((version, zone, record.name))
         return cached is not None and cached[0] == _identity(record)
 
-    def _encode(self, version: int, build: Callable[..., Any], records: list[TopicRecord]) -> None:
-        built = build(topics=[self._topic_entry(r) for r in records]).topics
+    def _encode(
+        self, version: int, zone: str, build: Callable[..., Any], records: list[TopicRecord]
+    ) -> None:
+        built = build(topics=[self._topic_entry(r, zone) for r in records]).topics
         for record, entity in zip(records, built, strict=True):
-            self._entries[(version, record.name)] = (_identity(record), encode_entity(entity))
+            encoded = encode_entity(entity)
+            self._entries[(version, zone, record.name)] = (_identity(record), encoded)
             leadership = self._leadership[record.name] = self._leadership_of(record)
             self._leaderless[record.name] = sum(1 for lead, *_ in leadership if lead == -1)
 
@@ -153,34 +170,34 @@ class MetadataCache:
             for index in range(record.partitions)
         )
 
-    def partition_entries(self, record: TopicRecord, start: int, end: int) -> list[dict[str, Any]]:
+    def partition_entries(
+        self, record: TopicRecord, start: int, end: int, zone: str = ""
+    ) -> list[dict[str, Any]]:
         """The Metadata partition entries of the topic's partitions `start` to `end`
-        (exclusive): what DescribeTopicPartitions answers too."""
+        (exclusive): what DescribeTopicPartitions answers too. For a client of `zone`
+        (the zone writes' proxy, RFC 0004 §7), a partition led in another zone is listed
+        as led, at its leader's epoch, by the broker of the client's zone that serves it
+        (`zone_proxy`)."""
         leaders = self._leaders
         partitions = []
+        proxies = ZoneProxies(self._registry, self._node_id, self._rack, zone) if zone else None
         for index in range(start, end):
             leader, epoch = leaders.listed(record.name, index)
+            proxy = -1 if proxies is None else proxies.of(record.name, index, leader)
+            if proxy != -1:
+                partitions.append(_entry(index, proxy, epoch, [proxy], [proxy], []))
+                continue
             # One replica (RF=1): where the partition is, even on a broker that is gone.
             replica = leaders.replica(record.name, index)
             # Brokers of other racks serving it from objects (KIP-392), with the selector.
             readers = list(leaders.read_replicas(record.name, index))
-            partitions.append(
-                {
-                    "error_code": ErrorCode.none
-                    if leader != -1
-                    else ErrorCode.leader_not_available,
-                    "partition_index": index,
-                    "leader_id": leader,
-                    "leader_epoch": epoch,
-                    "replica_nodes": [replica, *readers],
-                    "isr_nodes": [leader, *readers] if leader != -1 else [],
-                    "offline_replicas": [replica] if leaders.is_offline(replica) else [],
-                }
-            )
+            isr = [leader, *readers] if leader != -1 else []
+            offline = [replica] if leaders.is_offline(replica) else []
+            partitions.append(_entry(index, leader, epoch, [replica, *readers], isr, offline))
         return partitions
 
-    def _topic_entry(self, record: TopicRecord) -> dict[str, Any]:
-        partitions = self.partition_entries(record, 0, record.partitions)
+    def _topic_entry(self, record: TopicRecord, zone: str = "") -> dict[str, Any]:
+        partitions = self.partition_entries(record, 0, record.partitions, zone)
         return {
             "error_code": ErrorCode.none,
             "name": record.name,
@@ -194,3 +211,17 @@ class MetadataCache:
 def _identity(record: TopicRecord) -> tuple[bytes, int]:
     """What a topic's Metadata entry is made from, besides its name and leadership."""
     return record.topic_id, record.partitions
+
+
+def _entry(
+    index: int, leader: int, epoch: int, replicas: list[int], isr: list[int], offline: list[int]
+) -> dict[str, Any]:
+    return {
+        "error_code": ErrorCode.none if leader != -1 else ErrorCode.leader_not_available,
+        "partition_index": index,
+        "leader_id": leader,
+        "leader_epoch": epoch,
+        "replica_nodes": replicas,
+        "isr_nodes": isr,
+        "offline_replicas": offline,
+    }

@@ -12,6 +12,7 @@ from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.topics import validate_topic_name
+from contextplane.broker.zone_proxy import client_zone
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import BrokerRecord, TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
@@ -158,8 +159,9 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         cache = _WithOperations(ctx, cache)
     # Kafka's errorCounts(): each topic's error code and each of its partitions'.
     errors: dict[int, int] = {}
+    zone = client_zone(ctx)  # "" unless the zone writes' proxy lists stand-in leaders
     if requested is None:
-        items, count = await _all_topics(ctx, cache, errors)
+        items, count = await _all_topics(ctx, cache, errors, zone)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
         await ctx.topics.find_missing(wanted.name for wanted in requested)
@@ -198,7 +200,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
                 parts.append(next(failures))
                 count_error(errors, r["error_code"])  # (an unknown topic: no partitions)
             else:
-                parts.append(cache.topic(ctx.api_version, ctx.response, r))
+                parts.append(cache.topic(ctx.api_version, ctx.response, r, zone))
                 ctx.services.metadata_cache.count_errors(r, errors)
         items = b"".join(parts)
         count = len(resolved)
@@ -218,19 +220,22 @@ class _WithOperations:
         self._ctx = ctx
         self._cache = cache
 
-    def topic(self, version: int, build: Any, record: TopicRecord) -> bytes:
+    def topic(self, version: int, build: Any, record: TopicRecord, zone: str = "") -> bytes:
         operations = self._ctx.authorized_operations(TOPIC, record.name)
-        return self._cache.topic_with_operations(version, build, record, operations)
+        return self._cache.topic_with_operations(version, build, record, operations, zone)
 
 
 async def _all_topics(
-    ctx: RequestContext, cache: MetadataCache | _WithOperations, errors: dict[int, int]
+    ctx: RequestContext,
+    cache: MetadataCache | _WithOperations,
+    errors: dict[int, int],
+    zone: str = "",
 ) -> tuple[bytes, int]:
     """The encoded entries of every topic the principal may describe, and their count;
     their error codes are added to `errors`."""
     if not ctx.verdicts and isinstance(cache, MetadataCache):
         # No authorizer (or no topic): every topic, from the cache's joined list.
-        return _counted(cache.all_topics(ctx.api_version, ctx.response), errors)
+        return _counted(cache.all_topics(ctx.api_version, ctx.response, zone), errors)
     records = ctx.topics.topics()
     share = LoopShare()
     describable = []
@@ -240,14 +245,14 @@ async def _all_topics(
         if ctx.allowed(DESCRIBE, TOPIC, name):
             describable.append(record)
     if len(describable) == len(records) and isinstance(cache, MetadataCache):
-        return _counted(cache.all_topics(ctx.api_version, ctx.response), errors)
+        return _counted(cache.all_topics(ctx.api_version, ctx.response, zone), errors)
     # The topics the principal may not describe are left out, as Kafka does; entries
     # with authorized operations are built one by one, sharing the loop.
     parts = []
     for record in describable:
         if share.due():
             await asyncio.sleep(0)
-        parts.append(cache.topic(ctx.api_version, ctx.response, record))
+        parts.append(cache.topic(ctx.api_version, ctx.response, record, zone))
         ctx.services.metadata_cache.count_errors(record, errors)
     return b"".join(parts), len(describable)
 

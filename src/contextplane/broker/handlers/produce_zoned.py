@@ -23,7 +23,7 @@ from kio.serial import entity_reader, entity_writer
 
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.internal_topics import is_internal
-from contextplane.broker.replica_selector import connection_zone
+from contextplane.broker.zone_proxy import led_in_other_zones
 from contextplane.cluster.zone_router import FrameAnswer
 from contextplane.protocol.build import build
 from contextplane.protocol.codec import encode_response, request_schema, response_schema
@@ -38,33 +38,33 @@ Handler = Callable[[RequestContext, Any], Awaitable[Reply]]
 
 def routed(ctx: RequestContext, request: Any) -> Routed | None:
     """The partitions of `request` to hand to leaders of other zones, by leader; None
-    when there are none (the ordinary handler takes the whole request)."""
-    router = ctx.services.zone_router
-    rack = ctx.settings.broker_rack
-    if router is None or not rack or request.transactional_id is not None:
+    when there are none (the ordinary handler takes the whole request). A transactional
+    Produce is not handed on (first cut: its verification stays with the leader it
+    reaches; the client is told the real leaders of a transaction's partitions)."""
+    if ctx.services.zone_router is None or request.transactional_id is not None:
         return None
-    zone = connection_zone(ctx, None)
-    if not zone.known or zone.zone != rack:
+    named = [
+        (topic, name)
+        for topic, name in ctx.topics.names_of(request.topic_data, ctx.api_version >= 13)
+        if name is not None and not is_internal(name)
+    ]
+    leaders = led_in_other_zones(
+        ctx, ((name, d.index) for topic, name in named for d in topic.partition_data)
+    )
+    if not leaders:
         return None
-    cluster = ctx.cluster
-    racks = {b.node_id: b.rack for b in cluster.registry.brokers}
-    live = cluster.registry.reachable_ids
     found: Routed = {}
-    for topic, name in ctx.topics.names_of(request.topic_data, ctx.api_version >= 13):
-        if name is None or is_internal(name):
-            continue
+    for topic, name in named:
         for data in topic.partition_data:
-            leader, _ = cluster.leaders.of(name, data.index)
-            if leader in (-1, cluster.node_id) or leader not in live:
-                continue
-            if racks.get(leader) in (None, rack):
+            leader = leaders.get((name, data.index))
+            if leader is None:
                 continue
             entries = found.setdefault(leader, [])
             if entries and entries[-1][0] is topic:
                 entries[-1][1].append(data)
             else:
                 entries.append((topic, [data]))
-    return found or None
+    return found
 
 
 async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handler) -> Reply:
