@@ -51,10 +51,12 @@ def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
 
 def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
     """The zone of a consumer's Fetch that may be served by a replica; None when it may
-    not (selector off, no broker rack, an old version, a replica's fetch, or a zone the
+    not (selector off and no zone writes' proxy, no broker rack, an old version, a replica's fetch, or a zone the
     client did not name)."""
     settings = ctx.settings
-    if settings.replica_selector_class != RACK_AWARE_SELECTOR or not settings.broker_rack:
+    # The zone writes' proxy stands in for other zones' leaders: it serves their reads.
+    rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
+    if not (rack_aware or settings.zone_produce_proxy_enable) or not settings.broker_rack:
         return None
     if ctx.api_version < PREFERRED_REPLICA_FROM:
         return None

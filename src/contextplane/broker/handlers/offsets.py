@@ -9,6 +9,8 @@ from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.handlers.fetch import check_leader_epoch
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.loopshare import LoopShare
+from contextplane.broker.zone_forward import ask_leaders
+from contextplane.broker.zone_forward import entry as leaders_entry
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.record_scan import record_timestamps
@@ -36,6 +38,8 @@ def _oldest_special(version: int) -> int:
 
 async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
     await ctx.topics.find_missing(topic.name for topic in request.topics)
+    # Partitions this broker stands in for (the zone writes' proxy): their leaders answer.
+    handed = await ask_leaders(ctx, request, "name", "partition_index")
     topics = []
     count = 0
     share = LoopShare()
@@ -54,6 +58,10 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Reply:
             }
             try:
                 ctx.require(ResourceType.TOPIC, topic.name)
+                answer = handed.get((topic.name, wanted.partition_index))
+                if answer is not None:
+                    partitions.append(leaders_entry(answer, entry))
+                    continue
                 partition = ctx.log.partition(topic.name, wanted.partition_index)
                 check_leader_epoch(partition, getattr(wanted, "current_leader_epoch", -1))
                 if wanted.timestamp < _oldest_special(ctx.api_version):
