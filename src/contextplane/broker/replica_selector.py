@@ -51,8 +51,8 @@ def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
 
 def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
     """The zone of a consumer's Fetch that may be served by a replica; None when it may
-    not (selector off and no zone writes' proxy, no broker rack, an old version, a replica's fetch, or a zone the
-    client did not name)."""
+    not (selector off and no zone writes' proxy, no broker rack, an old version, a
+    replica's fetch, or a zone the client did not name)."""
     settings = ctx.settings
     # The zone writes' proxy stands in for other zones' leaders: it serves their reads.
     rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
