@@ -23,6 +23,7 @@ from kio.serial import entity_reader, entity_writer
 
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
 from contextplane.broker.internal_topics import is_internal
+from contextplane.broker.replica_selector import connection_zone
 from contextplane.broker.zone_proxy import led_in_other_zones
 from contextplane.cluster.zone_router import FrameAnswer
 from contextplane.protocol.build import build
@@ -89,6 +90,11 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         )
         for leader, entries in remote.items()
     }
+    # The handed records crossed the wire from the client too (the leader, reading them
+    # from the store, counts them as no client's).
+    connection_zone(ctx, None).bytes_in += sum(
+        len(d.records or b"") for entries in remote.values() for _, parts in entries for d in parts
+    )
     answers = asyncio.ensure_future(
         router.hand_over(
             frames, str(ctx.principal), ctx.connection.peer, request.timeout.total_seconds()

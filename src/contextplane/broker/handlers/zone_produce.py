@@ -25,6 +25,7 @@ from contextplane import limits
 from contextplane.broker import authorization_ops as authz
 from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, later
 from contextplane.broker.pipeline import Route
+from contextplane.broker.zones import UNKNOWN, ZoneCell
 from contextplane.cluster.forwarder import from_live_peer
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.protocol.codec import (
@@ -76,6 +77,8 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
                 listener=ctx.connection.listener,
                 security_protocol=ctx.connection.security_protocol,
                 principal=principal,
+                # Read from the store, not sent by a client here: counted in no zone.
+                zone=ZoneCell(ctx.settings.broker_rack or UNKNOWN),
             )
         try:
             produce = _produce_request(_frame(spans, read, frame.position, frame.size))
