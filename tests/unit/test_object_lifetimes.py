@@ -184,17 +184,23 @@ def test_the_sweep_deletes_only_old_objects_no_metadata_knows(
         bucket.objects["objects/00/young-orphan.obj"] = b"x"
         bucket.modified_ms["objects/00/young-orphan.obj"] = clock.wall_ms() - 3_599_000
         bucket.objects["elsewhere/not-ours.obj"] = b"x"
+        # A zone writes' proxy object a crash left behind, and one in its round now.
+        bucket.objects["zone-router/2/7/1"] = b"x"
+        bucket.modified_ms["zone-router/2/7/1"] = clock.wall_ms() - 3_600_000
+        bucket.objects["zone-router/2/7/2"] = b"x"
+        bucket.modified_ms["zone-router/2/7/2"] = clock.wall_ms() - 1_000
         for key in (referenced, queued):
             bucket.modified_ms[key] = 0  # as old as can be: still known, so kept
         sweep = OrphanSweep(
             engine.settings, engine.metadata, engine.objects, clock, InFlightKeys(), page_keys=2
         )
-        assert await sweep.sweep() == 1
+        assert await sweep.sweep() == 2
         assert set(bucket.objects) == {
             referenced,
             queued,
             "objects/00/young-orphan.obj",
             "elsewhere/not-ours.obj",
+            "zone-router/2/7/2",
         }
         await engine.close()
 

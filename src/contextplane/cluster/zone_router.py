@@ -26,6 +26,7 @@ from contextplane import limits
 from contextplane.cluster.peer_client import PeerUnavailable
 from contextplane.protocol.codec import ZONE_PRODUCE_KEY
 from contextplane.protocol.error_codes import ErrorCode
+from contextplane.storage.orphan_sweep import ZONE_ROUTER_PREFIX
 
 if TYPE_CHECKING:
     from contextplane.cluster.peer_client import Peers
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFIX = "zone-router/"
 # A round's object: AutoMQ's zone router uploads every 8 MiB (or 250 ms).
 ROUND_BYTES_MAX = 8 * 1024 * 1024
 # Frames waiting for a round, over every client of this broker.
@@ -131,7 +131,7 @@ class ZoneRouter:
     async def _round(self, taken: list[_Request]) -> None:
         """One object for `taken`, one ZoneProduce per leader, every request answered."""
         self._sequence += 1
-        key = f"{PREFIX}{self._node_id}/{self._incarnation()}/{self._sequence}"
+        key = f"{ZONE_ROUTER_PREFIX}{self._node_id}/{self._incarnation()}/{self._sequence}"
         parts: list[bytes] = []
         by_leader: dict[int, list[tuple[_Request, dict[str, Any]]]] = {}
         position = 0

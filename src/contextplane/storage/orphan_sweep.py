@@ -14,6 +14,8 @@ all of these hold:
    object nor as one queued for deletion;
 3. the store dated it at least `object.store.orphan.min.age.ms` ago.
 
+The zone writes' proxy objects (`zone-router/`) need only (3): nothing references them.
+
 (1) and (2) alone make the sweep safe for this broker's own uploads: a listed key was
 PUT, so it was registered before the PUT; if it is no longer registered when the sweep
 looks, its commit has returned, and the metadata query made afterwards (on the same
@@ -38,6 +40,10 @@ from contextplane.storage.objectstore import ObjectStore
 log = logging.getLogger(__name__)
 
 OBJECTS_PREFIX = "objects/"
+# The zone writes' proxy objects (cluster/zone_router.py): deleted by their writer once
+# every leader has read them, never referenced by the metadata store; one a crash left
+# behind is deleted here once older than the minimum age (its round took seconds).
+ZONE_ROUTER_PREFIX = "zone-router/"
 
 
 class InFlightKeys:
@@ -106,6 +112,11 @@ class OrphanSweep:
             for key in candidates:
                 if key not in known:
                     await self._objects.delete(key)
+                    deleted += 1
+        async for page in self._objects.list_pages(ZONE_ROUTER_PREFIX, self._page_keys):
+            for info in page:
+                if info.modified_ms <= cutoff_ms:
+                    await self._objects.delete(info.key)
                     deleted += 1
         self.deleted += deleted
         self.passes += 1
