@@ -6,7 +6,9 @@ bootstrapped on the rack-a broker, write and read a topic whose partitions all t
 brokers lead: Metadata names the rack-a broker as every partition's leader (at the real
 leaders' epochs), every record is acknowledged and read back once, in order, and the
 brokers of racks b and c receive and send no record byte from or to a client of zone a
-(their zone counters), while the rack-a broker counts them all.
+(their zone counters), while the rack-a broker counts them all. A transactional producer
+of zone a commits one transaction and aborts one over every partition through the same
+broker; a read_committed consumer reads exactly the committed records.
 """
 
 from __future__ import annotations
@@ -120,6 +122,43 @@ def test_a_zone_a_client_writes_and_reads_every_partition_through_the_rack_a_bro
         finally:
             reader.close()
         assert got == sent
+
+        # A transaction committed and one aborted over every partition, through broker 1:
+        # a read_committed consumer reads exactly the committed records after the others.
+        transactional = Producer(
+            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A,
+             "transactional.id": "zone-a-txn", "linger.ms": 5}
+        )  # fmt: skip
+        transactional.init_transactions(60)
+        for outcome in ("committed", "aborted"):
+            transactional.begin_transaction()
+            for p in range(PARTITIONS):
+                transactional.produce(TOPIC, value=f"{outcome}-{p}".encode(), partition=p)
+            if outcome == "committed":
+                transactional.commit_transaction(60)
+            else:
+                transactional.abort_transaction(60)
+        committed = Consumer(
+            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A, "client.rack": "a",
+             "group.id": "zone-a-committed", "auto.offset.reset": "earliest",
+             "isolation.level": "read_committed", "enable.auto.commit": False,
+             "fetch.wait.max.ms": 100}
+        )  # fmt: skip
+        committed.subscribe([TOPIC])
+        tails: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline and any(len(t) < 101 for t in tails.values()):
+                message = committed.poll(0.5)
+                if message is not None and message.error() is None:
+                    tails[message.partition()].append(message.value())
+            time.sleep(1)  # anything past the committed records would come now
+            while (message := committed.poll(0.5)) is not None:
+                if message.error() is None:
+                    tails[message.partition()].append(message.value())
+        finally:
+            committed.close()
+        assert tails == {p: [*sent[p], f"committed-{p}".encode()] for p in range(PARTITIONS)}
 
         # No record byte of zone a's clients reached or left the brokers of b and c.
         metrics = [_metrics_url(b) for b in brokers]

@@ -40,9 +40,9 @@ Handler = Callable[[RequestContext, Any], Awaitable[Reply]]
 def routed(ctx: RequestContext, request: Any) -> Routed | None:
     """The partitions of `request` to hand to leaders of other zones, by leader; None
     when there are none (the ordinary handler takes the whole request). A transactional
-    Produce is not handed on (first cut: its verification stays with the leader it
-    reaches; the client is told the real leaders of a transaction's partitions)."""
-    if ctx.services.zone_router is None or request.transactional_id is not None:
+    Produce is handed on too: each leader verifies its partitions with the transaction
+    coordinator as for any Produce."""
+    if ctx.services.zone_router is None:
         return None
     named = [
         (topic, name)
