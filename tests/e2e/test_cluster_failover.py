@@ -106,7 +106,7 @@ def create(
 class Acks:
     """An idempotent acks=all producer recording what was acknowledged, and where."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, **config: str) -> None:
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -115,6 +115,7 @@ class Acks:
                 "linger.ms": 5,
                 "message.timeout.ms": 120_000,
                 "topic.metadata.refresh.interval.ms": 500,
+                **config,
             }
         )
         self.acked: dict[tuple[int, int], bytes] = {}
