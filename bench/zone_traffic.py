@@ -24,7 +24,10 @@ spread evenly). With PreferredReadReplica (a fetch from an in-zone broker) the c
 share should fall to ~0; with a proxy leader the producers' should. `--variants` runs
 a cluster per variant: `leader` (Kafka's default selector: every fetch at the leader) and
 `replica` (`replica.selector.class` Kafka's RackAwareReplicaSelector on every broker, the
-consumers read_uncommitted, as a replica serves only those); the JSON has one result per
+consumers read_uncommitted, as a replica serves only those) and `proxy`
+(`zone.produce.proxy.enable` on every broker: Metadata names a broker of the client's
+zone as every other-zone partition's leader, which hands writes on through the object
+store and serves reads from it); the JSON has one result per
 variant, with the partitions whose leader moved during each phase (`leaders_moved`: the
 expectation is the leaders' at the start). `--keep DIR` runs each variant's cluster under
 DIR/<variant> and keeps it (the brokers' logs) instead of a temporary directory.
@@ -59,7 +62,7 @@ TOPIC = "zones"
 # Kafka's class name for fetching from a replica in the client's rack (KIP-392); a
 # replica serves read_uncommitted consumers only (librdkafka's default is read_committed).
 RACK_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
-VARIANTS = ("leader", "replica")
+VARIANTS = ("leader", "replica", "proxy")
 
 
 def client_config(zone: str) -> dict[str, Any]:
@@ -152,11 +155,15 @@ def phase_figures(counts: dict[Any, int], record_flow: str, values: int) -> dict
 
 
 def run(root: Path, mib: int, partitions: int, store: str, variant: str) -> dict[str, Any]:
-    """One cluster: consumers read at the leader (`leader`, Kafka's default selector) or
-    at a replica in their zone (`replica`, the rack-aware selector on every broker)."""
+    """One cluster: consumers read at the leader (`leader`, Kafka's default selector), at
+    a replica in their zone (`replica`, the rack-aware selector on every broker), or
+    clients write and read through a broker of their zone (`proxy`, the zone writes'
+    proxy on every broker)."""
     cluster = Cluster(root, store=store, zones=True)
     if variant == "replica":
         cluster.settings = {"replica.selector.class": RACK_SELECTOR}
+    elif variant == "proxy":
+        cluster.settings = {"zone.produce.proxy.enable": "true"}
     cluster.start()
     try:
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap("a"), **client_config("a")})
@@ -204,7 +211,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=96, help="MiB of values produced")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--store", choices=("file", "s3"), default="file")
-    parser.add_argument("--variants", default="leader", help="leader, replica or both")
+    parser.add_argument("--variants", default="leader", help="leader, replica, proxy")
     parser.add_argument("--out", type=Path, help="write the result's JSON here too")
     parser.add_argument("--keep", type=Path, help="run the clusters here and keep their logs")
     args = parser.parse_args()

@@ -6,11 +6,8 @@ message naming the setting."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from contextplane.cluster.forwarder import from_broker
 from contextplane.security.inter_broker import InterBrokerLogin, login
 from contextplane.settings import Settings, SettingsError, load_settings
 
@@ -113,30 +110,3 @@ def test_bad_inter_broker_settings_stop_the_start(given: dict[str, str], message
     with pytest.raises(SettingsError) as raised:
         _load(**given)
     assert message in str(raised.value)
-
-
-def test_a_brokers_client_id_counts_only_on_the_inter_broker_listener() -> None:
-    """`from_broker`: the client id `broker-<N>` is a broker's only on the listener brokers
-    call each other on (Kafka takes a forwarded request only there); on a client listener,
-    or with no inter-broker listener at all, it is any client's."""
-    two = {
-        "listeners": "INTERNAL://127.0.0.1:0,CLIENT://127.0.0.1:0",
-        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,CLIENT:PLAINTEXT",
-        "inter.broker.listener.name": "INTERNAL",
-    }
-
-    def sent(settings: Settings, listener: str, client_id: str | None) -> bool:
-        ctx = SimpleNamespace(
-            settings=settings,
-            header=SimpleNamespace(client_id=client_id),
-            connection=SimpleNamespace(listener=listener),
-        )
-        return from_broker(ctx)  # type: ignore[arg-type]
-
-    settings = _load(**two)
-    assert sent(settings, "INTERNAL", "broker-2")
-    assert not sent(settings, "CLIENT", "broker-2")
-    assert not sent(settings, "INTERNAL", "broker-two")
-    assert not sent(settings, "INTERNAL", None)
-    no_path = _load(**{"listeners": "SASL_PLAINTEXT://127.0.0.1:0"}, **_mechanisms())
-    assert not sent(no_path, "SASL_PLAINTEXT", "broker-2")

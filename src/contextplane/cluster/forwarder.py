@@ -27,7 +27,6 @@ from contextplane.cluster.peer_client import PeerUnavailable
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import parse_header
-from contextplane.security.inter_broker import inter_broker_listener
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
@@ -59,16 +58,13 @@ RETRIABLE = frozenset(
 
 
 def from_broker(ctx: RequestContext) -> bool:
-    """Was this request sent by a broker's inter-broker client: its client id on the
-    inter-broker listener? Like Kafka's own gate on writes to internal topics (the client
-    id `__admin_client`), the client id is what a broker says of itself, and as Kafka
-    takes a broker's forwarded request only on that listener (`fromPrivilegedListener`),
-    on any other it is any client's. Authorization (CLUSTER_ACTION) is what a secured
-    cluster relies on."""
-    if broker_node(ctx.header.client_id) is None:
-        return False
-    spec = inter_broker_listener(ctx.settings)
-    return spec is not None and spec.name == ctx.connection.listener
+    """Was this request sent by a broker's inter-broker client (its client id)? Like
+    Kafka's own gate on writes to internal topics (the client id `__admin_client`), the
+    client id is what a broker says of itself; authorization (CLUSTER_ACTION) is what a
+    secured cluster relies on. Unlike Kafka's Envelope (`fromPrivilegedListener`), the
+    listener is not checked: brokers of different zones may call each other on their own
+    zone's listener (RFC 0004 §7), so no one listener name marks a broker's calls."""
+    return broker_node(ctx.header.client_id) is not None
 
 
 def from_live_peer(ctx: RequestContext) -> bool:

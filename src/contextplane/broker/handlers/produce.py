@@ -84,9 +84,9 @@ class _Batch:
 
 def _broker_writes(ctx: RequestContext, topic: str) -> bool:
     """Another broker's write of its audit records or read receipts (forwarder.py): a
-    live peer's client id on the inter-broker listener and CLUSTER_ACTION on the cluster,
-    as Kafka's inter-broker principal; every other write to an internal topic stays
-    refused. (The audit sink keeps what a peer refused for its next round.)"""
+    live peer's client id and CLUSTER_ACTION on the cluster, as Kafka's inter-broker
+    principal; every other write to an internal topic stays refused. (The audit sink
+    keeps what a peer refused for its next round.)"""
     return (
         topic in AUDIT_TRAIL_TOPICS
         and from_live_peer(ctx)

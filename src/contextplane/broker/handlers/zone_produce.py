@@ -9,9 +9,9 @@ from the frame), in the order given, so offsets, idempotence, transaction verifi
 authorization, quotas, validation and audit are exactly a Produce's. Each frame's
 Produce response body goes back in order.
 
-Only a live peer broker is heard (`from_live_peer`: its client id on the inter-broker
-listener, CLUSTER_ACTION on the cluster): the call names a principal, which nobody else
-may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames, ZONE_PRODUCE_BYTES_MAX object bytes
+Only a live peer broker is heard (`from_live_peer`: its client id and CLUSTER_ACTION on
+the cluster; with no authorizer, another live registered broker's id): the call names a
+principal, which nobody else may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames, ZONE_PRODUCE_BYTES_MAX object bytes
 read, each frame at most `socket.request.max.bytes`, the store read within the call's
 timeout.
 """
