@@ -5,7 +5,8 @@ three brokers on PostgreSQL and a file:// store each. What they count must hold:
   counted from every zone to each zone that leads a partition), the record flows carry
   at least the values produced and consumed, and their cross-zone share is the share of
   partitions led in another zone, within the records' framing; with the rack-aware
-  replica selector the consumers' record bytes stay in their zones;
+  replica selector the consumers' record bytes stay in their zones, with the zone writes'
+  proxy the producers' and the consumers';
 - cluster_failover: each of the killed broker's partitions is claimed by a live broker
   and a produce to it acknowledged;
 - cluster_moves: a move reads no object and writes about its tail.
@@ -39,14 +40,14 @@ def run_bench(tmp_path: Path, module: str, *args: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.slow  # ~60 s: twice three brokers, nine forwarders, 6 MiB through them
+@pytest.mark.slow  # ~90 s: three times three brokers, nine forwarders, 6 MiB through them
 def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
     tmp_path: Path,
 ) -> None:
     clusters = tmp_path / "clusters"  # the brokers' logs stay here for a failure's cause
     both = run_bench(
-        tmp_path, "zone_traffic", "--mib", "6", "--store", "file", "--variants", "leader,replica",
-        "--keep", str(clusters),
+        tmp_path, "zone_traffic", "--mib", "6", "--store", "file",
+        "--variants", "leader,replica,proxy", "--keep", str(clusters),
     )  # fmt: skip
 
     def context(variant: str) -> str:
@@ -54,6 +55,9 @@ def test_zone_traffic_counts_cross_zone_record_bytes_where_the_leaders_are(
 
     # Fetch from an in-zone replica: the consumers' record bytes stay in their zones.
     assert both["replica"]["consumed"]["cross_record_share"] < 0.01, context("replica")
+    # The zone writes' proxy: neither producers' nor consumers' record bytes leave them.
+    for phase in ("produced", "consumed"):
+        assert both["proxy"][phase]["cross_record_share"] < 0.01, (phase, context("proxy"))
     result = both["leader"]
     expected = result["expected_cross_share"]
     # Every zone's clients reach every zone that leads a partition. Placement may leave a
