@@ -11,9 +11,9 @@ Produce response body goes back in order.
 
 Only a live peer broker is heard (`from_live_peer`: its client id and CLUSTER_ACTION on
 the cluster; with no authorizer, another live registered broker's id): the call names a
-principal, which nobody else may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames, ZONE_PRODUCE_BYTES_MAX object bytes
-read, each frame at most `socket.request.max.bytes`, the store read within the call's
-timeout.
+principal, which nobody else may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames,
+ZONE_PRODUCE_BYTES_MAX object bytes read, each frame at most `socket.request.max.bytes`,
+the store read within the call's timeout.
 """
 
 from __future__ import annotations
