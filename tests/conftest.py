@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.inprocess import InProcessBroker
 from tests.support.postgres import postgres_server_fixture  # noqa: F401 - session fixture
+
+if TYPE_CHECKING:
+    from xdist.remote import Producer
+    from xdist.scheduler.protocol import Scheduling
 
 # Brokers run inside the test process (tests/support/inprocess.py). A test that needs a
 # process of its own (kill -9, signals, its log file, its descriptors or memory) starts a
@@ -23,6 +28,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if unslow:
         raise pytest.UsageError(f"marked long but not slow: {unslow}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """`--dist loadfile` keeps the tests that build into the harness cache in one worker
+    (tests/support/xdist_scope.py); any other mode is xdist's own."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from tests.support.xdist_scope import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 @pytest.fixture

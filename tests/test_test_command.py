@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def test_ci_leaves_out_the_long_soaks_and_keeps_their_shorter_variants() -> None
         "test_exactly_once_across_many_kill9",
         "test_thousands_of_seeds_keep_every_guarantee",
     }
+
+
+def test_the_conformance_files_share_one_worker() -> None:
+    # Two files, two workers: xdist's loadfile gives each worker one of them, unless the
+    # two are one unit of work (tests/support/xdist_scope.py).
+    files = ["tests/conformance/test_work_dirs.py", "tests/conformance/test_client_races.py"]
+    result = run_pytest("-n", "2", "--dist", "loadfile", "-vv", *files)  # -vv: past -q
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = re.findall(r"^\[(gw\d+)\] \[[ \d%]+\] PASSED ([^:\s]+)::", result.stdout, re.M)
+    assert {path for _, path in ran} == set(files), result.stdout
+    assert len({worker for worker, _ in ran}) == 1, ran
