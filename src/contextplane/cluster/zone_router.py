@@ -6,7 +6,8 @@ zones, never record bytes.
 
 Frames gather while an object is being written and its leaders answered, as a group
 commit gathers writes: one object per round, `zone-router/<node>/<incarnation>/<seq>`,
-holding at most ROUND_BYTES_MAX of frames (a larger request goes alone). Rounds run one
+holding at most ROUND_BYTES_MAX of frames (a larger request goes alone) and the frames of
+at most ZONE_PRODUCE_FRAMES_MAX requests (a leader's bound on one call). Rounds run one
 after another, so a leader receives one proxy's frames in the order the clients sent
 them (a producer's in-flight requests keep their sequence order). The object is deleted
 once every leader named in it has answered; one left by a crash in between is deleted by
@@ -111,7 +112,13 @@ class ZoneRouter:
         while self._queue:
             taken: list[_Request] = []
             size = 0
-            while self._queue and (not taken or size + self._queue[0].size <= ROUND_BYTES_MAX):
+            # At most one frame per request and leader: a leader refuses a call naming
+            # more than ZONE_PRODUCE_FRAMES_MAX (acks=0 floods gather that many).
+            while (
+                self._queue
+                and len(taken) < limits.ZONE_PRODUCE_FRAMES_MAX
+                and (not taken or size + self._queue[0].size <= ROUND_BYTES_MAX)
+            ):
                 request = self._queue.pop(0)
                 taken.append(request)
                 size += request.size
