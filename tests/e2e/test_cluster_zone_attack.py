@@ -9,6 +9,8 @@ session timeout) so that requests gather into one round deterministically.
   requests of one client and another client's request, gathered behind a round, are
   all appended and the other client answered (not all refused INVALID_REQUEST by the
   leader's bound on frames per call).
+- A flood of acks=0 requests waits for room in the proxy's queue: the proxy stops
+  reading the client's connection rather than holding each request's frames.
 - A ZoneProduce names only its caller's own zone-router objects: a forged call (an
   ordinary client sending a broker's client id, possible where no authorizer is set)
   naming a partition's data object, another broker's zone-router object, a `..` path or
@@ -22,8 +24,10 @@ its frames written as any principal it names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,6 +141,53 @@ def test_a_round_never_names_a_leader_more_frames_than_one_call_carries(
             answer = victim.receive().responses[0].partition_responses[0]
         assert ErrorCode(answer.error_code).name == "none", answer
         assert _end_offset(two.bootstrap, on_two) == count + 2
+    finally:
+        two.stop()
+        one.stop()
+
+
+def _rss_mib(process: BrokerProcess) -> float:
+    assert process.process is not None
+    status = Path(f"/proc/{process.process.pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_an_acks_0_flood_waits_for_room_in_the_proxys_queue(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Behind a round stuck on a paused leader, one client sends 300 acks=0 requests of
+    0.9 MB (270 MB): the proxy stops reading them once its 64 MiB queue is full, and
+    holds well under the flood (before, each request waited for room in a task of its
+    own, holding its frames: +260 MiB measured)."""
+    url, one, two = _zone_pair(tmp_path, postgres_server)
+    try:
+        leaders = create(one.bootstrap, TOPIC, 4, url)
+        on_two = min(p for p, node in leaders.items() if node == 2)
+        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        big = _produce(on_two, b"x" * 900_000, 0)
+        with (
+            RawClient(one.bootstrap, client_id=ZONE_A) as first,
+            RawClient(one.bootstrap, client_id=ZONE_A) as flood,
+        ):
+            flood.sock.settimeout(10)
+            frame = flood.frame(PRODUCE, PRODUCE_VERSION, big)
+            with paused(two):
+                first.send_raw(first.frame(PRODUCE, PRODUCE_VERSION, _produce(on_two, b"0")))
+                time.sleep(0.5)
+                before = _rss_mib(one)
+
+                def send() -> None:
+                    with contextlib.suppress(OSError):  # the proxy stops reading: a timeout
+                        for _ in range(300):
+                            flood.send_raw(frame)
+
+                sender = threading.Thread(target=send, daemon=True)
+                sender.start()
+                time.sleep(5)
+                grown = _rss_mib(one) - before
+            first.read_frame()
+        assert grown < 160, f"the proxy grew {grown:.0f} MiB"
     finally:
         two.stop()
         one.stop()
