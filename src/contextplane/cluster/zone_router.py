@@ -6,7 +6,8 @@ zones, never record bytes.
 
 Frames gather while an object is being written and its leaders answered, as a group
 commit gathers writes: one object per round, `zone-router/<node>/<incarnation>/<seq>`,
-holding at most ROUND_BYTES_MAX of frames (a larger request goes alone). Rounds run one
+holding at most ROUND_BYTES_MAX of frames (a larger request goes alone) and the frames of
+at most ZONE_PRODUCE_FRAMES_MAX requests (a leader's bound on one call). Rounds run one
 after another, so a leader receives one proxy's frames in the order the clients sent
 them (a producer's in-flight requests keep their sequence order). The object is deleted
 once every leader named in it has answered; one left by a crash in between is deleted by
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 ROUND_BYTES_MAX = 8 * 1024 * 1024
 # Frames waiting for a round, over every client of this broker.
 QUEUED_BYTES_MAX = 64 * 1024 * 1024
+_NOT_IN_TIME = "not answered within the timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +87,17 @@ class ZoneRouter:
 
     async def hand_over(
         self, frames: dict[int, bytes], principal: str, client_address: str, timeout_s: float
-    ) -> dict[int, FrameAnswer]:
-        """Each leader's answer to its frame; a leader that could not be reached in time
-        is answered REQUEST_TIMED_OUT, a failed object write KAFKA_STORAGE_ERROR."""
+    ) -> Awaitable[dict[int, FrameAnswer]]:
+        """Queue the frames (waiting for room, within `timeout_s`) and return what answers
+        them: each leader's answer to its frame, a leader that could not be reached in
+        time REQUEST_TIMED_OUT, a failed object write KAFKA_STORAGE_ERROR. The caller
+        awaits the queueing itself, so a client's connection reads no further requests
+        while the queue is full (acks=0 ones included: nothing else bounds those)."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         request = _Request(frames, principal, client_address, loop.create_future())
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(deadline):
                 async with self._room:
                     await self._room.wait_for(
                         lambda: (
@@ -101,17 +107,23 @@ class ZoneRouter:
                     )
                     self._queue.append(request)
                     self._queued_bytes += request.size
-                if self._rounds is None or self._rounds.done():
-                    self._rounds = asyncio.create_task(self._run_rounds())
-                return await asyncio.shield(request.answered)
         except TimeoutError:
-            return _all(frames, ErrorCode.request_timed_out, "not answered within the timeout")
+            return _answered(_all(frames, ErrorCode.request_timed_out, _NOT_IN_TIME))
+        if self._rounds is None or self._rounds.done():
+            self._rounds = asyncio.create_task(self._run_rounds())
+        return _answer(request, deadline)
 
     async def _run_rounds(self) -> None:
         while self._queue:
             taken: list[_Request] = []
             size = 0
-            while self._queue and (not taken or size + self._queue[0].size <= ROUND_BYTES_MAX):
+            # At most one frame per request and leader: a leader refuses a call naming
+            # more than ZONE_PRODUCE_FRAMES_MAX (acks=0 floods gather that many).
+            while (
+                self._queue
+                and len(taken) < limits.ZONE_PRODUCE_FRAMES_MAX
+                and (not taken or size + self._queue[0].size <= ROUND_BYTES_MAX)
+            ):
                 request = self._queue.pop(0)
                 taken.append(request)
                 size += request.size
@@ -193,6 +205,18 @@ class ZoneRouter:
         if failed is not None:
             return [failed] * len(frames)
         return [FrameAnswer(f.error_code, f.error_message, f.body) for f in answer.frames]
+
+
+async def _answer(request: _Request, deadline: float) -> dict[int, FrameAnswer]:
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await asyncio.shield(request.answered)
+    except TimeoutError:
+        return _all(request.frames, ErrorCode.request_timed_out, _NOT_IN_TIME)
+
+
+async def _answered(answers: dict[int, FrameAnswer]) -> dict[int, FrameAnswer]:
+    return answers
 
 
 def _all(frames: dict[int, bytes], code: int, message: str) -> dict[int, FrameAnswer]:

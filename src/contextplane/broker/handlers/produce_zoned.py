@@ -95,8 +95,10 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
     connection_zone(ctx, None).bytes_in += sum(
         len(d.records or b"") for entries in remote.values() for _, parts in entries for d in parts
     )
+    # Queued before this connection's next request is read: the queue's bound holds
+    # back a client that sends faster than rounds go (acks=0 ones too).
     answers = asyncio.ensure_future(
-        router.hand_over(
+        await router.hand_over(
             frames, str(ctx.principal), ctx.connection.peer, request.timeout.total_seconds()
         )
     )

@@ -11,7 +11,9 @@ Produce response body goes back in order.
 
 Only a live peer broker is heard (`from_live_peer`: its client id and CLUSTER_ACTION on
 the cluster; with no authorizer, another live registered broker's id): the call names a
-principal, which nobody else may claim. Bounded: ZONE_PRODUCE_FRAMES_MAX frames,
+principal, which nobody else may claim. The object must be one of the caller's own
+rounds (`zone-router/<its node>/...`): no call reads the store's data or another
+broker's requests. Bounded: ZONE_PRODUCE_FRAMES_MAX frames,
 ZONE_PRODUCE_BYTES_MAX object bytes read, each frame at most `socket.request.max.bytes`,
 the store read within the call's timeout.
 """
@@ -19,6 +21,8 @@ the store read within the call's timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Any
 
 from contextplane import limits
@@ -26,7 +30,7 @@ from contextplane.broker import authorization_ops as authz
 from contextplane.broker.context import ConnectionInfo, Reply, RequestContext, later
 from contextplane.broker.pipeline import Route
 from contextplane.broker.zones import UNKNOWN, ZoneCell
-from contextplane.cluster.forwarder import from_live_peer
+from contextplane.cluster.forwarder import broker_node, from_live_peer
 from contextplane.errors import KafkaError, ProtocolError
 from contextplane.protocol.codec import (
     ZONE_PRODUCE_KEY,
@@ -39,7 +43,12 @@ from contextplane.protocol.codec import (
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_request import PRODUCE_KEY
 from contextplane.security.principal import Principal
+from contextplane.storage.orphan_sweep import ZONE_ROUTER_PREFIX
 
+log = logging.getLogger(__name__)
+
+# A round's object: `zone-router/<node>/<incarnation>/<sequence>` (zone_router.py).
+_ROUND_KEY = re.compile(re.escape(ZONE_ROUTER_PREFIX) + r"([0-9]{1,10})/[0-9]{1,20}/[0-9]{1,20}")
 # The smallest request frame: api key, version, correlation id, client id length.
 _FRAME_MIN = 10
 # A frame's answer when its Produce asked for the connection to be closed (an acks=0
@@ -51,6 +60,9 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
     dispatch = ctx.services.dispatch
     if not from_live_peer(ctx) or dispatch is None:
         return _refused(ctx, ErrorCode.cluster_authorization_failed, "only a live peer broker")
+    if not _own_object(ctx, request.object_key):
+        # Not the store's data, nor another broker's rounds, nor a path out of the store.
+        return _refused(ctx, ErrorCode.invalid_request, "not one of the caller's round objects")
     try:
         spans = _spans(request, ctx.settings.socket_request_max_bytes)
         principals = [_principal(frame.principal) for frame in request.frames]
@@ -63,7 +75,9 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
     except TimeoutError:
         return _refused(ctx, ErrorCode.request_timed_out, "the object was not read in time")
     except OSError as exc:
-        return _refused(ctx, ErrorCode.kafka_storage_error, f"the object was not read: {exc}")
+        # The store's error names its location (a file:// directory): logged, not answered.
+        log.warning("zone produce object %s not read: %s", request.object_key, exc)
+        return _refused(ctx, ErrorCode.kafka_storage_error, "the object was not read")
     connections: dict[tuple[Principal, str], ConnectionInfo] = {}
     answers: list[tuple[int, Reply | KafkaError]] = []
     for frame, principal in zip(request.frames, principals, strict=True):
@@ -94,6 +108,13 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
         return ctx.response(throttle_time=0, error_code=ErrorCode.none, frames=frames)
 
     return later(respond())
+
+
+def _own_object(ctx: RequestContext, key: str) -> bool:
+    """Whether `key` names one of the calling broker's round objects (zone_router.py)."""
+    node = broker_node(ctx.header.client_id)
+    found = _ROUND_KEY.fullmatch(key)
+    return found is not None and node is not None and int(found.group(1)) == node
 
 
 def _spans(request: Any, frame_max: int) -> list[tuple[int, int]]:
