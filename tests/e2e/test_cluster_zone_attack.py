@@ -16,10 +16,12 @@ session timeout) so that requests gather into one round deterministically.
   naming a partition's data object, another broker's zone-router object, a `..` path or
   an absolute path is INVALID_REQUEST, and no answer carries the store's filesystem path.
 
-Two known defects are kept as strict expected failures: one client's answer over the
-peer client's response bound fails the other frames of its round, and a client passing
-as a broker (CLUSTER_ACTION is everyone's under `allow.everyone.if.no.acl.found`) has
-its frames written as any principal it names.
+- A client passing as a broker (CLUSTER_ACTION is everyone's under
+  `allow.everyone.if.no.acl.found`) cannot have frames written as a principal it names:
+  it cannot name a round object (their keys end in random bits it never sees).
+
+One known defect is kept as a strict expected failure: one client's answer over the peer
+client's response bound fails the other frames of its round.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from tests.e2e.test_cluster_failover import broker, create, fixture
 from tests.e2e.test_cluster_zone_produce import (
     PRODUCE,
     PRODUCE_VERSION,
+    SECRET,
     TOPIC,
     hand_over,
     metadata_leader,
     produce_frame,
+    round_key,
     store,
 )
 from tests.support.broker import BrokerProcess
@@ -204,11 +208,12 @@ def test_a_zone_produce_reads_only_its_callers_own_zone_router_objects(
         partition = min(p for p, node in create(one.bootstrap, TOPIC, 4, url).items() if node == 2)
         frame = produce_frame(two.bootstrap, partition, encode_batch([Rec(b"forged")]))
         # The frame stored where only another broker's rounds, or the data, live.
-        for key in ("zone-router/3/0/0", "objects/forged"):
+        for key in (round_key(3, 0), "objects/forged", "zone-router/1/0/0"):
             positions = store(objects, key, [frame])
         for key in (
-            "zone-router/3/0/0",
+            round_key(3, 0),
             "objects/forged",
+            "zone-router/1/0/0",  # a round key without its random part
             "zone-router/1/../../objects/forged",
             str(objects / "objects/forged"),
         ):
@@ -216,7 +221,7 @@ def test_a_zone_produce_reads_only_its_callers_own_zone_router_objects(
             assert answer.error_code == ErrorCode.invalid_request, (key, answer)
             assert answer.frames == ()
         # A missing object of its own: refused without naming the store's directory.
-        missing = hand_over(two, "zone-router/1/9/9", positions)
+        missing = hand_over(two, round_key(1, 99), positions)
         assert missing.error_code == ErrorCode.kafka_storage_error
         assert str(tmp_path) not in (missing.error_message or "")
         assert _end_offset(two.bootstrap, partition) == 0  # nothing was appended
@@ -284,11 +289,6 @@ def test_one_clients_large_answer_fails_no_other_clients_frames(
         one.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CLUSTER_ACTION is everyone's under allow.everyone.if.no.acl.found with no"
-    " cluster ACL: a client id makes a caller a broker and its principal claim is believed",
-)
 def test_a_client_cannot_write_as_another_principal_through_zone_produce(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
@@ -296,8 +296,9 @@ def test_a_client_cannot_write_as_another_principal_through_zone_produce(
     as is usual), the topic writable by User:admin only (described by anyone): an
     anonymous client's Produce is refused; the same client sending a broker's client id
     names User:admin for a frame of its own in a round object (one the proxy wrote for
-    it: the key is predictable and lives as long as its round) and must still be
-    refused."""
+    it) and is refused: it knows the key's node, incarnation and sequence, not its random
+    part, so it names no object (INVALID_REQUEST without the part, nothing read with a
+    guessed one), and nothing is written as User:admin."""
     from confluent_kafka.admin import (
         AclBinding,
         AclOperation,
@@ -341,8 +342,14 @@ def test_a_client_cannot_write_as_another_principal_through_zone_produce(
                 "the ACL applies",
             )
         frame = produce_frame(two.bootstrap, partition, encode_batch([Rec(b"as-admin")]))
-        positions = store(objects, "zone-router/1/0/0", [frame])
-        hand_over(two, "zone-router/1/0/0", positions, principal="User:admin")
+        positions = store(objects, round_key(1, 0), [frame])  # as the proxy stored it
+        guessed = round_key(1, 0).replace(SECRET, "0" * 32)
+        for key, refusal in (
+            ("zone-router/1/0/0", ErrorCode.invalid_request),
+            (guessed, ErrorCode.kafka_storage_error),
+        ):
+            answer = hand_over(two, key, positions, principal="User:admin")
+            assert answer.error_code == refusal, (key, answer)
         assert _end_offset(two.bootstrap, partition) == 0  # nothing written as User:admin
     finally:
         two.stop()

@@ -36,6 +36,12 @@ PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
 PRODUCE_VERSION = 9
 TOPIC = "zoned"
 CLIENT = "127.0.0.1:40000"  # the client's address as the proxy saw it
+SECRET = "5e" * 16  # a round key's random part (zone_router.py), here a fixed one
+
+
+def round_key(node: int, sequence: int) -> str:
+    """A round object's key, as broker `node`'s zone router names them."""
+    return f"zone-router/{node}/0/{sequence}-{SECRET}"
 
 
 def produce_frame(bootstrap: str, partition: int, batch: bytes) -> bytes:
@@ -152,8 +158,8 @@ def test_a_leader_appends_the_produce_frames_a_peer_stored_for_it(
             produce_frame(two.bootstrap, partition, idempotent),
             metadata,
         ]
-        positions = store(objects, "zone-router/1/0/0", frames)
-        answer = hand_over(two, "zone-router/1/0/0", positions)
+        positions = store(objects, round_key(1, 0), frames)
+        answer = hand_over(two, round_key(1, 0), positions)
         assert answer.error_code == ErrorCode.none, answer.error_message
         first, second, odd = answer.frames
         assert (first.error_code, second.error_code) == (0, 0)
@@ -162,19 +168,19 @@ def test_a_leader_appends_the_produce_frames_a_peer_stored_for_it(
         assert odd.error_code == ErrorCode.invalid_request and odd.body is None
 
         # The idempotent batch handed over again (a proxy's retry): appended once.
-        retry = store(objects, "zone-router/1/0/1", [frames[1]])
-        again = hand_over(two, "zone-router/1/0/1", retry)
+        retry = store(objects, round_key(1, 1), [frames[1]])
+        again = hand_over(two, round_key(1, 1), retry)
         assert produce_answer(again.frames[0].body) == (0, 1)
         assert read_values(two.bootstrap, partition, 2) == [b"first", b"second"]
 
         # Only a live peer broker is heard, and nothing it refuses is written.
         for claimed in ("app", "broker-2", "broker-7"):
-            refused = hand_over(two, "zone-router/1/0/0", positions[:1], client_id=claimed)
+            refused = hand_over(two, round_key(1, 0), positions[:1], client_id=claimed)
             assert refused.error_code == ErrorCode.cluster_authorization_failed, claimed
             assert refused.frames == ()
-        missing = hand_over(two, "zone-router/1/9/9", positions[:1])
+        missing = hand_over(two, round_key(1, 99), positions[:1])
         assert missing.error_code == ErrorCode.kafka_storage_error
-        too_many = hand_over(two, "zone-router/1/0/0", positions[:1] * 1_001)
+        too_many = hand_over(two, round_key(1, 0), positions[:1] * 1_001)
         assert too_many.error_code == ErrorCode.invalid_request
         with RawClient(two.bootstrap) as raw:
             offsets = raw.request(
@@ -218,10 +224,10 @@ def test_the_frames_are_authorized_as_the_principal_the_proxy_names(
     try:
         partition = min(p for p, node in create(one.bootstrap, TOPIC, 4, url).items() if node == 2)
         frame = produce_frame(two.bootstrap, partition, encode_batch([Rec(b"whose")]))
-        positions = store(objects, "zone-router/1/0/0", [frame])
-        as_alice = hand_over(two, "zone-router/1/0/0", positions, principal="User:alice")
+        positions = store(objects, round_key(1, 0), [frame])
+        as_alice = hand_over(two, round_key(1, 0), positions, principal="User:alice")
         assert produce_answer(as_alice.frames[0].body)[0] == ErrorCode.topic_authorization_failed
-        as_super = hand_over(two, "zone-router/1/0/0", positions)
+        as_super = hand_over(two, round_key(1, 0), positions)
         assert produce_answer(as_super.frames[0].body) == (0, 0)
     finally:
         two.stop()

@@ -5,7 +5,8 @@ of the shared store and named to each leader by ZoneProduce
 zones, never record bytes.
 
 Frames gather while an object is being written and its leaders answered, as a group
-commit gathers writes: one object per round, `zone-router/<node>/<incarnation>/<seq>`,
+commit gathers writes: one object per round,
+`zone-router/<node>/<incarnation>/<seq>-<128 random bits>`,
 holding at most ROUND_BYTES_MAX of frames (a larger request goes alone) and the frames of
 at most ZONE_PRODUCE_FRAMES_MAX requests (a leader's bound on one call). Rounds run one
 after another, so a leader receives one proxy's frames in the order the clients sent
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -143,7 +145,11 @@ class ZoneRouter:
     async def _round(self, taken: list[_Request]) -> None:
         """One object for `taken`, one ZoneProduce per leader, every request answered."""
         self._sequence += 1
-        key = f"{ZONE_ROUTER_PREFIX}{self._node_id}/{self._incarnation()}/{self._sequence}"
+        # The secret part: only this broker and the leaders it names the object to ever
+        # see the key, so no client can name an object whose frames it did not send
+        # (ZoneProduce trusts the principal the call names for them).
+        secret = secrets.token_hex(16)
+        key = f"{ZONE_ROUTER_PREFIX}{self._node_id}/{self._incarnation()}/{self._sequence}-{secret}"
         parts: list[bytes] = []
         by_leader: dict[int, list[tuple[_Request, dict[str, Any]]]] = {}
         position = 0

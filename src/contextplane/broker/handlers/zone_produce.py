@@ -11,9 +11,13 @@ Produce response body goes back in order.
 
 Only a live peer broker is heard (`from_live_peer`: its client id and CLUSTER_ACTION on
 the cluster; with no authorizer, another live registered broker's id): the call names a
-principal, which nobody else may claim. The object must be one of the caller's own
-rounds (`zone-router/<its node>/...`): no call reads the store's data or another
-broker's requests. Bounded: ZONE_PRODUCE_FRAMES_MAX frames,
+principal, which nobody else may claim: the object must be one of the caller's own
+rounds (`zone-router/<its node>/...`, so no call reads the store's data or another
+broker's requests), and a round's key ends in 128 random bits only its writer and the
+leaders it names the object to ever see, so a client passing as a broker (possible where
+CLUSTER_ACTION is everyone's: no authorizer, or `allow.everyone.if.no.acl.found`) cannot
+name an object holding frames as some principal's, not even its own frames the proxy
+stored. Bounded: ZONE_PRODUCE_FRAMES_MAX frames,
 ZONE_PRODUCE_BYTES_MAX object bytes read, each frame at most `socket.request.max.bytes`,
 the store read within the call's timeout.
 """
@@ -47,8 +51,10 @@ from contextplane.storage.orphan_sweep import ZONE_ROUTER_PREFIX
 
 log = logging.getLogger(__name__)
 
-# A round's object: `zone-router/<node>/<incarnation>/<sequence>` (zone_router.py).
-_ROUND_KEY = re.compile(re.escape(ZONE_ROUTER_PREFIX) + r"([0-9]{1,10})/[0-9]{1,20}/[0-9]{1,20}")
+# A round's object: `zone-router/<node>/<incarnation>/<sequence>-<secret>` (zone_router.py).
+_ROUND_KEY = re.compile(
+    re.escape(ZONE_ROUTER_PREFIX) + r"([0-9]{1,10})/[0-9]{1,20}/[0-9]{1,20}-[0-9a-f]{32}"
+)
 # The smallest request frame: api key, version, correlation id, client id length.
 _FRAME_MIN = 10
 # A frame's answer when its Produce asked for the connection to be closed (an acks=0
