@@ -56,7 +56,8 @@ IGNORED: tuple[KafkaSetting, ...] = (
     ),
     KafkaSetting(
         "log.flush.*",
-        "every batch is fdatasynced to the WAL before it is acknowledged (wal.fsync)",
+        "every batch is durable in the WAL before it is acknowledged (fdatasynced, wal.fsync;"
+        " with wal.url, in the object store)",
     ),
     # Kafka 4.4's other log.cleaner.* settings (CleanerConfig) are in the settings table;
     # any other log.cleaner.* name is unknown, so a misspelt one is refused.

@@ -108,6 +108,8 @@ def render() -> str:
     )
     for ignored in IGNORED:
         accepts = f" (only `{'`, `'.join(ignored.accepts)}`)" if ignored.accepts else ""
+        if ignored.unless:  # settings of the table above, which do have an effect
+            accepts += f" (except `{'`, `'.join(sorted(ignored.unless))}`)"
         lines.append(f"| `{ignored.pattern}`{accepts} | no effect: {ignored.reason} |")
     for unsupported in UNSUPPORTED:
         lines.append(f"| `{unsupported.pattern}` | refused: {unsupported.reason} |")

@@ -193,7 +193,8 @@ SETTINGS: tuple[Setting, ...] = (
         "default_replication_factor",
         "",
         "replication factor of CreateTopics with -1 (durability comes from the WAL and "
-        "object storage: only 1 is possible)",
+        "object storage: a topic has one replica; with wal.url a CreateTopics may ask for"
+        " up to the registered brokers, for tools that ask for 3, and still gets one)",
         low=1,
         high=1,
     ),
