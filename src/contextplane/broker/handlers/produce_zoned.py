@@ -22,12 +22,13 @@ from typing import Any
 from kio.serial import entity_reader, entity_writer
 
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
+from contextplane.broker.handlers.zone_produce import response_body
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.replica_selector import connection_zone
 from contextplane.broker.zone_proxy import led_in_other_zones
 from contextplane.cluster.zone_router import FrameAnswer
 from contextplane.protocol.build import build
-from contextplane.protocol.codec import encode_response, request_schema, response_schema
+from contextplane.protocol.codec import request_schema, response_schema
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_request import PRODUCE_KEY
 from contextplane.protocol.produce_response import TOPIC_IDS_FROM
@@ -112,7 +113,7 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         bodies = []
         if local is not None and not local.silent:
             body = local.body if local.later is None else await local.later
-            bodies.append(_entity(ctx.api_version, _body_bytes(ctx.api_version, body)))
+            bodies.append(_entity(ctx.api_version, response_body(ctx.api_version, body)))
         for leader, answer in (await answers).items():
             bodies.append(_answered(ctx.api_version, remote[leader], answer))
         return _merged(ctx, request, bodies)
@@ -132,17 +133,6 @@ def _frame(ctx: RequestContext, request: Any) -> bytes:
         buffer.write(b"\0")
     entity_writer(schema)(buffer, request)
     return buffer.getvalue()
-
-
-def _body_bytes(version: int, body: Any) -> bytes:
-    """A Produce response body without its frame's size prefix and header: a hand-encoded
-    one arrives as whole frame parts, an entity is encoded here."""
-    if isinstance(body, list):
-        frame = b"".join(bytes(part) for part in body)
-    else:
-        frame = encode_response(PRODUCE_KEY, version, 0, body)
-    # The size prefix, the correlation id and (flexible versions) the header's tags.
-    return frame[8 + (1 if response_schema(PRODUCE_KEY, version).__flexible__ else 0) :]
 
 
 def _entity(version: int, body: bytes) -> Any:

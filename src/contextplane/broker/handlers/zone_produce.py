@@ -186,10 +186,11 @@ async def _answer(version: int, answer: Reply | KafkaError) -> dict[str, Any]:
     if answer.silent:
         return {"error_code": ErrorCode.none, "error_message": None, "body": None}
     body = answer.body if answer.later is None else await answer.later
-    return {"error_code": ErrorCode.none, "error_message": None, "body": _body(version, body)}
+    encoded = response_body(version, body)
+    return {"error_code": ErrorCode.none, "error_message": None, "body": encoded}
 
 
-def _body(version: int, body: Any) -> bytes:
+def response_body(version: int, body: Any) -> bytes:
     """A Produce response body without its frame's size prefix and header: a hand-encoded
     one arrives as whole frame parts, an entity is encoded here."""
     if isinstance(body, list):
