@@ -325,6 +325,12 @@ PEER_BACKOFF_MAX_S = 5.0
 # leader, and the object bytes it makes the leader read for them.
 ZONE_PRODUCE_FRAMES_MAX = 1_000
 ZONE_PRODUCE_BYTES_MAX = 64 * 1024 * 1024
+# A leader's answer past this loses its messages (codes, offsets, record indexes kept);
+# the proxy reads an answer up to the peer bound plus ZONE_PRODUCE_ANSWER_PER_FRAME_BYTE
+# times the call's frame bytes (a Produce answer without messages is at most ~7 times
+# its request: a null-records partition of 6 bytes draws ~40).
+ZONE_PRODUCE_ANSWER_BYTES = 2 * 1024 * 1024
+ZONE_PRODUCE_ANSWER_PER_FRAME_BYTE = 8
 # How long one of the broker's own writes (audit records, read receipts, dead letters:
 # cluster/forwarder.py) may take, retries to a moved leader included.
 BROKER_WRITE_TIMEOUT_S = 10.0

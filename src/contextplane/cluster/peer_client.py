@@ -88,7 +88,7 @@ class PeerConnection:
         self._client_id = client_id.encode()
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._waiting: dict[int, tuple[asyncio.Future[bytes], int, int]] = {}
+        self._waiting: dict[int, tuple[asyncio.Future[bytes], int]] = {}  # answer, bound
         self._correlation = 0
         self._slots = asyncio.Semaphore(limits.PEER_IN_FLIGHT_MAX)
         self._connecting = asyncio.Lock()
@@ -96,15 +96,21 @@ class PeerConnection:
         self._retry_at_ms = 0
 
     async def request(
-        self, endpoint: tuple[str, int], api_key: int, version: int, **fields: Any
+        self,
+        endpoint: tuple[str, int],
+        api_key: int,
+        version: int,
+        response_bytes_max: int = limits.PEER_RESPONSE_BYTES_MAX,
+        **fields: Any,
     ) -> Any:
-        """Send one request, return its decoded response; PeerUnavailable on failure."""
+        """Send one request, return its decoded response (a frame of at most
+        `response_bytes_max`); PeerUnavailable on failure."""
         async with self._slots:
             writer = await self._connected(endpoint)
             self._correlation = (self._correlation + 1) & 0x7FFFFFFF
             correlation = self._correlation
             answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            self._waiting[correlation] = (answer, api_key, version)
+            self._waiting[correlation] = (answer, response_bytes_max)
             try:
                 writer.write(self._frame(api_key, version, correlation, fields))
                 async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
@@ -202,11 +208,15 @@ class PeerConnection:
         try:
             while True:
                 (size,) = _INT32.unpack(await reader.readexactly(4))
-                if not 4 <= size <= limits.PEER_RESPONSE_BYTES_MAX:
+                if size < 4:
                     raise ConnectionError(f"a response frame of {size} bytes")
-                frame = await reader.readexactly(size)
-                (correlation,) = _INT32.unpack_from(frame, 0)
+                head = await reader.readexactly(4)
+                (correlation,) = _INT32.unpack(head)
                 waiting = self._waiting.get(correlation)
+                bound = limits.PEER_RESPONSE_BYTES_MAX if waiting is None else waiting[1]
+                if size > bound:  # before the rest is read
+                    raise ConnectionError(f"a response frame of {size} bytes")
+                frame = head + await reader.readexactly(size - 4)
                 if waiting is not None and not waiting[0].done():
                     waiting[0].set_result(frame)
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
@@ -224,7 +234,7 @@ class PeerConnection:
             self._writer.close()
             self._writer = None
             self._back_off()
-        for answer, _, _ in self._waiting.values():
+        for answer, _ in self._waiting.values():
             if not answer.done():
                 answer.set_exception(ConnectionError(f"connection to node {self.node_id} lost"))
         if self._reader_task is not None and self._reader_task is not asyncio.current_task():
@@ -273,7 +283,14 @@ class Peers:
                 return (found.host, found.port) if found is not None else None
         return None
 
-    async def request(self, node_id: int, api_key: int, version: int, **fields: Any) -> Any:
+    async def request(
+        self,
+        node_id: int,
+        api_key: int,
+        version: int,
+        response_bytes_max: int = limits.PEER_RESPONSE_BYTES_MAX,
+        **fields: Any,
+    ) -> Any:
         endpoint = self.endpoint(node_id)
         if endpoint is None:
             if self._security is None:
@@ -290,7 +307,7 @@ class Peers:
             connection = self._connections[node_id] = PeerConnection(
                 node_id, self._client_id, self._clock, self._security
             )
-        return await connection.request(endpoint, api_key, version, **fields)
+        return await connection.request(endpoint, api_key, version, response_bytes_max, **fields)
 
     async def close(self) -> None:
         for connection in self._connections.values():

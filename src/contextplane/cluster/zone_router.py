@@ -8,12 +8,18 @@ Frames gather while an object is being written and its leaders answered, as a gr
 commit gathers writes: one object per round,
 `zone-router/<node>/<incarnation>/<seq>-<128 random bits>`,
 holding at most ROUND_BYTES_MAX of frames (a larger request goes alone) and the frames of
-at most ZONE_PRODUCE_FRAMES_MAX requests (a leader's bound on one call). Rounds run one
-after another, so a leader receives one proxy's frames in the order the clients sent
-them (a producer's in-flight requests keep their sequence order). The object is deleted
-once every leader named in it has answered; one left by a crash in between is deleted by
-the orphan sweep's age rule. Waiting frames are bounded (QUEUED_BYTES_MAX): past it a
-request waits for room, within its own timeout.
+at most ZONE_PRODUCE_FRAMES_MAX requests (a leader's bound on one call). Objects are
+written one after another, the next once the leaders of the one before answered or
+ROUND_PATIENCE_S passed, and each leader's calls form their own pipeline: a round's call
+to a leader is sent once that leader has answered the previous round's, so a leader
+receives one proxy's frames in the order the clients sent them (a producer's in-flight
+requests keep their sequence order), and a leader that stops answering holds up only
+the requests with frames for it, not the other zones' writes. A request is answered
+once every leader it names has answered. The object is deleted once every leader named
+in it has answered; one left by a crash in between is deleted by the orphan sweep's age
+rule. Waiting frames are bounded (QUEUED_BYTES_MAX, released when their round is done):
+past it a request waits for room, within its own timeout; rounds in flight are bounded
+too (ROUNDS_IN_FLIGHT_MAX).
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ log = logging.getLogger(__name__)
 ROUND_BYTES_MAX = 8 * 1024 * 1024
 # Frames waiting for a round, over every client of this broker.
 QUEUED_BYTES_MAX = 64 * 1024 * 1024
+# How long the next round waits for the leaders of the one before (it starts sooner
+# once they all answered), and the rounds written and not yet answered by every leader
+# they name: a stalled leader's rounds stay in flight until the peer timeout, one per
+# ROUND_PATIENCE_S at most, so the bound is past what one peer timeout gathers.
+ROUND_PATIENCE_S = 0.25
+ROUNDS_IN_FLIGHT_MAX = 256
 _NOT_IN_TIME = "not answered within the timeout"
 
 
@@ -61,9 +73,20 @@ class _Request:
     client_address: str
     answered: asyncio.Future[dict[int, FrameAnswer]]
     size: int = field(init=False)
+    replies: dict[int, FrameAnswer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.size = sum(len(frame) for frame in self.frames.values())
+
+    def reply(self, leader: int, answer: FrameAnswer) -> None:
+        """One leader's answer; the request is answered once every leader's is in."""
+        self.replies[leader] = answer
+        if len(self.replies) == len(self.frames) and not self.answered.done():
+            self.answered.set_result(self.replies)
+
+    def fail(self, code: int, message: str) -> None:
+        if not self.answered.done():
+            self.answered.set_result(_all(self.frames, code, message))
 
 
 class ZoneRouter:
@@ -82,6 +105,10 @@ class ZoneRouter:
         self._queued_bytes = 0
         self._room = asyncio.Condition()
         self._rounds: asyncio.Task[None] | None = None
+        self._in_flight = asyncio.Semaphore(ROUNDS_IN_FLIGHT_MAX)
+        # Each leader's last call: the next round's call to it waits for that one.
+        self._tails: dict[int, asyncio.Task[None]] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
         self._sequence = 0
         # What tests and operators read: objects written, frames handed over.
         self.objects_written = 0
@@ -129,21 +156,27 @@ class ZoneRouter:
                 request = self._queue.pop(0)
                 taken.append(request)
                 size += request.size
+            await self._in_flight.acquire()
             try:
-                await self._round(taken)
+                key, calls = await self._start_round(taken)
             except Exception as exc:  # noqa: BLE001 - answered, never left waiting
                 log.warning("zone router round failed: %r", exc)
+                key, calls = None, []
                 for request in taken:
-                    if not request.answered.done():
-                        request.answered.set_result(
-                            _all(request.frames, ErrorCode.unknown_server_error, repr(exc))
-                        )
-            async with self._room:
-                self._queued_bytes -= size
-                self._room.notify_all()
+                    request.fail(ErrorCode.unknown_server_error, repr(exc))
+            finishing = asyncio.create_task(self._finish_round(taken, size, key, calls))
+            self._finishing.add(finishing)
+            finishing.add_done_callback(self._finishing.discard)
+            if calls:
+                # Requests gather while the leaders answer (a group commit); one that
+                # stops answering holds the next round back only this long.
+                await asyncio.wait(calls, timeout=ROUND_PATIENCE_S)
 
-    async def _round(self, taken: list[_Request]) -> None:
-        """One object for `taken`, one ZoneProduce per leader, every request answered."""
+    async def _start_round(
+        self, taken: list[_Request]
+    ) -> tuple[str | None, list[asyncio.Task[None]]]:
+        """Write one object for `taken` and start one ZoneProduce per leader, each after
+        that leader's previous call."""
         self._sequence += 1
         # The secret part: only this broker and the leaders it names the object to ever
         # see the key, so no client can name an object whose frames it did not send
@@ -168,24 +201,58 @@ class ZoneRouter:
             await self._objects.put(key, parts)
         except OSError as exc:
             for request in taken:
-                request.answered.set_result(
-                    _all(request.frames, ErrorCode.kafka_storage_error, f"{key}: {exc}")
-                )
-            return
+                request.fail(ErrorCode.kafka_storage_error, f"{key}: {exc}")
+            return None, []
         self.objects_written += 1
-        answers: dict[int, dict[int, FrameAnswer]] = {id(r): {} for r in taken}
-        results = await asyncio.gather(
-            *(self._call(leader, key, entries) for leader, entries in by_leader.items())
-        )
-        for (leader, entries), result in zip(by_leader.items(), results, strict=True):
-            for (request, _), answer in zip(entries, result, strict=True):
-                answers[id(request)][leader] = answer
-        for request in taken:
-            request.answered.set_result(answers[id(request)])
+        calls = []
+        for leader, entries in by_leader.items():
+            call = asyncio.create_task(
+                self._call_after(self._tails.get(leader), leader, key, entries)
+            )
+            self._tails[leader] = call
+            call.add_done_callback(lambda done, at=leader: self._forget_tail(at, done))
+            calls.append(call)
+        return key, calls
+
+    def _forget_tail(self, leader: int, call: asyncio.Task[None]) -> None:
+        if self._tails.get(leader) is call:
+            del self._tails[leader]
+
+    async def _finish_round(
+        self, taken: list[_Request], size: int, key: str | None, calls: list[asyncio.Task[None]]
+    ) -> None:
+        """Once every leader of the round answered: the object deleted, its room freed."""
         try:
-            await self._objects.delete(key)
-        except OSError as exc:  # the orphan sweep's age rule deletes it later
-            log.info("zone router object %s not deleted: %s", key, exc)
+            await asyncio.gather(*calls, return_exceptions=True)
+            for request in taken:  # a call that failed unexpectedly answered nobody
+                request.fail(ErrorCode.unknown_server_error, "the hand-over failed")
+            if key is not None:
+                try:
+                    await self._objects.delete(key)
+                except OSError as exc:  # the orphan sweep's age rule deletes it later
+                    log.info("zone router object %s not deleted: %s", key, exc)
+        finally:
+            self._in_flight.release()
+            async with self._room:
+                self._queued_bytes -= size
+                self._room.notify_all()
+
+    async def _call_after(
+        self,
+        previous: asyncio.Task[None] | None,
+        leader: int,
+        key: str,
+        entries: list[tuple[_Request, dict[str, Any]]],
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own requests' business
+        try:
+            result = await self._call(leader, key, entries)
+        except Exception as exc:  # noqa: BLE001 - answered, never left waiting
+            log.warning("zone produce to node %d failed: %r", leader, exc)
+            result = [FrameAnswer(ErrorCode.unknown_server_error, repr(exc))] * len(entries)
+        for (request, _), answer in zip(entries, result, strict=True):
+            request.reply(leader, answer)
 
     async def _call(
         self, leader: int, key: str, entries: list[tuple[_Request, dict[str, Any]]]
@@ -197,6 +264,10 @@ class ZoneRouter:
                 leader,
                 ZONE_PRODUCE_KEY,
                 0,
+                # The leader trims a large answer's messages; what stays is bounded by
+                # the frames' own size (limits.py).
+                response_bytes_max=limits.PEER_RESPONSE_BYTES_MAX
+                + limits.ZONE_PRODUCE_ANSWER_PER_FRAME_BYTE * sum(f["size"] for f in frames),
                 timeout=int(limits.PEER_REQUEST_TIMEOUT_S * 1000),
                 object_key=key,
                 frames=frames,

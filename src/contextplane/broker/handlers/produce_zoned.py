@@ -19,10 +19,11 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_writer
 
+from contextplane import limits
 from contextplane.broker.context import NO_RESPONSE, Reply, RequestContext, later
-from contextplane.broker.handlers.zone_produce import response_body
+from contextplane.broker.handlers.zone_produce import produce_entity, response_body
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.replica_selector import connection_zone
 from contextplane.broker.zone_proxy import led_in_other_zones
@@ -99,9 +100,7 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
     # Queued before this connection's next request is read: the queue's bound holds
     # back a client that sends faster than rounds go (acks=0 ones too).
     answers = asyncio.ensure_future(
-        await router.hand_over(
-            frames, str(ctx.principal), ctx.connection.peer, request.timeout.total_seconds()
-        )
+        await router.hand_over(frames, str(ctx.principal), ctx.connection.peer, _wait_s(request))
     )
     local = None
     if local_topics:
@@ -113,12 +112,23 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         bodies = []
         if local is not None and not local.silent:
             body = local.body if local.later is None else await local.later
-            bodies.append(_entity(ctx.api_version, response_body(ctx.api_version, body)))
+            bodies.append(produce_entity(ctx.api_version, response_body(ctx.api_version, body)))
         for leader, answer in (await answers).items():
             bodies.append(_answered(ctx.api_version, remote[leader], answer))
         return _merged(ctx, request, bodies)
 
     return later(respond())
+
+
+def _wait_s(request: Any) -> float:
+    """How long the hand-over may take. A Produce's timeout is how long Kafka waits for
+    the in-sync replicas (acks=all); with acks=1 Kafka answers once appended and ignores
+    it, so a short one must not answer REQUEST_TIMED_OUT for records the leader appended
+    (a plain producer's retry would write them twice): the peer timeout bounds those."""
+    timeout_s = request.timeout.total_seconds()
+    if request.acks == -1:
+        return timeout_s
+    return max(timeout_s, limits.PEER_REQUEST_TIMEOUT_S)
 
 
 def _frame(ctx: RequestContext, request: Any) -> bytes:
@@ -135,15 +145,10 @@ def _frame(ctx: RequestContext, request: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _entity(version: int, body: bytes) -> Any:
-    entity, _ = entity_reader(response_schema(PRODUCE_KEY, version))(body, 0)
-    return entity
-
-
 def _answered(version: int, entries: list[tuple[Any, list[Any]]], answer: FrameAnswer) -> Any:
     """A leader's Produce response, or one answering each of its partitions the error."""
     if answer.error_code == ErrorCode.none and answer.body is not None:
-        return _entity(version, answer.body)
+        return produce_entity(version, answer.body)
     code = answer.error_code or ErrorCode.unknown_server_error
     message = answer.error_message
     schema = response_schema(PRODUCE_KEY, version)

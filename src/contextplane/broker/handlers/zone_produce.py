@@ -25,9 +25,12 @@ the store read within the call's timeout.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from typing import Any
+
+from kio.serial import entity_reader
 
 from contextplane import limits
 from contextplane.broker import authorization_ops as authz
@@ -111,6 +114,7 @@ async def zone_produce(ctx: RequestContext, request: Any) -> Reply:
 
     async def respond() -> Any:
         frames = [await _answer(version, answer) for version, answer in answers]
+        _fit(frames, [version for version, _ in answers])
         return ctx.response(throttle_time=0, error_code=ErrorCode.none, frames=frames)
 
     return later(respond())
@@ -188,6 +192,55 @@ async def _answer(version: int, answer: Reply | KafkaError) -> dict[str, Any]:
     body = answer.body if answer.later is None else await answer.later
     encoded = response_body(version, body)
     return {"error_code": ErrorCode.none, "error_message": None, "body": encoded}
+
+
+def _fit(frames: list[dict[str, Any]], versions: list[int]) -> None:
+    """Keep the answer within what the proxy reads (ZONE_PRODUCE_ANSWER_BYTES): a
+    Produce can draw an answer far larger than its request (a record error per record,
+    each message naming the topic), so past the bound the largest answers lose their
+    messages, keeping every code, offset and record index (a message may be null in
+    Kafka's answer too)."""
+    total = sum(len(frame["body"] or b"") for frame in frames)
+    if total <= limits.ZONE_PRODUCE_ANSWER_BYTES:
+        return
+    by_size = sorted(range(len(frames)), key=lambda i: -len(frames[i]["body"] or b""))
+    for index in by_size:
+        body = frames[index]["body"]
+        if total <= limits.ZONE_PRODUCE_ANSWER_BYTES or body is None:
+            return
+        version = versions[index]
+        terse = response_body(version, _without_messages(produce_entity(version, body)))
+        total -= len(body) - len(terse)
+        frames[index]["body"] = terse
+
+
+def _without_messages(body: Any) -> Any:
+    def partition(answer: Any) -> Any:
+        changes: dict[str, Any] = {}
+        if hasattr(answer, "error_message"):
+            changes["error_message"] = None
+        if getattr(answer, "record_errors", None):
+            changes["record_errors"] = tuple(
+                dataclasses.replace(error, batch_index_error_message=None)
+                for error in answer.record_errors
+            )
+        return dataclasses.replace(answer, **changes)
+
+    return dataclasses.replace(
+        body,
+        responses=tuple(
+            dataclasses.replace(
+                topic, partition_responses=tuple(map(partition, topic.partition_responses))
+            )
+            for topic in body.responses
+        ),
+    )
+
+
+def produce_entity(version: int, body: bytes) -> Any:
+    """A Produce response body (as `response_body` gives it) read back into its entity."""
+    entity, _ = entity_reader(response_schema(PRODUCE_KEY, version))(body, 0)
+    return entity
 
 
 def response_body(version: int, body: Any) -> bytes:
