@@ -9,13 +9,17 @@
 - A short Produce timeout with acks=1 (which Kafka ignores: it answers once appended)
   does not answer REQUEST_TIMED_OUT for a record the leader appends after the timeout:
   the hand-over waits for the leader, and the record is stored once.
+- A leader the proxy cannot reach while its heartbeat shows it live is left out of the
+  zone's stand-ins for a while: Metadata names it, and the client writes to it directly.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
@@ -114,3 +118,49 @@ def test_a_short_timeout_with_acks_1_is_answered_once_appended(
 def _round_objects(tmp_path: Path) -> list[Path]:
     """The proxy's round objects in the file:// store (deleted once answered)."""
     return [p for p in (tmp_path / "objects").rglob("zone-router/**/*") if p.is_file()]
+
+
+def test_a_leader_the_proxy_cannot_reach_is_written_directly(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Broker 2's inter-broker endpoint is out of broker 1's reach (advertised at a
+    port nobody listens on) while its database heartbeat shows it live: a zone-a
+    producer's records for broker 2's partition are refused once by the proxy, then
+    Metadata names broker 2 itself and the producer delivers them there (before, it
+    looped on NOT_LEADER_OR_FOLLOWER until its delivery timeout)."""
+    url, objects = fixture(tmp_path, postgres_server)
+    listeners = {
+        "zone.produce.proxy.enable": "true",
+        "listeners": "PLAINTEXT://127.0.0.1:0,REPLICATION://127.0.0.1:0",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT",
+        "inter.broker.listener.name": "REPLICATION",
+    }
+    unreachable = {"advertised.listeners": "REPLICATION://127.0.0.1:9"}
+    one = broker(tmp_path / "one", 1, url, objects, **listeners, **{"broker.rack": "a"})
+    two = broker(
+        tmp_path / "two", 2, url, objects, **listeners, **unreachable, **{"broker.rack": "b"}
+    )
+    one.start()
+    two.start()
+    try:
+        leaders = create(one.bootstrap, TOPIC, 4, url)
+        on_two = min(p for p, node in leaders.items() if node == 2)
+        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        producer = Producer(
+            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A,
+             "enable.idempotence": True, "message.timeout.ms": 20_000}
+        )  # fmt: skip
+        errors: list[Any] = []
+        for i in range(10):
+            producer.produce(
+                TOPIC,
+                value=b"%d" % i,
+                partition=on_two,
+                on_delivery=lambda err, _m: errors.append(err) if err else None,
+            )
+        assert producer.flush(30) == 0
+        assert errors == []
+        assert _end_offset(two.bootstrap, on_two) == 10
+    finally:
+        two.stop()
+        one.stop()

@@ -382,6 +382,7 @@ class Broker:
             settings.audit_denial_records_per_second,
         )
         sink.before_flush = audit.report_suppressed
+        zone_router = _zone_router(settings, self.metadata.shared, storage, peers, registry)
         services = Services(
             settings=settings,
             clock=self.clock,
@@ -409,7 +410,13 @@ class Broker:
                 ),
             ),
             metadata_cache=MetadataCache(
-                topics, storage, settings.node_id, registry, leaders, settings.broker_rack
+                topics,
+                storage,
+                settings.node_id,
+                registry,
+                leaders,
+                settings.broker_rack,
+                None if zone_router is None else zone_router.unreachable,
             ),
             authorizer=authorizer,
             quotas=client_quotas,
@@ -424,7 +431,7 @@ class Broker:
             shares=shares,
             broker_configs=broker_configs,
             writer=writer,
-            zone_router=_zone_router(settings, self.metadata.shared, storage, peers, registry),
+            zone_router=zone_router,
         )
         if self._probes is not None:
             self._probes.watch_requests(services.stats)
@@ -541,4 +548,6 @@ def _zone_router(
     """The zone writes' proxy (RFC 0004 §7): in a cluster of racks, when enabled."""
     if not (settings.zone_produce_proxy_enable and shared and settings.broker_rack):
         return None
-    return ZoneRouter(storage.objects, peers, settings.node_id, lambda: registry.incarnation)
+    return ZoneRouter(
+        storage.objects, peers, settings.node_id, lambda: registry.incarnation, storage.clock
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contextplane.broker.internal_topics import is_internal
 from contextplane.broker.leaders import Leaders
@@ -26,6 +26,9 @@ from contextplane.metadata.records import TopicRecord
 from contextplane.protocol.codec import encode_entity
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.engine import StorageEngine
+
+if TYPE_CHECKING:
+    from contextplane.cluster.zone_router import Unreachable
 
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 # A partition's (leader, epoch, replica, read replicas), as its entry was encoded.
@@ -41,8 +44,10 @@ class MetadataCache:
         registry: Registry,
         leaders: Leaders,
         rack: str | None = None,
+        unreachable: Unreachable | None = None,
     ) -> None:
         self._topics = topics
+        self._unreachable = unreachable  # leaders the zone writes' proxy cannot reach
         self._log = log
         self._node_id = node_id
         self._rack = rack  # broker.rack
@@ -55,7 +60,7 @@ class MetadataCache:
         self._leadership: dict[str, tuple[Leadership, ...]] = {}
         self._leaderless: dict[str, int] = {}  # each cached topic's partitions without one
         self._all: dict[tuple[int, str], tuple[bytes, int, dict[int, int]]] = {}
-        self._generation: tuple[int, int, int] = (-1, -1, -1)
+        self._generation: tuple[int, int, int, int] = (-1, -1, -1, -1)
 
     def topic(
         self, version: int, build: Callable[..., Any], record: TopicRecord, zone: str = ""
@@ -119,11 +124,12 @@ class MetadataCache:
             self._topics.generation,
             self._log.leadership.generation,
             self._registry.generation,
+            self._unreachable_generation(),
         )
         if generation == self._generation:
             return
         leadership_changed = generation[1:] != self._generation[1:]
-        brokers_changed = generation[2] != self._generation[2]
+        brokers_changed = generation[2:] != self._generation[2:]
         self._generation = generation
         self._all.clear()
         current = self._topics.topics()
@@ -142,6 +148,12 @@ class MetadataCache:
         for name in [n for n in self._leadership if n not in cached]:
             del self._leadership[name]
             self._leaderless.pop(name, None)
+
+    def _unreachable_generation(self) -> int:
+        if self._unreachable is None:
+            return 0
+        self._unreachable.nodes()  # drops the lapsed ones (a new generation)
+        return self._unreachable.generation
 
     def _holds(self, version: int, zone: str, record: TopicRecord) -> bool:
         cached = self._entries.get((version, zone, record.name))
@@ -180,7 +192,10 @@ class MetadataCache:
         (`zone_proxy`)."""
         leaders = self._leaders
         partitions = []
-        proxies = ZoneProxies(self._registry, self._node_id, self._rack, zone) if zone else None
+        proxies = None
+        if zone:
+            unreachable = frozenset() if self._unreachable is None else self._unreachable.nodes()
+            proxies = ZoneProxies(self._registry, self._node_id, self._rack, zone, unreachable)
         for index in range(start, end):
             leader, epoch = leaders.listed(record.name, index)
             proxy = -1 if proxies is None else proxies.of(record.name, index, leader)

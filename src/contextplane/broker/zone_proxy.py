@@ -25,8 +25,16 @@ if TYPE_CHECKING:
 class ZoneProxies:
     """The stand-in leaders for clients of one zone, as the registry lists brokers now."""
 
-    def __init__(self, registry: Registry, node_id: int, rack: str | None, zone: str) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        node_id: int,
+        rack: str | None,
+        zone: str,
+        unreachable: frozenset[int] = frozenset(),
+    ) -> None:
         self._zone = zone
+        self._unreachable = unreachable
         self._racks = {b.node_id: b.rack for b in registry.brokers}
         if rack is not None:
             self._racks[node_id] = rack
@@ -34,8 +42,9 @@ class ZoneProxies:
 
     def of(self, topic: str, index: int, leader: int) -> int:
         """The broker of the zone listed as the partition's leader; -1: the leader itself
-        (no live leader, a leader of this zone or of no known rack, or no broker here)."""
-        if leader == -1 or not self._nodes:
+        (no live leader, a leader of this zone or of no known rack, one the proxy cannot
+        reach now, or no broker here)."""
+        if leader == -1 or not self._nodes or leader in self._unreachable:
             return -1
         if self._racks.get(leader) in (None, self._zone):
             return -1
@@ -62,10 +71,12 @@ def led_in_other_zones(
     cluster = ctx.cluster
     racks = {b.node_id: b.rack for b in cluster.registry.brokers}
     live = cluster.registry.reachable_ids
+    router = ctx.services.zone_router
+    unreachable = frozenset() if router is None else router.unreachable.nodes()
     found = {}
     for name, index in partitions:
         leader, _ = cluster.leaders.of(name, index)
-        if leader in (-1, cluster.node_id) or leader not in live:
+        if leader in (-1, cluster.node_id) or leader not in live or leader in unreachable:
             continue
         if racks.get(leader) not in (None, rack):
             found[(name, index)] = leader

@@ -25,6 +25,7 @@ too (ROUNDS_IN_FLIGHT_MAX).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.orphan_sweep import ZONE_ROUTER_PREFIX
 
 if TYPE_CHECKING:
+    from contextplane.clock import Clock
     from contextplane.cluster.peer_client import Peers
     from contextplane.storage.objectstore import ObjectStore
 
@@ -53,6 +55,9 @@ QUEUED_BYTES_MAX = 64 * 1024 * 1024
 # ROUND_PATIENCE_S at most, so the bound is past what one peer timeout gathers.
 ROUND_PATIENCE_S = 0.25
 ROUNDS_IN_FLIGHT_MAX = 256
+# How long a leader the proxy could not reach is left out of its zone's stand-ins
+# (renewed by each failed call).
+UNREACHABLE_MS = 10_000
 _NOT_IN_TIME = "not answered within the timeout"
 
 
@@ -89,6 +94,33 @@ class _Request:
             self.answered.set_result(_all(self.frames, code, message))
 
 
+class Unreachable:
+    """Leaders this proxy's last call could not reach (refused, reset, timed out), each
+    for UNREACHABLE_MS. Meanwhile Metadata names the real leader for their partitions to
+    this zone's clients and Produce no longer hands them on (broker/zone_proxy.py), so a
+    client writes across zones rather than loop on NOT_LEADER_OR_FOLLOWER while the
+    leader's heartbeat to the database still shows it live."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until: dict[int, int] = {}
+        self.generation = 0  # changes whenever the set does (Metadata's cache keys on it)
+
+    def mark(self, node: int) -> None:
+        if node not in self._until:
+            self.generation += 1
+            log.warning("zone router: node %d not reachable; its partitions go direct", node)
+        self._until[node] = self._clock.monotonic_ms() + UNREACHABLE_MS
+
+    def nodes(self) -> frozenset[int]:
+        if self._until:
+            now = self._clock.monotonic_ms()
+            for node in [n for n, until in self._until.items() if until <= now]:
+                del self._until[node]
+                self.generation += 1
+        return frozenset(self._until)
+
+
 class ZoneRouter:
     def __init__(
         self,
@@ -96,9 +128,11 @@ class ZoneRouter:
         peers: Peers,
         node_id: int,
         incarnation: Callable[[], int],
+        clock: Clock,
     ) -> None:
         self._objects = objects
         self._peers = peers
+        self.unreachable = Unreachable(clock)
         self._node_id = node_id
         self._incarnation = incarnation
         self._queue: list[_Request] = []
@@ -210,7 +244,7 @@ class ZoneRouter:
                 self._call_after(self._tails.get(leader), leader, key, entries)
             )
             self._tails[leader] = call
-            call.add_done_callback(lambda done, at=leader: self._forget_tail(at, done))
+            call.add_done_callback(functools.partial(self._forget_tail, leader))
             calls.append(call)
         return key, calls
 
@@ -273,6 +307,7 @@ class ZoneRouter:
                 frames=frames,
             )
         except PeerUnavailable as exc:
+            self.unreachable.mark(leader)
             failed = FrameAnswer(ErrorCode.not_leader_or_follower, str(exc))
         else:
             if answer.error_code != ErrorCode.none or len(answer.frames) != len(frames):
