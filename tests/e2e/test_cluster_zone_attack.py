@@ -20,8 +20,8 @@ session timeout) so that requests gather into one round deterministically.
   `allow.everyone.if.no.acl.found`) cannot have frames written as a principal it names:
   it cannot name a round object (their keys end in random bits it never sees).
 
-One known defect is kept as a strict expected failure: one client's answer over the peer
-client's response bound fails the other frames of its round.
+- One client's Produce drawing an answer over the peer client's 4 MiB bound fails no
+  other client's frame of its round: the leader drops the answer's messages.
 """
 
 from __future__ import annotations
