@@ -1,6 +1,7 @@
 """A partition without a live leader keeps its leader epoch in Metadata and
 DescribeTopicPartitions, as Kafka lists it: leader -1 beside the stored epoch, never
--1 (clients compare the epoch with the one they know to tell stale metadata apart).
+-1 (clients compare the epoch with the one they know to tell stale metadata apart); a
+Produce there is NOT_LEADER_OR_FOLLOWER naming the same (KIP-951's current leader).
 
 Two broker processes on one PostgreSQL. Broker 2 uploads nothing by itself, so what it
 acknowledges stays in its WAL; it is restarted once in place (its partitions reopened at
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from conformance.wire import Rec, encode_batch
 from tests.e2e.test_cluster_failover import (
     LEADER_NOT_AVAILABLE,
     Acks,
@@ -29,6 +31,7 @@ from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
 DESCRIBE_TOPIC_PARTITIONS = 75
+PRODUCE, NOT_LEADER_OR_FOLLOWER = 0, 6
 TOPIC = "le"
 
 
@@ -44,6 +47,17 @@ def described(bootstrap: str) -> list[Any]:
         )
     (topic,) = answer.topics
     return list(topic.partitions)
+
+
+def produced(bootstrap: str, partition: int) -> Any:
+    """One record to TOPIC's `partition` with Produce v11; that partition's answer."""
+    with RawClient(bootstrap) as raw:
+        answer = raw.request(
+            PRODUCE, 11, transactional_id=None, acks=-1, timeout=5_000,
+            topic_data=[{"name": TOPIC, "partition_data": [
+                {"index": partition, "records": encode_batch([Rec(b"x")])}]}],
+        )  # fmt: skip
+    return answer.responses[0].partition_responses[0]
 
 
 def listed(partitions: list[Any]) -> dict[int, tuple[int, int, int]]:
@@ -114,6 +128,12 @@ def test_a_partition_whose_leader_is_gone_is_listed_with_its_stored_epoch(
             assert describe[p] == (-1, epochs[p], 0), (p, describe[p])
         for p in set(range(8)) - set(on_two):  # broker 1's own, unaffected
             assert metadata[p] == describe[p] == (1, rows[p]["epoch"], 0), (p, metadata[p])
+        # A Produce there (KIP-951): NOT_LEADER_OR_FOLLOWER naming no leader at that epoch.
+        for p in on_two:
+            answer = produced(one.bootstrap, p)
+            assert answer.error_code == NOT_LEADER_OR_FOLLOWER, answer
+            leader = answer.current_leader
+            assert (leader.leader_id, leader.leader_epoch) == (-1, epochs[p]), (p, leader)
     finally:
         one.stop()
         two.stop()

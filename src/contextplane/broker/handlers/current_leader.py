@@ -4,8 +4,10 @@ leader's endpoint, so a client moves to it without a Metadata round trip first.
 
 As Kafka's KafkaApis does: the leader is the one Metadata lists (broker/leaders.py), and
 its endpoint is the one of the listener the request came in on; a leader without that
-listener is named all the same, its endpoint left out; a partition with no known live
-leader is named (-1, -1), which the encoders leave out (the tagged field's default).
+listener is named all the same, its endpoint left out; a partition with no live leader
+is named -1 at the epoch the metadata store last held for it (Kafka's `getCurrentLeader`
+takes `leaderEpoch` from its metadata cache beside NO_LEADER_ID), and (-1, -1), which the
+encoders leave out (the tagged field's default), only for one this broker has not read.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def name_current_leaders(
     for topic, index, entry in partitions:
         if topic is None or entry["error_code"] not in errors:
             continue
-        leader_id, epoch = leaders.of(topic, index)
+        leader_id, epoch = leaders.listed(topic, index)
         entry["current_leader"] = {"leader_id": leader_id, "leader_epoch": epoch}
         if leader_id != -1:
             named.add(leader_id)
