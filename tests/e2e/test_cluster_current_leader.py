@@ -245,12 +245,17 @@ def test_the_broker_that_does_not_lead_names_the_leader_and_clients_follow(
         )  # fmt: skip
         assert len([r for r in read.records if r[0] == 0]) == BEFORE + len(sent) + 10
 
-        # The leader's broker gone (lease lapsed): the error names no leader.
+        # The leader's broker gone (lease lapsed): the error names no leader, at the epoch
+        # the store holds (Kafka's getCurrentLeader: its metadata cache's leaderEpoch).
         three.kill9()
         wait_listed(one.bootstrap, everyone[:2], 15)
         response = produce(one.bootstrap, 13, topic_id)
         partition = response.responses[0].partition_responses[0]
-        assert named(response, partition) == (ErrorCode.not_leader_or_follower, (-1, -1), [])
+        assert named(response, partition) == (
+            ErrorCode.not_leader_or_follower,
+            (-1, leader[1]),
+            [],
+        )
     finally:
         for running in (three, two, one):
             running.stop()
