@@ -208,7 +208,8 @@ def test_a_bad_token_is_the_clients_authentication_error(
     failures = [
         line for line in setup.broker.log_since(mark) if "result=SASL_AUTHENTICATION_FAILED" in line
     ]
-    assert failures and reason in failures[0], failures
+    # Any line: an earlier case's client may still be retrying its own bad token.
+    assert any(reason in line for line in failures), failures
 
 
 def _java_oauth(token_file: Path) -> tuple[list[str], list[str]]:
