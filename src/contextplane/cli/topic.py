@@ -5,6 +5,8 @@ and `rpk topic` manage them."""
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import sys
 from typing import Any
 
 from contextplane.cli.config import (
@@ -22,6 +24,10 @@ from contextplane.cli.kafka_client import (
     run_command,
 )
 from contextplane.cli.output import add_output_argument, fail, print_json, print_table
+
+# How long `topic describe` waits for a partition's offsets: a leader that does not
+# answer (killed, its lease not lapsed yet) leaves them unknown, not the command failed.
+OFFSETS_TIMEOUT_S = 5.0
 
 
 def add_parser(sub: Any) -> None:
@@ -178,12 +184,19 @@ def _describe(args: argparse.Namespace) -> int:
     what = f"topic {args.name!r}"
     description = answer(admin.describe_topics(TopicCollection([args.name]))[args.name], what)
     partitions = sorted(description.partitions, key=lambda p: p.id)
-    starts = log_offsets(
-        admin, [TopicPartition(args.name, p.id) for p in partitions], OffsetSpec.earliest()
-    )
-    ends = log_offsets(
-        admin, [TopicPartition(args.name, p.id) for p in partitions], OffsetSpec.latest()
-    )
+    # A partition without a leader (its broker gone) has no offsets to ask for; one whose
+    # leader does not answer (killed, its lease not lapsed yet) is shown without them.
+    led = [TopicPartition(args.name, p.id) for p in partitions if _led(p)]
+    starts = offsets_if_answered(admin, led, OffsetSpec.earliest())
+    ends = offsets_if_answered(admin, led, OffsetSpec.latest())
+    unknown = [p.id for p in partitions if p.id not in starts or p.id not in ends]
+    if unknown:
+        listed = ", ".join(map(str, unknown))
+        print(
+            f"contextplane topic describe: partition(s) {listed} of {args.name!r} offline or"
+            " not answering: their offsets are unknown",
+            file=sys.stderr,
+        )
     resource = ConfigResource(ResourceType.TOPIC, args.name)
     entries = answer(admin.describe_configs([resource])[resource], f"{what} configs")
     # As kafka-topics.sh --describe: the configs set on the topic itself.
@@ -198,8 +211,8 @@ def _describe(args: argparse.Namespace) -> int:
             "leader": p.leader.id if p.leader is not None else None,
             "replicas": [node.id for node in p.replicas],
             "isr": [node.id for node in p.isr],
-            "log_start_offset": starts[p.id],
-            "high_watermark": ends[p.id],
+            "log_start_offset": starts.get(p.id),
+            "high_watermark": ends.get(p.id),
         }
         for p in partitions
     ]
@@ -241,13 +254,36 @@ def _describe(args: argparse.Namespace) -> int:
                 "-" if r["leader"] is None else r["leader"],
                 ",".join(map(str, r["replicas"])),
                 ",".join(map(str, r["isr"])),
-                r["log_start_offset"],
-                r["high_watermark"],
+                "-" if r["log_start_offset"] is None else r["log_start_offset"],
+                "-" if r["high_watermark"] is None else r["high_watermark"],
             )
             for r in rows
         ],
     )
     return 0
+
+
+def _led(partition: Any) -> bool:
+    return partition.leader is not None and partition.leader.id >= 0
+
+
+def offsets_if_answered(admin: Any, partitions: list[Any], spec: Any) -> dict[int, int]:
+    """The earliest or latest offset (`spec`) of each partition that answers within
+    OFFSETS_TIMEOUT_S, by partition number; the others are left out."""
+    from confluent_kafka import KafkaException
+
+    if not partitions:
+        return {}
+    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=OFFSETS_TIMEOUT_S)
+    found: dict[int, int] = {}
+    for tp, future in futures.items():
+        try:
+            offset = future.result(timeout=OFFSETS_TIMEOUT_S + 5).offset
+        except (KafkaException, concurrent.futures.TimeoutError):
+            continue
+        if offset >= 0:  # librdkafka answers a partition it could not ask -1001
+            found[tp.partition] = offset
+    return found
 
 
 def log_offsets(admin: Any, partitions: list[Any], spec: Any) -> dict[tuple[str, int] | int, int]:

@@ -1,0 +1,68 @@
+"""`contextplane topic describe` with a partition offline: the table all the same.
+
+Two brokers on one PostgreSQL; broker 2 uploads nothing by itself, so what it
+acknowledges stays in its WAL, and once it is killed -9 its written partitions stay
+offline (not claimed by broker 1: test_cluster_failover.py). Right after the kill (its
+lease not lapsed, Metadata still naming it) and after the lease lapsed (no leader), the
+command exits 0 and prints every partition: broker 1's with their offsets, broker 2's
+with their offsets unknown ("-", null in JSON), and one line on stderr naming them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.test_cluster_failover import Acks, broker, broker_state, create, fixture
+from tests.support.cli import contextplane
+from tests.support.postgres import PostgresServer
+from tests.support.wait import wait_until
+
+TOPIC = "offline-described"
+
+
+def test_describe_lists_an_offline_partition_without_offsets(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url, objects = fixture(tmp_path, postgres_server)
+    one = broker(tmp_path / "one", 1, url, objects).start()
+    keeps = {
+        "upload.interval.ms": "3600000",
+        "upload.bytes": "1000000000",
+        "controlled.shutdown.enable": "false",
+        "broker.session.timeout.ms": "6000",
+    }
+    two = broker(tmp_path / "two", 2, url, objects, **keeps).start()
+    try:
+        leaders = create(one.bootstrap, TOPIC, 4, url)
+        on_two = sorted(p for p, node in leaders.items() if node == 2)
+        on_one = sorted(p for p, node in leaders.items() if node == 1)
+        acks = Acks(one.bootstrap)
+        for partition in range(4):
+            acks.send(TOPIC, partition, b"x")
+        acks.flush()
+        two.kill9()
+        for stage in ("killed, lease live", "lease lapsed"):
+            if stage == "lease lapsed":
+                wait_until(lambda: broker_state(url, 2) == "expired", 30, "the lease lapsed")
+            run = contextplane(
+                "topic", "describe", TOPIC, "--output", "json",
+                "--bootstrap-server", one.bootstrap,
+            )  # fmt: skip
+            document = run.json()
+            rows = {row["partition"]: row for row in document["partitions"]}
+            assert sorted(rows) == [0, 1, 2, 3], stage
+            for p in on_one:
+                assert (rows[p]["log_start_offset"], rows[p]["high_watermark"]) == (0, 1), stage
+            for p in on_two:
+                assert (rows[p]["log_start_offset"], rows[p]["high_watermark"]) == (None, None)
+            assert "offline or not answering" in run.err, (stage, run.err)
+            assert ", ".join(map(str, on_two)) in run.err, (stage, run.err)
+        table = contextplane("topic", "describe", TOPIC, "--bootstrap-server", one.bootstrap)
+        assert table.status == 0, table.err
+        partition_rows = [line.split() for line in table.out.split("\n\n")[2].splitlines()[1:]]
+        for row in partition_rows:
+            if int(row[0]) in on_two:
+                assert row[1] == "-" and row[-2:] == ["-", "-"], row
+    finally:
+        one.stop()
+        two.stop()
