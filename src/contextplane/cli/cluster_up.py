@@ -9,6 +9,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,27 @@ def _settings(items: list[str]) -> dict[str, str]:
     return settings
 
 
+def _check(settings: dict[str, str]) -> None:
+    """Load `settings` as a broker of the cluster would (SettingsError naming the bad
+    one), with stand-ins for what the cluster gives each broker once its stores run."""
+    from contextplane.settings import load_settings
+
+    store = "s3://contextplane/{}?endpoint=http://127.0.0.1:1&region=us-east-1"
+    load_settings(
+        None,
+        environ={},
+        overrides={
+            "object.store.url": store.format("data"),
+            "wal.url": store.format("wal"),
+            **settings,
+            "metadata.url": "postgresql://postgres@127.0.0.1:1/contextplane",
+            "node.id": "1",
+            "broker.rack": "a",
+            "http.port": "0",
+        },
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.brokers <= MAX_BROKERS:
         return _fail(f"--brokers must be 1 to {MAX_BROKERS}, got {args.brokers}")
@@ -70,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--base-port must be 0 or 1024 to {65535 - 100 - args.brokers + 1}")
     try:
         settings = _settings(args.set)
-    except ValueError as exc:
+        _check(settings)
+    except ValueError as exc:  # SettingsError too: before PostgreSQL and SeaweedFS start
         return _fail(str(exc))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -134,15 +157,24 @@ def _table(cluster: LocalCluster, took: float) -> str:
             f"state              {cluster.directory} ({where}; logs broker-N.log there)",
             "",
             "try failover: kill -9 a broker; once its lease lapses (broker.session.timeout.ms,"
-            " 6 s) and the controller sees it, others lead its partitions, every"
-            " acknowledged record kept (the object WAL):",
-            f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}",
+            f" 6 s) and the controller sees it, {_failover(first.settings)}:",
+            f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}"
+            + ("" if cluster.temporary else "   # once: topics stay in the --dir"),
             f"  kill -9 {first.pid}",
             f"  contextplane topic describe demo --bootstrap-server {last.bootstrap}",
             f"try a move:  contextplane partitions move demo-0 --to {last.node_id} --wait"
             f" --bootstrap-server {last.bootstrap}",
             "Ctrl-C stops everything (brokers first).",
         ]
+    )
+
+
+def _failover(settings: Mapping[str, str]) -> str:
+    if settings.get("wal.url"):
+        return "others lead its partitions, every acknowledged record kept (the object WAL)"
+    return (
+        "others lead its partitions whose records are all uploaded; those with records"
+        " only in its local WAL stay offline until it is back (wal.url is empty)"
     )
 
 
