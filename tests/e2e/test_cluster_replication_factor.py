@@ -35,10 +35,15 @@ def test_replication_factor_up_to_the_registered_brokers_is_accepted_with_one_re
             15,
             "each broker claims its share",
         )
-        described = admin.list_topics("rf2", timeout=10).topics["rf2"].partitions
-        assert {p: (m.replicas, m.isrs) for p, m in described.items()} == {
-            p: ([r["leader"]], [r["leader"]]) for p, r in stored(url, "rf2").items()
-        }
+        expected = {p: ([r["leader"]], [r["leader"]]) for p, r in stored(url, "rf2").items()}
+
+        def replicas_listed() -> dict[int, tuple[list[int], list[int]]]:
+            described = admin.list_topics("rf2", timeout=10).topics["rf2"].partitions
+            return {p: (m.replicas, m.isrs) for p, m in described.items()}
+
+        # Broker 1 lists broker 2's claims once its notification of them is read (a few
+        # ms after the store holds them): waited for, then one replica each, its leader.
+        wait_until(lambda: replicas_listed() == expected, 15, "one replica, its leader, each")
         producer = Producer({"bootstrap.servers": two.bootstrap, "acks": "all"})
         delivered: list[int] = []
         for partition in range(4):
