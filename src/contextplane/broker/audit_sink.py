@@ -95,6 +95,9 @@ class AuditSink:
         self._buffer: deque[tuple[str, bytes, bytes]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One flush at a time: two would take the same buffered records and write them twice
+        # (the flusher's round and an explicit flush, or the stop's).
+        self._flushing = asyncio.Lock()
         self._overflowing = False
         self._failing = False  # a write failed: the next failures are logged quietly
         self._filed = 0  # records at the front of the buffer already in the audit file
@@ -178,7 +181,12 @@ class AuditSink:
 
     async def flush(self) -> None:
         """Write what is buffered; records that could not be written stay at the front of
-        the buffer for the next round (their place counts against its capacity)."""
+        the buffer for the next round (their place counts against its capacity). A flush
+        called while one is writing waits for it, then writes what is left."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         buffer = self._buffer
         if not buffer:
             return
