@@ -321,6 +321,12 @@ PEER_RESPONSE_BYTES_MAX = 4 * 1024 * 1024
 PEER_REQUEST_TIMEOUT_S = 30.0
 PEER_BACKOFF_MIN_S = 0.1
 PEER_BACKOFF_MAX_S = 5.0
+# How long a CreateTopics, CreatePartitions or DeleteTopics answer on a cluster waits for
+# the live brokers to answer Metadata with the change (broker/topic_propagation.py), and
+# the first and longest pause between its rounds of asking.
+TOPIC_CHANGE_WAIT_S = 2.0
+TOPIC_CHANGE_POLL_FIRST_S = 0.005
+TOPIC_CHANGE_POLL_MAX_S = 0.1
 # ZoneProduce (broker/handlers/zone_produce.py): the request frames one call hands a
 # leader, and the object bytes it makes the leader read for them.
 ZONE_PRODUCE_FRAMES_MAX = 1_000

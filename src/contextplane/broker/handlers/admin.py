@@ -1,5 +1,6 @@
 """CreateTopics, DeleteTopics, CreatePartitions (each bounded by the client's
-controller_mutation_rate: security/mutation_quota.py)."""
+controller_mutation_rate: security/mutation_quota.py), answered on a cluster once the live
+brokers show the change (broker/topic_propagation.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
+from contextplane.broker.topic_propagation import DELETED, until_shown
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import Operation, ResourceType
@@ -72,6 +74,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
         unique, [checked for _, _, checked in planned if checked is not None], ctx
     )
     results = []
+    changed: dict[str, int] = {}
     quota = mutation_quota(ctx)
     for topic, entry, checked in planned:
         results.append(entry)
@@ -94,6 +97,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
                 try:
                     record = await topics_manager.create(topic.name, count, clean)
                     entry["topic_id"] = uuid.UUID(bytes=record.topic_id)
+                    changed[topic.name] = count
                 except KafkaError as exc:
                     entry.update(
                         error_code=exc.code,
@@ -116,6 +120,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Reply:
             )
     # Kafka lists the topics refused for authorization after the others.
     results.sort(key=lambda e: e["error_code"] == ErrorCode.topic_authorization_failed)
+    await until_shown(ctx, changed)
     throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, topics=results)
 
@@ -188,6 +193,7 @@ def _created_configs(ctx: RequestContext, explicit: dict[str, str]) -> list[dict
 
 async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
     results = []
+    changed: dict[str, int] = {}
     quota = mutation_quota(ctx)
     if ctx.api_version >= 6:
         wanted = [(t.name, t.topic_id) for t in request.topics]
@@ -220,12 +226,14 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Reply:
             if record is not None and quota is not None and not quota.accept(record.partitions):
                 raise KafkaError(ErrorCode.throttling_quota_exceeded)
             await ctx.topics.delete(name)
+            changed[name] = DELETED
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=_message(exc))
         ctx.audit.record(
             ctx, "DeleteTopics", "topic", entry["name"] or topic_id, entry["error_code"]
         )
         results.append(entry)
+    await until_shown(ctx, changed)
     throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, responses=results)
 
@@ -265,6 +273,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
             ],
         )
     quota = mutation_quota(ctx)
+    changed: dict[str, int] = {}
     for topic in request.topics:
         entry: dict[str, Any] = {
             "name": topic.name,
@@ -299,6 +308,7 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 raise KafkaError(ErrorCode.throttling_quota_exceeded)
             if not request.validate_only:
                 await ctx.topics.add_partitions(topic.name, topic.count)
+                changed[topic.name] = topic.count
         except KafkaError as exc:
             entry.update(error_code=exc.code, error_message=_message(exc))
             if exc.code == ErrorCode.topic_authorization_failed:
@@ -315,5 +325,6 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
         results.append(entry)
     # Kafka lists the topics refused for authorization first.
     results.sort(key=lambda e: e["error_code"] != ErrorCode.topic_authorization_failed)
+    await until_shown(ctx, changed)
     throttled(ctx, quota)
     return ctx.reply(throttle_time=ctx.throttle_ms, results=results)
