@@ -95,4 +95,6 @@ def test_describe_lists_an_offline_partition_without_offsets(
                 assert row[1] == "-" and row[-2:] == ["-", "-"], row
     finally:
         one.stop()
+        if two.process is not None and two.process.poll() is None:
+            two.process.send_signal(signal.SIGCONT)  # a stopped broker cannot stop
         two.stop()
