@@ -19,6 +19,9 @@ import signal
 import time
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
+from contextplane.protocol.offsets_records import partition_for
 from tests.e2e.test_cluster_failover import Acks, broker, broker_state, create, fixture
 from tests.support.cli import Run, contextplane
 from tests.support.postgres import PostgresServer
@@ -34,6 +37,18 @@ WALL_MAX_S = 9.0
 def _children_cpu_s() -> float:
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
+
+
+def _group_led_by_1(bootstrap: str) -> str:
+    """A group name whose coordinator (its __consumer_offsets partition's leader) is 1."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    offsets = admin.list_topics("__consumer_offsets", timeout=30).topics["__consumer_offsets"]
+    leaders = {p.id: p.leader for p in offsets.partitions.values()}
+    return next(
+        name
+        for name in (f"reset-{n}" for n in range(1000))
+        if leaders[partition_for(name, len(leaders))] == 1
+    )
 
 
 def _timed(*args: str) -> tuple[Run, float, float]:
@@ -87,6 +102,17 @@ def test_describe_lists_an_offline_partition_without_offsets(
                 assert rows[p]["leader"] == (None if stage == "lease lapsed" else 2), stage
             assert "offline or not answering" in run.err, (stage, run.err)
             assert ", ".join(map(str, on_two)) in run.err, (stage, run.err)
+            if stage == "killed, lease live":
+                # A reset needs every offset: it fails at once, naming the partition.
+                reset, took_s, cpu_s = _timed(
+                    "group", "reset-offsets", _group_led_by_1(one.bootstrap),
+                    "--topic", TOPIC, "--to-earliest", "--bootstrap-server", one.bootstrap,
+                )  # fmt: skip
+                assert took_s < WALL_MAX_S and cpu_s < CPU_MAX_S, (took_s, cpu_s)
+                assert reset.status == 1, (reset.out, reset.err)
+                assert (
+                    f"topic {TOPIC!r} partition {on_two[0]} offsets: leader 2 not reachable"
+                ) in reset.err
         table = contextplane("topic", "describe", TOPIC, "--bootstrap-server", one.bootstrap)
         assert table.status == 0, table.err
         partition_rows = [line.split() for line in table.out.split("\n\n")[2].splitlines()[1:]]
