@@ -19,7 +19,8 @@ from tests.support.cli import contextplane, one_error_line
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     data = tmp_path_factory.mktemp("cli-config") / "data"
-    process = BrokerProcess(data, settings={"log.retention.hours": "72"}).start()
+    settings = {"log.retention.hours": "72", "upload.interval.ms": "2500"}
+    process = BrokerProcess(data, settings=settings).start()
     yield process
     process.stop()
 
@@ -130,6 +131,35 @@ def test_broker_configs_and_the_failures_are_named(broker: BrokerProcess) -> Non
     ]:
         line = one_error_line(contextplane(*config(broker.bootstrap, *args)), status=2)
         assert message in line, (args, line)
+
+
+def test_broker_describe_all_lists_contextplane_own_settings(broker: BrokerProcess) -> None:
+    """As kafka-configs.sh --all lists every broker setting: contextplane's own too, given
+    (STATIC_BROKER_CONFIG) or not (DEFAULT_CONFIG), and not only when asked by name."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    node = str(next(iter(admin.list_topics(timeout=30).brokers)))
+    every = contextplane(
+        *config(broker.bootstrap, "describe", "broker", node, "--all", "--output", "json")
+    )
+    assert every.status == 0, every.err
+    rows = {row["name"]: row for row in every.json()["configs"]}
+    assert rows["upload.interval.ms"] == {
+        "name": "upload.interval.ms",
+        "value": "2500",
+        "source": "STATIC_BROKER_CONFIG",
+        "read_only": True,
+        "sensitive": False,
+    }
+    for name, value in [("zone.produce.proxy.enable", "false"), ("wal.url", "")]:
+        assert rows[name]["source"] == "DEFAULT_CONFIG", rows[name]
+        assert rows[name]["value"] == value, rows[name]
+    table = contextplane(*config(broker.bootstrap, "describe", "broker", node, "--all")).rows()
+    assert ["upload.interval.ms", "2500", "STATIC_BROKER_CONFIG", "true"] in table
+    # Without --all, as kafka-configs.sh: the dynamic configs only.
+    dynamic = contextplane(
+        *config(broker.bootstrap, "describe", "broker", node, "--output", "json")
+    )
+    assert "upload.interval.ms" not in {row["name"] for row in dynamic.json()["configs"]}
 
 
 @pytest.fixture

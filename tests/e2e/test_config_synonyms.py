@@ -178,3 +178,49 @@ def test_configs_not_acted_on_are_described_and_checked_as_kafka(
     assert (threads.value, threads.config_source) == ("10", DEFAULT_CONFIG)
     assert _synonyms(threads) == [("background.threads", "10", DEFAULT_CONFIG)]
     assert threads.documentation.startswith("No equivalent in contextplane")
+
+
+def test_contextplane_own_broker_settings_are_described_with_secrets_hidden(
+    start: Callable[..., InProcessBroker],
+) -> None:
+    broker = start(
+        **{
+            "upload.interval.ms": "2500",
+            "contextplane.masking.hmac.key": "00ff00ff",
+            "console.context.url": "http://ops:hunter2@127.0.0.1:1/?token=t0k&region=a",
+        }
+    )
+    with RawClient(broker.bootstrap) as client:
+        response = client.request(
+            DESCRIBE_CONFIGS,
+            4,
+            resources=[{"resource_type": 4, "resource_name": "1", "configuration_keys": None}],
+            include_synonyms=True,
+            include_documentation=True,
+        )
+    assert response.results[0].error_code == 0
+    described = {c.name: c for c in response.results[0].configs}
+    upload = described["upload.interval.ms"]
+    assert (upload.value, upload.config_source, upload.read_only, upload.config_type) == (
+        "2500",
+        STATIC_BROKER_CONFIG,
+        True,
+        LONG,
+    )
+    assert _synonyms(upload) == [
+        ("upload.interval.ms", "2500", STATIC_BROKER_CONFIG),
+        ("upload.interval.ms", "5000", DEFAULT_CONFIG),
+    ]
+    assert "the oldest pending byte has waited this long" in upload.documentation
+    proxy = described["zone.produce.proxy.enable"]
+    assert (proxy.value, proxy.config_source, proxy.config_type) == ("false", DEFAULT_CONFIG, 1)
+    assert _synonyms(proxy) == [("zone.produce.proxy.enable", "false", DEFAULT_CONFIG)]
+    wal = described["wal.url"]
+    assert (wal.value, wal.config_source, _synonyms(wal)) == ("", DEFAULT_CONFIG, [])
+    key = described["contextplane.masking.hmac.key"]
+    assert (key.value, key.is_sensitive, key.config_type) == (None, True, 9)
+    assert _synonyms(key) == [("contextplane.masking.hmac.key", None, STATIC_BROKER_CONFIG)]
+    url = described["console.context.url"]
+    shown = "http://ops:***@127.0.0.1:1/?token=***&region=a"
+    assert (url.value, url.is_sensitive) == (shown, False)
+    assert _synonyms(url) == [("console.context.url", shown, STATIC_BROKER_CONFIG)]

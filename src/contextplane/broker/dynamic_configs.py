@@ -164,6 +164,8 @@ class DynamicBrokerConfigs:
         # Every config Kafka describes: this broker's default where it has the setting,
         # else Kafka's (a config this broker has no equivalent of).
         names += [name for name, config in KAFKA_BROKER_CONFIGS.items() if config.described]
+        # And contextplane's own settings (names Kafka does not know), all described.
+        names += [row.name for row in SETTINGS if mode_of(row.name) is None]
         for name in names:
             if name in values or name in NO_KAFKA_DEFAULT or name in _HOST_DEFAULTS:
                 continue

@@ -29,6 +29,9 @@ COORDINATOR_NOT_READY = (
     "COORDINATOR_NOT_AVAILABLE",
     "NOT_COORDINATOR",
 )
+# kafka-python's failure to reach the broker it picked (one killed, still in Metadata):
+# the next try picks another, as Kafka's AdminClient does, within the same bound.
+UNREACHABLE = ("KafkaConnectionError",)
 _COORDINATOR_RETRY_S = 0.5
 
 
@@ -43,14 +46,17 @@ class Committed:
 def coordinator_ready(call: Callable[[], T]) -> T:
     """`call`, asked again while the group coordinator is loading or moving (a cluster
     just started answers COORDINATOR_LOAD_IN_PROGRESS for a while: its CommandError
-    names one of COORDINATOR_NOT_READY), for at most ADMIN_TIMEOUT_S."""
+    names one of COORDINATOR_NOT_READY) or a broker it picked is not reachable, for at
+    most ADMIN_TIMEOUT_S."""
     clock = SystemClock()
     deadline_ms = clock.monotonic_ms() + ADMIN_TIMEOUT_S * 1000
     while True:
         try:
             return call()
         except CommandError as exc:
-            retriable = any(f": {name}" in str(exc) for name in COORDINATOR_NOT_READY)
+            retriable = any(
+                f": {name}" in str(exc) for name in (*COORDINATOR_NOT_READY, *UNREACHABLE)
+            )
             if not retriable or clock.monotonic_ms() >= deadline_ms:
                 raise
         time.sleep(_COORDINATOR_RETRY_S)
@@ -77,7 +83,7 @@ def _fetch(
         fetched = admin.list_group_offsets({group: asked})[group]
     except KafkaError as exc:
         name = getattr(exc, "message", "")
-        if name in COORDINATOR_NOT_READY:
+        if name in COORDINATOR_NOT_READY or type(exc).__name__ in UNREACHABLE:
             # kafka-python keeps the coordinator it found; the next try asks anew.
             admin._manager.cluster._coordinators.pop((CoordinatorType.GROUP, group), None)
         raise CommandError(f"{what}: {error_text(type(exc), None)}") from None

@@ -5,7 +5,6 @@ and `rpk topic` manage them."""
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import sys
 from typing import Any
 
@@ -23,6 +22,7 @@ from contextplane.cli.kafka_client import (
     connect_admin,
     run_command,
 )
+from contextplane.cli.list_offsets import list_offsets
 from contextplane.cli.output import add_output_argument, fail, print_json, print_table
 
 # How long `topic describe` waits for a partition's offsets: a leader that does not
@@ -184,12 +184,14 @@ def _describe(args: argparse.Namespace) -> int:
     what = f"topic {args.name!r}"
     description = answer(admin.describe_topics(TopicCollection([args.name]))[args.name], what)
     partitions = sorted(description.partitions, key=lambda p: p.id)
-    # A partition without a leader (its broker gone) has no offsets to ask for; one whose
-    # leader does not answer (killed, its lease not lapsed yet) is shown without them.
-    led = [TopicPartition(args.name, p.id) for p in partitions if _led(p)]
-    starts = offsets_if_answered(admin, led, OffsetSpec.earliest())
-    ends = offsets_if_answered(admin, led, OffsetSpec.latest())
-    unknown = [p.id for p in partitions if p.id not in starts or p.id not in ends]
+    # A partition without a leader (its broker gone), or whose leader does not answer
+    # (killed, its lease not lapsed yet), is shown without its offsets.
+    asked = [TopicPartition(args.name, p.id) for p in partitions]
+    kinds = [OffsetSpec.earliest(), OffsetSpec.latest()]
+    offsets = list_offsets(admin, asked, kinds, OFFSETS_TIMEOUT_S)
+    starts = {partition: offset for (_, partition), offset in offsets.found[0].items()}
+    ends = {partition: offset for (_, partition), offset in offsets.found[1].items()}
+    unknown = sorted(partition for _, partition in offsets.missing)
     if unknown:
         listed = ", ".join(map(str, unknown))
         print(
@@ -263,40 +265,20 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _led(partition: Any) -> bool:
-    return partition.leader is not None and partition.leader.id >= 0
-
-
-def offsets_if_answered(admin: Any, partitions: list[Any], spec: Any) -> dict[int, int]:
-    """The earliest or latest offset (`spec`) of each partition that answers within
-    OFFSETS_TIMEOUT_S, by partition number; the others are left out."""
-    from confluent_kafka import KafkaException
-
-    if not partitions:
-        return {}
-    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=OFFSETS_TIMEOUT_S)
-    found: dict[int, int] = {}
-    for tp, future in futures.items():
-        try:
-            offset = future.result(timeout=OFFSETS_TIMEOUT_S + 5).offset
-        except (KafkaException, concurrent.futures.TimeoutError):
-            continue
-        if offset >= 0:  # librdkafka answers a partition it could not ask -1001
-            found[tp.partition] = offset
-    return found
-
-
 def log_offsets(admin: Any, partitions: list[Any], spec: Any) -> dict[tuple[str, int] | int, int]:
     """The offset `spec` names (earliest, latest, for a timestamp) for each partition, by
-    partition number, and by (topic, partition) as well."""
-    if not partitions:
-        return {}
-    futures = admin.list_offsets({tp: spec for tp in partitions})
+    partition number, and by (topic, partition) as well; CommandError naming the
+    partitions without one (an error, no leader, a leader not answering)."""
+    offsets = list_offsets(admin, partitions, [spec], ADMIN_TIMEOUT_S)
+    if offsets.missing:
+        (topic, partition), why = min(offsets.missing.items())
+        more = len(offsets.missing) - 1
+        others = f" (and {more} other partition(s))" if more else ""
+        raise CommandError(f"topic {topic!r} partition {partition} offsets: {why}{others}")
     found: dict[tuple[str, int] | int, int] = {}
-    for tp, future in futures.items():
-        offset = answer(future, f"topic {tp.topic!r} partition {tp.partition} offsets").offset
-        found[tp.partition] = offset
-        found[(tp.topic, tp.partition)] = offset
+    for (topic, partition), offset in offsets.found[0].items():
+        found[partition] = offset
+        found[(topic, partition)] = offset
     return found
 
 
