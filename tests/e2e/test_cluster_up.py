@@ -119,6 +119,11 @@ def alive(pid: int) -> bool:
     return True
 
 
+def listed(bootstrap: str) -> set[int]:
+    """The brokers Metadata lists."""
+    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers)
+
+
 def leaders(bootstrap: str, topic: str) -> dict[int, int]:
     """partition -> leader node as Metadata names it (-1: none)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -172,7 +177,8 @@ def create_spread(bootstrap: str, topic: str, partitions: int) -> dict[int, int]
 
 
 def test_cluster_up_serves_fails_over_and_stops_everything() -> None:
-    with running(*FAST_FAILOVER) as up:
+    # The killed broker is started again once its partitions have moved (a few seconds).
+    with running(*FAST_FAILOVER, "--restart-after", "15") as up:
         brokers = up.brokers()
         assert sorted(brokers) == [1, 2, 3]
         assert [rack for _, rack, _ in brokers.values()] == ["a", "b", "c"]
@@ -204,11 +210,24 @@ def test_cluster_up_serves_fails_over_and_stops_everything() -> None:
         # Everything acknowledged before the kill, each once, through the survivors.
         assert sorted(consume(survivor, "demo", len(sent))) == sorted(sent)
         wait_until(lambda: f"broker {victim} (pid" in up.text(), 30, "the exit reported")
+        assert "exited (-9); starting it again in 15 s" in up.text(), up.text()
+        wait_until(
+            lambda: f"broker {victim} serving again on {brokers[victim][0]}" in up.text(),
+            120,
+            f"broker {victim} started again",
+        )
+        again = next(line for line in up.lines if f"broker {victim} started again" in line)
+        new_pid = int(again.rsplit("pid ", 1)[1].rstrip(")\n"))
+        assert new_pid != brokers[victim][2] and alive(new_pid)
+        # Back in the cluster: listed by a survivor, and it takes requests.
+        wait_until(lambda: victim in listed(survivor), 30, f"broker {victim} listed again")
+        assert len(consume(brokers[victim][0], "demo", len(sent))) >= len(sent)
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(timeout=180) == 0
     assert not directory.exists()
     assert processes_naming(directory) == []
     assert not any(alive(pid) for _, _, pid in brokers.values())
+    assert not alive(new_pid)
 
 
 @pytest.fixture(name="state")
@@ -268,14 +287,16 @@ def test_cluster_up_without_weed_names_the_package(tmp_path: Path) -> None:
     [
         ("no.such.setting=1", "unknown setting 'no.such.setting'"),
         ("broker.session.timeout.ms=soon", "'broker.session.timeout.ms': 'soon'"),
+        ("--restart-after", "--restart-after must be 0 to 86400 seconds, got -1"),
     ],
 )
 def test_a_bad_setting_is_refused_before_anything_starts(
     state: Path, setting: str, named: str
 ) -> None:
+    option = ["--restart-after", "-1"] if setting.startswith("--restart") else ["--set", setting]
     done = subprocess.run(
         [sys.executable, "-m", "contextplane.cli.launch", "cluster", "up",
-         "--dir", str(state), "--set", setting],
+         "--dir", str(state), *option],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,7 +1,8 @@
 """`contextplane cluster up`: a local cluster on 127.0.0.1 (PostgreSQL, SeaweedFS and N
 brokers, cluster/local/) until Ctrl-C or SIGTERM, which stop everything, brokers first.
 It prints each broker's bootstrap, rack and pid, the stores' addresses and how to try
-failover and a move."""
+failover and a move; a broker that exits is reported and, with `--restart-after`, started
+again."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contextplane.cluster.local.brokers import PER_BROKER
+from contextplane.clock import SystemClock
+from contextplane.cluster.local.brokers import PER_BROKER, LocalBroker
 from contextplane.cluster.local.processes import Interrupted, MissingProgram, StartFailed
 from contextplane.cluster.local.supervisor import MAX_BROKERS, LocalCluster
 
 DEFAULT_BASE_PORT = 9092
 READY_LINE = "cluster ready"
+_CLOCK = SystemClock()
 
 
 def add_parser(what: Any) -> None:
@@ -48,6 +51,13 @@ def add_parser(what: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="a setting for every broker, e.g. broker.session.timeout.ms=3000",
+    )
+    up.add_argument(
+        "--restart-after",
+        type=float,
+        metavar="SECONDS",
+        help="start a broker that exited (killed, crashed) again this long after, with its"
+        " node id, port and data directory (default: reported, not restarted)",
     )
 
 
@@ -90,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     top = args.base_port + 100 + args.brokers - 1
     if args.base_port != 0 and not (args.base_port >= 1024 and top <= 65535):
         return _fail(f"--base-port must be 0 or 1024 to {65535 - 100 - args.brokers + 1}")
+    if args.restart_after is not None and not 0 <= args.restart_after <= 86_400:
+        return _fail(f"--restart-after must be 0 to 86400 seconds, got {args.restart_after:g}")
     try:
         settings = _settings(args.set)
         _check(settings)
@@ -105,14 +117,14 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--dir: {exc}")
     try:
-        return _serve(cluster, stop)
+        return _serve(cluster, stop, args.restart_after)
     finally:
         print("stopping: brokers, then SeaweedFS and PostgreSQL", file=sys.stderr, flush=True)
         cluster.close()
         print("stopped", file=sys.stderr, flush=True)
 
 
-def _serve(cluster: LocalCluster, stop: threading.Event) -> int:
+def _serve(cluster: LocalCluster, stop: threading.Event, restart_after: float | None) -> int:
     try:
         took = cluster.start(stop)
     except Interrupted:
@@ -120,13 +132,11 @@ def _serve(cluster: LocalCluster, stop: threading.Event) -> int:
     except StartFailed as exc:
         print(f"contextplane: {exc}", file=sys.stderr)
         return 1
-    print(_table(cluster, took), flush=True)
+    print(_table(cluster, took, restart_after), flush=True)
+    restarts = Restarts(restart_after)
     while not stop.wait(0.5):
         for broker in cluster.brokers:
-            status = broker.exited()
-            if status is not None and not broker.exit_reported:
-                broker.exit_reported = True
-                print(f"broker {broker.node_id} (pid {broker.pid}) exited ({status})", flush=True)
+            restarts.watch(broker)
         for name, service in (("PostgreSQL", cluster.postgres), ("SeaweedFS", cluster.seaweedfs)):
             if service.process is not None and service.process.poll() is not None:
                 print(f"contextplane: {name} exited ({service.process.returncode})",
@@ -135,7 +145,39 @@ def _serve(cluster: LocalCluster, stop: threading.Event) -> int:
     return 0
 
 
-def _table(cluster: LocalCluster, took: float) -> str:
+class Restarts:
+    """Reports each broker that exits and, with `--restart-after`, starts it again that
+    long after (a crash loop restarts at that pace), saying when it serves again."""
+
+    def __init__(self, after_s: float | None) -> None:
+        self._after_s = after_s
+        self._due: dict[int, float] = {}  # node -> when to start it (monotonic s)
+        self._starting: set[int] = set()
+
+    def watch(self, broker: LocalBroker) -> None:
+        node = broker.node_id
+        now_s = _CLOCK.monotonic_ms() / 1000
+        status = broker.exited()
+        if status is not None and not broker.exit_reported:
+            broker.exit_reported = True
+            self._starting.discard(node)
+            then = ""
+            if self._after_s is not None:
+                self._due[node] = now_s + self._after_s
+                then = f"; starting it again in {self._after_s:g} s"
+            print(f"broker {node} (pid {broker.pid}) exited ({status}){then}", flush=True)
+        if node in self._due and now_s >= self._due[node]:
+            del self._due[node]
+            broker.exit_reported = False
+            broker.start()
+            self._starting.add(node)
+            print(f"broker {node} started again (pid {broker.pid})", flush=True)
+        if node in self._starting and broker.exited() is None and broker.ready():
+            self._starting.discard(node)
+            print(f"broker {node} serving again on {broker.bootstrap}", flush=True)
+
+
+def _table(cluster: LocalCluster, took: float, restart_after: float | None) -> str:
     where = "removed at exit" if cluster.temporary else "kept for the next `up --dir`"
     first = cluster.brokers[0]
     last = cluster.brokers[-1]
@@ -162,6 +204,11 @@ def _table(cluster: LocalCluster, took: float) -> str:
             + ("" if cluster.temporary else "   # once: topics stay in the --dir"),
             f"  kill -9 {first.pid}",
             f"  contextplane topic describe demo --bootstrap-server {last.bootstrap}",
+            *(
+                [f"  (it is started again {restart_after:g} s after it exits: --restart-after)"]
+                if restart_after is not None
+                else []
+            ),
             f"try a move:  contextplane partitions move demo-0 --to {last.node_id} --wait"
             f" --bootstrap-server {last.bootstrap}",
             "Ctrl-C stops everything (brokers first).",

@@ -82,6 +82,10 @@ class LocalBroker:
             raise StartFailed(
                 f"broker {self.node_id} exited ({self.process.returncode}):\n{log_tail(self.log)}"
             )
+        return self.ready()
+
+    def ready(self) -> bool:
+        """Whether this start's log says it serves (its ports taken from it)."""
         with open(self.log, "rb") as log:
             log.seek(self._log_start)
             text = log.read().decode(errors="replace")
