@@ -7,7 +7,10 @@ fails its record "Unknown partition"). So, as Kafka's ZooKeeper-mode controller 
 CreateTopics answer in its purgatory until the metadata reached the brokers, the broker
 that made the change answers once every live broker, this one included, answers
 Metadata with it: each changed topic with its new partition count and every partition
-led (Kafka's new partitions have leaders when created), or a deleted topic unknown.
+led (Kafka's new partitions have leaders when created), or a deleted topic unknown. A
+peer answers a broker's Metadata from its own view, without the store lookup a client's
+unknown name triggers (`handlers/cluster.py`): what is waited for is the change reaching
+it by its notification, the path that serves every later request.
 The wait is bounded (`TOPIC_CHANGE_WAIT_S`): a broker that cannot be asked (refused,
 timed out, no inter-broker listener) or may not describe the topic is not waited for,
 and past the bound the answer goes as it is; the change itself is committed either way.

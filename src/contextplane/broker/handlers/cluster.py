@@ -13,6 +13,7 @@ from contextplane.broker.loopshare import LoopShare, is_large
 from contextplane.broker.metadata_cache import MetadataCache
 from contextplane.broker.topics import validate_topic_name
 from contextplane.broker.zone_proxy import client_zone
+from contextplane.cluster.forwarder import from_broker
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import BrokerRecord, TopicRecord
 from contextplane.protocol.codec import encode_entity, encode_response, encode_response_with_array
@@ -164,7 +165,10 @@ async def metadata(ctx: RequestContext, request: Any) -> Reply:
         items, count = await _all_topics(ctx, cache, errors, zone)
     else:
         auto_create = getattr(request, "allow_auto_topic_creation", True)
-        await ctx.topics.find_missing(wanted.name for wanted in requested)
+        if not from_broker(ctx):
+            # A peer asks whether a topic change reached this broker's own view
+            # (broker/topic_propagation.py): a store lookup would answer for it.
+            await ctx.topics.find_missing(wanted.name for wanted in requested)
         if auto_create:
             # Auto-creation first: it changes the topic table the cached entries come from.
             await _auto_create(ctx, requested)
