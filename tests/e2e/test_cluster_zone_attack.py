@@ -16,9 +16,11 @@ session timeout) so that requests gather into one round deterministically.
   naming a partition's data object, another broker's zone-router object, a `..` path or
   an absolute path is INVALID_REQUEST, and no answer carries the store's filesystem path.
 
-- A client passing as a broker (CLUSTER_ACTION is everyone's under
-  `allow.everyone.if.no.acl.found`) cannot have frames written as a principal it names:
-  it cannot name a round object (their keys end in random bits it never sees).
+- A client passing as a broker where ACLs are enforced under
+  `allow.everyone.if.no.acl.found` (CLUSTER_ACTION is everyone's, but granted to no one)
+  is refused ZoneProduce outright, and its client id neither stands in for a topic's
+  WRITE nor opens the audit topic: only a principal granted CLUSTER_ACTION itself (a
+  super user, an ALLOW ACL) is a broker.
 
 - One client's Produce drawing an answer over the peer client's 4 MiB bound fails no
   other client's frame of its round: the leader drops the answer's messages.
@@ -342,13 +344,25 @@ def test_a_client_cannot_write_as_another_principal_through_zone_produce(
         frame = produce_frame(two.bootstrap, partition, encode_batch([Rec(b"as-admin")]))
         positions = store(objects, round_key(1, 0), [frame])  # as the proxy stored it
         guessed = round_key(1, 0).replace(SECRET, "0" * 32)
-        for key, refusal in (
-            ("zone-router/1/0/0", ErrorCode.invalid_request),
-            (guessed, ErrorCode.kafka_storage_error),
-        ):
+        # CLUSTER_ACTION under allow.everyone.if.no.acl.found is no broker's grant: a
+        # client naming a live broker is refused before any key is looked at.
+        for key in ("zone-router/1/0/0", guessed):
             answer = hand_over(two, key, positions, principal="User:admin")
-            assert answer.error_code == refusal, (key, answer)
-        assert _end_offset(two.bootstrap, partition) == before  # nothing written as admin
+            assert answer.error_code == ErrorCode.cluster_authorization_failed, (key, answer)
+        # Nor does naming a broker stand in for the topic's WRITE, or open the audit topic.
+        with RawClient(two.bootstrap, client_id="broker-1") as as_broker:
+            answer = as_broker.request(PRODUCE, PRODUCE_VERSION, **_fields(partition, b"forged"))
+            assert answer.responses[0].partition_responses[0].error_code == (
+                ErrorCode.topic_authorization_failed
+            )
+            audit = _fields(0, b"forged")
+            audit["topic_data"][0]["name"] = "__contextplane_audit"
+            answer = as_broker.request(PRODUCE, PRODUCE_VERSION, **audit)
+            assert answer.responses[0].partition_responses[0].error_code in (
+                ErrorCode.invalid_topic_exception,  # broker 2 leads it
+                ErrorCode.not_leader_or_follower,  # broker 1 does
+            )
+        assert _end_offset(two.bootstrap, partition) == before  # nothing written
     finally:
         two.stop()
         one.stop()

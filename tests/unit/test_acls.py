@@ -61,6 +61,25 @@ def test_no_acl_denies_by_default_and_allow_everyone_allows() -> None:
     assert allowed(StandardAuthorizer(allow_if_no_acl=True), Op.READ)
 
 
+def test_granted_is_a_super_user_or_an_allow_never_allow_everyone() -> None:
+    """What stands in for another permission (a broker's CLUSTER_ACTION) must be granted
+    to the principal itself."""
+    action = Action(Op.CLUSTER_ACTION, ResourceType.CLUSTER, "kafka-cluster")
+    everyone = StandardAuthorizer(allow_if_no_acl=True)
+    assert everyone.authorize(ALICE, HOST, [action]) == [True]
+    assert not everyone.granted(ALICE, HOST, action)
+    supers = StandardAuthorizer(super_users=frozenset({"User:alice"}), allow_if_no_acl=True)
+    assert supers.granted(ALICE, HOST, action) and not supers.granted(BOB, HOST, action)
+    cluster = ResourceType.CLUSTER
+    given = StandardAuthorizer(
+        [acl("kafka-cluster", Op.CLUSTER_ACTION, resource_type=cluster),
+         acl("kafka-cluster", Op.ALL, DENY, "User:bob", resource_type=cluster),
+         acl("kafka-cluster", Op.CLUSTER_ACTION, principal="User:bob", resource_type=cluster)],
+    )  # fmt: skip
+    assert given.granted(ALICE, HOST, action)
+    assert not given.granted(BOB, HOST, action)  # a DENY wins
+
+
 def test_allow_everyone_does_not_apply_once_any_acl_names_the_resource() -> None:
     # An ACL for someone else on the resource: alice no longer falls back to "no ACL".
     authorizer = StandardAuthorizer([acl(principal="User:bob")], allow_if_no_acl=True)

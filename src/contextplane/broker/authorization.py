@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from contextplane.cluster.forwarder import from_broker
+from contextplane.cluster.forwarder import from_live_peer
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import (
     CLUSTER_NAME,
@@ -103,10 +103,11 @@ def _group_gate(operation: Operation, group_id: str) -> Gate:
 def produce(ctx: RequestContext, request: Any) -> Needs:
     names = topic_names(ctx, request.topic_data, by_id=ctx.api_version >= 13)
     needs = _each(Op.WRITE, TOPIC, names)
-    if from_broker(ctx):
-        # A broker's own writes (cluster/forwarder.py): CLUSTER_ACTION on the cluster
-        # grants them, as Kafka's inter-broker principal; the handler also asks it for
-        # the audit topics, which no client may write.
+    if from_live_peer(ctx):
+        # A live peer's own writes (cluster/forwarder.py): CLUSTER_ACTION on the cluster,
+        # granted to its principal itself, grants them, as Kafka's inter-broker
+        # principal; the handler also asks it for the audit topics, which no client may
+        # write. A client naming a broker without that grant keeps its topic ACLs.
         action = _cluster(Op.CLUSTER_ACTION)
         needs.resources = [Need(need.action, unless=action) for need in needs.resources]
         needs.quiet.append(action)

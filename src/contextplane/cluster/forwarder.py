@@ -27,6 +27,8 @@ from contextplane.cluster.peer_client import PeerUnavailable
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import parse_header
+from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType
+from contextplane.security.authorizer import Action
 
 if TYPE_CHECKING:
     from contextplane.broker.context import RequestContext
@@ -68,17 +70,21 @@ def from_broker(ctx: RequestContext) -> bool:
 
 
 def from_live_peer(ctx: RequestContext) -> bool:
-    """`from_broker`, and where no authorizer is set (CLUSTER_ACTION is everyone's then)
-    the client id names another live registered broker: on one broker no client passes,
-    and in a cluster a forged call names a broker that can be checked. A broker this one
-    does not list yet is refused; its caller retries. The caller still asks for
-    CLUSTER_ACTION, which decides where an authorizer is set."""
+    """A broker's call (`from_broker`). Where an authorizer is set: CLUSTER_ACTION on the
+    cluster granted to the principal itself, a super user or an ALLOW ACL, never by
+    `allow.everyone.if.no.acl.found` (which would let any client naming a broker stand
+    in for one, its topic ACLs and DENYs bypassed). Where none is set (CLUSTER_ACTION is
+    everyone's): the client id names another live registered broker, so on one broker
+    no client passes and in a cluster a forged call names a broker that can be checked
+    (one this broker does not list yet is refused; its caller retries)."""
     node = broker_node(ctx.header.client_id)
-    if node is None or not from_broker(ctx):
+    if node is None:
         return False
-    if ctx.services.authorizer.enabled:
-        return True
-    cluster = ctx.services.cluster
+    services = ctx.services
+    if services.authorizer.enabled:
+        action = Action(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+        return services.authorizer.granted(ctx.principal, ctx.client_host, action)
+    cluster = services.cluster
     return node != cluster.node_id and node in cluster.registry.live_ids
 
 

@@ -40,6 +40,12 @@ class Authorizer(Protocol):
         """May the principal do `operation` on at least one resource of this type?"""
         ...
 
+    def granted(self, principal: Principal, host: str, action: Action) -> bool:
+        """Is `action` granted to the principal itself (a super user, or an ALLOW ACL not
+        cancelled by a DENY), not by `allow.everyone.if.no.acl.found`? What stands in for
+        another permission (a broker's CLUSTER_ACTION for a topic's WRITE) must be."""
+        ...
+
 
 class AllowEverything:
     """Kafka's behaviour when no authorizer is configured."""
@@ -52,4 +58,7 @@ class AllowEverything:
     def allowed_on_any(
         self, principal: Principal, host: str, operation: Operation, resource_type: ResourceType
     ) -> bool:
+        return True
+
+    def granted(self, principal: Principal, host: str, action: Action) -> bool:
         return True

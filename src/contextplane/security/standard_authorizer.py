@@ -103,6 +103,13 @@ class StandardAuthorizer:
     def allowed(self, principal: Principal, host: str, action: Action) -> bool:
         return self.authorize(principal, host, [action])[0]
 
+    def granted(self, principal: Principal, host: str, action: Action) -> bool:
+        who = str(principal)
+        if who in self.super_users:
+            return True
+        _, acls = self._relevant(who, host, action.resource_type, action.name)
+        return _by_acls(acls, action.operation) is True
+
     def _relevant(
         self, who: str, host: str, resource_type: ResourceType, name: str
     ) -> tuple[bool, list[AclBinding]]:
@@ -117,15 +124,9 @@ class StandardAuthorizer:
         return found, matching
 
     def _verdict(self, found: bool, acls: list[AclBinding], operation: Operation) -> bool:
-        allowed = False
-        for acl in acls:
-            if not grants(acl, operation):
-                continue
-            if acl.permission == Permission.DENY:
-                return False
-            allowed = True
-        if allowed:
-            return True
+        decided = _by_acls(acls, operation)
+        if decided is not None:
+            return decided
         return not found and self.allow_if_no_acl
 
     def allowed_on_any(
@@ -161,3 +162,16 @@ class StandardAuthorizer:
             if not any(prefix.startswith(p) for p in deny_prefixes):
                 return True
         return False
+
+
+def _by_acls(acls: list[AclBinding], operation: Operation) -> bool | None:
+    """What the caller's ACLs say of `operation`: False for a DENY, else True for an
+    ALLOW, None for neither."""
+    allowed = None
+    for acl in acls:
+        if not grants(acl, operation):
+            continue
+        if acl.permission == Permission.DENY:
+            return False
+        allowed = True
+    return allowed

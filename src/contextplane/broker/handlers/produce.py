@@ -45,7 +45,7 @@ from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.produce_response import CURRENT_LEADER_FROM, encode_produce_response
 from contextplane.protocol.record_validation import RecordErrors, RecordPolicy, validate_records
 from contextplane.protocol.records import BatchHeader, parse_header, split_batches
-from contextplane.security.acls import CLUSTER_NAME, Operation, ResourceType
+from contextplane.security.acls import ResourceType
 from contextplane.storage.partition import PartitionLog
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,11 @@ class _Batch:
 
 def _broker_writes(ctx: RequestContext, topic: str) -> bool:
     """Another broker's write of its audit records or read receipts (forwarder.py): a
-    live peer's client id and CLUSTER_ACTION on the cluster, as Kafka's inter-broker
-    principal; every other write to an internal topic stays refused. (The audit sink
+    live peer's client id and CLUSTER_ACTION on the cluster granted to its principal
+    (`from_live_peer`), as Kafka's inter-broker principal; every other write to an
+    internal topic stays refused. (The audit sink
     keeps what a peer refused for its next round.)"""
-    return (
-        topic in AUDIT_TRAIL_TOPICS
-        and from_live_peer(ctx)
-        and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
-    )
+    return topic in AUDIT_TRAIL_TOPICS and from_live_peer(ctx)
 
 
 async def produce(ctx: RequestContext, request: Any) -> Reply:
