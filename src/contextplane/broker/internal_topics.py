@@ -30,8 +30,10 @@ INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC, AUDIT_TOPIC, READ_R
 # brokers like any topic, their leaders the coordinators.
 SHARD_TOPICS = frozenset({OFFSETS_TOPIC, TXN_STATE_TOPIC})
 # The security audit trail: never deleted through the Kafka API (DeleteTopics answers
-# TOPIC_DELETION_DISABLED), so no client erases the record of what it did. Its retention
-# stays an administrator's AlterConfigs, which is itself audited.
+# TOPIC_DELETION_DISABLED) nor grown (CreatePartitions: its records are ordered in one
+# partition), so no client erases the record of what it did. Its retention stays an
+# administrator's AlterConfigs, which is itself audited; its other configs are refused
+# (`handlers/configs.py`): one such as max.message.bytes could stop the brokers' appends.
 AUDIT_TRAIL_TOPICS = frozenset({AUDIT_TOPIC, READ_RECEIPTS_TOPIC})
 
 # Records of one appended batch stop at this many bytes (a larger record goes alone), so

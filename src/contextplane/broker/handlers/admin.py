@@ -10,7 +10,7 @@ from typing import Any
 from contextplane import limits
 from contextplane.broker.configs import TOPIC_CONFIGS
 from contextplane.broker.context import Reply, RequestContext
-from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
+from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS, is_internal
 from contextplane.broker.topic_propagation import DELETED, until_shown
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -287,6 +287,14 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Reply:
                 raise KafkaError(
                     ErrorCode.unknown_topic_or_partition,
                     f"The topic '{topic.name}' does not exist.",
+                )
+            if is_internal(topic.name):
+                # Groups and transactional ids are placed by hash over the coordinators'
+                # topics' partition count, and the audit trail is one ordered partition:
+                # growing one moves every coordinator at once (Kafka's own tool refuses).
+                raise KafkaError(
+                    ErrorCode.policy_violation,
+                    f"The partition count of the internal topic {topic.name} is fixed.",
                 )
             if topic.count < record.partitions:
                 raise KafkaError(

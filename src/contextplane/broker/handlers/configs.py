@@ -23,6 +23,7 @@ from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.dynamic_configs import DynamicBrokerConfigs
 from contextplane.broker.handlers import broker_balance
 from contextplane.broker.handlers.broker_configs import alter_broker, describe_broker
+from contextplane.broker.internal_topics import AUDIT_TRAIL_TOPICS
 from contextplane.broker.loopshare import LoopShare
 from contextplane.coordinators.consumer_group import group_configs
 from contextplane.errors import KafkaError
@@ -256,6 +257,34 @@ def _check_topic(ctx: RequestContext, resource: Any) -> dict[str, str]:
     return dict(record.configs)
 
 
+def _check_audit_trail(
+    ctx: RequestContext, topic: str, current: dict[str, str], configs: dict[str, str]
+) -> None:
+    """The audit trail's topics take a change of their retention only: any other config
+    (max.message.bytes, cleanup.policy, timestamps) could make the brokers' own appends
+    fail, and the trail would stop without a client being refused anything."""
+    if topic not in AUDIT_TRAIL_TOPICS:
+        return
+
+    def effective(name: str, held: dict[str, str]) -> str | None:
+        spec = TOPIC_CONFIGS.get(name)
+        return held.get(name, spec[1](ctx.settings) if spec is not None else None)
+
+    changed = {
+        n for n in current.keys() | configs.keys() if effective(n, current) != effective(n, configs)
+    }
+    fixed = sorted(changed - AUDIT_TRAIL_ALTERABLE)
+    if fixed:
+        raise KafkaError(
+            ErrorCode.policy_violation,
+            f"{topic} is the security audit trail: only retention.bytes and retention.ms"
+            f" may be changed, not {', '.join(fixed)}",
+        )
+
+
+AUDIT_TRAIL_ALTERABLE = frozenset({"retention.ms", "retention.bytes"})
+
+
 async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, describe: Any) -> Reply:
     incremental = api == "IncrementalAlterConfigs"
     # Kafka's controller writes a record per config change of the authorized resources
@@ -292,9 +321,11 @@ async def _alter(ctx: RequestContext, request: Any, apply: Any, api: str, descri
                 configs = apply(ctx.groups.configs.get(name), resource.configs)
                 await ctx.groups.configs.set(name, configs, request.validate_only)
             else:
-                configs = apply(_check_topic(ctx, resource), resource.configs)
+                current = _check_topic(ctx, resource)
+                configs = apply(dict(current), resource.configs)
                 configs = {n: checked_topic_config(n, v) for n, v in configs.items()}
                 check_not_itself(resource.resource_name, configs)
+                _check_audit_trail(ctx, resource.resource_name, current, configs)
                 if not request.validate_only:
                     await ctx.topics.set_configs(resource.resource_name, configs)
         except KafkaError as exc:
