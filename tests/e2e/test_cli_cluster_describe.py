@@ -1,13 +1,22 @@
 """`contextplane cluster describe`: the brokers with their endpoints, racks and the
-controller, from two brokers (racks a and b) on one PostgreSQL."""
+controller, from two brokers (racks a and b) on one PostgreSQL; asked through either
+broker it names the same controller, the lease holder (DescribeCluster), while each
+broker's Metadata names itself (as a KRaft broker names a live broker). So a killed
+controller, whose lease outlives it, is no client's admin target: a new admin client
+bootstrapped on the survivor describes a topic at once (librdkafka sent its
+DescribeTopics to the named controller and timed out after 30 s)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.test_cluster_failover import broker, fixture, listed_brokers
+from confluent_kafka import TopicCollection
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.e2e.test_cluster_failover import METADATA, broker, fixture, listed_brokers
 from tests.support.cli import contextplane
 from tests.support.postgres import PostgresServer
+from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
 
@@ -15,8 +24,10 @@ def test_describe_lists_each_broker_with_its_rack_and_the_controller(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url, objects = fixture(tmp_path, postgres_server)
-    one = broker(tmp_path / "one", 1, url, objects, **{"broker.rack": "a"}).start()
-    two = broker(tmp_path / "two", 2, url, objects, **{"broker.rack": "b"}).start()
+    # A lease far longer than the test's steps after the kill.
+    lease = {"broker.session.timeout.ms": "60000"}
+    one = broker(tmp_path / "one", 1, url, objects, **{"broker.rack": "a"}, **lease).start()
+    two = broker(tmp_path / "two", 2, url, objects, **{"broker.rack": "b"}, **lease).start()
     try:
         wait_until(lambda: listed_brokers(two.bootstrap) == [1, 2], 15, "both listed")
         document = contextplane(
@@ -39,6 +50,22 @@ def test_describe_lists_each_broker_with_its_rack_and_the_controller(
             ["2", f"127.0.0.1:{two.port}", "b"],
         ]
         assert sum(r[3:] == ["yes"] for r in rows[1:]) == 1
+        again = contextplane("cluster", "describe", "--output", "json", "--bootstrap-server",
+                             one.bootstrap).json()  # fmt: skip
+        assert again["controller"] == document["controller"]
+        for node, bootstrap in ((1, one.bootstrap), (2, two.bootstrap)):
+            with RawClient(bootstrap) as raw:
+                answer = raw.request(METADATA, 12, topics=[], allow_auto_topic_creation=False)
+            assert answer.controller_id == node
+
+        creator = AdminClient({"bootstrap.servers": one.bootstrap})
+        creator.create_topics([NewTopic("described", 2)])["described"].result(30)
+        controller = {1: one, 2: two}[document["controller"]]
+        survivor = two if controller is one else one
+        controller.kill9()
+        admin = AdminClient({"bootstrap.servers": survivor.bootstrap})
+        described = admin.describe_topics(TopicCollection(["described"]), request_timeout=10)
+        assert len(described["described"].result(15).partitions) == 2
     finally:
         two.stop()
         one.stop()

@@ -48,7 +48,7 @@ from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
 from tests.support.wait import wait_until
 
-ALTER_PARTITION_REASSIGNMENTS, METADATA = 45, 3
+ALTER_PARTITION_REASSIGNMENTS, DESCRIBE_CLUSTER = 45, 60
 TOPIC = "moving"
 USERS = ("broker", "root", "admin", "alice", "b1", "b2")
 
@@ -220,7 +220,9 @@ def test_the_controller_gone_is_not_controller_and_a_held_transaction_concurrent
         tid = "held"
         shard = partition_for(tid, 50)
         with RawClient(two.bootstrap) as raw:
-            controller = raw.request(METADATA, 12, topics=[], allow_auto_topic_creation=False)
+            controller = raw.request(
+                DESCRIBE_CLUSTER, 0, include_cluster_authorized_operations=False
+            )
             assert controller.controller_id == 1
             # Broker 1 created `__transaction_state` at its start; the id's shard is moved
             # to broker 2 (forwarded to the controller), which then coordinates it.

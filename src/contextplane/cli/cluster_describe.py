@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     admin, _ = connect_admin(args)
     cluster = answer(admin.describe_cluster(), "the cluster")
-    controller = None if cluster.controller is None else cluster.controller.id
+    controller = _controller(args)
     brokers = [
         {
             "node_id": node.id,
@@ -60,3 +60,20 @@ def _describe(args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+def _controller(args: argparse.Namespace) -> int | None:
+    """The node holding the controller's lease, from a DescribeCluster request: a
+    broker's Metadata (which librdkafka's describe_cluster reads) names the broker asked,
+    as a KRaft broker names a live broker, since every broker takes admin requests."""
+    from kafka.protocol.admin import DescribeClusterRequest
+
+    from contextplane.cli import protocol_admin
+
+    request = DescribeClusterRequest[0](include_cluster_authorized_operations=False)
+    admin = protocol_admin.connect(args)
+    try:
+        answered = protocol_admin.send(admin, request, "the cluster's controller")
+    finally:
+        admin.close()
+    return None if answered.controller_id < 0 else int(answered.controller_id)

@@ -133,7 +133,7 @@ def listed(
 
 
 def controller_id(ctx: RequestContext) -> int:
-    """The controller's node (RFC 0004 §2), as Metadata and DescribeCluster report it:
+    """The controller's node (RFC 0004 §2), as DescribeCluster and DescribeQuorum report it:
     the node holding the controller's lease while its broker is listed; otherwise, as a
     KRaft broker names some live broker, this one (admin requests reach any broker)."""
     cluster = ctx.cluster
@@ -312,7 +312,12 @@ def _metadata_outer(ctx: RequestContext, with_operations: bool = False) -> Any:
             throttle_time=ctx.throttle_ms,
             brokers=_broker_entries(ctx),
             cluster_id=cluster.cluster_id,
-            controller_id=controller_id(ctx),
+            # As a KRaft broker answers (a live broker for the admin requests it forwards,
+            # not the quorum's leader): this one, which the client just reached and which
+            # takes every admin request. Naming the controller's lease holder sent
+            # librdkafka's admin requests to it for as long as its lease outlived a kill
+            # -9, reconnecting in a loop (DescribeTopics timed out after 30 s).
+            controller_id=cluster.node_id,
             topics=[],
             cluster_authorized_operations=_cluster_operations(ctx)
             if with_operations
