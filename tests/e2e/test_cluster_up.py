@@ -250,7 +250,9 @@ def test_cluster_up_with_dir_keeps_records_across_two_ups(state: Path) -> None:
         assert "# once: topics stay in the --dir" in up.text()
         create_spread(up.bootstrap, "kept", 4)
         sent = produce(up.bootstrap, "kept", 100, 4)
-    assert up.process.returncode == 0
+        # A closed terminal (SIGHUP) stops everything in order, as Ctrl-C does.
+        up.process.send_signal(signal.SIGHUP)
+        assert up.process.wait(timeout=180) == 0
     assert (state / "cluster.json").exists()
     assert processes_naming(state.resolve()) == []
     with running("--dir", str(state), "--brokers", "2") as again:

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # SettingsError too: before PostgreSQL and SeaweedFS start
         return _fail(str(exc))
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal stops the cluster in order, not the supervisor alone.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
         cluster = LocalCluster(args.dir, args.brokers, args.base_port, settings)

@@ -10,10 +10,12 @@ import os
 import pwd
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from contextplane.clock import SystemClock
 from contextplane.cluster.local.processes import (
     MissingProgram,
     StartFailed,
@@ -103,6 +105,7 @@ class LocalPostgres:
             )  # fmt: skip
             if done.returncode != 0:
                 raise StartFailed(f"initdb failed: {done.stderr.decode(errors='replace')}")
+        _stop_leftover(data)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [*as_user, *postgres_command(self.bin, data, self.port, ())],
@@ -148,3 +151,30 @@ class LocalPostgres:
     def stop(self) -> None:
         """A fast shutdown (SIGINT): clients disconnected, data kept."""
         stop_process(self.process, signal.SIGINT, STOP_TIMEOUT_S)
+
+
+def _stop_leftover(data: Path) -> None:
+    """Stop a PostgreSQL an earlier `cluster up` of this directory left running (its
+    supervisor killed, or, as root, gone on SIGHUP: setpriv's change of user clears the
+    parent-death signal), which would hold the data directory's lock: a fast shutdown,
+    waited for. Nothing when its postmaster.pid names no live postgres of this directory."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return
+    if "postgres" not in command or str(data) not in command:
+        return
+    print(
+        f"stopping PostgreSQL left running by an earlier cluster up (pid {pid})",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        os.kill(pid, signal.SIGINT)
+    except OSError:
+        return
+    clock, pause = SystemClock(), threading.Event()
+    deadline_ms = clock.monotonic_ms() + STOP_TIMEOUT_S * 1000
+    while Path(f"/proc/{pid}").exists() and clock.monotonic_ms() < deadline_ms:
+        pause.wait(0.1)
