@@ -248,6 +248,11 @@ QUOTA_SENSORS_MAX = 10_000
 # Transactions (Kafka's defaults): the largest transaction.timeout.ms a producer may ask
 # for, and how often timed-out transactions are aborted.
 TRANSACTION_MAX_TIMEOUT_MS = 15 * 60 * 1000
+# A partition's aborted transactions kept in memory (storage/transactions_index.py): past
+# this many, the oldest of those already stored are dropped down to half of it, and a
+# read_committed read below them asks the metadata store (as Kafka reads its .txnindex
+# files), so a client aborting transactions without end cannot grow the broker's memory.
+ABORTED_TXNS_IN_MEMORY_MAX = 1_024
 TRANSACTION_ABORT_INTERVAL_MS = 10_000
 # Timed-out transactions aborted at once by one pass (their markers share WAL group
 # commits; Kafka's coordinator aborts them all in one pass, batching markers per broker).

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from contextplane.protocol.record_codec import read_records, zigzag_varint
 from contextplane.protocol.records import BatchHeader
+from contextplane.storage.aborted_reads import aborted_overlapping
 from contextplane.storage.reader import READ_COMMITTED
 from contextplane.storage.transactions_index import AbortedTxn
 
@@ -68,7 +69,7 @@ async def committed_records(
     """The committed records of [start, end) (end at most the last stable offset) within
     `bytes_max` of batches, and the offset the read stopped at (`end` when all were read)."""
     end = min(end, partition.last_stable_offset)
-    aborted = partition.transactions.aborted_in(start, end)
+    aborted = await aborted_overlapping(log.metadata, partition, start, end)
     found: list[StoredMessage] = []
     position, left = max(start, partition.log_start_offset), bytes_max
     while position < end and left > 0:

@@ -37,7 +37,9 @@ class StoredProducerState:
     """A partition's producer state and aborted transactions as stored."""
 
     producers: list[ProducerRow] = field(default_factory=list)
-    aborted: list[AbortedRow] = field(default_factory=list)
+    aborted: list[AbortedRow] = field(default_factory=list)  # the latest, by last offset
+    # Whether older aborted transactions than `aborted`'s are stored (not loaded).
+    aborted_truncated: bool = False
 
 
 @dataclass(slots=True)

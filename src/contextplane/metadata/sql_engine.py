@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 from contextplane.errors import CoordinatorFenced, KafkaError
 from contextplane.metadata import sql_acls, sql_producer_state, sql_replica, sql_scram
 from contextplane.metadata.records import (
+    AbortedRow,
     AclRecord,
     ClaimOutcome,
     CommitOutcome,
@@ -438,6 +439,9 @@ class SqlEngine(
         self, topic: str, partition: int, since: int, aborted_since: int = -1
     ) -> ReplicaRanges | None:
         return sql_replica.replica_ranges(self._db, topic, partition, since, aborted_since)
+
+    def aborted_in(self, stream_id: int, start: int, end: int, before: int) -> list[AbortedRow]:
+        return sql_producer_state.aborted_in(self._db, stream_id, start, end, before)
 
     def range_summaries(self) -> dict[int, RangeSummary]:
         """Every partition's `RangeSummary` (partitions without ranges are left out): its

@@ -13,7 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from contextplane.metadata.records import ProducerRow, ProducerStateDelta, StoredProducerState
+from contextplane import limits
+from contextplane.metadata.records import (
+    AbortedRow,
+    ProducerRow,
+    ProducerStateDelta,
+    StoredProducerState,
+)
 from contextplane.metadata.sql_db import Db
 
 
@@ -70,12 +76,30 @@ def load(db: Db, topic: str | None) -> dict[int, StoredProducerState]:
         state = states.setdefault(stream_id, StoredProducerState())
         rows = [tuple(b) for b in json.loads(batches)]
         state.producers.append(ProducerRow(producer_id, epoch, rows, txn_first))  # type: ignore[arg-type]
-    for stream_id, last_offset, producer_id, first_offset in db.execute(
-        "SELECT stream_id, last_offset, producer_id, first_offset FROM aborted_transactions"
-        + where
-        + " ORDER BY stream_id, last_offset",
-        args,
+    # Each stream's latest ABORTED_TXNS_IN_MEMORY_MAX, and whether there are older ones.
+    for stream_id, last_offset, producer_id, first_offset, recent in db.execute(
+        "SELECT stream_id, last_offset, producer_id, first_offset, recent FROM ("
+        " SELECT stream_id, last_offset, producer_id, first_offset, ROW_NUMBER() OVER"
+        " (PARTITION BY stream_id ORDER BY last_offset DESC) AS recent"
+        " FROM aborted_transactions" + where + ") AS latest WHERE recent <= ?"
+        " ORDER BY stream_id, last_offset",
+        (*args, limits.ABORTED_TXNS_IN_MEMORY_MAX + 1),
     ):
         state = states.setdefault(stream_id, StoredProducerState())
+        if recent > limits.ABORTED_TXNS_IN_MEMORY_MAX:
+            state.aborted_truncated = True  # one more than kept: there are older ones
+            continue
         state.aborted.append((producer_id, first_offset, last_offset))
     return states
+
+
+def aborted_in(db: Db, stream_id: int, start: int, end: int, before: int) -> list[AbortedRow]:
+    """The stream's stored aborted transactions overlapping [start, end) whose marker
+    lies before `before` (a seek on the primary key, bounded by `before`)."""
+    rows = db.execute(
+        "SELECT producer_id, first_offset, last_offset FROM aborted_transactions"
+        " WHERE stream_id=? AND last_offset >= ? AND last_offset < ? AND first_offset < ?"
+        " ORDER BY last_offset",
+        (stream_id, start, before, end),
+    ).fetchall()
+    return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from contextplane.metadata.records import (
+    AbortedRow,
     AclRecord,
     ClaimOutcome,
     CommitOutcome,
@@ -157,6 +158,11 @@ class SqlMetadataStore(
         self, topic: str, partition: int, since: int, aborted_since: int = -1
     ) -> ReplicaRanges | None:
         return await self._call(self.engine.replica_ranges, topic, partition, since, aborted_since)
+
+    async def aborted_in(
+        self, stream_id: int, start: int, end: int, before: int
+    ) -> list[AbortedRow]:
+        return await self._call(self.engine.aborted_in, stream_id, start, end, before)
 
     async def range_summaries(self) -> dict[int, RangeSummary]:
         return await self._call(self.engine.range_summaries)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import (
+    AbortedRow,
     AclRecord,
     AssignmentRow,
     BrokerEndpoint,
@@ -170,6 +171,14 @@ class MetadataStore(Protocol):
         starting at or after `since`, then its oldest open transaction's first offset and
         the aborted transactions ending at or after `aborted_since` (None: no such
         partition)."""
+        ...
+
+    async def aborted_in(
+        self, stream_id: int, start: int, end: int, before: int
+    ) -> list[AbortedRow]:
+        """The stream's stored aborted transactions (by last offset) overlapping
+        [start, end) whose ABORT marker lies before `before`: those a partition's
+        transaction index no longer keeps in memory."""
         ...
 
     async def range_summaries(self) -> dict[int, RangeSummary]:

@@ -48,6 +48,7 @@ from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.decompress import DecompressedTooLarge, DecompressionError
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
+from contextplane.storage.aborted_reads import aborted_overlapping
 from contextplane.storage.cleaner_throttle import IoThrottle
 from contextplane.storage.compaction import (
     MAP_ENTRY_BYTES,
@@ -270,7 +271,7 @@ class Cleaner:
             return
         first_dirty = max(self._first_dirty.get(partition.stream_id, 0), ranges[0].base_offset)
         limit = self._limit(self._topic_configs(partition.topic))
-        aborted = AbortedIndex(partition.transactions.aborted_in(0, end))
+        aborted = AbortedIndex(await aborted_overlapping(self._metadata, partition, 0, end))
         offset_map = OffsetMap(
             max(1, self._settings.log_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES)
         )

@@ -225,6 +225,7 @@ def state_delta(
     def settle() -> None:
         producers.touched.settle(written_producers)
         transactions.touched.settle(written_txns)
+        transactions.spill(end_offset)  # what ends before it is stored now
 
     return delta, settle
 
@@ -234,7 +235,9 @@ def load_state(partition: PartitionLog, stored: StoredProducerState) -> None:
     if not stored.producers and not stored.aborted:
         return  # a new or idle partition keeps the empty tables it was made with
     partition.producers = ProducerStateTable.from_rows(stored.producers)
-    partition.transactions = PartitionTransactions.from_stored(stored.producers, stored.aborted)
+    partition.transactions = PartitionTransactions.from_stored(
+        stored.producers, stored.aborted, stored.aborted_truncated
+    )
 
 
 def track_transaction(

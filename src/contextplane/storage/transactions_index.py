@@ -12,6 +12,12 @@ marker is durable.
 An object commit stores the state as of the end of its ranges: the open transaction of
 each producer touched since the last commit (in its producer row) and the aborted
 transactions closed since; WAL replay redoes the rest at start.
+
+The aborted index in memory is bounded (`ABORTED_TXNS_IN_MEMORY_MAX`): past it, the
+oldest entries already stored are dropped down to half, and `stored_before` marks where
+memory stops being whole; a read_committed read from below it asks the metadata store
+for those (`storage/aborted_reads.py`), as Kafka reads its segments' .txnindex files.
+A start loads only the latest entries.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from contextplane import limits
 from contextplane.metadata.records import AbortedRow, ProducerRow
 from contextplane.storage.touched import Touched
 
@@ -59,7 +66,9 @@ class _Open:
 class PartitionTransactions:
     def __init__(self) -> None:
         self.open: dict[int, _Open] = {}
-        self.aborted: list[AbortedTxn] = []  # by last offset
+        self.aborted: list[AbortedTxn] = []  # by last offset; those ending before
+        # `stored_before` may be in the metadata store only (0: memory holds them all)
+        self.stored_before = 0
         # Closed since the last committed snapshot, for a snapshot as of an older end.
         self._closed: list[tuple[int, _Open]] = []
         self._closing = 0  # open entries with a marker not yet durable
@@ -124,13 +133,33 @@ class PartitionTransactions:
                 self.touched.touch(pid)
 
     def aborted_since(self, start: int) -> bool:
-        return aborted_since(self.aborted, start)
+        """Whether a read from `start` may hold aborted transactions (in memory or,
+        below `stored_before`, in the store)."""
+        return start < self.stored_before or aborted_since(self.aborted, start)
 
     def aborted_in(self, start: int, end: int) -> list[AbortedTxn]:
+        """Those of memory overlapping [start, end): all of them unless `needs_store`."""
         return aborted_in(self.aborted, start, end)
+
+    def needs_store(self, start: int) -> bool:
+        """Whether aborted transactions a read from `start` lists may be stored only."""
+        return start < self.stored_before
+
+    def spill(self, stored_end: int) -> None:
+        """Past ABORTED_TXNS_IN_MEMORY_MAX entries, drop the oldest whose marker lies
+        before `stored_end` (a durable object commit holds them) down to half."""
+        if len(self.aborted) <= limits.ABORTED_TXNS_IN_MEMORY_MAX:
+            return
+        stored = bisect.bisect_left(self.aborted, stored_end, key=lambda a: a.last_offset)
+        drop = min(stored, len(self.aborted) - limits.ABORTED_TXNS_IN_MEMORY_MAX // 2)
+        if drop > 0:
+            self.stored_before = max(self.stored_before, self.aborted[drop - 1].last_offset + 1)
+            del self.aborted[:drop]
 
     def trim(self, log_start_offset: int) -> None:
         trim_aborted(self.aborted, log_start_offset)
+        if self.stored_before <= log_start_offset:
+            self.stored_before = 0  # nothing below the log start is read
 
     def closed_since(self, committed_end: int) -> dict[int, list[_Open]]:
         """The transactions closed since the last commit (their marker at or after
@@ -172,8 +201,13 @@ class PartitionTransactions:
 
     @classmethod
     def from_stored(
-        cls, producers: Iterable[ProducerRow], aborted: Iterable[AbortedRow]
+        cls,
+        producers: Iterable[ProducerRow],
+        aborted: Iterable[AbortedRow],
+        truncated: bool = False,
     ) -> PartitionTransactions:
+        """`aborted`: the latest stored (by last offset); `truncated`: older ones are
+        stored too (read from the store when a read goes below the first given)."""
         state = cls()
         state.open = {
             row.producer_id: _Open(row.txn_first_offset)
@@ -181,4 +215,6 @@ class PartitionTransactions:
             if row.txn_first_offset is not None
         }
         state.aborted = sorted((AbortedTxn(*a) for a in aborted), key=lambda a: a.last_offset)
+        if truncated and state.aborted:
+            state.stored_before = state.aborted[0].last_offset
         return state

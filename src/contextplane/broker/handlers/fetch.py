@@ -18,7 +18,7 @@ from contextplane.broker.context import Reply, RequestContext, later
 from contextplane.broker.fetch_masking import mask_fetch
 from contextplane.broker.handlers import fetch_replica
 from contextplane.broker.handlers.current_leader import name_current_leaders
-from contextplane.broker.handlers.fetch_aborted import aborted_entries
+from contextplane.broker.handlers.fetch_aborted import leader_aborted_entries
 from contextplane.broker.handlers.fetch_replica import ReplicaTarget
 from contextplane.broker.loopshare import LoopShare
 from contextplane.broker.replica_selector import (
@@ -249,8 +249,8 @@ async def _read_all(
         entry["last_stable_offset"] = partition.last_stable_offset
         entry["log_start_offset"] = partition.log_start_offset
         if request.isolation_level == READ_COMMITTED:
-            entry["aborted_transactions"] = aborted_entries(
-                partition.transactions.aborted, wanted.fetch_offset, chunks
+            entry["aborted_transactions"] = await leader_aborted_entries(
+                storage.metadata, partition, wanted.fetch_offset, chunks
             )
     if replicas:
         committed = request.isolation_level == READ_COMMITTED

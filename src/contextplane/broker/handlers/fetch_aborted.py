@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from contextplane.broker.read_receipts import returned_range_of
+from contextplane.metadata.store import MetadataStore
+from contextplane.storage.aborted_reads import aborted_overlapping
+from contextplane.storage.partition import PartitionLog
 from contextplane.storage.transactions_index import AbortedTxn, aborted_in, aborted_since
 
 
@@ -28,3 +31,21 @@ def aborted_entries(
         {"producer_id": a.producer_id, "first_offset": a.first_offset}
         for a in aborted_in(aborted, fetch_offset, returned[1] + 1)
     ]
+
+
+async def leader_aborted_entries(
+    metadata: MetadataStore,
+    partition: PartitionLog,
+    fetch_offset: int,
+    chunks: bytes | Sequence[bytes | memoryview],
+) -> list[dict[str, Any]]:
+    """`aborted_entries` for a partition led here: its transaction index, and the store
+    for what the index no longer keeps in memory (`storage/aborted_reads.py`)."""
+    transactions = partition.transactions
+    if not transactions.needs_store(fetch_offset):
+        return aborted_entries(transactions.aborted, fetch_offset, chunks)
+    returned = returned_range_of(fetch_offset, chunks)
+    if returned is None:
+        return []
+    found = await aborted_overlapping(metadata, partition, fetch_offset, returned[1] + 1)
+    return [{"producer_id": a.producer_id, "first_offset": a.first_offset} for a in found]

@@ -38,6 +38,7 @@ from contextplane.coordinators.share_sessions import FINAL_EPOCH, INITIAL_EPOCH
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.security.acls import ResourceType
+from contextplane.storage.aborted_reads import aborted_overlapping
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.reader import READ_COMMITTED, READ_UNCOMMITTED, ReadRequest
 from contextplane.storage.transactions_index import AbortedTxn
@@ -331,7 +332,9 @@ async def _acquire_all(
         txns = target.log.transactions if target.log is not None else None
         if committed and txns is not None and read_end is not None and txns.aborted_since(start):
             # Only the aborted transactions the batches read may hold, as Fetch lists them.
-            ranges, read_end = record_ranges(data, txns.aborted_in(start, read_end))
+            assert target.log is not None
+            aborted = await aborted_overlapping(ctx.log.metadata, target.log, start, read_end)
+            ranges, read_end = record_ranges(data, aborted)
         # A batch may begin far below the SPSO (a read starts at a batch's base offset).
         spso = partition.start_offset
         ranges = [(max(first, spso), last) for first, last in ranges if last >= spso]
