@@ -176,7 +176,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     try:
         brokers, partitions = _current(admin)
         try:
-            moves = plan(brokers, partitions, args.max_moves)
+            moves = plan(brokers, partitions, args.max_moves, spread_idle=True)
         except NoBrokerLeft as exc:
             raise CommandError(str(exc)) from None
         if not args.dry_run:
