@@ -38,18 +38,19 @@ def test_describe_lists_each_broker_with_its_rack_and_the_controller(
             (1, "127.0.0.1", one.port, "a"),
             (2, "127.0.0.1", two.port, "b"),
         ]
+        assert [b["state"] for b in brokers] == ["live", "live"]
         controllers = [b["node_id"] for b in brokers if b["controller"]]
         assert controllers == [document["controller"]] and document["controller"] in (1, 2)
         assert document["cluster_id"]
         table = contextplane("cluster", "describe", "--bootstrap-server", one.bootstrap)
         assert table.status == 0, table.err
         rows = [line.split() for line in table.out.split("\n\n")[1].splitlines()]
-        assert rows[0] == ["NODE", "ENDPOINT", "RACK", "CONTROLLER"]
+        assert rows[0] == ["NODE", "ENDPOINT", "RACK", "CONTROLLER", "STATE"]
         assert [r[:3] for r in rows[1:]] == [
             ["1", f"127.0.0.1:{one.port}", "a"],
             ["2", f"127.0.0.1:{two.port}", "b"],
         ]
-        assert sum(r[3:] == ["yes"] for r in rows[1:]) == 1
+        assert sorted(r[3:] for r in rows[1:]) == [["live"], ["yes", "live"]]
         again = contextplane("cluster", "describe", "--output", "json", "--bootstrap-server",
                              one.bootstrap).json()  # fmt: skip
         assert again["controller"] == document["controller"]

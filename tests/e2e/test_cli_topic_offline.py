@@ -113,6 +113,21 @@ def test_describe_lists_an_offline_partition_without_offsets(
                 assert (
                     f"topic {TOPIC!r} partition {on_two[0]} offsets: leader 2 not reachable"
                 ) in reset.err
+                # Listing groups asks the brokers that take connections, at once.
+                groups, took_s, cpu_s = _timed(
+                    "group", "list", "--output", "json", "--bootstrap-server", one.bootstrap
+                )
+                assert took_s < WALL_MAX_S and cpu_s < CPU_MAX_S, (took_s, cpu_s)
+                assert groups.status == 0, groups.err
+                assert "broker 2 not reachable" in groups.err, groups.err
+                assert isinstance(groups.json()["groups"], list)
+        # Reading an offline partition says so rather than looking empty.
+        read = contextplane(
+            "consume", TOPIC, "-p", str(on_two[0]), "--from-beginning", "--timeout", "1",
+            "--bootstrap-server", one.bootstrap,
+        )  # fmt: skip
+        assert read.status == 0, read.err
+        assert f"partition {on_two[0]} without a leader (offline)" in read.err, read.err
         table = contextplane("topic", "describe", TOPIC, "--bootstrap-server", one.bootstrap)
         assert table.status == 0, table.err
         partition_rows = [line.split() for line in table.out.split("\n\n")[2].splitlines()[1:]]

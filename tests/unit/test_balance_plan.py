@@ -34,9 +34,9 @@ def _after(partitions: list[Led], moves: list) -> list[Led]:  # type: ignore[typ
 
 
 @settings(max_examples=300, deadline=None)
-@given(clusters(), st.integers(0, 10))
+@given(clusters(), st.integers(0, 10), st.booleans())
 def test_plans_respect_draining_and_the_move_limit(
-    cluster: tuple[list[Broker], list[Led]], max_moves: int
+    cluster: tuple[list[Broker], list[Led]], max_moves: int, spread_idle: bool
 ) -> None:
     brokers, partitions = cluster
     draining = {b.node_id for b in brokers if b.draining}
@@ -47,8 +47,9 @@ def test_plans_respect_draining_and_the_move_limit(
         except NoBrokerLeft:
             return
         raise AssertionError("a plan with nowhere to go")
-    moves = plan(brokers, partitions, max_moves)
-    assert plan(list(reversed(brokers)), partitions, max_moves) == moves  # deterministic
+    moves = plan(brokers, partitions, max_moves, spread_idle=spread_idle)
+    again = plan(list(reversed(brokers)), partitions, max_moves, spread_idle=spread_idle)
+    assert again == moves  # deterministic
     assert len({m.key for m in moves}) == len(moves)  # each partition at most once
     assert all(m.target not in draining and m.target != m.source for m in moves)
     drained = [m for m in moves if m.source in draining]
@@ -139,3 +140,27 @@ def test_the_meter_averages_each_partitions_bytes_per_second() -> None:
     assert (document["in"], document["out"]) == (1000, 500)
     logs.pop(0)  # moved away: forgotten
     assert json.loads(meter.document(601.0)) == {"in": 0, "out": 0, "partitions": []}
+
+
+def test_idle_partitions_are_spread_by_count_when_asked() -> None:
+    """Failovers leave idle partitions (coordinator shards, quiet topics) wherever they
+    landed and no load moves them back: `cluster rebalance` spreads them by count."""
+    brokers = [Broker(1, "a"), Broker(2, "a"), Broker(3, "b")]
+    partitions = [Led(("__consumer_offsets", i), 3, 0.0) for i in range(9)]
+    assert plan(brokers, partitions, 50) == []  # load alone: nothing to balance
+    moves = plan(brokers, partitions, 50, spread_idle=True)
+    counts = {n: 0 for n in (1, 2, 3)}
+    for led in _after(partitions, moves):
+        counts[led.leader] += 1
+    assert counts == {1: 3, 2: 3, 3: 3}
+    assert all(m.load == 0.0 and m.source == 3 for m in moves)
+    assert len(plan(brokers, partitions, 2, spread_idle=True)) == 2  # the limit holds
+    # Spread already: nothing.
+    assert plan(brokers, _after(partitions, moves), 50, spread_idle=True) == []
+
+
+def test_a_drain_of_idle_partitions_spreads_them() -> None:
+    brokers = [Broker(1, None, draining=True), Broker(2, None), Broker(3, None)]
+    partitions = [Led(("t", i), 1, 0.0) for i in range(6)]
+    moves = plan(brokers, partitions, 0, draining_only=True)
+    assert sorted(m.target for m in moves) == [2, 2, 2, 3, 3, 3]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from contextplane import limits
 from contextplane.clock import ManualClock
 from contextplane.errors import KafkaError
 from contextplane.metadata.records import ReplicaRanges
@@ -20,6 +21,7 @@ from contextplane.protocol.control_records import marker_batch
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import TRANSACTIONAL_BIT, parse_header, split_batches
 from contextplane.settings import Settings
+from contextplane.storage.aborted_reads import aborted_between, aborted_overlapping
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
@@ -195,6 +197,41 @@ def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions
             assert mirror.aborted == [AbortedTxn(2, 1, 3), AbortedTxn(3, 4, 6)]
             committed = await replicas.read(mirror, 4, 1 << 20, True, committed=True)
             assert [b.base_offset for b in map(parse_header, committed)] == [4, 5, 6]
+        finally:
+            await engine.close()
+            await engine.metadata.close()
+
+    asyncio.run(run())
+
+
+def test_past_the_bound_the_mirror_and_the_leader_read_old_aborted_ones_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ABORTED_TXNS_IN_MEMORY_MAX aborted transactions in memory (2 here), on the
+    leader and on a read replica's mirror alike: the rest are read from the store when a
+    read goes below them, so both still list all five."""
+    monkeypatch.setattr(limits, "ABORTED_TXNS_IN_MEMORY_MAX", 2)
+    every = [AbortedTxn(10 + k, 2 * k, 2 * k + 1) for k in range(5)]
+
+    async def run() -> None:
+        engine = await leader(tmp_path)
+        replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, ManualClock())
+        partition = engine.partitions[("t", 0)]
+        try:
+            for k in range(5):
+                await engine.append(partition, txn_batch(10 + k, 0, b"aborted")).durable
+                await engine.append(partition, marker(10 + k, commit=False)).durable
+                assert await engine.upload_once() > 0
+            transactions = partition.transactions
+            assert len(transactions.aborted) <= 2 and transactions.stored_before > 0
+            assert await aborted_overlapping(engine.metadata, partition, 0, 10) == every
+            assert await aborted_overlapping(engine.metadata, partition, 5, 10) == every[2:]
+            mirror = await replicas.mirror("t", 0)
+            assert len(mirror.aborted) <= 2 and mirror.stored_before > 0
+            found = await aborted_between(
+                engine.metadata, mirror.stream_id, mirror.aborted, mirror.stored_before, 0, 10
+            )
+            assert found == every
         finally:
             await engine.close()
             await engine.metadata.close()

@@ -163,11 +163,12 @@ def _report(args: argparse.Namespace, moves: list[Move], status: str, **extra: A
             }
         )
         return
-    print_table(
-        ("PARTITION", "FROM", "TO", "LOAD B/S"),
-        [(f"{m.key[0]}-{m.key[1]}", m.source, m.target, round(m.load)) for m in moves],
-    )
-    print(f"{len(moves)} moves {status}")
+    if moves:  # no header over nothing
+        print_table(
+            ("PARTITION", "FROM", "TO", "LOAD B/S"),
+            [(f"{m.key[0]}-{m.key[1]}", m.source, m.target, round(m.load)) for m in moves],
+        )
+    print(f"{len(moves)} {'move' if len(moves) == 1 else 'moves'} {status}")
 
 
 def _rebalance(args: argparse.Namespace) -> int:
@@ -175,7 +176,7 @@ def _rebalance(args: argparse.Namespace) -> int:
     try:
         brokers, partitions = _current(admin)
         try:
-            moves = plan(brokers, partitions, args.max_moves)
+            moves = plan(brokers, partitions, args.max_moves, spread_idle=True)
         except NoBrokerLeft as exc:
             raise CommandError(str(exc)) from None
         if not args.dry_run:

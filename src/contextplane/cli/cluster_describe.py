@@ -1,12 +1,14 @@
 """`contextplane cluster describe`: the brokers a cluster lists (DescribeCluster), each
-with its node id, endpoint, rack and whether it is the controller, as
-`kafka-cluster.sh` and `rpk cluster info` show them."""
+with its node id, endpoint, rack, whether it is the controller, as `kafka-cluster.sh`
+and `rpk cluster info` show them, and its state (`live`, `draining`, `shutting_down`:
+the balancer's `contextplane.broker.state` config, as `cluster drain` sets it)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from contextplane.cli.cluster_balance import BROKER_RESOURCE, STATE
 from contextplane.cli.kafka_client import (
     add_connection_arguments,
     answer,
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     admin, _ = connect_admin(args)
     cluster = answer(admin.describe_cluster(), "the cluster")
-    controller = _controller(args)
+    controller, states = _controller_and_states(args, [node.id for node in cluster.nodes])
     brokers = [
         {
             "node_id": node.id,
@@ -39,6 +41,7 @@ def _describe(args: argparse.Namespace) -> int:
             "port": node.port,
             "rack": node.rack,
             "controller": node.id == controller,
+            "state": states.get(node.id),
         }
         for node in sorted(cluster.nodes, key=lambda n: n.id)
     ]
@@ -48,13 +51,14 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"cluster {cluster.cluster_id}")
     print()
     print_table(
-        ("NODE", "ENDPOINT", "RACK", "CONTROLLER"),
+        ("NODE", "ENDPOINT", "RACK", "CONTROLLER", "STATE"),
         [
             (
                 b["node_id"],
                 f"{b['host']}:{b['port']}",
                 b["rack"] or "-",
                 "yes" if b["controller"] else "",
+                b["state"] or "-",
             )
             for b in brokers
         ],
@@ -62,18 +66,34 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _controller(args: argparse.Namespace) -> int | None:
-    """The node holding the controller's lease, from a DescribeCluster request: a
-    broker's Metadata (which librdkafka's describe_cluster reads) names the broker asked,
-    as a KRaft broker names a live broker, since every broker takes admin requests."""
-    from kafka.protocol.admin import DescribeClusterRequest
+def _controller_and_states(
+    args: argparse.Namespace, nodes: list[int]
+) -> tuple[int | None, dict[int, str]]:
+    """The node holding the controller's lease, from a DescribeCluster request (a
+    broker's Metadata, which librdkafka's describe_cluster reads, names the broker asked,
+    as a KRaft broker names a live broker, since every broker takes admin requests), and
+    each broker's state (None: a cluster that does not describe it, such as Kafka)."""
+    from kafka.protocol.admin import DescribeClusterRequest, DescribeConfigsRequest
 
     from contextplane.cli import protocol_admin
 
-    request = DescribeClusterRequest[0](include_cluster_authorized_operations=False)
     admin = protocol_admin.connect(args)
     try:
-        answered = protocol_admin.send(admin, request, "the cluster's controller")
+        cluster = DescribeClusterRequest[0](include_cluster_authorized_operations=False)
+        answered = protocol_admin.send(admin, cluster, "the cluster's controller")
+        configs = DescribeConfigsRequest(
+            resources=[(BROKER_RESOURCE, str(node), [STATE]) for node in sorted(nodes)],
+            include_synonyms=False,
+        )
+        described = protocol_admin.send(admin, configs, "the brokers' states").results
     finally:
         admin.close()
-    return None if answered.controller_id < 0 else int(answered.controller_id)
+    states = {
+        int(result.resource_name): str(config.value)
+        for result in described
+        if result.error_code == 0
+        for config in result.configs
+        if config.name == STATE and config.value
+    }
+    controller = None if answered.controller_id < 0 else int(answered.controller_id)
+    return controller, states

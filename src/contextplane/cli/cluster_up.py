@@ -7,6 +7,7 @@ again."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -182,6 +183,7 @@ def _table(cluster: LocalCluster, took: float, restart_after: float | None) -> s
     where = "removed at exit" if cluster.temporary else "kept for the next `up --dir`"
     first = cluster.brokers[0]
     last = cluster.brokers[-1]
+    program = _program()
     rows = [f"{'node':<6}{'bootstrap':<18}{'rack':<6}{'pid':<9}metrics"]
     rows += [
         f"{b.node_id:<6}{b.bootstrap:<18}{b.rack:<6}{b.pid!s:<9}"
@@ -201,20 +203,31 @@ def _table(cluster: LocalCluster, took: float, restart_after: float | None) -> s
             "",
             "try failover: kill -9 a broker; once its lease lapses (broker.session.timeout.ms,"
             f" 6 s) and the controller sees it, {_failover(first.settings)}:",
-            f"  contextplane topic create demo -p 6 --bootstrap-server {first.bootstrap}"
+            f"  {program} topic create demo -p 6 --bootstrap-server {first.bootstrap}"
             + ("" if cluster.temporary else "   # once: topics stay in the --dir"),
             f"  kill -9 {first.pid}",
-            f"  contextplane topic describe demo --bootstrap-server {last.bootstrap}",
+            f"  {program} topic describe demo --bootstrap-server {last.bootstrap}",
             *(
                 [f"  (it is started again {restart_after:g} s after it exits: --restart-after)"]
                 if restart_after is not None
                 else []
             ),
-            f"try a move:  contextplane partitions move demo-0 --to {last.node_id} --wait"
+            f"try a move:  {program} partitions move demo-0 --to {last.node_id} --wait"
             f" --bootstrap-server {last.bootstrap}",
             "Ctrl-C stops everything (brokers first).",
         ]
     )
+
+
+def _program() -> str:
+    """How a shell runs this command-line tool: `contextplane` when that name finds this
+    installation's, else its path (`scripts/cluster-up` runs `.venv/bin/contextplane`,
+    whose directory a new shell does not have on PATH)."""
+    here = Path(sys.executable).parent / "contextplane"
+    found = shutil.which("contextplane")
+    if found is not None and (not here.exists() or Path(found).resolve() == here.resolve()):
+        return "contextplane"
+    return str(here) if here.exists() else "contextplane"
 
 
 def _failover(settings: Mapping[str, str]) -> str:

@@ -269,7 +269,9 @@ def _consume(args: argparse.Namespace) -> int:
             consumer.subscribe([args.topic], on_assign=lambda *_: clock.assigned())
         else:
             clock.assigned()
-            consumer.assign(start_positions(consumer, args, topic, when_ms))
+            positions = start_positions(consumer, args, topic, when_ms)
+            _warn_offline(args.topic, topic, [tp.partition for tp in positions])
+            consumer.assign(positions)
         ctrl_c_default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if ctrl_c_default:
             # Ctrl-C while records print stops the loop between records, not inside one:
@@ -287,6 +289,20 @@ def _consume(args: argparse.Namespace) -> int:
         consumer.close()  # with -g: commits what was printed
     print(f"Processed a total of {printed.count} messages", file=sys.stderr)
     return 0
+
+
+def _warn_offline(name: str, topic: Any, partitions: list[int]) -> None:
+    """One stderr line naming the partitions read that have no leader now (a broker gone
+    with records only in its local WAL): nothing comes from them until one takes them,
+    which would otherwise look like an empty partition."""
+    offline = [p for p in partitions if topic.partitions[p].leader < 0]
+    if offline:
+        listed = ", ".join(map(str, offline))
+        print(
+            f"topic {name!r}: partition{'s' if len(offline) > 1 else ''} {listed} "
+            "without a leader (offline): nothing is read from them until one takes them",
+            file=sys.stderr,
+        )
 
 
 def start_positions(

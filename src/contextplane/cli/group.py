@@ -7,6 +7,7 @@ has members)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from contextplane.cli import group_reset
@@ -18,6 +19,7 @@ from contextplane.cli.kafka_client import (
     connect_admin,
     run_command,
 )
+from contextplane.cli.list_offsets import CONNECT_PROBE_S, listening
 from contextplane.cli.output import add_output_argument, print_json, print_table
 from contextplane.cli.topic import log_offsets
 
@@ -52,19 +54,48 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    admin, _ = connect_admin(args)
-    result = answer(admin.list_consumer_groups(), "list groups")
-    if result.errors:
-        raise CommandError(f"list groups: {result.errors[0]}")
-    groups = sorted(
-        ({"group": g.group_id, "state": state_name(g.state)} for g in result.valid),
-        key=lambda g: g["group"],
-    )
+    admin, metadata = connect_admin(args)
+    brokers = dict(metadata.brokers)
+    reachable = listening(brokers, CONNECT_PROBE_S)
+    if len(reachable) < len(brokers):
+        groups = _listed_by(args, sorted(reachable), sorted(set(brokers) - reachable))
+    else:
+        result = answer(admin.list_consumer_groups(), "list groups")
+        if result.errors:
+            raise CommandError(f"list groups: {result.errors[0]}")
+        groups = [{"group": g.group_id, "state": state_name(g.state)} for g in result.valid]
+    groups.sort(key=lambda g: g["group"])
     if args.output == "json":
         print_json({"groups": groups})
     else:
         print_table(("GROUP", "STATE"), [(g["group"], g["state"]) for g in groups])
     return 0
+
+
+def _listed_by(args: argparse.Namespace, nodes: list[int], away: list[int]) -> list[dict[str, str]]:
+    """The consumer groups of the brokers that take connections (ListGroups to each,
+    through kafka-python): librdkafka asks every listed broker and, for one refusing
+    connections (killed, its lease not lapsed yet), reconnects without back-off until
+    its 30 s timeout. The others' groups, whose coordinator is moving, are not listed."""
+    from contextplane.cli import protocol_admin
+
+    listed = ", ".join(map(str, away))
+    print(
+        f"broker{'s' if len(away) > 1 else ''} {listed} not reachable: the groups they"
+        " coordinate are not listed",
+        file=sys.stderr,
+    )
+    admin = protocol_admin.connect(args)
+    try:
+        found = admin.list_groups(broker_ids=nodes, types_filter=["classic", "consumer"])
+    except Exception as exc:  # noqa: BLE001 - kafka-python's errors, named
+        raise CommandError(f"list groups: {exc}") from None
+    finally:
+        admin.close()
+    return [
+        {"group": str(g["group_id"]), "state": str(g.get("group_state") or "Unknown")}
+        for g in found
+    ]
 
 
 def _describe(args: argparse.Namespace) -> int:

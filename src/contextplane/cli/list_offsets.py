@@ -64,12 +64,12 @@ def list_offsets(
             offsets.missing[(tp.topic, tp.partition)] = "no leader"
         else:
             by_leader.setdefault(partition.leader, []).append(tp)
-    listening = _listening(
+    taking = listening(
         {node: metadata.brokers[node] for node in by_leader}, min(CONNECT_PROBE_S, timeout_s)
     )
     futures: list[tuple[int, Any, Any]] = []
     for node, led in by_leader.items():
-        if node not in listening:
+        if node not in taking:
             for tp in led:
                 offsets.missing[(tp.topic, tp.partition)] = f"leader {node} not reachable"
             continue
@@ -99,7 +99,7 @@ def list_offsets(
     return offsets
 
 
-def _listening(brokers: dict[int, Any], timeout_s: float) -> set[int]:
+def listening(brokers: dict[int, Any], timeout_s: float) -> set[int]:
     """The nodes of `brokers` (BrokerMetadata) that take a TCP connection within
     `timeout_s`, all tried at once."""
     if not brokers:

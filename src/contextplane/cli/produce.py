@@ -143,9 +143,24 @@ def _produce(args: argparse.Namespace, lines: BinaryIO) -> int:
         return fail(
             "produce",
             f"topic {args.topic!r}: {unacknowledged} records not acknowledged within "
-            f"{FLUSH_TIMEOUT_S:.0f} s",
+            f"{FLUSH_TIMEOUT_S:.0f} s{_leaderless(producer, args)}",
         )
     return 0
+
+
+def _leaderless(producer: Any, args: argparse.Namespace) -> str:
+    """Why records may have waited: the partitions written that have no leader now (a
+    broker gone with records only in its local WAL), as a clause; "" when none."""
+    try:
+        topic = producer.list_topics(args.topic, timeout=5).topics[args.topic]
+    except Exception:  # noqa: BLE001 - the reason is a hint; the failure is reported anyway
+        return ""
+    written = [args.partition] if args.partition is not None else sorted(topic.partitions)
+    offline = [p for p in written if p in topic.partitions and topic.partitions[p].leader < 0]
+    if not offline:
+        return ""
+    listed = ", ".join(map(str, offline))
+    return f" (partition{'s' if len(offline) > 1 else ''} {listed} without a leader: offline)"
 
 
 def _line(

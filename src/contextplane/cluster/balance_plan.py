@@ -4,13 +4,18 @@ function of the brokers, who leads what and the measured load (cluster/load.py),
 the moves as AlterPartitionReassignments.
 
 - Drain: every partition led by a draining broker goes to the least loaded broker that
-  is not draining, one of the source's rack when the rack has one, the heaviest
-  partitions first so the spread stays even.
+  is not draining (of those, the one leading fewest partitions: idle partitions carry no
+  load and would all go to one), one of the source's rack when the rack has one, the
+  heaviest partitions first so the spread stays even.
 - Rebalance: at most `max_moves` moves, each taking one partition off the most loaded
   broker to the one that leaves the larger of the two lowest; a move within the source's
   rack is taken whenever one lowers that broker's load, one across racks only when none
   does. It stops when no move lowers the most loaded broker's load: the largest
-  broker's load never grows, and a partition moves at most once per plan.
+  broker's load never grows, and a partition moves at most once per plan. Then, with
+  `spread_idle` (`cluster rebalance`), within the same `max_moves`: partitions without
+  load (a coordinator shard, a quiet topic) from the broker leading most to the one
+  leading fewest, same rack first, until the counts differ by at most one (failovers
+  leave them wherever they landed, and no load ever moves them back).
 
 Load is bytes in plus out per second. A broker's load is the sum of its partitions' plus
 what it measured beyond the partitions it listed (`Broker.unlisted`), which no move
@@ -93,24 +98,31 @@ def plan(
     partitions: Sequence[Led],
     max_moves: int,
     draining_only: bool = False,
+    spread_idle: bool = False,
 ) -> list[Move]:
     """The moves of one run: every partition off the draining brokers, then (unless
-    `draining_only`) up to `max_moves` balancing moves among the others."""
+    `draining_only`) up to `max_moves` balancing moves among the others: by load, then
+    (`spread_idle`) idle partitions by count."""
     racks = {b.node_id: b.rack for b in brokers}
     eligible = sorted(b.node_id for b in brokers if not b.draining)
     loads = broker_loads(brokers, partitions)
     leaders = {led.key: led.leader for led in partitions}
     draining = {b.node_id for b in brokers if b.draining}
     moves: list[Move] = []
+    counts = dict.fromkeys(eligible, 0)
+    for led in partitions:
+        if led.leader in counts:
+            counts[led.leader] += 1
     off = [led for led in partitions if led.leader in draining]
     if off and not eligible:
         raise NoBrokerLeft("every broker is draining: nowhere to move their partitions")
     for led in sorted(off, key=lambda p: (-p.load, p.key)):
         same = [n for n in eligible if racks[n] == racks[led.leader]]
-        target = min(same or eligible, key=lambda n: (loads[n], n))
+        target = min(same or eligible, key=lambda n: (loads[n], counts[n], n))
         moves.append(Move(led.key, led.leader, target, led.load))
         loads[led.leader] -= led.load
         loads[target] += led.load
+        counts[target] += 1
         leaders[led.key] = target
     if draining_only or len(eligible) < 2:
         return moves
@@ -123,15 +135,56 @@ def plan(
             by_leader[leaders[led.key]].append((led.load, led.key))
     for held in by_leader.values():
         held.sort()
-    for _ in range(max(max_moves, 0)):
+    left = max(max_moves, 0)
+    for _ in range(left):
         move = _best_move(eligible, racks, loads, by_leader)
         if move is None:
             break
         moves.append(move)
         loads[move.source] -= move.load
         loads[move.target] += move.load
+        counts[move.source] -= 1
+        counts[move.target] += 1
+        leaders[move.key] = move.target
         held = by_leader[move.source]
         held.pop(bisect.bisect_left(held, (move.load, move.key)))
+        left -= 1
+    if spread_idle:
+        moves += _spread_idle(partitions, leaders, counts, racks, moved, left)
+    return moves
+
+
+def _spread_idle(
+    partitions: Sequence[Led],
+    leaders: Mapping[PartitionKey, int],
+    counts: dict[int, int],
+    racks: Mapping[int, str | None],
+    moved: set[PartitionKey],
+    left: int,
+) -> list[Move]:
+    """Up to `left` moves of partitions without load (none moved yet in the plan) from
+    the broker leading most to the one leading fewest (same rack first), while the
+    counts differ by more than one; loads stay as they are."""
+    idle: dict[int, list[PartitionKey]] = {n: [] for n in counts}
+    for led in sorted(partitions, key=lambda p: p.key, reverse=True):
+        leader = leaders[led.key]
+        if led.load == 0 and led.key not in moved and leader in idle:
+            idle[leader].append(led.key)
+    moves: list[Move] = []
+    while len(moves) < left:
+        holders = [n for n in counts if idle[n]]
+        if not holders:
+            break
+        source = max(holders, key=lambda n: (counts[n], -n))
+        fewest = min(counts.values())
+        if counts[source] - fewest <= 1:
+            break
+        lowest = [n for n in counts if counts[n] == fewest]
+        same = [n for n in lowest if racks[n] == racks[source]]
+        target = min(same or lowest)
+        moves.append(Move(idle[source].pop(), source, target, 0.0))
+        counts[source] -= 1
+        counts[target] += 1
     return moves
 
 

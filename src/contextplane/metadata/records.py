@@ -115,6 +115,8 @@ class ReplicaRanges:
     ranges: list[RangeRecord]  # those starting at or after the offset asked, in order
     open_first: int | None = None  # the first offset of the oldest open transaction
     aborted: list[AbortedRow] = field(default_factory=list)  # by last offset, those asked
+    # Whether older ones than `aborted`'s were asked for too (only the latest are read).
+    aborted_truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

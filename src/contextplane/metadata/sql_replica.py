@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextplane import limits
 from contextplane.metadata.records import RangeRecord, ReplicaRanges
 from contextplane.metadata.sql_db import Db
 
@@ -38,15 +39,20 @@ def replica_ranges(
         " WHERE stream_id=? AND txn_first_offset IS NOT NULL",
         (stream_id,),
     ).fetchone()
+    # The latest ABORTED_TXNS_IN_MEMORY_MAX asked (and one more: whether there are older).
     aborted = db.execute(
         "SELECT producer_id, first_offset, last_offset FROM aborted_transactions"
-        " WHERE stream_id=? AND last_offset >= ? ORDER BY last_offset",
-        (stream_id, aborted_since),
-    ).fetchall()
+        " WHERE stream_id=? AND last_offset >= ? ORDER BY last_offset DESC LIMIT ?",
+        (stream_id, aborted_since, limits.ABORTED_TXNS_IN_MEMORY_MAX + 1),
+    ).fetchall()[::-1]
+    truncated = len(aborted) > limits.ABORTED_TXNS_IN_MEMORY_MAX
+    if truncated:
+        aborted = aborted[1:]
     return ReplicaRanges(
         stream_id,
         row[1],
         [RangeRecord(*r) for r in rows],
         None if open_first is None or open_first[0] is None else int(open_first[0]),
         [(int(a[0]), int(a[1]), int(a[2])) for a in aborted],
+        truncated,
     )

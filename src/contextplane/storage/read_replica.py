@@ -30,6 +30,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from contextplane import limits
 from contextplane.clock import Clock
 from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
@@ -70,6 +71,9 @@ class Mirror:
     refreshing: asyncio.Future[None] | None = None
     open_first: int | None = None  # the oldest open transaction's first offset, stored
     aborted: list[AbortedTxn] = field(default_factory=list)  # stored, by last offset
+    # Aborted transactions ending before this are read from the store when a fetch needs
+    # them (0: `aborted` holds all): the mirror keeps at most ABORTED_TXNS_IN_MEMORY_MAX.
+    stored_before: int = 0
     # Record bytes fetched from here, counted by the Fetch handler as for a led partition;
     # the heartbeat's load reports led partitions only (cluster/load.py).
     bytes_out: int = 0
@@ -208,7 +212,7 @@ class ReadReplicas:
         if mirror.loaded and found.stream_id != mirror.stream_id:  # deleted and created again
             mirror.ranges.uncount()
             mirror.ranges, mirror.end_offset, mirror.loaded = ObjectRanges(), 0, False
-            mirror.aborted = []
+            mirror.aborted, mirror.stored_before = [], 0
             self._count(mirror)
             return await self._query(mirror)
         mirror.stream_id = found.stream_id
@@ -220,10 +224,19 @@ class ReadReplicas:
         mirror.loaded = True
         stable = mirror.stable_offset
         mirror.open_first = found.open_first
+        if found.aborted_truncated:  # a gap behind the latest read: memory restarts there
+            mirror.aborted = []
+            mirror.stored_before = found.aborted[0][2]
         mirror.aborted.extend(AbortedTxn(*row) for row in found.aborted)
+        if len(mirror.aborted) > limits.ABORTED_TXNS_IN_MEMORY_MAX:
+            drop = len(mirror.aborted) - limits.ABORTED_TXNS_IN_MEMORY_MAX // 2
+            mirror.stored_before = mirror.aborted[drop - 1].last_offset + 1
+            del mirror.aborted[:drop]
         mirror.log_start_offset = found.log_start_offset
         mirror.ranges.drop_below(found.log_start_offset)
         trim_aborted(mirror.aborted, found.log_start_offset)
+        if mirror.stored_before <= found.log_start_offset:
+            mirror.stored_before = 0
         mirror.end_offset = max(mirror.end_offset, found.log_start_offset)
         if mirror.stable_offset != stable:
             mirror.stable_moved_ms = now

@@ -8,7 +8,7 @@ from typing import Any
 
 from contextplane.broker.read_receipts import returned_range_of
 from contextplane.metadata.store import MetadataStore
-from contextplane.storage.aborted_reads import aborted_overlapping
+from contextplane.storage.aborted_reads import aborted_between
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.transactions_index import AbortedTxn, aborted_in, aborted_since
 
@@ -33,6 +33,27 @@ def aborted_entries(
     ]
 
 
+async def stored_aborted_entries(
+    metadata: MetadataStore,
+    stream_id: int,
+    kept: list[AbortedTxn],
+    stored_before: int,
+    fetch_offset: int,
+    chunks: bytes | Sequence[bytes | memoryview],
+) -> list[dict[str, Any]]:
+    """`aborted_entries` where memory keeps only those ending at or after
+    `stored_before` (`kept`): the rest, when the fetch reads below it, from the store."""
+    if fetch_offset >= stored_before:
+        return aborted_entries(kept, fetch_offset, chunks)
+    returned = returned_range_of(fetch_offset, chunks)
+    if returned is None:
+        return []
+    found = await aborted_between(
+        metadata, stream_id, kept, stored_before, fetch_offset, returned[1] + 1
+    )
+    return [{"producer_id": a.producer_id, "first_offset": a.first_offset} for a in found]
+
+
 async def leader_aborted_entries(
     metadata: MetadataStore,
     partition: PartitionLog,
@@ -42,10 +63,11 @@ async def leader_aborted_entries(
     """`aborted_entries` for a partition led here: its transaction index, and the store
     for what the index no longer keeps in memory (`storage/aborted_reads.py`)."""
     transactions = partition.transactions
-    if not transactions.needs_store(fetch_offset):
-        return aborted_entries(transactions.aborted, fetch_offset, chunks)
-    returned = returned_range_of(fetch_offset, chunks)
-    if returned is None:
-        return []
-    found = await aborted_overlapping(metadata, partition, fetch_offset, returned[1] + 1)
-    return [{"producer_id": a.producer_id, "first_offset": a.first_offset} for a in found]
+    return await stored_aborted_entries(
+        metadata,
+        partition.stream_id,
+        transactions.aborted,
+        transactions.stored_before,
+        fetch_offset,
+        chunks,
+    )

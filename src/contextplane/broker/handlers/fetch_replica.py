@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contextplane.broker.context import RequestContext
-from contextplane.broker.handlers.fetch_aborted import aborted_entries
+from contextplane.broker.handlers.fetch_aborted import stored_aborted_entries
 from contextplane.broker.replica_selector import is_chosen
 from contextplane.errors import KafkaError
 from contextplane.protocol.error_codes import ErrorCode
@@ -116,8 +116,13 @@ async def read(
             log_start_offset=mirror.log_start_offset,
         )
         if committed:
-            entry["aborted_transactions"] = aborted_entries(
-                mirror.aborted, wanted.fetch_offset, chunks
+            entry["aborted_transactions"] = await stored_aborted_entries(
+                ctx.log.metadata,
+                mirror.stream_id,
+                mirror.aborted,
+                mirror.stored_before,
+                wanted.fetch_offset,
+                chunks,
             )
     return read_bytes
 
