@@ -31,6 +31,7 @@ from contextplane.cli.kafka_client import (
     add_connection_arguments,
     config_from_arguments,
     kafka_error_text,
+    leaderless,
     run_command,
 )
 from contextplane.cli.output import add_output_argument
@@ -295,12 +296,11 @@ def _warn_offline(name: str, topic: Any, partitions: list[int]) -> None:
     """One stderr line naming the partitions read that have no leader now (a broker gone
     with records only in its local WAL): nothing comes from them until one takes them,
     which would otherwise look like an empty partition."""
-    offline = [p for p in partitions if topic.partitions[p].leader < 0]
+    offline = leaderless(topic, partitions)
     if offline:
-        listed = ", ".join(map(str, offline))
         print(
-            f"topic {name!r}: partition{'s' if len(offline) > 1 else ''} {listed} "
-            "without a leader (offline): nothing is read from them until one takes them",
+            f"topic {name!r}: {offline} without a leader (offline): nothing is read from"
+            " them until one takes them",
             file=sys.stderr,
         )
 

@@ -269,3 +269,12 @@ def security_config(command_config: Path | None) -> dict[str, str]:
     or none; OSError for an unreadable file, ConfigError for a property it cannot map."""
     properties = parse_properties(read_properties_text(command_config)) if command_config else {}
     return client_config(properties)
+
+
+def leaderless(topic: Any, partitions: list[int]) -> str:
+    """Of `partitions` (of a topic's metadata), those without a leader now, as text
+    ("partition 2", "partitions 1, 2"); "" when none."""
+    offline = [p for p in partitions if p in topic.partitions and topic.partitions[p].leader < 0]
+    if not offline:
+        return ""
+    return f"partition{'s' if len(offline) > 1 else ''} {', '.join(map(str, offline))}"

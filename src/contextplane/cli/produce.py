@@ -20,6 +20,7 @@ from contextplane.cli.kafka_client import (
     add_connection_arguments,
     config_from_arguments,
     kafka_error_text,
+    leaderless,
     run_command,
 )
 from contextplane.cli.output import add_output_argument, fail, print_json, print_table
@@ -156,11 +157,8 @@ def _leaderless(producer: Any, args: argparse.Namespace) -> str:
     except Exception:  # noqa: BLE001 - the reason is a hint; the failure is reported anyway
         return ""
     written = [args.partition] if args.partition is not None else sorted(topic.partitions)
-    offline = [p for p in written if p in topic.partitions and topic.partitions[p].leader < 0]
-    if not offline:
-        return ""
-    listed = ", ".join(map(str, offline))
-    return f" (partition{'s' if len(offline) > 1 else ''} {listed} without a leader: offline)"
+    offline = leaderless(topic, written)
+    return f" ({offline} without a leader: offline)" if offline else ""
 
 
 def _line(
