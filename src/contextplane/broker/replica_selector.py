@@ -49,14 +49,17 @@ def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
     return zone
 
 
-def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
+def _consumer_zone(ctx: RequestContext, request: Any, serving: bool = False) -> str | None:
     """The zone of a consumer's Fetch that may be served by a replica; None when it may
     not (selector off and no zone writes' proxy, no broker rack, an old version, a
-    replica's fetch, or a zone the client did not name)."""
+    replica's fetch, or a zone the client did not name). `serving`: asked by the broker
+    that would serve it, which stands in for its zone whenever it has a zone router (a
+    peer with the proxy on may name it)."""
     settings = ctx.settings
     # The zone writes' proxy stands in for other zones' leaders: it serves their reads.
     rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
-    if not (rack_aware or settings.zone_produce_proxy_enable) or not settings.broker_rack:
+    proxy = settings.zone_produce_proxy_enable or (serving and ctx.services.zone_router is not None)
+    if not (rack_aware or proxy) or not settings.broker_rack:
         return None
     if ctx.api_version < PREFERRED_REPLICA_FROM:
         return None
@@ -115,7 +118,7 @@ def may_serve_as_replica(ctx: RequestContext, request: Any) -> bool:
     """Whether a Fetch for a partition led elsewhere may be served here (which broker
     of the zone serves the partition: `is_chosen`): the consumer is in this broker's
     zone and may be sent to a replica."""
-    zone = _consumer_zone(ctx, request)
+    zone = _consumer_zone(ctx, request, serving=True)
     return zone is not None and zone == ctx.settings.broker_rack
 
 

@@ -54,6 +54,16 @@ class ZoneProxies:
 def client_zone(ctx: RequestContext) -> str:
     """The zone whose stand-ins this connection's Metadata lists; "" for none (the proxy
     is off here, or the client named no zone)."""
+    if not ctx.settings.zone_produce_proxy_enable:
+        return ""
+    return _served_zone(ctx)
+
+
+def _served_zone(ctx: RequestContext) -> str:
+    """The zone of the client when this broker can stand in for its zone: every broker
+    of a cluster with a rack can (the router is there with the proxy off too), so a
+    broker that another broker's Metadata names as a stand-in serves the client whether
+    or not it lists stand-ins itself (the setting turned on broker by broker)."""
     if ctx.services.zone_router is None:
         return ""
     zone = connection_zone(ctx, None)
@@ -66,7 +76,7 @@ def led_in_other_zones(
     """Of `partitions`, those this broker stands in for, for this connection: led by a
     live broker of another zone while the client is of this broker's zone; -> leader."""
     rack = ctx.settings.broker_rack
-    if not rack or client_zone(ctx) != rack:
+    if not rack or _served_zone(ctx) != rack:
         return {}
     cluster = ctx.cluster
     racks = {b.node_id: b.rack for b in cluster.registry.brokers}

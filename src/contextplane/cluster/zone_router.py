@@ -17,9 +17,14 @@ requests keep their sequence order), and a leader that stops answering holds up 
 the requests with frames for it, not the other zones' writes. A request is answered
 once every leader it names has answered. The object is deleted once every leader named
 in it has answered; one left by a crash in between is deleted by the orphan sweep's age
-rule. Waiting frames are bounded (QUEUED_BYTES_MAX, released when their round is done):
-past it a request waits for room, within its own timeout; rounds in flight are bounded
-too (ROUNDS_IN_FLIGHT_MAX).
+rule. Frames waiting for their round's object are bounded (QUEUED_BYTES_MAX): past it a
+request waits for room, within its own timeout. Once the object is written the frames
+live there, not in memory, so their room is freed then: a stopped leader's rounds wait
+for its answers without holding the queue every zone writes through. Rounds in flight
+are bounded too (ROUNDS_IN_FLIGHT_MAX), and once a call to a leader fails for want of
+an answer, the calls queued behind it to that leader fail at once (NOT_LEADER_OR_FOLLOWER:
+the client asks Metadata, which names the real leader) rather than each wait the peer
+timeout in turn.
 """
 
 from __future__ import annotations
@@ -82,6 +87,10 @@ class _Request:
 
     def __post_init__(self) -> None:
         self.size = sum(len(frame) for frame in self.frames.values())
+
+    def written(self) -> None:
+        """The frames are in the round's object: their bytes are not kept here."""
+        self.frames = dict.fromkeys(self.frames, b"")
 
     def reply(self, leader: int, answer: FrameAnswer) -> None:
         """One leader's answer; the request is answered once every leader's is in."""
@@ -159,6 +168,10 @@ class ZoneRouter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         request = _Request(frames, principal, client_address, loop.create_future())
+        unreachable = self.unreachable.nodes().intersection(frames)
+        if unreachable:  # the client asks Metadata again, which names the real leader
+            message = f"node {min(unreachable)} is not reachable from this zone's broker"
+            return _answered(_all(frames, ErrorCode.not_leader_or_follower, message))
         try:
             async with asyncio.timeout_at(deadline):
                 async with self._room:
@@ -198,7 +211,9 @@ class ZoneRouter:
                 key, calls = None, []
                 for request in taken:
                     request.fail(ErrorCode.unknown_server_error, repr(exc))
-            finishing = asyncio.create_task(self._finish_round(taken, size, key, calls))
+            finally:
+                await self._release(size)
+            finishing = asyncio.create_task(self._finish_round(taken, key, calls))
             self._finishing.add(finishing)
             finishing.add_done_callback(self._finishing.discard)
             if calls:
@@ -237,6 +252,10 @@ class ZoneRouter:
             for request in taken:
                 request.fail(ErrorCode.kafka_storage_error, f"{key}: {exc}")
             return None, []
+        finally:
+            parts.clear()
+            for request in taken:
+                request.written()
         self.objects_written += 1
         calls = []
         for leader, entries in by_leader.items():
@@ -252,10 +271,15 @@ class ZoneRouter:
         if self._tails.get(leader) is call:
             del self._tails[leader]
 
+    async def _release(self, size: int) -> None:
+        async with self._room:
+            self._queued_bytes -= size
+            self._room.notify_all()
+
     async def _finish_round(
-        self, taken: list[_Request], size: int, key: str | None, calls: list[asyncio.Task[None]]
+        self, taken: list[_Request], key: str | None, calls: list[asyncio.Task[None]]
     ) -> None:
-        """Once every leader of the round answered: the object deleted, its room freed."""
+        """Once every leader of the round answered: the object deleted."""
         try:
             await asyncio.gather(*calls, return_exceptions=True)
             for request in taken:  # a call that failed unexpectedly answered nobody
@@ -267,9 +291,6 @@ class ZoneRouter:
                     log.info("zone router object %s not deleted: %s", key, exc)
         finally:
             self._in_flight.release()
-            async with self._room:
-                self._queued_bytes -= size
-                self._room.notify_all()
 
     async def _call_after(
         self,
@@ -281,7 +302,12 @@ class ZoneRouter:
         if previous is not None:
             await asyncio.wait([previous])  # its outcome is its own requests' business
         try:
-            result = await self._call(leader, key, entries)
+            if leader in self.unreachable.nodes():
+                # A call before this one went unanswered: this one would wait as long.
+                message = f"node {leader} did not answer this zone's broker"
+                result = [FrameAnswer(ErrorCode.not_leader_or_follower, message)] * len(entries)
+            else:
+                result = await self._call(leader, key, entries)
         except Exception as exc:  # noqa: BLE001 - answered, never left waiting
             log.warning("zone produce to node %d failed: %r", leader, exc)
             result = [FrameAnswer(ErrorCode.unknown_server_error, repr(exc))] * len(entries)
