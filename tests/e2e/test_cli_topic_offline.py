@@ -9,7 +9,9 @@ lease lapsed (no leader), the command exits 0 and prints every partition: broker
 with their offsets, broker 2's with their offsets unknown ("-", null in JSON), and one
 line on stderr naming them; within its 5 s offsets timeout, and without spinning: a
 leader refusing connections is not handed to librdkafka, which reconnects to it without
-back-off (before: 10.3 s, 9.6 s of CPU, per run).
+back-off (before: 10.3 s, 9.6 s of CPU, per run). A `partitions move --wait` of such a
+partition says what the move waits for when its timeout runs out (before: "still
+moving").
 """
 
 from __future__ import annotations
@@ -102,6 +104,19 @@ def test_describe_lists_an_offline_partition_without_offsets(
                 assert rows[p]["leader"] == (None if stage == "lease lapsed" else 2), stage
             assert "offline or not answering" in run.err, (stage, run.err)
             assert ", ".join(map(str, on_two)) in run.err, (stage, run.err)
+            if stage != "stopped":
+                # A move of such a partition says what it waits for when --wait runs out.
+                move = contextplane(
+                    "partitions", "move", f"{TOPIC}-{on_two[0]}", "--to", "1", "--wait",
+                    "--timeout", "2", "--bootstrap-server", one.bootstrap,
+                )  # fmt: skip
+                assert move.status == 1, (stage, move.out, move.err)
+                waits = (
+                    "broker 2 leads it but takes no connection (stopped or killed)"
+                    if stage == "killed, lease live"
+                    else "the partition has no leader (offline)"
+                )
+                assert waits in move.err and "once that broker is back" in move.err, move.err
             if stage == "killed, lease live":
                 # A reset needs every offset: it fails at once, naming the partition.
                 reset, took_s, cpu_s = _timed(

@@ -19,6 +19,7 @@ from contextplane.cli.protocol_admin import connect, error_text, response_error
 from contextplane.clock import SystemClock
 
 _POLL_S = 0.1
+_PROBE_S = 2.0  # how long a leader has to take a TCP connection
 _CLOCK = SystemClock()
 
 
@@ -118,11 +119,34 @@ def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what:
     monotonic `deadline_ms`)."""
     while True:
         listed = admin.list_partition_reassignments({topic: [index]})
-        if not listed and _leader(admin, topic, index) == node:
+        leader = _leader(admin, topic, index)
+        if not listed and leader == node:
             return
         if _CLOCK.monotonic_ms() >= deadline_ms:
-            raise CommandError(f"{what}: not done when --timeout ran out (still moving)")
+            why = _why(admin, listed, leader)
+            raise CommandError(f"{what}: not done when --timeout ran out ({why})")
         time.sleep(_POLL_S)
+
+
+def _why(admin: Any, listed: Any, leader: int) -> str:
+    """What a move not done in time is waiting for, as the cluster shows it now."""
+    from contextplane.cli.list_offsets import listening
+
+    waits = (
+        "the move goes on once the target can open it: after that broker's session expires"
+        " (sooner with an object WAL), or, where its local WAL holds records not yet"
+        " uploaded, once that broker is back (`contextplane cluster describe` lists the"
+        " live brokers)"
+    )
+    if leader == -1:
+        offline = "the partition has no leader (offline): its broker stopped without handing it"
+        return f"{offline} over; {waits}"
+    broker = admin._client.cluster.broker_metadata(leader)
+    if broker is not None and not listening({leader: broker}, _PROBE_S):
+        return f"broker {leader} leads it but takes no connection (stopped or killed); {waits}"
+    if listed:
+        return f"still moving: broker {leader} leads it and has not handed it over yet"
+    return f"the move is no longer listed but broker {leader} leads the partition"
 
 
 def _leader(admin: Any, topic: str, index: int) -> int:
