@@ -222,6 +222,11 @@ def test_cluster_up_serves_fails_over_and_stops_everything() -> None:
         # Back in the cluster: listed by a survivor, and it takes requests.
         wait_until(lambda: victim in listed(survivor), 30, f"broker {victim} listed again")
         assert len(consume(brokers[victim][0], "demo", len(sent))) >= len(sent)
+        # A broker stopped cleanly (SIGTERM) is not started again: restarts are on failure.
+        stopped = next(n for n in brokers if n != victim)
+        os.kill(brokers[stopped][2], signal.SIGTERM)
+        wait_until(lambda: f"broker {stopped} (pid" in up.text(), 60, "the clean stop reported")
+        assert "exited (0); stopped cleanly, so not started again" in up.text(), up.text()
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(timeout=180) == 0
     assert not directory.exists()

@@ -57,8 +57,9 @@ def add_parser(what: Any) -> None:
         "--restart-after",
         type=float,
         metavar="SECONDS",
-        help="start a broker that exited (killed, crashed) again this long after, with its"
-        " node id, port and data directory (default: reported, not restarted)",
+        help="start a broker that failed (killed, crashed; not one stopped cleanly) again"
+        " this long after, with its node id, port and data directory (default: reported,"
+        " not restarted)",
     )
 
 
@@ -148,8 +149,9 @@ def _serve(cluster: LocalCluster, stop: threading.Event, restart_after: float | 
 
 
 class Restarts:
-    """Reports each broker that exits and, with `--restart-after`, starts it again that
-    long after (a crash loop restarts at that pace), saying when it serves again."""
+    """Reports each broker that exits and, with `--restart-after`, starts one that failed
+    (a non-zero status: killed, crashed) again that long after (a crash loop restarts at
+    that pace), saying when it serves again; one stopped cleanly stays stopped."""
 
     def __init__(self, after_s: float | None) -> None:
         self._after_s = after_s
@@ -164,7 +166,11 @@ class Restarts:
             broker.exit_reported = True
             self._starting.discard(node)
             then = ""
-            if self._after_s is not None:
+            if self._after_s is not None and status == 0:
+                # Restarted on failure only, as systemd's Restart=on-failure: a broker
+                # stopped on purpose (SIGTERM, a controlled shutdown) stays stopped.
+                then = "; stopped cleanly, so not started again"
+            elif self._after_s is not None:
                 self._due[node] = now_s + self._after_s
                 then = f"; starting it again in {self._after_s:g} s"
             print(f"broker {node} (pid {broker.pid}) exited ({status}){then}", flush=True)
