@@ -42,15 +42,15 @@ class ScriptedPeers:
         return SimpleNamespace(topics=answer)
 
 
-def context(peers: ScriptedPeers, local: dict[str, int]) -> Any:
+def context(peers: ScriptedPeers, local: dict[str, int], leader: int = 1) -> Any:
     """A request context on node 1 whose own view holds `local` (topic -> partitions),
-    every partition led."""
+    every partition led by `leader` (-1: none)."""
     records = {name: SimpleNamespace(partitions=count) for name, count in local.items()}
     cluster = SimpleNamespace(
         peers=peers,
         node_id=1,
         registry=SimpleNamespace(reachable_ids=frozenset({1, *peers.answers})),
-        leaders=SimpleNamespace(listed=lambda name, index: (1, 0)),
+        leaders=SimpleNamespace(listed=lambda name, index: (leader, 0)),
     )
     return SimpleNamespace(
         cluster=cluster,
@@ -101,3 +101,26 @@ def test_nothing_is_asked_on_a_broker_alone_or_for_no_change() -> None:
     peers = ScriptedPeers({2: [[topic("t", 1)]]})
     asyncio.run(until_shown(context(peers, {}), {}))
     assert peers.asked == {2: 0}
+
+
+def test_once_a_peer_cannot_be_asked_partitions_need_to_be_listed_not_led(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Broker 3 killed while its lease lasts: the partitions placed on it get no leader
+    until the lease lapses. Broker 2 lists them without a leader, as this broker does;
+    the wait ends at once instead of at its bound (before: the whole bound)."""
+    monkeypatch.setattr(limits, "TOPIC_CHANGE_WAIT_S", 5.0)
+    peers = ScriptedPeers(
+        {2: [[topic("t", 4, led=False)]], 3: [PeerUnavailable("node 3: refused")]}
+    )
+    clock = SystemClock()
+    started = clock.monotonic_ms()
+    asyncio.run(until_shown(context(peers, {"t": 4}, leader=-1), {"t": 4}))
+    assert clock.monotonic_ms() - started < 2_000
+    assert peers.asked[3] == 1
+    # The count is still waited for: broker 2 listing the old count holds the answer.
+    monkeypatch.setattr(limits, "TOPIC_CHANGE_WAIT_S", 0.3)
+    peers = ScriptedPeers({2: [[topic("t", 2)]], 3: [PeerUnavailable("node 3: refused")]})
+    started = clock.monotonic_ms()
+    asyncio.run(until_shown(context(peers, {"t": 4}, leader=-1), {"t": 4}))
+    assert clock.monotonic_ms() - started >= 300

@@ -14,11 +14,15 @@ it by its notification, the path that serves every later request.
 The wait is bounded (`TOPIC_CHANGE_WAIT_S`): a broker that cannot be asked (refused,
 timed out, no inter-broker listener) or may not describe the topic is not waited for,
 and past the bound the answer goes as it is; the change itself is committed either way.
+Once a broker cannot be asked, the partitions are no longer waited for to be led, only
+listed: those placed on a broker killed while its lease lasts get no leader until it
+lapses (the controller moves them then), so waiting for them would only spend the bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import uuid
 from collections.abc import Mapping
@@ -47,15 +51,23 @@ async def until_shown(ctx: RequestContext, expected: Mapping[str, int]) -> None:
     pause_s = limits.TOPIC_CHANGE_POLL_FIRST_S
     waiting = set(others)
     local = False
+    led = True  # whether every partition must be led, not only listed
     while True:
-        local = local or _shown_here(ctx, expected)
+        local = local or _shown_here(ctx, expected, led)
         left_s = (deadline_ms - clock.monotonic_ms()) / 1000
         if waiting:
             asked = sorted(waiting)
             answers = await asyncio.gather(
-                *(_shown_by(ctx, node, expected, left_s) for node in asked)
+                *(_shown_by(ctx, node, expected, left_s, led) for node in asked)
             )
-            waiting = {node for node, shown in zip(asked, answers, strict=True) if not shown}
+            if Answer.UNREACHABLE in answers and led:
+                led = False
+                local = local or _shown_here(ctx, expected, led)
+            waiting = {
+                node
+                for node, answer in zip(asked, answers, strict=True)
+                if answer is Answer.NOT_YET
+            }
         if local and not waiting:
             return
         left_s = (deadline_ms - clock.monotonic_ms()) / 1000
@@ -71,7 +83,15 @@ async def until_shown(ctx: RequestContext, expected: Mapping[str, int]) -> None:
         pause_s = min(pause_s * 2, limits.TOPIC_CHANGE_POLL_MAX_S)
 
 
-def _shown_here(ctx: RequestContext, expected: Mapping[str, int]) -> bool:
+class Answer(enum.Enum):
+    """What a peer's Metadata says of the change."""
+
+    SHOWN = "shown"  # or the peer may not see the topics: nothing to wait for
+    NOT_YET = "not yet"
+    UNREACHABLE = "unreachable"  # not asked: not waited for
+
+
+def _shown_here(ctx: RequestContext, expected: Mapping[str, int], led: bool) -> bool:
     topics = ctx.topics.topics()
     leaders = ctx.cluster.leaders
     for name, count in expected.items():
@@ -82,16 +102,15 @@ def _shown_here(ctx: RequestContext, expected: Mapping[str, int]) -> bool:
             continue
         if record is None or record.partitions != count:
             return False
-        if any(leaders.listed(name, index)[0] == -1 for index in range(count)):
+        if led and any(leaders.listed(name, index)[0] == -1 for index in range(count)):
             return False
     return True
 
 
 async def _shown_by(
-    ctx: RequestContext, node: int, expected: Mapping[str, int], left_s: float
-) -> bool:
-    """Whether broker `node` answers Metadata with the change; True too when it cannot
-    be asked or may not see the topics (nothing to wait for)."""
+    ctx: RequestContext, node: int, expected: Mapping[str, int], left_s: float, led: bool
+) -> Answer:
+    """Whether broker `node` answers Metadata with the change."""
     peers = ctx.cluster.peers
     assert peers is not None
     try:
@@ -106,11 +125,13 @@ async def _shown_by(
             )
     except (OSError, TimeoutError) as exc:
         log.debug("asking node %d for the topic change: %r", node, exc)
-        return True
-    return all(_topic_shown(topic, expected) for topic in answer.topics)
+        return Answer.UNREACHABLE
+    if all(_topic_shown(topic, expected, led) for topic in answer.topics):
+        return Answer.SHOWN
+    return Answer.NOT_YET
 
 
-def _topic_shown(topic: Any, expected: Mapping[str, int]) -> bool:
+def _topic_shown(topic: Any, expected: Mapping[str, int], led: bool) -> bool:
     count = expected.get(topic.name)
     if count is None or topic.error_code == ErrorCode.topic_authorization_failed:
         return True
@@ -119,5 +140,5 @@ def _topic_shown(topic: Any, expected: Mapping[str, int]) -> bool:
     return (
         topic.error_code == ErrorCode.none
         and len(topic.partitions) == count
-        and all(p.error_code == ErrorCode.none for p in topic.partitions)
+        and (not led or all(p.error_code == ErrorCode.none for p in topic.partitions))
     )
