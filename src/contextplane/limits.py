@@ -253,6 +253,14 @@ TRANSACTION_MAX_TIMEOUT_MS = 15 * 60 * 1000
 # read_committed read below them asks the metadata store (as Kafka reads its .txnindex
 # files), so a client aborting transactions without end cannot grow the broker's memory.
 ABORTED_TXNS_IN_MEMORY_MAX = 1_024
+# What a partition keeps instead while every partition's entries together pass their
+# share of the memory budget (storage/memory.py `aborted_limit`): with many partitions
+# the per-partition bound alone would let them hold ~1.8 GB at 10,000 partitions.
+ABORTED_TXNS_IN_MEMORY_FLOOR = 64
+# What a start loads of every partition's aborted transactions together (each partition
+# its latest, at most ABORTED_TXNS_IN_MEMORY_MAX, at least the floor): ~12 MB of entries,
+# about the default budget's share for them (storage/memory.py `aborted_limit`).
+ABORTED_TXNS_LOADED_MAX = 65_536
 TRANSACTION_ABORT_INTERVAL_MS = 10_000
 # Timed-out transactions aborted at once by one pass (their markers share WAL group
 # commits; Kafka's coordinator aborts them all in one pass, batching markers per broker).

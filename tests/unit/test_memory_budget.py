@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from contextplane import limits
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.context import Reply, RequestContext
 from contextplane.broker.listener import Listener, SharedLimits
@@ -21,9 +22,10 @@ from contextplane.metadata.records import RangeRecord
 from contextplane.protocol.records import split_batches
 from contextplane.settings import Settings
 from contextplane.storage.engine import StorageEngine
-from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
+from contextplane.storage.memory import ABORTED_TXN_BYTES, RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.object_index import ObjectRanges
+from contextplane.storage.transactions_index import AbortedTxn, PartitionTransactions
 from tests.support.bare_pipeline import bare_pipeline
 from tests.support.metadata import open_store
 from tests.support.rawclient import record_batch
@@ -294,3 +296,67 @@ def test_the_engine_counts_the_ranges_of_loaded_partitions(tmp_path: Path) -> No
             await metadata.close()
 
     asyncio.run(main())
+
+
+def _aborted(count: int, start: int = 0) -> PartitionTransactions:
+    transactions = PartitionTransactions()
+    transactions.aborted = [AbortedTxn(7, start + 3 * i, start + 3 * i + 2) for i in range(count)]
+    return transactions
+
+
+def test_aborted_transactions_are_counted_while_their_partition_is_loaded() -> None:
+    budget = MemoryBudget(total_bytes=10_000_000, log_cache_cap_bytes=0)
+    transactions = _aborted(10)
+    transactions.count_in(budget)
+    assert budget.aborted_txn_bytes == 10 * ABORTED_TXN_BYTES
+    transactions.aborted.append(AbortedTxn(7, 30, 32))  # counted at the next spill
+    transactions.spill(0)
+    assert budget.aborted_txn_bytes == 11 * ABORTED_TXN_BYTES
+    assert budget.pinned_bytes == 11 * ABORTED_TXN_BYTES
+    transactions.trim(9)  # retention: the first three end below 9
+    assert budget.aborted_txn_bytes == 8 * ABORTED_TXN_BYTES
+    transactions.uncount()
+    assert budget.aborted_txn_bytes == 0
+
+
+def test_past_the_budgets_share_each_partition_keeps_a_floor_of_aborted_entries() -> None:
+    """Every partition under the per-partition bound (1,024) but many of them: once
+    together they pass a sixteenth of the budget, a partition's next spill keeps half
+    the floor of its stored entries (before: each kept up to 1,024, ~1.8 GB at 10,000
+    partitions)."""
+    entries = limits.ABORTED_TXNS_IN_MEMORY_MAX - 24  # under the per-partition bound
+    budget = MemoryBudget(
+        total_bytes=16 * ABORTED_TXN_BYTES * entries * 3, log_cache_cap_bytes=0
+    )  # room for three such partitions' entries
+    partitions = [_aborted(entries) for _ in range(4)]
+    for transactions in partitions[:3]:
+        transactions.count_in(budget)
+        transactions.spill(10**9)  # everything stored: nothing to drop under the share
+        assert len(transactions.aborted) == entries
+    partitions[3].count_in(budget)
+    assert budget.aborted_txn_bytes > budget.aborted_limit
+    partitions[3].spill(10**9)
+    assert len(partitions[3].aborted) == limits.ABORTED_TXNS_IN_MEMORY_FLOOR // 2
+    assert partitions[3].stored_before > 0  # a read below asks the store
+    # Only what is stored is dropped: a partition whose entries are not yet in an
+    # object keeps them all.
+    unstored = _aborted(entries, start=10_000)
+    unstored.count_in(budget)
+    unstored.spill(0)
+    assert len(unstored.aborted) == entries
+
+
+def test_aborted_txn_bytes_is_what_an_entry_costs() -> None:
+    count = 20_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        # A producer id and offsets as a broker holds them (ints past the small cache).
+        entries = [
+            AbortedTxn(4_000_000 + i, 1_000_000 + 3 * i, 1_000_002 + 3 * i) for i in range(count)
+        ]
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+    assert len(entries) == count
+    assert 0.75 * per_entry <= ABORTED_TXN_BYTES <= 1.25 * per_entry, per_entry

@@ -238,6 +238,7 @@ def _budget(services: Services) -> dict[str, int]:
         "in_flight": budget.in_flight_bytes,
         "responses": budget.response_bytes,
         "range_records": budget.range_record_bytes,
+        "aborted_transactions": budget.aborted_txn_bytes,
     }
 
 

@@ -76,17 +76,25 @@ def load(db: Db, topic: str | None) -> dict[int, StoredProducerState]:
         state = states.setdefault(stream_id, StoredProducerState())
         rows = [tuple(b) for b in json.loads(batches)]
         state.producers.append(ProducerRow(producer_id, epoch, rows, txn_first))  # type: ignore[arg-type]
-    # Each stream's latest ABORTED_TXNS_IN_MEMORY_MAX, and whether there are older ones.
+    # Each stream's latest (at most ABORTED_TXNS_IN_MEMORY_MAX, fewer when many streams
+    # have some: ABORTED_TXNS_LOADED_MAX in all), and whether there are older ones.
+    (streams,) = db.execute(
+        "SELECT COUNT(DISTINCT stream_id) FROM aborted_transactions" + where, args
+    ).fetchone()
+    kept = min(
+        limits.ABORTED_TXNS_IN_MEMORY_MAX,
+        max(limits.ABORTED_TXNS_IN_MEMORY_FLOOR, limits.ABORTED_TXNS_LOADED_MAX // max(1, streams)),
+    )
     for stream_id, last_offset, producer_id, first_offset, recent in db.execute(
         "SELECT stream_id, last_offset, producer_id, first_offset, recent FROM ("
         " SELECT stream_id, last_offset, producer_id, first_offset, ROW_NUMBER() OVER"
         " (PARTITION BY stream_id ORDER BY last_offset DESC) AS recent"
         " FROM aborted_transactions" + where + ") AS latest WHERE recent <= ?"
         " ORDER BY stream_id, last_offset",
-        (*args, limits.ABORTED_TXNS_IN_MEMORY_MAX + 1),
+        (*args, kept + 1),
     ):
         state = states.setdefault(stream_id, StoredProducerState())
-        if recent > limits.ABORTED_TXNS_IN_MEMORY_MAX:
+        if recent > kept:
             state.aborted_truncated = True  # one more than kept: there are older ones
             continue
         state.aborted.append((producer_id, first_offset, last_offset))

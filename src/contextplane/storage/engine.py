@@ -479,6 +479,7 @@ class StorageEngine:
         self._by_stream.pop(partition.stream_id, None)
         partition.deleted = True
         partition.index.close()
+        partition.transactions.uncount()
         self.log_cache.drop_partition(partition)
         partition.notify()
 

@@ -18,6 +18,10 @@
   (object_wal.py): pinned, so produce admission refuses before they outgrow the budget.
 * Range records (`range_record_bytes`): every object range a loaded partition keeps in
   memory, counted by the engine.
+* Aborted-transaction bytes (`aborted_txn_bytes`): the entries of every loaded
+  partition's aborted-transaction index (transactions_index.py), counted by
+  `ABORTED_TXN_BYTES` an entry; past `aborted_limit` (a sixteenth of the budget) each
+  partition spills those already stored down to `ABORTED_TXNS_IN_MEMORY_FLOOR`.
 * Request bytes (`pin_requests`): what connections have read of requests not yet
   handled (the frame, then its decoded form, until the handler is done). The listeners'
   request memory (queued.max.request.bytes) is held to `request_limit`, a quarter of the
@@ -40,6 +44,9 @@ CACHED_BATCH_OVERHEAD_BYTES = 330
 # RangeRecord, its ints, its object key string, as loaded one per row, and its slots in
 # the index's two lists): tracemalloc measures 404 bytes per record over 100,000.
 RANGE_RECORD_BYTES = 400
+# One entry of a partition's aborted-transaction index (a three-int named tuple and its
+# list slot): tracemalloc measures 176 bytes per entry over 100,000.
+ABORTED_TXN_BYTES = 180
 
 
 class MemoryBudget:
@@ -53,6 +60,7 @@ class MemoryBudget:
         self.compaction_bytes = 0  # the part of in_flight_bytes object compaction holds
         self.response_bytes = 0  # responses held by connections (queued or unsent)
         self.range_record_bytes = 0  # object range records of loaded partitions
+        self.aborted_txn_bytes = 0  # aborted-transaction index entries in memory
         self.request_bytes = 0  # requests read and not yet handled
         self.wal_bytes = 0  # entries an object WAL holds until their PUT finished
         # Reservations waiting for room; woken (all of them) whenever room is given back,
@@ -78,6 +86,7 @@ class MemoryBudget:
             self.produce_pinned_bytes
             + self.response_bytes
             + self.range_record_bytes
+            + self.aborted_txn_bytes
             + self.request_bytes
         )
 
@@ -98,6 +107,12 @@ class MemoryBudget:
     def request_limit(self) -> int:
         """What the listeners may hold of requests read and not yet handled."""
         return self.total_bytes // 4
+
+    @property
+    def aborted_limit(self) -> int:
+        """What every partition's aborted-transaction entries together may hold before
+        each keeps only a floor of them."""
+        return self.total_bytes // 16
 
     @property
     def in_flight_limit(self) -> int:

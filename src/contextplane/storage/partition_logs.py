@@ -55,6 +55,7 @@ def claimed_log(
         ),
     )
     load_state(partition, record.producer_state)
+    partition.transactions.count_in(budget)
     return partition
 
 

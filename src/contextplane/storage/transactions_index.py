@@ -15,9 +15,11 @@ transactions closed since; WAL replay redoes the rest at start.
 
 The aborted index in memory is bounded (`ABORTED_TXNS_IN_MEMORY_MAX`): past it, the
 oldest entries already stored are dropped down to half, and `stored_before` marks where
-memory stops being whole; a read_committed read from below it asks the metadata store
-for those (`storage/aborted_reads.py`), as Kafka reads its segments' .txnindex files.
-A start loads only the latest entries.
+memory stops being whole. Once counted in the memory budget (`count_in`), every
+partition's entries together are bounded too: past the budget's `aborted_limit`, a
+partition spills down to `ABORTED_TXNS_IN_MEMORY_FLOOR`. A read_committed read from
+below `stored_before` asks the metadata store for those (`storage/aborted_reads.py`),
+as Kafka reads its segments' .txnindex files. A start loads only the latest entries.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import NamedTuple
 
 from contextplane import limits
 from contextplane.metadata.records import AbortedRow, ProducerRow
+from contextplane.storage.memory import ABORTED_TXN_BYTES, MemoryBudget
 from contextplane.storage.touched import Touched
 
 
@@ -73,6 +76,27 @@ class PartitionTransactions:
         self._closed: list[tuple[int, _Open]] = []
         self._closing = 0  # open entries with a marker not yet durable
         self.touched = Touched()  # producers whose transaction opened or closed
+        self._budget: MemoryBudget | None = None  # where the aborted entries are counted
+        self._counted = 0  # the entries counted there
+
+    def count_in(self, budget: MemoryBudget) -> None:
+        """Count the aborted entries in `budget` from now on (the partition is loaded);
+        entries added since are counted at the next spill."""
+        self.uncount()
+        self._budget = budget
+        self._recount()
+
+    def uncount(self) -> None:
+        """Stop counting (the partition is closed)."""
+        if self._budget is not None:
+            self._budget.aborted_txn_bytes -= self._counted * ABORTED_TXN_BYTES
+            self._budget, self._counted = None, 0
+
+    def _recount(self) -> None:
+        if self._budget is not None:
+            added = len(self.aborted) - self._counted
+            self._budget.aborted_txn_bytes += added * ABORTED_TXN_BYTES
+            self._counted = len(self.aborted)
 
     def last_stable_offset(self, high_watermark: int) -> int:
         if not self.open:
@@ -146,18 +170,26 @@ class PartitionTransactions:
         return start < self.stored_before
 
     def spill(self, stored_end: int) -> None:
-        """Past ABORTED_TXNS_IN_MEMORY_MAX entries, drop the oldest whose marker lies
+        """Past ABORTED_TXNS_IN_MEMORY_MAX entries (ABORTED_TXNS_IN_MEMORY_FLOOR while
+        the budget's share for them is used up), drop the oldest whose marker lies
         before `stored_end` (a durable object commit holds them) down to half."""
-        if len(self.aborted) <= limits.ABORTED_TXNS_IN_MEMORY_MAX:
+        self._recount()
+        bound = limits.ABORTED_TXNS_IN_MEMORY_MAX
+        budget = self._budget
+        if budget is not None and budget.aborted_txn_bytes > budget.aborted_limit:
+            bound = limits.ABORTED_TXNS_IN_MEMORY_FLOOR
+        if len(self.aborted) <= bound:
             return
         stored = bisect.bisect_left(self.aborted, stored_end, key=lambda a: a.last_offset)
-        drop = min(stored, len(self.aborted) - limits.ABORTED_TXNS_IN_MEMORY_MAX // 2)
+        drop = min(stored, len(self.aborted) - bound // 2)
         if drop > 0:
             self.stored_before = max(self.stored_before, self.aborted[drop - 1].last_offset + 1)
             del self.aborted[:drop]
+            self._recount()
 
     def trim(self, log_start_offset: int) -> None:
         trim_aborted(self.aborted, log_start_offset)
+        self._recount()
         if self.stored_before <= log_start_offset:
             self.stored_before = 0  # nothing below the log start is read
 
