@@ -18,7 +18,9 @@ grow. The quick (CI) run executes only the allowlisted tests, less those named i
 `tests.full-only` beside it (slow ones whose area other listed tests also cover), unless
 CONTEXTPLANE_FULL_CONFORMANCE=1; the full run executes all. Against three brokers (the
 cluster target) a run answers for the allowlist less the tests `tests.cluster-fails`
-names, each with why it cannot pass there.
+names, each with why it cannot pass there, plus those `tests.cluster-allow` names: tests
+that pass on three brokers only (each with why not on one), answered for by the cluster's
+full run and a run that selects them.
 """
 
 from __future__ import annotations
@@ -118,6 +120,14 @@ def cluster_fails_path(name: str) -> Path:
     return HERE / name / "tests.cluster-fails"
 
 
+def cluster_allow_path(name: str) -> Path:
+    return HERE / name / "tests.cluster-allow"
+
+
+def read_cluster_allow(name: str) -> list[str]:
+    return _read_ids(cluster_allow_path(name))
+
+
 def read_allowlist(name: str) -> list[str]:
     return _read_ids(allowlist_path(name))
 
@@ -147,16 +157,21 @@ def answered_tests(
     every one in the full run; those the quick run executes (a full-only one it does not
     run is no regression); with `only`, those selected (and a selected test's subtests,
     `Test/sub`), not the rest of the allowlist, which that run never starts. On the
-    cluster target, none that `tests.cluster-fails` names."""
-    if only:
-        prefixes = tuple(f"{t}/" for t in only)
-        answered = [t for t in read_allowlist(name) if t in only or t.startswith(prefixes)]
-    else:
-        answered = read_allowlist(name) if full else quick_tests(name)
+    cluster target, none that `tests.cluster-fails` names, and those `tests.cluster-allow`
+    names in a full or selecting run."""
+    allow = read_allowlist(name)
     if cluster:
         fails = set(read_cluster_fails(name))
-        answered = [t for t in answered if t not in fails]
-    return answered
+        allow = [t for t in allow if t not in fails]
+        if full or only:
+            allow += [t for t in read_cluster_allow(name) if t not in allow]
+    if only:
+        prefixes = tuple(f"{t}/" for t in only)
+        return [t for t in allow if t in only or t.startswith(prefixes)]
+    if full:
+        return allow
+    quick = set(quick_tests(name))
+    return [t for t in allow if t in quick]
 
 
 @dataclass

@@ -12,10 +12,12 @@ from conformance.suites import (
     FULL_CONFORMANCE_ENV,
     SUITES,
     answered_tests,
+    cluster_allow_path,
     cluster_fails_path,
     full_only_path,
     quick_tests,
     read_allowlist,
+    read_cluster_allow,
     read_cluster_fails,
     read_full_only,
 )
@@ -118,3 +120,21 @@ def test_the_full_run_adds_the_cluster_target_for_its_plaintext_suites() -> None
     assert suite_targets(["librdkafka_sasl"], True, False, False, "contextplane") == [
         (False, ["librdkafka_sasl"])
     ]
+
+
+@pytest.mark.parametrize(
+    "suite", [name for name in SUITES if cluster_allow_path(name).exists()] or ["none"]
+)
+def test_the_cluster_target_answers_for_its_own_allowlist_in_full_runs(suite: str) -> None:
+    """A test `tests.cluster-allow` names (it cannot pass on one broker) is answered for
+    by the cluster's full run and a run selecting it, never on one broker nor in the
+    quick run."""
+    assert suite != "none", "no suite names tests that pass on three brokers only"
+    only_there = read_cluster_allow(suite)
+    assert only_there and not set(only_there) & set(read_allowlist(suite))
+    on_cluster = answered_tests(suite, full=True, only=None, cluster=True)
+    assert set(only_there) <= set(on_cluster)
+    assert not set(only_there) & set(answered_tests(suite, full=True, only=None))
+    assert not set(only_there) & set(answered_tests(suite, full=False, only=None, cluster=True))
+    selected = answered_tests(suite, full=False, only=only_there[:1], cluster=True)
+    assert selected == only_there[:1]
