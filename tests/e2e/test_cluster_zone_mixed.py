@@ -15,16 +15,18 @@ zones.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.broker.replica_selector import rendezvous
 from tests.e2e.test_cluster_failover import broker, fixture, stored
-from tests.e2e.test_cluster_zone_writes import ZONE_A, listed, zone_bytes
+from tests.e2e.test_cluster_zone_writes import (
+    ZONE_A,
+    listed,
+    write_and_read_as_zone_a,
+    zone_bytes,
+)
 from tests.e2e.test_metrics_endpoint import _metrics_url
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
@@ -76,40 +78,8 @@ def test_a_stand_in_with_the_proxy_off_serves_the_zone_a_peer_names_it_for(
         expected = {p: rendezvous(topic, p, [1, 2]) for p in range(PARTITIONS)}
         wait_until(lambda: _leaders_told(one.bootstrap, topic) == expected, 15, "stand-ins")
 
-        producer = Producer(
-            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A, "enable.idempotence": True,
-             "linger.ms": 5, "message.timeout.ms": 30_000}
-        )  # fmt: skip
-        errors: list[Any] = []
         sent = {p: [f"p{p}-{i}".encode() for i in range(50)] for p in range(PARTITIONS)}
-        for i in range(50):
-            for p in range(PARTITIONS):
-                producer.produce(
-                    topic,
-                    value=sent[p][i],
-                    partition=p,
-                    on_delivery=lambda err, _m: errors.append(err) if err else None,
-                )
-            producer.poll(0)
-        assert producer.flush(60) == 0
-        assert errors == []
-
-        reader = Consumer(
-            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A, "client.rack": "a",
-             "group.id": "mixed-readers", "auto.offset.reset": "earliest",
-             "enable.auto.commit": False, "fetch.wait.max.ms": 100}
-        )  # fmt: skip
-        reader.subscribe([topic])
-        got: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
-        deadline = time.monotonic() + 60
-        try:
-            while sum(map(len, got.values())) < 50 * PARTITIONS and time.monotonic() < deadline:
-                message = reader.poll(0.5)
-                if message is not None and message.error() is None:
-                    got[message.partition()].append(message.value())
-        finally:
-            reader.close()
-        assert got == sent
+        write_and_read_as_zone_a(one.bootstrap, topic, sent, "mixed-readers")
         # Broker 2, the proxy off, took zone a's records for the partitions named to it.
         assert zone_bytes(_metrics_url(two), "a", "in") > 0
         assert zone_bytes(_metrics_url(three), "a", "in") == 0

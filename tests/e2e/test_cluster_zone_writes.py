@@ -59,6 +59,48 @@ def leaders_told(bootstrap: str, client_id: str) -> dict[int, tuple[int, int]]:
     return {p.partition_index: (p.leader_id, p.leader_epoch) for p in answer.topics[0].partitions}
 
 
+def write_and_read_as_zone_a(
+    bootstrap: str, topic: str, sent: dict[int, list[bytes]], group: str
+) -> None:
+    """An idempotent producer of zone a writes `sent` (partition -> values, one round of
+    all partitions at a time), every record acknowledged; a consumer of zone a in
+    `group` reads exactly them back, in order."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "client.id": ZONE_A, "enable.idempotence": True,
+         "linger.ms": 5, "message.timeout.ms": 60_000}
+    )  # fmt: skip
+    errors: list[Any] = []
+    for i in range(max(map(len, sent.values()))):
+        for p, values in sent.items():
+            if i < len(values):
+                producer.produce(
+                    topic,
+                    value=values[i],
+                    partition=p,
+                    on_delivery=lambda err, _m: errors.append(err) if err else None,
+                )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert errors == []
+    reader = Consumer(
+        {"bootstrap.servers": bootstrap, "client.id": ZONE_A, "client.rack": "a",
+         "group.id": group, "auto.offset.reset": "earliest",
+         "enable.auto.commit": False, "fetch.wait.max.ms": 100}
+    )  # fmt: skip
+    reader.subscribe([topic])
+    got: dict[int, list[bytes]] = {p: [] for p in sent}
+    expected = sum(map(len, sent.values()))
+    deadline = time.monotonic() + 60
+    try:
+        while sum(map(len, got.values())) < expected and time.monotonic() < deadline:
+            message = reader.poll(0.5)
+            if message is not None and message.error() is None:
+                got[message.partition()].append(message.value())
+    finally:
+        reader.close()
+    assert got == sent
+
+
 def test_a_zone_a_client_writes_and_reads_every_partition_through_the_rack_a_broker(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
@@ -88,40 +130,8 @@ def test_a_zone_a_client_writes_and_reads_every_partition_through_the_rack_a_bro
         told = leaders_told(one.bootstrap, ZONE_A)
         assert told == {p: (1, epoch) for p, (_, epoch) in real.items()}
 
-        producer = Producer(
-            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A, "enable.idempotence": True,
-             "linger.ms": 5, "message.timeout.ms": 60_000}
-        )  # fmt: skip
-        errors: list[Any] = []
         sent = {p: [f"p{p}-{i}".encode() * 10 for i in range(100)] for p in range(PARTITIONS)}
-        for i in range(100):
-            for p in range(PARTITIONS):
-                producer.produce(
-                    TOPIC,
-                    value=sent[p][i],
-                    partition=p,
-                    on_delivery=lambda err, _m: errors.append(err) if err else None,
-                )
-            producer.poll(0)
-        assert producer.flush(60) == 0
-        assert errors == []
-
-        reader = Consumer(
-            {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A, "client.rack": "a",
-             "group.id": "zone-a-readers", "auto.offset.reset": "earliest",
-             "enable.auto.commit": False, "fetch.wait.max.ms": 100}
-        )  # fmt: skip
-        reader.subscribe([TOPIC])
-        got: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
-        deadline = time.monotonic() + 60
-        try:
-            while sum(map(len, got.values())) < 100 * PARTITIONS and time.monotonic() < deadline:
-                message = reader.poll(0.5)
-                if message is not None and message.error() is None:
-                    got[message.partition()].append(message.value())
-        finally:
-            reader.close()
-        assert got == sent
+        write_and_read_as_zone_a(one.bootstrap, TOPIC, sent, "zone-a-readers")
 
         # A transaction committed and one aborted over every partition, through broker 1:
         # a read_committed consumer reads exactly the committed records after the others.
