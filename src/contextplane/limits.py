@@ -338,6 +338,10 @@ PEER_BACKOFF_MAX_S = 5.0
 # the live brokers to answer Metadata with the change (broker/topic_propagation.py), and
 # the first and longest pause between its rounds of asking.
 TOPIC_CHANGE_WAIT_S = 2.0
+# Topic changes one broker waits on at once; past it a change is answered without the
+# wait (each wait polls every peer, sharing their connections' request slots, so
+# unbounded concurrent waits would be a way to load the whole cluster).
+TOPIC_CHANGE_WAITS_MAX = 16
 TOPIC_CHANGE_POLL_FIRST_S = 0.005
 TOPIC_CHANGE_POLL_MAX_S = 0.1
 # ZoneProduce (broker/handlers/zone_produce.py): the request frames one call hands a

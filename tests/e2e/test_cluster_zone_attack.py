@@ -10,7 +10,8 @@ session timeout) so that requests gather into one round deterministically.
   all appended and the other client answered (not all refused INVALID_REQUEST by the
   leader's bound on frames per call).
 - A flood of acks=0 requests waits for room in the proxy's queue: the proxy stops
-  reading the client's connection rather than holding each request's frames.
+  reading the client's connection rather than holding each request's frames; acks=1
+  requests waiting for the paused leader's answer hold no records on the proxy.
 - A ZoneProduce names only its caller's own zone-router objects: a forged call (an
   ordinary client sending a broker's client id, possible where no authorizer is set)
   naming a partition's data object, another broker's zone-router object, a `..` path or
@@ -192,6 +193,54 @@ def test_an_acks_0_flood_waits_for_room_in_the_proxys_queue(
                 grown = _rss_mib(one) - before
             first.read_frame()
         assert grown < 160, f"the proxy grew {grown:.0f} MiB"
+    finally:
+        two.stop()
+        one.stop()
+
+
+def test_acks_1_requests_behind_a_stopped_leader_hold_no_records_on_the_proxy(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Six clients send 60 acks=1 requests of 0.9 MB each (324 MB) for a partition of the
+    paused leader: the proxy answers them once it has the leader's answer, holding only
+    their topics and partition indexes meanwhile (the records are in the round objects),
+    and once 16 calls wait on the leader it is left out (the rest answered
+    NOT_LEADER_OR_FOLLOWER at once). Before, each waiting answer held its whole request:
+    +381 MiB in 10 s, growing as fast as the clients sent."""
+    url, one, two = _zone_pair(tmp_path, postgres_server)
+    try:
+        leaders = create(one.bootstrap, TOPIC, 4, url)
+        on_two = min(p for p, node in leaders.items() if node == 2)
+        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        big = _produce(on_two, b"x" * 900_000, 1)
+        clients = [RawClient(one.bootstrap, client_id=ZONE_A) for _ in range(6)]
+        try:
+            frames = [c.frame(PRODUCE, PRODUCE_VERSION, big) for c in clients]
+            with paused(two):
+                time.sleep(0.3)
+                before = _rss_mib(one)
+
+                def send(client: RawClient, frame: bytes) -> None:
+                    client.sock.settimeout(20)
+                    with contextlib.suppress(OSError):
+                        for _ in range(60):  # within the 64 responses a connection owes
+                            client.send_raw(frame)
+
+                senders = [
+                    threading.Thread(target=send, args=pair, daemon=True)
+                    for pair in zip(clients, frames, strict=True)
+                ]
+                for sender in senders:
+                    sender.start()
+                grown = 0.0
+                for _ in range(10):
+                    time.sleep(1)
+                    grown = max(grown, _rss_mib(one) - before)
+        finally:
+            for client in clients:
+                with contextlib.suppress(Exception):
+                    client.close()
+        assert grown < 200, f"the proxy grew {grown:.0f} MiB"
     finally:
         two.stop()
         one.stop()

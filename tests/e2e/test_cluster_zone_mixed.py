@@ -1,16 +1,17 @@
-"""Zone writes while `zone.produce.proxy.enable` is on for some brokers only (turned on
-broker by broker): a broker that a peer's Metadata names as its zone's stand-in serves
-the zone's clients with the setting off.
+"""Zone writes while `zone.produce.proxy.enable` is on for some brokers only (a rollout,
+broker by broker): a broker with the proxy on names as stand-ins only brokers whose
+registration had it on too (the registry's `zone_proxy`, migration 0020).
 
-Broker 3 (rack b) leads every partition of a topic (created before the others start);
-brokers 1 and 2 are in rack a, the proxy on for broker 1 only. Broker 1's Metadata tells
-a zone-a client that broker 1 or broker 2 leads each partition (the rendezvous over rack
-a's brokers; the topic's name is chosen so that both are named). A zone-a producer
-bootstrapped on broker 1 gets every record acknowledged and a zone-a consumer reads
-them back; broker 2 took zone a's records for its partitions and broker 3 none (their
-zone counters). Before, broker 2 answered NOT_LEADER_OR_FOLLOWER to the writes broker 1's
-Metadata sent it, and the producer, asking Metadata again, wrote them to broker 3 across
-zones.
+Broker 3 (rack b) leads every partition of two topics (created before the others
+start); brokers 1 and 2 are in rack a, the proxy on for broker 1 only. Broker 1's
+Metadata tells a zone-a client that broker 1 leads every partition; a zone-a producer
+bootstrapped on broker 1 gets every record acknowledged and a zone-a consumer reads them
+back, broker 1 taking all of zone a's records and brokers 2 and 3 none (their zone
+counters). Before, broker 1 named broker 2 for some partitions (the rendezvous over rack
+a's brokers; the topics' names are chosen so that both are named), broker 2 answered
+NOT_LEADER_OR_FOLLOWER, and the producer, asking Metadata again, wrote them to broker 3
+across zones. Then broker 2 restarts with the proxy on: broker 1 names it for its share
+of the second topic, whose records it takes.
 """
 
 from __future__ import annotations
@@ -36,14 +37,12 @@ PARTITIONS = 6
 METADATA = 3
 
 
-def _topic_named_to_both() -> str:
-    """A topic name whose partitions' rack-a stand-ins include both brokers 1 and 2."""
-    for n in range(100):
-        name = f"mixed-{n}"
-        chosen = {rendezvous(name, p, [1, 2]) for p in range(PARTITIONS)}
-        if chosen == {1, 2}:
-            return name
-    raise AssertionError("no name splits the partitions")
+def _topics_named_to_both(count: int) -> list[str]:
+    """Topic names whose partitions' rack-a stand-ins would include both brokers 1 and 2."""
+    names = [f"mixed-{n}" for n in range(200)]
+    both = [n for n in names if {rendezvous(n, p, [1, 2]) for p in range(PARTITIONS)} == {1, 2}]
+    assert len(both) >= count, "too few names split the partitions"
+    return both[:count]
 
 
 def _leaders_told(bootstrap: str, topic: str) -> dict[int, int]:
@@ -54,34 +53,46 @@ def _leaders_told(bootstrap: str, topic: str) -> dict[int, int]:
     return {p.partition_index: p.leader_id for p in answer.topics[0].partitions}
 
 
-def test_a_stand_in_with_the_proxy_off_serves_the_zone_a_peer_names_it_for(
+def test_only_brokers_with_the_proxy_on_are_named_stand_ins(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
     url, objects = fixture(tmp_path, postgres_server)
-    topic = _topic_named_to_both()
+    first, second = _topics_named_to_both(2)
     common = {"upload.interval.ms": "200", "http.port": "0"}
+    on = {"zone.produce.proxy.enable": "true"}
     three = broker(tmp_path / "b3", 3, url, objects, **common, **{"broker.rack": "b"}).start()
     brokers = [three]
     try:
         admin = AdminClient({"bootstrap.servers": three.bootstrap})
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-        wait_until(
-            lambda: all(r["leader"] == 3 for r in stored(url, topic).values()),
-            15,
-            "broker 3 leads every partition",
-        )
-        on = {"zone.produce.proxy.enable": "true"}
+        for topic in (first, second):
+            admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+            wait_until(
+                lambda topic=topic: all(r["leader"] == 3 for r in stored(url, topic).values()),
+                15,
+                "broker 3 leads every partition",
+            )
         one = broker(tmp_path / "b1", 1, url, objects, **common, **on, **{"broker.rack": "a"})
         two = broker(tmp_path / "b2", 2, url, objects, **common, **{"broker.rack": "a"})
         brokers += [one.start(), two.start()]
         wait_until(lambda: listed(one.bootstrap) == [1, 2, 3], 15, "broker 1 lists all three")
-        expected = {p: rendezvous(topic, p, [1, 2]) for p in range(PARTITIONS)}
-        wait_until(lambda: _leaders_told(one.bootstrap, topic) == expected, 15, "stand-ins")
+        only_one = dict.fromkeys(range(PARTITIONS), 1)
+        wait_until(lambda: _leaders_told(one.bootstrap, first) == only_one, 15, "stand-ins")
 
         sent = {p: [f"p{p}-{i}".encode() for i in range(50)] for p in range(PARTITIONS)}
-        write_and_read_as_zone_a(one.bootstrap, topic, sent, "mixed-readers")
-        # Broker 2, the proxy off, took zone a's records for the partitions named to it.
-        assert zone_bytes(_metrics_url(two), "a", "in") > 0
+        write_and_read_as_zone_a(one.bootstrap, first, sent, "mixed-readers")
+        assert zone_bytes(_metrics_url(one), "a", "in") > 0
+        assert zone_bytes(_metrics_url(two), "a", "in") == 0
+        assert zone_bytes(_metrics_url(three), "a", "in") == 0
+
+        # The rollout reaches broker 2: named for its share once it registers with it on.
+        two.stop()
+        brokers.remove(two)
+        two = broker(tmp_path / "b2", 2, url, objects, **common, **on, **{"broker.rack": "a"})
+        brokers.append(two.start())
+        split = {p: rendezvous(second, p, [1, 2]) for p in range(PARTITIONS)}
+        wait_until(lambda: _leaders_told(one.bootstrap, second) == split, 20, "both named")
+        write_and_read_as_zone_a(one.bootstrap, second, sent, "mixed-readers-2")
+        assert zone_bytes(_metrics_url(two, start=2), "a", "in") > 0
         assert zone_bytes(_metrics_url(three), "a", "in") == 0
     finally:
         for b in reversed(brokers):

@@ -57,7 +57,8 @@ def test_an_oversized_frame_drops_the_connection_and_a_dead_peer_waits_its_backo
             nonlocal connections
             connections += 1
             await reader.read(4)
-            writer.write(struct.pack(">i", limits.PEER_RESPONSE_BYTES_MAX + 1))
+            # The size, then the correlation id the bound is looked up by (the first).
+            writer.write(struct.pack(">ii", limits.PEER_RESPONSE_BYTES_MAX + 1, 1))
             await writer.drain()
             await reader.read()  # until the client drops it
             writer.close()
@@ -87,5 +88,39 @@ def test_an_oversized_frame_drops_the_connection_and_a_dead_peer_waits_its_backo
                 await peer.request(("127.0.0.1", dead), 3, 12, **request)
         finally:
             await peer.close()
+
+    asyncio.run(run())
+
+
+def test_a_request_queued_behind_busy_slots_fails_within_its_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With one request slot held by a call the peer never answers, the next call fails
+    "every request slot busy" within its own timeout (before, it waited for the slot
+    without bound, then its own timeout on top)."""
+    monkeypatch.setattr(limits, "PEER_IN_FLIGHT_MAX", 1)
+
+    async def run() -> None:
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        where = ("127.0.0.1", server.sockets[0].getsockname()[1])
+        peer = PeerConnection(2, "broker-2", ManualClock())
+        request = {"topics": [], "allow_auto_topic_creation": False}
+        monkeypatch.setattr(limits, "PEER_REQUEST_TIMEOUT_S", 30.0)
+        holder = asyncio.ensure_future(peer.request(where, 3, 12, **request))
+        try:
+            await asyncio.sleep(0.1)  # it holds the one slot, waiting for its answer
+            monkeypatch.setattr(limits, "PEER_REQUEST_TIMEOUT_S", 0.3)
+            with pytest.raises(PeerUnavailable, match="every request slot busy"):
+                await asyncio.wait_for(peer.request(where, 3, 12, **request), 5)
+            assert not holder.done()
+        finally:
+            holder.cancel()
+            await peer.close()
+            server.close()
+            await server.wait_closed()
 
     asyncio.run(run())

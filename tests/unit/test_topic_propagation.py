@@ -51,6 +51,7 @@ def context(peers: ScriptedPeers, local: dict[str, int], leader: int = 1) -> Any
         node_id=1,
         registry=SimpleNamespace(reachable_ids=frozenset({1, *peers.answers})),
         leaders=SimpleNamespace(listed=lambda name, index: (leader, 0)),
+        topic_change_waits=0,
     )
     return SimpleNamespace(
         cluster=cluster,
@@ -124,3 +125,20 @@ def test_once_a_peer_cannot_be_asked_partitions_need_to_be_listed_not_led(
     started = clock.monotonic_ms()
     asyncio.run(until_shown(context(peers, {"t": 4}, leader=-1), {"t": 4}))
     assert clock.monotonic_ms() - started >= 300
+
+
+def test_past_the_bound_on_waits_at_once_a_change_is_answered_without_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client racing creates and deletes keeps many waits going; each polls every peer.
+    Past TOPIC_CHANGE_WAITS_MAX waits at once a change is answered without asking."""
+    monkeypatch.setattr(limits, "TOPIC_CHANGE_WAITS_MAX", 2)
+    peers = ScriptedPeers({2: [[topic("t", 1)]]})  # never shows it
+    ctx = context(peers, {"t": 4})
+    ctx.cluster.topic_change_waits = 2
+    asyncio.run(until_shown(ctx, {"t": 4}))
+    assert peers.asked[2] == 0
+    ctx.cluster.topic_change_waits = 1
+    monkeypatch.setattr(limits, "TOPIC_CHANGE_WAIT_S", 0.05)
+    asyncio.run(until_shown(ctx, {"t": 4}))
+    assert peers.asked[2] >= 1 and ctx.cluster.topic_change_waits == 1  # given back

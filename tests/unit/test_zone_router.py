@@ -36,15 +36,19 @@ class Objects:
 
 
 class Peers:
-    """Leader 2 answers each frame; leader 3 waits for `wake`, then times out."""
+    """Leader 2 answers each frame; leader 3 waits for `wake`, then times out, or, when
+    `slow_s` is set, answers each call that long after."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow_s: float | None = None) -> None:
         self.wake = asyncio.Event()
+        self.slow_s = slow_s
         self.calls: dict[int, int] = {HEALTHY: 0, STOPPED: 0}
 
     async def request(self, leader: int, *_: Any, frames: list[Any], **__: Any) -> Any:
         self.calls[leader] += 1
-        if leader == STOPPED:
+        if leader == STOPPED and self.slow_s is not None:
+            await asyncio.sleep(self.slow_s)
+        elif leader == STOPPED:
             await self.wake.wait()
             raise PeerUnavailable(f"node {leader}: TimeoutError()")
         answers = [SimpleNamespace(error_code=0, error_message=None, body=b"ok")] * len(frames)
@@ -121,5 +125,36 @@ def test_calls_queued_behind_an_unanswered_one_fail_at_once(
         assert peers.calls[STOPPED] == 1
         healthy = await asyncio.wait_for(await _hand_over(router, HEALTHY, 100, 5), 2)
         assert healthy[HEALTHY].error_code == ErrorCode.none
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_leader_is_left_out_once_its_calls_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leader 3 answers every call, 1 s after it: its calls pile up one a round. With
+    room for 8 rounds in flight and 3 calls a leader, the fourth request for it is
+    answered NOT_LEADER_OR_FOLLOWER at once (it is marked as not reachable), and a
+    request for leader 2 is answered while leader 3's calls still wait (before: the
+    rounds waiting on leader 3 took every slot in flight, and leader 2's request timed
+    out without a call)."""
+    monkeypatch.setattr(zone_router, "ROUND_BYTES_MAX", 100)
+    monkeypatch.setattr(zone_router, "ROUND_PATIENCE_S", 0.01)
+    monkeypatch.setattr(zone_router, "ROUNDS_IN_FLIGHT_MAX", 8)
+    monkeypatch.setattr(zone_router, "LEADER_CALLS_MAX", 3)
+
+    async def scenario() -> None:
+        peers, objects = Peers(slow_s=1.0), Objects()
+        router = _router(peers, objects)
+        slow = [await _hand_over(router, STOPPED, 100, 30) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        refused = await asyncio.wait_for(await _hand_over(router, STOPPED, 100, 30), 0.5)
+        assert refused[STOPPED].error_code == ErrorCode.not_leader_or_follower
+        for _ in range(10):  # more rounds than slots in flight, each for leader 2
+            healthy = await asyncio.wait_for(await _hand_over(router, HEALTHY, 100, 2), 0.5)
+            assert healthy[HEALTHY].error_code == ErrorCode.none
+        # The first slow call is answered; those queued behind it fail at once, the
+        # leader being marked, rather than each wait its second.
+        answers = await asyncio.wait_for(asyncio.gather(*slow), 3)
+        assert answers[0][STOPPED].error_code == ErrorCode.none
+        assert peers.calls[STOPPED] == 1
 
     asyncio.run(scenario())

@@ -545,10 +545,8 @@ def _request_spans(settings: Settings) -> RequestSpans | None:
 def _zone_router(
     settings: Settings, shared: bool, storage: StorageEngine, peers: Peers, registry: Registry
 ) -> ZoneRouter | None:
-    """The zone writes' proxy (RFC 0004 §7): on every broker of a cluster of racks, so
-    that one named as its zone's stand-in serves with `zone.produce.proxy.enable` off
-    too (the setting decides whether this broker's Metadata names stand-ins)."""
-    if not (shared and settings.broker_rack):
+    """The zone writes' proxy (RFC 0004 §7): in a cluster of racks, when enabled."""
+    if not (settings.zone_produce_proxy_enable and shared and settings.broker_rack):
         return None
     return ZoneRouter(
         storage.objects, peers, settings.node_id, lambda: registry.incarnation, storage.clock

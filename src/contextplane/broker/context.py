@@ -86,6 +86,7 @@ class ClusterView:
     peers: Peers | None = None  # the inter-broker client (transaction verification)
     controller: Controller | None = None  # its writes count only while this broker leads
     replicas: ReadReplicas | None = None  # partitions served here as a read replica
+    topic_change_waits: int = 0  # topic changes waiting to be shown (topic_propagation.py)
 
 
 @dataclass(slots=True)

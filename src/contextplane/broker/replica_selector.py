@@ -49,17 +49,14 @@ def connection_zone(ctx: RequestContext, rack_id: str | None) -> ZoneCell:
     return zone
 
 
-def _consumer_zone(ctx: RequestContext, request: Any, serving: bool = False) -> str | None:
+def _consumer_zone(ctx: RequestContext, request: Any) -> str | None:
     """The zone of a consumer's Fetch that may be served by a replica; None when it may
     not (selector off and no zone writes' proxy, no broker rack, an old version, a
-    replica's fetch, or a zone the client did not name). `serving`: asked by the broker
-    that would serve it, which stands in for its zone whenever it has a zone router (a
-    peer with the proxy on may name it)."""
+    replica's fetch, or a zone the client did not name)."""
     settings = ctx.settings
     # The zone writes' proxy stands in for other zones' leaders: it serves their reads.
     rack_aware = settings.replica_selector_class == RACK_AWARE_SELECTOR
-    proxy = settings.zone_produce_proxy_enable or (serving and ctx.services.zone_router is not None)
-    if not (rack_aware or proxy) or not settings.broker_rack:
+    if not (rack_aware or settings.zone_produce_proxy_enable) or not settings.broker_rack:
         return None
     if ctx.api_version < PREFERRED_REPLICA_FROM:
         return None
@@ -98,9 +95,24 @@ def rack_nodes(registry: Registry, node_id: int, own_rack: str | None, rack: str
     return nodes
 
 
+def serving_nodes(
+    registry: Registry, node_id: int, own_rack: str | None, rack: str, proxied: bool
+) -> list[int]:
+    """The brokers of `rack` a partition's reads (and, with the zone writes' proxy,
+    writes) may be sent to: with `proxied` (this broker has the proxy on), only those
+    whose registration had it on too, this one included, so a broker with it still off
+    is never named; else `rack_nodes`."""
+    nodes = rack_nodes(registry, node_id, own_rack, rack)
+    if not proxied:
+        return nodes
+    on = {b.node_id for b in registry.brokers if b.zone_proxy} | {node_id}
+    return [n for n in nodes if n in on]
+
+
 def _chosen(ctx: RequestContext, topic: str, index: int, rack: str) -> int:
     cluster = ctx.cluster
-    nodes = rack_nodes(cluster.registry, cluster.node_id, cluster.rack, rack)
+    proxied = ctx.settings.zone_produce_proxy_enable
+    nodes = serving_nodes(cluster.registry, cluster.node_id, cluster.rack, rack, proxied)
     return rendezvous(topic, index, nodes)
 
 
@@ -118,7 +130,7 @@ def may_serve_as_replica(ctx: RequestContext, request: Any) -> bool:
     """Whether a Fetch for a partition led elsewhere may be served here (which broker
     of the zone serves the partition: `is_chosen`): the consumer is in this broker's
     zone and may be sent to a replica."""
-    zone = _consumer_zone(ctx, request, serving=True)
+    zone = _consumer_zone(ctx, request)
     return zone is not None and zone == ctx.settings.broker_rack
 
 

@@ -11,8 +11,10 @@ led (Kafka's new partitions have leaders when created), or a deleted topic unkno
 peer answers a broker's Metadata from its own view, without the store lookup a client's
 unknown name triggers (`handlers/cluster.py`): what is waited for is the change reaching
 it by its notification, the path that serves every later request.
-The wait is bounded (`TOPIC_CHANGE_WAIT_S`): a broker that cannot be asked (refused,
-timed out, no inter-broker listener) or may not describe the topic is not waited for,
+At most `TOPIC_CHANGE_WAITS_MAX` changes wait at once on a broker (past it one is
+answered at once: the waits poll every peer). The wait is bounded
+(`TOPIC_CHANGE_WAIT_S`): a broker that cannot be asked (refused, timed out, no
+inter-broker listener) or may not describe the topic is not waited for,
 and past the bound the answer goes as it is; the change itself is committed either way.
 Once a broker cannot be asked, the partitions are no longer waited for to be led, only
 listed: those placed on a broker killed while its lease lasts get no leader until it
@@ -46,6 +48,19 @@ async def until_shown(ctx: RequestContext, expected: Mapping[str, int]) -> None:
     others = set(cluster.registry.reachable_ids) - {cluster.node_id}
     if not expected or peers is None or not others:
         return
+    if cluster.topic_change_waits >= limits.TOPIC_CHANGE_WAITS_MAX:
+        waits = cluster.topic_change_waits
+        log.info("topic change %s answered at once: %d waits already", sorted(expected), waits)
+        return
+    cluster.topic_change_waits += 1
+    try:
+        await _wait(ctx, expected, others)
+    finally:
+        cluster.topic_change_waits -= 1
+
+
+async def _wait(ctx: RequestContext, expected: Mapping[str, int], others: set[int]) -> None:
+    cluster = ctx.cluster
     clock = ctx.services.clock
     deadline_ms = clock.monotonic_ms() + limits.TOPIC_CHANGE_WAIT_S * 1000
     pause_s = limits.TOPIC_CHANGE_POLL_FIRST_S

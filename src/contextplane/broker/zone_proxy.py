@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from contextplane.broker.replica_selector import connection_zone, rack_nodes, rendezvous
+from contextplane.broker.replica_selector import connection_zone, rendezvous, serving_nodes
 from contextplane.broker.zones import OTHER
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ class ZoneProxies:
         self._racks = {b.node_id: b.rack for b in registry.brokers}
         if rack is not None:
             self._racks[node_id] = rack
-        self._nodes = rack_nodes(registry, node_id, rack, zone)
+        # Only brokers with the proxy on stand in (this one has it: it lists them); one
+        # with it off, while the setting is rolled out, serves its own partitions only.
+        self._nodes = serving_nodes(registry, node_id, rack, zone, proxied=True)
 
     def of(self, topic: str, index: int, leader: int) -> int:
         """The broker of the zone listed as the partition's leader; -1: the leader itself
@@ -54,16 +56,6 @@ class ZoneProxies:
 def client_zone(ctx: RequestContext) -> str:
     """The zone whose stand-ins this connection's Metadata lists; "" for none (the proxy
     is off here, or the client named no zone)."""
-    if not ctx.settings.zone_produce_proxy_enable:
-        return ""
-    return _served_zone(ctx)
-
-
-def _served_zone(ctx: RequestContext) -> str:
-    """The zone of the client when this broker can stand in for its zone: every broker
-    of a cluster with a rack can (the router is there with the proxy off too), so a
-    broker that another broker's Metadata names as a stand-in serves the client whether
-    or not it lists stand-ins itself (the setting turned on broker by broker)."""
     if ctx.services.zone_router is None:
         return ""
     zone = connection_zone(ctx, None)
@@ -76,7 +68,7 @@ def led_in_other_zones(
     """Of `partitions`, those this broker stands in for, for this connection: led by a
     live broker of another zone while the client is of this broker's zone; -> leader."""
     rack = ctx.settings.broker_rack
-    if not rack or _served_zone(ctx) != rack:
+    if not rack or client_zone(ctx) != rack:
         return {}
     cluster = ctx.cluster
     racks = {b.node_id: b.rack for b in cluster.registry.brokers}

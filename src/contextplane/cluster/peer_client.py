@@ -104,8 +104,16 @@ class PeerConnection:
         **fields: Any,
     ) -> Any:
         """Send one request, return its decoded response (a frame of at most
-        `response_bytes_max`); PeerUnavailable on failure."""
-        async with self._slots:
+        `response_bytes_max`); PeerUnavailable on failure, and when no answer came within
+        the request timeout, counted from the call: the wait for one of the bounded
+        request slots included, so a caller queued behind them waits no longer."""
+        deadline = asyncio.get_running_loop().time() + limits.PEER_REQUEST_TIMEOUT_S
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise PeerUnavailable(f"node {self.node_id}: every request slot busy") from exc
+        try:
             writer = await self._connected(endpoint)
             self._correlation = (self._correlation + 1) & 0x7FFFFFFF
             correlation = self._correlation
@@ -113,13 +121,15 @@ class PeerConnection:
             self._waiting[correlation] = (answer, response_bytes_max)
             try:
                 writer.write(self._frame(api_key, version, correlation, fields))
-                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
+                async with asyncio.timeout_at(deadline):
                     frame = await answer
             except (OSError, TimeoutError) as exc:
                 self._fail(exc)
                 raise PeerUnavailable(f"node {self.node_id}: {exc!r}") from exc
             finally:
                 self._waiting.pop(correlation, None)
+        finally:
+            self._slots.release()
         try:
             return _decode(api_key, version, frame)
         except Exception as exc:  # noqa: BLE001 - a peer that answers garbage is dropped

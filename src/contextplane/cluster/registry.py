@@ -83,6 +83,7 @@ class Registry:
         self._node_id = settings.node_id
         self._rack = settings.broker_rack
         self._wal_url = settings.wal_url or None  # another broker recovers an object WAL
+        self._zone_proxy = settings.zone_produce_proxy_enable  # peers name it a stand-in
         self._interval_s = settings.broker_heartbeat_interval_ms / 1000
         self._session_ms = settings.broker_session_timeout_ms
         self._on_lost = on_lost
@@ -136,6 +137,7 @@ class Registry:
             self._session_ms,
             replaces=_recorded(self._incarnation_file),
             wal_url=self._wal_url,
+            zone_proxy=self._zone_proxy,
         )
         if not registration.registered:
             holder = registration.broker

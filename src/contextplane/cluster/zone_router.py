@@ -24,7 +24,9 @@ for its answers without holding the queue every zone writes through. Rounds in f
 are bounded too (ROUNDS_IN_FLIGHT_MAX), and once a call to a leader fails for want of
 an answer, the calls queued behind it to that leader fail at once (NOT_LEADER_OR_FOLLOWER:
 the client asks Metadata, which names the real leader) rather than each wait the peer
-timeout in turn.
+timeout in turn. A leader that answers, but slower than rounds go, is treated the same
+once LEADER_CALLS_MAX calls wait on it: its requests are answered NOT_LEADER_OR_FOLLOWER
+(written to it directly) while those for other leaders go on.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ QUEUED_BYTES_MAX = 64 * 1024 * 1024
 # ROUND_PATIENCE_S at most, so the bound is past what one peer timeout gathers.
 ROUND_PATIENCE_S = 0.25
 ROUNDS_IN_FLIGHT_MAX = 256
+# A leader with this many calls waiting behind its oldest unanswered one is behind (it
+# answers, slowly: ~4 s of rounds at ROUND_PATIENCE_S): it is left out of its zone's
+# stand-ins like one not reached, so its rounds cannot fill ROUNDS_IN_FLIGHT_MAX and
+# hold up the other zones' writes, nor its waiting requests grow this broker's memory.
+LEADER_CALLS_MAX = 16
 # How long a leader the proxy could not reach is left out of its zone's stand-ins
 # (renewed by each failed call).
 UNREACHABLE_MS = 10_000
@@ -151,6 +158,7 @@ class ZoneRouter:
         self._in_flight = asyncio.Semaphore(ROUNDS_IN_FLIGHT_MAX)
         # Each leader's last call: the next round's call to it waits for that one.
         self._tails: dict[int, asyncio.Task[None]] = {}
+        self._calls: dict[int, int] = {}  # each leader's calls not yet answered
         self._finishing: set[asyncio.Task[None]] = set()
         self._sequence = 0
         # What tests and operators read: objects written, frames handed over.
@@ -168,6 +176,9 @@ class ZoneRouter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         request = _Request(frames, principal, client_address, loop.create_future())
+        for leader in frames:
+            if self._calls.get(leader, 0) >= LEADER_CALLS_MAX:
+                self.unreachable.mark(leader)
         unreachable = self.unreachable.nodes().intersection(frames)
         if unreachable:  # the client asks Metadata again, which names the real leader
             message = f"node {min(unreachable)} is not reachable from this zone's broker"
@@ -263,6 +274,7 @@ class ZoneRouter:
                 self._call_after(self._tails.get(leader), leader, key, entries)
             )
             self._tails[leader] = call
+            self._calls[leader] = self._calls.get(leader, 0) + 1
             call.add_done_callback(functools.partial(self._forget_tail, leader))
             calls.append(call)
         return key, calls
@@ -270,6 +282,9 @@ class ZoneRouter:
     def _forget_tail(self, leader: int, call: asyncio.Task[None]) -> None:
         if self._tails.get(leader) is call:
             del self._tails[leader]
+        self._calls[leader] -= 1
+        if not self._calls[leader]:
+            del self._calls[leader]
 
     async def _release(self, size: int) -> None:
         async with self._room:

@@ -379,6 +379,7 @@ class BrokerRecord:
     # How long the lease has left on the database's clock when the row was read (ms;
     # negative: expired). A duration, so no broker compares its clock with the database's.
     lease_remaining_ms: int
+    zone_proxy: bool = False  # it stands in for its zone's clients (zone.produce.proxy.enable)
 
     def endpoint(self, listener: str) -> BrokerEndpoint | None:
         """The endpoint of `listener`, or None when this broker has no such listener."""

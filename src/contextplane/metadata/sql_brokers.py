@@ -25,7 +25,7 @@ from contextplane.metadata.sql_db import Db
 from contextplane.metadata.sql_owed_marks import set_unmarked_acks, write_owed_marks
 
 _LEASED = LEASED_STATES
-_COLUMNS = "node_id, incarnation, rack, endpoints, state, lease_expires_ms - NOW_MS"
+_COLUMNS = "node_id, incarnation, rack, endpoints, state, lease_expires_ms - NOW_MS, zone_proxy"
 
 
 def endpoints_text(endpoints: tuple[BrokerEndpoint, ...]) -> str:
@@ -43,7 +43,9 @@ def _record(row: Any) -> BrokerRecord:
         BrokerEndpoint(str(e["listener"]), str(e["host"]), int(e["port"]), str(e["protocol"]))
         for e in json.loads(row[3])
     )
-    return BrokerRecord(int(row[0]), int(row[1]), row[2], endpoints, str(row[4]), int(row[5]))
+    return BrokerRecord(
+        int(row[0]), int(row[1]), row[2], endpoints, str(row[4]), int(row[5]), bool(row[6])
+    )
 
 
 class BrokerRows:
@@ -64,17 +66,18 @@ class BrokerRows:
         session_ms: int,
         replaces: int = -1,
         wal_url: str | None = None,
+        zone_proxy: bool = False,
     ) -> Registration:
         """Take `node_id` for this incarnation unless a live broker holds it; a live row
         of incarnation `replaces` (one the caller knows is gone) is taken too. A node id
         drained and not undrained registers 'draining' (migration 0018). `wal_url`
         names its object WAL (None: a local WAL), which another broker recovers if it
-        dies. A start's write, as the claim is: run as `SqlEngine.write` runs those
-        (SQLite's reserve)."""
+        dies; `zone_proxy`, whether it stands in for its zone (migration 0020). A start's
+        write, as the claim is: run as `SqlEngine.write` runs those (SQLite's reserve)."""
         engine: Any = self  # a SqlEngine: its transactions
         result: Registration = engine._run_write(
             lambda: self._register(
-                node_id, incarnation, rack, endpoints, session_ms, replaces, wal_url
+                node_id, incarnation, rack, endpoints, session_ms, replaces, wal_url, zone_proxy
             )
         )
         return result
@@ -88,19 +91,21 @@ class BrokerRows:
         session_ms: int,
         replaces: int,
         wal_url: str | None,
+        zone_proxy: bool,
     ) -> Registration:
         engine: Any = self
         with engine._transaction():
             self._db.execute(
                 self._sql(
                     "INSERT INTO brokers (node_id, incarnation, rack, endpoints, state,"
-                    " lease_expires_ms, registered_ms, wal_url) VALUES (?, ?, ?, ?, 'live',"
-                    " NOW_MS + ?, NOW_MS, ?)"
+                    " lease_expires_ms, registered_ms, wal_url, zone_proxy)"
+                    " VALUES (?, ?, ?, ?, 'live', NOW_MS + ?, NOW_MS, ?, ?)"
                     " ON CONFLICT (node_id) DO UPDATE SET incarnation=excluded.incarnation,"
                     " rack=excluded.rack, endpoints=excluded.endpoints,"
                     " state=CASE WHEN brokers.draining <> 0 THEN 'draining' ELSE 'live' END,"
                     " lease_expires_ms=excluded.lease_expires_ms,"
-                    " registered_ms=excluded.registered_ms, wal_url=excluded.wal_url, load='{}'"
+                    " registered_ms=excluded.registered_ms, wal_url=excluded.wal_url,"
+                    " zone_proxy=excluded.zone_proxy, load='{}'"
                     " WHERE brokers.lease_expires_ms < NOW_MS"
                     " OR brokers.state IN ('stopped', 'expired') OR brokers.incarnation = ?"
                 ),
@@ -111,6 +116,7 @@ class BrokerRows:
                     endpoints_text(endpoints),
                     session_ms,
                     wal_url,
+                    int(zone_proxy),
                     replaces,
                 ),
             )
@@ -259,6 +265,7 @@ class BrokerCalls:
         session_ms: int,
         replaces: int = -1,
         wal_url: str | None = None,
+        zone_proxy: bool = False,
     ) -> Registration:
         store: Any = self  # a SqlMetadataStore
         result: Registration = await store._call(
@@ -270,6 +277,7 @@ class BrokerCalls:
             session_ms,
             replaces,
             wal_url,
+            zone_proxy,
         )
         return result
 

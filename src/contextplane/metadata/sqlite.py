@@ -177,6 +177,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         session_ms: int,
         replaces: int = -1,
         wal_url: str | None = None,
+        zone_proxy: bool = False,
     ) -> Registration:
         # A start registers before it claims: wait for space as the claim does.
         return await self._until_space(
@@ -190,5 +191,6 @@ class SqliteMetadataStore(SqlMetadataStore):
                 session_ms,
                 replaces,
                 wal_url,
+                zone_proxy,
             ),
         )

@@ -448,6 +448,7 @@ class MetadataStore(Protocol):
         session_ms: int,
         replaces: int = -1,
         wal_url: str | None = None,
+        zone_proxy: bool = False,
     ) -> Registration:
         """Take `node_id` for `incarnation` with a lease of `session_ms`, unless a live
         broker holds it (then `registered` is False and the row is the holder's); a row of

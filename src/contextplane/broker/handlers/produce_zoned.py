@@ -93,9 +93,15 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         for leader, entries in remote.items()
     }
     # The handed records crossed the wire from the client too (the leader, reading them
-    # from the store, counts them as no client's).
-    connection_zone(ctx, None).bytes_in += sum(
+    # from the store, counts them as no client's), and count against the client's
+    # producer_byte_rate here, where its connection is muted (the leader's throttle is
+    # of its own connection to this broker); acks=0 ones included.
+    handed_bytes = sum(
         len(d.records or b"") for entries in remote.values() for _, parts in entries for d in parts
+    )
+    connection_zone(ctx, None).bytes_in += handed_bytes
+    ctx.throttle(
+        ctx.services.quotas.produce_throttle_ms(ctx.principal, ctx.header.client_id, handed_bytes)
     )
     # Queued before this connection's next request is read: the queue's bound holds
     # back a client that sends faster than rounds go (acks=0 ones too).
@@ -107,6 +113,9 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         local = await here(ctx, dataclasses.replace(request, topic_data=tuple(local_topics)))
     if request.acks == 0:
         return NO_RESPONSE  # the hand-over goes on; nothing is owed to the client
+    # What the answer needs of the request while the leaders take their time: its topics
+    # and partition indexes, not the records (the frames are in the round's object).
+    request, remote = _topics_only(request), _indexes_only(remote)
 
     async def respond() -> Any:
         bodies = []
@@ -118,6 +127,26 @@ async def produce(ctx: RequestContext, request: Any, remote: Routed, here: Handl
         return _merged(ctx, request, bodies)
 
     return later(respond())
+
+
+def _topics_only(request: Any) -> Any:
+    """`request` with its topics only (what `_merged` orders the answer by)."""
+    topics = tuple(dataclasses.replace(t, partition_data=()) for t in request.topic_data)
+    return dataclasses.replace(request, topic_data=topics)
+
+
+def _indexes_only(remote: Routed) -> Routed:
+    """`remote` without the records (`_answered` needs each topic and partition index)."""
+    return {
+        leader: [
+            (
+                dataclasses.replace(topic, partition_data=()),
+                [dataclasses.replace(d, records=None) for d in parts],
+            )
+            for topic, parts in entries
+        ]
+        for leader, entries in remote.items()
+    }
 
 
 def _wait_s(request: Any) -> float:
@@ -175,7 +204,7 @@ def _merged(ctx: RequestContext, request: Any, bodies: list[Any]) -> Any:
     """One response of every body's topics, in the request's topic order, with the
     longest throttle; NOT_LEADER hints dropped."""
     by_topic: dict[Any, list[Any]] = {}
-    throttle = 0
+    throttle = ctx.throttle_ms  # this broker's own quota's, for the handed records too
     for body in bodies:
         throttle = max(throttle, int(body.throttle_time.total_seconds() * 1000))
         for topic in body.responses:
