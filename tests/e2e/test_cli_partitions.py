@@ -72,6 +72,8 @@ def test_move_waits_for_the_new_leader_and_names_failures(
             "partitions", "moves", "--bootstrap-server", two.bootstrap, "--output", "json"
         )
         assert listed.json() == {"moves": []}
+        table = contextplane("partitions", "moves", "--bootstrap-server", two.bootstrap)
+        assert table.out == "no moves in progress\n"
 
         dead = contextplane(
             "partitions",

@@ -136,6 +136,13 @@ def test_describe_lists_an_offline_partition_without_offsets(
                 assert groups.status == 0, groups.err
                 assert "broker 2 not reachable" in groups.err, groups.err
                 assert isinstance(groups.json()["groups"], list)
+                # Reading such a partition names its leader as gone (Metadata names it).
+                read = contextplane(
+                    "consume", TOPIC, "-p", str(on_two[0]), "--from-beginning",
+                    "--timeout", "1", "--bootstrap-server", one.bootstrap,
+                )  # fmt: skip
+                assert read.status == 0, read.err
+                assert "led by broker 2, which takes no connection" in read.err, read.err
         # Reading an offline partition says so rather than looking empty.
         read = contextplane(
             "consume", TOPIC, "-p", str(on_two[0]), "--from-beginning", "--timeout", "1",

@@ -113,6 +113,11 @@ def test_rebalance_and_drain_by_measured_load(
             assert {m["to"] for m in drained["moves"]} == {2}
             assert _row(url, 1)[0] == "draining"
             assert 1 not in _leaders(admin).values()
+            # Draining the other one too would leave nowhere to move to: refused, and
+            # broker 2 stays live (before, it was left draining all the same).
+            refused = contextplane("cluster", "drain", "2", "--bootstrap-server", two.bootstrap)
+            assert refused.status == 1 and "broker 2 left as it was" in refused.err, refused.err
+            assert _row(url, 2)[0] == "live"
         finally:
             for producer in producers:
                 producer.stop()

@@ -210,7 +210,7 @@ def test_cluster_up_serves_fails_over_and_stops_everything() -> None:
         # Everything acknowledged before the kill, each once, through the survivors.
         assert sorted(consume(survivor, "demo", len(sent))) == sorted(sent)
         wait_until(lambda: f"broker {victim} (pid" in up.text(), 30, "the exit reported")
-        assert "exited (-9); starting it again in 15 s" in up.text(), up.text()
+        assert "killed by SIGKILL; starting it again in 15 s" in up.text(), up.text()
         wait_until(
             lambda: f"broker {victim} serving again on {brokers[victim][0]}" in up.text(),
             120,

@@ -14,6 +14,7 @@ partition, and the brokers' own writes follow the leader (cluster/forwarder.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from typing import Any
 
@@ -145,6 +146,8 @@ def _execute(admin: Any, moves: list[Move]) -> None:
 
 
 def _report(args: argparse.Namespace, moves: list[Move], status: str, **extra: Any) -> None:
+    max_moves = getattr(args, "max_moves", None)
+    limit = max_moves if max_moves and len(moves) >= max_moves else None
     if args.output == "json":
         print_json(
             {
@@ -168,7 +171,12 @@ def _report(args: argparse.Namespace, moves: list[Move], status: str, **extra: A
             ("PARTITION", "FROM", "TO", "LOAD B/S"),
             [(f"{m.key[0]}-{m.key[1]}", m.source, m.target, round(m.load)) for m in moves],
         )
-    print(f"{len(moves)} {'move' if len(moves) == 1 else 'moves'} {status}")
+    took = extra.get("elapsed_ms")
+    print(
+        f"{len(moves)} {'move' if len(moves) == 1 else 'moves'} {status}"
+        + ("" if took is None else f" in {took / 1000:.1f} s")
+        + (f" (--max-moves {limit} reached: run it again for more)" if limit else "")
+    )
 
 
 def _rebalance(args: argparse.Namespace) -> int:
@@ -190,12 +198,17 @@ def _rebalance(args: argparse.Namespace) -> int:
 def _drain(args: argparse.Namespace) -> int:
     admin = connect(args)
     try:
-        _set_state(admin, args.node, "draining")
+        # Planned as if drained before the drain is recorded: a drain that would leave
+        # nowhere to move to is refused with the broker's state unchanged.
         brokers, partitions = _current(admin)
+        brokers = [
+            dataclasses.replace(b, draining=True) if b.node_id == args.node else b for b in brokers
+        ]
         try:
             moves = plan(brokers, partitions, 0, draining_only=True)
         except NoBrokerLeft as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(f"{exc} (broker {args.node} left as it was)") from None
+        _set_state(admin, args.node, "draining")
         moves = [m for m in moves if m.source == args.node]
         started = _CLOCK.monotonic_ms()
         _execute(admin, moves)

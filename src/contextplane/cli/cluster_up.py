@@ -173,7 +173,10 @@ class Restarts:
             elif self._after_s is not None:
                 self._due[node] = now_s + self._after_s
                 then = f"; starting it again in {self._after_s:g} s"
-            print(f"broker {node} (pid {broker.pid}) exited ({status}){then}", flush=True)
+            ended = (
+                f"killed by {signal.Signals(-status).name}" if status < 0 else f"exited ({status})"
+            )
+            print(f"broker {node} (pid {broker.pid}) {ended}{then}", flush=True)
         if node in self._due and now_s >= self._due[node]:
             del self._due[node]
             broker.exit_reported = False

@@ -271,7 +271,7 @@ def _consume(args: argparse.Namespace) -> int:
         else:
             clock.assigned()
             positions = start_positions(consumer, args, topic, when_ms)
-            _warn_offline(args.topic, topic, [tp.partition for tp in positions])
+            _warn_offline(consumer, args.topic, topic, [tp.partition for tp in positions])
             consumer.assign(positions)
         ctrl_c_default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
         if ctrl_c_default:
@@ -292,15 +292,21 @@ def _consume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_offline(name: str, topic: Any, partitions: list[int]) -> None:
-    """One stderr line naming the partitions read that have no leader now (a broker gone
-    with records only in its local WAL): nothing comes from them until one takes them,
-    which would otherwise look like an empty partition."""
-    offline = leaderless(topic, partitions)
-    if offline:
+def _warn_offline(consumer: Any, name: str, topic: Any, partitions: list[int]) -> None:
+    """One stderr line naming the partitions read that no broker serves now (no leader: a
+    broker gone with records only in its local WAL; a leader killed or stopped while its
+    lease lasts): nothing comes from them until a live broker takes them, which would
+    otherwise look like an empty partition."""
+    try:
+        brokers = consumer.list_topics(name, timeout=CONNECT_TIMEOUT_S).brokers
+    except Exception:  # noqa: BLE001 - the probe is a hint; without it, leaders only
+        brokers = None
+    unserved = leaderless(topic, partitions, brokers)
+    if unserved:
+        them = "them" if unserved.startswith("partitions") or ";" in unserved else "it"
         print(
-            f"topic {name!r}: {offline} without a leader (offline): nothing is read from"
-            " them until one takes them",
+            f"topic {name!r}: {unserved}: nothing is read from {them} until a live broker"
+            f" takes {them}",
             file=sys.stderr,
         )
 

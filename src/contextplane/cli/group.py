@@ -80,9 +80,9 @@ def _listed_by(args: argparse.Namespace, nodes: list[int], away: list[int]) -> l
     from contextplane.cli import protocol_admin
 
     listed = ", ".join(map(str, away))
+    they = "the groups they coordinate are" if len(away) > 1 else "the groups it coordinates are"
     print(
-        f"broker{'s' if len(away) > 1 else ''} {listed} not reachable: the groups they"
-        " coordinate are not listed",
+        f"broker{'s' if len(away) > 1 else ''} {listed} not reachable: {they} not listed",
         file=sys.stderr,
     )
     admin = protocol_admin.connect(args)

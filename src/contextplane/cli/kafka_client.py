@@ -271,10 +271,28 @@ def security_config(command_config: Path | None) -> dict[str, str]:
     return client_config(properties)
 
 
-def leaderless(topic: Any, partitions: list[int]) -> str:
-    """Of `partitions` (of a topic's metadata), those without a leader now, as text
-    ("partition 2", "partitions 1, 2"); "" when none."""
-    offline = [p for p in partitions if p in topic.partitions and topic.partitions[p].leader < 0]
-    if not offline:
-        return ""
-    return f"partition{'s' if len(offline) > 1 else ''} {', '.join(map(str, offline))}"
+def leaderless(topic: Any, partitions: list[int], brokers: dict[int, Any] | None = None) -> str:
+    """Of `partitions` (of a topic's metadata), those nothing can be read from or written
+    to now, as text: without a leader ("partitions 1, 2 without a leader (offline)"), and,
+    given the metadata's `brokers`, led by a broker that takes no TCP connection (killed
+    or stopped while its lease lasts: Metadata still names it); "" when none."""
+    from contextplane.cli.list_offsets import CONNECT_PROBE_S, listening
+
+    listed = [p for p in partitions if p in topic.partitions]
+    offline = [p for p in listed if topic.partitions[p].leader < 0]
+    parts = [f"{_partitions(offline)} without a leader (offline)"] if offline else []
+    if brokers:
+        leaders = {topic.partitions[p].leader for p in listed} & set(brokers)
+        gone = leaders - listening({n: brokers[n] for n in leaders}, CONNECT_PROBE_S)
+        if gone:
+            stopped = [p for p in listed if topic.partitions[p].leader in gone]
+            nodes = ", ".join(map(str, sorted(gone)))
+            parts.append(
+                f"{_partitions(stopped)} led by broker{'s' if len(gone) > 1 else ''} {nodes},"
+                " which takes no connection (stopped or killed)"
+            )
+    return "; ".join(parts)
+
+
+def _partitions(indexes: list[int]) -> str:
+    return f"partition{'s' if len(indexes) > 1 else ''} {', '.join(map(str, indexes))}"

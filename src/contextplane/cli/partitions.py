@@ -20,6 +20,7 @@ from contextplane.clock import SystemClock
 
 _POLL_S = 0.1
 _PROBE_S = 2.0  # how long a leader has to take a TCP connection
+_CONNECT_ATTEMPTS = 4  # a request the connection to a dead broker failed is sent again
 _CLOCK = SystemClock()
 
 
@@ -62,10 +63,20 @@ def controller_request(admin: Any, request: Any, what: str) -> Any:
     def top_level(response: Any) -> Any:
         yield errors.for_code(response.error_code)
 
-    try:
-        response = admin._manager.run(admin._send_request_to_controller, request, top_level, False)
-    except (errors.KafkaError, RuntimeError) as exc:
-        raise CommandError(f"{what}: {error_text(type(exc), str(exc))}") from None
+    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+        try:
+            response = admin._manager.run(
+                admin._send_request_to_controller, request, top_level, False
+            )
+            break
+        except (errors.KafkaConnectionError, errors.NodeNotReadyError):
+            # kafka-python may pick a broker killed while its lease lasts (Metadata still
+            # lists it) to ask: it backs that one off, so the next try asks another.
+            if attempt == _CONNECT_ATTEMPTS:
+                raise CommandError(f"{what}: no broker of the cluster answered") from None
+            time.sleep(_POLL_S * attempt)
+        except (errors.KafkaError, RuntimeError) as exc:
+            raise CommandError(f"{what}: {error_text(type(exc), str(exc))}") from None
     response_error(response.error_code, response.error_message, what)
     return response
 
@@ -117,11 +128,18 @@ def _move(args: argparse.Namespace) -> int:
 def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what: str) -> None:
     """Until the move is no longer listed and Metadata names `node` the leader (or the
     monotonic `deadline_ms`)."""
+    import kafka.errors as errors
+
+    listed, leader = None, -1
     while True:
-        listed = admin.list_partition_reassignments({topic: [index]})
-        leader = _leader(admin, topic, index)
-        if not listed and leader == node:
-            return
+        try:
+            listed = admin.list_partition_reassignments({topic: [index]})
+            leader = _leader(admin, topic, index)
+        except (errors.KafkaConnectionError, errors.NodeNotReadyError):
+            pass  # asked a broker that is gone (see controller_request): ask again
+        else:
+            if not listed and leader == node:
+                return
         if _CLOCK.monotonic_ms() >= deadline_ms:
             why = _why(admin, listed, leader)
             raise CommandError(f"{what}: not done when --timeout ran out ({why})")
@@ -182,6 +200,8 @@ def _moves(args: argparse.Namespace) -> int:
     ]
     if args.output == "json":
         print_json({"moves": moves})
+    elif not moves:
+        print("no moves in progress")
     else:
         print_table(
             ("PARTITION", "FROM", "TO"),

@@ -153,12 +153,13 @@ def _leaderless(producer: Any, args: argparse.Namespace) -> str:
     """Why records may have waited: the partitions written that have no leader now (a
     broker gone with records only in its local WAL), as a clause; "" when none."""
     try:
-        topic = producer.list_topics(args.topic, timeout=5).topics[args.topic]
+        metadata = producer.list_topics(args.topic, timeout=5)
+        topic = metadata.topics[args.topic]
     except Exception:  # noqa: BLE001 - the reason is a hint; the failure is reported anyway
         return ""
     written = [args.partition] if args.partition is not None else sorted(topic.partitions)
-    offline = leaderless(topic, written)
-    return f" ({offline} without a leader: offline)" if offline else ""
+    unserved = leaderless(topic, written, metadata.brokers)
+    return f" ({unserved})" if unserved else ""
 
 
 def _line(
