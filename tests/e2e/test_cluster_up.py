@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -311,3 +312,24 @@ def test_a_bad_setting_is_refused_before_anything_starts(
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert named in done.stderr, done.stderr
     assert not state.exists()  # no directory made, no PostgreSQL or SeaweedFS started
+
+
+def test_a_taken_port_is_named_before_anything_starts(state: Path) -> None:
+    """Another listener on the first broker's port: refused at once naming the port
+    (before, PostgreSQL and SeaweedFS started first and the broker's exit said it ~9 s
+    later)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "contextplane.cli.launch", "cluster", "up",
+             "--dir", str(state), "--base-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"port {port} (broker 1) already in use" in done.stderr, done.stderr
+    assert not (state / "postgres" / "data").exists()  # PostgreSQL was never set up
+    assert processes_naming(state.resolve()) == []

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from contextplane.clock import SystemClock
 
@@ -41,6 +41,21 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def taken_ports(ports: Mapping[int, str]) -> list[str]:
+    """Of `ports` (port -> what it is for), those a listener cannot bind on 127.0.0.1
+    now, as "PORT (what)"; a port only in TIME_WAIT binds (the brokers set
+    SO_REUSEADDR too)."""
+    taken = []
+    for port, what in ports.items():
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(f"{port} ({what})")
+    return taken
 
 
 def die_with_parent() -> None:

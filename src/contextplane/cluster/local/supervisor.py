@@ -17,7 +17,13 @@ from contextplane.clock import SystemClock
 from contextplane.cluster.local.brokers import LocalBroker
 from contextplane.cluster.local.postgres import INSTALL_HINT as PG_HINT
 from contextplane.cluster.local.postgres import LocalPostgres, server_binaries
-from contextplane.cluster.local.processes import MissingProgram, StartFailed, free_ports, wait_for
+from contextplane.cluster.local.processes import (
+    MissingProgram,
+    StartFailed,
+    free_ports,
+    taken_ports,
+    wait_for,
+)
 from contextplane.cluster.local.seaweedfs import INSTALL_HINT as WEED_HINT
 from contextplane.cluster.local.seaweedfs import PORT_FLAGS, LocalSeaweedFS, weed_binary
 
@@ -94,6 +100,19 @@ class LocalCluster:
         """Everything, waited for until each broker lists all; the seconds it took.
         Interrupted on `stop`; StartFailed or MissingProgram (the caller then `close`s)."""
         began = _CLOCK.monotonic_ms() / 1000
+        # Before anything starts: a broker that cannot bind its port would exit only
+        # once PostgreSQL and SeaweedFS are up.
+        wanted = {}
+        for broker in self.brokers:
+            if broker.port:  # base port 0: each broker binds free ones itself
+                wanted[broker.port] = f"broker {broker.node_id}"
+                wanted[broker.http_port] = f"broker {broker.node_id}'s metrics"
+        taken = taken_ports(wanted)
+        if taken:
+            raise StartFailed(
+                f"port{'s' if len(taken) > 1 else ''} {', '.join(taken)} already in use"
+                " (another cluster up?): choose another --base-port, or 0 for free ports"
+            )
         self.postgres.start(stop)
         self.seaweedfs.start(stop)
         for broker in self.brokers:  # started together, then waited for
