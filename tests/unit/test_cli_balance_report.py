@@ -19,7 +19,7 @@ def test_a_plan_cut_by_max_moves_says_so(capsys: pytest.CaptureFixture[str]) -> 
     args = argparse.Namespace(output="table", max_moves=2)
     _report(args, _moves(2), "planned")
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "2 moves planned (--max-moves 2 reached: run it again for more)"
+        "2 moves planned (as many as --max-moves 2: run it again for any more)"
     )
     _report(args, _moves(1), "planned")
     assert capsys.readouterr().out.splitlines()[-1] == "1 move planned"

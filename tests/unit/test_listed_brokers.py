@@ -38,3 +38,17 @@ def test_a_broker_not_yet_bound_is_left_out() -> None:
     assert listed(OWN, [starting, half], "PLAINTEXT") == [OWN]
     published = broker(1, ("PLAINTEXT", 9100))
     assert listed(OWN, [published, half], "PLAINTEXT") == [(1, "127.0.0.1", 9100, None), OWN]
+
+
+def test_a_broker_registered_again_with_the_zone_proxy_changed_moves_the_generation() -> None:
+    """Metadata's cached answers are dropped when the registry's generation moves
+    (`Registry._update` compares `_listed`): a broker restarted within its lease with
+    zone.produce.proxy.enable changed is named (or no longer) as a stand-in at once. Its
+    lease left alone, which changes at every read, moves nothing."""
+    from dataclasses import replace
+
+    from contextplane.cluster.registry import _listed
+
+    before = broker(2, ("PLAINTEXT", 9200), rack="b")
+    assert _listed(replace(before, zone_proxy=True)) != _listed(before)
+    assert _listed(replace(before, lease_remaining_ms=1)) == _listed(before)

@@ -360,3 +360,22 @@ def test_aborted_txn_bytes_is_what_an_entry_costs() -> None:
         tracemalloc.stop()
     assert len(entries) == count
     assert 0.75 * per_entry <= ABORTED_TXN_BYTES <= 1.25 * per_entry, per_entry
+
+
+def test_partitions_a_failed_wal_takeover_built_leave_the_budget() -> None:
+    """A WAL takeover builds its partitions (counted, as `claimed_log` counts them) and
+    discards them when it fails, to build them again at its retry: the discarded ones'
+    aborted entries leave the budget (before, each failed retry added them for good)."""
+    from types import SimpleNamespace
+
+    from contextplane.storage.wal_takeover import WalTakeover
+
+    budget = MemoryBudget(total_bytes=10_000_000, log_cache_cap_bytes=0)
+    takeover = WalTakeover.__new__(WalTakeover)
+    takeover._log_cache = SimpleNamespace(drop_partition=lambda partition: None)
+    for _retry in range(3):
+        transactions = _aborted(100)
+        transactions.count_in(budget)
+        index = SimpleNamespace(close=lambda: None)
+        takeover._discard([SimpleNamespace(deleted=False, transactions=transactions, index=index)])
+    assert budget.aborted_txn_bytes == 0

@@ -124,3 +124,48 @@ def test_a_request_queued_behind_busy_slots_fails_within_its_timeout(
             await server.wait_closed()
 
     asyncio.run(run())
+
+
+def test_a_request_that_waited_for_its_slot_has_its_whole_timeout_for_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two slots, a 1 s timeout, a peer answering each request 0.8 s after it: a third
+    request waits ~0.8 s for a slot, then is answered 0.8 s after it is sent, and so is a
+    fourth sent meanwhile (with one deadline for both waits, the third timed out soon
+    after it was sent, and its timeout dropped the connection under the fourth)."""
+    monkeypatch.setattr(limits, "PEER_IN_FLIGHT_MAX", 2)
+    monkeypatch.setattr(limits, "PEER_REQUEST_TIMEOUT_S", 1.0)
+
+    async def run() -> None:
+        async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            async def answer(correlation: int) -> None:
+                await asyncio.sleep(0.8)
+                body = struct.pack(">ihi", correlation, 0, 0)  # ApiVersions v0, no versions
+                writer.write(struct.pack(">i", len(body)) + body)
+
+            try:
+                while True:
+                    (size,) = struct.unpack(">i", await reader.readexactly(4))
+                    frame = await reader.readexactly(size)
+                    asyncio.ensure_future(answer(struct.unpack(">i", frame[4:8])[0]))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        where = ("127.0.0.1", server.sockets[0].getsockname()[1])
+        peer = PeerConnection(2, "broker-2", ManualClock())
+        try:
+            first = [asyncio.ensure_future(peer.request(where, 18, 0)) for _ in range(2)]
+            await asyncio.sleep(0.01)
+            queued = asyncio.ensure_future(peer.request(where, 18, 0))
+            await asyncio.gather(*first)
+            await asyncio.sleep(0.05)
+            later = asyncio.ensure_future(peer.request(where, 18, 0))
+            answers = await asyncio.gather(queued, later, return_exceptions=True)
+            assert [a.error_code for a in answers] == [0, 0], answers  # type: ignore[union-attr]
+        finally:
+            await peer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())

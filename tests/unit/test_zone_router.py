@@ -158,3 +158,29 @@ def test_a_slow_leader_is_left_out_once_its_calls_pile_up(monkeypatch: pytest.Mo
         assert peers.calls[STOPPED] == 1
 
     asyncio.run(scenario())
+
+
+def test_a_request_naming_a_slow_and_a_healthy_leader_is_handed_to_the_healthy_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Leader 3 is behind (2 calls waiting, the bound): a request with a frame for each
+    leader gets NOT_LEADER_OR_FOLLOWER for leader 3's partitions only; leader 2's are
+    handed over and answered."""
+    monkeypatch.setattr(zone_router, "ROUND_BYTES_MAX", 100)
+    monkeypatch.setattr(zone_router, "ROUND_PATIENCE_S", 0.01)
+    monkeypatch.setattr(zone_router, "LEADER_CALLS_MAX", 2)
+
+    async def scenario() -> None:
+        peers = Peers(slow_s=1.0)
+        router = _router(peers, Objects())
+        for _ in range(2):
+            await _hand_over(router, STOPPED, 100, 30)
+        await asyncio.sleep(0.1)
+        both = await asyncio.wait_for(
+            await router.hand_over({HEALTHY: b"y", STOPPED: b"x"}, "User:a", "127.0.0.1:1", 30),
+            1,
+        )
+        assert both[HEALTHY].error_code == ErrorCode.none
+        assert both[STOPPED].error_code == ErrorCode.not_leader_or_follower
+
+    asyncio.run(scenario())

@@ -175,7 +175,7 @@ def _report(args: argparse.Namespace, moves: list[Move], status: str, **extra: A
     print(
         f"{len(moves)} {'move' if len(moves) == 1 else 'moves'} {status}"
         + ("" if took is None else f" in {took / 1000:.1f} s")
-        + (f" (--max-moves {limit} reached: run it again for more)" if limit else "")
+        + (f" (as many as --max-moves {limit}: run it again for any more)" if limit else "")
     )
 
 

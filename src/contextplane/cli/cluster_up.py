@@ -173,9 +173,7 @@ class Restarts:
             elif self._after_s is not None:
                 self._due[node] = now_s + self._after_s
                 then = f"; starting it again in {self._after_s:g} s"
-            ended = (
-                f"killed by {signal.Signals(-status).name}" if status < 0 else f"exited ({status})"
-            )
+            ended = f"killed by {_signal_name(-status)}" if status < 0 else f"exited ({status})"
             print(f"broker {node} (pid {broker.pid}) {ended}{then}", flush=True)
         if node in self._due and now_s >= self._due[node]:
             del self._due[node]
@@ -186,6 +184,14 @@ class Restarts:
         if node in self._starting and broker.exited() is None and broker.ready():
             self._starting.discard(node)
             print(f"broker {node} serving again on {broker.bootstrap}", flush=True)
+
+
+def _signal_name(number: int) -> str:
+    """SIGKILL for 9; "signal 40" for one Python has no name for (a real-time signal)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _table(cluster: LocalCluster, took: float, restart_after: float | None) -> str:

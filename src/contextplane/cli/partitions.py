@@ -130,7 +130,8 @@ def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what:
     monotonic `deadline_ms`)."""
     import kafka.errors as errors
 
-    listed, leader = None, -1
+    listed: Any = None
+    leader: int | None = None  # None: no broker answered yet
     while True:
         try:
             listed = admin.list_partition_reassignments({topic: [index]})
@@ -146,9 +147,12 @@ def _wait(admin: Any, topic: str, index: int, node: int, deadline_ms: int, what:
         time.sleep(_POLL_S)
 
 
-def _why(admin: Any, listed: Any, leader: int) -> str:
+def _why(admin: Any, listed: Any, leader: int | None) -> str:
     """What a move not done in time is waiting for, as the cluster shows it now."""
     from contextplane.cli.list_offsets import listening
+
+    if leader is None:
+        return "no broker of the cluster answered while it waited"
 
     waits = (
         "the move goes on once the target can open it: after that broker's session expires"

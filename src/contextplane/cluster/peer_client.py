@@ -104,12 +104,12 @@ class PeerConnection:
         **fields: Any,
     ) -> Any:
         """Send one request, return its decoded response (a frame of at most
-        `response_bytes_max`); PeerUnavailable on failure, and when no answer came within
-        the request timeout, counted from the call: the wait for one of the bounded
-        request slots included, so a caller queued behind them waits no longer."""
-        deadline = asyncio.get_running_loop().time() + limits.PEER_REQUEST_TIMEOUT_S
+        `response_bytes_max`); PeerUnavailable on failure, and when none of the bounded
+        request slots freed within the request timeout. Once sent, the request has the
+        whole timeout for its answer: one not answered in it drops the connection, so it
+        must not be cut short by the time spent waiting for a slot."""
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
                 await self._slots.acquire()
         except TimeoutError as exc:
             raise PeerUnavailable(f"node {self.node_id}: every request slot busy") from exc
@@ -121,7 +121,7 @@ class PeerConnection:
             self._waiting[correlation] = (answer, response_bytes_max)
             try:
                 writer.write(self._frame(api_key, version, correlation, fields))
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout(limits.PEER_REQUEST_TIMEOUT_S):
                     frame = await answer
             except (OSError, TimeoutError) as exc:
                 self._fail(exc)

@@ -377,8 +377,10 @@ class Registry:
         self._on_lost()
 
 
-def _listed(broker: BrokerRecord) -> tuple[int, str | None, tuple[BrokerEndpoint, ...]]:
-    return broker.node_id, broker.rack, broker.endpoints
+def _listed(broker: BrokerRecord) -> tuple[int, str | None, tuple[BrokerEndpoint, ...], bool]:
+    """What Metadata's cached answers depend on: a change moves the generation. The zone
+    proxy's flag too: stand-ins are named from it (broker/zone_proxy.py)."""
+    return broker.node_id, broker.rack, broker.endpoints, broker.zone_proxy
 
 
 def _recorded(path: Path) -> int:

@@ -25,8 +25,9 @@ are bounded too (ROUNDS_IN_FLIGHT_MAX), and once a call to a leader fails for wa
 an answer, the calls queued behind it to that leader fail at once (NOT_LEADER_OR_FOLLOWER:
 the client asks Metadata, which names the real leader) rather than each wait the peer
 timeout in turn. A leader that answers, but slower than rounds go, is treated the same
-once LEADER_CALLS_MAX calls wait on it: its requests are answered NOT_LEADER_OR_FOLLOWER
-(written to it directly) while those for other leaders go on.
+once LEADER_CALLS_MAX calls wait on it: a request's frames for it are answered
+NOT_LEADER_OR_FOLLOWER (written to it directly) while its frames for other leaders go
+on.
 """
 
 from __future__ import annotations
@@ -173,16 +174,24 @@ class ZoneRouter:
         time REQUEST_TIMED_OUT, a failed object write KAFKA_STORAGE_ERROR. The caller
         awaits the queueing itself, so a client's connection reads no further requests
         while the queue is full (acks=0 ones included: nothing else bounds those)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        request = _Request(frames, principal, client_address, loop.create_future())
         for leader in frames:
             if self._calls.get(leader, 0) >= LEADER_CALLS_MAX:
                 self.unreachable.mark(leader)
-        unreachable = self.unreachable.nodes().intersection(frames)
-        if unreachable:  # the client asks Metadata again, which names the real leader
-            message = f"node {min(unreachable)} is not reachable from this zone's broker"
-            return _answered(_all(frames, ErrorCode.not_leader_or_follower, message))
+        # The frames for a leader not reached (or behind) are answered at once: the client
+        # asks Metadata again, which names the real leader; the others are handed over.
+        refused = {
+            leader: FrameAnswer(
+                ErrorCode.not_leader_or_follower,
+                f"node {leader} is not reachable from this zone's broker",
+            )
+            for leader in self.unreachable.nodes().intersection(frames)
+        }
+        frames = {leader: frame for leader, frame in frames.items() if leader not in refused}
+        if not frames:
+            return _answered(refused)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        request = _Request(frames, principal, client_address, loop.create_future())
         try:
             async with asyncio.timeout_at(deadline):
                 async with self._room:
@@ -195,10 +204,10 @@ class ZoneRouter:
                     self._queue.append(request)
                     self._queued_bytes += request.size
         except TimeoutError:
-            return _answered(_all(frames, ErrorCode.request_timed_out, _NOT_IN_TIME))
+            return _answered(_all(frames, ErrorCode.request_timed_out, _NOT_IN_TIME) | refused)
         if self._rounds is None or self._rounds.done():
             self._rounds = asyncio.create_task(self._run_rounds())
-        return _answer(request, deadline)
+        return _answer(request, deadline, refused)
 
     async def _run_rounds(self) -> None:
         while self._queue:
@@ -360,12 +369,14 @@ class ZoneRouter:
         return [FrameAnswer(f.error_code, f.error_message, f.body) for f in answer.frames]
 
 
-async def _answer(request: _Request, deadline: float) -> dict[int, FrameAnswer]:
+async def _answer(
+    request: _Request, deadline: float, refused: dict[int, FrameAnswer]
+) -> dict[int, FrameAnswer]:
     try:
         async with asyncio.timeout_at(deadline):
-            return await asyncio.shield(request.answered)
+            return await asyncio.shield(request.answered) | refused
     except TimeoutError:
-        return _all(request.frames, ErrorCode.request_timed_out, _NOT_IN_TIME)
+        return _all(request.frames, ErrorCode.request_timed_out, _NOT_IN_TIME) | refused
 
 
 async def _answered(answers: dict[int, FrameAnswer]) -> dict[int, FrameAnswer]:

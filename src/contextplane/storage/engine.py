@@ -63,7 +63,7 @@ from contextplane.storage.objectstore import (
 )
 from contextplane.storage.orphan_sweep import InFlightKeys, OrphanSweep
 from contextplane.storage.partition import CachedBatch, PartitionLog
-from contextplane.storage.partition_logs import claimed_log, object_ends
+from contextplane.storage.partition_logs import claimed_log, object_ends, release_memory
 from contextplane.storage.read_lane import ReadLane
 from contextplane.storage.readahead import Readahead
 from contextplane.storage.reader import READ_UNCOMMITTED, Reader, ReadRequest
@@ -313,6 +313,8 @@ class StorageEngine:
                 self._released.discard(key)
                 self.led_elsewhere.pop(key, None)
                 log.info("%s-%d: recovered, leading at epoch %d", *key, partition.leader_epoch)
+            else:  # fenced meanwhile: never served
+                release_memory(partition)
         self.leadership.generation += 1
 
     async def open_new_partitions(self, topic: str) -> None:
@@ -478,8 +480,7 @@ class StorageEngine:
         self.partitions.pop((partition.topic, partition.partition), None)
         self._by_stream.pop(partition.stream_id, None)
         partition.deleted = True
-        partition.index.close()
-        partition.transactions.uncount()
+        release_memory(partition)
         self.log_cache.drop_partition(partition)
         partition.notify()
 

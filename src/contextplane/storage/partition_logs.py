@@ -59,6 +59,13 @@ def claimed_log(
     return partition
 
 
+def release_memory(partition: PartitionLog) -> None:
+    """A log built here that is not served (closed, discarded, fenced while recovered):
+    its loaded ranges and aborted-transaction entries leave the memory budget."""
+    partition.index.close()
+    partition.transactions.uncount()
+
+
 async def object_ends(
     metadata: MetadataStore, records: list[PartitionRecord]
 ) -> dict[int, RangeSummary]:

@@ -45,6 +45,7 @@ from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_wal import ObjectWal
 from contextplane.storage.objectstore import ObjectStore, open_object_store
 from contextplane.storage.partition import PartitionLog
+from contextplane.storage.partition_logs import release_memory
 from contextplane.storage.recovery import replay
 from contextplane.storage.wal import WalEntry, WriteAheadLog
 
@@ -211,6 +212,7 @@ class WalTakeover:
         for partition in partitions:
             partition.deleted = True
             self._log_cache.drop_partition(partition)
+            release_memory(partition)
 
     async def _finish(self, source: WalSource, store: ObjectStore, keys: list[str]) -> None:
         """Delete the dead broker's WAL once none of its partitions is dirty (another
