@@ -156,8 +156,23 @@ def _conversation(port: int) -> list[Any]:
         seen.append(_describe(wire, "configured"))
         for changes in ALTERATIONS:
             seen.append((changes, _alter(wire, "configured", *changes)))
-        seen.append(_describe(wire, "configured"))
+        seen.append(_settled(wire, "configured"))
     return seen
+
+
+def _settled(wire: Wire, group: str) -> dict[str, Any]:
+    """The group's configs once two reads 0.5 s apart agree (at most 10 s): Kafka's
+    broker applies a group config change when the controller's record reaches it, which
+    a loaded machine can delay past the next DescribeConfigs."""
+    deadline = time.monotonic() + 10
+    last = _describe(wire, group)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _describe(wire, group)
+        if now == last:
+            break
+        last = now
+    return last
 
 
 @pytest.mark.slow  # starts Apache Kafka
