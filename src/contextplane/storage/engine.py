@@ -22,8 +22,7 @@ its own module:
 
 The WAL and the object store are interfaces (wal.py, objectstore.py): the broker uses
 the file WAL and obstore; tests and the simulation use `MemoryWal` and
-`MemoryObjectStore`, which can be told to fail or stall. Time comes from the injected
-clock.
+`MemoryObjectStore`, which can be told to fail or stall. Time is the injected clock's.
 """
 
 from __future__ import annotations
@@ -307,14 +306,14 @@ class StorageEngine:
         broker's epoch, then serve them."""
         await self.dirty.settle_opened(partitions.values(), records)
         for partition in partitions.values():
-            if self.leadership.leads(partition.stream_id):
-                self._serve(partition)
-                key = (partition.topic, partition.partition)
-                self._released.discard(key)
-                self.led_elsewhere.pop(key, None)
-                log.info("%s-%d: recovered, leading at epoch %d", *key, partition.leader_epoch)
-            else:  # fenced meanwhile: never served
-                release_memory(partition)
+            if not self.leadership.leads(partition.stream_id):
+                release_memory(partition)  # fenced meanwhile: never served
+                continue
+            self._serve(partition)
+            key = (partition.topic, partition.partition)
+            self._released.discard(key)
+            self.led_elsewhere.pop(key, None)
+            log.info("%s-%d: recovered, leading at epoch %d", *key, partition.leader_epoch)
         self.leadership.generation += 1
 
     async def open_new_partitions(self, topic: str) -> None:
