@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaError,
     KafkaException,
     Producer,
     TopicCollection,
@@ -334,11 +336,25 @@ def committed(admin: AdminClient, group: str) -> dict[tuple[str, int], int]:
 
 
 def commit(broker: Cluster, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Commit `offsets` for `group`, again while the coordinator is not ready: a freshly
+    started Kafka answers NOT_COORDINATOR until its offsets partition is loaded (a
+    retriable error: librdkafka's synchronous commit hands it back)."""
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
-    consumer.commit(
-        offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-    )
-    consumer.close()
+    retriable = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+    try:
+        for attempt in range(20):
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    asynchronous=False,
+                )
+                return
+            except KafkaException as exc:
+                if exc.args[0].code() not in retriable or attempt == 19:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 def iso(ms: int) -> str:
