@@ -118,9 +118,7 @@ def test_a_round_never_names_a_leader_more_frames_than_one_call_carries(
 ) -> None:
     url, one, two = _zone_pair(tmp_path, postgres_server)
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         count = 1_000
         with (
             RawClient(one.bootstrap, client_id=ZONE_A) as first,
@@ -151,6 +149,15 @@ def test_a_round_never_names_a_leader_more_frames_than_one_call_carries(
         one.stop()
 
 
+def led_by_two(url: str, bootstrap: str) -> int:
+    """Create TOPIC over the two brokers; a partition broker 2 leads, once broker 1 (at
+    `bootstrap`) knows its leader."""
+    leaders = create(bootstrap, TOPIC, 4, url)
+    on_two = min(p for p, node in leaders.items() if node == 2)
+    wait_until(lambda: metadata_leader(bootstrap, on_two) == 2, 15, "leader known")
+    return on_two
+
+
 def _rss_mib(process: BrokerProcess) -> float:
     assert process.process is not None
     status = Path(f"/proc/{process.process.pid}/status").read_text()
@@ -167,9 +174,7 @@ def test_an_acks_0_flood_waits_for_room_in_the_proxys_queue(
     own, holding its frames: +260 MiB measured)."""
     url, one, two = _zone_pair(tmp_path, postgres_server)
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         big = _produce(on_two, b"x" * 900_000, 0)
         with (
             RawClient(one.bootstrap, client_id=ZONE_A) as first,
@@ -209,9 +214,7 @@ def test_acks_1_requests_behind_a_stopped_leader_hold_no_records_on_the_proxy(
     +381 MiB in 10 s, growing as fast as the clients sent."""
     url, one, two = _zone_pair(tmp_path, postgres_server)
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         big = _produce(on_two, b"x" * 900_000, 1)
         clients = [RawClient(one.bootstrap, client_id=ZONE_A) for _ in range(6)]
         try:

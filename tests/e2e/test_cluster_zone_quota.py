@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from conformance.wire import Rec, encode_batch
-from tests.e2e.test_cluster_failover import broker, create, fixture
-from tests.e2e.test_cluster_zone_attack import SLOW, ZONE_A
-from tests.e2e.test_cluster_zone_produce import PRODUCE, PRODUCE_VERSION, TOPIC, metadata_leader
+from tests.e2e.test_cluster_failover import broker, fixture
+from tests.e2e.test_cluster_zone_attack import SLOW, ZONE_A, led_by_two
+from tests.e2e.test_cluster_zone_produce import PRODUCE, PRODUCE_VERSION, TOPIC
 from tests.e2e.test_quotas import SHORT_WINDOWS, set_quota
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient
-from tests.support.wait import wait_until
 
 RATE = 100_000  # bytes a second
 API_VERSIONS = 18
@@ -48,9 +47,7 @@ def test_a_zone_clients_quota_mutes_its_connection_to_the_stand_in(
     one = broker(tmp_path / "one", 1, url, objects, **extra, **{"broker.rack": "a"}).start()
     two = broker(tmp_path / "two", 2, url, objects, **extra, **{"broker.rack": "b"}).start()
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         set_quota(one.bootstrap, [("client-id", ZONE_A)], "producer_byte_rate", RATE)
         with RawClient(one.bootstrap, client_id=ZONE_A) as client:
             client.sock.settimeout(30)

@@ -23,13 +23,14 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
-from tests.e2e.test_cluster_failover import broker, create, fixture, stored
+from tests.e2e.test_cluster_failover import broker, fixture, stored
 from tests.e2e.test_cluster_zone_attack import (
     SLOW,
     ZONE_A,
     _end_offset,
     _fields,
     _zone_pair,
+    led_by_two,
     paused,
 )
 from tests.e2e.test_cluster_zone_produce import PRODUCE, PRODUCE_VERSION, TOPIC, metadata_leader
@@ -97,9 +98,7 @@ def test_a_short_timeout_with_acks_1_is_answered_once_appended(
 ) -> None:
     url, one, two = _zone_pair(tmp_path, postgres_server)
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         request = _fields(on_two, b"once", acks=1)
         request["timeout"] = 500
         with RawClient(one.bootstrap, client_id=ZONE_A) as client:
@@ -143,9 +142,7 @@ def test_a_leader_the_proxy_cannot_reach_is_written_directly(
     one.start()
     two.start()
     try:
-        leaders = create(one.bootstrap, TOPIC, 4, url)
-        on_two = min(p for p, node in leaders.items() if node == 2)
-        wait_until(lambda: metadata_leader(one.bootstrap, on_two) == 2, 15, "leader known")
+        on_two = led_by_two(url, one.bootstrap)
         producer = Producer(
             {"bootstrap.servers": one.bootstrap, "client.id": ZONE_A,
              "enable.idempotence": True, "message.timeout.ms": 20_000}
