@@ -188,6 +188,11 @@ SASL_RECEIVE_BYTES_MAX = 524_288
 # Kafka's connection.failed.authentication.delay.ms default: a failed authentication's
 # response (and close) waits this long, so guessing passwords is slow.
 FAILED_AUTHENTICATION_DELAY_MS = 100
+# A connection closed by the broker's verdict (a failed login) stays open this long after
+# its last response is written, or until the client closes it first: a client that reads
+# the response and the close in one batch may drop the response (kafka-python 3.0 reports
+# "socket disconnected" instead of the login's error). Requests read meanwhile are dropped.
+CLOSE_LINGER_MS = 1_000
 # OAUTHBEARER's JWKS (sasl.oauthbearer.jwks.endpoint.url): the largest document read
 # (a provider's key set is a few KiB), how long one fetch may take, and how soon a token
 # naming an unknown key id (or a failed fetch) may cause another fetch: a client inventing

@@ -270,8 +270,10 @@ SECURITY_SETTINGS: tuple[Setting, ...] = (
         "connection.failed.authentication.delay.ms",
         "connection_failed_authentication_delay_ms",
         "ms",
-        "a failed authentication's response, and the close that follows it, wait this long "
-        "(other connections are served meanwhile); must be below connections.max.idle.ms",
+        "a failed authentication's response waits this long (other connections are served "
+        "meanwhile); the close follows when the client closes, or 1 s after the response, "
+        "so no client reads the close before the error; must be below "
+        "connections.max.idle.ms",
         low=0,
         high=INT_MAX,
     ),

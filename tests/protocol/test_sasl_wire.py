@@ -112,6 +112,23 @@ def test_wrong_scram_password_fails_with_kafkas_message_and_closes(
     assert "result=SASL_AUTHENTICATION_FAILED" in broker.log_tail(200)
 
 
+def test_the_close_after_a_failed_login_does_not_arrive_with_its_answer(
+    broker: InProcessBroker,
+) -> None:
+    """The broker closes a failed login's connection once the client has had the answer:
+    a client reading the answer and the close in one batch (kafka-python 3.0) would
+    otherwise report "socket disconnected" and not the login's error. Bytes sent
+    meanwhile are not answered; the broker closes by itself within the linger."""
+    with RawClient(broker.bootstrap) as client:
+        final = scram_login(client, password="guess")
+        assert final.error_code == ErrorCode.sasl_authentication_failed
+        readable, _, _ = select.select([client.sock], [], [], 0.3)
+        assert not readable, "the close arrived with the failed login's answer"
+        client.send(API_VERSIONS, 3, client_software_name="x", client_software_version="1")
+        client.sock.settimeout(5)
+        assert client.sock.recv(65536) == b"", "answered after the failed login"
+
+
 def test_wrong_plain_password_fails_with_kafkas_message(broker: InProcessBroker) -> None:
     with RawClient(broker.bootstrap) as client:
         client.request(SASL_HANDSHAKE, 1, mechanism="PLAIN")

@@ -127,6 +127,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # Holding the overdraft: the number (counting from 1) of the frame it finishes.
         self._overdraft_frame: int | None = None
         self._paused: set[str] = set()
+        self._discarding = False  # closing: bytes read are dropped (_linger_then_close)
         self._last_activity = self._loop.time()
         self._frame_started: float | None = None
         self._handling = False
@@ -167,9 +168,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         ]
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._discarding:
+            return memoryview(self._listener.read_buffer)
         return memoryview(self._listener.read_buffer)[: self._read_size()]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._discarding:
+            return
         self._last_activity = self._loop.time()
         completed = self._conn.frames_completed
         self._conn.receive_data(memoryview(self._listener.read_buffer)[:nbytes])
@@ -355,6 +360,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         """Of the requests the governor counts as waiting, this connection's."""
         return 0 if self._mute.muted else len(self._received_ns)
 
+    def _linger_then_close(self) -> None:
+        """Close once the client has closed, or after limits.CLOSE_LINGER_MS: the last
+        response reaches the client before the close does. Reading resumes only to see the
+        client's close; what it sends meanwhile is dropped unread."""
+        assert self._transport is not None
+        self._discarding = True
+        self._paused.clear()
+        self._transport.resume_reading()
+        self._loop.call_later(limits.CLOSE_LINGER_MS / 1000, self._transport.close)
+
     def _abort(self, reason: str) -> None:
         log.warning("closing connection from %s: %s", self._peer, escape(reason))
         self._conn.close()
@@ -484,7 +499,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if item is _CLOSE_AFTER_WRITES:
                 await self._writable.wait()
                 if self._transport is not None:
-                    self._transport.close()  # once the buffered responses are sent
+                    self._linger_then_close()
                 return
             header, result, large, held, timing = item
             dequeued_ns = ready_ns = elapsed_ns()  # its turn: the responses before it written
