@@ -23,7 +23,7 @@ from contextplane.protocol.records import TRANSACTIONAL_BIT, parse_header, split
 from contextplane.settings import Settings
 from contextplane.storage.aborted_reads import aborted_between, aborted_overlapping
 from contextplane.storage.engine import StorageEngine
-from contextplane.storage.memory import RANGE_RECORD_BYTES, MemoryBudget
+from contextplane.storage.memory import ABORTED_TXN_BYTES, RANGE_RECORD_BYTES, MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
 from contextplane.storage.memory_wal import MemoryWal, WalMedium
 from contextplane.storage.read_replica import IDLE_MS, STALE_MS, ReadReplicas
@@ -232,6 +232,46 @@ def test_past_the_bound_the_mirror_and_the_leader_read_old_aborted_ones_from_the
                 engine.metadata, mirror.stream_id, mirror.aborted, mirror.stored_before, 0, 10
             )
             assert found == every
+        finally:
+            await engine.close()
+            await engine.metadata.close()
+
+    asyncio.run(run())
+
+
+def test_a_mirrors_aborted_transactions_count_in_the_memory_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror's aborted entries are counted in the budget as a leader's are: past their
+    share (`aborted_limit`) it keeps the floor (2 here) and reads the rest from the store,
+    and a dropped mirror is no longer counted."""
+    monkeypatch.setattr(limits, "ABORTED_TXNS_IN_MEMORY_FLOOR", 2)
+    every = [AbortedTxn(10 + k, 2 * k, 2 * k + 1) for k in range(5)]
+
+    async def run() -> None:
+        engine = await leader(tmp_path)
+        clock = ManualClock()
+        # A share of three entries: the five uploaded are past it.
+        budget = MemoryBudget(3 * ABORTED_TXN_BYTES * 16, 1 << 20)
+        replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, clock, budget)
+        partition = engine.partitions[("t", 0)]
+        try:
+            for k in range(5):
+                await engine.append(partition, txn_batch(10 + k, 0, b"aborted")).durable
+                await engine.append(partition, marker(10 + k, commit=False)).durable
+            assert await engine.upload_once() > 0
+            mirror = await replicas.mirror("t", 0)
+            assert 0 < len(mirror.aborted) <= 2 and mirror.stored_before > 0
+            assert budget.aborted_txn_bytes == len(mirror.aborted) * ABORTED_TXN_BYTES
+            found = await aborted_between(
+                engine.metadata, mirror.stream_id, mirror.aborted, mirror.stored_before, 0, 10
+            )
+            assert found == every
+            # Idle: the next fetch (of another partition) drops it.
+            clock.advance(IDLE_MS)
+            with pytest.raises(KafkaError):
+                await replicas.mirror("t", 7)
+            assert len(replicas) == 0 and budget.aborted_txn_bytes == 0
         finally:
             await engine.close()
             await engine.metadata.close()

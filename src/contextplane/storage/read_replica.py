@@ -5,7 +5,8 @@ For each partition it serves this way it keeps a mirror of the partition's objec
 (`ObjectRanges`), refreshed from the metadata store by reading the ranges past the
 mirror's end: at most one query per partition per `upload.interval.ms`, shared by every
 consumer fetching it, and only while it is fetched (a mirror unused for `IDLE_MS` is
-dropped; while kept, its ranges count in the memory budget as a leader's index does).
+dropped; while kept, its ranges and aborted transactions count in the memory budget as
+a leader's do).
 Records are read through the broker's block cache, like any catch-up read. Its high
 watermark is the end of the leader's uploaded objects as last read, so a consumer here
 is about one upload interval (plus up to one refresh interval) behind the leader's
@@ -36,7 +37,7 @@ from contextplane.errors import KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.storage.block_cache import BlockCache
-from contextplane.storage.memory import MemoryBudget
+from contextplane.storage.memory import ABORTED_TXN_BYTES, MemoryBudget
 from contextplane.storage.object_index import ObjectRanges
 from contextplane.storage.read_plan import PlanPartition, plan_ranges
 from contextplane.storage.reader import Chunks, batches_in
@@ -74,6 +75,7 @@ class Mirror:
     # Aborted transactions ending before this are read from the store when a fetch needs
     # them (0: `aborted` holds all): the mirror keeps at most ABORTED_TXNS_IN_MEMORY_MAX.
     stored_before: int = 0
+    aborted_counted: int = 0  # entries of `aborted` counted in the memory budget
     # Record bytes fetched from here, counted by the Fetch handler as for a led partition;
     # the heartbeat's load reports led partitions only (cluster/load.py).
     bytes_out: int = 0
@@ -214,6 +216,7 @@ class ReadReplicas:
             mirror.ranges, mirror.end_offset, mirror.loaded = ObjectRanges(), 0, False
             mirror.aborted, mirror.stored_before = [], 0
             self._count(mirror)
+            self._count_aborted(mirror)
             return await self._query(mirror)
         mirror.stream_id = found.stream_id
         for record in found.ranges:
@@ -228,13 +231,16 @@ class ReadReplicas:
             mirror.aborted = []
             mirror.stored_before = found.aborted[0][2]
         mirror.aborted.extend(AbortedTxn(*row) for row in found.aborted)
-        if len(mirror.aborted) > limits.ABORTED_TXNS_IN_MEMORY_MAX:
-            drop = len(mirror.aborted) - limits.ABORTED_TXNS_IN_MEMORY_MAX // 2
+        self._count_aborted(mirror)
+        bound = self._aborted_bound()
+        if len(mirror.aborted) > bound:  # every entry is stored: any may go
+            drop = len(mirror.aborted) - bound // 2
             mirror.stored_before = mirror.aborted[drop - 1].last_offset + 1
             del mirror.aborted[:drop]
         mirror.log_start_offset = found.log_start_offset
         mirror.ranges.drop_below(found.log_start_offset)
         trim_aborted(mirror.aborted, found.log_start_offset)
+        self._count_aborted(mirror)
         if mirror.stored_before <= found.log_start_offset:
             mirror.stored_before = 0
         mirror.end_offset = max(mirror.end_offset, found.log_start_offset)
@@ -249,10 +255,29 @@ class ReadReplicas:
         if self._budget is not None:
             mirror.ranges.count_in(self._budget)
 
+    def _aborted_bound(self) -> int:
+        """A mirror's aborted entries in memory: as a leader's partition keeps, the
+        floor while every partition's entries together are past their budget share."""
+        budget = self._budget
+        if budget is not None and budget.aborted_txn_bytes > budget.aborted_limit:
+            return limits.ABORTED_TXNS_IN_MEMORY_FLOOR
+        return limits.ABORTED_TXNS_IN_MEMORY_MAX
+
+    def _count_aborted(self, mirror: Mirror) -> None:
+        """The budget counts a kept mirror's aborted entries as it counts a leader's; a
+        dropped one's not at all (a fetch still reading it keeps its list)."""
+        kept = self._mirrors.get((mirror.topic, mirror.partition)) is mirror
+        counted = len(mirror.aborted) if kept else 0
+        if self._budget is not None:
+            added = counted - mirror.aborted_counted
+            self._budget.aborted_txn_bytes += added * ABORTED_TXN_BYTES
+        mirror.aborted_counted = counted
+
     def _drop(self, mirror: Mirror) -> None:
         if self._mirrors.get((mirror.topic, mirror.partition)) is mirror:
             del self._mirrors[(mirror.topic, mirror.partition)]
         mirror.ranges.uncount()
+        self._count_aborted(mirror)
 
 
 def _clear(mirror: Mirror) -> None:
