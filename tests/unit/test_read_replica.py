@@ -204,6 +204,16 @@ def test_the_mirror_knows_the_stored_last_stable_offset_and_aborted_transactions
     asyncio.run(run())
 
 
+async def abort_five(engine: StorageEngine, upload_each: bool) -> None:
+    """Five transactions of producers 10..14 at offsets 2k (record) and 2k + 1 (abort)."""
+    partition = engine.partitions[("t", 0)]
+    for k in range(5):
+        await engine.append(partition, txn_batch(10 + k, 0, b"aborted")).durable
+        await engine.append(partition, marker(10 + k, commit=False)).durable
+        if upload_each:
+            assert await engine.upload_once() > 0
+
+
 def test_past_the_bound_the_mirror_and_the_leader_read_old_aborted_ones_from_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,10 +228,7 @@ def test_past_the_bound_the_mirror_and_the_leader_read_old_aborted_ones_from_the
         replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, ManualClock())
         partition = engine.partitions[("t", 0)]
         try:
-            for k in range(5):
-                await engine.append(partition, txn_batch(10 + k, 0, b"aborted")).durable
-                await engine.append(partition, marker(10 + k, commit=False)).durable
-                assert await engine.upload_once() > 0
+            await abort_five(engine, upload_each=True)
             transactions = partition.transactions
             assert len(transactions.aborted) <= 2 and transactions.stored_before > 0
             assert await aborted_overlapping(engine.metadata, partition, 0, 10) == every
@@ -254,11 +261,8 @@ def test_a_mirrors_aborted_transactions_count_in_the_memory_budget(
         # A share of three entries: the five uploaded are past it.
         budget = MemoryBudget(3 * ABORTED_TXN_BYTES * 16, 1 << 20)
         replicas = ReadReplicas(engine.metadata, engine.blocks, INTERVAL_MS, clock, budget)
-        partition = engine.partitions[("t", 0)]
         try:
-            for k in range(5):
-                await engine.append(partition, txn_batch(10 + k, 0, b"aborted")).durable
-                await engine.append(partition, marker(10 + k, commit=False)).durable
+            await abort_five(engine, upload_each=False)
             assert await engine.upload_once() > 0
             mirror = await replicas.mirror("t", 0)
             assert 0 < len(mirror.aborted) <= 2 and mirror.stored_before > 0
