@@ -727,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = (args.out or ROOT / "bench" / "results" / f"{stamp}-{prof.name}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.tmp is not None:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)  # a new directory is fine
     tmp = Path(tempfile.mkdtemp(prefix="cp-bench-", dir=args.tmp))
     log = Log(out_dir / "run.log")
     t_start = time.monotonic()
