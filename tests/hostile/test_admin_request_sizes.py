@@ -30,13 +30,14 @@ CLIENT_WAITS_S = 30
 def test_elect_leaders_for_topics_without_partitions(
     hostile_broker: BrokerProcess, empty_topics: int
 ) -> None:
+    probed = f"elect-probe-{empty_topics}"  # each case its own: the broker is shared
     with RawClient(hostile_broker.bootstrap) as client:
-        create_topic(client, "elect-probe")
+        create_topic(client, probed)
         topics = [{"topic": f"absent-{i:07d}", "partitions": []} for i in range(empty_topics)]
         # A real topic and one that does not exist, with partitions, among them.
-        topics += [{"topic": "elect-probe", "partitions": [0]}, {"topic": "nx", "partitions": [3]}]
+        topics += [{"topic": probed, "partitions": [0]}, {"topic": "nx", "partitions": [3]}]
         client.sock.settimeout(300)
-        probe = Probe(hostile_broker, "elect-probe")
+        probe = Probe(hostile_broker, probed)
         with probe.running():
             client.send(ELECT_LEADERS, 2, election_type=0, topic_partitions=topics, timeout=1000)
             sent = time.monotonic()
@@ -47,7 +48,7 @@ def test_elect_leaders_for_topics_without_partitions(
     results = {r.topic: r.partition_result for r in response.replica_election_results}
     assert len(results) == empty_topics + 2
     assert all(results[f"absent-{i:07d}"] == () for i in (0, empty_topics - 1))
-    assert [(p.partition_id, p.error_code) for p in results["elect-probe"]] == [
+    assert [(p.partition_id, p.error_code) for p in results[probed]] == [
         (0, ErrorCode.election_not_needed)
     ]
     assert [(p.partition_id, p.error_code, p.error_message) for p in results["nx"]] == [
