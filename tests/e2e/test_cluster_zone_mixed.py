@@ -91,6 +91,9 @@ def test_only_brokers_with_the_proxy_on_are_named_stand_ins(
         brokers.append(two.start())
         split = {p: rendezvous(second, p, [1, 2]) for p in range(PARTITIONS)}
         wait_until(lambda: _leaders_told(one.bootstrap, second) == split, 20, "both named")
+        # Broker 2's own view too: until it lists broker 1 and its own registration, it
+        # may answer its share NOT_LEADER_OR_FOLLOWER and the client write elsewhere.
+        wait_until(lambda: _leaders_told(two.bootstrap, second) == split, 20, "2 agrees")
         write_and_read_as_zone_a(one.bootstrap, second, sent, "mixed-readers-2")
         assert zone_bytes(_metrics_url(two, start=2), "a", "in") > 0
         assert zone_bytes(_metrics_url(three), "a", "in") == 0
