@@ -142,10 +142,17 @@ class FrameBuffer:
         self._frames_bytes += end
         self.frames_completed += 1
         self._admitted_end = 0
-        if end == len(self._buffer):
+        rest = len(self._buffer) - end  # at most the rest of one read
+        if rest == 0:
             self._buffer = bytearray()  # an emptied buffer gives its memory back
+        elif rest <= end:
+            # Into a buffer of its own size: dropping the head in place would keep the
+            # cut frame's whole allocation (up to socket.request.max.bytes) uncounted.
+            self._buffer = self._buffer[end:]
         else:
-            del self._buffer[:end]  # what follows is at most the rest of one read
+            # Small frames ahead of a longer rest: dropped in place (no copy; what the
+            # allocation keeps beyond the rest is less than the rest itself).
+            del self._buffer[:end]
 
 
 @dataclass(slots=True)
