@@ -49,9 +49,10 @@ class FrameBuffer:
     as its last byte arrives (the one copy a returned frame needs) and its bytes dropped
     from the buffer's head, so the buffer holds only the frame still arriving and bytes
     not yet admitted, and the frames wait whole in a queue: what is allocated is what
-    request memory counts. (Cutting frames only when asked for, as before, kept every
-    pipelined frame in one buffer, and dropping the returned ones copied the rest each
-    time: with a producer's megabyte requests pipelined, half of the event loop.)
+    request memory counts, the buffer's allocation at most twice the bytes it holds.
+    (Cutting frames only when asked for, as before, kept every pipelined frame in one
+    buffer, and dropping the returned ones copied the rest each time: with a producer's
+    megabyte requests pipelined, half of the event loop.)
     """
 
     __slots__ = (
