@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
-from tests.e2e.test_metrics_endpoint import _metrics_url, _scrape, _value
+from tests.e2e.test_metrics_endpoint import _metrics_url, _scrape, every_put_committed
 from tests.e2e.test_protocol import fetch_partitions
 from tests.e2e.test_protocol import produce as raw_produce
 from tests.hostile.support import (
@@ -245,7 +245,9 @@ def test_catch_up_read_from_a_stopped_store_fails_retriably_in_bounded_time(
             # The commit is seen in the metadata before the broker settles it (a loop
             # turn later); a partition read in between comes from the WAL. Every PUT
             # counted as committed means every upload is settled.
-            wait_until(lambda: _uploads_settled(url), 30, "uploads settled in the broker")
+            wait_until(
+                lambda: every_put_committed(_scrape(url)[1]), 30, "uploads settled in the broker"
+            )
             everything = dict.fromkeys(range(partitions), 0)
             store.freeze()
             try:
@@ -265,13 +267,6 @@ def test_catch_up_read_from_a_stopped_store_fails_retriably_in_bounded_time(
             )
     finally:
         stop_quietly(broker)
-
-
-def _uploads_settled(url: str) -> bool:
-    _, samples = _scrape(url)
-    return _value(samples, "contextplane_upload_bytes_total") == _value(
-        samples, "contextplane_object_store_bytes_total", direction="written"
-    )
 
 
 def test_sigterm_with_a_frozen_store_exits_in_time_and_the_next_start_loses_nothing(
