@@ -8,8 +8,9 @@ the bucket, one with the local WAL (for reference). Each round, in turn: a paced
 confluent-kafka producer (acks=all, idempotent, linger 0, 200-byte values, `--rate`
 msg/s for `--seconds`) against each broker, taking librdkafka's own per-message latency
 (produce() to delivery report; the producer has connected and got its producer id
-before the first timed message); then PUTs straight to the store through obstore, one
-after another for `--seconds`, each the size of the object WAL's average object in its
+before the first timed message); then PUTs straight to the store through obstore, paced
+at `--rate` for `--seconds` (the object WAL's own PUT rate at linger 0: a request a
+message, a PUT a request), each the size of the object WAL's average object in its
 latest phase (read from its keys), alone (`puts_*`) and in a thread beside the object-WAL
 producer (`puts_beside_*`: the store's PUTs under the load the broker's PUTs see). The
 order of the three phases rotates between rounds, so load from other work falls on all
@@ -84,7 +85,7 @@ def _produce(bootstrap: str, topic: str, rate: float, seconds: float) -> list[fl
 def _wal_object_bytes(seaweedfs: SeaweedFS, prefix: str, seen: set[str]) -> float:
     """The average size of the WAL objects written since `seen` (from their names)."""
     sizes = []
-    for key in seaweedfs.list_keys(prefix):
+    for key in seaweedfs.list_keys(prefix, under=None):
         if key in seen:
             continue
         seen.add(key)
@@ -94,23 +95,27 @@ def _wal_object_bytes(seaweedfs: SeaweedFS, prefix: str, seen: set[str]) -> floa
     return statistics.mean(sizes) if sizes else 4096.0
 
 
-def _puts(seaweedfs: SeaweedFS, size: int, seconds: float) -> list[float]:
-    """PUT latency (ms) of objects of `size` bytes, one after another."""
+def _puts(seaweedfs: SeaweedFS, size: int, rate: float, seconds: float) -> list[float]:
+    """PUT latency (ms) of objects of `size` bytes, paced at `rate` a second (the object
+    WAL's PUT rate: with linger 0 each message is a request and each request a PUT), one
+    after another when a PUT outlasts its slot."""
     store = seaweedfs.store(f"bench-puts-{uuid.uuid4().hex[:8]}")
     body = b"p" * size
     latencies = []
-    deadline = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < deadline:
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        if (delay := start + i / rate - time.monotonic()) > 0:
+            time.sleep(delay)
         began = time.monotonic()
         obstore.put(store, f"{i:08d}", body, use_multipart=False)
         latencies.append((time.monotonic() - began) * 1000)
-        i += 1
     return latencies
 
 
-def _puts_into(out: list[float], seaweedfs: SeaweedFS, size: int, seconds: float) -> None:
-    out.extend(_puts(seaweedfs, size, seconds))
+def _puts_into(
+    out: list[float], seaweedfs: SeaweedFS, size: int, rate: float, seconds: float
+) -> None:
+    out.extend(_puts(seaweedfs, size, rate, seconds))
 
 
 def main() -> None:
@@ -118,7 +123,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of both brokers (e.g. upload.interval.ms=600000: no upload or WAL trim)",
+    )
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory(prefix="objwal-bench-") as tmp:
         root = Path(tmp)
         seaweedfs = SeaweedFS(root / "weed").start()
@@ -127,10 +140,12 @@ def main() -> None:
             "object_wal": BrokerProcess(
                 root / "object-wal",
                 object_store=seaweedfs.url_for("bench/data-object-wal"),
-                settings={"wal.url": seaweedfs.url_for(wal_prefix)},
+                settings={"wal.url": seaweedfs.url_for(wal_prefix), **extra},
             ),
             "local_wal": BrokerProcess(
-                root / "local-wal", object_store=seaweedfs.url_for("bench/data-local-wal")
+                root / "local-wal",
+                object_store=seaweedfs.url_for("bench/data-local-wal"),
+                settings=extra,
             ),
         }
         rows: list[dict[str, Any]] = []
@@ -150,7 +165,7 @@ def main() -> None:
                 for phase in order:
                     if phase == "puts":
                         size = int(object_bytes)
-                        samples = _puts(seaweedfs, size, args.seconds)
+                        samples = _puts(seaweedfs, size, args.rate, args.seconds)
                         row["put_object_bytes"] = size
                     else:
                         bootstrap = brokers[phase].bootstrap
@@ -158,7 +173,13 @@ def main() -> None:
                         if phase == "object_wal":  # the store's PUTs under the same load
                             puts = threading.Thread(
                                 target=_puts_into,
-                                args=(beside, seaweedfs, int(object_bytes), args.seconds),
+                                args=(
+                                    beside,
+                                    seaweedfs,
+                                    int(object_bytes),
+                                    args.rate,
+                                    args.seconds,
+                                ),
                             )
                             puts.start()
                         samples = _produce(bootstrap, "latency", args.rate, args.seconds)

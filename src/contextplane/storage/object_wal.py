@@ -74,6 +74,13 @@ log = logging.getLogger(__name__)
 
 # Keys per bulk deletion (S3's DeleteObjects limit).
 _DELETE_KEYS_MAX = 1_000
+# A round's deletions go out in small requests, each followed by a pause twice its own
+# length, so the store spends at most a third of its time on them: SeaweedFS took ~200
+# ms over a 1,000-key request, and the WAL's PUTs beside it went from 1.3 to 8.7 ms at
+# p99 (32-key requests paced so: ~2 ms). Past `_DELETE_BACKLOG_KEYS` waiting keys the
+# pace gives way to full requests back to back, so the backlog stays bounded.
+_DELETE_KEYS_PACED = 32
+_DELETE_BACKLOG_KEYS = 8 * _DELETE_KEYS_MAX
 # Deletions gather for this long into one bulk request: nothing waits for them, and a
 # deletion beside the PUTs slowed them (SeaweedFS: produce p50 ~2.5x with a deletion
 # after every upload).
@@ -464,8 +471,8 @@ class ObjectWal:
 
     async def _delete_due(self) -> None:
         """Superseded objects, and trimmed ones below the recorded floor that no read
-        holds, in bulk; what a failure leaves is tried again at the next trim, read or
-        durable PUT."""
+        holds, in paced bulk requests (`_delete_round`); what a failure leaves is tried
+        again at the next trim, read or durable PUT."""
         try:
             wait_ns = self._deleted_at_ns + self._delete_interval_ns - elapsed_ns()
             if wait_ns > 0:
@@ -477,16 +484,31 @@ class ObjectWal:
                 )
                 if not due:
                     break
-                batch = sorted(due)[:_DELETE_KEYS_MAX]
-                self._deleted_at_ns = elapsed_ns()
-                await self._store.delete_many(batch)
-                gone = set(batch)
-                self._superseded = [k for k in self._superseded if k not in gone]
-                self._trimmed = [o for o in self._trimmed if o.key not in gone]
+                await self._delete_round(sorted(due))
         except OSError as exc:
             log.info("object WAL: deleting objects failed (%s); retried later", exc)
         finally:
             self._deleting = False
+
+    async def _delete_round(self, due: list[str]) -> None:
+        """Delete `due` (paced, unless the backlog is long); the keys deleted leave the
+        lists even when a later request fails (a key deleted twice is harmless)."""
+        paced = len(due) <= _DELETE_BACKLOG_KEYS
+        step = _DELETE_KEYS_PACED if paced else _DELETE_KEYS_MAX
+        gone: set[str] = set()
+        took_ns = 0
+        try:
+            for first in range(0, len(due), step):
+                if paced and took_ns:
+                    await asyncio.sleep(2 * took_ns / 1e9)
+                batch = due[first : first + step]
+                self._deleted_at_ns = began = elapsed_ns()
+                await self._store.delete_many(batch)
+                took_ns = elapsed_ns() - began
+                gone.update(batch)
+        finally:
+            self._superseded = [k for k in self._superseded if k not in gone]
+            self._trimmed = [o for o in self._trimmed if o.key not in gone]
 
     # -- a clean stop ------------------------------------------------------------------
 
