@@ -18,7 +18,7 @@ import pytest
 from contextplane.errors import KafkaError
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
-from contextplane.storage import object_wal
+from contextplane.storage import paced_deletes
 from contextplane.storage.engine import StorageEngine
 from contextplane.storage.memory import MemoryBudget
 from contextplane.storage.memory_objects import MemoryObjectStore, ObjectBucket
@@ -295,7 +295,7 @@ def test_trimmed_objects_go_in_small_paced_deletions_unless_the_backlog_is_long(
     assert [keys for keys, _, _ in deletions] == [32, 32, 32, 4]
     for (_, began, ended), (_, next_began, _) in zip(deletions, deletions[1:], strict=False):
         assert next_began - ended >= 2 * (ended - began) * 0.9, "no pause after a request"
-    monkeypatch.setattr(object_wal, "_DELETE_BACKLOG_KEYS", 50)
+    monkeypatch.setattr(paced_deletes, "BACKLOG_KEYS", 50)
     assert [keys for keys, _, _ in asyncio.run(run(100))] == [100]
 
 

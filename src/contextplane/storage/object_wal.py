@@ -68,22 +68,14 @@ from contextplane.storage.object_wal_names import (
     wal_object_key,
 )
 from contextplane.storage.objectstore import ObjectStore, open_object_store
+from contextplane.storage.paced_deletes import KEYS_MAX, delete_paced
 from contextplane.storage.wal import WalEntry, WalWriteError, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-# Keys per bulk deletion (S3's DeleteObjects limit).
-_DELETE_KEYS_MAX = 1_000
-# A round's deletions go out in small requests, each followed by a pause twice its own
-# length, so the store spends at most a third of its time on them: SeaweedFS took ~200
-# ms over a 1,000-key request, and the WAL's PUTs beside it went from 1.3 to 8.7 ms at
-# p99 (32-key requests paced so: ~2 ms). Past `_DELETE_BACKLOG_KEYS` waiting keys the
-# pace gives way to full requests back to back, so the backlog stays bounded.
-_DELETE_KEYS_PACED = 32
-_DELETE_BACKLOG_KEYS = 8 * _DELETE_KEYS_MAX
-# Deletions gather for this long into one bulk request: nothing waits for them, and a
-# deletion beside the PUTs slowed them (SeaweedFS: produce p50 ~2.5x with a deletion
-# after every upload).
+# Deletions gather for this long into one round (then paced, `paced_deletes.py`):
+# nothing waits for them, and a deletion beside the PUTs slowed them (SeaweedFS:
+# produce p50 ~2.5x with a deletion after every upload).
 DELETE_INTERVAL_NS = 5 * 1_000_000_000
 _LIST_PAGE_KEYS = 1_000
 # A read-back GET spans several batches of one object when it reads at most this many
@@ -491,22 +483,13 @@ class ObjectWal:
             self._deleting = False
 
     async def _delete_round(self, due: list[str]) -> None:
-        """Delete `due` (paced, unless the backlog is long); the keys deleted leave the
-        lists even when a later request fails (a key deleted twice is harmless)."""
-        paced = len(due) <= _DELETE_BACKLOG_KEYS
-        step = _DELETE_KEYS_PACED if paced else _DELETE_KEYS_MAX
+        """The keys deleted leave the lists even when a later request fails (a key
+        deleted twice is harmless)."""
         gone: set[str] = set()
-        took_ns = 0
         try:
-            for first in range(0, len(due), step):
-                if paced and took_ns:
-                    await asyncio.sleep(2 * took_ns / 1e9)
-                batch = due[first : first + step]
-                self._deleted_at_ns = began = elapsed_ns()
-                await self._store.delete_many(batch)
-                took_ns = elapsed_ns() - began
-                gone.update(batch)
+            await delete_paced(self._store, due, gone)
         finally:
+            self._deleted_at_ns = elapsed_ns()
             self._superseded = [k for k in self._superseded if k not in gone]
             self._trimmed = [o for o in self._trimmed if o.key not in gone]
 
@@ -515,7 +498,7 @@ class ObjectWal:
     async def empty(self, uploaded_end: int) -> int:
         """A clean stop whose uploads reached `uploaded_end`: when that is the end of
         the log and every entry is durable, PUT the marker (see the module doc), then
-        delete every other object known, `_DELETE_KEYS_MAX` keys a request. Returns how
+        delete every other object known, `KEYS_MAX` keys a request. Returns how
         many were deleted; raises the store's error (what is left is dropped at the
         next start). The caller bounds it in time and closes the WAL after it."""
         if not self._all_durable_below(uploaded_end):
@@ -547,9 +530,9 @@ class ObjectWal:
         self._starts = [o.start for o in self._objects]
         self._floor = max(self._floor, end)
         deleted = 0
-        for first in range(0, len(doomed), _DELETE_KEYS_MAX):
-            await self._store.delete_many(doomed[first : first + _DELETE_KEYS_MAX])
-            deleted = min(len(doomed), first + _DELETE_KEYS_MAX)
+        for first in range(0, len(doomed), KEYS_MAX):
+            await self._store.delete_many(doomed[first : first + KEYS_MAX])
+            deleted = min(len(doomed), first + KEYS_MAX)
         self._trimmed, self._superseded = [], []
         return deleted
 
