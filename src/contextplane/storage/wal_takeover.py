@@ -44,6 +44,7 @@ from contextplane.settings import Settings
 from contextplane.storage.log_cache import LogCache
 from contextplane.storage.object_wal import ObjectWal
 from contextplane.storage.objectstore import ObjectStore, open_object_store
+from contextplane.storage.paced_deletes import delete_paced
 from contextplane.storage.partition import PartitionLog
 from contextplane.storage.partition_logs import release_memory
 from contextplane.storage.recovery import replay
@@ -223,8 +224,7 @@ class WalTakeover:
         try:
             if not await self._metadata.finish_wal_recovery(source.node_id, source.incarnation):
                 return
-            if keys:
-                await store.delete_many(keys)
+            await delete_paced(store, keys, set())  # beside this broker's own WAL PUTs
             log.info(
                 "node %d's object WAL (incarnation %d) is recovered: %d objects deleted",
                 source.node_id,
