@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from contextplane.cluster.leadership import NotLeader
 from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import iter_batch_headers
 from contextplane.settings import Settings
 from contextplane.storage import paced_deletes
@@ -481,3 +483,49 @@ def test_setting_wal_url_over_a_local_wal_with_un_uploaded_entries_refuses_to_st
         return engine.partitions[("t", 0)].high_watermark
 
     assert asyncio.run(on_the_object_wal()) == 3
+
+
+def test_a_retry_of_a_durable_batch_waits_for_an_epoch_read_of_its_own(tmp_path: Path) -> None:
+    """With an object WAL every acknowledgement follows an epoch read (RFC 0004 §5). When
+    the original's read failed (the metadata store not answering), the producer retries;
+    the retry, a duplicate of a durable batch, was acknowledged at once without a read,
+    so a leader that another broker had meanwhile replaced could acknowledge it."""
+
+    async def run() -> None:
+        engine = await engine_on(tmp_path, ObjectBucket(), ObjectBucket())
+        await engine.open()
+        partition = engine.partitions[("t", 0)]
+        reads: list[str] = []
+        state = {"outcome": "unreachable"}
+
+        def confirm(_: object) -> asyncio.Future[None]:
+            outcome = state["outcome"]
+            reads.append(outcome)
+            read: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if outcome == "unreachable":
+                read.set_exception(KafkaError(ErrorCode.kafka_storage_error, "no answer"))
+            elif outcome == "moved":
+                read.set_exception(NotLeader("stream 1 is not led here any more"))
+            else:
+                read.set_result(None)
+            return read
+
+        engine._appender._confirm = confirm  # noqa: SLF001 - the epoch read, scripted
+        first = engine.append(partition, batch(1, 0, 1, b"r"))
+        with pytest.raises(KafkaError, match="no answer"):
+            await first.durable
+        assert partition.high_watermark == 1  # durable: only its acknowledgement failed
+        for outcome, expected in (("unreachable", KafkaError), ("moved", NotLeader)):
+            state["outcome"] = outcome
+            retry = engine.append(partition, batch(1, 0, 1, b"r"))
+            assert retry.durable is not None, "acknowledged without an epoch read"
+            with pytest.raises(expected):
+                await retry.durable
+        state["outcome"] = "led"
+        retry = engine.append(partition, batch(1, 0, 1, b"r"))
+        assert retry.base_offset == 0
+        await retry.durable
+        assert reads == ["unreachable", "unreachable", "moved", "led"]
+        await engine.close()
+
+    asyncio.run(run())

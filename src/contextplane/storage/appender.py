@@ -90,7 +90,13 @@ class Appender:
                 waited = _joined(
                     _durable_at(partition, duplicate.last_offset + 1), self._before_ack(partition)
                 )
-                if waited is not None and self._confirm is not None:
+                if self._confirm is not None:
+                    # The original's epoch read may have failed (the producer retries
+                    # because its acknowledgement did): a retry of a durable batch is
+                    # acknowledged only after an epoch read of its own too.
+                    if waited is None:
+                        waited = asyncio.get_running_loop().create_future()
+                        waited.set_result(None)
                     waited = _acknowledgement(partition, waited, None, self._confirm)
                 return AppendResult(duplicate.base_offset, -1, waited)
             if (
