@@ -303,6 +303,7 @@ def _acknowledgement(
 
     def settle(written: asyncio.Future[None], confirmed: bool = False) -> None:
         if acked.done():
+            _retrieve(written)  # no longer needed: not an unretrieved error either
             return
         error = written.exception()
         if error is not None:
@@ -317,4 +318,13 @@ def _acknowledgement(
             acked.set_result(None)
 
     durable.add_done_callback(settle)
+    # A request whose connection went away no longer awaits it: its failure (a fenced
+    # partition's NotLeader, after a SIGSTOPped leader resumed) is not an unretrieved
+    # error to log at every garbage collection.
+    acked.add_done_callback(_retrieve)
     return acked
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
