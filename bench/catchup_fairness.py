@@ -211,6 +211,13 @@ def main() -> None:
         help="the paced producer's messages/s: lower it where the broker's share of a"
         " loaded machine cannot keep up with 2,000 a second even with no read",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of every variant's broker (e.g. response.send.threads=0)",
+    )
     parser.add_argument("--out", type=Path, help="write every run as JSON here")
     parser.add_argument(
         "--profile", type=Path, help="py-spy each read into this directory (event loop's top)"
@@ -222,6 +229,7 @@ def main() -> None:
             compileall.compile_dir(source / "contextplane", quiet=1)
     values = workloads.make_values(1024)
     settings = {"wal.fsync": "false"} if args.no_fsync else {}
+    settings.update(item.split("=", 1) for item in args.set)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
     tmp = Path(tempfile.mkdtemp(prefix="catchup-fairness-"))
     try:

@@ -92,12 +92,13 @@ class Settings(
     object_read_span_bytes: int = limits.OBJECT_READ_SPAN_BYTES
     object_read_part_bytes: int = limits.OBJECT_READ_PART_BYTES
     object_read_concurrency: int = limits.OBJECT_READ_CONCURRENCY
-    # Read-ahead on/off and its window bounds; catch-up fetches assembled at once.
+    # Read-ahead and its window; catch-up fetches assembled at once; their send threads.
     object_read_ahead_enable: bool = True
     object_read_ahead_min_bytes: int = limits.OBJECT_READ_AHEAD_MIN_BYTES
     object_read_ahead_max_bytes: int = limits.OBJECT_READ_AHEAD_MAX_BYTES
     object_read_fetch_concurrency: int = limits.OBJECT_READ_FETCH_CONCURRENCY
-    # A partition's object index is loaded on first need and dropped this long unused.
+    response_send_threads: int = limits.RESPONSE_SEND_THREADS
+    # A partition's object index, loaded on first need, is dropped this long unused.
     object_index_idle_ms: int = limits.OBJECT_INDEX_IDLE_MS
     wal_fsync: bool = True
     # The WAL's medium: "" (files under data_dir/wal) or an object store URL (RFC 0004 §4).
@@ -121,8 +122,7 @@ class Settings(
     metadata_postgresql_listen: bool = True
     object_store_request_timeout_ms: int = limits.OBJECT_STORE_REQUEST_TIMEOUT_MS
     shutdown_timeout_ms: int = limits.SHUTDOWN_TIMEOUT_MS
-    # Connections and request buffering (Kafka's names and, but for the request bytes
-    # bound and the receive deadline, Kafka's defaults).
+    # Connections and request buffering (Kafka's names and defaults but two bounds).
     connections_max_idle_ms: int = limits.CONNECTIONS_IDLE_MS_MAX
     max_connections: int = limits.CONNECTIONS_MAX
     max_connections_per_ip: int = limits.CONNECTIONS_MAX

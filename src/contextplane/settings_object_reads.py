@@ -78,4 +78,13 @@ OBJECT_READ_SETTINGS: tuple[Setting, ...] = (
         low=1,
         high=1024,
     ),
+    Setting(
+        "response.send.threads",
+        "response_send_threads",
+        "",
+        "threads that write responses larger than 1 MiB (catch-up fetches) to plaintext"
+        " connections off the event loop; 0: the loop writes every response",
+        low=0,
+        high=64,
+    ),
 )

@@ -143,7 +143,7 @@ class Broker:
         self.pipeline: Pipeline | None = None
         self.audit_sink: AuditSink | None = None
         self.receipts: ReadReceipts | None = None
-        self._listeners: BrokerListeners | None = None
+        self.listeners: BrokerListeners | None = None
         self._probes: Probes | None = None
         self.registry: Registry | None = None
         self.reconciler: Reconciler | None = None
@@ -447,7 +447,7 @@ class Broker:
             self.autobalancer.start()
         self.pipeline = pipeline = Pipeline(services, routes)
         services.dispatch = pipeline.dispatch
-        self._listeners = listeners = await serve(pipeline, settings, self._tls)
+        self.listeners = listeners = await serve(pipeline, settings, self._tls)
         self.bound_ports = {
             spec.name: listeners.bound_port(spec.name) for spec in settings.listeners
         }
@@ -463,8 +463,8 @@ class Broker:
         storage (which uploads for at most `shutdown.timeout.ms` and leaves the rest in
         the WAL), and the store."""
         await self._hand_over()
-        if self._listeners is not None:
-            self._listeners.close()
+        if self.listeners is not None:
+            self.listeners.close()
         if self.pipeline is not None:
             for follower in (
                 self.pipeline.services.schemas.remote,

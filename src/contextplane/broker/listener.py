@@ -26,6 +26,7 @@ import socket
 from dataclasses import dataclass, field
 
 from contextplane import limits
+from contextplane.broker.bulk_sender import BulkSender
 from contextplane.broker.connections import ConnectionQuotas, RequestMemory
 from contextplane.broker.pipeline import Pipeline
 from contextplane.broker.server import KafkaConnection
@@ -86,6 +87,8 @@ class SharedLimits:
     response_budget: MemoryBudget | None = None
     # Requests waiting for the loop, and the turns of bulk work (loop_governor.py).
     governor: LoopGovernor = field(default_factory=LoopGovernor)
+    # Writes large responses of plaintext connections off the loop (bulk_sender.py).
+    bulk_sender: BulkSender | None = None
 
     @classmethod
     def from_settings(
@@ -102,7 +105,15 @@ class SharedLimits:
             settings.connections_per_ip_overrides,
         )
         memory = RequestMemory(settings.queued_max_request_bytes, budget)
-        return cls(quotas, memory, response_budget=budget, governor=governor or LoopGovernor())
+        threads = settings.response_send_threads
+        sender = BulkSender(threads) if threads else None
+        return cls(
+            quotas,
+            memory,
+            response_budget=budget,
+            governor=governor or LoopGovernor(),
+            bulk_sender=sender,
+        )
 
 
 class Listener:
@@ -371,7 +382,9 @@ class BrokerListeners:
         tls: dict[str, ReloadingContext] | None = None,
     ) -> None:
         storage = pipeline.services.log
-        shared = SharedLimits.from_settings(settings, storage.budget, storage.loop_governor)
+        self.shared = shared = SharedLimits.from_settings(
+            settings, storage.budget, storage.loop_governor
+        )
         tls = tls_contexts(settings) if tls is None else tls
         self.listeners = [
             Listener(pipeline, settings, spec, shared, tls.get(spec.name))

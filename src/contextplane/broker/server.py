@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from contextplane import limits
+from contextplane.broker.bulk_sender import SendStopped, drained, plaintext_fd
 from contextplane.broker.context import ConnectionInfo
 from contextplane.broker.held_responses import HeldResponses, parts_size
 from contextplane.broker.response_facts import response_facts
@@ -133,6 +135,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._handling = False
         self._awaiting_result = False
         self._mute = Mute(self._muted, self._unmuted)
+        # The socket a bulk sender thread writes large responses to (plaintext only), and
+        # the flag that stops it when the connection goes.
+        self._bulk_fd: int | None = None
+        self._bulk_stop = threading.Event()
 
     @property
     def _closed(self) -> bool:
@@ -162,6 +168,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._abort(f"client certificate refused: {exc}")
             return
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER_BYTES)  # type: ignore[attr-defined]
+        if self._listener.shared.bulk_sender is not None:
+            self._bulk_fd = plaintext_fd(transport, self._listener.security_protocol)
         self._tasks = [
             asyncio.create_task(self._handle_loop()),
             asyncio.create_task(self._write_loop()),
@@ -188,6 +196,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._governor.arrived(whole)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._bulk_stop.set()
         self._conn.connection_lost()
         # Taken out first: a callback may drop its own entry (a share session closing).
         callbacks, self._info.on_lost = list(self._info.on_lost.values()), {}
@@ -544,6 +553,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             held = size
             self._held.hold(held, self._buffered())
         bulk = size > _WRITE_SLICE_BYTES  # a catch-up Fetch's, not a tail's: governed
+        if bulk and self._bulk_fd is not None and await drained(self._transport):
+            await self._write_off_loop(parts, held)
+            return
         for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
             if bulk:
                 # Each slice only once no request waits for the loop (loop_governor.py).
@@ -562,6 +574,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
             held -= written
             self._held.written(written, self._buffered())
         self._held.written(held, self._buffered())
+
+    async def _write_off_loop(self, parts: list[bytes], held: int) -> None:
+        """One large response written by the bulk sender's thread (bulk_sender.py)."""
+        sender = self._listener.shared.bulk_sender
+        assert sender is not None and self._bulk_fd is not None
+        self._awaiting_result = True  # not idle: the thread bounds a client that reads nothing
+        try:
+            await sender.send(self._bulk_fd, parts, self._bulk_stop, self._listener.idle_s)
+        except (OSError, SendStopped) as exc:
+            self._abort(f"response not sent: {exc}")
+        finally:
+            self._awaiting_result = False
+            self._last_activity = self._loop.time()
+            self._held.written(held, self._buffered())
 
 
 def _encoded_with_facts(header: Any, body: Any) -> tuple[bytes, tuple[dict[int, int], int]]:
