@@ -13,7 +13,8 @@ no bytes of its own, and the writer awaits the thread before the next response. 
 on meanwhile on the loop (a socket is full-duplex). The thread writes to a duplicate of
 the socket's descriptor, closed when it is done, so a connection the loop closes
 meanwhile cannot hand its descriptor number to a new connection under the thread's feet;
-the connection's stop flag ends the write. Only for plaintext sockets: a TLS
+the connection's stop flag ends the write. A client that leaves its socket full for
+STALL_MS gets the rest of the response from the loop's path. Only for plaintext sockets: a TLS
 connection's bytes are encrypted by the loop's transport.
 """
 
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from contextplane.broker.held_responses import Part
+from contextplane.broker.held_responses import Part, parts_size
 from contextplane.clock import SystemClock
 
 # A large response goes to a thread once the transport has sent what it holds: looked
@@ -38,6 +39,10 @@ _DRAIN_POLLS = 50
 _IOV_MAX = 1024
 # How long one poll for room waits before looking at the stop flag again.
 _POLL_MS = 100
+# A client that leaves the socket full this long gets the rest of its response from the
+# loop's path (paced by its reading, bounded by connections.max.idle.ms), so clients
+# that do not read cannot hold the threads that the others' catch-up needs.
+STALL_MS = 50
 _CLOCK = SystemClock()  # a thread's own wait for its client: real time
 
 
@@ -64,39 +69,43 @@ async def drained(transport: asyncio.Transport | None) -> bool:
 
 
 class SendStopped(Exception):
-    """The connection was closed, or its client read nothing for the idle bound."""
+    """The connection was closed while a thread wrote to it."""
 
 
 class BulkSender:
-    """A pool of threads that write whole responses to sockets."""
+    """A pool of threads that write responses to sockets."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, stall_ms: int = STALL_MS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bulk-send")
-        self.responses = 0  # responses written whole (tests, probes)
-        self.bytes = 0
+        self._stall_ms = stall_ms
+        self.responses = 0  # responses handed over (tests, probes)
+        self.bytes = 0  # of them, the bytes the threads wrote
+        self.stalled = 0  # handed back unfinished: the client did not read for stall_ms
 
-    async def send(
-        self, fd: int, parts: Sequence[Part], stop: threading.Event, idle_s: float
-    ) -> int:
-        """Write `parts` to socket `fd` whole; the bytes written. Raises OSError when the
-        socket fails, SendStopped when `stop` is set or no byte left for `idle_s`."""
+    async def send(self, fd: int, parts: Sequence[Part], stop: threading.Event) -> int:
+        """Write `parts` to socket `fd` in order; the bytes written: all of them, or fewer
+        when the socket had no room for `stall_ms` (the caller writes the rest). Raises
+        OSError when the socket fails, SendStopped when `stop` is set."""
         loop = asyncio.get_running_loop()
         own = os.dup(fd)
         try:
-            written = await loop.run_in_executor(self._pool, write_all, own, parts, stop, idle_s)
-            self.responses += 1
-            self.bytes += written
-            return written
+            written = await loop.run_in_executor(
+                self._pool, write_some, own, parts, stop, self._stall_ms
+            )
         except asyncio.CancelledError:
-            stop.set()  # the thread still holds `own`: it closes it (below) once it stops
+            stop.set()  # the thread still holds `own`: it is closed (below) once it stops
             raise
         finally:
             if not stop.is_set():
                 os.close(own)
             else:
-                # The thread may still be writing: closing here could give the number
-                # to another socket while it does. It ends within _POLL_MS of `stop`.
+                # The thread may still be writing: closing now could give the number to
+                # another socket while it does. It ends within _POLL_MS of `stop`.
                 loop.call_later(1.0, _close_quietly, own)
+        self.responses += 1
+        self.bytes += written
+        self.stalled += written < parts_size(parts)
+        return written
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -107,8 +116,9 @@ def _close_quietly(fd: int) -> None:
         os.close(fd)
 
 
-def write_all(fd: int, parts: Sequence[Part], stop: threading.Event, idle_s: float) -> int:
-    """`parts` written to the non-blocking socket `fd` in order (see `BulkSender.send`)."""
+def write_some(fd: int, parts: Sequence[Part], stop: threading.Event, stall_ms: int) -> int:
+    """`parts` written to the non-blocking socket `fd` in order until done, or until the
+    socket has had no room for `stall_ms`; the bytes written (see `BulkSender.send`)."""
     views = [memoryview(part).cast("B") for part in parts if len(part)]
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
@@ -123,9 +133,10 @@ def write_all(fd: int, parts: Sequence[Part], stop: threading.Event, idle_s: flo
         except BlockingIOError:
             sent = 0
         if sent == 0:
-            if _CLOCK.monotonic_ms() - last_progress > idle_s * 1000:
-                raise SendStopped(f"its client read nothing for {idle_s:g} s")
-            poller.poll(_POLL_MS)
+            waited = _CLOCK.monotonic_ms() - last_progress
+            if waited >= stall_ms:
+                return written
+            poller.poll(min(_POLL_MS, stall_ms - waited))
             continue
         last_progress = _CLOCK.monotonic_ms()
         written += sent
@@ -138,3 +149,15 @@ def write_all(fd: int, parts: Sequence[Part], stop: threading.Event, idle_s: flo
                 views[first] = view[sent:]
                 sent = 0
     return written
+
+
+def parts_after(parts: Sequence[Part], skipped: int) -> list[Part]:
+    """What of `parts` follows their first `skipped` bytes (views, no copies)."""
+    rest: list[Part] = []
+    for part in parts:
+        if skipped >= len(part):
+            skipped -= len(part)
+            continue
+        rest.append(memoryview(part)[skipped:] if skipped else part)
+        skipped = 0
+    return rest

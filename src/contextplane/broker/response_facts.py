@@ -14,6 +14,7 @@ import datetime
 from typing import Any
 
 from contextplane.protocol.build import _field_plan
+from contextplane.protocol.codec import encode_response
 from contextplane.protocol.encoded import Encoded
 
 # Responses whose top-level error code Kafka's errorCounts() leaves out: Metadata (v13+
@@ -78,3 +79,10 @@ def response_facts(api_key: int, body: Any) -> tuple[dict[int, int], int]:
     if isinstance(body, list):
         return NO_ERRORS, 0
     return entity_errors(api_key, body), entity_throttle_ms(body)
+
+
+def encoded_with_facts(header: Any, body: Any) -> tuple[bytes, tuple[dict[int, int], int]]:
+    """A large response's frame and its metrics' facts (`response_facts`), in a worker
+    thread (`broker/server.py`)."""
+    frame = encode_response(header.api_key, header.api_version, header.correlation_id, body)
+    return frame, response_facts(header.api_key, body)

@@ -29,19 +29,20 @@ import inspect
 import logging
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from contextplane import limits
-from contextplane.broker.bulk_sender import SendStopped, drained, plaintext_fd
+from contextplane.broker.bulk_sender import SendStopped, drained, parts_after, plaintext_fd
 from contextplane.broker.context import ConnectionInfo
-from contextplane.broker.held_responses import HeldResponses, parts_size
-from contextplane.broker.response_facts import response_facts
+from contextplane.broker.held_responses import HeldResponses, Part, parts_size
+from contextplane.broker.response_facts import encoded_with_facts, response_facts
 from contextplane.broker.response_slices import response_slices
 from contextplane.broker.throttle import Mute
 from contextplane.clock import elapsed_ns
 from contextplane.errors import ProtocolError
 from contextplane.logsafe import escape
-from contextplane.protocol.codec import Request, encode_response
+from contextplane.protocol.codec import Request
 from contextplane.protocol.connection import (
     NEED_DATA,
     ServerConnection,
@@ -532,7 +533,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 # Encoded in a worker thread, in its turn (responses stay in order), where
                 # its error codes are counted too.
                 self._conn.send_encoded(header, [])
-                frame, facts = await asyncio.to_thread(_encoded_with_facts, header, body)
+                frame, facts = await asyncio.to_thread(encoded_with_facts, header, body)
                 await self._write([frame], held)
             else:
                 await self._write([self._conn.send_response(header, body)], held)
@@ -553,10 +554,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             held = size
             self._held.hold(held, self._buffered())
         bulk = size > _WRITE_SLICE_BYTES  # a catch-up Fetch's, not a tail's: governed
+        rest: Sequence[Part] = parts
         if bulk and self._bulk_fd is not None and await drained(self._transport):
-            await self._write_off_loop(parts, held)
-            return
-        for number, piece in enumerate(response_slices(parts, _WRITE_SLICE_BYTES)):
+            sent = await self._write_off_loop(parts)
+            if sent is None:  # the connection is gone
+                self._held.written(held, self._buffered())
+                return
+            rest = parts_after(parts, sent)  # a stalled client's rest: the loop's path
+            written = min(sent, held)
+            held -= written
+            self._held.written(written, self._buffered())
+        for number, piece in enumerate(response_slices(rest, _WRITE_SLICE_BYTES)):
             if bulk:
                 # Each slice only once no request waits for the loop (loop_governor.py).
                 await self._governor.turn(self._own_waiting)
@@ -575,22 +583,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._held.written(written, self._buffered())
         self._held.written(held, self._buffered())
 
-    async def _write_off_loop(self, parts: list[bytes], held: int) -> None:
-        """One large response written by the bulk sender's thread (bulk_sender.py)."""
+    async def _write_off_loop(self, parts: list[bytes]) -> int | None:
+        """A large response written by a bulk sender thread (bulk_sender.py): the bytes
+        it wrote, or None if the connection failed or closed meanwhile."""
         sender = self._listener.shared.bulk_sender
         assert sender is not None and self._bulk_fd is not None
-        self._awaiting_result = True  # not idle: the thread bounds a client that reads nothing
         try:
-            await sender.send(self._bulk_fd, parts, self._bulk_stop, self._listener.idle_s)
+            return await sender.send(self._bulk_fd, parts, self._bulk_stop)
         except (OSError, SendStopped) as exc:
             self._abort(f"response not sent: {exc}")
+            return None
         finally:
-            self._awaiting_result = False
             self._last_activity = self._loop.time()
-            self._held.written(held, self._buffered())
-
-
-def _encoded_with_facts(header: Any, body: Any) -> tuple[bytes, tuple[dict[int, int], int]]:
-    """A large response's frame and its metrics' facts (`response_facts`), off the loop."""
-    frame = encode_response(header.api_key, header.api_version, header.correlation_id, body)
-    return frame, response_facts(header.api_key, body)
