@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from contextplane import limits
 from contextplane.clock import ManualClock
+from contextplane.errors import KafkaError
+from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.records import parse_header
 from contextplane.storage.admission import DiskFullGate, admit
 from contextplane.storage.memory import CACHED_BATCH_OVERHEAD_BYTES, MemoryBudget, ResidentBatches
@@ -133,6 +137,38 @@ def test_producer_state_rollback_restores_sequences_and_epochs() -> None:
     table.commit(7)
     table.rollback(6)  # durable: nothing to take back
     assert table.producers[7].last_sequence == 6
+
+
+def test_after_a_rollback_the_producers_later_batches_are_retriable_not_out_of_order() -> None:
+    """A batch pipelined behind one whose write failed gets KAFKA_STORAGE_ERROR (retry),
+    not OUT_OF_ORDER_SEQUENCE_NUMBER, which would make librdkafka bump the producer's
+    epoch and send the failed batch again under new sequences (a duplicate if that write
+    was durable after all); once the failed batch is appended again, a real gap is
+    OUT_OF_ORDER_SEQUENCE_NUMBER again."""
+    table = ProducerStateTable()
+
+    def header(sequence: int, producer_id: int = 7):  # type: ignore[no-untyped-def]
+        data = record_batch([b"v"], producer_id=producer_id, base_sequence=sequence)
+        return parse_header(memoryview(data))
+
+    def refusal(sequence: int, producer_id: int = 7) -> ErrorCode:
+        with pytest.raises(KafkaError) as raised:
+            table.check_sequence(header(sequence, producer_id))
+        return raised.value.code
+
+    table.record(header(0), 0)
+    table.record(header(0, producer_id=8), 1)
+    table.commit(2)
+    assert refusal(2) is ErrorCode.out_of_order_sequence_number  # a gap, no failure
+    table.record(header(1), 2)  # its write fails
+    table.rollback(2)
+    assert refusal(2) is ErrorCode.kafka_storage_error  # behind the failed batch: retry
+    assert refusal(2, producer_id=8) is ErrorCode.out_of_order_sequence_number  # untouched
+    assert table.check_sequence(header(1)) is None  # the failed batch is appended again
+    table.record(header(1), 2)
+    table.commit(3)
+    assert table.check_sequence(header(2)) is None
+    assert refusal(3) is ErrorCode.out_of_order_sequence_number
 
 
 def partition_with(stream_id: int, batches: list[CachedBatch]) -> PartitionLog:

@@ -12,7 +12,13 @@ A batch is recorded when its offsets are assigned, before it is durable. If its 
 fails, `rollback` restores each producer's state as it was before the first failed batch
 (an undo entry per recorded batch, dropped once `commit` says the batch is durable), so
 the producer's retry is appended again rather than "deduplicated" onto offsets that were
-never written.
+never written. Until it is, the producer's later batches (pipelined behind the failed one)
+are refused with the retriable KAFKA_STORAGE_ERROR, not OUT_OF_ORDER_SEQUENCE_NUMBER: as
+Kafka answers them after a failed append (its log directory goes offline). The sequence
+error would tell librdkafka the failed batch was lost, and it bumps the producer's epoch
+and sends that batch again under new sequences; if the write had in fact become durable
+(an object WAL PUT that the store took while this broker waited, which a broker taking
+the partition over replays), the log would hold the record twice.
 
 Every change to a producer's entry is noted in `touched`: an object commit writes the
 rows of those producers only (`row_as_of`), and a start rebuilds the table from the rows
@@ -66,6 +72,8 @@ class ProducerStateTable:
         self.producers: dict[int, ProducerEntry] = {}
         self._undo: deque[_Undo] = deque()
         self.touched = Touched()
+        # Producers whose batches a failed write rolled back, until they append again.
+        self._rolled_back: set[int] = set()
 
     def check_sequence(self, header: BatchHeader) -> BatchMetadata | None:
         """Return the earlier batch if `header` is a duplicate; raise if it is invalid."""
@@ -97,6 +105,12 @@ class ProducerStateTable:
             ):
                 return batch
         expected = (entry.last_sequence + 1) % _SEQUENCE_MODULUS
+        if header.base_sequence != expected and header.producer_id in self._rolled_back:
+            raise KafkaError(
+                ErrorCode.kafka_storage_error,
+                f"a batch of this producer before sequence {header.base_sequence} could not"
+                f" be written (expected sequence {expected}): retry it first",
+            )
         if header.base_sequence != expected:
             raise KafkaError(
                 ErrorCode.out_of_order_sequence_number,
@@ -107,6 +121,7 @@ class ProducerStateTable:
     def record(self, header: BatchHeader, base_offset: int) -> None:
         if header.producer_id < 0:
             return
+        self._rolled_back.discard(header.producer_id)
         entry = self.producers.get(header.producer_id)
         if entry is not None and entry.batches and base_offset <= entry.batches[-1].base_offset:
             return  # WAL replay of a batch the snapshot already holds
@@ -148,6 +163,7 @@ class ProducerStateTable:
         while undo and undo[-1].base_offset >= offset:
             step = undo.pop()
             self.touched.touch(step.producer_id)
+            self._rolled_back.add(step.producer_id)
             if step.prior is None:
                 self.producers.pop(step.producer_id, None)
             else:
@@ -169,6 +185,7 @@ class ProducerStateTable:
         ]
         for producer_id in expired:
             del self.producers[producer_id]
+            self._rolled_back.discard(producer_id)
             self.touched.touch(producer_id)
         return len(expired)
 
