@@ -171,6 +171,28 @@ def test_after_a_rollback_the_producers_later_batches_are_retriable_not_out_of_o
     assert refusal(3) is ErrorCode.out_of_order_sequence_number
 
 
+def test_a_producers_first_batch_rolled_back_is_still_first_when_retried() -> None:
+    """A producer with no state is accepted at any sequence, but not a batch pipelined
+    behind its first one whose write failed: that would append it ahead of the retry."""
+    table = ProducerStateTable()
+
+    def header(sequence: int, epoch: int = 0):  # type: ignore[no-untyped-def]
+        data = record_batch([b"v"], producer_id=9, producer_epoch=epoch, base_sequence=sequence)
+        return parse_header(memoryview(data))
+
+    table.record(header(0), 0)  # its write fails
+    table.rollback(0)
+    assert 9 not in table.producers
+    with pytest.raises(KafkaError) as raised:
+        table.check_sequence(header(1))
+    assert raised.value.code is ErrorCode.kafka_storage_error
+    assert table.check_sequence(header(0, epoch=1)) is None  # another epoch: its own start
+    assert table.check_sequence(header(0)) is None  # the retry of the failed batch
+    table.record(header(0), 0)
+    table.commit(1)
+    assert table.check_sequence(header(1)) is None
+
+
 def partition_with(stream_id: int, batches: list[CachedBatch]) -> PartitionLog:
     end = batches[-1].end_offset if batches else 0
     return PartitionLog(stream_id, f"t{stream_id}", 0, 0, 0, end, end, 0, cache=batches)

@@ -72,8 +72,9 @@ class ProducerStateTable:
         self.producers: dict[int, ProducerEntry] = {}
         self._undo: deque[_Undo] = deque()
         self.touched = Touched()
-        # Producers whose batches a failed write rolled back, until they append again.
-        self._rolled_back: set[int] = set()
+        # Producers whose batches a failed write rolled back, until they append again:
+        # the epoch and first sequence of the earliest batch rolled back.
+        self._rolled_back: dict[int, tuple[int, int]] = {}
 
     def check_sequence(self, header: BatchHeader) -> BatchMetadata | None:
         """Return the earlier batch if `header` is a duplicate; raise if it is invalid."""
@@ -82,7 +83,13 @@ class ProducerStateTable:
         entry = self.producers.get(header.producer_id)
         if entry is None:
             # Kafka accepts the first batch of a producer it has no state for at any
-            # sequence (its state may have expired or been trimmed with the log).
+            # sequence (its state may have expired or been trimmed with the log), but
+            # not one pipelined behind this producer's first batch whose write failed.
+            failed = self._rolled_back.get(header.producer_id)
+            if failed is not None and not header.is_control:
+                epoch, sequence = failed
+                if header.producer_epoch == epoch and header.base_sequence != sequence:
+                    raise _behind_failed(header.base_sequence, sequence)
             return None
         if header.producer_epoch < entry.epoch:
             raise KafkaError(
@@ -106,11 +113,7 @@ class ProducerStateTable:
                 return batch
         expected = (entry.last_sequence + 1) % _SEQUENCE_MODULUS
         if header.base_sequence != expected and header.producer_id in self._rolled_back:
-            raise KafkaError(
-                ErrorCode.kafka_storage_error,
-                f"a batch of this producer before sequence {header.base_sequence} could not"
-                f" be written (expected sequence {expected}): retry it first",
-            )
+            raise _behind_failed(header.base_sequence, expected)
         if header.base_sequence != expected:
             raise KafkaError(
                 ErrorCode.out_of_order_sequence_number,
@@ -121,7 +124,7 @@ class ProducerStateTable:
     def record(self, header: BatchHeader, base_offset: int) -> None:
         if header.producer_id < 0:
             return
-        self._rolled_back.discard(header.producer_id)
+        self._rolled_back.pop(header.producer_id, None)
         entry = self.producers.get(header.producer_id)
         if entry is not None and entry.batches and base_offset <= entry.batches[-1].base_offset:
             return  # WAL replay of a batch the snapshot already holds
@@ -163,7 +166,12 @@ class ProducerStateTable:
         while undo and undo[-1].base_offset >= offset:
             step = undo.pop()
             self.touched.touch(step.producer_id)
-            self._rolled_back.add(step.producer_id)
+            current = self.producers.get(step.producer_id)
+            if current is not None:
+                for batch in current.batches:
+                    if batch.base_offset == step.base_offset:
+                        failed = (current.epoch, batch.first_sequence)
+                        self._rolled_back[step.producer_id] = failed
             if step.prior is None:
                 self.producers.pop(step.producer_id, None)
             else:
@@ -185,8 +193,10 @@ class ProducerStateTable:
         ]
         for producer_id in expired:
             del self.producers[producer_id]
-            self._rolled_back.discard(producer_id)
             self.touched.touch(producer_id)
+        # A failed first batch whose producer never came back is forgotten here too.
+        for producer_id in [p for p in self._rolled_back if p not in self.producers]:
+            del self._rolled_back[producer_id]
         return len(expired)
 
     def row_as_of(self, producer_id: int, end_offset: int) -> tuple[ProducerRow | None, bool]:
@@ -208,6 +218,14 @@ class ProducerStateTable:
                     row.epoch, [BatchMetadata(*b) for b in row.batches]
                 )
         return table
+
+
+def _behind_failed(sequence: int, expected: int) -> KafkaError:
+    return KafkaError(
+        ErrorCode.kafka_storage_error,
+        f"a batch of this producer before sequence {sequence} could not be written"
+        f" (expected sequence {expected}): retry it first",
+    )
 
 
 def vars_of(batch: BatchMetadata) -> tuple[int, int, int, int, int]:
