@@ -28,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from contextplane.broker.held_responses import Part, parts_size
+from contextplane.broker.held_responses import Part
 from contextplane.clock import SystemClock
 
 # A large response goes to a thread once the transport has sent what it holds: looked
@@ -80,7 +80,6 @@ class BulkSender:
         self._stall_ms = stall_ms
         self.responses = 0  # responses handed over (tests, probes)
         self.bytes = 0  # of them, the bytes the threads wrote
-        self.stalled = 0  # handed back unfinished: the client did not read for stall_ms
 
     async def send(self, fd: int, parts: Sequence[Part], stop: threading.Event) -> int:
         """Write `parts` to socket `fd` in order; the bytes written: all of them, or fewer
@@ -104,7 +103,6 @@ class BulkSender:
                 loop.call_later(1.0, _close_quietly, own)
         self.responses += 1
         self.bytes += written
-        self.stalled += written < parts_size(parts)
         return written
 
     def close(self) -> None:

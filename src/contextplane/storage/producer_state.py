@@ -112,9 +112,9 @@ class ProducerStateTable:
             ):
                 return batch
         expected = (entry.last_sequence + 1) % _SEQUENCE_MODULUS
-        if header.base_sequence != expected and header.producer_id in self._rolled_back:
-            raise _behind_failed(header.base_sequence, expected)
         if header.base_sequence != expected:
+            if header.producer_id in self._rolled_back:
+                raise _behind_failed(header.base_sequence, expected)
             raise KafkaError(
                 ErrorCode.out_of_order_sequence_number,
                 f"expected sequence {expected}, got {header.base_sequence}",
@@ -124,7 +124,8 @@ class ProducerStateTable:
     def record(self, header: BatchHeader, base_offset: int) -> None:
         if header.producer_id < 0:
             return
-        self._rolled_back.pop(header.producer_id, None)
+        if self._rolled_back:  # empty but after a failed write: nothing on the hot path
+            self._rolled_back.pop(header.producer_id, None)
         entry = self.producers.get(header.producer_id)
         if entry is not None and entry.batches and base_offset <= entry.batches[-1].base_offset:
             return  # WAL replay of a batch the snapshot already holds
