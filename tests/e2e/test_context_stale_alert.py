@@ -2,7 +2,10 @@
 held behind its source by a consumer quota on its client id (`ctx-sources`, set with
 `contextplane quota`), logs one WARNING naming the view, its lag and age, and its metric
 says stale; once the quota is removed it catches up, logs that the view is fresh again,
-and the metric says so. No clock is asserted: the test waits for what the service says."""
+and the metric says so. No clock is asserted: the test waits for what the service says.
+
+A fetch over the quota is answered with no partitions, so the consumer's own ends stand
+still while it is held: the ends are asked of the leaders (`ends.py`), checked here too."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from contextplane.services.context.ends import EndOffsets
 from tests.support.broker import BrokerProcess
 from tests.support.cli import contextplane
 from tests.support.context import (  # noqa: F401 - fixtures
@@ -86,3 +90,25 @@ def test_a_view_held_behind_its_target_alerts_and_recovers(
         assert stale_metric(service) == 'contextplane_context_stale{view="account"} 0.0'
     finally:
         service.stop()
+
+
+def test_the_ends_are_each_partitions_last_stable_offset(broker: BrokerProcess) -> None:
+    """Committed records count, an open transaction's do not (read_committed, as the
+    consumer reads); a partition no leader answers for is left out, not guessed."""
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for _ in range(5):
+        plain.produce("support.tickets", value=b"{}", partition=0)
+    plain.flush(TIMEOUT_S)
+    open_txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "ends-t"})
+    open_txn.init_transactions(TIMEOUT_S)
+    open_txn.begin_transaction()
+    for _ in range(3):
+        open_txn.produce("support.tickets", value=b"{}", partition=1)
+    open_txn.flush(TIMEOUT_S)
+    ends = EndOffsets({"bootstrap.servers": broker.bootstrap}).ask(
+        [("support.tickets", 0), ("support.tickets", 1), ("no.such.topic", 0)], 5.0
+    )
+    assert ends == {("support.tickets", 0): 5, ("support.tickets", 1): 0}
+    open_txn.commit_transaction(TIMEOUT_S)
+    ends = EndOffsets({"bootstrap.servers": broker.bootstrap}).ask([("support.tickets", 1)], 5.0)
+    assert ends == {("support.tickets", 1): 4}  # three records and the commit marker

@@ -565,6 +565,7 @@ def test_a_context_service_that_misbehaves_is_named(
     broker: BrokerProcess,
     console: tuple[str, int],
     context_service: FakeContextService,
+    hostile_state: None,
     mode: str,
     said: str,
 ) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from contextplane.services.context.ends import merged
 from contextplane.services.context.freshness import (
     Freshness,
     PartitionFreshness,
@@ -104,3 +105,10 @@ def test_metrics_carry_lag_age_target_staleness_and_skips() -> None:
     assert samples[("contextplane_context_skipped_records_total", skipped)] == 3
     assert samples[("contextplane_context_applied_records_total", ())] == 12
     assert "# TYPE contextplane_context_skipped_records_total counter" in text.splitlines()
+
+
+def test_the_later_of_the_consumers_end_and_the_asked_one_counts() -> None:
+    seen = {("t", 0): 10, ("t", 1): 7}
+    asked = {("t", 0): 4, ("t", 1): 9, ("t", 2): 3}
+    assert merged(seen, asked) == {("t", 0): 10, ("t", 1): 9, ("t", 2): 3}
+    assert merged(seen, {}) == seen

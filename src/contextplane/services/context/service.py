@@ -19,6 +19,7 @@ from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
 from contextplane.services.context.as_of import AsOfSettings, PastState, PointInTime
 from contextplane.services.context.as_of_time import check_timestamp
+from contextplane.services.context.ends import EndOffsets, merged
 from contextplane.services.context.freshness import (
     Freshness,
     PartitionFreshness,
@@ -37,8 +38,12 @@ from contextplane.services.context.views import View
 
 log = logging.getLogger("contextplane.context")
 
-# How often views with a freshness target are checked for the stale/recovered log lines.
+# How often the sources' ends are asked and views with a freshness target are checked for
+# the stale/recovered log lines.
 FRESHNESS_CHECK_S = 1.0
+# One asking of the ends at most this long (a leader that does not answer keeps its
+# partition's last known end until the next check).
+ENDS_ASK_S = 5.0
 # A fenced read waits at most this long (a caller asking more is refused, not clamped: it
 # would otherwise believe it had waited what it asked).
 FENCE_WAIT_MS_MAX = 30_000
@@ -84,6 +89,8 @@ class ContextService:
         self._owners = OwnerLookup(
             common, config.group, lambda: self._applier.partition_count, lambda: self._applier.owned
         )
+        self._ends = EndOffsets(common)
+        self._asked_ends: dict[TopicPartition, int] = {}  # replaced whole by the watch
         self._point_in_time = PointInTime(
             common, config.name, self._snapshots, settings, self._clock
         )
@@ -300,14 +307,19 @@ class ContextService:
             if entry in self._waiters:
                 self._waiters.remove(entry)
 
-    def _freshness(self, view: View, positions: dict[TopicPartition, Position]) -> Freshness:
+    def _served(self) -> list[TopicPartition]:
+        """The source partitions this instance applies (a partitioned one: those owned)."""
         owned = self._applier.owned
+        return sorted(tp for tp in self._partitions if owned is None or tp[1] in owned)
+
+    def _freshness(self, view: View, positions: dict[TopicPartition, Position]) -> Freshness:
         mine = {
             tp: positions.get(tp, Position(0, None))
-            for tp in self._partitions
-            if tp[0] in view.topics and (owned is None or tp[1] in owned)
+            for tp in self._served()
+            if tp[0] in view.topics
         }
-        fresh = freshness(mine, self._applier.watermarks, self._clock.wall_ms())
+        ends = merged(self._applier.watermarks, self._asked_ends)
+        fresh = freshness(mine, ends, self._clock.wall_ms())
         target = view.freshness_target_ms
         return dataclasses.replace(fresh, target_ms=target, stale=is_stale(fresh, target))
 
@@ -335,24 +347,34 @@ class ContextService:
         }
 
     async def _watch_freshness(self) -> None:
-        """The alert: one WARNING line when a view with a target turns stale, one INFO
-        line when it is fresh again (the metric says it all along)."""
+        """Each check asks the sources' ends (ends.py says why the consumer's are not
+        enough); the alert: one WARNING line when a view with a target turns stale, one
+        INFO line when it is fresh again (the metric says it all along)."""
         assert self._reads is not None
         stale: set[str] = set()
         targeted = {name: view for name, view in self.views.items() if view.freshness_target_ms}
-        while targeted:
+        while True:
             await asyncio.sleep(FRESHNESS_CHECK_S)
+            try:
+                asked = await asyncio.to_thread(self._ends.ask, self._served(), ENDS_ASK_S)
+                self._asked_ends = {**self._asked_ends, **asked}
+            except Exception as exc:  # the next check asks again
+                log.warning("asking the ends of the sources: %s", exc)
             positions = self._reads.positions()
             for name, view in targeted.items():
                 fresh = self._freshness(view, positions)
                 if fresh.stale and name not in stale:
                     stale.add(name)
+                    applied = (
+                        "nothing applied yet"
+                        if fresh.age_ms is None
+                        else f"newest applied event {fresh.age_ms} ms old"
+                    )
                     log.warning(
-                        "view %s is stale: %s records behind, newest applied event %s ms old"
-                        " (target %d ms)",
+                        "view %s is stale: %s records behind, %s (target %d ms)",
                         name,
                         fresh.lag,
-                        fresh.age_ms,
+                        applied,
                         view.freshness_target_ms,
                     )
                 elif not fresh.stale and name in stale:
