@@ -333,3 +333,30 @@ def test_a_taken_port_is_named_before_anything_starts(state: Path) -> None:
     assert f"port {port} (broker 1) already in use" in done.stderr, done.stderr
     assert not (state / "postgres" / "data").exists()  # PostgreSQL was never set up
     assert processes_naming(state.resolve()) == []
+
+
+def test_a_reader_gone_before_the_stop_still_stops_everything() -> None:
+    """`cluster up 2>&1 | head -3 &`, then SIGTERM: the stop messages meet a closed pipe,
+    and the cluster is still stopped in order (no PostgreSQL left, the directory
+    removed), with the status of a clean stop."""
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "contextplane.cli.launch", "cluster", "up"]
+    process = subprocess.Popen(
+        [*command, "--brokers", "1", "--base-port", "0"], stdout=write_end, stderr=write_end
+    )
+    os.close(write_end)
+    seen = b""
+    try:
+        while b"Ctrl-C stops everything" not in seen:
+            chunk = os.read(read_end, 65536)
+            assert chunk, f"cluster up ended before its table ({process.wait()}): {seen!r}"
+            seen += chunk
+    finally:
+        os.close(read_end)  # the reader is gone: every later line meets a closed pipe
+    up = Up(process, [line + "\n" for line in seen.decode().splitlines()])  # type: ignore[arg-type]
+    directory = up.directory
+    assert directory.is_dir()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=180) == 0
+    assert processes_naming(directory) == []
+    assert not directory.exists()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from contextplane.cli.output import say
 from contextplane.clock import SystemClock
 from contextplane.cluster.local.brokers import PER_BROKER, LocalBroker
 from contextplane.cluster.local.processes import Interrupted, MissingProgram, StartFailed
@@ -122,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _serve(cluster, stop, args.restart_after)
     finally:
-        print("stopping: brokers, then SeaweedFS and PostgreSQL", file=sys.stderr, flush=True)
+        say("stopping: brokers, then SeaweedFS and PostgreSQL", err=True)
         cluster.close()
-        print("stopped", file=sys.stderr, flush=True)
+        say("stopped", err=True)
 
 
 def _serve(cluster: LocalCluster, stop: threading.Event, restart_after: float | None) -> int:
@@ -133,17 +134,16 @@ def _serve(cluster: LocalCluster, stop: threading.Event, restart_after: float | 
     except Interrupted:
         return 0
     except StartFailed as exc:
-        print(f"contextplane: {exc}", file=sys.stderr)
+        say(f"contextplane: {exc}", err=True)
         return 1
-    print(_table(cluster, took, restart_after), flush=True)
+    say(_table(cluster, took, restart_after))
     restarts = Restarts(restart_after)
     while not stop.wait(0.5):
         for broker in cluster.brokers:
             restarts.watch(broker)
         for name, service in (("PostgreSQL", cluster.postgres), ("SeaweedFS", cluster.seaweedfs)):
             if service.process is not None and service.process.poll() is not None:
-                print(f"contextplane: {name} exited ({service.process.returncode})",
-                      file=sys.stderr)  # fmt: skip
+                say(f"contextplane: {name} exited ({service.process.returncode})", err=True)
                 return 1
     return 0
 
@@ -174,16 +174,16 @@ class Restarts:
                 self._due[node] = now_s + self._after_s
                 then = f"; starting it again in {self._after_s:g} s"
             ended = f"killed by {_signal_name(-status)}" if status < 0 else f"exited ({status})"
-            print(f"broker {node} (pid {broker.pid}) {ended}{then}", flush=True)
+            say(f"broker {node} (pid {broker.pid}) {ended}{then}")
         if node in self._due and now_s >= self._due[node]:
             del self._due[node]
             broker.exit_reported = False
             broker.start()
             self._starting.add(node)
-            print(f"broker {node} started again (pid {broker.pid})", flush=True)
+            say(f"broker {node} started again (pid {broker.pid})")
         if node in self._starting and broker.exited() is None and broker.ready():
             self._starting.discard(node)
-            print(f"broker {node} serving again on {broker.bootstrap}", flush=True)
+            say(f"broker {node} serving again on {broker.bootstrap}")
 
 
 def _signal_name(number: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -52,3 +53,14 @@ def fail(command: str, message: str) -> int:
     """One line naming the problem on stderr; the exit status of a failure (1)."""
     print(f"contextplane {command}: {escape(message)}", file=sys.stderr)
     return 1
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One line for a supervisor's reader, which may be gone (`cluster up | head -3`): a
+    closed pipe sends that stream to /dev/null instead of ending the supervisor, which
+    must keep its children running and stop them in order whether or not it is read."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())

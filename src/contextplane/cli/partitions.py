@@ -21,6 +21,11 @@ from contextplane.clock import SystemClock
 _POLL_S = 0.1
 _PROBE_S = 2.0  # how long a leader has to take a TCP connection
 _CONNECT_ATTEMPTS = 4  # a request the connection to a dead broker failed is sent again
+# While the controller's broker is dead and its lease lasts, no broker is the controller:
+# the request is sent again this long (Kafka's admin client retries NOT_CONTROLLER up to
+# its default.api.timeout.ms), each try after _NO_CONTROLLER_BACKOFF_S.
+_NO_CONTROLLER_WAIT_S = ADMIN_TIMEOUT_S
+_NO_CONTROLLER_BACKOFF_S = 0.5
 _CLOCK = SystemClock()
 
 
@@ -63,7 +68,9 @@ def controller_request(admin: Any, request: Any, what: str) -> Any:
     def top_level(response: Any) -> Any:
         yield errors.for_code(response.error_code)
 
-    for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+    refused = 0
+    deadline_ms = _CLOCK.monotonic_ms() + int(_NO_CONTROLLER_WAIT_S * 1000)
+    while True:
         try:
             response = admin._manager.run(
                 admin._send_request_to_controller, request, top_level, False
@@ -72,10 +79,24 @@ def controller_request(admin: Any, request: Any, what: str) -> Any:
         except (errors.KafkaConnectionError, errors.NodeNotReadyError):
             # kafka-python may pick a broker killed while its lease lasts (Metadata still
             # lists it) to ask: it backs that one off, so the next try asks another.
-            if attempt == _CONNECT_ATTEMPTS:
+            refused += 1
+            if refused == _CONNECT_ATTEMPTS:
                 raise CommandError(f"{what}: no broker of the cluster answered") from None
-            time.sleep(_POLL_S * attempt)
-        except (errors.KafkaError, RuntimeError) as exc:
+            time.sleep(_POLL_S * refused)
+        except RuntimeError as exc:
+            # kafka-python's words for NOT_CONTROLLER twice: the controller is gone and
+            # its lease has not lapsed, so no broker has taken over yet.
+            if "active controller" not in str(exc):
+                raise CommandError(f"{what}: {error_text(type(exc), str(exc))}") from None
+            if _CLOCK.monotonic_ms() >= deadline_ms:
+                raise CommandError(
+                    f"{what}: no live controller within {_NO_CONTROLLER_WAIT_S:g} s (a"
+                    " controller that stopped is replaced once its lease lapses,"
+                    " broker.session.timeout.ms); try again"
+                ) from None
+            admin._controller_id = None  # Metadata names the next one
+            time.sleep(_NO_CONTROLLER_BACKOFF_S)
+        except errors.KafkaError as exc:
             raise CommandError(f"{what}: {error_text(type(exc), str(exc))}") from None
     response_error(response.error_code, response.error_message, what)
     return response
