@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.e2e.test_metrics_endpoint import _metrics_url, _scrape, _value
 from tests.support.broker import BrokerProcess
+from tests.support.cli import contextplane
 from tests.support.postgres import PostgresServer
 from tests.support.rawclient import RawClient, record_batch
 from tests.support.wait import wait_until
@@ -485,6 +486,64 @@ def test_records_acknowledged_while_only_the_leader_lost_the_store_are_never_los
         read = read_back(two.bootstrap, "alone", [0], len(acks.acked))
         assert read == acks.acked, "an acknowledged record is missing or different"
         assert len(read) == 21
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_move_asked_while_a_dead_leaders_lease_lasts_completes_once_it_returns(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """`partitions move` of a dirty partition whose leader was just killed: at the lease
+    lapse the partition is offline (its records are only in that broker's WAL) and the
+    move stays listed; once the broker is back it replays its WAL and hands the partition
+    to the move's target, which serves every acknowledged record."""
+    url, objects = fixture(tmp_path, postgres_server)
+    one = broker(tmp_path / "one", 1, url, objects).start()
+    # A session long enough for the move to be asked before it lapses; no uploads.
+    two = broker(
+        tmp_path / "two", 2, url, objects,
+        **{"upload.interval.ms": "3600000", "upload.bytes": "1000000000",
+           "broker.session.timeout.ms": "8000"},
+    ).start()  # fmt: skip
+    try:
+        leaders = create(one.bootstrap, "mv", 4, url)
+        moving = min(p for p, leader in leaders.items() if leader == 2)
+        acks = Acks(one.bootstrap)
+        for i in range(100):
+            acks.send("mv", moving, f"r{i}".encode())
+        acks.flush()
+        assert stored(url, "mv")[moving]["dirty"] != 0
+
+        two.kill9()
+        asked = contextplane(
+            "partitions", "move", f"mv-{moving}", "--to", "1", "--bootstrap-server", one.bootstrap
+        )
+        assert asked.status == 0, asked
+        assert broker_state(url, 2) == "live", "the move was asked after the lease lapsed"
+        wait_until(lambda: broker_state(url, 2) == "expired", 30, "broker 2's lease lapses")
+        row = stored(url, "mv")[moving]
+        assert (row["leader"], row["target"]) == (2, 1), row  # offline, the move kept
+
+        def moves() -> list[dict[str, Any]]:
+            listed = contextplane(
+                "partitions", "moves", "--bootstrap-server", one.bootstrap, "--output", "json"
+            )
+            assert listed.status == 0, listed
+            return list(listed.json()["moves"])
+
+        assert [(m["topic"], m["partition"], m["adding"]) for m in moves()] == [("mv", moving, [1])]
+        assert raw_produce_error(one.bootstrap, "mv", moving) == NOT_LEADER_OR_FOLLOWER
+
+        two.start()
+        wait_until(
+            lambda: stored(url, "mv")[moving]["leader"] == 1,
+            60,
+            "broker 1 leads the partition once broker 2 is back and hands it over",
+        )
+        assert moves() == []
+        read = read_back(one.bootstrap, "mv", [moving], len(acks.acked))
+        assert read == acks.acked, "an acknowledged record is missing or different"
     finally:
         one.stop()
         two.stop()

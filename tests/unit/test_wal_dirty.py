@@ -171,6 +171,41 @@ def test_the_controller_expires_lapsed_brokers_moving_only_clean_partitions(
         engine.close()
 
 
+def test_an_offline_partitions_move_waits_for_its_leader_to_return(metadata_url: str) -> None:
+    """A move asked while the leader is dead but its lease lasts: the dirty partition is
+    offline at the lapse, the move stays listed, the target's claim is refused (the
+    records are only in the dead broker's WAL); the returning broker reopens it, hands
+    it over, and the target claims it. A move to a broker that died too is called off."""
+    engine = open_engine(metadata_url)
+    try:
+        registered(engine, 1, 10, 300)
+        registered(engine, 2, 20, LONG_MS)
+        registered(engine, 3, 30, 300)
+        beat = engine.cluster_heartbeat(2, 20, LONG_MS, -1)
+        assert beat is not None and beat.controller.node_id == 2
+        engine.create_topic("t", 2, {}, lambda stream_id: 1)
+        held, dropped = (r.stream_id for r in engine.partitions("t"))
+        assert engine.claim_leadership({held: 0, dropped: 0}, 1).claimed == {held: 1, dropped: 1}
+        assert engine.mark_wal_dirty({held: 1, dropped: 1}) == {held, dropped}
+        assert engine.move_partitions(beat.controller, {held: 2, dropped: 3}, "operator")
+        time.sleep(0.4)
+        only_two = Placement([Candidate(2, None)])
+        expiries = engine.expire_brokers(beat.controller, lambda dead: only_two)
+        assert sorted((e.node_id, e.offline) for e in expiries) == [(1, [held, dropped]), (3, [])]
+        rows = {r.stream_id: r for r in engine.partitions("t")}
+        assert (rows[held].target_node, rows[dropped].target_node) == (2, 1)
+        assert [(r.partition, r.source, r.target) for r in engine.reassignments()] == [(0, 1, 2)]
+        assert engine.claim_leadership({held: 1}, 2).dirty == {held: 1}
+        # Node 1 returns on its WAL: it reopens what it led, then hands the move over.
+        registered(engine, 1, 11, LONG_MS)
+        assert engine.claim_leadership({held: 1, dropped: 1}, 1).claimed == {held: 2, dropped: 2}
+        assert engine.release_leadership(held, 1, 2)
+        assert engine.claim_leadership({held: 2}, 2).claimed == {held: 3}
+        assert engine.reassignments() == []
+    finally:
+        engine.close()
+
+
 def test_an_unclean_topics_dirty_partitions_move_all_the_same(metadata_url: str) -> None:
     engine = open_engine(metadata_url)
     try:

@@ -137,9 +137,10 @@ class WalDirtyRows:
         `unclean_topics` (unclean.leader.election.enable: moved all the same, its
         un-uploaded records given up by the claim), or when its registration names an
         object WAL: then every such partition goes to one live broker, the recoverer,
-        which claims them and replays that WAL. With no placement (no live broker to
-        move to) the brokers are only marked. The controller's own node is never
-        expired here."""
+        which claims them and replays that WAL. An offline partition's move to a live
+        broker stays in flight, completed once its leader returns. With no placement
+        (no live broker to move to) the brokers are only marked. The controller's own
+        node is never expired here."""
         engine: Any = self
         expiries: list[Expiry] = []
         with engine._transaction():
@@ -188,9 +189,13 @@ class WalDirtyRows:
                         self._retarget(announced, stream_id, leader, recoverer)
                         continue
                     if dirty and leader == node_id and topic not in unclean_topics:
-                        # Offline until it returns; a move of it in flight is called off.
+                        # Offline until it returns. A move of it in flight to a live
+                        # broker waits, listed, as a Kafka reassignment of an offline
+                        # replica does: the target's claim is refused while it is dirty,
+                        # and the returning broker reopens it (it led it), replays its
+                        # WAL and then hands it over. One to a dead broker is called off.
                         offline.append(stream_id)
-                        if target != node_id:
+                        if target != node_id and target in dead:
                             self._db.execute(
                                 "UPDATE partitions SET target_node=?, assignment_generation=?"
                                 " WHERE stream_id=?",
