@@ -248,6 +248,17 @@ def state_fixture() -> Iterator[Path]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as nobody only under root")
+def test_a_dir_nobody_may_traverse_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    process = cluster_up("--dir", str(private / "cluster"), "--base-port", "0")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2, err
+    assert f"{private} does not let it through: choose a --dir" in err
+    assert list(private.iterdir()) == []  # no directory made, nothing started
+
+
 def test_cluster_up_with_dir_keeps_records_across_two_ups(state: Path) -> None:
     with running("--dir", str(state), "--brokers", "2") as up:
         assert up.directory == state.resolve()

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         cluster = LocalCluster(args.dir, args.brokers, args.base_port, settings)
-    except MissingProgram as exc:
+    except (MissingProgram, StartFailed) as exc:  # nothing started, no directory made
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"--dir: {exc}")

@@ -46,18 +46,27 @@ def server_binaries(pattern: str = "/usr/lib/postgresql/*/bin/postgres") -> Path
     return found[-1]
 
 
+def check_traversable(directory: Path) -> None:
+    """Under root, PostgreSQL runs as `nobody`: StartFailed unless every existing parent
+    of `directory` lets others through (those made later are made so). Asked before
+    anything is made, so a refused --dir leaves nothing behind."""
+    if os.geteuid() != 0:
+        return
+    for parent in directory.resolve().parents:
+        if parent.exists() and parent.stat().st_mode & 0o001 == 0:
+            raise StartFailed(
+                f"PostgreSQL runs as {UNPRIVILEGED_USER} under root, and {parent} does not"
+                " let it through: choose a --dir every user may traverse (e.g. under /tmp)"
+            )
+
+
 def as_unprivileged(directory: Path) -> list[str]:
     """The command prefix that runs PostgreSQL as `nobody` when we are root (owning
     `directory`), else nothing. setpriv execs the command, so signals reach it directly."""
     if os.geteuid() != 0:
         return []
+    check_traversable(directory)
     entry = pwd.getpwnam(UNPRIVILEGED_USER)
-    for parent in directory.resolve().parents:
-        if parent.stat().st_mode & 0o001 == 0:  # others may not pass through
-            raise StartFailed(
-                f"PostgreSQL runs as {UNPRIVILEGED_USER} under root, and {parent} does not"
-                " let it through: choose a --dir every user may traverse (e.g. under /tmp)"
-            )
     os.chown(directory, entry.pw_uid, entry.pw_gid)
     return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
             "--"]  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import Path
 from contextplane.clock import SystemClock
 from contextplane.cluster.local.brokers import LocalBroker
 from contextplane.cluster.local.postgres import INSTALL_HINT as PG_HINT
-from contextplane.cluster.local.postgres import LocalPostgres, server_binaries
+from contextplane.cluster.local.postgres import LocalPostgres, check_traversable, server_binaries
 from contextplane.cluster.local.processes import (
     MissingProgram,
     StartFailed,
@@ -50,6 +50,8 @@ class LocalCluster:
         settings: Mapping[str, str],
     ) -> None:
         require_programs()  # before any directory is made
+        if directory is not None:
+            check_traversable(directory / "postgres")
         self.temporary = directory is None
         if directory is None:
             directory = Path(tempfile.mkdtemp(prefix="contextplane-cluster-"))
