@@ -452,6 +452,51 @@ def test_every_acknowledged_batch_survives_faults_and_crashes_once_and_in_order(
     assert len(sequences) >= len(acked)
 
 
+def test_a_batch_behind_a_failed_put_that_landed_is_retriable_and_stored_once(
+    tmp_path: Path,
+) -> None:
+    """The race a SIGSTOPped leader loses: batch 0's PUT lands but the leader is told it
+    failed (rolled back); the producer's pipelined batch 1 arrives next. It must be
+    refused as retriable (KAFKA_STORAGE_ERROR), not OUT_OF_ORDER_SEQUENCE_NUMBER, on
+    which librdkafka bumps its epoch and sends batch 0's records again under new
+    sequences: stored twice once a new leader replays the landed PUT. Retried in order
+    on the new leader, batch 0 is answered as a duplicate and batch 1 appended."""
+    wal_bucket, object_bucket = ObjectBucket(), ObjectBucket()
+
+    async def old_leader() -> None:
+        engine = await engine_on(tmp_path, wal_bucket, object_bucket)
+        await engine.open()
+        store: MemoryObjectStore = engine.wal_store  # type: ignore[attr-defined]
+        partition = engine.partitions[("t", 0)]
+        store.lose_put_replies = True
+        first = engine.append(partition, batch(1, 0, 2, b"r")).durable
+        assert first is not None
+        with pytest.raises(WalWriteError):
+            await first
+        with pytest.raises(KafkaError) as refused:
+            engine.append(partition, batch(1, 2, 2, b"r"))
+        assert refused.value.code == ErrorCode.kafka_storage_error
+        wal_bucket.crash(keep=lambda key: True)  # it dies; the landed PUT stays
+
+    async def new_leader() -> list[int]:
+        engine = await engine_on(tmp_path, wal_bucket, object_bucket)
+        await engine.open()
+        partition = engine.partitions[("t", 0)]
+        assert partition.high_watermark == 2  # batch 0, replayed from the landed PUT
+        retried = engine.append(partition, batch(1, 0, 2, b"r"))
+        assert retried.base_offset == 0  # a duplicate: answered with its offset
+        durable = engine.append(partition, batch(1, 2, 2, b"r")).durable
+        if durable is not None:
+            await durable
+        chunks = await engine.read(partition, 0, 1 << 30)
+        headers = iter_batch_headers(b"".join(bytes(c) for c in chunks))
+        await engine.close()
+        return [h.base_sequence for h in headers]
+
+    asyncio.run(old_leader())
+    assert asyncio.run(new_leader()) == [0, 2]
+
+
 def test_setting_wal_url_over_a_local_wal_with_un_uploaded_entries_refuses_to_start(
     tmp_path: Path,
 ) -> None:
