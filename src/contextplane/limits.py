@@ -38,11 +38,8 @@ OBJECT_READ_AHEAD_MIN_BYTES = 512 * 1024
 OBJECT_READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024
 OBJECT_READ_FETCH_CONCURRENCY = 2
 # Threads that write large responses (a catch-up Fetch's) to plaintext sockets off the
-# event loop (broker/bulk_sender.py); 2 (as many as catch-up fetches assembled at once)
-# is what the bench measured. Off by default until a flaky quota test under load is
-# explained (tests/e2e/test_context_stale_alert.py: 2 failures with threads, none
-# without, in few runs).
-RESPONSE_SEND_THREADS = 0
+# event loop (broker/bulk_sender.py): as many as catch-up fetches assembled at once.
+RESPONSE_SEND_THREADS = 2
 # A partition's object index not used for this long leaves memory (reloaded on need).
 OBJECT_INDEX_IDLE_MS = 10 * 60 * 1000
 # A WAL segment is rolled at this size; segments are deleted once uploaded.
