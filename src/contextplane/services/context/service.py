@@ -90,7 +90,7 @@ class ContextService:
             common, config.group, lambda: self._applier.partition_count, lambda: self._applier.owned
         )
         self._ends = EndOffsets(common)
-        self._asked_ends: dict[TopicPartition, int] = {}  # replaced whole by the watch
+        self._asked_ends: dict[TopicPartition, int] = {}  # the watch's, merged each check
         self._point_in_time = PointInTime(
             common, config.name, self._snapshots, settings, self._clock
         )
@@ -353,13 +353,20 @@ class ContextService:
         assert self._reads is not None
         stale: set[str] = set()
         targeted = {name: view for name, view in self.views.items() if view.freshness_target_ms}
+        asking_failed = False
         while True:
             await asyncio.sleep(FRESHNESS_CHECK_S)
             try:
                 asked = await asyncio.to_thread(self._ends.ask, self._served(), ENDS_ASK_S)
+            except Exception as exc:  # the next check asks again; logged once until then
+                if not asking_failed:
+                    log.warning("asking the ends of the sources failed (%s); retrying", exc)
+                asking_failed = True
+            else:
                 self._asked_ends = {**self._asked_ends, **asked}
-            except Exception as exc:  # the next check asks again
-                log.warning("asking the ends of the sources: %s", exc)
+                if asking_failed:
+                    log.info("asking the ends of the sources works again")
+                asking_failed = False
             positions = self._reads.positions()
             for name, view in targeted.items():
                 fresh = self._freshness(view, positions)
