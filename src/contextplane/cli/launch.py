@@ -22,7 +22,6 @@ SIGPIPE, which a shell's `pipefail` sees as the reader having stopped early.
 from __future__ import annotations
 
 import atexit
-import os
 import sys
 
 from contextplane import dataclass_code
@@ -60,7 +59,9 @@ def run() -> int:
             sys.stdout.flush()  # inside the handler: what is left is written here, not at exit
     except BrokenPipeError:
         # The reader has what it wanted; Python flushes stdout again at exit: nowhere now.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from contextplane.cli.output import to_devnull  # only on this path: a light import
+
+        to_devnull(sys.stdout.fileno())
         return SIGPIPE_STATUS
 
 

@@ -63,4 +63,12 @@ def say(text: str, *, err: bool = False) -> None:
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        to_devnull(stream.fileno())
+
+
+def to_devnull(fd: int) -> None:
+    """Point `fd` at /dev/null: its reader is gone, and what is still written (Python's
+    flush at exit, a supervisor's later lines) must go nowhere quietly."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
