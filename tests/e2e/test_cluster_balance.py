@@ -87,17 +87,23 @@ def test_rebalance_and_drain_by_measured_load(
             # The load first; then partitions without load (coordinator shards) by count.
             # Half of them when the producers' rates are even; a producer starved on a
             # loaded machine (a partition at ~10 B/s measured) can tip the plan to one more.
+            # The audit topics' partitions carry load too (the moves' own audit records),
+            # so one of them can be a loaded move; every loaded move leaves broker 1.
             loaded = [m for m in moves if m["load"] > 0]
-            assert moves[: len(loaded)] == loaded and 0 < len(loaded) < PARTITIONS, moves
-            assert all(m["from"] == 1 and m["to"] == 2 and m["topic"] == TOPIC for m in loaded)
+            assert moves[: len(loaded)] == loaded, moves
+            assert all(m["from"] == 1 and m["to"] == 2 for m in loaded), moves
+            assert 0 < len([m for m in loaded if m["topic"] == TOPIC]) < PARTITIONS, moves
             assert {row[1] for row in partitions(url, TOPIC).values()} == {1}  # nothing moved
             limited = rebalance("--dry-run", "--max-moves", "1")
             assert len(limited["moves"]) == 1  # type: ignore[arg-type]
 
             started = rebalance("--max-moves", str(PARTITIONS // 2))  # the load's moves
             assert started["status"] == "started"
-            moved = {m["partition"] for m in started["moves"]}  # type: ignore[union-attr]
-            assert len(moved) == PARTITIONS // 2
+            started_moves = started["moves"]
+            assert isinstance(started_moves, list) and len(started_moves) == PARTITIONS // 2
+            # The largest load moves first: at least one of the producers' partitions.
+            moved = {m["partition"] for m in started_moves if m["topic"] == TOPIC}
+            assert moved, started_moves
             wait_until(
                 lambda: {p for p, row in partitions(url, TOPIC).items() if row[1] == 2} == moved,
                 30,
