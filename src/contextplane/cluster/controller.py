@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.registry import Registry
+from contextplane.failure_episode import FailureEpisode
 from contextplane.metadata.records import Expiry
 from contextplane.metadata.store import MetadataStore
 
@@ -55,7 +56,7 @@ class Controller:
         self._unclean_topics = unclean_topics
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
-        self._failing: set[str] = set()  # interval steps failing now (logged once)
+        self._episodes: dict[str, FailureEpisode] = {}  # per interval step
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="controller-failover")
@@ -79,16 +80,16 @@ class Controller:
     async def _tried(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run one interval's step; a failure is tried again next interval and logged
         once until the step succeeds again (a store outage fails every interval)."""
+        episode = self._episodes.get(what)
+        if episode is None:
+            episode = FailureEpisode(log, what, "trying again each interval")
+            self._episodes[what] = episode
         try:
             await step()
         except Exception as exc:  # noqa: BLE001 - tried again next interval
-            if what not in self._failing:
-                log.warning("%s failed (%r); trying again each interval", what, exc)
-            self._failing.add(what)
+            episode.failed(exc)
             return
-        if what in self._failing:
-            self._failing.discard(what)
-            log.info("%s works again", what)
+        episode.worked()
 
     async def move_off_shutting_down(self) -> dict[int, int]:
         """Retarget every partition targeted at a broker shutting down over the live

@@ -36,6 +36,7 @@ from typing import Protocol
 
 from contextplane.cluster.leadership import MoveTimedOut
 from contextplane.cluster.registry import Registry
+from contextplane.failure_episode import FailureEpisode
 from contextplane.metadata.records import PartitionRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC
@@ -122,22 +123,18 @@ class Reconciler:
     ) -> None:
         """Run `step` whenever `changed` is set; a failed one is retried `retry_s` later
         (logged once until it works again)."""
-        failing = False
+        episode = FailureEpisode(log, what)
         while True:
             await changed.wait()
             changed.clear()
             try:
                 await step()
             except Exception as exc:  # noqa: BLE001 - retried from the same generation
-                if not failing:
-                    log.warning("%s failed (%r); retrying", what, exc)
-                failing = True
+                episode.failed(exc)
                 await asyncio.sleep(self._retry_s)
                 changed.set()
                 continue
-            if failing:
-                log.info("%s works again", what)
-                failing = False
+            episode.worked()
 
     async def _reload_security(self) -> None:
         generation = self._registry.security_generation

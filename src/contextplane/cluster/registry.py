@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Protocol
 
 from contextplane.clock import SystemClock
+from contextplane.failure_episode import FailureEpisode
 from contextplane.metadata.records import (
     BrokerEndpoint,
     BrokerRecord,
@@ -110,13 +111,18 @@ class Registry:
         self._woken = asyncio.Event()
         self._last_beat_s = 0.0  # when the last heartbeat started (the loop's clock)
         self.listener = metadata.change_listener(self._woken.set)
-        self._failing = False  # for logging each failing episode once
         # Since when every heartbeat of this broker's has succeeded, none a session after
         # the one before (the monotonic clock; None: the last one failed), and when the
         # last one did. See `may_expire_brokers`.
         self._steady_since: int | None = None
         self._heard_ms: int | None = None
         self._clock = SystemClock()
+        self._renewal = FailureEpisode(
+            log,
+            f"node {self._node_id}: lease renewal",
+            f"retrying every {self._interval_s * 1000:.0f} ms",
+            self._clock,
+        )
         # Storage's owed marks, once it has opened (before: the flag is left as stored,
         # a predecessor's WAL not yet replayed). Until when (monotonic) records may be
         # acknowledged without their marks; None: not now.
@@ -254,18 +260,9 @@ class Registry:
                     )
             except Exception as exc:
                 self._steady_since = None
-                if not self._failing:
-                    log.warning(
-                        "node %d: lease renewal failed (%r); retrying every %.0f ms",
-                        self._node_id,
-                        exc,
-                        self._interval_s * 1000,
-                    )
-                    self._failing = True
+                self._renewal.failed(exc)
                 continue
-            if self._failing:
-                log.info("node %d: lease renewed again", self._node_id)
-                self._failing = False
+            self._renewal.worked()
             if beat is None:
                 self._lost()
                 return

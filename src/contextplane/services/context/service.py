@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contextplane.clock import Clock, SystemClock
+from contextplane.failure_episode import FailureEpisode
 from contextplane.services.context import errors
 from contextplane.services.context.applier import Applier, ApplierConfig
 from contextplane.services.context.as_of import AsOfSettings, PastState, PointInTime
@@ -353,20 +354,16 @@ class ContextService:
         assert self._reads is not None
         stale: set[str] = set()
         targeted = {name: view for name, view in self.views.items() if view.freshness_target_ms}
-        asking_failed = False
+        asking = FailureEpisode(log, "asking the ends of the sources")
         while True:
             await asyncio.sleep(FRESHNESS_CHECK_S)
             try:
                 asked = await asyncio.to_thread(self._ends.ask, self._served(), ENDS_ASK_S)
-            except Exception as exc:  # the next check asks again; logged once until then
-                if not asking_failed:
-                    log.warning("asking the ends of the sources failed (%s); retrying", exc)
-                asking_failed = True
+            except Exception as exc:  # the next check asks again
+                asking.failed(exc)
             else:
                 self._asked_ends = {**self._asked_ends, **asked}
-                if asking_failed:
-                    log.info("asking the ends of the sources works again")
-                asking_failed = False
+                asking.worked()
             positions = self._reads.positions()
             for name, view in targeted.items():
                 fresh = self._freshness(view, positions)
