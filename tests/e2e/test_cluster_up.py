@@ -266,7 +266,14 @@ def test_cluster_up_with_dir_keeps_records_across_two_ups(state: Path) -> None:
         assert "every acknowledged record kept (the object WAL)" in up.text()
         assert "# once: topics stay in the --dir" in up.text()
         create_spread(up.bootstrap, "kept", 4)
-        sent = produce(up.bootstrap, "kept", 100, 4)
+        # A second `up` on the running cluster's --dir is refused before it starts
+        # anything (before, it stopped this one's PostgreSQL as a killed up's leftover).
+        second = cluster_up("--dir", str(state), "--base-port", "0")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 2, err
+        assert "is in use by another `contextplane cluster up`" in err, err
+        assert up.process.poll() is None
+        sent = produce(up.bootstrap, "kept", 100, 4)  # the first one still serves
         # A closed terminal (SIGHUP) stops everything in order, as Ctrl-C does.
         up.process.send_signal(signal.SIGHUP)
         assert up.process.wait(timeout=180) == 0

@@ -164,3 +164,16 @@ def test_a_drain_of_idle_partitions_spreads_them() -> None:
     partitions = [Led(("t", i), 1, 0.0) for i in range(6)]
     moves = plan(brokers, partitions, 0, draining_only=True)
     assert sorted(m.target for m in moves) == [2, 2, 2, 3, 3, 3]
+
+
+def test_a_drain_spreads_idle_partitions_by_count_whatever_the_loads() -> None:
+    """Loads are measured floats that almost never tie: by load, every idle partition of
+    a drained broker went to the one measured a few bytes a second lighter."""
+    brokers = [Broker(1, None, draining=True), Broker(2, None), Broker(3, None)]
+    partitions = [Led(("busy", 0), 2, 5.0), Led(("busy", 1), 3, 3.0)]
+    partitions += [Led(("t", i), 1, 0.0) for i in range(10)]
+    partitions += [Led(("hot", 0), 1, 100.0)]
+    moves = plan(brokers, partitions, 0, draining_only=True)
+    assert moves[0].key == ("hot", 0) and moves[0].target == 3  # the load: least loaded
+    idle = [m.target for m in moves[1:]]
+    assert sorted(idle) == [2] * 6 + [3] * 4  # each broker then leads 7 partitions

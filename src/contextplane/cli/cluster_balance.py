@@ -60,7 +60,11 @@ def add_parsers(what: Any) -> None:
         parser.add_argument("node", type=int, metavar="N", help="the broker's node id")
     drain.add_argument("--wait", action="store_true", help="return once the broker leads none")
     drain.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S", help="how long --wait waits"
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="how long --wait waits (default 300)",
     )
     for parser in (rebalance, drain, undrain):
         add_connection(parser)

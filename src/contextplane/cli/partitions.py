@@ -39,7 +39,11 @@ def add_parser(sub: Any) -> None:
         "--wait", action="store_true", help="return once the broker leads the partition"
     )
     move.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="how long --wait waits"
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long --wait waits (default 60)",
     )
     moves = what.add_parser("moves", help="the moves in progress")
     for parser in (move, moves):

@@ -3,10 +3,11 @@ function of the brokers, who leads what and the measured load (cluster/load.py),
 `assignment_plan.py` is for placement. `contextplane cluster rebalance | drain` send
 the moves as AlterPartitionReassignments.
 
-- Drain: every partition led by a draining broker goes to the least loaded broker that
-  is not draining (of those, the one leading fewest partitions: idle partitions carry no
-  load and would all go to one), one of the source's rack when the rack has one, the
-  heaviest partitions first so the spread stays even.
+- Drain: every partition led by a draining broker goes to a broker that is not
+  draining, one of the source's rack when the rack has one: a loaded partition to the
+  least loaded (the heaviest first, so the spread stays even), an idle one to the one
+  leading fewest partitions (it carries no load: by load, all of them would go to the
+  broker measured a few bytes a second lighter).
 - Rebalance: at most `max_moves` moves, each taking one partition off the most loaded
   broker to the one that leaves the larger of the two lowest; a move within the source's
   rack is taken whenever one lowers that broker's load, one across racks only when none
@@ -118,7 +119,12 @@ def plan(
         raise NoBrokerLeft("every broker is draining: nowhere to move their partitions")
     for led in sorted(off, key=lambda p: (-p.load, p.key)):
         same = [n for n in eligible if racks[n] == racks[led.leader]]
-        target = min(same or eligible, key=lambda n: (loads[n], counts[n], n))
+        # A loaded partition goes where the load is least; an idle one where the fewest
+        # partitions are led (it changes no load, so by load they would all go to one).
+        if led.load > 0:
+            target = min(same or eligible, key=lambda n: (loads[n], counts[n], n))
+        else:
+            target = min(same or eligible, key=lambda n: (counts[n], loads[n], n))
         moves.append(Move(led.key, led.leader, target, led.load))
         loads[led.leader] -= led.load
         loads[target] += led.load

@@ -364,11 +364,17 @@ class Registry:
         self.reachable_ids = frozenset(b.node_id for b in live if b.bound)
 
     def _lost(self) -> None:
+        # The row is no longer this incarnation's: its lease expired (the process paused
+        # or cut off past the session) and the controller gave its partitions to others,
+        # or a new incarnation of the node id took it then. Either way it is fenced.
         log.error(
-            "node %d: incarnation %d no longer holds its registration (another broker took"
-            " node.id %d after this one's lease expired); stopping",
+            "node %d: incarnation %d no longer holds its registration: its lease lapsed"
+            " (paused or cut off longer than broker.session.timeout.ms=%d) and others lead"
+            " its partitions, or a newer start of node.id %d took it over; stopping (start"
+            " it again to rejoin)",
             self._node_id,
             self.incarnation,
+            self._session_ms,
             self._node_id,
         )
         self._on_lost()

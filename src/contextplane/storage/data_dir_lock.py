@@ -1,5 +1,7 @@
 """One broker per data directory: Kafka's `.lock` file in each log directory. Two brokers
 writing one WAL and one metadata store would corrupt both; the second refuses to start.
+`contextplane cluster up --dir` holds one on its directory the same way: a second `up`
+there would take the first one's PostgreSQL for a leftover and stop it.
 
 The lock is an exclusive `flock` held for the broker's lifetime, so the operating system
 drops it when the process dies, kill -9 included: a stale `.lock` file never blocks a
@@ -21,8 +23,9 @@ class DataDirInUse(OSError):
 
 
 class DataDirLock:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, holder: str = "broker") -> None:
         self.path = data_dir / LOCK_NAME
+        self._holder = holder  # what holds such a directory, for the refusal
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -32,8 +35,8 @@ class DataDirLock:
         except BlockingIOError:
             os.close(fd)
             raise DataDirInUse(
-                f"the data directory {self.path.parent} is in use by another broker "
-                f"(it holds {self.path}): stop that broker first"
+                f"the data directory {self.path.parent} is in use by another "
+                f"{self._holder} (it holds {self.path}): stop that {self._holder} first"
             ) from None
         self._fd = fd
 

@@ -26,6 +26,7 @@ from contextplane.cluster.local.processes import (
 )
 from contextplane.cluster.local.seaweedfs import INSTALL_HINT as WEED_HINT
 from contextplane.cluster.local.seaweedfs import PORT_FLAGS, LocalSeaweedFS, weed_binary
+from contextplane.storage.data_dir_lock import DataDirInUse, DataDirLock
 
 MAX_BROKERS = 9
 STATE_FILE = "cluster.json"
@@ -58,6 +59,13 @@ class LocalCluster:
             directory.chmod(0o711)  # PostgreSQL's user (nobody, as root) passes through
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory.resolve()
+        # Held while this cluster runs: a second `up` on the directory would stop this
+        # one's PostgreSQL as a leftover of a killed `up` (released by close or death).
+        self._lock = DataDirLock(self.directory, "`contextplane cluster up`")
+        try:
+            self._lock.acquire()
+        except DataDirInUse as exc:
+            raise StartFailed(str(exc)) from None
         pg_port, weed_ports = self._store_ports()
         self.postgres = LocalPostgres(self.directory / "postgres", pg_port)
         self.seaweedfs = LocalSeaweedFS(self.directory / "seaweedfs", weed_ports)
@@ -145,6 +153,7 @@ class LocalCluster:
             for broker in self.brokers:
                 if broker.log.exists():
                     shutil.copy(broker.log, keep_logs / broker.log.name)
+        self._lock.release()
         if self.temporary:
             shutil.rmtree(self.directory, ignore_errors=True)
 
