@@ -135,6 +135,36 @@ def test_the_tool_moves_a_partition_under_a_producer_and_cancels_a_held_move(
         )
         assert partitions(url, TOPIC)[moved][3] == 2
 
+        # A partition named twice, a cancel then a move: the later entry wins (as Kafka
+        # applies them in order); before, the cancel undid the move and both said NONE.
+        twice = next(
+            p for p, row in sorted(partitions(url, TOPIC).items())
+            if p not in (moved, other)
+        )  # fmt: skip
+        source = partitions(url, TOPIC)[twice][1]
+        target = 3 - source  # the other broker
+        with RawClient(one.bootstrap) as client:
+            both = client.request(
+                45,
+                0,
+                timeout=30_000,
+                topics=[
+                    {
+                        "name": TOPIC,
+                        "partitions": [
+                            {"partition_index": twice, "replicas": None},
+                            {"partition_index": twice, "replicas": [target]},
+                        ],
+                    }
+                ],
+            )
+        assert [p.error_code for p in both.responses[0].partitions] == [ErrorCode.none] * 2
+        wait_until(
+            lambda: partitions(url, TOPIC)[twice][1:4:2] == (target, target),
+            30,
+            "the later entry's move completes",
+        )
+
         # Held by its source (broker 2's reconciler stopped), a move back is listed and
         # cancelled: broker 2 keeps the partition.
         reconciler = two.broker.reconciler

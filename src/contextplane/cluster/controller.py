@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from contextplane.cluster.assignment_plan import Candidate, Placement
 from contextplane.cluster.registry import Registry
 from contextplane.failure_episode import FailureEpisode
-from contextplane.metadata.records import Expiry
+from contextplane.metadata.records import BrokerRecord, Expiry
 from contextplane.metadata.store import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Controller:
         # Read again, not a heartbeat old: a broker stopped since is no target.
         brokers = await self._metadata.live_brokers()
         leaving = {b.node_id for b in brokers if b.state == "shutting_down"}
-        live = [Candidate(b.node_id, b.rack) for b in brokers if b.state == "live"]
+        live = _targets(brokers, frozenset())
         if not leaving or not live:
             return {}
         placement = Placement(live)
@@ -122,11 +122,11 @@ class Controller:
         """One failover pass: expire the brokers whose lease lapsed and retarget their
         clean partitions over the live ones (the caller checked the outage rule)."""
         registry = self._registry
-        live = [Candidate(b.node_id, b.rack) for b in registry.brokers if b.state == "live"]
+        brokers = registry.brokers
 
         def placement(dead: frozenset[int]) -> Placement | None:
             # The list is a heartbeat old: a broker found dead in the transaction is out.
-            left = [c for c in live if c.node_id not in dead]
+            left = _targets(brokers, dead)
             return Placement(left) if left else None
 
         try:
@@ -188,3 +188,12 @@ class Controller:
                 f"the controller epoch {registry.controller.epoch} was fenced by a newer one"
             )
         return found
+
+
+def _targets(brokers: Sequence[BrokerRecord], dead: frozenset[int]) -> list[Candidate]:
+    """Where failover and a shutdown's moves may put partitions: the live brokers, or,
+    when every one left is draining, the draining ones (a drain steers placement; it
+    must not leave the partitions of the last other broker offline while they run)."""
+    alive = [b for b in brokers if b.node_id not in dead]
+    live = [Candidate(b.node_id, b.rack) for b in alive if b.state == "live"]
+    return live or [Candidate(b.node_id, b.rack) for b in alive if b.state == "draining"]
