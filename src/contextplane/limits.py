@@ -167,6 +167,12 @@ REQUEST_RECEIVE_TIMEOUT_MS = 60_000
 # says, so ApiVersions, heartbeats and small Metadata requests are still read while large
 # frames have taken the broker-wide budget.
 REQUEST_BYTES_PER_CONNECTION_FREE = 16 * 1024
+# A connection holding more than this of responses its client has not read (queued for
+# their turn or unsent by its transport) starts no further request until the client reads
+# them: a client pipelining Fetches it never reads would otherwise pin one whole response
+# each. Kafka mutes a connection until its response is sent; this keeps a producer's and a
+# consumer's pipelining, whose unread responses stay small.
+HELD_RESPONSE_BYTES_BEFORE_NEXT_REQUEST = 1024 * 1024
 # Requests with at least this many entries (topics, partitions, resources) have their
 # responses built in a worker thread, and frames of at least OFF_LOOP_FRAME_BYTES_MIN
 # (produce: OFF_LOOP_PRODUCE_FRAME_BYTES_MIN, mostly record bytes, cheap to decode) are

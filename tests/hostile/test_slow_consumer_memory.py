@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ def test_a_consumer_that_never_reads_holds_at_most_its_response(broker: BrokerPr
         def counted() -> dict[str, Any] | None:
             lines = _probes(broker)
             last = lines[-1] if lines else {}
-            return last if last.get("budget_response_bytes", 0) > 16 * MIB else None
+            # At most half the budget (24 MiB) is answered, less what TCP took of it.
+            return last if last.get("budget_response_bytes", 0) > 8 * MIB else None
 
         line = wait_until(counted, ANSWER_S, "the held response counted in the budget")
         assert line["budget_response_bytes"] <= response_max, line
@@ -152,3 +154,53 @@ def test_a_consumer_that_never_reads_holds_at_most_its_response(broker: BrokerPr
         ANSWER_S,
         "the slow consumer's response released",
     )
+
+
+PIPELINED = 12  # Fetches one connection sends without reading any answer
+SLOW_CONNECTIONS = 6  # connections that each send one Fetch and read nothing
+
+
+def test_fetches_nobody_reads_stay_within_the_budget(broker: BrokerProcess) -> None:
+    """Each unread Fetch answered whole pinned its response: one connection pipelining a
+    dozen of them, or a few connections one each, held several times the budget (RSS
+    with it). Now a connection holding more than 1 MiB its client has not read starts no
+    further request, and past half the budget a Fetch gets its first batch only."""
+    topic = "never-read-many"
+    with RawClient(broker.bootstrap) as client:
+        create_topic(client, topic)
+        value = b"v" * VALUE_BYTES
+        for _ in range(BATCHES):
+            part = wire.produce(client, topic, wire.encode_batch([value]))
+            assert part.error_code == 0, part
+    slow = [RawClient(broker.bootstrap) for _ in range(1 + SLOW_CONNECTIONS)]
+    try:
+        for client in slow:
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        for _ in range(PIPELINED):
+            _send_large_fetch(slow[0], topic)
+        for client in slow[1:]:
+            _send_large_fetch(client, topic)
+
+        def held() -> int:
+            lines = _probes(broker)
+            return int(lines[-1].get("budget_response_bytes", 0)) if lines else 0
+
+        # Every slow connection's first answer is held (the rest wait unread in TCP).
+        wait_until(lambda: held() > 8 * MIB, ANSWER_S, "the held responses counted")
+        seen = []
+        for _ in range(6):  # the probe lines of the next seconds: nothing more is taken
+            seen.append(held())
+            time.sleep(0.5)
+        # Half the budget for the first answers, then one batch each at most.
+        bound = BUDGET_BYTES // 2 + len(slow) * (MIB + VALUE_BYTES + 4096)
+        assert max(seen) <= bound < BUDGET_BYTES * 2, (seen, bound)
+
+        with RawClient(broker.bootstrap) as other:  # the broker still answers others
+            other.sock.settimeout(ANSWER_S)
+            api_versions(other, timeout_s=ANSWER_S)
+            read = wire.fetch_one(other, topic, 0, partition_max_bytes=MIB)
+            assert read.error_code == 0 and read.records, read
+    finally:
+        for client in slow:
+            client.close()
+    wait_until(lambda: _probes(broker)[-1]["budget_response_bytes"] == 0, ANSWER_S, "released")

@@ -13,8 +13,10 @@ check, and to zero on `connection_lost`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
+from contextplane import limits
 from contextplane.storage.memory import MemoryBudget
 
 Part = bytes | bytearray | memoryview
@@ -30,6 +32,10 @@ class HeldResponses:
         self._waiting = 0  # bodies taken from handlers, not yet given to the transport
         self._counted = 0  # what the budget holds for this connection now
         self._closed = False
+        # Set while the connection holds at most HELD_RESPONSE_BYTES_BEFORE_NEXT_REQUEST
+        # (its next request may start), cleared above it.
+        self.few = asyncio.Event()
+        self.few.set()
 
     @property
     def counted_bytes(self) -> int:
@@ -57,6 +63,10 @@ class HeldResponses:
         if delta:
             self._counted = held
             self._budget.pin_responses(delta)
+        if held > limits.HELD_RESPONSE_BYTES_BEFORE_NEXT_REQUEST:
+            self.few.clear()
+        else:
+            self.few.set()
 
     def release_all(self) -> None:
         """The connection is gone: nothing it held is counted any more."""
@@ -64,3 +74,4 @@ class HeldResponses:
             self._budget.pin_responses(-self._counted)
         self._counted = self._waiting = 0
         self._closed = True
+        self.few.set()

@@ -393,6 +393,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         while True:
             if self._mute.muted:
                 await self._mute.wait()
+            if not self._held.few.is_set():  # its client has not read what it was sent
+                self._held.sync(self._buffered())
+                await self._held.few.wait()
             frame = conn.next_frame()
             if frame is NEED_DATA:
                 self._frames_ready.clear()

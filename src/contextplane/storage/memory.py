@@ -59,6 +59,7 @@ class MemoryBudget:
         self.in_flight_bytes = 0  # every reservation, compaction's included
         self.compaction_bytes = 0  # the part of in_flight_bytes object compaction holds
         self.response_bytes = 0  # responses held by connections (queued or unsent)
+        self.response_reserved_bytes = 0  # what Fetches reading now may still return
         self.range_record_bytes = 0  # object range records of loaded partitions
         self.aborted_txn_bytes = 0  # aborted-transaction index entries in memory
         self.request_bytes = 0  # requests read and not yet handled
@@ -102,6 +103,17 @@ class MemoryBudget:
     def log_cache_limit(self) -> int:
         room = self.total_bytes - self.pinned_bytes - self.block_cache_bytes
         return max(0, min(self.log_cache_cap_bytes, room))
+
+    @property
+    def response_limit(self) -> int:
+        """What responses held by connections may pin before a Fetch is cut to its first
+        batch (KIP-74's minimum): half of the budget."""
+        return self.total_bytes // 2
+
+    @property
+    def response_room(self) -> int:
+        """The bytes a new Fetch response may still take of `response_limit`."""
+        return max(0, self.response_limit - self.response_bytes - self.response_reserved_bytes)
 
     @property
     def request_limit(self) -> int:

@@ -200,6 +200,26 @@ async def _read_all(
     window_bytes = ctx.services.quotas.fetch_bytes_max(ctx.principal, ctx.header.client_id)
     if window_bytes is not None:
         budget = min(budget, window_bytes)
+    # Responses clients have not read yet pin their bytes: past half the memory budget a
+    # Fetch gets its first batch only (KIP-74), whatever it asked for. What it may take is
+    # reserved while it reads, so Fetches read side by side do not all take the same room.
+    memory = storage.budget
+    budget = min(budget, memory.response_room)
+    memory.response_reserved_bytes += budget
+    try:
+        return await _read_within(ctx, request, targets, replicas, budget)
+    finally:
+        memory.response_reserved_bytes -= budget
+
+
+async def _read_within(
+    ctx: RequestContext,
+    request: Any,
+    targets: list[tuple[dict[str, Any], PartitionLog | None, Any]],
+    replicas: list[ReplicaTarget],
+    budget: int,
+) -> int:
+    storage = ctx.log
     reading: list[tuple[dict[str, Any], PartitionLog, Any]] = []
     for entry, partition, wanted in targets:
         if partition is None:
