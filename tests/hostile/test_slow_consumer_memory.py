@@ -92,15 +92,20 @@ def _send_large_fetch(client: RawClient, topic: str) -> None:
     )
 
 
-def test_a_consumer_that_never_reads_holds_at_most_its_response(broker: BrokerProcess) -> None:
-    topic = "never-read"
-    idle_rss = _rss_bytes(broker)
+def _fill(broker: BrokerProcess, topic: str) -> None:
+    """`topic` with BATCHES batches of one VALUE_BYTES record each."""
     with RawClient(broker.bootstrap) as client:
         create_topic(client, topic)
         value = b"v" * VALUE_BYTES
         for _ in range(BATCHES):
             part = wire.produce(client, topic, wire.encode_batch([value]))
             assert part.error_code == 0, part
+
+
+def test_a_consumer_that_never_reads_holds_at_most_its_response(broker: BrokerProcess) -> None:
+    topic = "never-read"
+    idle_rss = _rss_bytes(broker)
+    _fill(broker, topic)
     response_max = BATCHES * (VALUE_BYTES + 128) + 4096  # batch headers, response framing
 
     # Every batch in objects first: a fetch arriving while the oldest batches have left
@@ -166,12 +171,7 @@ def test_fetches_nobody_reads_stay_within_the_budget(broker: BrokerProcess) -> N
     with it). Now a connection holding more than 1 MiB its client has not read starts no
     further request, and past half the budget a Fetch gets its first batch only."""
     topic = "never-read-many"
-    with RawClient(broker.bootstrap) as client:
-        create_topic(client, topic)
-        value = b"v" * VALUE_BYTES
-        for _ in range(BATCHES):
-            part = wire.produce(client, topic, wire.encode_batch([value]))
-            assert part.error_code == 0, part
+    _fill(broker, topic)
     slow = [RawClient(broker.bootstrap) for _ in range(1 + SLOW_CONNECTIONS)]
     try:
         for client in slow:
