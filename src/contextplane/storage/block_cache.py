@@ -10,7 +10,9 @@ Cached spans are kept per object, sorted by start, with no span inside another (
 span drops the ones it contains), so starts and ends ascend together and the span that
 can hold a range is found by one bisection. Least recently used spans go first once the
 block cache share of the budget is full; spans read ahead (`prefetch`, readahead.py)
-that no reader has used yet go only after every span already read.
+go only after every span already read, and a read-ahead span counts as read only once
+every range in it has been returned (it holds the next ranges of many partitions, each
+read at its own pace).
 
 A span to read is widened to the rest of its object (`read_plan.widen`) when it already
 reads at least half of it, within one part and the room read-ahead may take: the cache
@@ -57,6 +59,10 @@ class BlockCache:
         self._part_bytes = part_bytes
         self._lru: OrderedDict[SpanKey, memoryview] = OrderedDict()  # spans read
         self._ahead: OrderedDict[SpanKey, memoryview] = OrderedDict()  # read ahead, unread
+        # Per read-ahead span: the positions of the ranges returned from it and their
+        # bytes. It counts as read only once all of it has been returned: one partition's
+        # range read out of a span holding eight made the other seven evictable first.
+        self._ahead_served: dict[SpanKey, tuple[set[int], int]] = {}
         self._starts: dict[str, list[int]] = {}  # per object, ascending
         self._ends: dict[str, list[int]] = {}  # per object, in the order of the starts
         self._pending: dict[str, dict[tuple[int, int], asyncio.Task[memoryview]]] = {}
@@ -110,8 +116,10 @@ class BlockCache:
             if error is not None:
                 results[index] = error
                 continue
-            self._promote(span)  # a joined read-ahead span has been read now
             record = records[index]
+            cached = self._find(record)  # as cached (a carried GET is cached in two)
+            if cached is not None:
+                self._promote(cached, record)  # a joined read-ahead span read in part
             offset = record.position - span[1]
             results[index] = task.result()[offset : offset + record.size]
         return [r for r in results if r is not None]
@@ -309,17 +317,32 @@ class BlockCache:
         key = self._find(record)
         if key is None:
             return None
-        self._promote(key)
-        self._lru.move_to_end(key)
+        data = self._promote(key, record)
+        if data is None:
+            data = self._lru[key]
+            self._lru.move_to_end(key)
         offset = record.position - key[1]
-        return self._lru[key][offset : offset + record.size]
+        return data[offset : offset + record.size]
 
-    def _promote(self, key: SpanKey) -> None:
-        """A read-ahead span was read: it is evicted as a read span from now on."""
-        data = self._ahead.pop(key, None)
-        if data is not None:
-            self.ahead_bytes -= len(data)
-            self._lru[key] = data
+    def _promote(self, key: SpanKey, record: RangeRecord) -> memoryview | None:
+        """`record` was read from `key`: once every byte of a read-ahead span has been,
+        it is evicted as a read span from then on. The span's bytes when it is still a
+        read-ahead one (None: a read span)."""
+        data = self._ahead.get(key)
+        if data is None:
+            return None
+        positions, served = self._ahead_served.get(key, (set(), 0))
+        if record.position not in positions:
+            positions.add(record.position)
+            served += record.size
+        if served < len(data):
+            self._ahead_served[key] = (positions, served)
+            return data
+        self._ahead_served.pop(key, None)
+        del self._ahead[key]
+        self.ahead_bytes -= len(data)
+        self._lru[key] = data
+        return data
 
     def _in_flight(self, record: RangeRecord) -> tuple[asyncio.Task[memoryview], SpanKey] | None:
         gets = self._pending.get(record.object_key)
@@ -416,6 +439,7 @@ class BlockCache:
         return None
 
     def _drop(self, key: SpanKey) -> None:
+        self._ahead_served.pop(key, None)
         data = self._lru.pop(key, None)
         if data is None:
             data = self._ahead.pop(key)
