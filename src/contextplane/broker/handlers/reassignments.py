@@ -110,18 +110,16 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Re
                     if rows
                     else f"Unable to find a topic named {key[0]}.",
                 )
-            elif asked.replicas is None:
-                # A partition named twice: the later entry wins, as Kafka applies them
-                # in order (before, a cancel after a move undid it and both said NONE).
-                moves.pop(row.stream_id, None)
-                moved.pop(row.stream_id, None)
+                continue
+            # A partition named twice: the later entry wins, as Kafka applies them in
+            # order (before, a cancel after a move undid it and both said NONE).
+            for earlier in (moves, moved, cancels):
+                earlier.pop(row.stream_id, None)
+            if asked.replicas is None:
                 cancels[row.stream_id] = key
             elif (refused := check_replicas(tuple(asked.replicas), live)) is not None:
-                for earlier in (moves, moved, cancels):
-                    earlier.pop(row.stream_id, None)
                 results[key] = refused
             else:
-                cancels.pop(row.stream_id, None)
                 moves[row.stream_id] = int(asked.replicas[0])
                 moved[row.stream_id] = key
     try:
