@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support import broker as broker_process
 from tests.support.inprocess import InProcessBroker
 from tests.support.postgres import postgres_server_fixture  # noqa: F401 - session fixture
 
@@ -28,6 +29,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if unslow:
         raise pytest.UsageError(f"marked long but not slow: {unslow}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    broker_process.STARTED.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report ends with the log tail of each broker process it started:
+    a broker that died is otherwise only a refused connection in the client's error."""
+    report: pytest.TestReport = yield
+    if report.failed and call.when == "call":
+        for started in broker_process.STARTED:
+            report.sections.append(
+                (
+                    f"broker log {started.log_path} ({started.state()})",
+                    started.log_tail(80),
+                )
+            )
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)

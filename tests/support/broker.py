@@ -17,6 +17,10 @@ from tests.support.wait import wait_until
 # Printed by `contextplane up` once every listener accepts connections.
 _READY = re.compile(r"contextplane broker ready on \S+:(\d+)")
 
+# The brokers the running test started: a failed test's report ends with their logs
+# (tests/conftest.py), since a broker that died shows nothing in the client's error.
+STARTED: list[BrokerProcess] = []
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -83,6 +87,8 @@ class BrokerProcess:
             preexec_fn=self._limit_open_files if self.open_files_max else None,
         )
         process = self.process
+        if self not in STARTED:
+            STARTED.append(self)
 
         def ready_port() -> int | None:
             if process.poll() is not None:
@@ -132,3 +138,10 @@ class BrokerProcess:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def state(self) -> str:
+        """Running, or how the process ended (a negative code is the signal)."""
+        if self.process is None:
+            return "not started"
+        code = self.process.poll()
+        return "running" if code is None else f"exited with {code}"
