@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import importlib
 import logging
 import os
@@ -218,11 +219,19 @@ async def _run(settings: Settings, registry_port: int | None = None) -> int:
     from contextplane.broker.gc_policy import settle_after_start
     from contextplane.console.beside import bind_http, start_beside
 
+    # A crash in C code (SIGSEGV, SIGBUS, SIGABRT) leaves every thread's traceback in the
+    # log instead of a silent exit.
+    faulthandler.enable()
     http_socket = bind_http(settings)  # before anything starts: a taken port is found first
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stop_on(sig: signal.Signals) -> None:
+        logging.getLogger("contextplane").info("%s received", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop_on, sig)
     try:
         broker = Broker(settings)
         await broker.start()
