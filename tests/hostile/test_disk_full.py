@@ -33,6 +33,7 @@ from tests.support.wait import wait_until
 TOPIC = "diskfull"
 PARTITIONS = 2
 PROBE = "probe"  # raw produce probes write here, apart from the tracked records
+METADATA, CREATE_TOPICS = 3, 19
 
 
 @dataclass
@@ -106,6 +107,23 @@ def storage_error_from_raw_produce(bootstrap: str, attempts: int = 50) -> tuple[
             if result.error_code != ErrorCode.none:
                 return result.error_code, result.error_message
     return ErrorCode.none, None
+
+
+def create_topic_error(bootstrap: str, name: str) -> int:
+    """CreateTopics on one connection; its error code. A Metadata on the same connection
+    afterwards shows the broker kept the connection open."""
+    with RawClient(bootstrap) as client:
+        created = client.request(
+            CREATE_TOPICS,
+            7,
+            topics=[{"name": name, "num_partitions": 1, "replication_factor": 1,
+                     "assignments": [], "configs": []}],
+            timeout_ms=15_000,
+            validate_only=False,
+        )  # fmt: skip
+        client.request(METADATA, 12, topics=[], allow_auto_topic_creation=False,
+                       include_topic_authorized_operations=False)  # fmt: skip
+    return int(created.topics[0].error_code)
 
 
 def stop_quietly(broker: BrokerProcess) -> None:
@@ -236,8 +254,12 @@ def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
         assert storage_error_from_raw_produce(broker.bootstrap)[0] == ErrorCode.kafka_storage_error
         # The reserve goes back on the first metadata write that finds the disk full. An
         # upload commit is one only if the fill caught an upload pending, so a topic
-        # creation makes that write happen on every run.
-        admin.create_topics([NewTopic("after-full", 1)])["after-full"].result(15)
+        # creation makes that write happen on every run. If the upload came first and its
+        # trimmed WAL's space was taken again, the creation is refused (the next test).
+        assert create_topic_error(broker.bootstrap, "after-full") in (
+            ErrorCode.none,
+            ErrorCode.kafka_storage_error,
+        )
         wait_until(lambda: not reserve.exists(), 30, "the broker to release its reserve")
         broker.stop()
         fillers.append(fill_disk(small_disk))  # what the stop freed is taken too
@@ -262,5 +284,30 @@ def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
             30,
             "produce to resume after space came back",
         )
+    finally:
+        stop_quietly(broker)
+
+
+def test_a_metadata_write_on_a_full_disk_is_refused_with_a_storage_error(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # No reserve to release: the topic's metadata cannot be written. The request gets
+    # KAFKA_STORAGE_ERROR (retriable) on an open connection, not an internal error and a
+    # closed one, and the creation works once space is freed.
+    broker = BrokerProcess(
+        small_disk,
+        object_store=(tmp_path / "objects").resolve().as_uri(),
+        settings={"metadata.reserved.bytes": "0", "offsets.topic.num.partitions": "1"},
+    ).start()
+    try:
+        assert create_topic_error(broker.bootstrap, PROBE) == ErrorCode.none
+        filler = fill_disk(small_disk)
+        assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.kafka_storage_error
+        assert broker.state() == "running"
+        assert broker.log_path is not None
+        log = broker.log_path.read_text(errors="replace")
+        assert "internal error" not in log and "Traceback" not in log, broker.log_tail()
+        filler.unlink()
+        assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.none
     finally:
         stop_quietly(broker)

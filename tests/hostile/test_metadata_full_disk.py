@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -15,7 +14,8 @@ import pytest
 
 from contextplane.metadata.reserve import SpaceReserve
 from contextplane.metadata.runner import ThreadRunner
-from contextplane.metadata.sqlite import SqliteMetadataStore
+from contextplane.metadata.sqlite import MetadataStoreFull, SqliteMetadataStore
+from contextplane.protocol.error_codes import ErrorCode
 from tests.hostile.support import MIB, fill_disk, tmpfs
 from tests.support.wait import wait_until_async
 
@@ -57,8 +57,11 @@ def test_a_store_on_a_full_disk_opens_reads_and_writes_once_space_returns(
         store = SqliteMetadataStore(path)
         await asyncio.wait_for(store.open(), 10)
         assert [topic.name for topic in await store.topics()] == ["kept"]
-        with pytest.raises(sqlite3.OperationalError, match="full"):
+        # A Kafka error the handlers answer with (the connection stays open), not an
+        # internal error.
+        with pytest.raises(MetadataStoreFull, match="disk is full") as refused:
             await store.create_topic("refused", 1, {})
+        assert refused.value.code == ErrorCode.kafka_storage_error
         filler.unlink()
         await store.create_topic("after", 1, {})
         assert sorted(topic.name for topic in await store.topics()) == ["after", "kept"]

@@ -7,10 +7,13 @@ committed transaction survives power loss (the broker trims its own write-ahead 
 after a commit). `SqliteMetadataStore` is the async store (sql_store.py) over it.
 
 A write that fails for lack of disk space releases the space reserve (reserve.py) and runs
-once more, so uploads can always commit and drain a full disk. On a disk with no room
-even for the shared-memory index (-shm) the database opens in exclusive locking mode;
-an open or a leadership claim that cannot proceed for lack of space is retried until
-space returns, after one log line.
+once more, so uploads can always commit and drain a full disk. One that still fails
+(nothing left to release) raises `MetadataStoreFull`, a retriable Kafka error
+(KAFKA_STORAGE_ERROR) that handlers answer as they answer a PostgreSQL outage: the
+request gets the code, its connection stays open. On a disk with no room even for the
+shared-memory index (-shm) the database opens in exclusive locking mode; an open or a
+leadership claim that cannot proceed for lack of space is retried until space returns,
+after one log line.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
+from contextplane.errors import DependencyUnavailable
 from contextplane.metadata import migrations
 from contextplane.metadata.records import BrokerEndpoint, ClaimOutcome, Registration
 from contextplane.metadata.reserve import SpaceReserve
@@ -29,9 +33,11 @@ from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_store import SqlMetadataStore
 from contextplane.metadata.sqlite_transaction import Transaction
+from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 ENGINE = "sqlite"
 # SQLite's primary result codes for a failed write: the disk is full, or an I/O error
 # (creating or growing the -shm file on a full disk reports SQLITE_IOERR_SHMSIZE).
@@ -39,9 +45,23 @@ _OUT_OF_SPACE_CODES = (13, 10)  # SQLITE_FULL, SQLITE_IOERR
 SPACE_RETRY_S = 1.0  # how often a start on a full disk tries again
 
 
-def _out_of_space(exc: sqlite3.Error) -> bool:
+def _out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, MetadataStoreFull):
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _OUT_OF_SPACE_CODES
+
+
+class MetadataStoreFull(DependencyUnavailable):
+    """A metadata write failed for lack of disk space with no reserve left to release;
+    nothing of it was written. Retriable: it works again once space is freed."""
+
+    def __init__(self, path: str, exc: sqlite3.Error) -> None:
+        super().__init__(
+            ErrorCode.kafka_storage_error,
+            f"the metadata store's disk is full ({exc}): retry once space is freed",
+        )
+        self.path = path
 
 
 class SqliteEngine(SqlEngine):
@@ -122,6 +142,14 @@ class SqliteMetadataStore(SqlMetadataStore):
             "open", lambda: self._runner.run(SqliteEngine, self._path, self.reserve)
         )
 
+    async def _call(self, method: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await self._runner.run(method, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if not _out_of_space(exc):
+                raise
+            raise MetadataStoreFull(self._path, exc) from exc
+
     async def _until_space(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """`attempt`, retried until the disk has room for it; a start that cannot go on
         for lack of space says so once (no traceback, no exit)."""
@@ -129,7 +157,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         while True:
             try:
                 result = await attempt()
-            except sqlite3.OperationalError as exc:
+            except (sqlite3.OperationalError, MetadataStoreFull) as exc:
                 if not _out_of_space(exc):
                     raise
                 if not waiting:
