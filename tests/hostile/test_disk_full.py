@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from contextplane.protocol.error_codes import ErrorCode
 from tests.e2e.test_protocol import produce as raw_produce
@@ -303,6 +303,17 @@ def test_a_metadata_write_on_a_full_disk_is_refused_with_a_storage_error(
         assert create_topic_error(broker.bootstrap, PROBE) == ErrorCode.none
         filler = fill_disk(small_disk)
         assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.kafka_storage_error
+        # Other metadata writes answer the same way.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        grown = admin.create_partitions([NewPartitions(PROBE, 3)])[PROBE]
+        with pytest.raises(KafkaException) as refused:
+            grown.result(15)
+        assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+        transactional = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t"})
+        with pytest.raises(KafkaException) as refused:
+            transactional.init_transactions(5)  # retried until then: the error is retriable
+        assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+        assert refused.value.args[0].retriable()
         assert broker.state() == "running"
         assert broker.log_path is not None
         log = broker.log_path.read_text(errors="replace")
