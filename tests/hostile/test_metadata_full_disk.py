@@ -59,7 +59,7 @@ def test_a_store_on_a_full_disk_opens_reads_and_writes_once_space_returns(
         assert [topic.name for topic in await store.topics()] == ["kept"]
         # A Kafka error the handlers answer with (the connection stays open), not an
         # internal error.
-        with pytest.raises(MetadataStoreFull, match="disk is full") as refused:
+        with pytest.raises(MetadataStoreFull, match="its disk is full") as refused:
             await store.create_topic("refused", 1, {})
         assert refused.value.code == ErrorCode.kafka_storage_error
         filler.unlink()

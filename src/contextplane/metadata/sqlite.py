@@ -41,7 +41,8 @@ _P = ParamSpec("_P")
 ENGINE = "sqlite"
 # SQLite's primary result codes for a failed write: the disk is full, or an I/O error
 # (creating or growing the -shm file on a full disk reports SQLITE_IOERR_SHMSIZE).
-_OUT_OF_SPACE_CODES = (13, 10)  # SQLITE_FULL, SQLITE_IOERR
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+_OUT_OF_SPACE_CODES = (_SQLITE_FULL, _SQLITE_IOERR)
 SPACE_RETRY_S = 1.0  # how often a start on a full disk tries again
 
 
@@ -53,13 +54,16 @@ def _out_of_space(exc: BaseException) -> bool:
 
 
 class MetadataStoreFull(DependencyUnavailable):
-    """A metadata write failed for lack of disk space with no reserve left to release;
-    nothing of it was written. Retriable: it works again once space is freed."""
+    """A metadata write failed for lack of disk space (or an I/O error, which is how
+    SQLite reports a full disk while it grows its -shm index) with no reserve left to
+    release; nothing of it was written. Retriable: it works again once space is freed."""
 
     def __init__(self, path: str, exc: sqlite3.Error) -> None:
+        full = getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
+        what = "its disk is full" if full else "its disk failed a write"
         super().__init__(
             ErrorCode.kafka_storage_error,
-            f"the metadata store's disk is full ({exc}): retry once space is freed",
+            f"metadata store write refused: {what} ({exc}); retry once space is freed",
         )
         self.path = path
 
