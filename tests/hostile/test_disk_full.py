@@ -12,10 +12,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewPartitions,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from contextplane.protocol.error_codes import ErrorCode
 from tests.e2e.test_protocol import produce as raw_produce
@@ -291,34 +304,57 @@ def test_starts_on_a_disk_that_was_already_full_when_it_stopped(
 def test_a_metadata_write_on_a_full_disk_is_refused_with_a_storage_error(
     small_disk: Path, tmp_path: Path
 ) -> None:
-    # No reserve to release: the topic's metadata cannot be written. The request gets
-    # KAFKA_STORAGE_ERROR (retriable) on an open connection, not an internal error and a
-    # closed one, and the creation works once space is freed.
+    # No reserve to release: nothing can be written to the metadata store. Each request
+    # gets KAFKA_STORAGE_ERROR (retriable) on an open connection, not an internal error
+    # and a closed one, and works once space is freed.
     broker = BrokerProcess(
         small_disk,
         object_store=(tmp_path / "objects").resolve().as_uri(),
-        settings={"metadata.reserved.bytes": "0", "offsets.topic.num.partitions": "1"},
+        settings={
+            "metadata.reserved.bytes": "0",
+            "offsets.topic.num.partitions": "1",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "true",  # the clients are anonymous
+        },
     ).start()
     try:
         assert create_topic_error(broker.bootstrap, PROBE) == ErrorCode.none
-        filler = fill_disk(small_disk)
-        assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.kafka_storage_error
-        # Other metadata writes answer the same way.
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        grown = admin.create_partitions([NewPartitions(PROBE, 3)])[PROBE]
-        with pytest.raises(KafkaException) as refused:
-            grown.result(15)
-        assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+        member = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "emptied"})
+        member.commit(offsets=[TopicPartition(PROBE, 0, 0)], asynchronous=False)
+        member.close()
+        filler = fill_disk(small_disk)
+
+        def refused(future: Any) -> None:
+            with pytest.raises(KafkaException) as raised:
+                future.result(15)
+            assert raised.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+
+        assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.kafka_storage_error
+        refused(admin.create_partitions([NewPartitions(PROBE, 3)])[PROBE])
+        acl = AclBinding(ResourceType.TOPIC, PROBE, ResourcePatternType.LITERAL, "User:reader",
+                         "*", AclOperation.READ, AclPermissionType.ALLOW)  # fmt: skip
+        refused(admin.create_acls([acl])[acl])
+        user = UserScramCredentialUpsertion(
+            "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"secret"
+        )
+        refused(admin.alter_user_scram_credentials([user])["alice"])
+        refused(admin.delete_consumer_groups(["emptied"])["emptied"])
         transactional = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t"})
-        with pytest.raises(KafkaException) as refused:
+        with pytest.raises(KafkaException) as raised:
             transactional.init_transactions(5)  # retried until then: the error is retriable
-        assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
-        assert refused.value.args[0].retriable()
+        assert raised.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+        assert raised.value.args[0].retriable()
         assert broker.state() == "running"
         assert broker.log_path is not None
         log = broker.log_path.read_text(errors="replace")
         assert "internal error" not in log and "Traceback" not in log, broker.log_tail()
+
         filler.unlink()
         assert create_topic_error(broker.bootstrap, "refused") == ErrorCode.none
+        admin.create_acls([acl])[acl].result(15)
+        admin.delete_consumer_groups(["emptied"])["emptied"].result(15)  # the retry deletes it
+        listed = admin.list_consumer_groups().result(15).valid
+        assert "emptied" not in {g.group_id for g in listed}
     finally:
         stop_quietly(broker)

@@ -66,7 +66,7 @@ from contextplane.coordinators.group_state import (
 from contextplane.coordinators.group_state.stored import group_metadata
 from contextplane.coordinators.group_state.views import describe_group_error
 from contextplane.coordinators.offsets_journal import NoJournal, OffsetsJournal
-from contextplane.errors import KafkaError
+from contextplane.errors import DependencyUnavailable, KafkaError
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.settings import Settings
@@ -507,11 +507,7 @@ class GroupCoordinator(ShardLoading):
 
     async def delete_groups(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
         results = []
-        seen: set[str] = set()
-        for group_id in group_ids:
-            if group_id in seen:
-                continue
-            seen.add(group_id)
+        for group_id in dict.fromkeys(group_ids):  # a group named twice is answered once
             if (refused := self._refused(group_id)) is not None:
                 code = refused
             else:
@@ -526,13 +522,16 @@ class GroupCoordinator(ShardLoading):
                     # Out of the state machine before the await: nobody can join it now.
                     self.classic.remove_group(group_id)  # audited by the DeleteGroups handler
                     self._forget_consumer_group(group_id)
-                    await self.saver.save([group_id])
-                    await self.classic.flush()
                     delete = functools.partial(self._store.delete_offsets, group_id, None)
-                    ok, _ = await self._fenced_write(group_id, delete)
-                    if not ok:  # the shard moved meanwhile: its new coordinator has it
-                        code = ErrorCode.not_coordinator
-                    else:
+                    try:
+                        await self.saver.save([group_id])
+                        await self.classic.flush()
+                        ok, _ = await self._fenced_write(group_id, delete)
+                        # Not ok: the shard moved meanwhile, its new coordinator has it.
+                        code = ErrorCode.none if ok else ErrorCode.not_coordinator
+                    except DependencyUnavailable as exc:  # its offsets stay: a retry deletes
+                        ok, code = False, exc.code
+                    if ok:
                         self.offsets.journal.group_deleted(group_id, list(committed))
             results.append({"group_id": group_id, "error_code": code})
         self._kick()

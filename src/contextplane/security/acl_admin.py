@@ -15,9 +15,10 @@ lock, so a match that yields never sees the index change under it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from contextplane.broker.loopshare import LoopShare
+from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import AclRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
@@ -42,6 +43,16 @@ class AclChangeRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+async def _stored(write: Awaitable[None]) -> None:
+    """A change's store write; the store out of reach (or out of disk) refuses the whole
+    request with its retriable error, as Kafka answers every binding that reached its
+    controller, instead of an internal error that closes the client's connection."""
+    try:
+        await write
+    except DependencyUnavailable as exc:
+        raise AclChangeRefused(exc.code, exc.message) from exc
 
 
 def too_many_creations() -> AclChangeRefused:
@@ -151,7 +162,7 @@ class AclAdmin:
                 raise too_many_creations()
             if not new:
                 return
-            await self._store.create_acls([to_record(b) for b in new])
+            await _stored(self._store.create_acls([to_record(b) for b in new]))
             for binding in new:
                 index.add(binding)
 
@@ -202,7 +213,7 @@ class AclAdmin:
                     raise too_many_listed(listed)
                 results.append(matched)
             if taken:
-                await self._store.delete_acls([to_record(b) for b in taken])
+                await _stored(self._store.delete_acls([to_record(b) for b in taken]))
                 for binding in taken:
                     self.authorizer.acls.remove(binding)
             return results

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import ScramCredentialRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.protocol.error_codes import ErrorCode
@@ -215,7 +216,12 @@ class ScramCredentials:
             for u in upserts.values()
         ]
         if removed or stored:
-            await self._store.alter_scram_credentials(stored, removed)
+            try:
+                await self._store.alter_scram_credentials(stored, removed)
+            except DependencyUnavailable as exc:
+                # Nothing stored: each valid change gets the store's retriable error.
+                failed = [Outcome(user, exc.code, exc.message) for user in [*deletes, *upserts]]
+                return failed + list(errors.values())
             for key in removed:
                 self._by_key.pop(key, None)
             for record in stored:
