@@ -46,7 +46,7 @@ from tests.support.wait import wait_until
 TOPIC = "diskfull"
 PARTITIONS = 2
 PROBE = "probe"  # raw produce probes write here, apart from the tracked records
-METADATA, CREATE_TOPICS = 3, 19
+METADATA, CREATE_TOPICS, OFFSET_DELETE, ALTER_CLIENT_QUOTAS = 3, 19, 47, 49
 
 
 @dataclass
@@ -339,6 +339,22 @@ def test_a_metadata_write_on_a_full_disk_is_refused_with_a_storage_error(
             "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"secret"
         )
         refused(admin.alter_user_scram_credentials([user])["alice"])
+        with RawClient(broker.bootstrap) as client:
+            quota = client.request(
+                ALTER_CLIENT_QUOTAS,
+                1,
+                entries=[{"entity": [{"entity_type": "client-id", "entity_name": "bulk"}],
+                          "ops": [{"key": "producer_byte_rate", "value": 1e6, "remove": False}]}],
+                validate_only=False,
+            )  # fmt: skip
+            assert [e.error_code for e in quota.entries] == [ErrorCode.kafka_storage_error]
+            offsets = client.request(
+                OFFSET_DELETE,
+                0,
+                group_id="emptied",
+                topics=[{"name": PROBE, "partitions": [{"partition_index": 0}]}],
+            )
+            assert offsets.error_code == ErrorCode.kafka_storage_error
         refused(admin.delete_consumer_groups(["emptied"])["emptied"])
         transactional = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "t"})
         with pytest.raises(KafkaException) as raised:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+from contextplane.errors import DependencyUnavailable
 from contextplane.metadata.records import ClientQuotaRecord
 from contextplane.metadata.store import MetadataStore
 from contextplane.security.client_quotas import ClientQuotas
@@ -58,9 +59,15 @@ class QuotaAdmin:
             results, changes = apply(current, alterations)
             if validate_only or not changes:
                 return results
-            await self._store.alter_client_quotas(
-                [ClientQuotaRecord(entity, key, value) for entity, key, value in changes]
-            )
+            try:
+                await self._store.alter_client_quotas(
+                    [ClientQuotaRecord(entity, key, value) for entity, key, value in changes]
+                )
+            except DependencyUnavailable as exc:
+                # Nothing stored: each entity to change gets the store's retriable error.
+                failed = QuotaError(exc.code, exc.message)
+                changed = {entity for entity, _, _ in changes}
+                return {e: failed if e in changed else r for e, r in results.items()}
             updated = {entity: dict(values) for entity, values in current.items()}
             for entity, key, value in changes:
                 values = updated.setdefault(entity, {})

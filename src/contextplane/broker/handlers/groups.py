@@ -23,6 +23,7 @@ from contextplane.coordinators.committed_offsets import OffsetCommitEntry
 from contextplane.coordinators.consumer_group.regex import RegexTopics
 from contextplane.coordinators.group_state import GroupState, JoinRequest, SyncRequest
 from contextplane.coordinators.txn_shards import TXN_STATE_TOPIC
+from contextplane.errors import DependencyUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 from contextplane.protocol.offsets_records import OFFSETS_TOPIC, partition_for
 from contextplane.security.acls import (
@@ -427,7 +428,10 @@ async def offset_delete(ctx: RequestContext, request: Any) -> Reply:
         for t in request.topics
         if not ctx.denied(ResourceType.TOPIC, t.name)
     ]
-    code, results = await ctx.groups.delete_offsets(request.group_id, topics)
+    try:
+        code, results = await ctx.groups.delete_offsets(request.group_id, topics)
+    except DependencyUnavailable as exc:  # the store cannot write now: retriable
+        code, results = exc.code, []
     for t in request.topics if code == ErrorCode.none else ():
         if ctx.denied(ResourceType.TOPIC, t.name):
             error = ErrorCode.topic_authorization_failed
