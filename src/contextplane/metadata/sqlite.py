@@ -8,8 +8,8 @@ after a commit). `SqliteMetadataStore` is the async store (sql_store.py) over it
 
 A write that fails for lack of disk space releases the space reserve (reserve.py) and runs
 once more, so uploads can always commit and drain a full disk. One that still fails
-(nothing left to release) raises `MetadataStoreFull`, a retriable Kafka error
-(KAFKA_STORAGE_ERROR) that handlers answer as they answer a PostgreSQL outage: the
+(nothing left to release) raises `MetadataStoreFull`, a `MetadataStoreUnavailable` with
+KAFKA_STORAGE_ERROR (retriable), which handlers answer as they answer a PostgreSQL outage: the
 request gets the code, its connection stays open. On a disk with no room even for the
 shared-memory index (-shm) the database opens in exclusive locking mode; an open or a
 leadership claim that cannot proceed for lack of space is retried until space returns,
@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from contextplane.errors import DependencyUnavailable
 from contextplane.metadata import migrations
 from contextplane.metadata.records import BrokerEndpoint, ClaimOutcome, Registration
 from contextplane.metadata.reserve import SpaceReserve
@@ -33,6 +32,7 @@ from contextplane.metadata.runner import Runner, ThreadRunner
 from contextplane.metadata.sql_engine import SqlEngine
 from contextplane.metadata.sql_store import SqlMetadataStore
 from contextplane.metadata.sqlite_transaction import Transaction
+from contextplane.metadata.store import MetadataStoreUnavailable
 from contextplane.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _out_of_space(exc: BaseException) -> bool:
     return code is not None and code & 0xFF in _OUT_OF_SPACE_CODES
 
 
-class MetadataStoreFull(DependencyUnavailable):
+class MetadataStoreFull(MetadataStoreUnavailable):
     """A metadata write failed for lack of disk space (or an I/O error, which is how
     SQLite reports a full disk while it grows its -shm index) with no reserve left to
     release; nothing of it was written. Retriable: it works again once space is freed."""
@@ -62,8 +62,8 @@ class MetadataStoreFull(DependencyUnavailable):
         full = getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
         what = "its disk is full" if full else "its disk failed a write"
         super().__init__(
-            ErrorCode.kafka_storage_error,
             f"metadata store write refused: {what} ({exc}); retry once space is freed",
+            ErrorCode.kafka_storage_error,
         )
         self.path = path
 

@@ -544,10 +544,11 @@ class MetadataStoreUnreachable(RuntimeError):
 class MetadataStoreUnavailable(DependencyUnavailable):
     """A call the metadata store's server could not answer now (connection lost or not
     yet back, no answer within the call's deadline); retriable. Its outcome may be
-    unknown: the server may have committed a write whose reply was lost."""
+    unknown: the server may have committed a write whose reply was lost. (SQLite's
+    `MetadataStoreFull` is one too: its write was refused for lack of disk.)"""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.request_timed_out, message)
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.request_timed_out) -> None:
+        super().__init__(code, message)
 
 
 def open_metadata_store(
