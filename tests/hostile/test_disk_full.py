@@ -30,6 +30,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from conformance import wire
 from contextplane.protocol.error_codes import ErrorCode
 from tests.e2e.test_protocol import produce as raw_produce
 from tests.hostile.support import (
@@ -46,7 +47,7 @@ from tests.support.wait import wait_until
 TOPIC = "diskfull"
 PARTITIONS = 2
 PROBE = "probe"  # raw produce probes write here, apart from the tracked records
-METADATA, CREATE_TOPICS, OFFSET_DELETE, ALTER_CLIENT_QUOTAS = 3, 19, 47, 49
+OFFSET_DELETE, ALTER_CLIENT_QUOTAS = 47, 49
 
 
 @dataclass
@@ -126,17 +127,9 @@ def create_topic_error(bootstrap: str, name: str) -> int:
     """CreateTopics on one connection; its error code. A Metadata on the same connection
     afterwards shows the broker kept the connection open."""
     with RawClient(bootstrap) as client:
-        created = client.request(
-            CREATE_TOPICS,
-            7,
-            topics=[{"name": name, "num_partitions": 1, "replication_factor": 1,
-                     "assignments": [], "configs": []}],
-            timeout_ms=15_000,
-            validate_only=False,
-        )  # fmt: skip
-        client.request(METADATA, 12, topics=[], allow_auto_topic_creation=False,
-                       include_topic_authorized_operations=False)  # fmt: skip
-    return int(created.topics[0].error_code)
+        created = wire.create_topic(client, name)
+        wire.metadata(client, [])
+    return int(created.error_code)
 
 
 def stop_quietly(broker: BrokerProcess) -> None:

@@ -58,14 +58,13 @@ class MetadataStoreFull(MetadataStoreUnavailable):
     SQLite reports a full disk while it grows its -shm index) with no reserve left to
     release; nothing of it was written. Retriable: it works again once space is freed."""
 
-    def __init__(self, path: str, exc: sqlite3.Error) -> None:
+    def __init__(self, exc: sqlite3.Error) -> None:
         full = getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_FULL
         what = "its disk is full" if full else "its disk failed a write"
         super().__init__(
             f"metadata store write refused: {what} ({exc}); retry once space is freed",
             ErrorCode.kafka_storage_error,
         )
-        self.path = path
 
 
 class SqliteEngine(SqlEngine):
@@ -152,7 +151,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         except sqlite3.OperationalError as exc:
             if not _out_of_space(exc):
                 raise
-            raise MetadataStoreFull(self._path, exc) from exc
+            raise MetadataStoreFull(exc) from exc
 
     async def _until_space(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """`attempt`, retried until the disk has room for it; a start that cannot go on
